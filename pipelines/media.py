@@ -1,0 +1,73 @@
+"""Image intake: decode bytes or files to BGR uint8 arrays, EXIF-rotated, with cheap size limits.
+
+Decompression bombs and huge-dimension images are refused from the header, before pixels are decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pipelines.errors import MediaError
+from pipelines.reasons import ReasonCode
+
+ALLOWED_IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "MPO"})
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int = 15 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    min_side: int = 32
+
+
+DEFAULT_IMAGE_LIMITS = ImageLimits()
+
+
+def decode_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.ndarray:
+    """Decode an image to a BGR uint8 array (EXIF orientation applied) or raise MediaError."""
+    if len(data) == 0:
+        raise MediaError(ReasonCode.MEDIA_CORRUPT, "empty file")
+    if len(data) > limits.max_bytes:
+        raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"{len(data)} bytes > {limits.max_bytes}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.format not in ALLOWED_IMAGE_FORMATS:
+                raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {img.format}")
+            width, height = img.size
+            if width * height > limits.max_pixels:
+                raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"{width}x{height} pixels")
+            if min(width, height) < limits.min_side:
+                raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"{width}x{height} is too small")
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            rgb = img.convert("RGB")
+    except MediaError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"not a supported image: {exc}") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise MediaError(ReasonCode.MEDIA_CORRUPT, f"cannot decode image: {exc}") from exc
+    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+
+
+def load_image(path: str | Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.ndarray:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise MediaError(ReasonCode.MEDIA_CORRUPT, f"cannot read {p}: {exc.strerror}") from exc
+    if size > limits.max_bytes:
+        raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"{size} bytes > {limits.max_bytes}")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise MediaError(ReasonCode.MEDIA_CORRUPT, f"cannot read {p}: {exc.strerror}") from exc
+    return decode_image(data, limits)

@@ -1,0 +1,82 @@
+"""The one vocabulary of reason codes shared by every stage, with a short Chinese message for citizens."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ReasonCode(enum.StrEnum):
+    ID_NOT_A_CARD = "ID_NOT_A_CARD"
+    ID_WRONG_SIDE = "ID_WRONG_SIDE"
+    ID_CUT_OFF = "ID_CUT_OFF"
+    ID_TOO_BLURRY = "ID_TOO_BLURRY"
+    ID_GLARE = "ID_GLARE"
+    ID_NUMBER_UNREADABLE = "ID_NUMBER_UNREADABLE"
+    ID_CHECKSUM_FAILED = "ID_CHECKSUM_FAILED"
+    ID_FIELDS_INCONSISTENT = "ID_FIELDS_INCONSISTENT"
+    ID_EXPIRED = "ID_EXPIRED"
+    ID_NUMBER_MISMATCH = "ID_NUMBER_MISMATCH"
+    FACE_NOT_FOUND = "FACE_NOT_FOUND"
+    FACE_MULTIPLE = "FACE_MULTIPLE"
+    FACE_LOW_QUALITY = "FACE_LOW_QUALITY"
+    FACE_MISMATCH = "FACE_MISMATCH"
+    FACE_CHANGED_IN_VIDEO = "FACE_CHANGED_IN_VIDEO"
+    SPOOF_SUSPECTED = "SPOOF_SUSPECTED"
+    CHALLENGE_MISSING_ACTION = "CHALLENGE_MISSING_ACTION"
+    CHALLENGE_WRONG_ORDER = "CHALLENGE_WRONG_ORDER"
+    NONCE_EXPIRED = "NONCE_EXPIRED"
+    NONCE_REUSED = "NONCE_REUSED"
+    VIDEO_DUPLICATE = "VIDEO_DUPLICATE"
+    MEDIA_UNSUPPORTED = "MEDIA_UNSUPPORTED"
+    MEDIA_CORRUPT = "MEDIA_CORRUPT"
+    MEDIA_TOO_LARGE = "MEDIA_TOO_LARGE"
+    VIDEO_TOO_SHORT = "VIDEO_TOO_SHORT"
+    VIDEO_TOO_LONG = "VIDEO_TOO_LONG"
+    BENEFICIARY_UNKNOWN = "BENEFICIARY_UNKNOWN"
+    BENEFICIARY_DECEASED = "BENEFICIARY_DECEASED"
+    ATTEMPTS_EXCEEDED = "ATTEMPTS_EXCEEDED"
+    PROXY_NOT_BOUND = "PROXY_NOT_BOUND"
+    PROXY_LIMIT_REACHED = "PROXY_LIMIT_REACHED"
+    PROXY_OPERATOR_FACE = "PROXY_OPERATOR_FACE"
+    MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
+
+    @property
+    def message_zh(self) -> str:
+        return MESSAGES_ZH[self]
+
+
+MESSAGES_ZH: dict[ReasonCode, str] = {
+    ReasonCode.ID_NOT_A_CARD: "未识别到身份证,请拍摄居民身份证",
+    ReasonCode.ID_WRONG_SIDE: "请拍摄身份证人像面",
+    ReasonCode.ID_CUT_OFF: "身份证未拍全,请将整张证件放入画面",
+    ReasonCode.ID_TOO_BLURRY: "照片模糊,请对焦后重拍",
+    ReasonCode.ID_GLARE: "证件反光,请避开灯光重拍",
+    ReasonCode.ID_NUMBER_UNREADABLE: "号码不清晰,请重拍",
+    ReasonCode.ID_CHECKSUM_FAILED: "身份证号码校验未通过,请核对后重拍",
+    ReasonCode.ID_FIELDS_INCONSISTENT: "证件信息前后不一致,请核对",
+    ReasonCode.ID_EXPIRED: "身份证已过有效期,请使用有效证件",
+    ReasonCode.ID_NUMBER_MISMATCH: "证件号码与认证对象不一致",
+    ReasonCode.FACE_NOT_FOUND: "未检测到人脸,请正对镜头",
+    ReasonCode.FACE_MULTIPLE: "画面中有多张人脸,请确保只有本人",
+    ReasonCode.FACE_LOW_QUALITY: "人脸不够清晰,请在光线充足处正对镜头",
+    ReasonCode.FACE_MISMATCH: "人脸与证件照片不一致",
+    ReasonCode.FACE_CHANGED_IN_VIDEO: "视频中人员发生变化",
+    ReasonCode.SPOOF_SUSPECTED: "未通过活体检测,请本人实时拍摄",
+    ReasonCode.CHALLENGE_MISSING_ACTION: "未完成指定动作,请按提示重新录制",
+    ReasonCode.CHALLENGE_WRONG_ORDER: "动作顺序不正确,请按提示重新录制",
+    ReasonCode.NONCE_EXPIRED: "本次认证已超时,请重新开始",
+    ReasonCode.NONCE_REUSED: "认证请求已使用,请重新开始",
+    ReasonCode.VIDEO_DUPLICATE: "视频重复提交,请重新录制",
+    ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
+    ReasonCode.MEDIA_CORRUPT: "文件已损坏,请重新上传",
+    ReasonCode.MEDIA_TOO_LARGE: "文件过大,请重新拍摄",
+    ReasonCode.VIDEO_TOO_SHORT: "视频太短,请重新录制",
+    ReasonCode.VIDEO_TOO_LONG: "视频太长,请重新录制",
+    ReasonCode.BENEFICIARY_UNKNOWN: "未找到待遇领取人信息",
+    ReasonCode.BENEFICIARY_DECEASED: "该人员已登记死亡,无法认证",
+    ReasonCode.ATTEMPTS_EXCEEDED: "今日认证次数已达上限,可申请人工审核",
+    ReasonCode.PROXY_NOT_BOUND: "尚未绑定该亲属,请先绑定",
+    ReasonCode.PROXY_LIMIT_REACHED: "绑定数量已达上限",
+    ReasonCode.PROXY_OPERATOR_FACE: "请拍摄被认证老人本人,而非代办人",
+    ReasonCode.MODEL_UNAVAILABLE: "系统暂时无法处理,请稍后再试",
+}

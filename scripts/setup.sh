@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh machine: system packages, a virtual environment with the project and its
+# dev tools, and the models directory. Sourced by scripts/start.sh and scripts/test.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# System packages: free CJK and monospace fonts render the synthetic ID cards used by tests and benchmarks.
+APT_PACKAGES=(fonts-noto-cjk fonts-dejavu-core fontconfig)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  rm -f .venv/.installed-* && touch "$stamp"
+fi
+
+# Development and CI use the pinned files in ../shared/models; production fetches them (`pension-cert models fetch`).
+if [ -z "${PENSION_CERT_MODELS_DIR:-}" ] && [ -d "$ROOT/../shared/models" ]; then
+  export PENSION_CERT_MODELS_DIR="$(cd "$ROOT/../shared/models" && pwd)"
+fi
+if [ -z "${PENSION_CERT_DATA_DIR:-}" ] && [ -d "$ROOT/../shared/data" ]; then
+  export PENSION_CERT_DATA_DIR="$(cd "$ROOT/../shared/data" && pwd)"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"
