@@ -1,0 +1,179 @@
+"""Decision rules: combine the ID-card, liveness and face-match evidence into accept / review / reject.
+
+Accept only when every piece agrees: the card reads and validates, its number is the beneficiary's, liveness
+passed (passive and challenge), and the face matches at the accept threshold against the card portrait and/or
+the enrolled template. Any hard failure rejects with its reason codes; a borderline score or conflicting
+evidence sends the case to a person.
+
+The inputs are typed structurally (protocols) so this module depends on the stages' contracts, not their code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pipelines.decision.result import Decision, Outcome
+from pipelines.face_match import Band, MatchResult
+from pipelines.reasons import ReasonCode
+
+
+class IdCardLike(Protocol):
+    @property
+    def id_number(self) -> str | None: ...
+    @property
+    def id_number_valid(self) -> bool: ...
+    @property
+    def errors(self) -> list[ReasonCode]: ...
+    @property
+    def expired(self) -> bool | None: ...
+
+
+class LivenessLike(Protocol):
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def reasons(self) -> list[ReasonCode]: ...
+    @property
+    def passive_score(self) -> float: ...
+
+
+# Card problems that do not stop a decision on their own when the number still reads and validates.
+CARD_SOFT = frozenset({ReasonCode.ID_TOO_BLURRY, ReasonCode.ID_GLARE, ReasonCode.ID_CUT_OFF})
+# Conflicting evidence: a person decides.
+CARD_REVIEW = frozenset({ReasonCode.ID_FIELDS_INCONSISTENT})
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    # Passive liveness scores this close above the liveness pass threshold are borderline (review).
+    passive_pass_threshold: float | None = None
+    passive_review_margin: float = 0.05
+    require_unexpired_card: bool = True
+
+
+@dataclass
+class Evidence:
+    """Everything the decision looks at. Stage failures that raised instead go in `stage_errors`."""
+
+    id_card: IdCardLike | None
+    liveness: LivenessLike | None
+    card_match: MatchResult | None = None
+    template_match: MatchResult | None = None
+    expected_id_number: str | None = None
+    stage_errors: list[ReasonCode] = field(default_factory=list)
+    model_versions: dict[str, str] = field(default_factory=dict)
+    today: dt.date | None = None
+
+
+def _unique(codes: Sequence[ReasonCode]) -> list[ReasonCode]:
+    return list(dict.fromkeys(codes))
+
+
+def _card(ev: Evidence, cfg: DecisionConfig) -> tuple[Outcome, list[ReasonCode]]:
+    card = ev.id_card
+    if card is None:
+        return Outcome.REJECT, [ReasonCode.ID_NOT_A_CARD]
+    errors = list(card.errors)
+    if not card.id_number:
+        return Outcome.REJECT, errors or [ReasonCode.ID_NUMBER_UNREADABLE]
+    if not card.id_number_valid:
+        return Outcome.REJECT, [*errors, ReasonCode.ID_CHECKSUM_FAILED]
+    if ev.expected_id_number is not None and card.id_number.upper() != ev.expected_id_number.strip().upper():
+        return Outcome.REJECT, [*errors, ReasonCode.ID_NUMBER_MISMATCH]
+    if cfg.require_unexpired_card and card.expired:
+        return Outcome.REJECT, [*errors, ReasonCode.ID_EXPIRED]
+    hard = [
+        e for e in errors if e not in CARD_SOFT and e not in CARD_REVIEW and e is not ReasonCode.ID_EXPIRED
+    ]
+    if hard:
+        return Outcome.REJECT, errors
+    if any(e in CARD_REVIEW for e in errors):
+        return Outcome.REVIEW, errors
+    return Outcome.ACCEPT, errors
+
+
+def _liveness(ev: Evidence, cfg: DecisionConfig) -> tuple[Outcome, list[ReasonCode]]:
+    live = ev.liveness
+    if live is None:
+        return Outcome.REJECT, [ReasonCode.SPOOF_SUSPECTED]
+    if not live.passed:
+        return Outcome.REJECT, list(live.reasons) or [ReasonCode.SPOOF_SUSPECTED]
+    t = cfg.passive_pass_threshold
+    if t is not None and live.passive_score < t + cfg.passive_review_margin:
+        return Outcome.REVIEW, [ReasonCode.SPOOF_SUSPECTED]
+    return Outcome.ACCEPT, []
+
+
+def _face(ev: Evidence) -> tuple[Outcome, list[ReasonCode], list[str]]:
+    """Card portrait and enrolled template: either may carry the accept, a rejecting one contradicts it."""
+    matches = {"card": ev.card_match, "template": ev.template_match}
+    present = {k: m for k, m in matches.items() if m is not None}
+    if not present:
+        return Outcome.REJECT, [ReasonCode.FACE_NOT_FOUND], []
+    bands = {k: m.band for k, m in present.items()}
+    reasons = _unique([r for m in present.values() for r in m.reasons])
+    accepted = [k for k, b in bands.items() if b is Band.ACCEPT]
+    rejected = [k for k, b in bands.items() if b is Band.REJECT]
+    if accepted and rejected:
+        # One reference says yes, the other says no (an old card photo, or a wrong template): a person looks.
+        return Outcome.REVIEW, _unique([*reasons, ReasonCode.FACE_MISMATCH]), accepted
+    if accepted:
+        return Outcome.ACCEPT, [r for r in reasons if r is not ReasonCode.FACE_MISMATCH], accepted
+    if rejected and len(rejected) == len(bands):
+        return Outcome.REJECT, _unique([*reasons, ReasonCode.FACE_MISMATCH]), []
+    return Outcome.REVIEW, reasons, []
+
+
+def decide(ev: Evidence, cfg: DecisionConfig | None = None) -> Decision:
+    cfg = cfg or DecisionConfig()
+    card_out, card_reasons = _card(ev, cfg)
+    live_out, live_reasons = _liveness(ev, cfg)
+    face_out, face_reasons, references = _face(ev)
+    outcomes = [card_out, live_out, face_out]
+    if ev.stage_errors:
+        outcomes.append(Outcome.REJECT)
+    if Outcome.REJECT in outcomes:
+        outcome = Outcome.REJECT
+    elif Outcome.REVIEW in outcomes:
+        outcome = Outcome.REVIEW
+    else:
+        outcome = Outcome.ACCEPT
+    # Reasons explain the outcome: on accept only the soft notes remain (e.g. a blurry but readable card).
+    reasons = _unique([*ev.stage_errors, *card_reasons, *live_reasons, *face_reasons])
+    return Decision(
+        outcome=outcome,
+        reasons=reasons,
+        scores=_scores(ev),
+        thresholds=_thresholds(ev, cfg),
+        model_versions=dict(ev.model_versions),
+        references=references if outcome is not Outcome.REJECT else [],
+    )
+
+
+def _scores(ev: Evidence) -> dict[str, float | None]:
+    return {
+        "card_similarity": ev.card_match.similarity if ev.card_match else None,
+        "template_similarity": ev.template_match.similarity if ev.template_match else None,
+        "passive_liveness": float(ev.liveness.passive_score) if ev.liveness else None,
+    }
+
+
+def _thresholds(ev: Evidence, cfg: DecisionConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "passive_pass": cfg.passive_pass_threshold,
+        "passive_review_margin": cfg.passive_review_margin,
+    }
+    m = ev.card_match or ev.template_match
+    if m is not None:
+        th = m.thresholds
+        out.update(
+            face_accept=th.accept,
+            face_review=th.review,
+            face_accept_far=th.accept_far,
+            face_review_far=th.review_far,
+            calibration=th.calibration_version,
+        )
+    return out

@@ -1,0 +1,110 @@
+"""The one settings object of the service (pydantic-settings, env prefix ``PENSION_CERT_``).
+
+Secrets have development defaults so that `pension-cert serve` works out of the box, and ``validate_secrets``
+refuses those defaults in any other environment: a production deployment must set its own keys.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development-only keys: public in the source code, hence refused outside development.
+DEV_MEDIA_KEY = base64.b64encode(b"pension-cert-dev-media-key-00000").decode()
+DEV_SIGNING_KEY = "pension-cert-dev-signing-key"
+DEV_API_KEY = "dev-api-key"
+
+
+class InsecureSettingsError(RuntimeError):
+    """A development default secret was left in place outside development."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty → SQLite file under var_dir
+    media_backend: Literal["local"] = "local"
+    media_dir: Path | None = None  # default var_dir/media
+    media_key: str = DEV_MEDIA_KEY  # base64 of 32 bytes (AES-256-GCM)
+    signing_key: str = DEV_SIGNING_KEY  # HMAC key: ID-number hashes, certificate codes, session tokens
+    api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Worker: "thread" runs in the API process (embedded default); "celery" enqueues to broker_url.
+    worker_mode: Literal["thread", "celery", "none"] = "thread"
+    worker_threads: int = 1
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    job_lease_s: int = 300  # a job claimed longer ago than this is considered abandoned and redone
+    job_max_attempts: int = 3
+    poll_interval_s: float = 0.5
+
+    # Upload limits.
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_video_bytes: int = 50 * 1024 * 1024
+    image_types: list[str] = Field(default_factory=lambda: ["image/jpeg", "image/png", "image/webp"])
+    video_types: list[str] = Field(default_factory=lambda: ["video/mp4", "video/webm", "video/quicktime"])
+
+    # Annual cycle.
+    validity_months: int = 12
+    due_soon_days: int = 30
+    birthday_month_regions: list[str] = Field(
+        default_factory=list
+    )  # region codes using the birthday-month rule
+    failures_per_day: int = 3
+    challenge_ttl_s: int = 300
+    session_ttl_s: int = 3600
+    retention_days: int = 30
+    model_pack: str | None = None
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.var_dir / "pension_cert.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def effective_media_dir(self) -> Path:
+        return self.media_dir or self.var_dir / "media"
+
+    @property
+    def media_key_bytes(self) -> bytes:
+        key = base64.b64decode(self.media_key)
+        if len(key) != 32:
+            raise InsecureSettingsError("PENSION_CERT_MEDIA_KEY must be base64 of exactly 32 bytes")
+        return key
+
+    def validate_secrets(self) -> None:
+        """Refuse the public development secrets outside development."""
+        self.media_key_bytes  # noqa: B018 - decodes and checks the length
+        if self.env == "development":
+            return
+        bad = [
+            name
+            for name, value, default in (
+                ("PENSION_CERT_MEDIA_KEY", self.media_key, DEV_MEDIA_KEY),
+                ("PENSION_CERT_SIGNING_KEY", self.signing_key, DEV_SIGNING_KEY),
+            )
+            if value == default
+        ]
+        if DEV_API_KEY in self.api_keys:
+            bad.append("PENSION_CERT_API_KEYS")
+        if bad:
+            raise InsecureSettingsError(
+                f"development default secrets refused in {self.env}: {', '.join(bad)}"
+            )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    settings = Settings()
+    settings.validate_secrets()
+    return settings

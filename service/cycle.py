@@ -1,0 +1,106 @@
+"""The annual eligibility cycle: how long a certification is valid, the state it is in on a date, and the
+daily run that puts overdue beneficiaries on the suspension list.
+
+The rules are pure functions of dates (tested across simulated dates); ``run_cycle`` and
+``record_certification`` apply them to the database.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import enum
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.models import Beneficiary, BeneficiaryStatus, CycleEvent
+
+log = logging.getLogger(__name__)
+
+
+class CycleState(enum.StrEnum):
+    CERTIFIED = "certified"
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+    DECEASED = "deceased"
+
+
+@dataclass(frozen=True)
+class CycleRules:
+    validity_months: int = 12
+    due_soon_days: int = 30
+    birthday_month_regions: frozenset[str] = frozenset()
+
+    def uses_birthday_month(self, region: str) -> bool:
+        # A prefix matches: "3701" covers every district of Jinan.
+        return any(region.startswith(r) for r in self.birthday_month_regions)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def end_of_month(year: int, month: int) -> dt.date:
+    return dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+def valid_until(
+    certified_on: dt.date, rules: CycleRules, region: str = "", birth_date: dt.date | None = None
+) -> dt.date:
+    """Last day the certification made on `certified_on` is valid.
+
+    Birthday-month rule: everyone re-certifies in their birth month, so a certification holds until the end of
+    the next birth month that is still ahead (certifying in the birth month itself carries to next year's).
+    """
+    if birth_date is not None and rules.uses_birthday_month(region):
+        year = certified_on.year if birth_date.month > certified_on.month else certified_on.year + 1
+        return end_of_month(year, birth_date.month)
+    return add_months(certified_on, rules.validity_months) - dt.timedelta(days=1)
+
+
+def cycle_state(status: str, valid_to: dt.date | None, today: dt.date, rules: CycleRules) -> CycleState:
+    if status == BeneficiaryStatus.DECEASED:
+        return CycleState.DECEASED
+    if valid_to is None or today > valid_to:
+        return CycleState.OVERDUE
+    if (valid_to - today).days < rules.due_soon_days:
+        return CycleState.DUE_SOON
+    return CycleState.CERTIFIED
+
+
+def run_cycle(db: Session, today: dt.date, rules: CycleRules) -> list[int]:
+    """Suspend every active beneficiary whose certification lapsed before `today`. Idempotent."""
+    lapsed = db.scalars(
+        select(Beneficiary).where(
+            Beneficiary.status == BeneficiaryStatus.ACTIVE,
+            (Beneficiary.valid_until.is_(None)) | (Beneficiary.valid_until < today),
+        )
+    ).all()
+    for b in lapsed:
+        b.status = BeneficiaryStatus.SUSPENDED
+        b.suspended_on = today
+        db.add(CycleEvent(beneficiary_id=b.id, kind="suspended", on_date=today))
+    if lapsed:
+        log.info("cycle %s: suspended %d beneficiaries", today, len(lapsed))
+    return [b.id for b in lapsed]
+
+
+def record_certification(db: Session, b: Beneficiary, certified_on: dt.date, rules: CycleRules) -> dt.date:
+    """Apply an accepted certification: new validity, and resumption if the benefit was suspended."""
+    new_until = valid_until(certified_on, rules, b.region, b.birth_date)
+    b.last_certified_on = certified_on
+    b.valid_until = max(new_until, b.valid_until) if b.valid_until else new_until
+    if b.status == BeneficiaryStatus.SUSPENDED:
+        db.add(
+            CycleEvent(
+                beneficiary_id=b.id, kind="resumed", on_date=certified_on, suspended_since=b.suspended_on
+            )
+        )
+        b.status = BeneficiaryStatus.ACTIVE
+        b.suspended_on = None
+    return b.valid_until

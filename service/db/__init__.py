@@ -1,0 +1,1 @@
+"""Database: SQLAlchemy 2 models (service.db.models) and engine/session factories (service.db.engine)."""

@@ -1,0 +1,43 @@
+"""Service exceptions: each carries a code (a ReasonCode where one fits) and the HTTP status it maps to.
+
+``service.api.errors`` turns them into 4xx JSON in one place; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.reasons import MESSAGES_ZH, ReasonCode
+
+SERVICE_MESSAGES_ZH: dict[str, str] = {
+    "NOT_FOUND": "未找到",
+    "ROSTER_FORMAT": "名册文件格式不正确",
+    "ROSTER_TOO_LARGE": "名册文件过大",
+    "UNAUTHORIZED": "未授权的访问",
+    "SESSION_STATE": "认证会话状态不允许该操作",
+    "SESSION_EXPIRED": "认证会话已过期,请重新开始",
+    "UPLOAD_CONFLICT": "该材料已上传,请勿重复提交",
+    "CERTIFICATE_INVALID": "证书校验未通过",
+}
+
+
+class ServiceError(Exception):
+    def __init__(
+        self, code: str, detail: str = "", status: int = 400, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+        self.status = status
+        self.extra = extra or {}
+
+    @property
+    def message_zh(self) -> str:
+        if self.code in ReasonCode.__members__:
+            return MESSAGES_ZH[ReasonCode(self.code)]
+        return SERVICE_MESSAGES_ZH.get(self.code, "请求无法处理")
+
+
+class NotFoundError(ServiceError):
+    def __init__(self, what: str, code: str = "NOT_FOUND") -> None:
+        super().__init__(code, f"{what} not found", status=404)

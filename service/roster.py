@@ -1,0 +1,241 @@
+"""Bulk import of the benefit system's roster (CSV or XLSX), validated row by row.
+
+Rows are upserted by the benefit system's ``external_id``; re-importing the same file changes nothing
+(each row's digest is stored), and every rejected row is reported with its line number and reasons.
+Columns: external_id, id_number, name, region (optional: the number's first 6 digits), benefit_types
+(separated by ``;``), status (optional, default active), valid_until (optional ISO date). For a survivor
+pension the id_number and name are the dependant's: the dependant is the one who certifies.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport
+from service import idnumber
+from service.errors import ServiceError
+from service.security import Keyring, mask_id, normalise_id
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("external_id", "id_number", "name", "benefit_types")
+MAX_ROWS = 200_000
+
+
+@dataclass
+class RosterRow:
+    line: int
+    external_id: str
+    id_number: str
+    name: str
+    region: str
+    benefit_types: list[str]
+    status: str
+    valid_until: dt.date | None
+    birth_date: dt.date | None
+
+    def digest(self) -> str:
+        payload = [
+            self.id_number,
+            self.name,
+            self.region,
+            self.benefit_types,
+            self.status,
+            str(self.valid_until),
+        ]
+        return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class ImportReport:
+    filename: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    import_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "import_id": self.import_id,
+            "filename": self.filename,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": len(self.rejected),
+            "rejected_rows": self.rejected,
+        }
+
+
+def read_table(filename: str, data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs of a CSV (UTF-8, BOM allowed) or XLSX file; header names lower-cased."""
+    name = filename.lower()
+    if name.endswith(".xlsx") or data[:2] == b"PK":
+        yield from _read_xlsx(data)
+    elif name.endswith(".csv") or name.endswith(".txt"):
+        yield from _read_csv(data)
+    else:
+        raise ServiceError("ROSTER_FORMAT", "roster must be .csv or .xlsx", status=415)
+
+
+def _read_csv(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ServiceError("ROSTER_FORMAT", "CSV must be UTF-8", status=422) from exc
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(reader, [])]
+    _check_header(header)
+    for i, values in enumerate(reader, start=2):
+        if any(v.strip() for v in values):
+            yield i, dict(zip(header, (v.strip() for v in values), strict=False))
+
+
+def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    from openpyxl import load_workbook  # type: ignore[import-untyped]  # XLSX only
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a non-workbook
+        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}", status=422) from exc
+    rows = wb.worksheets[0].iter_rows(values_only=True)
+    header = [str(h or "").strip().lower() for h in next(rows, ())]
+    _check_header(header)
+    for i, values in enumerate(rows, start=2):
+        cells = ["" if v is None else _cell(v) for v in values]
+        if any(cells):
+            yield i, dict(zip(header, cells, strict=False))
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, dt.datetime):
+        return v.date().isoformat()
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return str(v).strip()
+
+
+def _check_header(header: list[str]) -> None:
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ServiceError("ROSTER_FORMAT", f"missing columns: {', '.join(missing)}", status=422)
+
+
+def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list[str]]:
+    errors: list[str] = []
+    ext = raw.get("external_id", "").strip()
+    if not ext or len(ext) > 64:
+        errors.append("external_id missing or longer than 64")
+    number = normalise_id(raw.get("id_number", ""))
+    birth: dt.date | None = None
+    problem = idnumber.validate(number)
+    if problem:
+        errors.append(problem)
+    else:
+        birth = idnumber.birth_date(number)
+    name = raw.get("name", "").strip()
+    if not name or len(name) > 64:
+        errors.append("name missing or too long")
+    region = raw.get("region", "").strip() or number[:6]
+    if not (region.isdigit() and 2 <= len(region) <= 12):
+        errors.append("region must be a numeric division code")
+    types = [t.strip() for t in raw.get("benefit_types", "").replace("|", ";").split(";") if t.strip()]
+    valid_types = {t.value for t in BenefitType}
+    if not types or any(t not in valid_types for t in types):
+        errors.append(f"benefit_types must be among {sorted(valid_types)}")
+    status = raw.get("status", "").strip().lower() or BeneficiaryStatus.ACTIVE.value
+    if status not in {s.value for s in BeneficiaryStatus}:
+        errors.append("status must be active, suspended or deceased")
+    until: dt.date | None = None
+    if raw.get("valid_until", "").strip():
+        try:
+            until = dt.date.fromisoformat(raw["valid_until"].strip())
+        except ValueError:
+            errors.append("valid_until must be YYYY-MM-DD")
+    if errors:
+        return None, errors
+    return RosterRow(line, ext, number, name, region, sorted(set(types)), status, until, birth), []
+
+
+def import_roster(db: Session, keyring: Keyring, filename: str, data: bytes, actor: str) -> ImportReport:
+    """Validate and upsert every row; the caller commits (one transaction for the whole file)."""
+    from service.audit import audit
+
+    report = ImportReport(filename=filename)
+    seen_ext: set[str] = set()
+    seen_id: set[str] = set()
+    for n, (line, raw) in enumerate(read_table(filename, data)):
+        if n >= MAX_ROWS:
+            raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_ROWS} rows", status=413)
+        row, errors = validate_row(line, raw)
+        if row is not None and (row.external_id in seen_ext or row.id_number in seen_id):
+            errors = ["duplicate of an earlier row in this file"]
+        elif row is not None:
+            errors = _upsert(db, keyring, row, report)
+        if row is None or errors:
+            masked = mask_id(normalise_id(raw.get("id_number", "")))
+            report.rejected.append(
+                {"line": line, "external_id": raw.get("external_id", ""), "id": masked, "errors": errors}
+            )
+            continue
+        seen_ext.add(row.external_id)
+        seen_id.add(row.id_number)
+    rec = RosterImport(
+        filename=filename[:256],
+        sha256=hashlib.sha256(data).hexdigest(),
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        rejected=len(report.rejected),
+        report=report.rejected[:1000],
+    )
+    db.add(rec)
+    db.flush()
+    report.import_id = rec.id
+    audit(db, actor, "roster.import", str(rec.id), report.to_dict() | {"rejected_rows": len(report.rejected)})
+    log.info("roster %s: %s", filename, {k: v for k, v in report.to_dict().items() if k != "rejected_rows"})
+    return report
+
+
+def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport) -> list[str]:
+    id_hash = keyring.id_hash(row.id_number)
+    existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
+    holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
+    if holder is not None and (existing is None or holder.id != existing.id):
+        return [f"id_number already belongs to beneficiary {holder.external_id}"]
+    digest = row.digest()
+    if existing is not None and existing.roster_digest == digest:
+        report.unchanged += 1
+        return []
+    b = existing or Beneficiary(external_id=row.external_id)
+    b.id_hash = id_hash
+    b.id_enc = keyring.encrypt_field(row.id_number, "beneficiary.id_number")
+    b.id_masked = mask_id(row.id_number)
+    b.name = row.name
+    b.region = row.region
+    b.birth_date = row.birth_date
+    b.benefit_types = row.benefit_types
+    b.roster_digest = digest
+    # The roster is the benefit system's word on deaths and on certifications made before this service.
+    if row.status == BeneficiaryStatus.DECEASED or existing is None:
+        b.status = row.status
+    if row.valid_until is not None and (b.valid_until is None or row.valid_until > b.valid_until):
+        b.valid_until = row.valid_until
+    if existing is None:
+        db.add(b)
+        report.created += 1
+    else:
+        report.updated += 1
+    db.flush()
+    return []

@@ -1,0 +1,132 @@
+"""Throwaway PostgreSQL and Redis servers for the scale-out variant of the suite (real Debian binaries).
+
+Each runs from a temporary directory on a free loopback port and is stopped at the end of the session.
+PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` system user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for base in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (base / name).exists():
+            return str(base / name)
+    return None
+
+
+def postgres_available() -> bool:
+    return _pg_bin("initdb") is not None and _pg_bin("pg_ctl") is not None
+
+
+def redis_available() -> bool:
+    return shutil.which("redis-server") is not None
+
+
+def _as_pg_user(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@contextmanager
+def postgres_server(workdir: Path) -> Iterator[str]:
+    """Yields a SQLAlchemy URL of a fresh database ``pension_cert_test``."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = workdir / "pgdata"
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres")
+        os.chmod(workdir, 0o700)
+    port = free_port()
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    subprocess.run(
+        _as_pg_user([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    opts = f"-p {port} -h 127.0.0.1 -k {workdir} -F -c fsync=off -c full_page_writes=off"
+    subprocess.run(
+        _as_pg_user([pg_ctl, "-D", str(data), "-o", opts, "-l", str(workdir / "pg.log"), "-w", "start"]),
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    try:
+        _wait_port(port)
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE pension_cert_test",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/pension_cert_test"
+    finally:
+        subprocess.run(_as_pg_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
