@@ -1,0 +1,74 @@
+"""Passive anti-spoofing: MiniFASNet V2 (crop ×2.7) + V1SE (crop ×4.0) ensemble, and its calibrated threshold.
+
+Per face: the mean over the ensemble of each model's 'real' probability (minivision's rule of summing the
+softmaxes, divided by the number of models). Per video: the mean over the analysed frames. The threshold comes
+from ``calibration.json``, written by ``pension-cert calibrate-liveness`` from ``shared/data/spoof``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.errors import PipelineError
+from pipelines.reasons import ReasonCode
+
+DEFAULT_CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
+# Used only when no calibration entry exists for the ensemble: minivision's own argmax rule is about 0.5.
+FALLBACK_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class PassiveCalibration:
+    threshold: float
+    ensemble: str
+    version: str
+    path: str
+
+    @classmethod
+    def load(cls, ensemble: str, path: Path | str = DEFAULT_CALIBRATION_PATH) -> PassiveCalibration:
+        p = Path(path)
+        try:
+            data: dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(FALLBACK_THRESHOLD, ensemble, "uncalibrated", str(p))
+        except (OSError, ValueError) as exc:
+            raise PipelineError(
+                ReasonCode.MODEL_UNAVAILABLE, f"liveness calibration {p} unreadable: {exc}"
+            ) from exc
+        entry = data.get("ensembles", {}).get(ensemble)
+        if entry is None:
+            return cls(FALLBACK_THRESHOLD, ensemble, "uncalibrated", str(p))
+        return cls(float(entry["threshold"]), ensemble, str(data.get("version", "")), str(p))
+
+
+def ensemble_key(models: Sequence[Any]) -> str:
+    return "+".join(m.version for m in models)
+
+
+class PassiveScorer:
+    """Scores faces with every anti-spoofing model of the pack and averages them."""
+
+    def __init__(self, models: Sequence[Any]) -> None:
+        if not models:
+            raise PipelineError(ReasonCode.MODEL_UNAVAILABLE, "the model pack has no anti-spoofing model")
+        self.models = list(models)
+        self.key = ensemble_key(self.models)
+
+    def score(
+        self, images_bgr: Sequence[np.ndarray], bboxes: Sequence[tuple[float, float, float, float]]
+    ) -> np.ndarray:
+        """Real-face probability per (image, box), 0..1."""
+        if not images_bgr:
+            return np.zeros(0, dtype=np.float32)
+        per_model = [np.asarray(m.real_scores(images_bgr, bboxes), dtype=np.float32) for m in self.models]
+        out: np.ndarray = np.mean(per_model, axis=0)
+        return out
+
+    def versions(self) -> dict[str, str]:
+        return {f"antispoof:{m.name}": m.version for m in self.models}
