@@ -1,0 +1,102 @@
+"""Card pose from text-line geometry: dominant text direction, upright frame, and the card → image homography.
+
+The text lines of the portrait side are all parallel, so their direction (mod 180°) gives the in-plane rotation
+for any angle; the direction classifier then settles 0° vs 180°. The printed captions (姓名, 性别, 民族, 出生,
+住址, 公民身份号码) sit at fixed places on every card, so recognised captions and the number line are point
+correspondences to the template: a homography from them rectifies perspective, locates the portrait and tells
+whether the card runs off the photo.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from pipelines.id_card import layout as L
+
+# Left corners (top, bottom) of each caption's text box, as the PP-OCR detector draws them on a card of the
+# template's size; measured on rendered cards. The number box's four corners follow.
+CAPTION_LEFT_CORNERS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "姓名": ((132, 186), (133, 286)),
+    "性别": ((144, 340), (144, 420)),
+    "民族": ((557, 340), (557, 420)),
+    "出生": ((144, 478), (145, 553)),
+    "住址": ((136, 618), (136, 696)),
+    "公民身份号码": ((147, 986), (147, 1055)),
+}
+NUMBER_CAPTION_RIGHT = ((510, 986), (510, 1055))
+NUMBER_BOX = ((669, 976), (1667, 976), (1667, 1050), (669, 1050))
+
+
+def text_direction(quads: list[np.ndarray]) -> float | None:
+    """Dominant direction (degrees, mod 180) of elongated text boxes, length-weighted; None without any."""
+    acc = np.zeros(2)
+    for q in quads:
+        edges = [q[(i + 1) % 4] - q[i] for i in range(4)]
+        lengths = [float(np.hypot(*e)) for e in edges]
+        k = int(np.argmax(lengths))
+        short = min(lengths)
+        if short <= 0 or lengths[k] / short < 1.8:
+            continue
+        ang = math.atan2(float(edges[k][1]), float(edges[k][0]))
+        acc += lengths[k] * np.array([math.cos(2 * ang), math.sin(2 * ang)])
+    if not acc.any():
+        return None
+    # In (-90, 90]: the first hypothesis is the smaller rotation; the classifier only has to catch flips.
+    angle = math.degrees(math.atan2(acc[1], acc[0]) / 2)
+    return angle - 180.0 if angle > 90.0 else angle
+
+
+def upright_transform(shape: tuple[int, ...], angle_deg: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """3×3 matrix rotating the image by ``angle_deg`` (text direction → +x) onto an expanded canvas."""
+    h, w = shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(h * sin + w * cos + 0.5), int(h * cos + w * sin + 0.5)
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    return np.vstack([m, [0, 0, 1]]), (nw, nh)
+
+
+def apply(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    p = cv2.perspectiveTransform(np.asarray(pts, np.float64).reshape(-1, 1, 2), matrix)
+    return p.reshape(-1, 2)
+
+
+def fit_card_homography(src_card: list[tuple[float, float]], dst_img: list[tuple[float, float]]) -> np.ndarray | None:
+    """Card → image homography from point pairs; falls back to a similarity transform with few points."""
+    if len(src_card) < 2:
+        return None
+    src = np.asarray(src_card, np.float64)
+    dst = np.asarray(dst_img, np.float64)
+    spread = np.ptp(src, axis=0)
+    # The anchors (left caption column, 民族, the number line) leave the card's upper right unconstrained, so a
+    # free homography tends to invent keystone there; an affine fit is the stable choice for these points.
+    if len(src) >= 3 and spread[0] > 300 and spread[1] > 300:
+        a, _ = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=_px(dst, src, 25.0))
+        if a is not None:
+            return np.vstack([a, [0, 0, 1]])
+    a, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.LMEDS)
+    if a is None:
+        return None
+    return np.vstack([a, [0, 0, 1]])
+
+
+def _px(dst: np.ndarray, src: np.ndarray, card_px: float) -> float:
+    """A tolerance of ``card_px`` template pixels, in image pixels (rough scale from the point spreads)."""
+    s = float(np.linalg.norm(np.ptp(dst, axis=0)) / max(np.linalg.norm(np.ptp(src, axis=0)), 1.0))
+    return max(2.0, card_px * s)
+
+
+def _sane(h: np.ndarray) -> bool:
+    """Reject homographies that fold or wildly stretch the card (a bad RANSAC pick)."""
+    corners = apply(h, np.array([[0, 0], [L.CARD_W, 0], [L.CARD_W, L.CARD_H], [0, L.CARD_H]], float))
+    area = cv2.contourArea(corners.astype(np.float32))
+    if area <= 0 or not cv2.isContourConvex(corners.astype(np.float32)):
+        return False
+    sides = [np.linalg.norm(corners[(i + 1) % 4] - corners[i]) for i in range(4)]
+    return max(sides[0], sides[2]) / max(min(sides[0], sides[2]), 1e-6) < 2.5 and (
+        max(sides[1], sides[3]) / max(min(sides[1], sides[3]), 1e-6) < 2.5
+    )

@@ -1,0 +1,196 @@
+"""Thin, fast access to the PP-OCR models shipped in the ``rapidocr-onnxruntime`` wheel.
+
+RapidOCR's own pipeline pads every text line to at least 320 px and batches lines of different widths, so short
+fields (sex, ethnicity) cost as much as long ones. Here each line is recognised at its own width, and the raw
+per-time-step probabilities are kept so a field can be decoded again under a character constraint (the ID number
+only holds digits and X) at no extra model cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import rapidocr_onnxruntime
+from rapidocr_onnxruntime.ch_ppocr_cls import TextClassifier
+from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
+from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
+from rapidocr_onnxruntime.utils import read_yaml
+
+from models.runtime import thread_count
+
+log = logging.getLogger(__name__)
+
+REC_HEIGHT = 48
+_PKG_DIR = Path(rapidocr_onnxruntime.__file__).resolve().parent
+
+
+@dataclass
+class TextLine:
+    """One recognised line: text, mean confidence, per-character confidences and its quad (tl, tr, br, bl)."""
+
+    text: str
+    score: float
+    char_scores: list[float]
+    quad: np.ndarray
+    probs: np.ndarray = field(repr=False)  # (T, C) softmax output, for constrained re-decoding
+
+    @property
+    def center(self) -> tuple[float, float]:
+        c = self.quad.mean(axis=0)
+        return float(c[0]), float(c[1])
+
+    @property
+    def height(self) -> float:
+        return float((np.linalg.norm(self.quad[3] - self.quad[0]) + np.linalg.norm(self.quad[2] - self.quad[1])) / 2)
+
+    @property
+    def x1(self) -> float:
+        return float(self.quad[:, 0].min())
+
+    @property
+    def x2(self) -> float:
+        return float(self.quad[:, 0].max())
+
+
+def _config() -> dict[str, Any]:
+    cfg: dict[str, Any] = read_yaml(str(_PKG_DIR / "config.yaml"))
+    threads = thread_count()
+    for section in ("Det", "Cls", "Rec"):
+        cfg[section]["model_path"] = str(_PKG_DIR / cfg[section]["model_path"])
+        cfg[section]["intra_op_num_threads"] = threads
+        cfg[section]["inter_op_num_threads"] = 1
+    return cfg
+
+
+def order_quad(pts: np.ndarray) -> np.ndarray:
+    """tl, tr, br, bl for a roughly upright quad."""
+    pts = np.asarray(pts, np.float32).reshape(4, 2)
+    s, d = pts.sum(axis=1), pts[:, 1] - pts[:, 0]
+    return np.array([pts[np.argmin(s)], pts[np.argmin(d)], pts[np.argmax(s)], pts[np.argmax(d)]], np.float32)
+
+
+def crop_quad(image: np.ndarray, quad: np.ndarray, height: int = REC_HEIGHT) -> np.ndarray:
+    """Perspective-crop a quad given as (tl, tr, br, bl) straight to the recogniser's height (one warp)."""
+    q = np.asarray(quad, np.float32).reshape(4, 2)
+    w = max(np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[2] - q[3]))
+    h = max(np.linalg.norm(q[3] - q[0]), np.linalg.norm(q[2] - q[1]), 1.0)
+    out_w = max(8, round(w * height / h))
+    dst = np.array([[0, 0], [out_w, 0], [out_w, height], [0, height]], np.float32)
+    m = cv2.getPerspectiveTransform(q, dst)
+    return cv2.warpPerspective(image, m, (out_w, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class OcrEngine:
+    """PP-OCRv4 detector + recogniser and the PP-OCR direction classifier, loaded once."""
+
+    def __init__(self) -> None:
+        cfg = _config()
+        self.det = TextDetector(cfg["Det"])
+        self.cls = TextClassifier(cfg["Cls"])
+        self.rec = TextRecognizer(cfg["Rec"])
+        self.characters: list[str] = list(self.rec.postprocess_op.character)
+        self.full_config = cfg
+
+    def detect(self, image: np.ndarray, max_side: int) -> list[np.ndarray]:
+        """Text-line quads (image coordinates) found on ``image`` resized so its longer side is ``max_side``."""
+        self.det.get_preprocess = lambda _m: DetPreProcess(max_side, "max", self.det.mean, self.det.std)  # type: ignore[method-assign]
+        boxes, _ = self.det(image)
+        if boxes is None or len(boxes) == 0:
+            return []
+        return [np.asarray(b, np.float32) for b in boxes]
+
+    def upside_down_votes(self, crops: list[np.ndarray]) -> float:
+        """Sum of signed direction-classifier votes: > 0 means the crops read upside down."""
+        if not crops:
+            return 0.0
+        _, res, _ = self.cls(crops)
+        return float(sum((s if lab == "180" else -s) for lab, s in res))
+
+    def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float], np.ndarray]]:
+        """Recognise each crop (height 48) at its own width; similar widths share one batch."""
+        out: list[tuple[str, float, list[float], np.ndarray] | None] = [None] * len(crops)
+        order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1])
+        start = 0
+        while start < len(order):
+            w0 = crops[order[start]].shape[1]
+            end = start + 1
+            # Batch neighbours whose width is within 15%: padding waste stays small, call overhead is shared.
+            while end < len(order) and crops[order[end]].shape[1] <= w0 * 1.15 + 8 and end - start < 6:
+                end += 1
+            idx = order[start:end]
+            width = max(crops[i].shape[1] for i in idx)
+            batch = np.zeros((len(idx), 3, REC_HEIGHT, width), np.float32)
+            for k, i in enumerate(idx):
+                c = crops[i].astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+                batch[k, :, :, : c.shape[2]] = c
+            preds = self.rec.session(batch)[0]
+            for k, i in enumerate(idx):
+                # Drop time steps that only saw padding.
+                steps = max(1, int(np.ceil(preds.shape[1] * crops[i].shape[1] / width)))
+                probs = preds[k, :steps]
+                text, score, chars = self.decode(probs)
+                out[i] = (text, score, chars, probs)
+            start = end
+        return [o for o in out if o is not None]
+
+    def decode(self, probs: np.ndarray, allowed: str | None = None) -> tuple[str, float, list[float]]:
+        """Greedy CTC decoding; with ``allowed``, only the blank and those characters compete."""
+        text, scores, _ = self.decode_positions(probs, allowed)
+        return text, float(np.mean(scores)) if scores else 0.0, scores
+
+    def decode_positions(
+        self, probs: np.ndarray, allowed: str | None = None
+    ) -> tuple[str, list[float], list[float]]:
+        """Text, per-character confidence and per-character position (fraction 0–1 along the line)."""
+        if allowed is not None:
+            mask = np.zeros(probs.shape[1], bool)
+            mask[0] = True
+            for ch in allowed:
+                if ch in self._index:
+                    mask[self._index[ch]] = True
+            probs = np.where(mask[None, :], probs, 0.0)
+        best = probs.argmax(axis=1)
+        conf = probs.max(axis=1)
+        text: list[str] = []
+        scores: list[float] = []
+        first: list[int] = []
+        last: list[int] = []
+        prev = -1
+        for t, c in enumerate(best):
+            if c != 0 and c != prev:
+                text.append(self.characters[c])
+                scores.append(float(conf[t]))
+                first.append(t)
+                last.append(t)
+            elif c != 0 and scores:
+                scores[-1] = max(scores[-1], float(conf[t]))
+                last[-1] = t
+            prev = int(c)
+        steps = max(1, probs.shape[0])
+        positions = [((a + b) / 2 + 0.5) / steps for a, b in zip(first, last, strict=True)]
+        return "".join(text), scores, positions
+
+    @property
+    def _index(self) -> dict[str, int]:
+        if not hasattr(self, "_index_cache"):
+            self._index_cache = {ch: i for i, ch in enumerate(self.characters)}
+        return self._index_cache
+
+    def full_pass(self, image: np.ndarray) -> tuple[list[tuple[np.ndarray, str, float]], float]:
+        """The plain full-image RapidOCR call (its default settings), used as the benchmark baseline."""
+        from rapidocr_onnxruntime import RapidOCR
+
+        if not hasattr(self, "_full"):
+            threads = thread_count()
+            self._full = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+        t0 = time.perf_counter()
+        res, _ = self._full(image)
+        elapsed = time.perf_counter() - t0
+        return [(np.asarray(r[0], np.float32), str(r[1]), float(r[2])) for r in (res or [])], elapsed

@@ -1,0 +1,138 @@
+"""Field extraction from recognised characters placed on the card template.
+
+Each recognised character carries its position, mapped into template coordinates by the card homography, so a
+field is simply "the characters inside its band of the layout": captions (left column, x < 300) drop out by
+position even when misread, and text boxes the detector merged across fields are split where they belong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from pipelines.id_card import layout as L
+
+# Vertical bands (template y of character centres) and the left edge of the entries.
+NAME_BAND = (150, 308)
+ROW2_BAND = (308, 448)
+BIRTH_BAND = (448, 586)
+ADDRESS_BAND = (586, 940)
+ENTRY_X = 300
+ETHNICITY_CAPTION_X = (520, 722)
+TEXT_RIGHT = L.PORTRAIT_BOX[0] - 10
+ADDRESS_FIRST_LINE_Y = 657.0
+
+ETHNICITY_NAMES = (
+    "汉 蒙古 回 藏 维吾尔 苗 彝 壮 布依 朝鲜 满 侗 瑶 白 土家 哈尼 哈萨克 傣 黎 傈僳 佤 畲 高山 拉祜 水 东乡 纳西 景颇 "
+    "柯尔克孜 土 达斡尔 仫佬 羌 布朗 撒拉 毛南 仡佬 锡伯 阿昌 普米 塔吉克 怒 乌孜别克 俄罗斯 鄂温克 德昂 保安 裕固 京 "
+    "塔塔尔 独龙 鄂伦春 赫哲 门巴 珞巴 基诺 穿青人"
+).split()
+
+
+@dataclass(frozen=True)
+class Char:
+    ch: str
+    score: float
+    x: float  # template coordinates of the character centre
+    y: float
+
+
+def normalize(text: str) -> str:
+    """Full-width → ASCII (NFKC), no spaces; the OCR model sometimes emits full-width digits."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def in_band(c: Char, band: tuple[float, float], x_from: float = ENTRY_X, x_to: float = TEXT_RIGHT) -> bool:
+    return band[0] <= c.y < band[1] and x_from <= c.x < x_to
+
+
+def _join(chars: list[Char]) -> tuple[str, float]:
+    chars = sorted(chars, key=lambda c: c.x)
+    text = normalize("".join(c.ch for c in chars))
+    return text, min((c.score for c in chars), default=0.0)
+
+
+def name_field(chars: list[Char]) -> tuple[str | None, float]:
+    text, conf = _join([c for c in chars if in_band(c, NAME_BAND)])
+    text = re.sub(r"[^\u3400-\u9fff·]", "", text)
+    return (text or None), conf
+
+
+def sex_field(chars: list[Char]) -> tuple[str | None, float]:
+    cands = [c for c in chars if in_band(c, ROW2_BAND, ENTRY_X, ETHNICITY_CAPTION_X[0]) and c.ch in "男女"]
+    if not cands:
+        return None, 0.0
+    best = max(cands, key=lambda c: c.score)
+    return best.ch, best.score
+
+
+def ethnicity_field(chars: list[Char]) -> tuple[str | None, float]:
+    text, conf = _join([c for c in chars if in_band(c, ROW2_BAND, ETHNICITY_CAPTION_X[1], TEXT_RIGHT)])
+    text = re.sub(r"[^\u3400-\u9fff]", "", text)
+    if text.startswith("族") and len(text) > 1:
+        text = text[1:]  # the caption's last character, when the homography puts it just past the split
+    if text.endswith("族") and text[:-1] in ETHNICITY_NAMES:
+        text = text[:-1]
+    return (text or None), conf
+
+
+def birth_field(chars: list[Char]) -> tuple[dt.date | None, float, str]:
+    """The printed birth date: three digit groups (year, month, day) separated by the printed 年 月 日."""
+    text, conf = _join([c for c in chars if in_band(c, BIRTH_BAND)])
+    groups = re.findall(r"\d+", text)
+    if len(groups) >= 3 and len(groups[0]) == 4:
+        try:
+            return dt.date(int(groups[0]), int(groups[1]), int(groups[2])), conf, text
+        except ValueError:
+            pass
+    m = re.search(r"(\d{4})(\d{1,2})(\d{2})$", "".join(groups))
+    if m and len(groups) < 3:
+        try:
+            return dt.date(int(m[1]), int(m[2]), int(m[3])), conf * 0.5, text
+        except ValueError:
+            pass
+    return None, 0.0, text
+
+
+def address_field(chars: list[Char]) -> tuple[str | None, float]:
+    cands = [c for c in chars if in_band(c, ADDRESS_BAND)]
+    if not cands:
+        return None, 0.0
+    lines: dict[int, list[Char]] = {}
+    for c in cands:
+        lines.setdefault(round((c.y - ADDRESS_FIRST_LINE_Y) / L.ADDRESS_LINE_STEP), []).append(c)
+    parts = [_join(lines[k]) for k in sorted(lines)]
+    text = "".join(p[0] for p in parts)
+    return (text or None), min(p[1] for p in parts)
+
+
+# -- emblem side: read by text, the layout there is simple -------------------------------------------------
+
+VALIDITY_RE = re.compile(r"(\d{4})[.\-/](\d{1,2})[.\-/](\d{1,2})[-—~至]+(?:(\d{4})[.\-/](\d{1,2})[.\-/](\d{1,2})|(长期))")
+
+
+def emblem_fields(lines: list[str]) -> tuple[str | None, dt.date | None, dt.date | None, bool]:
+    """(issuing authority, valid from, valid until, long-term) from the emblem side's text lines."""
+    authority: str | None = None
+    start = until = None
+    long_term = False
+    for i, raw in enumerate(lines):
+        text = normalize(raw)
+        if "签发机关" in text or text.startswith("签发"):
+            rest = text.split("机关", 1)[-1] if "机关" in text else text[2:]
+            if not rest and i + 1 < len(lines):
+                rest = normalize(lines[i + 1])
+            authority = rest or authority
+        m = VALIDITY_RE.search(text.replace("有效期限", ""))
+        if m:
+            try:
+                start = dt.date(int(m[1]), int(m[2]), int(m[3]))
+                if m[7]:
+                    long_term = True
+                else:
+                    until = dt.date(int(m[4]), int(m[5]), int(m[6]))
+            except ValueError:
+                pass
+    return authority, start, until, long_term
