@@ -61,6 +61,17 @@ def _letterbox(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     return canvas, scale
 
 
+def dynamic_input_size(image: np.ndarray, max_side: int = _MAX_DYNAMIC_SIDE) -> tuple[int, int]:
+    """Network input (w, h) for a dynamic-shape detector: downscale only, sides multiples of 32.
+
+    Small images are not blown up: upscaling a close-up face beyond the sizes the detectors were trained on
+    costs time and lowers their confidence.
+    """
+    ih, iw = image.shape[:2]
+    scale = min(1.0, max_side / max(ih, iw))
+    return max(32, int(np.ceil(iw * scale / 32)) * 32), max(32, int(np.ceil(ih * scale / 32)) * 32)
+
+
 def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     if len(boxes) == 0:
         return []
@@ -87,9 +98,7 @@ class YuNetDetector(OnnxModel):
         _, _, h, w = self.spec.shape
         if h > 0 and w > 0:
             return w, h
-        ih, iw = image.shape[:2]
-        scale = min(1.0, _MAX_DYNAMIC_SIDE / max(ih, iw))
-        return max(32, int(np.ceil(iw * scale / 32)) * 32), max(32, int(np.ceil(ih * scale / 32)) * 32)
+        return dynamic_input_size(image)
 
     def _anchor_grid(self, rows: int, cols: int, stride: int) -> np.ndarray:
         key = (rows, cols, stride)
@@ -135,15 +144,16 @@ class SCRFDDetector(OnnxModel):
         path: Path,
         session: ort.InferenceSession | None = None,
         score_threshold: float = 0.5,
-        input_size: tuple[int, int] = (640, 640),
+        max_side: int = _MAX_DYNAMIC_SIDE,
     ) -> None:
         super().__init__(spec, path, session)
-        self.input_size = input_size
+        self.max_side = max_side
         self._impl = SCRFD(model_file=str(path), session=self.session, static_shape_sessions=False)
-        self._impl.prepare(0, input_size=input_size, det_thresh=score_threshold, nms_thresh=NMS_IOU)
+        self._impl.prepare(0, input_size=(max_side, max_side), det_thresh=score_threshold, nms_thresh=NMS_IOU)
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
-        det, kpss = self._impl.detect(image_bgr, input_size=self.input_size)
+        size = dynamic_input_size(image_bgr, self.max_side)
+        det, kpss = self._impl.detect(image_bgr, input_size=size)
         if det.shape[0] == 0 or kpss is None:
             return []
         return _to_detections(det[:, :4], det[:, 4], kpss, list(range(det.shape[0])))

@@ -147,7 +147,7 @@ def _is_url(source: str) -> bool:
 
 def _download(url: str) -> bytes:
     log.info("downloading %s", url)
-    with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:  # noqa: S310 - pinned URLs only
+    with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
         data: bytes = resp.read(_MAX_DOWNLOAD_BYTES + 1)
     if len(data) > _MAX_DOWNLOAD_BYTES:
         raise ValueError(f"download from {url} is larger than {_MAX_DOWNLOAD_BYTES} bytes")

@@ -47,8 +47,7 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.
             if min(width, height) < limits.min_side:
                 raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"{width}x{height} is too small")
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            rgb = img.convert("RGB")
+            rgb = (ImageOps.exif_transpose(img) or img).convert("RGB")
     except MediaError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

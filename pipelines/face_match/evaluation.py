@@ -45,7 +45,8 @@ def embed_paths(matcher: FaceMatcher, root: Path, paths: Iterable[str]) -> tuple
 
 
 def pair_scores(pairs: list[LabelledPair], emb: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    genuine, impostor = [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
     for p in pairs:
         if p.path_a in emb and p.path_b in emb:
             s = float(np.dot(emb[p.path_a], emb[p.path_b]))

@@ -171,7 +171,9 @@ class FaceMatcher:
             FrameEvidence(i, s, u, p.quality)
             for i, (s, u, p) in enumerate(zip(sims, use_mask, probes, strict=True))
         ]
-        flags = sorted({f.value for f in reference.quality.flags} | ({"probe_low_quality"} if not any(usable) else set()))
+        flags = sorted(
+            {f.value for f in reference.quality.flags} | ({"probe_low_quality"} if not any(usable) else set())
+        )
         band = th.band(fused)
         reasons: list[ReasonCode] = []
         if flags:

@@ -57,10 +57,7 @@ def threshold_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> F
     imp_desc = np.sort(impostor)[::-1]
     n = len(imp_desc)
     allowed = int(np.floor(far * n))
-    if allowed < n:
-        empirical = float(np.nextafter(imp_desc[allowed], np.inf))
-    else:
-        empirical = float(imp_desc[-1])
+    empirical = float(np.nextafter(imp_desc[allowed], np.inf)) if allowed < n else float(imp_desc[-1])
     method = "empirical"
     threshold = empirical
     if far * n < MIN_TAIL_COUNT:

@@ -59,7 +59,9 @@ def _run_pairs(args: argparse.Namespace) -> int:
     def observe(rel: str) -> FaceObservation | PipelineError:
         if rel not in cache:
             try:
-                cache[rel] = matcher.observe(load_image(args.root / rel))
+                # A pair list scores every pair it can: with several faces the most prominent one is used
+                # and the line carries a FACE_MULTIPLE warning instead of failing.
+                cache[rel] = matcher.observe(load_image(args.root / rel), allow_multiple=True)
             except PipelineError as exc:
                 cache[rel] = exc
         return cache[rel]
@@ -73,5 +75,7 @@ def _run_pairs(args: argparse.Namespace) -> int:
         elif isinstance(a, FaceObservation) and isinstance(b, FaceObservation):
             sim = cosine(a.embedding, b.embedding)
             out.update(similarity=round(sim, 6), band=thresholds.band(sim).value)
+            if a.faces_in_image > 1 or b.faces_in_image > 1:
+                out["warnings"] = ["FACE_MULTIPLE"]
         emit(out)
     return 0

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.errors import ModelHashMismatchError, ModelMissingError, ModelShapeMismatchError
+from models.manifest import load_manifest
+from models.packs import ModelPack
+from models.recognizers import MobileFaceNetFoamliu
+from models.store import ModelStatus, ModelStore
+
+
+def test_missing_file_error_names_file_hash_and_fetch_command(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    assert store.state("yunet_2023mar").status is ModelStatus.MISSING
+    with pytest.raises(ModelMissingError) as info:
+        store.path("yunet_2023mar")
+    message = str(info.value)
+    assert "face_detection_yunet_2023mar.onnx" in message
+    assert load_manifest().model("yunet_2023mar").sha256 in message
+    assert "pension-cert models fetch" in message
+
+
+def test_wrong_content_with_right_size_is_a_hash_mismatch(tmp_path: Path, models_dir: Path) -> None:
+    spec = load_manifest().model("yunet_2023mar")
+    data = bytearray((models_dir / spec.file).read_bytes())
+    data[1000] ^= 0xFF
+    (tmp_path / spec.file).write_bytes(bytes(data))
+    store = ModelStore(tmp_path)
+    assert store.state("yunet_2023mar").status is ModelStatus.HASH_MISMATCH
+    with pytest.raises(ModelHashMismatchError, match=spec.sha256):
+        store.path("yunet_2023mar")
+
+
+def test_truncated_file_is_a_size_mismatch(tmp_path: Path, models_dir: Path) -> None:
+    spec = load_manifest().model("minifasnet_v2")
+    (tmp_path / spec.file).write_bytes((models_dir / spec.file).read_bytes()[:5000])
+    with pytest.raises(ModelHashMismatchError, match="size"):
+        ModelStore(tmp_path).path("minifasnet_v2")
+
+
+def test_fetch_from_directory_copies_and_verifies(tmp_path: Path, models_dir: Path) -> None:
+    store = ModelStore(tmp_path / "models")
+    path = store.fetch("mobilefacenet_foamliu", str(models_dir))
+    assert path.read_bytes() == (models_dir / path.name).read_bytes()
+    assert store.state("mobilefacenet_foamliu").status is ModelStatus.OK
+
+
+def test_fetch_rejects_a_source_with_the_wrong_bytes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    spec = load_manifest().model("yunet_2023mar")
+    (src / spec.file).write_bytes(b"not an onnx model")
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(ModelHashMismatchError):
+        store.fetch("yunet_2023mar", str(src))
+    assert not (tmp_path / "models" / spec.file).exists()
+
+
+def test_graph_input_shape_is_checked_against_the_manifest(models_dir: Path) -> None:
+    # The foamliu class given another model's file must refuse it, naming both shapes.
+    spec = load_manifest().model("mobilefacenet_foamliu")
+    with pytest.raises(ModelShapeMismatchError, match="112"):
+        MobileFaceNetFoamliu(spec, models_dir / "face_detection_yunet_2023mar.onnx")
+
+
+def test_insightface_pack_falls_back_to_the_files_present(tmp_path: Path, models_dir: Path) -> None:
+    store = ModelStore(models_dir)
+    pack = ModelPack(store.manifest.pack("insightface"), store)
+    # det_10g and w600k_r50 are not distributed here; the pack uses the SCRFD and w600k files that are.
+    assert pack.resolve("detector") == ["scrfd_2_5g"]
+    assert pack.resolve("recognizer") == ["w600k_mbf_int8"]
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(models_dir / "det_500m.onnx", partial)
+    pstore = ModelStore(partial)
+    ppack = ModelPack(pstore.manifest.pack("insightface"), pstore)
+    assert ppack.resolve("detector") == ["scrfd_500m"]
+    with pytest.raises(ModelMissingError, match=r"w600k_r50\.onnx"):
+        _ = ppack.recognizer
+
+
+def test_batch_one_recognizer_embeds_several_crops_transparently(models_dir: Path) -> None:
+    store = ModelStore(models_dir)
+    rec = MobileFaceNetFoamliu(store.manifest.model("mobilefacenet_foamliu"), store.path("mobilefacenet_foamliu"))
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (112, 112, 3), dtype=np.uint8) for _ in range(3)]
+    batch = rec.embed(crops)
+    singles = np.vstack([rec.embed([c]) for c in crops])
+    assert batch.shape == (3, 128)
+    np.testing.assert_allclose(batch, singles, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
