@@ -54,11 +54,11 @@ class Settings(BaseSettings):
     # Annual cycle.
     validity_months: int = 12
     due_soon_days: int = 30
-    birthday_month_regions: list[str] = Field(
-        default_factory=list
-    )  # region codes using the birthday-month rule
+    birthday_month_regions: list[str] = Field(default_factory=list)  # region codes using the birthday-month rule
     failures_per_day: int = 3
     challenge_ttl_s: int = 300
+    # A fixed action challenge (e.g. a staff counter's routine, or tests); empty: random 2-3 actions.
+    challenge_actions: list[str] = Field(default_factory=list)
     session_ttl_s: int = 3600
     retention_days: int = 30
     model_pack: str | None = None
@@ -98,9 +98,7 @@ class Settings(BaseSettings):
         if DEV_API_KEY in self.api_keys:
             bad.append("PENSION_CERT_API_KEYS")
         if bad:
-            raise InsecureSettingsError(
-                f"development default secrets refused in {self.env}: {', '.join(bad)}"
-            )
+            raise InsecureSettingsError(f"development default secrets refused in {self.env}: {', '.join(bad)}")
 
 
 @lru_cache(maxsize=1)

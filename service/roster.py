@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport
 from service import idnumber
+from service.db.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport
 from service.errors import ServiceError
 from service.security import Keyring, mask_id, normalise_id
 

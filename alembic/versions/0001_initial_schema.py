@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:34:04.819691
+Create Date: 2026-11-22 15:35:38.861698
 """
 
 from __future__ import annotations
@@ -77,9 +77,17 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("session_id", sa.String(length=36), nullable=False),
+        sa.Column("beneficiary_id", sa.Integer(), nullable=False),
+        sa.Column("frame_hashes", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("sha256", name="uq_video_sha256"),
+    )
+    op.create_index(
+        op.f("ix_video_fingerprints_beneficiary_id"), "video_fingerprints", ["beneficiary_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_video_fingerprints_session_id"), "video_fingerprints", ["session_id"], unique=False
     )
     op.create_table(
         "cert_sessions",
@@ -182,6 +190,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_cert_sessions_decided_at"), table_name="cert_sessions")
     op.drop_index(op.f("ix_cert_sessions_beneficiary_id"), table_name="cert_sessions")
     op.drop_table("cert_sessions")
+    op.drop_index(op.f("ix_video_fingerprints_session_id"), table_name="video_fingerprints")
+    op.drop_index(op.f("ix_video_fingerprints_beneficiary_id"), table_name="video_fingerprints")
     op.drop_table("video_fingerprints")
     op.drop_table("roster_imports")
     op.drop_index(op.f("ix_beneficiaries_valid_until"), table_name="beneficiaries")

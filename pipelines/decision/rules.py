@@ -85,9 +85,7 @@ def _card(ev: Evidence, cfg: DecisionConfig) -> tuple[Outcome, list[ReasonCode]]
         return Outcome.REJECT, [*errors, ReasonCode.ID_NUMBER_MISMATCH]
     if cfg.require_unexpired_card and card.expired:
         return Outcome.REJECT, [*errors, ReasonCode.ID_EXPIRED]
-    hard = [
-        e for e in errors if e not in CARD_SOFT and e not in CARD_REVIEW and e is not ReasonCode.ID_EXPIRED
-    ]
+    hard = [e for e in errors if e not in CARD_SOFT and e not in CARD_REVIEW and e is not ReasonCode.ID_EXPIRED]
     if hard:
         return Outcome.REJECT, errors
     if any(e in CARD_REVIEW for e in errors):

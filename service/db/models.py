@@ -149,7 +149,10 @@ class VideoFingerprint(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64))
-    session_id: Mapped[str] = mapped_column(String(36))
+    session_id: Mapped[str] = mapped_column(String(36), index=True)
+    beneficiary_id: Mapped[int] = mapped_column(Integer, index=True)
+    # Perceptual hashes (hex) of sampled frames: near-duplicates of a previous video of the same person.
+    frame_hashes: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 

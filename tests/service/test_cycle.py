@@ -1,4 +1,4 @@
-"""The annual cycle across simulated dates: certified → due soon → overdue → suspended → certified (resumed)."""
+"""The annual cycle across simulated dates: certified → due soon → overdue → suspended → certified again."""
 
 from __future__ import annotations
 
@@ -62,9 +62,7 @@ def test_full_cycle_suspends_then_resumes(ctx: ServiceContext, db: Session) -> N
 
     until = record_certification(db, b, dt.date(2026, 4, 2), RULES)
     assert (b.status, until, b.suspended_on) == ("active", dt.date(2027, 4, 1), None)
-    events = db.scalars(
-        select(CycleEvent).where(CycleEvent.beneficiary_id == b.id).order_by(CycleEvent.id)
-    ).all()
+    events = db.scalars(select(CycleEvent).where(CycleEvent.beneficiary_id == b.id).order_by(CycleEvent.id)).all()
     assert [(e.kind, e.on_date, e.suspended_since) for e in events] == [
         ("suspended", dt.date(2026, 3, 15), None),
         ("resumed", dt.date(2026, 4, 2), dt.date(2026, 3, 15)),

@@ -1,0 +1,162 @@
+"""The whole offline certification: ID card → liveness → face match (card portrait and enrolled template vs
+the video's best frames) → decision. Used by the service worker and by `pension-cert certify`.
+
+Models load once per `Certifier` (so once per worker process); every stage failure becomes a reason code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.packs import ModelPack, load_pack
+from pipelines.decision.result import Decision
+from pipelines.decision.rules import DecisionConfig, Evidence, decide
+from pipelines.errors import MediaError, PipelineError
+from pipelines.face_match import FaceMatcher, FaceObservation, MatchResult
+from pipelines.id_card import IdCardReader, IdCardResult
+from pipelines.liveness import LivenessChecker, LivenessConfig, LivenessResult, VideoFingerprintStore
+from pipelines.media import decode_image
+from pipelines.reasons import ReasonCode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Template:
+    """An enrolled face: the pooled embedding of a previous accepted certification."""
+
+    embedding: np.ndarray
+    model: str
+
+
+@dataclass
+class CertificationReport:
+    decision: Decision
+    id_card: IdCardResult | None
+    liveness: LivenessResult | None
+    card_match: MatchResult | None
+    template_match: MatchResult | None
+    new_template: Template | None  # what to enrol if the decision is accepted (and consent given)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.decision.to_dict(),
+            "id_card": self.id_card.to_dict() if self.id_card else None,
+            "liveness": self.liveness.to_dict() if self.liveness else None,
+            "card_match": self.card_match.to_dict() if self.card_match else None,
+            "template_match": self.template_match.to_dict() if self.template_match else None,
+        }
+
+
+class Certifier:
+    def __init__(self, pack: ModelPack | str | None = None, config: DecisionConfig | None = None) -> None:
+        self.pack = pack if isinstance(pack, ModelPack) else load_pack(pack)
+        self.config = config or DecisionConfig()
+
+    @cached_property
+    def matcher(self) -> FaceMatcher:
+        return FaceMatcher(self.pack)
+
+    @cached_property
+    def reader(self) -> IdCardReader:
+        return IdCardReader(self.matcher)
+
+    @cached_property
+    def liveness(self) -> LivenessChecker:
+        # Duplicate videos are checked here, per run, against the caller's store (see `run`), not in the
+        # checker's process-wide memory: a job redone after a crash must not count as its own duplicate.
+        return LivenessChecker(self.pack, LivenessConfig(check_duplicates=False), matcher=self.matcher)
+
+    def warm_up(self) -> None:
+        """Load every model now (a worker does this once at start, not on its first job)."""
+        _ = (self.matcher.detector, self.matcher.recognizer, self.reader, self.liveness)
+
+    def run(
+        self,
+        card: bytes | np.ndarray,
+        video: bytes | Path,
+        actions: Sequence[str] | None,
+        expected_id_number: str | None = None,
+        template: Template | None = None,
+        fingerprints: VideoFingerprintStore | None = None,
+    ) -> CertificationReport:
+        stage_errors: list[ReasonCode] = []
+        id_card = self._read_card(card, stage_errors)
+        live = self.liveness.check(video, actions)
+        if fingerprints is not None:
+            if fingerprints.seen(live.video_sha256, live.frame_hashes):
+                stage_errors.append(ReasonCode.VIDEO_DUPLICATE)
+            fingerprints.add(live.video_sha256, live.frame_hashes)
+        probes = [f.observation for f in live.best_frames if f.observation is not None]
+        card_match = self._match_card(id_card, probes, stage_errors)
+        template_match = self._match_template(template, probes)
+        versions = {**self.pack.versions(("detector", "recognizer")), **_versions(live)}
+        ev = Evidence(
+            id_card=id_card,
+            liveness=live,
+            card_match=card_match,
+            template_match=template_match,
+            expected_id_number=expected_id_number,
+            stage_errors=stage_errors,
+            model_versions=versions,
+        )
+        decision = decide(ev, self.config)
+        return CertificationReport(decision, id_card, live, card_match, template_match, self._pool(probes))
+
+    def _read_card(self, card: bytes | np.ndarray, stage_errors: list[ReasonCode]) -> IdCardResult | None:
+        try:
+            bgr = decode_image(card) if isinstance(card, bytes) else card
+        except MediaError as exc:
+            stage_errors.append(exc.reason)
+            return None
+        return self.reader.read(bgr)
+
+    def _match_card(
+        self, id_card: IdCardResult | None, probes: list[FaceObservation], stage_errors: list[ReasonCode]
+    ) -> MatchResult | None:
+        if id_card is None or id_card.portrait is None or not probes:
+            return None
+        try:
+            reference = self.matcher.observe(id_card.portrait, allow_multiple=True)
+        except PipelineError as exc:
+            log.info("card portrait unusable: %s", exc.reason)
+            return None
+        return self.matcher.compare(reference, probes)
+
+    def _match_template(self, template: Template | None, probes: list[FaceObservation]) -> MatchResult | None:
+        if template is None or not probes:
+            return None
+        if template.model != self.matcher.recognizer.version:
+            # An embedding from another recognizer is not comparable: fall back to the card alone.
+            log.info(
+                "enrolled template from %s, recognizer is %s: ignored",
+                template.model,
+                self.matcher.recognizer.version,
+            )
+            return None
+        ref = probes[0]
+        # The template's quality was judged when it was enrolled: it carries no flags of its own here.
+        enrolled_quality = dataclasses.replace(ref.quality, flags=())
+        reference = FaceObservation(ref.bbox, 1.0, ref.kps, enrolled_quality, template.embedding, 1)
+        return self.matcher.compare(reference, probes)
+
+    def _pool(self, probes: list[FaceObservation]) -> Template | None:
+        usable = [p.embedding for p in probes if p.quality.ok] or [p.embedding for p in probes]
+        if not usable:
+            return None
+        pooled = np.mean(usable, axis=0).astype(np.float32)
+        pooled /= max(float(np.linalg.norm(pooled)), 1e-12)
+        return Template(pooled, str(self.matcher.recognizer.version))
+
+
+def _versions(live: LivenessResult) -> dict[str, str]:
+    models = getattr(live, "models", None)
+    return {f"liveness:{k}": str(v) for k, v in models.items()} if isinstance(models, dict) else {}

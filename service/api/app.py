@@ -1,0 +1,63 @@
+"""The FastAPI application: one ServiceContext, the routers, the error mapping, and (embedded default) the
+in-process worker started and stopped with the app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.api import routes_certificates, routes_registry, routes_sessions
+from service.api.errors import install_error_handlers
+from service.config import Settings, get_settings
+from service.context import ServiceContext
+from service.security import install_log_masking
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    ctx: ServiceContext | None = None,
+    certifier_factory: Callable[[], Any] | None = None,
+) -> FastAPI:
+    settings = settings or (ctx.settings if ctx else get_settings())
+    ctx = ctx or ServiceContext(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_masking()
+        worker = None
+        if settings.worker_mode == "thread":
+            from service.worker import PollingWorker
+
+            worker = PollingWorker(ctx, certifier_factory)
+            ctx.enqueue = worker.wake
+            worker.start(settings.worker_threads)
+        elif settings.worker_mode == "celery":
+            from service.tasks import enqueue
+
+            ctx.enqueue = enqueue
+        yield
+        if worker is not None:
+            worker.stop()
+
+    app = FastAPI(
+        title="pension-cert",
+        description="养老待遇资格认证服务: roster, certification sessions, decisions, certificates",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for r in (routes_registry.router, routes_sessions.router, routes_certificates.router):
+        app.include_router(r)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,74 @@
+"""Beneficiary registry for machine clients: roster import, lookups, status lists, exports, the cycle run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import select
+
+from service import registry
+from service.api.deps import DB, ApiClient, Ctx
+from service.api.upload import read_limited
+from service.audit import audit
+from service.cycle import run_cycle
+from service.db.models import Beneficiary
+from service.errors import NotFoundError, ServiceError
+from service.roster import import_roster
+from service.security import normalise_id
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+Today = Annotated[dt.date | None, Query(description="simulated date (default: today)")]
+MAX_ROSTER_BYTES = 64 * 1024 * 1024
+EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
+
+
+@router.post("/roster", summary="Import the roster (CSV or XLSX); idempotent, rejected rows reported")
+async def post_roster(ctx: Ctx, db: DB, actor: ApiClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    data = await read_limited(file, MAX_ROSTER_BYTES)
+    return import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor).to_dict()
+
+
+@router.get("/beneficiaries/{external_id}")
+def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today: Today = None) -> dict[str, Any]:
+    b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
+    if b is None:
+        raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
+    return registry.view(b, today or dt.date.today(), ctx.rules)
+
+
+@router.get("/beneficiaries", summary="Look a beneficiary up by ID number (hashed, never stored in clear)")
+def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today: Today = None) -> dict[str, Any]:
+    b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(normalise_id(id_number))))
+    if b is None:
+        raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
+    return registry.view(b, today or dt.date.today(), ctx.rules)
+
+
+@router.get("/lists/{which}", summary="due_soon, overdue or suspended; JSON or CSV (format=csv)")
+def get_list(ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = None, format: str = "json") -> Any:
+    if which not in registry.LISTS:
+        raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}", status=404)
+    day = today or dt.date.today()
+    rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
+    if format == "csv":
+        return PlainTextResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS), media_type="text/csv; charset=utf-8")
+    return {"list": which, "date": day.isoformat(), "count": len(rows), "items": rows}
+
+
+@router.get("/exports/{kind}.csv", summary="suspensions or resumptions for the payment system")
+def export_events(db: DB, _actor: ApiClient, kind: str, since: dt.date | None = None) -> PlainTextResponse:
+    if kind not in EXPORT_KINDS:
+        raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions", status=404)
+    rows = registry.events(db, EXPORT_KINDS[kind], since)
+    return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")
+
+
+@router.post("/cycle/run", summary="Daily cycle run: put overdue beneficiaries on the suspension list")
+def post_cycle_run(ctx: Ctx, db: DB, actor: ApiClient, today: Today = None) -> dict[str, Any]:
+    day = today or dt.date.today()
+    ids = run_cycle(db, day, ctx.rules)
+    audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids)})
+    return {"date": day.isoformat(), "suspended": len(ids)}

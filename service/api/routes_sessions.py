@@ -1,0 +1,105 @@
+"""Certification sessions: created by a channel (API key), then driven by the citizen's session token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, UploadFile
+from pydantic import BaseModel, Field
+
+from service import sessions
+from service.api.deps import DB, ApiClient, Ctx, SessionToken
+from service.api.upload import read_limited
+from service.db.models import Channel, SessionState
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+
+class SessionCreate(BaseModel):
+    external_id: str | None = Field(default=None, description="beneficiary id in the benefit system")
+    id_number: str | None = Field(default=None, description="or the certifying person's ID number")
+    channel: Channel = Channel.SELF
+    template_consent: bool = Field(default=False, description="consent to keep this selfie's face template")
+
+
+@router.post("", status_code=201, summary="Open a session: returns the action challenge and the session token")
+def create_session(ctx: Ctx, db: DB, actor: ApiClient, body: SessionCreate) -> dict[str, Any]:
+    b = sessions.find_beneficiary(db, ctx, body.external_id, body.id_number)
+    new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, actor)
+    s = new.session
+    return {
+        "session_id": s.id,
+        "token": new.token,
+        "challenge": {
+            "actions": s.actions,
+            "nonce": s.nonce,
+            "expires_at": s.nonce_expires_at.isoformat() + "Z",
+        },
+        "expires_at": s.expires_at.isoformat() + "Z",
+    }
+
+
+async def _upload(
+    ctx: Ctx,
+    db: DB,
+    session_id: str,
+    token: str | None,
+    kind: str,
+    file: UploadFile,
+    request_id: str,
+    nonce: str | None,
+) -> dict[str, Any]:
+    s = sessions.get_session(db, session_id)
+    sessions.check_token(s, token)
+    limit = ctx.settings.max_image_bytes if kind == "id_card" else ctx.settings.max_video_bytes
+    data = await read_limited(file, limit)
+    queued = sessions.upload(db, ctx, s, kind, data, file.content_type or "", request_id, nonce)
+    view = sessions.status_view(s)
+    if queued:
+        db.commit()  # the job exists once committed; only then is it announced to a worker
+        ctx.enqueue(s.id)
+    return view
+
+
+RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
+
+
+@router.post("/{session_id}/id-card", summary="Upload the ID-card photo (portrait side)")
+async def upload_id_card(
+    ctx: Ctx,
+    db: DB,
+    token: SessionToken,
+    session_id: str,
+    request_id: RequestId,
+    file: Annotated[UploadFile, File()],
+) -> dict[str, Any]:
+    return await _upload(ctx, db, session_id, token, "id_card", file, request_id, None)
+
+
+@router.post("/{session_id}/video", summary="Upload the challenge video with the challenge nonce")
+async def upload_video(
+    ctx: Ctx,
+    db: DB,
+    token: SessionToken,
+    session_id: str,
+    request_id: RequestId,
+    file: Annotated[UploadFile, File()],
+    nonce: Annotated[str, Form()],
+) -> dict[str, Any]:
+    return await _upload(ctx, db, session_id, token, "video", file, request_id, nonce)
+
+
+@router.get("/{session_id}", summary="Processing status")
+def get_status(db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
+    s = sessions.get_session(db, session_id)
+    sessions.check_token(s, token)
+    return sessions.status_view(s)
+
+
+@router.get("/{session_id}/result", summary="The decision with reasons, scores, thresholds and model versions")
+def get_result(db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
+    s = sessions.get_session(db, session_id)
+    sessions.check_token(s, token)
+    view = sessions.status_view(s)
+    view["result"] = s.result if s.state == SessionState.DECIDED else None
+    return view

@@ -1,0 +1,188 @@
+"""Processing one queued session: claim it (a lease in the database), run the pipelines, apply the decision.
+
+The session row is the job. A worker claims it with a compare-and-set on (state, lease_until); a worker
+that dies (even by SIGKILL) leaves a lease that expires, and any worker then claims and redoes the job.
+Applying the decision happens in one transaction guarded by the same claim, so it is applied once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from pipelines.decision.result import Outcome
+from pipelines.errors import PipelineError
+from service.audit import audit
+from service.certificates import issue_code
+from service.context import ServiceContext
+from service.cycle import record_certification
+from service.db.models import Beneficiary, Certification, CertSession, SessionState, utcnow
+from service.fingerprints import SessionFingerprints
+from service.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+# Failures worth another try: the database or the media store was briefly unavailable.
+TRANSIENT = (OperationalError, StorageError, OSError)
+
+
+class CertifierLike(Protocol):
+    def run(
+        self,
+        card: bytes,
+        video: bytes,
+        actions: Any,
+        expected_id_number: str | None,
+        template: Any,
+        fingerprints: Any,
+    ) -> Any: ...
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claimable() -> Any:
+    now = utcnow()
+    return or_(
+        CertSession.state == SessionState.QUEUED,
+        (CertSession.state == SessionState.PROCESSING) & (CertSession.lease_until < now),
+    )
+
+
+def claim(ctx: ServiceContext, session_id: str | None, worker: str) -> str | None:
+    """Claim one job (the given one, or the oldest claimable). Returns its id, or None."""
+    with ctx.db() as db:
+        if session_id is None:
+            session_id = db.scalar(select(CertSession.id).where(claimable()).order_by(CertSession.queued_at).limit(1))
+            if session_id is None:
+                return None
+        lease = utcnow() + dt.timedelta(seconds=ctx.settings.job_lease_s)
+        res = db.execute(
+            update(CertSession)
+            .where(CertSession.id == session_id, claimable())
+            .values(
+                state=SessionState.PROCESSING,
+                lease_until=lease,
+                worker_id=worker,
+                job_attempts=CertSession.job_attempts + 1,
+            )
+        )
+        claimed = getattr(res, "rowcount", 0) == 1
+    return session_id if claimed else None
+
+
+def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, worker: str) -> bool:
+    """Run one claimed job to its decision. Returns False when the claim was lost meanwhile."""
+    with ctx.db() as db:
+        s = db.get(CertSession, session_id)
+        if s is None or s.state != SessionState.PROCESSING or s.worker_id != worker:
+            return False
+        b = db.get(Beneficiary, s.beneficiary_id)
+        if b is None or s.id_card_key is None or s.video_key is None:
+            return False
+        actions, consent, beneficiary_id = list(s.actions), s.template_consent, b.id
+        card_key, video_key, attempts = s.id_card_key, s.video_key, s.job_attempts
+        expected = ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
+        template = _load_template(ctx, b)
+    try:
+        card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
+        fingerprints = SessionFingerprints(ctx, session_id, beneficiary_id)
+        report = certifier.run(card, video, actions, expected, template, fingerprints)
+        result: dict[str, Any] = report.to_dict()
+        outcome = Outcome(report.decision.outcome)
+        reasons = [r.value for r in report.decision.reasons]
+        new_template = report.new_template
+    except PipelineError as exc:
+        # Undecodable or limit-violating media: a final answer, not something to retry.
+        outcome, reasons, new_template = Outcome.REJECT, [exc.reason.value], None
+        result = {"decision": "reject", "reasons": reasons, "detail": exc.detail, "scores": {}}
+    except TRANSIENT as exc:
+        _release(ctx, session_id, worker, attempts, exc)
+        return True
+    return _apply(ctx, session_id, worker, outcome, reasons, result, new_template if consent else None)
+
+
+def _load_template(ctx: ServiceContext, b: Beneficiary) -> Any:
+    if b.template is None or b.template_model is None:
+        return None
+    from pipelines.decision.runner import Template
+
+    raw = ctx.keyring.decrypt_field(b.template.decode(), "beneficiary.template")
+    return Template(np.frombuffer(bytes.fromhex(raw), dtype=np.float32).copy(), b.template_model)
+
+
+def _release(ctx: ServiceContext, session_id: str, worker: str, attempts: int, exc: BaseException) -> None:
+    give_up = attempts >= ctx.settings.job_max_attempts
+    log.warning("session %s: transient failure (attempt %d): %s", session_id, attempts, exc)
+    with ctx.db() as db:
+        db.execute(
+            update(CertSession)
+            .where(CertSession.id == session_id, CertSession.worker_id == worker)
+            .values(
+                state=SessionState.FAILED if give_up else SessionState.QUEUED,
+                lease_until=None,
+                last_error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+        )
+
+
+def _apply(
+    ctx: ServiceContext,
+    session_id: str,
+    worker: str,
+    outcome: Outcome,
+    reasons: list[str],
+    result: dict[str, Any],
+    new_template: Any,
+) -> bool:
+    with ctx.db() as db:
+        s = db.get(CertSession, session_id, with_for_update=True)
+        if s is None or s.state != SessionState.PROCESSING or s.worker_id != worker:
+            log.info("session %s: claim lost before applying; another worker owns it", session_id)
+            return False
+        now = utcnow()
+        s.state, s.decision, s.reasons, s.result, s.decided_at = (
+            SessionState.DECIDED,
+            outcome.value,
+            reasons,
+            result,
+            now,
+        )
+        s.lease_until = None
+        b = db.get(Beneficiary, s.beneficiary_id)
+        if b is not None and outcome is Outcome.ACCEPT:
+            _accept(db, ctx, s, b, now.date(), new_template)
+        audit(db, worker, "session.decide", s.id, {"decision": outcome.value, "reasons": reasons})
+    log.info("session %s: %s %s", session_id, outcome.value, ",".join(reasons))
+    return True
+
+
+def _accept(db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary, today: dt.date, tpl: Any) -> None:
+    was_suspended = b.status == "suspended"
+    until = record_certification(db, b, today, ctx.rules)
+    cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")
+    db.add(cert)
+    db.flush()
+    cert.code = issue_code(ctx.keyring, cert.id, b.id_masked, today, until)
+    if tpl is not None:
+        b.template = ctx.keyring.encrypt_field(
+            tpl.embedding.astype(np.float32).tobytes().hex(), "beneficiary.template"
+        ).encode()
+        b.template_model = tpl.model
+        b.template_consent = True
+    audit(
+        db,
+        "system",
+        "cycle.certified",
+        b.external_id,
+        {"valid_until": until.isoformat(), "resumed": was_suspended},
+    )

@@ -1,0 +1,214 @@
+"""Certification sessions: creation with the action challenge, uploads (idempotent, limited), status.
+
+An upload is acknowledged only after its bytes are fsync'd (encrypted) and the row that points at them is
+committed; the job is enqueued after that commit (the database row is the job: a lost message is re-found).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import logging
+import uuid
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pipelines.liveness import issue_challenge, parse_actions
+from pipelines.media import ALLOWED_IMAGE_FORMATS
+from pipelines.reasons import ReasonCode
+from service.audit import audit
+from service.context import ServiceContext
+from service.db.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    CertSession,
+    Channel,
+    SessionState,
+    VideoFingerprint,
+    utcnow,
+)
+from service.errors import NotFoundError, ServiceError
+from service.security import new_token, normalise_id, token_hash
+
+log = logging.getLogger(__name__)
+
+# Container signatures: ISO-BMFF ("ftyp" at offset 4: mp4, mov) and EBML (webm, mkv).
+VIDEO_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"))
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session: CertSession
+    token: str
+
+
+def find_beneficiary(db: Session, ctx: ServiceContext, external_id: str | None, id_number: str | None) -> Beneficiary:
+    b: Beneficiary | None = None
+    if external_id:
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
+    elif id_number:
+        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(normalise_id(id_number))))
+    if b is None:
+        raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "no such beneficiary", status=404)
+    return b
+
+
+def failures_today(db: Session, beneficiary_id: int, now: dt.datetime) -> int:
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    count = db.scalar(
+        select(func.count())
+        .select_from(CertSession)
+        .where(
+            CertSession.beneficiary_id == beneficiary_id,
+            CertSession.decision == "reject",
+            CertSession.decided_at >= start,
+        )
+    )
+    return int(count or 0)
+
+
+def create_session(
+    db: Session, ctx: ServiceContext, b: Beneficiary, channel: Channel, consent: bool, actor: str
+) -> NewSession:
+    now = utcnow()
+    if b.status == BeneficiaryStatus.DECEASED:
+        raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased", status=409)
+    if channel != Channel.STAFF and failures_today(db, b.id, now) >= ctx.settings.failures_per_day:
+        # Another selfie will not help: the citizen is offered a staff review instead.
+        raise ServiceError(
+            ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", status=429, extra={"staff_review": True}
+        )
+    challenge = issue_challenge(ttl_s=ctx.settings.challenge_ttl_s)
+    if ctx.settings.challenge_actions:
+        challenge = dataclasses.replace(challenge, actions=parse_actions(ctx.settings.challenge_actions))
+    token = new_token()
+    s = CertSession(
+        id=str(uuid.uuid4()),
+        beneficiary_id=b.id,
+        channel=channel.value,
+        token_hash=token_hash(token),
+        actions=list(challenge.actions),
+        nonce=challenge.nonce,
+        nonce_expires_at=challenge.expires_at.astimezone(dt.UTC).replace(tzinfo=None),
+        expires_at=now + dt.timedelta(seconds=ctx.settings.session_ttl_s),
+        template_consent=consent,
+        state=SessionState.OPEN,
+    )
+    db.add(s)
+    db.flush()
+    audit(db, actor, "session.create", s.id, {"beneficiary": b.external_id, "channel": channel.value})
+    return NewSession(s, token)
+
+
+def get_session(db: Session, session_id: str) -> CertSession:
+    s = db.get(CertSession, session_id)
+    if s is None:
+        raise NotFoundError("session")
+    return s
+
+
+def check_token(s: CertSession, token: str | None) -> None:
+    if not token or token_hash(token) != s.token_hash:
+        raise ServiceError("UNAUTHORIZED", "session token missing or wrong", status=401)
+
+
+def _check_image(data: bytes) -> None:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not a readable image", status=422) from exc
+    if fmt not in ALLOWED_IMAGE_FORMATS:
+        raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {fmt}", status=415)
+
+
+def _check_video(data: bytes) -> None:
+    if not any(data[off : off + len(magic)] == magic for off, magic in VIDEO_MAGIC):
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not an MP4/MOV/WebM container", status=422)
+
+
+def upload(
+    db: Session,
+    ctx: ServiceContext,
+    s: CertSession,
+    kind: str,
+    data: bytes,
+    content_type: str,
+    request_id: str,
+    nonce: str | None = None,
+) -> bool:
+    """Store one upload. Returns True when it queued the session (the caller enqueues after commit).
+
+    Re-sending the same request id is answered as before without storing anything again.
+    """
+    prev_request = s.id_card_request_id if kind == "id_card" else s.video_request_id
+    if prev_request is not None:
+        if prev_request == request_id:
+            return False
+        raise ServiceError("UPLOAD_CONFLICT", f"{kind} already uploaded under another request id", status=409)
+    if s.state != SessionState.OPEN:
+        raise ServiceError("SESSION_STATE", f"session is {s.state}", status=409)
+    now = utcnow()
+    if now > s.expires_at:
+        raise ServiceError("SESSION_EXPIRED", "session expired", status=410)
+    settings = ctx.settings
+    allowed = settings.image_types if kind == "id_card" else settings.video_types
+    base_type = content_type.split(";")[0].strip().lower()
+    if base_type not in allowed:
+        raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"content type {base_type or '-'}", status=415)
+    limit = settings.max_image_bytes if kind == "id_card" else settings.max_video_bytes
+    if len(data) > limit:
+        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{len(data)} bytes > {limit}", status=413)
+    if not data:
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "empty upload", status=422)
+    digest = hashlib.sha256(data).hexdigest()
+    if kind == "id_card":
+        _check_image(data)
+    else:
+        _check_video(data)
+        _check_nonce(s, nonce, now)
+        if db.scalar(select(VideoFingerprint).where(VideoFingerprint.sha256 == digest)) is not None:
+            raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted", status=409)
+    key = f"sessions/{s.id}/{kind}"
+    ctx.storage.put(key, data)
+    if kind == "id_card":
+        s.id_card_key, s.id_card_request_id, s.id_card_sha256 = key, request_id, digest
+    else:
+        s.video_key, s.video_request_id, s.video_sha256 = key, request_id, digest
+        s.video_content_type = base_type
+        s.nonce_used_at = now
+        db.add(VideoFingerprint(sha256=digest, session_id=s.id, beneficiary_id=s.beneficiary_id))
+    audit(db, "session:" + s.id[:8], f"upload.{kind}", s.id, {"bytes": len(data), "sha256": digest})
+    if s.id_card_key and s.video_key:
+        s.state = SessionState.QUEUED
+        s.queued_at = now
+        return True
+    return False
+
+
+def _check_nonce(s: CertSession, nonce: str | None, now: dt.datetime) -> None:
+    if not nonce or nonce != s.nonce:
+        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce does not belong to this session", status=409)
+    if s.nonce_used_at is not None:
+        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce already used", status=409)
+    if now > s.nonce_expires_at:
+        raise ServiceError(ReasonCode.NONCE_EXPIRED, "challenge expired", status=410)
+
+
+def status_view(s: CertSession) -> dict[str, object]:
+    return {
+        "session_id": s.id,
+        "state": s.state,
+        "channel": s.channel,
+        "challenge": {"actions": s.actions, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
+        "uploads": {"id_card": s.id_card_key is not None, "video": s.video_key is not None},
+        "decision": s.decision,
+        "reasons": s.reasons,
+        "decided_at": s.decided_at.isoformat() + "Z" if s.decided_at else None,
+    }
