@@ -77,10 +77,25 @@ class VideoInfo:
     frames_decoded: int = 0
 
 
+_MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # Matroska / WebM
+
+
+def looks_like_video(data: bytes) -> bool:
+    """True when the bytes start like an MP4/MOV or Matroska/WebM file (whatever follows)."""
+    return data[4:8] in _MP4_BOXES or data[:4] == _EBML_MAGIC
+
+
 def _open(data: bytes) -> av.container.InputContainer:
+    if not data:
+        raise MediaError(ReasonCode.MEDIA_CORRUPT, "empty file")
     try:
         return av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except av.error.InvalidDataError as exc:
+        # A video header that cannot be opened is a damaged upload (e.g. an MP4 cut before its index);
+        # anything else is simply not a video.
+        if looks_like_video(data):
+            raise MediaError(ReasonCode.MEDIA_CORRUPT, f"damaged or truncated video: {exc}") from exc
         raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"not a recognised video container: {exc}") from exc
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise MediaError(ReasonCode.MEDIA_CORRUPT, f"cannot open video: {exc}") from exc

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "service.cli.models_cmd",
     "service.cli.match_cmd",
     "service.cli.calibrate_cmd",
+    "service.cli.liveness_cmd",
 )
 
 
