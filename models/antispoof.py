@@ -75,9 +75,7 @@ class MiniFASNet(OnnxModel):
             return np.zeros((0, 3), dtype=np.float32)
         crops = [self.crop(img, box) for img, box in zip(images_bgr, bboxes, strict=True)]
         blob = self.blob(crops)
-        logits = np.vstack(
-            [np.asarray(self.run(blob[i : i + 1])[0]).reshape(1, -1) for i in range(len(crops))]
-        )
+        logits = np.vstack([np.asarray(self.run(blob[i : i + 1])[0]).reshape(1, -1) for i in range(len(crops))])
         return _softmax(logits.astype(np.float32))
 
     def real_scores(

@@ -50,10 +50,7 @@ class MediaPipeFaceMesh(OnnxModel):
         self.crop_scale = float(spec.crop_scale or 1.5)
         names = self.output_names
         # Identify outputs by size, not by the converter's generated names.
-        shapes = {
-            o.name: int(np.prod([d for d in o.shape if isinstance(d, int)]))
-            for o in self.session.get_outputs()
-        }
+        shapes = {o.name: int(np.prod([d for d in o.shape if isinstance(d, int)])) for o in self.session.get_outputs()}
         self._points_name = next(n for n in names if shapes[n] == N_POINTS * 3)
         self._presence_name = next(n for n in names if shapes[n] == 1)
 
@@ -62,9 +59,7 @@ class MediaPipeFaceMesh(OnnxModel):
         cx, cy, side = square_crop_box(bbox, self.crop_scale)
         k = self.size / side
         # One affine warp does crop + resize + border fill for boxes that leave the frame.
-        matrix = np.array(
-            [[k, 0.0, self.size / 2 - k * cx], [0.0, k, self.size / 2 - k * cy]], dtype=np.float64
-        )
+        matrix = np.array([[k, 0.0, self.size / 2 - k * cx], [0.0, k, self.size / 2 - k * cy]], dtype=np.float64)
         crop = cv2.warpAffine(
             image_bgr, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )

@@ -25,7 +25,7 @@ class ActionConfig:
     blink_window_s: float = 1.5
     # Head turn / nod: degrees away from the resting pose (median of the first rest_s seconds).
     turn_deg: float = 15.0
-    nod_deg: float = 10.0
+    nod_deg: float = 14.0
     rest_s: float = 0.6
     # Mouth: inner-lip gap over mouth width; talking stays below about 0.3.
     mouth_open_ratio: float = 0.35
@@ -77,9 +77,7 @@ def detect_blinks(t: np.ndarray, ear: np.ndarray, cfg: ActionConfig) -> list[Act
     if len(ear) < 3:
         return []
     # Open-eye level around each sample: a high percentile ignores the blink itself.
-    level = np.array(
-        [np.percentile(ear[np.abs(t - ti) <= cfg.blink_window_s], 80) for ti in t], dtype=np.float64
-    )
+    level = np.array([np.percentile(ear[np.abs(t - ti) <= cfg.blink_window_s], 80) for ti in t], dtype=np.float64)
     closed = ear < cfg.blink_ratio * level
     events = []
     for s, e in _runs(closed):

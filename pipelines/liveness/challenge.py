@@ -8,9 +8,6 @@ from dataclasses import dataclass
 from random import Random, SystemRandom
 from typing import Any
 
-from pipelines.errors import PipelineError
-from pipelines.reasons import ReasonCode
-
 BLINK, TURN_LEFT, TURN_RIGHT, NOD, OPEN_MOUTH = "blink", "turn_left", "turn_right", "nod", "open_mouth"
 ACTIONS: tuple[str, ...] = (BLINK, TURN_LEFT, TURN_RIGHT, NOD, OPEN_MOUTH)
 # Short spoken/on-screen prompts for the WeChat page.
@@ -45,15 +42,12 @@ def parse_actions(actions: str | list[str] | tuple[str, ...] | None) -> tuple[st
     """Validate a challenge given as 'blink,turn_left' or a sequence; unknown names are a caller error."""
     if actions is None:
         return ()
-    items = (
-        [a.strip() for a in actions.split(",")] if isinstance(actions, str) else [a.strip() for a in actions]
-    )
+    items = [a.strip() for a in actions.split(",")] if isinstance(actions, str) else [a.strip() for a in actions]
     items = [a for a in items if a]
     unknown = [a for a in items if a not in ACTIONS]
     if unknown:
-        raise PipelineError(
-            ReasonCode.CHALLENGE_MISSING_ACTION, f"unknown action(s) {unknown}; known: {', '.join(ACTIONS)}"
-        )
+        # A caller's mistake, not a property of the video: no reason code.
+        raise ValueError(f"unknown action(s) {unknown}; known: {', '.join(ACTIONS)}")
     return tuple(items)
 
 

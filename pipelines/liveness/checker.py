@@ -151,9 +151,7 @@ class LivenessChecker:
                     continue
                 main = dets[0]
                 p0 = prominence(main, frame.image.shape)
-                n_sig = 1 + sum(
-                    1 for d in dets[1:] if prominence(d, frame.image.shape) >= cfg.second_face_ratio * p0
-                )
+                n_sig = 1 + sum(1 for d in dets[1:] if prominence(d, frame.image.shape) >= cfg.second_face_ratio * p0)
                 max_faces = max(max_faces, n_sig)
                 if due:
                     det_frames.append(_DetFrame(frame, main, n_sig))

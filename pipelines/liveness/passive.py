@@ -38,9 +38,7 @@ class PassiveCalibration:
         except FileNotFoundError:
             return cls(FALLBACK_THRESHOLD, ensemble, "uncalibrated", str(p))
         except (OSError, ValueError) as exc:
-            raise PipelineError(
-                ReasonCode.MODEL_UNAVAILABLE, f"liveness calibration {p} unreadable: {exc}"
-            ) from exc
+            raise PipelineError(ReasonCode.MODEL_UNAVAILABLE, f"liveness calibration {p} unreadable: {exc}") from exc
         entry = data.get("ensembles", {}).get(ensemble)
         if entry is None:
             return cls(FALLBACK_THRESHOLD, ensemble, "uncalibrated", str(p))

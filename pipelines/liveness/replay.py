@@ -79,9 +79,7 @@ class InMemoryVideoFingerprintStore:
         with self._lock:
             if video_sha256 in self._videos:
                 return True
-            return any(
-                near_duplicate(frame_hashes, h, self.max_bits, self.min_share) for h in self._videos.values()
-            )
+            return any(near_duplicate(frame_hashes, h, self.max_bits, self.min_share) for h in self._videos.values())
 
     def add(self, video_sha256: str, frame_hashes: Sequence[int]) -> None:
         with self._lock:

@@ -61,9 +61,7 @@ class LivenessResult:
             "passive_threshold": round(self.passive_threshold, 4),
             "challenge": self.challenge,
             "actions": [a.to_dict() for a in self.actions],
-            "events": [
-                {"name": e.name, "t": round(e.t, 3), "amplitude": round(e.amplitude, 3)} for e in self.events
-            ],
+            "events": [{"name": e.name, "t": round(e.t, 3), "amplitude": round(e.amplitude, 3)} for e in self.events],
             "frames_analyzed": self.frames_analyzed,
             "duration_s": round(self.duration_s, 3),
             "max_faces": self.max_faces,

@@ -143,9 +143,7 @@ class VideoReader:
         c = self.container
         fmt = c.format.name
         if fmt not in ALLOWED_CONTAINERS:
-            raise MediaError(
-                ReasonCode.MEDIA_UNSUPPORTED, f"container {fmt!r} is not a video format we accept"
-            )
+            raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"container {fmt!r} is not a video format we accept")
         if not c.streams.video:
             raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, "no video stream")
         stream = c.streams.video[0]
@@ -166,13 +164,9 @@ class VideoReader:
             declared = float(stream.duration * stream.time_base)
         if declared is not None:
             if declared > self.limits.max_duration_s + 0.5:
-                raise MediaError(
-                    ReasonCode.VIDEO_TOO_LONG, f"{declared:.1f} s > {self.limits.max_duration_s} s"
-                )
+                raise MediaError(ReasonCode.VIDEO_TOO_LONG, f"{declared:.1f} s > {self.limits.max_duration_s} s")
             if declared < self.limits.min_duration_s:
-                raise MediaError(
-                    ReasonCode.VIDEO_TOO_SHORT, f"{declared:.2f} s < {self.limits.min_duration_s} s"
-                )
+                raise MediaError(ReasonCode.VIDEO_TOO_SHORT, f"{declared:.2f} s < {self.limits.min_duration_s} s")
         return VideoInfo(fmt, codec, w, h, 0, declared)
 
     def close(self) -> None:
@@ -233,9 +227,7 @@ class VideoReader:
         dur = self.info.duration_s
         declared = self.info.declared_duration_s
         if declared is not None and dur < self.limits.min_decoded_fraction * declared - 0.2:
-            raise MediaError(
-                ReasonCode.MEDIA_CORRUPT, f"only {dur:.2f} s of {declared:.2f} s decodable (truncated?)"
-            )
+            raise MediaError(ReasonCode.MEDIA_CORRUPT, f"only {dur:.2f} s of {declared:.2f} s decodable (truncated?)")
         if dur < self.limits.min_duration_s:
             raise MediaError(ReasonCode.VIDEO_TOO_SHORT, f"{dur:.2f} s < {self.limits.min_duration_s} s")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.set_defaults(func=_calibrate)
 
 
+def _actions(text: str | None) -> tuple[str, ...]:
+    try:
+        return parse_actions(text)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
 def _checker(args: argparse.Namespace) -> LivenessChecker:
     config = LivenessConfig()
     if args.mirrored:
-        from dataclasses import replace
-
         config = replace(config, actions=replace(config.actions, mirrored=True))
     return LivenessChecker(load_pack(args.pack), config)
-
-
-def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    # frame_hashes and per-frame scores are for the service; the CLI keeps them but they are long.
-    return result
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -55,9 +56,9 @@ def _run(args: argparse.Namespace) -> int:
         return _run_batch(args)
     if args.video is None:
         raise CliError("liveness needs a VIDEO (or --batch CSV)")
-    actions = parse_actions(args.challenge)
+    actions = _actions(args.challenge)
     result = _checker(args).check(args.video, actions)
-    emit({"video": str(args.video), **_summary(result.to_dict())})
+    emit({"video": str(args.video), **result.to_dict()})
     return 0
 
 
@@ -75,6 +76,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         try:
             actions = parse_actions(row.get("challenge") or args.challenge)
             out.update(checker.check(args.root / row["path"], actions).to_dict())
+        except ValueError as exc:
+            out.update(passed=False, reasons=[], error="BAD_CHALLENGE", detail=str(exc))
         except PipelineError as exc:
             out.update(passed=False, reasons=[exc.reason.value], error=exc.reason.value, detail=exc.detail)
         emit(out)

@@ -57,7 +57,7 @@ def composed(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[s
     s18 = read_frames(data_dir / "videos/liveportrait_source_s18.mp4", 0.0, 3.0)
     d13 = read_frames(data_dir / "videos/liveportrait_driving_d13.mp4", 0.0, 3.0)
     d0 = read_frames(data_dir / "videos/liveportrait_driving_d0.mp4", 0.0, 3.0)
-    h, w = real[0].shape[:2]
+    _h, w = real[0].shape[:2]
     videos = {
         # A phone records sideways and stores "rotate by 90°" in the display matrix.
         "rotated": write_video(out / "rotated.mp4", [np.rot90(f, k=-1) for f in real], rotation=90),

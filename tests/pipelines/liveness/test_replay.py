@@ -1,0 +1,90 @@
+"""Challenge issuing and replay defences: nonce reuse and expiry, exact and near-duplicate videos."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+
+from pipelines.liveness import ACTIONS, LivenessChecker, issue_challenge, parse_actions
+from pipelines.liveness.replay import InMemoryVideoFingerprintStore, dhash, hamming
+from pipelines.reasons import ReasonCode
+from tests.pipelines.liveness.videos import read_frames, write_video
+
+
+def test_issue_challenge_random_distinct_actions() -> None:
+    seen = set()
+    for seed in range(40):
+        ch = issue_challenge(rng=random.Random(seed))
+        assert 2 <= len(ch.actions) <= 3
+        assert len(set(ch.actions)) == len(ch.actions)
+        assert set(ch.actions) <= set(ACTIONS)
+        seen.add(ch.actions)
+        assert ch.expires_at > dt.datetime.now(dt.UTC)
+    assert len(seen) > 20
+    nonces = {issue_challenge().nonce for _ in range(50)}
+    assert len(nonces) == 50
+    assert (
+        issue_challenge(n_actions=2, rng=random.Random(3)).actions
+        == issue_challenge(n_actions=2, rng=random.Random(3)).actions
+    )
+    assert issue_challenge(ttl_s=0).expired()
+    assert issue_challenge().to_dict()["prompts_zh"]
+
+
+def test_parse_actions_rejects_unknown() -> None:
+    assert parse_actions("blink, turn_left") == ("blink", "turn_left")
+    with pytest.raises(ValueError, match="smile"):
+        parse_actions("blink,smile")
+
+
+def test_reused_nonce_fails(checker: LivenessChecker, spoof_videos: Path, data_dir: Path) -> None:
+    ch = issue_challenge(n_actions=1, rng=random.Random(0))
+    first = checker.check(spoof_videos / "lestari15_real.mp4", [], challenge=ch)
+    assert ReasonCode.NONCE_REUSED not in first.reasons
+    second = checker.check(data_dir / "videos/liveportrait_driving_d0.mp4", [], challenge=ch)
+    assert ReasonCode.NONCE_REUSED in second.reasons
+    assert not second.passed
+
+
+def test_expired_nonce_fails(checker: LivenessChecker, spoof_videos: Path) -> None:
+    ch = issue_challenge(n_actions=2, ttl_s=60, now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+    result = checker.check(spoof_videos / "lestari15_real.mp4", [], challenge=ch)
+    assert ReasonCode.NONCE_EXPIRED in result.reasons
+    assert not result.passed
+
+
+def test_same_video_twice_fails(checker: LivenessChecker, spoof_videos: Path) -> None:
+    data = (spoof_videos / "lestari15_real.mp4").read_bytes()
+    assert checker.check(data).passed
+    again = checker.check(data)
+    assert again.reasons == [ReasonCode.VIDEO_DUPLICATE]
+
+
+def test_reencoded_video_is_near_duplicate(
+    checker: LivenessChecker, spoof_videos: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    original = spoof_videos / "lestari15_real.mp4"
+    first = checker.check(original)
+    assert first.passed
+    # Same content, re-encoded at another size: different bytes, same frames.
+    frames = read_frames(original, side=480)
+    copy = write_video(tmp_path / "copy.mp4", frames)
+    assert copy.read_bytes() != original.read_bytes()
+    again = checker.check(copy)
+    assert ReasonCode.VIDEO_DUPLICATE in again.reasons
+    other = checker.check(data_dir / "videos/liveportrait_driving_d0.mp4")
+    assert ReasonCode.VIDEO_DUPLICATE not in other.reasons
+
+
+def test_frame_hash_distances(data_dir: Path) -> None:
+    a = read_frames(data_dir / "videos/liveportrait_driving_d0.mp4", 0.0, 0.2)
+    b = read_frames(data_dir / "spoof/videos/lestari15_real.mp4", 0.0, 0.2)
+    assert hamming(dhash(a[0]), dhash(a[1])) <= 6
+    assert hamming(dhash(a[0]), dhash(b[0])) > 12
+    store = InMemoryVideoFingerprintStore()
+    store.add("x", [dhash(f) for f in a])
+    assert store.seen("y", [dhash(f) for f in a])
+    assert not store.seen("y", [dhash(f) for f in b])
