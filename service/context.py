@@ -32,9 +32,7 @@ class ServiceContext:
         if create_schema:
             create_all(self.engine)
         self.session_factory: sessionmaker[Session] = make_session_factory(self.engine)
-        self.storage: MediaStorage = LocalEncryptedStorage(
-            settings.effective_media_dir, settings.media_key_bytes
-        )
+        self.storage: MediaStorage = LocalEncryptedStorage(settings.effective_media_dir, settings.media_key_bytes)
         self.keyring = Keyring(settings.media_key_bytes, settings.signing_key)
         self.rules = CycleRules(
             validity_months=settings.validity_months,

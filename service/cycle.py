@@ -96,11 +96,7 @@ def record_certification(db: Session, b: Beneficiary, certified_on: dt.date, rul
     b.last_certified_on = certified_on
     b.valid_until = max(new_until, b.valid_until) if b.valid_until else new_until
     if b.status == BeneficiaryStatus.SUSPENDED:
-        db.add(
-            CycleEvent(
-                beneficiary_id=b.id, kind="resumed", on_date=certified_on, suspended_since=b.suspended_on
-            )
-        )
+        db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=certified_on, suspended_since=b.suspended_on))
         b.status = BeneficiaryStatus.ACTIVE
         b.suspended_on = None
     return b.valid_until

@@ -22,9 +22,7 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
 
 
 class ServiceError(Exception):
-    def __init__(
-        self, code: str, detail: str = "", status: int = 400, extra: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, code: str, detail: str = "", status: int = 400, extra: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail

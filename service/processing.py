@@ -26,6 +26,7 @@ from service.context import ServiceContext
 from service.cycle import record_certification
 from service.db.models import Beneficiary, Certification, CertSession, SessionState, utcnow
 from service.fingerprints import SessionFingerprints
+from service.security import mask_text
 from service.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,12 @@ def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, work
         actions, consent, beneficiary_id = list(s.actions), s.template_consent, b.id
         card_key, video_key, attempts = s.id_card_key, s.video_key, s.job_attempts
         expected = ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
-        template = _load_template(ctx, b)
+        template = load_template(ctx, b)
     try:
         card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
         fingerprints = SessionFingerprints(ctx, session_id, beneficiary_id)
         report = certifier.run(card, video, actions, expected, template, fingerprints)
-        result: dict[str, Any] = report.to_dict()
+        result: dict[str, Any] = redact(report.to_dict())
         outcome = Outcome(report.decision.outcome)
         reasons = [r.value for r in report.decision.reasons]
         new_template = report.new_template
@@ -111,7 +112,19 @@ def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, work
     return _apply(ctx, session_id, worker, outcome, reasons, result, new_template if consent else None)
 
 
-def _load_template(ctx: ServiceContext, b: Beneficiary) -> Any:
+def redact(result: Any) -> Any:
+    """Mask every ID number in the stored result (OCR diagnostics included): the clear number is kept only
+    encrypted, on the beneficiary."""
+    if isinstance(result, dict):
+        return {k: redact(v) for k, v in result.items()}
+    if isinstance(result, list):
+        return [redact(v) for v in result]
+    if isinstance(result, str):
+        return mask_text(result)
+    return result
+
+
+def load_template(ctx: ServiceContext, b: Beneficiary) -> Any:
     if b.template is None or b.template_model is None:
         return None
     from pipelines.decision.runner import Template

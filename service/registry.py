@@ -43,7 +43,8 @@ def view(b: Beneficiary, today: dt.date, rules: CycleRules) -> dict[str, Any]:
 
 
 def status_list(db: Session, which: str, today: dt.date, rules: CycleRules) -> list[Beneficiary]:
-    q = select(Beneficiary).order_by(Beneficiary.valid_until, Beneficiary.external_id)
+    # Never certified first, then the longest lapsed: the same order on SQLite and PostgreSQL.
+    q = select(Beneficiary).order_by(Beneficiary.valid_until.asc().nulls_first(), Beneficiary.external_id)
     if which == "suspended":
         return list(db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.SUSPENDED)))
     active = db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.ACTIVE))
@@ -56,9 +57,7 @@ def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow(
-            {k: ";".join(v) if isinstance(v, list) else ("" if v is None else v) for k, v in r.items()}
-        )
+        w.writerow({k: ";".join(v) if isinstance(v, list) else ("" if v is None else v) for k, v in r.items()})
     return buf.getvalue()
 
 

@@ -80,7 +80,3 @@ def sweep() -> int:
     for sid in ids:
         process_session.delay(sid)
     return len(ids)
-
-
-def enqueue(session_id: str) -> None:
-    process_session.delay(session_id)

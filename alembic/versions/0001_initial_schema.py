@@ -86,9 +86,7 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_video_fingerprints_beneficiary_id"), "video_fingerprints", ["beneficiary_id"], unique=False
     )
-    op.create_index(
-        op.f("ix_video_fingerprints_session_id"), "video_fingerprints", ["session_id"], unique=False
-    )
+    op.create_index(op.f("ix_video_fingerprints_session_id"), "video_fingerprints", ["session_id"], unique=False)
     op.create_table(
         "cert_sessions",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -127,9 +125,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("nonce"),
     )
-    op.create_index(
-        op.f("ix_cert_sessions_beneficiary_id"), "cert_sessions", ["beneficiary_id"], unique=False
-    )
+    op.create_index(op.f("ix_cert_sessions_beneficiary_id"), "cert_sessions", ["beneficiary_id"], unique=False)
     op.create_index(op.f("ix_cert_sessions_decided_at"), "cert_sessions", ["decided_at"], unique=False)
     op.create_index(op.f("ix_cert_sessions_lease_until"), "cert_sessions", ["lease_until"], unique=False)
     op.create_index(op.f("ix_cert_sessions_state"), "cert_sessions", ["state"], unique=False)
@@ -171,9 +167,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("code"),
         sa.UniqueConstraint("session_id"),
     )
-    op.create_index(
-        op.f("ix_certifications_beneficiary_id"), "certifications", ["beneficiary_id"], unique=False
-    )
+    op.create_index(op.f("ix_certifications_beneficiary_id"), "certifications", ["beneficiary_id"], unique=False)
     # ### end Alembic commands ###
 
 

@@ -99,10 +99,18 @@ def _liveness(ev: Evidence, cfg: DecisionConfig) -> tuple[Outcome, list[ReasonCo
         return Outcome.REJECT, [ReasonCode.SPOOF_SUSPECTED]
     if not live.passed:
         return Outcome.REJECT, list(live.reasons) or [ReasonCode.SPOOF_SUSPECTED]
-    t = cfg.passive_pass_threshold
+    t = _passive_threshold(ev, cfg)
     if t is not None and live.passive_score < t + cfg.passive_review_margin:
         return Outcome.REVIEW, [ReasonCode.SPOOF_SUSPECTED]
     return Outcome.ACCEPT, []
+
+
+def _passive_threshold(ev: Evidence, cfg: DecisionConfig) -> float | None:
+    """The configured threshold, else the one the liveness stage used (its calibration)."""
+    if cfg.passive_pass_threshold is not None:
+        return cfg.passive_pass_threshold
+    used = getattr(ev.liveness, "passive_threshold", None)
+    return float(used) if isinstance(used, int | float) else None
 
 
 def _face(ev: Evidence) -> tuple[Outcome, list[ReasonCode], list[str]]:
@@ -161,7 +169,7 @@ def _scores(ev: Evidence) -> dict[str, float | None]:
 
 def _thresholds(ev: Evidence, cfg: DecisionConfig) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "passive_pass": cfg.passive_pass_threshold,
+        "passive_pass": _passive_threshold(ev, cfg),
         "passive_review_margin": cfg.passive_review_margin,
     }
     m = ev.card_match or ev.template_match

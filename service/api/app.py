@@ -38,9 +38,10 @@ def create_app(
             ctx.enqueue = worker.wake
             worker.start(settings.worker_threads)
         elif settings.worker_mode == "celery":
-            from service.tasks import enqueue
+            from service.tasks import make_celery
 
-            ctx.enqueue = enqueue
+            celery = make_celery(settings)
+            ctx.enqueue = lambda sid: celery.send_task("pension_cert.process_session", args=[sid])
         yield
         if worker is not None:
             worker.stop()

@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "service.cli.match_cmd",
     "service.cli.calibrate_cmd",
     "service.cli.liveness_cmd",
+    "service.cli.serve_cmd",
+    "service.cli.certify_cmd",
 )
 
 

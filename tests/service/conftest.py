@@ -47,6 +47,8 @@ def make_settings(var_dir: Path, **overrides: Any) -> Settings:
         "signing_key": secrets.token_hex(16),
         "api_keys": [API_KEY],
         "worker_mode": "none",
+        # The real test video performs these actions; a deployment issues random ones.
+        "challenge_actions": ["blink", "turn_left"],
     }
     values.update(overrides)
     return Settings(**values)
@@ -79,9 +81,7 @@ def ctx(settings: Settings, engine: Engine) -> Iterator[ServiceContext]:
     context = ServiceContext(settings, engine=engine, create_schema=False)
     conn = engine.connect()
     outer = conn.begin()
-    context.session_factory = sessionmaker(
-        bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
-    )
+    context.session_factory = sessionmaker(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
     try:
         yield context
     finally:

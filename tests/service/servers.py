@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,11 +62,12 @@ def postgres_server(workdir: Path) -> Iterator[str]:
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
         raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql)")
+    if os.geteuid() == 0:
+        # The postgres user cannot enter root's private pytest directories: use its own under /tmp.
+        workdir = Path(tempfile.mkdtemp(prefix="pension-cert-pg-"))
+        shutil.chown(workdir, "postgres")
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "pgdata"
-    if os.geteuid() == 0:
-        shutil.chown(workdir, "postgres")
-        os.chmod(workdir, 0o700)
     port = free_port()
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     subprocess.run(
@@ -101,6 +103,8 @@ def postgres_server(workdir: Path) -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/pension_cert_test"
     finally:
         subprocess.run(_as_pg_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        if os.geteuid() == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextmanager

@@ -34,9 +34,7 @@ def to_csv(rows: list[list[str]]) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode()
 
 
-def test_csv_import_reports_bad_rows_and_is_idempotent(
-    ctx: ServiceContext, db: Session, data_dir: Path
-) -> None:
+def test_csv_import_reports_bad_rows_and_is_idempotent(ctx: ServiceContext, db: Session, data_dir: Path) -> None:
     rows = card_rows(data_dir)
     good = rows[0][1]
     bad = [

@@ -65,8 +65,6 @@ def test_default_secrets_refused_outside_development(tmp_path: Path) -> None:
     )
     good.validate_secrets()
     with pytest.raises(InsecureSettingsError):
-        Settings(
-            env="production", media_key=DEV_MEDIA_KEY, signing_key="s", api_keys=["k"]
-        ).validate_secrets()
+        Settings(env="production", media_key=DEV_MEDIA_KEY, signing_key="s", api_keys=["k"]).validate_secrets()
     with pytest.raises(InsecureSettingsError):
         Settings(media_key=base64.b64encode(b"short").decode()).validate_secrets()

@@ -1,0 +1,75 @@
+"""`pension-cert serve` (API + in-process worker on the embedded defaults) and `pension-cert worker`
+(a standalone polling worker for the same database: scale-out without Celery, and crash-recovery tests)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+
+from service.config import get_settings
+from service.context import ServiceContext
+from service.security import install_log_masking
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the HTTP API (OpenAPI docs at /docs) with its worker")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--demo", action="store_true", help="once up, run a sample certification against it")
+    p.set_defaults(func=_serve)
+    w = sub.add_parser("worker", help="process queued certification sessions (polls the database)")
+    w.add_argument("--once", action="store_true", help="process what is queued, then exit")
+    w.set_defaults(func=_worker)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.api import create_app
+
+    install_log_masking()
+    settings = get_settings()
+    if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:
+        settings = settings.model_copy(update={"public_base_url": f"http://{args.host}:{args.port}"})
+    if args.demo and not settings.challenge_actions:
+        from service.demo import DEMO_ACTIONS
+
+        # The sample video performs these actions; a real deployment issues random ones.
+        settings = settings.model_copy(update={"challenge_actions": DEMO_ACTIONS})
+    app = create_app(settings)
+    if args.demo:
+        from service.demo import run_demo_when_up
+
+        base = f"http://{args.host}:{args.port}"
+        threading.Thread(target=run_demo_when_up, args=(base, settings), daemon=True).start()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from service.worker import PollingWorker, shared_certifier
+
+    install_log_masking()
+    settings = get_settings()
+    ctx = ServiceContext(settings)
+    worker = PollingWorker(ctx)
+    if args.once:
+        while worker.run_once():
+            pass
+        return 0
+
+    def stop(_sig: int, _frame: FrameType | None) -> None:
+        worker.stop(timeout=0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    shared_certifier(settings.model_pack)  # load the models before the first job, once for this process
+    log.info("worker %s ready", worker.name)
+    worker.run_forever()
+    return 0

@@ -1,0 +1,69 @@
+"""Registry endpoints over real HTTP (TestClient): roster upload, lookups, status lists, CSV exports, cycle."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from tests.service.test_roster import card_rows, to_csv
+
+
+def upload_roster(client: TestClient, data: bytes, name: str = "roster.csv") -> dict[str, object]:
+    r = client.post("/api/v1/roster", files={"file": (name, data, "text/csv")})
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+def test_api_key_required(client: TestClient) -> None:
+    r = client.get("/api/v1/lists/overdue", headers={"X-API-Key": "wrong"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"
+    assert r.json()["error"]["message"]  # a Chinese message for every error
+
+
+def test_roster_lookup_lists_and_exports(client: TestClient, data_dir: Path) -> None:
+    rows = card_rows(data_dir, 4)
+    rows[0][6] = "2026-01-10"  # certified until 10 Jan
+    rows[1][6] = "2026-02-20"
+    rows[2][6] = ""  # never certified
+    rows[3][5] = "deceased"
+    report = upload_roster(client, to_csv(rows))
+    assert report["created"] == 4 and report["rejected"] == 0
+    assert upload_roster(client, to_csv(rows))["unchanged"] == 4
+
+    b = client.get("/api/v1/beneficiaries/P00000", params={"today": "2025-12-20"}).json()
+    assert b["cycle_state"] == "due_soon" and b["id_masked"].count("*") == 10
+    assert rows[0][1] not in str(b)  # the full number never leaves the service
+    by_number = client.get("/api/v1/beneficiaries", params={"id_number": rows[1][1]})
+    assert by_number.json()["external_id"] == "P00001"
+    assert client.get("/api/v1/beneficiaries/NOPE").status_code == 404
+
+    due = client.get("/api/v1/lists/due_soon", params={"today": "2025-12-20"}).json()
+    assert [i["external_id"] for i in due["items"]] == ["P00000"]
+    overdue = client.get("/api/v1/lists/overdue", params={"today": "2026-01-15"}).json()
+    assert [i["external_id"] for i in overdue["items"]] == ["P00002", "P00000"]  # never certified first
+
+    run = client.post("/api/v1/cycle/run", params={"today": "2026-01-15"}).json()
+    assert run["suspended"] == 2
+    csv_text = client.get("/api/v1/lists/suspended", params={"format": "csv"}).text
+    suspended = list(csv.DictReader(io.StringIO(csv_text)))
+    assert {r["external_id"] for r in suspended} == {"P00000", "P00002"}
+    assert all(r["status"] == "suspended" for r in suspended)
+    export = client.get("/api/v1/exports/suspensions.csv", params={"since": dt.date(2026, 1, 1).isoformat()})
+    events = list(csv.DictReader(io.StringIO(export.text)))
+    assert [(e["external_id"], e["kind"], e["on_date"]) for e in events] == [
+        ("P00000", "suspended", "2026-01-15"),
+        ("P00002", "suspended", "2026-01-15"),
+    ]
+    assert client.get("/api/v1/lists/nonsense").status_code == 404
+
+
+def test_roster_bad_file_is_a_clear_4xx(client: TestClient) -> None:
+    r = client.post("/api/v1/roster", files={"file": ("roster.csv", b"a,b\n1,2\n", "text/csv")})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "ROSTER_FORMAT"
+    r = client.post("/api/v1/roster", files={"file": ("roster.pdf", b"%PDF", "application/pdf")})
+    assert r.status_code == 415

@@ -1,0 +1,118 @@
+"""A running service for end-to-end tests: its own fresh database, the real app, and a real worker
+(the in-process thread on SQLite; a `celery worker` process on PostgreSQL + Redis)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from service.config import Settings
+from tests.service.conftest import API_KEY, make_settings, migrate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fresh_database(backend_urls: dict[str, str], tmp: Path) -> str:
+    url = backend_urls["database_url"]
+    if url.startswith("sqlite"):
+        fresh = f"sqlite:///{tmp / ('e2e-' + uuid.uuid4().hex[:8] + '.db')}"
+    else:
+        name = "e2e_" + uuid.uuid4().hex[:10]
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        fresh = url.rsplit("/", 1)[0] + "/" + name
+    migrate(fresh)
+    return fresh
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as environment variables, for worker processes."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for key, value in settings.model_dump().items():
+        if value is None:
+            continue
+        name = "PENSION_CERT_" + key.upper()
+        env[name] = _json(value) if isinstance(value, list) else str(value)
+    return env
+
+
+def _json(value: list[Any]) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+@contextmanager
+def celery_worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "service.tasks",
+        "worker",
+        "--pool=solo",
+        "--concurrency=1",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel=INFO",
+    ]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, env=settings_env(settings), cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def live_service(backend_urls: dict[str, str], tmp: Path, **overrides: Any) -> Iterator[tuple[TestClient, Settings]]:
+    from service.api import create_app
+
+    url = fresh_database(backend_urls, tmp)
+    mode = overrides.pop("worker_mode", backend_urls["worker_mode"])
+    settings = make_settings(
+        tmp / "var",
+        database_url=url,
+        worker_mode=mode,
+        broker_url=backend_urls["broker_url"] or "redis://127.0.0.1:1/0",
+        signing_key=secrets.token_hex(16),
+        poll_interval_s=0.2,
+        **overrides,
+    )
+    with TestClient(create_app(settings)) as client:
+        client.headers["X-API-Key"] = API_KEY
+        if mode == "celery":
+            with celery_worker(settings, tmp / "celery.log"):
+                yield client, settings
+        else:
+            yield client, settings
+
+
+def wait_decided(client: TestClient, session: dict[str, Any], timeout: float = 180.0) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {session['token']}"}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get(f"/api/v1/sessions/{session['session_id']}/result", headers=headers)
+        body: dict[str, Any] = r.json()
+        if body["state"] in ("decided", "failed"):
+            return body
+        time.sleep(0.3)
+    raise TimeoutError(f"session {session['session_id']} not decided after {timeout}s")
