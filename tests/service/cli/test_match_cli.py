@@ -38,13 +38,8 @@ def test_match_pairs_csv_prints_a_line_per_pair_with_errors_as_null(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((faces_dir / rel).read_bytes())
     pairs = tmp_path / "pairs.csv"
-    rows = [
-        (POWELL, POWELL_2, "1", "x"),
-        (POWELL, ZHU, "0", "x"),
-        (POWELL, "blank.png", "0", "x"),
-        ("garbage.jpg", POWELL, "0", "x"),
-        (POWELL, "missing.jpg", "0", "x"),
-    ]
+    rows = [(POWELL, POWELL_2, "1", "x"), (POWELL, ZHU, "0", "x"), (POWELL, "blank.png", "0", "x"),
+            ("garbage.jpg", POWELL, "0", "x"), (POWELL, "missing.jpg", "0", "x")]
     with pairs.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path_a", "path_b", "label", "subset"])
