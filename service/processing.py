@@ -173,13 +173,13 @@ def _apply(
         s.lease_until = None
         b = db.get(Beneficiary, s.beneficiary_id)
         if b is not None and outcome is Outcome.ACCEPT:
-            _accept(db, ctx, s, b, now.date(), new_template)
+            accept_session(db, ctx, s, b, now.date(), new_template)
         audit(db, worker, "session.decide", s.id, {"decision": outcome.value, "reasons": reasons})
     log.info("session %s: %s %s", session_id, outcome.value, ",".join(reasons))
     return True
 
 
-def _accept(db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary, today: dt.date, tpl: Any) -> None:
+def accept_session(db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary, today: dt.date, tpl: Any) -> None:
     was_suspended = b.status == "suspended"
     until = record_certification(db, b, today, ctx.rules)
     cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from service.api import routes_certificates, routes_registry, routes_sessions
 from service.api.errors import install_error_handlers
+from service.api.limits import BodyLimitMiddleware
 from service.config import Settings, get_settings
 from service.context import ServiceContext
 from service.security import install_log_masking
@@ -54,6 +55,7 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max(settings.max_video_bytes, 64 * 1024 * 1024))
     for r in (routes_registry.router, routes_sessions.router, routes_certificates.router):
         app.include_router(r)
 

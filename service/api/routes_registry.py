@@ -16,6 +16,7 @@ from service.audit import audit
 from service.cycle import run_cycle
 from service.db.models import Beneficiary
 from service.errors import NotFoundError, ServiceError
+from service.retention import purge_media
 from service.roster import import_roster
 from service.security import normalise_id
 
@@ -66,9 +67,11 @@ def export_events(db: DB, _actor: ApiClient, kind: str, since: dt.date | None = 
     return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")
 
 
-@router.post("/cycle/run", summary="Daily cycle run: put overdue beneficiaries on the suspension list")
+@router.post("/cycle/run", summary="Daily run: suspend overdue beneficiaries, purge media past retention")
 def post_cycle_run(ctx: Ctx, db: DB, actor: ApiClient, today: Today = None) -> dict[str, Any]:
     day = today or dt.date.today()
     ids = run_cycle(db, day, ctx.rules)
     audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids)})
-    return {"date": day.isoformat(), "suspended": len(ids)}
+    db.commit()
+    purged = purge_media(ctx, dt.datetime.combine(day, dt.time()))
+    return {"date": day.isoformat(), "suspended": len(ids), "media_purged": purged}

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, UploadFile
 from pydantic import BaseModel, Field
 
-from service import sessions
+from service import review, sessions
 from service.api.deps import DB, ApiClient, Ctx, SessionToken
 from service.api.upload import read_limited
 from service.db.models import Channel, SessionState
@@ -87,6 +87,18 @@ async def upload_video(
     nonce: Annotated[str, Form()],
 ) -> dict[str, Any]:
     return await _upload(ctx, db, session_id, token, "video", file, request_id, nonce)
+
+
+class ReviewBody(BaseModel):
+    decision: str = Field(description="accept or reject")
+    reviewer: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=500)
+
+
+@router.post("/{session_id}/review", summary="Staff settle a `review` decision (machine clients: console)")
+def post_review(ctx: Ctx, db: DB, actor: ApiClient, session_id: str, body: ReviewBody) -> dict[str, Any]:
+    s = sessions.get_session(db, session_id)
+    return review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
 
 
 @router.get("/{session_id}", summary="Processing status")

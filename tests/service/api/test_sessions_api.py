@@ -129,3 +129,54 @@ def test_daily_failures_offer_staff_review(client: TestClient, ctx: ServiceConte
     assert staff.status_code == 201
     with ctx.db() as db:
         assert db.scalar(select(func.count()).select_from(CertSession)) >= 4
+
+
+def test_retention_purges_media_after_the_final_decision(
+    client: TestClient, ctx: ServiceContext, data_dir: Path
+) -> None:
+    s = open_session(client, beneficiary_with_number(ctx, factories.id_number()))
+    assert put_card(client, s, (data_dir / "idcard/synthetic/card_004.jpg").read_bytes()).status_code == 200
+    key = f"sessions/{s['session_id']}/id_card"
+    decided = utcnow()
+    with ctx.db() as db:
+        row = db.get(CertSession, s["session_id"])
+        assert row is not None
+        row.state, row.decision, row.decided_at = "decided", "reject", decided
+    days = ctx.settings.retention_days
+    early = (decided + dt.timedelta(days=days - 1)).date().isoformat()
+    assert client.post("/api/v1/cycle/run", params={"today": early}).json()["media_purged"] == 0
+    assert ctx.storage.exists(key)
+    late = (decided + dt.timedelta(days=days + 1)).date().isoformat()
+    assert client.post("/api/v1/cycle/run", params={"today": late}).json()["media_purged"] == 1
+    assert not ctx.storage.exists(key)
+    row = session_row(ctx, s["session_id"])
+    assert row.media_purged_at is not None and row.decision == "reject"  # the decision itself stays
+
+
+def test_oversize_body_is_refused_before_it_is_read(client: TestClient, ctx: ServiceContext) -> None:
+    s = open_session(client, beneficiary_with_number(ctx, factories.id_number()))
+    huge = str(ctx.settings.max_video_bytes * 4)
+    r = client.post(
+        f"/api/v1/sessions/{s['session_id']}/video",
+        headers={"Authorization": f"Bearer {s['token']}", "Idempotency-Key": "x" * 12, "Content-Length": huge},
+        content=b"tiny",
+    )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "MEDIA_TOO_LARGE"
+    assert media_files(ctx) == []
+
+
+def test_staff_settle_a_review(client: TestClient, ctx: ServiceContext) -> None:
+    ext = beneficiary_with_number(ctx, factories.id_number(), status="suspended")
+    s = open_session(client, ext)
+    url = f"/api/v1/sessions/{s['session_id']}/review"
+    body = {"decision": "accept", "reviewer": "窗口3-李", "note": "证件照较旧, 核对无误"}
+    assert client.post(url, json=body).status_code == 409  # still open: nothing to review
+    with ctx.db() as db:
+        row = db.get(CertSession, s["session_id"])
+        assert row is not None
+        row.state, row.decision, row.decided_at, row.result = "decided", "review", utcnow(), {"decision": "review"}
+    r = client.post(url, json=body)
+    assert r.status_code == 200 and r.json()["review"]["machine_decision"] == "review"
+    b = client.get(f"/api/v1/beneficiaries/{ext}").json()
+    assert b["status"] == "active" and b["cycle_state"] == "certified"
+    assert client.post(url, json=body).status_code == 409  # settled once

@@ -1,0 +1,44 @@
+"""Retention: raw media (ID-card photo, video) are deleted a configurable number of days after the final
+decision. Decisions, scores, hashes and audit entries stay; the session records when its media went."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select
+
+from service.audit import audit
+from service.context import ServiceContext
+from service.db.models import CertSession, SessionState, utcnow
+
+log = logging.getLogger(__name__)
+
+FINAL_STATES = (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
+
+
+def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """Delete the media of sessions decided more than `retention_days` ago. Idempotent; returns the count."""
+    cutoff = (now or utcnow()) - dt.timedelta(days=ctx.settings.retention_days)
+    purged = 0
+    with ctx.db() as db:
+        sessions = db.scalars(
+            select(CertSession)
+            .where(
+                CertSession.state.in_([s.value for s in FINAL_STATES]),
+                CertSession.media_purged_at.is_(None),
+                CertSession.decided_at.is_not(None),
+                CertSession.decided_at < cutoff,
+            )
+            .limit(batch)
+        ).all()
+        for s in sessions:
+            for key in (s.id_card_key, s.video_key):
+                if key:
+                    ctx.storage.delete(key)
+            s.media_purged_at = now or utcnow()
+            purged += 1
+        if purged:
+            audit(db, "system", "retention.purge", cutoff.date().isoformat(), {"sessions": purged})
+    log.info("retention: purged media of %d sessions decided before %s", purged, cutoff.date())
+    return purged
