@@ -23,6 +23,9 @@ class ActionConfig:
     blink_ratio: float = 0.78
     blink_max_s: float = 0.7
     blink_window_s: float = 1.5
+    # The eye aspect ratio is only trusted near frontal: turning or tilting the head narrows the eyes too.
+    blink_max_yaw_deg: float = 12.0
+    blink_max_pitch_deg: float = 10.0
     # Head turn / nod: degrees away from the resting pose (median of the first rest_s seconds).
     turn_deg: float = 15.0
     nod_deg: float = 14.0
@@ -114,7 +117,12 @@ def detect_events(signals: Sequence[FaceSignals], cfg: ActionConfig) -> list[Act
     pitch = np.array([s.pitch for s in signals])
     yaw_d = yaw - _rest(t, yaw, cfg)
     pitch_d = pitch - _rest(t, pitch, cfg)
-    events = detect_blinks(t, ear, cfg)
+    events = [
+        e
+        for e in detect_blinks(t, ear, cfg)
+        if abs(float(np.interp(e.t, t, yaw_d))) < cfg.blink_max_yaw_deg
+        and abs(float(np.interp(e.t, t, pitch_d))) < cfg.blink_max_pitch_deg
+    ]
     # Positive yaw: nose towards image-right, i.e. the subject turns to their own left (non-mirrored).
     events += _excursions(TURN_LEFT, t, yaw_d, cfg.turn_deg)
     events += _excursions(TURN_RIGHT, t, -yaw_d, cfg.turn_deg)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import av
 import cv2
 import numpy as np
+from av.video.stream import VideoStream
 
 
 def read_frames(path: Path, start_s: float = 0.0, end_s: float = 1e9, side: int = 640) -> list[np.ndarray]:
@@ -24,7 +26,7 @@ def read_frames(path: Path, start_s: float = 0.0, end_s: float = 1e9, side: int 
                 continue
             if t > end_s:
                 break
-            img = frame.to_ndarray(format="bgr24")
+            img: np.ndarray = frame.to_ndarray(format="bgr24")
             scale = min(1.0, side / max(img.shape[:2]))
             if scale < 1.0:
                 img = cv2.resize(img, (round(img.shape[1] * scale / 2) * 2, round(img.shape[0] * scale / 2) * 2))
@@ -33,14 +35,19 @@ def read_frames(path: Path, start_s: float = 0.0, end_s: float = 1e9, side: int 
 
 
 def write_video(
-    path: Path, frames: Iterable[np.ndarray], fps: int = 30, rotation: int | None = None, codec: str = "libx264"
+    path: Path,
+    frames: Iterable[np.ndarray],
+    fps: int = 30,
+    rotation: int | None = None,
+    codec: str = "libx264",
+    codec_preset: str = "ultrafast",
 ) -> Path:
     """Encode BGR frames (all the same even size) as MP4; ``rotation`` sets the display-matrix metadata."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream = cast(VideoStream, container.add_stream(codec, rate=fps))
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            stream.options = {"preset": "ultrafast", "crf": "23"}
+            stream.options = {"preset": codec_preset, "crf": "23"}
         first = True
         for img in frames:
             if first:
