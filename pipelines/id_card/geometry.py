@@ -28,6 +28,9 @@ CAPTION_LEFT_CORNERS: dict[str, tuple[tuple[float, float], tuple[float, float]]]
 }
 NUMBER_CAPTION_RIGHT = ((510, 986), (510, 1055))
 NUMBER_BOX = ((669, 976), (1667, 976), (1667, 1050), (669, 1050))
+# Top and bottom (template y) of the detector's boxes on each printed row: name, sex/ethnicity, birth,
+# address lines 1–3, number.
+ROW_EDGES = ((186, 286), (340, 420), (478, 553), (618, 696), (718, 796), (818, 896), (976, 1050))
 
 
 def text_direction(quads: list[np.ndarray]) -> float | None:
@@ -90,7 +93,7 @@ def _px(dst: np.ndarray, src: np.ndarray, card_px: float) -> float:
     return max(2.0, card_px * s)
 
 
-def _sane(h: np.ndarray) -> bool:
+def sane(h: np.ndarray) -> bool:
     """Reject homographies that fold or wildly stretch the card (a bad RANSAC pick)."""
     corners = apply(h, np.array([[0, 0], [L.CARD_W, 0], [L.CARD_W, L.CARD_H], [0, L.CARD_H]], float))
     area = cv2.contourArea(corners.astype(np.float32))
@@ -100,3 +103,45 @@ def _sane(h: np.ndarray) -> bool:
     return max(sides[0], sides[2]) / max(min(sides[0], sides[2]), 1e-6) < 2.5 and (
         max(sides[1], sides[3]) / max(min(sides[1], sides[3]), 1e-6) < 2.5
     )
+
+
+def _normalizer(pts: np.ndarray) -> np.ndarray:
+    c = pts.mean(axis=0)
+    s = math.sqrt(2) / max(float(np.mean(np.linalg.norm(pts - c, axis=1))), 1e-9)
+    return np.array([[s, 0, -s * c[0]], [0, s, -s * c[1]], [0, 0, 1]])
+
+
+def solve_image_to_card(
+    points: list[tuple[tuple[float, float], tuple[float, float]]],
+    y_only: list[tuple[tuple[float, float], float]],
+) -> np.ndarray | None:
+    """Image → card homography by linear least squares (DLT) from full point pairs and "this image point lies
+    on template row y" constraints. Text-line ends give many of the latter, which pins down perspective that
+    the few fixed caption corners alone cannot."""
+    if len(points) < 3 or len(points) * 2 + len(y_only) < 10:
+        return None
+    img = np.array([p for p, _ in points] + [p for p, _ in y_only], float)
+    crd = np.array([c for _, c in points] + [(0.0, y) for _, y in y_only], float)
+    ti = _normalizer(img)
+    tc = _normalizer(np.array([c for _, c in points], float))
+    ih = (ti @ np.hstack([img, np.ones((len(img), 1))]).T).T
+    ch = (tc @ np.hstack([crd, np.ones((len(crd), 1))]).T).T
+    rows: list[np.ndarray] = []
+    z = np.zeros(3)
+    for k, (p, c) in enumerate(zip(ih, ch, strict=True)):
+        if k < len(points):
+            rows.append(np.concatenate([p, z, -c[0] * p]))
+        rows.append(np.concatenate([z, p, -c[1] * p]))
+    _, _, vt = np.linalg.svd(np.asarray(rows))
+    g = vt[-1].reshape(3, 3)
+    g = np.linalg.inv(tc) @ g @ ti
+    if abs(g[2, 2]) < 1e-12:
+        return None
+    return g / g[2, 2]
+
+
+def row_of(y: float, tol: float = 45.0) -> int | None:
+    """Index of the printed row whose box centre is nearest to template ``y``, if within ``tol``."""
+    centres = [(a + b) / 2 for a, b in ROW_EDGES]
+    k = int(np.argmin([abs(y - c) for c in centres]))
+    return k if abs(y - centres[k]) <= tol else None

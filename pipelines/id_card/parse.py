@@ -44,7 +44,22 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
+# Caption characters and their common misreadings; CTC positions are ±half a character, so a caption character
+# just left of the entry column is dropped by what it is, not only by where it is.
+CAPTION_LIKE = {
+    NAME_BAND: set("姓名"),
+    ROW2_BAND: set("性别"),
+    BIRTH_BAND: set("出生"),
+    (ADDRESS_BAND[0], ADDRESS_FIRST_LINE_Y + 50): set("住址佳业往主"),
+}
+ENTRY_START = 338.0
+
+
 def in_band(c: Char, band: tuple[float, float], x_from: float = ENTRY_X, x_to: float = TEXT_RIGHT) -> bool:
+    if x_from == ENTRY_X and c.x < ENTRY_START + 40:
+        for (y1, y2), captions in CAPTION_LIKE.items():
+            if y1 <= c.y < y2 and c.ch in captions:
+                return False
     return band[0] <= c.y < band[1] and x_from <= c.x < x_to
 
 

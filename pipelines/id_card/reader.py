@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from pipelines.face_match import FaceMatcher
 from pipelines.id_card import geometry as G
 from pipelines.id_card import layout as L
 from pipelines.id_card import parse as P
+from pipelines.id_card import rows as R
 from pipelines.id_card.ocr import OcrEngine, TextLine, crop_quad, order_quad
 from pipelines.id_card.quality import glare_fraction, sharpness
 from pipelines.id_card.result import IdCardResult
@@ -36,7 +38,11 @@ EMBLEM_MARKERS = ("签发机关", "有效期限", "居民身份证", "中华人�
 
 @dataclass(frozen=True)
 class ReaderConfig:
-    det_max_side: int = 640
+    det_locate_side: int = 480
+    det_fallback_side: int = 960
+    det_target_text_px: float = 20.0
+    det_max_zoom: float = 1.5
+    det_max_second: int = 1100
     cls_lines: int = 4
     min_number_conf: float = 0.80
     glare_threshold: float = 0.12
@@ -63,7 +69,7 @@ class IdCardReader:
     def read(self, image_bgr: np.ndarray, today: dt.date | None = None) -> IdCardResult:
         res = IdCardResult()
         t0 = time.perf_counter()
-        quads = self.ocr.detect(image_bgr, self.config.det_max_side)
+        quads = self._detect(image_bgr)
         res.timings_ms["detect"] = (time.perf_counter() - t0) * 1000
         angle = G.text_direction(quads)
         if len(quads) < 2 or angle is None:
@@ -86,6 +92,37 @@ class IdCardReader:
         return res
 
     # -- steps ---------------------------------------------------------------------------------------
+
+    def _detect(self, image: np.ndarray) -> list[np.ndarray]:
+        """Two cheap passes. A ≤480-px pass finds the text cluster and its direction; the cluster is then
+        rotated level and scaled so the card's text is ~22 px high, and detected again. Level text at the right
+        size is what the detector is best at, whatever the photo's size, rotation or the card's share of it."""
+        cfg = self.config
+        first = self.ocr.detect(image, cfg.det_locate_side)
+        angle = G.text_direction(first) if len(first) >= 2 else None
+        if angle is None:
+            return self.ocr.detect(image, cfg.det_fallback_side)
+        up, _ = G.upright_transform(image.shape, angle)
+        pts = G.apply(up, np.vstack(first))
+        (x1, y1), (x2, y2) = pts.min(axis=0), pts.max(axis=0)
+        span = max(x2 - x1, 1.0)
+        # Text spans ~82% of the card's width (captions to the end of the number); the card's text is 3.2% of it.
+        card_w = span / 0.82
+        zoom = min(cfg.det_target_text_px / (0.032 * card_w), cfg.det_max_zoom)
+        pad_x, pad_y = 0.12 * span, 0.15 * span
+        x1, y1, x2, y2 = x1 - pad_x, y1 - pad_y, x2 + pad_x, y2 + pad_y
+        out_w, out_h = int((x2 - x1) * zoom), int((y2 - y1) * zoom)
+        if max(out_w, out_h) > cfg.det_max_second:
+            f = cfg.det_max_second / max(out_w, out_h)
+            zoom, out_w, out_h = zoom * f, int(out_w * f), int(out_h * f)
+        a = np.array([[zoom, 0, -x1 * zoom], [0, zoom, -y1 * zoom], [0, 0, 1]]) @ up
+        level = cv2.warpAffine(image, a[:2], (max(out_w, 32), max(out_h, 32)), flags=cv2.INTER_AREA,
+                               borderMode=cv2.BORDER_REPLICATE)
+        second = self.ocr.detect(level, max(level.shape[:2]))
+        if len(second) < 2:
+            return first
+        back = np.linalg.inv(a)
+        return [G.apply(back, q).astype(np.float32) for q in second]
 
     def _orient_and_read(
         self, image: np.ndarray, quads: list[np.ndarray], angle: float, res: IdCardResult
@@ -142,7 +179,7 @@ class IdCardReader:
             corners = G.apply(h_in, np.array([[0, 0], [L.CARD_W, 0], [L.CARD_W, L.CARD_H], [0, L.CARD_H]], float))
             res.card_quad = [[round(float(x), 1), round(float(y), 1)] for x, y in corners]
             self._check_cut_off(image, corners, res)
-            self._fields(lines, h_card, number_idx, res)
+            self._fields(image, up, lines, h_card, number_idx, res)
             self._portrait(image, h_in, res)
         else:
             res.add_error(ReasonCode.ID_CUT_OFF if _touches_border(lines, up, image) else ReasonCode.ID_NOT_A_CARD)
@@ -151,23 +188,28 @@ class IdCardReader:
     def _card_homography(
         self, lines: list[TextLine], texts: list[str], number_idx: int | None
     ) -> np.ndarray | None:
+        """Card → upright-frame homography. Preferred: rows by reading order (see ``rows``), solved by DLT with
+        one round of outlier rejection; else the printed captions alone."""
+        if number_idx is not None:
+            row_of = R.assign_rows(lines, texts, number_idx)
+            points, y_only = R.anchors(lines, texts, row_of, number_idx)
+            h = _solve(points, y_only)
+            if h is not None:
+                return h
         src: list[tuple[float, float]] = []
         dst: list[tuple[float, float]] = []
         for ln, t in zip(lines, texts, strict=True):
             for caption, (tl, bl) in G.CAPTION_LEFT_CORNERS.items():
                 if t.startswith(caption):
                     src += [tl, bl]
-                    dst += [tuple(ln.quad[0]), tuple(ln.quad[3])]  # type: ignore[list-item]
-                    if caption == "公民身份号码" and len(t) <= 7:
-                        src += list(G.NUMBER_CAPTION_RIGHT)
-                        dst += [tuple(ln.quad[1]), tuple(ln.quad[2])]  # type: ignore[list-item]
+                    dst += [(float(ln.quad[0][0]), float(ln.quad[0][1])), (float(ln.quad[3][0]), float(ln.quad[3][1]))]
         if number_idx is not None:
             src += list(G.NUMBER_BOX)
-            dst += [tuple(p) for p in lines[number_idx].quad]  # type: ignore[misc]
+            dst += [(float(p[0]), float(p[1])) for p in lines[number_idx].quad]
         return G.fit_card_homography(src, dst)
 
-    def _fields(self, lines: list[TextLine], h_card: np.ndarray, number_idx: int | None,
-                res: IdCardResult) -> None:
+    def _fields(self, image: np.ndarray, up: np.ndarray, lines: list[TextLine], h_card: np.ndarray,
+                number_idx: int | None, res: IdCardResult) -> None:
         to_card = np.linalg.inv(h_card)
         chars: list[P.Char] = []
         for i, ln in enumerate(lines):
@@ -183,6 +225,7 @@ class IdCardReader:
             bottom = q[3][None, :] + np.outer(pos, q[2] - q[3])
             card_pts = G.apply(to_card, (top + bottom) / 2)
             chars += [P.Char(c, s, float(p[0]), float(p[1])) for c, s, p in zip(text, scores, card_pts, strict=True)]
+        chars = self._fill_gaps(image, np.linalg.inv(up) @ h_card, chars, res)
         res.name, res.confidence["name"] = P.name_field(chars)
         res.sex, res.confidence["sex"] = P.sex_field(chars)
         res.ethnicity, res.confidence["ethnicity"] = P.ethnicity_field(chars)
@@ -192,6 +235,45 @@ class IdCardReader:
         missing = [f for f in ("name", "sex", "birth_date", "address") if getattr(res, f) is None]
         if missing:
             res.checks["missing_fields"] = missing
+
+    def _fill_gaps(self, image: np.ndarray, h_in: np.ndarray, chars: list[P.Char],
+                   res: IdCardResult) -> list[P.Char]:
+        """Re-read, from the rectified card, any field region the line detector missed or clipped.
+
+        Single characters (男, 汉) and faint line starts are what the detector loses; the card homography says
+        exactly where they are printed, so the recogniser reads that region directly at 48 px.
+        """
+        rereads: list[str] = []
+        for name, box, start, width, allowed in _FIELD_REGIONS:
+            x1, y1, x2, y2 = box
+            inside = [c for c in chars if x1 <= c.x < x2 and y1 <= c.y < y2]
+            if name.startswith("address") and not inside:
+                prev_line = int(name[-1]) - 1
+                if prev_line >= 0:
+                    py1 = y1 - L.ADDRESS_LINE_STEP
+                    prev = [c for c in chars if x1 <= c.x < x2 and py1 <= c.y < py1 + (y2 - y1)]
+                    if len(prev) < L.ADDRESS_CHARS_PER_LINE - 1:
+                        continue  # the address ended on the line before
+            # CTC puts a character's spike late within its glyph: allow 1.6 widths before calling it clipped.
+            ok = bool(inside) and min(c.x for c in inside) <= start + 1.6 * width
+            if name == "birth" and ok:
+                ok = len(re.findall(r"\d+", "".join(c.ch for c in sorted(inside, key=lambda c: c.x)))) >= 3
+            if ok:
+                continue
+            region = _warp_region(image, h_in, box, REC_SCALE_FOR[name])
+            if not _has_ink(region):
+                continue
+            recs = self.ocr.recognize([cv2.resize(region, (max(8, round(region.shape[1] * 48 / region.shape[0])), 48))])
+            text, scores, pos = self.ocr.decode_positions(recs[0][3], allowed)
+            if not text:
+                continue
+            rereads.append(name)
+            chars = [c for c in chars if not (x1 <= c.x < x2 and y1 <= c.y < y2)]
+            cy = (y1 + y2) / 2
+            chars += [P.Char(ch, sc, x1 + ps * (x2 - x1), cy) for ch, sc, ps in zip(text, scores, pos, strict=True)]
+        if rereads:
+            res.checks["reread_regions"] = rereads
+        return chars
 
     def _number(self, image: np.ndarray, lines: list[TextLine], number_idx: int | None,
                 h_card: np.ndarray | None, up: np.ndarray, res: IdCardResult, today: dt.date) -> None:
@@ -207,10 +289,9 @@ class IdCardReader:
         res.id_number_valid = check.valid
         res.checks["number"] = {"format": check.format_ok, "checksum": check.checksum_ok,
                                 "region": check.region_ok, "date": check.date_ok, "region_name": check.region}
-        if number is None or conf < self.config.min_number_conf:
+        if number is None or (not check.checksum_ok and conf < self.config.min_number_conf):
+            # Unsure characters and a failing check digit: a misread, not a wrong number.
             res.add_error(self._unreadable_reason(image, lines, number_idx, h_card, up))
-        elif not check.checksum_ok:
-            res.add_error(ReasonCode.ID_CHECKSUM_FAILED)
         elif not check.valid:
             res.add_error(ReasonCode.ID_CHECKSUM_FAILED)
         if not check.checksum_ok and number is not None:
@@ -283,11 +364,29 @@ def _quad_width(q: np.ndarray) -> float:
 
 
 def _ordered_in(up: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(quad in input coords, quad in upright coords), both ordered tl, tr, br, bl as seen upright."""
-    dst = G.apply(up, quad).astype(np.float32)
-    ordered = order_quad(dst)
-    idx = [int(np.argmin(np.linalg.norm(dst - p, axis=1))) for p in ordered]
-    return quad[idx].astype(np.float32), ordered
+    """(quad in input coords, quad in upright coords), ordered tl, tr, br, bl as seen upright, padded.
+
+    The detector's boxes are minimum-area rectangles: for short, squarish text (男, 汉, a caption) their
+    orientation is arbitrary, so those are rebuilt level in the upright frame. Every box gets a margin along
+    the line (the recogniser drops edge characters of tight crops).
+    """
+    dst = order_quad(G.apply(up, quad).astype(np.float32))
+    w = (np.linalg.norm(dst[1] - dst[0]) + np.linalg.norm(dst[2] - dst[3])) / 2
+    h = (np.linalg.norm(dst[3] - dst[0]) + np.linalg.norm(dst[2] - dst[1])) / 2
+    if w < 2.0 * h:
+        c = dst.mean(axis=0)
+        side = float(np.sqrt(max(cv2.contourArea(dst), 1.0)))
+        ext_x = max(side, float(np.ptp(dst[:, 0])) * side / max(float(np.ptp(dst[:, 1])), 1.0))
+        hw, hh = ext_x / 2, side / 2
+        dst = np.array([[c[0] - hw, c[1] - hh], [c[0] + hw, c[1] - hh], [c[0] + hw, c[1] + hh],
+                        [c[0] - hw, c[1] + hh]], np.float32)
+        h = side
+    along = dst[1] - dst[0]
+    along = along / max(float(np.linalg.norm(along)), 1e-6)
+    pad = along * 0.25 * h
+    dst = dst + np.array([-pad, pad, pad, -pad], np.float32)
+    src = G.apply(np.linalg.inv(up), dst).astype(np.float32)
+    return src, dst
 
 
 def _number_line(texts: list[str]) -> int | None:
@@ -312,6 +411,51 @@ def _touches_border(lines: list[TextLine], up: np.ndarray, image: np.ndarray) ->
         if p[:, 0].min() < 3 or p[:, 1].min() < 3 or p[:, 0].max() > w - 3 or p[:, 1].max() > h - 3:
             return True
     return False
+
+
+# (name, template box, where the entry starts, character width, allowed characters) of each field region.
+_FIELD_REGIONS: tuple[tuple[str, tuple[float, float, float, float], float, float, str | None], ...] = (
+    ("name", (326, 176, 1200, 296), 338, 80, None),
+    ("sex", (326, 332, 530, 428), 338, 70, "男女"),
+    ("ethnicity", (734, 332, 1200, 428), 744, 70, None),
+    ("birth", (326, 470, 1120, 561), 338, 70, BIRTH_CHARS),
+    ("address0", (326, 610, 1200, 704), 338, 70, None),
+    ("address1", (326, 710, 1200, 804), 338, 70, None),
+    ("address2", (326, 810, 1200, 904), 338, 70, None),
+)
+REC_SCALE_FOR = {name: 48.0 / (box[3] - box[1]) for name, box, *_ in _FIELD_REGIONS}
+
+
+def _has_ink(region: np.ndarray) -> bool:
+    """Dark print on the light card: some pixels well below the region's median brightness."""
+    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
+    return float((gray < np.median(gray) - 60).mean()) > 0.01
+
+
+def _solve(points: list[tuple[tuple[float, float], tuple[float, float]]],
+           y_only: list[tuple[tuple[float, float], float]]) -> np.ndarray | None:
+    """DLT, then again without the constraints it misses by more than 45 template px (a misassigned line)."""
+    g = G.solve_image_to_card(points, y_only)
+    if g is None:
+        return None
+    for _ in range(2):
+        def err_pt(p: tuple[float, float], c: tuple[float, float], g: np.ndarray = g) -> float:
+            m = G.apply(g, np.array([p]))[0]
+            return float(np.hypot(m[0] - c[0], m[1] - c[1]))
+
+        def err_y(p: tuple[float, float], y: float, g: np.ndarray = g) -> float:
+            return float(abs(G.apply(g, np.array([p]))[0][1] - y))
+
+        kept_p = [(p, c) for p, c in points if err_pt(p, c) < 45]
+        kept_y = [(p, y) for p, y in y_only if err_y(p, y) < 45]
+        if len(kept_p) == len(points) and len(kept_y) == len(y_only):
+            break
+        g2 = G.solve_image_to_card(kept_p, kept_y)
+        if g2 is None:
+            break
+        g, points, y_only = g2, kept_p, kept_y
+    h = np.linalg.inv(g)
+    return h if G.sane(h) else None
 
 
 def _warp_region(image: np.ndarray, h_in: np.ndarray, box: tuple[float, float, float, float],

@@ -1,0 +1,139 @@
+"""Which printed row each text line belongs to, from reading order, and the template anchors that follows.
+
+Rows are found without any geometry prior: in the upright frame the number is the last row; the birth row is
+the one with a 4-digit year; sex/ethnicity and name are the two rows above it; the rows between birth and number
+are address lines. Order survives any perspective, so this holds where a first geometric guess would not.
+Each row then yields correspondences for the card homography: left edges at the caption column or the entry
+column (x known), and every line end at the row's top/bottom (y known).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.id_card import geometry as G
+from pipelines.id_card.ocr import TextLine
+
+CAPTION_CHARS = set("姓名性别民族出生住址公")
+CAPTION_X = 140.0  # left edge of the caption column (template x)
+ENTRY_X = 338.0  # left edge of the entries (name, sex, birth year, address lines)
+ETHNICITY_CAPTION_X = 557.0
+ETHNICITY_X = 744.0
+ROW_NAME, ROW_SEX, ROW_BIRTH, ROW_ADDRESS, ROW_NUMBER = 0, 1, 2, 3, 6
+YEAR_RE = re.compile(r"(1[89]|20)\d\d")
+
+
+@dataclass
+class Row:
+    lines: list[int]  # indices into the line list, left to right
+    y: float  # centre y in the upright frame at the row's own centre
+
+    def text(self, texts: list[str]) -> str:
+        return "".join(texts[i] for i in self.lines)
+
+
+def _mid_line(ln: TextLine) -> tuple[np.ndarray, np.ndarray]:
+    q = ln.quad
+    return (q[0] + q[3]) / 2, (q[1] + q[2]) / 2
+
+
+def _y_at(ln: TextLine, x: float) -> float:
+    a, b = _mid_line(ln)
+    if abs(b[0] - a[0]) < 1e-6:
+        return float(a[1])
+    t = (x - a[0]) / (b[0] - a[0])
+    return float(a[1] + t * (b[1] - a[1]))
+
+
+def group_rows(lines: list[TextLine], members: list[int]) -> list[Row]:
+    """Cluster lines into rows: same row when one's centre lies on the other's mid-line (± 45% height)."""
+    rows: list[list[int]] = []
+    for i in sorted(members, key=lambda k: lines[k].center[1]):
+        cx, cy = lines[i].center
+        placed = False
+        for row in rows:
+            ref = lines[row[0]]
+            if abs(_y_at(ref, cx) - cy) < 0.45 * min(ref.height, lines[i].height):
+                row.append(i)
+                placed = True
+                break
+        if not placed:
+            rows.append([i])
+    out = [Row(sorted(r, key=lambda k: lines[k].x1), float(np.mean([lines[k].center[1] for k in r]))) for r in rows]
+    return sorted(out, key=lambda r: r.y)
+
+
+def assign_rows(lines: list[TextLine], texts: list[str], number_idx: int) -> dict[int, int]:
+    """line index → template row index (0 name, 1 sex/ethnicity, 2 birth, 3–5 address, 6 number)."""
+    num = lines[number_idx]
+    n_left, n_right = num.x1, num.x2
+    limit_x = n_left + 0.55 * (n_right - n_left)  # right of this is the portrait, not text
+    above = [
+        i for i, ln in enumerate(lines)
+        if i != number_idx and ln.x1 < limit_x and ln.center[1] < _y_at(num, ln.center[0]) - 0.6 * num.height
+        and ln.x2 > n_left - 1.2 * (n_right - n_left)
+    ]
+    rows = group_rows(lines, above)
+    out: dict[int, int] = {number_idx: ROW_NUMBER}
+    # Also the number's caption (公民身份号码) sits on the number row, to its left.
+    for i, ln in enumerate(lines):
+        if i != number_idx and abs(_y_at(num, ln.center[0]) - ln.center[1]) < 0.5 * num.height and ln.x2 <= n_left + 5:
+            out[i] = ROW_NUMBER
+    birth = next((k for k, r in enumerate(rows) if YEAR_RE.search(r.text(texts))
+                  and not any(sum(ch.isdigit() for ch in texts[i]) >= 14 for i in r.lines)), None)
+    if birth is None:
+        # Fall back on position from the bottom when the year is unreadable: number, address lines, birth …
+        return out
+    for k, r in enumerate(rows):
+        idx = None
+        if k == birth:
+            idx = ROW_BIRTH
+        elif k == birth - 1:
+            idx = ROW_SEX
+        elif k == birth - 2:
+            idx = ROW_NAME
+        elif birth < k <= birth + 3:
+            idx = ROW_ADDRESS + (k - birth - 1)
+        if idx is not None:
+            for i in r.lines:
+                out[i] = idx
+    return out
+
+
+def anchors(
+    lines: list[TextLine], texts: list[str], rows: dict[int, int], number_idx: int
+) -> tuple[list[tuple[tuple[float, float], tuple[float, float]]], list[tuple[tuple[float, float], float]]]:
+    """(image point, template point) pairs and (image point, template y) constraints from row membership."""
+    points: list[tuple[tuple[float, float], tuple[float, float]]] = []
+    y_only: list[tuple[tuple[float, float], float]] = []
+
+    def pt(p: np.ndarray) -> tuple[float, float]:
+        return float(p[0]), float(p[1])
+
+    q = lines[number_idx].quad
+    for p, c in zip(q, G.NUMBER_BOX, strict=True):
+        points.append((pt(p), (float(c[0]), float(c[1]))))
+    by_row: dict[int, list[int]] = {}
+    for i, r in rows.items():
+        if i != number_idx:
+            by_row.setdefault(r, []).append(i)
+    for r, members in by_row.items():
+        top, bottom = G.ROW_EDGES[r]
+        members.sort(key=lambda k: lines[k].x1)
+        for j, i in enumerate(members):
+            q = lines[i].quad
+            y_only += [(pt(q[0]), top), (pt(q[1]), top), (pt(q[2]), bottom), (pt(q[3]), bottom)]
+            t = texts[i]
+            left_x = None
+            if r == ROW_NUMBER:
+                left_x = G.CAPTION_LEFT_CORNERS["公民身份号码"][0][0] if t.startswith("公民") else None
+            elif j == 0:
+                left_x = CAPTION_X if t[:1] in CAPTION_CHARS else (ENTRY_X if r != ROW_SEX or t[:1] in "男女" else None)
+            elif r == ROW_SEX and t[:1] in "民族":
+                left_x = ETHNICITY_CAPTION_X
+            if left_x is not None:
+                points += [(pt(q[0]), (left_x, float(top))), (pt(q[3]), (left_x, float(bottom)))]
+    return points, y_only
