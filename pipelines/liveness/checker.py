@@ -1,9 +1,9 @@
 """LivenessChecker: one selfie video → passive anti-spoofing, action challenge, face continuity, best frames.
 
-Cost control (target: a 5 s 720p video in ≤ 400 ms on 2 cores): frames are sampled at ~10 fps and scaled
-to 640 px while decoding; the full face detector runs only about once a second (and when the face is lost),
-the face mesh follows the face in between from its own landmarks, and anti-spoofing and embeddings run only
-on the detector frames.
+Cost control (target: a 5 s 720p video in ≤ 400 ms on 2 cores): frames are sampled at 6 fps (10 fps when a
+blink is asked for) and scaled to 640 px while decoding; the face mesh follows the face from its own landmarks,
+the detector runs only to find the face and on key frames every ``detect_every_s``, where anti-spoofing and
+embeddings run too, on a side thread (see :mod:`pipelines.liveness.tracking`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.detectors import Detection
 from models.packs import ModelPack, load_pack
 from pipelines.face_match import FaceMatcher, FaceObservation, cosine
-from pipelines.face_match.matcher import prominence
 from pipelines.liveness.actions import ActionConfig, detect_events, verify_sequence
 from pipelines.liveness.challenge import BLINK, Challenge, parse_actions
 from pipelines.liveness.passive import PassiveCalibration, PassiveScorer
@@ -29,20 +27,12 @@ from pipelines.liveness.replay import (
     InMemoryVideoFingerprintStore,
     NonceStore,
     VideoFingerprintStore,
-    dhash,
     nonce_reasons,
     video_sha256,
 )
 from pipelines.liveness.result import BestFrame, LivenessResult
-from pipelines.liveness.signals import FaceSignals, measure
-from pipelines.liveness.video import (
-    BackgroundFrames,
-    Frame,
-    SamplingConfig,
-    VideoLimits,
-    VideoReader,
-    read_bytes,
-)
+from pipelines.liveness.tracking import FaceTracker, KeyFrame, TrackConfig
+from pipelines.liveness.video import SamplingConfig, VideoLimits, VideoReader, read_bytes
 from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -67,15 +57,8 @@ class LivenessConfig:
     hash_every: int = 3
     passive_threshold: float | None = None
     check_duplicates: bool = True
-    # Decode on a worker thread, overlapping the networks (uses the second core).
+    # Decode and analyse key frames on worker threads, overlapping the face mesh (uses the second core).
     decode_thread: bool = True
-
-
-@dataclass
-class _DetFrame:
-    frame: Frame
-    det: Detection
-    n_faces: int
 
 
 class LivenessChecker:
@@ -122,51 +105,17 @@ class LivenessChecker:
 
     # -- per-video analysis -----------------------------------------------------------------------------
 
-    def _track(
-        self, reader: VideoReader, timings: dict[str, float]
-    ) -> tuple[list[FaceSignals], list[_DetFrame], list[int], int, int, int]:
+    def _tracker(self) -> FaceTracker:
         cfg = self.config
-        signals: list[FaceSignals] = []
-        det_frames: list[_DetFrame] = []
-        hashes: list[int] = []
-        box: tuple[float, float, float, float] | None = None
-        next_detect = 0.0
-        n_frames = missing = max_faces = 0
-        t_model = 0.0
-        t_start = time.perf_counter()
-        frames = BackgroundFrames(reader) if cfg.decode_thread else reader.frames()
-        for frame in frames:
-            t0 = time.perf_counter()
-            n_frames += 1
-            if frame.index % cfg.hash_every == 0:
-                hashes.append(dhash(frame.image))
-            due = frame.t >= next_detect and len(det_frames) < cfg.max_detections
-            if box is None or due:
-                dets = self.matcher.detect(frame.image)
-                next_detect = frame.t + cfg.detect_every_s
-                if not dets:
-                    missing += 1
-                    box = None
-                    t_model += time.perf_counter() - t0
-                    continue
-                main = dets[0]
-                p0 = prominence(main, frame.image.shape)
-                n_sig = 1 + sum(1 for d in dets[1:] if prominence(d, frame.image.shape) >= cfg.second_face_ratio * p0)
-                max_faces = max(max_faces, n_sig)
-                if due:
-                    det_frames.append(_DetFrame(frame, main, n_sig))
-                box = main.bbox
-            mesh = self.landmarks.predict(frame.image, box)
-            if mesh.presence < cfg.min_presence:
-                missing += 1
-                box = None
-            else:
-                signals.append(measure(mesh.points, frame.t, mesh.presence))
-                box = mesh.bbox()
-            t_model += time.perf_counter() - t0
-        timings["track_models"] = t_model * 1000
-        timings["decode"] = (time.perf_counter() - t_start - t_model) * 1000
-        return signals, det_frames, hashes, n_frames, missing, max_faces
+        track_cfg = TrackConfig(
+            detect_every_s=cfg.detect_every_s,
+            max_key_frames=cfg.max_detections,
+            min_presence=cfg.min_presence,
+            second_face_ratio=cfg.second_face_ratio,
+            hash_every=cfg.hash_every,
+            threaded=cfg.decode_thread,
+        )
+        return FaceTracker(self.matcher, self.landmarks, self.passive, track_cfg)
 
     def check(
         self,
@@ -182,6 +131,7 @@ class LivenessChecker:
         cfg = self.config
         timings: dict[str, float] = {}
         t_all = time.perf_counter()
+        cpu_all = time.thread_time()
         if challenge is not None:
             challenge_actions = challenge_actions or challenge.actions
             nonce, expires_at = nonce or challenge.nonce, expires_at or challenge.expires_at
@@ -197,29 +147,24 @@ class LivenessChecker:
             sampling = replace(sampling, sample_fps=max(sampling.sample_fps, sampling.sample_fps_blink))
         reader = VideoReader(data, cfg.limits, sampling)
         try:
-            signals, det_frames, hashes, n_frames, missing, max_faces = self._track(reader, timings)
+            track = self._tracker().run(reader)
         finally:
             reader.close()
+        timings.update(track.timings_ms)
         reasons: list[ReasonCode] = []
         reasons += nonce_reasons(nonce, expires_at, self.nonce_store, now)
-
-        t0 = time.perf_counter()
-        images = [d.frame.image for d in det_frames]
-        boxes = [d.det.bbox for d in det_frames]
-        scores = self.passive.score(images, boxes)
+        keys = track.key_frames
+        scores = np.array([k.passive_score for k in keys], dtype=np.float64)
         passive_score = float(np.mean(scores)) if len(scores) else 0.0
-        timings["passive"] = (time.perf_counter() - t0) * 1000
-
-        t0 = time.perf_counter()
-        observations = self.matcher.observe_many(images, [d.det for d in det_frames]) if det_frames else []
-        identity_min = _identity_spread(observations)
-        timings["embed"] = (time.perf_counter() - t0) * 1000
+        identity_min = _identity_spread([k.observation for k in keys])
+        signals, hashes, n_frames, max_faces = track.signals, track.hashes, track.n_frames, track.max_faces
+        missing = track.missing
 
         events = detect_events(signals, cfg.actions)
         evidence, action_reasons = verify_sequence(requested, events)
         missing_share = missing / max(n_frames, 1)
 
-        if not det_frames or len(signals) < 3:
+        if not keys or len(signals) < 3:
             reasons.append(ReasonCode.FACE_NOT_FOUND)
         else:
             if max_faces > 1:
@@ -236,8 +181,9 @@ class LivenessChecker:
                 reasons.append(ReasonCode.VIDEO_DUPLICATE)
             self.fingerprints.add(sha, hashes)
 
-        best = _best_frames(det_frames, observations, scores, cfg.n_best_frames)
+        best = _best_frames(keys, cfg.n_best_frames)
         timings["total"] = (time.perf_counter() - t_all) * 1000
+        timings["main_thread_cpu"] = (time.thread_time() - cpu_all) * 1000
         info = reader.info
         return LivenessResult(
             passed=not reasons,
@@ -255,7 +201,7 @@ class LivenessChecker:
             max_faces=max_faces,
             face_missing_share=missing_share,
             identity_min_similarity=identity_min,
-            frame_scores=[(d.frame.t, float(s)) for d, s in zip(det_frames, scores, strict=True)],
+            frame_scores=[(k.frame.t, k.passive_score) for k in keys],
             video={
                 "container": info.container,
                 "codec": info.codec,
@@ -280,17 +226,15 @@ def _identity_spread(observations: Sequence[FaceObservation]) -> float | None:
     return float(min(cosine(emb[medoid], e) for e in emb))
 
 
-def _best_frames(
-    det_frames: Sequence[_DetFrame], observations: Sequence[FaceObservation], scores: np.ndarray, n: int
-) -> list[BestFrame]:
+def _best_frames(keys: Sequence[KeyFrame], n: int) -> list[BestFrame]:
     """Sharpest near-frontal frames; frames without quality flags first."""
 
-    def rank(i: int) -> tuple[bool, float]:
-        q = observations[i].quality
+    def rank(k: KeyFrame) -> tuple[bool, float]:
+        q = k.observation.quality
         return (q.ok, q.sharpness * q.frontalness)
 
-    order = sorted(range(len(observations)), key=rank, reverse=True)[:n]
+    chosen = sorted(keys, key=rank, reverse=True)[:n]
     return [
-        BestFrame(det_frames[i].frame.t, det_frames[i].frame.image, observations[i], float(scores[i]))
-        for i in sorted(order, key=lambda i: det_frames[i].frame.t)
+        BestFrame(k.frame.t, k.frame.image, k.observation, k.passive_score)
+        for k in sorted(chosen, key=lambda k: k.frame.t)
     ]

@@ -13,6 +13,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,6 +253,8 @@ class BackgroundFrames:
         self.reader = reader
         self._queue: queue.Queue[object] = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
+        # CPU seconds the decoding thread used (known once all frames are delivered).
+        self.cpu_s = 0.0
         self._thread = threading.Thread(target=self._work, name="liveness-decode", daemon=True)
         self._thread.start()
 
@@ -265,10 +268,12 @@ class BackgroundFrames:
         return False
 
     def _work(self) -> None:
+        start = time.thread_time()
         try:
             for frame in self.reader.frames():
                 if not self._put(frame):
                     return
+            self.cpu_s = time.thread_time() - start
             self._put(self._DONE)
         except BaseException as exc:  # handed over to the consumer thread, re-raised there
             self._put(exc)

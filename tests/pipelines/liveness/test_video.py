@@ -11,6 +11,7 @@ from pipelines.errors import MediaError
 from pipelines.liveness import LivenessChecker, LivenessConfig, VideoLimits
 from pipelines.liveness.video import SamplingConfig, VideoReader, read_bytes
 from pipelines.reasons import ReasonCode
+from tests.pipelines.liveness.videos import read_frames, write_video
 
 
 def _frames(data: bytes, limits: VideoLimits | None = None) -> tuple[VideoReader, list[float]]:
@@ -119,3 +120,19 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(MediaError) as err:
         read_bytes(tmp_path / "nope.mp4", LivenessConfig().limits)
     assert err.value.reason is ReasonCode.MEDIA_CORRUPT
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec"),
+    [("webm", "libvpx"), ("webm", "libvpx-vp9"), ("mov", "libx265"), ("mp4", "mpeg4")],
+    ids=["webm_vp8", "webm_vp9", "mov_hevc", "mp4_mpeg4"],
+)
+def test_browser_and_phone_formats_decode(
+    shared_checker: LivenessChecker, data_dir: Path, tmp_path: Path, suffix: str, codec: str
+) -> None:
+    frames = read_frames(data_dir / "spoof/videos/lestari15_real.mp4", 0.0, 2.5, side=480)
+    path = write_video(tmp_path / f"clip.{suffix}", frames, codec=codec)
+    result = shared_checker.check(path)
+    assert result.video["codec"] in ("vp8", "vp9", "hevc", "mpeg4")
+    assert 2.2 < result.duration_s < 2.8
+    assert result.passed, result.reasons

@@ -46,8 +46,10 @@ def write_video(
     with av.open(str(path), "w") as container:
         stream = cast(VideoStream, container.add_stream(codec, rate=fps))
         stream.pix_fmt = "yuv420p"
-        if codec == "libx264":
+        if codec in ("libx264", "libx265"):
             stream.options = {"preset": codec_preset, "crf": "23"}
+        elif codec.startswith("libvpx"):
+            stream.options = {"deadline": "realtime", "cpu-used": "8"}
         first = True
         for img in frames:
             if first:
