@@ -31,6 +31,7 @@ class TrackConfig:
     second_face_ratio: float
     hash_every: int
     threaded: bool
+    reacquire_every_s: float = 0.3
 
 
 @dataclass
@@ -97,7 +98,7 @@ class FaceTracker:
         side: ThreadPoolExecutor | _Inline = ThreadPoolExecutor(1, "liveness-key") if cfg.threaded else _Inline()
         jobs: list[Future[KeyFrame | None]] = []
         box: tuple[float, float, float, float] | None = None
-        next_key = 0.0
+        next_key = retry_at = 0.0
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         try:
             for frame in frames:
@@ -106,10 +107,12 @@ class FaceTracker:
                     track.hashes.append(dhash(frame.image))
                 due = frame.t >= next_key and len(jobs) < cfg.max_key_frames
                 dets: list[Detection] | None = None
-                if box is None:
-                    # Only (re)acquiring the face needs the detector on this path.
+                if box is None and frame.t >= retry_at:
+                    # Only (re)acquiring the face needs the detector on this path; when there is no face,
+                    # retry a few times a second rather than on every frame (bounded cost for empty videos).
                     dets = self.matcher.detect(frame.image)
                     box = dets[0].bbox if dets else None
+                    retry_at = frame.t + (0.0 if box is not None else cfg.reacquire_every_s)
                 if due:
                     jobs.append(side.submit(self._analyse, frame, dets))
                     next_key = frame.t + cfg.detect_every_s
