@@ -99,9 +99,12 @@ class IdCardReader:
         size is what the detector is best at, whatever the photo's size, rotation or the card's share of it."""
         cfg = self.config
         first = self.ocr.detect(image, cfg.det_locate_side)
+        if len(first) < 4:
+            # Small or steeply rotated text can vanish at 480 px: look again at 960 before giving up.
+            first = self.ocr.detect(image, cfg.det_fallback_side)
         angle = G.text_direction(first) if len(first) >= 2 else None
         if angle is None:
-            return self.ocr.detect(image, cfg.det_fallback_side)
+            return first
         up, _ = G.upright_transform(image.shape, angle)
         pts = G.apply(up, np.vstack(first))
         (x1, y1), (x2, y2) = pts.min(axis=0), pts.max(axis=0)
@@ -284,6 +287,14 @@ class IdCardReader:
             if len(text) == 18:
                 number, conf = text, min(scores)
             res.checks["number_raw"] = text
+        if number is None and h_card is not None:
+            # The detector lost or split the number line (glare, a fold): read its printed place directly.
+            region = _warp_region(image, np.linalg.inv(up) @ h_card, NUMBER_REGION, 48.0 / (NUMBER_REGION[3] - NUMBER_REGION[1]))
+            recs = self.ocr.recognize([region])
+            text, scores, _ = self.ocr.decode_positions(recs[0][3], DIGITS)
+            res.checks["number_reread"] = text
+            if len(text) == 18:
+                number, conf = text, min(scores)
         check = check_number(number, today)
         res.id_number = number
         res.id_number_valid = check.valid
@@ -423,6 +434,7 @@ _FIELD_REGIONS: tuple[tuple[str, tuple[float, float, float, float], float, float
     ("address1", (326, 710, 1200, 804), 338, 70, None),
     ("address2", (326, 810, 1200, 904), 338, 70, None),
 )
+NUMBER_REGION = (640.0, 962.0, 1760.0, 1064.0)
 REC_SCALE_FOR = {name: 48.0 / (box[3] - box[1]) for name, box, *_ in _FIELD_REGIONS}
 
 

@@ -58,14 +58,18 @@ class PhotoConfig:
     """Strength of the photographed look. Defaults are a phone photo by an elderly user: crooked, soft, lit."""
 
     any_rotation: bool = True
-    max_tilt_deg: float = 30.0
-    card_fill: tuple[float, float] = (0.55, 0.85)
-    max_blur_sigma: float = 1.6
+    max_tilt_deg: float = 20.0
+    card_fill: tuple[float, float] = (0.6, 0.9)
+    max_blur_sigma: float = 1.3
     max_noise: float = 6.0
     jpeg_quality: tuple[int, int] = (60, 95)
     glare_prob: float = 0.4
     shadow_prob: float = 0.4
     canvas: tuple[int, int] = (1280, 960)
+
+
+# A harder set: steep perspective (up to 30°), smaller cards, stronger blur.
+HARD = PhotoConfig(max_tilt_deg=30.0, card_fill=(0.5, 0.85), max_blur_sigma=1.6)
 
 
 @dataclass
@@ -150,8 +154,9 @@ def random_fields(rng: np.random.Generator) -> CardFields:
     street = "".join(STREET_HEADS[int(rng.integers(0, len(STREET_HEADS) // 2)) * 2 :][:2])
     address = f"{prefix}{street}{STREET_TAILS[int(rng.integers(len(STREET_TAILS)))]}{int(rng.integers(1, 400))}"
     address += UNITS[int(rng.integers(len(UNITS)))]
-    if rng.random() < 0.6:
-        address += f"{int(rng.integers(1, 30))}栋{int(rng.integers(1, 8))}单元{int(rng.integers(101, 1800))}室"
+    unit = f"{int(rng.integers(1, 30))}栋{int(rng.integers(1, 8))}单元{int(rng.integers(101, 1800))}室"
+    if rng.random() < 0.6 and len(address + unit) <= 3 * L.ADDRESS_CHARS_PER_LINE:
+        address += unit  # the card prints at most three address lines
     return CardFields(surname + given, "男" if male else "女", ethnicity, birth, address,
                       make_id_number(code, birth, male, rng))
 
@@ -236,10 +241,9 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 
 def _homography(rng: np.random.Generator, cfg: PhotoConfig, rotation: float) -> tuple[np.ndarray, float, float]:
     """Card → canvas homography: 3-D tilt (pinhole), in-plane rotation, scale and placement inside the canvas."""
-    tilt_x, tilt_y = (rng.uniform(-1, 1, size=2) * cfg.max_tilt_deg).tolist()
-    if math.hypot(tilt_x, tilt_y) > cfg.max_tilt_deg:
-        s = cfg.max_tilt_deg / math.hypot(tilt_x, tilt_y)
-        tilt_x, tilt_y = tilt_x * s, tilt_y * s
+    # Tilt magnitude uniform in [0, max], direction uniform: as many gentle as steep views.
+    mag, direction = rng.uniform(0, cfg.max_tilt_deg), rng.uniform(0, 2 * math.pi)
+    tilt_x, tilt_y = mag * math.cos(direction), mag * math.sin(direction)
     corners = np.array([[0, 0], [L.CARD_W, 0], [L.CARD_W, L.CARD_H], [0, L.CARD_H]], np.float64)
     centred = np.hstack([corners - [L.CARD_W / 2, L.CARD_H / 2], np.zeros((4, 1))])
     ax, ay = math.radians(tilt_x), math.radians(tilt_y)
