@@ -27,6 +27,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+if (REPO.parent / "shared/models").is_dir():
+    os.environ.setdefault("PENSION_CERT_MODELS_DIR", str(REPO.parent / "shared/models"))
 # One inference thread: the checker decodes on a second thread, so the two cores are both in use.
 os.environ.setdefault("PENSION_CERT_ORT_THREADS", "1")
 
