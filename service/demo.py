@@ -25,7 +25,7 @@ from service.config import Settings
 log = logging.getLogger(__name__)
 
 DEMO_VIDEO = "spoof/videos/apfol_real2.webm"  # real webcam video with blinks and head turns
-DEMO_ACTIONS = ["blink", "turn_left"]
+DEMO_ACTIONS = ["turn_left", "turn_right", "nod"]
 
 
 def video_frame(path: Path, t: float) -> np.ndarray:

@@ -1,8 +1,8 @@
-"""Service test set-up: a real database (SQLite by default; PostgreSQL + Redis when
-PENSION_CERT_TEST_BACKEND=scaleout), per-test transaction rollback, and an API client.
+"""Service test set-up: a real database, per-test transaction rollback, and an API client.
 
-The scale-out variant starts throwaway PostgreSQL and Redis servers from the Debian binaries and migrates
-the schema with Alembic, so the same tests exercise both set-ups.
+Every database test runs on both set-ups: ``sqlite`` (embedded default: SQLite, in-process worker thread)
+and ``scaleout`` (PostgreSQL migrated with Alembic, Redis broker, a `celery worker` process), the latter on
+throwaway servers started from the Debian binaries. PENSION_CERT_TEST_BACKENDS=sqlite limits a local run.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from service.context import ServiceContext
 from service.db.engine import create_all, make_engine
 from tests.service import servers
 
-BACKEND = os.environ.get("PENSION_CERT_TEST_BACKEND", "sqlite")
+BACKENDS = [b for b in os.environ.get("PENSION_CERT_TEST_BACKENDS", "sqlite,scaleout").split(",") if b]
 API_KEY = "test-api-key-" + secrets.token_hex(4)
 
 
-@pytest.fixture(scope="session")
-def backend_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Database (and broker) URLs of this run's backend."""
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_urls(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Database (and broker) URLs of one backend."""
     root = tmp_path_factory.mktemp("backend")
-    if BACKEND == "scaleout":
+    if request.param == "scaleout":
         with servers.postgres_server(root / "pg") as db_url, servers.redis_server(root / "redis") as broker:
             yield {"database_url": db_url, "broker_url": broker, "worker_mode": "celery"}
     else:
@@ -48,7 +48,7 @@ def make_settings(var_dir: Path, **overrides: Any) -> Settings:
         "api_keys": [API_KEY],
         "worker_mode": "none",
         # The real test video performs these actions; a deployment issues random ones.
-        "challenge_actions": ["blink", "turn_left"],
+        "challenge_actions": ["turn_left", "turn_right", "nod"],
     }
     values.update(overrides)
     return Settings(**values)

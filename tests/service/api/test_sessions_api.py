@@ -30,7 +30,7 @@ def session_row(ctx: ServiceContext, sid: str) -> CertSession:
 def test_create_session_issues_the_challenge(client: TestClient, ctx: ServiceContext) -> None:
     ext = beneficiary_with_number(ctx, factories.id_number())
     s = open_session(client, ext)
-    assert s["challenge"]["actions"] == ["blink", "turn_left"] and len(s["challenge"]["nonce"]) >= 16
+    assert s["challenge"]["actions"] == ["turn_left", "turn_right", "nod"] and len(s["challenge"]["nonce"]) >= 16
     status = client.get(f"/api/v1/sessions/{s['session_id']}", headers={"Authorization": f"Bearer {s['token']}"})
     assert status.json()["state"] == "open"
     # Another citizen's token does not open this session.

@@ -1,0 +1,1 @@
+"""Measurement scripts (run as files: python bench/NAME.py); results in bench/results/*.json."""
