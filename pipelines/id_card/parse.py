@@ -63,8 +63,20 @@ def in_band(c: Char, band: tuple[float, float], x_from: float = ENTRY_X, x_to: f
     return band[0] <= c.y < band[1] and x_from <= c.x < x_to
 
 
+def _dedupe(chars: list[Char]) -> list[Char]:
+    """Overlapping text boxes read the same glyph twice: keep one character per ~half a glyph of x."""
+    out: list[Char] = []
+    for c in sorted(chars, key=lambda c: c.x):
+        if out and abs(c.x - out[-1].x) < 28 and (c.ch == out[-1].ch or abs(c.x - out[-1].x) < 14):
+            if c.score > out[-1].score:
+                out[-1] = c
+            continue
+        out.append(c)
+    return out
+
+
 def _join(chars: list[Char]) -> tuple[str, float]:
-    chars = sorted(chars, key=lambda c: c.x)
+    chars = _dedupe(chars)
     text = normalize("".join(c.ch for c in chars))
     return text, min((c.score for c in chars), default=0.0)
 

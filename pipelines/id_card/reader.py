@@ -47,7 +47,7 @@ class ReaderConfig:
     min_number_conf: float = 0.80
     glare_threshold: float = 0.12
     blur_threshold: float = 0.35
-    cut_off_margin: float = 0.04  # fraction of the card width a corner may lie outside the photo
+    cut_off_margin: float = 0.07  # fraction of the card width a corner may lie outside the photo
     portrait_margin: float = 0.08
 
 
@@ -73,7 +73,7 @@ class IdCardReader:
         res.timings_ms["detect"] = (time.perf_counter() - t0) * 1000
         angle = G.text_direction(quads)
         if len(quads) < 2 or angle is None:
-            res.add_error(ReasonCode.ID_NOT_A_CARD)
+            res.add_error(ReasonCode.ID_TOO_BLURRY if _too_blurry(image_bgr) else ReasonCode.ID_NOT_A_CARD)
             res.timings_ms["total"] = (time.perf_counter() - t0) * 1000
             return res
         up, lines = self._orient_and_read(image_bgr, quads, angle, res)
@@ -287,6 +287,8 @@ class IdCardReader:
             if len(text) == 18:
                 number, conf = text, min(scores)
             res.checks["number_raw"] = text
+        else:
+            scores = []
         if number is None and h_card is not None:
             # The detector lost or split the number line (glare, a fold): read its printed place directly.
             region = _warp_region(image, np.linalg.inv(up) @ h_card, NUMBER_REGION, 48.0 / (NUMBER_REGION[3] - NUMBER_REGION[1]))
@@ -300,7 +302,8 @@ class IdCardReader:
         res.id_number_valid = check.valid
         res.checks["number"] = {"format": check.format_ok, "checksum": check.checksum_ok,
                                 "region": check.region_ok, "date": check.date_ok, "region_name": check.region}
-        if number is None or (not check.checksum_ok and conf < self.config.min_number_conf):
+        sure = number is not None and float(np.mean(scores)) >= 0.9 and conf >= 0.5
+        if number is None or (not check.checksum_ok and not sure):
             # Unsure characters and a failing check digit: a misread, not a wrong number.
             res.add_error(self._unreadable_reason(image, lines, number_idx, h_card, up))
         elif not check.valid:
@@ -436,6 +439,13 @@ _FIELD_REGIONS: tuple[tuple[str, tuple[float, float, float, float], float, float
 )
 NUMBER_REGION = (640.0, 962.0, 1760.0, 1064.0)
 REC_SCALE_FOR = {name: 48.0 / (box[3] - box[1]) for name, box, *_ in _FIELD_REGIONS}
+
+
+def _too_blurry(image: np.ndarray) -> bool:
+    """Nothing readable and hardly any edges at a 640-px scale: blur, not an empty scene, is the likely cause."""
+    s = min(1.0, 640 / max(image.shape[:2]))
+    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
+    return sharpness(small) < 0.08
 
 
 def _has_ink(region: np.ndarray) -> bool:

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "service.cli.models_cmd",
     "service.cli.match_cmd",
     "service.cli.calibrate_cmd",
+    "service.cli.id_card_cmd",
     "service.cli.liveness_cmd",
     "service.cli.serve_cmd",
     "service.cli.certify_cmd",
