@@ -1,1 +1,35 @@
-"""Who may certify for whom: bindings of relatives to elderly beneficiaries, limits, consent, operator checks."""
+"""Who may certify for whom: bindings of relatives to elderly beneficiaries, limits, consent, operator checks.
+
+Pure rules over plain records; the service persists bindings and calls these functions.
+"""
+
+from proxy_auth.bindings import (
+    Binding,
+    Consent,
+    ConsentMethod,
+    Relationship,
+    check_new_binding,
+    needs_consent,
+    record_failure,
+    require_usable,
+)
+from proxy_auth.decision import OperatorCheck, ProxyContext, apply_proxy_policy, check_operator
+from proxy_auth.errors import ProxyAuthError
+from proxy_auth.policy import ProxyPolicy
+
+__all__ = [
+    "Binding",
+    "Consent",
+    "ConsentMethod",
+    "OperatorCheck",
+    "ProxyAuthError",
+    "ProxyContext",
+    "ProxyPolicy",
+    "Relationship",
+    "apply_proxy_policy",
+    "check_new_binding",
+    "check_operator",
+    "needs_consent",
+    "record_failure",
+    "require_usable",
+]

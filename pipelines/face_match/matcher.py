@@ -30,7 +30,8 @@ ALIGNED_SIZE = 112
 
 @dataclass(frozen=True)
 class MatchConfig:
-    flip_tta: bool = False
+    # Averaging the embeddings of the crop and its mirror image: +0.15 d′ on the dev data for one extra embedding.
+    flip_tta: bool = True
     accept_far: str = "1e-4"
     review_far: str = "1e-2"
     # A second face counts as ambiguous when its prominence (area × centrality) reaches this share of the first.

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--faces", type=Path, help="CSV path,identity,source: adds all-vs-all impostor pairs")
     p.add_argument("--faces-source", help="only this source of --faces (identities are unique per source)")
     p.add_argument("--pack", help="model pack")
-    p.add_argument("--flip", action="store_true", help="calibrate with flip test-time augmentation")
+    p.add_argument("--no-flip", dest="flip", action="store_false", help="calibrate without flip test-time augmentation")
     p.add_argument("--out", type=Path, default=DEFAULT_CALIBRATION_PATH, help="calibration file to update")
     p.add_argument("--dry-run", action="store_true", help="print, do not write")
     p.set_defaults(func=_run)

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--pairs", type=Path, help="CSV with columns path_a,path_b (extra columns ignored)")
     p.add_argument("--root", type=Path, default=Path("."), help="directory the CSV paths are relative to")
     p.add_argument("--pack", help="model pack (default: $PENSION_CERT_MODEL_PACK or 'default')")
-    p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--no-flip", dest="flip", action="store_false", help="no flip test-time augmentation")
     p.set_defaults(func=_run)
 
 

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipelines.reasons import ReasonCode
+from proxy_auth import (
+    Binding,
+    Consent,
+    ConsentMethod,
+    ProxyAuthError,
+    ProxyPolicy,
+    Relationship,
+    check_new_binding,
+    needs_consent,
+    record_failure,
+    require_usable,
+)
+
+T0 = dt.datetime(2026, 1, 5, 9, 0)
+POLICY = ProxyPolicy()
+
+
+def binding(relative: str, elder: str, *, ended: bool = False, consent: bool = True) -> Binding:
+    return Binding(
+        relative_id=relative,
+        elder_id=elder,
+        relationship=Relationship.CHILD,
+        created_at=T0,
+        consent=Consent(ConsentMethod.LIVE_VIDEO, T0, "session-1") if consent else None,
+        ended_at=T0 + dt.timedelta(days=1) if ended else None,
+    )
+
+
+def limit_error(relative: str, elder: str, history: list[Binding], elder_bindings: list[Binding]) -> str:
+    with pytest.raises(ProxyAuthError) as info:
+        check_new_binding(relative, elder, history, elder_bindings, POLICY)
+    assert info.value.reason is ReasonCode.PROXY_LIMIT_REACHED
+    return info.value.detail
+
+
+def test_five_active_bindings_per_relative() -> None:
+    history = [binding("r1", f"e{i}") for i in range(4)]
+    check_new_binding("r1", "e4", history, [], POLICY)  # the fifth is allowed
+    history.append(binding("r1", "e4"))
+    assert "5 active" in limit_error("r1", "e5", history, [])
+
+
+def test_eight_bindings_in_a_lifetime_including_ended_ones() -> None:
+    history = [binding("r1", f"e{i}", ended=True) for i in range(7)]
+    check_new_binding("r1", "e7", history, [], POLICY)  # the eighth is allowed
+    history.append(binding("r1", "e7", ended=True))
+    assert "8 bindings" in limit_error("r1", "e8", history, [])
+    # Unbinding and re-binding the same elder still counts: the history cannot be reset by churn.
+    assert "8 bindings" in limit_error("r1", "e0", history, [])
+
+
+def test_two_relatives_per_elder_at_a_time() -> None:
+    elder_bindings = [binding("r1", "e1"), binding("r2", "e1")]
+    assert "2 relatives" in limit_error("r3", "e1", [], elder_bindings)
+    # After one unbinds, another relative may bind.
+    elder_bindings[0] = binding("r1", "e1", ended=True)
+    check_new_binding("r3", "e1", [], elder_bindings, POLICY)
+
+
+def test_no_double_binding_and_no_self_binding() -> None:
+    assert "already bound" in limit_error("r1", "e1", [binding("r1", "e1")], [binding("r1", "e1")])
+    assert "own proxy" in limit_error("p1", "p1", [], [])
+
+
+def test_consent_is_needed_at_the_first_binding_only() -> None:
+    assert needs_consent([])
+    assert needs_consent([binding("r1", "e1", consent=False)])
+    assert not needs_consent([binding("r1", "e1", consent=True)])
+
+
+def test_repeated_failures_lock_the_binding() -> None:
+    b = binding("r1", "e1")
+    for _ in range(POLICY.failures_before_lock - 1):
+        b = record_failure(b, POLICY)
+        assert require_usable(b) is b
+    b = record_failure(b, POLICY)
+    assert b.locked
+    with pytest.raises(ProxyAuthError) as info:
+        require_usable(b)
+    assert info.value.reason is ReasonCode.ATTEMPTS_EXCEEDED
+    with pytest.raises(ProxyAuthError) as info:
+        require_usable(binding("r1", "e1", ended=True))
+    assert info.value.reason is ReasonCode.PROXY_NOT_BOUND
