@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from models.packs import ModelPack, load_pack
+from pipelines.errors import PipelineError
 from pipelines.face_match import FaceMatcher, FaceObservation, cosine
 from pipelines.liveness.actions import ActionConfig, detect_events, verify_sequence
 from pipelines.liveness.challenge import BLINK, Challenge, parse_actions
@@ -44,7 +45,7 @@ class LivenessConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     actions: ActionConfig = field(default_factory=ActionConfig)
     detect_every_s: float = 1.5
-    max_detections: int = 12
+    max_key_frames: int = 12
     # Mesh face-presence probability under which the face counts as lost (the detector then re-acquires it).
     min_presence: float = 0.5
     # A second face this prominent (area × centrality, relative to the main face) fails the video.
@@ -100,7 +101,8 @@ class LivenessChecker:
             return self.config.same_identity_min_cosine
         try:
             return self.matcher.thresholds.review
-        except Exception:  # no calibration for this recognizer: a conservative cosine for same-video frames
+        except PipelineError:
+            # No calibration for this recognizer: impostor frames of the dev videos stay below 0.3 (MANIFEST §3).
             return 0.3
 
     # -- per-video analysis -----------------------------------------------------------------------------
@@ -109,7 +111,7 @@ class LivenessChecker:
         cfg = self.config
         track_cfg = TrackConfig(
             detect_every_s=cfg.detect_every_s,
-            max_key_frames=cfg.max_detections,
+            max_key_frames=cfg.max_key_frames,
             min_presence=cfg.min_presence,
             second_face_ratio=cfg.second_face_ratio,
             hash_every=cfg.hash_every,
