@@ -57,7 +57,7 @@ def composed(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[s
     s18 = read_frames(data_dir / "videos/liveportrait_source_s18.mp4", 0.0, 3.0)
     d13 = read_frames(data_dir / "videos/liveportrait_driving_d13.mp4", 0.0, 3.0)
     d0 = read_frames(data_dir / "videos/liveportrait_driving_d0.mp4", 0.0, 3.0)
-    _h, w = real[0].shape[:2]
+    h, w = real[0].shape[:2]
     videos = {
         # A phone records sideways and stores "rotate by 90°" in the display matrix.
         "rotated": write_video(out / "rotated.mp4", [np.rot90(f, k=-1) for f in real], rotation=90),
@@ -67,6 +67,10 @@ def composed(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[s
         # The wall next to the person: a video with no face.
         "no_face": write_video(out / "no_face.mp4", [np.ascontiguousarray(f[:, : w // 4]) for f in real]),
         "short": write_video(out / "short.mp4", real[:24]),
+        # The person walks out after 1.5 s: the rest shows only the wall.
+        "face_leaves": write_video(
+            out / "face_leaves.mp4", real[:45] + fit([np.ascontiguousarray(f[:, : w // 4]) for f in real[45:]], w, h)
+        ),
     }
     image = data_dir / "spoof/images/frames/apfol_real2_f00_t0.73.jpg"
     renamed = out / "photo.mp4"

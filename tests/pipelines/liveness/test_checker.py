@@ -74,6 +74,14 @@ def test_no_face_flagged(checker: LivenessChecker, composed: dict[str, Path]) ->
     assert result.best_frames == []
 
 
+def test_face_leaving_the_frame_flagged(checker: LivenessChecker, composed: dict[str, Path]) -> None:
+    result = checker.check(composed["face_leaves"])
+    assert ReasonCode.FACE_NOT_FOUND in result.reasons
+    assert 0.3 < result.face_missing_share < 0.7
+    # The face was there at first: it is analysed, and it is live.
+    assert result.best_frames and result.passive_score >= result.passive_threshold
+
+
 def test_face_swapped_mid_video_flagged(checker: LivenessChecker, composed: dict[str, Path]) -> None:
     result = checker.check(composed["swap"])
     assert ReasonCode.FACE_CHANGED_IN_VIDEO in result.reasons
