@@ -37,6 +37,8 @@ class Char:
     score: float
     x: float  # template coordinates of the character centre
     y: float
+    src: int = -1  # which text line (or re-read region) it came from
+    inset: float = 1e9  # how far inside its own line's ends it sits (template px); < 0: in the padding
 
 
 def normalize(text: str) -> str:
@@ -67,8 +69,9 @@ def _dedupe(chars: list[Char]) -> list[Char]:
     """Overlapping text boxes read the same glyph twice: keep one character per ~half a glyph of x."""
     out: list[Char] = []
     for c in sorted(chars, key=lambda c: c.x):
-        if out and abs(c.x - out[-1].x) < 28 and (c.ch == out[-1].ch or abs(c.x - out[-1].x) < 14):
-            if c.score > out[-1].score:
+        if out and c.src != out[-1].src and abs(c.x - out[-1].x) < 40:
+            # Two lines claim the same spot: believe the one that has it well inside its box.
+            if (c.inset, c.score) > (out[-1].inset, out[-1].score):
                 out[-1] = c
             continue
         out.append(c)
@@ -131,7 +134,7 @@ def address_field(chars: list[Char]) -> tuple[str | None, float]:
     for c in cands:
         lines.setdefault(round((c.y - ADDRESS_FIRST_LINE_Y) / L.ADDRESS_LINE_STEP), []).append(c)
     parts = [_join(lines[k]) for k in sorted(lines)]
-    text = "".join(p[0] for p in parts)
+    text = re.sub(r"[^\u3400-\u9fff0-9A-Za-z\-·()#]", "", "".join(p[0] for p in parts))
     return (text or None), min(p[1] for p in parts)
 
 

@@ -40,7 +40,8 @@ EMBLEM_MARKERS = ("签发机关", "有效期限", "居民身份证", "中华人�
 class ReaderConfig:
     det_locate_side: int = 480
     det_fallback_side: int = 960
-    det_target_text_px: float = 20.0
+    det_target_text_px: float = 18.0
+    min_first_pass_text_px: float = 11.0
     det_max_zoom: float = 1.5
     det_max_second: int = 1100
     cls_lines: int = 4
@@ -105,6 +106,8 @@ class IdCardReader:
         angle = G.text_direction(first) if len(first) >= 2 else None
         if angle is None:
             return first
+        if self._first_pass_suffices(image, first):
+            return first
         up, _ = G.upright_transform(image.shape, angle)
         pts = G.apply(up, np.vstack(first))
         (x1, y1), (x2, y2) = pts.min(axis=0), pts.max(axis=0)
@@ -112,7 +115,7 @@ class IdCardReader:
         # Text spans ~82% of the card's width (captions to the end of the number); the card's text is 3.2% of it.
         card_w = span / 0.82
         zoom = min(cfg.det_target_text_px / (0.032 * card_w), cfg.det_max_zoom)
-        pad_x, pad_y = 0.12 * span, 0.15 * span
+        pad_x, pad_y = 0.3 * span, 0.3 * span  # the first pass may have missed whole rows
         x1, y1, x2, y2 = x1 - pad_x, y1 - pad_y, x2 + pad_x, y2 + pad_y
         out_w, out_h = int((x2 - x1) * zoom), int((y2 - y1) * zoom)
         if max(out_w, out_h) > cfg.det_max_second:
@@ -126,6 +129,14 @@ class IdCardReader:
             return first
         back = np.linalg.inv(a)
         return [G.apply(back, q).astype(np.float32) for q in second]
+
+    def _first_pass_suffices(self, image: np.ndarray, quads: list[np.ndarray]) -> bool:
+        """Enough separate lines, text tall enough at the first pass's scale, and a number-like long line."""
+        scale = min(1.0, self.config.det_locate_side / max(image.shape[:2]))
+        heights = [_quad_height(q) * scale for q in quads]
+        aspects = [_quad_length(q) / max(_quad_height(q), 1.0) for q in quads]
+        return (len(quads) >= 8 and float(np.median(heights)) >= self.config.min_first_pass_text_px
+                and max(aspects) >= 9.0)
 
     def _orient_and_read(
         self, image: np.ndarray, quads: list[np.ndarray], angle: float, res: IdCardResult
@@ -207,8 +218,10 @@ class IdCardReader:
                     src += [tl, bl]
                     dst += [(float(ln.quad[0][0]), float(ln.quad[0][1])), (float(ln.quad[3][0]), float(ln.quad[3][1]))]
         if number_idx is not None:
-            src += list(G.NUMBER_BOX)
-            dst += [(float(p[0]), float(p[1])) for p in lines[number_idx].quad]
+            full = sum(ch.isdigit() or ch in "Xx" for ch in texts[number_idx]) == 18
+            for k in (0, 1, 2, 3) if full else (0, 3):
+                src.append(G.NUMBER_BOX[k])
+                dst.append((float(lines[number_idx].quad[k][0]), float(lines[number_idx].quad[k][1])))
         return G.fit_card_homography(src, dst)
 
     def _fields(self, image: np.ndarray, up: np.ndarray, lines: list[TextLine], h_card: np.ndarray,
@@ -227,7 +240,11 @@ class IdCardReader:
             top = q[0][None, :] + np.outer(pos, q[1] - q[0])
             bottom = q[3][None, :] + np.outer(pos, q[2] - q[3])
             card_pts = G.apply(to_card, (top + bottom) / 2)
-            chars += [P.Char(c, s, float(p[0]), float(p[1])) for c, s, p in zip(text, scores, card_pts, strict=True)]
+            ends = G.apply(to_card, np.array([(q[0] + q[3]) / 2, (q[1] + q[2]) / 2]))
+            pad = 0.25 * ln.height * float(np.linalg.norm(ends[1] - ends[0])) / max(_quad_length(q), 1.0)
+            lo, hi = float(ends[:, 0].min()) + pad, float(ends[:, 0].max()) - pad
+            chars += [P.Char(c, s, float(p[0]), float(p[1]), i, min(float(p[0]) - lo, hi - float(p[0])))
+                      for c, s, p in zip(text, scores, card_pts, strict=True)]
         chars = self._fill_gaps(image, np.linalg.inv(up) @ h_card, chars, res)
         res.name, res.confidence["name"] = P.name_field(chars)
         res.sex, res.confidence["sex"] = P.sex_field(chars)
@@ -273,7 +290,8 @@ class IdCardReader:
             rereads.append(name)
             chars = [c for c in chars if not (x1 <= c.x < x2 and y1 <= c.y < y2)]
             cy = (y1 + y2) / 2
-            chars += [P.Char(ch, sc, x1 + ps * (x2 - x1), cy) for ch, sc, ps in zip(text, scores, pos, strict=True)]
+            chars += [P.Char(ch, sc, x1 + ps * (x2 - x1), cy, 10_000 + len(rereads))
+                      for ch, sc, ps in zip(text, scores, pos, strict=True)]
         if rereads:
             res.checks["reread_regions"] = rereads
         return chars
@@ -371,6 +389,11 @@ class IdCardReader:
 def _quad_height(q: np.ndarray) -> float:
     edges = [float(np.linalg.norm(q[(i + 1) % 4] - q[i])) for i in range(4)]
     return min(edges[0] + edges[2], edges[1] + edges[3]) / 2
+
+
+def _quad_length(q: np.ndarray) -> float:
+    edges = [float(np.linalg.norm(q[(i + 1) % 4] - q[i])) for i in range(4)]
+    return max(edges[0] + edges[2], edges[1] + edges[3]) / 2
 
 
 def _quad_width(q: np.ndarray) -> float:

@@ -114,8 +114,11 @@ def anchors(
         return float(p[0]), float(p[1])
 
     q = lines[number_idx].quad
-    for p, c in zip(q, G.NUMBER_BOX, strict=True):
-        points.append((pt(p), (float(c[0]), float(c[1]))))
+    digits = sum(ch.isdigit() or ch in "Xx" for ch in texts[number_idx])
+    # The box's right end is only where the 18th character ends when all 18 were found.
+    corners = (0, 1, 2, 3) if digits == 18 else (0, 3)
+    for k in corners:
+        points.append((pt(q[k]), (float(G.NUMBER_BOX[k][0]), float(G.NUMBER_BOX[k][1]))))
     by_row: dict[int, list[int]] = {}
     for i, r in rows.items():
         if i != number_idx:
