@@ -54,8 +54,6 @@ class LivenessConfig:
     # Cosine between a frame and the video's most typical face; None: the matcher's FAR 1e-2 threshold.
     same_identity_min_cosine: float | None = None
     n_best_frames: int = 3
-    # Perceptual hash of every n-th sampled frame (about 2-3 per second) for near-duplicate detection.
-    hash_every: int = 3
     passive_threshold: float | None = None
     check_duplicates: bool = True
     # Decode and analyse key frames on worker threads, overlapping the face mesh (uses the second core).
@@ -114,7 +112,6 @@ class LivenessChecker:
             max_key_frames=cfg.max_key_frames,
             min_presence=cfg.min_presence,
             second_face_ratio=cfg.second_face_ratio,
-            hash_every=cfg.hash_every,
             threaded=cfg.decode_thread,
         )
         return FaceTracker(self.matcher, self.landmarks, self.passive, track_cfg)

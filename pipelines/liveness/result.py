@@ -72,7 +72,7 @@ class LivenessResult:
             "frame_scores": [{"t": round(t, 3), "score": round(s, 4)} for t, s in self.frame_scores],
             "best_frames": [b.to_dict() for b in self.best_frames],
             "video_sha256": self.video_sha256,
-            "frame_hashes": [f"{h:016x}" for h in self.frame_hashes],
+            "frame_hashes": [f"{h:064x}" for h in self.frame_hashes],
             "video": self.video,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
             "models": self.models,

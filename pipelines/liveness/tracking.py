@@ -18,7 +18,6 @@ from models.detectors import Detection
 from pipelines.face_match import FaceMatcher, FaceObservation
 from pipelines.face_match.matcher import prominence
 from pipelines.liveness.passive import PassiveScorer
-from pipelines.liveness.replay import dhash
 from pipelines.liveness.signals import FaceSignals, measure
 from pipelines.liveness.video import BackgroundFrames, Frame, VideoReader
 
@@ -29,7 +28,6 @@ class TrackConfig:
     max_key_frames: int
     min_presence: float
     second_face_ratio: float
-    hash_every: int
     threaded: bool
     reacquire_every_s: float = 0.3
 
@@ -103,8 +101,6 @@ class FaceTracker:
         try:
             for frame in frames:
                 track.n_frames += 1
-                if frame.index % cfg.hash_every == 0:
-                    track.hashes.append(dhash(frame.image))
                 due = frame.t >= next_key and len(jobs) < cfg.max_key_frames
                 dets: list[Detection] | None = None
                 if box is None and frame.t >= retry_at:
@@ -129,6 +125,7 @@ class FaceTracker:
             track.timings_ms["track_wall"] = (time.perf_counter() - wall0) * 1000
             track.timings_ms["track_main_cpu"] = (time.thread_time() - cpu0) * 1000
             track.key_frames = [k for k in (j.result() for j in jobs) if k is not None]
+            track.hashes = reader.hasher.hashes()
         finally:
             side.shutdown(wait=True)
         track.timings_ms["key_frames_wait"] = (time.perf_counter() - wall0) * 1000 - track.timings_ms["track_wall"]

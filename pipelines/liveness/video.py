@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from pipelines.errors import MediaError
+from pipelines.liveness.replay import THUMB_SIDE, BinnedHasher
 from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class VideoReader:
     def __init__(self, data: bytes, limits: VideoLimits, sampling: SamplingConfig) -> None:
         self.limits = limits
         self.sampling = sampling
+        self.hasher = BinnedHasher()
         self.container = _open(data)
         try:
             self.info = self._validate()
@@ -198,6 +200,11 @@ class VideoReader:
                 t = float(frame.time) - t0
                 self.info.frames_decoded += 1
                 last_t = max(last_t, t)
+                # Every decoded frame feeds the replay hashes (one swscale call to a tiny grey image).
+                thumb = frame.reformat(
+                    width=THUMB_SIDE, height=THUMB_SIDE, format="gray", interpolation="AREA"
+                ).to_ndarray()
+                self.hasher.add(t, thumb)
                 if t > self.limits.max_duration_s + 0.5:
                     raise MediaError(ReasonCode.VIDEO_TOO_LONG, f"more than {self.limits.max_duration_s} s")
                 # Small tolerance so that a 30 fps stream sampled at 10 fps keeps every third frame.
