@@ -89,7 +89,7 @@ def fit_card_homography(src_card: list[tuple[float, float]], dst_img: list[tuple
 
 def _px(dst: np.ndarray, src: np.ndarray, card_px: float) -> float:
     """A tolerance of ``card_px`` template pixels, in image pixels (rough scale from the point spreads)."""
-    s = float(np.linalg.norm(np.ptp(dst, axis=0)) / max(np.linalg.norm(np.ptp(src, axis=0)), 1.0))
+    s = float(np.linalg.norm(np.ptp(dst, axis=0))) / max(float(np.linalg.norm(np.ptp(src, axis=0))), 1.0)
     return max(2.0, card_px * s)
 
 
@@ -99,7 +99,7 @@ def sane(h: np.ndarray) -> bool:
     area = cv2.contourArea(corners.astype(np.float32))
     if area <= 0 or not cv2.isContourConvex(corners.astype(np.float32)):
         return False
-    sides = [np.linalg.norm(corners[(i + 1) % 4] - corners[i]) for i in range(4)]
+    sides = [float(np.linalg.norm(corners[(i + 1) % 4] - corners[i])) for i in range(4)]
     return max(sides[0], sides[2]) / max(min(sides[0], sides[2]), 1e-6) < 2.5 and (
         max(sides[1], sides[3]) / max(min(sides[1], sides[3]), 1e-6) < 2.5
     )
@@ -137,7 +137,8 @@ def solve_image_to_card(
     g = np.linalg.inv(tc) @ g @ ti
     if abs(g[2, 2]) < 1e-12:
         return None
-    return g / g[2, 2]
+    out: np.ndarray = g / g[2, 2]
+    return out
 
 
 def row_of(y: float, tol: float = 45.0) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,8 @@ def order_quad(pts: np.ndarray) -> np.ndarray:
 def crop_quad(image: np.ndarray, quad: np.ndarray, height: int = REC_HEIGHT) -> np.ndarray:
     """Perspective-crop a quad given as (tl, tr, br, bl) straight to the recogniser's height (one warp)."""
     q = np.asarray(quad, np.float32).reshape(4, 2)
-    w = max(np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[2] - q[3]))
-    h = max(np.linalg.norm(q[3] - q[0]), np.linalg.norm(q[2] - q[1]), 1.0)
+    w = max(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[2] - q[3])))
+    h = max(float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1])), 1.0)
     out_w = max(8, round(w * height / h))
     dst = np.array([[0, 0], [out_w, 0], [out_w, height], [0, height]], np.float32)
     m = cv2.getPerspectiveTransform(q, dst)
@@ -96,6 +97,7 @@ class OcrEngine:
         self.cls = TextClassifier(cfg["Cls"])
         self.rec = TextRecognizer(cfg["Rec"])
         self.characters: list[str] = list(self.rec.postprocess_op.character)
+        self._group_cache: dict[str, list[list[int]]] = {}
         self.full_config = cfg
 
     def detect(self, image: np.ndarray, max_side: int) -> list[np.ndarray]:
@@ -148,14 +150,16 @@ class OcrEngine:
     def decode_positions(
         self, probs: np.ndarray, allowed: str | None = None
     ) -> tuple[str, list[float], list[float]]:
-        """Text, per-character confidence and per-character position (fraction 0–1 along the line)."""
+        """Text, per-character confidence and per-character position (fraction 0–1 along the line).
+
+        With ``allowed``, the probabilities of look-alike forms are pooled first: the model splits its belief
+        between "4" and the full-width "４" (both are in its dictionary), which would halve the confidence.
+        """
+        symbols = self.characters
         if allowed is not None:
-            mask = np.zeros(probs.shape[1], bool)
-            mask[0] = True
-            for ch in allowed:
-                if ch in self._index:
-                    mask[self._index[ch]] = True
-            probs = np.where(mask[None, :], probs, 0.0)
+            groups = self._groups(allowed)
+            probs = np.stack([probs[:, g].sum(axis=1) for g in groups], axis=1)
+            symbols = ["", *allowed]
         best = probs.argmax(axis=1)
         conf = probs.max(axis=1)
         text: list[str] = []
@@ -165,7 +169,7 @@ class OcrEngine:
         prev = -1
         for t, c in enumerate(best):
             if c != 0 and c != prev:
-                text.append(self.characters[c])
+                text.append(symbols[c])
                 scores.append(float(conf[t]))
                 first.append(t)
                 last.append(t)
@@ -177,11 +181,15 @@ class OcrEngine:
         positions = [((a + b) / 2 + 0.5) / steps for a, b in zip(first, last, strict=True)]
         return "".join(text), scores, positions
 
-    @property
-    def _index(self) -> dict[str, int]:
-        if not hasattr(self, "_index_cache"):
-            self._index_cache = {ch: i for i, ch in enumerate(self.characters)}
-        return self._index_cache
+    def _groups(self, allowed: str) -> list[list[int]]:
+        """Class indices for blank and for each allowed character (with its NFKC look-alikes)."""
+        if allowed not in self._group_cache:
+            groups: list[list[int]] = [[0]]
+            nfkc = [unicodedata.normalize("NFKC", c) for c in self.characters]
+            for ch in allowed:
+                groups.append([i for i, c in enumerate(nfkc) if i and c == ch])
+            self._group_cache[allowed] = [g if g else [0] for g in groups]
+        return self._group_cache[allowed]
 
     def full_pass(self, image: np.ndarray) -> tuple[list[tuple[np.ndarray, str, float]], float]:
         """The plain full-image RapidOCR call (its default settings), used as the benchmark baseline."""

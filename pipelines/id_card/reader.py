@@ -184,7 +184,10 @@ class IdCardReader:
                 res.add_error(ReasonCode.ID_EXPIRED)
         if not portrait_side:
             res.side = "emblem" if emblem else None
-            res.add_error(ReasonCode.ID_WRONG_SIDE if emblem else ReasonCode.ID_NOT_A_CARD)
+            if emblem:
+                res.add_error(ReasonCode.ID_WRONG_SIDE)
+            else:
+                res.add_error(ReasonCode.ID_TOO_BLURRY if _too_blurry(image) else ReasonCode.ID_NOT_A_CARD)
             return
         res.side = "portrait"
         to_input = np.linalg.inv(up)
@@ -309,7 +312,8 @@ class IdCardReader:
             scores = []
         if number is None and h_card is not None:
             # The detector lost or split the number line (glare, a fold): read its printed place directly.
-            region = _warp_region(image, np.linalg.inv(up) @ h_card, NUMBER_REGION, 48.0 / (NUMBER_REGION[3] - NUMBER_REGION[1]))
+            scale = 48.0 / (NUMBER_REGION[3] - NUMBER_REGION[1])
+            region = _warp_region(image, np.linalg.inv(up) @ h_card, NUMBER_REGION, scale)
             recs = self.ocr.recognize([region])
             text, scores, _ = self.ocr.decode_positions(recs[0][3], DIGITS)
             res.checks["number_reread"] = text
@@ -320,7 +324,9 @@ class IdCardReader:
         res.id_number_valid = check.valid
         res.checks["number"] = {"format": check.format_ok, "checksum": check.checksum_ok,
                                 "region": check.region_ok, "date": check.date_ok, "region_name": check.region}
-        sure = number is not None and float(np.mean(scores)) >= 0.9 and conf >= 0.5
+        sure = number is not None and float(np.mean(scores)) >= 0.85 and conf >= 0.45
+        res.checks["number_conf"] = {"mean": round(float(np.mean(scores)), 4) if scores else 0.0,
+                                     "min": round(conf, 4)}
         if number is None or (not check.checksum_ok and not sure):
             # Unsure characters and a failing check digit: a misread, not a wrong number.
             res.add_error(self._unreadable_reason(image, lines, number_idx, h_card, up))
@@ -356,7 +362,8 @@ class IdCardReader:
         h, w = image.shape[:2]
         card_w = float(np.linalg.norm(corners[1] - corners[0]))
         tol = self.config.cut_off_margin * card_w
-        outside = (corners[:, 0] < -tol) | (corners[:, 0] > w + tol) | (corners[:, 1] < -tol) | (corners[:, 1] > h + tol)
+        outside = (corners[:, 0] < -tol) | (corners[:, 0] > w + tol)
+        outside |= (corners[:, 1] < -tol) | (corners[:, 1] > h + tol)
         if outside.any():
             res.add_error(ReasonCode.ID_CUT_OFF)
 
@@ -373,7 +380,7 @@ class IdCardReader:
         bx2, by2 = np.clip(quad.max(axis=0), 0, [w, h])
         res.portrait_bbox = (int(bx1), int(by1), int(bx2), int(by2))
         faces = self.matcher.detect(crop)
-        ch, cw = crop.shape[:2]
+        cw = crop.shape[1]
         central = [f for f in faces if 0.15 * cw < (f.bbox[0] + f.bbox[2]) / 2 < 0.85 * cw and f.width > 0.2 * cw]
         res.portrait_verified = bool(central)
         res.checks["portrait_faces"] = len(faces)
@@ -408,8 +415,8 @@ def _ordered_in(up: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarra
     the line (the recogniser drops edge characters of tight crops).
     """
     dst = order_quad(G.apply(up, quad).astype(np.float32))
-    w = (np.linalg.norm(dst[1] - dst[0]) + np.linalg.norm(dst[2] - dst[3])) / 2
-    h = (np.linalg.norm(dst[3] - dst[0]) + np.linalg.norm(dst[2] - dst[1])) / 2
+    w = float(np.linalg.norm(dst[1] - dst[0]) + np.linalg.norm(dst[2] - dst[3])) / 2
+    h = float(np.linalg.norm(dst[3] - dst[0]) + np.linalg.norm(dst[2] - dst[1])) / 2
     if w < 2.0 * h:
         c = dst.mean(axis=0)
         side = float(np.sqrt(max(cv2.contourArea(dst), 1.0)))

@@ -24,10 +24,18 @@ from stdnum.cn import ric
 from pipelines.id_card import layout as L
 from pipelines.id_card.fonts import cjk_font_path, number_font_path
 
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
 COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方")
-GIVEN = "国华建明志强文军平秀英玉兰桂芳丽红德福成海林春生金荣云凤祥庆永光立新义淑珍美霞琴宝山清贵洪忠兴敏静洁伟峰东涛斌俊长友进安勇泽宏"
-ETHNICITIES = ("回", "满", "蒙古", "壮", "藏", "维吾尔", "苗", "彝", "土家", "朝鲜", "侗", "瑶", "白", "哈尼", "傣", "黎")
+GIVEN = (
+    "国华建明志强文军平秀英玉兰桂芳丽红德福成海林春生金荣云凤祥庆永光立新义淑珍美霞琴宝山清贵洪忠兴敏静洁"
+    "伟峰东涛斌俊长友进安勇泽宏"
+)
+ETHNICITIES = (
+    "回", "满", "蒙古", "壮", "藏", "维吾尔", "苗", "彝", "土家", "朝鲜", "侗", "瑶", "白", "哈尼", "傣", "黎",
+)
 STREET_HEADS = "人民解放建设中山和平胜利文化新华光明幸福长江黄河青年友谊团结东风朝阳红旗育才振兴"
 STREET_TAILS = ("路", "街", "大道", "巷", "东路", "西路", "南街", "北街")
 UNITS = ("号", "号院", "号楼")
@@ -236,7 +244,8 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
                 cv2.line(bg, (x0, y0), (int(rng.integers(0, w)), int(rng.integers(0, h))), color,
                          int(rng.integers(2, 12)))
     bg += rng.normal(0, 4, size=bg.shape).astype(np.float32)
-    return np.clip(bg, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(bg, 0, 255).astype(np.uint8)
+    return out
 
 
 def _homography(rng: np.random.Generator, cfg: PhotoConfig, rotation: float) -> tuple[np.ndarray, float, float]:
@@ -289,15 +298,16 @@ def photograph(
         card += (rng.uniform(0.35, 0.7) * 255 * blob)[:, :, None]
     warped = cv2.warpPerspective(np.clip(card, 0, 255), h_mat, (w, h), flags=cv2.INTER_AREA)
     mask = cv2.warpPerspective(_card_mask(), h_mat, (w, h), flags=cv2.INTER_LINEAR).astype(np.float32) / 255
-    scene = scene * (1 - mask[:, :, None]) + warped * mask[:, :, None]
+    scene = np.asarray(scene * (1 - mask[:, :, None]) + warped * mask[:, :, None], np.float32)
     sigma = float(rng.uniform(0, cfg.max_blur_sigma))
     if sigma > 0.3:
-        scene = cv2.GaussianBlur(scene, (0, 0), sigma)
+        scene = np.asarray(cv2.GaussianBlur(scene, (0, 0), sigma), np.float32)
     noise = float(rng.uniform(0, cfg.max_noise))
     scene += rng.normal(0, noise, size=scene.shape).astype(np.float32)
     quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
     ok, buf = cv2.imencode(".jpg", np.clip(scene, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else np.clip(scene, 0, 255).astype(np.uint8)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    image: np.ndarray = decoded if decoded is not None else np.clip(scene, 0, 255).astype(np.uint8)
     params = {"rotation_deg": rot, "tilt_x_deg": tilt_x, "tilt_y_deg": tilt_y, "blur_sigma": sigma,
               "noise": noise, "jpeg_quality": float(quality)}
     return image, h_mat, params
