@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from pipelines.errors import MediaError
-from pipelines.liveness.replay import THUMB_SIDE, BinnedHasher
+from pipelines.liveness.replay import BinnedHasher, frame_thumb
 from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -200,11 +200,6 @@ class VideoReader:
                 t = float(frame.time) - t0
                 self.info.frames_decoded += 1
                 last_t = max(last_t, t)
-                # Every decoded frame feeds the replay hashes (one swscale call to a tiny grey image).
-                thumb = frame.reformat(
-                    width=THUMB_SIDE, height=THUMB_SIDE, format="gray", interpolation="AREA"
-                ).to_ndarray()
-                self.hasher.add(t, thumb)
                 if t > self.limits.max_duration_s + 0.5:
                     raise MediaError(ReasonCode.VIDEO_TOO_LONG, f"more than {self.limits.max_duration_s} s")
                 # Small tolerance so that a 30 fps stream sampled at 10 fps keeps every third frame.
@@ -216,6 +211,8 @@ class VideoReader:
                 image: np.ndarray = frame.reformat(width=size[0], height=size[1], format="bgr24").to_ndarray()
                 if self.info.rotation:
                     image = np.ascontiguousarray(np.rot90(image, k=self.info.rotation // 90))
+                # Replay hashes from the sampled frames (as displayed, i.e. after rotation).
+                self.hasher.add(t, frame_thumb(image))
                 yield Frame(index, t, image)
                 index += 1
         except MediaError:
