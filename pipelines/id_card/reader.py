@@ -310,15 +310,25 @@ class IdCardReader:
             res.checks["number_raw"] = text
         else:
             scores = []
+        if number is None:
+            partial = _partial_number_line(lines)
+            if partial is not None:
+                # A line cut short (glare, the edge of the level region): extend it to 18 characters' length.
+                q = lines[partial].quad
+                along = (q[1] - q[0]) / max(float(np.linalg.norm(q[1] - q[0])), 1e-6)
+                far = q[0] + along * 16.5 * lines[partial].height
+                ext = np.array([q[0], far, far + (q[3] - q[0]), q[3]], np.float32)
+                src = G.apply(np.linalg.inv(up), ext).astype(np.float32)
+                text, scores, _ = self.ocr.decode_positions(self.ocr.recognize([crop_quad(image, src)])[0][3], DIGITS)
+                res.checks["number_extended"] = text
+                number, conf, scores = _pick_number(text, scores)
         if number is None and h_card is not None:
-            # The detector lost or split the number line (glare, a fold): read its printed place directly.
+            # The detector lost the number line altogether: read its printed place directly.
             scale = 48.0 / (NUMBER_REGION[3] - NUMBER_REGION[1])
             region = _warp_region(image, np.linalg.inv(up) @ h_card, NUMBER_REGION, scale)
-            recs = self.ocr.recognize([region])
-            text, scores, _ = self.ocr.decode_positions(recs[0][3], DIGITS)
+            text, scores, _ = self.ocr.decode_positions(self.ocr.recognize([region])[0][3], DIGITS)
             res.checks["number_reread"] = text
-            if len(text) == 18:
-                number, conf = text, min(scores)
+            number, conf, scores = _pick_number(text, scores)
         check = check_number(number, today)
         res.id_number = number
         res.id_number_valid = check.valid
@@ -440,6 +450,29 @@ def _number_line(texts: list[str]) -> int | None:
         if n >= 14 and n > best_n and n >= 0.75 * len(t):
             best, best_n = i, n
     return best
+
+
+def _partial_number_line(lines: list[TextLine]) -> int | None:
+    """The longest mostly-digit line with 6–17 digits: a number the detector only partly boxed."""
+    best, best_n = None, 0
+    for i, ln in enumerate(lines):
+        t = P.normalize(ln.text)
+        n = sum(ch.isdigit() for ch in t)
+        if 6 <= n < 18 and n >= 0.8 * len(t) and n > best_n:
+            best, best_n = i, n
+    return best
+
+
+def _pick_number(text: str, scores: list[float]) -> tuple[str | None, float, list[float]]:
+    """18 characters from a re-read; with extra characters (a neighbour's glyph), the window whose check digit
+    holds, preferring the leftmost."""
+    if len(text) == 18:
+        return text, min(scores), scores
+    for k in range(len(text) - 17):
+        cand = text[k : k + 18]
+        if "X" not in cand[:17] and check_number(cand).checksum_ok:
+            return cand, min(scores[k : k + 18]), scores[k : k + 18]
+    return None, 0.0, []
 
 
 def _reading_order(lines: list[TextLine]) -> list[str]:
