@@ -1,0 +1,20 @@
+"""Configuration of the WeChat channel (filled from the service settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class WeChatConfig:
+    app_id: str
+    app_secret: str
+    token: str  # the server-URL token configured in the official account's admin console
+    public_base_url: str  # our H5 pages, e.g. https://cert.example.gov.cn
+    api_base_url: str = "https://api.weixin.qq.com/"
+    oauth_base_url: str = "https://open.weixin.qq.com/connect/"
+    timeout_s: float = 10.0
+    # Refresh the access token when it has less than this left (WeChat tokens live 7200 s).
+    token_refresh_margin_s: int = 300
+    templates: dict[str, str] = field(default_factory=dict)  # "result", "due_soon", "overdue" → template id
+    certify_menu_key: str = "CERTIFY"
