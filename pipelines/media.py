@@ -50,7 +50,9 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.
             rgb = (ImageOps.exif_transpose(img) or img).convert("RGB")
     except MediaError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"too many pixels: {exc}") from exc
+    except UnidentifiedImageError as exc:
         raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"not a supported image: {exc}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise MediaError(ReasonCode.MEDIA_CORRUPT, f"cannot decode image: {exc}") from exc
