@@ -38,6 +38,8 @@ from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
 
+NEAR_FRONTAL_DEG = 15.0
+
 
 @dataclass(frozen=True)
 class LivenessConfig:
@@ -228,9 +230,11 @@ def _identity_spread(observations: Sequence[FaceObservation]) -> float | None:
 def _best_frames(keys: Sequence[KeyFrame], n: int) -> list[BestFrame]:
     """Sharpest near-frontal frames; frames without quality flags first."""
 
-    def rank(k: KeyFrame) -> tuple[bool, float]:
+    def rank(k: KeyFrame) -> tuple[bool, bool, float]:
         q = k.observation.quality
-        return (q.ok, q.sharpness * q.frontalness)
+        # Matching against a frontal ID-card portrait: a turned head is a worse probe than a softer frontal one.
+        frontal = abs(q.yaw_deg) <= NEAR_FRONTAL_DEG and abs(q.pitch_deg) <= NEAR_FRONTAL_DEG
+        return (q.ok, frontal, q.sharpness * q.frontalness)
 
     chosen = sorted(keys, key=rank, reverse=True)[:n]
     return [

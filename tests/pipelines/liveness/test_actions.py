@@ -95,3 +95,10 @@ def test_verify_sequence_rules() -> None:
     assert reasons == [ReasonCode.CHALLENGE_WRONG_ORDER]
     _, reasons = verify_sequence(["nod"], events)
     assert reasons == [ReasonCode.CHALLENGE_MISSING_ACTION]
+
+
+def test_best_frames_avoid_turned_heads(apfol: LivenessResult) -> None:
+    # The person turns ±40° many times; the frames kept for face matching face the camera.
+    assert len(apfol.best_frames) == 3
+    for b in apfol.best_frames:
+        assert abs(b.observation.quality.yaw_deg) <= 15 and abs(b.observation.quality.pitch_deg) <= 15

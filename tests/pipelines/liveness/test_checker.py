@@ -55,7 +55,7 @@ def test_best_frames_are_sharp_frontal_faces_of_the_person(real_result: Liveness
     for b in best:
         assert b.image.ndim == 3 and b.image.dtype == np.uint8
         assert b.observation.quality.ok, b.observation.quality.flags
-        assert abs(b.observation.quality.yaw_deg) < 25
+        assert abs(b.observation.quality.yaw_deg) <= 15
     if len(best) > 1:
         assert cosine(best[0].observation.embedding, best[-1].observation.embedding) > 0.5
 
