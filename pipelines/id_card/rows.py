@@ -82,10 +82,8 @@ def assign_rows(lines: list[TextLine], texts: list[str], number_idx: int) -> dic
     for i, ln in enumerate(lines):
         if i != number_idx and abs(_y_at(num, ln.center[0]) - ln.center[1]) < 0.5 * num.height and ln.x2 <= n_left + 5:
             out[i] = ROW_NUMBER
-    birth = next((k for k, r in enumerate(rows) if YEAR_RE.search(r.text(texts))
-                  and not any(sum(ch.isdigit() for ch in texts[i]) >= 14 for i in r.lines)), None)
+    birth = _birth_row(rows, texts)
     if birth is None:
-        # Fall back on position from the bottom when the year is unreadable: number, address lines, birth …
         return out
     for k, r in enumerate(rows):
         idx = None
@@ -101,6 +99,29 @@ def assign_rows(lines: list[TextLine], texts: list[str], number_idx: int) -> dic
             for i in r.lines:
                 out[i] = idx
     return out
+
+
+def _birth_row(rows: list[Row], texts: list[str]) -> int | None:
+    """Index of the birth row, by vote: each recognisable row says where the birth row must be."""
+    votes: dict[int, float] = {}
+    for k, r in enumerate(rows):
+        t = r.text(texts)
+        if any(sum(ch.isdigit() for ch in texts[i]) >= 14 for i in r.lines):
+            continue
+        cues = (
+            (k, 2.0 if YEAR_RE.search(t) else 0.0),
+            (k, 1.0 if ("出生" in t or "月" in t or t.endswith("日")) else 0.0),
+            (k + 1, 1.0 if ("性别" in t or "民族" in t or re.search(r"^(性别)?[男女]", t)) else 0.0),
+            (k + 2, 1.0 if t.startswith("姓名") else 0.0),
+            (k - 1, 1.0 if t.startswith("住址") else 0.0),
+        )
+        for idx, w in cues:
+            if w:
+                votes[idx] = votes.get(idx, 0.0) + w
+    if not votes:
+        return None
+    best = max(votes, key=lambda i: votes[i])
+    return best if 0 <= best < len(rows) else None
 
 
 def anchors(
