@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.liveness import LivenessChecker, LivenessResult
+from models.packs import ModelPack
+from pipelines.face_match import FaceMatcher
+from pipelines.liveness import ActionConfig, LivenessChecker, LivenessConfig, LivenessResult
 from pipelines.liveness.actions import ActionEvent, verify_sequence
 from pipelines.reasons import ReasonCode
 
@@ -102,3 +104,13 @@ def test_best_frames_avoid_turned_heads(apfol: LivenessResult) -> None:
     assert len(apfol.best_frames) == 3
     for b in apfol.best_frames:
         assert abs(b.observation.quality.yaw_deg) <= 15 and abs(b.observation.quality.pitch_deg) <= 15
+
+
+def test_mirrored_recording_swaps_left_and_right(
+    pack: ModelPack, matcher: FaceMatcher, spoof_videos: Path, apfol: LivenessResult
+) -> None:
+    config = LivenessConfig(check_duplicates=False, actions=ActionConfig(mirrored=True))
+    mirrored = LivenessChecker(pack, config, matcher=matcher).check(spoof_videos / "apfol_real2.webm", "blink")
+    swap = {"turn_left": "turn_right", "turn_right": "turn_left"}
+    plain = [(swap[e.name], round(e.t, 2)) for e in apfol.events if e.name in swap]
+    assert plain and [(e.name, round(e.t, 2)) for e in mirrored.events if e.name in swap] == plain
