@@ -207,9 +207,11 @@ class IdCardReader:
     ) -> np.ndarray | None:
         """Card → upright-frame homography. Preferred: rows by reading order (see ``rows``), solved by DLT with
         one round of outlier rejection; else the printed captions alone."""
-        if number_idx is not None:
-            row_of = R.assign_rows(lines, texts, number_idx)
-            points, y_only = R.anchors(lines, texts, row_of, number_idx)
+        anchor_idx = number_idx if number_idx is not None else _partial_number_line(lines)
+        if anchor_idx is not None:
+            # A partly boxed number still fixes the number row and its left end.
+            row_of = R.assign_rows(lines, texts, anchor_idx)
+            points, y_only = R.anchors(lines, texts, row_of, anchor_idx)
             h = _solve(points, y_only)
             if h is not None:
                 return h
