@@ -48,6 +48,6 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def create_all(engine: Engine) -> None:
     """Embedded default: create the schema directly (PostgreSQL deployments run Alembic migrations)."""
-    from service.db import models  # noqa: F401 - registers the tables
+    from service.db import console_models, models  # noqa: F401 - registers the tables
 
     Base.metadata.create_all(engine)
