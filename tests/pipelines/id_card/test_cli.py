@@ -1,0 +1,57 @@
+"""`pension-cert id-card read IMAGE [IMAGE ...]`: one JSON line per image, models loaded once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.id_card import IdCardReader
+from service.cli import main
+
+
+def test_read_prints_one_json_line_per_image(
+    idcard_dir: Path, reader: IdCardReader, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[int] = []
+    original_init = IdCardReader.__init__
+
+    def counting_init(self: IdCardReader, *args: object, **kwargs: object) -> None:
+        created.append(1)
+        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(IdCardReader, "__init__", counting_init)
+    images = [idcard_dir / "synthetic" / "card_002.jpg", idcard_dir / "samples" / "card-ocr_test1_fictional.jpg",
+              idcard_dir / "samples" / "samples_labels.csv"]
+    code = main(["id-card", "read", *map(str, images)])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(created) == 1
+    assert [ln["image"] for ln in lines] == [str(p) for p in images]
+    first, second, broken = lines
+    for key in ("name", "sex", "ethnicity", "birth_date", "address", "id_number", "id_number_valid", "side",
+                "confidence", "errors", "portrait"):
+        assert key in first
+    assert first["name"] == "江振华" and first["birth_date"] == "1943-02-19"
+    assert first["id_number"] == "21010219430219701X" and first["id_number_valid"] is True
+    assert first["errors"] == [] and first["side"] == "portrait"
+    x1, y1, x2, y2 = first["portrait"]
+    assert 0 <= x1 < x2 and 0 <= y1 < y2
+    assert set(first["confidence"]) >= {"name", "id_number"}
+    assert second["name"] == "韦小宝" and "ID_CHECKSUM_FAILED" in second["errors"]
+    assert broken["errors"] == ["MEDIA_UNSUPPORTED"]
+    assert code == 2  # one input could not be decoded
+
+
+def test_emblem_flag(idcard_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    page = cv2.imread(str(idcard_dir / "samples" / "idcard_generator_result_color.jpg"))
+    path = tmp_path / "emblem.png"
+    cv2.imwrite(str(path), page[page.shape[0] // 2 :])
+    assert main(["id-card", "read", "--emblem", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["side"] == "emblem"
+    assert out["issuing_authority"] == "四川省成都市锦江分局"
+    assert out["valid_until"] == "2020-12-12" and out["expired"] is True
+    assert out["errors"] == ["ID_EXPIRED"]
