@@ -1,0 +1,162 @@
+"""Login, logout and user management (admin only)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from service.console import audit_chain
+from service.console.auth import (
+    LoginError,
+    Role,
+    authenticate,
+    create_user,
+    csrf_ok,
+    end_session,
+    end_user_sessions,
+    hash_password,
+    start_session,
+)
+from service.console.web import (
+    COOKIE,
+    LOGIN_CSRF_COOKIE,
+    PREFIX,
+    Admin,
+    CurrentStaff,
+    check_csrf,
+    config_of,
+    redirect,
+    render,
+    secure_cookies,
+    unit,
+)
+from service.db.console_models import StaffUser
+
+router = APIRouter(prefix=PREFIX)
+
+
+@router.get("/login")
+def login_page(request: Request) -> Response:
+    # Login CSRF: a random value both in a SameSite=Strict cookie and in the form (double submit).
+    token = secrets.token_urlsafe(24)
+    resp = render(request, "login.html", None, csrf=token, error=None)
+    resp.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
+    )
+    return resp
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf):
+        return render(request, "login.html", None, status=403, csrf="", error="表单已失效，请刷新页面后重试")
+    try:
+        with unit(request) as db:
+            try:
+                user = authenticate(db, config_of(request), username, password)
+            except LoginError as exc:
+                audit_chain.record(db, "anonymous", "login.failed", username[:64], {"locked": exc.locked})
+                raise
+            token = start_session(db, user)
+            audit_chain.record(db, f"staff:{user.username}", "login", user.username)
+    except LoginError as exc:
+        new = secrets.token_urlsafe(24)
+        resp = render(request, "login.html", None, status=401, csrf=new, error=exc.message)
+        resp.set_cookie(
+            LOGIN_CSRF_COOKIE, new, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
+        )
+        return resp
+    resp = redirect("/queue")
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX)
+    resp.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, staff: CurrentStaff, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(staff, csrf)
+    with unit(request) as db:
+        end_session(db, request.cookies.get(COOKIE))
+        audit_chain.record(db, staff.actor, "logout", staff.username)
+    resp = redirect("/login")
+    resp.delete_cookie(COOKIE, path=PREFIX)
+    return resp
+
+
+@router.get("/users")
+def users_page(request: Request, staff: Admin) -> Response:
+    with unit(request) as db:
+        users = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
+    return render(request, "users.html", staff, users=users, roles=list(Role), error=None)
+
+
+@router.post("/users")
+def add_user(
+    request: Request,
+    staff: Admin,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    role: Annotated[str, Form()],
+    display_name: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(staff, csrf)
+    error = None
+    with unit(request) as db:
+        if db.scalar(select(StaffUser).where(StaffUser.username == username.strip())) is not None:
+            error = "用户名已存在"
+        elif role not in {r.value for r in Role}:
+            error = "角色无效"
+        else:
+            try:
+                create_user(db, username, password, role, display_name)
+                audit_chain.record(db, staff.actor, "user.create", username.strip(), {"role": role})
+            except ValueError:
+                error = "密码至少 10 个字符"
+        users = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
+    status = 200 if error is None else 422
+    return render(request, "users.html", staff, status=status, users=users, roles=list(Role), error=error)
+
+
+@router.post("/users/{user_id}")
+def change_user(
+    request: Request,
+    staff: Admin,
+    user_id: int,
+    op: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    """op: disable | enable | unlock | role | password."""
+    check_csrf(staff, csrf)
+    with unit(request) as db:
+        user = db.get(StaffUser, user_id)
+        if user is None or (user.id == staff.id and op in ("disable", "role")):
+            return redirect("/users")  # nobody removes their own admin rights by accident
+        if op == "disable":
+            user.active = False
+            end_user_sessions(db, user.id)
+        elif op == "enable":
+            user.active = True
+        elif op == "unlock":
+            user.locked_until, user.failed_logins = None, 0
+        elif op == "role" and role in {r.value for r in Role}:
+            user.role = role
+            end_user_sessions(db, user.id)
+        elif op == "password" and len(password) >= 10:
+            user.password_hash = hash_password(password)
+            end_user_sessions(db, user.id)
+        else:
+            return redirect("/users")
+        audit_chain.record(db, staff.actor, f"user.{op}", user.username, {"role": role} if op == "role" else {})
+    return redirect("/users")

@@ -1,0 +1,137 @@
+"""What every console page shares: templates, the logged-in staff member, CSRF checks, role checks, headers.
+
+Pages are server-rendered (Jinja2, autoescaped). Personal data never goes into a URL: searches are POSTs,
+pages address records by internal ids, so access logs and browser history hold nothing personal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.orm import Session
+
+from service.console.auth import ROLE_ZH, Role, Staff, csrf_ok, resolve_session
+from service.console.config import ConsoleConfig
+from service.context import ServiceContext
+
+COOKIE = "pc_console"
+LOGIN_CSRF_COOKIE = "pc_login_csrf"
+PREFIX = "/console"
+HERE = Path(__file__).parent
+
+STATE_ZH = {
+    "certified": "已认证",
+    "due_soon": "即将到期",
+    "overdue": "已逾期",
+    "deceased": "已死亡",
+    "active": "正常",
+    "suspended": "暂停发放",
+}
+DECISION_ZH = {"accept": "通过", "reject": "不通过", "review": "待人工审核", "retry": "需重新认证", None: "—"}
+CHANNEL_ZH = {"self": "本人", "proxy": "代办", "staff": "柜台"}
+ALT_KIND_ZH = {"counter": "柜台认证", "home_visit": "上门认证", "activity": "行为数据认证"}
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
+)
+templates.globals.update(
+    STATE_ZH=STATE_ZH, DECISION_ZH=DECISION_ZH, CHANNEL_ZH=CHANNEL_ZH, ROLE_ZH=ROLE_ZH, ALT_KIND_ZH=ALT_KIND_ZH, Role=Role
+)
+
+
+class LoginRequired(Exception):
+    """No valid session: the handler redirects to the login page."""
+
+
+class Forbidden(Exception):
+    """Logged in, but the role does not allow this, or the CSRF token is missing or wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def ctx_of(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def config_of(request: Request) -> ConsoleConfig:
+    cfg: ConsoleConfig = request.app.state.console_config
+    return cfg
+
+
+@contextmanager
+def unit(request: Request) -> Iterator[Session]:
+    """One committed unit of work (the response is built after the commit)."""
+    with ctx_of(request).db() as db:
+        yield db
+
+
+def current_staff(request: Request) -> Staff:
+    with unit(request) as db:
+        staff = resolve_session(db, config_of(request), request.cookies.get(COOKIE))
+    if staff is None:
+        raise LoginRequired()
+    return staff
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+
+
+def require(role: Role) -> Callable[[Staff], Staff]:
+    def dep(staff: CurrentStaff) -> Staff:
+        if not staff.has(role):
+            raise Forbidden(f"需要{ROLE_ZH[role]}权限")
+        return staff
+
+    return dep
+
+
+Supervisor = Annotated[Staff, Depends(require(Role.SUPERVISOR))]
+Admin = Annotated[Staff, Depends(require(Role.ADMIN))]
+
+
+def check_csrf(staff: Staff, token: str | None) -> None:
+    if not csrf_ok(staff.csrf, token):
+        raise Forbidden("表单已失效（CSRF 校验失败），请刷新页面后重试")
+
+
+def secure_cookies(request: Request) -> bool:
+    cfg = config_of(request)
+    if cfg.cookie_secure is not None:
+        return cfg.cookie_secure
+    return request.url.scheme == "https" or ctx_of(request).settings.env == "production"
+
+
+def render(request: Request, name: str, staff: Staff | None, status: int = 200, **values: Any) -> HTMLResponse:
+    html = templates.get_template(name).render(request=request, staff=staff, prefix=PREFIX, **values)
+    return HTMLResponse(html, status_code=status)
+
+
+def redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(PREFIX + path, status_code=303)
+
+
+def no_store(response: Response) -> Response:
+    """Pages and images with personal data must not stay in shared browser caches."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def fmt_dt(value: dt.datetime | dt.date | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return value.isoformat()
+
+
+templates.filters["dt"] = fmt_dt
