@@ -14,6 +14,7 @@ from service.api import routes_certificates, routes_registry, routes_sessions
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware
 from service.config import Settings, get_settings
+from service.console import install_console
 from service.context import ServiceContext
 from service.security import install_log_masking
 
@@ -58,6 +59,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=max(settings.max_video_bytes, 64 * 1024 * 1024))
     for r in (routes_registry.router, routes_sessions.router, routes_certificates.router):
         app.include_router(r)
+    install_console(app)  # staff pages under /console
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
