@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     threads = 1 if args.setup == "processes" else args.ort_threads
     env = service_env(var, "thread" if args.setup == "thread" else "none", threads)
     cli = [sys.executable, "-m", "service.cli"]
-    server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=REPO, stderr=subprocess.DEVNULL)
+    log = (var / "server.log").open("wb")
+    server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=REPO, stderr=log)
     workers: list[subprocess.Popen[bytes]] = []
     try:
         wait_up(base)

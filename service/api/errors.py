@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from pipelines.errors import MediaError, PipelineError
 from service.errors import ServiceError
@@ -29,6 +30,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def pipeline_error(_req: Request, exc: PipelineError) -> JSONResponse:
         status = MEDIA_STATUS.get(exc.reason.value, 422) if isinstance(exc, MediaError) else 422
         return JSONResponse(_body(exc.reason.value, exc.reason.message_zh, exc.detail), status_code=status)
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(_req: Request, exc: OperationalError) -> JSONResponse:
+        # Busy or briefly unreachable database: nothing was acknowledged, the client retries (uploads are
+        # idempotent by request id).
+        log.warning("database: %s", exc.orig)
+        body = _body("BUSY", "系统繁忙,请稍后再试", "database busy")
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(StorageError)
     async def storage_error(_req: Request, exc: StorageError) -> JSONResponse:

@@ -27,8 +27,8 @@ EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
 
 
 @router.post("/roster", summary="Import the roster (CSV or XLSX); idempotent, rejected rows reported")
-async def post_roster(ctx: Ctx, db: DB, actor: ApiClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
-    data = await read_limited(file, MAX_ROSTER_BYTES)
+def post_roster(ctx: Ctx, db: DB, actor: ApiClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    data = read_limited(file, MAX_ROSTER_BYTES)
     return import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor).to_dict()
 
 

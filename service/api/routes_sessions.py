@@ -39,7 +39,7 @@ def create_session(ctx: Ctx, db: DB, actor: ApiClient, body: SessionCreate) -> d
     }
 
 
-async def _upload(
+def _upload(
     ctx: Ctx,
     db: DB,
     session_id: str,
@@ -52,7 +52,7 @@ async def _upload(
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token)
     limit = ctx.settings.max_image_bytes if kind == "id_card" else ctx.settings.max_video_bytes
-    data = await read_limited(file, limit)
+    data = read_limited(file, limit)
     queued = sessions.upload(db, ctx, s, kind, data, file.content_type or "", request_id, nonce)
     view = sessions.status_view(s)
     if queued:
@@ -65,7 +65,7 @@ RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_len
 
 
 @router.post("/{session_id}/id-card", summary="Upload the ID-card photo (portrait side)")
-async def upload_id_card(
+def upload_id_card(
     ctx: Ctx,
     db: DB,
     token: SessionToken,
@@ -73,11 +73,11 @@ async def upload_id_card(
     request_id: RequestId,
     file: Annotated[UploadFile, File()],
 ) -> dict[str, Any]:
-    return await _upload(ctx, db, session_id, token, "id_card", file, request_id, None)
+    return _upload(ctx, db, session_id, token, "id_card", file, request_id, None)
 
 
 @router.post("/{session_id}/video", summary="Upload the challenge video with the challenge nonce")
-async def upload_video(
+def upload_video(
     ctx: Ctx,
     db: DB,
     token: SessionToken,
@@ -86,7 +86,7 @@ async def upload_video(
     file: Annotated[UploadFile, File()],
     nonce: Annotated[str, Form()],
 ) -> dict[str, Any]:
-    return await _upload(ctx, db, session_id, token, "video", file, request_id, nonce)
+    return _upload(ctx, db, session_id, token, "video", file, request_id, nonce)
 
 
 class ReviewBody(BaseModel):

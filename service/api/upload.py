@@ -10,12 +10,14 @@ from service.errors import ServiceError
 CHUNK = 1024 * 1024
 
 
-async def read_limited(file: UploadFile, limit: int) -> bytes:
+def read_limited(file: UploadFile, limit: int) -> bytes:
+    """Read a spooled upload. Routes that touch the database are sync (thread pool): a blocking SQLite lock
+    wait must never stall the event loop."""
     if file.size is not None and file.size > limit:
         raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{file.size} bytes > {limit}", status=413)
     parts: list[bytes] = []
     total = 0
-    while chunk := await file.read(CHUNK):
+    while chunk := file.file.read(CHUNK):
         total += len(chunk)
         if total > limit:
             raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"more than {limit} bytes", status=413)
