@@ -146,3 +146,31 @@ def row_of(y: float, tol: float = 45.0) -> int | None:
     centres = [(a + b) / 2 for a, b in ROW_EDGES]
     k = int(np.argmin([abs(y - c) for c in centres]))
     return k if abs(y - centres[k]) <= tol else None
+
+
+def solve_robust(
+    points: list[tuple[tuple[float, float], tuple[float, float]]],
+    y_only: list[tuple[tuple[float, float], float]],
+) -> np.ndarray | None:
+    """DLT, then again without the constraints it misses by more than 45 template px (a misassigned line)."""
+    g = solve_image_to_card(points, y_only)
+    if g is None:
+        return None
+    for _ in range(2):
+        def err_pt(p: tuple[float, float], c: tuple[float, float], g: np.ndarray = g) -> float:
+            m = apply(g, np.array([p]))[0]
+            return float(np.hypot(m[0] - c[0], m[1] - c[1]))
+
+        def err_y(p: tuple[float, float], y: float, g: np.ndarray = g) -> float:
+            return float(abs(apply(g, np.array([p]))[0][1] - y))
+
+        kept_p = [(p, c) for p, c in points if err_pt(p, c) < 45]
+        kept_y = [(p, y) for p, y in y_only if err_y(p, y) < 45]
+        if len(kept_p) == len(points) and len(kept_y) == len(y_only):
+            break
+        g2 = solve_image_to_card(kept_p, kept_y)
+        if g2 is None:
+            break
+        g, points, y_only = g2, kept_p, kept_y
+    h = np.linalg.inv(g)
+    return h if sane(h) else None

@@ -12,7 +12,6 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
@@ -21,9 +20,11 @@ from models.packs import ModelPack, load_pack
 from pipelines.face_match import FaceMatcher
 from pipelines.id_card import geometry as G
 from pipelines.id_card import layout as L
+from pipelines.id_card import lines as LN
 from pipelines.id_card import parse as P
+from pipelines.id_card import regions as RG
 from pipelines.id_card import rows as R
-from pipelines.id_card.ocr import OcrEngine, TextLine, crop_quad, order_quad
+from pipelines.id_card.ocr import OcrEngine, TextLine, crop_quad
 from pipelines.id_card.quality import glare_fraction, sharpness
 from pipelines.id_card.result import IdCardResult
 from pipelines.id_card.validate import check_number, cross_check
@@ -32,7 +33,6 @@ from pipelines.reasons import ReasonCode
 log = logging.getLogger(__name__)
 
 DIGITS = "0123456789X"
-BIRTH_CHARS = "0123456789年月日出生"
 EMBLEM_MARKERS = ("签发机关", "有效期限", "居民身份证", "中华人民共和国")
 
 
@@ -74,7 +74,7 @@ class IdCardReader:
         res.timings_ms["detect"] = (time.perf_counter() - t0) * 1000
         angle = G.text_direction(quads)
         if len(quads) < 2 or angle is None:
-            res.add_error(ReasonCode.ID_TOO_BLURRY if _too_blurry(image_bgr) else ReasonCode.ID_NOT_A_CARD)
+            res.add_error(ReasonCode.ID_TOO_BLURRY if RG.too_blurry(image_bgr) else ReasonCode.ID_NOT_A_CARD)
             res.timings_ms["total"] = (time.perf_counter() - t0) * 1000
             return res
         up, lines = self._orient_and_read(image_bgr, quads, angle, res)
@@ -133,8 +133,8 @@ class IdCardReader:
     def _first_pass_suffices(self, image: np.ndarray, quads: list[np.ndarray]) -> bool:
         """Enough separate lines, text tall enough at the first pass's scale, and a number-like long line."""
         scale = min(1.0, self.config.det_locate_side / max(image.shape[:2]))
-        heights = [_quad_height(q) * scale for q in quads]
-        aspects = [_quad_length(q) / max(_quad_height(q), 1.0) for q in quads]
+        heights = [LN.quad_height(q) * scale for q in quads]
+        aspects = [LN.quad_length(q) / max(LN.quad_height(q), 1.0) for q in quads]
         return (len(quads) >= 8 and float(np.median(heights)) >= self.config.min_first_pass_text_px
                 and max(aspects) >= 9.0)
 
@@ -147,16 +147,16 @@ class IdCardReader:
         photo itself is never rotated.
         """
         up, _ = G.upright_transform(image.shape, angle)
-        heights = np.array([_quad_height(q) for q in quads])
+        heights = np.array([LN.quad_height(q) for q in quads])
         med = float(np.median(heights))
         keep = [q for q, h in zip(quads, heights, strict=True) if 0.45 * med <= h <= 2.2 * med and h >= 6]
-        ordered = [_ordered_in(up, q) for q in keep]
-        widest = sorted(range(len(ordered)), key=lambda i: -_quad_width(ordered[i][1]))[: self.config.cls_lines]
+        ordered = [LN.ordered_in(up, q) for q in keep]
+        widest = sorted(range(len(ordered)), key=lambda i: -LN.quad_width(ordered[i][1]))[: self.config.cls_lines]
         votes = self.ocr.upside_down_votes([crop_quad(image, ordered[i][0]) for i in widest])
         if votes > 0:
             angle = (angle + 180.0) % 360.0
             up, _ = G.upright_transform(image.shape, angle)
-            ordered = [_ordered_in(up, q) for q in keep]
+            ordered = [LN.ordered_in(up, q) for q in keep]
         res.rotation_deg = angle
         crops = [crop_quad(image, src) for src, _ in ordered]
         recs = self.ocr.recognize(crops)
@@ -168,13 +168,13 @@ class IdCardReader:
         self, image: np.ndarray, up: np.ndarray, lines: list[TextLine], res: IdCardResult, today: dt.date
     ) -> None:
         texts = [P.normalize(ln.text) for ln in lines]
-        number_idx = _number_line(texts)
+        number_idx = LN.number_line(texts)
         emblem = any(m in t for t in texts for m in EMBLEM_MARKERS)
         h_card = self._card_homography(lines, texts, number_idx)
         portrait_side = number_idx is not None or (h_card is not None and sum(
             t.startswith(k) for t in texts for k in G.CAPTION_LEFT_CORNERS) >= 2)
         if emblem:
-            auth, start, until, long_term = P.emblem_fields(_reading_order(lines))
+            auth, start, until, long_term = P.emblem_fields(LN.reading_order(lines))
             res.issuing_authority, res.valid_from, res.valid_until, res.valid_long_term = auth, start, until, long_term
             if until is not None:
                 res.expired = until < today
@@ -187,7 +187,7 @@ class IdCardReader:
             if emblem:
                 res.add_error(ReasonCode.ID_WRONG_SIDE)
             else:
-                res.add_error(ReasonCode.ID_TOO_BLURRY if _too_blurry(image) else ReasonCode.ID_NOT_A_CARD)
+                res.add_error(ReasonCode.ID_TOO_BLURRY if RG.too_blurry(image) else ReasonCode.ID_NOT_A_CARD)
             return
         res.side = "portrait"
         to_input = np.linalg.inv(up)
@@ -199,7 +199,7 @@ class IdCardReader:
             self._fields(image, up, lines, h_card, number_idx, res)
             self._portrait(image, h_in, res)
         else:
-            res.add_error(ReasonCode.ID_CUT_OFF if _touches_border(lines, up, image) else ReasonCode.ID_NOT_A_CARD)
+            res.add_error(ReasonCode.ID_CUT_OFF if LN.touches_border(lines, up, image) else ReasonCode.ID_NOT_A_CARD)
         self._number(image, lines, number_idx, h_card, up, res, today)
 
     def _card_homography(
@@ -207,12 +207,12 @@ class IdCardReader:
     ) -> np.ndarray | None:
         """Card → upright-frame homography. Preferred: rows by reading order (see ``rows``), solved by DLT with
         one round of outlier rejection; else the printed captions alone."""
-        anchor_idx = number_idx if number_idx is not None else _partial_number_line(lines)
+        anchor_idx = number_idx if number_idx is not None else LN.partial_number_line(lines)
         if anchor_idx is not None:
             # A partly boxed number still fixes the number row and its left end.
             row_of = R.assign_rows(lines, texts, anchor_idx)
             points, y_only = R.anchors(lines, texts, row_of, anchor_idx)
-            h = _solve(points, y_only)
+            h = G.solve_robust(points, y_only)
             if h is not None:
                 return h
         src: list[tuple[float, float]] = []
@@ -237,7 +237,7 @@ class IdCardReader:
             if i == number_idx:
                 continue
             centre = G.apply(to_card, np.array([ln.center]))[0]
-            allowed = BIRTH_CHARS if P.BIRTH_BAND[0] <= centre[1] < P.BIRTH_BAND[1] else None
+            allowed = RG.BIRTH_CHARS if P.BIRTH_BAND[0] <= centre[1] < P.BIRTH_BAND[1] else None
             text, scores, pos = self.ocr.decode_positions(ln.probs, allowed)
             if not text:
                 continue
@@ -246,7 +246,7 @@ class IdCardReader:
             bottom = q[3][None, :] + np.outer(pos, q[2] - q[3])
             card_pts = G.apply(to_card, (top + bottom) / 2)
             ends = G.apply(to_card, np.array([(q[0] + q[3]) / 2, (q[1] + q[2]) / 2]))
-            pad = 0.25 * ln.height * float(np.linalg.norm(ends[1] - ends[0])) / max(_quad_length(q), 1.0)
+            pad = 0.25 * ln.height * float(np.linalg.norm(ends[1] - ends[0])) / max(LN.quad_length(q), 1.0)
             lo, hi = float(ends[:, 0].min()) + pad, float(ends[:, 0].max()) - pad
             chars += [P.Char(c, s, float(p[0]), float(p[1]), i, min(float(p[0]) - lo, hi - float(p[0])))
                       for c, s, p in zip(text, scores, card_pts, strict=True)]
@@ -269,7 +269,7 @@ class IdCardReader:
         exactly where they are printed, so the recogniser reads that region directly at 48 px.
         """
         rereads: list[str] = []
-        for name, box, start, width, allowed in _FIELD_REGIONS:
+        for name, box, start, width, allowed in RG.FIELD_REGIONS:
             x1, y1, x2, y2 = box
             inside = [c for c in chars if x1 <= c.x < x2 and y1 <= c.y < y2]
             if name.startswith("address") and not inside:
@@ -285,8 +285,8 @@ class IdCardReader:
                 ok = len(re.findall(r"\d+", "".join(c.ch for c in sorted(inside, key=lambda c: c.x)))) >= 3
             if ok:
                 continue
-            region = _warp_region(image, h_in, box, REC_SCALE_FOR[name])
-            if not _has_ink(region):
+            region = RG.warp_region(image, h_in, box, RG.REC_SCALE_FOR[name])
+            if not RG.has_ink(region):
                 continue
             recs = self.ocr.recognize([cv2.resize(region, (max(8, round(region.shape[1] * 48 / region.shape[0])), 48))])
             text, scores, pos = self.ocr.decode_positions(recs[0][3], allowed)
@@ -313,7 +313,7 @@ class IdCardReader:
         else:
             scores = []
         if number is None:
-            partial = _partial_number_line(lines)
+            partial = LN.partial_number_line(lines)
             if partial is not None:
                 # A line cut short (glare, the edge of the level region): extend it to 18 characters' length.
                 q = lines[partial].quad
@@ -323,14 +323,14 @@ class IdCardReader:
                 src = G.apply(np.linalg.inv(up), ext).astype(np.float32)
                 text, scores, _ = self.ocr.decode_positions(self.ocr.recognize([crop_quad(image, src)])[0][3], DIGITS)
                 res.checks["number_extended"] = text
-                number, conf, scores = _pick_number(text, scores)
+                number, conf, scores = LN.pick_number(text, scores)
         if number is None and h_card is not None:
             # The detector lost the number line altogether: read its printed place directly.
-            scale = 48.0 / (NUMBER_REGION[3] - NUMBER_REGION[1])
-            region = _warp_region(image, np.linalg.inv(up) @ h_card, NUMBER_REGION, scale)
+            scale = 48.0 / (RG.NUMBER_REGION[3] - RG.NUMBER_REGION[1])
+            region = RG.warp_region(image, np.linalg.inv(up) @ h_card, RG.NUMBER_REGION, scale)
             text, scores, _ = self.ocr.decode_positions(self.ocr.recognize([region])[0][3], DIGITS)
             res.checks["number_reread"] = text
-            number, conf, scores = _pick_number(text, scores)
+            number, conf, scores = LN.pick_number(text, scores)
         check = check_number(number, today)
         res.id_number = number
         res.id_number_valid = check.valid
@@ -358,7 +358,7 @@ class IdCardReader:
         region = None
         if h_card is not None:
             h_in = np.linalg.inv(up) @ h_card
-            region = _warp_region(image, h_in, (600, 940, L.CARD_W - 60, 1100), 0.5)
+            region = RG.warp_region(image, h_in, (600, 940, L.CARD_W - 60, 1100), 0.5)
         elif number_idx is not None:
             region = crop_quad(image, G.apply(np.linalg.inv(up), lines[number_idx].quad), 48)
         if region is not None and region.size:
@@ -385,7 +385,7 @@ class IdCardReader:
         x1, y1, x2, y2 = L.PORTRAIT_BOX
         dx, dy = (x2 - x1) * m, (y2 - y1) * m
         box = (x1 - dx, y1 - dy, x2 + dx, y2 + dy)
-        crop = _warp_region(image, h_in, box, 0.5)
+        crop = RG.warp_region(image, h_in, box, 0.5)
         quad = G.apply(h_in, np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], float))
         h, w = image.shape[:2]
         bx1, by1 = np.clip(quad.min(axis=0), 0, [w, h])
@@ -400,162 +400,3 @@ class IdCardReader:
             res.portrait = crop
         else:
             res.add_error(ReasonCode.FACE_NOT_FOUND)
-
-
-# -- helpers ---------------------------------------------------------------------------------------------
-
-
-def _quad_height(q: np.ndarray) -> float:
-    edges = [float(np.linalg.norm(q[(i + 1) % 4] - q[i])) for i in range(4)]
-    return min(edges[0] + edges[2], edges[1] + edges[3]) / 2
-
-
-def _quad_length(q: np.ndarray) -> float:
-    edges = [float(np.linalg.norm(q[(i + 1) % 4] - q[i])) for i in range(4)]
-    return max(edges[0] + edges[2], edges[1] + edges[3]) / 2
-
-
-def _quad_width(q: np.ndarray) -> float:
-    return float(q[:, 0].max() - q[:, 0].min())
-
-
-def _ordered_in(up: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(quad in input coords, quad in upright coords), ordered tl, tr, br, bl as seen upright, padded.
-
-    The detector's boxes are minimum-area rectangles: for short, squarish text (男, 汉, a caption) their
-    orientation is arbitrary, so those are rebuilt level in the upright frame. Every box gets a margin along
-    the line (the recogniser drops edge characters of tight crops).
-    """
-    dst = order_quad(G.apply(up, quad).astype(np.float32))
-    w = float(np.linalg.norm(dst[1] - dst[0]) + np.linalg.norm(dst[2] - dst[3])) / 2
-    h = float(np.linalg.norm(dst[3] - dst[0]) + np.linalg.norm(dst[2] - dst[1])) / 2
-    if w < 2.0 * h:
-        c = dst.mean(axis=0)
-        side = float(np.sqrt(max(cv2.contourArea(dst), 1.0)))
-        ext_x = max(side, float(np.ptp(dst[:, 0])) * side / max(float(np.ptp(dst[:, 1])), 1.0))
-        hw, hh = ext_x / 2, side / 2
-        dst = np.array([[c[0] - hw, c[1] - hh], [c[0] + hw, c[1] - hh], [c[0] + hw, c[1] + hh],
-                        [c[0] - hw, c[1] + hh]], np.float32)
-        h = side
-    along = dst[1] - dst[0]
-    along = along / max(float(np.linalg.norm(along)), 1e-6)
-    pad = along * 0.25 * h
-    dst = dst + np.array([-pad, pad, pad, -pad], np.float32)
-    src = G.apply(np.linalg.inv(up), dst).astype(np.float32)
-    return src, dst
-
-
-def _number_line(texts: list[str]) -> int | None:
-    best, best_n = None, 0
-    for i, t in enumerate(texts):
-        n = sum(ch.isdigit() for ch in t)
-        if n >= 14 and n > best_n and n >= 0.75 * len(t):
-            best, best_n = i, n
-    return best
-
-
-def _partial_number_line(lines: list[TextLine]) -> int | None:
-    """The longest mostly-digit line with 6–17 digits: a number the detector only partly boxed."""
-    best, best_n = None, 0
-    for i, ln in enumerate(lines):
-        t = P.normalize(ln.text)
-        n = sum(ch.isdigit() for ch in t)
-        if 6 <= n < 18 and n >= 0.8 * len(t) and n > best_n:
-            best, best_n = i, n
-    return best
-
-
-def _pick_number(text: str, scores: list[float]) -> tuple[str | None, float, list[float]]:
-    """18 characters from a re-read; with extra characters (a neighbour's glyph), the window whose check digit
-    holds, preferring the leftmost."""
-    if len(text) == 18:
-        return text, min(scores), scores
-    for k in range(len(text) - 17):
-        cand = text[k : k + 18]
-        if "X" not in cand[:17] and check_number(cand).checksum_ok:
-            return cand, min(scores[k : k + 18]), scores[k : k + 18]
-    return None, 0.0, []
-
-
-def _reading_order(lines: list[TextLine]) -> list[str]:
-    ordered = sorted(lines, key=lambda ln: (round(ln.center[1] / max(ln.height, 1.0)), ln.x1))
-    return [ln.text for ln in ordered]
-
-
-def _touches_border(lines: list[TextLine], up: np.ndarray, image: np.ndarray) -> bool:
-    h, w = image.shape[:2]
-    inv = np.linalg.inv(up)
-    for ln in lines:
-        p = G.apply(inv, ln.quad)
-        if p[:, 0].min() < 3 or p[:, 1].min() < 3 or p[:, 0].max() > w - 3 or p[:, 1].max() > h - 3:
-            return True
-    return False
-
-
-# (name, template box, where the entry starts, character width, allowed characters) of each field region.
-_FIELD_REGIONS: tuple[tuple[str, tuple[float, float, float, float], float, float, str | None], ...] = (
-    ("name", (326, 176, 1200, 296), 338, 80, None),
-    ("sex", (326, 332, 530, 428), 338, 70, "男女"),
-    ("ethnicity", (734, 332, 1200, 428), 744, 70, None),
-    ("birth", (326, 470, 1120, 561), 338, 70, BIRTH_CHARS),
-    ("address0", (326, 610, 1200, 704), 338, 70, None),
-    ("address1", (326, 710, 1200, 804), 338, 70, None),
-    ("address2", (326, 810, 1200, 904), 338, 70, None),
-)
-NUMBER_REGION = (640.0, 962.0, 1760.0, 1064.0)
-REC_SCALE_FOR = {name: 48.0 / (box[3] - box[1]) for name, box, *_ in _FIELD_REGIONS}
-
-
-def _too_blurry(image: np.ndarray) -> bool:
-    """Nothing readable and hardly any edges at a 640-px scale: blur, not an empty scene, is the likely cause."""
-    s = min(1.0, 640 / max(image.shape[:2]))
-    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
-    return sharpness(small) < 0.08
-
-
-def _has_ink(region: np.ndarray) -> bool:
-    """Dark print on the light card: some pixels well below the region's median brightness."""
-    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
-    return float((gray < np.median(gray) - 60).mean()) > 0.01
-
-
-def _solve(points: list[tuple[tuple[float, float], tuple[float, float]]],
-           y_only: list[tuple[tuple[float, float], float]]) -> np.ndarray | None:
-    """DLT, then again without the constraints it misses by more than 45 template px (a misassigned line)."""
-    g = G.solve_image_to_card(points, y_only)
-    if g is None:
-        return None
-    for _ in range(2):
-        def err_pt(p: tuple[float, float], c: tuple[float, float], g: np.ndarray = g) -> float:
-            m = G.apply(g, np.array([p]))[0]
-            return float(np.hypot(m[0] - c[0], m[1] - c[1]))
-
-        def err_y(p: tuple[float, float], y: float, g: np.ndarray = g) -> float:
-            return float(abs(G.apply(g, np.array([p]))[0][1] - y))
-
-        kept_p = [(p, c) for p, c in points if err_pt(p, c) < 45]
-        kept_y = [(p, y) for p, y in y_only if err_y(p, y) < 45]
-        if len(kept_p) == len(points) and len(kept_y) == len(y_only):
-            break
-        g2 = G.solve_image_to_card(kept_p, kept_y)
-        if g2 is None:
-            break
-        g, points, y_only = g2, kept_p, kept_y
-    h = np.linalg.inv(g)
-    return h if G.sane(h) else None
-
-
-def _warp_region(image: np.ndarray, h_in: np.ndarray, box: tuple[float, float, float, float],
-                 scale: float) -> np.ndarray:
-    """Rectify a template-coordinate box of the card from the input image at ``scale`` template px."""
-    x1, y1, x2, y2 = box
-    out_w, out_h = max(8, int((x2 - x1) * scale)), max(8, int((y2 - y1) * scale))
-    to_out = np.array([[scale, 0, -x1 * scale], [0, scale, -y1 * scale], [0, 0, 1]], float)
-    m = to_out @ np.linalg.inv(h_in)
-    warped: np.ndarray = cv2.warpPerspective(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
-                                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    return warped
-
-
-def describe(res: IdCardResult) -> dict[str, Any]:
-    return res.to_dict()
