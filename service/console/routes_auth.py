@@ -59,18 +59,19 @@ def login(
 ) -> Response:
     if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf):
         return render(request, "login.html", None, status=403, csrf="", error="表单已失效，请刷新页面后重试")
-    try:
-        with unit(request) as db:
-            try:
-                user = authenticate(db, config_of(request), username, password)
-            except LoginError as exc:
-                audit_chain.record(db, "anonymous", "login.failed", username[:64], {"locked": exc.locked})
-                raise
+    failure: LoginError | None = None
+    with unit(request) as db:
+        # The failure counter and the lock must be committed, so the error is not raised through the unit.
+        try:
+            user = authenticate(db, config_of(request), username, password)
             token = start_session(db, user)
             audit_chain.record(db, f"staff:{user.username}", "login", user.username)
-    except LoginError as exc:
+        except LoginError as exc:
+            failure = exc
+            audit_chain.record(db, "anonymous", "login.failed", username[:64], {"locked": exc.locked})
+    if failure is not None:
         new = secrets.token_urlsafe(24)
-        resp = render(request, "login.html", None, status=401, csrf=new, error=exc.message)
+        resp = render(request, "login.html", None, status=401, csrf=new, error=failure.message)
         resp.set_cookie(
             LOGIN_CSRF_COOKIE, new, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
         )
