@@ -68,20 +68,28 @@ class IdCardReader:
     # -- main entry ----------------------------------------------------------------------------------
 
     def read(self, image_bgr: np.ndarray, today: dt.date | None = None) -> IdCardResult:
+        image = _as_bgr(image_bgr)
         res = IdCardResult()
         t0 = time.perf_counter()
+        try:
+            self._read(image, res, today or dt.date.today(), t0)
+        except (np.linalg.LinAlgError, cv2.error, ValueError, IndexError) as exc:
+            # Degenerate geometry (a collapsed box, a singular fit) is a photo we cannot use, not a crash.
+            log.warning("id card: giving up on degenerate input: %s", exc)
+            res.add_error(ReasonCode.ID_NOT_A_CARD)
+        res.timings_ms["total"] = (time.perf_counter() - t0) * 1000
+        return res
+
+    def _read(self, image_bgr: np.ndarray, res: IdCardResult, today: dt.date, t0: float) -> None:
         quads = self._detect(image_bgr)
         res.timings_ms["detect"] = (time.perf_counter() - t0) * 1000
         angle = G.text_direction(quads)
         if len(quads) < 2 or angle is None:
             res.add_error(ReasonCode.ID_TOO_BLURRY if RG.too_blurry(image_bgr) else ReasonCode.ID_NOT_A_CARD)
-            res.timings_ms["total"] = (time.perf_counter() - t0) * 1000
-            return res
+            return
         up, lines = self._orient_and_read(image_bgr, quads, angle, res)
-        res.timings_ms["recognize"] = (time.perf_counter() - t0) * 1000 - sum(res.timings_ms.values())
-        self._interpret(image_bgr, up, lines, res, today or dt.date.today())
-        res.timings_ms["total"] = (time.perf_counter() - t0) * 1000
-        return res
+        res.timings_ms["recognize"] = (time.perf_counter() - t0) * 1000 - res.timings_ms["detect"]
+        self._interpret(image_bgr, up, lines, res, today)
 
     def read_emblem(self, image_bgr: np.ndarray, today: dt.date | None = None) -> IdCardResult:
         """Read the emblem side (issuing authority, validity). ID_WRONG_SIDE is not raised for it here."""
@@ -400,3 +408,12 @@ class IdCardReader:
             res.portrait = crop
         else:
             res.add_error(ReasonCode.FACE_NOT_FOUND)
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    """Grey or BGRA arrays (from other decoders) become the BGR uint8 the models expect."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image

@@ -210,3 +210,11 @@ def test_result_json_contract(reader: IdCardReader, idcard_dir: Path) -> None:
                 "confidence", "errors", "portrait"):
         assert key in out
     assert len(out["portrait"]) == 4
+
+
+def test_grey_input_and_degenerate_images_never_raise(reader: IdCardReader, idcard_dir: Path) -> None:
+    grey = cv2.cvtColor(load_image(idcard_dir / "synthetic" / "card_003.jpg"), cv2.COLOR_BGR2GRAY)
+    assert reader.read(grey).id_number == "330106194703233897"
+    noise = np.random.default_rng(1).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    assert reader.read(noise).errors in ([ReasonCode.ID_NOT_A_CARD], [ReasonCode.ID_TOO_BLURRY])
+    assert reader.read(np.full((200, 300, 3), 255, np.uint8)).side is None
