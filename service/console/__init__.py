@@ -21,10 +21,10 @@ CSP = (
 
 
 def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
-    from service.console import routes_audit, routes_auth, routes_dashboard, routes_review, routes_roster
+    from service.console import routes_alt, routes_audit, routes_auth, routes_dashboard, routes_review, routes_roster
 
     app.state.console_config = config or ConsoleConfig()
-    for module in (routes_auth, routes_review, routes_roster, routes_dashboard, routes_audit):
+    for module in (routes_auth, routes_review, routes_roster, routes_alt, routes_dashboard, routes_audit):
         app.include_router(module.router, include_in_schema=False)
 
     @app.get(PREFIX + "/static/console.css", include_in_schema=False)

@@ -77,7 +77,10 @@ def verify_chain(db: Session, batch: int = 5000) -> ChainCheck:
     prev, expected_seq, count, last_seq = GENESIS, 1, 0, 0
     while True:
         rows = db.scalars(
-            select(ConsoleAuditEntry).where(ConsoleAuditEntry.seq > last_seq).order_by(ConsoleAuditEntry.seq).limit(batch)
+            select(ConsoleAuditEntry)
+            .where(ConsoleAuditEntry.seq > last_seq)
+            .order_by(ConsoleAuditEntry.seq)
+            .limit(batch)
         ).all()
         if not rows:
             return ChainCheck(True, count)

@@ -83,7 +83,7 @@ def video_frame(ctx: ServiceContext, s: CertSession, index: int) -> bytes | None
     frames = ((s.result or {}).get("liveness") or {}).get("best_frames") or []
     box = frames[index].get("bbox")
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             for frame in container.decode(video=0):
                 if frame.time is not None and frame.time >= times[index] - 1e-3:
                     img = np.ascontiguousarray(frame.to_ndarray(format="bgr24"))

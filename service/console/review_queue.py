@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from service.console import audit_chain
@@ -44,7 +44,7 @@ class QueueItem:
         return self.claim is not None and self.claim.pending_decision is not None
 
 
-def open_case_filter() -> object:
+def open_case_filter() -> ColumnElement[bool]:
     return or_(
         (CertSession.state == SessionState.DECIDED) & (CertSession.decision == "review"),
         CertSession.state == SessionState.FAILED,
@@ -127,9 +127,7 @@ def release_case(db: Session, staff: Staff, session_id: str) -> None:
     audit_chain.record(db, staff.actor, "case.release", session_id)
 
 
-def decide_case(
-    db: Session, ctx: ServiceContext, staff: Staff, session_id: str, decision: str, reason: str
-) -> str:
+def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str, decision: str, reason: str) -> str:
     """Apply one staff decision. Returns "settled" or "awaiting_supervisor"."""
     if decision not in DECISIONS:
         raise CaseError("无效的决定")
@@ -168,11 +166,18 @@ def _second_decision(
     return "settled"
 
 
-def _settle(db: Session, ctx: ServiceContext, staff: Staff, s: CertSession, decision: str, reason: str, stage: str) -> None:
+def _settle(
+    db: Session, ctx: ServiceContext, staff: Staff, s: CertSession, decision: str, reason: str, stage: str
+) -> None:
     db.add(ReviewDecision(session_id=s.id, user_id=staff.id, stage=stage, decision=decision, reason=reason))
     if decision == "retry":
         result = dict(s.result or {})
-        result["review"] = {"machine_decision": s.decision, "decision": "retry", "reviewer": staff.username, "note": reason}
+        result["review"] = {
+            "machine_decision": s.decision,
+            "decision": "retry",
+            "reviewer": staff.username,
+            "note": reason,
+        }
         s.result, s.decision, s.state, s.decided_at = result, "retry", SessionState.DECIDED, utcnow()
     else:
         settle(db, ctx, s, decision, staff.username, reason, staff.actor)

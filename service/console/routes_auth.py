@@ -76,10 +76,10 @@ def login(
             LOGIN_CSRF_COOKIE, new, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
         )
         return resp
-    resp = redirect("/queue")
-    resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX)
-    resp.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
-    return resp
+    ok = redirect("/queue")
+    ok.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX)
+    ok.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
+    return ok
 
 
 @router.post("/logout")

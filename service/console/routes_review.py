@@ -50,7 +50,9 @@ def queue_page(
         audit_chain.record(db, staff.actor, "queue.view", "-", {"n": len(items)})
     filters = {"channel": channel, "region": region, "reason": reason}
     return no_store(
-        render(request, "queue.html", staff, items=items, filters=filters, reasons=list(ReasonCode), reason_zh=reason_zh)
+        render(
+            request, "queue.html", staff, items=items, filters=filters, reasons=list(ReasonCode), reason_zh=reason_zh
+        )
     )
 
 

@@ -1,9 +1,183 @@
-"""(being written)"""
+"""Roster pages: import with a row-level report, search, the beneficiary page, mark deceased, and counter /
+home-visit certifications."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+from typing import Annotated
 
-from service.console.web import PREFIX
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from service import idnumber
+from service.console import audit_chain
+from service.console.alt_cert import AltCertError, certify_alternative, mark_deceased
+from service.console.web import PREFIX, CurrentStaff, Supervisor, check_csrf, ctx_of, no_store, redirect, render, unit
+from service.cycle import cycle_state
+from service.db.console_models import AltCertification, ConsoleAlert, DeathRecord
+from service.db.models import Beneficiary, Certification, CertSession, CycleEvent, RosterImport, utcnow
+from service.errors import ServiceError
+from service.roster import import_roster
+from service.security import normalise_id
 
 router = APIRouter(prefix=PREFIX)
+MAX_ROSTER_BYTES = 50 * 1024 * 1024
+
+
+@router.get("/roster")
+def roster_page(request: Request, staff: CurrentStaff) -> Response:
+    with unit(request) as db:
+        imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
+    return render(request, "roster.html", staff, imports=imports, results=None, report=None, error=None)
+
+
+@router.post("/roster/search")
+def search(
+    request: Request, staff: CurrentStaff, q: Annotated[str, Form()], csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """A POST, so that names and ID numbers typed here never appear in a URL or an access log."""
+    check_csrf(staff, csrf)
+    q = q.strip()[:64]
+    ctx = ctx_of(request)
+    with unit(request) as db:
+        number = normalise_id(q)
+        if len(number) == 18 and idnumber.validate(number) is None:
+            kind, where = "id_number", Beneficiary.id_hash == ctx.keyring.id_hash(number)
+        elif q.isascii():
+            kind, where = "external_id", Beneficiary.external_id == q
+        else:
+            kind, where = "name", Beneficiary.name.startswith(q)
+        results = db.scalars(select(Beneficiary).where(where).order_by(Beneficiary.name).limit(100)).all() if q else []
+        # What was searched for is personal data: the audit keeps the kind of query and the records shown.
+        audit_chain.record(
+            db, staff.actor, "roster.search", kind, {"n": len(results), "shown": [b.external_id for b in results[:20]]}
+        )
+        imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
+    return no_store(render(request, "roster.html", staff, imports=imports, results=results, report=None, error=None))
+
+
+@router.post("/roster/import")
+async def roster_import(
+    request: Request, staff: Supervisor, file: Annotated[UploadFile, File()], csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(staff, csrf)
+    data = await file.read(MAX_ROSTER_BYTES + 1)
+    name = file.filename or "roster.csv"
+    error, report = None, None
+    if len(data) > MAX_ROSTER_BYTES:
+        error = "文件过大"
+    else:
+        try:
+            with unit(request) as db:
+                report = import_roster(db, ctx_of(request).keyring, name, data, staff.actor).to_dict()
+                audit_chain.record(
+                    db,
+                    staff.actor,
+                    "roster.import",
+                    str(report["import_id"]),
+                    {k: report[k] for k in ("created", "updated", "unchanged", "rejected")},
+                )
+        except ServiceError as exc:
+            error = f"导入失败：{exc}"
+    with unit(request) as db:
+        imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
+    status = 200 if error is None else 422
+    return render(
+        request, "roster.html", staff, status=status, imports=imports, results=None, report=report, error=error
+    )
+
+
+@router.get("/beneficiaries/{bid}")
+def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Response:
+    ctx = ctx_of(request)
+    with unit(request) as db:
+        b = db.get(Beneficiary, bid)
+        if b is None:
+            return render(request, "message.html", staff, status=404, message="人员不存在", back="/roster")
+        sessions = db.scalars(
+            select(CertSession)
+            .where(CertSession.beneficiary_id == bid)
+            .order_by(CertSession.created_at.desc())
+            .limit(50)
+        ).all()
+        certs = db.scalars(
+            select(Certification).where(Certification.beneficiary_id == bid).order_by(Certification.certified_on.desc())
+        ).all()
+        alts = {
+            a.session_id: a for a in db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == bid))
+        }
+        events = db.scalars(
+            select(CycleEvent).where(CycleEvent.beneficiary_id == bid).order_by(CycleEvent.on_date)
+        ).all()
+        death = db.get(DeathRecord, bid)
+        alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == bid)).all()
+        audit_chain.record(db, staff.actor, "beneficiary.view", b.external_id)
+    state = cycle_state(b.status, b.valid_until, utcnow().date(), ctx.rules)
+    return no_store(
+        render(
+            request,
+            "beneficiary.html",
+            staff,
+            b=b,
+            state=state.value,
+            sessions=sessions,
+            certs=certs,
+            alts=alts,
+            events=events,
+            death=death,
+            alerts=alerts,
+            today=utcnow().date().isoformat(),
+            error=request.query_params.get("e"),
+        )
+    )
+
+
+@router.post("/beneficiaries/{bid}/deceased")
+def deceased(
+    request: Request,
+    staff: Supervisor,
+    bid: int,
+    date_of_death: Annotated[str, Form()],
+    source: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(staff, csrf)
+    try:
+        when = dt.date.fromisoformat(date_of_death)
+        with unit(request) as db:
+            b = db.get(Beneficiary, bid)
+            if b is None:
+                return redirect("/roster")
+            mark_deceased(db, staff, b, when, source[:500])
+    except ValueError:
+        return redirect(f"/beneficiaries/{bid}?e=date")
+    except AltCertError:
+        return redirect(f"/beneficiaries/{bid}?e=deceased")
+    return redirect(f"/beneficiaries/{bid}")
+
+
+@router.post("/beneficiaries/{bid}/certify")
+def certify(
+    request: Request,
+    staff: CurrentStaff,
+    bid: int,
+    kind: Annotated[str, Form()],
+    on_date: Annotated[str, Form()],
+    evidence: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Counter or home-visit certification, recorded with the staff member and what they saw."""
+    check_csrf(staff, csrf)
+    if kind not in ("counter", "home_visit") or not evidence.strip():
+        return redirect(f"/beneficiaries/{bid}?e=certify")
+    try:
+        when = dt.date.fromisoformat(on_date)
+        with unit(request) as db:
+            b = db.get(Beneficiary, bid)
+            if b is None:
+                return redirect("/roster")
+            certify_alternative(db, ctx_of(request), b, kind, when, staff, {"note": evidence.strip()[:1000]})
+    except (ValueError, AltCertError):
+        return redirect(f"/beneficiaries/{bid}?e=certify")
+    return redirect(f"/beneficiaries/{bid}")

@@ -42,7 +42,12 @@ templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
 )
 templates.globals.update(
-    STATE_ZH=STATE_ZH, DECISION_ZH=DECISION_ZH, CHANNEL_ZH=CHANNEL_ZH, ROLE_ZH=ROLE_ZH, ALT_KIND_ZH=ALT_KIND_ZH, Role=Role
+    STATE_ZH=STATE_ZH,
+    DECISION_ZH=DECISION_ZH,
+    CHANNEL_ZH=CHANNEL_ZH,
+    ROLE_ZH=ROLE_ZH,
+    ALT_KIND_ZH=ALT_KIND_ZH,
+    Role=Role,
 )
 
 

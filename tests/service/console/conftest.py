@@ -24,8 +24,8 @@ from pipelines.decision.runner import Certifier
 from pipelines.id_card.synthetic import CardFields
 from service import processing
 from service.console.auth import Role, hash_password
-from service.db.console_models import StaffUser
 from service.context import ServiceContext
+from service.db.console_models import StaffUser
 from service.db.models import Channel
 from service.sessions import create_session, upload
 from tests.service import factories
@@ -98,9 +98,7 @@ def csrf_of(html: str) -> str:
 def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
     """Log in like a browser (login page, then the form). Returns the session's CSRF token."""
     page = client.get("/console/login")
-    r = client.post(
-        "/console/login", data={"username": username, "password": password, "csrf": csrf_of(page.text)}
-    )
+    r = client.post("/console/login", data={"username": username, "password": password, "csrf": csrf_of(page.text)})
     assert r.status_code == 200 and "审核队列" in r.text, r.text[:500]
     return csrf_of(r.text)
 

@@ -53,7 +53,9 @@ def test_wrong_password_then_lockout(app_client: TestClient, ctx: ServiceContext
     statuses = []
     for _ in range(cfg.max_failed_logins):
         page = app_client.get("/console/login")
-        r = app_client.post("/console/login", data={"username": "rev2", "password": "wrong-password!", "csrf": csrf_of(page.text)})
+        r = app_client.post(
+            "/console/login", data={"username": "rev2", "password": "wrong-password!", "csrf": csrf_of(page.text)}
+        )
         statuses.append((r.status_code, "锁定" in r.text))
     assert statuses[:-1] == [(401, False)] * (cfg.max_failed_logins - 1)
     assert statuses[-1] == (401, True)
@@ -70,7 +72,9 @@ def test_wrong_password_then_lockout(app_client: TestClient, ctx: ServiceContext
         assert fails[-1].detail == {"locked": True}
 
 
-def test_unknown_user_and_disabled_user_refused(app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]) -> None:
+def test_unknown_user_and_disabled_user_refused(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
     page = app_client.get("/console/login")
     r = app_client.post("/console/login", data={"username": "nobody", "password": PASSWORD, "csrf": csrf_of(page.text)})
     assert r.status_code == 401
@@ -94,7 +98,9 @@ def test_post_without_or_with_wrong_csrf_is_refused(app_client: TestClient, staf
     assert app_client.get("/console/queue", follow_redirects=False).status_code == 200
 
 
-def test_idle_and_absolute_session_expiry(app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]) -> None:
+def test_idle_and_absolute_session_expiry(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
     cfg = app_client.app.state.console_config  # type: ignore[attr-defined]
     login(app_client, "rev1")
     assert app_client.get("/console/queue", follow_redirects=False).status_code == 200
@@ -124,7 +130,9 @@ def test_logout_ends_the_session(app_client: TestClient, staff_users: dict[str, 
 def test_reviewer_cannot_manage_users(app_client: TestClient, staff_users: dict[str, int]) -> None:
     csrf = login(app_client, "rev1")
     assert app_client.get("/console/users").status_code == 403
-    r = app_client.post("/console/users", data={"username": "x2", "password": "a-long-password", "role": "admin", "csrf": csrf})
+    r = app_client.post(
+        "/console/users", data={"username": "x2", "password": "a-long-password", "role": "admin", "csrf": csrf}
+    )
     assert r.status_code == 403
     r = app_client.post(f"/console/users/{staff_users['rev1']}", data={"op": "role", "role": "admin", "csrf": csrf})
     assert r.status_code == 403

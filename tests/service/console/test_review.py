@@ -179,7 +179,9 @@ def test_views_of_cases_are_audited(
         assert [(e.actor, e.action) for e in rows] == [("staff:rev2", "case.view"), ("staff:rev2", "case.image")]
 
 
-def test_csrf_needed_to_claim_and_decide(app_client: TestClient, case: tuple[str, int], staff_users: dict[str, int]) -> None:
+def test_csrf_needed_to_claim_and_decide(
+    app_client: TestClient, case: tuple[str, int], staff_users: dict[str, int]
+) -> None:
     sid, _ = case
     csrf = login(app_client, "rev1")
     assert claim(app_client, sid, "") == 403
