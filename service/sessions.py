@@ -105,8 +105,9 @@ def create_session(
     return NewSession(s, token)
 
 
-def get_session(db: Session, session_id: str) -> CertSession:
-    s = db.get(CertSession, session_id)
+def get_session(db: Session, session_id: str, for_update: bool = False) -> CertSession:
+    # Uploads lock the row: two uploads of one session never interleave (PostgreSQL row lock).
+    s = db.get(CertSession, session_id, with_for_update=for_update)
     if s is None:
         raise NotFoundError("session")
     return s

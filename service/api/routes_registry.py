@@ -29,7 +29,9 @@ EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
 @router.post("/roster", summary="Import the roster (CSV or XLSX); idempotent, rejected rows reported")
 def post_roster(ctx: Ctx, db: DB, actor: ApiClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
     data = read_limited(file, MAX_ROSTER_BYTES)
-    return import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor).to_dict()
+    report = import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor).to_dict()
+    db.commit()  # acknowledged only once committed
+    return report
 
 
 @router.get("/beneficiaries/{external_id}")

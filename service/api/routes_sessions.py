@@ -26,6 +26,7 @@ class SessionCreate(BaseModel):
 def create_session(ctx: Ctx, db: DB, actor: ApiClient, body: SessionCreate) -> dict[str, Any]:
     b = sessions.find_beneficiary(db, ctx, body.external_id, body.id_number)
     new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, actor)
+    db.commit()
     s = new.session
     return {
         "session_id": s.id,
@@ -49,14 +50,15 @@ def _upload(
     request_id: str,
     nonce: str | None,
 ) -> dict[str, Any]:
-    s = sessions.get_session(db, session_id)
+    s = sessions.get_session(db, session_id, for_update=True)
     sessions.check_token(s, token)
     limit = ctx.settings.max_image_bytes if kind == "id_card" else ctx.settings.max_video_bytes
     data = read_limited(file, limit)
     queued = sessions.upload(db, ctx, s, kind, data, file.content_type or "", request_id, nonce)
     view = sessions.status_view(s)
+    # Acknowledge only what is committed; the job exists once committed, and only then is announced.
+    db.commit()
     if queued:
-        db.commit()  # the job exists once committed; only then is it announced to a worker
         ctx.enqueue(s.id)
     return view
 
@@ -98,7 +100,9 @@ class ReviewBody(BaseModel):
 @router.post("/{session_id}/review", summary="Staff settle a `review` decision (machine clients: console)")
 def post_review(ctx: Ctx, db: DB, actor: ApiClient, session_id: str, body: ReviewBody) -> dict[str, Any]:
     s = sessions.get_session(db, session_id)
-    return review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
+    out = review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
+    db.commit()
+    return out
 
 
 @router.get("/{session_id}", summary="Processing status")
