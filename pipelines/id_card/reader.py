@@ -108,8 +108,10 @@ class IdCardReader:
         size is what the detector is best at, whatever the photo's size, rotation or the card's share of it."""
         cfg = self.config
         first = self.ocr.detect(image, cfg.det_locate_side)
-        if len(first) < 4:
-            # Small or steeply rotated text can vanish at 480 px: look again at 960 before giving up.
+        elongated = sum(LN.quad_length(q) >= 2.5 * LN.quad_height(q) for q in first)
+        if len(first) < 4 or elongated < 3:
+            # Small or steeply rotated text can vanish (or shrink to stray characters) at 480 px: look again
+            # at 960 before giving up.
             first = self.ocr.detect(image, cfg.det_fallback_side)
         angle = G.text_direction(first) if len(first) >= 2 else None
         if angle is None:
@@ -262,12 +264,31 @@ class IdCardReader:
         res.name, res.confidence["name"] = P.name_field(chars)
         res.sex, res.confidence["sex"] = P.sex_field(chars)
         res.ethnicity, res.confidence["ethnicity"] = P.ethnicity_field(chars)
+        if res.ethnicity not in P.ETHNICITY_NAMES:
+            self._snap_ethnicity(image, np.linalg.inv(up) @ h_card, res)
         res.birth_date, res.confidence["birth_date"], raw = P.birth_field(chars)
         res.address, res.confidence["address"] = P.address_field(chars)
         res.checks["birth_text"] = raw
         missing = [f for f in ("name", "sex", "birth_date", "address") if getattr(res, f) is None]
         if missing:
             res.checks["missing_fields"] = missing
+
+    def _snap_ethnicity(self, image: np.ndarray, h_in: np.ndarray, res: IdCardResult) -> None:
+        """An ethnicity outside the closed list is a misread: read its region again, constrained to the list's
+        characters, and keep the result only if it is a listed name."""
+        name, box, _, _, allowed = next(r for r in RG.FIELD_REGIONS if r[0] == "ethnicity")
+        region = RG.warp_region(image, h_in, box, RG.REC_SCALE_FOR[name])
+        # The recogniser often returns nothing for a lone blurred glyph followed by blank card; a crop trimmed to
+        # the ink is read far more reliably, so that is tried first.
+        for crop in (RG.trim_to_ink(region), region):
+            if crop is None:
+                continue
+            text, scores, _ = self.ocr.decode_positions(self.ocr.recognize([crop])[0][3], allowed)
+            text = text[1:] if text.startswith("族") and len(text) > 1 else text
+            if text in P.ETHNICITY_NAMES:
+                res.checks["ethnicity_snapped"] = f"{res.ethnicity}→{text}"
+                res.ethnicity, res.confidence["ethnicity"] = text, min(scores)
+                return
 
     def _fill_gaps(self, image: np.ndarray, h_in: np.ndarray, chars: list[P.Char],
                    res: IdCardResult) -> list[P.Char]:
@@ -279,7 +300,7 @@ class IdCardReader:
         rereads: list[str] = []
         for name, box, start, width, allowed in RG.FIELD_REGIONS:
             x1, y1, x2, y2 = box
-            inside = [c for c in chars if x1 <= c.x < x2 and y1 <= c.y < y2]
+            inside = [c for c in chars if x1 <= c.x < x2 and y1 - 20 <= c.y < y2 + 20]
             if name.startswith("address") and not inside:
                 prev_line = int(name[-1]) - 1
                 if prev_line >= 0:
@@ -301,7 +322,7 @@ class IdCardReader:
             if not text:
                 continue
             rereads.append(name)
-            chars = [c for c in chars if not (x1 <= c.x < x2 and y1 <= c.y < y2)]
+            chars = [c for c in chars if not (x1 <= c.x < x2 and y1 - 20 <= c.y < y2 + 20)]
             cy = (y1 + y2) / 2
             chars += [P.Char(ch, sc, x1 + ps * (x2 - x1), cy, 10_000 + len(rereads))
                       for ch, sc, ps in zip(text, scores, pos, strict=True)]
