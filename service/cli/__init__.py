@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "service.cli.liveness_cmd",
     "service.cli.serve_cmd",
     "service.cli.certify_cmd",
+    "service.cli.console_cmd",
 )
 
 
