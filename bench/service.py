@@ -1,11 +1,12 @@
 """End-to-end service benchmark: certifications per minute through the HTTP API on this machine, latency
 from the acknowledged video upload to the decision (p50/p95), and worker memory (peak RSS).
 
-    python bench/service.py --n 24 --setup thread --out bench/results/service.json
-    python bench/service.py --n 24 --setup processes --workers 2 --out bench/results/service.json
+    python bench/service.py --n 20 --setup embedded --out bench/results/service.json
+    python bench/service.py --n 20 --setup thread --out bench/results/service.json
 
-`thread`: `pension-cert serve` on the embedded defaults (SQLite, local encrypted storage, in-process worker).
-`processes`: the same API with its worker off, plus N `pension-cert worker` processes on the same database.
+`embedded`: `pension-cert serve` on its defaults (SQLite, local encrypted storage, 2 worker processes that
+it starts itself, polling the same database). `thread`: the same with one worker thread inside the API
+process. `processes`: the API with its worker off plus --workers `pension-cert worker` processes.
 Each certification uses its own rendered ID card and its own copy of a real selfie video (re-muxed bytes:
 the service refuses an exact duplicate), so every one runs the full pipeline. Results merge into --out by
 setup name.
@@ -50,6 +51,13 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def service_env(var: Path, worker_mode: str, threads: int) -> dict[str, str]:
@@ -115,8 +123,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     var = Path(tempfile.mkdtemp(prefix="pension-bench-"))
     port = 8800 + secrets.randbelow(100)
     base = f"http://127.0.0.1:{port}"
-    threads = 1 if args.setup == "processes" else args.ort_threads
-    env = service_env(var, "thread" if args.setup == "thread" else "none", threads)
+    threads = args.ort_threads if args.setup == "thread" else 1
+    mode = {"embedded": "process", "thread": "thread", "processes": "none"}[args.setup]
+    env = service_env(var, mode, threads)
+    env["PENSION_CERT_WORKER_PROCESSES"] = str(args.workers)
     cli = [sys.executable, "-m", "service.cli"]
     log = (var / "server.log").open("wb")
     server = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=REPO, stderr=log)
@@ -150,8 +160,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results = [f.result() for f in futures]
         wall = time.time() - t0
         rss = {"api+worker" if args.setup == "thread" else "api": peak_rss_mb(server.pid)}
-        for k, p in enumerate(workers):
-            rss[f"worker{k}"] = peak_rss_mb(p.pid)
+        for k, pid in enumerate([p.pid for p in workers] + children(server.pid)):
+            rss[f"worker{k}"] = peak_rss_mb(pid)
     finally:
         for p in [*workers, server]:
             p.terminate()
@@ -163,7 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
     return {
         "setup": args.setup,
-        "workers": args.workers if args.setup == "processes" else 1,
+        "workers": 1 if args.setup == "thread" else args.workers,
         "ort_threads_per_worker": threads,
         "certifications": len(results),
         "clients": args.clients,
@@ -184,7 +194,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=24, help="certifications (the first one warms up)")
-    p.add_argument("--setup", choices=("thread", "processes"), default="thread")
+    p.add_argument("--setup", choices=("embedded", "thread", "processes"), default="embedded")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     p.add_argument("--ort-threads", type=int, default=2)

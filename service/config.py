@@ -37,9 +37,11 @@ class Settings(BaseSettings):
     api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
     public_base_url: str = "http://127.0.0.1:8000"
 
-    # Worker: "thread" runs in the API process (embedded default); "celery" enqueues to broker_url.
-    worker_mode: Literal["thread", "celery", "none"] = "thread"
+    # Worker: "process" (embedded default) starts `pension-cert worker` processes beside the API, polling the
+    # same database; "thread" runs one in the API process; "celery" enqueues to broker_url; "none": external.
+    worker_mode: Literal["process", "thread", "celery", "none"] = "process"
     worker_threads: int = 1
+    worker_processes: int = 2  # one per core on the 2-core target: the models run outside the API's GIL
     broker_url: str = "redis://127.0.0.1:6379/0"
     job_lease_s: int = 300  # a job claimed longer ago than this is considered abandoned and redone
     job_max_attempts: int = 3

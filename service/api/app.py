@@ -4,6 +4,9 @@ in-process worker started and stopped with the app."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +24,24 @@ from service.security import install_log_masking
 log = logging.getLogger(__name__)
 
 
+def start_worker_processes(n: int) -> list[subprocess.Popen[bytes]]:
+    """`pension-cert worker` processes with this process's environment (hence the same settings)."""
+    cmd = [sys.executable, "-m", "service.cli", "worker", "--exit-with-parent"]
+    procs = [subprocess.Popen(cmd, env=dict(os.environ)) for _ in range(max(1, n))]
+    log.info("started %d worker processes: %s", len(procs), [p.pid for p in procs])
+    return procs
+
+
+def stop_worker_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()  # a job in flight is finished by its lease expiring and another worker redoing it
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def create_app(
     settings: Settings | None = None,
     ctx: ServiceContext | None = None,
@@ -33,7 +54,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_log_masking()
         worker = None
-        if settings.worker_mode == "thread":
+        processes: list[subprocess.Popen[bytes]] = []
+        if settings.worker_mode == "process":
+            processes = start_worker_processes(settings.worker_processes)
+        elif settings.worker_mode == "thread":
             from service.worker import PollingWorker
 
             worker = PollingWorker(ctx, certifier_factory)
@@ -47,6 +71,7 @@ def create_app(
         yield
         if worker is not None:
             worker.stop()
+        stop_worker_processes(processes)
 
     app = FastAPI(
         title="pension-cert",

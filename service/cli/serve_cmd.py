@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from types import FrameType
 
 from service.config import get_settings
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_serve)
     w = sub.add_parser("worker", help="process queued certification sessions (polls the database)")
     w.add_argument("--once", action="store_true", help="process what is queued, then exit")
+    w.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
     w.set_defaults(func=_worker)
 
 
@@ -35,6 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     install_log_masking()
     settings = get_settings()
+    check_models(settings.model_pack)
     if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:
         settings = settings.model_copy(update={"public_base_url": f"http://{args.host}:{args.port}"})
     if args.demo and not settings.challenge_actions:
@@ -50,6 +53,16 @@ def _serve(args: argparse.Namespace) -> int:
         threading.Thread(target=run_demo_when_up, args=(base, settings), daemon=True).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
     return 0
+
+
+def check_models(pack_name: str | None) -> None:
+    """Fail at start, with the fetch hint, rather than leave every session queued behind dead workers."""
+    from models.packs import load_pack
+
+    pack = load_pack(pack_name)
+    for role in ("detector", "recognizer", "landmarks", "antispoof"):
+        for name in pack.resolve(role):
+            pack.store.path(name)  # raises ModelMissingError naming the file and how to get it
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -69,6 +82,16 @@ def _worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch() -> None:
+            # Started by `serve`: if serve dies (even SIGKILL), do not live on as an orphan.
+            while os.getppid() == parent:
+                time.sleep(2)
+            worker.stop(timeout=0)
+
+        threading.Thread(target=watch, daemon=True).start()
     shared_certifier(settings.model_pack)  # load the models before the first job, once for this process
     log.info("worker %s ready", worker.name)
     worker.run_forever()
