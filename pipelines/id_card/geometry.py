@@ -100,7 +100,9 @@ def sane(h: np.ndarray) -> bool:
     if area <= 0 or not cv2.isContourConvex(corners.astype(np.float32)):
         return False
     sides = [float(np.linalg.norm(corners[(i + 1) % 4] - corners[i])) for i in range(4)]
-    return max(sides[0], sides[2]) / max(min(sides[0], sides[2]), 1e-6) < 2.5 and (
+    # The card is 1.59:1; under ≤~35° of tilt its outline stays between about 1:1 and 2.6:1.
+    aspect = (sides[0] + sides[2]) / max(sides[1] + sides[3], 1e-6)
+    return 0.9 < aspect < 2.8 and max(sides[0], sides[2]) / max(min(sides[0], sides[2]), 1e-6) < 2.5 and (
         max(sides[1], sides[3]) / max(min(sides[1], sides[3]), 1e-6) < 2.5
     )
 

@@ -237,7 +237,8 @@ class IdCardReader:
             for k in (0, 1, 2, 3) if full else (0, 3):
                 src.append(G.NUMBER_BOX[k])
                 dst.append((float(lines[number_idx].quad[k][0]), float(lines[number_idx].quad[k][1])))
-        return G.fit_card_homography(src, dst)
+        fallback = G.fit_card_homography(src, dst)
+        return fallback if fallback is not None and G.sane(fallback) else None
 
     def _fields(self, image: np.ndarray, up: np.ndarray, lines: list[TextLine], h_card: np.ndarray,
                 number_idx: int | None, res: IdCardResult) -> None:

@@ -23,6 +23,8 @@ ENTRY_X = 338.0  # left edge of the entries (name, sex, birth year, address line
 ETHNICITY_CAPTION_X = 557.0
 ETHNICITY_X = 744.0
 ROW_NAME, ROW_SEX, ROW_BIRTH, ROW_ADDRESS, ROW_NUMBER = 0, 1, 2, 3, 6
+# First characters of the caption that starts each row (a misread caption is not used as an anchor).
+ROW_CAPTION_STARTS = {ROW_NAME: "姓名", ROW_SEX: "性别", ROW_BIRTH: "出生", ROW_ADDRESS: "住址"}
 YEAR_RE = re.compile(r"(1[89]|20)\d\d")
 
 
@@ -154,10 +156,14 @@ def anchors(
             left_x = None
             if r == ROW_NUMBER:
                 left_x = G.CAPTION_LEFT_CORNERS["公民身份号码"][0][0] if t.startswith("公民") else None
-            elif j == 0:
-                left_x = CAPTION_X if t[:1] in CAPTION_CHARS else (ENTRY_X if r != ROW_SEX or t[:1] in "男女" else None)
             elif r == ROW_SEX and t[:1] in "民族":
-                left_x = ETHNICITY_CAPTION_X
+                left_x = ETHNICITY_CAPTION_X  # wherever it sits in the row: 性别 may be missing
+            elif j == 0 and t[:1] in ROW_CAPTION_STARTS.get(r, ""):
+                left_x = CAPTION_X
+            elif j == 0 and r != ROW_SEX:
+                left_x = ENTRY_X if t[:1] not in CAPTION_CHARS else None
+            elif j == 0 and t[:1] in "男女":
+                left_x = ENTRY_X
             if left_x is not None:
                 points += [(pt(q[0]), (left_x, float(top))), (pt(q[3]), (left_x, float(bottom)))]
     return points, y_only
