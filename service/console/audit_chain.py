@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from service.db.console_models import ConsoleAuditEntry
@@ -24,6 +24,7 @@ from service.security import mask_text
 
 log = logging.getLogger("service.console.audit")
 GENESIS = "0" * 64
+CHAIN_LOCK = 0x70632D61  # advisory lock id of the chain head ("pc-a")
 
 
 def entry_hash(
@@ -42,6 +43,10 @@ def entry_hash(
 def record(db: Session, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
     """Append one entry in the caller's transaction. Details must not hold clear ID numbers (masked here)."""
     clean: dict[str, Any] = json.loads(mask_text(json.dumps(detail or {}, ensure_ascii=False, default=str)))
+    if db.get_bind().dialect.name == "postgresql":
+        # Writers queue here until the holder's transaction ends, so each reads the committed head. (SQLite
+        # needs nothing: BEGIN IMMEDIATE already lets one writer in at a time.)
+        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
     head = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
     seq = 1 if head is None else head.seq + 1
     prev = GENESIS if head is None else head.hash

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from service.console import audit_chain
 from service.console.auth import Role, Staff
@@ -62,29 +62,29 @@ def list_queue(
     reason: str = "",
     limit: int = 200,
 ) -> list[QueueItem]:
+    holder = aliased(StaffUser)
     q = (
-        select(CertSession, Beneficiary)
+        select(CertSession, Beneficiary, ReviewClaim, holder.display_name)
         .join(Beneficiary, Beneficiary.id == CertSession.beneficiary_id)
+        .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
+        .outerjoin(holder, holder.id == ReviewClaim.claimed_by)
         .where(open_case_filter())
     )
     if channel:
         q = q.where(CertSession.channel == channel)
     if region:
         q = q.where(Beneficiary.region.startswith(region))
-    rows = db.execute(q.order_by(CertSession.decided_at, CertSession.created_at)).all()
+    # Failed jobs have no decided_at: coalesced with the queue time so both kinds sort by waiting time.
+    waiting_since = func.coalesce(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
     now = utcnow()
     items: list[QueueItem] = []
-    for s, b in rows:
+    for s, b, claim, holder_name in db.execute(q.order_by(waiting_since)):
         # Reasons live in a JSON list: filtered here, the same on SQLite and PostgreSQL.
         if reason and reason not in (s.reasons or []):
             continue
-        claim = db.get(ReviewClaim, s.id)
-        holder = db.get(StaffUser, claim.claimed_by) if claim and claim.claimed_by else None
-        age = (now - since(s)).total_seconds() / 3600
-        items.append(QueueItem(s, b, claim, holder.display_name if holder else None, age))
+        items.append(QueueItem(s, b, claim, holder_name, (now - since(s)).total_seconds() / 3600))
         if len(items) >= limit:
             break
-    items.sort(key=lambda i: since(i.session))
     return items
 
 

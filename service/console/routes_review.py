@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from pipelines.reasons import ReasonCode
 from service.console import audit_chain, case_media
@@ -64,6 +65,9 @@ def claim(request: Request, staff: CurrentStaff, session_id: str, csrf: Annotate
             claim_case(db, config_of(request), staff, session_id)
     except CaseError as exc:
         return render(request, "message.html", staff, status=409, message=exc.message, back="/queue")
+    except IntegrityError:
+        # Two first claims at the same moment: the other reviewer's insert won.
+        return render(request, "message.html", staff, status=409, message="该案件已被其他审核员领取", back="/queue")
     return redirect(f"/cases/{session_id}")
 
 

@@ -3,6 +3,8 @@ media (see conftest: a strict passive-liveness policy sends the live video to re
 
 from __future__ import annotations
 
+import datetime as dt
+
 import cv2
 import numpy as np
 import pytest
@@ -13,7 +15,9 @@ from pipelines.decision.runner import Certifier
 from service.console.audit_chain import verify_chain
 from service.context import ServiceContext
 from service.db.console_models import ConsoleAuditEntry, ReviewDecision
-from service.db.models import Beneficiary, Certification, CertSession, Channel
+from service.db.models import Beneficiary, Certification, CertSession, Channel, SessionState
+from service.sessions import create_session
+from tests.service import factories
 from tests.service.console.conftest import Sample, csrf_of, login, make_case
 
 
@@ -189,3 +193,24 @@ def test_csrf_needed_to_claim_and_decide(
     r = app_client.post(f"/console/cases/{sid}/decide", data={"decision": "accept", "reason": "x"})
     assert r.status_code == 403
     assert csrf_of(app_client.get(f"/console/cases/{sid}").text) == csrf
+
+
+def test_queue_is_oldest_first_across_review_and_failed_jobs(
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int], staff_users: dict[str, int]
+) -> None:
+    sid, _ = case
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    failed: list[str] = []
+    with ctx.db() as db:
+        for hours in (5, 1):  # a job that failed five hours ago, and one an hour ago
+            b = factories.beneficiary(db, ctx.keyring)
+            s = create_session(db, ctx, b, Channel.SELF, consent=False, actor="test").session
+            s.state, s.queued_at = SessionState.FAILED, now - dt.timedelta(hours=hours)
+            failed.append(s.id)
+        review = db.get(CertSession, sid)
+        assert review is not None
+        review.decided_at = now - dt.timedelta(hours=3)
+    login(app_client, "rev1")
+    page = app_client.get("/console/queue").text
+    positions = [page.index(f'data-session="{x}"') for x in (failed[0], sid, failed[1])]
+    assert positions == sorted(positions)
