@@ -75,3 +75,17 @@ def test_viewer_shows_the_verdict_and_is_for_supervisors(
     with ctx.db() as db:
         views = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "audit.view")).all()
         assert [v.actor for v in views] == ["staff:sup1", "staff:sup1"]
+
+
+def test_tail_check_trusts_older_entries_full_check_does_not(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    fill(ctx, 6)
+    with ctx.db() as db:
+        db.execute(update(ConsoleAuditEntry).where(ConsoleAuditEntry.seq == 2).values(target="edited"))
+    with ctx.db() as db:
+        assert audit_chain.verify_chain(db, from_seq=4).ok
+        tail_edit = audit_chain.verify_chain(db, from_seq=2)
+        assert not tail_edit.ok and tail_edit.first_bad_seq == 2
+    login(app_client, "sup1")
+    assert 'id="chain-broken"' in app_client.get("/console/audit", params={"full": 1}).text
