@@ -17,6 +17,18 @@ log = logging.getLogger(__name__)
 FINAL_STATES = (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
 
 
+def expire_sessions(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
+    """Open sessions past their lifetime become `expired` (a final state: their media are purged later)."""
+    at = now or utcnow()
+    with ctx.db() as db:
+        stale = db.scalars(
+            select(CertSession).where(CertSession.state == SessionState.OPEN, CertSession.expires_at < at)
+        ).all()
+        for s in stale:
+            s.state, s.decided_at = SessionState.EXPIRED, at
+    return len(stale)
+
+
 def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int = 500) -> int:
     """Delete the media of sessions decided more than `retention_days` ago. Idempotent; returns the count."""
     cutoff = (now or utcnow()) - dt.timedelta(days=ctx.settings.retention_days)

@@ -38,12 +38,15 @@ class MaskingFilter(logging.Filter):
 
 
 def install_log_masking() -> None:
-    root = logging.getLogger()
-    for handler in root.handlers:
-        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
-            handler.addFilter(MaskingFilter())
-    if not any(isinstance(f, MaskingFilter) for f in root.filters):
-        root.addFilter(MaskingFilter())
+    """Add the masking filter to every handler in the process (uvicorn's access log has its own handler and
+    would otherwise print `?id_number=…` query strings in clear)."""
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    for lg in loggers:
+        for handler in lg.handlers:
+            if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+                handler.addFilter(MaskingFilter())
 
 
 def normalise_id(id_number: str) -> str:

@@ -16,7 +16,7 @@ from service.audit import audit
 from service.cycle import run_cycle
 from service.db.models import Beneficiary
 from service.errors import NotFoundError, ServiceError
-from service.retention import purge_media
+from service.retention import expire_sessions, purge_media
 from service.roster import import_roster
 from service.security import normalise_id
 
@@ -75,5 +75,7 @@ def post_cycle_run(ctx: Ctx, db: DB, actor: ApiClient, today: Today = None) -> d
     ids = run_cycle(db, day, ctx.rules)
     audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids)})
     db.commit()
-    purged = purge_media(ctx, dt.datetime.combine(day, dt.time()))
-    return {"date": day.isoformat(), "suspended": len(ids), "media_purged": purged}
+    at = dt.datetime.combine(day, dt.time())
+    expired = expire_sessions(ctx, at)
+    purged = purge_media(ctx, at)
+    return {"date": day.isoformat(), "suspended": len(ids), "sessions_expired": expired, "media_purged": purged}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.config import DEV_MEDIA_KEY, InsecureSettingsError, Settings
-from service.security import Keyring, MaskingFilter, mask_id, mask_text
+from service.security import Keyring, MaskingFilter, install_log_masking, mask_id, mask_text
 from service.storage import LocalEncryptedStorage, StorageError
 
 
@@ -51,6 +52,16 @@ def test_masking() -> None:
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "checking %s", ("370102195003140017",), None)
     MaskingFilter().filter(record)
     assert record.getMessage() == "checking 3701**********0017"
+
+
+def test_masking_reaches_loggers_with_their_own_handlers() -> None:
+    stream = io.StringIO()
+    access = logging.getLogger("test.access")
+    access.propagate = False
+    access.addHandler(logging.StreamHandler(stream))
+    install_log_masking()
+    access.warning('"GET /api/v1/beneficiaries?id_number=%s HTTP/1.1" 200', "11010519491231002X")
+    assert stream.getvalue().strip() == '"GET /api/v1/beneficiaries?id_number=1101**********002X HTTP/1.1" 200'
 
 
 def test_default_secrets_refused_outside_development(tmp_path: Path) -> None:

@@ -180,3 +180,19 @@ def test_staff_settle_a_review(client: TestClient, ctx: ServiceContext) -> None:
     b = client.get(f"/api/v1/beneficiaries/{ext}").json()
     assert b["status"] == "active" and b["cycle_state"] == "certified"
     assert client.post(url, json=body).status_code == 409  # settled once
+
+
+def test_abandoned_sessions_expire_and_their_media_go(client: TestClient, ctx: ServiceContext, data_dir: Path) -> None:
+    s = open_session(client, beneficiary_with_number(ctx, factories.id_number()))
+    assert put_card(client, s, (data_dir / "idcard/synthetic/card_005.jpg").read_bytes()).status_code == 200
+    row = session_row(ctx, s["session_id"])
+    day_after = (row.expires_at + dt.timedelta(days=1)).date()
+    run = client.post("/api/v1/cycle/run", params={"today": day_after.isoformat()}).json()
+    assert run["sessions_expired"] >= 1
+    assert session_row(ctx, s["session_id"]).state == "expired"
+    late = day_after + dt.timedelta(days=ctx.settings.retention_days + 1)
+    client.post("/api/v1/cycle/run", params={"today": late.isoformat()})
+    assert not ctx.storage.exists(f"sessions/{s['session_id']}/id_card")
+    # An expired session takes no more uploads.
+    r = put_video(client, s, (data_dir / LIVE_VIDEO).read_bytes())
+    assert r.status_code == 409 and r.json()["error"]["code"] == "SESSION_STATE"
