@@ -66,7 +66,8 @@ def record(db: Session, actor: str, action: str, target: str, detail: dict[str, 
         )
     )
     db.flush()
-    log.info("console audit %s %s %s", actor, action, mask_text(target))
+    # The target (a record id) stays in the database: log lines carry only who did what.
+    log.info("console audit #%d %s %s", seq, actor, action)
 
 
 @dataclass(frozen=True)
