@@ -59,8 +59,25 @@ def claimable() -> Any:
     )
 
 
+def give_up_exhausted(ctx: ServiceContext) -> int:
+    """Jobs whose every attempt died with its worker (a crash on this input?) go to staff as FAILED instead of
+    being redone forever."""
+    with ctx.db() as db:
+        res = db.execute(
+            update(CertSession)
+            .where(
+                CertSession.state == SessionState.PROCESSING,
+                CertSession.lease_until < utcnow(),
+                CertSession.job_attempts >= ctx.settings.job_max_attempts,
+            )
+            .values(state=SessionState.FAILED, lease_until=None, last_error="worker lost on every attempt")
+        )
+        return int(getattr(res, "rowcount", 0) or 0)
+
+
 def claim(ctx: ServiceContext, session_id: str | None, worker: str) -> str | None:
     """Claim one job (the given one, or the oldest claimable). Returns its id, or None."""
+    give_up_exhausted(ctx)
     with ctx.db() as db:
         if session_id is None:
             session_id = db.scalar(select(CertSession.id).where(claimable()).order_by(CertSession.queued_at).limit(1))

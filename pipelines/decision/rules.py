@@ -114,21 +114,34 @@ def _passive_threshold(ev: Evidence, cfg: DecisionConfig) -> float | None:
 
 
 def _face(ev: Evidence) -> tuple[Outcome, list[ReasonCode], list[str]]:
-    """Card portrait and enrolled template: either may carry the accept, a rejecting one contradicts it."""
-    matches = {"card": ev.card_match, "template": ev.template_match}
-    present = {k: m for k, m in matches.items() if m is not None}
+    """Card portrait and enrolled template. The template (last accepted selfie, with consent) is the better
+    reference: the card photo may be 20 years old. So a matching template carries the accept unless the card
+    flatly contradicts it, and a template that does not clearly match sends the case to a person."""
+    card, tpl = ev.card_match, ev.template_match
+    present = [m for m in (card, tpl) if m is not None]
     if not present:
         return Outcome.REJECT, [ReasonCode.FACE_NOT_FOUND], []
-    bands = {k: m.band for k, m in present.items()}
-    reasons = _unique([r for m in present.values() for r in m.reasons])
-    accepted = [k for k, b in bands.items() if b is Band.ACCEPT]
-    rejected = [k for k, b in bands.items() if b is Band.REJECT]
-    if accepted and rejected:
-        # One reference says yes, the other says no (an old card photo, or a wrong template): a person looks.
-        return Outcome.REVIEW, _unique([*reasons, ReasonCode.FACE_MISMATCH]), accepted
-    if accepted:
-        return Outcome.ACCEPT, [r for r in reasons if r is not ReasonCode.FACE_MISMATCH], accepted
-    if rejected and len(rejected) == len(bands):
+    reasons = _unique([r for m in present for r in m.reasons])
+    card_band = card.band if card is not None else None
+    if tpl is None:
+        return _single(card_band, reasons, ["card"])
+    refs = ["template"] + (["card"] if card_band is Band.ACCEPT else [])
+    if tpl.band is Band.ACCEPT:
+        if card_band is Band.REJECT:
+            return Outcome.REVIEW, _unique([*reasons, ReasonCode.FACE_MISMATCH]), ["template"]
+        return Outcome.ACCEPT, [r for r in reasons if r is not ReasonCode.FACE_MISMATCH], refs
+    if tpl.band is Band.REJECT and card_band is not Band.ACCEPT:
+        return Outcome.REJECT, _unique([*reasons, ReasonCode.FACE_MISMATCH]), []
+    # Borderline template, or a template that contradicts a matching card: a person decides.
+    return Outcome.REVIEW, reasons, []
+
+
+def _single(
+    band: Band | None, reasons: list[ReasonCode], refs: list[str]
+) -> tuple[Outcome, list[ReasonCode], list[str]]:
+    if band is Band.ACCEPT:
+        return Outcome.ACCEPT, reasons, refs
+    if band is Band.REJECT:
         return Outcome.REJECT, _unique([*reasons, ReasonCode.FACE_MISMATCH]), []
     return Outcome.REVIEW, reasons, []
 

@@ -3,18 +3,22 @@ worker process redoes the job, which is applied exactly once."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
-from service.db.models import AuditEntry, Certification, CertSession
+from service.db.models import AuditEntry, Certification, CertSession, utcnow
+from tests.service import factories
 from tests.service.api.helpers import open_session, put_card, put_video
 from tests.service.live import REPO, live_service, settings_env, wait_decided
 from tests.service.media import LIVE_VIDEO, card_for_video
@@ -79,3 +83,28 @@ def test_sigkilled_worker_job_is_redone_by_another(
                 select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "session.decide")
             )
             assert decides == 1
+
+
+def test_job_that_kills_every_worker_goes_to_staff(ctx: ServiceContext, db: Session, data_dir: Path) -> None:
+    """After job_max_attempts lost leases the session is FAILED (staff review), not retried forever."""
+    from service.processing import claim
+
+    b = factories.beneficiary(db, ctx.keyring)
+    s = CertSession(
+        id=str(uuid.uuid4()),
+        beneficiary_id=b.id,
+        channel="self",
+        token_hash="x",
+        actions=[],
+        nonce=uuid.uuid4().hex,
+        nonce_expires_at=utcnow(),
+        expires_at=utcnow(),
+        state="processing",
+        lease_until=utcnow() - dt.timedelta(seconds=1),
+        job_attempts=ctx.settings.job_max_attempts,
+    )
+    db.add(s)
+    db.commit()
+    assert claim(ctx, s.id, "w") is None
+    db.refresh(s)
+    assert s.state == "failed" and s.last_error

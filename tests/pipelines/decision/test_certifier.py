@@ -95,5 +95,7 @@ def test_template_of_someone_else_is_not_trusted(
     assert other.new_template is not None
     card, fields = live_card
     r = certifier.run(card, (data_dir / LIVE_VIDEO).read_bytes(), LIVE_ACTIONS, fields.id_number, other.new_template)
+    # The card matches, the enrolled template (another person) does not clearly: a person decides.
     assert r.decision.outcome is Outcome.REVIEW
-    assert ReasonCode.FACE_MISMATCH in r.decision.reasons
+    tpl_sim = r.decision.scores["template_similarity"]
+    assert tpl_sim is not None and tpl_sim < r.decision.thresholds["face_accept"]

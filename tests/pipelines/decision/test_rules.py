@@ -79,3 +79,21 @@ def test_borderline_match_goes_to_review(report: CertificationReport) -> None:
     d = decide(evidence(report, card_match=borderline))
     assert d.outcome is Outcome.REVIEW
     assert d.thresholds["face_accept"] == th.accept and d.thresholds["face_review"] == th.review
+
+
+def test_template_is_the_stronger_reference(report: CertificationReport) -> None:
+    m = report.card_match
+    assert m is not None
+    th = m.thresholds
+    mid = (th.accept + th.review) / 2
+    borderline = dataclasses.replace(m, similarity=mid, band=th.band(mid))
+    # Last year's selfie matches, the old card photo is borderline: accept on the template.
+    d = decide(evidence(report, card_match=borderline, template_match=m))
+    assert d.outcome is Outcome.ACCEPT and d.references == ["template"]
+    # The card matches but the enrolled template is borderline: a person decides.
+    d = decide(evidence(report, card_match=m, template_match=borderline))
+    assert d.outcome is Outcome.REVIEW
+    # Both references clearly not this person: reject.
+    low = dataclasses.replace(m, similarity=th.review - 0.2, band=th.band(th.review - 0.2))
+    d = decide(evidence(report, card_match=low, template_match=low))
+    assert d.outcome is Outcome.REJECT and ReasonCode.FACE_MISMATCH in d.reasons
