@@ -1,0 +1,46 @@
+"""`pension-cert console create-user` and `verify-audit` in a real subprocess, on a fresh SQLite database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+
+def run(var_dir: Path, *args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PENSION_CERT_VAR_DIR": str(var_dir)}
+    if password is not None:
+        env["PENSION_CERT_CONSOLE_PASSWORD"] = password
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", "console", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_create_user_then_verify_and_detect_tampering(tmp_path: Path) -> None:
+    ok = run(tmp_path, "create-user", "--username", "admin", "--role", "admin", password="a-long-password")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"id": 1, "username": "admin", "role": "admin"}
+    assert "a-long-password" not in ok.stdout + ok.stderr
+    dup = run(tmp_path, "create-user", "--username", "admin", "--role", "reviewer", password="a-long-password")
+    assert dup.returncode != 0 and "exists" in dup.stderr
+    short = run(tmp_path, "create-user", "--username", "x", "--role", "reviewer", password="short")
+    assert short.returncode != 0 and "10 characters" in short.stderr
+
+    check = run(tmp_path, "verify-audit")
+    assert check.returncode == 0 and json.loads(check.stdout)["entries"] == 1
+    engine = create_engine(f"sqlite:///{tmp_path / 'pension_cert.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE console_audit SET actor = 'cli:someone' WHERE seq = 1"))
+    engine.dispose()
+    broken = run(tmp_path, "verify-audit")
+    assert broken.returncode == 1 and json.loads(broken.stdout)["first_bad_seq"] == 1
