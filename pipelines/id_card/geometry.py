@@ -150,29 +150,50 @@ def row_of(y: float, tol: float = 45.0) -> int | None:
     return k if abs(y - centres[k]) <= tol else None
 
 
+def solve_affine_to_card(
+    points: list[tuple[tuple[float, float], tuple[float, float]]],
+    y_only: list[tuple[tuple[float, float], float]],
+) -> np.ndarray | None:
+    """Image → card affine map by least squares from the same constraints as ``solve_image_to_card``."""
+    if len(points) < 3:
+        return None
+    ax = np.array([[p[0], p[1], 1.0] for p, _ in points])
+    bx = np.array([c[0] for _, c in points])
+    ay = np.array([[p[0], p[1], 1.0] for p, _ in points] + [[p[0], p[1], 1.0] for p, _ in y_only])
+    by = np.array([c[1] for _, c in points] + [y for _, y in y_only])
+    row_x = np.linalg.lstsq(ax, bx, rcond=None)[0]
+    row_y = np.linalg.lstsq(ay, by, rcond=None)[0]
+    return np.array([row_x, row_y, [0.0, 0.0, 1.0]])
+
+
+def _rms(g: np.ndarray, points: list[tuple[tuple[float, float], tuple[float, float]]],
+         y_only: list[tuple[tuple[float, float], float]]) -> float:
+    errs = [float(np.hypot(*(apply(g, np.array([p]))[0] - np.array(c)))) for p, c in points]
+    errs += [float(abs(apply(g, np.array([p]))[0][1] - y)) for p, y in y_only]
+    return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
+
+
 def solve_robust(
     points: list[tuple[tuple[float, float], tuple[float, float]]],
     y_only: list[tuple[tuple[float, float], float]],
 ) -> np.ndarray | None:
-    """DLT, then again without the constraints it misses by more than 45 template px (a misassigned line)."""
+    """Card → image homography: DLT, then again without constraints it misses by > 45 template px (a
+    misassigned line). The anchors constrain the card's right side weakly, so the projective solution is only
+    taken when it explains the points clearly better than an affine one (real perspective, not noise)."""
     g = solve_image_to_card(points, y_only)
     if g is None:
         return None
     for _ in range(2):
-        def err_pt(p: tuple[float, float], c: tuple[float, float], g: np.ndarray = g) -> float:
-            m = apply(g, np.array([p]))[0]
-            return float(np.hypot(m[0] - c[0], m[1] - c[1]))
-
-        def err_y(p: tuple[float, float], y: float, g: np.ndarray = g) -> float:
-            return float(abs(apply(g, np.array([p]))[0][1] - y))
-
-        kept_p = [(p, c) for p, c in points if err_pt(p, c) < 45]
-        kept_y = [(p, y) for p, y in y_only if err_y(p, y) < 45]
+        kept_p = [(p, c) for p, c in points if _rms(g, [(p, c)], []) < 45]
+        kept_y = [(p, y) for p, y in y_only if _rms(g, [], [(p, y)]) < 45]
         if len(kept_p) == len(points) and len(kept_y) == len(y_only):
             break
         g2 = solve_image_to_card(kept_p, kept_y)
         if g2 is None:
             break
         g, points, y_only = g2, kept_p, kept_y
+    a = solve_affine_to_card(points, y_only)
+    if a is not None and _rms(a, points, y_only) < 1.4 * _rms(g, points, y_only) + 3.0:
+        g = a
     h = np.linalg.inv(g)
     return h if sane(h) else None

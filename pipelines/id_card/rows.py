@@ -19,6 +19,7 @@ from pipelines.id_card.ocr import TextLine
 
 CAPTION_CHARS = set("姓名性别民族出生住址公")
 CAPTION_X = 140.0  # left edge of the caption column (template x)
+CAPTION_SECOND_X = 205.0  # left edge of a caption's second character (名, 别, 生, 址)
 ENTRY_X = 338.0  # left edge of the entries (name, sex, birth year, address lines)
 ETHNICITY_CAPTION_X = 557.0
 ETHNICITY_X = 744.0
@@ -82,7 +83,8 @@ def assign_rows(lines: list[TextLine], texts: list[str], number_idx: int) -> dic
     out: dict[int, int] = {number_idx: ROW_NUMBER}
     # Also the number's caption (公民身份号码) sits on the number row, to its left.
     for i, ln in enumerate(lines):
-        if i != number_idx and abs(_y_at(num, ln.center[0]) - ln.center[1]) < 0.5 * num.height and ln.x2 <= n_left + 5:
+        on_row = abs(_y_at(num, ln.center[0]) - ln.center[1]) < 0.5 * num.height
+        if i != number_idx and on_row and ln.center[0] < n_left:
             out[i] = ROW_NUMBER
     birth = _birth_row(rows, texts)
     if birth is None:
@@ -146,11 +148,14 @@ def anchors(
     for i, r in rows.items():
         if i != number_idx:
             by_row.setdefault(r, []).append(i)
+    typical = float(np.median([lines[i].height for i in rows]))
     for r, members in by_row.items():
         top, bottom = G.ROW_EDGES[r]
         members.sort(key=lambda k: lines[k].x1)
         for j, i in enumerate(members):
             q = lines[i].quad
+            if lines[i].height < 0.6 * typical:
+                continue  # a stray glyph's box: its top and bottom are not the row's
             y_only += [(pt(q[0]), top), (pt(q[1]), top), (pt(q[2]), bottom), (pt(q[3]), bottom)]
             t = texts[i]
             left_x = None
@@ -159,7 +164,8 @@ def anchors(
             elif r == ROW_SEX and t[:1] in "民族":
                 left_x = ETHNICITY_CAPTION_X  # wherever it sits in the row: 性别 may be missing
             elif j == 0 and t[:1] in ROW_CAPTION_STARTS.get(r, ""):
-                left_x = CAPTION_X
+                # The box may start at the caption's second character (the first one lost).
+                left_x = CAPTION_X if t[:1] == ROW_CAPTION_STARTS[r][0] else CAPTION_SECOND_X
             elif j == 0 and r != ROW_SEX:
                 left_x = ENTRY_X if t[:1] not in CAPTION_CHARS else None
             elif j == 0 and t[:1] in "男女":
