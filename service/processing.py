@@ -26,6 +26,7 @@ from service.context import ServiceContext
 from service.cycle import record_certification
 from service.db.models import Beneficiary, Certification, CertSession, SessionState, utcnow
 from service.fingerprints import SessionFingerprints
+from service.proxy import hooks as proxy_hooks
 from service.security import mask_text
 from service.storage import StorageError
 
@@ -115,6 +116,7 @@ def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, work
         card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
         fingerprints = SessionFingerprints(ctx, session_id, beneficiary_id)
         report = certifier.run(card, video, actions, expected, template, fingerprints)
+        report = proxy_hooks.apply_policy(ctx, session_id, certifier, report)  # proxy sessions only
         result: dict[str, Any] = redact(report.to_dict())
         outcome = Outcome(report.decision.outcome)
         reasons = [r.value for r in report.decision.reasons]
@@ -189,7 +191,8 @@ def _apply(
         )
         s.lease_until = None
         b = db.get(Beneficiary, s.beneficiary_id)
-        if b is not None and outcome is Outcome.ACCEPT:
+        handled = proxy_hooks.on_decided(db, ctx, s, b, outcome, reasons, new_template)
+        if b is not None and outcome is Outcome.ACCEPT and not handled:
             accept_session(db, ctx, s, b, now.date(), new_template)
         audit(db, worker, "session.decide", s.id, {"decision": outcome.value, "reasons": reasons})
     log.info("session %s: %s %s", session_id, outcome.value, ",".join(reasons))

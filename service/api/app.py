@@ -19,7 +19,9 @@ from service.api.limits import BodyLimitMiddleware
 from service.config import Settings, get_settings
 from service.console import install_console
 from service.context import ServiceContext
+from service.proxy import routes as proxy_routes
 from service.security import install_log_masking
+from service.wechat.routes import install_wechat
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ def create_app(
     for r in (routes_registry.router, routes_sessions.router, routes_certificates.router):
         app.include_router(r)
     install_console(app)  # staff pages under /console
+    install_wechat(app)  # WeChat server URL, JS-SDK config, H5 pages under /h5, notification schedule
+    app.include_router(proxy_routes.router)  # /api/v1/proxy: relatives certifying for elders
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,28 @@
+"""The deployment's proxy policy: `proxy_auth.ProxyPolicy` defaults, overridable by environment variables
+PENSION_CERT_PROXY_<FIELD> (e.g. PENSION_CERT_PROXY_MAX_ACTIVE_BINDINGS_PER_RELATIVE=3)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from proxy_auth import ProxyPolicy
+
+
+def proxy_policy() -> ProxyPolicy:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(ProxyPolicy):
+        raw = os.environ.get("PENSION_CERT_PROXY_" + f.name.upper())
+        if raw is None:
+            continue
+        default = getattr(ProxyPolicy, f.name)
+        if isinstance(default, bool):
+            values[f.name] = raw.strip().lower() in ("1", "true", "yes")
+        elif isinstance(default, int):
+            values[f.name] = int(raw)
+        elif isinstance(default, float):
+            values[f.name] = float(raw)
+        else:
+            values[f.name] = raw
+    return ProxyPolicy(**values)
