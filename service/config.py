@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     retention_days: int = 30
     model_pack: str | None = None
 
+    # WeChat official-account channel (docs/wechat.md); an empty app id switches it off.
+    wechat_app_id: str = ""
+    wechat_app_secret: str = ""
+    wechat_token: str = ""  # the server-URL token set in the official account's admin console
+    wechat_api_base_url: str = "https://api.weixin.qq.com/"
+    wechat_oauth_base_url: str = "https://open.weixin.qq.com/connect/"
+    wechat_templates: dict[str, str] = Field(default_factory=dict)  # result / due_soon / overdue → template id
+    wechat_schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
+    wechat_notify_max_attempts: int = 5
+    h5_card_check: bool = True  # instant OCR feedback on the H5 card step (loads the ID-card reader in the API)
+
     @property
     def sqlite_path(self) -> Path:
         return self.var_dir / "pension_cert.db"

@@ -35,7 +35,10 @@ def make_celery(settings: Settings) -> Any:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": settings.job_lease_s * 2},
-        beat_schedule={"sweep": {"task": "pension_cert.sweep", "schedule": 60.0}},
+        beat_schedule={
+            "sweep": {"task": "pension_cert.sweep", "schedule": 60.0},
+            "wechat": {"task": "pension_cert.wechat_tick", "schedule": settings.wechat_schedule_s},
+        },
     )
     return app
 
@@ -80,3 +83,11 @@ def sweep() -> int:
     for sid in ids:
         process_session.delay(sid)
     return len(ids)
+
+
+@celery_app.task(name="pension_cert.wechat_tick")  # type: ignore[untyped-decorator]
+def wechat_tick() -> dict[str, int]:
+    """The one WeChat refresher of a scale-out deployment: token refresh and notifications (service.wechat)."""
+    from service.wechat.schedule import celery_tick
+
+    return celery_tick(_worker_ctx())

@@ -49,6 +49,7 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 def create_all(engine: Engine) -> None:
     """Embedded default: create the schema directly (PostgreSQL deployments run Alembic migrations)."""
     from service.db import console_models, models  # noqa: F401 - registers the tables
+    from service.db import wechat_models  # noqa: F401 - registers the WeChat channel's tables
     from service.db import proxy_models  # noqa: F401 - registers the proxy certification tables
 
     Base.metadata.create_all(engine)

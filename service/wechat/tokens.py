@@ -51,3 +51,36 @@ class MemoryTokenStore:
             lk = self._locks.setdefault(key, threading.Lock())
         with lk:
             yield
+
+
+class RedisTokenStore:
+    """Scale-out: every API and worker process shares the token through Redis; the lock is a Redis lock."""
+
+    def __init__(self, url: str, prefix: str = "pension-cert:") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._prefix = prefix
+
+    def get(self, key: str) -> tuple[str, float] | None:
+        raw = self._redis.hmget(self._prefix + key, ["value", "expires_at"])
+        if raw[0] is None or raw[1] is None:
+            return None
+        expires_at = float(raw[1])
+        if expires_at <= time.time():
+            return None
+        value = raw[0]
+        return (value.decode() if isinstance(value, bytes) else str(value)), expires_at
+
+    def set(self, key: str, value: str, expires_at: float) -> None:
+        name = self._prefix + key
+        pipe = self._redis.pipeline()
+        pipe.hset(name, mapping={"value": value, "expires_at": repr(expires_at)})
+        pipe.expireat(name, int(expires_at) + 1)
+        pipe.execute()
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        # The timeout frees the lock of a process that died while refreshing.
+        with self._redis.lock(self._prefix + "lock:" + key, timeout=30, blocking_timeout=35):
+            yield

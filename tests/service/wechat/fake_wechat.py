@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,8 @@ class FakeWeChatState:
     media: dict[str, bytes] = field(default_factory=dict)
     oauth_codes: dict[str, str] = field(default_factory=dict)  # code → openid (single use)
     sent_templates: list[dict[str, Any]] = field(default_factory=list)
+    fail_sends: int = 0  # answer this many template sends with a system error (-1 "system busy")
+    browser_openid: str = "openid-browser"  # whom the OAuth authorize page "logs in" (snsapi_base: silently)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def expire_all_tokens(self) -> None:
@@ -76,6 +79,18 @@ class _Handler(BaseHTTPRequestHandler):
             if data is None:
                 return self._json({"errcode": 40007, "errmsg": "invalid media_id"})
             return self._send(200, data, "image/jpeg")
+        if url.path == "/connect/oauth2/authorize":
+            # snsapi_base needs no confirmation: WeChat redirects back at once with a fresh code.
+            with st.lock:
+                code = "code-" + secrets.token_hex(6)
+                st.oauth_codes[code] = st.browser_openid
+            sep = "&" if "?" in q["redirect_uri"] else "?"
+            target = f"{q['redirect_uri']}{sep}code={code}&state={q.get('state', '')}"
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if url.path == "/sns/oauth2/access_token":
             with st.lock:
                 openid = st.oauth_codes.pop(q.get("code", ""), None)
@@ -96,6 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._token_ok(q):
                 return None
             with st.lock:
+                if st.fail_sends > 0:
+                    st.fail_sends -= 1
+                    return self._json({"errcode": -1, "errmsg": "system error"})
                 st.sent_templates.append(json.loads(body))
                 msgid = len(st.sent_templates)
             return self._json({"errcode": 0, "errmsg": "ok", "msgid": msgid})

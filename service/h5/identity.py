@@ -1,0 +1,34 @@
+"""Who is using the H5 pages: the openid from WeChat OAuth, kept in a signed HttpOnly cookie.
+
+The cookie is `openid|expiry|mac`; the MAC is the service keyring's, so only our server can mint it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import Request
+
+from service.context import ServiceContext
+
+COOKIE = "pc_h5"
+NONCE_COOKIE = "pc_h5_oauth"
+TTL_S = 2 * 3600
+
+
+def mint(ctx: ServiceContext, openid: str, now: float | None = None) -> str:
+    expiry = int((now or time.time()) + TTL_S)
+    payload = f"{openid}|{expiry}"
+    return f"{payload}|{ctx.keyring.mac('h5:' + payload)}"
+
+
+def openid_from(ctx: ServiceContext, request: Request) -> str | None:
+    raw = request.cookies.get(COOKIE)
+    if not raw or raw.count("|") != 2:
+        return None
+    openid, expiry, mac = raw.split("|")
+    if not ctx.keyring.verify_mac(f"h5:{openid}|{expiry}", mac):
+        return None
+    if not expiry.isdigit() or int(expiry) < time.time():
+        return None
+    return openid

@@ -1,0 +1,215 @@
+"""The H5 pages and their small JSON helpers. Uploads of the video go to the normal session API; the card goes
+through `/h5/api/sessions/{id}/card` (or `/card-media` for a WeChat JS-SDK media_id) for the instant OCR check,
+then into the same session upload."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Header, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from pipelines.liveness.challenge import PROMPTS_ZH
+from pipelines.reasons import ReasonCode
+from service import sessions
+from service.api.deps import DB, Ctx, SessionToken
+from service.api.upload import read_limited
+from service.db.models import Beneficiary, CertSession, Channel, SessionState, utcnow
+from service.db.wechat_models import WeChatSessionLink, WeChatUser
+from service.errors import ServiceError
+from service.h5 import identity
+from service.h5.cardcheck import card_problems
+from service.h5.pages import HERE, message, render
+from service.wechat.errors import WeChatError, WeChatMediaExpiredError
+from service.wechat.oauth import OAuthStateError
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/h5", include_in_schema=False)
+RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
+
+
+def _openid(ctx: Ctx, request: Request) -> str:
+    openid = identity.openid_from(ctx, request)
+    if openid is None:
+        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu", status=401)
+    return openid
+
+
+@router.get("/")
+def entry(ctx: Ctx, request: Request) -> Response:
+    """From the account's menu: known browser → start page; otherwise WeChat OAuth (snsapi_base) first."""
+    if identity.openid_from(ctx, request) is not None:
+        return render(request, "start.html", proxy_enabled=_proxy_enabled(request))
+    channel = getattr(request.app.state, "wechat", None)
+    if channel is None:
+        return message(request, "请在微信中打开", "请从公众号菜单“资格认证”进入本页面。", status=403)
+    start = channel.oauth.start(ctx.settings.public_base_url.rstrip("/") + "/h5/oauth/callback")
+    resp = RedirectResponse(start.url, status_code=302)
+    resp.set_cookie(identity.NONCE_COOKIE, start.nonce, max_age=600, httponly=True, samesite="lax", path="/h5")
+    return resp
+
+
+@router.get("/oauth/callback")
+def oauth_callback(ctx: Ctx, db: DB, request: Request, code: str = "", state: str = "") -> Response:
+    channel = getattr(request.app.state, "wechat", None)
+    if channel is None:
+        return message(request, "请在微信中打开", "微信渠道未开通。", status=404)
+    try:
+        openid = channel.oauth.finish(code, state, request.cookies.get(identity.NONCE_COOKIE))
+    except OAuthStateError:
+        return message(request, "链接已失效", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=403)
+    except WeChatError as exc:
+        log.warning("h5 oauth: %s", exc)
+        return message(request, "暂时无法登录", "微信授权失败,请稍后从公众号菜单重新进入。", status=502)
+    user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
+    if user is None:
+        db.add(WeChatUser(openid=openid))
+    else:
+        user.last_seen_at = utcnow()
+    db.commit()
+    resp = RedirectResponse("/h5/", status_code=303)
+    resp.delete_cookie(identity.NONCE_COOKIE, path="/h5")
+    secure = request.url.scheme == "https" or ctx.settings.env == "production"
+    resp.set_cookie(
+        identity.COOKIE, identity.mint(ctx, openid), max_age=identity.TTL_S, httponly=True, samesite="lax",
+        secure=secure, path="/",
+    )
+    return resp
+
+
+def _proxy_enabled(request: Request) -> bool:
+    return any(getattr(r, "path", "").startswith("/api/v1/proxy") for r in request.app.routes)
+
+
+@router.get("/certify")
+def certify_page(ctx: Ctx, request: Request, mode: str = "self") -> Response:
+    _openid(ctx, request)
+    return render(
+        request, "certify.html", mode=mode, prompts=PROMPTS_ZH, retention_days=ctx.settings.retention_days
+    )
+
+
+@router.get("/family")
+def family_page(ctx: Ctx, request: Request) -> Response:
+    _openid(ctx, request)
+    return render(request, "family.html", proxy_enabled=_proxy_enabled(request))
+
+
+class SelfSession(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    id_number: str = Field(min_length=15, max_length=18)
+    consent: bool
+    template_consent: bool = False
+
+
+@router.post("/api/sessions")
+def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> dict[str, Any]:
+    openid = _openid(ctx, request)
+    if not body.consent:
+        raise ServiceError("CONSENT_REQUIRED", "consent is required", status=400)
+    b = sessions.find_beneficiary(db, ctx, None, body.id_number)
+    if b.name.strip() != body.name.strip():
+        # The same answer as an unknown number: the page must not confirm whose number it is.
+        raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "name and number do not match", status=404)
+    actor = "wechat:" + ctx.keyring.mac(openid)[:8]
+    new = sessions.create_session(db, ctx, b, Channel.SELF, body.template_consent, actor)
+    db.add(WeChatSessionLink(session_id=new.session.id, openid=openid))
+    user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
+    if user is None:
+        db.add(WeChatUser(openid=openid, beneficiary_id=b.id))
+    else:
+        user.beneficiary_id = b.id  # their own reminders come here from now on
+    db.commit()
+    s = new.session
+    return {
+        "session_id": s.id,
+        "token": new.token,
+        "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
+    }
+
+
+def _problem_response(problems: list[ReasonCode]) -> JSONResponse:
+    items = [{"code": p.value, "message": p.message_zh} for p in problems]
+    body = {"error": {"code": problems[0].value, "message": problems[0].message_zh, "problems": items}}
+    return JSONResponse(body, status_code=422)
+
+
+def _store_card(ctx: Ctx, db: DB, session_id: str, token: str | None, data: bytes, ctype: str, rid: str) -> Response:
+    s = sessions.get_session(db, session_id)
+    sessions.check_token(s, token)
+    if s.id_card_request_id == rid:
+        return JSONResponse(sessions.status_view(s))  # a retried request that was already stored
+    b = db.get(Beneficiary, s.beneficiary_id)
+    if ctx.settings.h5_card_check and b is not None:
+        db.rollback()  # no transaction held open during the OCR (seconds)
+        problems = card_problems(data, b.id_hash, ctx.keyring, ctx.settings.model_pack)
+        if problems:
+            return _problem_response(problems)
+    s = sessions.get_session(db, session_id, for_update=True)
+    queued = sessions.upload(db, ctx, s, "id_card", data, ctype, rid, None)
+    view = sessions.status_view(s)
+    db.commit()
+    if queued:
+        ctx.enqueue(s.id)
+    return JSONResponse(view)
+
+
+@router.post("/api/sessions/{session_id}/card")
+def upload_card(
+    ctx: Ctx, db: DB, token: SessionToken, session_id: str, rid: RequestId, file: Annotated[UploadFile, File()]
+) -> Response:
+    data = read_limited(file, ctx.settings.max_image_bytes)
+    return _store_card(ctx, db, session_id, token, data, file.content_type or "", rid)
+
+
+class MediaRef(BaseModel):
+    media_id: str = Field(min_length=1, max_length=128)
+
+
+@router.post("/api/sessions/{session_id}/card-media")
+def upload_card_media(
+    ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: str, rid: RequestId, body: MediaRef
+) -> Response:
+    """The photo taken with JS-SDK chooseImage/uploadImage: our server fetches it from WeChat (media/get)."""
+    channel = getattr(request.app.state, "wechat", None)
+    if channel is None:
+        raise ServiceError("WECHAT_DISABLED", "the WeChat channel is not configured", status=404)
+    sessions.check_token(sessions.get_session(db, session_id), token)
+    try:
+        data, ctype = channel.api.download_media(body.media_id)
+    except WeChatMediaExpiredError:
+        msg = {"code": "WECHAT_MEDIA_EXPIRED", "message": "照片已过期,请重新拍摄身份证"}
+        return JSONResponse({"error": msg}, status_code=410)
+    except WeChatError as exc:
+        log.warning("h5 media/get: %s", exc)
+        msg = {"code": "WECHAT_UNAVAILABLE", "message": "微信服务暂时不可用,请稍后重试"}
+        return JSONResponse({"error": msg}, status_code=503)
+    return _store_card(ctx, db, session_id, token, data, ctype, rid)
+
+
+@router.get("/result/{session_id}")
+def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response:
+    openid = _openid(ctx, request)
+    link = db.get(WeChatSessionLink, session_id)
+    s = db.get(CertSession, session_id)
+    if link is None or s is None or link.openid != openid:
+        return message(request, "未找到认证记录", "请从公众号菜单重新进入。", status=404)
+    b = db.get(Beneficiary, s.beneficiary_id)
+    pending = s.state not in (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
+    reasons = [ReasonCode(r).message_zh for r in s.reasons if r in ReasonCode.__members__]
+    return render(
+        request, "result.html", s=s, pending=pending, reasons=reasons,
+        valid_until=b.valid_until if b is not None else None,
+    )
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in ("h5.css", "h5.js"):
+        return Response(status_code=404)
+    media = "text/css" if name.endswith(".css") else "text/javascript"
+    return FileResponse(HERE / "static" / name, media_type=media)
+
+

@@ -1,0 +1,122 @@
+"""The channel's HTTP endpoints in the real app against the fake WeChat server: server URL signature (good and
+forged), message replies, OAuth entry with the state cookie (and a mismatched state), JS-SDK config, and the
+card photo fetched by media_id into the session (and an expired media_id)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from urllib.parse import parse_qs, urlparse
+
+import requests
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy.orm import Session
+
+from service.context import ServiceContext
+from service.db.wechat_models import WeChatSessionLink, WeChatUser
+from service.h5 import identity
+from tests.service import factories
+from tests.service.wechat.conftest import PUBLIC, SERVER_TOKEN
+from tests.service.wechat.fake_wechat import FakeWeChat
+
+
+def signed(ts: str = "1700000000", nonce: str = "n0nce", token: str = SERVER_TOKEN) -> dict[str, str]:
+    sig = hashlib.sha1("".join(sorted([token, ts, nonce])).encode()).hexdigest()
+    return {"signature": sig, "timestamp": ts, "nonce": nonce}
+
+
+def test_server_url_verification_good_and_forged(client: TestClient) -> None:
+    good = client.get("/wechat/callback", params={**signed(), "echostr": "echo-123"})
+    assert good.status_code == 200 and good.text == "echo-123"
+    forged = client.get("/wechat/callback", params={**signed(token="guessed"), "echostr": "echo-123"})
+    assert forged.status_code == 403 and "echo-123" not in forged.text
+    tampered = {**signed(), "nonce": "other", "echostr": "x"}
+    assert client.get("/wechat/callback", params=tampered).status_code == 403
+
+
+def test_menu_click_answers_with_the_h5_link_and_forged_posts_are_refused(client: TestClient) -> None:
+    xml = (
+        "<xml><ToUserName>gh</ToUserName><FromUserName>openid-9</FromUserName><CreateTime>1</CreateTime>"
+        "<MsgType>event</MsgType><Event>CLICK</Event><EventKey>CERTIFY</EventKey></xml>"
+    )
+    r = client.post("/wechat/callback", params=signed(), content=xml)
+    assert r.status_code == 200 and f"{PUBLIC}/h5/" in r.text and "openid-9" in r.text
+    assert client.post("/wechat/callback", params=signed(token="x"), content=xml).status_code == 403
+
+
+def oauth_login(client: TestClient, fake: FakeWeChat) -> TestClient:
+    entry = client.get("/h5/", follow_redirects=False)
+    assert entry.status_code == 302
+    authorize = entry.headers["location"]
+    assert authorize.startswith(fake.base_url + "connect/oauth2/authorize")
+    assert parse_qs(urlparse(authorize).query)["scope"] == ["snsapi_base"]
+    back = requests.get(authorize, allow_redirects=False, timeout=10).headers["Location"]
+    assert back.startswith(f"{PUBLIC}/h5/oauth/callback?")
+    r = client.get(back.removeprefix(PUBLIC), follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return client
+
+
+def test_oauth_binds_the_openid_and_refuses_a_state_from_another_browser(
+    client: TestClient, fake_wx: FakeWeChat, ctx: ServiceContext, db: Session
+) -> None:
+    fake_wx.state.browser_openid = "openid-oauth-1"
+    oauth_login(client, fake_wx)
+    start = client.get("/h5/")
+    assert start.status_code == 200 and "为本人认证" in start.text and "为家人认证" in start.text
+    assert db.query(WeChatUser).filter_by(openid="openid-oauth-1").count() == 1
+
+    other = TestClient(client.app)  # another browser: no cookies
+    entry = other.get("/h5/", follow_redirects=False)
+    back = requests.get(entry.headers["location"], allow_redirects=False, timeout=10).headers["Location"]
+    attacker = TestClient(client.app)  # the code + state arrive in a browser without the matching nonce cookie
+    attacker.cookies.set(identity.NONCE_COOKIE, "someone-elses-nonce", path="/h5")
+    r = attacker.get(back.removeprefix(PUBLIC), follow_redirects=False)
+    assert r.status_code == 403 and "链接已失效" in r.text
+    assert identity.COOKIE not in r.cookies
+    assert attacker.get("/h5/certify").status_code == 401
+
+
+def test_jssdk_config_only_for_our_pages(client: TestClient, fake_wx: FakeWeChat) -> None:
+    page = f"{PUBLIC}/h5/certify?mode=self"
+    cfg = client.get("/api/v1/wechat/jssdk-config", params={"url": page + "#card"}).json()
+    expected = hashlib.sha1(
+        f"jsapi_ticket=TICKET-1&noncestr={cfg['nonceStr']}&timestamp={cfg['timestamp']}&url={page}".encode()
+    ).hexdigest()
+    assert cfg["signature"] == expected and "uploadImage" in cfg["jsApiList"]
+    assert client.get("/api/v1/wechat/jssdk-config", params={"url": "https://evil.test/h5/"}).status_code == 400
+
+
+def jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 40), (200, 180, 160)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_card_by_media_id_is_stored_and_an_expired_media_id_asks_for_a_new_photo(
+    client: TestClient, fake_wx: FakeWeChat, ctx: ServiceContext, db: Session
+) -> None:
+    number = factories.id_number()
+    factories.beneficiary(db, ctx.keyring, id_number=number, name="王建国")
+    db.commit()
+    oauth_login(client, fake_wx)
+    wrong = client.post("/h5/api/sessions", json={"name": "王建华", "id_number": number, "consent": True})
+    assert wrong.status_code == 404  # name and number must belong together
+    r = client.post("/h5/api/sessions", json={"name": "王建国", "id_number": number, "consent": True})
+    assert r.status_code == 200, r.text
+    s = r.json()
+    assert db.get(WeChatSessionLink, s["session_id"]) is not None
+    headers = {"Authorization": f"Bearer {s['token']}", "Idempotency-Key": "media-req-1"}
+    url = f"/h5/api/sessions/{s['session_id']}/card-media"
+
+    expired = client.post(url, json={"media_id": "older-than-3-days"}, headers=headers)
+    assert expired.status_code == 410 and "重新拍摄" in expired.json()["error"]["message"]
+
+    fake_wx.state.media["fresh"] = jpeg()
+    stored = client.post(url, json={"media_id": "fresh"}, headers=headers)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["uploads"] == {"id_card": True, "video": False}
+    again = client.post(url, json={"media_id": "fresh"}, headers=headers)  # a retried request
+    assert again.status_code == 200 and again.json()["uploads"]["id_card"] is True
+    assert client.post(url, json={"media_id": "fresh"}, headers={**headers, "Authorization": "Bearer x"}).status_code == 401
