@@ -85,6 +85,7 @@ def bind(
         )
     except ProxyAuthError as exc:
         audit(db, actor(op), "proxy.bind.refused", elder.external_id, {"reason": exc.reason.value})
+        db.commit()  # the refusal is on record even though the request fails (nothing else was written)
         raise as_service_error(exc) from exc
     consented = not needs_consent([to_rule(b, b.operator_id, elder.id_hash) for b in theirs])
     row = ProxyBinding(
