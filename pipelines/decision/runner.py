@@ -7,6 +7,7 @@ Models load once per `Certifier` (so once per worker process); every stage failu
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ class Certifier:
         probes = [f.observation for f in live.best_frames if f.observation is not None]
         card_match = self._match_card(id_card, probes, stage_errors)
         template_match = self._match_template(template, probes)
-        versions = {**self.pack.versions(("detector", "recognizer")), **_versions(live)}
+        versions = {**self.pack.versions(("detector", "recognizer")), **_versions(live), **_ocr_version()}
         ev = Evidence(
             id_card=id_card,
             liveness=live,
@@ -155,6 +156,14 @@ class Certifier:
         pooled = np.mean(usable, axis=0).astype(np.float32)
         pooled /= max(float(np.linalg.norm(pooled)), 1e-12)
         return Template(pooled, str(self.matcher.recognizer.version))
+
+
+def _ocr_version() -> dict[str, str]:
+    # The ID-card OCR models ship inside the rapidocr package: its version pins them.
+    try:
+        return {"id_card:ocr": "rapidocr_onnxruntime@" + importlib.metadata.version("rapidocr-onnxruntime")}
+    except importlib.metadata.PackageNotFoundError:
+        return {}
 
 
 def _versions(live: LivenessResult) -> dict[str, str]:
