@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlalchemy import engine_from_config, pool
 
 from alembic import context
-from service.db import models  # noqa: F401 - registers the tables on Base.metadata
-from service.db import wechat_models  # noqa: F401 - the WeChat channel's tables
-from service.db import proxy_models  # noqa: F401 - the proxy certification tables
+from service.db import (
+    models,  # noqa: F401 - registers the tables on Base.metadata
+    proxy_models,  # noqa: F401 - the proxy certification tables
+    wechat_models,  # noqa: F401 - the WeChat channel's tables
+)
 from service.db.engine import Base
 
 config = context.config

@@ -48,8 +48,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def create_all(engine: Engine) -> None:
     """Embedded default: create the schema directly (PostgreSQL deployments run Alembic migrations)."""
-    from service.db import console_models, models  # noqa: F401 - registers the tables
-    from service.db import wechat_models  # noqa: F401 - registers the WeChat channel's tables
-    from service.db import proxy_models  # noqa: F401 - registers the proxy certification tables
+    from service.db import (  # noqa: F401 - registers the tables
+        console_models,
+        models,
+        proxy_models,
+        wechat_models,
+    )
 
     Base.metadata.create_all(engine)
