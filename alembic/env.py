@@ -6,6 +6,7 @@ from sqlalchemy import engine_from_config, pool
 
 from alembic import context
 from service.db import (
+    console_models,  # noqa: F401 - the staff console's tables
     models,  # noqa: F401 - registers the tables on Base.metadata
     proxy_models,  # noqa: F401 - the proxy certification tables
     wechat_models,  # noqa: F401 - the WeChat channel's tables
