@@ -9,6 +9,7 @@ flags an operator who filmed themselves; every step is audited with the operator
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -59,7 +60,11 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Any, report: A
             s is None or first_proxy_certification(db, s.beneficiary_id, session_id)
         )
         template = load_template(ctx, op) if op else None
+        kind = ps.kind
     policy = proxy_policy()
+    if kind == ProxySessionKind.CONSENT.value:
+        # Consent needs the elder present and agreeing: the self-service threshold, the operator check kept.
+        policy = dataclasses.replace(policy, accept_margin=0.0, first_proxy_certification_to_review=False)
     live = report.liveness
     probes = [f.observation for f in live.best_frames if f.observation is not None] if live else []
     operator: OperatorCheck | None = None

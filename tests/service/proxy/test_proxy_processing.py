@@ -187,3 +187,44 @@ def test_relative_real_name_verification_enrols_their_template(
         # Verifying a relative certifies nobody.
         assert db.scalar(select(func.count()).select_from(Certification)) == 0
         assert db.scalar(select(func.count()).select_from(ProxyBinding)) == 0
+
+
+def test_elder_consents_on_a_live_video(
+    client: TestClient, ctx: ServiceContext, certifier: Certifier, template_of: Any, data_dir: Path
+) -> None:
+    op = operator_with_template(client, ctx, template_of(OTHER_VIDEO))
+    card, fields = card_for_video(data_dir, LIVE_VIDEO)
+    new_elder(ctx, id_number=fields.id_number, name=fields.name)
+    r = client.post(f"{P}/bindings", headers=bearer(op["token"]),
+                    json={"elder_name": fields.name, "elder_id_number": fields.id_number, "relationship": "child"})
+    b = r.json()
+    assert b["status"] == "pending_consent"
+    s = client.post(f"{P}/bindings/{b['binding_id']}/consent", json={"method": "live_video"},
+                    headers=bearer(op["token"])).json()
+    res = run_session(client, ctx, certifier, s, card, (data_dir / LIVE_VIDEO).read_bytes())
+    assert res["decision"] == "accept", res
+    assert res["result"]["scores"]["operator_match"] < res["result"]["thresholds"]["operator_review"]
+    now = client.get(f"{P}/bindings", headers=bearer(op["token"])).json()[0]
+    assert now["status"] == "active" and now["consent"]["method"] == "live_video"
+    with ctx.db() as db:
+        assert db.scalar(select(func.count()).select_from(Certification)) == 0  # consent certifies nobody
+
+
+def test_repeated_failures_lock_the_binding(
+    client: TestClient, ctx: ServiceContext, certifier: Certifier, template_of: Any, data_dir: Path
+) -> None:
+    op = operator_with_template(client, ctx, template_of(OTHER_VIDEO))
+    card, fields = card_for_video(data_dir, LIVE_VIDEO)
+    new_elder(ctx, id_number=fields.id_number, name=fields.name)
+    b = active_binding(client, op, fields.id_number, fields.name)
+    video = (data_dir / LIVE_VIDEO).read_bytes()
+    for cut in (3000, 4000, 5000):  # truncated recordings: the container starts, the video is unreadable
+        res = run_session(client, ctx, certifier, proxy_session(client, op, b["binding_id"]), card, video[:cut])
+        assert res["decision"] == "reject"
+    mine = client.get(f"{P}/bindings", headers=bearer(op["token"])).json()[0]
+    assert mine["failures"] == 3 and mine["locked"] is True and mine["flagged"] is False
+    r = client.post(f"{P}/bindings/{b['binding_id']}/sessions", headers=bearer(op["token"]))
+    assert r.status_code == 423 and r.json()["error"]["code"] == "PROXY_BINDING_LOCKED"
+    with ctx.db() as db:
+        locked = db.scalars(select(AuditEntry).where(AuditEntry.action == "proxy.binding.locked")).all()
+        assert [e.actor for e in locked] == [f"operator:{op['operator_id']}"]
