@@ -130,6 +130,29 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
     }
 
 
+@router.post("/api/operator")
+def operator_login(ctx: Ctx, db: DB, request: Request) -> dict[str, Any]:
+    """The family-member (proxy) account of this openid: the server speaks for the WeChat channel here, so the
+    browser never holds the channel's API key."""
+    from service.proxy import operators
+
+    openid = _openid(ctx, request)
+    out = operators.login(db, ctx, "wechat", openid, "wechat-h5")
+    db.commit()
+    return {"operator_id": out.operator.id, "token": out.token}
+
+
+@router.post("/api/sessions/{session_id}/link")
+def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: str) -> dict[str, Any]:
+    """A session opened through the proxy API from these pages: its result page and message go to this openid."""
+    openid = _openid(ctx, request)
+    sessions.check_token(sessions.get_session(db, session_id), token)
+    if db.get(WeChatSessionLink, session_id) is None:
+        db.add(WeChatSessionLink(session_id=session_id, openid=openid))
+        db.commit()
+    return {"session_id": session_id, "linked": True}
+
+
 def _problem_response(problems: list[ReasonCode]) -> JSONResponse:
     items = [{"code": p.value, "message": p.message_zh} for p in problems]
     body = {"error": {"code": problems[0].value, "message": problems[0].message_zh, "problems": items}}

@@ -40,7 +40,46 @@
   var app = $("app");
   if (app) { certify(app); }
   var family = $("family-app");
-  if (family && family.dataset.enabled === "yes" && window.H5Family) { window.H5Family(family, { $: $, send: send, say: say }); }
+  if (family && family.dataset.enabled === "yes") { familyPage(); }
+
+  function familyPage() {
+    var op = null;
+    function go(mode) { return function (xhr) { sessionStorage.setItem("h5session", xhr.responseText); location.href = "/h5/certify?mode=" + mode; }; }
+    function fail(xhr) { say("family-feedback", errorText(xhr, "操作失败,请稍后重试")); }
+    function api(method, path, body) { return send(method, "/api/v1/proxy" + path, body, { token: op }); }
+    var STATUS = { active: "已绑定", pending_consent: "待家人本人确认", ended: "已解绑" };
+    function button(text, cls, fn) { var b = document.createElement("button"); b.className = "btn " + cls; b.textContent = text; b.onclick = fn; return b; }
+    function load() {
+      api("GET", "/operators/me").then(function (xhr) {
+        var me = JSON.parse(xhr.responseText), list = $("bindings");
+        list.textContent = "";
+        if (!me.verified) { $("family-status").textContent = "请先完成本人实名核验。"; $("verify-first").hidden = false; return; }
+        $("family-status").textContent = me.bindings.length ? "您绑定的家人:" : "您还没有绑定家人。";
+        $("bind-form").hidden = false;
+        me.bindings.filter(function (b) { return b.status !== "ended"; }).forEach(function (b) {
+          var li = document.createElement("li"); li.className = "binding"; li.dataset.status = b.status;
+          var t = document.createElement("p"); t.className = "big"; t.textContent = b.elder_name + "(" + b.elder_id_masked + ")· " + (STATUS[b.status] || b.status);
+          li.appendChild(t);
+          if (b.status === "active") {
+            li.appendChild(button("为" + b.elder_name + "认证", "primary certify-elder", function () { api("POST", "/bindings/" + b.binding_id + "/sessions").then(go("proxy"), fail); }));
+          } else if (b.status === "pending_consent") {
+            li.appendChild(button("请" + b.elder_name + "本人录像确认", "primary consent-elder", function () { api("POST", "/bindings/" + b.binding_id + "/consent", { method: "live_video" }).then(go("consent"), fail); }));
+          }
+          li.appendChild(button("解除绑定", "unbind", function () { api("DELETE", "/bindings/" + b.binding_id).then(load, fail); }));
+          list.appendChild(li);
+        });
+      }, fail);
+    }
+    $("op-verify") && ($("op-verify").onclick = function () {
+      api("POST", "/operators/me/verification", { name: $("op-name").value.trim(), id_number: $("op-id").value.trim().toUpperCase(),
+        template_consent: $("op-template").checked }).then(go("verify"), fail);
+    });
+    $("bind").onclick = function () {
+      api("POST", "/bindings", { elder_name: $("elder-name").value.trim(), elder_id_number: $("elder-id").value.trim().toUpperCase(),
+        relationship: $("relationship").value }).then(function () { say("family-feedback", "绑定成功", true); load(); }, fail);
+    };
+    send("POST", "/h5/api/operator").then(function (xhr) { op = JSON.parse(xhr.responseText).token; load(); }, fail);
+  }
 
   function certify(app) {
     var prompts = JSON.parse(app.dataset.prompts || "{}");
@@ -58,7 +97,13 @@
         s = JSON.parse(xhr.responseText); app.dataset.session = s.session_id; show("step-card"); setupWx();
       }, function (xhr) { say("consent-feedback", errorText(xhr, "暂时无法开始认证,请稍后重试")); });
     };
-    window.H5StartCertify = function (session) { s = session; app.dataset.session = s.session_id; show("step-card"); };
+    // Family flows (operator verification, elder consent, proxy certification) arrive with their session.
+    var handed = app.dataset.mode !== "self" && sessionStorage.getItem("h5session");
+    if (handed) {
+      s = JSON.parse(handed); sessionStorage.removeItem("h5session"); app.dataset.session = s.session_id;
+      send("POST", "/h5/api/sessions/" + s.session_id + "/link", null, { token: s.token });
+      show("step-card"); setupWx();
+    }
 
     function cardDone(xhr) {
       say("card-feedback", "身份证已识别", true);
