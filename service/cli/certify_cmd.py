@@ -24,6 +24,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--beneficiary-id", metavar="ID", help="expected ID number, or external_id in the database")
     p.add_argument("--pack", help="model pack")
     p.add_argument("--full", action="store_true", help="include every stage's details")
+    p.add_argument(
+        "--proxy-operator-video",
+        type=Path,
+        metavar="VIDEO",
+        help="proxy certification: a video of the operating relative; the elder must not be them (proxy rules)",
+    )
+    p.add_argument(
+        "--proxy-first", action="store_true", help="with --proxy-operator-video: the elder's first proxy certification"
+    )
     p.set_defaults(func=_run)
 
 
@@ -59,12 +68,22 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     expected, template = _expected(args.beneficiary_id)
-    report = Certifier(args.pack).run(args.id_card.read_bytes(), args.video, actions, expected, template)
+    if args.proxy_first and args.proxy_operator_video is None:
+        raise CliError("--proxy-first needs --proxy-operator-video")
+    certifier = Certifier(args.pack)
+    report = certifier.run(args.id_card.read_bytes(), args.video, actions, expected, template)
+    operator_match = None
+    if args.proxy_operator_video is not None:
+        from service.proxy.offline import apply_proxy_rules
+
+        operator_match = apply_proxy_rules(certifier, report, args.proxy_operator_video, args.proxy_first)
     out = report.to_dict()
     if out.get("id_card") and out["id_card"].get("id_number"):
         out["id_card"]["id_number"] = mask_id(out["id_card"]["id_number"])
     if not args.full:
         keep = ("decision", "reasons", "messages", "scores", "thresholds", "model_versions", "references")
         out = {k: out[k] for k in keep}
+    if args.proxy_operator_video is not None:
+        out["operator_match"] = operator_match  # elder-vs-operator similarity (None: no face to compare)
     emit(out)
     return 0
