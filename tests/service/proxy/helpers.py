@@ -30,9 +30,9 @@ def login(client: TestClient, channel_id: str | None = None, channel: str = "wec
     return body
 
 
-def verify_directly(ctx: ServiceContext, operator_id: str, name: str = "李建国") -> str:
+def verify_directly(ctx: ServiceContext, operator_id: str, name: str = "李建国", number: str | None = None) -> str:
     """Mark an operator verified as their verification session would (tests of the binding rules)."""
-    number = factories.id_number(region="110101")
+    number = number or factories.id_number(region="110101")
     with ctx.db() as db:
         op = db.get(ProxyOperator, operator_id)
         assert op is not None

@@ -3,12 +3,14 @@ the elder's consent, access control between relatives, locks, and the audit trai
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.context import ServiceContext
 from service.db.models import AuditEntry
 from service.db.proxy_models import ProxyBinding
+from service.proxy.policy import proxy_policy
 from tests.service.proxy.helpers import (
     P,
     active_binding,
@@ -18,6 +20,7 @@ from tests.service.proxy.helpers import (
     new_elder,
     staff_consent,
     verified_operator,
+    verify_directly,
 )
 
 
@@ -174,3 +177,20 @@ def test_every_proxy_action_is_audited_with_the_operator(client: TestClient, ctx
 def _all(ctx: ServiceContext) -> list[AuditEntry]:
     with ctx.db() as db:
         return list(db.scalars(select(AuditEntry)))
+
+
+def test_nobody_is_their_own_proxy(client: TestClient, ctx: ServiceContext) -> None:
+    _, number, name = new_elder(ctx)
+    op = login(client)
+    verify_directly(ctx, op["operator_id"], name=name, number=number)
+    r = bind(client, op, number, name, relationship="other")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_LIMIT_REACHED"
+
+
+def test_limits_are_configurable(client: TestClient, ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PENSION_CERT_PROXY_MAX_RELATIVES_PER_ELDER", "1")
+    assert proxy_policy().max_relatives_per_elder == 1 and proxy_policy().max_active_bindings_per_relative == 5
+    _, number, name = new_elder(ctx)
+    active_binding(client, verified_operator(client, ctx), number, name)
+    r = bind(client, verified_operator(client, ctx), number, name)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_LIMIT_REACHED"
