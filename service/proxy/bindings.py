@@ -141,6 +141,14 @@ def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: s
                                                                          "ref": ref[:64]})
 
 
+def unlock(db: Session, row: ProxyBinding, who: str, note: str) -> None:
+    """Staff lift a lock; the flag stays (it is part of the binding's record)."""
+    row.locked, row.failures = False, 0
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    audit(db, who, "proxy.binding.unlocked", elder.external_id if elder else "-", {"binding": row.id,
+                                                                                  "note": note[:200]})
+
+
 def view(db: Session, row: ProxyBinding) -> dict[str, Any]:
     elder = db.get(Beneficiary, row.beneficiary_id)
     return {

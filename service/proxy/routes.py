@@ -138,6 +138,21 @@ def consent(
     return _session_view(new)
 
 
+class UnlockBody(BaseModel):
+    staff_id: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=500)
+
+
+@router.post("/bindings/{binding_id}/unlock", summary="Staff lift a lock after reviewing the failures (or flag)")
+def unlock(db: DB, client: ApiClient, binding_id: str, body: UnlockBody) -> dict[str, Any]:
+    row = db.get(ProxyBinding, binding_id, with_for_update=True)
+    if row is None or row.status == BindingStatus.ENDED:
+        raise NotFoundError("binding", code="PROXY_NOT_BOUND")
+    bindings.unlock(db, row, f"{client}:staff:{body.staff_id}", body.note)
+    db.commit()
+    return bindings.view(db, row)
+
+
 @router.post("/bindings/{binding_id}/sessions", status_code=201, summary="Open a proxy certification session")
 def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
     row = bindings.own_binding(db, op, binding_id, for_update=True)

@@ -147,6 +147,11 @@ def test_locked_and_deceased(client: TestClient, ctx: ServiceContext) -> None:
         row.locked = True
     r = client.post(f"{P}/bindings/{b['binding_id']}/sessions", headers=bearer(op["token"]))
     assert r.status_code == 423 and r.json()["error"]["code"] == "PROXY_BINDING_LOCKED"
+    # Only staff lift a lock: the relative's own token cannot.
+    unlock = f"{P}/bindings/{b['binding_id']}/unlock"
+    assert client.post(unlock, json={"staff_id": "s9"}, headers=bearer(op["token"])).status_code == 401
+    assert client.post(unlock, json={"staff_id": "s9", "note": "家访核实"}).json()["locked"] is False
+    assert client.post(f"{P}/bindings/{b['binding_id']}/sessions", headers=bearer(op["token"])).status_code == 201
     _, number2, name2 = new_elder(ctx, status="deceased")
     dead = active_binding(client, op, number2, name2)
     r = client.post(f"{P}/bindings/{dead['binding_id']}/sessions", headers=bearer(op["token"]))
