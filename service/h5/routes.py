@@ -4,6 +4,7 @@ then into the same session upload."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import Annotated, Any
 
@@ -79,8 +80,9 @@ def oauth_callback(ctx: Ctx, db: DB, request: Request, code: str = "", state: st
     return resp
 
 
-def _proxy_enabled(request: Request) -> bool:
-    return any(getattr(r, "path", "").startswith("/api/v1/proxy") for r in request.app.routes)
+def _proxy_enabled(_request: Request) -> bool:
+    # The proxy API (service.proxy, mounted by create_app) is what the family pages call.
+    return importlib.util.find_spec("service.proxy.routes") is not None
 
 
 @router.get("/certify")

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 from sqlalchemy import select
 
 from pipelines.id_card.synthetic import CardFields
@@ -176,7 +176,19 @@ def wait_until(page: Page, check: Callable[[], bool], timeout_s: float, what: st
         page.wait_for_timeout(200)
 
 
-def card_then_video(page: Page, site: Site, card: str, name: str) -> str:
+def card_then_video(page: Page, site: Site, card: str, name: str, drop_first_upload: bool = False) -> str:
+    dropped: list[str] = []
+    if drop_first_upload:
+        # The network fails during the first video upload: the page keeps the recording and offers a retry.
+        def once(route: Route) -> None:
+            if not dropped:
+                dropped.append(route.request.headers.get("idempotency-key", ""))
+                route.abort("connectionreset")
+            else:
+                assert route.request.headers.get("idempotency-key") == dropped[0]  # the same upload, resent
+                route.continue_()
+
+        page.route("**/api/v1/sessions/*/video", once)
     page.set_input_files("#card-file", card)
     page.wait_for_selector("#step-video:not([hidden])", timeout=120_000)
     wait_until(page, lambda: page.evaluate("() => document.getElementById('preview').readyState") >= 2, 30, "camera")
@@ -184,6 +196,11 @@ def card_then_video(page: Page, site: Site, card: str, name: str) -> str:
     page.click("#record")
     page.wait_for_timeout(4500)  # countdown done, first action on screen
     shot(page, f"{name}-recording")
+    if drop_first_upload:
+        page.wait_for_selector("#retry:not([hidden])", timeout=60_000)
+        assert "视频已保留" in page.inner_text("#video-feedback")
+        shot(page, f"{name}-retry")
+        page.click("#retry")
     page.wait_for_url("**/h5/result/**", timeout=300_000)
     shot(page, f"{name}-result")
     return page.url.rsplit("/", 1)[1]
@@ -236,6 +253,8 @@ def test_proxy_certification_by_a_relative(site: Site, browser: Browser, tmp_pat
     context = browser.new_context(viewport=PHONE, locale="zh-CN")
     page = context.new_page()
     page.goto(site.base + "/h5/")
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
     page.click("#family")
     page.wait_for_selector("#verify-first:not([hidden])")  # not verified yet: own real-name check first
     shot(page, "proxy-verify-first")
@@ -268,9 +287,11 @@ def test_proxy_certification_by_a_relative(site: Site, browser: Browser, tmp_pat
         page.reload()
     page.click("button.certify-elder")
     page.wait_for_selector("#step-card:not([hidden])")
-    session_id = card_then_video(page, site, write(tmp_path, "elder.jpg", site.elder_card), "proxy")
+    card = write(tmp_path, "elder.jpg", site.elder_card)
+    session_id = card_then_video(page, site, card, "proxy", drop_first_upload=True)
     assert_result_page(page, site, session_id)
     with site.ctx.db() as db:
         s = db.get(CertSession, session_id)
         assert s is not None and s.channel == "proxy"
+    assert errors == []
     context.close()

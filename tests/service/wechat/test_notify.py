@@ -76,7 +76,8 @@ def test_result_message_once_with_retries_and_a_record(ctx: ServiceContext, db: 
     notice = db.scalar(select(WeChatNotice).where(WeChatNotice.ref == s.id))
     assert notice is not None
     db.refresh(notice)
-    assert notice.status == NoticeStatus.PENDING and notice.attempts == 2 and "system error" in (notice.last_error or "")
+    assert notice.status == NoticeStatus.PENDING and notice.attempts == 2
+    assert "system error" in (notice.last_error or "")
     assert run_notifications(ctx, api, TODAY).sent == 1
     assert run_notifications(ctx, api, TODAY).sent == 0
     db.refresh(notice)

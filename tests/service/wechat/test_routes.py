@@ -119,4 +119,5 @@ def test_card_by_media_id_is_stored_and_an_expired_media_id_asks_for_a_new_photo
     assert stored.json()["uploads"] == {"id_card": True, "video": False}
     again = client.post(url, json={"media_id": "fresh"}, headers=headers)  # a retried request
     assert again.status_code == 200 and again.json()["uploads"]["id_card"] is True
-    assert client.post(url, json={"media_id": "fresh"}, headers={**headers, "Authorization": "Bearer x"}).status_code == 401
+    forged = {**headers, "Authorization": "Bearer x"}
+    assert client.post(url, json={"media_id": "fresh"}, headers=forged).status_code == 401
