@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route, ViewportSize, sync_playwright
 from sqlalchemy import select
 
 from pipelines.id_card.synthetic import CardFields
@@ -56,7 +56,7 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[3]
 SHOTS = Path(os.environ.get("PENSION_CERT_SCREENSHOTS_DIR", REPO / "bench" / "results" / "screenshots")) / "h5"
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 DECIDED_TEXT = {"accept": "认证通过", "review": "已转人工审核", "reject": "认证未通过"}
 RETAKE_MESSAGES = {c.message_zh for c in (*RETAKE, ReasonCode.ID_NUMBER_MISMATCH, ReasonCode.MEDIA_CORRUPT)}
 

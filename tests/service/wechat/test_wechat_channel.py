@@ -139,9 +139,9 @@ def test_expired_media_id_and_unreachable_wechat_are_distinct_errors(wx: FakeWeC
     with pytest.raises(WeChatUnavailableError):
         down.download_media("m1")
     bad_secret = WeChatApi(config_for(wx, app_secret="wrong"), MemoryTokenStore())
-    with pytest.raises(WeChatError) as info:
+    with pytest.raises(WeChatError) as bad:
         bad_secret.download_media("m1")
-    assert info.value.errcode == 40125
+    assert bad.value.errcode == 40125
 
 
 def test_jssdk_config_signs_the_page_url(wx: FakeWeChat) -> None:
