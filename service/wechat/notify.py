@@ -27,6 +27,8 @@ from service.wechat.errors import WeChatError
 
 log = logging.getLogger(__name__)
 
+# Only recent decisions are scanned for result messages: the scan stays small as sessions accumulate.
+RESULT_WINDOW = dt.timedelta(days=7)
 DECISION_TEXT = {"accept": "认证通过", "review": "已提交人工审核", "reject": "认证未通过", "retry": "需要重新认证"}
 
 
@@ -58,7 +60,7 @@ def queue_notices(db: Session, ctx: ServiceContext, today: dt.date) -> int:
     decided = db.execute(
         select(WeChatSessionLink.session_id, WeChatSessionLink.openid)
         .join(CertSession, CertSession.id == WeChatSessionLink.session_id)
-        .where(CertSession.state == SessionState.DECIDED)
+        .where(CertSession.state == SessionState.DECIDED, CertSession.decided_at >= utcnow() - RESULT_WINDOW)
     )
     for session_id, openid in decided:
         n += _record(db, "result", session_id, openid)
@@ -100,9 +102,25 @@ def _message(db: Session, ctx: ServiceContext, notice: WeChatNotice) -> tuple[di
 
 def deliver(ctx: ServiceContext, api: WeChatApi) -> NoticeRun:
     run = NoticeRun()
+    last = 0
+    while True:  # batches in id order: a notice that failed in this run waits for the next run
+        with ctx.db() as db:
+            ids = list(
+                db.scalars(
+                    select(WeChatNotice.id)
+                    .where(WeChatNotice.status == NoticeStatus.PENDING, WeChatNotice.id > last)
+                    .order_by(WeChatNotice.id)
+                    .limit(200)
+                )
+            )
+        if not ids:
+            return run
+        last = ids[-1]
+        _deliver_batch(ctx, api, ids, run)
+
+
+def _deliver_batch(ctx: ServiceContext, api: WeChatApi, ids: list[int], run: NoticeRun) -> None:
     max_attempts = ctx.settings.wechat_notify_max_attempts
-    with ctx.db() as db:
-        ids = list(db.scalars(select(WeChatNotice.id).where(WeChatNotice.status == NoticeStatus.PENDING).limit(200)))
     for notice_id in ids:
         with ctx.db() as db:
             # Claim: only one scheduler moves the row out of pending.
@@ -136,7 +154,6 @@ def deliver(ctx: ServiceContext, api: WeChatApi) -> NoticeRun:
                 notice.status, notice.msgid, notice.sent_at = NoticeStatus.SENT, str(msgid), utcnow()
                 notice.last_error = None
         run.sent += 1
-    return run
 
 
 def run_notifications(ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None) -> NoticeRun:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
-from service.db.models import Channel, SessionState
+from service.db.models import Channel, SessionState, utcnow
 from service.db.wechat_models import NoticeStatus, WeChatNotice, WeChatSessionLink, WeChatUser
 from service.sessions import create_session
 from service.wechat.notify import run_notifications
@@ -69,7 +69,7 @@ def test_result_message_once_with_retries_and_a_record(ctx: ServiceContext, db: 
     api = channel(ctx).api
     assert run_notifications(ctx, api, TODAY).queued == 0  # not decided yet: nothing to tell
 
-    s.state, s.decision = SessionState.DECIDED, "accept"
+    s.state, s.decision, s.decided_at = SessionState.DECIDED, "accept", utcnow()
     db.commit()
     fake_wx.state.fail_sends = 2  # WeChat is busy twice
     assert run_notifications(ctx, api, TODAY).sent == 0
