@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     job_lease_s: int = 300  # a job claimed longer ago than this is considered abandoned and redone
     job_max_attempts: int = 3
+    sweep_interval_s: int = 60  # Celery beat: re-enqueue jobs whose message was lost or whose lease expired
     poll_interval_s: float = 0.5
 
     # Upload limits.

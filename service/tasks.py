@@ -36,7 +36,7 @@ def make_celery(settings: Settings) -> Any:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": settings.job_lease_s * 2},
         beat_schedule={
-            "sweep": {"task": "pension_cert.sweep", "schedule": 60.0},
+            "sweep": {"task": "pension_cert.sweep", "schedule": float(settings.sweep_interval_s)},
             "wechat": {"task": "pension_cert.wechat_tick", "schedule": settings.wechat_schedule_s},
         },
     )

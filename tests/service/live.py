@@ -56,7 +56,9 @@ def _json(value: list[Any]) -> str:
 
 
 @contextmanager
-def celery_worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker(settings: Settings, log: Path, beat: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    # With beat embedded (-B) the worker also runs the periodic sweep, its schedule file beside the log.
+    extra = ["-B", f"--schedule={log.with_suffix('.beat')}"] if beat else []
     cmd = [
         sys.executable,
         "-m",
@@ -69,6 +71,7 @@ def celery_worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[by
         "--without-gossip",
         "--without-mingle",
         "--loglevel=INFO",
+        *extra,
     ]
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, env=settings_env(settings), cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
@@ -83,7 +86,9 @@ def celery_worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[by
 
 
 @contextmanager
-def live_service(backend_urls: dict[str, str], tmp: Path, **overrides: Any) -> Iterator[tuple[TestClient, Settings]]:
+def live_service(
+    backend_urls: dict[str, str], tmp: Path, start_worker: bool = True, **overrides: Any
+) -> Iterator[tuple[TestClient, Settings]]:
     from service.api import create_app
 
     url = fresh_database(backend_urls, tmp)
@@ -99,7 +104,7 @@ def live_service(backend_urls: dict[str, str], tmp: Path, **overrides: Any) -> I
     )
     with TestClient(create_app(settings)) as client:
         client.headers["X-API-Key"] = API_KEY
-        if mode == "celery":
+        if mode == "celery" and start_worker:
             with celery_worker(settings, tmp / "celery.log"):
                 yield client, settings
         else:
