@@ -200,6 +200,8 @@ def _apply(
 
 
 def accept_session(db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary, today: dt.date, tpl: Any) -> None:
+    if proxy_hooks.on_accept(db, s, b):  # a relative's verification or an elder's consent certifies nobody
+        return
     was_suspended = b.status == "suspended"
     until = record_certification(db, b, today, ctx.rules)
     cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")

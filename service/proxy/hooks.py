@@ -23,6 +23,7 @@ from service.audit import audit
 from service.context import ServiceContext
 from service.db.models import Beneficiary, BeneficiaryStatus, CertSession
 from service.db.proxy_models import ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.errors import ServiceError
 from service.proxy.bindings import record_consent, to_rule
 from service.proxy.operators import actor, load_template, mark_verified, store_template
 from service.proxy.policy import proxy_policy
@@ -123,3 +124,26 @@ def _failed(db: Session, binding: ProxyBinding, who: str, target: str, operator_
         audit(db, who, "proxy.flag.operator_face", target, {"binding": binding.id})
     if binding.locked and not was_locked:
         audit(db, who, "proxy.binding.locked", target, {"binding": binding.id, "failures": binding.failures})
+
+
+def on_accept(db: Session, s: CertSession, elder: Beneficiary) -> bool:
+    """Called whenever a session is accepted (by the machine or by staff review). True when the session was
+    a verification or consent session, which certify nobody; a proxy certification of a deceased elder is
+    refused outright (staff cannot accept it either)."""
+    ps = db.get(ProxySession, s.id)
+    if ps is None:
+        return False
+    if ps.kind == ProxySessionKind.CERTIFICATION.value:
+        if elder.status == BeneficiaryStatus.DECEASED:
+            raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased", status=409)
+        return False
+    op = db.get(ProxyOperator, ps.operator_id, with_for_update=True)
+    if op is None:
+        return True
+    if ps.kind == ProxySessionKind.VERIFICATION.value and op.verified_at is None:
+        mark_verified(op, elder.id_hash, elder.id_masked, elder.name)
+        audit(db, actor(op), "proxy.operator.verified", op.id, {"session": s.id, "template": False})
+    binding = db.get(ProxyBinding, ps.binding_id, with_for_update=True) if ps.binding_id else None
+    if ps.kind == ProxySessionKind.CONSENT.value and binding is not None and binding.consent_at is None:
+        record_consent(db, binding, ConsentMethod.LIVE_VIDEO, s.id, actor(op))
+    return True

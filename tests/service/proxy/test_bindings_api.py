@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.context import ServiceContext
-from service.db.models import AuditEntry
+from service.db.models import AuditEntry, Beneficiary, Certification, CertSession, utcnow
 from service.db.proxy_models import ProxyBinding
 from service.proxy.policy import proxy_policy
 from tests.service.proxy.helpers import (
@@ -199,3 +199,36 @@ def test_limits_are_configurable(client: TestClient, ctx: ServiceContext, monkey
     active_binding(client, verified_operator(client, ctx), number, name)
     r = bind(client, verified_operator(client, ctx), number, name)
     assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_LIMIT_REACHED"
+
+
+def _decided_for_review(ctx: ServiceContext, session_id: str) -> None:
+    with ctx.db() as db:
+        row = db.get(CertSession, session_id)
+        assert row is not None
+        row.state, row.decision, row.decided_at, row.result = "decided", "review", utcnow(), {"decision": "review"}
+
+
+def test_staff_review_of_proxy_sessions(client: TestClient, ctx: ServiceContext) -> None:
+    ext, number, name = new_elder(ctx)
+    op = verified_operator(client, ctx)
+    pending = bind(client, op, number, name).json()
+    consent = client.post(f"{P}/bindings/{pending['binding_id']}/consent", json={"method": "live_video"},
+                          headers=bearer(op["token"])).json()
+    _decided_for_review(ctx, consent["session_id"])
+    settle = {"decision": "accept", "reviewer": "窗口1-周"}
+    assert client.post(f"/api/v1/sessions/{consent['session_id']}/review", json=settle).status_code == 200
+    mine = client.get(f"{P}/bindings", headers=bearer(op["token"])).json()[0]
+    assert mine["status"] == "active" and mine["consent"]["method"] == "live_video"
+    # A consent video certifies nobody, even when staff accept it.
+    assert client.get(f"/api/v1/beneficiaries/{ext}").json()["last_certified_on"] is None
+
+    s = client.post(f"{P}/bindings/{pending['binding_id']}/sessions", headers=bearer(op["token"])).json()
+    _decided_for_review(ctx, s["session_id"])
+    with ctx.db() as db:
+        elder = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
+        assert elder is not None
+        elder.status = "deceased"  # reported dead while the case waited for review
+    r = client.post(f"/api/v1/sessions/{s['session_id']}/review", json=settle)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "BENEFICIARY_DECEASED"
+    with ctx.db() as db:
+        assert db.scalar(select(func.count()).select_from(Certification)) == 0
