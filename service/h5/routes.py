@@ -225,9 +225,17 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
     pending = s.state not in (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
     reasons = [ReasonCode(r).message_zh for r in s.reasons if r in ReasonCode.__members__]
     return render(
-        request, "result.html", s=s, pending=pending, reasons=reasons,
+        request, "result.html", s=s, pending=pending, reasons=reasons, kind=_proxy_kind(db, session_id),
         valid_until=b.valid_until if b is not None else None,
     )
+
+
+def _proxy_kind(db: DB, session_id: str) -> str | None:
+    """verification / consent / certification for sessions of the family pages; None for self sessions."""
+    from service.db.proxy_models import ProxySession
+
+    row = db.get(ProxySession, session_id)
+    return str(row.kind) if row is not None else None
 
 
 @router.get("/static/{name}")
