@@ -48,8 +48,8 @@ def test_scale_out_shares_the_token_through_redis(
     config = wechat_config(settings)
     assert config is not None
     stores = [token_store(settings) for _ in range(4)]  # as if four processes
-    assert all(isinstance(s, RedisTokenStore) for s in stores)
     for s in stores:
+        assert isinstance(s, RedisTokenStore)
         s._redis.delete("pension-cert:wechat:access_token")  # a clean start for this test
     apis = [WeChatApi(config, s) for s in stores]
     fake_wx.state.media["m"] = b"\xff\xd8r"
