@@ -58,6 +58,7 @@ CAPTION_LIKE = {
     (ADDRESS_BAND[0], ADDRESS_FIRST_LINE_Y + 50): set("住址佳业往主"),
 }
 ENTRY_START = 338.0
+ADDRESS_CAPTION_MISREADS = set("住址止上土佳业往主")
 
 
 def in_band(c: Char, band: tuple[float, float], x_from: float = ENTRY_X, x_to: float = TEXT_RIGHT) -> bool:
@@ -136,6 +137,10 @@ def address_field(chars: list[Char]) -> tuple[str | None, float]:
     lines: dict[int, list[Char]] = {}
     for c in cands:
         lines.setdefault(round((c.y - ADDRESS_FIRST_LINE_Y) / L.ADDRESS_LINE_STEP), []).append(c)
+    first = sorted(lines[min(lines)], key=lambda c: c.x)
+    # 址 misread as 止/上/土 just left of the entry: a caption, whatever it reads as (上海 starts further right).
+    if len(first) > 1 and first[0].ch in ADDRESS_CAPTION_MISREADS and first[0].x < ENTRY_START + 14:
+        lines[min(lines)] = first[1:]
     parts = [_join(lines[k]) for k in sorted(lines)]
     text = re.sub(r"[^\u3400-\u9fff0-9A-Za-z\-·()#]", "", "".join(p[0] for p in parts))
     return (text or None), min(p[1] for p in parts)

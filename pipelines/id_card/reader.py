@@ -27,7 +27,7 @@ from pipelines.id_card import rows as R
 from pipelines.id_card.ocr import OcrEngine, TextLine, crop_quad
 from pipelines.id_card.quality import glare_fraction, sharpness
 from pipelines.id_card.result import IdCardResult
-from pipelines.id_card.validate import check_number, cross_check
+from pipelines.id_card.validate import check_number, correct_address, cross_check
 from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -377,6 +377,10 @@ class IdCardReader:
         if not check.checksum_ok and number is not None:
             conf *= 0.5  # a failing check digit means at least one digit is probably wrong
         res.confidence["id_number"] = conf
+        if check.checksum_ok and check.region_ok and number is not None and res.address:
+            res.address, fixes = correct_address(res.address, number)
+            if fixes:
+                res.checks["address_corrected"] = fixes
         issues = cross_check(check, res.birth_date, res.sex)
         if issues:
             res.checks["inconsistent"] = issues

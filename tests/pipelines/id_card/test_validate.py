@@ -6,7 +6,7 @@ import datetime as dt
 
 from stdnum.cn import ric
 
-from pipelines.id_card.validate import check_number, cross_check
+from pipelines.id_card.validate import check_number, correct_address, cross_check
 
 
 def test_valid_number_from_shared_labels() -> None:
@@ -59,3 +59,15 @@ def test_cross_checks_birth_and_sex() -> None:
     assert cross_check(chk, dt.date(1941, 7, 22), "男") == ["birth_date"]
     assert cross_check(chk, dt.date(1941, 7, 21), "女") == ["sex"]
     assert cross_check(chk, None, None) == []
+
+
+def test_address_place_names_corrected_from_the_number_region() -> None:
+    # 420505 is 湖北省宜昌市猇亭区: a dropped rare character is restored, nothing else is touched.
+    fixed, fixes = correct_address("湖北省宜昌市亭区新华东路151号", "420505195001011234")
+    assert fixed == "湖北省宜昌市猇亭区新华东路151号" and fixes == ["亭区→猇亭区"]
+    fixed, _ = correct_address("江苏省南京市漂水区红旗北街265号", "320117195001011234")
+    assert fixed == "江苏省南京市溧水区红旗北街265号"
+    # Correct addresses, and addresses outside the number's region, stay as read.
+    shanghai = "上海市徐汇区漕溪北路239弄26号"
+    assert correct_address(shanghai, "310104194203058336") == (shanghai, [])
+    assert correct_address("北京市东城区景山前街4号", "420505195001011234")[1] == []
