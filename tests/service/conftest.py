@@ -28,15 +28,24 @@ BACKENDS = [b for b in os.environ.get("PENSION_CERT_TEST_BACKENDS", "sqlite,scal
 API_KEY = "test-api-key-" + secrets.token_hex(4)
 
 
+@pytest.fixture(scope="session")
+def scaleout_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Throwaway PostgreSQL and Redis servers for the whole session."""
+    if "scaleout" not in BACKENDS:
+        pytest.skip("scale-out set-up excluded by PENSION_CERT_TEST_BACKENDS")
+    root = tmp_path_factory.mktemp("scaleout")
+    with servers.postgres_server(root / "pg") as db_url, servers.redis_server(root / "redis") as broker:
+        yield {"database_url": db_url, "broker_url": broker, "worker_mode": "celery"}
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
-def backend_urls(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def backend_urls(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Database (and broker) URLs of one backend."""
-    root = tmp_path_factory.mktemp("backend")
     if request.param == "scaleout":
-        with servers.postgres_server(root / "pg") as db_url, servers.redis_server(root / "redis") as broker:
-            yield {"database_url": db_url, "broker_url": broker, "worker_mode": "celery"}
-    else:
-        yield {"database_url": f"sqlite:///{root / 'test.db'}", "broker_url": "", "worker_mode": "thread"}
+        urls: dict[str, str] = request.getfixturevalue("scaleout_urls")
+        return urls
+    root = tmp_path_factory.mktemp("backend")
+    return {"database_url": f"sqlite:///{root / 'test.db'}", "broker_url": "", "worker_mode": "thread"}
 
 
 def make_settings(var_dir: Path, **overrides: Any) -> Settings:

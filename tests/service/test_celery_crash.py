@@ -23,12 +23,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_sigkilled_celery_worker_task_is_redelivered(
-    backend_urls: dict[str, str], tmp_path: Path, data_dir: Path
+    scaleout_urls: dict[str, str], tmp_path: Path, data_dir: Path
 ) -> None:
-    if backend_urls["worker_mode"] != "celery":
-        pytest.skip("Celery runs in the scale-out set-up; the polling worker's crash test covers SQLite")
     with live_service(
-        backend_urls, tmp_path, worker_mode="celery", job_lease_s=4, sweep_interval_s=2, start_worker=False
+        scaleout_urls, tmp_path, worker_mode="celery", job_lease_s=4, sweep_interval_s=2, start_worker=False
     ) as (
         client,
         settings,
