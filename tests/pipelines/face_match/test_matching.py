@@ -11,6 +11,7 @@ from pipelines.face_match.evaluation import embed_paths, pair_scores, read_pairs
 from pipelines.face_match.metrics import roc_auc
 from pipelines.media import load_image
 from pipelines.reasons import ReasonCode
+from tests.pipelines.face_match.conftest import DevFaces
 
 POWELL = "lfw/Colin_Powell/Colin_Powell_0001.jpg"
 POWELL_2 = "lfw/Colin_Powell/Colin_Powell_0048.jpg"
@@ -25,20 +26,25 @@ def test_embeddings_are_deterministic_and_unit_length(matcher: FaceMatcher, face
     assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("pack_fixture", ["matcher", "insightface_matcher"])
-def test_genuine_pairs_score_above_impostors_on_dev_pairs(
-    pack_fixture: str, request: pytest.FixtureRequest, faces_dir: Path
+def test_genuine_pairs_score_above_impostors_on_all_dev_pairs(
+    matcher: FaceMatcher, dev_faces: DevFaces, faces_dir: Path
 ) -> None:
-    m: FaceMatcher = request.getfixturevalue(pack_fixture)
     pairs = read_pairs(faces_dir / "pairs.csv")
-    if pack_fixture == "insightface_matcher":
-        pairs = pairs[::5]  # the SCRFD-2.5G detector is slower; a fifth of the pairs keeps the suite short
-    emb, errors = embed_paths(m, faces_dir, [p for pr in pairs for p in (pr.path_a, pr.path_b)])
-    assert len(errors) <= 3, errors
-    genuine, impostor = pair_scores(pairs, emb)
-    assert len(genuine) > 100 and len(impostor) > 100
+    genuine, impostor = pair_scores(pairs, dev_faces.embeddings)
+    assert len(genuine) + len(impostor) == len(pairs)
     assert roc_auc(genuine, impostor) >= 0.99
-    assert np.median(genuine) > m.thresholds.accept > np.median(impostor)
+    assert np.median(genuine) > matcher.thresholds.accept > np.median(impostor)
+
+
+def test_insightface_pack_separates_genuine_from_impostors(insightface_matcher: FaceMatcher, faces_dir: Path) -> None:
+    # The SCRFD-2.5G detector is several times slower: every tenth pair keeps the suite short.
+    pairs = read_pairs(faces_dir / "pairs.csv")[::10]
+    emb, errors = embed_paths(insightface_matcher, faces_dir, [p for pr in pairs for p in (pr.path_a, pr.path_b)])
+    assert len(errors) <= 2, errors
+    genuine, impostor = pair_scores(pairs, emb)
+    assert len(genuine) > 50 and len(impostor) > 40
+    assert roc_auc(genuine, impostor) >= 0.99
+    assert np.median(genuine) > insightface_matcher.thresholds.accept > np.median(impostor)
 
 
 def test_same_person_accepts_and_different_person_rejects(matcher: FaceMatcher, faces_dir: Path) -> None:
