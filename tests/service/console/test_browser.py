@@ -10,13 +10,11 @@ PENSION_CERT_SCREENSHOTS_DIR (default bench/results/screenshots).
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -30,24 +28,14 @@ from service.context import ServiceContext
 from service.db.console_models import StaffUser
 from service.db.models import Beneficiary, CertSession, Channel, SessionState
 from service.sessions import create_session
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from tests.service import factories
 from tests.service.conftest import make_settings
 from tests.service.console.conftest import PASSWORD, Sample, _hash, make_case
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-REPO = Path(__file__).resolve().parents[3]
-SHOTS = Path(os.environ.get("PENSION_CERT_SCREENSHOTS_DIR", REPO / "bench" / "results" / "screenshots"))
+SHOTS = SCREENSHOTS
 
 
 @dataclass

@@ -9,7 +9,6 @@ staff approve the binding, the relative certifies the elder. Screenshots go to P
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -32,6 +31,8 @@ from service.context import ServiceContext
 from service.db.models import CertSession
 from service.db.proxy_models import ProxyBinding, ProxyOperator
 from service.h5.cardcheck import RETAKE
+from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, SCREENSHOTS
+from tests.browser import CHROMIUM_ARGS as BASE_ARGS
 from tests.service import factories
 from tests.service.conftest import API_KEY
 from tests.service.media import LIVE_ACTIONS, LIVE_VIDEO, card_for_video
@@ -40,20 +41,8 @@ from tests.service.wechat.fake_wechat import FakeWeChat
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
-REPO = Path(__file__).resolve().parents[3]
-SHOTS = Path(os.environ.get("PENSION_CERT_SCREENSHOTS_DIR", REPO / "bench" / "results" / "screenshots")) / "h5"
+CHROMIUM_ARGS = [*BASE_ARGS, *FAKE_CAMERA_ARGS]
+SHOTS = SCREENSHOTS / "h5"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DECIDED_TEXT = {"accept": "认证通过", "review": "已转人工审核", "reject": "认证未通过"}
 ACCEPTED_BY_KIND = {"verification": "实名核验通过", "consent": "家人已确认"}
