@@ -64,7 +64,10 @@ def compute(db: Session, rules: CycleRules, now: dt.datetime, region_digits: int
     """`region_digits`: 2 province, 4 city, 6 district. Sessions count when decided within the window."""
     st = Stats(today=now.date())
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
-    for region, status, until in db.execute(select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until)):
+    roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until).where(
+        Beneficiary.status != BeneficiaryStatus.PROXY_OPERATOR
+    )
+    for region, status, until in db.execute(roster):
         state = cycle_state(status, until, st.today, rules)
         # Suspended counts separately: overdue and already off the payroll.
         key = "suspended" if status == BeneficiaryStatus.SUSPENDED else state.value

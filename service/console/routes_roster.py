@@ -16,7 +16,15 @@ from service.console.alt_cert import AltCertError, certify_alternative, mark_dec
 from service.console.web import PREFIX, CurrentStaff, Supervisor, check_csrf, ctx_of, no_store, redirect, render, unit
 from service.cycle import cycle_state
 from service.db.console_models import AltCertification, ConsoleAlert, DeathRecord
-from service.db.models import Beneficiary, Certification, CertSession, CycleEvent, RosterImport, utcnow
+from service.db.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    Certification,
+    CertSession,
+    CycleEvent,
+    RosterImport,
+    utcnow,
+)
 from service.errors import ServiceError
 from service.roster import import_roster
 from service.security import normalise_id
@@ -48,7 +56,9 @@ def search(
             kind, where = "external_id", Beneficiary.external_id == q
         else:
             kind, where = "name", Beneficiary.name.startswith(q)
-        results = db.scalars(select(Beneficiary).where(where).order_by(Beneficiary.name).limit(100)).all() if q else []
+        in_roster = Beneficiary.status != BeneficiaryStatus.PROXY_OPERATOR
+        query = select(Beneficiary).where(where, in_roster).order_by(Beneficiary.name).limit(100)
+        results = db.scalars(query).all() if q else []
         # What was searched for is personal data: the audit keeps the kind of query and the records shown.
         audit_chain.record(
             db, staff.actor, "roster.search", kind, {"n": len(results), "shown": [b.external_id for b in results[:20]]}

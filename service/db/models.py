@@ -32,6 +32,9 @@ class BeneficiaryStatus(enum.StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     DECEASED = "deceased"
+    # A relative who is not a pensioner, kept as a row only so that their real-name verification session runs
+    # through the ordinary pipeline (proxy certification): never part of the roster, the cycle or statistics.
+    PROXY_OPERATOR = "proxy_operator"
 
 
 class BenefitType(enum.StrEnum):

@@ -22,9 +22,7 @@ from service.proxy.operators import actor
 from service.security import mask_id, normalise_id
 from service.sessions import NewSession, create_session
 
-# A relative who is not a pensioner is kept as a beneficiary row of this status only so that their
-# verification session can run through the ordinary pipeline; the annual cycle only looks at active rows.
-OPERATOR_STATUS = "proxy_operator"
+OPERATOR_STATUS = BeneficiaryStatus.PROXY_OPERATOR
 
 
 def _link(db: Session, new: NewSession, kind: ProxySessionKind, op: ProxyOperator, binding: str | None) -> None:

@@ -41,6 +41,14 @@ def test_counts_by_region_backlog_and_exports(
             db, ctx.keyring, id_number=factories.id_number("370203", **kw), valid_until=today - dt.timedelta(days=5)
         )
         factories.beneficiary(db, ctx.keyring, id_number=factories.id_number("370203", **kw), status="deceased")
+        # A relative's verification row (proxy certification) is not part of the roster: never counted.
+        factories.beneficiary(
+            db,
+            ctx.keyring,
+            id_number=factories.id_number("370102", **kw),
+            status="proxy_operator",
+            valid_until=today + dt.timedelta(days=250),
+        )
     make_case(ctx, strict_certifier, sample)  # one real borderline case waits (region 6101, suspended)
 
     login(app_client, "rev1")
