@@ -25,6 +25,7 @@ from service.db.models import (
     RosterImport,
     utcnow,
 )
+from service.db.proxy_models import ProxyBinding, ProxyOperator
 from service.errors import ServiceError
 from service.roster import import_roster
 from service.security import normalise_id
@@ -120,6 +121,12 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Respons
         events = db.scalars(
             select(CycleEvent).where(CycleEvent.beneficiary_id == bid).order_by(CycleEvent.on_date)
         ).all()
+        bindings = db.execute(
+            select(ProxyBinding, ProxyOperator)
+            .join(ProxyOperator, ProxyOperator.id == ProxyBinding.operator_id)
+            .where(ProxyBinding.beneficiary_id == bid)
+            .order_by(ProxyBinding.created_at)
+        ).all()
         death = db.get(DeathRecord, bid)
         alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == bid)).all()
         audit_chain.record(db, staff.actor, "beneficiary.view", b.external_id)
@@ -135,6 +142,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Respons
             certs=certs,
             alts=alts,
             events=events,
+            bindings=bindings,
             death=death,
             alerts=alerts,
             today=utcnow().date().isoformat(),

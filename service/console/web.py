@@ -37,6 +37,15 @@ STATE_ZH = {
 DECISION_ZH = {"accept": "通过", "reject": "不通过", "review": "待人工审核", "retry": "需重新认证", None: "—"}
 CHANNEL_ZH = {"self": "本人", "proxy": "代办", "staff": "柜台"}
 ALT_KIND_ZH = {"counter": "柜台认证", "home_visit": "上门认证", "activity": "行为数据认证"}
+RELATIONSHIP_ZH = {
+    "spouse": "配偶",
+    "child": "子女",
+    "child_in_law": "子女配偶",
+    "grandchild": "孙子女",
+    "sibling": "兄弟姐妹",
+    "other": "其他",
+}
+BINDING_ZH = {"pending_consent": "待老人确认", "active": "有效", "ended": "已解绑"}
 
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
@@ -47,6 +56,8 @@ templates.globals.update(
     CHANNEL_ZH=CHANNEL_ZH,
     ROLE_ZH=ROLE_ZH,
     ALT_KIND_ZH=ALT_KIND_ZH,
+    RELATIONSHIP_ZH=RELATIONSHIP_ZH,
+    BINDING_ZH=BINDING_ZH,
     Role=Role,
 )
 

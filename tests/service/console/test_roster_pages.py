@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -14,6 +15,8 @@ from sqlalchemy import select
 from service.context import ServiceContext
 from service.db.console_models import ConsoleAlert, ConsoleAuditEntry
 from service.db.models import Beneficiary
+from service.db.proxy_models import ProxyBinding, ProxyOperator
+from tests.service import factories
 from tests.service.console.conftest import login
 from tests.service.test_roster import HEADER, card_rows, to_csv
 
@@ -119,3 +122,33 @@ def test_mark_deceased_blocks_certification_and_alerts_on_later_certification(
     )
     assert r.headers["location"].endswith("?e=certify")
     assert beneficiary_by_ext(ctx, rows[0][0]).status == "deceased"
+
+
+def test_beneficiary_page_lists_proxy_bindings(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    with ctx.db() as db:
+        elder = factories.beneficiary(db, ctx.keyring, id_number=factories.id_number("370102"))
+        relatives = [
+            ProxyOperator(id=str(uuid.uuid4()), channel="wechat", channel_hash=f"h{i}", token_hash=f"t{i}",
+                          name=name, id_masked=f"3701**********000{i}")
+            for i, name in enumerate(("王小明", "王小红"))
+        ]
+        db.add_all(relatives)
+        db.flush()
+        db.add_all([
+            ProxyBinding(id=str(uuid.uuid4()), operator_id=relatives[0].id, beneficiary_id=elder.id,
+                         relationship="child", status="active", consent_method="staff_approval",
+                         consent_at=dt.datetime(2026, 3, 1, 9, 0)),
+            ProxyBinding(id=str(uuid.uuid4()), operator_id=relatives[1].id, beneficiary_id=elder.id,
+                         relationship="grandchild", status="ended", locked=True, flagged=True, failures=3,
+                         ended_at=dt.datetime(2026, 4, 1, 9, 0)),
+        ])
+        elder_id = elder.id
+    login(app_client, "rev1")
+    page = app_client.get(f"/console/beneficiaries/{elder_id}")
+    assert page.status_code == 200
+    table = page.text.split('id="bindings"', 1)[1].split("</table>", 1)[0]
+    assert "王小明" in table and "子女" in table and "有效" in table
+    assert "王小红" in table and "孙子女" in table and "已解绑" in table
+    assert "已锁定" in table and "代办人本人出镜" in table
