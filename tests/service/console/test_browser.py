@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from pipelines.decision.runner import Certifier
@@ -28,7 +25,7 @@ from service.context import ServiceContext
 from service.db.console_models import StaffUser
 from service.db.models import Beneficiary, CertSession, Channel, SessionState
 from service.sessions import create_session
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serve_in_thread
 from tests.service import factories
 from tests.service.conftest import make_settings
 from tests.service.console.conftest import PASSWORD, Sample, _hash, make_case
@@ -97,21 +94,9 @@ def site(
     personal = [sample.fields.id_number, sample.fields.name, "李桂兰", other_ext]
     app = create_app(ctx=ctx)
     port = free_port()
-    # log_config=None: uvicorn keeps our logging set-up, so its access log reaches the capturing handler.
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info", log_config=None, access_log=True)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
+    # The access log is on: the test checks that no personal data reaches it.
+    with serve_in_thread(app, port, log_level="info", access_log=True):
         yield Site(f"http://127.0.0.1:{port}", ctx, case_id, bid, proxy_id, personal)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ staff approve the binding, the relative certifies the elder. Screenshots go to P
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, Route, ViewportSize, sync_playwright
 from sqlalchemy import select
 
@@ -31,7 +29,7 @@ from service.context import ServiceContext
 from service.db.models import CertSession
 from service.db.proxy_models import ProxyBinding, ProxyOperator
 from service.h5.cardcheck import RETAKE
-from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, SCREENSHOTS
+from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, SCREENSHOTS, serve_in_thread
 from tests.browser import CHROMIUM_ARGS as BASE_ARGS
 from tests.service import factories
 from tests.service.conftest import API_KEY
@@ -113,22 +111,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[S
             factories.beneficiary(db, ctx.keyring, id_number=fields.id_number, name=fields.name)
             factories.beneficiary(db, ctx.keyring, id_number=elder_fields.id_number, name=elder_fields.name)
         app = create_app(ctx=ctx)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        try:
+        with serve_in_thread(app, port, log_level="warning"):
             yield Site(
                 f"http://127.0.0.1:{port}", ctx, fake, card, fields, elder_card, elder_fields, relative_card,
                 relative_fields,
             )
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
