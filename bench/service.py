@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from service.demo import DEMO_ACTIONS, DEMO_VIDEO, sample_card  # noqa: E402
+from service.demo import DEMO_ACTIONS, DEMO_VIDEO, sample_card, upload_media  # noqa: E402
 
 API_KEY = "bench-" + secrets.token_hex(8)
 
@@ -92,20 +91,8 @@ def wait_up(base: str, timeout: float = 120) -> None:
 def certify_one(base: str, ext: str, card: bytes, video: bytes) -> dict[str, Any]:
     with httpx.Client(base_url=base, headers={"X-API-Key": API_KEY}, timeout=120) as c:
         s = c.post("/api/v1/sessions", json={"external_id": ext}).json()
-        auth = {"Authorization": f"Bearer {s['token']}"}
         sid = s["session_id"]
-        c.post(
-            f"/api/v1/sessions/{sid}/id-card",
-            headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-            files={"file": ("card.jpg", card, "image/jpeg")},
-        ).raise_for_status()
-        r = c.post(
-            f"/api/v1/sessions/{sid}/video",
-            headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-            files={"file": ("v.webm", video, "video/webm")},
-            data={"nonce": s["challenge"]["nonce"]},
-        )
-        r.raise_for_status()
+        auth = upload_media(c, s, card, video)
         acked = time.time()
         while True:
             res = c.get(f"/api/v1/sessions/{sid}", headers=auth).json()

@@ -15,12 +15,15 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from service.config import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,25 @@ def sample_card(data_dir: Path, video_rel: str = DEMO_VIDEO, seed: int = 7, t: f
     return buf.tobytes(), fields
 
 
+def upload_media(c: httpx.Client, session: dict[str, Any], card: bytes, video: bytes) -> dict[str, str]:
+    """Upload the card photo and the challenge video of a session just opened (the JSON of POST /sessions);
+    returns the session's Authorization header for the status and result calls."""
+    auth = {"Authorization": f"Bearer {session['token']}"}
+    sid = session["session_id"]
+    c.post(
+        f"/api/v1/sessions/{sid}/id-card",
+        headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+        files={"file": ("card.jpg", card, "image/jpeg")},
+    ).raise_for_status()
+    c.post(
+        f"/api/v1/sessions/{sid}/video",
+        headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+        files={"file": ("selfie.webm", video, "video/webm")},
+        data={"nonce": session["challenge"]["nonce"]},
+    ).raise_for_status()
+    return auth
+
+
 def run_demo(base: str, api_key: str, data_dir: Path, external_id: str = "DEMO-0001") -> dict[str, Any]:
     import httpx
 
@@ -74,19 +96,8 @@ def run_demo(base: str, api_key: str, data_dir: Path, external_id: str = "DEMO-0
         s = c.post("/api/v1/sessions", json={"external_id": external_id, "template_consent": True})
         s.raise_for_status()
         session = s.json()
-        auth = {"Authorization": f"Bearer {session['token']}"}
         sid = session["session_id"]
-        c.post(
-            f"/api/v1/sessions/{sid}/id-card",
-            headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-            files={"file": ("card.jpg", card, "image/jpeg")},
-        ).raise_for_status()
-        c.post(
-            f"/api/v1/sessions/{sid}/video",
-            headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-            files={"file": ("selfie.webm", video, "video/webm")},
-            data={"nonce": session["challenge"]["nonce"]},
-        ).raise_for_status()
+        auth = upload_media(c, session, card, video)
         t0 = time.monotonic()
         while True:
             res = c.get(f"/api/v1/sessions/{sid}/result", headers=auth).json()
