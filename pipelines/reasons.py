@@ -39,6 +39,7 @@ class ReasonCode(enum.StrEnum):
     PROXY_LIMIT_REACHED = "PROXY_LIMIT_REACHED"
     PROXY_OPERATOR_FACE = "PROXY_OPERATOR_FACE"
     MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
+    RATE_LIMITED = "RATE_LIMITED"
 
     @property
     def message_zh(self) -> str:
@@ -79,4 +80,5 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.PROXY_LIMIT_REACHED: "绑定数量已达上限",
     ReasonCode.PROXY_OPERATOR_FACE: "请拍摄被认证老人本人,而非代办人",
     ReasonCode.MODEL_UNAVAILABLE: "系统暂时无法处理,请稍后再试",
+    ReasonCode.RATE_LIMITED: "操作过于频繁,请稍后再试",
 }
