@@ -77,6 +77,23 @@ class Settings(BaseSettings):
     wechat_notify_max_attempts: int = 5
     h5_card_check: bool = True  # instant OCR feedback on the H5 card step (loads the ID-card reader in the API)
 
+    # Operations (docs/operations.md): logs, metrics, rate limits.
+    log_format: Literal["text", "json"] = "text"  # json: one object per line with request_id / session_id
+    metrics_enabled: bool = True  # GET /metrics (Prometheus text format)
+    metrics_token: str = ""  # if set, /metrics requires "Authorization: Bearer <token>"
+    metrics_port: int = 0  # `pension-cert worker` / celery worker: serve their own /metrics on this port (0: off)
+    trusted_proxies: list[str] = Field(default_factory=list)  # IPs/CIDRs whose X-Forwarded-For is believed
+    rate_limit_enabled: bool = True
+    rate_limit_backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis in celery mode, else memory
+    rate_limit_redis_url: str = ""  # empty: broker_url
+    # "N/second|minute|hour|day"; empty switches one rule off. Clients with a valid API key are counted per key.
+    rate_limit_ip: str = "600/minute"  # every request of one client IP (citizens behind one NAT share it)
+    rate_limit_api_key: str = "20000/minute"  # every request of one API key (channel back-ends, the bench)
+    rate_limit_session_ip: str = "30/minute"  # session creation per IP (without an API key)
+    rate_limit_upload_ip: str = "60/minute"  # uploads per IP (without an API key)
+    rate_limit_beneficiary: str = "30/hour"  # session creation per beneficiary (any client)
+    rate_limit_auth_failures: str = "20/minute"  # refused API keys per IP, then every key attempt is refused
+
     @property
     def sqlite_path(self) -> Path:
         return self.var_dir / "pension_cert.db"
