@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ class CertificationReport:
     card_match: MatchResult | None
     template_match: MatchResult | None
     new_template: Template | None  # what to enrol if the decision is accepted (and consent given)
+    # Seconds per stage (id_card, liveness, face_match, decision, total): the service exports them as metrics.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,15 +93,19 @@ class Certifier:
         fingerprints: VideoFingerprintStore | None = None,
     ) -> CertificationReport:
         stage_errors: list[ReasonCode] = []
+        t0 = time.perf_counter()
         id_card = self._read_card(card, stage_errors)
+        t1 = time.perf_counter()
         live = self.liveness.check(video, actions)
         if fingerprints is not None:
             if fingerprints.seen(live.video_sha256, live.frame_hashes):
                 stage_errors.append(ReasonCode.VIDEO_DUPLICATE)
             fingerprints.add(live.video_sha256, live.frame_hashes)
+        t2 = time.perf_counter()
         probes = [f.observation for f in live.best_frames if f.observation is not None]
         card_match = self._match_card(id_card, probes, stage_errors)
         template_match = self._match_template(template, probes)
+        t3 = time.perf_counter()
         versions = {**self.pack.versions(("detector", "recognizer")), **_versions(live), **_ocr_version()}
         ev = Evidence(
             id_card=id_card,
@@ -110,7 +117,15 @@ class Certifier:
             model_versions=versions,
         )
         decision = decide(ev, self.config)
-        return CertificationReport(decision, id_card, live, card_match, template_match, self._pool(probes))
+        t4 = time.perf_counter()
+        timings = {
+            "id_card": t1 - t0,
+            "liveness": t2 - t1,
+            "face_match": t3 - t2,
+            "decision": t4 - t3,
+            "total": t4 - t0,
+        }
+        return CertificationReport(decision, id_card, live, card_match, template_match, self._pool(probes), timings)
 
     def _read_card(self, card: bytes | np.ndarray, stage_errors: list[ReasonCode]) -> IdCardResult | None:
         try:
