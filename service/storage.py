@@ -2,13 +2,16 @@
 
 Each object is ``nonce(12) || ciphertext+tag`` and its key is bound as associated data, so a blob copied
 under another key fails to decrypt. Writes go to a temporary file then rename: an acknowledged upload is
-complete on disk or absent, never half-written.
+complete on disk or absent, never half-written. A full disk (ENOSPC, quota) is a ``StorageFullError``: the
+temporary file is removed, the previous object under that key (if any) is left as it was.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +23,13 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,200}$")
 
 class StorageError(Exception):
     pass
+
+
+class StorageFullError(StorageError):
+    """No space (or quota) left on the media store: nothing was written; retrying after space is freed works."""
+
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class MediaStorage(Protocol):
@@ -42,15 +52,23 @@ class LocalEncryptedStorage:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         nonce = os.urandom(12)
         blob = nonce + self._aead.encrypt(nonce, data, key.encode())
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        # pid and thread id: two writers of one key (API threads, worker processes) never share a temp file.
+        tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("wb") as fh:
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())  # ENOSPC may only show here (delayed allocation), before the rename
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)  # the rename itself survives a power cut once the upload is acknowledged
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in FULL_ERRNOS:
+                raise StorageFullError(f"no space left for {key!r}: {exc.strerror}") from exc
+            raise StorageError(f"cannot write {key!r}: {exc}") from exc
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -72,3 +90,11 @@ class LocalEncryptedStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
