@@ -18,6 +18,9 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "SESSION_EXPIRED": "认证会话已过期,请重新开始",
     "UPLOAD_CONFLICT": "该材料已上传,请勿重复提交",
     "CERTIFICATE_INVALID": "证书校验未通过",
+    # Infrastructure (503/507): nothing was stored; the client retries the same request later.
+    "DB_UNAVAILABLE": "服务暂时不可用,请稍后再试",
+    "STORAGE_FULL": "存储空间不足,暂时无法上传,请稍后再试",
 }
 
 
