@@ -6,11 +6,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from pipelines.errors import MediaError, PipelineError
-from service.errors import ServiceError
-from service.storage import StorageError
+from service.errors import SERVICE_MESSAGES_ZH, ServiceError
+from service.storage import StorageError, StorageFullError
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,25 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(_body(exc.reason.value, exc.reason.message_zh, exc.detail), status_code=status)
 
     @app.exception_handler(OperationalError)
-    async def database_busy(_req: Request, exc: OperationalError) -> JSONResponse:
-        # Busy or briefly unreachable database: nothing was acknowledged, the client retries (uploads are
-        # idempotent by request id).
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(_req: Request, exc: DBAPIError) -> JSONResponse:
+        # Busy (SQLite lock timeout) or unreachable database (PostgreSQL down or restarting, connection
+        # dropped): nothing was acknowledged, the client retries (uploads are idempotent by request id). The
+        # pool drops dead connections itself (pre-ping), so the API recovers without a restart.
         log.warning("database: %s", exc.orig)
-        body = _body("BUSY", "系统繁忙,请稍后再试", "database busy")
+        if "locked" in str(exc.orig):
+            body = _body("BUSY", "系统繁忙,请稍后再试", "database busy")
+        else:
+            body = _body("DB_UNAVAILABLE", SERVICE_MESSAGES_ZH["DB_UNAVAILABLE"], "database unavailable")
         return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
+
+    @app.exception_handler(StorageFullError)
+    async def storage_full(_req: Request, exc: StorageFullError) -> JSONResponse:
+        # 507 Insufficient Storage: the upload was not stored (no file, no row); the same request succeeds
+        # once space is freed.
+        log.error("storage full: %s", exc)
+        body = _body("STORAGE_FULL", SERVICE_MESSAGES_ZH["STORAGE_FULL"], "media storage full")
+        return JSONResponse(body, status_code=507, headers={"Retry-After": "60"})
 
     @app.exception_handler(StorageError)
     async def storage_error(_req: Request, exc: StorageError) -> JSONResponse:
