@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+CONNECT_TIMEOUT_S = 5
+
 
 class Base(DeclarativeBase):
     pass
@@ -18,7 +20,11 @@ def make_engine(url: str) -> Engine:
         # The worker thread and the API threads share the file; WAL lets readers go on while one writes.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
+        # Pre-ping replaces connections that died with a server restart, so the API and the workers recover by
+        # themselves; the connect timeout turns an unreachable server into a quick error (503), not a hang.
         kwargs["pool_pre_ping"] = True
+        if url.startswith("postgresql"):
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
