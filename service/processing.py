@@ -76,8 +76,13 @@ def give_up_exhausted(ctx: ServiceContext) -> int:
         return int(getattr(res, "rowcount", 0) or 0)
 
 
-def claim(ctx: ServiceContext, session_id: str | None, worker: str) -> str | None:
-    """Claim one job (the given one, or the oldest claimable). Returns its id, or None."""
+def claim(ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own: bool = False) -> str | None:
+    """Claim one job (the given one, or the oldest claimable). Returns its id, or None.
+
+    ``reclaim_own``: the caller is the retry of the very attempt that holds the lease (a Celery task retried
+    after its database write failed, named by its task id), so it takes its job back at once instead of
+    waiting for its own lease to expire. Never for polling workers, whose threads share one name.
+    """
     give_up_exhausted(ctx)
     with ctx.db() as db:
         if session_id is None:
@@ -85,9 +90,10 @@ def claim(ctx: ServiceContext, session_id: str | None, worker: str) -> str | Non
             if session_id is None:
                 return None
         lease = utcnow() + dt.timedelta(seconds=ctx.settings.job_lease_s)
+        mine = (CertSession.state == SessionState.PROCESSING) & (CertSession.worker_id == worker)
         res = db.execute(
             update(CertSession)
-            .where(CertSession.id == session_id, claimable())
+            .where(CertSession.id == session_id, or_(claimable(), mine) if reclaim_own else claimable())
             .values(
                 state=SessionState.PROCESSING,
                 lease_until=lease,

@@ -4,16 +4,20 @@ Messages carry only the session id (JSON); the task re-reads the session, claims
 lease as the polling worker, and is idempotent. ``acks_late`` + ``reject_on_worker_lost`` redeliver a task
 whose worker died; the database lease covers the rest (a job whose message was lost is found by the sweeper).
 Retries only on transient errors; models load lazily once per worker process.
+
+Broker outages: the API's ``enqueue`` gives up after a short bounded retry and only logs (the upload is
+already committed, the job row stays queued and the sweeper announces it again); workers reconnect forever.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from celery import Celery  # type: ignore[import-untyped]
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from service.config import Settings, get_settings
 from service.context import ServiceContext
@@ -21,6 +25,12 @@ from service.processing import claim, process, worker_name
 from service.storage import StorageError
 
 log = logging.getLogger(__name__)
+
+PROCESS_TASK = "pension_cert.process_session"
+BROKER_CONNECT_TIMEOUT_S = 3.0
+BROKER_SOCKET_TIMEOUT_S = 10.0
+# Database outages: back off 1, 2, 4 … 30 s, about 4 minutes in all; beyond that the sweeper takes over.
+TASK_MAX_RETRIES = 10
 
 
 def make_celery(settings: Settings) -> Any:
@@ -34,13 +44,36 @@ def make_celery(settings: Settings) -> Any:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.job_lease_s * 2},
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,  # a worker outlives any broker outage: it reconnects, never exits
+        broker_connection_timeout=BROKER_CONNECT_TIMEOUT_S,
+        # A publish while the broker is down fails within about a second instead of blocking the request.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        broker_transport_options={
+            "visibility_timeout": settings.job_lease_s * 2,
+            "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_S,  # a half-open connection never blocks a publish forever
+        },
         beat_schedule={
             "sweep": {"task": "pension_cert.sweep", "schedule": float(settings.sweep_interval_s)},
             "wechat": {"task": "pension_cert.wechat_tick", "schedule": settings.wechat_schedule_s},
         },
     )
     return app
+
+
+def make_enqueue(settings: Settings) -> Callable[[str], None]:
+    """The API's job announcement. Called after the upload's commit: a broker failure must neither lose the
+    acknowledged upload nor turn into a 5xx; the job stays queued in the database for the sweeper."""
+    app = make_celery(settings)
+
+    def enqueue(session_id: str) -> None:
+        try:
+            app.send_task(PROCESS_TASK, args=[session_id])
+        except Exception as exc:  # kombu OperationalError, socket errors, timeouts: all mean "not announced"
+            log.warning("session %s: enqueue failed, left queued for the sweeper: %s", session_id, exc)
+
+    return enqueue
 
 
 celery_app = make_celery(get_settings())
@@ -52,18 +85,21 @@ def _worker_ctx() -> ServiceContext:
 
 
 @celery_app.task(  # type: ignore[untyped-decorator]
-    name="pension_cert.process_session",
+    name=PROCESS_TASK,
     bind=True,
-    autoretry_for=(OperationalError, StorageError),
+    autoretry_for=(OperationalError, InterfaceError, StorageError),
     retry_backoff=True,
-    max_retries=5,
+    retry_backoff_max=30,
+    retry_jitter=False,  # jitter would let all retries fire within seconds of a database restart
+    max_retries=TASK_MAX_RETRIES,
 )
 def process_session(self: Any, session_id: str) -> str:
     from service.worker import shared_certifier
 
     ctx = _worker_ctx()
-    name = f"celery:{worker_name()}"
-    if claim(ctx, session_id, name) is None:
+    # The task id names the attempt: its own retry (same id, same process) takes the lease back at once.
+    name = f"celery:{str(self.request.id or '')[:12]}:{worker_name()}"[:64]
+    if claim(ctx, session_id, name, reclaim_own=bool(self.request.retries)) is None:
         return "not-claimable"  # already done, or owned by a live worker
     process(ctx, shared_certifier(ctx.settings.model_pack), session_id, name)
     return "done"
