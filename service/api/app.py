@@ -66,10 +66,9 @@ def create_app(
             ctx.enqueue = worker.wake
             worker.start(settings.worker_threads)
         elif settings.worker_mode == "celery":
-            from service.tasks import make_celery
+            from service.tasks import make_enqueue
 
-            celery = make_celery(settings)
-            ctx.enqueue = lambda sid: celery.send_task("pension_cert.process_session", args=[sid])
+            ctx.enqueue = make_enqueue(settings)  # a broker outage is logged; the sweeper re-announces the job
         yield
         if worker is not None:
             worker.stop()
