@@ -26,6 +26,7 @@ from service.context import ServiceContext
 from service.cycle import record_certification
 from service.db.models import Beneficiary, Certification, CertSession, SessionState, utcnow
 from service.fingerprints import SessionFingerprints
+from service.observability import metrics
 from service.proxy import hooks as proxy_hooks
 from service.security import mask_text
 from service.storage import StorageError
@@ -122,6 +123,7 @@ def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, work
         card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
         fingerprints = SessionFingerprints(ctx, session_id, beneficiary_id)
         report = certifier.run(card, video, actions, expected, template, fingerprints)
+        metrics.observe_report(getattr(report, "timings", None) or {})
         report = proxy_hooks.apply_policy(ctx, session_id, certifier, report)  # proxy sessions only
         result: dict[str, Any] = redact(report.to_dict())
         outcome = Outcome(report.decision.outcome)
@@ -132,6 +134,7 @@ def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, work
         outcome, reasons, new_template = Outcome.REJECT, [exc.reason.value], None
         result = {"decision": "reject", "reasons": reasons, "detail": exc.detail, "scores": {}}
     except TRANSIENT as exc:
+        metrics.JOB_RETRIES.inc()
         _release(ctx, session_id, worker, attempts, exc)
         return True
     return _apply(ctx, session_id, worker, outcome, reasons, result, new_template if consent else None)
@@ -202,6 +205,7 @@ def _apply(
             accept_session(db, ctx, s, b, now.date(), new_template)
         audit(db, worker, "session.decide", s.id, {"decision": outcome.value, "reasons": reasons})
     log.info("session %s: %s %s", session_id, outcome.value, ",".join(reasons))
+    metrics.observe_decision(outcome.value, reasons)  # after the commit: counted once per applied decision
     return True
 
 

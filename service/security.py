@@ -37,9 +37,13 @@ class MaskingFilter(logging.Filter):
         return True
 
 
-def install_log_masking() -> None:
+def install_log_masking(log_format: str | None = None) -> None:
     """Add the masking filter to every handler in the process (uvicorn's access log has its own handler and
-    would otherwise print `?id_number=…` query strings in clear)."""
+    would otherwise print `?id_number=…` query strings in clear); with ``PENSION_CERT_LOG_FORMAT=json`` also
+    the JSON formatter (which masks the message and traceback too) and the request/session id filter."""
+    from service.observability.logs import configure_logging
+
+    configure_logging(log_format)
     loggers = [logging.getLogger()] + [
         lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
     ]

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from celery import Celery  # type: ignore[import-untyped]
+from celery import Celery, signals  # type: ignore[import-untyped]
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from service.config import Settings, get_settings
 from service.context import ServiceContext
+from service.observability import bind_session, metrics
 from service.processing import claim, process, worker_name
 from service.storage import StorageError
 
@@ -101,8 +102,23 @@ def process_session(self: Any, session_id: str) -> str:
     name = f"celery:{str(self.request.id or '')[:12]}:{worker_name()}"[:64]
     if claim(ctx, session_id, name, reclaim_own=bool(self.request.retries)) is None:
         return "not-claimable"  # already done, or owned by a live worker
-    process(ctx, shared_certifier(ctx.settings.model_pack), session_id, name)
+    with bind_session(session_id):
+        process(ctx, shared_certifier(ctx.settings.model_pack), session_id, name)
     return "done"
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def _serve_metrics(**_kw: Any) -> None:
+    # Celery workers run elsewhere: they serve their own stage and decision metrics (metrics_port, 0: off).
+    metrics.serve_port(get_settings().metrics_port)
+
+
+@signals.after_setup_logger.connect  # type: ignore[untyped-decorator]
+@signals.after_setup_task_logger.connect  # type: ignore[untyped-decorator]
+def _log_setup(**_kw: Any) -> None:
+    from service.security import install_log_masking
+
+    install_log_masking()  # masking, and JSON lines with the session id when PENSION_CERT_LOG_FORMAT=json
 
 
 @celery_app.task(name="pension_cert.sweep")  # type: ignore[untyped-decorator]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.context import ServiceContext
+from service.observability import bind_session, metrics
 from service.processing import claim, process, worker_name
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ class PollingWorker:
         if sid is None:
             return False
         try:
-            process(self.ctx, self._factory(), sid, self.name)
+            with bind_session(sid):  # every log line of this job carries its session id
+                process(self.ctx, self._factory(), sid, self.name)
         except Exception:
             # A bug in one job must not kill the worker; the lease expires and the job is retried.
             log.exception("session %s: processing failed", sid)
@@ -63,6 +65,7 @@ class PollingWorker:
 
     def run_forever(self) -> None:
         log.info("worker %s polling %s", self.name, self.ctx.engine.url.render_as_string(hide_password=True))
+        metrics.serve_port(self.ctx.settings.metrics_port)  # a worker of its own (0: off; embedded: via the API)
         while not self._stop.is_set():
             try:
                 busy = self.run_once()

@@ -19,6 +19,8 @@ from service.api.limits import BodyLimitMiddleware
 from service.config import Settings, get_settings
 from service.console import install_console
 from service.context import ServiceContext
+from service.observability import metrics
+from service.observability.endpoints import install_observability
 from service.proxy import routes as proxy_routes
 from service.security import install_log_masking
 from service.wechat.routes import install_wechat
@@ -26,10 +28,16 @@ from service.wechat.routes import install_wechat
 log = logging.getLogger(__name__)
 
 
-def start_worker_processes(n: int) -> list[subprocess.Popen[bytes]]:
+def start_worker_processes(n: int, metrics_dir: str | None = None) -> list[subprocess.Popen[bytes]]:
     """`pension-cert worker` processes with this process's environment (hence the same settings)."""
     cmd = [sys.executable, "-m", "service.cli", "worker", "--exit-with-parent"]
-    procs = [subprocess.Popen(cmd, env=dict(os.environ)) for _ in range(max(1, n))]
+    env = dict(os.environ)
+    if metrics_dir is not None:
+        # Set before the worker imports prometheus_client: its metrics go to files the API's /metrics reads
+        # (and it opens no metrics port of its own).
+        env[metrics.MULTIPROC_ENV] = metrics_dir
+        env.pop("PENSION_CERT_METRICS_PORT", None)
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(max(1, n))]
     log.info("started %d worker processes: %s", len(procs), [p.pid for p in procs])
     return procs
 
@@ -58,7 +66,7 @@ def create_app(
         worker = None
         processes: list[subprocess.Popen[bytes]] = []
         if settings.worker_mode == "process":
-            processes = start_worker_processes(settings.worker_processes)
+            processes = start_worker_processes(settings.worker_processes, str(metrics.reset_multiproc_dir(settings)))
         elif settings.worker_mode == "thread":
             from service.worker import PollingWorker
 
@@ -88,6 +96,7 @@ def create_app(
     install_console(app)  # staff pages under /console
     install_wechat(app)  # WeChat server URL, JS-SDK config, H5 pages under /h5, notification schedule
     app.include_router(proxy_routes.router)  # /api/v1/proxy: relatives certifying for elders
+    install_observability(app, ctx)  # request ids, latency, security headers, rate limits, /metrics, /readyz
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -11,13 +11,11 @@ from fastapi.responses import FileResponse, Response
 
 from service.console.config import ConsoleConfig
 from service.console.web import HERE, PREFIX, Forbidden, LoginRequired, redirect, render
+from service.observability.headers import CONSOLE_CSP
 
 __all__ = ["ConsoleConfig", "install_console"]
 
-CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
-    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-)
+CSP = CONSOLE_CSP
 
 
 def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
@@ -39,12 +37,5 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
     async def forbidden(request: Request, exc: Forbidden) -> Response:
         return render(request, "message.html", None, status=403, message=exc.message, back="/queue")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
-        if request.url.path.startswith(PREFIX):
-            response.headers.setdefault("Content-Security-Policy", CSP)
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
+    # Security headers (this CSP, no framing, nosniff, no referrer) come from the app-wide middleware
+    # (service/observability/headers.py), by path prefix.

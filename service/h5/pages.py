@@ -9,12 +9,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from service.observability.headers import H5_CSP
+
 HERE = Path(__file__).parent
-# WeChat's JS-SDK is loaded from res.wx.qq.com inside WeChat; media come from our own API only.
-CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; style-src 'self'; "
-    "script-src 'self' https://res.wx.qq.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
+# One policy table for the whole app (service/observability/headers.py); the other security headers are added
+# to every response by its middleware.
+CSP = H5_CSP
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
@@ -24,8 +24,6 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
     resp = HTMLResponse(html, status_code=status)
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["Content-Security-Policy"] = CSP
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Referrer-Policy"] = "no-referrer"
     return resp
 
 

@@ -1,0 +1,41 @@
+"""Wiring into the FastAPI app: the middleware stack and the /metrics and /readyz endpoints."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse, Response
+
+from service.context import ServiceContext
+from service.observability import metrics
+from service.observability.headers import SecurityHeadersMiddleware
+from service.observability.health import readiness
+from service.observability.middleware import RequestContextMiddleware
+
+
+def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
+    """Call after every other middleware is added: these wrap them (a 413 or 429 gets an id and headers)."""
+    from service.api.limits import RateLimitMiddleware
+
+    settings = ctx.settings
+    app.add_middleware(RateLimitMiddleware, ctx=ctx)
+    app.add_middleware(SecurityHeadersMiddleware, public_base_url=settings.public_base_url)
+    app.add_middleware(RequestContextMiddleware)  # outermost: sees the final status of everything
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: database, media storage, broker (celery), models")
+    def readyz() -> JSONResponse:
+        state = readiness(ctx)
+        return JSONResponse(state.to_dict(), status_code=200 if state.ready else 503)
+
+    if not settings.metrics_enabled:
+        return
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
+    def prometheus(authorization: Annotated[str | None, Header()] = None) -> Response:
+        token = settings.metrics_token
+        if token and not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": {"code": "UNAUTHORIZED", "message": "未授权的访问", "detail": ""}}, 401)
+        body, content_type = metrics.render(ctx)
+        return Response(body, media_type=content_type)
