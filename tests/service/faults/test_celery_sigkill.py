@@ -15,11 +15,12 @@ from sqlalchemy import func, select
 from service.context import ServiceContext
 from service.db.models import Certification, CertSession
 from tests.service.api.helpers import open_session, put_card, put_video
+from tests.service.faults.helpers import assert_decided_once
 from tests.service.live import celery_worker, live_service, wait_decided
 from tests.service.media import LIVE_VIDEO, card_for_video
 from tests.service.test_e2e import roster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
 def test_sigkilled_celery_worker_task_is_redelivered(
@@ -61,3 +62,5 @@ def test_sigkilled_celery_worker_task_is_redelivered(
         assert result["decision"] == "accept", result
         with ctx.db() as db:
             assert db.scalar(select(func.count()).select_from(Certification)) == 1
+        # Redelivery and sweep may both announce the job: still one decision.
+        assert_decided_once(ctx, [s["session_id"]])
