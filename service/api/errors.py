@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException
 
 from pipelines.errors import MediaError, PipelineError
 from service.errors import SERVICE_MESSAGES_ZH, ServiceError
@@ -17,14 +20,77 @@ log = logging.getLogger(__name__)
 MEDIA_STATUS = {"MEDIA_TOO_LARGE": 413, "MEDIA_UNSUPPORTED": 415}
 
 
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")  # some errors add fields (e.g. attempts left)
+
+    code: str
+    message: str
+    detail: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"code", "message" (Chinese, for citizens), "detail"}}``."""
+
+    error: ErrorDetail
+
+
+class RequestValidationBody(BaseModel):
+    """FastAPI's answer to a request that does not match the declared parameters or body."""
+
+    detail: list[dict[str, Any]]
+
+
+_ERROR_STATUSES = {
+    400: "Bad request",
+    401: "Missing or unknown X-API-Key or session token",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict with the current state",
+    410: "Gone (expired)",
+    413: "Upload or roster too large",
+    415: "Unsupported media type",
+    423: "Locked",
+    429: "Too many requests",
+    502: "Upstream (WeChat) failure",
+    503: "Database or storage temporarily unavailable; retry",
+    507: "Media storage full; retry later",
+}
+# Declared on every route (OpenAPI), so clients and schemathesis know the error body. 422 is either our body
+# (a reason code from the pipelines) or FastAPI's request validation error.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _ERROR_STATUSES.items()
+}
+ERROR_RESPONSES[422] = {
+    "model": ErrorBody | RequestValidationBody,
+    "description": "Invalid request or media (reason code), or request validation error",
+}
+
+
 def _body(code: str, message: str, detail: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, "detail": detail, **extra}}
 
 
+# Starlette's own refusals (unparsable JSON or multipart body, unknown path, wrong method).
+HTTP_CODES = {
+    400: ("BAD_REQUEST", "请求格式不正确"),
+    404: ("NOT_FOUND", "未找到"),
+    405: ("METHOD_NOT_ALLOWED", "请求方法不正确"),
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    # Routes take the router's responses when they are added: called before any router is included.
+    app.router.responses = {**ERROR_RESPONSES, **app.router.responses}
+
     @app.exception_handler(ServiceError)
     async def service_error(_req: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(_body(exc.code, exc.message_zh, exc.detail, **exc.extra), status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:
+        # Same body as every other error (found by schemathesis: a malformed body answered {"detail": ...}).
+        code, message = HTTP_CODES.get(exc.status_code, (f"HTTP_{exc.status_code}", "请求无法处理"))
+        return JSONResponse(_body(code, message, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PipelineError)
     async def pipeline_error(_req: Request, exc: PipelineError) -> JSONResponse:
