@@ -24,6 +24,17 @@ router = APIRouter(prefix="/api/v1", tags=["registry"])
 Today = Annotated[dt.date | None, Query(description="simulated date (default: today)")]
 MAX_ROSTER_BYTES = 64 * 1024 * 1024
 EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
+# Simulated dates far outside the service's life overflow the date arithmetic (retention, validity):
+# schemathesis found today=0001-01-01 answering 500.
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2200, 12, 31)
+
+
+def _day(today: dt.date | None) -> dt.date:
+    if today is None:
+        return dt.date.today()
+    if not FIRST_DAY <= today <= LAST_DAY:
+        raise ServiceError("INVALID_DATE", f"today must be between {FIRST_DAY} and {LAST_DAY}", status=422)
+    return today
 
 
 @router.post("/roster", summary="Import the roster (CSV or XLSX); idempotent, rejected rows reported")
@@ -39,7 +50,7 @@ def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today
     b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return registry.view(b, today or dt.date.today(), ctx.rules)
+    return registry.view(b, _day(today), ctx.rules)
 
 
 @router.get("/beneficiaries", summary="Look a beneficiary up by ID number (hashed, never stored in clear)")
@@ -47,14 +58,14 @@ def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today:
     b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(normalise_id(id_number))))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return registry.view(b, today or dt.date.today(), ctx.rules)
+    return registry.view(b, _day(today), ctx.rules)
 
 
 @router.get("/lists/{which}", summary="due_soon, overdue or suspended; JSON or CSV (format=csv)")
 def get_list(ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = None, format: str = "json") -> Any:
     if which not in registry.LISTS:
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}", status=404)
-    day = today or dt.date.today()
+    day = _day(today)
     rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
     if format == "csv":
         return PlainTextResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS), media_type="text/csv; charset=utf-8")
@@ -71,7 +82,7 @@ def export_events(db: DB, _actor: ApiClient, kind: str, since: dt.date | None = 
 
 @router.post("/cycle/run", summary="Daily run: suspend overdue beneficiaries, purge media past retention")
 def post_cycle_run(ctx: Ctx, db: DB, actor: ApiClient, today: Today = None) -> dict[str, Any]:
-    day = today or dt.date.today()
+    day = _day(today)
     ids = run_cycle(db, day, ctx.rules)
     audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids)})
     db.commit()
