@@ -24,7 +24,8 @@ def birth_date(number: str) -> dt.date | None:
 
 def validate(number: str) -> str | None:
     """None when valid, else what is wrong."""
-    if len(number) != 18 or not number[:17].isdigit() or number[17] not in "0123456789X":
+    # isascii(): str.isdigit() also accepts '²' (int() then fails) and other scripts' digits ('١').
+    if len(number) != 18 or not number.isascii() or not number[:17].isdigit() or number[17] not in "0123456789X":
         return "id_number must be 17 digits and a digit or X"
     born = birth_date(number)
     if born is None or not dt.date(1900, 1, 1) <= born <= dt.date.today():
