@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from stdnum import numdb
 from stdnum.cn import ric
 
-NUMBER_RE = re.compile(r"^\d{17}[\dX]$")
+# ASCII digits only (\d also matches other scripts' digits) and no trailing newline ($ would allow one).
+NUMBER_RE = re.compile(r"^[0-9]{17}[0-9X]\Z")
 
 
 @dataclass(frozen=True)
