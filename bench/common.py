@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -289,7 +290,9 @@ def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
 
 
 @contextmanager
-def start_service(setup: str, workers: int, ort_threads: int | None = None) -> Iterator[Server]:
+def start_service(
+    setup: str, workers: int, ort_threads: int | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """Start the service on a free loopback port in the given set-up; everything stops on exit.
 
     embedded: `pension-cert serve` (SQLite, its own `workers` worker processes). thread: one worker thread in
@@ -297,6 +300,7 @@ def start_service(setup: str, workers: int, ort_threads: int | None = None) -> I
     celery: throwaway PostgreSQL (Alembic-migrated) + Redis, the API enqueuing to Redis, and `workers`
     `celery -A service.tasks worker --pool=solo --concurrency=1` processes.
     ORT threads per worker: given, else 2 for a single worker and 1 each for more (2 cores in all).
+    `extra_env`: more PENSION_CERT_* settings for the API and its workers.
     """
     from tests.service import servers
 
@@ -309,12 +313,15 @@ def start_service(setup: str, workers: int, ort_threads: int | None = None) -> I
     mode = {"embedded": "process", "thread": "thread", "processes": "none", "celery": "celery"}[setup]
     env = service_env(var, api_key, mode, threads)
     env["PENSION_CERT_WORKER_PROCESSES"] = str(n_workers)
+    env.update(extra_env or {})
     port = servers.free_port()
     base = f"http://127.0.0.1:{port}"
     cli = [sys.executable, "-m", "service.cli"]
     server = Server(base, api_key, setup, n_workers, threads, var)
     procs: list[subprocess.Popen[bytes]] = []
     with ExitStack() as stack:
+        if not os.environ.get("PENSION_BENCH_KEEP"):  # keep the server's logs and data for a post-mortem
+            stack.callback(shutil.rmtree, var, True)
         if setup == "celery":
             db_url = stack.enter_context(servers.postgres_server(var / "pg"))
             broker = stack.enter_context(servers.redis_server(var / "redis"))
