@@ -178,8 +178,12 @@ class VideoReader:
     def frames(self) -> Iterator[Frame]:
         """Sampled frames at about ``sample_fps``; raises MediaError for undecodable or out-of-limit video."""
         stream = self.container.streams.video[0]
+        # The container's frame size was checked, but the bitstream may declare a larger one: the decoder itself
+        # refuses frames over the pixel limit, before allocating them (a decompression bomb otherwise).
+        options = {"max_pixels": str(self.limits.max_pixels)}
         if self.sampling.skip_loop_filter:
-            stream.codec_context.options = {"skip_loop_filter": "all"}
+            options["skip_loop_filter"] = "all"
+        stream.codec_context.options = options
         stream.thread_type = "SLICE"
         stream.codec_context.thread_count = self.sampling.threads
         if self.sampling.skip_nonref:
@@ -197,6 +201,8 @@ class VideoReader:
                 if t0 is None:
                     t0 = float(frame.time)
                     self.info.rotation = rotation_degrees(frame.rotation)
+                if frame.width * frame.height > self.limits.max_pixels:  # a decoder that ignores max_pixels
+                    raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"frame of {frame.width}x{frame.height} pixels")
                 t = float(frame.time) - t0
                 self.info.frames_decoded += 1
                 last_t = max(last_t, t)
