@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pipelines.liveness import issue_challenge, parse_actions
-from pipelines.media import ALLOWED_IMAGE_FORMATS
+from pipelines.media import ALLOWED_IMAGE_FORMATS, DEFAULT_IMAGE_LIMITS
 from pipelines.reasons import ReasonCode
 from service.audit import audit
 from service.context import ServiceContext
@@ -122,9 +122,14 @@ def _check_image(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format
+            width, height = img.size
             img.verify()
+    except Image.DecompressionBombError as exc:  # raised from the header alone; was a 500 (found by the bomb tests)
+        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, "image dimensions too large", status=413) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not a readable image", status=422) from exc
+    if width * height > DEFAULT_IMAGE_LIMITS.max_pixels:  # refused now, not after queuing the session
+        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{width}x{height} pixels", status=413)
     if fmt not in ALLOWED_IMAGE_FORMATS:
         raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {fmt}", status=415)
 
