@@ -31,7 +31,8 @@ DB = Annotated[Session, Depends(get_db)]
 
 def require_api_key(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> str:
     """Machine clients (the benefit system, channel back-ends): returns the actor name for audit entries."""
-    if x_api_key and any(hmac.compare_digest(x_api_key, k) for k in ctx.settings.api_keys):
+    # Bytes, not str: compare_digest refuses non-ASCII str (a hostile header would be a 500, not a 401).
+    if x_api_key and any(hmac.compare_digest(x_api_key.encode(), k.encode()) for k in ctx.settings.api_keys):
         return "api:" + ctx.keyring.mac("apikey:" + x_api_key)[:8]
     raise ServiceError("UNAUTHORIZED", "missing or unknown X-API-Key", status=401)
 
