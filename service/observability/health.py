@@ -22,7 +22,7 @@ from service.context import ServiceContext
 
 log = logging.getLogger(__name__)
 
-CHECK_TIMEOUT_S = 1.5
+CHECK_TIMEOUT_S = 1.0
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="readyz")
 _running: dict[tuple[int, str], Future[None]] = {}
 _running_lock = threading.Lock()
@@ -60,7 +60,7 @@ def check_storage(ctx: ServiceContext) -> None:
 def check_broker(ctx: ServiceContext) -> None:
     import redis
 
-    client = redis.Redis.from_url(ctx.settings.broker_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    client = redis.Redis.from_url(ctx.settings.broker_url, socket_timeout=0.5, socket_connect_timeout=0.5)
     try:
         client.ping()
     finally:
