@@ -80,6 +80,12 @@ def assert_decided_once(ctx: ServiceContext, session_ids: list[str]) -> dict[str
     return decisions
 
 
+def state_of(ctx: ServiceContext, session_id: str) -> str:
+    with ctx.db() as db:
+        s = db.get(CertSession, session_id)
+        return s.state if s is not None else "missing"
+
+
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -21,6 +21,7 @@ from tests.service.faults.helpers import (
     QUICK_S,
     assert_decided_once,
     enrol,
+    state_of,
     video_copy,
     wait_for,
     wait_worker_ready,
@@ -38,12 +39,6 @@ pytestmark = [
 ]
 
 RESTARTS = 3 if LONG else 1
-
-
-def state_of(ctx: ServiceContext, session_id: str) -> str:
-    with ctx.db() as db:
-        s = db.get(CertSession, session_id)
-        return s.state if s is not None else "missing"
 
 
 def assert_unavailable(r: Any, took: float) -> None:
