@@ -26,6 +26,7 @@ import argparse
 import concurrent.futures as cf
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -201,7 +202,24 @@ def run_load(plan: Plan, rate: float, duration: float, max_vus: int) -> tuple[li
     return certs, t0
 
 
-def windows(certs: list[Cert], t0: float, rss: list[tuple[float, float]], load: list[tuple[float, float]]) -> list[Any]:
+Series = list[tuple[float, float]]
+
+
+def queue_pending(base: str) -> float | None:
+    """Jobs waiting for a worker, from the service's Prometheus endpoint (None when it does not answer)."""
+    try:
+        r = httpx.get(base + "/metrics", timeout=2)
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    for line in r.text.splitlines():
+        if line.startswith('pension_cert_queue_jobs{state="pending"}'):
+            return float(line.split()[-1])
+    return None
+
+
+def windows(certs: list[Cert], t0: float, rss: Series, load: Series, queue: Series) -> list[Any]:
     per: dict[int, list[Cert]] = defaultdict(list)
     for c in certs:
         per[int((c.scheduled - t0) // 60)].append(c)
@@ -212,6 +230,7 @@ def windows(certs: list[Cert], t0: float, rss: list[tuple[float, float]], load: 
         codes = Counter(code for c in cs for _, code, _ in c.requests)
         in_min = [v for t, v in rss if m * 60 <= t - t0 < (m + 1) * 60]
         la = [v for t, v in load if m * 60 <= t - t0 < (m + 1) * 60]
+        qd = [v for t, v in queue if m * 60 <= t - t0 < (m + 1) * 60]
         out.append({
             "minute": m,
             "arrivals": len(cs),
@@ -224,6 +243,7 @@ def windows(certs: list[Cert], t0: float, rss: list[tuple[float, float]], load: 
             "start_lag_s_max": round(max((c.started - c.scheduled for c in cs if c.started), default=0.0), 3),
             "server_rss_mb_total_max": round(max(in_min), 1) if in_min else None,
             "loadavg_1m_max": round(max(la), 2) if la else None,
+            "queue_pending_max": max(qd) if qd else None,
         })  # fmt: skip
     return out
 
@@ -364,14 +384,16 @@ def _run(
         warm = list(pool.map(lambda i: virtual_user(c, warm_plan, Cert(i, time.time())), range(n, n + WARM_UP)))
     hard_stop = time.monotonic() + args.duration + args.drain
     plan = Plan(base, api_key, cards, video, prefix, args.poll, hard_stop, not args.no_forwarded_for, args.timeout)
-    load: list[tuple[float, float]] = []
+    load: Series = []
+    queue: Series = []
     stop = threading.Event()
 
     def sample_load() -> None:
-        import os
-
         while not stop.wait(5.0):
             load.append((time.time(), os.getloadavg()[0]))
+            depth = queue_pending(base)
+            if depth is not None:
+                queue.append((time.time(), depth))
 
     sampler = threading.Thread(target=sample_load, daemon=True)
     sampler.start()
@@ -380,7 +402,8 @@ def _run(
     stop.set()
     sampler.join()
     result = report(certs, t0, time.time(), args)
-    result["per_minute"] = windows(certs, t0, rss.samples, load)
+    result["per_minute"] = windows(certs, t0, rss.samples, load, queue)
+    result["queue_pending_max"] = max((v for _, v in queue), default=None)
     result["warm_up"] = {
         "certifications": len(warm),
         "states": dict(Counter(w.state for w in warm)),
