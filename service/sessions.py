@@ -182,20 +182,34 @@ def upload(
         if db.scalar(select(VideoFingerprint).where(VideoFingerprint.sha256 == digest)) is not None:
             raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted", status=409)
     key = f"sessions/{s.id}/{kind}"
+    # Media first (atomic, fsync'd; a full disk raises StorageFullError before any row changes), then the row.
     ctx.storage.put(key, data)
-    if kind == "id_card":
-        s.id_card_key, s.id_card_request_id, s.id_card_sha256 = key, request_id, digest
-    else:
-        s.video_key, s.video_request_id, s.video_sha256 = key, request_id, digest
-        s.video_content_type = base_type
-        s.nonce_used_at = now
-        db.add(VideoFingerprint(sha256=digest, session_id=s.id, beneficiary_id=s.beneficiary_id))
-    audit(db, "session:" + s.id[:8], f"upload.{kind}", s.id, {"bytes": len(data), "sha256": digest})
-    if s.id_card_key and s.video_key:
-        s.state = SessionState.QUEUED
-        s.queued_at = now
-        return True
-    return False
+    try:
+        if kind == "id_card":
+            s.id_card_key, s.id_card_request_id, s.id_card_sha256 = key, request_id, digest
+        else:
+            s.video_key, s.video_request_id, s.video_sha256 = key, request_id, digest
+            s.video_content_type = base_type
+            s.nonce_used_at = now
+            db.add(VideoFingerprint(sha256=digest, session_id=s.id, beneficiary_id=s.beneficiary_id))
+        audit(db, "session:" + s.id[:8], f"upload.{kind}", s.id, {"bytes": len(data), "sha256": digest})
+        queued = bool(s.id_card_key and s.video_key)
+        if queued:
+            s.state = SessionState.QUEUED
+            s.queued_at = now
+        db.flush()  # database errors (server gone, constraint) surface here, while the media can be removed
+    except Exception:
+        # The row will not point at the media: remove it rather than leave an orphan (best effort).
+        _discard(ctx, key)
+        raise
+    return queued
+
+
+def _discard(ctx: ServiceContext, key: str) -> None:
+    try:
+        ctx.storage.delete(key)
+    except OSError:
+        log.warning("could not remove orphan media %s", key)
 
 
 def _check_nonce(s: CertSession, nonce: str | None, now: dt.datetime) -> None:
