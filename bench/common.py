@@ -206,6 +206,27 @@ def rss_mb(pid: int, key: str = "VmHWM") -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (all its threads), seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # After the command name: state is field 3 of the man page, utime 14 and stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_delta(before: dict[str, float | None], after: dict[str, float | None], per: int) -> dict[str, float | None]:
+    """CPU seconds per unit of work (e.g. per certification) of each process between two readings."""
+    out: dict[str, float | None] = {}
+    for role, end in after.items():
+        start = before.get(role)
+        out[role] = round((end - start) / max(per, 1), 3) if end is not None and start is not None else None
+    known = [v for v in out.values() if v is not None]
+    out["total"] = round(sum(known), 3) if known else None
+    return out
+
+
 def children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -258,6 +279,9 @@ class Server:
 
     def rss(self, key: str = "VmHWM") -> dict[str, float | None]:
         return {role: rss_mb(pid, key) for role, pid in self.pids().items()}
+
+    def cpu(self) -> dict[str, float | None]:
+        return {role: cpu_seconds(pid) for role, pid in self.pids().items()}
 
 
 def service_env(var: Path, api_key: str, worker_mode: str, threads: int) -> dict[str, str]:

@@ -48,6 +48,7 @@ from bench.common import (  # noqa: E402
     SETUPS,
     Cards,
     Server,
+    cpu_delta,
     machine,
     make_clip,
     render_cards,
@@ -399,12 +400,17 @@ def _run(
 
     sampler = threading.Thread(target=sample_load, daemon=True)
     sampler.start()
+    cpu0 = srv.cpu() if srv is not None else {}
     with RssSampler(srv) as rss:
         certs, t0 = run_load(plan, args.rate, args.duration, args.max_vus)
+    cpu1 = srv.cpu() if srv is not None else {}
     stop.set()
     sampler.join()
     result = report(certs, t0, time.time(), args)
     result["per_minute"] = windows(certs, t0, rss.samples, load, queue)
+    if srv is not None:
+        # Everything the server spent (API: requests, uploads, encryption, polls; workers: the pipelines).
+        result["server_cpu_s_per_certification"] = cpu_delta(cpu0, cpu1, result["decided"])
     result["queue_pending_max"] = max((v for _, v in queue), default=None)
     result["warm_up"] = {
         "certifications": len(warm),

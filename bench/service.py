@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from bench.common import (  # noqa: E402
     CLIP_ACTIONS,
     SETUPS,
+    cpu_delta,
     data_dir,
     machine,
     make_clip,
@@ -93,6 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     range(warm_n),
                 )
             )
+        cpu0 = srv.cpu()
         t0 = time.time()
         with cf.ThreadPoolExecutor(args.clients) as pool:
             futures = [
@@ -102,6 +104,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results = [f.result() for f in futures]
         wall = time.time() - t0
         rss = srv.rss()
+        cpu = cpu_delta(cpu0, srv.cpu(), len(results))
         setup_info = {"workers": srv.workers, "ort_threads_per_worker": srv.ort_threads, **srv.notes}
     lat = [r["decided"] - r["acked"] for r in results]
     seen = [r["done"] - r["acked"] for r in results]
@@ -119,6 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_upload_to_decision_s": summary(lat, 2),
         "latency_upload_to_client_seeing_decision_s": summary(seen, 2),
         "peak_rss_mb": rss,
+        "server_cpu_s_per_certification": cpu,
         "decisions": decisions,
         "video": clip_info,
         "challenge": CLIP_ACTIONS,
