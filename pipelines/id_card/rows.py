@@ -161,9 +161,9 @@ def anchors(
             left_x = None
             if r == ROW_NUMBER:
                 left_x = G.CAPTION_LEFT_CORNERS["公民身份号码"][0][0] if t.startswith("公民") else None
-            elif r == ROW_SEX and t[:1] in "民族":
+            elif r == ROW_SEX and t and t[0] in "民族":
                 left_x = ETHNICITY_CAPTION_X  # wherever it sits in the row: 性别 may be missing
-            elif j == 0 and t[:1] in ROW_CAPTION_STARTS.get(r, ""):
+            elif j == 0 and t and t[0] in ROW_CAPTION_STARTS.get(r, ""):
                 # The box may start at the caption's second character (the first one lost).
                 left_x = CAPTION_X if t[:1] == ROW_CAPTION_STARTS[r][0] else CAPTION_SECOND_X
             elif j == 0 and r != ROW_SEX:
