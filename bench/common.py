@@ -183,9 +183,11 @@ def render_cards(n: int, folder: Path, seed0: int = 1000, processes: int = 2) ->
     else:
         rendered = [_render(s) for s in seeds]
     seen: set[str] = set()
+    spare = seed0 + n
     for i, (jpeg, f) in enumerate(rendered):
-        if f["id_number"] in seen:  # the generator may repeat a number: one beneficiary per certification
-            raise RuntimeError(f"duplicate ID number from seed {seeds[i]}")
+        while f["id_number"] in seen:  # a repeated number would be one beneficiary twice: draw another card
+            jpeg, f = _render(spare)
+            spare += 1
         seen.add(f["id_number"])
         (folder / f"card_{i:05d}.jpg").write_bytes(jpeg)
         cards.fields.append(f)
