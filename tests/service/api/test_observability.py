@@ -21,6 +21,7 @@ from sqlalchemy import create_engine
 from service.observability import bind_session
 from service.observability.logs import JsonFormatter
 from service.security import install_log_masking
+from tests.service import servers
 from tests.service.api.helpers import beneficiary_with_number, open_session, put_card, put_video
 from tests.service.api.ops import ops_app
 from tests.service.conftest import API_KEY
@@ -87,9 +88,7 @@ def test_request_id_echoed_when_sane_generated_otherwise(client: TestClient) -> 
     assert a != b
 
 
-def test_json_logs_carry_request_and_session_id_and_mask_id_numbers(
-    client: TestClient, json_log: io.StringIO
-) -> None:
+def test_json_logs_carry_request_and_session_id_and_mask_id_numbers(client: TestClient, json_log: io.StringIO) -> None:
     r = client.get("/_ops_test/sess-42", headers={"X-Request-ID": "trace-0001-abcd"})
     assert r.status_code == 200
     lines = [json.loads(line) for line in json_log.getvalue().splitlines() if line.startswith("{")]
@@ -159,6 +158,30 @@ def test_embedded_worker_processes_metrics_reach_the_api(tmp_path: Path) -> None
     assert value(reasons, decision="reject", reason="SPOOF_SUSPECTED") == 1
     assert value(samples(c, "pension_cert_stage_duration_seconds_count"), stage="liveness") == 1
     assert value(samples(c, "pension_cert_stage_duration_seconds_sum"), stage="total") == pytest.approx(2.1)
+
+
+def test_a_remote_worker_serves_its_own_metrics_port() -> None:
+    """Celery / standalone workers on other machines: PENSION_CERT_METRICS_PORT (a real separate process)."""
+    code = (
+        "import sys, urllib.request\n"
+        "from service.observability import metrics\n"
+        "metrics.observe_decision('review', ['FACE_LOW_QUALITY'])\n"
+        "port = int(sys.argv[1])\n"
+        "assert metrics.serve_port(port) and metrics.serve_port(port)  # once per process, idempotent\n"
+        "sys.stdout.write(urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=10).read().decode())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(servers.free_port())], env=env, cwd=REPO, timeout=120, capture_output=True
+    )
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    found = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(out.stdout.decode())
+        for s in f.samples
+    }
+    assert found[("pension_cert_decisions_total", (("decision", "review"),))] == 1
 
 
 @pytest.mark.slow
