@@ -72,7 +72,7 @@ class Rate:
 
 
 def parse_rate(text: str) -> Rate | None:
-    """"30/minute", "5/10s", "1000/hour"; empty: no limit."""
+    """Parse "30/minute", "5/10s" or "1000/hour"; an empty string means no limit."""
     text = text.strip()
     if not text:
         return None
