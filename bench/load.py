@@ -220,6 +220,36 @@ def queue_pending(base: str) -> float | None:
     return None
 
 
+def stage_totals(base: str) -> dict[str, tuple[float, float]]:
+    """Worker stage histograms from /metrics: stage → (sum of seconds, count), summed over processes."""
+    out: dict[str, tuple[float, float]] = {}
+    try:
+        r = httpx.get(base + "/metrics", timeout=5)
+    except httpx.HTTPError:
+        return out
+    if r.status_code != 200:
+        return out
+    for line in r.text.splitlines():
+        for suffix, k in (("_sum", 0), ("_count", 1)):
+            head = f"pension_cert_stage_duration_seconds{suffix}{{"
+            if line.startswith(head) and 'stage="' in line:
+                stage = line.split('stage="', 1)[1].split('"', 1)[0]
+                acc = list(out.get(stage, (0.0, 0.0)))
+                acc[k] += float(line.split()[-1])
+                out[stage] = (acc[0], acc[1])
+    return out
+
+
+def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """Mean worker seconds per stage between two scrapes (empty when the workers report no stage timings)."""
+    out: dict[str, Any] = {}
+    for stage, (total, count) in after.items():
+        t0, c0 = before.get(stage, (0.0, 0.0))
+        if count > c0:
+            out[stage] = {"n": int(count - c0), "mean_s": round((total - t0) / (count - c0), 3)}
+    return out
+
+
 def windows(certs: list[Cert], t0: float, rss: Series, load: Series, queue: Series) -> list[Any]:
     per: dict[int, list[Cert]] = defaultdict(list)
     for c in certs:
@@ -401,6 +431,7 @@ def _run(
     sampler = threading.Thread(target=sample_load, daemon=True)
     sampler.start()
     cpu0 = srv.cpu() if srv is not None else {}
+    stages0 = stage_totals(base)
     with RssSampler(srv) as rss:
         certs, t0 = run_load(plan, args.rate, args.duration, args.max_vus)
     cpu1 = srv.cpu() if srv is not None else {}
@@ -408,6 +439,7 @@ def _run(
     sampler.join()
     result = report(certs, t0, time.time(), args)
     result["per_minute"] = windows(certs, t0, rss.samples, load, queue)
+    result["worker_stage_seconds"] = stage_means(stages0, stage_totals(base))
     if srv is not None:
         # Everything the server spent (API: requests, uploads, encryption, polls; workers: the pipelines).
         result["server_cpu_s_per_certification"] = cpu_delta(cpu0, cpu1, result["decided"])
