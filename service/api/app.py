@@ -62,7 +62,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        install_log_masking()
+        install_log_masking(settings.log_format)
         worker = None
         processes: list[subprocess.Popen[bytes]] = []
         if settings.worker_mode == "process":
