@@ -60,7 +60,14 @@ def sample_card(data_dir: Path, video_rel: str = DEMO_VIDEO, seed: int = 7, t: f
     return buf.tobytes(), fields
 
 
-def upload_media(c: httpx.Client, session: dict[str, Any], card: bytes, video: bytes) -> dict[str, str]:
+def upload_media(
+    c: httpx.Client,
+    session: dict[str, Any],
+    card: bytes,
+    video: bytes,
+    video_name: str = "selfie.webm",
+    video_type: str = "video/webm",
+) -> dict[str, str]:
     """Upload the card photo and the challenge video of a session just opened (the JSON of POST /sessions);
     returns the session's Authorization header for the status and result calls."""
     auth = {"Authorization": f"Bearer {session['token']}"}
@@ -73,7 +80,7 @@ def upload_media(c: httpx.Client, session: dict[str, Any], card: bytes, video: b
     c.post(
         f"/api/v1/sessions/{sid}/video",
         headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-        files={"file": ("selfie.webm", video, "video/webm")},
+        files={"file": (video_name, video, video_type)},
         data={"nonce": session["challenge"]["nonce"]},
     ).raise_for_status()
     return auth
