@@ -53,12 +53,14 @@ from service.demo import DEMO_VIDEO, upload_media  # noqa: E402
 
 
 def certify_one(base: str, api_key: str, ext: str, card: bytes, video: bytes) -> dict[str, Any]:
+    # The 720p clip is MP4, the demo video WebM: upload each under its own type, as a phone would.
+    name, ctype = ("selfie.mp4", "video/mp4") if video[4:8] == b"ftyp" else ("selfie.webm", "video/webm")
     with httpx.Client(base_url=base, headers={"X-API-Key": api_key}, timeout=120) as c:
         r = c.post("/api/v1/sessions", json={"external_id": ext})
         r.raise_for_status()
         s = r.json()
         sid = s["session_id"]
-        auth = upload_media(c, s, card, video)
+        auth = upload_media(c, s, card, video, name, ctype)
         acked = time.time()
         while True:
             res = c.get(f"/api/v1/sessions/{sid}", headers=auth).json()
