@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import logging
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,13 @@ log = logging.getLogger(__name__)
 
 REQUIRED = ("external_id", "id_number", "name", "benefit_types")
 MAX_ROWS = 200_000
+# XLSX bombs: a few kilobytes can inflate to gigabytes of XML, or declare a 16384-column, million-row sheet
+# whose empty cells openpyxl would fill in one by one. The zip's declared sizes bound what it inflates.
+MAX_XLSX_INFLATED = 512 * 1024 * 1024
+MAX_COLUMNS = 64
+MAX_SHEET_ROWS = 2 * MAX_ROWS  # blank rows included
+# A text cell starting like a spreadsheet formula would run when staff open an export in Excel.
+FORMULA_START = ("=", "+", "-", "@")
 
 
 @dataclass
@@ -95,27 +103,53 @@ def _read_csv(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
     except UnicodeDecodeError as exc:
         raise ServiceError("ROSTER_FORMAT", "CSV must be UTF-8", status=422) from exc
     reader = csv.reader(io.StringIO(text))
-    header = [h.strip().lower() for h in next(reader, [])]
-    _check_header(header)
-    for i, values in enumerate(reader, start=2):
-        if any(v.strip() for v in values):
-            yield i, dict(zip(header, (v.strip() for v in values), strict=False))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        _check_header(header)
+        for i, values in enumerate(reader, start=2):
+            if any(v.strip() for v in values):
+                yield i, dict(zip(header, (v.strip() for v in values), strict=False))
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): was a 500 (found by the roster fuzzer)
+        raise ServiceError("ROSTER_FORMAT", f"CSV line {reader.line_num}: {exc}", status=422) from exc
 
 
 def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
     from openpyxl import load_workbook  # type: ignore[import-untyped]  # XLSX only
 
+    _check_inflated_size(data)
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = wb.worksheets[0]
+        first = next(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), ())
+        header = [str(h or "").strip().lower() for h in first]
+        while header and not header[-1]:
+            header.pop()
     except Exception as exc:  # openpyxl raises many types for a non-workbook
         raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}", status=422) from exc
-    rows = wb.worksheets[0].iter_rows(values_only=True)
-    header = [str(h or "").strip().lower() for h in next(rows, ())]
     _check_header(header)
-    for i, values in enumerate(rows, start=2):
-        cells = ["" if v is None else _cell(v) for v in values]
-        if any(cells):
-            yield i, dict(zip(header, cells, strict=False))
+    # Only the header's columns are read, and rows are counted blank ones included (see MAX_XLSX_INFLATED).
+    rows = sheet.iter_rows(min_row=2, max_col=len(header), values_only=True)
+    try:
+        for i, values in enumerate(rows, start=2):
+            if i > MAX_SHEET_ROWS:
+                raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_SHEET_ROWS} sheet rows", status=413)
+            cells = ["" if v is None else _cell(v) for v in values]
+            if any(cells):
+                yield i, dict(zip(header, cells, strict=False))
+    except ServiceError:
+        raise
+    except Exception as exc:  # damaged sheet XML or zip member (found by the roster fuzzer: was a 500)
+        raise ServiceError("ROSTER_FORMAT", f"damaged XLSX workbook: {exc}", status=422) from exc
+
+
+def _check_inflated_size(data: bytes) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            inflated = sum(info.file_size for info in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}", status=422) from exc
+    if inflated > MAX_XLSX_INFLATED:
+        raise ServiceError("ROSTER_TOO_LARGE", f"workbook inflates to {inflated} bytes", status=413)
 
 
 def _cell(v: object) -> str:
@@ -147,6 +181,8 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
     name = raw.get("name", "").strip()
     if not name or len(name) > 64:
         errors.append("name missing or too long")
+    if ext.startswith(FORMULA_START) or name.startswith(FORMULA_START):
+        errors.append("external_id and name must not start with = + - @ (spreadsheet formula)")
     region = raw.get("region", "").strip() or number[:6]
     if not (region.isdigit() and 2 <= len(region) <= 12):
         errors.append("region must be a numeric division code")
