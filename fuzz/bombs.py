@@ -1,0 +1,220 @@
+"""Small files that claim to be huge: image, video and XLSX bombs, and a runner that measures their cost.
+
+Each builder returns bytes of a few kilobytes whose header declares an enormous picture, frame or sheet.
+``python -m fuzz.bombs`` feeds every bomb to its parser in a fresh process and prints, as JSON, the reason
+code and the process's peak-memory growth (``ru_maxrss``): intake must refuse them before decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import resource
+import struct
+import sys
+import zipfile
+import zlib
+from collections.abc import Callable
+
+import av
+import numpy as np
+from PIL import Image
+
+
+def _image(fmt: str, size: tuple[int, int] = (64, 64)) -> bytearray:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (120, 60, 30)).save(buf, format=fmt)
+    return bytearray(buf.getvalue())
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A 64x64 PNG whose IHDR claims width x height (CRC fixed, so it parses)."""
+    data = _image("PNG")
+    i = data.index(b"IHDR")
+    data[i + 4 : i + 12] = struct.pack(">II", width, height)
+    data[i + 17 : i + 21] = struct.pack(">I", zlib.crc32(bytes(data[i : i + 17])))
+    return bytes(data)
+
+
+def jpeg_bomb(width: int, height: int) -> bytes:
+    """A 64x64 baseline JPEG whose SOF0 segment claims width x height (at most 65535 each)."""
+    data = _image("JPEG")
+    i = data.index(b"\xff\xc0")
+    data[i + 5 : i + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def webp_bomb(width: int, height: int) -> bytes:
+    """A lossy WebP whose VP8 key-frame header claims width x height (at most 16383 each)."""
+    data = _image("WEBP")
+    i = data.index(b"\x9d\x01\x2a")
+    data[i + 3 : i + 7] = struct.pack("<HH", width & 0x3FFF, height & 0x3FFF)
+    return bytes(data)
+
+
+def webm(width: int, height: int, frames: int = 20, fps: int = 10) -> bytes:
+    """A real VP8 WebM of flat grey frames (fast to encode)."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="webm") as c:
+        s = c.add_stream("libvpx", rate=fps)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.options = {"deadline": "realtime", "cpu-used": "8"}
+        img = np.zeros((height, width, 3), np.uint8)
+        for k in range(frames):
+            img[:] = 40 + k * 5
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return buf.getvalue()
+
+
+def vp8_declaring(width: int, height: int) -> bytes:
+    """A 256x256 WebM whose track header and VP8 key frames claim width x height (at most 16383 each)."""
+    data = bytearray(webm(256, 256))
+    for element in (b"\xb0", b"\xba"):  # Matroska PixelWidth, PixelHeight (2-byte values)
+        i = data.index(element + b"\x82" + struct.pack(">H", 256))
+        data[i + 2 : i + 4] = struct.pack(">H", width if element == b"\xb0" else height)
+    for m in re.finditer(re.escape(b"\x9d\x01\x2a"), bytes(data)):  # 0x2a is "*" in a pattern
+        if data[m.end() : m.end() + 4] == struct.pack("<HH", 256, 256):
+            data[m.end() : m.end() + 4] = struct.pack("<HH", width & 0x3FFF, height & 0x3FFF)
+    return bytes(data)
+
+
+def webm_hiding_frames(real: int = 640, declared: int = 256) -> bytes:
+    """A WebM whose track header says declared x declared while the VP8 frames are real x real."""
+    data = bytearray(webm(real, real))
+    for element in (b"\xb0", b"\xba"):  # Matroska PixelWidth, PixelHeight (2-byte values)
+        i = data.index(element + b"\x82" + struct.pack(">H", real))
+        data[i + 2 : i + 4] = struct.pack(">H", declared)
+    return bytes(data)
+
+
+def _xlsx(sheet_xml: Callable[[zipfile.ZipFile], None] | None = None, rows: int = 2) -> bytes:
+    """A real roster workbook; ``sheet_xml`` replaces the first sheet's XML (written in streaming mode)."""
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["external_id", "id_number", "name", "benefit_types"])
+    for k in range(rows - 1):
+        ws.append([f"P{k}", "370102195003140123", "张三", "enterprise_pension"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    if sheet_xml is None:
+        return buf.getvalue()
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        for info in src.infolist():
+            if info.filename == "xl/worksheets/sheet1.xml":
+                sheet_xml(dst)
+            else:
+                dst.writestr(info, src.read(info.filename))
+    return out.getvalue()
+
+
+_SHEET_HEAD = b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+_HEADER_ROW = (
+    b'<row r="1"><c r="A1" t="inlineStr"><is><t>external_id</t></is></c><c r="B1" t="inlineStr"><is><t>id_number'
+    b'</t></is></c><c r="C1" t="inlineStr"><is><t>name</t></is></c><c r="D1" t="inlineStr"><is><t>benefit_types'
+    b"</t></is></c></row>"
+)
+
+
+def xlsx_zip_bomb(uncompressed: int = 256 * 1024 * 1024) -> bytes:
+    """An XLSX whose sheet XML inflates to `uncompressed` bytes of whitespace (about 1000:1)."""
+
+    def sheet(dst: zipfile.ZipFile) -> None:
+        info = zipfile.ZipInfo("xl/worksheets/sheet1.xml")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info._compresslevel = 1  # type: ignore[attr-defined]  # fast: whitespace compresses well anyway
+        with dst.open(info, "w", force_zip64=True) as f:
+            f.write(_SHEET_HEAD + b"<sheetData>" + _HEADER_ROW)
+            chunk = b" " * (1 << 20)
+            for _ in range(uncompressed >> 20):
+                f.write(chunk)
+            f.write(b"</sheetData></worksheet>")
+
+    return _xlsx(sheet)
+
+
+def xlsx_dimension_bomb() -> bytes:
+    """An XLSX declaring the largest sheet (A1:XFD1048576) with a cell in its last row: a tiny file."""
+
+    def sheet(dst: zipfile.ZipFile) -> None:
+        xml = (
+            _SHEET_HEAD + b'<dimension ref="A1:XFD1048576"/><sheetData>' + _HEADER_ROW
+            + b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row></sheetData></worksheet>'
+        )
+        dst.writestr("xl/worksheets/sheet1.xml", xml)
+
+    return _xlsx(sheet)
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _outcome(parse: Callable[[bytes], object], data: bytes) -> dict[str, object]:
+    from pipelines.errors import PipelineError
+    from service.errors import ServiceError
+
+    before = _peak_mb()
+    try:
+        parse(data)
+        code = "ACCEPTED"
+    except PipelineError as exc:
+        code = exc.reason.value
+    except ServiceError as exc:
+        code = exc.code
+    return {"code": code, "bytes": len(data), "peak_growth_mb": round(_peak_mb() - before, 1)}
+
+
+def _decode_video(data: bytes) -> None:
+    from pipelines.liveness.video import SamplingConfig, VideoLimits, VideoReader
+
+    reader = VideoReader(data, VideoLimits(), SamplingConfig())
+    try:
+        for _ in reader.frames():
+            pass
+    finally:
+        reader.close()
+
+
+def _read_roster(name: str) -> Callable[[bytes], object]:
+    from service.roster import read_table
+
+    return lambda data: sum(1 for _ in read_table(name, data))
+
+
+def run(group: str) -> dict[str, dict[str, object]]:
+    """Build one group's bombs, warm the parser up on a harmless file, then feed each bomb and measure."""
+    from pipelines.media import decode_image
+
+    groups: dict[str, tuple[Callable[[bytes], object], bytes, dict[str, Callable[[], bytes]]]] = {
+        "images": (decode_image, bytes(_image("PNG")), {
+            "png_100000x100000": lambda: png_bomb(100_000, 100_000),
+            "png_9000x9000": lambda: png_bomb(9000, 9000),
+            "jpeg_65500x65500": lambda: jpeg_bomb(65500, 65500),
+            "jpeg_10000x5000": lambda: jpeg_bomb(10_000, 5000),
+            "webp_16383x16383": lambda: webp_bomb(16383, 16383),
+        }),
+        "videos": (_decode_video, webm(160, 160, frames=18), {
+            "vp8_16383x16383": lambda: vp8_declaring(16383, 16383),
+            "webm_hiding_4096x4096": lambda: webm_hiding_frames(4096, 256),
+        }),
+        "xlsx": (_read_roster("r.xlsx"), _xlsx(rows=3), {
+            "xlsx_zip_bomb_1GiB": lambda: xlsx_zip_bomb(1 << 30),
+            "xlsx_dimension_bomb": xlsx_dimension_bomb,
+        }),
+    }
+    parse, harmless, bombs = groups[group]
+    built = {name: make() for name, make in bombs.items()}  # built first: building costs memory too
+    _outcome(parse, harmless)
+    return {name: _outcome(parse, data) for name, data in built.items()}
+
+
+if __name__ == "__main__":
+    print(json.dumps({g: run(g) for g in (sys.argv[1:] or ["images", "videos", "xlsx"])}, indent=1))
