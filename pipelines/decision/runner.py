@@ -141,7 +141,8 @@ class Certifier:
         if id_card is None or id_card.portrait is None or not probes:
             return None
         try:
-            reference = self.matcher.observe(id_card.portrait, allow_multiple=True)
+            # The reader already found the face in the crop: detecting it again would cost ~15 ms for nothing.
+            reference = self.matcher.observe(id_card.portrait, id_card.portrait_face, allow_multiple=True)
         except PipelineError as exc:
             log.info("card portrait unusable: %s", exc.reason)
             return None

@@ -438,7 +438,7 @@ class IdCardReader:
         res.portrait_verified = bool(central)
         res.checks["portrait_faces"] = len(faces)
         if central:
-            res.portrait = crop
+            res.portrait, res.portrait_face = crop, central[0]
         else:
             res.add_error(ReasonCode.FACE_NOT_FOUND)
 

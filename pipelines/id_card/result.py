@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from models.detectors import Detection
 from pipelines.reasons import ReasonCode
 
 FIELDS = ("name", "sex", "ethnicity", "birth_date", "address", "id_number")
@@ -27,6 +28,7 @@ class IdCardResult:
     errors: list[ReasonCode] = field(default_factory=list)
     portrait_bbox: tuple[int, int, int, int] | None = None
     portrait: np.ndarray | None = field(default=None, repr=False)
+    portrait_face: Detection | None = field(default=None, repr=False)  # the face found in `portrait`
     portrait_verified: bool = False
     issuing_authority: str | None = None
     valid_from: dt.date | None = None
