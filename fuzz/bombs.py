@@ -217,4 +217,4 @@ def run(group: str) -> dict[str, dict[str, object]]:
 
 
 if __name__ == "__main__":
-    print(json.dumps({g: run(g) for g in (sys.argv[1:] or ["images", "videos", "xlsx"])}, indent=1))
+    sys.stdout.write(json.dumps({g: run(g) for g in (sys.argv[1:] or ["images", "videos", "xlsx"])}, indent=1) + "\n")
