@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from service import wakeup
 from service.api import routes_certificates, routes_registry, routes_sessions
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware
@@ -67,6 +68,7 @@ def create_app(
         processes: list[subprocess.Popen[bytes]] = []
         if settings.worker_mode == "process":
             processes = start_worker_processes(settings.worker_processes, str(metrics.reset_multiproc_dir(settings)))
+            ctx.enqueue = wakeup.notifier(wakeup.socket_dir(settings))
         elif settings.worker_mode == "thread":
             from service.worker import PollingWorker
 

@@ -66,6 +66,7 @@ def check_models(pack_name: str | None) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from service import wakeup
     from service.worker import PollingWorker, shared_certifier
 
     install_log_masking()
@@ -82,6 +83,8 @@ def _worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # `serve` nudges its workers right after an upload is committed, so a job starts now, not at the next poll.
+    wakeup.listen(wakeup.socket_dir(settings), worker.wake)
     if args.exit_with_parent:
         parent = os.getppid()
 
