@@ -297,7 +297,6 @@ def service_env(var: Path, api_key: str, worker_mode: str, threads: int) -> dict
         PENSION_CERT_WORKER_MODE=worker_mode,
         PENSION_CERT_CHALLENGE_ACTIONS=json.dumps(CLIP_ACTIONS),
         PENSION_CERT_ORT_THREADS=str(threads),
-        PENSION_CERT_POLL_INTERVAL_S="0.2",
         PYTHONPATH=str(REPO),
     )
     return env
