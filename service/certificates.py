@@ -65,7 +65,7 @@ def verify_code(keyring: Keyring, code: str) -> CertificateClaims:
 
 def _mac_ok(keyring: Keyring, body: str, mac: str) -> bool:
     # 128 bits of HMAC keep the QR code small and are far beyond guessing.
-    return len(mac) == 32 and hmac.compare_digest(keyring.mac("cert:" + body)[:32], mac)
+    return len(mac) == 32 and hmac.compare_digest(keyring.mac("cert:" + body)[:32].encode(), mac.encode())
 
 
 def render_png(name: str, claims: CertificateClaims, verify_url: str) -> bytes:

@@ -71,7 +71,8 @@ class Keyring:
         return hmac.new(self._hmac_key, text.encode(), hashlib.sha256).hexdigest()
 
     def verify_mac(self, text: str, mac: str) -> bool:
-        return hmac.compare_digest(self.mac(text), mac)
+        # Bytes: compare_digest raises TypeError on non-ASCII str, and a hostile value must be a refusal, not a 500.
+        return hmac.compare_digest(self.mac(text).encode(), mac.encode())
 
     def encrypt_field(self, value: str, context: str) -> str:
         nonce = os.urandom(12)

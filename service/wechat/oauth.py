@@ -51,7 +51,7 @@ class OAuthFlow:
 
     def finish(self, code: str, state: str, nonce: str | None) -> str:
         """Check the state against the browser's nonce, exchange the code; returns the openid."""
-        if not nonce or not hmac.compare_digest(state, self._state(nonce)):
+        if not nonce or not hmac.compare_digest(state.encode(), self._state(nonce).encode()):
             raise OAuthStateError()
         try:
             data = self._oauth("", state).fetch_access_token(code)

@@ -82,6 +82,8 @@ def test_accept_resumes_benefit_and_issues_verifiable_certificate(
     forged = cert["code"][:-1] + ("0" if cert["code"][-1] != "0" else "1")
     bad = public.get("/api/v1/certificates/verify", params={"code": forged})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "CERTIFICATE_INVALID"
+    hostile = public.get("/api/v1/certificates/verify", params={"code": cert["code"][:-32] + "证" * 32})
+    assert hostile.status_code == 400 and hostile.json()["error"]["code"] == "CERTIFICATE_INVALID"
 
 
 def test_card_of_another_person_is_rejected(service: tuple[TestClient, Settings], data_dir: Path) -> None:

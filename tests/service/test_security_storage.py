@@ -44,6 +44,14 @@ def test_keyring_hash_is_stable_and_keyed() -> None:
     assert number not in token and k1.decrypt_field(token, "ctx") == number
 
 
+def test_mac_verification_refuses_hostile_values_instead_of_raising() -> None:
+    k = Keyring(os.urandom(32), "one")
+    mac = k.mac("cert:abc")
+    assert k.verify_mac("cert:abc", mac)
+    assert not k.verify_mac("cert:abc", mac[:-1] + "0" if mac[-1] != "0" else mac[:-1] + "1")
+    assert not k.verify_mac("cert:abc", "证书" * 16)  # non-ASCII: compare_digest on str would raise TypeError
+
+
 def test_masking() -> None:
     assert mask_id("11010519491231002X") == "1101**********002X"
     assert mask_text("id=11010519491231002X, other 370102195003140017.") == (

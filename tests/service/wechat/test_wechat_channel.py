@@ -94,6 +94,8 @@ def test_oauth_round_trip_and_state_mismatch(wx: FakeWeChat) -> None:
         flow.finish("code-2", state, nonce="another-browser")
     with pytest.raises(OAuthStateError):
         flow.finish("code-2", state, nonce=None)
+    with pytest.raises(OAuthStateError):
+        flow.finish("code-2", "状态" * 8, start.nonce)  # a non-ASCII state is refused, not a TypeError
     assert "code-2" in wx.state.oauth_codes  # refused before asking WeChat
     assert flow.finish("code-1", state, start.nonce) == "openid-42"
     with pytest.raises(WeChatError) as info:
