@@ -150,6 +150,8 @@ class VideoReader:
         if not c.streams.video:
             raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, "no video stream")
         stream = c.streams.video[0]
+        if stream.codec_context is None:  # a codec FFmpeg has no decoder for (found by atheris)
+            raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, "video codec without a decoder")
         codec = stream.codec_context.name
         if codec not in ALLOWED_CODECS:
             raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"video codec {codec!r} is not accepted")
