@@ -37,6 +37,12 @@ def real_rows(data_dir: Path) -> list[list[str]]:
     return card_rows(data_dir, 6)
 
 
+@pytest.fixture(scope="module")
+def real_files(real_rows: list[list[str]]) -> dict[bool, bytes]:
+    """Built once: workbooks carry their creation time, and hypothesis needs the same bytes every run."""
+    return {True: to_xlsx(list(real_rows)), False: to_csv(real_rows)}
+
+
 def parse(name: str, data: bytes) -> list[tuple[int, list[str]]] | ServiceError:
     """(line, errors) of every row, or the coded refusal of the whole file."""
     try:
@@ -116,9 +122,9 @@ def test_random_bytes_are_refused_with_a_code(data: bytes, name: str) -> None:
 
 @fuzz_settings(short=40, long=3000)
 @given(st.data())
-def test_damaged_workbooks_and_csvs_never_crash(real_rows: list[list[str]], data: st.DataObject) -> None:
+def test_damaged_workbooks_and_csvs_never_crash(real_files: dict[bool, bytes], data: st.DataObject) -> None:
     xlsx = data.draw(st.booleans())
-    base = bytearray(to_xlsx(list(real_rows)) if xlsx else to_csv(real_rows))
+    base = bytearray(real_files[xlsx])
     for _ in range(data.draw(st.integers(1, 8))):
         pos = data.draw(st.integers(0, len(base) - 1))
         base[pos] = data.draw(st.integers(0, 255))
@@ -156,3 +162,13 @@ def test_xlsx_bombs_are_refused_cheaply(make: object, code: str) -> None:
     # Refused from the zip directory or after a bounded walk over blank rows: no inflating, no cell grid.
     assert time.process_time() - start < 10  # a hang guard, not a speed target: it ran for minutes
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 50 * 1024  # KiB
+
+
+REGRESSIONS = sorted((Path(__file__).parents[2] / "fuzz/regressions/roster_import").glob("*"))
+
+
+@pytest.mark.parametrize("path", REGRESSIONS, ids=[p.name for p in REGRESSIONS])
+def test_inputs_the_fuzzers_found(path: Path) -> None:
+    """Every input atheris once crashed the parser with (fuzz/regressions/; first byte "x" = read as XLSX)."""
+    data = path.read_bytes()
+    parse("r.xlsx" if data[:1] == b"x" else "r.csv", data[1:])

@@ -196,3 +196,12 @@ def test_frames_larger_than_the_container_says_are_not_decoded() -> None:
     limits = VideoLimits(max_pixels=300 * 300)
     assert intake(data, limits) in {ReasonCode.MEDIA_CORRUPT, ReasonCode.MEDIA_TOO_LARGE}
     assert intake(bombs.webm(256, 256), limits) is None  # the same intake takes an honest 256x256 clip
+
+
+REGRESSIONS = sorted((Path(__file__).parents[3] / "fuzz/regressions/video_intake").glob("*"))
+
+
+@pytest.mark.parametrize("path", REGRESSIONS, ids=[p.name for p in REGRESSIONS])
+def test_inputs_the_fuzzers_found(path: Path) -> None:
+    """Every input atheris or hypothesis once crashed the intake with (kept in fuzz/regressions/)."""
+    assert intake(path.read_bytes()) in DOCUMENTED

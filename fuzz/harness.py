@@ -1,0 +1,37 @@
+"""What every atheris harness shares: the reason codes a parser may raise, and the libFuzzer entry point."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import atheris  # type: ignore[import-untyped]
+
+from pipelines.errors import PipelineError
+from pipelines.reasons import ReasonCode
+from service.errors import ServiceError
+
+MEDIA_CODES = {
+    ReasonCode.MEDIA_CORRUPT,
+    ReasonCode.MEDIA_UNSUPPORTED,
+    ReasonCode.MEDIA_TOO_LARGE,
+    ReasonCode.VIDEO_TOO_SHORT,
+    ReasonCode.VIDEO_TOO_LONG,
+}
+ROSTER_CODES = {("ROSTER_FORMAT", 422), ("ROSTER_FORMAT", 415), ("ROSTER_TOO_LARGE", 413)}
+
+
+def expect_media_error(exc: PipelineError) -> None:
+    """Re-raise (libFuzzer then saves the input as a crash) unless it is a documented media refusal."""
+    if exc.reason not in MEDIA_CODES:
+        raise exc
+
+
+def expect_roster_error(exc: ServiceError) -> None:
+    if (exc.code, exc.status) not in ROSTER_CODES:
+        raise exc
+
+
+def main(test_one_input: Callable[[bytes], None]) -> None:
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()

@@ -1,0 +1,25 @@
+"""atheris: both ID-number checkers judge any string without crashing, and agree on what they accept."""
+
+from __future__ import annotations
+
+import atheris  # type: ignore[import-untyped]
+
+with atheris.instrument_imports(include=["service.idnumber", "pipelines.id_card.validate"]):
+    from pipelines.id_card.validate import check_number
+    from service import idnumber
+
+from fuzz.harness import main
+
+
+def test_one_input(data: bytes) -> None:
+    text = atheris.FuzzedDataProvider(data).ConsumeUnicodeNoSurrogates(40)
+    problem = idnumber.validate(text)
+    check = check_number(text)
+    if problem is None and not (check.format_ok and check.checksum_ok):
+        raise RuntimeError(f"service accepts {text!r}, the card checker does not: {check}")
+    if check.format_ok and check.checksum_ok and check.date_ok and problem is not None and "check digit" in problem:
+        raise RuntimeError(f"checkers disagree on the check digit of {text!r}")
+
+
+if __name__ == "__main__":
+    main(test_one_input)

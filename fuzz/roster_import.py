@@ -1,0 +1,25 @@
+"""atheris: roster parsing (CSV or XLSX, then row validation) gives row errors or a coded refusal only."""
+
+from __future__ import annotations
+
+import atheris  # type: ignore[import-untyped]
+
+with atheris.instrument_imports(include=["service.roster", "service.idnumber"]):
+    from service.errors import ServiceError
+    from service.roster import read_table, validate_row
+
+from fuzz.harness import expect_roster_error, main
+
+
+def test_one_input(data: bytes) -> None:
+    # The first byte picks the file name: the same bytes are read as CSV or as XLSX.
+    name = "roster.xlsx" if data[:1] == b"x" else "roster.csv"
+    try:
+        for line, raw in read_table(name, data[1:]):
+            validate_row(line, raw)
+    except ServiceError as exc:
+        expect_roster_error(exc)
+
+
+if __name__ == "__main__":
+    main(test_one_input)
