@@ -65,7 +65,8 @@ def main(raw_path: str, out_path: str, allow_path: str) -> int:
             {"id": v["id"], "aliases": v.get("aliases", []), "fix_versions": v.get("fixed_in", [])}
             for v in project.get("vulnerabilities", [])
         ]})
-    findings, accepted = [], []
+    findings: list[dict[str, Any]] = []
+    accepted: list[dict[str, Any]] = []
     for dep in audited:
         for v in dep["vulns"]:
             entry = {"package": dep["name"], "version": dep["version"], **v}
