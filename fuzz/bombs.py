@@ -12,10 +12,13 @@ import json
 import re
 import resource
 import struct
+import subprocess
 import sys
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import av
 import numpy as np
@@ -189,32 +192,58 @@ def _read_roster(name: str) -> Callable[[bytes], object]:
     return lambda data: sum(1 for _ in read_table(name, data))
 
 
-def run(group: str) -> dict[str, dict[str, object]]:
-    """Build one group's bombs, warm the parser up on a harmless file, then feed each bomb and measure."""
+def _parsers() -> dict[str, tuple[Callable[[bytes], object], Callable[[], bytes]]]:
+    """Per group: the parser under test and a harmless input to warm it up with."""
     from pipelines.media import decode_image
 
-    groups: dict[str, tuple[Callable[[bytes], object], bytes, dict[str, Callable[[], bytes]]]] = {
-        "images": (decode_image, bytes(_image("PNG")), {
-            "png_100000x100000": lambda: png_bomb(100_000, 100_000),
-            "png_9000x9000": lambda: png_bomb(9000, 9000),
-            "jpeg_65500x65500": lambda: jpeg_bomb(65500, 65500),
-            "jpeg_10000x5000": lambda: jpeg_bomb(10_000, 5000),
-            "webp_16383x16383": lambda: webp_bomb(16383, 16383),
-        }),
-        "videos": (_decode_video, webm(160, 160, frames=18), {
-            "vp8_16383x16383": lambda: vp8_declaring(16383, 16383),
-            "webm_hiding_4096x4096": lambda: webm_hiding_frames(4096, 256),
-        }),
-        "xlsx": (_read_roster("r.xlsx"), _xlsx(rows=3), {
-            "xlsx_zip_bomb_1GiB": lambda: xlsx_zip_bomb(1 << 30),
-            "xlsx_dimension_bomb": xlsx_dimension_bomb,
-        }),
+    return {
+        "images": (decode_image, lambda: bytes(_image("PNG"))),
+        "videos": (_decode_video, lambda: webm(160, 160, frames=18)),
+        "xlsx": (_read_roster("r.xlsx"), lambda: _xlsx(rows=3)),
     }
-    parse, harmless, bombs = groups[group]
-    built = {name: make() for name, make in bombs.items()}  # built first: building costs memory too
-    _outcome(parse, harmless)
-    return {name: _outcome(parse, data) for name, data in built.items()}
+
+
+BOMBS: dict[str, dict[str, Callable[[], bytes]]] = {
+    "images": {
+        "png_100000x100000": lambda: png_bomb(100_000, 100_000),
+        "png_9000x9000": lambda: png_bomb(9000, 9000),
+        "jpeg_65500x65500": lambda: jpeg_bomb(65500, 65500),
+        "jpeg_10000x5000": lambda: jpeg_bomb(10_000, 5000),
+        "webp_16383x16383": lambda: webp_bomb(16383, 16383),
+    },
+    "videos": {
+        "vp8_16383x16383": lambda: vp8_declaring(16383, 16383),
+        "webm_hiding_3072x3072": lambda: webm_hiding_frames(3072, 256),  # over the 3840x2160 pixel limit
+    },
+    "xlsx": {
+        "xlsx_zip_bomb_1GiB": lambda: xlsx_zip_bomb(1 << 30),
+        "xlsx_dimension_bomb": xlsx_dimension_bomb,
+    },
+}
+
+
+def measure(group: str, path: str) -> dict[str, object]:
+    """In this (fresh) process: warm the parser up on a harmless input, then parse the bomb and measure."""
+    parse, harmless = _parsers()[group]
+    _outcome(parse, harmless())
+    return _outcome(parse, Path(path).read_bytes())
+
+
+def run(group: str) -> dict[str, dict[str, object]]:
+    """Build each bomb here, then parse it in a fresh process: building must not hide the parser's peak."""
+    results: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, make in BOMBS[group].items():
+            path = Path(tmp) / name
+            path.write_bytes(make())
+            cmd = [sys.executable, "-m", "fuzz.bombs", "--measure", group, str(path)]
+            results[name] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return results
 
 
 if __name__ == "__main__":
-    sys.stdout.write(json.dumps({g: run(g) for g in (sys.argv[1:] or ["images", "videos", "xlsx"])}, indent=1) + "\n")
+    if sys.argv[1:2] == ["--measure"]:
+        sys.stdout.write(json.dumps(measure(sys.argv[2], sys.argv[3])) + "\n")
+    else:
+        groups = sys.argv[1:] or list(BOMBS)
+        sys.stdout.write(json.dumps({g: run(g) for g in groups}, indent=1) + "\n")
