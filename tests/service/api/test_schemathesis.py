@@ -10,6 +10,7 @@ Short run (default pytest): a few derandomized examples per operation. Long run:
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -38,6 +39,7 @@ CHECKS = [not_a_server_error, response_schema_conformance, status_code_conforman
 # media live in a temporary directory removed after the module (schemathesis' fixture-based lazy loading does
 # not work with this pytest version).
 VAR = Path(tempfile.mkdtemp(prefix="schemathesis-"))
+atexit.register(shutil.rmtree, VAR, True)  # also when the module is collected but not run
 APP = create_app(make_settings(VAR, database_url=f"sqlite:///{VAR / 'fuzz.db'}"))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
@@ -55,7 +57,6 @@ def real_ids() -> Iterator[dict[str, str]]:
         assert r.status_code == 201, r.text
         yield {"session_id": r.json()["session_id"], "token": r.json()["token"], "external_id": external_id}
     ctx.engine.dispose()
-    shutil.rmtree(VAR, ignore_errors=True)
 
 
 def _aim_at_real_objects(case: Any, real: dict[str, str]) -> None:
