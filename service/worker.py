@@ -46,21 +46,32 @@ class PollingWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._local = threading.local()
 
     def wake(self, _session_id: str = "") -> None:
         self._wake.set()
 
     def run_once(self) -> bool:
         """Claim and process one job. True if there was one."""
-        sid = claim(self.ctx, None, self.name)
+        sid = None
+        retry = getattr(self._local, "retry", None)
+        if retry is not None:
+            # This thread's own attempt failed (e.g. the database went away while writing the decision): take
+            # the job back as soon as the database answers, not when its lease expires. Safe although the
+            # threads share one worker name: only this thread knows the id.
+            sid = claim(self.ctx, retry, self.name, reclaim_own=True)
+            self._local.retry = None
+        if sid is None:
+            sid = claim(self.ctx, None, self.name)
         if sid is None:
             return False
         try:
             with bind_session(sid):  # every log line of this job carries its session id
                 process(self.ctx, self._factory(), sid, self.name)
         except Exception:
-            # A bug in one job must not kill the worker; the lease expires and the job is retried.
+            # A bug in one job must not kill the worker. The job is retried (attempts are counted and capped).
             log.exception("session %s: processing failed", sid)
+            self._local.retry = sid
         return True
 
     def run_forever(self) -> None:

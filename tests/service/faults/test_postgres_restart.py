@@ -120,3 +120,41 @@ def test_postgres_restart_mid_job_redoes_it_once(tmp_path: Path, data_dir: Path)
                     row = db.get(CertSession, sid)
                     # First claim, then the retry's reclaim: redone once, not left for a lease to expire.
                     assert row is not None and row.job_attempts == 2, (sid, row and row.job_attempts)
+
+
+def test_postgres_restart_mid_job_polling_worker_takes_its_job_back(tmp_path: Path, data_dir: Path) -> None:
+    """The embedded default's `pension-cert worker`: its decision write fails while PostgreSQL is down; once
+    the database is back it reclaims that job itself (one more attempt), long before the 300 s lease expires."""
+    from tests.service.faults.test_worker_sigkill import start_worker
+    from tests.service.live import settings_env
+
+    with postgres_server() as pg:
+        backend = {"database_url": pg.url, "broker_url": "", "worker_mode": "none"}
+        with live_service(backend, tmp_path, worker_mode="none") as (client, settings):
+            assert settings.job_lease_s >= 300
+            ctx = ServiceContext(settings, create_schema=False)
+            (ext, card), = enrol(client, data_dir, "PGPOLL", 1)
+            s = open_session(client, ext)
+            assert put_card(client, s, card).status_code == 200
+            assert put_video(client, s, video_copy(data_dir, 0)).json()["state"] == "queued"
+            log = tmp_path / "worker.log"
+            worker = start_worker(settings_env(settings), log)
+            try:
+                sid = s["session_id"]
+                wait_for(lambda: state_of(ctx, sid) == "processing", 120, "worker claims the job", interval=0.01)
+                pg.stop()
+                wait_for(lambda: "processing failed" in log.read_text(errors="replace"), 120,
+                         "the worker's write fails", interval=0.1)
+                pg.start()
+                t0 = time.monotonic()
+                result = wait_decided(client, s, timeout=120)
+                assert time.monotonic() - t0 < 100, "redone only after the lease expired"
+                assert result["decision"] == "accept", result
+                assert worker.poll() is None, "the worker exited while the database was down"
+            finally:
+                worker.terminate()
+                worker.wait(20)
+            assert_decided_once(ctx, [sid])
+            with ctx.db() as db:
+                row = db.get(CertSession, sid)
+                assert row is not None and row.job_attempts == 2, (sid, row and row.job_attempts)
