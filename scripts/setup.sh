@@ -25,7 +25,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q --upgrade pip "setuptools>=70" >/dev/null  # venv's setuptools 65 has CVEs
   .venv/bin/python -m pip install -q -e ".[dev]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
