@@ -206,15 +206,18 @@ def run_load(plan: Plan, rate: float, duration: float, max_vus: int) -> tuple[li
 Series = list[tuple[float, float]]
 
 
+def metrics_lines(base: str, timeout: float) -> list[str]:
+    """The service's Prometheus exposition, line by line (empty when it does not answer)."""
+    try:
+        r = httpx.get(base + "/metrics", timeout=timeout)
+    except httpx.HTTPError:
+        return []
+    return r.text.splitlines() if r.status_code == 200 else []
+
+
 def queue_pending(base: str) -> float | None:
     """Jobs waiting for a worker, from the service's Prometheus endpoint (None when it does not answer)."""
-    try:
-        r = httpx.get(base + "/metrics", timeout=2)
-    except httpx.HTTPError:
-        return None
-    if r.status_code != 200:
-        return None
-    for line in r.text.splitlines():
+    for line in metrics_lines(base, 2):
         if line.startswith('pension_cert_queue_jobs{state="pending"}'):
             return float(line.split()[-1])
     return None
@@ -223,13 +226,7 @@ def queue_pending(base: str) -> float | None:
 def stage_totals(base: str) -> dict[str, tuple[float, float]]:
     """Worker stage histograms from /metrics: stage → (sum of seconds, count), summed over processes."""
     out: dict[str, tuple[float, float]] = {}
-    try:
-        r = httpx.get(base + "/metrics", timeout=5)
-    except httpx.HTTPError:
-        return out
-    if r.status_code != 200:
-        return out
-    for line in r.text.splitlines():
+    for line in metrics_lines(base, 5):
         for suffix, k in (("_sum", 0), ("_count", 1)):
             head = f"pension_cert_stage_duration_seconds{suffix}{{"
             if line.startswith(head) and 'stage="' in line:

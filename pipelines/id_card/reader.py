@@ -1,8 +1,9 @@
 """ID-card reader: locate text → fix rotation → recognise lines → place characters on the template → fields.
 
-Cost model (2 cores): one text-detection pass on a ≤640-px copy of the photo, the direction classifier on a few
-lines, and the recogniser once per text line at its own width. No full-resolution detection, no classifier on
-every line, and no 320-px padding of short fields, which is where a plain RapidOCR call spends its time.
+Cost model (2 cores): one or two text-detection passes on small copies of the photo (≤480 px, then the text
+region levelled at ~15-px text), the direction classifier on a few lines, and the recogniser once per text line
+at its own width. No full-resolution detection, no classifier on every line, and no 320-px padding of short
+fields, which is where a plain RapidOCR call spends its time.
 """
 
 from __future__ import annotations
