@@ -25,6 +25,7 @@ from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
 from rapidocr_onnxruntime.utils import read_yaml
 
 from models.runtime import create_session, thread_count
+from pipelines.id_card.geometry import apply, upright_transform
 
 log = logging.getLogger(__name__)
 
@@ -117,20 +118,10 @@ class OcrEngine:
         h, w = image.shape[:2]
         scale = min(1.0, max_side / max(h, w))
         small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        sh, sw = small.shape[:2]
-        m = cv2.getRotationMatrix2D((sw / 2, sh / 2), angle_deg, 1.0)
-        cos, sin = abs(m[0, 0]), abs(m[0, 1])
-        nw, nh = int(sh * sin + sw * cos + 0.5), int(sh * cos + sw * sin + 0.5)
-        m[0, 2] += nw / 2 - sw / 2
-        m[1, 2] += nh / 2 - sh / 2
-        turned = cv2.warpAffine(small, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        quads = self.detect(turned, max(nw, nh))
-        back = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))
-        out = []
-        for q in quads:
-            pts = cv2.perspectiveTransform(q.reshape(-1, 1, 2).astype(np.float64), back).reshape(-1, 2)
-            out.append((pts / scale).astype(np.float32))
-        return out
+        turn, (nw, nh) = upright_transform(small.shape, angle_deg)
+        turned = cv2.warpAffine(small, turn[:2], (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        back = np.linalg.inv(turn)
+        return [(apply(back, q) / scale).astype(np.float32) for q in self.detect(turned, max(nw, nh))]
 
     def upside_down_votes(self, crops: list[np.ndarray]) -> float:
         """Sum of signed direction-classifier votes: > 0 means the crops read upside down."""
