@@ -81,8 +81,10 @@ def claim(ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own:
     """Claim one job (the given one, or the oldest claimable). Returns its id, or None.
 
     ``reclaim_own``: the caller is the retry of the very attempt that holds the lease (a Celery task retried
-    after its database write failed, named by its task id), so it takes its job back at once instead of
-    waiting for its own lease to expire. Never for polling workers, whose threads share one name.
+    after its database write failed, named by its task id; a polling-worker thread retrying the session it
+    itself failed on), so it takes its job back at once instead of waiting for its own lease to expire. Only
+    with an explicit ``session_id``: polling-worker threads share one name, so an anonymous reclaim could take
+    a job another thread of the same worker is still running.
     """
     give_up_exhausted(ctx)
     with ctx.db() as db:
