@@ -66,7 +66,7 @@ ERROR_RESPONSES[422] = {
 }
 
 
-def _body(code: str, message: str, detail: str, **extra: object) -> dict[str, object]:
+def error_body(code: str, message: str, detail: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, "detail": detail, **extra}}
 
 
@@ -84,18 +84,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def service_error(_req: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message_zh, exc.detail, **exc.extra), status_code=exc.status)
+        return JSONResponse(error_body(exc.code, exc.message_zh, exc.detail, **exc.extra), status_code=exc.status)
 
     @app.exception_handler(HTTPException)
     async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:
         # Same body as every other error (found by schemathesis: a malformed body answered {"detail": ...}).
         code, message = HTTP_CODES.get(exc.status_code, (f"HTTP_{exc.status_code}", "请求无法处理"))
-        return JSONResponse(_body(code, message, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+        body = error_body(code, message, str(exc.detail))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PipelineError)
     async def pipeline_error(_req: Request, exc: PipelineError) -> JSONResponse:
         status = MEDIA_STATUS.get(exc.reason.value, 422) if isinstance(exc, MediaError) else 422
-        return JSONResponse(_body(exc.reason.value, exc.reason.message_zh, exc.detail), status_code=status)
+        return JSONResponse(error_body(exc.reason.value, exc.reason.message_zh, exc.detail), status_code=status)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
@@ -105,9 +106,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # pool drops dead connections itself (pre-ping), so the API recovers without a restart.
         log.warning("database: %s", exc.orig)
         if "locked" in str(exc.orig):
-            body = _body("BUSY", "系统繁忙,请稍后再试", "database busy")
+            body = error_body("BUSY", "系统繁忙,请稍后再试", "database busy")
         else:
-            body = _body("DB_UNAVAILABLE", SERVICE_MESSAGES_ZH["DB_UNAVAILABLE"], "database unavailable")
+            body = error_body("DB_UNAVAILABLE", SERVICE_MESSAGES_ZH["DB_UNAVAILABLE"], "database unavailable")
         return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(StorageFullError)
@@ -115,10 +116,10 @@ def install_error_handlers(app: FastAPI) -> None:
         # 507 Insufficient Storage: the upload was not stored (no file, no row); the same request succeeds
         # once space is freed.
         log.error("storage full: %s", exc)
-        body = _body("STORAGE_FULL", SERVICE_MESSAGES_ZH["STORAGE_FULL"], "media storage full")
+        body = error_body("STORAGE_FULL", SERVICE_MESSAGES_ZH["STORAGE_FULL"], "media storage full")
         return JSONResponse(body, status_code=507, headers={"Retry-After": "60"})
 
     @app.exception_handler(StorageError)
     async def storage_error(_req: Request, exc: StorageError) -> JSONResponse:
         log.error("storage: %s", exc)
-        return JSONResponse(_body("STORAGE", "系统暂时无法处理,请稍后再试", ""), status_code=503)
+        return JSONResponse(error_body("STORAGE", "系统暂时无法处理,请稍后再试", ""), status_code=503)

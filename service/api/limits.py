@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.reasons import ReasonCode
+from service.api.errors import error_body
 from service.observability import metrics
 
 if TYPE_CHECKING:
@@ -39,8 +40,7 @@ MAX_JSON_BODY = 64 * 1024
 
 
 def _json_error(code: ReasonCode, detail: str) -> bytes:
-    body = {"error": {"code": code.value, "message": code.message_zh, "detail": detail}}
-    return json.dumps(body, ensure_ascii=False).encode()
+    return json.dumps(error_body(code.value, code.message_zh, detail), ensure_ascii=False).encode()
 
 
 class BodyLimitMiddleware:
