@@ -39,9 +39,13 @@ def thread_count() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def create_session(path: Path) -> ort.InferenceSession:
+def create_session(path: Path, optimize_graph: bool = False, threads: int | None = None) -> ort.InferenceSession:
+    """An ORT session for ``path``; ``optimize_graph`` first applies ``models.graph.optimize`` in memory.
+
+    Only for graphs the rewrites were measured on (the PP-OCR models): see ``models/graph.py``.
+    """
     options = ort.SessionOptions()
-    options.intra_op_num_threads = thread_count()
+    options.intra_op_num_threads = threads or thread_count()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # A pipeline runs several small sessions back to back: spinning thread pools of one session starve the
@@ -49,6 +53,14 @@ def create_session(path: Path) -> ort.InferenceSession:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # ORT warns on every batched run of graphs that declare batch 1 outputs; that is noise, not news.
     options.log_severity_level = 3
+    if optimize_graph:
+        import onnx  # only sessions that ask for the rewrite pay for importing onnx
+
+        from models import graph
+
+        model, rewrites = graph.optimize(onnx.load(str(path)))
+        log.info("%s: %d graph rewrites before session creation", path.name, rewrites)
+        return ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=providers())
     return ort.InferenceSession(str(path), sess_options=options, providers=providers())
 
 
