@@ -40,12 +40,17 @@ EMBLEM_MARKERS = ("签发机关", "有效期限", "居民身份证", "中华人�
 @dataclass(frozen=True)
 class ReaderConfig:
     det_locate_side: int = 480
-    det_diagonal_deg: float = 45.0
+    det_level: bool = True  # turn the photo by its stroke angle before the first pass
+    det_level_min_deg: float = 8.0
+    det_relocate_side: int = 640
+    det_crop_to_edges: bool = True  # first passes only look where the photo has strong edges
+    det_diagonal_deg: float = 0.0
     det_fallback_side: int = 960
     det_target_text_px: float = 15.0
     det_pad_x: float = 0.15  # of the first pass's text span: it finds the rows' ends, it may miss whole rows
     det_pad_y: float = 0.3
     min_first_pass_text_px: float = 8.0
+    min_first_pass_lines: int = 10
     det_max_zoom: float = 1.5
     det_max_second: int = 1100
     cls_lines: int = 4
@@ -111,20 +116,28 @@ class IdCardReader:
         rotated level and scaled so the card's text is ~15 px high, and detected again. Level text at the right
         size is what the detector is best at, whatever the photo's size, rotation or the card's share of it."""
         cfg = self.config
-        first = self.ocr.detect(image, cfg.det_locate_side)
+        turn, _ = G.stroke_angle(image) if cfg.det_level else (0.0, 0.0)
+        if abs(turn) < cfg.det_level_min_deg:
+            turn = 0.0
+        side = cfg.det_locate_side
+        first = self._locate(image, side, turn)
+        if not _usable(first) and cfg.det_relocate_side:
+            # Small or soft cards: the same levelled view, a third larger.
+            more = self._locate(image, cfg.det_relocate_side, turn)
+            if _elongated(more) >= _elongated(first):
+                first, side = more, cfg.det_relocate_side
         if not _usable(first) and cfg.det_diagonal_deg:
             # The detector is trained on near-horizontal text: at 480 px, lines tilted by 25–65° vanish or
-            # shrink to stray glyphs. Turned by 45°, they are within ±20° of an axis; that costs about 1.5 first
-            # passes, where looking again at 960 px costs four.
+            # shrink to stray glyphs. Turned by 45°, they are within ±20° of an axis.
             turned = self.ocr.detect_turned(image, cfg.det_locate_side, cfg.det_diagonal_deg)
             if _elongated(turned) > _elongated(first):
-                first = turned
+                first, side = turned, cfg.det_locate_side
         if not _usable(first):
-            first = self.ocr.detect(image, cfg.det_fallback_side)
+            first, side = self.ocr.detect(image, cfg.det_fallback_side), cfg.det_fallback_side
         angle = G.text_direction(first) if len(first) >= 2 else None
         if angle is None:
             return first
-        if self._first_pass_suffices(image, first):
+        if self._first_pass_suffices(image, first, side):
             return first
         up, _ = G.upright_transform(image.shape, angle)
         pts = G.apply(up, np.vstack(first))
@@ -148,12 +161,18 @@ class IdCardReader:
         back = np.linalg.inv(a)
         return [G.apply(back, q).astype(np.float32) for q in second]
 
-    def _first_pass_suffices(self, image: np.ndarray, quads: list[np.ndarray]) -> bool:
+    def _locate(self, image: np.ndarray, side: int, turn: float) -> list[np.ndarray]:
+        if self.config.det_crop_to_edges:
+            return self.ocr.detect_turned(image, side, turn, crop=True)
+        return self.ocr.detect_turned(image, side, turn) if turn else self.ocr.detect(image, side)
+
+    def _first_pass_suffices(self, image: np.ndarray, quads: list[np.ndarray], side: int) -> bool:
         """Enough separate lines, text tall enough at the first pass's scale, and a number-like long line."""
-        scale = min(1.0, self.config.det_locate_side / max(image.shape[:2]))
+        scale = min(1.0, side / max(image.shape[:2]))
         heights = [LN.quad_height(q) * scale for q in quads]
         aspects = [LN.quad_length(q) / max(LN.quad_height(q), 1.0) for q in quads]
-        return (len(quads) >= 8 and float(np.median(heights)) >= self.config.min_first_pass_text_px
+        cfg = self.config
+        return (len(quads) >= cfg.min_first_pass_lines and float(np.median(heights)) >= cfg.min_first_pass_text_px
                 and max(aspects) >= 9.0)
 
     def _orient_and_read(

@@ -1,0 +1,57 @@
+"""Card rotation from stroke directions, and the edge box the first detection pass is cropped to."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipelines.id_card import geometry as G
+from pipelines.id_card import layout as L
+from pipelines.id_card.synthetic import CardGenerator
+
+
+def _mod90_gap(a: float, b: float) -> float:
+    d = (a - b) % 90.0
+    return min(d, 90.0 - d)
+
+
+@pytest.mark.parametrize(("index", "rotation"), [(1, 0.0), (2, 17.0), (3, 38.0), (4, 100.0), (5, 233.0), (6, 301.0)])
+def test_stroke_angle_finds_the_rotation_mod_90(generator: CardGenerator, index: int, rotation: float) -> None:
+    card = generator.generate(index, rotation=rotation)
+    angle, score = G.stroke_angle(card.image)
+    assert -45.0 < angle <= 45.0
+    # Perspective tilt bends the card's axes a little; the estimate only has to level the text for the detector.
+    assert _mod90_gap(angle, rotation) < 4.0
+    assert score > 2.0
+
+
+def test_stroke_angle_has_no_peak_on_noise() -> None:
+    noise = np.random.default_rng(0).integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+    _, score = G.stroke_angle(noise)
+    assert score < 1.5
+
+
+@pytest.mark.parametrize(("index", "rotation"), [(7, 0.0), (8, 28.0), (9, 205.0)])
+def test_edge_extent_keeps_the_card_text(generator: CardGenerator, index: int, rotation: float) -> None:
+    card = generator.generate(index, rotation=rotation)
+    h, w = card.image.shape[:2]
+    scale = 480 / max(h, w)
+    small = cv2.resize(card.image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    turn_deg, _ = G.stroke_angle(card.image)
+    turn, size = G.upright_transform(small.shape, turn_deg)
+    x1, y1, x2, y2 = G.edge_extent(small, turn, size)
+    # The printed text spans the card's inner area: its corners must fall inside the box.
+    inner = np.array([[0.05 * L.CARD_W, 0.1 * L.CARD_H], [0.95 * L.CARD_W, 0.1 * L.CARD_H],
+                      [0.95 * L.CARD_W, 0.92 * L.CARD_H], [0.05 * L.CARD_W, 0.92 * L.CARD_H]])
+    pts = G.apply(turn, card.project(inner) * scale)
+    assert (pts[:, 0] >= x1 - 1).all() and (pts[:, 0] <= x2 + 1).all()
+    assert (pts[:, 1] >= y1 - 1).all() and (pts[:, 1] <= y2 + 1).all()
+    # ... and the box is smaller than the turned canvas whenever the card does not fill the photo.
+    assert (x2 - x1) * (y2 - y1) < size[0] * size[1]
+
+
+def test_edge_extent_of_a_blank_image_is_the_whole_canvas() -> None:
+    blank = np.full((300, 400, 3), 128, np.uint8)
+    turn, size = G.upright_transform(blank.shape, 20.0)
+    assert G.edge_extent(blank, turn, size) == (0, 0, size[0], size[1])

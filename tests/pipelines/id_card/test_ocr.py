@@ -1,0 +1,56 @@
+"""The OCR engine's speed-ups change nothing it reads: rewritten graphs, parallel recogniser lanes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.id_card import IdCardReader
+from pipelines.id_card.ocr import OcrEngine, _width_batches, crop_quad, order_quad
+from pipelines.media import load_image
+
+
+@pytest.fixture(scope="module")
+def card_crops(reader: IdCardReader, idcard_dir: Path) -> list[np.ndarray]:
+    image = load_image(idcard_dir / "synthetic" / "card_003.jpg")
+    quads = reader.ocr.detect(image, 960)
+    assert len(quads) >= 8
+    return [crop_quad(image, order_quad(q)) for q in quads]
+
+
+@pytest.fixture(scope="module")
+def plain_engine() -> OcrEngine:
+    return OcrEngine(optimize_graph=False, parallel_rec=False)
+
+
+def test_parallel_lanes_read_what_one_session_reads(reader: IdCardReader, plain_engine: OcrEngine,
+                                                     card_crops: list[np.ndarray]) -> None:
+    assert len(reader.ocr._rec_lanes) >= 1 or reader.ocr._pool._max_workers == 1
+    fast = reader.ocr.recognize(card_crops)
+    plain = plain_engine.recognize(card_crops)
+    assert [t for t, *_ in fast] == [t for t, *_ in plain]
+    assert any("公民身份号码" in t for t, *_ in fast)
+    for (_, s_fast, _, p_fast), (_, s_plain, _, p_plain) in zip(fast, plain, strict=True):
+        assert p_fast.shape == p_plain.shape
+        assert abs(s_fast - s_plain) < 1e-3
+
+
+def test_rewritten_detector_finds_the_same_lines(reader: IdCardReader, plain_engine: OcrEngine,
+                                                  idcard_dir: Path) -> None:
+    image = load_image(idcard_dir / "synthetic" / "card_003.jpg")
+    fast = sorted(q.mean(axis=0).round(-1).tolist() for q in reader.ocr.detect(image, 640))
+    plain = sorted(q.mean(axis=0).round(-1).tolist() for q in plain_engine.detect(image, 640))
+    assert len(fast) == len(plain) >= 8
+    assert np.abs(np.array(fast) - np.array(plain)).max() <= 10.0
+
+
+def test_width_batches_group_similar_widths() -> None:
+    crops = [np.zeros((48, w, 3), np.uint8) for w in (100, 400, 105, 110, 600, 410, 90)]
+    batches = _width_batches(crops, max_batch=4)
+    assert sorted(i for b in batches for i in b) == list(range(len(crops)))
+    for b in batches:
+        widths = [crops[i].shape[1] for i in b]
+        assert max(widths) <= min(widths) * 1.15 + 8
+    assert sorted(sorted(b) for b in batches) == [[0, 2, 3, 6], [1, 5], [4]]
