@@ -206,7 +206,9 @@ def _strong_edges(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     mag, ang = cv2.cartToPolar(gx, gy, angleInDegrees=True)
-    return mag, ang, mag > np.percentile(mag, 90)
+    sample = mag[::2, ::2].ravel()  # the 90th percentile of every 4th pixel: a quarter of the sorting work
+    k = int(sample.size * 0.9)
+    return mag, ang, mag > np.partition(sample, k)[k]
 
 
 def edge_extent(small: np.ndarray, turn: np.ndarray, size: tuple[int, int],
