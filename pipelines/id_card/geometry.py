@@ -254,3 +254,22 @@ def stroke_angle(image: np.ndarray, side: int = 480) -> tuple[float, float]:
     peak = (i + 0.5 + (0.5 * (left - right) / curve if curve else 0.0)) % 90.0
     score = float(mid / max(float(smooth.mean()), 1e-6))
     return (peak - 90.0 if peak > 45.0 else float(peak)), score
+
+
+def level_turn(image: np.ndarray, side: int = 480) -> float:
+    """Degrees to turn the photo so the card lies level and landscape (text horizontal or upside down).
+
+    ``stroke_angle`` levels the card's axes; the box of strong edges then tells whether the card stands upright
+    (text running vertically), in which case a further quarter turn lays it down. A box filling most of the
+    canvas (a card filling the photo, or a busy background) says nothing about that, and is not used.
+    """
+    angle, _ = stroke_angle(image, side)
+    h, w = image.shape[:2]
+    s = min(1.0, side / max(h, w))
+    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
+    turn, size = upright_transform(small.shape, angle)
+    x1, y1, x2, y2 = edge_extent(small, turn, size)
+    bw, bh = x2 - x1, y2 - y1
+    if bh > 1.15 * bw and bw * bh < 0.85 * size[0] * size[1]:
+        angle += 90.0
+    return angle

@@ -116,7 +116,7 @@ class IdCardReader:
         rotated level and scaled so the card's text is ~15 px high, and detected again. Level text at the right
         size is what the detector is best at, whatever the photo's size, rotation or the card's share of it."""
         cfg = self.config
-        turn, _ = G.stroke_angle(image) if cfg.det_level else (0.0, 0.0)
+        turn = G.level_turn(image) if cfg.det_level else 0.0
         if abs(turn) < cfg.det_level_min_deg:
             turn = 0.0
         side = cfg.det_locate_side
@@ -133,7 +133,9 @@ class IdCardReader:
             if _elongated(turned) > _elongated(first):
                 first, side = turned, cfg.det_locate_side
         if not _usable(first):
-            first, side = self.ocr.detect(image, cfg.det_fallback_side), cfg.det_fallback_side
+            more = self._locate(image, cfg.det_fallback_side, turn)
+            if _elongated(more) >= _elongated(first):
+                first, side = more, cfg.det_fallback_side
         angle = G.text_direction(first) if len(first) >= 2 else None
         if angle is None:
             return first
