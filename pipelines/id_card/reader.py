@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -44,6 +44,7 @@ class ReaderConfig:
     det_level_min_deg: float = 8.0
     det_relocate_side: int = 640
     det_crop_to_edges: bool = True  # first passes only look where the photo has strong edges
+    retry_unlevelled: bool = True  # no number from the levelled view: look again without it
     det_diagonal_deg: float = 0.0
     det_fallback_side: int = 960
     det_target_text_px: float = 15.0
@@ -78,19 +79,30 @@ class IdCardReader:
 
     def read(self, image_bgr: np.ndarray, today: dt.date | None = None) -> IdCardResult:
         image = _as_bgr(image_bgr)
-        res = IdCardResult()
         t0 = time.perf_counter()
+        day = today or dt.date.today()
+        res = self._attempt(image, day, levelled=self.config.det_level)
+        if self.config.det_level and self.config.retry_unlevelled and res.id_number is None and res.side != "emblem":
+            # The levelled view rests on one estimate (the stroke angle, the edge box); when it yields no number,
+            # the photo is looked at once more the older, slower way: plain, turned by 45°, then at 960 px.
+            alt = self._attempt(image, day, levelled=False)
+            if _rank(alt) > _rank(res):
+                res = alt
+        res.timings_ms["total"] = (time.perf_counter() - t0) * 1000
+        return res
+
+    def _attempt(self, image: np.ndarray, today: dt.date, levelled: bool) -> IdCardResult:
+        res = IdCardResult()
         try:
-            self._read(image, res, today or dt.date.today(), t0)
+            self._read(image, res, today, time.perf_counter(), levelled)
         except (np.linalg.LinAlgError, cv2.error, ValueError, IndexError) as exc:
             # Degenerate geometry (a collapsed box, a singular fit) is a photo we cannot use, not a crash.
             log.warning("id card: giving up on degenerate input: %s", exc)
             res.add_error(ReasonCode.ID_NOT_A_CARD)
-        res.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         return res
 
-    def _read(self, image_bgr: np.ndarray, res: IdCardResult, today: dt.date, t0: float) -> None:
-        quads = self._detect(image_bgr)
+    def _read(self, image_bgr: np.ndarray, res: IdCardResult, today: dt.date, t0: float, levelled: bool) -> None:
+        quads = self._detect(image_bgr, levelled)
         res.timings_ms["detect"] = (time.perf_counter() - t0) * 1000
         angle = G.text_direction(quads)
         if len(quads) < 2 or angle is None:
@@ -111,19 +123,21 @@ class IdCardReader:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _detect(self, image: np.ndarray) -> list[np.ndarray]:
+    def _detect(self, image: np.ndarray, levelled: bool = True) -> list[np.ndarray]:
         """Two cheap passes. A ≤480-px pass finds the text cluster and its direction; the cluster is then
         rotated level and scaled so the card's text is ~15 px high, and detected again. Level text at the right
-        size is what the detector is best at, whatever the photo's size, rotation or the card's share of it."""
-        cfg = self.config
+        size is what the detector is best at, whatever the photo's size, rotation or the card's share of it.
+        ``levelled=False``: the first pass sees the photo as it is (turned by 45°, then at 960 px, if needed)."""
+        cfg = self.config if levelled else replace(
+            self.config, det_level=False, det_crop_to_edges=False, det_relocate_side=0, det_diagonal_deg=45.0)
         turn = G.level_turn(image) if cfg.det_level else 0.0
         if abs(turn) < cfg.det_level_min_deg:
             turn = 0.0
         side = cfg.det_locate_side
-        first = self._locate(image, side, turn)
+        first = self._locate(image, side, turn, cfg.det_crop_to_edges)
         if not _usable(first) and cfg.det_relocate_side:
             # Small or soft cards: the same levelled view, a third larger.
-            more = self._locate(image, cfg.det_relocate_side, turn)
+            more = self._locate(image, cfg.det_relocate_side, turn, cfg.det_crop_to_edges)
             if _elongated(more) >= _elongated(first):
                 first, side = more, cfg.det_relocate_side
         if not _usable(first) and cfg.det_diagonal_deg:
@@ -133,7 +147,7 @@ class IdCardReader:
             if _elongated(turned) > _elongated(first):
                 first, side = turned, cfg.det_locate_side
         if not _usable(first):
-            more = self._locate(image, cfg.det_fallback_side, turn)
+            more = self._locate(image, cfg.det_fallback_side, turn, cfg.det_crop_to_edges)
             if _elongated(more) >= _elongated(first):
                 first, side = more, cfg.det_fallback_side
         angle = G.text_direction(first) if len(first) >= 2 else None
@@ -163,8 +177,8 @@ class IdCardReader:
         back = np.linalg.inv(a)
         return [G.apply(back, q).astype(np.float32) for q in second]
 
-    def _locate(self, image: np.ndarray, side: int, turn: float) -> list[np.ndarray]:
-        if self.config.det_crop_to_edges:
+    def _locate(self, image: np.ndarray, side: int, turn: float, crop: bool) -> list[np.ndarray]:
+        if crop:
             return self.ocr.detect_turned(image, side, turn, crop=True)
         return self.ocr.detect_turned(image, side, turn) if turn else self.ocr.detect(image, side)
 
@@ -472,6 +486,12 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
+
+
+def _rank(res: IdCardResult) -> tuple[bool, bool, int, int]:
+    """Which of two readings of one photo is better: a valid number, any number, more fields, fewer errors."""
+    fields = sum(getattr(res, f) is not None for f in ("name", "sex", "ethnicity", "birth_date", "address"))
+    return res.id_number_valid, res.id_number is not None, fields, -len(res.errors)
 
 
 def _elongated(quads: list[np.ndarray]) -> int:
