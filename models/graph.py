@@ -185,11 +185,10 @@ def fold_conv_affine(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     for conv in out.graph.node:
         if conv.op_type != "Conv":
             continue
-        weight = index.values.get(conv.input[1])
-        has_bias = len(conv.input) > 2 and bool(conv.input[2])
-        bias = index.values.get(conv.input[2]) if has_bias else np.zeros(0 if weight is None else weight.shape[0])
-        if weight is None or weight.dtype != np.float32 or weight.ndim != 4 or bias is None:
+        params = _conv_params(conv, index)
+        if params is None:
             continue
+        weight, bias = params
         channels = weight.shape[0]
         scale, shift = np.ones(channels, np.float32), bias.astype(np.float32)
         tensor, absorbed = conv.output[0], []
@@ -219,6 +218,16 @@ def fold_conv_affine(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return out, len(dropped)
 
 
+def _conv_params(conv: onnx.NodeProto, index: _Index) -> tuple[np.ndarray, np.ndarray] | None:
+    """A Conv's float32 4-D weight and its bias (zeros when absent), or None when they are not constants."""
+    weight = index.values.get(conv.input[1])
+    has_bias = len(conv.input) > 2 and bool(conv.input[2])
+    bias = index.values.get(conv.input[2]) if has_bias else np.zeros(0 if weight is None else weight.shape[0])
+    if weight is None or weight.dtype != np.float32 or weight.ndim != 4 or bias is None:
+        return None
+    return weight, bias
+
+
 def _unpadded(conv: onnx.NodeProto) -> bool:
     attrs = {a.name: a for a in conv.attribute}
     auto_pad = attrs["auto_pad"].s.decode() if "auto_pad" in attrs else "NOTSET"
@@ -238,11 +247,10 @@ def fold_affine_into_conv(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]
     for conv in out.graph.node:
         if conv.op_type != "Conv" or not _unpadded(conv):
             continue
-        weight = index.values.get(conv.input[1])
-        has_bias = len(conv.input) > 2 and bool(conv.input[2])
-        bias = index.values.get(conv.input[2]) if has_bias else np.zeros(0 if weight is None else weight.shape[0])
-        if weight is None or weight.dtype != np.float32 or weight.ndim != 4 or bias is None:
+        params = _conv_params(conv, index)
+        if params is None:
             continue
+        weight, bias = params
         groups = next((a.i for a in conv.attribute if a.name == "group"), 1)
         c_out, per_group = weight.shape[0], weight.shape[1]
         scale, shift = np.ones(per_group * groups, np.float64), np.zeros(per_group * groups, np.float64)
