@@ -201,6 +201,14 @@ def solve_robust(
     return h if sane(h) else None
 
 
+def _small_grey(image: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A copy whose longer side is at most ``side``, and its grey version."""
+    h, w = image.shape[:2]
+    s = min(1.0, side / max(h, w))
+    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
+    return small, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+
+
 def _strong_edges(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradient magnitude, direction (degrees) and the mask of the strongest 10% of a grey image."""
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
@@ -219,7 +227,11 @@ def edge_extent(small: np.ndarray, turn: np.ndarray, size: tuple[int, int],
     ``margin`` (of the box's size) keeps the card's outer text lines inside.
     """
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-    _, _, strong = _strong_edges(gray)
+    return _extent(_strong_edges(gray)[2], turn, size, tail, margin)
+
+
+def _extent(strong: np.ndarray, turn: np.ndarray, size: tuple[int, int],
+            tail: float, margin: float) -> tuple[int, int, int, int]:
     ys, xs = np.nonzero(strong)
     nw, nh = size
     if xs.size < 50:
@@ -241,11 +253,10 @@ def stroke_angle(image: np.ndarray, side: int = 480) -> tuple[float, float]:
     gradient directions (mod 90°) peaks at the card's rotation: a few milliseconds on a small grey copy, where
     finding tilted text with the detector means several passes. The score is peak / mean of the histogram.
     """
-    h, w = image.shape[:2]
-    s = min(1.0, side / max(h, w))
-    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
-    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-    mag, ang, strong = _strong_edges(gray)
+    return _stroke_angle(*_strong_edges(_small_grey(image, side)[1]))
+
+
+def _stroke_angle(mag: np.ndarray, ang: np.ndarray, strong: np.ndarray) -> tuple[float, float]:
     hist, _ = np.histogram(np.mod(ang[strong], 90.0), bins=90, range=(0.0, 90.0), weights=mag[strong])
     smooth = np.convolve(np.r_[hist[-2:], hist, hist[:2]], [1.0, 2.0, 3.0, 2.0, 1.0], "valid")
     i = int(np.argmax(smooth))
@@ -263,13 +274,12 @@ def level_turn(image: np.ndarray, side: int = 480) -> float:
     (text running vertically), in which case a further quarter turn lays it down. A box filling most of the
     canvas (a card filling the photo, or a busy background) says nothing about that, and is not used.
     """
-    angle, _ = stroke_angle(image, side)
-    h, w = image.shape[:2]
-    s = min(1.0, side / max(h, w))
-    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
+    small, gray = _small_grey(image, side)
+    edges = _strong_edges(gray)  # one gradient pass serves both the angle and the box
+    angle, _ = _stroke_angle(*edges)
     turn, size = upright_transform(small.shape, angle)
     # The central 80% of the strong edges: the card's print, hardly stretched by lines in the background.
-    x1, y1, x2, y2 = edge_extent(small, turn, size, tail=10.0)
+    x1, y1, x2, y2 = _extent(edges[2], turn, size, tail=10.0, margin=0.06)
     bw, bh = x2 - x1, y2 - y1
     if bh > 1.15 * bw and bw * bh < 0.85 * size[0] * size[1]:
         angle += 90.0

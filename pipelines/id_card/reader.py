@@ -27,7 +27,7 @@ from pipelines.id_card import regions as RG
 from pipelines.id_card import rows as R
 from pipelines.id_card.ocr import OcrEngine, TextLine, crop_quad
 from pipelines.id_card.quality import glare_fraction, sharpness
-from pipelines.id_card.result import IdCardResult
+from pipelines.id_card.result import FIELDS, IdCardResult
 from pipelines.id_card.validate import check_number, correct_address, cross_check
 from pipelines.reasons import ReasonCode
 
@@ -490,7 +490,7 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 
 def _rank(res: IdCardResult) -> tuple[bool, bool, int, int]:
     """Which of two readings of one photo is better: a valid number, any number, more fields, fewer errors."""
-    fields = sum(getattr(res, f) is not None for f in ("name", "sex", "ethnicity", "birth_date", "address"))
+    fields = sum(getattr(res, f) is not None for f in FIELDS)
     return res.id_number_valid, res.id_number is not None, fields, -len(res.errors)
 
 
