@@ -10,6 +10,7 @@ whether the card runs off the photo.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -205,7 +206,8 @@ def _small_grey(image: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
     """A copy whose longer side is at most ``side``, and its grey version."""
     h, w = image.shape[:2]
     s = min(1.0, side / max(h, w))
-    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
+    size = (max(1, round(w * s)), max(1, round(h * s)))  # as ``OcrEngine.detect_turned`` sizes its copy
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if s < 1 else image
     return small, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
 
@@ -267,8 +269,23 @@ def _stroke_angle(mag: np.ndarray, ang: np.ndarray, strong: np.ndarray) -> tuple
     return (peak - 90.0 if peak > 45.0 else float(peak)), score
 
 
+@dataclass(frozen=True)
+class LevelView:
+    """How to lay a photo level (``angle``, degrees), with the shrunk copy and strong-edge mask it was judged on:
+    the first detection pass reuses both instead of shrinking the photo and taking its gradients again."""
+
+    angle: float
+    small: np.ndarray
+    strong: np.ndarray
+
+
 def level_turn(image: np.ndarray, side: int = 480) -> float:
-    """Degrees to turn the photo so the card lies level and landscape (text horizontal or upside down).
+    """Degrees to turn the photo so the card lies level and landscape (see ``level_view``)."""
+    return level_view(image, side).angle
+
+
+def level_view(image: np.ndarray, side: int = 480) -> LevelView:
+    """The turn that lays the card level and landscape (text horizontal or upside down), and what it rests on.
 
     ``stroke_angle`` levels the card's axes; the box of strong edges then tells whether the card stands upright
     (text running vertically), in which case a further quarter turn lays it down. A box filling most of the
@@ -283,4 +300,9 @@ def level_turn(image: np.ndarray, side: int = 480) -> float:
     bw, bh = x2 - x1, y2 - y1
     if bh > 1.15 * bw and bw * bh < 0.85 * size[0] * size[1]:
         angle += 90.0
-    return angle
+    return LevelView(angle, small, edges[2])
+
+
+def strong_extent(strong: np.ndarray, turn: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``edge_extent`` from an already computed strong-edge mask."""
+    return _extent(strong, turn, size, 0.5, 0.06)

@@ -26,7 +26,7 @@ from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
 from rapidocr_onnxruntime.utils import read_yaml
 
 from models.runtime import create_session, thread_count
-from pipelines.id_card.geometry import apply, edge_extent, upright_transform
+from pipelines.id_card.geometry import LevelView, apply, edge_extent, strong_extent, upright_transform
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,13 @@ def _config() -> dict[str, Any]:
 
 
 def _width_batches(crops: list[np.ndarray], max_batch: int = 4) -> list[list[int]]:
-    """Indices of crops grouped by width (within 15%), narrowest first: padding waste stays small."""
-    order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1])
+    """Indices of crops of one height grouped by width (within 15%), narrowest first: little padding waste."""
+    order = sorted(range(len(crops)), key=lambda i: crops[i].shape[:2])
     batches: list[list[int]] = []
     for i in order:
         last = batches[-1] if batches else None
-        if last and len(last) < max_batch and crops[i].shape[1] <= crops[last[0]].shape[1] * 1.15 + 8:
+        if (last and len(last) < max_batch and crops[i].shape[0] == crops[last[0]].shape[0]
+                and crops[i].shape[1] <= crops[last[0]].shape[1] * 1.15 + 8):
             last.append(i)
         else:
             batches.append([i])
@@ -160,18 +161,28 @@ class OcrEngine:
             return []
         return [np.asarray(b, np.float32) for b in boxes]
 
-    def detect_turned(self, image: np.ndarray, max_side: int, angle_deg: float, crop: bool = False) -> list[np.ndarray]:
+    def detect_turned(self, image: np.ndarray, max_side: int, angle_deg: float, crop: bool = False,
+                      view: LevelView | None = None) -> list[np.ndarray]:
         """``detect`` on a copy scaled to ``max_side`` and turned by ``angle_deg``; quads in image coordinates.
 
         With ``crop``, only the part of the turned copy that holds strong edges (the card, in most photos) is
-        passed to the detector: the turned canvas is up to twice the photo's area, mostly background.
+        passed to the detector: the turned canvas is up to twice the photo's area, mostly background. A ``view``
+        of the same size (from ``level_view``) saves shrinking the photo and finding its edges again.
         """
         h, w = image.shape[:2]
         scale = min(1.0, max_side / max(h, w))
-        small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        reuse = view is not None and view.small.shape[1::-1] == size
+        if view is not None and reuse:
+            small = view.small
+        else:
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
         turn, (nw, nh) = upright_transform(small.shape, angle_deg)
         if crop:
-            x1, y1, x2, y2 = edge_extent(small, turn, (nw, nh))
+            if view is not None and reuse:
+                x1, y1, x2, y2 = strong_extent(view.strong, turn, (nw, nh))
+            else:
+                x1, y1, x2, y2 = edge_extent(small, turn, (nw, nh))
             turn = np.array([[1, 0, -x1], [0, 1, -y1], [0, 0, 1]], float) @ turn
             nw, nh = x2 - x1, y2 - y1
         turned = cv2.warpAffine(small, turn[:2], (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -186,7 +197,8 @@ class OcrEngine:
         return float(sum((s if lab == "180" else -s) for lab, s in res))
 
     def recognize(self, crops: list[np.ndarray]) -> list[tuple[str, float, list[float], np.ndarray]]:
-        """Recognise each crop (height 48) at its own width; similar widths share one batch.
+        """Recognise each crop at its own size (height 48 is the model's own, 40 reads card print as well);
+        crops of one height and similar widths share one batch.
 
         The batches are shared out between single-threaded sessions running side by side: on line crops 48 px
         high, two intra-op threads make one run only ~1.2× faster, two runs at once are ~2× faster.
@@ -212,7 +224,7 @@ class OcrEngine:
                   out: list[tuple[str, float, list[float], np.ndarray] | None]) -> None:
         for idx in lane:
             width = max(crops[i].shape[1] for i in idx)
-            batch = np.zeros((len(idx), 3, REC_HEIGHT, width), np.float32)
+            batch = np.zeros((len(idx), 3, crops[idx[0]].shape[0], width), np.float32)
             for k, i in enumerate(idx):
                 c = crops[i].astype(np.float32).transpose(2, 0, 1)
                 c *= 1 / 127.5

@@ -12,11 +12,13 @@ import datetime as dt
 import logging
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
+from models.detectors import Detection
 from models.packs import ModelPack, load_pack
 from pipelines.face_match import FaceMatcher
 from pipelines.id_card import geometry as G
@@ -25,7 +27,7 @@ from pipelines.id_card import lines as LN
 from pipelines.id_card import parse as P
 from pipelines.id_card import regions as RG
 from pipelines.id_card import rows as R
-from pipelines.id_card.ocr import OcrEngine, TextLine, crop_quad
+from pipelines.id_card.ocr import REC_HEIGHT, OcrEngine, TextLine, crop_quad
 from pipelines.id_card.quality import glare_fraction, sharpness
 from pipelines.id_card.result import FIELDS, IdCardResult
 from pipelines.id_card.validate import check_number, correct_address, cross_check
@@ -52,10 +54,13 @@ class ReaderConfig:
     det_pad_y: float = 0.3
     min_first_pass_text_px: float = 8.0
     min_first_pass_lines: int = 10
+    min_first_pass_aspect: float = 9.0  # a number-like line: the first pass boxed the 18 digits as one
     det_max_zoom: float = 1.5
     det_max_second: int = 1100
     cls_lines: int = 4
-    min_number_conf: float = 0.80
+    # Line crops are recognised 40 px high, not at the model's 48: a third less work. Narrow digits suffer most
+    # (an X read as 8; now and then a digit of an address dropped): the number line and re-reads keep 48.
+    rec_height: int = 40
     glare_threshold: float = 0.12
     blur_threshold: float = 0.35
     cut_off_margin: float = 0.07  # fraction of the card width a corner may lie outside the photo
@@ -74,6 +79,7 @@ class IdCardReader:
             self.matcher = FaceMatcher(pack)
         self.config = config or ReaderConfig()
         self.ocr = OcrEngine()
+        self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="id-portrait")
 
     # -- main entry ----------------------------------------------------------------------------------
 
@@ -130,14 +136,15 @@ class IdCardReader:
         ``levelled=False``: the first pass sees the photo as it is (turned by 45°, then at 960 px, if needed)."""
         cfg = self.config if levelled else replace(
             self.config, det_level=False, det_crop_to_edges=False, det_relocate_side=0, det_diagonal_deg=45.0)
-        turn = G.level_turn(image) if cfg.det_level else 0.0
+        view = G.level_view(image, cfg.det_locate_side) if cfg.det_level else None
+        turn = view.angle if view is not None else 0.0
         if abs(turn) < cfg.det_level_min_deg:
             turn = 0.0
         side = cfg.det_locate_side
-        first = self._locate(image, side, turn, cfg.det_crop_to_edges)
+        first = self._locate(image, side, turn, cfg.det_crop_to_edges, view)
         if not _usable(first) and cfg.det_relocate_side:
             # Small or soft cards: the same levelled view, a third larger.
-            more = self._locate(image, cfg.det_relocate_side, turn, cfg.det_crop_to_edges)
+            more = self._locate(image, cfg.det_relocate_side, turn, cfg.det_crop_to_edges, view)
             if _elongated(more) >= _elongated(first):
                 first, side = more, cfg.det_relocate_side
         if not _usable(first) and cfg.det_diagonal_deg:
@@ -147,7 +154,7 @@ class IdCardReader:
             if _elongated(turned) > _elongated(first):
                 first, side = turned, cfg.det_locate_side
         if not _usable(first):
-            more = self._locate(image, cfg.det_fallback_side, turn, cfg.det_crop_to_edges)
+            more = self._locate(image, cfg.det_fallback_side, turn, cfg.det_crop_to_edges, view)
             if _elongated(more) >= _elongated(first):
                 first, side = more, cfg.det_fallback_side
         angle = G.text_direction(first) if len(first) >= 2 else None
@@ -177,9 +184,10 @@ class IdCardReader:
         back = np.linalg.inv(a)
         return [G.apply(back, q).astype(np.float32) for q in second]
 
-    def _locate(self, image: np.ndarray, side: int, turn: float, crop: bool) -> list[np.ndarray]:
+    def _locate(self, image: np.ndarray, side: int, turn: float, crop: bool,
+                view: G.LevelView | None = None) -> list[np.ndarray]:
         if crop:
-            return self.ocr.detect_turned(image, side, turn, crop=True)
+            return self.ocr.detect_turned(image, side, turn, crop=True, view=view)
         return self.ocr.detect_turned(image, side, turn) if turn else self.ocr.detect(image, side)
 
     def _first_pass_suffices(self, image: np.ndarray, quads: list[np.ndarray], side: int) -> bool:
@@ -189,7 +197,7 @@ class IdCardReader:
         aspects = [LN.quad_length(q) / max(LN.quad_height(q), 1.0) for q in quads]
         cfg = self.config
         return (len(quads) >= cfg.min_first_pass_lines and float(np.median(heights)) >= cfg.min_first_pass_text_px
-                and max(aspects) >= 9.0)
+                and max(aspects) >= cfg.min_first_pass_aspect)
 
     def _orient_and_read(
         self, image: np.ndarray, quads: list[np.ndarray], angle: float, res: IdCardResult
@@ -211,7 +219,9 @@ class IdCardReader:
             up, _ = G.upright_transform(image.shape, angle)
             ordered = [LN.ordered_in(up, q) for q in keep]
         res.rotation_deg = angle
-        crops = [crop_quad(image, src) for src, _ in ordered]
+        number = _likely_number(ordered)
+        crops = [crop_quad(image, src, REC_HEIGHT if i == number else self.config.rec_height)
+                 for i, (src, _) in enumerate(ordered)]
         recs = self.ocr.recognize(crops)
         lines = [TextLine(text, score, chars, dst, probs)
                  for (text, score, chars, probs), (_, dst) in zip(recs, ordered, strict=True)]
@@ -244,16 +254,26 @@ class IdCardReader:
             return
         res.side = "portrait"
         to_input = np.linalg.inv(up)
+        portrait: Future[_Portrait] | None = None
         if h_card is not None:
             h_in = to_input @ h_card
+            # The face check needs only the card's place: it runs beside the field reading on the other core.
+            portrait = self._side.submit(self._find_portrait, image, h_in)
             corners = G.apply(h_in, np.array([[0, 0], [L.CARD_W, 0], [L.CARD_W, L.CARD_H], [0, L.CARD_H]], float))
             res.card_quad = [[round(float(x), 1), round(float(y), 1)] for x, y in corners]
             self._check_cut_off(image, corners, res)
             self._fields(image, up, lines, h_card, number_idx, res)
-            self._portrait(image, h_in, res)
         else:
             res.add_error(ReasonCode.ID_CUT_OFF if LN.touches_border(lines, up, image) else ReasonCode.ID_NOT_A_CARD)
         self._number(image, lines, number_idx, h_card, up, res, today)
+        if portrait is not None:
+            found = portrait.result()
+            res.portrait_bbox, res.portrait_verified = found.bbox, found.face is not None
+            res.checks["portrait_faces"] = found.faces
+            if found.face is not None:
+                res.portrait, res.portrait_face = found.crop, found.face
+            else:
+                res.add_error(ReasonCode.FACE_NOT_FOUND)
 
     def _card_homography(
         self, lines: list[TextLine], texts: list[str], number_idx: int | None
@@ -456,8 +476,8 @@ class IdCardReader:
         if outside.any():
             res.add_error(ReasonCode.ID_CUT_OFF)
 
-    def _portrait(self, image: np.ndarray, h_in: np.ndarray, res: IdCardResult) -> None:
-        """Rectified crop of the portrait photo, kept only if the face detector finds a face in it."""
+    def _find_portrait(self, image: np.ndarray, h_in: np.ndarray) -> _Portrait:
+        """Rectified crop of the portrait photo, and the face the detector finds central in it (if any)."""
         m = self.config.portrait_margin
         x1, y1, x2, y2 = L.PORTRAIT_BOX
         dx, dy = (x2 - x1) * m, (y2 - y1) * m
@@ -467,16 +487,18 @@ class IdCardReader:
         h, w = image.shape[:2]
         bx1, by1 = np.clip(quad.min(axis=0), 0, [w, h])
         bx2, by2 = np.clip(quad.max(axis=0), 0, [w, h])
-        res.portrait_bbox = (int(bx1), int(by1), int(bx2), int(by2))
         faces = self.matcher.detect(crop)
         cw = crop.shape[1]
         central = [f for f in faces if 0.15 * cw < (f.bbox[0] + f.bbox[2]) / 2 < 0.85 * cw and f.width > 0.2 * cw]
-        res.portrait_verified = bool(central)
-        res.checks["portrait_faces"] = len(faces)
-        if central:
-            res.portrait, res.portrait_face = crop, central[0]
-        else:
-            res.add_error(ReasonCode.FACE_NOT_FOUND)
+        return _Portrait((int(bx1), int(by1), int(bx2), int(by2)), crop, central[0] if central else None, len(faces))
+
+
+@dataclass(frozen=True)
+class _Portrait:
+    bbox: tuple[int, int, int, int]  # the printed photo's box on the input image
+    crop: np.ndarray
+    face: Detection | None
+    faces: int
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
@@ -492,6 +514,13 @@ def _rank(res: IdCardResult) -> tuple[bool, bool, int, int]:
     """Which of two readings of one photo is better: a valid number, any number, more fields, fewer errors."""
     fields = sum(getattr(res, f) is not None for f in FIELDS)
     return res.id_number_valid, res.id_number is not None, fields, -len(res.errors)
+
+
+def _likely_number(ordered: list[tuple[np.ndarray, np.ndarray]]) -> int | None:
+    """Index of the lowest long line in the upright frame: where the number is printed (or, on the emblem side,
+    the validity dates), known before anything is read."""
+    long_lines = [i for i, (_, dst) in enumerate(ordered) if LN.quad_length(dst) >= 8.0 * LN.quad_height(dst)]
+    return max(long_lines, key=lambda i: float(ordered[i][1][:, 1].mean()), default=None)
 
 
 def _elongated(quads: list[np.ndarray]) -> int:

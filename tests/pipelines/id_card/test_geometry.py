@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipelines.id_card import IdCardReader
 from pipelines.id_card import geometry as G
 from pipelines.id_card import layout as L
 from pipelines.id_card.synthetic import CardGenerator
@@ -72,3 +73,22 @@ def test_level_turn_lays_most_cards_down(generator: CardGenerator) -> None:
         # Lines in the background can hide which way the card stands; then the first pass sees vertical text.
         laid_down += _mod180_gap(turn, rotation) < 4.0
     assert laid_down >= 23  # of 30; without the quarter-turn decision about half would be
+
+
+@pytest.mark.parametrize(("index", "rotation"), [(41, 12.0), (42, 250.0)])
+def test_detection_from_a_level_view_matches_detection_from_the_photo(
+    reader: IdCardReader, generator: CardGenerator, index: int, rotation: float
+) -> None:
+    image = generator.generate(index, rotation=rotation).image
+    view = G.level_view(image, 480)
+    assert view.angle == G.level_turn(image)
+    assert max(view.small.shape[:2]) == 480 and view.strong.shape == view.small.shape[:2]
+    assert 0.05 < view.strong.mean() < 0.15  # the strongest 10% of the gradients
+    reused = reader.ocr.detect_turned(image, 480, view.angle, crop=True, view=view)
+    fresh = reader.ocr.detect_turned(image, 480, view.angle, crop=True)
+    assert len(reused) >= 8 and len(reused) == len(fresh)
+    for a, b in zip(reused, fresh, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    # A view of another size is not mistaken for the copy the detector needs.
+    larger = reader.ocr.detect_turned(image, 640, view.angle, crop=True, view=view)
+    assert len(larger) >= 8

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from pipelines.id_card import IdCardReader
+from pipelines.id_card import geometry as G
+from pipelines.id_card import lines as LN
+from pipelines.id_card import parse as P
 from pipelines.id_card.ocr import OcrEngine, _width_batches, crop_quad, order_quad
+from pipelines.id_card.reader import _likely_number
+from pipelines.id_card.result import IdCardResult
+from pipelines.id_card.synthetic import CardGenerator
 from pipelines.media import load_image
 
 
@@ -54,3 +61,35 @@ def test_width_batches_group_similar_widths() -> None:
         widths = [crops[i].shape[1] for i in b]
         assert max(widths) <= min(widths) * 1.15 + 8
     assert sorted(sorted(b) for b in batches) == [[0, 2, 3, 6], [1, 5], [4]]
+
+
+def test_width_batches_never_mix_heights() -> None:
+    crops = [np.zeros((h, w, 3), np.uint8) for h, w in ((40, 100), (48, 102), (40, 104), (48, 98), (40, 600))]
+    batches = _width_batches(crops, max_batch=4)
+    assert sorted(i for b in batches for i in b) == list(range(len(crops)))
+    for b in batches:
+        assert len({crops[i].shape[0] for i in b}) == 1
+    assert sorted(sorted(b) for b in batches) == [[0, 2], [1, 3], [4]]
+
+
+def test_crops_of_two_heights_read_as_when_read_alone(reader: IdCardReader, card_crops: list[np.ndarray]) -> None:
+    mixed = [c if k % 2 else cv2.resize(c, (max(8, round(c.shape[1] * 40 / 48)), 40))
+             for k, c in enumerate(card_crops)]
+    together = reader.ocr.recognize(mixed)
+    alone = [reader.ocr.recognize([c])[0] for c in mixed]
+    assert [t for t, *_ in together] == [t for t, *_ in alone]
+    assert sum(bool(t) for t, *_ in together) >= len(mixed) - 1
+
+
+@pytest.mark.parametrize("index", [3, 4, 5])
+def test_the_number_line_is_known_before_reading(reader: IdCardReader, generator: CardGenerator, index: int) -> None:
+    card = generator.generate(index)
+    quads = reader._detect(card.image)
+    angle = G.text_direction(quads)
+    assert angle is not None
+    res = IdCardResult()
+    _, lines = reader._orient_and_read(card.image, quads, angle, res)
+    guess = _likely_number([(ln.quad, ln.quad) for ln in lines])  # it looks only at the upright-frame quads
+    assert guess is not None
+    assert P.normalize(lines[guess].text) == card.fields.id_number
+    assert LN.number_line([P.normalize(ln.text) for ln in lines]) == guess
