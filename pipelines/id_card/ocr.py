@@ -130,6 +130,16 @@ class _DetPreProcess(DetPreProcess):  # type: ignore[misc]
         out -= self._sub
         return out
 
+    def __call__(self, img: np.ndarray) -> np.ndarray | None:
+        resized = self.resize(img)
+        if resized is None:
+            return None
+        # OpenCV converts and lays out NCHW in one pass; RapidOCR's transposed copy after normalising costs more.
+        blob: np.ndarray = cv2.dnn.blobFromImage(resized)
+        blob *= self._mul.reshape(1, 3, 1, 1)
+        blob -= self._sub.reshape(1, 3, 1, 1)
+        return blob
+
 
 class OcrEngine:
     """PP-OCRv4 detector + recogniser and the PP-OCR direction classifier, loaded once."""
@@ -206,10 +216,13 @@ class OcrEngine:
         batches = _width_batches(crops)
         lanes: list[list[list[int]]] = [[] for _ in self._rec_lanes] or [[]]
         load = [0] * len(lanes)
-        for idx in sorted(batches, key=lambda b: -len(b) * crops[b[-1]].shape[1]):
-            k = load.index(min(load))  # longest batch first onto the least-loaded lane
+        def cost(b: list[int]) -> int:  # the recogniser's work grows with the padded batch's area
+            return len(b) * crops[b[-1]].shape[1] * crops[b[-1]].shape[0]
+
+        for idx in sorted(batches, key=lambda b: -cost(b)):
+            k = load.index(min(load))  # biggest batch first onto the least-loaded lane
             lanes[k].append(idx)
-            load[k] += len(idx) * crops[idx[-1]].shape[1]
+            load[k] += cost(idx)
         out: list[tuple[str, float, list[float], np.ndarray] | None] = [None] * len(crops)
         if len(self._rec_lanes) < 2:
             self._run_lane(self.rec.session, crops, lanes[0], out)
