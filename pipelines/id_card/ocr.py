@@ -217,7 +217,7 @@ class OcrEngine:
         lanes: list[list[list[int]]] = [[] for _ in self._rec_lanes] or [[]]
         load = [0] * len(lanes)
         def cost(b: list[int]) -> int:  # the recogniser's work grows with the padded batch's area
-            return len(b) * crops[b[-1]].shape[1] * crops[b[-1]].shape[0]
+            return len(b) * int(crops[b[-1]].shape[1]) * int(crops[b[-1]].shape[0])
 
         for idx in sorted(batches, key=lambda b: -cost(b)):
             k = load.index(min(load))  # biggest batch first onto the least-loaded lane
