@@ -202,12 +202,17 @@ def solve_robust(
     return h if sane(h) else None
 
 
+def shrunk_size(shape: tuple[int, ...], side: int) -> tuple[int, int]:
+    """(w, h) of a copy whose longer side is at most ``side``: the one rule for every shrunk copy of a photo."""
+    h, w = shape[:2]
+    s = min(1.0, side / max(h, w))
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
 def _small_grey(image: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
     """A copy whose longer side is at most ``side``, and its grey version."""
-    h, w = image.shape[:2]
-    s = min(1.0, side / max(h, w))
-    size = (max(1, round(w * s)), max(1, round(h * s)))  # as ``OcrEngine.detect_turned`` sizes its copy
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if s < 1 else image
+    size = shrunk_size(image.shape, side)
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if size != image.shape[1::-1] else image
     return small, cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
 

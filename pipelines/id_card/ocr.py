@@ -26,7 +26,7 @@ from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
 from rapidocr_onnxruntime.utils import read_yaml
 
 from models.runtime import create_session, thread_count
-from pipelines.id_card.geometry import LevelView, apply, edge_extent, strong_extent, upright_transform
+from pipelines.id_card.geometry import LevelView, apply, edge_extent, shrunk_size, strong_extent, upright_transform
 
 log = logging.getLogger(__name__)
 
@@ -179,18 +179,17 @@ class OcrEngine:
         passed to the detector: the turned canvas is up to twice the photo's area, mostly background. A ``view``
         of the same size (from ``level_view``) saves shrinking the photo and finding its edges again.
         """
-        h, w = image.shape[:2]
-        scale = min(1.0, max_side / max(h, w))
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        reuse = view is not None and view.small.shape[1::-1] == size
-        if view is not None and reuse:
-            small = view.small
+        size = shrunk_size(image.shape, max_side)
+        scale = min(1.0, max_side / max(image.shape[:2]))
+        same = view if view is not None and view.small.shape[1::-1] == size else None
+        if same is not None:
+            small = same.small
         else:
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
         turn, (nw, nh) = upright_transform(small.shape, angle_deg)
         if crop:
-            if view is not None and reuse:
-                x1, y1, x2, y2 = strong_extent(view.strong, turn, (nw, nh))
+            if same is not None:
+                x1, y1, x2, y2 = strong_extent(same.strong, turn, (nw, nh))
             else:
                 x1, y1, x2, y2 = edge_extent(small, turn, (nw, nh))
             turn = np.array([[1, 0, -x1], [0, 1, -y1], [0, 0, 1]], float) @ turn
