@@ -226,15 +226,18 @@ def _strong_edges(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return mag, ang, mag > np.partition(sample, k)[k]
 
 
-def edge_extent(small: np.ndarray, turn: np.ndarray, size: tuple[int, int],
-                tail: float = 0.5, margin: float = 0.06) -> tuple[int, int, int, int]:
+def edge_extent(small: np.ndarray, turn: np.ndarray, size: tuple[int, int], tail: float = 0.5,
+                margin: float = 0.06, strong: np.ndarray | None = None) -> tuple[int, int, int, int]:
     """Box (x1, y1, x2, y2) of ``size``'s canvas that holds the strong edges of ``small`` once moved by ``turn``.
 
     The extremes (``tail`` percent each side) are ignored so a few edges in the background do not stretch it;
-    ``margin`` (of the box's size) keeps the card's outer text lines inside.
+    ``margin`` (of the box's size) keeps the card's outer text lines inside. ``strong``: the strong-edge mask of
+    ``small`` when it is already known (``LevelView.strong``).
     """
-    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-    return _extent(_strong_edges(gray)[2], turn, size, tail, margin)
+    if strong is None:
+        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        strong = _strong_edges(gray)[2]
+    return _extent(strong, turn, size, tail, margin)
 
 
 def _extent(strong: np.ndarray, turn: np.ndarray, size: tuple[int, int],
@@ -306,8 +309,3 @@ def level_view(image: np.ndarray, side: int = 480) -> LevelView:
     if bh > 1.15 * bw and bw * bh < 0.85 * size[0] * size[1]:
         angle += 90.0
     return LevelView(angle, small, edges[2])
-
-
-def strong_extent(strong: np.ndarray, turn: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``edge_extent`` from an already computed strong-edge mask."""
-    return _extent(strong, turn, size, 0.5, 0.06)

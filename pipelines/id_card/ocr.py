@@ -26,7 +26,7 @@ from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
 from rapidocr_onnxruntime.utils import read_yaml
 
 from models.runtime import create_session, thread_count
-from pipelines.id_card.geometry import LevelView, apply, edge_extent, shrunk_size, strong_extent, upright_transform
+from pipelines.id_card.geometry import LevelView, apply, edge_extent, shrunk_size, upright_transform
 
 log = logging.getLogger(__name__)
 
@@ -117,27 +117,21 @@ class _Lane:
 
 
 class _DetPreProcess(DetPreProcess):  # type: ignore[misc]
-    """RapidOCR's detector preprocessing with the normalisation in float32 (its own runs in float64: 4× slower)."""
+    """RapidOCR's detector preprocessing in float32 and one layout pass (its own normalises in float64, then
+    copies the transposed array: ≈ 4× slower for the same values)."""
 
     def __init__(self, max_side: int, mean: list[float], std: list[float]) -> None:
         super().__init__(max_side, "max", mean, std)
-        self._mul = (self.scale / self.std).astype(np.float32)
-        self._sub = (self.mean / self.std).astype(np.float32)
-
-    def normalize(self, img: np.ndarray) -> np.ndarray:
-        out = img.astype(np.float32)
-        out *= self._mul
-        out -= self._sub
-        return out
+        self._mul = (self.scale / self.std).astype(np.float32).reshape(1, 3, 1, 1)
+        self._sub = (self.mean / self.std).astype(np.float32).reshape(1, 3, 1, 1)
 
     def __call__(self, img: np.ndarray) -> np.ndarray | None:
         resized = self.resize(img)
         if resized is None:
             return None
-        # OpenCV converts and lays out NCHW in one pass; RapidOCR's transposed copy after normalising costs more.
-        blob: np.ndarray = cv2.dnn.blobFromImage(resized)
-        blob *= self._mul.reshape(1, 3, 1, 1)
-        blob -= self._sub.reshape(1, 3, 1, 1)
+        blob: np.ndarray = cv2.dnn.blobFromImage(resized)  # float32 NCHW, values unchanged
+        blob *= self._mul
+        blob -= self._sub
         return blob
 
 
@@ -188,10 +182,8 @@ class OcrEngine:
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
         turn, (nw, nh) = upright_transform(small.shape, angle_deg)
         if crop:
-            if same is not None:
-                x1, y1, x2, y2 = strong_extent(same.strong, turn, (nw, nh))
-            else:
-                x1, y1, x2, y2 = edge_extent(small, turn, (nw, nh))
+            strong = same.strong if same is not None else None
+            x1, y1, x2, y2 = edge_extent(small, turn, (nw, nh), strong=strong)
             turn = np.array([[1, 0, -x1], [0, 1, -y1], [0, 0, 1]], float) @ turn
             nw, nh = x2 - x1, y2 - y1
         turned = cv2.warpAffine(small, turn[:2], (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
