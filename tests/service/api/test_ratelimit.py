@@ -20,6 +20,8 @@ from tests.service.api.ops import ops_app
 from tests.service.conftest import API_KEY
 from tests.service.factories import id_number
 
+pytestmark = pytest.mark.usefixtures("windows_held")
+
 VERIFY = "/api/v1/certificates/verify?code=nothing"  # public: no key, no session (answers 400: bad code)
 
 
@@ -185,3 +187,17 @@ def test_redis_outage_lets_requests_through(tmp_path: Path) -> None:
     )
     with TestClient(app) as c:
         assert [c.get(VERIFY).status_code for _ in range(3)] == [400, 400, 400]
+
+
+def test_a_new_window_starts_a_fresh_allowance(tmp_path: Path, windows_held: float, monkeypatch: Any) -> None:
+    from service.api import limits
+
+    with TestClient(ops_app(tmp_path, rate_limit_ip="2/minute")) as c:
+        assert [c.get(VERIFY).status_code for _ in range(2)] == [400, 400]
+        r = c.get(VERIFY)
+        assert limited(r, "ip") and int(r.headers["retry-after"]) == 59  # held 1 s into its minute
+        monkeypatch.setattr(limits, "_clock", lambda: windows_held + 58.5)
+        assert limited(c.get(VERIFY), "ip")  # same minute
+        monkeypatch.setattr(limits, "_clock", lambda: windows_held + 59)
+        assert [c.get(VERIFY).status_code for _ in range(2)] == [400, 400]
+        assert limited(c.get(VERIFY), "ip")

@@ -74,7 +74,7 @@ def test_api_docs_still_load_their_scripts(tmp_path: Path) -> None:
         common(r)
 
 
-def test_refusals_before_the_app_carry_the_headers_too(tmp_path: Path) -> None:
+def test_refusals_before_the_app_carry_the_headers_too(tmp_path: Path, windows_held: float) -> None:
     with TestClient(ops_app(tmp_path, rate_limit_ip="1/minute")) as c:
         c.get("/api/v1/certificates/verify?code=x")
         r = c.get("/api/v1/certificates/verify?code=x")
