@@ -1,13 +1,15 @@
-"""Text-line helpers: quad sizes, upright ordering with padding, and finding the number line."""
+"""Text-line helpers: quad sizes, upright ordering with padding, reading the lines, finding the number line."""
 
 from __future__ import annotations
+
+import re
 
 import cv2
 import numpy as np
 
 from pipelines.id_card import geometry as G
 from pipelines.id_card import parse as P
-from pipelines.id_card.ocr import TextLine, order_quad
+from pipelines.id_card.ocr import REC_HEIGHT, OcrEngine, TextLine, crop_quad, order_quad
 from pipelines.id_card.validate import check_number
 
 
@@ -49,6 +51,69 @@ def ordered_in(up: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray
     dst = dst + np.array([-pad, pad, pad, -pad], np.float32)
     src = G.apply(np.linalg.inv(up), dst).astype(np.float32)
     return src, dst
+
+
+NUMBER_CAPTION = "公民身份号码"
+_FULL_NUMBER = re.compile(r"\d{17}[\dX]")
+Ordered = list[tuple[np.ndarray, np.ndarray]]  # (quad in the input, quad in the upright frame) per line
+
+
+def likely_number(ordered: Ordered) -> int | None:
+    """Index of the lowest long line in the upright frame: where the number is printed (or, on the emblem side,
+    the validity dates), known before anything is read."""
+    long_lines = [i for i, (_, dst) in enumerate(ordered) if quad_length(dst) >= 8.0 * quad_height(dst)]
+    return max(long_lines, key=lambda i: float(ordered[i][1][:, 1].mean()), default=None)
+
+
+def beside_number(ordered: Ordered, number: int) -> list[int]:
+    """Boxes on the number's row and left of it (upright frame): where the caption 公民身份号码 is printed."""
+    nq = ordered[number][1]
+    a, b = (nq[0] + nq[3]) / 2, (nq[1] + nq[2]) / 2
+    nh = quad_height(nq)
+    out = []
+    for i, (_, dst) in enumerate(ordered):
+        cx, cy = dst.mean(axis=0)
+        row_y = a[1] + (cx - a[0]) / max(float(b[0] - a[0]), 1e-6) * (b[1] - a[1])
+        if i != number and abs(cy - row_y) < 0.5 * nh and dst[:, 0].max() < nq[:, 0].min() + 0.5 * nh:
+            out.append(i)
+    return out
+
+
+def caption_shaped(dst: np.ndarray, number_dst: np.ndarray) -> bool:
+    """A box as long as the printed 公民身份号码 and as far left of the number: ≈ 5 and ≈ 2 number heights
+    (363 and 159 template px at 74 px), with room for the boxes' padding and perspective."""
+    nh = quad_height(number_dst)
+    gap = float(number_dst[:, 0].min() - dst[:, 0].max())
+    return 3.5 * nh <= quad_length(dst) <= 7.0 * nh and -0.5 * nh <= gap <= 3.5 * nh
+
+
+def read_lines(ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int, squeeze: float) -> list[TextLine]:
+    """Recognise every line, cropped from the input image; the likely number line at the model's own 48 px, the
+    others at ``height`` and narrowed by ``squeeze`` (Chinese glyphs keep 4–5 of the recogniser's time steps).
+
+    The caption box beside the number is not read when the number reads as a whole ID number: the caption is
+    fixed print, its place (a homography anchor) is all it adds. Anything else there is read afterwards.
+    """
+    number = likely_number(ordered)
+    beside = beside_number(ordered, number) if number is not None else []
+    first = [i for i in range(len(ordered)) if i not in beside]
+
+    def crop(i: int) -> np.ndarray:
+        if i == number:
+            return crop_quad(image, ordered[i][0], REC_HEIGHT)
+        return crop_quad(image, ordered[i][0], height, squeeze)
+
+    recs = dict(zip(first, ocr.recognize([crop(i) for i in first]), strict=True))
+    if number is not None and beside:
+        whole = _FULL_NUMBER.fullmatch(P.normalize(recs[number][0]).upper()) is not None
+        known = [i for i in beside if whole and caption_shaped(ordered[i][1], ordered[number][1])]
+        for i in known:
+            recs[i] = (NUMBER_CAPTION, 0.0, [], np.zeros((0, len(ocr.characters)), np.float32))
+        rest = [i for i in beside if i not in known]
+        if rest:
+            recs.update(zip(rest, ocr.recognize([crop(i) for i in rest]), strict=True))
+    return [TextLine(text, score, chars, ordered[i][1], probs)
+            for i, (text, score, chars, probs) in sorted(recs.items())]
 
 
 def number_line(texts: list[str]) -> int | None:

@@ -42,7 +42,7 @@ class TextLine:
     score: float
     char_scores: list[float]
     quad: np.ndarray
-    probs: np.ndarray = field(repr=False)  # (T, C) softmax output, for constrained re-decoding
+    probs: np.ndarray = field(repr=False)  # (T, C) softmax output, for constrained re-decoding; T = 0: not read
 
     @property
     def center(self) -> tuple[float, float]:
@@ -93,12 +93,15 @@ def order_quad(pts: np.ndarray) -> np.ndarray:
     return np.array([pts[np.argmin(s)], pts[np.argmin(d)], pts[np.argmax(s)], pts[np.argmax(d)]], np.float32)
 
 
-def crop_quad(image: np.ndarray, quad: np.ndarray, height: int = REC_HEIGHT) -> np.ndarray:
-    """Perspective-crop a quad given as (tl, tr, br, bl) straight to the recogniser's height (one warp)."""
+def crop_quad(
+    image: np.ndarray, quad: np.ndarray, height: int = REC_HEIGHT, squeeze: float = 1.0
+) -> np.ndarray:
+    """Perspective-crop a quad given as (tl, tr, br, bl) straight to the recogniser's height (one warp);
+    ``squeeze`` < 1 narrows it too (fewer time steps for the recogniser)."""
     q = np.asarray(quad, np.float32).reshape(4, 2)
     w = max(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[2] - q[3])))
     h = max(float(np.linalg.norm(q[3] - q[0])), float(np.linalg.norm(q[2] - q[1])), 1.0)
-    out_w = max(8, round(w * height / h))
+    out_w = max(8, round(w * height / h * squeeze))
     dst = np.array([[0, 0], [out_w, 0], [out_w, height], [0, height]], np.float32)
     m = cv2.getPerspectiveTransform(q, dst)
     return cv2.warpPerspective(image, m, (out_w, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

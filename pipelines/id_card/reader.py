@@ -27,7 +27,7 @@ from pipelines.id_card import lines as LN
 from pipelines.id_card import parse as P
 from pipelines.id_card import regions as RG
 from pipelines.id_card import rows as R
-from pipelines.id_card.ocr import REC_HEIGHT, OcrEngine, TextLine, crop_quad
+from pipelines.id_card.ocr import OcrEngine, TextLine, crop_quad
 from pipelines.id_card.quality import glare_fraction, sharpness
 from pipelines.id_card.result import FIELDS, IdCardResult
 from pipelines.id_card.validate import check_number, correct_address, cross_check
@@ -61,6 +61,7 @@ class ReaderConfig:
     # Line crops are recognised 40 px high, not at the model's 48: a third less work. Narrow digits suffer most
     # (an X read as 8; now and then a digit of an address dropped): the number line and re-reads keep 48.
     rec_height: int = 40
+    rec_squeeze: float = 0.9  # and 10% narrower (not the number): same reading on 350 cards, 6 ms less
     glare_threshold: float = 0.12
     blur_threshold: float = 0.35
     cut_off_margin: float = 0.07  # fraction of the card width a corner may lie outside the photo
@@ -219,12 +220,7 @@ class IdCardReader:
             up, _ = G.upright_transform(image.shape, angle)
             ordered = [LN.ordered_in(up, q) for q in keep]
         res.rotation_deg = angle
-        number = _likely_number(ordered)
-        crops = [crop_quad(image, src, REC_HEIGHT if i == number else self.config.rec_height)
-                 for i, (src, _) in enumerate(ordered)]
-        recs = self.ocr.recognize(crops)
-        lines = [TextLine(text, score, chars, dst, probs)
-                 for (text, score, chars, probs), (_, dst) in zip(recs, ordered, strict=True)]
+        lines = LN.read_lines(self.ocr, image, ordered, self.config.rec_height, self.config.rec_squeeze)
         return up, lines
 
     def _interpret(
@@ -514,13 +510,6 @@ def _rank(res: IdCardResult) -> tuple[bool, bool, int, int]:
     """Which of two readings of one photo is better: a valid number, any number, more fields, fewer errors."""
     fields = sum(getattr(res, f) is not None for f in FIELDS)
     return res.id_number_valid, res.id_number is not None, fields, -len(res.errors)
-
-
-def _likely_number(ordered: list[tuple[np.ndarray, np.ndarray]]) -> int | None:
-    """Index of the lowest long line in the upright frame: where the number is printed (or, on the emblem side,
-    the validity dates), known before anything is read."""
-    long_lines = [i for i, (_, dst) in enumerate(ordered) if LN.quad_length(dst) >= 8.0 * LN.quad_height(dst)]
-    return max(long_lines, key=lambda i: float(ordered[i][1][:, 1].mean()), default=None)
 
 
 def _elongated(quads: list[np.ndarray]) -> int:

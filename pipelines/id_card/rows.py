@@ -163,9 +163,10 @@ def anchors(
                 left_x = G.CAPTION_LEFT_CORNERS["公民身份号码"][0][0] if t.startswith("公民") else None
             elif r == ROW_SEX and t and t[0] in "民族":
                 left_x = ETHNICITY_CAPTION_X  # wherever it sits in the row: 性别 may be missing
-            elif j == 0 and t and t[0] in ROW_CAPTION_STARTS.get(r, ""):
+            elif j == 0 and _starts_with_caption(t, ROW_CAPTION_STARTS.get(r, "")):
                 # The box may start at the caption's second character (the first one lost).
-                left_x = CAPTION_X if t[:1] == ROW_CAPTION_STARTS[r][0] else CAPTION_SECOND_X
+                cap = ROW_CAPTION_STARTS[r]
+                left_x = CAPTION_X if t[:1] == cap[0] or t[1:2] == cap[1] else CAPTION_SECOND_X
             elif j == 0 and r != ROW_SEX:
                 left_x = ENTRY_X if t[:1] not in CAPTION_CHARS else None
             elif j == 0 and t[:1] in "男女":
@@ -173,3 +174,9 @@ def anchors(
             if left_x is not None:
                 points += [(pt(q[0]), (left_x, float(top))), (pt(q[3]), (left_x, float(bottom)))]
     return points, y_only
+
+
+def _starts_with_caption(text: str, caption: str) -> bool:
+    """The line starts with the row's caption, or with its second character: either one alone (the other lost)
+    or behind a misread first one (佳址 for 住址; taken for an entry, it would pull the card 200 px sideways)."""
+    return bool(caption) and bool(text) and (text[0] in caption or text[1:2] == caption[1])

@@ -13,7 +13,6 @@ from pipelines.id_card import geometry as G
 from pipelines.id_card import lines as LN
 from pipelines.id_card import parse as P
 from pipelines.id_card.ocr import OcrEngine, _width_batches, crop_quad, order_quad
-from pipelines.id_card.reader import _likely_number
 from pipelines.id_card.result import IdCardResult
 from pipelines.id_card.synthetic import CardGenerator
 from pipelines.media import load_image
@@ -89,7 +88,67 @@ def test_the_number_line_is_known_before_reading(reader: IdCardReader, generator
     assert angle is not None
     res = IdCardResult()
     _, lines = reader._orient_and_read(card.image, quads, angle, res)
-    guess = _likely_number([(ln.quad, ln.quad) for ln in lines])  # it looks only at the upright-frame quads
+    guess = LN.likely_number([(ln.quad, ln.quad) for ln in lines])  # it looks only at the upright-frame quads
     assert guess is not None
     assert P.normalize(lines[guess].text) == card.fields.id_number
     assert LN.number_line([P.normalize(ln.text) for ln in lines]) == guess
+
+
+def _ordered_lines(reader: IdCardReader, image: np.ndarray) -> tuple[np.ndarray, LN.Ordered]:
+    quads = reader._detect(image)
+    angle = G.text_direction(quads)
+    assert angle is not None
+    res = IdCardResult()
+    up, lines = reader._orient_and_read(image, quads, angle, res)  # settles 0°/180°
+    up, _ = G.upright_transform(image.shape, res.rotation_deg)
+    return up, [LN.ordered_in(up, G.apply(np.linalg.inv(up), ln.quad)) for ln in lines]
+
+
+@pytest.mark.parametrize("index", [3, 8])
+def test_the_number_caption_is_placed_not_read_when_the_number_reads_whole(
+    reader: IdCardReader, generator: CardGenerator, index: int
+) -> None:
+    card = generator.generate(index)
+    _, ordered = _ordered_lines(reader, card.image)
+    number = LN.likely_number(ordered)
+    assert number is not None
+    beside = LN.beside_number(ordered, number)
+    assert len(beside) == 1 and LN.caption_shaped(ordered[beside[0]][1], ordered[number][1])
+    # What the recogniser is actually given: every line but the caption.
+    given: list[int] = []
+    real = reader.ocr.recognize
+
+    def counting(crops: list[np.ndarray]) -> list[tuple[str, float, list[float], np.ndarray]]:
+        given.append(len(crops))
+        return real(crops)
+
+    reader.ocr.recognize = counting  # type: ignore[method-assign]
+    try:
+        lines = LN.read_lines(reader.ocr, card.image, ordered, 40, 0.9)
+    finally:
+        del reader.ocr.recognize
+    assert given == [len(ordered) - 1]
+    assert P.normalize(lines[number].text) == card.fields.id_number
+    caption = lines[beside[0]]
+    assert caption.text == LN.NUMBER_CAPTION and caption.probs.shape[0] == 0
+    # Read anyway, the box says what it was labelled.
+    assert reader.ocr.recognize([crop_quad(card.image, ordered[beside[0]][0], 40)])[0][0] == LN.NUMBER_CAPTION
+
+
+def test_the_number_caption_is_read_when_the_number_does_not_read_whole(
+    reader: IdCardReader, generator: CardGenerator
+) -> None:
+    card = generator.generate(3)
+    up, ordered = _ordered_lines(reader, card.image)
+    number = LN.likely_number(ordered)
+    assert number is not None
+    # Paint over the number's right half, as glare would: a dozen digits or fewer are left to read.
+    dst = ordered[number][1].copy()
+    dst[[0, 3], 0] = (dst[0, 0] + dst[1, 0]) / 2
+    image = card.image.copy()
+    cv2.fillConvexPoly(image, G.apply(np.linalg.inv(up), dst).astype(np.int32), (235, 235, 235))
+    lines = LN.read_lines(reader.ocr, image, ordered, 40, 0.9)
+    assert len(P.normalize(lines[number].text)) < 18
+    beside = LN.beside_number(ordered, number)
+    assert [lines[i].text for i in beside] == [LN.NUMBER_CAPTION]
+    assert all(lines[i].probs.shape[0] > 0 for i in beside)
