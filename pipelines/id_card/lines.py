@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import cv2
@@ -13,14 +14,21 @@ from pipelines.id_card.ocr import REC_HEIGHT, OcrEngine, TextLine, crop_quad, or
 from pipelines.id_card.validate import check_number
 
 
+def _edges(q: np.ndarray) -> tuple[float, float, float, float]:
+    # Plain floats: numpy's per-call overhead on 2-vectors made these a few ms per card (called ~100 times).
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = np.asarray(q, np.float64).reshape(4, 2).tolist()
+    return math.hypot(x1 - x0, y1 - y0), math.hypot(x2 - x1, y2 - y1), math.hypot(x3 - x2, y3 - y2), math.hypot(
+        x0 - x3, y0 - y3)
+
+
 def quad_height(q: np.ndarray) -> float:
-    edges = [float(np.linalg.norm(q[(i + 1) % 4] - q[i])) for i in range(4)]
-    return min(edges[0] + edges[2], edges[1] + edges[3]) / 2
+    e = _edges(q)
+    return min(e[0] + e[2], e[1] + e[3]) / 2
 
 
 def quad_length(q: np.ndarray) -> float:
-    edges = [float(np.linalg.norm(q[(i + 1) % 4] - q[i])) for i in range(4)]
-    return max(edges[0] + edges[2], edges[1] + edges[3]) / 2
+    e = _edges(q)
+    return max(e[0] + e[2], e[1] + e[3]) / 2
 
 
 def quad_width(q: np.ndarray) -> float:
@@ -100,7 +108,7 @@ def read_lines(ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int,
 
     def crop(i: int) -> np.ndarray:
         if i == number:
-            return crop_quad(image, ordered[i][0], REC_HEIGHT)
+            return crop_quad(image, ordered[i][0], REC_HEIGHT)  # narrowed, the 韦小宝 specimen's X reads as 8
         return crop_quad(image, ordered[i][0], height, squeeze)
 
     recs = dict(zip(first, ocr.recognize([crop(i) for i in first]), strict=True))

@@ -9,6 +9,7 @@ only holds digits and X) at no extra model cost.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +52,8 @@ class TextLine:
 
     @property
     def height(self) -> float:
-        return float((np.linalg.norm(self.quad[3] - self.quad[0]) + np.linalg.norm(self.quad[2] - self.quad[1])) / 2)
+        (x0, y0), (x1, y1), (x2, y2), (x3, y3) = self.quad.tolist()
+        return (math.hypot(x3 - x0, y3 - y0) + math.hypot(x2 - x1, y2 - y1)) / 2
 
     @property
     def x1(self) -> float:
