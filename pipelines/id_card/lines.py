@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 
 import cv2
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from pipelines.id_card import geometry as G
 from pipelines.id_card import parse as P
 from pipelines.id_card.ocr import REC_HEIGHT, OcrEngine, TextLine, crop_quad, order_quad
-from pipelines.id_card.validate import check_number
+from pipelines.id_card.validate import NUMBER_RE, check_number
 
 
 def _edges(q: np.ndarray) -> tuple[float, float, float, float]:
@@ -62,7 +61,6 @@ def ordered_in(up: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 NUMBER_CAPTION = "公民身份号码"
-_FULL_NUMBER = re.compile(r"\d{17}[\dX]")
 Ordered = list[tuple[np.ndarray, np.ndarray]]  # (quad in the input, quad in the upright frame) per line
 
 
@@ -113,7 +111,7 @@ def read_lines(ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int,
 
     recs = dict(zip(first, ocr.recognize([crop(i) for i in first]), strict=True))
     if number is not None and beside:
-        whole = _FULL_NUMBER.fullmatch(P.normalize(recs[number][0]).upper()) is not None
+        whole = NUMBER_RE.match(P.normalize(recs[number][0]).upper()) is not None
         known = [i for i in beside if whole and caption_shaped(ordered[i][1], ordered[number][1])]
         for i in known:
             recs[i] = (NUMBER_CAPTION, 0.0, [], np.zeros((0, len(ocr.characters)), np.float32))
