@@ -32,6 +32,8 @@ NUMBER_BOX = ((669, 976), (1667, 976), (1667, 1050), (669, 1050))
 # Top and bottom (template y) of the detector's boxes on each printed row: name, sex/ethnicity, birth,
 # address lines 1–3, number.
 ROW_EDGES = ((186, 286), (340, 420), (478, 553), (618, 696), (718, 796), (818, 896), (976, 1050))
+# Height over width of the block of printed text (captions' left edge to the number's right end).
+TEXT_BLOCK_RATIO = (ROW_EDGES[-1][1] - ROW_EDGES[0][0]) / (NUMBER_BOX[1][0] - CAPTION_LEFT_CORNERS["姓名"][0][0])
 
 
 def text_direction(quads: list[np.ndarray]) -> float | None:

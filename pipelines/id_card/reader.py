@@ -52,6 +52,12 @@ class ReaderConfig:
     det_target_text_px: float = 15.0
     det_pad_x: float = 0.15  # of the first pass's text span: it finds the rows' ends, it may miss whole rows
     det_pad_y: float = 0.3
+    # A first pass whose text is as tall as the card's text block (for its width) missed no row: the second
+    # pass then needs only a margin around it, a third fewer pixels (same reading on 400 A/B cards, −7 ms).
+    det_whole_height: float = 0.9
+    det_whole_min_lines: int = 5
+    det_whole_pad_x: float = 0.10
+    det_whole_pad_y: float = 0.12
     min_first_pass_text_px: float = 8.0
     min_first_pass_lines: int = 10
     min_first_pass_aspect: float = 9.0  # a number-like line: the first pass boxed the 18 digits as one
@@ -170,7 +176,10 @@ class IdCardReader:
         # Text spans ~82% of the card's width (captions to the end of the number); the card's text is 3.2% of it.
         card_w = span / 0.82
         zoom = min(cfg.det_target_text_px / (0.032 * card_w), cfg.det_max_zoom)
-        pad_x, pad_y = cfg.det_pad_x * span, cfg.det_pad_y * span
+        whole = ((y2 - y1) >= cfg.det_whole_height * G.TEXT_BLOCK_RATIO * span
+                 and _elongated(first) >= cfg.det_whole_min_lines)
+        pad_x = (cfg.det_whole_pad_x if whole else cfg.det_pad_x) * span
+        pad_y = (cfg.det_whole_pad_y if whole else cfg.det_pad_y) * span
         x1, y1, x2, y2 = x1 - pad_x, y1 - pad_y, x2 + pad_x, y2 + pad_y
         out_w, out_h = int((x2 - x1) * zoom), int((y2 - y1) * zoom)
         if max(out_w, out_h) > cfg.det_max_second:
