@@ -7,6 +7,7 @@ import math
 import cv2
 import numpy as np
 
+from pipelines.id_card import captions as C
 from pipelines.id_card import geometry as G
 from pipelines.id_card import parse as P
 from pipelines.id_card.ocr import REC_HEIGHT, OcrEngine, TextLine, crop_quad, order_quad
@@ -93,12 +94,14 @@ def caption_shaped(dst: np.ndarray, number_dst: np.ndarray) -> bool:
     return 3.5 * nh <= quad_length(dst) <= 7.0 * nh and -0.5 * nh <= gap <= 3.5 * nh
 
 
-def read_lines(ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int, squeeze: float) -> list[TextLine]:
+def read_lines(ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int, squeeze: float,
+               cut_captions: bool = True) -> list[TextLine]:
     """Recognise every line, cropped from the input image; the likely number line at the model's own 48 px, the
     others at ``height`` and narrowed by ``squeeze`` (Chinese glyphs keep 4–5 of the recogniser's time steps).
 
-    The caption box beside the number is not read when the number reads as a whole ID number: the caption is
-    fixed print, its place (a homography anchor) is all it adds. Anything else there is read afterwards.
+    Fixed print is not read when the number reads as a whole ID number: the caption box beside the number, and
+    the row captions in front of entries (``captions``); their place (a homography anchor) is all they add.
+    Without a whole number (the emblem side, a card the reading must fall back on captions for) they are read.
     """
     number = likely_number(ordered)
     beside = beside_number(ordered, number) if number is not None else []
@@ -109,16 +112,26 @@ def read_lines(ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int,
             return crop_quad(image, ordered[i][0], REC_HEIGHT)  # narrowed, the 韦小宝 specimen's X reads as 8
         return crop_quad(image, ordered[i][0], height, squeeze)
 
-    recs = dict(zip(first, ocr.recognize([crop(i) for i in first]), strict=True))
+    crops = {i: crop(i) for i in first}
+    cuts: dict[int, int] = {}
+    if number is not None and cut_captions:
+        for i in first:
+            at = None if i == number else C.entry_start(crops[i])
+            if at is not None:
+                cuts[i] = at
+    recs = dict(zip(first, ocr.recognize([crops[i][:, cuts.get(i, 0):] for i in first]), strict=True))
+    whole = number is not None and NUMBER_RE.match(P.normalize(recs[number][0]).upper()) is not None
+    if cuts and not whole:
+        recs.update(zip(cuts, ocr.recognize([crops[i] for i in cuts]), strict=True))
+        cuts = {}
     if number is not None and beside:
-        whole = NUMBER_RE.match(P.normalize(recs[number][0]).upper()) is not None
         known = [i for i in beside if whole and caption_shaped(ordered[i][1], ordered[number][1])]
         for i in known:
             recs[i] = (NUMBER_CAPTION, 0.0, [], np.zeros((0, len(ocr.characters)), np.float32))
         rest = [i for i in beside if i not in known]
         if rest:
             recs.update(zip(rest, ocr.recognize([crop(i) for i in rest]), strict=True))
-    return [TextLine(text, score, chars, ordered[i][1], probs)
+    return [TextLine(text, score, chars, ordered[i][1], probs, cuts[i] / crops[i].shape[1] if i in cuts else 0.0)
             for i, (text, score, chars, probs) in sorted(recs.items())]
 
 

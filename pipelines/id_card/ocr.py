@@ -44,6 +44,12 @@ class TextLine:
     char_scores: list[float]
     quad: np.ndarray
     probs: np.ndarray = field(repr=False)  # (T, C) softmax output, for constrained re-decoding; T = 0: not read
+    # Fraction of the quad's length before the part that was read: a caption cut off unread (see ``captions``).
+    entry_from: float = 0.0
+
+    def along(self, positions: list[float] | np.ndarray) -> np.ndarray:
+        """Positions (0–1) within the read part → fractions along the whole quad."""
+        return self.entry_from + np.asarray(positions, float) * (1.0 - self.entry_from)
 
     @property
     def center(self) -> tuple[float, float]:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from models.detectors import Detection
 from models.packs import ModelPack, load_pack
 from pipelines.face_match import FaceMatcher
 from pipelines.id_card import geometry as G
@@ -28,6 +27,7 @@ from pipelines.id_card import parse as P
 from pipelines.id_card import regions as RG
 from pipelines.id_card import rows as R
 from pipelines.id_card.ocr import OcrEngine, TextLine, crop_quad
+from pipelines.id_card.portrait import Portrait, PortraitFinder
 from pipelines.id_card.quality import glare_fraction, sharpness
 from pipelines.id_card.result import FIELDS, IdCardResult
 from pipelines.id_card.validate import check_number, correct_address, cross_check
@@ -86,6 +86,7 @@ class IdCardReader:
             self.matcher = FaceMatcher(pack)
         self.config = config or ReaderConfig()
         self.ocr = OcrEngine()
+        self.portraits = PortraitFinder(self.matcher, self.config.portrait_margin)
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="id-portrait")
 
     # -- main entry ----------------------------------------------------------------------------------
@@ -259,11 +260,11 @@ class IdCardReader:
             return
         res.side = "portrait"
         to_input = np.linalg.inv(up)
-        portrait: Future[_Portrait] | None = None
+        portrait: Future[Portrait] | None = None
         if h_card is not None:
             h_in = to_input @ h_card
             # The face check needs only the card's place: it runs beside the field reading on the other core.
-            portrait = self._side.submit(self._find_portrait, image, h_in)
+            portrait = self._side.submit(self.portraits.find, image, h_in)
             corners = G.apply(h_in, np.array([[0, 0], [L.CARD_W, 0], [L.CARD_W, L.CARD_H], [0, L.CARD_H]], float))
             res.card_quad = [[round(float(x), 1), round(float(y), 1)] for x, y in corners]
             self._check_cut_off(image, corners, res)
@@ -276,7 +277,8 @@ class IdCardReader:
             res.portrait_bbox, res.portrait_verified = found.bbox, found.face is not None
             res.checks["portrait_faces"] = found.faces
             if found.face is not None:
-                res.portrait, res.portrait_face = found.crop, found.face
+                res.portrait = found.crop
+                res.portrait_face = found.face if found.aligned_by_matcher else None
             else:
                 res.add_error(ReasonCode.FACE_NOT_FOUND)
 
@@ -317,9 +319,10 @@ class IdCardReader:
                 continue
             centre = G.apply(to_card, np.array([ln.center]))[0]
             allowed = RG.BIRTH_CHARS if P.BIRTH_BAND[0] <= centre[1] < P.BIRTH_BAND[1] else None
-            text, scores, pos = self.ocr.decode_positions(ln.probs, allowed)
+            text, scores, read_pos = self.ocr.decode_positions(ln.probs, allowed)
             if not text:
                 continue
+            pos = ln.along(read_pos)
             q = ln.quad
             top = q[0][None, :] + np.outer(pos, q[1] - q[0])
             bottom = q[3][None, :] + np.outer(pos, q[2] - q[3])
@@ -480,30 +483,6 @@ class IdCardReader:
         outside |= (corners[:, 1] < -tol) | (corners[:, 1] > h + tol)
         if outside.any():
             res.add_error(ReasonCode.ID_CUT_OFF)
-
-    def _find_portrait(self, image: np.ndarray, h_in: np.ndarray) -> _Portrait:
-        """Rectified crop of the portrait photo, and the face the detector finds central in it (if any)."""
-        m = self.config.portrait_margin
-        x1, y1, x2, y2 = L.PORTRAIT_BOX
-        dx, dy = (x2 - x1) * m, (y2 - y1) * m
-        box = (x1 - dx, y1 - dy, x2 + dx, y2 + dy)
-        crop = RG.warp_region(image, h_in, box, 0.5)
-        quad = G.apply(h_in, np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], float))
-        h, w = image.shape[:2]
-        bx1, by1 = np.clip(quad.min(axis=0), 0, [w, h])
-        bx2, by2 = np.clip(quad.max(axis=0), 0, [w, h])
-        faces = self.matcher.detect(crop)
-        cw = crop.shape[1]
-        central = [f for f in faces if 0.15 * cw < (f.bbox[0] + f.bbox[2]) / 2 < 0.85 * cw and f.width > 0.2 * cw]
-        return _Portrait((int(bx1), int(by1), int(bx2), int(by2)), crop, central[0] if central else None, len(faces))
-
-
-@dataclass(frozen=True)
-class _Portrait:
-    bbox: tuple[int, int, int, int]  # the printed photo's box on the input image
-    crop: np.ndarray
-    face: Detection | None
-    faces: int
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:

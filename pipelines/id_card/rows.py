@@ -159,7 +159,12 @@ def anchors(
             y_only += [(pt(q[0]), top), (pt(q[1]), top), (pt(q[2]), bottom), (pt(q[3]), bottom)]
             t = texts[i]
             left_x = None
-            if r == ROW_NUMBER:
+            if lines[i].entry_from > 0:
+                # A caption was cut off unread: the box starts at the caption column, whatever the entry reads.
+                # Not on the sex/ethnicity row (性别 or 民族?), and a birth row's entry must start with its year.
+                if j == 0 and r in (ROW_NAME, ROW_BIRTH, ROW_ADDRESS) and (r != ROW_BIRTH or t[:1].isdigit()):
+                    left_x = CAPTION_X
+            elif r == ROW_NUMBER:
                 left_x = G.CAPTION_LEFT_CORNERS["公民身份号码"][0][0] if t.startswith("公民") else None
             elif r == ROW_SEX and t and t[0] in "民族":
                 left_x = ETHNICITY_CAPTION_X  # wherever it sits in the row: 性别 may be missing
