@@ -1,10 +1,10 @@
-"""Where a row's printed caption (姓名, 性别, 民族, 出生, 住址) ends in a line crop, found from colour alone.
+"""Where a row's printed caption (姓名, 出生; the others see below) ends in a line crop, found from colour alone.
 
-The detector boxes a caption and its entry as one line ("姓名唐峰"); the captions are fixed print, a fifth of
-the recogniser's work, and say nothing the row's place does not. They are printed in blue, the entries in black:
-ink whose brightest channel is dark is an entry's, blue ink keeps a bright blue channel. A crop is cut only
-where it starts with two glyphs' width of blue ink followed by black ink at a caption's distance (the entry
-column lies 2.5 line heights right of the caption column) and more than one glyph follows; anything else is
+The detector boxes a caption and its entry as one line ("姓名唐峰"); the captions are fixed print, half of a
+short line's width for the recogniser, and say nothing the row's place does not. They are printed in blue, the
+entries in black: ink whose brightest channel is dark is an entry's, blue ink keeps a bright blue channel. A crop
+is cut only where it starts with two glyphs' width of blue ink followed by black ink at a caption's distance (the
+entry column lies 2.5 line heights right of the caption column) and more than one glyph follows; anything else is
 read whole.
 """
 
@@ -20,13 +20,16 @@ MARGIN = 0.3  # blank kept before the entry: the recogniser drops characters tha
 # A lone glyph is read without its caption far worse (壮 as 并): single-character entries (sex, most
 # ethnicities) keep their caption.
 MIN_REST = 2.0
+# Nor are long lines cut (the first address line): cut, 2 in 200 lost their last glyph (梧州市藤 read 梧州市), and
+# the caption is only a fifth of them. Names and birth dates gain the most: their captions are half the line.
+MAX_WIDTH = 6.0
 BLUE_OVER_RED = 35
 
 
 def entry_start(crop: np.ndarray) -> int | None:
     """Column at which to cut a caption off ``crop`` (BGR, upright), or None to read it whole."""
     h, w = crop.shape[:2]
-    if h < 8 or w < MIN_ENTRY * h:
+    if h < 8 or w < MIN_ENTRY * h or w > MAX_WIDTH * h:
         return None
     core = crop[h // 8 : h - h // 8]
     value = core.max(axis=2)
