@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import cv2
@@ -44,19 +45,17 @@ class PortraitFinder:
         self.matcher = matcher
         self.margin = margin
         self.check_side = check_side
-        self._checker: Any = None
-        self._checked = False
 
-    def _check_detector(self) -> Any:
-        if not self._checked:
-            self._checked = True
-            store = self.matcher.pack.store
-            try:
-                if store.is_available(CHECK_MODEL):
-                    self._checker = instantiate(store.manifest.model(CHECK_MODEL), store.path(CHECK_MODEL))
-            except ModelError as exc:
-                log.warning("portrait check: %s unusable (%s); the pack's detector does it", CHECK_MODEL, exc)
-        return self._checker
+    @cached_property
+    def checker(self) -> Any:
+        """The check's own detector, loaded on first use; None: the matcher's detector checks."""
+        store = self.matcher.pack.store
+        try:
+            if store.is_available(CHECK_MODEL):
+                return instantiate(store.manifest.model(CHECK_MODEL), store.path(CHECK_MODEL))
+        except ModelError as exc:
+            log.warning("portrait check: %s unusable (%s); the pack's detector does it", CHECK_MODEL, exc)
+        return None
 
     def find(self, image: np.ndarray, h_in: np.ndarray) -> Portrait:
         """Rectified crop of the portrait photo (card → input homography ``h_in``) and its central face."""
@@ -74,7 +73,7 @@ class PortraitFinder:
                         len(faces), by_matcher)
 
     def _faces(self, crop: np.ndarray) -> tuple[list[Detection], bool]:
-        checker = self._check_detector()
+        checker = self.checker
         if checker is None:
             return self.matcher.detect(crop), True
         f = min(1.0, self.check_side / max(crop.shape[:2]))

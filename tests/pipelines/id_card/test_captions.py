@@ -8,11 +8,10 @@ import pytest
 
 from pipelines.id_card import IdCardReader
 from pipelines.id_card import captions as C
-from pipelines.id_card import geometry as G
 from pipelines.id_card import lines as LN
 from pipelines.id_card import parse as P
-from pipelines.id_card.result import IdCardResult
 from pipelines.id_card.synthetic import CardGenerator
+from tests.pipelines.id_card.lines_support import glare_over_number_half, ordered_lines
 
 ROW_H = 100.0  # template height of a field row's box (the detector's, see geometry.ROW_EDGES)
 
@@ -56,19 +55,9 @@ def test_single_glyph_entries_and_long_lines_keep_their_caption(generator: CardG
     assert C.entry_start(_row_crop(card, 120.0, 1150.0, 612.0)[0]) is None
 
 
-def _ordered(reader: IdCardReader, image: np.ndarray) -> tuple[np.ndarray, LN.Ordered]:
-    quads = reader._detect(image)
-    angle = G.text_direction(quads)
-    assert angle is not None
-    res = IdCardResult()
-    reader._orient_and_read(image, quads, angle, res)
-    up, _ = G.upright_transform(image.shape, res.rotation_deg)
-    return up, [LN.ordered_in(up, q) for q in quads]
-
-
 def test_reading_without_captions_gives_the_same_fields(reader: IdCardReader, generator: CardGenerator) -> None:
     card = generator.generate(3)
-    _, ordered = _ordered(reader, card.image)
+    _, ordered = ordered_lines(reader, card.image)
     lines = LN.read_lines(reader.ocr, card.image, ordered, 40, 0.9)
     cut = [ln for ln in lines if ln.entry_from > 0]
     assert len(cut) >= 2
@@ -85,13 +74,10 @@ def test_captions_are_read_when_the_number_does_not_read_whole(
     reader: IdCardReader, generator: CardGenerator
 ) -> None:
     card = generator.generate(3)
-    up, ordered = _ordered(reader, card.image)
+    up, ordered = ordered_lines(reader, card.image)
     number = LN.likely_number(ordered)
     assert number is not None
-    dst = ordered[number][1].copy()
-    dst[[0, 3], 0] = (dst[0, 0] + dst[1, 0]) / 2  # the number's right half under glare
-    image = card.image.copy()
-    cv2.fillConvexPoly(image, G.apply(np.linalg.inv(up), dst).astype(np.int32), (235, 235, 235))
+    image = glare_over_number_half(card.image, up, ordered, number)
     lines = LN.read_lines(reader.ocr, image, ordered, 40, 0.9)
     assert len(P.normalize(lines[number].text)) < 18
     assert all(ln.entry_from == 0 for ln in lines)

@@ -16,6 +16,7 @@ from pipelines.id_card.ocr import OcrEngine, _width_batches, crop_quad, order_qu
 from pipelines.id_card.result import IdCardResult
 from pipelines.id_card.synthetic import CardGenerator
 from pipelines.media import load_image
+from tests.pipelines.id_card.lines_support import glare_over_number_half, ordered_lines
 
 
 @pytest.fixture(scope="module")
@@ -94,22 +95,12 @@ def test_the_number_line_is_known_before_reading(reader: IdCardReader, generator
     assert LN.number_line([P.normalize(ln.text) for ln in lines]) == guess
 
 
-def _ordered_lines(reader: IdCardReader, image: np.ndarray) -> tuple[np.ndarray, LN.Ordered]:
-    quads = reader._detect(image)
-    angle = G.text_direction(quads)
-    assert angle is not None
-    res = IdCardResult()
-    up, lines = reader._orient_and_read(image, quads, angle, res)  # settles 0°/180°
-    up, _ = G.upright_transform(image.shape, res.rotation_deg)
-    return up, [LN.ordered_in(up, G.apply(np.linalg.inv(up), ln.quad)) for ln in lines]
-
-
 @pytest.mark.parametrize("index", [3, 8])
 def test_the_number_caption_is_placed_not_read_when_the_number_reads_whole(
     reader: IdCardReader, generator: CardGenerator, index: int
 ) -> None:
     card = generator.generate(index)
-    _, ordered = _ordered_lines(reader, card.image)
+    _, ordered = ordered_lines(reader, card.image)
     number = LN.likely_number(ordered)
     assert number is not None
     beside = LN.beside_number(ordered, number)
@@ -139,14 +130,10 @@ def test_the_number_caption_is_read_when_the_number_does_not_read_whole(
     reader: IdCardReader, generator: CardGenerator
 ) -> None:
     card = generator.generate(3)
-    up, ordered = _ordered_lines(reader, card.image)
+    up, ordered = ordered_lines(reader, card.image)
     number = LN.likely_number(ordered)
     assert number is not None
-    # Paint over the number's right half, as glare would: a dozen digits or fewer are left to read.
-    dst = ordered[number][1].copy()
-    dst[[0, 3], 0] = (dst[0, 0] + dst[1, 0]) / 2
-    image = card.image.copy()
-    cv2.fillConvexPoly(image, G.apply(np.linalg.inv(up), dst).astype(np.int32), (235, 235, 235))
+    image = glare_over_number_half(card.image, up, ordered, number)
     lines = LN.read_lines(reader.ocr, image, ordered, 40, 0.9)
     assert len(P.normalize(lines[number].text)) < 18
     beside = LN.beside_number(ordered, number)

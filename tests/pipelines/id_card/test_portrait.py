@@ -19,7 +19,7 @@ def test_the_check_model_verifies_and_matching_finds_the_face_again(
 ) -> None:
     card = generator.generate(11)
     res = reader.read(card.image)
-    checker = reader.portraits._check_detector()
+    checker = reader.portraits.checker
     assert checker is not None and checker.spec.name == CHECK_MODEL
     assert res.portrait_verified and res.portrait is not None
     # The check's face is not handed on: matching detects it with its own calibrated detector.
