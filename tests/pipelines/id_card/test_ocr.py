@@ -126,7 +126,7 @@ def test_the_number_caption_is_placed_not_read_when_the_number_reads_whole(
     assert reader.ocr.recognize([crop_quad(card.image, ordered[beside[0]][0], 40)])[0][0] == LN.NUMBER_CAPTION
 
 
-def test_the_number_caption_is_read_when_the_number_does_not_read_whole(
+def test_fixed_print_is_read_when_the_number_does_not_read_whole(
     reader: IdCardReader, generator: CardGenerator
 ) -> None:
     card = generator.generate(3)
@@ -139,3 +139,6 @@ def test_the_number_caption_is_read_when_the_number_does_not_read_whole(
     beside = LN.beside_number(ordered, number)
     assert [lines[i].text for i in beside] == [LN.NUMBER_CAPTION]
     assert all(lines[i].probs.shape[0] > 0 for i in beside)
+    # The row captions too: nothing is cut off, and 姓名/出生/住址 are read.
+    assert all(ln.entry_from == 0 for ln in lines)
+    assert any(ln.text.startswith(("姓名", "出生", "住址")) for ln in lines)
