@@ -22,6 +22,11 @@ class ReasonCode(enum.StrEnum):
     FACE_MISMATCH = "FACE_MISMATCH"
     FACE_CHANGED_IN_VIDEO = "FACE_CHANGED_IN_VIDEO"
     SPOOF_SUSPECTED = "SPOOF_SUSPECTED"
+    SPOOF_RIGID_MOTION = "SPOOF_RIGID_MOTION"
+    CAPTURE_TOO_DARK = "CAPTURE_TOO_DARK"
+    CAPTURE_BACKLIT = "CAPTURE_BACKLIT"
+    CAPTURE_TOO_BLURRY = "CAPTURE_TOO_BLURRY"
+    CAPTURE_FACE_TOO_SMALL = "CAPTURE_FACE_TOO_SMALL"
     CHALLENGE_MISSING_ACTION = "CHALLENGE_MISSING_ACTION"
     CHALLENGE_WRONG_ORDER = "CHALLENGE_WRONG_ORDER"
     NONCE_EXPIRED = "NONCE_EXPIRED"
@@ -63,6 +68,11 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.FACE_MISMATCH: "人脸与证件照片不一致",
     ReasonCode.FACE_CHANGED_IN_VIDEO: "视频中人员发生变化",
     ReasonCode.SPOOF_SUSPECTED: "未通过活体检测,请本人实时拍摄",
+    ReasonCode.SPOOF_RIGID_MOTION: "未检测到真人面部动作,请本人实时拍摄,并按提示眨眼或转头",
+    ReasonCode.CAPTURE_TOO_DARK: "光线太暗,请到明亮处重拍",
+    ReasonCode.CAPTURE_BACKLIT: "背后光线太强,请面向光源或避开窗户重拍",
+    ReasonCode.CAPTURE_TOO_BLURRY: "画面模糊,请擦净镜头、拿稳手机后重拍",
+    ReasonCode.CAPTURE_FACE_TOO_SMALL: "人脸太小,请把手机拿近一些重拍",
     ReasonCode.CHALLENGE_MISSING_ACTION: "未完成指定动作,请按提示重新录制",
     ReasonCode.CHALLENGE_WRONG_ORDER: "动作顺序不正确,请按提示重新录制",
     ReasonCode.NONCE_EXPIRED: "本次认证已超时,请重新开始",

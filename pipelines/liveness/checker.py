@@ -21,7 +21,10 @@ from models.packs import ModelPack, load_pack
 from pipelines.errors import PipelineError
 from pipelines.face_match import FaceMatcher, FaceObservation, cosine
 from pipelines.liveness.actions import ActionConfig, detect_events, verify_sequence
+from pipelines.liveness.capture import CaptureConfig, capture_reasons, summarise
 from pipelines.liveness.challenge import BLINK, Challenge, parse_actions
+from pipelines.liveness.fusion import Findings, Verdict, fuse
+from pipelines.liveness.motion import MotionConfig, measure_motion
 from pipelines.liveness.passive import PassiveCalibration, PassiveScorer
 from pipelines.liveness.replay import (
     InMemoryNonceStore,
@@ -39,6 +42,13 @@ from pipelines.reasons import ReasonCode
 log = logging.getLogger(__name__)
 
 NEAR_FRONTAL_DEG = 15.0
+# Frames whose head poses differ by at most this much are compared for identity: the recognizer's embedding
+# of a profile is not the embedding of the same person's frontal face, so a turn asked by the challenge must
+# never read as "a different person".
+COMPARABLE_YAW_DEG = 20.0
+COMPARABLE_PITCH_DEG = 15.0
+# The passive score is taken on frames at most this far from frontal (the networks saw frontal faces).
+PASSIVE_MAX_POSE_DEG = 20.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,8 @@ class LivenessConfig:
     limits: VideoLimits = field(default_factory=VideoLimits)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     actions: ActionConfig = field(default_factory=ActionConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     detect_every_s: float = 1.5
     max_key_frames: int = 12
     # Mesh face-presence probability under which the face counts as lost (the detector then re-acquires it).
@@ -56,7 +68,10 @@ class LivenessConfig:
     # Cosine between a frame and the video's most typical face; None: the matcher's FAR 1e-2 threshold.
     same_identity_min_cosine: float | None = None
     n_best_frames: int = 3
+    # The passive score is the mean over this many best (frontal, sharp, well-lit) key frames.
+    passive_frames: int = 5
     passive_threshold: float | None = None
+    passive_review_floor: float | None = None
     check_duplicates: bool = True
     # Decode and analyse key frames on worker threads, overlapping the face mesh (uses the second core).
     decode_thread: bool = True
@@ -88,6 +103,12 @@ class LivenessChecker:
         if self.config.passive_threshold is not None:
             return self.config.passive_threshold
         return self.calibration.threshold
+
+    @property
+    def passive_review_floor(self) -> float:
+        if self.config.passive_review_floor is not None:
+            return min(self.config.passive_review_floor, self.passive_threshold)
+        return min(self.calibration.review_floor, self.passive_threshold)
 
     def model_versions(self) -> dict[str, str]:
         return {
@@ -152,43 +173,59 @@ class LivenessChecker:
         finally:
             reader.close()
         timings.update(track.timings_ms)
-        reasons: list[ReasonCode] = []
-        reasons += nonce_reasons(nonce, expires_at, self.nonce_store, now)
+        hard: list[ReasonCode] = list(nonce_reasons(nonce, expires_at, self.nonce_store, now))
         keys = track.key_frames
-        scores = np.array([k.passive_score for k in keys], dtype=np.float64)
-        passive_score = float(np.mean(scores)) if len(scores) else 0.0
-        identity_min = _identity_spread([k.observation for k in keys])
+        passive_keys = _passive_frames(keys, cfg)
+        passive_score = float(np.mean([k.passive_score for k in passive_keys])) if passive_keys else 0.0
+        identity_min = _identity_spread(keys)
         signals, hashes, n_frames, max_faces = track.signals, track.hashes, track.n_frames, track.max_faces
-        missing = track.missing
+        missing_share = track.missing / max(n_frames, 1)
 
         events = detect_events(signals, cfg.actions)
         evidence, action_reasons = verify_sequence(requested, events)
-        missing_share = missing / max(n_frames, 1)
+        motion = measure_motion([s.t for s in signals], track.mesh_points, cfg.motion)
+        capture = capture_reasons([k.capture for k in passive_keys], cfg.capture)
 
         if not keys or len(signals) < 3:
-            reasons.append(ReasonCode.FACE_NOT_FOUND)
+            hard.append(ReasonCode.FACE_NOT_FOUND)
         else:
             if max_faces > 1:
-                reasons.append(ReasonCode.FACE_MULTIPLE)
+                hard.append(ReasonCode.FACE_MULTIPLE)
             if missing_share > cfg.max_missing_share:
-                reasons.append(ReasonCode.FACE_NOT_FOUND)
+                hard.append(ReasonCode.FACE_NOT_FOUND)
             if identity_min is not None and identity_min < self._identity_threshold():
-                reasons.append(ReasonCode.FACE_CHANGED_IN_VIDEO)
-            if passive_score < self.passive_threshold:
-                reasons.append(ReasonCode.SPOOF_SUSPECTED)
-        reasons += action_reasons
+                hard.append(ReasonCode.FACE_CHANGED_IN_VIDEO)
+        hard += action_reasons
         if cfg.check_duplicates:
             if self.fingerprints.seen(sha, hashes):
-                reasons.append(ReasonCode.VIDEO_DUPLICATE)
+                hard.append(ReasonCode.VIDEO_DUPLICATE)
             self.fingerprints.add(sha, hashes)
+        fused = fuse(
+            Findings(
+                hard=hard,
+                passive_score=passive_score,
+                pass_threshold=self.passive_threshold,
+                review_floor=self.passive_review_floor,
+                capture=capture,
+                challenge_performed=bool(requested) and not action_reasons,
+                motion_live=motion.live,
+            )
+        )
+        reasons = fused.reasons
 
         best = _best_frames(keys, cfg.n_best_frames)
         timings["total"] = (time.perf_counter() - t_all) * 1000
         timings["main_thread_cpu"] = (time.thread_time() - cpu_all) * 1000
         info = reader.info
         return LivenessResult(
-            passed=not reasons,
+            passed=fused.verdict is Verdict.PASS,
             reasons=list(dict.fromkeys(reasons)),
+            verdict=fused.verdict,
+            driver=fused.driver,
+            passive_review_floor=self.passive_review_floor,
+            passive_frames=[round(k.frame.t, 3) for k in passive_keys],
+            capture={**summarise([k.capture for k in passive_keys]), "retake": [r.value for r in capture]},
+            motion=motion.to_dict(),
             passive_score=passive_score,
             passive_threshold=self.passive_threshold,
             actions=evidence,
@@ -217,14 +254,56 @@ class LivenessChecker:
         )
 
 
-def _identity_spread(observations: Sequence[FaceObservation]) -> float | None:
-    """Lowest cosine between a frame and the medoid frame (the one most similar to all others)."""
-    if len(observations) < 2:
+def _comparable(a: FaceObservation, b: FaceObservation) -> bool:
+    qa, qb = a.quality, b.quality
+    return abs(qa.yaw_deg - qb.yaw_deg) <= COMPARABLE_YAW_DEG and abs(qa.pitch_deg - qb.pitch_deg) <= (
+        COMPARABLE_PITCH_DEG
+    )
+
+
+def _identity_spread(keys: Sequence[KeyFrame]) -> float | None:
+    """Lowest cosine between a key frame and the most typical frame of comparable head pose.
+
+    For each frame, the reference is the medoid (most similar to all others) among the frames posed like it;
+    frames with no comparable partner are not judged (a single profile glimpse says little about identity).
+    """
+    obs = [k.observation for k in keys]
+    if len(obs) < 2:
         return None
-    emb = np.stack([o.embedding for o in observations])
+    emb = np.stack([o.embedding for o in obs])
     sims = emb @ emb.T
-    medoid = int(np.argmax(sims.sum(axis=1)))
-    return float(min(cosine(emb[medoid], e) for e in emb))
+    worst: float | None = None
+    for i, o in enumerate(obs):
+        peers = [j for j in range(len(obs)) if j != i and _comparable(o, obs[j])]
+        if not peers:
+            continue
+        group = [i, *peers]
+        medoid = group[int(np.argmax(sims[np.ix_(group, group)].sum(axis=1)))]
+        ref = medoid if medoid != i else max(peers, key=lambda j: float(sims[i, j]))
+        sim = float(cosine(emb[ref], emb[i]))
+        worst = sim if worst is None else min(worst, sim)
+    return worst
+
+
+def _passive_frames(keys: Sequence[KeyFrame], cfg: LivenessConfig) -> list[KeyFrame]:
+    """The key frames the passive score is taken on: near-frontal, sharpest and best lit first.
+
+    When none is near-frontal, all key frames count (the capture reasons then explain a low score).
+    """
+    frontal = [
+        k
+        for k in keys
+        if abs(k.observation.quality.yaw_deg) <= PASSIVE_MAX_POSE_DEG
+        and abs(k.observation.quality.pitch_deg) <= PASSIVE_MAX_POSE_DEG
+    ]
+    pool = frontal or list(keys)
+
+    def rank(k: KeyFrame) -> tuple[bool, float]:
+        c = k.capture
+        well_lit = c.face_luma >= cfg.capture.min_face_luma and c.sharpness >= cfg.capture.min_sharpness
+        return (well_lit, k.observation.quality.sharpness * k.observation.quality.frontalness)
+
+    return sorted(pool, key=rank, reverse=True)[: cfg.passive_frames]
 
 
 def _best_frames(keys: Sequence[KeyFrame], n: int) -> list[BestFrame]:

@@ -25,10 +25,14 @@ FALLBACK_THRESHOLD = 0.5
 
 @dataclass(frozen=True)
 class PassiveCalibration:
+    """``threshold``: a score at or above it passes. ``review_floor``: below it a score is a clear spoof; between
+    the two a video whose challenge was performed with live motion goes to staff review (see fusion.py)."""
+
     threshold: float
     ensemble: str
     version: str
     path: str
+    review_floor: float = FALLBACK_THRESHOLD / 2
 
     @classmethod
     def load(cls, ensemble: str, path: Path | str = DEFAULT_CALIBRATION_PATH) -> PassiveCalibration:
@@ -42,7 +46,9 @@ class PassiveCalibration:
         entry = data.get("ensembles", {}).get(ensemble)
         if entry is None:
             return cls(FALLBACK_THRESHOLD, ensemble, "uncalibrated", str(p))
-        return cls(float(entry["threshold"]), ensemble, str(data.get("version", "")), str(p))
+        threshold = float(entry["threshold"])
+        floor = float(entry.get("review_floor", threshold / 2))
+        return cls(threshold, ensemble, str(data.get("version", "")), str(p), min(floor, threshold))
 
 
 def ensemble_key(models: Sequence[Any]) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipelines.face_match import FaceObservation
 from pipelines.liveness.actions import ActionEvent, ActionEvidence
+from pipelines.liveness.fusion import Verdict
 from pipelines.reasons import ReasonCode
 
 
@@ -42,6 +43,14 @@ class LivenessResult:
     frame_hashes: list[int]
     duration_s: float
     challenge: list[str] = field(default_factory=list)
+    # pass / review (a person decides) / retake (poor capture) / reject, and the signal that drove it.
+    verdict: Verdict = Verdict.REJECT
+    driver: str = ""
+    passive_review_floor: float = 0.0
+    # Times of the key frames the passive score was taken on; capture measurements and motion evidence.
+    passive_frames: list[float] = field(default_factory=list)
+    capture: dict[str, Any] = field(default_factory=dict)
+    motion: dict[str, Any] = field(default_factory=dict)
     events: list[ActionEvent] = field(default_factory=list)
     max_faces: int = 0
     face_missing_share: float = 0.0
@@ -55,10 +64,16 @@ class LivenessResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "verdict": self.verdict.value,
+            "driver": self.driver,
             "reasons": [r.value for r in self.reasons],
             "messages_zh": [r.message_zh for r in self.reasons],
             "passive_score": round(self.passive_score, 4),
             "passive_threshold": round(self.passive_threshold, 4),
+            "passive_review_floor": round(self.passive_review_floor, 4),
+            "passive_frames": self.passive_frames,
+            "capture": self.capture,
+            "motion": self.motion,
             "challenge": self.challenge,
             "actions": [a.to_dict() for a in self.actions],
             "events": [{"name": e.name, "t": round(e.t, 3), "amplitude": round(e.amplitude, 3)} for e in self.events],

@@ -14,9 +14,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from models.detectors import Detection
 from pipelines.face_match import FaceMatcher, FaceObservation
 from pipelines.face_match.matcher import prominence
+from pipelines.liveness.capture import CaptureStats, measure_capture
 from pipelines.liveness.passive import PassiveScorer
 from pipelines.liveness.signals import FaceSignals, measure
 from pipelines.liveness.video import BackgroundFrames, Frame, VideoReader
@@ -34,18 +37,21 @@ class TrackConfig:
 
 @dataclass
 class KeyFrame:
-    """A frame analysed in depth: main face, number of significant faces, passive score, embedding."""
+    """A frame analysed in depth: main face, number of significant faces, passive score, embedding, capture."""
 
     frame: Frame
     det: Detection
     n_faces: int
     passive_score: float
     observation: FaceObservation
+    capture: CaptureStats
 
 
 @dataclass
 class Track:
     signals: list[FaceSignals] = field(default_factory=list)
+    # 2-D mesh points (468×2, analysis pixels) of every tracked frame, for the rigid-motion check.
+    mesh_points: list[np.ndarray] = field(default_factory=list)
     key_frames: list[KeyFrame] = field(default_factory=list)
     hashes: list[int] = field(default_factory=list)
     n_frames: int = 0
@@ -87,7 +93,8 @@ class FaceTracker:
         n_faces = 1 + sum(1 for d in dets[1:] if prominence(d, frame.image.shape) >= ratio * p0)
         score = float(self.passive.score([frame.image], [main.bbox])[0])
         observation = self.matcher.observe_many([frame.image], [main])[0]
-        return KeyFrame(frame, main, n_faces, score, observation)
+        capture = measure_capture(frame.image, main.bbox, observation.quality.sharpness)
+        return KeyFrame(frame, main, n_faces, score, observation, capture)
 
     def run(self, reader: VideoReader) -> Track:
         cfg = self.config
@@ -121,6 +128,7 @@ class FaceTracker:
                     box = None
                 else:
                     track.signals.append(measure(mesh.points, frame.t, mesh.presence))
+                    track.mesh_points.append(np.array(mesh.points[:, :2], dtype=np.float32))
                     box = mesh.bbox()
             track.timings_ms["track_wall"] = (time.perf_counter() - wall0) * 1000
             track.timings_ms["track_main_cpu"] = (time.thread_time() - cpu0) * 1000

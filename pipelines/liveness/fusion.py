@@ -1,0 +1,93 @@
+"""The liveness verdict: every signal's finding fused into pass / review / retake / reject, with its driver.
+
+Order of the rules (the first that applies decides, and names the signal that drove it):
+
+1. A hard finding rejects: a used or expired nonce, a duplicate video, no face / several faces / a face that
+   changed, a challenge not performed in order (driver: ``nonce``, ``replay``, ``face``, ``challenge``).
+2. A face that moved only as a flat picture does (``motion.live is False``) is a photo or a screen held to the
+   camera: rejected with ``SPOOF_RIGID_MOTION`` (driver ``motion``), in every mode, challenge or not — unless
+   the capture is poor, where the mesh is too noisy to tell, and the person is asked to retake.
+3. A passive score at or above the pass threshold passes (driver ``all_signals``).
+4. A failing passive score on a poor capture (too dark, back-lit, blurred, face too small) asks for a retake
+   with the capture's reason codes (driver ``capture``): the networks' score is not evidence there.
+5. A borderline passive score (between the review floor and the pass threshold) with the challenge performed
+   and live (non-rigid) motion goes to staff review with the evidence (driver ``passive_borderline``).
+6. Anything else is a spoof: ``SPOOF_SUSPECTED`` (driver ``passive``). A clear spoof score (below the review
+   floor) always lands here, whatever else the video shows.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipelines.reasons import ReasonCode
+
+
+class Verdict(enum.StrEnum):
+    PASS = "pass"
+    REVIEW = "review"
+    RETAKE = "retake"
+    REJECT = "reject"
+
+
+_DRIVERS: dict[ReasonCode, str] = {
+    ReasonCode.NONCE_EXPIRED: "nonce",
+    ReasonCode.NONCE_REUSED: "nonce",
+    ReasonCode.VIDEO_DUPLICATE: "replay",
+    ReasonCode.FACE_NOT_FOUND: "face",
+    ReasonCode.FACE_MULTIPLE: "face",
+    ReasonCode.FACE_CHANGED_IN_VIDEO: "face",
+    ReasonCode.CHALLENGE_MISSING_ACTION: "challenge",
+    ReasonCode.CHALLENGE_WRONG_ORDER: "challenge",
+}
+HARD_REASONS = frozenset(_DRIVERS)
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What each signal found in one video."""
+
+    hard: Sequence[ReasonCode]
+    passive_score: float
+    pass_threshold: float
+    review_floor: float
+    capture: Sequence[ReasonCode]
+    challenge_performed: bool
+    motion_live: bool | None
+
+
+@dataclass(frozen=True)
+class Fused:
+    verdict: Verdict
+    driver: str
+    reasons: list[ReasonCode]
+
+
+def _spoof_findings(f: Findings) -> list[ReasonCode]:
+    """The spoof evidence listed with any rejection, so the JSON says everything that failed."""
+    out: list[ReasonCode] = []
+    if f.motion_live is False:
+        out.append(ReasonCode.SPOOF_RIGID_MOTION)
+    if f.passive_score < f.pass_threshold and not f.capture:
+        out.append(ReasonCode.SPOOF_SUSPECTED)
+    return out
+
+
+def fuse(f: Findings) -> Fused:
+    spoof = _spoof_findings(f)
+    if f.hard:
+        reasons = list(dict.fromkeys([*f.hard, *spoof]))
+        return Fused(Verdict.REJECT, _DRIVERS.get(f.hard[0], "face"), reasons)
+    if f.motion_live is False:
+        if f.capture:
+            return Fused(Verdict.RETAKE, "capture", list(f.capture))
+        return Fused(Verdict.REJECT, "motion", spoof)
+    if f.passive_score >= f.pass_threshold:
+        return Fused(Verdict.PASS, "all_signals", [])
+    if f.capture:
+        return Fused(Verdict.RETAKE, "capture", list(f.capture))
+    if f.passive_score >= f.review_floor and f.challenge_performed and f.motion_live is True:
+        return Fused(Verdict.REVIEW, "passive_borderline", [ReasonCode.SPOOF_SUSPECTED])
+    return Fused(Verdict.REJECT, "passive", [ReasonCode.SPOOF_SUSPECTED])
