@@ -97,6 +97,10 @@ def _liveness(ev: Evidence, cfg: DecisionConfig) -> tuple[Outcome, list[ReasonCo
     live = ev.liveness
     if live is None:
         return Outcome.REJECT, [ReasonCode.SPOOF_SUSPECTED]
+    # The liveness stage fuses its own signals: a performed challenge with a borderline passive score is
+    # its "review" verdict (a person looks at the evidence), not a rejection.
+    if str(getattr(live, "verdict", "")) == "review":
+        return Outcome.REVIEW, list(live.reasons) or [ReasonCode.SPOOF_SUSPECTED]
     if not live.passed:
         return Outcome.REJECT, list(live.reasons) or [ReasonCode.SPOOF_SUSPECTED]
     t = _passive_threshold(ev, cfg)
@@ -169,7 +173,14 @@ def decide(ev: Evidence, cfg: DecisionConfig | None = None) -> Decision:
         thresholds=_thresholds(ev, cfg),
         model_versions=dict(ev.model_versions),
         references=references if outcome is not Outcome.REJECT else [],
+        notes=_liveness_notes(ev),
     )
+
+
+def _liveness_notes(ev: Evidence) -> list[str]:
+    driver = liveness_driver(ev)
+    verdict = getattr(ev.liveness, "verdict", None)
+    return [f"liveness {verdict}: driven by {driver}"] if driver and verdict is not None else []
 
 
 def _scores(ev: Evidence) -> dict[str, float | None]:
@@ -180,9 +191,16 @@ def _scores(ev: Evidence) -> dict[str, float | None]:
     }
 
 
+def liveness_driver(ev: Evidence) -> str | None:
+    """Which liveness signal drove the stage's verdict (None for stages that do not say)."""
+    driver = getattr(ev.liveness, "driver", None)
+    return driver if isinstance(driver, str) and driver else None
+
+
 def _thresholds(ev: Evidence, cfg: DecisionConfig) -> dict[str, Any]:
     out: dict[str, Any] = {
         "passive_pass": _passive_threshold(ev, cfg),
+        "passive_review_floor": getattr(ev.liveness, "passive_review_floor", None),
         "passive_review_margin": cfg.passive_review_margin,
     }
     m = ev.card_match or ev.template_match

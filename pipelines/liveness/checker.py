@@ -209,6 +209,7 @@ class LivenessChecker:
                 capture=capture,
                 challenge_performed=bool(requested) and not action_reasons,
                 motion_live=motion.live,
+                passive_measured=bool(passive_keys),
             )
         )
         reasons = fused.reasons
@@ -262,25 +263,29 @@ def _comparable(a: FaceObservation, b: FaceObservation) -> bool:
 
 
 def _identity_spread(keys: Sequence[KeyFrame]) -> float | None:
-    """Lowest cosine between a key frame and the most typical frame of comparable head pose.
+    """Lowest cosine between a key frame and the most typical face among frames of comparable head pose.
 
-    For each frame, the reference is the medoid (most similar to all others) among the frames posed like it;
-    frames with no comparable partner are not judged (a single profile glimpse says little about identity).
+    The reference is the video's medoid (the frame most similar to all others). A frame posed too differently
+    from it (a turn the challenge asked for) may instead match the medoid of the frames posed like itself (the
+    better of the two counts); a turned frame with neither is not judged (one profile glimpse says little).
     """
     obs = [k.observation for k in keys]
     if len(obs) < 2:
         return None
     emb = np.stack([o.embedding for o in obs])
     sims = emb @ emb.T
+    medoid = int(np.argmax(sims.sum(axis=1)))
     worst: float | None = None
     for i, o in enumerate(obs):
-        peers = [j for j in range(len(obs)) if j != i and _comparable(o, obs[j])]
-        if not peers:
+        if i == medoid:
             continue
-        group = [i, *peers]
-        medoid = group[int(np.argmax(sims[np.ix_(group, group)].sum(axis=1)))]
-        ref = medoid if medoid != i else max(peers, key=lambda j: float(sims[i, j]))
-        sim = float(cosine(emb[ref], emb[i]))
+        sim = float(cosine(emb[medoid], emb[i]))
+        if not _comparable(o, obs[medoid]):
+            group = [j for j in range(len(obs)) if j != i and _comparable(o, obs[j])]
+            if not group:
+                continue
+            ref = group[int(np.argmax(sims[np.ix_(group, group)].sum(axis=1)))]
+            sim = max(sim, float(cosine(emb[ref], emb[i])))
         worst = sim if worst is None else min(worst, sim)
     return worst
 

@@ -56,6 +56,8 @@ class Findings:
     capture: Sequence[ReasonCode]
     challenge_performed: bool
     motion_live: bool | None
+    # False when no key frame had a face to score (then there is no passive finding to report).
+    passive_measured: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def _spoof_findings(f: Findings) -> list[ReasonCode]:
     out: list[ReasonCode] = []
     if f.motion_live is False:
         out.append(ReasonCode.SPOOF_RIGID_MOTION)
-    if f.passive_score < f.pass_threshold and not f.capture:
+    if f.passive_measured and f.passive_score < f.pass_threshold and not f.capture:
         out.append(ReasonCode.SPOOF_SUSPECTED)
     return out
 
