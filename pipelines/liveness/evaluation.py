@@ -79,8 +79,11 @@ class Presentation:
     subject: str  # "" = unknown
     score: float  # passive P(real): higher = more real
     hard_reject: bool = False  # rejected by a signal other than the passive score (still face, face missing, ...)
-    retake: bool = False  # asked to film again for a poor capture: a failure to acquire
+    retake: bool = False  # asked to film again whatever the threshold (e.g. the file could not be analysed)
     review: bool | None = None
+    # A poor capture (dark, back-lit, blurred, small face): the stage asks for a retake exactly when the passive
+    # score fails there, so whether this presentation is a retake depends on the threshold (see `retake_at`).
+    capture_poor: bool = False
 
     def __post_init__(self) -> None:
         if self.label not in (REAL, SPOOF):
@@ -91,6 +94,11 @@ class Presentation:
             raise ValueError(f"{self.key}: {ALL!r} is reserved for the pooled group")
         if not math.isfinite(self.score):
             raise ValueError(f"{self.key}: score must be finite")
+
+
+def retake_at(p: Presentation, threshold: float) -> bool:
+    """Sent back for a retake at this threshold: always, or on a poor capture whose passive score fails."""
+    return p.retake or (p.capture_poor and not p.hard_reject and p.score < threshold)
 
 
 def classify(p: Presentation, threshold: float) -> bool:
@@ -131,20 +139,24 @@ class Outcome:
     def bona_fide(self) -> bool:
         return classify(self.presentation, self.threshold)
 
+    @property
+    def retake(self) -> bool:
+        return retake_at(self.presentation, self.threshold)
 
-def _contributions(p: Presentation, bona_fide: bool) -> list[tuple[RateKey, int]]:
+
+def _contributions(p: Presentation, bona_fide: bool, retake: bool) -> list[tuple[RateKey, int]]:
     """The rates one classified presentation counts in: each gets n += 1 and events += the paired 0 or 1."""
     out: list[tuple[RateKey, int]] = []
     if p.label == SPOOF:
         for group in (p.attack_type, ALL):
-            out.append(((ATTACK_RETAKE_RATE, group), int(p.retake)))
-            if not p.retake:
+            out.append(((ATTACK_RETAKE_RATE, group), int(retake)))
+            if not retake:
                 out.append(((APCER, group), int(bona_fide)))
         return out
     for group in (p.condition, ALL):
-        out.append(((RETAKE_RATE, group), int(p.retake)))
+        out.append(((RETAKE_RATE, group), int(retake)))
         out.append(((BPCER_WITH_RETAKES, group), int(not bona_fide)))
-        if not p.retake:
+        if not retake:
             out.append(((BPCER, group), int(not bona_fide)))
     return out
 
@@ -182,7 +194,7 @@ def error_rates(outcomes: Iterable[Outcome]) -> ErrorRates:
     events: dict[RateKey, int] = defaultdict(int)
     n: dict[RateKey, int] = defaultdict(int)
     for o in outcomes:
-        for key, event in _contributions(o.presentation, o.bona_fide):
+        for key, event in _contributions(o.presentation, o.bona_fide, o.retake):
             events[key] += event
             n[key] += 1
     return ErrorRates({key: Rate(events[key], n[key]) for key in sorted(n)})
@@ -369,7 +381,7 @@ def _count_matrices(
     for o in outcomes:
         p = o.presentation
         row = unit_index[p.subject if p.subject else f"\0{p.key}"]
-        for key, event in _contributions(p, o.bona_fide):
+        for key, event in _contributions(p, o.bona_fide, o.retake):
             events[row, col[key]] += event
             n[row, col[key]] += 1
     return events, n
@@ -469,7 +481,8 @@ def _counts(presentations: Sequence[Presentation]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for p in presentations:
         group = f"attack:{p.attack_type}" if p.label == SPOOF else f"real:{p.condition}"
-        for name, flag in (("n", True), ("hard_reject", p.hard_reject), ("retake", p.retake), ("review", p.review)):
+        flags = (("n", True), ("hard_reject", p.hard_reject), ("retake", p.retake), ("capture_poor", p.capture_poor))
+        for name, flag in (*flags, ("review", p.review)):
             counts[group][name] += int(bool(flag))
     return {g: dict(c) for g, c in sorted(counts.items())}
 

@@ -1,0 +1,298 @@
+"""ISO/IEC 30107-3 evaluation of the liveness stage: score presentations, then evaluate the scores.
+
+    python bench/liveness_eval.py score --index presentations.csv [--index more.csv] --out records.jsonl [--limit N]
+    python bench/liveness_eval.py evaluate --records records.jsonl [--records ...] --folds 5 --seed 0 \\
+        --out bench/results/liveness_eval.json --markdown docs/liveness_eval_table.md
+    python bench/liveness_eval.py shared --out bench/results/liveness_eval.shared.json   # the small dev set
+
+* `score` runs the production checker (no challenge, duplicate check off) on every row of presentation CSVs
+  (columns `path,label,attack_type,subject,condition,source,...`; paths relative to the CSV's folder) and writes
+  one JSON line per row. It resumes: keys already in the output are skipped. Undecodable or out-of-limit media
+  are recorded with an `error` field.
+* `evaluate` turns the records into `Presentation`s (`presentation_from_record`, with `record_flags`) and runs
+  `pipelines.liveness.evaluation.evaluate`. It needs no model files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+if (REPO.parent / "shared/models").is_dir():
+    os.environ.setdefault("PENSION_CERT_MODELS_DIR", str(REPO.parent / "shared/models"))
+# One inference thread: the checker decodes on a second thread, so the two cores are both in use.
+os.environ.setdefault("PENSION_CERT_ORT_THREADS", "1")
+
+from pipelines.liveness.evaluation import (  # noqa: E402
+    ALL,
+    APCER,
+    BPCER,
+    BPCER_WITH_RETAKES,
+    NO_ATTACK,
+    REAL,
+    RETAKE_RATE,
+    Presentation,
+    Protocol,
+    evaluate,
+    report_to_dict,
+)
+
+SPOOF_CODE = "SPOOF_SUSPECTED"
+RETAKE_PREFIX = "CAPTURE_"
+# Heavy and useless for the evaluation: 64 hex digits × 4 per second of video.
+HEAVY_KEYS = ("frame_hashes",)
+DEFAULT_DATA = REPO.parent / "shared/data"
+
+
+# ------------------------------------------------------------------------------------------------------- records
+
+
+def record_flags(record: dict[str, Any]) -> tuple[bool, bool, bool]:
+    """(hard_reject, retake, capture_poor) of one scored record: the one place mapping findings to the protocol.
+
+    * retake (whatever the threshold): a media error (`error`: the file could not be analysed, e.g.
+      VIDEO_TOO_LONG, and the citizen is asked to film again), or a rigid-motion finding on a poor capture
+      (the stage then answers with the `CAPTURE_*` codes, see pipelines/liveness/fusion.py).
+    * capture_poor: the stage's capture block lists retake codes; whether that becomes a retake depends on the
+      passive score against the threshold (`evaluation.retake_at`).
+    * hard reject: any code other than SPOOF_SUSPECTED (re-decided at each threshold) and the `CAPTURE_*`
+      codes: FACE_NOT_FOUND, FACE_CHANGED_IN_VIDEO, SPOOF_RIGID_MOTION, ...
+    """
+    reasons = [str(r) for r in record.get("reasons") or []]
+    result = record.get("result") or {}
+    capture_poor = bool((result.get("capture") or {}).get("retake")) or any(
+        r.startswith(RETAKE_PREFIX) for r in reasons
+    )
+    rigid = (result.get("motion") or {}).get("live") is False
+    hard = any(r != SPOOF_CODE and not r.startswith(RETAKE_PREFIX) for r in reasons)
+    retake = bool(record.get("error")) or (rigid and capture_poor and not hard)
+    return hard, retake, capture_poor
+
+
+def presentation_from_record(record: dict[str, Any]) -> Presentation:
+    hard, retake, capture_poor = record_flags(record)
+    label = str(record["label"])
+    score = record.get("passive_score")
+    # The index's review column if it has one, else the checker's own verdict (None: neither says).
+    verdict = (record.get("result") or {}).get("verdict")
+    review = record.get("review", None if verdict is None else verdict == "review")
+    return Presentation(
+        key=str(record["key"]),
+        label=label,
+        attack_type=NO_ATTACK if label == REAL else str(record.get("attack_type") or "unspecified"),
+        condition=str(record.get("condition") or "unspecified"),
+        subject=str(record.get("subject") or ""),
+        # A media error has no score; it is a retake, so the score never decides its classification.
+        score=0.0 if score is None else float(score),
+        hard_reject=hard,
+        retake=retake,
+        capture_poor=capture_poor,
+        review=None if review in (None, "") else str(review).lower() in ("1", "true", "yes"),
+    )
+
+
+def read_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        with path.open(encoding="utf-8") as fh:
+            records.extend(json.loads(line) for line in fh if line.strip())
+    return records
+
+
+# ------------------------------------------------------------------------------------------------------- scoring
+
+
+def read_index(csv_path: Path, root: Path | None = None) -> list[dict[str, str]]:
+    """Rows of a presentations CSV with `file` (absolute) and `key` (the path relative to `root`, default cwd)."""
+    base = (root or Path.cwd()).resolve()
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        file = (csv_path.parent / row["path"]).resolve()
+        row["file"] = str(file)
+        row["key"] = os.path.relpath(file, base)
+    return rows
+
+
+def records_from_shared(data_dir: Path = DEFAULT_DATA) -> list[dict[str, str]]:
+    """The dev set's videos as rows to score: spoof.csv's video rows plus videos.csv's clips as real ones."""
+    rows: list[dict[str, str]] = []
+    with (data_dir / "spoof/spoof.csv").open(newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            if r["media"] == "video":
+                rows.append(_shared_row(data_dir, r["path"], r["label"], r["attack_type"], r["identity"], r["source"]))
+    with (data_dir / "videos/videos.csv").open(newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            rows.append(_shared_row(data_dir, r["path"], REAL, NO_ATTACK, r["identity"], r["source"]))
+    return rows
+
+
+def _shared_row(data_dir: Path, path: str, label: str, attack: str, subject: str, source: str) -> dict[str, str]:
+    file = str((data_dir / path).resolve())
+    # The dev clips carry no capture condition: they count as "clean" (well lit, frontal).
+    return {"key": path, "file": file, "path": path, "label": label, "attack_type": attack, "subject": subject,
+            "condition": "clean", "source": source}  # fmt: skip
+
+
+def _done_keys(out: Path) -> set[str]:
+    if not out.exists():
+        return set()
+    return {str(r["key"]) for r in read_records([out])}
+
+
+def score_rows(rows: Sequence[dict[str, str]], out: Path, limit: int | None = None) -> int:
+    """Score the rows not yet in `out`, appending one JSON line each (flushed: a killed run resumes)."""
+    from pipelines.errors import MediaError
+    from pipelines.liveness import LivenessChecker, LivenessConfig
+
+    done = _done_keys(out)
+    todo = [r for r in rows if r["key"] not in done][:limit]
+    if not todo:
+        return 0
+    checker = LivenessChecker(config=LivenessConfig(check_duplicates=False))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as fh:
+        for row in todo:
+            record: dict[str, Any] = {k: v for k, v in row.items() if k != "file"}
+            try:
+                result = checker.check(Path(row["file"]))
+            except MediaError as exc:
+                record.update(error=exc.reason.value, passive_score=None, reasons=[])
+            else:
+                analysis = {k: v for k, v in result.to_dict().items() if k not in HEAVY_KEYS}
+                record.update(passive_score=analysis["passive_score"], reasons=analysis["reasons"], result=analysis)
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+            print(f"{record['key']}: {record.get('error') or record['passive_score']}", file=sys.stderr)
+    return len(todo)
+
+
+# ------------------------------------------------------------------------------------------------------ evaluate
+
+
+def evaluate_records(records: Sequence[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
+    presentations = [presentation_from_record(r) for r in records]
+    report = report_to_dict(evaluate(presentations, protocol))
+    report["record_flags"] = (
+        "retake: a media error, or rigid motion on a poor capture; capture_poor: the capture block's retake codes "
+        "(a retake where the passive score fails); hard: any other code but SPOOF_SUSPECTED and CAPTURE_*"
+    )
+    return report
+
+
+def _fmt_rate(r: dict[str, Any]) -> str:
+    if r.get("value") is None:
+        return "–"
+    text = f"{100 * r['value']:.1f} % ({r['events']}/{r['n']})"
+    if "bootstrap_ci" in r:
+        lo, hi = r["bootstrap_ci"]
+        text += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return text
+
+
+def _fmt_cp(r: dict[str, Any]) -> str:
+    if "clopper_pearson" not in r:
+        return "–"
+    lo, hi = r["clopper_pearson"]
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    cv, dep = report["cross_validated"], report["deployment"]
+    lines = [
+        "| figure | group | out-of-fold (bootstrap 95 % CI) | Clopper–Pearson 95 % | deployment, in-sample |",
+        "|---|---|---|---|---|",
+    ]
+    for metric in (APCER, BPCER, RETAKE_RATE, BPCER_WITH_RETAKES):
+        for group, r in cv[metric].items():
+            if metric == APCER and group == ALL:
+                continue  # pooled APCER is not an ISO figure
+            lines.append(
+                f"| {metric} | {group} | {_fmt_rate(r)} | {_fmt_cp(r)} | {_fmt_rate(dep['in_sample'][metric][group])} |"
+            )
+    acer, acer_in = cv["acer"], dep["in_sample"]["acer"]
+    ci = acer.get("bootstrap_ci")
+    ci_text = f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""
+    value = "–" if acer["value"] is None else f"{100 * acer['value']:.1f} %{ci_text}"
+    value_in = "–" if acer_in["value"] is None else f"{100 * acer_in['value']:.1f} %"
+    lines.append(f"| acer | worst: {acer['worst_attack_type']} | {value} | | {value_in} |")
+    thresholds = ", ".join(f"{f['choice']['threshold']:.4f}" for f in cv["folds"])
+    lines += [
+        "",
+        f"Fold thresholds: {thresholds}. Deployment threshold {dep['choice']['threshold']:.4f} "
+        f"({dep['choice']['rule']}); its column is in-sample and optimistic. Protocol: "
+        f"{report['protocol']['folds']} subject-disjoint folds, seed {report['protocol']['seed']}, "
+        f"{report['counts']['presentations']} presentations of {report['counts']['subjects']} subjects.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _write_report(report: dict[str, Any], out: Path, markdown: Path | None) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(markdown_table(report), encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------------- CLI
+
+
+def _protocol(args: argparse.Namespace) -> Protocol:
+    return Protocol(
+        folds=args.folds, seed=args.seed, target_apcer=args.target_apcer, target_bpcer=args.target_bpcer,
+        n_boot=args.n_boot,
+    )  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    score = sub.add_parser("score", help="score presentation CSVs into a JSONL of records")
+    score.add_argument("--index", type=Path, action="append", required=True)
+    score.add_argument("--root", type=Path, help="keys are paths relative to this folder (default: cwd)")
+    score.add_argument("--out", type=Path, required=True)
+    score.add_argument("--limit", type=int)
+    ev = sub.add_parser("evaluate", help="evaluate scored records")
+    ev.add_argument("--records", type=Path, action="append", required=True)
+    shared = sub.add_parser("shared", help="score and evaluate the committed dev set")
+    shared.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    shared.add_argument("--records", type=Path, help="keep the scored records here (default: a temporary file)")
+    for p in (ev, shared):
+        p.add_argument("--folds", type=int, default=5)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--target-apcer", type=float, default=0.01)
+        p.add_argument("--target-bpcer", type=float, default=0.02)
+        p.add_argument("--n-boot", type=int, default=1000)
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--markdown", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "score":
+        rows = [row for index in args.index for row in read_index(index, args.root)]
+        print(f"scored {score_rows(rows, args.out, args.limit)} new presentations", file=sys.stderr)
+        return 0
+    if args.command == "evaluate":
+        _write_report(evaluate_records(read_records(args.records), _protocol(args)), args.out, args.markdown)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        records = args.records or Path(tmp) / "records.jsonl"
+        score_rows(records_from_shared(args.data), records)
+        _write_report(evaluate_records(read_records([records]), _protocol(args)), args.out, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

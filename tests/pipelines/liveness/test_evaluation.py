@@ -1,0 +1,289 @@
+"""The ISO/IEC 30107-3 evaluation protocol on hand-built presentations whose answers are known."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.liveness_eval import main as eval_main
+from bench.liveness_eval import presentation_from_record, record_flags
+from pipelines.liveness.evaluation import (
+    ALL,
+    APCER,
+    ATTACK_RETAKE_RATE,
+    BPCER,
+    BPCER_WITH_RETAKES,
+    REAL,
+    RETAKE_RATE,
+    SPOOF,
+    Outcome,
+    Presentation,
+    Protocol,
+    Rate,
+    bootstrap_intervals,
+    calibration_pool,
+    choose_threshold,
+    classify,
+    clopper_pearson,
+    clopper_pearson_bisection,
+    evaluate,
+    measure,
+    report_to_dict,
+    retake_at,
+    subject_folds,
+    zero_event_upper,
+)
+
+DATA = Path(__file__).with_name("data")
+
+
+def real(key: str, score: float, *, subject: str = "s", condition: str = "clean", **flags: bool) -> Presentation:
+    return Presentation(key, REAL, "none", condition, subject, score, **flags)
+
+
+def attack(key: str, score: float, attack_type: str, *, subject: str = "s", **flags: bool) -> Presentation:
+    return Presentation(key, SPOOF, attack_type, "clean", subject, score, **flags)
+
+
+# ------------------------------------------------------------------------------------------- classify and rates
+
+
+def test_classify_semantics() -> None:
+    assert classify(real("a", 0.5), 0.5)  # a score equal to the threshold is bona fide
+    assert not classify(real("b", 0.49), 0.5)
+    assert not classify(real("c", 0.99, hard_reject=True), 0.5)
+    assert not classify(real("d", 0.99, retake=True), 0.5)
+
+
+def test_presentation_validation() -> None:
+    with pytest.raises(ValueError, match="attack_type"):
+        Presentation("x", REAL, "print", "clean", "s", 0.5)
+    with pytest.raises(ValueError, match="attack_type"):
+        Presentation("x", SPOOF, "none", "clean", "s", 0.5)
+    with pytest.raises(ValueError, match="label"):
+        Presentation("x", "fake", "print", "clean", "s", 0.5)
+
+
+def hand_set() -> list[Presentation]:
+    """At threshold 0.5 — print: 2 of 5 acquired accepted (one more was a retake); replay: 1 of 5;
+    clean: 2 of 10 acquired rejected (one by score, one hard) plus 2 retakes; low light: 1 of 4 rejected."""
+    ps = [attack(f"p{i}", s, "print") for i, s in enumerate([0.1, 0.2, 0.7, 0.8])]
+    ps += [attack("p_hard", 0.9, "print", hard_reject=True), attack("p_retake", 0.95, "print", retake=True)]
+    ps += [attack(f"r{i}", s, "replay") for i, s in enumerate([0.1, 0.2, 0.3, 0.4, 0.6])]
+    ps += [real(f"c{i}", 0.9) for i in range(8)]
+    ps += [real("c_low", 0.3), real("c_hard", 0.9, hard_reject=True)]
+    ps += [real("c_retake1", 0.9, retake=True), real("c_retake2", 0.1, retake=True)]
+    ps += [real(f"l{i}", s, condition="low_light") for i, s in enumerate([0.4, 0.6, 0.7, 0.8])]
+    return ps
+
+
+def test_rates_by_hand() -> None:
+    rates = measure(hand_set(), 0.5)
+    assert rates.rate(APCER, "print") == Rate(2, 5)
+    assert rates.rate(APCER, "replay") == Rate(1, 5)
+    assert rates.rate(ATTACK_RETAKE_RATE, "print") == Rate(1, 6)
+    assert rates.rate(BPCER, "clean") == Rate(2, 10)
+    assert rates.rate(RETAKE_RATE, "clean") == Rate(2, 12)
+    assert rates.rate(BPCER_WITH_RETAKES, "clean") == Rate(4, 12)
+    assert rates.rate(BPCER, "low_light") == Rate(1, 4)
+    assert rates.rate(BPCER, ALL) == Rate(3, 14)
+    assert rates.rate(BPCER_WITH_RETAKES, ALL) == Rate(5, 16)
+    assert rates.worst_attack_type == "print"
+    # ISO: the worst attack type (0.4), not the mean or the pooled APCER (3/10).
+    assert rates.acer == pytest.approx((2 / 5 + 3 / 14) / 2)
+
+
+# ----------------------------------------------------------------------------------------------------- folds
+
+
+def population(n_subjects: int, *, unknown: int = 0) -> list[Presentation]:
+    """Subjects with 1-4 real clips; every third subject also has 2 attacks; `unknown` clips with no subject."""
+    ps: list[Presentation] = []
+    for s in range(n_subjects):
+        ps += [real(f"s{s}_r{i}", 0.8 + 0.01 * i, subject=f"s{s}") for i in range(1 + s % 4)]
+        if s % 3 == 0:
+            ps += [attack(f"s{s}_a{i}", 0.1 + 0.01 * s, "print", subject=f"s{s}") for i in range(2)]
+    ps += [real(f"u{i}", 0.9, subject="") for i in range(unknown)]
+    return ps
+
+
+def test_folds_are_subject_disjoint_and_cover_all() -> None:
+    ps = population(20, unknown=3)
+    folds = subject_folds(ps, 5, seed=7)
+    assert sorted(p.key for f in folds for p in f) == sorted(p.key for p in ps)
+    owner = {}
+    for i, fold in enumerate(folds):
+        assert fold
+        for p in fold:
+            if p.subject:
+                assert owner.setdefault(p.subject, i) == i
+    assert len(owner) == 20
+    # Attacks are spread: every calibration set sees some.
+    for i in range(5):
+        cal = calibration_pool(folds, i)
+        assert any(p.label == SPOOF for p in cal)
+        assert all(p.subject for p in cal)  # unknown subjects never calibrate
+    assert [[p.key for p in f] for f in subject_folds(ps, 5, seed=7)] == [[p.key for p in f] for f in folds]
+
+
+def test_folds_need_enough_subjects() -> None:
+    with pytest.raises(ValueError):
+        subject_folds(population(3), 5, seed=0)
+
+
+# ----------------------------------------------------------------------------------------- threshold choice
+
+
+def test_threshold_meets_apcer_target_with_lowest_bpcer() -> None:
+    # 200 prints at 0.000..0.398, 100 replays at 0.300..0.498: at 1 %, 2 prints and 1 replay may pass.
+    cal = [attack(f"p{i}", i * 0.002, "print") for i in range(200)]
+    cal += [attack(f"r{i}", 0.3 + i * 0.002, "replay") for i in range(100)]
+    cal += [real(f"b{i}", 0.35 + i * 0.01) for i in range(60)]
+    choice = choose_threshold(cal, target_apcer=0.01)
+    assert choice.binding_type == "replay"
+    # The replay at 0.496 must be rejected; the next score up is the one replay let through (0.498).
+    assert choice.threshold == pytest.approx((0.496 + 0.498) / 2)
+    for t, rate in choice.cal_apcer.items():
+        assert rate.value is not None and rate.value <= 0.01, t
+    assert choice.cal_apcer["print"].n == 200 and choice.cal_apcer["replay"].n == 100
+    # Lowest BPCER: just below the threshold the APCER target breaks.
+    assert measure(cal, 0.496).rate(APCER, "replay").events == 2
+    assert choice.cal_bpcer == Rate(15, 60)  # reals at 0.35..0.49
+    assert not choice.met_target
+
+
+def test_threshold_with_few_attacks_rejects_all_and_ignores_hard_rejects() -> None:
+    cal = [attack("a1", 0.2, "print"), attack("a2", 0.3, "print"), attack("a3", 0.95, "print", hard_reject=True)]
+    cal += [real(f"b{i}", 0.7 + i * 0.01) for i in range(10)]
+    choice = choose_threshold(cal)
+    assert choice.threshold == pytest.approx(0.5)  # between the attack at 0.3 and the real one at 0.7
+    assert choice.cal_apcer["print"] == Rate(0, 3)
+    assert choice.met_target and choice.cal_bpcer == Rate(0, 10)
+
+
+def test_threshold_without_attacks_to_reject_is_zero() -> None:
+    choice = choose_threshold([attack("a", 0.9, "print", hard_reject=True), real("b", 0.8)])
+    assert choice.threshold == 0.0 and choice.binding_type is None
+
+
+# ------------------------------------------------------------------------------------------------ intervals
+
+
+def heterogeneous(n_subjects: int) -> list[Outcome]:
+    """Each subject 10 real clips; even subjects 0 rejected, odd ones 2 (BPCER 10 %)."""
+    out = []
+    for s in range(n_subjects):
+        for i in range(10):
+            out.append(Outcome(real(f"s{s}_{i}", 0.1 if s % 2 and i < 2 else 0.9, subject=f"s{s}"), 0.5))
+    return out
+
+
+def test_bootstrap_contains_estimate_and_narrows() -> None:
+    widths = []
+    for n in (10, 40):
+        ci = bootstrap_intervals(heterogeneous(n), n_boot=1000, seed=0).rates[(BPCER, ALL)]
+        assert ci is not None and ci.low <= 0.1 <= ci.high
+        widths.append(ci.high - ci.low)
+    assert widths[1] < 0.7 * widths[0]
+
+
+def test_bootstrap_is_seeded() -> None:
+    a = bootstrap_intervals(heterogeneous(10), n_boot=200, seed=3)
+    b = bootstrap_intervals(heterogeneous(10), n_boot=200, seed=3)
+    assert a == b
+
+
+def test_clopper_pearson_known_values() -> None:
+    zero = clopper_pearson(0, 300)
+    assert zero.low == 0.0 and zero.high == pytest.approx(1 - 0.025 ** (1 / 300), rel=1e-9)
+    assert zero.high == pytest.approx(0.012221, abs=1e-6)
+    assert zero_event_upper(300) == pytest.approx(0.009937, abs=1e-6)  # one-sided; the rule of three: 0.01
+    five = clopper_pearson(5, 20)  # R: binom.test(5, 20)$conf.int
+    assert (five.low, five.high) == (pytest.approx(0.08657147, abs=1e-7), pytest.approx(0.49104587, abs=1e-7))
+    assert clopper_pearson(7, 7).high == 1.0
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (0, 300), (1, 2), (5, 20), (17, 1000), (999, 1000)])
+def test_clopper_pearson_bisection_agrees(k: int, n: int) -> None:
+    exact, bisected = clopper_pearson(k, n), clopper_pearson_bisection(k, n)
+    assert bisected.low == pytest.approx(exact.low, abs=1e-9)
+    assert bisected.high == pytest.approx(exact.high, abs=1e-9)
+
+
+# --------------------------------------------------------------------------------------------------- protocol
+
+
+def test_evaluate_pools_out_of_fold_and_labels_deployment() -> None:
+    ps = population(30, unknown=4)
+    ev = evaluate(ps, Protocol(folds=5, seed=1, n_boot=200))
+    assert Counter(p.key for f in subject_folds(ps, 5, 1) for p in f) == Counter(p.key for p in ps)
+    assert sum(f.n_measured for f in ev.folds) == len(ps)
+    assert ev.out_of_fold.rate(BPCER).n + ev.out_of_fold.rate(APCER).n == len(ps)
+    # Prints score 0.10-0.37 and reals 0.80-0.83: every fold separates them perfectly.
+    assert ev.out_of_fold.acer == 0.0
+    assert 0.37 < ev.deployment.threshold < 0.8
+    report = report_to_dict(ev)
+    assert "in-sample" in report["deployment"]["note"]
+    n_real = sum(p.label == REAL for p in ps)
+    assert report["cross_validated"]["bpcer"]["all"]["rule_of_three"] == pytest.approx(3 / n_real, abs=1e-6)
+    json.dumps(report)
+
+
+def test_duplicate_keys_refused() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        evaluate([real("a", 0.9, subject="x"), real("a", 0.9, subject="y")])
+
+
+# ------------------------------------------------------------------------------------------------ the runner
+
+
+RIGID_DARK = {"capture": {"retake": ["CAPTURE_BACKLIT"]}, "motion": {"live": False}}
+
+
+@pytest.mark.parametrize(
+    ("record", "flags"),
+    [
+        ({"reasons": []}, (False, False, False)),
+        ({"reasons": ["SPOOF_SUSPECTED"]}, (False, False, False)),
+        ({"reasons": ["SPOOF_RIGID_MOTION"]}, (True, False, False)),
+        ({"reasons": ["FACE_NOT_FOUND", "SPOOF_SUSPECTED"]}, (True, False, False)),
+        ({"reasons": ["CAPTURE_TOO_DARK"]}, (False, False, True)),
+        ({"reasons": [], "result": {"capture": {"retake": ["CAPTURE_TOO_DARK"]}}}, (False, False, True)),
+        (
+            {"reasons": ["CAPTURE_BACKLIT"], "result": RIGID_DARK},
+            (False, True, True),
+        ),
+        ({"reasons": ["CAPTURE_TOO_BLURRY", "FACE_CHANGED_IN_VIDEO"]}, (True, False, True)),
+        ({"reasons": [], "error": "VIDEO_TOO_LONG", "passive_score": None}, (False, True, False)),
+    ],
+)
+def test_record_flags(record: dict[str, object], flags: tuple[bool, bool, bool]) -> None:
+    assert record_flags(record) == flags
+
+
+def test_a_poor_capture_is_a_retake_only_where_the_passive_score_fails() -> None:
+    dark = real("d", 0.4, subject="s1", condition="low_light", capture_poor=True)
+    assert retake_at(dark, 0.5) and not classify(dark, 0.5)
+    assert not retake_at(dark, 0.3) and classify(dark, 0.3)
+    rates = measure([dark, real("ok", 0.9, subject="s2", condition="low_light")], 0.5)
+    assert rates.rate("retake_rate", "low_light").events == 1 and rates.rate("bpcer", "low_light").n == 1
+
+
+def test_presentation_from_record() -> None:
+    base = {"key": "k", "label": "spoof", "attack_type": "print", "subject": "", "condition": ""}
+    p = presentation_from_record({**base, "passive_score": 0.3, "reasons": ["SPOOF_SUSPECTED"]})
+    assert (p.score, p.subject, p.condition, p.hard_reject, p.retake) == (0.3, "", "unspecified", False, False)
+    err = presentation_from_record({**base, "label": "real", "error": "MEDIA_CORRUPT", "passive_score": None})
+    assert (err.attack_type, err.score, err.retake) == ("none", 0.0, True)
+
+
+def test_evaluate_command_reproduces_golden(tmp_path: Path) -> None:
+    out, md = tmp_path / "report.json", tmp_path / "table.md"
+    args = ["evaluate", "--records", str(DATA / "eval_records.jsonl"), "--folds", "5", "--seed", "0"]
+    assert eval_main([*args, "--out", str(out), "--markdown", str(md)]) == 0
+    golden = json.loads((DATA / "eval_report.golden.json").read_text(encoding="utf-8"))
+    assert json.loads(out.read_text(encoding="utf-8")) == golden
+    assert "| apcer | replay_screen_phone |" in md.read_text(encoding="utf-8")
