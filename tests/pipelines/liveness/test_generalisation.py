@@ -134,3 +134,14 @@ def test_motion_score_separates_a_moving_plane_from_a_moving_face() -> None:
     still = [p - (p - plane[0]) * 0.98 for p in plane]  # hardly moving at all: no evidence either way
     assert measure_motion(times, still, cfg).live is None
     assert measure_motion(times[:3], plane[:3], cfg).live is None
+
+
+def test_slow_movements_are_still_found(shared_checker: LivenessChecker, data_dir: Path, tmp_path: Path) -> None:
+    """Older people move slowly: the same turns and nod played at half speed are still found, in order."""
+    frames = read_frames(data_dir / APFOL, 0.0, 8.0)
+    half_rate = round(len(frames) / 8.0 / 2)  # the same frames over twice the time
+    slow = write_video(tmp_path / "slow.mp4", frames, fps=half_rate)
+    result = shared_checker.check(slow, ["turn_left", "turn_right", "nod"])
+    assert result.duration_s > 14
+    assert result.passed, result.reasons
+    assert [a.detected for a in result.actions] == [True, True, True]
