@@ -33,6 +33,8 @@ class CaptureConfig:
     min_face_px: float = 80.0
     # A condition counts when it holds on at least this share of the frames the passive score was taken on.
     min_share: float = 0.5
+    # Whole-frame grey level under which a video with no usable face was filmed in the dark (not "no one there").
+    min_scene_luma: float = 35.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,13 @@ def capture_reasons(stats: Sequence[CaptureStats], cfg: CaptureConfig) -> list[R
     if share([s.sharpness < cfg.min_sharpness for s in stats]):
         reasons.append(ReasonCode.CAPTURE_TOO_BLURRY)
     return reasons
+
+
+def scene_reasons(frame_luma: Sequence[float], cfg: CaptureConfig) -> list[ReasonCode]:
+    """For a video where no face could be analysed: was it simply too dark to see one?"""
+    if frame_luma and float(np.median(frame_luma)) < cfg.min_scene_luma:
+        return [ReasonCode.CAPTURE_TOO_DARK]
+    return []
 
 
 def summarise(stats: Sequence[CaptureStats]) -> dict[str, Any]:

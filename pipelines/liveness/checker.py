@@ -21,7 +21,7 @@ from models.packs import ModelPack, load_pack
 from pipelines.errors import PipelineError
 from pipelines.face_match import FaceMatcher, FaceObservation, cosine
 from pipelines.liveness.actions import ActionConfig, detect_events, verify_sequence
-from pipelines.liveness.capture import CaptureConfig, capture_reasons, summarise
+from pipelines.liveness.capture import CaptureConfig, capture_reasons, scene_reasons, summarise
 from pipelines.liveness.challenge import BLINK, Challenge, parse_actions
 from pipelines.liveness.fusion import Findings, Verdict, fuse
 from pipelines.liveness.motion import MotionConfig, measure_motion
@@ -188,11 +188,13 @@ class LivenessChecker:
 
         if not keys or len(signals) < 3:
             hard.append(ReasonCode.FACE_NOT_FOUND)
+            capture = capture or scene_reasons(track.frame_luma, cfg.capture)
         else:
             if max_faces > 1:
                 hard.append(ReasonCode.FACE_MULTIPLE)
             if missing_share > cfg.max_missing_share:
                 hard.append(ReasonCode.FACE_NOT_FOUND)
+                capture = capture or scene_reasons(track.frame_luma, cfg.capture)
             if identity_min is not None and identity_min < self._identity_threshold():
                 hard.append(ReasonCode.FACE_CHANGED_IN_VIDEO)
         hard += action_reasons

@@ -3,7 +3,8 @@
 Order of the rules (the first that applies decides, and names the signal that drove it):
 
 1. A hard finding rejects: a used or expired nonce, a duplicate video, no face / several faces / a face that
-   changed, a challenge not performed in order (driver: ``nonce``, ``replay``, ``face``, ``challenge``).
+   changed, a challenge not performed in order (driver: ``nonce``, ``replay``, ``face``, ``challenge``). Only
+   "no face" in a video too dark to see one asks for a retake instead (driver ``capture``).
 2. A face that moved only as a flat picture does (``motion.live is False``) is a photo or a screen held to the
    camera: rejected with ``SPOOF_RIGID_MOTION`` (driver ``motion``), in every mode, challenge or not — unless
    the capture is poor, where the mesh is too noisy to tell, and the person is asked to retake.
@@ -79,6 +80,9 @@ def _spoof_findings(f: Findings) -> list[ReasonCode]:
 
 def fuse(f: Findings) -> Fused:
     spoof = _spoof_findings(f)
+    if set(f.hard) == {ReasonCode.FACE_NOT_FOUND} and f.capture:
+        # No face because it was too dark to see one: film again in the light, with the hint.
+        return Fused(Verdict.RETAKE, "capture", list(dict.fromkeys([*f.capture, *f.hard])))
     if f.hard:
         reasons = list(dict.fromkeys([*f.hard, *spoof]))
         return Fused(Verdict.REJECT, _DRIVERS.get(f.hard[0], "face"), reasons)

@@ -52,6 +52,8 @@ class Track:
     signals: list[FaceSignals] = field(default_factory=list)
     # 2-D mesh points (468×2, analysis pixels) of every tracked frame, for the rigid-motion check.
     mesh_points: list[np.ndarray] = field(default_factory=list)
+    # Mean grey level of every sampled frame (an 8-px grid): tells a dark room from an empty one.
+    frame_luma: list[float] = field(default_factory=list)
     key_frames: list[KeyFrame] = field(default_factory=list)
     hashes: list[int] = field(default_factory=list)
     n_frames: int = 0
@@ -108,6 +110,7 @@ class FaceTracker:
         try:
             for frame in frames:
                 track.n_frames += 1
+                track.frame_luma.append(float(frame.image[::8, ::8].mean()))
                 due = frame.t >= next_key and len(jobs) < cfg.max_key_frames
                 dets: list[Detection] | None = None
                 if box is None and frame.t >= retry_at:

@@ -73,3 +73,12 @@ def test_every_new_code_has_a_chinese_message() -> None:
     codes += [ReasonCode.CAPTURE_TOO_BLURRY, ReasonCode.CAPTURE_FACE_TOO_SMALL]
     assert ReasonCode.CAPTURE_TOO_DARK.message_zh == "光线太暗,请到明亮处重拍"
     assert all("请" in c.message_zh for c in codes)
+
+
+def test_no_face_in_the_dark_is_a_retake_but_other_hard_findings_are_not() -> None:
+    dark = replace(CLEAN, hard=[ReasonCode.FACE_NOT_FOUND], capture=[ReasonCode.CAPTURE_TOO_DARK], passive_score=0.0)
+    fused = fuse(dark)
+    assert fused.verdict is Verdict.RETAKE and fused.driver == "capture"
+    assert fused.reasons == [ReasonCode.CAPTURE_TOO_DARK, ReasonCode.FACE_NOT_FOUND]
+    swapped = replace(dark, hard=[ReasonCode.FACE_NOT_FOUND, ReasonCode.FACE_CHANGED_IN_VIDEO])
+    assert fuse(swapped).verdict is Verdict.REJECT

@@ -41,9 +41,12 @@ def clips(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str,
     rng = np.random.default_rng(0)
     # A dim living room: exposure ×0.2 with a gamma, and sensor noise.
     dark = [np.clip((f / 255.0) ** 1.3 * 0.2 * 255 + rng.normal(0, 4, f.shape), 0, 255).astype(np.uint8) for f in d0]
+    # Darker still: the detector no longer finds the face at all.
+    night = [np.clip(f * 0.06 + rng.normal(0, 3, f.shape), 0, 255).astype(np.uint8) for f in d0]
     return {
         "photo": write_video(out / "photo.mp4", hand_held(d0[len(d0) // 2], 120, seed=3), fps=30),
         "dark": write_video(out / "dark.mp4", dark, fps=30),
+        "night": write_video(out / "night.mp4", night, fps=30),
     }
 
 
@@ -79,6 +82,13 @@ def test_a_dark_real_clip_is_asked_to_retake_not_called_a_spoof(
     assert ReasonCode.SPOOF_SUSPECTED not in result.reasons
     assert result.capture["face_luma"] < 55
     assert "光线太暗" in result.to_dict()["messages_zh"][0]
+
+
+def test_a_face_too_dark_to_find_is_asked_to_retake(shared_checker: LivenessChecker, clips: dict[str, Path]) -> None:
+    result = shared_checker.check(clips["night"])
+    assert result.verdict is Verdict.RETAKE
+    assert result.reasons[0] is ReasonCode.CAPTURE_TOO_DARK and ReasonCode.FACE_NOT_FOUND in result.reasons
+    assert ReasonCode.SPOOF_SUSPECTED not in result.reasons
 
 
 def test_head_turns_asked_by_the_challenge_are_not_a_changed_face(
