@@ -1,9 +1,11 @@
 """Calibrate the passive anti-spoofing threshold on a labelled set (``shared/data/spoof/spoof.csv``).
 
 Every row (a video, a frame taken from a video, or a photo) is scored like production does: videos through
-the full checker, images by detecting the main face and scoring it with the ensemble. The threshold is the
-midpoint of the gap between the highest spoof score and the lowest real score when the two separate, else the
-equal-error point. The result is merged into the versioned ``calibration.json`` next to this module.
+the full checker, images by detecting the main face and scoring it with the ensemble. The threshold and the
+review floor follow the evaluation protocol's rule (``evaluation.choose_threshold``): the lowest-BPCER threshold
+with APCER ≤ the target for every attack type, and the floor under which at most the BPCER target of real
+scores lie. The result is merged into the versioned ``calibration.json`` next to this module. For figures with
+confidence intervals on subject-disjoint folds use ``bench/liveness_eval.py`` (docs/liveness.md).
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pipelines.errors import PipelineError
 from pipelines.liveness.checker import LivenessChecker
+from pipelines.liveness.evaluation import NO_ATTACK, REAL, SPOOF, Presentation, choose_threshold
 from pipelines.liveness.passive import DEFAULT_CALIBRATION_PATH
 from pipelines.media import load_image
 
-MIN_THRESHOLD, MAX_THRESHOLD = 0.2, 0.9
+# A threshold under this would pass nearly anything the networks have ever scored: never deployed.
+MIN_THRESHOLD = 0.2
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class ScoredItem:
     attack_type: str
     score: float | None
     error: str | None = None
+    subject: str = ""
 
     @property
     def is_real(self) -> bool:
@@ -61,7 +64,8 @@ def score_rows(checker: LivenessChecker, rows: list[dict[str, str]], root: Path)
                 score = float(checker.passive.score([image], [det.bbox])[0])
         except PipelineError as exc:
             error = exc.reason.value
-        items.append(ScoredItem(path, media, row["label"], row.get("attack_type", ""), score, error))
+        attack = row.get("attack_type", "")
+        items.append(ScoredItem(path, media, row["label"], attack, score, error, row.get("identity", "")))
     return items
 
 
@@ -93,28 +97,43 @@ def error_rates(items: list[ScoredItem], threshold: float) -> dict[str, Any]:
     }
 
 
-def choose_threshold(real: np.ndarray, spoof: np.ndarray) -> tuple[float, str]:
-    if len(real) == 0 or len(spoof) == 0:
-        raise ValueError("calibration needs both real and spoof samples")
-    if spoof.max() < real.min():
-        thr, rule = (float(spoof.max()) + float(real.min())) / 2, "midpoint of the real/spoof gap"
-    else:
-        candidates = np.unique(np.concatenate([real, spoof]))
-        gaps = [abs(float(np.mean(spoof >= c)) - float(np.mean(real < c))) for c in candidates]
-        thr, rule = float(candidates[int(np.argmin(gaps))]), "equal-error point"
-    return float(np.clip(thr, MIN_THRESHOLD, MAX_THRESHOLD)), rule
+def presentations(items: list[ScoredItem]) -> list[Presentation]:
+    """The protocol's view of scored rows; an unscorable row is a failure to acquire (a retake)."""
+
+    def attack(i: ScoredItem) -> str:
+        if i.is_real:
+            return NO_ATTACK
+        return i.attack_type if i.attack_type not in ("", NO_ATTACK) else "unspecified"
+
+    return [
+        Presentation(
+            key=i.path,
+            label=REAL if i.is_real else SPOOF,
+            attack_type=attack(i),
+            condition=i.media,
+            subject=i.subject,
+            score=0.0 if i.score is None else i.score,
+            retake=i.score is None,
+        )
+        for i in items
+    ]
 
 
-def calibrate(checker: LivenessChecker, spoof_csv: Path, root: Path) -> dict[str, Any]:
+def calibrate(
+    checker: LivenessChecker, spoof_csv: Path, root: Path, target_apcer: float = 0.01, target_bpcer: float = 0.02
+) -> dict[str, Any]:
     items = score_rows(checker, read_spoof_csv(spoof_csv), root)
-    real = np.array([i.score for i in items if i.is_real and i.score is not None])
-    spoof = np.array([i.score for i in items if not i.is_real and i.score is not None])
-    threshold, rule = choose_threshold(real, spoof)
+    if not any(i.is_real for i in items) or all(i.is_real for i in items):
+        raise ValueError("calibration needs both real and spoof samples")
+    choice = choose_threshold(presentations(items), target_apcer, target_bpcer)
+    threshold = max(choice.threshold, MIN_THRESHOLD)
     return {
         "ensemble": checker.passive.key,
         "threshold": round(threshold, 4),
-        "rule": rule,
-        "aggregation": "mean over models of P(real), mean over the video's detector frames",
+        "review_floor": round(min(choice.review_floor, threshold), 4),
+        "rule": choice.rule + (f"; raised to the minimum {MIN_THRESHOLD}" if threshold > choice.threshold else ""),
+        "targets": {"apcer": target_apcer, "bpcer": target_bpcer, "bpcer_met": choice.met_target},
+        "aggregation": "mean over models of P(real), mean over the video's best (frontal, sharp, lit) key frames",
         "dev_error_rates": error_rates(items, threshold),
         "scores": [
             {"path": i.path, "media": i.media, "label": i.label, "score": i.score, "error": i.error} for i in items

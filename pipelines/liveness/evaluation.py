@@ -217,6 +217,21 @@ class ThresholdChoice:
     target_apcer: float
     target_bpcer: float
     binding_type: str | None  # the attack type whose score fixed the threshold
+    # Below it a score is a clear spoof; between it and the threshold a performed challenge goes to review.
+    review_floor: float = 0.0
+
+
+def choose_review_floor(cal: Sequence[Presentation], threshold: float, target_bpcer: float = 0.02) -> float:
+    """The highest floor (≤ threshold) under which at most target_bpcer of the acquired real presentations score.
+
+    Real people scoring between the floor and the threshold are not rejected when they perform the challenge
+    with live motion: a person looks at the evidence (pipelines/liveness/fusion.py).
+    """
+    reals = sorted(p.score for p in cal if p.label == REAL and not p.hard_reject and not p.retake)
+    if not reals:
+        return threshold
+    allowed = math.floor(target_bpcer * len(reals) + _EPS)
+    return min(reals[min(allowed, len(reals) - 1)], threshold)
 
 
 def _critical_score(cal: Sequence[Presentation], target_apcer: float) -> tuple[float, str] | None:
@@ -257,7 +272,9 @@ def choose_threshold(
     rates = measure(cal, threshold)
     bpcer = rates.rate(BPCER)
     met = bpcer.value is not None and bpcer.value <= target_bpcer + _EPS
-    return ThresholdChoice(threshold, rule, rates.apcer_by_type(), bpcer, met, target_apcer, target_bpcer, binding)
+    floor = choose_review_floor(cal, threshold, target_bpcer)
+    apcer = rates.apcer_by_type()
+    return ThresholdChoice(threshold, rule, apcer, bpcer, met, target_apcer, target_bpcer, binding, floor)
 
 
 # --------------------------------------------------------------------------------------------------------- folds
@@ -557,6 +574,7 @@ def rates_to_dict(
 def choice_to_dict(choice: ThresholdChoice) -> dict[str, Any]:
     return {
         "threshold": _round(choice.threshold),
+        "review_floor": _round(choice.review_floor),
         "rule": choice.rule,
         "binding_attack_type": choice.binding_type,
         "target_apcer": choice.target_apcer,
@@ -575,6 +593,7 @@ PROTOCOL_NOTES = {
     "retake_rate": "retakes / all real presentations (failure to acquire)",
     "acer": "(max APCER over attack types + pooled BPCER) / 2",
     "threshold_rule": "lowest calibration BPCER with APCER <= target_apcer for every attack type",
+    "review_floor_rule": "highest floor with at most target_bpcer of acquired real scores below it (<= threshold)",
     "folds": "subject-disjoint; unknown-subject presentations are measured but never choose a CV threshold",
     "bootstrap": "percentile, subjects resampled with replacement; none when the rate is undefined in > half",
     "clopper_pearson": "exact binomial, ignores the correlation within a subject",

@@ -25,6 +25,7 @@ from pipelines.liveness.evaluation import (
     Rate,
     bootstrap_intervals,
     calibration_pool,
+    choose_review_floor,
     choose_threshold,
     classify,
     clopper_pearson,
@@ -287,3 +288,13 @@ def test_evaluate_command_reproduces_golden(tmp_path: Path) -> None:
     golden = json.loads((DATA / "eval_report.golden.json").read_text(encoding="utf-8"))
     assert json.loads(out.read_text(encoding="utf-8")) == golden
     assert "| apcer | replay_screen_phone |" in md.read_text(encoding="utf-8")
+
+
+def test_review_floor_keeps_all_but_the_target_share_of_real_people_above_it() -> None:
+    cal = [real(f"r{i}", 0.5 + i / 200, subject=f"s{i}") for i in range(100)]  # 0.500 … 0.995
+    cal.append(attack("a", 0.97, "print", subject="x"))
+    choice = choose_threshold(cal, target_apcer=0.01, target_bpcer=0.02)
+    assert choice.threshold > 0.97
+    assert choice.review_floor == pytest.approx(0.51)  # two of the 100 real scores lie below it
+    assert sum(p.score < choice.review_floor for p in cal if p.label == REAL) == 2
+    assert choose_review_floor(cal, threshold=0.3) == 0.3  # never above the pass threshold
