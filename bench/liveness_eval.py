@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import json
 import os
 import sys
@@ -32,6 +33,7 @@ if (REPO.parent / "shared/models").is_dir():
 # One inference thread: the checker decodes on a second thread, so the two cores are both in use.
 os.environ.setdefault("PENSION_CERT_ORT_THREADS", "1")
 
+from pipelines.liveness.calibrate import write_entry  # noqa: E402
 from pipelines.liveness.evaluation import (  # noqa: E402
     ALL,
     APCER,
@@ -189,6 +191,30 @@ def evaluate_records(records: Sequence[dict[str, Any]], protocol: Protocol) -> d
     return report
 
 
+def calibration_entry(report: dict[str, Any], records: Sequence[dict[str, Any]], data: str) -> dict[str, Any]:
+    """The deployment choice as a `calibration.json` entry for the ensemble the records were scored with."""
+    models = next((r["result"]["models"] for r in records if (r.get("result") or {}).get("models")), None)
+    if not models:
+        raise ValueError("the records carry no model versions: score them again with this version")
+    ensemble = "+".join(v for k, v in models.items() if k.startswith("antispoof:"))
+    choice, cv = report["deployment"]["choice"], report["cross_validated"]
+    return {
+        "ensemble": ensemble,
+        "threshold": choice["threshold"],
+        "review_floor": choice["review_floor"],
+        "rule": choice["rule"],
+        "targets": {
+            "apcer": choice["target_apcer"],
+            "bpcer": choice["target_bpcer"],
+            "bpcer_met": choice["met_target"],
+        },
+        "aggregation": "mean over models of P(real), mean over the video's best (frontal, sharp, lit) key frames",
+        "cross_validated": {"acer": cv.get("acer"), "apcer": cv["apcer"], "bpcer": cv["bpcer"]},
+        "data": data,
+        "calibrated_on": dt.date.today().isoformat(),
+    }
+
+
 def _fmt_rate(r: dict[str, Any]) -> str:
     if r.get("value") is None:
         return "–"
@@ -275,6 +301,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--n-boot", type=int, default=1000)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--markdown", type=Path)
+    ev.add_argument("--write-calibration", type=Path, help="merge the deployment choice into this calibration file")
     return parser
 
 
@@ -285,7 +312,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scored {score_rows(rows, args.out, args.limit)} new presentations", file=sys.stderr)
         return 0
     if args.command == "evaluate":
-        _write_report(evaluate_records(read_records(args.records), _protocol(args)), args.out, args.markdown)
+        scored = read_records(args.records)
+        report = evaluate_records(scored, _protocol(args))
+        _write_report(report, args.out, args.markdown)
+        if args.write_calibration is not None:
+            names = ", ".join(p.name for p in args.records)
+            version = write_entry(calibration_entry(report, scored, names), args.write_calibration)
+            print(f"calibration {args.write_calibration} is now version {version}", file=sys.stderr)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         records = args.records or Path(tmp) / "records.jsonl"

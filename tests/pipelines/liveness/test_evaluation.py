@@ -298,3 +298,15 @@ def test_review_floor_keeps_all_but_the_target_share_of_real_people_above_it() -
     assert choice.review_floor == pytest.approx(0.51)  # two of the 100 real scores lie below it
     assert sum(p.score < choice.review_floor for p in cal if p.label == REAL) == 2
     assert choose_review_floor(cal, threshold=0.3) == 0.3  # never above the pass threshold
+
+
+def test_evaluate_writes_the_deployment_choice_as_a_calibration_entry(tmp_path: Path) -> None:
+    cal = tmp_path / "calibration.json"
+    args = ["evaluate", "--records", str(DATA / "eval_records.jsonl"), "--out", str(tmp_path / "r.json")]
+    assert eval_main([*args, "--write-calibration", str(cal)]) == 0
+    golden = json.loads((DATA / "eval_report.golden.json").read_text(encoding="utf-8"))
+    (entry,) = json.loads(cal.read_text(encoding="utf-8"))["ensembles"].values()
+    assert entry["ensemble"].startswith("minifasnet_v2@") and "+minifasnet_v1se@" in entry["ensemble"]
+    assert entry["threshold"] == golden["deployment"]["choice"]["threshold"]
+    assert entry["review_floor"] == golden["deployment"]["choice"]["review_floor"] <= entry["threshold"]
+    assert entry["targets"]["apcer"] == 0.01
