@@ -1,4 +1,4 @@
-"""bench/liveness_data.py: manifest parsing, pinned-hash verification on a fake snapshot, video assembly."""
+"""bench/liveness_data: manifest parsing, pinned-hash verification on a fake snapshot, video assembly."""
 
 from __future__ import annotations
 
