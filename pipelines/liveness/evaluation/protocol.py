@@ -1,0 +1,102 @@
+"""The cross-validated protocol: choose on the other folds, measure on each, pool, add intervals."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pipelines.liveness.evaluation.core import (
+    SPOOF,
+    ErrorRates,
+    Outcome,
+    Presentation,
+    error_rates,
+    measure,
+)
+from pipelines.liveness.evaluation.folds import (
+    calibration_pool,
+    subject_folds,
+)
+from pipelines.liveness.evaluation.intervals import (
+    BootstrapIntervals,
+    bootstrap_intervals,
+)
+from pipelines.liveness.evaluation.thresholds import (
+    ThresholdChoice,
+    choose_threshold,
+)
+
+# ----------------------------------------------------------------------------------------------------- protocol
+
+
+@dataclass(frozen=True)
+class Protocol:
+    folds: int = 5
+    seed: int = 0
+    target_apcer: float = 0.01
+    target_bpcer: float = 0.02
+    n_boot: int = 1000
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    index: int
+    n_calibration: int
+    n_measured: int
+    choice: ThresholdChoice
+    measured: ErrorRates
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    protocol: Protocol
+    folds: list[FoldResult]
+    out_of_fold: ErrorRates  # every presentation measured once, at its own fold's threshold
+    intervals: BootstrapIntervals
+    deployment: ThresholdChoice  # chosen on all the data
+    in_sample: ErrorRates  # all the data at the deployment threshold: optimistic
+    n_presentations: int
+    n_subjects: int
+    n_unknown_subject: int
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _counts(presentations: Sequence[Presentation]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for p in presentations:
+        group = f"attack:{p.attack_type}" if p.label == SPOOF else f"real:{p.condition}"
+        flags = (("n", True), ("hard_reject", p.hard_reject), ("retake", p.retake), ("capture_poor", p.capture_poor))
+        for name, flag in (*flags, ("review", p.review)):
+            counts[group][name] += int(bool(flag))
+    return {g: dict(c) for g, c in sorted(counts.items())}
+
+
+def evaluate(presentations: Sequence[Presentation], protocol: Protocol = Protocol()) -> Evaluation:
+    """Cross-validated rates with intervals, plus the deployment threshold chosen on everything."""
+    keys = [p.key for p in presentations]
+    if len(set(keys)) != len(keys):
+        raise ValueError("presentation keys must be unique: a duplicate would be counted twice")
+    folds = subject_folds(presentations, protocol.folds, protocol.seed)
+    results: list[FoldResult] = []
+    outcomes: list[Outcome] = []
+    for i, fold in enumerate(folds):
+        cal = calibration_pool(folds, i)
+        choice = choose_threshold(cal, protocol.target_apcer, protocol.target_bpcer)
+        measured = [Outcome(p, choice.threshold, i) for p in fold]
+        outcomes.extend(measured)
+        results.append(FoldResult(i, len(cal), len(fold), choice, error_rates(measured)))
+    deployment = choose_threshold(presentations, protocol.target_apcer, protocol.target_bpcer)
+    return Evaluation(
+        protocol=protocol,
+        folds=results,
+        out_of_fold=error_rates(outcomes),
+        intervals=bootstrap_intervals(outcomes, protocol.n_boot, protocol.seed, protocol.confidence),
+        deployment=deployment,
+        in_sample=measure(presentations, deployment.threshold),
+        n_presentations=len(presentations),
+        n_subjects=len({p.subject for p in presentations if p.subject}),
+        n_unknown_subject=sum(1 for p in presentations if not p.subject),
+        counts=_counts(presentations),
+    )
