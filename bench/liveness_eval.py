@@ -49,6 +49,7 @@ from pipelines.liveness.evaluation import (  # noqa: E402
 )
 
 SPOOF_CODE = "SPOOF_SUSPECTED"
+RIGID_CODE = "SPOOF_RIGID_MOTION"
 RETAKE_PREFIX = "CAPTURE_"
 # Heavy and useless for the evaluation: 64 hex digits × 4 per second of video.
 HEAVY_KEYS = ("frame_hashes",)
@@ -58,30 +59,34 @@ DEFAULT_DATA = REPO.parent / "shared/data"
 # ------------------------------------------------------------------------------------------------------- records
 
 
-def record_flags(record: dict[str, Any]) -> tuple[bool, bool, bool]:
-    """(hard_reject, retake, capture_poor) of one scored record: the one place mapping findings to the protocol.
+def record_flags(record: dict[str, Any]) -> tuple[bool, bool, bool, float | None]:
+    """(hard_reject, retake, capture_poor, motion_ratio) of one scored record: the one place mapping findings to
+    the protocol.
 
+    * hard reject: any code other than SPOOF_SUSPECTED (re-decided at each threshold), SPOOF_RIGID_MOTION
+      (re-decided at each motion ratio) and the `CAPTURE_*` codes: FACE_NOT_FOUND, FACE_CHANGED_IN_VIDEO, ...
     * retake (whatever the threshold): a media error (`error`: the file could not be analysed, e.g.
-      VIDEO_TOO_LONG, and the citizen is asked to film again), or a rigid-motion finding on a poor capture
-      (the stage then answers with the `CAPTURE_*` codes, see pipelines/liveness/fusion.py).
-    * capture_poor: the stage's capture block lists retake codes; whether that becomes a retake depends on the
-      passive score against the threshold (`evaluation.retake_at`).
-    * hard reject: any code other than SPOOF_SUSPECTED (re-decided at each threshold) and the `CAPTURE_*`
-      codes: FACE_NOT_FOUND, FACE_CHANGED_IN_VIDEO, SPOOF_RIGID_MOTION, ...
+      VIDEO_TOO_LONG, and the citizen is asked to film again), or no face in the dark (`CAPTURE_*` with a hard
+      finding the stage forgives, see pipelines/liveness/fusion.py).
+    * capture_poor: the capture block lists retake codes; whether that becomes a retake depends on the passive
+      score against the threshold and on the motion rule (`evaluation.retake_at`, `with_motion_rule`).
+    * motion_ratio: the motion block's ratio when the face moved enough to be judged (`live` not null).
     """
     reasons = [str(r) for r in record.get("reasons") or []]
     result = record.get("result") or {}
     capture_poor = bool((result.get("capture") or {}).get("retake")) or any(
         r.startswith(RETAKE_PREFIX) for r in reasons
     )
-    rigid = (result.get("motion") or {}).get("live") is False
-    hard = any(r != SPOOF_CODE and not r.startswith(RETAKE_PREFIX) for r in reasons)
-    retake = bool(record.get("error")) or (rigid and capture_poor and not hard)
-    return hard, retake, capture_poor
+    hard_codes = [r for r in reasons if r not in (SPOOF_CODE, RIGID_CODE) and not r.startswith(RETAKE_PREFIX)]
+    dark_no_face = result.get("verdict") == "retake" and bool(hard_codes)
+    motion = result.get("motion") or {}
+    ratio = None if motion.get("live") is None else float(motion["ratio"])
+    retake = bool(record.get("error")) or dark_no_face
+    return bool(hard_codes) and not dark_no_face, retake, capture_poor, ratio
 
 
 def presentation_from_record(record: dict[str, Any]) -> Presentation:
-    hard, retake, capture_poor = record_flags(record)
+    hard, retake, capture_poor, motion_ratio = record_flags(record)
     label = str(record["label"])
     score = record.get("passive_score")
     # The index's review column if it has one, else the checker's own verdict (None: neither says).
@@ -98,6 +103,7 @@ def presentation_from_record(record: dict[str, Any]) -> Presentation:
         hard_reject=hard,
         retake=retake,
         capture_poor=capture_poor,
+        motion_ratio=motion_ratio,
         review=None if review in (None, "") else str(review).lower() in ("1", "true", "yes"),
     )
 
@@ -185,8 +191,8 @@ def evaluate_records(records: Sequence[dict[str, Any]], protocol: Protocol) -> d
     presentations = [presentation_from_record(r) for r in records]
     report = report_to_dict(evaluate(presentations, protocol))
     report["record_flags"] = (
-        "retake: a media error, or rigid motion on a poor capture; capture_poor: the capture block's retake codes "
-        "(a retake where the passive score fails); hard: any other code but SPOOF_SUSPECTED and CAPTURE_*"
+        "hard: any code but SPOOF_SUSPECTED, SPOOF_RIGID_MOTION and CAPTURE_*; retake: a media error or no face in "
+        "the dark; capture_poor: the capture block's retake codes; motion_ratio: the motion ratio where judged"
     )
     return report
 
@@ -202,6 +208,7 @@ def calibration_entry(report: dict[str, Any], records: Sequence[dict[str, Any]],
         "ensemble": ensemble,
         "threshold": choice["threshold"],
         "review_floor": choice["review_floor"],
+        "motion_min_ratio": choice["motion_min_ratio"],
         "rule": choice["rule"],
         "targets": {
             "apcer": choice["target_apcer"],
@@ -276,7 +283,7 @@ def _write_report(report: dict[str, Any], out: Path, markdown: Path | None) -> N
 def _protocol(args: argparse.Namespace) -> Protocol:
     return Protocol(
         folds=args.folds, seed=args.seed, target_apcer=args.target_apcer, target_bpcer=args.target_bpcer,
-        n_boot=args.n_boot,
+        target_motion_bpcer=args.target_motion_bpcer, n_boot=args.n_boot,
     )  # fmt: skip
 
 
@@ -298,6 +305,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--target-apcer", type=float, default=0.01)
         p.add_argument("--target-bpcer", type=float, default=0.02)
+        p.add_argument("--target-motion-bpcer", type=float, default=0.01)
         p.add_argument("--n-boot", type=int, default=1000)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--markdown", type=Path)

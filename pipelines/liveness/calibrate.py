@@ -151,6 +151,10 @@ def write_entry(entry: dict[str, Any], path: Path = DEFAULT_CALIBRATION_PATH) ->
     today = dt.date.today().isoformat()
     serial = int(data["version"].rsplit(".", 1)[1]) + 1 if data["version"].startswith(today) else 1
     data["version"] = f"{today}.{serial}"
+    old = data["ensembles"].get(entry["ensemble"], {})
+    if "motion_min_ratio" not in entry and "motion_min_ratio" in old:
+        # calibrate-liveness scores still media only: keep the motion rule the full evaluation chose.
+        entry = {**entry, "motion_min_ratio": old["motion_min_ratio"]}
     data["ensembles"][entry["ensemble"]] = entry
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return str(data["version"])

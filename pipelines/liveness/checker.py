@@ -105,6 +105,13 @@ class LivenessChecker:
         return self.calibration.threshold
 
     @property
+    def motion_config(self) -> MotionConfig:
+        """The configured motion rule; its ratio threshold from the calibration unless the config sets one."""
+        if self.config.motion.min_ratio is not None or self.calibration.motion_min_ratio is None:
+            return self.config.motion
+        return replace(self.config.motion, min_ratio=self.calibration.motion_min_ratio)
+
+    @property
     def passive_review_floor(self) -> float:
         if self.config.passive_review_floor is not None:
             return min(self.config.passive_review_floor, self.passive_threshold)
@@ -183,7 +190,7 @@ class LivenessChecker:
 
         events = detect_events(signals, cfg.actions)
         evidence, action_reasons = verify_sequence(requested, events)
-        motion = measure_motion([s.t for s in signals], track.mesh_points, cfg.motion)
+        motion = measure_motion([s.t for s in signals], track.mesh_points, self.motion_config)
         capture = capture_reasons([k.capture for k in passive_keys], cfg.capture)
 
         if not keys or len(signals) < 3:

@@ -33,6 +33,8 @@ class PassiveCalibration:
     version: str
     path: str
     review_floor: float = FALLBACK_THRESHOLD / 2
+    # The rigid-motion cue's ratio threshold chosen by the evaluation protocol (None: motion.py's design value).
+    motion_min_ratio: float | None = None
 
     @classmethod
     def load(cls, ensemble: str, path: Path | str = DEFAULT_CALIBRATION_PATH) -> PassiveCalibration:
@@ -47,8 +49,10 @@ class PassiveCalibration:
         if entry is None:
             return cls(FALLBACK_THRESHOLD, ensemble, "uncalibrated", str(p))
         threshold = float(entry["threshold"])
-        floor = float(entry.get("review_floor", threshold / 2))
-        return cls(threshold, ensemble, str(data.get("version", "")), str(p), min(floor, threshold))
+        floor = min(float(entry.get("review_floor", threshold / 2)), threshold)
+        ratio = entry.get("motion_min_ratio")
+        version = str(data.get("version", ""))
+        return cls(threshold, ensemble, version, str(p), floor, None if ratio is None else float(ratio))
 
 
 def ensemble_key(models: Sequence[Any]) -> str:

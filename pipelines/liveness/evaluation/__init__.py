@@ -75,6 +75,7 @@ from pipelines.liveness.evaluation.protocol import (
     Evaluation,
     FoldResult,
     Protocol,
+    choose_operating_point,
     evaluate,
 )
 from pipelines.liveness.evaluation.report import (
@@ -85,9 +86,13 @@ from pipelines.liveness.evaluation.report import (
     report_to_dict,
 )
 from pipelines.liveness.evaluation.thresholds import (
+    MOTION_RATIO_CAP,
     ThresholdChoice,
+    choose_motion_ratio,
     choose_review_floor,
     choose_threshold,
+    rigid_at,
+    with_motion_rule,
 )
 
 __all__ = [
@@ -97,6 +102,7 @@ __all__ = [
     "BPCER",
     "BPCER_WITH_RETAKES",
     "METRICS",
+    "MOTION_RATIO_CAP",
     "NO_ATTACK",
     "PROTOCOL_NOTES",
     "REAL",
@@ -117,6 +123,8 @@ __all__ = [
     "bootstrap_intervals",
     "calibration_pool",
     "choice_to_dict",
+    "choose_motion_ratio",
+    "choose_operating_point",
     "choose_review_floor",
     "choose_threshold",
     "classify",
@@ -129,6 +137,8 @@ __all__ = [
     "rates_to_dict",
     "report_to_dict",
     "retake_at",
+    "rigid_at",
     "subject_folds",
+    "with_motion_rule",
     "zero_event_upper",
 ]

@@ -43,6 +43,9 @@ class Presentation:
     # A poor capture (dark, back-lit, blurred, small face): the stage asks for a retake exactly when the passive
     # score fails there, so whether this presentation is a retake depends on the threshold (see `retake_at`).
     capture_poor: bool = False
+    # The rigid-motion ratio when the face moved enough to be judged (None: it hardly moved, no evidence): the
+    # cue's own threshold is chosen by the protocol too (`thresholds.with_motion_rule`).
+    motion_ratio: float | None = None
 
     def __post_init__(self) -> None:
         if self.label not in (REAL, SPOOF):

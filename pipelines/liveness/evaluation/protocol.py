@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipelines.liveness.evaluation.core import (
     SPOOF,
@@ -24,7 +24,9 @@ from pipelines.liveness.evaluation.intervals import (
 )
 from pipelines.liveness.evaluation.thresholds import (
     ThresholdChoice,
+    choose_motion_ratio,
     choose_threshold,
+    with_motion_rule,
 )
 
 # ----------------------------------------------------------------------------------------------------- protocol
@@ -36,6 +38,8 @@ class Protocol:
     seed: int = 0
     target_apcer: float = 0.01
     target_bpcer: float = 0.02
+    # The share of genuine people the rigid-motion cue may reject (part of the BPCER budget).
+    target_motion_bpcer: float = 0.01
     n_boot: int = 1000
     confidence: float = 0.95
 
@@ -73,6 +77,13 @@ def _counts(presentations: Sequence[Presentation]) -> dict[str, dict[str, int]]:
     return {g: dict(c) for g, c in sorted(counts.items())}
 
 
+def choose_operating_point(cal: Sequence[Presentation], protocol: Protocol) -> ThresholdChoice:
+    """The motion ratio first (its own BPCER budget), then the passive threshold and floor given what it rejects."""
+    ratio = choose_motion_ratio(cal, protocol.target_motion_bpcer)
+    moved = [with_motion_rule(p, ratio) for p in cal]
+    return replace(choose_threshold(moved, protocol.target_apcer, protocol.target_bpcer), motion_min_ratio=ratio)
+
+
 def evaluate(presentations: Sequence[Presentation], protocol: Protocol = Protocol()) -> Evaluation:
     """Cross-validated rates with intervals, plus the deployment threshold chosen on everything."""
     keys = [p.key for p in presentations]
@@ -83,18 +94,20 @@ def evaluate(presentations: Sequence[Presentation], protocol: Protocol = Protoco
     outcomes: list[Outcome] = []
     for i, fold in enumerate(folds):
         cal = calibration_pool(folds, i)
-        choice = choose_threshold(cal, protocol.target_apcer, protocol.target_bpcer)
-        measured = [Outcome(p, choice.threshold, i) for p in fold]
+        choice = choose_operating_point(cal, protocol)
+        ratio = choice.motion_min_ratio or 0.0
+        measured = [Outcome(with_motion_rule(p, ratio), choice.threshold, i) for p in fold]
         outcomes.extend(measured)
         results.append(FoldResult(i, len(cal), len(fold), choice, error_rates(measured)))
-    deployment = choose_threshold(presentations, protocol.target_apcer, protocol.target_bpcer)
+    deployment = choose_operating_point(presentations, protocol)
+    deployed = [with_motion_rule(p, deployment.motion_min_ratio or 0.0) for p in presentations]
     return Evaluation(
         protocol=protocol,
         folds=results,
         out_of_fold=error_rates(outcomes),
         intervals=bootstrap_intervals(outcomes, protocol.n_boot, protocol.seed, protocol.confidence),
         deployment=deployment,
-        in_sample=measure(presentations, deployment.threshold),
+        in_sample=measure(deployed, deployment.threshold),
         n_presentations=len(presentations),
         n_subjects=len({p.subject for p in presentations if p.subject}),
         n_unknown_subject=sum(1 for p in presentations if not p.subject),

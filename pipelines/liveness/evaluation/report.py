@@ -66,6 +66,7 @@ def choice_to_dict(choice: ThresholdChoice) -> dict[str, Any]:
     return {
         "threshold": _round(choice.threshold),
         "review_floor": _round(choice.review_floor),
+        "motion_min_ratio": _round(choice.motion_min_ratio),
         "rule": choice.rule,
         "binding_attack_type": choice.binding_type,
         "target_apcer": choice.target_apcer,
@@ -85,6 +86,8 @@ PROTOCOL_NOTES = {
     "acer": "(max APCER over attack types + pooled BPCER) / 2",
     "threshold_rule": "lowest calibration BPCER with APCER <= target_apcer for every attack type",
     "review_floor_rule": "highest floor with at most target_bpcer of acquired real scores below it (<= threshold)",
+    "motion_rule": "chosen first: highest rigid-motion ratio (<= 3) with at most target_motion_bpcer of acquired "
+    "real presentations below it; rigid = a rejection, or a retake on a poor capture",
     "folds": "subject-disjoint; unknown-subject presentations are measured but never choose a CV threshold",
     "bootstrap": "percentile, subjects resampled with replacement; none when the rate is undefined in > half",
     "clopper_pearson": "exact binomial, ignores the correlation within a subject",

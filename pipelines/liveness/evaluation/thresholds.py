@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from pipelines.liveness.evaluation.core import (
     Rate,
     measure,
 )
+from pipelines.liveness.motion import DEFAULT_MIN_RATIO
 
 # ---------------------------------------------------------------------------------------------- threshold choice
 
@@ -34,6 +35,35 @@ class ThresholdChoice:
     binding_type: str | None  # the attack type whose score fixed the threshold
     # Below it a score is a clear spoof; between it and the threshold a performed challenge goes to review.
     review_floor: float = 0.0
+    # Motion ratios under it are "moved only as a flat picture": chosen first (`choose_motion_ratio`).
+    motion_min_ratio: float | None = None
+
+
+# The motion cue's design value: the protocol never makes it stricter.
+MOTION_RATIO_CAP = DEFAULT_MIN_RATIO
+
+
+def rigid_at(p: Presentation, min_ratio: float) -> bool:
+    return p.motion_ratio is not None and p.motion_ratio < min_ratio
+
+
+def with_motion_rule(p: Presentation, min_ratio: float) -> Presentation:
+    """The presentation as the stage treats it when ratios under `min_ratio` count as rigid (fusion.py): a
+    rejection, or a retake on a poor capture."""
+    if not rigid_at(p, min_ratio):
+        return p
+    return replace(p, retake=True) if p.capture_poor else replace(p, hard_reject=True)
+
+
+def choose_motion_ratio(cal: Sequence[Presentation], target_bpcer: float = 0.01) -> float:
+    """The highest ratio threshold (≤ MOTION_RATIO_CAP) under which at most `target_bpcer` of the acquired real
+    presentations fall: the rigid-motion cue may cost at most that share of genuine people."""
+    reals = [p for p in cal if p.label == REAL and not p.hard_reject and not p.retake]
+    ratios = sorted(p.motion_ratio for p in reals if p.motion_ratio is not None)
+    allowed = math.floor(target_bpcer * len(reals) + _EPS)
+    if len(ratios) <= allowed:
+        return MOTION_RATIO_CAP
+    return min(ratios[allowed], MOTION_RATIO_CAP)
 
 
 def choose_review_floor(cal: Sequence[Presentation], threshold: float, target_bpcer: float = 0.02) -> float:

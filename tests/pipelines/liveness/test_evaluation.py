@@ -16,6 +16,7 @@ from pipelines.liveness.evaluation import (
     ATTACK_RETAKE_RATE,
     BPCER,
     BPCER_WITH_RETAKES,
+    MOTION_RATIO_CAP,
     REAL,
     RETAKE_RATE,
     SPOOF,
@@ -25,6 +26,8 @@ from pipelines.liveness.evaluation import (
     Rate,
     bootstrap_intervals,
     calibration_pool,
+    choose_motion_ratio,
+    choose_operating_point,
     choose_review_floor,
     choose_threshold,
     classify,
@@ -34,7 +37,9 @@ from pipelines.liveness.evaluation import (
     measure,
     report_to_dict,
     retake_at,
+    rigid_at,
     subject_folds,
+    with_motion_rule,
     zero_event_upper,
 )
 
@@ -241,28 +246,54 @@ def test_duplicate_keys_refused() -> None:
 # ------------------------------------------------------------------------------------------------ the runner
 
 
-RIGID_DARK = {"capture": {"retake": ["CAPTURE_BACKLIT"]}, "motion": {"live": False}}
+MOVED = {"motion": {"live": False, "ratio": 1.4}}
 
 
 @pytest.mark.parametrize(
     ("record", "flags"),
     [
-        ({"reasons": []}, (False, False, False)),
-        ({"reasons": ["SPOOF_SUSPECTED"]}, (False, False, False)),
-        ({"reasons": ["SPOOF_RIGID_MOTION"]}, (True, False, False)),
-        ({"reasons": ["FACE_NOT_FOUND", "SPOOF_SUSPECTED"]}, (True, False, False)),
-        ({"reasons": ["CAPTURE_TOO_DARK"]}, (False, False, True)),
-        ({"reasons": [], "result": {"capture": {"retake": ["CAPTURE_TOO_DARK"]}}}, (False, False, True)),
+        ({"reasons": []}, (False, False, False, None)),
+        ({"reasons": ["SPOOF_SUSPECTED"]}, (False, False, False, None)),
+        # Rigid motion is re-decided at each motion threshold: the ratio is what counts.
+        ({"reasons": ["SPOOF_RIGID_MOTION"], "result": MOVED}, (False, False, False, 1.4)),
+        ({"reasons": [], "result": {"motion": {"live": None, "ratio": 0.9}}}, (False, False, False, None)),
+        ({"reasons": ["FACE_NOT_FOUND", "SPOOF_SUSPECTED"]}, (True, False, False, None)),
+        ({"reasons": ["CAPTURE_TOO_DARK"]}, (False, False, True, None)),
+        ({"reasons": [], "result": {"capture": {"retake": ["CAPTURE_TOO_DARK"]}}}, (False, False, True, None)),
+        # No face in the dark: the stage asks for a retake (fusion.py), whatever the threshold.
         (
-            {"reasons": ["CAPTURE_BACKLIT"], "result": RIGID_DARK},
-            (False, True, True),
+            {"reasons": ["CAPTURE_TOO_DARK", "FACE_NOT_FOUND"], "result": {"verdict": "retake"}},
+            (False, True, True, None),
         ),
-        ({"reasons": ["CAPTURE_TOO_BLURRY", "FACE_CHANGED_IN_VIDEO"]}, (True, False, True)),
-        ({"reasons": [], "error": "VIDEO_TOO_LONG", "passive_score": None}, (False, True, False)),
+        ({"reasons": ["CAPTURE_TOO_BLURRY", "FACE_CHANGED_IN_VIDEO"]}, (True, False, True, None)),
+        ({"reasons": [], "error": "VIDEO_TOO_LONG", "passive_score": None}, (False, True, False, None)),
     ],
 )
-def test_record_flags(record: dict[str, object], flags: tuple[bool, bool, bool]) -> None:
+def test_record_flags(record: dict[str, object], flags: tuple[bool, bool, bool, float | None]) -> None:
     assert record_flags(record) == flags
+
+
+def test_motion_rule_spends_only_its_share_of_genuine_people() -> None:
+    reals = [real(f"r{i}", 0.99, subject=f"s{i}", motion_ratio=1.0 + i / 10) for i in range(100)]  # 1.0 … 10.9
+    still = [real(f"q{i}", 0.99, subject=f"t{i}") for i in range(100)]  # never moved: no motion evidence
+    ratio = choose_motion_ratio(reals + still, target_bpcer=0.01)
+    assert ratio == pytest.approx(1.2)  # 2 of the 200 genuine presentations fall below it
+    assert sum(rigid_at(p, ratio) for p in reals + still) == 2
+    assert choose_motion_ratio(still) == MOTION_RATIO_CAP  # no mover: the design value
+    photo = attack("p", 0.99, "photo_hand", subject="x", motion_ratio=1.1)
+    assert with_motion_rule(photo, ratio).hard_reject and not classify(with_motion_rule(photo, ratio), 0.5)
+    dark = attack("d", 0.99, "photo_hand", subject="x", motion_ratio=1.1, capture_poor=True)
+    assert with_motion_rule(dark, ratio).retake
+
+
+def test_operating_point_counts_motion_rejects_before_choosing_the_passive_threshold() -> None:
+    cal = [real(f"r{i}", 0.9 + i / 1000, subject=f"s{i}", motion_ratio=5.0) for i in range(100)]
+    # A hand-held photo the passive score cannot tell from a face, but its motion can.
+    cal += [attack(f"p{i}", 0.999, "photo_hand", subject=f"x{i}", motion_ratio=1.2) for i in range(20)]
+    choice = choose_operating_point(cal, Protocol(target_apcer=0.01))
+    assert choice.motion_min_ratio == MOTION_RATIO_CAP
+    assert choice.threshold < 0.9  # no passive sacrifice needed: every photo is caught by its motion
+    assert choice.cal_apcer["photo_hand"].events == 0
 
 
 def test_a_poor_capture_is_a_retake_only_where_the_passive_score_fails() -> None:
@@ -277,6 +308,7 @@ def test_presentation_from_record() -> None:
     base = {"key": "k", "label": "spoof", "attack_type": "print", "subject": "", "condition": ""}
     p = presentation_from_record({**base, "passive_score": 0.3, "reasons": ["SPOOF_SUSPECTED"]})
     assert (p.score, p.subject, p.condition, p.hard_reject, p.retake) == (0.3, "", "unspecified", False, False)
+    assert p.motion_ratio is None
     err = presentation_from_record({**base, "label": "real", "error": "MEDIA_CORRUPT", "passive_score": None})
     assert (err.attack_type, err.score, err.retake) == ("none", 0.0, True)
 
