@@ -33,20 +33,25 @@ if (REPO.parent / "shared/models").is_dir():
 # One inference thread: the checker decodes on a second thread, so the two cores are both in use.
 os.environ.setdefault("PENSION_CERT_ORT_THREADS", "1")
 
+from bench.liveness_report import markdown_table  # noqa: E402
+from pipelines.liveness.actions import ActionEvent  # noqa: E402
 from pipelines.liveness.calibrate import write_entry  # noqa: E402
 from pipelines.liveness.evaluation import (  # noqa: E402
     ALL,
-    APCER,
-    BPCER,
-    BPCER_WITH_RETAKES,
     NO_ATTACK,
     REAL,
-    RETAKE_RATE,
     Presentation,
     Protocol,
+    ThresholdChoice,
     evaluate,
+    measure,
+    rates_to_dict,
     report_to_dict,
+    retake_at,
+    under_challenge,
+    with_motion_rule,
 )
+from pipelines.liveness.motion import DEFAULT_MIN_RATIO  # noqa: E402
 
 SPOOF_CODE = "SPOOF_SUSPECTED"
 RIGID_CODE = "SPOOF_RIGID_MOTION"
@@ -187,14 +192,67 @@ def score_rows(rows: Sequence[dict[str, str]], out: Path, limit: int | None = No
 # ------------------------------------------------------------------------------------------------------ evaluate
 
 
+MODES = ("challenge", "no_challenge")
+
+
+def record_events(record: dict[str, Any]) -> list[ActionEvent]:
+    events = (record.get("result") or {}).get("events") or []
+    return [ActionEvent(str(e["name"]), float(e["t"]), float(e["amplitude"])) for e in events]
+
+
+def is_video_replay(record: dict[str, Any]) -> bool:
+    """A replayed video rather than a static picture: Replay-Attack names its video replays `..._video_...`, the
+    generator `replay_phone_video`; prints and photo replays are static."""
+    return "_video_" in str(record.get("path", "")) or str(record.get("attack_type", "")).endswith("_video")
+
+
+def review_band(presentations: Sequence[Presentation], choice: ThresholdChoice) -> dict[str, Any]:
+    """Genuine people between the review floor and the threshold: with the challenge performed and live motion the
+    stage sends them to staff review, not to rejection (in-sample, at the deployed operating point)."""
+    groups: dict[str, list[int]] = {}
+    for p in presentations:
+        if p.label != REAL or p.hard_reject or retake_at(p, choice.threshold):
+            continue
+        counts = groups.setdefault(p.condition, [0, 0])
+        counts[0] += int(choice.review_floor <= p.score < choice.threshold)
+        counts[1] += 1
+    total = [sum(c[0] for c in groups.values()), sum(c[1] for c in groups.values())]
+    return {
+        "note": "share of acquired genuine presentations in [review_floor, threshold): staff review, not rejection",
+        **{g: {"events": e, "n": n, "value": round(e / n, 6) if n else None} for g, (e, n) in sorted(groups.items())},
+        ALL: {"events": total[0], "n": total[1], "value": round(total[0] / total[1], 6) if total[1] else None},
+    }
+
+
 def evaluate_records(records: Sequence[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
-    presentations = [presentation_from_record(r) for r in records]
-    report = report_to_dict(evaluate(presentations, protocol))
-    report["record_flags"] = (
-        "hard: any code but SPOOF_SUSPECTED, SPOOF_RIGID_MOTION and CAPTURE_*; retake: a media error or no face in "
-        "the dark; capture_poor: the capture block's retake codes; motion_ratio: the motion ratio where judged"
-    )
-    return report
+    """Both modes: under the service's random challenge (production, deployed) and without one (tools)."""
+    plain = [presentation_from_record(r) for r in records]
+    challenged = [
+        under_challenge(p, record_events(r), protocol.seed, prepared=is_video_replay(r))
+        for p, r in zip(plain, records, strict=True)
+    ]
+    production = evaluate(challenged, protocol)
+    without = evaluate(plain, protocol)
+    dep = production.deployment
+    at_deployed = measure([with_motion_rule(p, dep.motion_min_ratio or 0.0) for p in plain], dep.threshold)
+    return {
+        "deployed_mode": "challenge",
+        "review_band": review_band(challenged, dep),
+        "modes": {"challenge": report_to_dict(production), "no_challenge": report_to_dict(without)},
+        "no_challenge_at_deployed": {
+            "note": "no challenge, at the deployed (challenge-mode) operating point: in-sample",
+            **rates_to_dict(at_deployed),
+        },
+        "challenge_mode": (
+            "each static attack gets one challenge drawn as the service draws it (seeded by its key) and passes it "
+            "only when its own detected actions satisfy it in order; replayed videos (can be prepared) and genuine "
+            "people are taken to perform it"
+        ),
+        "record_flags": (
+            "hard: any code but SPOOF_SUSPECTED, SPOOF_RIGID_MOTION and CAPTURE_*; retake: a media error or no "
+            "face in the dark; capture_poor: the capture block's retake codes; motion_ratio: the ratio where judged"
+        ),
+    }
 
 
 def calibration_entry(report: dict[str, Any], records: Sequence[dict[str, Any]], data: str) -> dict[str, Any]:
@@ -203,7 +261,8 @@ def calibration_entry(report: dict[str, Any], records: Sequence[dict[str, Any]],
     if not models:
         raise ValueError("the records carry no model versions: score them again with this version")
     ensemble = "+".join(v for k, v in models.items() if k.startswith("antispoof:"))
-    choice, cv = report["deployment"]["choice"], report["cross_validated"]
+    deployed = report["modes"][report["deployed_mode"]]
+    choice, cv = deployed["deployment"]["choice"], deployed["cross_validated"]
     return {
         "ensemble": ensemble,
         "threshold": choice["threshold"],
@@ -216,57 +275,11 @@ def calibration_entry(report: dict[str, Any], records: Sequence[dict[str, Any]],
             "bpcer_met": choice["met_target"],
         },
         "aggregation": "mean over models of P(real), mean over the video's best (frontal, sharp, lit) key frames",
+        "mode": report["deployed_mode"],
         "cross_validated": {"acer": cv.get("acer"), "apcer": cv["apcer"], "bpcer": cv["bpcer"]},
         "data": data,
         "calibrated_on": dt.date.today().isoformat(),
     }
-
-
-def _fmt_rate(r: dict[str, Any]) -> str:
-    if r.get("value") is None:
-        return "–"
-    text = f"{100 * r['value']:.1f} % ({r['events']}/{r['n']})"
-    if "bootstrap_ci" in r:
-        lo, hi = r["bootstrap_ci"]
-        text += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
-    return text
-
-
-def _fmt_cp(r: dict[str, Any]) -> str:
-    if "clopper_pearson" not in r:
-        return "–"
-    lo, hi = r["clopper_pearson"]
-    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
-
-
-def markdown_table(report: dict[str, Any]) -> str:
-    cv, dep = report["cross_validated"], report["deployment"]
-    lines = [
-        "| figure | group | out-of-fold (bootstrap 95 % CI) | Clopper–Pearson 95 % | deployment, in-sample |",
-        "|---|---|---|---|---|",
-    ]
-    for metric in (APCER, BPCER, RETAKE_RATE, BPCER_WITH_RETAKES):
-        for group, r in cv[metric].items():
-            if metric == APCER and group == ALL:
-                continue  # pooled APCER is not an ISO figure
-            lines.append(
-                f"| {metric} | {group} | {_fmt_rate(r)} | {_fmt_cp(r)} | {_fmt_rate(dep['in_sample'][metric][group])} |"
-            )
-    acer, acer_in = cv["acer"], dep["in_sample"]["acer"]
-    ci = acer.get("bootstrap_ci")
-    ci_text = f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""
-    value = "–" if acer["value"] is None else f"{100 * acer['value']:.1f} %{ci_text}"
-    value_in = "–" if acer_in["value"] is None else f"{100 * acer_in['value']:.1f} %"
-    lines.append(f"| acer | worst: {acer['worst_attack_type']} | {value} | | {value_in} |")
-    thresholds = ", ".join(f"{f['choice']['threshold']:.4f}" for f in cv["folds"])
-    lines += [
-        "",
-        f"Fold thresholds: {thresholds}. Deployment threshold {dep['choice']['threshold']:.4f} "
-        f"({dep['choice']['rule']}); its column is in-sample and optimistic. Protocol: "
-        f"{report['protocol']['folds']} subject-disjoint folds, seed {report['protocol']['seed']}, "
-        f"{report['counts']['presentations']} presentations of {report['counts']['subjects']} subjects.",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def _write_report(report: dict[str, Any], out: Path, markdown: Path | None) -> None:
@@ -283,6 +296,7 @@ def _write_report(report: dict[str, Any], out: Path, markdown: Path | None) -> N
 def _protocol(args: argparse.Namespace) -> Protocol:
     return Protocol(
         folds=args.folds, seed=args.seed, target_apcer=args.target_apcer, target_bpcer=args.target_bpcer,
+        motion_min_ratio=None if args.choose_motion_ratio else DEFAULT_MIN_RATIO,
         target_motion_bpcer=args.target_motion_bpcer, n_boot=args.n_boot,
     )  # fmt: skip
 
@@ -306,6 +320,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--target-apcer", type=float, default=0.01)
         p.add_argument("--target-bpcer", type=float, default=0.02)
         p.add_argument("--target-motion-bpcer", type=float, default=0.01)
+        p.add_argument(
+            "--choose-motion-ratio", action="store_true", help="choose the motion ratio on the folds (default: 3)"
+        )
         p.add_argument("--n-boot", type=int, default=1000)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--markdown", type=Path)

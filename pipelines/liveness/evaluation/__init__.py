@@ -37,6 +37,7 @@ assigned to. In the bootstrap it is a subject of its own. The deployment choice 
 into, so it uses every presentation.
 """
 
+from pipelines.liveness.evaluation.challenge import drawn_challenge, under_challenge
 from pipelines.liveness.evaluation.core import (
     ALL,
     APCER,
@@ -130,6 +131,7 @@ __all__ = [
     "classify",
     "clopper_pearson",
     "clopper_pearson_bisection",
+    "drawn_challenge",
     "error_rates",
     "evaluate",
     "measure",
@@ -139,6 +141,7 @@ __all__ = [
     "retake_at",
     "rigid_at",
     "subject_folds",
+    "under_challenge",
     "with_motion_rule",
     "zero_event_upper",
 ]

@@ -28,6 +28,7 @@ from pipelines.liveness.evaluation.thresholds import (
     choose_threshold,
     with_motion_rule,
 )
+from pipelines.liveness.motion import DEFAULT_MIN_RATIO
 
 # ----------------------------------------------------------------------------------------------------- protocol
 
@@ -38,7 +39,9 @@ class Protocol:
     seed: int = 0
     target_apcer: float = 0.01
     target_bpcer: float = 0.02
-    # The share of genuine people the rigid-motion cue may reject (part of the BPCER budget).
+    # The rigid-motion ratio threshold: fixed at the deployed design value (a hand-held photo must be refused in
+    # every mode), or None to choose it on the calibration folds within `target_motion_bpcer` of genuine people.
+    motion_min_ratio: float | None = DEFAULT_MIN_RATIO
     target_motion_bpcer: float = 0.01
     n_boot: int = 1000
     confidence: float = 0.95
@@ -79,7 +82,9 @@ def _counts(presentations: Sequence[Presentation]) -> dict[str, dict[str, int]]:
 
 def choose_operating_point(cal: Sequence[Presentation], protocol: Protocol) -> ThresholdChoice:
     """The motion ratio first (its own BPCER budget), then the passive threshold and floor given what it rejects."""
-    ratio = choose_motion_ratio(cal, protocol.target_motion_bpcer)
+    ratio = protocol.motion_min_ratio
+    if ratio is None:
+        ratio = choose_motion_ratio(cal, protocol.target_motion_bpcer)
     moved = [with_motion_rule(p, ratio) for p in cal]
     return replace(choose_threshold(moved, protocol.target_apcer, protocol.target_bpcer), motion_min_ratio=ratio)
 

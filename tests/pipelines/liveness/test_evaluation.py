@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.liveness_eval import is_video_replay, presentation_from_record, record_flags
 from bench.liveness_eval import main as eval_main
-from bench.liveness_eval import presentation_from_record, record_flags
+from pipelines.liveness.actions import ActionEvent
 from pipelines.liveness.evaluation import (
     ALL,
     APCER,
@@ -33,12 +34,14 @@ from pipelines.liveness.evaluation import (
     classify,
     clopper_pearson,
     clopper_pearson_bisection,
+    drawn_challenge,
     evaluate,
     measure,
     report_to_dict,
     retake_at,
     rigid_at,
     subject_folds,
+    under_challenge,
     with_motion_rule,
     zero_event_upper,
 )
@@ -319,7 +322,9 @@ def test_evaluate_command_reproduces_golden(tmp_path: Path) -> None:
     assert eval_main([*args, "--out", str(out), "--markdown", str(md)]) == 0
     golden = json.loads((DATA / "eval_report.golden.json").read_text(encoding="utf-8"))
     assert json.loads(out.read_text(encoding="utf-8")) == golden
-    assert "| apcer | replay_screen_phone |" in md.read_text(encoding="utf-8")
+    table = md.read_text(encoding="utf-8")
+    assert "| apcer | replay_screen_phone |" in table
+    assert "#### Mode: challenge (deployed)" in table and "#### Mode: no challenge" in table
 
 
 def test_review_floor_keeps_all_but_the_target_share_of_real_people_above_it() -> None:
@@ -339,6 +344,31 @@ def test_evaluate_writes_the_deployment_choice_as_a_calibration_entry(tmp_path: 
     golden = json.loads((DATA / "eval_report.golden.json").read_text(encoding="utf-8"))
     (entry,) = json.loads(cal.read_text(encoding="utf-8"))["ensembles"].values()
     assert entry["ensemble"].startswith("minifasnet_v2@") and "+minifasnet_v1se@" in entry["ensemble"]
-    assert entry["threshold"] == golden["deployment"]["choice"]["threshold"]
-    assert entry["review_floor"] == golden["deployment"]["choice"]["review_floor"] <= entry["threshold"]
+    deployed = golden["modes"][golden["deployed_mode"]]["deployment"]["choice"]
+    assert entry["mode"] == "challenge" and entry["threshold"] == deployed["threshold"]
+    assert entry["review_floor"] == deployed["review_floor"] <= entry["threshold"]
+    assert entry["motion_min_ratio"] == 3.0
     assert entry["targets"]["apcer"] == 0.01
+
+
+def test_under_challenge_a_static_attack_must_perform_its_drawn_challenge() -> None:
+    photo = attack("photo.mp4", 0.99, "print", subject="x")
+    drawn = drawn_challenge(photo.key, seed=0)
+    assert drawn == drawn_challenge(photo.key, seed=0) and 2 <= len(drawn) <= 3  # seeded: same draw each run
+    assert under_challenge(photo, [], seed=0).hard_reject
+    performed = [ActionEvent(name, 1.0 + i, 20.0) for i, name in enumerate(drawn)]
+    assert not under_challenge(photo, performed, seed=0).hard_reject
+    backwards = [ActionEvent(name, 1.0 + i, 20.0) for i, name in enumerate(reversed(drawn))]
+    assert under_challenge(photo, backwards, seed=0).hard_reject  # the right actions in the wrong order
+    assert under_challenge(photo, performed[:1], seed=0).hard_reject  # one action is not enough
+    # A replayed video can be prepared to show the actions; a genuine person performs them (and moves non-rigidly).
+    assert not under_challenge(attack("v.mp4", 0.99, "replay_phone", subject="x"), [], 0, prepared=True).hard_reject
+    person = real("p.mp4", 0.9, subject="s", motion_ratio=1.2)
+    assert under_challenge(person, [], seed=0).motion_ratio is None
+
+
+def test_video_replays_are_told_from_static_pictures() -> None:
+    assert is_video_replay({"path": "replay_attack/x_highdef_video_adverse.mp4", "attack_type": "replay_tablet"})
+    assert is_video_replay({"path": "generated/a.mp4", "attack_type": "replay_phone_video"})
+    assert not is_video_replay({"path": "replay_attack/x_highdef_photo_adverse.mp4", "attack_type": "replay_tablet"})
+    assert not is_video_replay({"path": "nuaa/print_0001.mp4", "attack_type": "print"})
