@@ -190,7 +190,9 @@ class LivenessChecker:
 
         events = detect_events(signals, cfg.actions)
         evidence, action_reasons = verify_sequence(requested, events)
+        t_motion = time.perf_counter()
         motion = measure_motion([s.t for s in signals], track.mesh_points, self.motion_config)
+        timings["motion"] = (time.perf_counter() - t_motion) * 1000
         capture = capture_reasons([k.capture for k in passive_keys], cfg.capture)
 
         if not keys or len(signals) < 3:
