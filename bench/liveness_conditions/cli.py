@@ -11,6 +11,7 @@ import bench.liveness_conditions as package
 from bench.liveness_conditions.batch import generate
 from bench.liveness_conditions.preview import demo
 from bench.liveness_conditions.registry import ATTACKS, CONDITIONS
+from bench.liveness_conditions.sources import select_sources
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--conditions", default=",".join([*CONDITIONS, *ATTACKS]))
     gen.add_argument("--per-source", type=int, default=None)
+    src = sub.add_parser("sources", help="choose the real clips to degrade: a few per person (sources.csv)")
+    src.add_argument("--index", type=Path, required=True)
+    src.add_argument("--out", type=Path, help="default: sources.csv beside the index")
     dem = sub.add_parser("demo", help="one clip per condition from one video, plus a contact sheet")
     dem.add_argument("video", type=Path)
     dem.add_argument("--out", type=Path, required=True)
@@ -31,7 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dem.add_argument("--conditions", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if args.command == "generate":
+    if args.command == "sources":
+        out = args.out or args.index.with_name("sources.csv")
+        print(f"{select_sources(args.index, out)} sources in {out}")
+    elif args.command == "generate":
         names = [c for c in args.conditions.split(",") if c]
         print(generate(args.index, args.out, args.seed, names, args.per_source))
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import av
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 from bench import liveness_conditions as lc
+from bench.liveness_conditions.clip import CSV_COLUMNS
+from bench.liveness_conditions.sources import select_sources
 from pipelines.liveness import VideoLimits
 from pipelines.liveness.video import SamplingConfig, VideoReader
 from tests.pipelines.liveness.videos import read_frames
@@ -177,3 +180,24 @@ def test_generate_writes_rows_for_real_clean_sources(data_dir: Path, tmp_path: P
     assert fields["subject"] == "subj1" and fields["label"] == "real"
     assert fields["source"] == f"generated:{fields['condition']}:seed0:{src}"
     assert (tmp_path / "gen" / fields["path"]).is_file()
+
+
+def test_sources_are_a_few_real_clean_clips_per_person(tmp_path: Path) -> None:
+    rows = [
+        {"path": f"{s}_{i}.mp4", "label": label, "condition": "clean", "subject": s}
+        for s in ("replay_attack:client001", "nuaa:0001", "grid:v01")
+        for i in range(3)
+        for label in ("real", "spoof")
+    ]
+    index = tmp_path / "presentations.csv"
+    with index.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, CSV_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    assert select_sources(index, tmp_path / "sources.csv") == 1 + 2 + 3
+    with (tmp_path / "sources.csv").open(newline="", encoding="utf-8") as fh:
+        chosen = list(csv.DictReader(fh))
+    assert {r["label"] for r in chosen} == {"real"}
+    assert [r["path"] for r in chosen][:3] == ["replay_attack:client001_0.mp4", "nuaa:0001_0.mp4", "nuaa:0001_1.mp4"]
+    with pytest.raises(ValueError, match="beside the index"):
+        select_sources(index, tmp_path / "elsewhere" / "sources.csv")
