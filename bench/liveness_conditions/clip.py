@@ -14,6 +14,7 @@ from av.video.stream import VideoStream
 
 from bench.liveness_conditions.faces import EyeFn, detector_eyes, fill_and_smooth
 from bench.liveness_conditions.imaging import Box, limit_side
+from bench.liveness_data.cache import INDEX_COLUMNS
 
 # The checker refuses < 1.5 s and > 20 s; keep well inside.
 MIN_SECONDS = 2.0
@@ -21,19 +22,8 @@ MAX_SECONDS = 10.0
 # Frames are processed at this long side at most: enough for 540x960 portrait output, and a 10 s clip stays
 # under 400 MB in memory on a 2-core development machine.
 WORK_SIDE = 960
-CSV_COLUMNS = (
-    "path",
-    "label",
-    "attack_type",
-    "subject",
-    "condition",
-    "source",
-    "light",
-    "support",
-    "split",
-    "n_frames",
-    "fps",
-)
+# Generated rows use the fetched index's columns, so both CSVs feed the same evaluation.
+CSV_COLUMNS = INDEX_COLUMNS
 GENERATED_CSV = "presentations.generated.csv"
 
 
