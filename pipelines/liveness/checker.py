@@ -19,12 +19,13 @@ import numpy as np
 
 from models.packs import ModelPack, load_pack
 from pipelines.errors import PipelineError
-from pipelines.face_match import FaceMatcher, FaceObservation, cosine
-from pipelines.liveness.actions import ActionConfig, detect_events, verify_sequence
+from pipelines.face_match import FaceMatcher
+from pipelines.liveness.actions import ActionConfig, ActionEvent, ActionEvidence, detect_events, verify_sequence
 from pipelines.liveness.capture import CaptureConfig, capture_reasons, scene_reasons, summarise
 from pipelines.liveness.challenge import BLINK, Challenge, parse_actions
-from pipelines.liveness.fusion import Findings, Verdict, fuse
-from pipelines.liveness.motion import MotionConfig, measure_motion
+from pipelines.liveness.fusion import Findings, Fused, Verdict, fuse
+from pipelines.liveness.keyframes import best_frames, identity_spread, passive_frames
+from pipelines.liveness.motion import MotionConfig, MotionEvidence, measure_motion
 from pipelines.liveness.passive import PassiveCalibration, PassiveScorer
 from pipelines.liveness.replay import (
     InMemoryNonceStore,
@@ -34,22 +35,12 @@ from pipelines.liveness.replay import (
     nonce_reasons,
     video_sha256,
 )
-from pipelines.liveness.result import BestFrame, LivenessResult
-from pipelines.liveness.tracking import FaceTracker, KeyFrame, TrackConfig
-from pipelines.liveness.video import SamplingConfig, VideoLimits, VideoReader, read_bytes
+from pipelines.liveness.result import LivenessResult
+from pipelines.liveness.tracking import FaceTracker, KeyFrame, Track, TrackConfig
+from pipelines.liveness.video import SamplingConfig, VideoInfo, VideoLimits, VideoReader, read_bytes
 from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
-
-NEAR_FRONTAL_DEG = 15.0
-# Frames whose head poses differ by at most this much are compared for identity: the recognizer's embedding
-# of a profile is not the embedding of the same person's frontal face, so a turn asked by the challenge must
-# never read as "a different person".
-COMPARABLE_YAW_DEG = 20.0
-COMPARABLE_PITCH_DEG = 15.0
-# The passive score is taken on frames at most this far from frontal (the networks saw frontal faces).
-PASSIVE_MAX_POSE_DEG = 20.0
-
 
 @dataclass(frozen=True)
 class LivenessConfig:
@@ -157,10 +148,7 @@ class LivenessChecker:
         now: dt.datetime | None = None,
     ) -> LivenessResult:
         """Analyse one video. Raises MediaError only for undecodable or out-of-limit media."""
-        cfg = self.config
-        timings: dict[str, float] = {}
-        t_all = time.perf_counter()
-        cpu_all = time.thread_time()
+        t_all, cpu_all = time.perf_counter(), time.thread_time()
         if challenge is not None:
             challenge_actions = challenge_actions or challenge.actions
             nonce, expires_at = nonce or challenge.nonce, expires_at or challenge.expires_at
@@ -169,88 +157,98 @@ class LivenessChecker:
             if isinstance(challenge_actions, str) or challenge_actions is None
             else list(challenge_actions)
         )
-        data = read_bytes(video, cfg.limits)
+        data = read_bytes(video, self.config.limits)
         sha = video_sha256(data)
-        sampling = cfg.sampling
+        track, info = self._run_tracker(data, requested)
+        hard: list[ReasonCode] = list(nonce_reasons(nonce, expires_at, self.nonce_store, now))
+        found = self._analyse(track, requested, hard)
+        if self.config.check_duplicates:
+            if self.fingerprints.seen(sha, track.hashes):
+                hard.append(ReasonCode.VIDEO_DUPLICATE)
+            self.fingerprints.add(sha, track.hashes)
+        fused = fuse(replace(found.findings, hard=hard))
+        found.timings["total"] = (time.perf_counter() - t_all) * 1000
+        found.timings["main_thread_cpu"] = (time.thread_time() - cpu_all) * 1000
+        return self._result(track, info, sha, requested, found, fused)
+
+    def _run_tracker(self, data: bytes, requested: Sequence[str]) -> tuple[Track, VideoInfo]:
+        sampling = self.config.sampling
         if BLINK in requested:
             sampling = replace(sampling, sample_fps=max(sampling.sample_fps, sampling.sample_fps_blink))
-        reader = VideoReader(data, cfg.limits, sampling)
+        reader = VideoReader(data, self.config.limits, sampling)
         try:
-            track = self._tracker().run(reader)
+            return self._tracker().run(reader), reader.info
         finally:
             reader.close()
-        timings.update(track.timings_ms)
-        hard: list[ReasonCode] = list(nonce_reasons(nonce, expires_at, self.nonce_store, now))
-        keys = track.key_frames
-        passive_keys = _passive_frames(keys, cfg)
-        passive_score = float(np.mean([k.passive_score for k in passive_keys])) if passive_keys else 0.0
-        identity_min = _identity_spread(keys)
-        signals, hashes, n_frames, max_faces = track.signals, track.hashes, track.n_frames, track.max_faces
-        missing_share = track.missing / max(n_frames, 1)
 
-        events = detect_events(signals, cfg.actions)
+    def _analyse(self, track: Track, requested: Sequence[str], hard: list[ReasonCode]) -> _Analysis:
+        """Every signal's finding; face and challenge findings are appended to `hard`."""
+        cfg = self.config
+        keys = track.key_frames
+        chosen = passive_frames(keys, cfg.capture, cfg.passive_frames)
+        events = detect_events(track.signals, cfg.actions)
         evidence, action_reasons = verify_sequence(requested, events)
         t_motion = time.perf_counter()
-        motion = measure_motion([s.t for s in signals], track.mesh_points, self.motion_config)
-        timings["motion"] = (time.perf_counter() - t_motion) * 1000
-        capture = capture_reasons([k.capture for k in passive_keys], cfg.capture)
-
-        if not keys or len(signals) < 3:
+        motion = measure_motion([s.t for s in track.signals], track.mesh_points, self.motion_config)
+        timings = {**track.timings_ms, "motion": (time.perf_counter() - t_motion) * 1000}
+        capture = capture_reasons([k.capture for k in chosen], cfg.capture)
+        identity_min = identity_spread(keys)
+        missing_share = track.missing / max(track.n_frames, 1)
+        if not keys or len(track.signals) < 3 or missing_share > cfg.max_missing_share:
             hard.append(ReasonCode.FACE_NOT_FOUND)
             capture = capture or scene_reasons(track.frame_luma, cfg.capture)
-        else:
-            if max_faces > 1:
-                hard.append(ReasonCode.FACE_MULTIPLE)
-            if missing_share > cfg.max_missing_share:
-                hard.append(ReasonCode.FACE_NOT_FOUND)
-                capture = capture or scene_reasons(track.frame_luma, cfg.capture)
-            if identity_min is not None and identity_min < self._identity_threshold():
-                hard.append(ReasonCode.FACE_CHANGED_IN_VIDEO)
+        if keys and track.max_faces > 1:
+            hard.append(ReasonCode.FACE_MULTIPLE)
+        if identity_min is not None and identity_min < self._identity_threshold():
+            hard.append(ReasonCode.FACE_CHANGED_IN_VIDEO)
         hard += action_reasons
-        if cfg.check_duplicates:
-            if self.fingerprints.seen(sha, hashes):
-                hard.append(ReasonCode.VIDEO_DUPLICATE)
-            self.fingerprints.add(sha, hashes)
-        fused = fuse(
-            Findings(
-                hard=hard,
-                passive_score=passive_score,
-                pass_threshold=self.passive_threshold,
-                review_floor=self.passive_review_floor,
-                capture=capture,
-                challenge_performed=bool(requested) and not action_reasons,
-                motion_live=motion.live,
-                passive_measured=bool(passive_keys),
-            )
+        findings = Findings(
+            hard=hard,
+            passive_score=float(np.mean([k.passive_score for k in chosen])) if chosen else 0.0,
+            pass_threshold=self.passive_threshold,
+            review_floor=self.passive_review_floor,
+            capture=capture,
+            challenge_performed=bool(requested) and not action_reasons,
+            motion_live=motion.live,
+            passive_measured=bool(chosen),
         )
-        reasons = fused.reasons
+        return _Analysis(findings, chosen, events, evidence, motion, identity_min, missing_share, timings)
 
-        best = _best_frames(keys, cfg.n_best_frames)
-        timings["total"] = (time.perf_counter() - t_all) * 1000
-        timings["main_thread_cpu"] = (time.thread_time() - cpu_all) * 1000
-        info = reader.info
+    def _result(
+        self,
+        track: Track,
+        info: VideoInfo,
+        sha: str,
+        requested: Sequence[str],
+        found: _Analysis,
+        fused: Fused,
+    ) -> LivenessResult:
+        chosen, keys = found.passive_keys, track.key_frames
         return LivenessResult(
             passed=fused.verdict is Verdict.PASS,
-            reasons=list(dict.fromkeys(reasons)),
+            reasons=list(dict.fromkeys(fused.reasons)),
             verdict=fused.verdict,
             driver=fused.driver,
             passive_review_floor=self.passive_review_floor,
-            passive_frames=[round(k.frame.t, 3) for k in passive_keys],
-            capture={**summarise([k.capture for k in passive_keys]), "retake": [r.value for r in capture]},
-            motion=motion.to_dict(),
-            passive_score=passive_score,
+            passive_frames=[round(k.frame.t, 3) for k in chosen],
+            capture={
+                **summarise([k.capture for k in chosen]),
+                "retake": [r.value for r in found.findings.capture],
+            },
+            motion=found.motion.to_dict(),
+            passive_score=found.findings.passive_score,
             passive_threshold=self.passive_threshold,
-            actions=evidence,
-            frames_analyzed=n_frames,
-            best_frames=best,
+            actions=found.evidence,
+            frames_analyzed=track.n_frames,
+            best_frames=best_frames(keys, self.config.n_best_frames),
             video_sha256=sha,
-            frame_hashes=hashes,
+            frame_hashes=track.hashes,
             duration_s=info.duration_s,
             challenge=list(requested),
-            events=events,
-            max_faces=max_faces,
-            face_missing_share=missing_share,
-            identity_min_similarity=identity_min,
+            events=found.events,
+            max_faces=track.max_faces,
+            face_missing_share=found.missing_share,
+            identity_min_similarity=found.identity_min,
             frame_scores=[(k.frame.t, k.passive_score) for k in keys],
             video={
                 "container": info.container,
@@ -260,79 +258,21 @@ class LivenessChecker:
                 "rotation": info.rotation,
                 "frames_decoded": info.frames_decoded,
             },
-            timings_ms=timings,
+            timings_ms=found.timings,
             models=self.model_versions(),
             calibration_version=self.calibration.version,
         )
 
 
-def _comparable(a: FaceObservation, b: FaceObservation) -> bool:
-    qa, qb = a.quality, b.quality
-    return abs(qa.yaw_deg - qb.yaw_deg) <= COMPARABLE_YAW_DEG and abs(qa.pitch_deg - qb.pitch_deg) <= (
-        COMPARABLE_PITCH_DEG
-    )
+@dataclass
+class _Analysis:
+    """What `_analyse` found, before the duplicate check and the fusion."""
 
-
-def _identity_spread(keys: Sequence[KeyFrame]) -> float | None:
-    """Lowest cosine between a key frame and the most typical face among frames of comparable head pose.
-
-    The reference is the video's medoid (the frame most similar to all others). A frame posed too differently
-    from it (a turn the challenge asked for) may instead match the medoid of the frames posed like itself (the
-    better of the two counts); a turned frame with neither is not judged (one profile glimpse says little).
-    """
-    obs = [k.observation for k in keys]
-    if len(obs) < 2:
-        return None
-    emb = np.stack([o.embedding for o in obs])
-    sims = emb @ emb.T
-    medoid = int(np.argmax(sims.sum(axis=1)))
-    worst: float | None = None
-    for i, o in enumerate(obs):
-        if i == medoid:
-            continue
-        sim = float(cosine(emb[medoid], emb[i]))
-        if not _comparable(o, obs[medoid]):
-            group = [j for j in range(len(obs)) if j != i and _comparable(o, obs[j])]
-            if not group:
-                continue
-            ref = group[int(np.argmax(sims[np.ix_(group, group)].sum(axis=1)))]
-            sim = max(sim, float(cosine(emb[ref], emb[i])))
-        worst = sim if worst is None else min(worst, sim)
-    return worst
-
-
-def _passive_frames(keys: Sequence[KeyFrame], cfg: LivenessConfig) -> list[KeyFrame]:
-    """The key frames the passive score is taken on: near-frontal, sharpest and best lit first.
-
-    When none is near-frontal, all key frames count (the capture reasons then explain a low score).
-    """
-    frontal = [
-        k
-        for k in keys
-        if abs(k.observation.quality.yaw_deg) <= PASSIVE_MAX_POSE_DEG
-        and abs(k.observation.quality.pitch_deg) <= PASSIVE_MAX_POSE_DEG
-    ]
-    pool = frontal or list(keys)
-
-    def rank(k: KeyFrame) -> tuple[bool, float]:
-        c = k.capture
-        well_lit = c.face_luma >= cfg.capture.min_face_luma and c.sharpness >= cfg.capture.min_sharpness
-        return (well_lit, k.observation.quality.sharpness * k.observation.quality.frontalness)
-
-    return sorted(pool, key=rank, reverse=True)[: cfg.passive_frames]
-
-
-def _best_frames(keys: Sequence[KeyFrame], n: int) -> list[BestFrame]:
-    """Sharpest near-frontal frames; frames without quality flags first."""
-
-    def rank(k: KeyFrame) -> tuple[bool, bool, float]:
-        q = k.observation.quality
-        # Matching against a frontal ID-card portrait: a turned head is a worse probe than a softer frontal one.
-        frontal = abs(q.yaw_deg) <= NEAR_FRONTAL_DEG and abs(q.pitch_deg) <= NEAR_FRONTAL_DEG
-        return (q.ok, frontal, q.sharpness * q.frontalness)
-
-    chosen = sorted(keys, key=rank, reverse=True)[:n]
-    return [
-        BestFrame(k.frame.t, k.frame.image, k.observation, k.passive_score)
-        for k in sorted(chosen, key=lambda k: k.frame.t)
-    ]
+    findings: Findings
+    passive_keys: list[KeyFrame]
+    events: list[ActionEvent]
+    evidence: list[ActionEvidence]
+    motion: MotionEvidence
+    identity_min: float | None
+    missing_share: float
+    timings: dict[str, float]
