@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import gzip
 import json
 import os
 import sys
@@ -114,9 +115,11 @@ def presentation_from_record(record: dict[str, Any]) -> Presentation:
 
 
 def read_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """JSON lines, plain or gzip-compressed (`.gz`, as the committed `bench/results` records are)."""
     records: list[dict[str, Any]] = []
     for path in paths:
-        with path.open(encoding="utf-8") as fh:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
             records.extend(json.loads(line) for line in fh if line.strip())
     return records
 

@@ -45,6 +45,7 @@ from pipelines.liveness.evaluation import (
     with_motion_rule,
     zero_event_upper,
 )
+from pipelines.liveness.passive import PassiveCalibration
 
 DATA = Path(__file__).with_name("data")
 
@@ -372,3 +373,21 @@ def test_video_replays_are_told_from_static_pictures() -> None:
     assert is_video_replay({"path": "generated/a.mp4", "attack_type": "replay_phone_video"})
     assert not is_video_replay({"path": "replay_attack/x_highdef_photo_adverse.mp4", "attack_type": "replay_tablet"})
     assert not is_video_replay({"path": "nuaa/print_0001.mp4", "attack_type": "print"})
+
+
+def test_the_committed_records_reproduce_the_published_evaluation_and_calibration(tmp_path: Path) -> None:
+    """bench/results/liveness_eval.json and calibration.json come from the committed scored records, exactly."""
+    results = Path(__file__).resolve().parents[3] / "bench/results"
+    out, cal = tmp_path / "report.json", tmp_path / "calibration.json"
+    args = ["evaluate", "--records", str(results / "liveness_eval.records.jsonl.gz"), "--out", str(out)]
+    assert eval_main([*args, "--write-calibration", str(cal)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads(
+        (results / "liveness_eval.json").read_text(encoding="utf-8")
+    )
+    (entry,) = json.loads(cal.read_text(encoding="utf-8"))["ensembles"].values()
+    deployed = PassiveCalibration.load(entry["ensemble"])
+    assert (deployed.threshold, deployed.review_floor, deployed.motion_min_ratio) == (
+        entry["threshold"],
+        entry["review_floor"],
+        entry["motion_min_ratio"],
+    )
