@@ -195,9 +195,6 @@ def score_rows(rows: Sequence[dict[str, str]], out: Path, limit: int | None = No
 # ------------------------------------------------------------------------------------------------------ evaluate
 
 
-MODES = ("challenge", "no_challenge")
-
-
 def record_events(record: dict[str, Any]) -> list[ActionEvent]:
     events = (record.get("result") or {}).get("events") or []
     return [ActionEvent(str(e["name"]), float(e["t"]), float(e["amplitude"])) for e in events]

@@ -178,7 +178,8 @@ def decide(ev: Evidence, cfg: DecisionConfig | None = None) -> Decision:
 
 
 def _liveness_notes(ev: Evidence) -> list[str]:
-    driver = liveness_driver(ev)
+    """Which liveness signal drove the stage's verdict (nothing for stages that do not say)."""
+    driver = getattr(ev.liveness, "driver", None)
     verdict = getattr(ev.liveness, "verdict", None)
     return [f"liveness {verdict}: driven by {driver}"] if driver and verdict is not None else []
 
@@ -189,12 +190,6 @@ def _scores(ev: Evidence) -> dict[str, float | None]:
         "template_similarity": ev.template_match.similarity if ev.template_match else None,
         "passive_liveness": float(ev.liveness.passive_score) if ev.liveness else None,
     }
-
-
-def liveness_driver(ev: Evidence) -> str | None:
-    """Which liveness signal drove the stage's verdict (None for stages that do not say)."""
-    driver = getattr(ev.liveness, "driver", None)
-    return driver if isinstance(driver, str) and driver else None
 
 
 def _thresholds(ev: Evidence, cfg: DecisionConfig) -> dict[str, Any]:

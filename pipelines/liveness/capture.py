@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipelines.face_match.quality import QualityConfig
 from pipelines.reasons import ReasonCode
 
 
@@ -26,8 +27,8 @@ class CaptureConfig:
     # Back-light: the surroundings this much brighter than the face, and bright themselves.
     backlight_delta: float = 70.0
     backlight_min_background: float = 170.0
-    # Laplacian variance of the aligned 112-px face (FaceQuality.sharpness); the matcher flags < 25 as blurry.
-    min_sharpness: float = 25.0
+    # Laplacian variance of the aligned 112-px face (FaceQuality.sharpness): the matcher's own blur limit.
+    min_sharpness: float = QualityConfig.min_sharpness
     # Face box short side at analysis size (640-px long side): smaller faces leave MiniFASNet's 80-px input
     # filled with upscaled blur.
     min_face_px: float = 80.0
@@ -45,14 +46,6 @@ class CaptureStats:
     background_luma: float
     sharpness: float
     face_px: float
-
-    def to_dict(self) -> dict[str, float]:
-        return {
-            "face_luma": round(self.face_luma, 1),
-            "background_luma": round(self.background_luma, 1),
-            "sharpness": round(self.sharpness, 1),
-            "face_px": round(self.face_px, 1),
-        }
 
 
 def measure_capture(image_bgr: np.ndarray, bbox: tuple[float, float, float, float], sharpness: float) -> CaptureStats:

@@ -104,9 +104,8 @@ class LivenessChecker:
 
     @property
     def passive_review_floor(self) -> float:
-        if self.config.passive_review_floor is not None:
-            return min(self.config.passive_review_floor, self.passive_threshold)
-        return min(self.calibration.review_floor, self.passive_threshold)
+        floor = self.config.passive_review_floor
+        return min(self.calibration.review_floor if floor is None else floor, self.passive_threshold)
 
     def model_versions(self) -> dict[str, str]:
         return {
@@ -197,7 +196,7 @@ class LivenessChecker:
         if not keys or len(track.signals) < 3 or missing_share > cfg.max_missing_share:
             hard.append(ReasonCode.FACE_NOT_FOUND)
             capture = capture or scene_reasons(track.frame_luma, cfg.capture)
-        if keys and track.max_faces > 1:
+        if track.max_faces > 1:
             hard.append(ReasonCode.FACE_MULTIPLE)
         if identity_min is not None and identity_min < self._identity_threshold():
             hard.append(ReasonCode.FACE_CHANGED_IN_VIDEO)

@@ -43,7 +43,6 @@ _DRIVERS: dict[ReasonCode, str] = {
     ReasonCode.CHALLENGE_MISSING_ACTION: "challenge",
     ReasonCode.CHALLENGE_WRONG_ORDER: "challenge",
 }
-HARD_REASONS = frozenset(_DRIVERS)
 
 
 @dataclass(frozen=True)

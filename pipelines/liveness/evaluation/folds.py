@@ -15,12 +15,17 @@ from pipelines.liveness.evaluation.core import (
 # --------------------------------------------------------------------------------------------------------- folds
 
 
+def unit_of(p: Presentation) -> str:
+    """The resampling and fold unit: the subject, or the presentation itself when the subject is unknown."""
+    # "\0" cannot start a real subject name, so unknown-subject units never merge with a subject.
+    return p.subject if p.subject else f"\0{p.key}"
+
+
 def _units(presentations: Sequence[Presentation]) -> dict[str, list[Presentation]]:
     """Resampling and fold units: one per known subject, one per presentation of unknown subject."""
     units: dict[str, list[Presentation]] = defaultdict(list)
     for p in presentations:
-        # "\0" cannot start a real subject name, so unknown-subject units never merge with a subject.
-        units[p.subject if p.subject else f"\0{p.key}"].append(p)
+        units[unit_of(p)].append(p)
     return dict(units)
 
 

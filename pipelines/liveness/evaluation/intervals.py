@@ -19,9 +19,7 @@ from pipelines.liveness.evaluation.core import (
     _contributions,
     error_rates,
 )
-from pipelines.liveness.evaluation.folds import (
-    _units,
-)
+from pipelines.liveness.evaluation.folds import _units, unit_of
 
 # ------------------------------------------------------------------------------------------------------ intervals
 
@@ -101,7 +99,7 @@ def _count_matrices(
     n = np.zeros_like(events)
     for o in outcomes:
         p = o.presentation
-        row = unit_index[p.subject if p.subject else f"\0{p.key}"]
+        row = unit_index[unit_of(p)]
         for key, event in _contributions(p, o.bona_fide, o.retake):
             events[row, col[key]] += event
             n[row, col[key]] += 1

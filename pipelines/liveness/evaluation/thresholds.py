@@ -43,6 +43,15 @@ class ThresholdChoice:
 MOTION_RATIO_CAP = DEFAULT_MIN_RATIO
 
 
+def _allowed(target: float, n: int) -> int:
+    """How many of n may fall on the wrong side at this target rate (0.01 × 300 must give 3, not 2)."""
+    return math.floor(target * n + _EPS)
+
+
+def _acquired_reals(cal: Sequence[Presentation]) -> list[Presentation]:
+    return [p for p in cal if p.label == REAL and not p.hard_reject and not p.retake]
+
+
 def rigid_at(p: Presentation, min_ratio: float) -> bool:
     return p.motion_ratio is not None and p.motion_ratio < min_ratio
 
@@ -58,9 +67,9 @@ def with_motion_rule(p: Presentation, min_ratio: float) -> Presentation:
 def choose_motion_ratio(cal: Sequence[Presentation], target_bpcer: float = 0.01) -> float:
     """The highest ratio threshold (≤ MOTION_RATIO_CAP) under which at most `target_bpcer` of the acquired real
     presentations fall: the rigid-motion cue may cost at most that share of genuine people."""
-    reals = [p for p in cal if p.label == REAL and not p.hard_reject and not p.retake]
+    reals = _acquired_reals(cal)
     ratios = sorted(p.motion_ratio for p in reals if p.motion_ratio is not None)
-    allowed = math.floor(target_bpcer * len(reals) + _EPS)
+    allowed = _allowed(target_bpcer, len(reals))
     if len(ratios) <= allowed:
         return MOTION_RATIO_CAP
     return min(ratios[allowed], MOTION_RATIO_CAP)
@@ -72,10 +81,10 @@ def choose_review_floor(cal: Sequence[Presentation], threshold: float, target_bp
     Real people scoring between the floor and the threshold are not rejected when they perform the challenge
     with live motion: a person looks at the evidence (pipelines/liveness/fusion.py).
     """
-    reals = sorted(p.score for p in cal if p.label == REAL and not p.hard_reject and not p.retake)
+    reals = sorted(p.score for p in _acquired_reals(cal))
     if not reals:
         return threshold
-    allowed = math.floor(target_bpcer * len(reals) + _EPS)
+    allowed = _allowed(target_bpcer, len(reals))
     return min(reals[min(allowed, len(reals) - 1)], threshold)
 
 
@@ -86,7 +95,7 @@ def _critical_score(cal: Sequence[Presentation], target_apcer: float) -> tuple[f
         acquired = [p for p in cal if p.label == SPOOF and p.attack_type == attack_type and not p.retake]
         # Hard-rejected attacks are caught whatever the threshold: they count in n, never as accepted.
         scores = sorted((p.score for p in acquired if not p.hard_reject), reverse=True)
-        allowed = math.floor(target_apcer * len(acquired) + _EPS)
+        allowed = _allowed(target_apcer, len(acquired))
         if len(scores) > allowed and (worst is None or scores[allowed] > worst[0]):
             worst = (scores[allowed], attack_type)
     return worst
