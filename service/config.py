@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis in celery mode, else memory
     rate_limit_redis_url: str = ""  # empty: broker_url
+    # Past this (seconds) a Redis call gives up and the request goes through uncounted (fail open).
+    rate_limit_redis_timeout_s: float = 0.25
     # "N/second|minute|hour|day"; empty switches one rule off. Clients with a valid API key are counted per key.
     rate_limit_ip: str = "600/minute"  # every request of one client IP (citizens behind one NAT share it)
     rate_limit_api_key: str = "20000/minute"  # every request of one API key (channel back-ends, the bench)

@@ -117,9 +117,10 @@ class MemoryCounter:
 class RedisCounter:
     """Fixed windows in Redis, shared by every API process; keys expire with their window."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, timeout_s: float = 0.25) -> None:
         self.url = url
         self.prefix = prefix
+        self.timeout_s = timeout_s
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned = 0.0
@@ -129,7 +130,8 @@ class RedisCounter:
         if self._client is None or self._loop is not loop:  # a client is bound to the loop that made it
             import redis.asyncio
 
-            self._client = redis.asyncio.Redis.from_url(self.url, socket_timeout=0.25, socket_connect_timeout=0.25)
+            t = self.timeout_s
+            self._client = redis.asyncio.Redis.from_url(self.url, socket_timeout=t, socket_connect_timeout=t)
             self._loop = loop
         return self._client
 
@@ -160,7 +162,7 @@ def make_counter(ctx: ServiceContext) -> Counter:
         return MemoryCounter()
     # Two deployments sharing one Redis (say, test and production) must not share counters.
     deployment = hashlib.sha256(s.effective_database_url.encode()).hexdigest()[:8]
-    return RedisCounter(url, f"pension-cert:rl:{deployment}:")
+    return RedisCounter(url, f"pension-cert:rl:{deployment}:", s.rate_limit_redis_timeout_s)
 
 
 class ClientAddress:

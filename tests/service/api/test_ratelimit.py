@@ -156,14 +156,17 @@ def _pair(tmp_path: Path, **overrides: Any) -> tuple[FastAPI, FastAPI]:
 
 
 def test_redis_backend_shares_counters_between_api_processes(tmp_path: Path, redis_url: str) -> None:
-    a, b = _pair(tmp_path, rate_limit_backend="redis", rate_limit_redis_url=redis_url, rate_limit_ip="3/minute")
+    # A generous timeout: on a loaded CI machine the first connect took over 0.25 s, and the limiter then
+    # (rightly) let the request through uncounted; that fail-open path has its own test below.
+    redis = {"rate_limit_backend": "redis", "rate_limit_redis_url": redis_url, "rate_limit_redis_timeout_s": 5.0}
+    a, b = _pair(tmp_path, rate_limit_ip="3/minute", **redis)
     with TestClient(a) as ca, TestClient(b) as cb:
         assert [ca.get(VERIFY).status_code for _ in range(2)] == [400, 400]
         assert cb.get(VERIFY).status_code == 400
         assert limited(cb.get(VERIFY), "ip")
         assert limited(ca.get(VERIFY), "ip")
     # Another deployment (another database) on the same Redis counts on its own.
-    with TestClient(ops_app(tmp_path / "c", rate_limit_backend="redis", rate_limit_redis_url=redis_url)) as cc:
+    with TestClient(ops_app(tmp_path / "c", **redis)) as cc:
         assert cc.get(VERIFY).status_code == 400
 
 
