@@ -21,6 +21,7 @@ class ReasonCode(enum.StrEnum):
     FACE_LOW_QUALITY = "FACE_LOW_QUALITY"
     FACE_MISMATCH = "FACE_MISMATCH"
     FACE_CHANGED_IN_VIDEO = "FACE_CHANGED_IN_VIDEO"
+    FACE_CLOSER_TO_RELATIVE = "FACE_CLOSER_TO_RELATIVE"
     SPOOF_SUSPECTED = "SPOOF_SUSPECTED"
     SPOOF_RIGID_MOTION = "SPOOF_RIGID_MOTION"
     CAPTURE_TOO_DARK = "CAPTURE_TOO_DARK"
@@ -67,6 +68,8 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.FACE_LOW_QUALITY: "人脸不够清晰,请在光线充足处正对镜头",
     ReasonCode.FACE_MISMATCH: "人脸与证件照片不一致",
     ReasonCode.FACE_CHANGED_IN_VIDEO: "视频中人员发生变化",
+    # Neutral on purpose: the citizen learns that a person checks, not whose enrolled face was closer.
+    ReasonCode.FACE_CLOSER_TO_RELATIVE: "需工作人员人工核实本人身份,请耐心等待审核结果",
     ReasonCode.SPOOF_SUSPECTED: "未通过活体检测,请本人实时拍摄",
     ReasonCode.SPOOF_RIGID_MOTION: "未检测到真人面部动作,请本人实时拍摄,并按提示眨眼或转头",
     ReasonCode.CAPTURE_TOO_DARK: "光线太暗,请到明亮处重拍",

@@ -1,4 +1,5 @@
-"""Who may certify for whom: bindings of relatives to elderly beneficiaries, limits, consent, operator checks.
+"""Who may certify for whom: bindings of relatives to elderly beneficiaries, limits, consent, operator checks,
+and the kinship rule (a face closer to a relative than to the claimed person goes to review).
 
 Pure rules over plain records; the service persists bindings and calls these functions.
 """
@@ -16,6 +17,7 @@ from proxy_auth.bindings import (
 from proxy_auth.decision import OperatorCheck, ProxyContext, apply_proxy_policy, check_operator
 from proxy_auth.errors import ProxyAuthError
 from proxy_auth.policy import ProxyPolicy
+from proxy_auth.relatives import RelativeMatch, RelativePolicy, RelativeTemplate, apply_relative_rule
 
 __all__ = [
     "Binding",
@@ -26,7 +28,11 @@ __all__ = [
     "ProxyContext",
     "ProxyPolicy",
     "Relationship",
+    "RelativeMatch",
+    "RelativePolicy",
+    "RelativeTemplate",
     "apply_proxy_policy",
+    "apply_relative_rule",
     "check_new_binding",
     "check_operator",
     "needs_consent",

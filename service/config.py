@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     session_ttl_s: int = 3600
     retention_days: int = 30
     model_pack: str | None = None
+    # Kinship rule (proxy_auth.RelativePolicy): a relative's enrolled face scoring at or above the claimed
+    # person's similarity minus this margin sends the session to review. None: the policy's measured default.
+    face_relative_margin: float | None = None
 
     # WeChat official-account channel (docs/wechat.md); an empty app id switches it off.
     wechat_app_id: str = ""

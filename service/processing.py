@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.decision.result import Outcome
 from pipelines.errors import PipelineError
+from service import relatives
 from service.audit import audit
 from service.certificates import issue_code
 from service.context import ServiceContext
@@ -127,6 +128,7 @@ def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, work
         report = certifier.run(card, video, actions, expected, template, fingerprints)
         metrics.observe_report(getattr(report, "timings", None) or {})
         report = proxy_hooks.apply_policy(ctx, session_id, certifier, report)  # proxy sessions only
+        report = relatives.apply_rule(ctx, session_id, certifier, report)  # every session with relatives
         result: dict[str, Any] = redact(report.to_dict())
         outcome = Outcome(report.decision.outcome)
         reasons = [r.value for r in report.decision.reasons]

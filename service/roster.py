@@ -3,8 +3,10 @@
 Rows are upserted by the benefit system's ``external_id``; re-importing the same file changes nothing
 (each row's digest is stored), and every rejected row is reported with its line number and reasons.
 Columns: external_id, id_number, name, region (optional: the number's first 6 digits), benefit_types
-(separated by ``;``), status (optional, default active), valid_until (optional ISO date). For a survivor
-pension the id_number and name are the dependant's: the dependant is the one who certifies.
+(separated by ``;``), status (optional, default active), valid_until (optional ISO date), household (optional:
+the benefit system's household id; beneficiaries sharing one are relatives for the kinship face rule, see
+service/relatives.py). For a survivor pension the id_number and name are the dependant's: the dependant is
+the one who certifies.
 """
 
 from __future__ import annotations
@@ -52,9 +54,12 @@ class RosterRow:
     status: str
     valid_until: dt.date | None
     birth_date: dt.date | None
+    # None: the file has no household column (the stored one is kept); "": the row clears it.
+    household: str | None = None
 
-    def digest(self) -> str:
-        payload = [
+    def digest(self, household: str | None) -> str:
+        """Of every stored field; `household` is the one the row leaves stored (see `_upsert`)."""
+        payload: list[Any] = [
             self.id_number,
             self.name,
             self.region,
@@ -62,6 +67,9 @@ class RosterRow:
             self.status,
             str(self.valid_until),
         ]
+        if household:
+            # Only when there is one: rows stored before the column existed keep their digests (unchanged).
+            payload.append(["household", household])
         return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -199,9 +207,14 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
             until = dt.date.fromisoformat(raw["valid_until"].strip())
         except ValueError:
             errors.append("valid_until must be YYYY-MM-DD")
+    household = raw.get("household")
+    if household is not None:
+        household = household.strip()
+        if len(household) > 64 or household.startswith(FORMULA_START):
+            errors.append("household must be at most 64 characters, not starting with = + - @")
     if errors:
         return None, errors
-    return RosterRow(line, ext, number, name, region, sorted(set(types)), status, until, birth), []
+    return RosterRow(line, ext, number, name, region, sorted(set(types)), status, until, birth, household), []
 
 
 def import_roster(db: Session, keyring: Keyring, filename: str, data: bytes, actor: str) -> ImportReport:
@@ -250,7 +263,10 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport)
     holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
     if holder is not None and (existing is None or holder.id != existing.id):
         return [f"id_number already belongs to beneficiary {holder.external_id}"]
-    digest = row.digest()
+    household = row.household or None  # an empty cell clears it
+    if row.household is None and existing is not None:
+        household = existing.household  # a file without the column leaves it as it is
+    digest = row.digest(household)
     if existing is not None and existing.roster_digest == digest:
         report.unchanged += 1
         return []
@@ -268,6 +284,7 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport)
         b.status = row.status
     if row.valid_until is not None and (b.valid_until is None or row.valid_until > b.valid_until):
         b.valid_until = row.valid_until
+    b.household = household
     if existing is None:
         db.add(b)
         report.created += 1

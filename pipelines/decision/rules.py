@@ -207,5 +207,7 @@ def _thresholds(ev: Evidence, cfg: DecisionConfig) -> dict[str, Any]:
             face_accept_far=th.accept_far,
             face_review_far=th.review_far,
             calibration=th.calibration_version,
+            face_accept_population=th.accept_population,
+            face_review_population=th.review_population,
         )
     return out

@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.face_match.calibration import DEFAULT_CALIBRATION_PATH, FAR_KEYS, recognizer_key
+from pipelines.face_match.calibration import (
+    DEFAULT_CALIBRATION_PATH,
+    FAR_KEYS,
+    LFW,
+    deployed_thresholds,
+    recognizer_key,
+)
 from pipelines.face_match.evaluation import all_vs_all, embed_paths, pair_scores, read_identities, read_pairs
 from pipelines.face_match.matcher import FaceMatcher
 from pipelines.face_match.metrics import summary
@@ -55,15 +61,67 @@ def calibrate(
     }
 
 
-def write_entry(entry: dict[str, Any], path: Path = DEFAULT_CALIBRATION_PATH) -> str:
-    """Merge one recognizer's entry into the calibration file and bump its version; returns the version."""
+def lfw_population(entry: dict[str, Any], thresholds: dict[str, float]) -> dict[str, Any]:
+    """The LFW calibration of an entry (its stats, its LFW ``thresholds``), as one population among the others."""
+    at_far: dict[str, dict[str, Any]] = entry["stats"]["at_far"]
+    return {
+        "description": "LFW news photos (deep-funneled DevTrain people): mostly non-Asian, mostly middle-aged",
+        "thresholds": dict(thresholds),
+        "method": {k: at_far[k]["method"] for k in FAR_KEYS},
+        "far_observed_or_extrapolated": {
+            k: "observed" if at_far[k]["method"] == "empirical" else "extrapolated (tail fit)" for k in FAR_KEYS
+        },
+        "impostor_pairs": entry["stats"]["n_impostor"],
+        "genuine_pairs": entry["stats"]["n_genuine"],
+        "calibrated_on": entry.get("calibrated_on"),
+    }
+
+
+def _read(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = {"version": "", "recognizers": {}}
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _write(data: dict[str, Any], path: Path) -> str:
     today = dt.date.today().isoformat()
     serial = int(data["version"].rsplit(".", 1)[1]) + 1 if data["version"].startswith(today) else 1
     data["version"] = f"{today}.{serial}"
-    data["recognizers"][recognizer_key(entry["recognizer"], entry["flip_tta"])] = entry
     data["recognizers"] = dict(sorted(data["recognizers"].items()))
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return str(data["version"])
+
+
+def _deploy(entry: dict[str, Any]) -> None:
+    thresholds, origin = deployed_thresholds(entry["populations"])
+    entry["thresholds"] = {k: round(thresholds[k], 6) for k in FAR_KEYS}
+    entry["threshold_population"] = {k: origin[k] for k in FAR_KEYS}
+
+
+def write_entry(entry: dict[str, Any], path: Path = DEFAULT_CALIBRATION_PATH) -> str:
+    """Merge one recognizer's LFW entry into the calibration file, keeping its other populations; bump the
+    version; returns it. The deployed thresholds are the strictest over the populations."""
+    data = _read(path)
+    key = recognizer_key(entry["recognizer"], entry["flip_tta"])
+    populations = dict(data["recognizers"].get(key, {}).get("populations", {}))
+    new = dict(entry)
+    populations[LFW] = lfw_population(new, new["thresholds"])
+    new["populations"] = dict(sorted(populations.items()))
+    _deploy(new)
+    data["recognizers"][key] = new
+    return _write(data, path)
+
+
+def write_populations(key: str, populations: dict[str, dict[str, Any]], path: Path = DEFAULT_CALIBRATION_PATH) -> str:
+    """Add or replace populations of an existing recognizer entry and redeploy its thresholds."""
+    data = _read(path)
+    entry = data["recognizers"].get(key)
+    if entry is None:
+        raise ValueError(f"{path} has no entry for {key}: calibrate it on LFW pairs first")
+    # An entry written before populations existed: its thresholds are its LFW thresholds.
+    merged = dict(entry.get("populations") or {LFW: lfw_population(entry, entry["thresholds"])})
+    merged.update(populations)
+    entry["populations"] = dict(sorted(merged.items()))
+    _deploy(entry)
+    return _write(data, path)

@@ -1,6 +1,9 @@
-"""Versioned calibration file: cosine thresholds at fixed false-accept rates, per recognizer.
+"""Versioned calibration file: cosine thresholds at fixed false-accept rates, per recognizer and population.
 
 Written by ``pension-cert calibrate-faces`` (see :mod:`pipelines.face_match.calibrate`), read by the matcher.
+An entry holds the thresholds measured on each population (``populations``: LFW, East-Asian older faces, ...)
+and the deployed threshold at each FAR, the strictest of them: a FAR is only claimed where it holds for every
+population we measured, and ``threshold_population`` names the one that set it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pipelines.reasons import ReasonCode
 
 DEFAULT_CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 FAR_KEYS = ("1e-2", "1e-3", "1e-4")
+# The population of the first calibration (LFW news photos, mostly non-Asian, mostly middle-aged).
+LFW = "lfw"
 
 
 def recognizer_key(version: str, flip_tta: bool) -> str:
@@ -51,6 +56,7 @@ class Calibration:
         for k in (accept_far, review_far):
             if k not in far:
                 raise PipelineError(ReasonCode.MODEL_UNAVAILABLE, f"calibration {key} has no FAR {k}")
+        origin = entry.get("threshold_population", {})
         return Thresholds(
             accept=float(far[accept_far]),
             review=float(far[review_far]),
@@ -58,4 +64,17 @@ class Calibration:
             review_far=review_far,
             recognizer=key,
             calibration_version=self.version,
+            accept_population=str(origin.get(accept_far, LFW)),
+            review_population=str(origin.get(review_far, LFW)),
         )
+
+
+def deployed_thresholds(populations: dict[str, dict[str, Any]]) -> tuple[dict[str, float], dict[str, str]]:
+    """Per FAR, the strictest threshold over the populations, and the population it came from."""
+    thresholds: dict[str, float] = {}
+    origin: dict[str, str] = {}
+    for name, pop in sorted(populations.items()):
+        for far, t in pop["thresholds"].items():
+            if far not in thresholds or float(t) > thresholds[far]:
+                thresholds[far], origin[far] = float(t), name
+    return thresholds, origin

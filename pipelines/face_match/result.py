@@ -28,6 +28,9 @@ class Thresholds:
     review_far: str
     recognizer: str
     calibration_version: str
+    # On whom each threshold was measured (the population that set it: see calibration.json).
+    accept_population: str = "lfw"
+    review_population: str = "lfw"
 
     def band(self, similarity: float) -> Band:
         if similarity >= self.accept:

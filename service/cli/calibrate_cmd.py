@@ -1,22 +1,34 @@
-"""`pension-cert calibrate-faces`: thresholds at FAR 1e-2/1e-3/1e-4 from labelled pairs → calibration file."""
+"""`pension-cert calibrate-faces`: face-match thresholds at FAR 1e-2/1e-3/1e-4 → calibration file.
+
+Two sources, either or both in one run:
+- ``--pairs/--root`` (LFW-style labelled pairs): the recognizer's LFW thresholds;
+- ``--population-data`` (the face cache of ``scripts/fetch_face_data.sh``): thresholds measured on East-Asian
+  adults and East-Asian faces aged 50+, with held-out figures. The deployed threshold at each FAR is the
+  strictest over the populations; the file records which population set it.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from pipelines.face_match.calibrate import calibrate, write_entry
+from pipelines.face_match.calibrate import calibrate, write_entry, write_populations
 from pipelines.face_match.calibration import DEFAULT_CALIBRATION_PATH
 from service.cli.common import emit
 from service.cli.match_cmd import build_matcher
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("calibrate-faces", help="calibrate face-match thresholds from a labelled pair list")
-    p.add_argument("--pairs", type=Path, required=True, help="CSV path_a,path_b,label (1 = same person)")
-    p.add_argument("--root", type=Path, required=True, help="directory the CSV paths are relative to")
+    p = sub.add_parser("calibrate-faces", help="calibrate face-match thresholds (LFW pairs and/or population data)")
+    p.add_argument("--pairs", type=Path, help="CSV path_a,path_b,label (1 = same person)")
+    p.add_argument("--root", type=Path, help="directory the CSV paths are relative to")
     p.add_argument("--faces", type=Path, help="CSV path,identity,source: adds all-vs-all impostor pairs")
     p.add_argument("--faces-source", help="only this source of --faces (identities are unique per source)")
+    p.add_argument(
+        "--population-data", type=Path,
+        help="face cache of scripts/fetch_face_data.sh (~/.cache/pension-cert/faces): East-Asian populations",
+    )
     p.add_argument("--pack", help="model pack")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="calibrate without flip test-time augmentation")
     p.add_argument("--out", type=Path, default=DEFAULT_CALIBRATION_PATH, help="calibration file to update")
@@ -25,9 +37,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if (args.pairs is None) != (args.root is None):
+        emit({"error": "--pairs and --root go together"})
+        return 2
+    if args.pairs is None and args.population_data is None:
+        emit({"error": "give --pairs/--root, --population-data, or both"})
+        return 2
     matcher = build_matcher(args.pack, args.flip)
-    entry = calibrate(matcher, args.pairs, args.root, args.faces, args.faces_source)
-    if not args.dry_run:
-        entry["calibration_version"] = write_entry(entry, args.out)
-    emit(entry)
+    out: dict[str, Any] = {}
+    if args.pairs is not None:
+        entry = calibrate(matcher, args.pairs, args.root, args.faces, args.faces_source)
+        out["lfw"] = entry
+        if not args.dry_run:
+            out["calibration_version"] = write_entry(entry, args.out)
+    if args.population_data is not None:
+        from pipelines.face_match.population.calibrate import calibrate_populations
+        from pipelines.face_match.population.dataset import load_population_data
+
+        populations = calibrate_populations(load_population_data(matcher, args.population_data))
+        out["populations"] = populations
+        if not args.dry_run:
+            key = matcher.thresholds.recognizer
+            out["calibration_version"] = write_populations(key, populations, args.out)
+    emit(out)
     return 0

@@ -81,6 +81,9 @@ class Beneficiary(Base):
     template_model: Mapped[str | None] = mapped_column(String(64))
     template_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     roster_digest: Mapped[str] = mapped_column(String(64), default="")
+    # The benefit system's household (户) identifier, from the roster: whose enrolled faces are relatives'
+    # (service/relatives.py). None: not known.
+    household: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from service import idnumber
@@ -43,3 +44,10 @@ def beneficiary(db: Session, keyring: Keyring, **overrides: Any) -> Beneficiary:
     db.add(b)
     db.flush()
     return b
+
+
+def enrol_template(keyring: Keyring, b: Beneficiary, embedding: np.ndarray, model: str) -> None:
+    """Store an enrolled face template the way an accepted certification with consent does."""
+    b.template = keyring.encrypt_field(embedding.astype(np.float32).tobytes().hex(), "beneficiary.template").encode()
+    b.template_model = model
+    b.template_consent = True

@@ -28,9 +28,9 @@ def card_rows(data_dir: Path, n: int = 6) -> list[list[str]]:
     ]
 
 
-def to_csv(rows: list[list[str]]) -> bytes:
+def to_csv(rows: list[list[str]], header: list[str] = HEADER) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf).writerows([HEADER, *rows])
+    csv.writer(buf).writerows([header, *rows])
     return ("\ufeff" + buf.getvalue()).encode()
 
 
@@ -60,6 +60,37 @@ def test_csv_import_reports_bad_rows_and_is_idempotent(ctx: ServiceContext, db: 
     changed = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test")
     assert (changed.created, changed.updated, changed.unchanged) == (0, 1, 5)
     assert db.scalar(select(func.count()).select_from(Beneficiary)) == 6
+
+
+def households(db: Session, rows: list[list[str]]) -> list[str | None]:
+    by_ext = {b.external_id: b.household for b in db.scalars(select(Beneficiary))}
+    return [by_ext[r[0]] for r in rows]
+
+
+def test_household_column_is_optional_stored_and_idempotent(ctx: ServiceContext, db: Session, data_dir: Path) -> None:
+    rows = card_rows(data_dir, 3)
+    old = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test")  # a file from before the column
+    assert old.created == 3 and households(db, rows) == [None, None, None]
+    header = [*HEADER, "household"]
+    with_hh = [[*r, hh] for r, hh in zip(rows, ["H-0001", "H-0001", ""], strict=True)]
+    added = import_roster(db, ctx.keyring, "roster.csv", to_csv(with_hh, header), "test")
+    assert (added.updated, added.unchanged, added.rejected) == (2, 1, [])
+    assert households(db, rows) == ["H-0001", "H-0001", None]
+    # Re-importing it, or a file without the column, changes nothing: the stored households stay.
+    for data in (to_csv(with_hh, header), to_csv(rows)):
+        again = import_roster(db, ctx.keyring, "roster.csv", data, "test")
+        assert (again.updated, again.unchanged) == (0, 3)
+    assert households(db, rows) == ["H-0001", "H-0001", None]
+    # Moving one member to another household and clearing the other's are updates.
+    with_hh[0][-1], with_hh[1][-1] = "H-0002", ""
+    moved = import_roster(db, ctx.keyring, "roster.csv", to_csv(with_hh, header), "test")
+    assert (moved.updated, moved.unchanged) == (2, 1)
+    assert households(db, rows) == ["H-0002", None, None]
+    bad = [[*rows[0], "=HYPERLINK(1)"], [*rows[1], "H" * 65]]
+    refused = import_roster(db, ctx.keyring, "roster.csv", to_csv(bad, header), "test")
+    assert [r["line"] for r in refused.rejected] == [2, 3]
+    assert all("household" in r["errors"][0] for r in refused.rejected)
+    assert households(db, rows) == ["H-0002", None, None]
 
 
 def test_xlsx_import(ctx: ServiceContext, db: Session, data_dir: Path) -> None:
