@@ -1,7 +1,13 @@
 """Face-matching benchmark: accuracy on a labelled pair list and speed on this machine, per model pack.
 
     python bench/face_match.py --pairs ../shared/data/faces/pairs.csv --root ../shared/data/faces \
-        --packs default,insightface --out bench/results/face_match.json
+        --packs default,insightface --out bench/results/face_match.json \
+        [--population-data ~/.cache/pension-cert/faces]
+
+With ``--population-data`` (the cache of scripts/fetch_face_data.sh) each pack also reports, at its deployed
+thresholds: FAR on held-out East-Asian adult and 50+ impostors, genuine acceptance (LFW older pairs of the pair
+list, East-Asian celebrities, FIW East-Asian families), kinship pairs by relation, the relative-rule margin, and
+what AS-norm would change (docs/face_data.md).
 
 Each pack runs in its own subprocess so that its peak memory is its own. Timings use
 PENSION_CERT_ORT_THREADS (default here: 2, the cores of the target machine).
@@ -30,6 +36,7 @@ from pipelines.errors import PipelineError  # noqa: E402
 from pipelines.face_match import FaceMatcher, align_face, cosine  # noqa: E402
 from pipelines.face_match.evaluation import read_pairs  # noqa: E402
 from pipelines.face_match.metrics import eer, roc_auc, threshold_at_far  # noqa: E402
+from pipelines.face_match.population.pairs import Scores  # noqa: E402
 from pipelines.media import load_image  # noqa: E402
 
 
@@ -38,7 +45,31 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(float(np.percentile(arr, 50)), 3), "p95": round(float(np.percentile(arr, 95)), 3)}
 
 
-def run_pack(pack: str, pairs_csv: Path, root: Path, timing_pairs: int) -> dict[str, Any]:
+def lfw_older_genuine(pairs_csv: Path, embeddings: dict[str, np.ndarray]) -> Scores:
+    """Genuine pairs of the pair list's older_extra subset (LFW people about 60 or older), unit = identity."""
+    import csv
+
+    values, units = [], []
+    with pairs_csv.open(newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            a, b = r["path_a"], r["path_b"]
+            if r.get("subset") == "older_extra" and r["label"] == "1" and a in embeddings and b in embeddings:
+                values.append(cosine(embeddings[a], embeddings[b]))
+                units.append(a.split("/")[1])
+    ids = np.unique(units, return_inverse=True)[1] if units else np.zeros(0, int)
+    return Scores(np.asarray(values, np.float32), ids, ids)
+
+
+def population_block(matcher: FaceMatcher, data_dir: Path, lfw_older: Scores) -> dict[str, Any]:
+    from pipelines.face_match.population.dataset import load_population_data
+    from pipelines.face_match.population.report import population_report
+
+    return population_report(load_population_data(matcher, data_dir), matcher.thresholds, lfw_older)
+
+
+def run_pack(
+    pack: str, pairs_csv: Path, root: Path, timing_pairs: int, population_data: Path | None = None
+) -> dict[str, Any]:
     matcher = FaceMatcher(load_pack(pack))
     pairs = read_pairs(pairs_csv)
     warm = load_image(root / pairs[0].path_a)
@@ -89,6 +120,9 @@ def run_pack(pack: str, pairs_csv: Path, root: Path, timing_pairs: int) -> dict[
         pair_ms.append((time.perf_counter() - t0) * 1e3)
 
     th = matcher.thresholds
+    population = population_block(matcher, population_data, lfw_older_genuine(pairs_csv, embeddings)) if (
+        population_data is not None
+    ) else None
     return {
         "pack": pack,
         "models": matcher.model_versions(),
@@ -101,7 +135,10 @@ def run_pack(pack: str, pairs_csv: Path, root: Path, timing_pairs: int) -> dict[
             key: round(threshold_at_far(genuine, impostor, far).tar, 6) for key, far in (("1e-2", 1e-2), ("1e-3", 1e-3))
         },
         "note_far": "TAR at FAR on the pair list itself (its impostor count bounds the FAR resolution)",
-        "calibrated_thresholds": {"accept": th.accept, "review": th.review, "version": th.calibration_version},
+        "calibrated_thresholds": {
+            "accept": th.accept, "review": th.review, "version": th.calibration_version,
+            "accept_population": th.accept_population, "review_population": th.review_population,
+        },
         "bands_on_pairs": {
             "genuine_accept_rate": round(float(np.mean(genuine >= th.accept)), 6),
             "impostor_accept_rate": round(float(np.mean(impostor >= th.accept)), 6),
@@ -114,6 +151,7 @@ def run_pack(pack: str, pairs_csv: Path, root: Path, timing_pairs: int) -> dict[
         "ms_detect_align_embed_one_face_without_flip": percentiles(face_noflip_ms),
         "ms_per_pair_end_to_end": percentiles(pair_ms),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "population": population,
     }
 
 
@@ -124,17 +162,21 @@ def main() -> int:
     ap.add_argument("--packs", default="default,insightface")
     ap.add_argument("--timing-pairs", type=int, default=200, help="pairs timed end to end")
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/face_match.json")
+    ap.add_argument("--population-data", type=Path, help="face cache of scripts/fetch_face_data.sh")
     ap.add_argument("--single-pack", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("PENSION_CERT_ORT_THREADS", "2")
     if args.single_pack:
-        json.dump(run_pack(args.single_pack, args.pairs, args.root, args.timing_pairs), sys.stdout)
+        json.dump(
+            run_pack(args.single_pack, args.pairs, args.root, args.timing_pairs, args.population_data), sys.stdout
+        )
         return 0
     results = []
     for pack in args.packs.split(","):
         proc = subprocess.run(
             [sys.executable, __file__, "--single-pack", pack, "--pairs", str(args.pairs), "--root", str(args.root),
-             "--timing-pairs", str(args.timing_pairs)],
+             "--timing-pairs", str(args.timing_pairs),
+             *(["--population-data", str(args.population_data)] if args.population_data else [])],
             capture_output=True, text=True, check=True,
         )
         results.append(json.loads(proc.stdout))

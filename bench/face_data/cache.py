@@ -38,10 +38,15 @@ def crop_region(data: bytes, region: str) -> np.ndarray:
     """The square face region of a group photo, padded with black where it leaves the photo."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        # One TSKinFace photo ends early; OpenCV refuses it, Pillow decodes the part that is there.
+        # One TSKinFace photo ends early; OpenCV refuses it, Pillow decodes the part that is there. The switch is
+        # process-wide, so it is put back: nothing else (uploads above all) may accept truncated images.
+        before = ImageFile.LOAD_TRUNCATED_IMAGES
         ImageFile.LOAD_TRUNCATED_IMAGES = True
-        with Image.open(io.BytesIO(data)) as im:
-            image = cv2.cvtColor(np.asarray(im.convert("RGB")), cv2.COLOR_RGB2BGR)
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                image = cv2.cvtColor(np.asarray(im.convert("RGB")), cv2.COLOR_RGB2BGR)
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = before
     x0, y0, x1, y1 = (int(v) for v in region.split())
     h, w = image.shape[:2]
     out = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipelines.face_match.calibrate import calibrate, write_entry, write_populations
 from pipelines.face_match.calibration import DEFAULT_CALIBRATION_PATH
-from service.cli.common import emit
+from service.cli.common import CliError, emit
 from service.cli.match_cmd import build_matcher
 
 
@@ -43,6 +43,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.pairs is None and args.population_data is None:
         emit({"error": "give --pairs/--root, --population-data, or both"})
         return 2
+    try:
+        return _calibrate(args)
+    except ValueError as exc:  # too few impostors for a tail fit, no LFW entry to add populations to, ...
+        raise CliError(str(exc)) from exc
+
+
+def _calibrate(args: argparse.Namespace) -> int:
     matcher = build_matcher(args.pack, args.flip)
     out: dict[str, Any] = {}
     if args.pairs is not None:

@@ -35,8 +35,11 @@ class PopulationData:
     failures: int
 
 
-def _index_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def embedding_key(matcher: FaceMatcher, index: Path) -> str:
+    """What cached embeddings must have been made from: this index file and this detector.
+
+    The detector and its landmarks shape every aligned crop: another detector means other embeddings."""
+    return f"{hashlib.sha256(index.read_bytes()).hexdigest()[:16]}:{matcher.detector.version}"
 
 
 def embeddings_for(matcher: FaceMatcher, root: Path) -> FaceSet:
@@ -45,7 +48,7 @@ def embeddings_for(matcher: FaceMatcher, root: Path) -> FaceSet:
     if not index.is_file():
         raise PipelineError(ReasonCode.MODEL_UNAVAILABLE, f"{index} is missing: fill the face cache with {FETCH_HINT}")
     key = matcher.thresholds.recognizer
-    digest = _index_digest(index)
+    digest = embedding_key(matcher, index)
     cached = root / "embeddings" / f"{key.replace('@', '_').replace('+', '_')}.npz"
     if cached.is_file():
         faces, meta = FaceSet.load(cached)

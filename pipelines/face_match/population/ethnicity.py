@@ -44,10 +44,15 @@ def fit_probe(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 25) -
     return LinearProbe(w[:-1], float(w[-1]))
 
 
-def probe_accuracy(faces: FaceSet, folds: int = 5, seed: int = 0) -> dict[str, float]:
-    """Cross-validated balanced accuracy of the probe on the faces whose source labels ethnicity."""
+def probe_accuracy(faces: FaceSet, folds: int = 5, seed: int = 0) -> dict[str, float | None]:
+    """Cross-validated balanced accuracy of the probe on the faces whose source labels ethnicity.
+
+    The recalls are None unless those faces hold both classes (else they are NaN, which is not JSON)."""
     labelled = faces.subset(faces["source"] == "utkface")
     y = np.isin(labelled["ethnicity"], list(ASIAN)).astype(float)
+    counts = {"n_asian": int(y.sum()), "n_non_asian": int((1 - y).sum())}
+    if y.all() or not y.any():
+        return {"asian_recall": None, "non_asian_recall": None, **counts}
     fold = np.random.default_rng(seed).integers(0, folds, len(labelled))
     pred = np.zeros(len(labelled))
     for k in range(folds):
@@ -57,19 +62,24 @@ def probe_accuracy(faces: FaceSet, folds: int = 5, seed: int = 0) -> dict[str, f
     return {
         "asian_recall": round(float(hit[y == 1].mean()), 4),
         "non_asian_recall": round(float(hit[y == 0].mean()), 4),
-        "n_asian": int(y.sum()),
-        "n_non_asian": int((1 - y).sum()),
+        **counts,
     }
 
 
 def east_asian_mask(faces: FaceSet) -> np.ndarray:
     """True for faces labelled Asian by their source, or in a family the probe finds Asian on average."""
-    labelled = faces["source"] == "utkface"
-    y = np.isin(faces["ethnicity"][labelled], list(ASIAN)).astype(float)
-    probe = fit_probe(faces.embeddings[labelled], y)
     mask = np.isin(faces["ethnicity"], list(ASIAN))
     unlabelled = faces["ethnicity"] == ""
     if unlabelled.any():
+        labelled = faces["source"] == "utkface"
+        y = np.isin(faces["ethnicity"][labelled], list(ASIAN)).astype(float)
+        # Fitted on one class the probe gives everyone that class; fitted on none it is NaN: everyone non-Asian.
+        if y.all() or not y.any():
+            raise ValueError(
+                f"{int(unlabelled.sum())} faces have no ethnicity label, and the utkface faces that train the probe "
+                "labelling them do not include both Asian and non-Asian faces"
+            )
+        probe = fit_probe(faces.embeddings[labelled], y)
         prob = probe.probability(faces.embeddings[unlabelled])
         fams = faces["family"][unlabelled]
         mean = {f: float(prob[fams == f].mean()) for f in np.unique(fams)}

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 LABELS = ("id", "source", "subject", "family", "role", "age", "gender", "ethnicity")
 # Added by embedding: the quality flags the matcher raised ("" when the face passes its quality gate).
 QUALITY = "quality_flags"
+# Also added: the quality measures themselves, so that a stricter gate can be studied without re-embedding.
+MEASURES = ("interocular_px", "sharpness", "yaw_deg", "pitch_deg", "brightness")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def embed_rows(matcher: FaceMatcher, root: Path, rows: Sequence[dict[str, str]])
     """Embed the most prominent face of each row's image; returns the set and ``id → reason`` of the failures."""
     kept: list[dict[str, str]] = []
     flags: list[str] = []
+    measures: list[list[float]] = []
     vectors: list[np.ndarray] = []
     errors: dict[str, str] = {}
     for i, row in enumerate(rows):
@@ -81,9 +84,12 @@ def embed_rows(matcher: FaceMatcher, root: Path, rows: Sequence[dict[str, str]])
         kept.append(row)
         vectors.append(obs.embedding)
         flags.append(" ".join(sorted(f.value for f in obs.quality.flags)))
+        measures.append([float(getattr(obs.quality, m)) for m in MEASURES])
         if (i + 1) % 500 == 0:
             log.info("embedded %d/%d faces", i + 1, len(rows))
     labels = {k: np.asarray([r.get(k, "") for r in kept], dtype=str) for k in LABELS}
     labels[QUALITY] = np.asarray(flags, dtype=str)
+    for j, m in enumerate(MEASURES):
+        labels[m] = np.asarray([f"{row[j]:.2f}" for row in measures], dtype=str)
     emb = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
     return FaceSet(labels, emb), errors

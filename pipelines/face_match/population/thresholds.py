@@ -33,6 +33,8 @@ class PopulationThreshold:
 
 def fit_tail(impostor: np.ndarray) -> tuple[float, float, float, float]:
     """(u, tail share, sigma, xi) of a GPD fitted by moments to the excesses over the TAIL_QUANTILE quantile."""
+    if len(impostor) == 0:  # np.quantile would raise an IndexError
+        raise ValueError("no impostors: too few to fit a tail")
     u = float(np.quantile(impostor, TAIL_QUANTILE))
     excess = impostor[impostor > u] - u
     if len(excess) < MIN_EXCESSES:
@@ -94,14 +96,14 @@ def rate_at(scores: Scores, threshold: float, above: bool = True, draws: int = 4
 def _family_bootstrap(scores: Scores, hits: np.ndarray, draws: int, seed: int) -> tuple[float, float]:
     """Resample families with replacement; a pair counts w_a·w_b times (w: how often each family was drawn)."""
     units = np.unique(np.concatenate([scores.unit_a, scores.unit_b]))
-    index = {int(u): i for i, u in enumerate(units)}
-    a = np.asarray([index[int(u)] for u in scores.unit_a])
-    b = np.asarray([index[int(u)] for u in scores.unit_b])
+    a = np.searchsorted(units, scores.unit_a)
+    b = np.searchsorted(units, scores.unit_b)
     rng = np.random.default_rng(seed)
+    within = np.array_equal(a, b)  # genuine or kin pairs: both sides in one family, weighted once
     rates = []
     for _ in range(draws):
         w = np.bincount(rng.integers(0, len(units), len(units)), minlength=len(units)).astype(np.float64)
-        pw = w[a] * w[b] if not np.array_equal(a, b) else w[a]
+        pw = w[a] if within else w[a] * w[b]
         total = pw.sum()
         if total > 0:
             rates.append(float((pw * hits).sum() / total))
