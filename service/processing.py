@@ -31,6 +31,7 @@ from service.observability import metrics
 from service.proxy import hooks as proxy_hooks
 from service.security import mask_text
 from service.storage import StorageError
+from service.templates import load_template
 
 log = logging.getLogger(__name__)
 
@@ -156,15 +157,6 @@ def redact(result: Any) -> Any:
     return result
 
 
-def load_template(ctx: ServiceContext, b: Beneficiary) -> Any:
-    if b.template is None or b.template_model is None:
-        return None
-    from pipelines.decision.runner import Template
-
-    raw = ctx.keyring.decrypt_field(b.template.decode(), "beneficiary.template")
-    return Template(np.frombuffer(bytes.fromhex(raw), dtype=np.float32).copy(), b.template_model)
-
-
 def _release(ctx: ServiceContext, session_id: str, worker: str, attempts: int, exc: BaseException) -> None:
     give_up = attempts >= ctx.settings.job_max_attempts
     log.warning("session %s: transient failure (attempt %d): %s", session_id, attempts, exc)
@@ -216,6 +208,11 @@ def _apply(
 def accept_session(db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary, today: dt.date, tpl: Any) -> None:
     if proxy_hooks.on_accept(db, s, b):  # a relative's verification or an elder's consent certifies nobody
         return
+    # Lock and re-read the beneficiary (PostgreSQL; SQLite serialises writers): a cycle run suspending them at
+    # this moment is waited for and then seen, so the certification resumes them instead of leaving a
+    # certified beneficiary suspended. Pending changes are flushed first, so the re-read keeps them.
+    db.flush()
+    db.refresh(b, with_for_update=True)
     was_suspended = b.status == "suspended"
     until = record_certification(db, b, today, ctx.rules)
     cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")

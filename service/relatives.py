@@ -20,6 +20,7 @@ from service.context import ServiceContext
 from service.db.models import Beneficiary, CertSession
 from service.db.proxy_models import ProxyBinding, ProxyOperator
 from service.proxy.operators import load_template as load_operator_template
+from service.templates import load_template
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,6 @@ def _operators(db: Session, ctx: ServiceContext, b: Beneficiary, model: str) -> 
 def _household(db: Session, ctx: ServiceContext, b: Beneficiary, model: str) -> list[RelativeTemplate]:
     if not b.household:
         return []
-    from service.processing import load_template  # processing imports this module: resolved at call time
-
     members = db.scalars(
         select(Beneficiary)
         .where(Beneficiary.household == b.household, Beneficiary.id != b.id, Beneficiary.template_model == model)

@@ -47,7 +47,7 @@ def _expected(beneficiary: str | None) -> tuple[str | None, Any]:
     from service.config import get_settings
     from service.context import ServiceContext
     from service.db.models import Beneficiary
-    from service.processing import load_template
+    from service.templates import load_template
 
     ctx = ServiceContext(get_settings())
     with ctx.db() as db:
