@@ -294,6 +294,7 @@ def service_env(var: Path, api_key: str, worker_mode: str, threads: int) -> dict
         PENSION_CERT_MEDIA_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
         PENSION_CERT_SIGNING_KEY=secrets.token_hex(16),
         PENSION_CERT_API_KEYS=json.dumps([api_key]),
+        PENSION_CERT_ADMIN_API_KEYS=json.dumps([api_key]),  # the bench also imports the roster (operator)
         PENSION_CERT_WORKER_MODE=worker_mode,
         PENSION_CERT_CHALLENGE_ACTIONS=json.dumps(CLIP_ACTIONS),
         PENSION_CERT_ORT_THREADS=str(threads),

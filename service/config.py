@@ -18,6 +18,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_MEDIA_KEY = base64.b64encode(b"pension-cert-dev-media-key-00000").decode()
 DEV_SIGNING_KEY = "pension-cert-dev-signing-key"
 DEV_API_KEY = "dev-api-key"
+DEV_ADMIN_API_KEY = "dev-admin-api-key"  # accepted in development only (service/api/deps.py)
+# Production minimums (validate_secrets): a key shorter than this can be guessed or was typed by hand.
+MIN_SECRET_CHARS = 32
+# WeChat's admin console takes a server-URL token of 3-32 letters and digits: ask for at least half of that.
+MIN_WECHAT_TOKEN_CHARS = 16
 
 
 class InsecureSettingsError(RuntimeError):
@@ -35,6 +40,11 @@ class Settings(BaseSettings):
     media_key: str = DEV_MEDIA_KEY  # base64 of 32 bytes (AES-256-GCM)
     signing_key: str = DEV_SIGNING_KEY  # HMAC key: ID-number hashes, certificate codes, session tokens
     api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
+    # Operator keys (the bureau's own systems: benefit-system back office, counter terminals, console back-end):
+    # every channel route plus the operator actions (cycle run, roster import, staff review, staff-channel
+    # sessions). Channel keys (api_keys) get 403 ADMIN_KEY_REQUIRED there. The development default is refused
+    # at use outside development.
+    admin_api_keys: list[str] = Field(default_factory=lambda: [DEV_ADMIN_API_KEY])
     public_base_url: str = "http://127.0.0.1:8000"
 
     # Worker: "process" (embedded default) starts `pension-cert worker` processes beside the API, polling the
@@ -58,6 +68,10 @@ class Settings(BaseSettings):
     validity_months: int = 12
     due_soon_days: int = 30
     birthday_month_regions: list[str] = Field(default_factory=list)  # region codes using the birthday-month rule
+    # A cycle run that would suspend more than this share of the active beneficiaries (and more than
+    # cycle_guard_min_suspensions of them) changes nothing and raises an alert, unless an operator forces it.
+    cycle_max_suspend_share: float = 0.2
+    cycle_guard_min_suspensions: int = 10
     failures_per_day: int = 3
     challenge_ttl_s: int = 300
     # A fixed action challenge (e.g. a staff counter's routine, or tests); empty: random 2-3 actions.
@@ -135,6 +149,32 @@ class Settings(BaseSettings):
             bad.append("PENSION_CERT_API_KEYS")
         if bad:
             raise InsecureSettingsError(f"development default secrets refused in {self.env}: {', '.join(bad)}")
+        if self.env == "production":
+            weak = self.production_weaknesses()
+            if weak:
+                raise InsecureSettingsError(f"insecure settings refused in production: {'; '.join(weak)}")
+
+    def production_weaknesses(self) -> list[str]:
+        """What a production start refuses besides the development defaults: short keys, an open /metrics,
+        a WeChat channel whose callback signature anyone could compute."""
+        weak: list[str] = []
+        if len(self.signing_key) < MIN_SECRET_CHARS:
+            weak.append(f"PENSION_CERT_SIGNING_KEY shorter than {MIN_SECRET_CHARS} characters")
+        if any(len(k) < MIN_SECRET_CHARS for k in self.api_keys):
+            weak.append(f"PENSION_CERT_API_KEYS has a key shorter than {MIN_SECRET_CHARS} characters")
+        if any(len(k) < MIN_SECRET_CHARS for k in self.admin_api_keys):
+            weak.append(f"PENSION_CERT_ADMIN_API_KEYS has a key shorter than {MIN_SECRET_CHARS} characters")
+        if self.metrics_enabled and len(self.metrics_token) < MIN_SECRET_CHARS:
+            weak.append(
+                f"PENSION_CERT_METRICS_TOKEN {'empty' if not self.metrics_token else 'too short'}: /metrics would be "
+                f"open (set a token of {MIN_SECRET_CHARS}+ characters, or PENSION_CERT_METRICS_ENABLED=false)"
+            )
+        if self.wechat_app_id:
+            if len(self.wechat_token) < MIN_WECHAT_TOKEN_CHARS:
+                weak.append(f"PENSION_CERT_WECHAT_TOKEN shorter than {MIN_WECHAT_TOKEN_CHARS} characters")
+            if not self.wechat_app_secret:
+                weak.append("PENSION_CERT_WECHAT_APP_SECRET is empty")
+        return weak
 
 
 @lru_cache(maxsize=1)

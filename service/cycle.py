@@ -13,10 +13,11 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import Beneficiary, BeneficiaryStatus, CycleEvent
+from service.db.models import Beneficiary, BeneficiaryStatus, Certification, CycleEvent
+from service.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +74,66 @@ def cycle_state(status: str, valid_to: dt.date | None, today: dt.date, rules: Cy
     return CycleState.CERTIFIED
 
 
-def run_cycle(db: Session, today: dt.date, rules: CycleRules) -> list[int]:
-    """Suspend every active beneficiary whose certification lapsed before `today`. Idempotent."""
+@dataclass(frozen=True)
+class SuspensionGuard:
+    """A run that would suspend more than `max_share` of the active beneficiaries, and more than
+    `min_suspensions` of them, is refused before anything changes (a wrong clock or date, a roster that
+    lost its validity dates): an operator looks, then forces the run if it is right."""
+
+    max_share: float = 0.2
+    min_suspensions: int = 10
+
+    def allows(self, suspending: int, active: int) -> bool:
+        return suspending <= self.min_suspensions or suspending <= self.max_share * active
+
+
+class CycleSpikeError(ServiceError):
+    def __init__(self, today: dt.date, suspending: int, active: int, guard: SuspensionGuard) -> None:
+        super().__init__(
+            "CYCLE_SUSPENSION_SPIKE",
+            f"the run of {today} would suspend {suspending} of {active} active beneficiaries (more than "
+            f"{guard.max_share:.0%}); nothing was changed; check, then run again with force=true",
+            status=409,
+            extra={"would_suspend": suspending, "active": active, "max_share": guard.max_share},
+        )
+        self.suspending, self.active = suspending, active
+
+
+def run_cycle(
+    db: Session, today: dt.date, rules: CycleRules, guard: SuspensionGuard | None = None, force: bool = False
+) -> list[int]:
+    """Suspend every active beneficiary whose certification lapsed before `today`. Idempotent.
+
+    Never one with a certification valid on `today`, whatever the beneficiary row says. The rows are locked
+    (PostgreSQL): a certification committed meanwhile is seen, and one applied later waits and resumes.
+    Raises CycleSpikeError, changing nothing, when `guard` refuses the count (unless `force`).
+    """
+    certified_today = exists().where(
+        Certification.beneficiary_id == Beneficiary.id, Certification.valid_until >= today
+    )
     lapsed = db.scalars(
-        select(Beneficiary).where(
+        select(Beneficiary)
+        .where(
             Beneficiary.status == BeneficiaryStatus.ACTIVE,
             (Beneficiary.valid_until.is_(None)) | (Beneficiary.valid_until < today),
+            ~certified_today,
         )
+        .order_by(Beneficiary.id)
+        .with_for_update()
     ).all()
+    if guard is not None and lapsed:
+        active = db.scalar(
+            select(func.count()).select_from(Beneficiary).where(Beneficiary.status == BeneficiaryStatus.ACTIVE)
+        )
+        if not guard.allows(len(lapsed), int(active or 0)):
+            if not force:
+                log.error(
+                    "ALERT cycle %s refused: would suspend %d of %d active beneficiaries (over %.0f%%); "
+                    "nothing changed",
+                    today, len(lapsed), active, guard.max_share * 100,
+                )
+                raise CycleSpikeError(today, len(lapsed), int(active or 0), guard)
+            log.warning("cycle %s forced: suspending %d of %d active beneficiaries", today, len(lapsed), active)
     for b in lapsed:
         b.status = BeneficiaryStatus.SUSPENDED
         b.suspended_on = today

@@ -86,7 +86,11 @@ def upload_media(
     return auth
 
 
-def run_demo(base: str, api_key: str, data_dir: Path, external_id: str = "DEMO-0001") -> dict[str, Any]:
+def run_demo(
+    base: str, api_key: str, data_dir: Path, external_id: str = "DEMO-0001", admin_key: str | None = None
+) -> dict[str, Any]:
+    """Import the sample into the roster (an operator action: `admin_key`), then certify it as a channel
+    (`api_key`) would."""
     import httpx
 
     card, fields = sample_card(data_dir)
@@ -99,7 +103,11 @@ def run_demo(base: str, api_key: str, data_dir: Path, external_id: str = "DEMO-0
                 [external_id, fields.id_number, fields.name, "enterprise_pension"],
             ]
         )
-        c.post("/api/v1/roster", files={"file": ("demo.csv", buf.getvalue().encode(), "text/csv")}).raise_for_status()
+        c.post(
+            "/api/v1/roster",
+            files={"file": ("demo.csv", buf.getvalue().encode(), "text/csv")},
+            headers={"X-API-Key": admin_key or api_key},
+        ).raise_for_status()
         s = c.post("/api/v1/sessions", json={"external_id": external_id, "template_consent": True})
         s.raise_for_status()
         session = s.json()
@@ -136,7 +144,8 @@ def run_demo_when_up(base: str, settings: Settings) -> None:
         except httpx.HTTPError:
             time.sleep(0.2)
     try:
-        result = run_demo(base, settings.api_keys[0], data_dir)
+        admin = settings.admin_api_keys[0] if settings.admin_api_keys else None
+        result = run_demo(base, settings.api_keys[0], data_dir, admin_key=admin)
     except httpx.HTTPStatusError as exc:
         # E.g. VIDEO_DUPLICATE when the demo already ran on this database: the refusal is the answer.
         result = {"demo": "refused", "status": exc.response.status_code, **exc.response.json()}

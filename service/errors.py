@@ -18,6 +18,15 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "SESSION_EXPIRED": "认证会话已过期,请重新开始",
     "UPLOAD_CONFLICT": "该材料已上传,请勿重复提交",
     "CERTIFICATE_INVALID": "证书校验未通过",
+    # Roles (403): operator actions need an operator (admin) key; channel keys cannot act as staff.
+    "ADMIN_KEY_REQUIRED": "该操作仅限经办机构使用",
+    "STAFF_CHANNEL_FORBIDDEN": "柜台认证仅限工作人员办理",
+    "DATE_OVERRIDE_FORBIDDEN": "生产环境不允许指定模拟日期",
+    "INVALID_DATE": "日期不正确",
+    # The daily run stopped before changing anything: an unusual share would have been suspended.
+    "CYCLE_SUSPENSION_SPIKE": "本次暂停人数异常,已停止执行,请核查后再试",
+    # An Idempotency-Key already used for different content.
+    "IDEMPOTENCY_MISMATCH": "请求编号已用于其他内容,请重新提交",
     # Infrastructure (503/507): nothing was stored; the client retries the same request later.
     "DB_UNAVAILABLE": "服务暂时不可用,请稍后再试",
     "STORAGE_FULL": "存储空间不足,暂时无法上传,请稍后再试",

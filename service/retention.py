@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from service.audit import audit
 from service.context import ServiceContext
@@ -29,8 +29,19 @@ def expire_sessions(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
     return len(stale)
 
 
+def awaiting_staff() -> ColumnElement[bool]:
+    """A case staff have not settled yet: a `review` decision, or a job that failed. Its media are the evidence
+    the reviewer looks at: kept, however old, until a person decides (the retention clock starts then)."""
+    return or_(
+        # coalesce: NOT over a NULL would leave the row out of both the purge and its negation.
+        (CertSession.state == SessionState.DECIDED) & (func.coalesce(CertSession.decision, "") == "review"),
+        CertSession.state == SessionState.FAILED,
+    )
+
+
 def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int = 500) -> int:
-    """Delete the media of sessions decided more than `retention_days` ago. Idempotent; returns the count."""
+    """Delete the media of sessions finally decided more than `retention_days` ago (never of a case awaiting
+    staff). Idempotent; returns the count."""
     cutoff = (now or utcnow()) - dt.timedelta(days=ctx.settings.retention_days)
     purged = 0
     with ctx.db() as db:
@@ -41,6 +52,7 @@ def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int 
                 CertSession.media_purged_at.is_(None),
                 CertSession.decided_at.is_not(None),
                 CertSession.decided_at < cutoff,
+                ~awaiting_staff(),
             )
             .limit(batch)
         ).all()

@@ -151,12 +151,13 @@ def upload(
 ) -> bool:
     """Store one upload. Returns True when it queued the session (the caller enqueues after commit).
 
-    Re-sending the same request id is answered as before without storing anything again.
+    Re-sending the same request id with the same content is answered as before without storing anything again;
+    the same request id with other content is refused (409 IDEMPOTENCY_MISMATCH), never silently dropped.
     """
+    if replayed(s, kind, request_id, data, nonce):
+        return False
     prev_request = s.id_card_request_id if kind == "id_card" else s.video_request_id
     if prev_request is not None:
-        if prev_request == request_id:
-            return False
         raise ServiceError("UPLOAD_CONFLICT", f"{kind} already uploaded under another request id", status=409)
     if s.state != SessionState.OPEN:
         raise ServiceError("SESSION_STATE", f"session is {s.state}", status=409)
@@ -203,6 +204,22 @@ def upload(
         _discard(ctx, key)
         raise
     return queued
+
+
+def replayed(s: CertSession, kind: str, request_id: str, data: bytes, nonce: str | None = None) -> bool:
+    """True when this upload repeats the one stored under `request_id` (same content: sha256; for the video
+    the same nonce too); 409 IDEMPOTENCY_MISMATCH when the key was used for something else; False for a new key."""
+    if kind == "id_card":
+        prev_request, prev_digest, same_nonce = s.id_card_request_id, s.id_card_sha256, True
+    else:
+        prev_request, prev_digest, same_nonce = s.video_request_id, s.video_sha256, nonce == s.nonce
+    if prev_request is None or prev_request != request_id:
+        return False
+    if prev_digest != hashlib.sha256(data).hexdigest() or not same_nonce:
+        raise ServiceError(
+            "IDEMPOTENCY_MISMATCH", f"Idempotency-Key already used for a different {kind} upload", status=409
+        )
+    return True
 
 
 def _discard(ctx: ServiceContext, key: str) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -78,6 +81,18 @@ HTTP_CODES = {
 }
 
 
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN or Infinity: Python's json module reads them, and echoing one back in a validation error
+    made the answer unserialisable (a 500, found with {"external_id": NaN}). They are answered as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf"
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # Routes take the router's responses when they are added: called before any router is included.
     app.router.responses = {**ERROR_RESPONSES, **app.router.responses}
@@ -85,6 +100,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_req: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message_zh, exc.detail, **exc.extra), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own body ({"detail": [...]}, RequestValidationBody), with non-finite numbers made strings.
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.reasons import ReasonCode
+from service.api.deps import admin_keys
 from service.api.errors import error_body
 from service.observability import metrics
 
 if TYPE_CHECKING:
+    from service.config import Settings
     from service.context import ServiceContext
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,22 @@ def _clock() -> float:
     return time.time()
 
 
+# A session-creation body too large for the beneficiary rule to read (413, declared on every route).
+BODY_TOO_LARGE = ("REQUEST_TOO_LARGE", "请求内容过大")
+
+
 def _json_error(code: ReasonCode, detail: str) -> bytes:
-    return json.dumps(error_body(code.value, code.message_zh, detail), ensure_ascii=False).encode()
+    return _error_json(code.value, code.message_zh, detail)
+
+
+def _error_json(code: str, message: str, detail: str) -> bytes:
+    return json.dumps(error_body(code, message, detail), ensure_ascii=False).encode()
+
+
+async def _send_json(send: Any, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimitMiddleware:
@@ -152,13 +168,19 @@ class RedisCounter:
         return int(count), (window + 1) * rate.seconds - now
 
 
-def make_counter(ctx: ServiceContext) -> Counter:
-    s = ctx.settings
+def counter_redis_url(s: Settings) -> str | None:
+    """The Redis of counters shared by every API process (rate limits, staff login back-off), or None: in-process."""
     url = s.rate_limit_redis_url or s.broker_url
     use_redis = s.rate_limit_backend == "redis" or (
         s.rate_limit_backend == "auto" and s.worker_mode == "celery" and url.startswith(("redis://", "rediss://"))
     )
-    if not use_redis:
+    return url if use_redis else None
+
+
+def make_counter(ctx: ServiceContext) -> Counter:
+    s = ctx.settings
+    url = counter_redis_url(s)
+    if url is None:
         return MemoryCounter()
     # Two deployments sharing one Redis (say, test and production) must not share counters.
     deployment = hashlib.sha256(s.effective_database_url.encode()).hexdigest()[:8]
@@ -216,7 +238,8 @@ class RateLimitMiddleware:
             "beneficiary": parse_rate(s.rate_limit_beneficiary),
             "auth_failures": parse_rate(s.rate_limit_auth_failures),
         }
-        self._keys = [k.encode() for k in s.api_keys]
+        # Operator keys are valid keys too (counted per key), never refused-key attempts.
+        self._keys = [k.encode() for k in (*s.api_keys, *admin_keys(s)) if k]
 
     def _key_id(self, key: str | None) -> tuple[bool, str]:
         """(valid, short id); an absent key is neither valid nor a failure."""
@@ -245,6 +268,12 @@ class RateLimitMiddleware:
             buckets.append(("upload_ip", ip))
         if create is not None:
             who, receive = await self._beneficiary(scope, receive, create)
+            if who is None:
+                # Over the cap we read to find the beneficiary: refused, never passed on uncounted (the route
+                # would read all of it and open a session the beneficiary rule never saw).
+                log.warning("session creation body over %d bytes refused: %s %s", MAX_JSON_BODY, method, path)
+                await _send_json(send, 413, _error_json(*BODY_TOO_LARGE, f"JSON body over {MAX_JSON_BODY} bytes"))
+                return
             if who:
                 buckets.append(("beneficiary", who))
         refused = await self._check(buckets)
@@ -274,12 +303,17 @@ class RateLimitMiddleware:
                 worst = (rule, rate, reset_in)
         return worst
 
-    async def _beneficiary(self, scope: dict[str, Any], receive: Any, create: re.Match[str]) -> tuple[str, Any]:
-        """Whom the new session is for (a keyed hash, never the number itself), and a receive that replays
-        the body we read to find out."""
+    async def _beneficiary(
+        self, scope: dict[str, Any], receive: Any, create: re.Match[str]
+    ) -> tuple[str | None, Any]:
+        """Whom the new session is for (a keyed hash, never the number itself; "" when the body names nobody),
+        and a receive that replays the body we read to find out. None: the body is over MAX_JSON_BODY."""
         binding = create.group(2)
         if binding:
             return "binding:" + self.ctx.keyring.mac("binding:" + binding)[:16], receive
+        length = _header(scope, b"content-length")
+        if length is not None and length.strip().isdigit() and int(length) > MAX_JSON_BODY:
+            return None, receive  # announced too large: not read at all
         chunks: list[bytes] = []
         size, more = 0, True
         while more:
@@ -290,11 +324,11 @@ class RateLimitMiddleware:
             size += len(chunks[-1])
             more = bool(message.get("more_body"))
             if size > MAX_JSON_BODY:
-                break
+                return None, receive  # chunked, or more than announced
         body = b"".join(chunks)
-        replay = _replay([{"type": "http.request", "body": body, "more_body": more}], receive)
+        replay = _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
         try:
-            data = json.loads(body) if size <= MAX_JSON_BODY else None
+            data = json.loads(body)
         except ValueError:
             data = None
         if not isinstance(data, dict):

@@ -10,12 +10,13 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 
 from service import registry
-from service.api.deps import DB, ApiClient, Ctx
+from service.api.deps import DB, AdminClient, ApiClient, Ctx
 from service.api.upload import read_limited
 from service.audit import audit
-from service.cycle import run_cycle
+from service.cycle import CycleSpikeError, SuspensionGuard, run_cycle
 from service.db.models import Beneficiary
 from service.errors import NotFoundError, ServiceError
+from service.observability import metrics
 from service.retention import expire_sessions, purge_media
 from service.roster import import_roster
 from service.security import normalise_id
@@ -27,6 +28,8 @@ EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
 # Simulated dates far outside the service's life overflow the date arithmetic (retention, validity):
 # schemathesis found today=0001-01-01 answering 500.
 FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2200, 12, 31)
+# Where the cycle run may be given a simulated date (tests, demonstrations); never in production.
+SIMULATED_DATE_ENVS = ("development", "test")
 
 
 def _day(today: dt.date | None) -> dt.date:
@@ -37,8 +40,10 @@ def _day(today: dt.date | None) -> dt.date:
     return today
 
 
-@router.post("/roster", summary="Import the roster (CSV or XLSX); idempotent, rejected rows reported")
-def post_roster(ctx: Ctx, db: DB, actor: ApiClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+@router.post(
+    "/roster", summary="Import the roster (CSV or XLSX; operator key); idempotent, rejected rows reported"
+)
+def post_roster(ctx: Ctx, db: DB, actor: AdminClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
     data = read_limited(file, MAX_ROSTER_BYTES)
     report = import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor).to_dict()
     db.commit()  # acknowledged only once committed
@@ -80,11 +85,33 @@ def export_events(db: DB, _actor: ApiClient, kind: str, since: dt.date | None = 
     return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")
 
 
-@router.post("/cycle/run", summary="Daily run: suspend overdue beneficiaries, purge media past retention")
-def post_cycle_run(ctx: Ctx, db: DB, actor: ApiClient, today: Today = None) -> dict[str, Any]:
+@router.post(
+    "/cycle/run",
+    summary="Daily run (operator key): suspend overdue beneficiaries, purge media past retention",
+)
+def post_cycle_run(
+    ctx: Ctx,
+    db: DB,
+    actor: AdminClient,
+    today: Annotated[
+        dt.date | None, Query(description="simulated date: development and test environments only")
+    ] = None,
+    force: Annotated[bool, Query(description="run even when an unusual share would be suspended")] = False,
+) -> dict[str, Any]:
+    if today is not None and ctx.settings.env not in SIMULATED_DATE_ENVS:
+        # A date far ahead would suspend everyone and purge every medium: never outside development and test.
+        raise ServiceError("DATE_OVERRIDE_FORBIDDEN", f"today cannot be set in {ctx.settings.env}", status=403)
     day = _day(today)
-    ids = run_cycle(db, day, ctx.rules)
-    audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids)})
+    guard = SuspensionGuard(ctx.settings.cycle_max_suspend_share, ctx.settings.cycle_guard_min_suspensions)
+    try:
+        ids = run_cycle(db, day, ctx.rules, guard, force=force)
+    except CycleSpikeError as exc:
+        db.rollback()
+        metrics.CYCLE_REFUSED.inc()
+        audit(db, actor, "cycle.refused", day.isoformat(), {"would_suspend": exc.suspending, "active": exc.active})
+        db.commit()
+        raise
+    audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force})
     db.commit()
     at = dt.datetime.combine(day, dt.time())
     expired = expire_sessions(ctx, at)

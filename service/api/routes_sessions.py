@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from service import review, sessions
-from service.api.deps import DB, ApiClient, Ctx, SessionToken
+from service.api.deps import DB, AdminClient, ApiCaller, Ctx, SessionToken
 from service.api.upload import read_limited
 from service.db.models import Channel, SessionState
+from service.errors import ServiceError
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -19,13 +20,17 @@ class SessionCreate(BaseModel):
     external_id: str | None = Field(default=None, description="beneficiary id in the benefit system")
     id_number: str | None = Field(default=None, description="or the certifying person's ID number")
     channel: Channel = Channel.SELF
-    template_consent: bool = Field(default=False, description="consent to keep this selfie's face template")
+    # Strict: "yes", "false", 1 are refused (422), never read as consent.
+    template_consent: StrictBool = Field(default=False, description="consent to keep this selfie's face template")
 
 
 @router.post("", status_code=201, summary="Open a session: returns the action challenge and the session token")
-def create_session(ctx: Ctx, db: DB, actor: ApiClient, body: SessionCreate) -> dict[str, Any]:
+def create_session(ctx: Ctx, db: DB, caller: ApiCaller, body: SessionCreate) -> dict[str, Any]:
+    if body.channel == Channel.STAFF and not caller.admin:
+        # The staff channel is not held to the daily failure limit: only the bureau's own (operator) keys.
+        raise ServiceError("STAFF_CHANNEL_FORBIDDEN", "staff-channel sessions need an operator (admin) key", status=403)
     b = sessions.find_beneficiary(db, ctx, body.external_id, body.id_number)
-    new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, actor)
+    new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, caller.actor)
     db.commit()
     s = new.session
     return {
@@ -97,8 +102,8 @@ class ReviewBody(BaseModel):
     note: str = Field(default="", max_length=500)
 
 
-@router.post("/{session_id}/review", summary="Staff settle a `review` decision (machine clients: console)")
-def post_review(ctx: Ctx, db: DB, actor: ApiClient, session_id: str, body: ReviewBody) -> dict[str, Any]:
+@router.post("/{session_id}/review", summary="Staff settle a `review` decision (operator key)")
+def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: ReviewBody) -> dict[str, Any]:
     s = sessions.get_session(db, session_id)
     out = review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
     db.commit()

@@ -10,10 +10,14 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
-from service.config import get_settings
+from service.config import Settings, get_settings
 from service.context import ServiceContext
 from service.security import install_log_masking
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,27 @@ def _serve(args: argparse.Namespace) -> int:
 
         base = f"http://{args.host}:{args.port}"
         threading.Thread(target=run_demo_when_up, args=(base, settings), daemon=True).start()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if args.verbose else "warning")
-    return 0
+    server = uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, verbose=args.verbose))
+    server.run()
+    return 0 if server.started else 1
+
+
+def uvicorn_config(app: Any, settings: Settings, host: str, port: int, verbose: bool = False) -> uvicorn.Config:
+    """uvicorn believes X-Forwarded-For / X-Forwarded-Proto only from PENSION_CERT_TRUSTED_PROXIES, as the rate
+    limits do (service/api/limits.py). Left to itself it trusts 127.0.0.1 (or $FORWARDED_ALLOW_IPS): anything
+    that reaches the port through loopback could then choose its client address and dodge every per-IP rule.
+    No trusted proxy: proxy headers off altogether."""
+    import uvicorn
+
+    trusted = list(settings.trusted_proxies)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info" if verbose else "warning",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted,
+    )
 
 
 def check_models(pack_name: str | None) -> None:

@@ -20,8 +20,10 @@ CSP = CONSOLE_CSP
 
 def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
     from service.console import routes_alt, routes_audit, routes_auth, routes_dashboard, routes_review, routes_roster
+    from service.console.throttle import BackoffPolicy, LoginThrottle
 
-    app.state.console_config = config or ConsoleConfig()
+    app.state.console_config = cfg = config or ConsoleConfig()
+    app.state.login_throttle = LoginThrottle(app.state.ctx, BackoffPolicy.of(cfg))
     for module in (routes_auth, routes_review, routes_roster, routes_alt, routes_dashboard, routes_audit):
         app.include_router(module.router, include_in_schema=False)
 

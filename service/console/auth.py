@@ -1,9 +1,9 @@
-"""Staff accounts: argon2id passwords, lockout after repeated failures, server-side sessions with idle and
-absolute expiry, a CSRF token per session, and roles ordered reviewer < supervisor < admin."""
+"""Staff accounts: argon2id passwords, server-side sessions with idle and absolute expiry, a CSRF token per
+session, and roles ordered reviewer < supervisor < admin. Repeated failures slow down the requester
+(`throttle.py`, per client IP and username), never lock the account."""
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import hmac
 import logging
@@ -36,13 +36,18 @@ ROLE_RANK = {Role.REVIEWER: 1, Role.SUPERVISOR: 2, Role.ADMIN: 3}
 ROLE_ZH = {Role.REVIEWER: "审核员", Role.SUPERVISOR: "主管", Role.ADMIN: "管理员"}
 
 
-class LoginError(Exception):
-    """Wrong credentials, or a locked or disabled account; `message` is what the login page shows."""
+# One answer for an unknown username and a wrong password (no way to tell which accounts exist).
+BAD_CREDENTIALS = "用户名或密码错误"
 
-    def __init__(self, message: str, locked: bool = False) -> None:
+
+class LoginError(Exception):
+    """Wrong credentials (`bad_credentials`), or a disabled account after the right password; `message` is what
+    the login page shows."""
+
+    def __init__(self, message: str, bad_credentials: bool = True) -> None:
         super().__init__(message)
         self.message = message
-        self.locked = locked
+        self.bad_credentials = bad_credentials
 
 
 @dataclass(frozen=True)
@@ -81,26 +86,17 @@ def create_user(db: Session, username: str, password: str, role: Role | str, dis
     return user
 
 
-def authenticate(db: Session, cfg: ConsoleConfig, username: str, password: str) -> StaffUser:
-    """Check a login; counts failures and locks the account after `max_failed_logins` in a row."""
-    now = utcnow()
+def authenticate(db: Session, username: str, password: str) -> StaffUser:
+    """Check a login. An unknown username costs one argon2 verification too, and gets the same error as a wrong
+    password; the back-off of repeated failures is the caller's (`throttle.LoginThrottle`)."""
     user = db.scalar(select(StaffUser).where(StaffUser.username == username.strip()))
     if user is None:
         _verify(_DUMMY_HASH, password)
-        raise LoginError("用户名或密码错误")
-    if user.locked_until is not None and user.locked_until > now:
-        raise LoginError("账户已锁定，请稍后再试或联系管理员", locked=True)
+        raise LoginError(BAD_CREDENTIALS)
     if not _verify(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= cfg.max_failed_logins:
-            user.locked_until = now + dt.timedelta(seconds=cfg.lockout_s)
-            user.failed_logins = 0
-            log.warning("staff account %s locked after repeated failures", user.id)
-            raise LoginError("账户已锁定，请稍后再试或联系管理员", locked=True)
-        raise LoginError("用户名或密码错误")
+        raise LoginError(BAD_CREDENTIALS)
     if not user.active:
-        raise LoginError("账户已停用")
-    user.failed_logins, user.locked_until = 0, None
+        raise LoginError("账户已停用", bad_credentials=False)  # only after the right password
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return user

@@ -10,8 +10,14 @@ class ConsoleConfig(BaseSettings):
 
     idle_timeout_s: int = 15 * 60  # a session unused this long is over (shared counter PCs)
     absolute_timeout_s: int = 8 * 3600  # one working day at most
-    max_failed_logins: int = 5
-    lockout_s: int = 15 * 60
+    # Login back-off per (client IP, username) and per client IP (service/console/throttle.py); no account is
+    # ever locked by failures: that would let anyone lock staff out.
+    login_free_failures: int = 5  # failures per IP and username before the back-off starts
+    login_backoff_base_s: float = 2.0  # then 2, 4, 8 … s after the last failure
+    login_backoff_max_s: float = 15 * 60
+    login_ip_max_failures: int = 50  # failures per IP per window, whatever the usernames (0: no cap)
+    login_ip_window_s: int = 15 * 60
+    login_forget_s: int = 24 * 3600  # a (IP, username) pair's failures are forgotten this long after the last
     claim_ttl_s: int = 30 * 60  # a claim older than this may be taken over by another reviewer
     # None: Secure cookies whenever the request came over HTTPS or the service runs in production.
     cookie_secure: bool | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from service.console.auth import (
     hash_password,
     start_session,
 )
+from service.console.throttle import wait_text
 from service.console.web import (
     COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -28,10 +30,10 @@ from service.console.web import (
     Admin,
     CurrentStaff,
     check_csrf,
-    config_of,
     redirect,
     render,
     secure_cookies,
+    throttle_of,
     unit,
 )
 from service.db.console_models import StaffUser
@@ -59,19 +61,32 @@ def login(
 ) -> Response:
     if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf):
         return render(request, "login.html", None, status=403, csrf="", error="表单已失效，请刷新页面后重试")
+    throttle = throttle_of(request)
+    ip = throttle.ip_of(request.scope)
+    # Counted as a failure before the password is checked (parallel guesses cannot slip in), cleared on success.
+    wait = throttle.attempt(ip, username)
     failure: LoginError | None = None
     with unit(request) as db:
-        # The failure counter and the lock must be committed, so the error is not raised through the unit.
-        try:
-            user = authenticate(db, config_of(request), username, password)
-            token = start_session(db, user)
-            audit_chain.record(db, f"staff:{user.username}", "login", user.username)
-        except LoginError as exc:
-            failure = exc
-            audit_chain.record(db, "anonymous", "login.failed", username[:64], {"locked": exc.locked})
+        if wait > 0:
+            # Decided from this requester's own failures only, before the staff table is read: the same for a
+            # name that exists and one that does not.
+            failure = LoginError(f"登录失败次数过多，请 {wait_text(wait)}后再试")
+            audit_chain.record(db, "anonymous", "login.failed", username[:64], {"throttled": True})
+        else:
+            try:
+                user = authenticate(db, username, password)
+                token = start_session(db, user)
+                audit_chain.record(db, f"staff:{user.username}", "login", user.username)
+            except LoginError as exc:
+                failure = exc
+                audit_chain.record(db, "anonymous", "login.failed", username[:64], {"throttled": False})
+    if failure is None or not failure.bad_credentials:
+        throttle.succeeded(ip, username)  # the right password (a disabled account's too): not a guess
     if failure is not None:
         new = secrets.token_urlsafe(24)
-        resp = render(request, "login.html", None, status=401, csrf=new, error=failure.message)
+        resp = render(request, "login.html", None, status=429 if wait > 0 else 401, csrf=new, error=failure.message)
+        if wait > 0:
+            resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         resp.set_cookie(
             LOGIN_CSRF_COOKIE, new, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
         )
@@ -138,7 +153,7 @@ def change_user(
     role: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
 ) -> Response:
-    """op: disable | enable | unlock | role | password."""
+    """op: disable | enable | role | password. (No unlock: failed logins never lock an account.)"""
     check_csrf(staff, csrf)
     with unit(request) as db:
         user = db.get(StaffUser, user_id)
@@ -149,8 +164,6 @@ def change_user(
             end_user_sessions(db, user.id)
         elif op == "enable":
             user.active = True
-        elif op == "unlock":
-            user.locked_until, user.failed_logins = None, 0
         elif op == "role" and role in {r.value for r in Role}:
             user.role = role
             end_user_sessions(db, user.id)

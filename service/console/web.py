@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.console.auth import ROLE_ZH, Role, Staff, csrf_ok, resolve_session
 from service.console.config import ConsoleConfig
+from service.console.throttle import LoginThrottle
 from service.context import ServiceContext
 
 COOKIE = "pc_console"
@@ -82,6 +83,11 @@ def ctx_of(request: Request) -> ServiceContext:
 def config_of(request: Request) -> ConsoleConfig:
     cfg: ConsoleConfig = request.app.state.console_config
     return cfg
+
+
+def throttle_of(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle
 
 
 @contextmanager

@@ -23,12 +23,18 @@ def mint(ctx: ServiceContext, openid: str, now: float | None = None) -> str:
 
 
 def openid_from(ctx: ServiceContext, request: Request) -> str | None:
+    """The cookie's openid, or None for anything else: absent, malformed, forged or expired, never a 500."""
     raw = request.cookies.get(COOKIE)
     if not raw or raw.count("|") != 2:
         return None
     openid, expiry, mac = raw.split("|")
+    # ASCII digits of a plausible length before int(): "²" passes isdigit() and int() refuses it, and int()
+    # of a string over 4300 digits raises (CPython's conversion limit).
+    if not (expiry.isascii() and expiry.isdigit() and len(expiry) <= 12):
+        return None
     if not ctx.keyring.verify_mac(f"h5:{openid}|{expiry}", mac):
         return None
-    if not expiry.isdigit() or int(expiry) < time.time():
+    now = time.time()
+    if not now <= int(expiry) <= now + TTL_S + 300:  # we never mint one living longer (300 s: clock skew)
         return None
     return openid

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from pipelines.liveness.challenge import PROMPTS_ZH
 from pipelines.reasons import ReasonCode
@@ -102,8 +102,9 @@ def family_page(ctx: Ctx, request: Request) -> Response:
 class SelfSession(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     id_number: str = Field(min_length=15, max_length=18)
-    consent: bool
-    template_consent: bool = False
+    # Strict: "yes", "false", 1 are refused (422), never read as consent.
+    consent: StrictBool
+    template_consent: StrictBool = False
 
 
 @router.post("/api/sessions")
@@ -164,7 +165,7 @@ def _problem_response(problems: list[ReasonCode]) -> JSONResponse:
 def _store_card(ctx: Ctx, db: DB, session_id: str, token: str | None, data: bytes, ctype: str, rid: str) -> Response:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token)
-    if s.id_card_request_id == rid:
+    if sessions.replayed(s, "id_card", rid, data):  # 409 IDEMPOTENCY_MISMATCH for the same key, other content
         return JSONResponse(sessions.status_view(s))  # a retried request that was already stored
     b = db.get(Beneficiary, s.beneficiary_id)
     if ctx.settings.h5_card_check and b is not None:

@@ -57,6 +57,9 @@ DECISION_REASONS = Counter(
     "pension_cert_decision_reasons", "Reason codes of applied decisions, by band and reason", ["decision", "reason"]
 )
 JOB_RETRIES = Counter("pension_cert_job_transient_failures", "Jobs released for another try (database, storage)")
+CYCLE_REFUSED = Counter(
+    "pension_cert_cycle_refused", "Cycle runs refused before any change: an unusual share would be suspended"
+)
 
 
 def observe_report(timings: dict[str, float]) -> None:

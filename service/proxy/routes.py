@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,7 +37,7 @@ class OperatorLogin(BaseModel):
 class VerificationBody(BaseModel):
     id_number: str = Field(min_length=15, max_length=20)
     name: str = Field(min_length=1, max_length=64)
-    template_consent: bool = Field(default=False, description="keep the operator's face template")
+    template_consent: StrictBool = Field(default=False, description="keep the operator's face template")
 
 
 class BindingBody(BaseModel):

@@ -15,7 +15,7 @@ from service.context import ServiceContext
 from service.errors import ServiceError
 from service.wechat.errors import WeChatError
 from service.wechat.runtime import WeChatChannel, build_channel
-from service.wechat.server import verify_signature
+from service.wechat.server import BadMessageError, verify_signature
 
 router = APIRouter(tags=["wechat"])
 
@@ -28,6 +28,10 @@ def channel_of(request: Request) -> WeChatChannel:
 
 
 def _check(channel: WeChatChannel, signature: str, timestamp: str, nonce: str) -> None:
+    if not channel.config.token:
+        # An empty token makes the signature sha1(timestamp + nonce): anyone could sign. Refuse everything,
+        # in every environment (production refuses to start like this: Settings.validate_secrets).
+        raise ServiceError("WECHAT_TOKEN_UNSET", "PENSION_CERT_WECHAT_TOKEN is not set", status=403)
     if not verify_signature(channel.config.token, signature, timestamp, nonce):
         raise ServiceError("WECHAT_SIGNATURE", "signature does not match", status=403)
 
@@ -45,7 +49,11 @@ async def receive(request: Request, signature: str = "", timestamp: str = "", no
     channel = channel_of(request)
     _check(channel, signature, timestamp, nonce)
     body = await request.body()
-    return Response(channel.handler.reply(body), media_type="application/xml")
+    try:
+        answer = channel.handler.reply(body)
+    except BadMessageError as exc:
+        raise ServiceError("WECHAT_BAD_MESSAGE", str(exc), status=400) from exc
+    return Response(answer, media_type="application/xml")
 
 
 @router.get("/api/v1/wechat/jssdk-config", summary="wx.config() parameters for one of our H5 pages")

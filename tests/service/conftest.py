@@ -25,7 +25,9 @@ from service.db.engine import create_all, make_engine
 from tests.service import servers
 
 BACKENDS = [b for b in os.environ.get("PENSION_CERT_TEST_BACKENDS", "sqlite,scaleout").split(",") if b]
-API_KEY = "test-api-key-" + secrets.token_hex(4)
+API_KEY = "test-api-key-" + secrets.token_hex(4)  # a channel key
+ADMIN_API_KEY = "test-admin-key-" + secrets.token_hex(4)  # an operator key: cycle run, roster import, review
+ADMIN = {"X-API-Key": ADMIN_API_KEY}  # headers= of one request made as the operator
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +57,7 @@ def make_settings(var_dir: Path, **overrides: Any) -> Settings:
         "media_key": base64.b64encode(secrets.token_bytes(32)).decode(),
         "signing_key": secrets.token_hex(16),
         "api_keys": [API_KEY],
+        "admin_api_keys": [ADMIN_API_KEY],
         "worker_mode": "none",
         # The real test video performs these actions; a deployment issues random ones.
         "challenge_actions": ["turn_left", "turn_right", "nod"],

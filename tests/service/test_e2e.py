@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from service.config import Settings
 from tests.service import factories
 from tests.service.api.helpers import open_session, put_card, put_video
+from tests.service.conftest import ADMIN
 from tests.service.live import live_service, wait_decided
 from tests.service.media import LIVE_VIDEO, card_for_video
 from tests.service.test_roster import HEADER
@@ -53,8 +54,9 @@ def test_accept_resumes_benefit_and_issues_verifiable_certificate(
     client, _ = service
     card, fields = card_for_video(data_dir, LIVE_VIDEO)
     row = ["E2E-1", fields.id_number, fields.name, "", "enterprise_pension;nursing_care", "", "2025-01-31"]
-    assert client.post("/api/v1/roster", files={"file": ("r.csv", roster([row]), "text/csv")}).json()["created"] == 1
-    assert client.post("/api/v1/cycle/run").json()["suspended"] == 1  # lapsed since January 2025
+    r = client.post("/api/v1/roster", files={"file": ("r.csv", roster([row]), "text/csv")}, headers=ADMIN)
+    assert r.json()["created"] == 1
+    assert client.post("/api/v1/cycle/run", headers=ADMIN).json()["suspended"] == 1  # lapsed since January 2025
 
     s, result = certify(client, "E2E-1", card, (data_dir / LIVE_VIDEO).read_bytes())
     assert result["decision"] == "accept", result
@@ -91,7 +93,7 @@ def test_card_of_another_person_is_rejected(service: tuple[TestClient, Settings]
     with (data_dir / "idcard/synthetic_labels.csv").open(encoding="utf-8") as fh:
         label = next(csv.DictReader(fh))  # card_000: an LFW portrait
     row = ["E2E-2", label["id_number"], label["name"], "", "resident_pension", "", ""]
-    client.post("/api/v1/roster", files={"file": ("r.csv", roster([row]), "text/csv")})
+    client.post("/api/v1/roster", files={"file": ("r.csv", roster([row]), "text/csv")}, headers=ADMIN)
     # The same real video re-muxed with trailing bytes: another file for the exact-duplicate check.
     video = (data_dir / LIVE_VIDEO).read_bytes() + b"\0" * 16 + b"copy-2"
     _, result = certify(client, "E2E-2", (data_dir / "idcard/synthetic/card_000.jpg").read_bytes(), video)
@@ -103,7 +105,7 @@ def test_card_of_another_person_is_rejected(service: tuple[TestClient, Settings]
 def test_card_number_of_another_beneficiary_is_rejected(service: tuple[TestClient, Settings], data_dir: Path) -> None:
     client, _ = service
     row = ["E2E-3", factories.id_number(), "王桂兰", "", "survivor_pension", "", ""]
-    client.post("/api/v1/roster", files={"file": ("r.csv", roster([row]), "text/csv")})
+    client.post("/api/v1/roster", files={"file": ("r.csv", roster([row]), "text/csv")}, headers=ADMIN)
     card, _ = card_for_video(data_dir, LIVE_VIDEO)
     video = (data_dir / LIVE_VIDEO).read_bytes() + b"\0" * 16 + b"copy-3"
     _, result = certify(client, "E2E-3", card, video)

@@ -79,11 +79,13 @@ def test_default_secrets_refused_outside_development(tmp_path: Path) -> None:
     good = Settings(
         env="production",
         media_key=base64.b64encode(os.urandom(32)).decode(),
-        signing_key="s3cret",
-        api_keys=["k"],
+        signing_key=os.urandom(32).hex(),
+        api_keys=[os.urandom(32).hex()],
+        admin_api_keys=[os.urandom(32).hex()],
+        metrics_token=os.urandom(32).hex(),
     )
     good.validate_secrets()
     with pytest.raises(InsecureSettingsError):
-        Settings(env="production", media_key=DEV_MEDIA_KEY, signing_key="s", api_keys=["k"]).validate_secrets()
+        good.model_copy(update={"media_key": DEV_MEDIA_KEY}).validate_secrets()
     with pytest.raises(InsecureSettingsError):
         Settings(media_key=base64.b64encode(b"short").decode()).validate_secrets()

@@ -9,6 +9,7 @@ from fuzz import bombs
 from service.context import ServiceContext
 from tests.service import factories
 from tests.service.api.helpers import open_session, put_card
+from tests.service.conftest import ADMIN
 
 
 @pytest.mark.parametrize(
@@ -23,7 +24,7 @@ from tests.service.api.helpers import open_session, put_card
 )
 def test_roster_bombs(client: TestClient, name: str, make: object, status: int, code: str) -> None:
     assert callable(make)
-    r = client.post("/api/v1/roster", files={"file": (name, make(), "application/octet-stream")})
+    r = client.post("/api/v1/roster", files={"file": (name, make(), "application/octet-stream")}, headers=ADMIN)
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code and r.json()["error"]["message"]
 

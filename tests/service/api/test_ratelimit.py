@@ -3,6 +3,7 @@ refused API keys; X-Forwarded-For only from trusted proxies; counters shared thr
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,3 +205,45 @@ def test_a_new_window_starts_a_fresh_allowance(tmp_path: Path, windows_held: flo
         monkeypatch.setattr(limits, "_clock", lambda: windows_held + 59)
         assert [c.get(VERIFY).status_code for _ in range(2)] == [400, 400]
         assert limited(c.get(VERIFY), "ip")
+
+
+def too_large(r: Any) -> bool:
+    if r.status_code != 413:
+        return False
+    assert r.json()["error"]["code"] == "REQUEST_TOO_LARGE", r.text
+    assert r.headers["x-request-id"]
+    return True
+
+
+def test_a_padded_body_cannot_skip_the_beneficiary_rule(tmp_path: Path) -> None:
+    """The limiter reads at most MAX_JSON_BODY to find the beneficiary; a body past that used to go through
+    uncounted while the route read all of it (issue #22). Now it is refused before the route sees it."""
+    from service.api.limits import MAX_JSON_BODY
+
+    app = ops_app(tmp_path, rate_limit_beneficiary="2/hour")
+    ctx = app.state.ctx
+    a = beneficiary_with_number(ctx, id_number())
+    pad = " " * MAX_JSON_BODY
+    padded = json.dumps({"external_id": a}).encode()[:-1] + pad.encode() + b"}"
+    with TestClient(app) as c:
+        c.headers["X-API-Key"] = API_KEY
+        json_hdr = {"Content-Type": "application/json"}
+        assert [c.post("/api/v1/sessions", json={"external_id": a}).status_code for _ in range(2)] == [201, 201]
+        assert limited(c.post("/api/v1/sessions", json={"external_id": a}), "beneficiary")
+        assert too_large(c.post("/api/v1/sessions", content=padded, headers=json_hdr))
+
+        def chunks() -> Any:  # no Content-Length: chunked transfer
+            yield padded[: len(padded) // 2]
+            yield padded[len(padded) // 2 :]
+
+        assert too_large(c.post("/api/v1/sessions", content=chunks(), headers=json_hdr))
+        # The H5 form (name + ID number) too: padding does not buy unlimited tries against one number.
+        form = json.dumps({"name": "张三", "id_number": id_number(), "consent": True}).encode()
+        form = form[:-1] + pad.encode() + b"}"
+        assert too_large(c.post("/h5/api/sessions", content=form, headers=json_hdr))
+        # Just under the cap is still read, counted and passed on.
+        b = beneficiary_with_number(ctx, id_number())
+        fits = json.dumps({"external_id": b}).encode()
+        fits = fits[:-1] + b" " * (MAX_JSON_BODY - len(fits)) + b"}"
+        assert len(fits) == MAX_JSON_BODY
+        assert c.post("/api/v1/sessions", content=fits, headers=json_hdr).status_code == 201

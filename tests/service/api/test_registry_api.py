@@ -9,11 +9,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from tests.service.conftest import ADMIN
 from tests.service.test_roster import card_rows, to_csv
 
 
 def upload_roster(client: TestClient, data: bytes, name: str = "roster.csv") -> dict[str, object]:
-    r = client.post("/api/v1/roster", files={"file": (name, data, "text/csv")})
+    r = client.post("/api/v1/roster", files={"file": (name, data, "text/csv")}, headers=ADMIN)
     assert r.status_code == 200, r.text
     body: dict[str, object] = r.json()
     return body
@@ -47,7 +48,7 @@ def test_roster_lookup_lists_and_exports(client: TestClient, data_dir: Path) -> 
     overdue = client.get("/api/v1/lists/overdue", params={"today": "2026-01-15"}).json()
     assert [i["external_id"] for i in overdue["items"]] == ["P00002", "P00000"]  # never certified first
 
-    run = client.post("/api/v1/cycle/run", params={"today": "2026-01-15"}).json()
+    run = client.post("/api/v1/cycle/run", params={"today": "2026-01-15"}, headers=ADMIN).json()
     assert run["suspended"] == 2
     csv_text = client.get("/api/v1/lists/suspended", params={"format": "csv"}).text
     suspended = list(csv.DictReader(io.StringIO(csv_text)))
@@ -63,7 +64,7 @@ def test_roster_lookup_lists_and_exports(client: TestClient, data_dir: Path) -> 
 
 
 def test_roster_bad_file_is_a_clear_4xx(client: TestClient) -> None:
-    r = client.post("/api/v1/roster", files={"file": ("roster.csv", b"a,b\n1,2\n", "text/csv")})
+    r = client.post("/api/v1/roster", files={"file": ("roster.csv", b"a,b\n1,2\n", "text/csv")}, headers=ADMIN)
     assert r.status_code == 422 and r.json()["error"]["code"] == "ROSTER_FORMAT"
-    r = client.post("/api/v1/roster", files={"file": ("roster.pdf", b"%PDF", "application/pdf")})
+    r = client.post("/api/v1/roster", files={"file": ("roster.pdf", b"%PDF", "application/pdf")}, headers=ADMIN)
     assert r.status_code == 415

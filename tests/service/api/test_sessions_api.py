@@ -13,6 +13,7 @@ from service.context import ServiceContext
 from service.db.models import CertSession, utcnow
 from tests.service import factories
 from tests.service.api.helpers import beneficiary_with_number, open_session, put_card, put_video
+from tests.service.conftest import ADMIN
 from tests.service.media import LIVE_VIDEO, SPOOF_VIDEO
 
 
@@ -125,7 +126,7 @@ def test_daily_failures_offer_staff_review(client: TestClient, ctx: ServiceConte
     r = client.post("/api/v1/sessions", json={"external_id": ext})
     assert r.status_code == 429 and r.json()["error"]["code"] == "ATTEMPTS_EXCEEDED"
     assert r.json()["error"]["staff_review"] is True
-    staff = client.post("/api/v1/sessions", json={"external_id": ext, "channel": "staff"})
+    staff = client.post("/api/v1/sessions", json={"external_id": ext, "channel": "staff"}, headers=ADMIN)
     assert staff.status_code == 201
     with ctx.db() as db:
         assert db.scalar(select(func.count()).select_from(CertSession)) >= 4
@@ -144,10 +145,10 @@ def test_retention_purges_media_after_the_final_decision(
         row.state, row.decision, row.decided_at = "decided", "reject", decided
     days = ctx.settings.retention_days
     early = (decided + dt.timedelta(days=days - 1)).date().isoformat()
-    assert client.post("/api/v1/cycle/run", params={"today": early}).json()["media_purged"] == 0
+    assert client.post("/api/v1/cycle/run", params={"today": early}, headers=ADMIN).json()["media_purged"] == 0
     assert ctx.storage.exists(key)
     late = (decided + dt.timedelta(days=days + 1)).date().isoformat()
-    assert client.post("/api/v1/cycle/run", params={"today": late}).json()["media_purged"] == 1
+    assert client.post("/api/v1/cycle/run", params={"today": late}, headers=ADMIN).json()["media_purged"] == 1
     assert not ctx.storage.exists(key)
     row = session_row(ctx, s["session_id"])
     assert row.media_purged_at is not None and row.decision == "reject"  # the decision itself stays
@@ -170,16 +171,16 @@ def test_staff_settle_a_review(client: TestClient, ctx: ServiceContext) -> None:
     s = open_session(client, ext)
     url = f"/api/v1/sessions/{s['session_id']}/review"
     body = {"decision": "accept", "reviewer": "窗口3-李", "note": "证件照较旧, 核对无误"}
-    assert client.post(url, json=body).status_code == 409  # still open: nothing to review
+    assert client.post(url, json=body, headers=ADMIN).status_code == 409  # still open: nothing to review
     with ctx.db() as db:
         row = db.get(CertSession, s["session_id"])
         assert row is not None
         row.state, row.decision, row.decided_at, row.result = "decided", "review", utcnow(), {"decision": "review"}
-    r = client.post(url, json=body)
+    r = client.post(url, json=body, headers=ADMIN)
     assert r.status_code == 200 and r.json()["review"]["machine_decision"] == "review"
     b = client.get(f"/api/v1/beneficiaries/{ext}").json()
     assert b["status"] == "active" and b["cycle_state"] == "certified"
-    assert client.post(url, json=body).status_code == 409  # settled once
+    assert client.post(url, json=body, headers=ADMIN).status_code == 409  # settled once
 
 
 def test_abandoned_sessions_expire_and_their_media_go(client: TestClient, ctx: ServiceContext, data_dir: Path) -> None:
@@ -187,11 +188,11 @@ def test_abandoned_sessions_expire_and_their_media_go(client: TestClient, ctx: S
     assert put_card(client, s, (data_dir / "idcard/synthetic/card_005.jpg").read_bytes()).status_code == 200
     row = session_row(ctx, s["session_id"])
     day_after = (row.expires_at + dt.timedelta(days=1)).date()
-    run = client.post("/api/v1/cycle/run", params={"today": day_after.isoformat()}).json()
+    run = client.post("/api/v1/cycle/run", params={"today": day_after.isoformat()}, headers=ADMIN).json()
     assert run["sessions_expired"] >= 1
     assert session_row(ctx, s["session_id"]).state == "expired"
     late = day_after + dt.timedelta(days=ctx.settings.retention_days + 1)
-    client.post("/api/v1/cycle/run", params={"today": late.isoformat()})
+    client.post("/api/v1/cycle/run", params={"today": late.isoformat()}, headers=ADMIN)
     assert not ctx.storage.exists(f"sessions/{s['session_id']}/id_card")
     # An expired session takes no more uploads.
     r = put_video(client, s, (data_dir / LIVE_VIDEO).read_bytes())

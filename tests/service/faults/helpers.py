@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from service.context import ServiceContext
 from service.db.models import AuditEntry, Certification, CertSession
 from tests.service.api.helpers import put_card, put_video
+from tests.service.conftest import ADMIN
 from tests.service.media import LIVE_VIDEO, card_for_video
 from tests.service.test_e2e import roster
 
@@ -30,7 +31,7 @@ def enrol(client: TestClient, data_dir: Path, prefix: str, n: int) -> list[tuple
         ext = f"{prefix}-{i}"
         rows.append([ext, fields.id_number, fields.name, "", "enterprise_pension", "", ""])
         people.append((ext, card))
-    r = client.post("/api/v1/roster", files={"file": ("r.csv", roster(rows), "text/csv")})
+    r = client.post("/api/v1/roster", files={"file": ("r.csv", roster(rows), "text/csv")}, headers=ADMIN)
     assert r.status_code == 200 and r.json()["created"] == n, r.text
     return people
 

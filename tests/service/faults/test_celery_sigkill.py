@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from service.context import ServiceContext
 from service.db.models import Certification, CertSession
 from tests.service.api.helpers import open_session, put_card, put_video
+from tests.service.conftest import ADMIN
 from tests.service.faults.helpers import assert_decided_once
 from tests.service.live import celery_worker, live_service, wait_decided
 from tests.service.media import LIVE_VIDEO, card_for_video
@@ -36,6 +37,7 @@ def test_sigkilled_celery_worker_task_is_redelivered(
         client.post(
             "/api/v1/roster",
             files={"file": ("r.csv", roster([["CEL-1", fields.id_number, fields.name, "", "work_injury", "", ""]]))},
+            headers=ADMIN,
         )
         s = open_session(client, "CEL-1")
         assert put_card(client, s, card).status_code == 200

@@ -20,6 +20,7 @@ from service.context import ServiceContext
 from service.db.models import AuditEntry, Certification, CertSession, utcnow
 from tests.service import factories
 from tests.service.api.helpers import open_session, put_card, put_video
+from tests.service.conftest import ADMIN
 from tests.service.live import REPO, live_service, settings_env, wait_decided
 from tests.service.media import LIVE_VIDEO, card_for_video
 from tests.service.test_e2e import roster
@@ -40,7 +41,7 @@ def test_sigkilled_worker_job_is_redone_by_another(
     with live_service(backend_urls, tmp_path, worker_mode="none", job_lease_s=4) as (client, settings):
         card, fields = card_for_video(data_dir, LIVE_VIDEO)
         row = ["KILL-1", fields.id_number, fields.name, "", "enterprise_pension", "", ""]
-        client.post("/api/v1/roster", files={"file": ("r.csv", roster([row]), "text/csv")})
+        client.post("/api/v1/roster", files={"file": ("r.csv", roster([row]), "text/csv")}, headers=ADMIN)
         s = open_session(client, "KILL-1")
         assert put_card(client, s, card).status_code == 200
         assert put_video(client, s, (data_dir / LIVE_VIDEO).read_bytes()).json()["state"] == "queued"

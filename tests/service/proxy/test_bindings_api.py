@@ -11,6 +11,7 @@ from service.context import ServiceContext
 from service.db.models import AuditEntry, Beneficiary, Certification, CertSession, utcnow
 from service.db.proxy_models import ProxyBinding
 from service.proxy.policy import proxy_policy
+from tests.service.conftest import ADMIN
 from tests.service.proxy.helpers import (
     P,
     active_binding,
@@ -216,7 +217,8 @@ def test_staff_review_of_proxy_sessions(client: TestClient, ctx: ServiceContext)
                           headers=bearer(op["token"])).json()
     _decided_for_review(ctx, consent["session_id"])
     settle = {"decision": "accept", "reviewer": "窗口1-周"}
-    assert client.post(f"/api/v1/sessions/{consent['session_id']}/review", json=settle).status_code == 200
+    r = client.post(f"/api/v1/sessions/{consent['session_id']}/review", json=settle, headers=ADMIN)
+    assert r.status_code == 200
     mine = client.get(f"{P}/bindings", headers=bearer(op["token"])).json()[0]
     assert mine["status"] == "active" and mine["consent"]["method"] == "live_video"
     # A consent video certifies nobody, even when staff accept it.
@@ -228,7 +230,7 @@ def test_staff_review_of_proxy_sessions(client: TestClient, ctx: ServiceContext)
         elder = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
         assert elder is not None
         elder.status = "deceased"  # reported dead while the case waited for review
-    r = client.post(f"/api/v1/sessions/{s['session_id']}/review", json=settle)
+    r = client.post(f"/api/v1/sessions/{s['session_id']}/review", json=settle, headers=ADMIN)
     assert r.status_code == 409 and r.json()["error"]["code"] == "BENEFICIARY_DECEASED"
     with ctx.db() as db:
         assert db.scalar(select(func.count()).select_from(Certification)) == 0

@@ -25,6 +25,7 @@ from service.db.proxy_models import ProxyBinding, ProxyOperator
 from service.processing import claim, process
 from service.proxy.operators import store_template
 from tests.service.api.helpers import put_card, put_video
+from tests.service.conftest import ADMIN
 from tests.service.media import LIVE_VIDEO, SPOOF_VIDEO, card_for_video
 from tests.service.proxy.helpers import P, active_binding, bearer, login, new_elder, verify_directly
 
@@ -132,7 +133,7 @@ def test_genuine_elder_first_proxy_certification_goes_to_review(
     assert th["proxy_face_accept"] == pytest.approx(th["face_accept"] + 0.05)
 
     settle = {"decision": "accept", "reviewer": "窗口2-陈", "note": "视频为老人本人"}
-    assert client.post(f"/api/v1/sessions/{s['session_id']}/review", json=settle).status_code == 200
+    assert client.post(f"/api/v1/sessions/{s['session_id']}/review", json=settle, headers=ADMIN).status_code == 200
     hist = client.get(f"{P}/history", params={"binding_id": b["binding_id"]}, headers=bearer(op["token"])).json()
     [entry] = hist["entries"]
     assert entry["decision"] == "accept" and entry["operator"]["name"] == "赵志强" and entry["operator"]["is_me"]

@@ -1,13 +1,17 @@
 """The channel's HTTP endpoints in the real app against the fake WeChat server: server URL signature (good and
-forged), message replies, OAuth entry with the state cookie (and a mismatched state), JS-SDK config, and the
-card photo fetched by media_id into the session (and an expired media_id)."""
+forged; everything refused without a token), message replies (a DTD or a non-message is a 400), OAuth entry
+with the state cookie (and a mismatched state), JS-SDK config, and the card photo fetched by media_id into the
+session (and an expired media_id)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 import requests
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -16,8 +20,9 @@ from sqlalchemy.orm import Session
 from service.context import ServiceContext
 from service.db.wechat_models import WeChatSessionLink, WeChatUser
 from service.h5 import identity
+from service.wechat.server import verify_signature
 from tests.service import factories
-from tests.service.wechat.conftest import PUBLIC, SERVER_TOKEN
+from tests.service.wechat.conftest import PUBLIC, SERVER_TOKEN, wechat_settings
 from tests.service.wechat.fake_wechat import FakeWeChat
 
 
@@ -121,3 +126,61 @@ def test_card_by_media_id_is_stored_and_an_expired_media_id_asks_for_a_new_photo
     assert again.status_code == 200 and again.json()["uploads"]["id_card"] is True
     forged = {**headers, "Authorization": "Bearer x"}
     assert client.post(url, json={"media_id": "fresh"}, headers=forged).status_code == 401
+
+
+def wechat_client(fake: FakeWeChat, tmp_path: Path, **overrides: Any) -> TestClient:
+    from service.api import create_app
+
+    settings = wechat_settings(fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'wx.db'}", **overrides)
+    return TestClient(create_app(ctx=ServiceContext(settings)))
+
+
+@pytest.mark.parametrize("env", ["development", "test"])
+def test_an_empty_token_refuses_every_callback_even_in_development(
+    fake_wx: FakeWeChat, tmp_path: Path, env: str
+) -> None:
+    """With no token the "signature" is sha1 of the timestamp and nonce: anyone could compute it."""
+    xml = (
+        "<xml><ToUserName>gh</ToUserName><FromUserName>openid-9</FromUserName><CreateTime>1</CreateTime>"
+        "<MsgType>event</MsgType><Event>CLICK</Event><EventKey>CERTIFY</EventKey></xml>"
+    )
+    with wechat_client(fake_wx, tmp_path, wechat_token="", env=env) as c:
+        forged = signed(token="")
+        for r in (
+            c.get("/wechat/callback", params={**forged, "echostr": "echo-123"}),
+            c.post("/wechat/callback", params=forged, content=xml),
+            c.get("/wechat/callback", params={"echostr": "echo-123"}),  # no signature at all
+        ):
+            assert r.status_code == 403, r.text
+            assert r.json()["error"]["code"] == "WECHAT_TOKEN_UNSET" and "echo-123" not in r.text
+    assert not verify_signature("", signed(token="")["signature"], "1700000000", "n0nce")
+
+
+BAD_PUSHES = {
+    "billion laughs": (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        "<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><MsgType>text</MsgType>"
+        "<Content>&lol2;</Content></xml>"
+    ),
+    "external entity": (
+        '<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><ToUserName>gh</ToUserName>'
+        "<FromUserName>o</FromUserName><MsgType>text</MsgType><Content>&xxe;</Content></xml>"
+    ),
+    "bare doctype": "<!doctype xml><xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName>"
+    "<MsgType>text</MsgType></xml>",
+    "not xml": "hello",
+    "no xml root": "<a><MsgType>text</MsgType></a>",
+    "no MsgType": "<xml><ToUserName>gh</ToUserName></xml>",
+    "MsgType not text": "<xml><MsgType><a>1</a></MsgType></xml>",
+    "not utf-8": "\udcff",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_PUSHES))
+def test_signed_pushes_that_are_not_wechat_messages_are_400_never_500(client: TestClient, name: str) -> None:
+    body = BAD_PUSHES[name]
+    content = body.encode("utf-8", "surrogateescape")
+    r = client.post("/wechat/callback", params=signed(), content=content)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "WECHAT_BAD_MESSAGE"
+    assert "root:" not in r.text and "lollol" not in r.text

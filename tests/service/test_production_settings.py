@@ -1,0 +1,91 @@
+"""A production start refuses every insecure setting, not only the public development defaults: short keys,
+an open /metrics, a WeChat channel whose callback signature anyone could compute (issue #22)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+import pytest
+
+from service.config import MIN_SECRET_CHARS, InsecureSettingsError, Settings
+
+
+def production(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "production",
+        "media_key": base64.b64encode(os.urandom(32)).decode(),
+        "signing_key": os.urandom(24).hex(),
+        "api_keys": [os.urandom(24).hex()],
+        "admin_api_keys": [os.urandom(24).hex()],
+        "metrics_token": os.urandom(24).hex(),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def refused(settings: Settings, *names: str) -> None:
+    with pytest.raises(InsecureSettingsError) as info:
+        settings.validate_secrets()
+    for name in names:
+        assert name in str(info.value), info.value
+
+
+def test_a_well_configured_production_starts() -> None:
+    production().validate_secrets()
+    production(metrics_enabled=False, metrics_token="").validate_secrets()  # no /metrics at all: no token needed
+    production(wechat_app_id="wx123", wechat_app_secret="s" * 32, wechat_token="t" * 32).validate_secrets()
+
+
+def test_short_keys_are_refused_in_production() -> None:
+    refused(production(signing_key="x"), "PENSION_CERT_SIGNING_KEY")
+    refused(production(signing_key="k" * (MIN_SECRET_CHARS - 1)), "PENSION_CERT_SIGNING_KEY")
+    refused(production(api_keys=["x"]), "PENSION_CERT_API_KEYS")
+    refused(production(api_keys=[os.urandom(24).hex(), "short-key"]), "PENSION_CERT_API_KEYS")
+    refused(production(admin_api_keys=["dev-admin-api-key"]), "PENSION_CERT_ADMIN_API_KEYS")
+    refused(production(media_key=base64.b64encode(b"short").decode()), "PENSION_CERT_MEDIA_KEY")
+    # Every finding is named at once, so one failed start shows everything to fix.
+    refused(production(signing_key="x", api_keys=["y"], metrics_token=""), "SIGNING_KEY", "API_KEYS", "METRICS_TOKEN")
+
+
+def test_open_metrics_are_refused_in_production() -> None:
+    refused(production(metrics_token=""), "PENSION_CERT_METRICS_TOKEN")
+    refused(production(metrics_token="secret"), "PENSION_CERT_METRICS_TOKEN")
+
+
+def test_wechat_channel_without_a_real_token_is_refused_in_production() -> None:
+    wechat = {"wechat_app_id": "wx123", "wechat_app_secret": "s" * 32}
+    refused(production(**wechat, wechat_token=""), "PENSION_CERT_WECHAT_TOKEN")
+    refused(production(**wechat, wechat_token="token"), "PENSION_CERT_WECHAT_TOKEN")
+    refused(production(wechat_app_id="wx123", wechat_token="t" * 32), "PENSION_CERT_WECHAT_APP_SECRET")
+    production(wechat_token="").validate_secrets()  # channel off (no app id): no token needed
+
+
+def test_development_and_test_keep_working_with_short_values() -> None:
+    """The development defaults still start `pension-cert serve` out of the box; the test settings use short
+    API keys. Only production is strict."""
+    Settings(env="development", signing_key="x", api_keys=["y"]).validate_secrets()
+    key = base64.b64encode(os.urandom(32)).decode()
+    Settings(env="test", media_key=key, signing_key="x", api_keys=["y"], wechat_app_id="wx").validate_secrets()
+
+
+def test_the_start_up_path_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """get_settings() (what `pension-cert serve`, the workers and Celery call) raises for SIGNING_KEY=x."""
+    from service.config import get_settings
+
+    for key, value in {
+        "PENSION_CERT_ENV": "production",
+        "PENSION_CERT_MEDIA_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "PENSION_CERT_SIGNING_KEY": "x",
+        "PENSION_CERT_API_KEYS": f'["{os.urandom(24).hex()}"]',
+        "PENSION_CERT_ADMIN_API_KEYS": f'["{os.urandom(24).hex()}"]',
+        "PENSION_CERT_METRICS_TOKEN": os.urandom(24).hex(),
+    }.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(InsecureSettingsError, match="PENSION_CERT_SIGNING_KEY"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
