@@ -177,14 +177,19 @@ def counter_redis_url(s: Settings) -> str | None:
     return url if use_redis else None
 
 
+def counter_prefix(s: Settings, kind: str) -> str:
+    """Redis key prefix of one kind of counter. Two deployments sharing one Redis (say, test and production) must
+    not share counters, so the prefix names the deployment (a hash of its database URL)."""
+    deployment = hashlib.sha256(s.effective_database_url.encode()).hexdigest()[:8]
+    return f"pension-cert:{kind}:{deployment}:"
+
+
 def make_counter(ctx: ServiceContext) -> Counter:
     s = ctx.settings
     url = counter_redis_url(s)
     if url is None:
         return MemoryCounter()
-    # Two deployments sharing one Redis (say, test and production) must not share counters.
-    deployment = hashlib.sha256(s.effective_database_url.encode()).hexdigest()[:8]
-    return RedisCounter(url, f"pension-cert:rl:{deployment}:", s.rate_limit_redis_timeout_s)
+    return RedisCounter(url, counter_prefix(s, "rl"), s.rate_limit_redis_timeout_s)
 
 
 class ClientAddress:

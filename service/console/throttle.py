@@ -21,7 +21,6 @@ attempts through uncounted (logged), as the rate limits do; argon2 still makes e
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
@@ -215,14 +214,13 @@ class LoginThrottle:
 
 
 def make_store(ctx: ServiceContext) -> BackoffStore:
-    from service.api.limits import counter_redis_url
+    from service.api.limits import counter_prefix, counter_redis_url
 
     s = ctx.settings
     url = counter_redis_url(s)
     if url is None:
         return MemoryBackoff()
-    deployment = hashlib.sha256(s.effective_database_url.encode()).hexdigest()[:8]
-    return RedisBackoff(url, f"pension-cert:login:{deployment}:", s.rate_limit_redis_timeout_s)
+    return RedisBackoff(url, counter_prefix(s, "login"), s.rate_limit_redis_timeout_s)
 
 
 def wait_text(seconds: float) -> str:

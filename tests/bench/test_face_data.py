@@ -21,17 +21,10 @@ from bench.face_data.cli import main
 from bench.face_data.manifest import COLUMNS, MANIFEST, FaceRow, read_manifest, summarize, write_manifest
 from bench.liveness_data.manifest import check_allowed
 from bench.liveness_data.snapshots import IntegrityError, sha256_hex
+from tests.bench.gitrepo import git as _git
 
 DATA = MANIFEST.parent
 
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 def group_photo() -> np.ndarray:

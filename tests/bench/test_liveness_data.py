@@ -14,17 +14,10 @@ import numpy as np
 import pytest
 
 from bench import liveness_data as ld
+from tests.bench.gitrepo import git as _git
 
 HEADER = ",".join(ld.MANIFEST_COLUMNS)
 
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 @pytest.fixture

@@ -104,3 +104,38 @@ def test_hashes_ignore_flat_regions(data_dir: Path) -> None:
     for i, f in enumerate(frames):
         hasher.add(i / 25, frame_thumb(f))
     assert len(hasher.hashes()) == 1 + int((len(frames) - 1) / 25 // 0.25)
+
+
+def _fps(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as c:
+        rate = c.streams.video[0].average_rate
+        assert rate is not None
+        return float(rate)
+
+
+@pytest.mark.parametrize("speed", [0.6, 0.75, 1.25, 1.6], ids=lambda s: f"setpts_{s}")
+def test_retimed_replay_is_near_duplicate(
+    checker: LivenessChecker, data_dir: Path, tmp_path: Path, speed: float
+) -> None:
+    """The same recording played faster or slower (ffmpeg ``setpts=speed*PTS``: every frame kept, timestamps
+    scaled) is caught: the old check compared time bins 1:1 and let 0.6× through."""
+    original = data_dir / "videos/liveportrait_source_s18.mp4"
+    assert ReasonCode.VIDEO_DUPLICATE not in checker.check(original).reasons
+    frames = read_frames(original, 0.0, 8.0, side=480)
+    copy = write_video(tmp_path / "retimed.mp4", frames, fps=round(_fps(original) / speed), codec_preset="veryfast")
+    assert ReasonCode.VIDEO_DUPLICATE in checker.check(copy).reasons
+
+
+def test_retimed_to_another_frame_rate_is_near_duplicate(
+    checker: LivenessChecker, data_dir: Path, tmp_path: Path
+) -> None:
+    """Resampled to 30 fps at 1.25× speed (frames dropped and repeated), trimmed at the start."""
+    original = data_dir / "videos/liveportrait_driving_d3.mp4"
+    assert ReasonCode.VIDEO_DUPLICATE not in checker.check(original).reasons
+    frames = read_frames(original, 0.3, 9.0, side=480)
+    step = 1.25 * _fps(original) / 30
+    resampled = [frames[int(i * step)] for i in range(int(len(frames) / step))]
+    copy = write_video(tmp_path / "resampled.mp4", resampled, fps=30, codec_preset="veryfast")
+    assert ReasonCode.VIDEO_DUPLICATE in checker.check(copy).reasons
