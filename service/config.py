@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development-only keys: public in the source code, hence refused outside development.
@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     job_max_attempts: int = 3
     sweep_interval_s: int = 60  # Celery beat: re-enqueue jobs whose message was lost or whose lease expired
     poll_interval_s: float = 0.5
+    # Worker liveness (service/heartbeat.py, service/supervisor.py): every worker process writes a heartbeat row
+    # this often; one silent for worker_stale_s is dead: /readyz fails ("workers") when no worker is fresh, and
+    # the jobs it held are claimable at once instead of after job_lease_s (still the hard upper bound).
+    worker_heartbeat_s: float = 5.0
+    worker_stale_s: float = 30.0
+    # Embedded workers (process / thread) that die are replaced after a back-off: restart_backoff_s, doubled
+    # for each death in a row of a worker that lived less than worker_stable_s, at most restart_backoff_max_s.
+    worker_restart_backoff_s: float = 1.0
+    worker_restart_backoff_max_s: float = 60.0
+    worker_stable_s: float = 60.0
 
     # Upload limits.
     max_image_bytes: int = 10 * 1024 * 1024
@@ -112,6 +122,13 @@ class Settings(BaseSettings):
     rate_limit_upload_ip: str = "60/minute"  # uploads per IP (without an API key)
     rate_limit_beneficiary: str = "30/hour"  # session creation per beneficiary (any client)
     rate_limit_auth_failures: str = "20/minute"  # refused API keys per IP, then every key attempt is refused
+
+    @model_validator(mode="after")
+    def _heartbeat_below_staleness(self) -> Settings:
+        # Two missed beats (a slow database write, a GIL-heavy moment) must not make a live worker look dead.
+        if not 0 < self.worker_heartbeat_s * 2 <= self.worker_stale_s:
+            raise ValueError("PENSION_CERT_WORKER_HEARTBEAT_S must be positive and at most half of WORKER_STALE_S")
+        return self
 
     @property
     def sqlite_path(self) -> Path:

@@ -16,6 +16,7 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "UNAUTHORIZED": "未授权的访问",
     "SESSION_STATE": "认证会话状态不允许该操作",
     "SESSION_EXPIRED": "认证会话已过期,请重新开始",
+    "TOKEN_EXPIRED": "认证会话已过期,请重新开始",
     "UPLOAD_CONFLICT": "该材料已上传,请勿重复提交",
     "CERTIFICATE_INVALID": "证书校验未通过",
     # Roles (403): operator actions need an operator (admin) key; channel keys cannot act as staff.

@@ -1,7 +1,8 @@
 """Processing one queued session: claim it (a lease in the database), run the pipelines, apply the decision.
 
 The session row is the job. A worker claims it with a compare-and-set on (state, lease_until); a worker
-that dies (even by SIGKILL) leaves a lease that expires, and any worker then claims and redoes the job.
+that dies (even by SIGKILL) stops writing its heartbeat (service/heartbeat.py), and once that is stale
+(WORKER_STALE_S), or at the latest when the lease expires, any worker claims and redoes the job.
 Applying the decision happens in one transaction guarded by the same claim, so it is applied once.
 """
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.decision.result import Outcome
 from pipelines.errors import PipelineError
-from service import relatives
+from service import heartbeat, relatives
 from service.audit import audit
 from service.certificates import issue_code
 from service.context import ServiceContext
@@ -55,12 +56,18 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claimable() -> Any:
+def abandoned(stale_s: float) -> Any:
+    """A claimed job whose worker is gone: its lease expired (the hard upper bound, whatever the heartbeats
+    say), or the process that claimed it stopped or has not written its heartbeat for ``stale_s``
+    (service/heartbeat.py). A live worker's long job is neither: its process keeps beating while it runs."""
     now = utcnow()
-    return or_(
-        CertSession.state == SessionState.QUEUED,
-        (CertSession.state == SessionState.PROCESSING) & (CertSession.lease_until < now),
+    return (CertSession.state == SessionState.PROCESSING) & or_(
+        CertSession.lease_until < now, heartbeat.holder_gone(now, stale_s)
     )
+
+
+def claimable(stale_s: float) -> Any:
+    return or_(CertSession.state == SessionState.QUEUED, abandoned(stale_s))
 
 
 def give_up_exhausted(ctx: ServiceContext) -> int:
@@ -70,8 +77,7 @@ def give_up_exhausted(ctx: ServiceContext) -> int:
         res = db.execute(
             update(CertSession)
             .where(
-                CertSession.state == SessionState.PROCESSING,
-                CertSession.lease_until < utcnow(),
+                abandoned(ctx.settings.worker_stale_s),
                 CertSession.job_attempts >= ctx.settings.job_max_attempts,
             )
             .values(state=SessionState.FAILED, lease_until=None, last_error="worker lost on every attempt")
@@ -89,20 +95,25 @@ def claim(ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own:
     a job another thread of the same worker is still running.
     """
     give_up_exhausted(ctx)
+    stale_s = ctx.settings.worker_stale_s
     with ctx.db() as db:
         if session_id is None:
-            session_id = db.scalar(select(CertSession.id).where(claimable()).order_by(CertSession.queued_at).limit(1))
+            session_id = db.scalar(
+                select(CertSession.id).where(claimable(stale_s)).order_by(CertSession.queued_at).limit(1)
+            )
             if session_id is None:
                 return None
         lease = utcnow() + dt.timedelta(seconds=ctx.settings.job_lease_s)
         mine = (CertSession.state == SessionState.PROCESSING) & (CertSession.worker_id == worker)
         res = db.execute(
             update(CertSession)
-            .where(CertSession.id == session_id, or_(claimable(), mine) if reclaim_own else claimable())
+            .where(CertSession.id == session_id, or_(claimable(stale_s), mine) if reclaim_own else claimable(stale_s))
             .values(
                 state=SessionState.PROCESSING,
                 lease_until=lease,
                 worker_id=worker,
+                # The job runs in this process: its heartbeat vouches for the job, its silence frees it.
+                worker_process=heartbeat.process_name(),
                 job_attempts=CertSession.job_attempts + 1,
             )
         )

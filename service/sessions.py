@@ -18,7 +18,9 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pipelines.errors import MediaError
 from pipelines.liveness import issue_challenge, parse_actions
+from pipelines.liveness.video import probe_video
 from pipelines.media import ALLOWED_IMAGE_FORMATS, DEFAULT_IMAGE_LIMITS
 from pipelines.reasons import ReasonCode
 from service.audit import audit
@@ -113,9 +115,23 @@ def get_session(db: Session, session_id: str, for_update: bool = False) -> CertS
     return s
 
 
-def check_token(s: CertSession, token: str | None) -> None:
+def token_expires_at(s: CertSession, ttl_s: int) -> dt.datetime:
+    """When the session token stops working, for every use: uploads, status polling, the result, the
+    certificate, the H5 link. While the session takes uploads, that is the session's own expiry; once it is
+    queued, `ttl_s` (SESSION_TTL_S) after queuing, so that the citizen who uploaded at the last minute can
+    still poll and read the decision. Fixed from then on: a later decision or staff review never renews it."""
+    if s.queued_at is None:
+        return s.expires_at
+    return max(s.expires_at, s.queued_at + dt.timedelta(seconds=ttl_s))
+
+
+def check_token(s: CertSession, token: str | None, ttl_s: int, now: dt.datetime | None = None) -> None:
+    """The bearer token of this session, and still within its lifetime (`token_expires_at`): 401 otherwise,
+    UNAUTHORIZED for a missing or wrong token, TOKEN_EXPIRED for the right one too late (no data either way)."""
     if not token or token_hash(token) != s.token_hash:
         raise ServiceError("UNAUTHORIZED", "session token missing or wrong", status=401)
+    if (now or utcnow()) >= token_expires_at(s, ttl_s):
+        raise ServiceError("TOKEN_EXPIRED", "session token expired: open a new session", status=401)
 
 
 def _check_image(data: bytes) -> None:
@@ -132,11 +148,33 @@ def _check_image(data: bytes) -> None:
         raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{width}x{height} pixels", status=413)
     if fmt not in ALLOWED_IMAGE_FORMATS:
         raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {fmt}", status=415)
+    # verify() reads no JPEG pixels: a photo cut short in transit passed it, was queued, and its MEDIA_CORRUPT
+    # rejection then counted as one of the citizen's daily failures. Decode it in full now (a truncated image
+    # raises here, as it would in the pipeline); tens of milliseconds for a phone photo.
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "truncated or damaged image", status=422) from exc
+
+
+_MEDIA_ERROR_STATUS = {ReasonCode.MEDIA_TOO_LARGE: 413, ReasonCode.MEDIA_UNSUPPORTED: 415}
 
 
 def _check_video(data: bytes) -> None:
     if not any(data[off : off + len(magic)] == magic for off, magic in VIDEO_MAGIC):
         raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not an MP4/MOV/WebM container", status=422)
+
+
+def _probe_video(data: bytes) -> None:
+    """What the worker's video intake would refuse from the container alone (cut short, damaged start, too long
+    or short, unsupported codec) is refused now, with its reason code: never queued, so never a rejection that
+    counts as one of the citizen's daily failures. Milliseconds: only the first frames are decoded."""
+    try:
+        probe_video(data)
+    except MediaError as exc:
+        status = _MEDIA_ERROR_STATUS.get(exc.reason, 422)
+        raise ServiceError(exc.reason, exc.detail or str(exc), status=status) from exc
 
 
 def upload(
@@ -182,6 +220,7 @@ def upload(
         _check_nonce(s, nonce, now)
         if db.scalar(select(VideoFingerprint).where(VideoFingerprint.sha256 == digest)) is not None:
             raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted", status=409)
+        _probe_video(data)
     key = f"sessions/{s.id}/{kind}"
     # Media first (atomic, fsync'd; a full disk raises StorageFullError before any row changes), then the row.
     ctx.storage.put(key, data)

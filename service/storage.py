@@ -9,8 +9,10 @@ temporary file is removed, the previous object under that key (if any) is left a
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
+import stat
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +20,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+log = logging.getLogger(__name__)
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,200}$")
 
 
@@ -43,7 +46,10 @@ class LocalEncryptedStorage:
     def __init__(self, root: Path, key: bytes) -> None:
         self.root = root
         self._aead = AESGCM(key)
-        root.mkdir(parents=True, exist_ok=True)
+        # Only the service's user lists or reads the media (encrypted, but their names are session ids):
+        # the root is created 0700, an existing one loses its group and other permissions, blobs are 0600.
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private(root)
 
     def _path(self, key: str) -> Path:
         if not KEY_PATTERN.match(key) or ".." in key:
@@ -57,8 +63,8 @@ class LocalEncryptedStorage:
         # pid and thread id: two writers of one key (API threads, worker processes) never share a temp file.
         tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as fh:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
                 fh.write(blob)
                 fh.flush()
                 os.fsync(fh.fileno())  # ENOSPC may only show here (delayed allocation), before the rename
@@ -90,6 +96,15 @@ class LocalEncryptedStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+
+def _make_private(directory: Path) -> None:
+    try:
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(directory, mode & 0o700)
+    except OSError as exc:  # not ours (a mounted volume): the deployment decides
+        log.warning("cannot make media directory %s private (mode 0700): %s", directory, exc)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from service.config import Settings, get_settings
 from service.context import ServiceContext
+from service.heartbeat import Heartbeat
 from service.observability import bind_session, metrics
 from service.processing import claim, process, worker_name
 from service.storage import StorageError
@@ -113,6 +114,48 @@ def _serve_metrics(**_kw: Any) -> None:
     metrics.serve_port(get_settings().metrics_port)
 
 
+# Heartbeats (service/heartbeat.py): the worker's main process (which runs the tasks with --pool=solo) and
+# every prefork pool child (which run them otherwise) write their own row, so the API's /readyz sees live
+# workers and a job whose process died is re-announced by the sweep as soon as its heartbeat is stale.
+_heartbeat: Heartbeat | None = None
+
+
+def _start_heartbeat() -> None:
+    global _heartbeat
+    if _heartbeat is None:
+        _heartbeat = Heartbeat(_worker_ctx(), "celery")
+        _heartbeat.start()
+
+
+def _stop_heartbeat() -> None:
+    global _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def _main_heartbeat(**_kw: Any) -> None:
+    _start_heartbeat()
+
+
+@signals.worker_process_init.connect  # type: ignore[untyped-decorator]
+def _child_heartbeat(**_kw: Any) -> None:
+    global _heartbeat
+    # A pool child forked after the main process opened its database pool: drop the inherited connections
+    # without closing them (they are the parent's), and the parent's heartbeat object (its thread is not here).
+    if _worker_ctx.cache_info().currsize:
+        _worker_ctx().engine.dispose(close=False)
+    _heartbeat = None
+    _start_heartbeat()
+
+
+@signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
+@signals.worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+def _end_heartbeat(**_kw: Any) -> None:
+    _stop_heartbeat()
+
+
 @signals.after_setup_logger.connect  # type: ignore[untyped-decorator]
 @signals.after_setup_task_logger.connect  # type: ignore[untyped-decorator]
 def _log_setup(**_kw: Any) -> None:
@@ -123,7 +166,7 @@ def _log_setup(**_kw: Any) -> None:
 
 @celery_app.task(name="pension_cert.sweep")  # type: ignore[untyped-decorator]
 def sweep() -> int:
-    """Re-enqueue sessions whose message was lost or whose worker died (expired lease)."""
+    """Re-enqueue sessions whose message was lost or whose worker died (stale heartbeat or expired lease)."""
     from sqlalchemy import select
 
     from service.db.models import CertSession
@@ -131,7 +174,7 @@ def sweep() -> int:
 
     ctx = _worker_ctx()
     with ctx.db() as db:
-        ids = list(db.scalars(select(CertSession.id).where(claimable()).limit(500)))
+        ids = list(db.scalars(select(CertSession.id).where(claimable(ctx.settings.worker_stale_s)).limit(500)))
     for sid in ids:
         process_session.delay(sid)
     return len(ids)

@@ -1,19 +1,29 @@
-"""Workers: an in-process thread (embedded default) or a standalone process (`pension-cert worker`).
+"""Workers: threads of the API process (``WORKER_MODE=thread``) or standalone processes (`pension-cert worker`,
+started by ``serve`` in the embedded default ``WORKER_MODE=process``).
 
-Both poll the database for claimable sessions (queued, or processing with an expired lease) and are woken
-early by ``wake()`` when the API queues one. The certifier (all models) is created lazily, once per process.
+Both poll the database for claimable sessions (queued, or held by a worker that is gone: stale heartbeat or
+expired lease) and are woken early by ``wake()`` when the API queues one. The certifier (all models) is
+created lazily, once per process. Each worker process writes its heartbeat (service/heartbeat.py); the
+threads started by ``start`` are supervised (service/supervisor.py): one that dies hands its job back at once
+and is replaced.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import update
+
 from service.context import ServiceContext
+from service.db.models import CertSession, SessionState
+from service.heartbeat import Heartbeat
 from service.observability import bind_session, metrics
 from service.processing import claim, process, worker_name
+from service.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +55,11 @@ class PollingWorker:
         self._factory = certifier_factory or (lambda: shared_certifier(ctx.settings.model_pack))
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._local = threading.local()
+        self._holding: dict[int, str] = {}  # thread ident → the session it is processing
+        self._deaths: dict[int, str] = {}  # thread ident → what ended it
+        self.heartbeat: Heartbeat | None = None
+        self.supervisor: Supervisor[threading.Thread] | None = None
 
     def wake(self, _session_id: str = "") -> None:
         self._wake.set()
@@ -65,6 +78,8 @@ class PollingWorker:
             sid = claim(self.ctx, None, self.name)
         if sid is None:
             return False
+        me = threading.get_ident()
+        self._holding[me] = sid  # left in place if this thread dies: the supervisor hands the job back
         try:
             with bind_session(sid):  # every log line of this job carries its session id
                 process(self.ctx, self._factory(), sid, self.name)
@@ -72,6 +87,7 @@ class PollingWorker:
             # A bug in one job must not kill the worker. The job is retried (attempts are counted and capped).
             log.exception("session %s: processing failed", sid)
             self._local.retry = sid
+        self._holding.pop(me, None)
         return True
 
     def run_forever(self) -> None:
@@ -87,14 +103,87 @@ class PollingWorker:
                 self._wake.wait(self.ctx.settings.poll_interval_s)
                 self._wake.clear()
 
+    def start_heartbeat(self, kind: str = "process") -> Heartbeat:
+        """This process's heartbeat (before the first claim, so every job it claims has a row vouching for it)."""
+        if self.heartbeat is None:
+            self.heartbeat = Heartbeat(self.ctx, kind, alive=self._any_alive)
+            self.heartbeat.start()
+        return self.heartbeat
+
     def start(self, threads: int = 1) -> None:
-        for i in range(threads):
-            t = threading.Thread(target=self.run_forever, name=f"cert-worker-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        """``threads`` worker threads in this process (``WORKER_MODE=thread``), supervised, with a heartbeat."""
+        self.supervisor = Supervisor(
+            self.ctx.settings, "thread", threads, self._spawn, _thread_alive, self._describe, self._thread_died
+        )
+        self.start_heartbeat("thread")
+        self.supervisor.start()
+
+    def _spawn(self, i: int) -> threading.Thread:
+        t = threading.Thread(target=self._thread_main, name=f"cert-worker-{i}", daemon=True)
+        t.start()
+        return t
+
+    def _thread_main(self) -> None:
+        try:
+            self.run_forever()
+        except BaseException as exc:  # run_forever survives every Exception: this is worse (the thread ends)
+            log.critical("worker thread %s died", threading.current_thread().name, exc_info=True)
+            self._deaths[threading.get_ident()] = f"{type(exc).__name__}: {exc}"
+
+    def _describe(self, t: threading.Thread) -> str:
+        if t.is_alive():
+            return f"thread {t.name}"
+        return f"thread {t.name}, ended by {self._deaths.pop(t.ident or 0, 'an unknown cause')}"
+
+    def _thread_died(self, t: threading.Thread) -> None:
+        sid = self._holding.pop(t.ident or 0, None)
+        if sid is not None:
+            hand_back(self.ctx, sid, self.name, f"worker thread {t.name} died")
+
+    def _any_alive(self) -> bool:
+        if self.supervisor is None:  # a standalone worker: the process is the worker (it beats until it ends)
+            return True
+        return any(t.is_alive() for t in self.supervisor.handles)
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop polling. Threads started by ``start``: waited for (up to ``timeout``), then the heartbeat is
+        marked stopped. A standalone worker (``run_forever`` in the main thread; this may be called from a
+        signal handler) finishes its job in flight, and its caller stops the heartbeat once that returned."""
+        if self.supervisor is not None:
+            self.supervisor.stop()  # first: a thread ending now is no death to repair
         self._stop.set()
         self._wake.set()
-        for t in self._threads:
-            t.join(timeout)
+        if self.supervisor is None:
+            return
+        deadline = time.monotonic() + timeout
+        for t in self.supervisor.handles:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+
+
+def _thread_alive(t: threading.Thread) -> bool:
+    return t.is_alive()
+
+
+def hand_back(ctx: ServiceContext, session_id: str, worker: str, why: str) -> bool:
+    """The job of a worker thread that died: queued again at once (its process is alive and beating, so the
+    heartbeat cannot free it). As a lost lease would, it counts as an attempt: FAILED (staff) once the
+    attempts are used up, so a job that kills its thread every time is not redone forever."""
+    give_up = CertSession.job_attempts >= ctx.settings.job_max_attempts
+    with ctx.db() as db:
+        for final, cond in ((SessionState.FAILED, give_up), (SessionState.QUEUED, ~give_up)):
+            res = db.execute(
+                update(CertSession)
+                .where(
+                    CertSession.id == session_id,
+                    CertSession.state == SessionState.PROCESSING,
+                    CertSession.worker_id == worker,  # the threads share the name; only the dead one knew the id
+                    cond,
+                )
+                .values(state=final, lease_until=None, last_error=why[:500])
+            )
+            if getattr(res, "rowcount", 0):
+                log.warning("session %s: %s; job %s", session_id, why, "given up" if final == "failed" else "requeued")
+                return True
+    return False

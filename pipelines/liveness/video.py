@@ -135,6 +135,7 @@ class VideoReader:
         self.limits = limits
         self.sampling = sampling
         self.hasher = BinnedHasher()
+        self._size = len(data)
         self.container = _open(data)
         try:
             self.info = self._validate()
@@ -236,6 +237,51 @@ class VideoReader:
         self.info.duration_s = last_t + frame_period
         self._check_duration()
 
+    def probe(self, first_frames: int = 2) -> VideoInfo:
+        """The cheap check an upload gets (no full decode): every packet of the video stream demuxes whole
+        (inside the file, not flagged corrupt), the first frames decode, and the packets span what the full
+        decode in ``frames()`` will require (the declared duration's ``min_decoded_fraction``, the minimum
+        duration). A video cut short (its index at the start, the tail gone) or with a damaged start is a
+        MediaError here, before anything is stored or counted; what passes may still fail later."""
+        stream = self.container.streams.video[0]
+        ctx = stream.codec_context
+        ctx.options = {"max_pixels": str(self.limits.max_pixels)}
+        stream.thread_type = "SLICE"
+        ctx.thread_count = 1
+        decoded = 0
+        packets = 0
+        first_t: float | None = None
+        last_t = 0.0
+        try:
+            for packet in self.container.demux(stream):
+                if packet.size == 0:  # the demuxer's final empty packet
+                    continue
+                if packet.is_corrupt or (packet.pos is not None and packet.pos + packet.size > self._size):
+                    raise MediaError(ReasonCode.MEDIA_CORRUPT, f"damaged or truncated video packet at {packet.pos}")
+                if packet.pts is not None and packet.time_base is not None:
+                    t = float(packet.pts * packet.time_base)
+                    first_t = t if first_t is None else min(first_t, t)
+                    last_t = max(last_t, t)
+                    packets += 1
+                if decoded < first_frames:
+                    for frame in packet.decode():
+                        if frame.width * frame.height > self.limits.max_pixels:
+                            raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"frame of {frame.width}x{frame.height}")
+                        decoded += 1
+            if decoded == 0:
+                decoded = len(ctx.decode(None))  # frames the decoder still holds (reordering delay)
+        except MediaError:
+            raise
+        except (av.error.FFmpegError, OSError, ValueError, MemoryError) as exc:
+            raise MediaError(ReasonCode.MEDIA_CORRUPT, f"cannot decode video: {exc}") from exc
+        if decoded == 0 or first_t is None:
+            raise MediaError(ReasonCode.MEDIA_CORRUPT, "no decodable video frame")
+        span = last_t - first_t
+        self.info.frames_decoded = decoded
+        self.info.duration_s = span + span / max(packets - 1, 1)  # as frames() measures: one frame period more
+        self._check_duration()
+        return self.info
+
     def _check_duration(self) -> None:
         dur = self.info.duration_s
         declared = self.info.declared_duration_s
@@ -243,6 +289,16 @@ class VideoReader:
             raise MediaError(ReasonCode.MEDIA_CORRUPT, f"only {dur:.2f} s of {declared:.2f} s decodable (truncated?)")
         if dur < self.limits.min_duration_s:
             raise MediaError(ReasonCode.VIDEO_TOO_SHORT, f"{dur:.2f} s < {self.limits.min_duration_s} s")
+
+
+def probe_video(data: bytes, limits: VideoLimits | None = None) -> VideoInfo:
+    """Upload-time check of a video: opens, validates and cheaply probes it (see ``VideoReader.probe``);
+    MediaError with a reason code otherwise. Milliseconds for a 10 s clip: only the first frames are decoded."""
+    reader = VideoReader(data, limits or VideoLimits(), SamplingConfig(threads=1))
+    try:
+        return reader.probe()
+    finally:
+        reader.close()
 
 
 def rotation_degrees(frame_rotation: float | None) -> int:

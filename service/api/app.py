@@ -1,10 +1,12 @@
-"""The FastAPI application: one ServiceContext, the routers, the error mapping, and (embedded default) the
-in-process worker started and stopped with the app."""
+"""The FastAPI application: one ServiceContext, the routers, the error mapping, and (embedded modes) the
+workers started, supervised (a dead one is replaced) and stopped with the app."""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service import wakeup
+from service import heartbeat, wakeup
 from service.api import routes_certificates, routes_registry, routes_sessions
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware
@@ -24,15 +26,18 @@ from service.observability import metrics
 from service.observability.endpoints import install_observability
 from service.proxy import routes as proxy_routes
 from service.security import install_log_masking
+from service.supervisor import Supervisor
 from service.wechat.routes import install_wechat
 
 log = logging.getLogger(__name__)
 
 
-def start_worker_processes(n: int, metrics_dir: str | None = None) -> list[subprocess.Popen[bytes]]:
+def start_worker_processes(
+    n: int, metrics_dir: str | None = None, extra_env: dict[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
     """`pension-cert worker` processes with this process's environment (hence the same settings)."""
     cmd = [sys.executable, "-m", "service.cli", "worker", "--exit-with-parent"]
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     if metrics_dir is not None:
         # Set before the worker imports prometheus_client: its metrics go to files the API's /metrics reads
         # (and it opens no metrics port of its own).
@@ -45,12 +50,50 @@ def start_worker_processes(n: int, metrics_dir: str | None = None) -> list[subpr
 
 def stop_worker_processes(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
-        p.terminate()  # a job in flight is finished by its lease expiring and another worker redoing it
+        p.terminate()  # the worker finishes its job in flight, then marks its heartbeat stopped
     for p in procs:
         try:
             p.wait(30)
         except subprocess.TimeoutExpired:
-            p.kill()
+            p.kill()  # its heartbeat goes stale: another worker redoes the job
+
+
+def supervise_worker_processes(ctx: ServiceContext, metrics_dir: str | None) -> Supervisor[subprocess.Popen[bytes]]:
+    """``WORKER_PROCESSES`` `pension-cert worker` processes, each replaced when it dies (service/supervisor.py).
+    A dead one's heartbeat row is marked stopped at once, so the job it held is claimable now."""
+
+    tokens: dict[int, str] = {}  # pid → the random part of that child's heartbeat name
+
+    def spawn(_i: int) -> subprocess.Popen[bytes]:
+        token = secrets.token_hex(4)
+        p = start_worker_processes(1, metrics_dir, {heartbeat.TOKEN_ENV: token})[0]
+        tokens[p.pid] = token
+        return p
+
+    def died(p: subprocess.Popen[bytes]) -> None:
+        heartbeat.mark_stopped(ctx, heartbeat.name_for(p.pid, tokens.pop(p.pid, "")))
+
+    supervisor = Supervisor(
+        ctx.settings, "process", ctx.settings.worker_processes, spawn, _process_alive, _process_describe, died
+    )
+    supervisor.start()
+    return supervisor
+
+
+def _process_alive(p: subprocess.Popen[bytes]) -> bool:
+    return p.poll() is None
+
+
+def _process_describe(p: subprocess.Popen[bytes]) -> str:
+    code = p.returncode
+    if code is None:
+        return f"pid {p.pid}"
+    if code < 0:
+        try:
+            return f"pid {p.pid}, killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"pid {p.pid}, killed by signal {-code}"
+    return f"pid {p.pid}, exit code {code}"
 
 
 def create_app(
@@ -65,9 +108,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_log_masking(settings.log_format)
         worker = None
-        processes: list[subprocess.Popen[bytes]] = []
+        supervisor: Supervisor[subprocess.Popen[bytes]] | None = None
         if settings.worker_mode == "process":
-            processes = start_worker_processes(settings.worker_processes, str(metrics.reset_multiproc_dir(settings)))
+            supervisor = supervise_worker_processes(ctx, str(metrics.reset_multiproc_dir(settings)))
             ctx.enqueue = wakeup.notifier(wakeup.socket_dir(settings))
         elif settings.worker_mode == "thread":
             from service.worker import PollingWorker
@@ -79,10 +122,13 @@ def create_app(
             from service.tasks import make_enqueue
 
             ctx.enqueue = make_enqueue(settings)  # a broker outage is logged; the sweeper re-announces the job
+        app.state.worker, app.state.worker_supervisor = worker, supervisor  # operations and tests
         yield
         if worker is not None:
             worker.stop()
-        stop_worker_processes(processes)
+        if supervisor is not None:
+            supervisor.stop()  # no restarts while stopping
+            stop_worker_processes(supervisor.handles)
 
     app = FastAPI(
         title="pension-cert",

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
 def _certificate(ctx: Ctx, db: DB, token: str | None, session_id: str) -> tuple[Certification, Beneficiary]:
     s = sessions.get_session(db, session_id)
-    sessions.check_token(s, token)
+    sessions.check_token(s, token, ctx.settings.session_ttl_s)
     cert = db.scalar(select(Certification).where(Certification.session_id == s.id))
     b = db.get(Beneficiary, s.beneficiary_id)
     if cert is None or b is None:

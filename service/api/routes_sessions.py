@@ -56,7 +56,7 @@ def _upload(
     nonce: str | None,
 ) -> dict[str, Any]:
     s = sessions.get_session(db, session_id, for_update=True)
-    sessions.check_token(s, token)
+    sessions.check_token(s, token, ctx.settings.session_ttl_s)
     limit = ctx.settings.max_image_bytes if kind == "id_card" else ctx.settings.max_video_bytes
     data = read_limited(file, limit)
     queued = sessions.upload(db, ctx, s, kind, data, file.content_type or "", request_id, nonce)
@@ -111,16 +111,16 @@ def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: Rev
 
 
 @router.get("/{session_id}", summary="Processing status")
-def get_status(db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
+def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
     s = sessions.get_session(db, session_id)
-    sessions.check_token(s, token)
+    sessions.check_token(s, token, ctx.settings.session_ttl_s)
     return sessions.status_view(s)
 
 
 @router.get("/{session_id}/result", summary="The decision with reasons, scores, thresholds and model versions")
-def get_result(db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
+def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
     s = sessions.get_session(db, session_id)
-    sessions.check_token(s, token)
+    sessions.check_token(s, token, ctx.settings.session_ttl_s)
     view = sessions.status_view(s)
     view["result"] = s.result if s.state == SessionState.DECIDED else None
     return view

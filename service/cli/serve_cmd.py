@@ -96,9 +96,13 @@ def _worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     ctx = ServiceContext(settings)
     worker = PollingWorker(ctx)
+    heartbeat = worker.start_heartbeat("process")  # before loading the models: readiness sees a worker coming up
     if args.once:
-        while worker.run_once():
-            pass
+        try:
+            while worker.run_once():
+                pass
+        finally:
+            heartbeat.stop()
         return 0
 
     def stop(_sig: int, _frame: FrameType | None) -> None:
@@ -118,7 +122,10 @@ def _worker(args: argparse.Namespace) -> int:
             worker.stop(timeout=0)
 
         threading.Thread(target=watch, daemon=True).start()
-    shared_certifier(settings.model_pack)  # load the models before the first job, once for this process
-    log.info("worker %s ready", worker.name)
-    worker.run_forever()
+    try:
+        shared_certifier(settings.model_pack)  # load the models before the first job, once for this process
+        log.info("worker %s ready", worker.name)
+        worker.run_forever()
+    finally:
+        heartbeat.stop()  # after the job in flight: from now on its row says stopped (SIGKILL: it goes stale)
     return 0

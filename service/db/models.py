@@ -1,5 +1,5 @@
 """Domain tables: beneficiaries, certification sessions (also the job queue), certifications, cycle events,
-roster imports, video fingerprints and audit entries."""
+roster imports, video fingerprints, audit entries and worker heartbeats."""
 
 from __future__ import annotations
 
@@ -112,6 +112,9 @@ class CertSession(Base):
     queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     worker_id: Mapped[str | None] = mapped_column(String(64))
+    # The heartbeat name (service/heartbeat.py) of the process running the claimed job: when that process's
+    # heartbeat goes stale the job is claimable at once, without waiting for lease_until.
+    worker_process: Mapped[str | None] = mapped_column(String(255))
     job_attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     decision: Mapped[str | None] = mapped_column(String(8))
@@ -185,3 +188,19 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WorkerHeartbeat(Base):
+    """One row per worker process (polling worker, the API running thread workers, Celery worker and pool
+    child), rewritten every WORKER_HEARTBEAT_S by a thread of that process (service/heartbeat.py)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # host:pid:random (a reused pid is new)
+    kind: Mapped[str] = mapped_column(String(16))  # process | thread | celery
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    # Set when the process stopped cleanly, or when its supervisor saw it die: no longer alive, at once.
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -149,7 +149,7 @@ def operator_login(ctx: Ctx, db: DB, request: Request) -> dict[str, Any]:
 def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: str) -> dict[str, Any]:
     """A session opened through the proxy API from these pages: its result page and message go to this openid."""
     openid = _openid(ctx, request)
-    sessions.check_token(sessions.get_session(db, session_id), token)
+    sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.session_ttl_s)
     if db.get(WeChatSessionLink, session_id) is None:
         db.add(WeChatSessionLink(session_id=session_id, openid=openid))
         db.commit()
@@ -164,7 +164,7 @@ def _problem_response(problems: list[ReasonCode]) -> JSONResponse:
 
 def _store_card(ctx: Ctx, db: DB, session_id: str, token: str | None, data: bytes, ctype: str, rid: str) -> Response:
     s = sessions.get_session(db, session_id)
-    sessions.check_token(s, token)
+    sessions.check_token(s, token, ctx.settings.session_ttl_s)
     if sessions.replayed(s, "id_card", rid, data):  # 409 IDEMPOTENCY_MISMATCH for the same key, other content
         return JSONResponse(sessions.status_view(s))  # a retried request that was already stored
     b = db.get(Beneficiary, s.beneficiary_id)
@@ -202,7 +202,7 @@ def upload_card_media(
     channel = getattr(request.app.state, "wechat", None)
     if channel is None:
         raise ServiceError("WECHAT_DISABLED", "the WeChat channel is not configured", status=404)
-    sessions.check_token(sessions.get_session(db, session_id), token)
+    sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.session_ttl_s)
     try:
         data, ctype = channel.api.download_media(body.media_id)
     except WeChatMediaExpiredError:

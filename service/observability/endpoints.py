@@ -24,7 +24,7 @@ def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
     app.add_middleware(SecurityHeadersMiddleware, public_base_url=settings.public_base_url)
     app.add_middleware(RequestContextMiddleware)  # outermost: sees the final status of everything
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: database, media storage, broker (celery), models")
+    @app.get("/readyz", tags=["ops"], summary="Readiness: database, media storage, broker (celery), models, workers")
     def readyz() -> JSONResponse:
         state = readiness(ctx)
         return JSONResponse(state.to_dict(), status_code=200 if state.ready else 503)

@@ -76,6 +76,22 @@ def check_models(ctx: ServiceContext) -> None:
             pack.store.path(name)  # raises ModelMissingError naming the missing file
 
 
+class NoLiveWorkerError(RuntimeError):
+    """No worker process has written its heartbeat within WORKER_STALE_S (or every one stopped)."""
+
+
+def check_workers(ctx: ServiceContext) -> None:
+    from service.heartbeat import live_workers
+
+    if live_workers(ctx) == 0:
+        raise NoLiveWorkerError(f"no worker heartbeat within {ctx.settings.worker_stale_s:g}s")
+
+
+# The modes in which this API relies on workers it knows of: its own (process, thread) or Celery workers on
+# the same database. "none" (workers managed elsewhere, or none at all: tests, a read-only API) is not checked.
+WORKER_MODES_CHECKED = frozenset({"process", "thread", "celery"})
+
+
 def checks_for(ctx: ServiceContext) -> dict[str, Callable[[ServiceContext], None]]:
     checks: dict[str, Callable[[ServiceContext], None]] = {
         "database": check_database,
@@ -84,6 +100,8 @@ def checks_for(ctx: ServiceContext) -> dict[str, Callable[[ServiceContext], None
     }
     if ctx.settings.worker_mode == "celery":
         checks["broker"] = check_broker
+    if ctx.settings.worker_mode in WORKER_MODES_CHECKED:
+        checks["workers"] = check_workers
     return checks
 
 

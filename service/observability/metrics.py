@@ -57,6 +57,9 @@ DECISION_REASONS = Counter(
     "pension_cert_decision_reasons", "Reason codes of applied decisions, by band and reason", ["decision", "reason"]
 )
 JOB_RETRIES = Counter("pension_cert_job_transient_failures", "Jobs released for another try (database, storage)")
+WORKER_RESTARTS = Counter(
+    "pension_cert_worker_restarts", "Embedded workers that died and were replaced by the supervisor", ["mode"]
+)
 CYCLE_REFUSED = Counter(
     "pension_cert_cycle_refused", "Cycle runs refused before any change: an unusual share would be suspended"
 )
@@ -87,7 +90,8 @@ def reset_multiproc_dir(settings: Settings) -> Path:
 
 
 class QueueCollector(Collector):
-    """Jobs waiting (queued) and claimed (processing), counted from the database at scrape time."""
+    """Jobs waiting (queued) and claimed (processing), and live workers (fresh heartbeats), counted from the
+    database at scrape time."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -115,6 +119,16 @@ class QueueCollector(Collector):
         for label, n in counts.items():
             g.add_metric([label], n)
         yield g
+        try:
+            from service.heartbeat import live_workers
+
+            live = live_workers(self.ctx)
+        except Exception as exc:
+            log.warning("live workers: %s", exc)
+            return
+        yield GaugeMetricFamily(
+            "pension_cert_workers_live", "Worker processes whose heartbeat is fresh (within WORKER_STALE_S)", value=live
+        )
 
 
 class _Merged(Collector):

@@ -24,3 +24,60 @@ def test_migrations_match_the_models(backend_urls: dict[str, str], tmp_path: Pat
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_worker_heartbeat_migration_down_and_up(backend_urls: dict[str, str], tmp_path: Path) -> None:
+    """0006 (worker heartbeats): downgrade removes the table and the session column and keeps the sessions;
+    upgrade brings both back, again without drift."""
+    import secrets
+    import uuid
+
+    from sqlalchemy import inspect, text
+    from sqlalchemy.orm import Session
+
+    from alembic import command
+    from service.db.migrate import alembic_config
+    from service.db.models import CertSession, WorkerHeartbeat, utcnow
+    from service.security import Keyring
+    from tests.service import factories
+
+    url = fresh_database(backend_urls, tmp_path)
+    if url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'migrated.db'}"
+        upgrade(url)
+    engine = create_engine(url)
+    sid, now = str(uuid.uuid4()), utcnow()
+    with Session(engine) as db:
+        b = factories.beneficiary(db, Keyring(secrets.token_bytes(32), "k"))
+        db.add(WorkerHeartbeat(name="host:1:abcd", kind="process", host="host", pid=1, started_at=now, last_seen=now))
+        db.add(
+            CertSession(
+                id=sid,
+                beneficiary_id=b.id,
+                channel="self",
+                token_hash="t",
+                nonce=uuid.uuid4().hex,
+                nonce_expires_at=now,
+                expires_at=now,
+                state="processing",
+                worker_process="host:1:abcd",
+            )
+        )
+        db.commit()
+    try:
+        command.downgrade(alembic_config(url), "0005")
+        insp = inspect(engine)
+        assert "worker_heartbeats" not in insp.get_table_names()
+        assert "worker_process" not in {c["name"] for c in insp.get_columns("cert_sessions")}
+        row = text("SELECT * FROM cert_sessions WHERE id = :i")
+        with engine.connect() as conn:
+            assert conn.execute(row, {"i": sid}).mappings().one()["state"] == "processing"
+
+        upgrade(url)
+        assert "worker_heartbeats" in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            assert conn.execute(row, {"i": sid}).mappings().one()["worker_process"] is None
+        assert diff == []
+    finally:
+        engine.dispose()

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import logging
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from uvicorn.config import LOGGING_CONFIG
+from uvicorn.logging import AccessFormatter
 
+from service import idnumber
 from service.config import DEV_MEDIA_KEY, InsecureSettingsError, Settings
+from service.context import ServiceContext
+from service.db.engine import make_engine, private_sqlite_file
 from service.security import Keyring, MaskingFilter, install_log_masking, mask_id, mask_text
 from service.storage import LocalEncryptedStorage, StorageError
+from tests.service import factories
+from tests.service.conftest import make_settings
 
 
 def test_storage_encrypts_and_authenticates(tmp_path: Path, data_dir: Path) -> None:
@@ -89,3 +99,135 @@ def test_default_secrets_refused_outside_development(tmp_path: Path) -> None:
         good.model_copy(update={"media_key": DEV_MEDIA_KEY}).validate_secrets()
     with pytest.raises(InsecureSettingsError):
         Settings(media_key=base64.b64encode(b"short").decode()).validate_secrets()
+
+
+# Issue #22: access-log lines carrying an ID number, masked before formatting (threat → defence → test in
+# docs/security.md).
+
+
+@pytest.fixture
+def access_log() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger wired as uvicorn wires `uvicorn.access` (its AccessFormatter with the default format, its own
+    handler, no propagation), private to the test so the process's logging is left as it was."""
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(AccessFormatter(fmt=LOGGING_CONFIG["formatters"]["access"]["fmt"], use_colors=False))
+    logger = logging.getLogger("tests.uvicorn.access")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        yield logger, buf
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_access_log_line_with_an_id_number_is_written_masked(
+    access_log: tuple[logging.Logger, io.StringIO], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The record uvicorn's h11/httptools protocols log for every request; the masking filter used to replace
+    its args with None, AccessFormatter then failed to unpack them and the line was lost to a traceback."""
+    logger, buf = access_log
+    number = factories.id_number(region="110105", birth=dt.date(1949, 12, 31))
+    assert idnumber.validate(number) is None  # a real number: valid check digit
+    install_log_masking()
+    path = f"/api/v1/beneficiaries?id_number={number}&today=2026"
+    logger.info('%s - "%s %s HTTP/%s" %d', "203.0.113.9:51234", "GET", path, "1.1", 200)
+    logger.info('%s - "%s %s HTTP/%s" %d', "203.0.113.9:51234", "GET", f"/api/v1/beneficiaries/{number}", "1.1", 404)
+    # Percent-escaped: %3D is an "=" the client encoded, %20 a space.
+    logger.info('%s - "%s %s HTTP/%s" %d', "203.0.113.9:1", "GET", f"/x?q=id%3D{number}%20{number}", "1.1", 200)
+    lines = buf.getvalue().splitlines()
+    masked = mask_id(number)
+    assert lines == [
+        f'INFO:     203.0.113.9:51234 - "GET /api/v1/beneficiaries?id_number={masked}&today=2026 HTTP/1.1" 200 OK',
+        f'INFO:     203.0.113.9:51234 - "GET /api/v1/beneficiaries/{masked} HTTP/1.1" 404 Not Found',
+        f'INFO:     203.0.113.9:1 - "GET /x?q=id%3D{masked}%20{masked} HTTP/1.1" 200 OK',
+    ]
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and number not in err
+
+
+def test_masking_covers_the_formatted_message_whatever_the_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    """Masked before any formatter runs, in the message as formatted: a number given as an int to %d, split
+    across two arguments, or inside a mapping argument; and the traceback of a text-format handler."""
+    number = factories.id_number()
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(MaskingFilter())
+    logger = logging.getLogger("tests.masking")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        logger.info("as an int %d", int(number[:17] + "0"))
+        logger.info("split %s%s", number[:9], number[9:])
+        logger.info("mapping %(n)s and %(k)d", {"n": number, "k": 7})
+        logger.info("keeps ints %d and %s", 42, None)
+        try:
+            raise ValueError(f"bad number {number}")
+        except ValueError:
+            logger.exception("failed for %s", number)
+    finally:
+        logger.removeHandler(handler)
+    out = buf.getvalue()
+    assert number not in out and number[:17] not in out
+    assert f"as an int {mask_id(number[:17] + '0')}" in out
+    assert f"split {mask_id(number)}" in out and f"mapping {mask_id(number)} and 7" in out
+    assert "keeps ints 42 and None" in out
+    assert f"failed for {mask_id(number)}" in out and f"ValueError: bad number {mask_id(number)}" in out
+    assert "Logging error" not in capsys.readouterr().err
+
+
+# Issue #22: names, birth dates and OCR'd addresses in a world-readable SQLite file.
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual default umask, under which files are created 0644 unless asked otherwise."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_sqlite_database_and_media_are_private_to_the_service_user(tmp_path: Path, umask_022: None) -> None:
+    settings = make_settings(tmp_path / "var")  # the embedded default: SQLite under VAR_DIR, media beside it
+    ctx = ServiceContext(settings)
+    try:
+        with ctx.db() as db:
+            factories.beneficiary(db, ctx.keyring, name="张秀英")
+        ctx.storage.put("sessions/abc/id_card", b"card bytes")
+        with ctx.engine.connect() as conn:  # an open connection: the WAL and its index exist now
+            conn.exec_driver_sql("SELECT count(*) FROM beneficiaries").scalar()
+            db_path = settings.sqlite_path
+            companions = [db_path.with_name(db_path.name + s) for s in ("-wal", "-shm")]
+            assert all(p.exists() for p in companions)
+            assert {p.name: _mode(p) for p in [db_path, *companions]} == {p.name: 0o600 for p in [db_path, *companions]}
+    finally:
+        ctx.engine.dispose()
+    media = settings.effective_media_dir
+    assert _mode(media) == 0o700 and _mode(media / "sessions/abc") == 0o700
+    assert _mode(media / "sessions/abc/id_card.enc") == 0o600
+
+
+def test_a_world_readable_database_of_an_earlier_version_is_made_private(tmp_path: Path, umask_022: None) -> None:
+    db_path = tmp_path / "old.db"
+    make_engine(f"sqlite:///{db_path}").dispose()  # as created before: 0644
+    for p in (db_path, tmp_path / "old.db-wal", tmp_path / "old.db-shm"):
+        p.touch()
+        p.chmod(0o644)
+    media = tmp_path / "media"
+    media.mkdir(mode=0o755)
+    engine = make_engine(f"sqlite:///{db_path}")
+    try:
+        assert private_sqlite_file(f"sqlite:///{db_path}") == db_path
+        assert [_mode(p) for p in (db_path, tmp_path / "old.db-wal", tmp_path / "old.db-shm")] == [0o600] * 3
+    finally:
+        engine.dispose()
+    LocalEncryptedStorage(media, os.urandom(32))
+    assert _mode(media) == 0o700
+    assert private_sqlite_file("sqlite://") is None and private_sqlite_file("sqlite:///:memory:") is None

@@ -216,7 +216,11 @@
         var st = JSON.parse(xhr.responseText).state;
         if (st === "decided" || st === "failed" || st === "expired") { location.href = "/h5/result/" + s.session_id; }
         else { setTimeout(poll, 1500); }
-      }, function () { setTimeout(poll, 3000); });
+      }, function (xhr) {
+        // 401: the session token's lifetime is over (TOKEN_EXPIRED); the result page needs only the WeChat login.
+        if (xhr.status === 401) { location.href = "/h5/result/" + s.session_id; }
+        else { setTimeout(poll, 3000); }
+      });
     }
   }
 })();

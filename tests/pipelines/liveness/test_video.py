@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from pipelines.errors import MediaError
 from pipelines.liveness import LivenessChecker, LivenessConfig, VideoLimits
-from pipelines.liveness.video import SamplingConfig, VideoReader, read_bytes
+from pipelines.liveness.video import SamplingConfig, VideoReader, probe_video, read_bytes
 from pipelines.reasons import ReasonCode
 from tests.pipelines.liveness.videos import read_frames, write_video
 
@@ -136,3 +137,46 @@ def test_browser_and_phone_formats_decode(
     assert result.video["codec"] in ("vp8", "vp9", "hevc", "mpeg4")
     assert 2.2 < result.duration_s < 2.8
     assert result.passed, result.reasons
+
+
+# The upload-time probe (issue #22: a truncated upload is refused before it is queued and counted as a failure).
+WHOLE = [
+    "spoof/videos/lestari15_real.mp4",
+    "spoof/videos/lestari15_fake.mp4",
+    "spoof/videos/apfol_real2.webm",
+    "spoof/videos/apfol_fake2.webm",
+    "videos/liveportrait_source_s18.mp4",
+    "videos/liveportrait_driving_d0.mp4",
+    "videos/liveportrait_driving_d3.mp4",
+    "videos/liveportrait_driving_d13.mp4",
+]
+
+
+@pytest.mark.parametrize("name", WHOLE)
+def test_probe_accepts_whole_videos_in_milliseconds(data_dir: Path, name: str) -> None:
+    data = (data_dir / name).read_bytes()
+    start = time.process_time()
+    info = probe_video(data)
+    assert time.process_time() - start < 0.5  # measured 10-90 ms for these 3-15 s clips
+    assert info.declared_duration_s is not None and abs(info.duration_s - info.declared_duration_s) < 0.3
+    assert info.frames_decoded >= 1
+    probe_video(data + b"\0trailing-bytes")  # what the fault tests append to make copies distinct
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.75])
+@pytest.mark.parametrize("name", WHOLE)
+def test_probe_refuses_cut_videos(data_dir: Path, name: str, fraction: float) -> None:
+    data = (data_dir / name).read_bytes()
+    with pytest.raises(MediaError) as err:
+        probe_video(data[: int(len(data) * fraction)])
+    assert err.value.reason is ReasonCode.MEDIA_CORRUPT
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec"),
+    [("webm", "libvpx"), ("webm", "libvpx-vp9"), ("mov", "libx265"), ("mp4", "mpeg4"), ("mp4", "libx264")],
+)
+def test_probe_accepts_browser_and_phone_formats(data_dir: Path, tmp_path: Path, suffix: str, codec: str) -> None:
+    frames = read_frames(data_dir / "spoof/videos/lestari15_real.mp4", 0.0, 2.5, side=480)
+    info = probe_video(write_video(tmp_path / f"clip.{suffix}", frames, codec=codec).read_bytes())
+    assert 2.2 < info.duration_s < 2.8

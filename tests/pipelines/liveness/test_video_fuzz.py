@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from fuzz import bombs
 from fuzz.common import fuzz_settings
 from pipelines.errors import MediaError, PipelineError
-from pipelines.liveness.video import SamplingConfig, VideoLimits, VideoReader
+from pipelines.liveness.video import SamplingConfig, VideoLimits, VideoReader, probe_video
 from pipelines.reasons import ReasonCode
 from tests.pipelines.liveness.videos import fit, read_frames, write_video
 
@@ -43,6 +43,10 @@ MAX_SAMPLED = int((LIMITS.max_duration_s + 0.5) * SamplingConfig().sample_fps_bl
 def intake(data: bytes, limits: VideoLimits = LIMITS) -> ReasonCode | None:
     """Open, validate and sample a video as the liveness checker does: None when accepted, else the reason."""
     start = time.process_time()
+    try:
+        probe_video(data, limits)  # the upload-time check: the same documented codes, never anything else
+    except PipelineError as exc:
+        assert isinstance(exc, MediaError) and exc.reason in DOCUMENTED, exc
     try:
         reader = VideoReader(data, limits, SamplingConfig())
         try:

@@ -24,6 +24,7 @@ from service.db.models import AuditEntry, Beneficiary, Certification
 from service.db.proxy_models import ProxyBinding, ProxyOperator
 from service.processing import claim, process
 from service.proxy.operators import store_template
+from tests.pipelines.liveness.videos import write_video
 from tests.service.api.helpers import put_card, put_video
 from tests.service.conftest import ADMIN
 from tests.service.media import LIVE_VIDEO, SPOOF_VIDEO, card_for_video
@@ -68,9 +69,9 @@ def operator_with_template(client: TestClient, ctx: ServiceContext, template: tu
 
 
 def run_session(client: TestClient, ctx: ServiceContext, certifier: Certifier, s: dict[str, Any], card: bytes,
-                video: bytes) -> dict[str, Any]:
+                video: bytes, ctype: str = "video/webm") -> dict[str, Any]:
     assert put_card(client, s, card).status_code == 200
-    r = put_video(client, s, video)
+    r = put_video(client, s, video, ctype=ctype)
     assert r.status_code == 200 and r.json()["state"] == "queued", r.text
     assert claim(ctx, s["session_id"], "proxy-test") == s["session_id"]
     assert process(ctx, certifier, s["session_id"], "proxy-test")
@@ -211,16 +212,29 @@ def test_elder_consents_on_a_live_video(
         assert db.scalar(select(func.count()).select_from(Certification)) == 0  # consent certifies nobody
 
 
+def faceless_video(path: Path, shade: int) -> bytes:
+    """2 s of a plain wall (a camera pointed away): a whole, decodable video without a face."""
+    rng = np.random.default_rng(shade)
+    frames = [np.clip(shade + rng.normal(0, 6, (240, 320, 3)), 0, 255).astype(np.uint8) for _ in range(30)]
+    return write_video(path, frames, fps=15).read_bytes()
+
+
 def test_repeated_failures_lock_the_binding(
-    client: TestClient, ctx: ServiceContext, certifier: Certifier, template_of: Any, data_dir: Path
+    client: TestClient, ctx: ServiceContext, certifier: Certifier, template_of: Any, data_dir: Path, tmp_path: Path
 ) -> None:
     op = operator_with_template(client, ctx, template_of(OTHER_VIDEO))
     card, fields = card_for_video(data_dir, LIVE_VIDEO)
     new_elder(ctx, id_number=fields.id_number, name=fields.name)
     b = active_binding(client, op, fields.id_number, fields.name)
-    video = (data_dir / LIVE_VIDEO).read_bytes()
-    for cut in (3000, 4000, 5000):  # truncated recordings: the container starts, the video is unreadable
-        res = run_session(client, ctx, certifier, proxy_session(client, op, b["binding_id"]), card, video[:cut])
+    # A truncated recording is refused at upload (issue #22): never queued, so it is not a failure.
+    s = proxy_session(client, op, b["binding_id"])
+    assert put_card(client, s, card).status_code == 200
+    r = put_video(client, s, (data_dir / LIVE_VIDEO).read_bytes()[:4000])
+    assert r.status_code == 422 and r.json()["error"]["code"] == "MEDIA_CORRUPT"
+    assert client.get(f"{P}/bindings", headers=bearer(op["token"])).json()[0]["failures"] == 0
+    for shade in (40, 120, 200):  # whole recordings in which no face ever appears: rejected, and counted
+        video = faceless_video(tmp_path / f"blank-{shade}.mp4", shade)
+        res = run_session(client, ctx, certifier, proxy_session(client, op, b["binding_id"]), card, video, "video/mp4")
         assert res["decision"] == "reject"
     mine = client.get(f"{P}/bindings", headers=bearer(op["token"])).json()[0]
     assert mine["failures"] == 3 and mine["locked"] is True and mine["flagged"] is False
