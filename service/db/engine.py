@@ -103,3 +103,39 @@ def create_all(engine: Engine) -> None:
     )
 
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Bring an embedded database made by an earlier version up to the models, additively.
+
+    ``create_all`` creates missing tables but never alters existing ones, so a var/ database from before a new
+    column (the roster ``household``, a job's ``worker_process``) would fail every query that reads it. New
+    columns are nullable or have a default, so ``ALTER TABLE ADD COLUMN`` brings them in, with their indexes.
+    Scale-out deployments run the Alembic migrations instead. Returns ``table.column`` of what was added."""
+    from sqlalchemy import inspect
+
+    added: list[str] = []
+    insp = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        present = {c["name"] for c in insp.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in present]
+        if not missing:
+            continue
+        with engine.begin() as conn:
+            for col in missing:
+                if not col.nullable and col.server_default is None and col.default is None:
+                    raise RuntimeError(
+                        f"{table.name}.{col.name} is new and required: migrate this database with Alembic"
+                    )
+                ddl = f"ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(engine.dialect)}"
+                if col.server_default is not None:
+                    ddl += f" DEFAULT {col.server_default.arg}"  # type: ignore[attr-defined]
+                conn.exec_driver_sql(ddl)
+                added.append(f"{table.name}.{col.name}")
+            for index in table.indexes:
+                if any(c.name in {m.name for m in missing} for c in index.columns):
+                    index.create(conn, checkfirst=True)
+    if added:
+        log.info("embedded database brought up to the models: added %s", ", ".join(added))
+    return added

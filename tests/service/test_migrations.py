@@ -81,3 +81,28 @@ def test_worker_heartbeat_migration_down_and_up(backend_urls: dict[str, str], tm
         assert diff == []
     finally:
         engine.dispose()
+
+
+def test_embedded_database_from_an_earlier_version_gets_the_new_columns(tmp_path: Path) -> None:
+    """scripts/start.sh reuses var/pension_cert.db: a database made before the household and heartbeat columns
+    (here: migrated only to 0004) is brought up to the models at start, and the ORM reads it."""
+    from sqlalchemy import inspect, select
+    from sqlalchemy.orm import Session
+
+    from service.db.engine import add_missing_columns, create_all
+    from service.db.models import Beneficiary
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0004")
+    engine = create_engine(url)
+    before = {c["name"] for c in inspect(engine).get_columns("beneficiaries")}
+    assert "household" not in before
+    create_all(engine)
+    insp = inspect(engine)
+    assert "household" in {c["name"] for c in insp.get_columns("beneficiaries")}
+    assert "worker_process" in {c["name"] for c in insp.get_columns("cert_sessions")}
+    assert any(ix["column_names"] == ["household"] for ix in insp.get_indexes("beneficiaries"))
+    with Session(engine) as db:
+        assert db.scalars(select(Beneficiary).where(Beneficiary.household == "h1")).all() == []
+    assert add_missing_columns(engine) == []  # idempotent
+    engine.dispose()
