@@ -34,7 +34,7 @@ from bench.liveness_data.assembly import encode_mp4  # noqa: E402
 from bench.liveness_data.cache import default_cache  # noqa: E402
 from pipelines.liveness import replay  # noqa: E402
 from pipelines.liveness.evaluation.intervals import clopper_pearson  # noqa: E402
-from pipelines.liveness.video import SamplingConfig, VideoLimits, VideoReader  # noqa: E402
+from pipelines.liveness.video import decode_all  # noqa: E402
 
 SPEEDS = (0.6, 0.75, 1.25, 1.6)
 ALIGNMENTS = {"rate_search": replay.RATES, "one_to_one": (1.0,)}
@@ -42,13 +42,7 @@ ALIGNMENTS = {"rate_search": replay.RATES, "one_to_one": (1.0,)}
 
 def frame_hashes(data: bytes) -> list[int]:
     """The hashes the service stores for a video (sampled as the liveness stage samples it)."""
-    reader = VideoReader(data, VideoLimits(), SamplingConfig())
-    try:
-        for _ in reader.frames():
-            pass
-    finally:
-        reader.close()
-    return reader.hasher.hashes()
+    return decode_all(data).hasher.hashes()
 
 
 def retimed(path: Path, speed: float, out: Path) -> bytes:

@@ -176,14 +176,9 @@ def _outcome(parse: Callable[[bytes], object], data: bytes) -> dict[str, object]
 
 
 def _decode_video(data: bytes) -> None:
-    from pipelines.liveness.video import SamplingConfig, VideoLimits, VideoReader
+    from pipelines.liveness.video import decode_all
 
-    reader = VideoReader(data, VideoLimits(), SamplingConfig())
-    try:
-        for _ in reader.frames():
-            pass
-    finally:
-        reader.close()
+    decode_all(data)
 
 
 def _read_roster(name: str) -> Callable[[bytes], object]:

@@ -291,6 +291,18 @@ class VideoReader:
             raise MediaError(ReasonCode.VIDEO_TOO_SHORT, f"{dur:.2f} s < {self.limits.min_duration_s} s")
 
 
+def decode_all(data: bytes, limits: VideoLimits | None = None, sampling: SamplingConfig | None = None) -> VideoReader:
+    """Decode every sampled frame of a video as the liveness stage would (raising its MediaErrors); the closed
+    reader keeps what was learnt: ``info`` and the replay ``hasher``."""
+    reader = VideoReader(data, limits or VideoLimits(), sampling or SamplingConfig())
+    try:
+        for _ in reader.frames():
+            pass
+    finally:
+        reader.close()
+    return reader
+
+
 def probe_video(data: bytes, limits: VideoLimits | None = None) -> VideoInfo:
     """Upload-time check of a video: opens, validates and cheaply probes it (see ``VideoReader.probe``);
     MediaError with a reason code otherwise. Milliseconds for a 10 s clip: only the first frames are decoded."""
