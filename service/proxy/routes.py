@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from proxy_auth import ConsentMethod
-from service.api.deps import DB, ApiClient, Ctx, SessionToken, require_api_key
+from service.api.deps import DB, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
 from service.db.models import Beneficiary
 from service.db.proxy_models import BindingStatus, ProxyBinding, ProxyOperator
 from service.errors import NotFoundError, ServiceError
@@ -121,8 +121,9 @@ def consent(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     if body.method is ConsentMethod.STAFF_APPROVAL:
-        # Staff approve at the counter or on a home visit: the channel's key plus the staff member's id.
-        client = require_api_key(ctx, x_api_key)
+        # Staff approve at the counter or on a home visit: an operator key (a channel back-end must not be able to
+        # consent for an elder) plus the staff member's id.
+        client = require_admin_key(ctx, x_api_key)
         if not body.staff_id:
             raise ServiceError("UNAUTHORIZED", "staff_id required for staff approval", status=422)
         row = db.get(ProxyBinding, binding_id, with_for_update=True)
@@ -144,7 +145,7 @@ class UnlockBody(BaseModel):
 
 
 @router.post("/bindings/{binding_id}/unlock", summary="Staff lift a lock after reviewing the failures (or flag)")
-def unlock(db: DB, client: ApiClient, binding_id: str, body: UnlockBody) -> dict[str, Any]:
+def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> dict[str, Any]:
     row = db.get(ProxyBinding, binding_id, with_for_update=True)
     if row is None or row.status == BindingStatus.ENDED:
         raise NotFoundError("binding", code="PROXY_NOT_BOUND")

@@ -32,7 +32,7 @@ from service.h5.cardcheck import RETAKE
 from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, SCREENSHOTS, serve_in_thread
 from tests.browser import CHROMIUM_ARGS as BASE_ARGS
 from tests.service import factories
-from tests.service.conftest import API_KEY
+from tests.service.conftest import ADMIN_API_KEY
 from tests.service.media import LIVE_ACTIONS, LIVE_VIDEO, card_for_video
 from tests.service.wechat.conftest import wechat_settings
 from tests.service.wechat.fake_wechat import FakeWeChat
@@ -270,7 +270,7 @@ def test_proxy_certification_by_a_relative(site: Site, browser: Browser, tmp_pat
             binding_id = db.scalar(select(ProxyBinding.id).where(ProxyBinding.operator_id == op.id))
         r = page.request.post(
             f"{site.base}/api/v1/proxy/bindings/{binding_id}/consent",
-            headers={"X-API-Key": API_KEY},
+            headers={"X-API-Key": ADMIN_API_KEY},
             data={"method": "staff_approval", "staff_id": "counter-07"},
         )
         assert r.ok, r.text()

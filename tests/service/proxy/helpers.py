@@ -13,6 +13,7 @@ from service.context import ServiceContext
 from service.db.proxy_models import ProxyOperator
 from service.proxy.operators import mark_verified
 from tests.service import factories
+from tests.service.conftest import ADMIN
 
 P = "/api/v1/proxy"
 _openids = itertools.count(1)
@@ -65,7 +66,9 @@ def bind(client: TestClient, op: dict[str, Any], number: str, name: str, relatio
 
 
 def staff_consent(client: TestClient, binding_id: str, staff_id: str = "staff-007") -> Any:
-    return client.post(f"{P}/bindings/{binding_id}/consent", json={"method": "staff_approval", "staff_id": staff_id})
+    return client.post(
+        f"{P}/bindings/{binding_id}/consent", json={"method": "staff_approval", "staff_id": staff_id}, headers=ADMIN
+    )
 
 
 def active_binding(client: TestClient, op: dict[str, Any], number: str, name: str) -> dict[str, Any]:

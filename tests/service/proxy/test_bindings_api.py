@@ -100,7 +100,10 @@ def test_consent_at_the_first_binding(client: TestClient, ctx: ServiceContext) -
     url = f"{P}/bindings/{pending['binding_id']}/consent"
     r = client.post(url, json={"method": "staff_approval", "staff_id": "s1"}, headers=bearer(son["token"]))
     assert r.status_code == 401
-    assert client.post(url, json={"method": "staff_approval"}).status_code == 422
+    assert client.post(url, json={"method": "staff_approval"}, headers=ADMIN).status_code == 422
+    # A channel back-end's key cannot consent for an elder either: staff approval is an operator action.
+    r = client.post(url, json={"method": "staff_approval", "staff_id": "s1"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "ADMIN_KEY_REQUIRED"
     # A live consent video is opened as a session of the elder (uploads through the session endpoints).
     live = client.post(url, json={"method": "live_video"}, headers=bearer(son["token"]))
     assert live.status_code == 200 and live.json()["challenge"]["nonce"] and live.json()["token"]
@@ -151,7 +154,9 @@ def test_locked_and_deceased(client: TestClient, ctx: ServiceContext) -> None:
     # Only staff lift a lock: the relative's own token cannot.
     unlock = f"{P}/bindings/{b['binding_id']}/unlock"
     assert client.post(unlock, json={"staff_id": "s9"}, headers=bearer(op["token"])).status_code == 401
-    assert client.post(unlock, json={"staff_id": "s9", "note": "家访核实"}).json()["locked"] is False
+    r = client.post(unlock, json={"staff_id": "s9"})  # a channel key: not an operator
+    assert r.status_code == 403 and r.json()["error"]["code"] == "ADMIN_KEY_REQUIRED"
+    assert client.post(unlock, json={"staff_id": "s9", "note": "家访核实"}, headers=ADMIN).json()["locked"] is False
     assert client.post(f"{P}/bindings/{b['binding_id']}/sessions", headers=bearer(op["token"])).status_code == 201
     _, number2, name2 = new_elder(ctx, status="deceased")
     dead = active_binding(client, op, number2, name2)
