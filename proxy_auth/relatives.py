@@ -17,6 +17,7 @@ import numpy as np
 
 from pipelines.decision.result import Decision, Outcome
 from pipelines.face_match import FaceObservation, cosine
+from pipelines.face_match.matcher import pooled_embedding
 from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
@@ -45,16 +46,6 @@ class RelativeMatch:
     similarity: float
 
 
-def pooled_probe(probes: Sequence[FaceObservation]) -> np.ndarray | None:
-    """The probes pooled as `FaceMatcher.compare` pools them (usable frames, else all), so that the relative's
-    score and the claimed score are measured against the same embedding."""
-    usable = [p.embedding for p in probes if p.quality.ok] or [p.embedding for p in probes]
-    if not usable:
-        return None
-    pooled: np.ndarray = np.mean(usable, axis=0)
-    return pooled
-
-
 def closest_relative(probe: np.ndarray, relatives: Sequence[RelativeTemplate]) -> RelativeMatch | None:
     scored = [RelativeMatch(label, cosine(probe, emb)) for label, emb in relatives]
     return max(scored, key=lambda m: m.similarity, default=None)
@@ -74,7 +65,8 @@ def apply_relative_rule(
 ) -> Decision:
     """At least review (never accept; a reject stays a reject) when the face is as close to a relative as to the
     claimed person. Without probes or relatives the decision is returned unchanged."""
-    probe = pooled_probe(probes)
+    # Pooled as FaceMatcher.compare pools, so the relative's score and the claimed score use one embedding.
+    probe = pooled_embedding(probes) if probes else None
     closest = closest_relative(probe, relatives) if probe is not None else None
     if closest is None:
         return decision

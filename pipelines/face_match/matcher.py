@@ -55,6 +55,19 @@ def prominence(det: Detection, image_shape: tuple[int, ...]) -> float:
     return max(det.width, 0.0) * max(det.height, 0.0) * max(0.05, 1.0 - dist)
 
 
+def pooling_mask(probes: Sequence[FaceObservation]) -> list[bool]:
+    """Which probes are pooled: the quality-passing ones, or all of them when none passes."""
+    usable = [p.quality.ok for p in probes]
+    return usable if any(usable) else [True] * len(probes)
+
+
+def pooled_embedding(probes: Sequence[FaceObservation]) -> np.ndarray:
+    """Template pooling: the mean of the pooled probe embeddings is a steadier identity than any one frame."""
+    mask = pooling_mask(probes)
+    pooled: np.ndarray = np.mean([p.embedding for p, u in zip(probes, mask, strict=True) if u], axis=0)
+    return pooled
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
 
@@ -163,11 +176,9 @@ class FaceMatcher:
             raise PipelineError(ReasonCode.FACE_NOT_FOUND, "no probe face to compare")
         th = thresholds or self.thresholds
         usable = [p.quality.ok for p in probes]
-        use_mask = usable if any(usable) else [True] * len(probes)
+        use_mask = pooling_mask(probes)
         sims = [cosine(reference.embedding, p.embedding) for p in probes]
-        # Template pooling: the mean of the usable probe embeddings is a steadier identity than any one frame.
-        pooled = np.mean([p.embedding for p, u in zip(probes, use_mask, strict=True) if u], axis=0)
-        fused = cosine(reference.embedding, pooled)
+        fused = cosine(reference.embedding, pooled_embedding(probes))
         frames = [
             FrameEvidence(i, s, u, p.quality)
             for i, (s, u, p) in enumerate(zip(sims, use_mask, probes, strict=True))

@@ -52,14 +52,18 @@ def eer(genuine: np.ndarray, impostor: np.ndarray) -> float:
     return float((frr[k] + far[k]) / 2)
 
 
+def empirical_threshold(impostor: np.ndarray, far: float) -> float:
+    """Lowest threshold that at most ``floor(far·n)`` impostor scores reach (``score >= t``)."""
+    imp_desc = np.sort(impostor)[::-1]
+    allowed = int(np.floor(far * len(imp_desc)))
+    return float(np.nextafter(imp_desc[allowed], np.inf)) if allowed < len(imp_desc) else float(imp_desc[-1])
+
+
 def threshold_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> FarThreshold:
     """Lowest threshold whose impostor accept rate (score >= t) is at most `far`."""
-    imp_desc = np.sort(impostor)[::-1]
-    n = len(imp_desc)
-    allowed = int(np.floor(far * n))
-    empirical = float(np.nextafter(imp_desc[allowed], np.inf)) if allowed < n else float(imp_desc[-1])
+    n = len(impostor)
     method = "empirical"
-    threshold = empirical
+    threshold = empirical_threshold(impostor, far)
     if far * n < MIN_TAIL_COUNT:
         z = NormalDist().inv_cdf(1.0 - far)
         gaussian = float(np.mean(impostor) + z * np.std(impostor))

@@ -34,10 +34,3 @@ def cohort_stats(embeddings: np.ndarray, cohort: np.ndarray, k: int = TOP_K) -> 
 def normalise(scores: np.ndarray, a: CohortStats, b: CohortStats, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     """AS-norm of ``scores[i]`` between face ``ia[i]`` (stats ``a``) and face ``ib[i]`` (stats ``b``)."""
     return np.asarray(0.5 * ((scores - a.mean[ia]) / a.std[ia] + (scores - b.mean[ib]) / b.std[ib]))
-
-
-def pair_matrix(embeddings: np.ndarray, stats: CohortStats) -> tuple[np.ndarray, np.ndarray]:
-    """(raw, normalised) similarity matrices of a set of faces with itself."""
-    raw = embeddings @ embeddings.T
-    norm = 0.5 * ((raw - stats.mean[:, None]) / stats.std[:, None] + (raw - stats.mean[None, :]) / stats.std[None, :])
-    return raw, norm

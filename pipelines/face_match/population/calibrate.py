@@ -59,11 +59,6 @@ def _counts(faces: FaceSet, scores: Scores) -> dict[str, Any]:
     }
 
 
-def measure_at(scores: Scores, thresholds: dict[str, float], above: bool = True) -> dict[str, Any]:
-    """Rates at each threshold (impostor accepts with ``above``; genuine refusals without)."""
-    return {k: rate_at(scores, t, above).to_dict() for k, t in thresholds.items()}
-
-
 def calibrate_populations(data: PopulationData) -> dict[str, dict[str, Any]]:
     """Every population's entry; the ethnicity probe's accuracy is recorded with each."""
     probe = probe_accuracy(data.faces)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.face_match.population.faceset import FaceSet
+from pipelines.face_match.population.pairs import subject_index
 
 MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
 
@@ -28,9 +29,7 @@ def relative_trials(
     faces: FaceSet, relations: list[tuple[str, str, str]], accept: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(genuine gaps, fraud gaps): claimed score minus the best relative score, per accept-band trial."""
-    by_subject: dict[str, np.ndarray] = {}
-    for s in np.unique(faces["subject"]):
-        by_subject[str(s)] = np.flatnonzero(faces["subject"] == s)
+    by_subject = subject_index(faces)
     kin: dict[str, set[str]] = {}
     for a, b, rel in relations:
         if rel != "spouse" and a in by_subject and b in by_subject:

@@ -40,34 +40,52 @@ def _unit_ids(faces: FaceSet) -> np.ndarray:
     return np.asarray(inverse, dtype=int)
 
 
+def subject_index(faces: FaceSet) -> dict[str, np.ndarray]:
+    """Row indices of each subject's faces."""
+    subjects, inverse = np.unique(faces["subject"], return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse, minlength=len(subjects)))[:-1]
+    return {str(s): idx for s, idx in zip(subjects, np.split(order, bounds), strict=True)}
+
+
+def impostor_pairs(faces: FaceSet) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (a, b) of every pair of faces of different families (upper triangle)."""
+    units = _unit_ids(faces)
+    iu = np.triu_indices(len(faces), k=1)
+    keep = units[iu[0]] != units[iu[1]]
+    return iu[0][keep], iu[1][keep]
+
+
+def genuine_pairs(faces: FaceSet) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (a, b) of every pair of two images of the same subject, subject by subject."""
+    a: list[np.ndarray] = []
+    b: list[np.ndarray] = []
+    for idx in subject_index(faces).values():
+        iu = np.triu_indices(len(idx), k=1)
+        a.append(idx[iu[0]])
+        b.append(idx[iu[1]])
+    return (np.concatenate(a), np.concatenate(b)) if a else (np.zeros(0, int), np.zeros(0, int))
+
+
 def impostor_scores(faces: FaceSet) -> Scores:
     """Every pair of faces of different families (upper triangle)."""
     units = _unit_ids(faces)
+    a, b = impostor_pairs(faces)
     sims = faces.embeddings @ faces.embeddings.T
-    iu = np.triu_indices(len(faces), k=1)
-    keep = units[iu[0]] != units[iu[1]]
-    a, b = iu[0][keep], iu[1][keep]
     return Scores(sims[a, b].astype(np.float32), units[a], units[b])
 
 
 def genuine_scores(faces: FaceSet) -> Scores:
-    """Every pair of two images of the same subject."""
+    """Every pair of two images of the same subject (in the order of ``genuine_pairs``)."""
     units = _unit_ids(faces)
-    out_v: list[np.ndarray] = []
-    out_u: list[np.ndarray] = []
-    subjects = faces["subject"]
-    for s in np.unique(subjects):
-        idx = np.flatnonzero(subjects == s)
-        if len(idx) < 2:
-            continue
+    values: list[np.ndarray] = []
+    for idx in subject_index(faces).values():
         emb = faces.embeddings[idx]
-        iu = np.triu_indices(len(idx), k=1)
-        out_v.append((emb @ emb.T)[iu])
-        out_u.append(np.full(len(iu[0]), units[idx[0]]))
-    if not out_v:
+        values.append((emb @ emb.T)[np.triu_indices(len(idx), k=1)])
+    a, _ = genuine_pairs(faces)
+    if not len(a):
         return Scores.empty()
-    u = np.concatenate(out_u)
-    return Scores(np.concatenate(out_v).astype(np.float32), u, u)
+    return Scores(np.concatenate(values).astype(np.float32), units[a], units[a])
 
 
 def read_relations(path: Path) -> list[tuple[str, str, str]]:
@@ -78,10 +96,7 @@ def read_relations(path: Path) -> list[tuple[str, str, str]]:
 def kin_scores(faces: FaceSet, relations: list[tuple[str, str, str]]) -> dict[str, Scores]:
     """Every image pair of two related subjects, by relation (parent_child, siblings, grandparent, spouse)."""
     units = _unit_ids(faces)
-    by_subject: dict[str, np.ndarray] = {}
-    for i, s in enumerate(faces["subject"]):
-        by_subject.setdefault(str(s), np.zeros(0, int))
-        by_subject[str(s)] = np.append(by_subject[str(s)], i)
+    by_subject = subject_index(faces)
     acc: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for a, b, rel in relations:
         ia, ib = by_subject.get(a), by_subject.get(b)

@@ -11,7 +11,15 @@ from pipelines.face_match.population.asnorm import cohort_stats, normalise
 from pipelines.face_match.population.dataset import PopulationData
 from pipelines.face_match.population.faceset import FaceSet
 from pipelines.face_match.population.kinship import margin_table, relative_trials
-from pipelines.face_match.population.pairs import Scores, genuine_scores, impostor_scores, kin_scores, split_half
+from pipelines.face_match.population.pairs import (
+    Scores,
+    genuine_pairs,
+    genuine_scores,
+    impostor_pairs,
+    impostor_scores,
+    kin_scores,
+    split_half,
+)
 from pipelines.face_match.population.populations import POPULATIONS
 from pipelines.face_match.population.thresholds import rate_at, threshold_at
 from pipelines.face_match.result import Thresholds
@@ -90,24 +98,6 @@ def _scores(faces: FaceSet, cohort: np.ndarray, mode: str, impostor: bool) -> np
     pairs = impostor_scores(faces) if impostor else genuine_scores(faces)
     if mode == "raw" or not len(pairs):
         return pairs.values
-    ia, ib = _pair_index(faces, impostor)
+    ia, ib = impostor_pairs(faces) if impostor else genuine_pairs(faces)
     stats = cohort_stats(faces.embeddings, cohort)
     return normalise(pairs.values, stats, stats, ia, ib)
-
-
-def _pair_index(faces: FaceSet, impostor: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of both sides, in the order impostor_scores / genuine_scores emit their pairs."""
-    fam = np.unique(faces["family"], return_inverse=True)[1]
-    if impostor:
-        iu = np.triu_indices(len(faces), k=1)
-        keep = fam[iu[0]] != fam[iu[1]]
-        return iu[0][keep], iu[1][keep]
-    a: list[np.ndarray] = []
-    b: list[np.ndarray] = []
-    for s in np.unique(faces["subject"]):
-        idx = np.flatnonzero(faces["subject"] == s)
-        if len(idx) >= 2:
-            iu = np.triu_indices(len(idx), k=1)
-            a.append(idx[iu[0]])
-            b.append(idx[iu[1]])
-    return (np.concatenate(a), np.concatenate(b)) if a else (np.zeros(0, int), np.zeros(0, int))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.face_match.metrics import MIN_TAIL_COUNT
+from pipelines.face_match.metrics import MIN_TAIL_COUNT, empirical_threshold
 from pipelines.face_match.population.pairs import Scores
 from pipelines.liveness.evaluation.intervals import clopper_pearson
 
@@ -57,9 +57,7 @@ def threshold_at(impostor: np.ndarray, far: float) -> PopulationThreshold:
     n = len(impostor)
     expected = far * n
     if expected >= MIN_TAIL_COUNT:
-        desc = np.sort(impostor)[::-1]
-        t = float(np.nextafter(desc[int(np.floor(expected))], np.inf))
-        return PopulationThreshold(far, t, "empirical", n, expected)
+        return PopulationThreshold(far, empirical_threshold(impostor, far), "empirical", n, expected)
     return PopulationThreshold(far, tail_threshold(impostor, far), "tail_fit", n, expected)
 
 
