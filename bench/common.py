@@ -250,7 +250,7 @@ def wait_up(base: str, timeout: float = 120) -> None:
     raise RuntimeError(f"service at {base} did not come up in {timeout}s")
 
 
-SETUPS = ("embedded", "thread", "processes", "celery")
+SETUPS = ("embedded", "thread", "processes", "celery", "celery-s3")
 
 
 @dataclass
@@ -266,6 +266,31 @@ class Server:
     api_pid: int | None = None
     worker_pids: list[int] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    database_url: str | None = None  # PostgreSQL (scale-out set-ups): the capacity figures read its size
+    s3_endpoint: str | None = None
+
+    def stored_bytes(self) -> dict[str, int]:
+        """Bytes the deployment holds now (PostgreSQL database, media in the bucket or folder), and the
+        database's committed transactions so far (every process's, polling included)."""
+        out: dict[str, int] = {}
+        if self.database_url:
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(self.database_url)
+            with engine.connect() as conn:
+                out["database"] = int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+                commits = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+                out["database_commits"] = int(conn.execute(text(commits)).scalar_one())
+            engine.dispose()
+        if self.s3_endpoint:
+            from service.storage_s3 import S3Options, make_client
+
+            raw = make_client(S3Options(self.s3_endpoint, "us-east-1", "bench", "bench"))
+            pages = raw.get_paginator("list_objects_v2").paginate(Bucket="bench-media")
+            out["media"] = sum(o["Size"] for page in pages for o in page.get("Contents", []))
+        else:
+            out["media"] = sum(p.stat().st_size for p in self.var.rglob("*.enc"))
+        return out
 
     def pids(self) -> dict[str, int]:
         """Role → pid: the API, and each worker (external ones, or the children `serve` started)."""
@@ -303,6 +328,20 @@ def service_env(var: Path, api_key: str, worker_mode: str, threads: int) -> dict
     return env
 
 
+def s3_bucket_env(s3: Any) -> dict[str, str]:
+    """Settings of a fresh bucket on the S3 server `s3` (tests/service/servers.S3Server)."""
+    from service.storage_s3 import S3Options, make_client
+
+    make_client(S3Options(s3.endpoint, "us-east-1", "bench", "bench")).create_bucket(Bucket="bench-media")
+    return {
+        "PENSION_CERT_MEDIA_URL": "s3://bench-media/media",
+        "PENSION_CERT_S3_ENDPOINT_URL": s3.endpoint,
+        "PENSION_CERT_S3_REGION": "us-east-1",
+        "PENSION_CERT_S3_ACCESS_KEY_ID": "bench",
+        "PENSION_CERT_S3_SECRET_ACCESS_KEY": "bench",
+    }
+
+
 def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -324,7 +363,9 @@ def start_service(
     embedded: `pension-cert serve` (SQLite, its own `workers` worker processes). thread: one worker thread in
     the API process. processes: the API without worker plus `workers` `pension-cert worker` processes.
     celery: throwaway PostgreSQL (Alembic-migrated) + Redis, the API enqueuing to Redis, and `workers`
-    `celery -A service.tasks worker --pool=solo --concurrency=1` processes.
+    `celery -A service.tasks worker --pool=solo --concurrency=1` processes. celery-s3: the same with the media
+    in a bucket of an S3 server on loopback, and every process in its own working and var directory (two hosts
+    without a shared disk, simulated: nothing but the database, the broker and the bucket is shared).
     ORT threads per worker: given, else 2 for a single worker and 1 each for more (2 cores in all).
     `extra_env`: more PENSION_CERT_* settings for the API and its workers.
     """
@@ -336,7 +377,8 @@ def start_service(
     threads = ort_threads or (2 if n_workers == 1 else 1)
     var = Path(tempfile.mkdtemp(prefix="pension-bench-"))
     api_key = "bench-" + secrets.token_hex(8)
-    mode = {"embedded": "process", "thread": "thread", "processes": "none", "celery": "celery"}[setup]
+    mode = {"embedded": "process", "thread": "thread", "processes": "none", "celery": "celery"}.get(setup, "celery")
+    scaleout = setup in ("celery", "celery-s3")
     env = service_env(var, api_key, mode, threads)
     env["PENSION_CERT_WORKER_PROCESSES"] = str(n_workers)
     env.update(extra_env or {})
@@ -348,18 +390,31 @@ def start_service(
     with ExitStack() as stack:
         if not os.environ.get("PENSION_BENCH_KEEP"):  # keep the server's logs and data for a post-mortem
             stack.callback(shutil.rmtree, var, True)
-        if setup == "celery":
+        if scaleout:
             db_url = stack.enter_context(servers.postgres_server(var / "pg"))
             broker = stack.enter_context(servers.redis_server(var / "redis"))
             from service.db.migrate import upgrade
 
             upgrade(db_url)
             env.update(PENSION_CERT_DATABASE_URL=db_url, PENSION_CERT_BROKER_URL=broker)
+            server.database_url = db_url
             server.notes.update(database="postgresql (throwaway, fsync off)", broker="redis (throwaway)")
         else:
             server.notes["database"] = "sqlite"
+        homes: dict[str, Path] = {}  # process → its own working directory (celery-s3); else all run in the repo
+        if setup == "celery-s3":
+            s3 = stack.enter_context(servers.s3_server())
+            env.update(s3_bucket_env(s3))
+            server.s3_endpoint = s3.endpoint
+            server.notes["media"] = "S3 bucket (moto server on loopback); no shared media folder"
+            homes = {name: var / name for name in ["api", *(f"worker{k}" for k in range(n_workers))]}
+            for home in homes.values():
+                home.mkdir()
         log = stack.enter_context((var / "server.log").open("wb"))
-        api = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=REPO, stderr=log, stdout=log)
+        api_env = {**env, "PENSION_CERT_VAR_DIR": str(homes["api"])} if homes else env
+        api = subprocess.Popen(
+            [*cli, "serve", "--port", str(port)], env=api_env, cwd=homes.get("api", REPO), stderr=log, stdout=log
+        )
         procs.append(api)
         server.api_pid = api.pid
         stack.callback(_stop, procs)
@@ -368,7 +423,7 @@ def start_service(
             for k in range(n_workers):
                 wlog = stack.enter_context((var / f"worker{k}.log").open("wb"))
                 procs.append(subprocess.Popen([*cli, "worker"], env=env, cwd=REPO, stderr=wlog, stdout=wlog))
-        elif setup == "celery":
+        elif scaleout:
             for k in range(n_workers):
                 wlog = stack.enter_context((var / f"celery{k}.log").open("wb"))
                 cmd = [
@@ -376,6 +431,8 @@ def start_service(
                     "--concurrency=1", "--without-gossip", "--without-mingle", "--loglevel=WARNING",
                     f"--hostname=bench{k}@%h",
                 ]  # fmt: skip
-                procs.append(subprocess.Popen(cmd, env=env, cwd=REPO, stderr=wlog, stdout=wlog))
+                wdir = homes.get(f"worker{k}")
+                wenv = {**env, "PENSION_CERT_VAR_DIR": str(wdir)} if wdir else env
+                procs.append(subprocess.Popen(cmd, env=wenv, cwd=wdir or REPO, stderr=wlog, stdout=wlog))
         server.worker_pids = [p.pid for p in procs[1:]]
         yield server

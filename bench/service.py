@@ -5,13 +5,16 @@ from the acknowledged video upload to the decision (p50/p95), and worker memory 
     python bench/service.py --n 40 --setup celery --workers 1 --out bench/results/service.json
     python bench/service.py --n 40 --setup celery --workers 2 --out bench/results/service.json
     python bench/service.py --n 6 --setup celery --workers 2 --out bench/results/service.dev.json   # quick check
+    python bench/service.py --n 40 --setup celery-s3 --workers 2 --out bench/results/service.json
 
 `embedded`: `pension-cert serve` on its defaults (SQLite, local encrypted storage, --workers worker processes
 that it starts itself, polling the same database). `thread`: the same with one worker thread inside the API
 process. `processes`: the API with its worker off plus --workers `pension-cert worker` processes. `celery`:
 the scale-out set-up on loopback: throwaway PostgreSQL (Alembic-migrated) and Redis started from the Debian
 binaries, the API enqueuing to Redis, and --workers `celery -A service.tasks worker --pool=solo
---concurrency=1` processes. ONNX Runtime threads per worker: 2 for one worker, 1 each for two (2 cores).
+--concurrency=1` processes. `celery-s3`: the same with the media in a bucket (an S3 server on loopback) and
+every process in its own working directory, no shared media folder (API and workers on separate hosts,
+simulated). ONNX Runtime threads per worker: 2 for one worker, 1 each for two (2 cores).
 
 Each certification uses its own rendered ID card (its own beneficiary) and its own copy of the video (re-muxed
 bytes: the service refuses an exact duplicate), so every one runs the full pipeline. --clip 720p (default) is
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     range(warm_n),
                 )
             )
-        cpu0 = srv.cpu()
+        cpu0, stored0 = srv.cpu(), srv.stored_bytes()
         t0 = time.time()
         with cf.ThreadPoolExecutor(args.clients) as pool:
             futures = [
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         wall = time.time() - t0
         rss = srv.rss()
         cpu = cpu_delta(cpu0, srv.cpu(), len(results))
+        stored = {k: round((v - stored0.get(k, 0)) / len(results)) for k, v in srv.stored_bytes().items()}
         setup_info = {"workers": srv.workers, "ort_threads_per_worker": srv.ort_threads, **srv.notes}
     lat = [r["decided"] - r["acked"] for r in results]
     seen = [r["done"] - r["acked"] for r in results]
@@ -125,6 +129,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_upload_to_client_seeing_decision_s": summary(seen, 2),
         "peak_rss_mb": rss,
         "server_cpu_s_per_certification": cpu,
+        # Growth per certification: database bytes (PostgreSQL set-ups; includes its free-space slack) and
+        # committed transactions (the API's, the workers' and the sweeps'), media (encrypted card + video, until
+        # the retention purge).
+        "stored_bytes_per_certification": stored,
         "decisions": decisions,
         "video": clip_info,
         "challenge": CLIP_ACTIONS,
@@ -144,7 +152,7 @@ def main() -> int:
     result = run(args)
     result["machine"] = machine()
     result["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    key = f"celery_{args.workers}w" if args.setup == "celery" else args.setup
+    key = f"{args.setup.replace('-', '_')}_{args.workers}w" if args.setup.startswith("celery") else args.setup
     out: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     out[key] = result
     args.out.parent.mkdir(parents=True, exist_ok=True)

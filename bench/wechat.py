@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from service.api import create_app  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.context import ServiceContext  # noqa: E402
-from service.db.models import Beneficiary  # noqa: E402
-from service.db.wechat_models import WeChatUser  # noqa: E402
+from service.db.models import Beneficiary, CertSession, Channel, SessionState  # noqa: E402
+from service.db.wechat_models import WeChatSessionLink  # noqa: E402
 from service.h5.cardcheck import card_problems  # noqa: E402
 from service.wechat.notify import run_notifications  # noqa: E402
 from service.wechat.runtime import build_channel  # noqa: E402
@@ -70,7 +71,17 @@ def bench_reminders(ctx: ServiceContext, fake: FakeWeChat, n: int) -> dict[str, 
             )
             db.add(b)
             db.flush()
-            db.add(WeChatUser(openid=f"o-{i}", beneficiary_id=b.id))
+            # Reminders go to the openid of the person's last accepted self-certification from WeChat (a year ago).
+            sid, last_year = str(uuid.uuid4()), dt.datetime(2025, 11, 1)
+            db.add(
+                CertSession(
+                    id=sid, beneficiary_id=b.id, channel=Channel.SELF, token_hash=f"t{i}", nonce=f"n{i}",
+                    nonce_expires_at=last_year, expires_at=last_year, state=SessionState.DECIDED, decision="accept",
+                    decided_at=last_year,
+                )
+            )
+            db.flush()
+            db.add(WeChatSessionLink(session_id=sid, openid=f"o-{i}"))
     channel = build_channel(ctx.settings)
     assert channel is not None
     t0 = time.perf_counter()

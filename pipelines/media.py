@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipelines.errors import MediaError
 from pipelines.reasons import ReasonCode
+from pipelines.sniff import sniff
 
 ALLOWED_IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "MPO"})
 
@@ -53,7 +54,8 @@ def decode_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"too many pixels: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"not a supported image: {exc}") from exc
+        # Name what the bytes are (pipelines/sniff.py), never PIL's message (it shows a Python object).
+        raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"not a supported image: {sniff(data).name}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise MediaError(ReasonCode.MEDIA_CORRUPT, f"cannot decode image: {exc}") from exc
     return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])

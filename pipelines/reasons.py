@@ -51,6 +51,11 @@ class ReasonCode(enum.StrEnum):
     def message_zh(self) -> str:
         return MESSAGES_ZH[self]
 
+    @property
+    def staff_zh(self) -> str:
+        """The short label staff see in the console (the citizen's message is advice, not a finding)."""
+        return STAFF_LABELS_ZH.get(self, MESSAGES_ZH[self])
+
 
 MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.ID_NOT_A_CARD: "未识别到身份证,请拍摄居民身份证",
@@ -94,4 +99,49 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.PROXY_OPERATOR_FACE: "请拍摄被认证老人本人,而非代办人",
     ReasonCode.MODEL_UNAVAILABLE: "系统暂时无法处理,请稍后再试",
     ReasonCode.RATE_LIMITED: "操作过于频繁,请稍后再试",
+}
+
+
+# The same codes as staff read them in the review console: what the machine found, in a few words.
+STAFF_LABELS_ZH: dict[ReasonCode, str] = {
+    ReasonCode.ID_NOT_A_CARD: "未识别到身份证",
+    ReasonCode.ID_WRONG_SIDE: "拍摄的不是人像面",
+    ReasonCode.ID_CUT_OFF: "证件未拍全",
+    ReasonCode.ID_TOO_BLURRY: "证件照片模糊",
+    ReasonCode.ID_GLARE: "证件反光",
+    ReasonCode.ID_NUMBER_UNREADABLE: "证件号码无法识别",
+    ReasonCode.ID_CHECKSUM_FAILED: "证件号码校验位错误",
+    ReasonCode.ID_FIELDS_INCONSISTENT: "证件信息前后矛盾（出生日期、性别与号码不符）",
+    ReasonCode.ID_EXPIRED: "身份证已过期",
+    ReasonCode.ID_NUMBER_MISMATCH: "证件号码与名册人员不符",
+    ReasonCode.FACE_NOT_FOUND: "视频中未检测到人脸",
+    ReasonCode.FACE_MULTIPLE: "画面中有多张人脸",
+    ReasonCode.FACE_LOW_QUALITY: "人脸质量低",
+    ReasonCode.FACE_MISMATCH: "人脸与证件照/模板不一致",
+    ReasonCode.FACE_CHANGED_IN_VIDEO: "视频中途换人",
+    ReasonCode.FACE_CLOSER_TO_RELATIVE: "人脸更像已登记的亲属",
+    ReasonCode.SPOOF_SUSPECTED: "疑似非真人（静默活体分数偏低）",
+    ReasonCode.SPOOF_RIGID_MOTION: "疑似照片/屏幕翻拍（面部无形变）",
+    ReasonCode.CAPTURE_TOO_DARK: "画面过暗",
+    ReasonCode.CAPTURE_BACKLIT: "逆光",
+    ReasonCode.CAPTURE_TOO_BLURRY: "视频模糊",
+    ReasonCode.CAPTURE_FACE_TOO_SMALL: "人脸过小",
+    ReasonCode.CHALLENGE_MISSING_ACTION: "未完成指定动作",
+    ReasonCode.CHALLENGE_WRONG_ORDER: "动作顺序错误",
+    ReasonCode.NONCE_EXPIRED: "认证请求已超时",
+    ReasonCode.NONCE_REUSED: "认证请求重复使用",
+    ReasonCode.VIDEO_DUPLICATE: "视频重复提交",
+    ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
+    ReasonCode.MEDIA_CORRUPT: "文件损坏",
+    ReasonCode.MEDIA_TOO_LARGE: "文件过大",
+    ReasonCode.VIDEO_TOO_SHORT: "视频过短",
+    ReasonCode.VIDEO_TOO_LONG: "视频过长",
+    ReasonCode.BENEFICIARY_UNKNOWN: "名册中无此人",
+    ReasonCode.BENEFICIARY_DECEASED: "名册登记已死亡",
+    ReasonCode.ATTEMPTS_EXCEEDED: "当日认证次数已用完",
+    ReasonCode.PROXY_NOT_BOUND: "代办人未绑定该老人",
+    ReasonCode.PROXY_LIMIT_REACHED: "代办绑定数量已满",
+    ReasonCode.PROXY_OPERATOR_FACE: "视频中的人脸像代办人本人",
+    ReasonCode.MODEL_UNAVAILABLE: "模型不可用",
+    ReasonCode.RATE_LIMITED: "请求过于频繁",
 }

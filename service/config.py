@@ -7,12 +7,15 @@ refuses those defaults in any other environment: a production deployment must se
 from __future__ import annotations
 
 import base64
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
 
 # Development-only keys: public in the source code, hence refused outside development.
 DEV_MEDIA_KEY = base64.b64encode(b"pension-cert-dev-media-key-00000").decode()
@@ -35,8 +38,18 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = "development"
     var_dir: Path = Path("var")
     database_url: str = ""  # empty → SQLite file under var_dir
-    media_backend: Literal["local"] = "local"
     media_dir: Path | None = None  # default var_dir/media
+    # Object storage (service/storage_s3.py): s3://bucket/prefix puts media in an S3-compatible bucket instead of
+    # media_dir, so API and workers can run on hosts without a shared disk. Endpoint empty: the AWS default.
+    media_url: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_addressing_style: Literal["path", "virtual"] = "path"
+    # Media no session row points to (a crash between the write and the commit) are deleted by the daily run once
+    # older than this: longer than any upload takes from write to commit.
+    orphan_grace_s: int = 3600
     media_key: str = DEV_MEDIA_KEY  # base64 of 32 bytes (AES-256-GCM)
     signing_key: str = DEV_SIGNING_KEY  # HMAC key: ID-number hashes, certificate codes, session tokens
     api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
@@ -55,6 +68,9 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     job_lease_s: int = 300  # a job claimed longer ago than this is considered abandoned and redone
     job_max_attempts: int = 3
+    # A job put back after a transient failure (object store or database unreachable) waits this long before a
+    # worker may claim it again: an outage is retried every few seconds, not in a tight loop.
+    job_retry_backoff_s: float = 5.0
     sweep_interval_s: int = 60  # Celery beat: re-enqueue jobs whose message was lost or whose lease expired
     poll_interval_s: float = 0.5
     # Worker liveness (service/heartbeat.py, service/supervisor.py): every worker process writes a heartbeat row
@@ -78,6 +94,10 @@ class Settings(BaseSettings):
     validity_months: int = 12
     due_soon_days: int = 30
     birthday_month_regions: list[str] = Field(default_factory=list)  # region codes using the birthday-month rule
+    # A person imported from the roster without a validity or last-certification date is valid until the
+    # roster's cycle start (the row's cycle_start, else the import date) plus this many days: never overdue,
+    # never suspended, on the day they are imported (issue 21).
+    new_import_grace_days: int = Field(default=90, ge=0, le=730)
     # A cycle run that would suspend more than this share of the active beneficiaries (and more than
     # cycle_guard_min_suspensions of them) changes nothing and raises an alert, unless an operator forces it.
     cycle_max_suspend_share: float = 0.2
@@ -103,6 +123,9 @@ class Settings(BaseSettings):
     wechat_schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
     wechat_notify_max_attempts: int = 5
     h5_card_check: bool = True  # instant OCR feedback on the H5 card step (loads the ID-card reader in the API)
+    # The bureau's phone line shown on the H5 pages (daily limit, timeout, failed result): for a manual review
+    # or a home visit. Empty: the pages point to the counter only.
+    bureau_phone: str = ""
 
     # Operations (docs/operations.md): logs, metrics, rate limits.
     log_format: Literal["text", "json"] = "text"  # json: one object per line with request_id / session_id
@@ -152,8 +175,21 @@ class Settings(BaseSettings):
     def validate_secrets(self) -> None:
         """Refuse the public development secrets outside development."""
         self.media_key_bytes  # noqa: B018 - decodes and checks the length
+        if self.challenge_actions and self.env != "production":
+            log.warning("fixed action challenge %s: every session asks the same actions", self.challenge_actions)
         if self.env == "development":
             return
+        bad = self.dev_default_secrets()
+        if bad:
+            raise InsecureSettingsError(f"development default secrets refused in {self.env}: {', '.join(bad)}")
+        if self.env == "production":
+            weak = self.production_weaknesses()
+            if weak:
+                raise InsecureSettingsError(f"insecure settings refused in production: {'; '.join(weak)}")
+
+    def dev_default_secrets(self) -> list[str]:
+        """The variables still holding a public development default (refused outside development; also listed
+        one per line by the CLI's start-up check, service.cli.common.settings_problems)."""
         bad = [
             name
             for name, value, default in (
@@ -164,12 +200,7 @@ class Settings(BaseSettings):
         ]
         if DEV_API_KEY in self.api_keys:
             bad.append("PENSION_CERT_API_KEYS")
-        if bad:
-            raise InsecureSettingsError(f"development default secrets refused in {self.env}: {', '.join(bad)}")
-        if self.env == "production":
-            weak = self.production_weaknesses()
-            if weak:
-                raise InsecureSettingsError(f"insecure settings refused in production: {'; '.join(weak)}")
+        return bad
 
     def production_weaknesses(self) -> list[str]:
         """What a production start refuses besides the development defaults: short keys, an open /metrics,
@@ -191,6 +222,12 @@ class Settings(BaseSettings):
                 weak.append(f"PENSION_CERT_WECHAT_TOKEN shorter than {MIN_WECHAT_TOKEN_CHARS} characters")
             if not self.wechat_app_secret:
                 weak.append("PENSION_CERT_WECHAT_APP_SECRET is empty")
+        if self.challenge_actions:
+            # A known challenge lets an attacker prepare a video that performs it (issue 22).
+            weak.append(
+                "PENSION_CERT_CHALLENGE_ACTIONS is set: a fixed action challenge can be prepared in advance "
+                "(unset it; the default draws 2-3 actions in random order per session)"
+            )
         return weak
 
 

@@ -22,6 +22,22 @@ from service.storage import LocalEncryptedStorage, MediaStorage
 log = logging.getLogger(__name__)
 
 
+def open_storage(settings: Settings) -> MediaStorage:
+    """The media store the settings name: a bucket (PENSION_CERT_MEDIA_URL=s3://...) or the local folder."""
+    if not settings.media_url:
+        return LocalEncryptedStorage(settings.effective_media_dir, settings.media_key_bytes)
+    from service.storage_s3 import S3EncryptedStorage, S3Location, S3Options  # boto3 only when configured
+
+    options = S3Options(
+        endpoint_url=settings.s3_endpoint_url or None,
+        region=settings.s3_region or None,
+        access_key_id=settings.s3_access_key_id or None,
+        secret_access_key=settings.s3_secret_access_key or None,
+        addressing_style=settings.s3_addressing_style,
+    )
+    return S3EncryptedStorage(S3Location.parse(settings.media_url), settings.media_key_bytes, options)
+
+
 class ServiceContext:
     def __init__(self, settings: Settings, engine: Engine | None = None, create_schema: bool = True) -> None:
         settings.validate_secrets()
@@ -32,7 +48,7 @@ class ServiceContext:
         if create_schema:
             create_all(self.engine)
         self.session_factory: sessionmaker[Session] = make_session_factory(self.engine)
-        self.storage: MediaStorage = LocalEncryptedStorage(settings.effective_media_dir, settings.media_key_bytes)
+        self.storage: MediaStorage = open_storage(settings)
         self.keyring = Keyring(settings.media_key_bytes, settings.signing_key)
         self.rules = CycleRules(
             validity_months=settings.validity_months,

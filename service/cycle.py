@@ -2,7 +2,10 @@
 daily run that puts overdue beneficiaries on the suspension list.
 
 The rules are pure functions of dates (tested across simulated dates); ``run_cycle`` and
-``record_certification`` apply them to the database.
+``record_certification`` apply them to the database. A beneficiary without a validity date (a row from before
+roster imports gave every new person one, see service/roster.py) is ``undated``: never overdue, never
+reminded, and never suspended unless certifications of theirs exist, all lapsed (``run_cycle``); nobody loses a
+payment without a lapsed date that a person can see and check.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class CycleState(enum.StrEnum):
     DUE_SOON = "due_soon"
     OVERDUE = "overdue"
     DECEASED = "deceased"
+    UNDATED = "undated"  # no validity date known: staff give one (roster import), the cycle never acts on it
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,18 @@ def valid_until(
     return add_months(certified_on, rules.validity_months) - dt.timedelta(days=1)
 
 
+def first_valid_until(cycle_start: dt.date, grace_days: int) -> dt.date:
+    """Last valid day of a person imported without any certification date: the roster's cycle start plus the
+    grace for new imports (the benefit system vouched for them when it put them on the roster)."""
+    return cycle_start + dt.timedelta(days=grace_days)
+
+
 def cycle_state(status: str, valid_to: dt.date | None, today: dt.date, rules: CycleRules) -> CycleState:
     if status == BeneficiaryStatus.DECEASED:
         return CycleState.DECEASED
-    if valid_to is None or today > valid_to:
+    if valid_to is None:
+        return CycleState.UNDATED
+    if today > valid_to:
         return CycleState.OVERDUE
     if (valid_to - today).days < rules.due_soon_days:
         return CycleState.DUE_SOON
@@ -104,18 +116,22 @@ def run_cycle(
 ) -> list[int]:
     """Suspend every active beneficiary whose certification lapsed before `today`. Idempotent.
 
-    Never one with a certification valid on `today`, whatever the beneficiary row says. The rows are locked
-    (PostgreSQL): a certification committed meanwhile is seen, and one applied later waits and resumes.
+    Never one with a certification valid on `today`, whatever the beneficiary row says, nor one without any
+    date: a row whose validity is NULL is suspended only when certifications of theirs exist (all lapsed, each
+    with its date on the beneficiary page); one that never had a date (``CycleState.UNDATED``) never is. The
+    rows are locked (PostgreSQL): a certification committed meanwhile is seen, and one applied later waits and
+    resumes.
     Raises CycleSpikeError, changing nothing, when `guard` refuses the count (unless `force`).
     """
     certified_today = exists().where(
         Certification.beneficiary_id == Beneficiary.id, Certification.valid_until >= today
     )
+    ever_certified = exists().where(Certification.beneficiary_id == Beneficiary.id)
     lapsed = db.scalars(
         select(Beneficiary)
         .where(
             Beneficiary.status == BeneficiaryStatus.ACTIVE,
-            (Beneficiary.valid_until.is_(None)) | (Beneficiary.valid_until < today),
+            (Beneficiary.valid_until < today) | (Beneficiary.valid_until.is_(None) & ever_certified),
             ~certified_today,
         )
         .order_by(Beneficiary.id)

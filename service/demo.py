@@ -1,19 +1,23 @@
-"""`pension-cert serve --demo`: once the API is up, certify a sample pensioner against it over HTTP.
+"""The demo kit: a matching ID card + selfie video pair made from the development data, and `serve --demo`.
 
-The sample is built from the development data: an ID card rendered (by the ID-card stage's generator) around
-the face of a real selfie video, and that video. The result is printed as one JSON line on stdout.
+No shipped ID card shows the person of any shipped video, so nothing could be certified end to end on the
+development material. The kit renders a card (with the ID-card stage's own generator) around the face of a real
+selfie video, and puts beside it that video and a one-row roster: `pension-cert certify` accepts the pair
+offline, and `serve --demo` (fixed challenge: the actions the video performs) imports the roster so that the
+curl walk-through of docs/service.md (scripts/demo_walkthrough.sh) certifies it over HTTP.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import os
-import sys
+import shutil
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 
 DEMO_VIDEO = "spoof/videos/apfol_real2.webm"  # real webcam video with blinks and head turns
 DEMO_ACTIONS = ["turn_left", "turn_right", "nod"]
+DEMO_EXTERNAL_ID = "DEMO-0001"
+KIT_VERSION = 1  # bump when the kit's content changes: an older kit on disk is then rebuilt
 
 
 def video_frame(path: Path, t: float) -> np.ndarray:
@@ -86,57 +92,82 @@ def upload_media(
     return auth
 
 
-def run_demo(
-    base: str, api_key: str, data_dir: Path, external_id: str = "DEMO-0001", admin_key: str | None = None
-) -> dict[str, Any]:
-    """Import the sample into the roster (an operator action: `admin_key`), then certify it as a channel
-    (`api_key`) would."""
-    import httpx
+@dataclass(frozen=True)
+class DemoKit:
+    """Where the kit's files are and what they contain (kit.json beside them says the same)."""
 
+    dir: str
+    card: str
+    video: str
+    roster: str
+    external_id: str
+    id_number: str
+    name: str
+    actions: list[str]
+    version: int = KIT_VERSION
+
+
+def data_dir_or_none() -> Path | None:
+    """The development data (PENSION_CERT_DATA_DIR, else ../shared/data), or None outside that layout."""
+    env = os.environ.get("PENSION_CERT_DATA_DIR")
+    path = Path(env) if env else Path("../shared/data")
+    return path if (path / DEMO_VIDEO).is_file() else None
+
+
+def write_kit(data_dir: Path, out_dir: Path) -> DemoKit:
+    """Render the kit into `out_dir` (card.jpg, selfie.webm, roster.csv, kit.json); a current kit is kept."""
+    manifest = out_dir / "kit.json"
+    if manifest.is_file():
+        kit = DemoKit(**json.loads(manifest.read_text(encoding="utf-8")))
+        if kit.version == KIT_VERSION and all(Path(p).is_file() for p in (kit.card, kit.video, kit.roster)):
+            return kit
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = out_dir.resolve()  # kit.json names its files wherever it is read from
     card, fields = sample_card(data_dir)
-    video = (data_dir / DEMO_VIDEO).read_bytes()
-    with httpx.Client(base_url=base, headers={"X-API-Key": api_key}, timeout=60) as c:
-        buf = io.StringIO()
-        csv.writer(buf).writerows(
+    video = out_dir / ("selfie" + Path(DEMO_VIDEO).suffix)
+    shutil.copyfile(data_dir / DEMO_VIDEO, video)
+    (out_dir / "card.jpg").write_bytes(card)
+    roster = out_dir / "roster.csv"
+    with roster.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(
             [
                 ["external_id", "id_number", "name", "benefit_types"],
-                [external_id, fields.id_number, fields.name, "enterprise_pension"],
+                [DEMO_EXTERNAL_ID, fields.id_number, fields.name, "enterprise_pension"],
             ]
         )
-        c.post(
-            "/api/v1/roster",
-            files={"file": ("demo.csv", buf.getvalue().encode(), "text/csv")},
-            headers={"X-API-Key": admin_key or api_key},
-        ).raise_for_status()
-        s = c.post("/api/v1/sessions", json={"external_id": external_id, "template_consent": True})
-        s.raise_for_status()
-        session = s.json()
-        sid = session["session_id"]
-        auth = upload_media(c, session, card, video)
-        t0 = time.monotonic()
-        while True:
-            res = c.get(f"/api/v1/sessions/{sid}/result", headers=auth).json()
-            if res["state"] in ("decided", "failed") or time.monotonic() - t0 > 300:
-                break
-            time.sleep(0.5)
-        out: dict[str, Any] = {
-            "session_id": sid,
-            "state": res["state"],
-            "decision": res["decision"],
-            "reasons": res["reasons"],
-            "scores": (res.get("result") or {}).get("scores"),
-            "seconds": round(time.monotonic() - t0, 2),
-        }
-        if res["decision"] == "accept":
-            cert = c.get(f"/api/v1/sessions/{sid}/certificate", headers=auth).json()
-            out["certificate"] = {"valid_until": cert["valid_until"], "verify_url": cert["verify_url"]}
-        return out
+    kit = DemoKit(
+        dir=str(out_dir),
+        card=str(out_dir / "card.jpg"),
+        video=str(video),
+        roster=str(roster),
+        external_id=DEMO_EXTERNAL_ID,
+        id_number=fields.id_number,
+        name=fields.name,
+        actions=list(DEMO_ACTIONS),
+    )
+    manifest.write_text(json.dumps(asdict(kit), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    log.info("demo kit written to %s", out_dir)
+    return kit
 
 
-def run_demo_when_up(base: str, settings: Settings) -> None:
+def import_roster(base: str, admin_key: str, kit: DemoKit) -> dict[str, Any]:
+    """Import the kit's one-row roster (an operator action; idempotent: an unchanged row counts as unchanged)."""
     import httpx
 
-    data_dir = Path(os.environ.get("PENSION_CERT_DATA_DIR", "../shared/data"))
+    with Path(kit.roster).open("rb") as fh:
+        r = httpx.post(
+            base + "/api/v1/roster", files={"file": ("roster.csv", fh, "text/csv")}, headers={"X-API-Key": admin_key}
+        )
+    r.raise_for_status()
+    report: dict[str, Any] = r.json()
+    return report
+
+
+def prepare_when_up(base: str, settings: Settings, kit: DemoKit, ready: Callable[[DemoKit], None]) -> None:
+    """Once the API answers: import the kit's beneficiary, then say what to try. Runs in a daemon thread of
+    `serve --demo`; a failure is logged and never takes the server down."""
+    import httpx
+
     for _ in range(600):
         try:
             if httpx.get(base + "/healthz", timeout=2).status_code == 200:
@@ -144,13 +175,9 @@ def run_demo_when_up(base: str, settings: Settings) -> None:
         except httpx.HTTPError:
             time.sleep(0.2)
     try:
-        admin = settings.admin_api_keys[0] if settings.admin_api_keys else None
-        result = run_demo(base, settings.api_keys[0], data_dir, admin_key=admin)
-    except httpx.HTTPStatusError as exc:
-        # E.g. VIDEO_DUPLICATE when the demo already ran on this database: the refusal is the answer.
-        result = {"demo": "refused", "status": exc.response.status_code, **exc.response.json()}
-    except Exception as exc:  # the demo must never take the server down
-        log.exception("demo certification failed")
-        result = {"demo": "failed", "error": str(exc)}
-    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+        admin = settings.admin_api_keys[0] if settings.admin_api_keys else settings.api_keys[0]
+        import_roster(base, admin, kit)
+    except (httpx.HTTPError, OSError) as exc:
+        log.error("demo: importing %s failed: %s", kit.roster, exc)
+        return
+    ready(kit)

@@ -31,13 +31,15 @@ from service.fingerprints import SessionFingerprints
 from service.observability import metrics
 from service.proxy import hooks as proxy_hooks
 from service.security import mask_text
-from service.storage import StorageError
+from service.storage import StorageError, StorageUnavailableError
 from service.templates import load_template
 
 log = logging.getLogger(__name__)
 
 # Failures worth another try: the database or the media store was briefly unavailable.
 TRANSIENT = (OperationalError, StorageError, OSError)
+# Transient errors that are a dependency's outage, not this job's: retried without spending an attempt.
+OUTAGES = (OperationalError, StorageUnavailableError)
 
 
 class CertifierLike(Protocol):
@@ -67,7 +69,12 @@ def abandoned(stale_s: float) -> Any:
 
 
 def claimable(stale_s: float) -> Any:
-    return or_(CertSession.state == SessionState.QUEUED, abandoned(stale_s))
+    """Queued and not waiting out a back-off (lease_until on a queued row: "not before"), or abandoned."""
+    now = utcnow()
+    ready = (CertSession.state == SessionState.QUEUED) & (
+        CertSession.lease_until.is_(None) | (CertSession.lease_until <= now)
+    )
+    return or_(ready, abandoned(stale_s))
 
 
 def give_up_exhausted(ctx: ServiceContext) -> int:
@@ -169,15 +176,27 @@ def redact(result: Any) -> Any:
 
 
 def _release(ctx: ServiceContext, session_id: str, worker: str, attempts: int, exc: BaseException) -> None:
-    give_up = attempts >= ctx.settings.job_max_attempts
-    log.warning("session %s: transient failure (attempt %d): %s", session_id, attempts, exc)
+    """Put the job back after a transient failure; it is claimable again after `job_retry_backoff_s`.
+
+    A dependency outage (database, object store unreachable) says nothing about this job: the attempt is given
+    back, so an outage longer than a few retries never turns an acknowledged certification into a failure. Other
+    transient errors (a missing object, a read error) count, and the job goes to staff after job_max_attempts.
+    """
+    outage = isinstance(exc, OUTAGES)
+    give_up = not outage and attempts >= ctx.settings.job_max_attempts
+    log.warning(
+        "session %s: %s (attempt %d): %s", session_id, "dependency outage" if outage else "transient failure",
+        attempts, exc,
+    )
+    retry_at = utcnow() + dt.timedelta(seconds=ctx.settings.job_retry_backoff_s)
     with ctx.db() as db:
         db.execute(
             update(CertSession)
             .where(CertSession.id == session_id, CertSession.worker_id == worker)
             .values(
                 state=SessionState.FAILED if give_up else SessionState.QUEUED,
-                lease_until=None,
+                lease_until=None if give_up else retry_at,
+                job_attempts=CertSession.job_attempts - 1 if outage else CertSession.job_attempts,
                 last_error=f"{type(exc).__name__}: {exc}"[:500],
             )
         )

@@ -9,6 +9,7 @@ import logging
 from sqlalchemy import ColumnElement, func, or_, select
 
 from service.audit import audit
+from service.audit_anchor import write_anchor
 from service.context import ServiceContext
 from service.db.models import CertSession, SessionState, utcnow
 
@@ -66,3 +67,36 @@ def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int 
             audit(db, "system", "retention.purge", cutoff.date().isoformat(), {"sessions": purged})
     log.info("retention: purged media of %d sessions decided before %s", purged, cutoff.date())
     return purged
+
+
+def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
+    """Delete stored media that no session row points to, once older than `orphan_grace_s`.
+
+    An upload writes the object first and commits the row after: a crash between the two, or a commit that
+    failed after the write, leaves an object nothing refers to. The grace period keeps an upload in flight (object
+    written, row not yet committed) from being taken for an orphan. Returns the count deleted.
+    """
+    cutoff = (now or utcnow()) - dt.timedelta(seconds=ctx.settings.orphan_grace_s)
+    removed = 0
+    with ctx.db() as db:
+        for obj in ctx.storage.list("sessions/"):
+            if obj.modified >= cutoff:
+                continue
+            session_id = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
+            s = db.get(CertSession, session_id) if session_id else None
+            referenced = s is not None and s.media_purged_at is None and obj.key in (s.id_card_key, s.video_key)
+            if not referenced and ctx.storage.delete(obj.key):
+                removed += 1
+        if removed:
+            audit(db, "system", "retention.orphans", cutoff.isoformat(), {"objects": removed})
+    log.info("retention: removed %d orphaned media objects older than %s", removed, cutoff)
+    return removed
+
+
+def storage_upkeep(ctx: ServiceContext) -> dict[str, int]:
+    """The daily store work besides the purge: orphaned media removed, the audit chain anchored. Run by the
+    daily cycle run and by Celery beat (`pension_cert.storage_upkeep`); both are idempotent."""
+    removed = sweep_orphans(ctx)  # on the real clock: the grace protects uploads in flight now
+    with ctx.db() as db:
+        anchor = write_anchor(db, ctx.storage)
+    return {"media_orphans_removed": removed, "audit_anchored_seq": anchor.seq if anchor else 0}

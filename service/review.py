@@ -1,7 +1,8 @@
 """Staff review: a person settles a `review` decision (or a job that failed) as accept or reject.
 
 The reviewer's decision is recorded next to the machine's (which is kept), and an accept applies the cycle
-exactly as an automatic one does.
+exactly as an automatic one does. Every staff decision (accept, reject, or the console's retake request) tells
+the person through ``notify_decision``: one message, queued in the same transaction as the decision.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from service.context import ServiceContext
 from service.db.models import Beneficiary, CertSession, SessionState, utcnow
 from service.errors import ServiceError
 from service.processing import accept_session
+from service.wechat.notify import queue_staff_decision
 
 
 def settle(
@@ -34,4 +36,11 @@ def settle(
     if decision == "accept":
         accept_session(db, ctx, s, b, s.decided_at.date(), None)
     audit(db, actor, "session.review", s.id, {"decision": decision, "reviewer": reviewer})
+    notify_decision(db, s)
     return {"session_id": s.id, "decision": decision, "review": result["review"]}
+
+
+def notify_decision(db: Session, s: CertSession) -> int:
+    """Queue the message of a staff decision just applied to `s` (self, consent, verification or proxy case):
+    exactly one, to whoever started the session from WeChat (service/wechat/messages.py says what it says)."""
+    return queue_staff_decision(db, s)

@@ -5,8 +5,14 @@ Rows are upserted by the benefit system's ``external_id``; re-importing the same
 Columns: external_id, id_number, name, region (optional: the number's first 6 digits), benefit_types
 (separated by ``;``), status (optional, default active), valid_until (optional ISO date), household (optional:
 the benefit system's household id; beneficiaries sharing one are relatives for the kinship face rule, see
-service/relatives.py). For a survivor pension the id_number and name are the dependant's: the dependant is
-the one who certifies.
+service/relatives.py), last_certified_on (optional ISO date: the person's last certification in the benefit
+system; the cycle rules give the validity), cycle_start (optional ISO date: this person's cycle start). For a
+survivor pension the id_number and name are the dependant's: the dependant is the one who certifies.
+
+Every active person leaves the import with a validity date a person can see and check (issue 21): the row's
+valid_until, else the validity of its last_certified_on, else (for a new person, or one stored without a date)
+the cycle start (the row's, else the import's) plus ``Settings.new_import_grace_days``. A person imported today
+is therefore never overdue today, and never suspended by tonight's cycle run.
 """
 
 from __future__ import annotations
@@ -20,15 +26,19 @@ import logging
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import idnumber
+from service.cycle import CycleRules, first_valid_until, valid_until
 from service.db.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport
 from service.errors import ServiceError
 from service.security import Keyring, mask_id, normalise_id
+
+if TYPE_CHECKING:
+    from service.context import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +66,8 @@ class RosterRow:
     birth_date: dt.date | None
     # None: the file has no household column (the stored one is kept); "": the row clears it.
     household: str | None = None
+    last_certified_on: dt.date | None = None
+    cycle_start: dt.date | None = None
 
     def digest(self, household: str | None) -> str:
         """Of every stored field; `household` is the one the row leaves stored (see `_upsert`)."""
@@ -70,7 +82,28 @@ class RosterRow:
         if household:
             # Only when there is one: rows stored before the column existed keep their digests (unchanged).
             payload.append(["household", household])
+        for key, day in (("last_certified_on", self.last_certified_on), ("cycle_start", self.cycle_start)):
+            if day is not None:  # likewise: files without these columns keep their digests
+                payload.append([key, day.isoformat()])
         return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ImportTerms:
+    """How an import dates the people it brings in (see the module docstring)."""
+
+    today: dt.date
+    rules: CycleRules
+    grace_days: int
+    cycle_start: dt.date | None = None  # the roster's cycle start; None: the import date
+
+    def first_valid_until(self, row: RosterRow) -> dt.date:
+        return first_valid_until(row.cycle_start or self.cycle_start or self.today, self.grace_days)
+
+
+def import_terms(ctx: ServiceContext, cycle_start: dt.date | None = None) -> ImportTerms:
+    """The terms of an import made now with the service's settings."""
+    return ImportTerms(dt.date.today(), ctx.rules, ctx.settings.new_import_grace_days, cycle_start)
 
 
 @dataclass
@@ -81,6 +114,7 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
     import_id: int | None = None
+    grace_dated: int = 0  # people given the first-import grace date (no date of their own in the file)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +124,7 @@ class ImportReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": len(self.rejected),
+            "grace_dated": self.grace_dated,
             "rejected_rows": self.rejected,
         }
 
@@ -201,12 +236,7 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
     status = raw.get("status", "").strip().lower() or BeneficiaryStatus.ACTIVE.value
     if status not in {s.value for s in BeneficiaryStatus}:
         errors.append("status must be active, suspended or deceased")
-    until: dt.date | None = None
-    if raw.get("valid_until", "").strip():
-        try:
-            until = dt.date.fromisoformat(raw["valid_until"].strip())
-        except ValueError:
-            errors.append("valid_until must be YYYY-MM-DD")
+    until, certified, start = (_date(raw, col, errors) for col in ("valid_until", "last_certified_on", "cycle_start"))
     household = raw.get("household")
     if household is not None:
         household = household.strip()
@@ -214,10 +244,25 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
             errors.append("household must be at most 64 characters, not starting with = + - @")
     if errors:
         return None, errors
-    return RosterRow(line, ext, number, name, region, sorted(set(types)), status, until, birth, household), []
+    row = RosterRow(line, ext, number, name, region, sorted(set(types)), status, until, birth, household)
+    row.last_certified_on, row.cycle_start = certified, start
+    return row, []
 
 
-def import_roster(db: Session, keyring: Keyring, filename: str, data: bytes, actor: str) -> ImportReport:
+def _date(raw: dict[str, str], column: str, errors: list[str]) -> dt.date | None:
+    text = raw.get(column, "").strip()
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        errors.append(f"{column} must be YYYY-MM-DD")
+        return None
+
+
+def import_roster(
+    db: Session, keyring: Keyring, filename: str, data: bytes, actor: str, terms: ImportTerms
+) -> ImportReport:
     """Validate and upsert every row; the caller commits (one transaction for the whole file)."""
     from service.audit import audit
 
@@ -231,7 +276,7 @@ def import_roster(db: Session, keyring: Keyring, filename: str, data: bytes, act
         if row is not None and (row.external_id in seen_ext or row.id_number in seen_id):
             errors = ["duplicate of an earlier row in this file"]
         elif row is not None:
-            errors = _upsert(db, keyring, row, report)
+            errors = _upsert(db, keyring, row, report, terms)
         if row is None or errors:
             masked = mask_id(normalise_id(raw.get("id_number", "")))
             report.rejected.append(
@@ -257,7 +302,9 @@ def import_roster(db: Session, keyring: Keyring, filename: str, data: bytes, act
     return report
 
 
-def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport) -> list[str]:
+def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport, terms: ImportTerms) -> list[str]:
+    if row.last_certified_on is not None and row.last_certified_on > terms.today:
+        return [f"last_certified_on is after the import date ({row.last_certified_on} > {terms.today})"]
     id_hash = keyring.id_hash(row.id_number)
     existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
     holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
@@ -282,8 +329,7 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport)
     # The roster is the benefit system's word on deaths and on certifications made before this service.
     if row.status == BeneficiaryStatus.DECEASED or existing is None:
         b.status = row.status
-    if row.valid_until is not None and (b.valid_until is None or row.valid_until > b.valid_until):
-        b.valid_until = row.valid_until
+    _date_validity(b, row, terms, report)
     b.household = household
     if existing is None:
         db.add(b)
@@ -292,3 +338,18 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport)
         report.updated += 1
     db.flush()
     return []
+
+
+def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport) -> None:
+    """The row's dates never shorten a validity already stored (a certification made here is newer)."""
+    until = row.valid_until
+    if until is None and row.last_certified_on is not None:
+        until = valid_until(row.last_certified_on, terms.rules, row.region, row.birth_date)
+    if until is not None and (b.valid_until is None or until > b.valid_until):
+        b.valid_until = until
+    certified = row.last_certified_on
+    if certified is not None and (b.last_certified_on is None or certified > b.last_certified_on):
+        b.last_certified_on = certified
+    if b.valid_until is None and b.status == BeneficiaryStatus.ACTIVE:
+        b.valid_until = terms.first_valid_until(row)
+        report.grace_dated += 1

@@ -23,6 +23,7 @@ from pipelines.liveness import issue_challenge, parse_actions
 from pipelines.liveness.video import probe_video
 from pipelines.media import ALLOWED_IMAGE_FORMATS, DEFAULT_IMAGE_LIMITS
 from pipelines.reasons import ReasonCode
+from pipelines.sniff import accepted_type
 from service.audit import audit
 from service.context import ServiceContext
 from service.db.models import (
@@ -36,6 +37,7 @@ from service.db.models import (
 )
 from service.errors import NotFoundError, ServiceError
 from service.security import new_token, normalise_id, token_hash
+from service.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -204,14 +206,13 @@ def upload(
         raise ServiceError("SESSION_EXPIRED", "session expired", status=410)
     settings = ctx.settings
     allowed = settings.image_types if kind == "id_card" else settings.video_types
-    base_type = content_type.split(";")[0].strip().lower()
-    if base_type not in allowed:
-        raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"content type {base_type or '-'}", status=415)
     limit = settings.max_image_bytes if kind == "id_card" else settings.max_video_bytes
     if len(data) > limit:
         raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{len(data)} bytes > {limit}", status=413)
     if not data:
         raise ServiceError(ReasonCode.MEDIA_CORRUPT, "empty upload", status=422)
+    # The bytes say what the upload is (pipelines/sniff.py): the declared content type is only a hint (415 naming it).
+    base_type = accepted_type(data, "image" if kind == "id_card" else "video", allowed, content_type)
     digest = hashlib.sha256(data).hexdigest()
     if kind == "id_card":
         _check_image(data)
@@ -264,7 +265,7 @@ def replayed(s: CertSession, kind: str, request_id: str, data: bytes, nonce: str
 def _discard(ctx: ServiceContext, key: str) -> None:
     try:
         ctx.storage.delete(key)
-    except OSError:
+    except (OSError, StorageError):
         log.warning("could not remove orphan media %s", key)
 
 

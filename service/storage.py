@@ -8,12 +8,16 @@ temporary file is removed, the previous object under that key (if any) is left a
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import logging
 import os
 import re
 import stat
 import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -35,31 +39,71 @@ class StorageFullError(StorageError):
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+class StorageUnavailableError(StorageError):
+    """The store did not answer (connection refused, timeouts, 5xx after retries): nothing was acknowledged;
+    the same request succeeds once it is back."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    modified: dt.datetime  # naive UTC, like the database's timestamps
+
+
 class MediaStorage(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
     def get(self, key: str) -> bytes: ...
     def delete(self, key: str) -> bool: ...
     def exists(self, key: str) -> bool: ...
+    def check(self) -> None:
+        """Readiness: raise when the store cannot take a write now."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        """Every stored object whose key starts with `prefix` (the orphan sweep)."""
+        ...
+
+
+class Sealer:
+    """The one encryption format of every backend: ``nonce(12) || ciphertext+tag``, the object key bound as
+    associated data (a blob copied under another key fails to open)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def seal(self, key: str, data: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, data, key.encode())
+
+    def open(self, key: str, blob: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(blob[:12], blob[12:], key.encode())
+        except InvalidTag as exc:
+            raise StorageError(f"object {key!r} fails authentication (wrong key or tampered)") from exc
+
+
+def check_key(key: str) -> str:
+    """Keys are ours (``sessions/<uuid>/video``): never an ID number, never a path out of the store."""
+    if not KEY_PATTERN.match(key) or ".." in key:
+        raise StorageError(f"invalid storage key {key!r}")
+    return key
 
 
 class LocalEncryptedStorage:
     def __init__(self, root: Path, key: bytes) -> None:
         self.root = root
-        self._aead = AESGCM(key)
+        self._sealer = Sealer(key)
         # Only the service's user lists or reads the media (encrypted, but their names are session ids):
         # the root is created 0700, an existing one loses its group and other permissions, blobs are 0600.
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         _make_private(root)
 
     def _path(self, key: str) -> Path:
-        if not KEY_PATTERN.match(key) or ".." in key:
-            raise StorageError(f"invalid storage key {key!r}")
-        return self.root / (key + ".enc")
+        return self.root / (check_key(key) + ".enc")
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        nonce = os.urandom(12)
-        blob = nonce + self._aead.encrypt(nonce, data, key.encode())
+        blob = self._sealer.seal(key, data)
         # pid and thread id: two writers of one key (API threads, worker processes) never share a temp file.
         tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
         try:
@@ -82,10 +126,7 @@ class LocalEncryptedStorage:
             blob = path.read_bytes()
         except FileNotFoundError as exc:
             raise StorageError(f"no object {key!r}") from exc
-        try:
-            return self._aead.decrypt(blob[:12], blob[12:], key.encode())
-        except InvalidTag as exc:
-            raise StorageError(f"object {key!r} fails authentication (wrong key or tampered)") from exc
+        return self._sealer.open(key, blob)
 
     def delete(self, key: str) -> bool:
         try:
@@ -96,6 +137,22 @@ class LocalEncryptedStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        for path in sorted(self.root.rglob("*.enc")):
+            key = path.relative_to(self.root).as_posix()[: -len(".enc")]
+            if key.startswith(prefix):
+                modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
+                yield StoredObject(key, modified)
+
+    def check(self) -> None:
+        probe = self.root / f".readyz-{uuid.uuid4().hex}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
 
 
 def _make_private(directory: Path) -> None:

@@ -59,6 +59,7 @@ def make_celery(settings: Settings) -> Any:
         beat_schedule={
             "sweep": {"task": "pension_cert.sweep", "schedule": float(settings.sweep_interval_s)},
             "wechat": {"task": "pension_cert.wechat_tick", "schedule": settings.wechat_schedule_s},
+            "storage_upkeep": {"task": "pension_cert.storage_upkeep", "schedule": 86400.0},
         },
     )
     return app
@@ -178,6 +179,14 @@ def sweep() -> int:
     for sid in ids:
         process_session.delay(sid)
     return len(ids)
+
+
+@celery_app.task(name="pension_cert.storage_upkeep")  # type: ignore[untyped-decorator]
+def storage_upkeep() -> dict[str, int]:
+    """Daily: orphaned media removed, the audit chain anchored outside the database (service/retention.py)."""
+    from service.retention import storage_upkeep as upkeep
+
+    return upkeep(_worker_ctx())
 
 
 @celery_app.task(name="pension_cert.wechat_tick")  # type: ignore[untyped-decorator]

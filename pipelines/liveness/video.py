@@ -24,6 +24,7 @@ import numpy as np
 from pipelines.errors import MediaError
 from pipelines.liveness.replay import BinnedHasher, frame_thumb
 from pipelines.reasons import ReasonCode
+from pipelines.sniff import sniff
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,9 @@ def _open(data: bytes) -> av.container.InputContainer:
         # anything else is simply not a video.
         if looks_like_video(data):
             raise MediaError(ReasonCode.MEDIA_CORRUPT, f"damaged or truncated video: {exc}") from exc
-        raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"not a recognised video container: {exc}") from exc
+        # Name what the bytes are, not FFmpeg's errno text about an unnamed stream ("'<none>'").
+        detail = f"not a recognised video container: {sniff(data).name}"
+        raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, detail) from exc
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise MediaError(ReasonCode.MEDIA_CORRUPT, f"cannot open video: {exc}") from exc
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from service import heartbeat, wakeup
 from service.api import routes_certificates, routes_registry, routes_sessions
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware
 from service.config import Settings, get_settings
@@ -135,8 +136,11 @@ def create_app(
         description="养老待遇资格认证服务: roster, certification sessions, decisions, certificates",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from local files: FastAPI's own pages load a public CDN
+        redoc_url=None,
     )
     app.state.ctx = ctx
+    install_docs(app)  # /docs, /redoc and their assets, all from this process (works with no outside network)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max(settings.max_video_bytes, 64 * 1024 * 1024))
     for r in (routes_registry.router, routes_sessions.router, routes_certificates.router):

@@ -17,8 +17,8 @@ from service.cycle import CycleSpikeError, SuspensionGuard, run_cycle
 from service.db.models import Beneficiary
 from service.errors import NotFoundError, ServiceError
 from service.observability import metrics
-from service.retention import expire_sessions, purge_media
-from service.roster import import_roster
+from service.retention import expire_sessions, purge_media, storage_upkeep
+from service.roster import import_roster, import_terms
 from service.security import normalise_id
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
@@ -32,9 +32,13 @@ FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2200, 12, 31)
 SIMULATED_DATE_ENVS = ("development", "test")
 
 
-def _day(today: dt.date | None) -> dt.date:
+def _day(today: dt.date | None, env: str) -> dt.date:
     if today is None:
         return dt.date.today()
+    if env not in SIMULATED_DATE_ENVS:
+        # Reads too: a channel asking "who is overdue next year" learns nothing it should, and one rule for every
+        # route is easier to audit than a list of which routes may simulate.
+        raise ServiceError("DATE_OVERRIDE_FORBIDDEN", f"today cannot be set in {env}", status=403)
     if not FIRST_DAY <= today <= LAST_DAY:
         raise ServiceError("INVALID_DATE", f"today must be between {FIRST_DAY} and {LAST_DAY}", status=422)
     return today
@@ -45,7 +49,7 @@ def _day(today: dt.date | None) -> dt.date:
 )
 def post_roster(ctx: Ctx, db: DB, actor: AdminClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
     data = read_limited(file, MAX_ROSTER_BYTES)
-    report = import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor).to_dict()
+    report = import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor, import_terms(ctx)).to_dict()
     db.commit()  # acknowledged only once committed
     return report
 
@@ -55,7 +59,7 @@ def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today
     b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return registry.view(b, _day(today), ctx.rules)
+    return registry.view(b, _day(today, ctx.settings.env), ctx.rules)
 
 
 @router.get("/beneficiaries", summary="Look a beneficiary up by ID number (hashed, never stored in clear)")
@@ -63,14 +67,14 @@ def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today:
     b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(normalise_id(id_number))))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return registry.view(b, _day(today), ctx.rules)
+    return registry.view(b, _day(today, ctx.settings.env), ctx.rules)
 
 
 @router.get("/lists/{which}", summary="due_soon, overdue or suspended; JSON or CSV (format=csv)")
 def get_list(ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = None, format: str = "json") -> Any:
     if which not in registry.LISTS:
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}", status=404)
-    day = _day(today)
+    day = _day(today, ctx.settings.env)
     rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
     if format == "csv":
         return PlainTextResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS), media_type="text/csv; charset=utf-8")
@@ -98,10 +102,8 @@ def post_cycle_run(
     ] = None,
     force: Annotated[bool, Query(description="run even when an unusual share would be suspended")] = False,
 ) -> dict[str, Any]:
-    if today is not None and ctx.settings.env not in SIMULATED_DATE_ENVS:
-        # A date far ahead would suspend everyone and purge every medium: never outside development and test.
-        raise ServiceError("DATE_OVERRIDE_FORBIDDEN", f"today cannot be set in {ctx.settings.env}", status=403)
-    day = _day(today)
+    # A date far ahead would suspend everyone and purge every medium: never outside development and test.
+    day = _day(today, ctx.settings.env)
     guard = SuspensionGuard(ctx.settings.cycle_max_suspend_share, ctx.settings.cycle_guard_min_suspensions)
     try:
         ids = run_cycle(db, day, ctx.rules, guard, force=force)
@@ -116,4 +118,11 @@ def post_cycle_run(
     at = dt.datetime.combine(day, dt.time())
     expired = expire_sessions(ctx, at)
     purged = purge_media(ctx, at)
-    return {"date": day.isoformat(), "suspended": len(ids), "sessions_expired": expired, "media_purged": purged}
+    upkeep = storage_upkeep(ctx)  # orphaned media, the audit chain's anchor
+    return {
+        "date": day.isoformat(),
+        "suspended": len(ids),
+        "sessions_expired": expired,
+        "media_purged": purged,
+        "media_orphans_removed": upkeep["media_orphans_removed"],
+    }

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
 
 from service import review, sessions
 from service.api.deps import DB, AdminClient, ApiCaller, Ctx, SessionToken
@@ -22,6 +23,13 @@ class SessionCreate(BaseModel):
     channel: Channel = Channel.SELF
     # Strict: "yes", "false", 1 are refused (422), never read as consent.
     template_consent: StrictBool = Field(default=False, description="consent to keep this selfie's face template")
+
+    @model_validator(mode="after")
+    def _who(self) -> SessionCreate:
+        # Without either, the request is incomplete (422 FIELD_MISSING naming the field), not an unknown person.
+        if not self.external_id and not self.id_number:
+            raise PydanticCustomError("missing", "external_id or id_number is required", {"field": "external_id"})
+        return self
 
 
 @router.post("", status_code=201, summary="Open a session: returns the action challenge and the session token")

@@ -13,8 +13,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pipelines.face_match.calibrate import calibrate, write_entry, write_populations
-from pipelines.face_match.calibration import DEFAULT_CALIBRATION_PATH
 from service.cli.common import CliError, emit
 from service.cli.match_cmd import build_matcher
 
@@ -31,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--pack", help="model pack")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="calibrate without flip test-time augmentation")
-    p.add_argument("--out", type=Path, default=DEFAULT_CALIBRATION_PATH, help="calibration file to update")
+    p.add_argument("--out", type=Path, help="calibration file to update (default: the one the face-match stage reads)")
     p.add_argument("--dry-run", action="store_true", help="print, do not write")
     p.set_defaults(func=_run)
 
@@ -50,13 +48,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    # Lazy: numpy, OpenCV and onnxruntime load only when a calibration runs.
+    from pipelines.face_match.calibrate import calibrate, write_entry, write_populations
+    from pipelines.face_match.calibration import DEFAULT_CALIBRATION_PATH
+
+    out_path = args.out or DEFAULT_CALIBRATION_PATH
     matcher = build_matcher(args.pack, args.flip)
     out: dict[str, Any] = {}
     if args.pairs is not None:
         entry = calibrate(matcher, args.pairs, args.root, args.faces, args.faces_source)
         out["lfw"] = entry
         if not args.dry_run:
-            out["calibration_version"] = write_entry(entry, args.out)
+            out["calibration_version"] = write_entry(entry, out_path)
     if args.population_data is not None:
         from pipelines.face_match.population.calibrate import calibrate_populations
         from pipelines.face_match.population.dataset import load_population_data
@@ -65,6 +68,6 @@ def _calibrate(args: argparse.Namespace) -> int:
         out["populations"] = populations
         if not args.dry_run:
             key = matcher.thresholds.recognizer
-            out["calibration_version"] = write_populations(key, populations, args.out)
+            out["calibration_version"] = write_populations(key, populations, out_path)
     emit(out)
     return 0

@@ -6,12 +6,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from service.cli.common import EXIT_FAILED, CliError, emit
 
-from service.cli.common import CliError, emit
-from service.config import get_settings
-from service.context import ServiceContext
+if TYPE_CHECKING:
+    from service.context import ServiceContext
+
+
+def _context() -> ServiceContext:
+    # Lazy: the database layer (SQLAlchemy) loads only when a console command runs, not to build the parser.
+    from service.cli.common import load_settings
+    from service.context import ServiceContext
+
+    return ServiceContext(load_settings())
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,13 +37,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _create_user(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
     from service.console.audit_chain import record
     from service.console.auth import create_user
     from service.db.console_models import StaffUser
 
     # Never a command-line argument: it would stay in the shell history and the process list.
-    password = os.environ.get("PENSION_CERT_CONSOLE_PASSWORD") or getpass.getpass("密码 / password: ")
-    ctx = ServiceContext(get_settings())
+    password = os.environ.get("PENSION_CERT_CONSOLE_PASSWORD")
+    if not password:
+        try:
+            password = getpass.getpass("密码 / password: ")
+        except EOFError:  # no terminal to prompt on (a script, a pipe)
+            raise CliError("no password: set PENSION_CERT_CONSOLE_PASSWORD or run in a terminal") from None
+    ctx = _context()
     with ctx.db() as db:
         if db.scalar(select(StaffUser).where(StaffUser.username == args.username)) is not None:
             raise CliError(f"user {args.username} exists")
@@ -49,10 +64,23 @@ def _create_user(args: argparse.Namespace) -> int:
 
 
 def _verify(_args: argparse.Namespace) -> int:
+    ctx = _context()  # settings first: a bad setting is reported as such, before anything else loads
+    from service.audit_anchor import check_anchors
     from service.console.audit_chain import verify_chain
 
-    ctx = ServiceContext(get_settings())
     with ctx.db() as db:
         check = verify_chain(db)
-    emit({"ok": check.ok, "entries": check.entries, "first_bad_seq": check.first_bad_seq, "problem": check.problem})
-    return 0 if check.ok else 1
+        # The chain alone cannot show a log rewritten whole with every hash recomputed; the anchors kept in the
+        # media store (written by the daily run) can.
+        anchored = check_anchors(db, ctx.storage)
+    ok = check.ok and anchored.ok
+    emit(
+        {
+            "ok": ok,
+            "entries": check.entries,
+            "first_bad_seq": check.first_bad_seq if not check.ok else anchored.seq,
+            "problem": check.problem or anchored.problem,
+            "anchors": anchored.anchors,
+        }
+    )
+    return 0 if ok else EXIT_FAILED

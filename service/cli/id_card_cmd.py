@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from pipelines.errors import MediaError
-from pipelines.id_card import IdCardReader
-from pipelines.media import load_image
-from service.cli.common import emit
+from service.cli.common import EXIT_INPUT, emit, file_problem
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,10 +21,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run_read(args: argparse.Namespace) -> int:
+    from pipelines.id_card import IdCardReader  # lazy: the OCR models load only when the command runs
+    from pipelines.media import load_image
+
     reader = IdCardReader(args.pack)
     failures = 0
     for path in args.images:
         out: dict[str, Any] = {"image": path}
+        problem = file_problem(Path(path))
+        if problem is not None:  # a missing file has its own code, not MEDIA_CORRUPT
+            failures += 1
+            out.update(error=problem.code, detail=problem.detail, errors=[problem.code], messages=[])
+            emit(out)
+            continue
         try:
             image = load_image(path)
         except MediaError as exc:
@@ -38,4 +46,4 @@ def _run_read(args: argparse.Namespace) -> int:
         result = reader.read_emblem(image) if args.emblem else reader.read(image)
         out.update(result.to_dict())
         emit(out)
-    return 0 if failures == 0 else 2
+    return 0 if failures == 0 else EXIT_INPUT

@@ -4,17 +4,23 @@
 from __future__ import annotations
 
 import argparse
-import csv
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models.packs import load_pack
 from pipelines.errors import PipelineError
-from pipelines.liveness import LivenessChecker, LivenessConfig, parse_actions
-from pipelines.liveness.calibrate import calibrate, write_entry
-from pipelines.liveness.passive import DEFAULT_CALIBRATION_PATH
-from service.cli.common import CliError, emit
+from service.cli.common import (
+    BAD_CHALLENGE,
+    CliError,
+    actions_or_fail,
+    emit,
+    read_csv_rows,
+    require_file,
+    require_media,
+)
+
+if TYPE_CHECKING:  # imported where used: building the parser must not load numpy, OpenCV or onnxruntime
+    from pipelines.liveness import LivenessChecker
+
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,19 +36,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--spoof", type=Path, required=True, help="CSV path,media,label (real/spoof)")
     c.add_argument("--root", type=Path, required=True, help="directory the CSV paths are relative to")
     c.add_argument("--pack", help="model pack")
-    c.add_argument("--out", type=Path, default=DEFAULT_CALIBRATION_PATH, help="calibration file to update")
+    c.add_argument("--out", type=Path, help="calibration file to update (default: the one the liveness stage reads)")
     c.add_argument("--dry-run", action="store_true", help="print, do not write")
     c.set_defaults(func=_calibrate)
 
 
-def _actions(text: str | None) -> tuple[str, ...]:
-    try:
-        return parse_actions(text)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-
-
 def _checker(args: argparse.Namespace) -> LivenessChecker:
+    from dataclasses import replace
+
+    from models.packs import load_pack  # lazy: onnxruntime, OpenCV and PyAV load only when a check runs
+    from pipelines.liveness import LivenessChecker, LivenessConfig
+
     config = LivenessConfig()
     if args.mirrored:
         config = replace(config, actions=replace(config.actions, mirrored=True))
@@ -56,28 +60,24 @@ def _run(args: argparse.Namespace) -> int:
         return _run_batch(args)
     if args.video is None:
         raise CliError("liveness needs a VIDEO (or --batch CSV)")
-    actions = _actions(args.challenge)
+    actions = actions_or_fail(args.challenge)
+    require_media(args.video, "video")  # a missing file or a photo is refused before the models load
     result = _checker(args).check(args.video, actions)
     emit({"video": str(args.video), **result.to_dict()})
     return 0
 
 
 def _run_batch(args: argparse.Namespace) -> int:
-    try:
-        with args.batch.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise CliError(f"cannot read {args.batch}: {exc.strerror}") from exc
-    if rows and "path" not in rows[0]:
-        raise CliError(f"{args.batch} needs a column named path")
+    rows = read_csv_rows(args.batch, ("path",))
     checker = _checker(args)
     for row in rows:
         out: dict[str, Any] = {"path": row["path"]}
         try:
-            actions = parse_actions(row.get("challenge") or args.challenge)
+            actions = actions_or_fail(row.get("challenge") or args.challenge)
+            require_file(args.root / row["path"])  # what the file is, the pipeline says (its reason code)
             out.update(checker.check(args.root / row["path"], actions).to_dict())
-        except ValueError as exc:
-            out.update(passed=False, reasons=[], error="BAD_CHALLENGE", detail=str(exc))
+        except CliError as exc:  # a bad challenge or a missing file: this row only
+            out.update(passed=False, reasons=[], error=exc.code or BAD_CHALLENGE, detail=exc.detail)
         except PipelineError as exc:
             out.update(passed=False, reasons=[exc.reason.value], error=exc.reason.value, detail=exc.detail)
         emit(out)
@@ -85,9 +85,14 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from models.packs import load_pack  # lazy: the models load only when the command runs
+    from pipelines.liveness import LivenessChecker
+    from pipelines.liveness.calibrate import calibrate, write_entry
+    from pipelines.liveness.passive import DEFAULT_CALIBRATION_PATH
+
     checker = LivenessChecker(load_pack(args.pack))
     entry = calibrate(checker, args.spoof, args.root)
     if not args.dry_run:
-        entry["calibration_version"] = write_entry(entry, args.out)
+        entry["calibration_version"] = write_entry(entry, args.out or DEFAULT_CALIBRATION_PATH)
     emit(entry)
     return 0

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from models.packs import load_pack
 from pipelines.errors import PipelineError
-from pipelines.face_match import FaceMatcher, FaceObservation, MatchConfig, cosine
-from pipelines.media import load_image
-from service.cli.common import CliError, emit
+from service.cli.common import CliError, emit, read_csv_rows, require_media
+
+if TYPE_CHECKING:  # imported where used: building the parser must not load numpy, OpenCV or onnxruntime
+    from pipelines.face_match import FaceMatcher, FaceObservation
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def build_matcher(pack: str | None, flip: bool) -> FaceMatcher:
+    from models.packs import load_pack  # lazy: the face models and onnxruntime load only when a command runs
+    from pipelines.face_match import FaceMatcher, MatchConfig
+
     return FaceMatcher(load_pack(pack), MatchConfig(flip_tta=flip))
 
 
@@ -34,6 +37,10 @@ def _run(args: argparse.Namespace) -> int:
         return _run_pairs(args)
     if len(args.images) != 2:
         raise CliError("match needs exactly two images: IMAGE_A IMAGE_B (or --pairs CSV)")
+    for image in args.images:
+        require_media(Path(image), "image")  # a missing file or a PDF is refused before the models load
+    from pipelines.media import load_image  # lazy: numpy and Pillow
+
     matcher = build_matcher(args.pack, args.flip)
     reference = matcher.observe(load_image(args.images[0]))
     probe = matcher.observe(load_image(args.images[1]))
@@ -45,13 +52,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_pairs(args: argparse.Namespace) -> int:
-    try:
-        with args.pairs.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise CliError(f"cannot read {args.pairs}: {exc.strerror}") from exc
-    if rows and not {"path_a", "path_b"} <= set(rows[0]):
-        raise CliError(f"{args.pairs} needs the columns path_a and path_b")
+    rows = read_csv_rows(args.pairs, ("path_a", "path_b"))
+    from pipelines.face_match import FaceObservation, cosine  # lazy: numpy, OpenCV, onnxruntime
+    from pipelines.media import load_image
+
     matcher = build_matcher(args.pack, args.flip)
     thresholds = matcher.thresholds
     cache: dict[str, FaceObservation | PipelineError] = {}

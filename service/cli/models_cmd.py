@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from models.errors import ModelError
-from models.store import ModelStore
+from models.store import ModelStatus, ModelStore
 from service.cli.common import EXIT_MODEL, CliError, emit
 
 
@@ -28,7 +28,25 @@ def _pack_models(store: ModelStore, pack: str) -> list[str]:
     return list(dict.fromkeys(n for names in spec.roles.values() for n in names))
 
 
+def pack_problems(store: ModelStore, pack: str) -> list[str]:
+    """Why this pack cannot run here, one item per role (empty: it can): the model it would use for each role,
+    as `serve` and the pipelines choose it (models/packs.py resolve), is missing or fails its sha256."""
+    from models.packs import ModelPack
+
+    spec = store.manifest.pack(pack)
+    model_pack = ModelPack(spec, store)
+    problems: list[str] = []
+    for role in spec.roles:
+        for name in model_pack.resolve(role):
+            st = store.state(name)
+            if st.status != ModelStatus.OK:
+                problems.append(f"{role}: {name} is {st.status.value} ({st.path})")
+    return problems
+
+
 def _list(args: argparse.Namespace) -> int:
+    from models.packs import pack_name_from_env
+
     store = ModelStore()
     names = _pack_models(store, args.pack) if args.pack else list(store.manifest.models)
     for name in names:
@@ -45,6 +63,15 @@ def _list(args: argparse.Namespace) -> int:
                 "commercial_use": st.spec.commercial_use,
                 "packs": [p.name for p in store.manifest.packs.values() if any(name in r for r in p.roles.values())],
             }
+        )
+    # The listing is information; the exit code says whether the pack it is about (--pack, else the configured
+    # one) can run, so that a script can stop before `serve` or `certify` would.
+    pack = args.pack or pack_name_from_env()
+    problems = pack_problems(store, pack)
+    if problems:
+        raise CliError(
+            f"pack {pack} cannot run: {'; '.join(problems)}; run `pension-cert models fetch --pack {pack}`",
+            EXIT_MODEL, code="MODEL_UNAVAILABLE",
         )
     return 0
 

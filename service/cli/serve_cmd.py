@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
+import sys
 import threading
 import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from service.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, CliError
 from service.config import Settings, get_settings
 from service.context import ServiceContext
 from service.security import install_log_masking
@@ -19,19 +23,39 @@ from service.security import install_log_masking
 if TYPE_CHECKING:
     import uvicorn
 
+    from service.demo import DemoKit
+
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve", help="run the HTTP API (OpenAPI docs at /docs) with its worker")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--demo", action="store_true", help="once up, run a sample certification against it")
+    # The CLI builds the full parser only for the command it runs (service/cli/__init__.py); the sibling name of
+    # this module may already stand there as a placeholder, which is kept.
+    if "serve" not in sub.choices:
+        _register_serve(sub)
+    if "worker" not in sub.choices:
+        w = sub.add_parser("worker", help="process queued certification sessions (polls the database)")
+        w.add_argument("--once", action="store_true", help="process what is queued, then exit")
+        w.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
+        w.set_defaults(func=_worker)
+
+
+def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the HTTP API (OpenAPI docs at /docs) with its worker",
+        description="Run the HTTP API with its workers until Ctrl-C (or SIGTERM). "
+        "Listens on 127.0.0.1:8000 unless --host/--port say otherwise (0.0.0.0: every interface).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="development: write the demo kit (matching ID card + selfie video) to VAR_DIR/demo, import its "
+        "beneficiary and fix the challenge to the actions the video performs (docs/service.md walk-through)",
+    )
     p.set_defaults(func=_serve)
-    w = sub.add_parser("worker", help="process queued certification sessions (polls the database)")
-    w.add_argument("--once", action="store_true", help="process what is queued, then exit")
-    w.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
-    w.set_defaults(func=_worker)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -40,24 +64,93 @@ def _serve(args: argparse.Namespace) -> int:
     from service.api import create_app
 
     install_log_masking()
+    sock = bind_port(args.host, args.port)  # first: a port in use is said at once, not after loading the models
     settings = get_settings()
     check_models(settings.model_pack)
+    base = f"http://{args.host}:{sock.getsockname()[1]}"  # the real port, also for --port 0
     if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:
-        settings = settings.model_copy(update={"public_base_url": f"http://{args.host}:{args.port}"})
-    if args.demo and not settings.challenge_actions:
-        from service.demo import DEMO_ACTIONS
-
-        # The sample video performs these actions; a real deployment issues random ones.
-        settings = settings.model_copy(update={"challenge_actions": DEMO_ACTIONS})
-    app = create_app(settings)
+        settings = settings.model_copy(update={"public_base_url": base})
+    kit = None
     if args.demo:
-        from service.demo import run_demo_when_up
-
-        base = f"http://{args.host}:{args.port}"
-        threading.Thread(target=run_demo_when_up, args=(base, settings), daemon=True).start()
+        kit = _demo_kit(settings)
+        if not settings.challenge_actions:
+            # The kit's video performs these actions; a real deployment issues random ones.
+            settings = settings.model_copy(update={"challenge_actions": list(kit.actions)})
+    app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, verbose=args.verbose))
-    server.run()
+    threading.Thread(target=_say_when_listening, args=(server, base), daemon=True).start()
+    if kit is not None:
+        from service.demo import prepare_when_up
+
+        threading.Thread(target=prepare_when_up, args=(base, settings, kit, _say_demo_ready), daemon=True).start()
+    server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything slow; a port already taken is a one-line error with its own
+    exit code (EXIT_UNAVAILABLE), not uvicorn's log line and exit 1."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CliError(f"--host {host}: unknown address ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart over TIME_WAIT
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"port {port} on {host} is already in use (another pension-cert serve?): stop that process "
+                "or choose another port with --port",
+                EXIT_UNAVAILABLE,
+                code="PORT_IN_USE",
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise CliError(f"--host {host}: not an address of this machine") from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_UNAVAILABLE) from None
+    # Listening now (uvicorn accepts later): with SO_REUSEADDR a port merely bound could be bound again by a
+    # second `serve` started meanwhile; a listening one cannot.
+    sock.listen()
+    return sock
+
+
+def _say_when_listening(server: uvicorn.Server, base: str) -> None:
+    """One line on stderr once the server accepts connections: where, and how to stop it."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.1)
+    if server.started:
+        sys.stderr.write(
+            f"pension-cert: listening on {base} (API docs {base}/docs, staff console {base}/console/, "
+            f"mobile pages {base}/h5/); stop with Ctrl-C\n"
+        )
+        sys.stderr.flush()
+
+
+def _demo_kit(settings: Settings) -> DemoKit:
+    from service.demo import data_dir_or_none, write_kit
+
+    if settings.env != "development":
+        # The kit imports a made-up pensioner and fixes the challenge: never on a real roster.
+        raise CliError(
+            f"--demo is for development only (PENSION_CERT_ENV is {settings.env})", EXIT_CONFIG, code="DEMO_NOT_DEV"
+        )
+    data_dir = data_dir_or_none()
+    if data_dir is None:
+        raise CliError(
+            "--demo needs the development data (../shared/data): set PENSION_CERT_DATA_DIR to it", code="NO_DEMO_DATA"
+        )
+    return write_kit(data_dir, settings.var_dir / "demo")
+
+
+def _say_demo_ready(kit: DemoKit) -> None:
+    sys.stderr.write(
+        f"pension-cert: demo ready: beneficiary {kit.external_id} ({kit.name}) imported; card {kit.card}, "
+        f"video {kit.video}, challenge {','.join(kit.actions)}. Try: bash scripts/demo_walkthrough.sh "
+        "(docs/service.md, 'Walk-through with curl')\n"
+    )
+    sys.stderr.flush()
 
 
 def uvicorn_config(app: Any, settings: Settings, host: str, port: int, verbose: bool = False) -> uvicorn.Config:

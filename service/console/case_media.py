@@ -1,5 +1,6 @@
 """Pictures for the case page, cut from the session's stored (encrypted) media on demand: the card's
-portrait, the video's best frames, and a frame of the session that enrolled the beneficiary's template.
+portrait, the video's best frames, a frame of the session that enrolled the beneficiary's template and, for
+proxy sessions, a frame of the relative's own verification.
 
 Nothing is written to disk; after the retention purge the media are gone and the page says so.
 """
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
 from service.db.models import CertSession
+from service.db.proxy_models import ProxySession, ProxySessionKind
 from service.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,28 @@ def template_source(db: Session, s: CertSession) -> CertSession | None:
         .where(
             CertSession.beneficiary_id == s.beneficiary_id,
             CertSession.id != s.id,
+            CertSession.decision == "accept",
+            CertSession.video_key.is_not(None),
+            CertSession.media_purged_at.is_(None),
+        )
+        .order_by(CertSession.decided_at.desc())
+        .limit(1)
+    )
+
+
+def operator_source(db: Session, s: CertSession) -> CertSession | None:
+    """For a proxy session: the latest accepted real-name verification of the relative who operated it, with
+    media still kept. Its best frame is the relative's photo, shown next to the elder's so that a reviewer can
+    see for themselves whether the relative filmed their own face."""
+    ps = db.get(ProxySession, s.id)
+    if ps is None:
+        return None
+    return db.scalar(
+        select(CertSession)
+        .join(ProxySession, ProxySession.session_id == CertSession.id)
+        .where(
+            ProxySession.operator_id == ps.operator_id,
+            ProxySession.kind == ProxySessionKind.VERIFICATION.value,
             CertSession.decision == "accept",
             CertSession.video_key.is_not(None),
             CertSession.media_purged_at.is_(None),

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
 
 class ConsoleConfig(BaseSettings):
@@ -22,3 +27,15 @@ class ConsoleConfig(BaseSettings):
     # None: Secure cookies whenever the request came over HTTPS or the service runs in production.
     cookie_secure: bool | None = None
     page_size: int = 50
+    # Pages show times in this zone, with its abbreviation (stored times are UTC).
+    time_zone: str = DEFAULT_TIME_ZONE
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        # Refused at start, not on the first page: an unknown zone would fail every page that shows a time.
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)") from exc
+        return name

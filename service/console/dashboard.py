@@ -19,13 +19,15 @@ from service.cycle import CycleRules, CycleState, cycle_state
 from service.db.console_models import ReviewDecision
 from service.db.models import Beneficiary, BeneficiaryStatus, CertSession
 
-COLUMNS = ("certified", "due_soon", "overdue", "suspended", "deceased")
+# "undated": no validity date (rows from before imports dated everyone): never suspended, shown so staff date them.
+COLUMNS = ("certified", "due_soon", "overdue", "suspended", "deceased", "undated")
 COLUMN_ZH = {
     "certified": "已认证",
     "due_soon": "即将到期",
     "overdue": "逾期",
     "suspended": "暂停发放",
     "deceased": "死亡",
+    "undated": "无有效期",
 }
 COLORS = {
     "certified": "#2e7d32",
@@ -33,6 +35,7 @@ COLORS = {
     "overdue": "#c62828",
     "suspended": "#6a1b9a",
     "deceased": "#616161",
+    "undated": "#90a4ae",
 }
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from service.console import audit_chain
@@ -20,7 +21,7 @@ from service.console.config import ConsoleConfig
 from service.context import ServiceContext
 from service.db.console_models import ReviewClaim, ReviewDecision, StaffUser
 from service.db.models import Beneficiary, CertSession, SessionState, utcnow
-from service.review import settle
+from service.review import notify_decision, settle
 
 DECISIONS = ("accept", "reject", "retry")
 
@@ -119,6 +120,28 @@ def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -
     audit_chain.record(db, staff.actor, "case.claim", session_id)
 
 
+def claim_next(db: Session, cfg: ConsoleConfig, staff: Staff) -> str | None:
+    """"下一件": the reviewer's own open claim first, else the oldest case this reviewer may decide (not held by
+    another, not a second decision a reviewer or its first decider cannot give), claimed. None: nothing left."""
+    for item in list_queue(db):
+        c = item.claim
+        if c is not None and c.claimed_by == staff.id:
+            return item.session.id
+    for item in list_queue(db):
+        c = item.claim
+        if c is not None and c.pending_decision is not None and (
+            not staff.has(Role.SUPERVISOR) or c.pending_by == staff.id
+        ):
+            continue
+        try:
+            with db.begin_nested():  # a lost race for one case only skips that case
+                claim_case(db, cfg, staff, item.session.id)
+        except (CaseError, IntegrityError):
+            continue
+        return item.session.id
+    return None
+
+
 def release_case(db: Session, staff: Staff, session_id: str) -> None:
     c = db.get(ReviewClaim, session_id)
     if c is None or c.claimed_by != staff.id:
@@ -179,6 +202,7 @@ def _settle(
             "note": reason,
         }
         s.result, s.decision, s.state, s.decided_at = result, "retry", SessionState.DECIDED, utcnow()
+        notify_decision(db, s)
     else:
         settle(db, ctx, s, decision, staff.username, reason, staff.actor)
     audit_chain.record(db, staff.actor, f"case.decide.{stage}", s.id, {"decision": decision, "reason": reason})

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
 from service.console import audit_chain, case_media
+from service.console.case_view import review_reasons, score_rows
 from service.console.config import ConsoleConfig
 from service.console.review_queue import (
     CaseError,
     claim_case,
+    claim_next,
     decide_case,
     decisions_of,
     is_open,
@@ -23,17 +27,13 @@ from service.console.review_queue import (
     release_case,
 )
 from service.console.web import PREFIX, CurrentStaff, check_csrf, config_of, ctx_of, no_store, redirect, render, unit
-from service.db.console_models import AltCertification, ReviewClaim, StaffUser
-from service.db.models import Beneficiary, Certification, CertSession
+from service.db.console_models import AltCertification, ConsoleAuditEntry, ReviewClaim, StaffUser
+from service.db.models import Beneficiary, Certification, CertSession, utcnow
 
 router = APIRouter(prefix=PREFIX)
-
-
-def reason_zh(code: str) -> str:
-    try:
-        return f"{ReasonCode(code).message_zh}（{code}）"
-    except ValueError:
-        return code
+# The pictures of a case page load right after the page: fetched within this time of the reviewer's own
+# `case.view` of that case, they are covered by that row (which lists them) instead of one row each.
+IMAGE_COVERED_S = 10 * 60
 
 
 @router.get("/")
@@ -52,7 +52,13 @@ def queue_page(
     filters = {"channel": channel, "region": region, "reason": reason}
     return no_store(
         render(
-            request, "queue.html", staff, items=items, filters=filters, reasons=list(ReasonCode), reason_zh=reason_zh
+            request,
+            "queue.html",
+            staff,
+            items=items,
+            filters=filters,
+            reasons=list(ReasonCode),
+            review_reasons=review_reasons,
         )
     )
 
@@ -98,7 +104,24 @@ def decide(
     except CaseError as exc:
         return render(request, "message.html", staff, status=409, message=exc.message, back=f"/cases/{session_id}")
     msg = "已提交，等待主管复核" if outcome == "awaiting_supervisor" else "已完成审核"
-    return render(request, "message.html", staff, message=msg, back="/queue")
+    return render(request, "message.html", staff, message=msg, back="/queue", next_case=True)
+
+
+@router.post("/cases/next")
+def next_case(request: Request, staff: CurrentStaff, csrf: Annotated[str, Form()] = "") -> Response:
+    """"下一件": claim the oldest open case this reviewer may decide and open it (a POST: it claims)."""
+    check_csrf(staff, csrf)
+    with unit(request) as db:
+        sid = claim_next(db, config_of(request), staff)
+    if sid is None:
+        return render(request, "message.html", staff, message="队列中暂无可处理的案件", back="/queue")
+    return redirect(f"/cases/{sid}")
+
+
+def _images(s: CertSession, tpl: CertSession | None, operator: CertSession | None) -> list[str]:
+    """The pictures the case page shows (named in its `case.view` audit row)."""
+    names = ["card"] + [f"frame:{i}" for i in range(len(case_media.best_frame_times(s)))]
+    return names + (["template"] if tpl else []) + (["operator"] if operator else [])
 
 
 @router.get("/cases/{session_id}")
@@ -124,8 +147,10 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             ).all()
             alts = db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == s.beneficiary_id)).all()
             tpl = case_media.template_source(db, s)
+            operator = case_media.operator_source(db, s)
             decisions = decisions_of(db, s.id)
-            audit_chain.record(db, staff.actor, "case.view", s.id, {"beneficiary": b.external_id if b else None})
+            detail = {"beneficiary": b.external_id if b else None, "images": _images(s, tpl, operator)}
+            audit_chain.record(db, staff.actor, "case.view", s.id, detail)
     except CaseError as exc:
         return render(request, "message.html", staff, status=404, message=exc.message, back="/queue")
     result = s.result or {}
@@ -143,15 +168,32 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             open=is_open(s),
             frames=range(len(case_media.best_frame_times(s))),
             tpl=tpl,
+            operator=operator,
             history=history,
             certs=certs,
             alts=alts,
             decisions=decisions,
-            reason_zh=reason_zh,
+            why=review_reasons(s),
+            scores=score_rows(result),
             media_kept=s.media_purged_at is None and ctx is not None,
             claim_ttl_min=cfg.claim_ttl_s // 60,
         )
     )
+
+
+def _covered_by_view(db: Session, actor: str, session_id: str) -> bool:
+    since = utcnow() - dt.timedelta(seconds=IMAGE_COVERED_S)
+    row = db.scalar(
+        select(ConsoleAuditEntry.seq)
+        .where(
+            ConsoleAuditEntry.at >= since.replace(microsecond=0),
+            ConsoleAuditEntry.action == "case.view",
+            ConsoleAuditEntry.actor == actor[:64],
+            ConsoleAuditEntry.target == session_id[:64],
+        )
+        .limit(1)
+    )
+    return row is not None
 
 
 @router.get("/cases/{session_id}/img/{kind}/{index}")
@@ -161,16 +203,17 @@ def case_image(request: Request, staff: CurrentStaff, session_id: str, kind: str
         s = db.get(CertSession, session_id)
         if s is None:
             return Response(status_code=404)
-        if kind == "template":
-            src = case_media.template_source(db, s)
+        data: bytes | None = None
+        if kind in ("template", "operator"):
+            src = case_media.template_source(db, s) if kind == "template" else case_media.operator_source(db, s)
             data = case_media.video_frame(ctx, src, 0) if src else None
         elif kind == "card":
             data = case_media.card_portrait(ctx, s)
         elif kind == "frame":
             data = case_media.video_frame(ctx, s, index)
-        else:
-            data = None
-        audit_chain.record(db, staff.actor, "case.image", s.id, {"kind": kind, "index": index})
+        # A picture fetched outside a page view of this case (a direct link) gets its own row.
+        if not _covered_by_view(db, staff.actor, s.id):
+            audit_chain.record(db, staff.actor, "case.image", s.id, {"kind": kind, "index": index})
     if data is None:
         return Response(status_code=404)
     return no_store(Response(data, media_type="image/jpeg"))

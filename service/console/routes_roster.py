@@ -13,6 +13,7 @@ from sqlalchemy import select
 from service import idnumber
 from service.console import audit_chain
 from service.console.alt_cert import AltCertError, certify_alternative, mark_deceased
+from service.console.labels import roster_file_error_zh
 from service.console.web import PREFIX, CurrentStaff, Supervisor, check_csrf, ctx_of, no_store, redirect, render, unit
 from service.cycle import cycle_state
 from service.db.console_models import AltCertification, ConsoleAlert, DeathRecord
@@ -27,7 +28,7 @@ from service.db.models import (
 )
 from service.db.proxy_models import ProxyBinding, ProxyOperator
 from service.errors import ServiceError
-from service.roster import import_roster
+from service.roster import import_roster, import_terms
 from service.security import normalise_id
 
 router = APIRouter(prefix=PREFIX)
@@ -81,7 +82,8 @@ async def roster_import(
     else:
         try:
             with unit(request) as db:
-                report = import_roster(db, ctx_of(request).keyring, name, data, staff.actor).to_dict()
+                terms, keyring = import_terms(ctx_of(request)), ctx_of(request).keyring
+                report = import_roster(db, keyring, name, data, staff.actor, terms).to_dict()
                 audit_chain.record(
                     db,
                     staff.actor,
@@ -90,7 +92,7 @@ async def roster_import(
                     {k: report[k] for k in ("created", "updated", "unchanged", "rejected")},
                 )
         except ServiceError as exc:
-            error = f"导入失败：{exc}"
+            error = f"导入失败：{roster_file_error_zh(exc)}"
     with unit(request) as db:
         imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
     status = 200 if error is None else 422

@@ -7,18 +7,23 @@ pages address records by internal ids, so access logs and browser history hold n
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from sqlalchemy.orm import Session
 
+from service import regions
+from service.console import labels
 from service.console.auth import ROLE_ZH, Role, Staff, csrf_ok, resolve_session
-from service.console.config import ConsoleConfig
+from service.console.config import DEFAULT_TIME_ZONE, ConsoleConfig
 from service.console.throttle import LoginThrottle
 from service.context import ServiceContext
 
@@ -27,40 +32,10 @@ LOGIN_CSRF_COOKIE = "pc_login_csrf"
 PREFIX = "/console"
 HERE = Path(__file__).parent
 
-STATE_ZH = {
-    "certified": "已认证",
-    "due_soon": "即将到期",
-    "overdue": "已逾期",
-    "deceased": "已死亡",
-    "active": "正常",
-    "suspended": "暂停发放",
-}
-DECISION_ZH = {"accept": "通过", "reject": "不通过", "review": "待人工审核", "retry": "需重新认证", None: "—"}
-CHANNEL_ZH = {"self": "本人", "proxy": "代办", "staff": "柜台"}
-ALT_KIND_ZH = {"counter": "柜台认证", "home_visit": "上门认证", "activity": "行为数据认证"}
-RELATIONSHIP_ZH = {
-    "spouse": "配偶",
-    "child": "子女",
-    "child_in_law": "子女配偶",
-    "grandchild": "孙子女",
-    "sibling": "兄弟姐妹",
-    "other": "其他",
-}
-BINDING_ZH = {"pending_consent": "待老人确认", "active": "有效", "ended": "已解绑"}
-
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
 )
-templates.globals.update(
-    STATE_ZH=STATE_ZH,
-    DECISION_ZH=DECISION_ZH,
-    CHANNEL_ZH=CHANNEL_ZH,
-    ROLE_ZH=ROLE_ZH,
-    ALT_KIND_ZH=ALT_KIND_ZH,
-    RELATIONSHIP_ZH=RELATIONSHIP_ZH,
-    BINDING_ZH=BINDING_ZH,
-    Role=Role,
-)
+templates.globals.update(labels.GLOBALS, ROLE_ZH=ROLE_ZH, Role=Role, region=regions.label)
 
 
 class LoginRequired(Exception):
@@ -148,12 +123,28 @@ def no_store(response: Response) -> Response:
     return response
 
 
-def fmt_dt(value: dt.datetime | dt.date | None) -> str:
+def fmt_dt(value: dt.datetime | dt.date | None, zone: str = DEFAULT_TIME_ZONE) -> str:
+    """Times are stored as naive UTC; pages show them in the bureau's zone with its abbreviation
+    ("2026-12-04 20:15 CST"), so a time is never read in the wrong zone. Dates are calendar dates, shown as is."""
     if value is None:
         return "—"
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
     return value.isoformat()
 
 
-templates.filters["dt"] = fmt_dt
+@pass_context
+def _dt_filter(context: Context, value: dt.datetime | dt.date | None) -> str:
+    request = context.get("request")
+    zone = config_of(request).time_zone if isinstance(request, Request) else DEFAULT_TIME_ZONE
+    return fmt_dt(value, zone)
+
+
+def json_zh(value: object) -> str:
+    """Audit details as readable JSON: Chinese as Chinese, not \\u escapes (autoescaping still applies)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+templates.filters["dt"] = _dt_filter
+templates.filters["json_zh"] = json_zh

@@ -17,7 +17,8 @@ class WeChatUser(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     openid: Mapped[str] = mapped_column(String(64), unique=True)
-    # Set when the user certified themselves: their own reminders go to this openid.
+    # The person this openid last opened a session for. Reminders do not follow it (an opened session proves
+    # nothing): they go to the openid of the person's latest accepted self-certification (wechat/notify.py).
     beneficiary_id: Mapped[int | None] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -38,6 +39,7 @@ class NoticeStatus:
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # no longer true when its turn came (e.g. a reminder after an accept): not sent
 
 
 class WeChatNotice(Base):
@@ -46,7 +48,7 @@ class WeChatNotice(Base):
     __table_args__ = (UniqueConstraint("kind", "ref", "openid", name="uq_wechat_notice"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # result | due_soon | overdue
+    kind: Mapped[str] = mapped_column(String(16))  # result | review | due_soon | overdue | suspended
     ref: Mapped[str] = mapped_column(String(80))
     openid: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(12), default=NoticeStatus.PENDING, index=True)

@@ -9,21 +9,22 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from service.observability.headers import H5_CSP
+from service.observability.headers import H5_BASE_CSP, H5_CSP
 
 HERE = Path(__file__).parent
 # One policy table for the whole app (service/observability/headers.py); the other security headers are added
-# to every response by its middleware.
-CSP = H5_CSP
+# to every response by its middleware. Only a page that loads WeChat's JS-SDK (jssdk=True) allows its origin.
+CSP = H5_BASE_CSP
+JSSDK_CSP = H5_CSP
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
 
-def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+def render(request: Request, name: str, status: int = 200, jssdk: bool = False, **values: Any) -> HTMLResponse:
     html = templates.get_template(name).render(request=request, **values)
     resp = HTMLResponse(html, status_code=status)
     resp.headers["Cache-Control"] = "no-store"
-    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["Content-Security-Policy"] = JSSDK_CSP if jssdk else CSP
     return resp
 
 

@@ -20,18 +20,23 @@ from service.api.upload import read_limited
 from service.db.models import Beneficiary, CertSession, Channel, SessionState, utcnow
 from service.db.wechat_models import WeChatSessionLink, WeChatUser
 from service.errors import ServiceError
-from service.h5 import identity
+from service.h5 import family, identity, recovery
 from service.h5.cardcheck import card_problems
+from service.h5.login import login
 from service.h5.pages import HERE, message, render
+from service.h5.targets import safe_target
 from service.wechat.errors import WeChatError, WeChatMediaExpiredError
 from service.wechat.oauth import OAuthStateError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/h5", include_in_schema=False)
+# Family sessions about the elder (the relative's own verification is about the relative).
+PROXY_KINDS = ("consent", "certification")
 RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
 
 
 def _openid(ctx: Ctx, request: Request) -> str:
+    """For the JSON API of the pages: a 401 their script shows; the pages themselves go through `login`."""
     openid = identity.openid_from(ctx, request)
     if openid is None:
         raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu", status=401)
@@ -41,15 +46,9 @@ def _openid(ctx: Ctx, request: Request) -> str:
 @router.get("/")
 def entry(ctx: Ctx, request: Request) -> Response:
     """From the account's menu: known browser → start page; otherwise WeChat OAuth (snsapi_base) first."""
-    if identity.openid_from(ctx, request) is not None:
-        return render(request, "start.html", proxy_enabled=_proxy_enabled(request))
-    channel = getattr(request.app.state, "wechat", None)
-    if channel is None:
-        return message(request, "请在微信中打开", "请从公众号菜单“资格认证”进入本页面。", status=403)
-    start = channel.oauth.start(ctx.settings.public_base_url.rstrip("/") + "/h5/oauth/callback")
-    resp = RedirectResponse(start.url, status_code=302)
-    resp.set_cookie(identity.NONCE_COOKIE, start.nonce, max_age=600, httponly=True, samesite="lax", path="/h5")
-    return resp
+    if identity.openid_from(ctx, request) is None:
+        return login(ctx, request)
+    return render(request, "start.html", proxy_enabled=_proxy_enabled(request))
 
 
 @router.get("/oauth/callback")
@@ -57,8 +56,11 @@ def oauth_callback(ctx: Ctx, db: DB, request: Request, code: str = "", state: st
     channel = getattr(request.app.state, "wechat", None)
     if channel is None:
         return message(request, "请在微信中打开", "微信渠道未开通。", status=404)
+    nonce = request.cookies.get(identity.NONCE_COOKIE)
     try:
-        openid = channel.oauth.finish(code, state, request.cookies.get(identity.NONCE_COOKIE))
+        # Checked again here: a target that passed the MAC is still only ever one of our own pages.
+        target = safe_target(channel.oauth.target_of(state, nonce))
+        openid = channel.oauth.finish(code, state, nonce)
     except OAuthStateError:
         return message(request, "链接已失效", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=403)
     except WeChatError as exc:
@@ -70,7 +72,7 @@ def oauth_callback(ctx: Ctx, db: DB, request: Request, code: str = "", state: st
     else:
         user.last_seen_at = utcnow()
     db.commit()
-    resp = RedirectResponse("/h5/", status_code=303)
+    resp = RedirectResponse(target, status_code=303)
     resp.delete_cookie(identity.NONCE_COOKIE, path="/h5")
     secure = request.url.scheme == "https" or ctx.settings.env == "production"
     resp.set_cookie(
@@ -87,15 +89,18 @@ def _proxy_enabled(_request: Request) -> bool:
 
 @router.get("/certify")
 def certify_page(ctx: Ctx, request: Request, mode: str = "self") -> Response:
-    _openid(ctx, request)
+    if identity.openid_from(ctx, request) is None:
+        return login(ctx, request)
     return render(
-        request, "certify.html", mode=mode, prompts=PROMPTS_ZH, retention_days=ctx.settings.retention_days
+        request, "certify.html", mode=mode, prompts=PROMPTS_ZH, retention_days=ctx.settings.retention_days,
+        phone=ctx.settings.bureau_phone, jssdk=True,
     )
 
 
 @router.get("/family")
 def family_page(ctx: Ctx, request: Request) -> Response:
-    _openid(ctx, request)
+    if identity.openid_from(ctx, request) is None:
+        return login(ctx, request)
     return render(request, "family.html", proxy_enabled=_proxy_enabled(request))
 
 
@@ -130,6 +135,7 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
         "session_id": s.id,
         "token": new.token,
         "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
+        "attempts_left": recovery.attempts_left(db, ctx, b.id),
     }
 
 
@@ -217,7 +223,9 @@ def upload_card_media(
 
 @router.get("/result/{session_id}")
 def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response:
-    openid = _openid(ctx, request)
+    openid = identity.openid_from(ctx, request)
+    if openid is None:
+        return login(ctx, request)
     link = db.get(WeChatSessionLink, session_id)
     s = db.get(CertSession, session_id)
     if link is None or s is None or link.openid != openid:
@@ -225,9 +233,14 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
     b = db.get(Beneficiary, s.beneficiary_id)
     pending = s.state not in (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
     reasons = [ReasonCode(r).message_zh for r in s.reasons if r in ReasonCode.__members__]
+    kind = _proxy_kind(db, session_id)
     return render(
-        request, "result.html", s=s, pending=pending, reasons=reasons, kind=_proxy_kind(db, session_id),
+        request, "result.html", s=s, pending=pending, reasons=reasons, kind=kind,
         valid_until=b.valid_until if b is not None else None,
+        attempts_left=recovery.attempts_left(db, ctx, s.beneficiary_id),
+        again=s.channel == Channel.SELF and kind is None and recovery.can_continue(s),
+        card_kept=recovery.card_reusable(s),
+        phone=ctx.settings.bureau_phone, elder=b.name if b is not None and kind in PROXY_KINDS else None,
     )
 
 
@@ -247,3 +260,5 @@ def static(name: str) -> Response:
     return FileResponse(HERE / "static" / name, media_type=media)
 
 
+router.include_router(recovery.router)
+router.include_router(family.router)

@@ -10,11 +10,13 @@ from typing import Any
 
 # JSON API: nothing to load, nothing to frame.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# WeChat's JS-SDK is loaded from res.wx.qq.com inside WeChat; media come from our own API only.
-H5_CSP = (
+# H5 pages: media come from our own API only. Only the capture page (H5_CSP) loads WeChat's JS-SDK script
+# from res.wx.qq.com (what jweixin needs: the script itself; it talks to WeChat through the in-app bridge).
+H5_BASE_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; style-src 'self'; "
-    "script-src 'self' https://res.wx.qq.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+H5_CSP = H5_BASE_CSP.replace("script-src 'self';", "script-src 'self' https://res.wx.qq.com;")
 # Staff console: server-rendered, no scripts at all.
 CONSOLE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
@@ -24,19 +26,26 @@ CONSOLE_CSP = (
 CAMERA_PAGES = frozenset({"/h5/certify"})
 NO_DEVICES = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 CAMERA_SELF = "camera=(self), microphone=(), geolocation=(), payment=(), usb=()"
-# The interactive API docs load Swagger UI / ReDoc from a CDN with inline scripts: no CSP there.
-DOCS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+# The interactive API docs (service/api/docs.py): Swagger UI / ReDoc from our own files, no inline script.
+# ReDoc's styled-components inject <style> elements and its search runs in a blob: worker; images are data: URIs.
+DOCS = frozenset({"/docs", "/redoc"})
+DOCS_STATIC = "/docs/static/"
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
 PERSONAL_PREFIXES = ("/api/", "/h5", "/console")
 HSTS = "max-age=31536000; includeSubDomains"
 
 
 def csp_for(path: str) -> str | None:
-    if path in DOCS:
-        return None
+    if path in DOCS or path.startswith(DOCS_STATIC):
+        return DOCS_CSP
     if path.startswith("/console"):
         return CONSOLE_CSP
     if path.startswith("/h5"):
-        return H5_CSP
+        return H5_BASE_CSP
     return API_CSP
 
 

@@ -7,10 +7,8 @@ hangs; a check still running from an earlier probe is reported as timing out ins
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -47,14 +45,7 @@ def check_database(ctx: ServiceContext) -> None:
 
 
 def check_storage(ctx: ServiceContext) -> None:
-    root = getattr(ctx.storage, "root", ctx.settings.effective_media_dir)
-    probe = root / f".readyz-{uuid.uuid4().hex}"
-    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, b"ok")
-    finally:
-        os.close(fd)
-        probe.unlink(missing_ok=True)
+    ctx.storage.check()
 
 
 def check_broker(ctx: ServiceContext) -> None:

@@ -10,11 +10,13 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -134,3 +136,61 @@ def redis_server(workdir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+class S3Server:
+    """An S3-compatible server (moto's, from PyPI) in its own process on a loopback port.
+
+    moto keeps objects in memory, where a real store keeps them on disk: `kill(keep=True)` copies every bucket
+    out first and the next `start` puts them back, so a restart loses nothing (as with MinIO or Ceph);
+    `kill()` alone is a store that lost its disk."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._kept: dict[str, dict[str, bytes]] = {}
+
+    def client(self) -> Any:
+        from service.storage_s3 import S3Options, make_client
+
+        return make_client(S3Options(self.endpoint, "us-east-1", "test", "test", max_attempts=2))
+
+    def start(self) -> S3Server:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_port(self.port)
+        if self._kept:
+            raw = self.client()
+            for bucket, objects in self._kept.items():
+                raw.create_bucket(Bucket=bucket)
+                for key, blob in objects.items():
+                    raw.put_object(Bucket=bucket, Key=key, Body=blob)
+            self._kept = {}
+        return self
+
+    def kill(self, keep: bool = False) -> None:
+        if self.proc is None:
+            return
+        if keep:
+            raw = self.client()
+            for bucket in [b["Name"] for b in raw.list_buckets().get("Buckets", [])]:
+                listed = raw.list_objects_v2(Bucket=bucket).get("Contents", [])
+                self._kept[bucket] = {
+                    o["Key"]: raw.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed
+                }
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc = None
+
+
+@contextmanager
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server().start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -1,16 +1,31 @@
-"""The annual cycle across simulated dates: certified → due soon → overdue → suspended → certified again."""
+"""The annual cycle across simulated dates: certified → due soon → overdue → suspended → certified again; a
+person newly imported from the roster is dated (last certification, or cycle start + grace) and never suspended
+before that date; a row without a date is never suspended."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
-from service.cycle import CycleRules, CycleState, cycle_state, record_certification, run_cycle, valid_until
-from service.db.models import CycleEvent
+from service.cycle import (
+    CycleRules,
+    CycleState,
+    SuspensionGuard,
+    cycle_state,
+    record_certification,
+    run_cycle,
+    valid_until,
+)
+from service.db.models import Beneficiary, CycleEvent
+from service.roster import ImportTerms, import_roster
 from tests.service import factories
+from tests.service.conftest import ADMIN
 
 RULES = CycleRules(validity_months=12, due_soon_days=30)
 
@@ -42,7 +57,8 @@ def test_states_over_simulated_dates() -> None:
     assert cycle_state("active", until, dt.date(2026, 2, 13), RULES) is CycleState.DUE_SOON
     assert cycle_state("active", until, until, RULES) is CycleState.DUE_SOON
     assert cycle_state("active", until, until + dt.timedelta(days=1), RULES) is CycleState.OVERDUE
-    assert cycle_state("active", None, dt.date(2026, 1, 1), RULES) is CycleState.OVERDUE
+    # No date at all (a row from before imports dated everyone): not overdue, whatever the day.
+    assert cycle_state("active", None, dt.date(2099, 1, 1), RULES) is CycleState.UNDATED
     assert cycle_state("deceased", until, dt.date(2025, 6, 1), RULES) is CycleState.DECEASED
 
 
@@ -79,3 +95,97 @@ def test_early_recertification_never_shortens_validity(ctx: ServiceContext, db: 
     b = factories.beneficiary(db, ctx.keyring, valid_until=dt.date(2026, 12, 31))
     record_certification(db, b, dt.date(2025, 6, 1), RULES)
     assert b.valid_until == dt.date(2026, 12, 31)
+
+
+def roster_csv(rows: list[dict[str, str]]) -> bytes:
+    header = ["external_id", "id_number", "name", "benefit_types", "valid_until", "last_certified_on", "cycle_start"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=header)
+    w.writeheader()
+    for r in rows:
+        w.writerow({"benefit_types": "enterprise_pension", **r})
+    return buf.getvalue().encode()
+
+
+def by_external_id(db: Session, external_id: str) -> Beneficiary:
+    b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
+    assert b is not None
+    return b
+
+
+def test_a_new_import_is_neither_overdue_nor_suspended_until_its_grace_date(ctx: ServiceContext, db: Session) -> None:
+    imported_on = dt.date(2026, 12, 4)
+    terms = ImportTerms(imported_on, RULES, grace_days=90)
+    n = iter(range(100, 200))
+    rows = [
+        {"external_id": "NEW", "id_number": factories.id_number(seq=next(n)), "name": "周桂芳"},  # no date at all
+        {"external_id": "CERT", "id_number": factories.id_number(seq=next(n)), "name": "吴国华",
+         "last_certified_on": "2026-03-10"},
+        {"external_id": "START", "id_number": factories.id_number(seq=next(n)), "name": "郑秀兰",
+         "cycle_start": "2027-01-01"},
+        # The benefit system says this certification ran out in June: a date anyone can check on the page.
+        {"external_id": "LAPSED", "id_number": factories.id_number(seq=next(n)), "name": "冯志强",
+         "valid_until": "2026-06-30"},
+    ]
+    report = import_roster(db, ctx.keyring, "roster.csv", roster_csv(rows), "test", terms)
+    assert (report.created, report.grace_dated, report.rejected) == (4, 2, [])
+    new, cert, start, lapsed = (by_external_id(db, r["external_id"]) for r in rows)
+    assert new.valid_until == dt.date(2027, 3, 4)  # the import day + 90 days
+    assert (cert.valid_until, cert.last_certified_on) == (dt.date(2027, 3, 9), dt.date(2026, 3, 10))
+    assert start.valid_until == dt.date(2027, 4, 1)  # its own cycle start + 90 days
+    assert lapsed.valid_until == dt.date(2026, 6, 30)
+    assert [cycle_state(b.status, b.valid_until, imported_on, RULES) for b in (new, cert, start, lapsed)] == [
+        CycleState.CERTIFIED, CycleState.CERTIFIED, CycleState.CERTIFIED, CycleState.OVERDUE,
+    ]
+
+    # The first night suspends only the one whose own date lapsed; the others hold until their dates pass.
+    guard = SuspensionGuard()
+    assert run_cycle(db, imported_on + dt.timedelta(days=1), RULES, guard) == [lapsed.id]
+    assert cycle_state(new.status, new.valid_until, dt.date(2027, 2, 3), RULES) is CycleState.DUE_SOON
+    assert run_cycle(db, dt.date(2027, 3, 4), RULES, guard) == []
+    assert run_cycle(db, dt.date(2027, 3, 5), RULES, guard) == [new.id]
+    assert run_cycle(db, dt.date(2027, 3, 10), RULES, guard) == [cert.id]
+    assert run_cycle(db, dt.date(2027, 4, 2), RULES, guard) == [start.id]
+    assert [b.suspended_on for b in (new, cert, start, lapsed)] == [
+        dt.date(2027, 3, 5), dt.date(2027, 3, 10), dt.date(2027, 4, 2), dt.date(2026, 12, 5),
+    ]
+
+
+def test_a_row_without_a_date_is_never_suspended_and_a_reimport_dates_it(ctx: ServiceContext, db: Session) -> None:
+    # Rows of an older database: imported before every person got a date.
+    old = [factories.beneficiary(db, ctx.keyring, name=f"旧名册{i}", valid_until=None) for i in range(12)]
+    far = dt.date(2035, 1, 1)
+    assert all(cycle_state(b.status, b.valid_until, far, RULES) is CycleState.UNDATED for b in old)
+    assert run_cycle(db, far, RULES, SuspensionGuard()) == []
+    assert run_cycle(db, far, RULES, SuspensionGuard(), force=True) == []
+    assert {b.status for b in old} == {"active"}
+
+    # The next import that touches one gives it the grace date (the benefit system vouched for it again).
+    b = old[0]
+    row = {"external_id": b.external_id, "id_number": ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number"),
+           "name": b.name}
+    report = import_roster(db, ctx.keyring, "roster.csv", roster_csv([row]), "test",
+                           ImportTerms(dt.date(2026, 12, 4), RULES, grace_days=30))
+    assert (report.updated, report.grace_dated) == (1, 1)
+    assert b.valid_until == dt.date(2027, 1, 3)
+    assert run_cycle(db, dt.date(2027, 1, 3), RULES) == []
+    assert run_cycle(db, dt.date(2027, 1, 4), RULES) == [b.id]
+
+
+def test_the_api_import_dates_new_people_and_the_cycle_run_leaves_them(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    today = dt.date.today()
+    rows = [{"external_id": "API-NEW", "id_number": factories.id_number(seq=321), "name": "陈淑英"}]
+    r = client.post("/api/v1/roster", files={"file": ("roster.csv", roster_csv(rows), "text/csv")}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert (r.json()["created"], r.json()["grace_dated"]) == (1, 1)
+    grace = ctx.settings.new_import_grace_days
+    view = client.get("/api/v1/beneficiaries/API-NEW").json()
+    assert view["valid_until"] == (today + dt.timedelta(days=grace)).isoformat()
+    assert view["cycle_state"] == "certified"
+    tomorrow = (today + dt.timedelta(days=1)).isoformat()
+    run = client.post("/api/v1/cycle/run", params={"today": tomorrow}, headers=ADMIN)
+    assert run.status_code == 200, run.text
+    assert client.get("/api/v1/beneficiaries/API-NEW").json()["status"] == "active"
+    assert client.get("/api/v1/lists/overdue", params={"today": tomorrow}).json()["count"] == 0

@@ -99,7 +99,7 @@ def test_card_of_another_person_is_rejected(service: tuple[TestClient, Settings]
     _, result = certify(client, "E2E-2", (data_dir / "idcard/synthetic/card_000.jpg").read_bytes(), video)
     assert result["decision"] == "reject" and "FACE_MISMATCH" in result["reasons"]
     b = client.get("/api/v1/beneficiaries/E2E-2").json()
-    assert b["valid_until"] is None and b["template_enrolled"] is False
+    assert b["last_certified_on"] is None and b["template_enrolled"] is False  # a reject certifies nobody
 
 
 def test_card_number_of_another_beneficiary_is_rejected(service: tuple[TestClient, Settings], data_dir: Path) -> None:

@@ -89,3 +89,12 @@ def test_the_start_up_path_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
             get_settings()
     finally:
         get_settings.cache_clear()
+
+
+def test_a_fixed_action_challenge_is_refused_in_production_and_logged_elsewhere(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    refused(production(challenge_actions=["blink", "turn_left"]), "PENSION_CERT_CHALLENGE_ACTIONS")
+    with caplog.at_level("WARNING", logger="service.config"):
+        Settings(env="development", challenge_actions=["blink"]).validate_secrets()
+    assert any("fixed action challenge" in r.getMessage() for r in caplog.records)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
+from service.cycle import CycleRules
 from service.db.models import Beneficiary
 from service.errors import ServiceError
-from service.roster import import_roster
+from service.roster import ImportTerms, import_roster
 
+TERMS = ImportTerms(dt.date(2026, 5, 1), CycleRules(), grace_days=90)
 HEADER = ["external_id", "id_number", "name", "region", "benefit_types", "status", "valid_until"]
 
 
@@ -44,7 +47,7 @@ def test_csv_import_reports_bad_rows_and_is_idempotent(ctx: ServiceContext, db: 
         ["X4", "370102195003140017", "李四", "", "lottery", "", ""],  # unknown benefit
         ["X5", "370102195003140017", "李四", "", "survivor_pension", "", "2026-13-01"],
     ]
-    report = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows + bad), "test")
+    report = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows + bad), "test", TERMS)
     assert (report.created, report.updated, report.unchanged) == (6, 0, 0)
     assert [r["line"] for r in report.rejected] == [8, 9, 10, 11, 12]
     assert "check digit" in report.rejected[0]["errors"][0]
@@ -54,10 +57,10 @@ def test_csv_import_reports_bad_rows_and_is_idempotent(ctx: ServiceContext, db: 
     assert b is not None and b.region == good[:6] and b.birth_date is not None
     assert good not in b.id_enc and b.id_hash == ctx.keyring.id_hash(good)
 
-    again = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test")
+    again = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)
     assert (again.created, again.updated, again.unchanged, len(again.rejected)) == (0, 0, 6, 0)
     rows[2][2] = "改名"
-    changed = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test")
+    changed = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)
     assert (changed.created, changed.updated, changed.unchanged) == (0, 1, 5)
     assert db.scalar(select(func.count()).select_from(Beneficiary)) == 6
 
@@ -69,25 +72,25 @@ def households(db: Session, rows: list[list[str]]) -> list[str | None]:
 
 def test_household_column_is_optional_stored_and_idempotent(ctx: ServiceContext, db: Session, data_dir: Path) -> None:
     rows = card_rows(data_dir, 3)
-    old = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test")  # a file from before the column
+    old = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)  # a file from before the column
     assert old.created == 3 and households(db, rows) == [None, None, None]
     header = [*HEADER, "household"]
     with_hh = [[*r, hh] for r, hh in zip(rows, ["H-0001", "H-0001", ""], strict=True)]
-    added = import_roster(db, ctx.keyring, "roster.csv", to_csv(with_hh, header), "test")
+    added = import_roster(db, ctx.keyring, "roster.csv", to_csv(with_hh, header), "test", TERMS)
     assert (added.updated, added.unchanged, added.rejected) == (2, 1, [])
     assert households(db, rows) == ["H-0001", "H-0001", None]
     # Re-importing it, or a file without the column, changes nothing: the stored households stay.
     for data in (to_csv(with_hh, header), to_csv(rows)):
-        again = import_roster(db, ctx.keyring, "roster.csv", data, "test")
+        again = import_roster(db, ctx.keyring, "roster.csv", data, "test", TERMS)
         assert (again.updated, again.unchanged) == (0, 3)
     assert households(db, rows) == ["H-0001", "H-0001", None]
     # Moving one member to another household and clearing the other's are updates.
     with_hh[0][-1], with_hh[1][-1] = "H-0002", ""
-    moved = import_roster(db, ctx.keyring, "roster.csv", to_csv(with_hh, header), "test")
+    moved = import_roster(db, ctx.keyring, "roster.csv", to_csv(with_hh, header), "test", TERMS)
     assert (moved.updated, moved.unchanged) == (2, 1)
     assert households(db, rows) == ["H-0002", None, None]
     bad = [[*rows[0], "=HYPERLINK(1)"], [*rows[1], "H" * 65]]
-    refused = import_roster(db, ctx.keyring, "roster.csv", to_csv(bad, header), "test")
+    refused = import_roster(db, ctx.keyring, "roster.csv", to_csv(bad, header), "test", TERMS)
     assert [r["line"] for r in refused.rejected] == [2, 3]
     assert all("household" in r["errors"][0] for r in refused.rejected)
     assert households(db, rows) == ["H-0002", None, None]
@@ -102,16 +105,45 @@ def test_xlsx_import(ctx: ServiceContext, db: Session, data_dir: Path) -> None:
     ws.append(["", "", "", "", "", "", ""])  # blank rows are skipped, not rejected
     buf = io.BytesIO()
     wb.save(buf)
-    report = import_roster(db, ctx.keyring, "roster.xlsx", buf.getvalue(), "test")
+    report = import_roster(db, ctx.keyring, "roster.xlsx", buf.getvalue(), "test", TERMS)
     assert (report.created, len(report.rejected)) == (3, 0)
 
 
 def test_unreadable_roster_is_refused(ctx: ServiceContext, db: Session) -> None:
     with pytest.raises(ServiceError) as e:
-        import_roster(db, ctx.keyring, "roster.csv", b"name,foo\n1,2\n", "test")
+        import_roster(db, ctx.keyring, "roster.csv", b"name,foo\n1,2\n", "test", TERMS)
     assert e.value.status == 422 and "external_id" in e.value.detail
     with pytest.raises(ServiceError) as e:
-        import_roster(db, ctx.keyring, "roster.pdf", b"%PDF-1.4", "test")
+        import_roster(db, ctx.keyring, "roster.pdf", b"%PDF-1.4", "test", TERMS)
     assert e.value.status == 415
     with pytest.raises(ServiceError):
-        import_roster(db, ctx.keyring, "roster.xlsx", b"PK\x03\x04garbage", "test")
+        import_roster(db, ctx.keyring, "roster.xlsx", b"PK\x03\x04garbage", "test", TERMS)
+
+
+def test_roster_dates_last_certification_and_cycle_start(ctx: ServiceContext, db: Session, data_dir: Path) -> None:
+    rows = card_rows(data_dir, 5)
+    header = [*HEADER, "last_certified_on", "cycle_start"]
+    dated = [
+        [*rows[0][:6], "", "2025-11-20", ""],  # last certification: valid 12 months from it
+        [*rows[1][:6], "", "", "2026-07-01"],  # own cycle start + the grace
+        [*rows[2][:6], "", "", ""],  # nothing: the import's cycle start (its date) + the grace
+        [*rows[3][:6], "", "2026-05-02", ""],  # after the import date: refused
+        [*rows[4][:6], "", "2025-02-30", "soon"],  # not dates: refused
+    ]
+    report = import_roster(db, ctx.keyring, "roster.csv", to_csv(dated, header), "test", TERMS)
+    assert (report.created, report.grace_dated) == (3, 2)
+    assert [r["line"] for r in report.rejected] == [5, 6]
+    assert report.rejected[0]["errors"] == ["last_certified_on is after the import date (2026-05-02 > 2026-05-01)"]
+    assert report.rejected[1]["errors"] == ["last_certified_on must be YYYY-MM-DD", "cycle_start must be YYYY-MM-DD"]
+    stored = {b.external_id: b for b in db.scalars(select(Beneficiary))}
+    first, second, third = (stored[r[0]] for r in dated[:3])
+    assert (first.valid_until, first.last_certified_on) == (dt.date(2026, 11, 19), dt.date(2025, 11, 20))
+    assert (second.valid_until, second.last_certified_on) == (dt.date(2026, 9, 29), None)
+    assert third.valid_until == dt.date(2026, 7, 30)
+    # The same file again changes nothing; an older last certification never shortens a stored validity.
+    again = import_roster(db, ctx.keyring, "roster.csv", to_csv(dated[:3], header), "test", TERMS)
+    assert (again.unchanged, again.grace_dated) == (3, 0)
+    dated[0][6] = "2025-01-05"
+    older = import_roster(db, ctx.keyring, "roster.csv", to_csv(dated[:1], header), "test", TERMS)
+    assert older.updated == 1 and first.valid_until == dt.date(2026, 11, 19)
+    assert first.last_certified_on == dt.date(2025, 11, 20)

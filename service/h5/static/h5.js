@@ -12,7 +12,15 @@
     for (var i = 0; i < steps.length; i++) { steps[i].hidden = steps[i].id !== id; }
     window.scrollTo(0, 0);
   }
-  function say(id, text, ok) { var el = $(id); el.textContent = text; el.className = ok ? "feedback ok" : "feedback"; }
+  function say(id, text, ok) {
+    var el = $(id); el.textContent = text; el.className = ok ? "feedback ok" : "feedback";
+    // Errors sit above the action and are announced (role=alert); on a small screen they must be visible too.
+    if (!ok && el.scrollIntoView) { el.scrollIntoView({ block: "center" }); }
+  }
+  function errorCode(xhr) {
+    try { var e = JSON.parse(xhr.responseText).error; return (e && e.code) || ""; } catch (_) { return ""; }
+  }
+  var TIMEOUT_CODES = { SESSION_EXPIRED: 1, NONCE_EXPIRED: 1, TOKEN_EXPIRED: 1 };
   function rid() {
     var a = new Uint8Array(12); window.crypto.getRandomValues(a);
     return Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
@@ -39,16 +47,59 @@
 
   var app = $("app");
   if (app) { certify(app); }
+  var again = $("again");
+  if (again) { again.onclick = function () { continueAfter($("result").dataset.session, "again-feedback"); }; }
+
+  // A new session after a failed or timed-out one (card kept when it was not the problem): on to /h5/certify.
+  function continueAfter(sessionId, feedback) {
+    say(feedback, "正在准备…", true);
+    send("POST", "/h5/api/sessions/" + sessionId + "/again").then(function (xhr) {
+      sessionStorage.setItem("h5session", xhr.responseText); sessionStorage.removeItem("h5current");
+      location.href = "/h5/certify?mode=self";
+    }, function (xhr) {
+      if (errorCode(xhr) === "ATTEMPTS_EXCEEDED") { location.reload(); return; } // the page then shows the limit
+      say(feedback, errorText(xhr, "暂时无法继续,请稍后重试"));
+    });
+  }
   var family = $("family-app");
   if (family && family.dataset.enabled === "yes") { familyPage(); }
 
   function familyPage() {
     var op = null;
-    function go(mode) { return function (xhr) { sessionStorage.setItem("h5session", xhr.responseText); location.href = "/h5/certify?mode=" + mode; }; }
+    function go(mode, elder) {
+      return function (xhr) {
+        var handed = JSON.parse(xhr.responseText); if (elder) { handed.elder_name = elder; }
+        sessionStorage.setItem("h5session", JSON.stringify(handed)); location.href = "/h5/certify?mode=" + mode;
+      };
+    }
     function fail(xhr) { say("family-feedback", errorText(xhr, "操作失败,请稍后重试")); }
     function api(method, path, body) { return send(method, "/api/v1/proxy" + path, body, { token: op }); }
     var STATUS = { active: "已绑定", pending_consent: "待家人本人确认", ended: "已解绑" };
-    function button(text, cls, fn) { var b = document.createElement("button"); b.className = "btn " + cls; b.textContent = text; b.onclick = fn; return b; }
+    function button(text, cls, fn) { var b = document.createElement("button"); b.type = "button"; b.className = "btn " + cls; b.textContent = text; b.onclick = fn; return b; }
+    // Unbinding ends the relative's right to certify: a separate, smaller control that asks first.
+    function unbindControl(b) {
+      var box = document.createElement("div"); box.className = "unbind-box";
+      var ask = button("解除绑定…", "link unbind", null), confirmBox = document.createElement("div");
+      confirmBox.hidden = true; confirmBox.className = "confirm";
+      var q = document.createElement("p"); q.className = "big"; q.setAttribute("role", "alert");
+      q.textContent = "确定解除与" + b.elder_name + "的绑定吗?解除后不能再为其代办认证。";
+      confirmBox.appendChild(q);
+      confirmBox.appendChild(button("确定解除", "danger unbind-confirm", function () { api("DELETE", "/bindings/" + b.binding_id).then(load, fail); }));
+      confirmBox.appendChild(button("取消", "unbind-cancel", function () { confirmBox.hidden = true; ask.hidden = false; ask.focus(); }));
+      ask.onclick = function () { ask.hidden = true; confirmBox.hidden = false; confirmBox.querySelector(".unbind-cancel").focus(); };
+      box.appendChild(ask); box.appendChild(confirmBox);
+      return box;
+    }
+    // Certified until / due / in review, under each bound elder's name.
+    function elderStatus() {
+      send("GET", "/h5/api/family/elders", null, { token: op }).then(function (xhr) {
+        JSON.parse(xhr.responseText).elders.forEach(function (e) {
+          var li = document.querySelector('li.binding[data-binding="' + e.binding_id + '"]'); if (!li) { return; }
+          var p = document.createElement("p"); p.className = "elder-status " + e.state; p.dataset.state = e.state;
+          p.textContent = e.text; li.insertBefore(p, li.children[1] || null);
+        });
+      });
+    }
     function load() {
       api("GET", "/operators/me").then(function (xhr) {
         var me = JSON.parse(xhr.responseText), list = $("bindings");
@@ -57,17 +108,18 @@
         $("family-status").textContent = me.bindings.length ? "您绑定的家人:" : "您还没有绑定家人。";
         $("bind-form").hidden = false;
         me.bindings.filter(function (b) { return b.status !== "ended"; }).forEach(function (b) {
-          var li = document.createElement("li"); li.className = "binding"; li.dataset.status = b.status;
+          var li = document.createElement("li"); li.className = "binding"; li.dataset.status = b.status; li.dataset.binding = b.binding_id;
           var t = document.createElement("p"); t.className = "big"; t.textContent = b.elder_name + "(" + b.elder_id_masked + ")· " + (STATUS[b.status] || b.status);
           li.appendChild(t);
           if (b.status === "active") {
-            li.appendChild(button("为" + b.elder_name + "认证", "primary certify-elder", function () { api("POST", "/bindings/" + b.binding_id + "/sessions").then(go("proxy"), fail); }));
+            li.appendChild(button("为" + b.elder_name + "认证", "primary certify-elder", function () { api("POST", "/bindings/" + b.binding_id + "/sessions").then(go("proxy", b.elder_name), fail); }));
           } else if (b.status === "pending_consent") {
-            li.appendChild(button("请" + b.elder_name + "本人录像确认", "primary consent-elder", function () { api("POST", "/bindings/" + b.binding_id + "/consent", { method: "live_video" }).then(go("consent"), fail); }));
+            li.appendChild(button("请" + b.elder_name + "本人录像确认", "primary consent-elder", function () { api("POST", "/bindings/" + b.binding_id + "/consent", { method: "live_video" }).then(go("consent", b.elder_name), fail); }));
           }
-          li.appendChild(button("解除绑定", "unbind", function () { api("DELETE", "/bindings/" + b.binding_id).then(load, fail); }));
+          li.appendChild(unbindControl(b));
           list.appendChild(li);
         });
+        elderStatus();
       }, fail);
     }
     $("op-verify") && ($("op-verify").onclick = function () {
@@ -83,34 +135,97 @@
 
   function certify(app) {
     var prompts = JSON.parse(app.dataset.prompts || "{}");
-    var s = null;            // {session_id, token, challenge}
+    var mode = app.dataset.mode;
+    var s = null;            // {session_id, token, challenge, elder_name?}
     var recording = null;    // {blob, type, rid}: kept until uploaded
 
+    // The session in progress survives a reload: kept in this tab, its state read back from the server.
+    function begin(session, step) {
+      s = session; app.dataset.session = s.session_id;
+      sessionStorage.setItem("h5current", JSON.stringify({ s: s, mode: mode }));
+      nameElder(s.elder_name);
+      if (typeof s.attempts_left === "number") {
+        $("attempts").hidden = false; $("attempts").textContent = "今天还可以尝试 " + s.attempts_left + " 次。";
+      }
+      goStep(step);
+    }
+    function goStep(step) {
+      if (step === "video") { show("step-video"); startCamera(); }
+      else if (step === "wait") { show("step-wait"); poll(); }
+      else { show("step-card"); setupWx(); }
+    }
+    function nameElder(name) {
+      if (!name || mode === "self" || mode === "verify") { return; }
+      $("who").hidden = false;
+      $("who").textContent = mode === "consent" ? "请" + name + "本人确认" : "正在为" + name + "认证";
+      Array.prototype.forEach.call(document.querySelectorAll(".elder-of"), function (el) { el.textContent = "为" + name + "认证:"; });
+      Array.prototype.forEach.call(document.querySelectorAll(".elder-name"), function (el) { el.textContent = name; });
+    }
+    function stopped(xhr, feedback, fallback) {
+      var code = errorCode(xhr);
+      if (code === "ATTEMPTS_EXCEEDED") { sessionStorage.removeItem("h5current"); show("step-limit"); return; }
+      if (TIMEOUT_CODES[code]) { timedOut(); return; }
+      say(feedback, errorText(xhr, fallback));
+    }
+    function timedOut() {
+      if (mode !== "self") {  // family sessions are opened again from the family page
+        $("timeout-text").textContent = "为保护信息安全,认证需在规定时间内完成。请返回家人列表重新开始。";
+        $("timeout-again").textContent = "返回家人列表";
+      }
+      show("step-timeout");
+    }
+    $("timeout-again").onclick = function () {
+      if (mode !== "self") { location.href = "/h5/family"; return; }
+      say("timeout-feedback", "正在准备…", true);
+      send("POST", "/h5/api/sessions/" + s.session_id + "/again").then(function (xhr) {
+        var next = JSON.parse(xhr.responseText); begin(next, next.card_kept ? "video" : "card");
+      }, function (xhr) { stopped(xhr, "timeout-feedback", "暂时无法继续,请稍后重试"); });
+    };
+    function restore(saved) {
+      s = saved.s;
+      send("GET", "/api/v1/sessions/" + s.session_id, null, { token: s.token }).then(function (xhr) {
+        var st = JSON.parse(xhr.responseText);
+        if (st.state === "open" && Date.parse(st.challenge.expires_at) < Date.now()) { nameElder(s.elder_name); timedOut(); }
+        else if (st.state === "open") { begin(s, st.uploads.id_card ? "video" : "card"); }
+        else if (st.state === "queued" || st.state === "processing") { begin(s, "wait"); }
+        else { sessionStorage.removeItem("h5current"); location.href = "/h5/result/" + s.session_id; }
+      }, function (xhr) {
+        if (xhr.status === 401 || xhr.status === 410) { nameElder(s.elder_name); timedOut(); }
+        else { sessionStorage.removeItem("h5current"); }
+      });
+    }
+
+    $("consent").onchange = function () { if (this.checked) { say("consent-feedback", "", true); } };
     $("consent-next").onclick = function () {
       if (!$("consent").checked) { return say("consent-feedback", "请先勾选同意认证须知"); }
       var body = { name: $("name").value.trim(), id_number: $("id-number").value.trim().toUpperCase(),
                    consent: true, template_consent: $("template-consent").checked };
       if (!body.name || body.id_number.length < 15) { return say("consent-feedback", "请填写姓名和身份证号"); }
       say("consent-feedback", "正在打开认证…", true);
-      var url = app.dataset.sessionUrl || "/h5/api/sessions";
-      send("POST", url, body).then(function (xhr) {
-        s = JSON.parse(xhr.responseText); app.dataset.session = s.session_id; show("step-card"); setupWx();
-      }, function (xhr) { say("consent-feedback", errorText(xhr, "暂时无法开始认证,请稍后重试")); });
+      send("POST", "/h5/api/sessions", body).then(function (xhr) {
+        begin(JSON.parse(xhr.responseText), "card");
+      }, function (xhr) { stopped(xhr, "consent-feedback", "暂时无法开始认证,请稍后重试"); });
     };
-    // Family flows (operator verification, elder consent, proxy certification) arrive with their session.
-    var handed = app.dataset.mode !== "self" && sessionStorage.getItem("h5session");
+    // Family flows (operator verification, elder consent, proxy certification) and a continued self session
+    // arrive with their session; otherwise a reload finds the session in progress in this tab.
+    var handed = sessionStorage.getItem("h5session");
+    var saved = JSON.parse(sessionStorage.getItem("h5current") || "null");
     if (handed) {
-      s = JSON.parse(handed); sessionStorage.removeItem("h5session"); app.dataset.session = s.session_id;
-      send("POST", "/h5/api/sessions/" + s.session_id + "/link", null, { token: s.token });
-      show("step-card"); setupWx();
+      sessionStorage.removeItem("h5session");
+      var h = JSON.parse(handed);
+      if (mode !== "self") { send("POST", "/h5/api/sessions/" + h.session_id + "/link", null, { token: h.token }); }
+      begin(h, h.card_kept ? "video" : "card");
+    } else if (saved && saved.mode === mode && saved.s) {
+      restore(saved);
     }
 
-    function cardDone(xhr) {
+    function cardDone() {
       say("card-feedback", "身份证已识别", true);
-      show("step-video"); startCamera();
+      goStep("video");
     }
-    function cardFailed(xhr) { say("card-feedback", errorText(xhr, "上传失败,请检查网络后重拍")); }
+    function cardFailed(xhr) { stopped(xhr, "card-feedback", "上传失败,请检查网络后重拍"); }
 
+    $("card-button").onclick = function () { $("card-file").click(); };
     $("card-file").onchange = function () {
       var f = this.files && this.files[0]; if (!f) { return; }
       say("card-feedback", "正在识别,请稍候…", true);
@@ -140,6 +255,7 @@
 
     var stream = null;
     function startCamera() {
+      $("record").hidden = false;
       if (!navigator.mediaDevices || !window.MediaRecorder) { return fallback(); }
       navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false }).then(function (st) {
         stream = st; $("preview").srcObject = st;
@@ -149,6 +265,7 @@
       $("record").hidden = true; $("video-fallback").hidden = false;
       $("action-text").textContent = "请录制视频,依次:" + s.challenge.actions.map(function (a) { return prompts[a] || a; }).join(",");
     }
+    $("video-fallback").onclick = function () { $("video-file").click(); };
     $("video-file").onchange = function () {
       var f = this.files && this.files[0]; if (!f) { return; }
       recording = { blob: f, type: f.type || "video/mp4", rid: rid() }; upload();
@@ -199,13 +316,14 @@
       send("POST", "/api/v1/sessions/" + s.session_id + "/video", fd, {
         token: s.token, rid: recording.rid, progress: function (p) { $("upload-progress").value = Math.round(p * 100); }
       }).then(function () {
-        show("step-wait"); poll();
+        goStep("wait");
       }, function (xhr) {
         if (xhr.status === 0 || xhr.status >= 500) {
           // Same recording, same Idempotency-Key: a retry never stores the video twice.
           $("retry").hidden = false; say("video-feedback", "网络不稳定,视频已保留,请点击重新上传");
         } else {
-          say("video-feedback", errorText(xhr, "视频无法提交,请重新认证"));
+          $("upload-progress").hidden = true;
+          stopped(xhr, "video-feedback", "视频无法提交,请重新录制");
         }
       });
     }
@@ -214,13 +332,14 @@
     function poll() {
       send("GET", "/api/v1/sessions/" + s.session_id, null, { token: s.token }).then(function (xhr) {
         var st = JSON.parse(xhr.responseText).state;
-        if (st === "decided" || st === "failed" || st === "expired") { location.href = "/h5/result/" + s.session_id; }
+        if (st === "decided" || st === "failed" || st === "expired") { finish(); }
         else { setTimeout(poll, 1500); }
       }, function (xhr) {
         // 401: the session token's lifetime is over (TOKEN_EXPIRED); the result page needs only the WeChat login.
-        if (xhr.status === 401) { location.href = "/h5/result/" + s.session_id; }
+        if (xhr.status === 401) { finish(); }
         else { setTimeout(poll, 3000); }
       });
     }
+    function finish() { sessionStorage.removeItem("h5current"); location.href = "/h5/result/" + s.session_id; }
   }
 })();

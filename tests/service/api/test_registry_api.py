@@ -30,7 +30,7 @@ def test_roster_lookup_lists_and_exports(client: TestClient, data_dir: Path) -> 
     rows = card_rows(data_dir, 4)
     rows[0][6] = "2026-01-10"  # certified until 10 Jan
     rows[1][6] = "2026-02-20"
-    rows[2][6] = ""  # never certified
+    rows[2][6] = "2025-11-30"  # lapsed in November 2025 (an import without a date is never overdue: test_cycle.py)
     rows[3][5] = "deceased"
     report = upload_roster(client, to_csv(rows))
     assert report["created"] == 4 and report["rejected"] == 0
@@ -46,7 +46,7 @@ def test_roster_lookup_lists_and_exports(client: TestClient, data_dir: Path) -> 
     due = client.get("/api/v1/lists/due_soon", params={"today": "2025-12-20"}).json()
     assert [i["external_id"] for i in due["items"]] == ["P00000"]
     overdue = client.get("/api/v1/lists/overdue", params={"today": "2026-01-15"}).json()
-    assert [i["external_id"] for i in overdue["items"]] == ["P00002", "P00000"]  # never certified first
+    assert [i["external_id"] for i in overdue["items"]] == ["P00002", "P00000"]  # longest lapsed first
 
     run = client.post("/api/v1/cycle/run", params={"today": "2026-01-15"}, headers=ADMIN).json()
     assert run["suspended"] == 2

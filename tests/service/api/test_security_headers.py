@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from service.h5 import identity
-from service.observability.headers import API_CSP, CONSOLE_CSP, H5_CSP
+from service.observability.headers import API_CSP, CONSOLE_CSP, DOCS_CSP, H5_CSP
 from tests.service.api.ops import ops_app
 from tests.service.conftest import API_KEY
 
@@ -66,12 +66,14 @@ def test_console_pages_keep_their_csp(tmp_path: Path) -> None:
         assert h["content-security-policy"] == CONSOLE_CSP and "script-src 'none'" in CONSOLE_CSP
 
 
-def test_api_docs_still_load_their_scripts(tmp_path: Path) -> None:
+def test_api_docs_get_their_own_tight_csp(tmp_path: Path) -> None:
+    """Swagger UI and ReDoc are served from the app (service/api/docs.py): scripts from 'self' only, no inline
+    script, no other origin (tests/service/api/test_docs_offline.py follows every asset)."""
     with TestClient(ops_app(tmp_path)) as c:
-        r = c.get("/docs")
-        assert r.status_code == 200 and "swagger" in r.text.lower()
-        assert "content-security-policy" not in {k.lower() for k in r.headers}  # Swagger UI: CDN + inline
-        common(r)
+        for path in ("/docs", "/redoc", "/docs/static/swagger-init.js"):
+            r = c.get(path)
+            assert r.status_code == 200, path
+            assert common(r)["content-security-policy"] == DOCS_CSP and "script-src 'self';" in DOCS_CSP
 
 
 def test_refusals_before_the_app_carry_the_headers_too(tmp_path: Path, windows_held: float) -> None:

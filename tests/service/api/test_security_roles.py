@@ -113,6 +113,11 @@ def test_simulated_date_only_in_development_and_test(
     assert r.status_code == 403 and error_code(r) == "DATE_OVERRIDE_FORBIDDEN"
     assert status_of(ctx, ext) == "active"
     assert ctx.storage.exists(f"sessions/{s['session_id']}/id_card")
+    # Read routes refuse a simulated date too (one rule for every route), and answer on the real date.
+    for path in (f"/api/v1/beneficiaries/{ext}", "/api/v1/lists/overdue"):
+        r = client.get(path, params={"today": FAR})
+        assert r.status_code == 403 and error_code(r) == "DATE_OVERRIDE_FORBIDDEN", path
+        assert client.get(path).status_code == 200
     # The real date still runs (and suspends nobody certified).
     run = client.post("/api/v1/cycle/run", headers=ADMIN)
     assert run.status_code == 200 and run.json()["date"] == dt.date.today().isoformat()
@@ -290,7 +295,8 @@ def test_consent_flags_must_be_booleans(client: TestClient, ctx: ServiceContext,
     ext = beneficiary_with_number(ctx, factories.id_number())
     r = client.post("/api/v1/sessions", json={"external_id": ext, "template_consent": value})
     assert r.status_code == 422, r.text
-    assert r.json()["detail"][0]["loc"] == ["body", "template_consent"]
+    error = r.json()["error"]
+    assert error["code"] == "FIELD_INVALID" and error["fields"][0]["field"] == "template_consent"
     op = login(client)
     body = {"id_number": factories.id_number(region="110101"), "name": "李建国", "template_consent": value}
     r = client.post(f"{P}/operators/me/verification", json=body, headers=bearer(op["token"]))
@@ -347,9 +353,8 @@ def test_idempotency_key_reused_for_other_content_is_a_conflict(
 def test_non_finite_numbers_are_a_422(client: TestClient, body: str) -> None:
     r = client.post("/api/v1/sessions", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
-    detail = r.json()["detail"]
-    assert detail[0]["type"] == "string_type" and detail[0]["loc"][0] == "body"
-    assert isinstance(detail[0]["input"], str)  # echoed as text: the answer is valid JSON
+    field = r.json()["error"]["fields"][0]  # the answer is valid JSON: the number is never echoed as a float
+    assert field["type"] == "string_type" and field["location"] == "body"
 
 
 def test_non_finite_numbers_anywhere_in_a_body_are_a_422(client: TestClient) -> None:

@@ -58,12 +58,12 @@ def test_bad_uploads_are_refused_and_change_nothing(client: TestClient, ctx: Ser
     video = (data_dir / LIVE_VIDEO).read_bytes()
 
     checks = [
-        (put_card(client, s, card, ctype="application/pdf"), 415, "MEDIA_UNSUPPORTED"),
+        (put_card(client, s, b"%PDF-1.7\n1 0 obj", ctype="image/jpeg"), 415, "MEDIA_UNSUPPORTED"),  # bytes decide
         (put_card(client, s, b"\xff\xd8\xff\xe0 garbage that is not a JPEG"), 422, "MEDIA_CORRUPT"),
         (put_card(client, s, b""), 422, "MEDIA_CORRUPT"),
         (put_card(client, s, b"\0" * (ctx.settings.max_image_bytes + 1)), 413, "MEDIA_TOO_LARGE"),
-        (put_video(client, s, video, ctype="text/plain"), 415, "MEDIA_UNSUPPORTED"),
-        (put_video(client, s, card, ctype="video/mp4"), 422, "MEDIA_CORRUPT"),  # a JPEG posing as video
+        (put_video(client, s, b"just some text", ctype="video/mp4"), 415, "MEDIA_UNSUPPORTED"),
+        (put_video(client, s, card, ctype="video/mp4"), 415, "MEDIA_UNSUPPORTED"),  # a JPEG posing as video
         (put_video(client, s, video, nonce="a-nonce-from-another-session"), 409, "NONCE_REUSED"),
     ]
     for response, status, code in checks:

@@ -66,7 +66,7 @@ def test_match_failures_exit_non_zero_with_a_message_not_a_traceback(
     text = tmp_path / "notes.jpg"
     text.write_text("hello")
     cases = {
-        (str(faces_dir / POWELL), str(tmp_path / "nope.jpg")): "MEDIA_CORRUPT",
+        (str(faces_dir / POWELL), str(tmp_path / "nope.jpg")): "FILE_NOT_FOUND",
         (str(faces_dir / POWELL), str(text)): "MEDIA_UNSUPPORTED",
         (str(faces_dir / POWELL), str(blank)): "FACE_NOT_FOUND",
         (str(two), str(faces_dir / POWELL)): "FACE_MULTIPLE",

@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from pipelines.decision.runner import Certifier
+from pipelines.reasons import ReasonCode
 from service.api import create_app
 from service.console.auth import Role
 from service.context import ServiceContext
@@ -129,7 +130,7 @@ def test_review_flow_in_the_browser(site: Site, browser: Browser, logs: ListHand
 
     login(page, site, "rev1")
     row = page.locator(f'tr[data-session="{site.case_id}"]')
-    assert "SPOOF_SUSPECTED" in row.inner_text()
+    assert ReasonCode.SPOOF_SUSPECTED.staff_zh in row.inner_text()  # the reason, in Chinese
     page.goto(f"{site.base}/console/beneficiaries/{site.beneficiary_id}")
     assert page.inner_text("#status") == "暂停发放"
 

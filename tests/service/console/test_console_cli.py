@@ -44,3 +44,25 @@ def test_create_user_then_verify_and_detect_tampering(tmp_path: Path) -> None:
     engine.dispose()
     broken = run(tmp_path, "verify-audit")
     assert broken.returncode == 1 and json.loads(broken.stdout)["first_bad_seq"] == 1
+
+
+def test_verify_audit_checks_the_anchors_outside_the_database(tmp_path: Path) -> None:
+    """A log rewritten whole (every hash recomputed) passes the chain but not the anchor the daily run wrote."""
+    from service.audit_anchor import write_anchor
+    from service.config import Settings
+    from service.context import ServiceContext
+    from tests.service.test_audit_anchor import rewrite_whole_chain
+
+    made = run(tmp_path, "create-user", "--username", "admin", "--role", "admin", password="a-long-password")
+    assert made.returncode == 0, made.stderr
+    ctx = ServiceContext(Settings(var_dir=tmp_path))  # the CLI's own (development) settings and media store
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)
+    check = run(tmp_path, "verify-audit")
+    assert check.returncode == 0 and json.loads(check.stdout)["anchors"] == 1, check.stdout
+    with ctx.db() as db:
+        rewrite_whole_chain(db, 1, {"role": "reviewer"})
+    ctx.engine.dispose()
+    broken = run(tmp_path, "verify-audit")
+    out = json.loads(broken.stdout)
+    assert broken.returncode == 1 and out["first_bad_seq"] == 1 and "anchor" in out["problem"], out

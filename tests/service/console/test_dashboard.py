@@ -54,6 +54,7 @@ def test_counts_by_region_backlog_and_exports(
     login(app_client, "rev1")
     page = app_client.get("/console/dashboard")
     assert page.status_code == 200 and 'id="backlog">1<' in page.text and "<svg" in page.text
+    assert "山东省济南市" in page.text and "陕西省西安市" in page.text  # region names, not bare codes
     r = app_client.get("/console/dashboard.csv", params={"level": 4})
     assert r.headers["content-type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))

@@ -71,9 +71,10 @@ def test_case_page_shows_real_pictures_scores_and_thresholds(
         s = db.get(CertSession, sid)
         assert s is not None and s.result is not None
         result = s.result
-    assert str(result["scores"]["card_similarity"]) in page.text
-    assert str(result["thresholds"]["face_accept"]) in page.text
-    assert "turn_left" in page.text and "静默活体" in page.text
+    # Scores and the thresholds of this decision, to three decimals (the raw six-decimal values are noise).
+    assert f'{result["scores"]["card_similarity"]:.3f}' in page.text
+    assert f'{result["thresholds"]["face_accept"]:.3f}' in page.text
+    assert "向左转头" in page.text and "静默活体" in page.text
     # The pictures are real crops: the card's portrait and each best frame show exactly one face.
     n_frames = len(result["liveness"]["best_frames"])
     assert n_frames >= 1
@@ -171,16 +172,31 @@ def test_proxy_rejection_waits_for_a_second_supervisor(
         assert stages == [("first", "reject"), ("second", "reject")]
 
 
-def test_views_of_cases_are_audited(
+def test_views_of_cases_are_audited_one_row_per_view(
     app_client: TestClient, ctx: ServiceContext, case: tuple[str, int], staff_users: dict[str, int]
 ) -> None:
     sid, _ = case
     login(app_client, "rev2")
+    # A picture opened by a direct link, without a view of the case: its own row.
+    assert app_client.get(f"/console/cases/{sid}/img/card/0").status_code == 200
     app_client.get(f"/console/cases/{sid}")
-    app_client.get(f"/console/cases/{sid}/img/card/0")
+    # The page's pictures, loaded right after the page: covered by its `case.view` row, which names them.
+    for path in ("card/0", "frame/0", "frame/1"):
+        app_client.get(f"/console/cases/{sid}/img/{path}")
     with ctx.db() as db:
         rows = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.target == sid)).all()
-        assert [(e.actor, e.action) for e in rows] == [("staff:rev2", "case.view"), ("staff:rev2", "case.image")]
+        assert [(e.actor, e.action) for e in rows] == [("staff:rev2", "case.image"), ("staff:rev2", "case.view")]
+        s = db.get(CertSession, sid)
+        assert s is not None and s.result is not None
+        n_frames = len(s.result["liveness"]["best_frames"])
+        assert rows[1].detail["images"] == ["card"] + [f"frame:{i}" for i in range(n_frames)]
+    # Another reviewer's pictures are not covered by rev2's view.
+    other = TestClient(app_client.app)
+    login(other, "rev1")
+    other.get(f"/console/cases/{sid}/img/card/0")
+    with ctx.db() as db:
+        rows = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.target == sid)).all()
+        assert [(e.actor, e.action) for e in rows][-1] == ("staff:rev1", "case.image")
 
 
 def test_csrf_needed_to_claim_and_decide(

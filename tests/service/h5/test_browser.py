@@ -4,11 +4,16 @@
 
 Self flow: the OAuth redirect from the fake WeChat server, consent, a bad card photo (instant OCR feedback),
 the card, the recorded challenge video, the result page. Proxy flow: a verified relative binds an elder,
-staff approve the binding, the relative certifies the elder. Screenshots go to PENSION_CERT_SCREENSHOTS_DIR
-(default bench/results/screenshots/h5, git-ignored: they show dev-data faces)."""
+staff approve the binding, the relative certifies the elder (named on every step), unbinding asks first.
+Recovery: a result-message link opened without a cookie reaches its page after OAuth, and the failed video is
+recorded again from the video step (card kept, the session surviving a reload); the timeout and daily-limit
+screens lead somewhere; the card button is reached and used with the keyboard. Screenshots go to
+PENSION_CERT_SCREENSHOTS_DIR (default bench/results/screenshots/h5, git-ignored: they show dev-data faces)."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -19,15 +24,18 @@ import av
 import cv2
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, Route, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, ViewportSize, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import select
 
 from pipelines.id_card.synthetic import CardFields
 from pipelines.reasons import ReasonCode
+from service import sessions
 from service.api import create_app
 from service.context import ServiceContext
-from service.db.models import CertSession
+from service.db.models import CertSession, Channel, SessionState, utcnow
 from service.db.proxy_models import ProxyBinding, ProxyOperator
+from service.db.wechat_models import WeChatSessionLink
 from service.h5.cardcheck import RETAKE
 from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, SCREENSHOTS, serve_in_thread
 from tests.browser import CHROMIUM_ARGS as BASE_ARGS
@@ -44,6 +52,8 @@ SHOTS = SCREENSHOTS / "h5"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DECIDED_TEXT = {"accept": "认证通过", "review": "已转人工审核", "reject": "认证未通过"}
 ACCEPTED_BY_KIND = {"verification": "实名核验通过", "consent": "家人已确认"}
+BUREAU_PHONE = "027-12345678"
+JSSDK = "https://res.wx.qq.com/**"
 RETAKE_MESSAGES = {c.message_zh for c in (*RETAKE, ReasonCode.ID_NUMBER_MISMATCH, ReasonCode.MEDIA_CORRUPT)}
 
 
@@ -105,6 +115,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[S
             h5_card_check=True,
             challenge_actions=list(LIVE_ACTIONS),
             poll_interval_s=0.2,
+            bureau_phone=BUREAU_PHONE,
         )
         ctx = ServiceContext(settings)
         with ctx.db() as db:
@@ -158,6 +169,13 @@ def wait_until(page: Page, check: Callable[[], bool], timeout_s: float, what: st
 
 
 def card_then_video(page: Page, site: Site, card: str, name: str, drop_first_upload: bool = False) -> str:
+    page.set_input_files("#card-file", card)
+    page.wait_for_selector("#step-video:not([hidden])", timeout=120_000)
+    return video_then_result(page, name, drop_first_upload)
+
+
+def video_then_result(page: Page, name: str, drop_first_upload: bool = False) -> str:
+    """From the video step: record the challenge with the fake camera, wait for the result page."""
     dropped: list[str] = []
     if drop_first_upload:
         # The network fails during the first video upload: the page keeps the recording and offers a retry.
@@ -170,8 +188,6 @@ def card_then_video(page: Page, site: Site, card: str, name: str, drop_first_upl
                 route.continue_()
 
         page.route("**/api/v1/sessions/*/video", once)
-    page.set_input_files("#card-file", card)
-    page.wait_for_selector("#step-video:not([hidden])", timeout=120_000)
     wait_until(page, lambda: page.evaluate("() => document.getElementById('preview').readyState") >= 2, 30, "camera")
     shot(page, f"{name}-video")
     page.click("#record")
@@ -200,20 +216,55 @@ def assert_result_page(page: Page, site: Site, session_id: str, kind: str | None
     assert expected in page.inner_text("#result h1")
 
 
+def block_jssdk(context: BrowserContext) -> list[str]:
+    """WeChat's JS-SDK script (no network here): recorded and refused, as outside WeChat it does nothing."""
+    seen: list[str] = []
+
+    def refuse(route: Route) -> None:
+        seen.append(route.request.url)
+        route.abort()
+
+    context.route(JSSDK, refuse)
+    return seen
+
+
+def in_view(page: Page, selector: str) -> bool:
+    bb = page.locator(selector).bounding_box()
+    return bb is not None and bb["y"] >= 0 and bb["y"] + bb["height"] <= PHONE["height"]
+
+
+def above(page: Page, first: str, second: str) -> bool:
+    a, b = page.locator(first).bounding_box(), page.locator(second).bounding_box()
+    return a is not None and b is not None and a["y"] + a["height"] <= b["y"]
+
+
 def test_self_certification_in_wechat(site: Site, browser: Browser, data_dir: Path, tmp_path: Path) -> None:
     site.fake.state.browser_openid = "openid-pensioner"
     context = browser.new_context(viewport=PHONE, locale="zh-CN", user_agent="Mozilla/5.0 (Linux; Android 13) Mobile")
+    jssdk = block_jssdk(context)
     page = context.new_page()
     page.goto(site.base + "/h5/")  # the menu link: OAuth redirect via the fake WeChat server and back
     page.wait_for_selector("#self")
     assert page.url.split("#")[0] == site.base + "/h5/"  # WeChat keeps its #wechat_redirect fragment
     shot(page, "self-start")
+    assert jssdk == []  # the JS-SDK only where it is used
 
     page.click("#self")
+    page.wait_for_selector("#step-consent")
+    assert len(jssdk) == 1 and jssdk[0].endswith("/jweixin-1.6.0.js")  # requested by the capture page
+    assert page.get_attribute("#id-number", "inputmode") == "numeric"
     page.fill("#name", site.fields.name)
     page.fill("#id-number", site.fields.id_number)
     page.click("#consent-next")
     assert "请先勾选" in page.inner_text("#consent-feedback")  # consent is required
+    assert in_view(page, "#consent-feedback") and page.get_attribute("#consent-feedback", "aria-live")
+    assert above(page, "#consent-feedback", "#consent-next")  # the error is next to the action, not below it
+    for box in page.locator("label.check").all():  # MIIT elderly guideline: targets of 60 px or more
+        bb = box.bounding_box()
+        assert bb is not None and bb["height"] >= 60, bb
+    page.click("label.check:has(#consent)")  # the whole row toggles the box
+    assert page.is_checked("#consent")
+    page.uncheck("#consent")
     page.check("#consent")
     page.check("#template-consent")
     shot(page, "self-consent")
@@ -277,11 +328,180 @@ def test_proxy_certification_by_a_relative(site: Site, browser: Browser, tmp_pat
         page.reload()
     page.click("button.certify-elder")
     page.wait_for_selector("#step-card:not([hidden])")
-    card = write(tmp_path, "elder.jpg", site.elder_card)
-    session_id = card_then_video(page, site, card, "proxy", drop_first_upload=True)
+    elder = site.elder_fields.name
+    assert page.inner_text("#who") == f"正在为{elder}认证"  # the capture steps name the elder
+    assert f"为{elder}认证" in page.inner_text("#step-card")
+    shot(page, "proxy-card-named")
+    page.set_input_files("#card-file", write(tmp_path, "elder.jpg", site.elder_card))
+    page.wait_for_selector("#step-video:not([hidden])", timeout=120_000)
+    assert f"为{elder}认证" in page.inner_text("#step-video") and page.is_visible("#who")
+    session_id = video_then_result(page, "proxy", drop_first_upload=True)
     assert_result_page(page, site, session_id)
+    assert elder in page.inner_text("#who")  # and so does the result
     with site.ctx.db() as db:
         s = db.get(CertSession, session_id)
         assert s is not None and s.channel == "proxy"
+
+    # Unbinding: a separate, smaller control, and a confirmation that names the elder.
+    page.goto(site.base + "/h5/family")
+    page.wait_for_selector("li.binding .elder-status")  # certified until / in review, under the elder's name
+    expected_state = {"accept": "certified", "review": "review"}.get(s.decision or "", "")
+    status_line = page.locator("li.binding .elder-status")
+    assert status_line.get_attribute("data-state") == expected_state, status_line.inner_text()
+    shot(page, "proxy-family-status")
+    unbind = page.locator("li.binding button.unbind")
+    main = page.locator("li.binding button.certify-elder")
+    ub, mb = unbind.bounding_box(), main.bounding_box()
+    assert ub is not None and mb is not None and ub["y"] - (mb["y"] + mb["height"]) >= 20  # not next to it
+    unbind.click()
+    assert elder in page.inner_text("li.binding .confirm") and page.is_visible("button.unbind-confirm")
+    shot(page, "proxy-unbind-confirm")
+    page.click("button.unbind-cancel")
+    assert page.locator("li.binding").count() == 1 and page.is_visible("button.unbind")
+    with site.ctx.db() as db:
+        assert db.scalar(select(ProxyBinding.status).where(ProxyBinding.operator_id == op.id)) == "active"
+    page.click("button.unbind")
+    page.click("button.unbind-confirm")
+    wait_until(page, lambda: page.locator("li.binding").count() == 0, 30, "unbound")
     assert errors == []
+    context.close()
+
+
+def failed_session(site: Site, openid: str, fields: CardFields, card: bytes | None, rejects: int = 1) -> str:
+    """`rejects` sessions of the person with these card fields rejected today on a video reason (the card
+    stored through the real upload), linked to `openid` as a WeChat session; returns the last one's id."""
+    with site.ctx.db() as db:
+        b = sessions.find_beneficiary(db, site.ctx, None, fields.id_number)
+        last = ""
+        for _ in range(rejects):
+            s = sessions.create_session(db, site.ctx, b, Channel.SELF, False, "test").session
+            if card is not None:
+                ctype = "image/png" if card.startswith(b"\x89PNG") else "image/jpeg"
+                sessions.upload(db, site.ctx, s, "id_card", card, ctype, "card-" + s.id)
+            s.state, s.decision, s.decided_at = SessionState.DECIDED, "reject", utcnow()
+            s.reasons = [ReasonCode.CHALLENGE_MISSING_ACTION.value]
+            db.add(WeChatSessionLink(session_id=s.id, openid=openid))
+            last = s.id
+        db.commit()
+    return last
+
+
+def test_message_link_without_cookie_then_the_video_again(site: Site, browser: Browser) -> None:
+    """The link of a result message, opened the next day: OAuth, the failed result, then straight to the video
+    step (the card is kept); the new session survives a reload and is decided from the new video."""
+    site.fake.state.browser_openid = "openid-link"
+    failed = failed_session(site, "openid-link", site.fields, site.card)
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    block_jssdk(context)
+    page = context.new_page()
+    link = f"{site.base}/h5/result/{failed}"
+    page.goto(link)  # no cookie: through the fake WeChat OAuth and back to this very page
+    page.wait_for_selector("#result")
+    assert page.url.split("#")[0] == link
+    assert "认证未通过" in page.inner_text("#result h1")
+    assert "今天还可以再试 2 次" in page.inner_text("#attempts-left")
+    assert page.get_attribute("#call", "href") == f"tel:{BUREAU_PHONE}"
+    shot(page, "link-result-failed")
+
+    page.click("#again")
+    page.wait_for_selector("#step-video:not([hidden])")
+    assert not page.is_visible("#step-card") and not page.is_visible("#step-consent")  # no name, number, card
+    assert page.inner_text("#attempts") == "今天还可以尝试 2 次。"
+    shot(page, "again-video-step")
+    page.reload()  # the session survives a reload: restored from the server, still at the video step
+    page.wait_for_selector("#step-video:not([hidden])")
+    session_id = video_then_result(page, "again")
+    assert session_id != failed
+    assert_result_page(page, site, session_id)
+    with site.ctx.db() as db:
+        s = db.get(CertSession, session_id)
+        assert s is not None and s.id_card_sha256 is not None
+        old = db.get(CertSession, failed)
+        assert old is not None and s.id_card_sha256 == old.id_card_sha256  # the same card photo, kept
+    context.close()
+
+
+def keyboard_choose_file(page: Page, path: str) -> None:
+    """Enter on the focused button opens the file chooser; Space (the other key that presses a button) once
+    more if the first never showed it: seen once in headless Chromium under load, never twice."""
+    for key in ("Enter", "Space"):
+        try:
+            with page.expect_file_chooser(timeout=10_000) as chooser:
+                page.keyboard.press(key)
+        except PlaywrightTimeoutError:
+            continue
+        chooser.value.set_files(path)
+        return
+    raise AssertionError("the focused card button does not open the file chooser")
+
+
+def test_timeout_screen_continues_and_the_card_button_works_by_keyboard(
+    site: Site, browser: Browser, tmp_path: Path
+) -> None:
+    site.fake.state.browser_openid = "openid-timeout"
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    block_jssdk(context)
+    page = context.new_page()
+    page.goto(site.base + "/h5/certify?mode=self")  # no cookie: OAuth, then back to the capture page
+    page.wait_for_selector("#step-consent")
+    assert page.url.split("#")[0] == site.base + "/h5/certify?mode=self"
+    page.fill("#name", site.fields.name)
+    page.fill("#id-number", site.fields.id_number)
+    page.check("#consent")
+    page.click("#consent-next")
+    page.wait_for_selector("#step-card:not([hidden])")
+    assert page.evaluate("() => document.getElementById('card-button').tagName") == "BUTTON"
+    for _ in range(12):  # Tab from the page's start to the card button
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement && document.activeElement.id") == "card-button":
+            break
+    else:
+        raise AssertionError("the card button is not reachable with Tab")
+    shot(page, "keyboard-card-button")
+    keyboard_choose_file(page, write(tmp_path, "card.jpg", site.card))
+    page.wait_for_selector("#step-video:not([hidden])", timeout=120_000)
+
+    session_id = page.get_attribute("#app", "data-session")
+    past = utcnow() - dt.timedelta(minutes=1)
+    with site.ctx.db() as db:  # the citizen left the phone for longer than the session lives
+        s = db.get(CertSession, session_id)
+        assert s is not None
+        s.expires_at = s.nonce_expires_at = past
+        db.commit()
+    page.reload()
+    page.wait_for_selector("#step-timeout:not([hidden])")
+    assert page.is_visible("#timeout-again") and page.is_visible("#step-timeout a[href='/h5/']")
+    shot(page, "timeout")
+    page.click("#timeout-again")
+    page.wait_for_selector("#step-video:not([hidden])")  # a new session, the card kept: the video step
+    new_id = page.get_attribute("#app", "data-session")
+    assert new_id and new_id != session_id
+    with site.ctx.db() as db:
+        new = db.get(CertSession, new_id)
+        assert new is not None and new.id_card_key is not None and new.state == SessionState.OPEN
+    shot(page, "timeout-continued")
+    context.close()
+
+
+def test_daily_limit_screen_offers_review_and_home_visit(site: Site, browser: Browser) -> None:
+    fields = dataclasses.replace(site.fields, name="赵桂兰", id_number=factories.id_number(seq=481))
+    with site.ctx.db() as db:
+        factories.beneficiary(db, site.ctx.keyring, id_number=fields.id_number, name=fields.name)
+        db.commit()
+    failed_session(site, "openid-limit", fields, None, rejects=3)
+    site.fake.state.browser_openid = "openid-limit"
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    block_jssdk(context)
+    page = context.new_page()
+    page.goto(site.base + "/h5/certify?mode=self")
+    page.fill("#name", fields.name)
+    page.fill("#id-number", fields.id_number)
+    page.check("#consent")
+    page.click("#consent-next")
+    page.wait_for_selector("#step-limit:not([hidden])")
+    text = page.inner_text("#step-limit")
+    assert "今日认证次数已达上限" in text and "人工审核或上门认证" in text
+    assert page.get_attribute("#step-limit #call", "href") == f"tel:{BUREAU_PHONE}"
+    assert page.get_attribute("#limit-home", "href") == "/h5/"
+    shot(page, "daily-limit")
     context.close()

@@ -1,5 +1,6 @@
-"""The H5 identity cookie (`openid|expiry|mac`): a hostile expiry is a 401, never a 500, even when the MAC is
-right (issue #22); a cookie that would outlive what we mint is refused."""
+"""The H5 identity cookie (`openid|expiry|mac`): a hostile expiry is refused, never a 500, even when the MAC
+is right (issue #22); a cookie that would outlive what we mint is refused. Refused means: the pages log in
+again (here, without a WeChat channel, the page that says to open it in WeChat), the JSON API answers 401."""
 
 from __future__ import annotations
 
@@ -46,10 +47,10 @@ def test_a_hostile_expiry_is_401_not_500(tmp_path: Path, expiry: str) -> None:
     app = ops_app(tmp_path)
     with TestClient(app) as c:
         c.cookies.set(identity.COOKIE, signed_cookie(app.state.ctx, "openid-1", expiry))
-        r = c.get("/h5/certify")
-        assert r.status_code == 401, r.text[:300]
-        assert r.json()["error"]["code"] == "UNAUTHORIZED"
-        assert c.post("/h5/api/operator").status_code == 401
+        page = c.get("/h5/certify")
+        assert page.status_code == 403 and "请在微信中打开" in page.text, page.text[:300]
+        r = c.post("/h5/api/operator")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"
 
 
 def test_the_cookie_we_mint_still_works(tmp_path: Path) -> None:
@@ -57,5 +58,8 @@ def test_the_cookie_we_mint_still_works(tmp_path: Path) -> None:
     with TestClient(app) as c:
         c.cookies.set(identity.COOKIE, identity.mint(app.state.ctx, "openid-1"))
         assert c.get("/h5/certify").status_code == 200
-        c.cookies.set(identity.COOKIE, identity.mint(app.state.ctx, "openid-1")[:-1] + "0")  # forged MAC
-        assert c.get("/h5/certify").status_code == 401
+        good = identity.mint(app.state.ctx, "openid-1")
+        forged = good[:-1] + ("1" if good.endswith("0") else "0")  # one MAC digit changed (never the same one)
+        c.cookies.set(identity.COOKIE, forged)
+        assert c.get("/h5/certify").status_code == 403
+        assert c.post("/h5/api/operator").status_code == 401

@@ -17,7 +17,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from service import sessions
 from service.context import ServiceContext
+from service.db.models import Beneficiary, CertSession, Channel, SessionState, utcnow
 from service.db.wechat_models import WeChatSessionLink, WeChatUser
 from service.h5 import identity
 from service.wechat.server import verify_signature
@@ -80,7 +82,88 @@ def test_oauth_binds_the_openid_and_refuses_a_state_from_another_browser(
     r = attacker.get(back.removeprefix(PUBLIC), follow_redirects=False)
     assert r.status_code == 403 and "链接已失效" in r.text
     assert identity.COOKIE not in r.cookies
-    assert attacker.get("/h5/certify").status_code == 401
+    # Without a cookie a page goes through OAuth again; the pages' JSON API answers 401 for their script.
+    again = attacker.get("/h5/certify", follow_redirects=False)
+    assert again.status_code == 302 and again.headers["location"].startswith(fake_wx.base_url)
+    api = attacker.post("/h5/api/sessions", json={"name": "x", "id_number": "1" * 18, "consent": True})
+    assert api.status_code == 401 and api.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def login_through(client: TestClient, path: str) -> str:
+    """Open `path` without a cookie, follow WeChat's OAuth; returns where the callback sends the browser."""
+    entry = client.get(path, follow_redirects=False)
+    assert entry.status_code == 302, entry.text
+    back = requests.get(entry.headers["location"], allow_redirects=False, timeout=10).headers["Location"]
+    r = client.get(back.removeprefix(PUBLIC), follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert identity.COOKIE in r.cookies
+    return str(r.headers["location"])
+
+
+@pytest.mark.parametrize(
+    "path", ["/h5/result/0b7c1c9e-52f4-4d2e-9f0a-3c1d2e4f5a6b", "/h5/family", "/h5/certify?mode=proxy", "/h5/"]
+)
+def test_a_page_opened_without_a_cookie_comes_back_to_itself_after_oauth(
+    fake_wx: FakeWeChat, tmp_path: Path, path: str
+) -> None:
+    with wechat_client(fake_wx, tmp_path) as c:
+        assert login_through(c, path) == path
+        page = c.get(path)
+        assert page.status_code in (200, 404) and "text/html" in page.headers["content-type"]
+
+
+def decided_session(db: Session, ctx: ServiceContext, b: Beneficiary, decision: str) -> CertSession:
+    s = sessions.create_session(db, ctx, b, Channel.SELF, False, "test").session
+    s.state, s.decision, s.decided_at = SessionState.DECIDED, decision, utcnow()
+    db.flush()
+    return s
+
+
+def test_message_link_reaches_its_result_after_oauth(
+    client: TestClient, fake_wx: FakeWeChat, ctx: ServiceContext, db: Session
+) -> None:
+    """The link in a result message, opened the next day (no cookie), shows that result after the login."""
+    fake_wx.state.browser_openid = "openid-link-1"
+    b = factories.beneficiary(db, ctx.keyring)
+    s = decided_session(db, ctx, b, "accept")
+    db.add(WeChatSessionLink(session_id=s.id, openid="openid-link-1"))
+    db.commit()
+    path = f"/h5/result/{s.id}"
+    assert login_through(client, path) == path
+    page = client.get(path)
+    assert page.status_code == 200 and "认证通过" in page.text
+
+
+def forged_state_login(client: TestClient, fake: FakeWeChat, target: str) -> Any:
+    """A state minted with our own key for `target` (as if the MAC were not the defence): the callback still
+    only ever redirects to our pages."""
+    channel = client.app.state.wechat  # type: ignore[attr-defined]
+    start = channel.oauth.start(f"{PUBLIC}/h5/oauth/callback", target)
+    back = requests.get(start.url, allow_redirects=False, timeout=10).headers["Location"]
+    client.cookies.set(identity.NONCE_COOKIE, start.nonce, path="/h5")
+    return client.get(back.removeprefix(PUBLIC), follow_redirects=False)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.test/h5/", "//evil.test/h5/", "/\\evil.test", "/h5/\\evil.test", "/h5/../../evil", "/other",
+     "/h5/api/sessions", "/h5/oauth/callback", "/h5/family?next=//evil.test", "/h5/result/not-a-session"],
+)
+def test_the_callback_never_redirects_outside_our_pages(fake_wx: FakeWeChat, tmp_path: Path, target: str) -> None:
+    with wechat_client(fake_wx, tmp_path) as c:
+        r = forged_state_login(c, fake_wx, target)
+        assert r.status_code == 303 and r.headers["location"] == "/h5/"
+
+
+def test_an_edited_target_in_the_state_is_refused(fake_wx: FakeWeChat, tmp_path: Path) -> None:
+    with wechat_client(fake_wx, tmp_path) as c:
+        entry = c.get("/h5/family", follow_redirects=False)
+        back = requests.get(entry.headers["location"], allow_redirects=False, timeout=10).headers["Location"]
+        state = parse_qs(urlparse(back).query)["state"][0]
+        assert bytes.fromhex(state[:-32]).decode() == "/h5/family"  # the state carries the target
+        edited = back.replace(state, b"/h5/certify".hex() + state[-32:])
+        r = c.get(edited.removeprefix(PUBLIC), follow_redirects=False)
+        assert r.status_code == 403 and "链接已失效" in r.text and identity.COOKIE not in r.cookies
 
 
 def test_jssdk_config_only_for_our_pages(client: TestClient, fake_wx: FakeWeChat) -> None:

@@ -14,20 +14,20 @@ from sqlalchemy.orm import Session
 
 from service.api import create_app
 from service.context import ServiceContext
-from service.db.wechat_models import WeChatUser
 from service.wechat import WeChatApi
 from service.wechat.runtime import token_store, wechat_config
 from service.wechat.tokens import RedisTokenStore
 from tests.service import factories
 from tests.service.wechat.conftest import wechat_settings
 from tests.service.wechat.fake_wechat import FakeWeChat
+from tests.service.wechat.test_notify import certified_by
 
 
 def test_the_embedded_schedule_sends_reminders_by_itself(
     ctx: ServiceContext, db: Session, fake_wx: FakeWeChat
 ) -> None:
     b = factories.beneficiary(db, ctx.keyring, valid_until=dt.date.today() + dt.timedelta(days=5))
-    db.add(WeChatUser(openid="o-embedded", beneficiary_id=b.id))
+    certified_by(db, ctx, b, "o-embedded")  # reminders go to the openid that certified the person
     db.commit()
     ctx.settings.wechat_schedule_s = 0.2
     with TestClient(create_app(ctx=ctx)):

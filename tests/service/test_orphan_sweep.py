@@ -1,0 +1,59 @@
+"""Orphaned media (issue 19): an object written whose row never committed, or left behind by a session that no
+longer points to it, is deleted by the daily run after a grace period; what a row points to, and a young object
+(an upload between its write and its commit), are kept. On the local folder and on an S3 bucket alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from service.context import ServiceContext
+from service.db.models import CertSession, Channel, utcnow
+from service.retention import sweep_orphans
+from service.sessions import create_session
+from service.storage_s3 import S3EncryptedStorage, S3Location, S3Options, make_client
+from tests.service import factories
+from tests.service.servers import s3_server
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_ctx(request: pytest.FixtureRequest, ctx: ServiceContext) -> Iterator[ServiceContext]:
+    if request.param == "local":
+        yield ctx
+        return
+    with s3_server() as server:
+        options = S3Options(server.endpoint, "us-east-1", "test", "test")
+        make_client(options).create_bucket(Bucket="media")
+        ctx.storage = S3EncryptedStorage(S3Location("media", "p"), os.urandom(32), options)
+        yield ctx
+
+
+def test_orphans_older_than_the_grace_are_removed_and_referenced_media_kept(store_ctx: ServiceContext) -> None:
+    ctx = store_ctx
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        s = create_session(db, ctx, b, Channel.SELF, False, "test").session
+        card = f"sessions/{s.id}/id_card"
+        ctx.storage.put(card, b"card")
+        s.id_card_key = card
+        session_id = s.id
+    left_behind = f"sessions/{session_id}/video"  # written, but the row never took it (a failed commit)
+    no_row = f"sessions/{uuid.uuid4()}/video"  # a session whose row never committed at all
+    for key in (left_behind, no_row):
+        ctx.storage.put(key, b"orphan")
+    assert sweep_orphans(ctx) == 0  # all younger than the grace: maybe an upload about to commit
+    later = utcnow() + dt.timedelta(seconds=ctx.settings.orphan_grace_s + 60)
+    assert sweep_orphans(ctx, now=later) == 2
+    assert ctx.storage.exists(card)
+    assert not ctx.storage.exists(left_behind) and not ctx.storage.exists(no_row)
+    assert sweep_orphans(ctx, now=later) == 0  # idempotent
+    # A purged session's media are not "referenced" any more: a copy that survived the purge goes too.
+    with ctx.db() as db:
+        row = db.get(CertSession, session_id)
+        assert row is not None
+        row.media_purged_at = utcnow()
+    assert sweep_orphans(ctx, now=later) == 1 and not ctx.storage.exists(card)
