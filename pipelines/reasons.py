@@ -16,6 +16,9 @@ class ReasonCode(enum.StrEnum):
     ID_FIELDS_INCONSISTENT = "ID_FIELDS_INCONSISTENT"
     ID_EXPIRED = "ID_EXPIRED"
     ID_NUMBER_MISMATCH = "ID_NUMBER_MISMATCH"
+    # No face on the card's printed portrait: a card-side problem with its own advice (FACE_NOT_FOUND is the
+    # selfie's, whose message tells the citizen to face the camera).
+    ID_PORTRAIT_NO_FACE = "ID_PORTRAIT_NO_FACE"
     FACE_NOT_FOUND = "FACE_NOT_FOUND"
     FACE_MULTIPLE = "FACE_MULTIPLE"
     FACE_LOW_QUALITY = "FACE_LOW_QUALITY"
@@ -68,6 +71,7 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.ID_FIELDS_INCONSISTENT: "证件信息前后不一致,请核对",
     ReasonCode.ID_EXPIRED: "身份证已过有效期,请使用有效证件",
     ReasonCode.ID_NUMBER_MISMATCH: "证件号码与认证对象不一致",
+    ReasonCode.ID_PORTRAIT_NO_FACE: "身份证上的照片未能识别,请拍摄清晰、无反光的身份证人像面",
     ReasonCode.FACE_NOT_FOUND: "未检测到人脸,请正对镜头",
     ReasonCode.FACE_MULTIPLE: "画面中有多张人脸,请确保只有本人",
     ReasonCode.FACE_LOW_QUALITY: "人脸不够清晰,请在光线充足处正对镜头",
@@ -114,6 +118,7 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.ID_FIELDS_INCONSISTENT: "证件信息前后矛盾（出生日期、性别与号码不符）",
     ReasonCode.ID_EXPIRED: "身份证已过期",
     ReasonCode.ID_NUMBER_MISMATCH: "证件号码与名册人员不符",
+    ReasonCode.ID_PORTRAIT_NO_FACE: "证件照上未检测到人脸",
     ReasonCode.FACE_NOT_FOUND: "视频中未检测到人脸",
     ReasonCode.FACE_MULTIPLE: "画面中有多张人脸",
     ReasonCode.FACE_LOW_QUALITY: "人脸质量低",

@@ -6,7 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # System packages: free CJK and monospace fonts render the synthetic ID cards used by tests and benchmarks.
-APT_PACKAGES=(fonts-noto-cjk fonts-dejavu-core fontconfig postgresql redis-server fonts-ocr-b chromium)
+APT_PACKAGES=(fonts-noto-cjk fonts-dejavu-core fontconfig postgresql redis-server fonts-ocr-b chromium espeak-ng)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

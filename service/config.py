@@ -11,8 +11,9 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,11 @@ class Settings(BaseSettings):
     # cycle_guard_min_suspensions of them) changes nothing and raises an alert, unless an operator forces it.
     cycle_max_suspend_share: float = 0.2
     cycle_guard_min_suspensions: int = 10
+    # Rejected certifications a day per requester (WeChat account, family operator, API key) for one person,
+    # and for that person from everyone together (higher: a stranger cannot spend the citizen's attempts;
+    # service/attempts.py).
     failures_per_day: int = 3
+    failures_per_day_beneficiary: int = 10
     challenge_ttl_s: int = 300
     # A fixed action challenge (e.g. a staff counter's routine, or tests); empty: random 2-3 actions.
     challenge_actions: list[str] = Field(default_factory=list)
@@ -123,9 +128,18 @@ class Settings(BaseSettings):
     wechat_schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
     wechat_notify_max_attempts: int = 5
     h5_card_check: bool = True  # instant OCR feedback on the H5 card step (loads the ID-card reader in the API)
+    # The bureau's own recordings of the H5 spoken prompts ({key}.mp3 or .wav, keys in service/h5/voice.py);
+    # a key without one is spoken by the file generated with espeak-ng (docs/wechat.md).
+    h5_audio_dir: Path | None = None
     # The bureau's phone line shown on the H5 pages (daily limit, timeout, failed result): for a manual review
     # or a home visit. Empty: the pages point to the counter only.
     bureau_phone: str = ""
+    # The bureau's time zone (IANA name): every calendar date (cycle day, certification date, reminders, message
+    # dates) is the date there (service/clock.py); the console shows times in it too.
+    time_zone: str = "Asia/Shanghai"
+    # Development only (PENSION_CERT_ENV=development): /h5/dev-login opens the H5 pages without WeChat for a
+    # made-up openid (service/h5/devlogin.py); refused in test and production.
+    h5_dev_login: bool = False
 
     # Operations (docs/operations.md): logs, metrics, rate limits.
     log_format: Literal["text", "json"] = "text"  # json: one object per line with request_id / session_id
@@ -143,7 +157,8 @@ class Settings(BaseSettings):
     rate_limit_api_key: str = "20000/minute"  # every request of one API key (channel back-ends, the bench)
     rate_limit_session_ip: str = "30/minute"  # session creation per IP (without an API key)
     rate_limit_upload_ip: str = "60/minute"  # uploads per IP (without an API key)
-    rate_limit_beneficiary: str = "30/hour"  # session creation per beneficiary (any client)
+    rate_limit_beneficiary: str = "30/hour"  # session creation per beneficiary and requester (key, openid or IP)
+    rate_limit_beneficiary_all: str = "120/hour"  # session creation per beneficiary, every requester together
     rate_limit_auth_failures: str = "20/minute"  # refused API keys per IP, then every key attempt is refused
 
     @model_validator(mode="after")
@@ -152,6 +167,16 @@ class Settings(BaseSettings):
         if not 0 < self.worker_heartbeat_s * 2 <= self.worker_stale_s:
             raise ValueError("PENSION_CERT_WORKER_HEARTBEAT_S must be positive and at most half of WORKER_STALE_S")
         return self
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        # Refused at start: an unknown zone would fail every request that dates something.
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)") from exc
+        return name
 
     @property
     def sqlite_path(self) -> Path:
@@ -222,6 +247,8 @@ class Settings(BaseSettings):
                 weak.append(f"PENSION_CERT_WECHAT_TOKEN shorter than {MIN_WECHAT_TOKEN_CHARS} characters")
             if not self.wechat_app_secret:
                 weak.append("PENSION_CERT_WECHAT_APP_SECRET is empty")
+        if self.h5_dev_login:
+            weak.append("PENSION_CERT_H5_DEV_LOGIN is set: /h5/dev-login would let anyone in as any WeChat user")
         if self.challenge_actions:
             # A known challenge lets an attacker prepare a video that performs it (issue 22).
             weak.append(

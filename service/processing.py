@@ -24,6 +24,7 @@ from pipelines.errors import PipelineError
 from service import heartbeat, relatives
 from service.audit import audit
 from service.certificates import issue_code
+from service.clock import local_date
 from service.context import ServiceContext
 from service.cycle import record_certification
 from service.db.models import Beneficiary, Certification, CertSession, SessionState, utcnow
@@ -228,7 +229,7 @@ def _apply(
         b = db.get(Beneficiary, s.beneficiary_id)
         handled = proxy_hooks.on_decided(db, ctx, s, b, outcome, reasons, new_template)
         if b is not None and outcome is Outcome.ACCEPT and not handled:
-            accept_session(db, ctx, s, b, now.date(), new_template)
+            accept_session(db, ctx, s, b, local_date(ctx.settings, now), new_template)  # the bureau's date
         audit(db, worker, "session.decide", s.id, {"decision": outcome.value, "reasons": reasons})
     log.info("session %s: %s %s", session_id, outcome.value, ",".join(reasons))
     metrics.observe_decision(outcome.value, reasons)  # after the commit: counted once per applied decision

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.cycle import CycleRules, CycleState, cycle_state
 from service.db.models import Beneficiary, BeneficiaryStatus, CycleEvent
+from service.regions import region_name
 
 LISTS = ("due_soon", "overdue", "suspended")
 EXPORT_COLUMNS = (
@@ -19,6 +20,7 @@ EXPORT_COLUMNS = (
     "id_masked",
     "name",
     "region",
+    "region_name",
     "benefit_types",
     "status",
     "cycle_state",
@@ -32,6 +34,8 @@ def view(b: Beneficiary, today: dt.date, rules: CycleRules) -> dict[str, Any]:
         "id_masked": b.id_masked,
         "name": b.name,
         "region": b.region,
+        # The division's full name ("湖北省武汉市武昌区"), as the console shows it; None when the code is not one.
+        "region_name": region_name(b.region),
         "benefit_types": b.benefit_types,
         "status": b.status,
         "cycle_state": cycle_state(b.status, b.valid_until, today, rules).value,

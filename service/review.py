@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.audit import audit
+from service.clock import local_date
 from service.context import ServiceContext
 from service.db.models import Beneficiary, CertSession, SessionState, utcnow
 from service.errors import ServiceError
@@ -34,7 +35,7 @@ def settle(
     result["review"] = {"machine_decision": s.decision, "decision": decision, "reviewer": reviewer, "note": note}
     s.result, s.decision, s.state, s.decided_at = result, decision, SessionState.DECIDED, utcnow()
     if decision == "accept":
-        accept_session(db, ctx, s, b, s.decided_at.date(), None)
+        accept_session(db, ctx, s, b, local_date(ctx.settings, s.decided_at), None)  # the bureau's date
     audit(db, actor, "session.review", s.id, {"decision": decision, "reviewer": reviewer})
     notify_decision(db, s)
     return {"session_id": s.id, "decision": decision, "review": result["review"]}

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import idnumber
+from service.clock import local_today
 from service.cycle import CycleRules, first_valid_until, valid_until
 from service.db.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport
 from service.errors import ServiceError
@@ -103,7 +104,7 @@ class ImportTerms:
 
 def import_terms(ctx: ServiceContext, cycle_start: dt.date | None = None) -> ImportTerms:
     """The terms of an import made now with the service's settings."""
-    return ImportTerms(dt.date.today(), ctx.rules, ctx.settings.new_import_grace_days, cycle_start)
+    return ImportTerms(local_today(ctx.settings), ctx.rules, ctx.settings.new_import_grace_days, cycle_start)
 
 
 @dataclass

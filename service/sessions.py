@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.errors import MediaError
@@ -24,6 +24,7 @@ from pipelines.liveness.video import probe_video
 from pipelines.media import ALLOWED_IMAGE_FORMATS, DEFAULT_IMAGE_LIMITS
 from pipelines.reasons import ReasonCode
 from pipelines.sniff import accepted_type
+from service import attempts
 from service.audit import audit
 from service.context import ServiceContext
 from service.db.models import (
@@ -36,6 +37,9 @@ from service.db.models import (
     utcnow,
 )
 from service.errors import NotFoundError, ServiceError
+from service.heartbeat import live_workers
+from service.observability import metrics
+from service.observability.health import WORKER_MODES_CHECKED
 from service.security import new_token, normalise_id, token_hash
 from service.storage import StorageError
 
@@ -63,17 +67,8 @@ def find_beneficiary(db: Session, ctx: ServiceContext, external_id: str | None, 
 
 
 def failures_today(db: Session, beneficiary_id: int, now: dt.datetime) -> int:
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    count = db.scalar(
-        select(func.count())
-        .select_from(CertSession)
-        .where(
-            CertSession.beneficiary_id == beneficiary_id,
-            CertSession.decision == "reject",
-            CertSession.decided_at >= start,
-        )
-    )
-    return int(count or 0)
+    """Every rejection of the beneficiary today, whoever asked (see service/attempts.py for the limits)."""
+    return len(attempts.rejected_today(db, beneficiary_id, now))
 
 
 def create_session(
@@ -82,8 +77,9 @@ def create_session(
     now = utcnow()
     if b.status == BeneficiaryStatus.DECEASED:
         raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased", status=409)
-    if channel != Channel.STAFF and failures_today(db, b.id, now) >= ctx.settings.failures_per_day:
-        # Another selfie will not help: the citizen is offered a staff review instead.
+    if channel != Channel.STAFF and attempts.limit_reached(attempts.failures(db, ctx, b.id, actor, now), ctx):
+        # Counted per requester (`actor`) and, with a higher cap, per beneficiary: a stranger cannot spend the
+        # citizen's attempts. Another selfie will not help: the citizen is offered a staff review instead.
         raise ServiceError(
             ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", status=429, extra={"staff_review": True}
         )
@@ -244,6 +240,28 @@ def upload(
         _discard(ctx, key)
         raise
     return queued
+
+
+# Shown to the citizen when their session is stored but no worker is alive to process it (issue #22, item 7).
+DELAYED_MESSAGE = "系统繁忙,视频已保存,稍后出结果"
+
+
+def processing_outlook(ctx: ServiceContext, alert: bool = False) -> dict[str, str]:
+    """What a queued session can expect, for the answer that says it is queued: "normal", or "delayed" with a
+    Chinese message when the worker mode expects workers and none has a fresh heartbeat. The media stay stored
+    (the job runs when a worker returns; refusing would make the citizen film again and meet VIDEO_DUPLICATE
+    or a used nonce). `alert`: the upload that queued it logs an alert and counts the metric (not every poll).
+    Empty in WORKER_MODE=none: this API knows of no workers to ask about. Call it after the request's own
+    transaction is committed: the heartbeat read is a unit of work of its own."""
+    if ctx.settings.worker_mode not in WORKER_MODES_CHECKED:
+        return {}
+    if live_workers(ctx) > 0:
+        return {"processing": "normal"}
+    if alert:
+        metrics.UPLOADS_DELAYED.inc()
+        log.error("ALERT no live worker (heartbeat within %gs): session stored and queued, processing delayed",
+                  ctx.settings.worker_stale_s)
+    return {"processing": "delayed", "message": DELAYED_MESSAGE}
 
 
 def replayed(s: CertSession, kind: str, request_id: str, data: bytes, nonce: str | None = None) -> bool:

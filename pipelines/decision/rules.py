@@ -124,6 +124,11 @@ def _face(ev: Evidence) -> tuple[Outcome, list[ReasonCode], list[str]]:
     card, tpl = ev.card_match, ev.template_match
     present = [m for m in (card, tpl) if m is not None]
     if not present:
+        # Nothing to compare against: say the card's problem when its portrait had no face (the selfie's
+        # FACE_NOT_FOUND would ask the citizen to face the camera).
+        card_errors = ev.id_card.errors if ev.id_card is not None else []
+        if ReasonCode.ID_PORTRAIT_NO_FACE in card_errors:
+            return Outcome.REJECT, [ReasonCode.ID_PORTRAIT_NO_FACE], []
         return Outcome.REJECT, [ReasonCode.FACE_NOT_FOUND], []
     reasons = _unique([r for m in present for r in m.reasons])
     card_band = card.band if card is not None else None

@@ -50,11 +50,11 @@ class CertificationReport:
     # Seconds per stage (id_card, liveness, face_match, decision, total): the service exports them as metrics.
     timings: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, verbose: bool = False) -> dict[str, Any]:
         return {
             **self.decision.to_dict(),
             "id_card": self.id_card.to_dict() if self.id_card else None,
-            "liveness": self.liveness.to_dict() if self.liveness else None,
+            "liveness": self.liveness.to_dict(verbose) if self.liveness else None,
             "card_match": self.card_match.to_dict() if self.card_match else None,
             "template_match": self.template_match.to_dict() if self.template_match else None,
         }

@@ -280,7 +280,8 @@ class IdCardReader:
                 res.portrait = found.crop
                 res.portrait_face = found.face if found.aligned_by_matcher else None
             else:
-                res.add_error(ReasonCode.FACE_NOT_FOUND)
+                # The card's own code: FACE_NOT_FOUND would tell the citizen to face the camera.
+                res.add_error(ReasonCode.ID_PORTRAIT_NO_FACE)
 
     def _card_homography(
         self, lines: list[TextLine], texts: list[str], number_idx: int | None

@@ -1,16 +1,50 @@
-"""Liveness stage: passive anti-spoofing and server-issued action challenges on selfie videos."""
+"""Liveness stage: passive anti-spoofing and server-issued action challenges on selfie videos.
 
-from pipelines.liveness.actions import ActionConfig, ActionEvent, ActionEvidence
-from pipelines.liveness.challenge import ACTIONS, Challenge, issue_challenge, parse_actions
-from pipelines.liveness.checker import LivenessChecker, LivenessConfig
-from pipelines.liveness.replay import (
-    InMemoryNonceStore,
-    InMemoryVideoFingerprintStore,
-    NonceStore,
-    VideoFingerprintStore,
-)
-from pipelines.liveness.result import BestFrame, LivenessResult
-from pipelines.liveness.video import SamplingConfig, VideoLimits
+The names below load on first use (PEP 562 ``__getattr__``), not when the package is imported: importing any
+submodule runs this file first, and the light ones (``challenge``: action names and ``--challenge`` parsing;
+``replay``) are used where no model may load — the command line's usage checks, the staff console's labels.
+An eager import of ``checker`` here pulled OpenCV, onnxruntime and insightface into all of them
+(tests/service/cli/test_cli_imports.py holds this).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.liveness.actions import ActionConfig, ActionEvent, ActionEvidence
+    from pipelines.liveness.challenge import ACTIONS, Challenge, issue_challenge, parse_actions
+    from pipelines.liveness.checker import LivenessChecker, LivenessConfig
+    from pipelines.liveness.replay import (
+        InMemoryNonceStore,
+        InMemoryVideoFingerprintStore,
+        NonceStore,
+        VideoFingerprintStore,
+    )
+    from pipelines.liveness.result import BestFrame, LivenessResult
+    from pipelines.liveness.video import SamplingConfig, VideoLimits
+
+# Each exported name and the submodule that defines it.
+_HOMES: dict[str, str] = {
+    "ActionConfig": "actions",
+    "ActionEvent": "actions",
+    "ActionEvidence": "actions",
+    "ACTIONS": "challenge",
+    "Challenge": "challenge",
+    "issue_challenge": "challenge",
+    "parse_actions": "challenge",
+    "LivenessChecker": "checker",
+    "LivenessConfig": "checker",
+    "InMemoryNonceStore": "replay",
+    "InMemoryVideoFingerprintStore": "replay",
+    "NonceStore": "replay",
+    "VideoFingerprintStore": "replay",
+    "BestFrame": "result",
+    "LivenessResult": "result",
+    "SamplingConfig": "video",
+    "VideoLimits": "video",
+}
 
 __all__ = [
     "ACTIONS",
@@ -31,3 +65,12 @@ __all__ = [
     "issue_challenge",
     "parse_actions",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

@@ -61,13 +61,15 @@ class LivenessResult:
     models: dict[str, str] = field(default_factory=dict)
     calibration_version: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, verbose: bool = False) -> dict[str, Any]:
+        """The JSON answer. ``verbose`` adds the per-frame perceptual hashes (~3 KB): replay detection stores
+        them itself (VideoFingerprintStore), so neither the CLI nor the stored session result needs them."""
+        out = {
             "passed": self.passed,
             "verdict": self.verdict.value,
             "driver": self.driver,
             "reasons": [r.value for r in self.reasons],
-            "messages_zh": [r.message_zh for r in self.reasons],
+            "messages": [r.message_zh for r in self.reasons],  # the name every output uses
             "passive_score": round(self.passive_score, 4),
             "passive_threshold": round(self.passive_threshold, 4),
             "passive_review_floor": round(self.passive_review_floor, 4),
@@ -87,9 +89,11 @@ class LivenessResult:
             "frame_scores": [{"t": round(t, 3), "score": round(s, 4)} for t, s in self.frame_scores],
             "best_frames": [b.to_dict() for b in self.best_frames],
             "video_sha256": self.video_sha256,
-            "frame_hashes": [f"{h:064x}" for h in self.frame_hashes],
             "video": self.video,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
             "models": self.models,
             "calibration_version": self.calibration_version,
         }
+        if verbose:
+            out["frame_hashes"] = [f"{h:064x}" for h in self.frame_hashes]
+        return out

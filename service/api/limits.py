@@ -1,7 +1,8 @@
 """Request guards that run before any route: the body-size limit and the rate limits.
 
 Rate limits are fixed windows counted per client IP (or per API key for machine clients), per IP for
-session creation and uploads, per beneficiary for session creation, and per IP for refused API keys.
+session creation and uploads, per beneficiary and requester (plus a higher cap per beneficiary) for session
+creation, and per IP for refused API keys.
 Counters live in this process (embedded default) or in Redis (shared by every API process of a scale-out
 deployment). A Redis outage lets requests through rather than taking the service down with it.
 """
@@ -19,9 +20,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from starlette.requests import Request
+
 from pipelines.reasons import ReasonCode
 from service.api.deps import admin_keys
 from service.api.errors import error_body
+from service.h5 import identity
 from service.observability import metrics
 
 if TYPE_CHECKING:
@@ -37,7 +41,9 @@ UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/wechat/callback"})
 # Session creation: the beneficiary is named in the JSON body (or by the binding in the path).
 SESSION_CREATE = re.compile(r"^/(api/v1/sessions|h5/api/sessions|api/v1/proxy/bindings/([^/]+)/(sessions|consent))$")
-UPLOAD = re.compile(r"^/(api/v1/sessions/[^/]+/(id-card|video)|h5/api/sessions/[^/]+/(card|card-media))$")
+UPLOAD = re.compile(
+    r"^/(api/v1/sessions/[^/]+/(id-card|video)|h5/api/sessions/[^/]+/(card|card-media)|h5/api/card-read)$"
+)
 MAX_JSON_BODY = 64 * 1024
 
 
@@ -241,6 +247,7 @@ class RateLimitMiddleware:
             "session_ip": parse_rate(s.rate_limit_session_ip),
             "upload_ip": parse_rate(s.rate_limit_upload_ip),
             "beneficiary": parse_rate(s.rate_limit_beneficiary),
+            "beneficiary_all": parse_rate(s.rate_limit_beneficiary_all),
             "auth_failures": parse_rate(s.rate_limit_auth_failures),
         }
         # Operator keys are valid keys too (counted per key), never refused-key attempts.
@@ -252,6 +259,16 @@ class RateLimitMiddleware:
             return False, ""
         valid = any(hmac.compare_digest(key.encode(), k) for k in self._keys)
         return valid, hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def _requester(self, scope: dict[str, Any], valid: bool, key_id: str, ip: str) -> str:
+        """Who asks: the API key, else the WeChat account of a valid H5 cookie (a forged one is only an IP),
+        else the client IP."""
+        if valid:
+            return "key:" + key_id
+        openid = identity.openid_from(self.ctx, Request(scope))
+        if openid is not None:
+            return "wx:" + self.ctx.keyring.mac("h5-requester:" + openid)[:16]
+        return "ip:" + ip
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = str(scope.get("path", ""))
@@ -280,7 +297,10 @@ class RateLimitMiddleware:
                 await _send_json(send, 413, _error_json(*BODY_TOO_LARGE, f"JSON body over {MAX_JSON_BODY} bytes"))
                 return
             if who:
-                buckets.append(("beneficiary", who))
+                # Per requester, and a higher cap for everyone together: one stranger trying a pensioner's number
+                # fills their own bucket, not the pensioner's (issue #22).
+                buckets.append(("beneficiary", f"{who}|{self._requester(scope, valid, key_id, ip)}"))
+                buckets.append(("beneficiary_all", who))
         refused = await self._check(buckets)
         if refused is None:
             await self.app(scope, receive, send)

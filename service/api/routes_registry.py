@@ -13,8 +13,10 @@ from service import registry
 from service.api.deps import DB, AdminClient, ApiClient, Ctx
 from service.api.upload import read_limited
 from service.audit import audit
+from service.clock import local_today
+from service.config import Settings
 from service.cycle import CycleSpikeError, SuspensionGuard, run_cycle
-from service.db.models import Beneficiary
+from service.db.models import Beneficiary, utcnow
 from service.errors import NotFoundError, ServiceError
 from service.observability import metrics
 from service.retention import expire_sessions, purge_media, storage_upkeep
@@ -32,9 +34,10 @@ FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2200, 12, 31)
 SIMULATED_DATE_ENVS = ("development", "test")
 
 
-def _day(today: dt.date | None, env: str) -> dt.date:
+def _day(today: dt.date | None, settings: Settings) -> dt.date:
+    env = settings.env
     if today is None:
-        return dt.date.today()
+        return local_today(settings)  # the bureau's today, not the server's (UTC) date
     if env not in SIMULATED_DATE_ENVS:
         # Reads too: a channel asking "who is overdue next year" learns nothing it should, and one rule for every
         # route is easier to audit than a list of which routes may simulate.
@@ -59,7 +62,7 @@ def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today
     b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return registry.view(b, _day(today, ctx.settings.env), ctx.rules)
+    return registry.view(b, _day(today, ctx.settings), ctx.rules)
 
 
 @router.get("/beneficiaries", summary="Look a beneficiary up by ID number (hashed, never stored in clear)")
@@ -67,14 +70,14 @@ def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today:
     b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(normalise_id(id_number))))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return registry.view(b, _day(today, ctx.settings.env), ctx.rules)
+    return registry.view(b, _day(today, ctx.settings), ctx.rules)
 
 
 @router.get("/lists/{which}", summary="due_soon, overdue or suspended; JSON or CSV (format=csv)")
 def get_list(ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = None, format: str = "json") -> Any:
     if which not in registry.LISTS:
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}", status=404)
-    day = _day(today, ctx.settings.env)
+    day = _day(today, ctx.settings)
     rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
     if format == "csv":
         return PlainTextResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS), media_type="text/csv; charset=utf-8")
@@ -103,7 +106,7 @@ def post_cycle_run(
     force: Annotated[bool, Query(description="run even when an unusual share would be suspended")] = False,
 ) -> dict[str, Any]:
     # A date far ahead would suspend everyone and purge every medium: never outside development and test.
-    day = _day(today, ctx.settings.env)
+    day = _day(today, ctx.settings)
     guard = SuspensionGuard(ctx.settings.cycle_max_suspend_share, ctx.settings.cycle_guard_min_suspensions)
     try:
         ids = run_cycle(db, day, ctx.rules, guard, force=force)
@@ -115,7 +118,9 @@ def post_cycle_run(
         raise
     audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force})
     db.commit()
-    at = dt.datetime.combine(day, dt.time())
+    # Expiry and retention by the real instant (a local date's midnight may be hours ahead of UTC's now); a
+    # simulated date runs them as of its midnight.
+    at = utcnow() if today is None else dt.datetime.combine(day, dt.time())
     expired = expire_sessions(ctx, at)
     purged = purge_media(ctx, at)
     upkeep = storage_upkeep(ctx)  # orphaned media, the audit chain's anchor

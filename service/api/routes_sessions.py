@@ -73,6 +73,8 @@ def _upload(
     db.commit()
     if queued:
         ctx.enqueue(s.id)
+    if s.state == SessionState.QUEUED:  # stored either way; "delayed" when no worker is alive to run it
+        view.update(sessions.processing_outlook(ctx, alert=queued))
     return view
 
 
@@ -122,7 +124,11 @@ def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: Rev
 def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.session_ttl_s)
-    return sessions.status_view(s)
+    view = sessions.status_view(s)
+    if s.state == SessionState.QUEUED:
+        db.commit()  # ends this request's transaction (SQLite: BEGIN IMMEDIATE) before the heartbeat read
+        view.update(sessions.processing_outlook(ctx))
+    return view
 
 
 @router.get("/{session_id}/result", summary="The decision with reasons, scores, thresholds and model versions")
@@ -130,5 +136,16 @@ def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[s
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.session_ttl_s)
     view = sessions.status_view(s)
-    view["result"] = s.result if s.state == SessionState.DECIDED else None
+    view["result"] = with_deprecated_names(s.result) if s.state == SessionState.DECIDED else None
     return view
+
+
+def with_deprecated_names(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The liveness stage's Chinese messages are `messages`, as in every other output; until issue 24 they were
+    `messages_zh`, and results stored then have only that name. API clients may read either: both are answered
+    (`messages_zh` deprecated), whichever the row holds."""
+    live = (result or {}).get("liveness")
+    if result is None or not isinstance(live, dict):
+        return result
+    messages = live.get("messages", live.get("messages_zh", []))
+    return {**result, "liveness": {**live, "messages": messages, "messages_zh": messages}}

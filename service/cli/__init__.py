@@ -49,7 +49,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser. With ``argv``, only the module of the command it names is imported (the others get a
     placeholder with their help line); without, every command's full parser (docs checks, completion)."""
     parser = argparse.ArgumentParser(prog="pension-cert", description="Pension eligibility face certification")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="log progress to stderr; liveness/certify JSON also carries the per-frame hashes (~3 KB)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     if argv is None:
         for module in COMMAND_MODULES:

@@ -35,12 +35,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Usage errors on stderr with the input exit code, as every command (not a JSON line on stdout).
     if (args.pairs is None) != (args.root is None):
-        emit({"error": "--pairs and --root go together"})
-        return 2
+        raise CliError("--pairs and --root go together")
     if args.pairs is None and args.population_data is None:
-        emit({"error": "give --pairs/--root, --population-data, or both"})
-        return 2
+        raise CliError("give --pairs/--root, --population-data, or both")
     try:
         return _calibrate(args)
     except ValueError as exc:  # too few impostors for a tail fit, no LFW entry to add populations to, ...

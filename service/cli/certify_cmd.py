@@ -111,7 +111,7 @@ def _certify_one(
         from service.proxy.offline import apply_proxy_rules
 
         operator_match = apply_proxy_rules(certifier, report, args.proxy_operator_video, args.proxy_first)
-    out = report.to_dict()
+    out = report.to_dict(args.verbose)  # the liveness frame hashes (with --full) only with -v
     if out.get("id_card") and out["id_card"].get("id_number"):
         out["id_card"]["id_number"] = mask_id(out["id_card"]["id_number"])
     if not args.full:

@@ -185,4 +185,7 @@ def load_settings() -> Any:
     settings, problems = settings_problems()
     if problems:
         raise CliError("invalid settings:\n  " + "\n  ".join(problems), EXIT_CONFIG, code="CONFIG_INVALID")
+    # The same checks get_settings() makes (all passed above, so it raises nothing): it also logs the warnings,
+    # e.g. a fixed action challenge.
+    settings.validate_secrets()
     return settings

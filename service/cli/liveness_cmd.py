@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     actions = actions_or_fail(args.challenge)
     require_media(args.video, "video")  # a missing file or a photo is refused before the models load
     result = _checker(args).check(args.video, actions)
-    emit({"video": str(args.video), **result.to_dict()})
+    emit({"video": str(args.video), **result.to_dict(args.verbose)})  # frame hashes only with -v
     return 0
 
 
@@ -75,7 +75,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         try:
             actions = actions_or_fail(row.get("challenge") or args.challenge)
             require_file(args.root / row["path"])  # what the file is, the pipeline says (its reason code)
-            out.update(checker.check(args.root / row["path"], actions).to_dict())
+            out.update(checker.check(args.root / row["path"], actions).to_dict(args.verbose))
         except CliError as exc:  # a bad challenge or a missing file: this row only
             out.update(passed=False, reasons=[], error=exc.code or BAD_CHALLENGE, detail=exc.detail)
         except PipelineError as exc:

@@ -15,14 +15,15 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from service.cli.common import EXIT_CONFIG, EXIT_UNAVAILABLE, CliError
-from service.config import Settings, get_settings
-from service.context import ServiceContext
-from service.security import install_log_masking
+from service.cli.common import EXIT_CONFIG, EXIT_MODEL, EXIT_UNAVAILABLE, CliError, load_settings
 
+# service.config (pydantic-settings) and service.context (SQLAlchemy, the stores) are imported inside the
+# handlers, not here: this module is imported to build `serve --help` / `worker --help`, which must answer at
+# once (tests/service/cli/test_cli_imports.py). service.security is imported with them.
 if TYPE_CHECKING:
     import uvicorn
 
+    from service.config import Settings
     from service.demo import DemoKit
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,11 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.api import create_app
+    from service.security import install_log_masking
 
     install_log_masking()
     sock = bind_port(args.host, args.port)  # first: a port in use is said at once, not after loading the models
-    settings = get_settings()
+    settings: Settings = load_settings()  # every settings problem, one line each, exit 4
     check_models(settings.model_pack)
     base = f"http://{args.host}:{sock.getsockname()[1]}"  # the real port, also for --port 0
     if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:
@@ -172,21 +174,31 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, verbose: 
 
 
 def check_models(pack_name: str | None) -> None:
-    """Fail at start, with the fetch hint, rather than leave every session queued behind dead workers."""
+    """Fail at start, with the fetch hint, rather than leave every session queued behind dead workers. The
+    rule is `models list`'s (models_cmd.pack_problems: the model each role would use, missing or failing its
+    sha256), so the two commands cannot disagree about whether a pack can run."""
     from models.packs import load_pack
+    from service.cli.models_cmd import pack_problems
 
-    pack = load_pack(pack_name)
-    for role in ("detector", "recognizer", "landmarks", "antispoof"):
-        for name in pack.resolve(role):
-            pack.store.path(name)  # raises ModelMissingError naming the file and how to get it
+    pack = load_pack(pack_name)  # the configured pack, or PENSION_CERT_MODEL_PACK (raises on an unknown one)
+    problems = pack_problems(pack.store, pack.spec.name)
+    if problems:
+        raise CliError(
+            f"pack {pack.spec.name} cannot run: {'; '.join(problems)}; "
+            f"run `pension-cert models fetch --pack {pack.spec.name}`",
+            EXIT_MODEL,
+            code="MODEL_UNAVAILABLE",
+        )
 
 
 def _worker(args: argparse.Namespace) -> int:
     from service import wakeup
+    from service.context import ServiceContext
+    from service.security import install_log_masking
     from service.worker import PollingWorker, shared_certifier
 
     install_log_masking()
-    settings = get_settings()
+    settings: Settings = load_settings()  # every settings problem, one line each, exit 4
     ctx = ServiceContext(settings)
     worker = PollingWorker(ctx)
     heartbeat = worker.start_heartbeat("process")  # before loading the models: readiness sees a worker coming up

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.clock import local_today
 from service.console import audit_chain
 from service.console.auth import Staff
 from service.context import ServiceContext
@@ -52,7 +53,7 @@ def certify_alternative(
         raise AltCertError("认证方式无效")
     if b.status == BeneficiaryStatus.DECEASED:
         raise AltCertError("该人员已登记死亡，不能认证")
-    if on_date > utcnow().date():
+    if on_date > local_today(ctx.settings):  # the bureau's today: 07:30 in Beijing is already the next day
         raise AltCertError("认证日期不能晚于今天")
     now = utcnow()
     s = CertSession(
@@ -91,10 +92,13 @@ def certify_alternative(
     return alt
 
 
-def mark_deceased(db: Session, staff: Staff, b: Beneficiary, date_of_death: dt.date, source: str) -> list[ConsoleAlert]:
+def mark_deceased(
+    db: Session, staff: Staff, b: Beneficiary, date_of_death: dt.date, source: str, today: dt.date | None = None
+) -> list[ConsoleAlert]:
     """Block further certification; alert on every certification accepted after the date of death (someone
-    certified for a dead person: fraud or a wrong death record, either way a person must look)."""
-    if date_of_death > utcnow().date():
+    certified for a dead person: fraud or a wrong death record, either way a person must look). `today`: the
+    bureau's date (service/clock.py); the UTC date when not given."""
+    if date_of_death > (today or utcnow().date()):
         raise AltCertError("死亡日期不能晚于今天")
     if not source.strip():
         raise AltCertError("请填写死亡信息来源")
@@ -154,7 +158,7 @@ def import_evidence(db: Session, ctx: ServiceContext, staff: Staff, filename: st
     if missing or not ({"external_id", "id_number"} & set(header)):
         raise AltCertError("缺少列：" + ", ".join(missing or ["external_id 或 id_number"]))
     report = EvidenceReport(filename)
-    today = utcnow().date()
+    today = local_today(ctx.settings)
     for n, raw in enumerate(reader):
         if n >= MAX_EVIDENCE_ROWS:
             raise AltCertError(f"超过 {MAX_EVIDENCE_ROWS} 行")

@@ -27,13 +27,16 @@ class ConsoleConfig(BaseSettings):
     # None: Secure cookies whenever the request came over HTTPS or the service runs in production.
     cookie_secure: bool | None = None
     page_size: int = 50
-    # Pages show times in this zone, with its abbreviation (stored times are UTC).
-    time_zone: str = DEFAULT_TIME_ZONE
+    # Pages show times in this zone, with its abbreviation (stored times are UTC). Unset: the service-wide
+    # PENSION_CERT_TIME_ZONE (service/config.py), which also dates certifications; this name stays as an override.
+    time_zone: str | None = None
 
     @field_validator("time_zone")
     @classmethod
-    def _known_zone(cls, name: str) -> str:
+    def _known_zone(cls, name: str | None) -> str | None:
         # Refused at start, not on the first page: an unknown zone would fail every page that shows a time.
+        if name is None:
+            return None
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -14,6 +14,7 @@ from html import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service import regions
 from service.console.review_queue import open_case_filter, since
 from service.cycle import CycleRules, CycleState, cycle_state
 from service.db.console_models import ReviewDecision
@@ -63,9 +64,17 @@ class Stats:
         return total
 
 
-def compute(db: Session, rules: CycleRules, now: dt.datetime, region_digits: int = 4, window_days: int = 365) -> Stats:
-    """`region_digits`: 2 province, 4 city, 6 district. Sessions count when decided within the window."""
-    st = Stats(today=now.date())
+def compute(
+    db: Session,
+    rules: CycleRules,
+    now: dt.datetime,
+    region_digits: int = 4,
+    window_days: int = 365,
+    today: dt.date | None = None,
+) -> Stats:
+    """`region_digits`: 2 province, 4 city, 6 district. Sessions count when decided within the window. `today`:
+    the bureau's date (service/clock.py) the cycle states are taken on; `now`'s UTC date when not given."""
+    st = Stats(today=today or now.date())
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
     roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until).where(
         Beneficiary.status != BeneficiaryStatus.PROXY_OPERATOR
@@ -108,11 +117,12 @@ def compute(db: Session, rules: CycleRules, now: dt.datetime, region_digits: int
 def to_csv(st: Stats) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["region", *COLUMNS, "total"])
+    # The code stays for other systems to join on; the name is what a person reading the export needs.
+    w.writerow(["region", "region_name", *COLUMNS, "total"])
     for region, c in st.by_region.items():
-        w.writerow([region, *(c[k] for k in COLUMNS), sum(c.values())])
+        w.writerow([region, regions.label(region), *(c[k] for k in COLUMNS), sum(c.values())])
     t = st.totals
-    w.writerow(["total", *(t[k] for k in COLUMNS), sum(t.values())])
+    w.writerow(["total", "合计", *(t[k] for k in COLUMNS), sum(t.values())])
     w.writerow([])
     rate = st.auto_accept_rate
     for name, value in (
@@ -133,22 +143,25 @@ def _num(v: float | None) -> str:
 
 
 def regions_svg(st: Stats, width: int = 640) -> str:
-    """Horizontal stacked bars, one per region, with a legend."""
-    bar_h, gap, left, top = 18, 6, 70, 30
-    regions = list(st.by_region.items())[:40]
-    height = top + len(regions) * (bar_h + gap) + 20
-    biggest = max((sum(c.values()) for _, c in regions), default=1) or 1
+    """Horizontal stacked bars, one per region (named as on the page: service/regions.py), with a legend."""
+    rows = [(regions.label(code), c) for code, c in list(st.by_region.items())[:40]]
+    # Label column as wide as the longest name (12-px font: about 12 px a character, CJK or not, rounded up).
+    bar_h, gap, top = 18, 6, 30
+    left = min(max((12 * len(name) + 10 for name, _ in rows), default=70), 260)
+    width = max(width, left + 400)
+    height = top + len(rows) * (bar_h + gap) + 20
+    biggest = max((sum(c.values()) for _, c in rows), default=1) or 1
     scale = (width - left - 60) / biggest
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
         f'aria-label="各地区认证状态" font-family="sans-serif" font-size="12">'
     ]
-    x = left
+    x = 4
     for k in COLUMNS:
         parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{COLORS[k]}"/>')
         parts.append(f'<text x="{x + 14}" y="15">{COLUMN_ZH[k]}</text>')
         x += 90
-    for i, (region, c) in enumerate(regions):
+    for i, (region, c) in enumerate(rows):
         y = top + i * (bar_h + gap)
         parts.append(f'<text x="4" y="{y + 13}">{escape(region)}</text>')
         xf = float(left)

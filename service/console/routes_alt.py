@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from service.console import audit_chain
+from service.console import audit_chain, routes_assist
 from service.console.alt_cert import AltCertError, EvidenceReport, import_evidence
 from service.console.web import PREFIX, Supervisor, check_csrf, ctx_of, no_store, redirect, render, unit
 from service.db.console_models import ConsoleAlert
@@ -64,3 +64,7 @@ def resolve(request: Request, staff: Supervisor, alert_id: int, csrf: Annotated[
             a.resolved = True
             audit_chain.record(db, staff.actor, "alert.resolve", str(a.id))
     return redirect("/alerts")
+
+
+# Citizens' manual-review / home-visit requests: closed through the same alternative certification.
+router.include_router(routes_assist.router)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
+from service.clock import local_today
 from service.console import audit_chain
 from service.console.dashboard import COLUMN_ZH, COLUMNS, Stats, compute, mix_svg, regions_svg, to_csv
 from service.console.web import PREFIX, CurrentStaff, ctx_of, render, unit
@@ -17,13 +18,14 @@ router = APIRouter(prefix=PREFIX)
 def _stats(request: Request, level: int) -> Stats:
     digits = level if level in (2, 4, 6) else 4
     with unit(request) as db:
-        return compute(db, ctx_of(request).rules, utcnow(), region_digits=digits)
+        ctx = ctx_of(request)
+        return compute(db, ctx.rules, utcnow(), region_digits=digits, today=local_today(ctx.settings))
 
 
 @router.get("/dashboard")
 def dashboard(request: Request, staff: CurrentStaff, level: int = 4) -> Response:
     st = _stats(request, level)
-    # The SVG is built from numbers and escaped region codes only (see dashboard.py).
+    # The SVG is built from numbers and escaped region names only (see dashboard.py).
     return render(
         request,
         "dashboard.html",

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from service import idnumber
+from service.clock import local_today
 from service.console import audit_chain
 from service.console.alt_cert import AltCertError, certify_alternative, mark_deceased
 from service.console.labels import roster_file_error_zh
@@ -24,7 +25,6 @@ from service.db.models import (
     CertSession,
     CycleEvent,
     RosterImport,
-    utcnow,
 )
 from service.db.proxy_models import ProxyBinding, ProxyOperator
 from service.errors import ServiceError
@@ -132,7 +132,8 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Respons
         death = db.get(DeathRecord, bid)
         alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == bid)).all()
         audit_chain.record(db, staff.actor, "beneficiary.view", b.external_id)
-    state = cycle_state(b.status, b.valid_until, utcnow().date(), ctx.rules)
+    today = local_today(ctx.settings)
+    state = cycle_state(b.status, b.valid_until, today, ctx.rules)
     return no_store(
         render(
             request,
@@ -147,7 +148,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Respons
             bindings=bindings,
             death=death,
             alerts=alerts,
-            today=utcnow().date().isoformat(),
+            today=today.isoformat(),
             error=request.query_params.get("e"),
         )
     )
@@ -169,7 +170,7 @@ def deceased(
             b = db.get(Beneficiary, bid)
             if b is None:
                 return redirect("/roster")
-            mark_deceased(db, staff, b, when, source[:500])
+            mark_deceased(db, staff, b, when, source[:500], local_today(ctx_of(request).settings))
     except ValueError:
         return redirect(f"/beneficiaries/{bid}?e=date")
     except AltCertError:

@@ -137,7 +137,9 @@ def fmt_dt(value: dt.datetime | dt.date | None, zone: str = DEFAULT_TIME_ZONE) -
 @pass_context
 def _dt_filter(context: Context, value: dt.datetime | dt.date | None) -> str:
     request = context.get("request")
-    zone = config_of(request).time_zone if isinstance(request, Request) else DEFAULT_TIME_ZONE
+    if not isinstance(request, Request):
+        return fmt_dt(value)
+    zone = config_of(request).time_zone or ctx_of(request).settings.time_zone  # one zone for the service
     return fmt_dt(value, zone)
 
 

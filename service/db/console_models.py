@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.engine import Base
@@ -79,6 +79,38 @@ class AltCertification(Base):
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AssistRequest(Base):
+    """A citizen's request (H5) for a manual review of the failed attempts or for a home visit, for themselves or
+    for an elder a relative is bound to; staff close it, usually with an alternative certification."""
+
+    __tablename__ = "assist_requests"
+    # One open request per person (service/console/assist.py checks first; this decides a race).
+    __table_args__ = (
+        Index(
+            "uq_assist_requests_open",
+            "beneficiary_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # manual_review | home_visit
+    phone: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    openid: Mapped[str] = mapped_column(String(64))  # who asked: the closing notice goes there
+    by_relative: Mapped[bool] = mapped_column(Boolean, default=False)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("cert_sessions.id"))  # the failed session, if any
+    status: Mapped[str] = mapped_column(String(8), default="open", index=True)  # open | closed
+    outcome: Mapped[str | None] = mapped_column(String(16))  # certified | declined
+    outcome_note: Mapped[str | None] = mapped_column(String(500))
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class DeathRecord(Base):

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import DB, Ctx, SessionToken
+from service.clock import local_today
 from service.context import ServiceContext
 from service.cycle import CycleState, cycle_state
-from service.db.models import Beneficiary, CertSession, SessionState, utcnow
+from service.db.models import Beneficiary, CertSession, SessionState
 from service.db.proxy_models import BindingStatus, ProxyBinding
 
 router = APIRouter(include_in_schema=False)
@@ -50,7 +51,7 @@ def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
     rows = db.scalars(
         select(ProxyBinding).where(ProxyBinding.operator_id == op.id, ProxyBinding.status == BindingStatus.ACTIVE)
     )
-    today = utcnow().date()
+    today = local_today(ctx.settings)
     out = []
     for row in rows:
         b = db.get(Beneficiary, row.beneficiary_id)

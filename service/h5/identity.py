@@ -38,3 +38,13 @@ def openid_from(ctx: ServiceContext, request: Request) -> str | None:
     if not now <= int(expiry) <= now + TTL_S + 300:  # we never mint one living longer (300 s: clock skew)
         return None
     return openid
+
+
+def require_openid(ctx: ServiceContext, request: Request) -> str:
+    """For the JSON API of the pages: a 401 their script shows; the pages themselves go through `login`."""
+    from service.errors import ServiceError
+
+    openid = openid_from(ctx, request)
+    if openid is None:
+        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu", status=401)
+    return openid

@@ -6,11 +6,13 @@ opened after the 2-hour cookie is gone); the JSON API under /h5/api answers 401 
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from service.context import ServiceContext
-from service.h5 import identity
+from service.h5 import devlogin, identity
 from service.h5.pages import message
 from service.h5.targets import safe_target
 
@@ -26,6 +28,8 @@ def requested_page(request: Request) -> str:
 def login(ctx: ServiceContext, request: Request) -> Response:
     """OAuth (snsapi_base) with this page as the target; outside WeChat's configuration, a page that says so."""
     channel = getattr(request.app.state, "wechat", None)
+    if channel is None and devlogin.enabled(ctx):  # development without WeChat: a made-up user (README)
+        return RedirectResponse("/h5/dev-login?next=" + quote(requested_page(request), safe=""), status_code=302)
     if channel is None:
         return message(request, "请在微信中打开", "请从公众号菜单“资格认证”进入本页面。", status=403)
     callback = ctx.settings.public_base_url.rstrip("/") + "/h5/oauth/callback"

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from service.h5 import voice
 from service.observability.headers import H5_BASE_CSP, H5_CSP
 
 HERE = Path(__file__).parent
@@ -21,6 +22,9 @@ templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=
 
 
 def render(request: Request, name: str, status: int = 200, jssdk: bool = False, **values: Any) -> HTMLResponse:
+    # Every page knows the spoken prompts (body data-voice): h5.js speaks them where the page loads it.
+    values.setdefault("voice", voice.PROMPTS)
+    values.setdefault("elder_mode", False)  # body data-elder: the roster's default of elder mode (service/h5/elder.py)
     html = templates.get_template(name).render(request=request, **values)
     resp = HTMLResponse(html, status_code=status)
     resp.headers["Cache-Control"] = "no-store"

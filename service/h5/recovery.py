@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
-from service import sessions
+from service import attempts, sessions
 from service.api.deps import DB, Ctx
 from service.context import ServiceContext
 from service.db.models import Beneficiary, CertSession, Channel, SessionState, utcnow
@@ -29,10 +29,10 @@ router = APIRouter(include_in_schema=False)
 FINISHED_FAILED = ("reject", "retry")
 
 
-def attempts_left(db: Session, ctx: ServiceContext, beneficiary_id: int) -> int:
-    """Failed certifications still allowed today (the limit of `sessions.create_session`)."""
-    used = sessions.failures_today(db, beneficiary_id, utcnow())
-    return max(0, ctx.settings.failures_per_day - used)
+def attempts_left(db: Session, ctx: ServiceContext, beneficiary_id: int, openid: str | None = None) -> int:
+    """Failed certifications this WeChat user may still have today (the limit of `sessions.create_session`)."""
+    requester = attempts.wechat_requester(ctx, openid) if openid else None
+    return attempts.attempts_left(db, ctx, beneficiary_id, requester)
 
 
 def can_continue(s: CertSession) -> bool:
@@ -101,5 +101,5 @@ def continue_session(ctx: Ctx, db: DB, request: Request, session_id: str) -> dic
         "token": new.token,
         "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
         "card_kept": kept,
-        "attempts_left": attempts_left(db, ctx, b.id),
+        "attempts_left": attempts_left(db, ctx, b.id, openid),
     }

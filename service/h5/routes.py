@@ -16,12 +16,16 @@ from pipelines.liveness.challenge import PROMPTS_ZH
 from pipelines.reasons import ReasonCode
 from service import sessions
 from service.api.deps import DB, Ctx, SessionToken
+from service.api.errors import error_body
 from service.api.upload import read_limited
 from service.db.models import Beneficiary, CertSession, Channel, SessionState, utcnow
 from service.db.wechat_models import WeChatSessionLink, WeChatUser
 from service.errors import ServiceError
-from service.h5 import family, identity, recovery
+from service.h5 import cardfirst, devlogin, family, identity, recovery, voice
+from service.h5 import requests as assist_requests
 from service.h5.cardcheck import card_problems
+from service.h5.cardfirst import problem_response as _problem_response
+from service.h5.elder import is_elder
 from service.h5.login import login
 from service.h5.pages import HERE, message, render
 from service.h5.targets import safe_target
@@ -135,7 +139,8 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
         "session_id": s.id,
         "token": new.token,
         "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
-        "attempts_left": recovery.attempts_left(db, ctx, b.id),
+        "attempts_left": recovery.attempts_left(db, ctx, b.id, openid),
+        "elder_mode": is_elder(b.birth_date, body.id_number),
     }
 
 
@@ -162,12 +167,6 @@ def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, sessio
     return {"session_id": session_id, "linked": True}
 
 
-def _problem_response(problems: list[ReasonCode]) -> JSONResponse:
-    items = [{"code": p.value, "message": p.message_zh} for p in problems]
-    body = {"error": {"code": problems[0].value, "message": problems[0].message_zh, "problems": items}}
-    return JSONResponse(body, status_code=422)
-
-
 def _store_card(ctx: Ctx, db: DB, session_id: str, token: str | None, data: bytes, ctype: str, rid: str) -> Response:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.session_ttl_s)
@@ -176,7 +175,7 @@ def _store_card(ctx: Ctx, db: DB, session_id: str, token: str | None, data: byte
     b = db.get(Beneficiary, s.beneficiary_id)
     if ctx.settings.h5_card_check and b is not None:
         db.rollback()  # no transaction held open during the OCR (seconds)
-        problems = card_problems(data, b.id_hash, ctx.keyring, ctx.settings.model_pack)
+        problems = card_problems(data, b.id_hash, ctx.keyring, ctx.settings.model_pack, cached=True)
         if problems:
             return _problem_response(problems)
     s = sessions.get_session(db, session_id, for_update=True)
@@ -185,6 +184,8 @@ def _store_card(ctx: Ctx, db: DB, session_id: str, token: str | None, data: byte
     db.commit()
     if queued:
         ctx.enqueue(s.id)
+    if s.state == SessionState.QUEUED:  # "delayed" when no worker is alive to run it (sessions.processing_outlook)
+        view.update(sessions.processing_outlook(ctx, alert=queued))
     return JSONResponse(view)
 
 
@@ -212,12 +213,14 @@ def upload_card_media(
     try:
         data, ctype = channel.api.download_media(body.media_id)
     except WeChatMediaExpiredError:
-        msg = {"code": "WECHAT_MEDIA_EXPIRED", "message": "照片已过期,请重新拍摄身份证"}
-        return JSONResponse({"error": msg}, status_code=410)
+        expired = error_body(
+            "WECHAT_MEDIA_EXPIRED", "照片已过期,请重新拍摄身份证", "WeChat no longer holds this media id (kept 3 days)"
+        )
+        return JSONResponse(expired, status_code=410)
     except WeChatError as exc:
         log.warning("h5 media/get: %s", exc)
-        msg = {"code": "WECHAT_UNAVAILABLE", "message": "微信服务暂时不可用,请稍后重试"}
-        return JSONResponse({"error": msg}, status_code=503)
+        down = error_body("WECHAT_UNAVAILABLE", "微信服务暂时不可用,请稍后重试", "WeChat media/get failed; retry")
+        return JSONResponse(down, status_code=503)
     return _store_card(ctx, db, session_id, token, data, ctype, rid)
 
 
@@ -237,10 +240,11 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
     return render(
         request, "result.html", s=s, pending=pending, reasons=reasons, kind=kind,
         valid_until=b.valid_until if b is not None else None,
-        attempts_left=recovery.attempts_left(db, ctx, s.beneficiary_id),
+        attempts_left=recovery.attempts_left(db, ctx, s.beneficiary_id, openid),
         again=s.channel == Channel.SELF and kind is None and recovery.can_continue(s),
         card_kept=recovery.card_reusable(s),
         phone=ctx.settings.bureau_phone, elder=b.name if b is not None and kind in PROXY_KINDS else None,
+        elder_mode=b is not None and kind is None and is_elder(b.birth_date),  # the viewer is the person
     )
 
 
@@ -262,3 +266,7 @@ def static(name: str) -> Response:
 
 router.include_router(recovery.router)
 router.include_router(family.router)
+router.include_router(assist_requests.router)
+router.include_router(devlogin.router)
+router.include_router(cardfirst.router)
+router.include_router(voice.router)

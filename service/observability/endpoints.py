@@ -36,6 +36,11 @@ def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
     def prometheus(authorization: Annotated[str | None, Header()] = None) -> Response:
         token = settings.metrics_token
         if token and not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
-            return JSONResponse({"error": {"code": "UNAUTHORIZED", "message": "未授权的访问", "detail": ""}}, 401)
+            # The API's one error contract (code, message, detail). Imported here: the service.api package
+            # imports the app, which imports this module.
+            from service.api.errors import error_body
+
+            refused = error_body("UNAUTHORIZED", "未授权的访问", "missing or wrong metrics bearer token")
+            return JSONResponse(refused, 401)
         body, content_type = metrics.render(ctx)
         return Response(body, media_type=content_type)

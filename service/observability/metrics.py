@@ -60,6 +60,9 @@ JOB_RETRIES = Counter("pension_cert_job_transient_failures", "Jobs released for 
 WORKER_RESTARTS = Counter(
     "pension_cert_worker_restarts", "Embedded workers that died and were replaced by the supervisor", ["mode"]
 )
+UPLOADS_DELAYED = Counter(
+    "pension_cert_uploads_delayed", "Sessions queued while no worker had a fresh heartbeat (kept, answered delayed)"
+)
 CYCLE_REFUSED = Counter(
     "pension_cert_cycle_refused", "Cycle runs refused before any change: an unusual share would be suspended"
 )

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from service.clock import HasTimeZone, local_date
+from service.db.console_models import AssistRequest
 from service.db.models import Beneficiary, CertSession
 from service.db.proxy_models import ProxySession, ProxySessionKind
 
-# China has one time zone and no daylight saving: decision dates are shown in it, not in UTC.
-CHINA = dt.timezone(dt.timedelta(hours=8), "CST")
-
 # A kind without a template id of its own is sent with this one (same fields), so a deployment configured with
 # the three original templates keeps working: staff decisions look like results, suspensions like overdue notices.
-TEMPLATE_FALLBACK = {"review": "result", "suspended": "overdue"}
+TEMPLATE_FALLBACK = {"review": "result", "suspended": "overdue", "assist": "result"}
 
 # What a decision means, by what the session was for. "self" and "certification" certify a pensioner.
 OUTCOME = {
@@ -55,11 +54,6 @@ def zh_date(day: dt.date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
-def local_day(at: dt.datetime) -> dt.date:
-    """A naive UTC timestamp (as stored) as the date in China."""
-    return at.replace(tzinfo=dt.UTC).astimezone(CHINA).date()
-
-
 def session_kind(db: Session, s: CertSession) -> tuple[str, bool]:
     """(what the session was for, whether a relative did it): certification / verification / consent."""
     ps = db.get(ProxySession, s.id)
@@ -68,7 +62,9 @@ def session_kind(db: Session, s: CertSession) -> tuple[str, bool]:
     return str(ps.kind), ps.kind == ProxySessionKind.CERTIFICATION.value
 
 
-def decision_message(db: Session, s: CertSession, b: Beneficiary, staff: bool, base: str) -> Message | None:
+def decision_message(
+    db: Session, s: CertSession, b: Beneficiary, staff: bool, base: str, tz: HasTimeZone
+) -> Message | None:
     """The result of a session: the machine's (``staff`` False) or a staff member's decision. None when there is
     nothing true to say (no decision)."""
     kind, by_relative = session_kind(db, s)
@@ -88,7 +84,7 @@ def decision_message(db: Session, s: CertSession, b: Beneficiary, staff: bool, b
         "first": title,
         "keyword1": b.name,
         "keyword2": outcome,
-        "keyword3": zh_date(local_day(decided)),
+        "keyword3": zh_date(local_date(tz, decided)),  # the bureau's date, not UTC's
         "remark": _next_step(kind, decision, b),
     }
     return Message(data, f"{base}/h5/result/{s.id}")
@@ -137,3 +133,27 @@ def reminder_message(kind: str, b: Beneficiary, base: str) -> Message | None:
     else:
         return None
     return Message({"keyword1": name, "keyword2": day, **data}, f"{base}/h5/")
+
+
+ASSIST_KIND_ZH = {"manual_review": "人工审核", "home_visit": "上门认证"}
+
+
+def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZone) -> Message | None:
+    """A manual-review / home-visit request closed by staff: certified (with the new date) or answered (with the
+    staff member's reply). None while the request is open."""
+    if req.closed_at is None or req.kind not in ASSIST_KIND_ZH:
+        return None
+    if req.outcome == "certified" and b.valid_until is not None:
+        outcome, remark = "已完成认证", f"本次认证有效期至{zh_date(b.valid_until)}。"
+    elif req.outcome == "answered" and req.outcome_note:
+        outcome, remark = "已处理", f"工作人员答复:{req.outcome_note}"
+    else:
+        return None
+    data = {
+        "first": f"{b.name}的{ASSIST_KIND_ZH[req.kind]}申请已办结",
+        "keyword1": b.name,
+        "keyword2": outcome,
+        "keyword3": zh_date(local_date(tz, req.closed_at)),
+        "remark": remark,
+    }
+    return Message(data, f"{base}/h5/")

@@ -25,14 +25,16 @@ from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from service.clock import local_today
 from service.context import ServiceContext
 from service.cycle import CycleRules, CycleState, cycle_state
+from service.db.console_models import AssistRequest
 from service.db.models import Beneficiary, BeneficiaryStatus, CertSession, Channel, SessionState, utcnow
 from service.db.proxy_models import ProxySession
 from service.db.wechat_models import NoticeStatus, WeChatNotice, WeChatSessionLink
 from service.wechat.client import WeChatApi
 from service.wechat.errors import WeChatError
-from service.wechat.messages import Message, decision_message, reminder_message, template_kind
+from service.wechat.messages import Message, assist_message, decision_message, reminder_message, template_kind
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 RESULT_WINDOW = dt.timedelta(days=7)
 REMINDERS = ("due_soon", "overdue", "suspended")
 STAFF_DECISION = "review"  # notice kind of a staff decision on a review case (ref: the session id)
+ASSIST = "assist"  # a citizen's manual-review / home-visit request closed by staff (ref: the request id)
 
 
 @dataclass
@@ -148,6 +151,12 @@ def queue_staff_decision(db: Session, s: CertSession) -> int:
     return int(_record(db, STAFF_DECISION, s.id, link.openid))
 
 
+def queue_assist_closed(db: Session, req: AssistRequest) -> int:
+    """One message to the openid that asked, when staff close a manual-review / home-visit request; in the
+    caller's transaction (the message exists exactly when the closing does)."""
+    return int(_record(db, ASSIST, str(req.id), req.openid))
+
+
 def _busy_for(db: Session, notice: WeChatNotice) -> bool:
     b_id = notice.ref.partition(":")[0]
     return b_id.isdigit() and busy(db, int(b_id), utcnow())
@@ -161,7 +170,13 @@ def _message(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.d
         b = db.get(Beneficiary, s.beneficiary_id) if s else None
         if s is None or b is None:
             return None
-        return decision_message(db, s, b, notice.kind == STAFF_DECISION, base)
+        return decision_message(db, s, b, notice.kind == STAFF_DECISION, base, ctx.settings)
+    if notice.kind == ASSIST:
+        req = db.get(AssistRequest, int(notice.ref)) if notice.ref.isdigit() else None
+        b = db.get(Beneficiary, req.beneficiary_id) if req is not None else None
+        if req is None or b is None or req.closed_at is None:
+            return None
+        return assist_message(req, b, base, ctx.settings)
     b_id = notice.ref.partition(":")[0]
     b = db.get(Beneficiary, int(b_id)) if b_id.isdigit() else None
     if b is None or b.valid_until is None or _reminder_ref(b.id, b.valid_until) != notice.ref:
@@ -174,7 +189,7 @@ def _message(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.d
 def deliver(ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None) -> NoticeRun:
     run = NoticeRun()
     last = 0
-    day = today or dt.date.today()
+    day = today or local_today(ctx.settings)
     while True:  # batches in id order: a notice that failed in this run waits for the next run
         with ctx.db() as db:
             ids = list(
@@ -246,7 +261,7 @@ def _deliver_batch(ctx: ServiceContext, api: WeChatApi, ids: list[int], run: Not
 
 
 def run_notifications(ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None) -> NoticeRun:
-    day = today or dt.date.today()
+    day = today or local_today(ctx.settings)  # the bureau's date: reminders change day at local midnight
     with ctx.db() as db:
         queued = queue_notices(db, ctx, day)
     run = deliver(ctx, api, day)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.clock import local_today
 from service.context import ServiceContext
 from service.cycle import (
     CycleRules,
@@ -175,7 +176,7 @@ def test_a_row_without_a_date_is_never_suspended_and_a_reimport_dates_it(ctx: Se
 def test_the_api_import_dates_new_people_and_the_cycle_run_leaves_them(
     client: TestClient, ctx: ServiceContext
 ) -> None:
-    today = dt.date.today()
+    today = local_today(ctx.settings)  # the bureau's date, as the import dates new people
     rows = [{"external_id": "API-NEW", "id_number": factories.id_number(seq=321), "name": "陈淑英"}]
     r = client.post("/api/v1/roster", files={"file": ("roster.csv", roster_csv(rows), "text/csv")}, headers=ADMIN)
     assert r.status_code == 200, r.text

@@ -106,3 +106,49 @@ def test_embedded_database_from_an_earlier_version_gets_the_new_columns(tmp_path
         assert db.scalars(select(Beneficiary).where(Beneficiary.household == "h1")).all() == []
     assert add_missing_columns(engine) == []  # idempotent
     engine.dispose()
+
+
+def test_assist_request_migration_keeps_one_open_request_per_person(
+    backend_urls: dict[str, str], tmp_path: Path
+) -> None:
+    """0007 (citizens' manual-review / home-visit requests): the partial unique index refuses a second open
+    request for the same person (closed ones do not count); downgrade removes the table, upgrade restores it."""
+    import secrets
+
+    import pytest
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from alembic import command
+    from service.db.console_models import AssistRequest
+    from service.db.migrate import alembic_config
+    from service.security import Keyring
+    from tests.service import factories
+
+    url = fresh_database(backend_urls, tmp_path)
+    if url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'migrated.db'}"
+        upgrade(url)
+    engine = create_engine(url)
+    try:
+        with Session(engine) as db:
+            b = factories.beneficiary(db, Keyring(secrets.token_bytes(32), "k"))
+
+            def ask(status: str = "open") -> AssistRequest:
+                return AssistRequest(beneficiary_id=b.id, kind="home_visit", phone="13800138000", openid="o",
+                                     status=status)
+
+            db.add_all([ask("closed"), ask("closed"), ask()])
+            db.commit()
+            db.add(ask())
+            with pytest.raises(IntegrityError):
+                db.commit()
+            db.rollback()
+        command.downgrade(alembic_config(url), "0006")
+        assert "assist_requests" not in inspect(engine).get_table_names()
+        upgrade(url)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    finally:
+        engine.dispose()

@@ -7,10 +7,13 @@
   var ICONS = { turn_left: "⬅", turn_right: "➡", nod: "⬇", blink: "👁", open_mouth: "😮" };
 
   function $(id) { return document.getElementById(id); }
+  var STEP_VOICE = { "step-consent": "consent", "step-card": "card", "step-confirm": "confirm", "step-video": "video",
+                     "step-wait": "wait", "step-timeout": "timeout", "step-limit": "limit" };
   function show(id) {
     var steps = document.querySelectorAll(".step");
     for (var i = 0; i < steps.length; i++) { steps[i].hidden = steps[i].id !== id; }
     window.scrollTo(0, 0);
+    speak(STEP_VOICE[id]);
   }
   function say(id, text, ok) {
     var el = $(id); el.textContent = text; el.className = ok ? "feedback ok" : "feedback";
@@ -43,6 +46,77 @@
       xhr.onerror = function () { reject(xhr); };
       xhr.send(body || null);
     });
+  }
+
+  // Spoken prompts (service/h5/voice.py): the browser's zh-CN voice where it has one, else the project's audio
+  // file of the prompt; muted by the visible button (remembered), replayed by the other. Text stays on screen.
+  var VOICE = JSON.parse(document.body.dataset.voice || "{}");
+  var lastSpoken = null, player = null;
+  function muted() { return localStorage.getItem("h5muted") === "1"; }
+  function zhVoice() {
+    if (!window.speechSynthesis || !window.SpeechSynthesisUtterance) { return null; }
+    var voices = window.speechSynthesis.getVoices();
+    for (var i = 0; i < voices.length; i++) {
+      if (/^zh[-_](CN|Hans)/i.test(voices[i].lang)) { return voices[i]; }
+    }
+    return null;
+  }
+  function speak(key) {
+    if (!VOICE[key]) { return; }
+    lastSpoken = key;
+    if (muted()) { return; }
+    document.body.dataset.spoken = key;
+    var voice = zhVoice();
+    if (voice) {
+      window.speechSynthesis.cancel();
+      var u = new window.SpeechSynthesisUtterance(VOICE[key]); u.voice = voice; u.lang = "zh-CN"; u.rate = 0.9;
+      window.speechSynthesis.speak(u);
+      return;
+    }
+    if (!player) { player = new Audio(); }
+    player.pause(); player.src = "/h5/audio/" + key;
+    var played = player.play();
+    if (played && played.catch) { played.catch(function () {}); } // autoplay refused: the replay button remains
+  }
+  function stopSpeaking() {
+    if (window.speechSynthesis) { window.speechSynthesis.cancel(); }
+    if (player) { player.pause(); }
+  }
+  // Elder mode: bigger type, fewer words; on by default once the roster says 60 or more, remembered here.
+  function applyElder(on) {
+    document.body.classList.toggle("elder", on);
+    var t = $("elder-toggle"); if (t) { t.setAttribute("aria-pressed", on ? "true" : "false"); }
+  }
+  function setElder(on) { applyElder(on); localStorage.setItem("h5elder", on ? "1" : "0"); }
+  // The roster's default (the server's data-elder, a session's elder_mode) until the person chooses.
+  function elderByDefault(on) { if (localStorage.getItem("h5elder") === null) { applyElder(on); } }
+  function controlBar() {
+    var bar = document.createElement("div"); bar.className = "controls";
+    function add(id, text, fn) {
+      var b = document.createElement("button"); b.type = "button"; b.id = id; b.className = "ctl"; b.textContent = text;
+      b.onclick = fn; bar.appendChild(b); return b;
+    }
+    var mute = add("voice-mute", "", function () {
+      localStorage.setItem("h5muted", muted() ? "0" : "1"); label();
+      if (muted()) { stopSpeaking(); } else if (lastSpoken) { speak(lastSpoken); }
+    });
+    function label() {
+      mute.textContent = muted() ? "打开声音" : "关闭声音";
+      mute.setAttribute("aria-pressed", muted() ? "true" : "false");
+    }
+    label();
+    add("voice-replay", "再听一遍", function () { if (lastSpoken) { localStorage.setItem("h5muted", "0"); label(); speak(lastSpoken); } });
+    add("elder-toggle", "大字", function () { setElder(!document.body.classList.contains("elder")); });
+    var header = document.querySelector("header.bar");
+    header.parentNode.insertBefore(bar, header.nextSibling);
+  }
+  controlBar();
+  applyElder(localStorage.getItem("h5elder") === "1");
+  elderByDefault(document.body.dataset.elder === "yes");
+  var resultBox = $("result");
+  if (resultBox) {
+    var d = resultBox.dataset.decision, st0 = resultBox.dataset.state;
+    speak(d || (st0 === "queued" || st0 === "processing" ? "wait" : "reject"));
   }
 
   var app = $("app");
@@ -122,6 +196,23 @@
         elderStatus();
       }, fail);
     }
+    // Read, don't type: a card photo fills the name and number (card-read); the binding and the verification
+    // still check them against the roster, and the verification's own card step against the card.
+    function prefillFromCard(button, file, nameId, idId) {
+      if (!$(button)) { return; }
+      $(button).onclick = function () { $(file).click(); };
+      $(file).onchange = function () {
+        var f = this.files && this.files[0]; if (!f) { return; }
+        this.value = ""; say("family-feedback", "正在识别,请稍候…", true); speak("card_reading");
+        var fd = new FormData(); fd.append("file", f, f.name || "card.jpg");
+        send("POST", "/h5/api/card-read", fd).then(function (xhr) {
+          var r = JSON.parse(xhr.responseText); $(nameId).value = r.name || ""; $(idId).value = r.id_number || "";
+          say("family-feedback", "已识别,请核对姓名和身份证号", true); speak("confirm");
+        }, function (xhr) { if (xhr.status === 422) { speak("card_retake"); } fail(xhr); });
+      };
+    }
+    prefillFromCard("op-card-button", "op-card-file", "op-name", "op-id");
+    prefillFromCard("elder-card-button", "elder-card-file", "elder-name", "elder-id");
     $("op-verify") && ($("op-verify").onclick = function () {
       api("POST", "/operators/me/verification", { name: $("op-name").value.trim(), id_number: $("op-id").value.trim().toUpperCase(),
         template_consent: $("op-template").checked }).then(go("verify"), fail);
@@ -163,11 +254,17 @@
     }
     function stopped(xhr, feedback, fallback) {
       var code = errorCode(xhr);
-      if (code === "ATTEMPTS_EXCEEDED") { sessionStorage.removeItem("h5current"); show("step-limit"); return; }
+      if (code === "ATTEMPTS_EXCEEDED") { sessionStorage.removeItem("h5current"); applyFor(); show("step-limit"); return; }
       if (TIMEOUT_CODES[code]) { timedOut(); return; }
       say(feedback, errorText(xhr, fallback));
     }
+    // "申请人工审核或上门认证" is for the person of the session in progress (none yet: the form asks who).
+    function applyFor() {
+      if (!s || !s.session_id) { return; }
+      Array.prototype.forEach.call(document.querySelectorAll(".apply-link"), function (a) { a.href = "/h5/apply/" + s.session_id; });
+    }
     function timedOut() {
+      applyFor();
       if (mode !== "self") {  // family sessions are opened again from the family page
         $("timeout-text").textContent = "为保护信息安全,认证需在规定时间内完成。请返回家人列表重新开始。";
         $("timeout-again").textContent = "返回家人列表";
@@ -195,16 +292,49 @@
       });
     }
 
+    // Read, don't type (service/h5/cardfirst.py): consent → card photo → the name and number read from it,
+    // confirmed ("是您本人吗?") → the session, opened with the confirmed values → the same photo to the session.
+    var pendingCard = null;  // the photo read before the session existed; uploaded to it once opened
     $("consent").onchange = function () { if (this.checked) { say("consent-feedback", "", true); } };
     $("consent-next").onclick = function () {
       if (!$("consent").checked) { return say("consent-feedback", "请先勾选同意认证须知"); }
+      show("step-card");
+    };
+    function spaced(n) { return n.length === 18 ? n.slice(0, 6) + " " + n.slice(6, 14) + " " + n.slice(14) : n; }
+    function readCard(f) {
+      say("card-feedback", "正在识别,请稍候…", true); speak("card_reading");
+      var fd = new FormData(); fd.append("file", f, f.name || "card.jpg");
+      send("POST", "/h5/api/card-read", fd).then(function (xhr) {
+        pendingCard = f; confirmRead(JSON.parse(xhr.responseText));
+      }, function (xhr) {
+        if (xhr.status === 404 && errorCode(xhr) === "CARD_READ_DISABLED") { pendingCard = f; return confirmRead(null); }
+        if (xhr.status === 422) { speak("card_retake"); }
+        stopped(xhr, "card-feedback", "上传失败,请检查网络后重拍");
+      });
+    }
+    function confirmRead(read) {
+      say("card-feedback", "", true); say("confirm-feedback", "", true);
+      $("name").value = (read && read.name) || ""; $("id-number").value = (read && read.id_number) || "";
+      $("read-name").textContent = $("name").value || "—"; $("read-number").textContent = spaced($("id-number").value) || "—";
+      var editing = !$("name").value || !$("id-number").value;  // nothing read (OCR off): typed after all
+      $("confirm-edit-box").hidden = !editing; $("confirm-edit").hidden = editing; $("read-box").hidden = editing;
+      show("step-confirm");
+    }
+    $("confirm-edit").onclick = function () {
+      // The fields replace the large read: one version of the name and number on screen, the one sent.
+      $("confirm-edit-box").hidden = false; $("confirm-edit").hidden = true; $("read-box").hidden = true; $("name").focus();
+    };
+    $("confirm-yes").onclick = function () {
       var body = { name: $("name").value.trim(), id_number: $("id-number").value.trim().toUpperCase(),
                    consent: true, template_consent: $("template-consent").checked };
-      if (!body.name || body.id_number.length < 15) { return say("consent-feedback", "请填写姓名和身份证号"); }
-      say("consent-feedback", "正在打开认证…", true);
+      if (!body.name || body.id_number.length < 15) { return say("confirm-feedback", "请填写姓名和身份证号"); }
+      say("confirm-feedback", "正在核对…", true);
       send("POST", "/h5/api/sessions", body).then(function (xhr) {
-        begin(JSON.parse(xhr.responseText), "card");
-      }, function (xhr) { stopped(xhr, "consent-feedback", "暂时无法开始认证,请稍后重试"); });
+        var opened = JSON.parse(xhr.responseText);
+        if (opened.elder_mode && localStorage.getItem("h5elder") === null) { setElder(true); }
+        begin(opened, "card");
+        if (pendingCard) { uploadCard(pendingCard); pendingCard = null; }
+      }, function (xhr) { stopped(xhr, "confirm-feedback", "暂时无法开始认证,请稍后重试"); });
     };
     // Family flows (operator verification, elder consent, proxy certification) and a continued self session
     // arrive with their session; otherwise a reload finds the session in progress in this tab.
@@ -217,27 +347,35 @@
       begin(h, h.card_kept ? "video" : "card");
     } else if (saved && saved.mode === mode && saved.s) {
       restore(saved);
+    } else {
+      speak("consent");
     }
 
     function cardDone() {
       say("card-feedback", "身份证已识别", true);
       goStep("video");
     }
-    function cardFailed(xhr) { stopped(xhr, "card-feedback", "上传失败,请检查网络后重拍"); }
+    function cardFailed(xhr) {
+      if (xhr.status === 422) { speak("card_retake"); }
+      stopped(xhr, "card-feedback", "上传失败,请检查网络后重拍");
+    }
 
-    $("card-button").onclick = function () { $("card-file").click(); };
-    $("card-file").onchange = function () {
-      var f = this.files && this.files[0]; if (!f) { return; }
-      say("card-feedback", "正在识别,请稍候…", true);
+    function uploadCard(f) {
+      say("card-feedback", "正在识别,请稍候…", true); speak("card_reading");
       var fd = new FormData(); fd.append("file", f, f.name || "card.jpg");
       send("POST", "/h5/api/sessions/" + s.session_id + "/card", fd, { token: s.token, rid: rid() })
         .then(cardDone, cardFailed);
+    }
+    $("card-button").onclick = function () { $("card-file").click(); };
+    $("card-file").onchange = function () {
+      var f = this.files && this.files[0]; if (!f) { return; }
+      if (s) { uploadCard(f); } else { readCard(f); }  // no session yet: read first, confirm, then open it
       this.value = "";
     };
 
     // Inside WeChat: JS-SDK chooseImage/uploadImage; our server fetches the photo by media_id.
     function setupWx() {
-      if (!window.wx || !/MicroMessenger/i.test(navigator.userAgent)) { return; }
+      if (!s || !window.wx || !/MicroMessenger/i.test(navigator.userAgent)) { return; }
       send("GET", "/api/v1/wechat/jssdk-config?url=" + encodeURIComponent(location.href.split("#")[0])).then(function (xhr) {
         var cfg = JSON.parse(xhr.responseText); cfg.debug = false; window.wx.config(cfg);
         $("card-wx").hidden = false;
@@ -297,7 +435,7 @@
       function next() {
         if (i >= actions.length) { rec.stop(); return; }
         var a = actions[i];
-        $("action-text").textContent = (ICONS[a] || "") + " " + (prompts[a] || a);
+        $("action-text").textContent = (ICONS[a] || "") + " " + (prompts[a] || a); speak("action_" + a);
         var left = ACTION_S; $("countdown").textContent = left;
         var t = setInterval(function () {
           left -= 1; $("countdown").textContent = left > 0 ? left : "";
@@ -309,7 +447,7 @@
 
     function upload() {
       $("retry").hidden = true; $("upload-progress").hidden = false; $("upload-progress").value = 0;
-      say("video-feedback", "正在上传视频…", true);
+      say("video-feedback", "正在上传视频…", true); speak("uploading");
       var fd = new FormData();
       fd.append("file", recording.blob, recording.type.indexOf("webm") >= 0 ? "video.webm" : "video.mp4");
       fd.append("nonce", s.challenge.nonce);

@@ -81,7 +81,7 @@ def test_a_dark_real_clip_is_asked_to_retake_not_called_a_spoof(
     assert ReasonCode.CAPTURE_TOO_DARK in result.reasons
     assert ReasonCode.SPOOF_SUSPECTED not in result.reasons
     assert result.capture["face_luma"] < 55
-    assert "光线太暗" in result.to_dict()["messages_zh"][0]
+    assert "光线太暗" in result.to_dict()["messages"][0]
 
 
 def test_a_face_too_dark_to_find_is_asked_to_retake(shared_checker: LivenessChecker, clips: dict[str, Path]) -> None:

@@ -9,6 +9,7 @@ query/path parameters of the wrong type. Every refusal must keep the shape and n
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -180,3 +181,32 @@ def test_error_body_never_has_an_empty_detail() -> None:
 
     assert error_body("STORAGE", "系统暂时无法处理", "")["error"] == {
         "code": "STORAGE", "message": "系统暂时无法处理", "detail": "storage"}  # fmt: skip
+
+
+def test_metrics_refusal_keeps_the_shape(tmp_path: Path) -> None:
+    from tests.service.api.ops import ops_app
+
+    with TestClient(ops_app(tmp_path, metrics_token="scrape-secret-" + "x" * 20)) as c:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            r = c.get("/metrics", headers=headers)
+            assert r.status_code == 401
+            assert assert_error_shape(r, f"/metrics {headers}")["code"] == "UNAUTHORIZED"
+
+
+def test_h5_card_problems_keep_the_shape_with_their_list(tmp_path: Path) -> None:
+    """The H5 card check answers its own list of problems (what a new photo fixes) inside the same error."""
+    from service.api import create_app
+    from service.h5 import identity
+    from tests.service.wechat.conftest import wechat_settings
+    from tests.service.wechat.fake_wechat import FakeWeChat
+
+    with FakeWeChat() as fake:
+        settings = wechat_settings(fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'h5.db'}", h5_card_check=True)
+        h5_ctx = ServiceContext(settings)
+        with TestClient(create_app(ctx=h5_ctx)) as c:
+            c.cookies.set(identity.COOKIE, identity.mint(h5_ctx, "openid-contract-1"))
+            r = c.post("/h5/api/card-read", files={"file": ("card.jpg", b"not an image at all", "image/jpeg")})
+    assert r.status_code == 422
+    error = assert_error_shape(r, "H5 card read of a non-image")
+    assert error["code"] == "MEDIA_UNSUPPORTED" and "MEDIA_UNSUPPORTED" in error["detail"]
+    assert error["problems"] == [{"code": "MEDIA_UNSUPPORTED", "message": error["message"]}]

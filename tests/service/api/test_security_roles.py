@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from service.clock import local_today
 from service.config import DEV_ADMIN_API_KEY
 from service.context import ServiceContext
 from service.cycle import run_cycle
@@ -120,7 +121,7 @@ def test_simulated_date_only_in_development_and_test(
         assert client.get(path).status_code == 200
     # The real date still runs (and suspends nobody certified).
     run = client.post("/api/v1/cycle/run", headers=ADMIN)
-    assert run.status_code == 200 and run.json()["date"] == dt.date.today().isoformat()
+    assert run.status_code == 200 and run.json()["date"] == local_today(ctx.settings).isoformat()  # the bureau's
     assert status_of(ctx, ext) == "active" and ctx.storage.exists(f"sessions/{s['session_id']}/id_card")
 
 

@@ -54,6 +54,19 @@ def test_models_list_exits_non_zero_when_the_pack_cannot_run(cli: CliRunner, tmp
     assert cli("models", "list", "--pack", "default").returncode == 0  # the shared models can run
 
 
+def test_serve_refuses_a_pack_that_cannot_run_with_the_models_list_rule(cli: CliRunner, tmp_path: Path) -> None:
+    """`serve` and `models list` share one rule (models_cmd.pack_problems): the same line, exit 3, before
+    the workers start and leave every session queued."""
+    env = {"PENSION_CERT_MODELS_DIR": str(tmp_path), "PENSION_CERT_VAR_DIR": str(tmp_path / "var")}
+    proc = cli("serve", "--port", "0", env=env, timeout=120)
+    assert proc.returncode == EXIT_MODEL, proc.stderr
+    assert_clean(proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pension-cert: MODEL_UNAVAILABLE: pack default cannot run: ")
+    listed = cli("models", "list", "--pack", "default", env=env)
+    assert listed.stderr.strip() == lines[0]  # word for word what `models list` says
+
+
 @pytest.mark.parametrize(
     ("env", "variables"),
     [
@@ -65,8 +78,8 @@ def test_models_list_exits_non_zero_when_the_pack_cannot_run(cli: CliRunner, tmp
 def test_bad_settings_print_one_line_per_problem_and_exit_4(
     cli: CliRunner, tmp_path: Path, env: dict[str, str], variables: list[str]
 ) -> None:
-    # `console` checks the settings first (load_settings); `serve` reads them itself: main() still reports them.
-    for command in (("console", "verify-audit"), ("serve", "--port", "0")):
+    # Every command that opens the service database checks the settings first (common.load_settings).
+    for command in (("console", "verify-audit"), ("serve", "--port", "0"), ("worker", "--once")):
         proc = cli(*command, env={**env, "PENSION_CERT_VAR_DIR": str(tmp_path)}, timeout=60)
         assert proc.returncode == EXIT_CONFIG, (command, proc.stderr)
         assert_clean(proc.stderr)

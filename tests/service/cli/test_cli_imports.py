@@ -24,9 +24,9 @@ sys.stderr.write("\\nPROBE " + json.dumps({{"code": code, "heavy": heavy}}) + "\
 """
 
 
-def probe(*args: str) -> tuple[int, list[str], str]:
+def probe(*args: str, heavy: tuple[str, ...] = HEAVY) -> tuple[int, list[str], str]:
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", PROBE.format(heavy=heavy), *args], capture_output=True, text=True, timeout=120,
         check=False,
     )
     line = next(x for x in proc.stderr.splitlines() if x.startswith("PROBE "))
@@ -46,12 +46,35 @@ def probe(*args: str) -> tuple[int, list[str], str]:
         (("console", "create-user"), 2),  # required --username/--role
         (("liveness", "--batch", "/no/such.csv"), 2),  # FILE_NOT_FOUND before any model loads
         (("models", "list", "--pack", "default"), 0),
+        (("console", "--help"), 0),
+        (("console", "verify-audit", "--help"), 0),
+        # A bad --challenge is refused by pipelines.liveness.challenge, which must not drag in the checker
+        # (the package __init__ is lazy for this).
+        (("liveness", "/no/such.mp4", "--challenge", "smile"), 2),
+        (("certify", "--id-card", "a.jpg", "--video", "b.mp4", "--challenge", "blink,smile"), 2),
     ],
 )
 def test_cli_answers_without_loading_model_runtimes(args: tuple[str, ...], code: int) -> None:
     got, heavy, output = probe(*args)
     assert got == code, output
     assert heavy == [], f"{args} imported {heavy}"
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_and_worker_help_load_neither_settings_nor_database(command: str) -> None:
+    """serve_cmd imports service.config (pydantic-settings) and service.context (SQLAlchemy, the stores) in its
+    handlers: at the top they made `serve --help` take a third of a second."""
+    got, loaded, output = probe(
+        command, "--help", heavy=(*HEAVY, "service.config", "service.context", "sqlalchemy", "pydantic_settings")
+    )
+    assert got == 0 and "usage: pension-cert " + command in output
+    assert loaded == [], f"{command} --help imported {loaded}"
+
+
+def test_a_bad_challenge_names_the_known_actions() -> None:
+    got, _heavy, output = probe("liveness", "/no/such.mp4", "--challenge", "smile")
+    assert got == 2
+    assert "BAD_CHALLENGE: unknown action(s) smile; known: blink, turn_left, turn_right, nod, open_mouth" in output
 
 
 def test_a_missing_input_file_is_refused_before_any_model_loads() -> None:

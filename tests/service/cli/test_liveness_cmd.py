@@ -24,6 +24,17 @@ def test_single_video_with_challenge(data_dir: Path, capsys: pytest.CaptureFixtu
     assert isinstance(actions, list) and actions[0]["name"] == "blink" and actions[0]["detected"] is True
     assert isinstance(actions[0]["t"], float)
     assert out["reasons"] == [] and isinstance(out["frames_analyzed"], int)
+    # One name for the Chinese messages across outputs; the ~3 KB of frame hashes only with -v.
+    assert out["messages"] == [] and "messages_zh" not in out
+    assert "frame_hashes" not in out and len(json.dumps(out)) < 6000
+    assert main(["-v", "liveness", str(video), "--challenge", "blink"]) == 0
+    (verbose,) = _lines(capsys)
+    hashes = verbose["frame_hashes"]
+    assert isinstance(hashes, list) and len(hashes) >= 5
+    assert all(isinstance(h, str) and len(h) == 64 and int(h, 16) >= 0 for h in hashes)
+    assert {k: v for k, v in verbose.items() if k not in ("frame_hashes", "timings_ms")} == {
+        k: v for k, v in out.items() if k != "timings_ms"
+    }
 
 
 def test_batch_loads_models_once_and_reports_each(
@@ -43,6 +54,7 @@ def test_batch_loads_models_once_and_reports_each(
     real, fake, photo, real_again = _lines(capsys)
     assert real["passed"] is True
     assert fake["passed"] is False and "SPOOF_SUSPECTED" in fake["reasons"]  # type: ignore[operator]
+    assert isinstance(fake["messages"], list) and len(fake["messages"]) == len(fake["reasons"])  # type: ignore[arg-type]
     assert photo["passed"] is False and photo["error"] == "MEDIA_UNSUPPORTED"
     # One checker for the batch: the second submission of the same file is a duplicate.
     assert "VIDEO_DUPLICATE" in real_again["reasons"]  # type: ignore[operator]

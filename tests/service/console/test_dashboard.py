@@ -60,10 +60,11 @@ def test_counts_by_region_backlog_and_exports(
     table = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     header = table[0]
     rows = {row[0]: dict(zip(header, row, strict=False)) for row in table[1:] if row and row[0] not in ("",)}
+    assert rows["3701"]["region_name"] == "山东省济南市" and rows["6101"]["region_name"] == "陕西省西安市"
     assert rows["3701"]["certified"] == "2" and rows["3701"]["due_soon"] == "1" and rows["3702"]["overdue"] == "1"
     assert rows["3702"]["deceased"] == "1" and rows["6101"]["suspended"] == "1" and rows["total"]["total"] == "6"
-    assert rows["review_backlog"]["certified"] == "1"  # second column of the key/value block
-    assert rows["machine_decisions"]["certified"] == "1" and rows["auto_accept_rate"]["certified"] == "0.0000"
+    assert rows["review_backlog"]["region_name"] == "1"  # second column of the key/value block
+    assert rows["machine_decisions"]["region_name"] == "1" and rows["auto_accept_rate"]["region_name"] == "0.0000"
 
     level2 = list(csv.reader(io.StringIO(app_client.get("/console/dashboard.csv", params={"level": 2}).text)))
     assert {row[0] for row in level2[1:4]} == {"37", "61", "total"}
@@ -72,5 +73,7 @@ def test_counts_by_region_backlog_and_exports(
     assert svg.headers["content-type"].startswith("image/svg+xml")
     root = ET.fromstring(svg.text)
     titles = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}title")]
-    assert "3701 已认证 2" in titles and "6101 暂停发放 1" in titles
+    assert "山东省济南市 已认证 2" in titles and "陕西省西安市 暂停发放 1" in titles  # names, not codes
+    labels = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "山东省济南市" in labels and not any(label.isdigit() and len(label) == 4 for label in labels)
     assert app_client.get("/console/dashboard/nothing.svg").status_code == 404

@@ -2,12 +2,15 @@
 .y4m made (at test time) from a real selfie video of the dev data, against the real app served by uvicorn
 (SQLite, in-process worker running the real pipeline) and the local fake WeChat server.
 
-Self flow: the OAuth redirect from the fake WeChat server, consent, a bad card photo (instant OCR feedback),
-the card, the recorded challenge video, the result page. Proxy flow: a verified relative binds an elder,
-staff approve the binding, the relative certifies the elder (named on every step), unbinding asks first.
+Self flow (read, don't type): the OAuth redirect from the fake WeChat server, consent, a bad card photo (instant
+OCR feedback), the card, its name and number confirmed with one tap (nothing typed), elder mode from the
+roster, the recorded challenge video, the result page, every prompt of the way spoken (the project's audio).
+Proxy flow: a relative verified (name and number filled from their card photo) binds an elder (likewise), staff
+approve the binding, the relative certifies the elder (named on every step), unbinding asks first.
 Recovery: a result-message link opened without a cookie reaches its page after OAuth, and the failed video is
 recorded again from the video step (card kept, the session surviving a reload); the timeout and daily-limit
-screens lead somewhere; the card button is reached and used with the keyboard. Screenshots go to
+screens lead somewhere (the daily limit after a read corrected by hand); the card button is reached and used
+with the keyboard. Elder mode at 200 % zoom: no horizontal scrolling, every control named. Screenshots go to
 PENSION_CERT_SCREENSHOTS_DIR (default bench/results/screenshots/h5, git-ignored: they show dev-data faces)."""
 
 from __future__ import annotations
@@ -24,7 +27,16 @@ import av
 import cv2
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, ViewportSize, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Request,
+    Response,
+    Route,
+    ViewportSize,
+    sync_playwright,
+)
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import select
 
@@ -47,7 +59,8 @@ from tests.service.wechat.fake_wechat import FakeWeChat
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = [*BASE_ARGS, *FAKE_CAMERA_ARGS]
+# The spoken prompts play without a tap in the test (a phone needs the first tap, which every flow starts with).
+CHROMIUM_ARGS = [*BASE_ARGS, *FAKE_CAMERA_ARGS, "--autoplay-policy=no-user-gesture-required"]
 SHOTS = SCREENSHOTS / "h5"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DECIDED_TEXT = {"accept": "认证通过", "review": "已转人工审核", "reject": "认证未通过"}
@@ -238,10 +251,39 @@ def above(page: Page, first: str, second: str) -> bool:
     return a is not None and b is not None and a["y"] + a["height"] <= b["y"]
 
 
+def spoken_audio(context: BrowserContext) -> dict[str, int]:
+    """The prompt audio the pages asked for (Chromium has no zh-CN speech voice here): key → HTTP status, 0
+    while unanswered (a prompt cut short by the next one: the person already tapped on)."""
+    played: dict[str, int] = {}
+
+    def asked(request: Request) -> None:
+        if "/h5/audio/" in request.url:
+            played.setdefault(request.url.rsplit("/", 1)[1], 0)
+
+    def answered(response: Response) -> None:
+        if "/h5/audio/" in response.url:
+            played[response.url.rsplit("/", 1)[1]] = response.status
+
+    context.on("request", asked)
+    context.on("response", answered)
+    return played
+
+
+def confirm_read(page: Page, fields: CardFields, name: str) -> None:
+    """The confirm step shows what the card says, large; one tap and no typing opens the session."""
+    page.wait_for_selector("#step-confirm:not([hidden])", timeout=120_000)
+    assert page.inner_text("#read-name") == fields.name
+    assert page.inner_text("#read-number").replace(" ", "") == fields.id_number
+    assert not page.is_visible("#name") and not page.is_visible("#id-number")  # nothing to type
+    shot(page, f"{name}-confirm")
+    page.click("#confirm-yes")
+
+
 def test_self_certification_in_wechat(site: Site, browser: Browser, data_dir: Path, tmp_path: Path) -> None:
     site.fake.state.browser_openid = "openid-pensioner"
     context = browser.new_context(viewport=PHONE, locale="zh-CN", user_agent="Mozilla/5.0 (Linux; Android 13) Mobile")
     jssdk = block_jssdk(context)
+    played = spoken_audio(context)
     page = context.new_page()
     page.goto(site.base + "/h5/")  # the menu link: OAuth redirect via the fake WeChat server and back
     page.wait_for_selector("#self")
@@ -252,9 +294,8 @@ def test_self_certification_in_wechat(site: Site, browser: Browser, data_dir: Pa
     page.click("#self")
     page.wait_for_selector("#step-consent")
     assert len(jssdk) == 1 and jssdk[0].endswith("/jweixin-1.6.0.js")  # requested by the capture page
-    assert page.get_attribute("#id-number", "inputmode") == "numeric"
-    page.fill("#name", site.fields.name)
-    page.fill("#id-number", site.fields.id_number)
+    assert page.get_attribute("#id-number", "inputmode") == "numeric"  # the keypad, if a correction is needed
+    assert not page.is_visible("#name") and not page.is_visible("#id-number")  # read, don't type
     page.click("#consent-next")
     assert "请先勾选" in page.inner_text("#consent-feedback")  # consent is required
     assert in_view(page, "#consent-feedback") and page.get_attribute("#consent-feedback", "aria-live")
@@ -278,9 +319,30 @@ def test_self_certification_in_wechat(site: Site, browser: Browser, data_dir: Pa
     assert page.locator("#step-card").is_visible()  # still on the card step: nothing was stored
     shot(page, "self-card-error")
 
-    session_id = card_then_video(page, site, write(tmp_path, "card.jpg", site.card), "self")
+    assert not page.evaluate("() => document.body.classList.contains('elder')")  # the roster is not known yet
+    page.set_input_files("#card-file", write(tmp_path, "card.jpg", site.card))
+    confirm_read(page, site.fields, "self")
+    page.wait_for_selector("#step-video:not([hidden])", timeout=120_000)
+    assert page.evaluate("() => document.body.classList.contains('elder')")  # born 1950 by the roster: elder mode
+    session_id = video_then_result(page, "self")
     assert_result_page(page, site, session_id)
+    with site.ctx.db() as db:
+        s = db.get(CertSession, session_id)
+        assert s is not None and s.decision is not None
+        decision = s.decision
+    # Every prompt of the way was spoken, from the project's audio files.
+    expected = {"consent", "card", "card_reading", "card_retake", "confirm", "video", "uploading", decision}
+    expected |= {f"action_{a}" for a in LIVE_ACTIONS}
+    assert expected <= set(played), expected - set(played)
+    # 206: the media element asks for byte ranges. None refused; most played to their end before the next.
+    answered = [status for status in played.values() if status]
+    assert set(answered) <= {200, 206} and len(answered) >= len(expected) // 2, played
     context.close()
+
+
+def filled(page: Page, selector: str, value: str) -> None:
+    wait_until(page, lambda: page.input_value(selector) != "", 120, f"{selector} filled from the card")
+    assert page.input_value(selector) == value
 
 
 def test_proxy_certification_by_a_relative(site: Site, browser: Browser, tmp_path: Path) -> None:
@@ -294,12 +356,14 @@ def test_proxy_certification_by_a_relative(site: Site, browser: Browser, tmp_pat
     page.wait_for_selector("#verify-first:not([hidden])")  # not verified yet: own real-name check first
     shot(page, "proxy-verify-first")
 
-    # The relative's own real-name verification through the same card and video steps.
-    page.fill("#op-name", site.relative_fields.name)
-    page.fill("#op-id", site.relative_fields.id_number)
+    # The relative's own real-name verification through the same card and video steps; the name and number
+    # filled from a photo of their card (read, don't type).
+    card = write(tmp_path, "relative.jpg", site.relative_card)
+    page.set_input_files("#op-card-file", card)
+    filled(page, "#op-id", site.relative_fields.id_number)
+    assert page.input_value("#op-name") == site.relative_fields.name
     page.click("#op-verify")
     page.wait_for_selector("#step-card:not([hidden])")
-    card = write(tmp_path, "relative.jpg", site.relative_card)
     verification_id = card_then_video(page, site, card, "proxy-verify")
     assert_result_page(page, site, verification_id, kind="verification")
     with site.ctx.db() as db:
@@ -307,8 +371,10 @@ def test_proxy_certification_by_a_relative(site: Site, browser: Browser, tmp_pat
         assert op is not None and op.verified_at is not None, "the relative's verification was not accepted"
     page.click("a[href='/h5/family']")
     page.wait_for_selector("#bind-form:not([hidden])")
-    page.fill("#elder-name", site.elder_fields.name)
-    page.fill("#elder-id", site.elder_fields.id_number)
+    page.set_input_files("#elder-card-file", write(tmp_path, "elder.jpg", site.elder_card))  # the elder's card
+    filled(page, "#elder-id", site.elder_fields.id_number)
+    assert page.input_value("#elder-name") == site.elder_fields.name
+    shot(page, "proxy-bind-prefilled")
     page.select_option("#relationship", "child")
     page.click("#bind")
     page.wait_for_selector("li.binding")
@@ -445,8 +511,6 @@ def test_timeout_screen_continues_and_the_card_button_works_by_keyboard(
     page.goto(site.base + "/h5/certify?mode=self")  # no cookie: OAuth, then back to the capture page
     page.wait_for_selector("#step-consent")
     assert page.url.split("#")[0] == site.base + "/h5/certify?mode=self"
-    page.fill("#name", site.fields.name)
-    page.fill("#id-number", site.fields.id_number)
     page.check("#consent")
     page.click("#consent-next")
     page.wait_for_selector("#step-card:not([hidden])")
@@ -459,6 +523,9 @@ def test_timeout_screen_continues_and_the_card_button_works_by_keyboard(
         raise AssertionError("the card button is not reachable with Tab")
     shot(page, "keyboard-card-button")
     keyboard_choose_file(page, write(tmp_path, "card.jpg", site.card))
+    page.wait_for_selector("#step-confirm:not([hidden])", timeout=120_000)
+    page.focus("#confirm-yes")
+    page.keyboard.press("Enter")
     page.wait_for_selector("#step-video:not([hidden])", timeout=120_000)
 
     session_id = page.get_attribute("#app", "data-session")
@@ -483,7 +550,7 @@ def test_timeout_screen_continues_and_the_card_button_works_by_keyboard(
     context.close()
 
 
-def test_daily_limit_screen_offers_review_and_home_visit(site: Site, browser: Browser) -> None:
+def test_daily_limit_screen_offers_review_and_home_visit(site: Site, browser: Browser, tmp_path: Path) -> None:
     fields = dataclasses.replace(site.fields, name="赵桂兰", id_number=factories.id_number(seq=481))
     with site.ctx.db() as db:
         factories.beneficiary(db, site.ctx.keyring, id_number=fields.id_number, name=fields.name)
@@ -494,14 +561,82 @@ def test_daily_limit_screen_offers_review_and_home_visit(site: Site, browser: Br
     block_jssdk(context)
     page = context.new_page()
     page.goto(site.base + "/h5/certify?mode=self")
-    page.fill("#name", fields.name)
-    page.fill("#id-number", fields.id_number)
     page.check("#consent")
     page.click("#consent-next")
+    # A card read wrongly (here: another person's card): corrected by hand on the numeric keypad.
+    page.set_input_files("#card-file", write(tmp_path, "card.jpg", site.card))
+    page.wait_for_selector("#step-confirm:not([hidden])", timeout=120_000)
+    page.click("#confirm-edit")
+    assert page.get_attribute("#id-number", "inputmode") == "numeric"
+    assert not page.is_visible("#read-number")  # the fields replace the large read: one version on screen
+    assert page.input_value("#id-number") == site.fields.id_number  # prefilled with the read, to correct
+    page.fill("#name", fields.name)
+    page.fill("#id-number", fields.id_number)
+    shot(page, "confirm-corrected")
+    page.click("#confirm-yes")
     page.wait_for_selector("#step-limit:not([hidden])")
     text = page.inner_text("#step-limit")
     assert "今日认证次数已达上限" in text and "人工审核或上门认证" in text
     assert page.get_attribute("#step-limit #call", "href") == f"tel:{BUREAU_PHONE}"
     assert page.get_attribute("#limit-home", "href") == "/h5/"
     shot(page, "daily-limit")
+    context.close()
+
+
+ZOOM_200: ViewportSize = {"width": PHONE["width"] // 2, "height": PHONE["height"] // 2}  # 200 % of the phone
+UNNAMED_CONTROLS = """() => Array.from(document.querySelectorAll("button, input, select, textarea, progress, a[href]"))
+  .filter((el) => {
+    const labels = el.labels ? Array.from(el.labels).map((l) => l.textContent).join("") : "";
+    const name = el.getAttribute("aria-label") || labels || el.textContent || el.getAttribute("title") || "";
+    return name.trim() === "";
+  }).map((el) => el.outerHTML)"""
+
+
+def fits(page: Page, selector: str) -> None:
+    """At 200 % zoom: no horizontal scrolling, and the step's main button wholly on screen across."""
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= ZOOM_200["width"], f"horizontal scrolling: {width} px wide"
+    bb = page.locator(selector).bounding_box()
+    assert bb is not None and bb["x"] >= 0 and bb["x"] + bb["width"] <= ZOOM_200["width"], bb
+    page.locator(selector).scroll_into_view_if_needed()
+    assert page.locator(selector).is_visible()
+
+
+def test_elder_mode_at_200_percent_zoom_with_every_control_named(site: Site, browser: Browser, tmp_path: Path) -> None:
+    """The start, consent, card and confirm screens in elder mode at 200 % zoom (half the CSS pixels of the
+    phone), each with its main button reachable without horizontal scrolling, and no control without a name."""
+    site.fake.state.browser_openid = "openid-zoom"
+    context = browser.new_context(viewport=ZOOM_200, device_scale_factor=2, locale="zh-CN")
+    block_jssdk(context)
+    page = context.new_page()
+    page.goto(site.base + "/h5/")
+    page.wait_for_selector("#self")
+    normal = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('.btn')).fontSize)")
+    page.click("#elder-toggle")  # the button any user has; for 60 and over it is on by itself
+    assert page.get_attribute("#elder-toggle", "aria-pressed") == "true"
+    bigger = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('.btn')).fontSize)")
+    assert bigger >= normal * 1.2, (normal, bigger)
+    fits(page, "#self")
+    assert page.evaluate(UNNAMED_CONTROLS) == []
+    shot(page, "elder-zoom-start")
+
+    page.click("#self")
+    page.wait_for_selector("#step-consent")
+    assert page.evaluate("() => document.body.classList.contains('elder')")  # remembered on the next page
+    assert page.evaluate(UNNAMED_CONTROLS) == []  # every step's controls are in the page, shown or not
+    fits(page, "#consent-next")
+    shot(page, "elder-zoom-consent")
+    page.check("#consent")
+    page.click("#consent-next")
+    page.wait_for_selector("#step-card:not([hidden])")
+    fits(page, "#card-button")
+    shot(page, "elder-zoom-card")
+    page.set_input_files("#card-file", write(tmp_path, "card.jpg", site.card))
+    page.wait_for_selector("#step-confirm:not([hidden])", timeout=120_000)
+    assert not page.is_visible("#step-confirm .detail")  # fewer words
+    fits(page, "#confirm-yes")
+    fits(page, "#read-number")
+    shot(page, "elder-zoom-confirm")
+    page.click("#voice-mute")  # the visible mute button
+    assert page.get_attribute("#voice-mute", "aria-pressed") == "true"
     context.close()

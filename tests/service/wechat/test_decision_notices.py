@@ -164,13 +164,13 @@ def test_each_staff_decision_sends_exactly_one_correct_message(
         "keyword1": name,
         "keyword2": OUTCOME[kind][decision],
         "keyword3": zh(china_day),
-        "remark": expected_remark(kind, decision, decided_utc.date(), ctx.rules),
+        "remark": expected_remark(kind, decision, china_day, ctx.rules),
     }
     b = db.get(Beneficiary, case.person)
     assert b is not None
     db.refresh(b)
-    if decision == "accept" and kind != "consent":  # the message's date is the one stored
-        assert b.valid_until == valid_until(decided_utc.date(), ctx.rules)
+    if decision == "accept" and kind != "consent":  # the message's date is the one stored: the bureau's day
+        assert b.valid_until == valid_until(china_day, ctx.rules)
     elif kind == "consent":  # a consent certifies nobody
         assert b.valid_until == dt.date.today() + dt.timedelta(days=3)
 

@@ -200,6 +200,7 @@ def test_card_by_media_id_is_stored_and_an_expired_media_id_asks_for_a_new_photo
 
     expired = client.post(url, json={"media_id": "older-than-3-days"}, headers=headers)
     assert expired.status_code == 410 and "重新拍摄" in expired.json()["error"]["message"]
+    assert expired.json()["error"]["code"] == "WECHAT_MEDIA_EXPIRED" and expired.json()["error"]["detail"]
 
     fake_wx.state.media["fresh"] = jpeg()
     stored = client.post(url, json={"media_id": "fresh"}, headers=headers)

@@ -1,0 +1,34 @@
+"""The bureau's calendar: which day it is where the pensioners live.
+
+Times are stored as naive UTC, but a certification, a cycle run, a reminder or a message is dated by the
+bureau's calendar (``Settings.time_zone``, Asia/Shanghai by default): a decision at 07:30 China time is that
+day's, not the previous UTC day's, and the daily cycle's "today" changes at local midnight, not at 08:00.
+Every calendar date the service derives goes through here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+
+class HasTimeZone(Protocol):
+    @property
+    def time_zone(self) -> str: ...
+
+
+def now_utc() -> dt.datetime:
+    """The current instant (aware, UTC): the one clock `local_today` reads (tests fix it here)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def local_date(settings: HasTimeZone, at: dt.datetime) -> dt.date:
+    """The bureau's calendar date of an instant (a naive datetime is UTC, as stored)."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    return aware.astimezone(ZoneInfo(settings.time_zone)).date()
+
+
+def local_today(settings: HasTimeZone, now: dt.datetime | None = None) -> dt.date:
+    """Today in the bureau's time zone (``now``: a fixed instant, for tests and replays)."""
+    return local_date(settings, now if now is not None else now_utc())
