@@ -47,3 +47,16 @@ def serve_in_thread(app: Any, port: int, **config: Any) -> Iterator[None]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def launched_chromium(*extra_args: str) -> Iterator[Any]:
+    """Debian's Chromium, headless with the project's flags (plus `extra_args`), closed at the end of the block."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -90,16 +90,28 @@ def continue_session(ctx: Ctx, db: DB, request: Request, session_id: str) -> dic
     b = db.get(Beneficiary, old.beneficiary_id)
     if b is None:
         raise ServiceError("NOT_FOUND", "beneficiary gone", status=404)
-    actor = "wechat:" + ctx.keyring.mac(openid)[:8]
-    new = sessions.create_session(db, ctx, b, Channel.SELF, old.template_consent, actor)
-    db.add(WeChatSessionLink(session_id=new.session.id, openid=openid))
+    new = start_self_session(db, ctx, b, openid, old.template_consent)
     kept = card_reusable(old) and _copy_card(db, ctx, old, new.session)
     db.commit()
+    return {**session_answer(db, ctx, new, openid), "card_kept": kept}
+
+
+def start_self_session(
+    db: Session, ctx: ServiceContext, b: Beneficiary, openid: str, template_consent: bool
+) -> sessions.NewSession:
+    """A self session opened from these pages, linked to the WeChat account (its result page and message go
+    there); the caller commits."""
+    new = sessions.create_session(db, ctx, b, Channel.SELF, template_consent, attempts.wechat_requester(ctx, openid))
+    db.add(WeChatSessionLink(session_id=new.session.id, openid=openid))
+    return new
+
+
+def session_answer(db: Session, ctx: ServiceContext, new: sessions.NewSession, openid: str) -> dict[str, Any]:
+    """What the page needs to go on: the session, its token and challenge, and this account's tries left."""
     s = new.session
     return {
         "session_id": s.id,
         "token": new.token,
         "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
-        "card_kept": kept,
-        "attempts_left": attempts_left(db, ctx, b.id, openid),
+        "attempts_left": attempts_left(db, ctx, s.beneficiary_id, openid),
     }

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from service import sessions
+from service import attempts, sessions
 from service.api.deps import DB, Ctx
 from service.console.assist import KINDS_ZH, AssistError, open_request, submit
 from service.context import ServiceContext
@@ -122,7 +122,7 @@ def apply_submit(
     try:
         if subject is None:
             subject = _typed_subject(db, ctx, name, id_number)
-        actor = "wechat:" + ctx.keyring.mac(openid)[:8]
+        actor = attempts.wechat_requester(ctx, openid)
         b = subject.beneficiary
         req = submit(db, b, kind, phone, note, openid, actor, subject.session_id, subject.by_relative)
         db.commit()

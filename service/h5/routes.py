@@ -125,23 +125,14 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
     if b.name.strip() != body.name.strip():
         # The same answer as an unknown number: the page must not confirm whose number it is.
         raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "name and number do not match", status=404)
-    actor = "wechat:" + ctx.keyring.mac(openid)[:8]
-    new = sessions.create_session(db, ctx, b, Channel.SELF, body.template_consent, actor)
-    db.add(WeChatSessionLink(session_id=new.session.id, openid=openid))
+    new = recovery.start_self_session(db, ctx, b, openid, body.template_consent)
     user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
     if user is None:
         db.add(WeChatUser(openid=openid, beneficiary_id=b.id))
     else:
         user.beneficiary_id = b.id  # their own reminders come here from now on
     db.commit()
-    s = new.session
-    return {
-        "session_id": s.id,
-        "token": new.token,
-        "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
-        "attempts_left": recovery.attempts_left(db, ctx, b.id, openid),
-        "elder_mode": is_elder(b.birth_date, body.id_number),
-    }
+    return {**recovery.session_answer(db, ctx, new, openid), "elder_mode": is_elder(b.birth_date, body.id_number)}
 
 
 @router.post("/api/operator")

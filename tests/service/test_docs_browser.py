@@ -10,9 +10,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, Route
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serve_in_thread
+from tests.browser import SCREENSHOTS, launched_chromium, serve_in_thread
 from tests.service.api.ops import ops_app
 
 pytestmark = pytest.mark.slow
@@ -58,12 +58,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture()
 def page() -> Iterator[Page]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 900})
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        yield browser.new_page(viewport={"width": 1280, "height": 900})
 
 
 def shot(page: Page, name: str) -> None:

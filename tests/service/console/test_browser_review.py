@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from pipelines.decision.runner import Certifier
 from pipelines.reasons import ReasonCode
@@ -21,7 +21,7 @@ from service.context import ServiceContext
 from service.db.console_models import StaffUser
 from service.db.models import CertSession, Channel, SessionState
 from service.sessions import create_session
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serve_in_thread
+from tests.browser import SCREENSHOTS, launched_chromium, serve_in_thread
 from tests.service import factories
 from tests.service.conftest import make_settings
 from tests.service.console.conftest import PASSWORD, Sample, _hash, make_case
@@ -63,10 +63,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, strict_certifier: Certifier, 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as b:
         yield b
-        b.close()
 
 
 def press_access_key(page: Page, key: str) -> None:

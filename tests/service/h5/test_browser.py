@@ -35,7 +35,6 @@ from playwright.sync_api import (
     Response,
     Route,
     ViewportSize,
-    sync_playwright,
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import select
@@ -49,8 +48,7 @@ from service.db.models import CertSession, Channel, SessionState, utcnow
 from service.db.proxy_models import ProxyBinding, ProxyOperator
 from service.db.wechat_models import WeChatSessionLink
 from service.h5.cardcheck import RETAKE
-from tests.browser import CHROMIUM, FAKE_CAMERA_ARGS, SCREENSHOTS, serve_in_thread
-from tests.browser import CHROMIUM_ARGS as BASE_ARGS
+from tests.browser import FAKE_CAMERA_ARGS, SCREENSHOTS, launched_chromium, serve_in_thread
 from tests.service import factories
 from tests.service.conftest import ADMIN_API_KEY
 from tests.service.media import LIVE_ACTIONS, LIVE_VIDEO, card_for_video
@@ -60,7 +58,7 @@ from tests.service.wechat.fake_wechat import FakeWeChat
 pytestmark = pytest.mark.slow
 
 # The spoken prompts play without a tap in the test (a phone needs the first tap, which every flow starts with).
-CHROMIUM_ARGS = [*BASE_ARGS, *FAKE_CAMERA_ARGS, "--autoplay-policy=no-user-gesture-required"]
+CAMERA_ARGS = [*FAKE_CAMERA_ARGS, "--autoplay-policy=no-user-gesture-required"]
 SHOTS = SCREENSHOTS / "h5"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DECIDED_TEXT = {"accept": "认证通过", "review": "已转人工审核", "reject": "认证未通过"}
@@ -145,11 +143,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[S
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Browser]:
     y4m = make_y4m(data_dir / LIVE_VIDEO, tmp_path_factory.mktemp("camera") / "camera.y4m")
-    with sync_playwright() as p:
-        args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
-        b = p.chromium.launch(executable_path=CHROMIUM, args=args)
+    with launched_chromium(*CAMERA_ARGS, f"--use-file-for-fake-video-capture={y4m}") as b:
         yield b
-        b.close()
 
 
 def shot(page: Page, name: str) -> None:
