@@ -617,7 +617,8 @@ def test_elder_mode_at_200_percent_zoom_with_every_control_named(site: Site, bro
 
     page.click("#self")
     page.wait_for_selector("#step-consent")
-    assert page.evaluate("() => document.body.classList.contains('elder')")  # remembered on the next page
+    # Remembered on the next page (the step's markup can be there before the page's script has run: wait for it).
+    page.wait_for_function("() => document.body.classList.contains('elder')", timeout=10_000)
     assert page.evaluate(UNNAMED_CONTROLS) == []  # every step's controls are in the page, shown or not
     fits(page, "#consent-next")
     shot(page, "elder-zoom-consent")
