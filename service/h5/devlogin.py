@@ -16,8 +16,6 @@ from fastapi.responses import RedirectResponse, Response
 
 from service.api.deps import DB, Ctx
 from service.context import ServiceContext
-from service.db.models import utcnow
-from service.db.wechat_models import WeChatUser
 from service.h5 import identity
 from service.h5.targets import safe_target
 
@@ -37,11 +35,7 @@ def dev_login(ctx: Ctx, db: DB, request: Request, user: str = "tester", next: st
     if not enabled(ctx) or not _NAME.fullmatch(user):
         return Response(status_code=404)
     openid = PREFIX + user
-    row = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
-    if row is None:
-        db.add(WeChatUser(openid=openid))
-    else:
-        row.last_seen_at = utcnow()
+    identity.remember_user(db, openid)
     db.commit()
     log.warning("h5 development login as %s (PENSION_CERT_H5_DEV_LOGIN)", openid)
     resp = RedirectResponse(safe_target(next), status_code=303)

@@ -8,8 +8,11 @@ from __future__ import annotations
 import time
 
 from fastapi import Request
+from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
+from service.db.models import utcnow
+from service.db.wechat_models import WeChatUser
 
 COOKIE = "pc_h5"
 NONCE_COOKIE = "pc_h5_oauth"
@@ -48,3 +51,12 @@ def require_openid(ctx: ServiceContext, request: Request) -> str:
     if openid is None:
         raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu", status=401)
     return openid
+
+
+def remember_user(db: Session, openid: str) -> None:
+    """Record that this WeChat account signed in to the pages (created on first sight, else its last visit)."""
+    user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
+    if user is None:
+        db.add(WeChatUser(openid=openid))
+    else:
+        user.last_seen_at = utcnow()

@@ -18,7 +18,7 @@ from service import sessions
 from service.api.deps import DB, Ctx, SessionToken
 from service.api.errors import error_body
 from service.api.upload import read_limited
-from service.db.models import Beneficiary, CertSession, Channel, SessionState, utcnow
+from service.db.models import Beneficiary, CertSession, Channel, SessionState
 from service.db.wechat_models import WeChatSessionLink, WeChatUser
 from service.errors import ServiceError
 from service.h5 import cardfirst, devlogin, family, identity, recovery, voice
@@ -70,11 +70,7 @@ def oauth_callback(ctx: Ctx, db: DB, request: Request, code: str = "", state: st
     except WeChatError as exc:
         log.warning("h5 oauth: %s", exc)
         return message(request, "暂时无法登录", "微信授权失败,请稍后从公众号菜单重新进入。", status=502)
-    user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
-    if user is None:
-        db.add(WeChatUser(openid=openid))
-    else:
-        user.last_seen_at = utcnow()
+    identity.remember_user(db, openid)
     db.commit()
     resp = RedirectResponse(target, status_code=303)
     resp.delete_cookie(identity.NONCE_COOKIE, path="/h5")

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from tests.browser import SCREENSHOTS, launched_chromium, serve_in_thread
 from tests.service import factories
 from tests.service.conftest import make_settings
 from tests.service.console.conftest import PASSWORD, Sample, _hash, make_case
+from tests.service.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +35,6 @@ class Site:
     ctx: ServiceContext
     review_id: str
     failed_id: str
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +50,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, strict_certifier: Certifier, 
         s = create_session(db, ctx, other, Channel.SELF, consent=False, actor="test").session
         s.state, s.last_error = SessionState.FAILED, "OperationalError: database unavailable"
         failed_id = s.id
-    port = _free_port()
+    port = free_port()
     with serve_in_thread(create_app(ctx=ctx), port, log_level="warning"):
         yield Site(f"http://127.0.0.1:{port}", ctx, review_id, failed_id)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from tests.browser import FAKE_CAMERA_ARGS, SCREENSHOTS, launched_chromium, serv
 from tests.service import factories
 from tests.service.conftest import ADMIN_API_KEY
 from tests.service.media import LIVE_ACTIONS, LIVE_VIDEO, card_for_video
+from tests.service.servers import free_port
 from tests.service.wechat.conftest import wechat_settings
 from tests.service.wechat.fake_wechat import FakeWeChat
 
@@ -79,12 +79,6 @@ class Site:
     elder_fields: CardFields
     relative_card: bytes
     relative_fields: CardFields
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_y4m(video: Path, out: Path, lead_s: float = 3.0, fps: int = 15, size: tuple[int, int] = (320, 240)) -> Path:
