@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from service.clock import HasTimeZone, local_day_start
 from service.context import ServiceContext
 from service.db.models import AuditEntry, CertSession, utcnow
 from service.db.proxy_models import ProxySession
@@ -43,17 +44,15 @@ class Failures:
     mine: int
 
 
-def _day_start(now: dt.datetime) -> dt.datetime:
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def rejected_today(db: Session, beneficiary_id: int, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
-    """(session id, created at) of the beneficiary's rejections since midnight (UTC, as before)."""
+def rejected_today(
+    db: Session, settings: HasTimeZone, beneficiary_id: int, now: dt.datetime
+) -> list[tuple[str, dt.datetime]]:
+    """(session id, created at) of the beneficiary's rejections since the bureau's local midnight."""
     rows = db.execute(
         select(CertSession.id, CertSession.created_at).where(
             CertSession.beneficiary_id == beneficiary_id,
             CertSession.decision == "reject",
-            CertSession.decided_at >= _day_start(now),
+            CertSession.decided_at >= local_day_start(settings, now),
         )
     ).all()
     return [(r[0], r[1]) for r in rows]
@@ -90,7 +89,7 @@ def failures(
 ) -> Failures:
     """Today's rejections of the beneficiary; `mine` counts those `requester` asked for (all of them when the
     requester is unknown: the strict, pre-#22 reading)."""
-    rows = rejected_today(db, beneficiary_id, now or utcnow())
+    rows = rejected_today(db, ctx.settings, beneficiary_id, now or utcnow())
     if requester is None:
         return Failures(len(rows), len(rows))
     who = requesters(db, ctx, rows)

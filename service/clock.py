@@ -32,3 +32,12 @@ def local_date(settings: HasTimeZone, at: dt.datetime) -> dt.date:
 def local_today(settings: HasTimeZone, now: dt.datetime | None = None) -> dt.date:
     """Today in the bureau's time zone (``now``: a fixed instant, for tests and replays)."""
     return local_date(settings, now if now is not None else now_utc())
+
+
+def local_day_start(settings: HasTimeZone, at: dt.datetime) -> dt.datetime:
+    """The instant (naive UTC, as stored) at which the bureau's calendar day of `at` began: "since midnight"
+    for daily counts is local midnight (16:00 UTC the day before in China), not UTC midnight."""
+    zone = ZoneInfo(settings.time_zone)
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    midnight = dt.datetime.combine(aware.astimezone(zone).date(), dt.time(), tzinfo=zone)
+    return midnight.astimezone(dt.UTC).replace(tzinfo=None)

@@ -66,9 +66,9 @@ def find_beneficiary(db: Session, ctx: ServiceContext, external_id: str | None, 
     return b
 
 
-def failures_today(db: Session, beneficiary_id: int, now: dt.datetime) -> int:
+def failures_today(db: Session, ctx: ServiceContext, beneficiary_id: int, now: dt.datetime) -> int:
     """Every rejection of the beneficiary today, whoever asked (see service/attempts.py for the limits)."""
-    return len(attempts.rejected_today(db, beneficiary_id, now))
+    return len(attempts.rejected_today(db, ctx.settings, beneficiary_id, now))
 
 
 def create_session(

@@ -78,3 +78,23 @@ def test_the_daily_run_and_the_registry_use_the_bureaus_today(
     with ctx.db() as db:
         b2 = db.get(Beneficiary, bid)
         assert b2 is not None and b2.status == "suspended" and b2.suspended_on == LOCAL_DAY
+
+
+def test_the_daily_attempt_count_starts_at_local_midnight(ctx: ServiceContext) -> None:
+    """A rejection at 06:00 China time (22:00 UTC the day before) counts in that China day, and one from the
+    evening before (15:00 UTC = 23:00 China) does not: the daily limit resets at the bureau's midnight."""
+    from service import attempts
+
+    china = Settings(time_zone="Asia/Shanghai")
+    assert clock.local_day_start(china, INSTANT) == dt.datetime(2026, 12, 4, 16, 0)  # 00:00 on the 5th there
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        decided = {"early": dt.datetime(2026, 12, 4, 22, 0), "evening_before": dt.datetime(2026, 12, 4, 15, 0)}
+        ids = {}
+        for name, at in decided.items():
+            s = create_session(db, ctx, b, Channel.SELF, False, "test").session
+            s.state, s.decision, s.decided_at = SessionState.DECIDED, "reject", at
+            ids[name] = s.id
+        db.flush()
+        counted = [sid for sid, _ in attempts.rejected_today(db, china, b.id, INSTANT.replace(tzinfo=None))]
+        assert counted == [ids["early"]]

@@ -122,7 +122,7 @@ def test_who_asked_is_read_from_the_operator_the_wechat_link_or_the_audit(tmp_pa
         for s in made.values():
             s.decision, s.decided_at = "reject", utcnow()
         db.flush()
-        who = attempts.requesters(db, ctx, attempts.rejected_today(db, b.id, utcnow()))
+        who = attempts.requesters(db, ctx, attempts.rejected_today(db, ctx.settings, b.id, utcnow()))
         assert who == {
             made["a"].id: f"operator:{op.id}",
             made["b"].id: attempts.wechat_requester(ctx, "openid-self"),

@@ -62,7 +62,7 @@ def _earlier_rejections(ctx: ServiceContext, beneficiary_id: int, n: int) -> Non
 
 def _failures_today(ctx: ServiceContext, beneficiary_id: int) -> int:
     with ctx.db() as db:
-        return sessions.failures_today(db, beneficiary_id, utcnow())
+        return sessions.failures_today(db, ctx, beneficiary_id, utcnow())
 
 
 def test_truncated_card_and_videos_are_refused_at_upload_and_cost_no_attempt(
