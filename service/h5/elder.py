@@ -16,7 +16,8 @@ def age_on(birth: dt.date, today: dt.date) -> int:
 
 def is_elder(birth_date: dt.date | None, id_number: str | None = None, today: dt.date | None = None) -> bool:
     """The roster's birth date; for a roster row without one, the birth date the confirmed ID number encodes
-    (the number already matched the roster, so this reveals nothing new)."""
+    (the number already matched the roster, so this reveals nothing new). `today`: the bureau's date
+    (service/clock.local_today); the server's own date when not given."""
     today = today or dt.date.today()
     birth = birth_date
     if birth is None and id_number:

@@ -18,6 +18,7 @@ from service import sessions
 from service.api.deps import DB, Ctx, SessionToken
 from service.api.errors import error_body
 from service.api.upload import read_limited
+from service.clock import local_today
 from service.db.models import Beneficiary, CertSession, Channel, SessionState
 from service.db.wechat_models import WeChatSessionLink, WeChatUser
 from service.errors import ServiceError
@@ -128,7 +129,8 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
     else:
         user.beneficiary_id = b.id  # their own reminders come here from now on
     db.commit()
-    return {**recovery.session_answer(db, ctx, new, openid), "elder_mode": is_elder(b.birth_date, body.id_number)}
+    elder = is_elder(b.birth_date, body.id_number, local_today(ctx.settings))
+    return {**recovery.session_answer(db, ctx, new, openid), "elder_mode": elder}
 
 
 @router.post("/api/operator")
@@ -224,6 +226,8 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
     pending = s.state not in (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
     reasons = [ReasonCode(r).message_zh for r in s.reasons if r in ReasonCode.__members__]
     kind = _proxy_kind(db, session_id)
+    # Elder mode by the person's own age: the viewer is the person (not a relative looking at a proxy result).
+    elder_mode = b is not None and kind is None and is_elder(b.birth_date, None, local_today(ctx.settings))
     return render(
         request, "result.html", s=s, pending=pending, reasons=reasons, kind=kind,
         valid_until=b.valid_until if b is not None else None,
@@ -231,7 +235,7 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
         again=s.channel == Channel.SELF and kind is None and recovery.can_continue(s),
         card_kept=recovery.card_reusable(s),
         phone=ctx.settings.bureau_phone, elder=b.name if b is not None and kind in PROXY_KINDS else None,
-        elder_mode=b is not None and kind is None and is_elder(b.birth_date),  # the viewer is the person
+        elder_mode=elder_mode,
     )
 
 

@@ -35,3 +35,17 @@ def test_the_result_page_follows_the_roster_birth_date(app: App, born: dt.date, 
 
 def test_the_start_page_knows_nobody_yet(app: App) -> None:
     assert elder_attr(app.client.get("/h5/").text) == "no"
+
+
+def test_a_sixtieth_birthday_counts_from_the_bureaus_date(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 23:30 UTC on 4 December it is already 5 December in China: someone born on 5 December 1966 is 60 there."""
+    from service import clock
+
+    monkeypatch.setattr(clock, "now_utc", lambda: dt.datetime(2026, 12, 4, 23, 30, tzinfo=dt.UTC))
+    with app.ctx.db() as db:
+        b = db.get(Beneficiary, app.beneficiary_id)
+        assert b is not None
+        b.birth_date = dt.date(1966, 12, 5)
+        db.commit()
+    sid = finished(app, decision="accept", reasons=())
+    assert elder_attr(app.client.get(f"/h5/result/{sid}").text) == "yes"
