@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import uuid
 from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from service import idnumber
-from service.db.models import Beneficiary
+from service.context import ServiceContext
+from service.db.models import Beneficiary, CertSession, utcnow
 from service.security import Keyring, mask_id
 
 _counter = itertools.count(1)
@@ -51,3 +53,29 @@ def enrol_template(keyring: Keyring, b: Beneficiary, embedding: np.ndarray, mode
     b.template = keyring.encrypt_field(embedding.astype(np.float32).tobytes().hex(), "beneficiary.template").encode()
     b.template_model = model
     b.template_consent = True
+
+
+def held_job(db: Session, ctx: ServiceContext, process: str | None, lease_s: float = 300, attempts: int = 1) -> str:
+    """A session claimed by ``process`` (a heartbeat name), its lease good for ``lease_s`` more seconds (negative:
+    expired), after ``attempts`` claims."""
+    b = beneficiary(db, ctx.keyring)
+    now = utcnow()
+    s = CertSession(
+        id=str(uuid.uuid4()),
+        beneficiary_id=b.id,
+        channel="self",
+        token_hash="x",
+        actions=[],
+        nonce=uuid.uuid4().hex,
+        nonce_expires_at=now,
+        expires_at=now + dt.timedelta(hours=1),
+        state="processing",
+        queued_at=now,
+        lease_until=now + dt.timedelta(seconds=lease_s),
+        worker_id=f"{process}-worker",
+        worker_process=process,
+        job_attempts=attempts,
+    )
+    db.add(s)
+    db.commit()
+    return s.id

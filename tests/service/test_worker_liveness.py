@@ -31,31 +31,6 @@ from tests.service.media import LIVE_VIDEO, card_for_video
 from tests.service.test_e2e import roster
 
 
-def held_job(db: Session, ctx: ServiceContext, process: str | None, lease_s: float = 300, attempts: int = 1) -> str:
-    """A session claimed by ``process`` (a heartbeat name) with a lease that is still good."""
-    b = factories.beneficiary(db, ctx.keyring)
-    now = utcnow()
-    s = CertSession(
-        id=str(uuid.uuid4()),
-        beneficiary_id=b.id,
-        channel="self",
-        token_hash="x",
-        actions=[],
-        nonce=uuid.uuid4().hex,
-        nonce_expires_at=now,
-        expires_at=now + dt.timedelta(hours=1),
-        state="processing",
-        queued_at=now,
-        lease_until=now + dt.timedelta(seconds=lease_s),
-        worker_id=f"{process}-worker",
-        worker_process=process,
-        job_attempts=attempts,
-    )
-    db.add(s)
-    db.commit()
-    return s.id
-
-
 def worker_row(db: Session, host: str, pid: int) -> str:
     """The heartbeat row of a worker process elsewhere, just written. Returns its name."""
     name, now = f"{host}:{pid}:{uuid.uuid4().hex[:8]}", utcnow()
@@ -77,7 +52,7 @@ def age(ctx: ServiceContext, name: str, seconds: float) -> None:
 def test_a_live_workers_long_job_is_not_taken_a_dead_ones_is(ctx: ServiceContext, db: Session) -> None:
     stale = ctx.settings.worker_stale_s
     w = worker_row(db, "hostA", 101)
-    sid = held_job(db, ctx, w)
+    sid = factories.held_job(db, ctx, w)
     # Its process beats: neither the next claim nor a claim naming the job takes it, however long it runs.
     assert claim(ctx, None, "thief") is None
     assert claim(ctx, sid, "thief") is None
@@ -95,24 +70,24 @@ def test_a_live_workers_long_job_is_not_taken_a_dead_ones_is(ctx: ServiceContext
 def test_stopped_unknown_and_expired(ctx: ServiceContext, db: Session) -> None:
     # A worker whose supervisor saw it die (or that stopped cleanly): its job is free at once.
     stopped_by = worker_row(db, "hostA", 202)
-    stopped = held_job(db, ctx, stopped_by)
+    stopped = factories.held_job(db, ctx, stopped_by)
     assert heartbeat.mark_stopped(ctx, stopped_by) == 1
     assert claim(ctx, stopped, "thief") == stopped
 
     # No heartbeat row at all (`worker --once`, an older worker): the lease decides, as before.
-    unknown = held_job(db, ctx, "hostB:303:cccc")
+    unknown = factories.held_job(db, ctx, "hostB:303:cccc")
     assert claim(ctx, unknown, "thief") is None
-    legacy = held_job(db, ctx, None)
+    legacy = factories.held_job(db, ctx, None)
     assert claim(ctx, legacy, "thief") is None
 
     # The lease stays the hard upper bound: expired, the job is taken even from a beating worker.
-    expired = held_job(db, ctx, worker_row(db, "hostC", 404), lease_s=-1)
+    expired = factories.held_job(db, ctx, worker_row(db, "hostC", 404), lease_s=-1)
     assert claim(ctx, expired, "thief") == expired
 
 
 def test_dead_workers_job_on_its_last_attempt_goes_to_staff(ctx: ServiceContext, db: Session) -> None:
     w = worker_row(db, "hostA", 505)
-    sid = held_job(db, ctx, w, attempts=ctx.settings.job_max_attempts)
+    sid = factories.held_job(db, ctx, w, attempts=ctx.settings.job_max_attempts)
     age(ctx, w, ctx.settings.worker_stale_s + 1)
     assert claim(ctx, sid, "thief") is None
     db.expire_all()

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
+from service.h5 import identity
 from tests.service import factories
 
 
@@ -55,3 +56,19 @@ def beneficiary_with_number(ctx: ServiceContext, number: str, **kw: Any) -> str:
 def beneficiary_in(db: Session, ctx: ServiceContext, number: str, **kw: Any) -> str:
     b = factories.beneficiary(db, ctx.keyring, id_number=number, **kw)
     return b.external_id
+
+
+def in_wechat(client: TestClient, ctx: ServiceContext, openid: str = "openid-h5-test") -> None:
+    """The H5 pages' WeChat login cookie, as the OAuth callback sets it."""
+    client.cookies.set(identity.COOKIE, identity.mint(ctx, openid))
+
+
+def open_h5_session(client: TestClient, ctx: ServiceContext) -> dict[str, Any]:
+    """A new beneficiary's self session opened from the H5 pages (logged in to WeChat, consent given)."""
+    number = factories.id_number()
+    beneficiary_with_number(ctx, number)
+    in_wechat(client, ctx)
+    r = client.post("/h5/api/sessions", json={"name": "张秀英", "id_number": number, "consent": True})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body

@@ -19,8 +19,7 @@ from service import sessions
 from service.context import ServiceContext
 from service.db.models import Beneficiary, CertSession, VideoFingerprint, utcnow
 from tests.service import factories
-from tests.service.api.helpers import auth, beneficiary_with_number, open_session, put_card, put_video
-from tests.service.api.test_security_h5 import in_wechat
+from tests.service.api.helpers import auth, beneficiary_with_number, open_h5_session, open_session, put_card, put_video
 from tests.service.media import LIVE_VIDEO
 
 CARD = "idcard/synthetic/card_005.jpg"
@@ -116,10 +115,7 @@ def test_h5_truncated_card_is_refused_and_stores_nothing(
 ) -> None:
     """The H5 card step, with and without the instant OCR check in front of the session upload."""
     monkeypatch.setattr(ctx.settings, "h5_card_check", card_check)
-    number = factories.id_number()
-    beneficiary_with_number(ctx, number)
-    in_wechat(client, ctx)
-    s = client.post("/h5/api/sessions", json={"name": "张秀英", "id_number": number, "consent": True}).json()
+    s = open_h5_session(client, ctx)
     card = (data_dir / CARD).read_bytes()
 
     def put(data: bytes) -> Any:

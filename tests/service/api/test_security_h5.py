@@ -12,13 +12,8 @@ from sqlalchemy import func, select
 
 from service.context import ServiceContext
 from service.db.models import CertSession
-from service.h5 import identity
 from tests.service import factories
-from tests.service.api.helpers import beneficiary_with_number
-
-
-def in_wechat(client: TestClient, ctx: ServiceContext, openid: str = "openid-h5-test") -> None:
-    client.cookies.set(identity.COOKIE, identity.mint(ctx, openid))
+from tests.service.api.helpers import beneficiary_with_number, in_wechat, open_h5_session
 
 
 @pytest.mark.parametrize("field", ["consent", "template_consent"])
@@ -40,10 +35,7 @@ def test_h5_card_idempotency_key_reused_for_another_card_is_a_conflict(
     client: TestClient, ctx: ServiceContext, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ctx.settings, "h5_card_check", False)  # the OCR feedback is not what is tested here
-    number = factories.id_number()
-    beneficiary_with_number(ctx, number)
-    in_wechat(client, ctx)
-    s = client.post("/h5/api/sessions", json={"name": "张秀英", "id_number": number, "consent": True}).json()
+    s = open_h5_session(client, ctx)
     url = f"/h5/api/sessions/{s['session_id']}/card"
     first = (data_dir / "idcard/synthetic/card_001.jpg").read_bytes()
     other = (data_dir / "idcard/synthetic/card_002.jpg").read_bytes()

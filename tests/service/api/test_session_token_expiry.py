@@ -15,8 +15,7 @@ from fastapi.testclient import TestClient
 from service.context import ServiceContext
 from service.db.models import CertSession, utcnow
 from tests.service import factories
-from tests.service.api.helpers import auth, beneficiary_with_number, open_session, put_card, put_video
-from tests.service.api.test_security_h5 import in_wechat
+from tests.service.api.helpers import auth, beneficiary_with_number, open_h5_session, open_session, put_card, put_video
 from tests.service.conftest import ADMIN
 from tests.service.media import LIVE_VIDEO
 
@@ -100,10 +99,7 @@ def test_h5_card_upload_and_link_refuse_an_expired_token(
     client: TestClient, ctx: ServiceContext, data_dir: Path, monkeypatch: pytest.MonkeyPatch, card_check: bool
 ) -> None:
     monkeypatch.setattr(ctx.settings, "h5_card_check", card_check)
-    number = factories.id_number()
-    beneficiary_with_number(ctx, number)
-    in_wechat(client, ctx)
-    s = client.post("/h5/api/sessions", json={"name": "张秀英", "id_number": number, "consent": True}).json()
+    s = open_h5_session(client, ctx)
     _set(ctx, s["session_id"], expires_at=utcnow() - dt.timedelta(seconds=1))
     card = (data_dir / CARD).read_bytes()
     r = client.post(

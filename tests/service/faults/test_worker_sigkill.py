@@ -3,13 +3,11 @@ worker process redoes the job, which is applied exactly once."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
-from service.db.models import AuditEntry, Certification, CertSession, utcnow
+from service.db.models import AuditEntry, Certification, CertSession
 from tests.service import factories
 from tests.service.api.helpers import open_session, put_card, put_video
 from tests.service.conftest import ADMIN
@@ -90,22 +88,9 @@ def test_job_that_kills_every_worker_goes_to_staff(ctx: ServiceContext, db: Sess
     """After job_max_attempts lost leases the session is FAILED (staff review), not retried forever."""
     from service.processing import claim
 
-    b = factories.beneficiary(db, ctx.keyring)
-    s = CertSession(
-        id=str(uuid.uuid4()),
-        beneficiary_id=b.id,
-        channel="self",
-        token_hash="x",
-        actions=[],
-        nonce=uuid.uuid4().hex,
-        nonce_expires_at=utcnow(),
-        expires_at=utcnow(),
-        state="processing",
-        lease_until=utcnow() - dt.timedelta(seconds=1),
-        job_attempts=ctx.settings.job_max_attempts,
-    )
-    db.add(s)
-    db.commit()
+    sid = factories.held_job(db, ctx, None, lease_s=-1, attempts=ctx.settings.job_max_attempts)
+    s = db.get(CertSession, sid)
+    assert s is not None
     assert claim(ctx, s.id, "w") is None
     db.refresh(s)
     assert s.state == "failed" and s.last_error
