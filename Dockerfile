@@ -27,7 +27,7 @@ RUN mkdir -p /models && if [ "$FETCH_MODELS" = "1" ]; then \
       PENSION_CERT_MODELS_DIR=/models /opt/venv/bin/pension-cert models fetch --pack "$MODEL_PACK"; fi
 
 FROM python:3.11-slim-bookworm AS runtime
-# espeak-ng: the H5 pages' spoken prompts (service/h5/voice.py), generated into var_dir on first use.
+# espeak-ng: the H5 pages' spoken prompts (service/features/wechat/h5/voice.py), generated into var_dir on first use.
 RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 fonts-noto-cjk espeak-ng \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /srv/pension-cert --create-home app

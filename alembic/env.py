@@ -5,17 +5,11 @@ from __future__ import annotations
 from sqlalchemy import engine_from_config, pool
 
 from alembic import context
-from service.db import (
-    console_models,  # noqa: F401 - the staff console's tables
-    models,  # noqa: F401 - registers the tables on Base.metadata
-    proxy_models,  # noqa: F401 - the proxy certification tables
-    wechat_models,  # noqa: F401 - the WeChat channel's tables
-)
-from service.db.engine import Base
+from service.infra.db.engine import Base
 
 config = context.config
 if not config.get_main_option("sqlalchemy.url"):
-    from service.config import Settings
+    from service.infra.config import Settings
 
     config.set_main_option("sqlalchemy.url", Settings().effective_database_url)
 

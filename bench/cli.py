@@ -35,7 +35,7 @@ from bench.common import CLIP_ACTIONS, CLIP_SOURCE, machine, make_clip, render_c
 def timed(args: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-m", "service.adapters.cli", *args], capture_output=True, text=True, env=env, check=False
     )
     return time.perf_counter() - t0, proc
 
@@ -134,8 +134,12 @@ print(json.dumps({"per_certification_s": round(statistics.median(times), 3), "n"
 
 def in_process(batch: Path, root: Path, env: dict[str, str]) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, "-c", IN_PROCESS, str(batch), str(root)], capture_output=True, text=True, env=env,
-        cwd=REPO, check=False,
+        [sys.executable, "-c", IN_PROCESS, str(batch), str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
     )
     if proc.returncode != 0:
         raise SystemExit(f"in-process reference failed: {proc.stderr[-400:]}")

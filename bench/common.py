@@ -33,7 +33,7 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("PENSION_CERT_MODELS_DIR", str(REPO.parent / "shared" / "models"))
 os.environ.setdefault("PENSION_CERT_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
-from service.demo import DEMO_ACTIONS, DEMO_VIDEO, sample_card  # noqa: E402
+from service.adapters.cli.demo import DEMO_ACTIONS, DEMO_VIDEO, sample_card  # noqa: E402
 
 # The real webcam video of the demo turns left (0.95 s), right (1.75 s) and nods (4.1 s) in its first 5 s
 # (hand-checked labels, tests/pipelines/liveness/data/action_labels.json): its first 5 s, scaled to 1280×960
@@ -283,7 +283,7 @@ class Server:
                 out["database_commits"] = int(conn.execute(text(commits)).scalar_one())
             engine.dispose()
         if self.s3_endpoint:
-            from service.storage_s3 import S3Options, make_client
+            from service.infra.storage_s3 import S3Options, make_client
 
             raw = make_client(S3Options(self.s3_endpoint, "us-east-1", "bench", "bench"))
             pages = raw.get_paginator("list_objects_v2").paginate(Bucket="bench-media")
@@ -330,7 +330,7 @@ def service_env(var: Path, api_key: str, worker_mode: str, threads: int) -> dict
 
 def s3_bucket_env(s3: Any) -> dict[str, str]:
     """Settings of a fresh bucket on the S3 server `s3` (tests/service/servers.S3Server)."""
-    from service.storage_s3 import S3Options, make_client
+    from service.infra.storage_s3 import S3Options, make_client
 
     make_client(S3Options(s3.endpoint, "us-east-1", "bench", "bench")).create_bucket(Bucket="bench-media")
     return {
@@ -363,7 +363,8 @@ def start_service(
     embedded: `pension-cert serve` (SQLite, its own `workers` worker processes). thread: one worker thread in
     the API process. processes: the API without worker plus `workers` `pension-cert worker` processes.
     celery: throwaway PostgreSQL (Alembic-migrated) + Redis, the API enqueuing to Redis, and `workers`
-    `celery -A service.tasks worker --pool=solo --concurrency=1` processes. celery-s3: the same with the media
+    `celery -A service.adapters.workers.tasks worker --pool=solo --concurrency=1` processes. celery-s3: the same with
+    the media
     in a bucket of an S3 server on loopback, and every process in its own working and var directory (two hosts
     without a shared disk, simulated: nothing but the database, the broker and the bucket is shared).
     ORT threads per worker: given, else 2 for a single worker and 1 each for more (2 cores in all).
@@ -384,7 +385,7 @@ def start_service(
     env.update(extra_env or {})
     port = servers.free_port()
     base = f"http://127.0.0.1:{port}"
-    cli = [sys.executable, "-m", "service.cli"]
+    cli = [sys.executable, "-m", "service.adapters.cli"]
     server = Server(base, api_key, setup, n_workers, threads, var)
     procs: list[subprocess.Popen[bytes]] = []
     with ExitStack() as stack:
@@ -393,7 +394,7 @@ def start_service(
         if scaleout:
             db_url = stack.enter_context(servers.postgres_server(var / "pg"))
             broker = stack.enter_context(servers.redis_server(var / "redis"))
-            from service.db.migrate import upgrade
+            from service.infra.db.migrate import upgrade
 
             upgrade(db_url)
             env.update(PENSION_CERT_DATABASE_URL=db_url, PENSION_CERT_BROKER_URL=broker)
@@ -427,7 +428,7 @@ def start_service(
             for k in range(n_workers):
                 wlog = stack.enter_context((var / f"celery{k}.log").open("wb"))
                 cmd = [
-                    sys.executable, "-m", "celery", "-A", "service.tasks", "worker", "--pool=solo",
+                    sys.executable, "-m", "celery", "-A", "service.adapters.workers.tasks", "worker", "--pool=solo",
                     "--concurrency=1", "--without-gossip", "--without-mingle", "--loglevel=WARNING",
                     f"--hostname=bench{k}@%h",
                 ]  # fmt: skip

@@ -33,12 +33,12 @@ sys.path.insert(0, str(REPO))
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from service.api import create_app  # noqa: E402
-from service.config import Settings  # noqa: E402
-from service.console import audit_chain  # noqa: E402
-from service.console.auth import create_user  # noqa: E402
-from service.context import ServiceContext  # noqa: E402
-from service.db.models import Beneficiary, CertSession  # noqa: E402
+from service.adapters.http import create_app  # noqa: E402
+from service.certification.context import ServiceContext  # noqa: E402
+from service.certification.models import Beneficiary, CertSession  # noqa: E402
+from service.features.console import audit_chain  # noqa: E402
+from service.features.console.auth import create_user  # noqa: E402
+from service.infra.config import Settings  # noqa: E402
 
 PASSWORD = "bench-password-123"
 REGIONS = ["370102", "370103", "370203", "370305", "610111", "610112", "110105", "440106"]

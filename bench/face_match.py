@@ -102,10 +102,20 @@ def run_pack(
         face_ms.append((t3 - t0) * 1e3)
         face_noflip_ms.append((t2 - t0 + t4 - t3) * 1e3)
 
-    genuine = np.asarray([cosine(embeddings[p.path_a], embeddings[p.path_b]) for p in pairs
-                          if p.genuine and p.path_a in embeddings and p.path_b in embeddings])
-    impostor = np.asarray([cosine(embeddings[p.path_a], embeddings[p.path_b]) for p in pairs
-                           if not p.genuine and p.path_a in embeddings and p.path_b in embeddings])
+    genuine = np.asarray(
+        [
+            cosine(embeddings[p.path_a], embeddings[p.path_b])
+            for p in pairs
+            if p.genuine and p.path_a in embeddings and p.path_b in embeddings
+        ]
+    )
+    impostor = np.asarray(
+        [
+            cosine(embeddings[p.path_a], embeddings[p.path_b])
+            for p in pairs
+            if not p.genuine and p.path_a in embeddings and p.path_b in embeddings
+        ]
+    )
 
     # End to end per pair, nothing cached: decode both files, detect, align, quality, embed, compare.
     pair_ms: list[float] = []
@@ -120,9 +130,11 @@ def run_pack(
         pair_ms.append((time.perf_counter() - t0) * 1e3)
 
     th = matcher.thresholds
-    population = population_block(matcher, population_data, lfw_older_genuine(pairs_csv, embeddings)) if (
-        population_data is not None
-    ) else None
+    population = (
+        population_block(matcher, population_data, lfw_older_genuine(pairs_csv, embeddings))
+        if (population_data is not None)
+        else None
+    )
     return {
         "pack": pack,
         "models": matcher.model_versions(),
@@ -136,8 +148,11 @@ def run_pack(
         },
         "note_far": "TAR at FAR on the pair list itself (its impostor count bounds the FAR resolution)",
         "calibrated_thresholds": {
-            "accept": th.accept, "review": th.review, "version": th.calibration_version,
-            "accept_population": th.accept_population, "review_population": th.review_population,
+            "accept": th.accept,
+            "review": th.review,
+            "version": th.calibration_version,
+            "accept_population": th.accept_population,
+            "review_population": th.review_population,
         },
         "bands_on_pairs": {
             "genuine_accept_rate": round(float(np.mean(genuine >= th.accept)), 6),
@@ -174,10 +189,22 @@ def main() -> int:
     results = []
     for pack in args.packs.split(","):
         proc = subprocess.run(
-            [sys.executable, __file__, "--single-pack", pack, "--pairs", str(args.pairs), "--root", str(args.root),
-             "--timing-pairs", str(args.timing_pairs),
-             *(["--population-data", str(args.population_data)] if args.population_data else [])],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--single-pack",
+                pack,
+                "--pairs",
+                str(args.pairs),
+                "--root",
+                str(args.root),
+                "--timing-pairs",
+                str(args.timing_pairs),
+                *(["--population-data", str(args.population_data)] if args.population_data else []),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         results.append(json.loads(proc.stdout))
     report = {

@@ -50,8 +50,14 @@ def generated(data_dir: Path, n: int, seed: int, hard: bool) -> Iterator[Case]:
 def shared_synthetic(data_dir: Path) -> Iterator[Case]:
     with (data_dir / "idcard" / "synthetic_labels.csv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            labels = {"name": row["name"], "sex": row["sex"], "ethnicity": row["ethnicity"],
-                      "birth_date": row["birth"], "address": row["address"], "id_number": row["id_number"]}
+            labels = {
+                "name": row["name"],
+                "sex": row["sex"],
+                "ethnicity": row["ethnicity"],
+                "birth_date": row["birth"],
+                "address": row["address"],
+                "id_number": row["id_number"],
+            }
             yield row["card"], load_image(data_dir / row["card"]), labels, None
 
 
@@ -61,9 +67,14 @@ def samples(data_dir: Path) -> Iterator[Case]:
         for row in csv.DictReader(fh):
             if not row["id_number_as_printed"]:
                 continue
-            labels = {"name": row["name"], "sex": row["sex"], "ethnicity": row["ethnicity"],
-                      "birth_date": row["birth_as_printed"], "address": row["address_as_printed"],
-                      "id_number": row["id_number_as_printed"]}
+            labels = {
+                "name": row["name"],
+                "sex": row["sex"],
+                "ethnicity": row["ethnicity"],
+                "birth_date": row["birth_as_printed"],
+                "address": row["address_as_printed"],
+                "id_number": row["id_number_as_printed"],
+            }
             yield row["file"], load_image(folder / row["file"]), labels, None
 
 
@@ -120,7 +131,9 @@ def summarize(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
         if with_truth:
             out["portrait_crop_success"] = round(
                 sum(r["ours"]["portrait_verified"] and r["ours"]["portrait_iou"] >= 0.5 for r in with_truth)
-                / len(with_truth), 4)
+                / len(with_truth),
+                4,
+            )
         errors: dict[str, int] = {}
         for r in rows:
             for e in r["ours"]["errors"]:
@@ -149,11 +162,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             res = reader.read(image)
             ms = (time.perf_counter() - t0) * 1000
             got = res.to_dict()
-            row: dict[str, Any] = {"card": name, "ours": {
-                "ms": ms, "fields": {f: str(got[f]) == labels[f] for f in FIELDS},
-                "errors": got["errors"], "portrait_verified": res.portrait_verified,
-                "portrait_iou": None if portrait_quad is None else iou_quad_bbox(res.portrait_bbox, portrait_quad),
-            }}
+            row: dict[str, Any] = {
+                "card": name,
+                "ours": {
+                    "ms": ms,
+                    "fields": {f: str(got[f]) == labels[f] for f in FIELDS},
+                    "errors": got["errors"],
+                    "portrait_verified": res.portrait_verified,
+                    "portrait_iou": None if portrait_quad is None else iou_quad_bbox(res.portrait_bbox, portrait_quad),
+                },
+            }
             wrong = {f: got[f] for f in FIELDS if not row["ours"]["fields"][f]}
             if wrong:
                 row["ours"]["wrong"] = wrong
@@ -174,9 +192,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["sets"][set_name] = summary
         report["cases"][set_name] = [r for r in rows if "wrong" in r["ours"] or r["ours"]["errors"]]
     report["config"] = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "n": args.n, "seed": args.seed,
-        "hard_n": args.hard_n, "threads": os.environ["PENSION_CERT_ORT_THREADS"], "cpu_count": os.cpu_count(),
-        "machine": platform.machine(), "python": platform.python_version(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "n": args.n,
+        "seed": args.seed,
+        "hard_n": args.hard_n,
+        "threads": os.environ["PENSION_CERT_ORT_THREADS"],
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
         "load_avg_end": list(os.getloadavg()),
     }
     return report

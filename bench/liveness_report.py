@@ -54,8 +54,6 @@ def mode_table(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-
-
 def markdown_table(report: dict[str, Any]) -> str:
     parts = []
     for mode, sub in report["modes"].items():

@@ -347,7 +347,8 @@ def main() -> int:
     p.add_argument("--base-url", default=None, help="an already running server (its roster gets the bench rows)")
     p.add_argument("--api-key", default=None, help="with --base-url: an operator (admin) key (roster import)")
     p.add_argument("--no-forwarded-for", action="store_true", help="do not send a per-user X-Forwarded-For")
-    # As the H5 page does (service/h5/static/h5.js): polls are requests the API must serve, and the latency
+    # As the H5 page does (service/features/wechat/h5/static/h5.js): polls are requests the API must serve, and the
+    # latency
     # figures come from the server's decided_at, not from when a poll sees the decision.
     p.add_argument("--poll", type=float, default=1.5, help="seconds between status polls")
     p.add_argument("--max-vus", type=int, default=200, help="concurrent virtual users at most")

@@ -5,7 +5,8 @@
     .venv/bin/python bench/pipeline.py --n 3 --baseline-n 2 --out bench/results/pipeline.dev.json   # quick check
     .venv/bin/python bench/pipeline.py --n 0 --profile 5 --out bench/results/pipeline.profile.dev.json
 
-Inputs: N ID-card photos rendered by the project's generator (`service.demo.sample_card`, seeds 1000…) around
+Inputs: N ID-card photos rendered by the project's generator (`service.adapters.cli.demo.sample_card`, seeds 1000…)
+around
 the face of the real webcam video `spoof/videos/apfol_real2.webm`, and that video's first 5 s re-encoded to
 1280×720 H.264 at 30 fps (the shared data has no 5 s 720p selfie with head movements; see bench/common.py).
 
@@ -301,7 +302,8 @@ def main(args: argparse.Namespace) -> int:
             "ort_threads": args.ort_threads,
             "providers": providers,
             "video": clip,
-            "cards": "service.demo.sample_card (project generator, portrait from the clip's face), seeds 1000+",
+            "cards": "service.adapters.cli.demo.sample_card (project generator, portrait from the clip's face), "
+            "seeds 1000+",
             "challenge": CLIP_ACTIONS,
         },
         "machine": machine_before,

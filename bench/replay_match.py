@@ -90,8 +90,13 @@ def main() -> int:
         for p in picked:
             for s in SPEEDS:
                 copies[s].append((frame_hashes(retimed(args.cache / p, s, Path(tmp) / "copy.mp4")), hashes[p]))
-    report: dict[str, Any] = {"benchmark": "replay_match", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                              "real_clips": len(rows), "subjects": len(by_subject), "retimed_originals": len(picked)}
+    report: dict[str, Any] = {
+        "benchmark": "replay_match",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "real_clips": len(rows),
+        "subjects": len(by_subject),
+        "retimed_originals": len(picked),
+    }
     for name, rates in ALIGNMENTS.items():
         report[name] = {
             "false_match_same_person": {src: rate(matches(p, rates), len(p)) for src, p in sorted(same_person.items())},

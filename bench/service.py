@@ -11,7 +11,7 @@ from the acknowledged video upload to the decision (p50/p95), and worker memory 
 that it starts itself, polling the same database). `thread`: the same with one worker thread inside the API
 process. `processes`: the API with its worker off plus --workers `pension-cert worker` processes. `celery`:
 the scale-out set-up on loopback: throwaway PostgreSQL (Alembic-migrated) and Redis started from the Debian
-binaries, the API enqueuing to Redis, and --workers `celery -A service.tasks worker --pool=solo
+binaries, the API enqueuing to Redis, and --workers `celery -A service.adapters.workers.tasks worker --pool=solo
 --concurrency=1` processes. `celery-s3`: the same with the media in a bucket (an S3 server on loopback) and
 every process in its own working directory, no shared media folder (API and workers on separate hosts,
 simulated). ONNX Runtime threads per worker: 2 for one worker, 1 each for two (2 cores).
@@ -52,7 +52,7 @@ from bench.common import (  # noqa: E402
     summary,
     unique_video,
 )
-from service.demo import DEMO_VIDEO, upload_media  # noqa: E402
+from service.adapters.cli.demo import DEMO_VIDEO, upload_media  # noqa: E402
 
 
 def certify_one(base: str, api_key: str, ext: str, card: bytes, video: bytes) -> dict[str, Any]:

@@ -30,16 +30,16 @@ sys.path.insert(0, str(REPO))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from service.api import create_app  # noqa: E402
-from service.config import Settings  # noqa: E402
-from service.context import ServiceContext  # noqa: E402
-from service.db.models import Beneficiary, CertSession, Channel, SessionState  # noqa: E402
-from service.db.wechat_models import WeChatSessionLink  # noqa: E402
-from service.h5.cardcheck import card_problems  # noqa: E402
-from service.wechat.notify import run_notifications  # noqa: E402
-from service.wechat.runtime import build_channel  # noqa: E402
+from service.adapters.http import create_app  # noqa: E402
+from service.certification.context import ServiceContext  # noqa: E402
+from service.certification.models import Beneficiary, CertSession, Channel, SessionState  # noqa: E402
+from service.features.wechat.h5.cardcheck import card_problems  # noqa: E402
+from service.features.wechat.models import WeChatSessionLink  # noqa: E402
+from service.features.wechat.notify import run_notifications  # noqa: E402
+from service.features.wechat.runtime import build_channel  # noqa: E402
+from service.infra.config import Settings  # noqa: E402
+from tests.service.features.wechat.fake_wechat import FakeWeChat  # noqa: E402
 from tests.service.media import LIVE_VIDEO, card_for_video  # noqa: E402
-from tests.service.wechat.fake_wechat import FakeWeChat  # noqa: E402
 
 
 def settings_for(fake: FakeWeChat, root: Path) -> Settings:
@@ -66,7 +66,12 @@ def bench_reminders(ctx: ServiceContext, fake: FakeWeChat, n: int) -> dict[str, 
         for i in range(n):
             valid = today + dt.timedelta(days=10) if i % 2 else today - dt.timedelta(days=5)
             b = Beneficiary(
-                external_id=f"B{i}", id_hash=f"h{i}", id_enc="-", id_masked="-", name="测试", region="370102",
+                external_id=f"B{i}",
+                id_hash=f"h{i}",
+                id_enc="-",
+                id_masked="-",
+                name="测试",
+                region="370102",
                 valid_until=valid,
             )
             db.add(b)
@@ -75,8 +80,15 @@ def bench_reminders(ctx: ServiceContext, fake: FakeWeChat, n: int) -> dict[str, 
             sid, last_year = str(uuid.uuid4()), dt.datetime(2025, 11, 1)
             db.add(
                 CertSession(
-                    id=sid, beneficiary_id=b.id, channel=Channel.SELF, token_hash=f"t{i}", nonce=f"n{i}",
-                    nonce_expires_at=last_year, expires_at=last_year, state=SessionState.DECIDED, decision="accept",
+                    id=sid,
+                    beneficiary_id=b.id,
+                    channel=Channel.SELF,
+                    token_hash=f"t{i}",
+                    nonce=f"n{i}",
+                    nonce_expires_at=last_year,
+                    expires_at=last_year,
+                    state=SessionState.DECIDED,
+                    decision="accept",
                     decided_at=last_year,
                 )
             )
@@ -142,8 +154,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, FakeWeChat() as fake:
         ctx = ServiceContext(settings_for(fake, Path(tmp)))
         out = {
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "ort_threads": os.environ.get("PENSION_CERT_ORT_THREADS")},
+            "machine": {
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "ort_threads": os.environ.get("PENSION_CERT_ORT_THREADS"),
+            },
             "notifications": bench_reminders(ctx, fake, args.reminders),
             "jssdk_config": bench_jssdk(ctx),
             "card_check": bench_card_check(ctx, data_dir, args.repeat),

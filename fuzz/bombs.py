@@ -148,7 +148,9 @@ def xlsx_dimension_bomb() -> bytes:
 
     def sheet(dst: zipfile.ZipFile) -> None:
         xml = (
-            _SHEET_HEAD + b'<dimension ref="A1:XFD1048576"/><sheetData>' + _HEADER_ROW
+            _SHEET_HEAD
+            + b'<dimension ref="A1:XFD1048576"/><sheetData>'
+            + _HEADER_ROW
             + b'<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row></sheetData></worksheet>'
         )
         dst.writestr("xl/worksheets/sheet1.xml", xml)
@@ -162,7 +164,7 @@ def _peak_mb() -> float:
 
 def _outcome(parse: Callable[[bytes], object], data: bytes) -> dict[str, object]:
     from pipelines.errors import PipelineError
-    from service.errors import ServiceError
+    from service.certification.errors import ServiceError
 
     before = _peak_mb()
     try:
@@ -182,7 +184,7 @@ def _decode_video(data: bytes) -> None:
 
 
 def _read_roster(name: str) -> Callable[[bytes], object]:
-    from service.roster import read_table
+    from service.certification.roster import read_table
 
     return lambda data: sum(1 for _ in read_table(name, data))
 

@@ -9,7 +9,7 @@ import atheris  # type: ignore[import-untyped]
 
 from pipelines.errors import PipelineError
 from pipelines.reasons import ReasonCode
-from service.errors import ServiceError
+from service.certification.errors import ServiceError
 
 MEDIA_CODES = {
     ReasonCode.MEDIA_CORRUPT,

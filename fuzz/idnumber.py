@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import atheris  # type: ignore[import-untyped]
 
-with atheris.instrument_imports(include=["service.idnumber", "pipelines.id_card.validate"]):
+with atheris.instrument_imports(include=["service.certification.idnumber", "pipelines.id_card.validate"]):
     from pipelines.id_card.validate import check_number
-    from service import idnumber
+    from service.certification import idnumber
 
 from fuzz.harness import main
 

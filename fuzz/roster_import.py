@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import atheris  # type: ignore[import-untyped]
 
-with atheris.instrument_imports(include=["service.roster", "service.idnumber"]):
-    from service.errors import ServiceError
-    from service.roster import read_table, validate_row
+with atheris.instrument_imports(include=["service.certification.roster", "service.certification.idnumber"]):
+    from service.certification.errors import ServiceError
+    from service.certification.roster import read_table, validate_row
 
 from fuzz.harness import expect_roster_error, main
 

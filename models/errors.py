@@ -20,9 +20,7 @@ class UnknownModelError(ModelError):
 
 class ModelMissingError(ModelError):
     def __init__(self, name: str, path: str, sha256: str) -> None:
-        super().__init__(
-            f"model {name!r}: file {path} is missing (expected sha256 {sha256}). {FETCH_HINT}"
-        )
+        super().__init__(f"model {name!r}: file {path} is missing (expected sha256 {sha256}). {FETCH_HINT}")
         self.name = name
         self.path = path
         self.sha256 = sha256

@@ -1,7 +1,8 @@
 """What a file is, from its bytes: magic numbers first (a declared Content-Type or a file name is only a hint).
 
 The one home for typing uploads and command-line inputs: the API and H5 uploads (through
-``service.sessions.upload``) and the CLI's input checks call it. Standard library only, so that the command line
+``service.certification.sessions.upload``) and the CLI's input checks call it. Standard library only, so that the
+command line
 can refuse a PDF given as a photo before any model loads. Deeper checks (a JPEG cut short, an MP4 without its
 index) stay with the decoders: this module only says what the content claims to be.
 """

@@ -78,9 +78,7 @@ def check_new_binding(
         )
     relatives = {b.relative_id for b in elder_bindings if b.active}
     if len(relatives) >= policy.max_relatives_per_elder:
-        raise ProxyAuthError(
-            ReasonCode.PROXY_LIMIT_REACHED, f"elder already has {len(relatives)} relatives bound"
-        )
+        raise ProxyAuthError(ReasonCode.PROXY_LIMIT_REACHED, f"elder already has {len(relatives)} relatives bound")
 
 
 def needs_consent(elder_bindings: Sequence[Binding]) -> bool:

@@ -95,8 +95,10 @@ def apply_proxy_policy(decision: Decision, ctx: ProxyContext, policy: ProxyPolic
     if isinstance(face_accept, float):
         proxy_accept = face_accept + policy.accept_margin
         thresholds["proxy_face_accept"] = proxy_accept
-        best = max((s for k, s in scores.items() if k in ("card_similarity", "template_similarity") and s is not None),
-                   default=None)
+        best = max(
+            (s for k, s in scores.items() if k in ("card_similarity", "template_similarity") and s is not None),
+            default=None,
+        )
         if outcome is Outcome.ACCEPT and (best is None or best < proxy_accept):
             outcome = Outcome.REVIEW
             notes.append("face similarity below the stricter proxy threshold")

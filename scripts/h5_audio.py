@@ -1,4 +1,5 @@
-"""Generate the H5 pages' spoken prompts (service/h5/voice.py PROMPTS) with espeak-ng into var_dir/h5-audio.
+"""Generate the H5 pages' spoken prompts (service/features/wechat/h5/voice.py PROMPTS) with espeak-ng into
+var_dir/h5-audio.
 
 The service also generates a missing prompt on its first request; run this at deployment (or after changing
 a prompt) so no citizen waits for it. A bureau's own recordings go in the folder of the setting h5_audio_dir
@@ -14,8 +15,8 @@ import argparse
 import logging
 import sys
 
-from service.config import Settings
-from service.h5 import voice
+from service.features.wechat.h5 import voice
+from service.infra.config import Settings
 
 log = logging.getLogger("h5_audio")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scale-out set-up on one machine: PostgreSQL and Redis from Debian packages, on loopback, data under
 # var/services. Prints the settings to export; then run `pension-cert serve` and any number of
-# `celery -A service.tasks worker` (or `pension-cert worker`) processes.
+# `celery -A service.adapters.workers.tasks worker` (or `pension-cert worker`) processes.
 #   scripts/services.sh start   # install if needed, start, migrate (Alembic), print the exports
 #   scripts/services.sh stop
 # The test suite does not need this: it starts its own throwaway servers from the same binaries.

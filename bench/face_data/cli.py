@@ -28,8 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--mirror-root", type=Path, default=Path("/work/.mirror"))
     b.add_argument("--manifest", type=Path, default=MANIFEST)
     k = sub.add_parser("build-links", help="(maintainers) same-person links from two recognizers' embeddings")
-    k.add_argument("--embeddings", type=Path, default=default_cache() / "embeddings",
-                   help="folder with default.npz and insightface.npz (bench/face_match.py --population-data)")
+    k.add_argument(
+        "--embeddings",
+        type=Path,
+        default=default_cache() / "embeddings",
+        help="folder with default.npz and insightface.npz (bench/face_match.py --population-data)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:

@@ -31,8 +31,27 @@ UTK_OTHER_PER_RACE = 200  # non-Asian adults kept per race: negatives for the et
 # FIW families whose members are East-Asian (Chinese, Japanese, Korean), chosen by the members' names in the
 # source's metadata and checked on sight; see docs/face_data.md.
 FIW_EAST_ASIAN = (
-    "F0757", "F0856", "F0857", "F0860", "F0861", "F0863", "F0865", "F0867", "F0868", "F0869", "F0899",
-    "F0901", "F0904", "F0944", "F0945", "F0946", "F0947", "F0948", "F0949", "F0951", "F0992",
+    "F0757",
+    "F0856",
+    "F0857",
+    "F0860",
+    "F0861",
+    "F0863",
+    "F0865",
+    "F0867",
+    "F0868",
+    "F0869",
+    "F0899",
+    "F0901",
+    "F0904",
+    "F0944",
+    "F0945",
+    "F0946",
+    "F0947",
+    "F0948",
+    "F0949",
+    "F0951",
+    "F0992",
 )
 # FIW mid.csv codes: the relation of the row member to the column member.
 FIW_RELATIONS = {1: "parent_child", 2: "siblings", 3: "grandparent", 4: "parent_child", 5: "spouse", 6: "grandparent"}
@@ -88,8 +107,18 @@ def utkface(mirror_root: Path) -> Iterator[FaceRow]:
         for path, m in sorted(chosen):
             name = path.rsplit("/", 1)[1].split(".")[0]
             yield FaceRow(
-                f"utkface_{name}", "utkface", r.repo, r.commit, path, r.sha(path), f"utkface:{name}",
-                f"utkface:{name}", "", m.group(1), "m" if m.group(2) == "0" else "f", UTK_RACES[race],
+                f"utkface_{name}",
+                "utkface",
+                r.repo,
+                r.commit,
+                path,
+                r.sha(path),
+                f"utkface:{name}",
+                f"utkface:{name}",
+                "",
+                m.group(1),
+                "m" if m.group(2) == "0" else "f",
+                UTK_RACES[race],
             )
     r.snap.close()
 
@@ -115,8 +144,19 @@ def tskinface(mirror_root: Path, relations: list[dict[str, str]]) -> Iterator[Fa
             region = f"{cx - half:.0f} {cy - half:.0f} {cx + half:.0f} {cy + half:.0f}"
             groups.setdefault(stem, []).append(role)
             yield FaceRow(
-                f"tskinface_{stem}-{role}", "tskinface", r.repo, r.commit, path, shas[path], f"tskinface:{stem}-{role}",
-                f"tskinface:{stem}", role, "", "m" if role in "FS" else "f", "", region,
+                f"tskinface_{stem}-{role}",
+                "tskinface",
+                r.repo,
+                r.commit,
+                path,
+                shas[path],
+                f"tskinface:{stem}-{role}",
+                f"tskinface:{stem}",
+                role,
+                "",
+                "m" if role in "FS" else "f",
+                "",
+                region,
             )
         for stem, roles in groups.items():
             relations.extend(_tskinface_relations(stem, roles))
@@ -125,11 +165,16 @@ def tskinface(mirror_root: Path, relations: list[dict[str, str]]) -> Iterator[Fa
 
 def _tskinface_relations(stem: str, roles: list[str]) -> Iterator[dict[str, str]]:
     for i, a in enumerate(roles):
-        for b in roles[i + 1:]:
+        for b in roles[i + 1 :]:
             pair = {a, b}
             rel = "spouse" if pair == {"F", "M"} else "siblings" if pair == {"S", "D"} else "parent_child"
-            yield {"source": "tskinface", "family": f"tskinface:{stem}", "subject_a": f"tskinface:{stem}-{a}",
-                   "subject_b": f"tskinface:{stem}-{b}", "relation": rel}
+            yield {
+                "source": "tskinface",
+                "family": f"tskinface:{stem}",
+                "subject_a": f"tskinface:{stem}-{a}",
+                "subject_b": f"tskinface:{stem}-{b}",
+                "relation": rel,
+            }
 
 
 def fiw(mirror_root: Path, relations: list[dict[str, str]]) -> Iterator[FaceRow]:
@@ -143,8 +188,15 @@ def fiw(mirror_root: Path, relations: list[dict[str, str]]) -> Iterator[FaceRow]
             for j in range(n):
                 code = int(row[1 + j] or 0)
                 if code and int(row[0]) < j + 1 and code in FIW_RELATIONS:
-                    relations.append({"source": "fiw", "family": f"fiw:{fam}", "subject_a": f"fiw:{fam}/MID{row[0]}",
-                                      "subject_b": f"fiw:{fam}/MID{j + 1}", "relation": FIW_RELATIONS[code]})
+                    relations.append(
+                        {
+                            "source": "fiw",
+                            "family": f"fiw:{fam}",
+                            "subject_a": f"fiw:{fam}/MID{row[0]}",
+                            "subject_b": f"fiw:{fam}/MID{j + 1}",
+                            "relation": FIW_RELATIONS[code],
+                        }
+                    )
         genders = {f"MID{row[0]}": row[-1].strip().lower()[:1] for row in members}
         for _, path in _ls(r.git_dir, r.commit, f"{base}/{fam}/"):
             parts = path.split("/")
@@ -154,8 +206,17 @@ def fiw(mirror_root: Path, relations: list[dict[str, str]]) -> Iterator[FaceRow]
                 continue
             mid, name = parts[6], parts[7].rsplit(".", 1)[0]
             yield FaceRow(
-                f"fiw_{fam}_{mid}_{name}", "fiw", r.repo, r.commit, path, r.sha(path), f"fiw:{fam}/{mid}",
-                f"fiw:{fam}", mid, "", genders.get(mid, "") if genders.get(mid, "") in ("m", "f") else "",
+                f"fiw_{fam}_{mid}_{name}",
+                "fiw",
+                r.repo,
+                r.commit,
+                path,
+                r.sha(path),
+                f"fiw:{fam}/{mid}",
+                f"fiw:{fam}",
+                mid,
+                "",
+                genders.get(mid, "") if genders.get(mid, "") in ("m", "f") else "",
                 "east_asian",
             )
     r.snap.close()
@@ -167,23 +228,37 @@ def asian_faces(mirror_root: Path) -> Iterator[FaceRow]:
     for top in ASIAN_FACES_DIRS:
         group = top.rsplit("/", 1)[-1].replace("_images", "").replace("sample_", "").lower() or "target"
         for blob, path in _ls(r.git_dir, r.commit, f"{top}/"):
-            parts = path[len(top) + 1:].split("/")
+            parts = path[len(top) + 1 :].split("/")
             if len(parts) != 2 or not re.search(r"\.(jpe?g|png)$", path, re.IGNORECASE) or blob in seen:
                 continue
             seen.add(blob)
             ident, name = parts[0], parts[1].rsplit(".", 1)[0]
             subject = f"asian_faces:{group}/{ident}"
             yield FaceRow(
-                f"asian_faces_{group}_{ident}_{name}", "asian_faces", r.repo, r.commit, path, r.sha(path), subject,
-                subject, "", "", "", "east_asian",
+                f"asian_faces_{group}_{ident}_{name}",
+                "asian_faces",
+                r.repo,
+                r.commit,
+                path,
+                r.sha(path),
+                subject,
+                subject,
+                "",
+                "",
+                "",
+                "east_asian",
             )
     r.snap.close()
 
 
 def build_manifest(mirror_root: Path, path: Path = MANIFEST) -> list[FaceRow]:
     relations: list[dict[str, str]] = []
-    rows = [*utkface(mirror_root), *tskinface(mirror_root, relations), *fiw(mirror_root, relations),
-            *asian_faces(mirror_root)]
+    rows = [
+        *utkface(mirror_root),
+        *tskinface(mirror_root, relations),
+        *fiw(mirror_root, relations),
+        *asian_faces(mirror_root),
+    ]
     write_manifest(rows, path)
     with path.with_name(RELATIONS.name).open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=RELATION_COLUMNS, lineterminator="\n")
@@ -203,9 +278,7 @@ def build_links(embeddings_dir: Path, path: Path = LINKS) -> int:
 
     first, _ = FaceSet.load(embeddings_dir / "default.npz")
     second, _ = FaceSet.load(embeddings_dir / "insightface.npz")
-    agreed = linked_pairs(
-        first, second, LINK_THRESHOLDS["mobilefacenet_foamliu"], LINK_THRESHOLDS["w600k_mbf_int8"]
-    )
+    agreed = linked_pairs(first, second, LINK_THRESHOLDS["mobilefacenet_foamliu"], LINK_THRESHOLDS["w600k_mbf_int8"])
     rows = {tuple(sorted(p)): "two_recognizers" for p in agreed}
     with JUDGEMENTS.open(newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):

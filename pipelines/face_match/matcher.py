@@ -180,8 +180,7 @@ class FaceMatcher:
         sims = [cosine(reference.embedding, p.embedding) for p in probes]
         fused = cosine(reference.embedding, pooled_embedding(probes))
         frames = [
-            FrameEvidence(i, s, u, p.quality)
-            for i, (s, u, p) in enumerate(zip(sims, use_mask, probes, strict=True))
+            FrameEvidence(i, s, u, p.quality) for i, (s, u, p) in enumerate(zip(sims, use_mask, probes, strict=True))
         ]
         flags = sorted(
             {f.value for f in reference.quality.flags} | ({"probe_low_quality"} if not any(usable) else set())
@@ -203,4 +202,3 @@ class FaceMatcher:
         reference = self.observe(reference_bgr)
         probes = self.observe_many(probes_bgr, allow_multiple=allow_multiple_in_probes)
         return self.compare(reference, probes)
-

@@ -107,8 +107,10 @@ def sane(h: np.ndarray) -> bool:
     sides = [float(np.linalg.norm(corners[(i + 1) % 4] - corners[i])) for i in range(4)]
     # The card is 1.59:1; under ≤~35° of tilt its outline stays between about 1:1 and 2.6:1.
     aspect = (sides[0] + sides[2]) / max(sides[1] + sides[3], 1e-6)
-    return 0.9 < aspect < 2.8 and max(sides[0], sides[2]) / max(min(sides[0], sides[2]), 1e-6) < 2.5 and (
-        max(sides[1], sides[3]) / max(min(sides[1], sides[3]), 1e-6) < 2.5
+    return (
+        0.9 < aspect < 2.8
+        and max(sides[0], sides[2]) / max(min(sides[0], sides[2]), 1e-6) < 2.5
+        and (max(sides[1], sides[3]) / max(min(sides[1], sides[3]), 1e-6) < 2.5)
     )
 
 
@@ -171,8 +173,11 @@ def solve_affine_to_card(
     return np.array([row_x, row_y, [0.0, 0.0, 1.0]])
 
 
-def _rms(g: np.ndarray, points: list[tuple[tuple[float, float], tuple[float, float]]],
-         y_only: list[tuple[tuple[float, float], float]]) -> float:
+def _rms(
+    g: np.ndarray,
+    points: list[tuple[tuple[float, float], tuple[float, float]]],
+    y_only: list[tuple[tuple[float, float], float]],
+) -> float:
     errs = [float(np.hypot(*(apply(g, np.array([p]))[0] - np.array(c)))) for p, c in points]
     errs += [float(abs(apply(g, np.array([p]))[0][1] - y)) for p, y in y_only]
     return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
@@ -228,8 +233,14 @@ def _strong_edges(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return mag, ang, mag > np.partition(sample, k)[k]
 
 
-def edge_extent(small: np.ndarray, turn: np.ndarray, size: tuple[int, int], tail: float = 0.5,
-                margin: float = 0.06, strong: np.ndarray | None = None) -> tuple[int, int, int, int]:
+def edge_extent(
+    small: np.ndarray,
+    turn: np.ndarray,
+    size: tuple[int, int],
+    tail: float = 0.5,
+    margin: float = 0.06,
+    strong: np.ndarray | None = None,
+) -> tuple[int, int, int, int]:
     """Box (x1, y1, x2, y2) of ``size``'s canvas that holds the strong edges of ``small`` once moved by ``turn``.
 
     The extremes (``tail`` percent each side) are ignored so a few edges in the background do not stretch it;
@@ -242,8 +253,9 @@ def edge_extent(small: np.ndarray, turn: np.ndarray, size: tuple[int, int], tail
     return _extent(strong, turn, size, tail, margin)
 
 
-def _extent(strong: np.ndarray, turn: np.ndarray, size: tuple[int, int],
-            tail: float, margin: float) -> tuple[int, int, int, int]:
+def _extent(
+    strong: np.ndarray, turn: np.ndarray, size: tuple[int, int], tail: float, margin: float
+) -> tuple[int, int, int, int]:
     ys, xs = np.nonzero(strong)
     nw, nh = size
     if xs.size < 50:

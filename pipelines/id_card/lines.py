@@ -17,8 +17,12 @@ from pipelines.id_card.validate import NUMBER_RE, check_number
 def _edges(q: np.ndarray) -> tuple[float, float, float, float]:
     # Plain floats: numpy's per-call overhead on 2-vectors made these a few ms per card (called ~100 times).
     (x0, y0), (x1, y1), (x2, y2), (x3, y3) = np.asarray(q, np.float64).reshape(4, 2).tolist()
-    return math.hypot(x1 - x0, y1 - y0), math.hypot(x2 - x1, y2 - y1), math.hypot(x3 - x2, y3 - y2), math.hypot(
-        x0 - x3, y0 - y3)
+    return (
+        math.hypot(x1 - x0, y1 - y0),
+        math.hypot(x2 - x1, y2 - y1),
+        math.hypot(x3 - x2, y3 - y2),
+        math.hypot(x0 - x3, y0 - y3),
+    )
 
 
 def quad_height(q: np.ndarray) -> float:
@@ -50,8 +54,9 @@ def ordered_in(up: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray
         side = float(np.sqrt(max(cv2.contourArea(dst), 1.0)))
         ext_x = max(side, float(np.ptp(dst[:, 0])) * side / max(float(np.ptp(dst[:, 1])), 1.0))
         hw, hh = ext_x / 2, side / 2
-        dst = np.array([[c[0] - hw, c[1] - hh], [c[0] + hw, c[1] - hh], [c[0] + hw, c[1] + hh],
-                        [c[0] - hw, c[1] + hh]], np.float32)
+        dst = np.array(
+            [[c[0] - hw, c[1] - hh], [c[0] + hw, c[1] - hh], [c[0] + hw, c[1] + hh], [c[0] - hw, c[1] + hh]], np.float32
+        )
         h = side
     along = dst[1] - dst[0]
     along = along / max(float(np.linalg.norm(along)), 1e-6)
@@ -94,8 +99,9 @@ def caption_shaped(dst: np.ndarray, number_dst: np.ndarray) -> bool:
     return 3.5 * nh <= quad_length(dst) <= 7.0 * nh and -0.5 * nh <= gap <= 3.5 * nh
 
 
-def read_lines(ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int, squeeze: float,
-               cut_captions: bool = True) -> list[TextLine]:
+def read_lines(
+    ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int, squeeze: float, cut_captions: bool = True
+) -> list[TextLine]:
     """Recognise every line, cropped from the input image; the likely number line at the model's own 48 px, the
     others at ``height`` and narrowed by ``squeeze`` (Chinese glyphs keep 4–5 of the recogniser's time steps).
 
@@ -119,7 +125,7 @@ def read_lines(ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int,
             at = None if i == number else C.entry_start(crops[i])
             if at is not None:
                 cuts[i] = at
-    recs = dict(zip(first, ocr.recognize([crops[i][:, cuts.get(i, 0):] for i in first]), strict=True))
+    recs = dict(zip(first, ocr.recognize([crops[i][:, cuts.get(i, 0) :] for i in first]), strict=True))
     whole = number is not None and NUMBER_RE.match(P.normalize(recs[number][0]).upper()) is not None
     if cuts and not whole:
         recs.update(zip(cuts, ocr.recognize([crops[i] for i in cuts]), strict=True))
@@ -131,8 +137,10 @@ def read_lines(ocr: OcrEngine, image: np.ndarray, ordered: Ordered, height: int,
         rest = [i for i in beside if i not in known]
         if rest:
             recs.update(zip(rest, ocr.recognize([crop(i) for i in rest]), strict=True))
-    return [TextLine(text, score, chars, ordered[i][1], probs, cuts[i] / crops[i].shape[1] if i in cuts else 0.0)
-            for i, (text, score, chars, probs) in sorted(recs.items())]
+    return [
+        TextLine(text, score, chars, ordered[i][1], probs, cuts[i] / crops[i].shape[1] if i in cuts else 0.0)
+        for i, (text, score, chars, probs) in sorted(recs.items())
+    ]
 
 
 def number_line(texts: list[str]) -> int | None:

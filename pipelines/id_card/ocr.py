@@ -86,8 +86,12 @@ def _width_batches(crops: list[np.ndarray], max_batch: int = 4) -> list[list[int
     batches: list[list[int]] = []
     for i in order:
         last = batches[-1] if batches else None
-        if (last and len(last) < max_batch and crops[i].shape[0] == crops[last[0]].shape[0]
-                and crops[i].shape[1] <= crops[last[0]].shape[1] * 1.15 + 8):
+        if (
+            last
+            and len(last) < max_batch
+            and crops[i].shape[0] == crops[last[0]].shape[0]
+            and crops[i].shape[1] <= crops[last[0]].shape[1] * 1.15 + 8
+        ):
             last.append(i)
         else:
             batches.append([i])
@@ -101,9 +105,7 @@ def order_quad(pts: np.ndarray) -> np.ndarray:
     return np.array([pts[np.argmin(s)], pts[np.argmin(d)], pts[np.argmax(s)], pts[np.argmax(d)]], np.float32)
 
 
-def crop_quad(
-    image: np.ndarray, quad: np.ndarray, height: int = REC_HEIGHT, squeeze: float = 1.0
-) -> np.ndarray:
+def crop_quad(image: np.ndarray, quad: np.ndarray, height: int = REC_HEIGHT, squeeze: float = 1.0) -> np.ndarray:
     """Perspective-crop a quad given as (tl, tr, br, bl) straight to the recogniser's height (one warp);
     ``squeeze`` < 1 narrows it too (fewer time steps for the recogniser)."""
     q = np.asarray(quad, np.float32).reshape(4, 2)
@@ -160,8 +162,10 @@ class OcrEngine:
             holder.session = create_session(Path(cfg[section]["model_path"]), optimize_graph=optimize_graph)
         lanes = thread_count() if parallel_rec else 1
         rec_path = Path(cfg["Rec"]["model_path"])
-        self._rec_lanes = [_Lane(create_session(rec_path, optimize_graph=optimize_graph, threads=1))
-                           for _ in range(lanes if lanes > 1 else 0)]
+        self._rec_lanes = [
+            _Lane(create_session(rec_path, optimize_graph=optimize_graph, threads=1))
+            for _ in range(lanes if lanes > 1 else 0)
+        ]
         self._pool = ThreadPoolExecutor(max_workers=max(1, lanes), thread_name_prefix="ocr-rec")
         self.characters: list[str] = list(self.rec.postprocess_op.character)
         self._group_cache: dict[str, list[list[int]]] = {}
@@ -176,8 +180,9 @@ class OcrEngine:
             return []
         return [np.asarray(b, np.float32) for b in boxes]
 
-    def detect_turned(self, image: np.ndarray, max_side: int, angle_deg: float, crop: bool = False,
-                      view: LevelView | None = None) -> list[np.ndarray]:
+    def detect_turned(
+        self, image: np.ndarray, max_side: int, angle_deg: float, crop: bool = False, view: LevelView | None = None
+    ) -> list[np.ndarray]:
         """``detect`` on a copy scaled to ``max_side`` and turned by ``angle_deg``; quads in image coordinates.
 
         With ``crop``, only the part of the turned copy that holds strong edges (the card, in most photos) is
@@ -218,6 +223,7 @@ class OcrEngine:
         batches = _width_batches(crops)
         lanes: list[list[list[int]]] = [[] for _ in self._rec_lanes] or [[]]
         load = [0] * len(lanes)
+
         def cost(b: list[int]) -> int:  # the recogniser's work grows with the padded batch's area
             return len(b) * int(crops[b[-1]].shape[1]) * int(crops[b[-1]].shape[0])
 
@@ -229,14 +235,22 @@ class OcrEngine:
         if len(self._rec_lanes) < 2:
             self._run_lane(self.rec.session, crops, lanes[0], out)
         else:
-            jobs = [self._pool.submit(self._run_lane, sess, crops, lane, out)
-                    for sess, lane in zip(self._rec_lanes, lanes, strict=True) if lane]
+            jobs = [
+                self._pool.submit(self._run_lane, sess, crops, lane, out)
+                for sess, lane in zip(self._rec_lanes, lanes, strict=True)
+                if lane
+            ]
             for job in jobs:
                 job.result()
         return [o for o in out if o is not None]
 
-    def _run_lane(self, session: Any, crops: list[np.ndarray], lane: list[list[int]],
-                  out: list[tuple[str, float, list[float], np.ndarray] | None]) -> None:
+    def _run_lane(
+        self,
+        session: Any,
+        crops: list[np.ndarray],
+        lane: list[list[int]],
+        out: list[tuple[str, float, list[float], np.ndarray] | None],
+    ) -> None:
         for idx in lane:
             width = max(crops[i].shape[1] for i in idx)
             batch = np.zeros((len(idx), 3, crops[idx[0]].shape[0], width), np.float32)
@@ -258,9 +272,7 @@ class OcrEngine:
         text, scores, _ = self.decode_positions(probs, allowed)
         return text, float(np.mean(scores)) if scores else 0.0, scores
 
-    def decode_positions(
-        self, probs: np.ndarray, allowed: str | None = None
-    ) -> tuple[str, list[float], list[float]]:
+    def decode_positions(self, probs: np.ndarray, allowed: str | None = None) -> tuple[str, list[float], list[float]]:
         """Text, per-character confidence and per-character position (fraction 0–1 along the line).
 
         With ``allowed``, the probabilities of look-alike forms are pooled first: the model splits its belief

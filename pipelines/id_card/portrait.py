@@ -69,8 +69,9 @@ class PortraitFinder:
         faces, by_matcher = self._faces(crop)
         cw = crop.shape[1]
         central = [f for f in faces if 0.15 * cw < (f.bbox[0] + f.bbox[2]) / 2 < 0.85 * cw and f.width > 0.2 * cw]
-        return Portrait((int(bx1), int(by1), int(bx2), int(by2)), crop, central[0] if central else None,
-                        len(faces), by_matcher)
+        return Portrait(
+            (int(bx1), int(by1), int(bx2), int(by2)), crop, central[0] if central else None, len(faces), by_matcher
+        )
 
     def _faces(self, crop: np.ndarray) -> tuple[list[Detection], bool]:
         checker = self.checker
@@ -78,6 +79,8 @@ class PortraitFinder:
             return self.matcher.detect(crop), True
         f = min(1.0, self.check_side / max(crop.shape[:2]))
         small = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else crop
-        found = [replace(d, bbox=(d.bbox[0] / f, d.bbox[1] / f, d.bbox[2] / f, d.bbox[3] / f), kps=d.kps / f)
-                 for d in checker.detect(small)]
+        found = [
+            replace(d, bbox=(d.bbox[0] / f, d.bbox[1] / f, d.bbox[2] / f, d.bbox[3] / f), kps=d.kps / f)
+            for d in checker.detect(small)
+        ]
         return sorted(found, key=lambda d: -prominence(d, crop.shape)), False

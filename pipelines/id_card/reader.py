@@ -77,8 +77,9 @@ class ReaderConfig:
 class IdCardReader:
     """Main class of the ID-card stage. ``reader.read(bgr) -> IdCardResult``; never raises for bad cards."""
 
-    def __init__(self, matcher_or_pack: FaceMatcher | ModelPack | str | None = None,
-                 config: ReaderConfig | None = None) -> None:
+    def __init__(
+        self, matcher_or_pack: FaceMatcher | ModelPack | str | None = None, config: ReaderConfig | None = None
+    ) -> None:
         if isinstance(matcher_or_pack, FaceMatcher):
             self.matcher = matcher_or_pack
         else:
@@ -142,8 +143,13 @@ class IdCardReader:
         rotated level and scaled so the card's text is ~15 px high, and detected again. Level text at the right
         size is what the detector is best at, whatever the photo's size, rotation or the card's share of it.
         ``levelled=False``: the first pass sees the photo as it is (turned by 45°, then at 960 px, if needed)."""
-        cfg = self.config if levelled else replace(
-            self.config, det_level=False, det_crop_to_edges=False, det_relocate_side=0, det_diagonal_deg=45.0)
+        cfg = (
+            self.config
+            if levelled
+            else replace(
+                self.config, det_level=False, det_crop_to_edges=False, det_relocate_side=0, det_diagonal_deg=45.0
+            )
+        )
         view = G.level_view(image, cfg.det_locate_side) if cfg.det_level else None
         turn = view.angle if view is not None else 0.0
         if abs(turn) < cfg.det_level_min_deg:
@@ -177,8 +183,9 @@ class IdCardReader:
         # Text spans ~82% of the card's width (captions to the end of the number); the card's text is 3.2% of it.
         card_w = span / 0.82
         zoom = min(cfg.det_target_text_px / (0.032 * card_w), cfg.det_max_zoom)
-        whole = ((y2 - y1) >= cfg.det_whole_height * G.TEXT_BLOCK_RATIO * span
-                 and _elongated(first) >= cfg.det_whole_min_lines)
+        whole = (y2 - y1) >= cfg.det_whole_height * G.TEXT_BLOCK_RATIO * span and _elongated(
+            first
+        ) >= cfg.det_whole_min_lines
         pad_x = (cfg.det_whole_pad_x if whole else cfg.det_pad_x) * span
         pad_y = (cfg.det_whole_pad_y if whole else cfg.det_pad_y) * span
         x1, y1, x2, y2 = x1 - pad_x, y1 - pad_y, x2 + pad_x, y2 + pad_y
@@ -187,16 +194,18 @@ class IdCardReader:
             f = cfg.det_max_second / max(out_w, out_h)
             zoom, out_w, out_h = zoom * f, int(out_w * f), int(out_h * f)
         a = np.array([[zoom, 0, -x1 * zoom], [0, zoom, -y1 * zoom], [0, 0, 1]]) @ up
-        level = cv2.warpAffine(image, a[:2], (max(out_w, 32), max(out_h, 32)), flags=cv2.INTER_AREA,
-                               borderMode=cv2.BORDER_REPLICATE)
+        level = cv2.warpAffine(
+            image, a[:2], (max(out_w, 32), max(out_h, 32)), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+        )
         second = self.ocr.detect(level, max(level.shape[:2]))
         if len(second) < 2:
             return first
         back = np.linalg.inv(a)
         return [G.apply(back, q).astype(np.float32) for q in second]
 
-    def _locate(self, image: np.ndarray, side: int, turn: float, crop: bool,
-                view: G.LevelView | None = None) -> list[np.ndarray]:
+    def _locate(
+        self, image: np.ndarray, side: int, turn: float, crop: bool, view: G.LevelView | None = None
+    ) -> list[np.ndarray]:
         if crop:
             return self.ocr.detect_turned(image, side, turn, crop=True, view=view)
         return self.ocr.detect_turned(image, side, turn) if turn else self.ocr.detect(image, side)
@@ -207,8 +216,11 @@ class IdCardReader:
         heights = [LN.quad_height(q) * scale for q in quads]
         aspects = [LN.quad_length(q) / max(LN.quad_height(q), 1.0) for q in quads]
         cfg = self.config
-        return (len(quads) >= cfg.min_first_pass_lines and float(np.median(heights)) >= cfg.min_first_pass_text_px
-                and max(aspects) >= cfg.min_first_pass_aspect)
+        return (
+            len(quads) >= cfg.min_first_pass_lines
+            and float(np.median(heights)) >= cfg.min_first_pass_text_px
+            and max(aspects) >= cfg.min_first_pass_aspect
+        )
 
     def _orient_and_read(
         self, image: np.ndarray, quads: list[np.ndarray], angle: float, res: IdCardResult
@@ -240,8 +252,9 @@ class IdCardReader:
         number_idx = LN.number_line(texts)
         emblem = any(m in t for t in texts for m in EMBLEM_MARKERS)
         h_card = self._card_homography(lines, texts, number_idx)
-        portrait_side = number_idx is not None or (h_card is not None and sum(
-            t.startswith(k) for t in texts for k in G.CAPTION_LEFT_CORNERS) >= 2)
+        portrait_side = number_idx is not None or (
+            h_card is not None and sum(t.startswith(k) for t in texts for k in G.CAPTION_LEFT_CORNERS) >= 2
+        )
         if emblem:
             auth, start, until, long_term = P.emblem_fields(LN.reading_order(lines))
             res.issuing_authority, res.valid_from, res.valid_until, res.valid_long_term = auth, start, until, long_term
@@ -283,9 +296,7 @@ class IdCardReader:
                 # The card's own code: FACE_NOT_FOUND would tell the citizen to face the camera.
                 res.add_error(ReasonCode.ID_PORTRAIT_NO_FACE)
 
-    def _card_homography(
-        self, lines: list[TextLine], texts: list[str], number_idx: int | None
-    ) -> np.ndarray | None:
+    def _card_homography(self, lines: list[TextLine], texts: list[str], number_idx: int | None) -> np.ndarray | None:
         """Card → upright-frame homography. Preferred: rows by reading order (see ``rows``), solved by DLT with
         one round of outlier rejection; else the printed captions alone."""
         anchor_idx = number_idx if number_idx is not None else LN.partial_number_line(lines)
@@ -311,8 +322,15 @@ class IdCardReader:
         fallback = G.fit_card_homography(src, dst)
         return fallback if fallback is not None and G.sane(fallback) else None
 
-    def _fields(self, image: np.ndarray, up: np.ndarray, lines: list[TextLine], h_card: np.ndarray,
-                number_idx: int | None, res: IdCardResult) -> None:
+    def _fields(
+        self,
+        image: np.ndarray,
+        up: np.ndarray,
+        lines: list[TextLine],
+        h_card: np.ndarray,
+        number_idx: int | None,
+        res: IdCardResult,
+    ) -> None:
         to_card = np.linalg.inv(h_card)
         chars: list[P.Char] = []
         for i, ln in enumerate(lines):
@@ -331,8 +349,10 @@ class IdCardReader:
             ends = G.apply(to_card, np.array([(q[0] + q[3]) / 2, (q[1] + q[2]) / 2]))
             pad = 0.25 * ln.height * float(np.linalg.norm(ends[1] - ends[0])) / max(LN.quad_length(q), 1.0)
             lo, hi = float(ends[:, 0].min()) + pad, float(ends[:, 0].max()) - pad
-            chars += [P.Char(c, s, float(p[0]), float(p[1]), i, min(float(p[0]) - lo, hi - float(p[0])))
-                      for c, s, p in zip(text, scores, card_pts, strict=True)]
+            chars += [
+                P.Char(c, s, float(p[0]), float(p[1]), i, min(float(p[0]) - lo, hi - float(p[0])))
+                for c, s, p in zip(text, scores, card_pts, strict=True)
+            ]
         chars = self._fill_gaps(image, np.linalg.inv(up) @ h_card, chars, res)
         res.name, res.confidence["name"] = P.name_field(chars)
         res.sex, res.confidence["sex"] = P.sex_field(chars)
@@ -363,8 +383,7 @@ class IdCardReader:
                 res.ethnicity, res.confidence["ethnicity"] = text, min(scores)
                 return
 
-    def _fill_gaps(self, image: np.ndarray, h_in: np.ndarray, chars: list[P.Char],
-                   res: IdCardResult) -> list[P.Char]:
+    def _fill_gaps(self, image: np.ndarray, h_in: np.ndarray, chars: list[P.Char], res: IdCardResult) -> list[P.Char]:
         """Re-read, from the rectified card, any field region the line detector missed or clipped.
 
         Single characters (男, 汉) and faint line starts are what the detector loses; the card homography says
@@ -397,14 +416,24 @@ class IdCardReader:
             rereads.append(name)
             chars = [c for c in chars if not (x1 <= c.x < x2 and y1 - 20 <= c.y < y2 + 20)]
             cy = (y1 + y2) / 2
-            chars += [P.Char(ch, sc, x1 + ps * (x2 - x1), cy, 10_000 + len(rereads))
-                      for ch, sc, ps in zip(text, scores, pos, strict=True)]
+            chars += [
+                P.Char(ch, sc, x1 + ps * (x2 - x1), cy, 10_000 + len(rereads))
+                for ch, sc, ps in zip(text, scores, pos, strict=True)
+            ]
         if rereads:
             res.checks["reread_regions"] = rereads
         return chars
 
-    def _number(self, image: np.ndarray, lines: list[TextLine], number_idx: int | None,
-                h_card: np.ndarray | None, up: np.ndarray, res: IdCardResult, today: dt.date) -> None:
+    def _number(
+        self,
+        image: np.ndarray,
+        lines: list[TextLine],
+        number_idx: int | None,
+        h_card: np.ndarray | None,
+        up: np.ndarray,
+        res: IdCardResult,
+        today: dt.date,
+    ) -> None:
         number = None
         conf = 0.0
         if number_idx is not None:
@@ -436,11 +465,15 @@ class IdCardReader:
         check = check_number(number, today)
         res.id_number = number
         res.id_number_valid = check.valid
-        res.checks["number"] = {"format": check.format_ok, "checksum": check.checksum_ok,
-                                "region": check.region_ok, "date": check.date_ok, "region_name": check.region}
+        res.checks["number"] = {
+            "format": check.format_ok,
+            "checksum": check.checksum_ok,
+            "region": check.region_ok,
+            "date": check.date_ok,
+            "region_name": check.region,
+        }
         sure = number is not None and float(np.mean(scores)) >= 0.85 and conf >= 0.45
-        res.checks["number_conf"] = {"mean": round(float(np.mean(scores)), 4) if scores else 0.0,
-                                     "min": round(conf, 4)}
+        res.checks["number_conf"] = {"mean": round(float(np.mean(scores)), 4) if scores else 0.0, "min": round(conf, 4)}
         if number is None or (not check.checksum_ok and not sure):
             # Unsure characters and a failing check digit: a misread, not a wrong number.
             res.add_error(self._unreadable_reason(image, lines, number_idx, h_card, up))
@@ -458,8 +491,14 @@ class IdCardReader:
             res.checks["inconsistent"] = issues
             res.add_error(ReasonCode.ID_FIELDS_INCONSISTENT)
 
-    def _unreadable_reason(self, image: np.ndarray, lines: list[TextLine], number_idx: int | None,
-                           h_card: np.ndarray | None, up: np.ndarray) -> ReasonCode:
+    def _unreadable_reason(
+        self,
+        image: np.ndarray,
+        lines: list[TextLine],
+        number_idx: int | None,
+        h_card: np.ndarray | None,
+        up: np.ndarray,
+    ) -> ReasonCode:
         """Why the number could not be read: glare over it, blur, or just unreadable."""
         region = None
         if h_card is not None:

@@ -42,15 +42,17 @@ def has_ink(region: np.ndarray) -> bool:
     return float((gray < np.median(gray) - 60).mean()) > 0.01
 
 
-def warp_region(image: np.ndarray, h_in: np.ndarray, box: tuple[float, float, float, float],
-                 scale: float) -> np.ndarray:
+def warp_region(
+    image: np.ndarray, h_in: np.ndarray, box: tuple[float, float, float, float], scale: float
+) -> np.ndarray:
     """Rectify a template-coordinate box of the card from the input image at ``scale`` template px."""
     x1, y1, x2, y2 = box
     out_w, out_h = max(8, int((x2 - x1) * scale)), max(8, int((y2 - y1) * scale))
     to_out = np.array([[scale, 0, -x1 * scale], [0, scale, -y1 * scale], [0, 0, 1]], float)
     m = to_out @ np.linalg.inv(h_in)
-    warped: np.ndarray = cv2.warpPerspective(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
-                                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    warped: np.ndarray = cv2.warpPerspective(
+        image, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+    )
     return warped
 
 

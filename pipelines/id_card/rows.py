@@ -75,8 +75,11 @@ def assign_rows(lines: list[TextLine], texts: list[str], number_idx: int) -> dic
     n_left, n_right = num.x1, num.x2
     limit_x = n_left + 0.55 * (n_right - n_left)  # right of this is the portrait, not text
     above = [
-        i for i, ln in enumerate(lines)
-        if i != number_idx and ln.x1 < limit_x and ln.center[1] < _y_at(num, ln.center[0]) - 0.6 * num.height
+        i
+        for i, ln in enumerate(lines)
+        if i != number_idx
+        and ln.x1 < limit_x
+        and ln.center[1] < _y_at(num, ln.center[0]) - 0.6 * num.height
         and ln.x2 > n_left - 1.2 * (n_right - n_left)
     ]
     rows = group_rows(lines, above)

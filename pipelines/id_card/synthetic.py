@@ -34,7 +34,22 @@ GIVEN = (
     "伟峰东涛斌俊长友进安勇泽宏"
 )
 ETHNICITIES = (
-    "回", "满", "蒙古", "壮", "藏", "维吾尔", "苗", "彝", "土家", "朝鲜", "侗", "瑶", "白", "哈尼", "傣", "黎",
+    "回",
+    "满",
+    "蒙古",
+    "壮",
+    "藏",
+    "维吾尔",
+    "苗",
+    "彝",
+    "土家",
+    "朝鲜",
+    "侗",
+    "瑶",
+    "白",
+    "哈尼",
+    "傣",
+    "黎",
 )
 STREET_HEADS = "人民解放建设中山和平胜利文化新华光明幸福长江黄河青年友谊团结东风朝阳红旗育才振兴"
 STREET_TAILS = ("路", "街", "大道", "巷", "东路", "西路", "南街", "北街")
@@ -165,8 +180,9 @@ def random_fields(rng: np.random.Generator) -> CardFields:
     unit = f"{int(rng.integers(1, 30))}栋{int(rng.integers(1, 8))}单元{int(rng.integers(101, 1800))}室"
     if rng.random() < 0.6 and len(address + unit) <= 3 * L.ADDRESS_CHARS_PER_LINE:
         address += unit  # the card prints at most three address lines
-    return CardFields(surname + given, "男" if male else "女", ethnicity, birth, address,
-                      make_id_number(code, birth, male, rng))
+    return CardFields(
+        surname + given, "男" if male else "女", ethnicity, birth, address, make_id_number(code, birth, male, rng)
+    )
 
 
 def portrait_from_face(face_bgr: np.ndarray) -> np.ndarray:
@@ -196,10 +212,20 @@ def render_card(fields: CardFields, portrait_bgr: np.ndarray, data_dir: Path) ->
     draw.text(L.ETHNICITY_XY, fields.ethnicity, font=text_font, fill=ink, anchor="lt")
     b = fields.birth_date
     draw.text(L.BIRTH_YEAR_XY, str(b.year), font=text_font, fill=ink, anchor="lt")
-    draw.text((L.BIRTH_MONTH_XY[0] + (18 if b.month < 10 else 0), L.BIRTH_MONTH_XY[1]), str(b.month),
-              font=text_font, fill=ink, anchor="lt")
-    draw.text((L.BIRTH_DAY_XY[0] + (18 if b.day < 10 else 0), L.BIRTH_DAY_XY[1]), str(b.day),
-              font=text_font, fill=ink, anchor="lt")
+    draw.text(
+        (L.BIRTH_MONTH_XY[0] + (18 if b.month < 10 else 0), L.BIRTH_MONTH_XY[1]),
+        str(b.month),
+        font=text_font,
+        fill=ink,
+        anchor="lt",
+    )
+    draw.text(
+        (L.BIRTH_DAY_XY[0] + (18 if b.day < 10 else 0), L.BIRTH_DAY_XY[1]),
+        str(b.day),
+        font=text_font,
+        fill=ink,
+        anchor="lt",
+    )
     per = L.ADDRESS_CHARS_PER_LINE
     for k in range(0, len(fields.address), per):
         y = L.ADDRESS_XY[1] + (k // per) * L.ADDRESS_LINE_STEP
@@ -237,12 +263,19 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
             color = tuple(float(c) for c in rng.integers(0, 256, size=3))
             x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
             if rng.random() < 0.5:
-                pts = np.array([[x0, y0], [x0 + rng.integers(-300, 300), y0 + rng.integers(-300, 300)],
-                                [x0 + rng.integers(-300, 300), y0 + rng.integers(-300, 300)]], np.int32)
+                pts = np.array(
+                    [
+                        [x0, y0],
+                        [x0 + rng.integers(-300, 300), y0 + rng.integers(-300, 300)],
+                        [x0 + rng.integers(-300, 300), y0 + rng.integers(-300, 300)],
+                    ],
+                    np.int32,
+                )
                 cv2.fillConvexPoly(bg, pts, color)
             else:
-                cv2.line(bg, (x0, y0), (int(rng.integers(0, w)), int(rng.integers(0, h))), color,
-                         int(rng.integers(2, 12)))
+                cv2.line(
+                    bg, (x0, y0), (int(rng.integers(0, w)), int(rng.integers(0, h))), color, int(rng.integers(2, 12))
+                )
     bg += rng.normal(0, 4, size=bg.shape).astype(np.float32)
     out: np.ndarray = np.clip(bg, 0, 255).astype(np.uint8)
     return out
@@ -308,8 +341,14 @@ def photograph(
     ok, buf = cv2.imencode(".jpg", np.clip(scene, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
     decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
     image: np.ndarray = decoded if decoded is not None else np.clip(scene, 0, 255).astype(np.uint8)
-    params = {"rotation_deg": rot, "tilt_x_deg": tilt_x, "tilt_y_deg": tilt_y, "blur_sigma": sigma,
-              "noise": noise, "jpeg_quality": float(quality)}
+    params = {
+        "rotation_deg": rot,
+        "tilt_x_deg": tilt_x,
+        "tilt_y_deg": tilt_y,
+        "blur_sigma": sigma,
+        "noise": noise,
+        "jpeg_quality": float(quality),
+    }
     return image, h_mat, params
 
 

@@ -65,9 +65,7 @@ def check_number(number: str | None, today: dt.date | None = None) -> NumberChec
     return NumberCheck(True, checksum_ok, region_ok, date_ok, birth if date_ok else None, sex, region, problems)
 
 
-def cross_check(
-    number: NumberCheck, birth_field: dt.date | None, sex_field: str | None
-) -> list[str]:
+def cross_check(number: NumberCheck, birth_field: dt.date | None, sex_field: str | None) -> list[str]:
     """Disagreements between the printed birth date / sex and what the (well-formed) number encodes."""
     issues: list[str] = []
     if not number.format_ok:
@@ -119,13 +117,20 @@ def correct_address(address: str, number: str) -> tuple[str, list[str]]:
         for start in range(0, min(head, len(address))):
             short = address[start : start + n - 1]
             sub = address[start : start + n]
-            if (n >= 3 and len(short) == n - 1 and short[-1] == name[-1]
-                    and any(name[:k] + name[k + 1 :] == short for k in range(n - 1))
-                    and not taken & set(range(start, start + n - 1))):
+            if (
+                n >= 3
+                and len(short) == n - 1
+                and short[-1] == name[-1]
+                and any(name[:k] + name[k + 1 :] == short for k in range(n - 1))
+                and not taken & set(range(start, start + n - 1))
+            ):
                 best = (start, n - 1)  # one character dropped
-            elif (len(sub) == n and sub[-1] == name[-1]
-                    and sum(a != b for a, b in zip(sub, name, strict=True)) == 1
-                    and not taken & set(range(start, start + n))):
+            elif (
+                len(sub) == n
+                and sub[-1] == name[-1]
+                and sum(a != b for a, b in zip(sub, name, strict=True)) == 1
+                and not taken & set(range(start, start + n))
+            ):
                 best = (start, n)  # one character misread
             if best is not None:
                 break

@@ -4,7 +4,7 @@ The names below load on first use (PEP 562 ``__getattr__``), not when the packag
 submodule runs this file first, and the light ones (``challenge``: action names and ``--challenge`` parsing;
 ``replay``) are used where no model may load — the command line's usage checks, the staff console's labels.
 An eager import of ``checker`` here pulled OpenCV, onnxruntime and insightface into all of them
-(tests/service/cli/test_cli_imports.py holds this).
+(tests/service/adapters/cli/test_cli_imports.py holds this).
 """
 
 from __future__ import annotations

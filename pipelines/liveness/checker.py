@@ -42,6 +42,7 @@ from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class LivenessConfig:
     limits: VideoLimits = field(default_factory=VideoLimits)

@@ -24,7 +24,6 @@ COMPARABLE_PITCH_DEG = 15.0
 PASSIVE_MAX_POSE_DEG = 20.0
 
 
-
 def _comparable(a: FaceObservation, b: FaceObservation) -> bool:
     qa, qb = a.quality, b.quality
     return abs(qa.yaw_deg - qb.yaw_deg) <= COMPARABLE_YAW_DEG and abs(qa.pitch_deg - qb.pitch_deg) <= (

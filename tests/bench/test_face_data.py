@@ -26,7 +26,6 @@ from tests.bench.gitrepo import git as _git
 DATA = MANIFEST.parent
 
 
-
 def group_photo() -> np.ndarray:
     """200x120 BGR image whose every pixel tells its position."""
     img = np.zeros((120, 200, 3), np.uint8)
@@ -67,20 +66,59 @@ def snapshot(tmp_path: Path) -> tuple[Path, str, dict[str, bytes]]:
 def rows_for(commit: str, blobs: dict[str, bytes]) -> list[FaceRow]:
     one, fam = sha256_hex(blobs["faces/61_0_2_x.jpg"]), sha256_hex(blobs["photos/fam1.png"])
     return [
-        FaceRow("utkface_61_0_2_x", "utkface", "owner/fake", commit, "faces/61_0_2_x.jpg", one, "utkface:61_0_2_x",
-                "utkface:61_0_2_x", "", "61", "m", "asian"),
-        FaceRow("tskinface_fam1-F", "tskinface", "owner/fake", commit, "photos/fam1.png", fam, "tskinface:fam1-F",
-                "tskinface:fam1", "F", "", "m", "", region="10 20 60 70"),
+        FaceRow(
+            "utkface_61_0_2_x",
+            "utkface",
+            "owner/fake",
+            commit,
+            "faces/61_0_2_x.jpg",
+            one,
+            "utkface:61_0_2_x",
+            "utkface:61_0_2_x",
+            "",
+            "61",
+            "m",
+            "asian",
+        ),
+        FaceRow(
+            "tskinface_fam1-F",
+            "tskinface",
+            "owner/fake",
+            commit,
+            "photos/fam1.png",
+            fam,
+            "tskinface:fam1-F",
+            "tskinface:fam1",
+            "F",
+            "",
+            "m",
+            "",
+            region="10 20 60 70",
+        ),
         # Partly outside the photo (right and top edges): padded with black.
-        FaceRow("tskinface_fam1-S", "tskinface", "owner/fake", commit, "photos/fam1.png", fam, "tskinface:fam1-S",
-                "tskinface:fam1", "S", "", "m", "", region="170 -10 230 50"),
+        FaceRow(
+            "tskinface_fam1-S",
+            "tskinface",
+            "owner/fake",
+            commit,
+            "photos/fam1.png",
+            fam,
+            "tskinface:fam1-S",
+            "tskinface:fam1",
+            "S",
+            "",
+            "m",
+            "",
+            region="170 -10 230 50",
+        ),
     ]
 
 
 def write_side_files(manifest: Path) -> None:
     manifest.with_name("relations.csv").write_text(
         "source,family,subject_a,subject_b,relation\ntskinface,tskinface:fam1,tskinface:fam1-F,tskinface:fam1-S,"
-        "parent_child\n", encoding="utf-8"
+        "parent_child\n",
+        encoding="utf-8",
     )
     manifest.with_name("links.csv").write_text("id_a,id_b,how\n", encoding="utf-8")
 
@@ -92,7 +130,9 @@ def test_manifest_round_trip_sorted_with_out_paths(tmp_path: Path) -> None:
     parsed = read_manifest(path)
     assert parsed == sorted(rows, key=lambda r: (r.source, r.id))
     assert [r.out_path for r in rows] == [
-        "utkface/faces/61_0_2_x.jpg", "tskinface/crops/tskinface_fam1-F.png", "tskinface/crops/tskinface_fam1-S.png"
+        "utkface/faces/61_0_2_x.jpg",
+        "tskinface/crops/tskinface_fam1-F.png",
+        "tskinface/crops/tskinface_fam1-S.png",
     ]
     assert summarize(parsed) == {
         "tskinface": {"faces": 2, "subjects": 2, "families": 1},
@@ -159,8 +199,14 @@ def test_fetch_writes_verified_faces_crops_and_index(
     by_id = {r["id"]: r for r in index}
     assert [r["path"] for r in index] == [r.out_path for r in read_manifest(manifest)]
     assert by_id["utkface_61_0_2_x"] == {
-        "path": "utkface/faces/61_0_2_x.jpg", "id": "utkface_61_0_2_x", "source": "utkface",
-        "subject": "utkface:61_0_2_x", "family": "utkface:61_0_2_x", "role": "", "age": "61", "gender": "m",
+        "path": "utkface/faces/61_0_2_x.jpg",
+        "id": "utkface_61_0_2_x",
+        "source": "utkface",
+        "subject": "utkface:61_0_2_x",
+        "family": "utkface:61_0_2_x",
+        "role": "",
+        "age": "61",
+        "gender": "m",
         "ethnicity": "asian",
     }
     assert by_id["tskinface_fam1-S"]["role"] == "S" and by_id["tskinface_fam1-S"]["family"] == "tskinface:fam1"

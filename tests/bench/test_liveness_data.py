@@ -19,7 +19,6 @@ from tests.bench.gitrepo import git as _git
 HEADER = ",".join(ld.MANIFEST_COLUMNS)
 
 
-
 @pytest.fixture
 def snapshot(tmp_path: Path) -> tuple[Path, str, dict[str, bytes]]:
     """A bare git snapshot with two small JPEG frames under frames/vid/."""

@@ -95,9 +95,7 @@ def test_deceased_elder_is_never_certified(
     matcher: FaceMatcher, faces_dir: Path, operator_template: np.ndarray
 ) -> None:
     check = check_operator(matcher, observe_dir(matcher, faces_dir / ELDER, 2), operator_template, POLICY)
-    result = apply_proxy_policy(
-        accepted(0.95, matcher.thresholds.accept), ProxyContext(True, False, check), POLICY
-    )
+    result = apply_proxy_policy(accepted(0.95, matcher.thresholds.accept), ProxyContext(True, False, check), POLICY)
     assert result.outcome is Outcome.REJECT
     assert ReasonCode.BENEFICIARY_DECEASED in result.reasons
     assert result.references == []

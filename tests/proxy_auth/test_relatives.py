@@ -72,7 +72,9 @@ def other_relative(matcher: FaceMatcher, faces_dir: Path) -> RelativeTemplate:
 
 
 def test_face_of_a_relative_goes_to_review(
-    card_decision: Decision, probes: list[FaceObservation], relative_in_video: RelativeTemplate,
+    card_decision: Decision,
+    probes: list[FaceObservation],
+    relative_in_video: RelativeTemplate,
     other_relative: RelativeTemplate,
 ) -> None:
     result = apply_relative_rule(card_decision, probes, [other_relative, relative_in_video], POLICY)

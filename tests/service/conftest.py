@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import Settings
-from service.context import ServiceContext
-from service.db.engine import create_all, make_engine
+from service.certification.context import ServiceContext
+from service.infra.config import Settings
+from service.infra.db.engine import create_all, make_engine
 from tests.service import servers
 
 BACKENDS = [b for b in os.environ.get("PENSION_CERT_TEST_BACKENDS", "sqlite,scaleout").split(",") if b]
@@ -70,7 +70,7 @@ def migrate(url: str) -> None:
     if url.startswith("sqlite"):
         create_all(make_engine(url))
     else:
-        from service.db.migrate import upgrade
+        from service.infra.db.migrate import upgrade
 
         upgrade(url)
 
@@ -112,7 +112,7 @@ def db(ctx: ServiceContext) -> Iterator[Session]:
 
 @pytest.fixture
 def client(ctx: ServiceContext) -> Iterator[TestClient]:
-    from service.api import create_app
+    from service.adapters.http import create_app
 
     with TestClient(create_app(ctx=ctx)) as c:
         c.headers["X-API-Key"] = API_KEY

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from service import idnumber
-from service.context import ServiceContext
-from service.db.models import Beneficiary, CertSession, utcnow
-from service.security import Keyring, mask_id
+from service.certification import idnumber
+from service.certification.context import ServiceContext
+from service.certification.models import Beneficiary, CertSession, utcnow
+from service.infra.security import Keyring, mask_id
 
 _counter = itertools.count(1)
 

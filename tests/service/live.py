@@ -17,7 +17,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from service.config import Settings
+from service.infra.config import Settings
 from tests.service.conftest import API_KEY, make_settings, migrate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def celery_worker(settings: Settings, log: Path, beat: bool = False) -> Iterator
         "-m",
         "celery",
         "-A",
-        "service.tasks",
+        "service.adapters.workers.tasks",
         "worker",
         "--pool=solo",
         "--concurrency=1",
@@ -89,7 +89,7 @@ def celery_worker(settings: Settings, log: Path, beat: bool = False) -> Iterator
 def live_service(
     backend_urls: dict[str, str], tmp: Path, start_worker: bool = True, **overrides: Any
 ) -> Iterator[tuple[TestClient, Settings]]:
-    from service.api import create_app
+    from service.adapters.http import create_app
 
     url = fresh_database(backend_urls, tmp)
     mode = overrides.pop("worker_mode", backend_urls["worker_mode"])

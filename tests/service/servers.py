@@ -152,7 +152,7 @@ class S3Server:
         self._kept: dict[str, dict[str, bytes]] = {}
 
     def client(self) -> Any:
-        from service.storage_s3 import S3Options, make_client
+        from service.infra.storage_s3 import S3Options, make_client
 
         return make_client(S3Options(self.endpoint, "us-east-1", "test", "test", max_attempts=2))
 

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.audit_anchor import PREFIX, check_anchors, read_anchors, write_anchor
-from service.console.audit_chain import GENESIS, entry_hash, record, verify_chain
-from service.context import ServiceContext
-from service.db.console_models import ConsoleAuditEntry
-from service.storage import LocalEncryptedStorage
+from service.certification.audit_anchor import PREFIX, check_anchors, read_anchors, write_anchor
+from service.certification.context import ServiceContext
+from service.features.console.audit_chain import GENESIS, entry_hash, record, verify_chain
+from service.features.console.models import ConsoleAuditEntry
+from service.infra.storage import LocalEncryptedStorage
 from tests.service.conftest import ADMIN
 
 

@@ -1,4 +1,4 @@
-"""The bureau's calendar (service/clock.py): at 23:30 UTC it is already 07:30 the next day in China, and every
+"""The bureau's calendar (service/infra/clock.py): at 23:30 UTC it is already 07:30 the next day in China, and every
 calendar date the service derives is that day: a staff decision's certification date, the daily cycle's
 "today", the registry's default date, the date in a WeChat message."""
 
@@ -11,12 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from service import clock, review
-from service.config import Settings
-from service.context import ServiceContext
-from service.db.models import Beneficiary, Certification, Channel, SessionState
-from service.sessions import create_session
-from service.wechat.messages import decision_message
+from service.certification import review
+from service.certification.context import ServiceContext
+from service.certification.models import Beneficiary, Certification, Channel, SessionState
+from service.certification.sessions import create_session
+from service.features.wechat.messages import decision_message
+from service.infra import clock
+from service.infra.config import Settings
 from tests.service import factories
 from tests.service.conftest import ADMIN
 
@@ -66,8 +67,9 @@ def test_the_daily_run_and_the_registry_use_the_bureaus_today(
     day; by the UTC date (still the 4th) they would be neither."""
     with ctx.db() as db:
         b = factories.beneficiary(db, ctx.keyring, valid_until=UTC_DAY)
-        others = [factories.beneficiary(db, ctx.keyring, valid_until=LOCAL_DAY + dt.timedelta(days=200)).id
-                  for _ in range(30)]  # so that one suspension is an ordinary share of the roster
+        others = [
+            factories.beneficiary(db, ctx.keyring, valid_until=LOCAL_DAY + dt.timedelta(days=200)).id for _ in range(30)
+        ]  # so that one suspension is an ordinary share of the roster
         bid, ext = b.id, b.external_id
     assert others
     view = client.get(f"/api/v1/beneficiaries/{ext}")
@@ -83,7 +85,7 @@ def test_the_daily_run_and_the_registry_use_the_bureaus_today(
 def test_the_daily_attempt_count_starts_at_local_midnight(ctx: ServiceContext) -> None:
     """A rejection at 06:00 China time (22:00 UTC the day before) counts in that China day, and one from the
     evening before (15:00 UTC = 23:00 China) does not: the daily limit resets at the bureau's midnight."""
-    from service import attempts
+    from service.certification import attempts
 
     china = Settings(time_zone="Asia/Shanghai")
     assert clock.local_day_start(china, INSTANT) == dt.datetime(2026, 12, 4, 16, 0)  # 00:00 on the 5th there

@@ -12,9 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.clock import local_today
-from service.context import ServiceContext
-from service.cycle import (
+from service.certification.context import ServiceContext
+from service.certification.cycle import (
     CycleRules,
     CycleState,
     SuspensionGuard,
@@ -23,8 +22,9 @@ from service.cycle import (
     run_cycle,
     valid_until,
 )
-from service.db.models import Beneficiary, CycleEvent
-from service.roster import ImportTerms, import_roster
+from service.certification.models import Beneficiary, CycleEvent
+from service.certification.roster import ImportTerms, import_roster
+from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.conftest import ADMIN
 
@@ -120,13 +120,25 @@ def test_a_new_import_is_neither_overdue_nor_suspended_until_its_grace_date(ctx:
     n = iter(range(100, 200))
     rows = [
         {"external_id": "NEW", "id_number": factories.id_number(seq=next(n)), "name": "周桂芳"},  # no date at all
-        {"external_id": "CERT", "id_number": factories.id_number(seq=next(n)), "name": "吴国华",
-         "last_certified_on": "2026-03-10"},
-        {"external_id": "START", "id_number": factories.id_number(seq=next(n)), "name": "郑秀兰",
-         "cycle_start": "2027-01-01"},
+        {
+            "external_id": "CERT",
+            "id_number": factories.id_number(seq=next(n)),
+            "name": "吴国华",
+            "last_certified_on": "2026-03-10",
+        },
+        {
+            "external_id": "START",
+            "id_number": factories.id_number(seq=next(n)),
+            "name": "郑秀兰",
+            "cycle_start": "2027-01-01",
+        },
         # The benefit system says this certification ran out in June: a date anyone can check on the page.
-        {"external_id": "LAPSED", "id_number": factories.id_number(seq=next(n)), "name": "冯志强",
-         "valid_until": "2026-06-30"},
+        {
+            "external_id": "LAPSED",
+            "id_number": factories.id_number(seq=next(n)),
+            "name": "冯志强",
+            "valid_until": "2026-06-30",
+        },
     ]
     report = import_roster(db, ctx.keyring, "roster.csv", roster_csv(rows), "test", terms)
     assert (report.created, report.grace_dated, report.rejected) == (4, 2, [])
@@ -136,7 +148,10 @@ def test_a_new_import_is_neither_overdue_nor_suspended_until_its_grace_date(ctx:
     assert start.valid_until == dt.date(2027, 4, 1)  # its own cycle start + 90 days
     assert lapsed.valid_until == dt.date(2026, 6, 30)
     assert [cycle_state(b.status, b.valid_until, imported_on, RULES) for b in (new, cert, start, lapsed)] == [
-        CycleState.CERTIFIED, CycleState.CERTIFIED, CycleState.CERTIFIED, CycleState.OVERDUE,
+        CycleState.CERTIFIED,
+        CycleState.CERTIFIED,
+        CycleState.CERTIFIED,
+        CycleState.OVERDUE,
     ]
 
     # The first night suspends only the one whose own date lapsed; the others hold until their dates pass.
@@ -148,7 +163,10 @@ def test_a_new_import_is_neither_overdue_nor_suspended_until_its_grace_date(ctx:
     assert run_cycle(db, dt.date(2027, 3, 10), RULES, guard) == [cert.id]
     assert run_cycle(db, dt.date(2027, 4, 2), RULES, guard) == [start.id]
     assert [b.suspended_on for b in (new, cert, start, lapsed)] == [
-        dt.date(2027, 3, 5), dt.date(2027, 3, 10), dt.date(2027, 4, 2), dt.date(2026, 12, 5),
+        dt.date(2027, 3, 5),
+        dt.date(2027, 3, 10),
+        dt.date(2027, 4, 2),
+        dt.date(2026, 12, 5),
     ]
 
 
@@ -163,19 +181,26 @@ def test_a_row_without_a_date_is_never_suspended_and_a_reimport_dates_it(ctx: Se
 
     # The next import that touches one gives it the grace date (the benefit system vouched for it again).
     b = old[0]
-    row = {"external_id": b.external_id, "id_number": ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number"),
-           "name": b.name}
-    report = import_roster(db, ctx.keyring, "roster.csv", roster_csv([row]), "test",
-                           ImportTerms(dt.date(2026, 12, 4), RULES, grace_days=30))
+    row = {
+        "external_id": b.external_id,
+        "id_number": ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number"),
+        "name": b.name,
+    }
+    report = import_roster(
+        db,
+        ctx.keyring,
+        "roster.csv",
+        roster_csv([row]),
+        "test",
+        ImportTerms(dt.date(2026, 12, 4), RULES, grace_days=30),
+    )
     assert (report.updated, report.grace_dated) == (1, 1)
     assert b.valid_until == dt.date(2027, 1, 3)
     assert run_cycle(db, dt.date(2027, 1, 3), RULES) == []
     assert run_cycle(db, dt.date(2027, 1, 4), RULES) == [b.id]
 
 
-def test_the_api_import_dates_new_people_and_the_cycle_run_leaves_them(
-    client: TestClient, ctx: ServiceContext
-) -> None:
+def test_the_api_import_dates_new_people_and_the_cycle_run_leaves_them(client: TestClient, ctx: ServiceContext) -> None:
     today = local_today(ctx.settings)  # the bureau's date, as the import dates new people
     rows = [{"external_id": "API-NEW", "id_number": factories.id_number(seq=321), "name": "陈淑英"}]
     r = client.post("/api/v1/roster", files={"file": ("roster.csv", roster_csv(rows), "text/csv")}, headers=ADMIN)

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, Route
 
 from tests.browser import SCREENSHOTS, launched_chromium, serve_in_thread
-from tests.service.api.ops import ops_app
+from tests.service.adapters.http.ops import ops_app
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from service.demo import DEMO_ACTIONS, DEMO_EXTERNAL_ID, DemoKit, write_kit
+from service.adapters.cli.demo import DEMO_ACTIONS, DEMO_EXTERNAL_ID, DemoKit, write_kit
 from tests.service.servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def test_kit_is_small_consistent_and_kept(kit: DemoKit, data_dir: Path) -> None:
 
 
 def test_offline_certify_accepts_the_demo_kit(kit: DemoKit) -> None:
-    cmd = [sys.executable, "-m", "service.cli", "certify", "--id-card", kit.card, "--video", kit.video]
+    cmd = [sys.executable, "-m", "service.adapters.cli", "certify", "--id-card", kit.card, "--video", kit.video]
     cmd += ["--challenge", ",".join(kit.actions), "--beneficiary-id", kit.id_number]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
     assert out.returncode == 0, out.stderr

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
+from service.infra.config import Settings
 from tests.service import factories
-from tests.service.api.helpers import open_session, put_card, put_video
+from tests.service.adapters.http.helpers import open_session, put_card, put_video
 from tests.service.conftest import ADMIN
 from tests.service.live import live_service, wait_decided
 from tests.service.media import LIVE_VIDEO, card_for_video

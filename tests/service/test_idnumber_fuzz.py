@@ -1,6 +1,7 @@
 """ID numbers: any string is judged without crashing, valid numbers round-trip, checksum mutations are caught.
 
-Both checkers: ``service.idnumber`` (roster, lookups) and ``pipelines.id_card.validate`` (python-stdnum, card OCR).
+Both checkers: ``service.certification.idnumber`` (roster, lookups) and ``pipelines.id_card.validate``
+(python-stdnum, card OCR).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from hypothesis import strategies as st
 
 from fuzz.common import fuzz_settings
 from pipelines.id_card.validate import check_number
-from service import idnumber
-from service.security import normalise_id
+from service.certification import idnumber
+from service.infra.security import normalise_id
 
 # Digits of other scripts and look-alikes: str.isdigit() or regex \d accept some of them.
 LOOKALIKES = "0123456789Xx²³¹٠١٢٣٤٥٦٧٨٩０１２３４５６７８９߀ 	\n-"

@@ -9,11 +9,11 @@ import os
 import time
 from typing import Any
 
-from service.context import ServiceContext
-from service.db.models import CertSession, Channel, SessionState
-from service.processing import claim, process
-from service.sessions import create_session
-from service.storage_s3 import S3EncryptedStorage, S3Location, S3Options
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession, Channel, SessionState
+from service.certification.processing import claim, process
+from service.certification.sessions import create_session
+from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options
 from tests.service import factories
 from tests.service.servers import free_port
 

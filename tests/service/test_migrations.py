@@ -8,9 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from service.db import console_models, models, proxy_models, wechat_models  # noqa: F401 - all tables
-from service.db.engine import Base
-from service.db.migrate import upgrade
+from service.infra.db.engine import Base
+from service.infra.db.migrate import upgrade
 from tests.service.live import fresh_database
 
 
@@ -36,9 +35,9 @@ def test_worker_heartbeat_migration_down_and_up(backend_urls: dict[str, str], tm
     from sqlalchemy.orm import Session
 
     from alembic import command
-    from service.db.migrate import alembic_config
-    from service.db.models import CertSession, WorkerHeartbeat, utcnow
-    from service.security import Keyring
+    from service.certification.models import CertSession, WorkerHeartbeat, utcnow
+    from service.infra.db.migrate import alembic_config
+    from service.infra.security import Keyring
     from tests.service import factories
 
     url = fresh_database(backend_urls, tmp_path)
@@ -89,8 +88,8 @@ def test_embedded_database_from_an_earlier_version_gets_the_new_columns(tmp_path
     from sqlalchemy import inspect, select
     from sqlalchemy.orm import Session
 
-    from service.db.engine import add_missing_columns, create_all
-    from service.db.models import Beneficiary
+    from service.certification.models import Beneficiary
+    from service.infra.db.engine import add_missing_columns, create_all
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0004")
@@ -121,9 +120,9 @@ def test_assist_request_migration_keeps_one_open_request_per_person(
     from sqlalchemy.orm import Session
 
     from alembic import command
-    from service.db.console_models import AssistRequest
-    from service.db.migrate import alembic_config
-    from service.security import Keyring
+    from service.features.console.models import AssistRequest
+    from service.infra.db.migrate import alembic_config
+    from service.infra.security import Keyring
     from tests.service import factories
 
     url = fresh_database(backend_urls, tmp_path)
@@ -136,8 +135,9 @@ def test_assist_request_migration_keeps_one_open_request_per_person(
             b = factories.beneficiary(db, Keyring(secrets.token_bytes(32), "k"))
 
             def ask(status: str = "open") -> AssistRequest:
-                return AssistRequest(beneficiary_id=b.id, kind="home_visit", phone="13800138000", openid="o",
-                                     status=status)
+                return AssistRequest(
+                    beneficiary_id=b.id, kind="home_visit", phone="13800138000", openid="o", status=status
+                )
 
             db.add_all([ask("closed"), ask("closed"), ask()])
             db.commit()

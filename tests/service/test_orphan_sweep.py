@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.context import ServiceContext
-from service.db.models import CertSession, Channel, utcnow
-from service.retention import sweep_orphans
-from service.sessions import create_session
-from service.storage_s3 import S3EncryptedStorage, S3Location, S3Options, make_client
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession, Channel, utcnow
+from service.certification.retention import sweep_orphans
+from service.certification.sessions import create_session
+from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options, make_client
 from tests.service import factories
 from tests.service.servers import s3_server
 

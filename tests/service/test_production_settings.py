@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.config import MIN_SECRET_CHARS, InsecureSettingsError, Settings
+from service.infra.config import MIN_SECRET_CHARS, InsecureSettingsError, Settings
 
 
 def production(**overrides: Any) -> Settings:
@@ -72,7 +72,7 @@ def test_development_and_test_keep_working_with_short_values() -> None:
 
 def test_the_start_up_path_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     """get_settings() (what `pension-cert serve`, the workers and Celery call) raises for SIGNING_KEY=x."""
-    from service.config import get_settings
+    from service.infra.config import get_settings
 
     for key, value in {
         "PENSION_CERT_ENV": "production",
@@ -95,6 +95,6 @@ def test_a_fixed_action_challenge_is_refused_in_production_and_logged_elsewhere(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     refused(production(challenge_actions=["blink", "turn_left"]), "PENSION_CERT_CHALLENGE_ACTIONS")
-    with caplog.at_level("WARNING", logger="service.config"):
+    with caplog.at_level("WARNING", logger="service.infra.config"):
         Settings(env="development", challenge_actions=["blink"]).validate_secrets()
     assert any("fixed action challenge" in r.getMessage() for r in caplog.records)

@@ -14,15 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from proxy_auth import RelativePolicy
-from service.context import ServiceContext
-from service.db.models import Beneficiary
-from service.db.proxy_models import BindingStatus, ProxyBinding, ProxyOperator
-from service.processing import claim, process
-from service.proxy.operators import store_template
-from service.relatives import relative_policy, relative_templates
-from service.worker import shared_certifier
+from service.adapters.workers.worker import shared_certifier
+from service.certification.context import ServiceContext
+from service.certification.models import Beneficiary
+from service.certification.processing import claim, process
+from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
+from service.features.proxy.operators import store_template
+from service.features.proxy.relatives import relative_policy, relative_templates
 from tests.service import factories
-from tests.service.api.helpers import open_session, put_card, put_video
+from tests.service.adapters.http.helpers import open_session, put_card, put_video
 from tests.service.conftest import make_settings
 from tests.service.media import LIVE_VIDEO, SPOOF_VIDEO, card_for_video
 
@@ -37,14 +37,29 @@ def unit(seed: int) -> np.ndarray:
 
 
 def operator_bound_to(db: Session, ctx: ServiceContext, b: Beneficiary, status: str, model: str | None) -> str:
-    op = ProxyOperator(id=str(uuid.uuid4()), channel="wechat", channel_hash=uuid.uuid4().hex,
-                       token_hash=uuid.uuid4().hex, template_consent=False)
+    op = ProxyOperator(
+        id=str(uuid.uuid4()),
+        channel="wechat",
+        channel_hash=uuid.uuid4().hex,
+        token_hash=uuid.uuid4().hex,
+        template_consent=False,
+    )
     if model is not None:
         store_template(ctx, op, unit(7), model)
     db.add(op)
     db.flush()
-    db.add(ProxyBinding(id=str(uuid.uuid4()), operator_id=op.id, beneficiary_id=b.id, relationship="child",
-                        status=status, failures=0, locked=False, flagged=False))
+    db.add(
+        ProxyBinding(
+            id=str(uuid.uuid4()),
+            operator_id=op.id,
+            beneficiary_id=b.id,
+            relationship="child",
+            status=status,
+            failures=0,
+            locked=False,
+            flagged=False,
+        )
+    )
     return op.id
 
 

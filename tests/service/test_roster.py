@@ -12,11 +12,11 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.context import ServiceContext
-from service.cycle import CycleRules
-from service.db.models import Beneficiary
-from service.errors import ServiceError
-from service.roster import ImportTerms, import_roster
+from service.certification.context import ServiceContext
+from service.certification.cycle import CycleRules
+from service.certification.errors import ServiceError
+from service.certification.models import Beneficiary
+from service.certification.roster import ImportTerms, import_roster
 
 TERMS = ImportTerms(dt.date(2026, 5, 1), CycleRules(), grace_days=90)
 HEADER = ["external_id", "id_number", "name", "region", "benefit_types", "status", "valid_until"]

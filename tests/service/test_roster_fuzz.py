@@ -20,14 +20,14 @@ from openpyxl import Workbook
 
 from fuzz import bombs
 from fuzz.common import fuzz_settings
-from service.errors import ServiceError
-from service.roster import FORMULA_START, MAX_COLUMNS, read_table, validate_row
+from service.certification.errors import ServiceError
+from service.certification.roster import FORMULA_START, MAX_COLUMNS, read_table, validate_row
 from tests.service.test_roster import HEADER, card_rows
 
 CODES = {("ROSTER_FORMAT", 422), ("ROSTER_FORMAT", 415), ("ROSTER_TOO_LARGE", 413)}
 CELL = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "=HYPERLINK(\"http://x\")", "", " ", "X"]),
+    st.sampled_from(["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", '=HYPERLINK("http://x")', "", " ", "X"]),
     st.from_regex(r"[0-9]{17}[0-9Xx]", fullmatch=True),
 )
 

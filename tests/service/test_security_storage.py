@@ -15,12 +15,12 @@ import pytest
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import AccessFormatter
 
-from service import idnumber
-from service.config import DEV_MEDIA_KEY, InsecureSettingsError, Settings
-from service.context import ServiceContext
-from service.db.engine import make_engine, private_sqlite_file
-from service.security import Keyring, MaskingFilter, install_log_masking, mask_id, mask_text
-from service.storage import LocalEncryptedStorage, StorageError
+from service.certification import idnumber
+from service.certification.context import ServiceContext
+from service.infra.config import DEV_MEDIA_KEY, InsecureSettingsError, Settings
+from service.infra.db.engine import make_engine, private_sqlite_file
+from service.infra.security import Keyring, MaskingFilter, install_log_masking, mask_id, mask_text
+from service.infra.storage import LocalEncryptedStorage, StorageError
 from tests.service import factories
 from tests.service.conftest import make_settings
 

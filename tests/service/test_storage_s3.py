@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
-from service.context import open_storage
-from service.storage import StorageError, StorageUnavailableError
-from service.storage_s3 import S3EncryptedStorage, S3Location, S3Options, make_client
-from tests.service.api.helpers import auth, open_session, put_card, put_video
+from service.certification.context import open_storage
+from service.infra.config import Settings
+from service.infra.storage import StorageError, StorageUnavailableError
+from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options, make_client
+from tests.service.adapters.http.helpers import auth, open_session, put_card, put_video
 from tests.service.live import live_service, wait_decided
 from tests.service.media import LIVE_VIDEO, card_for_video
 from tests.service.servers import S3Server, s3_server

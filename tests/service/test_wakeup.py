@@ -7,7 +7,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from service import wakeup
+from service.infra import wakeup
 
 
 def test_notify_wakes_listener_and_removes_dead_sockets() -> None:

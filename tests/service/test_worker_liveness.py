@@ -17,13 +17,13 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from service import heartbeat
-from service.context import ServiceContext
-from service.db.models import CertSession, WorkerHeartbeat, utcnow
-from service.processing import claim
+from service.certification import heartbeat
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession, WorkerHeartbeat, utcnow
+from service.certification.processing import claim
 from tests.service import factories
-from tests.service.api.helpers import open_session, put_card, put_video
-from tests.service.api.ops import ops_app
+from tests.service.adapters.http.helpers import open_session, put_card, put_video
+from tests.service.adapters.http.ops import ops_app
 from tests.service.conftest import ADMIN, API_KEY, make_settings
 from tests.service.faults.helpers import assert_decided_once
 from tests.service.live import fresh_database, wait_decided
@@ -101,7 +101,7 @@ def test_heartbeat_interval_must_stay_well_below_the_staleness_limit(tmp_path: P
 
 
 def test_restart_backoff_doubles_for_a_crash_loop_and_resets_after_a_stable_run(tmp_path: Path) -> None:
-    from service.supervisor import Supervisor
+    from service.adapters.workers.supervisor import Supervisor
 
     settings = make_settings(
         tmp_path, worker_restart_backoff_s=0.05, worker_restart_backoff_max_s=0.2, worker_stable_s=0.5
@@ -197,8 +197,8 @@ class WorkerKilled(BaseException):
 
 @pytest.mark.slow
 def test_dead_worker_thread_is_replaced_and_its_job_decided(tmp_path: Path, data_dir: Path) -> None:
-    from service.api import create_app
-    from service.worker import shared_certifier
+    from service.adapters.http import create_app
+    from service.adapters.workers.worker import shared_certifier
 
     url = fresh_database({"database_url": f"sqlite:///{tmp_path / 'x.db'}"}, tmp_path)
     settings = make_settings(

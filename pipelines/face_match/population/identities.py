@@ -33,8 +33,8 @@ def linked_pairs(first: FaceSet, second: FaceSet, t_first: float, t_second: floa
     fam = first["family"][ia]
     out: list[tuple[str, str]] = []
     for start in range(0, len(ids), 1024):  # blocks keep the memory of the similarity rows bounded
-        sa = first.embeddings[ia[start:start + 1024]] @ first.embeddings[ia].T
-        sb = second.embeddings[ib[start:start + 1024]] @ second.embeddings[ib].T
+        sa = first.embeddings[ia[start : start + 1024]] @ first.embeddings[ia].T
+        sb = second.embeddings[ib[start : start + 1024]] @ second.embeddings[ib].T
         rows, cols = np.nonzero((sa >= t_first) & (sb >= t_second))
         for r, c in zip(rows + start, cols, strict=True):
             if r < c and fam[r] != fam[c]:

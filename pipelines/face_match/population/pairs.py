@@ -105,8 +105,11 @@ def kin_scores(faces: FaceSet, relations: list[tuple[str, str, str]]) -> dict[st
         sims = (faces.embeddings[ia] @ faces.embeddings[ib].T).ravel()
         acc.setdefault(rel, []).append((sims, np.full(len(sims), units[ia[0]])))
     return {
-        rel: Scores(np.concatenate([v for v, _ in parts]).astype(np.float32), np.concatenate([u for _, u in parts]),
-                    np.concatenate([u for _, u in parts]))
+        rel: Scores(
+            np.concatenate([v for v, _ in parts]).astype(np.float32),
+            np.concatenate([u for _, u in parts]),
+            np.concatenate([u for _, u in parts]),
+        )
         for rel, parts in sorted(acc.items())
     }
 

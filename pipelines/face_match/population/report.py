@@ -41,8 +41,12 @@ def population_report(data: PopulationData, th: Thresholds, lfw_older: Scores | 
     if lfw_older is not None:
         genuine["lfw_older"] = lfw_older
     return {
-        "thresholds": {"accept": th.accept, "review": th.review, "accept_population": th.accept_population,
-                       "calibration": th.calibration_version},
+        "thresholds": {
+            "accept": th.accept,
+            "review": th.review,
+            "accept_population": th.accept_population,
+            "calibration": th.calibration_version,
+        },
         "impostors_held_out": impostors,
         "genuine": {
             name: {
@@ -89,8 +93,12 @@ def as_norm_comparison(data: PopulationData, far: float = 1e-4) -> dict[str, Any
         t = threshold_at(_scores(cal, cohort, mode, impostor=True), far)
         far_ev = float(np.mean(_scores(ev, cohort, mode, impostor=True) >= t.threshold))
         tar = float(np.mean(_scores(gen, cohort, mode, impostor=False) >= t.threshold))
-        out[mode] = {"threshold": round(t.threshold, 4), "method": t.method,
-                     "evaluation_far": round(far_ev, 6), "genuine_accept_east_asian": round(tar, 4)}
+        out[mode] = {
+            "threshold": round(t.threshold, 4),
+            "method": t.method,
+            "evaluation_far": round(far_ev, 6),
+            "genuine_accept_east_asian": round(tar, 4),
+        }
     return out
 
 

@@ -29,9 +29,7 @@ def drawn_challenge(key: str, seed: int) -> tuple[str, ...]:
     return issue_challenge(rng=random.Random(f"{seed}:{key}")).actions
 
 
-def under_challenge(
-    p: Presentation, events: Sequence[ActionEvent], seed: int, prepared: bool = False
-) -> Presentation:
+def under_challenge(p: Presentation, events: Sequence[ActionEvent], seed: int, prepared: bool = False) -> Presentation:
     """The presentation as the stage judges it under its drawn challenge: a static attack that does not perform
     the challenge is rejected by it (a hard finding); a genuine person, and a `prepared` (video) attack, are
     taken to perform it. A genuine person performing blinks, mouth and head turns moves non-rigidly, so the

@@ -23,14 +23,43 @@ import numpy as np
 from pipelines.face_match.population.dataset import INDEX, LINKS, RELATIONS
 
 COLUMNS = ("path", "id", "source", "subject", "family", "role", "age", "gender", "ethnicity")
-EAST_ASIAN_NAMES = frozenset({
-    "Ai_Sugiyama", "Antony_Leung", "Candie_Kung", "Chan_Choi", "Chen_Liang_Yu", "Choi_Sung-hong", "Fujio_Cho",
-    "Gong_Ruina", "Ham_Pong-sil", "Han_Sung_Joo", "Hisao_Oguchi", "Ken_Watanabe", "Lee_Soo-hyuck", "Lee_Tae-sik",
-    "Lee_Yeo-jin", "Li_Changchun", "Li_Ka-shing", "Lim_Dong-won", "Lin_Yung_Hsi", "Liu_Xiaoqing",
-    "Masahiko_Nagasawa", "Miyako_Miyazaki", "Qian_Qichen", "Saburo_Kawabuchi", "Shi_Guangsheng", "Soon_Yi",
-    "Vicki_Zhao_Wei", "Yingfan_Wang", "Yoko_Ono", "Yoshiyuki_Kamei", "Yukio_Hatoyama", "Zeng_Qinghong",
-    "Zhang_Wenkang",
-})
+EAST_ASIAN_NAMES = frozenset(
+    {
+        "Ai_Sugiyama",
+        "Antony_Leung",
+        "Candie_Kung",
+        "Chan_Choi",
+        "Chen_Liang_Yu",
+        "Choi_Sung-hong",
+        "Fujio_Cho",
+        "Gong_Ruina",
+        "Ham_Pong-sil",
+        "Han_Sung_Joo",
+        "Hisao_Oguchi",
+        "Ken_Watanabe",
+        "Lee_Soo-hyuck",
+        "Lee_Tae-sik",
+        "Lee_Yeo-jin",
+        "Li_Changchun",
+        "Li_Ka-shing",
+        "Lim_Dong-won",
+        "Lin_Yung_Hsi",
+        "Liu_Xiaoqing",
+        "Masahiko_Nagasawa",
+        "Miyako_Miyazaki",
+        "Qian_Qichen",
+        "Saburo_Kawabuchi",
+        "Shi_Guangsheng",
+        "Soon_Yi",
+        "Vicki_Zhao_Wei",
+        "Yingfan_Wang",
+        "Yoko_Ono",
+        "Yoshiyuki_Kamei",
+        "Yukio_Hatoyama",
+        "Zeng_Qinghong",
+        "Zhang_Wenkang",
+    }
+)
 N_YOUNGER = 40
 N_OTHER = 40
 FAMILY = "tskinface:fam1"
@@ -38,11 +67,20 @@ ZHU_A, ZHU_B = "lfw:Zhu_Rongji/a", "lfw:Zhu_Rongji/b"
 NO_FACE_ID = "blank"
 
 
-def _row(rel: str, source: str, subject: str, family: str, age: str = "", ethnicity: str = "", role: str = "") -> dict[
-    str, str
-]:
-    return {"path": rel, "id": Path(rel).stem, "source": source, "subject": subject,
-            "family": family, "role": role, "age": age, "gender": "", "ethnicity": ethnicity}
+def _row(
+    rel: str, source: str, subject: str, family: str, age: str = "", ethnicity: str = "", role: str = ""
+) -> dict[str, str]:
+    return {
+        "path": rel,
+        "id": Path(rel).stem,
+        "source": source,
+        "subject": subject,
+        "family": family,
+        "role": role,
+        "age": age,
+        "gender": "",
+        "ethnicity": ethnicity,
+    }
 
 
 def index_rows(faces_dir: Path) -> list[dict[str, str]]:
@@ -101,8 +139,12 @@ def build(root: Path, faces_dir: Path, rows: list[dict[str, str]] | None = None)
         fh.write(f"id_a,id_b,how\n{zhu_a},{zhu_b},eye\nnot_in_the_index,{zhu_a},eye\n")
     with (root / RELATIONS).open("w", newline="", encoding="utf-8") as fh:
         fh.write("source,family,subject_a,subject_b,relation\n")
-        for a, b, rel in (("F", "M", "spouse"), ("F", "S", "parent_child"), ("M", "D", "parent_child"),
-                          ("S", "D", "siblings")):
+        for a, b, rel in (
+            ("F", "M", "spouse"),
+            ("F", "S", "parent_child"),
+            ("M", "D", "parent_child"),
+            ("S", "D", "siblings"),
+        ):
             fh.write(f"tskinface,{FAMILY},{FAMILY}-{a},{FAMILY}-{b},{rel}\n")
     return rows
 

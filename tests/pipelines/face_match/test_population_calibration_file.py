@@ -105,7 +105,9 @@ def test_write_populations_replaces_populations_keeps_lfw_and_redeploys(calib_co
     assert list(entry["populations"]) == sorted(entry["populations"])
     assert entry["thresholds"] == {"1e-2": 0.45, "1e-3": 0.42, "1e-4": 0.70}
     assert entry["threshold_population"] == {
-        "1e-2": "east_asian_50plus", "1e-3": "east_asian_adult", "1e-4": "east_asian_adult"
+        "1e-2": "east_asian_50plus",
+        "1e-3": "east_asian_adult",
+        "1e-4": "east_asian_adult",
     }
     # Other recognizers are untouched.
     for key, other in before["recognizers"].items():
@@ -136,8 +138,10 @@ def test_write_populations_refuses_a_recognizer_without_an_entry(calib_copy: Pat
 
 def lfw_entry(thresholds: tuple[float, float, float]) -> dict[str, Any]:
     """What ``calibrate`` returns for the default pack with flip (its LFW thresholds and stats)."""
-    at_far = {k: {"threshold": t, "method": "empirical", "tar": 0.99, "measured_far": 0.0} for k, t in
-              zip(FAR_KEYS, thresholds, strict=True)}
+    at_far = {
+        k: {"threshold": t, "method": "empirical", "tar": 0.99, "measured_far": 0.0}
+        for k, t in zip(FAR_KEYS, thresholds, strict=True)
+    }
     return {
         "recognizer": "mobilefacenet_foamliu@b7120c095d60",
         "detector": "yunet_2023mar@8f2383e4dd3c",

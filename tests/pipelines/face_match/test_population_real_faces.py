@@ -158,7 +158,8 @@ def test_written_thresholds_are_the_strictest_and_reach_the_decision(
     th = cal.thresholds(matcher.recognizer.version, True, accept_far="1e-4", review_far="1e-2")
     assert (th.accept, th.review) == (entry["thresholds"]["1e-4"], entry["thresholds"]["1e-2"])
     assert (th.accept_population, th.review_population) == (
-        entry["threshold_population"]["1e-4"], entry["threshold_population"]["1e-2"]
+        entry["threshold_population"]["1e-4"],
+        entry["threshold_population"]["1e-2"],
     )
     assert th.calibration_version == version
     recalibrated = FaceMatcher(matcher.pack, matcher.config, cal)

@@ -230,9 +230,7 @@ def test_split_half_is_stable_family_disjoint_and_balanced() -> None:
 
 
 def test_merge_families_merges_linked_families_transitively() -> None:
-    faces = random_faces(
-        6, id=["a1", "a2", "b1", "c1", "d1", "e1"], family=["A", "A", "B", "C", "D", "E"]
-    )
+    faces = random_faces(6, id=["a1", "a2", "b1", "c1", "d1", "e1"], family=["A", "A", "B", "C", "D", "E"])
     merged = merge_families(faces, [("a2", "b1"), ("c1", "b1"), ("zz", "d1"), ("a1", "a2")])
     # A-B and B-C merge into one family named after the first; an unknown id and a link within A change nothing.
     assert merged["family"].tolist() == ["A", "A", "A", "A", "D", "E"]
@@ -244,8 +242,11 @@ def test_merge_families_merges_linked_families_transitively() -> None:
 def test_linked_pairs_need_both_recognizers_and_two_families() -> None:
     e = np.eye(4, dtype=np.float32)
     # First recognizer: x1, y1, z1 all within cos 0.99 of each other; x1 and z1 are one family.
-    first = faceset(np.stack([e[0], e[0] + 0.1 * e[1], e[0] + 0.1 * e[2], e[3]]),
-                    id=["x1", "y1", "z1", "w1"], family=["X", "Y", "X", "W"])
+    first = faceset(
+        np.stack([e[0], e[0] + 0.1 * e[1], e[0] + 0.1 * e[2], e[3]]),
+        id=["x1", "y1", "z1", "w1"],
+        family=["X", "Y", "X", "W"],
+    )
     assert linked_pairs(first, first, 0.9, 0.9) == [("x1", "y1"), ("y1", "z1")]  # never x1-z1 (one family)
     # Second recognizer (other row order, no w1): only y1 and z1 agree.
     second = faceset(np.stack([e[1], e[1], e[2]]), id=["z1", "y1", "x1"], family=["X", "Y", "X"])
@@ -259,8 +260,18 @@ def test_linked_pairs_need_both_recognizers_and_two_families() -> None:
 def test_populations_select_quality_adults_east_asian_and_age() -> None:
     faces = random_faces(
         10,
-        source=["utkface", "utkface", "utkface", "tskinface", "tskinface", "fiw", "utkface", "asian_faces", "utkface",
-                "utkface"],
+        source=[
+            "utkface",
+            "utkface",
+            "utkface",
+            "tskinface",
+            "tskinface",
+            "fiw",
+            "utkface",
+            "asian_faces",
+            "utkface",
+            "utkface",
+        ],
         role=["", "", "", "S", "F", "MID1", "", "", "", ""],
         age=["60", "30", "60", "", "", "", "70", "", "49", "50"],
         quality_flags=["", "", "pose", "", "", "", "", "", "", ""],
@@ -289,12 +300,18 @@ def test_fit_probe_separates_two_clusters() -> None:
 
 
 def test_east_asian_mask_labels_unlabelled_families_by_their_mean() -> None:
-    emb = np.vstack([
-        clusters(20, 0, 1), clusters(20, 1, 2),  # utkface: asian near e0, white near e1
-        clusters(2, 0, 3), clusters(1, 1, 4),  # family t:1, no label: two of three near e0
-        clusters(1, 0, 5), clusters(2, 1, 6),  # family t:2, no label: one of three near e0
-        clusters(1, 1, 7), clusters(1, 0, 8),  # labelled: east_asian near e1, white near e0
-    ])
+    emb = np.vstack(
+        [
+            clusters(20, 0, 1),
+            clusters(20, 1, 2),  # utkface: asian near e0, white near e1
+            clusters(2, 0, 3),
+            clusters(1, 1, 4),  # family t:1, no label: two of three near e0
+            clusters(1, 0, 5),
+            clusters(2, 1, 6),  # family t:2, no label: one of three near e0
+            clusters(1, 1, 7),
+            clusters(1, 0, 8),  # labelled: east_asian near e1, white near e0
+        ]
+    )
     faces = faceset(
         emb,
         source=["utkface"] * 40 + ["tskinface"] * 6 + ["fiw", "asian_faces"],
@@ -311,13 +328,17 @@ def test_east_asian_mask_labels_unlabelled_families_by_their_mean() -> None:
 
 
 def test_east_asian_mask_without_probe_data() -> None:
-    labelled = random_faces(4, source=["fiw", "asian_faces", "lfw", "lfw"],
-                            ethnicity=["east_asian", "east_asian", "white", "asian"])
+    labelled = random_faces(
+        4, source=["fiw", "asian_faces", "lfw", "lfw"], ethnicity=["east_asian", "east_asian", "white", "asian"]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no probe is fitted when every face is labelled
         assert east_asian_mask(labelled).tolist() == [True, True, False, True]
         assert probe_accuracy(labelled) == {
-            "asian_recall": None, "non_asian_recall": None, "n_asian": 0, "n_non_asian": 0
+            "asian_recall": None,
+            "non_asian_recall": None,
+            "n_asian": 0,
+            "n_non_asian": 0,
         }
     # Unlabelled faces and no utkface faces of both classes to fit the probe on: an error, not "non-Asian".
     unlabelled = random_faces(3, source=["tskinface", "utkface", "utkface"], ethnicity=["", "asian", "asian"])

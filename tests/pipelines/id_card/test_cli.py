@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.id_card import IdCardReader
-from service.cli import main
+from service.adapters.cli import main
 
 
 def test_read_prints_one_json_line_per_image(
@@ -22,15 +22,29 @@ def test_read_prints_one_json_line_per_image(
         original_init(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(IdCardReader, "__init__", counting_init)
-    images = [idcard_dir / "synthetic" / "card_002.jpg", idcard_dir / "samples" / "card-ocr_test1_fictional.jpg",
-              idcard_dir / "samples" / "samples_labels.csv"]
+    images = [
+        idcard_dir / "synthetic" / "card_002.jpg",
+        idcard_dir / "samples" / "card-ocr_test1_fictional.jpg",
+        idcard_dir / "samples" / "samples_labels.csv",
+    ]
     code = main(["id-card", "read", *map(str, images)])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(created) == 1
     assert [ln["image"] for ln in lines] == [str(p) for p in images]
     first, second, broken = lines
-    for key in ("name", "sex", "ethnicity", "birth_date", "address", "id_number", "id_number_valid", "side",
-                "confidence", "errors", "portrait"):
+    for key in (
+        "name",
+        "sex",
+        "ethnicity",
+        "birth_date",
+        "address",
+        "id_number",
+        "id_number_valid",
+        "side",
+        "confidence",
+        "errors",
+        "portrait",
+    ):
         assert key in first
     assert first["name"] == "江振华" and first["birth_date"] == "1943-02-19"
     assert first["id_number"] == "21010219430219701X" and first["id_number_valid"] is True

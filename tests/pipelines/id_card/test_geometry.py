@@ -43,8 +43,14 @@ def test_edge_extent_keeps_the_card_text(generator: CardGenerator, index: int, r
     turn, size = G.upright_transform(small.shape, turn_deg)
     x1, y1, x2, y2 = G.edge_extent(small, turn, size)
     # The printed text spans the card's inner area: its corners must fall inside the box.
-    inner = np.array([[0.05 * L.CARD_W, 0.1 * L.CARD_H], [0.95 * L.CARD_W, 0.1 * L.CARD_H],
-                      [0.95 * L.CARD_W, 0.92 * L.CARD_H], [0.05 * L.CARD_W, 0.92 * L.CARD_H]])
+    inner = np.array(
+        [
+            [0.05 * L.CARD_W, 0.1 * L.CARD_H],
+            [0.95 * L.CARD_W, 0.1 * L.CARD_H],
+            [0.95 * L.CARD_W, 0.92 * L.CARD_H],
+            [0.05 * L.CARD_W, 0.92 * L.CARD_H],
+        ]
+    )
     pts = G.apply(turn, card.project(inner) * scale)
     assert (pts[:, 0] >= x1 - 1).all() and (pts[:, 0] <= x2 + 1).all()
     assert (pts[:, 1] >= y1 - 1).all() and (pts[:, 1] <= y2 + 1).all()

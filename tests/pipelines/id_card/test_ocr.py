@@ -32,8 +32,9 @@ def plain_engine() -> OcrEngine:
     return OcrEngine(optimize_graph=False, parallel_rec=False)
 
 
-def test_parallel_lanes_read_what_one_session_reads(reader: IdCardReader, plain_engine: OcrEngine,
-                                                     card_crops: list[np.ndarray]) -> None:
+def test_parallel_lanes_read_what_one_session_reads(
+    reader: IdCardReader, plain_engine: OcrEngine, card_crops: list[np.ndarray]
+) -> None:
     assert len(reader.ocr._rec_lanes) >= 1 or reader.ocr._pool._max_workers == 1
     fast = reader.ocr.recognize(card_crops)
     plain = plain_engine.recognize(card_crops)
@@ -44,8 +45,9 @@ def test_parallel_lanes_read_what_one_session_reads(reader: IdCardReader, plain_
         assert abs(s_fast - s_plain) < 1e-3
 
 
-def test_rewritten_detector_finds_the_same_lines(reader: IdCardReader, plain_engine: OcrEngine,
-                                                  idcard_dir: Path) -> None:
+def test_rewritten_detector_finds_the_same_lines(
+    reader: IdCardReader, plain_engine: OcrEngine, idcard_dir: Path
+) -> None:
     image = load_image(idcard_dir / "synthetic" / "card_003.jpg")
     fast = sorted(q.mean(axis=0).round(-1).tolist() for q in reader.ocr.detect(image, 640))
     plain = sorted(q.mean(axis=0).round(-1).tolist() for q in plain_engine.detect(image, 640))
@@ -73,8 +75,7 @@ def test_width_batches_never_mix_heights() -> None:
 
 
 def test_crops_of_two_heights_read_as_when_read_alone(reader: IdCardReader, card_crops: list[np.ndarray]) -> None:
-    mixed = [c if k % 2 else cv2.resize(c, (max(8, round(c.shape[1] * 40 / 48)), 40))
-             for k, c in enumerate(card_crops)]
+    mixed = [c if k % 2 else cv2.resize(c, (max(8, round(c.shape[1] * 40 / 48)), 40)) for k, c in enumerate(card_crops)]
     together = reader.ocr.recognize(mixed)
     alone = [reader.ocr.recognize([c])[0] for c in mixed]
     assert [t for t, *_ in together] == [t for t, *_ in alone]

@@ -21,16 +21,27 @@ from pipelines.media import load_image
 from pipelines.reasons import ReasonCode
 
 GOLDEN = Path(__file__).parent / "golden"
-PLAIN = PhotoConfig(any_rotation=False, max_tilt_deg=0.0, card_fill=(0.8, 0.8), max_blur_sigma=0.0,
-                    max_noise=1.0, jpeg_quality=(92, 92), glare_prob=0.0, shadow_prob=0.0)
+PLAIN = PhotoConfig(
+    any_rotation=False,
+    max_tilt_deg=0.0,
+    card_fill=(0.8, 0.8),
+    max_blur_sigma=0.0,
+    max_noise=1.0,
+    jpeg_quality=(92, 92),
+    glare_prob=0.0,
+    shadow_prob=0.0,
+)
 TODAY = dt.date(2026, 6, 1)
 
 
 def _fields(res: IdCardResult) -> dict[str, str | None]:
     return {
-        "name": res.name, "sex": res.sex, "ethnicity": res.ethnicity,
+        "name": res.name,
+        "sex": res.sex,
+        "ethnicity": res.ethnicity,
         "birth_date": res.birth_date.isoformat() if res.birth_date else None,
-        "address": res.address, "id_number": res.id_number,
+        "address": res.address,
+        "id_number": res.id_number,
     }
 
 
@@ -46,8 +57,12 @@ def test_shared_synthetic_cards_read_exactly(reader: IdCardReader, idcard_dir: P
     label = rows[f"idcard/synthetic/{card}"]
     res = reader.read(load_image(idcard_dir / "synthetic" / card), today=TODAY)
     assert _fields(res) == {
-        "name": label["name"], "sex": label["sex"], "ethnicity": label["ethnicity"],
-        "birth_date": label["birth"], "address": label["address"], "id_number": label["id_number"],
+        "name": label["name"],
+        "sex": label["sex"],
+        "ethnicity": label["ethnicity"],
+        "birth_date": label["birth"],
+        "address": label["address"],
+        "id_number": label["id_number"],
     }
     assert res.side == "portrait"
     assert res.id_number_valid
@@ -107,8 +122,11 @@ def test_samples_match_labels_and_golden_flags(reader: IdCardReader, idcard_dir:
     label = _sample_rows(idcard_dir)[name]
     res = reader.read(load_image(idcard_dir / "samples" / name), today=TODAY)
     assert _fields(res) == {
-        "name": label["name"], "sex": label["sex"], "ethnicity": label["ethnicity"],
-        "birth_date": label["birth_as_printed"], "address": label["address_as_printed"],
+        "name": label["name"],
+        "sex": label["sex"],
+        "ethnicity": label["ethnicity"],
+        "birth_date": label["birth_as_printed"],
+        "address": label["address_as_printed"],
         "id_number": label["id_number_as_printed"],
     }
     assert sorted(e.value for e in res.errors) == sorted(golden["errors"])
@@ -191,8 +209,9 @@ def test_check_digit_failure(reader: IdCardReader, generator: CardGenerator, fac
     assert not res.id_number_valid
 
 
-def test_birth_and_sex_inconsistent_with_number(reader: IdCardReader, generator: CardGenerator,
-                                                faces_dir: Path) -> None:
+def test_birth_and_sex_inconsistent_with_number(
+    reader: IdCardReader, generator: CardGenerator, faces_dir: Path
+) -> None:
     _, fields, face = generator.flat(17)
     other_sex = "女" if fields.sex == "男" else "男"
     bad = dataclasses.replace(fields, sex=other_sex, birth_date=fields.birth_date + dt.timedelta(days=40))
@@ -206,8 +225,19 @@ def test_birth_and_sex_inconsistent_with_number(reader: IdCardReader, generator:
 def test_result_json_contract(reader: IdCardReader, idcard_dir: Path) -> None:
     out = reader.read(load_image(idcard_dir / "synthetic" / "card_001.jpg")).to_dict()
     json.dumps(out, ensure_ascii=False)
-    for key in ("name", "sex", "ethnicity", "birth_date", "address", "id_number", "id_number_valid", "side",
-                "confidence", "errors", "portrait"):
+    for key in (
+        "name",
+        "sex",
+        "ethnicity",
+        "birth_date",
+        "address",
+        "id_number",
+        "id_number_valid",
+        "side",
+        "confidence",
+        "errors",
+        "portrait",
+    ):
         assert key in out
     assert len(out["portrait"]) == 4
 

@@ -32,8 +32,7 @@ def test_clean_card_is_read_once(reader: IdCardReader, idcard_dir: Path, monkeyp
     assert calls == [True]
 
 
-def test_photo_without_a_number_is_looked_at_unlevelled(reader: IdCardReader,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_photo_without_a_number_is_looked_at_unlevelled(reader: IdCardReader, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _spy(reader, monkeypatch)
     blank = np.full((600, 800, 3), 200, np.uint8)
     res = reader.read(blank)

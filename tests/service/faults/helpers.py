@@ -10,9 +10,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from service.context import ServiceContext
-from service.db.models import AuditEntry, Certification, CertSession
-from tests.service.api.helpers import put_card, put_video
+from service.certification.context import ServiceContext
+from service.certification.models import AuditEntry, Certification, CertSession
+from tests.service.adapters.http.helpers import put_card, put_video
 from tests.service.conftest import ADMIN
 from tests.service.media import LIVE_VIDEO, card_for_video
 from tests.service.test_e2e import roster

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from service.context import ServiceContext
-from service.db.models import Certification, CertSession
-from tests.service.api.helpers import open_session, put_card, put_video
+from service.certification.context import ServiceContext
+from service.certification.models import Certification, CertSession
+from tests.service.adapters.http.helpers import open_session, put_card, put_video
 from tests.service.conftest import ADMIN
 from tests.service.faults.helpers import assert_decided_once
 from tests.service.live import celery_worker, live_service, wait_decided

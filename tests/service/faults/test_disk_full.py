@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from service.context import ServiceContext
-from service.db.models import AuditEntry, CertSession, VideoFingerprint
-from service.errors import SERVICE_MESSAGES_ZH
-from service.storage import LocalEncryptedStorage, StorageFullError
-from service.worker import PollingWorker
-from tests.service.api.helpers import auth, open_session, put_card, put_video
+from service.adapters.workers.worker import PollingWorker
+from service.certification.context import ServiceContext
+from service.certification.errors import SERVICE_MESSAGES_ZH
+from service.certification.models import AuditEntry, CertSession, VideoFingerprint
+from service.infra.storage import LocalEncryptedStorage, StorageFullError
+from tests.service.adapters.http.helpers import auth, open_session, put_card, put_video
 from tests.service.faults.helpers import assert_decided_once, enrol, video_copy
 from tests.service.live import live_service
 

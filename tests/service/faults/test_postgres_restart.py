@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.context import ServiceContext
-from service.db.models import CertSession
-from service.errors import SERVICE_MESSAGES_ZH
-from tests.service.api.helpers import auth, open_session, put_card, put_video
+from service.certification.context import ServiceContext
+from service.certification.errors import SERVICE_MESSAGES_ZH
+from service.certification.models import CertSession
+from tests.service.adapters.http.helpers import auth, open_session, put_card, put_video
 from tests.service.faults.helpers import (
     LONG,
     QUICK_S,
@@ -133,7 +133,7 @@ def test_postgres_restart_mid_job_polling_worker_takes_its_job_back(tmp_path: Pa
         with live_service(backend, tmp_path, worker_mode="none") as (client, settings):
             assert settings.job_lease_s >= 300
             ctx = ServiceContext(settings, create_schema=False)
-            (ext, card), = enrol(client, data_dir, "PGPOLL", 1)
+            ((ext, card),) = enrol(client, data_dir, "PGPOLL", 1)
             s = open_session(client, ext)
             assert put_card(client, s, card).status_code == 200
             assert put_video(client, s, video_copy(data_dir, 0)).json()["state"] == "queued"
@@ -143,8 +143,12 @@ def test_postgres_restart_mid_job_polling_worker_takes_its_job_back(tmp_path: Pa
                 sid = s["session_id"]
                 wait_for(lambda: state_of(ctx, sid) == "processing", 120, "worker claims the job", interval=0.01)
                 pg.stop()
-                wait_for(lambda: "processing failed" in log.read_text(errors="replace"), 120,
-                         "the worker's write fails", interval=0.1)
+                wait_for(
+                    lambda: "processing failed" in log.read_text(errors="replace"),
+                    120,
+                    "the worker's write fails",
+                    interval=0.1,
+                )
                 pg.start()
                 t0 = time.monotonic()
                 result = wait_decided(client, s, timeout=120)

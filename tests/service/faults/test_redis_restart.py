@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from service.context import ServiceContext
-from tests.service.api.helpers import open_session
+from service.certification.context import ServiceContext
+from tests.service.adapters.http.helpers import open_session
 from tests.service.faults.helpers import (
     LONG,
     QUICK_S,

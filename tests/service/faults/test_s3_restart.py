@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from service.context import ServiceContext
-from tests.service.api.helpers import open_session, put_card, put_video
+from service.certification.context import ServiceContext
+from tests.service.adapters.http.helpers import open_session, put_card, put_video
 from tests.service.faults.helpers import (
     LONG,
     QUICK_S,

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.context import ServiceContext
-from service.db.models import AuditEntry, Certification, CertSession
+from service.certification.context import ServiceContext
+from service.certification.models import AuditEntry, Certification, CertSession
 from tests.service import factories
-from tests.service.api.helpers import open_session, put_card, put_video
+from tests.service.adapters.http.helpers import open_session, put_card, put_video
 from tests.service.conftest import ADMIN
 from tests.service.live import REPO, live_service, settings_env, wait_decided
 from tests.service.media import LIVE_VIDEO, card_for_video
@@ -29,7 +29,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.faults]
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker"], env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "service.adapters.cli", "worker"],
+            env=env,
+            cwd=REPO,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -86,7 +90,7 @@ def test_sigkilled_worker_job_is_redone_by_another(
 
 def test_job_that_kills_every_worker_goes_to_staff(ctx: ServiceContext, db: Session, data_dir: Path) -> None:
     """After job_max_attempts lost leases the session is FAILED (staff review), not retried forever."""
-    from service.processing import claim
+    from service.certification.processing import claim
 
     sid = factories.held_job(db, ctx, None, lease_s=-1, attempts=ctx.settings.job_max_attempts)
     s = db.get(CertSession, sid)

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from service.context import ServiceContext
-from service.db.models import CertSession, WorkerHeartbeat
-from service.heartbeat import live_workers
-from tests.service.api.helpers import open_session
+from service.certification.context import ServiceContext
+from service.certification.heartbeat import live_workers
+from service.certification.models import CertSession, WorkerHeartbeat
+from tests.service.adapters.http.helpers import open_session
 from tests.service.conftest import API_KEY, make_settings
 from tests.service.faults.helpers import assert_decided_once, enrol, timed_upload, video_copy, wait_for
 from tests.service.live import REPO, celery_worker, fresh_database, live_service, settings_env, wait_decided
@@ -48,7 +48,7 @@ def held_by(ctx: ServiceContext, session_id: str, pid: int) -> bool:
 def test_killed_embedded_worker_process_is_replaced_and_its_job_done(
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.api import create_app
+    from service.adapters.http import create_app
 
     url = fresh_database({"database_url": f"sqlite:///{tmp_path / 'x.db'}"}, tmp_path)
     settings = make_settings(
@@ -107,7 +107,7 @@ def slow(self, *args, **kwargs):
     time.sleep(float(os.environ["SLOW_S"]))
     return run(self, *args, **kwargs)
 Certifier.run = slow
-from service.cli import main
+from service.adapters.cli import main
 sys.exit(main(["-v", "worker"]))
 """
 
@@ -117,9 +117,10 @@ def test_standalone_worker_long_job_kept_then_taken_over_when_its_heartbeat_stop
 ) -> None:
     stale_s = 1.5
     backend = {"database_url": f"sqlite:///{tmp_path / 'x.db'}", "broker_url": "", "worker_mode": "none"}
-    with live_service(
-        backend, tmp_path, worker_heartbeat_s=0.3, worker_stale_s=stale_s, job_lease_s=LEASE_S
-    ) as (client, settings):
+    with live_service(backend, tmp_path, worker_heartbeat_s=0.3, worker_stale_s=stale_s, job_lease_s=LEASE_S) as (
+        client,
+        settings,
+    ):
         ctx = ServiceContext(settings, create_schema=False)
         env = settings_env(settings)
         logs = {n: tmp_path / f"worker-{n}.log" for n in ("slow", "other")}
@@ -140,7 +141,7 @@ def test_standalone_worker_long_job_kept_then_taken_over_when_its_heartbeat_stop
             wait_for(lambda: held_by(ctx, s["session_id"], slow.pid), 60, "the slow worker holds the job", 0.02)
             claimed = time.monotonic()
 
-            other = start("other", [sys.executable, "-m", "service.cli", "-v", "worker"], {})
+            other = start("other", [sys.executable, "-m", "service.adapters.cli", "-v", "worker"], {})
             wait_for(lambda: "polling" in logs["other"].read_text(errors="replace"), 120, "second worker polling")
             # The second worker polls (every 0.2 s) for a while, and the job is older than 3x the staleness
             # limit: a live worker's long job is not taken.
@@ -173,9 +174,10 @@ def test_standalone_worker_long_job_kept_then_taken_over_when_its_heartbeat_stop
 
 
 def test_celery_worker_heartbeat_gates_readiness(scaleout_urls: dict[str, str], tmp_path: Path) -> None:
-    with live_service(
-        scaleout_urls, tmp_path, start_worker=False, worker_heartbeat_s=0.3, worker_stale_s=1.5
-    ) as (client, settings):
+    with live_service(scaleout_urls, tmp_path, start_worker=False, worker_heartbeat_s=0.3, worker_stale_s=1.5) as (
+        client,
+        settings,
+    ):
         r = client.get("/readyz")
         assert r.status_code == 503 and r.json()["failing"] == ["workers"], r.text
         ctx = ServiceContext(settings, create_schema=False)

@@ -1,0 +1,5 @@
+import sys
+
+from service.adapters.cli import main
+
+sys.exit(main())

@@ -1,0 +1,73 @@
+"""`pension-cert calibrate-faces`: face-match thresholds at FAR 1e-2/1e-3/1e-4 → calibration file.
+
+Two sources, either or both in one run:
+- ``--pairs/--root`` (LFW-style labelled pairs): the recognizer's LFW thresholds;
+- ``--population-data`` (the face cache of ``scripts/fetch_face_data.sh``): thresholds measured on East-Asian
+  adults and East-Asian faces aged 50+, with held-out figures. The deployed threshold at each FAR is the
+  strictest over the populations; the file records which population set it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from service.adapters.cli.common import CliError, emit
+from service.adapters.cli.match_cmd import build_matcher
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("calibrate-faces", help="calibrate face-match thresholds (LFW pairs and/or population data)")
+    p.add_argument("--pairs", type=Path, help="CSV path_a,path_b,label (1 = same person)")
+    p.add_argument("--root", type=Path, help="directory the CSV paths are relative to")
+    p.add_argument("--faces", type=Path, help="CSV path,identity,source: adds all-vs-all impostor pairs")
+    p.add_argument("--faces-source", help="only this source of --faces (identities are unique per source)")
+    p.add_argument(
+        "--population-data",
+        type=Path,
+        help="face cache of scripts/fetch_face_data.sh (~/.cache/pension-cert/faces): East-Asian populations",
+    )
+    p.add_argument("--pack", help="model pack")
+    p.add_argument("--no-flip", dest="flip", action="store_false", help="calibrate without flip test-time augmentation")
+    p.add_argument("--out", type=Path, help="calibration file to update (default: the one the face-match stage reads)")
+    p.add_argument("--dry-run", action="store_true", help="print, do not write")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Usage errors on stderr with the input exit code, as every command (not a JSON line on stdout).
+    if (args.pairs is None) != (args.root is None):
+        raise CliError("--pairs and --root go together")
+    if args.pairs is None and args.population_data is None:
+        raise CliError("give --pairs/--root, --population-data, or both")
+    try:
+        return _calibrate(args)
+    except ValueError as exc:  # too few impostors for a tail fit, no LFW entry to add populations to, ...
+        raise CliError(str(exc)) from exc
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    # Lazy: numpy, OpenCV and onnxruntime load only when a calibration runs.
+    from pipelines.face_match.calibrate import calibrate, write_entry, write_populations
+    from pipelines.face_match.calibration import DEFAULT_CALIBRATION_PATH
+
+    out_path = args.out or DEFAULT_CALIBRATION_PATH
+    matcher = build_matcher(args.pack, args.flip)
+    out: dict[str, Any] = {}
+    if args.pairs is not None:
+        entry = calibrate(matcher, args.pairs, args.root, args.faces, args.faces_source)
+        out["lfw"] = entry
+        if not args.dry_run:
+            out["calibration_version"] = write_entry(entry, out_path)
+    if args.population_data is not None:
+        from pipelines.face_match.population.calibrate import calibrate_populations
+        from pipelines.face_match.population.dataset import load_population_data
+
+        populations = calibrate_populations(load_population_data(matcher, args.population_data))
+        out["populations"] = populations
+        if not args.dry_run:
+            key = matcher.thresholds.recognizer
+            out["calibration_version"] = write_populations(key, populations, out_path)
+    emit(out)
+    return 0

@@ -1,0 +1,172 @@
+"""`pension-cert certify`: the whole decision offline, one JSON object on stdout; with ``--batch CSV`` one JSON
+line per row, the models loaded once (a bureau certifying a counter's day of people pays the start-up once).
+
+``--beneficiary-id`` is either the beneficiary's ID number (the card must carry it) or an ``external_id`` in
+the configured service database, whose ID number and enrolled face template are then used.
+
+An unreadable ID-card photo and an unreadable video are the same kind of failure: input the command cannot
+certify from. Both exit 2 with their reason code (one row's ``error`` in a batch), before any model runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import PipelineError
+from service.adapters.cli.common import CliError, actions_or_fail, emit, read_csv_rows, require_media
+
+if TYPE_CHECKING:  # imported where used: building the parser must not load numpy, OpenCV or onnxruntime
+    from pipelines.decision.runner import Certifier
+    from service.certification.context import ServiceContext
+
+SUMMARY_KEYS = ("decision", "reasons", "messages", "scores", "thresholds", "model_versions", "references")
+BATCH_COLUMNS = ("id_card", "video")  # required; optional: challenge, beneficiary_id
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("certify", help="ID card + selfie video → accept / review / reject (offline)")
+    p.add_argument("--id-card", type=Path, metavar="IMAGE", help="photo of the ID card (portrait side)")
+    p.add_argument("--video", type=Path, metavar="VIDEO", help="selfie video with the actions")
+    p.add_argument("--challenge", metavar="ACTIONS", help="actions asked, in order, e.g. blink,turn_left")
+    p.add_argument("--beneficiary-id", metavar="ID", help="expected ID number, or external_id in the database")
+    p.add_argument(
+        "--batch",
+        type=Path,
+        metavar="CSV",
+        help="CSV with columns id_card,video (optional challenge, beneficiary_id): one JSON line per row",
+    )
+    p.add_argument("--root", type=Path, default=Path("."), help="directory the --batch CSV paths are relative to")
+    p.add_argument("--pack", help="model pack")
+    p.add_argument("--full", action="store_true", help="include every stage's details")
+    p.add_argument(
+        "--proxy-operator-video",
+        type=Path,
+        metavar="VIDEO",
+        help="proxy certification: a video of the operating relative; the elder must not be them (proxy rules)",
+    )
+    p.add_argument(
+        "--proxy-first", action="store_true", help="with --proxy-operator-video: the elder's first proxy certification"
+    )
+    p.set_defaults(func=_run)
+
+
+class _Beneficiaries:
+    """Resolves --beneficiary-id; the service database is opened once, on the first external_id."""
+
+    def __init__(self) -> None:
+        self._ctx: ServiceContext | None = None
+
+    def expected(self, beneficiary: str | None) -> tuple[str | None, Any]:
+        from service.certification import idnumber
+        from service.infra.security import normalise_id
+
+        if not beneficiary:
+            return None, None
+        number = normalise_id(beneficiary)
+        if idnumber.validate(number) is None:
+            return number, None
+        # Lazy: the database layer loads only for an external_id.
+        from sqlalchemy import select
+
+        from service.adapters.cli.common import load_settings
+        from service.certification.context import ServiceContext
+        from service.certification.models import Beneficiary
+        from service.certification.templates import load_template
+
+        self._ctx = self._ctx or ServiceContext(load_settings())
+        with self._ctx.db() as db:
+            b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == beneficiary))
+            if b is None:
+                detail = f"no beneficiary {beneficiary!r}: give an ID number or a known external_id"
+                raise CliError(detail, code="BENEFICIARY_UNKNOWN")
+            return self._ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number"), load_template(self._ctx, b)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.batch is not None:
+        if args.id_card or args.video or args.proxy_operator_video:
+            raise CliError("give either --batch CSV or --id-card/--video, not both")
+    elif args.id_card is None or args.video is None:
+        raise CliError("certify needs --id-card IMAGE and --video VIDEO (or --batch CSV)")
+    if args.proxy_first and args.proxy_operator_video is None:
+        raise CliError("--proxy-first needs --proxy-operator-video")
+
+
+def _certify_one(
+    certifier: Certifier,
+    people: _Beneficiaries,
+    args: argparse.Namespace,
+    card: Path,
+    video: Path,
+    challenge: str | None,
+    beneficiary: str | None,
+) -> dict[str, Any]:
+    """One certification; raises CliError / PipelineError for input it cannot certify from."""
+    from pipelines.media import load_image  # lazy: numpy and Pillow
+    from service.infra.security import mask_id
+
+    actions = actions_or_fail(challenge)
+    require_media(card, "image")
+    require_media(video, "video")
+    expected, template = people.expected(beneficiary)
+    # Decoded here, not inside the run: an unreadable card is an input error (exit 2), like an unreadable video.
+    report = certifier.run(load_image(card), video, actions, expected, template)
+    operator_match = None
+    if args.proxy_operator_video is not None:
+        from service.features.proxy.offline import apply_proxy_rules
+
+        operator_match = apply_proxy_rules(certifier, report, args.proxy_operator_video, args.proxy_first)
+    out = report.to_dict(args.verbose)  # the liveness frame hashes (with --full) only with -v
+    if out.get("id_card") and out["id_card"].get("id_number"):
+        out["id_card"]["id_number"] = mask_id(out["id_card"]["id_number"])
+    if not args.full:
+        out = {k: out[k] for k in SUMMARY_KEYS}
+    if args.proxy_operator_video is not None:
+        out["operator_match"] = operator_match  # elder-vs-operator similarity (None: no face to compare)
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    if args.batch is not None:
+        return _run_batch(args)
+    actions_or_fail(args.challenge)  # usage errors first, before any model loads
+    for path, kind in ((args.id_card, "image"), (args.video, "video")):
+        require_media(path, kind)
+    if args.proxy_operator_video is not None:
+        require_media(args.proxy_operator_video, "video")
+    from pipelines.decision.runner import Certifier  # lazy: every model of the pack
+
+    certifier = Certifier(args.pack)
+    emit(_certify_one(certifier, _Beneficiaries(), args, args.id_card, args.video, args.challenge, args.beneficiary_id))
+    return 0
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    """One JSON line per row; a row that cannot be certified carries ``error`` (its reason code) and
+    ``detail``, and the batch goes on. Exit 0 once every row has its line."""
+    rows = read_csv_rows(args.batch, BATCH_COLUMNS)
+    from pipelines.decision.runner import Certifier  # lazy: every model of the pack, loaded once for the batch
+
+    certifier = Certifier(args.pack)
+    people = _Beneficiaries()
+    for row in rows:
+        head: dict[str, Any] = {"id_card": row["id_card"], "video": row["video"]}
+        try:
+            out = _certify_one(
+                certifier,
+                people,
+                args,
+                args.root / row["id_card"],
+                args.root / row["video"],
+                row.get("challenge") or args.challenge,
+                row.get("beneficiary_id") or args.beneficiary_id,
+            )
+        except CliError as exc:
+            out = {"decision": None, "error": exc.code or "BAD_INPUT", "detail": exc.detail}
+        except PipelineError as exc:
+            out = {"decision": None, "error": exc.reason.value, "detail": exc.detail}
+        emit({**head, **out})
+    return 0

@@ -1,0 +1,191 @@
+"""Helpers shared by the CLI sub-commands: exit codes, the CLI error, JSON output, input checks.
+
+This module is imported to build the parser (``pension-cert --help``): it must stay light (standard library and
+the small ``pipelines`` modules only; no numpy, OpenCV, onnxruntime or the service app).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+# Exit codes: one meaning each (README, "Command line"). 2 is also what argparse uses for a usage error.
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command ran and its check failed (`console verify-audit`: the chain is broken)
+EXIT_INPUT = 2  # bad arguments or input: a missing or unreadable file, media of the wrong kind, a bad CSV
+EXIT_MODEL = 3  # model files missing or damaged: the pack cannot run (`pension-cert models fetch`)
+EXIT_CONFIG = 4  # invalid settings (PENSION_CERT_* environment variables)
+EXIT_UNAVAILABLE = 5  # a resource the command needs is unavailable: the port is in use, the database unreachable
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "the command ran and its check failed",
+    EXIT_INPUT: "bad arguments or input (missing or unreadable file, wrong media, bad CSV)",
+    EXIT_MODEL: "model files missing or damaged: the pack cannot run",
+    EXIT_CONFIG: "invalid settings (PENSION_CERT_* environment variables)",
+    EXIT_UNAVAILABLE: "a needed resource is unavailable (port in use, database unreachable)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+# Reason codes of the command line itself (the pipelines' codes are in pipelines/reasons.py).
+FILE_NOT_FOUND = "FILE_NOT_FOUND"  # the path does not exist (not a damaged file: MEDIA_CORRUPT)
+FILE_UNREADABLE = "FILE_UNREADABLE"  # it exists but cannot be read (permissions, a directory)
+BAD_CHALLENGE = "BAD_CHALLENGE"  # --challenge names an action that does not exist
+
+
+class CliError(Exception):
+    """A failure reported as ``pension-cert: [CODE: ]message`` on stderr with its exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_INPUT, code: str | None = None) -> None:
+        super().__init__(f"{code}: {message}" if code else message)
+        self.exit_code = exit_code
+        self.code = code
+        self.detail = message
+
+
+def emit(obj: dict[str, Any]) -> None:
+    """Write one JSON object as one line on stdout."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def file_problem(path: Path) -> CliError | None:
+    """A missing or unreadable input file, with its own reason code (not MEDIA_CORRUPT: nothing was read)."""
+    if not path.exists():
+        return CliError(f"{path}: no such file", code=FILE_NOT_FOUND)
+    if not path.is_file():
+        return CliError(f"{path}: not a file", code=FILE_UNREADABLE)
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        return CliError(f"{path}: {exc.strerror or 'cannot be read'}", code=FILE_UNREADABLE)
+    return None
+
+
+def require_file(path: Path) -> None:
+    problem = file_problem(path)
+    if problem is not None:
+        raise problem
+
+
+def require_media(path: Path, kind: str) -> None:
+    """Refuse, before any model loads, a path that is missing or whose bytes are not ``kind`` ("image" or
+    "video"): the message names what the file is (a PDF, a ZIP, …), never a Python object."""
+    require_file(path)
+    from pipelines.sniff import media_mismatch  # small, standard library only
+
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    mismatch = media_mismatch(head, kind)
+    if mismatch is not None:
+        raise CliError(f"{path}: {mismatch}", code="MEDIA_UNSUPPORTED")
+
+
+def actions_or_fail(text: str | None) -> tuple[str, ...]:
+    """A ``--challenge`` value as actions; a bad one is a usage error with a reason code and plain names."""
+    from pipelines.liveness.challenge import ACTIONS, parse_actions
+
+    try:
+        return parse_actions(text)
+    except ValueError:
+        given = [a.strip() for a in (text or "").split(",") if a.strip()]
+        unknown = ", ".join(a for a in given if a not in ACTIONS)
+        raise CliError(f"unknown action(s) {unknown}; known: {', '.join(ACTIONS)}", code=BAD_CHALLENGE) from None
+
+
+def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a batch CSV (UTF-8, header line) that must have the ``required`` columns."""
+    import csv
+
+    require_file(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a byte-order mark
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a UTF-8 CSV file"
+        raise CliError(f"{path}: {reason}", code=FILE_UNREADABLE) from exc
+    missing = [c for c in required if rows and c not in rows[0]]
+    if missing:
+        raise CliError(f"{path} needs the column(s) {', '.join(required)}; missing: {', '.join(missing)}")
+    return rows
+
+
+# How to fix each setting a start-up check can refuse (one line each, printed after the problem).
+_SETTING_FIXES: dict[str, str] = {
+    "PENSION_CERT_MEDIA_KEY": "set it to base64 of 32 random bytes: "
+    "python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'",
+    "PENSION_CERT_SIGNING_KEY": "set a random secret of 32+ characters: openssl rand -hex 32",
+    "PENSION_CERT_API_KEYS": "set a JSON list of keys of 32+ characters: '[\"<openssl rand -hex 32>\"]'",
+    "PENSION_CERT_ADMIN_API_KEYS": "set a JSON list of keys of 32+ characters: '[\"<openssl rand -hex 32>\"]'",
+    "PENSION_CERT_METRICS_TOKEN": "set a token of 32+ characters, or PENSION_CERT_METRICS_ENABLED=false",
+    "PENSION_CERT_WECHAT_TOKEN": "set the server-URL token of the official account (16+ letters and digits)",
+    "PENSION_CERT_WECHAT_APP_SECRET": "set the official account's AppSecret",
+    "PENSION_CERT_CHALLENGE_ACTIONS": "unset it (each session then draws 2-3 random actions)",
+}
+
+
+def _setting_line(variable: str, problem: str) -> str:
+    fix = _SETTING_FIXES.get(variable)
+    return f"{variable}: {problem}" + (f"; fix: {fix}" if fix and fix not in problem else "")
+
+
+def settings_problems() -> tuple[Any, list[str]]:
+    """The service settings from the environment and every problem found, one line per problem naming the
+    variable and the fix (the settings are None when they cannot be built at all). `serve`, `worker` and any
+    command that opens the service database call it (through ``load_settings``) before starting anything."""
+    import os
+
+    from pydantic import ValidationError
+
+    from service.infra.config import Settings
+
+    # List/dict settings are JSON in the environment; pydantic-settings stops at the first bad one with a
+    # message that does not say what was expected. All of them are checked here, by name.
+    problems = []
+    for name, field in Settings.model_fields.items():
+        variable = "PENSION_CERT_" + name.upper()
+        raw = os.environ.get(variable)
+        if raw is not None and getattr(field.annotation, "__origin__", None) in (list, dict):
+            try:
+                json.loads(raw)
+            except ValueError:
+                kind = "list" if field.annotation.__origin__ is list else "object"  # type: ignore[union-attr]
+                problems.append(_setting_line(variable, f"not a JSON {kind} (got {raw[:40]!r})"))
+    if problems:
+        return None, problems
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            variable = "PENSION_CERT_" + "_".join(str(p) for p in err["loc"]).upper()
+            problems.append(_setting_line(variable, f"{err['msg']} (got {str(err.get('input'))[:40]!r})"))
+        return None, problems
+    try:
+        settings.media_key_bytes  # noqa: B018 - decodes and checks the length
+    except ValueError:  # binascii.Error (not base64) or the wrong length
+        problems.append(_setting_line("PENSION_CERT_MEDIA_KEY", "not base64 of exactly 32 bytes"))
+    if settings.env != "development":
+        for variable in settings.dev_default_secrets():
+            problems.append(_setting_line(variable, f"the public development default is refused in {settings.env}"))
+    if settings.env == "production":
+        named = {line.split(":", 1)[0] for line in problems}
+        for weakness in settings.production_weaknesses():
+            variable, problem = weakness.split(" ", 1)
+            if variable not in named:  # one line per variable: a default key is also a short one
+                problems.append(_setting_line(variable, problem))
+    return settings, problems
+
+
+def load_settings() -> Any:
+    """The validated service settings, or CliError(EXIT_CONFIG) listing every problem, one per line."""
+    settings, problems = settings_problems()
+    if problems:
+        raise CliError("invalid settings:\n  " + "\n  ".join(problems), EXIT_CONFIG, code="CONFIG_INVALID")
+    # The same checks get_settings() makes (all passed above, so it raises nothing): it also logs the warnings,
+    # e.g. a fixed action challenge.
+    settings.validate_secrets()
+    return settings

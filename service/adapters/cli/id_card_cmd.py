@@ -1,0 +1,50 @@
+"""`pension-cert id-card read IMAGE [IMAGE ...]`: one JSON line per image; the OCR models load once."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import MediaError
+from service.adapters.cli.common import EXIT_INPUT, emit, file_problem
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("id-card", help="read resident ID-card photos")
+    actions = p.add_subparsers(dest="id_card_command", required=True)
+    r = actions.add_parser("read", help="read the portrait side (name, sex, … number, portrait box) of each image")
+    r.add_argument("images", nargs="+", metavar="IMAGE")
+    r.add_argument("--pack", help="model pack for the portrait face check (default: $PENSION_CERT_MODEL_PACK)")
+    r.add_argument("--emblem", action="store_true", help="the images show the emblem side (签发机关, 有效期限)")
+    r.set_defaults(func=_run_read)
+
+
+def _run_read(args: argparse.Namespace) -> int:
+    from pipelines.id_card import IdCardReader  # lazy: the OCR models load only when the command runs
+    from pipelines.media import load_image
+
+    reader = IdCardReader(args.pack)
+    failures = 0
+    for path in args.images:
+        out: dict[str, Any] = {"image": path}
+        problem = file_problem(Path(path))
+        if problem is not None:  # a missing file has its own code, not MEDIA_CORRUPT
+            failures += 1
+            out.update(error=problem.code, detail=problem.detail, errors=[problem.code], messages=[])
+            emit(out)
+            continue
+        try:
+            image = load_image(path)
+        except MediaError as exc:
+            # One bad file must not stop a batch: report it on its own line, with its reason code.
+            failures += 1
+            out.update(
+                error=exc.reason.value, detail=exc.detail, errors=[exc.reason.value], messages=[exc.reason.message_zh]
+            )
+            emit(out)
+            continue
+        result = reader.read_emblem(image) if args.emblem else reader.read(image)
+        out.update(result.to_dict())
+        emit(out)
+    return 0 if failures == 0 else EXIT_INPUT

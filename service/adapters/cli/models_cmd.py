@@ -1,0 +1,93 @@
+"""`pension-cert models list|fetch`: status of the pinned model files, and getting them."""
+
+from __future__ import annotations
+
+import argparse
+
+from models.errors import ModelError
+from models.store import ModelStatus, ModelStore
+from service.adapters.cli.common import EXIT_MODEL, CliError, emit
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("models", help="list or fetch the pinned model files")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    lp = msub.add_parser("list", help="status of every model in the manifest (JSON line each)")
+    lp.add_argument("--pack", help="only the models of this pack")
+    lp.set_defaults(func=_list)
+    fp = msub.add_parser("fetch", help="copy or download the pinned files and verify their sha256")
+    fp.add_argument("names", nargs="*", help="model names (default: every model of the pack)")
+    fp.add_argument("--pack", default="default")
+    fp.add_argument("--all", action="store_true", help="every model in the manifest")
+    fp.add_argument("--from", dest="source", help="directory or base URL holding the files (default: upstream)")
+    fp.set_defaults(func=_fetch)
+
+
+def _pack_models(store: ModelStore, pack: str) -> list[str]:
+    spec = store.manifest.pack(pack)
+    return list(dict.fromkeys(n for names in spec.roles.values() for n in names))
+
+
+def pack_problems(store: ModelStore, pack: str) -> list[str]:
+    """Why this pack cannot run here, one item per role (empty: it can): the model it would use for each role,
+    as `serve` and the pipelines choose it (models/packs.py resolve), is missing or fails its sha256."""
+    from models.packs import ModelPack
+
+    spec = store.manifest.pack(pack)
+    model_pack = ModelPack(spec, store)
+    problems: list[str] = []
+    for role in spec.roles:
+        for name in model_pack.resolve(role):
+            st = store.state(name)
+            if st.status != ModelStatus.OK:
+                problems.append(f"{role}: {name} is {st.status.value} ({st.path})")
+    return problems
+
+
+def _list(args: argparse.Namespace) -> int:
+    from models.packs import pack_name_from_env
+
+    store = ModelStore()
+    names = _pack_models(store, args.pack) if args.pack else list(store.manifest.models)
+    for name in names:
+        st = store.state(name)
+        emit(
+            {
+                "name": name,
+                "task": st.spec.task,
+                "file": st.spec.file,
+                "status": st.status.value,
+                "path": str(st.path),
+                "sha256": st.spec.sha256,
+                "licence": st.spec.licence,
+                "commercial_use": st.spec.commercial_use,
+                "packs": [p.name for p in store.manifest.packs.values() if any(name in r for r in p.roles.values())],
+            }
+        )
+    # The listing is information; the exit code says whether the pack it is about (--pack, else the configured
+    # one) can run, so that a script can stop before `serve` or `certify` would.
+    pack = args.pack or pack_name_from_env()
+    problems = pack_problems(store, pack)
+    if problems:
+        raise CliError(
+            f"pack {pack} cannot run: {'; '.join(problems)}; run `pension-cert models fetch --pack {pack}`",
+            EXIT_MODEL,
+            code="MODEL_UNAVAILABLE",
+        )
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    store = ModelStore()
+    names = args.names or (list(store.manifest.models) if args.all else _pack_models(store, args.pack))
+    failed = 0
+    for name in names:
+        try:
+            path = store.fetch(name, args.source)
+            emit({"name": name, "status": "ok", "path": str(path)})
+        except (ModelError, OSError, ValueError) as exc:
+            failed += 1
+            emit({"name": name, "status": "error", "error": str(exc)})
+    if failed:
+        raise CliError(f"{failed} of {len(names)} model(s) could not be fetched", EXIT_MODEL)
+    return 0

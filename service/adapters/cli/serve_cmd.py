@@ -1,0 +1,238 @@
+"""`pension-cert serve` (API + in-process worker on the embedded defaults) and `pension-cert worker`
+(a standalone polling worker for the same database: scale-out without Celery, and crash-recovery tests)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from service.adapters.cli.common import EXIT_CONFIG, EXIT_MODEL, EXIT_UNAVAILABLE, CliError, load_settings
+
+# service.infra.config (pydantic-settings) and service.certification.context (SQLAlchemy, the stores) are imported
+# inside the
+# handlers, not here: this module is imported to build `serve --help` / `worker --help`, which must answer at
+# once (tests/service/adapters/cli/test_cli_imports.py). service.infra.security is imported with them.
+if TYPE_CHECKING:
+    import uvicorn
+
+    from service.adapters.cli.demo import DemoKit
+    from service.infra.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # The CLI builds the full parser only for the command it runs (service/adapters/cli/__init__.py); the sibling
+    # name of
+    # this module may already stand there as a placeholder, which is kept.
+    if "serve" not in sub.choices:
+        _register_serve(sub)
+    if "worker" not in sub.choices:
+        w = sub.add_parser("worker", help="process queued certification sessions (polls the database)")
+        w.add_argument("--once", action="store_true", help="process what is queued, then exit")
+        w.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it ends")
+        w.set_defaults(func=_worker)
+
+
+def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the HTTP API (OpenAPI docs at /docs) with its worker",
+        description="Run the HTTP API with its workers until Ctrl-C (or SIGTERM). "
+        "Listens on 127.0.0.1:8000 unless --host/--port say otherwise (0.0.0.0: every interface).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="development: write the demo kit (matching ID card + selfie video) to VAR_DIR/demo, import its "
+        "beneficiary and fix the challenge to the actions the video performs (docs/service.md walk-through)",
+    )
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.adapters.http import create_app
+    from service.infra.security import install_log_masking
+
+    install_log_masking()
+    sock = bind_port(args.host, args.port)  # first: a port in use is said at once, not after loading the models
+    settings: Settings = load_settings()  # every settings problem, one line each, exit 4
+    check_models(settings.model_pack)
+    base = f"http://{args.host}:{sock.getsockname()[1]}"  # the real port, also for --port 0
+    if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:
+        settings = settings.model_copy(update={"public_base_url": base})
+    kit = None
+    if args.demo:
+        kit = _demo_kit(settings)
+        if not settings.challenge_actions:
+            # The kit's video performs these actions; a real deployment issues random ones.
+            settings = settings.model_copy(update={"challenge_actions": list(kit.actions)})
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, verbose=args.verbose))
+    threading.Thread(target=_say_when_listening, args=(server, base), daemon=True).start()
+    if kit is not None:
+        from service.adapters.cli.demo import prepare_when_up
+
+        threading.Thread(target=prepare_when_up, args=(base, settings, kit, _say_demo_ready), daemon=True).start()
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything slow; a port already taken is a one-line error with its own
+    exit code (EXIT_UNAVAILABLE), not uvicorn's log line and exit 1."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CliError(f"--host {host}: unknown address ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart over TIME_WAIT
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"port {port} on {host} is already in use (another pension-cert serve?): stop that process "
+                "or choose another port with --port",
+                EXIT_UNAVAILABLE,
+                code="PORT_IN_USE",
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise CliError(f"--host {host}: not an address of this machine") from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_UNAVAILABLE) from None
+    # Listening now (uvicorn accepts later): with SO_REUSEADDR a port merely bound could be bound again by a
+    # second `serve` started meanwhile; a listening one cannot.
+    sock.listen()
+    return sock
+
+
+def _say_when_listening(server: uvicorn.Server, base: str) -> None:
+    """One line on stderr once the server accepts connections: where, and how to stop it."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.1)
+    if server.started:
+        sys.stderr.write(
+            f"pension-cert: listening on {base} (API docs {base}/docs, staff console {base}/console/, "
+            f"mobile pages {base}/h5/); stop with Ctrl-C\n"
+        )
+        sys.stderr.flush()
+
+
+def _demo_kit(settings: Settings) -> DemoKit:
+    from service.adapters.cli.demo import data_dir_or_none, write_kit
+
+    if settings.env != "development":
+        # The kit imports a made-up pensioner and fixes the challenge: never on a real roster.
+        raise CliError(
+            f"--demo is for development only (PENSION_CERT_ENV is {settings.env})", EXIT_CONFIG, code="DEMO_NOT_DEV"
+        )
+    data_dir = data_dir_or_none()
+    if data_dir is None:
+        raise CliError(
+            "--demo needs the development data (../shared/data): set PENSION_CERT_DATA_DIR to it", code="NO_DEMO_DATA"
+        )
+    return write_kit(data_dir, settings.var_dir / "demo")
+
+
+def _say_demo_ready(kit: DemoKit) -> None:
+    sys.stderr.write(
+        f"pension-cert: demo ready: beneficiary {kit.external_id} ({kit.name}) imported; card {kit.card}, "
+        f"video {kit.video}, challenge {','.join(kit.actions)}. Try: bash scripts/demo_walkthrough.sh "
+        "(docs/service.md, 'Walk-through with curl')\n"
+    )
+    sys.stderr.flush()
+
+
+def uvicorn_config(app: Any, settings: Settings, host: str, port: int, verbose: bool = False) -> uvicorn.Config:
+    """uvicorn believes X-Forwarded-For / X-Forwarded-Proto only from PENSION_CERT_TRUSTED_PROXIES, as the rate
+    limits do (service/adapters/http/limits.py). Left to itself it trusts 127.0.0.1 (or $FORWARDED_ALLOW_IPS): anything
+    that reaches the port through loopback could then choose its client address and dodge every per-IP rule.
+    No trusted proxy: proxy headers off altogether."""
+    import uvicorn
+
+    trusted = list(settings.trusted_proxies)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info" if verbose else "warning",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted,
+    )
+
+
+def check_models(pack_name: str | None) -> None:
+    """Fail at start, with the fetch hint, rather than leave every session queued behind dead workers. The
+    rule is `models list`'s (models_cmd.pack_problems: the model each role would use, missing or failing its
+    sha256), so the two commands cannot disagree about whether a pack can run."""
+    from models.packs import load_pack
+    from service.adapters.cli.models_cmd import pack_problems
+
+    pack = load_pack(pack_name)  # the configured pack, or PENSION_CERT_MODEL_PACK (raises on an unknown one)
+    problems = pack_problems(pack.store, pack.spec.name)
+    if problems:
+        raise CliError(
+            f"pack {pack.spec.name} cannot run: {'; '.join(problems)}; "
+            f"run `pension-cert models fetch --pack {pack.spec.name}`",
+            EXIT_MODEL,
+            code="MODEL_UNAVAILABLE",
+        )
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from service.adapters.workers.worker import PollingWorker, shared_certifier
+    from service.certification.context import ServiceContext
+    from service.infra import wakeup
+    from service.infra.security import install_log_masking
+
+    install_log_masking()
+    settings: Settings = load_settings()  # every settings problem, one line each, exit 4
+    ctx = ServiceContext(settings)
+    worker = PollingWorker(ctx)
+    heartbeat = worker.start_heartbeat("process")  # before loading the models: readiness sees a worker coming up
+    if args.once:
+        try:
+            while worker.run_once():
+                pass
+        finally:
+            heartbeat.stop()
+        return 0
+
+    def stop(_sig: int, _frame: FrameType | None) -> None:
+        worker.stop(timeout=0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # `serve` nudges its workers right after an upload is committed, so a job starts now, not at the next poll.
+    wakeup.listen(wakeup.socket_dir(settings), worker.wake)
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch() -> None:
+            # Started by `serve`: if serve dies (even SIGKILL), do not live on as an orphan.
+            while os.getppid() == parent:
+                time.sleep(2)
+            worker.stop(timeout=0)
+
+        threading.Thread(target=watch, daemon=True).start()
+    try:
+        shared_certifier(settings.model_pack)  # load the models before the first job, once for this process
+        log.info("worker %s ready", worker.name)
+        worker.run_forever()
+    finally:
+        heartbeat.stop()  # after the job in flight: from now on its row says stopped (SIGKILL: it goes stale)
+    return 0

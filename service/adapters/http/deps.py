@@ -1,0 +1,88 @@
+"""Every dependency of the routes, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from service.certification.context import ServiceContext
+from service.certification.errors import ServiceError
+from service.infra.config import DEV_ADMIN_API_KEY, Settings
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ServiceContext, Depends(get_ctx)]
+
+
+def get_db(ctx: Ctx) -> Iterator[Session]:
+    with ctx.db() as db:
+        yield db
+
+
+DB = Annotated[Session, Depends(get_db)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A machine client: its actor name for audit entries, and whether it holds an operator (admin) key."""
+
+    actor: str
+    admin: bool
+
+
+def _known(key: str, keys: list[str]) -> bool:
+    # Bytes, not str: compare_digest refuses non-ASCII str (a hostile header would be a 500, not a 401).
+    # Every key is compared (no short cut): the time taken does not tell which list a key is in.
+    return any([hmac.compare_digest(key.encode(), k.encode()) for k in keys if k])
+
+
+def admin_keys(settings: Settings) -> list[str]:
+    """The operator keys in force: the public development default only in development."""
+    return [k for k in settings.admin_api_keys if settings.env == "development" or k != DEV_ADMIN_API_KEY]
+
+
+def api_caller(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> Caller:
+    """Channel keys (``api_keys``: channel back-ends) and operator keys (``admin_api_keys``)."""
+    if x_api_key:
+        admin = _known(x_api_key, admin_keys(ctx.settings))
+        if admin or _known(x_api_key, ctx.settings.api_keys):
+            prefix = "admin:" if admin else "api:"
+            return Caller(prefix + ctx.keyring.mac("apikey:" + x_api_key)[:8], admin)
+    raise ServiceError("UNAUTHORIZED", "missing or unknown X-API-Key", status=401)
+
+
+def require_api_key(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    """Any machine client (the benefit system, channel back-ends, operators): the actor name for audit entries."""
+    return api_caller(ctx, x_api_key).actor
+
+
+def require_admin_key(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    """Operator actions (cycle run, roster import, staff review): a channel key is refused with 403."""
+    caller = api_caller(ctx, x_api_key)
+    if not caller.admin:
+        raise ServiceError("ADMIN_KEY_REQUIRED", "this operation needs an operator (admin) API key", status=403)
+    return caller.actor
+
+
+ApiCaller = Annotated[Caller, Depends(api_caller)]
+ApiClient = Annotated[str, Depends(require_api_key)]
+AdminClient = Annotated[str, Depends(require_admin_key)]
+
+
+def session_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    """The citizen's session token (``Authorization: Bearer …``) returned when the session was created."""
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
+SessionToken = Annotated[str | None, Depends(session_token)]

@@ -1,0 +1,181 @@
+"""The one place where exceptions become HTTP answers. Every 4xx/5xx of the API has one shape (docs/service.md):
+``{"error": {"code", "message", "detail", ...}}``: a reason code, a Chinese message for citizens and an English
+detail for machines and integrators; request validation (bad JSON, a wrong type, a missing field or parameter),
+unknown routes, wrong methods and unexpected failures included."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException
+
+from pipelines.errors import MediaError, PipelineError
+from service.certification.errors import SERVICE_MESSAGES_ZH, ServiceError
+from service.infra.storage import StorageError, StorageFullError
+
+log = logging.getLogger(__name__)
+
+MEDIA_STATUS = {"MEDIA_TOO_LARGE": 413, "MEDIA_UNSUPPORTED": 415}
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")  # some errors add fields (e.g. attempts left)
+
+    code: str
+    message: str
+    detail: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"code", "message" (Chinese, for citizens), "detail"}}``."""
+
+    error: ErrorDetail
+
+
+_ERROR_STATUSES = {
+    400: "Bad request",
+    401: "Missing or unknown X-API-Key or session token",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict with the current state",
+    410: "Gone (expired)",
+    405: "Method not allowed on this path",
+    413: "Upload or roster too large",
+    415: "Unsupported media type (the content itself, whatever the declared type)",
+    422: "Invalid request (JSON_INVALID, FIELD_MISSING, FIELD_INVALID with `fields`) or media (a reason code)",
+    423: "Locked",
+    429: "Too many requests",
+    500: "Unexpected failure (INTERNAL_ERROR); nothing to fix in the request",
+    502: "Upstream (WeChat) failure",
+    503: "Database or storage temporarily unavailable; retry",
+    507: "Media storage full; retry later",
+}
+# Declared on every route (OpenAPI), so clients and schemathesis know the error body: one body for every status.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _ERROR_STATUSES.items()
+}
+
+
+def error_body(code: str, message: str, detail: str, **extra: object) -> dict[str, object]:
+    # Never an empty detail: integrators log and match on it ("database busy", "not found", …).
+    return {"error": {"code": code, "message": message, "detail": detail or code.lower().replace("_", " "), **extra}}
+
+
+# Starlette's own refusals (unparsable multipart body, unknown path, wrong method, …) by status.
+HTTP_CODES = {
+    400: ("BAD_REQUEST", "请求格式不正确"),
+    401: ("UNAUTHORIZED", "未授权的访问"),
+    403: ("FORBIDDEN", "无权进行该操作"),
+    404: ("NOT_FOUND", "未找到"),
+    405: ("METHOD_NOT_ALLOWED", "请求方法不正确"),
+    406: ("NOT_ACCEPTABLE", "请求格式不正确"),
+    413: ("REQUEST_TOO_LARGE", "上传内容过大"),
+    415: ("MEDIA_UNSUPPORTED", "文件格式不支持"),
+    429: ("RATE_LIMITED", "操作过于频繁,请稍后再试"),
+}
+
+# Request validation (FastAPI/pydantic) by what went wrong: code, Chinese message (the field named after it).
+VALIDATION_CODES = {
+    "json_invalid": ("JSON_INVALID", "请求内容不是有效的JSON"),
+    "missing": ("FIELD_MISSING", "缺少必填项"),
+}
+FIELD_INVALID = ("FIELD_INVALID", "填写内容不正确")
+
+
+def validation_body(errors: Sequence[Any]) -> dict[str, object]:
+    """A request that does not match the declared parameters or body, in the error shape: the first problem's
+    code (JSON_INVALID, FIELD_MISSING or FIELD_INVALID) and every problem under ``fields`` (where, which field,
+    what is wrong in English)."""
+    fields: list[dict[str, str]] = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        where = loc[0] if loc else "request"  # body, query, path, header, cookie
+        ctx = err.get("ctx") or {}
+        name = str(ctx.get("field") or ".".join(loc[1:]) or where)  # a model-level rule names its field in ctx
+        fields.append({"location": where, "field": name, "type": str(err.get("type", "")), "problem": err["msg"]})
+    first = fields[0] if fields else {"location": "request", "field": "request", "type": "", "problem": "invalid"}
+    code, message = VALIDATION_CODES.get(first["type"], FIELD_INVALID)
+    if first["type"] != "json_invalid":
+        message = f"{message}: {first['field']}"
+    detail = "; ".join(f"{f['location']} {f['field']}: {f['problem']}" for f in fields)
+    return error_body(code, message, detail, fields=fields)
+
+
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN or Infinity: Python's json module reads them, and echoing one back in a validation error
+    made the answer unserialisable (a 500, found with {"external_id": NaN}). They are answered as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf"
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    # Routes take the router's responses when they are added: called before any router is included.
+    app.router.responses = {**ERROR_RESPONSES, **app.router.responses}
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_req: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message_zh, exc.detail, **exc.extra), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        # The error shape, not FastAPI's {"detail": [...]}; non-finite numbers made strings on the way.
+        return JSONResponse(validation_body(json_safe(jsonable_encoder(exc.errors()))), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_req: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the client's fault: logged with its traceback, answered in the error shape without internals.
+        log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+        body = error_body("INTERNAL_ERROR", "系统暂时无法处理,请稍后再试", "unexpected server error")
+        return JSONResponse(body, status_code=500)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:
+        # Same body as every other error (found by schemathesis: a malformed body answered {"detail": ...}).
+        code, message = HTTP_CODES.get(exc.status_code, (f"HTTP_{exc.status_code}", "请求无法处理"))
+        body = error_body(code, message, str(exc.detail))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(PipelineError)
+    async def pipeline_error(_req: Request, exc: PipelineError) -> JSONResponse:
+        status = MEDIA_STATUS.get(exc.reason.value, 422) if isinstance(exc, MediaError) else 422
+        return JSONResponse(error_body(exc.reason.value, exc.reason.message_zh, exc.detail), status_code=status)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(_req: Request, exc: DBAPIError) -> JSONResponse:
+        # Busy (SQLite lock timeout) or unreachable database (PostgreSQL down or restarting, connection
+        # dropped): nothing was acknowledged, the client retries (uploads are idempotent by request id). The
+        # pool drops dead connections itself (pre-ping), so the API recovers without a restart.
+        log.warning("database: %s", exc.orig)
+        if "locked" in str(exc.orig):
+            body = error_body("BUSY", "系统繁忙,请稍后再试", "database busy")
+        else:
+            body = error_body("DB_UNAVAILABLE", SERVICE_MESSAGES_ZH["DB_UNAVAILABLE"], "database unavailable")
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
+
+    @app.exception_handler(StorageFullError)
+    async def storage_full(_req: Request, exc: StorageFullError) -> JSONResponse:
+        # 507 Insufficient Storage: the upload was not stored (no file, no row); the same request succeeds
+        # once space is freed.
+        log.error("storage full: %s", exc)
+        body = error_body("STORAGE_FULL", SERVICE_MESSAGES_ZH["STORAGE_FULL"], "media storage full")
+        return JSONResponse(body, status_code=507, headers={"Retry-After": "60"})
+
+    @app.exception_handler(StorageError)
+    async def storage_error(_req: Request, exc: StorageError) -> JSONResponse:
+        log.error("storage: %s", exc)
+        return JSONResponse(error_body("STORAGE", "系统暂时无法处理,请稍后再试", ""), status_code=503)

@@ -1,0 +1,375 @@
+"""Request guards that run before any route: the body-size limit and the rate limits.
+
+Rate limits are fixed windows counted per client IP (or per API key for machine clients), per IP for
+session creation and uploads, per beneficiary and requester (plus a higher cap per beneficiary) for session
+creation, and per IP for refused API keys.
+Counters live in this process (embedded default) or in Redis (shared by every API process of a scale-out
+deployment). A Redis outage lets requests through rather than taking the service down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.requests import Request
+
+from pipelines.reasons import ReasonCode
+from service.adapters.http.deps import admin_keys
+from service.adapters.http.errors import error_body
+from service.features.wechat.h5 import identity
+from service.infra.observability import metrics
+
+if TYPE_CHECKING:
+    from service.certification.context import ServiceContext
+    from service.infra.config import Settings
+
+log = logging.getLogger(__name__)
+
+MULTIPART_OVERHEAD = 64 * 1024
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# Probes and scrapes; and WeChat's server pushes, which come signed from a few Tencent addresses carrying every
+# citizen's events (an IP limit there would drop a busy account's messages during the annual campaign).
+EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/wechat/callback"})
+# Session creation: the beneficiary is named in the JSON body (or by the binding in the path).
+SESSION_CREATE = re.compile(r"^/(api/v1/sessions|h5/api/sessions|api/v1/proxy/bindings/([^/]+)/(sessions|consent))$")
+UPLOAD = re.compile(
+    r"^/(api/v1/sessions/[^/]+/(id-card|video)|h5/api/sessions/[^/]+/(card|card-media)|h5/api/card-read)$"
+)
+MAX_JSON_BODY = 64 * 1024
+
+
+def _clock() -> float:
+    """The wall clock windows are cut from (one name, so tests can hold it inside a window)."""
+    return time.time()
+
+
+# A session-creation body too large for the beneficiary rule to read (413, declared on every route).
+BODY_TOO_LARGE = ("REQUEST_TOO_LARGE", "请求内容过大")
+
+
+def _json_error(code: ReasonCode, detail: str) -> bytes:
+    return _error_json(code.value, code.message_zh, detail)
+
+
+def _error_json(code: str, message: str, detail: str) -> bytes:
+    return json.dumps(error_body(code, message, detail), ensure_ascii=False).encode()
+
+
+async def _send_json(send: Any, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    """Refuse a request body that announces more bytes than any upload may have, before it is read at all."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes + MULTIPART_OVERHEAD
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                body = _json_error(ReasonCode.MEDIA_TOO_LARGE, f"{int(length)} bytes")
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 413, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count} per {self.seconds}s"
+
+
+def parse_rate(text: str) -> Rate | None:
+    """Parse "30/minute", "5/10s" or "1000/hour"; an empty string means no limit."""
+    text = text.strip()
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+)\s*/\s*(?:(\d+)\s*s|(second|minute|hour|day)s?)", text)
+    if m is None:
+        raise ValueError(f"rate limit {text!r}: expected N/second|minute|hour|day or N/Ks")
+    seconds = int(m.group(2)) if m.group(2) else UNITS[m.group(3)]
+    return Rate(int(m.group(1)), max(1, seconds))
+
+
+class Counter(Protocol):
+    async def hit(self, bucket: str, rate: Rate) -> tuple[int, float]:
+        """Count one hit; returns (hits in the current window, seconds until it ends)."""
+        ...
+
+
+class MemoryCounter:
+    """Per-process fixed windows (embedded default: one API process)."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}  # bucket -> (window end, hits)
+        self._hits = 0
+
+    async def hit(self, bucket: str, rate: Rate) -> tuple[int, float]:
+        now = _clock()
+        end = (int(now // rate.seconds) + 1) * rate.seconds
+        current_end, count = self._windows.get(bucket, (end, 0))
+        count = count + 1 if current_end == end else 1
+        self._windows[bucket] = (end, count)
+        self._hits += 1
+        if self._hits % 10000 == 0:
+            # Windows that are over hold nothing: without this, a scan from many IPs would grow memory.
+            self._windows = {k: v for k, v in self._windows.items() if v[0] > now}
+        return count, end - now
+
+
+class RedisCounter:
+    """Fixed windows in Redis, shared by every API process; keys expire with their window."""
+
+    def __init__(self, url: str, prefix: str, timeout_s: float = 0.25) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.timeout_s = timeout_s
+        self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._warned = 0.0
+
+    def _redis(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:  # a client is bound to the loop that made it
+            import redis.asyncio
+
+            t = self.timeout_s
+            self._client = redis.asyncio.Redis.from_url(self.url, socket_timeout=t, socket_connect_timeout=t)
+            self._loop = loop
+        return self._client
+
+    async def hit(self, bucket: str, rate: Rate) -> tuple[int, float]:
+        now = _clock()
+        window = int(now // rate.seconds)
+        key = f"{self.prefix}{bucket}:{rate.seconds}:{window}"
+        try:
+            pipe = self._redis().pipeline(transaction=False)
+            pipe.set(key, 0, ex=rate.seconds + 1, nx=True)  # created with its expiry, so it can never stick
+            pipe.incr(key)
+            _, count = await pipe.execute()
+        except Exception as exc:
+            if now - self._warned > 60:
+                log.warning("rate limits not enforced, redis unavailable: %s", exc)
+                self._warned = now
+            return 0, 0.0
+        return int(count), (window + 1) * rate.seconds - now
+
+
+def counter_redis_url(s: Settings) -> str | None:
+    """The Redis of counters shared by every API process (rate limits, staff login back-off), or None: in-process."""
+    url = s.rate_limit_redis_url or s.broker_url
+    use_redis = s.rate_limit_backend == "redis" or (
+        s.rate_limit_backend == "auto" and s.worker_mode == "celery" and url.startswith(("redis://", "rediss://"))
+    )
+    return url if use_redis else None
+
+
+def counter_prefix(s: Settings, kind: str) -> str:
+    """Redis key prefix of one kind of counter. Two deployments sharing one Redis (say, test and production) must
+    not share counters, so the prefix names the deployment (a hash of its database URL)."""
+    deployment = hashlib.sha256(s.effective_database_url.encode()).hexdigest()[:8]
+    return f"pension-cert:{kind}:{deployment}:"
+
+
+def make_counter(ctx: ServiceContext) -> Counter:
+    s = ctx.settings
+    url = counter_redis_url(s)
+    if url is None:
+        return MemoryCounter()
+    return RedisCounter(url, counter_prefix(s, "rl"), s.rate_limit_redis_timeout_s)
+
+
+class ClientAddress:
+    """The client's IP: the peer, or the first address in X-Forwarded-For not ours when the peer is a
+    trusted proxy (never believe X-Forwarded-For from anyone else: any client can send it)."""
+
+    def __init__(self, trusted: list[str]) -> None:
+        self.networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def _trusted(self, addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr.strip())
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks)
+
+    def __call__(self, scope: dict[str, Any]) -> str:
+        peer = str((scope.get("client") or ("unknown", 0))[0])
+        if not self.networks or not self._trusted(peer):
+            return peer
+        forwarded = _header(scope, b"x-forwarded-for")
+        if not forwarded:
+            return peer
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self._trusted(hop):
+                return hop
+        return hops[0] if hops else peer
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers") or []:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: Any, ctx: ServiceContext, counter: Counter | None = None) -> None:
+        self.app = app
+        self.ctx = ctx
+        s = ctx.settings
+        self.enabled = s.rate_limit_enabled
+        self.counter = counter or make_counter(ctx)
+        self.client_ip = ClientAddress(s.trusted_proxies)
+        self.rates = {
+            "ip": parse_rate(s.rate_limit_ip),
+            "api_key": parse_rate(s.rate_limit_api_key),
+            "session_ip": parse_rate(s.rate_limit_session_ip),
+            "upload_ip": parse_rate(s.rate_limit_upload_ip),
+            "beneficiary": parse_rate(s.rate_limit_beneficiary),
+            "beneficiary_all": parse_rate(s.rate_limit_beneficiary_all),
+            "auth_failures": parse_rate(s.rate_limit_auth_failures),
+        }
+        # Operator keys are valid keys too (counted per key), never refused-key attempts.
+        self._keys = [k.encode() for k in (*s.api_keys, *admin_keys(s)) if k]
+
+    def _key_id(self, key: str | None) -> tuple[bool, str]:
+        """(valid, short id); an absent key is neither valid nor a failure."""
+        if not key:
+            return False, ""
+        valid = any(hmac.compare_digest(key.encode(), k) for k in self._keys)
+        return valid, hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def _requester(self, scope: dict[str, Any], valid: bool, key_id: str, ip: str) -> str:
+        """Who asks: the API key, else the WeChat account of a valid H5 cookie (a forged one is only an IP),
+        else the client IP."""
+        if valid:
+            return "key:" + key_id
+        openid = identity.openid_from(self.ctx, Request(scope))
+        if openid is not None:
+            return "wx:" + self.ctx.keyring.mac("h5-requester:" + openid)[:16]
+        return "ip:" + ip
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not self.enabled or path in EXEMPT or "/static/" in path:
+            await self.app(scope, receive, send)
+            return
+        ip = self.client_ip(scope)
+        api_key = _header(scope, b"x-api-key")
+        valid, key_id = self._key_id(api_key)
+        buckets: list[tuple[str, str]] = []
+        if api_key and not valid:
+            buckets.append(("auth_failures", ip))
+        buckets.append(("api_key", key_id) if valid else ("ip", ip))
+        method = scope.get("method", "GET")
+        create = SESSION_CREATE.match(path) if method == "POST" else None
+        if not valid and create is not None:
+            buckets.append(("session_ip", ip))
+        if not valid and method == "POST" and UPLOAD.match(path):
+            buckets.append(("upload_ip", ip))
+        if create is not None:
+            who, receive = await self._beneficiary(scope, receive, create)
+            if who is None:
+                # Over the cap we read to find the beneficiary: refused, never passed on uncounted (the route
+                # would read all of it and open a session the beneficiary rule never saw).
+                log.warning("session creation body over %d bytes refused: %s %s", MAX_JSON_BODY, method, path)
+                await _send_json(send, 413, _error_json(*BODY_TOO_LARGE, f"JSON body over {MAX_JSON_BODY} bytes"))
+                return
+            if who:
+                # Per requester, and a higher cap for everyone together: one stranger trying a pensioner's number
+                # fills their own bucket, not the pensioner's (issue #22).
+                buckets.append(("beneficiary", f"{who}|{self._requester(scope, valid, key_id, ip)}"))
+                buckets.append(("beneficiary_all", who))
+        refused = await self._check(buckets)
+        if refused is None:
+            await self.app(scope, receive, send)
+            return
+        rule, rate, retry_after = refused
+        metrics.RATE_LIMITED.labels(rule).inc()
+        log.warning("rate limited: rule %s (%s) for %s %s", rule, rate, method, path)
+        body = _json_error(ReasonCode.RATE_LIMITED, f"{rule}: {rate}")
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(max(1, int(retry_after + 0.999))).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _check(self, buckets: list[tuple[str, str]]) -> tuple[str, Rate, float] | None:
+        worst: tuple[str, Rate, float] | None = None
+        for rule, who in buckets:
+            rate = self.rates[rule]
+            if rate is None:
+                continue
+            count, reset_in = await self.counter.hit(f"{rule}:{who}", rate)
+            if count > rate.count and (worst is None or reset_in > worst[2]):
+                worst = (rule, rate, reset_in)
+        return worst
+
+    async def _beneficiary(self, scope: dict[str, Any], receive: Any, create: re.Match[str]) -> tuple[str | None, Any]:
+        """Whom the new session is for (a keyed hash, never the number itself; "" when the body names nobody),
+        and a receive that replays the body we read to find out. None: the body is over MAX_JSON_BODY."""
+        binding = create.group(2)
+        if binding:
+            return "binding:" + self.ctx.keyring.mac("binding:" + binding)[:16], receive
+        length = _header(scope, b"content-length")
+        if length is not None and length.strip().isdigit() and int(length) > MAX_JSON_BODY:
+            return None, receive  # announced too large: not read at all
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return "", _replay([message], receive)
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = bool(message.get("more_body"))
+            if size > MAX_JSON_BODY:
+                return None, receive  # chunked, or more than announced
+        body = b"".join(chunks)
+        replay = _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return "", replay
+        if isinstance(data.get("id_number"), str) and data["id_number"].strip():
+            return "id:" + self.ctx.keyring.id_hash(data["id_number"])[:16], replay
+        if isinstance(data.get("external_id"), str) and data["external_id"].strip():
+            return "ext:" + self.ctx.keyring.mac("ext:" + data["external_id"].strip())[:16], replay
+        return "", replay
+
+
+def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:
+    pending = list(messages)
+
+    async def replayed() -> dict[str, Any]:
+        if pending:
+            return pending.pop(0)
+        message: dict[str, Any] = await receive()
+        return message
+
+    return replayed

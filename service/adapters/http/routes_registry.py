@@ -1,0 +1,131 @@
+"""Beneficiary registry for machine clients: roster import, lookups, status lists, exports, the cycle run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import select
+
+from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx
+from service.adapters.http.upload import read_limited
+from service.certification import registry
+from service.certification.audit import audit
+from service.certification.cycle import CycleSpikeError, SuspensionGuard, run_cycle
+from service.certification.errors import NotFoundError, ServiceError
+from service.certification.models import Beneficiary, utcnow
+from service.certification.retention import expire_sessions, purge_media, storage_upkeep
+from service.certification.roster import import_roster, import_terms
+from service.infra.clock import local_today
+from service.infra.config import Settings
+from service.infra.observability import metrics
+from service.infra.security import normalise_id
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+Today = Annotated[dt.date | None, Query(description="simulated date (default: today)")]
+MAX_ROSTER_BYTES = 64 * 1024 * 1024
+EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
+# Simulated dates far outside the service's life overflow the date arithmetic (retention, validity):
+# schemathesis found today=0001-01-01 answering 500.
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2200, 12, 31)
+# Where the cycle run may be given a simulated date (tests, demonstrations); never in production.
+SIMULATED_DATE_ENVS = ("development", "test")
+
+
+def _day(today: dt.date | None, settings: Settings) -> dt.date:
+    env = settings.env
+    if today is None:
+        return local_today(settings)  # the bureau's today, not the server's (UTC) date
+    if env not in SIMULATED_DATE_ENVS:
+        # Reads too: a channel asking "who is overdue next year" learns nothing it should, and one rule for every
+        # route is easier to audit than a list of which routes may simulate.
+        raise ServiceError("DATE_OVERRIDE_FORBIDDEN", f"today cannot be set in {env}", status=403)
+    if not FIRST_DAY <= today <= LAST_DAY:
+        raise ServiceError("INVALID_DATE", f"today must be between {FIRST_DAY} and {LAST_DAY}", status=422)
+    return today
+
+
+@router.post("/roster", summary="Import the roster (CSV or XLSX; operator key); idempotent, rejected rows reported")
+def post_roster(ctx: Ctx, db: DB, actor: AdminClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    data = read_limited(file, MAX_ROSTER_BYTES)
+    report = import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor, import_terms(ctx)).to_dict()
+    db.commit()  # acknowledged only once committed
+    return report
+
+
+@router.get("/beneficiaries/{external_id}")
+def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today: Today = None) -> dict[str, Any]:
+    b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
+    if b is None:
+        raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
+    return registry.view(b, _day(today, ctx.settings), ctx.rules)
+
+
+@router.get("/beneficiaries", summary="Look a beneficiary up by ID number (hashed, never stored in clear)")
+def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today: Today = None) -> dict[str, Any]:
+    b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(normalise_id(id_number))))
+    if b is None:
+        raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
+    return registry.view(b, _day(today, ctx.settings), ctx.rules)
+
+
+@router.get("/lists/{which}", summary="due_soon, overdue or suspended; JSON or CSV (format=csv)")
+def get_list(ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = None, format: str = "json") -> Any:
+    if which not in registry.LISTS:
+        raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}", status=404)
+    day = _day(today, ctx.settings)
+    rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
+    if format == "csv":
+        return PlainTextResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS), media_type="text/csv; charset=utf-8")
+    return {"list": which, "date": day.isoformat(), "count": len(rows), "items": rows}
+
+
+@router.get("/exports/{kind}.csv", summary="suspensions or resumptions for the payment system")
+def export_events(db: DB, _actor: ApiClient, kind: str, since: dt.date | None = None) -> PlainTextResponse:
+    if kind not in EXPORT_KINDS:
+        raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions", status=404)
+    rows = registry.events(db, EXPORT_KINDS[kind], since)
+    return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")
+
+
+@router.post(
+    "/cycle/run",
+    summary="Daily run (operator key): suspend overdue beneficiaries, purge media past retention",
+)
+def post_cycle_run(
+    ctx: Ctx,
+    db: DB,
+    actor: AdminClient,
+    today: Annotated[
+        dt.date | None, Query(description="simulated date: development and test environments only")
+    ] = None,
+    force: Annotated[bool, Query(description="run even when an unusual share would be suspended")] = False,
+) -> dict[str, Any]:
+    # A date far ahead would suspend everyone and purge every medium: never outside development and test.
+    day = _day(today, ctx.settings)
+    guard = SuspensionGuard(ctx.settings.cycle_max_suspend_share, ctx.settings.cycle_guard_min_suspensions)
+    try:
+        ids = run_cycle(db, day, ctx.rules, guard, force=force)
+    except CycleSpikeError as exc:
+        db.rollback()
+        metrics.CYCLE_REFUSED.inc()
+        audit(db, actor, "cycle.refused", day.isoformat(), {"would_suspend": exc.suspending, "active": exc.active})
+        db.commit()
+        raise
+    audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force})
+    db.commit()
+    # Expiry and retention by the real instant (a local date's midnight may be hours ahead of UTC's now); a
+    # simulated date runs them as of its midnight.
+    at = utcnow() if today is None else dt.datetime.combine(day, dt.time())
+    expired = expire_sessions(ctx, at)
+    purged = purge_media(ctx, at)
+    upkeep = storage_upkeep(ctx)  # orphaned media, the audit chain's anchor
+    return {
+        "date": day.isoformat(),
+        "suspended": len(ids),
+        "sessions_expired": expired,
+        "media_purged": purged,
+        "media_orphans_removed": upkeep["media_orphans_removed"],
+    }

@@ -1,0 +1,151 @@
+"""Certification sessions: created by a channel (API key), then driven by the citizen's session token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, UploadFile
+from pydantic import BaseModel, Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
+
+from service.adapters.http.deps import DB, AdminClient, ApiCaller, Ctx, SessionToken
+from service.adapters.http.upload import read_limited
+from service.certification import review, sessions
+from service.certification.errors import ServiceError
+from service.certification.models import Channel, SessionState
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+
+class SessionCreate(BaseModel):
+    external_id: str | None = Field(default=None, description="beneficiary id in the benefit system")
+    id_number: str | None = Field(default=None, description="or the certifying person's ID number")
+    channel: Channel = Channel.SELF
+    # Strict: "yes", "false", 1 are refused (422), never read as consent.
+    template_consent: StrictBool = Field(default=False, description="consent to keep this selfie's face template")
+
+    @model_validator(mode="after")
+    def _who(self) -> SessionCreate:
+        # Without either, the request is incomplete (422 FIELD_MISSING naming the field), not an unknown person.
+        if not self.external_id and not self.id_number:
+            raise PydanticCustomError("missing", "external_id or id_number is required", {"field": "external_id"})
+        return self
+
+
+@router.post("", status_code=201, summary="Open a session: returns the action challenge and the session token")
+def create_session(ctx: Ctx, db: DB, caller: ApiCaller, body: SessionCreate) -> dict[str, Any]:
+    if body.channel == Channel.STAFF and not caller.admin:
+        # The staff channel is not held to the daily failure limit: only the bureau's own (operator) keys.
+        raise ServiceError("STAFF_CHANNEL_FORBIDDEN", "staff-channel sessions need an operator (admin) key", status=403)
+    b = sessions.find_beneficiary(db, ctx, body.external_id, body.id_number)
+    new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, caller.actor)
+    db.commit()
+    s = new.session
+    return {
+        "session_id": s.id,
+        "token": new.token,
+        "challenge": {
+            "actions": s.actions,
+            "nonce": s.nonce,
+            "expires_at": s.nonce_expires_at.isoformat() + "Z",
+        },
+        "expires_at": s.expires_at.isoformat() + "Z",
+    }
+
+
+def _upload(
+    ctx: Ctx,
+    db: DB,
+    session_id: str,
+    token: str | None,
+    kind: str,
+    file: UploadFile,
+    request_id: str,
+    nonce: str | None,
+) -> dict[str, Any]:
+    s = sessions.get_session(db, session_id, for_update=True)
+    sessions.check_token(s, token, ctx.settings.session_ttl_s)
+    limit = ctx.settings.max_image_bytes if kind == "id_card" else ctx.settings.max_video_bytes
+    data = read_limited(file, limit)
+    queued = sessions.upload(db, ctx, s, kind, data, file.content_type or "", request_id, nonce)
+    view = sessions.status_view(s)
+    # Acknowledge only what is committed; the job exists once committed, and only then is announced.
+    db.commit()
+    if queued:
+        ctx.enqueue(s.id)
+    if s.state == SessionState.QUEUED:  # stored either way; "delayed" when no worker is alive to run it
+        view.update(sessions.processing_outlook(ctx, alert=queued))
+    return view
+
+
+RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
+
+
+@router.post("/{session_id}/id-card", summary="Upload the ID-card photo (portrait side)")
+def upload_id_card(
+    ctx: Ctx,
+    db: DB,
+    token: SessionToken,
+    session_id: str,
+    request_id: RequestId,
+    file: Annotated[UploadFile, File()],
+) -> dict[str, Any]:
+    return _upload(ctx, db, session_id, token, "id_card", file, request_id, None)
+
+
+@router.post("/{session_id}/video", summary="Upload the challenge video with the challenge nonce")
+def upload_video(
+    ctx: Ctx,
+    db: DB,
+    token: SessionToken,
+    session_id: str,
+    request_id: RequestId,
+    file: Annotated[UploadFile, File()],
+    nonce: Annotated[str, Form()],
+) -> dict[str, Any]:
+    return _upload(ctx, db, session_id, token, "video", file, request_id, nonce)
+
+
+class ReviewBody(BaseModel):
+    decision: str = Field(description="accept or reject")
+    reviewer: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=500)
+
+
+@router.post("/{session_id}/review", summary="Staff settle a `review` decision (operator key)")
+def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: ReviewBody) -> dict[str, Any]:
+    s = sessions.get_session(db, session_id)
+    out = review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
+    db.commit()
+    return out
+
+
+@router.get("/{session_id}", summary="Processing status")
+def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
+    s = sessions.get_session(db, session_id)
+    sessions.check_token(s, token, ctx.settings.session_ttl_s)
+    view = sessions.status_view(s)
+    if s.state == SessionState.QUEUED:
+        db.commit()  # ends this request's transaction (SQLite: BEGIN IMMEDIATE) before the heartbeat read
+        view.update(sessions.processing_outlook(ctx))
+    return view
+
+
+@router.get("/{session_id}/result", summary="The decision with reasons, scores, thresholds and model versions")
+def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
+    s = sessions.get_session(db, session_id)
+    sessions.check_token(s, token, ctx.settings.session_ttl_s)
+    view = sessions.status_view(s)
+    view["result"] = with_deprecated_names(s.result) if s.state == SessionState.DECIDED else None
+    return view
+
+
+def with_deprecated_names(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The liveness stage's Chinese messages are `messages`, as in every other output; until issue 24 they were
+    `messages_zh`, and results stored then have only that name. API clients may read either: both are answered
+    (`messages_zh` deprecated), whichever the row holds."""
+    live = (result or {}).get("liveness")
+    if result is None or not isinstance(live, dict):
+        return result
+    messages = live.get("messages", live.get("messages_zh", []))
+    return {**result, "liveness": {**live, "messages": messages, "messages_zh": messages}}

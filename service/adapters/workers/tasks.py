@@ -1,0 +1,198 @@
+"""Celery wiring for scale-out (PostgreSQL + Redis + any number of `celery -A service.adapters.workers.tasks worker`).
+
+Messages carry only the session id (JSON); the task re-reads the session, claims it with the same database
+lease as the polling worker, and is idempotent. ``acks_late`` + ``reject_on_worker_lost`` redeliver a task
+whose worker died; the database lease covers the rest (a job whose message was lost is found by the sweeper).
+Retries only on transient errors; models load lazily once per worker process.
+
+Broker outages: the API's ``enqueue`` gives up after a short bounded retry and only logs (the upload is
+already committed, the job row stays queued and the sweeper announces it again); workers reconnect forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery, signals  # type: ignore[import-untyped]
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from service.certification.context import ServiceContext
+from service.certification.heartbeat import Heartbeat
+from service.certification.processing import claim, process, worker_name
+from service.infra.config import Settings, get_settings
+from service.infra.observability import bind_session, metrics
+from service.infra.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+PROCESS_TASK = "pension_cert.process_session"
+BROKER_CONNECT_TIMEOUT_S = 3.0
+BROKER_SOCKET_TIMEOUT_S = 10.0
+# Database outages: back off 1, 2, 4 … 30 s, about 4 minutes in all; beyond that the sweeper takes over.
+TASK_MAX_RETRIES = 10
+
+
+def make_celery(settings: Settings) -> Any:
+    app = Celery("pension_cert", broker=settings.broker_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,  # a worker outlives any broker outage: it reconnects, never exits
+        broker_connection_timeout=BROKER_CONNECT_TIMEOUT_S,
+        # A publish while the broker is down fails within about a second instead of blocking the request.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        broker_transport_options={
+            "visibility_timeout": settings.job_lease_s * 2,
+            "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_S,  # a half-open connection never blocks a publish forever
+        },
+        beat_schedule={
+            "sweep": {"task": "pension_cert.sweep", "schedule": float(settings.sweep_interval_s)},
+            "wechat": {"task": "pension_cert.wechat_tick", "schedule": settings.wechat_schedule_s},
+            "storage_upkeep": {"task": "pension_cert.storage_upkeep", "schedule": 86400.0},
+        },
+    )
+    return app
+
+
+def make_enqueue(settings: Settings) -> Callable[[str], None]:
+    """The API's job announcement. Called after the upload's commit: a broker failure must neither lose the
+    acknowledged upload nor turn into a 5xx; the job stays queued in the database for the sweeper."""
+    app = make_celery(settings)
+
+    def enqueue(session_id: str) -> None:
+        try:
+            app.send_task(PROCESS_TASK, args=[session_id])
+        except Exception as exc:  # kombu OperationalError, socket errors, timeouts: all mean "not announced"
+            log.warning("session %s: enqueue failed, left queued for the sweeper: %s", session_id, exc)
+
+    return enqueue
+
+
+celery_app = make_celery(get_settings())
+
+
+@lru_cache(maxsize=1)
+def _worker_ctx() -> ServiceContext:
+    return ServiceContext(get_settings(), create_schema=False)
+
+
+@celery_app.task(  # type: ignore[untyped-decorator]
+    name=PROCESS_TASK,
+    bind=True,
+    autoretry_for=(OperationalError, InterfaceError, StorageError),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    retry_jitter=False,  # jitter would let all retries fire within seconds of a database restart
+    max_retries=TASK_MAX_RETRIES,
+)
+def process_session(self: Any, session_id: str) -> str:
+    from service.adapters.workers.worker import shared_certifier
+
+    ctx = _worker_ctx()
+    # The task id names the attempt: its own retry (same id, same process) takes the lease back at once.
+    name = f"celery:{str(self.request.id or '')[:12]}:{worker_name()}"[:64]
+    if claim(ctx, session_id, name, reclaim_own=bool(self.request.retries)) is None:
+        return "not-claimable"  # already done, or owned by a live worker
+    with bind_session(session_id):
+        process(ctx, shared_certifier(ctx.settings.model_pack), session_id, name)
+    return "done"
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def _serve_metrics(**_kw: Any) -> None:
+    # Celery workers run elsewhere: they serve their own stage and decision metrics (metrics_port, 0: off).
+    metrics.serve_port(get_settings().metrics_port)
+
+
+# Heartbeats (service/certification/heartbeat.py): the worker's main process (which runs the tasks with --pool=solo) and
+# every prefork pool child (which run them otherwise) write their own row, so the API's /readyz sees live
+# workers and a job whose process died is re-announced by the sweep as soon as its heartbeat is stale.
+_heartbeat: Heartbeat | None = None
+
+
+def _start_heartbeat() -> None:
+    global _heartbeat
+    if _heartbeat is None:
+        _heartbeat = Heartbeat(_worker_ctx(), "celery")
+        _heartbeat.start()
+
+
+def _stop_heartbeat() -> None:
+    global _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def _main_heartbeat(**_kw: Any) -> None:
+    _start_heartbeat()
+
+
+@signals.worker_process_init.connect  # type: ignore[untyped-decorator]
+def _child_heartbeat(**_kw: Any) -> None:
+    global _heartbeat
+    # A pool child forked after the main process opened its database pool: drop the inherited connections
+    # without closing them (they are the parent's), and the parent's heartbeat object (its thread is not here).
+    if _worker_ctx.cache_info().currsize:
+        _worker_ctx().engine.dispose(close=False)
+    _heartbeat = None
+    _start_heartbeat()
+
+
+@signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
+@signals.worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+def _end_heartbeat(**_kw: Any) -> None:
+    _stop_heartbeat()
+
+
+@signals.after_setup_logger.connect  # type: ignore[untyped-decorator]
+@signals.after_setup_task_logger.connect  # type: ignore[untyped-decorator]
+def _log_setup(**_kw: Any) -> None:
+    from service.infra.security import install_log_masking
+
+    install_log_masking()  # masking, and JSON lines with the session id when PENSION_CERT_LOG_FORMAT=json
+
+
+@celery_app.task(name="pension_cert.sweep")  # type: ignore[untyped-decorator]
+def sweep() -> int:
+    """Re-enqueue sessions whose message was lost or whose worker died (stale heartbeat or expired lease)."""
+    from sqlalchemy import select
+
+    from service.certification.models import CertSession
+    from service.certification.processing import claimable
+
+    ctx = _worker_ctx()
+    with ctx.db() as db:
+        ids = list(db.scalars(select(CertSession.id).where(claimable(ctx.settings.worker_stale_s)).limit(500)))
+    for sid in ids:
+        process_session.delay(sid)
+    return len(ids)
+
+
+@celery_app.task(name="pension_cert.storage_upkeep")  # type: ignore[untyped-decorator]
+def storage_upkeep() -> dict[str, int]:
+    """Daily: orphaned media removed, the audit chain anchored outside the database
+    (service/certification/retention.py)."""
+    from service.certification.retention import storage_upkeep as upkeep
+
+    return upkeep(_worker_ctx())
+
+
+@celery_app.task(name="pension_cert.wechat_tick")  # type: ignore[untyped-decorator]
+def wechat_tick() -> dict[str, int]:
+    """The one WeChat refresher of a scale-out deployment: token refresh and notifications (service.features.wechat)."""
+    from service.features.wechat.schedule import celery_tick
+
+    return celery_tick(_worker_ctx())

@@ -1,5 +1,0 @@
-"""HTTP API (FastAPI): routers per domain, dependencies in deps.py, error mapping in errors.py."""
-
-from service.api.app import create_app
-
-__all__ = ["create_app"]

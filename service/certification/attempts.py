@@ -1,0 +1,109 @@
+"""The daily failure limits: one home for "may this person try again today?" (issue #22, item 5).
+
+A rejected certification counts twice: against whoever asked for the session (the requester) and against the
+person certified (the beneficiary). The requester's limit (FAILURES_PER_DAY) is the one a citizen meets; the
+beneficiary-wide cap (FAILURES_PER_DAY_BENEFICIARY) is higher, so a stranger who knows a pensioner's name and
+ID number spends only their own attempts, never the pensioner's: three garbage uploads from an attacker's
+WeChat account used to block every non-staff channel of the victim for the day.
+
+Who the requester was is read from what the session already records, so no new column is needed:
+the family-page operator (proxy_sessions), else the WeChat account the session is linked to (wechat_sessions),
+else the actor of the `session.create` audit entry (the API client key; channels send no end-user reference).
+Requesters are named like audit actors: "wechat:<mac8>", "operator:<id>", "api:<mac8>", "admin:<mac8>".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from service.certification.context import ServiceContext
+from service.certification.models import AuditEntry, CertSession, utcnow
+from service.features.proxy.models import ProxySession
+from service.features.wechat.models import WeChatSessionLink
+from service.infra.clock import HasTimeZone, local_day_start
+
+# The session.create audit entry is written in the request that inserts the session: seconds apart at most.
+# The window keeps the audit lookup on the indexed `at` column instead of scanning every session.create entry.
+_AUDIT_SLACK = dt.timedelta(minutes=10)
+
+
+def wechat_requester(ctx: ServiceContext, openid: str) -> str:
+    """The requester (and audit actor) name of a WeChat account: a keyed hash, never the openid itself."""
+    return "wechat:" + ctx.keyring.mac(openid)[:8]
+
+
+@dataclass(frozen=True)
+class Failures:
+    """Today's rejected certifications of one beneficiary: all of them, and those of one requester."""
+
+    total: int
+    mine: int
+
+
+def rejected_today(
+    db: Session, settings: HasTimeZone, beneficiary_id: int, now: dt.datetime
+) -> list[tuple[str, dt.datetime]]:
+    """(session id, created at) of the beneficiary's rejections since the bureau's local midnight."""
+    rows = db.execute(
+        select(CertSession.id, CertSession.created_at).where(
+            CertSession.beneficiary_id == beneficiary_id,
+            CertSession.decision == "reject",
+            CertSession.decided_at >= local_day_start(settings, now),
+        )
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def requesters(db: Session, ctx: ServiceContext, rows: list[tuple[str, dt.datetime]]) -> dict[str, str]:
+    """Who asked for each of these sessions ("" when nothing records it)."""
+    ids = [sid for sid, _ in rows]
+    if not ids:
+        return {}
+    found: dict[str, str] = {}
+    for sid, op in db.execute(
+        select(ProxySession.session_id, ProxySession.operator_id).where(ProxySession.session_id.in_(ids))
+    ):
+        found[sid] = f"operator:{op}"
+    for sid, openid in db.execute(
+        select(WeChatSessionLink.session_id, WeChatSessionLink.openid).where(WeChatSessionLink.session_id.in_(ids))
+    ):
+        found.setdefault(sid, wechat_requester(ctx, openid))
+    rest = [(sid, at) for sid, at in rows if sid not in found]
+    if rest:
+        windows = [
+            and_(AuditEntry.target == sid, AuditEntry.at.between(at - _AUDIT_SLACK, at + _AUDIT_SLACK))
+            for sid, at in rest
+        ]
+        query = select(AuditEntry.target, AuditEntry.actor).where(AuditEntry.action == "session.create", or_(*windows))
+        for sid, actor in db.execute(query):
+            found.setdefault(sid, actor)
+    return {sid: found.get(sid, "") for sid in ids}
+
+
+def failures(
+    db: Session, ctx: ServiceContext, beneficiary_id: int, requester: str | None, now: dt.datetime | None = None
+) -> Failures:
+    """Today's rejections of the beneficiary; `mine` counts those `requester` asked for (all of them when the
+    requester is unknown: the strict, pre-#22 reading)."""
+    rows = rejected_today(db, ctx.settings, beneficiary_id, now or utcnow())
+    if requester is None:
+        return Failures(len(rows), len(rows))
+    who = requesters(db, ctx, rows)
+    return Failures(len(rows), sum(1 for sid, _ in rows if who[sid] == requester))
+
+
+def limit_reached(f: Failures, ctx: ServiceContext) -> bool:
+    s = ctx.settings
+    return f.mine >= s.failures_per_day or f.total >= max(s.failures_per_day, s.failures_per_day_beneficiary)
+
+
+def attempts_left(db: Session, ctx: ServiceContext, beneficiary_id: int, requester: str | None) -> int:
+    """Failed certifications this requester may still have today for this beneficiary."""
+    s = ctx.settings
+    f = failures(db, ctx, beneficiary_id, requester)
+    cap = max(s.failures_per_day, s.failures_per_day_beneficiary)
+    return max(0, min(s.failures_per_day - f.mine, cap - f.total))

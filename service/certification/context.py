@@ -1,0 +1,72 @@
+"""Everything a process of the service shares: settings, database, storage, keys and the job dispatcher.
+
+One ``ServiceContext`` per process (API or worker); created from settings, never from globals, so tests can
+run several against different databases.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.certification.cycle import CycleRules
+from service.infra.config import Settings
+from service.infra.db.engine import create_all, make_engine, make_session_factory
+from service.infra.security import Keyring
+from service.infra.storage import LocalEncryptedStorage, MediaStorage
+
+log = logging.getLogger(__name__)
+
+
+def open_storage(settings: Settings) -> MediaStorage:
+    """The media store the settings name: a bucket (PENSION_CERT_MEDIA_URL=s3://...) or the local folder."""
+    if not settings.media_url:
+        return LocalEncryptedStorage(settings.effective_media_dir, settings.media_key_bytes)
+    from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options  # boto3 only when configured
+
+    options = S3Options(
+        endpoint_url=settings.s3_endpoint_url or None,
+        region=settings.s3_region or None,
+        access_key_id=settings.s3_access_key_id or None,
+        secret_access_key=settings.s3_secret_access_key or None,
+        addressing_style=settings.s3_addressing_style,
+    )
+    return S3EncryptedStorage(S3Location.parse(settings.media_url), settings.media_key_bytes, options)
+
+
+class ServiceContext:
+    def __init__(self, settings: Settings, engine: Engine | None = None, create_schema: bool = True) -> None:
+        settings.validate_secrets()
+        self.settings = settings
+        if settings.effective_database_url.startswith("sqlite"):
+            settings.var_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = engine or make_engine(settings.effective_database_url)
+        if create_schema:
+            create_all(self.engine)
+        self.session_factory: sessionmaker[Session] = make_session_factory(self.engine)
+        self.storage: MediaStorage = open_storage(settings)
+        self.keyring = Keyring(settings.media_key_bytes, settings.signing_key)
+        self.rules = CycleRules(
+            validity_months=settings.validity_months,
+            due_soon_days=settings.due_soon_days,
+            birthday_month_regions=frozenset(settings.birthday_month_regions),
+        )
+        # Called with a session id after the transaction that queued it has committed.
+        self.enqueue: Callable[[str], None] = lambda _sid: None
+
+    @contextmanager
+    def db(self) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on any exception."""
+        session = self.session_factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()

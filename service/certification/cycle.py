@@ -1,0 +1,172 @@
+"""The annual eligibility cycle: how long a certification is valid, the state it is in on a date, and the
+daily run that puts overdue beneficiaries on the suspension list.
+
+The rules are pure functions of dates (tested across simulated dates); ``run_cycle`` and
+``record_certification`` apply them to the database. A beneficiary without a validity date (a row from before
+roster imports gave every new person one, see service/certification/roster.py) is ``undated``: never overdue, never
+reminded, and never suspended unless certifications of theirs exist, all lapsed (``run_cycle``); nobody loses a
+payment without a lapsed date that a person can see and check.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import enum
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from service.certification.errors import ServiceError
+from service.certification.models import Beneficiary, BeneficiaryStatus, Certification, CycleEvent
+
+log = logging.getLogger(__name__)
+
+
+class CycleState(enum.StrEnum):
+    CERTIFIED = "certified"
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+    DECEASED = "deceased"
+    UNDATED = "undated"  # no validity date known: staff give one (roster import), the cycle never acts on it
+
+
+@dataclass(frozen=True)
+class CycleRules:
+    validity_months: int = 12
+    due_soon_days: int = 30
+    birthday_month_regions: frozenset[str] = frozenset()
+
+    def uses_birthday_month(self, region: str) -> bool:
+        # A prefix matches: "3701" covers every district of Jinan.
+        return any(region.startswith(r) for r in self.birthday_month_regions)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def end_of_month(year: int, month: int) -> dt.date:
+    return dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+def valid_until(
+    certified_on: dt.date, rules: CycleRules, region: str = "", birth_date: dt.date | None = None
+) -> dt.date:
+    """Last day the certification made on `certified_on` is valid.
+
+    Birthday-month rule: everyone re-certifies in their birth month, so a certification holds until the end of
+    the next birth month that is still ahead (certifying in the birth month itself carries to next year's).
+    """
+    if birth_date is not None and rules.uses_birthday_month(region):
+        year = certified_on.year if birth_date.month > certified_on.month else certified_on.year + 1
+        return end_of_month(year, birth_date.month)
+    return add_months(certified_on, rules.validity_months) - dt.timedelta(days=1)
+
+
+def first_valid_until(cycle_start: dt.date, grace_days: int) -> dt.date:
+    """Last valid day of a person imported without any certification date: the roster's cycle start plus the
+    grace for new imports (the benefit system vouched for them when it put them on the roster)."""
+    return cycle_start + dt.timedelta(days=grace_days)
+
+
+def cycle_state(status: str, valid_to: dt.date | None, today: dt.date, rules: CycleRules) -> CycleState:
+    if status == BeneficiaryStatus.DECEASED:
+        return CycleState.DECEASED
+    if valid_to is None:
+        return CycleState.UNDATED
+    if today > valid_to:
+        return CycleState.OVERDUE
+    if (valid_to - today).days < rules.due_soon_days:
+        return CycleState.DUE_SOON
+    return CycleState.CERTIFIED
+
+
+@dataclass(frozen=True)
+class SuspensionGuard:
+    """A run that would suspend more than `max_share` of the active beneficiaries, and more than
+    `min_suspensions` of them, is refused before anything changes (a wrong clock or date, a roster that
+    lost its validity dates): an operator looks, then forces the run if it is right."""
+
+    max_share: float = 0.2
+    min_suspensions: int = 10
+
+    def allows(self, suspending: int, active: int) -> bool:
+        return suspending <= self.min_suspensions or suspending <= self.max_share * active
+
+
+class CycleSpikeError(ServiceError):
+    def __init__(self, today: dt.date, suspending: int, active: int, guard: SuspensionGuard) -> None:
+        super().__init__(
+            "CYCLE_SUSPENSION_SPIKE",
+            f"the run of {today} would suspend {suspending} of {active} active beneficiaries (more than "
+            f"{guard.max_share:.0%}); nothing was changed; check, then run again with force=true",
+            status=409,
+            extra={"would_suspend": suspending, "active": active, "max_share": guard.max_share},
+        )
+        self.suspending, self.active = suspending, active
+
+
+def run_cycle(
+    db: Session, today: dt.date, rules: CycleRules, guard: SuspensionGuard | None = None, force: bool = False
+) -> list[int]:
+    """Suspend every active beneficiary whose certification lapsed before `today`. Idempotent.
+
+    Never one with a certification valid on `today`, whatever the beneficiary row says, nor one without any
+    date: a row whose validity is NULL is suspended only when certifications of theirs exist (all lapsed, each
+    with its date on the beneficiary page); one that never had a date (``CycleState.UNDATED``) never is. The
+    rows are locked (PostgreSQL): a certification committed meanwhile is seen, and one applied later waits and
+    resumes.
+    Raises CycleSpikeError, changing nothing, when `guard` refuses the count (unless `force`).
+    """
+    certified_today = exists().where(Certification.beneficiary_id == Beneficiary.id, Certification.valid_until >= today)
+    ever_certified = exists().where(Certification.beneficiary_id == Beneficiary.id)
+    lapsed = db.scalars(
+        select(Beneficiary)
+        .where(
+            Beneficiary.status == BeneficiaryStatus.ACTIVE,
+            (Beneficiary.valid_until < today) | (Beneficiary.valid_until.is_(None) & ever_certified),
+            ~certified_today,
+        )
+        .order_by(Beneficiary.id)
+        .with_for_update()
+    ).all()
+    if guard is not None and lapsed:
+        active = db.scalar(
+            select(func.count()).select_from(Beneficiary).where(Beneficiary.status == BeneficiaryStatus.ACTIVE)
+        )
+        if not guard.allows(len(lapsed), int(active or 0)):
+            if not force:
+                log.error(
+                    "ALERT cycle %s refused: would suspend %d of %d active beneficiaries (over %.0f%%); "
+                    "nothing changed",
+                    today,
+                    len(lapsed),
+                    active,
+                    guard.max_share * 100,
+                )
+                raise CycleSpikeError(today, len(lapsed), int(active or 0), guard)
+            log.warning("cycle %s forced: suspending %d of %d active beneficiaries", today, len(lapsed), active)
+    for b in lapsed:
+        b.status = BeneficiaryStatus.SUSPENDED
+        b.suspended_on = today
+        db.add(CycleEvent(beneficiary_id=b.id, kind="suspended", on_date=today))
+    if lapsed:
+        log.info("cycle %s: suspended %d beneficiaries", today, len(lapsed))
+    return [b.id for b in lapsed]
+
+
+def record_certification(db: Session, b: Beneficiary, certified_on: dt.date, rules: CycleRules) -> dt.date:
+    """Apply an accepted certification: new validity, and resumption if the benefit was suspended."""
+    new_until = valid_until(certified_on, rules, b.region, b.birth_date)
+    b.last_certified_on = certified_on
+    b.valid_until = max(new_until, b.valid_until) if b.valid_until else new_until
+    if b.status == BeneficiaryStatus.SUSPENDED:
+        db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=certified_on, suspended_since=b.suspended_on))
+        b.status = BeneficiaryStatus.ACTIVE
+        b.suspended_on = None
+    return b.valid_until

@@ -1,0 +1,207 @@
+"""Domain tables: beneficiaries, certification sessions (also the job queue), certifications, cycle events,
+roster imports, video fingerprints, audit entries and worker heartbeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.infra.db.engine import Base
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class BeneficiaryStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DECEASED = "deceased"
+    # A relative who is not a pensioner, kept as a row only so that their real-name verification session runs
+    # through the ordinary pipeline (proxy certification): never part of the roster, the cycle or statistics.
+    PROXY_OPERATOR = "proxy_operator"
+
+
+class BenefitType(enum.StrEnum):
+    ENTERPRISE_PENSION = "enterprise_pension"
+    RESIDENT_PENSION = "resident_pension"
+    WORK_INJURY = "work_injury"
+    NURSING_CARE = "nursing_care"
+    SURVIVOR_PENSION = "survivor_pension"
+
+
+class Channel(enum.StrEnum):
+    SELF = "self"
+    PROXY = "proxy"
+    STAFF = "staff"
+
+
+class SessionState(enum.StrEnum):
+    OPEN = "open"  # waiting for uploads
+    QUEUED = "queued"  # both uploads stored; a worker will pick it up
+    PROCESSING = "processing"  # claimed by a worker until lease_until
+    DECIDED = "decided"
+    FAILED = "failed"  # gave up after job_max_attempts (staff look at it)
+    EXPIRED = "expired"
+
+
+class Beneficiary(Base):
+    __tablename__ = "beneficiaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # Of the person who certifies: the pensioner, or for a survivor pension the dependant.
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    id_enc: Mapped[str] = mapped_column(Text)
+    id_masked: Mapped[str] = mapped_column(String(24))
+    name: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(12), index=True)
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    benefit_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default=BeneficiaryStatus.ACTIVE, index=True)
+    valid_until: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    last_certified_on: Mapped[dt.date | None] = mapped_column(Date)
+    suspended_on: Mapped[dt.date | None] = mapped_column(Date)
+    template: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted float32 embedding
+    template_model: Mapped[str | None] = mapped_column(String(64))
+    template_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    roster_digest: Mapped[str] = mapped_column(String(64), default="")
+    # The benefit system's household (户) identifier, from the roster: whose enrolled faces are relatives'
+    # (service/features/proxy/relatives.py). None: not known.
+    household: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class CertSession(Base):
+    __tablename__ = "cert_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)
+    actions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    nonce_expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    nonce_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    template_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(12), default=SessionState.OPEN, index=True)
+    id_card_key: Mapped[str | None] = mapped_column(String(128))
+    id_card_request_id: Mapped[str | None] = mapped_column(String(64))
+    id_card_sha256: Mapped[str | None] = mapped_column(String(64))
+    video_key: Mapped[str | None] = mapped_column(String(128))
+    video_request_id: Mapped[str | None] = mapped_column(String(64))
+    video_sha256: Mapped[str | None] = mapped_column(String(64))
+    video_content_type: Mapped[str | None] = mapped_column(String(64))
+    queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    # The heartbeat name (service/certification/heartbeat.py) of the process running the claimed job: when that
+    # process's
+    # heartbeat goes stale the job is claimable at once, without waiting for lease_until.
+    worker_process: Mapped[str | None] = mapped_column(String(255))
+    job_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    decision: Mapped[str | None] = mapped_column(String(8))
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    media_purged_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Certification(Base):
+    """One accepted certification: the cycle's history and the certificate's subject."""
+
+    __tablename__ = "certifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("cert_sessions.id"), unique=True)
+    certified_on: Mapped[dt.date] = mapped_column(Date)
+    valid_until: Mapped[dt.date] = mapped_column(Date)
+    code: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CycleEvent(Base):
+    """Suspensions and resumptions, exported to the payment system (it computes any back-payment)."""
+
+    __tablename__ = "cycle_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # suspended | resumed
+    on_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    suspended_since: Mapped[dt.date | None] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class VideoFingerprint(Base):
+    __tablename__ = "video_fingerprints"
+    __table_args__ = (UniqueConstraint("sha256", name="uq_video_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(String(36), index=True)
+    beneficiary_id: Mapped[int] = mapped_column(Integer, index=True)
+    # Perceptual hashes (hex) of sampled frames: near-duplicates of a previous video of the same person.
+    frame_hashes: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RosterImport(Base):
+    __tablename__ = "roster_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(256))
+    sha256: Mapped[str] = mapped_column(String(64))
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WorkerHeartbeat(Base):
+    """One row per worker process (polling worker, the API running thread workers, Celery worker and pool
+    child), rewritten every WORKER_HEARTBEAT_S by a thread of that process (service/certification/heartbeat.py)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # host:pid:random (a reused pid is new)
+    kind: Mapped[str] = mapped_column(String(16))  # process | thread | celery
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    # Set when the process stopped cleanly, or when its supervisor saw it die: no longer alive, at once.
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,270 @@
+"""Processing one queued session: claim it (a lease in the database), run the pipelines, apply the decision.
+
+The session row is the job. A worker claims it with a compare-and-set on (state, lease_until); a worker
+that dies (even by SIGKILL) stops writing its heartbeat (service/certification/heartbeat.py), and once that is stale
+(WORKER_STALE_S), or at the latest when the lease expires, any worker claims and redoes the job.
+Applying the decision happens in one transaction guarded by the same claim, so it is applied once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from pipelines.decision.result import Outcome
+from pipelines.errors import PipelineError
+from service.certification import heartbeat
+from service.certification.audit import audit
+from service.certification.certificates import issue_code
+from service.certification.context import ServiceContext
+from service.certification.cycle import record_certification
+from service.certification.fingerprints import SessionFingerprints
+from service.certification.models import Beneficiary, Certification, CertSession, SessionState, utcnow
+from service.certification.templates import load_template
+from service.features.proxy import hooks as proxy_hooks
+from service.features.proxy import relatives
+from service.infra.clock import local_date
+from service.infra.observability import metrics
+from service.infra.security import mask_text
+from service.infra.storage import StorageError, StorageUnavailableError
+
+log = logging.getLogger(__name__)
+
+# Failures worth another try: the database or the media store was briefly unavailable.
+TRANSIENT = (OperationalError, StorageError, OSError)
+# Transient errors that are a dependency's outage, not this job's: retried without spending an attempt.
+OUTAGES = (OperationalError, StorageUnavailableError)
+
+
+class CertifierLike(Protocol):
+    def run(
+        self,
+        card: bytes,
+        video: bytes,
+        actions: Any,
+        expected_id_number: str | None,
+        template: Any,
+        fingerprints: Any,
+    ) -> Any: ...
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def abandoned(stale_s: float) -> Any:
+    """A claimed job whose worker is gone: its lease expired (the hard upper bound, whatever the heartbeats
+    say), or the process that claimed it stopped or has not written its heartbeat for ``stale_s``
+    (service/certification/heartbeat.py). A live worker's long job is neither: its process keeps beating while it
+    runs."""
+    now = utcnow()
+    return (CertSession.state == SessionState.PROCESSING) & or_(
+        CertSession.lease_until < now, heartbeat.holder_gone(now, stale_s)
+    )
+
+
+def claimable(stale_s: float) -> Any:
+    """Queued and not waiting out a back-off (lease_until on a queued row: "not before"), or abandoned."""
+    now = utcnow()
+    ready = (CertSession.state == SessionState.QUEUED) & (
+        CertSession.lease_until.is_(None) | (CertSession.lease_until <= now)
+    )
+    return or_(ready, abandoned(stale_s))
+
+
+def give_up_exhausted(ctx: ServiceContext) -> int:
+    """Jobs whose every attempt died with its worker (a crash on this input?) go to staff as FAILED instead of
+    being redone forever."""
+    with ctx.db() as db:
+        res = db.execute(
+            update(CertSession)
+            .where(
+                abandoned(ctx.settings.worker_stale_s),
+                CertSession.job_attempts >= ctx.settings.job_max_attempts,
+            )
+            .values(state=SessionState.FAILED, lease_until=None, last_error="worker lost on every attempt")
+        )
+        return int(getattr(res, "rowcount", 0) or 0)
+
+
+def claim(ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own: bool = False) -> str | None:
+    """Claim one job (the given one, or the oldest claimable). Returns its id, or None.
+
+    ``reclaim_own``: the caller is the retry of the very attempt that holds the lease (a Celery task retried
+    after its database write failed, named by its task id; a polling-worker thread retrying the session it
+    itself failed on), so it takes its job back at once instead of waiting for its own lease to expire. Only
+    with an explicit ``session_id``: polling-worker threads share one name, so an anonymous reclaim could take
+    a job another thread of the same worker is still running.
+    """
+    give_up_exhausted(ctx)
+    stale_s = ctx.settings.worker_stale_s
+    with ctx.db() as db:
+        if session_id is None:
+            session_id = db.scalar(
+                select(CertSession.id).where(claimable(stale_s)).order_by(CertSession.queued_at).limit(1)
+            )
+            if session_id is None:
+                return None
+        lease = utcnow() + dt.timedelta(seconds=ctx.settings.job_lease_s)
+        mine = (CertSession.state == SessionState.PROCESSING) & (CertSession.worker_id == worker)
+        res = db.execute(
+            update(CertSession)
+            .where(CertSession.id == session_id, or_(claimable(stale_s), mine) if reclaim_own else claimable(stale_s))
+            .values(
+                state=SessionState.PROCESSING,
+                lease_until=lease,
+                worker_id=worker,
+                # The job runs in this process: its heartbeat vouches for the job, its silence frees it.
+                worker_process=heartbeat.process_name(),
+                job_attempts=CertSession.job_attempts + 1,
+            )
+        )
+        claimed = getattr(res, "rowcount", 0) == 1
+    return session_id if claimed else None
+
+
+def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, worker: str) -> bool:
+    """Run one claimed job to its decision. Returns False when the claim was lost meanwhile."""
+    with ctx.db() as db:
+        s = db.get(CertSession, session_id)
+        if s is None or s.state != SessionState.PROCESSING or s.worker_id != worker:
+            return False
+        b = db.get(Beneficiary, s.beneficiary_id)
+        if b is None or s.id_card_key is None or s.video_key is None:
+            return False
+        actions, consent, beneficiary_id = list(s.actions), s.template_consent, b.id
+        card_key, video_key, attempts = s.id_card_key, s.video_key, s.job_attempts
+        expected = ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
+        template = load_template(ctx, b)
+    try:
+        card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
+        fingerprints = SessionFingerprints(ctx, session_id, beneficiary_id)
+        report = certifier.run(card, video, actions, expected, template, fingerprints)
+        metrics.observe_report(getattr(report, "timings", None) or {})
+        report = proxy_hooks.apply_policy(ctx, session_id, certifier, report)  # proxy sessions only
+        report = relatives.apply_rule(ctx, session_id, certifier, report)  # every session with relatives
+        result: dict[str, Any] = redact(report.to_dict())
+        outcome = Outcome(report.decision.outcome)
+        reasons = [r.value for r in report.decision.reasons]
+        new_template = report.new_template
+    except PipelineError as exc:
+        # Undecodable or limit-violating media: a final answer, not something to retry.
+        outcome, reasons, new_template = Outcome.REJECT, [exc.reason.value], None
+        result = {"decision": "reject", "reasons": reasons, "detail": exc.detail, "scores": {}}
+    except TRANSIENT as exc:
+        metrics.JOB_RETRIES.inc()
+        _release(ctx, session_id, worker, attempts, exc)
+        return True
+    return _apply(ctx, session_id, worker, outcome, reasons, result, new_template if consent else None)
+
+
+def redact(result: Any) -> Any:
+    """Mask every ID number in the stored result (OCR diagnostics included): the clear number is kept only
+    encrypted, on the beneficiary."""
+    if isinstance(result, dict):
+        return {k: redact(v) for k, v in result.items()}
+    if isinstance(result, list):
+        return [redact(v) for v in result]
+    if isinstance(result, str):
+        return mask_text(result)
+    return result
+
+
+def _release(ctx: ServiceContext, session_id: str, worker: str, attempts: int, exc: BaseException) -> None:
+    """Put the job back after a transient failure; it is claimable again after `job_retry_backoff_s`.
+
+    A dependency outage (database, object store unreachable) says nothing about this job: the attempt is given
+    back, so an outage longer than a few retries never turns an acknowledged certification into a failure. Other
+    transient errors (a missing object, a read error) count, and the job goes to staff after job_max_attempts.
+    """
+    outage = isinstance(exc, OUTAGES)
+    give_up = not outage and attempts >= ctx.settings.job_max_attempts
+    log.warning(
+        "session %s: %s (attempt %d): %s",
+        session_id,
+        "dependency outage" if outage else "transient failure",
+        attempts,
+        exc,
+    )
+    retry_at = utcnow() + dt.timedelta(seconds=ctx.settings.job_retry_backoff_s)
+    with ctx.db() as db:
+        db.execute(
+            update(CertSession)
+            .where(CertSession.id == session_id, CertSession.worker_id == worker)
+            .values(
+                state=SessionState.FAILED if give_up else SessionState.QUEUED,
+                lease_until=None if give_up else retry_at,
+                job_attempts=CertSession.job_attempts - 1 if outage else CertSession.job_attempts,
+                last_error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+        )
+
+
+def _apply(
+    ctx: ServiceContext,
+    session_id: str,
+    worker: str,
+    outcome: Outcome,
+    reasons: list[str],
+    result: dict[str, Any],
+    new_template: Any,
+) -> bool:
+    with ctx.db() as db:
+        s = db.get(CertSession, session_id, with_for_update=True)
+        if s is None or s.state != SessionState.PROCESSING or s.worker_id != worker:
+            log.info("session %s: claim lost before applying; another worker owns it", session_id)
+            return False
+        now = utcnow()
+        s.state, s.decision, s.reasons, s.result, s.decided_at = (
+            SessionState.DECIDED,
+            outcome.value,
+            reasons,
+            result,
+            now,
+        )
+        s.lease_until = None
+        b = db.get(Beneficiary, s.beneficiary_id)
+        handled = proxy_hooks.on_decided(db, ctx, s, b, outcome, reasons, new_template)
+        if b is not None and outcome is Outcome.ACCEPT and not handled:
+            accept_session(db, ctx, s, b, local_date(ctx.settings, now), new_template)  # the bureau's date
+        audit(db, worker, "session.decide", s.id, {"decision": outcome.value, "reasons": reasons})
+    log.info("session %s: %s %s", session_id, outcome.value, ",".join(reasons))
+    metrics.observe_decision(outcome.value, reasons)  # after the commit: counted once per applied decision
+    return True
+
+
+def accept_session(db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary, today: dt.date, tpl: Any) -> None:
+    if proxy_hooks.on_accept(db, s, b):  # a relative's verification or an elder's consent certifies nobody
+        return
+    # Lock and re-read the beneficiary (PostgreSQL; SQLite serialises writers): a cycle run suspending them at
+    # this moment is waited for and then seen, so the certification resumes them instead of leaving a
+    # certified beneficiary suspended. Pending changes are flushed first, so the re-read keeps them.
+    db.flush()
+    db.refresh(b, with_for_update=True)
+    was_suspended = b.status == "suspended"
+    until = record_certification(db, b, today, ctx.rules)
+    cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")
+    db.add(cert)
+    db.flush()
+    cert.code = issue_code(ctx.keyring, cert.id, b.id_masked, today, until)
+    if tpl is not None:
+        b.template = ctx.keyring.encrypt_field(
+            tpl.embedding.astype(np.float32).tobytes().hex(), "beneficiary.template"
+        ).encode()
+        b.template_model = tpl.model
+        b.template_consent = True
+    audit(
+        db,
+        "system",
+        "cycle.certified",
+        b.external_id,
+        {"valid_until": until.isoformat(), "resumed": was_suspended},
+    )

@@ -1,0 +1,87 @@
+"""Beneficiary lookups, status lists (due soon / overdue / suspended) and their CSV exports."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification.cycle import CycleRules, CycleState, cycle_state
+from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEvent
+from service.certification.regions import region_name
+
+LISTS = ("due_soon", "overdue", "suspended")
+EXPORT_COLUMNS = (
+    "external_id",
+    "id_masked",
+    "name",
+    "region",
+    "region_name",
+    "benefit_types",
+    "status",
+    "cycle_state",
+    "valid_until",
+)
+
+
+def view(b: Beneficiary, today: dt.date, rules: CycleRules) -> dict[str, Any]:
+    return {
+        "external_id": b.external_id,
+        "id_masked": b.id_masked,
+        "name": b.name,
+        "region": b.region,
+        # The division's full name ("湖北省武汉市武昌区"), as the console shows it; None when the code is not one.
+        "region_name": region_name(b.region),
+        "benefit_types": b.benefit_types,
+        "status": b.status,
+        "cycle_state": cycle_state(b.status, b.valid_until, today, rules).value,
+        "valid_until": b.valid_until.isoformat() if b.valid_until else None,
+        "last_certified_on": b.last_certified_on.isoformat() if b.last_certified_on else None,
+        "suspended_on": b.suspended_on.isoformat() if b.suspended_on else None,
+        "template_enrolled": b.template is not None,
+    }
+
+
+def status_list(db: Session, which: str, today: dt.date, rules: CycleRules) -> list[Beneficiary]:
+    # Never certified first, then the longest lapsed: the same order on SQLite and PostgreSQL.
+    q = select(Beneficiary).order_by(Beneficiary.valid_until.asc().nulls_first(), Beneficiary.external_id)
+    if which == "suspended":
+        return list(db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.SUSPENDED)))
+    active = db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.ACTIVE))
+    want = CycleState.DUE_SOON if which == "due_soon" else CycleState.OVERDUE
+    return [b for b in active if cycle_state(b.status, b.valid_until, today, rules) is want]
+
+
+def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ";".join(v) if isinstance(v, list) else ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def events(db: Session, kind: str, since: dt.date | None) -> list[dict[str, Any]]:
+    """Suspensions or resumptions for the payment system (which computes any back-payment)."""
+    q = select(CycleEvent, Beneficiary).join(Beneficiary, Beneficiary.id == CycleEvent.beneficiary_id)
+    q = q.where(CycleEvent.kind == kind).order_by(CycleEvent.on_date, CycleEvent.id)
+    if since is not None:
+        q = q.where(CycleEvent.on_date >= since)
+    return [
+        {
+            "external_id": b.external_id,
+            "id_masked": b.id_masked,
+            "name": b.name,
+            "kind": e.kind,
+            "on_date": e.on_date.isoformat(),
+            "suspended_since": e.suspended_since.isoformat() if e.suspended_since else "",
+        }
+        for e, b in db.execute(q).all()
+    ]
+
+
+EVENT_COLUMNS = ("external_id", "id_masked", "name", "kind", "on_date", "suspended_since")

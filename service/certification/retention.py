@@ -1,0 +1,102 @@
+"""Retention: raw media (ID-card photo, video) are deleted a configurable number of days after the final
+decision. Decisions, scores, hashes and audit entries stay; the session records when its media went."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import ColumnElement, func, or_, select
+
+from service.certification.audit import audit
+from service.certification.audit_anchor import write_anchor
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession, SessionState, utcnow
+
+log = logging.getLogger(__name__)
+
+FINAL_STATES = (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
+
+
+def expire_sessions(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
+    """Open sessions past their lifetime become `expired` (a final state: their media are purged later)."""
+    at = now or utcnow()
+    with ctx.db() as db:
+        stale = db.scalars(
+            select(CertSession).where(CertSession.state == SessionState.OPEN, CertSession.expires_at < at)
+        ).all()
+        for s in stale:
+            s.state, s.decided_at = SessionState.EXPIRED, at
+    return len(stale)
+
+
+def awaiting_staff() -> ColumnElement[bool]:
+    """A case staff have not settled yet: a `review` decision, or a job that failed. Its media are the evidence
+    the reviewer looks at: kept, however old, until a person decides (the retention clock starts then)."""
+    return or_(
+        # coalesce: NOT over a NULL would leave the row out of both the purge and its negation.
+        (CertSession.state == SessionState.DECIDED) & (func.coalesce(CertSession.decision, "") == "review"),
+        CertSession.state == SessionState.FAILED,
+    )
+
+
+def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """Delete the media of sessions finally decided more than `retention_days` ago (never of a case awaiting
+    staff). Idempotent; returns the count."""
+    cutoff = (now or utcnow()) - dt.timedelta(days=ctx.settings.retention_days)
+    purged = 0
+    with ctx.db() as db:
+        sessions = db.scalars(
+            select(CertSession)
+            .where(
+                CertSession.state.in_([s.value for s in FINAL_STATES]),
+                CertSession.media_purged_at.is_(None),
+                CertSession.decided_at.is_not(None),
+                CertSession.decided_at < cutoff,
+                ~awaiting_staff(),
+            )
+            .limit(batch)
+        ).all()
+        for s in sessions:
+            for key in (s.id_card_key, s.video_key):
+                if key:
+                    ctx.storage.delete(key)
+            s.media_purged_at = now or utcnow()
+            purged += 1
+        if purged:
+            audit(db, "system", "retention.purge", cutoff.date().isoformat(), {"sessions": purged})
+    log.info("retention: purged media of %d sessions decided before %s", purged, cutoff.date())
+    return purged
+
+
+def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
+    """Delete stored media that no session row points to, once older than `orphan_grace_s`.
+
+    An upload writes the object first and commits the row after: a crash between the two, or a commit that
+    failed after the write, leaves an object nothing refers to. The grace period keeps an upload in flight (object
+    written, row not yet committed) from being taken for an orphan. Returns the count deleted.
+    """
+    cutoff = (now or utcnow()) - dt.timedelta(seconds=ctx.settings.orphan_grace_s)
+    removed = 0
+    with ctx.db() as db:
+        for obj in ctx.storage.list("sessions/"):
+            if obj.modified >= cutoff:
+                continue
+            session_id = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
+            s = db.get(CertSession, session_id) if session_id else None
+            referenced = s is not None and s.media_purged_at is None and obj.key in (s.id_card_key, s.video_key)
+            if not referenced and ctx.storage.delete(obj.key):
+                removed += 1
+        if removed:
+            audit(db, "system", "retention.orphans", cutoff.isoformat(), {"objects": removed})
+    log.info("retention: removed %d orphaned media objects older than %s", removed, cutoff)
+    return removed
+
+
+def storage_upkeep(ctx: ServiceContext) -> dict[str, int]:
+    """The daily store work besides the purge: orphaned media removed, the audit chain anchored. Run by the
+    daily cycle run and by Celery beat (`pension_cert.storage_upkeep`); both are idempotent."""
+    removed = sweep_orphans(ctx)  # on the real clock: the grace protects uploads in flight now
+    with ctx.db() as db:
+        anchor = write_anchor(db, ctx.storage)
+    return {"media_orphans_removed": removed, "audit_anchored_seq": anchor.seq if anchor else 0}

@@ -1,0 +1,357 @@
+"""Bulk import of the benefit system's roster (CSV or XLSX), validated row by row.
+
+Rows are upserted by the benefit system's ``external_id``; re-importing the same file changes nothing
+(each row's digest is stored), and every rejected row is reported with its line number and reasons.
+Columns: external_id, id_number, name, region (optional: the number's first 6 digits), benefit_types
+(separated by ``;``), status (optional, default active), valid_until (optional ISO date), household (optional:
+the benefit system's household id; beneficiaries sharing one are relatives for the kinship face rule, see
+service/features/proxy/relatives.py), last_certified_on (optional ISO date: the person's last certification in the
+benefit
+system; the cycle rules give the validity), cycle_start (optional ISO date: this person's cycle start). For a
+survivor pension the id_number and name are the dependant's: the dependant is the one who certifies.
+
+Every active person leaves the import with a validity date a person can see and check (issue 21): the row's
+valid_until, else the validity of its last_certified_on, else (for a new person, or one stored without a date)
+the cycle start (the row's, else the import's) plus ``Settings.new_import_grace_days``. A person imported today
+is therefore never overdue today, and never suspended by tonight's cycle run.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification import idnumber
+from service.certification.cycle import CycleRules, first_valid_until, valid_until
+from service.certification.errors import ServiceError
+from service.certification.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport
+from service.infra.clock import local_today
+from service.infra.security import Keyring, mask_id, normalise_id
+
+if TYPE_CHECKING:
+    from service.certification.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("external_id", "id_number", "name", "benefit_types")
+MAX_ROWS = 200_000
+# XLSX bombs: a few kilobytes can inflate to gigabytes of XML, or declare a 16384-column, million-row sheet
+# whose empty cells openpyxl would fill in one by one. The zip's declared sizes bound what it inflates.
+MAX_XLSX_INFLATED = 512 * 1024 * 1024
+MAX_COLUMNS = 64
+MAX_SHEET_ROWS = 2 * MAX_ROWS  # blank rows included
+# A text cell starting like a spreadsheet formula would run when staff open an export in Excel.
+FORMULA_START = ("=", "+", "-", "@")
+
+
+@dataclass
+class RosterRow:
+    line: int
+    external_id: str
+    id_number: str
+    name: str
+    region: str
+    benefit_types: list[str]
+    status: str
+    valid_until: dt.date | None
+    birth_date: dt.date | None
+    # None: the file has no household column (the stored one is kept); "": the row clears it.
+    household: str | None = None
+    last_certified_on: dt.date | None = None
+    cycle_start: dt.date | None = None
+
+    def digest(self, household: str | None) -> str:
+        """Of every stored field; `household` is the one the row leaves stored (see `_upsert`)."""
+        payload: list[Any] = [
+            self.id_number,
+            self.name,
+            self.region,
+            self.benefit_types,
+            self.status,
+            str(self.valid_until),
+        ]
+        if household:
+            # Only when there is one: rows stored before the column existed keep their digests (unchanged).
+            payload.append(["household", household])
+        for key, day in (("last_certified_on", self.last_certified_on), ("cycle_start", self.cycle_start)):
+            if day is not None:  # likewise: files without these columns keep their digests
+                payload.append([key, day.isoformat()])
+        return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ImportTerms:
+    """How an import dates the people it brings in (see the module docstring)."""
+
+    today: dt.date
+    rules: CycleRules
+    grace_days: int
+    cycle_start: dt.date | None = None  # the roster's cycle start; None: the import date
+
+    def first_valid_until(self, row: RosterRow) -> dt.date:
+        return first_valid_until(row.cycle_start or self.cycle_start or self.today, self.grace_days)
+
+
+def import_terms(ctx: ServiceContext, cycle_start: dt.date | None = None) -> ImportTerms:
+    """The terms of an import made now with the service's settings."""
+    return ImportTerms(local_today(ctx.settings), ctx.rules, ctx.settings.new_import_grace_days, cycle_start)
+
+
+@dataclass
+class ImportReport:
+    filename: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    import_id: int | None = None
+    grace_dated: int = 0  # people given the first-import grace date (no date of their own in the file)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "import_id": self.import_id,
+            "filename": self.filename,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": len(self.rejected),
+            "grace_dated": self.grace_dated,
+            "rejected_rows": self.rejected,
+        }
+
+
+def read_table(filename: str, data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs of a CSV (UTF-8, BOM allowed) or XLSX file; header names lower-cased."""
+    name = filename.lower()
+    if name.endswith(".xlsx") or data[:2] == b"PK":
+        yield from _read_xlsx(data)
+    elif name.endswith(".csv") or name.endswith(".txt"):
+        yield from _read_csv(data)
+    else:
+        raise ServiceError("ROSTER_FORMAT", "roster must be .csv or .xlsx", status=415)
+
+
+def _read_csv(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ServiceError("ROSTER_FORMAT", "CSV must be UTF-8", status=422) from exc
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        _check_header(header)
+        for i, values in enumerate(reader, start=2):
+            if any(v.strip() for v in values):
+                yield i, dict(zip(header, (v.strip() for v in values), strict=False))
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): was a 500 (found by the roster fuzzer)
+        raise ServiceError("ROSTER_FORMAT", f"CSV line {reader.line_num}: {exc}", status=422) from exc
+
+
+def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    from openpyxl import load_workbook  # type: ignore[import-untyped]  # XLSX only
+
+    _check_inflated_size(data)
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = wb.worksheets[0]
+        first = next(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), ())
+        header = [str(h or "").strip().lower() for h in first]
+        while header and not header[-1]:
+            header.pop()
+    except Exception as exc:  # openpyxl raises many types for a non-workbook
+        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}", status=422) from exc
+    _check_header(header)
+    # Only the header's columns are read, and rows are counted blank ones included (see MAX_XLSX_INFLATED).
+    rows = sheet.iter_rows(min_row=2, max_col=len(header), values_only=True)
+    try:
+        for i, values in enumerate(rows, start=2):
+            if i > MAX_SHEET_ROWS:
+                raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_SHEET_ROWS} sheet rows", status=413)
+            cells = ["" if v is None else _cell(v) for v in values]
+            if any(cells):
+                yield i, dict(zip(header, cells, strict=False))
+    except ServiceError:
+        raise
+    except Exception as exc:  # damaged sheet XML or zip member (found by the roster fuzzer: was a 500)
+        raise ServiceError("ROSTER_FORMAT", f"damaged XLSX workbook: {exc}", status=422) from exc
+
+
+def _check_inflated_size(data: bytes) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            inflated = sum(info.file_size for info in z.infolist())
+    except Exception as exc:  # BadZipFile, NotImplementedError (zip version), EOFError...: found by atheris
+        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}", status=422) from exc
+    if inflated > MAX_XLSX_INFLATED:
+        raise ServiceError("ROSTER_TOO_LARGE", f"workbook inflates to {inflated} bytes", status=413)
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, dt.datetime):
+        return v.date().isoformat()
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return str(v).strip()
+
+
+def _check_header(header: list[str]) -> None:
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ServiceError("ROSTER_FORMAT", f"missing columns: {', '.join(missing)}", status=422)
+
+
+def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list[str]]:
+    errors: list[str] = []
+    ext = raw.get("external_id", "").strip()
+    if not ext or len(ext) > 64:
+        errors.append("external_id missing or longer than 64")
+    number = normalise_id(raw.get("id_number", ""))
+    birth: dt.date | None = None
+    problem = idnumber.validate(number)
+    if problem:
+        errors.append(problem)
+    else:
+        birth = idnumber.birth_date(number)
+    name = raw.get("name", "").strip()
+    if not name or len(name) > 64:
+        errors.append("name missing or too long")
+    if ext.startswith(FORMULA_START) or name.startswith(FORMULA_START):
+        errors.append("external_id and name must not start with = + - @ (spreadsheet formula)")
+    region = raw.get("region", "").strip() or number[:6]
+    if not (region.isdigit() and 2 <= len(region) <= 12):
+        errors.append("region must be a numeric division code")
+    types = [t.strip() for t in raw.get("benefit_types", "").replace("|", ";").split(";") if t.strip()]
+    valid_types = {t.value for t in BenefitType}
+    if not types or any(t not in valid_types for t in types):
+        errors.append(f"benefit_types must be among {sorted(valid_types)}")
+    status = raw.get("status", "").strip().lower() or BeneficiaryStatus.ACTIVE.value
+    if status not in {s.value for s in BeneficiaryStatus}:
+        errors.append("status must be active, suspended or deceased")
+    until, certified, start = (_date(raw, col, errors) for col in ("valid_until", "last_certified_on", "cycle_start"))
+    household = raw.get("household")
+    if household is not None:
+        household = household.strip()
+        if len(household) > 64 or household.startswith(FORMULA_START):
+            errors.append("household must be at most 64 characters, not starting with = + - @")
+    if errors:
+        return None, errors
+    row = RosterRow(line, ext, number, name, region, sorted(set(types)), status, until, birth, household)
+    row.last_certified_on, row.cycle_start = certified, start
+    return row, []
+
+
+def _date(raw: dict[str, str], column: str, errors: list[str]) -> dt.date | None:
+    text = raw.get(column, "").strip()
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        errors.append(f"{column} must be YYYY-MM-DD")
+        return None
+
+
+def import_roster(
+    db: Session, keyring: Keyring, filename: str, data: bytes, actor: str, terms: ImportTerms
+) -> ImportReport:
+    """Validate and upsert every row; the caller commits (one transaction for the whole file)."""
+    from service.certification.audit import audit
+
+    report = ImportReport(filename=filename)
+    seen_ext: set[str] = set()
+    seen_id: set[str] = set()
+    for n, (line, raw) in enumerate(read_table(filename, data)):
+        if n >= MAX_ROWS:
+            raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_ROWS} rows", status=413)
+        row, errors = validate_row(line, raw)
+        if row is not None and (row.external_id in seen_ext or row.id_number in seen_id):
+            errors = ["duplicate of an earlier row in this file"]
+        elif row is not None:
+            errors = _upsert(db, keyring, row, report, terms)
+        if row is None or errors:
+            masked = mask_id(normalise_id(raw.get("id_number", "")))
+            report.rejected.append(
+                {"line": line, "external_id": raw.get("external_id", ""), "id": masked, "errors": errors}
+            )
+            continue
+        seen_ext.add(row.external_id)
+        seen_id.add(row.id_number)
+    rec = RosterImport(
+        filename=filename[:256],
+        sha256=hashlib.sha256(data).hexdigest(),
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        rejected=len(report.rejected),
+        report=report.rejected[:1000],
+    )
+    db.add(rec)
+    db.flush()
+    report.import_id = rec.id
+    audit(db, actor, "roster.import", str(rec.id), report.to_dict() | {"rejected_rows": len(report.rejected)})
+    log.info("roster %s: %s", filename, {k: v for k, v in report.to_dict().items() if k != "rejected_rows"})
+    return report
+
+
+def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport, terms: ImportTerms) -> list[str]:
+    if row.last_certified_on is not None and row.last_certified_on > terms.today:
+        return [f"last_certified_on is after the import date ({row.last_certified_on} > {terms.today})"]
+    id_hash = keyring.id_hash(row.id_number)
+    existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
+    holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
+    if holder is not None and (existing is None or holder.id != existing.id):
+        return [f"id_number already belongs to beneficiary {holder.external_id}"]
+    household = row.household or None  # an empty cell clears it
+    if row.household is None and existing is not None:
+        household = existing.household  # a file without the column leaves it as it is
+    digest = row.digest(household)
+    if existing is not None and existing.roster_digest == digest:
+        report.unchanged += 1
+        return []
+    b = existing or Beneficiary(external_id=row.external_id)
+    b.id_hash = id_hash
+    b.id_enc = keyring.encrypt_field(row.id_number, "beneficiary.id_number")
+    b.id_masked = mask_id(row.id_number)
+    b.name = row.name
+    b.region = row.region
+    b.birth_date = row.birth_date
+    b.benefit_types = row.benefit_types
+    b.roster_digest = digest
+    # The roster is the benefit system's word on deaths and on certifications made before this service.
+    if row.status == BeneficiaryStatus.DECEASED or existing is None:
+        b.status = row.status
+    _date_validity(b, row, terms, report)
+    b.household = household
+    if existing is None:
+        db.add(b)
+        report.created += 1
+    else:
+        report.updated += 1
+    db.flush()
+    return []
+
+
+def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport) -> None:
+    """The row's dates never shorten a validity already stored (a certification made here is newer)."""
+    until = row.valid_until
+    if until is None and row.last_certified_on is not None:
+        until = valid_until(row.last_certified_on, terms.rules, row.region, row.birth_date)
+    if until is not None and (b.valid_until is None or until > b.valid_until):
+        b.valid_until = until
+    certified = row.last_certified_on
+    if certified is not None and (b.last_certified_on is None or certified > b.last_certified_on):
+        b.last_certified_on = certified
+    if b.valid_until is None and b.status == BeneficiaryStatus.ACTIVE:
+        b.valid_until = terms.first_valid_until(row)
+        report.grace_dated += 1

@@ -1,0 +1,312 @@
+"""Certification sessions: creation with the action challenge, uploads (idempotent, limited), status.
+
+An upload is acknowledged only after its bytes are fsync'd (encrypted) and the row that points at them is
+committed; the job is enqueued after that commit (the database row is the job: a lost message is re-found).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import logging
+import uuid
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipelines.errors import MediaError
+from pipelines.liveness import issue_challenge, parse_actions
+from pipelines.liveness.video import probe_video
+from pipelines.media import ALLOWED_IMAGE_FORMATS, DEFAULT_IMAGE_LIMITS
+from pipelines.reasons import ReasonCode
+from pipelines.sniff import accepted_type
+from service.adapters.http.health import WORKER_MODES_CHECKED
+from service.certification import attempts
+from service.certification.audit import audit
+from service.certification.context import ServiceContext
+from service.certification.errors import NotFoundError, ServiceError
+from service.certification.heartbeat import live_workers
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    CertSession,
+    Channel,
+    SessionState,
+    VideoFingerprint,
+    utcnow,
+)
+from service.infra.observability import metrics
+from service.infra.security import new_token, normalise_id, token_hash
+from service.infra.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+# Container signatures: ISO-BMFF ("ftyp" at offset 4: mp4, mov) and EBML (webm, mkv).
+VIDEO_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"))
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session: CertSession
+    token: str
+
+
+def find_beneficiary(db: Session, ctx: ServiceContext, external_id: str | None, id_number: str | None) -> Beneficiary:
+    b: Beneficiary | None = None
+    if external_id:
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
+    elif id_number:
+        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(normalise_id(id_number))))
+    if b is None:
+        raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "no such beneficiary", status=404)
+    return b
+
+
+def failures_today(db: Session, ctx: ServiceContext, beneficiary_id: int, now: dt.datetime) -> int:
+    """Every rejection of the beneficiary today, whoever asked (see service/certification/attempts.py for the
+    limits)."""
+    return len(attempts.rejected_today(db, ctx.settings, beneficiary_id, now))
+
+
+def create_session(
+    db: Session, ctx: ServiceContext, b: Beneficiary, channel: Channel, consent: bool, actor: str
+) -> NewSession:
+    now = utcnow()
+    if b.status == BeneficiaryStatus.DECEASED:
+        raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased", status=409)
+    if channel != Channel.STAFF and attempts.limit_reached(attempts.failures(db, ctx, b.id, actor, now), ctx):
+        # Counted per requester (`actor`) and, with a higher cap, per beneficiary: a stranger cannot spend the
+        # citizen's attempts. Another selfie will not help: the citizen is offered a staff review instead.
+        raise ServiceError(
+            ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", status=429, extra={"staff_review": True}
+        )
+    challenge = issue_challenge(ttl_s=ctx.settings.challenge_ttl_s)
+    if ctx.settings.challenge_actions:
+        challenge = dataclasses.replace(challenge, actions=parse_actions(ctx.settings.challenge_actions))
+    token = new_token()
+    s = CertSession(
+        id=str(uuid.uuid4()),
+        beneficiary_id=b.id,
+        channel=channel.value,
+        token_hash=token_hash(token),
+        actions=list(challenge.actions),
+        nonce=challenge.nonce,
+        nonce_expires_at=challenge.expires_at.astimezone(dt.UTC).replace(tzinfo=None),
+        expires_at=now + dt.timedelta(seconds=ctx.settings.session_ttl_s),
+        template_consent=consent,
+        state=SessionState.OPEN,
+    )
+    db.add(s)
+    db.flush()
+    audit(db, actor, "session.create", s.id, {"beneficiary": b.external_id, "channel": channel.value})
+    return NewSession(s, token)
+
+
+def get_session(db: Session, session_id: str, for_update: bool = False) -> CertSession:
+    # Uploads lock the row: two uploads of one session never interleave (PostgreSQL row lock).
+    s = db.get(CertSession, session_id, with_for_update=for_update)
+    if s is None:
+        raise NotFoundError("session")
+    return s
+
+
+def token_expires_at(s: CertSession, ttl_s: int) -> dt.datetime:
+    """When the session token stops working, for every use: uploads, status polling, the result, the
+    certificate, the H5 link. While the session takes uploads, that is the session's own expiry; once it is
+    queued, `ttl_s` (SESSION_TTL_S) after queuing, so that the citizen who uploaded at the last minute can
+    still poll and read the decision. Fixed from then on: a later decision or staff review never renews it."""
+    if s.queued_at is None:
+        return s.expires_at
+    return max(s.expires_at, s.queued_at + dt.timedelta(seconds=ttl_s))
+
+
+def check_token(s: CertSession, token: str | None, ttl_s: int, now: dt.datetime | None = None) -> None:
+    """The bearer token of this session, and still within its lifetime (`token_expires_at`): 401 otherwise,
+    UNAUTHORIZED for a missing or wrong token, TOKEN_EXPIRED for the right one too late (no data either way)."""
+    if not token or token_hash(token) != s.token_hash:
+        raise ServiceError("UNAUTHORIZED", "session token missing or wrong", status=401)
+    if (now or utcnow()) >= token_expires_at(s, ttl_s):
+        raise ServiceError("TOKEN_EXPIRED", "session token expired: open a new session", status=401)
+
+
+def _check_image(data: bytes) -> None:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
+            width, height = img.size
+            img.verify()
+    except Image.DecompressionBombError as exc:  # raised from the header alone; was a 500 (found by the bomb tests)
+        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, "image dimensions too large", status=413) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not a readable image", status=422) from exc
+    if width * height > DEFAULT_IMAGE_LIMITS.max_pixels:  # refused now, not after queuing the session
+        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{width}x{height} pixels", status=413)
+    if fmt not in ALLOWED_IMAGE_FORMATS:
+        raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {fmt}", status=415)
+    # verify() reads no JPEG pixels: a photo cut short in transit passed it, was queued, and its MEDIA_CORRUPT
+    # rejection then counted as one of the citizen's daily failures. Decode it in full now (a truncated image
+    # raises here, as it would in the pipeline); tens of milliseconds for a phone photo.
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "truncated or damaged image", status=422) from exc
+
+
+_MEDIA_ERROR_STATUS = {ReasonCode.MEDIA_TOO_LARGE: 413, ReasonCode.MEDIA_UNSUPPORTED: 415}
+
+
+def _check_video(data: bytes) -> None:
+    if not any(data[off : off + len(magic)] == magic for off, magic in VIDEO_MAGIC):
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not an MP4/MOV/WebM container", status=422)
+
+
+def _probe_video(data: bytes) -> None:
+    """What the worker's video intake would refuse from the container alone (cut short, damaged start, too long
+    or short, unsupported codec) is refused now, with its reason code: never queued, so never a rejection that
+    counts as one of the citizen's daily failures. Milliseconds: only the first frames are decoded."""
+    try:
+        probe_video(data)
+    except MediaError as exc:
+        status = _MEDIA_ERROR_STATUS.get(exc.reason, 422)
+        raise ServiceError(exc.reason, exc.detail or str(exc), status=status) from exc
+
+
+def upload(
+    db: Session,
+    ctx: ServiceContext,
+    s: CertSession,
+    kind: str,
+    data: bytes,
+    content_type: str,
+    request_id: str,
+    nonce: str | None = None,
+) -> bool:
+    """Store one upload. Returns True when it queued the session (the caller enqueues after commit).
+
+    Re-sending the same request id with the same content is answered as before without storing anything again;
+    the same request id with other content is refused (409 IDEMPOTENCY_MISMATCH), never silently dropped.
+    """
+    if replayed(s, kind, request_id, data, nonce):
+        return False
+    prev_request = s.id_card_request_id if kind == "id_card" else s.video_request_id
+    if prev_request is not None:
+        raise ServiceError("UPLOAD_CONFLICT", f"{kind} already uploaded under another request id", status=409)
+    if s.state != SessionState.OPEN:
+        raise ServiceError("SESSION_STATE", f"session is {s.state}", status=409)
+    now = utcnow()
+    if now > s.expires_at:
+        raise ServiceError("SESSION_EXPIRED", "session expired", status=410)
+    settings = ctx.settings
+    allowed = settings.image_types if kind == "id_card" else settings.video_types
+    limit = settings.max_image_bytes if kind == "id_card" else settings.max_video_bytes
+    if len(data) > limit:
+        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{len(data)} bytes > {limit}", status=413)
+    if not data:
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "empty upload", status=422)
+    # The bytes say what the upload is (pipelines/sniff.py): the declared content type is only a hint (415 naming it).
+    base_type = accepted_type(data, "image" if kind == "id_card" else "video", allowed, content_type)
+    digest = hashlib.sha256(data).hexdigest()
+    if kind == "id_card":
+        _check_image(data)
+    else:
+        _check_video(data)
+        _check_nonce(s, nonce, now)
+        if db.scalar(select(VideoFingerprint).where(VideoFingerprint.sha256 == digest)) is not None:
+            raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted", status=409)
+        _probe_video(data)
+    key = f"sessions/{s.id}/{kind}"
+    # Media first (atomic, fsync'd; a full disk raises StorageFullError before any row changes), then the row.
+    ctx.storage.put(key, data)
+    try:
+        if kind == "id_card":
+            s.id_card_key, s.id_card_request_id, s.id_card_sha256 = key, request_id, digest
+        else:
+            s.video_key, s.video_request_id, s.video_sha256 = key, request_id, digest
+            s.video_content_type = base_type
+            s.nonce_used_at = now
+            db.add(VideoFingerprint(sha256=digest, session_id=s.id, beneficiary_id=s.beneficiary_id))
+        audit(db, "session:" + s.id[:8], f"upload.{kind}", s.id, {"bytes": len(data), "sha256": digest})
+        queued = bool(s.id_card_key and s.video_key)
+        if queued:
+            s.state = SessionState.QUEUED
+            s.queued_at = now
+        db.flush()  # database errors (server gone, constraint) surface here, while the media can be removed
+    except Exception:
+        # The row will not point at the media: remove it rather than leave an orphan (best effort).
+        _discard(ctx, key)
+        raise
+    return queued
+
+
+# Shown to the citizen when their session is stored but no worker is alive to process it (issue #22, item 7).
+DELAYED_MESSAGE = "系统繁忙,视频已保存,稍后出结果"
+
+
+def processing_outlook(ctx: ServiceContext, alert: bool = False) -> dict[str, str]:
+    """What a queued session can expect, for the answer that says it is queued: "normal", or "delayed" with a
+    Chinese message when the worker mode expects workers and none has a fresh heartbeat. The media stay stored
+    (the job runs when a worker returns; refusing would make the citizen film again and meet VIDEO_DUPLICATE
+    or a used nonce). `alert`: the upload that queued it logs an alert and counts the metric (not every poll).
+    Empty in WORKER_MODE=none: this API knows of no workers to ask about. Call it after the request's own
+    transaction is committed: the heartbeat read is a unit of work of its own."""
+    if ctx.settings.worker_mode not in WORKER_MODES_CHECKED:
+        return {}
+    if live_workers(ctx) > 0:
+        return {"processing": "normal"}
+    if alert:
+        metrics.UPLOADS_DELAYED.inc()
+        log.error(
+            "ALERT no live worker (heartbeat within %gs): session stored and queued, processing delayed",
+            ctx.settings.worker_stale_s,
+        )
+    return {"processing": "delayed", "message": DELAYED_MESSAGE}
+
+
+def replayed(s: CertSession, kind: str, request_id: str, data: bytes, nonce: str | None = None) -> bool:
+    """True when this upload repeats the one stored under `request_id` (same content: sha256; for the video
+    the same nonce too); 409 IDEMPOTENCY_MISMATCH when the key was used for something else; False for a new key."""
+    if kind == "id_card":
+        prev_request, prev_digest, same_nonce = s.id_card_request_id, s.id_card_sha256, True
+    else:
+        prev_request, prev_digest, same_nonce = s.video_request_id, s.video_sha256, nonce == s.nonce
+    if prev_request is None or prev_request != request_id:
+        return False
+    if prev_digest != hashlib.sha256(data).hexdigest() or not same_nonce:
+        raise ServiceError(
+            "IDEMPOTENCY_MISMATCH", f"Idempotency-Key already used for a different {kind} upload", status=409
+        )
+    return True
+
+
+def _discard(ctx: ServiceContext, key: str) -> None:
+    try:
+        ctx.storage.delete(key)
+    except (OSError, StorageError):
+        log.warning("could not remove orphan media %s", key)
+
+
+def _check_nonce(s: CertSession, nonce: str | None, now: dt.datetime) -> None:
+    if not nonce or nonce != s.nonce:
+        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce does not belong to this session", status=409)
+    if s.nonce_used_at is not None:
+        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce already used", status=409)
+    if now > s.nonce_expires_at:
+        raise ServiceError(ReasonCode.NONCE_EXPIRED, "challenge expired", status=410)
+
+
+def status_view(s: CertSession) -> dict[str, object]:
+    return {
+        "session_id": s.id,
+        "state": s.state,
+        "channel": s.channel,
+        "challenge": {"actions": s.actions, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
+        "uploads": {"id_card": s.id_card_key is not None, "video": s.video_key is not None},
+        "decision": s.decision,
+        "reasons": s.reasons,
+        "decided_at": s.decided_at.isoformat() + "Z" if s.decided_at else None,
+    }

@@ -1,0 +1,222 @@
+"""Certification without a selfie, and deaths.
+
+Face recognition must never be the only way to certify: staff record counter and home-visit
+certifications, and activity evidence (hospital settlements, bank-counter withdrawals in person) imported as
+CSV certifies a beneficiary for the cycle. Each becomes a decided `staff` session and goes through the same
+`accept_session` as a selfie (validity, resumption, certificate), plus an `AltCertification` row with the
+evidence. Marking a beneficiary deceased blocks certification and raises an alert for every certification
+accepted after the date of death.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification.context import ServiceContext
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    Certification,
+    CertSession,
+    SessionState,
+    utcnow,
+)
+from service.certification.processing import accept_session
+from service.features.console import audit_chain
+from service.features.console.auth import Staff
+from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
+from service.infra.clock import local_today
+from service.infra.security import mask_id, new_token, normalise_id, token_hash
+
+KINDS = ("counter", "home_visit", "activity")
+EVIDENCE_COLUMNS = ("event_date", "source", "reference")
+MAX_EVIDENCE_ROWS = 100_000
+
+
+class AltCertError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def certify_alternative(
+    db: Session,
+    ctx: ServiceContext,
+    b: Beneficiary,
+    kind: str,
+    on_date: dt.date,
+    staff: Staff | None,
+    evidence: dict[str, Any],
+) -> AltCertification:
+    if kind not in KINDS:
+        raise AltCertError("认证方式无效")
+    if b.status == BeneficiaryStatus.DECEASED:
+        raise AltCertError("该人员已登记死亡，不能认证")
+    if on_date > local_today(ctx.settings):  # the bureau's today: 07:30 in Beijing is already the next day
+        raise AltCertError("认证日期不能晚于今天")
+    now = utcnow()
+    s = CertSession(
+        id=str(uuid.uuid4()),
+        beneficiary_id=b.id,
+        channel="staff",
+        token_hash=token_hash(new_token()),  # nobody holds this token: the session takes no uploads
+        actions=[],
+        nonce="alt-" + uuid.uuid4().hex,
+        nonce_expires_at=now,
+        nonce_used_at=now,
+        expires_at=now,
+        state=SessionState.DECIDED,
+        decision="accept",
+        reasons=[],
+        result={
+            "alternative": {"kind": kind, "on_date": on_date.isoformat(), "staff": staff.username if staff else None}
+        },
+        decided_at=now,
+    )
+    db.add(s)
+    db.flush()
+    accept_session(db, ctx, s, b, on_date, None)
+    alt = AltCertification(
+        beneficiary_id=b.id,
+        session_id=s.id,
+        kind=kind,
+        on_date=on_date,
+        staff_id=staff.id if staff else None,
+        evidence=evidence,
+    )
+    db.add(alt)
+    db.flush()
+    actor = staff.actor if staff else "system"
+    audit_chain.record(db, actor, f"altcert.{kind}", b.external_id, {"on_date": on_date.isoformat(), "session": s.id})
+    return alt
+
+
+def mark_deceased(
+    db: Session, staff: Staff, b: Beneficiary, date_of_death: dt.date, source: str, today: dt.date | None = None
+) -> list[ConsoleAlert]:
+    """Block further certification; alert on every certification accepted after the date of death (someone
+    certified for a dead person: fraud or a wrong death record, either way a person must look). `today`: the
+    bureau's date (service/infra/clock.py); the UTC date when not given."""
+    if date_of_death > (today or utcnow().date()):
+        raise AltCertError("死亡日期不能晚于今天")
+    if not source.strip():
+        raise AltCertError("请填写死亡信息来源")
+    b.status = BeneficiaryStatus.DECEASED
+    rec = db.get(DeathRecord, b.id)
+    if rec is None:
+        db.add(
+            DeathRecord(beneficiary_id=b.id, date_of_death=date_of_death, source=source.strip(), recorded_by=staff.id)
+        )
+    else:
+        rec.date_of_death, rec.source, rec.recorded_by = date_of_death, source.strip(), staff.id
+    late = db.scalars(
+        select(Certification).where(Certification.beneficiary_id == b.id, Certification.certified_on > date_of_death)
+    ).all()
+    alerts = [
+        ConsoleAlert(
+            kind="certified_after_death",
+            beneficiary_id=b.id,
+            detail={
+                "date_of_death": date_of_death.isoformat(),
+                "certified_on": c.certified_on.isoformat(),
+                "session": c.session_id,
+            },
+        )
+        for c in late
+    ]
+    db.add_all(alerts)
+    audit_chain.record(
+        db,
+        staff.actor,
+        "beneficiary.deceased",
+        b.external_id,
+        {"date_of_death": date_of_death.isoformat(), "alerts": len(alerts)},
+    )
+    return alerts
+
+
+@dataclass
+class EvidenceReport:
+    filename: str
+    certified: int = 0
+    unchanged: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def import_evidence(db: Session, ctx: ServiceContext, staff: Staff, filename: str, data: bytes) -> EvidenceReport:
+    """CSV of activity evidence: external_id or id_number, event_date, source, reference. Each valid row
+    certifies its beneficiary on the event date unless a certification as recent already exists (so a
+    re-import changes nothing)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AltCertError("CSV 文件须为 UTF-8 编码") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    missing = [c for c in EVIDENCE_COLUMNS if c not in header]
+    if missing or not ({"external_id", "id_number"} & set(header)):
+        raise AltCertError("缺少列：" + ", ".join(missing or ["external_id 或 id_number"]))
+    report = EvidenceReport(filename)
+    today = local_today(ctx.settings)
+    for n, raw in enumerate(reader):
+        if n >= MAX_EVIDENCE_ROWS:
+            raise AltCertError(f"超过 {MAX_EVIDENCE_ROWS} 行")
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        line = n + 2
+        errors, b, when = _evidence_row(db, ctx, row, today)
+        if errors or b is None or when is None:
+            ident = row.get("external_id") or mask_id(normalise_id(row.get("id_number", "")))
+            report.rejected.append({"line": line, "who": ident, "errors": errors})
+            continue
+        if b.last_certified_on is not None and b.last_certified_on >= when:
+            report.unchanged += 1
+            continue
+        evidence = {
+            "source": row["source"][:64],
+            "reference": row["reference"][:128],
+            "file": filename[:128],
+            "line": line,
+        }
+        certify_alternative(db, ctx, b, "activity", when, staff, evidence)
+        report.certified += 1
+    audit_chain.record(
+        db,
+        staff.actor,
+        "evidence.import",
+        filename[:64],
+        {"certified": report.certified, "unchanged": report.unchanged, "rejected": len(report.rejected)},
+    )
+    return report
+
+
+def _evidence_row(
+    db: Session, ctx: ServiceContext, row: dict[str, str], today: dt.date
+) -> tuple[list[str], Beneficiary | None, dt.date | None]:
+    errors: list[str] = []
+    b: Beneficiary | None = None
+    if row.get("external_id"):
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row["external_id"]))
+    elif row.get("id_number"):
+        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(row["id_number"])))
+    if b is None:
+        errors.append("名册中无此人")
+    elif b.status == BeneficiaryStatus.DECEASED:
+        errors.append("已登记死亡")
+    when: dt.date | None = None
+    try:
+        when = dt.date.fromisoformat(row.get("event_date", ""))
+        if when > today:
+            errors.append("日期晚于今天")
+    except ValueError:
+        errors.append("event_date 须为 YYYY-MM-DD")
+    if not row.get("source") or not row.get("reference"):
+        errors.append("缺少来源或凭证号")
+    return errors, b, when

@@ -1,0 +1,131 @@
+"""A citizen's request for a manual review of the failed attempts or a home visit, and how staff close it.
+
+The H5 pages (service/features/wechat/h5/requests.py) submit a request for the person the WeChat user certifies
+(themselves, or
+an elder a relative is bound to); staff see the open requests in the console and close each one, usually by
+recording an alternative certification (service/features/console/alt_cert.py: the same path as a counter or home-visit
+certification). Closing queues one WeChat message to whoever asked (service/features/wechat/notify.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.certification.audit import audit
+from service.certification.context import ServiceContext
+from service.certification.errors import ServiceError
+from service.certification.models import Beneficiary, BeneficiaryStatus, utcnow
+from service.features.console import audit_chain
+from service.features.console.alt_cert import certify_alternative
+from service.features.console.auth import Staff
+from service.features.console.models import AssistRequest
+from service.features.wechat import notify
+
+KINDS_ZH = {"manual_review": "人工审核", "home_visit": "上门认证"}
+OUTCOMES_ZH = {"certified": "已完成认证", "answered": "已答复"}
+# A mobile number, or a landline with its area code (hyphen optional); spaces and hyphens are dropped first.
+_PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}\d{7,8}")
+MAX_NOTE = 200
+MAX_REPLY = 100  # the reply goes into a WeChat template message: short
+
+MESSAGES_ZH = {
+    "ASSIST_KIND": "请选择申请人工审核还是上门认证",
+    "ASSIST_PHONE": "请填写正确的联系电话(11 位手机号,或带区号的固定电话)",
+    "ASSIST_OPEN": "已有一份申请正在办理,工作人员会尽快与您联系,请勿重复提交",
+    "ASSIST_DECEASED": "该人员已登记死亡,不能申请",
+    "ASSIST_CLOSED": "该申请已办结",
+    "ASSIST_REPLY": "请填写给申请人的答复",
+}
+
+
+class AssistError(ServiceError):
+    """A refused request or closing; ``message_zh`` is what the citizen or the staff member reads."""
+
+    def __init__(self, code: str, status: int = 422) -> None:
+        super().__init__(code, code.lower(), status=status)
+
+    @property
+    def message_zh(self) -> str:
+        return MESSAGES_ZH[self.code]
+
+
+def normalise_phone(raw: str) -> str:
+    number = re.sub(r"[\s-]", "", raw)
+    if not _PHONE.fullmatch(number):
+        raise AssistError("ASSIST_PHONE")
+    return number
+
+
+def open_request(db: Session, beneficiary_id: int) -> AssistRequest | None:
+    return db.scalar(
+        select(AssistRequest).where(AssistRequest.beneficiary_id == beneficiary_id, AssistRequest.status == "open")
+    )
+
+
+def submit(
+    db: Session,
+    b: Beneficiary,
+    kind: str,
+    phone: str,
+    note: str,
+    openid: str,
+    actor: str,
+    session_id: str | None = None,
+    by_relative: bool = False,
+) -> AssistRequest:
+    """Store a citizen's request: one open request per person (a second one, from anyone, is refused)."""
+    if kind not in KINDS_ZH:
+        raise AssistError("ASSIST_KIND")
+    number = normalise_phone(phone)
+    if b.status == BeneficiaryStatus.DECEASED:
+        raise AssistError("ASSIST_DECEASED", status=409)
+    if open_request(db, b.id) is not None:
+        raise AssistError("ASSIST_OPEN", status=409)
+    req = AssistRequest(
+        beneficiary_id=b.id,
+        kind=kind,
+        phone=number,
+        note=note.strip()[:MAX_NOTE],
+        openid=openid,
+        by_relative=by_relative,
+        session_id=session_id,
+    )
+    try:
+        with db.begin_nested():  # two submissions at once: the partial unique index lets one through
+            db.add(req)
+    except IntegrityError as exc:
+        raise AssistError("ASSIST_OPEN", status=409) from exc
+    audit(db, actor, "assist.request", b.external_id, {"request": req.id, "kind": kind, "by_relative": by_relative})
+    return req
+
+
+def close(db: Session, staff: Staff, req: AssistRequest, outcome: str, reply: str) -> None:
+    """Close ``req`` (certified / answered) and queue the message to whoever asked, in the caller's transaction."""
+    if req.status != "open":
+        raise AssistError("ASSIST_CLOSED", status=409)
+    if outcome == "answered" and not reply.strip():
+        raise AssistError("ASSIST_REPLY")
+    req.status, req.outcome, req.outcome_note = "closed", outcome, reply.strip()[:MAX_REPLY] or None
+    req.closed_by, req.closed_at = staff.id, utcnow()
+    b = db.get(Beneficiary, req.beneficiary_id)
+    target = b.external_id if b is not None else str(req.beneficiary_id)
+    audit_chain.record(db, staff.actor, "assist.close", target, {"request": req.id, "outcome": outcome})
+    notify.queue_assist_closed(db, req)
+
+
+def certify_and_close(
+    db: Session, ctx: ServiceContext, staff: Staff, req: AssistRequest, kind: str, on_date: dt.date, evidence: str
+) -> None:
+    """The alternative certification the request led to (counter / home visit), then the request is closed."""
+    if req.status != "open":
+        raise AssistError("ASSIST_CLOSED", status=409)
+    b = db.get(Beneficiary, req.beneficiary_id)
+    if b is None:
+        raise AssistError("ASSIST_CLOSED", status=409)
+    certify_alternative(db, ctx, b, kind, on_date, staff, {"note": evidence.strip()[:1000], "request": req.id})
+    close(db, staff, req, "certified", "")

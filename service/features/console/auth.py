@@ -1,0 +1,153 @@
+"""Staff accounts: argon2id passwords, server-side sessions with idle and absolute expiry, a CSRF token per
+session, and roles ordered reviewer < supervisor < admin. Repeated failures slow down the requester
+(`throttle.py`, per client IP and username), never lock the account."""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from service.certification.models import utcnow
+from service.features.console.config import ConsoleConfig
+from service.features.console.models import StaffSession, StaffUser
+from service.infra.security import token_hash
+
+log = logging.getLogger(__name__)
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so that a miss costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class Role(enum.StrEnum):
+    REVIEWER = "reviewer"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+ROLE_RANK = {Role.REVIEWER: 1, Role.SUPERVISOR: 2, Role.ADMIN: 3}
+ROLE_ZH = {Role.REVIEWER: "审核员", Role.SUPERVISOR: "主管", Role.ADMIN: "管理员"}
+
+
+# One answer for an unknown username and a wrong password (no way to tell which accounts exist).
+BAD_CREDENTIALS = "用户名或密码错误"
+
+
+class LoginError(Exception):
+    """Wrong credentials (`bad_credentials`), or a disabled account after the right password; `message` is what
+    the login page shows."""
+
+    def __init__(self, message: str, bad_credentials: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.bad_credentials = bad_credentials
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The logged-in user of one request."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    csrf: str
+
+    def has(self, role: Role) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.username}"
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 10:
+        raise ValueError("password must have at least 10 characters")
+    return _hasher.hash(password)
+
+
+def create_user(db: Session, username: str, password: str, role: Role | str, display_name: str = "") -> StaffUser:
+    user = StaffUser(
+        username=username.strip(),
+        display_name=display_name.strip() or username.strip(),
+        role=Role(role).value,
+        password_hash=hash_password(password),
+    )
+    db.add(user)
+    db.flush()
+    return user
+
+
+def authenticate(db: Session, username: str, password: str) -> StaffUser:
+    """Check a login. An unknown username costs one argon2 verification too, and gets the same error as a wrong
+    password; the back-off of repeated failures is the caller's (`throttle.LoginThrottle`)."""
+    user = db.scalar(select(StaffUser).where(StaffUser.username == username.strip()))
+    if user is None:
+        _verify(_DUMMY_HASH, password)
+        raise LoginError(BAD_CREDENTIALS)
+    if not _verify(user.password_hash, password):
+        raise LoginError(BAD_CREDENTIALS)
+    if not user.active:
+        raise LoginError("账户已停用", bad_credentials=False)  # only after the right password
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def start_session(db: Session, user: StaffUser) -> str:
+    """A new session for `user`; returns the cookie value (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.add(
+        StaffSession(
+            token_hash=token_hash(token), user_id=user.id, csrf=secrets.token_urlsafe(32), created_at=now, last_seen=now
+        )
+    )
+    return token
+
+
+def resolve_session(db: Session, cfg: ConsoleConfig, token: str | None) -> Staff | None:
+    """The staff member of a session cookie, or None when absent, unknown, expired or the user is disabled.
+    A live session's idle clock restarts."""
+    if not token:
+        return None
+    row = db.get(StaffSession, token_hash(token))
+    if row is None:
+        return None
+    now = utcnow()
+    idle = (now - row.last_seen).total_seconds() > cfg.idle_timeout_s
+    too_old = (now - row.created_at).total_seconds() > cfg.absolute_timeout_s
+    user = db.get(StaffUser, row.user_id)
+    if idle or too_old or user is None or not user.active:
+        db.delete(row)
+        return None
+    row.last_seen = now
+    return Staff(user.id, user.username, user.display_name, Role(user.role), row.csrf)
+
+
+def end_session(db: Session, token: str | None) -> None:
+    if token:
+        db.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash(token)))
+
+
+def end_user_sessions(db: Session, user_id: int) -> None:
+    db.execute(delete(StaffSession).where(StaffSession.user_id == user_id))
+
+
+def csrf_ok(expected: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())

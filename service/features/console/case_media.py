@@ -1,0 +1,134 @@
+"""Pictures for the case page, cut from the session's stored (encrypted) media on demand: the card's
+portrait, the video's best frames, a frame of the session that enrolled the beneficiary's template and, for
+proxy sessions, a frame of the relative's own verification.
+
+Nothing is written to disk; after the retention purge the media are gone and the page says so.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import cv2
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession
+from service.features.proxy.models import ProxySession, ProxySessionKind
+from service.infra.storage import StorageError
+
+log = logging.getLogger(__name__)
+MAX_SIDE = 360
+
+
+def _jpeg(img: np.ndarray) -> bytes:
+    h, w = img.shape[:2]
+    scale = MAX_SIDE / max(h, w)
+    if scale < 1:
+        img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def _get(ctx: ServiceContext, key: str | None) -> bytes | None:
+    if key is None:
+        return None
+    try:
+        return ctx.storage.get(key)
+    except (StorageError, OSError) as exc:
+        log.info("case media unavailable: %s", type(exc).__name__)
+        return None
+
+
+def _crop(img: np.ndarray, box: Any, pad: float) -> np.ndarray:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    pw, ph = (x2 - x1) * pad, (y2 - y1) * pad
+    h, w = img.shape[:2]
+    xa, ya = max(0, int(x1 - pw)), max(0, int(y1 - ph))
+    xb, yb = min(w, int(x2 + pw)), min(h, int(y2 + ph))
+    return img[ya:yb, xa:xb] if xb > xa and yb > ya else img
+
+
+def card_portrait(ctx: ServiceContext, s: CertSession) -> bytes | None:
+    """The portrait crop of the card (the whole card when the reader found no portrait)."""
+    data = _get(ctx, s.id_card_key)
+    if data is None:
+        return None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    box = ((s.result or {}).get("id_card") or {}).get("portrait")
+    return _jpeg(_crop(img, box, 0.05) if box else img)
+
+
+def best_frame_times(s: CertSession) -> list[float]:
+    frames = ((s.result or {}).get("liveness") or {}).get("best_frames") or []
+    return [float(f["t"]) for f in frames if isinstance(f, dict) and "t" in f]
+
+
+def video_frame(ctx: ServiceContext, s: CertSession, index: int) -> bytes | None:
+    """Best frame `index` of the session's video, cropped around the face with some context."""
+    times = best_frame_times(s)
+    if not 0 <= index < len(times):
+        return None
+    data = _get(ctx, s.video_key)
+    if data is None:
+        return None
+    import av
+
+    frames = ((s.result or {}).get("liveness") or {}).get("best_frames") or []
+    box = frames[index].get("bbox")
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            for frame in container.decode(video=0):
+                if frame.time is not None and frame.time >= times[index] - 1e-3:
+                    img = np.ascontiguousarray(frame.to_ndarray(format="bgr24"))
+                    return _jpeg(_crop(img, box, 0.6) if box else img)
+    except (av.error.FFmpegError, ValueError) as exc:
+        log.info("case video undecodable: %s", type(exc).__name__)
+    return None
+
+
+def template_source(db: Session, s: CertSession) -> CertSession | None:
+    """The latest other accepted session of the same beneficiary whose media are still kept: its best frame
+    stands for the enrolled template (the template itself is an embedding, not a picture)."""
+    return db.scalar(
+        select(CertSession)
+        .where(
+            CertSession.beneficiary_id == s.beneficiary_id,
+            CertSession.id != s.id,
+            CertSession.decision == "accept",
+            CertSession.video_key.is_not(None),
+            CertSession.media_purged_at.is_(None),
+        )
+        .order_by(CertSession.decided_at.desc())
+        .limit(1)
+    )
+
+
+def operator_source(db: Session, s: CertSession) -> CertSession | None:
+    """For a proxy session: the latest accepted real-name verification of the relative who operated it, with
+    media still kept. Its best frame is the relative's photo, shown next to the elder's so that a reviewer can
+    see for themselves whether the relative filmed their own face."""
+    ps = db.get(ProxySession, s.id)
+    if ps is None:
+        return None
+    return db.scalar(
+        select(CertSession)
+        .join(ProxySession, ProxySession.session_id == CertSession.id)
+        .where(
+            ProxySession.operator_id == ps.operator_id,
+            ProxySession.kind == ProxySessionKind.VERIFICATION.value,
+            CertSession.decision == "accept",
+            CertSession.video_key.is_not(None),
+            CertSession.media_purged_at.is_(None),
+        )
+        .order_by(CertSession.decided_at.desc())
+        .limit(1)
+    )

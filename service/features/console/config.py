@@ -1,0 +1,44 @@
+"""Console settings (env prefix ``PENSION_CERT_CONSOLE_``), kept apart from the service settings."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
+
+class ConsoleConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_CONSOLE_", env_file=None, extra="ignore")
+
+    idle_timeout_s: int = 15 * 60  # a session unused this long is over (shared counter PCs)
+    absolute_timeout_s: int = 8 * 3600  # one working day at most
+    # Login back-off per (client IP, username) and per client IP (service/features/console/throttle.py); no account is
+    # ever locked by failures: that would let anyone lock staff out.
+    login_free_failures: int = 5  # failures per IP and username before the back-off starts
+    login_backoff_base_s: float = 2.0  # then 2, 4, 8 … s after the last failure
+    login_backoff_max_s: float = 15 * 60
+    login_ip_max_failures: int = 50  # failures per IP per window, whatever the usernames (0: no cap)
+    login_ip_window_s: int = 15 * 60
+    login_forget_s: int = 24 * 3600  # a (IP, username) pair's failures are forgotten this long after the last
+    claim_ttl_s: int = 30 * 60  # a claim older than this may be taken over by another reviewer
+    # None: Secure cookies whenever the request came over HTTPS or the service runs in production.
+    cookie_secure: bool | None = None
+    page_size: int = 50
+    # Pages show times in this zone, with its abbreviation (stored times are UTC). Unset: the service-wide
+    # PENSION_CERT_TIME_ZONE (service/infra/config.py), which also dates certifications; this name stays as an override.
+    time_zone: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, name: str | None) -> str | None:
+        # Refused at start, not on the first page: an unknown zone would fail every page that shows a time.
+        if name is None:
+            return None
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)") from exc
+        return name

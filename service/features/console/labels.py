@@ -1,0 +1,178 @@
+"""Chinese labels for every code a console page shows. Reason codes are labelled by their one home,
+`pipelines.reasons` (`ReasonCode.staff_zh`, next to the citizens' messages) and service error codes by
+`service.certification.errors`; this module holds only the console's own vocabulary and adds no second name for a
+reason.
+
+Roster import problems are English sentences written by `service.certification.roster` (they are also the API's report);
+they are matched here by their fixed beginnings, and tests run the real validator so a new sentence without a
+label fails a test instead of reaching a page in English.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, TURN_LEFT, TURN_RIGHT
+from pipelines.reasons import ReasonCode
+from service.certification.errors import SERVICE_MESSAGES_ZH, ServiceError
+from service.certification.models import BenefitType
+
+STATE_ZH = {
+    "certified": "已认证",
+    "due_soon": "即将到期",
+    "overdue": "已逾期",
+    "deceased": "已死亡",
+    "undated": "无有效期",
+    "active": "正常",
+    "suspended": "暂停发放",
+}
+DECISION_ZH = {"accept": "通过", "reject": "不通过", "review": "待人工审核", "retry": "需重新认证", None: "—"}
+CHANNEL_ZH = {"self": "本人", "proxy": "代办", "staff": "柜台"}
+ALT_KIND_ZH = {"counter": "柜台认证", "home_visit": "上门认证", "activity": "行为数据认证"}
+RELATIONSHIP_ZH = {
+    "spouse": "配偶",
+    "child": "子女",
+    "child_in_law": "子女配偶",
+    "grandchild": "孙子女",
+    "sibling": "兄弟姐妹",
+    "other": "其他",
+}
+BINDING_ZH = {"pending_consent": "待老人确认", "active": "有效", "ended": "已解绑"}
+
+# The liveness challenge's actions (pipelines.liveness.challenge.ACTIONS).
+ACTION_ZH = {BLINK: "眨眼", TURN_LEFT: "向左转头", TURN_RIGHT: "向右转头", NOD: "点头", OPEN_MOUTH: "张嘴"}
+
+BENEFIT_ZH = {
+    BenefitType.ENTERPRISE_PENSION: "企业职工基本养老保险",
+    BenefitType.RESIDENT_PENSION: "城乡居民基本养老保险",
+    BenefitType.WORK_INJURY: "工伤保险定期待遇",
+    BenefitType.NURSING_CARE: "长期护理保险",
+    BenefitType.SURVIVOR_PENSION: "遗属待遇",
+}
+
+# Actions written to the console's audit log (service.features.console.audit_chain.record callers).
+AUDIT_ACTION_ZH = {
+    "login": "登录",
+    "login.failed": "登录失败",
+    "logout": "退出",
+    "queue.view": "查看审核队列",
+    "case.view": "查看案件",
+    "case.image": "查看案件图片",
+    "case.claim": "领取案件",
+    "case.release": "放回队列",
+    "case.decide.first": "初审决定",
+    "case.decide.second": "主管复核决定",
+    "case.decide.final": "审核决定",
+    "beneficiary.view": "查看人员",
+    "beneficiary.deceased": "登记死亡",
+    "roster.search": "名册查询",
+    "roster.import": "名册导入",
+    "evidence.import": "行为数据导入",
+    "altcert.counter": "柜台认证",
+    "altcert.home_visit": "上门认证",
+    "altcert.activity": "行为数据认证",
+    "alerts.view": "查看预警",
+    "assist.list": "查看群众申请",
+    "assist.view": "查看群众申请详情",
+    "assist.close": "办结群众申请",
+    "alert.resolve": "处理预警",
+    "dashboard.export": "导出统计",
+    "audit.view": "查看审计日志",
+    "user.create": "新建用户",
+    "user.disable": "停用用户",
+    "user.enable": "启用用户",
+    "user.role": "修改角色",
+    "user.password": "重置密码",
+}
+
+# Decision notes (proxy_auth.decision) that send a case to review without a reason code.
+NOTE_ZH = {
+    "first proxy certification of this elder: staff review": "该老人首次代办认证，须人工审核",
+    "face similarity below the stricter proxy threshold": "人脸相似度未达代办认证的更高通过线",
+    "operator template unavailable": "缺少代办人人脸模板，无法排除代办人本人出镜",
+}
+
+# service.certification.roster / service.certification.idnumber problem sentences, by their fixed beginning.
+ROSTER_PROBLEM_ZH = (
+    ("external_id missing", "人员编号（external_id）缺失或超过 64 个字符"),
+    ("id_number must be 17 digits", "身份证号码须为 17 位数字加 1 位数字或 X"),
+    ("id_number has an invalid birth date", "身份证号码中的出生日期无效"),
+    ("id_number check digit", "身份证号码校验位不正确"),
+    ("id_number already belongs to beneficiary", "该身份证号码已属于另一名人员"),
+    ("name missing", "姓名缺失或过长"),
+    ("external_id and name must not start", "人员编号和姓名不能以 = + - @ 开头（表格公式）"),
+    ("region must be", "地区须为数字行政区划代码"),
+    ("benefit_types must be among", "待遇类型须为：" + "、".join(f"{v}（{k.value}）" for k, v in BENEFIT_ZH.items())),
+    ("status must be", "状态须为 active（正常）、suspended（暂停）或 deceased（已死亡）"),
+    ("last_certified_on is after the import date", "最近认证日期晚于导入日期"),
+    ("last_certified_on must be", "最近认证日期须为 YYYY-MM-DD 格式的日期"),
+    ("last_certified_on is after the import date", "最近认证日期晚于导入日期"),
+    ("cycle_start must be", "认证周期起始日须为 YYYY-MM-DD 格式的日期"),
+    ("household must be", "户号不超过 64 个字符，且不能以 = + - @ 开头"),
+    ("duplicate of an earlier row", "与本文件中前面的一行重复"),
+)
+# Whole-file problems (ServiceError details of ROSTER_FORMAT / ROSTER_TOO_LARGE).
+ROSTER_FILE_PROBLEM_ZH = (
+    ("missing columns: ", "缺少列："),
+    ("CSV must be UTF-8", "CSV 文件须为 UTF-8 编码"),
+    ("roster must be .csv or .xlsx", "名册须为 .csv 或 .xlsx 文件"),
+)
+
+
+def reason_label(code: str) -> str:
+    """A reason code as staff read it; service error codes by their message; anything else as it is."""
+    try:
+        return ReasonCode(code).staff_zh
+    except ValueError:
+        return SERVICE_MESSAGES_ZH.get(code, code)
+
+
+# Date columns of the roster, for "<column> must be YYYY-MM-DD".
+ROSTER_DATE_COLUMN_ZH = {"valid_until": "认证有效期", "last_certified_on": "最近认证日期"}
+_DATE_PROBLEM = re.compile(r"^([a-z_]+) must be YYYY-MM-DD")
+
+
+def roster_problem_zh(problem: str) -> str:
+    """One rejected row's problem in Chinese. An unknown sentence gives a generic label, never English."""
+    if m := _DATE_PROBLEM.match(problem):
+        column = m.group(1)
+        return f"{ROSTER_DATE_COLUMN_ZH.get(column, column)}须为 YYYY-MM-DD 格式的日期"
+    for start, zh in ROSTER_PROBLEM_ZH:
+        if problem.startswith(start):
+            return zh
+    return "该行数据不符合名册格式"
+
+
+def roster_file_error_zh(exc: ServiceError) -> str:
+    """Why a whole roster file was refused: the code's message, and what to fix where it is known (the column
+    names of "missing columns" are the file's own and kept)."""
+    for start, zh in ROSTER_FILE_PROBLEM_ZH:
+        if exc.detail.startswith(start):
+            return f"{exc.message_zh}（{zh}{exc.detail[len(start) :]}）"
+    return exc.message_zh
+
+
+def benefit_label(code: str) -> str:
+    try:
+        return BENEFIT_ZH[BenefitType(code)]
+    except ValueError:
+        return code
+
+
+def audit_action_label(action: str) -> str:
+    return AUDIT_ACTION_ZH.get(action, action)
+
+
+GLOBALS = {
+    "STATE_ZH": STATE_ZH,
+    "DECISION_ZH": DECISION_ZH,
+    "CHANNEL_ZH": CHANNEL_ZH,
+    "ALT_KIND_ZH": ALT_KIND_ZH,
+    "RELATIONSHIP_ZH": RELATIONSHIP_ZH,
+    "BINDING_ZH": BINDING_ZH,
+    "ACTION_ZH": ACTION_ZH,
+    "reason_label": reason_label,
+    "benefit_label": benefit_label,
+    "audit_action_label": audit_action_label,
+    "roster_problem_zh": roster_problem_zh,
+}

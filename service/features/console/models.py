@@ -1,0 +1,150 @@
+"""Staff console tables: staff users and their login sessions, review claims and decisions, alternative
+certifications, deaths, alerts, and the hash-chained console audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.certification.models import utcnow
+from service.infra.db.engine import Base
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # reviewer | supervisor | admin
+    password_hash: Mapped[str] = mapped_column(String(256))  # argon2id
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StaffSession(Base):
+    """A logged-in browser: only the token's hash is stored; the CSRF token belongs to the session."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReviewClaim(Base):
+    """One row per session under review: who holds it (claim) and the first decision awaiting a second."""
+
+    __tablename__ = "review_claims"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("cert_sessions.id"), primary_key=True)
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # A proxy rejection by the first reviewer waits here for a supervisor's second decision.
+    pending_decision: Mapped[str | None] = mapped_column(String(8))
+    pending_reason: Mapped[str | None] = mapped_column(Text)
+    pending_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    pending_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class ReviewDecision(Base):
+    __tablename__ = "review_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("cert_sessions.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    stage: Mapped[str] = mapped_column(String(12))  # first | second | final
+    decision: Mapped[str] = mapped_column(String(8))  # accept | reject | retry
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AltCertification(Base):
+    """A certification without a selfie: at the counter, on a home visit, or from activity evidence."""
+
+    __tablename__ = "alt_certifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("cert_sessions.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # counter | home_visit | activity
+    on_date: Mapped[dt.date] = mapped_column(Date)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AssistRequest(Base):
+    """A citizen's request (H5) for a manual review of the failed attempts or for a home visit, for themselves or
+    for an elder a relative is bound to; staff close it, usually with an alternative certification."""
+
+    __tablename__ = "assist_requests"
+    # One open request per person (service/features/console/assist.py checks first; this decides a race).
+    __table_args__ = (
+        Index(
+            "uq_assist_requests_open",
+            "beneficiary_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # manual_review | home_visit
+    phone: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    openid: Mapped[str] = mapped_column(String(64))  # who asked: the closing notice goes there
+    by_relative: Mapped[bool] = mapped_column(Boolean, default=False)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("cert_sessions.id"))  # the failed session, if any
+    status: Mapped[str] = mapped_column(String(8), default="open", index=True)  # open | closed
+    outcome: Mapped[str | None] = mapped_column(String(16))  # certified | declined
+    outcome_note: Mapped[str | None] = mapped_column(String(500))
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class DeathRecord(Base):
+    __tablename__ = "death_records"
+
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), primary_key=True)
+    date_of_death: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConsoleAlert(Base):
+    __tablename__ = "console_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    beneficiary_id: Mapped[int | None] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConsoleAuditEntry(Base):
+    """Append-only and tamper-evident: each entry's hash covers its content and the previous entry's hash;
+    `seq` is unique, so two writers cannot both extend the same head."""
+
+    __tablename__ = "console_audit"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,221 @@
+"""The review queue: sessions the machine could not settle, oldest first; claims so that two reviewers never
+decide the same case; decisions, with a supervisor's second decision for rejections of proxy sessions.
+
+A case is open while its session is `review` (or a job that failed). Accept and reject are settled through
+`service.certification.review.settle` (the same cycle effects as an automatic accept); "retry" closes the case asking
+the
+citizen for a new attempt, which does not count as a failed attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from service.certification.context import ServiceContext
+from service.certification.models import Beneficiary, CertSession, SessionState, utcnow
+from service.certification.review import notify_decision, settle
+from service.features.console import audit_chain
+from service.features.console.auth import Role, Staff
+from service.features.console.config import ConsoleConfig
+from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
+
+DECISIONS = ("accept", "reject", "retry")
+
+
+class CaseError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class QueueItem:
+    session: CertSession
+    beneficiary: Beneficiary
+    claim: ReviewClaim | None
+    claimed_by: str | None
+    age_h: float
+
+    @property
+    def awaiting_supervisor(self) -> bool:
+        return self.claim is not None and self.claim.pending_decision is not None
+
+
+def open_case_filter() -> ColumnElement[bool]:
+    return or_(
+        (CertSession.state == SessionState.DECIDED) & (CertSession.decision == "review"),
+        CertSession.state == SessionState.FAILED,
+    )
+
+
+def since(s: CertSession) -> dt.datetime:
+    return s.decided_at or s.queued_at or s.created_at
+
+
+def list_queue(
+    db: Session,
+    channel: str = "",
+    region: str = "",
+    reason: str = "",
+    limit: int = 200,
+) -> list[QueueItem]:
+    holder = aliased(StaffUser)
+    q = (
+        select(CertSession, Beneficiary, ReviewClaim, holder.display_name)
+        .join(Beneficiary, Beneficiary.id == CertSession.beneficiary_id)
+        .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
+        .outerjoin(holder, holder.id == ReviewClaim.claimed_by)
+        .where(open_case_filter())
+    )
+    if channel:
+        q = q.where(CertSession.channel == channel)
+    if region:
+        q = q.where(Beneficiary.region.startswith(region))
+    # Failed jobs have no decided_at: coalesced with the queue time so both kinds sort by waiting time.
+    waiting_since = func.coalesce(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
+    now = utcnow()
+    items: list[QueueItem] = []
+    for s, b, claim, holder_name in db.execute(q.order_by(waiting_since)):
+        # Reasons live in a JSON list: filtered here, the same on SQLite and PostgreSQL.
+        if reason and reason not in (s.reasons or []):
+            continue
+        items.append(QueueItem(s, b, claim, holder_name, (now - since(s)).total_seconds() / 3600))
+        if len(items) >= limit:
+            break
+    return items
+
+
+def open_session(db: Session, session_id: str) -> CertSession:
+    s = db.get(CertSession, session_id)
+    if s is None:
+        raise CaseError("案件不存在")
+    return s
+
+
+def is_open(s: CertSession) -> bool:
+    return (s.state == SessionState.DECIDED and s.decision == "review") or s.state == SessionState.FAILED
+
+
+def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -> None:
+    s = open_session(db, session_id)
+    if not is_open(s):
+        raise CaseError("该案件已处理")
+    now = utcnow()
+    c = db.get(ReviewClaim, session_id, with_for_update=True)
+    if c is None:
+        db.add(ReviewClaim(session_id=session_id, claimed_by=staff.id, claimed_at=now))
+    elif c.claimed_by not in (None, staff.id):
+        stale = c.claimed_at is None or (now - c.claimed_at).total_seconds() > cfg.claim_ttl_s
+        if not stale:
+            raise CaseError("该案件已被其他审核员领取")
+        c.claimed_by, c.claimed_at = staff.id, now
+    else:
+        c.claimed_by, c.claimed_at = staff.id, now
+    # The primary key makes two simultaneous first claims collide at flush: one of them fails.
+    db.flush()
+    audit_chain.record(db, staff.actor, "case.claim", session_id)
+
+
+def claim_next(db: Session, cfg: ConsoleConfig, staff: Staff) -> str | None:
+    """ "下一件": the reviewer's own open claim first, else the oldest case this reviewer may decide (not held by
+    another, not a second decision a reviewer or its first decider cannot give), claimed. None: nothing left."""
+    for item in list_queue(db):
+        c = item.claim
+        if c is not None and c.claimed_by == staff.id:
+            return item.session.id
+    for item in list_queue(db):
+        c = item.claim
+        if (
+            c is not None
+            and c.pending_decision is not None
+            and (not staff.has(Role.SUPERVISOR) or c.pending_by == staff.id)
+        ):
+            continue
+        try:
+            with db.begin_nested():  # a lost race for one case only skips that case
+                claim_case(db, cfg, staff, item.session.id)
+        except (CaseError, IntegrityError):
+            continue
+        return item.session.id
+    return None
+
+
+def release_case(db: Session, staff: Staff, session_id: str) -> None:
+    c = db.get(ReviewClaim, session_id)
+    if c is None or c.claimed_by != staff.id:
+        raise CaseError("您没有领取该案件")
+    c.claimed_by, c.claimed_at = None, None
+    audit_chain.record(db, staff.actor, "case.release", session_id)
+
+
+def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str, decision: str, reason: str) -> str:
+    """Apply one staff decision. Returns "settled" or "awaiting_supervisor"."""
+    if decision not in DECISIONS:
+        raise CaseError("无效的决定")
+    reason = reason.strip()
+    if not reason:
+        raise CaseError("请填写理由")
+    s = open_session(db, session_id)
+    if not is_open(s):
+        raise CaseError("该案件已处理")
+    c = db.get(ReviewClaim, session_id, with_for_update=True)
+    if c is None or c.claimed_by != staff.id:
+        raise CaseError("请先领取该案件")
+    if c.pending_decision is not None:
+        return _second_decision(db, ctx, staff, s, c, decision, reason)
+    if decision == "reject" and s.channel == "proxy":
+        # Rejecting a proxy session may cut off a pensioner who cannot come in: a supervisor must agree.
+        c.pending_decision, c.pending_reason, c.pending_by, c.pending_at = decision, reason, staff.id, utcnow()
+        c.claimed_by, c.claimed_at = None, None
+        db.add(ReviewDecision(session_id=s.id, user_id=staff.id, stage="first", decision=decision, reason=reason))
+        audit_chain.record(db, staff.actor, "case.decide.first", s.id, {"decision": decision, "reason": reason})
+        return "awaiting_supervisor"
+    _settle(db, ctx, staff, s, decision, reason, "final")
+    db.delete(c)
+    return "settled"
+
+
+def _second_decision(
+    db: Session, ctx: ServiceContext, staff: Staff, s: CertSession, c: ReviewClaim, decision: str, reason: str
+) -> str:
+    if not staff.has(Role.SUPERVISOR):
+        raise CaseError("该案件等待主管复核")
+    if c.pending_by == staff.id:
+        raise CaseError("复核必须由另一位主管完成")
+    _settle(db, ctx, staff, s, decision, reason, "second")
+    db.delete(c)
+    return "settled"
+
+
+def _settle(
+    db: Session, ctx: ServiceContext, staff: Staff, s: CertSession, decision: str, reason: str, stage: str
+) -> None:
+    db.add(ReviewDecision(session_id=s.id, user_id=staff.id, stage=stage, decision=decision, reason=reason))
+    if decision == "retry":
+        result = dict(s.result or {})
+        result["review"] = {
+            "machine_decision": s.decision,
+            "decision": "retry",
+            "reviewer": staff.username,
+            "note": reason,
+        }
+        s.result, s.decision, s.state, s.decided_at = result, "retry", SessionState.DECIDED, utcnow()
+        notify_decision(db, s)
+    else:
+        settle(db, ctx, s, decision, staff.username, reason, staff.actor)
+    audit_chain.record(db, staff.actor, f"case.decide.{stage}", s.id, {"decision": decision, "reason": reason})
+
+
+def decisions_of(db: Session, session_id: str) -> list[tuple[ReviewDecision, str]]:
+    rows = db.execute(
+        select(ReviewDecision, StaffUser.display_name)
+        .join(StaffUser, StaffUser.id == ReviewDecision.user_id)
+        .where(ReviewDecision.session_id == session_id)
+        .order_by(ReviewDecision.id)
+    ).all()
+    return [(d, name) for d, name in rows]

@@ -1,0 +1,70 @@
+"""Activity-evidence import (hospital settlements, bank-counter records) and the alert list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from service.certification.models import Beneficiary
+from service.features.console import audit_chain, routes_assist
+from service.features.console.alt_cert import AltCertError, EvidenceReport, import_evidence
+from service.features.console.models import ConsoleAlert
+from service.features.console.web import PREFIX, Supervisor, check_csrf, ctx_of, no_store, redirect, render, unit
+
+router = APIRouter(prefix=PREFIX)
+MAX_EVIDENCE_BYTES = 20 * 1024 * 1024
+
+
+@router.get("/evidence")
+def evidence_page(request: Request, staff: Supervisor) -> Response:
+    return render(request, "evidence.html", staff, report=None, error=None)
+
+
+@router.post("/evidence")
+async def evidence_import(
+    request: Request, staff: Supervisor, file: Annotated[UploadFile, File()], csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(staff, csrf)
+    data = await file.read(MAX_EVIDENCE_BYTES + 1)
+    report: EvidenceReport | None = None
+    error = None
+    if len(data) > MAX_EVIDENCE_BYTES:
+        error = "文件过大"
+    else:
+        try:
+            with unit(request) as db:
+                report = import_evidence(db, ctx_of(request), staff, file.filename or "evidence.csv", data)
+        except AltCertError as exc:
+            error = exc.message
+    return render(request, "evidence.html", staff, status=200 if error is None else 422, report=report, error=error)
+
+
+@router.get("/alerts")
+def alerts_page(request: Request, staff: Supervisor) -> Response:
+    with unit(request) as db:
+        rows = db.execute(
+            select(ConsoleAlert, Beneficiary)
+            .join(Beneficiary, Beneficiary.id == ConsoleAlert.beneficiary_id)
+            .order_by(ConsoleAlert.resolved, ConsoleAlert.id.desc())
+            .limit(200)
+        ).all()
+        audit_chain.record(db, staff.actor, "alerts.view", "-", {"n": len(rows)})
+    return no_store(render(request, "alerts.html", staff, rows=rows))
+
+
+@router.post("/alerts/{alert_id}/resolve")
+def resolve(request: Request, staff: Supervisor, alert_id: int, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(staff, csrf)
+    with unit(request) as db:
+        a = db.get(ConsoleAlert, alert_id)
+        if a is not None and not a.resolved:
+            a.resolved = True
+            audit_chain.record(db, staff.actor, "alert.resolve", str(a.id))
+    return redirect("/alerts")
+
+
+# Citizens' manual-review / home-visit requests: closed through the same alternative certification.
+router.include_router(routes_assist.router)

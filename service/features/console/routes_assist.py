@@ -1,0 +1,142 @@
+"""Citizens' requests for a manual review or a home visit (from the H5 pages): the list, one request with the
+person's recent attempts and the alternative-certification form pre-filled from it, and closing it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from service.certification.models import Beneficiary, CertSession
+from service.features.console import audit_chain
+from service.features.console.alt_cert import AltCertError
+from service.features.console.assist import KINDS_ZH, OUTCOMES_ZH, AssistError, certify_and_close, close
+from service.features.console.models import AssistRequest
+from service.features.console.web import CurrentStaff, check_csrf, ctx_of, no_store, redirect, render, unit
+from service.infra.clock import local_today
+
+router = APIRouter()  # mounted under the console prefix by routes_alt
+RECENT_SESSIONS = 10
+ERRORS = {
+    "certify": "认证未记录：请选择方式、填写日期（不晚于今天）和核验情况",
+    "reply": "请填写给申请人的答复",
+    "closed": "该申请已办结",
+}
+
+
+@router.get("/requests")
+def requests_page(request: Request, staff: CurrentStaff) -> Response:
+    """Open requests first (oldest first: first come, first served), then the latest closed ones."""
+    with unit(request) as db:
+        rows = db.execute(
+            select(AssistRequest, Beneficiary)
+            .join(Beneficiary, Beneficiary.id == AssistRequest.beneficiary_id)
+            .order_by(AssistRequest.status.desc(), AssistRequest.id)  # "open" sorts after "closed": desc
+            .limit(500)
+        ).all()
+        open_rows = [r for r in rows if r[0].status == "open"]
+        closed_rows = sorted((r for r in rows if r[0].status != "open"), key=lambda r: -r[0].id)[:50]
+        # Phone numbers are personal data: who looked at the list is recorded.
+        audit_chain.record(db, staff.actor, "assist.list", "-", {"open": len(open_rows)})
+    return no_store(
+        render(
+            request,
+            "requests.html",
+            staff,
+            open_rows=open_rows,
+            closed_rows=closed_rows,
+            KINDS=KINDS_ZH,
+            OUTCOMES=OUTCOMES_ZH,
+        )
+    )
+
+
+@router.get("/requests/{rid}")
+def request_page(request: Request, staff: CurrentStaff, rid: int) -> Response:
+    with unit(request) as db:
+        req = db.get(AssistRequest, rid)
+        b = db.get(Beneficiary, req.beneficiary_id) if req is not None else None
+        if req is None or b is None:
+            return render(request, "message.html", staff, status=404, message="申请不存在", back="/requests")
+        attempts = db.scalars(
+            select(CertSession)
+            .where(CertSession.beneficiary_id == b.id)
+            .order_by(CertSession.created_at.desc())
+            .limit(RECENT_SESSIONS)
+        ).all()
+        audit_chain.record(db, staff.actor, "assist.view", b.external_id, {"request": req.id})
+    # Pre-filled from the request: a home visit is recorded as one; a manual review leaves the way to staff.
+    prefill_kind = "home_visit" if req.kind == "home_visit" else ""
+    prefill_note = f"依据公众号申请 #{req.id}({KINDS_ZH[req.kind]}),联系电话 {req.phone}。"
+    return no_store(
+        render(
+            request,
+            "request.html",
+            staff,
+            req=req,
+            b=b,
+            attempts=attempts,
+            KINDS=KINDS_ZH,
+            OUTCOMES=OUTCOMES_ZH,
+            prefill_kind=prefill_kind,
+            prefill_note=prefill_note,
+            today=local_today(ctx_of(request).settings).isoformat(),
+            error=ERRORS.get(request.query_params.get("e", "")),
+        )
+    )
+
+
+@router.post("/requests/{rid}/certify")
+def certify(
+    request: Request,
+    staff: CurrentStaff,
+    rid: int,
+    kind: Annotated[str, Form()] = "",
+    on_date: Annotated[str, Form()] = "",
+    evidence: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """The counter / home-visit certification the request led to (service/features/console/alt_cert.py), which closes
+    it."""
+    check_csrf(staff, csrf)
+    if kind not in ("counter", "home_visit") or not evidence.strip():
+        return redirect(f"/requests/{rid}?e=certify")
+    ctx = ctx_of(request)
+    try:
+        when = dt.date.fromisoformat(on_date)
+        if when > local_today(ctx.settings):
+            return redirect(f"/requests/{rid}?e=certify")
+        with unit(request) as db:
+            req = db.get(AssistRequest, rid, with_for_update=True)
+            if req is None:
+                return redirect("/requests")
+            certify_and_close(db, ctx, staff, req, kind, when, evidence)
+    except (ValueError, AltCertError):
+        return redirect(f"/requests/{rid}?e=certify")
+    except AssistError as exc:
+        return redirect(f"/requests/{rid}?e={'closed' if exc.code == 'ASSIST_CLOSED' else 'certify'}")
+    return redirect(f"/requests/{rid}")
+
+
+@router.post("/requests/{rid}/close")
+def close_request(
+    request: Request,
+    staff: CurrentStaff,
+    rid: int,
+    reply: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Closed without a certification (e.g. the person will come to the counter): the reply is sent to them."""
+    check_csrf(staff, csrf)
+    try:
+        with unit(request) as db:
+            req = db.get(AssistRequest, rid, with_for_update=True)
+            if req is None:
+                return redirect("/requests")
+            close(db, staff, req, "answered", reply)
+    except AssistError as exc:
+        return redirect(f"/requests/{rid}?e={'closed' if exc.code == 'ASSIST_CLOSED' else 'reply'}")
+    return redirect(f"/requests/{rid}")

@@ -1,0 +1,53 @@
+"""Audit log viewer (supervisors and admins): newest first, filtered by action or actor, with the result of
+re-verifying the whole hash chain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+
+from service.features.console import audit_chain
+from service.features.console.models import ConsoleAuditEntry
+from service.features.console.web import PREFIX, Supervisor, config_of, no_store, render, unit
+
+router = APIRouter(prefix=PREFIX)
+TAIL = 2000
+
+
+@router.get("/audit")
+def audit_page(
+    request: Request, staff: Supervisor, action: str = "", actor: str = "", before: int = 0, full: int = 0
+) -> Response:
+    size = config_of(request).page_size
+    with unit(request) as db:
+        q = select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(size)
+        if action:
+            q = q.where(ConsoleAuditEntry.action.startswith(action[:64]))
+        if actor:
+            q = q.where(ConsoleAuditEntry.actor == actor[:64])
+        if before > 0:
+            q = q.where(ConsoleAuditEntry.seq < before)
+        entries = db.scalars(q).all()
+        head = db.scalar(select(func.max(ConsoleAuditEntry.seq))) or 0
+        # The recent tail is checked on every view; the whole chain on request (it grows all year).
+        start = 1 if full else max(1, head - TAIL + 1)
+        check = audit_chain.verify_chain(db, from_seq=start)
+        # Reading the log is itself recorded (it names who looked at which records).
+        audit_chain.record(
+            db, staff.actor, "audit.view", "-", {"action": action, "actor": actor, "before": before, "full": bool(full)}
+        )
+    older = entries[-1].seq if len(entries) == size else None
+    return no_store(
+        render(
+            request,
+            "audit.html",
+            staff,
+            entries=entries,
+            check=check,
+            action=action,
+            actor=actor,
+            older=older,
+            start=start,
+        )
+    )

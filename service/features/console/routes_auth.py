@@ -1,0 +1,176 @@
+"""Login, logout and user management (admin only)."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from service.features.console import audit_chain
+from service.features.console.auth import (
+    LoginError,
+    Role,
+    authenticate,
+    create_user,
+    csrf_ok,
+    end_session,
+    end_user_sessions,
+    hash_password,
+    start_session,
+)
+from service.features.console.models import StaffUser
+from service.features.console.throttle import wait_text
+from service.features.console.web import (
+    COOKIE,
+    LOGIN_CSRF_COOKIE,
+    PREFIX,
+    Admin,
+    CurrentStaff,
+    check_csrf,
+    redirect,
+    render,
+    secure_cookies,
+    throttle_of,
+    unit,
+)
+
+router = APIRouter(prefix=PREFIX)
+
+
+@router.get("/login")
+def login_page(request: Request) -> Response:
+    # Login CSRF: a random value both in a SameSite=Strict cookie and in the form (double submit).
+    token = secrets.token_urlsafe(24)
+    resp = render(request, "login.html", None, csrf=token, error=None)
+    resp.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
+    )
+    return resp
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf):
+        return render(request, "login.html", None, status=403, csrf="", error="表单已失效，请刷新页面后重试")
+    throttle = throttle_of(request)
+    ip = throttle.ip_of(request.scope)
+    # Counted as a failure before the password is checked (parallel guesses cannot slip in), cleared on success.
+    wait = throttle.attempt(ip, username)
+    failure: LoginError | None = None
+    with unit(request) as db:
+        if wait > 0:
+            # Decided from this requester's own failures only, before the staff table is read: the same for a
+            # name that exists and one that does not.
+            failure = LoginError(f"登录失败次数过多，请 {wait_text(wait)}后再试")
+            audit_chain.record(db, "anonymous", "login.failed", username[:64], {"throttled": True})
+        else:
+            try:
+                user = authenticate(db, username, password)
+                token = start_session(db, user)
+                audit_chain.record(db, f"staff:{user.username}", "login", user.username)
+            except LoginError as exc:
+                failure = exc
+                audit_chain.record(db, "anonymous", "login.failed", username[:64], {"throttled": False})
+    if failure is None or not failure.bad_credentials:
+        throttle.succeeded(ip, username)  # the right password (a disabled account's too): not a guess
+    if failure is not None:
+        new = secrets.token_urlsafe(24)
+        resp = render(request, "login.html", None, status=429 if wait > 0 else 401, csrf=new, error=failure.message)
+        if wait > 0:
+            resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        resp.set_cookie(
+            LOGIN_CSRF_COOKIE, new, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
+        )
+        return resp
+    ok = redirect("/queue")
+    ok.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX)
+    ok.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
+    return ok
+
+
+@router.post("/logout")
+def logout(request: Request, staff: CurrentStaff, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(staff, csrf)
+    with unit(request) as db:
+        end_session(db, request.cookies.get(COOKIE))
+        audit_chain.record(db, staff.actor, "logout", staff.username)
+    resp = redirect("/login")
+    resp.delete_cookie(COOKIE, path=PREFIX)
+    return resp
+
+
+@router.get("/users")
+def users_page(request: Request, staff: Admin) -> Response:
+    with unit(request) as db:
+        users = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
+    return render(request, "users.html", staff, users=users, roles=list(Role), error=None)
+
+
+@router.post("/users")
+def add_user(
+    request: Request,
+    staff: Admin,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    role: Annotated[str, Form()],
+    display_name: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(staff, csrf)
+    error = None
+    with unit(request) as db:
+        if db.scalar(select(StaffUser).where(StaffUser.username == username.strip())) is not None:
+            error = "用户名已存在"
+        elif role not in {r.value for r in Role}:
+            error = "角色无效"
+        else:
+            try:
+                create_user(db, username, password, role, display_name)
+                audit_chain.record(db, staff.actor, "user.create", username.strip(), {"role": role})
+            except ValueError:
+                error = "密码至少 10 个字符"
+        users = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
+    status = 200 if error is None else 422
+    return render(request, "users.html", staff, status=status, users=users, roles=list(Role), error=error)
+
+
+@router.post("/users/{user_id}")
+def change_user(
+    request: Request,
+    staff: Admin,
+    user_id: int,
+    op: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+    role: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    """op: disable | enable | role | password. (No unlock: failed logins never lock an account.)"""
+    check_csrf(staff, csrf)
+    with unit(request) as db:
+        user = db.get(StaffUser, user_id)
+        if user is None or (user.id == staff.id and op in ("disable", "role")):
+            return redirect("/users")  # nobody removes their own admin rights by accident
+        if op == "disable":
+            user.active = False
+            end_user_sessions(db, user.id)
+        elif op == "enable":
+            user.active = True
+        elif op == "role" and role in {r.value for r in Role}:
+            user.role = role
+            end_user_sessions(db, user.id)
+        elif op == "password" and len(password) >= 10:
+            user.password_hash = hash_password(password)
+            end_user_sessions(db, user.id)
+        else:
+            return redirect("/users")
+        audit_chain.record(db, staff.actor, f"user.{op}", user.username, {"role": role} if op == "role" else {})
+    return redirect("/users")

@@ -1,0 +1,229 @@
+"""Review queue and case pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipelines.reasons import ReasonCode
+from service.certification.models import Beneficiary, Certification, CertSession, utcnow
+from service.features.console import audit_chain, case_media
+from service.features.console.case_view import review_reasons, score_rows
+from service.features.console.config import ConsoleConfig
+from service.features.console.models import AltCertification, ConsoleAuditEntry, ReviewClaim, StaffUser
+from service.features.console.review_queue import (
+    CaseError,
+    claim_case,
+    claim_next,
+    decide_case,
+    decisions_of,
+    is_open,
+    list_queue,
+    open_session,
+    release_case,
+)
+from service.features.console.web import (
+    PREFIX,
+    CurrentStaff,
+    check_csrf,
+    config_of,
+    ctx_of,
+    no_store,
+    redirect,
+    render,
+    unit,
+)
+
+router = APIRouter(prefix=PREFIX)
+# The pictures of a case page load right after the page: fetched within this time of the reviewer's own
+# `case.view` of that case, they are covered by that row (which lists them) instead of one row each.
+IMAGE_COVERED_S = 10 * 60
+
+
+@router.get("/")
+def home() -> Response:
+    return redirect("/queue")
+
+
+@router.get("/queue")
+def queue_page(
+    request: Request, staff: CurrentStaff, channel: str = "", region: str = "", reason: str = ""
+) -> Response:
+    # The filters are codes (channel, region prefix, reason code), never personal data.
+    with unit(request) as db:
+        items = list_queue(db, channel, region[:12], reason[:40])
+        audit_chain.record(db, staff.actor, "queue.view", "-", {"n": len(items)})
+    filters = {"channel": channel, "region": region, "reason": reason}
+    return no_store(
+        render(
+            request,
+            "queue.html",
+            staff,
+            items=items,
+            filters=filters,
+            reasons=list(ReasonCode),
+            review_reasons=review_reasons,
+        )
+    )
+
+
+@router.post("/cases/{session_id}/claim")
+def claim(request: Request, staff: CurrentStaff, session_id: str, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(staff, csrf)
+    try:
+        with unit(request) as db:
+            claim_case(db, config_of(request), staff, session_id)
+    except CaseError as exc:
+        return render(request, "message.html", staff, status=409, message=exc.message, back="/queue")
+    except IntegrityError:
+        # Two first claims at the same moment: the other reviewer's insert won.
+        return render(request, "message.html", staff, status=409, message="该案件已被其他审核员领取", back="/queue")
+    return redirect(f"/cases/{session_id}")
+
+
+@router.post("/cases/{session_id}/release")
+def release(request: Request, staff: CurrentStaff, session_id: str, csrf: Annotated[str, Form()] = "") -> Response:
+    check_csrf(staff, csrf)
+    try:
+        with unit(request) as db:
+            release_case(db, staff, session_id)
+    except CaseError as exc:
+        return render(request, "message.html", staff, status=409, message=exc.message, back="/queue")
+    return redirect("/queue")
+
+
+@router.post("/cases/{session_id}/decide")
+def decide(
+    request: Request,
+    staff: CurrentStaff,
+    session_id: str,
+    decision: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(staff, csrf)
+    try:
+        with unit(request) as db:
+            outcome = decide_case(db, ctx_of(request), staff, session_id, decision, reason[:1000])
+    except CaseError as exc:
+        return render(request, "message.html", staff, status=409, message=exc.message, back=f"/cases/{session_id}")
+    msg = "已提交，等待主管复核" if outcome == "awaiting_supervisor" else "已完成审核"
+    return render(request, "message.html", staff, message=msg, back="/queue", next_case=True)
+
+
+@router.post("/cases/next")
+def next_case(request: Request, staff: CurrentStaff, csrf: Annotated[str, Form()] = "") -> Response:
+    """ "下一件": claim the oldest open case this reviewer may decide and open it (a POST: it claims)."""
+    check_csrf(staff, csrf)
+    with unit(request) as db:
+        sid = claim_next(db, config_of(request), staff)
+    if sid is None:
+        return render(request, "message.html", staff, message="队列中暂无可处理的案件", back="/queue")
+    return redirect(f"/cases/{sid}")
+
+
+def _images(s: CertSession, tpl: CertSession | None, operator: CertSession | None) -> list[str]:
+    """The pictures the case page shows (named in its `case.view` audit row)."""
+    names = ["card"] + [f"frame:{i}" for i in range(len(case_media.best_frame_times(s)))]
+    return names + (["template"] if tpl else []) + (["operator"] if operator else [])
+
+
+@router.get("/cases/{session_id}")
+def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Response:
+    ctx = ctx_of(request)
+    cfg: ConsoleConfig = config_of(request)
+    try:
+        with unit(request) as db:
+            s = open_session(db, session_id)
+            b = db.get(Beneficiary, s.beneficiary_id)
+            claim = db.get(ReviewClaim, s.id)
+            holder = db.get(StaffUser, claim.claimed_by) if claim and claim.claimed_by else None
+            history = db.scalars(
+                select(CertSession)
+                .where(CertSession.beneficiary_id == s.beneficiary_id)
+                .order_by(CertSession.created_at.desc())
+                .limit(20)
+            ).all()
+            certs = db.scalars(
+                select(Certification)
+                .where(Certification.beneficiary_id == s.beneficiary_id)
+                .order_by(Certification.certified_on.desc())
+            ).all()
+            alts = db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == s.beneficiary_id)).all()
+            tpl = case_media.template_source(db, s)
+            operator = case_media.operator_source(db, s)
+            decisions = decisions_of(db, s.id)
+            detail = {"beneficiary": b.external_id if b else None, "images": _images(s, tpl, operator)}
+            audit_chain.record(db, staff.actor, "case.view", s.id, detail)
+    except CaseError as exc:
+        return render(request, "message.html", staff, status=404, message=exc.message, back="/queue")
+    result = s.result or {}
+    return no_store(
+        render(
+            request,
+            "case.html",
+            staff,
+            s=s,
+            b=b,
+            r=result,
+            claim=claim,
+            holder=holder,
+            mine=bool(claim and claim.claimed_by == staff.id),
+            open=is_open(s),
+            frames=range(len(case_media.best_frame_times(s))),
+            tpl=tpl,
+            operator=operator,
+            history=history,
+            certs=certs,
+            alts=alts,
+            decisions=decisions,
+            why=review_reasons(s),
+            scores=score_rows(result),
+            media_kept=s.media_purged_at is None and ctx is not None,
+            claim_ttl_min=cfg.claim_ttl_s // 60,
+        )
+    )
+
+
+def _covered_by_view(db: Session, actor: str, session_id: str) -> bool:
+    since = utcnow() - dt.timedelta(seconds=IMAGE_COVERED_S)
+    row = db.scalar(
+        select(ConsoleAuditEntry.seq)
+        .where(
+            ConsoleAuditEntry.at >= since.replace(microsecond=0),
+            ConsoleAuditEntry.action == "case.view",
+            ConsoleAuditEntry.actor == actor[:64],
+            ConsoleAuditEntry.target == session_id[:64],
+        )
+        .limit(1)
+    )
+    return row is not None
+
+
+@router.get("/cases/{session_id}/img/{kind}/{index}")
+def case_image(request: Request, staff: CurrentStaff, session_id: str, kind: str, index: int) -> Response:
+    ctx = ctx_of(request)
+    with unit(request) as db:
+        s = db.get(CertSession, session_id)
+        if s is None:
+            return Response(status_code=404)
+        data: bytes | None = None
+        if kind in ("template", "operator"):
+            src = case_media.template_source(db, s) if kind == "template" else case_media.operator_source(db, s)
+            data = case_media.video_frame(ctx, src, 0) if src else None
+        elif kind == "card":
+            data = case_media.card_portrait(ctx, s)
+        elif kind == "frame":
+            data = case_media.video_frame(ctx, s, index)
+        # A picture fetched outside a page view of this case (a direct link) gets its own row.
+        if not _covered_by_view(db, staff.actor, s.id):
+            audit_chain.record(db, staff.actor, "case.image", s.id, {"kind": kind, "index": index})
+    if data is None:
+        return Response(status_code=404)
+    return no_store(Response(data, media_type="image/jpeg"))

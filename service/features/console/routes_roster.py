@@ -1,0 +1,214 @@
+"""Roster pages: import with a row-level report, search, the beneficiary page, mark deceased, and counter /
+home-visit certifications."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from service.certification import idnumber
+from service.certification.cycle import cycle_state
+from service.certification.errors import ServiceError
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    Certification,
+    CertSession,
+    CycleEvent,
+    RosterImport,
+)
+from service.certification.roster import import_roster, import_terms
+from service.features.console import audit_chain
+from service.features.console.alt_cert import AltCertError, certify_alternative, mark_deceased
+from service.features.console.labels import roster_file_error_zh
+from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
+from service.features.console.web import (
+    PREFIX,
+    CurrentStaff,
+    Supervisor,
+    check_csrf,
+    ctx_of,
+    no_store,
+    redirect,
+    render,
+    unit,
+)
+from service.features.proxy.models import ProxyBinding, ProxyOperator
+from service.infra.clock import local_today
+from service.infra.security import normalise_id
+
+router = APIRouter(prefix=PREFIX)
+MAX_ROSTER_BYTES = 50 * 1024 * 1024
+
+
+@router.get("/roster")
+def roster_page(request: Request, staff: CurrentStaff) -> Response:
+    with unit(request) as db:
+        imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
+    return render(request, "roster.html", staff, imports=imports, results=None, report=None, error=None)
+
+
+@router.post("/roster/search")
+def search(
+    request: Request, staff: CurrentStaff, q: Annotated[str, Form()], csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """A POST, so that names and ID numbers typed here never appear in a URL or an access log."""
+    check_csrf(staff, csrf)
+    q = q.strip()[:64]
+    ctx = ctx_of(request)
+    with unit(request) as db:
+        number = normalise_id(q)
+        if len(number) == 18 and idnumber.validate(number) is None:
+            kind, where = "id_number", Beneficiary.id_hash == ctx.keyring.id_hash(number)
+        elif q.isascii():
+            kind, where = "external_id", Beneficiary.external_id == q
+        else:
+            kind, where = "name", Beneficiary.name.startswith(q)
+        in_roster = Beneficiary.status != BeneficiaryStatus.PROXY_OPERATOR
+        query = select(Beneficiary).where(where, in_roster).order_by(Beneficiary.name).limit(100)
+        results = db.scalars(query).all() if q else []
+        # What was searched for is personal data: the audit keeps the kind of query and the records shown.
+        audit_chain.record(
+            db, staff.actor, "roster.search", kind, {"n": len(results), "shown": [b.external_id for b in results[:20]]}
+        )
+        imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
+    return no_store(render(request, "roster.html", staff, imports=imports, results=results, report=None, error=None))
+
+
+@router.post("/roster/import")
+async def roster_import(
+    request: Request, staff: Supervisor, file: Annotated[UploadFile, File()], csrf: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(staff, csrf)
+    data = await file.read(MAX_ROSTER_BYTES + 1)
+    name = file.filename or "roster.csv"
+    error, report = None, None
+    if len(data) > MAX_ROSTER_BYTES:
+        error = "文件过大"
+    else:
+        try:
+            with unit(request) as db:
+                terms, keyring = import_terms(ctx_of(request)), ctx_of(request).keyring
+                report = import_roster(db, keyring, name, data, staff.actor, terms).to_dict()
+                audit_chain.record(
+                    db,
+                    staff.actor,
+                    "roster.import",
+                    str(report["import_id"]),
+                    {k: report[k] for k in ("created", "updated", "unchanged", "rejected")},
+                )
+        except ServiceError as exc:
+            error = f"导入失败：{roster_file_error_zh(exc)}"
+    with unit(request) as db:
+        imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
+    status = 200 if error is None else 422
+    return render(
+        request, "roster.html", staff, status=status, imports=imports, results=None, report=report, error=error
+    )
+
+
+@router.get("/beneficiaries/{bid}")
+def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Response:
+    ctx = ctx_of(request)
+    with unit(request) as db:
+        b = db.get(Beneficiary, bid)
+        if b is None:
+            return render(request, "message.html", staff, status=404, message="人员不存在", back="/roster")
+        sessions = db.scalars(
+            select(CertSession)
+            .where(CertSession.beneficiary_id == bid)
+            .order_by(CertSession.created_at.desc())
+            .limit(50)
+        ).all()
+        certs = db.scalars(
+            select(Certification).where(Certification.beneficiary_id == bid).order_by(Certification.certified_on.desc())
+        ).all()
+        alts = {
+            a.session_id: a for a in db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == bid))
+        }
+        events = db.scalars(
+            select(CycleEvent).where(CycleEvent.beneficiary_id == bid).order_by(CycleEvent.on_date)
+        ).all()
+        bindings = db.execute(
+            select(ProxyBinding, ProxyOperator)
+            .join(ProxyOperator, ProxyOperator.id == ProxyBinding.operator_id)
+            .where(ProxyBinding.beneficiary_id == bid)
+            .order_by(ProxyBinding.created_at)
+        ).all()
+        death = db.get(DeathRecord, bid)
+        alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == bid)).all()
+        audit_chain.record(db, staff.actor, "beneficiary.view", b.external_id)
+    today = local_today(ctx.settings)
+    state = cycle_state(b.status, b.valid_until, today, ctx.rules)
+    return no_store(
+        render(
+            request,
+            "beneficiary.html",
+            staff,
+            b=b,
+            state=state.value,
+            sessions=sessions,
+            certs=certs,
+            alts=alts,
+            events=events,
+            bindings=bindings,
+            death=death,
+            alerts=alerts,
+            today=today.isoformat(),
+            error=request.query_params.get("e"),
+        )
+    )
+
+
+@router.post("/beneficiaries/{bid}/deceased")
+def deceased(
+    request: Request,
+    staff: Supervisor,
+    bid: int,
+    date_of_death: Annotated[str, Form()],
+    source: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(staff, csrf)
+    try:
+        when = dt.date.fromisoformat(date_of_death)
+        with unit(request) as db:
+            b = db.get(Beneficiary, bid)
+            if b is None:
+                return redirect("/roster")
+            mark_deceased(db, staff, b, when, source[:500], local_today(ctx_of(request).settings))
+    except ValueError:
+        return redirect(f"/beneficiaries/{bid}?e=date")
+    except AltCertError:
+        return redirect(f"/beneficiaries/{bid}?e=deceased")
+    return redirect(f"/beneficiaries/{bid}")
+
+
+@router.post("/beneficiaries/{bid}/certify")
+def certify(
+    request: Request,
+    staff: CurrentStaff,
+    bid: int,
+    kind: Annotated[str, Form()],
+    on_date: Annotated[str, Form()],
+    evidence: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Counter or home-visit certification, recorded with the staff member and what they saw."""
+    check_csrf(staff, csrf)
+    if kind not in ("counter", "home_visit") or not evidence.strip():
+        return redirect(f"/beneficiaries/{bid}?e=certify")
+    try:
+        when = dt.date.fromisoformat(on_date)
+        with unit(request) as db:
+            b = db.get(Beneficiary, bid)
+            if b is None:
+                return redirect("/roster")
+            certify_alternative(db, ctx_of(request), b, kind, when, staff, {"note": evidence.strip()[:1000]})
+    except (ValueError, AltCertError):
+        return redirect(f"/beneficiaries/{bid}?e=certify")
+    return redirect(f"/beneficiaries/{bid}")

@@ -1,0 +1,152 @@
+"""What every console page shares: templates, the logged-in staff member, CSRF checks, role checks, headers.
+
+Pages are server-rendered (Jinja2, autoescaped). Personal data never goes into a URL: searches are POSTs,
+pages address records by internal ids, so access logs and browser history hold nothing personal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
+from sqlalchemy.orm import Session
+
+from service.certification import regions
+from service.certification.context import ServiceContext
+from service.features.console import labels
+from service.features.console.auth import ROLE_ZH, Role, Staff, csrf_ok, resolve_session
+from service.features.console.config import DEFAULT_TIME_ZONE, ConsoleConfig
+from service.features.console.throttle import LoginThrottle
+
+COOKIE = "pc_console"
+LOGIN_CSRF_COOKIE = "pc_login_csrf"
+PREFIX = "/console"
+HERE = Path(__file__).parent
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
+)
+templates.globals.update(labels.GLOBALS, ROLE_ZH=ROLE_ZH, Role=Role, region=regions.label)
+
+
+class LoginRequired(Exception):
+    """No valid session: the handler redirects to the login page."""
+
+
+class Forbidden(Exception):
+    """Logged in, but the role does not allow this, or the CSRF token is missing or wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def ctx_of(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def config_of(request: Request) -> ConsoleConfig:
+    cfg: ConsoleConfig = request.app.state.console_config
+    return cfg
+
+
+def throttle_of(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle
+
+
+@contextmanager
+def unit(request: Request) -> Iterator[Session]:
+    """One committed unit of work (the response is built after the commit)."""
+    with ctx_of(request).db() as db:
+        yield db
+
+
+def current_staff(request: Request) -> Staff:
+    with unit(request) as db:
+        staff = resolve_session(db, config_of(request), request.cookies.get(COOKIE))
+    if staff is None:
+        raise LoginRequired()
+    return staff
+
+
+CurrentStaff = Annotated[Staff, Depends(current_staff)]
+
+
+def require(role: Role) -> Callable[[Staff], Staff]:
+    def dep(staff: CurrentStaff) -> Staff:
+        if not staff.has(role):
+            raise Forbidden(f"需要{ROLE_ZH[role]}权限")
+        return staff
+
+    return dep
+
+
+Supervisor = Annotated[Staff, Depends(require(Role.SUPERVISOR))]
+Admin = Annotated[Staff, Depends(require(Role.ADMIN))]
+
+
+def check_csrf(staff: Staff, token: str | None) -> None:
+    if not csrf_ok(staff.csrf, token):
+        raise Forbidden("表单已失效（CSRF 校验失败），请刷新页面后重试")
+
+
+def secure_cookies(request: Request) -> bool:
+    cfg = config_of(request)
+    if cfg.cookie_secure is not None:
+        return cfg.cookie_secure
+    return request.url.scheme == "https" or ctx_of(request).settings.env == "production"
+
+
+def render(request: Request, name: str, staff: Staff | None, status: int = 200, **values: Any) -> HTMLResponse:
+    html = templates.get_template(name).render(request=request, staff=staff, prefix=PREFIX, **values)
+    return HTMLResponse(html, status_code=status)
+
+
+def redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(PREFIX + path, status_code=303)
+
+
+def no_store(response: Response) -> Response:
+    """Pages and images with personal data must not stay in shared browser caches."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def fmt_dt(value: dt.datetime | dt.date | None, zone: str = DEFAULT_TIME_ZONE) -> str:
+    """Times are stored as naive UTC; pages show them in the bureau's zone with its abbreviation
+    ("2026-12-04 20:15 CST"), so a time is never read in the wrong zone. Dates are calendar dates, shown as is."""
+    if value is None:
+        return "—"
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+    return value.isoformat()
+
+
+@pass_context
+def _dt_filter(context: Context, value: dt.datetime | dt.date | None) -> str:
+    request = context.get("request")
+    if not isinstance(request, Request):
+        return fmt_dt(value)
+    zone = config_of(request).time_zone or ctx_of(request).settings.time_zone  # one zone for the service
+    return fmt_dt(value, zone)
+
+
+def json_zh(value: object) -> str:
+    """Audit details as readable JSON: Chinese as Chinese, not \\u escapes (autoescaping still applies)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+templates.filters["dt"] = _dt_filter
+templates.filters["json_zh"] = json_zh

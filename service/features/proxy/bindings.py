@@ -1,0 +1,180 @@
+"""Bindings of operators to elders, persisted; the limits and consent rules come from `proxy_auth`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipelines.reasons import ReasonCode
+from proxy_auth import Binding, Consent, ConsentMethod, ProxyAuthError, Relationship, check_new_binding, needs_consent
+from service.certification.audit import audit
+from service.certification.context import ServiceContext
+from service.certification.errors import NotFoundError, ServiceError
+from service.certification.models import Beneficiary, utcnow
+from service.features.proxy.errors import ProxyServiceError
+from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
+from service.features.proxy.operators import actor
+from service.features.proxy.policy import proxy_policy
+from service.infra.security import normalise_id
+
+# How each rule refusal answers over HTTP.
+STATUS = {ReasonCode.PROXY_LIMIT_REACHED: 409, ReasonCode.PROXY_NOT_BOUND: 404, ReasonCode.ATTEMPTS_EXCEEDED: 423}
+
+
+def as_service_error(exc: ProxyAuthError) -> ServiceError:
+    return ServiceError(exc.reason.value, exc.detail, status=STATUS.get(exc.reason, 409))
+
+
+def to_rule(row: ProxyBinding, relative: str, elder: str) -> Binding:
+    consent = None
+    if row.consent_method and row.consent_at:
+        consent = Consent(ConsentMethod(row.consent_method), row.consent_at, row.consent_ref or "")
+    return Binding(
+        relative_id=relative,
+        elder_id=elder,
+        relationship=Relationship(row.relationship),
+        created_at=row.created_at,
+        consent=consent,
+        ended_at=row.ended_at,
+        locked=row.locked,
+        failures=row.failures,
+    )
+
+
+def require_verified(op: ProxyOperator) -> None:
+    if op.verified_at is None or op.person_hash is None:
+        raise ProxyServiceError("PROXY_OPERATOR_UNVERIFIED", "operator has not passed real-name verification", 403)
+
+
+def elder_bindings(db: Session, elder_id: int) -> list[ProxyBinding]:
+    return list(db.scalars(select(ProxyBinding).where(ProxyBinding.beneficiary_id == elder_id)))
+
+
+def bind(
+    db: Session, ctx: ServiceContext, op: ProxyOperator, elder_name: str, elder_id_number: str, relationship: str
+) -> ProxyBinding:
+    require_verified(op)
+    try:
+        rel = Relationship(relationship)
+    except ValueError as exc:
+        raise ServiceError("PROXY_RELATIONSHIP", f"relationship {relationship!r}", status=422) from exc
+    number = normalise_id(elder_id_number)
+    # Both rows locked: two concurrent bindings cannot both pass a limit (PostgreSQL row locks; SQLite
+    # serialises writers anyway).
+    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(number)).with_for_update())
+    if elder is None or elder.name != elder_name.strip():
+        # Name and number must both match the roster: nobody binds a stranger by guessing numbers.
+        raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "no beneficiary with this name and ID number", 404)
+    db.refresh(op, with_for_update=True)
+    policy = proxy_policy()
+    mine = list(db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id == op.id)))
+    theirs = elder_bindings(db, elder.id)
+    person = op.person_hash or op.id
+    try:
+        check_new_binding(
+            person,
+            elder.id_hash,
+            [to_rule(b, person, _elder_hash(db, b)) for b in mine],
+            [to_rule(b, b.operator_id, elder.id_hash) for b in theirs],
+            policy,
+        )
+    except ProxyAuthError as exc:
+        audit(db, actor(op), "proxy.bind.refused", elder.external_id, {"reason": exc.reason.value})
+        db.commit()  # the refusal is on record even though the request fails (nothing else was written)
+        raise as_service_error(exc) from exc
+    consented = not needs_consent([to_rule(b, b.operator_id, elder.id_hash) for b in theirs])
+    row = ProxyBinding(
+        id=str(uuid.uuid4()),
+        operator_id=op.id,
+        beneficiary_id=elder.id,
+        relationship=rel.value,
+        status=BindingStatus.ACTIVE if consented else BindingStatus.PENDING_CONSENT,
+        failures=0,
+        locked=False,
+        flagged=False,
+    )
+    if consented:
+        # The elder consented at their first binding: later bindings refer to that consent.
+        first = next(b for b in theirs if b.consent_at is not None)
+        row.consent_method, row.consent_ref, row.consent_at = first.consent_method, first.consent_ref, utcnow()
+    db.add(row)
+    db.flush()
+    audit(
+        db,
+        actor(op),
+        "proxy.bind",
+        elder.external_id,
+        {"binding": row.id, "relationship": rel.value, "status": row.status},
+    )
+    return row
+
+
+def _elder_hash(db: Session, b: ProxyBinding) -> str:
+    elder = db.get(Beneficiary, b.beneficiary_id)
+    return elder.id_hash if elder else str(b.beneficiary_id)
+
+
+def own_binding(db: Session, op: ProxyOperator, binding_id: str, for_update: bool = False) -> ProxyBinding:
+    """The caller's binding; another relative's id answers exactly like an unknown id."""
+    row = db.get(ProxyBinding, binding_id, with_for_update=for_update)
+    if row is None or row.operator_id != op.id:
+        raise NotFoundError("binding", code=ReasonCode.PROXY_NOT_BOUND.value)
+    return row
+
+
+def unbind(db: Session, op: ProxyOperator, binding_id: str) -> ProxyBinding:
+    row = own_binding(db, op, binding_id, for_update=True)
+    if row.status == BindingStatus.ENDED:
+        raise ServiceError("SESSION_STATE", "binding already ended", status=409)
+    row.status, row.ended_at = BindingStatus.ENDED, utcnow()
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    audit(db, actor(op), "proxy.unbind", elder.external_id if elder else "-", {"binding": row.id})
+    return row
+
+
+def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: str, who: str) -> None:
+    row.consent_method, row.consent_ref, row.consent_at = method.value, ref[:64], utcnow()
+    if row.status == BindingStatus.PENDING_CONSENT:
+        row.status = BindingStatus.ACTIVE
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    audit(
+        db,
+        who,
+        "proxy.consent",
+        elder.external_id if elder else "-",
+        {"binding": row.id, "method": method.value, "ref": ref[:64]},
+    )
+
+
+def unlock(db: Session, row: ProxyBinding, who: str, note: str) -> None:
+    """Staff lift a lock; the flag stays (it is part of the binding's record)."""
+    row.locked, row.failures = False, 0
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    audit(
+        db, who, "proxy.binding.unlocked", elder.external_id if elder else "-", {"binding": row.id, "note": note[:200]}
+    )
+
+
+def view(db: Session, row: ProxyBinding) -> dict[str, Any]:
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    return {
+        "binding_id": row.id,
+        "status": row.status,
+        "relationship": row.relationship,
+        "elder_name": elder.name if elder else None,
+        "elder_id_masked": elder.id_masked if elder else None,
+        "elder_deceased": bool(elder and elder.status == "deceased"),
+        "consent": {"method": row.consent_method, "at": _iso(row.consent_at)} if row.consent_at else None,
+        "locked": row.locked,
+        "flagged": row.flagged,
+        "failures": row.failures,
+        "created_at": _iso(row.created_at),
+        "ended_at": _iso(row.ended_at),
+    }
+
+
+def _iso(t: Any) -> str | None:
+    return t.isoformat() + "Z" if t is not None else None

@@ -1,0 +1,43 @@
+"""Who certified an elder by proxy, and when: visible to the elder's bound relatives and the elder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification.models import CertSession
+from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+
+
+def elder_history(db: Session, beneficiary_id: int, viewer: ProxyOperator | None = None) -> list[dict[str, Any]]:
+    rows = db.execute(
+        select(ProxySession, CertSession, ProxyOperator, ProxyBinding)
+        .join(CertSession, CertSession.id == ProxySession.session_id)
+        .join(ProxyOperator, ProxyOperator.id == ProxySession.operator_id)
+        .join(ProxyBinding, ProxyBinding.id == ProxySession.binding_id)
+        .where(
+            CertSession.beneficiary_id == beneficiary_id,
+            ProxySession.kind.in_([ProxySessionKind.CERTIFICATION.value, ProxySessionKind.CONSENT.value]),
+        )
+        .order_by(CertSession.created_at)
+    ).all()
+    out = []
+    for ps, s, op, binding in rows:
+        out.append(
+            {
+                "kind": ps.kind,
+                "operator": {
+                    "name": op.name,
+                    "id_masked": op.id_masked,
+                    "relationship": binding.relationship,
+                    "is_me": viewer is not None and viewer.id == op.id,
+                },
+                "opened_at": s.created_at.isoformat() + "Z",
+                "state": s.state,
+                "decision": s.decision,
+                "decided_at": s.decided_at.isoformat() + "Z" if s.decided_at else None,
+            }
+        )
+    return out

@@ -1,0 +1,152 @@
+"""What processing does differently for sessions opened through proxy certification.
+
+`apply_policy` runs in the worker after the ordinary decision (outside any transaction): the operator's
+template against the elder's best frames (scores.operator_match), the stricter threshold, first proxy
+certification → review, deceased → never. `on_decided` runs inside the transaction that applies the
+decision: it verifies the operator, records the elder's consent, counts failures (locking the binding) and
+flags an operator who filmed themselves; every step is audited with the operator's identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pipelines.decision.result import Outcome
+from pipelines.reasons import ReasonCode
+from proxy_auth import ConsentMethod, OperatorCheck, ProxyContext, apply_proxy_policy, check_operator, record_failure
+from service.certification.audit import audit
+from service.certification.context import ServiceContext
+from service.certification.errors import ServiceError
+from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession
+from service.features.proxy.bindings import record_consent, to_rule
+from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.operators import actor, load_template, mark_verified, store_template
+from service.features.proxy.policy import proxy_policy
+
+log = logging.getLogger(__name__)
+
+
+def first_proxy_certification(db: Session, beneficiary_id: int, session_id: str) -> bool:
+    """No earlier proxy certification of this elder was accepted (by the machine or by staff)."""
+    n = db.scalar(
+        select(func.count())
+        .select_from(ProxySession)
+        .join(CertSession, CertSession.id == ProxySession.session_id)
+        .where(
+            ProxySession.kind == ProxySessionKind.CERTIFICATION.value,
+            CertSession.beneficiary_id == beneficiary_id,
+            CertSession.decision == "accept",
+            CertSession.id != session_id,
+        )
+    )
+    return not n
+
+
+def apply_policy(ctx: ServiceContext, session_id: str, certifier: Any, report: Any) -> Any:
+    """Replace `report.decision` by the proxy decision when the session was opened by a proxy."""
+    with ctx.db() as db:
+        ps = db.get(ProxySession, session_id)
+        if ps is None or ps.kind == ProxySessionKind.VERIFICATION.value:
+            return report
+        s = db.get(CertSession, session_id)
+        op = db.get(ProxyOperator, ps.operator_id)
+        elder = db.get(Beneficiary, s.beneficiary_id) if s else None
+        deceased = elder is None or elder.status == BeneficiaryStatus.DECEASED
+        first = ps.kind == ProxySessionKind.CERTIFICATION.value and (
+            s is None or first_proxy_certification(db, s.beneficiary_id, session_id)
+        )
+        template = load_template(ctx, op) if op else None
+        kind = ps.kind
+    policy = proxy_policy()
+    if kind == ProxySessionKind.CONSENT.value:
+        # Consent needs the elder present and agreeing: the self-service threshold, the operator check kept.
+        policy = dataclasses.replace(policy, accept_margin=0.0, first_proxy_certification_to_review=False)
+    live = report.liveness
+    probes = [f.observation for f in live.best_frames if f.observation is not None] if live else []
+    operator: OperatorCheck | None = None
+    matcher = certifier.matcher
+    if template is not None and probes and template[1] == str(matcher.recognizer.version):
+        operator = check_operator(matcher, probes, template[0], policy)
+    report.decision = apply_proxy_policy(report.decision, ProxyContext(deceased, first, operator), policy)
+    return report
+
+
+def on_decided(
+    db: Session,
+    ctx: ServiceContext,
+    s: CertSession,
+    elder: Beneficiary | None,
+    outcome: Outcome,
+    reasons: list[str],
+    new_template: Any,
+) -> bool:
+    """Apply a proxy session's decision. True when an accept was fully handled here (verification and consent
+    sessions certify nobody); False lets the ordinary acceptance (certification, cycle) go on."""
+    ps = db.get(ProxySession, s.id)
+    if ps is None:
+        return False
+    op = db.get(ProxyOperator, ps.operator_id, with_for_update=True)
+    if op is None:
+        return False
+    who = actor(op)
+    target = elder.external_id if elder else "-"
+    audit(db, who, f"proxy.{ps.kind}.decided", target, {"session": s.id, "decision": outcome.value, "reasons": reasons})
+    if ps.kind == ProxySessionKind.VERIFICATION.value:
+        if outcome is Outcome.ACCEPT and elder is not None:
+            mark_verified(op, elder.id_hash, elder.id_masked, elder.name)
+            if new_template is not None:
+                store_template(ctx, op, new_template.embedding, new_template.model)
+            audit(db, who, "proxy.operator.verified", op.id, {"session": s.id, "template": new_template is not None})
+        return True
+    binding = db.get(ProxyBinding, ps.binding_id, with_for_update=True) if ps.binding_id else None
+    if binding is None:
+        return ps.kind != ProxySessionKind.CERTIFICATION.value
+    if outcome is Outcome.REJECT:
+        _failed(db, binding, who, target, ReasonCode.PROXY_OPERATOR_FACE.value in reasons)
+    if ps.kind == ProxySessionKind.CONSENT.value:
+        if outcome is Outcome.ACCEPT:
+            record_consent(db, binding, ConsentMethod.LIVE_VIDEO, s.id, who)
+        return True
+    if outcome is Outcome.ACCEPT:
+        binding.failures = 0
+    return False
+
+
+def _failed(db: Session, binding: ProxyBinding, who: str, target: str, operator_face: bool) -> None:
+    was_locked = binding.locked
+    counted = record_failure(to_rule(binding, binding.operator_id, target), proxy_policy())
+    binding.failures, binding.locked = counted.failures, counted.locked
+    if operator_face:
+        # The relative filmed themselves: flagged, and no further proxy session until staff have looked.
+        binding.flagged = binding.locked = True
+        audit(db, who, "proxy.flag.operator_face", target, {"binding": binding.id})
+    if binding.locked and not was_locked:
+        audit(db, who, "proxy.binding.locked", target, {"binding": binding.id, "failures": binding.failures})
+
+
+def on_accept(db: Session, s: CertSession, elder: Beneficiary) -> bool:
+    """Called whenever a session is accepted (by the machine or by staff review). True when the session was
+    a verification or consent session, which certify nobody; a proxy certification of a deceased elder is
+    refused outright (staff cannot accept it either)."""
+    ps = db.get(ProxySession, s.id)
+    if ps is None:
+        return False
+    if ps.kind == ProxySessionKind.CERTIFICATION.value:
+        if elder.status == BeneficiaryStatus.DECEASED:
+            raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased", status=409)
+        return False
+    op = db.get(ProxyOperator, ps.operator_id, with_for_update=True)
+    if op is None:
+        return True
+    if ps.kind == ProxySessionKind.VERIFICATION.value and op.verified_at is None:
+        mark_verified(op, elder.id_hash, elder.id_masked, elder.name)
+        audit(db, actor(op), "proxy.operator.verified", op.id, {"session": s.id, "template": False})
+    binding = db.get(ProxyBinding, ps.binding_id, with_for_update=True) if ps.binding_id else None
+    if ps.kind == ProxySessionKind.CONSENT.value and binding is not None and binding.consent_at is None:
+        record_consent(db, binding, ConsentMethod.LIVE_VIDEO, s.id, actor(op))
+    return True

@@ -1,0 +1,178 @@
+"""HTTP API of proxy certification, under /api/v1/proxy. A relative (operator) authenticates with the bearer
+token from POST /operators and only ever sees their own bindings: another relative's ids answer 404."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header
+from pydantic import BaseModel, Field, StrictBool
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from proxy_auth import ConsentMethod
+from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
+from service.certification.errors import NotFoundError, ServiceError
+from service.certification.models import Beneficiary
+from service.certification.sessions import NewSession
+from service.features.proxy import bindings, operators, sessions
+from service.features.proxy.history import elder_history
+from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
+
+router = APIRouter(prefix="/api/v1/proxy", tags=["proxy"])
+
+
+def current_operator(db: DB, token: SessionToken) -> ProxyOperator:
+    return operators.authenticate(db, token)
+
+
+Operator = Annotated[ProxyOperator, Depends(current_operator)]
+
+
+class OperatorLogin(BaseModel):
+    channel: Literal["wechat", "phone"]
+    channel_id: str = Field(min_length=1, max_length=128, description="WeChat openid or phone number")
+
+
+class VerificationBody(BaseModel):
+    id_number: str = Field(min_length=15, max_length=20)
+    name: str = Field(min_length=1, max_length=64)
+    template_consent: StrictBool = Field(default=False, description="keep the operator's face template")
+
+
+class BindingBody(BaseModel):
+    elder_name: str = Field(min_length=1, max_length=64)
+    elder_id_number: str = Field(min_length=15, max_length=20)
+    relationship: str = Field(description="spouse, child, child_in_law, grandchild, sibling, other")
+
+
+class ConsentBody(BaseModel):
+    method: ConsentMethod = ConsentMethod.LIVE_VIDEO
+    staff_id: str | None = Field(default=None, max_length=64, description="approving staff member (staff only)")
+
+
+def _session_view(new: NewSession) -> dict[str, Any]:
+    s = new.session
+    return {
+        "session_id": s.id,
+        "token": new.token,
+        "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
+        "expires_at": s.expires_at.isoformat() + "Z",
+    }
+
+
+@router.post("/operators", summary="Find or create the relative's account; returns a fresh operator token")
+def login(ctx: Ctx, db: DB, client: ApiClient, body: OperatorLogin) -> dict[str, Any]:
+    out = operators.login(db, ctx, body.channel, body.channel_id, client)
+    db.commit()
+    return {"operator_id": out.operator.id, "token": out.token, "created": out.created}
+
+
+@router.post("/operators/me/verification", status_code=201, summary="Open the relative's own real-name session")
+def verification(ctx: Ctx, db: DB, op: Operator, body: VerificationBody) -> dict[str, Any]:
+    new = sessions.open_verification(db, ctx, op, body.id_number, body.name, body.template_consent)
+    db.commit()
+    return _session_view(new)
+
+
+def _own_bindings(db: Session, op: ProxyOperator) -> list[dict[str, Any]]:
+    rows = db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id == op.id).order_by(ProxyBinding.created_at))
+    return [bindings.view(db, r) for r in rows]
+
+
+@router.get("/operators/me", summary="The relative's verification state and bindings")
+def me(db: DB, op: Operator) -> dict[str, Any]:
+    return {
+        "operator_id": op.id,
+        "verified": op.verified_at is not None,
+        "name": op.name,
+        "id_masked": op.id_masked,
+        "template_enrolled": op.template is not None,
+        "bindings": _own_bindings(db, op),
+    }
+
+
+@router.post("/bindings", status_code=201, summary="Bind an elder (verified relatives only)")
+def bind(ctx: Ctx, db: DB, op: Operator, body: BindingBody) -> dict[str, Any]:
+    row = bindings.bind(db, ctx, op, body.elder_name, body.elder_id_number, body.relationship)
+    db.commit()
+    return bindings.view(db, row)
+
+
+@router.get("/bindings", summary="The caller's own bindings (ended ones included)")
+def list_bindings(db: DB, op: Operator) -> list[dict[str, Any]]:
+    return _own_bindings(db, op)
+
+
+@router.delete("/bindings/{binding_id}", summary="Unbind (recorded; counts in the lifetime history)")
+def unbind(db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
+    row = bindings.unbind(db, op, binding_id)
+    db.commit()
+    return bindings.view(db, row)
+
+
+@router.post("/bindings/{binding_id}/consent", summary="The elder's consent: a live consent session, or staff")
+def consent(
+    ctx: Ctx,
+    db: DB,
+    token: SessionToken,
+    binding_id: str,
+    body: ConsentBody,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    if body.method is ConsentMethod.STAFF_APPROVAL:
+        # Staff approve at the counter or on a home visit: an operator key (a channel back-end must not be able to
+        # consent for an elder) plus the staff member's id.
+        client = require_admin_key(ctx, x_api_key)
+        if not body.staff_id:
+            raise ServiceError("UNAUTHORIZED", "staff_id required for staff approval", status=422)
+        row = db.get(ProxyBinding, binding_id, with_for_update=True)
+        if row is None or row.status == BindingStatus.ENDED:
+            raise NotFoundError("binding")
+        bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, body.staff_id, f"{client}:staff:{body.staff_id}")
+        db.commit()
+        return bindings.view(db, row)
+    op = operators.authenticate(db, token)
+    row = bindings.own_binding(db, op, binding_id, for_update=True)
+    new = sessions.open_consent(db, ctx, op, row)
+    db.commit()
+    return _session_view(new)
+
+
+class UnlockBody(BaseModel):
+    staff_id: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=500)
+
+
+@router.post("/bindings/{binding_id}/unlock", summary="Staff lift a lock after reviewing the failures (or flag)")
+def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> dict[str, Any]:
+    row = db.get(ProxyBinding, binding_id, with_for_update=True)
+    if row is None or row.status == BindingStatus.ENDED:
+        raise NotFoundError("binding", code="PROXY_NOT_BOUND")
+    bindings.unlock(db, row, f"{client}:staff:{body.staff_id}", body.note)
+    db.commit()
+    return bindings.view(db, row)
+
+
+@router.post("/bindings/{binding_id}/sessions", status_code=201, summary="Open a proxy certification session")
+def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
+    row = bindings.own_binding(db, op, binding_id, for_update=True)
+    new = sessions.open_certification(db, ctx, op, row)
+    db.commit()
+    return _session_view(new)
+
+
+@router.get("/history", summary="Who certified the elder of one of the caller's bindings, and when")
+def history(db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
+    row = bindings.own_binding(db, op, binding_id)
+    if row.status == BindingStatus.ENDED:
+        raise NotFoundError("binding", code="PROXY_NOT_BOUND")
+    return {"binding_id": row.id, "entries": elder_history(db, row.beneficiary_id, op)}
+
+
+@router.get("/elders/{external_id}/history", summary="The same history for the elder (channel back-end, staff)")
+def elder_view(db: DB, _client: ApiClient, external_id: str) -> dict[str, Any]:
+    elder = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
+    if elder is None:
+        raise NotFoundError("beneficiary", code="BENEFICIARY_UNKNOWN")
+    return {"external_id": external_id, "entries": elder_history(db, elder.id)}

@@ -1,0 +1,156 @@
+"""Calls to the WeChat official-account API through wechatpy, with the central token store.
+
+Only configured base URLs are used (tests point them at a local fake WeChat server).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+from wechatpy import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+
+from service.features.wechat.config import WeChatConfig
+from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError, WeChatUnavailableError
+from service.features.wechat.tokens import TokenStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TOKEN_KEY = "wechat:access_token"
+TICKET_KEY = "wechat:jsapi_ticket"
+# 40001 invalid credential, 40014 invalid token, 42001 token expired: the token, not the request, is at fault.
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+MEDIA_GONE = frozenset({40007, 40008})  # invalid media_id (unknown, or older than 3 days)
+MAX_MEDIA_BYTES = 10 * 1024 * 1024
+
+
+class _Client(WeChatClient):  # type: ignore[misc]
+    """wechatpy's client whose access token comes from the central store instead of its own session."""
+
+    def __init__(self, api: WeChatApi) -> None:
+        super().__init__(api.config.app_id, api.config.app_secret, timeout=api.config.timeout_s, auto_retry=False)
+        self.API_BASE_URL = api.config.api_base_url.rstrip("/") + "/cgi-bin/"
+        self._api = api
+
+    @property
+    def access_token(self) -> str:
+        return self._api.access_token()
+
+
+class WeChatApi:
+    def __init__(self, config: WeChatConfig, store: TokenStore) -> None:
+        self.config = config
+        self.store = store
+        self.client = _Client(self)
+
+    # -- tokens --------------------------------------------------------------------------------------
+
+    def access_token(self, stale: str | None = None) -> str:
+        """The shared token; refreshed (by one process at a time) when missing, expiring, or known `stale`."""
+        return self._cached(TOKEN_KEY, self._fetch_token, stale)
+
+    def refresh(self) -> str:
+        """For the scheduled refresher: renew the token before it expires."""
+        current = self.store.get(TOKEN_KEY)
+        return self.access_token(stale=current[0] if current else None)
+
+    def _cached(self, key: str, fetch: Callable[[], tuple[str, int]], stale: str | None) -> str:
+        margin = self.config.token_refresh_margin_s
+        current = self.store.get(key)
+        if current and current[0] != stale and current[1] - time.time() > margin:
+            return current[0]
+        with self.store.lock(key):
+            current = self.store.get(key)  # another process may have refreshed while we waited
+            if current and current[0] != stale and current[1] - time.time() > margin:
+                return current[0]
+            value, expires_in = fetch()
+            self.store.set(key, value, time.time() + expires_in)
+            log.info("wechat: refreshed %s", key)
+            return value
+
+    def _fetch_token(self) -> tuple[str, int]:
+        data = self._http_json(
+            "cgi-bin/token",
+            {"grant_type": "client_credential", "appid": self.config.app_id, "secret": self.config.app_secret},
+        )
+        return str(data["access_token"]), int(data.get("expires_in", 7200))
+
+    def _fetch_ticket(self) -> tuple[str, int]:
+        data = self._call(lambda: self.client.jsapi.get_ticket("jsapi"))
+        return str(data["ticket"]), int(data.get("expires_in", 7200))
+
+    def _http_json(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        url = self.config.api_base_url.rstrip("/") + "/" + path
+        try:
+            resp = requests.get(url, params=params, timeout=self.config.timeout_s)
+            resp.raise_for_status()
+            data: dict[str, Any] = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise WeChatUnavailableError(None, f"{path}: {exc}") from exc
+        if data.get("errcode"):
+            raise WeChatError(int(data["errcode"]), str(data.get("errmsg", "")))
+        return data
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run a wechatpy call; on a token error refresh once (centrally) and retry; map failures."""
+        for attempt in (1, 2):
+            token = self.access_token()
+            try:
+                return fn()
+            except WeChatClientException as exc:
+                code = int(exc.errcode) if exc.errcode is not None else None
+                if code in TOKEN_ERRORS and attempt == 1:
+                    self.access_token(stale=token)
+                    continue
+                if code is None:
+                    raise WeChatUnavailableError(None, str(exc)) from exc
+                if code in MEDIA_GONE:
+                    raise WeChatMediaExpiredError(code, str(exc.errmsg)) from exc
+                raise WeChatError(code, str(exc.errmsg)) from exc
+            except requests.RequestException as exc:
+                raise WeChatUnavailableError(None, str(exc)) from exc
+        raise WeChatError(None, "unreachable")  # pragma: no cover - the loop returns or raises
+
+    # -- API -------------------------------------------------------------------------------------------
+
+    def jssdk_config(self, url: str) -> dict[str, Any]:
+        """wx.config() parameters for the page at `url` (without its #fragment)."""
+        ticket = self._cached(TICKET_KEY, self._fetch_ticket, None)
+        page = url.split("#", 1)[0]
+        nonce = secrets.token_hex(8)
+        timestamp = int(time.time())
+        signature = self.client.jsapi.get_jsapi_signature(nonce, ticket, timestamp, page)
+        return {
+            "appId": self.config.app_id,
+            "timestamp": timestamp,
+            "nonceStr": nonce,
+            "signature": signature,
+            "jsApiList": ["chooseImage", "uploadImage"],
+        }
+
+    def download_media(self, media_id: str) -> tuple[bytes, str]:
+        """Bytes and content type of a temporary media file (the ID-card photo uploaded by JS-SDK)."""
+        resp = self._call(lambda: self.client.media.download(media_id))
+        if not isinstance(resp, requests.Response):
+            raise WeChatUnavailableError(None, "media/get answered without a file")
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if not ctype.startswith("image/"):
+            raise WeChatError(None, f"media/get returned {ctype or 'no content type'}")
+        if len(resp.content) > MAX_MEDIA_BYTES:
+            raise WeChatError(None, f"media of {len(resp.content)} bytes is over the limit")
+        return resp.content, ctype
+
+    def send_template(self, openid: str, kind: str, data: dict[str, str], url: str | None = None) -> int:
+        """Send a template message; returns WeChat's msgid."""
+        template_id = self.config.templates.get(kind)
+        if not template_id:
+            raise WeChatError(None, f"no template configured for {kind!r}")
+        payload = {k: {"value": v} for k, v in data.items()}
+        result = self._call(lambda: self.client.message.send_template(openid, template_id, payload, url=url))
+        return int(result.get("msgid", 0))

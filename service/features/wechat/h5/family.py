@@ -1,0 +1,69 @@
+"""What the family page shows about each bound elder: certified until, due, or being checked / in review, so
+the relative sees at a glance whether anything is to be done (the proxy API itself stays about bindings)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.adapters.http.deps import DB, Ctx, SessionToken
+from service.certification.context import ServiceContext
+from service.certification.cycle import CycleState, cycle_state
+from service.certification.models import Beneficiary, CertSession, SessionState
+from service.features.proxy.models import BindingStatus, ProxyBinding
+from service.infra.clock import local_today
+
+router = APIRouter(include_in_schema=False)
+IN_FLIGHT = (SessionState.QUEUED, SessionState.PROCESSING)
+
+
+def elder_status(db: Session, ctx: ServiceContext, b: Beneficiary, today: dt.date) -> tuple[str, str]:
+    """(state, Chinese line) for one elder: checking / review first (a result is coming), then the cycle."""
+    latest = db.scalar(
+        select(CertSession).where(CertSession.beneficiary_id == b.id).order_by(CertSession.created_at.desc()).limit(1)
+    )
+    if latest is not None and latest.state in IN_FLIGHT:
+        return "checking", "认证材料正在核验"
+    if latest is not None and latest.state == SessionState.DECIDED and latest.decision == "review":
+        return "review", "正在人工审核,结果会通过公众号通知"
+    state = cycle_state(b.status, b.valid_until, today, ctx.rules)
+    until = b.valid_until.isoformat() if b.valid_until else ""
+    text = {
+        CycleState.CERTIFIED: f"已认证,有效期至 {until}",
+        CycleState.DUE_SOON: f"请在 {until} 前完成认证",
+        CycleState.OVERDUE: f"认证已于 {until} 到期,请尽快认证",
+        CycleState.UNDATED: "暂无认证记录",
+        CycleState.DECEASED: "已登记死亡",
+    }[state]
+    return str(state), text
+
+
+@router.get("/api/family/elders")
+def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
+    """The status of the elders of the caller's active bindings (operator token, as for the proxy API)."""
+    from service.features.proxy import operators
+
+    op = operators.authenticate(db, token)
+    rows = db.scalars(
+        select(ProxyBinding).where(ProxyBinding.operator_id == op.id, ProxyBinding.status == BindingStatus.ACTIVE)
+    )
+    today = local_today(ctx.settings)
+    out = []
+    for row in rows:
+        b = db.get(Beneficiary, row.beneficiary_id)
+        if b is None:
+            continue
+        state, text = elder_status(db, ctx, b, today)
+        out.append(
+            {
+                "binding_id": row.id,
+                "state": state,
+                "text": text,
+                "valid_until": b.valid_until.isoformat() if b.valid_until else None,
+            }
+        )
+    return {"elders": out}

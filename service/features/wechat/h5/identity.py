@@ -1,0 +1,62 @@
+"""Who is using the H5 pages: the openid from WeChat OAuth, kept in a signed HttpOnly cookie.
+
+The cookie is `openid|expiry|mac`; the MAC is the service keyring's, so only our server can mint it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from service.certification.context import ServiceContext
+from service.certification.models import utcnow
+from service.features.wechat.models import WeChatUser
+
+COOKIE = "pc_h5"
+NONCE_COOKIE = "pc_h5_oauth"
+TTL_S = 2 * 3600
+
+
+def mint(ctx: ServiceContext, openid: str, now: float | None = None) -> str:
+    expiry = int((now or time.time()) + TTL_S)
+    payload = f"{openid}|{expiry}"
+    return f"{payload}|{ctx.keyring.mac('h5:' + payload)}"
+
+
+def openid_from(ctx: ServiceContext, request: Request) -> str | None:
+    """The cookie's openid, or None for anything else: absent, malformed, forged or expired, never a 500."""
+    raw = request.cookies.get(COOKIE)
+    if not raw or raw.count("|") != 2:
+        return None
+    openid, expiry, mac = raw.split("|")
+    # ASCII digits of a plausible length before int(): "²" passes isdigit() and int() refuses it, and int()
+    # of a string over 4300 digits raises (CPython's conversion limit).
+    if not (expiry.isascii() and expiry.isdigit() and len(expiry) <= 12):
+        return None
+    if not ctx.keyring.verify_mac(f"h5:{openid}|{expiry}", mac):
+        return None
+    now = time.time()
+    if not now <= int(expiry) <= now + TTL_S + 300:  # we never mint one living longer (300 s: clock skew)
+        return None
+    return openid
+
+
+def require_openid(ctx: ServiceContext, request: Request) -> str:
+    """For the JSON API of the pages: a 401 their script shows; the pages themselves go through `login`."""
+    from service.certification.errors import ServiceError
+
+    openid = openid_from(ctx, request)
+    if openid is None:
+        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu", status=401)
+    return openid
+
+
+def remember_user(db: Session, openid: str) -> None:
+    """Record that this WeChat account signed in to the pages (created on first sight, else its last visit)."""
+    user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
+    if user is None:
+        db.add(WeChatUser(openid=openid))
+    else:
+        user.last_seen_at = utcnow()

@@ -1,0 +1,38 @@
+"""Rendering of the H5 pages (Jinja2, autoescaped) with the headers every page gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from service.features.wechat.h5 import voice
+from service.infra.observability.headers import H5_BASE_CSP, H5_CSP
+
+HERE = Path(__file__).parent
+# One policy table for the whole app (service/infra/observability/headers.py); the other security headers are added
+# to every response by its middleware. Only a page that loads WeChat's JS-SDK (jssdk=True) allows its origin.
+CSP = H5_BASE_CSP
+JSSDK_CSP = H5_CSP
+
+templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+
+
+def render(request: Request, name: str, status: int = 200, jssdk: bool = False, **values: Any) -> HTMLResponse:
+    # Every page knows the spoken prompts (body data-voice): h5.js speaks them where the page loads it.
+    values.setdefault("voice", voice.PROMPTS)
+    values.setdefault(
+        "elder_mode", False
+    )  # body data-elder: the roster's default of elder mode (service/features/wechat/h5/elder.py)
+    html = templates.get_template(name).render(request=request, **values)
+    resp = HTMLResponse(html, status_code=status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = JSSDK_CSP if jssdk else CSP
+    return resp
+
+
+def message(request: Request, title: str, text: str, status: int = 200) -> HTMLResponse:
+    return render(request, "message.html", status=status, title=title, text=text)

@@ -1,0 +1,171 @@
+"""Applying for a manual review or a home visit from the H5 pages (the daily-limit, timeout and failed-result
+screens), instead of only a phone number.
+
+Whom the request is for comes from what this WeChat user has done, never from the form: the session the screen
+was about (one of this openid's own sessions: the user's self-certification, or a relative's certification or
+consent for an elder they are bound to), else the person this openid last opened a self-certification for, else
+the name and ID number typed on the form (the same check as opening a session). Plain form posts: the page works
+without script; the H5 cookie is SameSite=Lax and the form carries a token bound to the openid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from service.adapters.http.deps import DB, Ctx
+from service.certification import attempts, sessions
+from service.certification.context import ServiceContext
+from service.certification.errors import ServiceError
+from service.certification.models import Beneficiary, CertSession
+from service.features.console.assist import KINDS_ZH, AssistError, open_request, submit
+from service.features.proxy.models import BindingStatus, ProxyBinding, ProxySession, ProxySessionKind
+from service.features.wechat.h5 import identity
+from service.features.wechat.h5.login import login
+from service.features.wechat.h5.pages import message, render
+from service.features.wechat.models import WeChatSessionLink, WeChatUser
+
+router = APIRouter(include_in_schema=False)
+NOT_YOURS = ("未找到认证记录", "请从公众号菜单“资格认证”重新进入。")
+
+
+@dataclass(frozen=True)
+class Subject:
+    beneficiary: Beneficiary
+    by_relative: bool
+    session_id: str | None
+
+
+def _form_token(ctx: ServiceContext, openid: str) -> str:
+    return ctx.keyring.mac("h5-assist:" + openid)[:32]
+
+
+def _from_session(db: Session, openid: str, session_id: str) -> Subject | None:
+    link = db.get(WeChatSessionLink, session_id)
+    s = db.get(CertSession, session_id)
+    if link is None or s is None or link.openid != openid:
+        return None
+    ps = db.get(ProxySession, session_id)
+    if ps is not None:
+        if ps.kind == ProxySessionKind.VERIFICATION.value or ps.binding_id is None:
+            return None  # the relative's own real-name check: no pension to certify
+        binding = db.get(ProxyBinding, ps.binding_id)
+        if binding is None or binding.status == BindingStatus.ENDED:
+            return None  # unbound since: the relative no longer acts for the elder
+    b = db.get(Beneficiary, s.beneficiary_id)
+    return Subject(b, ps is not None, session_id) if b is not None else None
+
+
+def _subject(db: Session, openid: str, session_id: str) -> Subject | None:
+    """Whom this openid may ask for (see the module's docstring); None: the form asks for name and number."""
+    if session_id:
+        return _from_session(db, openid, session_id)
+    user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
+    b = db.get(Beneficiary, user.beneficiary_id) if user is not None and user.beneficiary_id else None
+    return Subject(b, False, None) if b is not None else None
+
+
+def _page(request: Request, ctx: ServiceContext, openid: str, status: int = 200, **values: Any) -> Response:
+    values.setdefault("error", None)
+    values.setdefault("form", {})
+    done = values.get("done")
+    # The contact phone of a request is shown only to whoever gave it (a relative may see the elder's request).
+    values["own"] = done is not None and done.openid == openid
+    return render(
+        request,
+        "apply.html",
+        status=status,
+        kinds=KINDS_ZH,
+        token=_form_token(ctx, openid),
+        phone=ctx.settings.bureau_phone,
+        **values,
+    )
+
+
+@router.get("/apply")
+def apply_self(ctx: Ctx, db: DB, request: Request) -> Response:
+    return apply_page(ctx, db, request, "")
+
+
+@router.get("/apply/{session}")
+def apply_page(ctx: Ctx, db: DB, request: Request, session: str) -> Response:
+    """The form (or, when a request is already open, its state); `session`: the screen's session, if any."""
+    openid = identity.openid_from(ctx, request)
+    if openid is None:
+        return login(ctx, request)
+    subject = _subject(db, openid, session)
+    if session and subject is None:
+        return message(request, *NOT_YOURS, status=404)
+    existing = open_request(db, subject.beneficiary.id) if subject is not None else None
+    return _page(request, ctx, openid, subject=subject, session=session, done=existing)
+
+
+@router.post("/apply")
+def apply_submit(
+    ctx: Ctx,
+    db: DB,
+    request: Request,
+    kind: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form(max_length=32)] = "",
+    note: Annotated[str, Form(max_length=400)] = "",
+    session: Annotated[str, Form(max_length=36)] = "",
+    name: Annotated[str, Form(max_length=64)] = "",
+    id_number: Annotated[str, Form(max_length=18)] = "",
+    token: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    openid = identity.openid_from(ctx, request)
+    if openid is None or token != _form_token(ctx, openid):
+        return message(request, "页面已过期", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=403)
+    subject = _subject(db, openid, session)
+    if session and subject is None:
+        return message(request, *NOT_YOURS, status=404)
+    form = {"kind": kind, "phone": phone, "note": note, "name": name}
+    try:
+        if subject is None:
+            subject = _typed_subject(db, ctx, name, id_number)
+        actor = attempts.wechat_requester(ctx, openid)
+        b = subject.beneficiary
+        req = submit(db, b, kind, phone, note, openid, actor, subject.session_id, subject.by_relative)
+        db.commit()
+    except AssistError as exc:
+        db.rollback()
+        existing = open_request(db, subject.beneficiary.id) if subject is not None else None
+        if exc.code == "ASSIST_OPEN" and existing is not None:
+            return _page(request, ctx, openid, subject=subject, session=session, done=existing)
+        return _page(
+            request,
+            ctx,
+            openid,
+            exc.status,
+            subject=subject,
+            session=session,
+            done=None,
+            error=exc.message_zh,
+            form=form,
+        )
+    except ServiceError:
+        db.rollback()
+        return _page(
+            request,
+            ctx,
+            openid,
+            404,
+            subject=None,
+            session=session,
+            done=None,
+            error="姓名与身份证号不一致,或不在本地待遇人员名册中",
+            form=form,
+        )
+    return _page(request, ctx, openid, subject=subject, session=session, done=req, submitted=True)
+
+
+def _typed_subject(db: Session, ctx: ServiceContext, name: str, id_number: str) -> Subject:
+    """The person typed on the form: the same check as opening a self session (the name must match)."""
+    b = sessions.find_beneficiary(db, ctx, None, id_number.strip().upper())
+    if b.name.strip() != name.strip():
+        raise ServiceError("BENEFICIARY_UNKNOWN", "name and number do not match", status=404)
+    return Subject(b, False, None)

@@ -1,0 +1,279 @@
+"""The H5 pages and their small JSON helpers. Uploads of the video go to the normal session API; the card goes
+through `/h5/api/sessions/{id}/card` (or `/card-media` for a WeChat JS-SDK media_id) for the instant OCR check,
+then into the same session upload."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Header, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field, StrictBool
+
+from pipelines.liveness.challenge import PROMPTS_ZH
+from pipelines.reasons import ReasonCode
+from service.adapters.http.deps import DB, Ctx, SessionToken
+from service.adapters.http.errors import error_body
+from service.adapters.http.upload import read_limited
+from service.certification import sessions
+from service.certification.errors import ServiceError
+from service.certification.models import Beneficiary, CertSession, Channel, SessionState
+from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
+from service.features.wechat.h5 import cardfirst, devlogin, family, identity, recovery, voice
+from service.features.wechat.h5 import requests as assist_requests
+from service.features.wechat.h5.cardcheck import card_problems
+from service.features.wechat.h5.cardfirst import problem_response as _problem_response
+from service.features.wechat.h5.elder import is_elder
+from service.features.wechat.h5.login import login
+from service.features.wechat.h5.pages import HERE, message, render
+from service.features.wechat.h5.targets import safe_target
+from service.features.wechat.models import WeChatSessionLink, WeChatUser
+from service.features.wechat.oauth import OAuthStateError
+from service.infra.clock import local_today
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/h5", include_in_schema=False)
+# Family sessions about the elder (the relative's own verification is about the relative).
+PROXY_KINDS = ("consent", "certification")
+RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
+
+
+def _openid(ctx: Ctx, request: Request) -> str:
+    """For the JSON API of the pages: a 401 their script shows; the pages themselves go through `login`."""
+    openid = identity.openid_from(ctx, request)
+    if openid is None:
+        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu", status=401)
+    return openid
+
+
+@router.get("/")
+def entry(ctx: Ctx, request: Request) -> Response:
+    """From the account's menu: known browser → start page; otherwise WeChat OAuth (snsapi_base) first."""
+    if identity.openid_from(ctx, request) is None:
+        return login(ctx, request)
+    return render(request, "start.html", proxy_enabled=_proxy_enabled(request))
+
+
+@router.get("/oauth/callback")
+def oauth_callback(ctx: Ctx, db: DB, request: Request, code: str = "", state: str = "") -> Response:
+    channel = getattr(request.app.state, "wechat", None)
+    if channel is None:
+        return message(request, "请在微信中打开", "微信渠道未开通。", status=404)
+    nonce = request.cookies.get(identity.NONCE_COOKIE)
+    try:
+        # Checked again here: a target that passed the MAC is still only ever one of our own pages.
+        target = safe_target(channel.oauth.target_of(state, nonce))
+        openid = channel.oauth.finish(code, state, nonce)
+    except OAuthStateError:
+        return message(request, "链接已失效", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=403)
+    except WeChatError as exc:
+        log.warning("h5 oauth: %s", exc)
+        return message(request, "暂时无法登录", "微信授权失败,请稍后从公众号菜单重新进入。", status=502)
+    identity.remember_user(db, openid)
+    db.commit()
+    resp = RedirectResponse(target, status_code=303)
+    resp.delete_cookie(identity.NONCE_COOKIE, path="/h5")
+    secure = request.url.scheme == "https" or ctx.settings.env == "production"
+    resp.set_cookie(
+        identity.COOKIE,
+        identity.mint(ctx, openid),
+        max_age=identity.TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        path="/",
+    )
+    return resp
+
+
+def _proxy_enabled(_request: Request) -> bool:
+    # The proxy API (service.features.proxy, mounted by create_app) is what the family pages call.
+    return importlib.util.find_spec("service.features.proxy.routes") is not None
+
+
+@router.get("/certify")
+def certify_page(ctx: Ctx, request: Request, mode: str = "self") -> Response:
+    if identity.openid_from(ctx, request) is None:
+        return login(ctx, request)
+    return render(
+        request,
+        "certify.html",
+        mode=mode,
+        prompts=PROMPTS_ZH,
+        retention_days=ctx.settings.retention_days,
+        phone=ctx.settings.bureau_phone,
+        jssdk=True,
+    )
+
+
+@router.get("/family")
+def family_page(ctx: Ctx, request: Request) -> Response:
+    if identity.openid_from(ctx, request) is None:
+        return login(ctx, request)
+    return render(request, "family.html", proxy_enabled=_proxy_enabled(request))
+
+
+class SelfSession(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    id_number: str = Field(min_length=15, max_length=18)
+    # Strict: "yes", "false", 1 are refused (422), never read as consent.
+    consent: StrictBool
+    template_consent: StrictBool = False
+
+
+@router.post("/api/sessions")
+def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> dict[str, Any]:
+    openid = _openid(ctx, request)
+    if not body.consent:
+        raise ServiceError("CONSENT_REQUIRED", "consent is required", status=400)
+    b = sessions.find_beneficiary(db, ctx, None, body.id_number)
+    if b.name.strip() != body.name.strip():
+        # The same answer as an unknown number: the page must not confirm whose number it is.
+        raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "name and number do not match", status=404)
+    new = recovery.start_self_session(db, ctx, b, openid, body.template_consent)
+    user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
+    if user is None:
+        db.add(WeChatUser(openid=openid, beneficiary_id=b.id))
+    else:
+        user.beneficiary_id = b.id  # their own reminders come here from now on
+    db.commit()
+    elder = is_elder(b.birth_date, body.id_number, local_today(ctx.settings))
+    return {**recovery.session_answer(db, ctx, new, openid), "elder_mode": elder}
+
+
+@router.post("/api/operator")
+def operator_login(ctx: Ctx, db: DB, request: Request) -> dict[str, Any]:
+    """The family-member (proxy) account of this openid: the server speaks for the WeChat channel here, so the
+    browser never holds the channel's API key."""
+    from service.features.proxy import operators
+
+    openid = _openid(ctx, request)
+    out = operators.login(db, ctx, "wechat", openid, "wechat-h5")
+    db.commit()
+    return {"operator_id": out.operator.id, "token": out.token}
+
+
+@router.post("/api/sessions/{session_id}/link")
+def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: str) -> dict[str, Any]:
+    """A session opened through the proxy API from these pages: its result page and message go to this openid."""
+    openid = _openid(ctx, request)
+    sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.session_ttl_s)
+    if db.get(WeChatSessionLink, session_id) is None:
+        db.add(WeChatSessionLink(session_id=session_id, openid=openid))
+        db.commit()
+    return {"session_id": session_id, "linked": True}
+
+
+def _store_card(ctx: Ctx, db: DB, session_id: str, token: str | None, data: bytes, ctype: str, rid: str) -> Response:
+    s = sessions.get_session(db, session_id)
+    sessions.check_token(s, token, ctx.settings.session_ttl_s)
+    if sessions.replayed(s, "id_card", rid, data):  # 409 IDEMPOTENCY_MISMATCH for the same key, other content
+        return JSONResponse(sessions.status_view(s))  # a retried request that was already stored
+    b = db.get(Beneficiary, s.beneficiary_id)
+    if ctx.settings.h5_card_check and b is not None:
+        db.rollback()  # no transaction held open during the OCR (seconds)
+        problems = card_problems(data, b.id_hash, ctx.keyring, ctx.settings.model_pack, cached=True)
+        if problems:
+            return _problem_response(problems)
+    s = sessions.get_session(db, session_id, for_update=True)
+    queued = sessions.upload(db, ctx, s, "id_card", data, ctype, rid, None)
+    view = sessions.status_view(s)
+    db.commit()
+    if queued:
+        ctx.enqueue(s.id)
+    if s.state == SessionState.QUEUED:  # "delayed" when no worker is alive to run it (sessions.processing_outlook)
+        view.update(sessions.processing_outlook(ctx, alert=queued))
+    return JSONResponse(view)
+
+
+@router.post("/api/sessions/{session_id}/card")
+def upload_card(
+    ctx: Ctx, db: DB, token: SessionToken, session_id: str, rid: RequestId, file: Annotated[UploadFile, File()]
+) -> Response:
+    data = read_limited(file, ctx.settings.max_image_bytes)
+    return _store_card(ctx, db, session_id, token, data, file.content_type or "", rid)
+
+
+class MediaRef(BaseModel):
+    media_id: str = Field(min_length=1, max_length=128)
+
+
+@router.post("/api/sessions/{session_id}/card-media")
+def upload_card_media(
+    ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: str, rid: RequestId, body: MediaRef
+) -> Response:
+    """The photo taken with JS-SDK chooseImage/uploadImage: our server fetches it from WeChat (media/get)."""
+    channel = getattr(request.app.state, "wechat", None)
+    if channel is None:
+        raise ServiceError("WECHAT_DISABLED", "the WeChat channel is not configured", status=404)
+    sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.session_ttl_s)
+    try:
+        data, ctype = channel.api.download_media(body.media_id)
+    except WeChatMediaExpiredError:
+        expired = error_body(
+            "WECHAT_MEDIA_EXPIRED", "照片已过期,请重新拍摄身份证", "WeChat no longer holds this media id (kept 3 days)"
+        )
+        return JSONResponse(expired, status_code=410)
+    except WeChatError as exc:
+        log.warning("h5 media/get: %s", exc)
+        down = error_body("WECHAT_UNAVAILABLE", "微信服务暂时不可用,请稍后重试", "WeChat media/get failed; retry")
+        return JSONResponse(down, status_code=503)
+    return _store_card(ctx, db, session_id, token, data, ctype, rid)
+
+
+@router.get("/result/{session_id}")
+def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response:
+    openid = identity.openid_from(ctx, request)
+    if openid is None:
+        return login(ctx, request)
+    link = db.get(WeChatSessionLink, session_id)
+    s = db.get(CertSession, session_id)
+    if link is None or s is None or link.openid != openid:
+        return message(request, "未找到认证记录", "请从公众号菜单重新进入。", status=404)
+    b = db.get(Beneficiary, s.beneficiary_id)
+    pending = s.state not in (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
+    reasons = [ReasonCode(r).message_zh for r in s.reasons if r in ReasonCode.__members__]
+    kind = _proxy_kind(db, session_id)
+    # Elder mode by the person's own age: the viewer is the person (not a relative looking at a proxy result).
+    elder_mode = b is not None and kind is None and is_elder(b.birth_date, None, local_today(ctx.settings))
+    return render(
+        request,
+        "result.html",
+        s=s,
+        pending=pending,
+        reasons=reasons,
+        kind=kind,
+        valid_until=b.valid_until if b is not None else None,
+        attempts_left=recovery.attempts_left(db, ctx, s.beneficiary_id, openid),
+        again=s.channel == Channel.SELF and kind is None and recovery.can_continue(s),
+        card_kept=recovery.card_reusable(s),
+        phone=ctx.settings.bureau_phone,
+        elder=b.name if b is not None and kind in PROXY_KINDS else None,
+        elder_mode=elder_mode,
+    )
+
+
+def _proxy_kind(db: DB, session_id: str) -> str | None:
+    """verification / consent / certification for sessions of the family pages; None for self sessions."""
+    from service.features.proxy.models import ProxySession
+
+    row = db.get(ProxySession, session_id)
+    return str(row.kind) if row is not None else None
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in ("h5.css", "h5.js"):
+        return Response(status_code=404)
+    media = "text/css" if name.endswith(".css") else "text/javascript"
+    return FileResponse(HERE / "static" / name, media_type=media)
+
+
+router.include_router(recovery.router)
+router.include_router(family.router)
+router.include_router(assist_requests.router)
+router.include_router(devlogin.router)
+router.include_router(cardfirst.router)
+router.include_router(voice.router)

@@ -1,0 +1,483 @@
+/* H5 certification flow: consent → card (instant OCR feedback) → video (one action at a time) → result.
+   The recording stays in memory until the upload succeeds, so a network failure costs a tap, not a new video. */
+(function () {
+  "use strict";
+  var ACTION_S = 3;       // seconds per challenge action
+  var COUNTDOWN_S = 3;    // before recording starts
+  var ICONS = { turn_left: "⬅", turn_right: "➡", nod: "⬇", blink: "👁", open_mouth: "😮" };
+
+  function $(id) { return document.getElementById(id); }
+  var STEP_VOICE = { "step-consent": "consent", "step-card": "card", "step-confirm": "confirm", "step-video": "video",
+                     "step-wait": "wait", "step-timeout": "timeout", "step-limit": "limit" };
+  function show(id) {
+    var steps = document.querySelectorAll(".step");
+    for (var i = 0; i < steps.length; i++) { steps[i].hidden = steps[i].id !== id; }
+    window.scrollTo(0, 0);
+    speak(STEP_VOICE[id]);
+  }
+  function say(id, text, ok) {
+    var el = $(id); el.textContent = text; el.className = ok ? "feedback ok" : "feedback";
+    // Errors sit above the action and are announced (role=alert); on a small screen they must be visible too.
+    if (!ok && el.scrollIntoView) { el.scrollIntoView({ block: "center" }); }
+  }
+  function errorCode(xhr) {
+    try { var e = JSON.parse(xhr.responseText).error; return (e && e.code) || ""; } catch (_) { return ""; }
+  }
+  var TIMEOUT_CODES = { SESSION_EXPIRED: 1, NONCE_EXPIRED: 1, TOKEN_EXPIRED: 1 };
+  function rid() {
+    var a = new Uint8Array(12); window.crypto.getRandomValues(a);
+    return Array.prototype.map.call(a, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  function errorText(xhr, fallback) {
+    try { var e = JSON.parse(xhr.responseText).error; return (e && e.message) || fallback; } catch (_) { return fallback; }
+  }
+  function send(method, url, body, opts) {
+    opts = opts || {};
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open(method, url);
+      if (opts.token) { xhr.setRequestHeader("Authorization", "Bearer " + opts.token); }
+      if (opts.rid) { xhr.setRequestHeader("Idempotency-Key", opts.rid); }
+      if (body && !(body instanceof FormData)) { xhr.setRequestHeader("Content-Type", "application/json"); body = JSON.stringify(body); }
+      if (opts.progress && xhr.upload) {
+        xhr.upload.onprogress = function (ev) { if (ev.lengthComputable) { opts.progress(ev.loaded / ev.total); } };
+      }
+      xhr.onload = function () { (xhr.status >= 200 && xhr.status < 300 ? resolve : reject)(xhr); };
+      xhr.onerror = function () { reject(xhr); };
+      xhr.send(body || null);
+    });
+  }
+
+  // Spoken prompts (service/features/wechat/h5/voice.py): the browser's zh-CN voice where it has one, else the project's audio
+  // file of the prompt; muted by the visible button (remembered), replayed by the other. Text stays on screen.
+  var VOICE = JSON.parse(document.body.dataset.voice || "{}");
+  var lastSpoken = null, player = null;
+  function muted() { return localStorage.getItem("h5muted") === "1"; }
+  function zhVoice() {
+    if (!window.speechSynthesis || !window.SpeechSynthesisUtterance) { return null; }
+    var voices = window.speechSynthesis.getVoices();
+    for (var i = 0; i < voices.length; i++) {
+      if (/^zh[-_](CN|Hans)/i.test(voices[i].lang)) { return voices[i]; }
+    }
+    return null;
+  }
+  function speak(key) {
+    if (!VOICE[key]) { return; }
+    lastSpoken = key;
+    if (muted()) { return; }
+    document.body.dataset.spoken = key;
+    var voice = zhVoice();
+    if (voice) {
+      window.speechSynthesis.cancel();
+      var u = new window.SpeechSynthesisUtterance(VOICE[key]); u.voice = voice; u.lang = "zh-CN"; u.rate = 0.9;
+      window.speechSynthesis.speak(u);
+      return;
+    }
+    if (!player) { player = new Audio(); }
+    player.pause(); player.src = "/h5/audio/" + key;
+    var played = player.play();
+    if (played && played.catch) { played.catch(function () {}); } // autoplay refused: the replay button remains
+  }
+  function stopSpeaking() {
+    if (window.speechSynthesis) { window.speechSynthesis.cancel(); }
+    if (player) { player.pause(); }
+  }
+  // Elder mode: bigger type, fewer words; on by default once the roster says 60 or more, remembered here.
+  function applyElder(on) {
+    document.body.classList.toggle("elder", on);
+    var t = $("elder-toggle"); if (t) { t.setAttribute("aria-pressed", on ? "true" : "false"); }
+  }
+  function setElder(on) { applyElder(on); localStorage.setItem("h5elder", on ? "1" : "0"); }
+  // The roster's default (the server's data-elder, a session's elder_mode) until the person chooses.
+  function elderByDefault(on) { if (localStorage.getItem("h5elder") === null) { applyElder(on); } }
+  function controlBar() {
+    var bar = document.createElement("div"); bar.className = "controls";
+    function add(id, text, fn) {
+      var b = document.createElement("button"); b.type = "button"; b.id = id; b.className = "ctl"; b.textContent = text;
+      b.onclick = fn; bar.appendChild(b); return b;
+    }
+    var mute = add("voice-mute", "", function () {
+      localStorage.setItem("h5muted", muted() ? "0" : "1"); label();
+      if (muted()) { stopSpeaking(); } else if (lastSpoken) { speak(lastSpoken); }
+    });
+    function label() {
+      mute.textContent = muted() ? "打开声音" : "关闭声音";
+      mute.setAttribute("aria-pressed", muted() ? "true" : "false");
+    }
+    label();
+    add("voice-replay", "再听一遍", function () { if (lastSpoken) { localStorage.setItem("h5muted", "0"); label(); speak(lastSpoken); } });
+    add("elder-toggle", "大字", function () { setElder(!document.body.classList.contains("elder")); });
+    var header = document.querySelector("header.bar");
+    header.parentNode.insertBefore(bar, header.nextSibling);
+  }
+  controlBar();
+  applyElder(localStorage.getItem("h5elder") === "1");
+  elderByDefault(document.body.dataset.elder === "yes");
+  var resultBox = $("result");
+  if (resultBox) {
+    var d = resultBox.dataset.decision, st0 = resultBox.dataset.state;
+    speak(d || (st0 === "queued" || st0 === "processing" ? "wait" : "reject"));
+  }
+
+  var app = $("app");
+  if (app) { certify(app); }
+  var again = $("again");
+  if (again) { again.onclick = function () { continueAfter($("result").dataset.session, "again-feedback"); }; }
+
+  // A new session after a failed or timed-out one (card kept when it was not the problem): on to /h5/certify.
+  function continueAfter(sessionId, feedback) {
+    say(feedback, "正在准备…", true);
+    send("POST", "/h5/api/sessions/" + sessionId + "/again").then(function (xhr) {
+      sessionStorage.setItem("h5session", xhr.responseText); sessionStorage.removeItem("h5current");
+      location.href = "/h5/certify?mode=self";
+    }, function (xhr) {
+      if (errorCode(xhr) === "ATTEMPTS_EXCEEDED") { location.reload(); return; } // the page then shows the limit
+      say(feedback, errorText(xhr, "暂时无法继续,请稍后重试"));
+    });
+  }
+  var family = $("family-app");
+  if (family && family.dataset.enabled === "yes") { familyPage(); }
+
+  function familyPage() {
+    var op = null;
+    function go(mode, elder) {
+      return function (xhr) {
+        var handed = JSON.parse(xhr.responseText); if (elder) { handed.elder_name = elder; }
+        sessionStorage.setItem("h5session", JSON.stringify(handed)); location.href = "/h5/certify?mode=" + mode;
+      };
+    }
+    function fail(xhr) { say("family-feedback", errorText(xhr, "操作失败,请稍后重试")); }
+    function api(method, path, body) { return send(method, "/api/v1/proxy" + path, body, { token: op }); }
+    var STATUS = { active: "已绑定", pending_consent: "待家人本人确认", ended: "已解绑" };
+    function button(text, cls, fn) { var b = document.createElement("button"); b.type = "button"; b.className = "btn " + cls; b.textContent = text; b.onclick = fn; return b; }
+    // Unbinding ends the relative's right to certify: a separate, smaller control that asks first.
+    function unbindControl(b) {
+      var box = document.createElement("div"); box.className = "unbind-box";
+      var ask = button("解除绑定…", "link unbind", null), confirmBox = document.createElement("div");
+      confirmBox.hidden = true; confirmBox.className = "confirm";
+      var q = document.createElement("p"); q.className = "big"; q.setAttribute("role", "alert");
+      q.textContent = "确定解除与" + b.elder_name + "的绑定吗?解除后不能再为其代办认证。";
+      confirmBox.appendChild(q);
+      confirmBox.appendChild(button("确定解除", "danger unbind-confirm", function () { api("DELETE", "/bindings/" + b.binding_id).then(load, fail); }));
+      confirmBox.appendChild(button("取消", "unbind-cancel", function () { confirmBox.hidden = true; ask.hidden = false; ask.focus(); }));
+      ask.onclick = function () { ask.hidden = true; confirmBox.hidden = false; confirmBox.querySelector(".unbind-cancel").focus(); };
+      box.appendChild(ask); box.appendChild(confirmBox);
+      return box;
+    }
+    // Certified until / due / in review, under each bound elder's name.
+    function elderStatus() {
+      send("GET", "/h5/api/family/elders", null, { token: op }).then(function (xhr) {
+        JSON.parse(xhr.responseText).elders.forEach(function (e) {
+          var li = document.querySelector('li.binding[data-binding="' + e.binding_id + '"]'); if (!li) { return; }
+          var p = document.createElement("p"); p.className = "elder-status " + e.state; p.dataset.state = e.state;
+          p.textContent = e.text; li.insertBefore(p, li.children[1] || null);
+        });
+      });
+    }
+    function load() {
+      api("GET", "/operators/me").then(function (xhr) {
+        var me = JSON.parse(xhr.responseText), list = $("bindings");
+        list.textContent = "";
+        if (!me.verified) { $("family-status").textContent = "请先完成本人实名核验。"; $("verify-first").hidden = false; return; }
+        $("family-status").textContent = me.bindings.length ? "您绑定的家人:" : "您还没有绑定家人。";
+        $("bind-form").hidden = false;
+        me.bindings.filter(function (b) { return b.status !== "ended"; }).forEach(function (b) {
+          var li = document.createElement("li"); li.className = "binding"; li.dataset.status = b.status; li.dataset.binding = b.binding_id;
+          var t = document.createElement("p"); t.className = "big"; t.textContent = b.elder_name + "(" + b.elder_id_masked + ")· " + (STATUS[b.status] || b.status);
+          li.appendChild(t);
+          if (b.status === "active") {
+            li.appendChild(button("为" + b.elder_name + "认证", "primary certify-elder", function () { api("POST", "/bindings/" + b.binding_id + "/sessions").then(go("proxy", b.elder_name), fail); }));
+          } else if (b.status === "pending_consent") {
+            li.appendChild(button("请" + b.elder_name + "本人录像确认", "primary consent-elder", function () { api("POST", "/bindings/" + b.binding_id + "/consent", { method: "live_video" }).then(go("consent", b.elder_name), fail); }));
+          }
+          li.appendChild(unbindControl(b));
+          list.appendChild(li);
+        });
+        elderStatus();
+      }, fail);
+    }
+    // Read, don't type: a card photo fills the name and number (card-read); the binding and the verification
+    // still check them against the roster, and the verification's own card step against the card.
+    function prefillFromCard(button, file, nameId, idId) {
+      if (!$(button)) { return; }
+      $(button).onclick = function () { $(file).click(); };
+      $(file).onchange = function () {
+        var f = this.files && this.files[0]; if (!f) { return; }
+        this.value = ""; say("family-feedback", "正在识别,请稍候…", true); speak("card_reading");
+        var fd = new FormData(); fd.append("file", f, f.name || "card.jpg");
+        send("POST", "/h5/api/card-read", fd).then(function (xhr) {
+          var r = JSON.parse(xhr.responseText); $(nameId).value = r.name || ""; $(idId).value = r.id_number || "";
+          say("family-feedback", "已识别,请核对姓名和身份证号", true); speak("confirm");
+        }, function (xhr) { if (xhr.status === 422) { speak("card_retake"); } fail(xhr); });
+      };
+    }
+    prefillFromCard("op-card-button", "op-card-file", "op-name", "op-id");
+    prefillFromCard("elder-card-button", "elder-card-file", "elder-name", "elder-id");
+    $("op-verify") && ($("op-verify").onclick = function () {
+      api("POST", "/operators/me/verification", { name: $("op-name").value.trim(), id_number: $("op-id").value.trim().toUpperCase(),
+        template_consent: $("op-template").checked }).then(go("verify"), fail);
+    });
+    $("bind").onclick = function () {
+      api("POST", "/bindings", { elder_name: $("elder-name").value.trim(), elder_id_number: $("elder-id").value.trim().toUpperCase(),
+        relationship: $("relationship").value }).then(function () { say("family-feedback", "绑定成功", true); load(); }, fail);
+    };
+    send("POST", "/h5/api/operator").then(function (xhr) { op = JSON.parse(xhr.responseText).token; load(); }, fail);
+  }
+
+  function certify(app) {
+    var prompts = JSON.parse(app.dataset.prompts || "{}");
+    var mode = app.dataset.mode;
+    var s = null;            // {session_id, token, challenge, elder_name?}
+    var recording = null;    // {blob, type, rid}: kept until uploaded
+
+    // The session in progress survives a reload: kept in this tab, its state read back from the server.
+    function begin(session, step) {
+      s = session; app.dataset.session = s.session_id;
+      sessionStorage.setItem("h5current", JSON.stringify({ s: s, mode: mode }));
+      nameElder(s.elder_name);
+      if (typeof s.attempts_left === "number") {
+        $("attempts").hidden = false; $("attempts").textContent = "今天还可以尝试 " + s.attempts_left + " 次。";
+      }
+      goStep(step);
+    }
+    function goStep(step) {
+      if (step === "video") { show("step-video"); startCamera(); }
+      else if (step === "wait") { show("step-wait"); poll(); }
+      else { show("step-card"); setupWx(); }
+    }
+    function nameElder(name) {
+      if (!name || mode === "self" || mode === "verify") { return; }
+      $("who").hidden = false;
+      $("who").textContent = mode === "consent" ? "请" + name + "本人确认" : "正在为" + name + "认证";
+      Array.prototype.forEach.call(document.querySelectorAll(".elder-of"), function (el) { el.textContent = "为" + name + "认证:"; });
+      Array.prototype.forEach.call(document.querySelectorAll(".elder-name"), function (el) { el.textContent = name; });
+    }
+    function stopped(xhr, feedback, fallback) {
+      var code = errorCode(xhr);
+      if (code === "ATTEMPTS_EXCEEDED") { sessionStorage.removeItem("h5current"); applyFor(); show("step-limit"); return; }
+      if (TIMEOUT_CODES[code]) { timedOut(); return; }
+      say(feedback, errorText(xhr, fallback));
+    }
+    // "申请人工审核或上门认证" is for the person of the session in progress (none yet: the form asks who).
+    function applyFor() {
+      if (!s || !s.session_id) { return; }
+      Array.prototype.forEach.call(document.querySelectorAll(".apply-link"), function (a) { a.href = "/h5/apply/" + s.session_id; });
+    }
+    function timedOut() {
+      applyFor();
+      if (mode !== "self") {  // family sessions are opened again from the family page
+        $("timeout-text").textContent = "为保护信息安全,认证需在规定时间内完成。请返回家人列表重新开始。";
+        $("timeout-again").textContent = "返回家人列表";
+      }
+      show("step-timeout");
+    }
+    $("timeout-again").onclick = function () {
+      if (mode !== "self") { location.href = "/h5/family"; return; }
+      say("timeout-feedback", "正在准备…", true);
+      send("POST", "/h5/api/sessions/" + s.session_id + "/again").then(function (xhr) {
+        var next = JSON.parse(xhr.responseText); begin(next, next.card_kept ? "video" : "card");
+      }, function (xhr) { stopped(xhr, "timeout-feedback", "暂时无法继续,请稍后重试"); });
+    };
+    function restore(saved) {
+      s = saved.s;
+      send("GET", "/api/v1/sessions/" + s.session_id, null, { token: s.token }).then(function (xhr) {
+        var st = JSON.parse(xhr.responseText);
+        if (st.state === "open" && Date.parse(st.challenge.expires_at) < Date.now()) { nameElder(s.elder_name); timedOut(); }
+        else if (st.state === "open") { begin(s, st.uploads.id_card ? "video" : "card"); }
+        else if (st.state === "queued" || st.state === "processing") { begin(s, "wait"); }
+        else { sessionStorage.removeItem("h5current"); location.href = "/h5/result/" + s.session_id; }
+      }, function (xhr) {
+        if (xhr.status === 401 || xhr.status === 410) { nameElder(s.elder_name); timedOut(); }
+        else { sessionStorage.removeItem("h5current"); }
+      });
+    }
+
+    // Read, don't type (service/features/wechat/h5/cardfirst.py): consent → card photo → the name and number read from it,
+    // confirmed ("是您本人吗?") → the session, opened with the confirmed values → the same photo to the session.
+    var pendingCard = null;  // the photo read before the session existed; uploaded to it once opened
+    $("consent").onchange = function () { if (this.checked) { say("consent-feedback", "", true); } };
+    $("consent-next").onclick = function () {
+      if (!$("consent").checked) { return say("consent-feedback", "请先勾选同意认证须知"); }
+      show("step-card");
+    };
+    function spaced(n) { return n.length === 18 ? n.slice(0, 6) + " " + n.slice(6, 14) + " " + n.slice(14) : n; }
+    function readCard(f) {
+      say("card-feedback", "正在识别,请稍候…", true); speak("card_reading");
+      var fd = new FormData(); fd.append("file", f, f.name || "card.jpg");
+      send("POST", "/h5/api/card-read", fd).then(function (xhr) {
+        pendingCard = f; confirmRead(JSON.parse(xhr.responseText));
+      }, function (xhr) {
+        if (xhr.status === 404 && errorCode(xhr) === "CARD_READ_DISABLED") { pendingCard = f; return confirmRead(null); }
+        if (xhr.status === 422) { speak("card_retake"); }
+        stopped(xhr, "card-feedback", "上传失败,请检查网络后重拍");
+      });
+    }
+    function confirmRead(read) {
+      say("card-feedback", "", true); say("confirm-feedback", "", true);
+      $("name").value = (read && read.name) || ""; $("id-number").value = (read && read.id_number) || "";
+      $("read-name").textContent = $("name").value || "—"; $("read-number").textContent = spaced($("id-number").value) || "—";
+      var editing = !$("name").value || !$("id-number").value;  // nothing read (OCR off): typed after all
+      $("confirm-edit-box").hidden = !editing; $("confirm-edit").hidden = editing; $("read-box").hidden = editing;
+      show("step-confirm");
+    }
+    $("confirm-edit").onclick = function () {
+      // The fields replace the large read: one version of the name and number on screen, the one sent.
+      $("confirm-edit-box").hidden = false; $("confirm-edit").hidden = true; $("read-box").hidden = true; $("name").focus();
+    };
+    $("confirm-yes").onclick = function () {
+      var body = { name: $("name").value.trim(), id_number: $("id-number").value.trim().toUpperCase(),
+                   consent: true, template_consent: $("template-consent").checked };
+      if (!body.name || body.id_number.length < 15) { return say("confirm-feedback", "请填写姓名和身份证号"); }
+      say("confirm-feedback", "正在核对…", true);
+      send("POST", "/h5/api/sessions", body).then(function (xhr) {
+        var opened = JSON.parse(xhr.responseText);
+        if (opened.elder_mode && localStorage.getItem("h5elder") === null) { setElder(true); }
+        begin(opened, "card");
+        if (pendingCard) { uploadCard(pendingCard); pendingCard = null; }
+      }, function (xhr) { stopped(xhr, "confirm-feedback", "暂时无法开始认证,请稍后重试"); });
+    };
+    // Family flows (operator verification, elder consent, proxy certification) and a continued self session
+    // arrive with their session; otherwise a reload finds the session in progress in this tab.
+    var handed = sessionStorage.getItem("h5session");
+    var saved = JSON.parse(sessionStorage.getItem("h5current") || "null");
+    if (handed) {
+      sessionStorage.removeItem("h5session");
+      var h = JSON.parse(handed);
+      if (mode !== "self") { send("POST", "/h5/api/sessions/" + h.session_id + "/link", null, { token: h.token }); }
+      begin(h, h.card_kept ? "video" : "card");
+    } else if (saved && saved.mode === mode && saved.s) {
+      restore(saved);
+    } else {
+      speak("consent");
+    }
+
+    function cardDone() {
+      say("card-feedback", "身份证已识别", true);
+      goStep("video");
+    }
+    function cardFailed(xhr) {
+      if (xhr.status === 422) { speak("card_retake"); }
+      stopped(xhr, "card-feedback", "上传失败,请检查网络后重拍");
+    }
+
+    function uploadCard(f) {
+      say("card-feedback", "正在识别,请稍候…", true); speak("card_reading");
+      var fd = new FormData(); fd.append("file", f, f.name || "card.jpg");
+      send("POST", "/h5/api/sessions/" + s.session_id + "/card", fd, { token: s.token, rid: rid() })
+        .then(cardDone, cardFailed);
+    }
+    $("card-button").onclick = function () { $("card-file").click(); };
+    $("card-file").onchange = function () {
+      var f = this.files && this.files[0]; if (!f) { return; }
+      if (s) { uploadCard(f); } else { readCard(f); }  // no session yet: read first, confirm, then open it
+      this.value = "";
+    };
+
+    // Inside WeChat: JS-SDK chooseImage/uploadImage; our server fetches the photo by media_id.
+    function setupWx() {
+      if (!s || !window.wx || !/MicroMessenger/i.test(navigator.userAgent)) { return; }
+      send("GET", "/api/v1/wechat/jssdk-config?url=" + encodeURIComponent(location.href.split("#")[0])).then(function (xhr) {
+        var cfg = JSON.parse(xhr.responseText); cfg.debug = false; window.wx.config(cfg);
+        $("card-wx").hidden = false;
+        $("card-wx").onclick = function () {
+          window.wx.chooseImage({ count: 1, sizeType: ["original"], sourceType: ["camera"], success: function (res) {
+            window.wx.uploadImage({ localId: res.localIds[0], isShowProgressTips: 1, success: function (up) {
+              say("card-feedback", "正在识别,请稍候…", true);
+              send("POST", "/h5/api/sessions/" + s.session_id + "/card-media", { media_id: up.serverId },
+                   { token: s.token, rid: rid() }).then(cardDone, cardFailed);
+            } });
+          } });
+        };
+      });
+    }
+
+    var stream = null;
+    function startCamera() {
+      $("record").hidden = false;
+      if (!navigator.mediaDevices || !window.MediaRecorder) { return fallback(); }
+      navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false }).then(function (st) {
+        stream = st; $("preview").srcObject = st;
+      }, fallback);
+    }
+    function fallback() {
+      $("record").hidden = true; $("video-fallback").hidden = false;
+      $("action-text").textContent = "请录制视频,依次:" + s.challenge.actions.map(function (a) { return prompts[a] || a; }).join(",");
+    }
+    $("video-fallback").onclick = function () { $("video-file").click(); };
+    $("video-file").onchange = function () {
+      var f = this.files && this.files[0]; if (!f) { return; }
+      recording = { blob: f, type: f.type || "video/mp4", rid: rid() }; upload();
+    };
+
+    $("record").onclick = function () {
+      $("record").hidden = true;
+      var n = COUNTDOWN_S;
+      $("countdown").textContent = n;
+      var timer = setInterval(function () {
+        n -= 1; $("countdown").textContent = n > 0 ? n : "";
+        if (n <= 0) { clearInterval(timer); record(); }
+      }, 1000);
+    };
+
+    function record() {
+      var type = MediaRecorder.isTypeSupported("video/webm") ? "video/webm" : "video/mp4";
+      var rec = new MediaRecorder(stream, { mimeType: type });
+      var chunks = [];
+      rec.ondataavailable = function (e) { if (e.data && e.data.size) { chunks.push(e.data); } };
+      rec.onstop = function () {
+        recording = { blob: new Blob(chunks, { type: type }), type: type, rid: rid() };
+        $("action-text").textContent = "录制完成"; $("countdown").textContent = "";
+        stream.getTracks().forEach(function (t) { t.stop(); });
+        upload();
+      };
+      rec.start(500);
+      var actions = s.challenge.actions, i = 0;
+      function next() {
+        if (i >= actions.length) { rec.stop(); return; }
+        var a = actions[i];
+        $("action-text").textContent = (ICONS[a] || "") + " " + (prompts[a] || a); speak("action_" + a);
+        var left = ACTION_S; $("countdown").textContent = left;
+        var t = setInterval(function () {
+          left -= 1; $("countdown").textContent = left > 0 ? left : "";
+          if (left <= 0) { clearInterval(t); i += 1; next(); }
+        }, 1000);
+      }
+      next();
+    }
+
+    function upload() {
+      $("retry").hidden = true; $("upload-progress").hidden = false; $("upload-progress").value = 0;
+      say("video-feedback", "正在上传视频…", true); speak("uploading");
+      var fd = new FormData();
+      fd.append("file", recording.blob, recording.type.indexOf("webm") >= 0 ? "video.webm" : "video.mp4");
+      fd.append("nonce", s.challenge.nonce);
+      send("POST", "/api/v1/sessions/" + s.session_id + "/video", fd, {
+        token: s.token, rid: recording.rid, progress: function (p) { $("upload-progress").value = Math.round(p * 100); }
+      }).then(function () {
+        goStep("wait");
+      }, function (xhr) {
+        if (xhr.status === 0 || xhr.status >= 500) {
+          // Same recording, same Idempotency-Key: a retry never stores the video twice.
+          $("retry").hidden = false; say("video-feedback", "网络不稳定,视频已保留,请点击重新上传");
+        } else {
+          $("upload-progress").hidden = true;
+          stopped(xhr, "video-feedback", "视频无法提交,请重新录制");
+        }
+      });
+    }
+    $("retry").onclick = upload;
+
+    function poll() {
+      send("GET", "/api/v1/sessions/" + s.session_id, null, { token: s.token }).then(function (xhr) {
+        var st = JSON.parse(xhr.responseText).state;
+        if (st === "decided" || st === "failed" || st === "expired") { finish(); }
+        else { setTimeout(poll, 1500); }
+      }, function (xhr) {
+        // 401: the session token's lifetime is over (TOKEN_EXPIRED); the result page needs only the WeChat login.
+        if (xhr.status === 401) { finish(); }
+        else { setTimeout(poll, 3000); }
+      });
+    }
+    function finish() { sessionStorage.removeItem("h5current"); location.href = "/h5/result/" + s.session_id; }
+  }
+})();

@@ -1,0 +1,116 @@
+"""Spoken prompts of the H5 pages: every prompt and result is also spoken in Mandarin.
+
+The page speaks with the Web Speech API where the browser has a zh-CN voice; otherwise it plays
+`/h5/audio/{key}`: the bureau's own recording `{key}.mp3` (or `.wav`) from the folder `h5_audio_dir` when
+there is one, else a file generated from the text below by espeak-ng (Debian's free TTS) into
+var_dir/h5-audio (on first request, or all at once with `python scripts/h5_audio.py`). The generated name
+carries a hash of the text, so a changed prompt is spoken anew and never from a stale file."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import av
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, Response
+
+from pipelines.liveness.challenge import PROMPTS_ZH
+from service.adapters.http.deps import Ctx
+from service.infra.config import Settings
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+# The pinned prompt list: key → what is said (short: the text on screen stays longer).
+PROMPTS: dict[str, str] = {
+    "consent": "请阅读认证须知,同意后点下面的按钮。",
+    "card": "请拍身份证人像面,四个角都拍进去。",
+    "card_reading": "正在识别,请稍候。",
+    "card_retake": "照片没拍好,请重新拍身份证。",
+    "confirm": "是您本人吗?请核对姓名和身份证号。",
+    "video": "请把脸放进框里,点开始录制。",
+    "uploading": "正在上传,请稍候。",
+    "wait": "正在核验,请稍候。",
+    "accept": "认证通过。",
+    "review": "已转人工审核,请等待通知。",
+    "reject": "认证未通过,可以再试一次。",
+    "timeout": "认证已超时,点继续认证。",
+    "limit": "今天的认证次数用完了,明天再试。",
+    **{f"action_{key}": text for key, text in PROMPTS_ZH.items()},
+}
+MEDIA_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
+ESPEAK = "espeak-ng"
+VOICE = "cmn"  # espeak-ng's Mandarin
+
+
+def cache_dir(settings: Settings) -> Path:
+    return settings.var_dir / "h5-audio"
+
+
+def generated_path(settings: Settings, key: str) -> Path:
+    digest = hashlib.sha256(PROMPTS[key].encode()).hexdigest()[:10]
+    return cache_dir(settings) / f"{key}-{digest}.mp3"
+
+
+def _to_mp3(wav: Path, out: Path) -> None:
+    """Mono MP3 at 24 kbit/s (speech): a few KB a prompt, and every phone browser plays it."""
+    with av.open(str(wav)) as src, av.open(str(out), "w", format="mp3") as dst:
+        stream = dst.add_stream("libmp3lame", rate=22050, layout="mono")
+        stream.bit_rate = 24_000
+        for frame in src.decode(audio=0):
+            frame.pts = None
+            for packet in stream.encode(frame):
+                dst.mux(packet)
+        for packet in stream.encode(None):
+            dst.mux(packet)
+
+
+def generate(settings: Settings, key: str) -> Path | None:
+    """The generated file of `key`, made now if missing; None where espeak-ng is not installed."""
+    out = generated_path(settings, key)
+    if out.exists():
+        return out
+    if shutil.which(ESPEAK) is None:
+        log.warning("h5 voice: %s is not installed; no audio for %s", ESPEAK, key)
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        wav, mp3 = Path(tmp) / "p.wav", Path(tmp) / "p.mp3"
+        subprocess.run([ESPEAK, "-v", VOICE, "-s", "140", "-w", str(wav), PROMPTS[key]], check=True, timeout=30)
+        _to_mp3(wav, mp3)
+        os.replace(mp3, out)  # atomic: a concurrent request sees the whole file or none
+    return out
+
+
+def bureau_file(settings: Settings, key: str) -> Path | None:
+    folder = settings.h5_audio_dir
+    if folder is None:
+        return None
+    for suffix in MEDIA_TYPES:
+        path = folder / f"{key}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def audio_file(settings: Settings, key: str) -> Path | None:
+    """The bureau's recording of `key` if it has one, else the generated one."""
+    return bureau_file(settings, key) or generate(settings, key)
+
+
+@router.get("/audio/{key}")
+def audio(ctx: Ctx, key: str) -> Response:
+    if key not in PROMPTS:
+        return Response(status_code=404)
+    path = audio_file(ctx.settings, key)
+    if path is None:
+        return Response(status_code=404)
+    # Public, the same for everyone: phones may keep it for a day.
+    headers = {"Cache-Control": "public, max-age=86400"}
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=headers)

@@ -1,0 +1,59 @@
+"""WeChat channel tables: who (openid) uses the H5 pages, which sessions they opened, and one row per
+notification (the unique key makes every result message and reminder go out at most once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.certification.models import utcnow
+from service.infra.db.engine import Base
+
+
+class WeChatUser(Base):
+    __tablename__ = "wechat_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), unique=True)
+    # The person this openid last opened a session for. Reminders do not follow it (an opened session proves
+    # nothing): they go to the openid of the person's latest accepted self-certification (wechat/notify.py).
+    beneficiary_id: Mapped[int | None] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WeChatSessionLink(Base):
+    """A certification session opened from the H5 pages: its result is sent to this openid."""
+
+    __tablename__ = "wechat_sessions"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("cert_sessions.id"), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class NoticeStatus:
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # no longer true when its turn came (e.g. a reminder after an accept): not sent
+
+
+class WeChatNotice(Base):
+    __tablename__ = "wechat_notices"
+    # kind + ref + openid: one result message per session, one reminder per (beneficiary, valid_until).
+    __table_args__ = (UniqueConstraint("kind", "ref", "openid", name="uq_wechat_notice"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # result | review | due_soon | overdue | suspended
+    ref: Mapped[str] = mapped_column(String(80))
+    openid: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default=NoticeStatus.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    msgid: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

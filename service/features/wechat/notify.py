@@ -1,0 +1,269 @@
+"""WeChat notifications: the result of a certification, a staff decision on a review case, the due-soon
+reminder, the overdue notice and the suspension notice (what each says: service/features/wechat/messages.py).
+
+Each notice is first recorded (a unique row per kind + reference + openid), then delivered; so a notice goes
+out at most once however often the schedule runs or however many schedulers there are. A failed delivery is
+retried on later runs up to ``wechat_notify_max_attempts``, then marked failed (the record keeps the error).
+A process that dies between claiming and sending leaves the row in ``sending``: it is not re-sent, because
+sending twice is worse for a pensioner than a missing reminder that the yearly letter also covers.
+
+Reminders are correct by construction (issue 21): only to the openid that certified the person themselves
+through the H5 pages (an accepted self session, not one merely opened), only for a real, lapsing or lapsed
+validity date, a suspension notice only when the status is really ``suspended``, never while a session of that
+person is in flight or awaits review; and checked again just before sending, so a reminder queued a second
+before an accept (which moves the date) is cancelled, not sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.certification.context import ServiceContext
+from service.certification.cycle import CycleRules, CycleState, cycle_state
+from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, Channel, SessionState, utcnow
+from service.features.console.models import AssistRequest
+from service.features.proxy.models import ProxySession
+from service.features.wechat.client import WeChatApi
+from service.features.wechat.errors import WeChatError
+from service.features.wechat.messages import Message, assist_message, decision_message, reminder_message, template_kind
+from service.features.wechat.models import NoticeStatus, WeChatNotice, WeChatSessionLink
+from service.infra.clock import local_today
+
+log = logging.getLogger(__name__)
+
+# Only recent decisions are scanned for result messages: the scan stays small as sessions accumulate.
+RESULT_WINDOW = dt.timedelta(days=7)
+REMINDERS = ("due_soon", "overdue", "suspended")
+STAFF_DECISION = "review"  # notice kind of a staff decision on a review case (ref: the session id)
+ASSIST = "assist"  # a citizen's manual-review / home-visit request closed by staff (ref: the request id)
+
+
+@dataclass
+class NoticeRun:
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+def _record(db: Session, kind: str, ref: str, openid: str) -> bool:
+    """Insert the notice row unless it exists. True when this call created it."""
+    exists = db.scalar(
+        select(WeChatNotice.id).where(WeChatNotice.kind == kind, WeChatNotice.ref == ref, WeChatNotice.openid == openid)
+    )
+    if exists is not None:
+        return False
+    try:
+        with db.begin_nested():  # a concurrent scheduler may insert the same row: the constraint decides
+            db.add(WeChatNotice(kind=kind, ref=ref, openid=openid))
+    except IntegrityError:
+        return False
+    return True
+
+
+def reminder_kind(b: Beneficiary, today: dt.date, rules: CycleRules) -> str | None:
+    """The reminder `b` is due on `today`, if any: due_soon / overdue (still paid) / suspended."""
+    if b.valid_until is None:
+        return None  # undated: nothing true to remind of (service/certification/cycle.py)
+    state = cycle_state(b.status, b.valid_until, today, rules)
+    if b.status == BeneficiaryStatus.SUSPENDED:
+        return "suspended" if state is CycleState.OVERDUE and b.suspended_on is not None else None
+    if b.status != BeneficiaryStatus.ACTIVE:
+        return None
+    return {CycleState.DUE_SOON: "due_soon", CycleState.OVERDUE: "overdue"}.get(state)
+
+
+def in_flight(now: dt.datetime) -> ColumnElement[bool]:
+    """A session that is not final: uploads awaited, queued, being processed, or an open review case (the
+    same cases as service.features.console.review_queue.open_case_filter: review decision or failed job)."""
+    return or_(
+        (CertSession.state == SessionState.OPEN) & (CertSession.expires_at > now),
+        CertSession.state.in_((SessionState.QUEUED, SessionState.PROCESSING, SessionState.FAILED)),
+        (CertSession.state == SessionState.DECIDED) & (CertSession.decision == "review"),
+    )
+
+
+def busy(db: Session, beneficiary_id: int, now: dt.datetime) -> bool:
+    q = select(CertSession.id).where(CertSession.beneficiary_id == beneficiary_id, in_flight(now)).limit(1)
+    return db.scalar(q) is not None
+
+
+def _reminder_ref(beneficiary_id: int, until: dt.date) -> str:
+    # One reminder per kind and validity period: a new certification moves valid_until and re-arms them.
+    return f"{beneficiary_id}:{until.isoformat()}"
+
+
+def _own_openids(db: Session, today: dt.date, rules: CycleRules) -> dict[int, tuple[str, Beneficiary]]:
+    """Beneficiaries whose date is due within the reminder window, with the openid of their latest accepted
+    self-certification through the H5 pages (a relative's proxy or verification session does not count)."""
+    horizon = today + dt.timedelta(days=rules.due_soon_days)
+    rows = db.execute(
+        select(WeChatSessionLink.openid, Beneficiary)
+        .join(CertSession, CertSession.id == WeChatSessionLink.session_id)
+        .join(Beneficiary, Beneficiary.id == CertSession.beneficiary_id)
+        .outerjoin(ProxySession, ProxySession.session_id == CertSession.id)
+        .where(
+            CertSession.channel == Channel.SELF,
+            CertSession.decision == "accept",
+            ProxySession.session_id.is_(None),
+            Beneficiary.status.in_((BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)),
+            Beneficiary.valid_until < horizon,
+        )
+        .order_by(CertSession.decided_at)
+    )
+    return {b.id: (openid, b) for openid, b in rows}  # the latest accept wins
+
+
+def queue_notices(db: Session, ctx: ServiceContext, today: dt.date) -> int:
+    """Record every notice that is due and not yet recorded."""
+    n = 0
+    decided = db.execute(
+        select(WeChatSessionLink.session_id, WeChatSessionLink.openid, CertSession.result)
+        .join(CertSession, CertSession.id == WeChatSessionLink.session_id)
+        .where(CertSession.state == SessionState.DECIDED, CertSession.decided_at >= utcnow() - RESULT_WINDOW)
+    )
+    for session_id, openid, result in decided:
+        if (result or {}).get("review"):
+            continue  # settled by staff: their decision has its own notice (queue_staff_decision)
+        n += _record(db, "result", session_id, openid)
+    now = utcnow()
+    for openid, b in _own_openids(db, today, ctx.rules).values():
+        kind = reminder_kind(b, today, ctx.rules)
+        if kind is not None and b.valid_until is not None and not busy(db, b.id, now):
+            n += _record(db, kind, _reminder_ref(b.id, b.valid_until), openid)
+    return n
+
+
+def queue_staff_decision(db: Session, s: CertSession) -> int:
+    """One message for a staff decision on a review case, to the openid that opened (or linked) the session
+    from the H5 pages; sessions from other channels have nobody to message. Idempotent; in the caller's
+    transaction, so the message exists exactly when the decision does."""
+    link = db.get(WeChatSessionLink, s.id)
+    if link is None:
+        return 0
+    return int(_record(db, STAFF_DECISION, s.id, link.openid))
+
+
+def queue_assist_closed(db: Session, req: AssistRequest) -> int:
+    """One message to the openid that asked, when staff close a manual-review / home-visit request; in the
+    caller's transaction (the message exists exactly when the closing does)."""
+    return int(_record(db, ASSIST, str(req.id), req.openid))
+
+
+def _busy_for(db: Session, notice: WeChatNotice) -> bool:
+    b_id = notice.ref.partition(":")[0]
+    return b_id.isdigit() and busy(db, int(b_id), utcnow())
+
+
+def _message(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.date) -> Message | None:
+    """The message of a notice, or None when it is no longer true (then it is cancelled, not sent)."""
+    base = ctx.settings.public_base_url.rstrip("/")
+    if notice.kind in ("result", STAFF_DECISION):
+        s = db.get(CertSession, notice.ref)
+        b = db.get(Beneficiary, s.beneficiary_id) if s else None
+        if s is None or b is None:
+            return None
+        return decision_message(db, s, b, notice.kind == STAFF_DECISION, base, ctx.settings)
+    if notice.kind == ASSIST:
+        req = db.get(AssistRequest, int(notice.ref)) if notice.ref.isdigit() else None
+        b = db.get(Beneficiary, req.beneficiary_id) if req is not None else None
+        if req is None or b is None or req.closed_at is None:
+            return None
+        return assist_message(req, b, base, ctx.settings)
+    b_id = notice.ref.partition(":")[0]
+    b = db.get(Beneficiary, int(b_id)) if b_id.isdigit() else None
+    if b is None or b.valid_until is None or _reminder_ref(b.id, b.valid_until) != notice.ref:
+        return None  # certified since (a new period) or the date was corrected
+    if reminder_kind(b, today, ctx.rules) != notice.kind:
+        return None  # no longer due, or due as another kind now (that one has its own notice)
+    return reminder_message(notice.kind, b, base)
+
+
+def deliver(ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None) -> NoticeRun:
+    run = NoticeRun()
+    last = 0
+    day = today or local_today(ctx.settings)
+    while True:  # batches in id order: a notice that failed in this run waits for the next run
+        with ctx.db() as db:
+            ids = list(
+                db.scalars(
+                    select(WeChatNotice.id)
+                    .where(WeChatNotice.status == NoticeStatus.PENDING, WeChatNotice.id > last)
+                    .order_by(WeChatNotice.id)
+                    .limit(200)
+                )
+            )
+        if not ids:
+            return run
+        last = ids[-1]
+        _deliver_batch(ctx, api, ids, run, day)
+
+
+def _claim(ctx: ServiceContext, notice_id: int, today: dt.date, run: NoticeRun) -> tuple[str, str, Message] | None:
+    """Claim a pending notice (only one scheduler moves the row out of pending) and compose its message.
+    None when another scheduler has it, when its person is in a session (left pending), or when it is no
+    longer true (then it is cancelled, kept as a record)."""
+    with ctx.db() as db:
+        claimed: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+            update(WeChatNotice)
+            .where(WeChatNotice.id == notice_id, WeChatNotice.status == NoticeStatus.PENDING)
+            .values(status=NoticeStatus.SENDING, attempts=WeChatNotice.attempts + 1)
+        )
+        notice = db.get(WeChatNotice, notice_id) if claimed.rowcount else None
+        if notice is None:
+            return None
+        if notice.kind in REMINDERS and _busy_for(db, notice):
+            # A session of this person is under way: not now, and not lost either (the next run looks again).
+            notice.status, notice.attempts = NoticeStatus.PENDING, notice.attempts - 1
+            return None
+        message = _message(db, ctx, notice, today)
+        if message is None:
+            notice.status = NoticeStatus.CANCELLED
+            run.cancelled += 1
+            log.info("wechat notice %s (%s) cancelled: no longer true", notice_id, notice.kind)
+            return None
+        return notice.openid, notice.kind, message
+
+
+def _deliver_batch(ctx: ServiceContext, api: WeChatApi, ids: list[int], run: NoticeRun, today: dt.date) -> None:
+    max_attempts = ctx.settings.wechat_notify_max_attempts
+    for notice_id in ids:
+        claimed = _claim(ctx, notice_id, today, run)
+        if claimed is None:
+            continue
+        openid, kind, message = claimed
+        try:
+            template = template_kind(kind, ctx.settings.wechat_templates)
+            msgid = api.send_template(openid, template, message.data, message.url)
+        except WeChatError as exc:
+            with ctx.db() as db:
+                notice = db.get(WeChatNotice, notice_id)
+                if notice is not None:
+                    notice.last_error = str(exc)[:500]
+                    gave_up = notice.attempts >= max_attempts
+                    notice.status = NoticeStatus.FAILED if gave_up else NoticeStatus.PENDING
+                    run.failed += gave_up
+            log.warning("wechat notice %s (%s) not sent: %s", notice_id, kind, exc)
+            continue
+        with ctx.db() as db:
+            notice = db.get(WeChatNotice, notice_id)
+            if notice is not None:
+                notice.status, notice.msgid, notice.sent_at = NoticeStatus.SENT, str(msgid), utcnow()
+                notice.last_error = None
+        run.sent += 1
+
+
+def run_notifications(ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None) -> NoticeRun:
+    day = today or local_today(ctx.settings)  # the bureau's date: reminders change day at local midnight
+    with ctx.db() as db:
+        queued = queue_notices(db, ctx, day)
+    run = deliver(ctx, api, day)
+    run.queued = queued
+    return run

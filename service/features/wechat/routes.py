@@ -1,0 +1,95 @@
+"""HTTP endpoints of the WeChat channel: the official account's server URL (GET verification, POST messages)
+and the JS-SDK configuration for our H5 pages. `install_wechat(app)` also mounts the H5 pages and starts the
+embedded schedule (token refresh + notifications) when no Celery beat does it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from service.certification.context import ServiceContext
+from service.certification.errors import ServiceError
+from service.features.wechat.errors import WeChatError
+from service.features.wechat.runtime import WeChatChannel, build_channel
+from service.features.wechat.server import BadMessageError, verify_signature
+
+router = APIRouter(tags=["wechat"])
+
+
+def channel_of(request: Request) -> WeChatChannel:
+    channel: WeChatChannel | None = getattr(request.app.state, "wechat", None)
+    if channel is None:
+        raise ServiceError("WECHAT_DISABLED", "the WeChat channel is not configured", status=404)
+    return channel
+
+
+def _check(channel: WeChatChannel, signature: str, timestamp: str, nonce: str) -> None:
+    if not channel.config.token:
+        # An empty token makes the signature sha1(timestamp + nonce): anyone could sign. Refuse everything,
+        # in every environment (production refuses to start like this: Settings.validate_secrets).
+        raise ServiceError("WECHAT_TOKEN_UNSET", "PENSION_CERT_WECHAT_TOKEN is not set", status=403)
+    if not verify_signature(channel.config.token, signature, timestamp, nonce):
+        raise ServiceError("WECHAT_SIGNATURE", "signature does not match", status=403)
+
+
+@router.get("/wechat/callback", include_in_schema=False)
+def verify_server(
+    request: Request, signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = ""
+) -> Response:
+    _check(channel_of(request), signature, timestamp, nonce)
+    return PlainTextResponse(echostr)
+
+
+@router.post("/wechat/callback", include_in_schema=False)
+async def receive(request: Request, signature: str = "", timestamp: str = "", nonce: str = "") -> Response:
+    channel = channel_of(request)
+    _check(channel, signature, timestamp, nonce)
+    body = await request.body()
+    try:
+        answer = channel.handler.reply(body)
+    except BadMessageError as exc:
+        raise ServiceError("WECHAT_BAD_MESSAGE", str(exc), status=400) from exc
+    return Response(answer, media_type="application/xml")
+
+
+@router.get("/api/v1/wechat/jssdk-config", summary="wx.config() parameters for one of our H5 pages")
+def jssdk_config(request: Request, url: str = Query(max_length=1000)) -> dict[str, Any]:
+    channel = channel_of(request)
+    base = channel.config.public_base_url.rstrip("/") + "/h5/"
+    if not url.startswith(base):
+        raise ServiceError("BAD_URL", "only our H5 pages get a JS-SDK signature", status=400)
+    try:
+        return channel.api.jssdk_config(url)
+    except WeChatError as exc:
+        raise ServiceError("WECHAT_UNAVAILABLE", "微信服务暂时不可用,请稍后再试", status=503) from exc
+
+
+def install_wechat(app: FastAPI) -> None:
+    from service.features.wechat.h5.routes import router as h5_router
+
+    ctx: ServiceContext = app.state.ctx
+    channel = build_channel(ctx.settings)
+    app.state.wechat = channel
+    app.include_router(router)
+    app.include_router(h5_router)
+    if channel is None or ctx.settings.worker_mode == "celery":
+        return  # off, or Celery beat runs the schedule
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        from service.features.wechat.schedule import ScheduleThread
+
+        schedule = ScheduleThread(ctx, channel, ctx.settings.wechat_schedule_s)
+        schedule.start()
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            schedule.stop()
+
+    app.router.lifespan_context = lifespan

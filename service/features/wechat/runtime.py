@@ -1,0 +1,51 @@
+"""The WeChat channel of one service process, built from the settings: config, API client with the central
+token store (Redis when the scale-out broker is Redis, in-process otherwise), OAuth flow, message handler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.features.wechat.client import WeChatApi
+from service.features.wechat.config import WeChatConfig
+from service.features.wechat.oauth import OAuthFlow
+from service.features.wechat.server import MessageHandler
+from service.features.wechat.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
+from service.infra.config import Settings
+
+
+def wechat_config(settings: Settings) -> WeChatConfig | None:
+    if not settings.wechat_app_id:
+        return None
+    return WeChatConfig(
+        app_id=settings.wechat_app_id,
+        app_secret=settings.wechat_app_secret,
+        token=settings.wechat_token,
+        public_base_url=settings.public_base_url,
+        api_base_url=settings.wechat_api_base_url,
+        oauth_base_url=settings.wechat_oauth_base_url,
+        templates=dict(settings.wechat_templates),
+    )
+
+
+def token_store(settings: Settings) -> TokenStore:
+    # Several processes (API replicas, Celery workers) must share one token; the embedded default is one process.
+    if settings.worker_mode == "celery" and settings.broker_url.startswith("redis"):
+        return RedisTokenStore(settings.broker_url)
+    return MemoryTokenStore()
+
+
+@dataclass
+class WeChatChannel:
+    config: WeChatConfig
+    api: WeChatApi
+    oauth: OAuthFlow
+    handler: MessageHandler
+
+
+def build_channel(settings: Settings, store: TokenStore | None = None) -> WeChatChannel | None:
+    config = wechat_config(settings)
+    if config is None:
+        return None
+    api = WeChatApi(config, store or token_store(settings))
+    oauth = OAuthFlow(config, signing_key=("wechat-oauth:" + settings.signing_key).encode())
+    return WeChatChannel(config, api, oauth, MessageHandler(config))

@@ -1,0 +1,61 @@
+"""The one refresher: every `wechat_schedule_s` the access token is renewed before it expires and the
+notifications are queued and delivered. Celery beat runs `tick` in scale-out (task ``pension_cert.wechat_tick``);
+the embedded default runs it in a thread of the API process, the only process that talks to WeChat there."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from service.certification.context import ServiceContext
+from service.features.wechat.errors import WeChatError
+from service.features.wechat.notify import run_notifications
+from service.features.wechat.runtime import WeChatChannel
+
+log = logging.getLogger(__name__)
+
+
+def tick(ctx: ServiceContext, channel: WeChatChannel) -> dict[str, int]:
+    try:
+        channel.api.refresh()
+    except WeChatError as exc:
+        # Delivery below refreshes on demand; a failed proactive refresh is only logged.
+        log.warning("wechat: token refresh failed: %s", exc)
+    run = run_notifications(ctx, channel.api)
+    return {"queued": run.queued, "sent": run.sent, "failed": run.failed}
+
+
+class ScheduleThread:
+    def __init__(self, ctx: ServiceContext, channel: WeChatChannel, interval_s: float) -> None:
+        self.ctx, self.channel, self.interval_s = ctx, channel, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wechat-schedule", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                tick(self.ctx, self.channel)
+            except Exception:
+                log.exception("wechat: scheduled run failed")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+_CHANNELS: dict[int, WeChatChannel | None] = {}
+
+
+def celery_tick(ctx: ServiceContext) -> dict[str, int]:
+    """Celery beat's task body: one channel (and Redis token store) per worker process."""
+    from service.features.wechat.runtime import build_channel
+
+    if id(ctx) not in _CHANNELS:
+        _CHANNELS[id(ctx)] = build_channel(ctx.settings)
+    channel = _CHANNELS[id(ctx)]
+    if channel is None:
+        return {"queued": 0, "sent": 0, "failed": 0}
+    return tick(ctx, channel)

@@ -1,0 +1,3 @@
+"""Infrastructure: settings, clock, database engine, encrypted media storage, keys and masking, logging and metrics.
+
+Imports nothing else from ``service``."""

@@ -1,0 +1,267 @@
+"""The one settings object of the service (pydantic-settings, env prefix ``PENSION_CERT_``).
+
+Secrets have development defaults so that `pension-cert serve` works out of the box, and ``validate_secrets``
+refuses those defaults in any other environment: a production deployment must set its own keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+# Development-only keys: public in the source code, hence refused outside development.
+DEV_MEDIA_KEY = base64.b64encode(b"pension-cert-dev-media-key-00000").decode()
+DEV_SIGNING_KEY = "pension-cert-dev-signing-key"
+DEV_API_KEY = "dev-api-key"
+DEV_ADMIN_API_KEY = "dev-admin-api-key"  # accepted in development only (service/adapters/http/deps.py)
+# Production minimums (validate_secrets): a key shorter than this can be guessed or was typed by hand.
+MIN_SECRET_CHARS = 32
+# WeChat's admin console takes a server-URL token of 3-32 letters and digits: ask for at least half of that.
+MIN_WECHAT_TOKEN_CHARS = 16
+
+
+class InsecureSettingsError(RuntimeError):
+    """A development default secret was left in place outside development."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty → SQLite file under var_dir
+    media_dir: Path | None = None  # default var_dir/media
+    # Object storage (service/infra/storage_s3.py): s3://bucket/prefix puts media in an S3-compatible bucket instead of
+    # media_dir, so API and workers can run on hosts without a shared disk. Endpoint empty: the AWS default.
+    media_url: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_addressing_style: Literal["path", "virtual"] = "path"
+    # Media no session row points to (a crash between the write and the commit) are deleted by the daily run once
+    # older than this: longer than any upload takes from write to commit.
+    orphan_grace_s: int = 3600
+    media_key: str = DEV_MEDIA_KEY  # base64 of 32 bytes (AES-256-GCM)
+    signing_key: str = DEV_SIGNING_KEY  # HMAC key: ID-number hashes, certificate codes, session tokens
+    api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
+    # Operator keys (the bureau's own systems: benefit-system back office, counter terminals, console back-end):
+    # every channel route plus the operator actions (cycle run, roster import, staff review, staff-channel
+    # sessions). Channel keys (api_keys) get 403 ADMIN_KEY_REQUIRED there. The development default is refused
+    # at use outside development.
+    admin_api_keys: list[str] = Field(default_factory=lambda: [DEV_ADMIN_API_KEY])
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Worker: "process" (embedded default) starts `pension-cert worker` processes beside the API, polling the
+    # same database; "thread" runs one in the API process; "celery" enqueues to broker_url; "none": external.
+    worker_mode: Literal["process", "thread", "celery", "none"] = "process"
+    worker_threads: int = 1
+    worker_processes: int = 2  # one per core on the 2-core target: the models run outside the API's GIL
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    job_lease_s: int = 300  # a job claimed longer ago than this is considered abandoned and redone
+    job_max_attempts: int = 3
+    # A job put back after a transient failure (object store or database unreachable) waits this long before a
+    # worker may claim it again: an outage is retried every few seconds, not in a tight loop.
+    job_retry_backoff_s: float = 5.0
+    sweep_interval_s: int = 60  # Celery beat: re-enqueue jobs whose message was lost or whose lease expired
+    poll_interval_s: float = 0.5
+    # Worker liveness (service/certification/heartbeat.py, service/adapters/workers/supervisor.py): every worker
+    # process writes a heartbeat row
+    # this often; one silent for worker_stale_s is dead: /readyz fails ("workers") when no worker is fresh, and
+    # the jobs it held are claimable at once instead of after job_lease_s (still the hard upper bound).
+    worker_heartbeat_s: float = 5.0
+    worker_stale_s: float = 30.0
+    # Embedded workers (process / thread) that die are replaced after a back-off: restart_backoff_s, doubled
+    # for each death in a row of a worker that lived less than worker_stable_s, at most restart_backoff_max_s.
+    worker_restart_backoff_s: float = 1.0
+    worker_restart_backoff_max_s: float = 60.0
+    worker_stable_s: float = 60.0
+
+    # Upload limits.
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_video_bytes: int = 50 * 1024 * 1024
+    image_types: list[str] = Field(default_factory=lambda: ["image/jpeg", "image/png", "image/webp"])
+    video_types: list[str] = Field(default_factory=lambda: ["video/mp4", "video/webm", "video/quicktime"])
+
+    # Annual cycle.
+    validity_months: int = 12
+    due_soon_days: int = 30
+    birthday_month_regions: list[str] = Field(default_factory=list)  # region codes using the birthday-month rule
+    # A person imported from the roster without a validity or last-certification date is valid until the
+    # roster's cycle start (the row's cycle_start, else the import date) plus this many days: never overdue,
+    # never suspended, on the day they are imported (issue 21).
+    new_import_grace_days: int = Field(default=90, ge=0, le=730)
+    # A cycle run that would suspend more than this share of the active beneficiaries (and more than
+    # cycle_guard_min_suspensions of them) changes nothing and raises an alert, unless an operator forces it.
+    cycle_max_suspend_share: float = 0.2
+    cycle_guard_min_suspensions: int = 10
+    # Rejected certifications a day per requester (WeChat account, family operator, API key) for one person,
+    # and for that person from everyone together (higher: a stranger cannot spend the citizen's attempts;
+    # service/certification/attempts.py).
+    failures_per_day: int = 3
+    failures_per_day_beneficiary: int = 10
+    challenge_ttl_s: int = 300
+    # A fixed action challenge (e.g. a staff counter's routine, or tests); empty: random 2-3 actions.
+    challenge_actions: list[str] = Field(default_factory=list)
+    session_ttl_s: int = 3600
+    retention_days: int = 30
+    model_pack: str | None = None
+    # Kinship rule (proxy_auth.RelativePolicy): a relative's enrolled face scoring at or above the claimed
+    # person's similarity minus this margin sends the session to review. None: the policy's measured default.
+    face_relative_margin: float | None = None
+
+    # WeChat official-account channel (docs/wechat.md); an empty app id switches it off.
+    wechat_app_id: str = ""
+    wechat_app_secret: str = ""
+    wechat_token: str = ""  # the server-URL token set in the official account's admin console
+    wechat_api_base_url: str = "https://api.weixin.qq.com/"
+    wechat_oauth_base_url: str = "https://open.weixin.qq.com/connect/"
+    wechat_templates: dict[str, str] = Field(default_factory=dict)  # result / due_soon / overdue → template id
+    wechat_schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
+    wechat_notify_max_attempts: int = 5
+    h5_card_check: bool = True  # instant OCR feedback on the H5 card step (loads the ID-card reader in the API)
+    # The bureau's own recordings of the H5 spoken prompts ({key}.mp3 or .wav, keys in
+    # service/features/wechat/h5/voice.py);
+    # a key without one is spoken by the file generated with espeak-ng (docs/wechat.md).
+    h5_audio_dir: Path | None = None
+    # The bureau's phone line shown on the H5 pages (daily limit, timeout, failed result): for a manual review
+    # or a home visit. Empty: the pages point to the counter only.
+    bureau_phone: str = ""
+    # The bureau's time zone (IANA name): every calendar date (cycle day, certification date, reminders, message
+    # dates) is the date there (service/infra/clock.py); the console shows times in it too.
+    time_zone: str = "Asia/Shanghai"
+    # Development only (PENSION_CERT_ENV=development): /h5/dev-login opens the H5 pages without WeChat for a
+    # made-up openid (service/features/wechat/h5/devlogin.py); refused in test and production.
+    h5_dev_login: bool = False
+
+    # Operations (docs/operations.md): logs, metrics, rate limits.
+    log_format: Literal["text", "json"] = "text"  # json: one object per line with request_id / session_id
+    metrics_enabled: bool = True  # GET /metrics (Prometheus text format)
+    metrics_token: str = ""  # if set, /metrics requires "Authorization: Bearer <token>"
+    metrics_port: int = 0  # `pension-cert worker` / celery worker: serve their own /metrics on this port (0: off)
+    trusted_proxies: list[str] = Field(default_factory=list)  # IPs/CIDRs whose X-Forwarded-For is believed
+    rate_limit_enabled: bool = True
+    rate_limit_backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis in celery mode, else memory
+    rate_limit_redis_url: str = ""  # empty: broker_url
+    # Past this (seconds) a Redis call gives up and the request goes through uncounted (fail open).
+    rate_limit_redis_timeout_s: float = 0.25
+    # "N/second|minute|hour|day"; empty switches one rule off. Clients with a valid API key are counted per key.
+    rate_limit_ip: str = "600/minute"  # every request of one client IP (citizens behind one NAT share it)
+    rate_limit_api_key: str = "20000/minute"  # every request of one API key (channel back-ends, the bench)
+    rate_limit_session_ip: str = "30/minute"  # session creation per IP (without an API key)
+    rate_limit_upload_ip: str = "60/minute"  # uploads per IP (without an API key)
+    rate_limit_beneficiary: str = "30/hour"  # session creation per beneficiary and requester (key, openid or IP)
+    rate_limit_beneficiary_all: str = "120/hour"  # session creation per beneficiary, every requester together
+    rate_limit_auth_failures: str = "20/minute"  # refused API keys per IP, then every key attempt is refused
+
+    @model_validator(mode="after")
+    def _heartbeat_below_staleness(self) -> Settings:
+        # Two missed beats (a slow database write, a GIL-heavy moment) must not make a live worker look dead.
+        if not 0 < self.worker_heartbeat_s * 2 <= self.worker_stale_s:
+            raise ValueError("PENSION_CERT_WORKER_HEARTBEAT_S must be positive and at most half of WORKER_STALE_S")
+        return self
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        # Refused at start: an unknown zone would fail every request that dates something.
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)") from exc
+        return name
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.var_dir / "pension_cert.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def effective_media_dir(self) -> Path:
+        return self.media_dir or self.var_dir / "media"
+
+    @property
+    def media_key_bytes(self) -> bytes:
+        key = base64.b64decode(self.media_key)
+        if len(key) != 32:
+            raise InsecureSettingsError("PENSION_CERT_MEDIA_KEY must be base64 of exactly 32 bytes")
+        return key
+
+    def validate_secrets(self) -> None:
+        """Refuse the public development secrets outside development."""
+        self.media_key_bytes  # noqa: B018 - decodes and checks the length
+        if self.challenge_actions and self.env != "production":
+            log.warning("fixed action challenge %s: every session asks the same actions", self.challenge_actions)
+        if self.env == "development":
+            return
+        bad = self.dev_default_secrets()
+        if bad:
+            raise InsecureSettingsError(f"development default secrets refused in {self.env}: {', '.join(bad)}")
+        if self.env == "production":
+            weak = self.production_weaknesses()
+            if weak:
+                raise InsecureSettingsError(f"insecure settings refused in production: {'; '.join(weak)}")
+
+    def dev_default_secrets(self) -> list[str]:
+        """The variables still holding a public development default (refused outside development; also listed
+        one per line by the CLI's start-up check, service.adapters.cli.common.settings_problems)."""
+        bad = [
+            name
+            for name, value, default in (
+                ("PENSION_CERT_MEDIA_KEY", self.media_key, DEV_MEDIA_KEY),
+                ("PENSION_CERT_SIGNING_KEY", self.signing_key, DEV_SIGNING_KEY),
+            )
+            if value == default
+        ]
+        if DEV_API_KEY in self.api_keys:
+            bad.append("PENSION_CERT_API_KEYS")
+        return bad
+
+    def production_weaknesses(self) -> list[str]:
+        """What a production start refuses besides the development defaults: short keys, an open /metrics,
+        a WeChat channel whose callback signature anyone could compute."""
+        weak: list[str] = []
+        if len(self.signing_key) < MIN_SECRET_CHARS:
+            weak.append(f"PENSION_CERT_SIGNING_KEY shorter than {MIN_SECRET_CHARS} characters")
+        if any(len(k) < MIN_SECRET_CHARS for k in self.api_keys):
+            weak.append(f"PENSION_CERT_API_KEYS has a key shorter than {MIN_SECRET_CHARS} characters")
+        if any(len(k) < MIN_SECRET_CHARS for k in self.admin_api_keys):
+            weak.append(f"PENSION_CERT_ADMIN_API_KEYS has a key shorter than {MIN_SECRET_CHARS} characters")
+        if self.metrics_enabled and len(self.metrics_token) < MIN_SECRET_CHARS:
+            weak.append(
+                f"PENSION_CERT_METRICS_TOKEN {'empty' if not self.metrics_token else 'too short'}: /metrics would be "
+                f"open (set a token of {MIN_SECRET_CHARS}+ characters, or PENSION_CERT_METRICS_ENABLED=false)"
+            )
+        if self.wechat_app_id:
+            if len(self.wechat_token) < MIN_WECHAT_TOKEN_CHARS:
+                weak.append(f"PENSION_CERT_WECHAT_TOKEN shorter than {MIN_WECHAT_TOKEN_CHARS} characters")
+            if not self.wechat_app_secret:
+                weak.append("PENSION_CERT_WECHAT_APP_SECRET is empty")
+        if self.h5_dev_login:
+            weak.append("PENSION_CERT_H5_DEV_LOGIN is set: /h5/dev-login would let anyone in as any WeChat user")
+        if self.challenge_actions:
+            # A known challenge lets an attacker prepare a video that performs it (issue 22).
+            weak.append(
+                "PENSION_CERT_CHALLENGE_ACTIONS is set: a fixed action challenge can be prepared in advance "
+                "(unset it; the default draws 2-3 actions in random order per session)"
+            )
+        return weak
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    settings = Settings()
+    settings.validate_secrets()
+    return settings

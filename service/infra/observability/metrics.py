@@ -1,0 +1,188 @@
+"""Prometheus metrics of the service (prometheus_client), defined once here.
+
+Processes: the API records HTTP metrics in its own registry. Embedded workers (`worker_mode=process`) are
+started with ``PROMETHEUS_MULTIPROC_DIR`` set (before they import prometheus_client), so their stage and
+decision metrics land in files that the API's ``/metrics`` reads with ``MultiProcessCollector``; the queue
+depth is counted from the database at scrape time. A worker on another machine (`pension-cert worker`,
+celery) serves its own registry on ``metrics_port``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from service.certification.context import ServiceContext
+    from service.infra.config import Settings
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STAGES = ("id_card", "liveness", "face_match", "decision", "total")
+
+HTTP_LATENCY = Histogram(
+    "pension_cert_http_request_duration_seconds",
+    "HTTP request latency by method, route template and status class",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+RATE_LIMITED = Counter("pension_cert_rate_limited", "Requests refused with 429 RATE_LIMITED, by rule", ["rule"])
+STAGE_LATENCY = Histogram(
+    "pension_cert_stage_duration_seconds",
+    "Certification stage latency in the worker (id_card, liveness, face_match, decision, total)",
+    ["stage"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0, 120.0),
+)
+DECISIONS = Counter("pension_cert_decisions", "Decisions applied, by band", ["decision"])
+DECISION_REASONS = Counter(
+    "pension_cert_decision_reasons", "Reason codes of applied decisions, by band and reason", ["decision", "reason"]
+)
+JOB_RETRIES = Counter("pension_cert_job_transient_failures", "Jobs released for another try (database, storage)")
+WORKER_RESTARTS = Counter(
+    "pension_cert_worker_restarts", "Embedded workers that died and were replaced by the supervisor", ["mode"]
+)
+UPLOADS_DELAYED = Counter(
+    "pension_cert_uploads_delayed", "Sessions queued while no worker had a fresh heartbeat (kept, answered delayed)"
+)
+CYCLE_REFUSED = Counter(
+    "pension_cert_cycle_refused", "Cycle runs refused before any change: an unusual share would be suspended"
+)
+
+
+def observe_report(timings: dict[str, float]) -> None:
+    for stage, seconds in timings.items():
+        if stage in STAGES:
+            STAGE_LATENCY.labels(stage).observe(seconds)
+
+
+def observe_decision(decision: str, reasons: Iterable[str]) -> None:
+    DECISIONS.labels(decision).inc()
+    for reason in reasons:
+        DECISION_REASONS.labels(decision, reason).inc()
+
+
+def multiproc_dir(settings: Settings) -> Path:
+    return settings.var_dir / "prometheus"
+
+
+def reset_multiproc_dir(settings: Settings) -> Path:
+    """At API start: the files of earlier workers' runs would otherwise be summed into the new counters."""
+    path = multiproc_dir(settings)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class QueueCollector(Collector):
+    """Jobs waiting (queued) and claimed (processing), and live workers (fresh heartbeats), counted from the
+    database at scrape time."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        from sqlalchemy import func, select
+
+        from service.certification.models import CertSession, SessionState
+
+        states = {SessionState.QUEUED.value: "pending", SessionState.PROCESSING.value: "claimed"}
+        try:
+            with self.ctx.db() as db:
+                rows = db.execute(
+                    select(CertSession.state, func.count())
+                    .where(CertSession.state.in_(list(states)))
+                    .group_by(CertSession.state)
+                ).all()
+        except Exception as exc:  # a scrape must still answer (readiness reports the database)
+            log.warning("queue depth: %s", exc)
+            return
+        counts = {label: 0 for label in states.values()}
+        for state, n in rows:
+            counts[states[str(state)]] = int(n)
+        g = GaugeMetricFamily("pension_cert_queue_jobs", "Certification jobs pending and claimed", labels=["state"])
+        for label, n in counts.items():
+            g.add_metric([label], n)
+        yield g
+        try:
+            from service.certification.heartbeat import live_workers
+
+            live = live_workers(self.ctx)
+        except Exception as exc:
+            log.warning("live workers: %s", exc)
+            return
+        yield GaugeMetricFamily(
+            "pension_cert_workers_live", "Worker processes whose heartbeat is fresh (within WORKER_STALE_S)", value=live
+        )
+
+
+class _Merged(Collector):
+    """One family per name: the API's own samples and the workers' (multiprocess files) side by side."""
+
+    def __init__(self, sources: list[Any]) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for source in self.sources:
+            for family in source.collect():
+                if family.name in merged:
+                    merged[family.name].samples.extend(family.samples)
+                else:
+                    merged[family.name] = family
+        yield from merged.values()
+
+
+def render(ctx: ServiceContext) -> tuple[bytes, str]:
+    """The /metrics body of the API process."""
+    sources: list[Any] = [REGISTRY, QueueCollector(ctx)]
+    path = multiproc_dir(ctx.settings)
+    if ctx.settings.worker_mode == "process" and path.is_dir() and MULTIPROC_ENV not in os.environ:
+        sources.append(MultiProcessCollector(None, path=str(path)))  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Merged(sources))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+_served_lock = threading.Lock()
+_served = False
+
+
+def serve_port(port: int) -> bool:
+    """A worker's own /metrics on ``port`` (once per process; 0 switches it off). Returns whether it serves."""
+    global _served
+    if port <= 0:
+        return False
+    with _served_lock:
+        if _served:
+            return True
+        registry: CollectorRegistry = REGISTRY
+        if MULTIPROC_ENV in os.environ:  # e.g. a celery prefork pool: aggregate the children's files
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        try:
+            start_http_server(port, registry=registry)
+        except OSError as exc:
+            log.warning("metrics port %d: %s", port, exc)
+            return False
+        _served = True
+        log.info("metrics served on :%d/metrics", port)
+        return True

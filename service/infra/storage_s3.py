@@ -1,0 +1,166 @@
+"""Media in S3-compatible object storage (MinIO, Ceph RGW, OSS, COS, OBS): API and workers on separate hosts
+share no disk, only the bucket.
+
+Objects are sealed client-side exactly as on disk (``storage.Sealer``): the bucket and its operators see
+ciphertext only, under keys that name a session, never a person. A PUT is one request (multipart above
+``multipart_threshold``): an object is complete or absent, never half-written, and the session row that points to
+it is committed only after the PUT returned. Throttling and 5xx answers are retried with exponential back-off
+(botocore's standard mode); a store that still does not answer raises ``StorageUnavailableError`` (503 to the
+client, nothing acknowledged).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from service.infra.storage import Sealer, StorageError, StorageUnavailableError, StoredObject, check_key
+
+log = logging.getLogger(__name__)
+
+# Codes of a missing object or bucket: a caller error, not an outage.
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        """``s3://bucket/optional/prefix`` → bucket and prefix (no leading or trailing slash)."""
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"media URL must look like s3://bucket/prefix, got {url!r}")
+        return cls(parsed.netloc, parsed.path.strip("/"))
+
+
+@dataclass(frozen=True)
+class S3Options:
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    addressing_style: str = "path"  # MinIO and most private clouds; "virtual" for the public clouds
+    max_attempts: int = 5
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 30.0
+    multipart_threshold: int = 16 * 1024 * 1024
+
+
+def make_client(options: S3Options) -> Any:
+    # boto3 is imported here: only a deployment that stores media in a bucket pays its import time.
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"max_attempts": options.max_attempts, "mode": "standard"},
+        connect_timeout=options.connect_timeout_s,
+        read_timeout=options.read_timeout_s,
+        s3={"addressing_style": options.addressing_style},
+        signature_version="s3v4",
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=options.endpoint_url,
+        region_name=options.region,
+        aws_access_key_id=options.access_key_id,
+        aws_secret_access_key=options.secret_access_key,
+        config=config,
+    )
+
+
+class S3EncryptedStorage:
+    def __init__(self, location: S3Location, key: bytes, options: S3Options, client: Any | None = None) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        self.location = location
+        self._sealer = Sealer(key)
+        self._client = client or make_client(options)
+        self._transfer = TransferConfig(multipart_threshold=options.multipart_threshold, use_threads=False)
+
+    def _object(self, key: str) -> str:
+        check_key(key)
+        return f"{self.location.prefix}/{key}.enc" if self.location.prefix else f"{key}.enc"
+
+    def put(self, key: str, data: bytes) -> None:
+        blob = self._sealer.seal(key, data)
+        with _translated(key):
+            self._client.upload_fileobj(
+                io.BytesIO(blob), self.location.bucket, self._object(key), Config=self._transfer
+            )
+
+    def get(self, key: str) -> bytes:
+        with _translated(key):
+            answer = self._client.get_object(Bucket=self.location.bucket, Key=self._object(key))
+            blob: bytes = answer["Body"].read()
+        return self._sealer.open(key, blob)
+
+    def delete(self, key: str) -> bool:
+        name = self._object(key)
+        if not self.exists(key):
+            return False
+        with _translated(key):
+            self._client.delete_object(Bucket=self.location.bucket, Key=name)
+        return True
+
+    def exists(self, key: str) -> bool:
+        try:
+            with _translated(key):
+                self._client.head_object(Bucket=self.location.bucket, Key=self._object(key))
+        except MissingObjectError:
+            return False
+        return True
+
+    def check(self) -> None:
+        """Readiness: the bucket answers and takes a write (a read-only or full bucket is not ready)."""
+        probe = f"{self.location.prefix}/.readyz" if self.location.prefix else ".readyz"
+        with _translated(probe):
+            self._client.put_object(Bucket=self.location.bucket, Key=probe, Body=b"ok")
+            self._client.delete_object(Bucket=self.location.bucket, Key=probe)
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        root = f"{self.location.prefix}/" if self.location.prefix else ""
+        with _translated(prefix or "*"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.location.bucket, Prefix=root + prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = str(item["Key"])[len(root) :]
+                    if name.endswith(".enc"):
+                        modified = item["LastModified"].astimezone(dt.UTC).replace(tzinfo=None)
+                        yield StoredObject(name[: -len(".enc")], modified)
+
+
+class MissingObjectError(StorageError):
+    pass
+
+
+@contextmanager
+def _translated(key: str) -> Iterator[None]:
+    """botocore's errors → the storage errors the service maps (missing, unavailable, other)."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except S3UploadFailedError as exc:  # the transfer manager's wrapper: its cause is not kept
+        raise StorageUnavailableError(f"object store did not take {key!r}: {exc}") from exc
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in MISSING_CODES:
+            raise MissingObjectError(f"no object {key!r}") from exc
+        if status >= 500 or code in {"SlowDown", "ServiceUnavailable", "RequestTimeout"}:
+            raise StorageUnavailableError(f"object store unavailable for {key!r}: {code}") from exc
+        raise StorageError(f"object store refused {key!r}: {code}") from exc
+    except BotoCoreError as exc:  # connection refused, timeouts, a connection dropped mid-transfer
+        raise StorageUnavailableError(f"object store unreachable for {key!r}: {type(exc).__name__}") from exc

@@ -1,0 +1,50 @@
+"""Bombs through the HTTP API: small uploads declaring huge content are refused with a coded 4xx, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fuzz import bombs
+from service.certification.context import ServiceContext
+from tests.service import factories
+from tests.service.adapters.http.helpers import open_session, put_card
+from tests.service.conftest import ADMIN
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "status", "code"),
+    [
+        ("r.xlsx", lambda: bombs.xlsx_zip_bomb(600 << 20), 413, "ROSTER_TOO_LARGE"),
+        ("r.xlsx", bombs.xlsx_dimension_bomb, 413, "ROSTER_TOO_LARGE"),
+        (
+            "r.csv",
+            lambda: b"external_id,id_number,name,benefit_types\nP1,1," + b"x" * 200_000 + b",a\n",
+            422,
+            "ROSTER_FORMAT",
+        ),
+    ],
+    ids=["xlsx_zip_bomb", "xlsx_dimension_bomb", "csv_huge_field"],
+)
+def test_roster_bombs(client: TestClient, name: str, make: object, status: int, code: str) -> None:
+    assert callable(make)
+    r = client.post("/api/v1/roster", files={"file": (name, make(), "application/octet-stream")}, headers=ADMIN)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code and r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("size", [(20_000, 20_000), (7000, 7000)])
+def test_id_card_bomb_is_refused_at_upload(client: TestClient, ctx: ServiceContext, size: tuple[int, int]) -> None:
+    with ctx.db() as db:
+        external_id = factories.beneficiary(db, ctx.keyring).external_id
+        db.commit()
+    s = open_session(client, external_id)
+    r = put_card(client, s, bombs.png_bomb(*size), ctype="image/png")
+    assert r.status_code == 413, r.text  # was a 500 for sizes over Pillow's own bomb limit
+    assert r.json()["error"]["code"] == "MEDIA_TOO_LARGE"
+    assert (
+        client.get(f"/api/v1/sessions/{s['session_id']}", headers={"Authorization": f"Bearer {s['token']}"}).json()[
+            "uploads"
+        ]["id_card"]
+        is False
+    )

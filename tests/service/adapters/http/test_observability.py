@@ -1,0 +1,252 @@
+"""Request ids, JSON logs (masked), Prometheus metrics and readiness on the real app (SQLite)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine
+
+from service.infra.observability import bind_session
+from service.infra.observability.logs import JsonFormatter
+from service.infra.security import install_log_masking
+from tests.service import servers
+from tests.service.adapters.http.helpers import beneficiary_with_number, open_session, put_card, put_video
+from tests.service.adapters.http.ops import ops_app
+from tests.service.conftest import API_KEY
+from tests.service.live import live_service, wait_decided
+from tests.service.media import LIVE_VIDEO, card_for_video
+
+REPO = Path(__file__).resolve().parents[4]
+ID = "110101194001011237"  # an 18-character ID number: must never reach a log line in clear
+
+
+def samples(client: TestClient, name: str, **headers: str) -> dict[tuple[tuple[str, str], ...], float]:
+    r = client.get("/metrics", headers=headers)
+    assert r.status_code == 200, r.text
+    out: dict[tuple[tuple[str, str], ...], float] = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            if s.name == name:
+                out[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def value(found: dict[tuple[tuple[str, str], ...], float], **labels: str) -> float:
+    return sum(v for k, v in found.items() if set(labels.items()) <= set(k))
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    app = ops_app(tmp_path)
+
+    @app.get("/_ops_test/{session_id}")
+    def noisy(session_id: str) -> dict[str, str]:
+        logging.getLogger("tests.ops").warning("looked up %s", ID)
+        try:
+            raise ValueError(f"bad number {ID}")
+        except ValueError:
+            logging.getLogger("tests.ops").exception("failed")
+        return {"ok": session_id}
+
+    with TestClient(app) as c:
+        c.headers["X-API-Key"] = API_KEY
+        yield c
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The process's log output as configured by the service with PENSION_CERT_LOG_FORMAT=json."""
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    install_log_masking("json")
+    try:
+        yield buf
+    finally:
+        root.removeHandler(handler)
+
+
+def test_request_id_echoed_when_sane_generated_otherwise(client: TestClient) -> None:
+    assert client.get("/healthz", headers={"X-Request-ID": "req-12345678"}).headers["x-request-id"] == "req-12345678"
+    for bad in ("short", "x" * 65, "a b c d e f g h", "<script>alert(1)</script>"):
+        rid = client.get("/healthz", headers={"X-Request-ID": bad}).headers["x-request-id"]
+        assert rid != bad and len(rid) == 32 and int(rid, 16) >= 0
+    a, b = (client.get("/healthz").headers["x-request-id"] for _ in range(2))
+    assert a != b
+
+
+def test_json_logs_carry_request_and_session_id_and_mask_id_numbers(client: TestClient, json_log: io.StringIO) -> None:
+    r = client.get("/_ops_test/sess-42", headers={"X-Request-ID": "trace-0001-abcd"})
+    assert r.status_code == 200
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines() if line.startswith("{")]
+    mine = [e for e in lines if e["logger"] == "tests.ops"]
+    assert [e["message"] for e in mine] == ["looked up 1101**********1237", "failed"]
+    assert [e["level"] for e in mine] == ["WARNING", "ERROR"]
+    assert all(e["request_id"] == "trace-0001-abcd" and e["session_id"] == "sess-42" for e in mine)
+    assert "ValueError: bad number 1101**********1237" in mine[1]["exc"]
+    assert ID not in json_log.getvalue()
+
+
+def test_worker_log_lines_carry_the_session_id() -> None:
+    record = logging.LogRecord(
+        "service.certification.processing", logging.INFO, __file__, 1, "deciding %s", ("x",), None
+    )
+    with bind_session("0f0e0d0c"):
+        out = json.loads(JsonFormatter().format(record))
+    assert out["session_id"] == "0f0e0d0c" and out["request_id"] is None and out["message"] == "deciding x"
+
+
+def test_metrics_label_routes_by_template_and_count_queue(client: TestClient, tmp_path: Path, data_dir: Path) -> None:
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    card, fields = card_for_video(data_dir, LIVE_VIDEO)
+    external_id = beneficiary_with_number(ctx, fields.id_number)
+    before = value(samples(client, "pension_cert_queue_jobs"), state="pending")
+    assert before == 0
+    s = open_session(client, external_id)
+    assert put_card(client, s, card).status_code == 200
+    assert put_video(client, s, (data_dir / LIVE_VIDEO).read_bytes()).status_code == 200  # worker_mode=none
+
+    assert value(samples(client, "pension_cert_queue_jobs"), state="pending") == 1
+    assert value(samples(client, "pension_cert_queue_jobs"), state="claimed") == 0
+    client.get(f"/api/v1/sessions/{s['session_id']}", headers={"Authorization": f"Bearer {s['token']}"})
+    hist = samples(client, "pension_cert_http_request_duration_seconds_count")
+    routes = {dict(k)["route"] for k in hist}
+    assert "/api/v1/sessions/{session_id}" in routes and "/api/v1/sessions/{session_id}/video" in routes
+    assert not any(s["session_id"] in r for r in routes)  # no ids in labels
+    assert value(hist, method="POST", route="/api/v1/sessions/{session_id}/video", status="2xx") >= 1
+
+
+def test_metrics_off_or_behind_a_token(tmp_path: Path) -> None:
+    with TestClient(ops_app(tmp_path / "a", metrics_enabled=False)) as c:
+        assert c.get("/metrics").status_code == 404
+    with TestClient(ops_app(tmp_path / "b", metrics_token="scrape-secret-1")) as c:
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = c.get("/metrics", headers={"Authorization": "Bearer scrape-secret-1"})
+        assert ok.status_code == 200 and "pension_cert_queue_jobs" in ok.text
+
+
+def test_embedded_worker_processes_metrics_reach_the_api(tmp_path: Path) -> None:
+    """worker_mode=process: a worker is another process; its metrics reach the API's /metrics via the
+    multiprocess directory the API hands it (here a real separate process recording a decision)."""
+    app = ops_app(tmp_path, worker_mode="process")  # no lifespan: we play the worker ourselves
+    from service.infra.observability.metrics import reset_multiproc_dir
+
+    mp = reset_multiproc_dir(app.state.ctx.settings)
+    code = (
+        "from service.infra.observability import metrics\n"
+        "metrics.observe_report({'id_card': 0.4, 'liveness': 1.5, 'face_match': 0.2, 'total': 2.1})\n"
+        "metrics.observe_decision('reject', ['FACE_MISMATCH', 'SPOOF_SUSPECTED'])\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(mp), "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=120)
+    c = TestClient(app)
+    c.headers["X-API-Key"] = API_KEY
+    assert value(samples(c, "pension_cert_decisions_total"), decision="reject") == 1
+    reasons = samples(c, "pension_cert_decision_reasons_total")
+    assert value(reasons, decision="reject", reason="SPOOF_SUSPECTED") == 1
+    assert value(samples(c, "pension_cert_stage_duration_seconds_count"), stage="liveness") == 1
+    assert value(samples(c, "pension_cert_stage_duration_seconds_sum"), stage="total") == pytest.approx(2.1)
+
+
+def test_a_remote_worker_serves_its_own_metrics_port() -> None:
+    """Celery / standalone workers on other machines: PENSION_CERT_METRICS_PORT (a real separate process)."""
+    code = (
+        "import sys, urllib.request\n"
+        "from service.infra.observability import metrics\n"
+        "metrics.observe_decision('review', ['FACE_LOW_QUALITY'])\n"
+        "port = int(sys.argv[1])\n"
+        "assert metrics.serve_port(port) and metrics.serve_port(port)  # once per process, idempotent\n"
+        "sys.stdout.write(urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=10).read().decode())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(servers.free_port())], env=env, cwd=REPO, timeout=120, capture_output=True
+    )
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    found = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(out.stdout.decode())
+        for s in f.samples
+    }
+    assert found[("pension_cert_decisions_total", (("decision", "review"),))] == 1
+
+
+@pytest.mark.slow
+def test_a_real_certification_moves_decision_and_stage_metrics(tmp_path: Path, data_dir: Path) -> None:
+    backend = {"database_url": f"sqlite:///{tmp_path / 'x.db'}", "broker_url": "", "worker_mode": "thread"}
+    with live_service(backend, tmp_path) as (client, _settings):
+        card, fields = card_for_video(data_dir, LIVE_VIDEO)
+        external_id = beneficiary_with_number(client.app.state.ctx, fields.id_number)  # type: ignore[attr-defined]
+        decisions0 = samples(client, "pension_cert_decisions_total")
+        stages0 = samples(client, "pension_cert_stage_duration_seconds_count")
+        s = open_session(client, external_id)
+        assert put_card(client, s, card).status_code == 200
+        assert put_video(client, s, (data_dir / LIVE_VIDEO).read_bytes()).status_code == 200
+        result = wait_decided(client, s)
+        band = result["decision"]
+        assert band in ("accept", "review", "reject")
+        decisions1 = samples(client, "pension_cert_decisions_total")
+        stages1 = samples(client, "pension_cert_stage_duration_seconds_count")
+        assert value(decisions1, decision=band) == value(decisions0, decision=band) + 1
+        for stage in ("id_card", "liveness", "face_match", "decision", "total"):
+            assert value(stages1, stage=stage) == value(stages0, stage=stage) + 1, stage
+        total = samples(client, "pension_cert_stage_duration_seconds_sum")
+        assert value(total, stage="total") >= value(total, stage="liveness") > 0
+
+
+def test_readiness_ok_then_each_failure_named(client: TestClient, tmp_path: Path) -> None:
+    r = client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"] == {"database": {"ok": True}, "models": {"ok": True}, "storage": {"ok": True}}
+
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    good_engine, good_root = ctx.engine, ctx.storage.root
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    ctx.storage.root = blocker / "media"  # a directory under a regular file: not writable, even for root
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["failing"] == ["storage"]
+    ctx.storage.root = good_root
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{port}/none"
+    ctx.engine = create_engine(url, connect_args={"connect_timeout": 1})
+    try:
+        r = client.get("/readyz")
+    finally:
+        ctx.engine = good_engine
+    assert r.status_code == 503 and r.json()["failing"] == ["database"]
+    assert r.json()["checks"]["database"]["error"] == "OperationalError"
+    assert client.get("/readyz").status_code == 200
+
+
+def test_readiness_answers_promptly_when_the_broker_hangs(tmp_path: Path) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts connections in the kernel, never answers: a hung Redis
+        port = silent.getsockname()[1]
+        app = ops_app(tmp_path, worker_mode="celery", broker_url=f"redis://127.0.0.1:{port}/0")
+        c = TestClient(app)  # no lifespan: nothing is enqueued here
+        t0 = time.monotonic()
+        r = c.get("/readyz")
+        elapsed = time.monotonic() - t0
+    # No celery worker has ever checked in on this database either.
+    assert r.status_code == 503 and r.json()["failing"] == ["broker", "workers"]
+    assert elapsed < 5.0  # bounded by the check deadline, not by the dependency

@@ -1,0 +1,138 @@
+"""Console test set-up: staff accounts of every role, a logged-in browser-like client, and review cases made
+by the real pipeline from real media (a card around a real selfie video's face, and that video).
+
+The bureau policy of these tests is strict about passive liveness (pass threshold 0.95 plus the default
+0.05 review margin), so the real live video lands in the review queue as a borderline SPOOF_SUSPECTED case,
+exactly as a borderline session would in production.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pipelines.decision.rules import DecisionConfig
+from pipelines.decision.runner import Certifier
+from pipelines.id_card.synthetic import CardFields
+from service.certification import processing
+from service.certification.context import ServiceContext
+from service.certification.models import Channel
+from service.certification.sessions import create_session, upload
+from service.features.console.auth import Role, hash_password
+from service.features.console.models import StaffUser
+from tests.service import factories
+from tests.service.media import LIVE_VIDEO, card_for_video
+
+PASSWORD = "correct-horse-battery"
+USERS = {
+    "rev1": Role.REVIEWER,
+    "rev2": Role.REVIEWER,
+    "sup1": Role.SUPERVISOR,
+    "sup2": Role.SUPERVISOR,
+    "admin": Role.ADMIN,
+}
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass(frozen=True)
+class Sample:
+    card: bytes
+    fields: CardFields
+    video: bytes
+
+
+@pytest.fixture(scope="session")
+def sample(data_dir: Path) -> Sample:
+    card, fields = card_for_video(data_dir, LIVE_VIDEO)
+    return Sample(card, fields, (data_dir / LIVE_VIDEO).read_bytes())
+
+
+@pytest.fixture(scope="session")
+def strict_certifier() -> Certifier:
+    certifier = Certifier(config=DecisionConfig(passive_pass_threshold=0.95))
+    certifier.warm_up()
+    return certifier
+
+
+@functools.cache
+def _hash() -> str:
+    # argon2 is slow on purpose: hashed once per test session, verified at every login.
+    return hash_password(PASSWORD)
+
+
+@pytest.fixture
+def staff_users(ctx: ServiceContext) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    with ctx.db() as db:
+        for name, role in USERS.items():
+            user = StaffUser(username=name, display_name=f"{name}-姓名", role=role.value, password_hash=_hash())
+            db.add(user)
+            db.flush()
+            ids[name] = user.id
+    return ids
+
+
+@pytest.fixture
+def app_client(ctx: ServiceContext) -> Iterator[TestClient]:
+    from service.adapters.http import create_app
+
+    with TestClient(create_app(ctx=ctx)) as c:
+        yield c
+
+
+def csrf_of(html: str) -> str:
+    m = CSRF_RE.search(html)
+    if m is None:
+        raise AssertionError("no CSRF token on the page")
+    return m.group(1)
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Log in like a browser (login page, then the form). Returns the session's CSRF token."""
+    page = client.get("/console/login")
+    r = client.post("/console/login", data={"username": username, "password": password, "csrf": csrf_of(page.text)})
+    assert r.status_code == 200 and "审核队列" in r.text, r.text[:500]
+    return csrf_of(r.text)
+
+
+def new_client(ctx_client: TestClient) -> TestClient:
+    """Another browser on the same app (its own cookie jar)."""
+    return TestClient(ctx_client.app)
+
+
+def make_case(
+    ctx: ServiceContext,
+    certifier: Certifier,
+    sample: Sample,
+    channel: Channel = Channel.SELF,
+    video: bytes | None = None,
+) -> tuple[str, int]:
+    """A suspended beneficiary and one session through the real upload and worker path: (session id,
+    beneficiary id)."""
+    with ctx.db() as db:
+        b = factories.beneficiary(
+            db,
+            ctx.keyring,
+            id_number=sample.fields.id_number,
+            name=sample.fields.name,
+            status="suspended",
+            valid_until=dt.date(2025, 1, 31),
+            suspended_on=dt.date(2025, 2, 1),
+        )
+        new = create_session(db, ctx, b, channel, consent=False, actor="test")
+        s = new.session
+        upload(db, ctx, s, "id_card", sample.card, "image/jpeg", uuid.uuid4().hex)
+        upload(db, ctx, s, "video", video or sample.video, "video/webm", uuid.uuid4().hex, nonce=s.nonce)
+        sid, bid = s.id, b.id
+    worker = "console-test"
+    assert processing.claim(ctx, sid, worker) == sid
+    assert processing.process(ctx, certifier, sid, worker)
+    return sid, bid

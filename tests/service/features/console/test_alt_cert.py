@@ -1,0 +1,96 @@
+"""Counter / home-visit certifications and the activity-evidence import, on real roster rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from service.certification.context import ServiceContext
+from service.certification.models import Beneficiary, Certification
+from service.features.console.models import AltCertification
+from tests.service.features.console.conftest import login
+from tests.service.features.console.test_roster_pages import beneficiary_by_ext, import_file
+from tests.service.test_roster import card_rows, to_csv
+
+
+def evidence_csv(rows: list[list[str]]) -> bytes:
+    lines = ["external_id,id_number,event_date,source,reference", *(",".join(r) for r in rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_home_visit_certifies_and_resumes_a_suspended_beneficiary(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], data_dir: Path
+) -> None:
+    rows = card_rows(data_dir, 1)
+    rows[0][5], rows[0][6] = "suspended", ""
+    csrf = login(app_client, "sup1")
+    import_file(app_client, csrf, "r.csv", to_csv(rows))
+    b = beneficiary_by_ext(ctx, rows[0][0])
+    assert b.status == "suspended"
+    rev = TestClient(app_client.app)
+    csrf_rev = login(rev, "rev1")  # counter staff are reviewers: they may record it
+    today = dt.date.today()
+    r = rev.post(
+        f"/console/beneficiaries/{b.id}/certify",
+        data={"csrf": csrf_rev, "kind": "home_visit", "on_date": today.isoformat(), "evidence": "入户核验，本人卧床"},
+    )
+    assert "上门认证" in r.text and 'id="status">正常<' in r.text
+    with ctx.db() as db:
+        alt = db.scalar(select(AltCertification).where(AltCertification.beneficiary_id == b.id))
+        assert alt is not None and alt.kind == "home_visit" and alt.evidence["note"] == "入户核验，本人卧床"
+        cert = db.scalar(select(Certification).where(Certification.session_id == alt.session_id))
+        assert cert is not None and cert.certified_on == today and cert.code
+    # Missing evidence or a future date is refused.
+    for data in (
+        {"kind": "counter", "on_date": today.isoformat(), "evidence": ""},
+        {"kind": "counter", "on_date": (today + dt.timedelta(days=3)).isoformat(), "evidence": "x"},
+    ):
+        r = rev.post(f"/console/beneficiaries/{b.id}/certify", data=data | {"csrf": csrf_rev}, follow_redirects=False)
+        assert r.headers["location"].endswith("?e=certify")
+
+
+def test_activity_evidence_import_certifies_rows_and_reports_errors(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], data_dir: Path
+) -> None:
+    rows = card_rows(data_dir, 3)
+    for r in rows:
+        r[6] = "2025-01-31"
+    csrf = login(app_client, "sup1")
+    import_file(app_client, csrf, "r.csv", to_csv(rows))
+    day = (dt.date.today() - dt.timedelta(days=5)).isoformat()
+    future = (dt.date.today() + dt.timedelta(days=5)).isoformat()
+    evidence = evidence_csv(
+        [
+            [rows[0][0], "", day, "hospital", "JS-2026-001"],
+            ["", rows[1][1], day, "bank", "BK-77"],  # by ID number
+            [rows[2][0], "", future, "bank", "BK-78"],
+            ["NOBODY", "", day, "bank", "BK-79"],
+            [rows[2][0], "", "yesterday", "bank", "BK-80"],
+        ]
+    )
+    page = app_client.post("/console/evidence", data={"csrf": csrf}, files={"file": ("e.csv", evidence, "text/csv")})
+    assert 'id="certified">2<' in page.text and 'id="rejected">3<' in page.text
+    assert "日期晚于今天" in page.text and "名册中无此人" in page.text and "YYYY-MM-DD" in page.text
+    for ext in (rows[0][0], rows[1][0]):
+        b = beneficiary_by_ext(ctx, ext)
+        assert b.last_certified_on is not None and b.last_certified_on.isoformat() == day
+    assert beneficiary_by_ext(ctx, rows[2][0]).last_certified_on is None
+    again = app_client.post("/console/evidence", data={"csrf": csrf}, files={"file": ("e.csv", evidence, "text/csv")})
+    assert 'id="certified">0<' in again.text  # re-importing the same file changes nothing
+    with ctx.db() as db:
+        kinds = db.scalars(select(AltCertification.kind)).all()
+        assert list(kinds) == ["activity", "activity"]
+        assert db.scalar(select(Beneficiary).where(Beneficiary.external_id == rows[0][0])) is not None
+    bad = app_client.post(
+        "/console/evidence", data={"csrf": csrf}, files={"file": ("e.csv", b"a,b\n1,2\n", "text/csv")}
+    )
+    assert bad.status_code == 422 and "缺少列" in bad.text
+
+
+def test_reviewer_cannot_import_evidence(app_client: TestClient, staff_users: dict[str, int]) -> None:
+    csrf = login(app_client, "rev1")
+    r = app_client.post("/console/evidence", data={"csrf": csrf}, files={"file": ("e.csv", b"x", "text/csv")})
+    assert r.status_code == 403

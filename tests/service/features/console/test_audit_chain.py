@@ -1,0 +1,91 @@
+"""The console audit log: entries for views and decisions, the hash chain detects edits, deletions and
+re-ordering, and the viewer shows the verdict (supervisors only)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select, update
+
+from service.certification.context import ServiceContext
+from service.features.console import audit_chain
+from service.features.console.models import ConsoleAuditEntry
+from tests.service.features.console.conftest import login
+
+
+def fill(ctx: ServiceContext, n: int = 5) -> None:
+    with ctx.db() as db:
+        for i in range(n):
+            audit_chain.record(db, "staff:t", "case.view", f"s{i}", {"i": i, "id": "610111194210274664"})
+
+
+def test_chain_verifies_and_masks_id_numbers(ctx: ServiceContext) -> None:
+    fill(ctx)
+    with ctx.db() as db:
+        check = audit_chain.verify_chain(db)
+        assert check.ok and check.entries == 5
+        first = db.get(ConsoleAuditEntry, 1)
+        assert first is not None and first.prev_hash == audit_chain.GENESIS
+        assert first.detail["id"] == "6101**********4664"
+
+
+def test_edited_entry_is_detected(ctx: ServiceContext) -> None:
+    fill(ctx)
+    with ctx.db() as db:
+        db.execute(update(ConsoleAuditEntry).where(ConsoleAuditEntry.seq == 3).values(detail={"i": 99}))
+    with ctx.db() as db:
+        check = audit_chain.verify_chain(db)
+        assert not check.ok and check.first_bad_seq == 3 and check.entries == 2
+
+
+def test_rehashed_edit_breaks_the_next_link(ctx: ServiceContext) -> None:
+    """Recomputing the edited entry's own hash does not help: the next entry still points at the old one."""
+    fill(ctx)
+    with ctx.db() as db:
+        e = db.get(ConsoleAuditEntry, 2)
+        assert e is not None
+        e.actor = "staff:someone-else"
+        e.hash = audit_chain.entry_hash(e.prev_hash, e.seq, e.at, e.actor, e.action, e.target, e.detail)
+    with ctx.db() as db:
+        check = audit_chain.verify_chain(db)
+        assert not check.ok and check.first_bad_seq == 3 and "previous" in check.problem
+
+
+def test_deleted_entry_is_detected(ctx: ServiceContext) -> None:
+    fill(ctx)
+    with ctx.db() as db:
+        db.execute(delete(ConsoleAuditEntry).where(ConsoleAuditEntry.seq == 4))
+    with ctx.db() as db:
+        check = audit_chain.verify_chain(db)
+        assert not check.ok and check.first_bad_seq == 5 and "missing" in check.problem
+
+
+def test_viewer_shows_the_verdict_and_is_for_supervisors(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    rev = TestClient(app_client.app)
+    login(rev, "rev1")
+    assert rev.get("/console/audit").status_code == 403
+    login(app_client, "sup1")
+    page = app_client.get("/console/audit")
+    assert page.status_code == 200 and 'id="chain-ok"' in page.text and "login" in page.text
+    with ctx.db() as db:
+        db.execute(update(ConsoleAuditEntry).where(ConsoleAuditEntry.seq == 1).values(actor="staff:nobody"))
+    page = app_client.get("/console/audit")
+    assert 'id="chain-broken"' in page.text
+    with ctx.db() as db:
+        views = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "audit.view")).all()
+        assert [v.actor for v in views] == ["staff:sup1", "staff:sup1"]
+
+
+def test_tail_check_trusts_older_entries_full_check_does_not(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    fill(ctx, 6)
+    with ctx.db() as db:
+        db.execute(update(ConsoleAuditEntry).where(ConsoleAuditEntry.seq == 2).values(target="edited"))
+    with ctx.db() as db:
+        assert audit_chain.verify_chain(db, from_seq=4).ok
+        tail_edit = audit_chain.verify_chain(db, from_seq=2)
+        assert not tail_edit.ok and tail_edit.first_bad_seq == 2
+    login(app_client, "sup1")
+    assert 'id="chain-broken"' in app_client.get("/console/audit", params={"full": 1}).text

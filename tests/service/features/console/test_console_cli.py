@@ -1,0 +1,68 @@
+"""`pension-cert console create-user` and `verify-audit` in a real subprocess, on a fresh SQLite database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+
+def run(var_dir: Path, *args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PENSION_CERT_VAR_DIR": str(var_dir)}
+    if password is not None:
+        env["PENSION_CERT_CONSOLE_PASSWORD"] = password
+    return subprocess.run(
+        [sys.executable, "-m", "service.adapters.cli", "console", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_create_user_then_verify_and_detect_tampering(tmp_path: Path) -> None:
+    ok = run(tmp_path, "create-user", "--username", "admin", "--role", "admin", password="a-long-password")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"id": 1, "username": "admin", "role": "admin"}
+    assert "a-long-password" not in ok.stdout + ok.stderr
+    dup = run(tmp_path, "create-user", "--username", "admin", "--role", "reviewer", password="a-long-password")
+    assert dup.returncode != 0 and "exists" in dup.stderr
+    short = run(tmp_path, "create-user", "--username", "x", "--role", "reviewer", password="short")
+    assert short.returncode != 0 and "10 characters" in short.stderr
+
+    check = run(tmp_path, "verify-audit")
+    assert check.returncode == 0 and json.loads(check.stdout)["entries"] == 1
+    engine = create_engine(f"sqlite:///{tmp_path / 'pension_cert.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE console_audit SET actor = 'cli:someone' WHERE seq = 1"))
+    engine.dispose()
+    broken = run(tmp_path, "verify-audit")
+    assert broken.returncode == 1 and json.loads(broken.stdout)["first_bad_seq"] == 1
+
+
+def test_verify_audit_checks_the_anchors_outside_the_database(tmp_path: Path) -> None:
+    """A log rewritten whole (every hash recomputed) passes the chain but not the anchor the daily run wrote."""
+    from service.certification.audit_anchor import write_anchor
+    from service.certification.context import ServiceContext
+    from service.infra.config import Settings
+    from tests.service.test_audit_anchor import rewrite_whole_chain
+
+    made = run(tmp_path, "create-user", "--username", "admin", "--role", "admin", password="a-long-password")
+    assert made.returncode == 0, made.stderr
+    ctx = ServiceContext(Settings(var_dir=tmp_path))  # the CLI's own (development) settings and media store
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)
+    check = run(tmp_path, "verify-audit")
+    assert check.returncode == 0 and json.loads(check.stdout)["anchors"] == 1, check.stdout
+    with ctx.db() as db:
+        rewrite_whole_chain(db, 1, {"role": "reviewer"})
+    ctx.engine.dispose()
+    broken = run(tmp_path, "verify-audit")
+    out = json.loads(broken.stdout)
+    assert broken.returncode == 1 and out["first_bad_seq"] == 1 and "anchor" in out["problem"], out

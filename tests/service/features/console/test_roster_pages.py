@@ -1,0 +1,176 @@
+"""Roster pages on real roster rows (the synthetic card labels of shared data): import with a row report
+(CSV and XLSX), search by POST, the beneficiary page, marking a death and its alert."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from openpyxl import Workbook
+from sqlalchemy import select
+
+from service.certification.context import ServiceContext
+from service.certification.models import Beneficiary
+from service.features.console.models import ConsoleAlert, ConsoleAuditEntry
+from service.features.proxy.models import ProxyBinding, ProxyOperator
+from tests.service import factories
+from tests.service.features.console.conftest import login
+from tests.service.test_roster import HEADER, card_rows, to_csv
+
+
+def import_file(client: TestClient, csrf: str, name: str, data: bytes) -> str:
+    r = client.post(
+        "/console/roster/import", data={"csrf": csrf}, files={"file": (name, data, "application/octet-stream")}
+    )
+    return r.text
+
+
+def beneficiary_by_ext(ctx: ServiceContext, ext: str) -> Beneficiary:
+    with ctx.db() as db:
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
+        assert b is not None
+        return b
+
+
+def test_import_reports_rejected_rows_then_search_and_view(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], data_dir: Path
+) -> None:
+    rows = card_rows(data_dir, 4)
+    bad_number = rows[3][1][:-1] + ("0" if rows[3][1][-1] != "0" else "1")  # checksum broken
+    rows[3] = [rows[3][0], bad_number, rows[3][2], "", "enterprise_pension", "", ""]
+    csrf = login(app_client, "sup1")
+    page = import_file(app_client, csrf, "roster.csv", to_csv(rows))
+    assert 'id="created">3<' in page and 'id="rejected">1<' in page
+    assert rows[3][0] in page and bad_number not in page  # the rejected row's number is shown masked
+
+    # Search by ID number: the form is a POST, the number never enters a URL.
+    r = app_client.post("/console/roster/search", data={"q": rows[0][1], "csrf": csrf})
+    assert r.status_code == 200 and rows[0][0] in r.text and rows[1][0] not in r.text
+    assert rows[0][1] not in str(r.url)
+    by_name = app_client.post("/console/roster/search", data={"q": rows[1][2], "csrf": csrf})
+    assert rows[1][0] in by_name.text
+    b = beneficiary_by_ext(ctx, rows[0][0])
+    view = app_client.get(f"/console/beneficiaries/{b.id}")
+    assert view.status_code == 200 and rows[0][2] in view.text and "正常" in view.text
+    assert rows[0][1] not in view.text  # only the masked number is shown
+    with ctx.db() as db:
+        actions = [(e.action, e.target) for e in db.scalars(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq))]
+    assert ("roster.search", "id_number") in actions and ("beneficiary.view", rows[0][0]) in actions
+    assert not any(rows[0][1] in t for _, t in actions)
+
+
+def test_xlsx_import_and_reviewer_cannot_import(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], data_dir: Path
+) -> None:
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(HEADER)
+    for row in card_rows(data_dir, 2):
+        ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    rev = TestClient(app_client.app)
+    csrf_rev = login(rev, "rev1")
+    r = rev.post("/console/roster/import", data={"csrf": csrf_rev}, files={"file": ("r.xlsx", buf.getvalue(), "x")})
+    assert r.status_code == 403
+    csrf = login(app_client, "sup1")
+    assert 'id="created">2<' in import_file(app_client, csrf, "r.xlsx", buf.getvalue())
+    assert "导入失败" in import_file(app_client, csrf, "r.pdf", b"%PDF-1.4")
+
+
+def test_mark_deceased_blocks_certification_and_alerts_on_later_certification(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], data_dir: Path
+) -> None:
+    rows = card_rows(data_dir, 1)
+    csrf = login(app_client, "sup1")
+    import_file(app_client, csrf, "r.csv", to_csv(rows))
+    b = beneficiary_by_ext(ctx, rows[0][0])
+    # A counter certification ten days ago, then news that the pensioner died twenty days ago.
+    ten_days_ago = (dt.date.today() - dt.timedelta(days=10)).isoformat()
+    r = app_client.post(
+        f"/console/beneficiaries/{b.id}/certify",
+        data={"csrf": csrf, "kind": "counter", "on_date": ten_days_ago, "evidence": "本人持证到柜台"},
+    )
+    assert "柜台认证" in r.text
+    died = (dt.date.today() - dt.timedelta(days=20)).isoformat()
+    rev = TestClient(app_client.app)
+    csrf_rev = login(rev, "rev1")
+    assert (
+        rev.post(
+            f"/console/beneficiaries/{b.id}/deceased", data={"csrf": csrf_rev, "date_of_death": died, "source": "x"}
+        ).status_code
+        == 403
+    )
+    r = app_client.post(
+        f"/console/beneficiaries/{b.id}/deceased",
+        data={"csrf": csrf, "date_of_death": died, "source": "民政部门火化信息"},
+    )
+    assert "已死亡" in r.text and "死亡日期后仍有认证通过" in r.text
+    with ctx.db() as db:
+        alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == b.id)).all()
+        assert [(a.kind, a.detail["certified_on"]) for a in alerts] == [("certified_after_death", ten_days_ago)]
+    assert "死亡后仍认证通过" in app_client.get("/console/alerts").text
+    # No further certification for a deceased beneficiary.
+    r = app_client.post(
+        f"/console/beneficiaries/{b.id}/certify",
+        data={"csrf": csrf, "kind": "home_visit", "on_date": dt.date.today().isoformat(), "evidence": "上门"},
+        follow_redirects=False,
+    )
+    assert r.headers["location"].endswith("?e=certify")
+    assert beneficiary_by_ext(ctx, rows[0][0]).status == "deceased"
+
+
+def test_beneficiary_page_lists_proxy_bindings(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    with ctx.db() as db:
+        elder = factories.beneficiary(db, ctx.keyring, id_number=factories.id_number("370102"))
+        relatives = [
+            ProxyOperator(
+                id=str(uuid.uuid4()),
+                channel="wechat",
+                channel_hash=f"h{i}",
+                token_hash=f"t{i}",
+                name=name,
+                id_masked=f"3701**********000{i}",
+            )
+            for i, name in enumerate(("王小明", "王小红"))
+        ]
+        db.add_all(relatives)
+        db.flush()
+        db.add_all(
+            [
+                ProxyBinding(
+                    id=str(uuid.uuid4()),
+                    operator_id=relatives[0].id,
+                    beneficiary_id=elder.id,
+                    relationship="child",
+                    status="active",
+                    consent_method="staff_approval",
+                    consent_at=dt.datetime(2026, 3, 1, 9, 0),
+                ),
+                ProxyBinding(
+                    id=str(uuid.uuid4()),
+                    operator_id=relatives[1].id,
+                    beneficiary_id=elder.id,
+                    relationship="grandchild",
+                    status="ended",
+                    locked=True,
+                    flagged=True,
+                    failures=3,
+                    ended_at=dt.datetime(2026, 4, 1, 9, 0),
+                ),
+            ]
+        )
+        elder_id = elder.id
+    login(app_client, "rev1")
+    page = app_client.get(f"/console/beneficiaries/{elder_id}")
+    assert page.status_code == 200
+    table = page.text.split('id="bindings"', 1)[1].split("</table>", 1)[0]
+    assert "王小明" in table and "子女" in table and "有效" in table
+    assert "王小红" in table and "孙子女" in table and "已解绑" in table
+    assert "已锁定" in table and "代办人本人出镜" in table

@@ -1,0 +1,83 @@
+"""Driving the proxy API as a relative's phone would, and setting up elders and verified relatives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from service.certification.context import ServiceContext
+from service.features.proxy.models import ProxyOperator
+from service.features.proxy.operators import mark_verified
+from tests.service import factories
+from tests.service.conftest import ADMIN
+
+P = "/api/v1/proxy"
+_openids = itertools.count(1)
+
+
+def bearer(token: str) -> dict[str, str]:
+    # No X-API-Key: a relative's phone holds only its operator token.
+    return {"Authorization": f"Bearer {token}", "X-API-Key": ""}
+
+
+def login(client: TestClient, channel_id: str | None = None, channel: str = "wechat") -> dict[str, Any]:
+    r = client.post(f"{P}/operators", json={"channel": channel, "channel_id": channel_id or f"openid-{next(_openids)}"})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def verify_directly(ctx: ServiceContext, operator_id: str, name: str = "李建国", number: str | None = None) -> str:
+    """Mark an operator verified as their verification session would (tests of the binding rules)."""
+    number = number or factories.id_number(region="110101")
+    with ctx.db() as db:
+        op = db.get(ProxyOperator, operator_id)
+        assert op is not None
+        mark_verified(op, ctx.keyring.id_hash(number), number[:4] + "**", name)
+    return number
+
+
+def verified_operator(client: TestClient, ctx: ServiceContext) -> dict[str, Any]:
+    op = login(client)
+    verify_directly(ctx, op["operator_id"])
+    return op
+
+
+def elder(db: Session, ctx: ServiceContext, **kw: Any) -> tuple[str, str, str]:
+    """(external_id, id_number, name) of a new elder on the roster."""
+    number = kw.pop("id_number", None) or factories.id_number(birth=dt.date(1938, 5, 2))
+    name = kw.pop("name", "王桂兰")
+    b = factories.beneficiary(db, ctx.keyring, id_number=number, name=name, **kw)
+    return b.external_id, number, name
+
+
+def new_elder(ctx: ServiceContext, **kw: Any) -> tuple[str, str, str]:
+    with ctx.db() as db:
+        return elder(db, ctx, **kw)
+
+
+def bind(client: TestClient, op: dict[str, Any], number: str, name: str, relationship: str = "child") -> Any:
+    body = {"elder_name": name, "elder_id_number": number, "relationship": relationship}
+    return client.post(f"{P}/bindings", json=body, headers=bearer(op["token"]))
+
+
+def staff_consent(client: TestClient, binding_id: str, staff_id: str = "staff-007") -> Any:
+    return client.post(
+        f"{P}/bindings/{binding_id}/consent", json={"method": "staff_approval", "staff_id": staff_id}, headers=ADMIN
+    )
+
+
+def active_binding(client: TestClient, op: dict[str, Any], number: str, name: str) -> dict[str, Any]:
+    r = bind(client, op, number, name)
+    assert r.status_code == 201, r.text
+    b: dict[str, Any] = r.json()
+    if b["status"] == "pending_consent":
+        r = staff_consent(client, b["binding_id"])
+        assert r.status_code == 200, r.text
+        b = r.json()
+    assert b["status"] == "active"
+    return b

@@ -1,0 +1,153 @@
+"""A local fake of the WeChat API servers (a real HTTP server on loopback) for the channel's tests."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class FakeWeChatState:
+    app_id: str = "wx-test-app"
+    app_secret: str = "test-secret"
+    token_fetches: int = 0
+    ticket_fetches: int = 0
+    valid_tokens: set[str] = field(default_factory=set)
+    media: dict[str, bytes] = field(default_factory=dict)
+    oauth_codes: dict[str, str] = field(default_factory=dict)  # code → openid (single use)
+    sent_templates: list[dict[str, Any]] = field(default_factory=list)
+    fail_sends: int = 0  # answer this many template sends with a system error (-1 "system busy")
+    browser_openid: str = "openid-browser"  # whom the OAuth authorize page "logs in" (snsapi_base: silently)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def expire_all_tokens(self) -> None:
+        with self.lock:
+            self.valid_tokens.clear()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        return
+
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, obj: dict[str, Any]) -> None:
+        self._send(200, json.dumps(obj).encode(), "application/json; encoding=utf-8")
+
+    def _token_ok(self, q: dict[str, str]) -> bool:
+        with self.server.state.lock:
+            ok = q.get("access_token") in self.server.state.valid_tokens
+        if not ok:
+            self._json({"errcode": 42001, "errmsg": "access_token expired"})
+        return ok
+
+    def do_GET(self) -> None:
+        st = self.server.state
+        url = urlparse(self.path)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path == "/cgi-bin/token":
+            if q.get("appid") != st.app_id or q.get("secret") != st.app_secret:
+                return self._json({"errcode": 40125, "errmsg": "invalid appsecret"})
+            with st.lock:
+                st.token_fetches += 1
+                token = f"TOKEN-{st.token_fetches}"
+                st.valid_tokens = {token}  # a new token invalidates the previous one, as WeChat does
+            return self._json({"access_token": token, "expires_in": 7200})
+        if url.path == "/cgi-bin/ticket/getticket":
+            if not self._token_ok(q):
+                return None
+            with st.lock:
+                st.ticket_fetches += 1
+                n = st.ticket_fetches
+            return self._json({"errcode": 0, "errmsg": "ok", "ticket": f"TICKET-{n}", "expires_in": 7200})
+        if url.path == "/cgi-bin/media/get":
+            if not self._token_ok(q):
+                return None
+            data = st.media.get(q.get("media_id", ""))
+            if data is None:
+                return self._json({"errcode": 40007, "errmsg": "invalid media_id"})
+            return self._send(200, data, "image/jpeg")
+        if url.path == "/connect/oauth2/authorize":
+            # snsapi_base needs no confirmation: WeChat redirects back at once with a fresh code.
+            with st.lock:
+                code = "code-" + secrets.token_hex(6)
+                st.oauth_codes[code] = st.browser_openid
+            sep = "&" if "?" in q["redirect_uri"] else "?"
+            target = f"{q['redirect_uri']}{sep}code={code}&state={q.get('state', '')}"
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if url.path == "/sns/oauth2/access_token":
+            with st.lock:
+                openid = st.oauth_codes.pop(q.get("code", ""), None)
+            if q.get("appid") != st.app_id or q.get("secret") != st.app_secret or openid is None:
+                return self._json({"errcode": 40029, "errmsg": "invalid code"})
+            return self._json(
+                {
+                    "access_token": "web-token",
+                    "expires_in": 7200,
+                    "refresh_token": "refresh-token",
+                    "openid": openid,
+                    "scope": "snsapi_base",
+                }
+            )
+        return self._send(404, b"not found", "text/plain")
+
+    def do_POST(self) -> None:
+        st = self.server.state
+        url = urlparse(self.path)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+        if url.path == "/cgi-bin/message/template/send":
+            if not self._token_ok(q):
+                return None
+            with st.lock:
+                if st.fail_sends > 0:
+                    st.fail_sends -= 1
+                    return self._json({"errcode": -1, "errmsg": "system error"})
+                st.sent_templates.append(json.loads(body))
+                msgid = len(st.sent_templates)
+            return self._json({"errcode": 0, "errmsg": "ok", "msgid": msgid})
+        return self._send(404, b"not found", "text/plain")
+
+
+class _Server(ThreadingHTTPServer):
+    def __init__(self, state: FakeWeChatState) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = state
+
+
+class FakeWeChat:
+    """Start with `with FakeWeChat() as wx:`; `wx.base_url` serves both the API and the OAuth pages."""
+
+    def __init__(self) -> None:
+        self.state = FakeWeChatState()
+        self._server = _Server(self.state)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def __enter__(self) -> FakeWeChat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

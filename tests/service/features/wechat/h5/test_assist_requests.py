@@ -1,0 +1,298 @@
+"""Applying for a manual review or a home visit from the H5 pages, through the real app (SQLite file, the fake
+WeChat server): the request is stored for the person the WeChat user certifies (never for a session of another
+user), one open request per person, shown to staff in the console with the alternative-certification form
+pre-filled, and closing it sends exactly one template message to whoever asked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from service.adapters.http import create_app
+from service.certification.context import ServiceContext
+from service.certification.models import AuditEntry, Beneficiary, Channel, SessionState, utcnow
+from service.certification.sessions import create_session
+from service.features.console.auth import Role, hash_password
+from service.features.console.models import AltCertification, AssistRequest, StaffUser
+from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.wechat.h5 import identity
+from service.features.wechat.models import WeChatSessionLink, WeChatUser
+from service.features.wechat.notify import run_notifications
+from service.features.wechat.runtime import build_channel
+from service.infra.clock import local_today
+from tests.service import factories
+from tests.service.features.wechat.conftest import wechat_settings
+from tests.service.features.wechat.fake_wechat import FakeWeChat
+from tests.service.features.wechat.test_notify import values, zh
+
+OPENID, OTHER = "openid-assist-1", "openid-assist-2"
+NAME = "李秀英"
+PASSWORD = "correct-horse-battery"
+TOKEN_RE = re.compile(r'name="token" value="([^"]+)"')
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class World:
+    client: TestClient
+    ctx: ServiceContext
+    fake: FakeWeChat
+    beneficiary_id: int
+
+
+@pytest.fixture
+def w(tmp_path: Path) -> Iterator[World]:
+    with FakeWeChat() as fake:
+        settings = wechat_settings(fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'h5.db'}", failures_per_day=3)
+        ctx = ServiceContext(settings)
+        with TestClient(create_app(ctx=ctx)) as client:
+            with ctx.db() as db:
+                bid = factories.beneficiary(db, ctx.keyring, name=NAME, id_number=factories.id_number(seq=7)).id
+                db.add(
+                    StaffUser(
+                        username="rev1",
+                        display_name="审核员甲",
+                        role=Role.REVIEWER.value,
+                        password_hash=hash_password(PASSWORD),
+                    )
+                )
+            client.cookies.set(identity.COOKIE, identity.mint(ctx, OPENID))
+            yield World(client, ctx, fake, bid)
+
+
+def failed_session(w: World, openid: str = OPENID, channel: Channel = Channel.SELF) -> str:
+    """A rejected self session of the test's beneficiary, opened from `openid`'s WeChat."""
+    with w.ctx.db() as db:
+        b = db.get(Beneficiary, w.beneficiary_id)
+        assert b is not None
+        s = create_session(db, w.ctx, b, channel, False, "test").session
+        s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "reject", ["SPOOF_SUSPECTED"], utcnow()
+        db.add(WeChatSessionLink(session_id=s.id, openid=openid))
+        return s.id
+
+
+def form(w: World, path: str) -> tuple[str, str]:
+    page = w.client.get(path)
+    assert page.status_code == 200, page.text
+    m = TOKEN_RE.search(page.text)
+    assert m is not None, page.text
+    return page.text, m.group(1)
+
+
+def apply(w: World, session: str = "", **fields: str) -> tuple[int, str]:
+    _, token = form(w, f"/h5/apply/{session}" if session else "/h5/apply")
+    data = {"token": token, "session": session, "kind": "home_visit", "phone": "138 0013 8000", "note": "上午在家"}
+    data.update(fields)
+    r = w.client.post("/h5/apply", data=data)
+    return r.status_code, r.text
+
+
+def open_requests(w: World) -> list[AssistRequest]:
+    with w.ctx.db() as db:
+        rows = list(db.scalars(select(AssistRequest).where(AssistRequest.status == "open")))
+        db.expunge_all()
+        return rows
+
+
+def test_a_request_from_a_failed_result_is_stored_and_audited(w: World) -> None:
+    sid = failed_session(w)
+    page, _ = form(w, f"/h5/apply/{sid}")
+    assert f"为{NAME}" in page and 'name="id_number"' not in page  # the person comes from the session
+    status, text = apply(w, sid, kind="manual_review")
+    assert status == 200 and 'id="apply-done"' in text and "已提交" in text and "13800138000" in text
+    [req] = open_requests(w)
+    assert (req.beneficiary_id, req.kind, req.phone, req.note, req.openid, req.session_id, req.by_relative) == (
+        w.beneficiary_id,
+        "manual_review",
+        "13800138000",
+        "上午在家",
+        OPENID,
+        sid,
+        False,
+    )
+    with w.ctx.db() as db:
+        [entry] = db.scalars(select(AuditEntry).where(AuditEntry.action == "assist.request")).all()
+        assert entry.detail == {"request": req.id, "kind": "manual_review", "by_relative": False}
+
+
+def test_a_second_request_for_the_same_person_is_not_stored(w: World) -> None:
+    sid = failed_session(w)
+    assert apply(w, sid)[0] == 200
+    # Opening the form again shows the open request instead of the form.
+    page = w.client.get(f"/h5/apply/{sid}").text
+    assert "申请已提交,正在办理" in page and 'id="apply-form"' not in page
+    # A relative (another openid, their own session of the same person) cannot add a second one either.
+    other = failed_session(w, OTHER)
+    w.client.cookies.set(identity.COOKIE, identity.mint(w.ctx, OTHER))
+    page = w.client.get(f"/h5/apply/{other}").text
+    assert "正在办理" in page and 'id="apply-form"' not in page
+    _, token = form(w, "/h5/apply")  # a form of this user: posting it for that person changes nothing
+    data = {"token": token, "session": other, "kind": "manual_review", "phone": "13900139000"}
+    r = w.client.post("/h5/apply", data=data)
+    assert r.status_code == 200 and "正在办理" in r.text
+    assert "13800138000" not in r.text and "13900139000" not in r.text  # nor the first applicant's phone
+    assert len(open_requests(w)) == 1
+
+
+def test_a_session_of_another_wechat_user_is_refused(w: World) -> None:
+    theirs = failed_session(w, OTHER)
+    assert w.client.get(f"/h5/apply/{theirs}").status_code == 404
+    _, token = form(w, "/h5/apply")  # a valid form token of this user, posted with someone else's session
+    data = {"token": token, "session": theirs, "kind": "home_visit", "phone": "13800138000"}
+    r = w.client.post("/h5/apply", data=data)
+    assert r.status_code == 404 and "未找到认证记录" in r.text
+    assert w.client.get(f"/h5/apply/{uuid.uuid4()}").status_code == 404
+    assert open_requests(w) == []
+
+
+def test_a_forged_form_token_and_a_bad_phone_are_refused(w: World) -> None:
+    sid = failed_session(w)
+    forged = {"token": "x" * 32, "session": sid, "kind": "home_visit", "phone": "13800138000"}
+    r = w.client.post("/h5/apply", data=forged)
+    assert r.status_code == 403
+    status, text = apply(w, sid, phone="12345")
+    assert status == 422 and "请填写正确的联系电话" in text and "12345" in text  # the form keeps what was typed
+    status, text = apply(w, sid, kind="teleport")
+    assert status == 422 and "请选择申请人工审核还是上门认证" in text
+    assert open_requests(w) == []
+
+
+def test_the_daily_limit_without_a_session_asks_for_name_and_number(w: World) -> None:
+    """A first-time user stopped at the limit: the form asks who, with the same check as opening a session."""
+    page, _ = form(w, "/h5/apply")
+    assert 'name="id_number"' in page
+    number = factories.id_number(seq=7)
+    status, text = apply(w, name="王五", id_number=number)
+    assert status == 404 and "姓名与身份证号不一致" in text
+    status, text = apply(w, name=NAME, id_number=number)
+    assert status == 200 and "已提交" in text
+    assert [r.beneficiary_id for r in open_requests(w)] == [w.beneficiary_id]
+
+
+def test_the_person_this_user_certifies_is_used_without_a_session(w: World) -> None:
+    with w.ctx.db() as db:
+        db.add(WeChatUser(openid=OPENID, beneficiary_id=w.beneficiary_id))
+    page, _ = form(w, "/h5/apply")
+    assert f"为{NAME}" in page and 'name="id_number"' not in page
+
+
+def relative_session(w: World, status: str = BindingStatus.ACTIVE, kind: str = "certification") -> str:
+    with w.ctx.db() as db:
+        op = ProxyOperator(id=str(uuid.uuid4()), channel="wechat", channel_hash=uuid.uuid4().hex, token_hash="-")
+        db.add(op)
+        db.flush()
+        binding = ProxyBinding(
+            id=str(uuid.uuid4()),
+            operator_id=op.id,
+            beneficiary_id=w.beneficiary_id,
+            relationship="child",
+            status=status,
+        )
+        db.add(binding)
+        db.flush()
+    sid = failed_session(w, OPENID, Channel.PROXY)
+    with w.ctx.db() as db:
+        db.add(ProxySession(session_id=sid, kind=kind, operator_id=op.id, binding_id=binding.id))
+    return sid
+
+
+def test_a_relative_applies_for_the_bound_elder(w: World) -> None:
+    sid = relative_session(w)
+    status, text = apply(w, sid)
+    assert status == 200 and "返回家人列表" in text
+    [req] = open_requests(w)
+    assert req.by_relative and req.beneficiary_id == w.beneficiary_id
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(BindingStatus.ENDED, "certification"), (BindingStatus.ACTIVE, ProxySessionKind.VERIFICATION.value)],
+)
+def test_an_ended_binding_or_the_relatives_own_check_is_refused(w: World, status: str, kind: str) -> None:
+    assert w.client.get(f"/h5/apply/{relative_session(w, status, kind)}").status_code == 404
+
+
+def console_login(client: TestClient) -> str:
+    page = client.get("/console/login")
+    m = CSRF_RE.search(page.text)
+    assert m is not None
+    r = client.post("/console/login", data={"username": "rev1", "password": PASSWORD, "csrf": m.group(1)})
+    m = CSRF_RE.search(r.text)
+    assert r.status_code == 200 and m is not None
+    return m.group(1)
+
+
+def test_staff_certify_from_the_request_and_the_citizen_gets_one_message(w: World) -> None:
+    sid = failed_session(w)
+    assert apply(w, sid)[0] == 200
+    [req] = open_requests(w)
+    staff = TestClient(w.client.app)
+    csrf = console_login(staff)
+    listing = staff.get("/console/requests")
+    assert 'id="nav-requests"' in listing.text and "13800138000" in listing.text and "上门认证" in listing.text
+    page = staff.get(f"/console/requests/{req.id}")
+    assert page.status_code == 200
+    # Pre-filled from the request: a home visit, the request's number and phone in the evidence.
+    assert re.search(r'value="home_visit" checked', page.text)
+    assert f"依据公众号申请 #{req.id}(上门认证),联系电话 13800138000。" in page.text
+    assert f"/console/cases/{sid}" in page.text  # the failed attempt, to look at
+    today = local_today(w.ctx.settings)
+    r = staff.post(
+        f"/console/requests/{req.id}/certify",
+        data={"csrf": csrf, "kind": "home_visit", "on_date": today.isoformat(), "evidence": "上门见到本人,核对身份证"},
+    )
+    assert r.status_code == 200 and "已办结" in r.text
+    with w.ctx.db() as db:
+        closed = db.get(AssistRequest, req.id)
+        b = db.get(Beneficiary, w.beneficiary_id)
+        assert closed is not None and b is not None and b.valid_until is not None
+        assert (closed.status, closed.outcome) == ("closed", "certified")
+        alt = db.scalar(select(AltCertification).where(AltCertification.beneficiary_id == b.id))
+        assert alt is not None and alt.kind == "home_visit" and alt.evidence["request"] == req.id
+        until = b.valid_until
+    # Closing twice is refused, nothing certified twice.
+    again = staff.post(f"/console/requests/{req.id}/close", data={"csrf": csrf, "reply": "x"})
+    assert "该申请已办结" in again.text
+    channel = build_channel(w.ctx.settings)
+    assert channel is not None
+    assert run_notifications(w.ctx, channel.api).sent >= 1
+    mine = [m for m in w.fake.state.sent_templates if m["touser"] == OPENID and "申请" in m["data"]["first"]["value"]]
+    assert len(mine) == 1 and mine[0]["template_id"] == "tpl-result"
+    assert values(mine[0]) == {
+        "first": f"{NAME}的上门认证申请已办结",
+        "keyword1": NAME,
+        "keyword2": "已完成认证",
+        "keyword3": zh(local_today(w.ctx.settings)),
+        "remark": f"本次认证有效期至{zh(until)}。",
+    }
+    assert run_notifications(w.ctx, channel.api).sent == 0  # once only
+
+
+def test_staff_answer_without_certifying_and_the_reply_is_sent(w: World) -> None:
+    assert apply(w, failed_session(w), kind="manual_review")[0] == 200
+    [req] = open_requests(w)
+    staff = TestClient(w.client.app)
+    csrf = console_login(staff)
+    r = staff.post(f"/console/requests/{req.id}/close", data={"csrf": csrf, "reply": " "})
+    assert "请填写给申请人的答复" in r.text and len(open_requests(w)) == 1
+    staff.post(f"/console/requests/{req.id}/close", data={"csrf": csrf, "reply": "视频清晰,请明天再试一次"})
+    assert open_requests(w) == []
+    channel = build_channel(w.ctx.settings)
+    assert channel is not None
+    run_notifications(w.ctx, channel.api)
+    [msg] = [m for m in w.fake.state.sent_templates if "申请" in m["data"]["first"]["value"]]
+    assert values(msg)["keyword2"] == "已处理" and values(msg)["remark"] == "工作人员答复:视频清晰,请明天再试一次"
+    # A new request is possible once the first is closed.
+    assert apply(w, failed_session(w))[0] == 200 and len(open_requests(w)) == 1
+
+
+def test_dates_are_the_bureaus(w: World) -> None:
+    assert local_today(w.ctx.settings, dt.datetime(2026, 12, 4, 23, 30, tzinfo=dt.UTC)) == dt.date(2026, 12, 5)

@@ -1,0 +1,148 @@
+"""Read, don't type: the card photo is read before any session exists (name and number for the person to
+confirm), the session is opened with the confirmed values and the same photo stored through the session's own
+card check; the read reveals nothing of the roster, and the server still checks the number on the card."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pipelines.id_card.synthetic import CardFields
+from pipelines.reasons import ReasonCode
+from service.adapters.http import create_app
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession
+from service.features.wechat.h5 import cardcheck, identity
+from service.features.wechat.h5.elder import is_elder
+from tests.service import factories
+from tests.service.features.wechat.conftest import wechat_settings
+from tests.service.features.wechat.fake_wechat import FakeWeChat
+from tests.service.features.wechat.h5.conftest import OPENID, App
+from tests.service.media import LIVE_VIDEO, card_for_video
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    """The H5 app of conftest with the card reader in the API (h5_card_check), as in production."""
+    with FakeWeChat() as fake:
+        settings = wechat_settings(fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'h5.db'}", h5_card_check=True)
+        ctx = ServiceContext(settings)
+        with TestClient(create_app(ctx=ctx)) as client:
+            client.cookies.set(identity.COOKIE, identity.mint(ctx, OPENID))
+            yield App(client, ctx, 0)
+
+
+@pytest.fixture(scope="module")
+def card(data_dir: Path) -> tuple[bytes, CardFields]:
+    return card_for_video(data_dir, LIVE_VIDEO)
+
+
+def enrol(app: App, fields: CardFields) -> None:
+    with app.ctx.db() as db:
+        factories.beneficiary(db, app.ctx.keyring, id_number=fields.id_number, name=fields.name)
+        db.commit()
+
+
+def read(client: TestClient, data: bytes) -> dict[str, object]:
+    r = client.post("/h5/api/card-read", files={"file": ("card.jpg", data, "image/jpeg")})
+    out: dict[str, object] = {"status": r.status_code, **r.json()}
+    return out
+
+
+def test_the_card_is_read_then_confirmed_and_stored_without_a_second_ocr(
+    app: App, card: tuple[bytes, CardFields], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, fields = card
+    enrol(app, fields)
+    got = read(app.client, data)
+    assert got == {"status": 200, "name": fields.name, "id_number": fields.id_number}
+
+    opened = app.client.post(
+        "/h5/api/sessions", json={"name": got["name"], "id_number": got["id_number"], "consent": True}
+    ).json()
+    assert opened["elder_mode"] is is_elder(None, fields.id_number)
+
+    def no_second_read(*_: object) -> None:
+        raise AssertionError("the photo read a moment ago was read again")
+
+    monkeypatch.setattr(cardcheck, "_ocr", no_second_read)
+    r = app.client.post(
+        f"/h5/api/sessions/{opened['session_id']}/card",
+        files={"file": ("card.jpg", data, "image/jpeg")},
+        headers={"Authorization": f"Bearer {opened['token']}", "Idempotency-Key": "card-first-1"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["uploads"]["id_card"] is True
+    with app.ctx.db() as db:
+        s = db.get(CertSession, opened["session_id"])
+        assert s is not None and s.id_card_key is not None
+
+
+def test_a_corrected_number_still_has_to_be_the_one_on_the_card(app: App, card: tuple[bytes, CardFields]) -> None:
+    """The person 'corrects' the read to someone else's enrolled number: the session opens for that number
+    (name and number agree with the roster), but the card shows another number: the server refuses the card."""
+    data, fields = card
+    other = factories.id_number(seq=613)
+    with app.ctx.db() as db:
+        factories.beneficiary(db, app.ctx.keyring, id_number=other, name=fields.name)
+        db.commit()
+    assert read(app.client, data)["id_number"] == fields.id_number
+    opened = app.client.post("/h5/api/sessions", json={"name": fields.name, "id_number": other, "consent": True})
+    assert opened.status_code == 200
+    body = opened.json()
+    r = app.client.post(
+        f"/h5/api/sessions/{body['session_id']}/card",
+        files={"file": ("card.jpg", data, "image/jpeg")},
+        headers={"Authorization": f"Bearer {body['token']}", "Idempotency-Key": "card-first-2"},
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == ReasonCode.ID_NUMBER_MISMATCH.value
+
+
+def test_the_read_says_only_what_the_photo_shows(app: App, card: tuple[bytes, CardFields]) -> None:
+    """A card not on the roster reads the same as one on it: the answer never depends on the roster."""
+    data, fields = card
+    assert read(app.client, data) == {"status": 200, "name": fields.name, "id_number": fields.id_number}
+    bad = read(app.client, b"not an image at all")
+    assert bad["status"] == 422
+    error = bad["error"]
+    assert isinstance(error, dict) and error["code"] == ReasonCode.MEDIA_UNSUPPORTED.value and error["message"]
+
+
+def test_the_read_needs_the_wechat_login(app: App) -> None:
+    app.client.cookies.clear()
+    r = app.client.post("/h5/api/card-read", files={"file": ("card.jpg", b"x", "image/jpeg")})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("birth", "elder"), [(dt.date(1950, 3, 14), True), (dt.date(1966, 1, 1), True), (dt.date(1990, 5, 1), False)]
+)
+def test_elder_mode_follows_the_roster_birth_date(birth: dt.date, elder: bool) -> None:
+    assert is_elder(birth, today=dt.date(2026, 12, 4)) is elder
+    # A roster row without a birth date: the confirmed number's.
+    assert is_elder(None, factories.id_number(birth=birth, seq=5), today=dt.date(2026, 12, 4)) is elder
+    assert is_elder(dt.date(1966, 12, 5), today=dt.date(2026, 12, 4)) is False  # 60 tomorrow
+
+
+def test_the_read_is_rate_limited_as_an_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OCR costs seconds of CPU: card reads count as uploads per IP (rate_limit_upload_ip)."""
+    from service.adapters.http import limits
+
+    monkeypatch.setattr(limits, "_clock", lambda: 1_000_000_000.0)  # one window throughout
+    with FakeWeChat() as fake:
+        settings = wechat_settings(
+            fake,
+            tmp_path,
+            database_url=f"sqlite:///{tmp_path / 'h5.db'}",
+            h5_card_check=True,
+            rate_limit_upload_ip="2/minute",
+        )
+        ctx = ServiceContext(settings)
+        with TestClient(create_app(ctx=ctx)) as client:
+            client.cookies.set(identity.COOKIE, identity.mint(ctx, OPENID))
+            answers = [read(client, b"not an image")["status"] for _ in range(3)]
+    assert answers == [422, 422, 429]

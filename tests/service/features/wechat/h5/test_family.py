@@ -1,0 +1,85 @@
+"""The family page's status line for each bound elder, through the real app: certified until, due, overdue,
+being checked, in review; only the caller's own active bindings, and only with the operator token."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from service.certification import sessions
+from service.certification.models import Beneficiary, Channel, SessionState, utcnow
+from service.features.proxy import operators
+from service.features.proxy.models import BindingStatus, ProxyBinding
+from tests.service import factories
+from tests.service.features.wechat.h5.conftest import OPENID, App
+
+
+def bind(app: App, valid_days: int | None, status: BindingStatus = BindingStatus.ACTIVE) -> tuple[str, str, int]:
+    """(operator token, binding id, elder id) for a new elder valid for `valid_days` more days."""
+    with app.ctx.db() as db:
+        login = operators.login(db, app.ctx, "wechat", OPENID, "test")
+        today = utcnow().date()
+        until = today + dt.timedelta(days=valid_days) if valid_days is not None else None
+        elder = factories.beneficiary(db, app.ctx.keyring, valid_until=until)
+        db.flush()
+        row = ProxyBinding(
+            id=str(uuid.uuid4()),
+            operator_id=login.operator.id,
+            beneficiary_id=elder.id,
+            relationship="child",
+            status=status,
+        )
+        db.add(row)
+        db.commit()
+        return login.token, row.id, elder.id
+
+
+def statuses(app: App, token: str) -> dict[str, tuple[str, str]]:
+    r = app.client.get("/h5/api/family/elders", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return {e["binding_id"]: (e["state"], e["text"]) for e in r.json()["elders"]}
+
+
+@pytest.mark.parametrize(
+    ("days", "state", "words"),
+    [
+        (200, "certified", "已认证,有效期至"),
+        (10, "due_soon", "前完成认证"),
+        (-3, "overdue", "已于"),
+        (None, "undated", "暂无认证记录"),
+    ],
+)
+def test_the_cycle_state_of_each_elder(app: App, days: int | None, state: str, words: str) -> None:
+    token, binding, _ = bind(app, days)
+    got_state, text = statuses(app, token)[binding]
+    assert got_state == state and words in text
+    if days is not None:
+        assert (utcnow().date() + dt.timedelta(days=days)).isoformat() in text  # the real date, never a placeholder
+
+
+@pytest.mark.parametrize(
+    ("session_state", "decision", "state"),
+    [(SessionState.DECIDED, "review", "review"), (SessionState.QUEUED, None, "checking")],
+)
+def test_a_session_in_review_or_being_checked_comes_first(
+    app: App, session_state: SessionState, decision: str | None, state: str
+) -> None:
+    token, binding, elder_id = bind(app, 200)
+    with app.ctx.db() as db:
+        b = db.get(Beneficiary, elder_id)
+        assert b is not None
+        s = sessions.create_session(db, app.ctx, b, Channel.PROXY, False, "test").session
+        s.state, s.decision = session_state, decision
+        db.commit()
+    assert statuses(app, token)[binding][0] == state
+
+
+def test_only_active_bindings_and_only_with_the_operator_token(app: App) -> None:
+    _, active, _ = bind(app, 200)
+    token, pending, _ = bind(app, 200, BindingStatus.PENDING_CONSENT)  # a new login: the latest token counts
+    got = statuses(app, token)
+    assert active in got and pending not in got
+    r = app.client.get("/h5/api/family/elders")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"
