@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import engine_from_config, pool
 
 from alembic import context
-from service.infra.db.engine import Base
+from service.schema import metadata  # every model module, so autogenerate and compare see every table
 
 config = context.config
 if not config.get_main_option("sqlalchemy.url"):
@@ -13,7 +13,7 @@ if not config.get_main_option("sqlalchemy.url"):
 
     config.set_main_option("sqlalchemy.url", Settings().effective_database_url)
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_offline() -> None:

@@ -8,7 +8,7 @@ On the real clips of the liveness cache (docs/liveness_data.md):
   session; NUAA: parts of one continuous capture, the hardest case: same person, place and pose seconds apart);
 - re-timed copies: ``--copies`` real clips decoded and re-encoded at 0.6×, 0.75×, 1.25× and 1.6× speed (every
   frame kept, timestamps scaled, as ``ffmpeg -vf setpts``), each compared with its original.
-Both with the deployed rate search (``pipelines.liveness.replay.RATES``) and with 1:1 time alignment only (the
+Both with the deployed rate search (``pipelines.liveness.duplicates.RATES``) and with 1:1 time alignment only (the
 check before re-timing was handled), with exact 95 % intervals.
 """
 
@@ -32,12 +32,12 @@ sys.path.insert(0, str(REPO))
 
 from bench.liveness_data.assembly import encode_mp4  # noqa: E402
 from bench.liveness_data.cache import default_cache  # noqa: E402
-from pipelines.liveness import replay  # noqa: E402
+from pipelines.liveness import duplicates  # noqa: E402
 from pipelines.liveness.evaluation.intervals import clopper_pearson  # noqa: E402
 from pipelines.liveness.video import decode_all  # noqa: E402
 
 SPEEDS = (0.6, 0.75, 1.25, 1.6)
-ALIGNMENTS = {"rate_search": replay.RATES, "one_to_one": (1.0,)}
+ALIGNMENTS = {"rate_search": duplicates.RATES, "one_to_one": (1.0,)}
 
 
 def frame_hashes(data: bytes) -> list[int]:
@@ -60,11 +60,11 @@ def rate(k: int, n: int) -> dict[str, Any]:
 
 
 def matches(pairs: Sequence[tuple[list[int], list[int]]], rates: tuple[float, ...]) -> int:
-    replay.RATES = rates
+    duplicates.RATES = rates
     try:
-        return sum(replay.near_duplicate(a, b) for a, b in pairs)
+        return sum(duplicates.near_duplicate(a, b) for a, b in pairs)
     finally:
-        replay.RATES = ALIGNMENTS["rate_search"]
+        duplicates.RATES = ALIGNMENTS["rate_search"]
 
 
 def main() -> int:

@@ -1,4 +1,11 @@
-"""The one vocabulary of reason codes shared by every stage, with a short Chinese message for citizens."""
+"""The pipelines' reason codes (what a check of the media, the ID card or a decision found), each with a short
+Chinese message for citizens and a label for staff.
+
+Codes of the service layer (an unknown beneficiary, a rate limit, session and roster errors) live in
+service/certification/catalog.py, which extends this vocabulary into the one catalog every page reads. The
+beneficiary, attempt and proxy codes below stay here because proxy_auth, the layer between the pipelines and the
+service, puts them into decisions and its own errors (proxy_auth.decision, proxy_auth.bindings).
+"""
 
 from __future__ import annotations
 
@@ -41,14 +48,12 @@ class ReasonCode(enum.StrEnum):
     MEDIA_TOO_LARGE = "MEDIA_TOO_LARGE"
     VIDEO_TOO_SHORT = "VIDEO_TOO_SHORT"
     VIDEO_TOO_LONG = "VIDEO_TOO_LONG"
-    BENEFICIARY_UNKNOWN = "BENEFICIARY_UNKNOWN"
     BENEFICIARY_DECEASED = "BENEFICIARY_DECEASED"
     ATTEMPTS_EXCEEDED = "ATTEMPTS_EXCEEDED"
     PROXY_NOT_BOUND = "PROXY_NOT_BOUND"
     PROXY_LIMIT_REACHED = "PROXY_LIMIT_REACHED"
     PROXY_OPERATOR_FACE = "PROXY_OPERATOR_FACE"
     MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
-    RATE_LIMITED = "RATE_LIMITED"
 
     @property
     def message_zh(self) -> str:
@@ -95,14 +100,12 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.MEDIA_TOO_LARGE: "文件过大,请重新拍摄",
     ReasonCode.VIDEO_TOO_SHORT: "视频太短,请重新录制",
     ReasonCode.VIDEO_TOO_LONG: "视频太长,请重新录制",
-    ReasonCode.BENEFICIARY_UNKNOWN: "未找到待遇领取人信息",
     ReasonCode.BENEFICIARY_DECEASED: "该人员已登记死亡,无法认证",
     ReasonCode.ATTEMPTS_EXCEEDED: "今日认证次数已达上限,可申请人工审核",
     ReasonCode.PROXY_NOT_BOUND: "尚未绑定该亲属,请先绑定",
     ReasonCode.PROXY_LIMIT_REACHED: "绑定数量已达上限",
     ReasonCode.PROXY_OPERATOR_FACE: "请拍摄被认证老人本人,而非代办人",
     ReasonCode.MODEL_UNAVAILABLE: "系统暂时无法处理,请稍后再试",
-    ReasonCode.RATE_LIMITED: "操作过于频繁,请稍后再试",
 }
 
 
@@ -141,12 +144,10 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.MEDIA_TOO_LARGE: "文件过大",
     ReasonCode.VIDEO_TOO_SHORT: "视频过短",
     ReasonCode.VIDEO_TOO_LONG: "视频过长",
-    ReasonCode.BENEFICIARY_UNKNOWN: "名册中无此人",
     ReasonCode.BENEFICIARY_DECEASED: "名册登记已死亡",
     ReasonCode.ATTEMPTS_EXCEEDED: "当日认证次数已用完",
     ReasonCode.PROXY_NOT_BOUND: "代办人未绑定该老人",
     ReasonCode.PROXY_LIMIT_REACHED: "代办绑定数量已满",
     ReasonCode.PROXY_OPERATOR_FACE: "视频中的人脸像代办人本人",
     ReasonCode.MODEL_UNAVAILABLE: "模型不可用",
-    ReasonCode.RATE_LIMITED: "请求过于频繁",
 }

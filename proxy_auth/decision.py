@@ -16,6 +16,7 @@ import numpy as np
 
 from pipelines.decision.result import Decision, Outcome
 from pipelines.face_match import FaceMatcher, FaceObservation, cosine
+from pipelines.face_match.pooling import pool_embeddings
 from pipelines.reasons import ReasonCode
 from proxy_auth.policy import ProxyPolicy
 
@@ -45,7 +46,8 @@ def check_operator(
     """Compare the pooled elder frames with the operator's template, at the recognizer's calibrated thresholds."""
     if not elder_probes:
         raise ValueError("no elder face to compare with the operator")
-    pooled = np.mean([p.embedding for p in elder_probes], axis=0)
+    # Every elder frame is pooled here, without the quality mask of FaceMatcher.compare.
+    pooled = pool_embeddings([p.embedding for p in elder_probes], unit=False)
     th = matcher.calibration.thresholds(
         matcher.recognizer.version, matcher.config.flip_tta, policy.operator_reject_far, policy.operator_review_far
     )

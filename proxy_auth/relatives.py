@@ -17,7 +17,7 @@ import numpy as np
 
 from pipelines.decision.result import Decision, Outcome
 from pipelines.face_match import FaceObservation, cosine
-from pipelines.face_match.matcher import pooled_embedding
+from pipelines.face_match.pooling import pooled_embedding
 from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)

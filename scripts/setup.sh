@@ -38,3 +38,7 @@ if [ -z "${PENSION_CERT_DATA_DIR:-}" ] && [ -d "$ROOT/../shared/data" ]; then
   export PENSION_CERT_DATA_DIR="$(cd "$ROOT/../shared/data" && pwd)"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
+
+# The H5 capture page's live face guidance (onnxruntime-web, pinned, through npm); without npm or network the
+# page keeps its fallback flow, so a failure here never stops the set-up.
+"$ROOT/scripts/web_bundle.sh" || echo "setup: web bundle not installed; the H5 page uses its fallback flow" >&2

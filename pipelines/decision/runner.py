@@ -23,8 +23,10 @@ from pipelines.decision.result import Decision
 from pipelines.decision.rules import DecisionConfig, Evidence, decide
 from pipelines.errors import MediaError, PipelineError
 from pipelines.face_match import FaceMatcher, FaceObservation, MatchResult
+from pipelines.face_match.pooling import pooled_template
 from pipelines.id_card import IdCardReader, IdCardResult
 from pipelines.liveness import LivenessChecker, LivenessConfig, LivenessResult, VideoFingerprintStore
+from pipelines.liveness.duplicates import check_and_record
 from pipelines.media import decode_image
 from pipelines.reasons import ReasonCode
 
@@ -97,10 +99,8 @@ class Certifier:
         id_card = self._read_card(card, stage_errors)
         t1 = time.perf_counter()
         live = self.liveness.check(video, actions)
-        if fingerprints is not None:
-            if fingerprints.seen(live.video_sha256, live.frame_hashes):
-                stage_errors.append(ReasonCode.VIDEO_DUPLICATE)
-            fingerprints.add(live.video_sha256, live.frame_hashes)
+        if fingerprints is not None and check_and_record(fingerprints, live.video_sha256, live.frame_hashes):
+            stage_errors.append(ReasonCode.VIDEO_DUPLICATE)
         t2 = time.perf_counter()
         probes = [f.observation for f in live.best_frames if f.observation is not None]
         card_match = self._match_card(id_card, probes, stage_errors)
@@ -166,12 +166,8 @@ class Certifier:
         return self.matcher.compare(reference, probes)
 
     def _pool(self, probes: list[FaceObservation]) -> Template | None:
-        usable = [p.embedding for p in probes if p.quality.ok] or [p.embedding for p in probes]
-        if not usable:
-            return None
-        pooled = np.mean(usable, axis=0).astype(np.float32)
-        pooled /= max(float(np.linalg.norm(pooled)), 1e-12)
-        return Template(pooled, str(self.matcher.recognizer.version))
+        pooled = pooled_template(probes)
+        return None if pooled is None else Template(pooled, str(self.matcher.recognizer.version))
 
 
 def _ocr_version() -> dict[str, str]:

@@ -19,6 +19,7 @@ from models.detectors import Detection
 from models.packs import ModelPack, load_pack
 from pipelines.errors import PipelineError
 from pipelines.face_match.calibration import Calibration
+from pipelines.face_match.pooling import pooled_embedding, pooling_mask
 from pipelines.face_match.quality import FaceQuality, QualityConfig, measure_quality
 from pipelines.face_match.result import Band, FaceObservation, FrameEvidence, MatchResult, Thresholds
 from pipelines.reasons import ReasonCode
@@ -53,19 +54,6 @@ def prominence(det: Detection, image_shape: tuple[int, ...]) -> float:
     cx, cy = (det.bbox[0] + det.bbox[2]) / 2, (det.bbox[1] + det.bbox[3]) / 2
     dist = math.hypot(cx - w / 2, cy - h / 2) / (0.5 * math.hypot(w, h))
     return max(det.width, 0.0) * max(det.height, 0.0) * max(0.05, 1.0 - dist)
-
-
-def pooling_mask(probes: Sequence[FaceObservation]) -> list[bool]:
-    """Which probes are pooled: the quality-passing ones, or all of them when none passes."""
-    usable = [p.quality.ok for p in probes]
-    return usable if any(usable) else [True] * len(probes)
-
-
-def pooled_embedding(probes: Sequence[FaceObservation]) -> np.ndarray:
-    """Template pooling: the mean of the pooled probe embeddings is a steadier identity than any one frame."""
-    mask = pooling_mask(probes)
-    pooled: np.ndarray = np.mean([p.embedding for p, u in zip(probes, mask, strict=True) if u], axis=0)
-    return pooled
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipelines.id_card import layout as L
+from pipelines.id_card import layout
 
 # Left corners (top, bottom) of each caption's text box, as the PP-OCR detector draws them on a card of the
 # template's size; measured on rendered cards. The number box's four corners follow.
@@ -100,7 +100,9 @@ def _px(dst: np.ndarray, src: np.ndarray, card_px: float) -> float:
 
 def sane(h: np.ndarray) -> bool:
     """Reject homographies that fold or wildly stretch the card (a bad RANSAC pick)."""
-    corners = apply(h, np.array([[0, 0], [L.CARD_W, 0], [L.CARD_W, L.CARD_H], [0, L.CARD_H]], float))
+    corners = apply(
+        h, np.array([[0, 0], [layout.CARD_W, 0], [layout.CARD_W, layout.CARD_H], [0, layout.CARD_H]], float)
+    )
     area = cv2.contourArea(corners.astype(np.float32))
     if area <= 0 or not cv2.isContourConvex(corners.astype(np.float32)):
         return False

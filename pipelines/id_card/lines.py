@@ -7,9 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from pipelines.id_card import captions as C
-from pipelines.id_card import geometry as G
-from pipelines.id_card import parse as P
+from pipelines.id_card import captions, geometry, parse
 from pipelines.id_card.ocr import REC_HEIGHT, OcrEngine, TextLine, crop_quad, order_quad
 from pipelines.id_card.validate import NUMBER_RE, check_number
 
@@ -46,7 +44,7 @@ def ordered_in(up: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray
     orientation is arbitrary, so those are rebuilt level in the upright frame. Every box gets a margin along
     the line (the recogniser drops edge characters of tight crops).
     """
-    dst = order_quad(G.apply(up, quad).astype(np.float32))
+    dst = order_quad(geometry.apply(up, quad).astype(np.float32))
     w = float(np.linalg.norm(dst[1] - dst[0]) + np.linalg.norm(dst[2] - dst[3])) / 2
     h = float(np.linalg.norm(dst[3] - dst[0]) + np.linalg.norm(dst[2] - dst[1])) / 2
     if w < 2.0 * h:
@@ -62,7 +60,7 @@ def ordered_in(up: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray
     along = along / max(float(np.linalg.norm(along)), 1e-6)
     pad = along * 0.25 * h
     dst = dst + np.array([-pad, pad, pad, -pad], np.float32)
-    src = G.apply(np.linalg.inv(up), dst).astype(np.float32)
+    src = geometry.apply(np.linalg.inv(up), dst).astype(np.float32)
     return src, dst
 
 
@@ -122,11 +120,11 @@ def read_lines(
     cuts: dict[int, int] = {}
     if number is not None and cut_captions:
         for i in first:
-            at = None if i == number else C.entry_start(crops[i])
+            at = None if i == number else captions.entry_start(crops[i])
             if at is not None:
                 cuts[i] = at
     recs = dict(zip(first, ocr.recognize([crops[i][:, cuts.get(i, 0) :] for i in first]), strict=True))
-    whole = number is not None and NUMBER_RE.match(P.normalize(recs[number][0]).upper()) is not None
+    whole = number is not None and NUMBER_RE.match(parse.normalize(recs[number][0]).upper()) is not None
     if cuts and not whole:
         recs.update(zip(cuts, ocr.recognize([crops[i] for i in cuts]), strict=True))
         cuts = {}
@@ -156,7 +154,7 @@ def partial_number_line(lines: list[TextLine]) -> int | None:
     """The longest mostly-digit line with 6–17 digits: a number the detector only partly boxed."""
     best, best_n = None, 0
     for i, ln in enumerate(lines):
-        t = P.normalize(ln.text)
+        t = parse.normalize(ln.text)
         n = sum(ch.isdigit() for ch in t)
         if 6 <= n < 18 and n >= 0.8 * len(t) and n > best_n:
             best, best_n = i, n
@@ -184,7 +182,7 @@ def touches_border(lines: list[TextLine], up: np.ndarray, image: np.ndarray) -> 
     h, w = image.shape[:2]
     inv = np.linalg.inv(up)
     for ln in lines:
-        p = G.apply(inv, ln.quad)
+        p = geometry.apply(inv, ln.quad)
         if p[:, 0].min() < 3 or p[:, 1].min() < 3 or p[:, 0].max() > w - 3 or p[:, 1].max() > h - 3:
             return True
     return False

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from pipelines.id_card import layout as L
+from pipelines.id_card import layout
 
 # Vertical bands (template y of character centres) and the left edge of the entries.
 NAME_BAND = (150, 308)
@@ -21,7 +21,7 @@ BIRTH_BAND = (448, 586)
 ADDRESS_BAND = (586, 940)
 ENTRY_X = 300
 ETHNICITY_CAPTION_X = (520, 722)
-TEXT_RIGHT = L.PORTRAIT_BOX[0] - 10
+TEXT_RIGHT = layout.PORTRAIT_BOX[0] - 10
 ADDRESS_FIRST_LINE_Y = 657.0
 
 ETHNICITY_NAMES = (
@@ -187,7 +187,7 @@ def address_field(chars: list[Char]) -> tuple[str | None, float]:
         return None, 0.0
     lines: dict[int, list[Char]] = {}
     for c in cands:
-        lines.setdefault(round((c.y - ADDRESS_FIRST_LINE_Y) / L.ADDRESS_LINE_STEP), []).append(c)
+        lines.setdefault(round((c.y - ADDRESS_FIRST_LINE_Y) / layout.ADDRESS_LINE_STEP), []).append(c)
     first = sorted(lines[min(lines)], key=lambda c: c.x)
     # 址 misread as 止/上/土 just left of the entry: a caption, whatever it reads as (上海 starts further right).
     if len(first) > 1 and first[0].ch in ADDRESS_CAPTION_MISREADS and first[0].x < ENTRY_START + 14:

@@ -22,9 +22,7 @@ from models.errors import ModelError
 from models.packs import instantiate
 from pipelines.face_match import FaceMatcher
 from pipelines.face_match.matcher import prominence
-from pipelines.id_card import geometry as G
-from pipelines.id_card import layout as L
-from pipelines.id_card import regions as RG
+from pipelines.id_card import geometry, layout, regions
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +57,10 @@ class PortraitFinder:
 
     def find(self, image: np.ndarray, h_in: np.ndarray) -> Portrait:
         """Rectified crop of the portrait photo (card → input homography ``h_in``) and its central face."""
-        x1, y1, x2, y2 = L.PORTRAIT_BOX
+        x1, y1, x2, y2 = layout.PORTRAIT_BOX
         dx, dy = (x2 - x1) * self.margin, (y2 - y1) * self.margin
-        crop = RG.warp_region(image, h_in, (x1 - dx, y1 - dy, x2 + dx, y2 + dy), 0.5)
-        quad = G.apply(h_in, np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], float))
+        crop = regions.warp_region(image, h_in, (x1 - dx, y1 - dy, x2 + dx, y2 + dy), 0.5)
+        quad = geometry.apply(h_in, np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], float))
         h, w = image.shape[:2]
         bx1, by1 = np.clip(quad.min(axis=0), 0, [w, h])
         bx2, by2 = np.clip(quad.max(axis=0), 0, [w, h])

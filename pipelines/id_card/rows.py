@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.id_card import geometry as G
+from pipelines.id_card import geometry
 from pipelines.id_card.ocr import TextLine
 
 CAPTION_CHARS = set("姓名性别民族出生住址公")
@@ -146,14 +146,14 @@ def anchors(
     # The box's right end is only where the 18th character ends when all 18 were found.
     corners = (0, 1, 2, 3) if digits == 18 else (0, 3)
     for k in corners:
-        points.append((pt(q[k]), (float(G.NUMBER_BOX[k][0]), float(G.NUMBER_BOX[k][1]))))
+        points.append((pt(q[k]), (float(geometry.NUMBER_BOX[k][0]), float(geometry.NUMBER_BOX[k][1]))))
     by_row: dict[int, list[int]] = {}
     for i, r in rows.items():
         if i != number_idx:
             by_row.setdefault(r, []).append(i)
     typical = float(np.median([lines[i].height for i in rows]))
     for r, members in by_row.items():
-        top, bottom = G.ROW_EDGES[r]
+        top, bottom = geometry.ROW_EDGES[r]
         members.sort(key=lambda k: lines[k].x1)
         for j, i in enumerate(members):
             q = lines[i].quad
@@ -168,7 +168,7 @@ def anchors(
                 if j == 0 and r in (ROW_NAME, ROW_BIRTH, ROW_ADDRESS) and (r != ROW_BIRTH or t[:1].isdigit()):
                     left_x = CAPTION_X
             elif r == ROW_NUMBER:
-                left_x = G.CAPTION_LEFT_CORNERS["公民身份号码"][0][0] if t.startswith("公民") else None
+                left_x = geometry.CAPTION_LEFT_CORNERS["公民身份号码"][0][0] if t.startswith("公民") else None
             elif r == ROW_SEX and t and t[0] in "民族":
                 left_x = ETHNICITY_CAPTION_X  # wherever it sits in the row: 性别 may be missing
             elif j == 0 and _starts_with_caption(t, ROW_CAPTION_STARTS.get(r, "")):

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from stdnum import numdb
 from stdnum.cn import ric
 
-from pipelines.id_card import layout as L
+from pipelines.id_card import layout
 from pipelines.id_card.fonts import cjk_font_path, number_font_path
 
 SURNAMES = (
@@ -111,19 +111,21 @@ class SyntheticCard:
 
     @property
     def card_quad(self) -> np.ndarray:
-        return self.project(np.array([[0, 0], [L.CARD_W, 0], [L.CARD_W, L.CARD_H], [0, L.CARD_H]], float))
+        return self.project(
+            np.array([[0, 0], [layout.CARD_W, 0], [layout.CARD_W, layout.CARD_H], [0, layout.CARD_H]], float)
+        )
 
     @property
     def portrait_quad(self) -> np.ndarray:
-        x1, y1, x2, y2 = L.PORTRAIT_BOX
+        x1, y1, x2, y2 = layout.PORTRAIT_BOX
         return self.project(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], float))
 
 
 @functools.lru_cache(maxsize=2)
 def _template(data_dir: str) -> np.ndarray:
     page = Image.open(Path(data_dir) / "idcard" / "template" / "empty.png").convert("RGB")
-    x, y = L.PORTRAIT_SIDE_ORIGIN
-    card = np.asarray(page.crop((x, y, x + L.CARD_W, y + L.CARD_H)))[:, :, ::-1]
+    x, y = layout.PORTRAIT_SIDE_ORIGIN
+    card = np.asarray(page.crop((x, y, x + layout.CARD_W, y + layout.CARD_H)))[:, :, ::-1]
     return np.ascontiguousarray(card)
 
 
@@ -178,7 +180,7 @@ def random_fields(rng: np.random.Generator) -> CardFields:
     address = f"{prefix}{street}{STREET_TAILS[int(rng.integers(len(STREET_TAILS)))]}{int(rng.integers(1, 400))}"
     address += UNITS[int(rng.integers(len(UNITS)))]
     unit = f"{int(rng.integers(1, 30))}栋{int(rng.integers(1, 8))}单元{int(rng.integers(101, 1800))}室"
-    if rng.random() < 0.6 and len(address + unit) <= 3 * L.ADDRESS_CHARS_PER_LINE:
+    if rng.random() < 0.6 and len(address + unit) <= 3 * layout.ADDRESS_CHARS_PER_LINE:
         address += unit  # the card prints at most three address lines
     return CardFields(
         surname + given, "男" if male else "女", ethnicity, birth, address, make_id_number(code, birth, male, rng)
@@ -198,52 +200,52 @@ def portrait_from_face(face_bgr: np.ndarray) -> np.ndarray:
 def render_card(fields: CardFields, portrait_bgr: np.ndarray, data_dir: Path) -> np.ndarray:
     """The flat portrait side (1886×1189 BGR) with the fields printed at the template's positions."""
     card = _template(str(data_dir)).copy()
-    x1, y1, x2, y2 = L.PORTRAIT_BOX
+    x1, y1, x2, y2 = layout.PORTRAIT_BOX
     card[y1:y2, x1:x2] = cv2.resize(portrait_bgr, (x2 - x1, y2 - y1))
     img = Image.fromarray(card[:, :, ::-1])
     draw = ImageDraw.Draw(img)
     ink = (18, 18, 22)
     cjk = str(cjk_font_path())
-    name_font = ImageFont.truetype(cjk, L.NAME_PX, index=2)
-    text_font = ImageFont.truetype(cjk, L.FIELD_PX, index=2)
+    name_font = ImageFont.truetype(cjk, layout.NAME_PX, index=2)
+    text_font = ImageFont.truetype(cjk, layout.FIELD_PX, index=2)
     # Noto's ascent puts glyph tops ~10% below the anchor; anchor "lt" makes the given point the glyph top.
-    draw.text(L.NAME_XY, fields.name, font=name_font, fill=ink, anchor="lt")
-    draw.text(L.SEX_XY, fields.sex, font=text_font, fill=ink, anchor="lt")
-    draw.text(L.ETHNICITY_XY, fields.ethnicity, font=text_font, fill=ink, anchor="lt")
+    draw.text(layout.NAME_XY, fields.name, font=name_font, fill=ink, anchor="lt")
+    draw.text(layout.SEX_XY, fields.sex, font=text_font, fill=ink, anchor="lt")
+    draw.text(layout.ETHNICITY_XY, fields.ethnicity, font=text_font, fill=ink, anchor="lt")
     b = fields.birth_date
-    draw.text(L.BIRTH_YEAR_XY, str(b.year), font=text_font, fill=ink, anchor="lt")
+    draw.text(layout.BIRTH_YEAR_XY, str(b.year), font=text_font, fill=ink, anchor="lt")
     draw.text(
-        (L.BIRTH_MONTH_XY[0] + (18 if b.month < 10 else 0), L.BIRTH_MONTH_XY[1]),
+        (layout.BIRTH_MONTH_XY[0] + (18 if b.month < 10 else 0), layout.BIRTH_MONTH_XY[1]),
         str(b.month),
         font=text_font,
         fill=ink,
         anchor="lt",
     )
     draw.text(
-        (L.BIRTH_DAY_XY[0] + (18 if b.day < 10 else 0), L.BIRTH_DAY_XY[1]),
+        (layout.BIRTH_DAY_XY[0] + (18 if b.day < 10 else 0), layout.BIRTH_DAY_XY[1]),
         str(b.day),
         font=text_font,
         fill=ink,
         anchor="lt",
     )
-    per = L.ADDRESS_CHARS_PER_LINE
+    per = layout.ADDRESS_CHARS_PER_LINE
     for k in range(0, len(fields.address), per):
-        y = L.ADDRESS_XY[1] + (k // per) * L.ADDRESS_LINE_STEP
-        draw.text((L.ADDRESS_XY[0], y), fields.address[k : k + per], font=text_font, fill=ink, anchor="lt")
-    num_font = ImageFont.truetype(str(number_font_path()), L.NUMBER_PX)
-    x = float(L.NUMBER_XY[0])
+        y = layout.ADDRESS_XY[1] + (k // per) * layout.ADDRESS_LINE_STEP
+        draw.text((layout.ADDRESS_XY[0], y), fields.address[k : k + per], font=text_font, fill=ink, anchor="lt")
+    num_font = ImageFont.truetype(str(number_font_path()), layout.NUMBER_PX)
+    x = float(layout.NUMBER_XY[0])
     for ch in fields.id_number:
-        draw.text((x, L.NUMBER_XY[1]), ch, font=num_font, fill=ink, anchor="lt")
+        draw.text((x, layout.NUMBER_XY[1]), ch, font=num_font, fill=ink, anchor="lt")
         x += num_font.getlength(ch) + 4
     return np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
 
 
 def _card_mask() -> np.ndarray:
-    mask = np.zeros((L.CARD_H, L.CARD_W), np.uint8)
+    mask = np.zeros((layout.CARD_H, layout.CARD_W), np.uint8)
     r = 70  # rounded corners (ISO/IEC 7810 ID-1: 3.18 mm on 85.6 mm)
-    cv2.rectangle(mask, (r, 0), (L.CARD_W - r, L.CARD_H), 255, -1)
-    cv2.rectangle(mask, (0, r), (L.CARD_W, L.CARD_H - r), 255, -1)
-    for cx, cy in ((r, r), (L.CARD_W - r, r), (r, L.CARD_H - r), (L.CARD_W - r, L.CARD_H - r)):
+    cv2.rectangle(mask, (r, 0), (layout.CARD_W - r, layout.CARD_H), 255, -1)
+    cv2.rectangle(mask, (0, r), (layout.CARD_W, layout.CARD_H - r), 255, -1)
+    for cx, cy in ((r, r), (layout.CARD_W - r, r), (r, layout.CARD_H - r), (layout.CARD_W - r, layout.CARD_H - r)):
         cv2.circle(mask, (cx, cy), r, 255, -1)
     return mask
 
@@ -286,15 +288,15 @@ def _homography(rng: np.random.Generator, cfg: PhotoConfig, rotation: float) -> 
     # Tilt magnitude uniform in [0, max], direction uniform: as many gentle as steep views.
     mag, direction = rng.uniform(0, cfg.max_tilt_deg), rng.uniform(0, 2 * math.pi)
     tilt_x, tilt_y = mag * math.cos(direction), mag * math.sin(direction)
-    corners = np.array([[0, 0], [L.CARD_W, 0], [L.CARD_W, L.CARD_H], [0, L.CARD_H]], np.float64)
-    centred = np.hstack([corners - [L.CARD_W / 2, L.CARD_H / 2], np.zeros((4, 1))])
+    corners = np.array([[0, 0], [layout.CARD_W, 0], [layout.CARD_W, layout.CARD_H], [0, layout.CARD_H]], np.float64)
+    centred = np.hstack([corners - [layout.CARD_W / 2, layout.CARD_H / 2], np.zeros((4, 1))])
     ax, ay = math.radians(tilt_x), math.radians(tilt_y)
     rx = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
     ry = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
     rz_a = math.radians(rotation)
     rz = np.array([[math.cos(rz_a), -math.sin(rz_a), 0], [math.sin(rz_a), math.cos(rz_a), 0], [0, 0, 1]])
     pts3 = centred @ (rz @ ry @ rx).T
-    focal = 2.2 * L.CARD_W  # a phone's ~28 mm-equivalent lens at arm's length
+    focal = 2.2 * layout.CARD_W  # a phone's ~28 mm-equivalent lens at arm's length
     proj = pts3[:, :2] * (focal / (focal + pts3[:, 2:3]))
     cw, ch = cfg.canvas
     span = proj.max(axis=0) - proj.min(axis=0)
@@ -319,14 +321,14 @@ def photograph(
     scene = _background(rng, w, h).astype(np.float32)
     card = card_bgr.astype(np.float32)
     if rng.random() < cfg.shadow_prob:  # a soft shadow edge (hand or phone) across the card
-        yy, xx = np.mgrid[0 : L.CARD_H, 0 : L.CARD_W].astype(np.float32)
+        yy, xx = np.mgrid[0 : layout.CARD_H, 0 : layout.CARD_W].astype(np.float32)
         a = rng.uniform(0, 2 * math.pi)
-        d = (xx - L.CARD_W / 2) * math.cos(a) + (yy - L.CARD_H / 2) * math.sin(a) - rng.uniform(-400, 400)
+        d = (xx - layout.CARD_W / 2) * math.cos(a) + (yy - layout.CARD_H / 2) * math.sin(a) - rng.uniform(-400, 400)
         card *= (1.0 - rng.uniform(0.25, 0.5) / (1.0 + np.exp(-d / 60.0)))[:, :, None]
     if rng.random() < cfg.glare_prob:  # specular highlight of a lamp on the laminate
-        cx, cy = rng.uniform(0.1, 0.9) * L.CARD_W, rng.uniform(0.1, 0.9) * L.CARD_H
+        cx, cy = rng.uniform(0.1, 0.9) * layout.CARD_W, rng.uniform(0.1, 0.9) * layout.CARD_H
         rx, ry = rng.uniform(80, 260), rng.uniform(60, 180)
-        yy, xx = np.mgrid[0 : L.CARD_H, 0 : L.CARD_W].astype(np.float32)
+        yy, xx = np.mgrid[0 : layout.CARD_H, 0 : layout.CARD_W].astype(np.float32)
         blob = np.exp(-(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2))
         card += (rng.uniform(0.35, 0.7) * 255 * blob)[:, :, None]
     warped = cv2.warpPerspective(np.clip(card, 0, 255), h_mat, (w, h), flags=cv2.INTER_AREA)

@@ -1,68 +1,26 @@
-"""Citizen ID number checks (python-stdnum ``cn.ric``) and the cross-checks against the printed fields."""
+"""Cross-checks of a card's printed fields against its ID number, and place-name fixes from the number's region.
+
+The number itself is judged by the one validator, pipelines/idnumber.py (re-exported here for the reader).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from dataclasses import dataclass, field
 
 from stdnum import numdb
-from stdnum.cn import ric
 
-# ASCII digits only (\d also matches other scripts' digits) and no trailing newline ($ would allow one).
-NUMBER_RE = re.compile(r"^[0-9]{17}[0-9X]\Z")
+from pipelines.idnumber import NUMBER_RE, NumberCheck, birth_date, check_digit, check_number
 
-
-@dataclass(frozen=True)
-class NumberCheck:
-    """What is right and wrong with one 18-character citizen ID number."""
-
-    format_ok: bool
-    checksum_ok: bool = False
-    region_ok: bool = False
-    date_ok: bool = False
-    birth_date: dt.date | None = None
-    sex: str | None = None  # from the parity of the 17th digit: odd = 男
-    region: str | None = None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def valid(self) -> bool:
-        return self.format_ok and self.checksum_ok and self.region_ok and self.date_ok
-
-
-def check_number(number: str | None, today: dt.date | None = None) -> NumberCheck:
-    """Format, ISO 7064 MOD 11-2 check digit, region code and birth date of an ID number.
-
-    stdnum's ``ric.validate`` also requires the county to have existed in the birth year; numbers of people
-    born before their county was created (most pensioners: numbers were assigned from 1984 on) are real,
-    so the region is only required to be a known code of any era.
-    """
-    if number is None or not NUMBER_RE.match(number):
-        return NumberCheck(False, problems=["format"])
-    problems: list[str] = []
-    checksum_ok = number[-1] == ric.calc_check_digit(number)
-    if not checksum_ok:
-        problems.append("checksum")
-    birth: dt.date | None = None
-    try:
-        birth = ric.get_birth_date(number)
-    except Exception:  # stdnum raises its own ValidationError subclasses
-        birth = None
-    today = today or dt.date.today()
-    date_ok = birth is not None and dt.date(1880, 1, 1) <= birth <= today
-    if not date_ok:
-        problems.append("birth_date")
-    info = {k: v for _part, props in numdb.get("cn/loc").info(number[:6]) for k, v in props.items()}
-    region_ok = "province" in info and "county" in info
-    if not region_ok:
-        problems.append("region")
-    region = None
-    if region_ok:
-        county = info["county"].split(",")[-1].split("]")[-1]
-        region = info["province"] + ("" if county == info["province"] else county)
-    sex = "男" if int(number[16]) % 2 == 1 else "女"
-    return NumberCheck(True, checksum_ok, region_ok, date_ok, birth if date_ok else None, sex, region, problems)
+__all__ = [
+    "NUMBER_RE",
+    "NumberCheck",
+    "birth_date",
+    "check_digit",
+    "check_number",
+    "correct_address",
+    "cross_check",
+    "region_names",
+]
 
 
 def cross_check(number: NumberCheck, birth_field: dt.date | None, sex_field: str | None) -> list[str]:

@@ -16,12 +16,7 @@ if TYPE_CHECKING:
     from pipelines.liveness.actions import ActionConfig, ActionEvent, ActionEvidence
     from pipelines.liveness.challenge import ACTIONS, Challenge, issue_challenge, parse_actions
     from pipelines.liveness.checker import LivenessChecker, LivenessConfig
-    from pipelines.liveness.replay import (
-        InMemoryNonceStore,
-        InMemoryVideoFingerprintStore,
-        NonceStore,
-        VideoFingerprintStore,
-    )
+    from pipelines.liveness.duplicates import InMemoryVideoFingerprintStore, VideoFingerprintStore
     from pipelines.liveness.result import BestFrame, LivenessResult
     from pipelines.liveness.video import SamplingConfig, VideoLimits
 
@@ -36,10 +31,8 @@ _HOMES: dict[str, str] = {
     "parse_actions": "challenge",
     "LivenessChecker": "checker",
     "LivenessConfig": "checker",
-    "InMemoryNonceStore": "replay",
-    "InMemoryVideoFingerprintStore": "replay",
-    "NonceStore": "replay",
-    "VideoFingerprintStore": "replay",
+    "InMemoryVideoFingerprintStore": "duplicates",
+    "VideoFingerprintStore": "duplicates",
     "BestFrame": "result",
     "LivenessResult": "result",
     "SamplingConfig": "video",
@@ -53,12 +46,10 @@ __all__ = [
     "ActionEvidence",
     "BestFrame",
     "Challenge",
-    "InMemoryNonceStore",
     "InMemoryVideoFingerprintStore",
     "LivenessChecker",
     "LivenessConfig",
     "LivenessResult",
-    "NonceStore",
     "SamplingConfig",
     "VideoFingerprintStore",
     "VideoLimits",

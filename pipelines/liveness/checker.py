@@ -8,37 +8,33 @@ embeddings run too, on a side thread (see :mod:`pipelines.liveness.tracking`).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from models.packs import ModelPack, load_pack
 from pipelines.errors import PipelineError
 from pipelines.face_match import FaceMatcher
-from pipelines.liveness.actions import ActionConfig, ActionEvent, ActionEvidence, detect_events, verify_sequence
-from pipelines.liveness.capture import CaptureConfig, capture_reasons, scene_reasons, summarise
-from pipelines.liveness.challenge import BLINK, Challenge, parse_actions
-from pipelines.liveness.fusion import Findings, Fused, Verdict, fuse
-from pipelines.liveness.keyframes import best_frames, identity_spread, passive_frames
-from pipelines.liveness.motion import MotionConfig, MotionEvidence, measure_motion
-from pipelines.liveness.passive import PassiveCalibration, PassiveScorer
-from pipelines.liveness.replay import (
-    InMemoryNonceStore,
+from pipelines.liveness.actions import ActionConfig
+from pipelines.liveness.capture import CaptureConfig, summarise
+from pipelines.liveness.challenge import BLINK, parse_actions
+from pipelines.liveness.duplicates import (
     InMemoryVideoFingerprintStore,
-    NonceStore,
     VideoFingerprintStore,
-    nonce_reasons,
+    check_and_record,
     video_sha256,
 )
+from pipelines.liveness.findings import FindingRules, collect_findings
+from pipelines.liveness.fusion import Findings, Fused, Verdict, fuse
+from pipelines.liveness.keyframes import best_frames
+from pipelines.liveness.motion import MotionConfig
+from pipelines.liveness.passive import PassiveCalibration, PassiveScorer
 from pipelines.liveness.result import LivenessResult
-from pipelines.liveness.tracking import FaceTracker, KeyFrame, Track, TrackConfig
+from pipelines.liveness.scoring import Scores, ScoringConfig, score_track
+from pipelines.liveness.tracking import FaceTracker, Track, TrackConfig
 from pipelines.liveness.video import SamplingConfig, VideoInfo, VideoLimits, VideoReader, read_bytes
-from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +73,6 @@ class LivenessChecker:
         pack: ModelPack | None = None,
         config: LivenessConfig | None = None,
         matcher: FaceMatcher | None = None,
-        nonce_store: NonceStore | None = None,
         fingerprint_store: VideoFingerprintStore | None = None,
         calibration: PassiveCalibration | None = None,
     ) -> None:
@@ -87,7 +82,6 @@ class LivenessChecker:
         self.landmarks = self.pack.landmarks
         self.passive = PassiveScorer(self.pack.antispoof)
         self.calibration = calibration or PassiveCalibration.load(self.passive.key)
-        self.nonce_store: NonceStore = nonce_store or InMemoryNonceStore()
         self.fingerprints: VideoFingerprintStore = fingerprint_store or InMemoryVideoFingerprintStore()
 
     @property
@@ -141,17 +135,13 @@ class LivenessChecker:
         self,
         video: bytes | Path | str,
         challenge_actions: Sequence[str] | str | None = None,
-        *,
-        challenge: Challenge | None = None,
-        nonce: str | None = None,
-        expires_at: dt.datetime | None = None,
-        now: dt.datetime | None = None,
     ) -> LivenessResult:
-        """Analyse one video. Raises MediaError only for undecodable or out-of-limit media."""
+        """Analyse one video: tracking → scoring → reasons → fusion. Raises MediaError only for undecodable or
+        out-of-limit media.
+
+        The challenge's nonce is the service's to check (service.certification.sessions: single use, expiry),
+        before the video reaches the checker."""
         t_all, cpu_all = time.perf_counter(), time.thread_time()
-        if challenge is not None:
-            challenge_actions = challenge_actions or challenge.actions
-            nonce, expires_at = nonce or challenge.nonce, expires_at or challenge.expires_at
         requested = parse_actions(
             challenge_actions
             if isinstance(challenge_actions, str) or challenge_actions is None
@@ -160,16 +150,16 @@ class LivenessChecker:
         data = read_bytes(video, self.config.limits)
         sha = video_sha256(data)
         track, info = self._run_tracker(data, requested)
-        hard: list[ReasonCode] = list(nonce_reasons(nonce, expires_at, self.nonce_store, now))
-        found = self._analyse(track, requested, hard)
-        if self.config.check_duplicates:
-            if self.fingerprints.seen(sha, track.hashes):
-                hard.append(ReasonCode.VIDEO_DUPLICATE)
-            self.fingerprints.add(sha, track.hashes)
-        fused = fuse(replace(found.findings, hard=hard))
-        found.timings["total"] = (time.perf_counter() - t_all) * 1000
-        found.timings["main_thread_cpu"] = (time.thread_time() - cpu_all) * 1000
-        return self._result(track, info, sha, requested, found, fused)
+        scores = score_track(track, requested, self._scoring_config())
+        duplicate = self.config.check_duplicates and check_and_record(self.fingerprints, sha, track.hashes)
+        findings = collect_findings(track, requested, scores, self._finding_rules(), duplicate)
+        fused = fuse(findings)
+        timings = {
+            **scores.timings,
+            "total": (time.perf_counter() - t_all) * 1000,
+            "main_thread_cpu": (time.thread_time() - cpu_all) * 1000,
+        }
+        return self._result(track, info, sha, requested, scores, findings, fused, timings)
 
     def _run_tracker(self, data: bytes, requested: Sequence[str]) -> tuple[Track, VideoInfo]:
         sampling = self.config.sampling
@@ -181,38 +171,18 @@ class LivenessChecker:
         finally:
             reader.close()
 
-    def _analyse(self, track: Track, requested: Sequence[str], hard: list[ReasonCode]) -> _Analysis:
-        """Every signal's finding; face and challenge findings are appended to `hard`."""
+    def _scoring_config(self) -> ScoringConfig:
         cfg = self.config
-        keys = track.key_frames
-        chosen = passive_frames(keys, cfg.capture, cfg.passive_frames)
-        events = detect_events(track.signals, cfg.actions)
-        evidence, action_reasons = verify_sequence(requested, events)
-        t_motion = time.perf_counter()
-        motion = measure_motion([s.t for s in track.signals], track.mesh_points, self.motion_config)
-        timings = {**track.timings_ms, "motion": (time.perf_counter() - t_motion) * 1000}
-        capture = capture_reasons([k.capture for k in chosen], cfg.capture)
-        identity_min = identity_spread(keys)
-        missing_share = track.missing / max(track.n_frames, 1)
-        if not keys or len(track.signals) < 3 or missing_share > cfg.max_missing_share:
-            hard.append(ReasonCode.FACE_NOT_FOUND)
-            capture = capture or scene_reasons(track.frame_luma, cfg.capture)
-        if track.max_faces > 1:
-            hard.append(ReasonCode.FACE_MULTIPLE)
-        if identity_min is not None and identity_min < self._identity_threshold():
-            hard.append(ReasonCode.FACE_CHANGED_IN_VIDEO)
-        hard += action_reasons
-        findings = Findings(
-            hard=hard,
-            passive_score=float(np.mean([k.passive_score for k in chosen])) if chosen else 0.0,
+        return ScoringConfig(cfg.actions, cfg.capture, self.motion_config, cfg.passive_frames)
+
+    def _finding_rules(self) -> FindingRules:
+        return FindingRules(
+            capture=self.config.capture,
+            max_missing_share=self.config.max_missing_share,
+            identity_min_cosine=self._identity_threshold(),
             pass_threshold=self.passive_threshold,
             review_floor=self.passive_review_floor,
-            capture=capture,
-            challenge_performed=bool(requested) and not action_reasons,
-            motion_live=motion.live,
-            passive_measured=bool(chosen),
         )
-        return _Analysis(findings, chosen, events, evidence, motion, identity_min, missing_share, timings)
 
     def _result(
         self,
@@ -220,10 +190,12 @@ class LivenessChecker:
         info: VideoInfo,
         sha: str,
         requested: Sequence[str],
-        found: _Analysis,
+        scores: Scores,
+        findings: Findings,
         fused: Fused,
+        timings: dict[str, float],
     ) -> LivenessResult:
-        chosen, keys = found.passive_keys, track.key_frames
+        chosen, keys = scores.passive_keys, track.key_frames
         return LivenessResult(
             passed=fused.verdict is Verdict.PASS,
             reasons=list(dict.fromkeys(fused.reasons)),
@@ -233,22 +205,22 @@ class LivenessChecker:
             passive_frames=[round(k.frame.t, 3) for k in chosen],
             capture={
                 **summarise([k.capture for k in chosen]),
-                "retake": [r.value for r in found.findings.capture],
+                "retake": [r.value for r in findings.capture],
             },
-            motion=found.motion.to_dict(),
-            passive_score=found.findings.passive_score,
+            motion=scores.motion.to_dict(),
+            passive_score=findings.passive_score,
             passive_threshold=self.passive_threshold,
-            actions=found.evidence,
+            actions=scores.evidence,
             frames_analyzed=track.n_frames,
             best_frames=best_frames(keys, self.config.n_best_frames),
             video_sha256=sha,
             frame_hashes=track.hashes,
             duration_s=info.duration_s,
             challenge=list(requested),
-            events=found.events,
+            events=scores.events,
             max_faces=track.max_faces,
-            face_missing_share=found.missing_share,
-            identity_min_similarity=found.identity_min,
+            face_missing_share=scores.missing_share,
+            identity_min_similarity=scores.identity_min,
             frame_scores=[(k.frame.t, k.passive_score) for k in keys],
             video={
                 "container": info.container,
@@ -258,21 +230,7 @@ class LivenessChecker:
                 "rotation": info.rotation,
                 "frames_decoded": info.frames_decoded,
             },
-            timings_ms=found.timings,
+            timings_ms=timings,
             models=self.model_versions(),
             calibration_version=self.calibration.version,
         )
-
-
-@dataclass
-class _Analysis:
-    """What `_analyse` found, before the duplicate check and the fusion."""
-
-    findings: Findings
-    passive_keys: list[KeyFrame]
-    events: list[ActionEvent]
-    evidence: list[ActionEvidence]
-    motion: MotionEvidence
-    identity_min: float | None
-    missing_share: float
-    timings: dict[str, float]

@@ -9,6 +9,8 @@ WeChat account used to block every non-staff channel of the victim for the day.
 Who the requester was is read from what the session already records, so no new column is needed:
 the family-page operator (proxy_sessions), else the WeChat account the session is linked to (wechat_sessions),
 else the actor of the `session.create` audit entry (the API client key; channels send no end-user reference).
+The first two are the features' records: each feature registers a `RequesterSource` on ``ctx.hooks.requesters``
+at start-up (proxy before WeChat), so the core reads them without importing a feature.
 Requesters are named like audit actors: "wechat:<mac8>", "operator:<id>", "api:<mac8>", "admin:<mac8>".
 """
 
@@ -21,9 +23,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import AuditEntry, CertSession, utcnow
-from service.features.proxy.models import ProxySession
-from service.features.wechat.models import WeChatSessionLink
+from service.certification.models import AuditEntry, CertSession, SessionDecision, utcnow
 from service.infra.clock import HasTimeZone, local_day_start
 
 # The session.create audit entry is written in the request that inserts the session: seconds apart at most.
@@ -51,7 +51,7 @@ def rejected_today(
     rows = db.execute(
         select(CertSession.id, CertSession.created_at).where(
             CertSession.beneficiary_id == beneficiary_id,
-            CertSession.decision == "reject",
+            CertSession.decision == SessionDecision.REJECT,
             CertSession.decided_at >= local_day_start(settings, now),
         )
     ).all()
@@ -64,14 +64,9 @@ def requesters(db: Session, ctx: ServiceContext, rows: list[tuple[str, dt.dateti
     if not ids:
         return {}
     found: dict[str, str] = {}
-    for sid, op in db.execute(
-        select(ProxySession.session_id, ProxySession.operator_id).where(ProxySession.session_id.in_(ids))
-    ):
-        found[sid] = f"operator:{op}"
-    for sid, openid in db.execute(
-        select(WeChatSessionLink.session_id, WeChatSessionLink.openid).where(WeChatSessionLink.session_id.in_(ids))
-    ):
-        found.setdefault(sid, wechat_requester(ctx, openid))
+    for source in ctx.hooks.require_installed().requesters.values():  # registration order: proxy, then WeChat
+        for sid, who in source(db, ctx, ids).items():
+            found.setdefault(sid, who)
     rest = [(sid, at) for sid, at in rows if sid not in found]
     if rest:
         windows = [

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.models import utcnow
-from service.features.console.models import ConsoleAuditEntry
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.infra.storage import MediaStorage, StorageError
 
 log = logging.getLogger(__name__)

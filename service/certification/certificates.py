@@ -55,12 +55,12 @@ def issue_code(keyring: Keyring, cert_id: int, id_masked: str, certified_on: dt.
 def verify_code(keyring: Keyring, code: str) -> CertificateClaims:
     body, _, mac = code.strip().partition(".")
     if not body or not _mac_ok(keyring, body, mac):
-        raise ServiceError("CERTIFICATE_INVALID", "signature does not verify", status=400)
+        raise ServiceError("CERTIFICATE_INVALID", "signature does not verify")
     try:
         p = json.loads(_unb64(body))
         return CertificateClaims(int(p["c"]), str(p["m"]), dt.date.fromisoformat(p["d"]), dt.date.fromisoformat(p["u"]))
     except (ValueError, KeyError, TypeError) as exc:
-        raise ServiceError("CERTIFICATE_INVALID", "malformed code", status=400) from exc
+        raise ServiceError("CERTIFICATE_INVALID", "malformed code") from exc
 
 
 def _mac_ok(keyring: Keyring, body: str, mac: str) -> bool:
@@ -70,8 +70,8 @@ def _mac_ok(keyring: Keyring, body: str, mac: str) -> bool:
 
 def render_png(name: str, claims: CertificateClaims, verify_url: str) -> bytes:
     """A printable certificate: subject, dates and a QR code of the verification URL."""
-    import segno
-    from PIL import Image, ImageDraw
+    import segno  # lazy: segno and Pillow only when a certificate is printed
+    from PIL import Image, ImageDraw  # lazy: as above
 
     qr = segno.make(verify_url, error="m")
     buf = io.BytesIO()
@@ -96,7 +96,7 @@ def render_png(name: str, claims: CertificateClaims, verify_url: str) -> bytes:
 
 
 def _font(size: int) -> Any:
-    from PIL import ImageFont
+    from PIL import ImageFont  # lazy: Pillow only when a certificate is printed
 
     for path in (
         "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",

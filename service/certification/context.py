@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.certification.contract import FeatureHooks
 from service.certification.cycle import CycleRules
 from service.infra.config import Settings
 from service.infra.db.engine import create_all, make_engine, make_session_factory
@@ -26,7 +27,7 @@ def open_storage(settings: Settings) -> MediaStorage:
     """The media store the settings name: a bucket (PENSION_CERT_MEDIA_URL=s3://...) or the local folder."""
     if not settings.media_url:
         return LocalEncryptedStorage(settings.effective_media_dir, settings.media_key_bytes)
-    from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options  # boto3 only when configured
+    from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options  # lazy: boto3 only when configured
 
     options = S3Options(
         endpoint_url=settings.s3_endpoint_url or None,
@@ -57,6 +58,8 @@ class ServiceContext:
         )
         # Called with a session id after the transaction that queued it has committed.
         self.enqueue: Callable[[str], None] = lambda _sid: None
+        # What the features plug into the core (decision hooks, notifiers); filled by install_features at start-up.
+        self.hooks = FeatureHooks()
 
     @contextmanager
     def db(self) -> Iterator[Session]:

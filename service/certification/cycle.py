@@ -105,7 +105,6 @@ class CycleSpikeError(ServiceError):
             "CYCLE_SUSPENSION_SPIKE",
             f"the run of {today} would suspend {suspending} of {active} active beneficiaries (more than "
             f"{guard.max_share:.0%}); nothing was changed; check, then run again with force=true",
-            status=409,
             extra={"would_suspend": suspending, "active": active, "max_share": guard.max_share},
         )
         self.suspending, self.active = suspending, active

@@ -1,8 +1,10 @@
-"""Database-backed near-duplicate video store (the liveness stage's ``VideoFingerprintStore`` protocol).
+"""Database side of the duplicate-video policy (:mod:`pipelines.liveness.duplicates`, which says what counts as a
+duplicate and where each check runs).
 
-Bound to one session: it compares with earlier videos of the same beneficiary only (a replay of someone
-else's video fails the face match anyway), and never with the session's own video, so a job redone after a
-worker crash is not its own duplicate. Exact re-uploads are refused earlier, at upload, by sha256.
+``already_uploaded``: the upload's exact re-upload check (equal sha256, any earlier video of anyone).
+``SessionFingerprints``: the worker's ``VideoFingerprintStore``, bound to one session: it compares with earlier
+videos of the same beneficiary only (a replay of someone else's video fails the face match anyway), and never with
+the session's own video, so a job redone after a worker crash is not its own duplicate.
 """
 
 from __future__ import annotations
@@ -10,12 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from pipelines.liveness.replay import near_duplicate
+from pipelines.liveness.duplicates import is_duplicate
 from service.certification.context import ServiceContext
 from service.certification.models import VideoFingerprint
 
 MAX_COMPARED = 50  # a beneficiary's recent videos; more would only slow the check
+
+
+def already_uploaded(db: Session, video_sha256: str) -> bool:
+    """An exact re-upload: a stored video (anyone's, any session) has these bytes."""
+    return db.scalar(select(VideoFingerprint).where(VideoFingerprint.sha256 == video_sha256)) is not None
 
 
 class SessionFingerprints:
@@ -35,16 +43,10 @@ class SessionFingerprints:
                 .order_by(VideoFingerprint.id.desc())
                 .limit(MAX_COMPARED)
             ).all()
-        for row in rows:
-            if row.sha256 == video_sha256:
-                return True
-            if (
-                row.frame_hashes
-                and frame_hashes
-                and near_duplicate(frame_hashes, [int(h, 16) for h in row.frame_hashes])
-            ):
-                return True
-        return False
+        return any(
+            is_duplicate(video_sha256, frame_hashes, row.sha256, [int(h, 16) for h in row.frame_hashes or ()])
+            for row in rows
+        )
 
     def add(self, video_sha256: str, frame_hashes: Sequence[int]) -> None:
         with self.ctx.db() as db:

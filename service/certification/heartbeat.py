@@ -37,6 +37,11 @@ from service.certification.models import CertSession, WorkerHeartbeat, utcnow
 
 log = logging.getLogger(__name__)
 
+# The worker modes in which the service relies on workers it knows of: its own (process, thread) or Celery workers
+# on the same database; /readyz checks them and a queued upload says when none is alive. "none" (workers managed
+# elsewhere, or none at all: tests, a read-only API) is not checked.
+WORKER_MODES_CHECKED = frozenset({"process", "thread", "celery"})
+
 # Rows of processes gone for this long are deleted (their jobs' leases have long expired).
 PRUNE_AFTER_S = 7 * 24 * 3600
 PRUNE_EVERY_S = 3600.0
@@ -65,7 +70,8 @@ def process_name() -> str:
     pid = os.getpid()
     with _identity_lock:
         if _identity is None or _identity[0] != pid:
-            _identity = (pid, name_for(pid, os.environ.pop(TOKEN_ENV, "") or secrets.token_hex(4)))
+            token = os.environ.pop(TOKEN_ENV, "")  # env: handed by the parent process (TOKEN_ENV), not a setting
+            _identity = (pid, name_for(pid, token or secrets.token_hex(4)))
         return _identity[1]
 
 

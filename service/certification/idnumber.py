@@ -1,35 +1,35 @@
-"""Resident ID numbers (GB 11643): format, birth date and ISO 7064 MOD 11-2 check digit.
+"""Resident ID numbers for the service: the pipelines' one validator, with the sentences roster rows show.
 
-The region prefix is not checked against a table: division codes change, and the roster is authoritative.
+The rule itself (format, birth date, region policy, check digit) lives in pipelines/idnumber.py, so the
+roster, proxy sign-up, console lookups and the card reader judge a number the same way. Callers normalise
+typed input first (service.infra.security.normalise_id).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+from pipelines.idnumber import birth_date, check_digit, check_number
+
+__all__ = ["birth_date", "check_digit", "validate"]
+
+# The English problem sentences; the console maps them to Chinese by their fixed beginning
+# (service/features/console/labels.py ROSTER_PROBLEM_ZH), so keep the beginnings stable.
+FORMAT = "id_number must be 17 digits and a digit or X"
+BIRTH_DATE = "id_number has an invalid birth date"
+CHECKSUM = "id_number check digit does not match"
+REGION = "id_number has an unknown region code"
 
 
-def check_digit(first17: str) -> str:
-    r = (12 - sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True)) % 11) % 11
-    return "X" if r == 10 else str(r)
-
-
-def birth_date(number: str) -> dt.date | None:
-    try:
-        return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-    except ValueError:
-        return None
-
-
-def validate(number: str) -> str | None:
-    """None when valid, else what is wrong."""
-    # isascii(): str.isdigit() also accepts '²' (int() then fails) and other scripts' digits ('١').
-    if len(number) != 18 or not number.isascii() or not number[:17].isdigit() or number[17] not in "0123456789X":
-        return "id_number must be 17 digits and a digit or X"
-    born = birth_date(number)
-    if born is None or not dt.date(1900, 1, 1) <= born <= dt.date.today():
-        return "id_number has an invalid birth date"
-    if check_digit(number[:17]) != number[17]:
-        return "id_number check digit does not match"
+def validate(number: str, today: dt.date | None = None) -> str | None:
+    """None when valid, else what is wrong (format first, then birth date, check digit and region)."""
+    check = check_number(number, today)
+    if not check.format_ok:
+        return FORMAT
+    if not check.date_ok:
+        return BIRTH_DATE
+    if not check.checksum_ok:
+        return CHECKSUM
+    if not check.region_ok:
+        return REGION
     return None

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from service.infra.db.engine import Base
 
@@ -60,6 +61,17 @@ class SessionState(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class SessionDecision(enum.StrEnum):
+    """What a session's ``decision`` column holds: the machine's outcome (pipelines.decision.Outcome, the same
+    values; not imported: pipelines.decision loads the decision rules) or a staff member's RETRY (record the
+    video again), which no pipeline emits."""
+
+    ACCEPT = "accept"
+    REVIEW = "review"
+    REJECT = "reject"
+    RETRY = "retry"
+
+
 class Beneficiary(Base):
     __tablename__ = "beneficiaries"
 
@@ -86,6 +98,12 @@ class Beneficiary(Base):
     household: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+def on_roster() -> ColumnElement[bool]:
+    """The rows that are beneficiaries: every lookup by ID number or external id for a certification, a binding
+    or the registry filters on it (a relative's PROXY_OPERATOR row is nobody's pension)."""
+    return Beneficiary.status != BeneficiaryStatus.PROXY_OPERATOR
 
 
 class CertSession(Base):

@@ -12,10 +12,10 @@ import datetime as dt
 import logging
 import os
 import socket
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -25,16 +25,25 @@ from service.certification import heartbeat
 from service.certification.audit import audit
 from service.certification.certificates import issue_code
 from service.certification.context import ServiceContext
+from service.certification.contract import Certifier
 from service.certification.cycle import record_certification
 from service.certification.fingerprints import SessionFingerprints
-from service.certification.models import Beneficiary, Certification, CertSession, SessionState, utcnow
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    Certification,
+    CertSession,
+    SessionState,
+    utcnow,
+)
 from service.certification.templates import load_template
-from service.features.proxy import hooks as proxy_hooks
-from service.features.proxy import relatives
 from service.infra.clock import local_date
 from service.infra.observability import metrics
 from service.infra.security import mask_text
 from service.infra.storage import StorageError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from service.certification.contract import Template
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +53,11 @@ TRANSIENT = (OperationalError, StorageError, OSError)
 OUTAGES = (OperationalError, StorageUnavailableError)
 
 
-class CertifierLike(Protocol):
-    def run(
-        self,
-        card: bytes,
-        video: bytes,
-        actions: Any,
-        expected_id_number: str | None,
-        template: Any,
-        fingerprints: Any,
-    ) -> Any: ...
-
-
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def abandoned(stale_s: float) -> Any:
+def abandoned(stale_s: float) -> ColumnElement[bool]:
     """A claimed job whose worker is gone: its lease expired (the hard upper bound, whatever the heartbeats
     say), or the process that claimed it stopped or has not written its heartbeat for ``stale_s``
     (service/certification/heartbeat.py). A live worker's long job is neither: its process keeps beating while it
@@ -71,7 +68,7 @@ def abandoned(stale_s: float) -> Any:
     )
 
 
-def claimable(stale_s: float) -> Any:
+def claimable(stale_s: float) -> ColumnElement[bool]:
     """Queued and not waiting out a back-off (lease_until on a queued row: "not before"), or abandoned."""
     now = utcnow()
     ready = (CertSession.state == SessionState.QUEUED) & (
@@ -131,8 +128,13 @@ def claim(ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own:
     return session_id if claimed else None
 
 
-def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, worker: str) -> bool:
-    """Run one claimed job to its decision. Returns False when the claim was lost meanwhile."""
+def process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker: str) -> bool:
+    """Run one claimed job to its decision. Returns False when the claim was lost meanwhile.
+
+    The features' DecisionHooks (ctx.hooks: the proxy policy, the kinship rule) revise the machine's decision
+    in turn; a context without its features installed refuses the job (FeaturesNotInstalled) before any model
+    runs, so a proxy session is never accepted by the bare core."""
+    ctx.hooks.require_installed()
     with ctx.db() as db:
         s = db.get(CertSession, session_id)
         if s is None or s.state != SessionState.PROCESSING or s.worker_id != worker:
@@ -148,17 +150,16 @@ def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, work
         card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
         fingerprints = SessionFingerprints(ctx, session_id, beneficiary_id)
         report = certifier.run(card, video, actions, expected, template, fingerprints)
-        metrics.observe_report(getattr(report, "timings", None) or {})
-        report = proxy_hooks.apply_policy(ctx, session_id, certifier, report)  # proxy sessions only
-        report = relatives.apply_rule(ctx, session_id, certifier, report)  # every session with relatives
-        result: dict[str, Any] = redact(report.to_dict())
+        metrics.observe_report(report.timings)
+        report = ctx.hooks.revise(ctx, session_id, certifier, report)
+        result = redact(report.to_dict())
         outcome = Outcome(report.decision.outcome)
         reasons = [r.value for r in report.decision.reasons]
         new_template = report.new_template
     except PipelineError as exc:
         # Undecodable or limit-violating media: a final answer, not something to retry.
         outcome, reasons, new_template = Outcome.REJECT, [exc.reason.value], None
-        result = {"decision": "reject", "reasons": reasons, "detail": exc.detail, "scores": {}}
+        result = {"decision": Outcome.REJECT.value, "reasons": reasons, "detail": exc.detail, "scores": {}}
     except TRANSIENT as exc:
         metrics.JOB_RETRIES.inc()
         _release(ctx, session_id, worker, attempts, exc)
@@ -166,16 +167,20 @@ def process(ctx: ServiceContext, certifier: CertifierLike, session_id: str, work
     return _apply(ctx, session_id, worker, outcome, reasons, result, new_template if consent else None)
 
 
-def redact(result: Any) -> Any:
+def redact(result: dict[str, object]) -> dict[str, object]:
     """Mask every ID number in the stored result (OCR diagnostics included): the clear number is kept only
     encrypted, on the beneficiary."""
-    if isinstance(result, dict):
-        return {k: redact(v) for k, v in result.items()}
-    if isinstance(result, list):
-        return [redact(v) for v in result]
-    if isinstance(result, str):
-        return mask_text(result)
-    return result
+    return {k: _masked(v) for k, v in result.items()}
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    if isinstance(value, str):
+        return mask_text(value)
+    return value
 
 
 def _release(ctx: ServiceContext, session_id: str, worker: str, attempts: int, exc: BaseException) -> None:
@@ -214,8 +219,8 @@ def _apply(
     worker: str,
     outcome: Outcome,
     reasons: list[str],
-    result: dict[str, Any],
-    new_template: Any,
+    result: dict[str, object],
+    new_template: Template | None,
 ) -> bool:
     with ctx.db() as db:
         s = db.get(CertSession, session_id, with_for_update=True)
@@ -232,7 +237,9 @@ def _apply(
         )
         s.lease_until = None
         b = db.get(Beneficiary, s.beneficiary_id)
-        handled = proxy_hooks.on_decided(db, ctx, s, b, outcome, reasons, new_template)
+        handled = False
+        for hook in ctx.hooks.decided.values():  # every hook sees the decision, whichever handles the accept
+            handled = hook(db, ctx, s, b, outcome, reasons, new_template) or handled
         if b is not None and outcome is Outcome.ACCEPT and not handled:
             accept_session(db, ctx, s, b, local_date(ctx.settings, now), new_template)  # the bureau's date
         audit(db, worker, "session.decide", s.id, {"decision": outcome.value, "reasons": reasons})
@@ -241,15 +248,20 @@ def _apply(
     return True
 
 
-def accept_session(db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary, today: dt.date, tpl: Any) -> None:
-    if proxy_hooks.on_accept(db, s, b):  # a relative's verification or an elder's consent certifies nobody
+def accept_session(
+    db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary, today: dt.date, tpl: Template | None
+) -> None:
+    certifies_nobody = False  # e.g. a relative's verification or an elder's consent (the proxy feature)
+    for hook in ctx.hooks.require_installed().accept.values():
+        certifies_nobody = hook(db, s, b) or certifies_nobody
+    if certifies_nobody:
         return
     # Lock and re-read the beneficiary (PostgreSQL; SQLite serialises writers): a cycle run suspending them at
     # this moment is waited for and then seen, so the certification resumes them instead of leaving a
     # certified beneficiary suspended. Pending changes are flushed first, so the re-read keeps them.
     db.flush()
     db.refresh(b, with_for_update=True)
-    was_suspended = b.status == "suspended"
+    was_suspended = b.status == BeneficiaryStatus.SUSPENDED
     until = record_certification(db, b, today, ctx.rules)
     cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")
     db.add(cert)

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from service.certification.audit import audit
 from service.certification.audit_anchor import write_anchor
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession, SessionState, utcnow
+from service.certification.models import CertSession, SessionDecision, SessionState, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ def awaiting_staff() -> ColumnElement[bool]:
     the reviewer looks at: kept, however old, until a person decides (the retention clock starts then)."""
     return or_(
         # coalesce: NOT over a NULL would leave the row out of both the purge and its negation.
-        (CertSession.state == SessionState.DECIDED) & (func.coalesce(CertSession.decision, "") == "review"),
+        (CertSession.state == SessionState.DECIDED)
+        & (func.coalesce(CertSession.decision, "") == SessionDecision.REVIEW),
         CertSession.state == SessionState.FAILED,
     )
 

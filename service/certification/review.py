@@ -2,7 +2,8 @@
 
 The reviewer's decision is recorded next to the machine's (which is kept), and an accept applies the cycle
 exactly as an automatic one does. Every staff decision (accept, reject, or the console's retake request) tells
-the person through ``notify_decision``: one message, queued in the same transaction as the decision.
+the person through ``notify_decision``: one message, queued in the same transaction as the decision, by the
+notifiers the features registered (ctx.hooks; the WeChat feature's for sessions started from its H5 pages).
 """
 
 from __future__ import annotations
@@ -13,35 +14,36 @@ from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
-from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, CertSession, SessionState, utcnow
+from service.certification.errors import InvalidInputError, ServiceError
+from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState, utcnow
 from service.certification.processing import accept_session
-from service.features.wechat.notify import queue_staff_decision
 from service.infra.clock import local_date
 
 
 def settle(
     db: Session, ctx: ServiceContext, s: CertSession, decision: str, reviewer: str, note: str, actor: str
 ) -> dict[str, Any]:
-    reviewable = (s.state == SessionState.DECIDED and s.decision == "review") or s.state == SessionState.FAILED
+    reviewable = (
+        s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW
+    ) or s.state == SessionState.FAILED
     if not reviewable:
-        raise ServiceError("SESSION_STATE", f"session is {s.state}/{s.decision}: nothing to review", status=409)
-    if decision not in ("accept", "reject"):
-        raise ServiceError("SESSION_STATE", "decision must be accept or reject", status=422)
+        raise ServiceError("SESSION_STATE", f"session is {s.state}/{s.decision}: nothing to review")
+    if decision not in (SessionDecision.ACCEPT, SessionDecision.REJECT):
+        raise InvalidInputError("SESSION_STATE", "decision must be accept or reject")
     b = db.get(Beneficiary, s.beneficiary_id)
     if b is None:
-        raise ServiceError("BENEFICIARY_UNKNOWN", "beneficiary gone", status=404)
+        raise ServiceError("BENEFICIARY_UNKNOWN", "beneficiary gone")
     result = dict(s.result or {})
     result["review"] = {"machine_decision": s.decision, "decision": decision, "reviewer": reviewer, "note": note}
     s.result, s.decision, s.state, s.decided_at = result, decision, SessionState.DECIDED, utcnow()
-    if decision == "accept":
+    if decision == SessionDecision.ACCEPT:
         accept_session(db, ctx, s, b, local_date(ctx.settings, s.decided_at), None)  # the bureau's date
     audit(db, actor, "session.review", s.id, {"decision": decision, "reviewer": reviewer})
-    notify_decision(db, s)
+    notify_decision(db, ctx, s)
     return {"session_id": s.id, "decision": decision, "review": result["review"]}
 
 
-def notify_decision(db: Session, s: CertSession) -> int:
+def notify_decision(db: Session, ctx: ServiceContext, s: CertSession) -> int:
     """Queue the message of a staff decision just applied to `s` (self, consent, verification or proxy case):
     exactly one, to whoever started the session from WeChat (service/features/wechat/messages.py says what it says)."""
-    return queue_staff_decision(db, s)
+    return ctx.hooks.staff_decision(db, s)

@@ -33,8 +33,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification import idnumber
+from service.certification.audit import audit
 from service.certification.cycle import CycleRules, first_valid_until, valid_until
-from service.certification.errors import ServiceError
+from service.certification.errors import ServiceError, UnsupportedFormatError
 from service.certification.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport
 from service.infra.clock import local_today
 from service.infra.security import Keyring, mask_id, normalise_id
@@ -139,14 +140,14 @@ def read_table(filename: str, data: bytes) -> Iterator[tuple[int, dict[str, str]
     elif name.endswith(".csv") or name.endswith(".txt"):
         yield from _read_csv(data)
     else:
-        raise ServiceError("ROSTER_FORMAT", "roster must be .csv or .xlsx", status=415)
+        raise UnsupportedFormatError("ROSTER_FORMAT", "roster must be .csv or .xlsx")
 
 
 def _read_csv(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ServiceError("ROSTER_FORMAT", "CSV must be UTF-8", status=422) from exc
+        raise ServiceError("ROSTER_FORMAT", "CSV must be UTF-8") from exc
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip().lower() for h in next(reader, [])]
@@ -155,11 +156,11 @@ def _read_csv(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
             if any(v.strip() for v in values):
                 yield i, dict(zip(header, (v.strip() for v in values), strict=False))
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): was a 500 (found by the roster fuzzer)
-        raise ServiceError("ROSTER_FORMAT", f"CSV line {reader.line_num}: {exc}", status=422) from exc
+        raise ServiceError("ROSTER_FORMAT", f"CSV line {reader.line_num}: {exc}") from exc
 
 
 def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
-    from openpyxl import load_workbook  # type: ignore[import-untyped]  # XLSX only
+    from openpyxl import load_workbook  # type: ignore[import-untyped]  # lazy: openpyxl for XLSX rosters only
 
     _check_inflated_size(data)
     try:
@@ -170,21 +171,21 @@ def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
         while header and not header[-1]:
             header.pop()
     except Exception as exc:  # openpyxl raises many types for a non-workbook
-        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}", status=422) from exc
+        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}") from exc
     _check_header(header)
     # Only the header's columns are read, and rows are counted blank ones included (see MAX_XLSX_INFLATED).
     rows = sheet.iter_rows(min_row=2, max_col=len(header), values_only=True)
     try:
         for i, values in enumerate(rows, start=2):
             if i > MAX_SHEET_ROWS:
-                raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_SHEET_ROWS} sheet rows", status=413)
+                raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_SHEET_ROWS} sheet rows")
             cells = ["" if v is None else _cell(v) for v in values]
             if any(cells):
                 yield i, dict(zip(header, cells, strict=False))
     except ServiceError:
         raise
     except Exception as exc:  # damaged sheet XML or zip member (found by the roster fuzzer: was a 500)
-        raise ServiceError("ROSTER_FORMAT", f"damaged XLSX workbook: {exc}", status=422) from exc
+        raise ServiceError("ROSTER_FORMAT", f"damaged XLSX workbook: {exc}") from exc
 
 
 def _check_inflated_size(data: bytes) -> None:
@@ -192,9 +193,9 @@ def _check_inflated_size(data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             inflated = sum(info.file_size for info in z.infolist())
     except Exception as exc:  # BadZipFile, NotImplementedError (zip version), EOFError...: found by atheris
-        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}", status=422) from exc
+        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}") from exc
     if inflated > MAX_XLSX_INFLATED:
-        raise ServiceError("ROSTER_TOO_LARGE", f"workbook inflates to {inflated} bytes", status=413)
+        raise ServiceError("ROSTER_TOO_LARGE", f"workbook inflates to {inflated} bytes")
 
 
 def _cell(v: object) -> str:
@@ -208,7 +209,7 @@ def _cell(v: object) -> str:
 def _check_header(header: list[str]) -> None:
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise ServiceError("ROSTER_FORMAT", f"missing columns: {', '.join(missing)}", status=422)
+        raise ServiceError("ROSTER_FORMAT", f"missing columns: {', '.join(missing)}")
 
 
 def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list[str]]:
@@ -266,14 +267,12 @@ def import_roster(
     db: Session, keyring: Keyring, filename: str, data: bytes, actor: str, terms: ImportTerms
 ) -> ImportReport:
     """Validate and upsert every row; the caller commits (one transaction for the whole file)."""
-    from service.certification.audit import audit
-
     report = ImportReport(filename=filename)
     seen_ext: set[str] = set()
     seen_id: set[str] = set()
     for n, (line, raw) in enumerate(read_table(filename, data)):
         if n >= MAX_ROWS:
-            raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_ROWS} rows", status=413)
+            raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_ROWS} rows")
         row, errors = validate_row(line, raw)
         if row is not None and (row.external_id in seen_ext or row.id_number in seen_id):
             errors = ["duplicate of an earlier row in this file"]
@@ -310,6 +309,11 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport,
     id_hash = keyring.id_hash(row.id_number)
     existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
     holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
+    new = existing is None  # a new beneficiary: created, with the row's status
+    if new and holder is not None and holder.status == BeneficiaryStatus.PROXY_OPERATOR:
+        # A relative kept as a row for their proxy verification session, now on the roster: the row (and the
+        # sessions pointing at it) becomes the beneficiary's; the ID number is unique, a second row cannot be.
+        existing, holder.external_id = holder, row.external_id
     if holder is not None and (existing is None or holder.id != existing.id):
         return [f"id_number already belongs to beneficiary {holder.external_id}"]
     household = row.household or None  # an empty cell clears it
@@ -329,11 +333,11 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport,
     b.benefit_types = row.benefit_types
     b.roster_digest = digest
     # The roster is the benefit system's word on deaths and on certifications made before this service.
-    if row.status == BeneficiaryStatus.DECEASED or existing is None:
+    if row.status == BeneficiaryStatus.DECEASED or new:
         b.status = row.status
     _date_validity(b, row, terms, report)
     b.household = household
-    if existing is None:
+    if new:
         db.add(b)
         report.created += 1
     else:

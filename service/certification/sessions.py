@@ -24,12 +24,13 @@ from pipelines.liveness.video import probe_video
 from pipelines.media import ALLOWED_IMAGE_FORMATS, DEFAULT_IMAGE_LIMITS
 from pipelines.reasons import ReasonCode
 from pipelines.sniff import accepted_type
-from service.adapters.http.health import WORKER_MODES_CHECKED
 from service.certification import attempts
 from service.certification.audit import audit
+from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.errors import NotFoundError, ServiceError
-from service.certification.heartbeat import live_workers
+from service.certification.fingerprints import already_uploaded
+from service.certification.heartbeat import WORKER_MODES_CHECKED, live_workers
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
@@ -37,6 +38,7 @@ from service.certification.models import (
     Channel,
     SessionState,
     VideoFingerprint,
+    on_roster,
     utcnow,
 )
 from service.infra.observability import metrics
@@ -58,11 +60,12 @@ class NewSession:
 def find_beneficiary(db: Session, ctx: ServiceContext, external_id: str | None, id_number: str | None) -> Beneficiary:
     b: Beneficiary | None = None
     if external_id:
-        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id, on_roster()))
     elif id_number:
-        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(normalise_id(id_number))))
+        number = ctx.keyring.id_hash(normalise_id(id_number))
+        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number, on_roster()))
     if b is None:
-        raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "no such beneficiary", status=404)
+        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no such beneficiary")
     return b
 
 
@@ -77,13 +80,11 @@ def create_session(
 ) -> NewSession:
     now = utcnow()
     if b.status == BeneficiaryStatus.DECEASED:
-        raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased", status=409)
+        raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
     if channel != Channel.STAFF and attempts.limit_reached(attempts.failures(db, ctx, b.id, actor, now), ctx):
         # Counted per requester (`actor`) and, with a higher cap, per beneficiary: a stranger cannot spend the
         # citizen's attempts. Another selfie will not help: the citizen is offered a staff review instead.
-        raise ServiceError(
-            ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", status=429, extra={"staff_review": True}
-        )
+        raise ServiceError(ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", extra={"staff_review": True})
     challenge = issue_challenge(ttl_s=ctx.settings.challenge_ttl_s)
     if ctx.settings.challenge_actions:
         challenge = dataclasses.replace(challenge, actions=parse_actions(ctx.settings.challenge_actions))
@@ -128,9 +129,9 @@ def check_token(s: CertSession, token: str | None, ttl_s: int, now: dt.datetime 
     """The bearer token of this session, and still within its lifetime (`token_expires_at`): 401 otherwise,
     UNAUTHORIZED for a missing or wrong token, TOKEN_EXPIRED for the right one too late (no data either way)."""
     if not token or token_hash(token) != s.token_hash:
-        raise ServiceError("UNAUTHORIZED", "session token missing or wrong", status=401)
+        raise ServiceError("UNAUTHORIZED", "session token missing or wrong")
     if (now or utcnow()) >= token_expires_at(s, ttl_s):
-        raise ServiceError("TOKEN_EXPIRED", "session token expired: open a new session", status=401)
+        raise ServiceError("TOKEN_EXPIRED", "session token expired: open a new session")
 
 
 def _check_image(data: bytes) -> None:
@@ -140,13 +141,13 @@ def _check_image(data: bytes) -> None:
             width, height = img.size
             img.verify()
     except Image.DecompressionBombError as exc:  # raised from the header alone; was a 500 (found by the bomb tests)
-        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, "image dimensions too large", status=413) from exc
+        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, "image dimensions too large") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not a readable image", status=422) from exc
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not a readable image") from exc
     if width * height > DEFAULT_IMAGE_LIMITS.max_pixels:  # refused now, not after queuing the session
-        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{width}x{height} pixels", status=413)
+        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{width}x{height} pixels")
     if fmt not in ALLOWED_IMAGE_FORMATS:
-        raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {fmt}", status=415)
+        raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {fmt}")
     # verify() reads no JPEG pixels: a photo cut short in transit passed it, was queued, and its MEDIA_CORRUPT
     # rejection then counted as one of the citizen's daily failures. Decode it in full now (a truncated image
     # raises here, as it would in the pipeline); tens of milliseconds for a phone photo.
@@ -154,15 +155,12 @@ def _check_image(data: bytes) -> None:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "truncated or damaged image", status=422) from exc
-
-
-_MEDIA_ERROR_STATUS = {ReasonCode.MEDIA_TOO_LARGE: 413, ReasonCode.MEDIA_UNSUPPORTED: 415}
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "truncated or damaged image") from exc
 
 
 def _check_video(data: bytes) -> None:
     if not any(data[off : off + len(magic)] == magic for off, magic in VIDEO_MAGIC):
-        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not an MP4/MOV/WebM container", status=422)
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not an MP4/MOV/WebM container")
 
 
 def _probe_video(data: bytes) -> None:
@@ -172,8 +170,7 @@ def _probe_video(data: bytes) -> None:
     try:
         probe_video(data)
     except MediaError as exc:
-        status = _MEDIA_ERROR_STATUS.get(exc.reason, 422)
-        raise ServiceError(exc.reason, exc.detail or str(exc), status=status) from exc
+        raise ServiceError(exc.reason, exc.detail or str(exc)) from exc
 
 
 def upload(
@@ -195,19 +192,19 @@ def upload(
         return False
     prev_request = s.id_card_request_id if kind == "id_card" else s.video_request_id
     if prev_request is not None:
-        raise ServiceError("UPLOAD_CONFLICT", f"{kind} already uploaded under another request id", status=409)
+        raise ServiceError("UPLOAD_CONFLICT", f"{kind} already uploaded under another request id")
     if s.state != SessionState.OPEN:
-        raise ServiceError("SESSION_STATE", f"session is {s.state}", status=409)
+        raise ServiceError("SESSION_STATE", f"session is {s.state}")
     now = utcnow()
     if now > s.expires_at:
-        raise ServiceError("SESSION_EXPIRED", "session expired", status=410)
+        raise ServiceError("SESSION_EXPIRED", "session expired")
     settings = ctx.settings
     allowed = settings.image_types if kind == "id_card" else settings.video_types
     limit = settings.max_image_bytes if kind == "id_card" else settings.max_video_bytes
     if len(data) > limit:
-        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{len(data)} bytes > {limit}", status=413)
+        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{len(data)} bytes > {limit}")
     if not data:
-        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "empty upload", status=422)
+        raise ServiceError(ReasonCode.MEDIA_CORRUPT, "empty upload")
     # The bytes say what the upload is (pipelines/sniff.py): the declared content type is only a hint (415 naming it).
     base_type = accepted_type(data, "image" if kind == "id_card" else "video", allowed, content_type)
     digest = hashlib.sha256(data).hexdigest()
@@ -216,8 +213,8 @@ def upload(
     else:
         _check_video(data)
         _check_nonce(s, nonce, now)
-        if db.scalar(select(VideoFingerprint).where(VideoFingerprint.sha256 == digest)) is not None:
-            raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted", status=409)
+        if already_uploaded(db, digest):  # exact re-uploads only: near-duplicates are the worker's (duplicates.py)
+            raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted")
         _probe_video(data)
     key = f"sessions/{s.id}/{kind}"
     # Media first (atomic, fsync'd; a full disk raises StorageFullError before any row changes), then the row.
@@ -277,9 +274,7 @@ def replayed(s: CertSession, kind: str, request_id: str, data: bytes, nonce: str
     if prev_request is None or prev_request != request_id:
         return False
     if prev_digest != hashlib.sha256(data).hexdigest() or not same_nonce:
-        raise ServiceError(
-            "IDEMPOTENCY_MISMATCH", f"Idempotency-Key already used for a different {kind} upload", status=409
-        )
+        raise ServiceError("IDEMPOTENCY_MISMATCH", f"Idempotency-Key already used for a different {kind} upload")
     return True
 
 
@@ -292,11 +287,11 @@ def _discard(ctx: ServiceContext, key: str) -> None:
 
 def _check_nonce(s: CertSession, nonce: str | None, now: dt.datetime) -> None:
     if not nonce or nonce != s.nonce:
-        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce does not belong to this session", status=409)
+        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce does not belong to this session")
     if s.nonce_used_at is not None:
-        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce already used", status=409)
+        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce already used")
     if now > s.nonce_expires_at:
-        raise ServiceError(ReasonCode.NONCE_EXPIRED, "challenge expired", status=410)
+        raise ServiceError(ReasonCode.NONCE_EXPIRED, "challenge expired")
 
 
 def status_view(s: CertSession) -> dict[str, object]:

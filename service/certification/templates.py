@@ -19,7 +19,7 @@ def load_template(ctx: ServiceContext, b: Beneficiary) -> Template | None:
         return None
     # Lazy on purpose: the decision runner pulls in every pipeline (≈1.5 s of imports) and the API process,
     # which imports this module, never runs it.
-    from pipelines.decision.runner import Template
+    from pipelines.decision.runner import Template  # lazy: see above
 
     raw = ctx.keyring.decrypt_field(b.template.decode(), "beneficiary.template")
     return Template(np.frombuffer(bytes.fromhex(raw), dtype=np.float32).copy(), b.template_model)

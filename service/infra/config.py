@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -133,6 +134,8 @@ class Settings(BaseSettings):
     # service/features/wechat/h5/voice.py);
     # a key without one is spoken by the file generated with espeak-ng (docs/wechat.md).
     h5_audio_dir: Path | None = None
+    # The onnxruntime-web files for the H5 live guidance, extracted by scripts/web_bundle.sh (same variable there).
+    web_dir: Path = Path.home() / ".cache" / "pension-cert" / "web"
     # The bureau's phone line shown on the H5 pages (daily limit, timeout, failed result): for a manual review
     # or a home visit. Empty: the pages point to the counter only.
     bureau_phone: str = ""
@@ -265,3 +268,21 @@ def get_settings() -> Settings:
     settings = Settings()
     settings.validate_secrets()
     return settings
+
+
+def prefixed_environment(prefix: str) -> dict[str, str]:
+    """The variables ``<prefix><NAME>`` of the environment as ``{"name": value}``: the deployment's overrides of a
+    policy that has its own defaults (``PENSION_CERT_PROXY_<FIELD>``, service/features/proxy/policy.py)."""
+    out: dict[str, str] = {}
+    for variable, value in os.environ.items():
+        name = variable[len(prefix) :]
+        if variable.startswith(prefix) and name == name.upper():
+            out[name.lower()] = value
+    return out
+
+
+def early_log_format() -> str:
+    """``PENSION_CERT_LOG_FORMAT`` read before the settings are loaded: the CLI and the Celery worker set up
+    logging first, so that a settings problem is itself logged in the chosen format (``Settings.log_format`` is
+    the same variable once loaded)."""
+    return os.environ.get("PENSION_CERT_LOG_FORMAT", "text")

@@ -20,6 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+import boto3
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
 from service.infra.storage import Sealer, StorageError, StorageUnavailableError, StoredObject, check_key
 
 log = logging.getLogger(__name__)
@@ -56,10 +62,6 @@ class S3Options:
 
 
 def make_client(options: S3Options) -> Any:
-    # boto3 is imported here: only a deployment that stores media in a bucket pays its import time.
-    import boto3
-    from botocore.config import Config
-
     config = Config(
         retries={"max_attempts": options.max_attempts, "mode": "standard"},
         connect_timeout=options.connect_timeout_s,
@@ -79,8 +81,6 @@ def make_client(options: S3Options) -> Any:
 
 class S3EncryptedStorage:
     def __init__(self, location: S3Location, key: bytes, options: S3Options, client: Any | None = None) -> None:
-        from boto3.s3.transfer import TransferConfig
-
         self.location = location
         self._sealer = Sealer(key)
         self._client = client or make_client(options)
@@ -147,9 +147,6 @@ class MissingObjectError(StorageError):
 @contextmanager
 def _translated(key: str) -> Iterator[None]:
     """botocore's errors → the storage errors the service maps (missing, unavailable, other)."""
-    from boto3.exceptions import S3UploadFailedError
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         yield
     except S3UploadFailedError as exc:  # the transfer manager's wrapper: its cause is not kept

@@ -19,7 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+import service.schema  # noqa: F401  # every model module, so that create_all below makes every table
 from service.certification.context import ServiceContext
+from service.features.install import install_features
 from service.infra.config import Settings
 from service.infra.db.engine import create_all, make_engine
 from tests.service import servers
@@ -90,7 +92,8 @@ def settings(tmp_path: Path, backend_urls: dict[str, str]) -> Settings:
 @pytest.fixture
 def ctx(settings: Settings, engine: Engine) -> Iterator[ServiceContext]:
     """A context whose units of work are savepoints in one transaction, rolled back after the test."""
-    context = ServiceContext(settings, engine=engine, create_schema=False)
+    # Installed like every composition root's: tests that process a job directly get the features' hooks.
+    context = install_features(ServiceContext(settings, engine=engine, create_schema=False))
     conn = engine.connect()
     outer = conn.begin()
     context.session_factory = sessionmaker(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")

@@ -42,7 +42,6 @@ def operator_bound_to(db: Session, ctx: ServiceContext, b: Beneficiary, status: 
         channel="wechat",
         channel_hash=uuid.uuid4().hex,
         token_hash=uuid.uuid4().hex,
-        template_consent=False,
     )
     if model is not None:
         store_template(ctx, op, unit(7), model)

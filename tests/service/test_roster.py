@@ -12,6 +12,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.adapters.http.errors import http_status
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleRules
 from service.certification.errors import ServiceError
@@ -112,10 +113,10 @@ def test_xlsx_import(ctx: ServiceContext, db: Session, data_dir: Path) -> None:
 def test_unreadable_roster_is_refused(ctx: ServiceContext, db: Session) -> None:
     with pytest.raises(ServiceError) as e:
         import_roster(db, ctx.keyring, "roster.csv", b"name,foo\n1,2\n", "test", TERMS)
-    assert e.value.status == 422 and "external_id" in e.value.detail
+    assert http_status(e.value) == 422 and "external_id" in e.value.detail
     with pytest.raises(ServiceError) as e:
         import_roster(db, ctx.keyring, "roster.pdf", b"%PDF-1.4", "test", TERMS)
-    assert e.value.status == 415
+    assert http_status(e.value) == 415
     with pytest.raises(ServiceError):
         import_roster(db, ctx.keyring, "roster.xlsx", b"PK\x03\x04garbage", "test", TERMS)
 

@@ -19,7 +19,8 @@ from service.certification import idnumber
 from service.certification.context import ServiceContext
 from service.infra.config import DEV_MEDIA_KEY, InsecureSettingsError, Settings
 from service.infra.db.engine import make_engine, private_sqlite_file
-from service.infra.security import Keyring, MaskingFilter, install_log_masking, mask_id, mask_text
+from service.infra.observability.logs import MaskingFilter, install_log_masking
+from service.infra.security import Keyring, mask_id, mask_text
 from service.infra.storage import LocalEncryptedStorage, StorageError
 from tests.service import factories
 from tests.service.conftest import make_settings

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.face_match.pooling import pool_embeddings
 from pipelines.face_match.population.faceset import FaceSet
 from pipelines.face_match.population.pairs import subject_index
 
@@ -21,8 +22,8 @@ MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
 
 
 def _templates(faces: FaceSet, idx: np.ndarray) -> np.ndarray:
-    t = faces.embeddings[idx].mean(axis=0)
-    return np.asarray(t / max(float(np.linalg.norm(t)), 1e-12))
+    # A FaceSet's embeddings are float32 (faceset.py): the template pooling leaves their dtype as it is.
+    return pool_embeddings(faces.embeddings[idx], unit=True)
 
 
 def relative_trials(

@@ -8,6 +8,8 @@ Building the parser imports no model runtime (onnxruntime, insightface, OpenCV) 
 runs inside its handler (tests/service/adapters/cli/test_cli_imports.py holds this).
 """
 
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
 from __future__ import annotations
 
 import argparse
@@ -18,7 +20,15 @@ from collections.abc import Sequence
 
 from models.errors import ModelError  # light: the models package imports no runtime at import
 from pipelines.errors import PipelineError
-from service.adapters.cli.common import EXIT_CONFIG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, CliError
+from service.adapters.cli.common import (
+    EXIT_CONFIG,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_MODEL,
+    CliError,
+    as_cli_error,
+)
+from service.certification.errors import ServiceError
 
 # Every command: (its module, its one-line help). `pension-cert --help` is built from this table alone; a
 # command's own module (and what it imports) loads only when that command is run or asked for its --help.
@@ -83,9 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except CliError as exc:
-        sys.stderr.write(f"pension-cert: {exc}\n")
-        return exc.exit_code
+    except (CliError, ServiceError) as exc:
+        error = exc if isinstance(exc, CliError) else as_cli_error(exc)  # a domain refusal: its code, exit 2
+        sys.stderr.write(f"pension-cert: {error}\n")
+        return error.exit_code
     except PipelineError as exc:
         sys.stderr.write(f"pension-cert: {exc.reason.value}: {exc.detail or exc.reason.message_zh}\n")
         return EXIT_INPUT

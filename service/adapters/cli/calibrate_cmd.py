@@ -7,6 +7,8 @@ Two sources, either or both in one run:
   strictest over the populations; the file records which population set it.
 """
 
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
 from __future__ import annotations
 
 import argparse

@@ -8,14 +8,25 @@ An unreadable ID-card photo and an unreadable video are the same kind of failure
 certify from. Both exit 2 with their reason code (one row's ``error`` in a batch), before any model runs.
 """
 
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import PipelineError
-from service.adapters.cli.common import CliError, actions_or_fail, emit, read_csv_rows, require_media
+from service.adapters.cli.common import (
+    CliError,
+    actions_or_fail,
+    as_cli_error,
+    emit,
+    read_csv_rows,
+    require_media,
+)
+from service.certification.errors import ServiceError
 
 if TYPE_CHECKING:  # imported where used: building the parser must not load numpy, OpenCV or onnxruntime
     from pipelines.decision.runner import Certifier
@@ -117,7 +128,8 @@ def _certify_one(
     if args.proxy_operator_video is not None:
         from service.features.proxy.offline import apply_proxy_rules
 
-        operator_match = apply_proxy_rules(certifier, report, args.proxy_operator_video, args.proxy_first)
+        decision, operator_match = apply_proxy_rules(certifier, report, args.proxy_operator_video, args.proxy_first)
+        report = dataclasses.replace(report, decision=decision)
     out = report.to_dict(args.verbose)  # the liveness frame hashes (with --full) only with -v
     if out.get("id_card") and out["id_card"].get("id_number"):
         out["id_card"]["id_number"] = mask_id(out["id_card"]["id_number"])
@@ -164,8 +176,9 @@ def _run_batch(args: argparse.Namespace) -> int:
                 row.get("challenge") or args.challenge,
                 row.get("beneficiary_id") or args.beneficiary_id,
             )
-        except CliError as exc:
-            out = {"decision": None, "error": exc.code or "BAD_INPUT", "detail": exc.detail}
+        except (CliError, ServiceError) as exc:  # a domain refusal (the operator's video) is reported alike
+            error = exc if isinstance(exc, CliError) else as_cli_error(exc)
+            out = {"decision": None, "error": error.code or "BAD_INPUT", "detail": error.detail}
         except PipelineError as exc:
             out = {"decision": None, "error": exc.reason.value, "detail": exc.detail}
         emit({**head, **out})

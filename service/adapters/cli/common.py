@@ -1,15 +1,20 @@
-"""Helpers shared by the CLI sub-commands: exit codes, the CLI error, JSON output, input checks.
+"""Helpers shared by the CLI sub-commands: exit codes, the CLI error (and domain errors as CLI errors), JSON
+output, input checks.
 
-This module is imported to build the parser (``pension-cert --help``): it must stay light (standard library and
-the small ``pipelines`` modules only; no numpy, OpenCV, onnxruntime or the service app).
+This module is imported to build the parser (``pension-cert --help``): it must stay light (standard library, the
+small ``pipelines`` modules and the domain errors only; no numpy, OpenCV, onnxruntime or the service app).
 """
 
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from service.certification.errors import ServiceError  # small: the reason codes only
 
 # Exit codes: one meaning each (README, "Command line"). 2 is also what argparse uses for a usage error.
 EXIT_OK = 0
@@ -44,6 +49,16 @@ class CliError(Exception):
         self.exit_code = exit_code
         self.code = code
         self.detail = message
+
+
+# The exit code of a domain error (service.certification.errors), by code: the one place the CLI maps them.
+# Every other refusal is about the input the command was given.
+SERVICE_EXIT_CODES: dict[str, int] = {"DB_UNAVAILABLE": EXIT_UNAVAILABLE, "STORAGE_FULL": EXIT_UNAVAILABLE}
+
+
+def as_cli_error(exc: ServiceError) -> CliError:
+    """A domain error as the CLI reports it (``CODE: detail`` on stderr, or a batch row's ``error``)."""
+    return CliError(exc.detail or exc.message_zh, SERVICE_EXIT_CODES.get(exc.code, EXIT_INPUT), code=exc.code)
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -148,7 +163,7 @@ def settings_problems() -> tuple[Any, list[str]]:
     problems = []
     for name, field in Settings.model_fields.items():
         variable = "PENSION_CERT_" + name.upper()
-        raw = os.environ.get(variable)
+        raw = os.environ.get(variable)  # env: the raw text of a setting pydantic refused, to name it
         if raw is not None and getattr(field.annotation, "__origin__", None) in (list, dict):
             try:
                 json.loads(raw)

@@ -1,6 +1,8 @@
 """`pension-cert console create-user` (the first admin, or any account) and `pension-cert console
 verify-audit` (re-check the console audit log's hash chain)."""
 
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
 from __future__ import annotations
 
 import argparse
@@ -44,7 +46,7 @@ def _create_user(args: argparse.Namespace) -> int:
     from service.features.console.models import StaffUser
 
     # Never a command-line argument: it would stay in the shell history and the process list.
-    password = os.environ.get("PENSION_CERT_CONSOLE_PASSWORD")
+    password = os.environ.get("PENSION_CERT_CONSOLE_PASSWORD")  # env: an input of this command, not a setting
     if not password:
         try:
             password = getpass.getpass("密码 / password: ")

@@ -7,6 +7,8 @@ offline, and `serve --demo` (fixed challenge: the actions the video performs) im
 curl walk-through of docs/service.md (scripts/demo_walkthrough.sh) certifies it over HTTP.
 """
 
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
 from __future__ import annotations
 
 import csv
@@ -109,7 +111,7 @@ class DemoKit:
 
 def data_dir_or_none() -> Path | None:
     """The development data (PENSION_CERT_DATA_DIR, else ../shared/data), or None outside that layout."""
-    env = os.environ.get("PENSION_CERT_DATA_DIR")
+    env = os.environ.get("PENSION_CERT_DATA_DIR")  # env: development data, not a service setting
     path = Path(env) if env else Path("../shared/data")
     return path if (path / DEMO_VIDEO).is_file() else None
 

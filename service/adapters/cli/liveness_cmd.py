@@ -1,6 +1,8 @@
 """`pension-cert liveness`: liveness of one selfie video or of a CSV batch (models loaded once);
 `pension-cert calibrate-liveness`: the passive anti-spoofing threshold from a labelled spoof set."""
 
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
 from __future__ import annotations
 
 import argparse

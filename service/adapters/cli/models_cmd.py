@@ -1,5 +1,7 @@
 """`pension-cert models list|fetch`: status of the pinned model files, and getting them."""
 
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
 from __future__ import annotations
 
 import argparse

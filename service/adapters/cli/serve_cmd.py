@@ -1,6 +1,8 @@
 """`pension-cert serve` (API + in-process worker on the embedded defaults) and `pension-cert worker`
 (a standalone polling worker for the same database: scale-out without Celery, and crash-recovery tests)."""
 
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
 from __future__ import annotations
 
 import argparse
@@ -65,14 +67,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.adapters.http import create_app
-    from service.infra.security import install_log_masking
+    from service.infra.observability.logs import install_log_masking
 
     install_log_masking()
     sock = bind_port(args.host, args.port)  # first: a port in use is said at once, not after loading the models
     settings: Settings = load_settings()  # every settings problem, one line each, exit 4
     check_models(settings.model_pack)
     base = f"http://{args.host}:{sock.getsockname()[1]}"  # the real port, also for --port 0
-    if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:
+    if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:  # env: set explicitly, not the default
         settings = settings.model_copy(update={"public_base_url": base})
     kit = None
     if args.demo:
@@ -197,7 +199,7 @@ def _worker(args: argparse.Namespace) -> int:
     from service.adapters.workers.worker import PollingWorker, shared_certifier
     from service.certification.context import ServiceContext
     from service.infra import wakeup
-    from service.infra.security import install_log_masking
+    from service.infra.observability.logs import install_log_masking
 
     install_log_masking()
     settings: Settings = load_settings()  # every settings problem, one line each, exit 4

@@ -11,25 +11,30 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
-from service.adapters.http import routes_certificates, routes_registry, routes_sessions
+import service.schema  # noqa: F401  # every model module: ServiceContext(...) creates every table
 from service.adapters.http.docs import install_docs
 from service.adapters.http.errors import install_error_handlers
 from service.adapters.http.limits import BodyLimitMiddleware
 from service.adapters.http.observability import install_observability
+from service.adapters.http.routes_certificates import router as certificates_router
+from service.adapters.http.routes_registry import router as registry_router
+from service.adapters.http.routes_sessions import router as sessions_router
 from service.adapters.workers.supervisor import Supervisor
+from service.adapters.workers.worker import PollingWorker
 from service.certification import heartbeat
 from service.certification.context import ServiceContext
-from service.features.console import install_console
+from service.certification.contract import Certifier
+from service.features.console.install import install_console
+from service.features.install import install_features
 from service.features.proxy import routes as proxy_routes
 from service.features.wechat.routes import install_wechat
 from service.infra import wakeup
 from service.infra.config import Settings, get_settings
 from service.infra.observability import metrics
-from service.infra.security import install_log_masking
+from service.infra.observability.logs import install_log_masking
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,7 @@ def start_worker_processes(
 ) -> list[subprocess.Popen[bytes]]:
     """`pension-cert worker` processes with this process's environment (hence the same settings)."""
     cmd = [sys.executable, "-m", "service.adapters.cli", "worker", "--exit-with-parent"]
-    env = {**os.environ, **(extra_env or {})}
+    env = {**os.environ, **(extra_env or {})}  # env: handed down whole, the children load the same settings
     if metrics_dir is not None:
         # Set before the worker imports prometheus_client: its metrics go to files the API's /metrics reads
         # (and it opens no metrics port of its own).
@@ -102,10 +107,10 @@ def _process_describe(p: subprocess.Popen[bytes]) -> str:
 def create_app(
     settings: Settings | None = None,
     ctx: ServiceContext | None = None,
-    certifier_factory: Callable[[], Any] | None = None,
+    certifier_factory: Callable[[], Certifier] | None = None,
 ) -> FastAPI:
     settings = settings or (ctx.settings if ctx else get_settings())
-    ctx = ctx or ServiceContext(settings)
+    ctx = install_features(ctx or ServiceContext(settings))  # the core's decision hooks and notifiers
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -116,13 +121,11 @@ def create_app(
             supervisor = supervise_worker_processes(ctx, str(metrics.reset_multiproc_dir(settings)))
             ctx.enqueue = wakeup.notifier(wakeup.socket_dir(settings))
         elif settings.worker_mode == "thread":
-            from service.adapters.workers.worker import PollingWorker
-
             worker = PollingWorker(ctx, certifier_factory)
             ctx.enqueue = worker.wake
             worker.start(settings.worker_threads)
         elif settings.worker_mode == "celery":
-            from service.adapters.workers.tasks import make_enqueue
+            from service.adapters.workers.tasks import make_enqueue  # lazy: celery only in celery mode
 
             ctx.enqueue = make_enqueue(settings)  # a broker outage is logged; the sweeper re-announces the job
         app.state.worker, app.state.worker_supervisor = worker, supervisor  # operations and tests
@@ -145,7 +148,7 @@ def create_app(
     install_docs(app)  # /docs, /redoc and their assets, all from this process (works with no outside network)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max(settings.max_video_bytes, 64 * 1024 * 1024))
-    for r in (routes_registry.router, routes_sessions.router, routes_certificates.router):
+    for r in (registry_router, sessions_router, certificates_router):
         app.include_router(r)
     install_console(app)  # staff pages under /console
     install_wechat(app)  # WeChat server URL, JS-SDK config, H5 pages under /h5, notification schedule

@@ -57,7 +57,7 @@ def api_caller(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> C
         if admin or _known(x_api_key, ctx.settings.api_keys):
             prefix = "admin:" if admin else "api:"
             return Caller(prefix + ctx.keyring.mac("apikey:" + x_api_key)[:8], admin)
-    raise ServiceError("UNAUTHORIZED", "missing or unknown X-API-Key", status=401)
+    raise ServiceError("UNAUTHORIZED", "missing or unknown X-API-Key")
 
 
 def require_api_key(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> str:
@@ -69,7 +69,7 @@ def require_admin_key(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = Non
     """Operator actions (cycle run, roster import, staff review): a channel key is refused with 403."""
     caller = api_caller(ctx, x_api_key)
     if not caller.admin:
-        raise ServiceError("ADMIN_KEY_REQUIRED", "this operation needs an operator (admin) API key", status=403)
+        raise ServiceError("ADMIN_KEY_REQUIRED", "this operation needs an operator (admin) API key")
     return caller.actor
 
 

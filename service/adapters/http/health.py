@@ -16,7 +16,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from models.packs import load_pack
 from service.certification.context import ServiceContext
+from service.certification.heartbeat import WORKER_MODES_CHECKED, live_workers
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def check_storage(ctx: ServiceContext) -> None:
 
 
 def check_broker(ctx: ServiceContext) -> None:
-    import redis
+    import redis  # lazy: redis only in celery mode
 
     client = redis.Redis.from_url(ctx.settings.broker_url, socket_timeout=0.5, socket_connect_timeout=0.5)
     try:
@@ -59,8 +61,6 @@ def check_broker(ctx: ServiceContext) -> None:
 
 
 def check_models(ctx: ServiceContext) -> None:
-    from models.packs import load_pack
-
     pack = load_pack(ctx.settings.model_pack)
     for role in ("detector", "recognizer", "landmarks", "antispoof"):
         for name in pack.resolve(role):
@@ -72,15 +72,8 @@ class NoLiveWorkerError(RuntimeError):
 
 
 def check_workers(ctx: ServiceContext) -> None:
-    from service.certification.heartbeat import live_workers
-
     if live_workers(ctx) == 0:
         raise NoLiveWorkerError(f"no worker heartbeat within {ctx.settings.worker_stale_s:g}s")
-
-
-# The modes in which this API relies on workers it knows of: its own (process, thread) or Celery workers on
-# the same database. "none" (workers managed elsewhere, or none at all: tests, a read-only API) is not checked.
-WORKER_MODES_CHECKED = frozenset({"process", "thread", "celery"})
 
 
 def checks_for(ctx: ServiceContext) -> dict[str, Callable[[ServiceContext], None]]:

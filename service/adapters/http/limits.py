@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -25,12 +24,14 @@ from starlette.requests import Request
 from pipelines.reasons import ReasonCode
 from service.adapters.http.deps import admin_keys
 from service.adapters.http.errors import error_body
+from service.certification import catalog
+from service.certification.catalog import ServiceCode
 from service.features.wechat.h5 import identity
 from service.infra.observability import metrics
+from service.infra.ratelimit import ClientAddress, counter_prefix, counter_redis_url, header
 
 if TYPE_CHECKING:
     from service.certification.context import ServiceContext
-    from service.infra.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ def _clock() -> float:
 BODY_TOO_LARGE = ("REQUEST_TOO_LARGE", "请求内容过大")
 
 
-def _json_error(code: ReasonCode, detail: str) -> bytes:
-    return _error_json(code.value, code.message_zh, detail)
+def _json_error(code: str, detail: str) -> bytes:
+    return _error_json(code, catalog.message_zh(code), detail)
 
 
 def _error_json(code: str, message: str, detail: str) -> bytes:
@@ -150,7 +151,7 @@ class RedisCounter:
     def _redis(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:  # a client is bound to the loop that made it
-            import redis.asyncio
+            import redis.asyncio  # lazy: redis only when the counters are shared (celery or redis backend)
 
             t = self.timeout_s
             self._client = redis.asyncio.Redis.from_url(self.url, socket_timeout=t, socket_connect_timeout=t)
@@ -174,63 +175,12 @@ class RedisCounter:
         return int(count), (window + 1) * rate.seconds - now
 
 
-def counter_redis_url(s: Settings) -> str | None:
-    """The Redis of counters shared by every API process (rate limits, staff login back-off), or None: in-process."""
-    url = s.rate_limit_redis_url or s.broker_url
-    use_redis = s.rate_limit_backend == "redis" or (
-        s.rate_limit_backend == "auto" and s.worker_mode == "celery" and url.startswith(("redis://", "rediss://"))
-    )
-    return url if use_redis else None
-
-
-def counter_prefix(s: Settings, kind: str) -> str:
-    """Redis key prefix of one kind of counter. Two deployments sharing one Redis (say, test and production) must
-    not share counters, so the prefix names the deployment (a hash of its database URL)."""
-    deployment = hashlib.sha256(s.effective_database_url.encode()).hexdigest()[:8]
-    return f"pension-cert:{kind}:{deployment}:"
-
-
 def make_counter(ctx: ServiceContext) -> Counter:
     s = ctx.settings
     url = counter_redis_url(s)
     if url is None:
         return MemoryCounter()
     return RedisCounter(url, counter_prefix(s, "rl"), s.rate_limit_redis_timeout_s)
-
-
-class ClientAddress:
-    """The client's IP: the peer, or the first address in X-Forwarded-For not ours when the peer is a
-    trusted proxy (never believe X-Forwarded-For from anyone else: any client can send it)."""
-
-    def __init__(self, trusted: list[str]) -> None:
-        self.networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
-
-    def _trusted(self, addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr.strip())
-        except ValueError:
-            return False
-        return any(ip in net for net in self.networks)
-
-    def __call__(self, scope: dict[str, Any]) -> str:
-        peer = str((scope.get("client") or ("unknown", 0))[0])
-        if not self.networks or not self._trusted(peer):
-            return peer
-        forwarded = _header(scope, b"x-forwarded-for")
-        if not forwarded:
-            return peer
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        for hop in reversed(hops):
-            if not self._trusted(hop):
-                return hop
-        return hops[0] if hops else peer
-
-
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers") or []:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 class RateLimitMiddleware:
@@ -276,7 +226,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         ip = self.client_ip(scope)
-        api_key = _header(scope, b"x-api-key")
+        api_key = header(scope, b"x-api-key")
         valid, key_id = self._key_id(api_key)
         buckets: list[tuple[str, str]] = []
         if api_key and not valid:
@@ -308,7 +258,7 @@ class RateLimitMiddleware:
         rule, rate, retry_after = refused
         metrics.RATE_LIMITED.labels(rule).inc()
         log.warning("rate limited: rule %s (%s) for %s %s", rule, rate, method, path)
-        body = _json_error(ReasonCode.RATE_LIMITED, f"{rule}: {rate}")
+        body = _json_error(ServiceCode.RATE_LIMITED, f"{rule}: {rate}")
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -334,7 +284,7 @@ class RateLimitMiddleware:
         binding = create.group(2)
         if binding:
             return "binding:" + self.ctx.keyring.mac("binding:" + binding)[:16], receive
-        length = _header(scope, b"content-length")
+        length = header(scope, b"content-length")
         if length is not None and length.strip().isdigit() and int(length) > MAX_JSON_BODY:
             return None, receive  # announced too large: not read at all
         chunks: list[bytes] = []

@@ -8,8 +8,11 @@ from typing import Annotated
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, Response
 
+from service.adapters.http.errors import error_body
 from service.adapters.http.health import readiness
+from service.adapters.http.limits import RateLimitMiddleware
 from service.certification.context import ServiceContext
+from service.certification.queue_gauges import QueueCollector
 from service.infra.observability import metrics
 from service.infra.observability.headers import SecurityHeadersMiddleware
 from service.infra.observability.middleware import RequestContextMiddleware
@@ -17,8 +20,6 @@ from service.infra.observability.middleware import RequestContextMiddleware
 
 def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
     """Call after every other middleware is added: these wrap them (a 413 or 429 gets an id and headers)."""
-    from service.adapters.http.limits import RateLimitMiddleware
-
     settings = ctx.settings
     app.add_middleware(RateLimitMiddleware, ctx=ctx)
     app.add_middleware(SecurityHeadersMiddleware, public_base_url=settings.public_base_url)
@@ -36,11 +37,7 @@ def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
     def prometheus(authorization: Annotated[str | None, Header()] = None) -> Response:
         token = settings.metrics_token
         if token and not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
-            # The API's one error contract (code, message, detail). Imported here: the service.adapters.http package
-            # imports the app, which imports this module.
-            from service.adapters.http.errors import error_body
-
             refused = error_body("UNAUTHORIZED", "未授权的访问", "missing or wrong metrics bearer token")
             return JSONResponse(refused, 401)
-        body, content_type = metrics.render(ctx)
+        body, content_type = metrics.render(settings, QueueCollector(ctx))
         return Response(body, media_type=content_type)

@@ -9,9 +9,10 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from service.adapters.http.deps import DB, Ctx, SessionToken
+from service.adapters.http.schemas import EXACT, Certificate, CertificateCheck
 from service.certification import sessions
 from service.certification.certificates import render_png, verify_code
-from service.certification.errors import NotFoundError, ServiceError
+from service.certification.errors import NotFoundError
 from service.certification.models import Beneficiary, Certification
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
@@ -31,7 +32,12 @@ def _verify_url(ctx: Ctx, code: str) -> str:
     return f"{ctx.settings.public_base_url.rstrip('/')}/api/v1/certificates/verify?code={code}"
 
 
-@router.get("/sessions/{session_id}/certificate", summary="Certificate of an accepted certification (JSON)")
+@router.get(
+    "/sessions/{session_id}/certificate",
+    summary="Certificate of an accepted certification (JSON)",
+    response_model=Certificate,
+    **EXACT,
+)
 def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
     cert, b = _certificate(ctx, db, token, session_id)
     return {
@@ -51,10 +57,15 @@ def get_certificate_png(ctx: Ctx, db: DB, token: SessionToken, session_id: str) 
     return Response(render_png(b.name, claims, _verify_url(ctx, cert.code)), media_type="image/png")
 
 
-@router.get("/certificates/verify", summary="Public: verify a certificate code (from the QR code)")
+@router.get(
+    "/certificates/verify",
+    summary="Public: verify a certificate code (from the QR code)",
+    response_model=CertificateCheck,
+    **EXACT,
+)
 def verify(ctx: Ctx, db: DB, code: str) -> dict[str, Any]:
     claims = verify_code(ctx.keyring, code)
     cert = db.get(Certification, claims.certification_id)
     if cert is None or cert.code != code:
-        raise ServiceError("CERTIFICATE_INVALID", "no such certification", status=404)
+        raise NotFoundError("certification", "CERTIFICATE_INVALID", detail="no such certification")
     return {"valid": True, **claims.to_dict()}

@@ -10,12 +10,13 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 
 from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx
+from service.adapters.http.schemas import EXACT, BeneficiaryView, CycleRun, RosterReport, StatusList
 from service.adapters.http.upload import read_limited
 from service.certification import registry
 from service.certification.audit import audit
 from service.certification.cycle import CycleSpikeError, SuspensionGuard, run_cycle
 from service.certification.errors import NotFoundError, ServiceError
-from service.certification.models import Beneficiary, utcnow
+from service.certification.models import Beneficiary, on_roster, utcnow
 from service.certification.retention import expire_sessions, purge_media, storage_upkeep
 from service.certification.roster import import_roster, import_terms
 from service.infra.clock import local_today
@@ -41,13 +42,18 @@ def _day(today: dt.date | None, settings: Settings) -> dt.date:
     if env not in SIMULATED_DATE_ENVS:
         # Reads too: a channel asking "who is overdue next year" learns nothing it should, and one rule for every
         # route is easier to audit than a list of which routes may simulate.
-        raise ServiceError("DATE_OVERRIDE_FORBIDDEN", f"today cannot be set in {env}", status=403)
+        raise ServiceError("DATE_OVERRIDE_FORBIDDEN", f"today cannot be set in {env}")
     if not FIRST_DAY <= today <= LAST_DAY:
-        raise ServiceError("INVALID_DATE", f"today must be between {FIRST_DAY} and {LAST_DAY}", status=422)
+        raise ServiceError("INVALID_DATE", f"today must be between {FIRST_DAY} and {LAST_DAY}")
     return today
 
 
-@router.post("/roster", summary="Import the roster (CSV or XLSX; operator key); idempotent, rejected rows reported")
+@router.post(
+    "/roster",
+    summary="Import the roster (CSV or XLSX; operator key); idempotent, rejected rows reported",
+    response_model=RosterReport,
+    **EXACT,
+)
 def post_roster(ctx: Ctx, db: DB, actor: AdminClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
     data = read_limited(file, MAX_ROSTER_BYTES)
     report = import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor, import_terms(ctx)).to_dict()
@@ -55,26 +61,38 @@ def post_roster(ctx: Ctx, db: DB, actor: AdminClient, file: Annotated[UploadFile
     return report
 
 
-@router.get("/beneficiaries/{external_id}")
+@router.get("/beneficiaries/{external_id}", response_model=BeneficiaryView, **EXACT)
 def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today: Today = None) -> dict[str, Any]:
-    b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
+    b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id, on_roster()))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
     return registry.view(b, _day(today, ctx.settings), ctx.rules)
 
 
-@router.get("/beneficiaries", summary="Look a beneficiary up by ID number (hashed, never stored in clear)")
+@router.get(
+    "/beneficiaries",
+    summary="Look a beneficiary up by ID number (hashed, never stored in clear)",
+    response_model=BeneficiaryView,
+    **EXACT,
+)
 def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today: Today = None) -> dict[str, Any]:
-    b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(normalise_id(id_number))))
+    number = ctx.keyring.id_hash(normalise_id(id_number))
+    b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number, on_roster()))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
     return registry.view(b, _day(today, ctx.settings), ctx.rules)
 
 
-@router.get("/lists/{which}", summary="due_soon, overdue or suspended; JSON or CSV (format=csv)")
+@router.get(
+    "/lists/{which}",
+    summary="due_soon, overdue or suspended; JSON or CSV (format=csv)",
+    response_model=StatusList,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    **EXACT,
+)
 def get_list(ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = None, format: str = "json") -> Any:
     if which not in registry.LISTS:
-        raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}", status=404)
+        raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}")
     day = _day(today, ctx.settings)
     rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
     if format == "csv":
@@ -85,7 +103,7 @@ def get_list(ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = Non
 @router.get("/exports/{kind}.csv", summary="suspensions or resumptions for the payment system")
 def export_events(db: DB, _actor: ApiClient, kind: str, since: dt.date | None = None) -> PlainTextResponse:
     if kind not in EXPORT_KINDS:
-        raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions", status=404)
+        raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions")
     rows = registry.events(db, EXPORT_KINDS[kind], since)
     return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")
 
@@ -93,6 +111,8 @@ def export_events(db: DB, _actor: ApiClient, kind: str, since: dt.date | None = 
 @router.post(
     "/cycle/run",
     summary="Daily run (operator key): suspend overdue beneficiaries, purge media past retention",
+    response_model=CycleRun,
+    **EXACT,
 )
 def post_cycle_run(
     ctx: Ctx,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
 from service.adapters.http.deps import DB, AdminClient, ApiCaller, Ctx, SessionToken
+from service.adapters.http.schemas import EXACT, ReviewOutcome, SessionCreated, SessionResult, SessionStatus
 from service.adapters.http.upload import read_limited
 from service.certification import review, sessions
 from service.certification.errors import ServiceError
@@ -32,11 +33,17 @@ class SessionCreate(BaseModel):
         return self
 
 
-@router.post("", status_code=201, summary="Open a session: returns the action challenge and the session token")
+@router.post(
+    "",
+    status_code=201,
+    summary="Open a session: returns the action challenge and the session token",
+    response_model=SessionCreated,
+    **EXACT,
+)
 def create_session(ctx: Ctx, db: DB, caller: ApiCaller, body: SessionCreate) -> dict[str, Any]:
     if body.channel == Channel.STAFF and not caller.admin:
         # The staff channel is not held to the daily failure limit: only the bureau's own (operator) keys.
-        raise ServiceError("STAFF_CHANNEL_FORBIDDEN", "staff-channel sessions need an operator (admin) key", status=403)
+        raise ServiceError("STAFF_CHANNEL_FORBIDDEN", "staff-channel sessions need an operator (admin) key")
     b = sessions.find_beneficiary(db, ctx, body.external_id, body.id_number)
     new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, caller.actor)
     db.commit()
@@ -81,7 +88,9 @@ def _upload(
 RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
 
 
-@router.post("/{session_id}/id-card", summary="Upload the ID-card photo (portrait side)")
+@router.post(
+    "/{session_id}/id-card", summary="Upload the ID-card photo (portrait side)", response_model=SessionStatus, **EXACT
+)
 def upload_id_card(
     ctx: Ctx,
     db: DB,
@@ -93,7 +102,12 @@ def upload_id_card(
     return _upload(ctx, db, session_id, token, "id_card", file, request_id, None)
 
 
-@router.post("/{session_id}/video", summary="Upload the challenge video with the challenge nonce")
+@router.post(
+    "/{session_id}/video",
+    summary="Upload the challenge video with the challenge nonce",
+    response_model=SessionStatus,
+    **EXACT,
+)
 def upload_video(
     ctx: Ctx,
     db: DB,
@@ -112,7 +126,12 @@ class ReviewBody(BaseModel):
     note: str = Field(default="", max_length=500)
 
 
-@router.post("/{session_id}/review", summary="Staff settle a `review` decision (operator key)")
+@router.post(
+    "/{session_id}/review",
+    summary="Staff settle a `review` decision (operator key)",
+    response_model=ReviewOutcome,
+    **EXACT,
+)
 def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: ReviewBody) -> dict[str, Any]:
     s = sessions.get_session(db, session_id)
     out = review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
@@ -120,7 +139,7 @@ def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: Rev
     return out
 
 
-@router.get("/{session_id}", summary="Processing status")
+@router.get("/{session_id}", summary="Processing status", response_model=SessionStatus, **EXACT)
 def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.session_ttl_s)
@@ -131,7 +150,12 @@ def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[s
     return view
 
 
-@router.get("/{session_id}/result", summary="The decision with reasons, scores, thresholds and model versions")
+@router.get(
+    "/{session_id}/result",
+    summary="The decision with reasons, scores, thresholds and model versions",
+    response_model=SessionResult,
+    **EXACT,
+)
 def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.session_ttl_s)

@@ -5,6 +5,10 @@ lease as the polling worker, and is idempotent. ``acks_late`` + ``reject_on_work
 whose worker died; the database lease covers the rest (a job whose message was lost is found by the sweeper).
 Retries only on transient errors; models load lazily once per worker process.
 
+No app at import: the tasks are shared tasks, and the worker's app is built by `worker_app()` when
+``celery -A service.adapters.workers.tasks`` looks up the module's ``app`` (module ``__getattr__``, below), from
+the settings of that process. The API builds its own publishing app (`make_enqueue`).
+
 Broker outages: the API's ``enqueue`` gives up after a short bounded retry and only logs (the upload is
 already committed, the job row stays queued and the sweeper announces it again); workers reconnect forever.
 """
@@ -16,14 +20,21 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from celery import Celery, signals  # type: ignore[import-untyped]
+from celery import Celery, shared_task, signals  # type: ignore[import-untyped]
+from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from service.adapters.workers.worker import shared_certifier
 from service.certification.context import ServiceContext
 from service.certification.heartbeat import Heartbeat
-from service.certification.processing import claim, process, worker_name
+from service.certification.models import CertSession
+from service.certification.processing import claim, claimable, process, worker_name
+from service.certification.retention import storage_upkeep as upkeep
+from service.features.install import install_features
+from service.features.wechat.schedule import celery_tick
 from service.infra.config import Settings, get_settings
 from service.infra.observability import bind_session, metrics
+from service.infra.observability.logs import install_log_masking
 from service.infra.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -79,15 +90,26 @@ def make_enqueue(settings: Settings) -> Callable[[str], None]:
     return enqueue
 
 
-celery_app = make_celery(get_settings())
+@lru_cache(maxsize=1)
+def worker_app() -> Any:
+    """This worker process's Celery app, built once from its settings on first use (not at import)."""
+    return make_celery(get_settings())
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A service.adapters.workers.tasks` reads the module's `app` (celery.app.utils.find_app): that read,
+    # not the import, builds the worker's app (PEP 562 module attribute).
+    if name == "app":
+        return worker_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @lru_cache(maxsize=1)
 def _worker_ctx() -> ServiceContext:
-    return ServiceContext(get_settings(), create_schema=False)
+    return install_features(ServiceContext(get_settings(), create_schema=False))
 
 
-@celery_app.task(  # type: ignore[untyped-decorator]
+@shared_task(  # type: ignore[untyped-decorator]
     name=PROCESS_TASK,
     bind=True,
     autoretry_for=(OperationalError, InterfaceError, StorageError),
@@ -97,8 +119,6 @@ def _worker_ctx() -> ServiceContext:
     max_retries=TASK_MAX_RETRIES,
 )
 def process_session(self: Any, session_id: str) -> str:
-    from service.adapters.workers.worker import shared_certifier
-
     ctx = _worker_ctx()
     # The task id names the attempt: its own retry (same id, same process) takes the lease back at once.
     name = f"celery:{str(self.request.id or '')[:12]}:{worker_name()}"[:64]
@@ -160,19 +180,12 @@ def _end_heartbeat(**_kw: Any) -> None:
 @signals.after_setup_logger.connect  # type: ignore[untyped-decorator]
 @signals.after_setup_task_logger.connect  # type: ignore[untyped-decorator]
 def _log_setup(**_kw: Any) -> None:
-    from service.infra.security import install_log_masking
-
     install_log_masking()  # masking, and JSON lines with the session id when PENSION_CERT_LOG_FORMAT=json
 
 
-@celery_app.task(name="pension_cert.sweep")  # type: ignore[untyped-decorator]
+@shared_task(name="pension_cert.sweep")  # type: ignore[untyped-decorator]
 def sweep() -> int:
     """Re-enqueue sessions whose message was lost or whose worker died (stale heartbeat or expired lease)."""
-    from sqlalchemy import select
-
-    from service.certification.models import CertSession
-    from service.certification.processing import claimable
-
     ctx = _worker_ctx()
     with ctx.db() as db:
         ids = list(db.scalars(select(CertSession.id).where(claimable(ctx.settings.worker_stale_s)).limit(500)))
@@ -181,18 +194,14 @@ def sweep() -> int:
     return len(ids)
 
 
-@celery_app.task(name="pension_cert.storage_upkeep")  # type: ignore[untyped-decorator]
+@shared_task(name="pension_cert.storage_upkeep")  # type: ignore[untyped-decorator]
 def storage_upkeep() -> dict[str, int]:
     """Daily: orphaned media removed, the audit chain anchored outside the database
     (service/certification/retention.py)."""
-    from service.certification.retention import storage_upkeep as upkeep
-
     return upkeep(_worker_ctx())
 
 
-@celery_app.task(name="pension_cert.wechat_tick")  # type: ignore[untyped-decorator]
+@shared_task(name="pension_cert.wechat_tick")  # type: ignore[untyped-decorator]
 def wechat_tick() -> dict[str, int]:
     """The one WeChat refresher of a scale-out deployment: token refresh and notifications (service.features.wechat)."""
-    from service.features.wechat.schedule import celery_tick
-
     return celery_tick(_worker_ctx())

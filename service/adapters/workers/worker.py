@@ -15,32 +15,35 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import update
 
 from service.adapters.workers.supervisor import Supervisor
 from service.certification.context import ServiceContext
+from service.certification.contract import Certifier
 from service.certification.heartbeat import Heartbeat
 from service.certification.models import CertSession, SessionState
 from service.certification.processing import claim, process, worker_name
+from service.features.install import install_features
 from service.infra.observability import bind_session, metrics
 
 log = logging.getLogger(__name__)
 
-_CERTIFIER: Any = None
+_CERTIFIER: Certifier | None = None
 _CERTIFIER_LOCK = threading.Lock()
 
 
-def shared_certifier(pack: str | None = None) -> Any:
+def shared_certifier(pack: str | None = None) -> Certifier:
     """The process-wide Certifier: models load once per worker process, on first use."""
     global _CERTIFIER
     with _CERTIFIER_LOCK:
         if _CERTIFIER is None:
-            from pipelines.decision.runner import Certifier
+            # Lazy: every model library (≈1.5 s of imports); the API process imports this module without a worker.
+            from pipelines.decision.runner import Certifier as PackCertifier  # lazy: the model libraries
 
-            _CERTIFIER = Certifier(pack)
-            _CERTIFIER.warm_up()
+            certifier = PackCertifier(pack)
+            certifier.warm_up()
+            _CERTIFIER = certifier
         return _CERTIFIER
 
 
@@ -48,10 +51,10 @@ class PollingWorker:
     def __init__(
         self,
         ctx: ServiceContext,
-        certifier_factory: Callable[[], Any] | None = None,
+        certifier_factory: Callable[[], Certifier] | None = None,
         name: str | None = None,
     ) -> None:
-        self.ctx = ctx
+        self.ctx = install_features(ctx)  # a worker never runs without the features' decision hooks
         self.name = name or worker_name()
         self._factory = certifier_factory or (lambda: shared_certifier(ctx.settings.model_pack))
         self._wake = threading.Event()

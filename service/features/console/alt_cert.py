@@ -26,7 +26,9 @@ from service.certification.models import (
     BeneficiaryStatus,
     Certification,
     CertSession,
+    SessionDecision,
     SessionState,
+    on_roster,
     utcnow,
 )
 from service.certification.processing import accept_session
@@ -74,7 +76,7 @@ def certify_alternative(
         nonce_used_at=now,
         expires_at=now,
         state=SessionState.DECIDED,
-        decision="accept",
+        decision=SessionDecision.ACCEPT,
         reasons=[],
         result={
             "alternative": {"kind": kind, "on_date": on_date.isoformat(), "staff": staff.username if staff else None}
@@ -203,9 +205,10 @@ def _evidence_row(
     errors: list[str] = []
     b: Beneficiary | None = None
     if row.get("external_id"):
-        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row["external_id"]))
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row["external_id"], on_roster()))
     elif row.get("id_number"):
-        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(row["id_number"])))
+        number = ctx.keyring.id_hash(row["id_number"])
+        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number, on_roster()))
     if b is None:
         errors.append("名册中无此人")
     elif b.status == BeneficiaryStatus.DECEASED:

@@ -4,7 +4,8 @@ The H5 pages (service/features/wechat/h5/requests.py) submit a request for the p
 (themselves, or
 an elder a relative is bound to); staff see the open requests in the console and close each one, usually by
 recording an alternative certification (service/features/console/alt_cert.py: the same path as a counter or home-visit
-certification). Closing queues one WeChat message to whoever asked (service/features/wechat/notify.py).
+certification). Closing queues one message to whoever asked, through the notifiers registered on the context
+(ctx.hooks; the WeChat one: service/features/wechat/notify.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
+from service.certification.catalog import ASSIST_MESSAGES_ZH
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, utcnow
@@ -24,7 +26,6 @@ from service.features.console import audit_chain
 from service.features.console.alt_cert import certify_alternative
 from service.features.console.auth import Staff
 from service.features.console.models import AssistRequest
-from service.features.wechat import notify
 
 KINDS_ZH = {"manual_review": "人工审核", "home_visit": "上门认证"}
 OUTCOMES_ZH = {"certified": "已完成认证", "answered": "已答复"}
@@ -33,25 +34,15 @@ _PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}\d{7,8}")
 MAX_NOTE = 200
 MAX_REPLY = 100  # the reply goes into a WeChat template message: short
 
-MESSAGES_ZH = {
-    "ASSIST_KIND": "请选择申请人工审核还是上门认证",
-    "ASSIST_PHONE": "请填写正确的联系电话(11 位手机号,或带区号的固定电话)",
-    "ASSIST_OPEN": "已有一份申请正在办理,工作人员会尽快与您联系,请勿重复提交",
-    "ASSIST_DECEASED": "该人员已登记死亡,不能申请",
-    "ASSIST_CLOSED": "该申请已办结",
-    "ASSIST_REPLY": "请填写给申请人的答复",
-}
+MESSAGES_ZH = ASSIST_MESSAGES_ZH  # in the one catalog (service.certification.catalog)
 
 
 class AssistError(ServiceError):
-    """A refused request or closing; ``message_zh`` is what the citizen or the staff member reads."""
+    """A refused request or closing; ``message_zh`` (from the catalog) is what the citizen or the staff member
+    reads."""
 
-    def __init__(self, code: str, status: int = 422) -> None:
-        super().__init__(code, code.lower(), status=status)
-
-    @property
-    def message_zh(self) -> str:
-        return MESSAGES_ZH[self.code]
+    def __init__(self, code: str) -> None:
+        super().__init__(code, code.lower())
 
 
 def normalise_phone(raw: str) -> str:
@@ -83,9 +74,9 @@ def submit(
         raise AssistError("ASSIST_KIND")
     number = normalise_phone(phone)
     if b.status == BeneficiaryStatus.DECEASED:
-        raise AssistError("ASSIST_DECEASED", status=409)
+        raise AssistError("ASSIST_DECEASED")
     if open_request(db, b.id) is not None:
-        raise AssistError("ASSIST_OPEN", status=409)
+        raise AssistError("ASSIST_OPEN")
     req = AssistRequest(
         beneficiary_id=b.id,
         kind=kind,
@@ -99,15 +90,15 @@ def submit(
         with db.begin_nested():  # two submissions at once: the partial unique index lets one through
             db.add(req)
     except IntegrityError as exc:
-        raise AssistError("ASSIST_OPEN", status=409) from exc
+        raise AssistError("ASSIST_OPEN") from exc
     audit(db, actor, "assist.request", b.external_id, {"request": req.id, "kind": kind, "by_relative": by_relative})
     return req
 
 
-def close(db: Session, staff: Staff, req: AssistRequest, outcome: str, reply: str) -> None:
+def close(db: Session, ctx: ServiceContext, staff: Staff, req: AssistRequest, outcome: str, reply: str) -> None:
     """Close ``req`` (certified / answered) and queue the message to whoever asked, in the caller's transaction."""
     if req.status != "open":
-        raise AssistError("ASSIST_CLOSED", status=409)
+        raise AssistError("ASSIST_CLOSED")
     if outcome == "answered" and not reply.strip():
         raise AssistError("ASSIST_REPLY")
     req.status, req.outcome, req.outcome_note = "closed", outcome, reply.strip()[:MAX_REPLY] or None
@@ -115,7 +106,7 @@ def close(db: Session, staff: Staff, req: AssistRequest, outcome: str, reply: st
     b = db.get(Beneficiary, req.beneficiary_id)
     target = b.external_id if b is not None else str(req.beneficiary_id)
     audit_chain.record(db, staff.actor, "assist.close", target, {"request": req.id, "outcome": outcome})
-    notify.queue_assist_closed(db, req)
+    ctx.hooks.request_closed(db, req.id, req.openid)
 
 
 def certify_and_close(
@@ -123,9 +114,9 @@ def certify_and_close(
 ) -> None:
     """The alternative certification the request led to (counter / home visit), then the request is closed."""
     if req.status != "open":
-        raise AssistError("ASSIST_CLOSED", status=409)
+        raise AssistError("ASSIST_CLOSED")
     b = db.get(Beneficiary, req.beneficiary_id)
     if b is None:
-        raise AssistError("ASSIST_CLOSED", status=409)
+        raise AssistError("ASSIST_CLOSED")
     certify_alternative(db, ctx, b, kind, on_date, staff, {"note": evidence.strip()[:1000], "request": req.id})
-    close(db, staff, req, "certified", "")
+    close(db, ctx, staff, req, "certified", "")

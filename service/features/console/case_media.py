@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession
+from service.certification.models import CertSession, SessionDecision
 from service.features.proxy.models import ProxySession, ProxySessionKind
 from service.infra.storage import StorageError
 
@@ -80,7 +80,7 @@ def video_frame(ctx: ServiceContext, s: CertSession, index: int) -> bytes | None
     data = _get(ctx, s.video_key)
     if data is None:
         return None
-    import av
+    import av  # lazy: PyAV (video decoding) only when a case's video is opened
 
     frames = ((s.result or {}).get("liveness") or {}).get("best_frames") or []
     box = frames[index].get("bbox")
@@ -103,7 +103,7 @@ def template_source(db: Session, s: CertSession) -> CertSession | None:
         .where(
             CertSession.beneficiary_id == s.beneficiary_id,
             CertSession.id != s.id,
-            CertSession.decision == "accept",
+            CertSession.decision == SessionDecision.ACCEPT,
             CertSession.video_key.is_not(None),
             CertSession.media_purged_at.is_(None),
         )
@@ -125,7 +125,7 @@ def operator_source(db: Session, s: CertSession) -> CertSession | None:
         .where(
             ProxySession.operator_id == ps.operator_id,
             ProxySession.kind == ProxySessionKind.VERIFICATION.value,
-            CertSession.decision == "accept",
+            CertSession.decision == SessionDecision.ACCEPT,
             CertSession.video_key.is_not(None),
             CertSession.media_purged_at.is_(None),
         )

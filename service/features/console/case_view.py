@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.certification.models import CertSession, SessionState
+from service.certification.models import CertSession, SessionDecision, SessionState
 from service.features.console.labels import NOTE_ZH, reason_label
 
 BAND_ZH = {"accept": "通过区", "review": "复核区", "reject": "拒绝区"}
@@ -96,6 +96,6 @@ def review_reasons(s: CertSession) -> list[str]:
         out += [f"{row.label}处于复核区" for row in score_rows(result) if row.band == "review"]
     # A case settled by staff keeps the machine's own decision under "review"; a machine accept has no reason.
     machine = (result.get("review") or {}).get("machine_decision", s.decision)
-    if not out and machine == "review":
+    if not out and machine == SessionDecision.REVIEW:
         out.append("机器判定需人工复核")
     return list(dict.fromkeys(out))

@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from service.certification import regions
 from service.certification.cycle import CycleRules, CycleState, cycle_state
-from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    CertSession,
+    Channel,
+    SessionDecision,
+    on_roster,
+)
 from service.features.console.models import ReviewDecision
 from service.features.console.review_queue import open_case_filter, since
 
@@ -76,9 +83,7 @@ def compute(
     the bureau's date (service/infra/clock.py) the cycle states are taken on; `now`'s UTC date when not given."""
     st = Stats(today=today or now.date())
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
-    roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until).where(
-        Beneficiary.status != BeneficiaryStatus.PROXY_OPERATOR
-    )
+    roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until).where(on_roster())
     for region, status, until in db.execute(roster):
         state = cycle_state(status, until, st.today, rules)
         # Suspended counts separately: overdue and already off the payroll.
@@ -97,13 +102,13 @@ def compute(
         ).where(CertSession.decided_at >= start)
     )
     for sid, channel, decision, queued_at, decided_at in rows:
-        if channel == "staff" or decision is None:
+        if channel == Channel.STAFF or decision is None:
             continue  # counter and evidence certifications are not machine decisions
         st.decided += 1
         st.decision_mix[decision] += 1
-        if decision == "accept" and sid not in reviewed:
+        if decision == SessionDecision.ACCEPT and sid not in reviewed:
             st.auto_accepted += 1
-        if queued_at is not None and decided_at is not None and decision != "review":
+        if queued_at is not None and decided_at is not None and decision != SessionDecision.REVIEW:
             durations.append((decided_at - queued_at).total_seconds() / 3600)
     st.median_decision_h = statistics.median(durations) if durations else None
 

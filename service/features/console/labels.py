@@ -1,7 +1,6 @@
-"""Chinese labels for every code a console page shows. Reason codes are labelled by their one home,
-`pipelines.reasons` (`ReasonCode.staff_zh`, next to the citizens' messages) and service error codes by
-`service.certification.errors`; this module holds only the console's own vocabulary and adds no second name for a
-reason.
+"""Chinese labels for every code a console page shows. Reason codes and service error codes are labelled by
+their one home, `service.certification.catalog` (which extends `pipelines.reasons`); this module holds only the
+console's own vocabulary and adds no second name for a reason.
 
 Roster import problems are English sentences written by `service.certification.roster` (they are also the API's report);
 they are matched here by their fixed beginnings, and tests run the real validator so a new sentence without a
@@ -13,9 +12,9 @@ from __future__ import annotations
 import re
 
 from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, TURN_LEFT, TURN_RIGHT
-from pipelines.reasons import ReasonCode
-from service.certification.errors import SERVICE_MESSAGES_ZH, ServiceError
-from service.certification.models import BenefitType
+from service.certification import catalog
+from service.certification.errors import ServiceError
+from service.certification.models import BenefitType, SessionDecision
 
 STATE_ZH = {
     "certified": "已认证",
@@ -26,7 +25,13 @@ STATE_ZH = {
     "active": "正常",
     "suspended": "暂停发放",
 }
-DECISION_ZH = {"accept": "通过", "reject": "不通过", "review": "待人工审核", "retry": "需重新认证", None: "—"}
+DECISION_ZH: dict[str | None, str] = {
+    SessionDecision.ACCEPT: "通过",
+    SessionDecision.REJECT: "不通过",
+    SessionDecision.REVIEW: "待人工审核",
+    SessionDecision.RETRY: "需重新认证",
+    None: "—",
+}
 CHANNEL_ZH = {"self": "本人", "proxy": "代办", "staff": "柜台"}
 ALT_KIND_ZH = {"counter": "柜台认证", "home_visit": "上门认证", "activity": "行为数据认证"}
 RELATIONSHIP_ZH = {
@@ -98,6 +103,7 @@ ROSTER_PROBLEM_ZH = (
     ("id_number must be 17 digits", "身份证号码须为 17 位数字加 1 位数字或 X"),
     ("id_number has an invalid birth date", "身份证号码中的出生日期无效"),
     ("id_number check digit", "身份证号码校验位不正确"),
+    ("id_number has an unknown region code", "身份证号码前六位不是有效的行政区划代码"),
     ("id_number already belongs to beneficiary", "该身份证号码已属于另一名人员"),
     ("name missing", "姓名缺失或过长"),
     ("external_id and name must not start", "人员编号和姓名不能以 = + - @ 开头（表格公式）"),
@@ -120,11 +126,8 @@ ROSTER_FILE_PROBLEM_ZH = (
 
 
 def reason_label(code: str) -> str:
-    """A reason code as staff read it; service error codes by their message; anything else as it is."""
-    try:
-        return ReasonCode(code).staff_zh
-    except ValueError:
-        return SERVICE_MESSAGES_ZH.get(code, code)
+    """A reason code as staff read it (service.certification.catalog.staff_label); anything else as it is."""
+    return catalog.staff_label(code)
 
 
 # Date columns of the roster, for "<column> must be YYYY-MM-DD".

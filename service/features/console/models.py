@@ -1,5 +1,7 @@
 """Staff console tables: staff users and their login sessions, review claims and decisions, alternative
-certifications, deaths, alerts, and the hash-chained console audit log."""
+certifications, deaths, alerts. The hash-chained console audit log's table (``ConsoleAuditEntry``) is the core's
+(service/certification/staff_audit.py, anchored by service/certification/audit_anchor.py); it is imported here
+so the console's modules find every table they write in one place."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.certification.models import utcnow
+from service.certification.staff_audit import ConsoleAuditEntry as ConsoleAuditEntry  # the core's table (docstring)
 from service.infra.db.engine import Base
 
 
@@ -132,19 +135,3 @@ class ConsoleAlert(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     resolved: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-
-
-class ConsoleAuditEntry(Base):
-    """Append-only and tamper-evident: each entry's hash covers its content and the previous entry's hash;
-    `seq` is unique, so two writers cannot both extend the same head."""
-
-    __tablename__ = "console_audit"
-
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
-    actor: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64), index=True)
-    target: Mapped[str] = mapped_column(String(64))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -17,14 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from service.certification.context import ServiceContext
-from service.certification.models import Beneficiary, CertSession, SessionState, utcnow
+from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, SessionState, utcnow
 from service.certification.review import notify_decision, settle
 from service.features.console import audit_chain
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
 
-DECISIONS = ("accept", "reject", "retry")
+DECISIONS = (SessionDecision.ACCEPT, SessionDecision.REJECT, SessionDecision.RETRY)
 
 
 class CaseError(Exception):
@@ -48,7 +48,7 @@ class QueueItem:
 
 def open_case_filter() -> ColumnElement[bool]:
     return or_(
-        (CertSession.state == SessionState.DECIDED) & (CertSession.decision == "review"),
+        (CertSession.state == SessionState.DECIDED) & (CertSession.decision == SessionDecision.REVIEW),
         CertSession.state == SessionState.FAILED,
     )
 
@@ -98,7 +98,7 @@ def open_session(db: Session, session_id: str) -> CertSession:
 
 
 def is_open(s: CertSession) -> bool:
-    return (s.state == SessionState.DECIDED and s.decision == "review") or s.state == SessionState.FAILED
+    return (s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW) or s.state == SessionState.FAILED
 
 
 def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -> None:
@@ -168,7 +168,7 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
         raise CaseError("请先领取该案件")
     if c.pending_decision is not None:
         return _second_decision(db, ctx, staff, s, c, decision, reason)
-    if decision == "reject" and s.channel == "proxy":
+    if decision == SessionDecision.REJECT and s.channel == Channel.PROXY:
         # Rejecting a proxy session may cut off a pensioner who cannot come in: a supervisor must agree.
         c.pending_decision, c.pending_reason, c.pending_by, c.pending_at = decision, reason, staff.id, utcnow()
         c.claimed_by, c.claimed_at = None, None
@@ -196,16 +196,16 @@ def _settle(
     db: Session, ctx: ServiceContext, staff: Staff, s: CertSession, decision: str, reason: str, stage: str
 ) -> None:
     db.add(ReviewDecision(session_id=s.id, user_id=staff.id, stage=stage, decision=decision, reason=reason))
-    if decision == "retry":
+    if decision == SessionDecision.RETRY:
         result = dict(s.result or {})
         result["review"] = {
             "machine_decision": s.decision,
-            "decision": "retry",
+            "decision": SessionDecision.RETRY.value,
             "reviewer": staff.username,
             "note": reason,
         }
-        s.result, s.decision, s.state, s.decided_at = result, "retry", SessionState.DECIDED, utcnow()
-        notify_decision(db, s)
+        s.result, s.decision, s.state, s.decided_at = result, SessionDecision.RETRY, SessionState.DECIDED, utcnow()
+        notify_decision(db, ctx, s)
     else:
         settle(db, ctx, s, decision, staff.username, reason, staff.actor)
     audit_chain.record(db, staff.actor, f"case.decide.{stage}", s.id, {"decision": decision, "reason": reason})

@@ -136,7 +136,7 @@ def close_request(
             req = db.get(AssistRequest, rid, with_for_update=True)
             if req is None:
                 return redirect("/requests")
-            close(db, staff, req, "answered", reply)
+            close(db, ctx_of(request), staff, req, "answered", reply)
     except AssistError as exc:
         return redirect(f"/requests/{rid}?e={'closed' if exc.code == 'ASSIST_CLOSED' else 'reply'}")
     return redirect(f"/requests/{rid}")

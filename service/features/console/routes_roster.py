@@ -15,11 +15,11 @@ from service.certification.cycle import cycle_state
 from service.certification.errors import ServiceError
 from service.certification.models import (
     Beneficiary,
-    BeneficiaryStatus,
     Certification,
     CertSession,
     CycleEvent,
     RosterImport,
+    on_roster,
 )
 from service.certification.roster import import_roster, import_terms
 from service.features.console import audit_chain
@@ -68,8 +68,7 @@ def search(
             kind, where = "external_id", Beneficiary.external_id == q
         else:
             kind, where = "name", Beneficiary.name.startswith(q)
-        in_roster = Beneficiary.status != BeneficiaryStatus.PROXY_OPERATOR
-        query = select(Beneficiary).where(where, in_roster).order_by(Beneficiary.name).limit(100)
+        query = select(Beneficiary).where(where, on_roster()).order_by(Beneficiary.name).limit(100)
         results = db.scalars(query).all() if q else []
         # What was searched for is personal data: the audit keeps the kind of query and the records shown.
         audit_chain.record(

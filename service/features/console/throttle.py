@@ -1,6 +1,6 @@
 """Staff login back-off, keyed by requester: failures slow down the one who makes them, never the account.
 
-Two rules, both counted per client IP (``service.adapters.http.limits.ClientAddress``: X-Forwarded-For only from
+Two rules, both counted per client IP (``service.infra.ratelimit.ClientAddress``: X-Forwarded-For only from
 ``TRUSTED_PROXIES``):
 
 - per (client IP, username): ``LOGIN_FREE_FAILURES`` failures are free, then each further attempt waits
@@ -28,6 +28,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from service.infra.ratelimit import ClientAddress, counter_prefix, counter_redis_url
 
 if TYPE_CHECKING:
     from service.certification.context import ServiceContext
@@ -135,7 +137,7 @@ class RedisBackoff:
     """Counters in Redis, shared by every API process; every key expires by itself."""
 
     def __init__(self, url: str, prefix: str, timeout_s: float = 0.25) -> None:
-        import redis
+        import redis  # lazy: redis only when the counters are shared (celery mode or RATE_LIMIT_BACKEND=redis)
 
         self.prefix = prefix
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
@@ -188,10 +190,6 @@ class LoginThrottle:
     """The back-off of one app: `attempt` before checking a password, `succeeded` after a right one."""
 
     def __init__(self, ctx: ServiceContext, policy: BackoffPolicy, store: BackoffStore | None = None) -> None:
-        from service.adapters.http.limits import (
-            ClientAddress,  # not at import: service.adapters.http imports the console
-        )
-
         self.ctx = ctx
         self.policy = policy
         self.store = store or make_store(ctx)
@@ -216,8 +214,6 @@ class LoginThrottle:
 
 
 def make_store(ctx: ServiceContext) -> BackoffStore:
-    from service.adapters.http.limits import counter_prefix, counter_redis_url
-
     s = ctx.settings
     url = counter_redis_url(s)
     if url is None:

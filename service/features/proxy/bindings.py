@@ -11,21 +11,21 @@ from sqlalchemy.orm import Session
 from pipelines.reasons import ReasonCode
 from proxy_auth import Binding, Consent, ConsentMethod, ProxyAuthError, Relationship, check_new_binding, needs_consent
 from service.certification.audit import audit
+from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
-from service.certification.errors import NotFoundError, ServiceError
-from service.certification.models import Beneficiary, utcnow
+from service.certification.errors import LockedError, NotFoundError, ServiceError
+from service.certification.models import Beneficiary, BeneficiaryStatus, on_roster, utcnow
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
 from service.features.proxy.operators import actor
 from service.features.proxy.policy import proxy_policy
 from service.infra.security import normalise_id
 
-# How each rule refusal answers over HTTP.
-STATUS = {ReasonCode.PROXY_LIMIT_REACHED: 409, ReasonCode.PROXY_NOT_BOUND: 404, ReasonCode.ATTEMPTS_EXCEEDED: 423}
-
 
 def as_service_error(exc: ProxyAuthError) -> ServiceError:
-    return ServiceError(exc.reason.value, exc.detail, status=STATUS.get(exc.reason, 409))
+    # A binding locked after repeated failures waits for staff review, unlike a citizen's daily limit (same code).
+    kind = LockedError if exc.reason is ReasonCode.ATTEMPTS_EXCEEDED else ServiceError
+    return kind(exc.reason.value, exc.detail)
 
 
 def to_rule(row: ProxyBinding, relative: str, elder: str) -> Binding:
@@ -46,7 +46,7 @@ def to_rule(row: ProxyBinding, relative: str, elder: str) -> Binding:
 
 def require_verified(op: ProxyOperator) -> None:
     if op.verified_at is None or op.person_hash is None:
-        raise ProxyServiceError("PROXY_OPERATOR_UNVERIFIED", "operator has not passed real-name verification", 403)
+        raise ProxyServiceError("PROXY_OPERATOR_UNVERIFIED", "operator has not passed real-name verification")
 
 
 def elder_bindings(db: Session, elder_id: int) -> list[ProxyBinding]:
@@ -60,14 +60,15 @@ def bind(
     try:
         rel = Relationship(relationship)
     except ValueError as exc:
-        raise ServiceError("PROXY_RELATIONSHIP", f"relationship {relationship!r}", status=422) from exc
+        raise ServiceError("PROXY_RELATIONSHIP", f"relationship {relationship!r}") from exc
     number = normalise_id(elder_id_number)
     # Both rows locked: two concurrent bindings cannot both pass a limit (PostgreSQL row locks; SQLite
     # serialises writers anyway).
-    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(number)).with_for_update())
+    number_hash = ctx.keyring.id_hash(number)
+    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number_hash, on_roster()).with_for_update())
     if elder is None or elder.name != elder_name.strip():
         # Name and number must both match the roster: nobody binds a stranger by guessing numbers.
-        raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "no beneficiary with this name and ID number", 404)
+        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no beneficiary with this name and ID number")
     db.refresh(op, with_for_update=True)
     policy = proxy_policy()
     mine = list(db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id == op.id)))
@@ -128,7 +129,7 @@ def own_binding(db: Session, op: ProxyOperator, binding_id: str, for_update: boo
 def unbind(db: Session, op: ProxyOperator, binding_id: str) -> ProxyBinding:
     row = own_binding(db, op, binding_id, for_update=True)
     if row.status == BindingStatus.ENDED:
-        raise ServiceError("SESSION_STATE", "binding already ended", status=409)
+        raise ServiceError("SESSION_STATE", "binding already ended")
     row.status, row.ended_at = BindingStatus.ENDED, utcnow()
     elder = db.get(Beneficiary, row.beneficiary_id)
     audit(db, actor(op), "proxy.unbind", elder.external_id if elder else "-", {"binding": row.id})
@@ -166,7 +167,7 @@ def view(db: Session, row: ProxyBinding) -> dict[str, Any]:
         "relationship": row.relationship,
         "elder_name": elder.name if elder else None,
         "elder_id_masked": elder.id_masked if elder else None,
-        "elder_deceased": bool(elder and elder.status == "deceased"),
+        "elder_deceased": bool(elder and elder.status == BeneficiaryStatus.DECEASED),
         "consent": {"method": row.consent_method, "at": _iso(row.consent_at)} if row.consent_at else None,
         "locked": row.locked,
         "flagged": row.flagged,

@@ -1,17 +1,13 @@
-"""Service errors of proxy certification, with their Chinese messages."""
+"""Service errors of proxy certification; their Chinese messages are in the one catalog
+(service.certification.catalog.PROXY_MESSAGES_ZH, re-exported here for the callers that name it)."""
 
 from __future__ import annotations
 
+from service.certification.catalog import PROXY_MESSAGES_ZH
 from service.certification.errors import ServiceError
 
-PROXY_MESSAGES_ZH: dict[str, str] = {
-    "PROXY_OPERATOR_UNVERIFIED": "请先完成代办人本人实名认证",
-    "PROXY_CONSENT_PENDING": "老人尚未同意绑定,请先完成老人同意确认",
-    "PROXY_BINDING_LOCKED": "多次认证未通过,该绑定已锁定,请联系经办机构人工审核",
-}
+__all__ = ["PROXY_MESSAGES_ZH", "ProxyServiceError"]
 
 
 class ProxyServiceError(ServiceError):
-    @property
-    def message_zh(self) -> str:
-        return PROXY_MESSAGES_ZH.get(self.code) or super().message_zh
+    """A refusal of proxy certification (its message comes from the catalog like every ServiceError's)."""

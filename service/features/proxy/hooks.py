@@ -1,32 +1,38 @@
 """What processing does differently for sessions opened through proxy certification.
 
-`apply_policy` runs in the worker after the ordinary decision (outside any transaction): the operator's
-template against the elder's best frames (scores.operator_match), the stricter threshold, first proxy
-certification → review, deceased → never. `on_decided` runs inside the transaction that applies the
-decision: it verifies the operator, records the elder's consent, counts failures (locking the binding) and
-flags an operator who filmed themselves; every step is audited with the operator's identity.
+`apply_policy` runs in the worker after the ordinary decision (outside any transaction) and returns the proxy
+decision: the operator's template against the elder's best frames (scores.operator_match), the stricter
+threshold, first proxy certification → review, deceased → never. `on_decided` runs inside the transaction
+that applies the decision: it verifies the operator, records the elder's consent, counts failures (locking the
+binding) and flags an operator who filmed themselves; every step is audited with the operator's identity. None
+is called by the core directly: `install` registers them on the context (service/certification/contract.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipelines.decision.result import Outcome
+from pipelines.decision.result import Decision, Outcome
 from pipelines.reasons import ReasonCode
 from proxy_auth import ConsentMethod, OperatorCheck, ProxyContext, apply_proxy_policy, check_operator, record_failure
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession
+from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision
 from service.features.proxy.bindings import record_consent, to_rule
 from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
 from service.features.proxy.operators import actor, load_template, mark_verified, store_template
 from service.features.proxy.policy import proxy_policy
+from service.features.proxy.relatives import apply_rule
+from service.features.proxy.requesters import operator_requesters
+
+if TYPE_CHECKING:
+    from service.certification.contract import CertificationReport, Certifier, Template
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +46,29 @@ def first_proxy_certification(db: Session, beneficiary_id: int, session_id: str)
         .where(
             ProxySession.kind == ProxySessionKind.CERTIFICATION.value,
             CertSession.beneficiary_id == beneficiary_id,
-            CertSession.decision == "accept",
+            CertSession.decision == SessionDecision.ACCEPT,
             CertSession.id != session_id,
         )
     )
     return not n
 
 
-def apply_policy(ctx: ServiceContext, session_id: str, certifier: Any, report: Any) -> Any:
-    """Replace `report.decision` by the proxy decision when the session was opened by a proxy."""
+def install(ctx: ServiceContext) -> None:
+    """Register the proxy feature on the core: its policy then the kinship rule revise every decision (in this
+    order, as before), its steps run when a decision is applied and whenever a session is accepted."""
+    ctx.hooks.decision["proxy.policy"] = apply_policy  # proxy sessions only
+    ctx.hooks.decision["proxy.relatives"] = apply_rule  # every session with relatives' templates
+    ctx.hooks.decided["proxy"] = on_decided
+    ctx.hooks.accept["proxy"] = on_accept
+    ctx.hooks.requesters["proxy"] = operator_requesters  # the daily failure limits count against the operator
+
+
+def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport) -> Decision:
+    """The proxy decision when the session was opened by a proxy; otherwise `report.decision` unchanged."""
     with ctx.db() as db:
         ps = db.get(ProxySession, session_id)
         if ps is None or ps.kind == ProxySessionKind.VERIFICATION.value:
-            return report
+            return report.decision
         s = db.get(CertSession, session_id)
         op = db.get(ProxyOperator, ps.operator_id)
         elder = db.get(Beneficiary, s.beneficiary_id) if s else None
@@ -72,8 +88,7 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Any, report: A
     matcher = certifier.matcher
     if template is not None and probes and template[1] == str(matcher.recognizer.version):
         operator = check_operator(matcher, probes, template[0], policy)
-    report.decision = apply_proxy_policy(report.decision, ProxyContext(deceased, first, operator), policy)
-    return report
+    return apply_proxy_policy(report.decision, ProxyContext(deceased, first, operator), policy)
 
 
 def on_decided(
@@ -83,7 +98,7 @@ def on_decided(
     elder: Beneficiary | None,
     outcome: Outcome,
     reasons: list[str],
-    new_template: Any,
+    new_template: Template | None,
 ) -> bool:
     """Apply a proxy session's decision. True when an accept was fully handled here (verification and consent
     sessions certify nobody); False lets the ordinary acceptance (certification, cycle) go on."""
@@ -138,7 +153,7 @@ def on_accept(db: Session, s: CertSession, elder: Beneficiary) -> bool:
         return False
     if ps.kind == ProxySessionKind.CERTIFICATION.value:
         if elder.status == BeneficiaryStatus.DECEASED:
-            raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased", status=409)
+            raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
         return False
     op = db.get(ProxyOperator, ps.operator_id, with_for_update=True)
     if op is None:

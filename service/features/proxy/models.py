@@ -6,9 +6,21 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    event,
+    inspect,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.certification.models import utcnow
 from service.infra.db.engine import Base
@@ -27,7 +39,11 @@ class ProxySessionKind(enum.StrEnum):
 
 
 class ProxyOperator(Base):
-    """A relative's account, tied to a channel identity (WeChat openid, phone) stored only as a keyed hash."""
+    """A relative's account, tied to a channel identity (WeChat openid, phone) stored only as a keyed hash.
+
+    Who the relative proved to be and their face template live apart, in `ProxyOperatorIdentity` (one row per
+    operator, once verified): the account is a channel login, the identity is personal data with its own
+    retention. The read-only properties below are the identity's, None while there is none."""
 
     __tablename__ = "proxy_operators"
     __table_args__ = (UniqueConstraint("channel", "channel_hash", name="uq_proxy_operator_channel"),)
@@ -36,7 +52,40 @@ class ProxyOperator(Base):
     channel: Mapped[str] = mapped_column(String(16))
     channel_hash: Mapped[str] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64), index=True)
-    # Set by the verification session: whose ID number the operator proved to hold.
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # selectin, not joined: operators are loaded FOR UPDATE, which PostgreSQL refuses on an outer join.
+    identity: Mapped[ProxyOperatorIdentity | None] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", uselist=False
+    )
+
+    @property
+    def person_hash(self) -> str | None:
+        return self.identity.person_hash if self.identity else None
+
+    @property
+    def id_masked(self) -> str | None:
+        return self.identity.id_masked if self.identity else None
+
+    @property
+    def name(self) -> str | None:
+        return self.identity.name if self.identity else None
+
+    @property
+    def verified_at(self) -> dt.datetime | None:
+        return self.identity.verified_at if self.identity else None
+
+    @property
+    def template_enrolled(self) -> bool:
+        return self.identity is not None and self.identity.template is not None
+
+
+class ProxyOperatorIdentity(Base):
+    """The operator's verified identity (set by their verification session: whose ID number they proved to
+    hold) and their enrolled face template (with consent), used to tell the elder apart from the operator."""
+
+    __tablename__ = "proxy_operator_identities"
+
+    operator_id: Mapped[str] = mapped_column(ForeignKey("proxy_operators.id"), primary_key=True)
     person_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     id_masked: Mapped[str | None] = mapped_column(String(24))
     name: Mapped[str | None] = mapped_column(String(64))
@@ -44,7 +93,6 @@ class ProxyOperator(Base):
     template: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted float32 embedding (with consent)
     template_model: Mapped[str | None] = mapped_column(String(64))
     template_consent: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class ProxyBinding(Base):
@@ -75,3 +123,32 @@ class ProxySession(Base):
     operator_id: Mapped[str] = mapped_column(ForeignKey("proxy_operators.id"), index=True)
     binding_id: Mapped[str | None] = mapped_column(ForeignKey("proxy_bindings.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+_IDENTITY_COLUMNS = (
+    "person_hash",
+    "id_masked",
+    "name",
+    "verified_at",
+    "template",
+    "template_model",
+    "template_consent",
+)
+
+
+@event.listens_for(ProxyOperatorIdentity.__table__, "after_create")
+def _carry_legacy_identities(_table: Any, conn: Connection, **_kw: Any) -> None:
+    """An embedded database from before 0008 (create_all, no Alembic) gets the new table empty while the
+    identities still sit on `proxy_operators`: carry them over and drop the old columns there, as the
+    migration does (the old NOT NULL template_consent would otherwise refuse every new operator)."""
+    present = {c["name"] for c in inspect(conn).get_columns("proxy_operators")}
+    if "person_hash" not in present:
+        return
+    cols = ", ".join(_IDENTITY_COLUMNS)
+    conn.exec_driver_sql(
+        f"INSERT INTO proxy_operator_identities (operator_id, {cols}) SELECT id, {cols} FROM proxy_operators "
+        "WHERE verified_at IS NOT NULL OR person_hash IS NOT NULL OR template IS NOT NULL"
+    )
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_proxy_operators_person_hash")
+    for name in _IDENTITY_COLUMNS:
+        conn.exec_driver_sql(f"ALTER TABLE proxy_operators DROP COLUMN {name}")

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
-from service.certification.errors import ServiceError
+from service.certification.errors import InvalidInputError, ServiceError
 from service.certification.models import utcnow
-from service.features.proxy.models import ProxyOperator
+from service.features.proxy.models import ProxyOperator, ProxyOperatorIdentity
 from service.infra.security import new_token, token_hash
 
 CHANNELS = ("wechat", "phone")
@@ -31,13 +31,23 @@ def actor(op: ProxyOperator) -> str:
     return f"operator:{op.id}"
 
 
+def channel_hash(ctx: ServiceContext, channel: str, channel_id: str) -> str:
+    # The raw openid / phone number is not stored: a keyed hash identifies the account.
+    return ctx.keyring.mac(f"proxy-operator:{channel}:{channel_id}")
+
+
+def find(db: Session, ctx: ServiceContext, channel: str, channel_id: str) -> ProxyOperator | None:
+    """The operator of (channel, channel_id), if there is one; no token is issued."""
+    where = (ProxyOperator.channel == channel, ProxyOperator.channel_hash == channel_hash(ctx, channel, channel_id))
+    return db.scalar(select(ProxyOperator).where(*where))
+
+
 def login(db: Session, ctx: ServiceContext, channel: str, channel_id: str, client: str) -> OperatorLogin:
     """Find or create the operator of (channel, channel_id) and issue a fresh token (the previous one stops
     working: one device at a time)."""
     if channel not in CHANNELS:
-        raise ServiceError("UNAUTHORIZED", f"unknown channel {channel!r}", status=422)
-    # The raw openid / phone number is not stored: a keyed hash identifies the account.
-    ch_hash = ctx.keyring.mac(f"proxy-operator:{channel}:{channel_id}")
+        raise InvalidInputError("UNAUTHORIZED", f"unknown channel {channel!r}")
+    ch_hash = channel_hash(ctx, channel, channel_id)
     op = db.scalar(
         select(ProxyOperator)
         .where(ProxyOperator.channel == channel, ProxyOperator.channel_hash == ch_hash)
@@ -47,7 +57,6 @@ def login(db: Session, ctx: ServiceContext, channel: str, channel_id: str, clien
     token = new_token()
     if op is None:
         op = ProxyOperator(id=str(uuid.uuid4()), channel=channel, channel_hash=ch_hash, token_hash=token_hash(token))
-        op.template_consent = False
         db.add(op)
     else:
         op.token_hash = token_hash(token)
@@ -58,28 +67,38 @@ def login(db: Session, ctx: ServiceContext, channel: str, channel_id: str, clien
 
 def authenticate(db: Session, token: str | None) -> ProxyOperator:
     if not token:
-        raise ServiceError("UNAUTHORIZED", "operator token missing", status=401)
+        raise ServiceError("UNAUTHORIZED", "operator token missing")
     op = db.scalar(select(ProxyOperator).where(ProxyOperator.token_hash == token_hash(token)))
     if op is None:
-        raise ServiceError("UNAUTHORIZED", "operator token unknown", status=401)
+        raise ServiceError("UNAUTHORIZED", "operator token unknown")
     return op
+
+
+def _identity(op: ProxyOperator) -> ProxyOperatorIdentity:
+    """The operator's identity row, created on first use (it is saved with the operator)."""
+    if op.identity is None:
+        op.identity = ProxyOperatorIdentity(operator_id=op.id, template_consent=False)
+    return op.identity
 
 
 def store_template(ctx: ServiceContext, op: ProxyOperator, embedding: np.ndarray, model: str) -> None:
     """Keep the operator's face template (encrypted), used to tell the elder apart from the operator."""
-    op.template = ctx.keyring.encrypt_field(
+    who = _identity(op)
+    who.template = ctx.keyring.encrypt_field(
         embedding.astype(np.float32).tobytes().hex(), "proxy_operator.template"
     ).encode()
-    op.template_model = model
-    op.template_consent = True
+    who.template_model = model
+    who.template_consent = True
 
 
 def load_template(ctx: ServiceContext, op: ProxyOperator) -> tuple[np.ndarray, str] | None:
-    if op.template is None or op.template_model is None:
+    who = op.identity
+    if who is None or who.template is None or who.template_model is None:
         return None
-    raw = ctx.keyring.decrypt_field(op.template.decode(), "proxy_operator.template")
-    return np.frombuffer(bytes.fromhex(raw), dtype=np.float32).copy(), op.template_model
+    raw = ctx.keyring.decrypt_field(who.template.decode(), "proxy_operator.template")
+    return np.frombuffer(bytes.fromhex(raw), dtype=np.float32).copy(), who.template_model
 
 
 def mark_verified(op: ProxyOperator, person_hash: str, id_masked: str, name: str) -> None:
-    op.person_hash, op.id_masked, op.name, op.verified_at = person_hash, id_masked, name, utcnow()
+    who = _identity(op)
+    who.person_hash, who.id_masked, who.name, who.verified_at = person_hash, id_masked, name, utcnow()

@@ -4,16 +4,17 @@ PENSION_CERT_PROXY_<FIELD> (e.g. PENSION_CERT_PROXY_MAX_ACTIVE_BINDINGS_PER_RELA
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 from proxy_auth import ProxyPolicy
+from service.infra.config import prefixed_environment
 
 
 def proxy_policy() -> ProxyPolicy:
     values: dict[str, Any] = {}
+    overrides = prefixed_environment("PENSION_CERT_PROXY_")
     for f in dataclasses.fields(ProxyPolicy):
-        raw = os.environ.get("PENSION_CERT_PROXY_" + f.name.upper())
+        raw = overrides.get(f.name)
         if raw is None:
             continue
         default = getattr(ProxyPolicy, f.name)

@@ -9,18 +9,22 @@ to a relative as to the claimed person (a relative presenting a dead parent's ca
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from pipelines.decision.result import Decision
 from proxy_auth import RelativePolicy, RelativeTemplate, apply_relative_rule
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession
 from service.certification.templates import load_template
-from service.features.proxy.models import ProxyBinding, ProxyOperator
+from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxyOperatorIdentity
 from service.features.proxy.operators import load_template as load_operator_template
 from service.infra.config import Settings
+
+if TYPE_CHECKING:
+    from service.certification.contract import CertificationReport, Certifier
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +48,15 @@ def relative_templates(db: Session, ctx: ServiceContext, session_id: str, model:
 
 def _operators(db: Session, ctx: ServiceContext, b: Beneficiary, model: str) -> list[RelativeTemplate]:
     bound = select(ProxyBinding.operator_id).where(ProxyBinding.beneficiary_id == b.id)
+    who = ProxyOperatorIdentity
     ops = db.scalars(
         select(ProxyOperator)
+        .join(who, who.operator_id == ProxyOperator.id)
         .where(
             ProxyOperator.id.in_(bound),
-            ProxyOperator.template_model == model,
+            who.template_model == model,
             # Never the beneficiary themself (nobody is their own proxy, but the rule must not rely on it).
-            or_(ProxyOperator.person_hash.is_(None), ProxyOperator.person_hash != b.id_hash),
+            or_(who.person_hash.is_(None), who.person_hash != b.id_hash),
         )
         .order_by(ProxyOperator.id)
     )
@@ -78,16 +84,16 @@ def _household(db: Session, ctx: ServiceContext, b: Beneficiary, model: str) -> 
     return out
 
 
-def apply_rule(ctx: ServiceContext, session_id: str, certifier: Any, report: Any) -> Any:
-    """Replace `report.decision` by the kinship-checked decision (every session: self-service and proxy).
-    Nothing changes without a face in the video or without relatives' templates."""
+def apply_rule(ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport) -> Decision:
+    """The kinship-checked decision (every session: self-service and proxy). `report.decision` unchanged
+    without a face in the video or without relatives' templates."""
     live = report.liveness
     probes = [f.observation for f in live.best_frames if f.observation is not None] if live else []
     if not probes:
-        return report
+        return report.decision
     model = str(certifier.matcher.recognizer.version)
     with ctx.db() as db:
         relatives = relative_templates(db, ctx, session_id, model)
-    if relatives:
-        report.decision = apply_relative_rule(report.decision, probes, relatives, relative_policy(ctx.settings))
-    return report
+    if not relatives:
+        return report.decision
+    return apply_relative_rule(report.decision, probes, relatives, relative_policy(ctx.settings))

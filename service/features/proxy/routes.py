@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 
 from proxy_auth import ConsentMethod
 from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
-from service.certification.errors import NotFoundError, ServiceError
-from service.certification.models import Beneficiary
+from service.adapters.http.schemas import EXACT, SessionCreated
+from service.certification.errors import InvalidInputError, NotFoundError
+from service.certification.models import Beneficiary, on_roster
 from service.certification.sessions import NewSession
 from service.features.proxy import bindings, operators, sessions
 from service.features.proxy.history import elder_history
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
+from service.features.proxy.schemas import BindingHistory, BindingView, ElderHistory, OperatorToken, OperatorView
 
 router = APIRouter(prefix="/api/v1/proxy", tags=["proxy"])
 
@@ -61,14 +63,25 @@ def _session_view(new: NewSession) -> dict[str, Any]:
     }
 
 
-@router.post("/operators", summary="Find or create the relative's account; returns a fresh operator token")
+@router.post(
+    "/operators",
+    summary="Find or create the relative's account; returns a fresh operator token",
+    response_model=OperatorToken,
+    **EXACT,
+)
 def login(ctx: Ctx, db: DB, client: ApiClient, body: OperatorLogin) -> dict[str, Any]:
     out = operators.login(db, ctx, body.channel, body.channel_id, client)
     db.commit()
     return {"operator_id": out.operator.id, "token": out.token, "created": out.created}
 
 
-@router.post("/operators/me/verification", status_code=201, summary="Open the relative's own real-name session")
+@router.post(
+    "/operators/me/verification",
+    status_code=201,
+    summary="Open the relative's own real-name session",
+    response_model=SessionCreated,
+    **EXACT,
+)
 def verification(ctx: Ctx, db: DB, op: Operator, body: VerificationBody) -> dict[str, Any]:
     new = sessions.open_verification(db, ctx, op, body.id_number, body.name, body.template_consent)
     db.commit()
@@ -80,38 +93,54 @@ def _own_bindings(db: Session, op: ProxyOperator) -> list[dict[str, Any]]:
     return [bindings.view(db, r) for r in rows]
 
 
-@router.get("/operators/me", summary="The relative's verification state and bindings")
+@router.get(
+    "/operators/me", summary="The relative's verification state and bindings", response_model=OperatorView, **EXACT
+)
 def me(db: DB, op: Operator) -> dict[str, Any]:
     return {
         "operator_id": op.id,
         "verified": op.verified_at is not None,
         "name": op.name,
         "id_masked": op.id_masked,
-        "template_enrolled": op.template is not None,
+        "template_enrolled": op.template_enrolled,
         "bindings": _own_bindings(db, op),
     }
 
 
-@router.post("/bindings", status_code=201, summary="Bind an elder (verified relatives only)")
+@router.post(
+    "/bindings", status_code=201, summary="Bind an elder (verified relatives only)", response_model=BindingView, **EXACT
+)
 def bind(ctx: Ctx, db: DB, op: Operator, body: BindingBody) -> dict[str, Any]:
     row = bindings.bind(db, ctx, op, body.elder_name, body.elder_id_number, body.relationship)
     db.commit()
     return bindings.view(db, row)
 
 
-@router.get("/bindings", summary="The caller's own bindings (ended ones included)")
+@router.get(
+    "/bindings", summary="The caller's own bindings (ended ones included)", response_model=list[BindingView], **EXACT
+)
 def list_bindings(db: DB, op: Operator) -> list[dict[str, Any]]:
     return _own_bindings(db, op)
 
 
-@router.delete("/bindings/{binding_id}", summary="Unbind (recorded; counts in the lifetime history)")
+@router.delete(
+    "/bindings/{binding_id}",
+    summary="Unbind (recorded; counts in the lifetime history)",
+    response_model=BindingView,
+    **EXACT,
+)
 def unbind(db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
     row = bindings.unbind(db, op, binding_id)
     db.commit()
     return bindings.view(db, row)
 
 
-@router.post("/bindings/{binding_id}/consent", summary="The elder's consent: a live consent session, or staff")
+@router.post(
+    "/bindings/{binding_id}/consent",
+    summary="The elder's consent: a live consent session, or staff",
+    response_model=BindingView | SessionCreated,
+    **EXACT,
+)
 def consent(
     ctx: Ctx,
     db: DB,
@@ -125,7 +154,7 @@ def consent(
         # consent for an elder) plus the staff member's id.
         client = require_admin_key(ctx, x_api_key)
         if not body.staff_id:
-            raise ServiceError("UNAUTHORIZED", "staff_id required for staff approval", status=422)
+            raise InvalidInputError("UNAUTHORIZED", "staff_id required for staff approval")
         row = db.get(ProxyBinding, binding_id, with_for_update=True)
         if row is None or row.status == BindingStatus.ENDED:
             raise NotFoundError("binding")
@@ -144,7 +173,12 @@ class UnlockBody(BaseModel):
     note: str = Field(default="", max_length=500)
 
 
-@router.post("/bindings/{binding_id}/unlock", summary="Staff lift a lock after reviewing the failures (or flag)")
+@router.post(
+    "/bindings/{binding_id}/unlock",
+    summary="Staff lift a lock after reviewing the failures (or flag)",
+    response_model=BindingView,
+    **EXACT,
+)
 def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> dict[str, Any]:
     row = db.get(ProxyBinding, binding_id, with_for_update=True)
     if row is None or row.status == BindingStatus.ENDED:
@@ -154,7 +188,13 @@ def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> di
     return bindings.view(db, row)
 
 
-@router.post("/bindings/{binding_id}/sessions", status_code=201, summary="Open a proxy certification session")
+@router.post(
+    "/bindings/{binding_id}/sessions",
+    status_code=201,
+    summary="Open a proxy certification session",
+    response_model=SessionCreated,
+    **EXACT,
+)
 def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
     row = bindings.own_binding(db, op, binding_id, for_update=True)
     new = sessions.open_certification(db, ctx, op, row)
@@ -162,7 +202,12 @@ def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> dict[str, A
     return _session_view(new)
 
 
-@router.get("/history", summary="Who certified the elder of one of the caller's bindings, and when")
+@router.get(
+    "/history",
+    summary="Who certified the elder of one of the caller's bindings, and when",
+    response_model=BindingHistory,
+    **EXACT,
+)
 def history(db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
     row = bindings.own_binding(db, op, binding_id)
     if row.status == BindingStatus.ENDED:
@@ -170,9 +215,14 @@ def history(db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
     return {"binding_id": row.id, "entries": elder_history(db, row.beneficiary_id, op)}
 
 
-@router.get("/elders/{external_id}/history", summary="The same history for the elder (channel back-end, staff)")
+@router.get(
+    "/elders/{external_id}/history",
+    summary="The same history for the elder (channel back-end, staff)",
+    response_model=ElderHistory,
+    **EXACT,
+)
 def elder_view(db: DB, _client: ApiClient, external_id: str) -> dict[str, Any]:
-    elder = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
+    elder = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id, on_roster()))
     if elder is None:
         raise NotFoundError("beneficiary", code="BENEFICIARY_UNKNOWN")
     return {"external_id": external_id, "entries": elder_history(db, elder.id)}

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from pipelines.reasons import ReasonCode
 from proxy_auth import ProxyAuthError, require_usable
 from service.certification import idnumber
+from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, Channel
@@ -36,7 +37,7 @@ def open_verification(
     number = normalise_id(id_number)
     problem = idnumber.validate(number)
     if problem is not None:
-        raise ServiceError(ReasonCode.ID_CHECKSUM_FAILED, problem, status=422)
+        raise ServiceError(ReasonCode.ID_CHECKSUM_FAILED, problem)
     person = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(number)))
     if person is None:
         person = Beneficiary(
@@ -53,7 +54,7 @@ def open_verification(
         db.add(person)
         db.flush()
     elif person.name != name.strip():
-        raise ServiceError(ReasonCode.ID_FIELDS_INCONSISTENT, "name does not match the ID number", status=422)
+        raise ServiceError(ReasonCode.ID_FIELDS_INCONSISTENT, "name does not match the ID number")
     new = create_session(db, ctx, person, Channel.SELF, consent, actor(op))
     _link(db, new, ProxySessionKind.VERIFICATION, op, None)
     return new
@@ -62,7 +63,7 @@ def open_verification(
 def open_consent(db: Session, ctx: ServiceContext, op: ProxyOperator, row: ProxyBinding) -> NewSession:
     """A live video of the elder (with the on-screen consent step shown by the H5 page) and their ID card."""
     if row.status != BindingStatus.PENDING_CONSENT:
-        raise ServiceError("SESSION_STATE", f"binding is {row.status}: no consent needed", status=409)
+        raise ServiceError("SESSION_STATE", f"binding is {row.status}: no consent needed")
     elder = _elder(db, row)
     new = create_session(db, ctx, elder, Channel.PROXY, False, actor(op))
     _link(db, new, ProxySessionKind.CONSENT, op, row.id)
@@ -75,13 +76,13 @@ def open_certification(db: Session, ctx: ServiceContext, op: ProxyOperator, row:
         require_usable(to_rule(row, op.id, str(row.beneficiary_id)))
     except ProxyAuthError as exc:
         if exc.reason is ReasonCode.ATTEMPTS_EXCEEDED:
-            raise ProxyServiceError("PROXY_BINDING_LOCKED", exc.detail, status=423) from exc
+            raise ProxyServiceError("PROXY_BINDING_LOCKED", exc.detail) from exc
         raise as_service_error(exc) from exc
     if row.status == BindingStatus.PENDING_CONSENT:
-        raise ProxyServiceError("PROXY_CONSENT_PENDING", "the elder has not consented yet", status=409)
+        raise ProxyServiceError("PROXY_CONSENT_PENDING", "the elder has not consented yet")
     elder = _elder(db, row)
     if elder.status == BeneficiaryStatus.DECEASED:
-        raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased", status=409)
+        raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
     # Never enrol the elder's template from a proxy video: that is the video a fraudster controls.
     new = create_session(db, ctx, elder, Channel.PROXY, False, actor(op))
     _link(db, new, ProxySessionKind.CERTIFICATION, op, row.id)
@@ -91,5 +92,5 @@ def open_certification(db: Session, ctx: ServiceContext, op: ProxyOperator, row:
 def _elder(db: Session, row: ProxyBinding) -> Beneficiary:
     elder = db.get(Beneficiary, row.beneficiary_id)
     if elder is None:
-        raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "beneficiary gone", status=404)
+        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "beneficiary gone")
     return elder

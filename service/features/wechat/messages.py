@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from service.certification.models import Beneficiary, CertSession
+from service.certification.models import Beneficiary, CertSession, SessionDecision
 from service.features.console.models import AssistRequest
 from service.features.proxy.models import ProxySession, ProxySessionKind
 from service.infra.clock import HasTimeZone, local_date
@@ -25,10 +25,11 @@ from service.infra.clock import HasTimeZone, local_date
 TEMPLATE_FALLBACK = {"review": "result", "suspended": "overdue", "assist": "result"}
 
 # What a decision means, by what the session was for. "self" and "certification" certify a pensioner.
-OUTCOME = {
-    "certification": {"accept": "认证通过", "reject": "认证未通过", "retry": "需要重新认证"},
-    "verification": {"accept": "实名核验通过", "reject": "实名核验未通过", "retry": "需要重新核验"},
-    "consent": {"accept": "授权已确认", "reject": "授权未确认", "retry": "需要重新录制授权视频"},
+_ACCEPT, _REJECT, _RETRY = SessionDecision.ACCEPT, SessionDecision.REJECT, SessionDecision.RETRY
+OUTCOME: dict[str, dict[str, str]] = {
+    "certification": {_ACCEPT: "认证通过", _REJECT: "认证未通过", _RETRY: "需要重新认证"},
+    "verification": {_ACCEPT: "实名核验通过", _REJECT: "实名核验未通过", _RETRY: "需要重新核验"},
+    "consent": {_ACCEPT: "授权已确认", _REJECT: "授权未确认", _RETRY: "需要重新录制授权视频"},
 }
 UNDER_REVIEW = "已提交人工审核"
 SUBJECT = {
@@ -71,7 +72,7 @@ def decision_message(
     review = (s.result or {}).get("review")
     # A result notice tells the machine's decision even when staff have decided since (their own notice follows).
     decision = review.get("machine_decision") if (review and not staff) else s.decision
-    if decision == "review" and not staff:
+    if decision == SessionDecision.REVIEW and not staff:
         outcome = UNDER_REVIEW
     elif decision in OUTCOME[kind]:
         outcome = OUTCOME[kind][decision]
@@ -91,11 +92,11 @@ def decision_message(
 
 
 def _next_step(kind: str, decision: str, b: Beneficiary) -> str:
-    if decision == "review":
+    if decision == SessionDecision.REVIEW:
         return "工作人员将尽快审核,审核结果将另行通知。"
-    if decision == "retry":
+    if decision == SessionDecision.RETRY:
         return "工作人员请您重新录制视频,点击进入重新认证。"
-    if decision == "reject":
+    if decision == SessionDecision.REJECT:
         return "点击查看原因。可在光线充足处重新认证,或到社保经办窗口办理、申请上门认证。"
     if kind == "verification":
         return "您现在可以为家人办理代办认证。"

@@ -27,13 +27,22 @@ from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleRules, CycleState, cycle_state
-from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, Channel, SessionState, utcnow
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    CertSession,
+    Channel,
+    SessionDecision,
+    SessionState,
+    utcnow,
+)
 from service.features.console.models import AssistRequest
 from service.features.proxy.models import ProxySession
 from service.features.wechat.client import WeChatApi
 from service.features.wechat.errors import WeChatError
 from service.features.wechat.messages import Message, assist_message, decision_message, reminder_message, template_kind
 from service.features.wechat.models import NoticeStatus, WeChatNotice, WeChatSessionLink
+from service.features.wechat.requesters import account_requesters
 from service.infra.clock import local_today
 
 log = logging.getLogger(__name__)
@@ -86,7 +95,7 @@ def in_flight(now: dt.datetime) -> ColumnElement[bool]:
     return or_(
         (CertSession.state == SessionState.OPEN) & (CertSession.expires_at > now),
         CertSession.state.in_((SessionState.QUEUED, SessionState.PROCESSING, SessionState.FAILED)),
-        (CertSession.state == SessionState.DECIDED) & (CertSession.decision == "review"),
+        (CertSession.state == SessionState.DECIDED) & (CertSession.decision == SessionDecision.REVIEW),
     )
 
 
@@ -111,7 +120,7 @@ def _own_openids(db: Session, today: dt.date, rules: CycleRules) -> dict[int, tu
         .outerjoin(ProxySession, ProxySession.session_id == CertSession.id)
         .where(
             CertSession.channel == Channel.SELF,
-            CertSession.decision == "accept",
+            CertSession.decision == SessionDecision.ACCEPT,
             ProxySession.session_id.is_(None),
             Beneficiary.status.in_((BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)),
             Beneficiary.valid_until < horizon,
@@ -151,10 +160,28 @@ def queue_staff_decision(db: Session, s: CertSession) -> int:
     return int(_record(db, STAFF_DECISION, s.id, link.openid))
 
 
-def queue_assist_closed(db: Session, req: AssistRequest) -> int:
+def queue_assist_closed(db: Session, request_id: int, openid: str) -> int:
     """One message to the openid that asked, when staff close a manual-review / home-visit request; in the
     caller's transaction (the message exists exactly when the closing does)."""
-    return int(_record(db, ASSIST, str(req.id), req.openid))
+    return int(_record(db, ASSIST, str(request_id), openid))
+
+
+class WeChatNotifier:
+    """The WeChat channel's `Notifier` (service/certification/contract.py): staff decisions and closed requests
+    are queued as notices here and delivered by the schedule (`run_notifications`). Queuing does not need the
+    WeChat settings: a notice only exists for a person who used the H5 pages, and it waits for delivery."""
+
+    def staff_decision(self, db: Session, s: CertSession) -> int:
+        return queue_staff_decision(db, s)
+
+    def request_closed(self, db: Session, request_id: int, openid: str) -> int:
+        return queue_assist_closed(db, request_id, openid)
+
+
+def install(ctx: ServiceContext) -> None:
+    """Register the WeChat notifier on the core (called by service.features.install.install_features)."""
+    ctx.hooks.notifiers["wechat"] = WeChatNotifier()
+    ctx.hooks.requesters["wechat"] = account_requesters  # after the proxy's: an operator's session is theirs
 
 
 def _busy_for(db: Session, notice: WeChatNotice) -> bool:

@@ -14,7 +14,9 @@ from fastapi.responses import PlainTextResponse, Response
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.features.wechat.errors import WeChatError
+from service.features.wechat.h5.routes import router as h5_router
 from service.features.wechat.runtime import WeChatChannel, build_channel
+from service.features.wechat.schedule import ScheduleThread
 from service.features.wechat.server import BadMessageError, verify_signature
 
 router = APIRouter(tags=["wechat"])
@@ -23,7 +25,7 @@ router = APIRouter(tags=["wechat"])
 def channel_of(request: Request) -> WeChatChannel:
     channel: WeChatChannel | None = getattr(request.app.state, "wechat", None)
     if channel is None:
-        raise ServiceError("WECHAT_DISABLED", "the WeChat channel is not configured", status=404)
+        raise ServiceError("WECHAT_DISABLED", "the WeChat channel is not configured")
     return channel
 
 
@@ -31,9 +33,9 @@ def _check(channel: WeChatChannel, signature: str, timestamp: str, nonce: str) -
     if not channel.config.token:
         # An empty token makes the signature sha1(timestamp + nonce): anyone could sign. Refuse everything,
         # in every environment (production refuses to start like this: Settings.validate_secrets).
-        raise ServiceError("WECHAT_TOKEN_UNSET", "PENSION_CERT_WECHAT_TOKEN is not set", status=403)
+        raise ServiceError("WECHAT_TOKEN_UNSET", "PENSION_CERT_WECHAT_TOKEN is not set")
     if not verify_signature(channel.config.token, signature, timestamp, nonce):
-        raise ServiceError("WECHAT_SIGNATURE", "signature does not match", status=403)
+        raise ServiceError("WECHAT_SIGNATURE", "signature does not match")
 
 
 @router.get("/wechat/callback", include_in_schema=False)
@@ -52,7 +54,7 @@ async def receive(request: Request, signature: str = "", timestamp: str = "", no
     try:
         answer = channel.handler.reply(body)
     except BadMessageError as exc:
-        raise ServiceError("WECHAT_BAD_MESSAGE", str(exc), status=400) from exc
+        raise ServiceError("WECHAT_BAD_MESSAGE", str(exc)) from exc
     return Response(answer, media_type="application/xml")
 
 
@@ -61,16 +63,14 @@ def jssdk_config(request: Request, url: str = Query(max_length=1000)) -> dict[st
     channel = channel_of(request)
     base = channel.config.public_base_url.rstrip("/") + "/h5/"
     if not url.startswith(base):
-        raise ServiceError("BAD_URL", "only our H5 pages get a JS-SDK signature", status=400)
+        raise ServiceError("BAD_URL", "only our H5 pages get a JS-SDK signature")
     try:
         return channel.api.jssdk_config(url)
     except WeChatError as exc:
-        raise ServiceError("WECHAT_UNAVAILABLE", "微信服务暂时不可用,请稍后再试", status=503) from exc
+        raise ServiceError("WECHAT_UNAVAILABLE", "微信服务暂时不可用,请稍后再试") from exc
 
 
 def install_wechat(app: FastAPI) -> None:
-    from service.features.wechat.h5.routes import router as h5_router
-
     ctx: ServiceContext = app.state.ctx
     channel = build_channel(ctx.settings)
     app.state.wechat = channel
@@ -82,8 +82,6 @@ def install_wechat(app: FastAPI) -> None:
 
     @asynccontextmanager
     async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        from service.features.wechat.schedule import ScheduleThread
-
         schedule = ScheduleThread(ctx, channel, ctx.settings.wechat_schedule_s)
         schedule.start()
         try:

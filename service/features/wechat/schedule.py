@@ -10,7 +10,7 @@ import threading
 from service.certification.context import ServiceContext
 from service.features.wechat.errors import WeChatError
 from service.features.wechat.notify import run_notifications
-from service.features.wechat.runtime import WeChatChannel
+from service.features.wechat.runtime import WeChatChannel, build_channel
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ _CHANNELS: dict[int, WeChatChannel | None] = {}
 
 def celery_tick(ctx: ServiceContext) -> dict[str, int]:
     """Celery beat's task body: one channel (and Redis token store) per worker process."""
-    from service.features.wechat.runtime import build_channel
-
     if id(ctx) not in _CHANNELS:
         _CHANNELS[id(ctx)] = build_channel(ctx.settings)
     channel = _CHANNELS[id(ctx)]

@@ -57,7 +57,7 @@ class RedisTokenStore:
     """Scale-out: every API and worker process shares the token through Redis; the lock is a Redis lock."""
 
     def __init__(self, url: str, prefix: str = "pension-cert:") -> None:
-        import redis
+        import redis  # lazy: redis only for a token store shared by several processes
 
         self._redis = redis.Redis.from_url(url)
         self._prefix = prefix

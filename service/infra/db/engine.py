@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, inspect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 CONNECT_TIMEOUT_S = 5
@@ -94,7 +94,9 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def create_all(engine: Engine) -> None:
-    """Embedded default: create the schema directly (PostgreSQL deployments run Alembic migrations)."""
+    """Embedded default: create the schema directly (PostgreSQL deployments run Alembic migrations). The tables
+    are those of the model modules imported so far: a composition root imports service/schema.py first (this
+    module, below every feature, cannot import their models)."""
 
     Base.metadata.create_all(engine)
     add_missing_columns(engine)
@@ -107,8 +109,6 @@ def add_missing_columns(engine: Engine) -> list[str]:
     column (the roster ``household``, a job's ``worker_process``) would fail every query that reads it. New
     columns are nullable or have a default, so ``ALTER TABLE ADD COLUMN`` brings them in, with their indexes.
     Scale-out deployments run the Alembic migrations instead. Returns ``table.column`` of what was added."""
-    from sqlalchemy import inspect
-
     added: list[str] = []
     insp = inspect(engine)
     for table in Base.metadata.sorted_tables:

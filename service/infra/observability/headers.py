@@ -16,7 +16,9 @@ H5_BASE_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; style-src 'self'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-H5_CSP = H5_BASE_CSP.replace("script-src 'self';", "script-src 'self' https://res.wx.qq.com;")
+# The capture page also compiles onnxruntime-web's WebAssembly (live face guidance, served by us from
+# /h5/static/vendor/): 'wasm-unsafe-eval' allows WebAssembly compilation only, not eval() of JavaScript.
+H5_CSP = H5_BASE_CSP.replace("script-src 'self';", "script-src 'self' 'wasm-unsafe-eval' https://res.wx.qq.com;")
 # Staff console: server-rendered, no scripts at all.
 CONSOLE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "

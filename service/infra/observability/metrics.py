@@ -3,8 +3,8 @@
 Processes: the API records HTTP metrics in its own registry. Embedded workers (`worker_mode=process`) are
 started with ``PROMETHEUS_MULTIPROC_DIR`` set (before they import prometheus_client), so their stage and
 decision metrics land in files that the API's ``/metrics`` reads with ``MultiProcessCollector``; the queue
-depth is counted from the database at scrape time. A worker on another machine (`pension-cert worker`,
-celery) serves its own registry on ``metrics_port``.
+depth is counted from the database at scrape time (service/certification/queue_gauges.py, added by /metrics).
+A worker on another machine (`pension-cert worker`, celery) serves its own registry on ``metrics_port``.
 """
 
 from __future__ import annotations
@@ -26,16 +26,18 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from service.certification.context import ServiceContext
     from service.infra.config import Settings
 
 log = logging.getLogger(__name__)
 
+# prometheus_client's own variable, not a setting of ours: prometheus_client reads it at import, so it is set in
+# the environment of the worker processes we start, and this process reads the environment to know whether it
+# is itself one of them.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STAGES = ("id_card", "liveness", "face_match", "decision", "total")
 
@@ -92,48 +94,6 @@ def reset_multiproc_dir(settings: Settings) -> Path:
     return path
 
 
-class QueueCollector(Collector):
-    """Jobs waiting (queued) and claimed (processing), and live workers (fresh heartbeats), counted from the
-    database at scrape time."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-
-    def collect(self) -> Iterator[Metric]:
-        from sqlalchemy import func, select
-
-        from service.certification.models import CertSession, SessionState
-
-        states = {SessionState.QUEUED.value: "pending", SessionState.PROCESSING.value: "claimed"}
-        try:
-            with self.ctx.db() as db:
-                rows = db.execute(
-                    select(CertSession.state, func.count())
-                    .where(CertSession.state.in_(list(states)))
-                    .group_by(CertSession.state)
-                ).all()
-        except Exception as exc:  # a scrape must still answer (readiness reports the database)
-            log.warning("queue depth: %s", exc)
-            return
-        counts = {label: 0 for label in states.values()}
-        for state, n in rows:
-            counts[states[str(state)]] = int(n)
-        g = GaugeMetricFamily("pension_cert_queue_jobs", "Certification jobs pending and claimed", labels=["state"])
-        for label, n in counts.items():
-            g.add_metric([label], n)
-        yield g
-        try:
-            from service.certification.heartbeat import live_workers
-
-            live = live_workers(self.ctx)
-        except Exception as exc:
-            log.warning("live workers: %s", exc)
-            return
-        yield GaugeMetricFamily(
-            "pension_cert_workers_live", "Worker processes whose heartbeat is fresh (within WORKER_STALE_S)", value=live
-        )
-
-
 class _Merged(Collector):
     """One family per name: the API's own samples and the workers' (multiprocess files) side by side."""
 
@@ -151,11 +111,13 @@ class _Merged(Collector):
         yield from merged.values()
 
 
-def render(ctx: ServiceContext) -> tuple[bytes, str]:
-    """The /metrics body of the API process."""
-    sources: list[Any] = [REGISTRY, QueueCollector(ctx)]
-    path = multiproc_dir(ctx.settings)
-    if ctx.settings.worker_mode == "process" and path.is_dir() and MULTIPROC_ENV not in os.environ:
+def render(settings: Settings, *collectors: Collector) -> tuple[bytes, str]:
+    """The /metrics body of the API process: its own registry, the `collectors` the caller adds (gauges counted
+    at scrape time, e.g. the certification queue's) and, in process mode, the workers' multiprocess files."""
+    sources: list[Any] = [REGISTRY, *collectors]
+    path = multiproc_dir(settings)
+    in_worker = MULTIPROC_ENV in os.environ  # env: prometheus_client's own variable (MULTIPROC_ENV above)
+    if settings.worker_mode == "process" and path.is_dir() and not in_worker:
         sources.append(MultiProcessCollector(None, path=str(path)))  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Merged(sources))
@@ -175,7 +137,8 @@ def serve_port(port: int) -> bool:
         if _served:
             return True
         registry: CollectorRegistry = REGISTRY
-        if MULTIPROC_ENV in os.environ:  # e.g. a celery prefork pool: aggregate the children's files
+        # e.g. a celery prefork pool: aggregate the children's files
+        if MULTIPROC_ENV in os.environ:  # env: prometheus_client's own variable (MULTIPROC_ENV above)
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         try:

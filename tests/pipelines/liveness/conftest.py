@@ -28,7 +28,7 @@ def matcher(pack: ModelPack) -> FaceMatcher:
 
 @pytest.fixture
 def checker(pack: ModelPack, matcher: FaceMatcher) -> LivenessChecker:
-    """A fresh checker (fresh in-memory nonce and video stores) sharing the session's loaded models."""
+    """A fresh checker (a fresh in-memory video store) sharing the session's loaded models."""
     return LivenessChecker(pack, LivenessConfig(), matcher=matcher)
 
 

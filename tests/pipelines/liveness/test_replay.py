@@ -1,4 +1,5 @@
-"""Challenge issuing and replay defences: nonce reuse and expiry, exact and near-duplicate videos."""
+"""Challenge issuing and replay defences: exact and near-duplicate videos. (Nonce reuse and expiry are the
+service's one check: tests/service/test_nonce_check.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from pipelines.liveness import ACTIONS, LivenessChecker, issue_challenge, parse_actions
-from pipelines.liveness.replay import BinnedHasher, frame_thumb, grid_hash, hamming, near_duplicate
+from pipelines.liveness.duplicates import near_duplicate
+from pipelines.liveness.replay import BinnedHasher, frame_thumb, grid_hash, hamming
 from pipelines.reasons import ReasonCode
 from tests.pipelines.liveness.videos import read_frames, write_video
 
@@ -39,22 +41,6 @@ def test_parse_actions_rejects_unknown() -> None:
     assert parse_actions("blink, turn_left") == ("blink", "turn_left")
     with pytest.raises(ValueError, match="smile"):
         parse_actions("blink,smile")
-
-
-def test_reused_nonce_fails(checker: LivenessChecker, spoof_videos: Path, data_dir: Path) -> None:
-    ch = issue_challenge(n_actions=1, rng=random.Random(0))
-    first = checker.check(spoof_videos / "lestari15_real.mp4", [], challenge=ch)
-    assert ReasonCode.NONCE_REUSED not in first.reasons
-    second = checker.check(data_dir / "videos/liveportrait_driving_d0.mp4", [], challenge=ch)
-    assert ReasonCode.NONCE_REUSED in second.reasons
-    assert not second.passed
-
-
-def test_expired_nonce_fails(checker: LivenessChecker, spoof_videos: Path) -> None:
-    ch = issue_challenge(n_actions=2, ttl_s=60, now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
-    result = checker.check(spoof_videos / "lestari15_real.mp4", [], challenge=ch)
-    assert ReasonCode.NONCE_EXPIRED in result.reasons
-    assert not result.passed
 
 
 def test_same_video_twice_fails(checker: LivenessChecker, spoof_videos: Path) -> None:

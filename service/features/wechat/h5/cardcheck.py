@@ -12,11 +12,11 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 from pipelines.errors import MediaError
 from pipelines.media import decode_image
 from pipelines.reasons import ReasonCode
+from service.certification.contract import CardReader
 from service.infra.security import Keyring
 
 # What a re-take fixes; the rest (e.g. an expired card) is for the decision and staff, not the camera.
@@ -34,7 +34,7 @@ RETAKE = (
 CACHE_SIZE = 64
 CACHE_TTL_S = 600.0
 
-_READER: Any = None
+_READER: CardReader | None = None
 _LOCK = threading.Lock()
 _CACHE: OrderedDict[str, tuple[float, CardRead]] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -49,11 +49,12 @@ class CardRead:
     id_number: str | None = None
 
 
-def reader(pack: str | None) -> Any:
+def reader(pack: str | None) -> CardReader:
     global _READER
     with _LOCK:
         if _READER is None:
-            from pipelines.id_card import IdCardReader
+            # Lazy: the OCR models load on the first card photo, not when the API process starts.
+            from pipelines.id_card import IdCardReader  # lazy: the OCR models, see above
 
             _READER = IdCardReader(pack)
         return _READER

@@ -39,7 +39,7 @@ def problem_response(problems: list[ReasonCode]) -> JSONResponse:
 def card_read(ctx: Ctx, request: Request, file: Annotated[UploadFile, File()]) -> JSONResponse:
     identity.require_openid(ctx, request)  # WeChat users only: the OCR costs seconds of CPU
     if not ctx.settings.h5_card_check:  # no reader in the API: the page asks for name and number instead
-        raise ServiceError("CARD_READ_DISABLED", "the card is read after the upload", status=404)
+        raise ServiceError("CARD_READ_DISABLED", "the card is read after the upload")
     data = read_limited(file, ctx.settings.max_image_bytes)
     read = read_card(data, ctx.settings.model_pack)
     if read.problems:

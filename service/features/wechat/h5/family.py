@@ -1,5 +1,7 @@
-"""What the family page shows about each bound elder: certified until, due, or being checked / in review, so
-the relative sees at a glance whether anything is to be done (the proxy API itself stays about bindings)."""
+"""What the family page shows about each bound elder: certified until, due, being checked / in review, or no
+more tries today (the relative's daily limit, or the binding locked after repeated failures: the page then
+offers the assist request and the bureau's phone), so the relative sees at a glance whether anything is to be
+done (the proxy API itself stays about bindings)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.adapters.http.deps import DB, Ctx, SessionToken
+from service.certification import attempts
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleState, cycle_state
-from service.certification.models import Beneficiary, CertSession, SessionState
+from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState
+from service.features.proxy import operators
+from service.features.proxy.errors import PROXY_MESSAGES_ZH
 from service.features.proxy.models import BindingStatus, ProxyBinding
 from service.infra.clock import local_today
 
@@ -21,16 +26,25 @@ router = APIRouter(include_in_schema=False)
 IN_FLIGHT = (SessionState.QUEUED, SessionState.PROCESSING)
 
 
-def elder_status(db: Session, ctx: ServiceContext, b: Beneficiary, today: dt.date) -> tuple[str, str]:
-    """(state, Chinese line) for one elder: checking / review first (a result is coming), then the cycle."""
+LIMIT_TEXT = "今日认证次数已达上限,明天可再试;也可申请人工审核或上门认证"
+
+
+def elder_status(
+    db: Session, ctx: ServiceContext, b: Beneficiary, today: dt.date, requester: str | None = None
+) -> tuple[str, str]:
+    """(state, Chinese line) for one elder: checking / review first (a result is coming), then the cycle, where
+    an elder still to certify whom `requester` may not try again today is "limit"."""
     latest = db.scalar(
         select(CertSession).where(CertSession.beneficiary_id == b.id).order_by(CertSession.created_at.desc()).limit(1)
     )
     if latest is not None and latest.state in IN_FLIGHT:
         return "checking", "认证材料正在核验"
-    if latest is not None and latest.state == SessionState.DECIDED and latest.decision == "review":
+    if latest is not None and latest.state == SessionState.DECIDED and latest.decision == SessionDecision.REVIEW:
         return "review", "正在人工审核,结果会通过公众号通知"
     state = cycle_state(b.status, b.valid_until, today, ctx.rules)
+    to_certify = state not in (CycleState.CERTIFIED, CycleState.DECEASED)
+    if to_certify and requester is not None and attempts.attempts_left(db, ctx, b.id, requester) == 0:
+        return "limit", LIMIT_TEXT
     until = b.valid_until.isoformat() if b.valid_until else ""
     text = {
         CycleState.CERTIFIED: f"已认证,有效期至 {until}",
@@ -45,8 +59,6 @@ def elder_status(db: Session, ctx: ServiceContext, b: Beneficiary, today: dt.dat
 @router.get("/api/family/elders")
 def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
     """The status of the elders of the caller's active bindings (operator token, as for the proxy API)."""
-    from service.features.proxy import operators
-
     op = operators.authenticate(db, token)
     rows = db.scalars(
         select(ProxyBinding).where(ProxyBinding.operator_id == op.id, ProxyBinding.status == BindingStatus.ACTIVE)
@@ -57,7 +69,9 @@ def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
         b = db.get(Beneficiary, row.beneficiary_id)
         if b is None:
             continue
-        state, text = elder_status(db, ctx, b, today)
+        state, text = elder_status(db, ctx, b, today, operators.actor(op))
+        if row.locked:  # staff must look at the failures first: the same next step as the daily limit
+            state, text = "locked", PROXY_MESSAGES_ZH["PROXY_BINDING_LOCKED"]
         out.append(
             {
                 "binding_id": row.id,

@@ -11,6 +11,7 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
+from service.certification.errors import ServiceError
 from service.certification.models import utcnow
 from service.features.wechat.models import WeChatUser
 
@@ -45,11 +46,9 @@ def openid_from(ctx: ServiceContext, request: Request) -> str | None:
 
 def require_openid(ctx: ServiceContext, request: Request) -> str:
     """For the JSON API of the pages: a 401 their script shows; the pages themselves go through `login`."""
-    from service.certification.errors import ServiceError
-
     openid = openid_from(ctx, request)
     if openid is None:
-        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu", status=401)
+        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu")
     return openid
 
 

@@ -3,7 +3,10 @@ same person, carrying the card photo over when the card was not the problem, so 
 back to the video step (no name, number, consent and card again).
 
 The new session is an ordinary one (`sessions.create_session`: the daily limit and the deceased check apply);
-the card is stored through `sessions.upload`, the same checks as a fresh photo.
+the card is stored through `sessions.upload`, the same checks as a fresh photo. Sessions of the family pages
+(the relative's own verification, the elder's consent, a proxy certification) are opened again through the
+proxy feature's own openers, so the binding's rules (consent pending, lock, unbound, deceased) and the
+relative's daily limit apply exactly as from the family page.
 """
 
 from __future__ import annotations
@@ -20,19 +23,47 @@ from service.adapters.http.deps import DB, Ctx
 from service.certification import attempts, sessions
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
+from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, SessionState, utcnow
+from service.features.proxy import bindings
+from service.features.proxy import sessions as proxy_sessions
+from service.features.proxy.models import BindingStatus, ProxyOperator, ProxySession, ProxySessionKind
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
-FINISHED_FAILED = ("reject", "retry")
+FINISHED_FAILED = (SessionDecision.REJECT, SessionDecision.RETRY)
+# The capture page's mode for each kind of family session (h5.js: its steps and wording).
+FAMILY_MODES = {
+    ProxySessionKind.VERIFICATION: "verify",
+    ProxySessionKind.CONSENT: "consent",
+    ProxySessionKind.CERTIFICATION: "proxy",
+}
 
 
-def attempts_left(db: Session, ctx: ServiceContext, beneficiary_id: int, openid: str | None = None) -> int:
-    """Failed certifications this WeChat user may still have today (the limit of `sessions.create_session`)."""
-    requester = attempts.wechat_requester(ctx, openid) if openid else None
-    return attempts.attempts_left(db, ctx, beneficiary_id, requester)
+class AgainRefused(ServiceError):
+    """A refusal of "continue", with the sentence the page shows under its button (the code stays the generic
+    one: NOT_FOUND, SESSION_STATE)."""
+
+    def __init__(self, code: str, detail: str, message: str) -> None:
+        super().__init__(code, detail)
+        self._message = message
+
+    @property
+    def message_zh(self) -> str:
+        return self._message
+
+
+def not_yours() -> AgainRefused:
+    """Another user's session answers like an unknown one."""
+    return AgainRefused("NOT_FOUND", "no such session for this user", "未找到这次认证,请从公众号菜单重新进入。")
+
+
+def attempts_left(db: Session, ctx: ServiceContext, s: CertSession) -> int:
+    """Failed certifications still possible today for whoever asked for `s` (the limit of
+    `sessions.create_session`): the relative for family sessions, the WeChat account for self sessions."""
+    requester = attempts.requesters(db, ctx, [(s.id, s.created_at)])[s.id] or None
+    return attempts.attempts_left(db, ctx, s.beneficiary_id, requester)
 
 
 def can_continue(s: CertSession) -> bool:
@@ -47,8 +78,6 @@ def can_continue(s: CertSession) -> bool:
 
 def is_family(db: Session, session_id: str) -> bool:
     """A session of the family pages (verification, consent or proxy certification)."""
-    from service.features.proxy.models import ProxySession
-
     return db.get(ProxySession, session_id) is not None
 
 
@@ -76,24 +105,60 @@ def continue_session(ctx: Ctx, db: DB, request: Request, session_id: str) -> dic
     (the cookie, not the old session's token, which may have expired: that is the timeout case)."""
     openid = identity.openid_from(ctx, request)
     if openid is None:
-        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu", status=401)
+        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu")
     link = db.get(WeChatSessionLink, session_id)
     old = db.get(CertSession, session_id)
     if link is None or old is None or link.openid != openid:
-        raise ServiceError("NOT_FOUND", "no such session for this user", status=404)
-    if old.channel != Channel.SELF or is_family(db, old.id):
-        # Family sessions (the relative's own verification is a self session too) start from the family page:
-        # the relative's binding and verification decide who may be certified, not this endpoint.
-        raise ServiceError("SESSION_STATE", "family sessions restart from the family page", status=409)
+        raise not_yours()
     if not can_continue(old):
-        raise ServiceError("SESSION_STATE", f"session is {old.state}", status=409)
-    b = db.get(Beneficiary, old.beneficiary_id)
-    if b is None:
-        raise ServiceError("NOT_FOUND", "beneficiary gone", status=404)
-    new = start_self_session(db, ctx, b, openid, old.template_consent)
+        raise AgainRefused("SESSION_STATE", f"session is {old.state}", "这次认证已无法继续,请返回重新开始。")
+    ps = db.get(ProxySession, old.id)
+    if ps is not None:
+        new, extra = reopen_family(db, ctx, old, ps)
+        db.add(WeChatSessionLink(session_id=new.session.id, openid=openid))
+    elif old.channel == Channel.SELF:
+        b = db.get(Beneficiary, old.beneficiary_id)
+        if b is None:
+            raise not_yours()
+        new, extra = start_self_session(db, ctx, b, openid, old.template_consent), {"mode": "self"}
+    else:
+        raise AgainRefused("SESSION_STATE", f"{old.channel} session", "这次认证不是在本页面办理的,无法继续。")
     kept = card_reusable(old) and _copy_card(db, ctx, old, new.session)
     db.commit()
-    return {**session_answer(db, ctx, new, openid), "card_kept": kept}
+    return {**session_answer(db, ctx, new), "card_kept": kept, **extra}
+
+
+def reopen_family(
+    db: Session, ctx: ServiceContext, old: CertSession, ps: ProxySession
+) -> tuple[sessions.NewSession, dict[str, Any]]:
+    """The same family step again, for the same relative (and binding): opened by the proxy feature's openers,
+    which apply the binding's rules and the relative's daily limit; the caller links and commits."""
+    op = db.get(ProxyOperator, ps.operator_id)
+    if op is None:
+        raise not_yours()
+    kind = ProxySessionKind(ps.kind)
+    if kind is ProxySessionKind.VERIFICATION:
+        if op.verified_at is not None:
+            raise AgainRefused("SESSION_STATE", "operator already verified", "您已完成实名核验,请返回家人列表。")
+        me = db.get(Beneficiary, old.beneficiary_id)
+        if me is None:
+            raise not_yours()
+        number = ctx.keyring.decrypt_field(me.id_enc, "beneficiary.id_number")
+        new = proxy_sessions.open_verification(db, ctx, op, number, me.name, old.template_consent)
+        return new, {"mode": FAMILY_MODES[kind]}
+    if ps.binding_id is None:
+        raise not_yours()
+    row = bindings.own_binding(db, op, ps.binding_id, for_update=True)
+    if row.status == BindingStatus.ENDED:
+        raise AgainRefused("PROXY_NOT_BOUND", "binding ended", "您已解除与这位家人的绑定,无法继续认证。")
+    if kind is ProxySessionKind.CONSENT:
+        if row.status != BindingStatus.PENDING_CONSENT:
+            raise AgainRefused("SESSION_STATE", f"binding is {row.status}", "家人已确认绑定,无需再录像确认。")
+        new = proxy_sessions.open_consent(db, ctx, op, row)
+    else:
+        new = proxy_sessions.open_certification(db, ctx, op, row)
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    return new, {"mode": FAMILY_MODES[kind], "elder_name": elder.name if elder is not None else None}
 
 
 def start_self_session(
@@ -106,12 +171,12 @@ def start_self_session(
     return new
 
 
-def session_answer(db: Session, ctx: ServiceContext, new: sessions.NewSession, openid: str) -> dict[str, Any]:
-    """What the page needs to go on: the session, its token and challenge, and this account's tries left."""
+def session_answer(db: Session, ctx: ServiceContext, new: sessions.NewSession) -> dict[str, Any]:
+    """What the page needs to go on: the session, its token and challenge, and the requester's tries left."""
     s = new.session
     return {
         "session_id": s.id,
         "token": new.token,
         "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
-        "attempts_left": attempts_left(db, ctx, s.beneficiary_id, openid),
+        "attempts_left": attempts_left(db, ctx, s),
     }

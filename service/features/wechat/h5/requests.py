@@ -18,11 +18,13 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from service.adapters.http.deps import DB, Ctx
+from service.adapters.http.errors import http_status
 from service.certification import attempts, sessions
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession
 from service.features.console.assist import KINDS_ZH, AssistError, open_request, submit
+from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxySession, ProxySessionKind
 from service.features.wechat.h5 import identity
 from service.features.wechat.h5.login import login
@@ -60,10 +62,22 @@ def _from_session(db: Session, openid: str, session_id: str) -> Subject | None:
     return Subject(b, ps is not None, session_id) if b is not None else None
 
 
-def _subject(db: Session, openid: str, session_id: str) -> Subject | None:
+def _from_binding(db: Session, ctx: ServiceContext, openid: str, binding_id: str) -> Subject | None:
+    """The elder of one of this openid's bindings (the family page at the daily limit: no session to name)."""
+    op = operators.find(db, ctx, "wechat", openid)
+    row = db.get(ProxyBinding, binding_id)
+    if op is None or row is None or row.operator_id != op.id or row.status == BindingStatus.ENDED:
+        return None
+    b = db.get(Beneficiary, row.beneficiary_id)
+    return Subject(b, True, None) if b is not None else None
+
+
+def _subject(db: Session, ctx: ServiceContext, openid: str, session_id: str, binding_id: str = "") -> Subject | None:
     """Whom this openid may ask for (see the module's docstring); None: the form asks for name and number."""
     if session_id:
         return _from_session(db, openid, session_id)
+    if binding_id:
+        return _from_binding(db, ctx, openid, binding_id)
     user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
     b = db.get(Beneficiary, user.beneficiary_id) if user is not None and user.beneficiary_id else None
     return Subject(b, False, None) if b is not None else None
@@ -72,6 +86,7 @@ def _subject(db: Session, openid: str, session_id: str) -> Subject | None:
 def _page(request: Request, ctx: ServiceContext, openid: str, status: int = 200, **values: Any) -> Response:
     values.setdefault("error", None)
     values.setdefault("form", {})
+    values.setdefault("binding", "")
     done = values.get("done")
     # The contact phone of a request is shown only to whoever gave it (a relative may see the elder's request).
     values["own"] = done is not None and done.openid == openid
@@ -88,20 +103,30 @@ def _page(request: Request, ctx: ServiceContext, openid: str, status: int = 200,
 
 @router.get("/apply")
 def apply_self(ctx: Ctx, db: DB, request: Request) -> Response:
-    return apply_page(ctx, db, request, "")
+    return _show(ctx, db, request, "", "")
 
 
 @router.get("/apply/{session}")
 def apply_page(ctx: Ctx, db: DB, request: Request, session: str) -> Response:
     """The form (or, when a request is already open, its state); `session`: the screen's session, if any."""
+    return _show(ctx, db, request, session, "")
+
+
+@router.get("/apply/binding/{binding}")
+def apply_for_bound_elder(ctx: Ctx, db: DB, request: Request, binding: str) -> Response:
+    """The same for the elder of one of the relative's bindings (the family page at the daily limit)."""
+    return _show(ctx, db, request, "", binding)
+
+
+def _show(ctx: Ctx, db: DB, request: Request, session: str, binding: str) -> Response:
     openid = identity.openid_from(ctx, request)
     if openid is None:
         return login(ctx, request)
-    subject = _subject(db, openid, session)
-    if session and subject is None:
+    subject = _subject(db, ctx, openid, session, binding)
+    if (session or binding) and subject is None:
         return message(request, *NOT_YOURS, status=404)
     existing = open_request(db, subject.beneficiary.id) if subject is not None else None
-    return _page(request, ctx, openid, subject=subject, session=session, done=existing)
+    return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=existing)
 
 
 @router.post("/apply")
@@ -113,6 +138,7 @@ def apply_submit(
     phone: Annotated[str, Form(max_length=32)] = "",
     note: Annotated[str, Form(max_length=400)] = "",
     session: Annotated[str, Form(max_length=36)] = "",
+    binding: Annotated[str, Form(max_length=36)] = "",
     name: Annotated[str, Form(max_length=64)] = "",
     id_number: Annotated[str, Form(max_length=18)] = "",
     token: Annotated[str, Form(max_length=64)] = "",
@@ -120,8 +146,8 @@ def apply_submit(
     openid = identity.openid_from(ctx, request)
     if openid is None or token != _form_token(ctx, openid):
         return message(request, "页面已过期", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=403)
-    subject = _subject(db, openid, session)
-    if session and subject is None:
+    subject = _subject(db, ctx, openid, session, binding)
+    if (session or binding) and subject is None:
         return message(request, *NOT_YOURS, status=404)
     form = {"kind": kind, "phone": phone, "note": note, "name": name}
     try:
@@ -135,14 +161,15 @@ def apply_submit(
         db.rollback()
         existing = open_request(db, subject.beneficiary.id) if subject is not None else None
         if exc.code == "ASSIST_OPEN" and existing is not None:
-            return _page(request, ctx, openid, subject=subject, session=session, done=existing)
+            return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=existing)
         return _page(
             request,
             ctx,
             openid,
-            exc.status,
+            http_status(exc),
             subject=subject,
             session=session,
+            binding=binding,
             done=None,
             error=exc.message_zh,
             form=form,
@@ -156,16 +183,17 @@ def apply_submit(
             404,
             subject=None,
             session=session,
+            binding=binding,
             done=None,
             error="姓名与身份证号不一致,或不在本地待遇人员名册中",
             form=form,
         )
-    return _page(request, ctx, openid, subject=subject, session=session, done=req, submitted=True)
+    return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=req, submitted=True)
 
 
 def _typed_subject(db: Session, ctx: ServiceContext, name: str, id_number: str) -> Subject:
     """The person typed on the form: the same check as opening a self session (the name must match)."""
     b = sessions.find_beneficiary(db, ctx, None, id_number.strip().upper())
     if b.name.strip() != name.strip():
-        raise ServiceError("BENEFICIARY_UNKNOWN", "name and number do not match", status=404)
+        raise ServiceError("BENEFICIARY_UNKNOWN", "name and number do not match")
     return Subject(b, False, None)

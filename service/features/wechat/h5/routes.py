@@ -13,15 +13,17 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field, StrictBool
 
 from pipelines.liveness.challenge import PROMPTS_ZH
-from pipelines.reasons import ReasonCode
 from service.adapters.http.deps import DB, Ctx, SessionToken
 from service.adapters.http.errors import error_body
 from service.adapters.http.upload import read_limited
-from service.certification import sessions
+from service.certification import catalog, sessions
+from service.certification.catalog import ServiceCode
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState
+from service.features.proxy import operators
+from service.features.proxy.models import ProxySession
 from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
-from service.features.wechat.h5 import cardfirst, devlogin, family, identity, recovery, voice
+from service.features.wechat.h5 import cardfirst, devlogin, family, identity, recovery, vendor, voice
 from service.features.wechat.h5 import requests as assist_requests
 from service.features.wechat.h5.cardcheck import card_problems
 from service.features.wechat.h5.cardfirst import problem_response as _problem_response
@@ -44,7 +46,7 @@ def _openid(ctx: Ctx, request: Request) -> str:
     """For the JSON API of the pages: a 401 their script shows; the pages themselves go through `login`."""
     openid = identity.openid_from(ctx, request)
     if openid is None:
-        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu", status=401)
+        raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu")
     return openid
 
 
@@ -112,7 +114,8 @@ def certify_page(ctx: Ctx, request: Request, mode: str = "self") -> Response:
 def family_page(ctx: Ctx, request: Request) -> Response:
     if identity.openid_from(ctx, request) is None:
         return login(ctx, request)
-    return render(request, "family.html", proxy_enabled=_proxy_enabled(request))
+    # The bureau's phone: the next step, with the assist request, when an elder has no tries left today (h5.js).
+    return render(request, "family.html", proxy_enabled=_proxy_enabled(request), phone=ctx.settings.bureau_phone)
 
 
 class SelfSession(BaseModel):
@@ -127,11 +130,11 @@ class SelfSession(BaseModel):
 def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> dict[str, Any]:
     openid = _openid(ctx, request)
     if not body.consent:
-        raise ServiceError("CONSENT_REQUIRED", "consent is required", status=400)
+        raise ServiceError("CONSENT_REQUIRED", "consent is required")
     b = sessions.find_beneficiary(db, ctx, None, body.id_number)
     if b.name.strip() != body.name.strip():
         # The same answer as an unknown number: the page must not confirm whose number it is.
-        raise ServiceError(ReasonCode.BENEFICIARY_UNKNOWN, "name and number do not match", status=404)
+        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "name and number do not match")
     new = recovery.start_self_session(db, ctx, b, openid, body.template_consent)
     user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
     if user is None:
@@ -140,15 +143,13 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
         user.beneficiary_id = b.id  # their own reminders come here from now on
     db.commit()
     elder = is_elder(b.birth_date, body.id_number, local_today(ctx.settings))
-    return {**recovery.session_answer(db, ctx, new, openid), "elder_mode": elder}
+    return {**recovery.session_answer(db, ctx, new), "elder_mode": elder}
 
 
 @router.post("/api/operator")
 def operator_login(ctx: Ctx, db: DB, request: Request) -> dict[str, Any]:
     """The family-member (proxy) account of this openid: the server speaks for the WeChat channel here, so the
     browser never holds the channel's API key."""
-    from service.features.proxy import operators
-
     openid = _openid(ctx, request)
     out = operators.login(db, ctx, "wechat", openid, "wechat-h5")
     db.commit()
@@ -207,7 +208,7 @@ def upload_card_media(
     """The photo taken with JS-SDK chooseImage/uploadImage: our server fetches it from WeChat (media/get)."""
     channel = getattr(request.app.state, "wechat", None)
     if channel is None:
-        raise ServiceError("WECHAT_DISABLED", "the WeChat channel is not configured", status=404)
+        raise ServiceError("WECHAT_DISABLED", "the WeChat channel is not configured")
     sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.session_ttl_s)
     try:
         data, ctype = channel.api.download_media(body.media_id)
@@ -234,7 +235,7 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
         return message(request, "未找到认证记录", "请从公众号菜单重新进入。", status=404)
     b = db.get(Beneficiary, s.beneficiary_id)
     pending = s.state not in (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
-    reasons = [ReasonCode(r).message_zh for r in s.reasons if r in ReasonCode.__members__]
+    reasons = [catalog.message_zh(r) for r in s.reasons if catalog.is_known(r)]
     kind = _proxy_kind(db, session_id)
     # Elder mode by the person's own age: the viewer is the person (not a relative looking at a proxy result).
     elder_mode = b is not None and kind is None and is_elder(b.birth_date, None, local_today(ctx.settings))
@@ -246,8 +247,9 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
         reasons=reasons,
         kind=kind,
         valid_until=b.valid_until if b is not None else None,
-        attempts_left=recovery.attempts_left(db, ctx, s.beneficiary_id, openid),
-        again=s.channel == Channel.SELF and kind is None and recovery.can_continue(s),
+        attempts_left=recovery.attempts_left(db, ctx, s),
+        # Family sessions continue too (recovery.reopen_family); other channels' sessions only show their result.
+        again=(kind is not None or s.channel == Channel.SELF) and recovery.can_continue(s),
         card_kept=recovery.card_reusable(s),
         phone=ctx.settings.bureau_phone,
         elder=b.name if b is not None and kind in PROXY_KINDS else None,
@@ -257,15 +259,13 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
 
 def _proxy_kind(db: DB, session_id: str) -> str | None:
     """verification / consent / certification for sessions of the family pages; None for self sessions."""
-    from service.features.proxy.models import ProxySession
-
     row = db.get(ProxySession, session_id)
     return str(row.kind) if row is not None else None
 
 
 @router.get("/static/{name}")
 def static(name: str) -> Response:
-    if name not in ("h5.css", "h5.js"):
+    if name not in ("h5.css", "h5.js", "guidance.js"):
         return Response(status_code=404)
     media = "text/css" if name.endswith(".css") else "text/javascript"
     return FileResponse(HERE / "static" / name, media_type=media)
@@ -277,3 +277,4 @@ router.include_router(assist_requests.router)
 router.include_router(devlogin.router)
 router.include_router(cardfirst.router)
 router.include_router(voice.router)
+router.include_router(vendor.router)

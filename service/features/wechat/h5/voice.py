@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, Response
 
 from pipelines.liveness.challenge import PROMPTS_ZH
 from service.adapters.http.deps import Ctx
+from service.features.wechat.h5.vendor import HINTS
 from service.infra.config import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ PROMPTS: dict[str, str] = {
     "timeout": "认证已超时,点继续认证。",
     "limit": "今天的认证次数用完了,明天再试。",
     **{f"action_{key}": text for key, text in PROMPTS_ZH.items()},
+    # The live face guidance's hints (service/features/wechat/h5/vendor.py).
+    **{f"guide_{key}": text for key, text in HINTS.items()},
 }
 MEDIA_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
 ESPEAK = "espeak-ng"

@@ -19,8 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
 from service.infra.observability import bind_session
-from service.infra.observability.logs import JsonFormatter
-from service.infra.security import install_log_masking
+from service.infra.observability.logs import JsonFormatter, install_log_masking
 from tests.service import servers
 from tests.service.adapters.http.helpers import beneficiary_with_number, open_session, put_card, put_video
 from tests.service.adapters.http.ops import ops_app

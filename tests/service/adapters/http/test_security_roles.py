@@ -19,6 +19,7 @@ from service.certification.cycle import run_cycle
 from service.certification.models import AuditEntry, Beneficiary, CertSession, Channel, CycleEvent, utcnow
 from service.certification.processing import accept_session
 from service.certification.sessions import create_session
+from service.features.install import install_features
 from service.infra.clock import local_today
 from service.infra.config import DEV_ADMIN_API_KEY
 from tests.service import factories
@@ -239,6 +240,7 @@ def test_a_certification_applied_during_the_cycle_run_resumes_the_beneficiary(
         pytest.skip("row locks: PostgreSQL (SQLite serialises the two writers)")
     ctx = ServiceContext(make_settings(tmp_path / "var", database_url=fresh_database(backend_urls, tmp_path)),
                          create_schema=False)  # fmt: skip
+    install_features(ctx)  # as the worker's context: accept_session runs the features' accept hooks
     day = dt.date.today()
     try:
         with ctx.db() as db:

@@ -94,3 +94,23 @@ def test_reviewer_cannot_import_evidence(app_client: TestClient, staff_users: di
     csrf = login(app_client, "rev1")
     r = app_client.post("/console/evidence", data={"csrf": csrf}, files={"file": ("e.csv", b"x", "text/csv")})
     assert r.status_code == 403
+
+
+def test_activity_evidence_never_certifies_a_relatives_verification_row(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """A relative kept as a `proxy_operator` row for their proxy verification is not on the roster: evidence
+    naming them (by ID number or by that row's external id) is refused like an unknown person."""
+    from tests.service import factories
+
+    number = factories.id_number(region="110101", birth=dt.date(1975, 8, 9))
+    with ctx.db() as db:
+        relative = factories.beneficiary(db, ctx.keyring, id_number=number, status="proxy_operator")
+        ext = relative.external_id
+        db.commit()
+    csrf = login(app_client, "sup1")
+    day = (dt.date.today() - dt.timedelta(days=5)).isoformat()
+    evidence = evidence_csv([["", number, day, "bank", "BK-90"], [ext, "", day, "bank", "BK-91"]])
+    page = app_client.post("/console/evidence", data={"csrf": csrf}, files={"file": ("e.csv", evidence, "text/csv")})
+    assert 'id="certified">0<' in page.text and 'id="rejected">2<' in page.text and "名册中无此人" in page.text
+    assert beneficiary_by_ext(ctx, ext).last_certified_on is None

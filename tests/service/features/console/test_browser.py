@@ -26,6 +26,7 @@ from service.certification.models import Beneficiary, CertSession, Channel, Sess
 from service.certification.sessions import create_session
 from service.features.console.auth import Role
 from service.features.console.models import StaffUser
+from service.features.install import install_features
 from tests.browser import SCREENSHOTS, launched_chromium, serve_in_thread
 from tests.service import factories
 from tests.service.conftest import make_settings
@@ -81,7 +82,7 @@ def site(
 ) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("browser")
     settings = make_settings(root, database_url=f"sqlite:///{root / 'console.db'}")
-    ctx = ServiceContext(settings)
+    ctx = install_features(ServiceContext(settings))
     with ctx.db() as db:
         for name, role in (("rev1", Role.REVIEWER), ("sup1", Role.SUPERVISOR), ("admin", Role.ADMIN)):
             db.add(StaffUser(username=name, display_name=f"{name}-姓名", role=role.value, password_hash=_hash()))

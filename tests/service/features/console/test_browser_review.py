@@ -20,6 +20,7 @@ from service.certification.models import CertSession, Channel, SessionState
 from service.certification.sessions import create_session
 from service.features.console.auth import Role
 from service.features.console.models import StaffUser
+from service.features.install import install_features
 from tests.browser import SCREENSHOTS, launched_chromium, serve_in_thread
 from tests.service import factories
 from tests.service.conftest import make_settings
@@ -40,7 +41,7 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, strict_certifier: Certifier, sample: Sample) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("browser-review")
-    ctx = ServiceContext(make_settings(root, database_url=f"sqlite:///{root / 'console.db'}"))
+    ctx = install_features(ServiceContext(make_settings(root, database_url=f"sqlite:///{root / 'console.db'}")))
     with ctx.db() as db:
         db.add(StaffUser(username="rev1", display_name="rev1-姓名", role=Role.REVIEWER.value, password_hash=_hash()))
     review_id, _ = make_case(ctx, strict_certifier, sample)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary
 from service.features.console.models import ConsoleAlert, ConsoleAuditEntry
-from service.features.proxy.models import ProxyBinding, ProxyOperator
+from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxyOperatorIdentity
 from tests.service import factories
 from tests.service.features.console.conftest import login
 from tests.service.test_roster import HEADER, card_rows, to_csv
@@ -135,8 +135,7 @@ def test_beneficiary_page_lists_proxy_bindings(
                 channel="wechat",
                 channel_hash=f"h{i}",
                 token_hash=f"t{i}",
-                name=name,
-                id_masked=f"3701**********000{i}",
+                identity=ProxyOperatorIdentity(name=name, id_masked=f"3701**********000{i}", template_consent=False),
             )
             for i, name in enumerate(("王小明", "王小红"))
         ]

@@ -21,7 +21,14 @@ from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import StaffUser
 from service.features.console.review_queue import claim_case, decide_case
-from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.models import (
+    BindingStatus,
+    ProxyBinding,
+    ProxyOperator,
+    ProxyOperatorIdentity,
+    ProxySession,
+    ProxySessionKind,
+)
 from service.features.wechat import WeChatApi
 from service.features.wechat.models import WeChatSessionLink
 from service.features.wechat.notify import run_notifications
@@ -69,8 +76,7 @@ def make_case(db: Session, ctx: ServiceContext, kind: str) -> Case:
         channel="wechat",
         channel_hash=uuid.uuid4().hex,
         token_hash="-",
-        name=RELATIVE,
-        verified_at=utcnow(),
+        identity=ProxyOperatorIdentity(name=RELATIVE, verified_at=utcnow(), template_consent=False),
     )
     db.add(op)
     db.flush()

@@ -17,7 +17,7 @@ from service.certification.context import ServiceContext
 from service.certification.cycle import record_certification
 from service.certification.models import Beneficiary, Channel, SessionState, utcnow
 from service.certification.sessions import create_session
-from service.features.proxy.models import ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.models import ProxyOperator, ProxyOperatorIdentity, ProxySession, ProxySessionKind
 from service.features.wechat.models import NoticeStatus, WeChatNotice, WeChatSessionLink, WeChatUser
 from service.features.wechat.notify import deliver, queue_notices, run_notifications
 from service.features.wechat.runtime import WeChatChannel, build_channel
@@ -74,8 +74,7 @@ def proxy_certified_by(db: Session, ctx: ServiceContext, elder: Beneficiary, ope
         channel="wechat",
         channel_hash=uuid.uuid4().hex,
         token_hash="-",
-        name="李建国",
-        verified_at=LAST_YEAR,
+        identity=ProxyOperatorIdentity(name="李建国", verified_at=LAST_YEAR, template_consent=False),
     )
     db.add(op)
     s = create_session(db, ctx, elder, Channel.PROXY, consent=False, actor="test").session

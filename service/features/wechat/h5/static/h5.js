@@ -124,12 +124,13 @@
   var again = $("again");
   if (again) { again.onclick = function () { continueAfter($("result").dataset.session, "again-feedback"); }; }
 
-  // A new session after a failed or timed-out one (card kept when it was not the problem): on to /h5/certify.
+  // A new session after a failed or timed-out one (card kept when it was not the problem): on to /h5/certify,
+  // in the mode of the old one (self, or the family's verify / consent / proxy, the elder named by the server).
   function continueAfter(sessionId, feedback) {
     say(feedback, "正在准备…", true);
     send("POST", "/h5/api/sessions/" + sessionId + "/again").then(function (xhr) {
       sessionStorage.setItem("h5session", xhr.responseText); sessionStorage.removeItem("h5current");
-      location.href = "/h5/certify?mode=self";
+      location.href = "/h5/certify?mode=" + (JSON.parse(xhr.responseText).mode || "self");
     }, function (xhr) {
       if (errorCode(xhr) === "ATTEMPTS_EXCEEDED") { location.reload(); return; } // the page then shows the limit
       say(feedback, errorText(xhr, "暂时无法继续,请稍后重试"));
@@ -171,8 +172,39 @@
           var li = document.querySelector('li.binding[data-binding="' + e.binding_id + '"]'); if (!li) { return; }
           var p = document.createElement("p"); p.className = "elder-status " + e.state; p.dataset.state = e.state;
           p.textContent = e.text; li.insertBefore(p, li.children[1] || null);
+          if (e.state === "limit" || e.state === "locked") { offerHelp(li, ""); }
         });
       });
+    }
+    // No more tries today (or the binding locked): instead of the certify button, the assist request for this
+    // elder (service/features/wechat/h5/requests.py, /h5/apply/binding/…) and the bureau's phone.
+    var HELP_CODES = { ATTEMPTS_EXCEEDED: 1, PROXY_BINDING_LOCKED: 1 };
+    function offerHelp(li, text) {
+      var box = li.querySelector(".limit-box");
+      if (!box) {
+        box = document.createElement("div"); box.className = "limit-box";
+        var why = document.createElement("p"); why.className = "big limit-text"; why.setAttribute("role", "alert"); box.appendChild(why);
+        var apply = document.createElement("a"); apply.className = "btn primary apply-elder";
+        apply.href = "/h5/apply/binding/" + encodeURIComponent(li.dataset.binding);
+        apply.textContent = "为" + li.dataset.name + "申请人工审核或上门认证"; box.appendChild(apply);
+        var phone = family.dataset.phone;
+        if (phone) {
+          var also = document.createElement("p"); also.className = "big"; also.textContent = "也可以拨打经办机构电话:"; box.appendChild(also);
+          var call = document.createElement("a"); call.className = "btn call-bureau"; call.href = "tel:" + phone;
+          call.textContent = "拨打 " + phone; box.appendChild(call);
+        }
+        li.insertBefore(box, li.querySelector(".unbind-box"));
+      }
+      var main = li.querySelector(".certify-elder, .consent-elder"); if (main) { main.hidden = true; }
+      var why2 = box.querySelector(".limit-text"); why2.textContent = text; why2.hidden = !text;
+      return box;
+    }
+    function refusedFor(li) {
+      return function (xhr) {
+        if (!HELP_CODES[errorCode(xhr)]) { return fail(xhr); }
+        var box = offerHelp(li, errorText(xhr, "今日认证次数已达上限"));
+        if (box.scrollIntoView) { box.scrollIntoView({ block: "center" }); }
+      };
     }
     function load() {
       api("GET", "/operators/me").then(function (xhr) {
@@ -183,15 +215,17 @@
         $("bind-form").hidden = false;
         me.bindings.filter(function (b) { return b.status !== "ended"; }).forEach(function (b) {
           var li = document.createElement("li"); li.className = "binding"; li.dataset.status = b.status; li.dataset.binding = b.binding_id;
+          li.dataset.name = b.elder_name;
           var t = document.createElement("p"); t.className = "big"; t.textContent = b.elder_name + "(" + b.elder_id_masked + ")· " + (STATUS[b.status] || b.status);
           li.appendChild(t);
           if (b.status === "active") {
-            li.appendChild(button("为" + b.elder_name + "认证", "primary certify-elder", function () { api("POST", "/bindings/" + b.binding_id + "/sessions").then(go("proxy", b.elder_name), fail); }));
+            li.appendChild(button("为" + b.elder_name + "认证", "primary certify-elder", function () { api("POST", "/bindings/" + b.binding_id + "/sessions").then(go("proxy", b.elder_name), refusedFor(li)); }));
           } else if (b.status === "pending_consent") {
-            li.appendChild(button("请" + b.elder_name + "本人录像确认", "primary consent-elder", function () { api("POST", "/bindings/" + b.binding_id + "/consent", { method: "live_video" }).then(go("consent", b.elder_name), fail); }));
+            li.appendChild(button("请" + b.elder_name + "本人录像确认", "primary consent-elder", function () { api("POST", "/bindings/" + b.binding_id + "/consent", { method: "live_video" }).then(go("consent", b.elder_name), refusedFor(li)); }));
           }
           li.appendChild(unbindControl(b));
           list.appendChild(li);
+          if (b.locked) { offerHelp(li, ""); }
         });
         elderStatus();
       }, fail);
@@ -265,14 +299,10 @@
     }
     function timedOut() {
       applyFor();
-      if (mode !== "self") {  // family sessions are opened again from the family page
-        $("timeout-text").textContent = "为保护信息安全,认证需在规定时间内完成。请返回家人列表重新开始。";
-        $("timeout-again").textContent = "返回家人列表";
-      }
       show("step-timeout");
     }
+    // Family sessions too (the same binding and elder: service/features/wechat/h5/recovery.py reopen_family).
     $("timeout-again").onclick = function () {
-      if (mode !== "self") { location.href = "/h5/family"; return; }
       say("timeout-feedback", "正在准备…", true);
       send("POST", "/h5/api/sessions/" + s.session_id + "/again").then(function (xhr) {
         var next = JSON.parse(xhr.responseText); begin(next, next.card_kept ? "video" : "card");
@@ -396,8 +426,42 @@
       $("record").hidden = false;
       if (!navigator.mediaDevices || !window.MediaRecorder) { return fallback(); }
       navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false }).then(function (st) {
-        stream = st; $("preview").srcObject = st;
+        stream = st; $("preview").srcObject = st; startGuide();
       }, fallback);
+    }
+    // Live face guidance (guidance.js, advisory): framing hints, then each action confirmed before the next.
+    // Where it cannot run, guide stays null and the page records as before.
+    var guide = null, started = false, lastHint = null, hintSpoken = 0;
+    function startGuide() {
+      if (!window.H5Guidance) { return; }
+      app.dataset.guidance = "loading";
+      window.H5Guidance.start($("preview"), { hint: guideHint, cancelled: function () { return started; }, steady: function () {
+        if (!started) { $("record").hidden = true; record(guide); }  // 1 s steady: recording starts by itself
+      } }).then(function (g) { guide = g; app.dataset.guidance = g ? "on" : "off"; });
+    }
+    function guideHint(key, text, ok) {
+      var oval = document.querySelector(".oval");
+      if (oval) { oval.classList.toggle("ok", !!ok); }
+      if (!key || started) { return; }
+      app.dataset.hint = key; $("action-text").textContent = text;
+      // Spoken when it changes, at most every 2 s: a hint flickering between frames is not read out each time.
+      if (key !== lastHint && Date.now() - hintSpoken > 2000) { speak("guide_" + key); hintSpoken = Date.now(); }
+      lastHint = key;
+    }
+    function confirmLive(a, tries, onDone) {
+      var left = guide.config.action_s; $("countdown").textContent = left;
+      var t = setInterval(function () {
+        left -= 1; $("countdown").textContent = left > 0 ? left : "";
+        if (left > 0) { return; }
+        clearInterval(t); guide.unwatch();
+        if (tries === 0) { speak("action_" + a); confirmLive(a, 1, onDone); } else { onDone(false); }  // re-prompted once
+      }, 1000);
+      guide.watch(a, function () {
+        clearInterval(t); $("countdown").textContent = "";
+        $("action-text").textContent = "✓ " + (prompts[a] || a); speak("guide_done");
+        app.dataset.confirmed = (app.dataset.confirmed ? app.dataset.confirmed + "," : "") + a;
+        setTimeout(function () { onDone(true); }, guide.config.confirm.tail_s * 1000);  // the server sees it whole
+      });
     }
     function fallback() {
       $("record").hidden = true; $("video-fallback").hidden = false;
@@ -410,7 +474,8 @@
     };
 
     $("record").onclick = function () {
-      $("record").hidden = true;
+      $("record").hidden = true; started = true;
+      if (guide) { guide.stop(); }  // a tap: the fixed timing, and the phone's CPU back to the recording
       var n = COUNTDOWN_S;
       $("countdown").textContent = n;
       var timer = setInterval(function () {
@@ -419,7 +484,7 @@
       }, 1000);
     };
 
-    function record() {
+    function record(live) {
       var type = MediaRecorder.isTypeSupported("video/webm") ? "video/webm" : "video/mp4";
       var rec = new MediaRecorder(stream, { mimeType: type });
       var chunks = [];
@@ -430,12 +495,15 @@
         stream.getTracks().forEach(function (t) { t.stop(); });
         upload();
       };
-      rec.start(500);
+      rec.start(500); started = true;
+      // Live confirmation only after the page saw the face right (auto-start); a tap keeps the fixed timing.
+      if (live) { live.recording(); app.dataset.recordStart = String(Date.now()); } else if (guide) { guide.stop(); }
       var actions = s.challenge.actions, i = 0;
       function next() {
-        if (i >= actions.length) { rec.stop(); return; }
+        if (i >= actions.length) { if (live) { live.stop(); } rec.stop(); return; }  // cut at the last action
         var a = actions[i];
         $("action-text").textContent = (ICONS[a] || "") + " " + (prompts[a] || a); speak("action_" + a);
+        if (live && live.live(a)) { return confirmLive(a, 0, function () { i += 1; next(); }); }
         var left = ACTION_S; $("countdown").textContent = left;
         var t = setInterval(function () {
           left -= 1; $("countdown").textContent = left > 0 ? left : "";

@@ -1,6 +1,7 @@
 """The H5 pages in a real browser: Playwright driving Debian's /usr/bin/chromium with a fake camera fed from a
 .y4m made (at test time) from a real selfie video of the dev data, against the real app served by uvicorn
-(SQLite, in-process worker running the real pipeline) and the local fake WeChat server.
+(SQLite, in-process worker running the real pipeline) and the local fake WeChat server (set up by
+browser_flow.py, shared with the family pages' recovery tests in test_browser_family.py).
 
 Self flow (read, don't type): the OAuth redirect from the fake WeChat server, consent, a bad card photo (instant
 OCR feedback), the card, its name and number confirmed with one tap (nothing typed), elder mode from the
@@ -17,14 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -32,7 +30,6 @@ from playwright.sync_api import (
     Page,
     Request,
     Response,
-    Route,
     ViewportSize,
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -40,123 +37,44 @@ from sqlalchemy import select
 
 from pipelines.id_card.synthetic import CardFields
 from pipelines.reasons import ReasonCode
-from service.adapters.http import create_app
 from service.certification import sessions
-from service.certification.context import ServiceContext
 from service.certification.models import CertSession, Channel, SessionState, utcnow
 from service.features.proxy.models import ProxyBinding, ProxyOperator
 from service.features.wechat.h5.cardcheck import RETAKE
 from service.features.wechat.models import WeChatSessionLink
-from tests.browser import FAKE_CAMERA_ARGS, SCREENSHOTS, launched_chromium, serve_in_thread
 from tests.service import factories
 from tests.service.conftest import ADMIN_API_KEY
-from tests.service.features.wechat.conftest import wechat_settings
-from tests.service.features.wechat.fake_wechat import FakeWeChat
-from tests.service.media import LIVE_ACTIONS, LIVE_VIDEO, card_for_video
-from tests.service.servers import free_port
+from tests.service.features.wechat.h5.browser_flow import (
+    BUREAU_PHONE,
+    PHONE,
+    Site,
+    assert_result_page,
+    block_jssdk,
+    card_then_video,
+    open_browser,
+    open_site,
+    shot,
+    video_then_result,
+    wait_until,
+    write,
+)
+from tests.service.media import LIVE_ACTIONS, LIVE_VIDEO
 
 pytestmark = pytest.mark.slow
 
-# The spoken prompts play without a tap in the test (a phone needs the first tap, which every flow starts with).
-CAMERA_ARGS = [*FAKE_CAMERA_ARGS, "--autoplay-policy=no-user-gesture-required"]
-SHOTS = SCREENSHOTS / "h5"
-PHONE: ViewportSize = {"width": 390, "height": 844}
-DECIDED_TEXT = {"accept": "认证通过", "review": "已转人工审核", "reject": "认证未通过"}
-ACCEPTED_BY_KIND = {"verification": "实名核验通过", "consent": "家人已确认"}
-BUREAU_PHONE = "027-12345678"
-JSSDK = "https://res.wx.qq.com/**"
 RETAKE_MESSAGES = {c.message_zh for c in (*RETAKE, ReasonCode.ID_NUMBER_MISMATCH, ReasonCode.MEDIA_CORRUPT)}
-
-
-@dataclass
-class Site:
-    base: str
-    ctx: ServiceContext
-    fake: FakeWeChat
-    card: bytes
-    fields: CardFields
-    elder_card: bytes
-    elder_fields: CardFields
-    relative_card: bytes
-    relative_fields: CardFields
-
-
-def make_y4m(video: Path, out: Path, lead_s: float = 3.0, fps: int = 15, size: tuple[int, int] = (320, 240)) -> Path:
-    """The dev video as a raw Y4M camera feed: `lead_s` of its first frame (the page's countdown), then the
-    video itself, so the recording after the countdown sees the actions from the start."""
-    frames: list[np.ndarray] = []
-    with av.open(str(video)) as container:
-        next_t = 0.0
-        for frame in container.decode(video=0):
-            t = float(frame.time or 0.0)
-            if t + 1e-6 < next_t:
-                continue
-            next_t += 1.0 / fps
-            frames.append(cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_AREA))
-    frames = [frames[0]] * int(lead_s * fps) + frames
-    w, h = size
-    with out.open("wb") as fh:
-        fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for f in frames:
-            fh.write(b"FRAME\n")
-            fh.write(cv2.cvtColor(f, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return out
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("h5")
-    port = free_port()
-    card, fields = card_for_video(data_dir, LIVE_VIDEO)
-    elder_card, elder_fields = card_for_video(data_dir, LIVE_VIDEO, seed=23)
-    relative_card, relative_fields = card_for_video(data_dir, LIVE_VIDEO, seed=41)
-    with FakeWeChat() as fake:
-        settings = wechat_settings(
-            fake,
-            root,
-            database_url=f"sqlite:///{root / 'h5.db'}",
-            public_base_url=f"http://127.0.0.1:{port}",
-            worker_mode="thread",
-            h5_card_check=True,
-            challenge_actions=list(LIVE_ACTIONS),
-            poll_interval_s=0.2,
-            bureau_phone=BUREAU_PHONE,
-        )
-        ctx = ServiceContext(settings)
-        with ctx.db() as db:
-            factories.beneficiary(db, ctx.keyring, id_number=fields.id_number, name=fields.name)
-            factories.beneficiary(db, ctx.keyring, id_number=elder_fields.id_number, name=elder_fields.name)
-        app = create_app(ctx=ctx)
-        with serve_in_thread(app, port, log_level="warning"):
-            yield Site(
-                f"http://127.0.0.1:{port}",
-                ctx,
-                fake,
-                card,
-                fields,
-                elder_card,
-                elder_fields,
-                relative_card,
-                relative_fields,
-            )
+    with open_site(tmp_path_factory.mktemp("h5"), data_dir) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Browser]:
-    y4m = make_y4m(data_dir / LIVE_VIDEO, tmp_path_factory.mktemp("camera") / "camera.y4m")
-    with launched_chromium(*CAMERA_ARGS, f"--use-file-for-fake-video-capture={y4m}") as b:
+    with open_browser(tmp_path_factory.mktemp("camera"), data_dir) as b:
         yield b
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def write(tmp: Path, name: str, data: bytes) -> str:
-    path = tmp / name
-    path.write_bytes(data)
-    return str(path)
 
 
 def not_a_card(data_dir: Path) -> bytes:
@@ -166,75 +84,6 @@ def not_a_card(data_dir: Path) -> bytes:
     ok, buf = cv2.imencode(".jpg", frame)
     assert ok
     return buf.tobytes()
-
-
-def wait_until(page: Page, check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll from Python: the pages' CSP forbids the eval that Playwright's wait_for_function needs."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        page.wait_for_timeout(200)
-
-
-def card_then_video(page: Page, site: Site, card: str, name: str, drop_first_upload: bool = False) -> str:
-    page.set_input_files("#card-file", card)
-    page.wait_for_selector("#step-video:not([hidden])", timeout=120_000)
-    return video_then_result(page, name, drop_first_upload)
-
-
-def video_then_result(page: Page, name: str, drop_first_upload: bool = False) -> str:
-    """From the video step: record the challenge with the fake camera, wait for the result page."""
-    dropped: list[str] = []
-    if drop_first_upload:
-        # The network fails during the first video upload: the page keeps the recording and offers a retry.
-        def once(route: Route) -> None:
-            if not dropped:
-                dropped.append(route.request.headers.get("idempotency-key", ""))
-                route.abort("connectionreset")
-            else:
-                assert route.request.headers.get("idempotency-key") == dropped[0]  # the same upload, resent
-                route.continue_()
-
-        page.route("**/api/v1/sessions/*/video", once)
-    wait_until(page, lambda: page.evaluate("() => document.getElementById('preview').readyState") >= 2, 30, "camera")
-    shot(page, f"{name}-video")
-    page.click("#record")
-    page.wait_for_timeout(4500)  # countdown done, first action on screen
-    shot(page, f"{name}-recording")
-    if drop_first_upload:
-        page.wait_for_selector("#retry:not([hidden])", timeout=60_000)
-        assert "视频已保留" in page.inner_text("#video-feedback")
-        shot(page, f"{name}-retry")
-        page.click("#retry")
-    page.wait_for_url("**/h5/result/**", timeout=300_000)
-    shot(page, f"{name}-result")
-    return page.url.rsplit("/", 1)[1]
-
-
-def assert_result_page(page: Page, site: Site, session_id: str, kind: str | None = None) -> None:
-    with site.ctx.db() as db:
-        s = db.get(CertSession, session_id)
-        assert s is not None and s.decision in DECIDED_TEXT, (s.state if s else None, s.last_error if s else None)
-        decision = s.decision
-    result = page.locator("#result")
-    assert result.get_attribute("data-decision") == decision
-    expected = DECIDED_TEXT[decision]
-    if decision == "accept":
-        expected = ACCEPTED_BY_KIND.get(kind or "", expected)
-    assert expected in page.inner_text("#result h1")
-
-
-def block_jssdk(context: BrowserContext) -> list[str]:
-    """WeChat's JS-SDK script (no network here): recorded and refused, as outside WeChat it does nothing."""
-    seen: list[str] = []
-
-    def refuse(route: Route) -> None:
-        seen.append(route.request.url)
-        route.abort()
-
-    context.route(JSSDK, refuse)
-    return seen
 
 
 def in_view(page: Page, selector: str) -> bool:
@@ -364,7 +213,9 @@ def test_proxy_certification_by_a_relative(site: Site, browser: Browser, tmp_pat
     assert_result_page(page, site, verification_id, kind="verification")
     with site.ctx.db() as db:
         op = db.scalar(select(ProxyOperator).where(ProxyOperator.channel == "wechat"))
-        assert op is not None and op.verified_at is not None, "the relative's verification was not accepted"
+        verification = db.get(CertSession, verification_id)
+        outcome = (verification.decision, verification.reasons) if verification else None
+        assert op is not None and op.verified_at is not None, f"the relative's verification was not accepted: {outcome}"
     page.click("a[href='/h5/family']")
     page.wait_for_selector("#bind-form:not([hidden])")
     page.set_input_files("#elder-card-file", write(tmp_path, "elder.jpg", site.elder_card))  # the elder's card

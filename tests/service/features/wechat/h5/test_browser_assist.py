@@ -19,6 +19,7 @@ from service.certification.models import Beneficiary, Channel, SessionState, utc
 from service.certification.sessions import create_session
 from service.features.console.auth import hash_password
 from service.features.console.models import AssistRequest, StaffUser
+from service.features.install import install_features
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serve_in_thread
@@ -56,7 +57,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
             failures_per_day=3,
             bureau_phone="027-12345678",
         )
-        ctx = ServiceContext(settings)
+        ctx = install_features(ServiceContext(settings))
         with ctx.db() as db:
             b = factories.beneficiary(db, ctx.keyring, name="赵桂兰", id_number=factories.id_number(seq=482))
             sid = ""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import uuid
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from PIL import Image
 
 from service.certification import sessions
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
-from service.features.proxy.models import ProxyOperator, ProxySession, ProxySessionKind
 from service.features.wechat.models import WeChatSessionLink
 from tests.service.features.wechat.h5.conftest import OPENID, PHONE, App
 
@@ -100,27 +98,12 @@ def test_a_timed_out_session_continues_even_without_its_token(app: App) -> None:
         {"decision": "review", "reasons": ()},  # staff decide; another selfie would not help
         {"decision": None, "reasons": (), "state": SessionState.QUEUED},  # still being checked
         {"decision": None, "reasons": (), "state": SessionState.OPEN},  # still open, in time
-        {"channel": Channel.PROXY},  # family sessions restart from the family page
+        {"channel": Channel.PROXY},  # a proxy session not opened by the family pages (no ProxySession row)
     ],
 )
 def test_only_a_failed_or_timed_out_self_session_continues(app: App, kwargs: dict[str, Any]) -> None:
     r = again(app, finished(app, **kwargs))
     assert r.status_code == 409 and r.json()["error"]["code"] == "SESSION_STATE"
-
-
-def test_the_relatives_own_verification_restarts_from_the_family_page(app: App) -> None:
-    """A verification is a self session of the relative, opened by the family page: not continued here."""
-    sid = finished(app)
-    with app.ctx.db() as db:
-        op = ProxyOperator(id=str(uuid.uuid4()), channel="wechat", channel_hash="h" * 64, token_hash="t" * 64)
-        db.add(op)
-        db.flush()
-        db.add(ProxySession(session_id=sid, kind=ProxySessionKind.VERIFICATION, operator_id=op.id))
-        db.commit()
-    r = again(app, sid)
-    assert r.status_code == 409 and r.json()["error"]["code"] == "SESSION_STATE"
-    page = app.client.get(f"/h5/result/{sid}")
-    assert 'id="again"' not in page.text and 'href="/h5/family"' in page.text
 
 
 def test_only_the_sessions_own_wechat_user_may_continue_it(app: App) -> None:

@@ -1,0 +1,95 @@
+"""The one resident ID number validator (GB 11643).
+
+Used by the card reader (pipelines/id_card) and, through service/certification/idnumber.py, by the roster,
+proxy sign-up and lookups, so that a number is judged the same everywhere: 17 ASCII digits and a digit or X,
+a birth date from 1900-01-01 to today, a region code known to the one region policy
+(pipelines.divisions.known_region) and the ISO 7064 MOD 11-2 check digit. A module of its own, outside
+pipelines/id_card, so that the service loads it without the card reader and its models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from pipelines.divisions import historic_info, known_region, table
+
+# ASCII digits only (\d also matches other scripts' digits) and no trailing newline ($ would allow one).
+NUMBER_RE = re.compile(r"^[0-9]{17}[0-9X]\Z")
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+# Nobody born earlier is alive to be certified; an earlier date is a misread or mistyped number.
+EARLIEST_BIRTH = dt.date(1900, 1, 1)
+
+
+def check_digit(first17: str) -> str:
+    """The ISO 7064 MOD 11-2 check character of the first 17 digits."""
+    r = (12 - sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True)) % 11) % 11
+    return "X" if r == 10 else str(r)
+
+
+def birth_date(number: str) -> dt.date | None:
+    """The date encoded in digits 7–14, or None when it is not a calendar date."""
+    try:
+        return dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class NumberCheck:
+    """What is right and wrong with one 18-character citizen ID number."""
+
+    format_ok: bool
+    checksum_ok: bool = False
+    region_ok: bool = False
+    date_ok: bool = False
+    birth_date: dt.date | None = None
+    sex: str | None = None  # from the parity of the 17th digit: odd = 男
+    region: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return self.format_ok and self.checksum_ok and self.region_ok and self.date_ok
+
+
+def _region_label(code: str) -> str | None:
+    """Province and county name (stdnum, any era) of a region code, for the reader's result."""
+    info = historic_info(code)
+    if "province" not in info or "county" not in info:
+        names = table()  # a division newer than stdnum's data
+        province, county = names.get(code[:2] + "0000"), names.get(code)
+        return province + county if province and county else None
+    county = info["county"].split(",")[-1].split("]")[-1]
+    return info["province"] + ("" if county == info["province"] else county)
+
+
+def check_number(number: str | None, today: dt.date | None = None) -> NumberCheck:
+    """Format, ISO 7064 MOD 11-2 check digit, region code and birth date of an ID number.
+
+    A lowercase x check digit is read as X: people type it so, and it is the same number. Other
+    normalisation (spaces, full-width digits) is the caller's: a card line or a form field.
+    stdnum's ``ric.validate`` also requires the county to have existed in the birth year; numbers of people
+    born before their county was created (most pensioners: numbers were assigned from 1984 on) are real,
+    so the region is only required to be a known code of any era (divisions.known_region).
+    """
+    if number is not None and number.endswith("x"):
+        number = number[:-1] + "X"
+    if number is None or not NUMBER_RE.match(number):
+        return NumberCheck(False, problems=["format"])
+    problems: list[str] = []
+    checksum_ok = number[-1] == check_digit(number[:17])
+    if not checksum_ok:
+        problems.append("checksum")
+    birth = birth_date(number)
+    today = today or dt.date.today()
+    date_ok = birth is not None and EARLIEST_BIRTH <= birth <= today
+    if not date_ok:
+        problems.append("birth_date")
+    region_ok = known_region(number[:6])
+    if not region_ok:
+        problems.append("region")
+    region = _region_label(number[:6]) if region_ok else None
+    sex = "男" if int(number[16]) % 2 == 1 else "女"
+    return NumberCheck(True, checksum_ok, region_ok, date_ok, birth if date_ok else None, sex, region, problems)

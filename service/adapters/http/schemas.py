@@ -1,0 +1,132 @@
+"""Response models of the public API (sessions, certificates, registry): what each route answers, for OpenAPI,
+clients and schemathesis' response checks.
+
+Every model allows extra keys and routes answer with ``response_model_exclude_unset=True``: the body is exactly
+the dict the route built (no key added as null, none dropped), as before the models were declared; the declared
+fields are the documented contract. tests/service/adapters/http/test_openapi_compat.py keeps it compatible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# Routes with one of these models: the body is the route's dict as it was built (see the module docstring).
+EXACT: dict[str, Any] = {"response_model_exclude_unset": True}
+
+
+class Challenge(ApiModel):
+    actions: list[str] = Field(description="the actions to perform in the video, in order")
+    nonce: str = Field(description="sent back with the video upload")
+    expires_at: str = Field(description="UTC, ISO 8601 with Z")
+
+
+class SessionCreated(ApiModel):
+    session_id: str
+    token: str = Field(description="the session token (Authorization: Bearer) for the citizen's requests")
+    challenge: Challenge
+    expires_at: str
+
+
+class ChallengeView(ApiModel):
+    actions: list[str]
+    expires_at: str
+
+
+class Uploads(ApiModel):
+    id_card: bool
+    video: bool
+
+
+class SessionStatus(ApiModel):
+    session_id: str
+    state: str = Field(description="open, queued, processing, decided, failed or expired")
+    channel: str
+    challenge: ChallengeView
+    uploads: Uploads
+    decision: str | None = Field(description="accept, review, reject or retry once decided")
+    reasons: list[str] | None
+    decided_at: str | None
+    processing: str | None = Field(None, description="while queued: normal, or delayed (no live worker)")
+    message: str | None = Field(None, description="Chinese message when processing is delayed")
+
+
+class SessionResult(SessionStatus):
+    result: dict[str, Any] | None = Field(description="the decision with reasons, scores and model versions")
+
+
+class Review(ApiModel):
+    machine_decision: str | None
+    decision: str
+    reviewer: str
+    note: str
+
+
+class ReviewOutcome(ApiModel):
+    session_id: str
+    decision: str
+    review: Review
+
+
+class Certificate(ApiModel):
+    name: str
+    id_masked: str
+    certified_on: str
+    valid_until: str
+    code: str
+    verify_url: str
+
+
+class CertificateCheck(ApiModel):
+    valid: bool
+    certification_id: int
+    id_masked: str
+    certified_on: str
+    valid_until: str
+
+
+class RosterReport(ApiModel):
+    import_id: int | None
+    filename: str
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    grace_dated: int
+    rejected_rows: list[dict[str, Any]]
+
+
+class BeneficiaryView(ApiModel):
+    external_id: str
+    id_masked: str
+    name: str
+    region: str
+    region_name: str | None
+    benefit_types: list[str]
+    status: str
+    cycle_state: str
+    valid_until: str | None
+    last_certified_on: str | None
+    suspended_on: str | None
+    template_enrolled: bool
+
+
+class StatusList(ApiModel):
+    which: str = Field(alias="list", description="due_soon, overdue or suspended")
+    date: str
+    count: int
+    items: list[BeneficiaryView]
+
+
+class CycleRun(ApiModel):
+    date: str
+    suspended: int
+    sessions_expired: int
+    media_purged: int
+    media_orphans_removed: int

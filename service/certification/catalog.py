@@ -1,0 +1,147 @@
+"""The one message catalog: a code → the Chinese message citizens read → the short label staff read.
+
+Pipeline reason codes (what a check of the media or the ID number found) keep their home in
+``pipelines.reasons`` (``MESSAGES_ZH``, ``STAFF_LABELS_ZH``); this module extends that vocabulary with the codes
+the service and its features raise (sessions, roster, proxy certification, assisted requests, the WeChat
+channel), so every layer looks a code up here: the API's error body (``ServiceError.message_zh``), the H5
+pages, the console's labels and the WeChat notices.
+
+The features' codes are listed here too, as data only (nothing is imported from the features), so a code has
+one message however early it is looked up. A service code's staff label is its message unless one is given.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from pipelines.reasons import MESSAGES_ZH, STAFF_LABELS_ZH, ReasonCode
+
+
+class ServiceCode(enum.StrEnum):
+    """Codes the service raises that no pipeline emits (moved up from pipelines.reasons; values unchanged)."""
+
+    BENEFICIARY_UNKNOWN = "BENEFICIARY_UNKNOWN"
+    RATE_LIMITED = "RATE_LIMITED"
+
+
+# What a caller reads for a code nobody catalogued: never shown for a code any layer raises (tested).
+UNKNOWN_MESSAGE_ZH = "请求无法处理"
+
+# Codes of the certification workflow and the service itself.
+SERVICE_MESSAGES_ZH: dict[str, str] = {
+    ServiceCode.BENEFICIARY_UNKNOWN: "未找到待遇领取人信息",
+    ServiceCode.RATE_LIMITED: "操作过于频繁,请稍后再试",
+    "NOT_FOUND": "未找到",
+    "ROSTER_FORMAT": "名册文件格式不正确",
+    "ROSTER_TOO_LARGE": "名册文件过大",
+    "UNAUTHORIZED": "未授权的访问",
+    "SESSION_STATE": "认证会话状态不允许该操作",
+    "SESSION_EXPIRED": "认证会话已过期,请重新开始",
+    "TOKEN_EXPIRED": "认证会话已过期,请重新开始",
+    "UPLOAD_CONFLICT": "该材料已上传,请勿重复提交",
+    "CERTIFICATE_INVALID": "证书校验未通过",
+    # Roles (403): operator actions need an operator (admin) key; channel keys cannot act as staff.
+    "ADMIN_KEY_REQUIRED": "该操作仅限经办机构使用",
+    "STAFF_CHANNEL_FORBIDDEN": "柜台认证仅限工作人员办理",
+    "DATE_OVERRIDE_FORBIDDEN": "生产环境不允许指定模拟日期",
+    "INVALID_DATE": "日期不正确",
+    # The daily run stopped before changing anything: an unusual share would have been suspended.
+    "CYCLE_SUSPENSION_SPIKE": "本次暂停人数异常,已停止执行,请核查后再试",
+    # An Idempotency-Key already used for different content.
+    "IDEMPOTENCY_MISMATCH": "请求编号已用于其他内容,请重新提交",
+    # Infrastructure (503/507): nothing was stored; the client retries the same request later.
+    "DB_UNAVAILABLE": "服务暂时不可用,请稍后再试",
+    "STORAGE_FULL": "存储空间不足,暂时无法上传,请稍后再试",
+    # The citizen's consent to the processing of their face and ID card (H5 start page).
+    "CONSENT_REQUIRED": "请先阅读并同意个人信息处理说明",
+}
+
+# Proxy certification (service.features.proxy).
+PROXY_MESSAGES_ZH: dict[str, str] = {
+    "PROXY_OPERATOR_UNVERIFIED": "请先完成代办人本人实名认证",
+    "PROXY_CONSENT_PENDING": "老人尚未同意绑定,请先完成老人同意确认",
+    "PROXY_BINDING_LOCKED": "多次认证未通过,该绑定已锁定,请联系经办机构人工审核",
+    "PROXY_RELATIONSHIP": "请选择您与老人的关系",
+}
+
+# Assisted certification requests (service.features.console.assist): what the citizen or the staff member reads.
+ASSIST_MESSAGES_ZH: dict[str, str] = {
+    "ASSIST_KIND": "请选择申请人工审核还是上门认证",
+    "ASSIST_PHONE": "请填写正确的联系电话(11 位手机号,或带区号的固定电话)",
+    "ASSIST_OPEN": "已有一份申请正在办理,工作人员会尽快与您联系,请勿重复提交",
+    "ASSIST_DECEASED": "该人员已登记死亡,不能申请",
+    "ASSIST_CLOSED": "该申请已办结",
+    "ASSIST_REPLY": "请填写给申请人的答复",
+}
+
+# The WeChat channel and the H5 pages (service.features.wechat).
+WECHAT_MESSAGES_ZH: dict[str, str] = {
+    "WECHAT_DISABLED": "微信认证暂未开通,请到社保经办窗口办理",
+    "CARD_READ_DISABLED": "暂不支持先识别身份证,请按页面提示上传",
+    "WECHAT_TOKEN_UNSET": "微信服务尚未配置",
+    "WECHAT_SIGNATURE": "微信消息校验未通过",
+    "WECHAT_BAD_MESSAGE": "微信消息格式不正确",
+    "BAD_URL": "页面地址不正确",
+    "WECHAT_UNAVAILABLE": "微信服务暂时不可用,请稍后再试",
+}
+
+# Codes answered by the kind of error they are raised as (service.adapters.http.errors.STATUS_BY_KIND).
+BY_KIND_MESSAGES_ZH: dict[str, str] = {
+    "FILE_NOT_FOUND": "文件不存在,请检查路径",  # the offline proxy check and the CLI: a path given by staff
+}
+
+# Staff labels where the citizen's message is advice rather than what happened (the rest use the message).
+SERVICE_STAFF_ZH: dict[str, str] = {
+    ServiceCode.BENEFICIARY_UNKNOWN: "名册中无此人",
+    ServiceCode.RATE_LIMITED: "请求过于频繁",
+    "CONSENT_REQUIRED": "未同意个人信息处理",
+    "PROXY_RELATIONSHIP": "亲属关系填写不正确",
+    "WECHAT_DISABLED": "未配置微信渠道",
+    "CARD_READ_DISABLED": "未开启先识别身份证",
+    "WECHAT_TOKEN_UNSET": "未设置微信令牌",
+    "WECHAT_SIGNATURE": "微信消息签名不符",
+    "WECHAT_BAD_MESSAGE": "微信消息无法解析",
+    "BAD_URL": "页面地址不属于本系统",
+    "WECHAT_UNAVAILABLE": "微信接口不可用",
+}
+
+_SERVICE: dict[str, str] = {
+    **SERVICE_MESSAGES_ZH,
+    **PROXY_MESSAGES_ZH,
+    **ASSIST_MESSAGES_ZH,
+    **WECHAT_MESSAGES_ZH,
+    **BY_KIND_MESSAGES_ZH,
+}
+
+
+def _reason(code: str) -> ReasonCode | None:
+    try:
+        return ReasonCode(code)
+    except ValueError:
+        return None
+
+
+def is_known(code: str) -> bool:
+    """Whether the catalog (pipelines' reasons or the service's codes) has the code."""
+    return _reason(code) is not None or code in _SERVICE
+
+
+def message_zh(code: str) -> str:
+    """What a citizen reads for a code; UNKNOWN_MESSAGE_ZH for a code nobody catalogued."""
+    reason = _reason(code)
+    if reason is not None:
+        return MESSAGES_ZH[reason]
+    return _SERVICE.get(code, UNKNOWN_MESSAGE_ZH)
+
+
+def staff_label(code: str) -> str:
+    """What staff read for a code in the console; an uncatalogued code is shown as it is."""
+    reason = _reason(code)
+    if reason is not None:
+        return STAFF_LABELS_ZH.get(reason, MESSAGES_ZH[reason])
+    return SERVICE_STAFF_ZH.get(code) or _SERVICE.get(code, code)
+
+
+def codes() -> list[str]:
+    """Every catalogued code: the pipelines' reasons, then the service's."""
+    return [*(r.value for r in ReasonCode), *_SERVICE]

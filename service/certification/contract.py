@@ -1,0 +1,170 @@
+"""The certification core's typed contract: what it asks of the models, and what the features around it plug in.
+
+The core decides a session with a `Certifier` (pipelines/decision/runner.py is the real one) and then hands the
+decision to the features registered on ``ServiceContext.hooks`` (a `FeatureHooks`); it never imports a feature.
+Features fill the registry once, at start-up (service/features/install.py: ``install_features``), and every
+composition root (HTTP app, workers, CLI worker, test fixtures) calls that. A context whose features were never
+installed refuses to process or accept a session (`FeaturesNotInstalled`): without the proxy feature a relative's
+verification video would certify the relative, so a forgotten install must fail loudly, never accept silently.
+
+The pipelines' types are imported for type checking only: the decision runner pulls in every model library
+(≈1.5 s of imports) and the API process, which imports the core, never runs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sqlalchemy.orm import Session
+
+    from pipelines.decision.result import Decision, Outcome
+    from pipelines.decision.runner import CertificationReport as CertificationReport
+    from pipelines.decision.runner import Template as Template
+    from pipelines.face_match import FaceMatcher
+    from pipelines.id_card import IdCardResult
+    from pipelines.liveness import LivenessResult, VideoFingerprintStore
+    from service.certification.context import ServiceContext
+    from service.certification.models import Beneficiary, CertSession
+
+
+# --- The model pack's roles, as the service calls them -------------------------------------------------------
+
+
+class LivenessCheck(Protocol):
+    """The liveness stage: one video (and the actions asked) → tracked frames, scores and reasons."""
+
+    def check(
+        self, video: bytes | Path | str, challenge_actions: Sequence[str] | str | None = None
+    ) -> LivenessResult: ...
+
+
+class CardReader(Protocol):
+    """The ID-card reader: one decoded BGR photo → side, fields, number and the problems found."""
+
+    def read(self, image_bgr: np.ndarray) -> IdCardResult: ...
+
+
+class Certifier(Protocol):
+    """What processing (and the proxy rules) call to decide a session from its media."""
+
+    # The face matcher itself: proxy_auth compares an operator's template with it at its calibrated thresholds.
+    @property
+    def matcher(self) -> FaceMatcher: ...
+
+    @property
+    def liveness(self) -> LivenessCheck: ...
+
+    def run(
+        self,
+        card: bytes | np.ndarray,
+        video: bytes | Path,
+        actions: Sequence[str] | None,
+        expected_id_number: str | None = None,
+        template: Template | None = None,
+        fingerprints: VideoFingerprintStore | None = None,
+    ) -> CertificationReport: ...
+
+
+# --- What features plug into the core ------------------------------------------------------------------------
+
+
+class DecisionHook(Protocol):
+    """Revises the machine's decision of one session, in the worker, outside any transaction. Returns a new
+    Decision (or the one in ``report`` unchanged); never mutates the report."""
+
+    def __call__(
+        self, ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport, /
+    ) -> Decision: ...
+
+
+class DecidedHook(Protocol):
+    """Called inside the transaction that applies a machine decision to ``s``. True when an accept was fully
+    handled by the feature (the session certifies nobody); False lets the ordinary acceptance go on."""
+
+    def __call__(
+        self,
+        db: Session,
+        ctx: ServiceContext,
+        s: CertSession,
+        subject: Beneficiary | None,
+        outcome: Outcome,
+        reasons: list[str],
+        new_template: Template | None,
+        /,
+    ) -> bool: ...
+
+
+class AcceptHook(Protocol):
+    """Called whenever a session is accepted (by the machine or by staff), before the cycle is applied. True
+    when the session certifies nobody; may raise a ServiceError to refuse the accept outright."""
+
+    def __call__(self, db: Session, s: CertSession, subject: Beneficiary, /) -> bool: ...
+
+
+class Notifier(Protocol):
+    """Tells a person about a decision or an outcome a member of staff just made, in the caller's transaction
+    (the message exists exactly when the decision does). Returns the number of messages queued."""
+
+    def staff_decision(self, db: Session, s: CertSession) -> int:
+        """A staff decision on session ``s`` (accept, reject, or a retake request)."""
+        ...
+
+    def request_closed(self, db: Session, request_id: int, openid: str) -> int:
+        """A citizen's manual-review / home-visit request ``request_id``, asked from ``openid``, was closed."""
+        ...
+
+
+class RequesterSource(Protocol):
+    """Who asked for these sessions, as one feature records it (the daily failure limits are per requester,
+    service/certification/attempts.py): a requester name (``operator:<id>``, ``wechat:<mac8>``) per session id it
+    has a record of; the others are left out."""
+
+    def __call__(self, db: Session, ctx: ServiceContext, session_ids: Sequence[str], /) -> dict[str, str]: ...
+
+
+class FeaturesNotInstalled(RuntimeError):
+    """A composition root built a context and forgot ``install_features``: a wiring bug, not a user error."""
+
+
+@dataclass
+class FeatureHooks:
+    """The registry on ``ServiceContext.hooks``. Hooks are keyed by name (installing twice replaces, never
+    doubles) and run in registration order."""
+
+    decision: dict[str, DecisionHook] = field(default_factory=dict)
+    decided: dict[str, DecidedHook] = field(default_factory=dict)
+    accept: dict[str, AcceptHook] = field(default_factory=dict)
+    notifiers: dict[str, Notifier] = field(default_factory=dict)
+    requesters: dict[str, RequesterSource] = field(default_factory=dict)  # the first that knows a session wins
+    installed: bool = False
+
+    def mark_installed(self) -> None:
+        """The composition root has registered every feature it runs with (possibly none)."""
+        self.installed = True
+
+    def require_installed(self) -> FeatureHooks:
+        if not self.installed:
+            raise FeaturesNotInstalled(
+                "no features installed on this ServiceContext: call service.features.install.install_features(ctx)"
+            )
+        return self
+
+    def revise(
+        self, ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport
+    ) -> CertificationReport:
+        """The report with the decision every DecisionHook revised in turn (a new report; ``report`` is kept)."""
+        for hook in self.require_installed().decision.values():
+            report = dataclasses.replace(report, decision=hook(ctx, session_id, certifier, report))
+        return report
+
+    def staff_decision(self, db: Session, s: CertSession) -> int:
+        return sum(n.staff_decision(db, s) for n in self.require_installed().notifiers.values())
+
+    def request_closed(self, db: Session, request_id: int, openid: str) -> int:
+        return sum(n.request_closed(db, request_id, openid) for n in self.require_installed().notifiers.values())

@@ -1,0 +1,41 @@
+"""`install_console(app)`: the console's routes, its stylesheet, the login redirect and the 403 page on one
+FastAPI app (the HTTP adapter's create_app calls it)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, Response
+
+from service.features.console import (
+    routes_alt,
+    routes_audit,
+    routes_auth,
+    routes_dashboard,
+    routes_review,
+    routes_roster,
+)
+from service.features.console.config import ConsoleConfig
+from service.features.console.throttle import BackoffPolicy, LoginThrottle
+from service.features.console.web import HERE, PREFIX, Forbidden, LoginRequired, redirect, render
+
+
+def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
+    app.state.console_config = cfg = config or ConsoleConfig()
+    app.state.login_throttle = LoginThrottle(app.state.ctx, BackoffPolicy.of(cfg))
+    for module in (routes_auth, routes_review, routes_roster, routes_alt, routes_dashboard, routes_audit):
+        app.include_router(module.router, include_in_schema=False)
+
+    @app.get(PREFIX + "/static/console.css", include_in_schema=False)
+    def console_css() -> Response:
+        return FileResponse(HERE / "static" / "console.css", media_type="text/css")
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(_request: Request, _exc: LoginRequired) -> Response:
+        return redirect("/login")
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
+        return render(request, "message.html", None, status=403, message=exc.message, back="/queue")
+
+    # Security headers (this CSP, no framing, nosniff, no referrer) come from the app-wide middleware
+    # (service/infra/observability/headers.py), by path prefix.

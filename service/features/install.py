@@ -1,0 +1,20 @@
+"""The one place that plugs every feature into the certification core (service/certification/contract.py).
+
+Every composition root calls `install_features` on the context it built: the HTTP app (create_app), each worker
+(PollingWorker, the Celery task's context) and the test fixtures. Processing refuses a context that skipped it.
+"""
+
+from __future__ import annotations
+
+from service.certification.context import ServiceContext
+from service.features.proxy import hooks as proxy
+from service.features.wechat import notify as wechat
+
+
+def install_features(ctx: ServiceContext) -> ServiceContext:
+    """Register the proxy feature's decision hooks and the WeChat notifier on ``ctx.hooks``; idempotent (hooks
+    are keyed by name), so a context passed through several roots is installed once in effect."""
+    proxy.install(ctx)
+    wechat.install(ctx)
+    ctx.hooks.mark_installed()
+    return ctx

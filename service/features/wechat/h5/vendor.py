@@ -1,0 +1,224 @@
+"""Live face guidance of the capture page: the files it loads and the one JSON of rules it follows.
+
+The page (static/guidance.js) runs the face detector in the browser with onnxruntime-web's WASM backend,
+advisory only: the server re-checks everything. Served here, all from this origin (no CDN at run time):
+- `/h5/static/vendor/ort-{version}/{file}`: onnxruntime-web, put in the cache by scripts/web_bundle.sh (npm,
+  pinned version and tarball hash) under PENSION_CERT_WEB_DIR (default ~/.cache/pension-cert/web);
+- `/h5/models/{sha256[:16]}/{file}`: the detector from the verified model store (models/manifest.toml),
+  versioned by its hash; the page checks the whole sha256 it is told before creating its session;
+- `/h5/guidance.json`: the rules, built from the server's own constants (challenge actions, pose formula,
+  capture limits), so the page never carries a threshold of its own. `available` is false when the bundle
+  or the model is missing: the page then keeps today's flow.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from models.store import ModelStatus, ModelStore
+from pipelines.liveness import signals
+from pipelines.liveness.capture import CaptureConfig
+from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, PROMPTS_ZH, TURN_LEFT, TURN_RIGHT
+from pipelines.liveness.checker import LivenessConfig
+from service.adapters.http.deps import Ctx
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+# Keep in step with scripts/web_bundle.sh (ORT_VERSION, ORT_FILES).
+ORT_VERSION = "1.31.1"
+ORT_SCRIPT = "ort.wasm.min.js"
+ORT_FILES = (ORT_SCRIPT, "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+MEDIA_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
+# The dynamic-shape YuNet: the page runs it at GUIDANCE_INPUT (a phone's 4:3 frame, sides multiples of 32),
+# a fraction of the fixed 640×640 model's cost per frame; its box frames the face and crops the mesh.
+GUIDANCE_MODEL = "yunet_n_dynamic"
+# The server's face mesh (pipelines/liveness/tracking.py): the page measures the same signals on it.
+MESH_MODEL = "mediapipe_facemesh"
+MESH_POINTS_OUTPUT = 468 * 3
+GUIDANCE_INPUT = (320, 256)
+YUNET_STRIDES = (8, 16, 32)
+YUNET_SCORE = 0.6
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+# Rules of the page only (the server has no equivalent: it sees the recording, not the framing).
+# The face's centre within this share of the frame from the centre; its width at most this share.
+CENTRE_TOLERANCE = 0.15
+MAX_FACE_WIDTH_SHARE = 0.62
+# The page asks for a face this much larger than the server's minimum, so the recording passes it.
+FACE_SIZE_MARGIN = 1.25
+# Analysis size of the server's capture checks (CaptureConfig.min_face_px is measured at this long side).
+ANALYSIS_LONG_SIDE = 640.0
+# Steady: the face's centre moves less than this share of its width between frames, for STEADY_S.
+STEADY_MOVE = 0.06
+STEADY_S = 1.0
+# Frames analysed per second at most (a phone camera's 15 fps selfie is plenty for the 1-s steady rule and
+# for actions that last about a second); the rest of the CPU stays with the recording.
+ANALYSE_FPS = 15
+# Seconds an action prompt waits before it is re-prompted once; then the page moves on (the server decides).
+ACTION_S = 3.0
+# The page confirms an action only when it is clearly there, so that the server, measuring the same signal
+# on its own frames of the encoded clip, finds it too: the signal past CONFIRM_MARGIN × the server's threshold
+# on CONFIRM_FRAMES analysed frames in a row; the clip then runs TAIL_S more.
+CONFIRM_MARGIN = 1.1
+CONFIRM_FRAMES = 2
+TAIL_S = 1.0
+# What the page says while framing (key → text, spoken as the voice prompt `guide_{key}`), and on each action
+# it confirms ("done").
+HINTS = {
+    "face": "请把脸放进椭圆框内",
+    "centre": "请把脸移到框中间",
+    "closer": "请靠近一点",
+    "farther": "请离远一点",
+    "dark": "光线太暗,请到亮处",
+    "steady": "请保持不动",
+    "done": "很好,这个动作完成了",
+}
+# How the page confirms each action, as pipelines/liveness/actions.detect_events: the signal, its sign, and
+# whether the threshold is relative to the resting value (turns, nod) or absolute (mouth); blink has its own.
+LIVE_ACTIONS = {
+    TURN_LEFT: ("yaw", 1, True),
+    TURN_RIGHT: ("yaw", -1, True),
+    NOD: ("pitch", 1, True),
+    OPEN_MOUTH: ("mar", 1, False),
+    BLINK: ("ear", -1, False),
+}
+
+
+def ort_dir(web_dir: Path) -> Path:
+    """Where scripts/web_bundle.sh extracts the pinned bundle under the web cache (Settings.web_dir)."""
+    return web_dir.expanduser() / f"onnxruntime-web-{ORT_VERSION}"
+
+
+def ort_available(web_dir: Path) -> bool:
+    # web_bundle.sh writes .complete last: a half-extracted bundle is never served.
+    folder = ort_dir(web_dir)
+    return (folder / ".complete").is_file() and all((folder / f).is_file() for f in ORT_FILES)
+
+
+def _model(store: ModelStore, name: str) -> dict[str, Any] | None:
+    """The page's description of a verified model of the store; None when it is missing or altered."""
+    state = store.state(name)
+    if state.status is not ModelStatus.OK:
+        log.info("h5 guidance: model %s is %s", name, state.status)
+        return None
+    spec = state.spec
+    return {"name": name, "url": f"/h5/models/{spec.sha256[:16]}/{spec.file}", "sha256": spec.sha256}
+
+
+def actions_rules() -> dict[str, dict[str, Any]]:
+    """Per challenge action: the signal the page watches and the server's threshold on it."""
+    cfg = LivenessConfig().actions
+    thresholds = {TURN_LEFT: cfg.turn_deg, TURN_RIGHT: cfg.turn_deg, NOD: cfg.nod_deg}
+    thresholds |= {OPEN_MOUTH: cfg.mouth_open_ratio, BLINK: cfg.blink_ratio}
+    out: dict[str, dict[str, Any]] = {}
+    for name, prompt in PROMPTS_ZH.items():
+        signal, sign, relative = LIVE_ACTIONS[name]
+        out[name] = {
+            "prompt": prompt,
+            "signal": signal,
+            "sign": sign,
+            "relative": relative,
+            "threshold": thresholds[name],
+        }
+    # A blink: below blink_ratio × the open-eye level (80th percentile over ±blink_window_s) and open again
+    # within blink_max_s, only while the head is near its resting pose.
+    out[BLINK] |= {
+        "max_s": cfg.blink_max_s,
+        "window_s": cfg.blink_window_s,
+        "max_yaw": cfg.blink_max_yaw_deg,
+        "max_pitch": cfg.blink_max_pitch_deg,
+    }
+    return out
+
+
+def mesh_indices() -> dict[str, list[int]]:
+    """The mesh points of pipelines/liveness/signals.measure, in its order."""
+    return {
+        "right_eye": list(signals._RIGHT_EYE),
+        "left_eye": list(signals._LEFT_EYE),
+        "mouth_inner": [signals._MOUTH_INNER_TOP, signals._MOUTH_INNER_BOTTOM],
+        "mouth_corners": [signals._MOUTH_LEFT, signals._MOUTH_RIGHT],
+        "cheeks": [signals._CHEEK_RIGHT, signals._CHEEK_LEFT],
+        "forehead_chin": [signals._FOREHEAD, signals._CHIN],
+    }
+
+
+def guidance_config(store: ModelStore, web_dir: Path) -> dict[str, Any]:
+    liveness = LivenessConfig()
+    detector, mesh = _model(store, GUIDANCE_MODEL), _model(store, MESH_MODEL)
+    available = ort_available(web_dir) and detector is not None and mesh is not None
+    base = f"/h5/static/vendor/ort-{ORT_VERSION}/"
+    capture: CaptureConfig = liveness.capture
+    return {
+        "available": available,
+        "ort": {"version": ORT_VERSION, "script": base + ORT_SCRIPT, "wasm_paths": base},
+        "model": {
+            **(detector or {}),
+            "input": list(GUIDANCE_INPUT),
+            "strides": list(YUNET_STRIDES),
+            "score": YUNET_SCORE,
+        },
+        "mesh": {
+            **(mesh or {}),
+            "input": int(store.manifest.model(MESH_MODEL).shape[2]),
+            "crop_scale": store.manifest.model(MESH_MODEL).crop_scale or 1.5,
+            "points_output": MESH_POINTS_OUTPUT,
+            "min_presence": liveness.min_presence,
+            "indices": mesh_indices(),
+        },
+        "position": {
+            "min_face_share": FACE_SIZE_MARGIN * capture.min_face_px / ANALYSIS_LONG_SIDE,
+            "max_face_share": MAX_FACE_WIDTH_SHARE,
+            "centre_tolerance": CENTRE_TOLERANCE,
+            "min_face_luma": capture.min_face_luma,
+            "steady_move": STEADY_MOVE,
+            "steady_s": STEADY_S,
+        },
+        "hints": HINTS,
+        "fps": ANALYSE_FPS,
+        "action_s": ACTION_S,
+        "confirm": {"margin": CONFIRM_MARGIN, "frames": CONFIRM_FRAMES, "tail_s": TAIL_S},
+        "rest_s": liveness.actions.rest_s,
+        "actions": actions_rules(),
+    }
+
+
+_store: ModelStore | None = None
+
+
+def model_store() -> ModelStore:
+    """One store per process: it remembers which files it has hashed."""
+    global _store
+    if _store is None:
+        _store = ModelStore()
+    return _store
+
+
+@router.get("/guidance.json")
+def guidance(ctx: Ctx) -> JSONResponse:
+    return JSONResponse(guidance_config(model_store(), ctx.settings.web_dir))
+
+
+@router.get("/static/vendor/ort-{version}/{name}")
+def ort_file(ctx: Ctx, version: str, name: str) -> Response:
+    if version != ORT_VERSION or name not in ORT_FILES or not ort_available(ctx.settings.web_dir):
+        return Response(status_code=404)
+    suffix = Path(name).suffix
+    return FileResponse(ort_dir(ctx.settings.web_dir) / name, media_type=MEDIA_TYPES[suffix], headers=IMMUTABLE)
+
+
+@router.get("/models/{version}/{name}")
+def model_file(version: str, name: str) -> Response:
+    """The page's two models only, at the URL their hash versions (verified by the store before serving)."""
+    store = model_store()
+    for model in (GUIDANCE_MODEL, MESH_MODEL):
+        served = _model(store, model)
+        if served is not None and served["url"] == f"/h5/models/{version}/{name}":
+            return FileResponse(store.path(model), media_type="application/octet-stream", headers=IMMUTABLE)
+    return Response(status_code=404)

@@ -1,0 +1,63 @@
+"""What the API's rate limits (service/adapters/http/limits.py) and the staff login back-off
+(service/features/console/throttle.py) share: the client's address behind trusted proxies, and where the
+counters live (this process, or a Redis shared by every API process). Plain ASGI scopes and settings, no
+framework: both the HTTP adapter and the console feature build on it."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from typing import Any
+
+from service.infra.config import Settings
+
+
+def counter_redis_url(s: Settings) -> str | None:
+    """The Redis of counters shared by every API process (rate limits, staff login back-off), or None: in-process."""
+    url = s.rate_limit_redis_url or s.broker_url
+    use_redis = s.rate_limit_backend == "redis" or (
+        s.rate_limit_backend == "auto" and s.worker_mode == "celery" and url.startswith(("redis://", "rediss://"))
+    )
+    return url if use_redis else None
+
+
+def counter_prefix(s: Settings, kind: str) -> str:
+    """Redis key prefix of one kind of counter. Two deployments sharing one Redis (say, test and production) must
+    not share counters, so the prefix names the deployment (a hash of its database URL)."""
+    deployment = hashlib.sha256(s.effective_database_url.encode()).hexdigest()[:8]
+    return f"pension-cert:{kind}:{deployment}:"
+
+
+class ClientAddress:
+    """The client's IP: the peer, or the first address in X-Forwarded-For not ours when the peer is a
+    trusted proxy (never believe X-Forwarded-For from anyone else: any client can send it)."""
+
+    def __init__(self, trusted: list[str]) -> None:
+        self.networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def _trusted(self, addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr.strip())
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks)
+
+    def __call__(self, scope: dict[str, Any]) -> str:
+        peer = str((scope.get("client") or ("unknown", 0))[0])
+        if not self.networks or not self._trusted(peer):
+            return peer
+        forwarded = header(scope, b"x-forwarded-for")
+        if not forwarded:
+            return peer
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self._trusted(hop):
+                return hop
+        return hops[0] if hops else peer
+
+
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers") or []:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

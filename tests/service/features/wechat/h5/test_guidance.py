@@ -1,0 +1,146 @@
+"""Live face guidance of the capture page (service/features/wechat/h5/vendor.py): the one JSON of rules built
+from the server's constants, onnxruntime-web from the cache of scripts/web_bundle.sh at a versioned URL, the
+detector from the verified model store at a URL versioned by its hash, and the capture page's CSP."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipelines.liveness import signals
+from pipelines.liveness.actions import ActionConfig
+from pipelines.liveness.capture import CaptureConfig
+from pipelines.liveness.challenge import ACTIONS, BLINK, NOD, OPEN_MOUTH, TURN_LEFT, TURN_RIGHT
+from service.features.wechat.h5 import vendor, voice
+from service.features.wechat.h5.pages import HERE
+from tests.service.features.wechat.h5.conftest import App
+
+BUNDLE = {
+    "ort.wasm.min.js": b"/* ort */",
+    "ort-wasm-simd-threaded.mjs": b"/* glue */",
+    "ort-wasm-simd-threaded.wasm": b"\0asm",
+}
+
+
+@pytest.fixture
+def bundle(app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A web cache with the three files web_bundle.sh extracts (their content does not matter here)."""
+    monkeypatch.setattr(app.ctx.settings, "web_dir", tmp_path / "web")
+    folder = vendor.ort_dir(app.ctx.settings.web_dir)
+    folder.mkdir(parents=True)
+    for name, data in BUNDLE.items():
+        (folder / name).write_bytes(data)
+    (folder / ".complete").write_text("")
+    return folder
+
+
+def test_the_rules_are_the_servers_constants(app: App, bundle: Path) -> None:
+    cfg = app.client.get("/h5/guidance.json").json()
+    assert cfg["available"] is True
+    actions = ActionConfig()
+    assert set(cfg["actions"]) == set(ACTIONS)  # every action the challenge may ask is confirmed live
+    assert cfg["actions"][TURN_LEFT] | {"prompt": ""} == {
+        "prompt": "",
+        "signal": "yaw",
+        "sign": 1,  # positive yaw: nose to image-right, the subject's own left (signals.FaceSignals)
+        "relative": True,
+        "threshold": actions.turn_deg,
+    }
+    assert cfg["actions"][TURN_RIGHT]["sign"] == -1 and cfg["actions"][TURN_RIGHT]["threshold"] == actions.turn_deg
+    assert cfg["actions"][NOD]["signal"] == "pitch" and cfg["actions"][NOD]["threshold"] == actions.nod_deg
+    assert (
+        cfg["actions"][OPEN_MOUTH]["threshold"] == actions.mouth_open_ratio
+        and not cfg["actions"][OPEN_MOUTH]["relative"]
+    )
+    blink = cfg["actions"][BLINK]
+    assert (blink["threshold"], blink["max_s"], blink["window_s"]) == (
+        actions.blink_ratio,
+        actions.blink_max_s,
+        actions.blink_window_s,
+    )
+    assert cfg["rest_s"] == actions.rest_s
+    assert cfg["mesh"]["indices"]["right_eye"] == list(signals._RIGHT_EYE)
+    assert cfg["mesh"]["indices"]["cheeks"] == [signals._CHEEK_RIGHT, signals._CHEEK_LEFT]
+    assert cfg["position"]["min_face_luma"] == CaptureConfig().min_face_luma
+    assert cfg["position"]["min_face_share"] > CaptureConfig().min_face_px / vendor.ANALYSIS_LONG_SIDE
+    assert cfg["hints"] == vendor.HINTS
+
+
+def test_no_threshold_is_written_in_the_page() -> None:
+    js = (HERE / "static" / "guidance.js").read_text()
+    actions = ActionConfig()
+    for value in (actions.turn_deg, actions.nod_deg, actions.blink_ratio, CaptureConfig().min_face_luma, 234, 454):
+        assert str(value) not in js, value
+
+
+def test_the_model_is_served_from_the_store_and_its_hash_published(app: App, bundle: Path, models_dir: Path) -> None:
+    model = app.client.get("/h5/guidance.json").json()["model"]
+    assert model["url"] == f"/h5/models/{model['sha256'][:16]}/yunet_n_dynamic.onnx"
+    r = app.client.get(model["url"])
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == model["sha256"]
+    assert r.content == (models_dir / "yunet_n_dynamic.onnx").read_bytes()
+    assert "immutable" in r.headers["cache-control"]
+    assert app.client.get("/h5/models/0000000000000000/yunet_n_dynamic.onnx").status_code == 404  # other version
+    assert app.client.get(f"/h5/models/{model['sha256'][:16]}/det_500m.onnx").status_code == 404  # other model
+    mesh = app.client.get("/h5/guidance.json").json()["mesh"]
+    r = app.client.get(mesh["url"])
+    assert (
+        mesh["url"].endswith("/mediapipe_face_landmark.onnx")
+        and hashlib.sha256(r.content).hexdigest() == mesh["sha256"]
+    )
+
+
+def test_the_bundle_is_served_at_its_versioned_url(app: App, bundle: Path) -> None:
+    base = app.client.get("/h5/guidance.json").json()["ort"]["wasm_paths"]
+    assert base == f"/h5/static/vendor/ort-{vendor.ORT_VERSION}/"
+    wasm = app.client.get(base + "ort-wasm-simd-threaded.wasm")
+    assert wasm.status_code == 200 and wasm.content == b"\0asm"
+    assert wasm.headers["content-type"] == "application/wasm"  # what WebAssembly.instantiateStreaming needs
+    assert app.client.get(base + "ort.wasm.min.js").headers["content-type"].startswith("text/javascript")
+    assert app.client.get("/h5/static/vendor/ort-1.0.0/ort.wasm.min.js").status_code == 404
+    assert app.client.get(base + "ort.all.min.js").status_code == 404  # only the extracted files
+
+
+def test_without_the_bundle_the_page_is_told_to_use_its_fallback(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app.ctx.settings, "web_dir", tmp_path / "empty")
+    assert app.client.get("/h5/guidance.json").json()["available"] is False
+    assert app.client.get(f"/h5/static/vendor/ort-{vendor.ORT_VERSION}/ort.wasm.min.js").status_code == 404
+
+
+def test_a_half_extracted_bundle_is_not_used(app: App, bundle: Path) -> None:
+    (bundle / ".complete").unlink()  # web_bundle.sh writes it last
+    assert app.client.get("/h5/guidance.json").json()["available"] is False
+
+
+def test_only_the_capture_page_may_compile_webassembly(app: App) -> None:
+    certify = app.client.get("/h5/certify")
+    assert "'wasm-unsafe-eval'" in certify.headers["content-security-policy"]
+    assert "'unsafe-eval'" not in certify.headers["content-security-policy"].replace("'wasm-unsafe-eval'", "")
+    assert '<script src="/h5/static/guidance.js">' in certify.text
+    assert "wasm-unsafe-eval" not in app.client.get("/h5/family").headers["content-security-policy"]
+    js = app.client.get("/h5/static/guidance.js")
+    assert js.status_code == 200 and "H5Guidance" in js.text
+
+
+def test_every_hint_is_a_spoken_prompt() -> None:
+    assert {f"guide_{key}" for key in vendor.HINTS} <= set(voice.PROMPTS)
+
+
+def test_the_bundle_script_without_npm_leaves_set_up_working(tmp_path: Path) -> None:
+    """No npm (or no network): web_bundle.sh says so and exits 0, so scripts/setup.sh goes on; nothing cached."""
+    script = Path(__file__).resolve().parents[5] / "scripts" / "web_bundle.sh"
+    env = {"PATH": str(tmp_path / "no-tools"), "HOME": str(tmp_path), "PENSION_CERT_WEB_DIR": str(tmp_path / "web")}
+    done = subprocess.run(["/bin/bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "npm is not installed" in done.stderr and "fallback flow" in done.stderr
+    assert not (tmp_path / "web").exists()
+    pinned = re.search(r'ORT_VERSION="([^"]+)"', script.read_text())
+    assert pinned is not None and pinned.group(1) == vendor.ORT_VERSION  # the script and the server agree
+    files = re.search(r"ORT_FILES=\(([^)]*)\)", script.read_text())
+    assert files is not None and tuple(files.group(1).split()) == vendor.ORT_FILES
