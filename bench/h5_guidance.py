@@ -11,7 +11,9 @@ Reports the per-frame cost of the in-page model (session.run) and of the whole f
 decoding), median and p95, and per flow the uploaded clip: bytes, seconds, frames, and the time to decode it
 (PyAV, the server's first step of every analysis) and the server's liveness check of it (decision, CPU
 seconds). The upload is captured in the browser and answered there: no session is processed by the app.
-Needs scripts/web_bundle.sh to have fetched onnxruntime-web.
+Needs scripts/web_bundle.sh to have fetched onnxruntime-web. The camera size the page asks for (old vs new
+request: bytes and the server's decode) is measured by bench/h5_capture_size.py into the same JSON; run it after
+this one, which rewrites the file.
 """
 
 from __future__ import annotations

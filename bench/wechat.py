@@ -4,7 +4,7 @@
 
 Measures: (1) one scheduled notification run that queues and sends `--reminders` due-soon/overdue reminders
 (records + HTTP sends), and the following run that must send nothing; (2) the H5 card step's instant OCR
-feedback (`card_problems`, the ID-card reader in the API process) on a real dev card, median of --repeat after
+feedback (`CardChecker.problems`, the ID-card reader in the API process) on a real dev card, median of --repeat after
 one warm-up; (3) the JS-SDK config endpoint (cached ticket), median of 200 calls through the app.
 """
 
@@ -33,7 +33,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from service.adapters.http import create_app  # noqa: E402
 from service.certification.context import ServiceContext  # noqa: E402
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState  # noqa: E402
-from service.features.wechat.h5.cardcheck import card_problems  # noqa: E402
+from service.features.wechat.h5.cardcheck import CardChecker  # noqa: E402
 from service.features.wechat.models import WeChatSessionLink  # noqa: E402
 from service.features.wechat.notify import run_notifications  # noqa: E402
 from service.features.wechat.runtime import build_channel  # noqa: E402
@@ -116,12 +116,13 @@ def bench_card_check(ctx: ServiceContext, data_dir: Path, repeat: int) -> dict[s
     card, fields = card_for_video(data_dir, LIVE_VIDEO)
     id_hash = ctx.keyring.id_hash(fields.id_number)
     t0 = time.perf_counter()
-    problems = card_problems(card, id_hash, ctx.keyring, None)  # loads the reader
+    checker = CardChecker(None)
+    problems = checker.problems(card, id_hash, ctx.keyring)  # loads the reader
     first = time.perf_counter() - t0
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        card_problems(card, id_hash, ctx.keyring, None)
+        checker.problems(card, id_hash, ctx.keyring)
         times.append(time.perf_counter() - t)
     return {
         "first_call_incl_model_load_s": round(first, 3),

@@ -2,6 +2,8 @@
 
 An upload is acknowledged only after its bytes are fsync'd (encrypted) and the row that points at them is
 committed; the job is enqueued after that commit (the database row is the job: a lost message is re-found).
+The request around one upload (token, replay, lock, store, commit, then enqueue) is uploads.store_upload,
+shared by the session API and the H5 card routes.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Why here: the chain is anchored outside the database by the core's daily store u
 (service/certification/retention.py → audit_anchor.py), and verified by the CLI, so the core must read the
 chain's head without importing the console feature. The table, its name and its columns are unchanged (no
 migration); the chain's rules (hashing, appending, verifying) stay in service/features/console/audit_chain.py.
+
+What it records: what the console's staff saw and did (views of personal data, claims, logins, decisions with
+their reason), not the history of the records, which is the core's ``audit`` (audit.py explains the split: a
+console accept/reject is in both, as ``case.decide.<stage>`` here and ``session.review`` there).
 """
 
 from __future__ import annotations

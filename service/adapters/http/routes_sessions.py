@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from service.adapters.http.deps import DB, AdminClient, ApiCaller, Ctx, SessionToken
 from service.adapters.http.schemas import EXACT, ReviewOutcome, SessionCreated, SessionResult, SessionStatus
 from service.adapters.http.upload import read_limited
-from service.certification import review, sessions
+from service.certification import review, sessions, uploads
 from service.certification.errors import ServiceError
 from service.certification.models import Channel, SessionState
 
@@ -70,19 +70,11 @@ def _upload(
     request_id: str,
     nonce: str | None,
 ) -> dict[str, Any]:
-    s = sessions.get_session(db, session_id, for_update=True)
-    sessions.check_token(s, token, ctx.settings.session_ttl_s)
     limit = ctx.settings.max_image_bytes if kind == "id_card" else ctx.settings.max_video_bytes
-    data = read_limited(file, limit)
-    queued = sessions.upload(db, ctx, s, kind, data, file.content_type or "", request_id, nonce)
-    view = sessions.status_view(s)
-    # Acknowledge only what is committed; the job exists once committed, and only then is announced.
-    db.commit()
-    if queued:
-        ctx.enqueue(s.id)
-    if s.state == SessionState.QUEUED:  # stored either way; "delayed" when no worker is alive to run it
-        view.update(sessions.processing_outlook(ctx, alert=queued))
-    return view
+    content_type = file.content_type or ""
+    return uploads.store_upload(
+        db, ctx, session_id, token, kind, lambda: read_limited(file, limit), content_type, request_id, nonce
+    )
 
 
 RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]

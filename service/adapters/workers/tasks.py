@@ -31,6 +31,7 @@ from service.certification.models import CertSession
 from service.certification.processing import claim, claimable, process, worker_name
 from service.certification.retention import storage_upkeep as upkeep
 from service.features.install import install_features
+from service.features.wechat.runtime import WeChatChannel, build_channel
 from service.features.wechat.schedule import celery_tick
 from service.infra.config import Settings, get_settings
 from service.infra.observability import bind_session, metrics
@@ -204,4 +205,10 @@ def storage_upkeep() -> dict[str, int]:
 @shared_task(name="pension_cert.wechat_tick")  # type: ignore[untyped-decorator]
 def wechat_tick() -> dict[str, int]:
     """The one WeChat refresher of a scale-out deployment: token refresh and notifications (service.features.wechat)."""
-    return celery_tick(_worker_ctx())
+    return celery_tick(_worker_ctx(), _worker_channel())
+
+
+@lru_cache(maxsize=1)
+def _worker_channel() -> WeChatChannel | None:
+    # One channel (and Redis token store) per worker process, beside its context; None when WeChat is off.
+    return build_channel(_worker_ctx().settings)

@@ -10,7 +10,7 @@ import threading
 from service.certification.context import ServiceContext
 from service.features.wechat.errors import WeChatError
 from service.features.wechat.notify import run_notifications
-from service.features.wechat.runtime import WeChatChannel, build_channel
+from service.features.wechat.runtime import WeChatChannel
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,9 @@ class ScheduleThread:
         self._thread.join(10)
 
 
-_CHANNELS: dict[int, WeChatChannel | None] = {}
-
-
-def celery_tick(ctx: ServiceContext) -> dict[str, int]:
-    """Celery beat's task body: one channel (and Redis token store) per worker process."""
-    if id(ctx) not in _CHANNELS:
-        _CHANNELS[id(ctx)] = build_channel(ctx.settings)
-    channel = _CHANNELS[id(ctx)]
+def celery_tick(ctx: ServiceContext, channel: WeChatChannel | None) -> dict[str, int]:
+    """Celery beat's task body. The channel (and its Redis token store) is the worker process's own, built once by
+    its composition root (service/adapters/workers/tasks.py, `_worker_channel`); None when WeChat is off."""
     if channel is None:
         return {"queued": 0, "sent": 0, "failed": 0}
     return tick(ctx, channel)

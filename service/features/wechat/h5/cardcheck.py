@@ -1,7 +1,8 @@
-"""Instant feedback on the card photo: the ID-card reader runs in the API process (loaded once, on first use)
-and the problems a new photo can fix are answered at once, before the photo is stored.
+"""Instant feedback on the card photo: the ID-card reader runs in the API process (loaded on first use, once
+per app: the `CardChecker` on the app's state, see `card_checker`) and the problems a new photo can fix are
+answered at once, before the photo is stored.
 
-The card-first page reads the photo before a session exists (`read_card`: the name and number for the person
+The card-first page reads the photo before a session exists (`CardChecker.read`: the name and number for the person
 to confirm) and then uploads the same photo to the session it opens; the read is kept for a few minutes by the
 photo's sha256 so the second check does not run the OCR again."""
 
@@ -11,7 +12,10 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from fastapi import Request
 
 from pipelines.errors import MediaError
 from pipelines.media import decode_image
@@ -34,11 +38,6 @@ RETAKE = (
 CACHE_SIZE = 64
 CACHE_TTL_S = 600.0
 
-_READER: CardReader | None = None
-_LOCK = threading.Lock()
-_CACHE: OrderedDict[str, tuple[float, CardRead]] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-
 
 @dataclass(frozen=True)
 class CardRead:
@@ -49,40 +48,75 @@ class CardRead:
     id_number: str | None = None
 
 
-def reader(pack: str | None) -> CardReader:
-    global _READER
-    with _LOCK:
-        if _READER is None:
-            # Lazy: the OCR models load on the first card photo, not when the API process starts.
-            from pipelines.id_card import IdCardReader  # lazy: the OCR models, see above
+class CardChecker:
+    """The reader (loaded on the first photo, not when the process starts) and the recent reads by sha256."""
 
-            _READER = IdCardReader(pack)
-        return _READER
+    def __init__(self, pack: str | None) -> None:
+        self.pack = pack
+        self._reader: CardReader | None = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, tuple[float, CardRead]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def reader(self) -> CardReader:
+        with self._lock:
+            if self._reader is None:
+                from pipelines.id_card import IdCardReader  # lazy: the OCR models load on the first card photo
+
+                self._reader = IdCardReader(self.pack)
+            return self._reader
+
+    def read(self, data: bytes, cached: bool = True) -> CardRead:
+        """The portrait side's problems, or its name and number; with `cached`, the same photo is read once per
+        CACHE_TTL_S (off for the bench, which times the OCR itself)."""
+        key = hashlib.sha256(data).hexdigest()
+        read = self._cached(key) if cached else None
+        if read is None:
+            read = _ocr(data, self.reader)
+            self._remember(key, read)
+        return read
+
+    def problems(self, data: bytes, id_hash: str, keyring: Keyring, cached: bool = False) -> list[ReasonCode]:
+        """Problems of this photo as the portrait side of the card with this ID-number hash; empty if fine.
+        `cached`: reuse the read of the card-first page (the same bytes it read a moment ago)."""
+        read = self.read(data, cached)
+        if read.problems:
+            return list(read.problems)
+        if keyring.id_hash(read.id_number or "") != id_hash:
+            return [ReasonCode.ID_NUMBER_MISMATCH]
+        return []
+
+    def _cached(self, key: str) -> CardRead | None:
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is None or hit[0] < time.monotonic() - CACHE_TTL_S:
+                return None
+            self._cache.move_to_end(key)
+            return hit[1]
+
+    def _remember(self, key: str, read: CardRead) -> None:
+        with self._cache_lock:
+            self._cache[key] = (time.monotonic(), read)
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
 
 
-def _cached(key: str) -> CardRead | None:
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is None or hit[0] < time.monotonic() - CACHE_TTL_S:
-            return None
-        _CACHE.move_to_end(key)
-        return hit[1]
+def card_checker(request: Request, pack: str | None) -> CardChecker:
+    """The app's checker, made on its first card photo and kept on the app's state (one per app, so per API
+    process); the card-first read and the session's card check share it, and with it the cache of reads."""
+    checker: CardChecker | None = getattr(request.app.state, "card_checker", None)
+    if checker is None:
+        checker = request.app.state.card_checker = CardChecker(pack)
+    return checker
 
 
-def _remember(key: str, read: CardRead) -> None:
-    with _CACHE_LOCK:
-        _CACHE[key] = (time.monotonic(), read)
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-
-
-def _ocr(data: bytes, pack: str | None) -> CardRead:
+def _ocr(data: bytes, reader: Callable[[], CardReader]) -> CardRead:
     try:
         image = decode_image(data)
     except MediaError as exc:
         return CardRead((exc.reason,))
-    result = reader(pack).read(image)
+    result = reader().read(image)
     problems = [e for e in RETAKE if e in result.errors]
     if not problems and result.side != "portrait":
         problems = [ReasonCode.ID_WRONG_SIDE]
@@ -91,27 +125,3 @@ def _ocr(data: bytes, pack: str | None) -> CardRead:
     if problems:
         return CardRead(tuple(problems))
     return CardRead((), name=result.name, id_number=result.id_number)
-
-
-def read_card(data: bytes, pack: str | None, cached: bool = True) -> CardRead:
-    """The portrait side's problems, or its name and number; with `cached`, the same photo is read once per
-    CACHE_TTL_S (off for the bench, which times the OCR itself)."""
-    key = hashlib.sha256(data).hexdigest()
-    read = _cached(key) if cached else None
-    if read is None:
-        read = _ocr(data, pack)
-        _remember(key, read)
-    return read
-
-
-def card_problems(
-    data: bytes, id_hash: str, keyring: Keyring, pack: str | None, cached: bool = False
-) -> list[ReasonCode]:
-    """Problems of this photo as the portrait side of the card with this ID-number hash; empty if fine.
-    `cached`: reuse the read of the card-first page (the same bytes it read a moment ago)."""
-    read = read_card(data, pack, cached)
-    if read.problems:
-        return list(read.problems)
-    if keyring.id_hash(read.id_number or "") != id_hash:
-        return [ReasonCode.ID_NUMBER_MISMATCH]
-    return []

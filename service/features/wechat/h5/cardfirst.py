@@ -20,7 +20,7 @@ from service.adapters.http.errors import error_body
 from service.adapters.http.upload import read_limited
 from service.certification.errors import ServiceError
 from service.features.wechat.h5 import identity
-from service.features.wechat.h5.cardcheck import read_card
+from service.features.wechat.h5.cardcheck import card_checker
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -41,7 +41,7 @@ def card_read(ctx: Ctx, request: Request, file: Annotated[UploadFile, File()]) -
     if not ctx.settings.h5_card_check:  # no reader in the API: the page asks for name and number instead
         raise ServiceError("CARD_READ_DISABLED", "the card is read after the upload")
     data = read_limited(file, ctx.settings.max_image_bytes)
-    read = read_card(data, ctx.settings.model_pack)
+    read = card_checker(request, ctx.settings.model_pack).read(data)
     if read.problems:
         return problem_response(list(read.problems))
     return JSONResponse({"name": read.name or "", "id_number": read.id_number})

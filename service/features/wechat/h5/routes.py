@@ -13,10 +13,11 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field, StrictBool
 
 from pipelines.liveness.challenge import PROMPTS_ZH
+from pipelines.reasons import ReasonCode
 from service.adapters.http.deps import DB, Ctx, SessionToken
 from service.adapters.http.errors import error_body
 from service.adapters.http.upload import read_limited
-from service.certification import catalog, sessions
+from service.certification import catalog, sessions, uploads
 from service.certification.catalog import ServiceCode
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState
@@ -25,7 +26,7 @@ from service.features.proxy.models import ProxySession
 from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
 from service.features.wechat.h5 import cardfirst, devlogin, family, identity, recovery, vendor, voice
 from service.features.wechat.h5 import requests as assist_requests
-from service.features.wechat.h5.cardcheck import card_problems
+from service.features.wechat.h5.cardcheck import card_checker
 from service.features.wechat.h5.cardfirst import problem_response as _problem_response
 from service.features.wechat.h5.elder import is_elder
 from service.features.wechat.h5.login import login
@@ -167,34 +168,47 @@ def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, sessio
     return {"session_id": session_id, "linked": True}
 
 
-def _store_card(ctx: Ctx, db: DB, session_id: str, token: str | None, data: bytes, ctype: str, rid: str) -> Response:
-    s = sessions.get_session(db, session_id)
-    sessions.check_token(s, token, ctx.settings.session_ttl_s)
-    if sessions.replayed(s, "id_card", rid, data):  # 409 IDEMPOTENCY_MISMATCH for the same key, other content
-        return JSONResponse(sessions.status_view(s))  # a retried request that was already stored
-    b = db.get(Beneficiary, s.beneficiary_id)
-    if ctx.settings.h5_card_check and b is not None:
+class _CardRefused(Exception):
+    """The card pre-check found problems a new photo fixes: answered as the 422 of `problem_response`."""
+
+    def __init__(self, problems: list[ReasonCode]) -> None:
+        super().__init__(", ".join(p.value for p in problems))
+        self.problems = problems
+
+
+def _store_card(
+    ctx: Ctx, db: DB, request: Request, session_id: str, token: str | None, data: bytes, ctype: str, rid: str
+) -> Response:
+    def check_card(s: CertSession, photo: bytes) -> None:
+        b = db.get(Beneficiary, s.beneficiary_id)
+        if not ctx.settings.h5_card_check or b is None:
+            return
+        id_hash = b.id_hash
         db.rollback()  # no transaction held open during the OCR (seconds)
-        problems = card_problems(data, b.id_hash, ctx.keyring, ctx.settings.model_pack, cached=True)
+        checker = card_checker(request, ctx.settings.model_pack)
+        problems = checker.problems(photo, id_hash, ctx.keyring, cached=True)
         if problems:
-            return _problem_response(problems)
-    s = sessions.get_session(db, session_id, for_update=True)
-    queued = sessions.upload(db, ctx, s, "id_card", data, ctype, rid, None)
-    view = sessions.status_view(s)
-    db.commit()
-    if queued:
-        ctx.enqueue(s.id)
-    if s.state == SessionState.QUEUED:  # "delayed" when no worker is alive to run it (sessions.processing_outlook)
-        view.update(sessions.processing_outlook(ctx, alert=queued))
+            raise _CardRefused(problems)
+
+    try:
+        view = uploads.store_upload(db, ctx, session_id, token, "id_card", lambda: data, ctype, rid, None, check_card)
+    except _CardRefused as refused:
+        return _problem_response(refused.problems)
     return JSONResponse(view)
 
 
 @router.post("/api/sessions/{session_id}/card")
 def upload_card(
-    ctx: Ctx, db: DB, token: SessionToken, session_id: str, rid: RequestId, file: Annotated[UploadFile, File()]
+    ctx: Ctx,
+    db: DB,
+    request: Request,
+    token: SessionToken,
+    session_id: str,
+    rid: RequestId,
+    file: Annotated[UploadFile, File()],
 ) -> Response:
     data = read_limited(file, ctx.settings.max_image_bytes)
-    return _store_card(ctx, db, session_id, token, data, file.content_type or "", rid)
+    return _store_card(ctx, db, request, session_id, token, data, file.content_type or "", rid)
 
 
 class MediaRef(BaseModel):
@@ -221,7 +235,7 @@ def upload_card_media(
         log.warning("h5 media/get: %s", exc)
         down = error_body("WECHAT_UNAVAILABLE", "微信服务暂时不可用,请稍后重试", "WeChat media/get failed; retry")
         return JSONResponse(down, status_code=503)
-    return _store_card(ctx, db, session_id, token, data, ctype, rid)
+    return _store_card(ctx, db, request, session_id, token, data, ctype, rid)
 
 
 @router.get("/result/{session_id}")

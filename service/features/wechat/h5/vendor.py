@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from models.store import ModelStatus, ModelStore
@@ -25,6 +25,7 @@ from pipelines.liveness import signals
 from pipelines.liveness.capture import CaptureConfig
 from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, PROMPTS_ZH, TURN_LEFT, TURN_RIGHT
 from pipelines.liveness.checker import LivenessConfig
+from pipelines.liveness.video import SamplingConfig, VideoLimits
 from service.adapters.http.deps import Ctx
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,20 @@ MAX_FACE_WIDTH_SHARE = 0.62
 # The page asks for a face this much larger than the server's minimum, so the recording passes it.
 FACE_SIZE_MARGIN = 1.25
 # Analysis size of the server's capture checks (CaptureConfig.min_face_px is measured at this long side).
-ANALYSIS_LONG_SIDE = 640.0
+ANALYSIS_LONG_SIDE = float(SamplingConfig().analysis_side)
+# The camera size the page asks for: the server scales every frame down to ANALYSIS_LONG_SIDE before any model
+# sees it, so more pixels only cost decode time (bench/results/h5_guidance.json, capture_resolution: −40 %;
+# the clip's bytes follow the recorder's bitrate, not the size); 4:3 as a phone's selfie camera. An `ideal`, not
+# exact: a camera without that size gives its nearest.
+CAPTURE_SIZE = (int(ANALYSIS_LONG_SIDE), int(ANALYSIS_LONG_SIDE) * 3 // 4)
+# Sharpness (advisory, "green when right"): Laplacian variance of the box's inner SHARPNESS_INNER share, scaled
+# to SHARPNESS_CROP (w, h), the size of the server's centre crop of its aligned 112-px face (face_match/quality.py),
+# so the number reads on the server's scale. The detector's box is not the aligned face, so on the same frame
+# the page reads lower: it warns only below SHARPNESS_SHARE × the server's limit (dev clip at 320×240: 12–49 as
+# filmed, 3–5 with a 5-px box blur). The server's own check (CaptureConfig.min_sharpness) stays the one that counts.
+SHARPNESS_INNER = 0.7
+SHARPNESS_CROP = (64, 80)
+SHARPNESS_SHARE = 0.5
 # Steady: the face's centre moves less than this share of its width between frames, for STEADY_S.
 STEADY_MOVE = 0.06
 STEADY_S = 1.0
@@ -76,6 +90,7 @@ HINTS = {
     "closer": "请靠近一点",
     "farther": "请离远一点",
     "dark": "光线太暗,请到亮处",
+    "blurry": "画面模糊,请保持手机稳定",
     "steady": "请保持不动",
     "done": "很好,这个动作完成了",
 }
@@ -177,8 +192,18 @@ def guidance_config(store: ModelStore, web_dir: Path) -> dict[str, Any]:
             "max_face_share": MAX_FACE_WIDTH_SHARE,
             "centre_tolerance": CENTRE_TOLERANCE,
             "min_face_luma": capture.min_face_luma,
+            "min_sharpness": SHARPNESS_SHARE * capture.min_sharpness,
+            "sharpness_inner": SHARPNESS_INNER,
+            "sharpness_crop": list(SHARPNESS_CROP),
             "steady_move": STEADY_MOVE,
             "steady_s": STEADY_S,
+        },
+        # What the page asks the camera for, and the server's own limits on the clip it uploads.
+        "capture": {
+            "width": CAPTURE_SIZE[0],
+            "height": CAPTURE_SIZE[1],
+            "min_side": VideoLimits().min_side,
+            "max_s": VideoLimits().max_duration_s,
         },
         "hints": HINTS,
         "fps": ANALYSE_FPS,
@@ -189,20 +214,18 @@ def guidance_config(store: ModelStore, web_dir: Path) -> dict[str, Any]:
     }
 
 
-_store: ModelStore | None = None
-
-
-def model_store() -> ModelStore:
-    """One store per process: it remembers which files it has hashed."""
-    global _store
-    if _store is None:
-        _store = ModelStore()
-    return _store
+def model_store(request: Request) -> ModelStore:
+    """The app's store (it remembers which files it has hashed): made on first use, not when the process starts,
+    and kept on the app's state for the app's lifetime."""
+    store: ModelStore | None = getattr(request.app.state, "h5_model_store", None)
+    if store is None:
+        store = request.app.state.h5_model_store = ModelStore()
+    return store
 
 
 @router.get("/guidance.json")
-def guidance(ctx: Ctx) -> JSONResponse:
-    return JSONResponse(guidance_config(model_store(), ctx.settings.web_dir))
+def guidance(ctx: Ctx, request: Request) -> JSONResponse:
+    return JSONResponse(guidance_config(model_store(request), ctx.settings.web_dir))
 
 
 @router.get("/static/vendor/ort-{version}/{name}")
@@ -214,9 +237,9 @@ def ort_file(ctx: Ctx, version: str, name: str) -> Response:
 
 
 @router.get("/models/{version}/{name}")
-def model_file(version: str, name: str) -> Response:
+def model_file(request: Request, version: str, name: str) -> Response:
     """The page's two models only, at the URL their hash versions (verified by the store before serving)."""
-    store = model_store()
+    store = model_store(request)
     for model in (GUIDANCE_MODEL, MESH_MODEL):
         served = _model(store, model)
         if served is not None and served["url"] == f"/h5/models/{version}/{name}":

@@ -88,13 +88,26 @@
     }
     return n ? sum / n : 0;
   }
+  // Laplacian variance (cv2.Laplacian's 4-neighbour kernel) of the grey crop, as the server's face quality.
+  function laplacianVar(px, w, h) {
+    var grey = new Float32Array(w * h), sum = 0, sq = 0, n = 0;
+    for (var i = 0; i < w * h; i++) { grey[i] = 0.299 * px[4 * i] + 0.587 * px[4 * i + 1] + 0.114 * px[4 * i + 2]; }
+    for (var y = 1; y < h - 1; y++) {
+      for (var x = 1; x < w - 1; x++) {
+        var o = y * w + x, v = grey[o - 1] + grey[o + 1] + grey[o - w] + grey[o + w] - 4 * grey[o];
+        sum += v; sq += v * v; n++;
+      }
+    }
+    return n ? sq / n - (sum / n) * (sum / n) : 0;
+  }
   // What the person should do now, by the published rules (most basic first); "steady" when all is right.
-  function hintFor(f, luma, fw, fh, pos) {
+  function hintFor(f, luma, fw, fh, pos, sharp) {
     if (!f) { return "face"; }
     if (Math.abs(f.cx / fw - 0.5) > pos.centre_tolerance || Math.abs(f.cy / fh - 0.5) > pos.centre_tolerance) { return "centre"; }
     if (Math.min(f.w, f.h) / Math.max(fw, fh) < pos.min_face_share) { return "closer"; }
     if (f.w / fw > pos.max_face_share) { return "farther"; }
     if (luma < pos.min_face_luma) { return "dark"; }
+    if (sharp < pos.min_sharpness) { return "blurry"; }
     return "steady";
   }
   function median(xs) { return percentile(xs, 50); }
@@ -107,6 +120,16 @@
     var mesh = cfg.mesh, mSize = mesh.input, mCanvas = document.createElement("canvas");
     mCanvas.width = mSize; mCanvas.height = mSize;
     var mg = mCanvas.getContext("2d", { willReadFrequently: true }), mInput = new Float32Array(3 * mSize * mSize);
+    // The face's inner part from the camera's own pixels (not the detector's smaller canvas), scaled to the crop.
+    var sCanvas = document.createElement("canvas"), sW = pos.sharpness_crop[0], sH = pos.sharpness_crop[1];
+    sCanvas.width = sW; sCanvas.height = sH;
+    var sg = sCanvas.getContext("2d", { willReadFrequently: true });
+    function sharpness(f, scale) {
+      var m = (1 - pos.sharpness_inner) / 2;
+      sg.drawImage(video, (f.x1 + m * f.w) / scale, (f.y1 + m * f.h) / scale, pos.sharpness_inner * f.w / scale,
+                   pos.sharpness_inner * f.h / scale, 0, 0, sW, sH);
+      return laplacianVar(sg.getImageData(0, 0, sW, sH).data, sW, sH);
+    }
     var steadySince = null, last = null, phase = "framing", watching = null, samples = [], recStart = 0;
     this.timings = [];       // ms of the model per frame, and of the whole frame (bench/h5_guidance.py)
     this.frameTimings = [];
@@ -131,7 +154,9 @@
       });
     }
     function framing(r, now) {
-      var hint = hintFor(r.f, r.luma, r.fw, r.fh, pos);
+      var sharp = r.f ? sharpness(r.f, r.scale) : 0;
+      self.lastSharpness = sharp;
+      var hint = hintFor(r.f, r.luma, r.fw, r.fh, pos, sharp);
       var moved = r.f && last ? Math.hypot(r.f.cx - last.cx, r.f.cy - last.cy) / r.f.w : 1;
       last = r.f;
       if (hint !== "steady" || moved > pos.steady_move) { steadySince = null; }
@@ -231,13 +256,28 @@
     loop();
   }
 
+  // The camera constraints the server publishes (the size its analysis uses, no more); a plain front camera
+  // where guidance.json cannot be read. The promise is kept: start() reads the same JSON.
+  var configPromise = null;
+  function config() {
+    if (!configPromise) { configPromise = getJSON(CONFIG_URL); }
+    return configPromise;
+  }
+  function constraints() {
+    var plain = { facingMode: "user" };
+    if (!window.fetch) { return Promise.resolve(plain); }
+    return config().then(function (c) {
+      return { facingMode: "user", width: { ideal: c.capture.width }, height: { ideal: c.capture.height } };
+    }, function () { return plain; });
+  }
+
   /* start(video, ui) → Promise of a Guide, or null (fallback). ui.hint(key, text, ok) shows a framing hint
      (null: framing is over); ui.steady() is called while the face has been right for steady_s;
      ui.cancelled() true stops the loading (the person started recording themselves). */
   function start(video, ui) {
     if (!supported()) { return Promise.resolve(null); }
     var cfg;
-    return getJSON(CONFIG_URL).then(function (c) {
+    return config().then(function (c) {
       cfg = c;
       if (!cfg.available) { throw new Error("guidance not available"); }
       return loadScript(cfg.ort.script);
@@ -262,5 +302,5 @@
       return null;
     });
   }
-  window.H5Guidance = { start: start };
+  window.H5Guidance = { start: start, constraints: constraints };
 })();

@@ -425,7 +425,11 @@
     function startCamera() {
       $("record").hidden = false;
       if (!navigator.mediaDevices || !window.MediaRecorder) { return fallback(); }
-      navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false }).then(function (st) {
+      // The size the server's analysis uses (guidance.json), no more: less for the server to decode.
+      var wanted = window.H5Guidance ? window.H5Guidance.constraints() : Promise.resolve({ facingMode: "user" });
+      wanted.then(function (video) {
+        return navigator.mediaDevices.getUserMedia({ video: video, audio: false });
+      }).then(function (st) {
         stream = st; $("preview").srcObject = st; startGuide();
       }, fallback);
     }

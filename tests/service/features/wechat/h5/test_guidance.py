@@ -15,6 +15,7 @@ from pipelines.liveness import signals
 from pipelines.liveness.actions import ActionConfig
 from pipelines.liveness.capture import CaptureConfig
 from pipelines.liveness.challenge import ACTIONS, BLINK, NOD, OPEN_MOUTH, TURN_LEFT, TURN_RIGHT
+from pipelines.liveness.video import SamplingConfig, VideoLimits
 from service.features.wechat.h5 import vendor, voice
 from service.features.wechat.h5.pages import HERE
 from tests.service.features.wechat.h5.conftest import App
@@ -70,10 +71,33 @@ def test_the_rules_are_the_servers_constants(app: App, bundle: Path) -> None:
     assert cfg["hints"] == vendor.HINTS
 
 
+def test_the_camera_is_asked_for_the_servers_analysis_size(app: App, bundle: Path) -> None:
+    """The page asks for the size the server scales every frame to, which its own video limits accept."""
+    cfg = app.client.get("/h5/guidance.json").json()
+    sampling, limits = SamplingConfig(), VideoLimits()
+    width, height = cfg["capture"]["width"], cfg["capture"]["height"]
+    assert max(width, height) == sampling.analysis_side and width * 3 == height * 4
+    assert min(width, height) >= limits.min_side == cfg["capture"]["min_side"]
+    assert width * height <= limits.max_pixels and cfg["capture"]["max_s"] == limits.max_duration_s
+    # The page reads it from the JSON, no size of its own.
+    page = (HERE / "static" / "guidance.js").read_text() + (HERE / "static" / "h5.js").read_text()
+    assert "c.capture.width" in page and str(sampling.analysis_side) not in page
+
+
+def test_the_sharpness_hint_follows_the_servers_blur_limit(app: App, bundle: Path) -> None:
+    position = app.client.get("/h5/guidance.json").json()["position"]
+    assert position["min_sharpness"] == vendor.SHARPNESS_SHARE * CaptureConfig().min_sharpness
+    assert 0 < position["min_sharpness"] <= CaptureConfig().min_sharpness  # advisory: never stricter
+    assert position["sharpness_crop"] == [64, 80]  # the server's centre crop of its aligned face (w, h)
+    assert vendor.HINTS["blurry"] == "画面模糊,请保持手机稳定" and "guide_blurry" in voice.PROMPTS
+
+
 def test_no_threshold_is_written_in_the_page() -> None:
     js = (HERE / "static" / "guidance.js").read_text()
     actions = ActionConfig()
-    for value in (actions.turn_deg, actions.nod_deg, actions.blink_ratio, CaptureConfig().min_face_luma, 234, 454):
+    capture = CaptureConfig()
+    thresholds = (actions.turn_deg, actions.nod_deg, actions.blink_ratio, capture.min_face_luma, capture.min_sharpness)
+    for value in (*thresholds, 234, 454):
         assert str(value) not in js, value
 
 
