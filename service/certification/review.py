@@ -8,7 +8,7 @@ notifiers the features registered (ctx.hooks; the WeChat feature's for sessions 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -20,9 +20,26 @@ from service.certification.processing import accept_session
 from service.infra.clock import local_date
 
 
+class ReviewRecord(TypedDict):
+    """What a staff decision adds to a session's ``result`` under ``review`` (the machine's decision kept)."""
+
+    machine_decision: str | None
+    decision: str
+    reviewer: str
+    note: str
+
+
+class Settled(TypedDict):
+    """What `settle` answers; POST /api/v1/sessions/{id}/review sends it as is (schemas.ReviewOutcome)."""
+
+    session_id: str
+    decision: str
+    review: ReviewRecord
+
+
 def settle(
     db: Session, ctx: ServiceContext, s: CertSession, decision: str, reviewer: str, note: str, actor: str
-) -> dict[str, Any]:
+) -> Settled:
     reviewable = (
         s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW
     ) or s.state == SessionState.FAILED
@@ -33,14 +50,15 @@ def settle(
     b = db.get(Beneficiary, s.beneficiary_id)
     if b is None:
         raise ServiceError("BENEFICIARY_UNKNOWN", "beneficiary gone")
+    record = ReviewRecord(machine_decision=s.decision, decision=decision, reviewer=reviewer, note=note)
     result = dict(s.result or {})
-    result["review"] = {"machine_decision": s.decision, "decision": decision, "reviewer": reviewer, "note": note}
+    result["review"] = record
     s.result, s.decision, s.state, s.decided_at = result, decision, SessionState.DECIDED, utcnow()
     if decision == SessionDecision.ACCEPT:
         accept_session(db, ctx, s, b, local_date(ctx.settings, s.decided_at), None)  # the bureau's date
     audit(db, actor, "session.review", s.id, {"decision": decision, "reviewer": reviewer})
     notify_decision(db, ctx, s)
-    return {"session_id": s.id, "decision": decision, "review": result["review"]}
+    return Settled(session_id=s.id, decision=decision, review=record)
 
 
 def notify_decision(db: Session, ctx: ServiceContext, s: CertSession) -> int:

@@ -22,6 +22,7 @@ from service.adapters.http.observability import install_observability
 from service.adapters.http.routes_certificates import router as certificates_router
 from service.adapters.http.routes_registry import router as registry_router
 from service.adapters.http.routes_sessions import router as sessions_router
+from service.adapters.http.schemas import EXACT, Health
 from service.adapters.workers.supervisor import Supervisor
 from service.adapters.workers.worker import PollingWorker
 from service.certification import heartbeat
@@ -155,7 +156,7 @@ def create_app(
     app.include_router(proxy_routes.router)  # /api/v1/proxy: relatives certifying for elders
     install_observability(app, ctx)  # request ids, latency, security headers, rate limits, /metrics, /readyz
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=Health, **EXACT)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from service.adapters.http.errors import error_body
 from service.adapters.http.health import readiness
 from service.adapters.http.limits import RateLimitMiddleware
+from service.adapters.http.schemas import ReadinessBody
 from service.certification.context import ServiceContext
 from service.certification.queue_gauges import QueueCollector
 from service.infra.observability import metrics
@@ -25,8 +26,15 @@ def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
     app.add_middleware(SecurityHeadersMiddleware, public_base_url=settings.public_base_url)
     app.add_middleware(RequestContextMiddleware)  # outermost: sees the final status of everything
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: database, media storage, broker (celery), models, workers")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: database, media storage, broker (celery), models, workers",
+        response_model=ReadinessBody,
+        responses={503: {"model": ReadinessBody, "description": "a check failed"}},
+    )
     def readyz() -> JSONResponse:
+        # The JSONResponse goes out as built (the model only documents it): same body, status 200 or 503.
         state = readiness(ctx)
         return JSONResponse(state.to_dict(), status_code=200 if state.ready else 503)
 

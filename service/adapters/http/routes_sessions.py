@@ -124,7 +124,7 @@ class ReviewBody(BaseModel):
     response_model=ReviewOutcome,
     **EXACT,
 )
-def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: ReviewBody) -> dict[str, Any]:
+def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: ReviewBody) -> review.Settled:
     s = sessions.get_session(db, session_id)
     out = review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
     db.commit()

@@ -130,3 +130,18 @@ class CycleRun(ApiModel):
     sessions_expired: int
     media_purged: int
     media_orphans_removed: int
+
+
+class Health(ApiModel):
+    status: str = Field(description="always ok: the process answers")
+
+
+class ReadinessCheck(ApiModel):
+    ok: bool
+    error: str | None = Field(None, description="the failing check's exception class, or why it gave no answer")
+
+
+class ReadinessBody(ApiModel):
+    status: str = Field(description="ready or unready (then the answer is a 503)")
+    failing: list[str] = Field(description="names of the failing checks")
+    checks: dict[str, ReadinessCheck]

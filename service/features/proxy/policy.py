@@ -11,6 +11,8 @@ from service.infra.config import prefixed_environment
 
 
 def proxy_policy() -> ProxyPolicy:
+    # Any, not a TypedDict: the keys come from dataclasses.fields(ProxyPolicy), so a field added there is
+    # overridable without a second list of fields here; each value is parsed to its default's type below.
     values: dict[str, Any] = {}
     overrides = prefixed_environment("PENSION_CERT_PROXY_")
     for f in dataclasses.fields(ProxyPolicy):

@@ -11,12 +11,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from service.adapters.http.schemas import EXACT
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.features.wechat.errors import WeChatError
 from service.features.wechat.h5.routes import router as h5_router
 from service.features.wechat.runtime import WeChatChannel, build_channel
 from service.features.wechat.schedule import ScheduleThread
+from service.features.wechat.schemas import JssdkConfig
 from service.features.wechat.server import BadMessageError, verify_signature
 
 router = APIRouter(tags=["wechat"])
@@ -58,7 +60,12 @@ async def receive(request: Request, signature: str = "", timestamp: str = "", no
     return Response(answer, media_type="application/xml")
 
 
-@router.get("/api/v1/wechat/jssdk-config", summary="wx.config() parameters for one of our H5 pages")
+@router.get(
+    "/api/v1/wechat/jssdk-config",
+    summary="wx.config() parameters for one of our H5 pages",
+    response_model=JssdkConfig,
+    **EXACT,
+)
 def jssdk_config(request: Request, url: str = Query(max_length=1000)) -> dict[str, Any]:
     channel = channel_of(request)
     base = channel.config.public_base_url.rstrip("/") + "/h5/"

@@ -137,6 +137,19 @@ def test_the_comparison_sees_breaking_changes() -> None:
     ]
 
 
+def test_ops_and_wechat_routes_document_their_bodies(client: TestClient) -> None:
+    """/healthz, /readyz (200 and 503) and the JS-SDK config declare their response fields (issue 20)."""
+    doc = client.app.openapi()  # type: ignore[attr-defined]
+    now = reduce_schema(doc)
+    assert now["GET /healthz"]["responses"] == {"200": ["status"]}
+    assert now["GET /readyz"]["responses"] == {"200": ["checks", "failing", "status"]}
+    unready = doc["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
+    assert sorted(_resolve(doc, unready)["required"]) == ["checks", "failing", "status"]
+    jssdk = now["GET /api/v1/wechat/jssdk-config"]["responses"]["200"]
+    assert jssdk == ["appId", "jsApiList", "nonceStr", "signature", "timestamp"]
+    assert client.get("/healthz").content == b'{"status":"ok"}'  # the body as before, nothing added
+
+
 def _current_schema() -> Schema:
     from service.adapters.http import create_app
     from tests.service.conftest import make_settings
