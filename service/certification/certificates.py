@@ -75,7 +75,7 @@ def render_png(name: str, claims: CertificateClaims, verify_url: str) -> bytes:
 
     qr = segno.make(verify_url, error="m")
     buf = io.BytesIO()
-    qr.save(buf, kind="png", scale=6, border=2)
+    qr.save(buf, kind="png", scale=6, border=4)  # the 4-module quiet zone ISO/IEC 18004 asks for
     qr_img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
     width = max(720, qr_img.width + 80)
     img = Image.new("RGB", (width, qr_img.height + 260), "white")
