@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# The messages live in the one catalog; SERVICE_MESSAGES_ZH is re-exported for the callers that name it.
-from service.certification.catalog import SERVICE_MESSAGES_ZH, message_zh
+# The messages live in the one catalog.
+from service.certification.catalog import message_zh
 
 __all__ = [
-    "SERVICE_MESSAGES_ZH",
     "InvalidInputError",
     "LockedError",
     "NotFoundError",

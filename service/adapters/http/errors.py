@@ -22,7 +22,6 @@ from pipelines.errors import MediaError, PipelineError
 from pipelines.reasons import ReasonCode
 from service.certification.catalog import ServiceCode, message_zh
 from service.certification.errors import (
-    SERVICE_MESSAGES_ZH,
     InvalidInputError,
     LockedError,
     NotFoundError,
@@ -58,7 +57,7 @@ STATUS_BY_CODE: dict[str, int] = {
     ReasonCode.NONCE_EXPIRED.value: 410,
     ReasonCode.PROXY_LIMIT_REACHED.value: 409,
     ReasonCode.PROXY_NOT_BOUND.value: 404,
-    # Service codes (catalog: service.certification.errors.SERVICE_MESSAGES_ZH).
+    # Service codes (catalog: service.certification.catalog.SERVICE_MESSAGES_ZH).
     "NOT_FOUND": 404,
     "ROSTER_FORMAT": 422,
     "ROSTER_TOO_LARGE": 413,
@@ -77,12 +76,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "CYCLE_SUSPENSION_SPIKE": 409,
     "DB_UNAVAILABLE": 503,
     "STORAGE_FULL": 507,
-    # Proxy certification (service.features.proxy.errors.PROXY_MESSAGES_ZH).
+    # Proxy certification (service.certification.catalog.PROXY_MESSAGES_ZH).
     "PROXY_OPERATOR_UNVERIFIED": 403,
     "PROXY_CONSENT_PENDING": 409,
     "PROXY_BINDING_LOCKED": 423,
     "PROXY_RELATIONSHIP": 422,
-    # Assisted certification requests (service.features.console.assist.MESSAGES_ZH): a form problem is 422.
+    # Assisted certification requests (service.certification.catalog.ASSIST_MESSAGES_ZH): a form problem is 422.
     "ASSIST_KIND": 422,
     "ASSIST_PHONE": 422,
     "ASSIST_REPLY": 422,
@@ -247,7 +246,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if "locked" in str(exc.orig):
             body = error_body("BUSY", "系统繁忙,请稍后再试", "database busy")
         else:
-            body = error_body("DB_UNAVAILABLE", SERVICE_MESSAGES_ZH["DB_UNAVAILABLE"], "database unavailable")
+            body = error_body("DB_UNAVAILABLE", message_zh("DB_UNAVAILABLE"), "database unavailable")
         return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
 
     @app.exception_handler(StorageFullError)
@@ -255,7 +254,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # 507 Insufficient Storage: the upload was not stored (no file, no row); the same request succeeds
         # once space is freed.
         log.error("storage full: %s", exc)
-        body = error_body("STORAGE_FULL", SERVICE_MESSAGES_ZH["STORAGE_FULL"], "media storage full")
+        body = error_body("STORAGE_FULL", message_zh("STORAGE_FULL"), "media storage full")
         return JSONResponse(body, status_code=507, headers={"Retry-After": "60"})
 
     @app.exception_handler(StorageError)

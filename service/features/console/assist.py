@@ -18,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
-from service.certification.catalog import ASSIST_MESSAGES_ZH
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, utcnow
@@ -33,8 +32,6 @@ OUTCOMES_ZH = {"certified": "已完成认证", "answered": "已答复"}
 _PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}\d{7,8}")
 MAX_NOTE = 200
 MAX_REPLY = 100  # the reply goes into a WeChat template message: short
-
-MESSAGES_ZH = ASSIST_MESSAGES_ZH  # in the one catalog (service.certification.catalog)
 
 
 class AssistError(ServiceError):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from service.certification.models import Beneficiary, CertSession, SessionDecision
+from service.features.console.assist import KINDS_ZH
 from service.features.console.models import AssistRequest
 from service.features.proxy.models import ProxySession, ProxySessionKind
 from service.infra.clock import HasTimeZone, local_date
@@ -136,13 +137,10 @@ def reminder_message(kind: str, b: Beneficiary, base: str) -> Message | None:
     return Message({"keyword1": name, "keyword2": day, **data}, f"{base}/h5/")
 
 
-ASSIST_KIND_ZH = {"manual_review": "人工审核", "home_visit": "上门认证"}
-
-
 def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZone) -> Message | None:
     """A manual-review / home-visit request closed by staff: certified (with the new date) or answered (with the
     staff member's reply). None while the request is open."""
-    if req.closed_at is None or req.kind not in ASSIST_KIND_ZH:
+    if req.closed_at is None or req.kind not in KINDS_ZH:
         return None
     if req.outcome == "certified" and b.valid_until is not None:
         outcome, remark = "已完成认证", f"本次认证有效期至{zh_date(b.valid_until)}。"
@@ -151,7 +149,7 @@ def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZon
     else:
         return None
     data = {
-        "first": f"{b.name}的{ASSIST_KIND_ZH[req.kind]}申请已办结",
+        "first": f"{b.name}的{KINDS_ZH[req.kind]}申请已办结",
         "keyword1": b.name,
         "keyword2": outcome,
         "keyword3": zh_date(local_date(tz, req.closed_at)),

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 
 from service.adapters.workers.worker import PollingWorker
+from service.certification.catalog import SERVICE_MESSAGES_ZH
 from service.certification.context import ServiceContext
-from service.certification.errors import SERVICE_MESSAGES_ZH
 from service.certification.models import AuditEntry, CertSession, VideoFingerprint
 from service.infra.storage import LocalEncryptedStorage, StorageFullError
 from tests.service.adapters.http.helpers import auth, open_session, put_card, put_video

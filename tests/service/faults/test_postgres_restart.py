@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.certification.catalog import SERVICE_MESSAGES_ZH
 from service.certification.context import ServiceContext
-from service.certification.errors import SERVICE_MESSAGES_ZH
 from service.certification.models import CertSession
 from tests.service.adapters.http.helpers import auth, open_session, put_card, put_video
 from tests.service.faults.helpers import (

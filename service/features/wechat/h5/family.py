@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from service.adapters.http.deps import DB, Ctx, SessionToken
 from service.certification import attempts
+from service.certification.catalog import message_zh
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleState, cycle_state
 from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState
 from service.features.proxy import operators
-from service.features.proxy.errors import PROXY_MESSAGES_ZH
 from service.features.proxy.models import BindingStatus, ProxyBinding
 from service.infra.clock import local_today
 
@@ -71,7 +71,7 @@ def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
             continue
         state, text = elder_status(db, ctx, b, today, operators.actor(op))
         if row.locked:  # staff must look at the failures first: the same next step as the daily limit
-            state, text = "locked", PROXY_MESSAGES_ZH["PROXY_BINDING_LOCKED"]
+            state, text = "locked", message_zh("PROXY_BINDING_LOCKED")
         out.append(
             {
                 "binding_id": row.id,
