@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from service.certification.audit_anchor import PREFIX, check_anchors, read_anchors, write_anchor
 from service.certification.context import ServiceContext
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console.audit_chain import GENESIS, entry_hash, record, verify_chain
-from service.features.console.models import ConsoleAuditEntry
 from service.infra.storage import LocalEncryptedStorage
 from tests.service.conftest import ADMIN
 

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from service.certification.models import utcnow
-from service.features.console.models import ConsoleAuditEntry
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.infra.security import mask_text
 
 log = logging.getLogger("service.features.console.audit")

@@ -1,7 +1,6 @@
 """Staff console tables: staff users and their login sessions, review claims and decisions, alternative
 certifications, deaths, alerts. The hash-chained console audit log's table (``ConsoleAuditEntry``) is the core's
-(service/certification/staff_audit.py, anchored by service/certification/audit_anchor.py); it is imported here
-so the console's modules find every table they write in one place."""
+(service/certification/staff_audit.py, anchored by service/certification/audit_anchor.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.certification.models import utcnow
-from service.certification.staff_audit import ConsoleAuditEntry as ConsoleAuditEntry  # the core's table (docstring)
 from service.infra.db.engine import Base
 
 

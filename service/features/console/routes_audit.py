@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain
-from service.features.console.models import ConsoleAuditEntry
 from service.features.console.web import PREFIX, Supervisor, config_of, no_store, render, unit
 
 router = APIRouter(prefix=PREFIX)

@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
 from service.certification.models import Beneficiary, Certification, CertSession, utcnow
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain, case_media
 from service.features.console.case_view import review_reasons, score_rows
 from service.features.console.config import ConsoleConfig
-from service.features.console.models import AltCertification, ConsoleAuditEntry, ReviewClaim, StaffUser
+from service.features.console.models import AltCertification, ReviewClaim, StaffUser
 from service.features.console.review_queue import (
     CaseError,
     claim_case,

@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 
 from service.certification.context import ServiceContext
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain
-from service.features.console.models import ConsoleAuditEntry
 from tests.service.features.console.conftest import login
 
 

@@ -16,9 +16,10 @@ from httpx import Response
 from sqlalchemy import select, update
 
 from service.certification.context import ServiceContext
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import auth, throttle
 from service.features.console.auth import hash_password
-from service.features.console.models import ConsoleAuditEntry, StaffSession, StaffUser
+from service.features.console.models import StaffSession, StaffUser
 from tests.service import servers
 from tests.service.adapters.http.ops import ops_app
 from tests.service.features.console.conftest import PASSWORD, csrf_of, login

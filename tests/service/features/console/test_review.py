@@ -15,8 +15,9 @@ from pipelines.decision.runner import Certifier
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, Certification, CertSession, Channel, SessionState
 from service.certification.sessions import create_session
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console.audit_chain import verify_chain
-from service.features.console.models import ConsoleAuditEntry, ReviewDecision
+from service.features.console.models import ReviewDecision
 from tests.service import factories
 from tests.service.features.console.conftest import Sample, csrf_of, login, make_case
 

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary
-from service.features.console.models import ConsoleAlert, ConsoleAuditEntry
+from service.certification.staff_audit import ConsoleAuditEntry
+from service.features.console.models import ConsoleAlert
 from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxyOperatorIdentity
 from tests.service import factories
 from tests.service.features.console.conftest import login
