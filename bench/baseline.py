@@ -25,7 +25,7 @@ from pipelines.decision.rules import Evidence, decide
 from pipelines.decision.runner import Certifier
 from pipelines.errors import MediaError, PipelineError
 from pipelines.face_match import FaceObservation, MatchResult
-from pipelines.id_card.validate import check_number
+from pipelines.idnumber import check_number
 from pipelines.liveness.actions import ActionConfig, detect_events, verify_sequence
 from pipelines.liveness.signals import FaceSignals, measure
 from pipelines.media import decode_image

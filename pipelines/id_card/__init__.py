@@ -2,6 +2,7 @@
 
 from pipelines.id_card.reader import IdCardReader, ReaderConfig
 from pipelines.id_card.result import FIELDS, IdCardResult
-from pipelines.id_card.validate import NumberCheck, check_number, cross_check
+from pipelines.id_card.validate import cross_check
+from pipelines.idnumber import NumberCheck, check_number
 
 __all__ = ["FIELDS", "IdCardReader", "IdCardResult", "NumberCheck", "ReaderConfig", "check_number", "cross_check"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipelines.id_card import captions, geometry, parse
 from pipelines.id_card.ocr import REC_HEIGHT, OcrEngine, TextLine, crop_quad, order_quad
-from pipelines.id_card.validate import NUMBER_RE, check_number
+from pipelines.idnumber import NUMBER_RE, check_number
 
 
 def _edges(q: np.ndarray) -> tuple[float, float, float, float]:

@@ -17,7 +17,8 @@ from pipelines.id_card.config import ReaderConfig
 from pipelines.id_card.lines import partial_number_line, pick_number
 from pipelines.id_card.ocr import OcrEngine, TextLine, crop_quad
 from pipelines.id_card.quality import glare_fraction, sharpness
-from pipelines.id_card.validate import NumberCheck, check_number, correct_address, cross_check
+from pipelines.id_card.validate import correct_address, cross_check
+from pipelines.idnumber import NumberCheck, check_number
 from pipelines.reasons import ReasonCode
 
 DIGITS = "0123456789X"

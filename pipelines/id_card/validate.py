@@ -1,6 +1,6 @@
 """Cross-checks of a card's printed fields against its ID number, and place-name fixes from the number's region.
 
-The number itself is judged by the one validator, pipelines/idnumber.py (re-exported here for the reader).
+The number itself is judged by the one validator, pipelines/idnumber.py.
 """
 
 from __future__ import annotations
@@ -9,14 +9,9 @@ import datetime as dt
 
 from stdnum import numdb
 
-from pipelines.idnumber import NUMBER_RE, NumberCheck, birth_date, check_digit, check_number
+from pipelines.idnumber import NumberCheck
 
 __all__ = [
-    "NUMBER_RE",
-    "NumberCheck",
-    "birth_date",
-    "check_digit",
-    "check_number",
     "correct_address",
     "cross_check",
     "region_names",

@@ -1,7 +1,8 @@
 """The roster and the card reader judge ID numbers with one validator and one region policy.
 
 The same numbers go through the roster's row validation (service.certification.roster.validate_row, which
-normalises typed input) and the card reader's number check (pipelines.id_card.validate.check_number); they
+normalises typed input) and the card reader's number check (pipelines.idnumber.check_number, as called by the
+reader's number step, pipelines/id_card/number.py); they
 must accept and refuse the same ones, for the same reason.
 """
 
@@ -11,7 +12,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.id_card.validate import check_digit, check_number
+from pipelines.idnumber import check_digit, check_number
 from service.certification import idnumber
 from service.certification.roster import validate_row
 from service.features.console.labels import roster_problem_zh

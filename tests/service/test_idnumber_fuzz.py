@@ -12,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fuzz.common import fuzz_settings
-from pipelines.id_card.validate import check_number
+from pipelines.idnumber import check_number
 from service.certification import idnumber
 from service.infra.security import normalise_id
 

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 
 from pipelines.id_card.synthetic import CardGenerator, PhotoConfig
-from pipelines.id_card.validate import check_number
+from pipelines.idnumber import check_number
 
 
 def test_same_seed_same_card(generator: CardGenerator) -> None:

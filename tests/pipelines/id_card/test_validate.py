@@ -6,7 +6,8 @@ import datetime as dt
 
 from stdnum.cn import ric
 
-from pipelines.id_card.validate import check_number, correct_address, cross_check
+from pipelines.id_card.validate import correct_address, cross_check
+from pipelines.idnumber import check_number
 
 
 def test_valid_number_from_shared_labels() -> None:
