@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,12 +28,12 @@ import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    FileChooser,
     Page,
     Request,
     Response,
     ViewportSize,
 )
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import select
 
 from pipelines.id_card.synthetic import CardFields
@@ -334,17 +335,19 @@ def test_message_link_without_cookie_then_the_video_again(site: Site, browser: B
     context.close()
 
 
-def keyboard_choose_file(page: Page, path: str) -> None:
-    """Enter on the focused button opens the file chooser; Space (the other key that presses a button) once
-    more if the first never showed it: seen once in headless Chromium under load, never twice."""
+def keyboard_choose_file(page: Page, choosers: list[FileChooser], path: str) -> None:
+    """Enter on the focused button opens the file chooser. The listener (`choosers`) was registered when the page
+    was opened, so Playwright intercepts the chooser from the first key on: an `expect_file_chooser` set up at
+    the key press itself once lost that race under CI load. Space (the other key that presses a button) once
+    more if Enter never showed one."""
     for key in ("Enter", "Space"):
-        try:
-            with page.expect_file_chooser(timeout=10_000) as chooser:
-                page.keyboard.press(key)
-        except PlaywrightTimeoutError:
-            continue
-        chooser.value.set_files(path)
-        return
+        page.keyboard.press(key)
+        deadline = time.monotonic() + 30
+        while not choosers and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        if choosers:
+            choosers[0].set_files(path)
+            return
     raise AssertionError("the focused card button does not open the file chooser")
 
 
@@ -355,6 +358,8 @@ def test_timeout_screen_continues_and_the_card_button_works_by_keyboard(
     context = browser.new_context(viewport=PHONE, locale="zh-CN")
     block_jssdk(context)
     page = context.new_page()
+    choosers: list[FileChooser] = []
+    page.on("filechooser", lambda chooser: choosers.append(chooser))  # intercept file choosers from the start (keyboard_choose_file)
     page.goto(site.base + "/h5/certify?mode=self")  # no cookie: OAuth, then back to the capture page
     page.wait_for_selector("#step-consent")
     assert page.url.split("#")[0] == site.base + "/h5/certify?mode=self"
@@ -369,7 +374,7 @@ def test_timeout_screen_continues_and_the_card_button_works_by_keyboard(
     else:
         raise AssertionError("the card button is not reachable with Tab")
     shot(page, "keyboard-card-button")
-    keyboard_choose_file(page, write(tmp_path, "card.jpg", site.card))
+    keyboard_choose_file(page, choosers, write(tmp_path, "card.jpg", site.card))
     page.wait_for_selector("#step-confirm:not([hidden])", timeout=120_000)
     page.focus("#confirm-yes")
     page.keyboard.press("Enter")
