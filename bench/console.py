@@ -33,12 +33,13 @@ sys.path.insert(0, str(REPO))
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
+import service.schema  # noqa: E402
 from service.adapters.http import create_app  # noqa: E402
 from service.certification.context import ServiceContext  # noqa: E402
 from service.certification.models import Beneficiary, CertSession  # noqa: E402
 from service.features.console import audit_chain  # noqa: E402
 from service.features.console.auth import create_user  # noqa: E402
-from service.infra.config import Settings  # noqa: E402
+from service.infra.config import settings_from_flat  # noqa: E402
 
 PASSWORD = "bench-password-123"
 REGIONS = ["370102", "370103", "370203", "370305", "610111", "610112", "110105", "440106"]
@@ -133,7 +134,7 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
+        settings = settings_from_flat(
             env="test",
             var_dir=Path(tmp),
             media_key=base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -141,7 +142,7 @@ def main() -> int:
             api_keys=[secrets.token_hex(8)],
             worker_mode="none",
         )
-        ctx = ServiceContext(settings)
+        ctx = ServiceContext(settings, schema=service.schema.metadata)
         t0 = time.perf_counter()
         build(ctx, args.beneficiaries, args.cases, args.audit, rng)
         build_s = time.perf_counter() - t0

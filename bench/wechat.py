@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+import service.schema  # noqa: E402
 from service.adapters.http import create_app  # noqa: E402
 from service.certification.context import ServiceContext  # noqa: E402
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState  # noqa: E402
@@ -37,13 +38,13 @@ from service.features.wechat.h5.cardcheck import CardChecker  # noqa: E402
 from service.features.wechat.models import WeChatSessionLink  # noqa: E402
 from service.features.wechat.notify import run_notifications  # noqa: E402
 from service.features.wechat.runtime import build_channel  # noqa: E402
-from service.infra.config import Settings  # noqa: E402
+from service.infra.config import Settings, settings_from_flat  # noqa: E402
 from tests.service.features.wechat.fake_wechat import FakeWeChat  # noqa: E402
 from tests.service.media import LIVE_VIDEO, card_for_video  # noqa: E402
 
 
 def settings_for(fake: FakeWeChat, root: Path) -> Settings:
-    return Settings(
+    return settings_from_flat(
         env="test",
         var_dir=root,
         media_key=base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -153,7 +154,7 @@ def main() -> None:
     args = ap.parse_args()
     data_dir = Path(os.environ.get("PENSION_CERT_DATA_DIR", REPO.parent / "shared" / "data"))
     with tempfile.TemporaryDirectory() as tmp, FakeWeChat() as fake:
-        ctx = ServiceContext(settings_for(fake, Path(tmp)))
+        ctx = ServiceContext(settings_for(fake, Path(tmp)), schema=service.schema.metadata)
         out = {
             "machine": {
                 "platform": platform.platform(),

@@ -1,9 +1,9 @@
 """Every table of the service, from one place.
 
 A table is in ``Base.metadata`` only once its model module has been imported, and the core never imports a
-feature, so the composition roots import this module before they create, migrate or compare a schema: the HTTP
-app (service/adapters/http/app.py), Alembic (alembic/env.py) and the test fixtures (tests/service/conftest.py).
-``create_all`` (service/infra/db/engine.py) then creates them all.
+feature, so the composition roots take ``metadata`` from here to create, migrate or compare a schema: the HTTP
+app and the CLI (``ServiceContext(settings, schema=metadata)``, which calls ``create_all(engine, metadata)`` of
+service/infra/db/engine.py), Alembic (alembic/env.py) and the test fixtures (tests/service/conftest.py).
 A feature with tables adds its models module here.
 """
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
@@ -48,9 +48,17 @@ def rejected_today(
     db: Session, settings: HasTimeZone, beneficiary_id: int, now: dt.datetime
 ) -> list[tuple[str, dt.datetime]]:
     """(session id, created at) of the beneficiary's rejections since the bureau's local midnight."""
+    return rejected_today_where(db, settings, CertSession.beneficiary_id == beneficiary_id, now)
+
+
+def rejected_today_where(
+    db: Session, settings: HasTimeZone, where: ColumnElement[bool], now: dt.datetime
+) -> list[tuple[str, dt.datetime]]:
+    """(session id, created at) of today's rejections among the sessions ``where`` selects: a feature counts
+    the sessions without a beneficiary it opened (a relative's verifications count against the relative)."""
     rows = db.execute(
         select(CertSession.id, CertSession.created_at).where(
-            CertSession.beneficiary_id == beneficiary_id,
+            where,
             CertSession.decision == SessionDecision.REJECT,
             CertSession.decided_at >= local_day_start(settings, now),
         )
@@ -93,12 +101,18 @@ def failures(
 
 def limit_reached(f: Failures, ctx: ServiceContext) -> bool:
     s = ctx.settings
-    return f.mine >= s.failures_per_day or f.total >= max(s.failures_per_day, s.failures_per_day_beneficiary)
+    return f.mine >= s.certification.failures_per_day or f.total >= max(
+        s.certification.failures_per_day, s.certification.failures_per_day_beneficiary
+    )
 
 
 def attempts_left(db: Session, ctx: ServiceContext, beneficiary_id: int, requester: str | None) -> int:
     """Failed certifications this requester may still have today for this beneficiary."""
+    return remaining(failures(db, ctx, beneficiary_id, requester), ctx)
+
+
+def remaining(f: Failures, ctx: ServiceContext) -> int:
+    """Failures still allowed today after ``f`` (0 exactly when `limit_reached`)."""
     s = ctx.settings
-    f = failures(db, ctx, beneficiary_id, requester)
-    cap = max(s.failures_per_day, s.failures_per_day_beneficiary)
-    return max(0, min(s.failures_per_day - f.mine, cap - f.total))
+    cap = max(s.certification.failures_per_day, s.certification.failures_per_day_beneficiary)
+    return max(0, min(s.certification.failures_per_day - f.mine, cap - f.total))

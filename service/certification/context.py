@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.certification.contract import FeatureHooks
@@ -25,36 +25,39 @@ log = logging.getLogger(__name__)
 
 def open_storage(settings: Settings) -> MediaStorage:
     """The media store the settings name: a bucket (PENSION_CERT_MEDIA_URL=s3://...) or the local folder."""
-    if not settings.media_url:
+    if not settings.storage.media_url:
         return LocalEncryptedStorage(settings.effective_media_dir, settings.media_key_bytes)
     from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options  # lazy: boto3 only when configured
 
     options = S3Options(
-        endpoint_url=settings.s3_endpoint_url or None,
-        region=settings.s3_region or None,
-        access_key_id=settings.s3_access_key_id or None,
-        secret_access_key=settings.s3_secret_access_key or None,
-        addressing_style=settings.s3_addressing_style,
+        endpoint_url=settings.storage.s3_endpoint_url or None,
+        region=settings.storage.s3_region or None,
+        access_key_id=settings.storage.s3_access_key_id or None,
+        secret_access_key=settings.storage.s3_secret_access_key or None,
+        addressing_style=settings.storage.s3_addressing_style,
     )
-    return S3EncryptedStorage(S3Location.parse(settings.media_url), settings.media_key_bytes, options)
+    return S3EncryptedStorage(S3Location.parse(settings.storage.media_url), settings.media_key_bytes, options)
 
 
 class ServiceContext:
-    def __init__(self, settings: Settings, engine: Engine | None = None, create_schema: bool = True) -> None:
+    def __init__(self, settings: Settings, engine: Engine | None = None, *, schema: MetaData | None) -> None:
+        """`schema`: the tables to create (embedded databases, tests), ``service.schema.metadata`` from the
+        composition root (the core cannot import the features' tables); None where the database is migrated
+        (Alembic) or made already. Required, so that no caller creates only the tables imported so far."""
         settings.validate_secrets()
         self.settings = settings
         if settings.effective_database_url.startswith("sqlite"):
             settings.var_dir.mkdir(parents=True, exist_ok=True)
         self.engine = engine or make_engine(settings.effective_database_url)
-        if create_schema:
-            create_all(self.engine)
+        if schema is not None:
+            create_all(self.engine, schema)
         self.session_factory: sessionmaker[Session] = make_session_factory(self.engine)
         self.storage: MediaStorage = open_storage(settings)
-        self.keyring = Keyring(settings.media_key_bytes, settings.signing_key)
+        self.keyring = Keyring(settings.media_key_bytes, settings.security.signing_key)
         self.rules = CycleRules(
-            validity_months=settings.validity_months,
-            due_soon_days=settings.due_soon_days,
-            birthday_month_regions=frozenset(settings.birthday_month_regions),
+            validity_months=settings.cycle.validity_months,
+            due_soon_days=settings.cycle.due_soon_days,
+            birthday_month_regions=frozenset(settings.cycle.birthday_month_regions),
         )
         # Called with a session id after the transaction that queued it has committed.
         self.enqueue: Callable[[str], None] = lambda _sid: None

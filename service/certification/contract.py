@@ -104,7 +104,24 @@ class AcceptHook(Protocol):
     """Called whenever a session is accepted (by the machine or by staff), before the cycle is applied. True
     when the session certifies nobody; may raise a ServiceError to refuse the accept outright."""
 
-    def __call__(self, db: Session, s: CertSession, subject: Beneficiary, /) -> bool: ...
+    def __call__(self, db: Session, s: CertSession, subject: Beneficiary | None, /) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a session without a beneficiary verifies (a relative's own real-name verification): the ID number
+    the card must carry, and the earlier sessions of the same claimant (their videos are the near-duplicate
+    check's "same person"). The daily failure limit of such a session is whom the feature counts it against,
+    checked when it opens one (``sessions.create_claim_session``)."""
+
+    id_number: str
+    peer_sessions: tuple[str, ...] = ()
+
+
+class ClaimSource(Protocol):
+    """The claim of session ``s`` (which has no beneficiary) if this feature opened it, else None."""
+
+    def __call__(self, db: Session, ctx: ServiceContext, s: CertSession, /) -> Claim | None: ...
 
 
 class Notifier(Protocol):
@@ -142,6 +159,7 @@ class FeatureHooks:
     accept: dict[str, AcceptHook] = field(default_factory=dict)
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     requesters: dict[str, RequesterSource] = field(default_factory=dict)  # the first that knows a session wins
+    claims: dict[str, ClaimSource] = field(default_factory=dict)  # the first that knows a session wins
     installed: bool = False
 
     def mark_installed(self) -> None:
@@ -162,6 +180,14 @@ class FeatureHooks:
         for hook in self.require_installed().decision.values():
             report = dataclasses.replace(report, decision=hook(ctx, session_id, certifier, report))
         return report
+
+    def claim(self, db: Session, ctx: ServiceContext, s: CertSession) -> Claim | None:
+        """The claim of a session without a beneficiary (None: no installed feature knows it)."""
+        for source in self.require_installed().claims.values():
+            found = source(db, ctx, s)
+            if found is not None:
+                return found
+        return None
 
     def staff_decision(self, db: Session, s: CertSession) -> int:
         return sum(n.staff_decision(db, s) for n in self.require_installed().notifiers.values())

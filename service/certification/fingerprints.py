@@ -27,19 +27,28 @@ def already_uploaded(db: Session, video_sha256: str) -> bool:
 
 
 class SessionFingerprints:
-    def __init__(self, ctx: ServiceContext, session_id: str, beneficiary_id: int) -> None:
+    """``beneficiary_id`` None: a session without a beneficiary (a relative's verification), compared with the
+    videos of ``peer_sessions`` instead (the same claimant's earlier sessions, service/certification/contract.py
+    ``Claim``)."""
+
+    def __init__(
+        self, ctx: ServiceContext, session_id: str, beneficiary_id: int | None, peer_sessions: Sequence[str] = ()
+    ) -> None:
         self.ctx = ctx
         self.session_id = session_id
         self.beneficiary_id = beneficiary_id
+        self.peer_sessions = tuple(peer_sessions)
 
     def seen(self, video_sha256: str, frame_hashes: Sequence[int]) -> bool:
+        same_person = (
+            VideoFingerprint.beneficiary_id == self.beneficiary_id
+            if self.beneficiary_id is not None
+            else VideoFingerprint.session_id.in_(self.peer_sessions)
+        )
         with self.ctx.db() as db:
             rows = db.scalars(
                 select(VideoFingerprint)
-                .where(
-                    VideoFingerprint.beneficiary_id == self.beneficiary_id,
-                    VideoFingerprint.session_id != self.session_id,
-                )
+                .where(same_person, VideoFingerprint.session_id != self.session_id)
                 .order_by(VideoFingerprint.id.desc())
                 .limit(MAX_COMPARED)
             ).all()

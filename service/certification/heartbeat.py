@@ -103,7 +103,7 @@ def mark_stopped(ctx: ServiceContext, name: str) -> int:
 
 def live_workers(ctx: ServiceContext) -> int:
     """Worker processes that checked in within WORKER_STALE_S and have not stopped."""
-    cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.worker_stale_s)
+    cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.workers.worker_stale_s)
     with ctx.db() as db:
         n = db.scalar(
             select(func.count())
@@ -123,7 +123,7 @@ def holder_gone(now: dt.datetime, stale_s: float) -> Any:
 
 
 def prune(ctx: ServiceContext) -> int:
-    cutoff = utcnow() - dt.timedelta(seconds=max(PRUNE_AFTER_S, 2 * ctx.settings.job_lease_s))
+    cutoff = utcnow() - dt.timedelta(seconds=max(PRUNE_AFTER_S, 2 * ctx.settings.workers.job_lease_s))
     with ctx.db() as db:
         res = db.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen < cutoff))
         return int(getattr(res, "rowcount", 0) or 0)
@@ -170,7 +170,7 @@ class Heartbeat:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.ctx.settings.worker_heartbeat_s):
+        while not self._stop.wait(self.ctx.settings.workers.worker_heartbeat_s):
             if self._alive():
                 self.beat_once()
 

@@ -19,8 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from service.infra.db.engine import Base
 
@@ -33,9 +32,6 @@ class BeneficiaryStatus(enum.StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     DECEASED = "deceased"
-    # A relative who is not a pensioner, kept as a row only so that their real-name verification session runs
-    # through the ordinary pipeline (proxy certification): never part of the roster, the cycle or statistics.
-    PROXY_OPERATOR = "proxy_operator"
 
 
 class BenefitType(enum.StrEnum):
@@ -100,17 +96,18 @@ class Beneficiary(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
-def on_roster() -> ColumnElement[bool]:
-    """The rows that are beneficiaries: every lookup by ID number or external id for a certification, a binding
-    or the registry filters on it (a relative's PROXY_OPERATOR row is nobody's pension)."""
-    return Beneficiary.status != BeneficiaryStatus.PROXY_OPERATOR
+def beneficiary_of(db: Session, s: CertSession) -> Beneficiary | None:
+    """The beneficiary a session certifies; None for a session without one (or a row gone)."""
+    return db.get(Beneficiary, s.beneficiary_id) if s.beneficiary_id is not None else None
 
 
 class CertSession(Base):
     __tablename__ = "cert_sessions"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    # None: a session that verifies a claimed identity nobody's pension hangs on (a relative's own real-name
+    # verification: the proxy feature holds the claim and answers for it through ctx.hooks.claims).
+    beneficiary_id: Mapped[int | None] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
     channel: Mapped[str] = mapped_column(String(8))
     token_hash: Mapped[str] = mapped_column(String(64), index=True)
     actions: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -178,7 +175,7 @@ class VideoFingerprint(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64))
     session_id: Mapped[str] = mapped_column(String(36), index=True)
-    beneficiary_id: Mapped[int] = mapped_column(Integer, index=True)
+    beneficiary_id: Mapped[int | None] = mapped_column(Integer, index=True)  # None: the session has none
     # Perceptual hashes (hex) of sampled frames: near-duplicates of a previous video of the same person.
     frame_hashes: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -23,10 +23,12 @@ from pipelines.decision.result import Outcome
 from pipelines.errors import PipelineError
 from service.certification import heartbeat
 from service.certification.audit import audit
+from service.certification.catalog import ServiceCode
 from service.certification.certificates import issue_code
 from service.certification.context import ServiceContext
 from service.certification.contract import Certifier
 from service.certification.cycle import record_certification
+from service.certification.errors import ServiceError
 from service.certification.fingerprints import SessionFingerprints
 from service.certification.models import (
     Beneficiary,
@@ -34,6 +36,7 @@ from service.certification.models import (
     Certification,
     CertSession,
     SessionState,
+    beneficiary_of,
     utcnow,
 )
 from service.certification.templates import load_template
@@ -84,8 +87,8 @@ def give_up_exhausted(ctx: ServiceContext) -> int:
         res = db.execute(
             update(CertSession)
             .where(
-                abandoned(ctx.settings.worker_stale_s),
-                CertSession.job_attempts >= ctx.settings.job_max_attempts,
+                abandoned(ctx.settings.workers.worker_stale_s),
+                CertSession.job_attempts >= ctx.settings.workers.job_max_attempts,
             )
             .values(state=SessionState.FAILED, lease_until=None, last_error="worker lost on every attempt")
         )
@@ -102,7 +105,7 @@ def claim(ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own:
     a job another thread of the same worker is still running.
     """
     give_up_exhausted(ctx)
-    stale_s = ctx.settings.worker_stale_s
+    stale_s = ctx.settings.workers.worker_stale_s
     with ctx.db() as db:
         if session_id is None:
             session_id = db.scalar(
@@ -110,7 +113,7 @@ def claim(ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own:
             )
             if session_id is None:
                 return None
-        lease = utcnow() + dt.timedelta(seconds=ctx.settings.job_lease_s)
+        lease = utcnow() + dt.timedelta(seconds=ctx.settings.workers.job_lease_s)
         mine = (CertSession.state == SessionState.PROCESSING) & (CertSession.worker_id == worker)
         res = db.execute(
             update(CertSession)
@@ -139,16 +142,14 @@ def process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker: 
         s = db.get(CertSession, session_id)
         if s is None or s.state != SessionState.PROCESSING or s.worker_id != worker:
             return False
-        b = db.get(Beneficiary, s.beneficiary_id)
-        if b is None or s.id_card_key is None or s.video_key is None:
+        subject = _subject(db, ctx, s)
+        if subject is None or s.id_card_key is None or s.video_key is None:
             return False
-        actions, consent, beneficiary_id = list(s.actions), s.template_consent, b.id
+        actions, consent = list(s.actions), s.template_consent
         card_key, video_key, attempts = s.id_card_key, s.video_key, s.job_attempts
-        expected = ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
-        template = load_template(ctx, b)
+        expected, template, fingerprints = subject
     try:
         card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
-        fingerprints = SessionFingerprints(ctx, session_id, beneficiary_id)
         report = certifier.run(card, video, actions, expected, template, fingerprints)
         metrics.observe_report(report.timings)
         report = ctx.hooks.revise(ctx, session_id, certifier, report)
@@ -165,6 +166,25 @@ def process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker: 
         _release(ctx, session_id, worker, attempts, exc)
         return True
     return _apply(ctx, session_id, worker, outcome, reasons, result, new_template if consent else None)
+
+
+def _subject(
+    db: Session, ctx: ServiceContext, s: CertSession
+) -> tuple[str, Template | None, SessionFingerprints] | None:
+    """Whom the session's card and video must show: the expected ID number, the enrolled template and the
+    near-duplicate check's store. The beneficiary's; for a session without one, the claim of the feature that
+    opened it (a relative's verification: no template, compared with the claimant's earlier videos)."""
+    b = beneficiary_of(db, s)
+    if b is not None:
+        expected = ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
+        return expected, load_template(ctx, b), SessionFingerprints(ctx, s.id, b.id)
+    if s.beneficiary_id is not None:
+        return None  # the beneficiary row is gone
+    claim = ctx.hooks.claim(db, ctx, s)
+    if claim is None:
+        log.warning("session %s: no beneficiary and no feature claims it", s.id)
+        return None
+    return claim.id_number, None, SessionFingerprints(ctx, s.id, None, claim.peer_sessions)
 
 
 def redact(result: dict[str, object]) -> dict[str, object]:
@@ -191,7 +211,7 @@ def _release(ctx: ServiceContext, session_id: str, worker: str, attempts: int, e
     transient errors (a missing object, a read error) count, and the job goes to staff after job_max_attempts.
     """
     outage = isinstance(exc, OUTAGES)
-    give_up = not outage and attempts >= ctx.settings.job_max_attempts
+    give_up = not outage and attempts >= ctx.settings.workers.job_max_attempts
     log.warning(
         "session %s: %s (attempt %d): %s",
         session_id,
@@ -199,7 +219,7 @@ def _release(ctx: ServiceContext, session_id: str, worker: str, attempts: int, e
         attempts,
         exc,
     )
-    retry_at = utcnow() + dt.timedelta(seconds=ctx.settings.job_retry_backoff_s)
+    retry_at = utcnow() + dt.timedelta(seconds=ctx.settings.workers.job_retry_backoff_s)
     with ctx.db() as db:
         db.execute(
             update(CertSession)
@@ -236,7 +256,7 @@ def _apply(
             now,
         )
         s.lease_until = None
-        b = db.get(Beneficiary, s.beneficiary_id)
+        b = beneficiary_of(db, s)
         handled = False
         for hook in ctx.hooks.decided.values():  # every hook sees the decision, whichever handles the accept
             handled = hook(db, ctx, s, b, outcome, reasons, new_template) or handled
@@ -249,13 +269,18 @@ def _apply(
 
 
 def accept_session(
-    db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary, today: dt.date, tpl: Template | None
+    db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary | None, today: dt.date, tpl: Template | None
 ) -> None:
+    """Accept `s`: the features' accept hooks first, then (unless one says the session certifies nobody) the
+    certification of `b`. A session without a beneficiary never issues a certificate: refused when no feature
+    took its accept."""
     certifies_nobody = False  # e.g. a relative's verification or an elder's consent (the proxy feature)
     for hook in ctx.hooks.require_installed().accept.values():
         certifies_nobody = hook(db, s, b) or certifies_nobody
     if certifies_nobody:
         return
+    if b is None:
+        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "the session certifies no beneficiary")
     # Lock and re-read the beneficiary (PostgreSQL; SQLite serialises writers): a cycle run suspending them at
     # this moment is waited for and then seen, so the certification resumes them instead of leaving a
     # certified beneficiary suspended. Pending changes are flushed first, so the re-read keeps them.

@@ -44,7 +44,7 @@ def awaiting_staff() -> ColumnElement[bool]:
 def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int = 500) -> int:
     """Delete the media of sessions finally decided more than `retention_days` ago (never of a case awaiting
     staff). Idempotent; returns the count."""
-    cutoff = (now or utcnow()) - dt.timedelta(days=ctx.settings.retention_days)
+    cutoff = (now or utcnow()) - dt.timedelta(days=ctx.settings.storage.retention_days)
     purged = 0
     with ctx.db() as db:
         sessions = db.scalars(
@@ -77,7 +77,7 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
     failed after the write, leaves an object nothing refers to. The grace period keeps an upload in flight (object
     written, row not yet committed) from being taken for an orphan. Returns the count deleted.
     """
-    cutoff = (now or utcnow()) - dt.timedelta(seconds=ctx.settings.orphan_grace_s)
+    cutoff = (now or utcnow()) - dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s)
     removed = 0
     with ctx.db() as db:
         for obj in ctx.storage.list("sessions/"):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import InvalidInputError, ServiceError
-from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState, utcnow
+from service.certification.models import CertSession, SessionDecision, SessionState, beneficiary_of, utcnow
 from service.certification.processing import accept_session
 from service.infra.clock import local_date
 
@@ -47,8 +47,8 @@ def settle(
         raise ServiceError("SESSION_STATE", f"session is {s.state}/{s.decision}: nothing to review")
     if decision not in (SessionDecision.ACCEPT, SessionDecision.REJECT):
         raise InvalidInputError("SESSION_STATE", "decision must be accept or reject")
-    b = db.get(Beneficiary, s.beneficiary_id)
-    if b is None:
+    b = beneficiary_of(db, s)  # None: a session without one (a relative's verification), its feature's to accept
+    if b is None and s.beneficiary_id is not None:
         raise ServiceError("BENEFICIARY_UNKNOWN", "beneficiary gone")
     record = ReviewRecord(machine_decision=s.decision, decision=decision, reviewer=reviewer, note=note)
     result = dict(s.result or {})

@@ -106,7 +106,7 @@ class ImportTerms:
 
 def import_terms(ctx: ServiceContext, cycle_start: dt.date | None = None) -> ImportTerms:
     """The terms of an import made now with the service's settings."""
-    return ImportTerms(local_today(ctx.settings), ctx.rules, ctx.settings.new_import_grace_days, cycle_start)
+    return ImportTerms(local_today(ctx.settings), ctx.rules, ctx.settings.cycle.new_import_grace_days, cycle_start)
 
 
 @dataclass
@@ -310,10 +310,6 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport,
     existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
     holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
     new = existing is None  # a new beneficiary: created, with the row's status
-    if new and holder is not None and holder.status == BeneficiaryStatus.PROXY_OPERATOR:
-        # A relative kept as a row for their proxy verification session, now on the roster: the row (and the
-        # sessions pointing at it) becomes the beneficiary's; the ID number is unique, a second row cannot be.
-        existing, holder.external_id = holder, row.external_id
     if holder is not None and (existing is None or holder.id != existing.id):
         return [f"id_number already belongs to beneficiary {holder.external_id}"]
     household = row.household or None  # an empty cell clears it

@@ -40,7 +40,6 @@ from service.certification.models import (
     Channel,
     SessionState,
     VideoFingerprint,
-    on_roster,
     utcnow,
 )
 from service.infra.observability import metrics
@@ -62,10 +61,10 @@ class NewSession:
 def find_beneficiary(db: Session, ctx: ServiceContext, external_id: str | None, id_number: str | None) -> Beneficiary:
     b: Beneficiary | None = None
     if external_id:
-        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id, on_roster()))
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     elif id_number:
         number = ctx.keyring.id_hash(normalise_id(id_number))
-        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number, on_roster()))
+        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number))
     if b is None:
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no such beneficiary")
     return b
@@ -83,29 +82,57 @@ def create_session(
     now = utcnow()
     if b.status == BeneficiaryStatus.DECEASED:
         raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
-    if channel != Channel.STAFF and attempts.limit_reached(attempts.failures(db, ctx, b.id, actor, now), ctx):
+    if channel != Channel.STAFF:
         # Counted per requester (`actor`) and, with a higher cap, per beneficiary: a stranger cannot spend the
         # citizen's attempts. Another selfie will not help: the citizen is offered a staff review instead.
+        _check_attempts(attempts.failures(db, ctx, b.id, actor, now), ctx)
+    return _new_session(db, ctx, b, channel, consent, actor, now)
+
+
+def create_claim_session(
+    db: Session, ctx: ServiceContext, channel: Channel, consent: bool, actor: str, failures: attempts.Failures
+) -> NewSession:
+    """A session without a beneficiary: it verifies a claim a feature holds (a relative's own real-name
+    verification) and certifies nobody. ``failures``: today's failures of whom it counts against (the
+    feature's; the limits are the ordinary ones). The feature links the session to its claim (ctx.hooks.claims)."""
+    _check_attempts(failures, ctx)
+    return _new_session(db, ctx, None, channel, consent, actor, utcnow())
+
+
+def _check_attempts(failures: attempts.Failures, ctx: ServiceContext) -> None:
+    if attempts.limit_reached(failures, ctx):
         raise ServiceError(ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", extra={"staff_review": True})
-    challenge = issue_challenge(ttl_s=ctx.settings.challenge_ttl_s)
-    if ctx.settings.challenge_actions:
-        challenge = dataclasses.replace(challenge, actions=parse_actions(ctx.settings.challenge_actions))
+
+
+def _new_session(
+    db: Session,
+    ctx: ServiceContext,
+    b: Beneficiary | None,
+    channel: Channel,
+    consent: bool,
+    actor: str,
+    now: dt.datetime,
+) -> NewSession:
+    challenge = issue_challenge(ttl_s=ctx.settings.certification.challenge_ttl_s)
+    if ctx.settings.certification.challenge_actions:
+        challenge = dataclasses.replace(challenge, actions=parse_actions(ctx.settings.certification.challenge_actions))
     token = new_token()
     s = CertSession(
         id=str(uuid.uuid4()),
-        beneficiary_id=b.id,
+        beneficiary_id=b.id if b is not None else None,
         channel=channel.value,
         token_hash=token_hash(token),
         actions=list(challenge.actions),
         nonce=challenge.nonce,
         nonce_expires_at=challenge.expires_at.astimezone(dt.UTC).replace(tzinfo=None),
-        expires_at=now + dt.timedelta(seconds=ctx.settings.session_ttl_s),
+        expires_at=now + dt.timedelta(seconds=ctx.settings.certification.session_ttl_s),
         template_consent=consent,
         state=SessionState.OPEN,
     )
     db.add(s)
     db.flush()
-    audit(db, actor, "session.create", s.id, {"beneficiary": b.external_id, "channel": channel.value})
+    subject = b.external_id if b is not None else None
+    audit(db, actor, "session.create", s.id, {"beneficiary": subject, "channel": channel.value})
     return NewSession(s, token)
 
 
@@ -201,8 +228,8 @@ def upload(
     if now > s.expires_at:
         raise ServiceError("SESSION_EXPIRED", "session expired")
     settings = ctx.settings
-    allowed = settings.image_types if kind == "id_card" else settings.video_types
-    limit = settings.max_image_bytes if kind == "id_card" else settings.max_video_bytes
+    allowed = settings.uploads.image_types if kind == "id_card" else settings.uploads.video_types
+    limit = settings.uploads.max_image_bytes if kind == "id_card" else settings.uploads.max_video_bytes
     if len(data) > limit:
         raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{len(data)} bytes > {limit}")
     if not data:
@@ -253,7 +280,7 @@ def processing_outlook(ctx: ServiceContext, alert: bool = False) -> dict[str, st
     or a used nonce). `alert`: the upload that queued it logs an alert and counts the metric (not every poll).
     Empty in WORKER_MODE=none: this API knows of no workers to ask about. Call it after the request's own
     transaction is committed: the heartbeat read is a unit of work of its own."""
-    if ctx.settings.worker_mode not in WORKER_MODES_CHECKED:
+    if ctx.settings.workers.worker_mode not in WORKER_MODES_CHECKED:
         return {}
     if live_workers(ctx) > 0:
         return {"processing": "normal"}
@@ -261,7 +288,7 @@ def processing_outlook(ctx: ServiceContext, alert: bool = False) -> dict[str, st
         metrics.UPLOADS_DELAYED.inc()
         log.error(
             "ALERT no live worker (heartbeat within %gs): session stored and queued, processing delayed",
-            ctx.settings.worker_stale_s,
+            ctx.settings.workers.worker_stale_s,
         )
     return {"processing": "delayed", "message": DELAYED_MESSAGE}
 

@@ -38,7 +38,7 @@ def store_upload(
     `read` is called only after the token is checked: an unauthorised request is refused before its body is read.
     Errors are the domain's (`ServiceError`: token, idempotency mismatch, media checks, session state)."""
     s = sessions.get_session(db, session_id, for_update=True)
-    sessions.check_token(s, token, ctx.settings.session_ttl_s)
+    sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
     data = read()
     # A retried request (409 IDEMPOTENCY_MISMATCH for the same key, other content) skips the pre-check's cost.
     if sessions.replayed(s, kind, request_id, data, nonce):

@@ -7,11 +7,12 @@ refuses those defaults in any other environment: a production deployment must se
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -34,12 +35,27 @@ class InsecureSettingsError(RuntimeError):
     """A development default secret was left in place outside development."""
 
 
-class Settings(BaseSettings):
+class SecuritySettings(BaseSettings):
+    """Keys and who is trusted: media encryption, signing, API keys, proxies in front of the API."""
+
     model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
 
-    env: Literal["development", "test", "production"] = "development"
-    var_dir: Path = Path("var")
-    database_url: str = ""  # empty → SQLite file under var_dir
+    media_key: str = DEV_MEDIA_KEY  # base64 of 32 bytes (AES-256-GCM)
+    signing_key: str = DEV_SIGNING_KEY  # HMAC key: ID-number hashes, certificate codes, session tokens
+    api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
+    # Operator keys (the bureau's own systems: benefit-system back office, counter terminals, console back-end):
+    # every channel route plus the operator actions (cycle run, roster import, staff review, staff-channel
+    # sessions). Channel keys (api_keys) get 403 ADMIN_KEY_REQUIRED there. The development default is refused
+    # at use outside development.
+    admin_api_keys: list[str] = Field(default_factory=lambda: [DEV_ADMIN_API_KEY])
+    trusted_proxies: list[str] = Field(default_factory=list)  # IPs/CIDRs whose X-Forwarded-For is believed
+
+
+class StorageSettings(BaseSettings):
+    """Where media live (local folder or S3-compatible bucket) and how long."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+
     media_dir: Path | None = None  # default var_dir/media
     # Object storage (service/infra/storage_s3.py): s3://bucket/prefix puts media in an S3-compatible bucket instead of
     # media_dir, so API and workers can run on hosts without a shared disk. Endpoint empty: the AWS default.
@@ -52,15 +68,25 @@ class Settings(BaseSettings):
     # Media no session row points to (a crash between the write and the commit) are deleted by the daily run once
     # older than this: longer than any upload takes from write to commit.
     orphan_grace_s: int = 3600
-    media_key: str = DEV_MEDIA_KEY  # base64 of 32 bytes (AES-256-GCM)
-    signing_key: str = DEV_SIGNING_KEY  # HMAC key: ID-number hashes, certificate codes, session tokens
-    api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
-    # Operator keys (the bureau's own systems: benefit-system back office, counter terminals, console back-end):
-    # every channel route plus the operator actions (cycle run, roster import, staff review, staff-channel
-    # sessions). Channel keys (api_keys) get 403 ADMIN_KEY_REQUIRED there. The development default is refused
-    # at use outside development.
-    admin_api_keys: list[str] = Field(default_factory=lambda: [DEV_ADMIN_API_KEY])
-    public_base_url: str = "http://127.0.0.1:8000"
+    retention_days: int = 30
+
+
+class UploadSettings(BaseSettings):
+    """Upload limits."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+
+    # Upload limits.
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_video_bytes: int = 50 * 1024 * 1024
+    image_types: list[str] = Field(default_factory=lambda: ["image/jpeg", "image/png", "image/webp"])
+    video_types: list[str] = Field(default_factory=lambda: ["video/mp4", "video/webm", "video/quicktime"])
+
+
+class WorkerSettings(BaseSettings):
+    """Workers: how certification jobs run, are leased, retried and supervised."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
 
     # Worker: "process" (embedded default) starts `pension-cert worker` processes beside the API, polling the
     # same database; "thread" runs one in the API process; "celery" enqueues to broker_url; "none": external.
@@ -87,11 +113,18 @@ class Settings(BaseSettings):
     worker_restart_backoff_max_s: float = 60.0
     worker_stable_s: float = 60.0
 
-    # Upload limits.
-    max_image_bytes: int = 10 * 1024 * 1024
-    max_video_bytes: int = 50 * 1024 * 1024
-    image_types: list[str] = Field(default_factory=lambda: ["image/jpeg", "image/png", "image/webp"])
-    video_types: list[str] = Field(default_factory=lambda: ["video/mp4", "video/webm", "video/quicktime"])
+    @model_validator(mode="after")
+    def _heartbeat_below_staleness(self) -> WorkerSettings:
+        # Two missed beats (a slow database write, a GIL-heavy moment) must not make a live worker look dead.
+        if not 0 < self.worker_heartbeat_s * 2 <= self.worker_stale_s:
+            raise ValueError("PENSION_CERT_WORKER_HEARTBEAT_S must be positive and at most half of WORKER_STALE_S")
+        return self
+
+
+class CycleSettings(BaseSettings):
+    """The annual certification cycle."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
 
     # Annual cycle.
     validity_months: int = 12
@@ -105,6 +138,13 @@ class Settings(BaseSettings):
     # cycle_guard_min_suspensions of them) changes nothing and raises an alert, unless an operator forces it.
     cycle_max_suspend_share: float = 0.2
     cycle_guard_min_suspensions: int = 10
+
+
+class CertificationSettings(BaseSettings):
+    """One certification: attempts a day, challenge, session lifetime, models, kinship margin."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+
     # Rejected certifications a day per requester (WeChat account, family operator, API key) for one person,
     # and for that person from everyone together (higher: a stranger cannot spend the citizen's attempts;
     # service/certification/attempts.py).
@@ -114,26 +154,85 @@ class Settings(BaseSettings):
     # A fixed action challenge (e.g. a staff counter's routine, or tests); empty: random 2-3 actions.
     challenge_actions: list[str] = Field(default_factory=list)
     session_ttl_s: int = 3600
-    retention_days: int = 30
-    model_pack: str | None = None
     # Kinship rule (proxy_auth.RelativePolicy): a relative's enrolled face scoring at or above the claimed
     # person's similarity minus this margin sends the session to review. None: the policy's measured default.
     face_relative_margin: float | None = None
+    model_pack: str | None = None
 
-    # WeChat official-account channel (docs/wechat.md); an empty app id switches it off.
-    wechat_app_id: str = ""
-    wechat_app_secret: str = ""
-    wechat_token: str = ""  # the server-URL token set in the official account's admin console
-    wechat_api_base_url: str = "https://api.weixin.qq.com/"
-    wechat_oauth_base_url: str = "https://open.weixin.qq.com/connect/"
-    wechat_templates: dict[str, str] = Field(default_factory=dict)  # result / due_soon / overdue → template id
-    wechat_schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
-    wechat_notify_max_attempts: int = 5
-    h5_card_check: bool = True  # instant OCR feedback on the H5 card step (loads the ID-card reader in the API)
+
+class WeChatSettings(BaseSettings):
+    """WeChat official-account channel (docs/wechat.md); an empty app id switches it off."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_WECHAT_", env_file=None, extra="ignore")
+
+    app_id: str = ""
+    app_secret: str = ""
+    token: str = ""  # the server-URL token set in the official account's admin console
+    api_base_url: str = "https://api.weixin.qq.com/"
+    oauth_base_url: str = "https://open.weixin.qq.com/connect/"
+    templates: dict[str, str] = Field(default_factory=dict)  # result / due_soon / overdue → template id
+    schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
+    notify_max_attempts: int = 5
+
+
+class H5Settings(BaseSettings):
+    """The H5 pages of the WeChat channel."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_H5_", env_file=None, extra="ignore")
+
+    card_check: bool = True  # instant OCR feedback on the H5 card step (loads the ID-card reader in the API)
     # The bureau's own recordings of the H5 spoken prompts ({key}.mp3 or .wav, keys in
     # service/features/wechat/h5/voice.py);
     # a key without one is spoken by the file generated with espeak-ng (docs/wechat.md).
-    h5_audio_dir: Path | None = None
+    audio_dir: Path | None = None
+    # Development only (PENSION_CERT_ENV=development): /h5/dev-login opens the H5 pages without WeChat for a
+    # made-up openid (service/features/wechat/h5/devlogin.py); refused in test and production.
+    dev_login: bool = False
+
+
+class ObservabilitySettings(BaseSettings):
+    """Operations (docs/operations.md): logs and metrics."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+
+    # Operations (docs/operations.md): logs, metrics, rate limits.
+    log_format: Literal["text", "json"] = "text"  # json: one object per line with request_id / session_id
+    metrics_enabled: bool = True  # GET /metrics (Prometheus text format)
+    metrics_token: str = ""  # if set, /metrics requires "Authorization: Bearer <token>"
+    metrics_port: int = 0  # `pension-cert worker` / celery worker: serve their own /metrics on this port (0: off)
+
+
+class RateLimitSettings(BaseSettings):
+    """Rate limits (service/adapters/http/limits.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_RATE_LIMIT_", env_file=None, extra="ignore")
+
+    enabled: bool = True
+    backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis in celery mode, else memory
+    redis_url: str = ""  # empty: broker_url
+    # Past this (seconds) a Redis call gives up and the request goes through uncounted (fail open).
+    redis_timeout_s: float = 0.25
+    # "N/second|minute|hour|day"; empty switches one rule off. Clients with a valid API key are counted per key.
+    ip: str = "600/minute"  # every request of one client IP (citizens behind one NAT share it)
+    api_key: str = "20000/minute"  # every request of one API key (channel back-ends, the bench)
+    session_ip: str = "30/minute"  # session creation per IP (without an API key)
+    upload_ip: str = "60/minute"  # uploads per IP (without an API key)
+    beneficiary: str = "30/hour"  # session creation per beneficiary and requester (key, openid or IP)
+    beneficiary_all: str = "120/hour"  # session creation per beneficiary, every requester together
+    auth_failures: str = "20/minute"  # refused API keys per IP, then every key attempt is refused
+
+
+class Settings(BaseSettings):
+    """The whole configuration: a few top-level values and one group per concern (``settings.workers.job_lease_s``,
+    ``settings.wechat.app_id``). Each group reads its own variables with its prefix (``GROUP_PREFIXES``), so the
+    environment names are flat: ``PENSION_CERT_JOB_LEASE_S``, ``PENSION_CERT_WECHAT_APP_ID``."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty → SQLite file under var_dir
+    public_base_url: str = "http://127.0.0.1:8000"
     # The onnxruntime-web files for the H5 live guidance, extracted by scripts/web_bundle.sh (same variable there).
     web_dir: Path = Path.home() / ".cache" / "pension-cert" / "web"
     # The bureau's phone line shown on the H5 pages (daily limit, timeout, failed result): for a manual review
@@ -142,36 +241,16 @@ class Settings(BaseSettings):
     # The bureau's time zone (IANA name): every calendar date (cycle day, certification date, reminders, message
     # dates) is the date there (service/infra/clock.py); the console shows times in it too.
     time_zone: str = "Asia/Shanghai"
-    # Development only (PENSION_CERT_ENV=development): /h5/dev-login opens the H5 pages without WeChat for a
-    # made-up openid (service/features/wechat/h5/devlogin.py); refused in test and production.
-    h5_dev_login: bool = False
-
-    # Operations (docs/operations.md): logs, metrics, rate limits.
-    log_format: Literal["text", "json"] = "text"  # json: one object per line with request_id / session_id
-    metrics_enabled: bool = True  # GET /metrics (Prometheus text format)
-    metrics_token: str = ""  # if set, /metrics requires "Authorization: Bearer <token>"
-    metrics_port: int = 0  # `pension-cert worker` / celery worker: serve their own /metrics on this port (0: off)
-    trusted_proxies: list[str] = Field(default_factory=list)  # IPs/CIDRs whose X-Forwarded-For is believed
-    rate_limit_enabled: bool = True
-    rate_limit_backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis in celery mode, else memory
-    rate_limit_redis_url: str = ""  # empty: broker_url
-    # Past this (seconds) a Redis call gives up and the request goes through uncounted (fail open).
-    rate_limit_redis_timeout_s: float = 0.25
-    # "N/second|minute|hour|day"; empty switches one rule off. Clients with a valid API key are counted per key.
-    rate_limit_ip: str = "600/minute"  # every request of one client IP (citizens behind one NAT share it)
-    rate_limit_api_key: str = "20000/minute"  # every request of one API key (channel back-ends, the bench)
-    rate_limit_session_ip: str = "30/minute"  # session creation per IP (without an API key)
-    rate_limit_upload_ip: str = "60/minute"  # uploads per IP (without an API key)
-    rate_limit_beneficiary: str = "30/hour"  # session creation per beneficiary and requester (key, openid or IP)
-    rate_limit_beneficiary_all: str = "120/hour"  # session creation per beneficiary, every requester together
-    rate_limit_auth_failures: str = "20/minute"  # refused API keys per IP, then every key attempt is refused
-
-    @model_validator(mode="after")
-    def _heartbeat_below_staleness(self) -> Settings:
-        # Two missed beats (a slow database write, a GIL-heavy moment) must not make a live worker look dead.
-        if not 0 < self.worker_heartbeat_s * 2 <= self.worker_stale_s:
-            raise ValueError("PENSION_CERT_WORKER_HEARTBEAT_S must be positive and at most half of WORKER_STALE_S")
-        return self
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    uploads: UploadSettings = Field(default_factory=UploadSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    cycle: CycleSettings = Field(default_factory=CycleSettings)
+    certification: CertificationSettings = Field(default_factory=CertificationSettings)
+    wechat: WeChatSettings = Field(default_factory=WeChatSettings)
+    h5: H5Settings = Field(default_factory=H5Settings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
     @field_validator("time_zone")
     @classmethod
@@ -193,11 +272,11 @@ class Settings(BaseSettings):
 
     @property
     def effective_media_dir(self) -> Path:
-        return self.media_dir or self.var_dir / "media"
+        return self.storage.media_dir or self.var_dir / "media"
 
     @property
     def media_key_bytes(self) -> bytes:
-        key = base64.b64decode(self.media_key)
+        key = base64.b64decode(self.security.media_key)
         if len(key) != 32:
             raise InsecureSettingsError("PENSION_CERT_MEDIA_KEY must be base64 of exactly 32 bytes")
         return key
@@ -205,8 +284,10 @@ class Settings(BaseSettings):
     def validate_secrets(self) -> None:
         """Refuse the public development secrets outside development."""
         self.media_key_bytes  # noqa: B018 - decodes and checks the length
-        if self.challenge_actions and self.env != "production":
-            log.warning("fixed action challenge %s: every session asks the same actions", self.challenge_actions)
+        if self.certification.challenge_actions and self.env != "production":
+            log.warning(
+                "fixed action challenge %s: every session asks the same actions", self.certification.challenge_actions
+            )
         if self.env == "development":
             return
         bad = self.dev_default_secrets()
@@ -223,12 +304,12 @@ class Settings(BaseSettings):
         bad = [
             name
             for name, value, default in (
-                ("PENSION_CERT_MEDIA_KEY", self.media_key, DEV_MEDIA_KEY),
-                ("PENSION_CERT_SIGNING_KEY", self.signing_key, DEV_SIGNING_KEY),
+                ("PENSION_CERT_MEDIA_KEY", self.security.media_key, DEV_MEDIA_KEY),
+                ("PENSION_CERT_SIGNING_KEY", self.security.signing_key, DEV_SIGNING_KEY),
             )
             if value == default
         ]
-        if DEV_API_KEY in self.api_keys:
+        if DEV_API_KEY in self.security.api_keys:
             bad.append("PENSION_CERT_API_KEYS")
         return bad
 
@@ -236,31 +317,100 @@ class Settings(BaseSettings):
         """What a production start refuses besides the development defaults: short keys, an open /metrics,
         a WeChat channel whose callback signature anyone could compute."""
         weak: list[str] = []
-        if len(self.signing_key) < MIN_SECRET_CHARS:
+        if len(self.security.signing_key) < MIN_SECRET_CHARS:
             weak.append(f"PENSION_CERT_SIGNING_KEY shorter than {MIN_SECRET_CHARS} characters")
-        if any(len(k) < MIN_SECRET_CHARS for k in self.api_keys):
+        if any(len(k) < MIN_SECRET_CHARS for k in self.security.api_keys):
             weak.append(f"PENSION_CERT_API_KEYS has a key shorter than {MIN_SECRET_CHARS} characters")
-        if any(len(k) < MIN_SECRET_CHARS for k in self.admin_api_keys):
+        if any(len(k) < MIN_SECRET_CHARS for k in self.security.admin_api_keys):
             weak.append(f"PENSION_CERT_ADMIN_API_KEYS has a key shorter than {MIN_SECRET_CHARS} characters")
-        if self.metrics_enabled and len(self.metrics_token) < MIN_SECRET_CHARS:
+        metrics = self.observability
+        if metrics.metrics_enabled and len(metrics.metrics_token) < MIN_SECRET_CHARS:
             weak.append(
-                f"PENSION_CERT_METRICS_TOKEN {'empty' if not self.metrics_token else 'too short'}: /metrics would be "
+                f"PENSION_CERT_METRICS_TOKEN {'empty' if not metrics.metrics_token else 'too short'}: /metrics would "
+                f"be "
                 f"open (set a token of {MIN_SECRET_CHARS}+ characters, or PENSION_CERT_METRICS_ENABLED=false)"
             )
-        if self.wechat_app_id:
-            if len(self.wechat_token) < MIN_WECHAT_TOKEN_CHARS:
+        if self.wechat.app_id:
+            if len(self.wechat.token) < MIN_WECHAT_TOKEN_CHARS:
                 weak.append(f"PENSION_CERT_WECHAT_TOKEN shorter than {MIN_WECHAT_TOKEN_CHARS} characters")
-            if not self.wechat_app_secret:
+            if not self.wechat.app_secret:
                 weak.append("PENSION_CERT_WECHAT_APP_SECRET is empty")
-        if self.h5_dev_login:
+        if self.h5.dev_login:
             weak.append("PENSION_CERT_H5_DEV_LOGIN is set: /h5/dev-login would let anyone in as any WeChat user")
-        if self.challenge_actions:
+        if self.certification.challenge_actions:
             # A known challenge lets an attacker prepare a video that performs it (issue 22).
             weak.append(
                 "PENSION_CERT_CHALLENGE_ACTIONS is set: a fixed action challenge can be prepared in advance "
                 "(unset it; the default draws 2-3 actions in random order per session)"
             )
         return weak
+
+
+def setting_groups() -> dict[str, type[BaseSettings]]:
+    """The groups of ``Settings`` by attribute name (``"wechat"`` → ``WeChatSettings``)."""
+    groups: dict[str, type[BaseSettings]] = {}
+    for name, field in Settings.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseSettings):
+            groups[name] = kind
+    return groups
+
+
+def variable_name(owner: type[BaseSettings], field: str) -> str:
+    """The environment variable of one field: its class's prefix + the field in capitals
+    (``variable_name(WeChatSettings, "app_id")`` → ``PENSION_CERT_WECHAT_APP_ID``)."""
+    return str(owner.model_config.get("env_prefix", "")) + field.upper()
+
+
+def settings_variables() -> dict[str, tuple[type[BaseSettings], str]]:
+    """Every environment variable the settings read → (the class holding it, its field name)."""
+    out: dict[str, tuple[type[BaseSettings], str]] = {}
+    for name in Settings.model_fields:
+        if name not in setting_groups():
+            out[variable_name(Settings, name)] = (Settings, name)
+    for group in setting_groups().values():
+        for name in group.model_fields:
+            out[variable_name(group, name)] = (group, name)
+    return out
+
+
+def settings_from_flat(**values: Any) -> Settings:
+    """``Settings`` from the documented flat names (each environment variable without ``PENSION_CERT_``, e.g.
+    ``job_lease_s=60, wechat_app_id="wx…"``): for tests, benches and tools that configure a few values by the
+    names the operator knows. Values not given are read from the environment as usual. An unknown name raises
+    ``TypeError``."""
+    variables = settings_variables()
+    top: dict[str, Any] = {}
+    grouped: dict[str, dict[str, Any]] = {}
+    group_of = {kind: name for name, kind in setting_groups().items()}
+    for key, value in values.items():
+        found = variables.get("PENSION_CERT_" + key.upper())
+        if found is None:
+            raise TypeError(f"unknown setting {key!r}")
+        owner, field = found
+        if owner is Settings:
+            top[field] = value
+        else:
+            grouped.setdefault(group_of[owner], {})[field] = value
+    for name, fields in grouped.items():
+        top[name] = setting_groups()[name](**fields)
+    return Settings(**top)
+
+
+def as_environment(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables (lists and dicts as JSON): what a child process (a worker, a test's
+    server) needs to build the same ``Settings``. None values are left out (their default is None)."""
+    values: list[tuple[type[BaseSettings], BaseSettings]] = [(Settings, settings)]
+    values += [(group, getattr(settings, name)) for name, group in setting_groups().items()]
+    env: dict[str, str] = {}
+    for owner, holder in values:
+        for name in owner.model_fields:
+            if owner is Settings and name in setting_groups():
+                continue
+            value = getattr(holder, name)
+            if value is not None:
+                env[variable_name(owner, name)] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    return env
 
 
 @lru_cache(maxsize=1)

@@ -14,9 +14,11 @@ from service.infra.config import Settings
 
 def counter_redis_url(s: Settings) -> str | None:
     """The Redis of counters shared by every API process (rate limits, staff login back-off), or None: in-process."""
-    url = s.rate_limit_redis_url or s.broker_url
-    use_redis = s.rate_limit_backend == "redis" or (
-        s.rate_limit_backend == "auto" and s.worker_mode == "celery" and url.startswith(("redis://", "rediss://"))
+    url = s.rate_limit.redis_url or s.workers.broker_url
+    use_redis = s.rate_limit.backend == "redis" or (
+        s.rate_limit.backend == "auto"
+        and s.workers.worker_mode == "celery"
+        and url.startswith(("redis://", "rediss://"))
     )
     return url if use_redis else None
 

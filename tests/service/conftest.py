@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-import service.schema  # noqa: F401  # every model module, so that create_all below makes every table
+import service.schema
 from service.certification.context import ServiceContext
 from service.features.install import install_features
-from service.infra.config import Settings
+from service.infra.config import Settings, settings_from_flat
 from service.infra.db.engine import create_all, make_engine
 from tests.service import servers
 
@@ -65,12 +65,12 @@ def make_settings(var_dir: Path, **overrides: Any) -> Settings:
         "challenge_actions": ["turn_left", "turn_right", "nod"],
     }
     values.update(overrides)
-    return Settings(**values)
+    return settings_from_flat(**values)
 
 
 def migrate(url: str) -> None:
     if url.startswith("sqlite"):
-        create_all(make_engine(url))
+        create_all(make_engine(url), service.schema.metadata)
     else:
         from service.infra.db.migrate import upgrade
 
@@ -93,7 +93,7 @@ def settings(tmp_path: Path, backend_urls: dict[str, str]) -> Settings:
 def ctx(settings: Settings, engine: Engine) -> Iterator[ServiceContext]:
     """A context whose units of work are savepoints in one transaction, rolled back after the test."""
     # Installed like every composition root's: tests that process a job directly get the features' hooks.
-    context = install_features(ServiceContext(settings, engine=engine, create_schema=False))
+    context = install_features(ServiceContext(settings, engine=engine, schema=None))
     conn = engine.connect()
     outer = conn.begin()
     context.session_factory = sessionmaker(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from service.infra.config import Settings
+from service.infra.config import Settings, as_environment
 from tests.service.conftest import API_KEY, make_settings, migrate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,19 +40,7 @@ def fresh_database(backend_urls: dict[str, str], tmp: Path) -> str:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as environment variables, for worker processes."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for key, value in settings.model_dump().items():
-        if value is None:
-            continue
-        name = "PENSION_CERT_" + key.upper()
-        env[name] = _json(value) if isinstance(value, list) else str(value)
-    return env
-
-
-def _json(value: list[Any]) -> str:
-    import json
-
-    return json.dumps(value)
+    return {**os.environ, "PYTHONPATH": str(REPO), **as_environment(settings)}
 
 
 @contextmanager

@@ -206,7 +206,7 @@ def test_the_api_import_dates_new_people_and_the_cycle_run_leaves_them(client: T
     r = client.post("/api/v1/roster", files={"file": ("roster.csv", roster_csv(rows), "text/csv")}, headers=ADMIN)
     assert r.status_code == 200, r.text
     assert (r.json()["created"], r.json()["grace_dated"]) == (1, 1)
-    grace = ctx.settings.new_import_grace_days
+    grace = ctx.settings.cycle.new_import_grace_days
     view = client.get("/api/v1/beneficiaries/API-NEW").json()
     assert view["valid_until"] == (today + dt.timedelta(days=grace)).isoformat()
     assert view["cycle_state"] == "certified"

@@ -42,24 +42,24 @@ def row(ctx: ServiceContext, sid: str) -> tuple[str, int]:
 def test_an_unreachable_store_is_retried_after_a_back_off_without_spending_attempts(ctx: ServiceContext) -> None:
     dead = S3Options(f"http://127.0.0.1:{free_port()}", "us-east-1", "k", "s", max_attempts=1, connect_timeout_s=1)
     ctx.storage = S3EncryptedStorage(S3Location("media", ""), os.urandom(32), dead)
-    ctx.settings.job_retry_backoff_s = 1.0
+    ctx.settings.workers.job_retry_backoff_s = 1.0
     sid = queued_job(ctx)
     assert claim(ctx, sid, "w1") == sid
     process(ctx, NeverCalled(), sid, "w1")
     assert row(ctx, sid) == ("queued", 0)  # put back, the attempt given back
     assert claim(ctx, sid, "w1") is None and claim(ctx, None, "w2") is None  # waiting out the back-off
     time.sleep(1.1)
-    ctx.settings.job_retry_backoff_s = 0
-    for _ in range(ctx.settings.job_max_attempts + 2):  # more outages than attempts: still not a failure
+    ctx.settings.workers.job_retry_backoff_s = 0
+    for _ in range(ctx.settings.workers.job_max_attempts + 2):  # more outages than attempts: still not a failure
         assert claim(ctx, sid, "w1") == sid
         process(ctx, NeverCalled(), sid, "w1")
     assert row(ctx, sid) == ("queued", 0)
 
 
 def test_media_really_missing_go_to_staff_after_the_attempts(ctx: ServiceContext) -> None:
-    ctx.settings.job_retry_backoff_s = 0
+    ctx.settings.workers.job_retry_backoff_s = 0
     sid = queued_job(ctx)  # the local store has no such objects: StorageError "no object", not an outage
-    for attempt in range(1, ctx.settings.job_max_attempts + 1):
+    for attempt in range(1, ctx.settings.workers.job_max_attempts + 1):
         assert claim(ctx, sid, "w1") == sid
         process(ctx, NeverCalled(), sid, "w1")
-        assert row(ctx, sid) == ("failed" if attempt == ctx.settings.job_max_attempts else "queued", attempt)
+        assert row(ctx, sid) == ("failed" if attempt == ctx.settings.workers.job_max_attempts else "queued", attempt)

@@ -96,14 +96,14 @@ def test_embedded_database_from_an_earlier_version_gets_the_new_columns(tmp_path
     engine = create_engine(url)
     before = {c["name"] for c in inspect(engine).get_columns("beneficiaries")}
     assert "household" not in before
-    create_all(engine)
+    create_all(engine, metadata)
     insp = inspect(engine)
     assert "household" in {c["name"] for c in insp.get_columns("beneficiaries")}
     assert "worker_process" in {c["name"] for c in insp.get_columns("cert_sessions")}
     assert any(ix["column_names"] == ["household"] for ix in insp.get_indexes("beneficiaries"))
     with Session(engine) as db:
         assert db.scalars(select(Beneficiary).where(Beneficiary.household == "h1")).all() == []
-    assert add_missing_columns(engine) == []  # idempotent
+    assert add_missing_columns(engine, metadata) == []  # idempotent
     engine.dispose()
 
 
@@ -248,7 +248,7 @@ def test_embedded_database_from_0007_carries_the_operator_identities(tmp_path: P
     _operators_at_0007(url)
     engine = create_engine(url)
     try:
-        create_all(engine)
+        create_all(engine, metadata)
         assert "template_consent" not in {c["name"] for c in inspect(engine).get_columns("proxy_operators")}
         with Session(engine) as db:
             verified, fresh = db.get(ProxyOperator, "op-verified"), db.get(ProxyOperator, "op-new")
@@ -256,7 +256,7 @@ def test_embedded_database_from_0007_carries_the_operator_identities(tmp_path: P
             assert (verified.person_hash, verified.name, verified.template_enrolled) == ("h" * 64, "李建国", True)
             db.add(ProxyOperator(id=str(uuid.uuid4()), channel="wechat", channel_hash="c3", token_hash="t"))
             db.commit()
-        create_all(engine)  # idempotent: nothing left to carry
+        create_all(engine, metadata)  # idempotent: nothing left to carry
         with Session(engine) as db:
             assert db.get(ProxyOperator, "op-verified").identity is not None  # type: ignore[union-attr]
     finally:

@@ -46,7 +46,7 @@ def test_orphans_older_than_the_grace_are_removed_and_referenced_media_kept(stor
     for key in (left_behind, no_row):
         ctx.storage.put(key, b"orphan")
     assert sweep_orphans(ctx) == 0  # all younger than the grace: maybe an upload about to commit
-    later = utcnow() + dt.timedelta(seconds=ctx.settings.orphan_grace_s + 60)
+    later = utcnow() + dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s + 60)
     assert sweep_orphans(ctx, now=later) == 2
     assert ctx.storage.exists(card)
     assert not ctx.storage.exists(left_behind) and not ctx.storage.exists(no_row)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.infra.config import MIN_SECRET_CHARS, InsecureSettingsError, Settings
+from service.infra.config import MIN_SECRET_CHARS, InsecureSettingsError, Settings, settings_from_flat
 
 
 def production(**overrides: Any) -> Settings:
@@ -22,7 +22,7 @@ def production(**overrides: Any) -> Settings:
         "metrics_token": os.urandom(24).hex(),
     }
     values.update(overrides)
-    return Settings(**values)
+    return settings_from_flat(**values)
 
 
 def refused(settings: Settings, *names: str) -> None:
@@ -65,9 +65,11 @@ def test_wechat_channel_without_a_real_token_is_refused_in_production() -> None:
 def test_development_and_test_keep_working_with_short_values() -> None:
     """The development defaults still start `pension-cert serve` out of the box; the test settings use short
     API keys. Only production is strict."""
-    Settings(env="development", signing_key="x", api_keys=["y"]).validate_secrets()
+    settings_from_flat(env="development", signing_key="x", api_keys=["y"]).validate_secrets()
     key = base64.b64encode(os.urandom(32)).decode()
-    Settings(env="test", media_key=key, signing_key="x", api_keys=["y"], wechat_app_id="wx").validate_secrets()
+    settings_from_flat(
+        env="test", media_key=key, signing_key="x", api_keys=["y"], wechat_app_id="wx"
+    ).validate_secrets()
 
 
 def test_the_start_up_path_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,5 +98,5 @@ def test_a_fixed_action_challenge_is_refused_in_production_and_logged_elsewhere(
 ) -> None:
     refused(production(challenge_actions=["blink", "turn_left"]), "PENSION_CERT_CHALLENGE_ACTIONS")
     with caplog.at_level("WARNING", logger="service.infra.config"):
-        Settings(env="development", challenge_actions=["blink"]).validate_secrets()
+        settings_from_flat(env="development", challenge_actions=["blink"]).validate_secrets()
     assert any("fixed action challenge" in r.getMessage() for r in caplog.records)

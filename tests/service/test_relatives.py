@@ -159,7 +159,7 @@ MARGIN = 0.15
 def test_household_member_in_the_video_sends_the_session_to_review(
     client: TestClient, ctx: ServiceContext, data_dir: Path, template_of: Any
 ) -> None:
-    ctx.settings.face_relative_margin = MARGIN
+    ctx.settings.certification.face_relative_margin = MARGIN
     # The household member's enrolled face is the person in the video (another recording of them).
     res, member_ext = self_certification_with_household_member(client, ctx, data_dir, template_of(SPOOF_VIDEO))
     result = res["result"]
@@ -180,7 +180,7 @@ def test_household_member_in_the_video_sends_the_session_to_review(
 def test_household_member_of_another_face_leaves_the_accept(
     client: TestClient, ctx: ServiceContext, data_dir: Path, template_of: Any
 ) -> None:
-    ctx.settings.face_relative_margin = MARGIN
+    ctx.settings.certification.face_relative_margin = MARGIN
     res, _ = self_certification_with_household_member(client, ctx, data_dir, template_of(OTHER_VIDEO))
     scores, th = res["result"]["scores"], res["result"]["thresholds"]
     assert res["decision"] == "accept" and "FACE_CLOSER_TO_RELATIVE" not in res["reasons"]

@@ -15,9 +15,10 @@ import pytest
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import AccessFormatter
 
+import service.schema
 from service.certification import idnumber
 from service.certification.context import ServiceContext
-from service.infra.config import DEV_MEDIA_KEY, InsecureSettingsError, Settings
+from service.infra.config import DEV_MEDIA_KEY, InsecureSettingsError, settings_from_flat
 from service.infra.db.engine import make_engine, private_sqlite_file
 from service.infra.observability.logs import MaskingFilter, install_log_masking
 from service.infra.security import Keyring, mask_id, mask_text
@@ -84,10 +85,10 @@ def test_masking_reaches_loggers_with_their_own_handlers() -> None:
 
 
 def test_default_secrets_refused_outside_development(tmp_path: Path) -> None:
-    Settings(env="development").validate_secrets()
+    settings_from_flat(env="development").validate_secrets()
     with pytest.raises(InsecureSettingsError):
-        Settings(env="production").validate_secrets()
-    good = Settings(
+        settings_from_flat(env="production").validate_secrets()
+    good = settings_from_flat(
         env="production",
         media_key=base64.b64encode(os.urandom(32)).decode(),
         signing_key=os.urandom(32).hex(),
@@ -97,9 +98,11 @@ def test_default_secrets_refused_outside_development(tmp_path: Path) -> None:
     )
     good.validate_secrets()
     with pytest.raises(InsecureSettingsError):
-        good.model_copy(update={"media_key": DEV_MEDIA_KEY}).validate_secrets()
+        good.model_copy(
+            update={"security": good.security.model_copy(update={"media_key": DEV_MEDIA_KEY})}
+        ).validate_secrets()
     with pytest.raises(InsecureSettingsError):
-        Settings(media_key=base64.b64encode(b"short").decode()).validate_secrets()
+        settings_from_flat(media_key=base64.b64encode(b"short").decode()).validate_secrets()
 
 
 # Issue #22: access-log lines carrying an ID number, masked before formatting (threat → defence → test in
@@ -197,7 +200,7 @@ def _mode(path: Path) -> int:
 
 def test_sqlite_database_and_media_are_private_to_the_service_user(tmp_path: Path, umask_022: None) -> None:
     settings = make_settings(tmp_path / "var")  # the embedded default: SQLite under VAR_DIR, media beside it
-    ctx = ServiceContext(settings)
+    ctx = ServiceContext(settings, schema=service.schema.metadata)
     try:
         with ctx.db() as db:
             factories.beneficiary(db, ctx.keyring, name="张秀英")

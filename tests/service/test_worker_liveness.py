@@ -50,7 +50,7 @@ def age(ctx: ServiceContext, name: str, seconds: float) -> None:
 
 
 def test_a_live_workers_long_job_is_not_taken_a_dead_ones_is(ctx: ServiceContext, db: Session) -> None:
-    stale = ctx.settings.worker_stale_s
+    stale = ctx.settings.workers.worker_stale_s
     w = worker_row(db, "hostA", 101)
     sid = factories.held_job(db, ctx, w)
     # Its process beats: neither the next claim nor a claim naming the job takes it, however long it runs.
@@ -87,8 +87,8 @@ def test_stopped_unknown_and_expired(ctx: ServiceContext, db: Session) -> None:
 
 def test_dead_workers_job_on_its_last_attempt_goes_to_staff(ctx: ServiceContext, db: Session) -> None:
     w = worker_row(db, "hostA", 505)
-    sid = factories.held_job(db, ctx, w, attempts=ctx.settings.job_max_attempts)
-    age(ctx, w, ctx.settings.worker_stale_s + 1)
+    sid = factories.held_job(db, ctx, w, attempts=ctx.settings.workers.job_max_attempts)
+    age(ctx, w, ctx.settings.workers.worker_stale_s + 1)
     assert claim(ctx, sid, "thief") is None
     db.expire_all()
     s = db.get(CertSession, sid)
@@ -210,7 +210,7 @@ def test_dead_worker_thread_is_replaced_and_its_job_decided(tmp_path: Path, data
         calls.append(1)
         if len(calls) == 1:
             raise WorkerKilled("first job kills its thread")
-        return shared_certifier(settings.model_pack)
+        return shared_certifier(settings.certification.model_pack)
 
     factory: Callable[[], Any] = certifier
     restarts0 = restarts("thread")

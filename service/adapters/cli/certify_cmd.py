@@ -81,12 +81,13 @@ class _Beneficiaries:
         # Lazy: the database layer loads only for an external_id.
         from sqlalchemy import select
 
+        import service.schema
         from service.adapters.cli.common import load_settings
         from service.certification.context import ServiceContext
         from service.certification.models import Beneficiary
         from service.certification.templates import load_template
 
-        self._ctx = self._ctx or ServiceContext(load_settings())
+        self._ctx = self._ctx or ServiceContext(load_settings(), schema=service.schema.metadata)
         with self._ctx.db() as db:
             b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == beneficiary))
             if b is None:

@@ -156,27 +156,29 @@ def settings_problems() -> tuple[Any, list[str]]:
 
     from pydantic import ValidationError
 
-    from service.infra.config import Settings
+    from service.infra.config import Settings, setting_groups, settings_variables, variable_name
 
     # List/dict settings are JSON in the environment; pydantic-settings stops at the first bad one with a
     # message that does not say what was expected. All of them are checked here, by name.
     problems = []
-    for name, field in Settings.model_fields.items():
-        variable = "PENSION_CERT_" + name.upper()
+    for variable, (owner, name) in settings_variables().items():
+        annotation = owner.model_fields[name].annotation
         raw = os.environ.get(variable)  # env: the raw text of a setting pydantic refused, to name it
-        if raw is not None and getattr(field.annotation, "__origin__", None) in (list, dict):
+        if raw is not None and getattr(annotation, "__origin__", None) in (list, dict):
             try:
                 json.loads(raw)
             except ValueError:
-                kind = "list" if field.annotation.__origin__ is list else "object"  # type: ignore[union-attr]
+                kind = "list" if annotation.__origin__ is list else "object"  # type: ignore[union-attr]
                 problems.append(_setting_line(variable, f"not a JSON {kind} (got {raw[:40]!r})"))
     if problems:
         return None, problems
     try:
         settings = Settings()
     except ValidationError as exc:
+        # A group's error (raised while that group reads its variables) is titled with the group's class.
+        owner = next((g for g in setting_groups().values() if g.__name__ == exc.title), Settings)
         for err in exc.errors():
-            variable = "PENSION_CERT_" + "_".join(str(p) for p in err["loc"]).upper()
+            variable = variable_name(owner, "_".join(str(p) for p in err["loc"]))
             problems.append(_setting_line(variable, f"{err['msg']} (got {str(err.get('input'))[:40]!r})"))
         return None, problems
     try:

@@ -18,10 +18,11 @@ if TYPE_CHECKING:
 
 def _context() -> ServiceContext:
     # Lazy: the database layer (SQLAlchemy) loads only when a console command runs, not to build the parser.
+    import service.schema
     from service.adapters.cli.common import load_settings
     from service.certification.context import ServiceContext
 
-    return ServiceContext(load_settings())
+    return ServiceContext(load_settings(), schema=service.schema.metadata)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

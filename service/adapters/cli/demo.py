@@ -177,7 +177,9 @@ def prepare_when_up(base: str, settings: Settings, kit: DemoKit, ready: Callable
         except httpx.HTTPError:
             time.sleep(0.2)
     try:
-        admin = settings.admin_api_keys[0] if settings.admin_api_keys else settings.api_keys[0]
+        admin = (
+            settings.security.admin_api_keys[0] if settings.security.admin_api_keys else settings.security.api_keys[0]
+        )
         import_roster(base, admin, kit)
     except (httpx.HTTPError, OSError) as exc:
         log.error("demo: importing %s failed: %s", kit.roster, exc)

@@ -72,16 +72,17 @@ def _serve(args: argparse.Namespace) -> int:
     install_log_masking()
     sock = bind_port(args.host, args.port)  # first: a port in use is said at once, not after loading the models
     settings: Settings = load_settings()  # every settings problem, one line each, exit 4
-    check_models(settings.model_pack)
+    check_models(settings.certification.model_pack)
     base = f"http://{args.host}:{sock.getsockname()[1]}"  # the real port, also for --port 0
     if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:  # env: set explicitly, not the default
         settings = settings.model_copy(update={"public_base_url": base})
     kit = None
     if args.demo:
         kit = _demo_kit(settings)
-        if not settings.challenge_actions:
+        if not settings.certification.challenge_actions:
             # The kit's video performs these actions; a real deployment issues random ones.
-            settings = settings.model_copy(update={"challenge_actions": list(kit.actions)})
+            fixed = settings.certification.model_copy(update={"challenge_actions": list(kit.actions)})
+            settings = settings.model_copy(update={"certification": fixed})
     app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, verbose=args.verbose))
     threading.Thread(target=_say_when_listening, args=(server, base), daemon=True).start()
@@ -166,7 +167,7 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, verbose: 
     No trusted proxy: proxy headers off altogether."""
     import uvicorn
 
-    trusted = list(settings.trusted_proxies)
+    trusted = list(settings.security.trusted_proxies)
     return uvicorn.Config(
         app,
         host=host,
@@ -196,6 +197,7 @@ def check_models(pack_name: str | None) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import service.schema
     from service.adapters.workers.worker import PollingWorker, shared_certifier
     from service.certification.context import ServiceContext
     from service.infra import wakeup
@@ -203,7 +205,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     install_log_masking()
     settings: Settings = load_settings()  # every settings problem, one line each, exit 4
-    ctx = ServiceContext(settings)
+    ctx = ServiceContext(settings, schema=service.schema.metadata)
     worker = PollingWorker(ctx)
     heartbeat = worker.start_heartbeat("process")  # before loading the models: readiness sees a worker coming up
     if args.once:
@@ -232,7 +234,9 @@ def _worker(args: argparse.Namespace) -> int:
 
         threading.Thread(target=watch, daemon=True).start()
     try:
-        shared_certifier(settings.model_pack)  # load the models before the first job, once for this process
+        shared_certifier(
+            settings.certification.model_pack
+        )  # load the models before the first job, once for this process
         log.info("worker %s ready", worker.name)
         worker.run_forever()
     finally:

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-import service.schema  # noqa: F401  # every model module: ServiceContext(...) creates every table
+import service.schema
 from service.adapters.http.docs import install_docs
 from service.adapters.http.errors import install_error_handlers
 from service.adapters.http.limits import BodyLimitMiddleware
@@ -83,7 +83,7 @@ def supervise_worker_processes(ctx: ServiceContext, metrics_dir: str | None) -> 
         heartbeat.mark_stopped(ctx, heartbeat.name_for(p.pid, tokens.pop(p.pid, "")))
 
     supervisor = Supervisor(
-        ctx.settings, "process", ctx.settings.worker_processes, spawn, _process_alive, _process_describe, died
+        ctx.settings, "process", ctx.settings.workers.worker_processes, spawn, _process_alive, _process_describe, died
     )
     supervisor.start()
     return supervisor
@@ -111,21 +111,22 @@ def create_app(
     certifier_factory: Callable[[], Certifier] | None = None,
 ) -> FastAPI:
     settings = settings or (ctx.settings if ctx else get_settings())
-    ctx = install_features(ctx or ServiceContext(settings))  # the core's decision hooks and notifiers
+    # The core's decision hooks and notifiers; a context of our own creates every table (service/schema.py).
+    ctx = install_features(ctx or ServiceContext(settings, schema=service.schema.metadata))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        install_log_masking(settings.log_format)
+        install_log_masking(settings.observability.log_format)
         worker = None
         supervisor: Supervisor[subprocess.Popen[bytes]] | None = None
-        if settings.worker_mode == "process":
+        if settings.workers.worker_mode == "process":
             supervisor = supervise_worker_processes(ctx, str(metrics.reset_multiproc_dir(settings)))
             ctx.enqueue = wakeup.notifier(wakeup.socket_dir(settings))
-        elif settings.worker_mode == "thread":
+        elif settings.workers.worker_mode == "thread":
             worker = PollingWorker(ctx, certifier_factory)
             ctx.enqueue = worker.wake
-            worker.start(settings.worker_threads)
-        elif settings.worker_mode == "celery":
+            worker.start(settings.workers.worker_threads)
+        elif settings.workers.worker_mode == "celery":
             from service.adapters.workers.tasks import make_enqueue  # lazy: celery only in celery mode
 
             ctx.enqueue = make_enqueue(settings)  # a broker outage is logged; the sweeper re-announces the job
@@ -148,7 +149,7 @@ def create_app(
     app.state.ctx = ctx
     install_docs(app)  # /docs, /redoc and their assets, all from this process (works with no outside network)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max(settings.max_video_bytes, 64 * 1024 * 1024))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max(settings.uploads.max_video_bytes, 64 * 1024 * 1024))
     for r in (registry_router, sessions_router, certificates_router):
         app.include_router(r)
     install_console(app)  # staff pages under /console
@@ -157,7 +158,7 @@ def create_app(
     install_observability(app, ctx)  # request ids, latency, security headers, rate limits, /metrics, /readyz
 
     @app.get("/healthz", tags=["ops"], response_model=Health, **EXACT)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> Health:
+        return Health(status="ok")
 
     return app

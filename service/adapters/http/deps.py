@@ -47,14 +47,14 @@ def _known(key: str, keys: list[str]) -> bool:
 
 def admin_keys(settings: Settings) -> list[str]:
     """The operator keys in force: the public development default only in development."""
-    return [k for k in settings.admin_api_keys if settings.env == "development" or k != DEV_ADMIN_API_KEY]
+    return [k for k in settings.security.admin_api_keys if settings.env == "development" or k != DEV_ADMIN_API_KEY]
 
 
 def api_caller(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> Caller:
     """Channel keys (``api_keys``: channel back-ends) and operator keys (``admin_api_keys``)."""
     if x_api_key:
         admin = _known(x_api_key, admin_keys(ctx.settings))
-        if admin or _known(x_api_key, ctx.settings.api_keys):
+        if admin or _known(x_api_key, ctx.settings.security.api_keys):
             prefix = "admin:" if admin else "api:"
             return Caller(prefix + ctx.keyring.mac("apikey:" + x_api_key)[:8], admin)
     raise ServiceError("UNAUTHORIZED", "missing or unknown X-API-Key")

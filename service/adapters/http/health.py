@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from sqlalchemy import text
 
@@ -28,16 +28,31 @@ _running: dict[tuple[int, str], Future[None]] = {}
 _running_lock = threading.Lock()
 
 
+class CheckResult(TypedDict):
+    """One check's answer in /readyz (schemas.ReadinessCheck): `error` only when it failed."""
+
+    ok: bool
+    error: NotRequired[str]
+
+
+class ReadinessBody(TypedDict):
+    """The /readyz body (schemas.ReadinessBody), sent as is with 200 or 503."""
+
+    status: str
+    failing: list[str]
+    checks: dict[str, CheckResult]
+
+
 @dataclass
 class Readiness:
     ready: bool
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[str, CheckResult] = field(default_factory=dict)
 
     @property
     def failing(self) -> list[str]:
         return [name for name, c in self.checks.items() if not c["ok"]]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ReadinessBody:
         return {"status": "ready" if self.ready else "unready", "failing": self.failing, "checks": self.checks}
 
 
@@ -53,7 +68,7 @@ def check_storage(ctx: ServiceContext) -> None:
 def check_broker(ctx: ServiceContext) -> None:
     import redis  # lazy: redis only in celery mode
 
-    client = redis.Redis.from_url(ctx.settings.broker_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = redis.Redis.from_url(ctx.settings.workers.broker_url, socket_timeout=0.5, socket_connect_timeout=0.5)
     try:
         client.ping()
     finally:
@@ -61,7 +76,7 @@ def check_broker(ctx: ServiceContext) -> None:
 
 
 def check_models(ctx: ServiceContext) -> None:
-    pack = load_pack(ctx.settings.model_pack)
+    pack = load_pack(ctx.settings.certification.model_pack)
     for role in ("detector", "recognizer", "landmarks", "antispoof"):
         for name in pack.resolve(role):
             pack.store.path(name)  # raises ModelMissingError naming the missing file
@@ -73,7 +88,7 @@ class NoLiveWorkerError(RuntimeError):
 
 def check_workers(ctx: ServiceContext) -> None:
     if live_workers(ctx) == 0:
-        raise NoLiveWorkerError(f"no worker heartbeat within {ctx.settings.worker_stale_s:g}s")
+        raise NoLiveWorkerError(f"no worker heartbeat within {ctx.settings.workers.worker_stale_s:g}s")
 
 
 def checks_for(ctx: ServiceContext) -> dict[str, Callable[[ServiceContext], None]]:
@@ -82,9 +97,9 @@ def checks_for(ctx: ServiceContext) -> dict[str, Callable[[ServiceContext], None
         "storage": check_storage,
         "models": check_models,
     }
-    if ctx.settings.worker_mode == "celery":
+    if ctx.settings.workers.worker_mode == "celery":
         checks["broker"] = check_broker
-    if ctx.settings.worker_mode in WORKER_MODES_CHECKED:
+    if ctx.settings.workers.worker_mode in WORKER_MODES_CHECKED:
         checks["workers"] = check_workers
     return checks
 
@@ -102,8 +117,7 @@ def readiness(ctx: ServiceContext, timeout_s: float = CHECK_TIMEOUT_S) -> Readin
             _running[key] = started[name] = _pool.submit(fn, ctx)
     t0 = time.monotonic()
     wait(list(started.values()), timeout=timeout_s)
-    busy = {"ok": False, "error": "still running from an earlier probe"}
-    result: dict[str, dict[str, Any]] = {n: dict(busy) for n in stuck}
+    result: dict[str, CheckResult] = {n: {"ok": False, "error": "still running from an earlier probe"} for n in stuck}
     for name, fut in started.items():
         if not fut.done():
             result[name] = {"ok": False, "error": f"no answer within {timeout_s:.1f}s"}

@@ -180,7 +180,7 @@ def make_counter(ctx: ServiceContext) -> Counter:
     url = counter_redis_url(s)
     if url is None:
         return MemoryCounter()
-    return RedisCounter(url, counter_prefix(s, "rl"), s.rate_limit_redis_timeout_s)
+    return RedisCounter(url, counter_prefix(s, "rl"), s.rate_limit.redis_timeout_s)
 
 
 class RateLimitMiddleware:
@@ -188,20 +188,20 @@ class RateLimitMiddleware:
         self.app = app
         self.ctx = ctx
         s = ctx.settings
-        self.enabled = s.rate_limit_enabled
+        self.enabled = s.rate_limit.enabled
         self.counter = counter or make_counter(ctx)
-        self.client_ip = ClientAddress(s.trusted_proxies)
+        self.client_ip = ClientAddress(s.security.trusted_proxies)
         self.rates = {
-            "ip": parse_rate(s.rate_limit_ip),
-            "api_key": parse_rate(s.rate_limit_api_key),
-            "session_ip": parse_rate(s.rate_limit_session_ip),
-            "upload_ip": parse_rate(s.rate_limit_upload_ip),
-            "beneficiary": parse_rate(s.rate_limit_beneficiary),
-            "beneficiary_all": parse_rate(s.rate_limit_beneficiary_all),
-            "auth_failures": parse_rate(s.rate_limit_auth_failures),
+            "ip": parse_rate(s.rate_limit.ip),
+            "api_key": parse_rate(s.rate_limit.api_key),
+            "session_ip": parse_rate(s.rate_limit.session_ip),
+            "upload_ip": parse_rate(s.rate_limit.upload_ip),
+            "beneficiary": parse_rate(s.rate_limit.beneficiary),
+            "beneficiary_all": parse_rate(s.rate_limit.beneficiary_all),
+            "auth_failures": parse_rate(s.rate_limit.auth_failures),
         }
         # Operator keys are valid keys too (counted per key), never refused-key attempts.
-        self._keys = [k.encode() for k in (*s.api_keys, *admin_keys(s)) if k]
+        self._keys = [k.encode() for k in (*s.security.api_keys, *admin_keys(s)) if k]
 
     def _key_id(self, key: str | None) -> tuple[bool, str]:
         """(valid, short id); an absent key is neither valid nor a failure."""

@@ -38,12 +38,12 @@ def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
         state = readiness(ctx)
         return JSONResponse(state.to_dict(), status_code=200 if state.ready else 503)
 
-    if not settings.metrics_enabled:
+    if not settings.observability.metrics_enabled:
         return
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
     def prometheus(authorization: Annotated[str | None, Header()] = None) -> Response:
-        token = settings.metrics_token
+        token = settings.observability.metrics_token
         if token and not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
             refused = error_body("UNAUTHORIZED", "未授权的访问", "missing or wrong metrics bearer token")
             return JSONResponse(refused, 401)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import select
@@ -13,16 +11,16 @@ from service.adapters.http.schemas import EXACT, Certificate, CertificateCheck
 from service.certification import sessions
 from service.certification.certificates import render_png, verify_code
 from service.certification.errors import NotFoundError
-from service.certification.models import Beneficiary, Certification
+from service.certification.models import Beneficiary, Certification, beneficiary_of
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
 
 def _certificate(ctx: Ctx, db: DB, token: str | None, session_id: str) -> tuple[Certification, Beneficiary]:
     s = sessions.get_session(db, session_id)
-    sessions.check_token(s, token, ctx.settings.session_ttl_s)
+    sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
     cert = db.scalar(select(Certification).where(Certification.session_id == s.id))
-    b = db.get(Beneficiary, s.beneficiary_id)
+    b = beneficiary_of(db, s)  # None: a session without a beneficiary (a relative's verification) has no certificate
     if cert is None or b is None:
         raise NotFoundError("certificate (the session has no accepted certification)")
     return cert, b
@@ -38,16 +36,16 @@ def _verify_url(ctx: Ctx, code: str) -> str:
     response_model=Certificate,
     **EXACT,
 )
-def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
+def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> Certificate:
     cert, b = _certificate(ctx, db, token, session_id)
-    return {
-        "name": b.name,
-        "id_masked": b.id_masked,
-        "certified_on": cert.certified_on.isoformat(),
-        "valid_until": cert.valid_until.isoformat(),
-        "code": cert.code,
-        "verify_url": _verify_url(ctx, cert.code),
-    }
+    return Certificate(
+        name=b.name,
+        id_masked=b.id_masked,
+        certified_on=cert.certified_on.isoformat(),
+        valid_until=cert.valid_until.isoformat(),
+        code=cert.code,
+        verify_url=_verify_url(ctx, cert.code),
+    )
 
 
 @router.get("/sessions/{session_id}/certificate.png", summary="Printable certificate with QR code")
@@ -63,9 +61,15 @@ def get_certificate_png(ctx: Ctx, db: DB, token: SessionToken, session_id: str) 
     response_model=CertificateCheck,
     **EXACT,
 )
-def verify(ctx: Ctx, db: DB, code: str) -> dict[str, Any]:
+def verify(ctx: Ctx, db: DB, code: str) -> CertificateCheck:
     claims = verify_code(ctx.keyring, code)
     cert = db.get(Certification, claims.certification_id)
     if cert is None or cert.code != code:
         raise NotFoundError("certification", "CERTIFICATE_INVALID", detail="no such certification")
-    return {"valid": True, **claims.to_dict()}
+    return CertificateCheck(
+        valid=True,
+        certification_id=claims.certification_id,
+        id_masked=claims.id_masked,
+        certified_on=claims.certified_on.isoformat(),
+        valid_until=claims.valid_until.isoformat(),
+    )

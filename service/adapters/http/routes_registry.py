@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import PlainTextResponse
@@ -16,7 +16,7 @@ from service.certification import registry
 from service.certification.audit import audit
 from service.certification.cycle import CycleSpikeError, SuspensionGuard, run_cycle
 from service.certification.errors import NotFoundError, ServiceError
-from service.certification.models import Beneficiary, on_roster, utcnow
+from service.certification.models import Beneficiary, utcnow
 from service.certification.retention import expire_sessions, purge_media, storage_upkeep
 from service.certification.roster import import_roster, import_terms
 from service.infra.clock import local_today
@@ -54,19 +54,19 @@ def _day(today: dt.date | None, settings: Settings) -> dt.date:
     response_model=RosterReport,
     **EXACT,
 )
-def post_roster(ctx: Ctx, db: DB, actor: AdminClient, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+def post_roster(ctx: Ctx, db: DB, actor: AdminClient, file: Annotated[UploadFile, File()]) -> RosterReport:
     data = read_limited(file, MAX_ROSTER_BYTES)
     report = import_roster(db, ctx.keyring, file.filename or "roster.csv", data, actor, import_terms(ctx)).to_dict()
     db.commit()  # acknowledged only once committed
-    return report
+    return RosterReport.model_validate(report)
 
 
 @router.get("/beneficiaries/{external_id}", response_model=BeneficiaryView, **EXACT)
-def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today: Today = None) -> dict[str, Any]:
-    b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id, on_roster()))
+def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today: Today = None) -> BeneficiaryView:
+    b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return registry.view(b, _day(today, ctx.settings), ctx.rules)
+    return BeneficiaryView.model_validate(registry.view(b, _day(today, ctx.settings), ctx.rules))
 
 
 @router.get(
@@ -75,12 +75,12 @@ def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today
     response_model=BeneficiaryView,
     **EXACT,
 )
-def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today: Today = None) -> dict[str, Any]:
+def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today: Today = None) -> BeneficiaryView:
     number = ctx.keyring.id_hash(normalise_id(id_number))
-    b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number, on_roster()))
+    b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return registry.view(b, _day(today, ctx.settings), ctx.rules)
+    return BeneficiaryView.model_validate(registry.view(b, _day(today, ctx.settings), ctx.rules))
 
 
 @router.get(
@@ -90,14 +90,17 @@ def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today:
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
     **EXACT,
 )
-def get_list(ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = None, format: str = "json") -> Any:
+def get_list(
+    ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = None, format: str = "json"
+) -> StatusList | PlainTextResponse:
     if which not in registry.LISTS:
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}")
     day = _day(today, ctx.settings)
     rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
     if format == "csv":
         return PlainTextResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS), media_type="text/csv; charset=utf-8")
-    return {"list": which, "date": day.isoformat(), "count": len(rows), "items": rows}
+    items = [BeneficiaryView.model_validate(row) for row in rows]
+    return StatusList(list=which, date=day.isoformat(), count=len(rows), items=items)
 
 
 @router.get("/exports/{kind}.csv", summary="suspensions or resumptions for the payment system")
@@ -122,10 +125,10 @@ def post_cycle_run(
         dt.date | None, Query(description="simulated date: development and test environments only")
     ] = None,
     force: Annotated[bool, Query(description="run even when an unusual share would be suspended")] = False,
-) -> dict[str, Any]:
+) -> CycleRun:
     # A date far ahead would suspend everyone and purge every medium: never outside development and test.
     day = _day(today, ctx.settings)
-    guard = SuspensionGuard(ctx.settings.cycle_max_suspend_share, ctx.settings.cycle_guard_min_suspensions)
+    guard = SuspensionGuard(ctx.settings.cycle.cycle_max_suspend_share, ctx.settings.cycle.cycle_guard_min_suspensions)
     try:
         ids = run_cycle(db, day, ctx.rules, guard, force=force)
     except CycleSpikeError as exc:
@@ -142,10 +145,10 @@ def post_cycle_run(
     expired = expire_sessions(ctx, at)
     purged = purge_media(ctx, at)
     upkeep = storage_upkeep(ctx)  # orphaned media, the audit chain's anchor
-    return {
-        "date": day.isoformat(),
-        "suspended": len(ids),
-        "sessions_expired": expired,
-        "media_purged": purged,
-        "media_orphans_removed": upkeep["media_orphans_removed"],
-    }
+    return CycleRun(
+        date=day.isoformat(),
+        suspended=len(ids),
+        sessions_expired=expired,
+        media_purged=purged,
+        media_orphans_removed=upkeep["media_orphans_removed"],
+    )

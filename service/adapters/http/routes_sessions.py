@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
 from pydantic import BaseModel, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
 from service.adapters.http.deps import DB, AdminClient, ApiCaller, Ctx, SessionToken
-from service.adapters.http.schemas import EXACT, ReviewOutcome, SessionCreated, SessionResult, SessionStatus
+from service.adapters.http.schemas import (
+    EXACT,
+    ReviewOutcome,
+    SessionCreated,
+    SessionResult,
+    SessionStatus,
+    session_created,
+)
 from service.adapters.http.upload import read_limited
 from service.certification import review, sessions, uploads
 from service.certification.errors import ServiceError
@@ -40,24 +47,14 @@ class SessionCreate(BaseModel):
     response_model=SessionCreated,
     **EXACT,
 )
-def create_session(ctx: Ctx, db: DB, caller: ApiCaller, body: SessionCreate) -> dict[str, Any]:
+def create_session(ctx: Ctx, db: DB, caller: ApiCaller, body: SessionCreate) -> SessionCreated:
     if body.channel == Channel.STAFF and not caller.admin:
         # The staff channel is not held to the daily failure limit: only the bureau's own (operator) keys.
         raise ServiceError("STAFF_CHANNEL_FORBIDDEN", "staff-channel sessions need an operator (admin) key")
     b = sessions.find_beneficiary(db, ctx, body.external_id, body.id_number)
     new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, caller.actor)
     db.commit()
-    s = new.session
-    return {
-        "session_id": s.id,
-        "token": new.token,
-        "challenge": {
-            "actions": s.actions,
-            "nonce": s.nonce,
-            "expires_at": s.nonce_expires_at.isoformat() + "Z",
-        },
-        "expires_at": s.expires_at.isoformat() + "Z",
-    }
+    return session_created(new)
 
 
 def _upload(
@@ -69,12 +66,13 @@ def _upload(
     file: UploadFile,
     request_id: str,
     nonce: str | None,
-) -> dict[str, Any]:
-    limit = ctx.settings.max_image_bytes if kind == "id_card" else ctx.settings.max_video_bytes
+) -> SessionStatus:
+    limit = ctx.settings.uploads.max_image_bytes if kind == "id_card" else ctx.settings.uploads.max_video_bytes
     content_type = file.content_type or ""
-    return uploads.store_upload(
+    view = uploads.store_upload(
         db, ctx, session_id, token, kind, lambda: read_limited(file, limit), content_type, request_id, nonce
     )
+    return SessionStatus.model_validate(view)
 
 
 RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
@@ -90,7 +88,7 @@ def upload_id_card(
     session_id: str,
     request_id: RequestId,
     file: Annotated[UploadFile, File()],
-) -> dict[str, Any]:
+) -> SessionStatus:
     return _upload(ctx, db, session_id, token, "id_card", file, request_id, None)
 
 
@@ -108,7 +106,7 @@ def upload_video(
     request_id: RequestId,
     file: Annotated[UploadFile, File()],
     nonce: Annotated[str, Form()],
-) -> dict[str, Any]:
+) -> SessionStatus:
     return _upload(ctx, db, session_id, token, "video", file, request_id, nonce)
 
 
@@ -124,22 +122,22 @@ class ReviewBody(BaseModel):
     response_model=ReviewOutcome,
     **EXACT,
 )
-def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: ReviewBody) -> review.Settled:
+def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: ReviewBody) -> ReviewOutcome:
     s = sessions.get_session(db, session_id)
     out = review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
     db.commit()
-    return out
+    return ReviewOutcome.model_validate(out)
 
 
 @router.get("/{session_id}", summary="Processing status", response_model=SessionStatus, **EXACT)
-def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
+def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> SessionStatus:
     s = sessions.get_session(db, session_id)
-    sessions.check_token(s, token, ctx.settings.session_ttl_s)
+    sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
     view = sessions.status_view(s)
     if s.state == SessionState.QUEUED:
         db.commit()  # ends this request's transaction (SQLite: BEGIN IMMEDIATE) before the heartbeat read
         view.update(sessions.processing_outlook(ctx))
-    return view
+    return SessionStatus.model_validate(view)
 
 
 @router.get(
@@ -148,15 +146,15 @@ def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[s
     response_model=SessionResult,
     **EXACT,
 )
-def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> dict[str, Any]:
+def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> SessionResult:
     s = sessions.get_session(db, session_id)
-    sessions.check_token(s, token, ctx.settings.session_ttl_s)
+    sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
     view = sessions.status_view(s)
     view["result"] = with_deprecated_names(s.result) if s.state == SessionState.DECIDED else None
-    return view
+    return SessionResult.model_validate(view)
 
 
-def with_deprecated_names(result: dict[str, Any] | None) -> dict[str, Any] | None:
+def with_deprecated_names(result: dict[str, object] | None) -> dict[str, object] | None:
     """The liveness stage's Chinese messages are `messages`, as in every other output; until issue 24 they were
     `messages_zh`, and results stored then have only that name. API clients may read either: both are answered
     (`messages_zh` deprecated), whichever the row holds."""

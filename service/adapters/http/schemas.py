@@ -1,24 +1,33 @@
 """Response models of the public API (sessions, certificates, registry): what each route answers, for OpenAPI,
 clients and schemathesis' response checks.
 
-Every model allows extra keys and routes answer with ``response_model_exclude_unset=True``: the body is exactly
-the dict the route built (no key added as null, none dropped), as before the models were declared; the declared
-fields are the documented contract. tests/service/adapters/http/test_openapi_compat.py keeps it compatible.
+Each route returns its model (built from keyword arguments, or validated from the dict a core function answers);
+every model allows extra keys and routes answer with ``response_model_exclude_unset=True``: the body has exactly
+the keys the route set (no optional key added as null, none dropped), as before the models were declared; the
+declared fields are the documented contract. tests/service/adapters/http/test_openapi_compat.py keeps it
+compatible, test_response_models.py keeps each route's return type and model the same.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from service.certification.sessions import NewSession
 
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-# Routes with one of these models: the body is the route's dict as it was built (see the module docstring).
-EXACT: dict[str, Any] = {"response_model_exclude_unset": True}
+class RouteOptions(TypedDict):
+    response_model_exclude_unset: bool
+
+
+# Routes with one of these models: the body has exactly the keys the route set (see the module docstring).
+EXACT: RouteOptions = {"response_model_exclude_unset": True}
 
 
 class Challenge(ApiModel):
@@ -32,6 +41,15 @@ class SessionCreated(ApiModel):
     token: str = Field(description="the session token (Authorization: Bearer) for the citizen's requests")
     challenge: Challenge
     expires_at: str
+
+
+def session_created(new: NewSession) -> SessionCreated:
+    """The answer to every route that opens a session (the citizen's API, the proxy API)."""
+    s = new.session
+    challenge = Challenge(actions=s.actions, nonce=s.nonce, expires_at=s.nonce_expires_at.isoformat() + "Z")
+    return SessionCreated(
+        session_id=s.id, token=new.token, challenge=challenge, expires_at=s.expires_at.isoformat() + "Z"
+    )
 
 
 class ChallengeView(ApiModel):

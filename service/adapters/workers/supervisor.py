@@ -97,7 +97,9 @@ class Supervisor(Generic[H]):
 
     def backoff(self, deaths_in_a_row: int) -> float:
         s = self.settings
-        return float(min(s.worker_restart_backoff_max_s, s.worker_restart_backoff_s * 2 ** (deaths_in_a_row - 1)))
+        return float(
+            min(s.workers.worker_restart_backoff_max_s, s.workers.worker_restart_backoff_s * 2 ** (deaths_in_a_row - 1))
+        )
 
     def check(self) -> None:
         now = time.monotonic()
@@ -120,7 +122,7 @@ class Supervisor(Generic[H]):
                 continue
             dead = slot.handle
             lived = now - slot.started
-            slot.deaths_in_a_row = slot.deaths_in_a_row + 1 if lived < self.settings.worker_stable_s else 1
+            slot.deaths_in_a_row = slot.deaths_in_a_row + 1 if lived < self.settings.workers.worker_stable_s else 1
             delay = self.backoff(slot.deaths_in_a_row)
             log.error(
                 "worker supervisor: %s worker %d died after %.1fs: %s; restarting in %.1fs",

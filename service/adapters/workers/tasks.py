@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
 
-from celery import Celery, shared_task, signals  # type: ignore[import-untyped]
+# Typed by the celery-types stubs (dev requirement): the app, the bound task and the signals are checked.
+from celery import Celery, Task, shared_task, signals
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -47,8 +47,8 @@ BROKER_SOCKET_TIMEOUT_S = 10.0
 TASK_MAX_RETRIES = 10
 
 
-def make_celery(settings: Settings) -> Any:
-    app = Celery("pension_cert", broker=settings.broker_url)
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("pension_cert", broker=settings.workers.broker_url)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -64,13 +64,13 @@ def make_celery(settings: Settings) -> Any:
         # A publish while the broker is down fails within about a second instead of blocking the request.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         broker_transport_options={
-            "visibility_timeout": settings.job_lease_s * 2,
+            "visibility_timeout": settings.workers.job_lease_s * 2,
             "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
             "socket_timeout": BROKER_SOCKET_TIMEOUT_S,  # a half-open connection never blocks a publish forever
         },
         beat_schedule={
-            "sweep": {"task": "pension_cert.sweep", "schedule": float(settings.sweep_interval_s)},
-            "wechat": {"task": "pension_cert.wechat_tick", "schedule": settings.wechat_schedule_s},
+            "sweep": {"task": "pension_cert.sweep", "schedule": float(settings.workers.sweep_interval_s)},
+            "wechat": {"task": "pension_cert.wechat_tick", "schedule": settings.wechat.schedule_s},
             "storage_upkeep": {"task": "pension_cert.storage_upkeep", "schedule": 86400.0},
         },
     )
@@ -92,12 +92,12 @@ def make_enqueue(settings: Settings) -> Callable[[str], None]:
 
 
 @lru_cache(maxsize=1)
-def worker_app() -> Any:
+def worker_app() -> Celery:
     """This worker process's Celery app, built once from its settings on first use (not at import)."""
     return make_celery(get_settings())
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> Celery:
     # `celery -A service.adapters.workers.tasks` reads the module's `app` (celery.app.utils.find_app): that read,
     # not the import, builds the worker's app (PEP 562 module attribute).
     if name == "app":
@@ -107,10 +107,10 @@ def __getattr__(name: str) -> Any:
 
 @lru_cache(maxsize=1)
 def _worker_ctx() -> ServiceContext:
-    return install_features(ServiceContext(get_settings(), create_schema=False))
+    return install_features(ServiceContext(get_settings(), schema=None))  # scale-out: Alembic made the tables
 
 
-@shared_task(  # type: ignore[untyped-decorator]
+@shared_task(
     name=PROCESS_TASK,
     bind=True,
     autoretry_for=(OperationalError, InterfaceError, StorageError),
@@ -119,21 +119,21 @@ def _worker_ctx() -> ServiceContext:
     retry_jitter=False,  # jitter would let all retries fire within seconds of a database restart
     max_retries=TASK_MAX_RETRIES,
 )
-def process_session(self: Any, session_id: str) -> str:
+def process_session(self: Task[[str], str], session_id: str) -> str:
     ctx = _worker_ctx()
     # The task id names the attempt: its own retry (same id, same process) takes the lease back at once.
     name = f"celery:{str(self.request.id or '')[:12]}:{worker_name()}"[:64]
     if claim(ctx, session_id, name, reclaim_own=bool(self.request.retries)) is None:
         return "not-claimable"  # already done, or owned by a live worker
     with bind_session(session_id):
-        process(ctx, shared_certifier(ctx.settings.model_pack), session_id, name)
+        process(ctx, shared_certifier(ctx.settings.certification.model_pack), session_id, name)
     return "done"
 
 
-@signals.worker_ready.connect  # type: ignore[untyped-decorator]
-def _serve_metrics(**_kw: Any) -> None:
+@signals.worker_ready.connect
+def _serve_metrics(**_kw: object) -> None:
     # Celery workers run elsewhere: they serve their own stage and decision metrics (metrics_port, 0: off).
-    metrics.serve_port(get_settings().metrics_port)
+    metrics.serve_port(get_settings().observability.metrics_port)
 
 
 # Heartbeats (service/certification/heartbeat.py): the worker's main process (which runs the tasks with --pool=solo) and
@@ -156,13 +156,13 @@ def _stop_heartbeat() -> None:
         _heartbeat = None
 
 
-@signals.worker_ready.connect  # type: ignore[untyped-decorator]
-def _main_heartbeat(**_kw: Any) -> None:
+@signals.worker_ready.connect
+def _main_heartbeat(**_kw: object) -> None:
     _start_heartbeat()
 
 
-@signals.worker_process_init.connect  # type: ignore[untyped-decorator]
-def _child_heartbeat(**_kw: Any) -> None:
+@signals.worker_process_init.connect
+def _child_heartbeat(**_kw: object) -> None:
     global _heartbeat
     # A pool child forked after the main process opened its database pool: drop the inherited connections
     # without closing them (they are the parent's), and the parent's heartbeat object (its thread is not here).
@@ -172,37 +172,37 @@ def _child_heartbeat(**_kw: Any) -> None:
     _start_heartbeat()
 
 
-@signals.worker_shutdown.connect  # type: ignore[untyped-decorator]
-@signals.worker_process_shutdown.connect  # type: ignore[untyped-decorator]
-def _end_heartbeat(**_kw: Any) -> None:
+@signals.worker_shutdown.connect
+@signals.worker_process_shutdown.connect
+def _end_heartbeat(**_kw: object) -> None:
     _stop_heartbeat()
 
 
-@signals.after_setup_logger.connect  # type: ignore[untyped-decorator]
-@signals.after_setup_task_logger.connect  # type: ignore[untyped-decorator]
-def _log_setup(**_kw: Any) -> None:
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _log_setup(**_kw: object) -> None:
     install_log_masking()  # masking, and JSON lines with the session id when PENSION_CERT_LOG_FORMAT=json
 
 
-@shared_task(name="pension_cert.sweep")  # type: ignore[untyped-decorator]
+@shared_task(name="pension_cert.sweep")
 def sweep() -> int:
     """Re-enqueue sessions whose message was lost or whose worker died (stale heartbeat or expired lease)."""
     ctx = _worker_ctx()
     with ctx.db() as db:
-        ids = list(db.scalars(select(CertSession.id).where(claimable(ctx.settings.worker_stale_s)).limit(500)))
+        ids = list(db.scalars(select(CertSession.id).where(claimable(ctx.settings.workers.worker_stale_s)).limit(500)))
     for sid in ids:
         process_session.delay(sid)
     return len(ids)
 
 
-@shared_task(name="pension_cert.storage_upkeep")  # type: ignore[untyped-decorator]
+@shared_task(name="pension_cert.storage_upkeep")
 def storage_upkeep() -> dict[str, int]:
     """Daily: orphaned media removed, the audit chain anchored outside the database
     (service/certification/retention.py)."""
     return upkeep(_worker_ctx())
 
 
-@shared_task(name="pension_cert.wechat_tick")  # type: ignore[untyped-decorator]
+@shared_task(name="pension_cert.wechat_tick")
 def wechat_tick() -> dict[str, int]:
     """The one WeChat refresher of a scale-out deployment: token refresh and notifications (service.features.wechat)."""
     return celery_tick(_worker_ctx(), _worker_channel())

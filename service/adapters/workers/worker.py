@@ -56,7 +56,7 @@ class PollingWorker:
     ) -> None:
         self.ctx = install_features(ctx)  # a worker never runs without the features' decision hooks
         self.name = name or worker_name()
-        self._factory = certifier_factory or (lambda: shared_certifier(ctx.settings.model_pack))
+        self._factory = certifier_factory or (lambda: shared_certifier(ctx.settings.certification.model_pack))
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._local = threading.local()
@@ -96,7 +96,9 @@ class PollingWorker:
 
     def run_forever(self) -> None:
         log.info("worker %s polling %s", self.name, self.ctx.engine.url.render_as_string(hide_password=True))
-        metrics.serve_port(self.ctx.settings.metrics_port)  # a worker of its own (0: off; embedded: via the API)
+        metrics.serve_port(
+            self.ctx.settings.observability.metrics_port
+        )  # a worker of its own (0: off; embedded: via the API)
         while not self._stop.is_set():
             try:
                 busy = self.run_once()
@@ -104,7 +106,7 @@ class PollingWorker:
                 log.exception("worker %s: claim failed", self.name)
                 busy = False
             if not busy:
-                self._wake.wait(self.ctx.settings.poll_interval_s)
+                self._wake.wait(self.ctx.settings.workers.poll_interval_s)
                 self._wake.clear()
 
     def start_heartbeat(self, kind: str = "process") -> Heartbeat:
@@ -174,7 +176,7 @@ def hand_back(ctx: ServiceContext, session_id: str, worker: str, why: str) -> bo
     """The job of a worker thread that died: queued again at once (its process is alive and beating, so the
     heartbeat cannot free it). As a lost lease would, it counts as an attempt: FAILED (staff) once the
     attempts are used up, so a job that kills its thread every time is not redone forever."""
-    give_up = CertSession.job_attempts >= ctx.settings.job_max_attempts
+    give_up = CertSession.job_attempts >= ctx.settings.workers.job_max_attempts
     with ctx.db() as db:
         for final, cond in ((SessionState.FAILED, give_up), (SessionState.QUEUED, ~give_up)):
             res = db.execute(

@@ -28,7 +28,6 @@ from service.certification.models import (
     CertSession,
     SessionDecision,
     SessionState,
-    on_roster,
     utcnow,
 )
 from service.certification.processing import accept_session
@@ -205,10 +204,10 @@ def _evidence_row(
     errors: list[str] = []
     b: Beneficiary | None = None
     if row.get("external_id"):
-        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row["external_id"], on_roster()))
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row["external_id"]))
     elif row.get("id_number"):
         number = ctx.keyring.id_hash(row["id_number"])
-        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number, on_roster()))
+        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number))
     if b is None:
         errors.append("名册中无此人")
     elif b.status == BeneficiaryStatus.DECEASED:

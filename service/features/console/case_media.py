@@ -97,7 +97,10 @@ def video_frame(ctx: ServiceContext, s: CertSession, index: int) -> bytes | None
 
 def template_source(db: Session, s: CertSession) -> CertSession | None:
     """The latest other accepted session of the same beneficiary whose media are still kept: its best frame
-    stands for the enrolled template (the template itself is an embedding, not a picture)."""
+    stands for the enrolled template (the template itself is an embedding, not a picture). None for a session
+    without a beneficiary (a relative's verification enrols no beneficiary template)."""
+    if s.beneficiary_id is None:
+        return None
     return db.scalar(
         select(CertSession)
         .where(

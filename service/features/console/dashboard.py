@@ -22,7 +22,6 @@ from service.certification.models import (
     CertSession,
     Channel,
     SessionDecision,
-    on_roster,
 )
 from service.features.console.models import ReviewDecision
 from service.features.console.review_queue import open_case_filter, since
@@ -83,7 +82,7 @@ def compute(
     the bureau's date (service/infra/clock.py) the cycle states are taken on; `now`'s UTC date when not given."""
     st = Stats(today=today or now.date())
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
-    roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until).where(on_roster())
+    roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until)
     for region, status, until in db.execute(roster):
         state = cycle_state(status, until, st.today, rules)
         # Suspended counts separately: overdue and already off the payroll.

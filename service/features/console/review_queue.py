@@ -23,6 +23,7 @@ from service.features.console import audit_chain
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
+from service.features.proxy.models import ProxyClaim
 
 DECISIONS = (SessionDecision.ACCEPT, SessionDecision.REJECT, SessionDecision.RETRY)
 
@@ -33,13 +34,33 @@ class CaseError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class Person:
+    """Whom a case is about, as the pages show it: the beneficiary, or for a relative's verification session
+    (which has none) the identity they claim."""
+
+    name: str
+    id_masked: str
+    region: str  # "" when unknown (a claim keeps only the masked number)
+
+
+def person_of(db: Session, s: CertSession, b: Beneficiary | None) -> Person:
+    if b is not None:
+        return Person(b.name, b.id_masked, b.region)
+    claimed = db.get(ProxyClaim, s.id)
+    if claimed is not None:
+        return Person(claimed.name, claimed.id_masked, "")
+    return Person("—", "", "")
+
+
 @dataclass
 class QueueItem:
     session: CertSession
-    beneficiary: Beneficiary
+    beneficiary: Beneficiary | None  # None: a relative's verification session
     claim: ReviewClaim | None
     claimed_by: str | None
     age_h: float
+    person: Person
 
     @property
     def awaiting_supervisor(self) -> bool:
@@ -67,7 +88,7 @@ def list_queue(
     holder = aliased(StaffUser)
     q = (
         select(CertSession, Beneficiary, ReviewClaim, holder.display_name)
-        .join(Beneficiary, Beneficiary.id == CertSession.beneficiary_id)
+        .outerjoin(Beneficiary, Beneficiary.id == CertSession.beneficiary_id)  # verification sessions have none
         .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
         .outerjoin(holder, holder.id == ReviewClaim.claimed_by)
         .where(open_case_filter())
@@ -84,7 +105,7 @@ def list_queue(
         # Reasons live in a JSON list: filtered here, the same on SQLite and PostgreSQL.
         if reason and reason not in (s.reasons or []):
             continue
-        items.append(QueueItem(s, b, claim, holder_name, (now - since(s)).total_seconds() / 3600))
+        items.append(QueueItem(s, b, claim, holder_name, (now - since(s)).total_seconds() / 3600, person_of(db, s, b)))
         if len(items) >= limit:
             break
     return items

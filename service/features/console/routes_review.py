@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
-from service.certification.models import Beneficiary, Certification, CertSession, utcnow
+from service.certification.models import Certification, CertSession, beneficiary_of, utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain, case_media
 from service.features.console.case_view import review_reasons, score_rows
@@ -27,6 +27,7 @@ from service.features.console.review_queue import (
     is_open,
     list_queue,
     open_session,
+    person_of,
     release_case,
 )
 from service.features.console.web import (
@@ -142,21 +143,23 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
     try:
         with unit(request) as db:
             s = open_session(db, session_id)
-            b = db.get(Beneficiary, s.beneficiary_id)
+            b = beneficiary_of(db, s)  # None: a relative's verification (no history, certifies nobody)
+            bid = b.id if b is not None else -1  # -1 matches no row: never "beneficiary_id IS NULL"
+            person = person_of(db, s, b)
             claim = db.get(ReviewClaim, s.id)
             holder = db.get(StaffUser, claim.claimed_by) if claim and claim.claimed_by else None
             history = db.scalars(
                 select(CertSession)
-                .where(CertSession.beneficiary_id == s.beneficiary_id)
+                .where(CertSession.beneficiary_id == bid)
                 .order_by(CertSession.created_at.desc())
                 .limit(20)
-            ).all()
+            ).all() or [s]
             certs = db.scalars(
                 select(Certification)
-                .where(Certification.beneficiary_id == s.beneficiary_id)
+                .where(Certification.beneficiary_id == bid)
                 .order_by(Certification.certified_on.desc())
             ).all()
-            alts = db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == s.beneficiary_id)).all()
+            alts = db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == bid)).all()
             tpl = case_media.template_source(db, s)
             operator = case_media.operator_source(db, s)
             decisions = decisions_of(db, s.id)
@@ -172,6 +175,7 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             staff,
             s=s,
             b=b,
+            person=person,
             r=result,
             claim=claim,
             holder=holder,

@@ -193,7 +193,7 @@ class LoginThrottle:
         self.ctx = ctx
         self.policy = policy
         self.store = store or make_store(ctx)
-        self.client_address = ClientAddress(ctx.settings.trusted_proxies)
+        self.client_address = ClientAddress(ctx.settings.security.trusted_proxies)
 
     def ip_of(self, scope: Mapping[str, Any]) -> str:
         """The client's address: the peer, or X-Forwarded-For from a trusted proxy (as the rate limits)."""
@@ -218,7 +218,7 @@ def make_store(ctx: ServiceContext) -> BackoffStore:
     url = counter_redis_url(s)
     if url is None:
         return MemoryBackoff()
-    return RedisBackoff(url, counter_prefix(s, "login"), s.rate_limit_redis_timeout_s)
+    return RedisBackoff(url, counter_prefix(s, "login"), s.rate_limit.redis_timeout_s)
 
 
 def wait_text(seconds: float) -> str:

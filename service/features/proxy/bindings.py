@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,7 +13,7 @@ from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.errors import LockedError, NotFoundError, ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, on_roster, utcnow
+from service.certification.models import Beneficiary, utcnow
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
 from service.features.proxy.operators import actor
@@ -65,7 +64,7 @@ def bind(
     # Both rows locked: two concurrent bindings cannot both pass a limit (PostgreSQL row locks; SQLite
     # serialises writers anyway).
     number_hash = ctx.keyring.id_hash(number)
-    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number_hash, on_roster()).with_for_update())
+    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number_hash).with_for_update())
     if elder is None or elder.name != elder_name.strip():
         # Name and number must both match the roster: nobody binds a stranger by guessing numbers.
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no beneficiary with this name and ID number")
@@ -157,25 +156,3 @@ def unlock(db: Session, row: ProxyBinding, who: str, note: str) -> None:
     audit(
         db, who, "proxy.binding.unlocked", elder.external_id if elder else "-", {"binding": row.id, "note": note[:200]}
     )
-
-
-def view(db: Session, row: ProxyBinding) -> dict[str, Any]:
-    elder = db.get(Beneficiary, row.beneficiary_id)
-    return {
-        "binding_id": row.id,
-        "status": row.status,
-        "relationship": row.relationship,
-        "elder_name": elder.name if elder else None,
-        "elder_id_masked": elder.id_masked if elder else None,
-        "elder_deceased": bool(elder and elder.status == BeneficiaryStatus.DECEASED),
-        "consent": {"method": row.consent_method, "at": _iso(row.consent_at)} if row.consent_at else None,
-        "locked": row.locked,
-        "flagged": row.flagged,
-        "failures": row.failures,
-        "created_at": _iso(row.created_at),
-        "ended_at": _iso(row.ended_at),
-    }
-
-
-def _iso(t: Any) -> str | None:
-    return t.isoformat() + "Z" if t is not None else None

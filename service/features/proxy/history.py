@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from service.certification.models import CertSession
 from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
 
 
-def elder_history(db: Session, beneficiary_id: int, viewer: ProxyOperator | None = None) -> list[dict[str, Any]]:
+# typing_extensions: pydantic (the API's response models, schemas.py) reads a TypedDict only from there before 3.12.
+class HistoryOperator(TypedDict):
+    name: str | None
+    id_masked: str | None
+    relationship: str
+    is_me: bool
+
+
+class HistoryEntry(TypedDict):
+    kind: str
+    operator: HistoryOperator
+    opened_at: str
+    state: str
+    decision: str | None
+    decided_at: str | None
+
+
+def elder_history(db: Session, beneficiary_id: int, viewer: ProxyOperator | None = None) -> list[HistoryEntry]:
     rows = db.execute(
         select(ProxySession, CertSession, ProxyOperator, ProxyBinding)
         .join(CertSession, CertSession.id == ProxySession.session_id)
@@ -23,7 +39,7 @@ def elder_history(db: Session, beneficiary_id: int, viewer: ProxyOperator | None
         )
         .order_by(CertSession.created_at)
     ).all()
-    out = []
+    out: list[HistoryEntry] = []
     for ps, s, op, binding in rows:
         out.append(
             {

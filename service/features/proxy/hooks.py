@@ -23,13 +23,14 @@ from proxy_auth import ConsentMethod, OperatorCheck, ProxyContext, apply_proxy_p
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision
+from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision, beneficiary_of
 from service.features.proxy.bindings import record_consent, to_rule
-from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.models import ProxyBinding, ProxyClaim, ProxyOperator, ProxySession, ProxySessionKind
 from service.features.proxy.operators import actor, load_template, mark_verified, store_template
 from service.features.proxy.policy import proxy_policy
 from service.features.proxy.relatives import apply_rule
 from service.features.proxy.requesters import operator_requesters
+from service.features.proxy.sessions import claim_of
 
 if TYPE_CHECKING:
     from service.certification.contract import CertificationReport, Certifier, Template
@@ -61,6 +62,7 @@ def install(ctx: ServiceContext) -> None:
     ctx.hooks.decided["proxy"] = on_decided
     ctx.hooks.accept["proxy"] = on_accept
     ctx.hooks.requesters["proxy"] = operator_requesters  # the daily failure limits count against the operator
+    ctx.hooks.claims["proxy"] = claim_of  # what a relative's verification session (no beneficiary) verifies
 
 
 def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport) -> Decision:
@@ -71,10 +73,10 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, rep
             return report.decision
         s = db.get(CertSession, session_id)
         op = db.get(ProxyOperator, ps.operator_id)
-        elder = db.get(Beneficiary, s.beneficiary_id) if s else None
+        elder = beneficiary_of(db, s) if s else None
         deceased = elder is None or elder.status == BeneficiaryStatus.DECEASED
         first = ps.kind == ProxySessionKind.CERTIFICATION.value and (
-            s is None or first_proxy_certification(db, s.beneficiary_id, session_id)
+            elder is None or first_proxy_certification(db, elder.id, session_id)
         )
         template = load_template(ctx, op) if op else None
         kind = ps.kind
@@ -109,11 +111,13 @@ def on_decided(
     if op is None:
         return False
     who = actor(op)
-    target = elder.external_id if elder else "-"
+    claim = db.get(ProxyClaim, s.id) if ps.kind == ProxySessionKind.VERIFICATION.value else None
+    # A verification has no beneficiary: its entries name the claimed (masked) number instead.
+    target = elder.external_id if elder else claim.id_masked if claim else "-"
     audit(db, who, f"proxy.{ps.kind}.decided", target, {"session": s.id, "decision": outcome.value, "reasons": reasons})
     if ps.kind == ProxySessionKind.VERIFICATION.value:
-        if outcome is Outcome.ACCEPT and elder is not None:
-            mark_verified(op, elder.id_hash, elder.id_masked, elder.name)
+        if outcome is Outcome.ACCEPT and claim is not None:
+            mark_verified(op, claim.id_hash, claim.id_masked, claim.name)
             if new_template is not None:
                 store_template(ctx, op, new_template.embedding, new_template.model)
             audit(db, who, "proxy.operator.verified", op.id, {"session": s.id, "template": new_template is not None})
@@ -144,7 +148,7 @@ def _failed(db: Session, binding: ProxyBinding, who: str, target: str, operator_
         audit(db, who, "proxy.binding.locked", target, {"binding": binding.id, "failures": binding.failures})
 
 
-def on_accept(db: Session, s: CertSession, elder: Beneficiary) -> bool:
+def on_accept(db: Session, s: CertSession, elder: Beneficiary | None) -> bool:
     """Called whenever a session is accepted (by the machine or by staff review). True when the session was
     a verification or consent session, which certify nobody; a proxy certification of a deceased elder is
     refused outright (staff cannot accept it either)."""
@@ -152,14 +156,15 @@ def on_accept(db: Session, s: CertSession, elder: Beneficiary) -> bool:
     if ps is None:
         return False
     if ps.kind == ProxySessionKind.CERTIFICATION.value:
-        if elder.status == BeneficiaryStatus.DECEASED:
+        if elder is not None and elder.status == BeneficiaryStatus.DECEASED:
             raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
         return False
     op = db.get(ProxyOperator, ps.operator_id, with_for_update=True)
     if op is None:
         return True
-    if ps.kind == ProxySessionKind.VERIFICATION.value and op.verified_at is None:
-        mark_verified(op, elder.id_hash, elder.id_masked, elder.name)
+    claim = db.get(ProxyClaim, s.id) if ps.kind == ProxySessionKind.VERIFICATION.value else None
+    if claim is not None and op.verified_at is None:
+        mark_verified(op, claim.id_hash, claim.id_masked, claim.name)
         audit(db, actor(op), "proxy.operator.verified", op.id, {"session": s.id, "template": False})
     binding = db.get(ProxyBinding, ps.binding_id, with_for_update=True) if ps.binding_id else None
     if ps.kind == ProxySessionKind.CONSENT.value and binding is not None and binding.consent_at is None:

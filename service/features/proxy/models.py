@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     event,
     inspect,
@@ -23,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.certification.models import utcnow
+from service.features.proxy import legacy
 from service.infra.db.engine import Base
 
 
@@ -125,6 +127,28 @@ class ProxySession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ProxyClaim(Base):
+    """Who a relative's verification session claims to be: the ID number their card must carry (encrypted, as a
+    beneficiary's number is), its keyed hash, masked form and the name given. One row per verification session,
+    which has no beneficiary (`cert_sessions.beneficiary_id` NULL): an operator may open several (a typo, a
+    retry) and only an accepted one becomes their identity (`ProxyOperatorIdentity`)."""
+
+    __tablename__ = "proxy_claims"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("cert_sessions.id"), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(ForeignKey("proxy_operators.id"), index=True)
+    id_hash: Mapped[str] = mapped_column(String(64), index=True)
+    id_enc: Mapped[str] = mapped_column(Text)  # keyring field CLAIM_FIELD
+    id_masked: Mapped[str] = mapped_column(String(24))
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# The claim's number is encrypted as the field a beneficiary's number is: migration 0009 (which holds no key)
+# moves the ciphertext of a relative's old `proxy_operator` beneficiary row into the claim as it is.
+CLAIM_FIELD = "beneficiary.id_number"
+
+
 _IDENTITY_COLUMNS = (
     "person_hash",
     "id_masked",
@@ -152,3 +176,13 @@ def _carry_legacy_identities(_table: Any, conn: Connection, **_kw: Any) -> None:
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_proxy_operators_person_hash")
     for name in _IDENTITY_COLUMNS:
         conn.exec_driver_sql(f"ALTER TABLE proxy_operators DROP COLUMN {name}")
+
+
+@event.listens_for(ProxyClaim.__table__, "after_create")
+def _carry_operator_rows(_table: Any, conn: Connection, **_kw: Any) -> None:
+    """An embedded database from before 0009 (create_all, no Alembic) gets the claims table empty while each
+    relative's verification session still points at a `proxy_operator` row of `beneficiaries`: do what the
+    migration does (service/features/proxy/legacy.py)."""
+    if inspect(conn).has_table("proxy_sessions"):
+        legacy.relax_beneficiary_columns(conn)
+        legacy.claims_from_operator_rows(conn)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from pipelines.decision.result import Decision
 from proxy_auth import RelativePolicy, RelativeTemplate, apply_relative_rule
 from service.certification.context import ServiceContext
-from service.certification.models import Beneficiary, CertSession
+from service.certification.models import Beneficiary, CertSession, beneficiary_of
 from service.certification.templates import load_template
 from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxyOperatorIdentity
 from service.features.proxy.operators import load_template as load_operator_template
@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def relative_policy(settings: Settings) -> RelativePolicy:
-    if settings.face_relative_margin is None:
+    if settings.certification.face_relative_margin is None:
         return RelativePolicy()
-    return RelativePolicy(margin=settings.face_relative_margin)
+    return RelativePolicy(margin=settings.certification.face_relative_margin)
 
 
 def relative_templates(db: Session, ctx: ServiceContext, session_id: str, model: str) -> list[RelativeTemplate]:
@@ -40,7 +40,7 @@ def relative_templates(db: Session, ctx: ServiceContext, session_id: str, model:
     (an embedding of another recognizer version is not comparable). Labels hold only identifiers the decision
     JSON may show: the operator id, the beneficiary's external id."""
     s = db.get(CertSession, session_id)
-    b = db.get(Beneficiary, s.beneficiary_id) if s is not None else None
+    b = beneficiary_of(db, s) if s is not None else None
     if b is None:
         return []
     return [*_operators(db, ctx, b, model), *_household(db, ctx, b, model)]

@@ -3,7 +3,8 @@ token from POST /operators and only ever sees their own bindings: another relati
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import datetime as dt
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, Field, StrictBool
@@ -12,14 +13,20 @@ from sqlalchemy.orm import Session
 
 from proxy_auth import ConsentMethod
 from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
-from service.adapters.http.schemas import EXACT, SessionCreated
+from service.adapters.http.schemas import EXACT, SessionCreated, session_created
 from service.certification.errors import InvalidInputError, NotFoundError
-from service.certification.models import Beneficiary, on_roster
-from service.certification.sessions import NewSession
+from service.certification.models import Beneficiary, BeneficiaryStatus
 from service.features.proxy import bindings, operators, sessions
 from service.features.proxy.history import elder_history
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
-from service.features.proxy.schemas import BindingHistory, BindingView, ElderHistory, OperatorToken, OperatorView
+from service.features.proxy.schemas import (
+    BindingHistory,
+    BindingView,
+    Consent,
+    ElderHistory,
+    OperatorToken,
+    OperatorView,
+)
 
 router = APIRouter(prefix="/api/v1/proxy", tags=["proxy"])
 
@@ -53,26 +60,16 @@ class ConsentBody(BaseModel):
     staff_id: str | None = Field(default=None, max_length=64, description="approving staff member (staff only)")
 
 
-def _session_view(new: NewSession) -> dict[str, Any]:
-    s = new.session
-    return {
-        "session_id": s.id,
-        "token": new.token,
-        "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
-        "expires_at": s.expires_at.isoformat() + "Z",
-    }
-
-
 @router.post(
     "/operators",
     summary="Find or create the relative's account; returns a fresh operator token",
     response_model=OperatorToken,
     **EXACT,
 )
-def login(ctx: Ctx, db: DB, client: ApiClient, body: OperatorLogin) -> dict[str, Any]:
+def login(ctx: Ctx, db: DB, client: ApiClient, body: OperatorLogin) -> OperatorToken:
     out = operators.login(db, ctx, body.channel, body.channel_id, client)
     db.commit()
-    return {"operator_id": out.operator.id, "token": out.token, "created": out.created}
+    return OperatorToken(operator_id=out.operator.id, token=out.token, created=out.created)
 
 
 @router.post(
@@ -82,44 +79,70 @@ def login(ctx: Ctx, db: DB, client: ApiClient, body: OperatorLogin) -> dict[str,
     response_model=SessionCreated,
     **EXACT,
 )
-def verification(ctx: Ctx, db: DB, op: Operator, body: VerificationBody) -> dict[str, Any]:
+def verification(ctx: Ctx, db: DB, op: Operator, body: VerificationBody) -> SessionCreated:
     new = sessions.open_verification(db, ctx, op, body.id_number, body.name, body.template_consent)
     db.commit()
-    return _session_view(new)
+    return session_created(new)
 
 
-def _own_bindings(db: Session, op: ProxyOperator) -> list[dict[str, Any]]:
+def binding_view(db: Session, row: ProxyBinding) -> BindingView:
+    """The binding as the proxy API answers it (every route that returns a binding). Here, not in bindings.py:
+    the proxy hooks import bindings, and the HTTP schemas must stay out of the hooks' imports (the HTTP package
+    imports the app, which installs the hooks)."""
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    consent = Consent(method=row.consent_method, at=_iso(row.consent_at)) if row.consent_at else None
+    return BindingView(
+        binding_id=row.id,
+        status=row.status,
+        relationship=row.relationship,
+        elder_name=elder.name if elder else None,
+        elder_id_masked=elder.id_masked if elder else None,
+        elder_deceased=bool(elder and elder.status == BeneficiaryStatus.DECEASED),
+        consent=consent,
+        locked=row.locked,
+        flagged=row.flagged,
+        failures=row.failures,
+        created_at=_iso(row.created_at),
+        ended_at=_iso(row.ended_at),
+    )
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat() + "Z" if t is not None else None
+
+
+def _own_bindings(db: Session, op: ProxyOperator) -> list[BindingView]:
     rows = db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id == op.id).order_by(ProxyBinding.created_at))
-    return [bindings.view(db, r) for r in rows]
+    return [binding_view(db, r) for r in rows]
 
 
 @router.get(
     "/operators/me", summary="The relative's verification state and bindings", response_model=OperatorView, **EXACT
 )
-def me(db: DB, op: Operator) -> dict[str, Any]:
-    return {
-        "operator_id": op.id,
-        "verified": op.verified_at is not None,
-        "name": op.name,
-        "id_masked": op.id_masked,
-        "template_enrolled": op.template_enrolled,
-        "bindings": _own_bindings(db, op),
-    }
+def me(db: DB, op: Operator) -> OperatorView:
+    return OperatorView(
+        operator_id=op.id,
+        verified=op.verified_at is not None,
+        name=op.name,
+        id_masked=op.id_masked,
+        template_enrolled=op.template_enrolled,
+        bindings=_own_bindings(db, op),
+    )
 
 
 @router.post(
     "/bindings", status_code=201, summary="Bind an elder (verified relatives only)", response_model=BindingView, **EXACT
 )
-def bind(ctx: Ctx, db: DB, op: Operator, body: BindingBody) -> dict[str, Any]:
+def bind(ctx: Ctx, db: DB, op: Operator, body: BindingBody) -> BindingView:
     row = bindings.bind(db, ctx, op, body.elder_name, body.elder_id_number, body.relationship)
     db.commit()
-    return bindings.view(db, row)
+    return binding_view(db, row)
 
 
 @router.get(
     "/bindings", summary="The caller's own bindings (ended ones included)", response_model=list[BindingView], **EXACT
 )
-def list_bindings(db: DB, op: Operator) -> list[dict[str, Any]]:
+def list_bindings(db: DB, op: Operator) -> list[BindingView]:
     return _own_bindings(db, op)
 
 
@@ -129,10 +152,10 @@ def list_bindings(db: DB, op: Operator) -> list[dict[str, Any]]:
     response_model=BindingView,
     **EXACT,
 )
-def unbind(db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
+def unbind(db: DB, op: Operator, binding_id: str) -> BindingView:
     row = bindings.unbind(db, op, binding_id)
     db.commit()
-    return bindings.view(db, row)
+    return binding_view(db, row)
 
 
 @router.post(
@@ -148,7 +171,7 @@ def consent(
     binding_id: str,
     body: ConsentBody,
     x_api_key: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> BindingView | SessionCreated:
     if body.method is ConsentMethod.STAFF_APPROVAL:
         # Staff approve at the counter or on a home visit: an operator key (a channel back-end must not be able to
         # consent for an elder) plus the staff member's id.
@@ -160,12 +183,12 @@ def consent(
             raise NotFoundError("binding")
         bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, body.staff_id, f"{client}:staff:{body.staff_id}")
         db.commit()
-        return bindings.view(db, row)
+        return binding_view(db, row)
     op = operators.authenticate(db, token)
     row = bindings.own_binding(db, op, binding_id, for_update=True)
     new = sessions.open_consent(db, ctx, op, row)
     db.commit()
-    return _session_view(new)
+    return session_created(new)
 
 
 class UnlockBody(BaseModel):
@@ -179,13 +202,13 @@ class UnlockBody(BaseModel):
     response_model=BindingView,
     **EXACT,
 )
-def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> dict[str, Any]:
+def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> BindingView:
     row = db.get(ProxyBinding, binding_id, with_for_update=True)
     if row is None or row.status == BindingStatus.ENDED:
         raise NotFoundError("binding", code="PROXY_NOT_BOUND")
     bindings.unlock(db, row, f"{client}:staff:{body.staff_id}", body.note)
     db.commit()
-    return bindings.view(db, row)
+    return binding_view(db, row)
 
 
 @router.post(
@@ -195,11 +218,11 @@ def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> di
     response_model=SessionCreated,
     **EXACT,
 )
-def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
+def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> SessionCreated:
     row = bindings.own_binding(db, op, binding_id, for_update=True)
     new = sessions.open_certification(db, ctx, op, row)
     db.commit()
-    return _session_view(new)
+    return session_created(new)
 
 
 @router.get(
@@ -208,11 +231,11 @@ def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> dict[str, A
     response_model=BindingHistory,
     **EXACT,
 )
-def history(db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
+def history(db: DB, op: Operator, binding_id: str) -> BindingHistory:
     row = bindings.own_binding(db, op, binding_id)
     if row.status == BindingStatus.ENDED:
         raise NotFoundError("binding", code="PROXY_NOT_BOUND")
-    return {"binding_id": row.id, "entries": elder_history(db, row.beneficiary_id, op)}
+    return BindingHistory(binding_id=row.id, entries=elder_history(db, row.beneficiary_id, op))
 
 
 @router.get(
@@ -221,8 +244,8 @@ def history(db: DB, op: Operator, binding_id: str) -> dict[str, Any]:
     response_model=ElderHistory,
     **EXACT,
 )
-def elder_view(db: DB, _client: ApiClient, external_id: str) -> dict[str, Any]:
-    elder = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id, on_roster()))
+def elder_view(db: DB, _client: ApiClient, external_id: str) -> ElderHistory:
+    elder = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     if elder is None:
         raise NotFoundError("beneficiary", code="BENEFICIARY_UNKNOWN")
-    return {"external_id": external_id, "entries": elder_history(db, elder.id)}
+    return ElderHistory(external_id=external_id, entries=elder_history(db, elder.id))

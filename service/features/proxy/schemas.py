@@ -1,11 +1,10 @@
-"""Response models of the proxy API (/api/v1/proxy); extra keys allowed and unset ones left out, as in
-service.adapters.http.schemas (the body is the route's dict as built)."""
+"""Response models of the proxy API (/api/v1/proxy): the routes build and return them. Extra keys allowed and
+unset ones left out, as in service.adapters.http.schemas (the body has exactly the keys the route set)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from service.adapters.http.schemas import ApiModel
+from service.features.proxy.history import HistoryEntry
 
 
 class OperatorToken(ApiModel):
@@ -45,9 +44,9 @@ class OperatorView(ApiModel):
 
 class BindingHistory(ApiModel):
     binding_id: str
-    entries: list[dict[str, Any]]
+    entries: list[HistoryEntry]
 
 
 class ElderHistory(ApiModel):
     external_id: str
-    entries: list[dict[str, Any]]
+    entries: list[HistoryEntry]

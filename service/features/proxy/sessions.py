@@ -1,29 +1,36 @@
 """Sessions opened through proxy certification: the operator's own verification, the elder's consent video,
 and proxy certifications. Each is an ordinary certification session (uploads through the normal endpoints)
-linked to the operator by a `ProxySession` row."""
+linked to the operator by a `ProxySession` row. A verification session has no beneficiary: what it verifies is
+the operator's `ProxyClaim` (issue 20)."""
 
 from __future__ import annotations
 
-import uuid
-
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
 from proxy_auth import ProxyAuthError, require_usable
-from service.certification import idnumber
+from service.certification import attempts, idnumber
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
+from service.certification.contract import Claim
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, Channel
-from service.certification.sessions import NewSession, create_session
+from service.certification.fingerprints import MAX_COMPARED
+from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, Channel, utcnow
+from service.certification.sessions import NewSession, create_claim_session, create_session
 from service.features.proxy.bindings import as_service_error, require_verified, to_rule
 from service.features.proxy.errors import ProxyServiceError
-from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.models import (
+    CLAIM_FIELD,
+    BindingStatus,
+    ProxyBinding,
+    ProxyClaim,
+    ProxyOperator,
+    ProxySession,
+    ProxySessionKind,
+)
 from service.features.proxy.operators import actor
 from service.infra.security import mask_id, normalise_id
-
-OPERATOR_STATUS = BeneficiaryStatus.PROXY_OPERATOR
 
 
 def _link(db: Session, new: NewSession, kind: ProxySessionKind, op: ProxyOperator, binding: str | None) -> None:
@@ -34,30 +41,64 @@ def _link(db: Session, new: NewSession, kind: ProxySessionKind, op: ProxyOperato
 def open_verification(
     db: Session, ctx: ServiceContext, op: ProxyOperator, id_number: str, name: str, consent: bool
 ) -> NewSession:
+    """The relative's own real-name session: no beneficiary (the relative is nobody's pension, or certifies
+    their own elsewhere); what it verifies is a `ProxyClaim`, and its failures count against the operator."""
     number = normalise_id(id_number)
     problem = idnumber.validate(number)
     if problem is not None:
         raise ServiceError(ReasonCode.ID_CHECKSUM_FAILED, problem)
-    person = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(number)))
-    if person is None:
-        person = Beneficiary(
-            external_id="OPERATOR-" + uuid.uuid4().hex[:12],
-            id_hash=ctx.keyring.id_hash(number),
-            id_enc=ctx.keyring.encrypt_field(number, "beneficiary.id_number"),
+    id_hash = ctx.keyring.id_hash(number)
+    listed = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
+    if listed is not None and listed.name != name.strip():
+        # The roster's name for this number is authoritative: the claim must agree with it.
+        raise ServiceError(ReasonCode.ID_FIELDS_INCONSISTENT, "name does not match the ID number")
+    new = create_claim_session(db, ctx, Channel.SELF, consent, actor(op), verification_failures(db, ctx, op.id))
+    _link(db, new, ProxySessionKind.VERIFICATION, op, None)
+    db.add(
+        ProxyClaim(
+            session_id=new.session.id,
+            operator_id=op.id,
+            id_hash=id_hash,
+            id_enc=ctx.keyring.encrypt_field(number, CLAIM_FIELD),
             id_masked=mask_id(number),
             name=name.strip(),
-            region=number[:6],
-            birth_date=idnumber.birth_date(number),
-            benefit_types=[],
-            status=OPERATOR_STATUS,
         )
-        db.add(person)
-        db.flush()
-    elif person.name != name.strip():
-        raise ServiceError(ReasonCode.ID_FIELDS_INCONSISTENT, "name does not match the ID number")
-    new = create_session(db, ctx, person, Channel.SELF, consent, actor(op))
-    _link(db, new, ProxySessionKind.VERIFICATION, op, None)
+    )
+    db.flush()
     return new
+
+
+def _verifications_of(operator_id: str) -> ColumnElement[bool]:
+    """The sessions that are this operator's verifications (for CertSession queries)."""
+    mine = select(ProxyClaim.session_id).where(ProxyClaim.operator_id == operator_id)
+    return CertSession.id.in_(mine)
+
+
+def verification_failures(db: Session, ctx: ServiceContext, operator_id: str) -> attempts.Failures:
+    """Today's rejected verifications of this operator: a verification session has no beneficiary, its failures
+    count against the relative who opened it (the ordinary FAILURES_PER_DAY, service/certification/attempts.py)."""
+    n = len(attempts.rejected_today_where(db, ctx.settings, _verifications_of(operator_id), utcnow()))
+    return attempts.Failures(total=n, mine=n)
+
+
+def verification_attempts_left(db: Session, ctx: ServiceContext, operator_id: str) -> int:
+    """Failed verifications this operator may still have today."""
+    return attempts.remaining(verification_failures(db, ctx, operator_id), ctx)
+
+
+def claim_of(db: Session, ctx: ServiceContext, s: CertSession, /) -> Claim | None:
+    """The claim of a verification session (a `ClaimSource`): the number the card must carry, and the earlier
+    verification sessions claiming the same number (the near-duplicate check's "same person")."""
+    row = db.get(ProxyClaim, s.id)
+    if row is None:
+        return None
+    peers = db.scalars(
+        select(ProxyClaim.session_id)
+        .where(ProxyClaim.id_hash == row.id_hash, ProxyClaim.session_id != s.id)
+        .order_by(ProxyClaim.created_at.desc())
+        .limit(MAX_COMPARED)
+    ).all()
+    return Claim(ctx.keyring.decrypt_field(row.id_enc, CLAIM_FIELD), tuple(peers))
 
 
 def open_consent(db: Session, ctx: ServiceContext, op: ProxyOperator, row: ProxyBinding) -> NewSession:

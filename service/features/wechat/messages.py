@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from service.certification.models import Beneficiary, CertSession, SessionDecision
 from service.features.console.assist import KINDS_ZH
 from service.features.console.models import AssistRequest
-from service.features.proxy.models import ProxySession, ProxySessionKind
+from service.features.proxy.models import ProxyClaim, ProxySession, ProxySessionKind
 from service.infra.clock import HasTimeZone, local_date
 
 # A kind without a template id of its own is sent with this one (same fields), so a deployment configured with
@@ -65,11 +65,16 @@ def session_kind(db: Session, s: CertSession) -> tuple[str, bool]:
 
 
 def decision_message(
-    db: Session, s: CertSession, b: Beneficiary, staff: bool, base: str, tz: HasTimeZone
+    db: Session, s: CertSession, b: Beneficiary | None, staff: bool, base: str, tz: HasTimeZone
 ) -> Message | None:
     """The result of a session: the machine's (``staff`` False) or a staff member's decision. None when there is
-    nothing true to say (no decision)."""
+    nothing true to say (no decision, or nobody to name). ``b`` None: a relative's verification session, about
+    the identity they claimed."""
     kind, by_relative = session_kind(db, s)
+    claimed = db.get(ProxyClaim, s.id) if b is None else None
+    name = b.name if b is not None else claimed.name if claimed is not None else None
+    if name is None:
+        return None
     review = (s.result or {}).get("review")
     # A result notice tells the machine's decision even when staff have decided since (their own notice follows).
     decision = review.get("machine_decision") if (review and not staff) else s.decision
@@ -79,12 +84,12 @@ def decision_message(
         outcome = OUTCOME[kind][decision]
     else:
         return None
-    subject = (PROXY_SUBJECT if by_relative else SUBJECT[kind]).format(name=b.name)
+    subject = (PROXY_SUBJECT if by_relative else SUBJECT[kind]).format(name=name)
     title = f"{subject}：人工审核结果" if staff else f"{subject}结果"
     decided = s.decided_at or s.created_at
     data = {
         "first": title,
-        "keyword1": b.name,
+        "keyword1": name,
         "keyword2": outcome,
         "keyword3": zh_date(local_date(tz, decided)),  # the bureau's date, not UTC's
         "remark": _next_step(kind, decision, b),
@@ -92,7 +97,7 @@ def decision_message(
     return Message(data, f"{base}/h5/result/{s.id}")
 
 
-def _next_step(kind: str, decision: str, b: Beneficiary) -> str:
+def _next_step(kind: str, decision: str, b: Beneficiary | None) -> str:
     if decision == SessionDecision.REVIEW:
         return "工作人员将尽快审核,审核结果将另行通知。"
     if decision == SessionDecision.RETRY:
@@ -101,9 +106,9 @@ def _next_step(kind: str, decision: str, b: Beneficiary) -> str:
         return "点击查看原因。可在光线充足处重新认证,或到社保经办窗口办理、申请上门认证。"
     if kind == "verification":
         return "您现在可以为家人办理代办认证。"
-    if kind == "consent":
+    if kind == "consent" and b is not None:
         return f"现在可以为{b.name}办理代办认证。"
-    if b.valid_until is not None:
+    if b is not None and b.valid_until is not None:
         return f"本次认证有效期至{zh_date(b.valid_until)}。"
     return "点击查看详情。"
 

@@ -34,6 +34,7 @@ from service.certification.models import (
     Channel,
     SessionDecision,
     SessionState,
+    beneficiary_of,
     utcnow,
 )
 from service.features.console.models import AssistRequest
@@ -194,9 +195,9 @@ def _message(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.d
     base = ctx.settings.public_base_url.rstrip("/")
     if notice.kind in ("result", STAFF_DECISION):
         s = db.get(CertSession, notice.ref)
-        b = db.get(Beneficiary, s.beneficiary_id) if s else None
-        if s is None or b is None:
-            return None
+        b = beneficiary_of(db, s) if s else None
+        if s is None or (b is None and s.beneficiary_id is not None):
+            return None  # the beneficiary row is gone (None with no beneficiary: a relative's verification)
         return decision_message(db, s, b, notice.kind == STAFF_DECISION, base, ctx.settings)
     if notice.kind == ASSIST:
         req = db.get(AssistRequest, int(notice.ref)) if notice.ref.isdigit() else None
@@ -260,14 +261,14 @@ def _claim(ctx: ServiceContext, notice_id: int, today: dt.date, run: NoticeRun) 
 
 
 def _deliver_batch(ctx: ServiceContext, api: WeChatApi, ids: list[int], run: NoticeRun, today: dt.date) -> None:
-    max_attempts = ctx.settings.wechat_notify_max_attempts
+    max_attempts = ctx.settings.wechat.notify_max_attempts
     for notice_id in ids:
         claimed = _claim(ctx, notice_id, today, run)
         if claimed is None:
             continue
         openid, kind, message = claimed
         try:
-            template = template_kind(kind, ctx.settings.wechat_templates)
+            template = template_kind(kind, ctx.settings.wechat.templates)
             msgid = api.send_template(openid, template, message.data, message.url)
         except WeChatError as exc:
             with ctx.db() as db:

@@ -66,13 +66,13 @@ async def receive(request: Request, signature: str = "", timestamp: str = "", no
     response_model=JssdkConfig,
     **EXACT,
 )
-def jssdk_config(request: Request, url: str = Query(max_length=1000)) -> dict[str, Any]:
+def jssdk_config(request: Request, url: str = Query(max_length=1000)) -> JssdkConfig:
     channel = channel_of(request)
     base = channel.config.public_base_url.rstrip("/") + "/h5/"
     if not url.startswith(base):
         raise ServiceError("BAD_URL", "only our H5 pages get a JS-SDK signature")
     try:
-        return channel.api.jssdk_config(url)
+        return JssdkConfig.model_validate(channel.api.jssdk_config(url))
     except WeChatError as exc:
         raise ServiceError("WECHAT_UNAVAILABLE", "微信服务暂时不可用,请稍后再试") from exc
 
@@ -83,13 +83,13 @@ def install_wechat(app: FastAPI) -> None:
     app.state.wechat = channel
     app.include_router(router)
     app.include_router(h5_router)
-    if channel is None or ctx.settings.worker_mode == "celery":
+    if channel is None or ctx.settings.workers.worker_mode == "celery":
         return  # off, or Celery beat runs the schedule
     inner = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        schedule = ScheduleThread(ctx, channel, ctx.settings.wechat_schedule_s)
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:  # Any: Starlette's lifespan state (free-form)
+        schedule = ScheduleThread(ctx, channel, ctx.settings.wechat.schedule_s)
         schedule.start()
         try:
             async with inner(a) as state:

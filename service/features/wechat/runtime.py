@@ -14,23 +14,23 @@ from service.infra.config import Settings
 
 
 def wechat_config(settings: Settings) -> WeChatConfig | None:
-    if not settings.wechat_app_id:
+    if not settings.wechat.app_id:
         return None
     return WeChatConfig(
-        app_id=settings.wechat_app_id,
-        app_secret=settings.wechat_app_secret,
-        token=settings.wechat_token,
+        app_id=settings.wechat.app_id,
+        app_secret=settings.wechat.app_secret,
+        token=settings.wechat.token,
         public_base_url=settings.public_base_url,
-        api_base_url=settings.wechat_api_base_url,
-        oauth_base_url=settings.wechat_oauth_base_url,
-        templates=dict(settings.wechat_templates),
+        api_base_url=settings.wechat.api_base_url,
+        oauth_base_url=settings.wechat.oauth_base_url,
+        templates=dict(settings.wechat.templates),
     )
 
 
 def token_store(settings: Settings) -> TokenStore:
     # Several processes (API replicas, Celery workers) must share one token; the embedded default is one process.
-    if settings.worker_mode == "celery" and settings.broker_url.startswith("redis"):
-        return RedisTokenStore(settings.broker_url)
+    if settings.workers.worker_mode == "celery" and settings.workers.broker_url.startswith("redis"):
+        return RedisTokenStore(settings.workers.broker_url)
     return MemoryTokenStore()
 
 
@@ -47,5 +47,5 @@ def build_channel(settings: Settings, store: TokenStore | None = None) -> WeChat
     if config is None:
         return None
     api = WeChatApi(config, store or token_store(settings))
-    oauth = OAuthFlow(config, signing_key=("wechat-oauth:" + settings.signing_key).encode())
+    oauth = OAuthFlow(config, signing_key=("wechat-oauth:" + settings.security.signing_key).encode())
     return WeChatChannel(config, api, oauth, MessageHandler(config))

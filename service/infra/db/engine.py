@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, make_url
+from sqlalchemy import Engine, MetaData, create_engine, event, inspect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 CONNECT_TIMEOUT_S = 5
@@ -93,16 +93,15 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def create_all(engine: Engine) -> None:
-    """Embedded default: create the schema directly (PostgreSQL deployments run Alembic migrations). The tables
-    are those of the model modules imported so far: a composition root imports service/schema.py first (this
-    module, below every feature, cannot import their models)."""
+def create_all(engine: Engine, metadata: MetaData) -> None:
+    """Embedded default: create the tables of `metadata` directly (PostgreSQL deployments run Alembic migrations).
+    The composition roots pass service/schema.py's ``metadata``: this module, below every feature, cannot import
+    their models, and reading ``Base.metadata`` here would create only the tables imported so far."""
+    metadata.create_all(engine)
+    add_missing_columns(engine, metadata)
 
-    Base.metadata.create_all(engine)
-    add_missing_columns(engine)
 
-
-def add_missing_columns(engine: Engine) -> list[str]:
+def add_missing_columns(engine: Engine, metadata: MetaData) -> list[str]:
     """Bring an embedded database made by an earlier version up to the models, additively.
 
     ``create_all`` creates missing tables but never alters existing ones, so a var/ database from before a new
@@ -111,7 +110,7 @@ def add_missing_columns(engine: Engine) -> list[str]:
     Scale-out deployments run the Alembic migrations instead. Returns ``table.column`` of what was added."""
     added: list[str] = []
     insp = inspect(engine)
-    for table in Base.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         present = {c["name"] for c in insp.get_columns(table.name)}
         missing = [c for c in table.columns if c.name not in present]
         if not missing:

@@ -117,7 +117,7 @@ def render(settings: Settings, *collectors: Collector) -> tuple[bytes, str]:
     sources: list[Any] = [REGISTRY, *collectors]
     path = multiproc_dir(settings)
     in_worker = MULTIPROC_ENV in os.environ  # env: prometheus_client's own variable (MULTIPROC_ENV above)
-    if settings.worker_mode == "process" and path.is_dir() and not in_worker:
+    if settings.workers.worker_mode == "process" and path.is_dir() and not in_worker:
         sources.append(MultiProcessCollector(None, path=str(path)))  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Merged(sources))

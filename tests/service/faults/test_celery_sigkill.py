@@ -42,7 +42,7 @@ def test_sigkilled_celery_worker_task_is_redelivered(
         s = open_session(client, "CEL-1")
         assert put_card(client, s, card).status_code == 200
         assert put_video(client, s, (data_dir / LIVE_VIDEO).read_bytes()).json()["state"] == "queued"
-        ctx = ServiceContext(settings, create_schema=False)
+        ctx = ServiceContext(settings, schema=None)
 
         with celery_worker(settings, tmp_path / "celery1.log") as first:
             deadline = time.monotonic() + 120

@@ -80,7 +80,7 @@ def test_storage_put_on_full_disk_leaves_nothing_and_keeps_old_object(small_disk
 def test_full_media_disk_refuses_uploads_cleanly_and_recovers(small_disk: Path, tmp_path: Path, data_dir: Path) -> None:
     backend = {"database_url": f"sqlite:///{tmp_path / 'full.db'}", "broker_url": "", "worker_mode": "none"}
     with live_service(backend, tmp_path, worker_mode="none", media_dir=small_disk) as (client, settings):
-        ctx = ServiceContext(settings, create_schema=False)
+        ctx = ServiceContext(settings, schema=None)
         (ext, card), (ext2, card2) = enrol(client, data_dir, "FULL", 2)
         video = video_copy(data_dir, 0)
         a = open_session(client, ext)

@@ -102,7 +102,7 @@ def test_postgres_restart_mid_job_redoes_it_once(tmp_path: Path, data_dir: Path)
             client,
             settings,
         ):
-            ctx = ServiceContext(settings, create_schema=False)
+            ctx = ServiceContext(settings, schema=None)
             people = enrol(client, data_dir, "PG", RESTARTS)
             log = tmp_path / "celery.log"
             sids: list[str] = []
@@ -131,8 +131,8 @@ def test_postgres_restart_mid_job_polling_worker_takes_its_job_back(tmp_path: Pa
     with postgres_server() as pg:
         backend = {"database_url": pg.url, "broker_url": "", "worker_mode": "none"}
         with live_service(backend, tmp_path, worker_mode="none") as (client, settings):
-            assert settings.job_lease_s >= 300
-            ctx = ServiceContext(settings, create_schema=False)
+            assert settings.workers.job_lease_s >= 300
+            ctx = ServiceContext(settings, schema=None)
             ((ext, card),) = enrol(client, data_dir, "PGPOLL", 1)
             s = open_session(client, ext)
             assert put_card(client, s, card).status_code == 200

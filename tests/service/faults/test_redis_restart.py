@@ -51,7 +51,7 @@ def test_uploads_during_redis_outage_are_kept_and_decided_once(
             client,
             settings,
         ):
-            ctx = ServiceContext(settings, create_schema=False)
+            ctx = ServiceContext(settings, schema=None)
             n = OUTAGES * PER_OUTAGE + (OUTAGES if LONG else 0)
             people = iter(enrol(client, data_dir, "RDS", n))
             acknowledged: list[dict[str, Any]] = []

@@ -48,7 +48,7 @@ def test_no_certification_is_lost_when_the_object_store_restarts(
         with live_service(
             scaleout_urls, tmp_path, worker_mode="celery", sweep_interval_s=1, start_worker=False, **store
         ) as (client, settings):
-            ctx = ServiceContext(settings, create_schema=False)
+            ctx = ServiceContext(settings, schema=None)
             people = enrol(client, data_dir, "S3R", BEFORE + 1)
             log = tmp_path / "celery.log"
             with celery_worker(settings, log, beat=True) as worker:

@@ -48,7 +48,7 @@ def test_sigkilled_worker_job_is_redone_by_another(
         assert put_card(client, s, card).status_code == 200
         assert put_video(client, s, (data_dir / LIVE_VIDEO).read_bytes()).json()["state"] == "queued"
 
-        ctx = ServiceContext(settings, create_schema=False)
+        ctx = ServiceContext(settings, schema=None)
         env = settings_env(settings)
         first = start_worker(env, tmp_path / "worker1.log")
         try:
@@ -92,7 +92,7 @@ def test_job_that_kills_every_worker_goes_to_staff(ctx: ServiceContext, db: Sess
     """After job_max_attempts lost leases the session is FAILED (staff review), not retried forever."""
     from service.certification.processing import claim
 
-    sid = factories.held_job(db, ctx, None, lease_s=-1, attempts=ctx.settings.job_max_attempts)
+    sid = factories.held_job(db, ctx, None, lease_s=-1, attempts=ctx.settings.workers.job_max_attempts)
     s = db.get(CertSession, sid)
     assert s is not None
     assert claim(ctx, s.id, "w") is None

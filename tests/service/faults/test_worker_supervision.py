@@ -121,7 +121,7 @@ def test_standalone_worker_long_job_kept_then_taken_over_when_its_heartbeat_stop
         client,
         settings,
     ):
-        ctx = ServiceContext(settings, create_schema=False)
+        ctx = ServiceContext(settings, schema=None)
         env = settings_env(settings)
         logs = {n: tmp_path / f"worker-{n}.log" for n in ("slow", "other")}
         procs: list[subprocess.Popen[bytes]] = []
@@ -180,7 +180,7 @@ def test_celery_worker_heartbeat_gates_readiness(scaleout_urls: dict[str, str], 
     ):
         r = client.get("/readyz")
         assert r.status_code == 503 and r.json()["failing"] == ["workers"], r.text
-        ctx = ServiceContext(settings, create_schema=False)
+        ctx = ServiceContext(settings, schema=None)
         with celery_worker(settings, tmp_path / "celery.log") as proc:
             wait_for(lambda: client.get("/readyz").status_code == 200, 90, "the celery worker's heartbeat", 0.2)
             with ctx.db() as db:

@@ -38,10 +38,10 @@ def problem_response(problems: list[ReasonCode]) -> JSONResponse:
 @router.post("/api/card-read")
 def card_read(ctx: Ctx, request: Request, file: Annotated[UploadFile, File()]) -> JSONResponse:
     identity.require_openid(ctx, request)  # WeChat users only: the OCR costs seconds of CPU
-    if not ctx.settings.h5_card_check:  # no reader in the API: the page asks for name and number instead
+    if not ctx.settings.h5.card_check:  # no reader in the API: the page asks for name and number instead
         raise ServiceError("CARD_READ_DISABLED", "the card is read after the upload")
-    data = read_limited(file, ctx.settings.max_image_bytes)
-    read = card_checker(request, ctx.settings.model_pack).read(data)
+    data = read_limited(file, ctx.settings.uploads.max_image_bytes)
+    read = card_checker(request, ctx.settings.certification.model_pack).read(data)
     if read.problems:
         return problem_response(list(read.problems))
     return JSONResponse({"name": read.name or "", "id_number": read.id_number})

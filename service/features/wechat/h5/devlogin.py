@@ -26,7 +26,7 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def enabled(ctx: ServiceContext) -> bool:
-    return ctx.settings.env == "development" and ctx.settings.h5_dev_login
+    return ctx.settings.env == "development" and ctx.settings.h5.dev_login
 
 
 @router.get("/dev-login")

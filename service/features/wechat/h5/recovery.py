@@ -23,10 +23,25 @@ from service.adapters.http.deps import DB, Ctx
 from service.certification import attempts, sessions
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, SessionState, utcnow
+from service.certification.models import (
+    Beneficiary,
+    CertSession,
+    Channel,
+    SessionDecision,
+    SessionState,
+    beneficiary_of,
+    utcnow,
+)
 from service.features.proxy import bindings
 from service.features.proxy import sessions as proxy_sessions
-from service.features.proxy.models import BindingStatus, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.models import (
+    CLAIM_FIELD,
+    BindingStatus,
+    ProxyClaim,
+    ProxyOperator,
+    ProxySession,
+    ProxySessionKind,
+)
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink
 
@@ -62,6 +77,9 @@ def not_yours() -> AgainRefused:
 def attempts_left(db: Session, ctx: ServiceContext, s: CertSession) -> int:
     """Failed certifications still possible today for whoever asked for `s` (the limit of
     `sessions.create_session`): the relative for family sessions, the WeChat account for self sessions."""
+    if s.beneficiary_id is None:  # a relative's verification: their own daily limit (service/features/proxy)
+        ps = db.get(ProxySession, s.id)
+        return proxy_sessions.verification_attempts_left(db, ctx, ps.operator_id) if ps is not None else 0
     requester = attempts.requesters(db, ctx, [(s.id, s.created_at)])[s.id] or None
     return attempts.attempts_left(db, ctx, s.beneficiary_id, requester)
 
@@ -117,7 +135,7 @@ def continue_session(ctx: Ctx, db: DB, request: Request, session_id: str) -> dic
         new, extra = reopen_family(db, ctx, old, ps)
         db.add(WeChatSessionLink(session_id=new.session.id, openid=openid))
     elif old.channel == Channel.SELF:
-        b = db.get(Beneficiary, old.beneficiary_id)
+        b = beneficiary_of(db, old)
         if b is None:
             raise not_yours()
         new, extra = start_self_session(db, ctx, b, openid, old.template_consent), {"mode": "self"}
@@ -140,10 +158,10 @@ def reopen_family(
     if kind is ProxySessionKind.VERIFICATION:
         if op.verified_at is not None:
             raise AgainRefused("SESSION_STATE", "operator already verified", "您已完成实名核验,请返回家人列表。")
-        me = db.get(Beneficiary, old.beneficiary_id)
+        me = db.get(ProxyClaim, old.id)  # whom the first verification claimed: the same claim again
         if me is None:
             raise not_yours()
-        number = ctx.keyring.decrypt_field(me.id_enc, "beneficiary.id_number")
+        number = ctx.keyring.decrypt_field(me.id_enc, CLAIM_FIELD)
         new = proxy_sessions.open_verification(db, ctx, op, number, me.name, old.template_consent)
         return new, {"mode": FAMILY_MODES[kind]}
     if ps.binding_id is None:

@@ -22,7 +22,7 @@ from service.adapters.http.errors import http_status
 from service.certification import attempts, sessions
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, CertSession
+from service.certification.models import Beneficiary, CertSession, beneficiary_of
 from service.features.console.assist import KINDS_ZH, AssistError, open_request, submit
 from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxySession, ProxySessionKind
@@ -58,7 +58,7 @@ def _from_session(db: Session, openid: str, session_id: str) -> Subject | None:
         binding = db.get(ProxyBinding, ps.binding_id)
         if binding is None or binding.status == BindingStatus.ENDED:
             return None  # unbound since: the relative no longer acts for the elder
-    b = db.get(Beneficiary, s.beneficiary_id)
+    b = beneficiary_of(db, s)
     return Subject(b, ps is not None, session_id) if b is not None else None
 
 

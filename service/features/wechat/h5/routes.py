@@ -20,9 +20,9 @@ from service.adapters.http.upload import read_limited
 from service.certification import catalog, sessions, uploads
 from service.certification.catalog import ServiceCode
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, CertSession, Channel, SessionState
+from service.certification.models import CertSession, Channel, SessionState, beneficiary_of
 from service.features.proxy import operators
-from service.features.proxy.models import ProxySession
+from service.features.proxy.models import ProxyClaim, ProxySession
 from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
 from service.features.wechat.h5 import cardfirst, devlogin, family, identity, recovery, vendor, voice
 from service.features.wechat.h5 import requests as assist_requests
@@ -105,7 +105,7 @@ def certify_page(ctx: Ctx, request: Request, mode: str = "self") -> Response:
         "certify.html",
         mode=mode,
         prompts=PROMPTS_ZH,
-        retention_days=ctx.settings.retention_days,
+        retention_days=ctx.settings.storage.retention_days,
         phone=ctx.settings.bureau_phone,
         jssdk=True,
     )
@@ -161,7 +161,7 @@ def operator_login(ctx: Ctx, db: DB, request: Request) -> dict[str, Any]:
 def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: str) -> dict[str, Any]:
     """A session opened through the proxy API from these pages: its result page and message go to this openid."""
     openid = _openid(ctx, request)
-    sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.session_ttl_s)
+    sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.certification.session_ttl_s)
     if db.get(WeChatSessionLink, session_id) is None:
         db.add(WeChatSessionLink(session_id=session_id, openid=openid))
         db.commit()
@@ -180,12 +180,13 @@ def _store_card(
     ctx: Ctx, db: DB, request: Request, session_id: str, token: str | None, data: bytes, ctype: str, rid: str
 ) -> Response:
     def check_card(s: CertSession, photo: bytes) -> None:
-        b = db.get(Beneficiary, s.beneficiary_id)
-        if not ctx.settings.h5_card_check or b is None:
+        b = beneficiary_of(db, s)
+        claimed = db.get(ProxyClaim, s.id) if b is None else None  # a relative's verification: their claim
+        if not ctx.settings.h5.card_check or (b is None and claimed is None):
             return
-        id_hash = b.id_hash
+        id_hash = b.id_hash if b is not None else claimed.id_hash if claimed is not None else ""
         db.rollback()  # no transaction held open during the OCR (seconds)
-        checker = card_checker(request, ctx.settings.model_pack)
+        checker = card_checker(request, ctx.settings.certification.model_pack)
         problems = checker.problems(photo, id_hash, ctx.keyring, cached=True)
         if problems:
             raise _CardRefused(problems)
@@ -207,7 +208,7 @@ def upload_card(
     rid: RequestId,
     file: Annotated[UploadFile, File()],
 ) -> Response:
-    data = read_limited(file, ctx.settings.max_image_bytes)
+    data = read_limited(file, ctx.settings.uploads.max_image_bytes)
     return _store_card(ctx, db, request, session_id, token, data, file.content_type or "", rid)
 
 
@@ -223,7 +224,7 @@ def upload_card_media(
     channel = getattr(request.app.state, "wechat", None)
     if channel is None:
         raise ServiceError("WECHAT_DISABLED", "the WeChat channel is not configured")
-    sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.session_ttl_s)
+    sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.certification.session_ttl_s)
     try:
         data, ctype = channel.api.download_media(body.media_id)
     except WeChatMediaExpiredError:
@@ -247,7 +248,7 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
     s = db.get(CertSession, session_id)
     if link is None or s is None or link.openid != openid:
         return message(request, "未找到认证记录", "请从公众号菜单重新进入。", status=404)
-    b = db.get(Beneficiary, s.beneficiary_id)
+    b = beneficiary_of(db, s)
     pending = s.state not in (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
     reasons = [catalog.message_zh(r) for r in s.reasons if catalog.is_known(r)]
     kind = _proxy_kind(db, session_id)

@@ -56,10 +56,19 @@ FACE_SIZE_MARGIN = 1.25
 # Analysis size of the server's capture checks (CaptureConfig.min_face_px is measured at this long side).
 ANALYSIS_LONG_SIDE = float(SamplingConfig().analysis_side)
 # The camera size the page asks for: the server scales every frame down to ANALYSIS_LONG_SIDE before any model
-# sees it, so more pixels only cost decode time (bench/results/h5_guidance.json, capture_resolution: −40 %;
-# the clip's bytes follow the recorder's bitrate, not the size); 4:3 as a phone's selfie camera. An `ideal`, not
-# exact: a camera without that size gives its nearest.
+# sees it, so more pixels only cost decode time (bench/results/h5_guidance.json, capture_resolution; the clip's
+# bytes follow the recorder's bitrate, RECORDER_BITS_PER_SECOND, not the size); 4:3 as a phone's selfie camera.
+# An `ideal`, not exact: a camera without that size gives its nearest.
 CAPTURE_SIZE = (int(ANALYSIS_LONG_SIDE), int(ANALYSIS_LONG_SIDE) * 3 // 4)
+# The MediaRecorder's bitrate (bits/s), asked by the page (guidance.json `capture`): left to itself Chromium
+# encodes 640×480 at about the rate it uses for 1280×960 (1.35-1.6 Mbit/s). Measured on the dev clip recorded by
+# Chromium at each rate and checked by the server (bench/results/h5_guidance.json, recorder_bitrate; docs/wechat.md):
+# the passive anti-spoofing score stays at 0.997-0.999 from 400 kbit/s up in every run (at 250 kbit/s one run of
+# three fell to 0.916); what a lower rate costs first is the margin of the same-person check between key frames
+# (turned faces; FACE_CHANGED_IN_VIDEO under 0.40): 0.62-0.67 at the browser's rate, 0.59 at 1 Mbit/s, 0.47-0.60
+# at 600 kbit/s, where one guided 640×480 clip of four fell under it. 1 Mbit/s halves the clip (0.90 vs 1.9-2.3 MB
+# for 11.5 s) and keeps that margin.
+RECORDER_BITS_PER_SECOND = 1_000_000
 # Sharpness (advisory, "green when right"): Laplacian variance of the box's inner SHARPNESS_INNER share, scaled
 # to SHARPNESS_CROP (w, h), the size of the server's centre crop of its aligned 112-px face (face_match/quality.py),
 # so the number reads on the server's scale. The detector's box is not the aligned face, so on the same frame
@@ -204,6 +213,7 @@ def guidance_config(store: ModelStore, web_dir: Path) -> dict[str, Any]:
             "height": CAPTURE_SIZE[1],
             "min_side": VideoLimits().min_side,
             "max_s": VideoLimits().max_duration_s,
+            "video_bits_per_second": RECORDER_BITS_PER_SECOND,
         },
         "hints": HINTS,
         "fps": ANALYSE_FPS,

@@ -92,7 +92,7 @@ def generate(settings: Settings, key: str) -> Path | None:
 
 
 def bureau_file(settings: Settings, key: str) -> Path | None:
-    folder = settings.h5_audio_dir
+    folder = settings.h5.audio_dir
     if folder is None:
         return None
     for suffix in MEDIA_TYPES:

@@ -20,7 +20,7 @@ import uvicorn
 
 from service.adapters.cli.common import EXIT_CONFIG, EXIT_INPUT, EXIT_UNAVAILABLE, CliError
 from service.adapters.cli.serve_cmd import bind_port, uvicorn_config
-from service.infra.config import Settings
+from service.infra.config import Settings, settings_from_flat
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -63,7 +63,7 @@ def test_no_trusted_proxy_no_proxy_headers(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_forwarded_for_believed_only_from_the_trusted_proxies() -> None:
-    settings = Settings(trusted_proxies=["10.0.0.0/8"])
+    settings = settings_from_flat(trusted_proxies=["10.0.0.0/8"])
     config = uvicorn_config(object(), settings, "0.0.0.0", 8000)
     assert config.proxy_headers is True and config.forwarded_allow_ips == ["10.0.0.0/8"]
     assert client_seen(settings, "10.1.2.3", "203.0.113.7, 10.9.9.9") == ("203.0.113.7", "https")

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+import service.schema
 from service.certification.context import ServiceContext
 from service.infra.config import Settings
 from tests.service.conftest import make_settings
@@ -21,4 +22,4 @@ def ops_settings(tmp: Path, **overrides: Any) -> Settings:
 def ops_app(tmp: Path, **overrides: Any) -> FastAPI:
     from service.adapters.http import create_app
 
-    return create_app(ctx=ServiceContext(ops_settings(tmp, **overrides)))
+    return create_app(ctx=ServiceContext(ops_settings(tmp, **overrides), schema=service.schema.metadata))

@@ -132,4 +132,4 @@ def test_who_asked_is_read_from_the_operator_the_wechat_link_or_the_audit(tmp_pa
         f = attempts.failures(db, ctx, b.id, attempts.wechat_requester(ctx, "openid-self"))
         assert (f.total, f.mine) == (4, 1)
         left = attempts.attempts_left(db, ctx, b.id, "c")
-        assert left == ctx.settings.failures_per_day - 1
+        assert left == ctx.settings.certification.failures_per_day - 1

@@ -76,7 +76,7 @@ def test_truncated_card_and_videos_are_refused_at_upload_and_cost_no_attempt(
 ) -> None:
     ext = beneficiary_with_number(ctx, factories.id_number())
     bid = _beneficiary_id(ctx, ext)
-    _earlier_rejections(ctx, bid, ctx.settings.failures_per_day - 1)  # one attempt left today
+    _earlier_rejections(ctx, bid, ctx.settings.certification.failures_per_day - 1)  # one attempt left today
     s = open_session(client, ext)
     card = (data_dir / CARD).read_bytes()
     video = (data_dir / LIVE_VIDEO).read_bytes()
@@ -107,7 +107,7 @@ def test_truncated_card_and_videos_are_refused_at_upload_and_cost_no_attempt(
         row = db.get(CertSession, s["session_id"])
         assert row is not None and row.state == "open" and row.nonce_used_at is None
         assert db.scalar(select(func.count()).select_from(VideoFingerprint)) == 0
-    assert _failures_today(ctx, bid) == ctx.settings.failures_per_day - 1
+    assert _failures_today(ctx, bid) == ctx.settings.certification.failures_per_day - 1
     assert client.post("/api/v1/sessions", json={"external_id": ext}).status_code == 201  # not 429
 
     # The same session then takes the whole card and video.
@@ -121,7 +121,7 @@ def test_h5_truncated_card_is_refused_and_stores_nothing(
     client: TestClient, ctx: ServiceContext, data_dir: Path, monkeypatch: pytest.MonkeyPatch, card_check: bool
 ) -> None:
     """The H5 card step, with and without the instant OCR check in front of the session upload."""
-    monkeypatch.setattr(ctx.settings, "h5_card_check", card_check)
+    monkeypatch.setattr(ctx.settings.h5, "card_check", card_check)
     s = open_h5_session(client, ctx)
     card = (data_dir / CARD).read_bytes()
 

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from httpx import Response
 
+import service.schema
 from service.certification.context import ServiceContext
 from tests.service import factories
 from tests.service.adapters.http.helpers import beneficiary_with_number
@@ -154,7 +155,7 @@ def test_rate_limit_refusal_keeps_the_shape(ctx: ServiceContext, windows_held: f
     from service.adapters.http import create_app
 
     settings = make_settings(ctx.settings.var_dir, database_url=ctx.settings.database_url, rate_limit_ip="2/minute")
-    limited = ServiceContext(settings, engine=ctx.engine, create_schema=False)
+    limited = ServiceContext(settings, engine=ctx.engine, schema=None)
     limited.session_factory = ctx.session_factory
     with TestClient(create_app(ctx=limited)) as c:
         answers = [c.get("/api/v1/certificates/verify", params={"code": "x"}) for _ in range(3)]
@@ -204,7 +205,7 @@ def test_h5_card_problems_keep_the_shape_with_their_list(tmp_path: Path) -> None
 
     with FakeWeChat() as fake:
         settings = wechat_settings(fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'h5.db'}", h5_card_check=True)
-        h5_ctx = ServiceContext(settings)
+        h5_ctx = ServiceContext(settings, schema=service.schema.metadata)
         with TestClient(create_app(ctx=h5_ctx)) as c:
             c.cookies.set(identity.COOKIE, identity.mint(h5_ctx, "openid-contract-1"))
             r = c.post("/h5/api/card-read", files={"file": ("card.jpg", b"not an image at all", "image/jpeg")})

@@ -48,12 +48,12 @@ def test_parse_rate() -> None:
 
 def test_defaults_leave_machine_clients_and_citizens_room() -> None:
     s = Settings()
-    per_key, per_ip = parse_rate(s.rate_limit_api_key), parse_rate(s.rate_limit_ip)
+    per_key, per_ip = parse_rate(s.rate_limit.api_key), parse_rate(s.rate_limit.ip)
     assert per_key is not None and per_ip is not None
     # bench/service.py polls every 0.1 s per session with several sessions in flight, under one key.
     assert per_key.count / per_key.seconds >= 100
     assert per_ip.count / per_ip.seconds >= 5  # a page load plus polling every 0.3 s
-    assert s.rate_limit_backend == "auto" and s.trusted_proxies == []
+    assert s.rate_limit.backend == "auto" and s.security.trusted_proxies == []
 
 
 def test_per_ip_limit_with_retry_after(tmp_path: Path) -> None:

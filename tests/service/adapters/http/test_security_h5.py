@@ -34,7 +34,7 @@ def test_h5_consent_flags_must_be_booleans(client: TestClient, ctx: ServiceConte
 def test_h5_card_idempotency_key_reused_for_another_card_is_a_conflict(
     client: TestClient, ctx: ServiceContext, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ctx.settings, "h5_card_check", False)  # the OCR feedback is not what is tested here
+    monkeypatch.setattr(ctx.settings.h5, "card_check", False)  # the OCR feedback is not what is tested here
     s = open_h5_session(client, ctx)
     url = f"/h5/api/sessions/{s['session_id']}/card"
     first = (data_dir / "idcard/synthetic/card_001.jpg").read_bytes()

@@ -94,7 +94,7 @@ def test_channel_key_cannot_run_the_cycle_import_the_roster_or_settle_reviews(
 def test_development_admin_key_only_works_in_development(
     client: TestClient, ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ctx.settings, "admin_api_keys", [DEV_ADMIN_API_KEY, ADMIN_API_KEY])
+    monkeypatch.setattr(ctx.settings.security, "admin_api_keys", [DEV_ADMIN_API_KEY, ADMIN_API_KEY])
     dev = {"X-API-Key": DEV_ADMIN_API_KEY}
     r = client.post("/api/v1/cycle/run", headers=dev)
     assert r.status_code == 401 and error_code(r) == "UNAUTHORIZED"  # env "test": the public key is no key
@@ -129,7 +129,7 @@ def test_simulated_date_only_in_development_and_test(
 def test_unusual_share_of_suspensions_stops_the_run_and_alerts(
     client: TestClient, ctx: ServiceContext, data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    guard_min = ctx.settings.cycle_guard_min_suspensions
+    guard_min = ctx.settings.cycle.cycle_guard_min_suspensions
     day = dt.date(2026, 6, 1)
     with ctx.db() as db:
         lapsed = [
@@ -160,8 +160,8 @@ def test_unusual_share_of_suspensions_stops_the_run_and_alerts(
 
 
 def test_an_ordinary_share_of_suspensions_runs(client: TestClient, ctx: ServiceContext) -> None:
-    guard_min = ctx.settings.cycle_guard_min_suspensions
-    share = ctx.settings.cycle_max_suspend_share
+    guard_min = ctx.settings.cycle.cycle_guard_min_suspensions
+    share = ctx.settings.cycle.cycle_max_suspend_share
     day = dt.date(2026, 6, 1)
     n_lapsed = guard_min + 1
     n_certified = int(n_lapsed / share)  # n_lapsed / (n_lapsed + n_certified) < share
@@ -178,7 +178,7 @@ def test_undecided_review_cases_keep_their_media_past_retention(
     client: TestClient, ctx: ServiceContext, data_dir: Path
 ) -> None:
     card = (data_dir / "idcard/synthetic/card_004.jpg").read_bytes()
-    long_ago = utcnow() - dt.timedelta(days=ctx.settings.retention_days + 5)
+    long_ago = utcnow() - dt.timedelta(days=ctx.settings.storage.retention_days + 5)
     review = open_session(client, beneficiary_with_number(ctx, factories.id_number()))
     failed = open_session(client, beneficiary_with_number(ctx, factories.id_number()))
     rejected = open_session(client, beneficiary_with_number(ctx, factories.id_number()))
@@ -202,7 +202,7 @@ def test_undecided_review_cases_keep_their_media_past_retention(
     settle = {"decision": "reject", "reviewer": "窗口1-周"}
     assert client.post(f"/api/v1/sessions/{review['session_id']}/review", json=settle, headers=ADMIN).status_code == 200
     assert client.post("/api/v1/cycle/run", params={"today": today}, headers=ADMIN).json()["media_purged"] == 0
-    later = (dt.date.today() + dt.timedelta(days=ctx.settings.retention_days + 1)).isoformat()
+    later = (dt.date.today() + dt.timedelta(days=ctx.settings.storage.retention_days + 1)).isoformat()
     assert client.post("/api/v1/cycle/run", params={"today": later}, headers=ADMIN).json()["media_purged"] == 1
     assert not ctx.storage.exists(f"sessions/{review['session_id']}/id_card")
     assert ctx.storage.exists(f"sessions/{failed['session_id']}/id_card")
@@ -239,7 +239,7 @@ def test_a_certification_applied_during_the_cycle_run_resumes_the_beneficiary(
     if backend_urls["database_url"].startswith("sqlite"):
         pytest.skip("row locks: PostgreSQL (SQLite serialises the two writers)")
     ctx = ServiceContext(make_settings(tmp_path / "var", database_url=fresh_database(backend_urls, tmp_path)),
-                         create_schema=False)  # fmt: skip
+                         schema=None)  # fmt: skip
     install_features(ctx)  # as the worker's context: accept_session runs the features' accept hooks
     day = dt.date.today()
     try:

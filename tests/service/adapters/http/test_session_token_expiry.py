@@ -71,7 +71,7 @@ def test_an_expired_session_token_reads_and_uploads_nothing(
 def test_a_queued_session_token_lives_session_ttl_after_queuing_and_a_review_does_not_renew_it(
     client: TestClient, ctx: ServiceContext
 ) -> None:
-    ttl = dt.timedelta(seconds=ctx.settings.session_ttl_s)
+    ttl = dt.timedelta(seconds=ctx.settings.certification.session_ttl_s)
     ext = beneficiary_with_number(ctx, factories.id_number(), status="suspended")
     s = open_session(client, ext)
     now = utcnow()
@@ -105,7 +105,7 @@ def test_a_queued_session_token_lives_session_ttl_after_queuing_and_a_review_doe
 def test_h5_card_upload_and_link_refuse_an_expired_token(
     client: TestClient, ctx: ServiceContext, data_dir: Path, monkeypatch: pytest.MonkeyPatch, card_check: bool
 ) -> None:
-    monkeypatch.setattr(ctx.settings, "h5_card_check", card_check)
+    monkeypatch.setattr(ctx.settings.h5, "card_check", card_check)
     s = open_h5_session(client, ctx)
     _set(ctx, s["session_id"], expires_at=utcnow() - dt.timedelta(seconds=1))
     card = (data_dir / CARD).read_bytes()

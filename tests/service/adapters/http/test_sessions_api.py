@@ -61,7 +61,7 @@ def test_bad_uploads_are_refused_and_change_nothing(client: TestClient, ctx: Ser
         (put_card(client, s, b"%PDF-1.7\n1 0 obj", ctype="image/jpeg"), 415, "MEDIA_UNSUPPORTED"),  # bytes decide
         (put_card(client, s, b"\xff\xd8\xff\xe0 garbage that is not a JPEG"), 422, "MEDIA_CORRUPT"),
         (put_card(client, s, b""), 422, "MEDIA_CORRUPT"),
-        (put_card(client, s, b"\0" * (ctx.settings.max_image_bytes + 1)), 413, "MEDIA_TOO_LARGE"),
+        (put_card(client, s, b"\0" * (ctx.settings.uploads.max_image_bytes + 1)), 413, "MEDIA_TOO_LARGE"),
         (put_video(client, s, b"just some text", ctype="video/mp4"), 415, "MEDIA_UNSUPPORTED"),
         (put_video(client, s, card, ctype="video/mp4"), 415, "MEDIA_UNSUPPORTED"),  # a JPEG posing as video
         (put_video(client, s, video, nonce="a-nonce-from-another-session"), 409, "NONCE_REUSED"),
@@ -117,7 +117,7 @@ def test_expired_challenge(client: TestClient, ctx: ServiceContext, data_dir: Pa
 
 def test_daily_failures_offer_staff_review(client: TestClient, ctx: ServiceContext) -> None:
     ext = beneficiary_with_number(ctx, factories.id_number())
-    for _ in range(ctx.settings.failures_per_day):
+    for _ in range(ctx.settings.certification.failures_per_day):
         s = open_session(client, ext)
         with ctx.db() as db:
             row = db.get(CertSession, s["session_id"])
@@ -143,7 +143,7 @@ def test_retention_purges_media_after_the_final_decision(
         row = db.get(CertSession, s["session_id"])
         assert row is not None
         row.state, row.decision, row.decided_at = "decided", "reject", decided
-    days = ctx.settings.retention_days
+    days = ctx.settings.storage.retention_days
     early = (decided + dt.timedelta(days=days - 1)).date().isoformat()
     assert client.post("/api/v1/cycle/run", params={"today": early}, headers=ADMIN).json()["media_purged"] == 0
     assert ctx.storage.exists(key)
@@ -156,7 +156,7 @@ def test_retention_purges_media_after_the_final_decision(
 
 def test_oversize_body_is_refused_before_it_is_read(client: TestClient, ctx: ServiceContext) -> None:
     s = open_session(client, beneficiary_with_number(ctx, factories.id_number()))
-    huge = str(ctx.settings.max_video_bytes * 4)
+    huge = str(ctx.settings.uploads.max_video_bytes * 4)
     r = client.post(
         f"/api/v1/sessions/{s['session_id']}/video",
         headers={"Authorization": f"Bearer {s['token']}", "Idempotency-Key": "x" * 12, "Content-Length": huge},
@@ -191,7 +191,7 @@ def test_abandoned_sessions_expire_and_their_media_go(client: TestClient, ctx: S
     run = client.post("/api/v1/cycle/run", params={"today": day_after.isoformat()}, headers=ADMIN).json()
     assert run["sessions_expired"] >= 1
     assert session_row(ctx, s["session_id"]).state == "expired"
-    late = day_after + dt.timedelta(days=ctx.settings.retention_days + 1)
+    late = day_after + dt.timedelta(days=ctx.settings.storage.retention_days + 1)
     client.post("/api/v1/cycle/run", params={"today": late.isoformat()}, headers=ADMIN)
     assert not ctx.storage.exists(f"sessions/{s['session_id']}/id_card")
     # An expired session takes no more uploads.

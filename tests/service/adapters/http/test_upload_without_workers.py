@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import service.schema
 from service.adapters.http import create_app
 from service.certification import heartbeat
 from service.certification.context import ServiceContext
@@ -25,7 +26,10 @@ DELAYED = "系统繁忙,视频已保存,稍后出结果"
 
 
 def client_for(tmp_path: Path, mode: str) -> tuple[TestClient, ServiceContext]:
-    ctx = ServiceContext(ops_settings(tmp_path, worker_mode=mode, worker_stale_s=30, rate_limit_enabled=False))
+    ctx = ServiceContext(
+        ops_settings(tmp_path, worker_mode=mode, worker_stale_s=30, rate_limit_enabled=False),
+        schema=service.schema.metadata,
+    )
     c = TestClient(create_app(ctx=ctx))  # no lifespan: no worker of its own; the test plays the heartbeats
     c.headers["X-API-Key"] = API_KEY
     return c, ctx

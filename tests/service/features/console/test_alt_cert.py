@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, Certification
@@ -99,18 +99,22 @@ def test_reviewer_cannot_import_evidence(app_client: TestClient, staff_users: di
 def test_activity_evidence_never_certifies_a_relatives_verification_row(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
 ) -> None:
-    """A relative kept as a `proxy_operator` row for their proxy verification is not on the roster: evidence
-    naming them (by ID number or by that row's external id) is refused like an unknown person."""
+    """A relative's proxy verification adds nobody to the roster (issue 20: no beneficiary row, a claim):
+    evidence naming their ID number, or an external id nobody has, is refused like an unknown person."""
+    from service.features.proxy import operators
+    from service.features.proxy.sessions import open_verification
     from tests.service import factories
 
     number = factories.id_number(region="110101", birth=dt.date(1975, 8, 9))
+    ext = "OPERATOR-0123456789ab"  # what the relative's row used to be called
     with ctx.db() as db:
-        relative = factories.beneficiary(db, ctx.keyring, id_number=number, status="proxy_operator")
-        ext = relative.external_id
+        op = operators.login(db, ctx, "wechat", "openid-relative", "test").operator
+        open_verification(db, ctx, op, number, "李建国", consent=False)
         db.commit()
     csrf = login(app_client, "sup1")
     day = (dt.date.today() - dt.timedelta(days=5)).isoformat()
     evidence = evidence_csv([["", number, day, "bank", "BK-90"], [ext, "", day, "bank", "BK-91"]])
     page = app_client.post("/console/evidence", data={"csrf": csrf}, files={"file": ("e.csv", evidence, "text/csv")})
     assert 'id="certified">0<' in page.text and 'id="rejected">2<' in page.text and "名册中无此人" in page.text
-    assert beneficiary_by_ext(ctx, ext).last_certified_on is None
+    with ctx.db() as db:
+        assert db.scalar(select(func.count()).select_from(Beneficiary)) == 0

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 import pytest
 from playwright.sync_api import Browser, Page
 
+import service.schema
 from pipelines.decision.runner import Certifier
 from pipelines.reasons import ReasonCode
 from service.adapters.http import create_app
@@ -82,7 +83,7 @@ def site(
 ) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("browser")
     settings = make_settings(root, database_url=f"sqlite:///{root / 'console.db'}")
-    ctx = install_features(ServiceContext(settings))
+    ctx = install_features(ServiceContext(settings, schema=service.schema.metadata))
     with ctx.db() as db:
         for name, role in (("rev1", Role.REVIEWER), ("sup1", Role.SUPERVISOR), ("admin", Role.ADMIN)):
             db.add(StaffUser(username=name, display_name=f"{name}-姓名", role=role.value, password_hash=_hash()))

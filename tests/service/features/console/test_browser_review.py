@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import Browser, Page
 
+import service.schema
 from pipelines.decision.runner import Certifier
 from pipelines.reasons import ReasonCode
 from service.adapters.http import create_app
@@ -41,7 +42,11 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, strict_certifier: Certifier, sample: Sample) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("browser-review")
-    ctx = install_features(ServiceContext(make_settings(root, database_url=f"sqlite:///{root / 'console.db'}")))
+    ctx = install_features(
+        ServiceContext(
+            make_settings(root, database_url=f"sqlite:///{root / 'console.db'}"), schema=service.schema.metadata
+        )
+    )
     with ctx.db() as db:
         db.add(StaffUser(username="rev1", display_name="rev1-姓名", role=Role.REVIEWER.value, password_hash=_hash()))
     review_id, _ = make_case(ctx, strict_certifier, sample)

@@ -48,6 +48,7 @@ def test_create_user_then_verify_and_detect_tampering(tmp_path: Path) -> None:
 
 def test_verify_audit_checks_the_anchors_outside_the_database(tmp_path: Path) -> None:
     """A log rewritten whole (every hash recomputed) passes the chain but not the anchor the daily run wrote."""
+    import service.schema
     from service.certification.audit_anchor import write_anchor
     from service.certification.context import ServiceContext
     from service.infra.config import Settings
@@ -55,7 +56,8 @@ def test_verify_audit_checks_the_anchors_outside_the_database(tmp_path: Path) ->
 
     made = run(tmp_path, "create-user", "--username", "admin", "--role", "admin", password="a-long-password")
     assert made.returncode == 0, made.stderr
-    ctx = ServiceContext(Settings(var_dir=tmp_path))  # the CLI's own (development) settings and media store
+    # The CLI's own (development) settings and media store.
+    ctx = ServiceContext(Settings(var_dir=tmp_path), schema=service.schema.metadata)
     with ctx.db() as db:
         write_anchor(db, ctx.storage)
     check = run(tmp_path, "verify-audit")

@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from pipelines.decision.runner import Certifier
 from service.certification.context import ServiceContext
+from service.features.proxy import operators
+from service.features.proxy.sessions import open_verification
 from tests.service import factories
 from tests.service.features.console.conftest import Sample, login, make_case
 
@@ -41,14 +43,9 @@ def test_counts_by_region_backlog_and_exports(
             db, ctx.keyring, id_number=factories.id_number("370203", **kw), valid_until=today - dt.timedelta(days=5)
         )
         factories.beneficiary(db, ctx.keyring, id_number=factories.id_number("370203", **kw), status="deceased")
-        # A relative's verification row (proxy certification) is not part of the roster: never counted.
-        factories.beneficiary(
-            db,
-            ctx.keyring,
-            id_number=factories.id_number("370102", **kw),
-            status="proxy_operator",
-            valid_until=today + dt.timedelta(days=250),
-        )
+        # A relative's verification (proxy certification) adds no beneficiary: never counted.
+        op = operators.login(db, ctx, "wechat", "openid-relative", "test").operator
+        open_verification(db, ctx, op, factories.id_number("370102", **kw), "李建国", consent=False)
     make_case(ctx, strict_certifier, sample)  # one real borderline case waits (region 6101, suspended)
 
     login(app_client, "rev1")

@@ -1,9 +1,6 @@
 """A relative who verifies their own identity for proxy certification is not a pensioner: their ID number is
-not found by the registry lookup, the session endpoints or the bindings, and a roster listing them later takes
-their row over as a beneficiary instead of refusing the number as taken.
-
-(Their verification session needs a certification subject, so open_verification keeps them as a
-`proxy_operator` row of `beneficiaries`; see docs/proxy.md.)"""
+not found by the registry lookup, the session endpoints or the bindings, and a roster listing them later creates
+them as an ordinary beneficiary (their verification session has no beneficiary row: a `ProxyClaim`, issue 20)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleRules, valid_until
-from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, Channel, SessionState, utcnow
+from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
 from service.certification.sessions import create_session
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
@@ -29,6 +29,7 @@ from service.features.proxy.models import (
     ProxySession,
     ProxySessionKind,
 )
+from service.features.proxy.sessions import open_verification
 from service.features.wechat import WeChatApi
 from service.features.wechat.models import WeChatSessionLink
 from service.features.wechat.notify import run_notifications
@@ -195,15 +196,16 @@ def test_each_staff_decision_sends_exactly_one_correct_message(
 def test_a_review_template_of_its_own_and_the_machine_titles_by_session_kind(
     ctx: ServiceContext, db: Session, fake_wx: FakeWeChat
 ) -> None:
-    ctx.settings.wechat_templates = {**ctx.settings.wechat_templates, "review": "tpl-review"}
+    ctx.settings.wechat.templates = {**ctx.settings.wechat.templates, "review": "tpl-review"}
     consent = make_case(db, ctx, "consent")
     make_case(db, ctx, "proxy")
-    # The relative's own real-name check (a self-channel session of their own person row).
-    relative = factories.beneficiary(db, ctx.keyring, name=RELATIVE, status=BeneficiaryStatus.PROXY_OPERATOR)
-    s = under_review(db, ctx, relative, Channel.SELF, "o-relative")
-    op = db.get(ProxySession, consent.session_id)
-    assert op is not None
-    db.add(ProxySession(session_id=s.id, kind=ProxySessionKind.VERIFICATION.value, operator_id=op.operator_id))
+    # The relative's own real-name check: a session without a beneficiary, about the identity they claim.
+    link = db.get(ProxySession, consent.session_id)
+    operator = db.get(ProxyOperator, link.operator_id) if link is not None else None
+    assert operator is not None
+    s = open_verification(db, ctx, operator, factories.id_number(region="110101"), RELATIVE, consent=False).session
+    s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "review", ["SPOOF_SUSPECTED"], utcnow()
+    db.add(WeChatSessionLink(session_id=s.id, openid="o-relative"))
     db.commit()
     api = channel_api(ctx)
     assert run_notifications(ctx, api).sent == 3
@@ -214,7 +216,7 @@ def test_a_review_template_of_its_own_and_the_machine_titles_by_session_kind(
     assert {m["template_id"] for m in fake_wx.state.sent_templates} == {"tpl-result"}
     fake_wx.state.sent_templates.clear()
 
-    decide(ctx, Case(s.id, "o-relative", relative.id), "accept")
+    decide(ctx, Case(s.id, "o-relative", 0), "accept")
     run_notifications(ctx, api)
     [msg] = fake_wx.state.sent_templates
     assert (msg["touser"], msg["template_id"]) == ("o-relative", "tpl-review")

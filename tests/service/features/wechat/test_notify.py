@@ -263,12 +263,12 @@ def test_a_notice_is_given_up_after_the_attempts(ctx: ServiceContext, db: Sessio
     db.commit()
     api = channel(ctx).api
     fake_wx.state.fail_sends = 100
-    runs = [run_notifications(ctx, api, TODAY) for _ in range(ctx.settings.wechat_notify_max_attempts + 2)]
+    runs = [run_notifications(ctx, api, TODAY) for _ in range(ctx.settings.wechat.notify_max_attempts + 2)]
     assert sum(r.failed for r in runs) == 1
     notice = db.scalar(select(WeChatNotice).where(WeChatNotice.openid == "o-unreachable"))
     assert notice is not None
     db.refresh(notice)
-    assert notice.status == NoticeStatus.FAILED and notice.attempts == ctx.settings.wechat_notify_max_attempts
+    assert notice.status == NoticeStatus.FAILED and notice.attempts == ctx.settings.wechat.notify_max_attempts
     assert sent_to(fake_wx, "tpl-overdue") == []
 
 

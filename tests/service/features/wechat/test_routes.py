@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy.orm import Session
 
+import service.schema
 from service.certification import sessions
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
@@ -226,7 +227,7 @@ def wechat_client(fake: FakeWeChat, tmp_path: Path, **overrides: Any) -> TestCli
     from service.adapters.http import create_app
 
     settings = wechat_settings(fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'wx.db'}", **overrides)
-    return TestClient(create_app(ctx=ServiceContext(settings)))
+    return TestClient(create_app(ctx=ServiceContext(settings, schema=service.schema.metadata)))
 
 
 @pytest.mark.parametrize("env", ["development", "test"])

@@ -27,7 +27,7 @@ def test_the_embedded_schedule_sends_reminders_by_itself(ctx: ServiceContext, db
     b = factories.beneficiary(db, ctx.keyring, valid_until=dt.date.today() + dt.timedelta(days=5))
     certified_by(db, ctx, b, "o-embedded")  # reminders go to the openid that certified the person
     db.commit()
-    ctx.settings.wechat_schedule_s = 0.2
+    ctx.settings.wechat.schedule_s = 0.2
     with TestClient(create_app(ctx=ctx)):
         deadline = time.monotonic() + 20
         while not fake_wx.state.sent_templates and time.monotonic() < deadline:

@@ -202,17 +202,24 @@
       if (head.length < 3) { head = samples.slice(0, 3); }
       return median(head.map(function (q) { return q[signal]; }));
     }
-    // A blink as pipelines/liveness/actions.detect_blinks, on the frames seen so far: the eye closes below
-    // threshold × its open level, and opens again within max_s, the head near its resting pose.
+    // A blink as pipelines/liveness/actions.detect_blinks, on the frames seen so far: a run of frames with the
+    // eye below threshold × its open level (the 80th percentile over window_s; the server centres that window,
+    // the page can only look back), from its first to its last closed frame within max_s, followed by an open
+    // one; the head near its resting pose at the run's deepest frame (the server's detect_events).
     function blinked(rule, sig) {
       var level = percentile(samples.filter(function (q) { return q.t >= sig.t - rule.window_s * 1000; })
         .map(function (q) { return q.ear; }), 80);
-      var closed = sig.ear < rule.threshold * level;
-      var still = Math.abs(sig.yaw - rest("yaw")) < rule.max_yaw && Math.abs(sig.pitch - rest("pitch")) < rule.max_pitch;
-      if (closed) { if (watching.closedAt === undefined) { watching.closedAt = sig.t; } return false; }
-      var seen = watching.closedAt !== undefined && sig.t - watching.closedAt <= rule.max_s * 1000 && still;
-      watching.closedAt = undefined;
-      return seen;
+      var w = watching;
+      if (sig.ear < rule.threshold * level) {
+        if (w.closedAt === undefined || sig.ear < w.deepest.ear) { w.deepest = sig; }
+        if (w.closedAt === undefined) { w.closedAt = sig.t; }
+        w.lastClosed = sig.t;
+        return false;
+      }
+      if (w.closedAt === undefined) { return false; }
+      var d = w.deepest, short = w.lastClosed - w.closedAt <= rule.max_s * 1000;
+      w.closedAt = undefined;
+      return short && Math.abs(d.yaw - rest("yaw")) < rule.max_yaw && Math.abs(d.pitch - rest("pitch")) < rule.max_pitch;
     }
     function seen(action, sig) {
       var rule = cfg.actions[action], confirm = cfg.confirm;
@@ -270,6 +277,12 @@
       return { facingMode: "user", width: { ideal: c.capture.width }, height: { ideal: c.capture.height } };
     }, function () { return plain; });
   }
+  // The recorder's bitrate (bits/s) the server's analysis was measured at (guidance.json, one server constant);
+  // null where the JSON cannot be read: the browser's own choice, as before.
+  function recorderBits() {
+    if (!window.fetch) { return Promise.resolve(null); }
+    return config().then(function (c) { return c.capture.video_bits_per_second || null; }, function () { return null; });
+  }
 
   /* start(video, ui) → Promise of a Guide, or null (fallback). ui.hint(key, text, ok) shows a framing hint
      (null: framing is over); ui.steady() is called while the face has been right for steady_s;
@@ -302,5 +315,5 @@
       return null;
     });
   }
-  window.H5Guidance = { start: start, constraints: constraints };
+  window.H5Guidance = { start: start, constraints: constraints, recorderBits: recorderBits };
 })();

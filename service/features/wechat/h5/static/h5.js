@@ -421,10 +421,12 @@
       });
     }
 
-    var stream = null;
+    var stream = null, recorderBits = null;
     function startCamera() {
       $("record").hidden = false;
       if (!navigator.mediaDevices || !window.MediaRecorder) { return fallback(); }
+      // The recorder's bitrate the server publishes (guidance.json): a clip no larger than its analysis needs.
+      if (window.H5Guidance) { window.H5Guidance.recorderBits().then(function (b) { recorderBits = b; }); }
       // The size the server's analysis uses (guidance.json), no more: less for the server to decode.
       var wanted = window.H5Guidance ? window.H5Guidance.constraints() : Promise.resolve({ facingMode: "user" });
       wanted.then(function (video) {
@@ -490,7 +492,9 @@
 
     function record(live) {
       var type = MediaRecorder.isTypeSupported("video/webm") ? "video/webm" : "video/mp4";
-      var rec = new MediaRecorder(stream, { mimeType: type });
+      var opts = { mimeType: type };
+      if (recorderBits) { opts.videoBitsPerSecond = recorderBits; }
+      var rec = new MediaRecorder(stream, opts);
       var chunks = [];
       rec.ondataavailable = function (e) { if (e.data && e.data.size) { chunks.push(e.data); } };
       rec.onstop = function () {

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from playwright.sync_api import Browser, BrowserContext, Page, Route, ViewportSize
 
+import service.schema
 from pipelines.id_card.synthetic import CardFields
 from service.adapters.http import create_app
 from service.certification.context import ServiceContext
@@ -98,7 +99,7 @@ def open_site(root: Path, data_dir: Path) -> Iterator[Site]:
             # arbitrary point of it. The guided capture has its own tests: test_browser_guidance.py.
             web_dir=root / "no-web-bundle",
         )
-        ctx = ServiceContext(settings)
+        ctx = ServiceContext(settings, schema=service.schema.metadata)
         with ctx.db() as db:
             factories.beneficiary(db, ctx.keyring, id_number=fields.id_number, name=fields.name)
             factories.beneficiary(db, ctx.keyring, id_number=elder_fields.id_number, name=elder_fields.name)

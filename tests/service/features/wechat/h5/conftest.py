@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+import service.schema
 from service.adapters.http import create_app
 from service.certification.context import ServiceContext
 from service.features.wechat.h5 import identity
@@ -34,7 +35,7 @@ def app(tmp_path: Path) -> Iterator[App]:
         settings = wechat_settings(
             fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'h5.db'}", bureau_phone=PHONE, failures_per_day=3
         )
-        ctx = ServiceContext(settings)
+        ctx = ServiceContext(settings, schema=service.schema.metadata)
         with TestClient(create_app(ctx=ctx)) as client:
             with ctx.db() as db:
                 b = factories.beneficiary(db, ctx.keyring, name="李秀英")

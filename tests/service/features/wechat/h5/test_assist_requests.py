@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+import service.schema
 from service.adapters.http import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry, Beneficiary, Channel, SessionState, utcnow
@@ -52,7 +53,7 @@ class World:
 def w(tmp_path: Path) -> Iterator[World]:
     with FakeWeChat() as fake:
         settings = wechat_settings(fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'h5.db'}", failures_per_day=3)
-        ctx = ServiceContext(settings)
+        ctx = ServiceContext(settings, schema=service.schema.metadata)
         with TestClient(create_app(ctx=ctx)) as client:
             with ctx.db() as db:
                 bid = factories.beneficiary(db, ctx.keyring, name=NAME, id_number=factories.id_number(seq=7)).id

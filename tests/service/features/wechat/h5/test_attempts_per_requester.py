@@ -81,8 +81,8 @@ def test_the_pensioners_own_failures_still_meet_their_limit(app: App) -> None:
 
 def test_many_strangers_together_meet_the_higher_beneficiary_cap(app: App) -> None:
     number = person(app)
-    cap = app.ctx.settings.failures_per_day_beneficiary
-    assert cap > app.ctx.settings.failures_per_day  # the default: one stranger cannot reach it
+    cap = app.ctx.settings.certification.failures_per_day_beneficiary
+    assert cap > app.ctx.settings.certification.failures_per_day  # the default: one stranger cannot reach it
     for i in range(cap // 3):
         as_user(app, f"openid-attacker-{i}")
         fail_times(app, number, 3)

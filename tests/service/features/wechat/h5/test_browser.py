@@ -359,7 +359,9 @@ def test_timeout_screen_continues_and_the_card_button_works_by_keyboard(
     block_jssdk(context)
     page = context.new_page()
     choosers: list[FileChooser] = []
-    page.on("filechooser", lambda chooser: choosers.append(chooser))  # intercept file choosers from the start (keyboard_choose_file)
+    page.on(
+        "filechooser", lambda chooser: choosers.append(chooser)
+    )  # intercept file choosers from the start (keyboard_choose_file)
     page.goto(site.base + "/h5/certify?mode=self")  # no cookie: OAuth, then back to the capture page
     page.wait_for_selector("#step-consent")
     assert page.url.split("#")[0] == site.base + "/h5/certify?mode=self"

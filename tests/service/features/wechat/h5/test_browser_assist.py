@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import select
 
+import service.schema
 from service.adapters.http import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, Channel, SessionState, utcnow
@@ -57,7 +58,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
             failures_per_day=3,
             bureau_phone="027-12345678",
         )
-        ctx = install_features(ServiceContext(settings))
+        ctx = install_features(ServiceContext(settings, schema=service.schema.metadata))
         with ctx.db() as db:
             b = factories.beneficiary(db, ctx.keyring, name="赵桂兰", id_number=factories.id_number(seq=482))
             sid = ""

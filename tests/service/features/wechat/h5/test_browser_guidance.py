@@ -8,13 +8,14 @@ turns green only for the right one, where recording then starts by itself; on th
 OCR read), each action is confirmed live and the flow reaches a decision; with the
 onnxruntime-web files blocked the page keeps its old flow, which still completes. Skipped, with the reason,
 where scripts/web_bundle.sh could not fetch onnxruntime-web (no npm). Screenshots: bench/results/screenshots/h5/
-guidance-*.png."""
+guidance-*.png. Blink and open mouth: test_browser_guidance_actions.py, on its own clip."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, Route, ViewportSize
 
+import service.schema
 from pipelines.id_card.synthetic import CardFields
 from service.adapters.http import create_app
 from service.certification import sessions
@@ -64,23 +66,24 @@ class Site:
     fields: CardFields
 
 
-def clip_frames(video: Path) -> list[np.ndarray]:
-    """The dev clip at FPS and SIZE (BGR)."""
+def clip_frames(video: Path, size: tuple[int, int] = SIZE, fps: int = FPS) -> list[np.ndarray]:
+    """The dev clip at `fps` and `size` (BGR)."""
     frames: list[np.ndarray] = []
     with av.open(str(video)) as container:
         next_t = 0.0
         for frame in container.decode(video=0):
             if float(frame.time or 0.0) + 1e-6 < next_t:
                 continue
-            next_t += 1.0 / FPS
-            frames.append(cv2.resize(frame.to_ndarray(format="bgr24"), SIZE, interpolation=cv2.INTER_AREA))
+            next_t += 1.0 / fps
+            frames.append(cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_AREA))
     return frames
 
 
-def write_y4m(frames: list[np.ndarray], out: Path) -> Path:
-    w, h = SIZE
+def write_y4m(frames: list[np.ndarray], out: Path, fps: int = FPS) -> Path:
+    """The frames (all of one size) as a raw .y4m at `fps`, Chromium's fake camera file."""
+    h, w = frames[0].shape[:2]
     with out.open("wb") as fh:
-        fh.write(f"YUV4MPEG2 W{w} H{h} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for f in frames:
             fh.write(b"FRAME\n" + cv2.cvtColor(f, cv2.COLOR_BGR2YUV_I420).tobytes())
     return out
@@ -128,9 +131,16 @@ def frames(data_dir: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("guidance")
+    with open_site(tmp_path_factory.mktemp("guidance"), data_dir, LIVE_VIDEO, list(LIVE_ACTIONS)) as s:
+        yield s
+
+
+@contextmanager
+def open_site(root: Path, data_dir: Path, video: str, actions: list[str]) -> Iterator[Site]:
+    """The real app on a free port, the person of `video` (by a card rendered from it) on the roster, every
+    session asking `actions`."""
     port = free_port()
-    card, fields = card_for_video(data_dir, LIVE_VIDEO)
+    card, fields = card_for_video(data_dir, video)
     with FakeWeChat() as fake:
         settings = wechat_settings(
             fake,
@@ -139,10 +149,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[S
             public_base_url=f"http://127.0.0.1:{port}",
             worker_mode="thread",
             h5_card_check=True,  # the card read in the API process: the page shows it to confirm
-            challenge_actions=list(LIVE_ACTIONS),
+            challenge_actions=actions,
             poll_interval_s=0.2,
         )
-        ctx = ServiceContext(settings)
+        ctx = ServiceContext(settings, schema=service.schema.metadata)
         with ctx.db() as db:
             factories.beneficiary(db, ctx.keyring, id_number=fields.id_number, name=fields.name)
             db.commit()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+import service.schema
 from service.adapters.http import create_app
 from service.certification import heartbeat
 from service.certification.context import ServiceContext
@@ -26,7 +27,7 @@ def test_card_that_queues_the_session_says_delayed_without_a_worker(tmp_path: Pa
         settings = wechat_settings(
             fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'h5.db'}", worker_mode="thread", worker_stale_s=30
         )
-        ctx = ServiceContext(settings)
+        ctx = ServiceContext(settings, schema=service.schema.metadata)
         c = TestClient(create_app(ctx=ctx))
         number = factories.id_number()
         with ctx.db() as db:

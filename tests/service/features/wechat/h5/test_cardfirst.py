@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+import service.schema
 from pipelines.id_card.synthetic import CardFields
 from pipelines.reasons import ReasonCode
 from service.adapters.http import create_app
@@ -30,7 +31,7 @@ def app(tmp_path: Path) -> Iterator[App]:
     """The H5 app of conftest with the card reader in the API (h5_card_check), as in production."""
     with FakeWeChat() as fake:
         settings = wechat_settings(fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'h5.db'}", h5_card_check=True)
-        ctx = ServiceContext(settings)
+        ctx = ServiceContext(settings, schema=service.schema.metadata)
         with TestClient(create_app(ctx=ctx)) as client:
             client.cookies.set(identity.COOKIE, identity.mint(ctx, OPENID))
             yield App(client, ctx, 0)
@@ -141,7 +142,7 @@ def test_the_read_is_rate_limited_as_an_upload(tmp_path: Path, monkeypatch: pyte
             h5_card_check=True,
             rate_limit_upload_ip="2/minute",
         )
-        ctx = ServiceContext(settings)
+        ctx = ServiceContext(settings, schema=service.schema.metadata)
         with TestClient(create_app(ctx=ctx)) as client:
             client.cookies.set(identity.COOKIE, identity.mint(ctx, OPENID))
             answers = [read(client, b"not an image")["status"] for _ in range(3)]

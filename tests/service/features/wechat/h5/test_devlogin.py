@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import service.schema
 from service.adapters.http import create_app
 from service.certification.context import ServiceContext
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatUser
-from service.infra.config import InsecureSettingsError, Settings
+from service.infra.config import InsecureSettingsError, settings_from_flat
 from tests.service.conftest import make_settings
 
 
@@ -25,7 +26,7 @@ def app(tmp_path: Path, **overrides: Any) -> Iterator[tuple[TestClient, ServiceC
     settings = make_settings(
         tmp_path, database_url=f"sqlite:///{tmp_path / 'dev.db'}", h5_card_check=False, **overrides
     )
-    ctx = ServiceContext(settings)
+    ctx = ServiceContext(settings, schema=service.schema.metadata)
     with TestClient(create_app(ctx=ctx), follow_redirects=False) as client:
         yield client, ctx
 
@@ -57,7 +58,7 @@ def test_anywhere_else_there_is_no_such_page(tmp_path: Path, env: str, flag: boo
 
 
 def test_production_refuses_the_setting(tmp_path: Path) -> None:
-    settings = Settings(env="production", h5_dev_login=True)
+    settings = settings_from_flat(env="production", h5_dev_login=True)
     assert any("PENSION_CERT_H5_DEV_LOGIN" in w for w in settings.production_weaknesses())
     with pytest.raises(InsecureSettingsError, match="PENSION_CERT_H5_DEV_LOGIN"):
         make_settings(tmp_path, env="production", h5_dev_login=True).validate_secrets()

@@ -18,9 +18,11 @@ from service.certification import sessions
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
 from service.features.console.models import AssistRequest
 from service.features.proxy import operators
+from service.features.proxy import sessions as proxy_sessions
 from service.features.proxy.models import (
     BindingStatus,
     ProxyBinding,
+    ProxyClaim,
     ProxyOperator,
     ProxySession,
     ProxySessionKind,
@@ -40,7 +42,7 @@ class Family:
     token: str  # the relative's operator token (the family page's API)
     operator_id: str
     binding_id: str
-    relative_id: int  # the relative's own roster row (their verification session is about them)
+    relative_id: int  # the relative's own roster row (their verification session claims its number)
 
 
 @pytest.fixture
@@ -76,15 +78,21 @@ def family_session(
     """A rejected family session of `kind` as the family page opens it (the relative as requester, linked to
     the WeChat account) and the pipeline leaves it; the card stored through the real upload."""
     with app.ctx.db() as db:
-        about = fam.relative_id if kind is ProxySessionKind.VERIFICATION else app.beneficiary_id
-        b = db.get(Beneficiary, about)
-        assert b is not None
-        channel = Channel.SELF if kind is ProxySessionKind.VERIFICATION else Channel.PROXY
-        s = sessions.create_session(db, app.ctx, b, channel, False, f"operator:{fam.operator_id}").session
+        if kind is ProxySessionKind.VERIFICATION:  # no beneficiary: the relative's claim (issue 20)
+            me = db.get(Beneficiary, fam.relative_id)
+            op = db.get(ProxyOperator, fam.operator_id)
+            assert me is not None and op is not None
+            number = app.ctx.keyring.decrypt_field(me.id_enc, "beneficiary.id_number")
+            s = proxy_sessions.open_verification(db, app.ctx, op, number, me.name, False).session
+        else:
+            b = db.get(Beneficiary, app.beneficiary_id)
+            assert b is not None
+            s = sessions.create_session(db, app.ctx, b, Channel.PROXY, False, f"operator:{fam.operator_id}").session
+            db.add(
+                ProxySession(session_id=s.id, kind=kind.value, operator_id=fam.operator_id, binding_id=fam.binding_id)
+            )
         sessions.upload(db, app.ctx, s, "id_card", jpeg(), "image/jpeg", "card-" + s.id)
         s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "reject", list(reasons), utcnow()
-        binding = None if kind is ProxySessionKind.VERIFICATION else fam.binding_id
-        db.add(ProxySession(session_id=s.id, kind=kind.value, operator_id=fam.operator_id, binding_id=binding))
         db.add(WeChatSessionLink(session_id=s.id, openid=openid))
         db.commit()
         return s.id
@@ -164,7 +172,9 @@ def test_a_failed_own_verification_continues_for_the_relative(app: App, fam: Fam
     assert body["mode"] == "verify" and body["card_kept"] is True and "elder_name" not in body
     with app.ctx.db() as db:
         new = db.get(CertSession, body["session_id"])
-        assert new is not None and (new.beneficiary_id, new.channel) == (fam.relative_id, "self")
+        assert new is not None and (new.beneficiary_id, new.channel) == (None, "self")  # issue 20: no row
+        claim = db.get(ProxyClaim, new.id)
+        assert claim is not None and (claim.operator_id, claim.name) == (fam.operator_id, RELATIVE)
         ps = db.get(ProxySession, new.id)
         assert ps is not None and (ps.kind, ps.operator_id, ps.binding_id) == ("verification", fam.operator_id, None)
     # Verified since (e.g. the next try passed): an older failure is not continued.

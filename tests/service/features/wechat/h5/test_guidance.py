@@ -84,6 +84,17 @@ def test_the_camera_is_asked_for_the_servers_analysis_size(app: App, bundle: Pat
     assert "c.capture.width" in page and str(sampling.analysis_side) not in page
 
 
+def test_the_recorder_bitrate_is_the_servers(app: App, bundle: Path) -> None:
+    """The page records at the bitrate the server publishes (one constant, measured against the server's
+    analysis in bench/h5_capture_size.py), not at one of its own nor at the browser's choice."""
+    capture = app.client.get("/h5/guidance.json").json()["capture"]
+    assert capture["video_bits_per_second"] == vendor.RECORDER_BITS_PER_SECOND > 0
+    guidance_js = (HERE / "static" / "guidance.js").read_text()
+    h5_js = (HERE / "static" / "h5.js").read_text()
+    assert "c.capture.video_bits_per_second" in guidance_js and "opts.videoBitsPerSecond = recorderBits" in h5_js
+    assert str(vendor.RECORDER_BITS_PER_SECOND) not in guidance_js + h5_js
+
+
 def test_the_sharpness_hint_follows_the_servers_blur_limit(app: App, bundle: Path) -> None:
     position = app.client.get("/h5/guidance.json").json()["position"]
     assert position["min_sharpness"] == vendor.SHARPNESS_SHARE * CaptureConfig().min_sharpness

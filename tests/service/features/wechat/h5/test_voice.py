@@ -55,7 +55,7 @@ def test_a_bureau_recording_replaces_the_generated_prompt(app: App, tmp_path: Pa
     own = tmp_path / "recordings"
     own.mkdir()
     (own / "accept.wav").write_bytes(b"RIFF-bureau-recording")
-    app.ctx.settings.h5_audio_dir = own
+    app.ctx.settings.h5.audio_dir = own
     r = app.client.get("/h5/audio/accept")
     assert r.status_code == 200 and r.content == b"RIFF-bureau-recording"
     assert r.headers["content-type"] == "audio/wav"
