@@ -40,8 +40,6 @@ class ReasonCode(enum.StrEnum):
     CAPTURE_FACE_TOO_SMALL = "CAPTURE_FACE_TOO_SMALL"
     CHALLENGE_MISSING_ACTION = "CHALLENGE_MISSING_ACTION"
     CHALLENGE_WRONG_ORDER = "CHALLENGE_WRONG_ORDER"
-    NONCE_EXPIRED = "NONCE_EXPIRED"
-    NONCE_REUSED = "NONCE_REUSED"
     VIDEO_DUPLICATE = "VIDEO_DUPLICATE"
     MEDIA_UNSUPPORTED = "MEDIA_UNSUPPORTED"
     MEDIA_CORRUPT = "MEDIA_CORRUPT"
@@ -92,8 +90,6 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.CAPTURE_FACE_TOO_SMALL: "人脸太小,请把手机拿近一些重拍",
     ReasonCode.CHALLENGE_MISSING_ACTION: "未完成指定动作,请按提示重新录制",
     ReasonCode.CHALLENGE_WRONG_ORDER: "动作顺序不正确,请按提示重新录制",
-    ReasonCode.NONCE_EXPIRED: "本次认证已超时,请重新开始",
-    ReasonCode.NONCE_REUSED: "认证请求已使用,请重新开始",
     ReasonCode.VIDEO_DUPLICATE: "视频重复提交,请重新录制",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件已损坏,请重新上传",
@@ -136,8 +132,6 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.CAPTURE_FACE_TOO_SMALL: "人脸过小",
     ReasonCode.CHALLENGE_MISSING_ACTION: "未完成指定动作",
     ReasonCode.CHALLENGE_WRONG_ORDER: "动作顺序错误",
-    ReasonCode.NONCE_EXPIRED: "认证请求已超时",
-    ReasonCode.NONCE_REUSED: "认证请求重复使用",
     ReasonCode.VIDEO_DUPLICATE: "视频重复提交",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件损坏",

@@ -34,8 +34,6 @@ class Verdict(enum.StrEnum):
 
 
 _DRIVERS: dict[ReasonCode, str] = {
-    ReasonCode.NONCE_EXPIRED: "nonce",
-    ReasonCode.NONCE_REUSED: "nonce",
     ReasonCode.VIDEO_DUPLICATE: "replay",
     ReasonCode.FACE_NOT_FOUND: "face",
     ReasonCode.FACE_MULTIPLE: "face",

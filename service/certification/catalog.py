@@ -22,6 +22,9 @@ class ServiceCode(enum.StrEnum):
 
     BENEFICIARY_UNKNOWN = "BENEFICIARY_UNKNOWN"
     RATE_LIMITED = "RATE_LIMITED"
+    # The challenge's single-use nonce, checked by the service when the video is uploaded (sessions.py).
+    NONCE_EXPIRED = "NONCE_EXPIRED"
+    NONCE_REUSED = "NONCE_REUSED"
 
 
 # What a caller reads for a code nobody catalogued: never shown for a code any layer raises (tested).
@@ -31,6 +34,8 @@ UNKNOWN_MESSAGE_ZH = "请求无法处理"
 SERVICE_MESSAGES_ZH: dict[str, str] = {
     ServiceCode.BENEFICIARY_UNKNOWN: "未找到待遇领取人信息",
     ServiceCode.RATE_LIMITED: "操作过于频繁,请稍后再试",
+    ServiceCode.NONCE_EXPIRED: "本次认证已超时,请重新开始",
+    ServiceCode.NONCE_REUSED: "认证请求已使用,请重新开始",
     "NOT_FOUND": "未找到",
     "ROSTER_FORMAT": "名册文件格式不正确",
     "ROSTER_TOO_LARGE": "名册文件过大",
@@ -54,6 +59,20 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "STORAGE_FULL": "存储空间不足,暂时无法上传,请稍后再试",
     # The citizen's consent to the processing of their face and ID card (H5 start page).
     "CONSENT_REQUIRED": "请先阅读并同意个人信息处理说明",
+    # The HTTP layer's own refusals (service.adapters.http.errors): a request Starlette or FastAPI refuses
+    # before any route (malformed, unknown path, wrong method, does not match the declared fields), an
+    # unexpected error, a busy database, storage that cannot be reached.
+    "BAD_REQUEST": "请求格式不正确",
+    "FORBIDDEN": "无权进行该操作",
+    "METHOD_NOT_ALLOWED": "请求方法不正确",
+    "NOT_ACCEPTABLE": "请求格式不正确",
+    "REQUEST_TOO_LARGE": "上传内容过大",
+    "JSON_INVALID": "请求内容不是有效的JSON",
+    "FIELD_MISSING": "缺少必填项",
+    "FIELD_INVALID": "填写内容不正确",
+    "INTERNAL_ERROR": "系统暂时无法处理,请稍后再试",
+    "BUSY": "系统繁忙,请稍后再试",
+    "STORAGE": "系统暂时无法处理,请稍后再试",
 }
 
 # Proxy certification (service.features.proxy).
@@ -94,6 +113,8 @@ BY_KIND_MESSAGES_ZH: dict[str, str] = {
 SERVICE_STAFF_ZH: dict[str, str] = {
     ServiceCode.BENEFICIARY_UNKNOWN: "名册中无此人",
     ServiceCode.RATE_LIMITED: "请求过于频繁",
+    ServiceCode.NONCE_EXPIRED: "认证请求已超时",
+    ServiceCode.NONCE_REUSED: "认证请求重复使用",
     "CONSENT_REQUIRED": "未同意个人信息处理",
     "PROXY_RELATIONSHIP": "亲属关系填写不正确",
     "WECHAT_DISABLED": "未配置微信渠道",

@@ -316,11 +316,11 @@ def _discard(ctx: ServiceContext, key: str) -> None:
 
 def _check_nonce(s: CertSession, nonce: str | None, now: dt.datetime) -> None:
     if not nonce or nonce != s.nonce:
-        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce does not belong to this session")
+        raise ServiceError(ServiceCode.NONCE_REUSED, "nonce does not belong to this session")
     if s.nonce_used_at is not None:
-        raise ServiceError(ReasonCode.NONCE_REUSED, "nonce already used")
+        raise ServiceError(ServiceCode.NONCE_REUSED, "nonce already used")
     if now > s.nonce_expires_at:
-        raise ServiceError(ReasonCode.NONCE_EXPIRED, "challenge expired")
+        raise ServiceError(ServiceCode.NONCE_EXPIRED, "challenge expired")
 
 
 def status_view(s: CertSession) -> dict[str, object]:

@@ -54,7 +54,7 @@ def test_pipeline_reasons_keep_their_home_and_text() -> None:
 
 def test_every_error_kind_reads_its_message_from_the_catalog() -> None:
     assert ServiceError("SESSION_STATE").message_zh == "认证会话状态不允许该操作"
-    assert ServiceError(ReasonCode.NONCE_REUSED).message_zh == "认证请求已使用,请重新开始"
+    assert ServiceError(catalog.ServiceCode.NONCE_REUSED).message_zh == "认证请求已使用,请重新开始"
     assert ProxyServiceError("PROXY_BINDING_LOCKED").message_zh == catalog.PROXY_MESSAGES_ZH["PROXY_BINDING_LOCKED"]
     assert AssistError("ASSIST_OPEN").message_zh == "已有一份申请正在办理,工作人员会尽快与您联系,请勿重复提交"
     assert ServiceError("SOMETHING_NEW").message_zh == catalog.UNKNOWN_MESSAGE_ZH

@@ -53,8 +53,8 @@ STATUS_BY_CODE: dict[str, int] = {
     ReasonCode.BENEFICIARY_DECEASED.value: 409,
     ReasonCode.ATTEMPTS_EXCEEDED.value: 429,  # a citizen's daily limit; a proxy binding's lock is a LockedError
     ReasonCode.VIDEO_DUPLICATE.value: 409,
-    ReasonCode.NONCE_REUSED.value: 409,
-    ReasonCode.NONCE_EXPIRED.value: 410,
+    ServiceCode.NONCE_REUSED.value: 409,
+    ServiceCode.NONCE_EXPIRED.value: 410,
     ReasonCode.PROXY_LIMIT_REACHED.value: 409,
     ReasonCode.PROXY_NOT_BOUND.value: 404,
     # Service codes (catalog: service.certification.catalog.SERVICE_MESSAGES_ZH).
@@ -152,24 +152,22 @@ def error_body(code: str, message: str, detail: str, **extra: object) -> dict[st
 
 
 # Starlette's own refusals (unparsable multipart body, unknown path, wrong method, …) by status.
+# (Their messages, like every code's, are in the catalog: service.certification.catalog.)
 HTTP_CODES = {
-    400: ("BAD_REQUEST", "请求格式不正确"),
-    401: ("UNAUTHORIZED", "未授权的访问"),
-    403: ("FORBIDDEN", "无权进行该操作"),
-    404: ("NOT_FOUND", "未找到"),
-    405: ("METHOD_NOT_ALLOWED", "请求方法不正确"),
-    406: ("NOT_ACCEPTABLE", "请求格式不正确"),
-    413: ("REQUEST_TOO_LARGE", "上传内容过大"),
-    415: ("MEDIA_UNSUPPORTED", "文件格式不支持"),
-    429: ("RATE_LIMITED", "操作过于频繁,请稍后再试"),
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "REQUEST_TOO_LARGE",
+    415: ReasonCode.MEDIA_UNSUPPORTED.value,
+    429: ServiceCode.RATE_LIMITED.value,
 }
 
-# Request validation (FastAPI/pydantic) by what went wrong: code, Chinese message (the field named after it).
-VALIDATION_CODES = {
-    "json_invalid": ("JSON_INVALID", "请求内容不是有效的JSON"),
-    "missing": ("FIELD_MISSING", "缺少必填项"),
-}
-FIELD_INVALID = ("FIELD_INVALID", "填写内容不正确")
+# Request validation (FastAPI/pydantic) by what went wrong (the field is named after the message).
+VALIDATION_CODES = {"json_invalid": "JSON_INVALID", "missing": "FIELD_MISSING"}
+FIELD_INVALID = "FIELD_INVALID"
 
 
 def validation_body(errors: Sequence[Any]) -> dict[str, object]:
@@ -184,7 +182,8 @@ def validation_body(errors: Sequence[Any]) -> dict[str, object]:
         name = str(ctx.get("field") or ".".join(loc[1:]) or where)  # a model-level rule names its field in ctx
         fields.append({"location": where, "field": name, "type": str(err.get("type", "")), "problem": err["msg"]})
     first = fields[0] if fields else {"location": "request", "field": "request", "type": "", "problem": "invalid"}
-    code, message = VALIDATION_CODES.get(first["type"], FIELD_INVALID)
+    code = VALIDATION_CODES.get(first["type"], FIELD_INVALID)
+    message = message_zh(code)
     if first["type"] != "json_invalid":
         message = f"{message}: {first['field']}"
     detail = "; ".join(f"{f['location']} {f['field']}: {f['problem']}" for f in fields)
@@ -220,14 +219,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(_req: Request, exc: Exception) -> JSONResponse:
         # A bug, not the client's fault: logged with its traceback, answered in the error shape without internals.
         log.error("unhandled %s", type(exc).__name__, exc_info=exc)
-        body = error_body("INTERNAL_ERROR", "系统暂时无法处理,请稍后再试", "unexpected server error")
+        body = error_body("INTERNAL_ERROR", message_zh("INTERNAL_ERROR"), "unexpected server error")
         return JSONResponse(body, status_code=500)
 
     @app.exception_handler(HTTPException)
     async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:
         # Same body as every other error (found by schemathesis: a malformed body answered {"detail": ...}).
-        code, message = HTTP_CODES.get(exc.status_code, (f"HTTP_{exc.status_code}", "请求无法处理"))
-        body = error_body(code, message, str(exc.detail))
+        code = HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+        body = error_body(code, message_zh(code), str(exc.detail))
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PipelineError)
@@ -244,7 +243,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # pool drops dead connections itself (pre-ping), so the API recovers without a restart.
         log.warning("database: %s", exc.orig)
         if "locked" in str(exc.orig):
-            body = error_body("BUSY", "系统繁忙,请稍后再试", "database busy")
+            body = error_body("BUSY", message_zh("BUSY"), "database busy")
         else:
             body = error_body("DB_UNAVAILABLE", message_zh("DB_UNAVAILABLE"), "database unavailable")
         return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
@@ -260,4 +259,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StorageError)
     async def storage_error(_req: Request, exc: StorageError) -> JSONResponse:
         log.error("storage: %s", exc)
-        return JSONResponse(error_body("STORAGE", "系统暂时无法处理,请稍后再试", ""), status_code=503)
+        return JSONResponse(error_body("STORAGE", message_zh("STORAGE"), ""), status_code=503)

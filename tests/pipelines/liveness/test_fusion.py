@@ -59,9 +59,9 @@ def test_rigid_motion_rejects_even_with_a_good_passive_score() -> None:
 
 
 def test_hard_findings_reject_and_name_their_signal() -> None:
-    fused = fuse(replace(CLEAN, hard=[ReasonCode.NONCE_REUSED], passive_score=0.1))
-    assert fused.verdict is Verdict.REJECT and fused.driver == "nonce"
-    assert fused.reasons == [ReasonCode.NONCE_REUSED, ReasonCode.SPOOF_SUSPECTED]
+    fused = fuse(replace(CLEAN, hard=[ReasonCode.VIDEO_DUPLICATE], passive_score=0.1))
+    assert fused.verdict is Verdict.REJECT and fused.driver == "replay"
+    assert fused.reasons == [ReasonCode.VIDEO_DUPLICATE, ReasonCode.SPOOF_SUSPECTED]
     turned = fuse(replace(CLEAN, hard=[ReasonCode.CHALLENGE_MISSING_ACTION]))
     assert turned.driver == "challenge" and turned.reasons == [ReasonCode.CHALLENGE_MISSING_ACTION]
     no_face = fuse(replace(CLEAN, hard=[ReasonCode.FACE_NOT_FOUND], passive_score=0.0, passive_measured=False))
