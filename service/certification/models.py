@@ -68,6 +68,14 @@ class SessionDecision(enum.StrEnum):
     RETRY = "retry"
 
 
+class UploadKind(enum.StrEnum):
+    """The two uploads of a session; the values are part of the API (the status view's ``uploads`` keys), the
+    storage keys (``sessions/<id>/<kind>``) and the audit actions (``upload.<kind>``)."""
+
+    ID_CARD = "id_card"
+    VIDEO = "video"
+
+
 class Beneficiary(Base):
     __tablename__ = "beneficiaries"
 

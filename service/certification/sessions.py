@@ -39,9 +39,11 @@ from service.certification.models import (
     CertSession,
     Channel,
     SessionState,
+    UploadKind,
     VideoFingerprint,
     utcnow,
 )
+from service.infra.config import UploadSettings
 from service.infra.observability import metrics
 from service.infra.security import new_token, normalise_id, token_hash
 from service.infra.storage import StorageError
@@ -206,7 +208,7 @@ def upload(
     db: Session,
     ctx: ServiceContext,
     s: CertSession,
-    kind: str,
+    kind: UploadKind,
     data: bytes,
     content_type: str,
     request_id: str,
@@ -219,7 +221,8 @@ def upload(
     """
     if replayed(s, kind, request_id, data, nonce):
         return False
-    prev_request = s.id_card_request_id if kind == "id_card" else s.video_request_id
+    card = kind == UploadKind.ID_CARD
+    prev_request = s.id_card_request_id if card else s.video_request_id
     if prev_request is not None:
         raise ServiceError("UPLOAD_CONFLICT", f"{kind} already uploaded under another request id")
     if s.state != SessionState.OPEN:
@@ -228,16 +231,16 @@ def upload(
     if now > s.expires_at:
         raise ServiceError("SESSION_EXPIRED", "session expired")
     settings = ctx.settings
-    allowed = settings.uploads.image_types if kind == "id_card" else settings.uploads.video_types
-    limit = settings.uploads.max_image_bytes if kind == "id_card" else settings.uploads.max_video_bytes
+    allowed = settings.uploads.image_types if card else settings.uploads.video_types
+    limit = upload_limit(settings.uploads, kind)
     if len(data) > limit:
         raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{len(data)} bytes > {limit}")
     if not data:
         raise ServiceError(ReasonCode.MEDIA_CORRUPT, "empty upload")
     # The bytes say what the upload is (pipelines/sniff.py): the declared content type is only a hint (415 naming it).
-    base_type = accepted_type(data, "image" if kind == "id_card" else "video", allowed, content_type)
+    base_type = accepted_type(data, "image" if card else "video", allowed, content_type)
     digest = hashlib.sha256(data).hexdigest()
-    if kind == "id_card":
+    if card:
         _check_image(data)
     else:
         _check_video(data)
@@ -249,7 +252,7 @@ def upload(
     # Media first (atomic, fsync'd; a full disk raises StorageFullError before any row changes), then the row.
     ctx.storage.put(key, data)
     try:
-        if kind == "id_card":
+        if card:
             s.id_card_key, s.id_card_request_id, s.id_card_sha256 = key, request_id, digest
         else:
             s.video_key, s.video_request_id, s.video_sha256 = key, request_id, digest
@@ -293,10 +296,15 @@ def processing_outlook(ctx: ServiceContext, alert: bool = False) -> dict[str, st
     return {"processing": "delayed", "message": DELAYED_MESSAGE}
 
 
-def replayed(s: CertSession, kind: str, request_id: str, data: bytes, nonce: str | None = None) -> bool:
+def upload_limit(limits: UploadSettings, kind: UploadKind) -> int:
+    """The most bytes an upload of `kind` may have: the API reads no more than this from the request body."""
+    return limits.max_image_bytes if kind == UploadKind.ID_CARD else limits.max_video_bytes
+
+
+def replayed(s: CertSession, kind: UploadKind, request_id: str, data: bytes, nonce: str | None = None) -> bool:
     """True when this upload repeats the one stored under `request_id` (same content: sha256; for the video
     the same nonce too); 409 IDEMPOTENCY_MISMATCH when the key was used for something else; False for a new key."""
-    if kind == "id_card":
+    if kind == UploadKind.ID_CARD:
         prev_request, prev_digest, same_nonce = s.id_card_request_id, s.id_card_sha256, True
     else:
         prev_request, prev_digest, same_nonce = s.video_request_id, s.video_sha256, nonce == s.nonce

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.certification import sessions
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession, SessionState
+from service.certification.models import CertSession, SessionState, UploadKind
 
 # Sees the session and the bytes before anything is stored; refuses by raising. It may end the transaction (a slow
 # check should not hold the row lock): the row is locked again after it.
@@ -26,14 +26,14 @@ def store_upload(
     ctx: ServiceContext,
     session_id: str,
     token: str | None,
-    kind: str,
+    kind: UploadKind,
     read: Callable[[], bytes],
     content_type: str,
     request_id: str,
     nonce: str | None = None,
     precheck: PreCheck | None = None,
 ) -> dict[str, object]:
-    """Store one upload of `kind` ("id_card" or "video") and answer with the session's status view.
+    """Store one upload of `kind` and answer with the session's status view.
 
     `read` is called only after the token is checked: an unauthorised request is refused before its body is read.
     Errors are the domain's (`ServiceError`: token, idempotency mismatch, media checks, session state)."""

@@ -76,6 +76,18 @@ STATUS_BY_CODE: dict[str, int] = {
     "CYCLE_SUSPENSION_SPIKE": 409,
     "DB_UNAVAILABLE": 503,
     "STORAGE_FULL": 507,
+    # The HTTP layer's own refusals (below: Starlette's by status, request validation, unexpected errors).
+    "BAD_REQUEST": 400,
+    "FORBIDDEN": 403,
+    "METHOD_NOT_ALLOWED": 405,
+    "NOT_ACCEPTABLE": 406,
+    "REQUEST_TOO_LARGE": 413,
+    "JSON_INVALID": 422,
+    "FIELD_MISSING": 422,
+    "FIELD_INVALID": 422,
+    "INTERNAL_ERROR": 500,
+    "BUSY": 503,
+    "STORAGE": 503,
     # Proxy certification (service.certification.catalog.PROXY_MESSAGES_ZH).
     "PROXY_OPERATOR_UNVERIFIED": 403,
     "PROXY_CONSENT_PENDING": 409,
@@ -154,15 +166,18 @@ def error_body(code: str, message: str, detail: str, **extra: object) -> dict[st
 # Starlette's own refusals (unparsable multipart body, unknown path, wrong method, …) by status.
 # (Their messages, like every code's, are in the catalog: service.certification.catalog.)
 HTTP_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    413: "REQUEST_TOO_LARGE",
-    415: ReasonCode.MEDIA_UNSUPPORTED.value,
-    429: ServiceCode.RATE_LIMITED.value,
+    STATUS_BY_CODE[code]: code
+    for code in (
+        "BAD_REQUEST",
+        "UNAUTHORIZED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "METHOD_NOT_ALLOWED",
+        "NOT_ACCEPTABLE",
+        "REQUEST_TOO_LARGE",
+        ReasonCode.MEDIA_UNSUPPORTED.value,
+        ServiceCode.RATE_LIMITED.value,
+    )
 }
 
 # Request validation (FastAPI/pydantic) by what went wrong (the field is named after the message).

@@ -20,7 +20,7 @@ from service.adapters.http.schemas import (
 from service.adapters.http.upload import read_limited
 from service.certification import review, sessions, uploads
 from service.certification.errors import ServiceError
-from service.certification.models import Channel, SessionState
+from service.certification.models import Channel, SessionState, UploadKind
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -62,12 +62,12 @@ def _upload(
     db: DB,
     session_id: str,
     token: str | None,
-    kind: str,
+    kind: UploadKind,
     file: UploadFile,
     request_id: str,
     nonce: str | None,
 ) -> SessionStatus:
-    limit = ctx.settings.uploads.max_image_bytes if kind == "id_card" else ctx.settings.uploads.max_video_bytes
+    limit = sessions.upload_limit(ctx.settings.uploads, kind)
     content_type = file.content_type or ""
     view = uploads.store_upload(
         db, ctx, session_id, token, kind, lambda: read_limited(file, limit), content_type, request_id, nonce
@@ -89,7 +89,7 @@ def upload_id_card(
     request_id: RequestId,
     file: Annotated[UploadFile, File()],
 ) -> SessionStatus:
-    return _upload(ctx, db, session_id, token, "id_card", file, request_id, None)
+    return _upload(ctx, db, session_id, token, UploadKind.ID_CARD, file, request_id, None)
 
 
 @router.post(
@@ -107,7 +107,7 @@ def upload_video(
     file: Annotated[UploadFile, File()],
     nonce: Annotated[str, Form()],
 ) -> SessionStatus:
-    return _upload(ctx, db, session_id, token, "video", file, request_id, nonce)
+    return _upload(ctx, db, session_id, token, UploadKind.VIDEO, file, request_id, nonce)
 
 
 class ReviewBody(BaseModel):

@@ -24,10 +24,11 @@ from service.certification.models import Beneficiary, BeneficiaryStatus, utcnow
 from service.features.console import audit_chain
 from service.features.console.alt_cert import certify_alternative
 from service.features.console.auth import Staff
-from service.features.console.models import AssistRequest
+from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus
 
-KINDS_ZH = {"manual_review": "人工审核", "home_visit": "上门认证"}
-OUTCOMES_ZH = {"certified": "已完成认证", "answered": "已答复"}
+# Keyed by str as well: the stored column and the form hold the plain values.
+KINDS_ZH: dict[str, str] = {AssistKind.MANUAL_REVIEW: "人工审核", AssistKind.HOME_VISIT: "上门认证"}
+OUTCOMES_ZH: dict[str, str] = {AssistOutcome.CERTIFIED: "已完成认证", AssistOutcome.ANSWERED: "已答复"}
 # A mobile number, or a landline with its area code (hyphen optional); spaces and hyphens are dropped first.
 _PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}\d{7,8}")
 MAX_NOTE = 200
@@ -51,14 +52,16 @@ def normalise_phone(raw: str) -> str:
 
 def open_request(db: Session, beneficiary_id: int) -> AssistRequest | None:
     return db.scalar(
-        select(AssistRequest).where(AssistRequest.beneficiary_id == beneficiary_id, AssistRequest.status == "open")
+        select(AssistRequest).where(
+            AssistRequest.beneficiary_id == beneficiary_id, AssistRequest.status == AssistStatus.OPEN
+        )
     )
 
 
 def submit(
     db: Session,
     b: Beneficiary,
-    kind: str,
+    kind: str,  # as the form sent it: checked here
     phone: str,
     note: str,
     openid: str,
@@ -69,6 +72,7 @@ def submit(
     """Store a citizen's request: one open request per person (a second one, from anyone, is refused)."""
     if kind not in KINDS_ZH:
         raise AssistError("ASSIST_KIND")
+    asked = AssistKind(kind)
     number = normalise_phone(phone)
     if b.status == BeneficiaryStatus.DECEASED:
         raise AssistError("ASSIST_DECEASED")
@@ -76,7 +80,7 @@ def submit(
         raise AssistError("ASSIST_OPEN")
     req = AssistRequest(
         beneficiary_id=b.id,
-        kind=kind,
+        kind=asked,
         phone=number,
         note=note.strip()[:MAX_NOTE],
         openid=openid,
@@ -92,13 +96,15 @@ def submit(
     return req
 
 
-def close(db: Session, ctx: ServiceContext, staff: Staff, req: AssistRequest, outcome: str, reply: str) -> None:
+def close(
+    db: Session, ctx: ServiceContext, staff: Staff, req: AssistRequest, outcome: AssistOutcome, reply: str
+) -> None:
     """Close ``req`` (certified / answered) and queue the message to whoever asked, in the caller's transaction."""
-    if req.status != "open":
+    if req.status != AssistStatus.OPEN:
         raise AssistError("ASSIST_CLOSED")
-    if outcome == "answered" and not reply.strip():
+    if outcome == AssistOutcome.ANSWERED and not reply.strip():
         raise AssistError("ASSIST_REPLY")
-    req.status, req.outcome, req.outcome_note = "closed", outcome, reply.strip()[:MAX_REPLY] or None
+    req.status, req.outcome, req.outcome_note = AssistStatus.CLOSED, outcome, reply.strip()[:MAX_REPLY] or None
     req.closed_by, req.closed_at = staff.id, utcnow()
     b = db.get(Beneficiary, req.beneficiary_id)
     target = b.external_id if b is not None else str(req.beneficiary_id)
@@ -110,10 +116,10 @@ def certify_and_close(
     db: Session, ctx: ServiceContext, staff: Staff, req: AssistRequest, kind: str, on_date: dt.date, evidence: str
 ) -> None:
     """The alternative certification the request led to (counter / home visit), then the request is closed."""
-    if req.status != "open":
+    if req.status != AssistStatus.OPEN:
         raise AssistError("ASSIST_CLOSED")
     b = db.get(Beneficiary, req.beneficiary_id)
     if b is None:
         raise AssistError("ASSIST_CLOSED")
     certify_alternative(db, ctx, b, kind, on_date, staff, {"note": evidence.strip()[:1000], "request": req.id})
-    close(db, ctx, staff, req, "certified", "")
+    close(db, ctx, staff, req, AssistOutcome.CERTIFIED, "")

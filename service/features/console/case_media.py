@@ -7,6 +7,7 @@ Nothing is written to disk; after the retention purge the media are gone and the
 
 from __future__ import annotations
 
+import enum
 import io
 import logging
 from typing import Any
@@ -23,6 +24,16 @@ from service.infra.storage import StorageError
 
 log = logging.getLogger(__name__)
 MAX_SIDE = 360
+
+
+class CaseImage(enum.StrEnum):
+    """The pictures of a case page: the path segment of ``/cases/<id>/img/<kind>/<index>`` and the names in its
+    ``case.view`` audit row."""
+
+    CARD = "card"  # the ID card's portrait
+    FRAME = "frame"  # the index-th best frame of the video
+    TEMPLATE = "template"  # a frame of the session that enrolled the beneficiary's template
+    OPERATOR = "operator"  # a proxy session's relative, from their own verification
 
 
 def _jpeg(img: np.ndarray) -> bytes:
@@ -135,3 +146,13 @@ def operator_source(db: Session, s: CertSession) -> CertSession | None:
         .order_by(CertSession.decided_at.desc())
         .limit(1)
     )
+
+
+def picture(ctx: ServiceContext, db: Session, s: CertSession, kind: CaseImage, index: int) -> bytes | None:
+    """The JPEG of one case picture; None when there is none (out of range, nothing enrolled, media purged)."""
+    if kind == CaseImage.CARD:
+        return card_portrait(ctx, s)
+    if kind == CaseImage.FRAME:
+        return video_frame(ctx, s, index)
+    src = template_source(db, s) if kind == CaseImage.TEMPLATE else operator_source(db, s)
+    return video_frame(ctx, src, 0) if src else None

@@ -5,6 +5,7 @@ certifications, deaths, alerts. The hash-chained console audit log's table (``Co
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, text
@@ -82,6 +83,25 @@ class AltCertification(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class AssistKind(enum.StrEnum):
+    """What a citizen asks for (the H5 form's values)."""
+
+    MANUAL_REVIEW = "manual_review"
+    HOME_VISIT = "home_visit"
+
+
+class AssistStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class AssistOutcome(enum.StrEnum):
+    """How staff closed a request: with an alternative certification, or with a reply to the person."""
+
+    CERTIFIED = "certified"
+    ANSWERED = "answered"
+
+
 class AssistRequest(Base):
     """A citizen's request (H5) for a manual review of the failed attempts or for a home visit, for themselves or
     for an elder a relative is bound to; staff close it, usually with an alternative certification."""
@@ -100,14 +120,14 @@ class AssistRequest(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # manual_review | home_visit
+    kind: Mapped[str] = mapped_column(String(16))  # AssistKind
     phone: Mapped[str] = mapped_column(String(20))
     note: Mapped[str] = mapped_column(String(200), default="")
     openid: Mapped[str] = mapped_column(String(64))  # who asked: the closing notice goes there
     by_relative: Mapped[bool] = mapped_column(Boolean, default=False)
     session_id: Mapped[str | None] = mapped_column(ForeignKey("cert_sessions.id"))  # the failed session, if any
-    status: Mapped[str] = mapped_column(String(8), default="open", index=True)  # open | closed
-    outcome: Mapped[str | None] = mapped_column(String(16))  # certified | declined
+    status: Mapped[str] = mapped_column(String(8), default=AssistStatus.OPEN, index=True)  # AssistStatus
+    outcome: Mapped[str | None] = mapped_column(String(16))  # AssistOutcome
     outcome_note: Mapped[str | None] = mapped_column(String(500))
     closed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

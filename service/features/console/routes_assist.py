@@ -14,7 +14,7 @@ from service.certification.models import Beneficiary, CertSession
 from service.features.console import audit_chain
 from service.features.console.alt_cert import AltCertError
 from service.features.console.assist import KINDS_ZH, OUTCOMES_ZH, AssistError, certify_and_close, close
-from service.features.console.models import AssistRequest
+from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus
 from service.features.console.web import CurrentStaff, check_csrf, ctx_of, no_store, redirect, render, unit
 from service.infra.clock import local_today
 
@@ -37,8 +37,8 @@ def requests_page(request: Request, staff: CurrentStaff) -> Response:
             .order_by(AssistRequest.status.desc(), AssistRequest.id)  # "open" sorts after "closed": desc
             .limit(500)
         ).all()
-        open_rows = [r for r in rows if r[0].status == "open"]
-        closed_rows = sorted((r for r in rows if r[0].status != "open"), key=lambda r: -r[0].id)[:50]
+        open_rows = [r for r in rows if r[0].status == AssistStatus.OPEN]
+        closed_rows = sorted((r for r in rows if r[0].status != AssistStatus.OPEN), key=lambda r: -r[0].id)[:50]
         # Phone numbers are personal data: who looked at the list is recorded.
         audit_chain.record(db, staff.actor, "assist.list", "-", {"open": len(open_rows)})
     return no_store(
@@ -69,7 +69,7 @@ def request_page(request: Request, staff: CurrentStaff, rid: int) -> Response:
         ).all()
         audit_chain.record(db, staff.actor, "assist.view", b.external_id, {"request": req.id})
     # Pre-filled from the request: a home visit is recorded as one; a manual review leaves the way to staff.
-    prefill_kind = "home_visit" if req.kind == "home_visit" else ""
+    prefill_kind = "home_visit" if req.kind == AssistKind.HOME_VISIT else ""  # alt_cert.KINDS' home visit
     prefill_note = f"依据公众号申请 #{req.id}({KINDS_ZH[req.kind]}),联系电话 {req.phone}。"
     return no_store(
         render(
@@ -136,7 +136,7 @@ def close_request(
             req = db.get(AssistRequest, rid, with_for_update=True)
             if req is None:
                 return redirect("/requests")
-            close(db, ctx_of(request), staff, req, "answered", reply)
+            close(db, ctx_of(request), staff, req, AssistOutcome.ANSWERED, reply)
     except AssistError as exc:
         return redirect(f"/requests/{rid}?e={'closed' if exc.code == 'ASSIST_CLOSED' else 'reply'}")
     return redirect(f"/requests/{rid}")

@@ -15,6 +15,7 @@ from pipelines.reasons import ReasonCode
 from service.certification.models import Certification, CertSession, beneficiary_of, utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain, case_media
+from service.features.console.case_media import CaseImage
 from service.features.console.case_view import review_reasons, score_rows
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import AltCertification, ReviewClaim, StaffUser
@@ -132,8 +133,8 @@ def next_case(request: Request, staff: CurrentStaff, csrf: Annotated[str, Form()
 
 def _images(s: CertSession, tpl: CertSession | None, operator: CertSession | None) -> list[str]:
     """The pictures the case page shows (named in its `case.view` audit row)."""
-    names = ["card"] + [f"frame:{i}" for i in range(len(case_media.best_frame_times(s)))]
-    return names + (["template"] if tpl else []) + (["operator"] if operator else [])
+    names = [str(CaseImage.CARD)] + [f"{CaseImage.FRAME}:{i}" for i in range(len(case_media.best_frame_times(s)))]
+    return names + ([str(CaseImage.TEMPLATE)] if tpl else []) + ([str(CaseImage.OPERATOR)] if operator else [])
 
 
 @router.get("/cases/{session_id}")
@@ -218,14 +219,9 @@ def case_image(request: Request, staff: CurrentStaff, session_id: str, kind: str
         s = db.get(CertSession, session_id)
         if s is None:
             return Response(status_code=404)
-        data: bytes | None = None
-        if kind in ("template", "operator"):
-            src = case_media.template_source(db, s) if kind == "template" else case_media.operator_source(db, s)
-            data = case_media.video_frame(ctx, src, 0) if src else None
-        elif kind == "card":
-            data = case_media.card_portrait(ctx, s)
-        elif kind == "frame":
-            data = case_media.video_frame(ctx, s, index)
+        # A plain str path parameter, not the enum: an unknown kind is a missing picture (404), as before.
+        known = kind in set(CaseImage)
+        data = case_media.picture(ctx, db, s, CaseImage(kind), index) if known else None
         # A picture fetched outside a page view of this case (a direct link) gets its own row.
         if not _covered_by_view(db, staff.actor, s.id):
             audit_chain.record(db, staff.actor, "case.image", s.id, {"kind": kind, "index": index})

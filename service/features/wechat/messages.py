@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.certification.models import Beneficiary, CertSession, SessionDecision
 from service.features.console.assist import KINDS_ZH
-from service.features.console.models import AssistRequest
+from service.features.console.models import AssistOutcome, AssistRequest
 from service.features.proxy.models import ProxyClaim, ProxySession, ProxySessionKind
 from service.infra.clock import HasTimeZone, local_date
 
@@ -147,9 +147,9 @@ def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZon
     staff member's reply). None while the request is open."""
     if req.closed_at is None or req.kind not in KINDS_ZH:
         return None
-    if req.outcome == "certified" and b.valid_until is not None:
+    if req.outcome == AssistOutcome.CERTIFIED and b.valid_until is not None:
         outcome, remark = "已完成认证", f"本次认证有效期至{zh_date(b.valid_until)}。"
-    elif req.outcome == "answered" and req.outcome_note:
+    elif req.outcome == AssistOutcome.ANSWERED and req.outcome_note:
         outcome, remark = "已处理", f"工作人员答复:{req.outcome_note}"
     else:
         return None

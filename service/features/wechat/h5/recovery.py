@@ -29,6 +29,7 @@ from service.certification.models import (
     Channel,
     SessionDecision,
     SessionState,
+    UploadKind,
     beneficiary_of,
     utcnow,
 )
@@ -113,7 +114,7 @@ def _copy_card(db: Session, ctx: ServiceContext, old: CertSession, new: CertSess
     except (OSError, UnidentifiedImageError, KeyError):
         log.info("h5 again: card of %s no longer readable, asking for a new photo", old.id[:8])
         return False  # e.g. removed by retention: the citizen takes it again
-    sessions.upload(db, ctx, new, "id_card", data, ctype, f"again-{old.id}", None)
+    sessions.upload(db, ctx, new, UploadKind.ID_CARD, data, ctype, f"again-{old.id}", None)
     return True
 
 

@@ -20,7 +20,7 @@ from service.adapters.http.upload import read_limited
 from service.certification import catalog, sessions, uploads
 from service.certification.catalog import ServiceCode
 from service.certification.errors import ServiceError
-from service.certification.models import CertSession, Channel, SessionState, beneficiary_of
+from service.certification.models import CertSession, Channel, SessionState, UploadKind, beneficiary_of
 from service.features.proxy import operators
 from service.features.proxy.models import ProxyClaim, ProxySession
 from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
@@ -192,7 +192,9 @@ def _store_card(
             raise _CardRefused(problems)
 
     try:
-        view = uploads.store_upload(db, ctx, session_id, token, "id_card", lambda: data, ctype, rid, None, check_card)
+        view = uploads.store_upload(
+            db, ctx, session_id, token, UploadKind.ID_CARD, lambda: data, ctype, rid, None, check_card
+        )
     except _CardRefused as refused:
         return _problem_response(refused.problems)
     return JSONResponse(view)

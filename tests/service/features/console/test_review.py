@@ -87,6 +87,7 @@ def test_case_page_shows_real_pictures_scores_and_thresholds(
         assert len(strict_certifier.matcher.detect(img)) == 1, path
     assert app_client.get(f"/console/cases/{sid}/img/frame/{n_frames}").status_code == 404
     assert app_client.get(f"/console/cases/{sid}/img/template/0").status_code == 404  # nothing enrolled yet
+    assert app_client.get(f"/console/cases/{sid}/img/portrait/0").status_code == 404  # no such picture kind
 
 
 def test_claim_is_exclusive_and_release_frees_it(

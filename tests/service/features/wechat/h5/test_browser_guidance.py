@@ -30,7 +30,7 @@ from pipelines.id_card.synthetic import CardFields
 from service.adapters.http import create_app
 from service.certification import sessions
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession
+from service.certification.models import CertSession, UploadKind
 from service.features.wechat.h5 import identity, recovery, vendor
 from service.infra.config import Settings
 from tests.browser import FAKE_CAMERA_ARGS, SCREENSHOTS, launched_chromium, serve_in_thread
@@ -166,7 +166,7 @@ def session_with_card(site: Site) -> dict[str, object]:
         b = sessions.find_beneficiary(db, site.ctx, None, site.fields.id_number)
         new = recovery.start_self_session(db, site.ctx, b, OPENID, False)
         ctype = "image/png" if site.card.startswith(b"\x89PNG") else "image/jpeg"
-        sessions.upload(db, site.ctx, new.session, "id_card", site.card, ctype, "card-" + new.session.id)
+        sessions.upload(db, site.ctx, new.session, UploadKind.ID_CARD, site.card, ctype, "card-" + new.session.id)
         answer = recovery.session_answer(db, site.ctx, new)
         db.commit()
     return {**answer, "card_kept": True}
