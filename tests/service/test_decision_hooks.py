@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pipelines.decision.result import Decision, Outcome
-from pipelines.decision.runner import CertificationReport, Template
+from pipelines.decision.runner import CertificationReport
 from pipelines.reasons import ReasonCode
 from service.certification.context import ServiceContext
 from service.certification.contract import Certifier, FeatureHooks, FeaturesNotInstalled
@@ -31,30 +29,7 @@ from service.features.install import install_features
 from service.features.proxy.models import ProxyOperator
 from service.features.proxy.sessions import open_verification
 from tests.service import factories
-
-
-def machine_decision(outcome: Outcome) -> Decision:
-    return Decision(outcome, [], {"card_similarity": 0.9}, {}, {})
-
-
-@dataclass
-class FixedCertifier:
-    """Decides every session with ``outcome`` without any model; counts its runs."""
-
-    outcome: Outcome = Outcome.ACCEPT
-    runs: int = 0
-
-    def run(
-        self,
-        card: bytes | np.ndarray,
-        video: bytes | Path,
-        actions: object,
-        expected_id_number: str | None = None,
-        template: Template | None = None,
-        fingerprints: object = None,
-    ) -> CertificationReport:
-        self.runs += 1
-        return CertificationReport(machine_decision(self.outcome), None, None, None, None, None, {})
+from tests.service.certifiers import FixedCertifier, fixed_decision
 
 
 @dataclass
@@ -120,9 +95,9 @@ def test_the_decision_a_hook_returns_is_the_one_applied(ctx: ServiceContext) -> 
     sid = self_session(ctx)
     assert claim(ctx, sid, "w1") == sid
     assert process(ctx, FixedCertifier(Outcome.ACCEPT), sid, "w1")
-    assert first.seen == [(sid, machine_decision(Outcome.ACCEPT))]  # the machine's decision
+    assert first.seen == [(sid, fixed_decision(Outcome.ACCEPT))]  # the machine's decision
     assert second.seen == [(sid, review)]  # in registration order: the second sees the first's decision
-    assert first.reports[0].decision == machine_decision(Outcome.ACCEPT)  # its report was not mutated
+    assert first.reports[0].decision == fixed_decision(Outcome.ACCEPT)  # its report was not mutated
     assert state_of(ctx, sid) == (SessionState.DECIDED, "review", ["SPOOF_SUSPECTED"])
     assert certifications(ctx, sid) == 0  # the machine said accept; the hook's review is what counts
 

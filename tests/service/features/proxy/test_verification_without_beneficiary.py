@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipelines.decision.result import Decision, Outcome
-from pipelines.decision.runner import CertificationReport, Template
+from pipelines.decision.result import Outcome
 from pipelines.reasons import ReasonCode
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
@@ -41,31 +37,10 @@ from service.features.console.review_queue import list_queue
 from service.features.proxy.models import ProxyClaim, ProxyOperator
 from service.features.proxy.sessions import claim_of, open_verification, verification_attempts_left
 from tests.service import factories
+from tests.service.certifiers import FixedCertifier
 from tests.service.test_roster import TERMS, to_csv
 
 NAME = "李建国"
-
-
-@dataclass
-class FixedCertifier:
-    """Decides every session with ``outcome`` without a model; records the ID number it was asked to expect."""
-
-    outcome: Outcome
-    expected: list[str | None] = field(default_factory=list)
-
-    def run(
-        self,
-        card: bytes | np.ndarray,
-        video: bytes | Path,
-        actions: object,
-        expected_id_number: str | None = None,
-        template: Template | None = None,
-        fingerprints: object = None,
-    ) -> CertificationReport:
-        self.expected.append(expected_id_number)
-        reasons = [ReasonCode.FACE_MISMATCH] if self.outcome is Outcome.REJECT else []
-        decision = Decision(self.outcome, reasons, {"card_similarity": 0.9}, {}, {})
-        return CertificationReport(decision, None, None, None, None, None, {})
 
 
 def new_operator(db: Session) -> ProxyOperator:
