@@ -100,10 +100,7 @@ def failures(
 
 
 def limit_reached(f: Failures, ctx: ServiceContext) -> bool:
-    s = ctx.settings
-    return f.mine >= s.certification.failures_per_day or f.total >= max(
-        s.certification.failures_per_day, s.certification.failures_per_day_beneficiary
-    )
+    return remaining(f, ctx) == 0
 
 
 def attempts_left(db: Session, ctx: ServiceContext, beneficiary_id: int, requester: str | None) -> int:

@@ -10,8 +10,10 @@ import base64
 import json
 import logging
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -346,14 +348,15 @@ class Settings(BaseSettings):
         return weak
 
 
-def setting_groups() -> dict[str, type[BaseSettings]]:
+@lru_cache(maxsize=1)
+def setting_groups() -> Mapping[str, type[BaseSettings]]:
     """The groups of ``Settings`` by attribute name (``"wechat"`` → ``WeChatSettings``)."""
     groups: dict[str, type[BaseSettings]] = {}
     for name, field in Settings.model_fields.items():
         kind = field.annotation
         if isinstance(kind, type) and issubclass(kind, BaseSettings):
             groups[name] = kind
-    return groups
+    return MappingProxyType(groups)
 
 
 def variable_name(owner: type[BaseSettings], field: str) -> str:
@@ -362,16 +365,21 @@ def variable_name(owner: type[BaseSettings], field: str) -> str:
     return str(owner.model_config.get("env_prefix", "")) + field.upper()
 
 
-def settings_variables() -> dict[str, tuple[type[BaseSettings], str]]:
+@lru_cache(maxsize=1)
+def settings_variables() -> Mapping[str, tuple[type[BaseSettings], str]]:
     """Every environment variable the settings read → (the class holding it, its field name)."""
+    groups = setting_groups()
     out: dict[str, tuple[type[BaseSettings], str]] = {}
-    for name in Settings.model_fields:
-        if name not in setting_groups():
-            out[variable_name(Settings, name)] = (Settings, name)
-    for group in setting_groups().values():
-        for name in group.model_fields:
-            out[variable_name(group, name)] = (group, name)
-    return out
+    owners: list[type[BaseSettings]] = [Settings, *groups.values()]
+    for owner in owners:
+        for name in owner.model_fields:
+            if owner is not Settings or name not in groups:
+                out[variable_name(owner, name)] = (owner, name)
+    return MappingProxyType(out)
+
+
+def _group_names() -> dict[type[BaseSettings], str]:
+    return {kind: name for name, kind in setting_groups().items()}
 
 
 def settings_from_flat(**values: Any) -> Settings:
@@ -382,9 +390,9 @@ def settings_from_flat(**values: Any) -> Settings:
     variables = settings_variables()
     top: dict[str, Any] = {}
     grouped: dict[str, dict[str, Any]] = {}
-    group_of = {kind: name for name, kind in setting_groups().items()}
+    group_of = _group_names()
     for key, value in values.items():
-        found = variables.get("PENSION_CERT_" + key.upper())
+        found = variables.get(variable_name(Settings, key))
         if found is None:
             raise TypeError(f"unknown setting {key!r}")
         owner, field = found
@@ -400,16 +408,13 @@ def settings_from_flat(**values: Any) -> Settings:
 def as_environment(settings: Settings) -> dict[str, str]:
     """The settings as environment variables (lists and dicts as JSON): what a child process (a worker, a test's
     server) needs to build the same ``Settings``. None values are left out (their default is None)."""
-    values: list[tuple[type[BaseSettings], BaseSettings]] = [(Settings, settings)]
-    values += [(group, getattr(settings, name)) for name, group in setting_groups().items()]
+    group_of = _group_names()
     env: dict[str, str] = {}
-    for owner, holder in values:
-        for name in owner.model_fields:
-            if owner is Settings and name in setting_groups():
-                continue
-            value = getattr(holder, name)
-            if value is not None:
-                env[variable_name(owner, name)] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    for variable, (owner, name) in settings_variables().items():
+        holder = settings if owner is Settings else getattr(settings, group_of[owner])
+        value = getattr(holder, name)
+        if value is not None:
+            env[variable] = json.dumps(value) if isinstance(value, list | dict) else str(value)
     return env
 
 

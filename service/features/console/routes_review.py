@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
-from service.certification.models import Certification, CertSession, beneficiary_of, utcnow
+from service.certification.models import Beneficiary, Certification, CertSession, beneficiary_of, utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain, case_media
 from service.features.console.case_media import CaseImage
@@ -137,6 +138,23 @@ def _images(s: CertSession, tpl: CertSession | None, operator: CertSession | Non
     return names + ([str(CaseImage.TEMPLATE)] if tpl else []) + ([str(CaseImage.OPERATOR)] if operator else [])
 
 
+def _records(
+    db: Session, s: CertSession, b: Beneficiary | None
+) -> tuple[Sequence[CertSession], Sequence[Certification], Sequence[AltCertification]]:
+    """The beneficiary's recent sessions, certifications and alternative certifications; a session without a
+    beneficiary has only itself."""
+    if b is None:
+        return [s], [], []
+    history = db.scalars(
+        select(CertSession).where(CertSession.beneficiary_id == b.id).order_by(CertSession.created_at.desc()).limit(20)
+    ).all() or [s]
+    certs = db.scalars(
+        select(Certification).where(Certification.beneficiary_id == b.id).order_by(Certification.certified_on.desc())
+    ).all()
+    alts = db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == b.id)).all()
+    return history, certs, alts
+
+
 @router.get("/cases/{session_id}")
 def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Response:
     ctx = ctx_of(request)
@@ -145,22 +163,10 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
         with unit(request) as db:
             s = open_session(db, session_id)
             b = beneficiary_of(db, s)  # None: a relative's verification (no history, certifies nobody)
-            bid = b.id if b is not None else -1  # -1 matches no row: never "beneficiary_id IS NULL"
             person = person_of(db, s, b)
             claim = db.get(ReviewClaim, s.id)
             holder = db.get(StaffUser, claim.claimed_by) if claim and claim.claimed_by else None
-            history = db.scalars(
-                select(CertSession)
-                .where(CertSession.beneficiary_id == bid)
-                .order_by(CertSession.created_at.desc())
-                .limit(20)
-            ).all() or [s]
-            certs = db.scalars(
-                select(Certification)
-                .where(Certification.beneficiary_id == bid)
-                .order_by(Certification.certified_on.desc())
-            ).all()
-            alts = db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == bid)).all()
+            history, certs, alts = _records(db, s, b)
             tpl = case_media.template_source(db, s)
             operator = case_media.operator_source(db, s)
             decisions = decisions_of(db, s.id)

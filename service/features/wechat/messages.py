@@ -71,10 +71,10 @@ def decision_message(
     nothing true to say (no decision, or nobody to name). ``b`` None: a relative's verification session, about
     the identity they claimed."""
     kind, by_relative = session_kind(db, s)
-    claimed = db.get(ProxyClaim, s.id) if b is None else None
-    name = b.name if b is not None else claimed.name if claimed is not None else None
-    if name is None:
+    named = b or db.get(ProxyClaim, s.id)
+    if named is None:
         return None
+    name = named.name
     review = (s.result or {}).get("review")
     # A result notice tells the machine's decision even when staff have decided since (their own notice follows).
     decision = review.get("machine_decision") if (review and not staff) else s.decision

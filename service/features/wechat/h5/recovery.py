@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
 from service.adapters.http.deps import DB, Ctx
+from service.adapters.http.schemas import session_created
 from service.certification import attempts, sessions
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
@@ -192,10 +193,5 @@ def start_self_session(
 
 def session_answer(db: Session, ctx: ServiceContext, new: sessions.NewSession) -> dict[str, Any]:
     """What the page needs to go on: the session, its token and challenge, and the requester's tries left."""
-    s = new.session
-    return {
-        "session_id": s.id,
-        "token": new.token,
-        "challenge": {"actions": s.actions, "nonce": s.nonce, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
-        "attempts_left": attempts_left(db, ctx, s),
-    }
+    opened = session_created(new).model_dump(exclude={"expires_at"})  # the API's answer, less the session's expiry
+    return {**opened, "attempts_left": attempts_left(db, ctx, new.session)}

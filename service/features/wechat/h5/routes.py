@@ -180,11 +180,13 @@ def _store_card(
     ctx: Ctx, db: DB, request: Request, session_id: str, token: str | None, data: bytes, ctype: str, rid: str
 ) -> Response:
     def check_card(s: CertSession, photo: bytes) -> None:
-        b = beneficiary_of(db, s)
-        claimed = db.get(ProxyClaim, s.id) if b is None else None  # a relative's verification: their claim
-        if not ctx.settings.h5.card_check or (b is None and claimed is None):
+        if not ctx.settings.h5.card_check:
             return
-        id_hash = b.id_hash if b is not None else claimed.id_hash if claimed is not None else ""
+        # Whose number the card must carry: the beneficiary's, or a relative's verification: their claim.
+        holder = beneficiary_of(db, s) or db.get(ProxyClaim, s.id)
+        if holder is None:
+            return
+        id_hash = holder.id_hash
         db.rollback()  # no transaction held open during the OCR (seconds)
         checker = card_checker(request, ctx.settings.certification.model_pack)
         problems = checker.problems(photo, id_hash, ctx.keyring, cached=True)
