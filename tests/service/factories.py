@@ -55,19 +55,30 @@ def enrol_template(keyring: Keyring, b: Beneficiary, embedding: np.ndarray, mode
     b.template_consent = True
 
 
+def session_row(beneficiary_id: int | None, **overrides: Any) -> CertSession:
+    """A `cert_sessions` row (not added) of this beneficiary (None: a session without one), open, its challenge
+    and its lifetime ending now unless ``overrides`` say otherwise."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "beneficiary_id": beneficiary_id,
+        "channel": "self",
+        "token_hash": "-",
+        "actions": [],
+        "nonce": uuid.uuid4().hex,
+        "nonce_expires_at": now,
+        "expires_at": now,
+    }
+    return CertSession(**{**values, **overrides})
+
+
 def held_job(db: Session, ctx: ServiceContext, process: str | None, lease_s: float = 300, attempts: int = 1) -> str:
     """A session claimed by ``process`` (a heartbeat name), its lease good for ``lease_s`` more seconds (negative:
     expired), after ``attempts`` claims."""
     b = beneficiary(db, ctx.keyring)
     now = utcnow()
-    s = CertSession(
-        id=str(uuid.uuid4()),
-        beneficiary_id=b.id,
-        channel="self",
-        token_hash="x",
-        actions=[],
-        nonce=uuid.uuid4().hex,
-        nonce_expires_at=now,
+    s = session_row(
+        b.id,
         expires_at=now + dt.timedelta(hours=1),
         state="processing",
         queued_at=now,

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from alembic import command
-from service.certification.models import Beneficiary, CertSession, VideoFingerprint, utcnow
+from service.certification.models import Beneficiary, CertSession, VideoFingerprint
 from service.features.proxy.models import ProxyClaim, ProxyOperator, ProxySession
 from service.infra.db.engine import create_all
 from service.infra.db.migrate import alembic_config, upgrade
@@ -36,20 +36,8 @@ class At0008:
 
 
 def _session(db: Session, b: Beneficiary, kind: str | None, op: str) -> str:
-    sid, now = str(uuid.uuid4()), utcnow()
-    db.add(
-        CertSession(
-            id=sid,
-            beneficiary_id=b.id,
-            channel="self",
-            token_hash="t",
-            nonce=uuid.uuid4().hex,
-            nonce_expires_at=now,
-            expires_at=now,
-            state="decided",
-            decision="accept",
-        )
-    )
+    sid = str(uuid.uuid4())
+    db.add(factories.session_row(b.id, id=sid, state="decided", decision="accept"))
     db.flush()
     db.add(VideoFingerprint(sha256=uuid.uuid4().hex, session_id=sid, beneficiary_id=b.id))
     if kind:
@@ -156,17 +144,7 @@ def test_an_embedded_database_from_0008_is_carried_over_by_create_all(tmp_path: 
             "nullable"
         ]
         with Session(engine) as db:  # a new verification session without a beneficiary can be stored
-            now = utcnow()
-            db.add(
-                CertSession(
-                    id=str(uuid.uuid4()),
-                    channel="self",
-                    token_hash="t",
-                    nonce=uuid.uuid4().hex,
-                    nonce_expires_at=now,
-                    expires_at=now,
-                )
-            )
+            db.add(factories.session_row(None))
             db.add(VideoFingerprint(sha256="f" * 64, session_id="s", beneficiary_id=None))
             db.commit()
         create_all(engine, metadata)  # idempotent: nothing left to carry

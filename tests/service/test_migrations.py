@@ -35,7 +35,7 @@ def test_worker_heartbeat_migration_down_and_up(backend_urls: dict[str, str], tm
     from sqlalchemy.orm import Session
 
     from alembic import command
-    from service.certification.models import CertSession, WorkerHeartbeat, utcnow
+    from service.certification.models import WorkerHeartbeat, utcnow
     from service.infra.db.migrate import alembic_config
     from service.infra.security import Keyring
     from tests.service import factories
@@ -49,19 +49,7 @@ def test_worker_heartbeat_migration_down_and_up(backend_urls: dict[str, str], tm
     with Session(engine) as db:
         b = factories.beneficiary(db, Keyring(secrets.token_bytes(32), "k"))
         db.add(WorkerHeartbeat(name="host:1:abcd", kind="process", host="host", pid=1, started_at=now, last_seen=now))
-        db.add(
-            CertSession(
-                id=sid,
-                beneficiary_id=b.id,
-                channel="self",
-                token_hash="t",
-                nonce=uuid.uuid4().hex,
-                nonce_expires_at=now,
-                expires_at=now,
-                state="processing",
-                worker_process="host:1:abcd",
-            )
-        )
+        db.add(factories.session_row(b.id, id=sid, state="processing", worker_process="host:1:abcd"))
         db.commit()
     try:
         command.downgrade(alembic_config(url), "0005")

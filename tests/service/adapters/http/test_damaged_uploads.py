@@ -7,7 +7,6 @@ was queued, the worker rejected it with MEDIA_CORRUPT, and that rejection counte
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +48,8 @@ def _earlier_rejections(ctx: ServiceContext, beneficiary_id: int, n: int) -> Non
     with ctx.db() as db:
         for _ in range(n):
             db.add(
-                CertSession(
-                    id=str(uuid.uuid4()),
-                    beneficiary_id=beneficiary_id,
-                    channel="self",
-                    token_hash="-",
-                    actions=[],
-                    nonce=uuid.uuid4().hex,
-                    nonce_expires_at=now,
-                    expires_at=now,
-                    state="decided",
-                    decision="reject",
-                    reasons=["FACE_MISMATCH"],
-                    decided_at=now,
+                factories.session_row(
+                    beneficiary_id, state="decided", decision="reject", reasons=["FACE_MISMATCH"], decided_at=now
                 )
             )
 
