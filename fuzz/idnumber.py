@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import atheris  # type: ignore[import-untyped]
 
-with atheris.instrument_imports(include=["service.certification.idnumber", "pipelines.id_card.validate"]):
-    from pipelines.id_card.validate import check_number
+with atheris.instrument_imports(include=["service.certification.idnumber", "pipelines.idnumber"]):
+    from pipelines.idnumber import check_number
     from service.certification import idnumber
 
 from fuzz.harness import main
