@@ -39,6 +39,8 @@ from pipelines.liveness.actions import ActionEvent  # noqa: E402
 from pipelines.liveness.calibrate import write_entry  # noqa: E402
 from pipelines.liveness.evaluation import (  # noqa: E402
     ALL,
+    APCER,
+    BPCER,
     NO_ATTACK,
     REAL,
     Presentation,
@@ -114,6 +116,27 @@ def presentation_from_record(record: dict[str, Any]) -> Presentation:
     )
 
 
+def with_models(record: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The record as if the stage had run only the anti-spoofing models ``names``: its passive score becomes their
+    mean (each model's own score is kept in `result.passive_by_model`), and the model versions drop the others.
+
+    Exact, because the stage's score is the mean over models of the mean over the same frames; what depends on
+    the score (SPOOF_SUSPECTED, retakes) is re-decided by the protocol at each threshold anyway."""
+    result = record.get("result")
+    if not result or record.get("passive_score") is None:
+        return record
+    by_model: dict[str, float] = result.get("passive_by_model") or {}
+    if not by_model:
+        return record  # no face was scored: the score (0.0) is the same for any ensemble
+    missing = [n for n in names if n not in by_model]
+    if missing:
+        raise ValueError(f"{record['key']}: not scored by {', '.join(missing)} (score again with --pack)")
+    score = round(sum(by_model[n] for n in names) / len(names), 4)
+    kept = {f"antispoof:{n}" for n in names}
+    models = {k: v for k, v in (result.get("models") or {}).items() if not k.startswith("antispoof:") or k in kept}
+    return {**record, "passive_score": score, "result": {**result, "passive_score": score, "models": models}}
+
+
 def read_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
     """JSON lines, plain or gzip-compressed (`.gz`, as the committed `bench/results` records are)."""
     records: list[dict[str, Any]] = []
@@ -165,8 +188,12 @@ def _done_keys(out: Path) -> set[str]:
     return {str(r["key"]) for r in read_records([out])}
 
 
-def score_rows(rows: Sequence[dict[str, str]], out: Path, limit: int | None = None) -> int:
-    """Score the rows not yet in `out`, appending one JSON line each (flushed: a killed run resumes)."""
+def score_rows(rows: Sequence[dict[str, str]], out: Path, limit: int | None = None, pack: str | None = None) -> int:
+    """Score the rows not yet in `out`, appending one JSON line each (flushed: a killed run resumes).
+
+    ``pack``: the model pack (default: the deployment's); `liveness_eval` adds a second-opinion model whose
+    own score every record keeps (`result.passive_by_model`), so `evaluate --models` can compare ensembles."""
+    from models.packs import load_pack
     from pipelines.errors import MediaError
     from pipelines.liveness import LivenessChecker, LivenessConfig
 
@@ -174,7 +201,7 @@ def score_rows(rows: Sequence[dict[str, str]], out: Path, limit: int | None = No
     todo = [r for r in rows if r["key"] not in done][:limit]
     if not todo:
         return 0
-    checker = LivenessChecker(config=LivenessConfig(check_duplicates=False))
+    checker = LivenessChecker(pack=load_pack(pack), config=LivenessConfig(check_duplicates=False))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a", encoding="utf-8") as fh:
         for row in todo:
@@ -282,6 +309,64 @@ def calibration_entry(report: dict[str, Any], records: Sequence[dict[str, Any]],
     }
 
 
+# Enough of a record for `evaluate` (record_flags, presentation_from_record, record_events, calibration_entry,
+# with_models): what `compact` keeps when scored records are committed.
+RESULT_KEYS = ("verdict", "driver", "reasons", "passive_score", "passive_by_model", "capture", "motion", "models",
+               "events")  # fmt: skip
+
+
+def compact_record(record: dict[str, Any]) -> dict[str, Any]:
+    result = record.get("result")
+    if not result:
+        return record
+    return {**record, "result": {k: result[k] for k in RESULT_KEYS if k in result}}
+
+
+def compare_models(
+    records: Sequence[dict[str, Any]], model_sets: Sequence[Sequence[str]], protocol: Protocol
+) -> dict[str, Any]:
+    """The same presentations evaluated with each set of anti-spoofing models (their mean is the score): the
+    deployed mode's operating point and out-of-fold APCER per attack type, BPCER per condition and ACER."""
+    out: dict[str, Any] = {"protocol": protocol.__dict__ | {"mode": "challenge"}, "ensembles": {}}
+    for names in model_sets:
+        report = evaluate_records([with_models(r, names) for r in records], protocol)
+        deployed = report["modes"][report["deployed_mode"]]
+        cv = deployed["cross_validated"]
+        out["ensembles"]["+".join(names)] = {
+            "threshold": deployed["deployment"]["choice"]["threshold"],
+            "review_floor": deployed["deployment"]["choice"]["review_floor"],
+            "apcer": cv["apcer"],
+            "bpcer": cv["bpcer"],
+            "retake_rate": cv["retake_rate"],
+            "acer": cv["acer"],
+            "review_band": report["review_band"],
+        }
+    return out
+
+
+def comparison_table(comparison: dict[str, Any]) -> str:
+    """Markdown: one row per figure and group, one column per ensemble (out-of-fold, bootstrap 95 % CI)."""
+    names = list(comparison["ensembles"])
+    first = comparison["ensembles"][names[0]]
+    lines = ["| figure | group | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for metric in (APCER, BPCER):
+        for group in first[metric]:
+            if metric == APCER and group == ALL:
+                continue
+            cells = [_rate_cell(comparison["ensembles"][n][metric].get(group, {})) for n in names]
+            lines.append(f"| {metric} | {group} | " + " | ".join(cells) + " |")
+    thresholds = " | ".join(f"{comparison['ensembles'][n]['threshold']:.4f}" for n in names)
+    lines.append(f"| deployed threshold | | {thresholds} |")
+    return "\n".join(lines) + "\n"
+
+
+def _rate_cell(r: dict[str, Any]) -> str:
+    if r.get("value") is None:
+        return "–"
+    lo, hi = r.get("bootstrap_ci", (r["value"], r["value"]))
+    return f"{100 * r['value']:.1f} % ({r['events']}/{r['n']}) [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
 def _write_report(report: dict[str, Any], out: Path, markdown: Path | None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -309,12 +394,24 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--root", type=Path, help="keys are paths relative to this folder (default: cwd)")
     score.add_argument("--out", type=Path, required=True)
     score.add_argument("--limit", type=int)
+    score.add_argument("--pack", help="model pack (default: PENSION_CERT_MODEL_PACK or default)")
     ev = sub.add_parser("evaluate", help="evaluate scored records")
     ev.add_argument("--records", type=Path, action="append", required=True)
+    ev.add_argument(
+        "--models",
+        help="comma-separated anti-spoofing models whose mean is the score (records scored with --pack "
+        "liveness_eval keep each model's score); default: the ensemble the records were scored with",
+    )
+    compact = sub.add_parser("compact", help="keep only what `evaluate` reads, gzip-compressed (to commit records)")
+    compact.add_argument("--records", type=Path, action="append", required=True)
+    compact.add_argument("--out", type=Path, required=True)
+    cmp = sub.add_parser("compare", help="evaluate the same records with several anti-spoofing ensembles")
+    cmp.add_argument("--records", type=Path, action="append", required=True)
+    cmp.add_argument("--models", action="append", required=True, help="comma-separated models; repeat per ensemble")
     shared = sub.add_parser("shared", help="score and evaluate the committed dev set")
     shared.add_argument("--data", type=Path, default=DEFAULT_DATA)
     shared.add_argument("--records", type=Path, help="keep the scored records here (default: a temporary file)")
-    for p in (ev, shared):
+    for p in (ev, shared, cmp):
         p.add_argument("--folds", type=int, default=5)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--target-apcer", type=float, default=0.01)
@@ -334,10 +431,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "score":
         rows = [row for index in args.index for row in read_index(index, args.root)]
-        print(f"scored {score_rows(rows, args.out, args.limit)} new presentations", file=sys.stderr)
+        print(f"scored {score_rows(rows, args.out, args.limit, args.pack)} new presentations", file=sys.stderr)
+        return 0
+    if args.command == "compact":
+        with gzip.open(args.out, "wt", encoding="utf-8") as fh:
+            for record in read_records(args.records):
+                fh.write(json.dumps(compact_record(record), ensure_ascii=False) + "\n")
+        return 0
+    if args.command == "compare":
+        sets = [m.split(",") for m in args.models]
+        comparison = compare_models(read_records(args.records), sets, _protocol(args))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(comparison, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if args.markdown is not None:
+            args.markdown.write_text(comparison_table(comparison), encoding="utf-8")
         return 0
     if args.command == "evaluate":
         scored = read_records(args.records)
+        if args.models:
+            scored = [with_models(r, args.models.split(",")) for r in scored]
         report = evaluate_records(scored, _protocol(args))
         _write_report(report, args.out, args.markdown)
         if args.write_calibration is not None:

@@ -1,4 +1,5 @@
-"""Passive anti-spoofing: MiniFASNet (minivision Silent-Face-Anti-Spoofing), one class per ONNX file.
+"""Passive anti-spoofing, one class per ONNX file: MiniFASNet (minivision Silent-Face-Anti-Spoofing) and the
+CelebA-Spoof binary model (hairymax/Face-AntiSpoofing, evaluation only: no licence stated).
 
 Each model sees its own crop: the face box scaled by ``spec.crop_scale`` about its centre, shrunk to fit the
 image and shifted (not clipped) to stay inside it, exactly as minivision's ``CropImage._get_new_box`` does;
@@ -83,3 +84,48 @@ class MiniFASNet(OnnxModel):
     ) -> np.ndarray:
         """Probability of the 'real' class per face (0..1)."""
         return self.probabilities(images_bgr, bboxes)[:, REAL_CLASS]
+
+
+def square_crop(image: np.ndarray, bbox: tuple[float, float, float, float], scale: float) -> np.ndarray:
+    """A square of ``scale`` × the box's longer side about its centre; the part outside the image is black.
+
+    hairymax's ``increased_crop``: the CelebA-Spoof model was trained on such crops (padding, not shifting).
+    """
+    h, w = image.shape[:2]
+    side = max(bbox[2] - bbox[0], bbox[3] - bbox[1], 1.0) * scale
+    cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
+    x0, y0 = int(cx - side / 2), int(cy - side / 2)
+    n = max(int(side), 1)
+    x1, y1 = max(x0, 0), max(y0, 0)
+    x2, y2 = min(x0 + n, w), min(y0 + n, h)
+    out = np.zeros((n, n, 3), dtype=image.dtype)
+    if x2 > x1 and y2 > y1:
+        out[y1 - y0 : y2 - y0, x1 - x0 : x2 - x0] = image[y1:y2, x1:x2]
+    return out
+
+
+class CelebASpoofBinary(OnnxModel):
+    """MiniFASNetV2-SE trained on CelebA-Spoof (live / spoof): RGB /255 128×128 crop → softmax, class 0 = live."""
+
+    LIVE_CLASS = 0
+
+    def __init__(self, spec: ModelSpec, path: Path, session: ort.InferenceSession | None = None) -> None:
+        super().__init__(spec, path, session)
+        self.crop_scale = float(spec.crop_scale or 1.5)
+        self.input_hw = (int(spec.shape[2]), int(spec.shape[3]))
+
+    def crop(self, image_bgr: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+        patch = square_crop(image_bgr, bbox, self.crop_scale)
+        out: np.ndarray = cv2.resize(patch, (self.input_hw[1], self.input_hw[0]))
+        return out
+
+    def real_scores(
+        self, images_bgr: Sequence[np.ndarray], bboxes: Sequence[tuple[float, float, float, float]]
+    ) -> np.ndarray:
+        """Probability of 'live' per face (0..1). The graph takes batch 1."""
+        if not images_bgr:
+            return np.zeros(0, dtype=np.float32)
+        crops = [self.crop(img, box) for img, box in zip(images_bgr, bboxes, strict=True)]
+        blob = self.blob(crops)
+        logits = np.vstack([np.asarray(self.run(blob[i : i + 1])[0]).reshape(1, -1) for i in range(len(crops))])
+        return _softmax(logits.astype(np.float32))[:, self.LIVE_CLASS]

@@ -31,6 +31,7 @@ FAMILY_CLASSES: dict[str, str] = {
     "mobilefacenet_foamliu": "models.recognizers:MobileFaceNetFoamliu",
     "arcface": "models.recognizers:ArcFaceRecognizer",
     "minifasnet": "models.antispoof:MiniFASNet",
+    "antispoof_celeba_bin": "models.antispoof:CelebASpoofBinary",
     "mediapipe_facemesh": "models.landmarks:MediaPipeFaceMesh",
 }
 

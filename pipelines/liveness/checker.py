@@ -233,4 +233,5 @@ class LivenessChecker:
             timings_ms=timings,
             models=self.model_versions(),
             calibration_version=self.calibration.version,
+            passive_by_model=dict(zip(self.passive.names, scores.passive_by_model, strict=False)),
         )

@@ -68,14 +68,23 @@ class PassiveScorer:
         self.models = list(models)
         self.key = ensemble_key(self.models)
 
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    def score_models(
+        self, images_bgr: Sequence[np.ndarray], bboxes: Sequence[tuple[float, float, float, float]]
+    ) -> np.ndarray:
+        """Real-face probability of each model (rows, in ``names`` order) per (image, box) (columns), 0..1."""
+        if not images_bgr:
+            return np.zeros((len(self.models), 0), dtype=np.float32)
+        return np.stack([np.asarray(m.real_scores(images_bgr, bboxes), dtype=np.float32) for m in self.models])
+
     def score(
         self, images_bgr: Sequence[np.ndarray], bboxes: Sequence[tuple[float, float, float, float]]
     ) -> np.ndarray:
-        """Real-face probability per (image, box), 0..1."""
-        if not images_bgr:
-            return np.zeros(0, dtype=np.float32)
-        per_model = [np.asarray(m.real_scores(images_bgr, bboxes), dtype=np.float32) for m in self.models]
-        out: np.ndarray = np.mean(per_model, axis=0)
+        """Real-face probability per (image, box), 0..1: the mean over the models."""
+        out: np.ndarray = self.score_models(images_bgr, bboxes).mean(axis=0)
         return out
 
     def versions(self) -> dict[str, str]:

@@ -60,6 +60,8 @@ class LivenessResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     calibration_version: str = ""
+    # Each anti-spoofing model's own score on the passive frames (model name → score); passive_score is the mean.
+    passive_by_model: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self, verbose: bool = False) -> dict[str, Any]:
         """The JSON answer. ``verbose`` adds the per-frame perceptual hashes (~3 KB): replay detection stores
@@ -73,6 +75,7 @@ class LivenessResult:
             "passive_score": round(self.passive_score, 4),
             "passive_threshold": round(self.passive_threshold, 4),
             "passive_review_floor": round(self.passive_review_floor, 4),
+            "passive_by_model": {k: round(v, 4) for k, v in self.passive_by_model.items()},
             "passive_frames": self.passive_frames,
             "capture": self.capture,
             "motion": self.motion,

@@ -34,6 +34,7 @@ class Scores:
 
     passive_keys: list[KeyFrame]
     passive_score: float  # 0.0 when no key frame had a face to score
+    passive_by_model: tuple[float, ...]  # each model's mean over the same frames (empty without a scored frame)
     events: list[ActionEvent]
     evidence: list[ActionEvidence]
     action_reasons: list[ReasonCode]  # requested actions missing or out of order (verify_sequence's own verdict)
@@ -55,6 +56,9 @@ def score_track(track: Track, requested: Sequence[str], cfg: ScoringConfig) -> S
     return Scores(
         passive_keys=chosen,
         passive_score=float(np.mean([k.passive_score for k in chosen])) if chosen else 0.0,
+        passive_by_model=tuple(float(v) for v in np.mean([k.passive_by_model for k in chosen], axis=0))
+        if chosen
+        else (),
         events=events,
         evidence=evidence,
         action_reasons=action_reasons,

@@ -45,6 +45,8 @@ class KeyFrame:
     passive_score: float
     observation: FaceObservation
     capture: CaptureStats
+    # Each anti-spoofing model's own score (PassiveScorer.names order); passive_score is their mean.
+    passive_by_model: tuple[float, ...] = ()
 
 
 @dataclass
@@ -93,10 +95,11 @@ class FaceTracker:
         p0 = prominence(main, frame.image.shape)
         ratio = self.config.second_face_ratio
         n_faces = 1 + sum(1 for d in dets[1:] if prominence(d, frame.image.shape) >= ratio * p0)
-        score = float(self.passive.score([frame.image], [main.bbox])[0])
+        by_model = self.passive.score_models([frame.image], [main.bbox])[:, 0]
         observation = self.matcher.observe_many([frame.image], [main])[0]
         capture = measure_capture(frame.image, main.bbox, observation.quality.sharpness)
-        return KeyFrame(frame, main, n_faces, score, observation, capture)
+        scores = tuple(float(v) for v in by_model)
+        return KeyFrame(frame, main, n_faces, float(by_model.mean()), observation, capture, scores)
 
     def run(self, reader: VideoReader) -> Track:
         cfg = self.config

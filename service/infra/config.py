@@ -315,6 +315,16 @@ class Settings(BaseSettings):
             bad.append("PENSION_CERT_API_KEYS")
         return bad
 
+    def non_commercial_pack(self) -> str | None:
+        """The configured model pack's name when the manifest marks it non-commercial (an unknown pack is the
+        model check's to report)."""
+        from models.manifest import load_manifest
+        from models.packs import pack_name_from_env
+
+        name = self.certification.model_pack or pack_name_from_env()
+        packs = load_manifest().packs
+        return name if name in packs and not packs[name].commercial_use else None
+
     def production_weaknesses(self) -> list[str]:
         """What a production start refuses besides the development defaults: short keys, an open /metrics,
         a WeChat channel whose callback signature anyone could compute."""
@@ -339,6 +349,12 @@ class Settings(BaseSettings):
                 weak.append("PENSION_CERT_WECHAT_APP_SECRET is empty")
         if self.h5.dev_login:
             weak.append("PENSION_CERT_H5_DEV_LOGIN is set: /h5/dev-login would let anyone in as any WeChat user")
+        pack = self.non_commercial_pack()
+        if pack:
+            weak.append(
+                f"PENSION_CERT_MODEL_PACK is {pack!r}: its models are licensed for non-commercial research or "
+                "evaluation only (use the default pack)"
+            )
         if self.certification.challenge_actions:
             # A known challenge lets an attacker prepare a video that performs it (issue 22).
             weak.append(

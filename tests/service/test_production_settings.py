@@ -100,3 +100,17 @@ def test_a_fixed_action_challenge_is_refused_in_production_and_logged_elsewhere(
     with caplog.at_level("WARNING", logger="service.infra.config"):
         settings_from_flat(env="development", challenge_actions=["blink"]).validate_secrets()
     assert any("fixed action challenge" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("pack", ["insightface", "liveness_eval"])
+def test_a_non_commercial_model_pack_is_refused_in_production(pack: str) -> None:
+    """Research-only weights (InsightFace) and the evaluation-only anti-spoofing model have no place in a live
+    service; development and tests may use them."""
+    refused(production(model_pack=pack), "PENSION_CERT_MODEL_PACK", pack)
+    assert settings_from_flat(env="development", model_pack=pack).non_commercial_pack() == pack
+    production(model_pack="default").validate_secrets()
+
+
+def test_the_pack_named_only_in_the_environment_counts_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PENSION_CERT_MODEL_PACK", "insightface")
+    refused(production(), "PENSION_CERT_MODEL_PACK")

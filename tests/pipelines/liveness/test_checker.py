@@ -48,6 +48,16 @@ def test_result_fields(real_result: LivenessResult) -> None:
     assert real_result.models["landmarks"].startswith("mediapipe_facemesh@")
 
 
+def test_each_anti_spoofing_model_keeps_its_own_score(real_result: LivenessResult) -> None:
+    """The passive score is the mean of the models' scores on the same frames; each is reported (the evaluation
+    compares ensembles from them)."""
+    by_model = real_result.passive_by_model
+    assert list(by_model) == ["minifasnet_v2", "minifasnet_v1se"]
+    assert all(0.5 < v <= 1.0 for v in by_model.values())
+    assert np.mean(list(by_model.values())) == pytest.approx(real_result.passive_score, abs=1e-5)
+    assert real_result.to_dict()["passive_by_model"] == {k: round(v, 4) for k, v in by_model.items()}
+
+
 def test_best_frames_are_sharp_frontal_faces_of_the_person(real_result: LivenessResult) -> None:
     best = real_result.best_frames
     assert 1 <= len(best) <= 3

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.liveness_eval import is_video_replay, presentation_from_record, record_flags
+from bench.liveness_eval import compact_record, is_video_replay, presentation_from_record, record_flags, with_models
 from bench.liveness_eval import main as eval_main
 from pipelines.liveness.actions import ActionEvent
 from pipelines.liveness.evaluation import (
@@ -391,3 +391,60 @@ def test_the_committed_records_reproduce_the_published_evaluation_and_calibratio
         entry["review_floor"],
         entry["motion_min_ratio"],
     )
+
+
+# ------------------------------------------------------------------------------------- ensembles from the records
+
+
+def _record(key: str, by_model: dict[str, float]) -> dict[str, object]:
+    models = {"detector": "d@1", **{f"antispoof:{n}": f"{n}@1" for n in by_model}}
+    score = round(sum(by_model.values()) / len(by_model), 4)
+    result = {"verdict": "pass", "passive_score": score, "passive_by_model": by_model, "models": models,
+              "frame_scores": [{"t": 0.0, "score": score}]}  # fmt: skip
+    return {"key": key, "label": "real", "passive_score": score, "reasons": [], "result": result}
+
+
+def test_with_models_rescores_a_record_as_the_chosen_ensemble() -> None:
+    record = _record("k", {"minifasnet_v2": 0.9, "minifasnet_v1se": 0.7, "antispoof_celeba_bin": 0.2})
+    two = with_models(record, ["minifasnet_v2", "minifasnet_v1se"])
+    assert two["passive_score"] == 0.8 and two["result"]["passive_score"] == 0.8  # type: ignore[index]
+    assert sorted(two["result"]["models"]) == [  # type: ignore[index]
+        "antispoof:minifasnet_v1se",
+        "antispoof:minifasnet_v2",
+        "detector",
+    ]
+    assert with_models(record, ["antispoof_celeba_bin"])["passive_score"] == 0.2
+    assert record["passive_score"] == 0.6  # the input is not changed
+    with pytest.raises(ValueError, match="not scored by other"):
+        with_models(record, ["other"])
+    # A media error, or no face scored: nothing to re-score.
+    assert with_models({"key": "e", "passive_score": None, "error": "MEDIA_CORRUPT"}, ["x"])["passive_score"] is None
+
+
+def test_compact_record_keeps_what_evaluate_reads() -> None:
+    record = _record("k", {"minifasnet_v2": 0.9})
+    kept = compact_record(record)
+    assert "frame_scores" not in kept["result"]  # type: ignore[operator]
+    assert presentation_from_record(kept) == presentation_from_record(record)
+    assert kept["result"]["passive_by_model"] == {"minifasnet_v2": 0.9}  # type: ignore[index]
+
+
+def test_the_committed_second_opinion_records_reproduce_the_published_comparison(tmp_path: Path) -> None:
+    """bench/results/liveness_eval.second_opinion.json: the deployed ensemble, the CelebA-Spoof model alone and
+    all three, from the same committed records (scored once with the liveness_eval pack)."""
+    results = Path(__file__).resolve().parents[3] / "bench/results"
+    out = tmp_path / "cmp.json"
+    sets = [
+        "minifasnet_v2,minifasnet_v1se",
+        "antispoof_celeba_bin",
+        "minifasnet_v2,minifasnet_v1se,antispoof_celeba_bin",
+    ]
+    args = ["compare", "--records", str(results / "liveness_eval.second_opinion.records.jsonl.gz"), "--out", str(out)]
+    assert eval_main([*args, *(a for s in sets for a in ("--models", s))]) == 0
+    published = json.loads((results / "liveness_eval.second_opinion.json").read_text(encoding="utf-8"))
+    assert json.loads(out.read_text(encoding="utf-8")) == published
+    # The deployed pair, re-scored here, gives the deployed calibration's operating point.
+    deployed = json.loads((results / "liveness_eval.json").read_text(encoding="utf-8"))
+    pair = published["ensembles"]["minifasnet_v2+minifasnet_v1se"]
+    assert pair["threshold"] == deployed["modes"]["challenge"]["deployment"]["choice"]["threshold"]
+    assert pair["bpcer"]["clean"]["value"] < published["ensembles"]["antispoof_celeba_bin"]["bpcer"]["clean"]["value"]

@@ -22,6 +22,7 @@ def _scores(**changes: object) -> Scores:
     base = Scores(
         passive_keys=[],
         passive_score=0.0,
+        passive_by_model=(),
         events=[],
         evidence=[],
         action_reasons=[],
