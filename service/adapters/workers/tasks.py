@@ -133,7 +133,8 @@ def process_session(self: Task[[str], str], session_id: str) -> str:
 @signals.worker_ready.connect
 def _serve_metrics(**_kw: object) -> None:
     # Celery workers run elsewhere: they serve their own stage and decision metrics (metrics_port, 0: off).
-    metrics.serve_port(get_settings().observability.metrics_port)
+    observability = get_settings().observability
+    metrics.serve_port(observability.metrics_port, observability.metrics_token)
 
 
 # Heartbeats (service/certification/heartbeat.py): the worker's main process (which runs the tasks with --pool=solo) and

@@ -96,9 +96,8 @@ class PollingWorker:
 
     def run_forever(self) -> None:
         log.info("worker %s polling %s", self.name, self.ctx.engine.url.render_as_string(hide_password=True))
-        metrics.serve_port(
-            self.ctx.settings.observability.metrics_port
-        )  # a worker of its own (0: off; embedded: via the API)
+        observability = self.ctx.settings.observability  # a worker of its own (0: off; embedded: via the API)
+        metrics.serve_port(observability.metrics_port, observability.metrics_token)
         while not self._stop.is_set():
             try:
                 busy = self.run_once()

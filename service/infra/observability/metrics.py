@@ -9,6 +9,7 @@ A worker on another machine (`pension-cert worker`, celery) serves its own regis
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import shutil
@@ -16,6 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,9 +26,10 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
-    start_http_server,
+    make_wsgi_app,
 )
 from prometheus_client.core import Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -128,8 +131,36 @@ _served_lock = threading.Lock()
 _served = False
 
 
-def serve_port(port: int) -> bool:
-    """A worker's own /metrics on ``port`` (once per process; 0 switches it off). Returns whether it serves."""
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """A scrape every few seconds is not news."""
+
+
+def metrics_wsgi_app(registry: CollectorRegistry, token: str) -> Any:
+    """prometheus_client's exposition app behind the API's rule: with a token, only ``Bearer <token>`` reads it."""
+    exposition = make_wsgi_app(registry)
+    expected = f"Bearer {token}".encode()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        given = str(environ.get("HTTP_AUTHORIZATION", "")).encode()
+        if token and not hmac.compare_digest(given, expected):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
+            return [b"metrics need the bearer token\n"]
+        return exposition(environ, start_response)
+
+    return app
+
+
+def start_metrics_server(port: int, token: str, registry: CollectorRegistry, addr: str = "0.0.0.0") -> WSGIServer:
+    """Serve ``registry`` on ``addr:port`` in a daemon thread (port 0: any free port, see ``server_port``)."""
+    server = make_server(addr, port, metrics_wsgi_app(registry, token), ThreadingWSGIServer, _QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
+def serve_port(port: int, token: str = "") -> bool:
+    """A worker's own /metrics on ``port`` (once per process; 0 switches it off), behind the same bearer token as
+    the API's /metrics when one is set. Returns whether it serves."""
     global _served
     if port <= 0:
         return False
@@ -142,10 +173,10 @@ def serve_port(port: int) -> bool:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         try:
-            start_http_server(port, registry=registry)
+            start_metrics_server(port, token, registry)
         except OSError as exc:
             log.warning("metrics port %d: %s", port, exc)
             return False
         _served = True
-        log.info("metrics served on :%d/metrics", port)
+        log.info("metrics served on :%d/metrics%s", port, " (bearer token)" if token else "")
         return True

@@ -185,6 +185,41 @@ def test_a_remote_worker_serves_its_own_metrics_port() -> None:
     assert found[("pension_cert_decisions_total", (("decision", "review"),))] == 1
 
 
+def test_a_worker_metrics_port_asks_for_the_same_bearer_token_as_the_api() -> None:
+    """A worker's /metrics names people's outcomes and the queue's load: with METRICS_TOKEN set, it is not open."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client import CollectorRegistry, Counter
+
+    from service.infra.observability.metrics import start_metrics_server
+
+    registry = CollectorRegistry()
+    Counter("pension_cert_test_scrapes", "a counter of this test", registry=registry).inc()
+    server = start_metrics_server(0, "t" * 32, registry, addr="127.0.0.1")
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 401
+        wrong = urllib.request.Request(url, headers={"Authorization": "Bearer " + "x" * 32})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(wrong, timeout=10)
+        right = urllib.request.Request(url, headers={"Authorization": "Bearer " + "t" * 32})
+        body = urllib.request.urlopen(right, timeout=10).read().decode()
+        assert "pension_cert_test_scrapes_total 1.0" in body
+    finally:
+        server.shutdown()
+        server.server_close()
+    open_server = start_metrics_server(0, "", registry, addr="127.0.0.1")  # no token (development): open
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{open_server.server_port}/metrics", timeout=10).read()
+        assert b"pension_cert_test_scrapes_total" in body
+    finally:
+        open_server.shutdown()
+        open_server.server_close()
+
+
 @pytest.mark.slow
 def test_a_real_certification_moves_decision_and_stage_metrics(tmp_path: Path, data_dir: Path) -> None:
     backend = {"database_url": f"sqlite:///{tmp_path / 'x.db'}", "broker_url": "", "worker_mode": "thread"}
