@@ -365,3 +365,23 @@ def test_relative_trials_and_margin_table() -> None:
     assert [row["genuine_to_review"] for row in table] == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
     assert all(row["fraud_caught"] == 1.0 and row["fraud_trials"] == 18 for row in table)
     assert all(row["fraud_caught"] is None for row in margin_table(strict_genuine, strict_fraud))
+
+
+# -- AS-norm ---------------------------------------------------------------------------------------------------
+
+
+def test_as_norm_discounts_a_face_that_resembles_the_whole_cohort() -> None:
+    """Same raw score, different faces: the one close to many cohort faces (μ high) is normalised lower."""
+    from pipelines.face_match.population.asnorm import cohort_stats, normalise
+
+    cohort = clusters(300, 0, seed=1)
+    cohort = cohort / np.linalg.norm(cohort, axis=1, keepdims=True)
+    typical, atypical = np.eye(8)[0], np.eye(8)[5]
+    stats = cohort_stats(np.stack([typical, atypical]), cohort, k=50)
+    assert stats.mean[0] > 0.8 and stats.mean[1] < 0.4  # the top-50 of a random direction still reach ~0.3
+    same_raw = np.asarray([0.5, 0.5])
+    scored = normalise(same_raw, stats, stats, np.asarray([0, 1]), np.asarray([0, 1]))
+    assert scored[0] < scored[1]
+    # A cohort face identical to the face itself is that face, not a member: it is left out of the top-k.
+    with_self = cohort_stats(typical[None, :], np.vstack([typical, cohort]), k=50)
+    assert with_self.mean[0] == pytest.approx(stats.mean[0])
