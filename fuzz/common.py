@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from hypothesis import HealthCheck, settings
 
 LONG = os.environ.get("PENSION_CERT_FUZZ_LONG") == "1"
 
 
-def fuzz_settings(short: int, long: int) -> Any:
+def fuzz_settings(short: int, long: int) -> settings:
     """`short` examples in the default run (same inputs every time), `long` random ones in the long run."""
     return settings(
         max_examples=long if LONG else short,

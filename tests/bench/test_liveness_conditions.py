@@ -112,13 +112,14 @@ def _homography_error(still: np.ndarray, frame: np.ndarray) -> float:
 
     A photo moved in front of the camera is exactly such a warp, up to the camera's blur, flicker and noise.
     """
-    orb = cv2.ORB_create(1500)
+    orb = cv2.ORB_create(1500)  # type: ignore[attr-defined]  # the stubs have only cv2.ORB.create
     gs, gf = _grey(still).astype(np.uint8), _grey(frame).astype(np.uint8)
     ks, ds = orb.detectAndCompute(gs, None)
     kf, df = orb.detectAndCompute(gf, None)
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(ds, df)
-    ps = np.float32([ks[m.queryIdx].pt for m in matches])
-    pf = np.float32([kf[m.trainIdx].pt for m in matches])
+    # The same float32 arrays as np.float32(list), which the numpy stubs type as a scalar.
+    ps = np.array([ks[m.queryIdx].pt for m in matches], np.float32)
+    pf = np.array([kf[m.trainIdx].pt for m in matches], np.float32)
     hom, inliers = cv2.findHomography(ps, pf, cv2.RANSAC, 2.0)
     assert hom is not None and inliers.mean() > 0.4
     h, w = gf.shape

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import cast
 
 import pytest
 from sqlalchemy import func, select
@@ -94,7 +95,7 @@ def test_the_decision_a_hook_returns_is_the_one_applied(ctx: ServiceContext) -> 
     ctx.hooks.mark_installed()
     sid = self_session(ctx)
     assert claim(ctx, sid, "w1") == sid
-    assert process(ctx, FixedCertifier(Outcome.ACCEPT), sid, "w1")
+    assert process(ctx, cast(Certifier, FixedCertifier(Outcome.ACCEPT)), sid, "w1")
     assert first.seen == [(sid, fixed_decision(Outcome.ACCEPT))]  # the machine's decision
     assert second.seen == [(sid, review)]  # in registration order: the second sees the first's decision
     assert first.reports[0].decision == fixed_decision(Outcome.ACCEPT)  # its report was not mutated
@@ -107,7 +108,7 @@ def test_a_staff_decision_reaches_the_registered_notifier(ctx: ServiceContext) -
     ctx.hooks.notifiers["recording"] = notifier
     sid = self_session(ctx)
     assert claim(ctx, sid, "w1") == sid
-    assert process(ctx, FixedCertifier(Outcome.REVIEW), sid, "w1")
+    assert process(ctx, cast(Certifier, FixedCertifier(Outcome.REVIEW)), sid, "w1")
     with ctx.db() as db:
         s = db.get(CertSession, sid)
         assert s is not None
@@ -134,13 +135,13 @@ def test_a_context_without_its_features_refuses_a_relatives_verification(ctx: Se
     certifier = FixedCertifier(Outcome.ACCEPT)
     assert claim(ctx, sid, "w1") == sid
     with pytest.raises(FeaturesNotInstalled):
-        process(ctx, certifier, sid, "w1")
+        process(ctx, cast(Certifier, certifier), sid, "w1")
     assert certifier.runs == 0 and state_of(ctx, sid) == (SessionState.PROCESSING, None, [])
     assert certifications(ctx, sid) == 0
 
     install_features(ctx)  # the same job, retried by a worker that has its features
     assert claim(ctx, sid, "w1", reclaim_own=True) == sid
-    assert process(ctx, certifier, sid, "w1")
+    assert process(ctx, cast(Certifier, certifier), sid, "w1")
     assert state_of(ctx, sid) == (SessionState.DECIDED, "accept", [])
     assert certifications(ctx, sid) == 0  # a verification certifies nobody: the proxy feature handled it
     with ctx.db() as db:

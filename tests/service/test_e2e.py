@@ -76,6 +76,7 @@ def test_accept_resumes_benefit_and_issues_verifiable_certificate(
     png = client.get(f"/api/v1/sessions/{s['session_id']}/certificate.png", headers=headers)
     assert png.headers["content-type"] == "image/png"
     img = cv2.imdecode(np.frombuffer(png.content, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None
     # OpenCV's classic QRCodeDetector misses about 1 in 10 version-9 codes whatever the rendering (it depends on the
     # payload, so on the day's date); the ArUco-based detector reads every one, as a phone's scanner does.
     url, _, _ = cv2.QRCodeDetectorAruco().detectAndDecode(img)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 from service.certification.context import ServiceContext
+from service.certification.contract import Certifier
 from service.certification.models import CertSession, Channel, SessionState
 from service.certification.processing import claim, process
 from service.certification.sessions import create_session
@@ -45,14 +46,14 @@ def test_an_unreachable_store_is_retried_after_a_back_off_without_spending_attem
     ctx.settings.workers.job_retry_backoff_s = 1.0
     sid = queued_job(ctx)
     assert claim(ctx, sid, "w1") == sid
-    process(ctx, NeverCalled(), sid, "w1")
+    process(ctx, cast(Certifier, NeverCalled()), sid, "w1")
     assert row(ctx, sid) == ("queued", 0)  # put back, the attempt given back
     assert claim(ctx, sid, "w1") is None and claim(ctx, None, "w2") is None  # waiting out the back-off
     time.sleep(1.1)
     ctx.settings.workers.job_retry_backoff_s = 0
     for _ in range(ctx.settings.workers.job_max_attempts + 2):  # more outages than attempts: still not a failure
         assert claim(ctx, sid, "w1") == sid
-        process(ctx, NeverCalled(), sid, "w1")
+        process(ctx, cast(Certifier, NeverCalled()), sid, "w1")
     assert row(ctx, sid) == ("queued", 0)
 
 
@@ -61,5 +62,5 @@ def test_media_really_missing_go_to_staff_after_the_attempts(ctx: ServiceContext
     sid = queued_job(ctx)  # the local store has no such objects: StorageError "no object", not an outage
     for attempt in range(1, ctx.settings.workers.job_max_attempts + 1):
         assert claim(ctx, sid, "w1") == sid
-        process(ctx, NeverCalled(), sid, "w1")
+        process(ctx, cast(Certifier, NeverCalled()), sid, "w1")
         assert row(ctx, sid) == ("failed" if attempt == ctx.settings.workers.job_max_attempts else "queued", attempt)

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from service.certification import sessions
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import CertSession, utcnow
+from service.certification.models import CertSession, UploadKind, utcnow
 from tests.service import factories
 from tests.service.adapters.http.helpers import auth, beneficiary_with_number, open_session, put_video
 from tests.service.media import LIVE_VIDEO, SPOOF_VIDEO
@@ -45,7 +45,7 @@ def test_a_wrong_or_absent_nonce_is_refused(client: TestClient, ctx: ServiceCont
         row = db.get(CertSession, s["session_id"])
         assert row is not None
         with pytest.raises(ServiceError) as refused:
-            sessions.upload(db, ctx, row, "video", video, "video/webm", "video-request-0", None)
+            sessions.upload(db, ctx, row, UploadKind.VIDEO, video, "video/webm", "video-request-0", None)
     assert refused.value.code == "NONCE_REUSED" and refused.value.detail == "nonce does not belong to this session"
     assert _unspent(ctx, s["session_id"])
 
@@ -65,7 +65,7 @@ def test_a_used_nonce_is_refused(client: TestClient, ctx: ServiceContext, data_d
         row.nonce_used_at = utcnow()
         with pytest.raises(ServiceError) as refused:
             video = (data_dir / SPOOF_VIDEO).read_bytes()
-            sessions.upload(db, ctx, row, "video", video, "video/mp4", "video-request-3", row.nonce)
+            sessions.upload(db, ctx, row, UploadKind.VIDEO, video, "video/mp4", "video-request-3", row.nonce)
     assert refused.value.code == "NONCE_REUSED" and refused.value.detail == "nonce already used"
 
 

@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
+from openpyxl import Workbook  # type: ignore[import-untyped]  # no stubs (as in service/certification/roster.py)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 

@@ -11,12 +11,13 @@ import csv
 import io
 import resource
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from openpyxl import Workbook
+from openpyxl import Workbook  # type: ignore[import-untyped]  # no stubs (as in service/certification/roster.py)
 
 from fuzz import bombs
 from fuzz.common import fuzz_settings
@@ -59,7 +60,7 @@ def to_csv(rows: list[list[str]], encoding: str = "utf-8", bom: bool = False) ->
     return ("\ufeff" * bom + buf.getvalue()).encode(encoding)
 
 
-def to_xlsx(rows: list[list[object]]) -> bytes:
+def to_xlsx(rows: Sequence[Sequence[object]]) -> bytes:
     wb = Workbook()
     ws = wb.active
     for row in [HEADER, *rows]:

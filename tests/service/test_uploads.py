@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from service.certification import uploads
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import CertSession
+from service.certification.models import CertSession, UploadKind
 from tests.service import factories
 from tests.service.adapters.http.helpers import beneficiary_with_number, open_session
 from tests.service.media import LIVE_VIDEO, card_for_video
@@ -38,7 +38,9 @@ def test_the_body_is_read_only_after_the_token_is_checked(client: TestClient, ct
         return b"never read"
 
     with ctx.db() as db, pytest.raises(ServiceError) as refused:
-        uploads.store_upload(db, ctx, s["session_id"], "not-the-token", "id_card", read, "image/jpeg", "request-0")
+        uploads.store_upload(
+            db, ctx, s["session_id"], "not-the-token", UploadKind.ID_CARD, read, "image/jpeg", "request-0"
+        )
     assert refused.value.code == "UNAUTHORIZED"
     assert reads == []
 
@@ -56,15 +58,21 @@ def test_a_refusing_precheck_stores_nothing_and_a_replay_skips_it(
         raise Refused
 
     with ctx.db() as db, pytest.raises(Refused):
-        uploads.store_upload(db, ctx, sid, token, "id_card", lambda: card, "image/jpeg", "card-1", None, refuse)
+        uploads.store_upload(
+            db, ctx, sid, token, UploadKind.ID_CARD, lambda: card, "image/jpeg", "card-1", None, refuse
+        )
     assert seen == [card] and _card_key(ctx, sid) is None
 
     with ctx.db() as db:
-        view = uploads.store_upload(db, ctx, sid, token, "id_card", lambda: card, "image/jpeg", "card-1", None, None)
+        view = uploads.store_upload(
+            db, ctx, sid, token, UploadKind.ID_CARD, lambda: card, "image/jpeg", "card-1", None, None
+        )
     assert view["uploads"] == {"id_card": True, "video": False}
     assert _card_key(ctx, sid) is not None
 
     # The same request again: answered as stored, the pre-check (the H5 OCR, seconds) not run a second time.
     with ctx.db() as db:
-        again = uploads.store_upload(db, ctx, sid, token, "id_card", lambda: card, "image/jpeg", "card-1", None, refuse)
+        again = uploads.store_upload(
+            db, ctx, sid, token, UploadKind.ID_CARD, lambda: card, "image/jpeg", "card-1", None, refuse
+        )
     assert again == view and seen == [card]

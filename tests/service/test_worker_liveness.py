@@ -236,6 +236,6 @@ def test_dead_worker_thread_is_replaced_and_its_job_decided(tmp_path: Path, data
         assert readyz(client)[0] == 200
         ctx: ServiceContext = app.state.ctx
         with ctx.db() as db:
-            row = db.get(CertSession, s["session_id"])
-            assert row is not None and row.job_attempts == 2
+            session_row = db.get(CertSession, s["session_id"])
+            assert session_row is not None and session_row.job_attempts == 2
         assert_decided_once(ctx, [s["session_id"]])

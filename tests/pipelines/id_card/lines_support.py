@@ -18,6 +18,7 @@ def ordered_lines(reader: IdCardReader, image: np.ndarray) -> tuple[np.ndarray, 
     assert angle is not None
     res = IdCardResult()
     up, lines = reader._orient_and_read(image, quads, angle, res)  # settles 0°/180°
+    assert res.rotation_deg is not None
     up, _ = G.upright_transform(image.shape, res.rotation_deg)
     return up, [LN.ordered_in(up, G.apply(np.linalg.inv(up), ln.quad)) for ln in lines]
 

@@ -61,6 +61,7 @@ def test_emblem_flag(idcard_dir: Path, tmp_path: Path, capsys: pytest.CaptureFix
     import cv2
 
     page = cv2.imread(str(idcard_dir / "samples" / "idcard_generator_result_color.jpg"))
+    assert page is not None
     path = tmp_path / "emblem.png"
     cv2.imwrite(str(path), page[page.shape[0] // 2 :])
     assert main(["id-card", "read", "--emblem", str(path)]) == 0

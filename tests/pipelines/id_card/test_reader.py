@@ -202,7 +202,9 @@ def test_check_digit_failure(reader: IdCardReader, generator: CardGenerator, fac
     wrong = str((int(fields.id_number[-1]) + 3) % 10) if fields.id_number[-1] != "X" else "0"
     bad = dataclasses.replace(fields, id_number=fields.id_number[:-1] + wrong)
     assert ric.calc_check_digit(bad.id_number) != bad.id_number[-1]
-    portrait = cv2.resize(cv2.imread(str(faces_dir / face)), (500, 670))
+    photo = cv2.imread(str(faces_dir / face))
+    assert photo is not None
+    portrait = cv2.resize(photo, (500, 670))
     res = reader.read(_plain_photo(generator, 16, render_card(bad, portrait, generator.data_dir)), today=TODAY)
     assert res.id_number == bad.id_number
     assert ReasonCode.ID_CHECKSUM_FAILED in res.errors
@@ -215,7 +217,9 @@ def test_birth_and_sex_inconsistent_with_number(
     _, fields, face = generator.flat(17)
     other_sex = "女" if fields.sex == "男" else "男"
     bad = dataclasses.replace(fields, sex=other_sex, birth_date=fields.birth_date + dt.timedelta(days=40))
-    portrait = cv2.resize(cv2.imread(str(faces_dir / face)), (500, 670))
+    photo = cv2.imread(str(faces_dir / face))
+    assert photo is not None
+    portrait = cv2.resize(photo, (500, 670))
     res = reader.read(_plain_photo(generator, 17, render_card(bad, portrait, generator.data_dir)), today=TODAY)
     assert res.id_number_valid and res.sex == other_sex
     assert ReasonCode.ID_FIELDS_INCONSISTENT in res.errors

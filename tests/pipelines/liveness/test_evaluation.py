@@ -50,12 +50,22 @@ from pipelines.liveness.passive import PassiveCalibration
 DATA = Path(__file__).with_name("data")
 
 
-def real(key: str, score: float, *, subject: str = "s", condition: str = "clean", **flags: bool) -> Presentation:
-    return Presentation(key, REAL, "none", condition, subject, score, **flags)
+def real(
+    key: str,
+    score: float,
+    *,
+    subject: str = "s",
+    condition: str = "clean",
+    motion_ratio: float | None = None,
+    **flags: bool,
+) -> Presentation:
+    return Presentation(key, REAL, "none", condition, subject, score, **flags, motion_ratio=motion_ratio)
 
 
-def attack(key: str, score: float, attack_type: str, *, subject: str = "s", **flags: bool) -> Presentation:
-    return Presentation(key, SPOOF, attack_type, "clean", subject, score, **flags)
+def attack(
+    key: str, score: float, attack_type: str, *, subject: str = "s", motion_ratio: float | None = None, **flags: bool
+) -> Presentation:
+    return Presentation(key, SPOOF, attack_type, "clean", subject, score, **flags, motion_ratio=motion_ratio)
 
 
 # ------------------------------------------------------------------------------------------- classify and rates
@@ -124,7 +134,7 @@ def test_folds_are_subject_disjoint_and_cover_all() -> None:
     ps = population(20, unknown=3)
     folds = subject_folds(ps, 5, seed=7)
     assert sorted(p.key for f in folds for p in f) == sorted(p.key for p in ps)
-    owner = {}
+    owner: dict[str, int] = {}
     for i, fold in enumerate(folds):
         assert fold
         for p in fold:
@@ -212,7 +222,10 @@ def test_clopper_pearson_known_values() -> None:
     assert zero.high == pytest.approx(0.012221, abs=1e-6)
     assert zero_event_upper(300) == pytest.approx(0.009937, abs=1e-6)  # one-sided; the rule of three: 0.01
     five = clopper_pearson(5, 20)  # R: binom.test(5, 20)$conf.int
-    assert (five.low, five.high) == (pytest.approx(0.08657147, abs=1e-7), pytest.approx(0.49104587, abs=1e-7))
+    assert (five.low, five.high) == (  # type: ignore[comparison-overlap]  # approx compares equal to floats
+        pytest.approx(0.08657147, abs=1e-7),
+        pytest.approx(0.49104587, abs=1e-7),
+    )
     assert clopper_pearson(7, 7).high == 1.0
 
 

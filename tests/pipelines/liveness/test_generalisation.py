@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from models.packs import ModelPack
@@ -24,7 +26,8 @@ def hand_held(still: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
     """A still picture moved as a hand holds it: smooth drift, zoom, rotation and a slight perspective tilt."""
     rng = np.random.default_rng(seed)
     h, w = still.shape[:2]
-    walk = cv2.GaussianBlur(np.cumsum(rng.normal(0, 1, (n, 5)), axis=0), (1, 15), 5)
+    # float64 in, float64 out (the cv2 stubs return any integer or floating array)
+    walk = cast(npt.NDArray[np.float64], cv2.GaussianBlur(np.cumsum(rng.normal(0, 1, (n, 5)), axis=0), (1, 15), 5))
     walk /= np.abs(walk).max(axis=0)
     out = []
     for dx, dy, rot, zoom, tilt in walk * np.array([0.04 * w, 0.04 * h, 4.0, 0.05, 0.08]):

@@ -76,7 +76,7 @@ def remux(data: bytes, fmt: str, pts_scale: float = 1.0, codec: str | None = Non
     """The clip's packets in another container (or re-encoded for formats that need another codec), with
     timestamps scaled by ``pts_scale``."""
     out = io.BytesIO()
-    with av.open(io.BytesIO(data)) as src, av.open(out, "w", format=fmt) as dst:
+    with av.open(io.BytesIO(data), "r") as src, av.open(out, "w", format=fmt) as dst:
         s_in = src.streams.video[0]
         if codec is None:
             s_out = dst.add_stream_from_template(s_in)

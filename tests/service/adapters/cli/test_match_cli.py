@@ -64,8 +64,9 @@ def test_match_failures_exit_non_zero_with_a_message_not_a_traceback(
 ) -> None:
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200, 3), 90, np.uint8))
-    a = cv2.imread(str(faces_dir / POWELL))
-    b = cv2.resize(cv2.imread(str(faces_dir / ZHU)), (a.shape[1], a.shape[0]))
+    a, zhu = cv2.imread(str(faces_dir / POWELL)), cv2.imread(str(faces_dir / ZHU))
+    assert a is not None and zhu is not None
+    b = cv2.resize(zhu, (a.shape[1], a.shape[0]))
     two = tmp_path / "two.jpg"
     cv2.imwrite(str(two), np.hstack([a, b]))
     text = tmp_path / "notes.jpg"

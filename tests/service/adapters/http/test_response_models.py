@@ -52,6 +52,7 @@ def test_json_routes_return_their_declared_response_model(name: str) -> None:
     routes = json_routes(ROUTERS[name])
     assert routes  # each router answers JSON somewhere
     for route, returned in routes:
+        assert route.methods is not None
         where = f"{sorted(route.methods)} {route.path}"
         assert route.response_model is not None, f"{where}: no response_model"
         assert returned == _members(route.response_model), (

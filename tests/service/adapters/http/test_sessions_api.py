@@ -129,7 +129,8 @@ def test_daily_failures_offer_staff_review(client: TestClient, ctx: ServiceConte
     staff = client.post("/api/v1/sessions", json={"external_id": ext, "channel": "staff"}, headers=ADMIN)
     assert staff.status_code == 201
     with ctx.db() as db:
-        assert db.scalar(select(func.count()).select_from(CertSession)) >= 4
+        count = db.scalar(select(func.count()).select_from(CertSession))
+        assert count is not None and count >= 4
 
 
 def test_retention_purges_media_after_the_final_decision(

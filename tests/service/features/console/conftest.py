@@ -24,7 +24,7 @@ from pipelines.decision.runner import Certifier
 from pipelines.id_card.synthetic import CardFields
 from service.certification import processing
 from service.certification.context import ServiceContext
-from service.certification.models import Channel
+from service.certification.models import Channel, UploadKind
 from service.certification.sessions import create_session, upload
 from service.features.console.auth import Role, hash_password
 from service.features.console.models import StaffUser
@@ -129,8 +129,8 @@ def make_case(
         )
         new = create_session(db, ctx, b, channel, consent=False, actor="test")
         s = new.session
-        upload(db, ctx, s, "id_card", sample.card, "image/jpeg", uuid.uuid4().hex)
-        upload(db, ctx, s, "video", video or sample.video, "video/webm", uuid.uuid4().hex, nonce=s.nonce)
+        upload(db, ctx, s, UploadKind.ID_CARD, sample.card, "image/jpeg", uuid.uuid4().hex)
+        upload(db, ctx, s, UploadKind.VIDEO, video or sample.video, "video/webm", uuid.uuid4().hex, nonce=s.nonce)
         sid, bid = s.id, b.id
     worker = "console-test"
     assert processing.claim(ctx, sid, worker) == sid

@@ -63,7 +63,8 @@ def test_login_form_needs_its_csrf_token(app_client: TestClient, staff_users: di
 def attempt(client: TestClient, username: str, password: str) -> Response:
     page = client.get("/console/login")
     data = {"username": username, "password": password, "csrf": csrf_of(page.text)}
-    return client.post("/console/login", data=data, follow_redirects=False)
+    r: Response = client.post("/console/login", data=data, follow_redirects=False)
+    return r
 
 
 def shown(r: Response) -> tuple[int, str, bool]:

@@ -45,7 +45,7 @@ def test_dashboard_and_beneficiary_page_follow_the_cycle_state(
     assert (row["certified"], row["overdue"], row["undated"], row["total"]) == ("1", "1", "1", "3")
 
     def cycle_label(bid: int | None) -> str:
-        page = app_client.get(f"/console/beneficiaries/{bid}").text
+        page: str = app_client.get(f"/console/beneficiaries/{bid}").text
         return page.split('id="cycle">', 1)[1].split("<", 1)[0]
 
     assert cycle_label(ids["WH-NEW"]) == "已认证"

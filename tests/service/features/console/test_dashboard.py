@@ -28,24 +28,30 @@ def test_counts_by_region_backlog_and_exports(
 ) -> None:
     today = dt.date.today()
     with ctx.db() as db:
-        kw = {"birth": dt.date(1948, 5, 1)}
+        birth = dt.date(1948, 5, 1)
         for days in (200, 300):  # certified
             factories.beneficiary(
                 db,
                 ctx.keyring,
-                id_number=factories.id_number("370102", **kw),
+                id_number=factories.id_number("370102", birth=birth),
                 valid_until=today + dt.timedelta(days=days),
             )
         factories.beneficiary(
-            db, ctx.keyring, id_number=factories.id_number("370102", **kw), valid_until=today + dt.timedelta(days=5)
+            db,
+            ctx.keyring,
+            id_number=factories.id_number("370102", birth=birth),
+            valid_until=today + dt.timedelta(days=5),
         )
         factories.beneficiary(
-            db, ctx.keyring, id_number=factories.id_number("370203", **kw), valid_until=today - dt.timedelta(days=5)
+            db,
+            ctx.keyring,
+            id_number=factories.id_number("370203", birth=birth),
+            valid_until=today - dt.timedelta(days=5),
         )
-        factories.beneficiary(db, ctx.keyring, id_number=factories.id_number("370203", **kw), status="deceased")
+        factories.beneficiary(db, ctx.keyring, id_number=factories.id_number("370203", birth=birth), status="deceased")
         # A relative's verification (proxy certification) adds no beneficiary: never counted.
         op = operators.login(db, ctx, "wechat", "openid-relative", "test").operator
-        open_verification(db, ctx, op, factories.id_number("370102", **kw), "李建国", consent=False)
+        open_verification(db, ctx, op, factories.id_number("370102", birth=birth), "李建国", consent=False)
     make_case(ctx, strict_certifier, sample)  # one real borderline case waits (region 6101, suspended)
 
     login(app_client, "rev1")

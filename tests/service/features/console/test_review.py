@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import select
 
 from pipelines.decision.runner import Certifier
@@ -33,11 +34,14 @@ def proxy_case(ctx: ServiceContext, strict_certifier: Certifier, sample: Sample)
 
 
 def claim(client: TestClient, sid: str, csrf: str) -> int:
-    return client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf}).status_code
+    r: Response = client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf})
+    return r.status_code
 
 
 def decide(client: TestClient, sid: str, csrf: str, decision: str, reason: str = "人像一致，活体动作完整") -> str:
-    r = client.post(f"/console/cases/{sid}/decide", data={"csrf": csrf, "decision": decision, "reason": reason})
+    r: Response = client.post(
+        f"/console/cases/{sid}/decide", data={"csrf": csrf, "decision": decision, "reason": reason}
+    )
     return r.text
 
 

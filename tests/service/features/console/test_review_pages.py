@@ -23,7 +23,7 @@ from pipelines.reasons import STAFF_LABELS_ZH, ReasonCode
 from proxy_auth import OperatorCheck, ProxyContext, ProxyPolicy, apply_proxy_policy
 from service.certification import processing, regions
 from service.certification.context import ServiceContext
-from service.certification.models import Beneficiary, BenefitType, CertSession, Channel, SessionState
+from service.certification.models import Beneficiary, BenefitType, CertSession, Channel, SessionState, UploadKind
 from service.certification.sessions import create_session, upload
 from service.features.console.case_view import review_reasons, score_rows
 from service.features.console.labels import roster_problem_zh
@@ -47,8 +47,8 @@ def _upload(ctx: ServiceContext, sid: str, card: bytes, video: bytes) -> None:
     with ctx.db() as db:
         s = db.get(CertSession, sid)
         assert s is not None
-        upload(db, ctx, s, "id_card", card, "image/jpeg", uuid.uuid4().hex)
-        upload(db, ctx, s, "video", video, "video/mp4", uuid.uuid4().hex, nonce=s.nonce)
+        upload(db, ctx, s, UploadKind.ID_CARD, card, "image/jpeg", uuid.uuid4().hex)
+        upload(db, ctx, s, UploadKind.VIDEO, video, "video/mp4", uuid.uuid4().hex, nonce=s.nonce)
 
 
 def make_proxy_case(ctx: ServiceContext, certifier: Certifier, sample: Sample, data_dir: Path) -> tuple[str, str]:

@@ -9,7 +9,8 @@ import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from openpyxl import Workbook
+from httpx import Response
+from openpyxl import Workbook  # type: ignore[import-untyped]  # no stubs (as in service/certification/roster.py)
 from sqlalchemy import select
 
 from service.certification.context import ServiceContext
@@ -23,7 +24,7 @@ from tests.service.test_roster import HEADER, card_rows, to_csv
 
 
 def import_file(client: TestClient, csrf: str, name: str, data: bytes) -> str:
-    r = client.post(
+    r: Response = client.post(
         "/console/roster/import", data={"csrf": csrf}, files={"file": (name, data, "application/octet-stream")}
     )
     return r.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import cast
 
 import pytest
 from sqlalchemy import func, select
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from pipelines.decision.result import Outcome
 from pipelines.reasons import ReasonCode
 from service.certification.context import ServiceContext
+from service.certification.contract import Certifier
 from service.certification.errors import ServiceError
 from service.certification.fingerprints import SessionFingerprints
 from service.certification.models import (
@@ -66,7 +68,7 @@ def opened(ctx: ServiceContext, number: str, op_id: str | None = None) -> tuple[
 
 def decided(ctx: ServiceContext, sid: str, certifier: FixedCertifier) -> CertSession:
     assert claim(ctx, sid, "w1") == sid
-    assert process(ctx, certifier, sid, "w1")
+    assert process(ctx, cast(Certifier, certifier), sid, "w1")
     with ctx.db() as db:
         s = db.get(CertSession, sid)
         assert s is not None and s.state == SessionState.DECIDED

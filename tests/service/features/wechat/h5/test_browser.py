@@ -39,7 +39,7 @@ from sqlalchemy import select
 from pipelines.id_card.synthetic import CardFields
 from pipelines.reasons import ReasonCode
 from service.certification import sessions
-from service.certification.models import CertSession, Channel, SessionState, utcnow
+from service.certification.models import CertSession, Channel, SessionState, UploadKind, utcnow
 from service.features.proxy.models import ProxyBinding, ProxyOperator
 from service.features.wechat.h5.cardcheck import RETAKE
 from service.features.wechat.models import WeChatSessionLink
@@ -291,7 +291,7 @@ def failed_session(site: Site, openid: str, fields: CardFields, card: bytes | No
             s = sessions.create_session(db, site.ctx, b, Channel.SELF, False, "test").session
             if card is not None:
                 ctype = "image/png" if card.startswith(b"\x89PNG") else "image/jpeg"
-                sessions.upload(db, site.ctx, s, "id_card", card, ctype, "card-" + s.id)
+                sessions.upload(db, site.ctx, s, UploadKind.ID_CARD, card, ctype, "card-" + s.id)
             s.state, s.decision, s.decided_at = SessionState.DECIDED, "reject", utcnow()
             s.reasons = [ReasonCode.CHALLENGE_MISSING_ACTION.value]
             db.add(WeChatSessionLink(session_id=s.id, openid=openid))

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from pipelines.reasons import ReasonCode
 from service.certification import sessions
-from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
+from service.certification.models import Beneficiary, CertSession, Channel, SessionState, UploadKind, utcnow
 from service.features.console.models import AssistRequest
 from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxySession, ProxySessionKind
@@ -84,7 +84,7 @@ def failed_proxy_sessions(
             s = sessions.create_session(db, site.ctx, elder, Channel.PROXY, False, f"operator:{operator_id}").session
             if card is not None:
                 ctype = "image/png" if card.startswith(b"\x89PNG") else "image/jpeg"
-                sessions.upload(db, site.ctx, s, "id_card", card, ctype, "card-" + s.id)
+                sessions.upload(db, site.ctx, s, UploadKind.ID_CARD, card, ctype, "card-" + s.id)
             s.state, s.decision, s.decided_at = SessionState.DECIDED, "reject", utcnow()
             s.reasons = [ReasonCode.CHALLENGE_MISSING_ACTION.value]
             kind = ProxySessionKind.CERTIFICATION

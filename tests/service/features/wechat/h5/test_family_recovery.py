@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from service.certification import sessions
-from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
+from service.certification.models import Beneficiary, CertSession, Channel, SessionState, UploadKind, utcnow
 from service.features.console.models import AssistRequest
 from service.features.proxy import operators
 from service.features.proxy import sessions as proxy_sessions
@@ -91,7 +91,7 @@ def family_session(
             db.add(
                 ProxySession(session_id=s.id, kind=kind.value, operator_id=fam.operator_id, binding_id=fam.binding_id)
             )
-        sessions.upload(db, app.ctx, s, "id_card", jpeg(), "image/jpeg", "card-" + s.id)
+        sessions.upload(db, app.ctx, s, UploadKind.ID_CARD, jpeg(), "image/jpeg", "card-" + s.id)
         s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "reject", list(reasons), utcnow()
         db.add(WeChatSessionLink(session_id=s.id, openid=openid))
         db.commit()

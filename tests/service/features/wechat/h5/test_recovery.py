@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from service.certification import sessions
-from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
+from service.certification.models import Beneficiary, CertSession, Channel, SessionState, UploadKind, utcnow
 from service.features.wechat.models import WeChatSessionLink
 from tests.service.features.wechat.h5.conftest import OPENID, PHONE, App
 
@@ -39,7 +39,7 @@ def finished(
         assert b is not None
         s = sessions.create_session(db, app.ctx, b, channel, False, "test").session
         if card:
-            sessions.upload(db, app.ctx, s, "id_card", jpeg(), "image/jpeg", "card-" + s.id)
+            sessions.upload(db, app.ctx, s, UploadKind.ID_CARD, jpeg(), "image/jpeg", "card-" + s.id)
         s.state, s.decision, s.reasons = state, decision, list(reasons)
         s.decided_at = utcnow() if decision else None
         for k, v in fields.items():
