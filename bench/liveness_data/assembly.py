@@ -15,7 +15,9 @@ from bench.liveness_data.snapshots import IntegrityError, sha256_hex
 
 # Bump a source's entry when its assembly (timeline, scaling, encoder settings) changes: its cached videos are
 # then rebuilt, the others kept.
-ASSEMBLY_VERSION = {"replay_attack": "1", "nuaa": "2", "grid": "1"}
+ASSEMBLY_VERSION = {"replay_attack": "1", "nuaa": "2", "grid": "1", "elderly_talk": "1"}
+# Sources whose presentation is one clip (re-encoded as it is), not a sequence of frames.
+CLIP_SOURCES = ("grid", "elderly_talk")
 CRF = "20"
 PRESET = "superfast"
 
@@ -82,9 +84,9 @@ def encode_mp4(path: Path, frames: Iterable[np.ndarray], fps: int) -> int:
 
 def assemble(source: str, tokens: Sequence[str], blobs: Sequence[bytes], out: Path) -> tuple[int, int]:
     """Build the video of one presentation; returns (frames written, fps)."""
-    if source == "grid":
+    if source in CLIP_SOURCES:
         if len(blobs) != 1:
-            raise ValueError("a GRID presentation is exactly one clip")
+            raise ValueError(f"a {source} presentation is exactly one clip")
         src, rate = decode_video(blobs[0])
         fps = round(rate)
         return encode_mp4(out, (_prepare(f) for f in src), fps), fps

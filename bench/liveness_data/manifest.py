@@ -39,7 +39,7 @@ class Presentation:
     """One manifest row: a presentation assembled from ``files()`` of ``repo@commit``."""
 
     id: str
-    source: str  # replay_attack | nuaa | grid
+    source: str  # replay_attack | nuaa | grid | elderly_talk
     repo: str
     commit: str
     label: str  # real | spoof

@@ -224,6 +224,57 @@ def grid_rows(snap: GitSnapshot, commit: str) -> list[Presentation]:
     return rows
 
 
+# Older people talking to a camera (the only ones found with their video in a repository): they blink, speak
+# and drift, but perform no requested action. Each is pinned at the commit that holds it (the MimicTalk clip is
+# gone from that repository's head). (repo, commit, path, id, subject, note)
+ELDERLY_CLIPS = (
+    (
+        "OpenTalker/video-retalking",
+        "6f584bd6e761fc20331c886b6afc8180fd9ee547",
+        "examples/face/5.mp4",
+        "video_retalking_face5",
+        "elderly_talk:woman_60s",
+        "woman, about 60, glasses, talking in front of an office window; repo Apache-2.0, the clip has no note",
+    ),
+    (
+        "yerfor/MimicTalk",
+        "44bde25e93ec89d31b6517fe94e7a356d8694fa8",
+        "data/raw/examples/Trump_10s.mp4",
+        "mimictalk_trump_10s",
+        "elderly_talk:man_70s",
+        "man, about 72, address from the Oval Office (US federal work); repo MIT",
+    ),
+)
+
+
+def elderly_rows(mirror_root: Path) -> list[Presentation]:
+    rows: list[Presentation] = []
+    for repo, commit, path, clip_id, subject, note in ELDERLY_CLIPS:
+        with GitSnapshot(snapshot_dir(mirror_root, repo)) as snap:
+            d, name = path.rsplit("/", 1)
+            rows.append(
+                Presentation(
+                    id=clip_id,
+                    source="elderly_talk",
+                    repo=repo,
+                    commit=commit,
+                    label="real",
+                    attack_type="none",
+                    medium="live",
+                    support="none",
+                    light="unknown",
+                    subject=subject,
+                    split="none",
+                    dir=d,
+                    pattern="{}",
+                    frames=name,
+                    sha256=_pin(snap, commit, [path]),
+                    note=note,
+                )
+            )
+    return rows
+
+
 def build_manifest(mirror_root: Path, out: Path = MANIFEST) -> list[Presentation]:
     rows: list[Presentation] = []
     for repo, builder in ((REPLAY_ATTACK, replay_attack_rows), (NUAA, nuaa_rows), (GRID, grid_rows)):
@@ -232,5 +283,6 @@ def build_manifest(mirror_root: Path, out: Path = MANIFEST) -> list[Presentation
             got = builder(snap, commit)
             log.info("%s@%s: %d presentations", repo, commit[:12], len(got))
             rows.extend(got)
+    rows.extend(elderly_rows(mirror_root))
     write_manifest(out, rows)
     return rows
