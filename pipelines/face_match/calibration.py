@@ -9,6 +9,7 @@ population we measured, and ``threshold_population`` names the one that set it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,17 @@ from pipelines.face_match.result import Thresholds
 from pipelines.reasons import ReasonCode
 
 DEFAULT_CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
+# A deployment's own calibration file (the shipped one plus the population of its enrolled pensioners, written
+# by `pension-cert calibrate-faces --from-enrolled`); read instead of the shipped file when set.
+ENV_CALIBRATION = "PENSION_CERT_FACE_CALIBRATION"
+
+
+def calibration_path() -> Path:
+    """The calibration file the face-match stage reads: PENSION_CERT_FACE_CALIBRATION, else the shipped one."""
+    env = os.environ.get(ENV_CALIBRATION)
+    return Path(env) if env else DEFAULT_CALIBRATION_PATH
+
+
 FAR_KEYS = ("1e-2", "1e-3", "1e-4")
 # The population of the first calibration (LFW news photos, mostly non-Asian, mostly middle-aged).
 LFW = "lfw"
@@ -34,8 +46,8 @@ class Calibration:
     path: str
 
     @classmethod
-    def load(cls, path: Path | str = DEFAULT_CALIBRATION_PATH) -> Calibration:
-        p = Path(path)
+    def load(cls, path: Path | str | None = None) -> Calibration:
+        p = calibration_path() if path is None else Path(path)
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:

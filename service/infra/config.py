@@ -160,6 +160,10 @@ class CertificationSettings(BaseSettings):
     # person's similarity minus this margin sends the session to review. None: the policy's measured default.
     face_relative_margin: float | None = None
     model_pack: str | None = None
+    # The face-match calibration file (empty: the shipped one). A deployment points it at its own copy extended
+    # with its enrolled pensioners (`pension-cert calibrate-faces --from-enrolled`); the stage reads the same
+    # variable (pipelines.face_match.calibration), as the models layer reads PENSION_CERT_MODEL_PACK.
+    face_calibration: str = ""
 
 
 class WeChatSettings(BaseSettings):

@@ -1,10 +1,13 @@
 """`pension-cert calibrate-faces`: face-match thresholds at FAR 1e-2/1e-3/1e-4 → calibration file.
 
-Two sources, either or both in one run:
+Three sources, any of them in one run:
 - ``--pairs/--root`` (LFW-style labelled pairs): the recognizer's LFW thresholds;
 - ``--population-data`` (the face cache of ``scripts/fetch_face_data.sh``): thresholds measured on East-Asian
   adults and East-Asian faces aged 50+, with held-out figures. The deployed threshold at each FAR is the
-  strictest over the populations; the file records which population set it.
+  strictest over the populations; the file records which population set it;
+- ``--from-enrolled`` (a deployment): its own enrolled pensioners' templates (with consent) in the service
+  database, as the population ``deployment_enrolled`` of its own copy of the file
+  (``PENSION_CERT_FACE_CALIBRATION``), with the pairs of different people that reach the accept band.
 """
 
 # lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
@@ -30,6 +33,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=Path,
         help="face cache of scripts/fetch_face_data.sh (~/.cache/pension-cert/faces): East-Asian populations",
     )
+    p.add_argument(
+        "--from-enrolled",
+        action="store_true",
+        help="the service database's enrolled templates (with consent): this deployment's own population",
+    )
     p.add_argument("--pack", help="model pack")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="calibrate without flip test-time augmentation")
     p.add_argument("--out", type=Path, help="calibration file to update (default: the one the face-match stage reads)")
@@ -41,8 +49,8 @@ def _run(args: argparse.Namespace) -> int:
     # Usage errors on stderr with the input exit code, as every command (not a JSON line on stdout).
     if (args.pairs is None) != (args.root is None):
         raise CliError("--pairs and --root go together")
-    if args.pairs is None and args.population_data is None:
-        raise CliError("give --pairs/--root, --population-data, or both")
+    if args.pairs is None and args.population_data is None and not args.from_enrolled:
+        raise CliError("give --pairs/--root, --population-data, --from-enrolled, or several")
     try:
         return _calibrate(args)
     except ValueError as exc:  # too few impostors for a tail fit, no LFW entry to add populations to, ...
@@ -52,9 +60,9 @@ def _run(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     # Lazy: numpy, OpenCV and onnxruntime load only when a calibration runs.
     from pipelines.face_match.calibrate import calibrate, write_entry, write_populations
-    from pipelines.face_match.calibration import DEFAULT_CALIBRATION_PATH
+    from pipelines.face_match.calibration import calibration_path
 
-    out_path = args.out or DEFAULT_CALIBRATION_PATH
+    out_path = args.out or calibration_path()
     matcher = build_matcher(args.pack, args.flip)
     out: dict[str, Any] = {}
     if args.pairs is not None:
@@ -71,5 +79,52 @@ def _calibrate(args: argparse.Namespace) -> int:
         if not args.dry_run:
             key = matcher.thresholds.recognizer
             out["calibration_version"] = write_populations(key, populations, out_path)
+    if args.from_enrolled:
+        from pipelines.face_match.population.enrolled import POPULATION
+
+        entry = _enrolled_population(matcher)
+        out["populations"] = {**out.get("populations", {}), POPULATION: entry}
+        if not args.dry_run:
+            out["calibration_version"] = write_populations(matcher.thresholds.recognizer, {POPULATION: entry}, out_path)
     emit(out)
     return 0
+
+
+def _enrolled_population(matcher: Any) -> dict[str, Any]:
+    """The deployment's enrolled templates (consent given, enrolled by this recognizer), read once and audited."""
+    import numpy as np
+    from sqlalchemy import select
+
+    import service.schema
+    from pipelines.face_match.population.enrolled import EnrolledFaces, calibrate_enrolled
+    from service.adapters.cli.common import load_settings
+    from service.certification.audit import audit
+    from service.certification.context import ServiceContext
+    from service.certification.models import Beneficiary
+    from service.certification.templates import load_template
+
+    ctx = ServiceContext(load_settings(), schema=service.schema.metadata)
+    version = str(matcher.recognizer.version)
+    with ctx.db() as db:
+        rows = db.scalars(
+            select(Beneficiary)
+            .where(Beneficiary.template.is_not(None), Beneficiary.template_consent.is_(True))
+            .where(Beneficiary.template_model == version)
+            .order_by(Beneficiary.id)
+        ).all()
+        enrolled = [(b, t) for b, t in ((b, load_template(ctx, b)) for b in rows) if t is not None]
+        audit(db, "cli:calibrate-faces", "templates.read", "beneficiaries", {"people": len(enrolled), "model": version})
+    if len(enrolled) < 2:
+        raise CliError(f"{len(enrolled)} enrolled templates of {version} (with consent): no pair to measure")
+    faces = EnrolledFaces(
+        np.stack([t.embedding for _, t in enrolled]),
+        [b.external_id for b, _ in enrolled],
+        [b.household for b, _ in enrolled],
+    )
+    entry = calibrate_enrolled(faces, matcher.thresholds.accept)
+    if not entry["thresholds"]:
+        raise CliError(
+            f"{len(enrolled)} enrolled people are too few to measure any FAR (about 100 are needed for FAR 1e-2): "
+            + "; ".join(f"{k}: {v}" for k, v in entry["not_measured"].items())
+        )
+    return entry

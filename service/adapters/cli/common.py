@@ -185,6 +185,10 @@ def settings_problems() -> tuple[Any, list[str]]:
         settings.media_key_bytes  # noqa: B018 - decodes and checks the length
     except ValueError:  # binascii.Error (not base64) or the wrong length
         problems.append(_setting_line("PENSION_CERT_MEDIA_KEY", "not base64 of exactly 32 bytes"))
+    calibration = settings.certification.face_calibration
+    problem = _calibration_problem(Path(calibration)) if calibration else ""
+    if problem:
+        problems.append(_setting_line("PENSION_CERT_FACE_CALIBRATION", problem))
     if settings.env != "development":
         for variable in settings.dev_default_secrets():
             problems.append(_setting_line(variable, f"the public development default is refused in {settings.env}"))
@@ -195,6 +199,19 @@ def settings_problems() -> tuple[Any, list[str]]:
             if variable not in named:  # one line per variable: a default key is also a short one
                 problems.append(_setting_line(variable, problem))
     return settings, problems
+
+
+def _calibration_problem(path: Path) -> str:
+    """Why the face-match calibration file cannot be used ('' when it can)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"{path} does not exist (copy pipelines/face_match/calibration.json there, or unset it)"
+    except (OSError, ValueError) as exc:
+        return f"{path} is not a readable JSON file ({type(exc).__name__})"
+    if not isinstance(data, dict) or not isinstance(data.get("recognizers"), dict):
+        return f"{path} is not a face-match calibration file (no recognizers)"
+    return ""
 
 
 def load_settings() -> Any:

@@ -1,0 +1,121 @@
+"""Thresholds measured on a deployment's own enrolled pensioners: the population the stated FAR is about.
+
+The shipped thresholds were measured on the public faces we could gather (docs/face_data.md). A deployment holds
+the faces of the very people who certify: every two enrolled pensioners of different households are an
+impostor pair of the right population (age, ethnicity, cameras). ``calibrate_enrolled`` measures thresholds on
+them the way :mod:`pipelines.face_match.population.calibrate` does on ours: people split in two by a stable
+hash of their id, thresholds from one half (observed, or from a fitted tail where the pairs are too few, or
+left out where even that is impossible), accept rates measured on the other half. Written as one more
+population, it can only make a deployed threshold stricter (the strictest over the populations is deployed).
+
+Relatives (same household) are scored apart, never as impostors, and pairs of different people that reach the
+accept band are listed: a face enrolled under two accounts is a case for staff, not a statistic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipelines.face_match.population.calibrate import FARS
+from pipelines.face_match.population.pairs import Scores
+from pipelines.face_match.population.thresholds import rate_at, threshold_at
+
+POPULATION = "deployment_enrolled"
+# Pairs grow with the square of the people: above this many per half, a seeded sample of people is taken
+# (4,000 people give 8 million pairs, 32 MB of scores).
+MAX_PEOPLE_PER_HALF = 4000
+MAX_LISTED = 50
+
+
+@dataclass(frozen=True)
+class EnrolledFaces:
+    """One unit-length template per enrolled person, the person's id and household (None: not known)."""
+
+    templates: np.ndarray
+    people: Sequence[str]
+    households: Sequence[str | None]
+
+    def __post_init__(self) -> None:
+        if not len(self.templates) == len(self.people) == len(self.households):
+            raise ValueError("one template, one person id and one household per row")
+
+
+def halves(people: Sequence[str]) -> np.ndarray:
+    """True for the people of the evaluation half: a stable hash of the id, so a rerun splits them the same way."""
+    return np.asarray([hashlib.sha256(p.encode()).digest()[0] % 2 == 1 for p in people], dtype=bool)
+
+
+def impostor_pairs(faces: EnrolledFaces, rows: np.ndarray) -> Scores:
+    """Every pair of the given rows' people that are not of one household (unit ids: row numbers)."""
+    if len(rows) < 2:
+        return Scores(np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    emb = faces.templates[rows]
+    a, b = np.triu_indices(len(rows), k=1)
+    house = np.asarray([h or f"\0{i}" for i, h in enumerate(faces.households)], dtype=object)[rows]
+    keep = house[a] != house[b]
+    a, b = a[keep], b[keep]
+    values = np.einsum("ij,ij->i", emb[a], emb[b]).astype(np.float32)
+    return Scores(values, rows[a], rows[b])
+
+
+def calibrate_enrolled(
+    faces: EnrolledFaces, accept_threshold: float, today: dt.date | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """The deployment's population entry for ``write_populations``, with held-out rates and look-alike pairs at
+    or above ``accept_threshold`` (the threshold deployed now)."""
+    held = halves(faces.people)
+    cal_rows, ev_rows = _sample(np.flatnonzero(~held), seed), _sample(np.flatnonzero(held), seed + 1)
+    calib, evaluation = impostor_pairs(faces, cal_rows), impostor_pairs(faces, ev_rows)
+    thresholds, skipped = {}, {}
+    for key, far in FARS.items():
+        try:
+            thresholds[key] = threshold_at(calib.values, far)
+        except ValueError as exc:  # too few pairs even for a tail fit: that FAR is not measured here
+            skipped[key] = str(exc)
+    return {
+        "description": "the deployment's own enrolled pensioners (templates with consent), different households",
+        "thresholds": {k: round(t.threshold, 6) for k, t in thresholds.items()},
+        "method": {k: t.method for k, t in thresholds.items()},
+        "far_observed_or_extrapolated": {
+            k: "observed" if t.method == "empirical" else "extrapolated (tail fit)" for k, t in thresholds.items()
+        },
+        "not_measured": skipped,
+        "calibration_half": {"people": len(cal_rows), "impostor_pairs": len(calib)},
+        "evaluation_half": {
+            "people": len(ev_rows),
+            "impostor_pairs": len(evaluation),
+            "impostor_accept": {k: rate_at(evaluation, t.threshold).to_dict() for k, t in thresholds.items()},
+        },
+        "people_enrolled": len(faces.people),
+        "look_alikes_at_accept": look_alikes(faces, accept_threshold),
+        "split": "people hashed in two halves (pipelines.face_match.population.enrolled.halves)",
+        "calibrated_on": (today or dt.date.today()).isoformat(),
+    }
+
+
+def look_alikes(faces: EnrolledFaces, threshold: float, block: int = 512) -> dict[str, Any]:
+    """Pairs of different enrolled people (any household) scoring at or above ``threshold``: the same face under
+    two accounts, twins, or a true look-alike. Ids only (no names, no numbers), highest first. Every pair is
+    scored, a block of rows at a time (memory: block × people scores)."""
+    t = faces.templates
+    found: list[tuple[float, int, int]] = []
+    for start in range(0, len(t), block):
+        sims = t[start : start + block] @ t.T
+        rows, cols = np.nonzero(sims >= threshold)
+        upper = cols > rows + start  # each pair once, never a person with themself
+        found += [(float(sims[r, c]), r + start, c) for r, c in zip(rows[upper], cols[upper], strict=True)]
+    found.sort(reverse=True)
+    pairs = [{"a": faces.people[i], "b": faces.people[j], "similarity": round(s, 4)} for s, i, j in found[:MAX_LISTED]]
+    return {"threshold": round(threshold, 6), "count": len(found), "pairs": pairs}
+
+
+def _sample(rows: np.ndarray, seed: int) -> np.ndarray:
+    if len(rows) <= MAX_PEOPLE_PER_HALF:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, MAX_PEOPLE_PER_HALF, replace=False))

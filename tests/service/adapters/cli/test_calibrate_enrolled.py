@@ -1,0 +1,130 @@
+"""`pension-cert calibrate-faces --from-enrolled`: a deployment measures its thresholds on its own enrolled
+pensioners (real face templates of distinct people from shared data), in its own copy of the calibration file,
+and learns which accounts carry the same face. Run as users run it: a subprocess on a real database."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+import service.schema
+from models.packs import load_pack
+from pipelines.face_match import FaceMatcher
+from pipelines.face_match.calibration import DEFAULT_CALIBRATION_PATH, Calibration
+from pipelines.face_match.pooling import pooled_template
+from pipelines.face_match.population.enrolled import POPULATION
+from pipelines.media import load_image
+from service.certification.context import ServiceContext
+from service.certification.models import AuditEntry
+from service.infra.config import Settings, as_environment
+from tests.service import factories
+from tests.service.adapters.cli.conftest import CliRunner, json_lines
+from tests.service.conftest import make_settings
+
+PEOPLE = 120
+KEY = "mobilefacenet_foamliu@b7120c095d60+flip"
+
+
+@pytest.fixture(scope="module")
+def enrolled_faces(faces_dir: Path) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """(identity, template of a first image, template of a second image when there is one) for PEOPLE people."""
+    with (faces_dir / "faces.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    by_person: dict[str, list[str]] = {}
+    for r in rows:
+        by_person.setdefault(r["identity"], []).append(r["path"])
+    matcher = FaceMatcher(load_pack("default"))
+    out: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+    for person, paths in sorted(by_person.items()):
+        obs = [matcher.observe(load_image(faces_dir / p)) for p in paths[:2]]
+        first = pooled_template(obs[:1])
+        assert first is not None
+        out.append((person, first, pooled_template(obs[1:]) if len(obs) > 1 else None))
+        if len(out) == PEOPLE:
+            return out
+    raise AssertionError("shared data has fewer people than the test needs")
+
+
+def deployment(tmp_path: Path, faces: list[tuple[str, np.ndarray, np.ndarray | None]]) -> Settings:
+    """A deployment's database with each person enrolled, one of them twice (a second account, another photo),
+    and two people of one household; its own copy of the calibration file."""
+    calibration = tmp_path / "face_calibration.json"
+    shutil.copy(DEFAULT_CALIBRATION_PATH, calibration)
+    settings = make_settings(
+        tmp_path, database_url=f"sqlite:///{tmp_path / 'service.db'}", face_calibration=str(calibration)
+    )
+    ctx = ServiceContext(settings, schema=service.schema.metadata)
+    version = KEY.removesuffix("+flip")
+    with ctx.db() as db:
+        for i, (_, template, _) in enumerate(faces):
+            b = factories.beneficiary(db, ctx.keyring, external_id=f"E{i:04d}", household="H1" if i < 2 else None)
+            factories.enrol_template(ctx.keyring, b, template, version)
+        twin = next(second for _, _, second in faces if second is not None)
+        b = factories.beneficiary(db, ctx.keyring, external_id="E-SECOND-ACCOUNT")
+        factories.enrol_template(ctx.keyring, b, twin, version)
+        refused = factories.beneficiary(db, ctx.keyring, external_id="E-NO-CONSENT")
+        factories.enrol_template(ctx.keyring, refused, faces[0][1], version)
+        refused.template_consent = False
+    return settings
+
+
+def run(cli: CliRunner, settings: Settings, *args: str) -> Any:
+    return cli("calibrate-faces", "--from-enrolled", *args, env=as_environment(settings))
+
+
+def test_a_deployment_measures_its_own_population_and_finds_a_face_under_two_accounts(
+    cli: CliRunner, tmp_path: Path, enrolled_faces: list[tuple[str, np.ndarray, np.ndarray | None]]
+) -> None:
+    settings = deployment(tmp_path, enrolled_faces)
+    shipped = Calibration.load(DEFAULT_CALIBRATION_PATH).recognizers[KEY]
+    done = run(cli, settings)
+    assert done.returncode == 0, done.stderr
+    (out,) = json_lines(done.stdout)
+    entry = out["populations"][POPULATION]
+    # 121 consenting people (the refusal is not read); each half gives well over 1,000 pairs: FAR 1e-2 observed.
+    assert entry["people_enrolled"] == PEOPLE + 1
+    assert entry["method"]["1e-2"] == "empirical" and "1e-4" in entry["not_measured"]
+    ev = entry["evaluation_half"]
+    assert ev["impostor_pairs"] > 1000 and 0 <= ev["impostor_accept"]["1e-2"]["rate"] <= 0.03
+    # Relatives (one household) are never counted as impostors.
+    cal, n = entry["calibration_half"], entry["calibration_half"]["people"]
+    assert cal["impostor_pairs"] <= n * (n - 1) // 2
+    # The second account of the same face reaches the accept band and is named (ids only).
+    look = entry["look_alikes_at_accept"]
+    assert look["threshold"] == pytest.approx(shipped["thresholds"]["1e-4"], abs=1e-6)
+    assert any("E-SECOND-ACCOUNT" in (p["a"], p["b"]) for p in look["pairs"]), look
+    # Written to the deployment's copy, which the stage now reads: only ever stricter than what was shipped.
+    written = Calibration.load(settings.certification.face_calibration).recognizers[KEY]
+    assert written["populations"][POPULATION]["thresholds"] == entry["thresholds"]
+    for far, t in shipped["thresholds"].items():
+        assert written["thresholds"][far] >= t
+    assert json.loads(DEFAULT_CALIBRATION_PATH.read_text(encoding="utf-8"))["recognizers"][KEY] == shipped
+    ctx = ServiceContext(settings, schema=service.schema.metadata)
+    with ctx.db() as db:
+        (read,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "templates.read")).all()
+        assert read.detail == {"people": PEOPLE + 1, "model": KEY.removesuffix("+flip")}
+
+
+def test_too_few_enrolled_people_is_said_not_written(
+    cli: CliRunner, tmp_path: Path, enrolled_faces: list[tuple[str, np.ndarray, np.ndarray | None]]
+) -> None:
+    settings = deployment(tmp_path, enrolled_faces[:20])
+    before = Path(settings.certification.face_calibration).read_bytes()
+    done = run(cli, settings)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "too few to measure any FAR" in done.stderr and "Traceback" not in done.stderr
+    assert Path(settings.certification.face_calibration).read_bytes() == before
+
+
+def test_a_missing_calibration_file_is_a_settings_problem(cli: CliRunner, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, face_calibration=str(tmp_path / "nowhere.json"))
+    done = cli("calibrate-faces", "--from-enrolled", env=as_environment(settings))
+    assert done.returncode != 0
+    assert "PENSION_CERT_FACE_CALIBRATION" in done.stderr and "does not exist" in done.stderr
