@@ -45,7 +45,7 @@ def test_calibrate_faces_needs_a_source(cli: CliRunner, tmp_path: Path) -> None:
     # Usage errors as every command's: one line on stderr, exit 2, nothing on stdout.
     neither = cli("calibrate-faces", "--out", str(tmp_path / "c.json"))
     assert neither.returncode == 2 and neither.stdout == ""
-    assert neither.stderr == "pension-cert: give --pairs/--root, --population-data, or both\n"
+    assert neither.stderr == "pension-cert: give --pairs/--root, --population-data, --from-enrolled, or several\n"
     half = cli("calibrate-faces", "--pairs", str(tmp_path / "pairs.csv"))
     assert half.returncode == 2 and half.stdout == ""
     assert half.stderr == "pension-cert: --pairs and --root go together\n"
