@@ -86,11 +86,12 @@ class MiniFASNet(OnnxModel):
         return self.probabilities(images_bgr, bboxes)[:, REAL_CLASS]
 
 
-def square_crop(image: np.ndarray, bbox: tuple[float, float, float, float], scale: float) -> np.ndarray:
-    """A square of ``scale`` × the box's longer side about its centre; the part outside the image is black.
-
-    hairymax's ``increased_crop``: the CelebA-Spoof model was trained on such crops (padding, not shifting).
-    """
+def square_crop(
+    image: np.ndarray, bbox: tuple[float, float, float, float], scale: float, border: int = cv2.BORDER_CONSTANT
+) -> np.ndarray:
+    """A square of ``scale`` × the box's longer side about its centre; the part outside the image is black
+    (``border`` constant, hairymax's ``increased_crop``) or mirrored (``cv2.BORDER_REFLECT_101``, SURI's ``crop``):
+    both models were trained on such crops (padding, not shifting)."""
     h, w = image.shape[:2]
     side = max(bbox[2] - bbox[0], bbox[3] - bbox[1], 1.0) * scale
     cx, cy = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
@@ -98,9 +99,10 @@ def square_crop(image: np.ndarray, bbox: tuple[float, float, float, float], scal
     n = max(int(side), 1)
     x1, y1 = max(x0, 0), max(y0, 0)
     x2, y2 = min(x0 + n, w), min(y0 + n, h)
-    out = np.zeros((n, n, 3), dtype=image.dtype)
-    if x2 > x1 and y2 > y1:
-        out[y1 - y0 : y2 - y0, x1 - x0 : x2 - x0] = image[y1:y2, x1:x2]
+    if x2 <= x1 or y2 <= y1:
+        return np.zeros((n, n, 3), dtype=image.dtype)
+    pads = (y1 - y0, n - (y2 - y0), x1 - x0, n - (x2 - x0))  # top, bottom, left, right
+    out: np.ndarray = cv2.copyMakeBorder(image[y1:y2, x1:x2], *pads, border, value=(0, 0, 0))
     return out
 
 
@@ -129,3 +131,16 @@ class CelebASpoofBinary(OnnxModel):
         blob = self.blob(crops)
         logits = np.vstack([np.asarray(self.run(blob[i : i + 1])[0]).reshape(1, -1) for i in range(len(crops))])
         return _softmax(logits.astype(np.float32))[:, self.LIVE_CLASS]
+
+
+class SuriMiniFAS(CelebASpoofBinary):
+    """SURI MiniFAS (johnraivenolazo/face-antispoof-onnx, Apache-2.0; MiniFASNetV2-SE trained on CelebA-Spoof):
+    RGB /255 128×128, the crop mirrored at the image border and resized with Lanczos (enlarging) or area
+    averaging (shrinking), as its ``preprocess.py``; logits (real, spoof)."""
+
+    def crop(self, image_bgr: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+        patch = square_crop(image_bgr, bbox, self.crop_scale, cv2.BORDER_REFLECT_101)
+        enlarge = self.input_hw[0] > patch.shape[0]
+        interpolation = cv2.INTER_LANCZOS4 if enlarge else cv2.INTER_AREA
+        out: np.ndarray = cv2.resize(patch, (self.input_hw[1], self.input_hw[0]), interpolation=interpolation)
+        return out

@@ -32,6 +32,7 @@ FAMILY_CLASSES: dict[str, str] = {
     "arcface": "models.recognizers:ArcFaceRecognizer",
     "minifasnet": "models.antispoof:MiniFASNet",
     "antispoof_celeba_bin": "models.antispoof:CelebASpoofBinary",
+    "suri_minifas": "models.antispoof:SuriMiniFAS",
     "mediapipe_facemesh": "models.landmarks:MediaPipeFaceMesh",
 }
 

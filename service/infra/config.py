@@ -322,8 +322,8 @@ class Settings(BaseSettings):
     def non_commercial_pack(self) -> str | None:
         """The configured model pack's name when the manifest marks it non-commercial (an unknown pack is the
         model check's to report)."""
-        from models.manifest import load_manifest
-        from models.packs import pack_name_from_env
+        from models.manifest import load_manifest  # lazy: only a production start asks; importing settings stays light
+        from models.packs import pack_name_from_env  # lazy: as above
 
         name = self.certification.model_pack or pack_name_from_env()
         packs = load_manifest().packs

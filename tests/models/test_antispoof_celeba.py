@@ -62,3 +62,14 @@ def test_square_crop_pads_outside_the_image_with_black() -> None:
 def test_empty_batch(model_and_matcher: tuple[CelebASpoofBinary, FaceMatcher]) -> None:
     model, _ = model_and_matcher
     assert model.real_scores([], []).shape == (0,)
+
+
+def test_square_crop_can_mirror_the_image_at_its_border_instead() -> None:
+    """SURI MiniFAS was trained on crops mirrored (reflect-101) where they leave the image, not blackened."""
+    import cv2
+
+    image = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3).astype(np.uint8)
+    crop = square_crop(image, (0.0, 0.0, 40.0, 20.0), 1.5, cv2.BORDER_REFLECT_101)
+    assert crop.shape == (60, 60, 3)
+    assert (crop[20:, 10:] == image[:40, :50]).all()  # the part inside the image, unchanged
+    assert (crop[19, 10:] == image[1, :50]).all() and (crop[20:, 9] == image[:40, 1]).all()  # mirrored, not 0

@@ -141,12 +141,12 @@ def metrics_wsgi_app(registry: CollectorRegistry, token: str) -> Any:
     exposition = make_wsgi_app(registry)
     expected = f"Bearer {token}".encode()
 
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        given = str(environ.get("HTTP_AUTHORIZATION", "")).encode()
+    def app(request: dict[str, Any], start_response: Any) -> Any:  # WSGI: the request's own environ dict
+        given = str(request.get("HTTP_AUTHORIZATION", "")).encode()
         if token and not hmac.compare_digest(given, expected):
             start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
             return [b"metrics need the bearer token\n"]
-        return exposition(environ, start_response)
+        return exposition(request, start_response)
 
     return app
 
