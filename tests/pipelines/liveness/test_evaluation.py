@@ -443,14 +443,16 @@ def test_compact_record_keeps_what_evaluate_reads() -> None:
 
 
 def test_the_committed_second_opinion_records_reproduce_the_published_comparison(tmp_path: Path) -> None:
-    """bench/results/liveness_eval.second_opinion.json: the deployed ensemble, the CelebA-Spoof model alone and
-    all three, from the same committed records (scored once with the liveness_eval pack)."""
+    """bench/results/liveness_eval.second_opinion.json: the deployed pair, each CelebA-Spoof model alone and each
+    added to the pair, from the same committed records (scored once with the liveness_eval_suri pack)."""
     results = Path(__file__).resolve().parents[3] / "bench/results"
     out = tmp_path / "cmp.json"
     sets = [
         "minifasnet_v2,minifasnet_v1se",
         "antispoof_celeba_bin",
         "minifasnet_v2,minifasnet_v1se,antispoof_celeba_bin",
+        "suri_minifas",
+        "minifasnet_v2,minifasnet_v1se,suri_minifas",
     ]
     args = ["compare", "--records", str(results / "liveness_eval.second_opinion.records.jsonl.gz"), "--out", str(out)]
     assert eval_main([*args, *(a for s in sets for a in ("--models", s))]) == 0
@@ -460,4 +462,9 @@ def test_the_committed_second_opinion_records_reproduce_the_published_comparison
     deployed = json.loads((results / "liveness_eval.json").read_text(encoding="utf-8"))
     pair = published["ensembles"]["minifasnet_v2+minifasnet_v1se"]
     assert pair["threshold"] == deployed["modes"]["challenge"]["deployment"]["choice"]["threshold"]
-    assert pair["bpcer"]["clean"]["value"] < published["ensembles"]["antispoof_celeba_bin"]["bpcer"]["clean"]["value"]
+    for alone in ("antispoof_celeba_bin", "suri_minifas"):
+        assert pair["bpcer"]["clean"]["value"] < published["ensembles"][alone]["bpcer"]["clean"]["value"]
+    # SURI added to the pair trades attacks for genuine people: fewer refused, more tablet replays through.
+    with_suri = published["ensembles"]["minifasnet_v2+minifasnet_v1se+suri_minifas"]
+    assert with_suri["bpcer"]["clean"]["value"] < pair["bpcer"]["clean"]["value"]
+    assert with_suri["apcer"]["replay_tablet"]["value"] > 0.01 > pair["apcer"]["replay_tablet"]["value"]
