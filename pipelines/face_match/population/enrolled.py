@@ -25,6 +25,7 @@ import numpy as np
 from pipelines.face_match.population.calibrate import FARS
 from pipelines.face_match.population.pairs import Scores
 from pipelines.face_match.population.thresholds import rate_at, threshold_at
+from pipelines.liveness.evaluation.intervals import clopper_pearson
 
 POPULATION = "deployment_enrolled"
 # Pairs grow with the square of the people: above this many per half, a seeded sample of people is taken
@@ -113,6 +114,44 @@ def look_alikes(faces: EnrolledFaces, threshold: float, block: int = 512) -> dic
     found.sort(reverse=True)
     pairs = [{"a": faces.people[i], "b": faces.people[j], "similarity": round(s, 4)} for s, i, j in found[:MAX_LISTED]]
     return {"threshold": round(threshold, 6), "count": len(found), "pairs": pairs}
+
+
+AGE_BANDS = ((0, 60, "<60"), (60, 70, "60-69"), (70, 80, "70-79"), (80, 200, "80+"))
+
+
+def face_band(result: dict[str, Any] | None) -> str | None:
+    """The face-match band a decided session's stored result shows: the template's when it was compared (the
+    better reference, pipelines.decision.rules._face), else the card's; None without a face comparison."""
+    for key in ("template_match", "card_match"):
+        match = (result or {}).get(key)
+        if isinstance(match, dict) and match.get("band"):
+            return str(match["band"])
+    return None
+
+
+def genuine_outcomes(certified: Sequence[tuple[int | None, str | None]]) -> dict[str, Any]:
+    """Of certified people (accepted, or approved by staff: genuine), the share the face match accepted by
+    itself, per age band, with an exact 95 % interval: what the thresholds cost this deployment's pensioners.
+    ``certified``: (age at certification or None, face band or None) per certification."""
+    groups: dict[str, list[int]] = {}
+    for age, band in certified:
+        if band is None:
+            continue
+        name = next((n for lo, hi, n in AGE_BANDS if age is not None and lo <= age < hi), "unknown")
+        for key in (name, "all"):
+            counts = groups.setdefault(key, [0, 0])
+            counts[0] += band == "accept"
+            counts[1] += 1
+    out: dict[str, Any] = {"note": "certified people whose face match alone reached the accept band"}
+    for key, (k, n) in sorted(groups.items()):
+        ci = clopper_pearson(k, n)
+        out[key] = {
+            "accepted": k,
+            "n": n,
+            "rate": round(k / n, 4),
+            "clopper_pearson_95": [round(ci.low, 4), round(ci.high, 4)],
+        }
+    return out
 
 
 def _sample(rows: np.ndarray, seed: int) -> np.ndarray:

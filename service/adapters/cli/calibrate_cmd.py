@@ -96,7 +96,7 @@ def _enrolled_population(matcher: Any) -> dict[str, Any]:
     from sqlalchemy import select
 
     import service.schema
-    from pipelines.face_match.population.enrolled import EnrolledFaces, calibrate_enrolled
+    from pipelines.face_match.population.enrolled import EnrolledFaces, calibrate_enrolled, genuine_outcomes
     from service.adapters.cli.common import load_settings
     from service.certification.audit import audit
     from service.certification.context import ServiceContext
@@ -114,6 +114,7 @@ def _enrolled_population(matcher: Any) -> dict[str, Any]:
         ).all()
         enrolled = [(b, t) for b, t in ((b, load_template(ctx, b)) for b in rows) if t is not None]
         audit(db, "cli:calibrate-faces", "templates.read", "beneficiaries", {"people": len(enrolled), "model": version})
+        certified = _certified_face_bands(db)
     if len(enrolled) < 2:
         raise CliError(f"{len(enrolled)} enrolled templates of {version} (with consent): no pair to measure")
     faces = EnrolledFaces(
@@ -122,9 +123,32 @@ def _enrolled_population(matcher: Any) -> dict[str, Any]:
         [b.household for b, _ in enrolled],
     )
     entry = calibrate_enrolled(faces, matcher.thresholds.accept)
+    entry["genuine_certified"] = genuine_outcomes(certified)
     if not entry["thresholds"]:
         raise CliError(
             f"{len(enrolled)} enrolled people are too few to measure any FAR (about 100 are needed for FAR 1e-2): "
             + "; ".join(f"{k}: {v}" for k, v in entry["not_measured"].items())
         )
     return entry
+
+
+def _certified_face_bands(db: Any) -> list[tuple[int | None, str | None]]:
+    """(age at certification, the face band the decision showed) of every certification: genuine people, accepted
+    by the stage or approved by staff."""
+    from sqlalchemy import select
+
+    from pipelines.face_match.population.enrolled import face_band
+    from service.certification.models import Beneficiary, Certification, CertSession
+
+    rows = db.execute(
+        select(Certification.certified_on, Beneficiary.birth_date, CertSession.result)
+        .join(CertSession, CertSession.id == Certification.session_id)
+        .join(Beneficiary, Beneficiary.id == Certification.beneficiary_id)
+    ).all()
+    return [(_age(born, on), face_band(result)) for on, born, result in rows]
+
+
+def _age(born: Any, on: Any) -> int | None:
+    if born is None:
+        return None
+    return int(on.year - born.year - ((on.month, on.day) < (born.month, born.day)))

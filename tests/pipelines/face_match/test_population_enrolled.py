@@ -72,3 +72,20 @@ def test_calibration_measures_what_the_pairs_allow_and_says_what_it_cannot() -> 
 def test_one_template_per_person_and_household() -> None:
     with pytest.raises(ValueError, match="one template"):
         EnrolledFaces(np.zeros((2, 4), np.float32), ["a"], [None, None])
+
+
+def test_the_face_band_of_a_stored_result_is_the_templates_else_the_cards() -> None:
+    from pipelines.face_match.population.enrolled import face_band
+
+    assert face_band({"template_match": {"band": "review"}, "card_match": {"band": "accept"}}) == "review"
+    assert face_band({"template_match": None, "card_match": {"band": "accept"}}) == "accept"
+    assert face_band({"decision": "reject"}) is None and face_band(None) is None
+
+
+def test_genuine_outcomes_per_age_band_with_intervals() -> None:
+    from pipelines.face_match.population.enrolled import genuine_outcomes
+
+    out = genuine_outcomes([(65, "accept"), (65, "review"), (85, "accept"), (None, "accept"), (90, None)])
+    assert out["60-69"] == {"accepted": 1, "n": 2, "rate": 0.5, "clopper_pearson_95": [0.0126, 0.9874]}
+    assert out["80+"]["n"] == 1 and out["unknown"]["n"] == 1 and out["all"]["n"] == 4
+    assert "70-79" not in out  # no certification there: no rate claimed

@@ -72,7 +72,29 @@ def deployment(tmp_path: Path, faces: list[tuple[str, np.ndarray, np.ndarray | N
         refused = factories.beneficiary(db, ctx.keyring, external_id="E-NO-CONSENT")
         factories.enrol_template(ctx.keyring, refused, faces[0][1], version)
         refused.template_consent = False
+        certify_genuine_people(db, ctx.keyring)
     return settings
+
+
+# (birth year, face band of the decision, decision): accepted by the stage, or approved by staff after review.
+CERTIFIED = [(1950, "accept", "accept"), (1950, "review", "review"), (1940, "accept", "accept"),
+             (1940, "accept", "accept"), (1940, "review", "review"), (1970, None, "review")]  # fmt: skip
+
+
+def certify_genuine_people(db: Any, keyring: Any) -> None:
+    """Certifications of the year: a decided session each, its stored result showing the template's band."""
+    import datetime as dt
+
+    from service.certification.models import Certification
+
+    for i, (year, band, decision) in enumerate(CERTIFIED):
+        b = factories.beneficiary(db, keyring, external_id=f"C{i}", birth_date=dt.date(year, 6, 1))
+        result = {"decision": decision, "template_match": {"band": band} if band else None, "card_match": None}
+        s = factories.session_row(b.id, state="decided", decision=decision, result=result)
+        db.add(s)
+        db.flush()
+        on = dt.date(2026, 12, 1)
+        db.add(Certification(beneficiary_id=b.id, session_id=s.id, certified_on=on, valid_until=on, code=f"K{i}"))
 
 
 def run(cli: CliRunner, settings: Settings, *args: str) -> Any:
@@ -106,6 +128,12 @@ def test_a_deployment_measures_its_own_population_and_finds_a_face_under_two_acc
     for far, t in shipped["thresholds"].items():
         assert written["thresholds"][far] >= t
     assert json.loads(DEFAULT_CALIBRATION_PATH.read_text(encoding="utf-8"))["recognizers"][KEY] == shipped
+    # What the thresholds cost its genuine people: of the certified (by the stage or by staff), the share the face
+    # match accepted by itself, per age band (the one without a face comparison is left out).
+    genuine = entry["genuine_certified"]
+    assert genuine["70-79"] == {"accepted": 1, "n": 2, "rate": 0.5, "clopper_pearson_95": [0.0126, 0.9874]}
+    assert genuine["80+"]["accepted"] == 2 and genuine["80+"]["n"] == 3
+    assert genuine["all"]["n"] == 5 and "50-59" not in genuine and "<60" not in genuine
     ctx = ServiceContext(settings, schema=service.schema.metadata)
     with ctx.db() as db:
         (read,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "templates.read")).all()
