@@ -53,27 +53,27 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-class MiniFASNet(OnnxModel):
-    """MiniFASNet V2 / V1SE: BGR 0-255 80×80 crop → softmax over (print, real, replay)."""
+class FaceCropClassifier(OnnxModel):
+    """A face crop (each model's own ``crop``) → softmax over the model's classes; ``LIVE_CLASS`` is the live one."""
+
+    LIVE_CLASS: int
+    N_CLASSES: int
+    DEFAULT_CROP_SCALE: float
 
     def __init__(self, spec: ModelSpec, path: Path, session: ort.InferenceSession | None = None) -> None:
         super().__init__(spec, path, session)
-        self.crop_scale = float(spec.crop_scale or 2.7)
+        self.crop_scale = float(spec.crop_scale or self.DEFAULT_CROP_SCALE)
         self.input_hw = (int(spec.shape[2]), int(spec.shape[3]))
 
     def crop(self, image_bgr: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
-        h, w = image_bgr.shape[:2]
-        x1, y1, x2, y2 = minivision_crop_box(w, h, bbox, self.crop_scale)
-        patch = image_bgr[y1 : y2 + 1, x1 : x2 + 1]
-        out: np.ndarray = cv2.resize(patch, (self.input_hw[1], self.input_hw[0]))
-        return out
+        raise NotImplementedError
 
     def probabilities(
         self, images_bgr: Sequence[np.ndarray], bboxes: Sequence[tuple[float, float, float, float]]
     ) -> np.ndarray:
-        """N×3 class probabilities, one row per (image, face box). The graph takes batch 1."""
+        """N×classes probabilities, one row per (image, face box). The graphs take batch 1."""
         if not images_bgr:
-            return np.zeros((0, 3), dtype=np.float32)
+            return np.zeros((0, self.N_CLASSES), dtype=np.float32)
         crops = [self.crop(img, box) for img, box in zip(images_bgr, bboxes, strict=True)]
         blob = self.blob(crops)
         logits = np.vstack([np.asarray(self.run(blob[i : i + 1])[0]).reshape(1, -1) for i in range(len(crops))])
@@ -82,8 +82,23 @@ class MiniFASNet(OnnxModel):
     def real_scores(
         self, images_bgr: Sequence[np.ndarray], bboxes: Sequence[tuple[float, float, float, float]]
     ) -> np.ndarray:
-        """Probability of the 'real' class per face (0..1)."""
-        return self.probabilities(images_bgr, bboxes)[:, REAL_CLASS]
+        """Probability of the live class per face (0..1)."""
+        return self.probabilities(images_bgr, bboxes)[:, self.LIVE_CLASS]
+
+
+class MiniFASNet(FaceCropClassifier):
+    """MiniFASNet V2 / V1SE: BGR 0-255 80×80 crop → softmax over (print, real, replay)."""
+
+    LIVE_CLASS = REAL_CLASS
+    N_CLASSES = 3
+    DEFAULT_CROP_SCALE = 2.7
+
+    def crop(self, image_bgr: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+        h, w = image_bgr.shape[:2]
+        x1, y1, x2, y2 = minivision_crop_box(w, h, bbox, self.crop_scale)
+        patch = image_bgr[y1 : y2 + 1, x1 : x2 + 1]
+        out: np.ndarray = cv2.resize(patch, (self.input_hw[1], self.input_hw[0]))
+        return out
 
 
 def square_crop(
@@ -106,31 +121,17 @@ def square_crop(
     return out
 
 
-class CelebASpoofBinary(OnnxModel):
+class CelebASpoofBinary(FaceCropClassifier):
     """MiniFASNetV2-SE trained on CelebA-Spoof (live / spoof): RGB /255 128×128 crop → softmax, class 0 = live."""
 
     LIVE_CLASS = 0
-
-    def __init__(self, spec: ModelSpec, path: Path, session: ort.InferenceSession | None = None) -> None:
-        super().__init__(spec, path, session)
-        self.crop_scale = float(spec.crop_scale or 1.5)
-        self.input_hw = (int(spec.shape[2]), int(spec.shape[3]))
+    N_CLASSES = 2
+    DEFAULT_CROP_SCALE = 1.5
 
     def crop(self, image_bgr: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
         patch = square_crop(image_bgr, bbox, self.crop_scale)
         out: np.ndarray = cv2.resize(patch, (self.input_hw[1], self.input_hw[0]))
         return out
-
-    def real_scores(
-        self, images_bgr: Sequence[np.ndarray], bboxes: Sequence[tuple[float, float, float, float]]
-    ) -> np.ndarray:
-        """Probability of 'live' per face (0..1). The graph takes batch 1."""
-        if not images_bgr:
-            return np.zeros(0, dtype=np.float32)
-        crops = [self.crop(img, box) for img, box in zip(images_bgr, bboxes, strict=True)]
-        blob = self.blob(crops)
-        logits = np.vstack([np.asarray(self.run(blob[i : i + 1])[0]).reshape(1, -1) for i in range(len(crops))])
-        return _softmax(logits.astype(np.float32))[:, self.LIVE_CLASS]
 
 
 class SuriMiniFAS(CelebASpoofBinary):
