@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -367,12 +367,14 @@ def _rate_cell(r: dict[str, Any]) -> str:
     return f"{100 * r['value']:.1f} % ({r['events']}/{r['n']}) [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def _write_report(report: dict[str, Any], out: Path, markdown: Path | None) -> None:
+def _write_report(
+    report: dict[str, Any], out: Path, markdown: Path | None, table: Callable[[dict[str, Any]], str] = markdown_table
+) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(markdown_table(report), encoding="utf-8")
+        markdown.write_text(table(report), encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------------------------------------- CLI
@@ -441,10 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "compare":
         sets = [m.split(",") for m in args.models]
         comparison = compare_models(read_records(args.records), sets, _protocol(args))
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(comparison, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if args.markdown is not None:
-            args.markdown.write_text(comparison_table(comparison), encoding="utf-8")
+        _write_report(comparison, args.out, args.markdown, comparison_table)
         return 0
     if args.command == "evaluate":
         scored = read_records(args.records)

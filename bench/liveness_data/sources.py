@@ -194,6 +194,11 @@ GRID_CLIPS = {
 }
 
 
+def _live_clip(**fields: str) -> Presentation:
+    """A genuine person's clip (no attack, nothing held, no official split): what GRID and the older speakers share."""
+    return Presentation(label="real", attack_type="none", medium="live", support="none", split="none", **fields)
+
+
 def grid_rows(snap: GitSnapshot, commit: str) -> list[Presentation]:
     rows: list[Presentation] = []
     for path in _ls_tree(snap.git_dir, commit, "evaluation/samples"):
@@ -202,18 +207,13 @@ def grid_rows(snap: GitSnapshot, commit: str) -> list[Presentation]:
         d, name = path.rsplit("/", 1)
         stem = name[:-4]
         rows.append(
-            Presentation(
+            _live_clip(
                 id=stem,
                 source="grid",
                 repo=GRID,
                 commit=commit,
-                label="real",
-                attack_type="none",
-                medium="live",
-                support="none",
                 light="controlled",
                 subject=f"grid:{GRID_CLIPS.get(stem, 'unknown')}",
-                split="none",
                 dir=d,
                 pattern="{}.mpg",
                 frames=stem,
@@ -253,18 +253,13 @@ def elderly_rows(mirror_root: Path) -> list[Presentation]:
         with GitSnapshot(snapshot_dir(mirror_root, repo)) as snap:
             d, name = path.rsplit("/", 1)
             rows.append(
-                Presentation(
+                _live_clip(
                     id=clip_id,
                     source="elderly_talk",
                     repo=repo,
                     commit=commit,
-                    label="real",
-                    attack_type="none",
-                    medium="live",
-                    support="none",
                     light="unknown",
                     subject=subject,
-                    split="none",
                     dir=d,
                     pattern="{}",
                     frames=name,

@@ -42,11 +42,15 @@ class KeyFrame:
     frame: Frame
     det: Detection
     n_faces: int
-    passive_score: float
     observation: FaceObservation
     capture: CaptureStats
-    # Each anti-spoofing model's own score (PassiveScorer.names order); passive_score is their mean.
-    passive_by_model: tuple[float, ...] = ()
+    # Each anti-spoofing model's own score (PassiveScorer.names order).
+    passive_by_model: tuple[float, ...]
+
+    @property
+    def passive_score(self) -> float:
+        """The models' mean, in float32 as the scorer computes it (PassiveScorer.score)."""
+        return float(np.asarray(self.passive_by_model, dtype=np.float32).mean())
 
 
 @dataclass
@@ -98,8 +102,7 @@ class FaceTracker:
         by_model = self.passive.score_models([frame.image], [main.bbox])[:, 0]
         observation = self.matcher.observe_many([frame.image], [main])[0]
         capture = measure_capture(frame.image, main.bbox, observation.quality.sharpness)
-        scores = tuple(float(v) for v in by_model)
-        return KeyFrame(frame, main, n_faces, float(by_model.mean()), observation, capture, scores)
+        return KeyFrame(frame, main, n_faces, observation, capture, tuple(float(v) for v in by_model))
 
     def run(self, reader: VideoReader) -> Track:
         cfg = self.config

@@ -11,7 +11,7 @@ import datetime as dt
 
 from pipelines.idnumber import birth_date, check_digit, check_number
 
-__all__ = ["birth_date", "check_digit", "validate"]
+__all__ = ["age_on", "birth_date", "check_digit", "validate"]
 
 # The English problem sentences; the console maps them to Chinese by their fixed beginning
 # (service/features/console/labels.py ROSTER_PROBLEM_ZH), so keep the beginnings stable.
@@ -19,6 +19,11 @@ FORMAT = "id_number must be 17 digits and a digit or X"
 BIRTH_DATE = "id_number has an invalid birth date"
 CHECKSUM = "id_number check digit does not match"
 REGION = "id_number has an unknown region code"
+
+
+def age_on(birth: dt.date, today: dt.date) -> int:
+    """Full years of age on ``today`` (周岁)."""
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
 def validate(number: str, today: dt.date | None = None) -> str | None:

@@ -17,7 +17,7 @@ from pipelines.face_match.population.ethnicity import probe_accuracy
 from pipelines.face_match.population.faceset import FaceSet
 from pipelines.face_match.population.pairs import Scores, impostor_scores, split_half
 from pipelines.face_match.population.populations import POPULATIONS, Population
-from pipelines.face_match.population.thresholds import rate_at, threshold_at
+from pipelines.face_match.population.thresholds import PopulationThreshold, rate_at, threshold_at
 
 FARS = {"1e-2": 1e-2, "1e-3": 1e-3, "1e-4": 1e-4}
 DATA_NOTE = "bench/face_data/manifest.csv, same-person links merged (docs/face_data.md)"
@@ -32,20 +32,32 @@ def calibrate_population(faces: FaceSet, east_asian: np.ndarray, population: Pop
     thresholds = {key: threshold_at(calib.values, far) for key, far in FARS.items()}
     return {
         "description": population.description,
-        "thresholds": {k: round(t.threshold, 6) for k, t in thresholds.items()},
-        "method": {k: t.method for k, t in thresholds.items()},
-        "far_observed_or_extrapolated": {
-            k: "observed" if t.method == "empirical" else "extrapolated (tail fit)" for k, t in thresholds.items()
-        },
+        **describe_thresholds(thresholds),
         "calibration_half": _counts(faces.subset(member & ~held_out), calib),
         "evaluation_half": {
             **_counts(faces.subset(member & held_out), evaluation),
-            "impostor_accept": {k: rate_at(evaluation, t.threshold).to_dict() for k, t in thresholds.items()},
+            "impostor_accept": accept_rates(evaluation, thresholds),
         },
         "split": "families hashed in two halves (pipelines.face_match.population.pairs.split_half)",
         "data": DATA_NOTE,
         "calibrated_on": dt.date.today().isoformat(),
     }
+
+
+def describe_thresholds(thresholds: dict[str, PopulationThreshold]) -> dict[str, Any]:
+    """A population entry's thresholds per FAR, how each was found, and whether its FAR was observed."""
+    return {
+        "thresholds": {k: round(t.threshold, 6) for k, t in thresholds.items()},
+        "method": {k: t.method for k, t in thresholds.items()},
+        "far_observed_or_extrapolated": {
+            k: "observed" if t.method == "empirical" else "extrapolated (tail fit)" for k, t in thresholds.items()
+        },
+    }
+
+
+def accept_rates(evaluation: Scores, thresholds: dict[str, PopulationThreshold]) -> dict[str, Any]:
+    """Held-out impostors accepted at each threshold, with their intervals."""
+    return {k: rate_at(evaluation, t.threshold).to_dict() for k, t in thresholds.items()}
 
 
 def _counts(faces: FaceSet, scores: Scores) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.face_match.population.calibrate import FARS
+from pipelines.face_match.population.calibrate import FARS, accept_rates, describe_thresholds
 from pipelines.face_match.population.pairs import Scores
-from pipelines.face_match.population.thresholds import rate_at, threshold_at
+from pipelines.face_match.population.thresholds import PopulationThreshold, threshold_at
 from pipelines.liveness.evaluation.intervals import clopper_pearson
 
 POPULATION = "deployment_enrolled"
@@ -73,7 +73,8 @@ def calibrate_enrolled(
     held = halves(faces.people)
     cal_rows, ev_rows = _sample(np.flatnonzero(~held), seed), _sample(np.flatnonzero(held), seed + 1)
     calib, evaluation = impostor_pairs(faces, cal_rows), impostor_pairs(faces, ev_rows)
-    thresholds, skipped = {}, {}
+    thresholds: dict[str, PopulationThreshold] = {}
+    skipped: dict[str, str] = {}
     for key, far in FARS.items():
         try:
             thresholds[key] = threshold_at(calib.values, far)
@@ -81,17 +82,13 @@ def calibrate_enrolled(
             skipped[key] = str(exc)
     return {
         "description": "the deployment's own enrolled pensioners (templates with consent), different households",
-        "thresholds": {k: round(t.threshold, 6) for k, t in thresholds.items()},
-        "method": {k: t.method for k, t in thresholds.items()},
-        "far_observed_or_extrapolated": {
-            k: "observed" if t.method == "empirical" else "extrapolated (tail fit)" for k, t in thresholds.items()
-        },
+        **describe_thresholds(thresholds),
         "not_measured": skipped,
         "calibration_half": {"people": len(cal_rows), "impostor_pairs": len(calib)},
         "evaluation_half": {
             "people": len(ev_rows),
             "impostor_pairs": len(evaluation),
-            "impostor_accept": {k: rate_at(evaluation, t.threshold).to_dict() for k, t in thresholds.items()},
+            "impostor_accept": accept_rates(evaluation, thresholds),
         },
         "people_enrolled": len(faces.people),
         "look_alikes_at_accept": look_alikes(faces, accept_threshold),

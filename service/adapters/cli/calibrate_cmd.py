@@ -138,6 +138,7 @@ def _certified_face_bands(db: Any) -> list[tuple[int | None, str | None]]:
     from sqlalchemy import select
 
     from pipelines.face_match.population.enrolled import face_band
+    from service.certification.idnumber import age_on
     from service.certification.models import Beneficiary, Certification, CertSession
 
     rows = db.execute(
@@ -145,10 +146,4 @@ def _certified_face_bands(db: Any) -> list[tuple[int | None, str | None]]:
         .join(CertSession, CertSession.id == Certification.session_id)
         .join(Beneficiary, Beneficiary.id == Certification.beneficiary_id)
     ).all()
-    return [(_age(born, on), face_band(result)) for on, born, result in rows]
-
-
-def _age(born: Any, on: Any) -> int | None:
-    if born is None:
-        return None
-    return int(on.year - born.year - ((on.month, on.day) < (born.month, born.day)))
+    return [(None if born is None else age_on(born, on), face_band(result)) for on, born, result in rows]

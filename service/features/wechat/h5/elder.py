@@ -10,10 +10,6 @@ from service.certification import idnumber
 ELDER_AGE = 60
 
 
-def age_on(birth: dt.date, today: dt.date) -> int:
-    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
-
-
 def is_elder(birth_date: dt.date | None, id_number: str | None = None, today: dt.date | None = None) -> bool:
     """The roster's birth date; for a roster row without one, the birth date the confirmed ID number encodes
     (the number already matched the roster, so this reveals nothing new). `today`: the bureau's date
@@ -22,4 +18,4 @@ def is_elder(birth_date: dt.date | None, id_number: str | None = None, today: dt
     birth = birth_date
     if birth is None and id_number:
         birth = idnumber.birth_date(id_number)
-    return birth is not None and age_on(birth, today) >= ELDER_AGE
+    return birth is not None and idnumber.age_on(birth, today) >= ELDER_AGE
