@@ -23,6 +23,7 @@ from pipelines.decision.result import Decision
 from pipelines.decision.rules import DecisionConfig, Evidence, decide
 from pipelines.errors import MediaError, PipelineError
 from pipelines.face_match import FaceMatcher, FaceObservation, MatchResult
+from pipelines.face_match.calibration import Calibration
 from pipelines.face_match.pooling import pooled_template
 from pipelines.id_card import IdCardReader, IdCardResult
 from pipelines.liveness import LivenessChecker, LivenessConfig, LivenessResult, VideoFingerprintStore
@@ -63,13 +64,19 @@ class CertificationReport:
 
 
 class Certifier:
-    def __init__(self, pack: ModelPack | str | None = None, config: DecisionConfig | None = None) -> None:
+    def __init__(
+        self, pack: ModelPack | str | None = None, config: DecisionConfig | None = None, face_calibration: str = ""
+    ) -> None:
+        """``face_calibration``: the face-match calibration file (a deployment's own copy); empty: the stage's
+        default (PENSION_CERT_FACE_CALIBRATION, else the shipped file)."""
         self.pack = pack if isinstance(pack, ModelPack) else load_pack(pack)
         self.config = config or DecisionConfig()
+        self.face_calibration = face_calibration
 
     @cached_property
     def matcher(self) -> FaceMatcher:
-        return FaceMatcher(self.pack)
+        calibration = Calibration.load(self.face_calibration) if self.face_calibration else None
+        return FaceMatcher(self.pack, calibration=calibration)
 
     @cached_property
     def reader(self) -> IdCardReader:

@@ -47,13 +47,25 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Calibration:
+        """The file at ``path`` (default: :func:`calibration_path`); MODEL_UNAVAILABLE, saying why, when it is
+        missing, unreadable or not a calibration file (the settings check reports the same message)."""
         p = calibration_path() if path is None else Path(path)
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise PipelineError(
-                ReasonCode.MODEL_UNAVAILABLE, f"calibration file {p} is missing; run `pension-cert calibrate-faces`"
+                ReasonCode.MODEL_UNAVAILABLE,
+                f"calibration file {p} does not exist (copy pipelines/face_match/calibration.json there, or run "
+                "`pension-cert calibrate-faces`)",
             ) from None
+        except (OSError, ValueError) as exc:  # a directory, no permission, not UTF-8, not JSON
+            raise PipelineError(
+                ReasonCode.MODEL_UNAVAILABLE, f"calibration file {p} is not a readable JSON file ({type(exc).__name__})"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("recognizers"), dict) or "version" not in data:
+            raise PipelineError(
+                ReasonCode.MODEL_UNAVAILABLE, f"{p} is not a face-match calibration file (no version or recognizers)"
+            )
         return cls(str(data["version"]), dict(data["recognizers"]), str(p))
 
     def thresholds(self, version: str, flip_tta: bool, accept_far: str, review_far: str) -> Thresholds:

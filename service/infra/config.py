@@ -161,8 +161,9 @@ class CertificationSettings(BaseSettings):
     face_relative_margin: float | None = None
     model_pack: str | None = None
     # The face-match calibration file (empty: the shipped one). A deployment points it at its own copy extended
-    # with its enrolled pensioners (`pension-cert calibrate-faces --from-enrolled`); the stage reads the same
-    # variable (pipelines.face_match.calibration), as the models layer reads PENSION_CERT_MODEL_PACK.
+    # with its enrolled pensioners (`pension-cert calibrate-faces --from-enrolled`). The workers' certifier is
+    # built with it (service.adapters.workers.worker.shared_certifier); the offline CLI commands read the same
+    # variable (pipelines.face_match.calibration).
     face_calibration: str = ""
 
 

@@ -210,7 +210,7 @@ def test_dead_worker_thread_is_replaced_and_its_job_decided(tmp_path: Path, data
         calls.append(1)
         if len(calls) == 1:
             raise WorkerKilled("first job kills its thread")
-        return shared_certifier(settings.certification.model_pack)
+        return shared_certifier(settings.certification)
 
     factory: Callable[[], Any] = certifier
     restarts0 = restarts("thread")

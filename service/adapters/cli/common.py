@@ -202,15 +202,14 @@ def settings_problems() -> tuple[Any, list[str]]:
 
 
 def _calibration_problem(path: Path) -> str:
-    """Why the face-match calibration file cannot be used ('' when it can)."""
+    """Why the face-match calibration file cannot be used ('' when it can): the stage's own reading of it."""
+    from pipelines.errors import PipelineError  # lazy: the pipelines load only when a calibration file is set
+    from pipelines.face_match.calibration import Calibration  # lazy: as above
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return f"{path} does not exist (copy pipelines/face_match/calibration.json there, or unset it)"
-    except (OSError, ValueError) as exc:
-        return f"{path} is not a readable JSON file ({type(exc).__name__})"
-    if not isinstance(data, dict) or not isinstance(data.get("recognizers"), dict):
-        return f"{path} is not a face-match calibration file (no recognizers)"
+        Calibration.load(path)
+    except PipelineError as exc:
+        return exc.detail
     return ""
 
 

@@ -234,9 +234,7 @@ def _worker(args: argparse.Namespace) -> int:
 
         threading.Thread(target=watch, daemon=True).start()
     try:
-        shared_certifier(
-            settings.certification.model_pack
-        )  # load the models before the first job, once for this process
+        shared_certifier(settings.certification)  # load the models before the first job, once for this process
         log.info("worker %s ready", worker.name)
         worker.run_forever()
     finally:

@@ -126,7 +126,7 @@ def process_session(self: Task[[str], str], session_id: str) -> str:
     if claim(ctx, session_id, name, reclaim_own=bool(self.request.retries)) is None:
         return "not-claimable"  # already done, or owned by a live worker
     with bind_session(session_id):
-        process(ctx, shared_certifier(ctx.settings.certification.model_pack), session_id, name)
+        process(ctx, shared_certifier(ctx.settings.certification), session_id, name)
     return "done"
 
 

@@ -25,6 +25,7 @@ from service.certification.heartbeat import Heartbeat
 from service.certification.models import CertSession, SessionState
 from service.certification.processing import claim, process, worker_name
 from service.features.install import install_features
+from service.infra.config import CertificationSettings
 from service.infra.observability import bind_session, metrics
 
 log = logging.getLogger(__name__)
@@ -33,15 +34,17 @@ _CERTIFIER: Certifier | None = None
 _CERTIFIER_LOCK = threading.Lock()
 
 
-def shared_certifier(pack: str | None = None) -> Certifier:
-    """The process-wide Certifier: models load once per worker process, on first use."""
+def shared_certifier(settings: CertificationSettings | None = None) -> Certifier:
+    """The process-wide Certifier: models load once per worker process, on first use, with the settings' model
+    pack and face-match calibration file (default: the environment's)."""
     global _CERTIFIER
     with _CERTIFIER_LOCK:
         if _CERTIFIER is None:
             # Lazy: every model library (≈1.5 s of imports); the API process imports this module without a worker.
             from pipelines.decision.runner import Certifier as PackCertifier  # lazy: the model libraries
 
-            certifier = PackCertifier(pack)
+            cert = settings or CertificationSettings()
+            certifier = PackCertifier(cert.model_pack, face_calibration=cert.face_calibration)
             certifier.warm_up()
             _CERTIFIER = certifier
         return _CERTIFIER
@@ -56,7 +59,7 @@ class PollingWorker:
     ) -> None:
         self.ctx = install_features(ctx)  # a worker never runs without the features' decision hooks
         self.name = name or worker_name()
-        self._factory = certifier_factory or (lambda: shared_certifier(ctx.settings.certification.model_pack))
+        self._factory = certifier_factory or (lambda: shared_certifier(ctx.settings.certification))
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._local = threading.local()
