@@ -23,7 +23,7 @@ from service.features.console import audit_chain
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
-from service.features.proxy.models import ProxyClaim
+from service.features.proxy.models import ProxyClaim, subject_of
 
 DECISIONS = (SessionDecision.ACCEPT, SessionDecision.REJECT, SessionDecision.RETRY)
 
@@ -41,16 +41,14 @@ class Person:
 
     name: str
     id_masked: str
-    region: str  # "" when unknown (a claim keeps only the masked number)
+    region: str  # "" when unknown (a claim made before migration 0010 whose number the roster lacks)
 
 
 def person_of(db: Session, s: CertSession, b: Beneficiary | None) -> Person:
-    if b is not None:
-        return Person(b.name, b.id_masked, b.region)
-    claimed = db.get(ProxyClaim, s.id)
-    if claimed is not None:
-        return Person(claimed.name, claimed.id_masked, "")
-    return Person("—", "", "")
+    subject = b if b is not None else subject_of(db, s)
+    if subject is None:
+        return Person("—", "", "")
+    return Person(subject.name, subject.id_masked, subject.region)
 
 
 @dataclass
@@ -89,6 +87,7 @@ def list_queue(
     q = (
         select(CertSession, Beneficiary, ReviewClaim, holder.display_name)
         .outerjoin(Beneficiary, Beneficiary.id == CertSession.beneficiary_id)  # verification sessions have none
+        .outerjoin(ProxyClaim, ProxyClaim.session_id == CertSession.id)  # ... but a claim, with its region
         .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
         .outerjoin(holder, holder.id == ReviewClaim.claimed_by)
         .where(open_case_filter())
@@ -96,7 +95,7 @@ def list_queue(
     if channel:
         q = q.where(CertSession.channel == channel)
     if region:
-        q = q.where(Beneficiary.region.startswith(region))
+        q = q.where(or_(Beneficiary.region.startswith(region), ProxyClaim.region.startswith(region)))
     # Failed jobs have no decided_at: coalesced with the queue time so both kinds sort by waiting time.
     waiting_since = func.coalesce(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
     now = utcnow()

@@ -21,9 +21,9 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from service.certification.models import utcnow
+from service.certification.models import Beneficiary, CertSession, beneficiary_of, utcnow
 from service.features.proxy import legacy
 from service.infra.db.engine import Base
 
@@ -142,6 +142,17 @@ class ProxyClaim(Base):
     id_masked: Mapped[str] = mapped_column(String(24))
     name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # The claimed person's region code, so that the review queue's region filter finds their verification: the
+    # roster's region when the number is a beneficiary's, else the number's own area code (GB/T 2260, its
+    # first six digits: where it was issued). '' for claims made before migration 0010 that the roster lacks.
+    region: Mapped[str] = mapped_column(String(12), default="", server_default="", index=True)
+
+
+def subject_of(db: Session, s: CertSession) -> Beneficiary | ProxyClaim | None:
+    """Whom a session is about: its beneficiary, or for a relative's verification session (which has none) the
+    identity the relative claims; None when neither exists. Both carry ``name``, ``id_masked``, ``id_hash`` and
+    ``region``."""
+    return beneficiary_of(db, s) or db.get(ProxyClaim, s.id)
 
 
 # The claim's number is encrypted as the field a beneficiary's number is: migration 0009 (which holds no key)

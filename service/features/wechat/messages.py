@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from service.certification.models import Beneficiary, CertSession, SessionDecision
 from service.features.console.assist import KINDS_ZH
 from service.features.console.models import AssistOutcome, AssistRequest
-from service.features.proxy.models import ProxyClaim, ProxySession, ProxySessionKind
+from service.features.proxy.models import ProxySession, ProxySessionKind, subject_of
 from service.infra.clock import HasTimeZone, local_date
 
 # A kind without a template id of its own is sent with this one (same fields), so a deployment configured with
@@ -71,7 +71,7 @@ def decision_message(
     nothing true to say (no decision, or nobody to name). ``b`` None: a relative's verification session, about
     the identity they claimed."""
     kind, by_relative = session_kind(db, s)
-    named = b or db.get(ProxyClaim, s.id)
+    named = b if b is not None else subject_of(db, s)
     if named is None:
         return None
     name = named.name

@@ -22,7 +22,7 @@ from service.certification.catalog import ServiceCode
 from service.certification.errors import ServiceError
 from service.certification.models import CertSession, Channel, SessionState, UploadKind, beneficiary_of
 from service.features.proxy import operators
-from service.features.proxy.models import ProxyClaim, ProxySession
+from service.features.proxy.models import ProxySession, subject_of
 from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
 from service.features.wechat.h5 import cardfirst, devlogin, family, identity, recovery, vendor, voice
 from service.features.wechat.h5 import requests as assist_requests
@@ -183,7 +183,7 @@ def _store_card(
         if not ctx.settings.h5.card_check:
             return
         # Whose number the card must carry: the beneficiary's, or a relative's verification: their claim.
-        holder = beneficiary_of(db, s) or db.get(ProxyClaim, s.id)
+        holder = subject_of(db, s)
         if holder is None:
             return
         id_hash = holder.id_hash

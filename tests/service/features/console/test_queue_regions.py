@@ -1,0 +1,61 @@
+"""The review queue's region filter finds a relative's verification session (which has no beneficiary) by the
+claimed person's region: the roster's when the number is a beneficiary's, else the number's own area code."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi.testclient import TestClient
+
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession, SessionDecision, SessionState, utcnow
+from service.certification.regions import region_name
+from service.features.console.review_queue import list_queue
+from service.features.proxy import operators
+from service.features.proxy.models import ProxyClaim
+from service.features.proxy.sessions import open_verification
+from tests.service import factories
+from tests.service.features.console.conftest import login
+
+
+def _verification_in_review(ctx: ServiceContext, number: str, name: str) -> str:
+    """A relative's verification session the machine sent to review (the decision itself is not under test)."""
+    with ctx.db() as db:
+        op = operators.login(db, ctx, "wechat", f"openid-{number}", "test").operator
+        sid = open_verification(db, ctx, op, number, name, consent=False).session.id
+        s = db.get(CertSession, sid)
+        assert s is not None and s.beneficiary_id is None
+        s.state, s.decision, s.decided_at = SessionState.DECIDED, SessionDecision.REVIEW, utcnow()
+        s.reasons = ["SPOOF_SUSPECTED"]
+    return sid
+
+
+def test_region_filter_finds_verification_sessions_by_the_claimed_region(ctx: ServiceContext) -> None:
+    stranger = _verification_in_review(ctx, factories.id_number("420106", birth=dt.date(1975, 5, 1)), "李建国")
+    with ctx.db() as db:  # a relative who is a pensioner too: the roster's region counts, not the number's
+        number = factories.id_number("370102", birth=dt.date(1950, 3, 14))
+        pensioner = factories.beneficiary(db, ctx.keyring, id_number=number, name="王桂兰", region="110105")
+    listed = _verification_in_review(ctx, number, "王桂兰")
+    with ctx.db() as db:
+        claims = {c.session_id: c.region for c in db.query(ProxyClaim)}
+        assert claims[stranger] == "420106" and claims[listed] == pensioner.region == "110105"
+        wuhan = [i.session.id for i in list_queue(db, region="4201")]
+        beijing = [i.session.id for i in list_queue(db, region="1101")]
+        jinan = [i.session.id for i in list_queue(db, region="3701")]
+        everyone = {i.session.id: i.person for i in list_queue(db)}
+    assert stranger in wuhan and listed not in wuhan
+    assert listed in beijing and stranger not in beijing
+    assert stranger not in jinan and listed not in jinan  # the number's area is not the roster's region
+    assert everyone[stranger].region == "420106" and everyone[stranger].name == "李建国"
+
+
+def test_queue_page_names_the_region_of_a_verification_session(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    sid = _verification_in_review(ctx, factories.id_number("420106", birth=dt.date(1980, 1, 2)), "赵敏")
+    login(app_client, "rev1")
+    page = app_client.get("/console/queue", params={"region": "420106"}).text
+    assert sid in page
+    full = region_name("420106")
+    assert full is not None and full.startswith("湖北省") and full in page
+    assert sid not in app_client.get("/console/queue", params={"region": "61"}).text
