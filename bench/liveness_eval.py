@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
 import gzip
 import json
+import math
 import os
 import sys
 import tempfile
@@ -188,11 +190,19 @@ def _done_keys(out: Path) -> set[str]:
     return {str(r["key"]) for r in read_records([out])}
 
 
-def score_rows(rows: Sequence[dict[str, str]], out: Path, limit: int | None = None, pack: str | None = None) -> int:
+def score_rows(
+    rows: Sequence[dict[str, str]],
+    out: Path,
+    limit: int | None = None,
+    pack: str | None = None,
+    key_frames: tuple[float, int] | None = None,
+) -> int:
     """Score the rows not yet in `out`, appending one JSON line each (flushed: a killed run resumes).
 
     ``pack``: the model pack (default: the deployment's); `liveness_eval` adds a second-opinion model whose
-    own score every record keeps (`result.passive_by_model`), so `evaluate --models` can compare ensembles."""
+    own score every record keeps (`result.passive_by_model`), so `evaluate --models` can compare ensembles.
+    ``key_frames``: (seconds between key frames, how many of the best the passive score averages) instead of
+    the stage's defaults, to measure a denser sampling (every key frame's score is kept in `frame_scores`)."""
     from models.packs import load_pack
     from pipelines.errors import MediaError
     from pipelines.liveness import LivenessChecker, LivenessConfig
@@ -201,7 +211,13 @@ def score_rows(rows: Sequence[dict[str, str]], out: Path, limit: int | None = No
     todo = [r for r in rows if r["key"] not in done][:limit]
     if not todo:
         return 0
-    checker = LivenessChecker(pack=load_pack(pack), config=LivenessConfig(check_duplicates=False))
+    config = LivenessConfig(check_duplicates=False)
+    if key_frames is not None:
+        every, n = key_frames
+        # The cap on key frames grows with the density, so that a long clip is sampled over its whole length.
+        cap = max(n, math.ceil(config.max_key_frames * config.detect_every_s / every))
+        config = dataclasses.replace(config, detect_every_s=every, passive_frames=n, max_key_frames=cap)
+    checker = LivenessChecker(pack=load_pack(pack), config=config)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a", encoding="utf-8") as fh:
         for row in todo:
@@ -397,6 +413,10 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--out", type=Path, required=True)
     score.add_argument("--limit", type=int)
     score.add_argument("--pack", help="model pack (default: PENSION_CERT_MODEL_PACK or default)")
+    score.add_argument("--detect-every", type=float, help="seconds between key frames (default: the stage's 1.5)")
+    score.add_argument(
+        "--passive-frames", type=int, default=5, help="with --detect-every: how many best key frames are averaged"
+    )
     ev = sub.add_parser("evaluate", help="evaluate scored records")
     ev.add_argument("--records", type=Path, action="append", required=True)
     ev.add_argument(
@@ -433,7 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "score":
         rows = [row for index in args.index for row in read_index(index, args.root)]
-        print(f"scored {score_rows(rows, args.out, args.limit, args.pack)} new presentations", file=sys.stderr)
+        key_frames = None if args.detect_every is None else (args.detect_every, args.passive_frames)
+        n = score_rows(rows, args.out, args.limit, args.pack, key_frames)
+        print(f"scored {n} new presentations", file=sys.stderr)
         return 0
     if args.command == "compact":
         with gzip.open(args.out, "wt", encoding="utf-8") as fh:

@@ -46,6 +46,7 @@ from pipelines.liveness.evaluation import (
     zero_event_upper,
 )
 from pipelines.liveness.passive import PassiveCalibration
+from tests.service.media import LIVE_VIDEO
 
 DATA = Path(__file__).with_name("data")
 
@@ -468,3 +469,19 @@ def test_the_committed_second_opinion_records_reproduce_the_published_comparison
     with_suri = published["ensembles"]["minifasnet_v2+minifasnet_v1se+suri_minifas"]
     assert with_suri["bpcer"]["clean"]["value"] < pair["bpcer"]["clean"]["value"]
     assert with_suri["apcer"]["replay_tablet"]["value"] > 0.01 > pair["apcer"]["replay_tablet"]["value"]
+
+
+def test_score_can_sample_key_frames_more_densely(tmp_path: Path, data_dir: Path) -> None:
+    """`score --detect-every` measures a denser key-frame sampling on the same clip: more key
+    frames at 0.5 s (at least twice as many), and the passive score averages up to the requested number."""
+    index = tmp_path / "one.csv"
+    index.write_text(f"path,label,attack_type,subject,condition\n{data_dir / LIVE_VIDEO},real,none,s1,clean\n")
+    counts = {}
+    for name, extra in (("default", []), ("dense", ["--detect-every", "0.5", "--passive-frames", "8"])):
+        out = tmp_path / f"{name}.jsonl"
+        assert eval_main(["score", "--index", str(index), "--root", str(data_dir), "--out", str(out), *extra]) == 0
+        (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+        counts[name] = (len(record["result"]["frame_scores"]), len(record["result"]["passive_frames"]))
+    (default_keys, default_used), (dense_keys, dense_used) = counts["default"], counts["dense"]
+    assert dense_keys >= 2 * default_keys and default_used <= 5
+    assert default_used < dense_used <= 8
