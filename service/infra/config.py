@@ -31,6 +31,15 @@ DEV_ADMIN_API_KEY = "dev-admin-api-key"  # accepted in development only (service
 MIN_SECRET_CHARS = 32
 # WeChat's admin console takes a server-URL token of 3-32 letters and digits: ask for at least half of that.
 MIN_WECHAT_TOKEN_CHARS = 16
+# The official account's EncodingAESKey: base64 of a 32-byte AES key without its trailing "=".
+WECHAT_AES_KEY_CHARS = 43
+
+
+def _is_base64_of_32_bytes(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except ValueError:  # binascii.Error
+        return False
 
 
 class InsecureSettingsError(RuntimeError):
@@ -175,11 +184,22 @@ class WeChatSettings(BaseSettings):
     app_id: str = ""
     app_secret: str = ""
     token: str = ""  # the server-URL token set in the official account's admin console
+    # The EncodingAESKey of the server configuration in 安全模式 (safe mode); empty: plain-text mode, which a
+    # production start refuses (its signature does not cover the message body).
+    encoding_aes_key: str = ""
     api_base_url: str = "https://api.weixin.qq.com/"
     oauth_base_url: str = "https://open.weixin.qq.com/connect/"
     templates: dict[str, str] = Field(default_factory=dict)  # result / due_soon / overdue → template id
     schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
     notify_max_attempts: int = 5
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, key: str) -> str:
+        # Refused at start: a key of the wrong shape would fail every push instead.
+        if key and (len(key) != WECHAT_AES_KEY_CHARS or not _is_base64_of_32_bytes(key + "=")):
+            raise ValueError(f"the EncodingAESKey is {WECHAT_AES_KEY_CHARS} letters and digits (base64 of 32 bytes)")
+        return key
 
 
 class H5Settings(BaseSettings):
@@ -348,6 +368,11 @@ class Settings(BaseSettings):
                 f"open (set a token of {MIN_SECRET_CHARS}+ characters, or PENSION_CERT_METRICS_ENABLED=false)"
             )
         if self.wechat.app_id:
+            if not self.wechat.encoding_aes_key:
+                weak.append(
+                    "PENSION_CERT_WECHAT_ENCODING_AES_KEY is empty: in plain-text mode WeChat's signature does not "
+                    "cover the message body (set the server configuration to 安全模式 and give its EncodingAESKey)"
+                )
             if len(self.wechat.token) < MIN_WECHAT_TOKEN_CHARS:
                 weak.append(f"PENSION_CERT_WECHAT_TOKEN shorter than {MIN_WECHAT_TOKEN_CHARS} characters")
             if not self.wechat.app_secret:

@@ -8,8 +8,12 @@ import os
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from service.infra.config import MIN_SECRET_CHARS, InsecureSettingsError, Settings, settings_from_flat
+
+# An official account's EncodingAESKey: base64 of 32 bytes without the trailing "=" (43 characters).
+AES_KEY = base64.b64encode(os.urandom(32)).decode().rstrip("=")
 
 
 def production(**overrides: Any) -> Settings:
@@ -35,7 +39,9 @@ def refused(settings: Settings, *names: str) -> None:
 def test_a_well_configured_production_starts() -> None:
     production().validate_secrets()
     production(metrics_enabled=False, metrics_token="").validate_secrets()  # no /metrics at all: no token needed
-    production(wechat_app_id="wx123", wechat_app_secret="s" * 32, wechat_token="t" * 32).validate_secrets()
+    production(
+        wechat_app_id="wx123", wechat_app_secret="s" * 32, wechat_token="t" * 32, wechat_encoding_aes_key=AES_KEY
+    ).validate_secrets()
 
 
 def test_short_keys_are_refused_in_production() -> None:
@@ -55,11 +61,21 @@ def test_open_metrics_are_refused_in_production() -> None:
 
 
 def test_wechat_channel_without_a_real_token_is_refused_in_production() -> None:
-    wechat = {"wechat_app_id": "wx123", "wechat_app_secret": "s" * 32}
+    wechat = {"wechat_app_id": "wx123", "wechat_app_secret": "s" * 32, "wechat_encoding_aes_key": AES_KEY}
     refused(production(**wechat, wechat_token=""), "PENSION_CERT_WECHAT_TOKEN")
     refused(production(**wechat, wechat_token="token"), "PENSION_CERT_WECHAT_TOKEN")
     refused(production(wechat_app_id="wx123", wechat_token="t" * 32), "PENSION_CERT_WECHAT_APP_SECRET")
     production(wechat_token="").validate_secrets()  # channel off (no app id): no token needed
+
+
+def test_wechat_plain_text_mode_is_refused_in_production_and_a_misshapen_key_everywhere() -> None:
+    """Plain-text mode's signature does not cover the message body: production asks for safe mode's key. A key
+    that is not base64 of 32 bytes is a settings error in every environment (every push would fail)."""
+    wechat = {"wechat_app_id": "wx123", "wechat_app_secret": "s" * 32, "wechat_token": "t" * 32}
+    refused(production(**wechat), "PENSION_CERT_WECHAT_ENCODING_AES_KEY", "安全模式")
+    for bad in (AES_KEY[:-1], AES_KEY[:-1] + "!", "A" * 44):
+        with pytest.raises(ValidationError, match="EncodingAESKey"):
+            production(**wechat, wechat_encoding_aes_key=bad)
 
 
 def test_development_and_test_keep_working_with_short_values() -> None:

@@ -139,6 +139,8 @@ _SETTING_FIXES: dict[str, str] = {
     "PENSION_CERT_METRICS_TOKEN": "set a token of 32+ characters, or PENSION_CERT_METRICS_ENABLED=false",
     "PENSION_CERT_WECHAT_TOKEN": "set the server-URL token of the official account (16+ letters and digits)",
     "PENSION_CERT_WECHAT_APP_SECRET": "set the official account's AppSecret",
+    "PENSION_CERT_WECHAT_ENCODING_AES_KEY": "switch the server configuration to 安全模式 and copy its EncodingAESKey "
+    "(43 characters)",
     "PENSION_CERT_CHALLENGE_ACTIONS": "unset it (each session then draws 2-3 random actions)",
 }
 

@@ -18,3 +18,6 @@ class WeChatConfig:
     token_refresh_margin_s: int = 300
     templates: dict[str, str] = field(default_factory=dict)  # "result", "due_soon", "overdue" → template id
     certify_menu_key: str = "CERTIFY"
+    # The official account's EncodingAESKey (43 characters): pushes are encrypted and signed as a whole (安全模式,
+    # service/features/wechat/safe_mode.py); empty: plain-text mode, whose signature does not cover the body.
+    encoding_aes_key: str = ""

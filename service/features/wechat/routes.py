@@ -17,6 +17,7 @@ from service.certification.errors import ServiceError
 from service.features.wechat.errors import WeChatError
 from service.features.wechat.h5.routes import router as h5_router
 from service.features.wechat.runtime import WeChatChannel, build_channel
+from service.features.wechat.safe_mode import MAX_CLOCK_SKEW_S, SignatureMismatchError, is_fresh
 from service.features.wechat.schedule import ScheduleThread
 from service.features.wechat.schemas import JssdkConfig
 from service.features.wechat.server import BadMessageError, verify_signature
@@ -38,6 +39,9 @@ def _check(channel: WeChatChannel, signature: str, timestamp: str, nonce: str) -
         raise ServiceError("WECHAT_TOKEN_UNSET", "PENSION_CERT_WECHAT_TOKEN is not set")
     if not verify_signature(channel.config.token, signature, timestamp, nonce):
         raise ServiceError("WECHAT_SIGNATURE", "signature does not match")
+    if not is_fresh(timestamp):
+        # A signed call is only good near the time it was made: a captured one cannot be replayed later.
+        raise ServiceError("WECHAT_STALE", f"timestamp more than {MAX_CLOCK_SKEW_S} s from our clock")
 
 
 @router.get("/wechat/callback", include_in_schema=False)
@@ -49,15 +53,31 @@ def verify_server(
 
 
 @router.post("/wechat/callback", include_in_schema=False)
-async def receive(request: Request, signature: str = "", timestamp: str = "", nonce: str = "") -> Response:
+async def receive(
+    request: Request,
+    signature: str = "",
+    timestamp: str = "",
+    nonce: str = "",
+    encrypt_type: str = "",
+    msg_signature: str = "",
+) -> Response:
     channel = channel_of(request)
     _check(channel, signature, timestamp, nonce)
     body = await request.body()
+    safe = channel.safe_mode
+    if (safe is not None) != (encrypt_type == "aes"):
+        # Safe mode configured: a plain push is not WeChat's (its signature would not cover the body); not
+        # configured: we hold no key to open an encrypted one.
+        raise ServiceError("WECHAT_SIGNATURE", "push not in the configured message mode (safe mode or plain text)")
     try:
-        answer = channel.handler.reply(body)
+        if safe is None:
+            return Response(channel.handler.reply(body), media_type="application/xml")
+        plain = safe.open(body, msg_signature, timestamp, nonce)
+        return Response(safe.seal(channel.handler.reply(plain), nonce, timestamp), media_type="application/xml")
+    except SignatureMismatchError as exc:
+        raise ServiceError("WECHAT_SIGNATURE", str(exc)) from exc
     except BadMessageError as exc:
         raise ServiceError("WECHAT_BAD_MESSAGE", str(exc)) from exc
-    return Response(answer, media_type="application/xml")
 
 
 @router.get(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from service.features.wechat.client import WeChatApi
 from service.features.wechat.config import WeChatConfig
 from service.features.wechat.oauth import OAuthFlow
+from service.features.wechat.safe_mode import SafeMode
 from service.features.wechat.server import MessageHandler
 from service.features.wechat.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from service.infra.config import Settings
@@ -24,6 +25,7 @@ def wechat_config(settings: Settings) -> WeChatConfig | None:
         api_base_url=settings.wechat.api_base_url,
         oauth_base_url=settings.wechat.oauth_base_url,
         templates=dict(settings.wechat.templates),
+        encoding_aes_key=settings.wechat.encoding_aes_key,
     )
 
 
@@ -40,6 +42,7 @@ class WeChatChannel:
     api: WeChatApi
     oauth: OAuthFlow
     handler: MessageHandler
+    safe_mode: SafeMode | None = None  # None: plain-text mode
 
 
 def build_channel(settings: Settings, store: TokenStore | None = None) -> WeChatChannel | None:
@@ -48,4 +51,5 @@ def build_channel(settings: Settings, store: TokenStore | None = None) -> WeChat
         return None
     api = WeChatApi(config, store or token_store(settings))
     oauth = OAuthFlow(config, signing_key=("wechat-oauth:" + settings.security.signing_key).encode())
-    return WeChatChannel(config, api, oauth, MessageHandler(config))
+    safe_mode = SafeMode(config) if config.encoding_aes_key else None
+    return WeChatChannel(config, api, oauth, MessageHandler(config), safe_mode)

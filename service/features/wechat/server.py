@@ -37,9 +37,9 @@ def verify_signature(token: str, signature: str, timestamp: str, nonce: str) -> 
     return hmac.compare_digest(expected.encode(), signature.encode())
 
 
-def parse_push(xml: bytes | str) -> Any:
-    """The message of one push, or BadMessageError. A document type declaration (internal entities: the
-    "billion laughs"; external ones: file and network reads) is refused before any parser sees the text."""
+def screen_push(xml: bytes | str) -> str:
+    """The text of one push if a parser may see it, or BadMessageError: over the size limit, not UTF-8, or with a
+    document type declaration (internal entities: the "billion laughs"; external ones: file and network reads)."""
     if len(xml) > MAX_MESSAGE_BYTES:
         raise BadMessageError(f"message over {MAX_MESSAGE_BYTES} bytes")
     try:
@@ -48,6 +48,12 @@ def parse_push(xml: bytes | str) -> Any:
         raise BadMessageError("message is not UTF-8") from exc
     if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
         raise BadMessageError("document type declarations are refused")
+    return text
+
+
+def parse_push(xml: bytes | str) -> Any:
+    """The message of one push (screened first: :func:`screen_push`), or BadMessageError."""
+    text = screen_push(xml)
     try:
         msg = parse_message(text)
     except (ExpatError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -65,7 +71,7 @@ class MessageHandler:
         return f'<a href="{self.config.public_base_url.rstrip("/")}/h5/">点击开始资格认证</a>'
 
     def reply(self, xml: bytes | str) -> str:
-        """The XML answer to one pushed message or event (plain-text mode); BadMessageError for anything else."""
+        """The XML answer to one pushed message or event (plain; safe mode seals it); BadMessageError otherwise."""
         msg = parse_push(xml)
         try:
             return self._answer(msg)

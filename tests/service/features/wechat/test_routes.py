@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -23,13 +24,16 @@ from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
+from service.features.wechat.safe_mode import MAX_CLOCK_SKEW_S
 from service.features.wechat.server import verify_signature
 from tests.service import factories
 from tests.service.features.wechat.conftest import PUBLIC, SERVER_TOKEN, wechat_settings
 from tests.service.features.wechat.fake_wechat import FakeWeChat
 
 
-def signed(ts: str = "1700000000", nonce: str = "n0nce", token: str = SERVER_TOKEN) -> dict[str, str]:
+def signed(ts: str | None = None, nonce: str = "n0nce", token: str = SERVER_TOKEN) -> dict[str, str]:
+    """WeChat's URL parameters for a call made now (or at ``ts``)."""
+    ts = str(int(time.time())) if ts is None else ts
     sig = hashlib.sha1("".join(sorted([token, ts, nonce])).encode()).hexdigest()
     return {"signature": sig, "timestamp": ts, "nonce": nonce}
 
@@ -51,6 +55,22 @@ def test_menu_click_answers_with_the_h5_link_and_forged_posts_are_refused(client
     r = client.post("/wechat/callback", params=signed(), content=xml)
     assert r.status_code == 200 and f"{PUBLIC}/h5/" in r.text and "openid-9" in r.text
     assert client.post("/wechat/callback", params=signed(token="x"), content=xml).status_code == 403
+
+
+def test_a_signed_call_is_refused_long_after_it_was_made(client: TestClient) -> None:
+    """A captured call (URL parameters and body) cannot be replayed later: its timestamp is checked, both ways."""
+    xml = (
+        "<xml><ToUserName>gh</ToUserName><FromUserName>openid-9</FromUserName><CreateTime>1</CreateTime>"
+        "<MsgType>event</MsgType><Event>CLICK</Event><EventKey>CERTIFY</EventKey></xml>"
+    )
+    now = int(time.time())
+    for ts in (now - MAX_CLOCK_SKEW_S - 60, now + MAX_CLOCK_SKEW_S + 60, "yesterday"):
+        stale = client.post("/wechat/callback", params=signed(ts=str(ts)), content=xml)
+        assert stale.status_code == 403 and stale.json()["error"]["code"] == "WECHAT_STALE", stale.text
+        echo = client.get("/wechat/callback", params={**signed(ts=str(ts)), "echostr": "echo-1"})
+        assert echo.status_code == 403 and "echo-1" not in echo.text
+    # A push WeChat retries a few seconds later (same parameters) is still answered.
+    assert client.post("/wechat/callback", params=signed(ts=str(now - 20)), content=xml).status_code == 200
 
 
 def oauth_login(client: TestClient, fake: FakeWeChat) -> TestClient:
@@ -248,7 +268,7 @@ def test_an_empty_token_refuses_every_callback_even_in_development(
         ):
             assert r.status_code == 403, r.text
             assert r.json()["error"]["code"] == "WECHAT_TOKEN_UNSET" and "echo-123" not in r.text
-    assert not verify_signature("", signed(token="")["signature"], "1700000000", "n0nce")
+    assert not verify_signature("", signed(ts="1700000000", token="")["signature"], "1700000000", "n0nce")
 
 
 BAD_PUSHES = {
