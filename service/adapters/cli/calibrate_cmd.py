@@ -7,7 +7,8 @@ Three sources, any of them in one run:
   strictest over the populations; the file records which population set it;
 - ``--from-enrolled`` (a deployment): its own enrolled pensioners' templates (with consent) in the service
   database, as the population ``deployment_enrolled`` of its own copy of the file
-  (``PENSION_CERT_FACE_CALIBRATION``), with the pairs of different people that reach the accept band.
+  (``PENSION_CERT_FACE_CALIBRATION``), with the pairs of different people that reach the accept band; each
+  such pair not seen before becomes a supervisor's alert in the console (service/features/console/look_alikes.py).
 """
 
 # lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
@@ -86,6 +87,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         out["populations"] = {**out.get("populations", {}), POPULATION: entry}
         if not args.dry_run:
             out["calibration_version"] = write_populations(matcher.thresholds.recognizer, {POPULATION: entry}, out_path)
+            out["look_alike_alerts_raised"] = _raise_look_alike_alerts(entry)
     emit(out)
     return 0
 
@@ -130,6 +132,24 @@ def _enrolled_population(matcher: Any) -> dict[str, Any]:
             + "; ".join(f"{k}: {v}" for k, v in entry["not_measured"].items())
         )
     return entry
+
+
+def _raise_look_alike_alerts(entry: dict[str, Any]) -> int:
+    """A supervisor's alert for each pair of accounts whose faces reach the accept band, not alerted before."""
+    import service.schema
+    from service.adapters.cli.common import load_settings
+    from service.certification.audit import audit
+    from service.certification.context import ServiceContext
+    from service.features.console.look_alikes import raise_look_alike_alerts
+
+    look = entry["look_alikes_at_accept"]
+    ctx = ServiceContext(load_settings(), schema=service.schema.metadata)
+    with ctx.db() as db:
+        raised = raise_look_alike_alerts(db, look["pairs"], look["threshold"], entry["calibrated_on"])
+        if raised:
+            audit(db, "cli:calibrate-faces", "alerts.raise", "console_alerts", {"kind": "same_face_two_accounts",
+                                                                             "n": len(raised)})  # fmt: skip
+    return len(raised)
 
 
 def _certified_face_bands(db: Any) -> list[tuple[int | None, str | None]]:

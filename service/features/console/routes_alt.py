@@ -11,6 +11,8 @@ from sqlalchemy import select
 from service.certification.models import Beneficiary
 from service.features.console import audit_chain, routes_assist
 from service.features.console.alt_cert import AltCertError, EvidenceReport, import_evidence
+from service.features.console.look_alikes import KIND as LOOK_ALIKE
+from service.features.console.look_alikes import other_people
 from service.features.console.models import ConsoleAlert
 from service.features.console.web import PREFIX, Supervisor, check_csrf, ctx_of, no_store, redirect, render, unit
 
@@ -51,8 +53,9 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
             .order_by(ConsoleAlert.resolved, ConsoleAlert.id.desc())
             .limit(200)
         ).all()
+        others = other_people(db, [a for a, _ in rows])
         audit_chain.record(db, staff.actor, "alerts.view", "-", {"n": len(rows)})
-    return no_store(render(request, "alerts.html", staff, rows=rows))
+    return no_store(render(request, "alerts.html", staff, rows=rows, others=others, look_alike=LOOK_ALIKE))
 
 
 @router.post("/alerts/{alert_id}/resolve")

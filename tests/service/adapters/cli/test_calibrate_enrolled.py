@@ -22,7 +22,9 @@ from pipelines.face_match.pooling import pooled_template
 from pipelines.face_match.population.enrolled import POPULATION
 from pipelines.media import load_image
 from service.certification.context import ServiceContext
-from service.certification.models import AuditEntry
+from service.certification.models import AuditEntry, Beneficiary
+from service.features.console.look_alikes import KIND as LOOK_ALIKE
+from service.features.console.models import ConsoleAlert
 from service.infra.config import Settings, as_environment
 from tests.service import factories
 from tests.service.adapters.cli.conftest import CliRunner, json_lines
@@ -138,6 +140,18 @@ def test_a_deployment_measures_its_own_population_and_finds_a_face_under_two_acc
     with ctx.db() as db:
         (read,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "templates.read")).all()
         assert read.detail == {"people": PEOPLE + 1, "model": KEY.removesuffix("+flip")}
+        # Each pair became a supervisor's alert naming both accounts, the face under two accounts among them.
+        alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.kind == LOOK_ALIKE)).all()
+        assert out["look_alike_alerts_raised"] == len(alerts) == len(look["pairs"])
+        second = db.scalar(select(Beneficiary).where(Beneficiary.external_id == "E-SECOND-ACCOUNT"))
+        assert second is not None
+        assert any(second.id in (a.beneficiary_id, a.detail["other_id"]) for a in alerts)
+        (raised,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "alerts.raise")).all()
+        assert raised.detail == {"kind": LOOK_ALIKE, "n": len(alerts)}
+    # A monthly rerun raises nothing twice.
+    again = run(cli, settings)
+    assert again.returncode == 0, again.stderr
+    assert json_lines(again.stdout)[0]["look_alike_alerts_raised"] == 0
 
 
 def test_too_few_enrolled_people_is_said_not_written(
@@ -156,3 +170,18 @@ def test_a_missing_calibration_file_is_a_settings_problem(cli: CliRunner, tmp_pa
     done = cli("calibrate-faces", "--from-enrolled", env=as_environment(settings))
     assert done.returncode != 0
     assert "PENSION_CERT_FACE_CALIBRATION" in done.stderr and "does not exist" in done.stderr
+
+
+def test_a_dry_run_writes_nothing_and_raises_no_alert(
+    cli: CliRunner, tmp_path: Path, enrolled_faces: list[tuple[str, np.ndarray, np.ndarray | None]]
+) -> None:
+    settings = deployment(tmp_path, enrolled_faces)
+    before = Path(settings.certification.face_calibration).read_bytes()
+    done = run(cli, settings, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    (out,) = json_lines(done.stdout)
+    assert out["populations"][POPULATION]["look_alikes_at_accept"]["pairs"]  # found, only not acted upon
+    assert "look_alike_alerts_raised" not in out and "calibration_version" not in out
+    assert Path(settings.certification.face_calibration).read_bytes() == before
+    with ServiceContext(settings, schema=service.schema.metadata).db() as db:
+        assert db.scalars(select(ConsoleAlert)).all() == []
