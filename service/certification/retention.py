@@ -42,9 +42,24 @@ def awaiting_staff() -> ColumnElement[bool]:
 
 
 def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int = 500) -> int:
-    """Delete the media of sessions finally decided more than `retention_days` ago (never of a case awaiting
-    staff). Idempotent; returns the count."""
+    """Delete the media of every session finally decided more than `retention_days` ago (never of a case awaiting
+    staff), ``batch`` sessions per transaction until none is left. Idempotent; returns the count.
+
+    All of them, not one batch a day: a province decides far more than 500 sessions a day, and media left past
+    the retention period are biometric data kept without a purpose."""
     cutoff = (now or utcnow()) - dt.timedelta(days=ctx.settings.storage.retention_days)
+    total = 0
+    while True:
+        purged = _purge_batch(ctx, cutoff, now or utcnow(), batch)
+        total += purged
+        if purged < batch:
+            break
+    log.info("retention: purged media of %d sessions decided before %s", total, cutoff.date())
+    return total
+
+
+def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, batch: int) -> int:
+    """One transaction: up to ``batch`` sessions' media deleted and marked purged (audited)."""
     purged = 0
     with ctx.db() as db:
         sessions = db.scalars(
@@ -62,11 +77,10 @@ def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int 
             for key in (s.id_card_key, s.video_key):
                 if key:
                     ctx.storage.delete(key)
-            s.media_purged_at = now or utcnow()
+            s.media_purged_at = now
             purged += 1
         if purged:
             audit(db, "system", "retention.purge", cutoff.date().isoformat(), {"sessions": purged})
-    log.info("retention: purged media of %d sessions decided before %s", purged, cutoff.date())
     return purged
 
 
@@ -94,10 +108,16 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
     return removed
 
 
-def storage_upkeep(ctx: ServiceContext) -> dict[str, int]:
-    """The daily store work besides the purge: orphaned media removed, the audit chain anchored. Run by the
-    daily cycle run and by Celery beat (`pension_cert.storage_upkeep`); both are idempotent."""
+def storage_upkeep(ctx: ServiceContext, at: dt.datetime | None = None) -> dict[str, int]:
+    """The daily store work: media past retention purged (as of ``at``, default now), orphaned media removed, the
+    audit chain anchored. Run by the daily cycle run and by Celery beat (`pension_cert.storage_upkeep`), so the
+    purge happens even where nobody runs the cycle; all idempotent."""
+    purged = purge_media(ctx, at)
     removed = sweep_orphans(ctx)  # on the real clock: the grace protects uploads in flight now
     with ctx.db() as db:
         anchor = write_anchor(db, ctx.storage)
-    return {"media_orphans_removed": removed, "audit_anchored_seq": anchor.seq if anchor else 0}
+    return {
+        "media_purged": purged,
+        "media_orphans_removed": removed,
+        "audit_anchored_seq": anchor.seq if anchor else 0,
+    }

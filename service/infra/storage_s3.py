@@ -85,6 +85,7 @@ class S3EncryptedStorage:
         self._sealer = Sealer(key)
         self._client = client or make_client(options)
         self._transfer = TransferConfig(multipart_threshold=options.multipart_threshold, use_threads=False)
+        self._versioned: bool | None = None  # asked of the bucket on the first delete
 
     def _object(self, key: str) -> str:
         check_key(key)
@@ -104,12 +105,44 @@ class S3EncryptedStorage:
         return self._sealer.open(key, blob)
 
     def delete(self, key: str) -> bool:
+        """Remove the object for good; False when there was none. On a versioned bucket a plain DELETE only adds a
+        delete marker and keeps every earlier version readable: there each version of the key is deleted."""
         name = self._object(key)
+        if self._bucket_versioned():
+            return self._delete_versions(key, name)
         if not self.exists(key):
             return False
         with _translated(key):
             self._client.delete_object(Bucket=self.location.bucket, Key=name)
         return True
+
+    def _bucket_versioning_status(self) -> str:
+        with _translated("*"):
+            answer = self._client.get_bucket_versioning(Bucket=self.location.bucket)
+        return str(answer.get("Status") or "")
+
+    def _bucket_versioned(self) -> bool:
+        if self._versioned is None:
+            # "Suspended" still holds the versions written while it was enabled.
+            self._versioned = self._bucket_versioning_status() in ("Enabled", "Suspended")
+            if self._versioned:
+                log.info("bucket %s is versioned: media are deleted version by version", self.location.bucket)
+        return self._versioned
+
+    def _delete_versions(self, key: str, name: str) -> bool:
+        with _translated(key):
+            pages = self._client.get_paginator("list_object_versions").paginate(
+                Bucket=self.location.bucket, Prefix=name
+            )
+            found: list[tuple[str, bool]] = []  # (version id, is the current object version)
+            for page in pages:
+                for v in page.get("Versions", []):
+                    if v["Key"] == name:
+                        found.append((str(v["VersionId"]), bool(v.get("IsLatest"))))
+                found += [(str(m["VersionId"]), False) for m in page.get("DeleteMarkers", []) if m["Key"] == name]
+            for version, _ in found:
+                self._client.delete_object(Bucket=self.location.bucket, Key=name, VersionId=version)
+        return any(current for _, current in found)
 
     def exists(self, key: str) -> bool:
         try:
@@ -123,8 +156,10 @@ class S3EncryptedStorage:
         """Readiness: the bucket answers and takes a write (a read-only or full bucket is not ready)."""
         probe = f"{self.location.prefix}/.readyz" if self.location.prefix else ".readyz"
         with _translated(probe):
-            self._client.put_object(Bucket=self.location.bucket, Key=probe, Body=b"ok")
-            self._client.delete_object(Bucket=self.location.bucket, Key=probe)
+            written = self._client.put_object(Bucket=self.location.bucket, Key=probe, Body=b"ok")
+            # On a versioned bucket the probe's own version goes, not only its name (no version piles up).
+            version = {"VersionId": written["VersionId"]} if written.get("VersionId") else {}
+            self._client.delete_object(Bucket=self.location.bucket, Key=probe, **version)
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         root = f"{self.location.prefix}/" if self.location.prefix else ""

@@ -17,7 +17,7 @@ from service.certification.audit import audit
 from service.certification.cycle import CycleSpikeError, SuspensionGuard, run_cycle
 from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import Beneficiary, utcnow
-from service.certification.retention import expire_sessions, purge_media, storage_upkeep
+from service.certification.retention import expire_sessions, storage_upkeep
 from service.certification.roster import import_roster, import_terms
 from service.infra.clock import local_today
 from service.infra.config import Settings
@@ -143,12 +143,11 @@ def post_cycle_run(
     # simulated date runs them as of its midnight.
     at = utcnow() if today is None else dt.datetime.combine(day, dt.time())
     expired = expire_sessions(ctx, at)
-    purged = purge_media(ctx, at)
-    upkeep = storage_upkeep(ctx)  # orphaned media, the audit chain's anchor
+    upkeep = storage_upkeep(ctx, at)  # media past retention, orphaned media, the audit chain's anchor
     return CycleRun(
         date=day.isoformat(),
         suspended=len(ids),
         sessions_expired=expired,
-        media_purged=purged,
+        media_purged=upkeep["media_purged"],
         media_orphans_removed=upkeep["media_orphans_removed"],
     )

@@ -198,7 +198,7 @@ def sweep() -> int:
 
 @shared_task(name="pension_cert.storage_upkeep")
 def storage_upkeep() -> dict[str, int]:
-    """Daily: orphaned media removed, the audit chain anchored outside the database
+    """Daily: media past retention purged, orphaned media removed, the audit chain anchored outside the database
     (service/certification/retention.py)."""
     return upkeep(_worker_ctx())
 
