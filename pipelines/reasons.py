@@ -40,6 +40,7 @@ class ReasonCode(enum.StrEnum):
     CAPTURE_FACE_TOO_SMALL = "CAPTURE_FACE_TOO_SMALL"
     CHALLENGE_MISSING_ACTION = "CHALLENGE_MISSING_ACTION"
     CHALLENGE_WRONG_ORDER = "CHALLENGE_WRONG_ORDER"
+    CHALLENGE_EXTRA_ACTIONS = "CHALLENGE_EXTRA_ACTIONS"
     VIDEO_DUPLICATE = "VIDEO_DUPLICATE"
     MEDIA_UNSUPPORTED = "MEDIA_UNSUPPORTED"
     MEDIA_CORRUPT = "MEDIA_CORRUPT"
@@ -90,6 +91,7 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.CAPTURE_FACE_TOO_SMALL: "人脸太小,请把手机拿近一些重拍",
     ReasonCode.CHALLENGE_MISSING_ACTION: "未完成指定动作,请按提示重新录制",
     ReasonCode.CHALLENGE_WRONG_ORDER: "动作顺序不正确,请按提示重新录制",
+    ReasonCode.CHALLENGE_EXTRA_ACTIONS: "视频中有许多未要求的动作,已转工作人员审核",
     ReasonCode.VIDEO_DUPLICATE: "视频重复提交,请重新录制",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件已损坏,请重新上传",
@@ -132,6 +134,7 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.CAPTURE_FACE_TOO_SMALL: "人脸过小",
     ReasonCode.CHALLENGE_MISSING_ACTION: "未完成指定动作",
     ReasonCode.CHALLENGE_WRONG_ORDER: "动作顺序错误",
+    ReasonCode.CHALLENGE_EXTRA_ACTIONS: "视频可完成大多数随机动作组合（疑似预录视频）",
     ReasonCode.VIDEO_DUPLICATE: "视频重复提交",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件损坏",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipelines.liveness.actions import MAX_CHALLENGE_COVERAGE
 from pipelines.liveness.capture import CaptureConfig, capture_reasons, scene_reasons
 from pipelines.liveness.fusion import Findings
 from pipelines.liveness.scoring import Scores
@@ -64,6 +65,7 @@ def collect_findings(
         review_floor=rules.review_floor,
         capture=capture,
         challenge_performed=bool(requested) and not scores.action_reasons,
+        challenge_extra=bool(requested) and scores.challenge_coverage >= MAX_CHALLENGE_COVERAGE,
         motion_live=scores.motion.live,
         passive_measured=bool(scores.passive_keys),
     )

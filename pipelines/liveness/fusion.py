@@ -8,12 +8,15 @@ Order of the rules (the first that applies decides, and names the signal that dr
 2. A face that moved only as a flat picture does (``motion.live is False``) is a photo or a screen held to the
    camera: rejected with ``SPOOF_RIGID_MOTION`` (driver ``motion``), in every mode, challenge or not — unless
    the capture is poor, where the mesh is too noisy to tell, and the person is asked to retake.
-3. A passive score at or above the pass threshold passes (driver ``all_signals``).
-4. A failing passive score on a poor capture (too dark, back-lit, blurred, face too small) asks for a retake
+3. A video that performs most of the challenges that could have been drawn (a recording that fits any
+   challenge) goes to staff review (driver ``challenge``, ``CHALLENGE_EXTRA_ACTIONS``), whatever the passive
+   score, unless that score is a clear spoof (below the review floor).
+4. A passive score at or above the pass threshold passes (driver ``all_signals``).
+5. A failing passive score on a poor capture (too dark, back-lit, blurred, face too small) asks for a retake
    with the capture's reason codes (driver ``capture``): the networks' score is not evidence there.
-5. A borderline passive score (between the review floor and the pass threshold) with the challenge performed
+6. A borderline passive score (between the review floor and the pass threshold) with the challenge performed
    and live (non-rigid) motion goes to staff review with the evidence (driver ``passive_borderline``).
-6. Anything else is a spoof: ``SPOOF_SUSPECTED`` (driver ``passive``). A clear spoof score (below the review
+7. Anything else is a spoof: ``SPOOF_SUSPECTED`` (driver ``passive``). A clear spoof score (below the review
    floor) always lands here, whatever else the video shows.
 """
 
@@ -56,6 +59,9 @@ class Findings:
     motion_live: bool | None
     # False when no key frame had a face to score (then there is no passive finding to report).
     passive_measured: bool = True
+    # The video performs most of the challenges that could have been drawn, not only the one that was (a
+    # recording made to fit any challenge): pipelines.liveness.actions.MAX_CHALLENGE_COVERAGE.
+    challenge_extra: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,10 @@ def fuse(f: Findings) -> Fused:
         if f.capture:
             return Fused(Verdict.RETAKE, "capture", list(f.capture))
         return Fused(Verdict.REJECT, "motion", spoof)
+    clear_spoof = f.passive_measured and f.passive_score < f.review_floor
+    if f.challenge_extra and not clear_spoof:
+        # Not refused outright (a person may repeat movements), not passed either: a person looks at it.
+        return Fused(Verdict.REVIEW, "challenge", [ReasonCode.CHALLENGE_EXTRA_ACTIONS, *spoof])
     if f.passive_score >= f.pass_threshold:
         return Fused(Verdict.PASS, "all_signals", [])
     if f.capture:

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.liveness.actions import ActionConfig, ActionEvent, ActionEvidence, detect_events, verify_sequence
+from pipelines.liveness.actions import (
+    ActionConfig,
+    ActionEvent,
+    ActionEvidence,
+    challenge_coverage,
+    detect_events,
+    verify_sequence,
+)
 from pipelines.liveness.capture import CaptureConfig
 from pipelines.liveness.keyframes import identity_spread, passive_frames
 from pipelines.liveness.motion import MotionConfig, MotionEvidence, measure_motion
@@ -38,6 +45,8 @@ class Scores:
     events: list[ActionEvent]
     evidence: list[ActionEvidence]
     action_reasons: list[ReasonCode]  # requested actions missing or out of order (verify_sequence's own verdict)
+    # The share of the challenges of the requested length the video would have performed (0.0 without one).
+    challenge_coverage: float
     motion: MotionEvidence
     identity_min: float | None
     missing_share: float
@@ -62,6 +71,7 @@ def score_track(track: Track, requested: Sequence[str], cfg: ScoringConfig) -> S
         events=events,
         evidence=evidence,
         action_reasons=action_reasons,
+        challenge_coverage=challenge_coverage(events, len(requested)),
         motion=motion,
         identity_min=identity_spread(keys),
         missing_share=track.missing / max(track.n_frames, 1),

@@ -43,6 +43,7 @@ from service.certification.models import (
     VideoFingerprint,
     utcnow,
 )
+from service.infra.clock import local_day_start
 from service.infra.config import UploadSettings
 from service.infra.observability import metrics
 from service.infra.security import new_token, normalise_id, token_hash
@@ -106,6 +107,25 @@ def _check_attempts(failures: attempts.Failures, ctx: ServiceContext) -> None:
         raise ServiceError(ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", extra={"staff_review": True})
 
 
+def unused_challenge(db: Session, ctx: ServiceContext, beneficiary_id: int, now: dt.datetime) -> tuple[str, ...] | None:
+    """The actions of the person's latest session opened today, if it never received a video.
+
+    A new session gets the same challenge until a video has been sent: opening sessions and dropping them until
+    a challenge comes up that a recording made in advance happens to perform would cost nothing otherwise,
+    while each video sent is an attempt the daily failure limits count."""
+    latest = db.execute(
+        select(CertSession.actions, CertSession.video_key)
+        .where(
+            CertSession.beneficiary_id == beneficiary_id, CertSession.created_at >= local_day_start(ctx.settings, now)
+        )
+        .order_by(CertSession.created_at.desc(), CertSession.id)
+        .limit(1)
+    ).first()
+    if latest is None or latest.video_key is not None or not latest.actions:
+        return None
+    return tuple(latest.actions)
+
+
 def _new_session(
     db: Session,
     ctx: ServiceContext,
@@ -118,6 +138,10 @@ def _new_session(
     challenge = issue_challenge(ttl_s=ctx.settings.certification.challenge_ttl_s)
     if ctx.settings.certification.challenge_actions:
         challenge = dataclasses.replace(challenge, actions=parse_actions(ctx.settings.certification.challenge_actions))
+    elif b is not None:
+        unused = unused_challenge(db, ctx, b.id, now)
+        if unused is not None:
+            challenge = dataclasses.replace(challenge, actions=unused)
     token = new_token()
     s = CertSession(
         id=str(uuid.uuid4()),

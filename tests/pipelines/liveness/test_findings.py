@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pipelines.liveness.actions import MAX_CHALLENGE_COVERAGE
 from pipelines.liveness.capture import CaptureConfig
 from pipelines.liveness.findings import FindingRules, collect_findings
 from pipelines.liveness.fusion import Verdict, fuse
@@ -26,6 +27,7 @@ def _scores(**changes: object) -> Scores:
         events=[],
         evidence=[],
         action_reasons=[],
+        challenge_coverage=0.0,
         motion=MotionEvidence(0.0, 0.0, 0.0, 0.0, 0, None),
         identity_min=None,
         missing_share=0.0,
@@ -57,3 +59,11 @@ def test_no_face_in_a_dark_scene_asks_for_a_retake() -> None:
     assert fuse(found).verdict is Verdict.RETAKE
     lit = collect_findings(Track(frame_luma=[120.0] * 20, n_frames=20), [], _scores(), RULES, duplicate=False)
     assert not lit.capture and fuse(lit).verdict is Verdict.REJECT
+
+
+def test_a_video_performing_most_challenges_is_a_finding_only_under_a_challenge() -> None:
+    for coverage, requested, flagged in ((0.45, ["nod"], False), (0.5, ["nod"], True), (1.0, [], False)):
+        scores = _scores(challenge_coverage=coverage)
+        found = collect_findings(Track(), requested, scores, RULES, duplicate=False)
+        assert found.challenge_extra is flagged
+        assert MAX_CHALLENGE_COVERAGE == 0.5

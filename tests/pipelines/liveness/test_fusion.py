@@ -82,3 +82,13 @@ def test_no_face_in_the_dark_is_a_retake_but_other_hard_findings_are_not() -> No
     assert fused.reasons == [ReasonCode.CAPTURE_TOO_DARK, ReasonCode.FACE_NOT_FOUND]
     swapped = replace(dark, hard=[ReasonCode.FACE_NOT_FOUND, ReasonCode.FACE_CHANGED_IN_VIDEO])
     assert fuse(swapped).verdict is Verdict.REJECT
+
+
+def test_a_challenge_among_many_unrequested_head_movements_goes_to_review_even_with_a_good_score() -> None:
+    fused = fuse(replace(CLEAN, challenge_extra=True))
+    assert fused.verdict is Verdict.REVIEW and fused.driver == "challenge"
+    assert fused.reasons == [ReasonCode.CHALLENGE_EXTRA_ACTIONS]
+    # A clear spoof score still rejects; a rigid picture still rejects first.
+    assert fuse(replace(CLEAN, challenge_extra=True, passive_score=0.2)).verdict is Verdict.REJECT
+    rigid = fuse(replace(CLEAN, challenge_extra=True, motion_live=False))
+    assert rigid.verdict is Verdict.REJECT and rigid.driver == "motion"
