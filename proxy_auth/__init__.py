@@ -6,9 +6,11 @@ Pure rules over plain records; the service persists bindings and calls these fun
 
 from proxy_auth.bindings import (
     Binding,
+    Carried,
     Consent,
     ConsentMethod,
     Relationship,
+    carried_over,
     check_new_binding,
     needs_consent,
     record_failure,
@@ -21,6 +23,7 @@ from proxy_auth.relatives import RelativeMatch, RelativePolicy, RelativeTemplate
 
 __all__ = [
     "Binding",
+    "Carried",
     "Consent",
     "ConsentMethod",
     "OperatorCheck",
@@ -33,6 +36,7 @@ __all__ = [
     "RelativeTemplate",
     "apply_proxy_policy",
     "apply_relative_rule",
+    "carried_over",
     "check_new_binding",
     "check_operator",
     "needs_consent",

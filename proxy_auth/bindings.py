@@ -43,6 +43,7 @@ class Binding:
     ended_at: dt.datetime | None = None
     locked: bool = False
     failures: int = 0
+    flagged: bool = False  # the relative filmed themselves in a proxy session of this binding
 
     @property
     def active(self) -> bool:
@@ -81,9 +82,40 @@ def check_new_binding(
         raise ProxyAuthError(ReasonCode.PROXY_LIMIT_REACHED, f"elder already has {len(relatives)} relatives bound")
 
 
-def needs_consent(elder_bindings: Sequence[Binding]) -> bool:
-    """The elder's consent is captured at their first binding; later bindings reuse the recorded consent."""
-    return not any(b.consent is not None for b in elder_bindings)
+def needs_consent(relative_id: str, elder_bindings: Sequence[Binding]) -> bool:
+    """Whether a new binding of `relative_id` to the elder needs the elder's own consent.
+
+    The elder consents to one relative, not to whoever knows their name and ID number: only the same relative's
+    earlier consented binding of this elder is reused, and never once a binding of the pair was flagged (the
+    relative filmed themselves instead of the elder), so unbinding cannot launder a flagged binding."""
+    pair = [b for b in elder_bindings if b.relative_id == relative_id]
+    if any(b.flagged for b in pair):
+        return True
+    return not any(b.consent is not None for b in pair)
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What a re-binding of the same relative and elder keeps from the pair's earlier bindings."""
+
+    failures: int = 0
+    locked: bool = False
+    flagged: bool = False
+
+
+def carried_over(relative_id: str, elder_bindings: Sequence[Binding]) -> Carried:
+    """The pair's record carried into a new binding: unbinding and binding again must not clear a lock, a flag
+    or the failure count (only staff do that, by unlocking). Failures and the lock come from the pair's latest
+    binding (where staff unlock and an accepted certification reset them); a flag on any of them stays, as it
+    stays on a binding that staff unlock."""
+    pair = sorted((b for b in elder_bindings if b.relative_id == relative_id), key=lambda b: b.created_at)
+    if not pair:
+        return Carried()
+    return Carried(
+        failures=pair[-1].failures,
+        locked=pair[-1].locked,
+        flagged=any(b.flagged for b in pair),
+    )
 
 
 def record_failure(binding: Binding, policy: ProxyPolicy) -> Binding:

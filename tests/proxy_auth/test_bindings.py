@@ -7,11 +7,13 @@ import pytest
 from pipelines.reasons import ReasonCode
 from proxy_auth import (
     Binding,
+    Carried,
     Consent,
     ConsentMethod,
     ProxyAuthError,
     ProxyPolicy,
     Relationship,
+    carried_over,
     check_new_binding,
     needs_consent,
     record_failure,
@@ -22,14 +24,27 @@ T0 = dt.datetime(2026, 1, 5, 9, 0)
 POLICY = ProxyPolicy()
 
 
-def binding(relative: str, elder: str, *, ended: bool = False, consent: bool = True) -> Binding:
+def binding(
+    relative: str,
+    elder: str,
+    *,
+    ended: bool = False,
+    consent: bool = True,
+    flagged: bool = False,
+    locked: bool = False,
+    failures: int = 0,
+    day: int = 0,
+) -> Binding:
     return Binding(
         relative_id=relative,
         elder_id=elder,
         relationship=Relationship.CHILD,
-        created_at=T0,
+        created_at=T0 + dt.timedelta(days=day),
         consent=Consent(ConsentMethod.LIVE_VIDEO, T0, "session-1") if consent else None,
-        ended_at=T0 + dt.timedelta(days=1) if ended else None,
+        ended_at=T0 + dt.timedelta(days=day + 1) if ended else None,
+        locked=locked,
+        failures=failures,
+        flagged=flagged,
     )
 
 
@@ -69,10 +84,31 @@ def test_no_double_binding_and_no_self_binding() -> None:
     assert "own proxy" in limit_error("p1", "p1", [], [])
 
 
-def test_consent_is_needed_at_the_first_binding_only() -> None:
-    assert needs_consent([])
-    assert needs_consent([binding("r1", "e1", consent=False)])
-    assert not needs_consent([binding("r1", "e1", consent=True)])
+def test_consent_is_given_to_one_relative() -> None:
+    assert needs_consent("r1", [])
+    assert needs_consent("r1", [binding("r1", "e1", consent=False)])
+    # The same relative binding again keeps the elder's consent, even after unbinding...
+    assert not needs_consent("r1", [binding("r1", "e1", consent=True, ended=True)])
+    # ...but another relative's consent, live or ended, is not theirs.
+    assert needs_consent("r2", [binding("r1", "e1", consent=True)])
+    assert needs_consent("r2", [binding("r1", "e1", consent=True, ended=True), binding("r2", "e1", consent=False)])
+    # Once the relative filmed themselves, the elder must consent again.
+    flagged = [binding("r1", "e1", flagged=True, ended=True), binding("r1", "e1", consent=True, day=2, ended=True)]
+    assert needs_consent("r1", flagged)
+
+
+def test_binding_again_carries_the_pairs_record() -> None:
+    assert carried_over("r1", []) == Carried()
+    history = [
+        binding("r1", "e1", flagged=True, locked=False, failures=0, ended=True),
+        binding("r2", "e1", locked=True, failures=3),  # another relative's record is theirs
+        binding("r1", "e1", locked=True, failures=3, day=3, ended=True),
+    ]
+    assert carried_over("r1", history) == Carried(failures=3, locked=True, flagged=True)
+    # The latest binding's failures and lock count (staff unlock resets them there); a flag is never dropped.
+    history.append(binding("r1", "e1", failures=1, day=5, ended=True))
+    assert carried_over("r1", history) == Carried(failures=1, locked=False, flagged=True)
+    assert carried_over("r3", history) == Carried()
 
 
 def test_repeated_failures_lock_the_binding() -> None:

@@ -8,7 +8,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
-from proxy_auth import Binding, Consent, ConsentMethod, ProxyAuthError, Relationship, check_new_binding, needs_consent
+from proxy_auth import (
+    Binding,
+    Consent,
+    ConsentMethod,
+    ProxyAuthError,
+    Relationship,
+    carried_over,
+    check_new_binding,
+    needs_consent,
+)
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
@@ -40,6 +49,7 @@ def to_rule(row: ProxyBinding, relative: str, elder: str) -> Binding:
         ended_at=row.ended_at,
         locked=row.locked,
         failures=row.failures,
+        flagged=row.flagged,
     )
 
 
@@ -85,21 +95,25 @@ def bind(
         audit(db, actor(op), "proxy.bind.refused", elder.external_id, {"reason": exc.reason.value})
         db.commit()  # the refusal is on record even though the request fails (nothing else was written)
         raise as_service_error(exc) from exc
-    consented = not needs_consent([to_rule(b, b.operator_id, elder.id_hash) for b in theirs])
+    rules = [to_rule(b, b.operator_id, elder.id_hash) for b in theirs]
+    consented = not needs_consent(op.id, rules)
+    kept = carried_over(op.id, rules)
     row = ProxyBinding(
         id=str(uuid.uuid4()),
         operator_id=op.id,
         beneficiary_id=elder.id,
         relationship=rel.value,
         status=BindingStatus.ACTIVE if consented else BindingStatus.PENDING_CONSENT,
-        failures=0,
-        locked=False,
-        flagged=False,
+        failures=kept.failures,
+        locked=kept.locked,
+        flagged=kept.flagged,
     )
     if consented:
-        # The elder consented at their first binding: later bindings refer to that consent.
-        first = next(b for b in theirs if b.consent_at is not None)
-        row.consent_method, row.consent_ref, row.consent_at = first.consent_method, first.consent_ref, utcnow()
+        # This relative's own earlier binding of the elder was consented (and never flagged): that consent is
+        # theirs to keep. Another relative's consent is not: the elder agreed to that person, not to everyone.
+        mine_before = [b for b in theirs if b.operator_id == op.id and b.consent_at is not None]
+        last = max(mine_before, key=lambda b: b.consent_at or b.created_at)
+        row.consent_method, row.consent_ref, row.consent_at = last.consent_method, last.consent_ref, utcnow()
     db.add(row)
     db.flush()
     audit(
@@ -107,7 +121,12 @@ def bind(
         actor(op),
         "proxy.bind",
         elder.external_id,
-        {"binding": row.id, "relationship": rel.value, "status": row.status},
+        {
+            "binding": row.id,
+            "relationship": rel.value,
+            "status": row.status,
+            "carried": {"failures": kept.failures, "locked": kept.locked, "flagged": kept.flagged},
+        },
     )
     return row
 
@@ -129,9 +148,15 @@ def unbind(db: Session, op: ProxyOperator, binding_id: str) -> ProxyBinding:
     row = own_binding(db, op, binding_id, for_update=True)
     if row.status == BindingStatus.ENDED:
         raise ServiceError("SESSION_STATE", "binding already ended")
-    row.status, row.ended_at = BindingStatus.ENDED, utcnow()
     elder = db.get(Beneficiary, row.beneficiary_id)
-    audit(db, actor(op), "proxy.unbind", elder.external_id if elder else "-", {"binding": row.id})
+    target = elder.external_id if elder else "-"
+    if row.locked:
+        # A lock waits for staff: unbinding (and binding again) must not be the relative's way around it.
+        audit(db, actor(op), "proxy.unbind.refused", target, {"binding": row.id, "reason": "PROXY_BINDING_LOCKED"})
+        db.commit()  # the refusal is on record even though the request fails (nothing else was written)
+        raise ProxyServiceError("PROXY_BINDING_LOCKED", "binding locked pending staff review; staff unlock it first")
+    row.status, row.ended_at = BindingStatus.ENDED, utcnow()
+    audit(db, actor(op), "proxy.unbind", target, {"binding": row.id})
     return row
 
 

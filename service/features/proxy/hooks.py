@@ -30,7 +30,7 @@ from service.features.proxy.operators import actor, load_template, mark_verified
 from service.features.proxy.policy import proxy_policy
 from service.features.proxy.relatives import apply_rule
 from service.features.proxy.requesters import operator_requesters
-from service.features.proxy.sessions import claim_of
+from service.features.proxy.sessions import claim_of, roster_name_differs
 
 if TYPE_CHECKING:
     from service.certification.contract import CertificationReport, Certifier, Template
@@ -69,8 +69,10 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, rep
     """The proxy decision when the session was opened by a proxy; otherwise `report.decision` unchanged."""
     with ctx.db() as db:
         ps = db.get(ProxySession, session_id)
-        if ps is None or ps.kind == ProxySessionKind.VERIFICATION.value:
+        if ps is None:
             return report.decision
+        if ps.kind == ProxySessionKind.VERIFICATION.value:
+            return _verification_decision(db, session_id, report.decision)
         s = db.get(CertSession, session_id)
         op = db.get(ProxyOperator, ps.operator_id)
         elder = beneficiary_of(db, s) if s else None
@@ -91,6 +93,21 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, rep
     if template is not None and probes and template[1] == str(matcher.recognizer.version):
         operator = check_operator(matcher, probes, template[0], policy)
     return apply_proxy_policy(report.decision, ProxyContext(deceased, first, operator), policy)
+
+
+def _verification_decision(db: Session, session_id: str, decision: Decision) -> Decision:
+    """A relative's verification: the roster's name for the claimed number is authoritative. Checked only once
+    the card carried that number and the face passed (any outcome but reject), so that learning whether a
+    number is on the roster takes that person's card and a live face, not just an account."""
+    claim = db.get(ProxyClaim, session_id)
+    if decision.outcome is Outcome.REJECT or claim is None or not roster_name_differs(db, claim):
+        return decision
+    return dataclasses.replace(
+        decision,
+        outcome=Outcome.REJECT,
+        reasons=list(dict.fromkeys([*decision.reasons, ReasonCode.ID_FIELDS_INCONSISTENT])),
+        references=[],
+    )
 
 
 def on_decided(
@@ -116,7 +133,11 @@ def on_decided(
     target = elder.external_id if elder else claim.id_masked if claim else "-"
     audit(db, who, f"proxy.{ps.kind}.decided", target, {"session": s.id, "decision": outcome.value, "reasons": reasons})
     if ps.kind == ProxySessionKind.VERIFICATION.value:
-        if outcome is Outcome.ACCEPT and claim is not None:
+        if outcome is Outcome.ACCEPT and claim is not None and op.verified_at is not None:
+            # Verified meanwhile by another session opened before it: the identity and template stay (staff
+            # change them), so two sessions in flight cannot swap the operator-face check's reference.
+            audit(db, who, "proxy.operator.verification_ignored", op.id, {"session": s.id})
+        elif outcome is Outcome.ACCEPT and claim is not None:
             mark_verified(op, claim.id_hash, claim.id_masked, claim.name)
             if new_template is not None:
                 store_template(ctx, op, new_template.embedding, new_template.model)
@@ -163,6 +184,8 @@ def on_accept(db: Session, s: CertSession, elder: Beneficiary | None) -> bool:
     if op is None:
         return True
     claim = db.get(ProxyClaim, s.id) if ps.kind == ProxySessionKind.VERIFICATION.value else None
+    if claim is not None and roster_name_differs(db, claim):
+        raise ServiceError(ReasonCode.ID_FIELDS_INCONSISTENT, "the claimed name is not the roster's for this number")
     if claim is not None and op.verified_at is None:
         mark_verified(op, claim.id_hash, claim.id_masked, claim.name)
         audit(db, actor(op), "proxy.operator.verified", op.id, {"session": s.id, "template": False})

@@ -17,6 +17,7 @@ from service.adapters.http.schemas import EXACT, SessionCreated, session_created
 from service.certification.errors import InvalidInputError, NotFoundError
 from service.certification.models import Beneficiary, BeneficiaryStatus
 from service.features.proxy import bindings, operators, sessions
+from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.history import elder_history
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
 from service.features.proxy.schemas import (
@@ -235,6 +236,9 @@ def history(db: DB, op: Operator, binding_id: str) -> BindingHistory:
     row = bindings.own_binding(db, op, binding_id)
     if row.status == BindingStatus.ENDED:
         raise NotFoundError("binding", code="PROXY_NOT_BOUND")
+    if row.status == BindingStatus.PENDING_CONSENT:
+        # The history names the elder's other relatives: not before the elder has agreed to this one.
+        raise ProxyServiceError("PROXY_CONSENT_PENDING", "the elder has not consented to this binding yet")
     return BindingHistory(binding_id=row.id, entries=elder_history(db, row.beneficiary_id, op))
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from pipelines.reasons import ReasonCode
 from proxy_auth import ProxyAuthError, require_usable
 from service.certification import attempts, idnumber
+from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.contract import Claim
@@ -43,15 +44,21 @@ def open_verification(
 ) -> NewSession:
     """The relative's own real-name session: no beneficiary (the relative is nobody's pension, or certifies
     their own elsewhere); what it verifies is a `ProxyClaim`, and its failures count against the operator."""
+    if op.verified_at is not None:
+        # A new verification would replace the verified identity and face template (the operator-face check's
+        # reference): once verified, a relative's identity changes only through staff.
+        audit(db, actor(op), "proxy.verification.refused", op.id, {"reason": "PROXY_OPERATOR_VERIFIED"})
+        db.commit()  # the refusal is on record even though the request fails (nothing else was written)
+        raise ProxyServiceError("PROXY_OPERATOR_VERIFIED", "operator already verified; identity changes go to staff")
     number = normalise_id(id_number)
     problem = idnumber.validate(number)
     if problem is not None:
         raise ServiceError(ReasonCode.ID_CHECKSUM_FAILED, problem)
     id_hash = ctx.keyring.id_hash(number)
+    # No answer here may depend on the roster (whether the number is on it, under which name): anyone with an
+    # account could probe it. The roster's name is checked when the session is decided (`roster_name_differs`),
+    # after a card carrying the number and a live face.
     listed = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
-    if listed is not None and listed.name != name.strip():
-        # The roster's name for this number is authoritative: the claim must agree with it.
-        raise ServiceError(ReasonCode.ID_FIELDS_INCONSISTENT, "name does not match the ID number")
     new = create_claim_session(db, ctx, Channel.SELF, consent, actor(op), verification_failures(db, ctx, op.id))
     _link(db, new, ProxySessionKind.VERIFICATION, op, None)
     db.add(
@@ -67,6 +74,12 @@ def open_verification(
     )
     db.flush()
     return new
+
+
+def roster_name_differs(db: Session, claim: ProxyClaim) -> bool:
+    """The claimed number is on the roster under another name: the roster's name is authoritative."""
+    listed = db.scalar(select(Beneficiary.name).where(Beneficiary.id_hash == claim.id_hash))
+    return listed is not None and listed != claim.name
 
 
 def _verifications_of(operator_id: str) -> ColumnElement[bool]:

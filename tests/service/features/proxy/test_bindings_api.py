@@ -3,14 +3,17 @@ the elder's consent, access control between relatives, locks, and the audit trai
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry, Beneficiary, Certification, CertSession, utcnow
-from service.features.proxy.models import ProxyBinding
+from service.features.proxy.models import ProxyBinding, ProxyClaim
 from service.features.proxy.policy import proxy_policy
+from tests.service import factories
 from tests.service.conftest import ADMIN
 from tests.service.features.proxy.helpers import (
     P,
@@ -90,7 +93,7 @@ def test_at_most_two_relatives_per_elder(client: TestClient, ctx: ServiceContext
 
 def test_consent_at_the_first_binding(client: TestClient, ctx: ServiceContext) -> None:
     _, number, name = new_elder(ctx)
-    son, daughter = verified_operator(client, ctx), verified_operator(client, ctx)
+    son = verified_operator(client, ctx)
     pending = bind(client, son, number, name).json()
     assert pending["status"] == "pending_consent" and pending["consent"] is None
     # No proxy certification before the elder has consented.
@@ -110,11 +113,34 @@ def test_consent_at_the_first_binding(client: TestClient, ctx: ServiceContext) -
     approved = staff_consent(client, pending["binding_id"], "counter-3")
     assert approved.status_code == 200 and approved.json()["status"] == "active"
     assert approved.json()["consent"]["method"] == "staff_approval"
-    # The second relative's binding refers to the consent already given.
-    second = bind(client, daughter, number, name, relationship="child_in_law").json()
-    assert second["status"] == "active" and second["consent"]["method"] == "staff_approval"
-    s = client.post(f"{P}/bindings/{second['binding_id']}/sessions", headers=bearer(daughter["token"]))
+    # The same relative binding the elder again keeps the consent the elder gave them.
+    assert client.delete(f"{P}/bindings/{pending['binding_id']}", headers=bearer(son["token"])).status_code == 200
+    again = bind(client, son, number, name).json()
+    assert again["status"] == "active" and again["consent"]["method"] == "staff_approval"
+    s = client.post(f"{P}/bindings/{again['binding_id']}/sessions", headers=bearer(son["token"]))
     assert s.status_code == 201 and s.json()["challenge"]["actions"]
+
+
+def test_the_elder_consents_to_each_relative_not_to_everyone(client: TestClient, ctx: ServiceContext) -> None:
+    # Before: the second relative's binding copied the first one's consent (an ended binding's too), so anyone
+    # with the elder's name and number became an active proxy and read the family's history.
+    _, number, name = new_elder(ctx)
+    son, stranger = verified_operator(client, ctx), verified_operator(client, ctx)
+    first = active_binding(client, son, number, name)
+    assert client.delete(f"{P}/bindings/{first['binding_id']}", headers=bearer(son["token"])).status_code == 200
+    theirs = bind(client, stranger, number, name, relationship="child").json()
+    assert theirs["status"] == "pending_consent" and theirs["consent"] is None
+    hs = bearer(stranger["token"])
+    r = client.post(f"{P}/bindings/{theirs['binding_id']}/sessions", headers=hs)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_PENDING"
+    # Nor does a binding the elder has not agreed to show who else certifies for them.
+    r = client.get(f"{P}/history", params={"binding_id": theirs["binding_id"]}, headers=hs)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_PENDING"
+    assert r.json()["error"]["message"] == "老人尚未同意绑定,请先完成老人同意确认"
+    # The elder's own consent to this relative (here staff approval) makes it active.
+    ok = staff_consent(client, theirs["binding_id"], "counter-5").json()
+    assert ok["status"] == "active" and ok["consent"]["method"] == "staff_approval"
+    assert client.get(f"{P}/history", params={"binding_id": theirs["binding_id"]}, headers=hs).status_code == 200
 
 
 def test_a_relative_sees_only_their_own_bindings(client: TestClient, ctx: ServiceContext) -> None:
@@ -162,6 +188,88 @@ def test_locked_and_deceased(client: TestClient, ctx: ServiceContext) -> None:
     dead = active_binding(client, op, number2, name2)
     r = client.post(f"{P}/bindings/{dead['binding_id']}/sessions", headers=bearer(op["token"]))
     assert r.status_code == 409 and r.json()["error"]["code"] == "BENEFICIARY_DECEASED"
+
+
+def _set_binding(ctx: ServiceContext, binding_id: str, **fields: object) -> None:
+    with ctx.db() as db:
+        row = db.get(ProxyBinding, binding_id)
+        assert row is not None
+        for k, v in fields.items():
+            setattr(row, k, v)
+
+
+def test_a_locked_binding_cannot_be_unbound_until_staff_unlock_it(client: TestClient, ctx: ServiceContext) -> None:
+    # Before: DELETE then POST /bindings gave an active, unlocked binding with no failures.
+    op = verified_operator(client, ctx)
+    ext, number, name = new_elder(ctx)
+    b = active_binding(client, op, number, name)
+    _set_binding(ctx, b["binding_id"], locked=True, failures=3)  # as three rejected sessions leave it
+    h = bearer(op["token"])
+    r = client.delete(f"{P}/bindings/{b['binding_id']}", headers=h)
+    assert r.status_code == 423 and r.json()["error"]["code"] == "PROXY_BINDING_LOCKED"
+    assert r.json()["error"]["message"] == "多次认证未通过,该绑定已锁定,请联系经办机构人工审核"
+    [mine] = client.get(f"{P}/bindings", headers=h).json()
+    assert (mine["status"], mine["locked"], mine["failures"]) == ("active", True, 3)
+    assert bind(client, op, number, name).status_code == 409  # still bound: no second binding beside it
+    refused = [e for e in _all(ctx) if e.action == "proxy.unbind.refused"]
+    assert [(e.actor, e.target, e.detail["reason"]) for e in refused] == [
+        (f"operator:{op['operator_id']}", ext, "PROXY_BINDING_LOCKED")
+    ]
+    # After staff have looked (unlock resets the failures) the relative may unbind, and bind again.
+    assert (
+        client.post(f"{P}/bindings/{b['binding_id']}/unlock", json={"staff_id": "s9"}, headers=ADMIN).status_code == 200
+    )
+    assert client.delete(f"{P}/bindings/{b['binding_id']}", headers=h).json()["status"] == "ended"
+    again = bind(client, op, number, name).json()
+    assert (again["status"], again["locked"], again["flagged"], again["failures"]) == ("active", False, False, 0)
+
+
+def test_binding_again_keeps_the_pairs_flag_failures_and_lock(client: TestClient, ctx: ServiceContext) -> None:
+    op = verified_operator(client, ctx)
+    _, number, name = new_elder(ctx)
+    h = bearer(op["token"])
+    # Failures short of the lock survive an unbind: churning bindings does not buy new tries.
+    b = active_binding(client, op, number, name)
+    _set_binding(ctx, b["binding_id"], failures=2)
+    assert client.delete(f"{P}/bindings/{b['binding_id']}", headers=h).status_code == 200
+    b = bind(client, op, number, name).json()
+    assert (b["status"], b["failures"], b["locked"]) == ("active", 2, False)
+    # The relative filmed themselves (flagged, locked); staff unlock it, the flag stays on record.
+    _set_binding(ctx, b["binding_id"], flagged=True, locked=True)
+    client.post(f"{P}/bindings/{b['binding_id']}/unlock", json={"staff_id": "s9"}, headers=ADMIN)
+    assert client.delete(f"{P}/bindings/{b['binding_id']}", headers=h).status_code == 200
+    # Binding again starts flagged, and the elder's earlier consent no longer covers this relative.
+    again = bind(client, op, number, name).json()
+    assert (again["status"], again["flagged"], again["consent"]) == ("pending_consent", True, None)
+    entry = [e for e in _all(ctx) if e.action == "proxy.bind" and e.detail["binding"] == again["binding_id"]]
+    assert entry[0].detail["carried"] == {"failures": 0, "locked": False, "flagged": True}
+    # A binding ended while locked (e.g. before unbinding was refused) passes its lock on.
+    assert staff_consent(client, again["binding_id"]).json()["status"] == "active"
+    _set_binding(ctx, again["binding_id"], locked=True, status="ended", ended_at=utcnow())
+    last = bind(client, op, number, name).json()
+    assert (last["locked"], last["flagged"]) == (True, True)
+    r = client.post(f"{P}/bindings/{last['binding_id']}/sessions", headers=h)
+    assert r.status_code == 423 and r.json()["error"]["code"] == "PROXY_BINDING_LOCKED"
+
+
+def test_a_verified_relative_cannot_verify_again_as_someone_else(client: TestClient, ctx: ServiceContext) -> None:
+    # Before: 201, and an accepted session replaced the operator's identity and face template.
+    op = login(client)
+    mine = verify_directly(ctx, op["operator_id"], name="李建国")
+    other = factories.id_number(region="110101", birth=dt.date(1980, 1, 2))
+    h = bearer(op["token"])
+    for number in (other, mine):
+        body = {"id_number": number, "name": "李建国", "template_consent": True}
+        r = client.post(f"{P}/operators/me/verification", json=body, headers=h)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_OPERATOR_VERIFIED", r.text
+        assert r.json()["error"]["message"] == "您已完成实名认证,如需变更身份信息请到经办机构办理"
+    with ctx.db() as db:
+        assert db.scalar(select(func.count()).select_from(ProxyClaim)) == 0
+        assert db.scalar(select(func.count()).select_from(CertSession)) == 0
+    refused = [e for e in _all(ctx) if e.action == "proxy.verification.refused"]
+    assert [e.actor for e in refused] == [f"operator:{op['operator_id']}"] * 2
+    me = client.get(f"{P}/operators/me", headers=h).json()
+    assert me["verified"] is True and me["id_masked"] == mine[:4] + "**"
 
 
 def test_every_proxy_action_is_audited_with_the_operator(client: TestClient, ctx: ServiceContext) -> None:

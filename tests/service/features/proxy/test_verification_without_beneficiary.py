@@ -52,12 +52,12 @@ def new_operator(db: Session) -> ProxyOperator:
     return op
 
 
-def opened(ctx: ServiceContext, number: str, op_id: str | None = None) -> tuple[str, str]:
+def opened(ctx: ServiceContext, number: str, op_id: str | None = None, name: str = NAME) -> tuple[str, str]:
     """(operator id, session id) of a queued verification session of ``number`` (a new operator unless given)."""
     with ctx.db() as db:
         op = db.get(ProxyOperator, op_id) if op_id else new_operator(db)
         assert op is not None
-        s = open_verification(db, ctx, op, number, NAME, consent=True).session
+        s = open_verification(db, ctx, op, number, name, consent=True).session
         s.id_card_key, s.video_key = f"sessions/{s.id}/id_card", f"sessions/{s.id}/video"
         s.state, s.queued_at = SessionState.QUEUED, utcnow()
         ctx.storage.put(s.id_card_key, b"card")
@@ -191,3 +191,73 @@ def test_a_roster_import_of_the_relatives_number_creates_a_normal_beneficiary(ct
         assert b.id_hash == ctx.keyring.id_hash(number)
         s = db.get(CertSession, sid)
         assert s is not None and s.beneficiary_id is None  # the verification stays the relative's claim
+
+
+def test_opening_a_claim_says_nothing_about_the_roster(ctx: ServiceContext) -> None:
+    # Before: a roster number under another name was refused at once (ID_FIELDS_INCONSISTENT), so any account
+    # learnt which numbers are on the roster. Now the claim opens alike; the name is checked at the decision.
+    listed = factories.id_number(region="110101", birth=dt.date(1948, 2, 3))
+    with ctx.db() as db:
+        factories.beneficiary(db, ctx.keyring, id_number=listed, name="王桂兰")
+    _, wrong = opened(ctx, listed)  # NAME is not the roster's name
+    _, free = opened(ctx, factories.id_number(region="110101"))
+    with ctx.db() as db:
+        states = [db.scalar(select(CertSession.state).where(CertSession.id == sid)) for sid in (wrong, free)]
+    assert states == [SessionState.QUEUED, SessionState.QUEUED]
+    # The card carried the number and the face passed: only then is the roster's name compared.
+    s = decided(ctx, wrong, FixedCertifier(Outcome.ACCEPT))
+    assert s.decision == "reject" and s.reasons == ["ID_FIELDS_INCONSISTENT"]
+    assert s.result is not None and s.result["references"] == []
+    assert decided(ctx, free, FixedCertifier(Outcome.ACCEPT)).decision == "accept"
+    with ctx.db() as db:
+        claimant = db.get(ProxyClaim, wrong)
+        op = db.get(ProxyOperator, claimant.operator_id) if claimant else None
+        assert op is not None and op.verified_at is None
+
+
+def test_a_failed_card_or_face_does_not_reveal_the_roster_name(ctx: ServiceContext) -> None:
+    listed = factories.id_number(region="110101", birth=dt.date(1948, 2, 3))
+    with ctx.db() as db:
+        factories.beneficiary(db, ctx.keyring, id_number=listed, name="王桂兰")
+    _, sid = opened(ctx, listed)
+    s = decided(ctx, sid, FixedCertifier(Outcome.REJECT))
+    assert s.decision == "reject" and s.reasons == ["FACE_MISMATCH"]  # the same answer as for any number
+    # The roster's own name passes.
+    op_id, right = opened(ctx, listed, name="王桂兰")
+    assert decided(ctx, right, FixedCertifier(Outcome.ACCEPT)).decision == "accept"
+    with ctx.db() as db:
+        row = db.get(ProxyOperator, op_id)
+        assert row is not None and row.verified_at is not None and row.name == "王桂兰"
+
+
+def test_staff_cannot_accept_a_claim_the_roster_names_otherwise(ctx: ServiceContext) -> None:
+    number = factories.id_number(region="110101", birth=dt.date(1949, 4, 5))
+    op_id, sid = opened(ctx, number)
+    assert decided(ctx, sid, FixedCertifier(Outcome.REVIEW)).decision == "review"
+    with ctx.db() as db:  # the number reaches the roster under another name while the case waits
+        factories.beneficiary(db, ctx.keyring, id_number=number, name="王桂兰")
+    with ctx.db() as db, pytest.raises(ServiceError) as refused:
+        s = db.get(CertSession, sid)
+        assert s is not None
+        settle(db, ctx, s, "accept", "rev1", "本人", "staff:rev1")
+    assert refused.value.code == ReasonCode.ID_FIELDS_INCONSISTENT
+    with ctx.db() as db:
+        op = db.get(ProxyOperator, op_id)
+        assert op is not None and op.verified_at is None
+
+
+def test_two_verifications_in_flight_cannot_swap_the_verified_identity(ctx: ServiceContext) -> None:
+    mine, theirs = factories.id_number(region="110101"), factories.id_number(region="110101")
+    op_id, first = opened(ctx, mine)
+    _, second = opened(ctx, theirs, op_id)  # opened before the first was decided
+    assert decided(ctx, first, FixedCertifier(Outcome.ACCEPT)).decision == "accept"
+    assert decided(ctx, second, FixedCertifier(Outcome.ACCEPT)).decision == "accept"
+    with ctx.db() as db:
+        op = db.get(ProxyOperator, op_id)
+        assert op is not None and op.person_hash == ctx.keyring.id_hash(mine)
+        ignored = db.scalars(select(AuditEntry).where(AuditEntry.action == "proxy.operator.verification_ignored"))
+        assert [(e.actor, e.detail["session"]) for e in ignored] == [(f"operator:{op_id}", second)]
+        # And no third one: the operator is verified.
+        with pytest.raises(ServiceError) as refused:
+            open_verification(db, ctx, op, theirs, NAME, consent=True)
+    assert refused.value.code == "PROXY_OPERATOR_VERIFIED"
