@@ -1,8 +1,9 @@
 """Request guards that run before any route: the body-size limit and the rate limits.
 
 Rate limits are fixed windows counted per client IP (or per API key for machine clients), per IP for
-session creation and uploads, per beneficiary and requester (plus a higher cap per beneficiary) for session
-creation, and per IP for refused API keys.
+session creation (and the H5 assistance form) and uploads, per beneficiary and requester (plus a higher cap per
+beneficiary) for session creation, and per IP for refused API keys. The per-beneficiary cap is spent only by
+authenticated requests that pass their own limits: a stranger who knows a number cannot lock its owner out.
 Counters live in this process (embedded default) or in Redis (shared by every API process of a scale-out
 deployment). A Redis outage lets requests through rather than taking the service down with it.
 """
@@ -16,6 +17,7 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,8 +42,14 @@ UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # Probes and scrapes; and WeChat's server pushes, which come signed from a few Tencent addresses carrying every
 # citizen's events (an IP limit there would drop a busy account's messages during the annual campaign).
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/wechat/callback"})
-# Session creation: the beneficiary is named in the JSON body (or by the binding in the path).
-SESSION_CREATE = re.compile(r"^/(api/v1/sessions|h5/api/sessions|api/v1/proxy/bindings/([^/]+)/(sessions|consent))$")
+# Session creation: the beneficiary is named in the JSON body (or by the binding in the path). The H5 assistance
+# form names one by name and number too (a form post), so it is held to the same limits.
+SESSION_CREATE = re.compile(
+    r"^/(api/v1/sessions|h5/api/sessions|h5/apply|api/v1/proxy/bindings/([^/]+)/(sessions|consent))$"
+)
+# Routes that read only the ID number (extra fields are ignored there, so the limiter must ignore them too).
+NUMBER_ONLY = frozenset({"/h5/api/sessions", "/h5/apply"})
+FORM = "application/x-www-form-urlencoded"
 UPLOAD = re.compile(
     r"^/(api/v1/sessions/[^/]+/(id-card|video)|h5/api/sessions/[^/]+/(card|card-media)|h5/api/card-read)$"
 )
@@ -210,15 +218,23 @@ class RateLimitMiddleware:
         valid = any(hmac.compare_digest(key.encode(), k) for k in self._keys)
         return valid, hashlib.sha256(key.encode()).hexdigest()[:12]
 
-    def _requester(self, scope: dict[str, Any], valid: bool, key_id: str, ip: str) -> str:
+    def _requester(self, valid: bool, key_id: str, openid: str | None, ip: str) -> str:
         """Who asks: the API key, else the WeChat account of a valid H5 cookie (a forged one is only an IP),
         else the client IP."""
         if valid:
             return "key:" + key_id
-        openid = identity.openid_from(self.ctx, Request(scope))
         if openid is not None:
             return "wx:" + self.ctx.keyring.mac("h5-requester:" + openid)[:16]
         return "ip:" + ip
+
+    @staticmethod
+    def _authenticated(scope: dict[str, Any], create: re.Match[str], valid: bool, openid: str | None) -> bool:
+        """Whether the request proves who sends it, as its route will require: an API key or a WeChat login
+        cookie; for a binding, the operator's bearer token (checked by the route against the database; the
+        binding id itself is known only to its operator)."""
+        if create.group(2):
+            return header(scope, b"authorization") is not None
+        return valid or openid is not None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = str(scope.get("path", ""))
@@ -238,6 +254,7 @@ class RateLimitMiddleware:
             buckets.append(("session_ip", ip))
         if not valid and method == "POST" and UPLOAD.match(path):
             buckets.append(("upload_ip", ip))
+        person = ""
         if create is not None:
             who, receive = await self._beneficiary(scope, receive, create)
             if who is None:
@@ -249,9 +266,16 @@ class RateLimitMiddleware:
             if who:
                 # Per requester, and a higher cap for everyone together: one stranger trying a pensioner's number
                 # fills their own bucket, not the pensioner's (issue #22).
-                buckets.append(("beneficiary", f"{who}|{self._requester(scope, valid, key_id, ip)}"))
-                buckets.append(("beneficiary_all", who))
+                openid = None if valid else identity.openid_from(self.ctx, Request(scope))
+                buckets.append(("beneficiary", f"{who}|{self._requester(valid, key_id, openid, ip)}"))
+                if self._authenticated(scope, create, valid, openid):
+                    person = who
         refused = await self._check(buckets)
+        if refused is None and person:
+            # Counted last, and only for a request its route may serve: anonymous requests (answered 401) and
+            # requests refused by their own limits would otherwise let anyone who knows a number fill the
+            # pensioner's cap and lock them out.
+            refused = await self._check([("beneficiary_all", person)])
         if refused is None:
             await self.app(scope, receive, send)
             return
@@ -300,17 +324,33 @@ class RateLimitMiddleware:
                 return None, receive  # chunked, or more than announced
         body = b"".join(chunks)
         replay = _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            return "", replay
-        if isinstance(data.get("id_number"), str) and data["id_number"].strip():
-            return "id:" + self.ctx.keyring.id_hash(data["id_number"])[:16], replay
-        if isinstance(data.get("external_id"), str) and data["external_id"].strip():
-            return "ext:" + self.ctx.keyring.mac("ext:" + data["external_id"].strip())[:16], replay
-        return "", replay
+        data = _fields(body, header(scope, b"content-type") or "")
+        return self._person(data, str(scope.get("path", ""))), replay
+
+    def _person(self, data: dict[str, Any], path: str) -> str:
+        """The person the route will look up, resolved the way it does: the API route prefers a non-empty
+        external_id over the number, the H5 routes read the number only (keying another field than the route
+        would let one request count against a random bucket while it reaches the real person)."""
+        ext = data.get("external_id")
+        if path not in NUMBER_ONLY and isinstance(ext, str) and ext:
+            return "ext:" + self.ctx.keyring.mac("ext:" + ext)[:16]
+        number = data.get("id_number")
+        if isinstance(number, str) and number.strip():
+            return "id:" + self.ctx.keyring.id_hash(number)[:16]
+        return ""
+
+
+def _fields(body: bytes, content_type: str) -> dict[str, Any]:
+    """The body's fields: JSON, or a plain form post (the H5 assistance form; the last of repeated fields wins,
+    as in the route's form parser). Anything else names nobody."""
+    if content_type.split(";")[0].strip().lower() == FORM:
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return dict(pairs)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _replay(messages: list[dict[str, Any]], receive: Any) -> Any:

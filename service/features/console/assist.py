@@ -50,6 +50,14 @@ def normalise_phone(raw: str) -> str:
     return number
 
 
+def check_form(kind: str, phone: str) -> tuple[AssistKind, str]:
+    """The form's own fields (the kind asked for and the contact phone), checked before anyone is looked up: a
+    form error must read the same whoever the name and number belong to."""
+    if kind not in KINDS_ZH:
+        raise AssistError("ASSIST_KIND")
+    return AssistKind(kind), normalise_phone(phone)
+
+
 def open_request(db: Session, beneficiary_id: int) -> AssistRequest | None:
     return db.scalar(
         select(AssistRequest).where(
@@ -70,10 +78,7 @@ def submit(
     by_relative: bool = False,
 ) -> AssistRequest:
     """Store a citizen's request: one open request per person (a second one, from anyone, is refused)."""
-    if kind not in KINDS_ZH:
-        raise AssistError("ASSIST_KIND")
-    asked = AssistKind(kind)
-    number = normalise_phone(phone)
+    asked, number = check_form(kind, phone)
     if b.status == BeneficiaryStatus.DECEASED:
         raise AssistError("ASSIST_DECEASED")
     if open_request(db, b.id) is not None:

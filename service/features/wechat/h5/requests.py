@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 from service.adapters.http.deps import DB, Ctx
 from service.adapters.http.errors import http_status
 from service.certification import attempts, sessions
+from service.certification.audit import audit
+from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, beneficiary_of
-from service.features.console.assist import KINDS_ZH, AssistError, open_request, submit
+from service.features.console.assist import KINDS_ZH, AssistError, check_form, open_request, submit
 from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxySession, ProxySessionKind
 from service.features.wechat.h5 import identity
@@ -129,6 +131,12 @@ def _show(ctx: Ctx, db: DB, request: Request, session: str, binding: str) -> Res
     return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=existing)
 
 
+# The answer to a typed name and number that finds no one to file for: an unknown person, a name that does not
+# match, or (said the same way, as the roster is not the form's to reveal) a person recorded as deceased.
+UNKNOWN = "姓名与身份证号不一致,或不在本地待遇人员名册中"
+PLAIN_FORM = "application/x-www-form-urlencoded"
+
+
 @router.post("/apply")
 def apply_submit(
     ctx: Ctx,
@@ -146,54 +154,78 @@ def apply_submit(
     openid = identity.openid_from(ctx, request)
     if openid is None or token != _form_token(ctx, openid):
         return message(request, "页面已过期", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=403)
+    if not _plain_form(request):
+        # The rate limiter reads the typed number from a plain form post only (what the page sends): another
+        # encoding would try numbers outside the per-number limits.
+        return message(request, "页面已过期", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=415)
     subject = _subject(db, ctx, openid, session, binding)
     if (session or binding) and subject is None:
         return message(request, *NOT_YOURS, status=404)
-    form = {"kind": kind, "phone": phone, "note": note, "name": name}
+    page = _Answer(request, ctx, openid, session, binding, {"kind": kind, "phone": phone, "note": note, "name": name})
+    typed = subject is None
     try:
+        check_form(kind, phone)  # before any look-up: a form error reads the same for every name and number
         if subject is None:
             subject = _typed_subject(db, ctx, name, id_number)
         actor = attempts.wechat_requester(ctx, openid)
-        b = subject.beneficiary
-        req = submit(db, b, kind, phone, note, openid, actor, subject.session_id, subject.by_relative)
+        req = submit(db, subject.beneficiary, kind, phone, note, openid, actor, subject.session_id, subject.by_relative)
         db.commit()
     except AssistError as exc:
         db.rollback()
-        existing = open_request(db, subject.beneficiary.id) if subject is not None else None
-        if exc.code == "ASSIST_OPEN" and existing is not None:
-            return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=existing)
-        return _page(
-            request,
-            ctx,
-            openid,
-            http_status(exc),
-            subject=subject,
-            session=session,
-            binding=binding,
-            done=None,
-            error=exc.message_zh,
-            form=form,
-        )
+        if exc.code == "ASSIST_DECEASED" and subject is not None and _hides_roster(subject, typed):
+            return _unknown(db, ctx, page, subject.beneficiary.external_id, "deceased")
+        return _refused(db, page, subject, exc)
     except ServiceError:
         db.rollback()
-        return _page(
-            request,
-            ctx,
-            openid,
-            404,
-            subject=None,
-            session=session,
-            binding=binding,
-            done=None,
-            error="姓名与身份证号不一致,或不在本地待遇人员名册中",
-            form=form,
-        )
-    return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=req, submitted=True)
+        return _unknown(db, ctx, page, "-", "unknown")
+    return page.show(200, subject=subject, done=req, submitted=True)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """The form page answering one submission (the same request, user and screen for every outcome)."""
+
+    request: Request
+    ctx: ServiceContext
+    openid: str
+    session: str
+    binding: str
+    form: dict[str, str]
+
+    def show(self, status: int, **values: Any) -> Response:
+        return _page(self.request, self.ctx, self.openid, status, session=self.session, binding=self.binding, **values)
+
+
+def _plain_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == PLAIN_FORM
+
+
+def _hides_roster(subject: Subject, typed: bool) -> bool:
+    """Whether the person's roster status is not this user's to learn: a typed name and number, or the person
+    they last typed to open a session (anyone can type one); a relative bound to the elder, or the user of the
+    session the screen was about, may read it."""
+    return typed or (subject.session_id is None and not subject.by_relative)
+
+
+def _unknown(db: Session, ctx: ServiceContext, page: _Answer, target: str, why: str) -> Response:
+    """No one to file for, said the same way whatever the reason; staff read the reason in the audit."""
+    audit(db, attempts.wechat_requester(ctx, page.openid), "assist.refused", target, {"reason": why})
+    db.commit()
+    status = http_status(ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, why))
+    return page.show(status, subject=None, done=None, error=UNKNOWN, form=page.form)
+
+
+def _refused(db: Session, page: _Answer, subject: Subject | None, exc: AssistError) -> Response:
+    """A form error, or the request already open for this person (shown instead of the form)."""
+    existing = open_request(db, subject.beneficiary.id) if subject is not None else None
+    if exc.code == "ASSIST_OPEN" and existing is not None:
+        return page.show(200, subject=subject, done=existing)
+    return page.show(http_status(exc), subject=subject, done=None, error=exc.message_zh, form=page.form)
 
 
 def _typed_subject(db: Session, ctx: ServiceContext, name: str, id_number: str) -> Subject:
     """The person typed on the form: the same check as opening a self session (the name must match)."""
     b = sessions.find_beneficiary(db, ctx, None, id_number.strip().upper())
     if b.name.strip() != name.strip():
-        raise ServiceError("BENEFICIARY_UNKNOWN", "name and number do not match")
+        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "name and number do not match")
     return Subject(b, False, None)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 import service.schema
 from service.adapters.http import create_app
 from service.certification.context import ServiceContext
-from service.certification.models import AuditEntry, Beneficiary, Channel, SessionState, utcnow
+from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, Channel, SessionState, utcnow
 from service.certification.sessions import create_session
 from service.features.console.auth import Role, hash_password
 from service.features.console.models import AltCertification, AssistRequest, StaffUser
@@ -297,3 +297,64 @@ def test_staff_answer_without_certifying_and_the_reply_is_sent(w: World) -> None
 
 def test_dates_are_the_bureaus(w: World) -> None:
     assert local_today(w.ctx.settings, dt.datetime(2026, 12, 4, 23, 30, tzinfo=dt.UTC)) == dt.date(2026, 12, 5)
+
+
+ERROR_RE = re.compile(r'id="apply-error"[^>]*>([^<]*)<')
+
+
+def error_of(text: str) -> str | None:
+    m = ERROR_RE.search(text)
+    return m.group(1) if m else None
+
+
+def test_a_form_error_reads_the_same_for_any_name_and_number(w: World) -> None:
+    """The form is checked before the person is looked up: a bad kind or phone cannot tell whether a name and
+    number belong together (it answered 422 for a match and 404 for a mismatch)."""
+    number = factories.id_number(seq=7)
+    for bad in ({"kind": "teleport"}, {"phone": "12345"}):
+        right = apply(w, name=NAME, id_number=number, **bad)
+        wrong = apply(w, name="王五", id_number=number, **bad)
+        assert right[0] == wrong[0] == 422
+        assert error_of(right[1]) == error_of(wrong[1]) is not None
+    assert open_requests(w) == []
+
+
+def test_a_deceased_person_reads_as_unknown_to_a_typed_request(w: World) -> None:
+    """A typed name and number of a person recorded as deceased gets the unknown-person answer (the form must
+    not reveal the roster); staff read the reason in the audit."""
+    number = factories.id_number(seq=7)
+    with w.ctx.db() as db:
+        b = db.get(Beneficiary, w.beneficiary_id)
+        assert b is not None
+        b.status = BeneficiaryStatus.DECEASED
+        external_id = b.external_id
+    deceased = apply(w, name=NAME, id_number=number)
+    unknown = apply(w, name="王五", id_number=number)
+    assert deceased[0] == unknown[0] == 404
+    assert error_of(deceased[1]) == error_of(unknown[1]) == "姓名与身份证号不一致,或不在本地待遇人员名册中"
+    assert open_requests(w) == []
+    with w.ctx.db() as db:
+        refused = db.scalars(select(AuditEntry).where(AuditEntry.action == "assist.refused")).all()
+        assert sorted((e.target, e.detail["reason"]) for e in refused) == [("-", "unknown"), (external_id, "deceased")]
+
+
+def test_a_relative_of_a_deceased_elder_is_told_why(w: World) -> None:
+    """Whoever is bound to the elder (or whose session the screen was about) may read the roster status."""
+    sid = relative_session(w)
+    with w.ctx.db() as db:
+        b = db.get(Beneficiary, w.beneficiary_id)
+        assert b is not None
+        b.status = BeneficiaryStatus.DECEASED
+    status, text = apply(w, sid)
+    assert status == 409 and error_of(text) == "该人员已登记死亡,不能申请"
+
+
+def test_only_a_plain_form_post_is_taken(w: World) -> None:
+    """The rate limiter reads the typed number from the page's plain form post; a multipart body would carry
+    the same fields past the per-number limits."""
+    _, token = form(w, "/h5/apply")
+    fields = {"token": token, "kind": "home_visit", "phone": "13800138000", "name": NAME}
+    multipart = {"id_number": (None, factories.id_number(seq=7))}
+    r = w.client.post("/h5/apply", data=fields, files=multipart)
+    assert r.status_code == 415
+    assert open_requests(w) == []
