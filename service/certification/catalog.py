@@ -41,6 +41,8 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "ROSTER_TOO_LARGE": "名册文件过大",
     "UNAUTHORIZED": "未授权的访问",
     "SESSION_STATE": "认证会话状态不允许该操作",
+    # A case a reviewer holds in the console, or a proxy rejection awaiting a supervisor's second decision.
+    "CASE_HELD": "该案件正在审核平台办理,请在审核平台处理",
     "SESSION_EXPIRED": "认证会话已过期,请重新开始",
     "TOKEN_EXPIRED": "认证会话已过期,请重新开始",
     "UPLOAD_CONFLICT": "该材料已上传,请勿重复提交",
@@ -81,6 +83,8 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     "PROXY_CONSENT_PENDING": "老人尚未同意绑定,请先完成老人同意确认",
     "PROXY_BINDING_LOCKED": "多次认证未通过,该绑定已锁定,请联系经办机构人工审核",
     "PROXY_RELATIONSHIP": "请选择您与老人的关系",
+    # A verified relative's identity (and face template) changes only through staff.
+    "PROXY_OPERATOR_VERIFIED": "您已完成实名认证,如需变更身份信息请到经办机构办理",
 }
 
 # Assisted certification requests (service.features.console.assist): what the citizen or the staff member reads.
@@ -118,6 +122,7 @@ SERVICE_STAFF_ZH: dict[str, str] = {
     ServiceCode.NONCE_REUSED: "认证请求重复使用",
     "CONSENT_REQUIRED": "未同意个人信息处理",
     "PROXY_RELATIONSHIP": "亲属关系填写不正确",
+    "PROXY_OPERATOR_VERIFIED": "代办人已实名,拒绝再次核验",
     "WECHAT_DISABLED": "未配置微信渠道",
     "CARD_READ_DISABLED": "未开启先识别身份证",
     "WECHAT_TOKEN_UNSET": "未设置微信令牌",

@@ -107,6 +107,13 @@ class AcceptHook(Protocol):
     def __call__(self, db: Session, s: CertSession, subject: Beneficiary | None, /) -> bool: ...
 
 
+class SettleGuard(Protocol):
+    """Refuses (raises a ServiceError) a staff decision on ``s`` made outside the feature that holds the case:
+    a case a reviewer claimed in the console, or a rejection waiting for a supervisor's second decision there."""
+
+    def __call__(self, db: Session, s: CertSession, /) -> None: ...
+
+
 @dataclass(frozen=True)
 class Claim:
     """What a session without a beneficiary verifies (a relative's own real-name verification): the ID number
@@ -160,6 +167,7 @@ class FeatureHooks:
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     requesters: dict[str, RequesterSource] = field(default_factory=dict)  # the first that knows a session wins
     claims: dict[str, ClaimSource] = field(default_factory=dict)  # the first that knows a session wins
+    settle_guards: dict[str, SettleGuard] = field(default_factory=dict)
     installed: bool = False
 
     def mark_installed(self) -> None:
@@ -188,6 +196,11 @@ class FeatureHooks:
             if found is not None:
                 return found
         return None
+
+    def check_settle(self, db: Session, s: CertSession) -> None:
+        """Every guard may refuse a staff decision on ``s`` taken outside the case's own flow."""
+        for guard in self.require_installed().settle_guards.values():
+            guard(db, s)
 
     def staff_decision(self, db: Session, s: CertSession) -> int:
         return sum(n.staff_decision(db, s) for n in self.require_installed().notifiers.values())

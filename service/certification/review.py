@@ -38,8 +38,19 @@ class Settled(TypedDict):
 
 
 def settle(
-    db: Session, ctx: ServiceContext, s: CertSession, decision: str, reviewer: str, note: str, actor: str
+    db: Session,
+    ctx: ServiceContext,
+    s: CertSession,
+    decision: str,
+    reviewer: str,
+    note: str,
+    actor: str,
+    *,
+    case_checked: bool = False,
 ) -> Settled:
+    """Apply a staff decision. ``case_checked``: the caller is the flow that holds the case (the console, which has
+    checked the claim and the second decision itself); any other caller (the operator API) passes the features'
+    guards first, so it cannot settle a case a reviewer holds or skip a supervisor's second decision."""
     reviewable = (
         s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW
     ) or s.state == SessionState.FAILED
@@ -47,6 +58,8 @@ def settle(
         raise ServiceError("SESSION_STATE", f"session is {s.state}/{s.decision}: nothing to review")
     if decision not in (SessionDecision.ACCEPT, SessionDecision.REJECT):
         raise InvalidInputError("SESSION_STATE", "decision must be accept or reject")
+    if not case_checked:
+        ctx.hooks.check_settle(db, s)
     b = beneficiary_of(db, s)  # None: a session without one (a relative's verification), its feature's to accept
     if b is None and s.beneficiary_id is not None:
         raise ServiceError("BENEFICIARY_UNKNOWN", "beneficiary gone")

@@ -118,6 +118,9 @@ class ImportReport:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     import_id: int | None = None
     grace_dated: int = 0  # people given the first-import grace date (no date of their own in the file)
+    # Records whose ID number the file changed (external id, the masked numbers before and after, and whether
+    # an enrolled face was dropped): each is audited on its own.
+    identity_changed: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +131,7 @@ class ImportReport:
             "unchanged": self.unchanged,
             "rejected": len(self.rejected),
             "grace_dated": self.grace_dated,
+            "identity_changed": len(self.identity_changed),
             "rejected_rows": self.rejected,
         }
 
@@ -299,8 +303,21 @@ def import_roster(
     db.flush()
     report.import_id = rec.id
     audit(db, actor, "roster.import", str(rec.id), report.to_dict() | {"rejected_rows": len(report.rejected)})
+    for change in report.identity_changed:
+        audit(db, actor, "roster.identity_changed", change["external_id"], change | {"import": rec.id})
     log.info("roster %s: %s", filename, {k: v for k, v in report.to_dict().items() if k != "rejected_rows"})
     return report
+
+
+def _identity_changed(b: Beneficiary, new_masked: str, report: ImportReport) -> None:
+    """The record now names another ID number: a typo corrected, or the record handed to someone else. The face
+    enrolled for the old number is not this number's person's: it goes, so the next certification is checked
+    against the new card (and enrols again); the change is audited with both masked numbers."""
+    enrolled = b.template is not None
+    b.template, b.template_model, b.template_consent = None, None, False
+    report.identity_changed.append(
+        {"external_id": b.external_id, "from": b.id_masked, "to": new_masked, "template_cleared": enrolled}
+    )
 
 
 def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport, terms: ImportTerms) -> list[str]:
@@ -320,6 +337,8 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport,
         report.unchanged += 1
         return []
     b = existing or Beneficiary(external_id=row.external_id)
+    if existing is not None and existing.id_hash != id_hash:
+        _identity_changed(existing, mask_id(row.id_number), report)
     b.id_hash = id_hash
     b.id_enc = keyring.encrypt_field(row.id_number, "beneficiary.id_number")
     b.id_masked = mask_id(row.id_number)

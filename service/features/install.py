@@ -7,14 +7,17 @@ Every composition root calls `install_features` on the context it built: the HTT
 from __future__ import annotations
 
 from service.certification.context import ServiceContext
+from service.features.console.review_queue import held_in_console
 from service.features.proxy import hooks as proxy
 from service.features.wechat import notify as wechat
 
 
 def install_features(ctx: ServiceContext) -> ServiceContext:
-    """Register the proxy feature's decision hooks and the WeChat notifier on ``ctx.hooks``; idempotent (hooks
-    are keyed by name), so a context passed through several roots is installed once in effect."""
+    """Register the proxy feature's decision hooks, the WeChat notifier and the console's settle guard on
+    ``ctx.hooks``; idempotent (hooks are keyed by name), so a context passed through several roots is installed
+    once in effect."""
     proxy.install(ctx)
     wechat.install(ctx)
+    ctx.hooks.settle_guards["console"] = held_in_console
     ctx.hooks.mark_installed()
     return ctx

@@ -214,4 +214,4 @@ def test_the_api_import_dates_new_people_and_the_cycle_run_leaves_them(client: T
     run = client.post("/api/v1/cycle/run", params={"today": tomorrow}, headers=ADMIN)
     assert run.status_code == 200, run.text
     assert client.get("/api/v1/beneficiaries/API-NEW").json()["status"] == "active"
-    assert client.get("/api/v1/lists/overdue", params={"today": tomorrow}).json()["count"] == 0
+    assert client.get("/api/v1/lists/overdue", params={"today": tomorrow}, headers=ADMIN).json()["count"] == 0

@@ -67,7 +67,7 @@ def test_accept_resumes_benefit_and_issues_verifiable_certificate(
 
     b = client.get("/api/v1/beneficiaries/E2E-1").json()
     assert b["status"] == "active" and b["cycle_state"] == "certified" and b["template_enrolled"] is True
-    resumed = list(csv.DictReader(io.StringIO(client.get("/api/v1/exports/resumptions.csv").text)))
+    resumed = list(csv.DictReader(io.StringIO(client.get("/api/v1/exports/resumptions.csv", headers=ADMIN).text)))
     assert [(r["external_id"], r["kind"]) for r in resumed] == [("E2E-1", "resumed")]
 
     headers = {"Authorization": f"Bearer {s['token']}"}

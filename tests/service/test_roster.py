@@ -16,8 +16,9 @@ from service.adapters.http.errors import http_status
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleRules
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary
+from service.certification.models import AuditEntry, Beneficiary
 from service.certification.roster import ImportTerms, import_roster
+from service.infra.security import mask_id
 
 TERMS = ImportTerms(dt.date(2026, 5, 1), CycleRules(), grace_days=90)
 HEADER = ["external_id", "id_number", "name", "region", "benefit_types", "status", "valid_until"]
@@ -148,3 +149,33 @@ def test_roster_dates_last_certification_and_cycle_start(ctx: ServiceContext, db
     older = import_roster(db, ctx.keyring, "roster.csv", to_csv(dated[:1], header), "test", TERMS)
     assert older.updated == 1 and first.valid_until == dt.date(2026, 11, 19)
     assert first.last_certified_on == dt.date(2025, 11, 20)
+
+
+def test_a_record_given_another_id_number_drops_its_face_and_is_audited(
+    ctx: ServiceContext, db: Session, data_dir: Path
+) -> None:
+    """Re-importing an external id with another number (a corrected typo, or the record handed to someone else,
+    whose face would then certify it) clears the enrolled face and audits the change with both masked numbers."""
+    rows = card_rows(data_dir, 3)
+    import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)
+    b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == rows[0][0]))
+    assert b is not None
+    b.template, b.template_model, b.template_consent = b"sealed-embedding", "model@1", True
+    db.flush()
+    old = rows[0][1]
+    other = "11010519491231002X"  # another person's (valid) number for the same record
+    rows[0][1] = other
+    report = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)
+    assert (report.updated, report.unchanged) == (1, 2)
+    assert report.identity_changed == [
+        {"external_id": rows[0][0], "from": mask_id(old), "to": mask_id(other), "template_cleared": True}
+    ]
+    db.refresh(b)
+    assert b.id_hash == ctx.keyring.id_hash(other)
+    assert b.template is None and b.template_model is None and not b.template_consent
+    (entry,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "roster.identity_changed")).all()
+    assert entry.target == rows[0][0] and entry.detail["from"] == mask_id(old) and old not in str(entry.detail)
+    # A name change alone keeps the face.
+    b.template = b"sealed-embedding"
+    rows[1][2] = "改名"
+    assert import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS).identity_changed == []

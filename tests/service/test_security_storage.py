@@ -235,3 +235,19 @@ def test_a_world_readable_database_of_an_earlier_version_is_made_private(tmp_pat
     LocalEncryptedStorage(media, os.urandom(32))
     assert _mode(media) == 0o700
     assert private_sqlite_file("sqlite://") is None and private_sqlite_file("sqlite:///:memory:") is None
+
+
+def test_a_database_error_does_not_carry_the_personal_data_it_was_writing(tmp_path: Path) -> None:
+    """A failed INSERT's error text (logged with its traceback) names the statement, not the name and number."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE people (phone TEXT PRIMARY KEY, name TEXT)"))
+        conn.execute(text("INSERT INTO people VALUES (:p, :n)"), {"p": "13912345678", "n": "王秀英"})
+    with pytest.raises(IntegrityError) as info, engine.begin() as conn:
+        conn.execute(text("INSERT INTO people VALUES (:p, :n)"), {"p": "13912345678", "n": "王秀英"})
+    assert "13912345678" not in str(info.value) and "王秀英" not in str(info.value)
+    assert "INSERT INTO people" in str(info.value)
+    engine.dispose()

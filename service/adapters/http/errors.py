@@ -93,6 +93,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "PROXY_CONSENT_PENDING": 409,
     "PROXY_BINDING_LOCKED": 423,
     "PROXY_RELATIONSHIP": 422,
+    "PROXY_OPERATOR_VERIFIED": 409,
     # Assisted certification requests (service.certification.catalog.ASSIST_MESSAGES_ZH): a form problem is 422.
     "ASSIST_KIND": 422,
     "ASSIST_PHONE": 422,
@@ -106,6 +107,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "WECHAT_TOKEN_UNSET": 403,
     "WECHAT_SIGNATURE": 403,
     "WECHAT_STALE": 403,
+    "CASE_HELD": 409,
     "WECHAT_BAD_MESSAGE": 400,
     "BAD_URL": 400,
     "WECHAT_UNAVAILABLE": 503,

@@ -61,12 +61,21 @@ def post_roster(ctx: Ctx, db: DB, actor: AdminClient, file: Annotated[UploadFile
     return RosterReport.model_validate(report)
 
 
+def _audit_read(db: DB, actor: str, action: str, target: str, detail: dict[str, object]) -> None:
+    """Who read whose personal data through the API (every read, like the console's views): committed now, as a
+    read changes nothing else."""
+    audit(db, actor, action, target, detail)
+    db.commit()
+
+
 @router.get("/beneficiaries/{external_id}", response_model=BeneficiaryView, **EXACT)
-def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today: Today = None) -> BeneficiaryView:
+def get_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, external_id: str, today: Today = None) -> BeneficiaryView:
     b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return BeneficiaryView.model_validate(registry.view(b, _day(today, ctx.settings), ctx.rules))
+    view = BeneficiaryView.model_validate(registry.view(b, _day(today, ctx.settings), ctx.rules))
+    _audit_read(db, actor, "beneficiary.read", b.external_id, {"by": "external_id"})
+    return view
 
 
 @router.get(
@@ -75,12 +84,14 @@ def get_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, external_id: str, today
     response_model=BeneficiaryView,
     **EXACT,
 )
-def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today: Today = None) -> BeneficiaryView:
+def find_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, id_number: str, today: Today = None) -> BeneficiaryView:
     number = ctx.keyring.id_hash(normalise_id(id_number))
     b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    return BeneficiaryView.model_validate(registry.view(b, _day(today, ctx.settings), ctx.rules))
+    view = BeneficiaryView.model_validate(registry.view(b, _day(today, ctx.settings), ctx.rules))
+    _audit_read(db, actor, "beneficiary.read", b.external_id, {"by": "id_number"})
+    return view
 
 
 @router.get(
@@ -91,12 +102,13 @@ def find_beneficiary(ctx: Ctx, db: DB, _actor: ApiClient, id_number: str, today:
     **EXACT,
 )
 def get_list(
-    ctx: Ctx, db: DB, _actor: ApiClient, which: str, today: Today = None, format: str = "json"
+    ctx: Ctx, db: DB, actor: AdminClient, which: str, today: Today = None, format: str = "json"
 ) -> StatusList | PlainTextResponse:
     if which not in registry.LISTS:
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}")
     day = _day(today, ctx.settings)
     rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
+    _audit_read(db, actor, "list.read", which, {"people": len(rows), "format": format})
     if format == "csv":
         return PlainTextResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS), media_type="text/csv; charset=utf-8")
     items = [BeneficiaryView.model_validate(row) for row in rows]
@@ -104,10 +116,11 @@ def get_list(
 
 
 @router.get("/exports/{kind}.csv", summary="suspensions or resumptions for the payment system")
-def export_events(db: DB, _actor: ApiClient, kind: str, since: dt.date | None = None) -> PlainTextResponse:
+def export_events(db: DB, actor: AdminClient, kind: str, since: dt.date | None = None) -> PlainTextResponse:
     if kind not in EXPORT_KINDS:
         raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions")
     rows = registry.events(db, EXPORT_KINDS[kind], since)
+    _audit_read(db, actor, "export.read", kind, {"rows": len(rows), "since": since.isoformat() if since else None})
     return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")
 
 

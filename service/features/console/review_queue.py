@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from service.certification.context import ServiceContext
+from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, SessionState, utcnow
 from service.certification.review import notify_decision, settle
 from service.features.console import audit_chain
@@ -227,8 +228,22 @@ def _settle(
         s.result, s.decision, s.state, s.decided_at = result, SessionDecision.RETRY, SessionState.DECIDED, utcnow()
         notify_decision(db, ctx, s)
     else:
-        settle(db, ctx, s, decision, staff.username, reason, staff.actor)
+        settle(db, ctx, s, decision, staff.username, reason, staff.actor, case_checked=True)
     audit_chain.record(db, staff.actor, f"case.decide.{stage}", s.id, {"decision": decision, "reason": reason})
+
+
+def held_in_console(db: Session, s: CertSession) -> None:
+    """The console's settle guard (service.certification.contract.SettleGuard): a decision from elsewhere (the
+    operator API) may not settle a case a reviewer holds now, nor one whose rejection awaits a supervisor's
+    second decision (that would skip the second person the rule asks for)."""
+    c = db.get(ReviewClaim, s.id)
+    if c is None:
+        return
+    if c.pending_decision is not None:
+        raise ServiceError("CASE_HELD", "the case awaits a supervisor's second decision in the console")
+    ttl = ConsoleConfig().claim_ttl_s
+    if c.claimed_by is not None and c.claimed_at is not None and (utcnow() - c.claimed_at).total_seconds() <= ttl:
+        raise ServiceError("CASE_HELD", "a reviewer holds the case in the console")
 
 
 def decisions_of(db: Session, session_id: str) -> list[tuple[ReviewDecision, str]]:

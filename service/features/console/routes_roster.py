@@ -66,12 +66,14 @@ def search(
         elif q.isascii():
             kind, where = "external_id", Beneficiary.external_id == q
         else:
-            kind, where = "name", Beneficiary.name.startswith(q)
+            # autoescape: "%" and "_" typed here are characters of a name, not wildcards ("%伟" must not become
+            # "every name containing 伟").
+            kind, where = "name", Beneficiary.name.startswith(q, autoescape=True)
         query = select(Beneficiary).where(where).order_by(Beneficiary.name).limit(100)
         results = db.scalars(query).all() if q else []
-        # What was searched for is personal data: the audit keeps the kind of query and the records shown.
+        # What was searched for is personal data: the audit keeps the kind of query and every record shown.
         audit_chain.record(
-            db, staff.actor, "roster.search", kind, {"n": len(results), "shown": [b.external_id for b in results[:20]]}
+            db, staff.actor, "roster.search", kind, {"n": len(results), "shown": [b.external_id for b in results]}
         )
         imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
     return no_store(render(request, "roster.html", staff, imports=imports, results=results, report=None, error=None))

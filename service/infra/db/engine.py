@@ -32,6 +32,9 @@ def make_engine(url: str) -> Engine:
             kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     if url.startswith("sqlite"):
         private_sqlite_file(url)
+    # A database error's text would otherwise carry the statement's bound values (names, phone numbers,
+    # addresses, ciphertexts) into the logs with its traceback.
+    kwargs["hide_parameters"] = True
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -132,7 +132,7 @@ def test_wrong_type_and_broken_json_name_what_is_wrong(client: TestClient, ctx: 
     r = client.post("/api/v1/sessions", content=b'{"external_id": ', headers={"content-type": "application/json"})
     error = assert_error_shape(r, "broken JSON")
     assert r.status_code == 422 and error["code"] == "JSON_INVALID"
-    r = client.get("/api/v1/lists/overdue", params={"today": "yesterday"})
+    r = client.get("/api/v1/lists/overdue", params={"today": "yesterday"}, headers={"X-API-Key": ADMIN_API_KEY})
     error = assert_error_shape(r, "today=yesterday")
     assert r.status_code == 422 and error["fields"][0] == {
         "location": "query", "field": "today", "type": "date_from_datetime_parsing",

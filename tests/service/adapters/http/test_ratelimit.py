@@ -19,7 +19,7 @@ from service.infra.ratelimit import ClientAddress
 from tests.service import servers
 from tests.service.adapters.http.helpers import beneficiary_with_number
 from tests.service.adapters.http.ops import ops_app
-from tests.service.conftest import API_KEY
+from tests.service.conftest import ADMIN_API_KEY, API_KEY
 from tests.service.factories import id_number
 
 pytestmark = pytest.mark.usefixtures("windows_held")
@@ -70,7 +70,7 @@ def test_per_ip_limit_with_retry_after(tmp_path: Path) -> None:
 
 def test_api_key_clients_have_their_own_limit(tmp_path: Path) -> None:
     with TestClient(ops_app(tmp_path, rate_limit_ip="2/minute", rate_limit_api_key="5/minute")) as c:
-        keyed = {"X-API-Key": API_KEY}
+        keyed = {"X-API-Key": ADMIN_API_KEY}  # the operator's key: the lists are theirs
         assert [c.get("/api/v1/lists/overdue", headers=keyed).status_code for _ in range(5)] == [200] * 5
         assert limited(c.get("/api/v1/lists/overdue", headers=keyed), "api_key")
         # The key's calls did not use up the IP's allowance of citizens behind the same address.
@@ -122,7 +122,7 @@ def test_refused_api_keys_lock_the_address_out_of_key_guessing(tmp_path: Path) -
         hostile = {"X-API-Key": "caf\xe9-key".encode("latin-1")}  # not ASCII: still a plain 401
         assert c.get("/api/v1/lists/overdue", headers=hostile).status_code == 401  # type: ignore[arg-type]
         assert limited(c.get("/api/v1/lists/overdue", headers={"X-API-Key": "guess-0001"}), "auth_failures")
-        assert c.get("/api/v1/lists/overdue", headers={"X-API-Key": API_KEY}).status_code == 200
+        assert c.get("/api/v1/lists/overdue", headers={"X-API-Key": ADMIN_API_KEY}).status_code == 200
 
 
 def test_forwarded_for_believed_only_from_trusted_proxies(tmp_path: Path) -> None:

@@ -8,7 +8,10 @@ import io
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from service.certification.context import ServiceContext
+from service.certification.models import AuditEntry
 from tests.service.conftest import ADMIN
 from tests.service.test_roster import card_rows, to_csv
 
@@ -43,24 +46,26 @@ def test_roster_lookup_lists_and_exports(client: TestClient, data_dir: Path) -> 
     assert by_number.json()["external_id"] == "P00001"
     assert client.get("/api/v1/beneficiaries/NOPE").status_code == 404
 
-    due = client.get("/api/v1/lists/due_soon", params={"today": "2025-12-20"}).json()
+    due = client.get("/api/v1/lists/due_soon", params={"today": "2025-12-20"}, headers=ADMIN).json()
     assert [i["external_id"] for i in due["items"]] == ["P00000"]
-    overdue = client.get("/api/v1/lists/overdue", params={"today": "2026-01-15"}).json()
+    overdue = client.get("/api/v1/lists/overdue", params={"today": "2026-01-15"}, headers=ADMIN).json()
     assert [i["external_id"] for i in overdue["items"]] == ["P00002", "P00000"]  # longest lapsed first
 
     run = client.post("/api/v1/cycle/run", params={"today": "2026-01-15"}, headers=ADMIN).json()
     assert run["suspended"] == 2
-    csv_text = client.get("/api/v1/lists/suspended", params={"format": "csv"}).text
+    csv_text = client.get("/api/v1/lists/suspended", params={"format": "csv"}, headers=ADMIN).text
     suspended = list(csv.DictReader(io.StringIO(csv_text)))
     assert {r["external_id"] for r in suspended} == {"P00000", "P00002"}
     assert all(r["status"] == "suspended" for r in suspended)
-    export = client.get("/api/v1/exports/suspensions.csv", params={"since": dt.date(2026, 1, 1).isoformat()})
+    export = client.get(
+        "/api/v1/exports/suspensions.csv", params={"since": dt.date(2026, 1, 1).isoformat()}, headers=ADMIN
+    )
     events = list(csv.DictReader(io.StringIO(export.text)))
     assert [(e["external_id"], e["kind"], e["on_date"]) for e in events] == [
         ("P00000", "suspended", "2026-01-15"),
         ("P00002", "suspended", "2026-01-15"),
     ]
-    assert client.get("/api/v1/lists/nonsense").status_code == 404
+    assert client.get("/api/v1/lists/nonsense", headers=ADMIN).status_code == 404
 
 
 def test_roster_bad_file_is_a_clear_4xx(client: TestClient) -> None:
@@ -68,3 +73,26 @@ def test_roster_bad_file_is_a_clear_4xx(client: TestClient) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "ROSTER_FORMAT"
     r = client.post("/api/v1/roster", files={"file": ("roster.pdf", b"%PDF", "application/pdf")}, headers=ADMIN)
     assert r.status_code == 415
+
+
+def test_whole_lists_are_the_operators_and_every_read_is_audited(
+    client: TestClient, ctx: ServiceContext, data_dir: Path
+) -> None:
+    """A channel key (a bank's, the WeChat back end's: the client's default key here) may look one person up,
+    not pull the lists of everyone overdue or the payment exports; each read names its caller in the audit."""
+    rows = card_rows(data_dir, 2)
+    upload_roster(client, to_csv(rows))
+    for path in ("/api/v1/lists/overdue", "/api/v1/lists/due_soon?format=csv", "/api/v1/exports/suspensions.csv"):
+        r = client.get(path)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "ADMIN_KEY_REQUIRED", path
+    assert client.get("/api/v1/beneficiaries", params={"id_number": rows[1][1]}).status_code == 200
+    assert client.get("/api/v1/lists/overdue", headers=ADMIN).status_code == 200
+    with ctx.db() as db:
+        reads = [
+            (e.action, e.target, e.detail)
+            for e in db.scalars(select(AuditEntry).where(AuditEntry.action.in_(["beneficiary.read", "list.read"])))
+        ]
+    assert ("beneficiary.read", rows[1][0], {"by": "id_number"}) in reads
+    listed = client.get("/api/v1/lists/overdue", headers=ADMIN).json()["count"]
+    assert ("list.read", "overdue", {"people": listed, "format": "json"}) in reads
+    assert rows[1][1] not in str(reads)  # the number looked up is never written

@@ -117,9 +117,9 @@ def test_simulated_date_only_in_development_and_test(
     assert ctx.storage.exists(f"sessions/{s['session_id']}/id_card")
     # Read routes refuse a simulated date too (one rule for every route), and answer on the real date.
     for path in (f"/api/v1/beneficiaries/{ext}", "/api/v1/lists/overdue"):
-        r = client.get(path, params={"today": FAR})
+        r = client.get(path, params={"today": FAR}, headers=ADMIN)
         assert r.status_code == 403 and error_code(r) == "DATE_OVERRIDE_FORBIDDEN", path
-        assert client.get(path).status_code == 200
+        assert client.get(path, headers=ADMIN).status_code == 200
     # The real date still runs (and suspends nobody certified).
     run = client.post("/api/v1/cycle/run", headers=ADMIN)
     assert run.status_code == 200 and run.json()["date"] == local_today(ctx.settings).isoformat()  # the bureau's

@@ -175,3 +175,24 @@ def test_beneficiary_page_lists_proxy_bindings(
     assert "王小明" in table and "子女" in table and "有效" in table
     assert "王小红" in table and "孙子女" in table and "已解绑" in table
     assert "已锁定" in table and "代办人本人出镜" in table
+
+
+def test_a_name_search_audits_every_person_shown_and_takes_percent_literally(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    surname = "欧阳" + uuid.uuid4().hex[:4]  # names no other test uses
+    with ctx.db() as db:
+        shown = [factories.beneficiary(db, ctx.keyring, name=f"{surname}{i:02d}").external_id for i in range(30)]
+        factories.beneficiary(db, ctx.keyring, name=f"李{surname}")  # contains the text, does not start with it
+    csrf = login(app_client, "rev1")
+    page = app_client.post("/console/roster/search", data={"q": surname, "csrf": csrf}).text
+    assert all(ext in page for ext in shown)
+    wildcard = app_client.post("/console/roster/search", data={"q": f"%{surname}", "csrf": csrf}).text
+    assert not any(ext in wildcard for ext in shown)  # "%" is a character of a name, not "anything"
+    with ctx.db() as db:
+        searches = db.scalars(
+            select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "roster.search").order_by(ConsoleAuditEntry.seq)
+        ).all()
+    by_name, by_wildcard = searches[-2], searches[-1]
+    assert sorted(by_name.detail["shown"]) == sorted(shown) and by_name.detail["n"] == 30
+    assert by_wildcard.detail == {"n": 0, "shown": []}
