@@ -21,6 +21,7 @@ from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import StaffUser
 from service.features.console.review_queue import claim_case, decide_case
+from service.features.proxy import operators
 from service.features.proxy.models import (
     BindingStatus,
     ProxyBinding,
@@ -199,10 +200,10 @@ def test_a_review_template_of_its_own_and_the_machine_titles_by_session_kind(
     ctx.settings.wechat.templates = {**ctx.settings.wechat.templates, "review": "tpl-review"}
     consent = make_case(db, ctx, "consent")
     make_case(db, ctx, "proxy")
-    # The relative's own real-name check: a session without a beneficiary, about the identity they claim.
-    link = db.get(ProxySession, consent.session_id)
-    operator = db.get(ProxyOperator, link.operator_id) if link is not None else None
-    assert operator is not None
+    # The relative's own real-name check: a session without a beneficiary, about the identity they claim (another
+    # relative, not yet verified: a verified one verifies again only through staff).
+    assert db.get(ProxySession, consent.session_id) is not None
+    operator = operators.login(db, ctx, "wechat", "o-relative", "test").operator
     s = open_verification(db, ctx, operator, factories.id_number(region="110101"), RELATIVE, consent=False).session
     s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "review", ["SPOOF_SUSPECTED"], utcnow()
     db.add(WeChatSessionLink(session_id=s.id, openid="o-relative"))
