@@ -58,10 +58,14 @@ def check_form(kind: str, phone: str) -> tuple[AssistKind, str]:
     return AssistKind(kind), normalise_phone(phone)
 
 
-def open_request(db: Session, beneficiary_id: int) -> AssistRequest | None:
+def open_request(db: Session, beneficiary_id: int, openid: str) -> AssistRequest | None:
+    """The request this requester has open for this person (another requester's is not theirs to see or to be
+    blocked by: anyone who knows a name and number can file one)."""
     return db.scalar(
         select(AssistRequest).where(
-            AssistRequest.beneficiary_id == beneficiary_id, AssistRequest.status == AssistStatus.OPEN
+            AssistRequest.beneficiary_id == beneficiary_id,
+            AssistRequest.openid == openid,
+            AssistRequest.status == AssistStatus.OPEN,
         )
     )
 
@@ -77,11 +81,12 @@ def submit(
     session_id: str | None = None,
     by_relative: bool = False,
 ) -> AssistRequest:
-    """Store a citizen's request: one open request per person (a second one, from anyone, is refused)."""
+    """Store a citizen's request: one open request per person and requester (a second one from the same WeChat
+    user is refused; another user's request for the same person is stored beside it, for staff to see both)."""
     asked, number = check_form(kind, phone)
     if b.status == BeneficiaryStatus.DECEASED:
         raise AssistError("ASSIST_DECEASED")
-    if open_request(db, b.id) is not None:
+    if open_request(db, b.id, openid) is not None:
         raise AssistError("ASSIST_OPEN")
     req = AssistRequest(
         beneficiary_id=b.id,

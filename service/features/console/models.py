@@ -107,11 +107,13 @@ class AssistRequest(Base):
     for an elder a relative is bound to; staff close it, usually with an alternative certification."""
 
     __tablename__ = "assist_requests"
-    # One open request per person (service/features/console/assist.py checks first; this decides a race).
+    # One open request per person and requester (service/features/console/assist.py checks first; this decides a
+    # race). Per requester: a stranger who knows a pensioner's name and number must not hold their one request.
     __table_args__ = (
         Index(
             "uq_assist_requests_open",
             "beneficiary_id",
+            "openid",
             unique=True,
             sqlite_where=text("status = 'open'"),
             postgresql_where=text("status = 'open'"),

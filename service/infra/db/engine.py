@@ -102,6 +102,28 @@ def create_all(engine: Engine, metadata: MetaData) -> None:
     their models, and reading ``Base.metadata`` here would create only the tables imported so far."""
     metadata.create_all(engine)
     add_missing_columns(engine, metadata)
+    rebuild_changed_indexes(engine, metadata)
+
+
+def rebuild_changed_indexes(engine: Engine, metadata: MetaData) -> list[str]:
+    """Re-create a named index whose columns changed since an earlier version made the embedded database (e.g.
+    the assist requests' open-request index, per person then, per person and requester now). Returns their names."""
+    rebuilt: list[str] = []
+    insp = inspect(engine)
+    for table in metadata.sorted_tables:
+        named = [i for i in insp.get_indexes(table.name) if i.get("name")]
+        present = {str(i["name"]): [str(c) for c in i["column_names"]] for i in named}
+        for index in table.indexes:
+            wanted = [c.name for c in index.columns]
+            if index.name is None or index.name not in present or present[str(index.name)] == wanted:
+                continue
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP INDEX {index.name}")
+                index.create(conn)
+            rebuilt.append(str(index.name))
+    if rebuilt:
+        log.info("embedded database brought up to the models: rebuilt indexes %s", ", ".join(rebuilt))
+    return rebuilt
 
 
 def add_missing_columns(engine: Engine, metadata: MetaData) -> list[str]:

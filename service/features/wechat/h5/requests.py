@@ -127,7 +127,7 @@ def _show(ctx: Ctx, db: DB, request: Request, session: str, binding: str) -> Res
     subject = _subject(db, ctx, openid, session, binding)
     if (session or binding) and subject is None:
         return message(request, *NOT_YOURS, status=404)
-    existing = open_request(db, subject.beneficiary.id) if subject is not None else None
+    existing = open_request(db, subject.beneficiary.id, openid) if subject is not None else None
     return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=existing)
 
 
@@ -217,7 +217,7 @@ def _unknown(db: Session, ctx: ServiceContext, page: _Answer, target: str, why: 
 
 def _refused(db: Session, page: _Answer, subject: Subject | None, exc: AssistError) -> Response:
     """A form error, or the request already open for this person (shown instead of the form)."""
-    existing = open_request(db, subject.beneficiary.id) if subject is not None else None
+    existing = open_request(db, subject.beneficiary.id, page.openid) if subject is not None else None
     if exc.code == "ASSIST_OPEN" and existing is not None:
         return page.show(200, subject=subject, done=existing)
     return page.show(http_status(exc), subject=subject, done=None, error=exc.message_zh, form=page.form)

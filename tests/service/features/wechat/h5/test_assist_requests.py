@@ -124,23 +124,33 @@ def test_a_request_from_a_failed_result_is_stored_and_audited(w: World) -> None:
         assert entry.detail == {"request": req.id, "kind": "manual_review", "by_relative": False}
 
 
-def test_a_second_request_for_the_same_person_is_not_stored(w: World) -> None:
+def test_one_open_request_per_person_and_requester(w: World) -> None:
+    """A second request from the same WeChat user is not stored; another user's request for the same person is
+    (a stranger who knows the name and number must not hold the pensioner's one request), and neither sees the
+    other's."""
     sid = failed_session(w)
     assert apply(w, sid)[0] == 200
-    # Opening the form again shows the open request instead of the form.
+    # Opening the form again shows the open request instead of the form, and posting again stores nothing.
     page = w.client.get(f"/h5/apply/{sid}").text
     assert "申请已提交,正在办理" in page and 'id="apply-form"' not in page
-    # A relative (another openid, their own session of the same person) cannot add a second one either.
+    _, token = form(w, "/h5/apply")  # a form of this user, posted again for the same person: nothing new
+    again = w.client.post(
+        "/h5/apply", data={"token": token, "session": sid, "kind": "home_visit", "phone": "13800138000"}
+    )
+    assert again.status_code == 200 and "正在办理" in again.text and len(open_requests(w)) == 1
+    # Another user (their own session of the same person) gets the form, not the first applicant's request.
     other = failed_session(w, OTHER)
     w.client.cookies.set(identity.COOKIE, identity.mint(w.ctx, OTHER))
     page = w.client.get(f"/h5/apply/{other}").text
-    assert "正在办理" in page and 'id="apply-form"' not in page
-    _, token = form(w, "/h5/apply")  # a form of this user: posting it for that person changes nothing
+    assert 'id="apply-form"' in page and "13800138000" not in page
+    _, token = form(w, f"/h5/apply/{other}")
     data = {"token": token, "session": other, "kind": "manual_review", "phone": "13900139000"}
     r = w.client.post("/h5/apply", data=data)
-    assert r.status_code == 200 and "正在办理" in r.text
-    assert "13800138000" not in r.text and "13900139000" not in r.text  # nor the first applicant's phone
-    assert len(open_requests(w)) == 1
+    assert r.status_code == 200 and 'id="apply-done"' in r.text
+    assert "13900139000" in r.text and "13800138000" not in r.text  # their own request, not the other's
+    requests = open_requests(w)
+    assert sorted(r.phone for r in requests) == ["13800138000", "13900139000"]  # staff see both
+    assert {r.beneficiary_id for r in requests} == {w.beneficiary_id}
 
 
 def test_a_session_of_another_wechat_user_is_refused(w: World) -> None:
