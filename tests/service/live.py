@@ -38,6 +38,22 @@ def fresh_database(backend_urls: dict[str, str], tmp: Path) -> str:
     return fresh
 
 
+def migrated_database(backend_urls: dict[str, str], tmp: Path, revision: str = "head") -> str:
+    """A new database built by the Alembic migrations up to ``revision`` (not by create_all, as a fresh SQLite
+    one is): a new migrated file on SQLite; on PostgreSQL a fresh database stepped back from head."""
+    # lazy: Alembic's command module is only needed by the migration tests
+    from alembic import command
+    from service.infra.db.migrate import alembic_config, upgrade
+
+    url = fresh_database(backend_urls, tmp)
+    if url.startswith("sqlite"):
+        url = f"sqlite:///{tmp / ('migrated-' + uuid.uuid4().hex[:8] + '.db')}"
+        upgrade(url, revision)
+    elif revision != "head":
+        command.downgrade(alembic_config(url), revision)
+    return url
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as environment variables, for worker processes."""
     return {**os.environ, "PYTHONPATH": str(REPO), **as_environment(settings)}

@@ -194,3 +194,19 @@ def s3_server() -> Iterator[S3Server]:
         yield server
     finally:
         server.kill()
+
+
+@contextmanager
+def s3_media(ctx: Any, versioned: bool = False) -> Iterator[Any]:
+    """``ctx`` (a ServiceContext) with its media in bucket ``media`` (prefix ``p``) of a fresh S3 server;
+    ``versioned``: with versioning on, as docs/operations.md asks for the audit anchors."""
+    from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options, make_client
+
+    with s3_server() as server:
+        options = S3Options(server.endpoint, "us-east-1", "test", "test")
+        raw = make_client(options)
+        raw.create_bucket(Bucket="media")
+        if versioned:
+            raw.put_bucket_versioning(Bucket="media", VersioningConfiguration={"Status": "Enabled"})
+        ctx.storage = S3EncryptedStorage(S3Location("media", "p"), os.urandom(32), options)
+        yield ctx

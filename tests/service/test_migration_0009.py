@@ -22,7 +22,7 @@ from service.infra.db.migrate import alembic_config, upgrade
 from service.infra.security import Keyring
 from service.schema import metadata
 from tests.service import factories
-from tests.service.live import fresh_database
+from tests.service.live import migrated_database
 
 
 @dataclass(frozen=True)
@@ -68,16 +68,6 @@ def _data_at_0008(engine: Engine) -> At0008:
     return data
 
 
-def _url_at_0008(backend_urls: dict[str, str], tmp_path: Path) -> str:
-    url = fresh_database(backend_urls, tmp_path)
-    if url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'migrated.db'}"
-        upgrade(url, "0008")
-    else:  # fresh_database migrated to head: step back to the schema before this migration
-        command.downgrade(alembic_config(url), "0008")
-    return url
-
-
 def _assert_moved(engine: Engine, data: At0008) -> None:
     with Session(engine) as db:
         assert [b.id for b in db.scalars(select(Beneficiary))] == [data.roster_id]  # the operator row is gone
@@ -97,7 +87,7 @@ def _assert_moved(engine: Engine, data: At0008) -> None:
 
 
 def test_0009_moves_verification_sessions_to_claims_and_back(backend_urls: dict[str, str], tmp_path: Path) -> None:
-    url = _url_at_0008(backend_urls, tmp_path)
+    url = migrated_database(backend_urls, tmp_path, "0008")
     engine = create_engine(url)
     try:
         data = _data_at_0008(engine)

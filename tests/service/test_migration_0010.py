@@ -18,17 +18,7 @@ from service.infra.db.migrate import alembic_config, upgrade
 from service.infra.security import Keyring
 from service.schema import metadata
 from tests.service import factories
-from tests.service.live import fresh_database
-
-
-def _url_at_0009(backend_urls: dict[str, str], tmp_path: Path) -> str:
-    url = fresh_database(backend_urls, tmp_path)
-    if url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'migrated.db'}"
-        upgrade(url, "0009")
-    else:
-        command.downgrade(alembic_config(url), "0009")
-    return url
+from tests.service.live import migrated_database
 
 
 def _claims_at_0009(engine: Engine) -> tuple[str, str]:
@@ -61,7 +51,7 @@ def _regions(engine: Engine) -> dict[str, str]:
 
 
 def test_0010_fills_claim_regions_from_the_roster_and_goes_back(backend_urls: dict[str, str], tmp_path: Path) -> None:
-    url = _url_at_0009(backend_urls, tmp_path)
+    url = migrated_database(backend_urls, tmp_path, "0009")
     engine = create_engine(url)
     try:
         on_roster, unknown = _claims_at_0009(engine)

@@ -20,7 +20,7 @@ from service.infra.db.migrate import alembic_config, upgrade
 from service.infra.security import Keyring
 from service.schema import metadata
 from tests.service import factories
-from tests.service.live import fresh_database
+from tests.service.live import migrated_database
 
 
 def _two_requesters_for_one_person(engine: Engine) -> None:
@@ -43,10 +43,7 @@ def _index_columns(engine: Engine) -> list[str]:
 
 
 def test_0011_keys_open_requests_by_person_and_requester(backend_urls: dict[str, str], tmp_path: Path) -> None:
-    url = fresh_database(backend_urls, tmp_path)
-    if url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'migrated.db'}"
-        upgrade(url)
+    url = migrated_database(backend_urls, tmp_path)
     engine = create_engine(url)
     try:
         assert _index_columns(engine) == ["beneficiary_id", "openid"]

@@ -10,14 +10,11 @@ from sqlalchemy import create_engine
 
 from service.infra.db.migrate import upgrade
 from service.schema import metadata
-from tests.service.live import fresh_database
+from tests.service.live import fresh_database, migrated_database
 
 
 def test_migrations_match_the_models(backend_urls: dict[str, str], tmp_path: Path) -> None:
-    url = fresh_database(backend_urls, tmp_path)  # for SQLite this is create_all: migrate a new file instead
-    if url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'migrated.db'}"
-        upgrade(url)
+    url = migrated_database(backend_urls, tmp_path)  # on SQLite a fresh one is create_all's: a migrated file
     engine = create_engine(url)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
@@ -40,10 +37,7 @@ def test_worker_heartbeat_migration_down_and_up(backend_urls: dict[str, str], tm
     from service.infra.security import Keyring
     from tests.service import factories
 
-    url = fresh_database(backend_urls, tmp_path)
-    if url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'migrated.db'}"
-        upgrade(url)
+    url = migrated_database(backend_urls, tmp_path)
     engine = create_engine(url)
     sid, now = str(uuid.uuid4()), utcnow()
     with Session(engine) as db:
@@ -113,10 +107,7 @@ def test_assist_request_migration_keeps_one_open_request_per_person(
     from service.infra.security import Keyring
     from tests.service import factories
 
-    url = fresh_database(backend_urls, tmp_path)
-    if url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'migrated.db'}"
-        upgrade(url)
+    url = migrated_database(backend_urls, tmp_path)
     engine = create_engine(url)
     try:
         with Session(engine) as db:

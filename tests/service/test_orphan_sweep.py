@@ -5,7 +5,6 @@ longer points to it, is deleted by the daily run after a grace period; what a ro
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -15,9 +14,8 @@ from service.certification.context import ServiceContext
 from service.certification.models import CertSession, Channel, utcnow
 from service.certification.retention import sweep_orphans
 from service.certification.sessions import create_session
-from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options, make_client
 from tests.service import factories
-from tests.service.servers import s3_server
+from tests.service.servers import s3_media
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -25,11 +23,8 @@ def store_ctx(request: pytest.FixtureRequest, ctx: ServiceContext) -> Iterator[S
     if request.param == "local":
         yield ctx
         return
-    with s3_server() as server:
-        options = S3Options(server.endpoint, "us-east-1", "test", "test")
-        make_client(options).create_bucket(Bucket="media")
-        ctx.storage = S3EncryptedStorage(S3Location("media", "p"), os.urandom(32), options)
-        yield ctx
+    with s3_media(ctx) as bucket_ctx:
+        yield bucket_ctx
 
 
 def test_orphans_older_than_the_grace_are_removed_and_referenced_media_kept(store_ctx: ServiceContext) -> None:

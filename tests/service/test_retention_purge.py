@@ -4,7 +4,6 @@ through the daily storage upkeep that Celery beat runs; on a versioned bucket no
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -13,9 +12,9 @@ from sqlalchemy import select
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry, CertSession, utcnow
 from service.certification.retention import purge_media, storage_upkeep
-from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options, make_client
+from service.infra.storage_s3 import S3EncryptedStorage
 from tests.service import factories
-from tests.service.servers import s3_server
+from tests.service.servers import s3_media
 
 PEOPLE = 7
 
@@ -25,15 +24,8 @@ def store_ctx(request: pytest.FixtureRequest, ctx: ServiceContext) -> Iterator[S
     if request.param == "local":
         yield ctx
         return
-    with s3_server() as server:
-        options = S3Options(server.endpoint, "us-east-1", "test", "test")
-        raw = make_client(options)
-        raw.create_bucket(Bucket="media")
-        if request.param == "s3-versioned":
-            # As docs/operations.md asks for the audit anchors: object lock needs versioning.
-            raw.put_bucket_versioning(Bucket="media", VersioningConfiguration={"Status": "Enabled"})
-        ctx.storage = S3EncryptedStorage(S3Location("media", "p"), os.urandom(32), options)
-        yield ctx
+    with s3_media(ctx, versioned=request.param == "s3-versioned") as bucket_ctx:
+        yield bucket_ctx
 
 
 def _decided_sessions(ctx: ServiceContext, n: int, decided: dt.datetime) -> list[tuple[str, list[str]]]:
