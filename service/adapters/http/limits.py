@@ -31,6 +31,7 @@ from service.certification.catalog import ServiceCode
 from service.features.wechat.h5 import identity
 from service.infra.observability import metrics
 from service.infra.ratelimit import ClientAddress, counter_prefix, counter_redis_url, header
+from service.infra.security import normalise_id
 
 if TYPE_CHECKING:
     from service.certification.context import ServiceContext
@@ -336,7 +337,8 @@ class RateLimitMiddleware:
             return "ext:" + self.ctx.keyring.mac("ext:" + ext)[:16]
         number = data.get("id_number")
         if isinstance(number, str) and number.strip():
-            return "id:" + self.ctx.keyring.id_hash(number)[:16]
+            # Normalised as the route does: "…x" and " …X " are one person, not two buckets.
+            return "id:" + self.ctx.keyring.id_hash(normalise_id(number))[:16]
         return ""
 
 

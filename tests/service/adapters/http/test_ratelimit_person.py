@@ -108,3 +108,15 @@ def test_the_assistance_form_has_the_session_creation_limits(tmp_path: Path) -> 
         assert limited(answers[2], "beneficiary")
         assert c.post("/h5/apply", data=apply_form(id_number())).status_code == 403  # another number: 4th post
         assert limited(c.post("/h5/apply", data=apply_form(id_number())), "session_ip")
+
+
+def test_a_number_written_another_way_is_the_same_person(tmp_path: Path) -> None:
+    """The route reads "…x" as "…X": so does the limiter, or each spelling would be a fresh bucket."""
+    app = ops_app(tmp_path, rate_limit_beneficiary="2/hour")
+    number = next(n for n in (id_number(seq=s) for s in range(200)) if n.endswith("X"))
+    beneficiary_with_number(app.state.ctx, number, name=NAME)
+    with TestClient(app) as c:
+        c.cookies.set(identity.COOKIE, identity.mint(app.state.ctx, "openid-spelling"))
+        for spelling in (number, number.lower()):
+            assert c.post("/h5/api/sessions", json=self_form(spelling, "王五")).status_code == 404
+        assert limited(c.post("/h5/api/sessions", json=self_form(number[:-1] + "x", "王五")), "beneficiary")
