@@ -102,6 +102,7 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
             referenced = s is not None and s.media_purged_at is None and obj.key in (s.id_card_key, s.video_key)
             if not referenced and ctx.storage.delete(obj.key):
                 removed += 1
+        removed += ctx.storage.remove_partial_writes(cutoff)
         if removed:
             audit(db, "system", "retention.orphans", cutoff.isoformat(), {"objects": removed})
     log.info("retention: removed %d orphaned media objects older than %s", removed, cutoff)

@@ -63,6 +63,10 @@ class MediaStorage(Protocol):
         """Every stored object whose key starts with `prefix` (the orphan sweep)."""
         ...
 
+    def remove_partial_writes(self, older_than: dt.datetime) -> int:
+        """Delete what writes killed midway left behind, older than ``older_than`` (naive UTC); the count."""
+        ...
+
 
 class Sealer:
     """The one encryption format of every backend: ``nonce(12) || ciphertext+tag``, the object key bound as
@@ -144,6 +148,20 @@ class LocalEncryptedStorage:
             if key.startswith(prefix):
                 modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
                 yield StoredObject(key, modified)
+
+    def remove_partial_writes(self, older_than: dt.datetime) -> int:
+        """A process killed between writing a temp file and renaming it leaves ``*.tmp`` (sealed, but an object no
+        key names and nothing else deletes): gone once older than any write in flight."""
+        cutoff = older_than.replace(tzinfo=dt.UTC).timestamp()
+        removed = 0
+        for path in self.root.rglob("*.tmp"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # its writer finished (renamed it) or another sweep took it
+                continue
+        return removed
 
     def check(self) -> None:
         probe = self.root / f".readyz-{uuid.uuid4().hex}"

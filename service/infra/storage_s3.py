@@ -161,6 +161,11 @@ class S3EncryptedStorage:
             version = {"VersionId": written["VersionId"]} if written.get("VersionId") else {}
             self._client.delete_object(Bucket=self.location.bucket, Key=probe, **version)
 
+    def remove_partial_writes(self, older_than: dt.datetime) -> int:
+        """Nothing to do: a PUT is complete or absent (an unfinished multipart upload is the bucket's lifecycle
+        rule's to abort, docs/operations.md)."""
+        return 0
+
     def list(self, prefix: str) -> Iterator[StoredObject]:
         root = f"{self.location.prefix}/" if self.location.prefix else ""
         with _translated(prefix or "*"):

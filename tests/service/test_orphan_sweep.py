@@ -5,6 +5,8 @@ longer points to it, is deleted by the daily run after a grace period; what a ro
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -14,6 +16,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import CertSession, Channel, utcnow
 from service.certification.retention import sweep_orphans
 from service.certification.sessions import create_session
+from service.infra.storage import LocalEncryptedStorage
 from tests.service import factories
 from tests.service.servers import s3_media
 
@@ -52,3 +55,18 @@ def test_orphans_older_than_the_grace_are_removed_and_referenced_media_kept(stor
         assert row is not None
         row.media_purged_at = utcnow()
     assert sweep_orphans(ctx, now=later) == 1 and not ctx.storage.exists(card)
+
+
+def test_a_write_killed_midway_leaves_nothing_behind_after_the_grace(ctx: ServiceContext) -> None:
+    """A process killed between its temp file and the rename leaves ``*.tmp`` on the folder: the daily sweep
+    removes it once older than the grace (a write in flight now is younger and stays)."""
+    assert isinstance(ctx.storage, LocalEncryptedStorage)
+    root = ctx.storage.root / "sessions" / str(uuid.uuid4())
+    root.mkdir(parents=True)
+    killed, in_flight = root / "video.enc.4242.1.tmp", root / "id_card.enc.4243.1.tmp"
+    for path in (killed, in_flight):
+        path.write_bytes(b"sealed bytes of a write that never finished")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(killed, (hours_ago, hours_ago))
+    assert sweep_orphans(ctx) >= 1
+    assert not killed.exists() and in_flight.exists()
