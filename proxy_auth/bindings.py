@@ -77,7 +77,18 @@ def check_new_binding(
             ReasonCode.PROXY_LIMIT_REACHED,
             f"{len(relative_history)} bindings in this relative's history (at most {lifetime_limit})",
         )
-    relatives = {b.relative_id for b in elder_bindings if b.active}
+    check_relative_slot(relative_id, elder_bindings, policy)
+
+
+def check_relative_slot(relative_id: str, elder_bindings: Sequence[Binding], policy: ProxyPolicy) -> None:
+    """Raise PROXY_LIMIT_REACHED if the elder already has as many other relatives as allowed.
+
+    Only relatives the elder consented to take a slot: a binding waiting for consent can do nothing, so it must
+    not let a stranger who knows the elder's name and number keep a real child out. The slot is checked again
+    when the consent is given (a second relative may have been consented to meanwhile)."""
+    relatives = {
+        b.relative_id for b in elder_bindings if b.active and b.consent is not None and b.relative_id != relative_id
+    }
     if len(relatives) >= policy.max_relatives_per_elder:
         raise ProxyAuthError(ReasonCode.PROXY_LIMIT_REACHED, f"elder already has {len(relatives)} relatives bound")
 

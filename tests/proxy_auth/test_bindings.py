@@ -15,6 +15,7 @@ from proxy_auth import (
     Relationship,
     carried_over,
     check_new_binding,
+    check_relative_slot,
     needs_consent,
     record_failure,
     require_usable,
@@ -124,3 +125,19 @@ def test_repeated_failures_lock_the_binding() -> None:
     with pytest.raises(ProxyAuthError) as info:
         require_usable(binding("r1", "e1", ended=True))
     assert info.value.reason is ReasonCode.PROXY_NOT_BOUND
+
+
+def test_a_binding_waiting_for_consent_holds_no_slot() -> None:
+    """Strangers who know the elder's name and number can ask to bind; until the elder consents they take no slot,
+    so a real child can still bind and be consented to; the slot is counted again when consent is given."""
+    elder = [binding("daughter", "E", day=1), binding("stranger-1", "E", consent=False, day=2)]
+    elder.append(binding("stranger-2", "E", consent=False, day=3))
+    check_new_binding("son", "E", [], elder, POLICY)  # two pending strangers: the son may still bind
+    check_relative_slot("son", elder, POLICY)  # and be consented to (daughter + son = 2)
+    elder.append(binding("son", "E", day=4))
+    with pytest.raises(ProxyAuthError) as info:
+        check_relative_slot("stranger-1", elder, POLICY)  # consenting to a third is refused
+    assert info.value.reason is ReasonCode.PROXY_LIMIT_REACHED
+    with pytest.raises(ProxyAuthError):
+        check_new_binding("stranger-3", "E", [], elder, POLICY)  # and so is a new binding once full
+    check_relative_slot("son", elder, POLICY)  # a relative's own consented binding is not "another" relative

@@ -16,6 +16,7 @@ from proxy_auth import (
     Relationship,
     carried_over,
     check_new_binding,
+    check_relative_slot,
     needs_consent,
 )
 from service.certification.audit import audit
@@ -160,18 +161,29 @@ def unbind(db: Session, op: ProxyOperator, binding_id: str) -> ProxyBinding:
     return row
 
 
-def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: str, who: str) -> None:
+def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: str, who: str) -> bool:
+    """Record the elder's consent to this binding's relative. False (nothing recorded, the refusal audited) when
+    the elder has meanwhile consented to as many other relatives as allowed: a pending binding holds no slot."""
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    target = elder.external_id if elder else "-"
+    others = db.scalars(select(ProxyBinding).where(ProxyBinding.beneficiary_id == row.beneficiary_id)).all()
+    try:
+        rules = [to_rule(b, b.operator_id, str(b.beneficiary_id)) for b in others]
+        check_relative_slot(row.operator_id, rules, proxy_policy())
+    except ProxyAuthError as exc:
+        audit(db, who, "proxy.consent.refused", target, {"binding": row.id, "reason": exc.reason.value})
+        return False
     row.consent_method, row.consent_ref, row.consent_at = method.value, ref[:64], utcnow()
     if row.status == BindingStatus.PENDING_CONSENT:
         row.status = BindingStatus.ACTIVE
-    elder = db.get(Beneficiary, row.beneficiary_id)
     audit(
         db,
         who,
         "proxy.consent",
-        elder.external_id if elder else "-",
+        target,
         {"binding": row.id, "method": method.value, "ref": ref[:64]},
     )
+    return True
 
 
 def unlock(db: Session, row: ProxyBinding, who: str, note: str) -> None:

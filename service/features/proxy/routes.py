@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipelines.reasons import ReasonCode
 from proxy_auth import ConsentMethod
 from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
 from service.adapters.http.schemas import EXACT, SessionCreated, session_created
@@ -182,8 +183,13 @@ def consent(
         row = db.get(ProxyBinding, binding_id, with_for_update=True)
         if row is None or row.status == BindingStatus.ENDED:
             raise NotFoundError("binding")
-        bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, body.staff_id, f"{client}:staff:{body.staff_id}")
-        db.commit()
+        who = f"{client}:staff:{body.staff_id}"
+        recorded = bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, body.staff_id, who)
+        db.commit()  # the consent, or its refusal (audited)
+        if not recorded:
+            raise ProxyServiceError(
+                ReasonCode.PROXY_LIMIT_REACHED.value, "the elder already has as many relatives as allowed"
+            )
         return binding_view(db, row)
     op = operators.authenticate(db, token)
     row = bindings.own_binding(db, op, binding_id, for_update=True)

@@ -348,3 +348,28 @@ def test_staff_review_of_proxy_sessions(client: TestClient, ctx: ServiceContext)
     assert r.status_code == 409 and r.json()["error"]["code"] == "BENEFICIARY_DECEASED"
     with ctx.db() as db:
         assert db.scalar(select(func.count()).select_from(Certification)) == 0
+
+
+def test_strangers_waiting_for_consent_do_not_keep_a_child_out(client: TestClient, ctx: ServiceContext) -> None:
+    """Before: a pending binding took one of the elder's two relative slots, so two strangers who knew the name
+    and number could keep the family out. Now only consented relatives count, at binding and again at consent."""
+    _, number, name = new_elder(ctx)
+    daughter = verified_operator(client, ctx)
+    active_binding(client, daughter, number, name)
+    strangers = [verified_operator(client, ctx) for _ in range(2)]
+    waiting = [bind(client, s, number, name, "other").json() for s in strangers]
+    assert [w["status"] for w in waiting] == ["pending_consent", "pending_consent"]
+    son = verified_operator(client, ctx)
+    mine = bind(client, son, number, name)
+    assert mine.status_code == 201 and mine.json()["status"] == "pending_consent"
+    assert staff_consent(client, mine.json()["binding_id"]).json()["status"] == "active"  # daughter + son
+    # The elder now has two relatives: a stranger's binding cannot be consented to, nor a new one made.
+    refused = staff_consent(client, waiting[0]["binding_id"])
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "PROXY_LIMIT_REACHED"
+    with ctx.db() as db:
+        row = db.get(ProxyBinding, waiting[0]["binding_id"])
+        assert row is not None and row.status == "pending_consent" and row.consent_at is None
+        audited = db.scalars(select(AuditEntry).where(AuditEntry.action == "proxy.consent.refused")).all()
+        assert any(a.detail["binding"] == waiting[0]["binding_id"] for a in audited)
+    late = bind(client, verified_operator(client, ctx), number, name)
+    assert late.status_code == 409 and late.json()["error"]["code"] == "PROXY_LIMIT_REACHED"
