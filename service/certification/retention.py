@@ -47,10 +47,11 @@ def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int 
 
     All of them, not one batch a day: a province decides far more than 500 sessions a day, and media left past
     the retention period are biometric data kept without a purpose."""
-    cutoff = (now or utcnow()) - dt.timedelta(days=ctx.settings.storage.retention_days)
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(days=ctx.settings.storage.retention_days)
     total = 0
     while True:
-        purged = _purge_batch(ctx, cutoff, now or utcnow(), batch)
+        purged = _purge_batch(ctx, cutoff, now, batch)
         total += purged
         if purged < batch:
             break

@@ -58,6 +58,12 @@ class ClientAddress:
         return hops[0] if hops else peer
 
 
+def is_form_post(content_type: str) -> bool:
+    """A plain form post: besides JSON, the one encoding the rate limits read a person from (so the H5
+    assistance form, which names one, refuses any other encoding)."""
+    return content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
 def header(scope: dict[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers") or []:
         if key == name:

@@ -81,31 +81,31 @@ def _calibrate(args: argparse.Namespace) -> int:
             key = matcher.thresholds.recognizer
             out["calibration_version"] = write_populations(key, populations, out_path)
     if args.from_enrolled:
+        import service.schema
         from pipelines.face_match.population.enrolled import POPULATION
+        from service.adapters.cli.common import load_settings
+        from service.certification.context import ServiceContext
 
-        entry = _enrolled_population(matcher)
+        ctx = ServiceContext(load_settings(), schema=service.schema.metadata)  # one for the read and the alerts
+        entry = _enrolled_population(ctx, matcher)
         out["populations"] = {**out.get("populations", {}), POPULATION: entry}
         if not args.dry_run:
             out["calibration_version"] = write_populations(matcher.thresholds.recognizer, {POPULATION: entry}, out_path)
-            out["look_alike_alerts_raised"] = _raise_look_alike_alerts(entry)
+            out["look_alike_alerts_raised"] = _raise_look_alike_alerts(ctx, entry)
     emit(out)
     return 0
 
 
-def _enrolled_population(matcher: Any) -> dict[str, Any]:
+def _enrolled_population(ctx: Any, matcher: Any) -> dict[str, Any]:
     """The deployment's enrolled templates (consent given, enrolled by this recognizer), read once and audited."""
     import numpy as np
     from sqlalchemy import select
 
-    import service.schema
     from pipelines.face_match.population.enrolled import EnrolledFaces, calibrate_enrolled, genuine_outcomes
-    from service.adapters.cli.common import load_settings
     from service.certification.audit import audit
-    from service.certification.context import ServiceContext
     from service.certification.models import Beneficiary
     from service.certification.templates import load_template
 
-    ctx = ServiceContext(load_settings(), schema=service.schema.metadata)
     version = str(matcher.recognizer.version)
     with ctx.db() as db:
         rows = db.scalars(
@@ -134,21 +134,16 @@ def _enrolled_population(matcher: Any) -> dict[str, Any]:
     return entry
 
 
-def _raise_look_alike_alerts(entry: dict[str, Any]) -> int:
+def _raise_look_alike_alerts(ctx: Any, entry: dict[str, Any]) -> int:
     """A supervisor's alert for each pair of accounts whose faces reach the accept band, not alerted before."""
-    import service.schema
-    from service.adapters.cli.common import load_settings
     from service.certification.audit import audit
-    from service.certification.context import ServiceContext
-    from service.features.console.look_alikes import raise_look_alike_alerts
+    from service.features.console.look_alikes import KIND, raise_look_alike_alerts
 
     look = entry["look_alikes_at_accept"]
-    ctx = ServiceContext(load_settings(), schema=service.schema.metadata)
     with ctx.db() as db:
         raised = raise_look_alike_alerts(db, look["pairs"], look["threshold"], entry["calibrated_on"])
         if raised:
-            audit(db, "cli:calibrate-faces", "alerts.raise", "console_alerts", {"kind": "same_face_two_accounts",
-                                                                             "n": len(raised)})  # fmt: skip
+            audit(db, "cli:calibrate-faces", "alerts.raise", "console_alerts", {"kind": KIND, "n": len(raised)})
     return len(raised)
 
 

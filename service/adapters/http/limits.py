@@ -30,7 +30,7 @@ from service.certification import catalog
 from service.certification.catalog import ServiceCode
 from service.features.wechat.h5 import identity
 from service.infra.observability import metrics
-from service.infra.ratelimit import ClientAddress, counter_prefix, counter_redis_url, header
+from service.infra.ratelimit import ClientAddress, counter_prefix, counter_redis_url, header, is_form_post
 from service.infra.security import normalise_id
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ SESSION_CREATE = re.compile(
 )
 # Routes that read only the ID number (extra fields are ignored there, so the limiter must ignore them too).
 NUMBER_ONLY = frozenset({"/h5/api/sessions", "/h5/apply"})
-FORM = "application/x-www-form-urlencoded"
 UPLOAD = re.compile(
     r"^/(api/v1/sessions/[^/]+/(id-card|video)|h5/api/sessions/[^/]+/(card|card-media)|h5/api/card-read)$"
 )
@@ -345,7 +344,7 @@ class RateLimitMiddleware:
 def _fields(body: bytes, content_type: str) -> dict[str, Any]:
     """The body's fields: JSON, or a plain form post (the H5 assistance form; the last of repeated fields wins,
     as in the route's form parser). Anything else names nobody."""
-    if content_type.split(";")[0].strip().lower() == FORM:
+    if is_form_post(content_type):
         pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         return dict(pairs)
     try:

@@ -21,11 +21,6 @@ from service.features.console.models import ConsoleAlert
 KIND = "same_face_two_accounts"
 
 
-def pair_key(a: int, b: int) -> str:
-    lo, hi = sorted((a, b))
-    return f"{lo}-{hi}"
-
-
 def raise_look_alike_alerts(
     db: Session, pairs: Sequence[Mapping[str, Any]], threshold: float, found_on: str
 ) -> list[ConsoleAlert]:
@@ -39,11 +34,11 @@ def raise_look_alike_alerts(
         a, b = people.get(str(p["a"])), people.get(str(p["b"]))
         if a is None or b is None or a.id == b.id:
             continue
-        key = pair_key(a.id, b.id)
+        first, other = sorted((a.id, b.id))
+        key = f"{first}-{other}"
         if key in known:
             continue
         known.add(key)
-        first, other = sorted((a.id, b.id))
         detail = {
             "pair": key,
             "other_id": other,

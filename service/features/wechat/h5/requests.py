@@ -32,6 +32,7 @@ from service.features.wechat.h5 import identity
 from service.features.wechat.h5.login import login
 from service.features.wechat.h5.pages import message, render
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
+from service.infra.ratelimit import is_form_post
 
 router = APIRouter(include_in_schema=False)
 NOT_YOURS = ("未找到认证记录", "请从公众号菜单“资格认证”重新进入。")
@@ -134,7 +135,6 @@ def _show(ctx: Ctx, db: DB, request: Request, session: str, binding: str) -> Res
 # The answer to a typed name and number that finds no one to file for: an unknown person, a name that does not
 # match, or (said the same way, as the roster is not the form's to reveal) a person recorded as deceased.
 UNKNOWN = "姓名与身份证号不一致,或不在本地待遇人员名册中"
-PLAIN_FORM = "application/x-www-form-urlencoded"
 
 
 @router.post("/apply")
@@ -154,7 +154,7 @@ def apply_submit(
     openid = identity.openid_from(ctx, request)
     if openid is None or token != _form_token(ctx, openid):
         return message(request, "页面已过期", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=403)
-    if not _plain_form(request):
+    if not is_form_post(request.headers.get("content-type", "")):
         # The rate limiter reads the typed number from a plain form post only (what the page sends): another
         # encoding would try numbers outside the per-number limits.
         return message(request, "页面已过期", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=415)
@@ -194,10 +194,6 @@ class _Answer:
 
     def show(self, status: int, **values: Any) -> Response:
         return _page(self.request, self.ctx, self.openid, status, session=self.session, binding=self.binding, **values)
-
-
-def _plain_form(request: Request) -> bool:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower() == PLAIN_FORM
 
 
 def _hides_roster(subject: Subject, typed: bool) -> bool:
