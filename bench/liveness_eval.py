@@ -56,7 +56,9 @@ from pipelines.liveness.evaluation import (  # noqa: E402
     under_challenge,
     with_motion_rule,
 )
+from pipelines.liveness.evaluation.learned import evaluate_fused, rescored  # noqa: E402
 from pipelines.liveness.motion import DEFAULT_MIN_RATIO  # noqa: E402
+from pipelines.liveness.passive import LogisticFusion  # noqa: E402
 
 SPOOF_CODE = "SPOOF_SUSPECTED"
 RIGID_CODE = "SPOOF_RIGID_MOTION"
@@ -267,19 +269,41 @@ def review_band(presentations: Sequence[Presentation], choice: ThresholdChoice) 
     }
 
 
-def evaluate_records(records: Sequence[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
-    """Both modes: under the service's random challenge (production, deployed) and without one (tools)."""
+def model_vectors(records: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, list[float]]:
+    """Each record's scores of the models `names`, in order, by key (records without a scored face left out)."""
+    out: dict[str, list[float]] = {}
+    for r in records:
+        by_model = (r.get("result") or {}).get("passive_by_model") or {}
+        if by_model:
+            out[str(r["key"])] = [float(by_model[n]) for n in names]
+    return out
+
+
+def evaluate_records(
+    records: Sequence[dict[str, Any]], protocol: Protocol, fusion: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Both modes: under the service's random challenge (production, deployed) and without one (tools).
+
+    `fusion`: the models whose scores a logistic fusion combines, fitted inside the protocol's folds
+    (`evaluation/learned.py`); None: the records' passive score (the models' mean)."""
     plain = [presentation_from_record(r) for r in records]
     challenged = [
         under_challenge(p, record_events(r), protocol.seed, prepared=is_video_replay(r))
         for p, r in zip(plain, records, strict=True)
     ]
-    production = evaluate(challenged, protocol)
-    without = evaluate(plain, protocol)
+    fitted: LogisticFusion | None = None
+    if fusion:
+        vectors = model_vectors(records, fusion)
+        production, fitted = evaluate_fused(challenged, vectors, fusion, protocol)
+        without, _ = evaluate_fused(plain, vectors, fusion, protocol)
+        challenged, plain = rescored(challenged, vectors, fitted), rescored(plain, vectors, fitted)
+    else:
+        production, without = evaluate(challenged, protocol), evaluate(plain, protocol)
     dep = production.deployment
     at_deployed = measure([with_motion_rule(p, dep.motion_min_ratio or 0.0) for p in plain], dep.threshold)
     return {
         "deployed_mode": "challenge",
+        **({} if fitted is None else {"fusion": fitted.to_dict()}),
         "review_band": review_band(challenged, dep),
         "modes": {"challenge": report_to_dict(production), "no_challenge": report_to_dict(without)},
         "no_challenge_at_deployed": {
@@ -296,6 +320,14 @@ def evaluate_records(records: Sequence[dict[str, Any]], protocol: Protocol) -> d
             "face in the dark; capture_poor: the capture block's retake codes; motion_ratio: the ratio where judged"
         ),
     }
+
+
+AGGREGATION = "mean over models of P(real), mean over the video's best (frontal, sharp, lit) key frames"
+FUSED_AGGREGATION = (
+    "each model's mean P(real) over the video's best (frontal, sharp, lit) key frames, combined by the logistic "
+    "fusion fitted on the records (weights in `fusion`)"
+)
+LOGISTIC = "logistic:"
 
 
 def calibration_entry(report: dict[str, Any], records: Sequence[dict[str, Any]], data: str) -> dict[str, Any]:
@@ -317,7 +349,8 @@ def calibration_entry(report: dict[str, Any], records: Sequence[dict[str, Any]],
             "bpcer": choice["target_bpcer"],
             "bpcer_met": choice["met_target"],
         },
-        "aggregation": "mean over models of P(real), mean over the video's best (frontal, sharp, lit) key frames",
+        "aggregation": AGGREGATION if "fusion" not in report else FUSED_AGGREGATION,
+        **({"fusion": report["fusion"]} if "fusion" in report else {}),
         "mode": report["deployed_mode"],
         "cross_validated": {"acer": cv.get("acer"), "apcer": cv["apcer"], "bpcer": cv["bpcer"]},
         "data": data,
@@ -344,11 +377,13 @@ def compare_models(
     """The same presentations evaluated with each set of anti-spoofing models (their mean is the score): the
     deployed mode's operating point and out-of-fold APCER per attack type, BPCER per condition and ACER."""
     out: dict[str, Any] = {"protocol": protocol.__dict__ | {"mode": "challenge"}, "ensembles": {}}
-    for names in model_sets:
-        report = evaluate_records([with_models(r, names) for r in records], protocol)
+    for spec in model_sets:
+        fused = bool(spec) and spec[0].startswith(LOGISTIC)
+        names = [spec[0].removeprefix(LOGISTIC), *spec[1:]] if fused else list(spec)
+        report = evaluate_records([with_models(r, names) for r in records], protocol, names if fused else None)
         deployed = report["modes"][report["deployed_mode"]]
         cv = deployed["cross_validated"]
-        out["ensembles"]["+".join(names)] = {
+        out["ensembles"][("logistic(" + ",".join(names) + ")") if fused else "+".join(names)] = {
             "threshold": deployed["deployment"]["choice"]["threshold"],
             "review_floor": deployed["deployment"]["choice"]["review_floor"],
             "apcer": cv["apcer"],
@@ -356,6 +391,7 @@ def compare_models(
             "retake_rate": cv["retake_rate"],
             "acer": cv["acer"],
             "review_band": report["review_band"],
+            **({"fusion": report["fusion"]} if fused else {}),
         }
     return out
 
@@ -429,7 +465,12 @@ def _parser() -> argparse.ArgumentParser:
     compact.add_argument("--out", type=Path, required=True)
     cmp = sub.add_parser("compare", help="evaluate the same records with several anti-spoofing ensembles")
     cmp.add_argument("--records", type=Path, action="append", required=True)
-    cmp.add_argument("--models", action="append", required=True, help="comma-separated models; repeat per ensemble")
+    cmp.add_argument(
+        "--models",
+        action="append",
+        required=True,
+        help="comma-separated models, repeat per ensemble; prefix `logistic:` to fit their fusion instead of the mean",
+    )
     shared = sub.add_parser("shared", help="score and evaluate the committed dev set")
     shared.add_argument("--data", type=Path, default=DEFAULT_DATA)
     shared.add_argument("--records", type=Path, help="keep the scored records here (default: a temporary file)")
@@ -445,6 +486,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--n-boot", type=int, default=1000)
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--markdown", type=Path)
+    ev.add_argument(
+        "--fusion", action="store_true", help="fit a logistic fusion of the --models inside the folds (not their mean)"
+    )
     ev.add_argument("--write-calibration", type=Path, help="merge the deployment choice into this calibration file")
     return parser
 
@@ -469,9 +513,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "evaluate":
         scored = read_records(args.records)
-        if args.models:
-            scored = [with_models(r, args.models.split(",")) for r in scored]
-        report = evaluate_records(scored, _protocol(args))
+        names = args.models.split(",") if args.models else None
+        if names:
+            scored = [with_models(r, names) for r in scored]
+        elif args.fusion:
+            raise SystemExit("--fusion needs --models: the models it combines")
+        report = evaluate_records(scored, _protocol(args), names if args.fusion else None)
         _write_report(report, args.out, args.markdown)
         if args.write_calibration is not None:
             names = ", ".join(p.name for p in args.records)

@@ -35,6 +35,7 @@ from pipelines.liveness.result import LivenessResult
 from pipelines.liveness.scoring import Scores, ScoringConfig, score_track
 from pipelines.liveness.tracking import FaceTracker, Track, TrackConfig
 from pipelines.liveness.video import SamplingConfig, VideoInfo, VideoLimits, VideoReader, read_bytes
+from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,12 @@ class LivenessChecker:
         self.landmarks = self.pack.landmarks
         self.passive = PassiveScorer(self.pack.antispoof)
         self.calibration = calibration or PassiveCalibration.load(self.passive.key)
+        fusion = self.calibration.fusion
+        if fusion is not None and list(fusion.names) != self.passive.names:
+            raise PipelineError(
+                ReasonCode.MODEL_UNAVAILABLE,
+                f"liveness calibration fuses {', '.join(fusion.names)}, the pack has {', '.join(self.passive.names)}",
+            )
         self.fingerprints: VideoFingerprintStore = fingerprint_store or InMemoryVideoFingerprintStore()
 
     @property
@@ -173,7 +180,7 @@ class LivenessChecker:
 
     def _scoring_config(self) -> ScoringConfig:
         cfg = self.config
-        return ScoringConfig(cfg.actions, cfg.capture, self.motion_config, cfg.passive_frames)
+        return ScoringConfig(cfg.actions, cfg.capture, self.motion_config, cfg.passive_frames, self.calibration.fusion)
 
     def _finding_rules(self) -> FindingRules:
         return FindingRules(
@@ -221,7 +228,7 @@ class LivenessChecker:
             max_faces=track.max_faces,
             face_missing_share=scores.missing_share,
             identity_min_similarity=scores.identity_min,
-            frame_scores=[(k.frame.t, k.passive_score) for k in keys],
+            frame_scores=[(k.frame.t, self.calibration.combine(k.passive_by_model)) for k in keys],
             video={
                 "container": info.container,
                 "codec": info.codec,

@@ -2,13 +2,18 @@
 
 Per face: the mean over the ensemble of each model's 'real' probability (minivision's rule of summing the
 softmaxes, divided by the number of models). Per video: the mean over the analysed frames. The threshold comes
-from ``calibration.json``, written by ``pension-cert calibrate-liveness`` from ``shared/data/spoof``.
+from ``calibration.json``, written by ``bench/liveness_eval.py evaluate --write-calibration``.
+
+An ensemble's calibration entry may instead carry a learned ``fusion`` (:class:`LogisticFusion`): the video's
+score is then a logistic combination of each model's mean over the same frames, weighted as the evaluation
+protocol fitted them on subject-disjoint folds (``pipelines/liveness/evaluation/learned.py``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,60 @@ DEFAULT_CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 FALLBACK_THRESHOLD = 0.5
 
 
+# A model's P(real) is clipped to this distance from 0 and 1 before its logit is taken: one saturated model must
+# not outvote the others with an infinite logit.
+LOGIT_EPS = 1e-4
+
+
+def logit(p: float) -> float:
+    q = min(max(float(p), LOGIT_EPS), 1.0 - LOGIT_EPS)
+    return math.log(q / (1.0 - q))
+
+
+@dataclass(frozen=True)
+class LogisticFusion:
+    """score = sigmoid(bias + Σ weight_m · logit(P_m(real))), one weight per model of the ensemble, in order.
+
+    Averaging gives every model the same say; a model that is often confidently wrong on our cameras should
+    count less, and one that separates well more. The weights are fitted, never set by hand."""
+
+    names: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def __post_init__(self) -> None:
+        if not self.names or len(self.names) != len(self.weights):
+            raise ValueError("a fusion needs one weight per model")
+        if not all(math.isfinite(w) for w in (*self.weights, self.bias)):
+            raise ValueError("fusion weights must be finite")
+
+    def combine(self, by_model: Sequence[float]) -> float:
+        if len(by_model) != len(self.weights):
+            raise ValueError(f"fusion of {len(self.weights)} models given {len(by_model)} scores")
+        z = self.bias + sum(w * logit(p) for w, p in zip(self.weights, by_model, strict=True))
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "logistic",
+            "inputs": "logit of each model's mean P(real) over the video's passive frames",
+            "weights": {n: round(w, 6) for n, w in zip(self.names, self.weights, strict=True)},
+            "bias": round(self.bias, 6),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LogisticFusion:
+        if data.get("kind") != "logistic":
+            raise ValueError(f"unknown fusion kind {data.get('kind')!r}")
+        weights: Mapping[str, Any] = data["weights"]
+        return cls(tuple(weights), tuple(float(w) for w in weights.values()), float(data["bias"]))
+
+
+def mean_score(by_model: Sequence[float]) -> float:
+    """The models' mean, in float32 as the scorer computes it (PassiveScorer.score)."""
+    return float(np.asarray(by_model, dtype=np.float32).mean())
+
+
 @dataclass(frozen=True)
 class PassiveCalibration:
     """``threshold``: a score at or above it passes. ``review_floor``: below it a score is a clear spoof; between
@@ -35,6 +94,11 @@ class PassiveCalibration:
     review_floor: float = FALLBACK_THRESHOLD / 2
     # The rigid-motion cue's ratio threshold chosen by the evaluation protocol (None: motion.py's design value).
     motion_min_ratio: float | None = None
+    fusion: LogisticFusion | None = None  # None: the models' mean
+
+    def combine(self, by_model: Sequence[float]) -> float:
+        """One score from each model's score, on the scale of `threshold`."""
+        return mean_score(by_model) if self.fusion is None else self.fusion.combine(by_model)
 
     @classmethod
     def load(cls, ensemble: str, path: Path | str = DEFAULT_CALIBRATION_PATH) -> PassiveCalibration:
@@ -52,7 +116,11 @@ class PassiveCalibration:
         floor = min(float(entry.get("review_floor", threshold / 2)), threshold)
         ratio = entry.get("motion_min_ratio")
         version = str(data.get("version", ""))
-        return cls(threshold, ensemble, version, str(p), floor, None if ratio is None else float(ratio))
+        try:
+            fusion = None if entry.get("fusion") is None else LogisticFusion.from_dict(entry["fusion"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PipelineError(ReasonCode.MODEL_UNAVAILABLE, f"liveness calibration {p}: bad fusion: {exc}") from exc
+        return cls(threshold, ensemble, version, str(p), floor, None if ratio is None else float(ratio), fusion)
 
 
 def ensemble_key(models: Sequence[Any]) -> str:

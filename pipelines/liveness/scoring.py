@@ -23,6 +23,7 @@ from pipelines.liveness.actions import (
 from pipelines.liveness.capture import CaptureConfig
 from pipelines.liveness.keyframes import identity_spread, passive_frames
 from pipelines.liveness.motion import MotionConfig, MotionEvidence, measure_motion
+from pipelines.liveness.passive import LogisticFusion
 from pipelines.liveness.tracking import KeyFrame, Track
 from pipelines.reasons import ReasonCode
 
@@ -33,6 +34,7 @@ class ScoringConfig:
     capture: CaptureConfig
     motion: MotionConfig
     passive_frames: int  # the passive score is the mean over this many best key frames
+    fusion: LogisticFusion | None = None  # the calibrated combination of the models' scores (None: their mean)
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,17 @@ def score_track(track: Track, requested: Sequence[str], cfg: ScoringConfig) -> S
     t_motion = time.perf_counter()
     motion = measure_motion([s.t for s in track.signals], track.mesh_points, cfg.motion)
     timings = {**track.timings_ms, "motion": (time.perf_counter() - t_motion) * 1000}
+    by_model = tuple(float(v) for v in np.mean([k.passive_by_model for k in chosen], axis=0)) if chosen else ()
+    if not chosen:
+        passive = 0.0
+    elif cfg.fusion is None:
+        passive = float(np.mean([k.passive_score for k in chosen]))
+    else:  # fitted on each model's mean over the frames, so applied to that
+        passive = cfg.fusion.combine(by_model)
     return Scores(
         passive_keys=chosen,
-        passive_score=float(np.mean([k.passive_score for k in chosen])) if chosen else 0.0,
-        passive_by_model=tuple(float(v) for v in np.mean([k.passive_by_model for k in chosen], axis=0))
-        if chosen
-        else (),
+        passive_score=passive,
+        passive_by_model=by_model,
         events=events,
         evidence=evidence,
         action_reasons=action_reasons,

@@ -70,7 +70,7 @@ class Evaluation:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _counts(presentations: Sequence[Presentation]) -> dict[str, dict[str, int]]:
+def presentation_counts(presentations: Sequence[Presentation]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for p in presentations:
         group = f"attack:{p.attack_type}" if p.label == SPOOF else f"real:{p.condition}"
@@ -116,5 +116,5 @@ def evaluate(presentations: Sequence[Presentation], protocol: Protocol = Protoco
         n_presentations=len(presentations),
         n_subjects=len({p.subject for p in presentations if p.subject}),
         n_unknown_subject=sum(1 for p in presentations if not p.subject),
-        counts=_counts(presentations),
+        counts=presentation_counts(presentations),
     )
