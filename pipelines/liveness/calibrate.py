@@ -61,7 +61,8 @@ def score_rows(checker: LivenessChecker, rows: list[dict[str, str]], root: Path)
             else:
                 image = load_image(root / path)
                 det, _ = checker.matcher.primary_face(image, allow_multiple=True)
-                score = float(checker.passive.score([image], [det.bbox])[0])
+                by_model = checker.passive.score_models([image], [det.bbox])[:, 0]
+                score = checker.calibration.combine([float(v) for v in by_model])  # the stage's scale
         except PipelineError as exc:
             error = exc.reason.value
         attack = row.get("attack_type", "")
