@@ -6,6 +6,12 @@ number and hash) at a moment, written to the media store — the bucket (with ob
 production) or the media folder, which the database user cannot write — as a new object per anchor, sealed with
 the media key: AES-GCM authenticates it, so an anchor cannot be forged or edited without that key either.
 Verification checks the chain and that every anchored entry still carries its anchored hash.
+
+The daily anchors alone leave the day's tail open: entries written after the last one could be deleted unseen.
+So every committed transaction that wrote console audit entries also records its newest entry as the **head**
+(`audit/head`, one object overwritten, kept as versions on a versioned bucket), right after the commit; the check
+then also finds the head entry in the database, with its hash. A store that does not answer then costs only the
+head's freshness (the next transaction, or the daily run, writes it), never the staff action.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from service.certification.models import utcnow
@@ -23,6 +29,12 @@ from service.infra.storage import MediaStorage, StorageError
 
 log = logging.getLogger(__name__)
 PREFIX = "audit/anchors/"
+HEAD_KEY = "audit/head"
+# Session.info keys: the media store the session's transactions anchor their head in (set by the service
+# context's session factory), and the newest entry written in the open transaction.
+STORE_INFO = "audit_anchor_store"
+_PENDING_INFO = "audit_anchor_pending"
+_LISTENING_INFO = "audit_anchor_listening"
 
 
 @dataclass(frozen=True)
@@ -40,32 +52,92 @@ class AnchorCheck:
     seq: int | None = None
 
 
+def _now() -> str:
+    return utcnow().isoformat(timespec="seconds") + "Z"
+
+
+def _encode(anchor: Anchor) -> bytes:
+    return json.dumps(anchor.__dict__, sort_keys=True).encode()
+
+
+def _decode(data: bytes) -> Anchor:
+    raw = json.loads(data)
+    return Anchor(int(raw["seq"]), str(raw["hash"]), str(raw["at"]))
+
+
 def write_anchor(db: Session, storage: MediaStorage) -> Anchor | None:
     """Anchor the current head (nothing to anchor in an empty log). Idempotent per head."""
     head = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
     if head is None:
         return None
-    anchor = Anchor(head.seq, head.hash, utcnow().isoformat(timespec="seconds") + "Z")
+    anchor = Anchor(head.seq, head.hash, _now())
     key = f"{PREFIX}{head.seq:012d}"
     if not storage.exists(key):
-        storage.put(key, json.dumps(anchor.__dict__, sort_keys=True).encode())
+        storage.put(key, _encode(anchor))
         log.info("audit chain anchored at #%d", head.seq)
+    write_head(storage, anchor)
     return anchor
 
 
 def read_anchors(storage: MediaStorage) -> list[Anchor]:
     anchors = []
     for obj in storage.list(PREFIX):
-        raw = json.loads(storage.get(obj.key))  # StorageError when the object was forged or edited
-        anchors.append(Anchor(int(raw["seq"]), str(raw["hash"]), str(raw["at"])))
+        anchors.append(_decode(storage.get(obj.key)))  # StorageError when the object was forged or edited
     return sorted(anchors, key=lambda a: a.seq)
 
 
+def read_head(storage: MediaStorage) -> Anchor | None:
+    """The newest committed entry recorded outside the database (None: none recorded yet)."""
+    if not storage.exists(HEAD_KEY):
+        return None
+    return _decode(storage.get(HEAD_KEY))  # StorageError when forged or edited
+
+
+def write_head(storage: MediaStorage, anchor: Anchor) -> None:
+    """Record `anchor` as the head unless a newer one is recorded (two transactions committing together may
+    write in either order; the head never goes back)."""
+    try:
+        current = read_head(storage)
+    except StorageError:
+        current = None  # an unreadable head is replaced; the check has reported it until now
+    if current is None or anchor.seq > current.seq:
+        storage.put(HEAD_KEY, _encode(anchor))
+
+
+def anchor_on_commit(db: Session, seq: int, entry_hash: str) -> None:
+    """Record entry `seq` as the head once `db`'s transaction has committed (nothing on a rollback). Sessions
+    made without a store (tools, some tests) anchor only at the daily run."""
+    storage = db.info.get(STORE_INFO)
+    if storage is None:
+        return
+    if not db.info.get(_LISTENING_INFO):  # once per session (sessions are short-lived units of work)
+        event.listen(db, "after_commit", _write_pending_head)
+        event.listen(db, "after_rollback", _drop_pending_head)
+        db.info[_LISTENING_INFO] = True
+    db.info[_PENDING_INFO] = Anchor(seq, entry_hash, _now())
+
+
+def _write_pending_head(db: Session) -> None:
+    anchor: Anchor | None = db.info.pop(_PENDING_INFO, None)
+    if anchor is None:
+        return
+    try:
+        write_head(db.info[STORE_INFO], anchor)
+    except Exception as exc:  # the transaction has committed: nothing here may turn it into a failed request
+        log.warning("audit head #%d not recorded (the next commit or the daily run will): %s", anchor.seq, exc)
+
+
+def _drop_pending_head(db: Session) -> None:
+    db.info.pop(_PENDING_INFO, None)
+
+
 def check_anchors(db: Session, storage: MediaStorage) -> AnchorCheck:
-    """Every anchored entry still exists with its anchored hash (run after `verify_chain` has passed: together
-    they show that nothing before the newest anchor was rewritten, even with every hash recomputed)."""
+    """Every anchored entry, and the recorded head, still exists with its anchored hash (run after `verify_chain`
+    has passed: together they show that nothing up to the head was rewritten or cut off, even with every hash
+    recomputed)."""
     try:
         anchors = read_anchors(storage)
+        head = read_head(storage)
     except StorageError as exc:
         return AnchorCheck(False, 0, f"an anchor does not open (forged or edited): {exc}")
     for a in anchors:
@@ -74,4 +146,12 @@ def check_anchors(db: Session, storage: MediaStorage) -> AnchorCheck:
             return AnchorCheck(False, len(anchors), f"entry {a.seq} anchored on {a.at} is gone", a.seq)
         if entry.hash != a.hash:
             return AnchorCheck(False, len(anchors), f"entry {a.seq} differs from its anchor of {a.at}", a.seq)
+    if head is not None:
+        entry = db.get(ConsoleAuditEntry, head.seq)
+        if entry is None:
+            return AnchorCheck(
+                False, len(anchors), f"entry {head.seq}, the head committed on {head.at}, is gone", head.seq
+            )
+        if entry.hash != head.hash:
+            return AnchorCheck(False, len(anchors), f"entry {head.seq} differs from the head of {head.at}", head.seq)
     return AnchorCheck(True, len(anchors))

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, MetaData
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.certification.audit_anchor import STORE_INFO
 from service.certification.contract import FeatureHooks
 from service.certification.cycle import CycleRules
 from service.infra.config import Settings
@@ -53,6 +54,8 @@ class ServiceContext:
             create_all(self.engine, schema)
         self.session_factory: sessionmaker[Session] = make_session_factory(self.engine)
         self.storage: MediaStorage = open_storage(settings)
+        # The console audit chain records each committed head in the media store (audit_anchor.anchor_on_commit).
+        self.session_factory.configure(info={STORE_INFO: self.storage})
         self.keyring = Keyring(settings.media_key_bytes, settings.security.signing_key)
         self.rules = CycleRules(
             validity_months=settings.cycle.validity_months,

@@ -8,6 +8,7 @@ temporary file is removed, the previous object under that key (if any) is left a
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import logging
@@ -119,7 +120,8 @@ class LocalEncryptedStorage:
             os.replace(tmp, path)
             _fsync_dir(path.parent)  # the rename itself survives a power cut once the upload is acknowledged
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # e.g. a parent that is not a folder: report the write's error
+                tmp.unlink(missing_ok=True)
             if exc.errno in FULL_ERRNOS:
                 raise StorageFullError(f"no space left for {key!r}: {exc.strerror}") from exc
             raise StorageError(f"cannot write {key!r}: {exc}") from exc

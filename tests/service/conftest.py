@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import service.schema
+from service.certification.audit_anchor import STORE_INFO
 from service.certification.context import ServiceContext
 from service.features.install import install_features
 from service.infra.config import Settings, settings_from_flat
@@ -96,7 +97,12 @@ def ctx(settings: Settings, engine: Engine) -> Iterator[ServiceContext]:
     context = install_features(ServiceContext(settings, engine=engine, schema=None))
     conn = engine.connect()
     outer = conn.begin()
-    context.session_factory = sessionmaker(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
+    context.session_factory = sessionmaker(
+        bind=conn,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
+        info={STORE_INFO: context.storage},  # as the context's own factory: audit heads go to the media store
+    )
     try:
         yield context
     finally:

@@ -47,6 +47,16 @@ def test_storage_encrypts_and_authenticates(tmp_path: Path, data_dir: Path) -> N
     assert store.delete("sessions/abc/id_card") and not store.exists("sessions/abc/id_card")
 
 
+def test_a_write_that_cannot_make_its_folder_is_a_storage_error(tmp_path: Path) -> None:
+    """A parent that is a file (a damaged or tampered media folder): the failed write's clean-up could itself
+    raise (NotADirectoryError) and escape as a bare OSError; callers handle StorageError."""
+    store = LocalEncryptedStorage(tmp_path, os.urandom(32))
+    (tmp_path / "sessions").write_bytes(b"")
+    with pytest.raises(StorageError, match="cannot write"):
+        store.put("sessions/abc/video", b"x")
+    assert not store.exists("sessions/abc/video")
+
+
 def test_keyring_hash_is_stable_and_keyed() -> None:
     k1, k2 = Keyring(os.urandom(32), "one"), Keyring(os.urandom(32), "two")
     number = "11010519491231002X"

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from service.certification.audit_anchor import anchor_on_commit
 from service.certification.models import utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.infra.security import mask_text
@@ -53,19 +54,14 @@ def record(db: Session, actor: str, action: str, target: str, detail: dict[str, 
     # Microseconds dropped: every database stores whole-second precision at least this exactly.
     at = utcnow().replace(microsecond=0)
     actor, target = actor[:64], target[:64]
+    digest = entry_hash(prev, seq, at, actor, action, target, clean)
     db.add(
         ConsoleAuditEntry(
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            target=target,
-            detail=clean,
-            prev_hash=prev,
-            hash=entry_hash(prev, seq, at, actor, action, target, clean),
+            seq=seq, at=at, actor=actor, action=action, target=target, detail=clean, prev_hash=prev, hash=digest
         )
     )
     db.flush()
+    anchor_on_commit(db, seq, digest)  # the head, outside the database, once this transaction commits
     # The target (a record id) stays in the database: log lines carry only who did what.
     log.info("console audit #%d %s %s", seq, actor, action)
 
