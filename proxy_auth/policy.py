@@ -21,3 +21,6 @@ class ProxyPolicy:
     operator_review_far: str = "1e-2"
     first_proxy_certification_to_review: bool = True
     failures_before_lock: int = 3
+    # A binding the elder has not consented to within this many days expires (the daily upkeep ends it; a consent
+    # given later is refused): a stranger who knew the elder's name and number leaves nothing behind.
+    pending_consent_days: int = 14

@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import AuditEntry, CertSession, SessionDecision, utcnow
+from service.certification.models import AuditEntry, CertSession, SessionDecision, SessionState, utcnow
 from service.infra.clock import HasTimeZone, local_day_start
 
 # The session.create audit entry is written in the request that inserts the session: seconds apart at most.
@@ -97,6 +97,25 @@ def failures(
         return Failures(len(rows), len(rows))
     who = requesters(db, ctx, rows)
     return Failures(len(rows), sum(1 for sid, _ in rows if who[sid] == requester))
+
+
+def with_pending(db: Session, ctx: ServiceContext, s: CertSession, now: dt.datetime | None = None) -> Failures:
+    """Today's rejections of the beneficiary of `s` plus every session of theirs still awaiting its decision
+    (queued, processing: each may yet be a rejection), `mine` counted for the requester of `s` (all of them when
+    nothing records it). The limit at session creation alone counted only decided rejections: sessions opened
+    together all passed it, and every one of them then sent a video (a try at the face match and liveness)."""
+    assert s.beneficiary_id is not None
+    undecided = db.execute(
+        select(CertSession.id, CertSession.created_at).where(
+            CertSession.beneficiary_id == s.beneficiary_id,
+            CertSession.state.in_([SessionState.QUEUED, SessionState.PROCESSING]),
+            CertSession.id != s.id,
+        )
+    ).all()
+    rows = rejected_today(db, ctx.settings, s.beneficiary_id, now or utcnow()) + [(r[0], r[1]) for r in undecided]
+    who = requesters(db, ctx, [*rows, (s.id, s.created_at)])
+    me = who[s.id]
+    return Failures(len(rows), sum(1 for sid, _ in rows if not me or who[sid] == me))
 
 
 def limit_reached(f: Failures, ctx: ServiceContext) -> bool:

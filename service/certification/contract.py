@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import numpy as np
     from sqlalchemy.orm import Session
 
@@ -152,6 +154,35 @@ class RequesterSource(Protocol):
     def __call__(self, db: Session, ctx: ServiceContext, session_ids: Sequence[str], /) -> dict[str, str]: ...
 
 
+@dataclass(frozen=True)
+class IdentityChange:
+    """A roster import gave an existing record another ID number (service/certification/roster.py): a typo
+    corrected, or the record handed to another person. Whatever a feature holds for the old number's person
+    (a relative's binding) is not the new person's, and a second person must see the change."""
+
+    beneficiary_id: int
+    external_id: str
+    masked_before: str
+    masked_after: str
+    name_changed: bool
+    import_id: int
+    actor: str  # who imported the file
+
+
+class IdentityChangedHook(Protocol):
+    """Called inside the roster import's transaction, once per changed record, after the core dropped the face
+    enrolled for the old number and reset the record's validity."""
+
+    def __call__(self, db: Session, change: IdentityChange, /) -> None: ...
+
+
+class UpkeepHook(Protocol):
+    """A feature's share of the daily upkeep (run with the storage upkeep: the cycle run, Celery beat), in its own
+    transaction, as of ``at``; returns what it did as counts."""
+
+    def __call__(self, ctx: ServiceContext, at: dt.datetime, /) -> dict[str, int]: ...
+
+
 class FeaturesNotInstalled(RuntimeError):
     """A composition root built a context and forgot ``install_features``: a wiring bug, not a user error."""
 
@@ -168,6 +199,8 @@ class FeatureHooks:
     requesters: dict[str, RequesterSource] = field(default_factory=dict)  # the first that knows a session wins
     claims: dict[str, ClaimSource] = field(default_factory=dict)  # the first that knows a session wins
     settle_guards: dict[str, SettleGuard] = field(default_factory=dict)
+    identity_changes: dict[str, IdentityChangedHook] = field(default_factory=dict)
+    upkeep: dict[str, UpkeepHook] = field(default_factory=dict)
     installed: bool = False
 
     def mark_installed(self) -> None:
@@ -201,6 +234,19 @@ class FeatureHooks:
         """Every guard may refuse a staff decision on ``s`` taken outside the case's own flow."""
         for guard in self.require_installed().settle_guards.values():
             guard(db, s)
+
+    def identity_changed(self, db: Session, change: IdentityChange) -> None:
+        """Every feature ends what it kept for the record's old person (and the console raises its alert)."""
+        for hook in self.require_installed().identity_changes.values():
+            hook(db, change)
+
+    def daily_upkeep(self, ctx: ServiceContext, at: dt.datetime) -> dict[str, int]:
+        """Each registered feature's daily upkeep, their counts merged. Not refused on a context without features:
+        none then has upkeep to do."""
+        counts: dict[str, int] = {}
+        for hook in self.upkeep.values():
+            counts.update(hook(ctx, at))
+        return counts
 
     def staff_decision(self, db: Session, s: CertSession) -> int:
         return sum(n.staff_decision(db, s) for n in self.require_installed().notifiers.values())

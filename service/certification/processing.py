@@ -42,7 +42,7 @@ from service.certification.models import (
 from service.certification.templates import load_template
 from service.infra.clock import local_date
 from service.infra.observability import metrics
-from service.infra.security import mask_text
+from service.infra.security import mask_number_reads
 from service.infra.storage import StorageError, StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -189,7 +189,8 @@ def _subject(
 
 def redact(result: dict[str, object]) -> dict[str, object]:
     """Mask every ID number in the stored result (OCR diagnostics included): the clear number is kept only
-    encrypted, on the beneficiary."""
+    encrypted, on the beneficiary. Partial reads too (the raw 17 or 19 digits of a misread number line are
+    most of the person's number), since the result is served to API clients and shown in the console."""
     return {k: _masked(v) for k, v in result.items()}
 
 
@@ -199,7 +200,7 @@ def _masked(value: object) -> object:
     if isinstance(value, list):
         return [_masked(v) for v in value]
     if isinstance(value, str):
-        return mask_text(value)
+        return mask_number_reads(value)
     return value
 
 
@@ -223,7 +224,13 @@ def _release(ctx: ServiceContext, session_id: str, worker: str, attempts: int, e
     with ctx.db() as db:
         db.execute(
             update(CertSession)
-            .where(CertSession.id == session_id, CertSession.worker_id == worker)
+            # Only while this worker still holds the job: worker_id outlives the claim, so without the state a
+            # job given up meanwhile (FAILED) and settled by staff was reopened here and decided again.
+            .where(
+                CertSession.id == session_id,
+                CertSession.worker_id == worker,
+                CertSession.state == SessionState.PROCESSING,
+            )
             .values(
                 state=SessionState.FAILED if give_up else SessionState.QUEUED,
                 lease_until=None if give_up else retry_at,

@@ -1,33 +1,51 @@
 """Retention: raw media (ID-card photo, video) are deleted a configurable number of days after the final
-decision. Decisions, scores, hashes and audit entries stay; the session records when its media went."""
+decision, with the text read off the card photo. Decisions, scores, hashes and audit entries stay; the session
+records when its media went. The face template of a person recorded as deceased is erased."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from service.certification.audit import audit
 from service.certification.audit_anchor import write_anchor
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession, SessionDecision, SessionState, utcnow
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    CertSession,
+    SessionDecision,
+    SessionState,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
 FINAL_STATES = (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
+# What OCR read off the card photo (stored in the session's result): once the photo is purged it has no purpose
+# left, and the address and ethnicity are held nowhere else in the service. The roster keeps the name and the
+# masked number; the decision, its reasons, scores and checks stay.
+CARD_TEXT = ("name", "sex", "ethnicity", "birth_date", "address", "issuing_authority")
 
 
 def expire_sessions(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
     """Open sessions past their lifetime become `expired` (a final state: their media are purged later)."""
     at = now or utcnow()
     with ctx.db() as db:
-        stale = db.scalars(
-            select(CertSession).where(CertSession.state == SessionState.OPEN, CertSession.expires_at < at)
-        ).all()
-        for s in stale:
-            s.state, s.decided_at = SessionState.EXPIRED, at
-    return len(stale)
+        # One conditional UPDATE, not rows read then written: an upload that began before the expiry and
+        # commits the session QUEUED while this runs (PostgreSQL re-checks the WHERE once that row lock is
+        # released) is left queued. Written by primary key, a stored, acknowledged job became "expired": never
+        # processed, and its media purged later.
+        res = db.execute(
+            update(CertSession)
+            .where(CertSession.state == SessionState.OPEN, CertSession.expires_at < at)
+            .values(state=SessionState.EXPIRED, decided_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    return int(getattr(res, "rowcount", 0) or 0)
 
 
 def awaiting_staff() -> ColumnElement[bool]:
@@ -79,10 +97,36 @@ def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, bat
                 if key:
                     ctx.storage.delete(key)
             s.media_purged_at = now
+            s.result = without_card_text(s.result)
             purged += 1
         if purged:
             audit(db, "system", "retention.purge", cutoff.date().isoformat(), {"sessions": purged})
     return purged
+
+
+def without_card_text(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored result with the card's OCR'd personal fields emptied (a new dict: the JSON column is saved)."""
+    card = (result or {}).get("id_card")
+    if result is None or not isinstance(card, dict):
+        return result
+    return {**result, "id_card": {**card, **dict.fromkeys(CARD_TEXT)}}
+
+
+def erase_templates_of_the_deceased(ctx: ServiceContext) -> int:
+    """Erase the enrolled face template of everyone recorded as deceased (by staff or by the roster): nobody will
+    certify as them again, so the biometric has no purpose left. Each erasure is audited; returns the count."""
+    with ctx.db() as db:
+        dead = db.scalars(
+            select(Beneficiary).where(
+                Beneficiary.status == BeneficiaryStatus.DECEASED, Beneficiary.template.is_not(None)
+            )
+        ).all()
+        for b in dead:
+            b.template, b.template_model = None, None
+            audit(db, "system", "retention.template", b.external_id, {"reason": "deceased"})
+    if dead:
+        log.info("retention: erased the face templates of %d deceased beneficiaries", len(dead))
+    return len(dead)
 
 
 def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
@@ -112,14 +156,19 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
 
 def storage_upkeep(ctx: ServiceContext, at: dt.datetime | None = None) -> dict[str, int]:
     """The daily store work: media past retention purged (as of ``at``, default now), orphaned media removed, the
-    audit chain anchored. Run by the daily cycle run and by Celery beat (`pension_cert.storage_upkeep`), so the
-    purge happens even where nobody runs the cycle; all idempotent."""
+    templates of the deceased erased, the audit chain anchored. Run by the daily cycle run and by Celery beat
+    (`pension_cert.storage_upkeep`), so the purge happens even where nobody runs the cycle; all idempotent."""
     purged = purge_media(ctx, at)
     removed = sweep_orphans(ctx)  # on the real clock: the grace protects uploads in flight now
+    erased = erase_templates_of_the_deceased(ctx)
+    # The features' daily work (pending proxy bindings past their consent window expire), before the anchor.
+    features = ctx.hooks.daily_upkeep(ctx, at or utcnow())
     with ctx.db() as db:
         anchor = write_anchor(db, ctx.storage)
     return {
         "media_purged": purged,
         "media_orphans_removed": removed,
+        "templates_erased": erased,
+        **features,
         "audit_anchored_seq": anchor.seq if anchor else 0,
     }

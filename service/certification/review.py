@@ -51,6 +51,10 @@ def settle(
     """Apply a staff decision. ``case_checked``: the caller is the flow that holds the case (the console, which has
     checked the claim and the second decision itself); any other caller (the operator API) passes the features'
     guards first, so it cannot settle a case a reviewer holds or skip a supervisor's second decision."""
+    # Lock and re-read the row first (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers): two
+    # settles at once (the operator API and the console, two API calls) both saw the open case and the later
+    # one overwrote the earlier decision, e.g. a reject written over an accept whose certification stayed.
+    db.refresh(s, with_for_update=True)
     reviewable = (
         s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW
     ) or s.state == SessionState.FAILED

@@ -14,6 +14,12 @@ Every active person leaves the import with a validity date a person can see and 
 valid_until, else the validity of its last_certified_on, else (for a new person, or one stored without a date)
 the cycle start (the row's, else the import's) plus ``Settings.new_import_grace_days``. A person imported today
 is therefore never overdue today, and never suspended by tonight's cycle run.
+
+A row that gives an existing record (same external_id) another ID number hands the record to that number's
+person: the face enrolled for the old number goes, the old person's certification no longer counts (the record is
+dated as a new person's, suspension lifted), and every installed feature is told in the import's transaction
+(``FeatureHooks.identity_changed``: the proxy feature ends the relatives' bindings, the console raises a
+supervisor's alert), so a second person sees each such change.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from service.certification import idnumber
 from service.certification.audit import audit
+from service.certification.contract import IdentityChange
 from service.certification.cycle import CycleRules, first_valid_until, valid_until
 from service.certification.errors import ServiceError, UnsupportedFormatError
 from service.certification.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport
@@ -42,6 +49,7 @@ from service.infra.security import Keyring, mask_id, normalise_id
 
 if TYPE_CHECKING:
     from service.certification.context import ServiceContext
+    from service.certification.contract import FeatureHooks
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +107,8 @@ class ImportTerms:
     rules: CycleRules
     grace_days: int
     cycle_start: dt.date | None = None  # the roster's cycle start; None: the import date
+    # The features told of each ID-number change (import_terms: the context's); None: no feature is told.
+    hooks: FeatureHooks | None = None
 
     def first_valid_until(self, row: RosterRow) -> dt.date:
         return first_valid_until(row.cycle_start or self.cycle_start or self.today, self.grace_days)
@@ -106,7 +116,8 @@ class ImportTerms:
 
 def import_terms(ctx: ServiceContext, cycle_start: dt.date | None = None) -> ImportTerms:
     """The terms of an import made now with the service's settings."""
-    return ImportTerms(local_today(ctx.settings), ctx.rules, ctx.settings.cycle.new_import_grace_days, cycle_start)
+    grace = ctx.settings.cycle.new_import_grace_days
+    return ImportTerms(local_today(ctx.settings), ctx.rules, grace, cycle_start, ctx.hooks)
 
 
 @dataclass
@@ -304,20 +315,49 @@ def import_roster(
     report.import_id = rec.id
     audit(db, actor, "roster.import", str(rec.id), report.to_dict() | {"rejected_rows": len(report.rejected)})
     for change in report.identity_changed:
-        audit(db, actor, "roster.identity_changed", change["external_id"], change | {"import": rec.id})
+        _announce_identity_change(db, change, rec.id, actor, terms)
     log.info("roster %s: %s", filename, {k: v for k, v in report.to_dict().items() if k != "rejected_rows"})
     return report
 
 
-def _identity_changed(b: Beneficiary, new_masked: str, report: ImportReport) -> None:
-    """The record now names another ID number: a typo corrected, or the record handed to someone else. The face
-    enrolled for the old number is not this number's person's: it goes, so the next certification is checked
-    against the new card (and enrols again); the change is audited with both masked numbers."""
+def _identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> None:
+    """The record now names another ID number: a typo corrected, or the record handed to someone else. Neither
+    the face enrolled for the old number nor the old person's certification is this number's person's: the face
+    goes (the next certification is checked against the new card, and enrols again), and the record is dated as
+    a new person's (`_date_validity` then gives the row's dates, else the first-import grace date; a suspension
+    for the old person's lapse is lifted), so the new person must certify. Audited with both masked numbers."""
     enrolled = b.template is not None
     b.template, b.template_model, b.template_consent = None, None, False
+    before = b.valid_until
+    b.valid_until, b.last_certified_on = None, None
+    if b.status == BeneficiaryStatus.SUSPENDED:
+        b.status, b.suspended_on = row.status, None
     report.identity_changed.append(
-        {"external_id": b.external_id, "from": b.id_masked, "to": new_masked, "template_cleared": enrolled}
+        {
+            "external_id": b.external_id,
+            "from": b.id_masked,
+            "to": mask_id(row.id_number),
+            "template_cleared": enrolled,
+            "name_changed": b.name != row.name,
+            "valid_until_before": before.isoformat() if before else None,
+        }
     )
+
+
+def _announce_identity_change(
+    db: Session, change: dict[str, Any], import_id: int, actor: str, terms: ImportTerms
+) -> None:
+    """Audit one ID-number change and tell the features (in the import's transaction: all or nothing)."""
+    audit(db, actor, "roster.identity_changed", change["external_id"], change | {"import": import_id})
+    if terms.hooks is None:
+        return
+    b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == change["external_id"]))
+    if b is None:
+        return
+    told = IdentityChange(
+        b.id, b.external_id, change["from"], change["to"], bool(change["name_changed"]), import_id, actor
+    )
+    terms.hooks.identity_changed(db, told)
 
 
 def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport, terms: ImportTerms) -> list[str]:
@@ -338,7 +378,7 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport,
         return []
     b = existing or Beneficiary(external_id=row.external_id)
     if existing is not None and existing.id_hash != id_hash:
-        _identity_changed(existing, mask_id(row.id_number), report)
+        _identity_changed(existing, row, report)
     b.id_hash = id_hash
     b.id_enc = keyring.encrypt_field(row.id_number, "beneficiary.id_number")
     b.id_masked = mask_id(row.id_number)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipelines.errors import MediaError
@@ -105,6 +106,19 @@ def create_claim_session(
 def _check_attempts(failures: attempts.Failures, ctx: ServiceContext) -> None:
     if attempts.limit_reached(failures, ctx):
         raise ServiceError(ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", extra={"staff_review": True})
+
+
+def _check_undecided_attempts(db: Session, ctx: ServiceContext, s: CertSession, now: dt.datetime) -> None:
+    """The daily limits again when an upload queues `s`, counting the person's sessions still awaiting their
+    decision as failures: sessions opened together each passed the check at creation (no rejection yet), so
+    their videos were so many tries beyond FAILURES_PER_DAY. Not for the staff channel nor a session without a
+    beneficiary (a feature counts those when it opens them)."""
+    if s.beneficiary_id is None or s.channel == Channel.STAFF:
+        return
+    # Uploads queueing two sessions of one person at once would each miss the other: serialised on the person's
+    # row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers). The same order as an accept takes.
+    db.execute(select(Beneficiary.id).where(Beneficiary.id == s.beneficiary_id).with_for_update())
+    _check_attempts(attempts.with_pending(db, ctx, s, now), ctx)
 
 
 def unused_challenge(db: Session, ctx: ServiceContext, beneficiary_id: int, now: dt.datetime) -> tuple[str, ...] | None:
@@ -276,13 +290,15 @@ def upload(
     # Media first (atomic, fsync'd; a full disk raises StorageFullError before any row changes), then the row.
     ctx.storage.put(key, data)
     try:
+        if (s.video_key if card else s.id_card_key) is not None:  # this upload queues the session: an attempt
+            _check_undecided_attempts(db, ctx, s, now)
         if card:
             s.id_card_key, s.id_card_request_id, s.id_card_sha256 = key, request_id, digest
         else:
             s.video_key, s.video_request_id, s.video_sha256 = key, request_id, digest
             s.video_content_type = base_type
             s.nonce_used_at = now
-            db.add(VideoFingerprint(sha256=digest, session_id=s.id, beneficiary_id=s.beneficiary_id))
+            _record_fingerprint(db, s, digest)
         audit(db, "session:" + s.id[:8], f"upload.{kind}", s.id, {"bytes": len(data), "sha256": digest})
         queued = bool(s.id_card_key and s.video_key)
         if queued:
@@ -294,6 +310,17 @@ def upload(
         _discard(ctx, key)
         raise
     return queued
+
+
+def _record_fingerprint(db: Session, s: CertSession, digest: str) -> None:
+    """The video's exact fingerprint. The same file sent to another session at the same instant passed
+    `already_uploaded` there too (neither was committed); the unique constraint decides, and the loser gets the
+    answer a later re-upload gets, not a database error."""
+    try:
+        with db.begin_nested():
+            db.add(VideoFingerprint(sha256=digest, session_id=s.id, beneficiary_id=s.beneficiary_id))
+    except IntegrityError as exc:
+        raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted") from exc
 
 
 # Shown to the citizen when their session is stored but no worker is alive to process it (issue #22, item 7).

@@ -28,6 +28,17 @@ def mask_text(text: str) -> str:
     return ID_PATTERN.sub(lambda m: m.group(1) + "*" * 10 + m.group(3), text)
 
 
+# A run of 14 or more digits (an X among them): most of an ID number even when it is not a whole one (an OCR
+# read of the number line that lost the check digit to glare, or picked up a stray digit): ID_PATTERN (exactly
+# 18) misses it.
+DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9][0-9Xx]{13,}(?![0-9A-Za-z])")
+
+
+def mask_number_reads(text: str) -> str:
+    """mask_text, and any long run of digits masked as a number is: for text read off an ID card."""
+    return DIGIT_RUN.sub(lambda m: mask_id(m.group()), mask_text(text))
+
+
 def normalise_id(id_number: str) -> str:
     return id_number.strip().upper()
 

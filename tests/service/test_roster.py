@@ -168,7 +168,14 @@ def test_a_record_given_another_id_number_drops_its_face_and_is_audited(
     report = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)
     assert (report.updated, report.unchanged) == (1, 2)
     assert report.identity_changed == [
-        {"external_id": rows[0][0], "from": mask_id(old), "to": mask_id(other), "template_cleared": True}
+        {
+            "external_id": rows[0][0],
+            "from": mask_id(old),
+            "to": mask_id(other),
+            "template_cleared": True,
+            "name_changed": False,
+            "valid_until_before": "2026-06-30",
+        }
     ]
     db.refresh(b)
     assert b.id_hash == ctx.keyring.id_hash(other)
@@ -179,3 +186,28 @@ def test_a_record_given_another_id_number_drops_its_face_and_is_audited(
     b.template = b"sealed-embedding"
     rows[1][2] = "改名"
     assert import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS).identity_changed == []
+
+
+def test_a_record_given_another_id_number_is_dated_as_a_new_persons(
+    ctx: ServiceContext, db: Session, data_dir: Path
+) -> None:
+    """The old person's certification is not the new person's: the stored dates (later than anything the row
+    says, which a row could never shorten before) go, a suspension for the old person's lapse is lifted, and the
+    record is dated like a newly imported person's: the row's own dates, else the first-import grace date."""
+    rows = card_rows(data_dir, 3)
+    import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)
+    stored = {b.external_id: b for b in db.scalars(select(Beneficiary))}
+    dated, undated, kept = (stored[r[0]] for r in rows)
+    for b in (dated, undated, kept):  # certified here after the roster's date: the later date is the one kept
+        b.valid_until, b.last_certified_on = dt.date(2027, 3, 1), dt.date(2026, 3, 2)
+    undated.status, undated.suspended_on = "suspended", dt.date(2026, 4, 1)  # as if the old person had lapsed
+    db.flush()
+    rows[0][1] = "11010519491231002X"  # the row gives its own valid_until (2026-06-30)
+    rows[1][1], rows[1][6] = "110105194912310003", ""  # no date: the grace date
+    report = import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)
+    assert len(report.identity_changed) == 2 and report.grace_dated == 1
+    assert (dated.valid_until, dated.last_certified_on, dated.status) == (dt.date(2026, 6, 30), None, "active")
+    assert (undated.valid_until, undated.last_certified_on) == (TERMS.today + dt.timedelta(days=90), None)
+    assert undated.status == "active" and undated.suspended_on is None
+    # The record whose number did not change keeps its certification.
+    assert (kept.valid_until, kept.last_certified_on) == (dt.date(2027, 3, 1), dt.date(2026, 3, 2))

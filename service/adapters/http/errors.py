@@ -91,6 +91,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # Proxy certification (service.certification.catalog.PROXY_MESSAGES_ZH).
     "PROXY_OPERATOR_UNVERIFIED": 403,
     "PROXY_CONSENT_PENDING": 409,
+    "PROXY_CONSENT_EXPIRED": 409,
     "PROXY_BINDING_LOCKED": 423,
     "PROXY_RELATIONSHIP": 422,
     "PROXY_OPERATOR_VERIFIED": 409,

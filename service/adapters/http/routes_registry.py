@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx
@@ -78,10 +79,27 @@ def get_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, external_id: str, today:
     return view
 
 
+class NumberLookup(BaseModel):
+    id_number: str = Field(max_length=64, description="the beneficiary's ID number")
+
+
+@router.post(
+    "/beneficiaries/lookup",
+    summary="Look a beneficiary up by ID number, sent in the body (hashed, never stored in clear)",
+    response_model=BeneficiaryView,
+    **EXACT,
+)
+def lookup_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, body: NumberLookup, today: Today = None) -> BeneficiaryView:
+    return find_beneficiary(ctx, db, actor, body.id_number, today)
+
+
 @router.get(
     "/beneficiaries",
-    summary="Look a beneficiary up by ID number (hashed, never stored in clear)",
+    summary="Deprecated: use POST /api/v1/beneficiaries/lookup",
+    description="The number in the URL reaches the access logs of every proxy and gateway in front of the service "
+    "(the service masks only its own): send it in the body of POST /api/v1/beneficiaries/lookup instead.",
     response_model=BeneficiaryView,
+    deprecated=True,
     **EXACT,
 )
 def find_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, id_number: str, today: Today = None) -> BeneficiaryView:

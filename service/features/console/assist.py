@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -133,3 +133,25 @@ def certify_and_close(
         raise AssistError("ASSIST_CLOSED")
     certify_alternative(db, ctx, b, kind, on_date, staff, {"note": evidence.strip()[:1000], "request": req.id})
     close(db, ctx, staff, req, AssistOutcome.CERTIFIED, "")
+
+
+def erase_closed_contacts(ctx: ServiceContext, at: dt.datetime) -> dict[str, int]:
+    """The phone number and note of every request closed more than the media retention ago are erased (daily
+    upkeep): they were given for staff to call back, and the closing message has long gone. The request itself,
+    its outcome and who closed it stay, as the decisions do. One audit entry per run that erased any."""
+    cutoff = at - dt.timedelta(days=ctx.settings.storage.retention_days)
+    with ctx.db() as db:
+        res = db.execute(
+            update(AssistRequest)
+            .where(
+                AssistRequest.status == AssistStatus.CLOSED,
+                AssistRequest.closed_at < cutoff,
+                (AssistRequest.phone != "") | (AssistRequest.note != ""),
+            )
+            .values(phone="", note="")
+            .execution_options(synchronize_session=False)
+        )
+        erased = int(getattr(res, "rowcount", 0) or 0)
+        if erased:
+            audit(db, "system", "retention.assist_contact", cutoff.date().isoformat(), {"requests": erased})
+    return {"assist_contacts_erased": erased}

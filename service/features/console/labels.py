@@ -42,7 +42,13 @@ RELATIONSHIP_ZH = {
     "sibling": "兄弟姐妹",
     "other": "其他",
 }
-BINDING_ZH = {"pending_consent": "待老人确认", "active": "有效", "ended": "已解绑"}
+BINDING_ZH = {
+    "pending_consent": "待老人确认",
+    "active": "有效",
+    "ended": "已解绑",
+    "expired": "老人逾期未确认，已失效",
+    "revoked": "名册变更身份证号，已终止",
+}
 
 # The liveness challenge's actions (pipelines.liveness.challenge.ACTIONS).
 ACTION_ZH = {BLINK: "眨眼", TURN_LEFT: "向左转头", TURN_RIGHT: "向右转头", NOD: "点头", OPEN_MOUTH: "张嘴"}
@@ -88,6 +94,7 @@ AUDIT_ACTION_ZH = {
     "user.enable": "启用用户",
     "user.role": "修改角色",
     "user.password": "重置密码",
+    "user.password.self": "修改本人密码",
 }
 
 # Decision notes (proxy_auth.decision) that send a case to review without a reason code.

@@ -182,6 +182,9 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
     if not reason:
         raise CaseError("请填写理由")
     s = open_session(db, session_id)
+    # Locked and re-read: the operator API may settle the same case at this moment (a claim past its lifetime
+    # does not hold it off); a "retry" written over its accept would leave a certification behind.
+    db.refresh(s, with_for_update=True)
     if not is_open(s):
         raise CaseError("该案件已处理")
     c = db.get(ReviewClaim, session_id, with_for_update=True)

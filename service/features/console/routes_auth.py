@@ -108,6 +108,58 @@ def logout(request: Request, staff: CurrentStaff, csrf: Annotated[str, Form()] =
     return resp
 
 
+@router.get("/password")
+def password_page(request: Request, staff: CurrentStaff, ok: int = 0) -> Response:
+    return render(request, "password.html", staff, error=None, done=bool(ok))
+
+
+@router.post("/password")
+def change_own_password(
+    request: Request,
+    staff: CurrentStaff,
+    current: Annotated[str, Form()],
+    new: Annotated[str, Form()],
+    confirm: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Staff change their own password: until then it is the one an admin chose and handed over (and still
+    knows), so the admin could act in their name, the second supervisor of a proxy rejection included. The
+    current password is checked under the login back-off (a borrowed session cannot guess it); every session of
+    the account ends and this browser gets a new one."""
+    check_csrf(staff, csrf)
+    throttle = throttle_of(request)
+    ip = throttle.ip_of(request.scope)
+    wait = throttle.attempt(ip, staff.username)
+    if wait > 0:
+        return render(request, "password.html", staff, status=429, error=f"尝试次数过多，请 {wait_text(wait)}后再试")
+    with unit(request) as db:
+        try:
+            user = authenticate(db, staff.username, current)
+        except LoginError:
+            return render(request, "password.html", staff, status=401, error="当前密码不正确")
+        throttle.succeeded(ip, staff.username)
+        error = _new_password_problem(current, new, confirm)
+        if error is not None:
+            return render(request, "password.html", staff, status=422, error=error)
+        user.password_hash = hash_password(new)
+        end_user_sessions(db, user.id)
+        token = start_session(db, user)
+        audit_chain.record(db, staff.actor, "user.password.self", staff.username)
+    ok = redirect("/password?ok=1")
+    ok.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX)
+    return ok
+
+
+def _new_password_problem(current: str, new: str, confirm: str) -> str | None:
+    if new != confirm:
+        return "两次输入的新密码不一致"
+    if len(new) < 10:
+        return "新密码至少 10 个字符"
+    if new == current:
+        return "新密码不能与当前密码相同"
+    return None
+
+
 @router.get("/users")
 def users_page(request: Request, staff: Admin) -> Response:
     with unit(request) as db:

@@ -42,6 +42,13 @@ from service.infra.security import normalise_id
 
 router = APIRouter(prefix=PREFIX)
 MAX_ROSTER_BYTES = 50 * 1024 * 1024
+# What `?e=` may say after a refused form: a code, shown as its sentence. Never the parameter itself: a crafted
+# link would otherwise put any text of its author's ("请拨打…核实") in the page's error box.
+ERRORS = {
+    "date": "日期无效",
+    "deceased": "死亡日期不能晚于今天，并须填写信息来源",
+    "certify": "请选择认证方式、填写日期（不晚于今天）和核验情况",
+}
 
 
 @router.get("/roster")
@@ -159,7 +166,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Respons
             death=death,
             alerts=alerts,
             today=today.isoformat(),
-            error=request.query_params.get("e"),
+            error=ERRORS.get(request.query_params.get("e", "")),
         )
     )
 

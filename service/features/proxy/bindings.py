@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,13 +24,16 @@ from proxy_auth import (
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
+from service.certification.contract import IdentityChange
 from service.certification.errors import LockedError, NotFoundError, ServiceError
-from service.certification.models import Beneficiary, utcnow
+from service.certification.models import Beneficiary, BeneficiaryStatus, utcnow
 from service.features.proxy.errors import ProxyServiceError
-from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
+from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyOperator
 from service.features.proxy.operators import actor
 from service.features.proxy.policy import proxy_policy
 from service.infra.security import normalise_id
+
+PROXY_CONSENT_EXPIRED = "PROXY_CONSENT_EXPIRED"
 
 
 def as_service_error(exc: ProxyAuthError) -> ServiceError:
@@ -79,6 +84,13 @@ def bind(
     if elder is None or elder.name != elder_name.strip():
         # Name and number must both match the roster: nobody binds a stranger by guessing numbers.
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no beneficiary with this name and ID number")
+    if elder.status == BeneficiaryStatus.DECEASED:
+        # Nobody certifies for the dead, and whoever typed a name and number must not learn of a death from the
+        # answer (the H5 pages and the assistance form answer alike, docs/security.md Part F): the unknown
+        # answer, the real reason in the audit for staff.
+        audit(db, actor(op), "proxy.bind.refused", elder.external_id, {"reason": "deceased"})
+        db.commit()
+        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no beneficiary with this name and ID number")
     db.refresh(op, with_for_update=True)
     policy = proxy_policy()
     mine = list(db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id == op.id)))
@@ -97,7 +109,10 @@ def bind(
         db.commit()  # the refusal is on record even though the request fails (nothing else was written)
         raise as_service_error(exc) from exc
     rules = [to_rule(b, b.operator_id, elder.id_hash) for b in theirs]
-    consented = not needs_consent(op.id, rules)
+    # A consent given by the record's previous person (a binding revoked when the roster changed the record's ID
+    # number) is not this person's; the pair's lock and flag still carry over.
+    given = [r for b, r in zip(theirs, rules, strict=True) if b.status != BindingStatus.REVOKED]
+    consented = not needs_consent(op.id, given)
     kept = carried_over(op.id, rules)
     row = ProxyBinding(
         id=str(uuid.uuid4()),
@@ -112,7 +127,11 @@ def bind(
     if consented:
         # This relative's own earlier binding of the elder was consented (and never flagged): that consent is
         # theirs to keep. Another relative's consent is not: the elder agreed to that person, not to everyone.
-        mine_before = [b for b in theirs if b.operator_id == op.id and b.consent_at is not None]
+        mine_before = [
+            b
+            for b in theirs
+            if b.operator_id == op.id and b.consent_at is not None and b.status != BindingStatus.REVOKED
+        ]
         last = max(mine_before, key=lambda b: b.consent_at or b.created_at)
         row.consent_method, row.consent_ref, row.consent_at = last.consent_method, last.consent_ref, utcnow()
     db.add(row)
@@ -147,7 +166,7 @@ def own_binding(db: Session, op: ProxyOperator, binding_id: str, for_update: boo
 
 def unbind(db: Session, op: ProxyOperator, binding_id: str) -> ProxyBinding:
     row = own_binding(db, op, binding_id, for_update=True)
-    if row.status == BindingStatus.ENDED:
+    if row.status in ENDED_STATUSES:
         raise ServiceError("SESSION_STATE", "binding already ended")
     elder = db.get(Beneficiary, row.beneficiary_id)
     target = elder.external_id if elder else "-"
@@ -156,23 +175,95 @@ def unbind(db: Session, op: ProxyOperator, binding_id: str) -> ProxyBinding:
         audit(db, actor(op), "proxy.unbind.refused", target, {"binding": row.id, "reason": "PROXY_BINDING_LOCKED"})
         db.commit()  # the refusal is on record even though the request fails (nothing else was written)
         raise ProxyServiceError("PROXY_BINDING_LOCKED", "binding locked pending staff review; staff unlock it first")
-    row.status, row.ended_at = BindingStatus.ENDED, utcnow()
-    audit(db, actor(op), "proxy.unbind", target, {"binding": row.id})
+    end_binding(db, row, actor(op), "proxy.unbind", target)
     return row
 
 
-def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: str, who: str) -> bool:
-    """Record the elder's consent to this binding's relative. False (nothing recorded, the refusal audited) when
-    the elder has meanwhile consented to as many other relatives as allowed: a pending binding holds no slot."""
+def end_binding(
+    db: Session,
+    row: ProxyBinding,
+    who: str,
+    action: str,
+    target: str,
+    detail: Mapping[str, object] | None = None,
+    status: BindingStatus = BindingStatus.ENDED,
+) -> None:
+    """The one way a binding ends (unbound, the elder's record given another ID number, expired unconsented):
+    kept with its record (failures, lock, flag: a later binding of the pair carries them over), audited."""
+    row.status, row.ended_at = status, utcnow()
+    audit(db, who, action, target, {"binding": row.id, **(detail or {})})
+
+
+def end_for_identity_change(db: Session, change: IdentityChange, /) -> None:
+    """An `IdentityChangedHook`: the record now names another person, so no relative of the old one may
+    certify for them: every live binding of the record is revoked (a locked one too: its lock stays on it and
+    carries over if the relative binds the record again; its consent never does). The relative sees it revoked
+    in their list (no message channel exists for bindings)."""
+    rows = db.scalars(
+        select(ProxyBinding)
+        .where(ProxyBinding.beneficiary_id == change.beneficiary_id, ProxyBinding.status.not_in(ENDED_STATUSES))
+        .order_by(ProxyBinding.created_at)
+        .with_for_update()
+    ).all()
+    for row in rows:
+        detail = {"reason": "roster.identity_changed", "import": change.import_id, "was": row.status}
+        end_binding(db, row, change.actor, "proxy.binding.revoked", change.external_id, detail, BindingStatus.REVOKED)
+
+
+def consent_window() -> dt.timedelta:
+    """How long a binding waits for the elder's consent (``ProxyPolicy.pending_consent_days``)."""
+    return dt.timedelta(days=proxy_policy().pending_consent_days)
+
+
+def consent_expired(row: ProxyBinding, now: dt.datetime | None = None) -> bool:
+    """Expired, or still waiting for consent past the window (the daily upkeep has not ended it yet)."""
+    if row.status == BindingStatus.EXPIRED:
+        return True
+    return row.status == BindingStatus.PENDING_CONSENT and row.created_at + consent_window() <= (now or utcnow())
+
+
+def expire_pending(ctx: ServiceContext, at: dt.datetime, /) -> dict[str, int]:
+    """An `UpkeepHook`: every binding still waiting for the elder's consent past the window expires, so a
+    stranger who knew the elder's name and number leaves no binding behind; its relative sees it expired and may
+    bind again (it counts in their lifetime history like any binding)."""
+    cutoff = at - consent_window()
+    with ctx.db() as db:
+        rows = db.scalars(
+            select(ProxyBinding)
+            .where(ProxyBinding.status == BindingStatus.PENDING_CONSENT, ProxyBinding.created_at <= cutoff)
+            .order_by(ProxyBinding.created_at)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            expire(db, row, "system")
+    return {"proxy_bindings_expired": len(rows)}
+
+
+def expire(db: Session, row: ProxyBinding, who: str) -> None:
     elder = db.get(Beneficiary, row.beneficiary_id)
     target = elder.external_id if elder else "-"
-    others = db.scalars(select(ProxyBinding).where(ProxyBinding.beneficiary_id == row.beneficiary_id)).all()
-    try:
-        rules = [to_rule(b, b.operator_id, str(b.beneficiary_id)) for b in others]
-        check_relative_slot(row.operator_id, rules, proxy_policy())
-    except ProxyAuthError as exc:
-        audit(db, who, "proxy.consent.refused", target, {"binding": row.id, "reason": exc.reason.value})
-        return False
+    detail = {"created_at": row.created_at.isoformat()}
+    end_binding(db, row, who, "proxy.binding.expired", target, detail, BindingStatus.EXPIRED)
+
+
+def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: str, who: str) -> str | None:
+    """Record the elder's consent to this binding's relative; None when recorded, else the refusal's code
+    (nothing recorded, the refusal audited): PROXY_CONSENT_EXPIRED past the consent window (a binding still
+    pending then expires now), PROXY_NOT_BOUND for an ended binding, PROXY_LIMIT_REACHED when the elder has
+    meanwhile consented to as many other relatives as allowed (a pending binding holds no slot)."""
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    target = elder.external_id if elder else "-"
+    refusal = _consent_refusal(db, row, who)
+    if refusal is None:
+        others = db.scalars(select(ProxyBinding).where(ProxyBinding.beneficiary_id == row.beneficiary_id)).all()
+        try:
+            rules = [to_rule(b, b.operator_id, str(b.beneficiary_id)) for b in others]
+            check_relative_slot(row.operator_id, rules, proxy_policy())
+        except ProxyAuthError as exc:
+            refusal = exc.reason.value
+    if refusal is not None:
+        audit(db, who, "proxy.consent.refused", target, {"binding": row.id, "reason": refusal})
+        return refusal
     row.consent_method, row.consent_ref, row.consent_at = method.value, ref[:64], utcnow()
     if row.status == BindingStatus.PENDING_CONSENT:
         row.status = BindingStatus.ACTIVE
@@ -183,7 +274,18 @@ def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: s
         target,
         {"binding": row.id, "method": method.value, "ref": ref[:64]},
     )
-    return True
+    return None
+
+
+def _consent_refusal(db: Session, row: ProxyBinding, who: str) -> str | None:
+    if consent_expired(row):
+        if row.status == BindingStatus.PENDING_CONSENT:
+            expire(db, row, who)  # what the daily upkeep would do tonight
+        return PROXY_CONSENT_EXPIRED
+    if row.status in ENDED_STATUSES:
+        # Unbound, or revoked by a roster change, while the consent video waited for its decision.
+        return ReasonCode.PROXY_NOT_BOUND.value
+    return None
 
 
 def unlock(db: Session, row: ProxyBinding, who: str, note: str) -> None:

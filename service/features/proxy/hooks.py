@@ -24,7 +24,7 @@ from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision, beneficiary_of
-from service.features.proxy.bindings import record_consent, to_rule
+from service.features.proxy.bindings import end_for_identity_change, expire_pending, record_consent, to_rule
 from service.features.proxy.models import ProxyBinding, ProxyClaim, ProxyOperator, ProxySession, ProxySessionKind
 from service.features.proxy.operators import actor, load_template, mark_verified, store_template
 from service.features.proxy.policy import proxy_policy
@@ -63,6 +63,8 @@ def install(ctx: ServiceContext) -> None:
     ctx.hooks.accept["proxy"] = on_accept
     ctx.hooks.requesters["proxy"] = operator_requesters  # the daily failure limits count against the operator
     ctx.hooks.claims["proxy"] = claim_of  # what a relative's verification session (no beneficiary) verifies
+    ctx.hooks.identity_changes["proxy"] = end_for_identity_change  # the old person's relatives' bindings end
+    ctx.hooks.upkeep["proxy"] = expire_pending  # daily: bindings unconsented past the window expire
 
 
 def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport) -> Decision:

@@ -32,6 +32,14 @@ class BindingStatus(enum.StrEnum):
     PENDING_CONSENT = "pending_consent"  # the elder has not consented yet: no proxy session possible
     ACTIVE = "active"
     ENDED = "ended"  # unbound; kept, it counts in the relative's lifetime history
+    EXPIRED = "expired"  # the elder did not consent within the window (ProxyPolicy.pending_consent_days)
+    # The roster gave the elder's record another ID number: the binding was to the old person. Its consent is
+    # never reused by a later binding of the record (its lock and flag are carried over like any binding's).
+    REVOKED = "revoked"
+
+
+# No longer a binding (its ``ended_at`` is set): unbound, expired unconsented, or revoked by a roster change.
+ENDED_STATUSES = frozenset({BindingStatus.ENDED.value, BindingStatus.EXPIRED.value, BindingStatus.REVOKED.value})
 
 
 class ProxySessionKind(enum.StrEnum):

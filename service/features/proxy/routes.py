@@ -20,7 +20,7 @@ from service.certification.models import Beneficiary, BeneficiaryStatus
 from service.features.proxy import bindings, operators, sessions
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.history import elder_history
-from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
+from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyOperator
 from service.features.proxy.schemas import (
     BindingHistory,
     BindingView,
@@ -55,6 +55,14 @@ class BindingBody(BaseModel):
     elder_name: str = Field(min_length=1, max_length=64)
     elder_id_number: str = Field(min_length=15, max_length=20)
     relationship: str = Field(description="spouse, child, child_in_law, grandchild, sibling, other")
+
+
+# The English detail of each refusal `bindings.record_consent` answers (the Chinese message is the catalog's).
+CONSENT_REFUSALS = {
+    ReasonCode.PROXY_LIMIT_REACHED.value: "the elder already has as many relatives as allowed",
+    bindings.PROXY_CONSENT_EXPIRED: "the elder did not consent within the consent window: bind again",
+    ReasonCode.PROXY_NOT_BOUND.value: "binding ended",
+}
 
 
 class ConsentBody(BaseModel):
@@ -99,7 +107,8 @@ def binding_view(db: Session, row: ProxyBinding) -> BindingView:
         relationship=row.relationship,
         elder_name=elder.name if elder else None,
         elder_id_masked=elder.id_masked if elder else None,
-        elder_deceased=bool(elder and elder.status == BeneficiaryStatus.DECEASED),
+        # Only to a relative the elder (or staff) accepted: a stranger's pending binding learns nothing of a death.
+        elder_deceased=bool(elder and elder.status == BeneficiaryStatus.DECEASED and row.consent_at is not None),
         consent=consent,
         locked=row.locked,
         flagged=row.flagged,
@@ -181,15 +190,13 @@ def consent(
         if not body.staff_id:
             raise InvalidInputError("UNAUTHORIZED", "staff_id required for staff approval")
         row = db.get(ProxyBinding, binding_id, with_for_update=True)
-        if row is None or row.status == BindingStatus.ENDED:
+        if row is None or row.status in ENDED_STATUSES - {BindingStatus.EXPIRED}:
             raise NotFoundError("binding")
         who = f"{client}:staff:{body.staff_id}"
-        recorded = bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, body.staff_id, who)
-        db.commit()  # the consent, or its refusal (audited)
-        if not recorded:
-            raise ProxyServiceError(
-                ReasonCode.PROXY_LIMIT_REACHED.value, "the elder already has as many relatives as allowed"
-            )
+        refusal = bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, body.staff_id, who)
+        db.commit()  # the consent, or its refusal (audited; an overdue binding expired with it)
+        if refusal is not None:
+            raise ProxyServiceError(refusal, CONSENT_REFUSALS.get(refusal, "consent refused"))
         return binding_view(db, row)
     op = operators.authenticate(db, token)
     row = bindings.own_binding(db, op, binding_id, for_update=True)
@@ -211,7 +218,7 @@ class UnlockBody(BaseModel):
 )
 def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> BindingView:
     row = db.get(ProxyBinding, binding_id, with_for_update=True)
-    if row is None or row.status == BindingStatus.ENDED:
+    if row is None or row.status in ENDED_STATUSES:
         raise NotFoundError("binding", code="PROXY_NOT_BOUND")
     bindings.unlock(db, row, f"{client}:staff:{body.staff_id}", body.note)
     db.commit()
@@ -240,7 +247,7 @@ def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> SessionCrea
 )
 def history(db: DB, op: Operator, binding_id: str) -> BindingHistory:
     row = bindings.own_binding(db, op, binding_id)
-    if row.status == BindingStatus.ENDED:
+    if row.status in ENDED_STATUSES:
         raise NotFoundError("binding", code="PROXY_NOT_BOUND")
     if row.status == BindingStatus.PENDING_CONSENT:
         # The history names the elder's other relatives: not before the elder has agreed to this one.

@@ -19,7 +19,13 @@ from service.certification.errors import ServiceError
 from service.certification.fingerprints import MAX_COMPARED
 from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, Channel, utcnow
 from service.certification.sessions import NewSession, create_claim_session, create_session
-from service.features.proxy.bindings import as_service_error, require_verified, to_rule
+from service.features.proxy.bindings import (
+    PROXY_CONSENT_EXPIRED,
+    as_service_error,
+    consent_expired,
+    require_verified,
+    to_rule,
+)
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import (
     CLAIM_FIELD,
@@ -117,6 +123,8 @@ def claim_of(db: Session, ctx: ServiceContext, s: CertSession, /) -> Claim | Non
 
 def open_consent(db: Session, ctx: ServiceContext, op: ProxyOperator, row: ProxyBinding) -> NewSession:
     """A live video of the elder (with the on-screen consent step shown by the H5 page) and their ID card."""
+    if consent_expired(row):
+        raise ProxyServiceError(PROXY_CONSENT_EXPIRED, "the elder did not consent within the consent window")
     if row.status != BindingStatus.PENDING_CONSENT:
         raise ServiceError("SESSION_STATE", f"binding is {row.status}: no consent needed")
     elder = _elder(db, row)

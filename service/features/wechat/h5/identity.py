@@ -20,6 +20,11 @@ NONCE_COOKIE = "pc_h5_oauth"
 TTL_S = 2 * 3600
 
 
+def secure_cookies(ctx: ServiceContext, request: Request) -> bool:
+    """Cookies only over TLS: served over https, or in production (behind a proxy that ends TLS)."""
+    return request.url.scheme == "https" or ctx.settings.env == "production"
+
+
 def mint(ctx: ServiceContext, openid: str, now: float | None = None) -> str:
     expiry = int((now or time.time()) + TTL_S)
     payload = f"{openid}|{expiry}"

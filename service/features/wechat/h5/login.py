@@ -35,5 +35,14 @@ def login(ctx: ServiceContext, request: Request) -> Response:
     callback = ctx.settings.public_base_url.rstrip("/") + "/h5/oauth/callback"
     start = channel.oauth.start(callback, requested_page(request))
     resp = RedirectResponse(start.url, status_code=302)
-    resp.set_cookie(identity.NONCE_COOKIE, start.nonce, max_age=NONCE_TTL_S, httponly=True, samesite="lax", path="/h5")
+    secure = identity.secure_cookies(ctx, request)  # the nonce guards the login: as private as the identity cookie
+    resp.set_cookie(
+        identity.NONCE_COOKIE,
+        start.nonce,
+        max_age=NONCE_TTL_S,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        path="/h5",
+    )
     return resp

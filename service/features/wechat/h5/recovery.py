@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from service.adapters.http.deps import DB, Ctx
 from service.adapters.http.schemas import session_created
 from service.certification import attempts, sessions
+from service.certification.catalog import message_zh
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import (
@@ -38,6 +39,7 @@ from service.features.proxy import bindings
 from service.features.proxy import sessions as proxy_sessions
 from service.features.proxy.models import (
     CLAIM_FIELD,
+    ENDED_STATUSES,
     BindingStatus,
     ProxyClaim,
     ProxyOperator,
@@ -169,7 +171,9 @@ def reopen_family(
     if ps.binding_id is None:
         raise not_yours()
     row = bindings.own_binding(db, op, ps.binding_id, for_update=True)
-    if row.status == BindingStatus.ENDED:
+    if row.status == BindingStatus.EXPIRED:
+        raise AgainRefused("PROXY_CONSENT_EXPIRED", "binding expired unconsented", message_zh("PROXY_CONSENT_EXPIRED"))
+    if row.status in ENDED_STATUSES:
         raise AgainRefused("PROXY_NOT_BOUND", "binding ended", "您已解除与这位家人的绑定,无法继续认证。")
     if kind is ProxySessionKind.CONSENT:
         if row.status != BindingStatus.PENDING_CONSENT:

@@ -27,7 +27,7 @@ from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, beneficiary_of
 from service.features.console.assist import KINDS_ZH, AssistError, check_form, open_request, submit
 from service.features.proxy import operators
-from service.features.proxy.models import BindingStatus, ProxyBinding, ProxySession, ProxySessionKind
+from service.features.proxy.models import ENDED_STATUSES, ProxyBinding, ProxySession, ProxySessionKind
 from service.features.wechat.h5 import identity
 from service.features.wechat.h5.login import login
 from service.features.wechat.h5.pages import message, render
@@ -59,7 +59,7 @@ def _from_session(db: Session, openid: str, session_id: str) -> Subject | None:
         if ps.kind == ProxySessionKind.VERIFICATION.value or ps.binding_id is None:
             return None  # the relative's own real-name check: no pension to certify
         binding = db.get(ProxyBinding, ps.binding_id)
-        if binding is None or binding.status == BindingStatus.ENDED:
+        if binding is None or binding.status in ENDED_STATUSES:
             return None  # unbound since: the relative no longer acts for the elder
     b = beneficiary_of(db, s)
     return Subject(b, ps is not None, session_id) if b is not None else None
@@ -69,7 +69,7 @@ def _from_binding(db: Session, ctx: ServiceContext, openid: str, binding_id: str
     """The elder of one of this openid's bindings (the family page at the daily limit: no session to name)."""
     op = operators.find(db, ctx, "wechat", openid)
     row = db.get(ProxyBinding, binding_id)
-    if op is None or row is None or row.operator_id != op.id or row.status == BindingStatus.ENDED:
+    if op is None or row is None or row.operator_id != op.id or row.status in ENDED_STATUSES:
         return None
     b = db.get(Beneficiary, row.beneficiary_id)
     return Subject(b, True, None) if b is not None else None

@@ -11,16 +11,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, StrictBool
+from sqlalchemy.exc import IntegrityError
 
 from pipelines.liveness.challenge import PROMPTS_ZH
 from pipelines.reasons import ReasonCode
 from service.adapters.http.deps import DB, Ctx, SessionToken
 from service.adapters.http.errors import error_body
 from service.adapters.http.upload import read_limited
-from service.certification import catalog, sessions, uploads
+from service.certification import attempts, catalog, sessions, uploads
+from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.errors import ServiceError
-from service.certification.models import CertSession, Channel, SessionState, UploadKind, beneficiary_of
+from service.certification.models import Beneficiary, CertSession, Channel, SessionState, UploadKind, beneficiary_of
 from service.features.proxy import operators
 from service.features.proxy.models import ProxySession, subject_of
 from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
@@ -78,14 +80,13 @@ def oauth_callback(ctx: Ctx, db: DB, request: Request, code: str = "", state: st
     db.commit()
     resp = RedirectResponse(target, status_code=303)
     resp.delete_cookie(identity.NONCE_COOKIE, path="/h5")
-    secure = request.url.scheme == "https" or ctx.settings.env == "production"
     resp.set_cookie(
         identity.COOKIE,
         identity.mint(ctx, openid),
         max_age=identity.TTL_S,
         httponly=True,
         samesite="lax",
-        secure=secure,
+        secure=identity.secure_cookies(ctx, request),
         path="/",
     )
     return resp
@@ -136,7 +137,7 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
     if b.name.strip() != body.name.strip():
         # The same answer as an unknown number: the page must not confirm whose number it is.
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "name and number do not match")
-    new = recovery.start_self_session(db, ctx, b, openid, body.template_consent)
+    new = _start_for_typed(db, ctx, b, openid, body.template_consent)
     user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
     if user is None:
         db.add(WeChatUser(openid=openid, beneficiary_id=b.id))
@@ -145,6 +146,20 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
     db.commit()
     elder = is_elder(b.birth_date, body.id_number, local_today(ctx.settings))
     return {**recovery.session_answer(db, ctx, new), "elder_mode": elder}
+
+
+def _start_for_typed(db: DB, ctx: Ctx, b: Beneficiary, openid: str, template_consent: bool) -> sessions.NewSession:
+    """A self session for a typed name and number. A person recorded as deceased reads as an unknown one: anyone
+    who knows a name and number may type them, and the roster's record of a death is not theirs to learn (the
+    assistance form answers the same, docs/security.md Part F); staff read the reason in the audit."""
+    try:
+        return recovery.start_self_session(db, ctx, b, openid, template_consent)
+    except ServiceError as exc:
+        if exc.code != ReasonCode.BENEFICIARY_DECEASED:
+            raise
+        audit(db, attempts.wechat_requester(ctx, openid), "h5.session.refused", b.external_id, {"reason": "deceased"})
+        db.commit()
+        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "name and number do not match") from None
 
 
 @router.post("/api/operator")
@@ -163,8 +178,11 @@ def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, sessio
     openid = _openid(ctx, request)
     sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.certification.session_ttl_s)
     if db.get(WeChatSessionLink, session_id) is None:
-        db.add(WeChatSessionLink(session_id=session_id, openid=openid))
-        db.commit()
+        try:
+            db.add(WeChatSessionLink(session_id=session_id, openid=openid))
+            db.commit()
+        except IntegrityError:  # a double tap: the other request linked it first, which is all this one asked
+            db.rollback()
     return {"session_id": session_id, "linked": True}
 
 

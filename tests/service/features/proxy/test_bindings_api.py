@@ -184,10 +184,38 @@ def test_locked_and_deceased(client: TestClient, ctx: ServiceContext) -> None:
     assert r.status_code == 403 and r.json()["error"]["code"] == "ADMIN_KEY_REQUIRED"
     assert client.post(unlock, json={"staff_id": "s9", "note": "家访核实"}, headers=ADMIN).json()["locked"] is False
     assert client.post(f"{P}/bindings/{b['binding_id']}/sessions", headers=bearer(op["token"])).status_code == 201
-    _, number2, name2 = new_elder(ctx, status="deceased")
+    _, number2, name2 = new_elder(ctx)
     dead = active_binding(client, op, number2, name2)
+    with ctx.db() as db:  # reported dead after the family bound them
+        elder_row = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(number2)))
+        assert elder_row is not None
+        elder_row.status = "deceased"
     r = client.post(f"{P}/bindings/{dead['binding_id']}/sessions", headers=bearer(op["token"]))
     assert r.status_code == 409 and r.json()["error"]["code"] == "BENEFICIARY_DECEASED"
+    mine = {x["binding_id"]: x for x in client.get(f"{P}/bindings", headers=bearer(op["token"])).json()}
+    assert mine[dead["binding_id"]]["elder_deceased"] is True  # the consented relative is told why
+
+
+def test_a_stranger_binding_learns_nothing_of_a_death(client: TestClient, ctx: ServiceContext) -> None:
+    """Binding a deceased person by name and number answers as for an unknown one (the real reason audited);
+    a binding still waiting for consent when its elder is reported dead does not show the death."""
+    op = verified_operator(client, ctx)
+    _, number, name = new_elder(ctx, status="deceased")
+    dead = bind(client, op, number, name)
+    wrong = bind(client, op, number, name + "某")
+    assert dead.status_code == wrong.status_code == 404
+    assert dead.json()["error"] == wrong.json()["error"]
+    refused = [e for e in _all(ctx) if e.action == "proxy.bind.refused"]
+    assert [e.detail for e in refused] == [{"reason": "deceased"}]
+    _, number2, name2 = new_elder(ctx)
+    pending = bind(client, op, number2, name2).json()
+    assert pending["status"] == "pending_consent"
+    with ctx.db() as db:
+        elder_row = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == ctx.keyring.id_hash(number2)))
+        assert elder_row is not None
+        elder_row.status = "deceased"
+    [view] = [x for x in client.get(f"{P}/bindings", headers=bearer(op["token"])).json() if x["status"] != "ended"]
+    assert view["binding_id"] == pending["binding_id"] and view["elder_deceased"] is False
 
 
 def _set_binding(ctx: ServiceContext, binding_id: str, **fields: object) -> None:

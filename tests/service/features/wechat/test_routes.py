@@ -86,6 +86,24 @@ def oauth_login(client: TestClient, fake: FakeWeChat) -> TestClient:
     return client
 
 
+def test_the_login_cookies_are_sent_only_over_tls_when_served_over_https(
+    client: TestClient, fake_wx: FakeWeChat
+) -> None:
+    """The OAuth nonce cookie (it binds the login to this browser) and the identity cookie are `Secure` over
+    https, like the console's; plain http in development keeps working without."""
+    tls = TestClient(client.app, base_url="https://testserver")
+    entry = tls.get("/h5/", follow_redirects=False)
+    nonce = [c for c in entry.headers.get_list("set-cookie") if c.startswith(identity.NONCE_COOKIE + "=")]
+    assert len(nonce) == 1 and "; secure" in nonce[0].lower() and "httponly" in nonce[0].lower()
+    back = requests.get(entry.headers["location"], allow_redirects=False, timeout=10).headers["Location"]
+    r = tls.get(back.removeprefix(PUBLIC), follow_redirects=False)
+    assert r.status_code == 303
+    ident = [c for c in r.headers.get_list("set-cookie") if c.startswith(identity.COOKIE + "=")]
+    assert len(ident) == 1 and "; secure" in ident[0].lower()
+    plain = client.get("/h5/", follow_redirects=False)
+    assert "secure" not in plain.headers["set-cookie"].lower()
+
+
 def test_oauth_binds_the_openid_and_refuses_a_state_from_another_browser(
     client: TestClient, fake_wx: FakeWeChat, ctx: ServiceContext, db: Session
 ) -> None:

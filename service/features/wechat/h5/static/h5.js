@@ -308,6 +308,13 @@
         var next = JSON.parse(xhr.responseText); begin(next, next.card_kept ? "video" : "card");
       }, function (xhr) { stopped(xhr, "timeout-feedback", "暂时无法继续,请稍后重试"); });
     };
+    // A reload, or back/forward to this page: the same person, whose session in progress is restored.
+    function reloaded() {
+      var nav = window.performance && performance.getEntriesByType && performance.getEntriesByType("navigation")[0];
+      if (nav) { return nav.type === "reload" || nav.type === "back_forward"; }
+      var legacy = window.performance && performance.navigation;
+      return !!legacy && (legacy.type === 1 || legacy.type === 2);
+    }
     function restore(saved) {
       s = saved.s;
       send("GET", "/api/v1/sessions/" + s.session_id, null, { token: s.token }).then(function (xhr) {
@@ -375,9 +382,12 @@
       var h = JSON.parse(handed);
       if (mode !== "self") { send("POST", "/h5/api/sessions/" + h.session_id + "/link", null, { token: h.token }); }
       begin(h, h.card_kept ? "video" : "card");
-    } else if (saved && saved.mode === mode && saved.s) {
+    } else if (saved && saved.mode === mode && saved.s && reloaded()) {
       restore(saved);
     } else {
+      // Reached afresh (from the start or family page): a new person may be holding the phone (a helper
+      // certifying several neighbours), so the previous person's session is not theirs to continue.
+      sessionStorage.removeItem("h5current");
       speak("consent");
     }
 

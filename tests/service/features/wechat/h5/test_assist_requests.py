@@ -20,6 +20,7 @@ import service.schema
 from service.adapters.http import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, Channel, SessionState, utcnow
+from service.certification.retention import storage_upkeep
 from service.certification.sessions import create_session
 from service.features.console.auth import Role, hash_password
 from service.features.console.models import AltCertification, AssistRequest, StaffUser
@@ -368,3 +369,34 @@ def test_only_a_plain_form_post_is_taken(w: World) -> None:
     r = w.client.post("/h5/apply", data=fields, files=multipart)
     assert r.status_code == 415
     assert open_requests(w) == []
+
+
+def test_a_closed_requests_phone_and_note_are_erased_after_the_retention(w: World) -> None:
+    """The daily upkeep erases the contact details of requests closed longer ago than the media retention; an
+    open request and one closed recently keep theirs, and the request's outcome stays."""
+    staff = TestClient(w.client.app)
+    csrf = console_login(staff)
+    closed = []
+    for phone in ("138 0013 8000", "010-6512 3456"):  # one open request at a time: each is closed before the next
+        assert apply(w, failed_session(w), kind="manual_review", phone=phone)[0] == 200
+        [req] = open_requests(w)
+        staff.post(f"/console/requests/{req.id}/close", data={"csrf": csrf, "reply": "已电话联系"})
+        closed.append(req.id)
+    old, recent = closed
+    retention = w.ctx.settings.storage.retention_days
+    with w.ctx.db() as db:
+        row = db.get(AssistRequest, old)
+        assert row is not None
+        row.closed_at = utcnow() - dt.timedelta(days=retention + 1)
+    assert apply(w, failed_session(w), kind="home_visit", phone="13900139000")[0] == 200  # still open
+    counts = storage_upkeep(w.ctx)
+    assert counts["assist_contacts_erased"] == 1
+    with w.ctx.db() as db:
+        rows = {r.id: r for r in db.scalars(select(AssistRequest))}
+        assert (rows[old].phone, rows[old].note) == ("", "")
+        assert (rows[old].status, rows[old].outcome) == ("closed", "answered")
+        assert rows[recent].phone == "01065123456" and rows[recent].note
+        assert [r.phone for r in rows.values() if r.status == "open"] == ["13900139000"]
+        entries = db.scalars(select(AuditEntry).where(AuditEntry.action == "retention.assist_contact")).all()
+        assert [(e.actor, e.detail) for e in entries] == [("system", {"requests": 1})]
+    assert storage_upkeep(w.ctx)["assist_contacts_erased"] == 0  # nothing left to erase

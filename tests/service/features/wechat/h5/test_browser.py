@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -494,4 +495,31 @@ def test_elder_mode_at_200_percent_zoom_with_every_control_named(site: Site, bro
     shot(page, "elder-zoom-confirm")
     page.click("#voice-mute")  # the visible mute button
     assert page.get_attribute("#voice-mute", "aria-pressed") == "true"
+    context.close()
+
+
+def test_a_shared_phone_gives_the_next_person_a_fresh_start(site: Site, browser: Browser) -> None:
+    """A helper certifying neighbours on one phone: a reload restores the session in progress, but the next
+    person, starting again from the start page, gets the consent step and an empty tab, not the previous
+    person's session (whose card is already in)."""
+    site.fake.state.browser_openid = "openid-shared"
+    with site.ctx.db() as db:
+        b = sessions.find_beneficiary(db, site.ctx, None, site.fields.id_number)
+        new = sessions.create_session(db, site.ctx, b, Channel.SELF, False, "test")
+        db.add(WeChatSessionLink(session_id=new.session.id, openid="openid-shared"))
+        db.commit()
+        saved = json.dumps({"s": {"session_id": new.session.id, "token": new.token}, "mode": "self"})
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    block_jssdk(context)
+    page = context.new_page()
+    page.goto(site.base + "/h5/certify?mode=self")
+    page.wait_for_selector("#step-consent:not([hidden])")
+    page.evaluate("saved => sessionStorage.setItem('h5current', saved)", saved)
+    page.reload()  # the same person reloads: their session comes back, at the card step
+    page.wait_for_selector("#step-card:not([hidden])")
+    page.goto(site.base + "/h5/")
+    page.click("#self")
+    page.wait_for_selector("#step-consent:not([hidden])")
+    assert not page.is_visible("#step-card")
+    assert page.evaluate("sessionStorage.getItem('h5current')") is None
     context.close()

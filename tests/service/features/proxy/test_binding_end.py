@@ -1,0 +1,170 @@
+"""How a binding ends without its relative: a roster re-import that gives the elder's record another ID number
+revokes every binding of the record (the relatives were the old person's), and a binding the elder has not
+consented to within the window expires in the daily upkeep; a consent given after the window is refused."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from proxy_auth import ConsentMethod
+from service.certification.context import ServiceContext
+from service.certification.models import AuditEntry, Beneficiary, utcnow
+from service.certification.retention import storage_upkeep
+from service.features.console.identity_alerts import KIND
+from service.features.console.models import ConsoleAlert
+from service.features.proxy.bindings import record_consent
+from service.features.proxy.models import ProxyBinding
+from service.infra.clock import local_today
+from service.infra.security import mask_id
+from tests.service import factories
+from tests.service.conftest import ADMIN
+from tests.service.features.proxy.helpers import (
+    P,
+    active_binding,
+    bearer,
+    bind,
+    new_elder,
+    staff_consent,
+    verified_operator,
+)
+
+
+def _roster(external_id: str, number: str, name: str) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf).writerows(
+        [["external_id", "id_number", "name", "benefit_types"], [external_id, number, name, "enterprise_pension"]]
+    )
+    return buf.getvalue().encode()
+
+
+def _import(client: TestClient, data: bytes) -> dict[str, Any]:
+    r = client.post("/api/v1/roster", files={"file": ("roster.csv", data, "text/csv")}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def _listed(client: TestClient, op: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {b["binding_id"]: b for b in client.get(f"{P}/bindings", headers=bearer(op["token"])).json()}
+
+
+def _actions(ctx: ServiceContext, action: str) -> list[AuditEntry]:
+    with ctx.db() as db:
+        return list(db.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)))
+
+
+def test_a_roster_change_of_id_number_revokes_the_old_persons_bindings(client: TestClient, ctx: ServiceContext) -> None:
+    ext, number, name = new_elder(ctx, valid_until=dt.date(2027, 3, 1), last_certified_on=dt.date(2026, 3, 2))
+    child = verified_operator(client, ctx)
+    active = active_binding(client, child, number, name)  # the old person consented to this child
+    stranger = verified_operator(client, ctx)
+    pending = bind(client, stranger, number, name).json()
+    assert pending["status"] == "pending_consent"
+
+    other, new_name = factories.id_number(birth=dt.date(1941, 2, 3)), "李秀珍"
+    report = _import(client, _roster(ext, other, new_name))
+    assert report["identity_changed"] == 1
+
+    for op, b in ((child, active), (stranger, pending)):
+        seen = _listed(client, op)[b["binding_id"]]
+        assert seen["status"] == "revoked" and seen["ended_at"]
+    r = client.post(f"{P}/bindings/{active['binding_id']}/sessions", headers=bearer(child["token"]))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "PROXY_NOT_BOUND"  # no certifying the new person
+    revoked = _actions(ctx, "proxy.binding.revoked")
+    assert sorted(e.detail["binding"] for e in revoked) == sorted([active["binding_id"], pending["binding_id"]])
+    assert {e.target for e in revoked} == {ext} and {e.detail["import"] for e in revoked} == {report["import_id"]}
+    assert {e.detail["was"] for e in revoked} == {"active", "pending_consent"}
+
+    with ctx.db() as db:
+        rec = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
+        assert rec is not None
+        # The old person's certification no longer counts: dated as a newly imported person (cycle start + grace).
+        grace = dt.timedelta(days=ctx.settings.cycle.new_import_grace_days)
+        assert (rec.valid_until, rec.last_certified_on) == (local_today(ctx.settings) + grace, None)
+        (alert,) = db.scalars(select(ConsoleAlert).where(ConsoleAlert.kind == KIND)).all()
+        (imported,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "roster.import")).all()
+        assert alert.beneficiary_id == rec.id and not alert.resolved
+        assert alert.detail == {
+            "from": mask_id(number),
+            "to": mask_id(other),
+            "name_changed": True,
+            "import": report["import_id"],
+            "actor": imported.actor,
+        }
+
+    # The child binding the record's new person needs that person's own consent: the old one's is not carried.
+    again = bind(client, child, other, new_name)
+    assert again.status_code == 201 and again.json()["status"] == "pending_consent"
+    # The same file again changes nothing: no second alert, nothing more revoked.
+    assert _import(client, _roster(ext, other, new_name))["identity_changed"] == 0
+    with ctx.db() as db:
+        assert len(db.scalars(select(ConsoleAlert).where(ConsoleAlert.kind == KIND)).all()) == 1
+    assert len(_actions(ctx, "proxy.binding.revoked")) == 2
+
+
+def _age(ctx: ServiceContext, binding_id: str, days: float) -> None:
+    with ctx.db() as db:
+        row = db.get(ProxyBinding, binding_id)
+        assert row is not None
+        row.created_at = utcnow() - dt.timedelta(days=days)
+
+
+def test_a_binding_waiting_for_consent_expires_in_the_daily_upkeep(client: TestClient, ctx: ServiceContext) -> None:
+    _, number, name = new_elder(ctx)
+    op, young_op = verified_operator(client, ctx), verified_operator(client, ctx)
+    old = bind(client, op, number, name).json()
+    young = bind(client, young_op, number, name).json()
+    _age(ctx, old["binding_id"], 14.1)
+    _age(ctx, young["binding_id"], 13)
+
+    assert storage_upkeep(ctx)["proxy_bindings_expired"] == 1
+    seen = _listed(client, op)[old["binding_id"]]
+    assert seen["status"] == "expired" and seen["ended_at"]
+    assert _listed(client, young_op)[young["binding_id"]]["status"] == "pending_consent"
+    (entry,) = _actions(ctx, "proxy.binding.expired")
+    assert entry.actor == "system" and entry.detail["binding"] == old["binding_id"]
+    assert storage_upkeep(ctx)["proxy_bindings_expired"] == 0  # idempotent
+
+    r = staff_consent(client, old["binding_id"])
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_EXPIRED"
+    assert r.json()["error"]["message"] == "老人未在规定期限内确认绑定,该绑定已失效,请重新绑定"
+    r = client.post(f"{P}/bindings/{old['binding_id']}/consent", json={}, headers=bearer(op["token"]))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_EXPIRED"
+    assert staff_consent(client, young["binding_id"]).json()["status"] == "active"  # within the window
+    # The relative may bind again.
+    r = bind(client, op, number, name)
+    assert r.status_code == 201 and r.json()["status"] == "pending_consent"
+
+
+def test_a_consent_after_the_window_is_refused_before_the_upkeep_runs(
+    client: TestClient, ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PENSION_CERT_PROXY_PENDING_CONSENT_DAYS", "3")
+    _, number, name = new_elder(ctx)
+    op, video_op = verified_operator(client, ctx), verified_operator(client, ctx)
+    late = bind(client, op, number, name).json()
+    by_video = bind(client, video_op, number, name).json()
+    _age(ctx, late["binding_id"], 3.5)
+    _age(ctx, by_video["binding_id"], 3.5)
+
+    # Opening the elder's consent video is refused, and so is the staff's approval (which expires the binding).
+    r = client.post(f"{P}/bindings/{late['binding_id']}/consent", json={}, headers=bearer(op["token"]))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_EXPIRED"
+    r = staff_consent(client, late["binding_id"])
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_EXPIRED"
+    assert _listed(client, op)[late["binding_id"]]["status"] == "expired"
+    # A consent video decided after the window (opened in time, decided late) records nothing either.
+    with ctx.db() as db:
+        row = db.get(ProxyBinding, by_video["binding_id"])
+        assert row is not None
+        assert record_consent(db, row, ConsentMethod.LIVE_VIDEO, "session-1", "operator:x") == "PROXY_CONSENT_EXPIRED"
+        assert (row.status, row.consent_at) == ("expired", None)
+    refused = _actions(ctx, "proxy.consent.refused")
+    assert [e.detail["reason"] for e in refused] == ["PROXY_CONSENT_EXPIRED", "PROXY_CONSENT_EXPIRED"]
