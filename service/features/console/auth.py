@@ -59,6 +59,7 @@ class Staff:
     display_name: str
     role: Role
     csrf: str
+    must_change_password: bool = False  # only the password page (and logout) until it is changed
 
     def has(self, role: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -74,12 +75,17 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_user(db: Session, username: str, password: str, role: Role | str, display_name: str = "") -> StaffUser:
+def create_user(
+    db: Session, username: str, password: str, role: Role | str, display_name: str = "", set_by_admin: bool = False
+) -> StaffUser:
+    """`set_by_admin`: the password was chosen by an admin for someone else (the console's user page), so its
+    holder must change it at the first login. The CLI's account is the operator's own (README: the first admin)."""
     user = StaffUser(
         username=username.strip(),
         display_name=display_name.strip() or username.strip(),
         role=Role(role).value,
         password_hash=hash_password(password),
+        must_change_password=set_by_admin,
     )
     db.add(user)
     db.flush()
@@ -137,7 +143,7 @@ def resolve_session(db: Session, cfg: ConsoleConfig, token: str | None) -> Staff
         db.delete(row)
         return None
     row.last_seen = now
-    return Staff(user.id, user.username, user.display_name, Role(user.role), row.csrf)
+    return Staff(user.id, user.username, user.display_name, Role(user.role), row.csrf, bool(user.must_change_password))
 
 
 def end_session(db: Session, token: str | None) -> None:

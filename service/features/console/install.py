@@ -16,7 +16,15 @@ from service.features.console import (
 )
 from service.features.console.config import ConsoleConfig
 from service.features.console.throttle import BackoffPolicy, LoginThrottle
-from service.features.console.web import HERE, PREFIX, Forbidden, LoginRequired, redirect, render
+from service.features.console.web import (
+    HERE,
+    PREFIX,
+    Forbidden,
+    LoginRequired,
+    PasswordChangeRequired,
+    redirect,
+    render,
+)
 
 
 def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
@@ -32,6 +40,10 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(_request: Request, _exc: LoginRequired) -> Response:
         return redirect("/login")
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def password_change_required(_request: Request, _exc: PasswordChangeRequired) -> Response:
+        return redirect("/password")
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:

@@ -141,7 +141,7 @@ def change_own_password(
         error = _new_password_problem(current, new, confirm)
         if error is not None:
             return render(request, "password.html", staff, status=422, error=error)
-        user.password_hash = hash_password(new)
+        user.password_hash, user.must_change_password = hash_password(new), False
         end_user_sessions(db, user.id)
         token = start_session(db, user)
         audit_chain.record(db, staff.actor, "user.password.self", staff.username)
@@ -186,7 +186,7 @@ def add_user(
             error = "角色无效"
         else:
             try:
-                create_user(db, username, password, role, display_name)
+                create_user(db, username, password, role, display_name, set_by_admin=True)
                 audit_chain.record(db, staff.actor, "user.create", username.strip(), {"role": role})
             except ValueError:
                 error = "密码至少 10 个字符"
@@ -220,7 +220,9 @@ def change_user(
             user.role = role
             end_user_sessions(db, user.id)
         elif op == "password" and len(password) >= 10:
-            user.password_hash = hash_password(password)
+            # The admin now knows it: the holder replaces it at the next login (an admin resetting their own
+            # password too: it was typed into a form others may have seen).
+            user.password_hash, user.must_change_password = hash_password(password), True
             end_user_sessions(db, user.id)
         else:
             return redirect("/users")

@@ -42,6 +42,10 @@ class LoginRequired(Exception):
     """No valid session: the handler redirects to the login page."""
 
 
+class PasswordChangeRequired(Exception):
+    """Logged in with a password an admin set: the handler redirects to the password page."""
+
+
 class Forbidden(Exception):
     """Logged in, but the role does not allow this, or the CSRF token is missing or wrong."""
 
@@ -72,11 +76,17 @@ def unit(request: Request) -> Iterator[Session]:
         yield db
 
 
+# What a staff member whose password an admin set may still reach: the page that changes it, and the way out.
+PASSWORD_CHANGE_PATHS = (PREFIX + "/password", PREFIX + "/logout")
+
+
 def current_staff(request: Request) -> Staff:
     with unit(request) as db:
         staff = resolve_session(db, config_of(request), request.cookies.get(COOKIE))
     if staff is None:
         raise LoginRequired()
+    if staff.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        raise PasswordChangeRequired()
     return staff
 
 
