@@ -91,6 +91,10 @@ def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, bat
                 ~awaiting_staff(),
             )
             .limit(batch)
+            # Rows another transaction holds (a second purge run at once: Celery beat and the cycle run; a staff
+            # decision) are left to the next run: each session is purged, and counted in the audit, once.
+            # (SQLite serialises transactions; it renders no FOR UPDATE.)
+            .with_for_update(skip_locked=True)
         ).all()
         for s in sessions:
             for key in (s.id_card_key, s.video_key):

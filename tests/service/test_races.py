@@ -359,3 +359,35 @@ def test_a_double_tap_on_the_h5_session_link_is_answered_not_a_500(pg_ctx: Servi
     [response] = out
     assert response.status_code == 200 and response.json() == {"session_id": sid, "linked": True}  # type: ignore[attr-defined]
     assert count(ctx, WeChatSessionLink, WeChatSessionLink.session_id == sid) == 1
+
+
+def test_two_purges_at_once_purge_and_count_each_session_once(pg_ctx: ServiceContext) -> None:
+    """Celery beat's daily upkeep and the cycle run at the same moment: the second purge read the sessions the
+    first was purging and purged (and audited) them again. Rows the other run holds are now left to it."""
+    from service.certification.retention import purge_media
+
+    ctx = pg_ctx
+    old = utcnow() - dt.timedelta(days=ctx.settings.storage.retention_days + 1)
+    ids = []
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        for _ in range(2):
+            s = create_session(db, ctx, b, Channel.SELF, False, "test").session
+            s.state, s.decision, s.decided_at = SessionState.DECIDED, "reject", old
+            ids.append(s.id)
+    first = ctx.session_factory()
+    held = sessions.get_session(first, ids[0], for_update=True)  # the other run is purging this one
+    t, out = started(lambda: purge_media(ctx))
+    t.join(30)
+    assert out == [1]  # did not wait, did not touch the held session
+    held.media_purged_at = utcnow()
+    first.commit()
+    first.close()
+    assert purge_media(ctx) == 0
+    purges = [e.detail for e in _audit(ctx, "retention.purge")]
+    assert purges == [{"sessions": 1}]
+
+
+def _audit(ctx: ServiceContext, action: str) -> list[AuditEntry]:
+    with ctx.db() as db:
+        return list(db.scalars(select(AuditEntry).where(AuditEntry.action == action)))
