@@ -87,6 +87,8 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     "PROXY_RELATIONSHIP": "请选择您与老人的关系",
     # A verified relative's identity (and face template) changes only through staff.
     "PROXY_OPERATOR_VERIFIED": "您已完成实名认证,如需变更身份信息请到经办机构办理",
+    # A proxy certification opened before the roster gave the elder's record another ID number (staff's accept).
+    "PROXY_BINDING_REVOKED": "名册中该老人的身份证号已变更,原亲属绑定已终止,本次代办认证不能通过",
 }
 
 # Assisted certification requests (service.features.console.assist): what the citizen or the staff member reads.

@@ -116,12 +116,22 @@ class SettleGuard(Protocol):
     def __call__(self, db: Session, s: CertSession, /) -> None: ...
 
 
+class QueueGuard(Protocol):
+    """Refuses (raises a ServiceError) the upload that would queue ``s``, in the upload's transaction: the attempt
+    counted against what only a feature holds (a relative's verification sessions, which have no beneficiary; a
+    binding's failures before its lock). Counts the sessions still awaiting their decision as failures, under a
+    lock of the feature's own row, as the core does for the person (``sessions._check_undecided_attempts``)."""
+
+    def __call__(self, db: Session, ctx: ServiceContext, s: CertSession, /) -> None: ...
+
+
 @dataclass(frozen=True)
 class Claim:
     """What a session without a beneficiary verifies (a relative's own real-name verification): the ID number
     the card must carry, and the earlier sessions of the same claimant (their videos are the near-duplicate
     check's "same person"). The daily failure limit of such a session is whom the feature counts it against,
-    checked when it opens one (``sessions.create_claim_session``)."""
+    checked when it opens one (``sessions.create_claim_session``) and, its undecided sessions counted, when an
+    upload queues one (the feature's `QueueGuard`)."""
 
     id_number: str
     peer_sessions: tuple[str, ...] = ()
@@ -199,6 +209,7 @@ class FeatureHooks:
     requesters: dict[str, RequesterSource] = field(default_factory=dict)  # the first that knows a session wins
     claims: dict[str, ClaimSource] = field(default_factory=dict)  # the first that knows a session wins
     settle_guards: dict[str, SettleGuard] = field(default_factory=dict)
+    queue_guards: dict[str, QueueGuard] = field(default_factory=dict)
     identity_changes: dict[str, IdentityChangedHook] = field(default_factory=dict)
     upkeep: dict[str, UpkeepHook] = field(default_factory=dict)
     installed: bool = False
@@ -234,6 +245,11 @@ class FeatureHooks:
         """Every guard may refuse a staff decision on ``s`` taken outside the case's own flow."""
         for guard in self.require_installed().settle_guards.values():
             guard(db, s)
+
+    def check_queue(self, db: Session, ctx: ServiceContext, s: CertSession) -> None:
+        """Every guard may refuse the upload that would queue ``s`` (an attempt beyond a feature's limit)."""
+        for guard in self.require_installed().queue_guards.values():
+            guard(db, ctx, s)
 
     def identity_changed(self, db: Session, change: IdentityChange) -> None:
         """Every feature ends what it kept for the record's old person (and the console raises its alert)."""

@@ -111,14 +111,16 @@ def _check_attempts(failures: attempts.Failures, ctx: ServiceContext) -> None:
 def _check_undecided_attempts(db: Session, ctx: ServiceContext, s: CertSession, now: dt.datetime) -> None:
     """The daily limits again when an upload queues `s`, counting the person's sessions still awaiting their
     decision as failures: sessions opened together each passed the check at creation (no rejection yet), so
-    their videos were so many tries beyond FAILURES_PER_DAY. Not for the staff channel nor a session without a
-    beneficiary (a feature counts those when it opens them)."""
-    if s.beneficiary_id is None or s.channel == Channel.STAFF:
+    their videos were so many tries beyond FAILURES_PER_DAY. Not for the staff channel. The features' queue guards
+    then count what only they hold (a relative's verification sessions have no beneficiary; a binding's lock)."""
+    if s.channel == Channel.STAFF:
         return
-    # Uploads queueing two sessions of one person at once would each miss the other: serialised on the person's
-    # row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers). The same order as an accept takes.
-    db.execute(select(Beneficiary.id).where(Beneficiary.id == s.beneficiary_id).with_for_update())
-    _check_attempts(attempts.with_pending(db, ctx, s, now), ctx)
+    if s.beneficiary_id is not None:
+        # Uploads queueing two sessions of one person at once would each miss the other: serialised on the
+        # person's row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers). The order an accept takes.
+        db.execute(select(Beneficiary.id).where(Beneficiary.id == s.beneficiary_id).with_for_update())
+        _check_attempts(attempts.with_pending(db, ctx, s, now), ctx)
+    ctx.hooks.check_queue(db, ctx, s)
 
 
 def unused_challenge(db: Session, ctx: ServiceContext, beneficiary_id: int, now: dt.datetime) -> tuple[str, ...] | None:

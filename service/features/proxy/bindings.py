@@ -34,6 +34,9 @@ from service.features.proxy.policy import proxy_policy
 from service.infra.security import normalise_id
 
 PROXY_CONSENT_EXPIRED = "PROXY_CONSENT_EXPIRED"
+# Staff (or a worker racing a roster import) accepting a proxy certification opened for the record's previous
+# person: its binding was revoked when the roster gave the record another ID number.
+PROXY_BINDING_REVOKED = "PROXY_BINDING_REVOKED"
 
 
 def as_service_error(exc: ProxyAuthError) -> ServiceError:
@@ -198,15 +201,23 @@ def end_for_identity_change(db: Session, change: IdentityChange, /) -> None:
     """An `IdentityChangedHook`: the record now names another person, so no relative of the old one may
     certify for them: every live binding of the record is revoked (a locked one too: its lock stays on it and
     carries over if the relative binds the record again; its consent never does). The relative sees it revoked
-    in their list (no message channel exists for bindings)."""
+    in their list (no message channel exists for bindings).
+
+    The record's bindings that had already ended (unbound, expired) are the old person's too: they become
+    `revoked` as well (their end date kept), so that no rule takes their relative for the new person's: the
+    kinship rule (`relatives.py`) and the reuse of a relative's own earlier consent (`bind`) skip revoked ones."""
     rows = db.scalars(
         select(ProxyBinding)
-        .where(ProxyBinding.beneficiary_id == change.beneficiary_id, ProxyBinding.status.not_in(ENDED_STATUSES))
+        .where(ProxyBinding.beneficiary_id == change.beneficiary_id, ProxyBinding.status != BindingStatus.REVOKED)
         .order_by(ProxyBinding.created_at)
         .with_for_update()
     ).all()
     for row in rows:
         detail = {"reason": "roster.identity_changed", "import": change.import_id, "was": row.status}
+        if row.status in ENDED_STATUSES:
+            row.status = BindingStatus.REVOKED
+            audit(db, change.actor, "proxy.binding.revoked", change.external_id, {"binding": row.id, **detail})
+            continue
         end_binding(db, row, change.actor, "proxy.binding.revoked", change.external_id, detail, BindingStatus.REVOKED)
 
 

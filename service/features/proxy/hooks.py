@@ -24,13 +24,28 @@ from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision, beneficiary_of
-from service.features.proxy.bindings import end_for_identity_change, expire_pending, record_consent, to_rule
-from service.features.proxy.models import ProxyBinding, ProxyClaim, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.bindings import (
+    PROXY_BINDING_REVOKED,
+    consent_expired,
+    end_for_identity_change,
+    expire_pending,
+    record_consent,
+    to_rule,
+)
+from service.features.proxy.errors import ProxyServiceError
+from service.features.proxy.models import (
+    BindingStatus,
+    ProxyBinding,
+    ProxyClaim,
+    ProxyOperator,
+    ProxySession,
+    ProxySessionKind,
+)
 from service.features.proxy.operators import actor, load_template, mark_verified, store_template
 from service.features.proxy.policy import proxy_policy
 from service.features.proxy.relatives import apply_rule
 from service.features.proxy.requesters import operator_requesters
-from service.features.proxy.sessions import claim_of, roster_name_differs
+from service.features.proxy.sessions import claim_of, queue_guard, roster_name_differs
 
 if TYPE_CHECKING:
     from service.certification.contract import CertificationReport, Certifier, Template
@@ -63,6 +78,7 @@ def install(ctx: ServiceContext) -> None:
     ctx.hooks.accept["proxy"] = on_accept
     ctx.hooks.requesters["proxy"] = operator_requesters  # the daily failure limits count against the operator
     ctx.hooks.claims["proxy"] = claim_of  # what a relative's verification session (no beneficiary) verifies
+    ctx.hooks.queue_guards["proxy"] = queue_guard  # tries in flight count: the operator's, a binding's
     ctx.hooks.identity_changes["proxy"] = end_for_identity_change  # the old person's relatives' bindings end
     ctx.hooks.upkeep["proxy"] = expire_pending  # daily: bindings unconsented past the window expire
 
@@ -82,6 +98,8 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, rep
         first = ps.kind == ProxySessionKind.CERTIFICATION.value and (
             elder is None or first_proxy_certification(db, elder.id, session_id)
         )
+        if no_longer_bound(db, ps):
+            return _not_bound(report.decision)
         template = load_template(ctx, op) if op else None
         kind = ps.kind
     policy = proxy_policy()
@@ -95,6 +113,32 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, rep
     if template is not None and probes and template[1] == str(matcher.recognizer.version):
         operator = check_operator(matcher, probes, template[0], policy)
     return apply_proxy_policy(report.decision, ProxyContext(deceased, first, operator), policy)
+
+
+def no_longer_bound(db: Session, ps: ProxySession) -> bool:
+    """The binding a proxy session was opened under can no longer give it effect: a certification whose binding
+    was revoked (the roster gave the elder's record another ID number: the relative was the old person's, and the
+    face and card now checked are the new person's), a consent video whose binding's consent window
+    passed or that was revoked meanwhile. Never for one the relative ended (unbound) themself: the decision stands
+    and its failure counts, as before (``bindings.record_consent`` records no consent for it)."""
+    row = db.get(ProxyBinding, ps.binding_id) if ps.binding_id else None
+    if row is None:
+        return False
+    if ps.kind == ProxySessionKind.CERTIFICATION.value:
+        return row.status == BindingStatus.REVOKED
+    if ps.kind == ProxySessionKind.CONSENT.value:
+        return consent_expired(row) or row.status == BindingStatus.REVOKED
+    return False
+
+
+def _not_bound(decision: Decision) -> Decision:
+    """Rejected, PROXY_NOT_BOUND: whatever the video shows, it certifies (or consents) nobody."""
+    return dataclasses.replace(
+        decision,
+        outcome=Outcome.REJECT,
+        reasons=list(dict.fromkeys([*decision.reasons, ReasonCode.PROXY_NOT_BOUND])),
+        references=[],
+    )
 
 
 def _verification_decision(db: Session, session_id: str, decision: Decision) -> Decision:
@@ -148,8 +192,12 @@ def on_decided(
     binding = db.get(ProxyBinding, ps.binding_id, with_for_update=True) if ps.binding_id else None
     if binding is None:
         return ps.kind != ProxySessionKind.CERTIFICATION.value
-    if outcome is Outcome.REJECT:
-        _failed(db, binding, who, target, ReasonCode.PROXY_OPERATOR_FACE.value in reasons)
+    operator_face = ReasonCode.PROXY_OPERATOR_FACE.value in reasons
+    # A session that could not succeed anyway (`no_longer_bound`: nothing the relative did) counts no failure on
+    # the binding's record, which carries over to a later binding of the pair; one who filmed themselves is
+    # flagged all the same. An unbound binding's failures still count: unbinding must not be a way around them.
+    if outcome is Outcome.REJECT and (operator_face or not no_longer_bound(db, ps)):
+        _failed(db, binding, who, target, operator_face)
     if ps.kind == ProxySessionKind.CONSENT.value:
         if outcome is Outcome.ACCEPT:
             record_consent(db, binding, ConsentMethod.LIVE_VIDEO, s.id, who)
@@ -181,6 +229,10 @@ def on_accept(db: Session, s: CertSession, elder: Beneficiary | None) -> bool:
     if ps.kind == ProxySessionKind.CERTIFICATION.value:
         if elder is not None and elder.status == BeneficiaryStatus.DECEASED:
             raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
+        if no_longer_bound(db, ps):
+            # Opened for the record's previous person (its binding revoked by a roster change of the ID number):
+            # neither staff nor a worker whose decision raced the import may certify the new person with it.
+            raise ProxyServiceError(PROXY_BINDING_REVOKED, "the binding was revoked by a roster change")
         return False
     op = db.get(ProxyOperator, ps.operator_id, with_for_update=True)
     if op is None:
@@ -193,5 +245,9 @@ def on_accept(db: Session, s: CertSession, elder: Beneficiary | None) -> bool:
         audit(db, actor(op), "proxy.operator.verified", op.id, {"session": s.id, "template": False})
     binding = db.get(ProxyBinding, ps.binding_id, with_for_update=True) if ps.binding_id else None
     if ps.kind == ProxySessionKind.CONSENT.value and binding is not None and binding.consent_at is None:
-        record_consent(db, binding, ConsentMethod.LIVE_VIDEO, s.id, actor(op))
+        refusal = record_consent(db, binding, ConsentMethod.LIVE_VIDEO, s.id, actor(op))
+        if refusal is not None:
+            # Refused, not accepted with nothing recorded: a staff accept that activated no binding read as done
+            # (docs/proxy.md, *A late consent*). The refusal's audit entry goes with the rolled-back review.
+            raise ProxyServiceError(refusal, "the elder's consent can no longer be recorded for this binding")
     return True

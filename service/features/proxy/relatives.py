@@ -1,9 +1,10 @@
 """Who the relatives of a beneficiary are, as far as the service knows, and the kinship rule in the worker.
 
 Relatives with an enrolled face template: the proxy operators ever bound to the beneficiary (a binding is a
-declared family tie; an ended one still is), and the other beneficiaries of the same roster household. Their
-templates let `proxy_auth.apply_relative_rule` send a session to review when the face in the video is as close
-to a relative as to the claimed person (a relative presenting a dead parent's card, 冒领).
+declared family tie; an ended one still is, a revoked one, the record's previous person's, is not), and the
+other beneficiaries of the same roster household. Their templates let `proxy_auth.apply_relative_rule` send a
+session to review when the face in the video is as close to a relative as to the claimed person (a relative
+presenting a dead parent's card, 冒领).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from proxy_auth import RelativePolicy, RelativeTemplate, apply_relative_rule
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession, beneficiary_of
 from service.certification.templates import load_template
-from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxyOperatorIdentity
+from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator, ProxyOperatorIdentity
 from service.features.proxy.operators import load_template as load_operator_template
 from service.infra.config import Settings
 
@@ -47,7 +48,12 @@ def relative_templates(db: Session, ctx: ServiceContext, session_id: str, model:
 
 
 def _operators(db: Session, ctx: ServiceContext, b: Beneficiary, model: str) -> list[RelativeTemplate]:
-    bound = select(ProxyBinding.operator_id).where(ProxyBinding.beneficiary_id == b.id)
+    # Ended and expired bindings count (a relative who unbinds and then certifies as the parent is the 冒领 case
+    # this rule exists for); revoked ones do not: the roster gave the record another ID number, and their
+    # relatives are the previous person's (bindings.end_for_identity_change revokes every binding of the record).
+    bound = select(ProxyBinding.operator_id).where(
+        ProxyBinding.beneficiary_id == b.id, ProxyBinding.status != BindingStatus.REVOKED
+    )
     who = ProxyOperatorIdentity
     ops = db.scalars(
         select(ProxyOperator)

@@ -5,7 +5,7 @@ the operator's `ProxyClaim` (issue 20)."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
@@ -15,9 +15,17 @@ from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.contract import Claim
-from service.certification.errors import ServiceError
+from service.certification.errors import NotFoundError, ServiceError
 from service.certification.fingerprints import MAX_COMPARED
-from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, Channel, utcnow
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    CertSession,
+    Channel,
+    SessionDecision,
+    SessionState,
+    utcnow,
+)
 from service.certification.sessions import NewSession, create_claim_session, create_session
 from service.features.proxy.bindings import (
     PROXY_CONSENT_EXPIRED,
@@ -29,6 +37,7 @@ from service.features.proxy.bindings import (
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import (
     CLAIM_FIELD,
+    ENDED_STATUSES,
     BindingStatus,
     ProxyBinding,
     ProxyClaim,
@@ -37,6 +46,8 @@ from service.features.proxy.models import (
     ProxySessionKind,
 )
 from service.features.proxy.operators import actor
+from service.features.proxy.policy import proxy_policy
+from service.infra.clock import local_day_start
 from service.infra.security import mask_id, normalise_id
 
 
@@ -99,6 +110,76 @@ def verification_failures(db: Session, ctx: ServiceContext, operator_id: str) ->
     count against the relative who opened it (the ordinary FAILURES_PER_DAY, service/certification/attempts.py)."""
     n = len(attempts.rejected_today_where(db, ctx.settings, _verifications_of(operator_id), utcnow()))
     return attempts.Failures(total=n, mine=n)
+
+
+def queue_guard(db: Session, ctx: ServiceContext, s: CertSession, /) -> None:
+    """A `QueueGuard` (docs/proxy.md, *Attempts in flight*): the upload that would queue a relative's verification
+    or a proxy certification counts that session's other tries still awaiting their decision as failures, so
+    sessions opened together (each passed the check when it opened: nothing was decided yet) give no more tries
+    than the operator's daily limit, or than the binding's failures before its lock."""
+    ps = db.get(ProxySession, s.id)
+    if ps is None:
+        return
+    if ps.kind == ProxySessionKind.VERIFICATION.value:
+        _check_verification_queue(db, ctx, ps.operator_id, s.id)
+    elif ps.kind == ProxySessionKind.CERTIFICATION.value and ps.binding_id is not None:
+        _check_binding_queue(db, ps.binding_id, s.id)
+
+
+_UNDECIDED = (SessionState.QUEUED, SessionState.PROCESSING)
+
+
+def _check_verification_queue(db: Session, ctx: ServiceContext, operator_id: str, session_id: str) -> None:
+    # Two uploads queueing two of the operator's verifications at once would each miss the other: serialised on
+    # the operator's row (PostgreSQL; SQLite serialises writers). After the session's own row, as a worker's
+    # decision takes them (`hooks.on_decided`), so the two never wait for each other in opposite orders.
+    db.execute(select(ProxyOperator.id).where(ProxyOperator.id == operator_id).with_for_update())
+    today = local_day_start(ctx.settings, utcnow())
+    rejected = and_(CertSession.decision == SessionDecision.REJECT, CertSession.decided_at >= today)
+    # One statement: a decision committed meanwhile moves a session from undecided to rejected, never out of both.
+    n = db.scalar(
+        select(func.count())
+        .select_from(CertSession)
+        .where(
+            _verifications_of(operator_id),
+            CertSession.id != session_id,
+            or_(rejected, CertSession.state.in_(_UNDECIDED)),
+        )
+    )
+    if attempts.limit_reached(attempts.Failures(total=n or 0, mine=n or 0), ctx):
+        raise ServiceError(ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", extra={"staff_review": True})
+
+
+def _check_binding_queue(db: Session, binding_id: str, session_id: str) -> None:
+    """The binding's failures plus its other certifications awaiting their decision must stay under the lock.
+    Serialised by the elder's row, which the core locks first for every session with a beneficiary."""
+    pending = (
+        select(func.count())
+        .select_from(CertSession)
+        .join(ProxySession, ProxySession.session_id == CertSession.id)
+        .where(
+            ProxySession.binding_id == binding_id,
+            CertSession.id != session_id,
+            CertSession.state.in_(_UNDECIDED),
+        )
+        .scalar_subquery()
+        .label("pending")
+    )
+    # One statement: a worker's decision moves its session from pending into `failures` in one commit.
+    row = db.execute(
+        select(ProxyBinding.status, ProxyBinding.locked, ProxyBinding.failures, pending).where(
+            ProxyBinding.id == binding_id
+        )
+    ).one()
+    if row.status in ENDED_STATUSES:
+        # Unbound, or revoked by a roster change of the elder's ID number, since the session was opened.
+        raise NotFoundError("binding", code=ReasonCode.PROXY_NOT_BOUND.value)
+    if row.locked:
+        raise ProxyServiceError("PROXY_BINDING_LOCKED", "binding locked pending staff review")
+    if row.failures + row.pending >= proxy_policy().failures_before_lock:
+        raise ServiceError(
+            ReasonCode.ATTEMPTS_EXCEEDED, "failures before the lock in flight", extra={"staff_review": True}
+        )
 
 
 def verification_attempts_left(db: Session, ctx: ServiceContext, operator_id: str) -> int:
