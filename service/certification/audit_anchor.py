@@ -35,6 +35,7 @@ HEAD_KEY = "audit/head"
 STORE_INFO = "audit_anchor_store"
 _PENDING_INFO = "audit_anchor_pending"
 _LISTENING_INFO = "audit_anchor_listening"
+_WROTE_INFO = "audit_anchor_wrote"
 
 
 @dataclass(frozen=True)
@@ -104,20 +105,33 @@ def write_head(storage: MediaStorage, anchor: Anchor) -> None:
         storage.put(HEAD_KEY, _encode(anchor))
 
 
-def anchor_on_commit(db: Session, seq: int, entry_hash: str) -> None:
-    """Record entry `seq` as the head once `db`'s transaction has committed (nothing on a rollback). Sessions
-    made without a store (tools, some tests) anchor only at the daily run."""
-    storage = db.info.get(STORE_INFO)
-    if storage is None:
+def anchor_on_commit(db: Session) -> None:
+    """Record the chain's head once `db`'s transaction, which wrote audit entries, has committed (nothing on a
+    rollback). Sessions made without a store (tools, some tests) anchor only at the daily run.
+
+    The head is read just before the top-level commit, not taken from the entry written: savepoints fire the same
+    commit and rollback events, and an entry written inside a savepoint rolled back later never existed."""
+    if db.info.get(STORE_INFO) is None:
         return
     if not db.info.get(_LISTENING_INFO):  # once per session (sessions are short-lived units of work)
+        event.listen(db, "before_commit", _read_head_before_commit)
         event.listen(db, "after_commit", _write_pending_head)
         event.listen(db, "after_rollback", _drop_pending_head)
         db.info[_LISTENING_INFO] = True
-    db.info[_PENDING_INFO] = Anchor(seq, entry_hash, _now())
+    db.info[_WROTE_INFO] = True
+
+
+def _read_head_before_commit(db: Session) -> None:
+    if db.in_nested_transaction() or not db.info.pop(_WROTE_INFO, False):
+        return
+    head = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
+    if head is not None:
+        db.info[_PENDING_INFO] = Anchor(head.seq, head.hash, _now())
 
 
 def _write_pending_head(db: Session) -> None:
+    if db.in_nested_transaction():  # a savepoint released: the transaction is still open
+        return
     anchor: Anchor | None = db.info.pop(_PENDING_INFO, None)
     if anchor is None:
         return
@@ -128,7 +142,10 @@ def _write_pending_head(db: Session) -> None:
 
 
 def _drop_pending_head(db: Session) -> None:
+    if db.in_nested_transaction():  # a savepoint rolled back: the outer transaction may still commit entries
+        return
     db.info.pop(_PENDING_INFO, None)
+    db.info.pop(_WROTE_INFO, None)
 
 
 def check_anchors(db: Session, storage: MediaStorage) -> AnchorCheck:

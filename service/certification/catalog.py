@@ -89,6 +89,8 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     "PROXY_OPERATOR_VERIFIED": "您已完成实名认证,如需变更身份信息请到经办机构办理",
     # A proxy certification opened before the roster gave the elder's record another ID number (staff's accept).
     "PROXY_BINDING_REVOKED": "名册中该老人的身份证号已变更,原亲属绑定已终止,本次代办认证不能通过",
+    # A binding's earlier certification still awaits its decision and the binding is one failure from its lock.
+    "PROXY_DECISION_PENDING": "上一次代办认证正在处理,请等结果出来后再试",
 }
 
 # Assisted certification requests (service.features.console.assist): what the citizen or the staff member reads.

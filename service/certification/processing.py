@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.decision.result import Outcome
 from pipelines.errors import PipelineError
+from pipelines.reasons import ReasonCode
 from service.certification import heartbeat
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
@@ -255,6 +256,10 @@ def _apply(
             log.info("session %s: claim lost before applying; another worker owns it", session_id)
             return False
         now = utcnow()
+        b = beneficiary_of(db, s)
+        if outcome is Outcome.ACCEPT and b is not None and b.status == BeneficiaryStatus.DECEASED:
+            # Recorded deceased after the session opened: nobody is certified for the dead (staff see why).
+            outcome, reasons = Outcome.REJECT, [*reasons, ReasonCode.BENEFICIARY_DECEASED.value]
         s.state, s.decision, s.reasons, s.result, s.decided_at = (
             SessionState.DECIDED,
             outcome.value,
@@ -263,7 +268,6 @@ def _apply(
             now,
         )
         s.lease_until = None
-        b = beneficiary_of(db, s)
         handled = False
         for hook in ctx.hooks.decided.values():  # every hook sees the decision, whichever handles the accept
             handled = hook(db, ctx, s, b, outcome, reasons, new_template) or handled
@@ -293,6 +297,8 @@ def accept_session(
     # certified beneficiary suspended. Pending changes are flushed first, so the re-read keeps them.
     db.flush()
     db.refresh(b, with_for_update=True)
+    if b.status == BeneficiaryStatus.DECEASED:  # staff accepting a case whose person was recorded dead meanwhile
+        raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
     was_suspended = b.status == BeneficiaryStatus.SUSPENDED
     until = record_certification(db, b, today, ctx.rules)
     cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")

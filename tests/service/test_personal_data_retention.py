@@ -17,7 +17,15 @@ from pipelines.decision.runner import CertificationReport
 from pipelines.id_card.result import IdCardResult
 from service.certification.context import ServiceContext
 from service.certification.contract import Certifier
-from service.certification.models import AuditEntry, Beneficiary, CertSession, Channel, SessionState, utcnow
+from service.certification.models import (
+    AuditEntry,
+    Beneficiary,
+    Certification,
+    CertSession,
+    Channel,
+    SessionState,
+    utcnow,
+)
 from service.certification.processing import claim, process
 from service.certification.sessions import create_session
 from tests.service import factories
@@ -120,3 +128,23 @@ def test_a_partial_read_of_the_number_is_stored_and_served_masked(ctx: ServiceCo
     with ctx.db() as db:
         row = db.get(CertSession, sid)
         assert row is not None and NUMBER[:17] not in str(row.result) and NUMBER[4:14] not in str(row.result)
+
+
+def test_a_person_recorded_deceased_while_their_video_waited_is_not_certified(ctx: ServiceContext) -> None:
+    """The session opened while the person was alive; the death was recorded before the worker decided: a machine
+    acceptance becomes a rejection naming the reason, and no certification is issued for the dead."""
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        s = create_session(db, ctx, b, Channel.SELF, False, "test").session
+        s.id_card_key, s.video_key = f"sessions/{s.id}/id_card", f"sessions/{s.id}/video"
+        s.state, s.queued_at = SessionState.QUEUED, utcnow()
+        ctx.storage.put(s.id_card_key, b"card")
+        ctx.storage.put(s.video_key, b"video")
+        b.status = "deceased"
+        sid, bid = s.id, b.id
+    assert claim(ctx, sid, "w1") == sid
+    assert process(ctx, cast(Certifier, FixedCertifier(Outcome.ACCEPT)), sid, "w1")
+    with ctx.db() as db:
+        row = db.get(CertSession, sid)
+        assert row is not None and row.decision == "reject" and "BENEFICIARY_DECEASED" in row.reasons
+        assert db.scalar(select(Certification).where(Certification.beneficiary_id == bid)) is None

@@ -88,6 +88,9 @@ def evaluate_fused(
     l2: float = 1.0,
 ) -> tuple[Evaluation, LogisticFusion]:
     """`protocol.evaluate` with the fusion fitted inside each fold; also the deployment fusion."""
+    keys = [p.key for p in presentations]
+    if len(set(keys)) != len(keys):  # the scores are looked up by key: a duplicate would share them
+        raise ValueError("presentation keys must be unique: a duplicate would be counted twice")
     folds = subject_folds(presentations, protocol.folds, protocol.seed)
     results: list[FoldResult] = []
     outcomes: list[Outcome] = []

@@ -96,6 +96,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "PROXY_RELATIONSHIP": 422,
     "PROXY_OPERATOR_VERIFIED": 409,
     "PROXY_BINDING_REVOKED": 409,
+    "PROXY_DECISION_PENDING": 409,
     # Assisted certification requests (service.certification.catalog.ASSIST_MESSAGES_ZH): a form problem is 422.
     "ASSIST_KIND": 422,
     "ASSIST_PHONE": 422,

@@ -61,7 +61,7 @@ def record(db: Session, actor: str, action: str, target: str, detail: dict[str, 
         )
     )
     db.flush()
-    anchor_on_commit(db, seq, digest)  # the head, outside the database, once this transaction commits
+    anchor_on_commit(db)  # the head, outside the database, once this transaction commits
     # The target (a record id) stays in the database: log lines carry only who did what.
     log.info("console audit #%d %s %s", seq, actor, action)
 

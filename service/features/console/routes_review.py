@@ -13,6 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
+from service.adapters.http.errors import http_status
+from service.certification.catalog import message_zh
+from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, Certification, CertSession, beneficiary_of, utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain, case_media
@@ -117,6 +120,11 @@ def decide(
             outcome = decide_case(db, ctx_of(request), staff, session_id, decision, reason[:1000])
     except CaseError as exc:
         return render(request, "message.html", staff, status=409, message=exc.message, back=f"/cases/{session_id}")
+    except ServiceError as exc:
+        # The core or a feature refused the acceptance (a person recorded deceased meanwhile, a relative's binding
+        # revoked or its consent window past): the reason in words on the console's page, not the API's JSON.
+        status = http_status(exc)
+        return render(request, "message.html", staff, status=status, message=message_zh(exc.code), back="/queue")
     msg = "已提交，等待主管复核" if outcome == "awaiting_supervisor" else "已完成审核"
     return render(request, "message.html", staff, message=msg, back="/queue", next_case=True)
 

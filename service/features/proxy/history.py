@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from service.certification.models import CertSession
-from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
 
 
 # typing_extensions: pydantic (the API's response models, schemas.py) reads a TypedDict only from there before 3.12.
@@ -36,6 +36,9 @@ def elder_history(db: Session, beneficiary_id: int, viewer: ProxyOperator | None
         .where(
             CertSession.beneficiary_id == beneficiary_id,
             ProxySession.kind.in_([ProxySessionKind.CERTIFICATION.value, ProxySessionKind.CONSENT.value]),
+            # Revoked by a roster change of the record's ID number: that relative was the previous person's, and
+            # neither they nor their certifications are the new person's to see (or to be shown to).
+            ProxyBinding.status != BindingStatus.REVOKED,
         )
         .order_by(CertSession.created_at)
     ).all()

@@ -113,7 +113,7 @@ def verification_failures(db: Session, ctx: ServiceContext, operator_id: str) ->
 
 
 def queue_guard(db: Session, ctx: ServiceContext, s: CertSession, /) -> None:
-    """A `QueueGuard` (docs/proxy.md, *Attempts in flight*): the upload that would queue a relative's verification
+    """A `QueueGuard` (docs/proxy.md, *Sessions in flight*): the upload that would queue a relative's verification
     or a proxy certification counts that session's other tries still awaiting their decision as failures, so
     sessions opened together (each passed the check when it opened: nothing was decided yet) give no more tries
     than the operator's daily limit, or than the binding's failures before its lock."""
@@ -177,9 +177,8 @@ def _check_binding_queue(db: Session, binding_id: str, session_id: str) -> None:
     if row.locked:
         raise ProxyServiceError("PROXY_BINDING_LOCKED", "binding locked pending staff review")
     if row.failures + row.pending >= proxy_policy().failures_before_lock:
-        raise ServiceError(
-            ReasonCode.ATTEMPTS_EXCEEDED, "failures before the lock in flight", extra={"staff_review": True}
-        )
+        # Not the daily limit: the earlier video's decision decides whether this one may count (or the lock).
+        raise ProxyServiceError("PROXY_DECISION_PENDING", "failures before the lock in flight")
 
 
 def verification_attempts_left(db: Session, ctx: ServiceContext, operator_id: str) -> int:

@@ -72,3 +72,28 @@ def test_a_store_that_cannot_take_the_head_costs_the_staff_action_nothing(ctx: S
         record(db, "staff:li", "case.view", "s-1", {})
     head = read_head(ctx.storage)
     assert head is not None and head.seq == 2
+
+
+def test_savepoints_neither_write_the_head_early_nor_leave_a_rolled_back_entry_as_head(ctx: ServiceContext) -> None:
+    """Savepoints fire the same commit and rollback events as the transaction (a console claim is made in one; a
+    WeChat notice is queued in one after the request's audit entry): the head is written only after the real
+    commit, and an entry whose savepoint rolled back is never recorded as the head."""
+    try:
+        with ctx.db() as db:
+            record(db, "staff:li", "case.claim", "s-1", {})
+            with db.begin_nested():
+                pass  # released: the transaction is still open
+            assert read_head(ctx.storage) is None
+            raise RuntimeError("the request fails afterwards")
+    except RuntimeError:
+        pass
+    assert read_head(ctx.storage) is None and newest(ctx) == 0
+    with ctx.db() as db:
+        record(db, "staff:li", "case.view", "s-1", {})
+        nested = db.begin_nested()
+        record(db, "staff:li", "case.claim", "s-1", {})
+        nested.rollback()  # the claim lost its race: its entry is gone
+    head = read_head(ctx.storage)
+    assert head is not None and head.seq == newest(ctx) == 1
+    with ctx.db() as db:
+        assert check_anchors(db, ctx.storage).ok

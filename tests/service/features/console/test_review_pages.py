@@ -22,6 +22,7 @@ from pipelines.decision.runner import Certifier
 from pipelines.reasons import STAFF_LABELS_ZH, ReasonCode
 from proxy_auth import OperatorCheck, ProxyContext, ProxyPolicy, apply_proxy_policy
 from service.certification import processing, regions
+from service.certification.catalog import message_zh
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, BenefitType, CertSession, Channel, SessionState, UploadKind
 from service.certification.sessions import create_session, upload
@@ -220,6 +221,26 @@ def test_next_case_claims_the_oldest_open_case_and_skips_others_claims(
     r = app_client.post("/console/cases/next", data={"csrf": csrf_of(done.text)})
     assert "队列中暂无可处理的案件" in r.text
     assert app_client.post("/console/cases/next", data={"csrf": ""}).status_code == 403
+
+
+def test_an_acceptance_the_core_refuses_reads_as_a_console_page(
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int], staff_users: dict[str, int]
+) -> None:
+    """The person was recorded deceased while the case waited: the acceptance is refused (409) with the reason on
+    the console's own page, not the API's JSON; the case stays open for a rejection."""
+    sid, bid = case
+    with ctx.db() as db:
+        b = db.get(Beneficiary, bid)
+        assert b is not None
+        b.status = "deceased"
+    csrf = login(app_client, "rev1")
+    app_client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf})
+    r = app_client.post(f"/console/cases/{sid}/decide", data={"csrf": csrf, "decision": "accept", "reason": "核实"})
+    assert r.status_code == 409 and r.headers["content-type"].startswith("text/html"), r.text[:200]
+    assert message_zh("BENEFICIARY_DECEASED") in r.text
+    with ctx.db() as db:
+        s = db.get(CertSession, sid)
+        assert s is not None and s.decision == "review"
 
 
 def test_audit_page_reads_in_chinese(

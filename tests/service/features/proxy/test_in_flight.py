@@ -25,6 +25,7 @@ from service.certification.context import ServiceContext
 from service.certification.contract import Certifier
 from service.certification.models import Beneficiary, Certification, CertSession, SessionState, utcnow
 from service.certification.processing import claim, process
+from service.features.proxy.history import elder_history
 from service.features.proxy.models import BindingStatus, ProxyBinding
 from service.features.proxy.relatives import relative_templates
 from tests.service import factories
@@ -134,7 +135,9 @@ def test_a_bindings_certifications_in_flight_stay_under_its_lock(
     )
     r = _send(client, first, card, video, 0)
     assert r.status_code == 200 and r.json()["state"] == "queued", r.text
-    _refused_unstored(ctx, _send(client, second, card, video, 1), second["session_id"], "ATTEMPTS_EXCEEDED", 429)
+    refused = _send(client, second, card, video, 1)
+    _refused_unstored(ctx, refused, second["session_id"], "PROXY_DECISION_PENDING", 409)
+    assert refused.json()["error"]["message"] == "上一次代办认证正在处理,请等结果出来后再试"
 
     # The first is rejected: the binding is locked (as hooks.on_decided does), so the second stays refused.
     _state(ctx, first["session_id"], state=SessionState.DECIDED, decision="reject", decided_at=utcnow())
@@ -252,6 +255,9 @@ def test_a_proxy_session_of_the_previous_person_certifies_nobody(client: TestCli
     assert s.decision == "reject" and "PROXY_NOT_BOUND" in s.reasons
     assert _binding(ctx, b["binding_id"]).failures == 0  # not the relative's failure: nothing carries over
     assert _certifications(ctx) == 0
+    with ctx.db() as db:  # the new person's family history shows nothing of the previous person's relative
+        record = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
+        assert record is not None and elder_history(db, record.id) == []
 
 
 def test_a_consent_video_accepted_after_the_window_is_refused(

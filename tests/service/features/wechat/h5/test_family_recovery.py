@@ -244,6 +244,16 @@ def test_only_the_relative_who_asked_and_only_while_bound(app: App, fam: Family)
         assert len(db.scalars(select(CertSession)).all()) == len(db.scalars(select(ProxySession)).all()) == 2
 
 
+def test_a_binding_the_roster_revoked_is_not_called_the_relatives_unbinding(app: App, fam: Family) -> None:
+    """A roster change of the elder's ID number revokes the binding: the relative did not unbind, and is told
+    what happened instead."""
+    old = family_session(app, fam)
+    set_binding(app, fam, status=BindingStatus.REVOKED, ended_at=utcnow())
+    r = again(app, old)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "PROXY_NOT_BOUND"
+    assert r.json()["error"]["message"] == "该老人的档案信息已变更,原绑定已失效,请重新绑定。"
+
+
 def elders(app: App, fam: Family) -> dict[str, tuple[str, str]]:
     r = app.client.get("/h5/api/family/elders", headers={"Authorization": f"Bearer {fam.token}"})
     assert r.status_code == 200, r.text
