@@ -19,15 +19,14 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.liveness.evaluation.core import REAL, Outcome, Presentation, error_rates, measure
+from pipelines.liveness.evaluation.core import REAL, Outcome, Presentation, error_rates
 from pipelines.liveness.evaluation.folds import calibration_pool, subject_folds
-from pipelines.liveness.evaluation.intervals import bootstrap_intervals
 from pipelines.liveness.evaluation.protocol import (
     Evaluation,
     FoldResult,
     Protocol,
+    assemble,
     choose_operating_point,
-    presentation_counts,
 )
 from pipelines.liveness.evaluation.thresholds import with_motion_rule
 from pipelines.liveness.passive import LogisticFusion, logit
@@ -105,18 +104,5 @@ def evaluate_fused(
         results.append(FoldResult(i, n_cal, len(fold), choice, error_rates(measured)))
     deployment = choose_operating_point(_out_of_fold(folds, vectors, names, l2), protocol)
     final = fit_fusion([p for p in presentations if p.subject], vectors, names, l2)
-    ratio = deployment.motion_min_ratio or 0.0
-    deployed = [with_motion_rule(p, ratio) for p in rescored(presentations, vectors, final)]
-    evaluation = Evaluation(
-        protocol=protocol,
-        folds=results,
-        out_of_fold=error_rates(outcomes),
-        intervals=bootstrap_intervals(outcomes, protocol.n_boot, protocol.seed, protocol.confidence),
-        deployment=deployment,
-        in_sample=measure(deployed, deployment.threshold),
-        n_presentations=len(presentations),
-        n_subjects=len({p.subject for p in presentations if p.subject}),
-        n_unknown_subject=sum(1 for p in presentations if not p.subject),
-        counts=presentation_counts(presentations),
-    )
-    return evaluation, final
+    scored = rescored(presentations, vectors, final)
+    return assemble(presentations, protocol, results, outcomes, deployment, scored), final

@@ -70,7 +70,7 @@ class Evaluation:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def presentation_counts(presentations: Sequence[Presentation]) -> dict[str, dict[str, int]]:
+def _presentation_counts(presentations: Sequence[Presentation]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for p in presentations:
         group = f"attack:{p.attack_type}" if p.label == SPOOF else f"real:{p.condition}"
@@ -105,10 +105,23 @@ def evaluate(presentations: Sequence[Presentation], protocol: Protocol = Protoco
         outcomes.extend(measured)
         results.append(FoldResult(i, len(cal), len(fold), choice, error_rates(measured)))
     deployment = choose_operating_point(presentations, protocol)
-    deployed = [with_motion_rule(p, deployment.motion_min_ratio or 0.0) for p in presentations]
+    return assemble(presentations, protocol, results, outcomes, deployment, presentations)
+
+
+def assemble(
+    presentations: Sequence[Presentation],
+    protocol: Protocol,
+    folds: list[FoldResult],
+    outcomes: Sequence[Outcome],
+    deployment: ThresholdChoice,
+    scored: Sequence[Presentation],
+) -> Evaluation:
+    """The evaluation of measured folds: pooled out-of-fold rates with intervals, and the deployment choice's
+    in-sample rates on `scored` (the presentations as the deployed stage scores them)."""
+    deployed = [with_motion_rule(p, deployment.motion_min_ratio or 0.0) for p in scored]
     return Evaluation(
         protocol=protocol,
-        folds=results,
+        folds=folds,
         out_of_fold=error_rates(outcomes),
         intervals=bootstrap_intervals(outcomes, protocol.n_boot, protocol.seed, protocol.confidence),
         deployment=deployment,
@@ -116,5 +129,5 @@ def evaluate(presentations: Sequence[Presentation], protocol: Protocol = Protoco
         n_presentations=len(presentations),
         n_subjects=len({p.subject for p in presentations if p.subject}),
         n_unknown_subject=sum(1 for p in presentations if not p.subject),
-        counts=presentation_counts(presentations),
+        counts=_presentation_counts(presentations),
     )
