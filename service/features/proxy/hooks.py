@@ -34,6 +34,7 @@ from service.features.proxy.bindings import (
 )
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import (
+    ENDED_STATUSES,
     BindingStatus,
     ProxyBinding,
     ProxyClaim,
@@ -119,15 +120,16 @@ def no_longer_bound(db: Session, ps: ProxySession) -> bool:
     """The binding a proxy session was opened under can no longer give it effect: a certification whose binding
     was revoked (the roster gave the elder's record another ID number: the relative was the old person's, and the
     face and card now checked are the new person's), a consent video whose binding's consent window
-    passed or that was revoked meanwhile. Never for one the relative ended (unbound) themself: the decision stands
-    and its failure counts, as before (``bindings.record_consent`` records no consent for it)."""
+    passed or that ended meanwhile (unbound too: an elder's consent to a binding that no longer exists gives
+    nothing, and must not read as accepted). Never for a certification whose relative ended (unbound) the binding
+    themself: that decision stands and its failure counts, as before."""
     row = db.get(ProxyBinding, ps.binding_id) if ps.binding_id else None
     if row is None:
         return False
     if ps.kind == ProxySessionKind.CERTIFICATION.value:
         return row.status == BindingStatus.REVOKED
     if ps.kind == ProxySessionKind.CONSENT.value:
-        return consent_expired(row) or row.status == BindingStatus.REVOKED
+        return consent_expired(row) or row.status in ENDED_STATUSES
     return False
 
 

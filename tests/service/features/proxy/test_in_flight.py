@@ -293,3 +293,21 @@ def test_a_consent_video_accepted_after_the_window_is_refused(
     assert s.decision == "reject" and "PROXY_NOT_BOUND" in s.reasons
     late = _binding(ctx, binding_id)
     assert late.consent_at is None and late.status != BindingStatus.ACTIVE and late.failures == 0
+
+
+def test_a_consent_video_decided_after_its_relative_unbound_consents_nobody(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """The relative unbound while the elder's consent video waited: the machine's acceptance recorded nothing and
+    the video read as accepted. Now it is rejected as not bound."""
+    _, number, name = new_elder(ctx)
+    op = verified_operator(client, ctx)
+    pending = bind(client, op, number, name).json()
+    consent = client.post(f"{P}/bindings/{pending['binding_id']}/consent", json={}, headers=bearer(op["token"]))
+    assert consent.status_code == 200, consent.text
+    _queued(ctx, consent.json())
+    r = client.delete(f"{P}/bindings/{pending['binding_id']}", headers=bearer(op["token"]))
+    assert r.status_code == 200, r.text
+    s = _decide(ctx, consent.json()["session_id"], Outcome.ACCEPT)
+    assert s.decision == "reject" and "PROXY_NOT_BOUND" in s.reasons
+    assert _binding(ctx, pending["binding_id"]).consent_at is None
