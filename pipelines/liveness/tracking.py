@@ -20,7 +20,7 @@ from models.detectors import Detection
 from pipelines.face_match import FaceMatcher, FaceObservation
 from pipelines.face_match.matcher import prominence
 from pipelines.liveness.capture import CaptureStats, measure_capture
-from pipelines.liveness.passive import PassiveScorer
+from pipelines.liveness.passive import PassiveScorer, mean_score
 from pipelines.liveness.signals import FaceSignals, measure
 from pipelines.liveness.video import BackgroundFrames, Frame, VideoReader
 
@@ -50,7 +50,7 @@ class KeyFrame:
     @property
     def passive_score(self) -> float:
         """The models' mean, in float32 as the scorer computes it (PassiveScorer.score)."""
-        return float(np.asarray(self.passive_by_model, dtype=np.float32).mean())
+        return mean_score(self.passive_by_model)
 
 
 @dataclass

@@ -26,6 +26,8 @@ from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry, CertSession, SessionDecision, SessionState, utcnow
 from service.infra.clock import HasTimeZone, local_day_start
 
+# Queued or being processed: a try whose decision may yet be a rejection.
+UNDECIDED_STATES = (SessionState.QUEUED, SessionState.PROCESSING)
 # The session.create audit entry is written in the request that inserts the session: seconds apart at most.
 # The window keeps the audit lookup on the indexed `at` column instead of scanning every session.create entry.
 _AUDIT_SLACK = dt.timedelta(minutes=10)
@@ -56,14 +58,15 @@ def rejected_today_where(
 ) -> list[tuple[str, dt.datetime]]:
     """(session id, created at) of today's rejections among the sessions ``where`` selects: a feature counts
     the sessions without a beneficiary it opened (a relative's verifications count against the relative)."""
-    rows = db.execute(
-        select(CertSession.id, CertSession.created_at).where(
-            where,
-            CertSession.decision == SessionDecision.REJECT,
-            CertSession.decided_at >= local_day_start(settings, now),
-        )
-    ).all()
+    rows = db.execute(select(CertSession.id, CertSession.created_at).where(where, _rejected_today(settings, now))).all()
     return [(r[0], r[1]) for r in rows]
+
+
+def _rejected_today(settings: HasTimeZone, now: dt.datetime) -> ColumnElement[bool]:
+    """Rejected since the bureau's local midnight."""
+    return and_(
+        CertSession.decision == SessionDecision.REJECT, CertSession.decided_at >= local_day_start(settings, now)
+    )
 
 
 def requesters(db: Session, ctx: ServiceContext, rows: list[tuple[str, dt.datetime]]) -> dict[str, str]:
@@ -99,20 +102,26 @@ def failures(
     return Failures(len(rows), sum(1 for sid, _ in rows if who[sid] == requester))
 
 
-def with_pending(db: Session, ctx: ServiceContext, s: CertSession, now: dt.datetime | None = None) -> Failures:
-    """Today's rejections of the beneficiary of `s` plus every session of theirs still awaiting its decision
-    (queued, processing: each may yet be a rejection), `mine` counted for the requester of `s` (all of them when
-    nothing records it). The limit at session creation alone counted only decided rejections: sessions opened
-    together all passed it, and every one of them then sent a video (a try at the face match and liveness)."""
-    assert s.beneficiary_id is not None
-    undecided = db.execute(
-        select(CertSession.id, CertSession.created_at).where(
-            CertSession.beneficiary_id == s.beneficiary_id,
-            CertSession.state.in_([SessionState.QUEUED, SessionState.PROCESSING]),
-            CertSession.id != s.id,
-        )
+def rejected_or_undecided_today(
+    db: Session, settings: HasTimeZone, where: ColumnElement[bool], now: dt.datetime, besides: str
+) -> list[tuple[str, dt.datetime]]:
+    """(session id, created at) of today's rejections among the sessions ``where`` selects, and of those still
+    awaiting their decision (each may yet be a rejection), session ``besides`` left out. One statement: a decision
+    committed meanwhile moves a session from undecided to rejected, never out of both."""
+    tried = or_(_rejected_today(settings, now), CertSession.state.in_(UNDECIDED_STATES))
+    rows = db.execute(
+        select(CertSession.id, CertSession.created_at).where(where, CertSession.id != besides, tried)
     ).all()
-    rows = rejected_today(db, ctx.settings, s.beneficiary_id, now or utcnow()) + [(r[0], r[1]) for r in undecided]
+    return [(r[0], r[1]) for r in rows]
+
+
+def with_pending(db: Session, ctx: ServiceContext, s: CertSession, now: dt.datetime | None = None) -> Failures:
+    """Today's rejections of the beneficiary of `s` plus every session of theirs still awaiting its decision,
+    `mine` counted for the requester of `s` (all of them when nothing records it). The limit at session creation
+    alone counted only decided rejections: sessions opened together all passed it, and every one of them then
+    sent a video (a try at the face match and liveness)."""
+    person = CertSession.beneficiary_id == s.beneficiary_id
+    rows = rejected_or_undecided_today(db, ctx.settings, person, now or utcnow(), s.id)
     who = requesters(db, ctx, [*rows, (s.id, s.created_at)])
     me = who[s.id]
     return Failures(len(rows), sum(1 for sid, _ in rows if not me or who[sid] == me))

@@ -5,7 +5,7 @@ the operator's `ProxyClaim` (issue 20)."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
@@ -22,8 +22,6 @@ from service.certification.models import (
     BeneficiaryStatus,
     CertSession,
     Channel,
-    SessionDecision,
-    SessionState,
     utcnow,
 )
 from service.certification.sessions import NewSession, create_claim_session, create_session
@@ -47,7 +45,6 @@ from service.features.proxy.models import (
 )
 from service.features.proxy.operators import actor
 from service.features.proxy.policy import proxy_policy
-from service.infra.clock import local_day_start
 from service.infra.security import mask_id, normalise_id
 
 
@@ -126,27 +123,13 @@ def queue_guard(db: Session, ctx: ServiceContext, s: CertSession, /) -> None:
         _check_binding_queue(db, ps.binding_id, s.id)
 
 
-_UNDECIDED = (SessionState.QUEUED, SessionState.PROCESSING)
-
-
 def _check_verification_queue(db: Session, ctx: ServiceContext, operator_id: str, session_id: str) -> None:
     # Two uploads queueing two of the operator's verifications at once would each miss the other: serialised on
     # the operator's row (PostgreSQL; SQLite serialises writers). After the session's own row, as a worker's
     # decision takes them (`hooks.on_decided`), so the two never wait for each other in opposite orders.
     db.execute(select(ProxyOperator.id).where(ProxyOperator.id == operator_id).with_for_update())
-    today = local_day_start(ctx.settings, utcnow())
-    rejected = and_(CertSession.decision == SessionDecision.REJECT, CertSession.decided_at >= today)
-    # One statement: a decision committed meanwhile moves a session from undecided to rejected, never out of both.
-    n = db.scalar(
-        select(func.count())
-        .select_from(CertSession)
-        .where(
-            _verifications_of(operator_id),
-            CertSession.id != session_id,
-            or_(rejected, CertSession.state.in_(_UNDECIDED)),
-        )
-    )
-    if attempts.limit_reached(attempts.Failures(total=n or 0, mine=n or 0), ctx):
+    tries = attempts.rejected_or_undecided_today(db, ctx.settings, _verifications_of(operator_id), utcnow(), session_id)
+    if attempts.limit_reached(attempts.Failures(total=len(tries), mine=len(tries)), ctx):
         raise ServiceError(ReasonCode.ATTEMPTS_EXCEEDED, "daily failures reached", extra={"staff_review": True})
 
 
@@ -160,7 +143,7 @@ def _check_binding_queue(db: Session, binding_id: str, session_id: str) -> None:
         .where(
             ProxySession.binding_id == binding_id,
             CertSession.id != session_id,
-            CertSession.state.in_(_UNDECIDED),
+            CertSession.state.in_(attempts.UNDECIDED_STATES),
         )
         .scalar_subquery()
         .label("pending")
