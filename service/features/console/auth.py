@@ -69,8 +69,11 @@ class Staff:
         return f"staff:{self.username}"
 
 
+MIN_PASSWORD_CHARS = 10
+
+
 def hash_password(password: str) -> str:
-    if len(password) < 10:
+    if len(password) < MIN_PASSWORD_CHARS:
         raise ValueError("password must have at least 10 characters")
     return _hasher.hash(password)
 

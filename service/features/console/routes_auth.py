@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from service.features.console import audit_chain
 from service.features.console.auth import (
+    MIN_PASSWORD_CHARS,
     LoginError,
     Role,
     authenticate,
@@ -153,7 +154,7 @@ def change_own_password(
 def _new_password_problem(current: str, new: str, confirm: str) -> str | None:
     if new != confirm:
         return "两次输入的新密码不一致"
-    if len(new) < 10:
+    if len(new) < MIN_PASSWORD_CHARS:
         return "新密码至少 10 个字符"
     if new == current:
         return "新密码不能与当前密码相同"
@@ -219,7 +220,7 @@ def change_user(
         elif op == "role" and role in {r.value for r in Role}:
             user.role = role
             end_user_sessions(db, user.id)
-        elif op == "password" and len(password) >= 10:
+        elif op == "password" and len(password) >= MIN_PASSWORD_CHARS:
             # The admin now knows it: the holder replaces it at the next login (an admin resetting their own
             # password too: it was typed into a form others may have seen).
             user.password_hash, user.must_change_password = hash_password(password), True
