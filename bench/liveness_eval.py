@@ -245,10 +245,18 @@ def record_events(record: dict[str, Any]) -> list[ActionEvent]:
     return [ActionEvent(str(e["name"]), float(e["t"]), float(e["amplitude"])) for e in events]
 
 
-def is_video_replay(record: dict[str, Any]) -> bool:
-    """A replayed video rather than a static picture: Replay-Attack names its video replays `..._video_...`, the
-    generator `replay_phone_video`; prints and photo replays are static."""
-    return "_video_" in str(record.get("path", "")) or str(record.get("attack_type", "")).endswith("_video")
+# Attacks with a live person behind them: a cut photo worn over a face blinks through its eye holes and turns
+# and nods with the head that carries it.
+WORN_ATTACKS = frozenset({"cut_photo"})
+
+
+def performs_challenge(record: dict[str, Any]) -> bool:
+    """An attack that can do what the challenge asks, so only the passive score and the motion cue stand against
+    it: a replayed video (prepared to show the actions; Replay-Attack names its video replays `..._video_...`,
+    the generator `replay_phone_video` / `replay_monitor_video`) or a worn cut photo. Prints and photo replays
+    are static: they pass a challenge only by chance."""
+    attack = str(record.get("attack_type", ""))
+    return "_video_" in str(record.get("path", "")) or attack.endswith("_video") or attack in WORN_ATTACKS
 
 
 def review_band(presentations: Sequence[Presentation], choice: ThresholdChoice) -> dict[str, Any]:
@@ -288,7 +296,7 @@ def evaluate_records(
     (`evaluation/learned.py`); None: the records' passive score (the models' mean)."""
     plain = [presentation_from_record(r) for r in records]
     challenged = [
-        under_challenge(p, record_events(r), protocol.seed, prepared=is_video_replay(r))
+        under_challenge(p, record_events(r), protocol.seed, prepared=performs_challenge(r))
         for p, r in zip(plain, records, strict=True)
     ]
     fitted: LogisticFusion | None = None
@@ -312,8 +320,8 @@ def evaluate_records(
         },
         "challenge_mode": (
             "each static attack gets one challenge drawn as the service draws it (seeded by its key) and passes it "
-            "only when its own detected actions satisfy it in order; replayed videos (can be prepared) and genuine "
-            "people are taken to perform it"
+            "only when its own detected actions satisfy it in order; replayed videos (can be prepared), worn cut "
+            "photos (live eyes and head behind them) and genuine people are taken to perform it"
         ),
         "record_flags": (
             "hard: any code but SPOOF_SUSPECTED, SPOOF_RIGID_MOTION and CAPTURE_*; retake: a media error or no "

@@ -6,7 +6,8 @@ the camera. This module turns one real clip (BGR frames + fps) into
 
 * degraded **real** clips (``CONDITIONS``): low light, backlight, low resolution / heavy compression, VP8 WebM,
   a sideways-stored portrait phone clip, mirroring, soft focus, hand shake, glasses; and
-* synthetic **attacks** (``ATTACKS``): a hand-held photo, a phone screen replay (still or video) and a print,
+* synthetic **attacks** (``ATTACKS``): a hand-held photo, a phone screen replay (still or video), a print, a
+  monitor replay of the video and a cut photo worn over the face with live eyes behind it,
 
 deterministically from a seed, and writes them as video files with PyAV. The synthetic attacks are *proxies*:
 they test that the pipeline reacts to the cues real attacks carry (rigid planar motion, moiré, halftone, paper
@@ -17,11 +18,13 @@ texture, screen white point), not that it catches every real attack.
 
 The package: ``clip`` (the Source/Clip types, video files), ``imaging`` (small image helpers, noise), ``faces``
 (detector, eye track, glasses drawing), ``capture`` (real-capture conditions), ``attacks`` (synthetic attacks),
-``registry`` (the named conditions, ``apply``), ``batch`` (``generate``), ``preview`` (``demo``), ``cli``.
+``cut_photo`` (the cut-photo attack), ``registry`` (the named conditions, ``apply``), ``batch`` (``generate``),
+``preview`` (``demo``), ``cli``.
 """
 
 from bench.liveness_conditions.attacks import (
     hand_motion,
+    monitor_screen_video,
     phone_screen,
     phone_screen_video,
     photo_hand,
@@ -55,15 +58,17 @@ from bench.liveness_conditions.clip import (
     read_video,
     write,
 )
+from bench.liveness_conditions.cut_photo import cut_photo
 from bench.liveness_conditions.faces import REPO, EyeFn, EyePair, NoFaceError, detect_face_box
 from bench.liveness_conditions.imaging import Box, Point
 from bench.liveness_conditions.preview import contact_sheet, demo
-from bench.liveness_conditions.registry import ATTACKS, CONDITIONS, apply, condition_rng
+from bench.liveness_conditions.registry import ATTACKS, CONDITIONS, DEFAULT_SET, apply, condition_rng
 
 __all__ = [
     "ATTACKS",
     "CONDITIONS",
     "CSV_COLUMNS",
+    "DEFAULT_SET",
     "GENERATED_CSV",
     "MAX_SECONDS",
     "MIN_SECONDS",
@@ -81,6 +86,7 @@ __all__ = [
     "backlight",
     "condition_rng",
     "contact_sheet",
+    "cut_photo",
     "demo",
     "detect_face_box",
     "displayed_frame",
@@ -93,6 +99,7 @@ __all__ = [
     "lowres_480p",
     "main",
     "mirrored",
+    "monitor_screen_video",
     "phone_screen",
     "phone_screen_video",
     "photo_hand",

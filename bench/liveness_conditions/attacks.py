@@ -1,4 +1,5 @@
-"""Synthetic presentation attacks: a hand-held photo, a phone screen replay (still or video) and a print.
+"""Synthetic presentation attacks: a hand-held photo, a phone screen replay (still or video), a monitor replay of
+the video, and a print (the cut photo worn over the face is in ``cut_photo.py``).
 
 They are *proxies*: they carry the cues real attacks carry (rigid planar motion, moiré, halftone, paper texture,
 screen white point), not every detail of a real attack.
@@ -46,16 +47,20 @@ def _tilt(w: int, h: int, yaw_deg: float, pitch_deg: float) -> np.ndarray:
     return cast(np.ndarray, k @ ry @ rx @ np.linalg.inv(k))
 
 
-def hand_motion(n: int, fps: float, w: int, h: int, rng: np.random.Generator, base_scale: float) -> list[np.ndarray]:
-    """Homographies of a rigid plane held in a hand: slow drift, zoom 0.95–1.05, roll ±4°, slight tilt, tremor."""
-    dx = smooth_wave(n, fps, rng, rng.uniform(0.01, 0.025) * w, (0.1, 0.6))
-    dy = smooth_wave(n, fps, rng, rng.uniform(0.01, 0.025) * h, (0.1, 0.6))
-    tremor_x = smooth_wave(n, fps, rng, 0.003 * w, (4.0, 9.0))
-    tremor_y = smooth_wave(n, fps, rng, 0.003 * w, (4.0, 9.0))
-    zoom = 1 + smooth_wave(n, fps, rng, rng.uniform(0.02, 0.05), (0.1, 0.4))
-    roll = smooth_wave(n, fps, rng, rng.uniform(1.5, 4.0), (0.1, 0.5))
-    yaw = smooth_wave(n, fps, rng, rng.uniform(1.5, 4.0), (0.1, 0.4))
-    pitch = smooth_wave(n, fps, rng, rng.uniform(1.5, 4.0), (0.1, 0.4))
+def hand_motion(
+    n: int, fps: float, w: int, h: int, rng: np.random.Generator, base_scale: float, amount: float = 1.0
+) -> list[np.ndarray]:
+    """Homographies of a rigid plane held in a hand: slow drift, zoom 0.95–1.05, roll ±4°, slight tilt, tremor.
+
+    ``amount`` scales every excursion (0.25: a phone propped on a desk in front of a monitor)."""
+    dx = smooth_wave(n, fps, rng, rng.uniform(0.01, 0.025) * w * amount, (0.1, 0.6))
+    dy = smooth_wave(n, fps, rng, rng.uniform(0.01, 0.025) * h * amount, (0.1, 0.6))
+    tremor_x = smooth_wave(n, fps, rng, 0.003 * w * amount, (4.0, 9.0))
+    tremor_y = smooth_wave(n, fps, rng, 0.003 * w * amount, (4.0, 9.0))
+    zoom = 1 + smooth_wave(n, fps, rng, rng.uniform(0.02, 0.05) * amount, (0.1, 0.4))
+    roll = smooth_wave(n, fps, rng, rng.uniform(1.5, 4.0) * amount, (0.1, 0.5))
+    yaw = smooth_wave(n, fps, rng, rng.uniform(1.5, 4.0) * amount, (0.1, 0.4))
+    pitch = smooth_wave(n, fps, rng, rng.uniform(1.5, 4.0) * amount, (0.1, 0.4))
     out = []
     for i in range(n):
         a = cv2.getRotationMatrix2D((w / 2, h / 2), float(roll[i]), float(zoom[i] * base_scale))
@@ -96,14 +101,20 @@ def _film_plane(plane: np.ndarray, n: int, fps: float, rng: np.random.Generator,
     The picture is scaled up just enough that its edges stay out of view all along (a photo held close to the
     lens).
     """
-    h, w = plane.shape[:2]
+    return film_planes([plane] * n, fps, rng, sigma)
+
+
+def film_planes(planes: Sequence[np.ndarray], fps: float, rng: np.random.Generator, sigma: float) -> list[np.ndarray]:
+    """``_film_plane`` for a picture that changes from frame to frame (a cut photo with live eyes behind it)."""
+    n = len(planes)
+    h, w = planes[0].shape[:2]
     hs = hand_motion(n, fps, w, h, rng, base_scale=1.0)
     zoom = _cover_scale(hs, w, h)
     hs = [zoom @ hm for hm in hs]
     flicker = 1 + smooth_wave(n, fps, rng, rng.uniform(0.01, 0.04), (0.5, 3.0))
     out = []
     for i, hm in enumerate(hs):
-        warped = cv2.warpPerspective(plane, hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.warpPerspective(planes[i], hm, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warped = cv2.GaussianBlur(warped, (0, 0), 0.6)
         out.append(camera_noise(u8(f32(warped) * np.float32(flicker[i])), rng, sigma))
     return out
@@ -116,7 +127,9 @@ def photo_hand(src: Source, rng: np.random.Generator) -> Clip:
     return Clip(frames, src.fps, label="spoof", attack_type="photo_hand")
 
 
-def _gratings(h: int, w: int, rng: np.random.Generator) -> Callable[[float], np.ndarray]:
+def _gratings(
+    h: int, w: int, rng: np.random.Generator, amp_range: tuple[float, float] = (0.25, 0.4)
+) -> Callable[[float], np.ndarray]:
     """Moiré: the product of two fine, slightly rotated sinusoidal gratings (screen pixels × camera sensor).
 
     Their product holds the difference frequency, the coarse interference bands a camera sees on a screen;
@@ -126,7 +139,7 @@ def _gratings(h: int, w: int, rng: np.random.Generator) -> Callable[[float], np.
     f2 = f1 * (1 + rng.uniform(0.03, 0.08))
     a1 = rng.uniform(0, np.pi)
     a2 = a1 + math.radians(rng.uniform(1.5, 5.0))
-    amp = np.float32(rng.uniform(0.25, 0.4))
+    amp = np.float32(rng.uniform(*amp_range))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     u1 = (xx * math.cos(a1) + yy * math.sin(a1)) * np.float32(2 * np.pi * f1)
     # The B, G, R sub-pixels sit a third of a pixel apart: each channel's grating is shifted, so the bands are
@@ -166,10 +179,9 @@ def _screen_canvas(content: np.ndarray, screen: _Screen, moire: np.ndarray, refl
     return canvas
 
 
-def _phone_replay(src: Source, rng: np.random.Generator, contents: Sequence[np.ndarray], attack_type: str) -> Clip:
-    """Show ``contents`` on a phone screen filmed by another camera held in a hand."""
-    w, h = src.size
-    screen = _Screen(
+def _phone(rng: np.random.Generator) -> _Screen:
+    """A phone held in front of the camera: cool white, visible bezel, strong glare."""
+    return _Screen(
         gamma=rng.uniform(0.8, 1.25),
         contrast=rng.uniform(0.75, 0.92),
         black=rng.uniform(0.03, 0.08),
@@ -178,15 +190,50 @@ def _phone_replay(src: Source, rng: np.random.Generator, contents: Sequence[np.n
         bezel=rng.uniform(0.03, 0.06),
         glare=rng.uniform(0.06, 0.14),
     )
-    pattern = _gratings(h, w, rng)
+
+
+def _monitor(rng: np.random.Generator) -> _Screen:
+    """A desktop monitor filling the view (its thin bezel at the edges or beyond them): a warmer white point
+    (6,500 K), a matte anti-glare surface, coarser pixels than a phone."""
+    return _Screen(
+        gamma=rng.uniform(0.9, 1.15),
+        contrast=rng.uniform(0.8, 0.95),
+        black=rng.uniform(0.02, 0.06),
+        white=np.array([1.0, rng.uniform(0.95, 0.99), rng.uniform(0.88, 0.96)], np.float32),
+        scale=rng.uniform(0.98, 1.12),
+        bezel=rng.uniform(0.01, 0.02),
+        glare=rng.uniform(0.02, 0.06),
+    )
+
+
+@dataclass(frozen=True)
+class _Rig:
+    """How the replay is filmed: the screen, the moiré strength and how much the filming camera moves."""
+
+    screen: Callable[[np.random.Generator], _Screen]
+    moire: tuple[float, float] = (0.25, 0.4)
+    motion: float = 1.0
+
+
+PHONE = _Rig(_phone)
+MONITOR = _Rig(_monitor, moire=(0.12, 0.28), motion=0.25)
+
+
+def _phone_replay(
+    src: Source, rng: np.random.Generator, contents: Sequence[np.ndarray], attack_type: str, rig: _Rig = PHONE
+) -> Clip:
+    """Show ``contents`` on a screen (a phone by default) filmed by another camera."""
+    w, h = src.size
+    screen = rig.screen(rng)
+    pattern = _gratings(h, w, rng, rig.moire)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ang, pos = rng.uniform(0, np.pi), rng.uniform(0.3, 0.7)
     band = (xx * math.cos(ang) + yy * math.sin(ang)) / max(w, h) - pos
     reflection = (np.exp(-((band / 0.12) ** 2)) * np.float32(screen.glare))[..., None]
-    # The room behind the phone: the same scene far out of focus and dimmer.
+    # The room behind the screen: the same scene far out of focus and dimmer.
     room = blur_small(f32(contents[0]), 0.05 * max(w, h)) * np.float32(0.5)
     n = len(contents)
-    hs = hand_motion(n, src.fps, w, h, rng, base_scale=1.0)
+    hs = hand_motion(n, src.fps, w, h, rng, base_scale=1.0, amount=rig.motion)
     phase = np.cumsum(rng.uniform(0.05, 0.3, n))
     out = []
     for i, content in enumerate(contents):
@@ -213,7 +260,12 @@ def phone_screen_video(src: Source, rng: np.random.Generator) -> Clip:
     return _phone_replay(src, rng, src.frames, "replay_phone_video")
 
 
-def _printed(still: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def monitor_screen_video(src: Source, rng: np.random.Generator) -> Clip:
+    """The clip replayed full-screen on a desktop monitor, filmed by a phone propped in front of it."""
+    return _phone_replay(src, rng, src.frames, "replay_monitor_video", MONITOR)
+
+
+def printed(still: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A photo printed on paper: compressed range, desaturated, halftone dots, paper noise and fibres."""
     h, w = still.shape[:2]
     x = f32(still)
@@ -240,7 +292,7 @@ def _printed(still: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def printed_photo(src: Source, rng: np.random.Generator) -> Clip:
     """A printed photo held by hand for 3–5 s, lit by a room light that falls off across the sheet."""
     still, n = _still_plane(src, rng)
-    paper = u8(_printed(still, rng))
+    paper = u8(printed(still, rng))
     w, h = src.size
     gx, gy = rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

@@ -10,7 +10,7 @@ from pathlib import Path
 import bench.liveness_conditions as package
 from bench.liveness_conditions.batch import generate
 from bench.liveness_conditions.preview import demo
-from bench.liveness_conditions.registry import ATTACKS, CONDITIONS
+from bench.liveness_conditions.registry import DEFAULT_SET
 from bench.liveness_conditions.sources import select_sources
 
 
@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gen.add_argument("--index", type=Path, required=True)
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--conditions", default=",".join([*CONDITIONS, *ATTACKS]))
+    gen.add_argument("--conditions", default=",".join(DEFAULT_SET))
     gen.add_argument("--per-source", type=int, default=None)
     src = sub.add_parser("sources", help="choose the real clips to degrade: a few per person (sources.csv)")
     src.add_argument("--index", type=Path, required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import av
@@ -149,6 +150,52 @@ def test_print_and_screen_add_fine_periodic_energy(half_rate: list[np.ndarray]) 
     assert (printed.attack_type, screen.attack_type) == ("print", "replay_phone")
     assert np.mean([_fine_energy(f) for f in printed.frames[::15]]) > 2 * base
     assert np.mean([_fine_energy(f) for f in screen.frames[::15]]) > 1.5 * base
+
+
+def _shift(a: np.ndarray, b: np.ndarray) -> float:
+    """How far the picture moved between two frames (phase correlation, pixels)."""
+    (dx, dy), _ = cv2.phaseCorrelate(_grey(a), _grey(b))
+    return float(np.hypot(dx, dy))
+
+
+def test_monitor_replay_is_a_steady_full_view_screen(half_rate: list[np.ndarray]) -> None:
+    still = [half_rate[0]] * len(half_rate)  # a still picture on both screens: any motion is the filming camera's
+    monitor = lc.apply("monitor_screen_video", still, FPS / 2, seed=0)
+    phone = lc.apply("phone_screen_video", still, FPS / 2, seed=0)
+    assert (monitor.label, monitor.attack_type) == ("spoof", "replay_monitor_video")
+    assert len(monitor.frames) == len(still)  # the whole recording is replayed
+    # Propped on a desk, the filming phone moves a quarter as much as a phone held up by hand.
+    moved = [_shift(c.frames[0], c.frames[-1]) for c in (monitor, phone)]
+    assert moved[0] < 0.5 * moved[1]
+    # The screen fills the view: the frame's middle is the replayed picture, with moiré added.
+    photo = lc.apply("photo_hand", half_rate, FPS / 2, seed=0)
+    base = np.mean([_fine_energy(f) for f in photo.frames[::15]])
+    assert np.mean([_fine_energy(f) for f in monitor.frames[::15]]) > 1.3 * base  # a matte screen: weaker
+
+
+def test_cut_photo_moves_live_eyes_behind_a_still_print(
+    half_rate: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eyes = ((268.0, 222.0), (361.0, 212.0))  # this clip's eyes, so no detector run is needed
+    blink = [f.copy() for f in half_rate]
+    for i, f in enumerate(blink):  # the live eyes close and open: a dark band over both eyes every other second
+        if (i // 15) % 2:
+            f[212:232, 245:385] //= 3
+    # Without the filming camera (checked by the photo and print tests), what the paper shows frame by frame.
+    module = sys.modules["bench.liveness_conditions.cut_photo"]  # the package exports a function of that name
+    monkeypatch.setattr(module, "film_planes", lambda planes, fps, rng, sigma: list(planes))
+    clip = lc.apply("cut_photo", blink, FPS / 2, seed=0, eyes=lambda i, img: eyes)
+    assert (clip.label, clip.attack_type) == ("spoof", "cut_photo")
+    frames = np.stack([_grey(f) for f in clip.frames])
+    spread = frames.std(axis=0)
+    holes = np.concatenate([spread[214:230, 255:285].ravel(), spread[214:226, 347:377].ravel()])  # inside each hole
+    paper = np.concatenate([spread[:180].ravel(), spread[260:].ravel()])
+    assert float(np.median(holes)) > 10  # the eyes behind the holes blink
+    assert float(paper.max()) == 0.0  # the print around them does not change at all
+    # The paper is a print of the still, not the live face: desaturated (halftone and paper), darker at the cut.
+    sat = cv2.cvtColor(clip.frames[0], cv2.COLOR_BGR2HSV)[..., 1].astype(np.float32)
+    live_sat = cv2.cvtColor(half_rate[0], cv2.COLOR_BGR2HSV)[..., 1].astype(np.float32)
+    assert sat[260:400, 250:400].mean() < 0.9 * live_sat[260:400, 250:400].mean()
 
 
 def test_glasses_follow_given_eyes(frames: list[np.ndarray]) -> None:

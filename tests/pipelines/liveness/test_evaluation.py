@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.liveness_eval import compact_record, is_video_replay, presentation_from_record, record_flags, with_models
+from bench.liveness_eval import compact_record, performs_challenge, presentation_from_record, record_flags, with_models
 from bench.liveness_eval import main as eval_main
 from pipelines.liveness.actions import ActionEvent
 from pipelines.liveness.evaluation import (
@@ -383,10 +383,13 @@ def test_under_challenge_a_static_attack_must_perform_its_drawn_challenge() -> N
 
 
 def test_video_replays_are_told_from_static_pictures() -> None:
-    assert is_video_replay({"path": "replay_attack/x_highdef_video_adverse.mp4", "attack_type": "replay_tablet"})
-    assert is_video_replay({"path": "generated/a.mp4", "attack_type": "replay_phone_video"})
-    assert not is_video_replay({"path": "replay_attack/x_highdef_photo_adverse.mp4", "attack_type": "replay_tablet"})
-    assert not is_video_replay({"path": "nuaa/print_0001.mp4", "attack_type": "print"})
+    assert performs_challenge({"path": "replay_attack/x_highdef_video_adverse.mp4", "attack_type": "replay_tablet"})
+    assert performs_challenge({"path": "generated/a.mp4", "attack_type": "replay_phone_video"})
+    assert not performs_challenge({"path": "replay_attack/x_highdef_photo_adverse.mp4", "attack_type": "replay_tablet"})
+    assert not performs_challenge({"path": "nuaa/print_0001.mp4", "attack_type": "print"})
+    # A worn cut photo blinks through its holes and turns with the head; a monitor replay is a video.
+    assert performs_challenge({"path": "generated_extra/cut_photo/a.mp4", "attack_type": "cut_photo"})
+    assert performs_challenge({"path": "generated_extra/b.mp4", "attack_type": "replay_monitor_video"})
 
 
 def test_the_committed_records_reproduce_the_published_evaluation_and_calibration(tmp_path: Path) -> None:
