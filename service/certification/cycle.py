@@ -131,7 +131,7 @@ def run_cycle(
             (Beneficiary.valid_until < today) | (Beneficiary.valid_until.is_(None) & ever_certified),
             ~certified_today,
         )
-        .order_by(Beneficiary.id)
+        .order_by(Beneficiary.id)  # many rows of one table: in a fixed order (service/certification/lock_order.py)
         .with_for_update()
     ).all()
     if guard is not None and lapsed:

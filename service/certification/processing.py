@@ -3,7 +3,8 @@
 The session row is the job. A worker claims it with a compare-and-set on (state, lease_until); a worker
 that dies (even by SIGKILL) stops writing its heartbeat (service/certification/heartbeat.py), and once that is stale
 (WORKER_STALE_S), or at the latest when the lease expires, any worker claims and redoes the job.
-Applying the decision happens in one transaction guarded by the same claim, so it is applied once.
+Applying the decision happens in one transaction guarded by the same claim, so it is applied once; it takes its
+row locks in the order of service/certification/lock_order.py (the session, the beneficiary, the features' rows).
 """
 
 from __future__ import annotations
@@ -257,6 +258,11 @@ def _apply(
             return False
         now = utcnow()
         b = beneficiary_of(db, s)
+        if outcome is Outcome.ACCEPT and b is not None:
+            # An accept locks the beneficiary next, before any feature's rows (the proxy feature's operator and
+            # binding): the lock order of service/certification/lock_order.py. Taken after them, it deadlocked
+            # with a roster import that changes the person's ID number (their row, then the bindings).
+            db.refresh(b, with_for_update=True)
         if outcome is Outcome.ACCEPT and b is not None and b.status == BeneficiaryStatus.DECEASED:
             # Recorded deceased after the session opened: nobody is certified for the dead (staff see why).
             outcome, reasons = Outcome.REJECT, [*reasons, ReasonCode.BENEFICIARY_DECEASED.value]

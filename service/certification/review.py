@@ -54,6 +54,7 @@ def settle(
     # Lock and re-read the row first (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers): two
     # settles at once (the operator API and the console, two API calls) both saw the open case and the later
     # one overwrote the earlier decision, e.g. a reject written over an accept whose certification stayed.
+    # The session first, then the beneficiary or the features' rows: service/certification/lock_order.py.
     db.refresh(s, with_for_update=True)
     reviewable = (
         s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW

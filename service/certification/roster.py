@@ -347,7 +347,9 @@ def _identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> N
 def _announce_identity_change(
     db: Session, change: dict[str, Any], import_id: int, actor: str, terms: ImportTerms
 ) -> None:
-    """Audit one ID-number change and tell the features (in the import's transaction: all or nothing)."""
+    """Audit one ID-number change and tell the features (in the import's transaction: all or nothing). The
+    record's row is locked already (updated by `_upsert`); the features' hooks lock their rows after it (the
+    proxy feature: the record's bindings), in the lock order of service/certification/lock_order.py."""
     audit(db, actor, "roster.identity_changed", change["external_id"], change | {"import": import_id})
     if terms.hooks is None:
         return

@@ -81,7 +81,7 @@ def bind(
         raise ServiceError("PROXY_RELATIONSHIP", f"relationship {relationship!r}") from exc
     number = normalise_id(elder_id_number)
     # Both rows locked: two concurrent bindings cannot both pass a limit (PostgreSQL row locks; SQLite
-    # serialises writers anyway).
+    # serialises writers anyway). The elder's first, then the operator's: service/certification/lock_order.py.
     number_hash = ctx.keyring.id_hash(number)
     elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number_hash).with_for_update())
     if elder is None or elder.name != elder_name.strip():
@@ -160,10 +160,22 @@ def _elder_hash(db: Session, b: ProxyBinding) -> str:
 
 
 def own_binding(db: Session, op: ProxyOperator, binding_id: str, for_update: bool = False) -> ProxyBinding:
-    """The caller's binding; another relative's id answers exactly like an unknown id."""
-    row = db.get(ProxyBinding, binding_id, with_for_update=for_update)
+    """The caller's binding; another relative's id answers exactly like an unknown id.
+
+    ``for_update``: the binding locked after the elder's and the operator's rows (FOR KEY SHARE: what the rows a
+    request then inserts, a session naming them, take anyway), in the lock order of
+    service/certification/lock_order.py. Taken after the binding, they deadlocked with a worker accepting a
+    certification of the elder (the elder, the operator, then the binding)."""
+    row = db.get(ProxyBinding, binding_id)
     if row is None or row.operator_id != op.id:
         raise NotFoundError("binding", code=ReasonCode.PROXY_NOT_BOUND.value)
+    if for_update:  # a binding's elder and operator never change: read unlocked above, they are the ones to lock
+        # FOR KEY SHARE (read + key_share): their other columns may still be updated meanwhile.
+        elder = select(Beneficiary.id).where(Beneficiary.id == row.beneficiary_id)
+        db.execute(elder.with_for_update(read=True, key_share=True))
+        operator = select(ProxyOperator.id).where(ProxyOperator.id == row.operator_id)
+        db.execute(operator.with_for_update(read=True, key_share=True))
+        db.refresh(row, with_for_update=True)
     return row
 
 
@@ -209,7 +221,8 @@ def end_for_identity_change(db: Session, change: IdentityChange, /) -> None:
     rows = db.scalars(
         select(ProxyBinding)
         .where(ProxyBinding.beneficiary_id == change.beneficiary_id, ProxyBinding.status != BindingStatus.REVOKED)
-        .order_by(ProxyBinding.created_at)
+        # In a fixed order, after the record's row (updated by the import): service/certification/lock_order.py.
+        .order_by(ProxyBinding.created_at, ProxyBinding.id)
         .with_for_update()
     ).all()
     for row in rows:

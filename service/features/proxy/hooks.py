@@ -172,6 +172,8 @@ def on_decided(
     ps = db.get(ProxySession, s.id)
     if ps is None:
         return False
+    # The operator, then the binding: after the session and (an accept) the elder, which `processing._apply` has
+    # locked already (the lock order, service/certification/lock_order.py).
     op = db.get(ProxyOperator, ps.operator_id, with_for_update=True)
     if op is None:
         return False
@@ -236,6 +238,8 @@ def on_accept(db: Session, s: CertSession, elder: Beneficiary | None) -> bool:
             # neither staff nor a worker whose decision raced the import may certify the new person with it.
             raise ProxyServiceError(PROXY_BINDING_REVOKED, "the binding was revoked by a roster change")
         return False
+    # Consent and verification sessions: the operator, then the binding; never the elder after them (they certify
+    # nobody): the lock order, service/certification/lock_order.py.
     op = db.get(ProxyOperator, ps.operator_id, with_for_update=True)
     if op is None:
         return True

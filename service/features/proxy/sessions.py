@@ -126,7 +126,7 @@ def queue_guard(db: Session, ctx: ServiceContext, s: CertSession, /) -> None:
 def _check_verification_queue(db: Session, ctx: ServiceContext, operator_id: str, session_id: str) -> None:
     # Two uploads queueing two of the operator's verifications at once would each miss the other: serialised on
     # the operator's row (PostgreSQL; SQLite serialises writers). After the session's own row, as a worker's
-    # decision takes them (`hooks.on_decided`), so the two never wait for each other in opposite orders.
+    # decision takes them (`hooks.on_decided`): the lock order of service/certification/lock_order.py.
     db.execute(select(ProxyOperator.id).where(ProxyOperator.id == operator_id).with_for_update())
     tries = attempts.rejected_or_undecided_today(db, ctx.settings, _verifications_of(operator_id), utcnow(), session_id)
     if attempts.limit_reached(attempts.Failures(total=len(tries), mine=len(tries)), ctx):

@@ -1,0 +1,36 @@
+"""The one order in which transactions take row locks (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers).
+
+    assist_requests → cert_sessions → review_claims → beneficiaries → proxy_operators → proxy_bindings
+    (then the console audit chain's advisory lock, always last: service/features/console/audit_chain.py)
+
+A transaction may skip tables, but once it holds a row of one table it takes no row of a table earlier in the
+list. Two transactions that need the same rows then meet in the same order: one waits for the other instead of
+PostgreSQL aborting one of them (DeadlockDetected: a roster import, a worker's decision or a relative's request
+failing). Several rows of one table are taken in a fixed order (the cycle run's beneficiaries by id, a record's
+bindings by creation then id) or with SKIP LOCKED (the retention purge, the bindings' expiry).
+
+What counts as taking a row: SELECT … FOR UPDATE / FOR KEY SHARE, an UPDATE or DELETE of it, and an INSERT of a
+row whose foreign key names it (PostgreSQL takes FOR KEY SHARE on the parent row, which waits for a FOR UPDATE).
+
+Who takes what, in this order (docs/security.md, Part L):
+
+- an upload queuing a session (`sessions._check_undecided_attempts`): the session, its beneficiary; a relative's
+  verification: its operator;
+- a worker applying a decision (`processing._apply`, embedded and Celery alike): the session, the beneficiary
+  (an accept), then the proxy feature's operator and binding (`proxy.hooks.on_decided` / `on_accept`);
+- a staff decision (`review.settle`; the console's `decide_case`): the session, its review claim, then the
+  beneficiary (an accept) or the operator and binding (a consent or verification session);
+- a roster import (`roster.import_roster`): the beneficiaries it updates, then the bindings of a record whose ID
+  number changed (`proxy.bindings.end_for_identity_change`);
+- the proxy feature's requests: a binding (`bind`) the elder then the operator, then the new binding; a request on
+  a relative's own binding (`own_binding(for_update=True)`: unbind, consent, open a session) the elder and the
+  operator (FOR KEY SHARE) before the binding; staff consent and unlock the binding alone;
+- the console (service/features/console): an assistance request's certification the request, then the new session
+  and the beneficiary (`alt_cert.certify_alternative` → `accept_session`); a death registration the beneficiary;
+- the daily work: the cycle run the lapsed beneficiaries (by id); the expiry and the purge sessions; the erasure of
+  the deceased's templates their beneficiaries (flushed in primary-key order).
+"""
+
+from __future__ import annotations
+
+LOCK_ORDER = ("assist_requests", "cert_sessions", "review_claims", "beneficiaries", "proxy_operators", "proxy_bindings")
