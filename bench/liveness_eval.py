@@ -37,6 +37,7 @@ if (REPO.parent / "shared/models").is_dir():
 os.environ.setdefault("PENSION_CERT_ORT_THREADS", "1")
 
 from bench.liveness_report import markdown_table  # noqa: E402
+from pipelines.decision.rules import DecisionConfig  # noqa: E402
 from pipelines.liveness.actions import ActionEvent  # noqa: E402
 from pipelines.liveness.calibrate import write_entry  # noqa: E402
 from pipelines.liveness.evaluation import (  # noqa: E402
@@ -48,6 +49,7 @@ from pipelines.liveness.evaluation import (  # noqa: E402
     Presentation,
     Protocol,
     ThresholdChoice,
+    classify,
     evaluate,
     measure,
     rates_to_dict,
@@ -277,6 +279,45 @@ def review_band(presentations: Sequence[Presentation], choice: ThresholdChoice) 
     }
 
 
+# The decision's review margin above the stage's threshold until 2026-12-05 (now DecisionConfig's default, 0):
+# what it would cost and buy is reported, so that re-adding one is a measured choice.
+STUDIED_MARGIN = 0.05
+
+
+def decision_margin(presentations: Sequence[Presentation], choice: ThresholdChoice, margin: float) -> dict[str, Any]:
+    """What the decision's margin does at the deployed point (in-sample): a presentation that passes the stage
+    (score at or above the threshold, no hard finding) but scores below threshold + margin goes to staff review,
+    not to an automatic accept (`pipelines/decision/rules.py`, `passive_review_margin`). Per capture condition for
+    genuine people (the cost: reviews instead of accepts), per attack type for attacks (the gain: reviews instead
+    of accepts)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for p in presentations:
+        if not classify(p, choice.threshold) or retake_at(p, choice.threshold):
+            continue
+        key = ("genuine", p.condition) if p.label == REAL else ("attack", p.attack_type)
+        counts = groups.setdefault(key, [0, 0])
+        counts[0] += int(p.score < choice.threshold + margin)
+        counts[1] += 1
+
+    def side(name: str) -> dict[str, Any]:
+        rows = {g: c for (s, g), c in sorted(groups.items()) if s == name}
+        e, n = sum(c[0] for c in rows.values()), sum(c[1] for c in rows.values())
+        rows[ALL] = [e, n]
+        return {g: {"events": a, "n": b, "value": round(a / b, 6) if b else None} for g, (a, b) in rows.items()}
+
+    return {
+        "note": (
+            "of the presentations that pass the stage, the share below threshold + margin: they would be reviewed, "
+            "not accepted, with that margin in the decision"
+        ),
+        "margin": margin,
+        "deployed_margin": DecisionConfig().passive_review_margin,
+        "threshold": round(choice.threshold, 6),
+        "genuine": side("genuine"),
+        "attack": side("attack"),
+    }
+
+
 def model_vectors(records: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, list[float]]:
     """Each record's scores of the models `names`, in order, by key (records without a scored face left out)."""
     out: dict[str, list[float]] = {}
@@ -313,6 +354,7 @@ def evaluate_records(
         "deployed_mode": "challenge",
         **({} if fitted is None else {"fusion": fitted.to_dict()}),
         "review_band": review_band(challenged, dep),
+        "decision_margin": decision_margin(challenged, dep, STUDIED_MARGIN),
         "modes": {"challenge": report_to_dict(production), "no_challenge": report_to_dict(without)},
         "no_challenge_at_deployed": {
             "note": "no challenge, at the deployed (challenge-mode) operating point: in-sample",
