@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--username", required=True)
     c.add_argument("--role", choices=["reviewer", "supervisor", "admin"], required=True)
     c.add_argument("--display-name", default="")
+    c.add_argument(
+        "--scope",
+        default="",
+        help="region scope: division-code prefixes (e.g. '4201 420106'), space or comma separated; "
+        "empty: the whole jurisdiction",
+    )
     c.set_defaults(func=_create_user)
     v = csub.add_parser("verify-audit", help="verify the console audit log's hash chain")
     v.set_defaults(func=_verify)
@@ -45,6 +51,12 @@ def _create_user(args: argparse.Namespace) -> int:
     from service.features.console.audit_chain import record
     from service.features.console.auth import create_user
     from service.features.console.models import StaffUser
+    from service.features.console.scope import ScopeError, parse_scope
+
+    try:
+        scope = parse_scope(args.scope)
+    except ScopeError as exc:  # checked before the password is asked for
+        raise CliError(exc.message) from None
 
     # Never a command-line argument: it would stay in the shell history and the process list.
     password = os.environ.get("PENSION_CERT_CONSOLE_PASSWORD")  # env: an input of this command, not a setting
@@ -58,11 +70,11 @@ def _create_user(args: argparse.Namespace) -> int:
         if db.scalar(select(StaffUser).where(StaffUser.username == args.username)) is not None:
             raise CliError(f"user {args.username} exists")
         try:
-            user = create_user(db, args.username, password, args.role, args.display_name)
+            user = create_user(db, args.username, password, args.role, args.display_name, scope=scope)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
-        record(db, "cli", "user.create", user.username, {"role": user.role})
-        emit({"id": user.id, "username": user.username, "role": user.role})
+        record(db, "cli", "user.create", user.username, {"role": user.role, "scope": scope})
+        emit({"id": user.id, "username": user.username, "role": user.role, "scope": scope})
     return 0
 
 

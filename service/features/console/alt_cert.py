@@ -31,7 +31,7 @@ from service.certification.models import (
     utcnow,
 )
 from service.certification.processing import accept_session
-from service.features.console import audit_chain
+from service.features.console import audit_chain, scope
 from service.features.console.auth import Staff
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
 from service.infra.clock import local_today
@@ -172,7 +172,7 @@ def import_evidence(db: Session, ctx: ServiceContext, staff: Staff, filename: st
             raise AltCertError(f"超过 {MAX_EVIDENCE_ROWS} 行")
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         line = n + 2
-        errors, b, when = _evidence_row(db, ctx, row, today)
+        errors, b, when = _evidence_row(db, ctx, staff, row, today)
         if errors or b is None or when is None:
             ident = row.get("external_id") or mask_id(normalise_id(row.get("id_number", "")))
             report.rejected.append({"line": line, "who": ident, "errors": errors})
@@ -199,7 +199,7 @@ def import_evidence(db: Session, ctx: ServiceContext, staff: Staff, filename: st
 
 
 def _evidence_row(
-    db: Session, ctx: ServiceContext, row: dict[str, str], today: dt.date
+    db: Session, ctx: ServiceContext, staff: Staff, row: dict[str, str], today: dt.date
 ) -> tuple[list[str], Beneficiary | None, dt.date | None]:
     errors: list[str] = []
     b: Beneficiary | None = None
@@ -208,6 +208,8 @@ def _evidence_row(
     elif row.get("id_number"):
         number = ctx.keyring.id_hash(row["id_number"])
         b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number))
+    if b is not None and not scope.visible(db, staff, b.region, "beneficiary", b.external_id):
+        b = None  # outside the importer's region scope: reported as not on the roster
     if b is None:
         errors.append("名册中无此人")
     elif b.status == BeneficiaryStatus.DECEASED:

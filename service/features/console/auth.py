@@ -60,6 +60,8 @@ class Staff:
     role: Role
     csrf: str
     must_change_password: bool = False  # only the password page (and logout) until it is changed
+    # Division-code prefixes whose pensioners this member of staff may see (scope.py); empty: everybody.
+    scope: tuple[str, ...] = ()
 
     def has(self, role: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -79,16 +81,24 @@ def hash_password(password: str) -> str:
 
 
 def create_user(
-    db: Session, username: str, password: str, role: Role | str, display_name: str = "", set_by_admin: bool = False
+    db: Session,
+    username: str,
+    password: str,
+    role: Role | str,
+    display_name: str = "",
+    set_by_admin: bool = False,
+    scope: list[str] | None = None,
 ) -> StaffUser:
     """`set_by_admin`: the password was chosen by an admin for someone else (the console's user page), so its
-    holder must change it at the first login. The CLI's account is the operator's own (README: the first admin)."""
+    holder must change it at the first login. The CLI's account is the operator's own (README: the first admin).
+    `scope`: division-code prefixes already checked by `scope.parse_scope` (None: the whole jurisdiction)."""
     user = StaffUser(
         username=username.strip(),
         display_name=display_name.strip() or username.strip(),
         role=Role(role).value,
         password_hash=hash_password(password),
         must_change_password=set_by_admin,
+        scope=list(scope or []),
     )
     db.add(user)
     db.flush()
@@ -146,7 +156,15 @@ def resolve_session(db: Session, cfg: ConsoleConfig, token: str | None) -> Staff
         db.delete(row)
         return None
     row.last_seen = now
-    return Staff(user.id, user.username, user.display_name, Role(user.role), row.csrf, bool(user.must_change_password))
+    return Staff(
+        user.id,
+        user.username,
+        user.display_name,
+        Role(user.role),
+        row.csrf,
+        bool(user.must_change_password),
+        tuple(user.scope or ()),
+    )
 
 
 def end_session(db: Session, token: str | None) -> None:

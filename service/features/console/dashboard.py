@@ -23,6 +23,8 @@ from service.certification.models import (
     Channel,
     SessionDecision,
 )
+from service.features.console import scope
+from service.features.console.auth import Staff
 from service.features.console.models import ReviewDecision
 from service.features.console.review_queue import open_case_filter, since
 
@@ -77,12 +79,16 @@ def compute(
     region_digits: int = 4,
     window_days: int = 365,
     today: dt.date | None = None,
+    staff: Staff | None = None,
 ) -> Stats:
     """`region_digits`: 2 province, 4 city, 6 district. Sessions count when decided within the window. `today`:
-    the bureau's date (service/infra/clock.py) the cycle states are taken on; `now`'s UTC date when not given."""
+    the bureau's date (service/infra/clock.py) the cycle states are taken on; `now`'s UTC date when not given.
+    Only the people of `staff`'s region scope count (None: everybody)."""
     st = Stats(today=today or now.date())
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
-    roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until)
+    roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until).where(
+        scope.region_filter(staff, Beneficiary.region)
+    )
     for region, status, until in db.execute(roster):
         state = cycle_state(status, until, st.today, rules)
         # Suspended counts separately: overdue and already off the payroll.
@@ -95,10 +101,13 @@ def compute(
     reviewed = set(db.scalars(select(ReviewDecision.session_id)))
     start = now - dt.timedelta(days=window_days)
     durations: list[float] = []
+    in_scope = scope.region_filter(staff, scope.SESSION_REGION)
     rows = db.execute(
-        select(
-            CertSession.id, CertSession.channel, CertSession.decision, CertSession.queued_at, CertSession.decided_at
-        ).where(CertSession.decided_at >= start)
+        scope.join_session_people(
+            select(
+                CertSession.id, CertSession.channel, CertSession.decision, CertSession.queued_at, CertSession.decided_at
+            )
+        ).where(CertSession.decided_at >= start, in_scope)
     )
     for sid, channel, decision, queued_at, decided_at in rows:
         if channel == Channel.STAFF or decision is None:
@@ -111,7 +120,8 @@ def compute(
             durations.append((decided_at - queued_at).total_seconds() / 3600)
     st.median_decision_h = statistics.median(durations) if durations else None
 
-    ages = [(now - since(s)).total_seconds() / 3600 for s in db.scalars(select(CertSession).where(open_case_filter()))]
+    backlog = scope.join_session_people(select(CertSession)).where(open_case_filter(), in_scope)
+    ages = [(now - since(s)).total_seconds() / 3600 for s in db.scalars(backlog)]
     st.backlog = len(ages)
     st.backlog_oldest_h = max(ages) if ages else None
     st.backlog_median_h = statistics.median(ages) if ages else None

@@ -52,9 +52,16 @@ def raise_look_alike_alerts(
     return raised
 
 
+def other_id(alert: ConsoleAlert) -> int | None:
+    """The second account of a look-alike alert (the first is ``beneficiary_id``); None for other alerts."""
+    if alert.kind != KIND or "other_id" not in alert.detail:
+        return None
+    return int(alert.detail["other_id"])
+
+
 def other_people(db: Session, alerts: Sequence[ConsoleAlert]) -> dict[int, Beneficiary]:
     """The second account of each look-alike alert, by id (for the alerts page)."""
-    ids = {int(a.detail["other_id"]) for a in alerts if a.kind == KIND and "other_id" in a.detail}
+    ids = {i for i in map(other_id, alerts) if i is not None}
     if not ids:
         return {}
     return {b.id: b for b in db.scalars(select(Beneficiary).where(Beneficiary.id.in_(ids)))}

@@ -30,6 +30,9 @@ class StaffUser(Base):
     # The password was set by an admin (created or reset in the console), who chose it and may still know it: the
     # holder must replace it before doing anything else (routes_auth.change_own_password clears it).
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The region scope (service/features/console/scope.py): GB/T 2260 division-code prefixes ("4201" = 武汉市) whose
+    # pensioners this account may see and act on; empty: the whole jurisdiction.
+    scope: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
 
 class StaffSession(Base):

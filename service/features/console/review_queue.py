@@ -20,7 +20,7 @@ from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, SessionState, utcnow
 from service.certification.review import notify_decision, settle
-from service.features.console import audit_chain
+from service.features.console import audit_chain, scope
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
@@ -83,15 +83,16 @@ def list_queue(
     region: str = "",
     reason: str = "",
     limit: int = 200,
+    staff: Staff | None = None,
 ) -> list[QueueItem]:
+    """The open cases, oldest first; only those in `staff`'s region scope (None: every case)."""
     holder = aliased(StaffUser)
     q = (
-        select(CertSession, Beneficiary, ReviewClaim, holder.display_name)
-        .outerjoin(Beneficiary, Beneficiary.id == CertSession.beneficiary_id)  # verification sessions have none
-        .outerjoin(ProxyClaim, ProxyClaim.session_id == CertSession.id)  # ... but a claim, with its region
+        # Verification sessions have no beneficiary, but a claim, with its region.
+        scope.join_session_people(select(CertSession, Beneficiary, ReviewClaim, holder.display_name))
         .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
         .outerjoin(holder, holder.id == ReviewClaim.claimed_by)
-        .where(open_case_filter())
+        .where(open_case_filter(), scope.region_filter(staff, scope.SESSION_REGION))
     )
     if channel:
         q = q.where(CertSession.channel == channel)
@@ -111,8 +112,9 @@ def list_queue(
     return items
 
 
-def open_session(db: Session, session_id: str) -> CertSession:
-    s = db.get(CertSession, session_id)
+def open_session(db: Session, session_id: str, staff: Staff) -> CertSession:
+    """The case `session_id`; one answer for an unknown case and one outside `staff`'s region scope."""
+    s = scope.case(db, staff, session_id)
     if s is None:
         raise CaseError("案件不存在")
     return s
@@ -123,7 +125,7 @@ def is_open(s: CertSession) -> bool:
 
 
 def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -> None:
-    s = open_session(db, session_id)
+    s = open_session(db, session_id, staff)
     if not is_open(s):
         raise CaseError("该案件已处理")
     now = utcnow()
@@ -144,12 +146,13 @@ def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -
 
 def claim_next(db: Session, cfg: ConsoleConfig, staff: Staff) -> str | None:
     """ "下一件": the reviewer's own open claim first, else the oldest case this reviewer may decide (not held by
-    another, not a second decision a reviewer or its first decider cannot give), claimed. None: nothing left."""
-    for item in list_queue(db):
+    another, not a second decision a reviewer or its first decider cannot give, in the reviewer's region scope),
+    claimed. None: nothing left."""
+    for item in list_queue(db, staff=staff):
         c = item.claim
         if c is not None and c.claimed_by == staff.id:
             return item.session.id
-    for item in list_queue(db):
+    for item in list_queue(db, staff=staff):
         c = item.claim
         if (
             c is not None
@@ -181,7 +184,7 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
     reason = reason.strip()
     if not reason:
         raise CaseError("请填写理由")
-    s = open_session(db, session_id)
+    s = open_session(db, session_id, staff)
     # Locked and re-read: the operator API may settle the same case at this moment (a claim past its lifetime
     # does not hold it off); a "retry" written over its accept would leave a certification behind.
     db.refresh(s, with_for_update=True)

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from service.certification.models import Beneficiary
-from service.features.console import audit_chain, routes_assist
+from service.features.console import audit_chain, routes_assist, scope
 from service.features.console.alt_cert import AltCertError, EvidenceReport, import_evidence
 from service.features.console.look_alikes import KIND as LOOK_ALIKE
 from service.features.console.look_alikes import other_people
@@ -47,13 +47,15 @@ async def evidence_import(
 @router.get("/alerts")
 def alerts_page(request: Request, staff: Supervisor) -> Response:
     with unit(request) as db:
-        rows = db.execute(
+        found = db.execute(
             select(ConsoleAlert, Beneficiary)
             .join(Beneficiary, Beneficiary.id == ConsoleAlert.beneficiary_id)
+            .where(scope.region_filter(staff, Beneficiary.region))
             .order_by(ConsoleAlert.resolved, ConsoleAlert.id.desc())
             .limit(200)
         ).all()
-        others = other_people(db, [a for a, _ in rows])
+        others = other_people(db, [a for a, _ in found])
+        rows = scope.alerts_in_scope(staff, [(a, b) for a, b in found], others)
         audit_chain.record(db, staff.actor, "alerts.view", "-", {"n": len(rows)})
     return no_store(render(request, "alerts.html", staff, rows=rows, others=others, look_alike=LOOK_ALIKE))
 
@@ -62,7 +64,7 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
 def resolve(request: Request, staff: Supervisor, alert_id: int, csrf: Annotated[str, Form()] = "") -> Response:
     check_csrf(staff, csrf)
     with unit(request) as db:
-        a = db.get(ConsoleAlert, alert_id)
+        a = scope.alert(db, staff, alert_id)  # out of the staff member's scope: as missing
         if a is not None and not a.resolved:
             a.resolved = True
             audit_chain.record(db, staff.actor, "alert.resolve", str(a.id))

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from service.certification.models import Beneficiary, CertSession
-from service.features.console import audit_chain
+from service.features.console import audit_chain, scope
 from service.features.console.alt_cert import AltCertError
 from service.features.console.assist import KINDS_ZH, OUTCOMES_ZH, AssistError, certify_and_close, close
 from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus
@@ -34,6 +34,7 @@ def requests_page(request: Request, staff: CurrentStaff) -> Response:
         rows = db.execute(
             select(AssistRequest, Beneficiary)
             .join(Beneficiary, Beneficiary.id == AssistRequest.beneficiary_id)
+            .where(scope.region_filter(staff, Beneficiary.region))
             .order_by(AssistRequest.status.desc(), AssistRequest.id)  # "open" sorts after "closed": desc
             .limit(500)
         ).all()
@@ -58,8 +59,8 @@ def requests_page(request: Request, staff: CurrentStaff) -> Response:
 def request_page(request: Request, staff: CurrentStaff, rid: int) -> Response:
     with unit(request) as db:
         req = db.get(AssistRequest, rid)
-        b = db.get(Beneficiary, req.beneficiary_id) if req is not None else None
-        if req is None or b is None:
+        b = scope.beneficiary(db, staff, req.beneficiary_id) if req is not None else None
+        if req is None or b is None:  # out of the staff member's scope: as missing
             return render(request, "message.html", staff, status=404, message="申请不存在", back="/requests")
         attempts = db.scalars(
             select(CertSession)
@@ -111,7 +112,7 @@ def certify(
             return redirect(f"/requests/{rid}?e=certify")
         with unit(request) as db:
             req = db.get(AssistRequest, rid, with_for_update=True)
-            if req is None:
+            if req is None or scope.beneficiary(db, staff, req.beneficiary_id) is None:
                 return redirect("/requests")
             certify_and_close(db, ctx, staff, req, kind, when, evidence)
     except (ValueError, AltCertError):
@@ -134,7 +135,7 @@ def close_request(
     try:
         with unit(request) as db:
             req = db.get(AssistRequest, rid, with_for_update=True)
-            if req is None:
+            if req is None or scope.beneficiary(db, staff, req.beneficiary_id) is None:
                 return redirect("/requests")
             close(db, ctx_of(request), staff, req, AssistOutcome.ANSWERED, reply)
     except AssistError as exc:

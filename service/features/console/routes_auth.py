@@ -9,12 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service.features.console import audit_chain
 from service.features.console.auth import (
     MIN_PASSWORD_CHARS,
     LoginError,
     Role,
+    Staff,
     authenticate,
     create_user,
     csrf_ok,
@@ -24,6 +26,7 @@ from service.features.console.auth import (
     start_session,
 )
 from service.features.console.models import StaffUser
+from service.features.console.scope import ScopeError, describe, parse_scope
 from service.features.console.throttle import wait_text
 from service.features.console.web import (
     COOKIE,
@@ -161,11 +164,18 @@ def _new_password_problem(current: str, new: str, confirm: str) -> str | None:
     return None
 
 
+def _users_page(request: Request, staff: Staff, db: Session, error: str | None = None) -> Response:
+    users = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
+    status = 200 if error is None else 422
+    return render(
+        request, "users.html", staff, status=status, users=users, roles=list(Role), error=error, describe=describe
+    )
+
+
 @router.get("/users")
 def users_page(request: Request, staff: Admin) -> Response:
     with unit(request) as db:
-        users = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
-    return render(request, "users.html", staff, users=users, roles=list(Role), error=None)
+        return _users_page(request, staff, db)
 
 
 @router.post("/users")
@@ -176,8 +186,10 @@ def add_user(
     password: Annotated[str, Form()],
     role: Annotated[str, Form()],
     display_name: Annotated[str, Form()] = "",
+    scope: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
+    """A new account; `scope`: the division codes whose pensioners it may see (empty: the whole jurisdiction)."""
     check_csrf(staff, csrf)
     error = None
     with unit(request) as db:
@@ -187,13 +199,15 @@ def add_user(
             error = "角色无效"
         else:
             try:
-                create_user(db, username, password, role, display_name, set_by_admin=True)
-                audit_chain.record(db, staff.actor, "user.create", username.strip(), {"role": role})
+                prefixes = parse_scope(scope)
+                create_user(db, username, password, role, display_name, set_by_admin=True, scope=prefixes)
+                detail = {"role": role, "scope": prefixes}
+                audit_chain.record(db, staff.actor, "user.create", username.strip(), detail)
+            except ScopeError as exc:
+                error = exc.message
             except ValueError:
                 error = "密码至少 10 个字符"
-        users = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
-    status = 200 if error is None else 422
-    return render(request, "users.html", staff, status=status, users=users, roles=list(Role), error=error)
+        return _users_page(request, staff, db, error)
 
 
 @router.post("/users/{user_id}")
@@ -205,13 +219,20 @@ def change_user(
     csrf: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
+    scope: Annotated[str, Form()] = "",
 ) -> Response:
-    """op: disable | enable | role | password. (No unlock: failed logins never lock an account.)"""
+    """op: disable | enable | role | password | scope. (No unlock: failed logins never lock an account.)"""
     check_csrf(staff, csrf)
     with unit(request) as db:
         user = db.get(StaffUser, user_id)
         if user is None or (user.id == staff.id and op in ("disable", "role")):
             return redirect("/users")  # nobody removes their own admin rights by accident
+        if op == "scope":
+            try:
+                _set_scope(db, staff, user, scope)
+            except ScopeError as exc:
+                return _users_page(request, staff, db, exc.message)
+            return redirect("/users")
         if op == "disable":
             user.active = False
             end_user_sessions(db, user.id)
@@ -229,3 +250,13 @@ def change_user(
             return redirect("/users")
         audit_chain.record(db, staff.actor, f"user.{op}", user.username, {"role": role} if op == "role" else {})
     return redirect("/users")
+
+
+def _set_scope(db: Session, staff: Staff, user: StaffUser, text: str) -> None:
+    """The account's region scope, as typed (checked); the change, old and new, is audited. It applies from the
+    account's next request (each request reads it), so its sessions stay."""
+    old, new = list(user.scope or []), parse_scope(text)
+    if new == old:
+        return
+    user.scope = new
+    audit_chain.record(db, staff.actor, "user.scope", user.username, {"from": old, "to": new})

@@ -18,7 +18,7 @@ from service.certification.catalog import message_zh
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, Certification, CertSession, beneficiary_of, utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
-from service.features.console import audit_chain, case_media
+from service.features.console import audit_chain, case_media, scope
 from service.features.console.case_media import CaseImage
 from service.features.console.case_view import review_reasons, score_rows
 from service.features.console.config import ConsoleConfig
@@ -64,7 +64,7 @@ def queue_page(
 ) -> Response:
     # The filters are codes (channel, region prefix, reason code), never personal data.
     with unit(request) as db:
-        items = list_queue(db, channel, region[:12], reason[:40])
+        items = list_queue(db, channel, region[:12], reason[:40], staff=staff)
         audit_chain.record(db, staff.actor, "queue.view", "-", {"n": len(items)})
     filters = {"channel": channel, "region": region, "reason": reason}
     return no_store(
@@ -169,7 +169,7 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
     cfg: ConsoleConfig = config_of(request)
     try:
         with unit(request) as db:
-            s = open_session(db, session_id)
+            s = open_session(db, session_id, staff)
             b = beneficiary_of(db, s)  # None: a relative's verification (no history, certifies nobody)
             person = person_of(db, s, b)
             claim = db.get(ReviewClaim, s.id)
@@ -230,7 +230,7 @@ def _covered_by_view(db: Session, actor: str, session_id: str) -> bool:
 def case_image(request: Request, staff: CurrentStaff, session_id: str, kind: str, index: int) -> Response:
     ctx = ctx_of(request)
     with unit(request) as db:
-        s = db.get(CertSession, session_id)
+        s = scope.case(db, staff, session_id)  # out of the staff member's scope: as missing
         if s is None:
             return Response(status_code=404)
         # A plain str path parameter, not the enum: an unknown kind is a missing picture (404), as before.

@@ -21,13 +21,14 @@ from service.certification.models import (
     RosterImport,
 )
 from service.certification.roster import import_roster, import_terms
-from service.features.console import audit_chain
+from service.features.console import audit_chain, scope
 from service.features.console.alt_cert import AltCertError, certify_alternative, mark_deceased
 from service.features.console.labels import roster_file_error_zh
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
 from service.features.console.web import (
     PREFIX,
     CurrentStaff,
+    Forbidden,
     Supervisor,
     check_csrf,
     ctx_of,
@@ -76,8 +77,14 @@ def search(
             # autoescape: "%" and "_" typed here are characters of a name, not wildcards ("%伟" must not become
             # "every name containing 伟").
             kind, where = "name", Beneficiary.name.startswith(q, autoescape=True)
-        query = select(Beneficiary).where(where).order_by(Beneficiary.name).limit(100)
+        in_scope = scope.region_filter(staff, Beneficiary.region)
+        query = select(Beneficiary).where(where, in_scope).order_by(Beneficiary.name).limit(100)
         results = db.scalars(query).all() if q else []
+        if q and not results and kind != "name":
+            # A lookup of one person by number: someone outside the scope reads as not found, and is audited.
+            other = db.scalar(select(Beneficiary).where(where))
+            if other is not None:
+                scope.visible(db, staff, other.region, "beneficiary", other.external_id)
         # What was searched for is personal data: the audit keeps the kind of query and every record shown.
         audit_chain.record(
             db, staff.actor, "roster.search", kind, {"n": len(results), "shown": [b.external_id for b in results]}
@@ -91,6 +98,9 @@ async def roster_import(
     request: Request, staff: Supervisor, file: Annotated[UploadFile, File()], csrf: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(staff, csrf)
+    if staff.scope:
+        # An import creates and changes records anywhere in the jurisdiction, and its report names them.
+        raise Forbidden("名册导入需要全辖区权限的账户")
     data = await file.read(MAX_ROSTER_BYTES + 1)
     name = file.filename or "roster.csv"
     error, report = None, None
@@ -122,7 +132,7 @@ async def roster_import(
 def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Response:
     ctx = ctx_of(request)
     with unit(request) as db:
-        b = db.get(Beneficiary, bid)
+        b = scope.beneficiary(db, staff, bid)  # out of the staff member's scope: as missing
         if b is None:
             return render(request, "message.html", staff, status=404, message="人员不存在", back="/roster")
         sessions = db.scalars(
@@ -184,7 +194,7 @@ def deceased(
     try:
         when = dt.date.fromisoformat(date_of_death)
         with unit(request) as db:
-            b = db.get(Beneficiary, bid)
+            b = scope.beneficiary(db, staff, bid)
             if b is None:
                 return redirect("/roster")
             mark_deceased(db, staff, b, when, source[:500], local_today(ctx_of(request).settings))
@@ -212,7 +222,7 @@ def certify(
     try:
         when = dt.date.fromisoformat(on_date)
         with unit(request) as db:
-            b = db.get(Beneficiary, bid)
+            b = scope.beneficiary(db, staff, bid)
             if b is None:
                 return redirect("/roster")
             certify_alternative(db, ctx_of(request), b, kind, when, staff, {"note": evidence.strip()[:1000]})

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from service.certification import regions
 from service.certification.context import ServiceContext
-from service.features.console import labels
+from service.features.console import labels, scope
 from service.features.console.auth import ROLE_ZH, Role, Staff, csrf_ok, resolve_session
 from service.features.console.config import DEFAULT_TIME_ZONE, ConsoleConfig
 from service.features.console.throttle import LoginThrottle
@@ -71,9 +71,17 @@ def throttle_of(request: Request) -> LoginThrottle:
 
 @contextmanager
 def unit(request: Request) -> Iterator[Session]:
-    """One committed unit of work (the response is built after the commit)."""
-    with ctx_of(request).db() as db:
-        yield db
+    """One committed unit of work (the response is built after the commit). Attempts to reach a record outside
+    the staff member's region scope noted during it are audited afterwards, committed or not (scope.py)."""
+    ctx = ctx_of(request)
+    used: Session | None = None
+    try:
+        with ctx.db() as db:
+            used = db
+            yield db
+    finally:
+        if used is not None:
+            scope.record_denials(ctx, used)
 
 
 # What a staff member whose password an admin set may still reach: the page that changes it, and the way out.

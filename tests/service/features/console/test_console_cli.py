@@ -29,7 +29,7 @@ def run(var_dir: Path, *args: str, password: str | None = None) -> subprocess.Co
 def test_create_user_then_verify_and_detect_tampering(tmp_path: Path) -> None:
     ok = run(tmp_path, "create-user", "--username", "admin", "--role", "admin", password="a-long-password")
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout) == {"id": 1, "username": "admin", "role": "admin"}
+    assert json.loads(ok.stdout) == {"id": 1, "username": "admin", "role": "admin", "scope": []}
     assert "a-long-password" not in ok.stdout + ok.stderr
     dup = run(tmp_path, "create-user", "--username", "admin", "--role", "reviewer", password="a-long-password")
     assert dup.returncode != 0 and "exists" in dup.stderr
@@ -68,3 +68,20 @@ def test_verify_audit_checks_the_anchors_outside_the_database(tmp_path: Path) ->
     broken = run(tmp_path, "verify-audit")
     out = json.loads(broken.stdout)
     assert broken.returncode == 1 and out["first_bad_seq"] == 1 and "anchor" in out["problem"], out
+
+
+def test_create_user_with_a_region_scope(tmp_path: Path) -> None:
+    """--scope: checked division-code prefixes (a bad one refused in Chinese, nothing created), stored and audited."""
+    bad = run(tmp_path, "create-user", "--username", "wc", "--role", "reviewer", "--scope", "42x", password="p" * 12)
+    assert bad.returncode != 0 and "地区范围无效" in bad.stderr
+    ok = run(
+        tmp_path, "create-user", "--username", "wc", "--role", "reviewer", "--scope", "420106,4201", password="p" * 12
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"id": 1, "username": "wc", "role": "reviewer", "scope": ["4201", "420106"]}
+    engine = create_engine(f"sqlite:///{tmp_path / 'pension_cert.db'}")
+    with engine.connect() as conn:
+        assert json.loads(conn.execute(text("SELECT scope FROM staff_users")).scalar_one()) == ["4201", "420106"]
+        detail = conn.execute(text("SELECT detail FROM console_audit WHERE action = 'user.create'")).scalar_one()
+    engine.dispose()
+    assert json.loads(detail)["scope"] == ["4201", "420106"]
