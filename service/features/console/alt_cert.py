@@ -59,6 +59,11 @@ def certify_alternative(
 ) -> AltCertification:
     if kind not in KINDS:
         raise AltCertError("认证方式无效")
+    # The person's row first, then the new session (the lock order, service/certification/lock_order.py): the
+    # session's insert takes the row FOR KEY SHARE and `accept_session` then FOR UPDATE, so two certifications of
+    # one person at once each held the weak lock the other's strong one waited for (a deadlock on PostgreSQL).
+    # Re-read under the lock: a death recorded meanwhile is seen.
+    db.refresh(b, with_for_update=True)
     if b.status == BeneficiaryStatus.DECEASED:
         raise AltCertError("该人员已登记死亡，不能认证")
     if on_date > local_today(ctx.settings):  # the bureau's today: 07:30 in Beijing is already the next day
