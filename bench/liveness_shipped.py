@@ -1,0 +1,85 @@
+"""The shipped liveness operating point, measured on scored records it was not chosen on.
+
+    python bench/liveness_shipped.py --records records.jsonl [--records more.jsonl.gz] --out result.json
+
+`bench/liveness_eval.py evaluate` chooses an operating point on calibration folds and measures it on the others.
+This measures the point production actually loads (`pipelines/liveness/calibration.json`, the entry of the
+ensemble the records were scored with: its pass threshold and motion ratio) on presentations that played no part
+in choosing it, such as attack types added after it was calibrated. Nothing is chosen here, so there are no
+folds: each presentation is judged once, as in the evaluation's challenge mode (a static attack must perform the
+challenge drawn for it; a replayed video and a worn cut photo are taken to perform it; `liveness_eval.py`), and
+every rate carries its exact Clopper–Pearson interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.liveness_eval import (  # noqa: E402
+    performs_challenge,
+    presentation_from_record,
+    read_records,
+    record_events,
+)
+from pipelines.liveness.evaluation import measure, rates_to_dict, under_challenge, with_motion_rule  # noqa: E402
+from pipelines.liveness.motion import DEFAULT_MIN_RATIO  # noqa: E402
+from pipelines.liveness.passive import DEFAULT_CALIBRATION_PATH, PassiveCalibration  # noqa: E402
+
+SEED = 0  # the evaluation protocol's default: each attack gets the challenge it drew there
+
+
+def ensemble_of(records: Sequence[dict[str, Any]]) -> str:
+    """The anti-spoofing ensemble the records were scored with, named as calibration.json names it."""
+    for r in records:
+        models = (r.get("result") or {}).get("models")
+        if models:
+            return "+".join(v for k, v in models.items() if k.startswith("antispoof:"))
+    raise SystemExit("no record names its models: score them with bench/liveness_eval.py score")
+
+
+def measure_shipped(records: Sequence[dict[str, Any]], calibration: Path = DEFAULT_CALIBRATION_PATH) -> dict[str, Any]:
+    ensemble = ensemble_of(records)
+    shipped = PassiveCalibration.load(ensemble, calibration)
+    if shipped.version == "uncalibrated":
+        raise SystemExit(f"{calibration} has no entry for {ensemble}")
+    if shipped.fusion is not None:  # the records' passive score is the models' mean, not this entry's scale
+        raise SystemExit(f"{ensemble} is calibrated with a fusion: measure it with liveness_eval.py evaluate --fusion")
+    ratio = DEFAULT_MIN_RATIO if shipped.motion_min_ratio is None else shipped.motion_min_ratio
+    judged = [
+        with_motion_rule(
+            under_challenge(presentation_from_record(r), record_events(r), SEED, prepared=performs_challenge(r)), ratio
+        )
+        for r in records
+    ]
+    return {
+        "note": "the shipped operating point on these records, challenge mode; nothing chosen on them",
+        "ensemble": ensemble,
+        "calibration_version": shipped.version,
+        "threshold": shipped.threshold,
+        "motion_min_ratio": ratio,
+        "presentations": len(judged),
+        **rates_to_dict(measure(judged, shipped.threshold)),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--records", type=Path, action="append", required=True)
+    parser.add_argument("--calibration", type=Path, default=DEFAULT_CALIBRATION_PATH)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    result = measure_shipped(read_records(args.records), args.calibration)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
