@@ -87,7 +87,8 @@ Generator = Callable[[Source, np.random.Generator], Clip]
 
 
 def write(clip: Clip, path: Path) -> Path:
-    """Encode with PyAV, bit-exact (no random WebM segment id, one encoder thread) so a seed gives the same bytes."""
+    """Encode with PyAV, bit-exact (no random WebM segment id, one encoder thread): the same frames give the same
+    bytes within a process (across processes x264 wrote other bytes: docs/liveness_data.md)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format=clip.container, options={"fflags": "+bitexact"}) as out:
         stream = cast(VideoStream, out.add_stream(clip.codec, rate=Fraction(clip.fps).limit_denominator(1001)))
