@@ -7,8 +7,10 @@ This measures the point production actually loads (`pipelines/liveness/calibrati
 ensemble the records were scored with: its pass threshold and motion ratio) on presentations that played no part
 in choosing it, such as attack types added after it was calibrated. Nothing is chosen here, so there are no
 folds: each presentation is judged once, as in the evaluation's challenge mode (a static attack must perform the
-challenge drawn for it; a replayed video and a worn cut photo are taken to perform it; `liveness_eval.py`), and
-every rate carries its exact Clopper–Pearson interval.
+challenge drawn for it; `liveness_eval.py`), twice over: with replayed videos and worn cut photos taken to perform
+any challenge (`prepared`, the worst case: a puppeted or re-recorded video), and with them held to their own
+recorded actions like a photo (`unprepared_recording`: an old video replayed as it is). Every rate carries its
+exact Clopper–Pearson interval.
 """
 
 from __future__ import annotations
@@ -53,20 +55,31 @@ def measure_shipped(records: Sequence[dict[str, Any]], calibration: Path = DEFAU
     if shipped.fusion is not None:  # the records' passive score is the models' mean, not this entry's scale
         raise SystemExit(f"{ensemble} is calibrated with a fusion: measure it with liveness_eval.py evaluate --fusion")
     ratio = DEFAULT_MIN_RATIO if shipped.motion_min_ratio is None else shipped.motion_min_ratio
-    judged = [
-        with_motion_rule(
-            under_challenge(presentation_from_record(r), record_events(r), SEED, prepared=performs_challenge(r)), ratio
-        )
-        for r in records
-    ]
+
+    def judged(prepared: bool) -> dict[str, Any]:
+        ps = [
+            with_motion_rule(
+                under_challenge(
+                    presentation_from_record(r), record_events(r), SEED, prepared=prepared and performs_challenge(r)
+                ),
+                ratio,
+            )
+            for r in records
+        ]
+        return rates_to_dict(measure(ps, shipped.threshold))
+
     return {
         "note": "the shipped operating point on these records, challenge mode; nothing chosen on them",
         "ensemble": ensemble,
         "calibration_version": shipped.version,
         "threshold": shipped.threshold,
         "motion_min_ratio": ratio,
-        "presentations": len(judged),
-        **rates_to_dict(measure(judged, shipped.threshold)),
+        "presentations": len(records),
+        # The worst case: a replayed video (or a worn cut photo) does whatever the challenge asks.
+        "prepared": judged(True),
+        # An old recording replayed as it is (last year's video, a clip from a phone): like a photo, it passes
+        # the random challenge only if its own actions happen to satisfy it in order.
+        "unprepared_recording": judged(False),
     }
 
 

@@ -50,10 +50,13 @@ def test_the_shipped_point_judges_each_presentation_as_the_stage_does(tmp_path: 
     ]
     out = measure_shipped(records, _calibration(tmp_path))
     assert (out["ensemble"], out["calibration_version"], out["threshold"]) == ("a@1+b@2", "t.1", 0.8)
-    apcer = {k: (v["events"], v["n"]) for k, v in out["apcer"].items()}
+    prepared = out["prepared"]
+    apcer = {k: (v["events"], v["n"]) for k, v in prepared["apcer"].items()}
     assert apcer == {"cut_photo": (1, 1), "print": (0, 1), "replay_monitor_video": (1, 3), "all": (2, 5)}
-    assert (out["bpcer"]["all"]["events"], out["bpcer"]["all"]["n"]) == (1, 1)
-    assert out["apcer"]["replay_monitor_video"]["clopper_pearson"][1] < 1.0
+    assert (prepared["bpcer"]["all"]["events"], prepared["bpcer"]["all"]["n"]) == (1, 1)
+    assert prepared["apcer"]["replay_monitor_video"]["clopper_pearson"][1] < 1.0
+    # Replayed as recorded, none of them showed the drawn challenge's actions: refused like the print.
+    assert out["unprepared_recording"]["apcer"]["all"]["events"] == 0
 
 
 def test_it_refuses_what_it_cannot_measure(tmp_path: Path) -> None:
