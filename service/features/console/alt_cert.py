@@ -213,8 +213,9 @@ def _evidence_row(
     elif row.get("id_number"):
         number = ctx.keyring.id_hash(row["id_number"])
         b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number))
-    if b is not None and not scope.visible(db, staff, b.region, "beneficiary", b.external_id):
-        b = None  # outside the importer's region scope: reported as not on the roster
+    asked = row.get("external_id") or ("id_number" if row.get("id_number") else "")
+    if asked and not scope.visible(db, staff, b.region if b is not None else None, "beneficiary", asked):
+        b = None  # missing, or outside the importer's region scope: reported as not on the roster, alike
     if b is None:
         errors.append("名册中无此人")
     elif b.status == BeneficiaryStatus.DECEASED:

@@ -53,7 +53,8 @@ def record(db: Session, actor: str, action: str, target: str, detail: dict[str, 
     prev = GENESIS if head is None else head.hash
     # Microseconds dropped: every database stores whole-second precision at least this exactly.
     at = utcnow().replace(microsecond=0)
-    actor, target = actor[:64], target[:64]
+    # The target is shown in the log as the details are: an ID number in it (a file name, a typed username) masked.
+    actor, target = actor[:64], mask_text(target)[:64]
     digest = entry_hash(prev, seq, at, actor, action, target, clean)
     db.add(
         ConsoleAuditEntry(

@@ -58,10 +58,10 @@ def requests_page(request: Request, staff: CurrentStaff) -> Response:
 @router.get("/requests/{rid}")
 def request_page(request: Request, staff: CurrentStaff, rid: int) -> Response:
     with unit(request) as db:
-        req = db.get(AssistRequest, rid)
-        b = scope.beneficiary(db, staff, req.beneficiary_id) if req is not None else None
-        if req is None or b is None:  # out of the staff member's scope: as missing
+        found = scope.request(db, staff, rid)  # out of the staff member's scope: as missing
+        if found is None:
             return render(request, "message.html", staff, status=404, message="申请不存在", back="/requests")
+        req, b = found
         attempts = db.scalars(
             select(CertSession)
             .where(CertSession.beneficiary_id == b.id)
@@ -111,9 +111,10 @@ def certify(
         if when > local_today(ctx.settings):
             return redirect(f"/requests/{rid}?e=certify")
         with unit(request) as db:
-            req = db.get(AssistRequest, rid, with_for_update=True)
-            if req is None or scope.beneficiary(db, staff, req.beneficiary_id) is None:
+            found = scope.request(db, staff, rid, for_update=True)
+            if found is None:
                 return redirect("/requests")
+            req = found[0]
             certify_and_close(db, ctx, staff, req, kind, when, evidence)
     except (ValueError, AltCertError):
         return redirect(f"/requests/{rid}?e=certify")
@@ -134,9 +135,10 @@ def close_request(
     check_csrf(staff, csrf)
     try:
         with unit(request) as db:
-            req = db.get(AssistRequest, rid, with_for_update=True)
-            if req is None or scope.beneficiary(db, staff, req.beneficiary_id) is None:
+            found = scope.request(db, staff, rid, for_update=True)
+            if found is None:
                 return redirect("/requests")
+            req = found[0]
             close(db, ctx_of(request), staff, req, AssistOutcome.ANSWERED, reply)
     except AssistError as exc:
         return redirect(f"/requests/{rid}?e={'closed' if exc.code == 'ASSIST_CLOSED' else 'reply'}")

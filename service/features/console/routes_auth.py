@@ -26,7 +26,7 @@ from service.features.console.auth import (
     start_session,
 )
 from service.features.console.models import StaffUser
-from service.features.console.scope import ScopeError, describe, parse_scope
+from service.features.console.scope import ScopeError, covers, describe, parse_scope
 from service.features.console.throttle import wait_text
 from service.features.console.web import (
     COOKIE,
@@ -199,7 +199,7 @@ def add_user(
             error = "角色无效"
         else:
             try:
-                prefixes = parse_scope(scope)
+                prefixes = _grantable(staff, scope)
                 create_user(db, username, password, role, display_name, set_by_admin=True, scope=prefixes)
                 detail = {"role": role, "scope": prefixes}
                 audit_chain.record(db, staff.actor, "user.create", username.strip(), detail)
@@ -227,6 +227,13 @@ def change_user(
         user = db.get(StaffUser, user_id)
         if user is None or (user.id == staff.id and op in ("disable", "role")):
             return redirect("/users")  # nobody removes their own admin rights by accident
+        if user.id == staff.id and op == "scope":
+            # Nor narrows their own view (the last unscoped admin would leave nobody to import the roster or to
+            # unscope anyone), nor widens it: another admin's to change.
+            return _users_page(request, staff, db, "不能修改本人的地区范围，请由另一位管理员修改")
+        if not covers(staff, user.scope or []):
+            # A scoped admin resetting an unscoped account's password could log in with it: not theirs to manage.
+            return _users_page(request, staff, db, _outside(staff))
         if op == "scope":
             try:
                 _set_scope(db, staff, user, scope)
@@ -255,8 +262,20 @@ def change_user(
 def _set_scope(db: Session, staff: Staff, user: StaffUser, text: str) -> None:
     """The account's region scope, as typed (checked); the change, old and new, is audited. It applies from the
     account's next request (each request reads it), so its sessions stay."""
-    old, new = list(user.scope or []), parse_scope(text)
+    old, new = list(user.scope or []), _grantable(staff, text)
     if new == old:
         return
     user.scope = new
     audit_chain.record(db, staff.actor, "user.scope", user.username, {"from": old, "to": new})
+
+
+def _outside(staff: Staff) -> str:
+    return f"只能管理本人地区范围（{describe(staff.scope)}）以内的账户"
+
+
+def _grantable(staff: Staff, text: str) -> list[str]:
+    """A typed scope (`parse_scope`) that `staff` may grant: within their own (scope.covers)."""
+    prefixes = parse_scope(text)
+    if not covers(staff, prefixes):
+        raise ScopeError(_outside(staff))
+    return prefixes

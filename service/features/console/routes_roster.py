@@ -81,10 +81,10 @@ def search(
         query = select(Beneficiary).where(where, in_scope).order_by(Beneficiary.name).limit(100)
         results = db.scalars(query).all() if q else []
         if q and not results and kind != "name":
-            # A lookup of one person by number: someone outside the scope reads as not found, and is audited.
-            other = db.scalar(select(Beneficiary).where(where))
-            if other is not None:
-                scope.visible(db, staff, other.region, "beneficiary", other.external_id)
+            # A lookup of one person by number: someone outside the scope reads as not found. A scoped account's
+            # miss is audited whether or not the person exists elsewhere (the log names the kind of number, or
+            # the external id typed, never whom it found): the log must not answer "is this a pensioner?".
+            scope.visible(db, staff, None, "beneficiary", q if kind == "external_id" else kind)
         # What was searched for is personal data: the audit keeps the kind of query and every record shown.
         audit_chain.record(
             db, staff.actor, "roster.search", kind, {"n": len(results), "shown": [b.external_id for b in results]}

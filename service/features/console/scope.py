@@ -6,9 +6,11 @@ roster's ``Beneficiary.region``; for a relative's verification session, which ha
 person's ``ProxyClaim.region``) starts with one of the prefixes. A region that is unknown ('') is in no scope.
 
 This module is the one home of the rule: `in_scope` for one record, `region_filter` for queries, `visible` for
-a record addressed directly (out of scope reads as "does not exist", and the attempt is noted), and
-`record_denials`, which writes the noted attempts to the audit chain (``scope.denied``) once the request's unit
-of work has ended, in a unit of its own: the request's unit is usually rolled back when the record "is not found".
+a record addressed directly (out of scope reads as "does not exist"; a scoped attempt is noted alike whether the
+record exists or not), the lookups `case`, `beneficiary`, `request` and `alert`, `covers` for an admin granting a
+scope, and `record_denials`, which writes the noted attempts to the audit chain (``scope.denied``) once the
+request's unit of work has ended, in a unit of its own: the request's unit is usually rolled back when the record
+"is not found".
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession
 from service.features.console import audit_chain, look_alikes
 from service.features.console.auth import Staff
-from service.features.console.models import ConsoleAlert
+from service.features.console.models import AssistRequest, ConsoleAlert
 from service.features.proxy.models import ProxyClaim, subject_of
+from service.infra.security import mask_number_reads
 
 # The levels of a division code: province, city, district, township, village.
 PREFIX_LENGTHS = (2, 4, 6, 9, 12)
@@ -96,42 +99,61 @@ def session_region(db: Session, s: CertSession) -> str:
     return subject.region if subject is not None else ""
 
 
-def visible(db: Session, staff: Staff, region: str | None, kind: str, target: str) -> bool:
-    """Whether `staff` may see a record addressed directly; when not, the attempt is noted for `record_denials`
-    and the caller answers exactly as for a record that does not exist."""
-    if in_scope(staff, region):
+def covers(staff: Staff, prefixes: Sequence[str]) -> bool:
+    """Whether an account scoped to `prefixes` sees no one `staff` may not see: an admin manages only accounts
+    inside their own scope and grants no more than they have (an unscoped account is covered by unscoped staff
+    only)."""
+    if not staff.scope:
         return True
-    db.info.setdefault(_DENIALS, []).append((staff.actor, kind, target))
+    return bool(prefixes) and all(in_scope(staff, p) for p in prefixes)
+
+
+def visible(db: Session, staff: Staff, region: str | None, kind: str, asked: str) -> bool:
+    """Whether `staff` may see a record addressed directly; `region`: the record's, None when no such record
+    exists; `asked`: what the staff member gave (the id in the URL, a typed external id, "id_number"). When not,
+    a scoped staff member's attempt is noted for `record_denials`, alike for a missing record and a hidden one,
+    naming what was asked, never what was found: supervisors read the audit log, scoped or not, and it must not
+    tell them whether the record exists. The caller answers exactly as for a record that does not exist."""
+    if region is not None and in_scope(staff, region):
+        return True
+    if staff.scope:
+        # Masked as card reads are: a number typed as an external id may be most of an ID number.
+        db.info.setdefault(_DENIALS, []).append((staff.actor, kind, mask_number_reads(asked)[:64]))
     return False
 
 
 def beneficiary(db: Session, staff: Staff, bid: int) -> Beneficiary | None:
     """The beneficiary `bid` if it exists and is in scope; None otherwise (the same answer for both)."""
     b = db.get(Beneficiary, bid)
-    if b is None or not visible(db, staff, b.region, "beneficiary", b.external_id):
-        return None
-    return b
+    return b if visible(db, staff, b.region if b is not None else None, "beneficiary", str(bid)) else None
 
 
 def case(db: Session, staff: Staff, session_id: str) -> CertSession | None:
     """The certification session `session_id` if it exists and its person is in scope; None otherwise."""
     s = db.get(CertSession, session_id)
-    if s is None or not visible(db, staff, session_region(db, s), "case", s.id):
+    return s if visible(db, staff, session_region(db, s) if s is not None else None, "case", session_id) else None
+
+
+def request(db: Session, staff: Staff, rid: int, for_update: bool = False) -> tuple[AssistRequest, Beneficiary] | None:
+    """The citizen's request `rid` and its person if it exists and the person is in scope; None otherwise."""
+    req = db.get(AssistRequest, rid, with_for_update=for_update)
+    b = db.get(Beneficiary, req.beneficiary_id) if req is not None else None
+    region = b.region if req is not None and b is not None else None
+    if not visible(db, staff, region, "request", str(rid)) or req is None or b is None:
         return None
-    return s
+    return req, b
 
 
 def alert(db: Session, staff: Staff, alert_id: int) -> ConsoleAlert | None:
     """The alert `alert_id` if it exists and every person it names (a look-alike names two) is in scope."""
     a = db.get(ConsoleAlert, alert_id)
-    if a is None or not staff.scope:
-        return a
-    ids = [i for i in (a.beneficiary_id, look_alikes.other_id(a)) if i is not None]
-    named = list(db.scalars(select(Beneficiary.region).where(Beneficiary.id.in_(ids)))) or [""]  # nobody: no scope
-    if all(in_scope(staff, region) for region in named):
-        return a
-    visible(db, staff, "", "alert", str(a.id))  # noted as denied
-    return None
+    region: str | None = None
+    if a is not None:
+        ids = [i for i in (a.beneficiary_id, look_alikes.other_id(a)) if i is not None]
+        named = list(db.scalars(select(Beneficiary.region).where(Beneficiary.id.in_(ids)))) or [""]  # nobody: none
+        # One region standing for all: the first one out of scope ("" when none named), else the first.
+        region = next((r for r in named if not in_scope(staff, r)), named[0])
+    return a if visible(db, staff, region, "alert", str(alert_id)) else None
 
 
 def alerts_in_scope(

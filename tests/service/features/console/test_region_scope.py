@@ -156,7 +156,8 @@ def test_a_case_out_of_scope_reads_as_missing_and_is_audited(
 
     denied = _denials(ctx)
     assert denied.count((guangzhou.sid, "case")) == 4  # page, picture, claim, decision
-    assert all(target == guangzhou.sid for target, _ in denied)  # an unknown id is not a denial
+    # An unknown id leaves the same trace (the log must not tell a hidden case from a missing one).
+    assert denied.count((unknown, "case")) == 3  # page, picture, claim
 
 
 def test_deciding_out_of_scope_in_the_service_is_refused(ctx: ServiceContext, two: tuple[Case, Case]) -> None:
@@ -197,7 +198,10 @@ def test_a_person_out_of_scope_reads_as_missing(
     assert none.status_code == 200 and guangzhou.ext not in none.text and "广州乙" not in none.text
     by_name = app_client.post("/console/roster/search", data={"q": "广州", "csrf": csrf})
     assert guangzhou.ext not in by_name.text
-    assert _denials(ctx, "staff:sup1").count((guangzhou.ext, "beneficiary")) == 4  # page, death, certify, search
+    # Named by what was asked (the id in the URL; "id_number" for a search), never by whom it found.
+    denied = _denials(ctx, "staff:sup1")
+    assert denied.count((str(guangzhou.bid), "beneficiary")) == 3  # page, death, certify
+    assert ("id_number", "beneficiary") in denied and not [t for t, _ in denied if t == guangzhou.ext]
 
 
 def _csv(client: TestClient) -> dict[str, list[str]]:
@@ -257,7 +261,7 @@ def test_requests_and_alerts_out_of_scope_are_hidden(
         assert req is not None and req.status == "open"
         assert [db.get(ConsoleAlert, a).resolved for a in alert_ids[1:]] == [False, False]  # type: ignore[union-attr]
     denied = _denials(ctx, "staff:sup1")
-    assert denied.count((guangzhou.ext, "beneficiary")) == 2 and {t for t, k in denied if k == "alert"} == {
+    assert denied.count((str(req_ids[1]), "request")) == 2 and {t for t, k in denied if k == "alert"} == {
         str(a) for a in alert_ids[1:]
     }
     other = new_client(app_client)
