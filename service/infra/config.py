@@ -301,6 +301,11 @@ class Settings(BaseSettings):
     def effective_media_dir(self) -> Path:
         return self.storage.media_dir or self.var_dir / "media"
 
+    def cookies_secure(self, scheme: str) -> bool:
+        """Whether a cookie must be `Secure` (TLS only): the request came over https, or this is production (behind
+        a proxy that ends TLS, where the app itself sees http). The one rule for the console's and the H5 pages'."""
+        return scheme == "https" or self.env == "production"
+
     @property
     def media_key_bytes(self) -> bytes:
         key = base64.b64decode(self.security.media_key)

@@ -123,7 +123,7 @@ def secure_cookies(request: Request) -> bool:
     cfg = config_of(request)
     if cfg.cookie_secure is not None:
         return cfg.cookie_secure
-    return request.url.scheme == "https" or ctx_of(request).settings.env == "production"
+    return ctx_of(request).settings.cookies_secure(request.url.scheme)
 
 
 def render(request: Request, name: str, staff: Staff | None, status: int = 200, **values: Any) -> HTMLResponse:

@@ -21,8 +21,8 @@ TTL_S = 2 * 3600
 
 
 def secure_cookies(ctx: ServiceContext, request: Request) -> bool:
-    """Cookies only over TLS: served over https, or in production (behind a proxy that ends TLS)."""
-    return request.url.scheme == "https" or ctx.settings.env == "production"
+    """Cookies only over TLS (the rule: Settings.cookies_secure)."""
+    return ctx.settings.cookies_secure(request.url.scheme)
 
 
 def mint(ctx: ServiceContext, openid: str, now: float | None = None) -> str:
