@@ -6,8 +6,8 @@
 A transaction may skip tables, but once it holds a row of one table it takes no row of a table earlier in the
 list. Two transactions that need the same rows then meet in the same order: one waits for the other instead of
 PostgreSQL aborting one of them (DeadlockDetected: a roster import, a worker's decision or a relative's request
-failing). Several rows of one table are taken in a fixed order (the cycle run's beneficiaries by id, a record's
-bindings by creation then id) or with SKIP LOCKED (the retention purge, the bindings' expiry).
+failing). Several rows of one table are taken in a fixed order (the cycle run's and a roster import's beneficiaries
+by id, a record's bindings by creation then id) or with SKIP LOCKED (the retention purge, the bindings' expiry).
 
 What counts as taking a row: SELECT … FOR UPDATE / FOR KEY SHARE, an UPDATE or DELETE of it, and an INSERT of a
 row whose foreign key names it (PostgreSQL takes FOR KEY SHARE on the parent row, which waits for a FOR UPDATE).
@@ -20,8 +20,10 @@ Who takes what, in this order (docs/security.md, Part L):
   (an accept), then the proxy feature's operator and binding (`proxy.hooks.on_decided` / `on_accept`);
 - a staff decision (`review.settle`; the console's `decide_case`): the session, its review claim, then the
   beneficiary (an accept) or the operator and binding (a consent or verification session);
-- a roster import (`roster.import_roster`): the beneficiaries it updates, then the bindings of a record whose ID
-  number changed (`proxy.bindings.end_for_identity_change`);
+- a roster import (`roster.import_roster`): every stored beneficiary its file names (by external id or ID
+  number), locked by id before its first write (`roster._lock_records`; the rows are then updated in the file's
+  order under locks already held), then the bindings of a record whose ID number changed
+  (`proxy.bindings.end_for_identity_change`);
 - the proxy feature's requests: a binding (`bind`) the elder then the operator, then the new binding; a request on
   a relative's own binding (`own_binding(for_update=True)`: unbind, consent, open a session) the elder and the
   operator (FOR KEY SHARE) before the binding; staff consent and unlock the binding alone;

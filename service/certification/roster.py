@@ -10,6 +10,10 @@ benefit
 system; the cycle rules give the validity), cycle_start (optional ISO date: this person's cycle start). For a
 survivor pension the id_number and name are the dependant's: the dependant is the one who certifies.
 
+The whole file is read and validated before anything is written, and every stored record it names is locked in
+id order first (PostgreSQL; service/certification/lock_order.py): an import and the cycle run, or two imports
+listing the same people in other orders, then wait for each other instead of deadlocking.
+
 Every active person leaves the import with a validity date a person can see and check (issue 21): the row's
 valid_until, else the validity of its last_certified_on, else (for a new person, or one stored without a date)
 the cycle start (the row's, else the import's) plus ``Settings.new_import_grace_days``. A person imported today
@@ -33,7 +37,7 @@ import logging
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,6 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_Key = TypeVar("_Key", int, str)
+
 REQUIRED = ("external_id", "id_number", "name", "benefit_types")
 MAX_ROWS = 200_000
 # XLSX bombs: a few kilobytes can inflate to gigabytes of XML, or declare a 16384-column, million-row sheet
@@ -60,11 +66,13 @@ MAX_ROWS = 200_000
 MAX_XLSX_INFLATED = 512 * 1024 * 1024
 MAX_COLUMNS = 64
 MAX_SHEET_ROWS = 2 * MAX_ROWS  # blank rows included
+# Keys per statement when the import locks its records: well under SQLite's and PostgreSQL's parameter limits.
+LOCK_CHUNK = 1000
 # A text cell starting like a spreadsheet formula would run when staff open an export in Excel.
 FORMULA_START = ("=", "+", "-", "@")
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a whole file's rows are held at once (import_roster)
 class RosterRow:
     line: int
     external_id: str
@@ -281,26 +289,77 @@ def _date(raw: dict[str, str], column: str, errors: list[str]) -> dt.date | None
 def import_roster(
     db: Session, keyring: Keyring, filename: str, data: bytes, actor: str, terms: ImportTerms
 ) -> ImportReport:
-    """Validate and upsert every row; the caller commits (one transaction for the whole file)."""
+    """Validate and upsert every row; the caller commits (one transaction for the whole file). The file is read
+    and validated whole first, and every stored record it names is locked in id order (`_lock_records`) before
+    the first row is written in the file's order."""
     report = ImportReport(filename=filename)
+    lines = _read_rows(filename, data)
+    _lock_records(db, keyring, [row for _, row, _ in lines if row is not None])
     seen_ext: set[str] = set()
     seen_id: set[str] = set()
+    for line, row, refused in lines:
+        if row is None:
+            report.rejected.append(refused or {})
+            continue
+        if row.external_id in seen_ext or row.id_number in seen_id:
+            errors = ["duplicate of an earlier row in this file"]
+        else:
+            errors = _upsert(db, keyring, row, report, terms)
+        if errors:
+            # A valid row's cells are its fields as read (stripped when read): the entry an invalid row gets.
+            entry = {"line": line, "external_id": row.external_id, "id": mask_id(row.id_number), "errors": errors}
+            report.rejected.append(entry)
+            continue
+        seen_ext.add(row.external_id)
+        seen_id.add(row.id_number)
+    _record_import(db, report, filename, data, actor, terms)
+    return report
+
+
+def _read_rows(filename: str, data: bytes) -> list[tuple[int, RosterRow | None, dict[str, Any] | None]]:
+    """Every non-empty row: (line, the valid row, None) or (line, None, its report entry); MAX_ROWS is checked
+    before anything is written."""
+    lines: list[tuple[int, RosterRow | None, dict[str, Any] | None]] = []
     for n, (line, raw) in enumerate(read_table(filename, data)):
         if n >= MAX_ROWS:
             raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_ROWS} rows")
         row, errors = validate_row(line, raw)
-        if row is not None and (row.external_id in seen_ext or row.id_number in seen_id):
-            errors = ["duplicate of an earlier row in this file"]
-        elif row is not None:
-            errors = _upsert(db, keyring, row, report, terms)
-        if row is None or errors:
-            masked = mask_id(normalise_id(raw.get("id_number", "")))
-            report.rejected.append(
-                {"line": line, "external_id": raw.get("external_id", ""), "id": masked, "errors": errors}
-            )
+        if row is not None:
+            lines.append((line, row, None))
             continue
-        seen_ext.add(row.external_id)
-        seen_id.add(row.id_number)
+        masked = mask_id(normalise_id(raw.get("id_number", "")))
+        lines.append(
+            (line, None, {"line": line, "external_id": raw.get("external_id", ""), "id": masked, "errors": errors})
+        )
+    return lines
+
+
+def _lock_records(db: Session, keyring: Keyring, rows: list[RosterRow]) -> None:
+    """Lock (PostgreSQL) every stored record the rows name, by external id or by ID number (`_upsert` reads
+    both), in id order: the order the cycle run and another import take them in
+    (service/certification/lock_order.py). The ids are found first, then locked in ascending chunks, so the
+    UPDATEs that follow in the file's order take no new beneficiary lock. A record stored by another transaction
+    after this (a new person another import commits meanwhile) is locked when updated, as before."""
+    ids: set[int] = set()
+    hashes = sorted({keyring.id_hash(row.id_number) for row in rows})
+    for chunk in _chunks(sorted({row.external_id for row in rows})):
+        ids.update(db.scalars(select(Beneficiary.id).where(Beneficiary.external_id.in_(chunk))))
+    for chunk in _chunks(hashes):
+        ids.update(db.scalars(select(Beneficiary.id).where(Beneficiary.id_hash.in_(chunk))))
+    for id_chunk in _chunks(sorted(ids)):
+        query = select(Beneficiary.id).where(Beneficiary.id.in_(id_chunk)).order_by(Beneficiary.id).with_for_update()
+        db.scalars(query).all()
+
+
+def _chunks(items: list[_Key]) -> Iterator[list[_Key]]:
+    for start in range(0, len(items), LOCK_CHUNK):
+        yield items[start : start + LOCK_CHUNK]
+
+
+def _record_import(
+    db: Session, report: ImportReport, filename: str, data: bytes, actor: str, terms: ImportTerms
+) -> None:
+    """The import's record and audit entry, then each ID-number change announced."""
     rec = RosterImport(
         filename=filename[:256],
         sha256=hashlib.sha256(data).hexdigest(),
@@ -317,7 +376,6 @@ def import_roster(
     for change in report.identity_changed:
         _announce_identity_change(db, change, rec.id, actor, terms)
     log.info("roster %s: %s", filename, {k: v for k, v in report.to_dict().items() if k != "rejected_rows"})
-    return report
 
 
 def _identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> None:
@@ -348,8 +406,9 @@ def _announce_identity_change(
     db: Session, change: dict[str, Any], import_id: int, actor: str, terms: ImportTerms
 ) -> None:
     """Audit one ID-number change and tell the features (in the import's transaction: all or nothing). The
-    record's row is locked already (updated by `_upsert`); the features' hooks lock their rows after it (the
-    proxy feature: the record's bindings), in the lock order of service/certification/lock_order.py."""
+    record's row is locked already (`_lock_records`, then updated by `_upsert`); the features' hooks lock their
+    rows after it (the proxy feature: the record's bindings), in the lock order of
+    service/certification/lock_order.py."""
     audit(db, actor, "roster.identity_changed", change["external_id"], change | {"import": import_id})
     if terms.hooks is None:
         return

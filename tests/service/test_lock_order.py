@@ -9,7 +9,9 @@ take its own, and then letting both go on:
   against a worker accepting a proxy certification of that elder (the operator and binding, then the elder);
 - a relative binding the elder again (the elder, then the operator) against that worker;
 - a relative opening a proxy session on the binding (the binding, then, by the new rows' foreign keys, the elder
-  and the operator) against that worker.
+  and the operator) against that worker;
+- a roster import updating people in the file's order (B, then A) against the cycle run locking them by id (A,
+  then B), and against another import listing them the other way round.
 
 With the order kept, one waits for the other and both complete. A machine accept of a proxy certification needs
 the operator's face template and real media: the worker's step that applies the decision is driven directly.
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
 import service.schema  # noqa: F401  (every table on the metadata)
@@ -33,6 +35,7 @@ from pipelines.decision.result import Outcome
 from proxy_auth import ConsentMethod
 from service.certification.context import ServiceContext
 from service.certification.contract import IdentityChange
+from service.certification.cycle import run_cycle
 from service.certification.errors import ServiceError
 from service.certification.lock_order import LOCK_ORDER
 from service.certification.models import Beneficiary, Certification, CertSession, SessionState, utcnow
@@ -40,6 +43,7 @@ from service.certification.processing import _apply
 from service.certification.roster import import_roster, import_terms
 from service.features.proxy import bindings, hooks, operators, sessions
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
+from service.infra.clock import local_today
 from service.infra.db.engine import Base
 from tests.service import factories
 from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
@@ -245,3 +249,104 @@ def test_opening_a_proxy_session_while_a_proxy_accept_is_applied_does_not_deadlo
     settled_accept(ctx, case)
     with ctx.db() as db:
         assert db.get(CertSession, opened) is not None
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    external_id: str
+    id_number: str
+
+
+def two_lapsed(ctx: ServiceContext) -> tuple[Person, Person]:
+    """Two active people whose validity ended yesterday (the cycle run suspends both), in id order."""
+    yesterday = local_today(ctx.settings) - dt.timedelta(days=1)
+    with ctx.db() as db:
+        numbers = factories.id_number(), factories.id_number()
+        a, b = (factories.beneficiary(db, ctx.keyring, id_number=n, valid_until=yesterday) for n in numbers)
+        return Person(a.id, a.external_id, numbers[0]), Person(b.id, b.external_id, numbers[1])
+
+
+def roster_of(people: list[Person], name: str) -> bytes:
+    """A file listing `people` in this order, each under `name` (a change: every row is an UPDATE)."""
+    buf = io.StringIO()
+    rows = [[p.external_id, p.id_number, name, "enterprise_pension"] for p in people]
+    csv.writer(buf).writerows([["external_id", "id_number", "name", "benefit_types"], *rows])
+    return buf.getvalue().encode()
+
+
+def importing(ctx: ServiceContext, data: bytes) -> Callable[[], object]:
+    def run() -> object:
+        with ctx.db() as db:
+            return import_roster(db, ctx.keyring, "roster.csv", data, "admin:test", import_terms(ctx)).updated
+
+    return run
+
+
+class HeldAfterFirstUpdate:
+    """Runs a function in a thread that, right after its first UPDATE of a beneficiary (that row locked, the
+    transaction open), sets `updated` and stays there until `go_on()`."""
+
+    def __init__(self, ctx: ServiceContext, go_on: Callable[[], bool]) -> None:
+        self.updated, self.go_on, self.thread = threading.Event(), go_on, -1
+        event.listen(ctx.engine, "after_cursor_execute", self.after_execute)
+
+    def after_execute(self, conn: object, cursor: object, statement: str, *_: object) -> None:
+        ours = threading.get_ident() == self.thread and statement.startswith("UPDATE beneficiaries")
+        if ours and not self.updated.is_set():
+            self.updated.set()
+            assert until(self.go_on)
+
+    def running(self, fn: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+        def held() -> object:
+            self.thread = threading.get_ident()
+            return fn()
+
+        return running(held)
+
+
+def names(ctx: ServiceContext, *people: Person) -> list[tuple[str, str]]:
+    with ctx.db() as db:
+        rows = db.execute(
+            select(Beneficiary.name, Beneficiary.status)
+            .where(Beneficiary.id.in_([p.id for p in people]))
+            .order_by(Beneficiary.id)
+        )
+        return [(name, str(status)) for name, status in rows]
+
+
+def test_a_roster_import_and_the_cycle_run_over_the_same_people_do_not_deadlock(pg_ctx: ServiceContext) -> None:  # noqa: F811
+    """The file lists B before A; the cycle run locks the lapsed A, then B (by id). Before: the import updated B
+    (its row locked) and waited for A, which the cycle run held while it waited for B; PostgreSQL aborted one.
+    Now the import locks A and B by id before its first UPDATE: the cycle run waits for it, then suspends both."""
+    ctx = pg_ctx
+    a, b = two_lapsed(ctx)
+    held = HeldAfterFirstUpdate(ctx, lambda: lock_waits(ctx) > 0)  # until the cycle run waits for a row
+    importer, imported = held.running(importing(ctx, roster_of([b, a], "王秀兰")))
+    assert held.updated.wait(10)
+
+    def cycle_run() -> object:
+        with ctx.db() as db:
+            return run_cycle(db, local_today(ctx.settings), ctx.rules)
+
+    cycle, suspended = running(cycle_run)
+    importer.join(30)
+    cycle.join(30)
+    assert (imported, suspended) == ([2], [[a.id, b.id]])
+    assert names(ctx, a, b) == [("王秀兰", "suspended")] * 2
+
+
+def test_two_roster_imports_listing_the_same_people_in_other_orders_do_not_deadlock(pg_ctx: ServiceContext) -> None:  # noqa: F811
+    """One file lists B, A; the other A, B. Before: the first updated B, the second A, and each then waited for
+    the other's row; PostgreSQL aborted one. Now each locks A, then B before writing: the second waits for the
+    first, then applies its own names over it."""
+    ctx = pg_ctx
+    a, b = two_lapsed(ctx)
+    held = HeldAfterFirstUpdate(ctx, lambda: lock_waits(ctx) > 0)  # until the second import waits for a row
+    first, first_updated = held.running(importing(ctx, roster_of([b, a], "王秀兰")))
+    assert held.updated.wait(10)
+    second, second_updated = running(importing(ctx, roster_of([a, b], "李秀兰")))
+    first.join(30)
+    second.join(30)
+    assert (first_updated, second_updated) == ([2], [2])
+    assert names(ctx, a, b) == [("李秀兰", "active")] * 2
