@@ -27,8 +27,9 @@ Who takes what, in this order (docs/security.md, Part L):
 - the proxy feature's requests: a binding (`bind`) the elder then the operator, then the new binding; a request on
   a relative's own binding (`own_binding(for_update=True)`: unbind, consent, open a session) the elder and the
   operator (FOR KEY SHARE) before the binding; staff consent and unlock the binding alone;
-- the console (service/features/console): an assistance request's certification the request, then the new session
-  and the beneficiary (`alt_cert.certify_alternative` → `accept_session`); a death registration the beneficiary;
+- the console (service/features/console): an alternative certification (at the counter, a home visit, an assistance
+  request: the request first) the beneficiary, before inserting its session (`alt_cert.certify_alternative`, then
+  `accept_session` on the row it holds); a death registration the beneficiary;
 - the daily work: the cycle run the lapsed beneficiaries (by id); the expiry and the purge sessions; the erasure of
   the deceased's templates their beneficiaries (flushed in primary-key order).
 """
