@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,3 +131,24 @@ def test_a_non_commercial_model_pack_is_refused_in_production(pack: str) -> None
 def test_the_pack_named_only_in_the_environment_counts_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PENSION_CERT_MODEL_PACK", "insightface")
     refused(production(), "PENSION_CERT_MODEL_PACK")
+
+
+def test_a_production_console_without_its_own_host_name_is_warned_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without PENSION_CERT_CONSOLE_HOSTS the console shares the H5 pages' origin (docs/security.md, Part M): a
+    production start says so, but still starts (deployments made before the setting keep running)."""
+    import service.schema
+    from service.adapters.http import create_app
+    from service.certification.context import ServiceContext
+
+    ctx = ServiceContext(production(var_dir=tmp_path), schema=service.schema.metadata)
+    monkeypatch.delenv("PENSION_CERT_CONSOLE_HOSTS", raising=False)
+    with caplog.at_level("WARNING", logger="service.features.console.install"):
+        create_app(ctx=ctx)
+    assert any("PENSION_CERT_CONSOLE_HOSTS is empty" in r.getMessage() for r in caplog.records), caplog.records
+    caplog.clear()
+    monkeypatch.setenv("PENSION_CERT_CONSOLE_HOSTS", "console.example.gov.cn")
+    with caplog.at_level("WARNING", logger="service.features.console.install"):
+        create_app(ctx=ctx)
+    assert not any("CONSOLE_HOSTS" in r.getMessage() for r in caplog.records)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
+# A host name or IPv4 address, or an IPv6 literal in brackets: no scheme, port, path or wildcard.
+HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]")
+
+
+def host_key(host: str) -> str:
+    """A host as compared with ``hosts``: lower-case, without a trailing dot (``Console.Example.cn.`` is
+    ``console.example.cn``)."""
+    return host.strip().lower().rstrip(".")
 
 
 class ConsoleConfig(BaseSettings):
@@ -30,6 +41,24 @@ class ConsoleConfig(BaseSettings):
     # Pages show times in this zone, with its abbreviation (stored times are UTC). Unset: the service-wide
     # PENSION_CERT_TIME_ZONE (service/infra/config.py), which also dates certifications; this name stays as an override.
     time_zone: str | None = None
+    # The host names the console is served on, each apart from the H5 pages' (docs/operations.md, "Two host
+    # names"): on them only /console (and /healthz, /readyz) answers, elsewhere /console is a 404
+    # (service/features/console/hosts.py). Comma-separated or a JSON list. Empty: every host serves everything.
+    hosts: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _host_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [h for h in text.split(",") if h.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(h, str) for h in value):
+            raise ValueError("a comma-separated list of host names (or a JSON list of strings)")
+        hosts = tuple(host_key(h) for h in value)
+        for host in hosts:
+            if not HOST_NAME.fullmatch(host):
+                raise ValueError(f"{host!r} is not a host name (give the name only: no scheme, port or path)")
+        return hosts
 
     @field_validator("time_zone")
     @classmethod

@@ -1,7 +1,10 @@
-"""`install_console(app)`: the console's routes, its stylesheet, the login redirect and the 403 page on one
-FastAPI app (the HTTP adapter's create_app calls it)."""
+"""`install_console(app)`: the console's routes, its stylesheet, the login redirect, the 403 page and its host
+names (hosts.py) on one FastAPI app (the HTTP adapter's create_app calls it, before the observability middleware,
+which then wraps the host check's 404s too)."""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
@@ -15,6 +18,7 @@ from service.features.console import (
     routes_roster,
 )
 from service.features.console.config import ConsoleConfig
+from service.features.console.hosts import ConsoleHostMiddleware, weakness
 from service.features.console.throttle import BackoffPolicy, LoginThrottle
 from service.features.console.web import (
     HERE,
@@ -26,9 +30,16 @@ from service.features.console.web import (
     render,
 )
 
+log = logging.getLogger(__name__)
+
 
 def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
     app.state.console_config = cfg = config or ConsoleConfig()
+    if cfg.hosts:
+        app.add_middleware(ConsoleHostMiddleware, hosts=cfg.hosts)
+    weak = weakness(app.state.ctx.settings, cfg)
+    if weak:
+        log.warning("insecure setting: %s", weak)
     app.state.login_throttle = LoginThrottle(app.state.ctx, BackoffPolicy.of(cfg))
     for module in (routes_auth, routes_review, routes_roster, routes_alt, routes_dashboard, routes_audit):
         app.include_router(module.router, include_in_schema=False)
