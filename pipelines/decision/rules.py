@@ -48,11 +48,11 @@ CARD_REVIEW = frozenset({ReasonCode.ID_FIELDS_INCONSISTENT})
 
 @dataclass(frozen=True)
 class DecisionConfig:
-    # Passive liveness scores this close above the liveness pass threshold are borderline (review). None by
-    # default: the stage's threshold is chosen by the evaluation protocol with a stated target, and its own review
-    # band lies below it. The 0.05 this used to be had no target: at the deployed point it sent 7.6 % (21/276) of
-    # the clean genuine clips that pass the stage to review and no attack that passes it (`decision_margin` in
-    # bench/results/liveness_eval.json, docs/liveness.md).
+    # Passive liveness scores this close above the liveness pass threshold are borderline (review). 0 by
+    # default (no margin): the stage's threshold is chosen by the evaluation protocol with a stated target, and its
+    # own review band lies below it. The 0.05 this used to be had no target: at the deployed point it sent 7.6 %
+    # (21/276) of the clean genuine clips that pass the stage to review and no attack that passes it
+    # (`decision_margin` in bench/results/liveness_eval.json, docs/liveness.md).
     passive_pass_threshold: float | None = None
     passive_review_margin: float = 0.0
     require_unexpired_card: bool = True

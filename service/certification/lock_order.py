@@ -19,7 +19,8 @@ Who takes what, in this order (docs/security.md, Part L):
 - a worker applying a decision (`processing._apply`, embedded and Celery alike): the session, the beneficiary
   (an accept), then the proxy feature's operator and binding (`proxy.hooks.on_decided` / `on_accept`);
 - a staff decision (`review.settle`; the console's `decide_case`): the session, its review claim, then the
-  beneficiary (an accept) or the operator and binding (a consent or verification session);
+  beneficiary (an accept: `accept_session` locks it before the features' accept hooks read or lock their rows),
+  then the operator and binding (a consent or verification session);
 - a roster import (`roster.import_roster`): every stored beneficiary its file names (by external id or ID
   number), locked by id before its first write (`roster._lock_records`; the rows are then updated in the file's
   order under locks already held), then the bindings of a record whose ID number changed

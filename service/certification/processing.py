@@ -291,6 +291,15 @@ def accept_session(
     """Accept `s`: the features' accept hooks first, then (unless one says the session certifies nobody) the
     certification of `b`. A session without a beneficiary never issues a certificate: refused when no feature
     took its accept."""
+    if b is not None:
+        # Lock and re-read the beneficiary (PostgreSQL; SQLite serialises writers) before the features' hooks: a
+        # cycle run suspending them at this moment is waited for and then seen, so the certification resumes them
+        # instead of leaving a certified beneficiary suspended; a roster import giving the record another ID number
+        # is waited for, so the hooks then see the bindings it revoked (a staff accept read them before it, still
+        # active, and certified the new person). The lock order: service/certification/lock_order.py. Pending
+        # changes are flushed first, so the re-read keeps them.
+        db.flush()
+        db.refresh(b, with_for_update=True)
     certifies_nobody = False  # e.g. a relative's verification or an elder's consent (the proxy feature)
     for hook in ctx.hooks.require_installed().accept.values():
         certifies_nobody = hook(db, s, b) or certifies_nobody
@@ -298,11 +307,6 @@ def accept_session(
         return
     if b is None:
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "the session certifies no beneficiary")
-    # Lock and re-read the beneficiary (PostgreSQL; SQLite serialises writers): a cycle run suspending them at
-    # this moment is waited for and then seen, so the certification resumes them instead of leaving a
-    # certified beneficiary suspended. Pending changes are flushed first, so the re-read keeps them.
-    db.flush()
-    db.refresh(b, with_for_update=True)
     if b.status == BeneficiaryStatus.DECEASED:  # staff accepting a case whose person was recorded dead meanwhile
         raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
     was_suspended = b.status == BeneficiaryStatus.SUSPENDED

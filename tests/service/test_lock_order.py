@@ -350,3 +350,50 @@ def test_two_roster_imports_listing_the_same_people_in_other_orders_do_not_deadl
     second.join(30)
     assert (first_updated, second_updated) == ([2], [2])
     assert names(ctx, a, b) == [("李秀兰", "active")] * 2
+
+
+def test_a_staff_accept_racing_a_roster_change_of_id_number_certifies_nobody(pg_ctx: ServiceContext) -> None:  # noqa: F811
+    """Staff accept a relative's proxy certification of the elder while a roster import gives the elder's record
+    another ID number (the import revokes the relative's binding: the session was opened for the previous
+    person). Before: the staff transaction read the binding (still active: the import had not committed), then
+    waited for the elder's row, and certified the record's new person with the old person's relative's session.
+    Now it takes the elder's row before the accept hooks read the binding: it waits for the import, then sees the
+    binding revoked and certifies nobody."""
+    from service.certification.review import settle  # lazy: only this test settles a case
+
+    ctx = pg_ctx
+    case = proxy_case(ctx)
+    with ctx.db() as db:
+        s = db.get(CertSession, case.session_id)
+        assert s is not None
+        s.state, s.decision = SessionState.DECIDED, "review"
+    revoked = threading.Event()
+
+    def revoke_then_hold(db: Session, change: IdentityChange) -> None:
+        bindings.end_for_identity_change(db, change)
+        revoked.set()  # the binding revoked, the elder's row changed: neither committed yet
+        assert until(lambda: lock_waits(ctx) > 0)  # until the staff accept waits for a row the import holds
+
+    ctx.hooks.identity_changes["proxy"] = revoke_then_hold
+
+    def roster_import() -> object:
+        with ctx.db() as db:
+            data = roster_giving_another_number(case)
+            return len(
+                import_roster(db, ctx.keyring, "roster.csv", data, "admin:test", import_terms(ctx)).identity_changed
+            )
+
+    def staff_accepts() -> object:
+        with ctx.db() as db:
+            s = db.get(CertSession, case.session_id)
+            assert s is not None
+            return settle(db, ctx, s, "accept", "rev1", "ok", "staff:rev1", case_checked=True)["decision"]
+
+    importer, imported = running(roster_import)
+    assert revoked.wait(10)
+    staff, settled = running(staff_accepts)
+    importer.join(30)
+    staff.join(30)
+    assert imported == [1]
+    assert [getattr(r, "code", r) for r in settled] == ["PROXY_BINDING_REVOKED"]
+    assert certifications(ctx, case.session_id) == 0

@@ -45,7 +45,7 @@ def dev_login(ctx: Ctx, db: DB, request: Request, user: str = "tester", next: st
         max_age=identity.TTL_S,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=identity.secure_cookies(ctx, request),  # the one rule: Settings.cookies_secure
         path="/",
     )
     return resp
