@@ -21,9 +21,9 @@ Who takes what, in this order (docs/security.md, Part L):
 - a staff decision (`review.settle`; the console's `decide_case`): the session, its review claim, then the
   beneficiary (an accept: `accept_session` locks it before the features' accept hooks read or lock their rows),
   then the operator and binding (a consent or verification session);
-- a roster import (`roster.import_roster`): every stored beneficiary its file names (by external id or ID
-  number), locked by id before its first write (`roster._lock_records`; the rows are then updated in the file's
-  order under locks already held), then the bindings of a record whose ID number changed
+- a roster import (`roster.import_roster`): the stored beneficiaries its file changes (not those whose row is
+  unchanged), locked by id before its first write (`roster._lock_records`; the rows are then updated in the
+  file's order under locks already held), then the bindings of a record whose ID number changed
   (`proxy.bindings.end_for_identity_change`);
 - the proxy feature's requests: a binding (`bind`) the elder then the operator, then the new binding; a request on
   a relative's own binding (`own_binding(for_update=True)`: unbind, consent, open a session) the elder and the

@@ -294,7 +294,7 @@ def import_roster(
     the first row is written in the file's order."""
     report = ImportReport(filename=filename)
     lines = _read_rows(filename, data)
-    _lock_records(db, keyring, [row for _, row, _ in lines if row is not None])
+    _lock_records(db, [row for _, row, _ in lines if row is not None])
     seen_ext: set[str] = set()
     seen_id: set[str] = set()
     for line, row, refused in lines:
@@ -334,21 +334,32 @@ def _read_rows(filename: str, data: bytes) -> list[tuple[int, RosterRow | None, 
     return lines
 
 
-def _lock_records(db: Session, keyring: Keyring, rows: list[RosterRow]) -> None:
-    """Lock (PostgreSQL) every stored record the rows name, by external id or by ID number (`_upsert` reads
-    both), in id order: the order the cycle run and another import take them in
-    (service/certification/lock_order.py). The ids are found first, then locked in ascending chunks, so the
-    UPDATEs that follow in the file's order take no new beneficiary lock. A record stored by another transaction
-    after this (a new person another import commits meanwhile) is locked when updated, as before."""
+def _lock_records(db: Session, rows: list[RosterRow]) -> None:
+    """Lock (PostgreSQL) the stored records this file will change, in id order: the order the cycle run and
+    another import take them in (service/certification/lock_order.py). They are found first without a lock (by
+    external id; a row whose digest matches its record is left alone by `_upsert`, so its record is not locked:
+    a full-roster import must not hold every pensioner's row, and their uploads and accepts, for its whole
+    length), then locked in ascending chunks, so the UPDATEs that follow in the file's order take no new
+    beneficiary lock. A record another transaction changes or stores after this (a new person another import
+    commits meanwhile) is locked when updated, as before."""
+    by_ext: dict[str, RosterRow] = {}
+    for row in rows:
+        by_ext.setdefault(row.external_id, row)  # a later row with the same id is refused as a duplicate
     ids: set[int] = set()
-    hashes = sorted({keyring.id_hash(row.id_number) for row in rows})
-    for chunk in _chunks(sorted({row.external_id for row in rows})):
-        ids.update(db.scalars(select(Beneficiary.id).where(Beneficiary.external_id.in_(chunk))))
-    for chunk in _chunks(hashes):
-        ids.update(db.scalars(select(Beneficiary.id).where(Beneficiary.id_hash.in_(chunk))))
+    for chunk in _chunks(sorted(by_ext)):
+        stored = select(Beneficiary.id, Beneficiary.external_id, Beneficiary.roster_digest, Beneficiary.household)
+        for bid, ext, digest, household in db.execute(stored.where(Beneficiary.external_id.in_(chunk))):
+            row = by_ext[ext]
+            if row.digest(_kept_household(row, household)) != digest:
+                ids.add(bid)
     for id_chunk in _chunks(sorted(ids)):
         query = select(Beneficiary.id).where(Beneficiary.id.in_(id_chunk)).order_by(Beneficiary.id).with_for_update()
         db.scalars(query).all()
+
+
+def _kept_household(row: RosterRow, stored: str | None) -> str | None:
+    """The household a row leaves stored: an empty cell clears it, a file without the column keeps it."""
+    return stored if row.household is None else (row.household or None)
 
 
 def _chunks(items: list[_Key]) -> Iterator[list[_Key]]:
@@ -430,9 +441,7 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport,
     new = existing is None  # a new beneficiary: created, with the row's status
     if holder is not None and (existing is None or holder.id != existing.id):
         return [f"id_number already belongs to beneficiary {holder.external_id}"]
-    household = row.household or None  # an empty cell clears it
-    if row.household is None and existing is not None:
-        household = existing.household  # a file without the column leaves it as it is
+    household = _kept_household(row, existing.household if existing is not None else None)
     digest = row.digest(household)
     if existing is not None and existing.roster_digest == digest:
         report.unchanged += 1

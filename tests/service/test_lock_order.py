@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 import service.schema  # noqa: F401  (every table on the metadata)
@@ -397,3 +398,33 @@ def test_a_staff_accept_racing_a_roster_change_of_id_number_certifies_nobody(pg_
     assert imported == [1]
     assert [getattr(r, "code", r) for r in settled] == ["PROXY_BINDING_REVOKED"]
     assert certifications(ctx, case.session_id) == 0
+
+
+def lockable_now(ctx: ServiceContext, person: Person) -> bool:
+    """Whether another transaction could lock the person's row at once (FOR UPDATE NOWAIT)."""
+    with ctx.engine.connect() as conn:
+        try:
+            conn.execute(text("SELECT id FROM beneficiaries WHERE id = :id FOR UPDATE NOWAIT"), {"id": person.id})
+        except OperationalError:
+            return False
+        finally:
+            conn.rollback()
+    return True
+
+
+def test_a_roster_import_leaves_the_rows_it_does_not_change_unlocked(pg_ctx: ServiceContext) -> None:  # noqa: F811
+    """A yearly full-roster import lists everyone, most unchanged. It locks only the records it will change: while
+    it runs, an upload or an accept of anyone else must not wait for it (it did when the import locked every
+    record its file named)."""
+    ctx = pg_ctx
+    a, b = two_lapsed(ctx)
+    assert importing(ctx, roster_of([a, b], "王秀兰"))() == 2
+    buf = io.StringIO()
+    rows = [[b.external_id, b.id_number, "王秀兰", "enterprise_pension"]]  # as stored: unchanged
+    rows.append([a.external_id, a.id_number, "李秀兰", "enterprise_pension"])  # renamed: an UPDATE
+    csv.writer(buf).writerows([["external_id", "id_number", "name", "benefit_types"], *rows])
+    with ctx.db() as db:
+        report = import_roster(db, ctx.keyring, "roster.csv", buf.getvalue().encode(), "admin:test", import_terms(ctx))
+        assert (report.updated, report.unchanged) == (1, 1)
+        assert (lockable_now(ctx, a), lockable_now(ctx, b)) == (False, True)  # the import's transaction is open
+    assert names(ctx, a, b) == [("李秀兰", "active"), ("王秀兰", "active")]
