@@ -5,7 +5,8 @@
 `bench/liveness_eval.py evaluate` chooses an operating point on calibration folds and measures it on the others.
 This measures the point production actually loads (`pipelines/liveness/calibration.json`, the entry of the
 ensemble the records were scored with: its pass threshold and motion ratio) on presentations that played no part
-in choosing it, such as attack types added after it was calibrated. Nothing is chosen here, so there are no
+in choosing it, such as attack types added after it was calibrated (a fused entry re-scores each record from its
+models' own scores, so the records must be scored with that pack). Nothing is chosen here, so there are no
 folds: each presentation is judged once, as in the evaluation's challenge mode (a static attack must perform the
 challenge drawn for it; `liveness_eval.py`), twice over: with replayed videos and worn cut photos taken to perform
 any challenge (`prepared`, the worst case: a puppeted or re-recorded video), and with them held to their own
@@ -19,6 +20,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +28,29 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.liveness_eval import (  # noqa: E402
+    model_vectors,
     performs_challenge,
     presentation_from_record,
     read_records,
     record_events,
 )
-from pipelines.liveness.evaluation import measure, rates_to_dict, under_challenge, with_motion_rule  # noqa: E402
+from pipelines.liveness.evaluation import (  # noqa: E402
+    Presentation,
+    measure,
+    rates_to_dict,
+    under_challenge,
+    with_motion_rule,
+)
 from pipelines.liveness.motion import DEFAULT_MIN_RATIO  # noqa: E402
-from pipelines.liveness.passive import DEFAULT_CALIBRATION_PATH, PassiveCalibration  # noqa: E402
+from pipelines.liveness.passive import DEFAULT_CALIBRATION_PATH, LogisticFusion, PassiveCalibration  # noqa: E402
 
 SEED = 0  # the evaluation protocol's default: each attack gets the challenge it drew there
+
+
+def _fused(p: Presentation, vectors: dict[str, list[float]], fusion: LogisticFusion | None) -> Presentation:
+    """`p` scored by the entry's fusion of its models' scores (unchanged without a fusion or a scored face)."""
+    v = vectors.get(p.key)
+    return p if fusion is None or not v else replace(p, score=fusion.combine(v))
 
 
 def ensemble_of(records: Sequence[dict[str, Any]]) -> str:
@@ -52,15 +67,19 @@ def measure_shipped(records: Sequence[dict[str, Any]], calibration: Path = DEFAU
     shipped = PassiveCalibration.load(ensemble, calibration)
     if shipped.version == "uncalibrated":
         raise SystemExit(f"{calibration} has no entry for {ensemble}")
-    if shipped.fusion is not None:  # the records' passive score is the models' mean, not this entry's scale
-        raise SystemExit(f"{ensemble} is calibrated with a fusion: measure it with liveness_eval.py evaluate --fusion")
+    # A fused entry's threshold is on the fusion's scale: each record is re-scored from its models' own scores.
+    vectors = {} if shipped.fusion is None else model_vectors(records, shipped.fusion.names)
     ratio = DEFAULT_MIN_RATIO if shipped.motion_min_ratio is None else shipped.motion_min_ratio
 
     def judged(prepared: bool) -> dict[str, Any]:
         ps = [
             with_motion_rule(
-                under_challenge(
-                    presentation_from_record(r), record_events(r), SEED, prepared=prepared and performs_challenge(r)
+                _fused(
+                    under_challenge(
+                        presentation_from_record(r), record_events(r), SEED, prepared=prepared and performs_challenge(r)
+                    ),
+                    vectors,
+                    shipped.fusion,
                 ),
                 ratio,
             )
@@ -74,6 +93,7 @@ def measure_shipped(records: Sequence[dict[str, Any]], calibration: Path = DEFAU
         "calibration_version": shipped.version,
         "threshold": shipped.threshold,
         "motion_min_ratio": ratio,
+        **({} if shipped.fusion is None else {"fusion": shipped.fusion.to_dict()}),
         "presentations": len(records),
         # The worst case: a replayed video (or a worn cut photo) does whatever the challenge asks.
         "prepared": judged(True),

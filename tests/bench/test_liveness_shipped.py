@@ -59,21 +59,35 @@ def test_the_shipped_point_judges_each_presentation_as_the_stage_does(tmp_path: 
     assert out["unprepared_recording"]["apcer"]["all"]["events"] == 0
 
 
-def test_it_refuses_what_it_cannot_measure(tmp_path: Path) -> None:
-    records = [_record("x", "print", 0.5, None)]
+def test_it_refuses_records_of_an_uncalibrated_ensemble(tmp_path: Path) -> None:
+    record = _record("x", "print", 0.5, None)
     with pytest.raises(SystemExit, match="no entry"):
-        measure_shipped([{**records[0], "result": {"models": {"antispoof:c": "c@9"}}}], _calibration(tmp_path))
-    fused = _calibration(tmp_path, fusion={"kind": "logistic", "weights": {"a": 1.0, "b": 1.0}, "bias": 0.0})
-    with pytest.raises(SystemExit, match="fusion"):
-        measure_shipped(records, fused)
+        measure_shipped([{**record, "result": {"models": {"antispoof:c": "c@9"}}}], _calibration(tmp_path))
 
 
-def test_the_committed_extra_attack_figures_are_reproduced(tmp_path: Path) -> None:
-    """bench/results/liveness_shipped.extra_attacks.json: the shipped point on the cut-photo and monitor-replay
-    attacks added after it was calibrated, from their committed scored records."""
-    out = tmp_path / "shipped.json"
-    records = RESULTS / "liveness_eval.extra_attacks.records.jsonl.gz"
-    assert main(["--records", str(records), "--out", str(out)]) == 0
-    assert json.loads(out.read_text(encoding="utf-8")) == json.loads(
-        (RESULTS / "liveness_shipped.extra_attacks.json").read_text(encoding="utf-8")
+def test_a_fused_entry_rescores_each_record_from_its_models(tmp_path: Path) -> None:
+    """The opt-in pack's entry is on the fusion's scale: a replay whose models' mean (0.5) is under the pass line
+    but whose fused score (both models at 0.9, weights 1, bias 0: 0.988) is over it passes."""
+    record = _record("v", "replay_monitor_video", 0.5, None)
+    record["result"]["passive_by_model"] = {"a": 0.9, "b": 0.9}
+    plain = measure_shipped([record], _calibration(tmp_path))
+    fused = measure_shipped(
+        [record], _calibration(tmp_path, fusion={"kind": "logistic", "weights": {"a": 1.0, "b": 1.0}, "bias": 0.0})
     )
+    assert plain["prepared"]["apcer"]["all"]["events"] == 0 and "fusion" not in plain
+    assert fused["prepared"]["apcer"]["all"]["events"] == 1 and fused["fusion"]["bias"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("records", "published"),
+    [
+        ("liveness_eval.extra_attacks.records.jsonl.gz", "liveness_shipped.extra_attacks.json"),
+        ("liveness_eval.extra_attacks.suri.records.jsonl.gz", "liveness_shipped.extra_attacks.suri.json"),
+    ],
+)
+def test_the_committed_extra_attack_figures_are_reproduced(tmp_path: Path, records: str, published: str) -> None:
+    """bench/results/liveness_shipped.extra_attacks*.json: the shipped points (default pack, and the opt-in pack's
+    fusion) on the cut-photo and monitor-replay attacks added after calibration, from their committed records."""
+    out = tmp_path / "shipped.json"
+    assert main(["--records", str(RESULTS / records), "--out", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads((RESULTS / published).read_text(encoding="utf-8"))
