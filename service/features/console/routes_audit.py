@@ -1,5 +1,5 @@
 """Audit log viewer (supervisors and admins): newest first, filtered by action or actor, with the result of
-re-verifying the whole hash chain."""
+re-verifying the whole hash chain. A scoped supervisor lists the entries of the staff their scope covers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 
 from service.certification.staff_audit import ConsoleAuditEntry
-from service.features.console import audit_chain
+from service.features.console import audit_chain, scope
 from service.features.console.web import PREFIX, Supervisor, config_of, no_store, render, unit
 
 router = APIRouter(prefix=PREFIX)
@@ -28,6 +28,9 @@ def audit_page(
             q = q.where(ConsoleAuditEntry.actor == actor[:64])
         if before > 0:
             q = q.where(ConsoleAuditEntry.seq < before)
+        actors = scope.audit_actors(db, staff)
+        if actors is not None:  # a scoped supervisor: their district's staff only (the chain is checked whole)
+            q = q.where(ConsoleAuditEntry.actor.in_(actors))
         entries = db.scalars(q).all()
         head = db.scalar(select(func.max(ConsoleAuditEntry.seq))) or 0
         # The recent tail is checked on every view; the whole chain on request (it grows all year).

@@ -27,7 +27,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession
 from service.features.console import audit_chain, look_alikes
 from service.features.console.auth import Staff
-from service.features.console.models import AssistRequest, ConsoleAlert
+from service.features.console.models import AssistRequest, ConsoleAlert, StaffUser
 from service.features.proxy.models import ProxyClaim, subject_of
 from service.infra.security import mask_number_reads
 
@@ -106,6 +106,16 @@ def covers(staff: Staff, prefixes: Sequence[str]) -> bool:
     if not staff.scope:
         return True
     return bool(prefixes) and all(in_scope(staff, p) for p in prefixes)
+
+
+def audit_actors(db: Session, staff: Staff) -> list[str] | None:
+    """Whose entries the audit viewer lists for `staff`: None (everyone's) for unscoped staff; for a scoped
+    supervisor, the staff accounts their scope covers, themselves included (a district's supervisor oversees the
+    district's staff; another district's entries name its sessions and records, and its reviewers' reasons)."""
+    if not staff.scope:
+        return None
+    accounts = db.execute(select(StaffUser.username, StaffUser.scope)).all()
+    return [f"staff:{name}" for name, prefixes in accounts if covers(staff, prefixes or [])] + [staff.actor]
 
 
 def visible(db: Session, staff: Staff, region: str | None, kind: str, asked: str) -> bool:

@@ -334,3 +334,32 @@ def test_admin_sets_and_changes_scopes_audited(
     assert "湖北省武汉市" in app_client.get("/console/users").text
     # The change holds from the reviewer's next request, without a new login.
     assert guangzhou.sid not in reviewer.get("/console/queue").text
+
+
+def test_a_scoped_supervisor_reads_the_audit_entries_of_their_districts_staff(
+    app_client: TestClient, ctx: ServiceContext, two: tuple[Case, Case]
+) -> None:
+    """The audit viewer lists, for a supervisor scoped to 武汉市, what 武汉 staff did (and they themselves), not
+    what unscoped staff did with 广州's cases: those entries name 广州's sessions and the reviewers' reasons.
+    Unscoped supervisors read every entry; the chain is checked whole for both."""
+    wuhan, guangzhou = two
+    login(app_client, "rev1")
+    assert app_client.get(f"/console/cases/{wuhan.sid}").status_code == 200
+    other = new_client(app_client)
+    login(other, "rev2")
+    assert other.get(f"/console/cases/{guangzhou.sid}").status_code == 200
+    scoped = new_client(app_client)
+    login(scoped, "sup1")
+    rows = _audit_rows(scoped.get("/console/audit").text)
+    assert "staff:rev1" in rows and wuhan.sid in rows
+    assert "staff:rev2" not in rows and guangzhou.sid not in rows
+    assert "staff:rev2" not in _audit_rows(scoped.get("/console/audit", params={"actor": "staff:rev2"}).text)
+    unscoped = new_client(app_client)
+    login(unscoped, "sup2")
+    rows = _audit_rows(unscoped.get("/console/audit").text)
+    assert "staff:rev1" in rows and "staff:rev2" in rows and guangzhou.sid in rows
+
+
+def _audit_rows(page: str) -> str:
+    """The audit table (the filter form above it repeats what was typed)."""
+    return page[page.index('id="audit"') :]
