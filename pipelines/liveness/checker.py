@@ -219,7 +219,7 @@ class LivenessChecker:
             passive_threshold=self.passive_threshold,
             actions=scores.evidence,
             frames_analyzed=track.n_frames,
-            best_frames=best_frames(keys, self.config.n_best_frames),
+            best_frames=best_frames(keys, self.config.n_best_frames, self.calibration.combine),
             video_sha256=sha,
             frame_hashes=track.hashes,
             duration_s=info.duration_s,

@@ -5,12 +5,13 @@ A key frame is analysed in depth (detector, anti-spoofing, embedding, capture); 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from pipelines.face_match import FaceObservation, cosine
 from pipelines.liveness.capture import CaptureConfig
+from pipelines.liveness.passive import mean_score
 from pipelines.liveness.result import BestFrame
 from pipelines.liveness.tracking import KeyFrame
 
@@ -80,8 +81,11 @@ def passive_frames(keys: Sequence[KeyFrame], capture: CaptureConfig, n: int) -> 
     return sorted(pool, key=rank, reverse=True)[:n]
 
 
-def best_frames(keys: Sequence[KeyFrame], n: int) -> list[BestFrame]:
-    """Sharpest near-frontal frames; frames without quality flags first."""
+def best_frames(
+    keys: Sequence[KeyFrame], n: int, score: Callable[[Sequence[float]], float] = mean_score
+) -> list[BestFrame]:
+    """Sharpest near-frontal frames; frames without quality flags first. ``score`` turns a frame's models' scores
+    into one on the threshold's scale (the calibration's fusion, or their mean), as staff see it."""
 
     def rank(k: KeyFrame) -> tuple[bool, bool, float]:
         q = k.observation.quality
@@ -91,6 +95,6 @@ def best_frames(keys: Sequence[KeyFrame], n: int) -> list[BestFrame]:
 
     chosen = sorted(keys, key=rank, reverse=True)[:n]
     return [
-        BestFrame(k.frame.t, k.frame.image, k.observation, k.passive_score)
+        BestFrame(k.frame.t, k.frame.image, k.observation, score(k.passive_by_model))
         for k in sorted(chosen, key=lambda k: k.frame.t)
     ]

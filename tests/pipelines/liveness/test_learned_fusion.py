@@ -144,6 +144,10 @@ def test_the_stage_scores_a_real_clip_with_a_calibrated_fusion(
     assert after.passive_score == pytest.approx(min(max(v2, 1e-4), 1 - 1e-4), abs=1e-6)
     assert before.passive_score != pytest.approx(after.passive_score, abs=1e-4)
     assert after.passive_threshold == 0.5
+    # The best frames staff see carry the fused score too, on the threshold's scale (they carried the mean).
+    fused_at = dict(after.frame_scores)
+    assert after.best_frames
+    assert all(b.passive_score == pytest.approx(fused_at[b.t], abs=1e-9) for b in after.best_frames)
     with pytest.raises(PipelineError, match="fuses minifasnet_v2, suri_minifas"):
         LivenessChecker(
             pack,
