@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -164,8 +165,29 @@ def _new_password_problem(current: str, new: str, confirm: str) -> str | None:
     return None
 
 
-def _users_page(request: Request, staff: Staff, db: Session, error: str | None = None) -> Response:
-    users = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
+@dataclass(frozen=True)
+class _Account:
+    """A staff account as the users page lists it (read in the unit of work, rendered after its commit)."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    active: bool
+    scope: tuple[str, ...]
+
+
+def _accounts(db: Session, staff: Staff) -> list[_Account]:
+    """The accounts `staff` may manage (scope.covers: all for an unscoped admin) and their own."""
+    rows = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
+    return [
+        _Account(u.id, u.username, u.display_name, u.role, u.active, tuple(u.scope or []))
+        for u in rows
+        if u.id == staff.id or covers(staff, u.scope or [])
+    ]
+
+
+def _users_page(request: Request, staff: Staff, users: list[_Account], error: str | None = None) -> Response:
     status = 200 if error is None else 422
     return render(
         request, "users.html", staff, status=status, users=users, roles=list(Role), error=error, describe=describe
@@ -175,7 +197,8 @@ def _users_page(request: Request, staff: Staff, db: Session, error: str | None =
 @router.get("/users")
 def users_page(request: Request, staff: Admin) -> Response:
     with unit(request) as db:
-        return _users_page(request, staff, db)
+        users = _accounts(db, staff)
+    return _users_page(request, staff, users)
 
 
 @router.post("/users")
@@ -207,7 +230,8 @@ def add_user(
                 error = exc.message
             except ValueError:
                 error = "密码至少 10 个字符"
-        return _users_page(request, staff, db, error)
+        users = _accounts(db, staff)
+    return _users_page(request, staff, users, error)
 
 
 @router.post("/users/{user_id}")
@@ -227,36 +251,50 @@ def change_user(
         user = db.get(StaffUser, user_id)
         if user is None or (user.id == staff.id and op in ("disable", "role")):
             return redirect("/users")  # nobody removes their own admin rights by accident
-        if user.id == staff.id and op == "scope":
-            # Nor narrows their own view (the last unscoped admin would leave nobody to import the roster or to
-            # unscope anyone), nor widens it: another admin's to change.
-            return _users_page(request, staff, db, "不能修改本人的地区范围，请由另一位管理员修改")
-        if not covers(staff, user.scope or []):
-            # A scoped admin resetting an unscoped account's password could log in with it: not theirs to manage.
-            return _users_page(request, staff, db, _outside(staff))
-        if op == "scope":
+        error = _refusal(staff, user, op)
+        if error is None and op == "scope":
             try:
                 _set_scope(db, staff, user, scope)
             except ScopeError as exc:
-                return _users_page(request, staff, db, exc.message)
+                error = exc.message
+        elif error is None and not _apply_account_op(db, staff, user, op, role, password):
             return redirect("/users")
-        if op == "disable":
-            user.active = False
-            end_user_sessions(db, user.id)
-        elif op == "enable":
-            user.active = True
-        elif op == "role" and role in {r.value for r in Role}:
-            user.role = role
-            end_user_sessions(db, user.id)
-        elif op == "password" and len(password) >= MIN_PASSWORD_CHARS:
-            # The admin now knows it: the holder replaces it at the next login (an admin resetting their own
-            # password too: it was typed into a form others may have seen).
-            user.password_hash, user.must_change_password = hash_password(password), True
-            end_user_sessions(db, user.id)
-        else:
-            return redirect("/users")
-        audit_chain.record(db, staff.actor, f"user.{op}", user.username, {"role": role} if op == "role" else {})
-    return redirect("/users")
+        users = _accounts(db, staff) if error is not None else []
+    # Rendered after the unit of work has committed (or, for a refusal, changed nothing).
+    return redirect("/users") if error is None else _users_page(request, staff, users, error)
+
+
+def _refusal(staff: Staff, user: StaffUser, op: str) -> str | None:
+    """Why `staff` may not change `user` this way, in Chinese; None when they may."""
+    if user.id == staff.id and op == "scope":
+        # Nor narrows their own view (the last unscoped admin would leave nobody to import the roster or to
+        # unscope anyone), nor widens it: another admin's to change.
+        return "不能修改本人的地区范围，请由另一位管理员修改"
+    if not covers(staff, user.scope or []):
+        # A scoped admin resetting an unscoped account's password could log in with it: not theirs to manage.
+        return _outside(staff)
+    return None
+
+
+def _apply_account_op(db: Session, staff: Staff, user: StaffUser, op: str, role: str, password: str) -> bool:
+    """disable | enable | role | password, audited; False when the operation or its value is not one of them."""
+    if op == "disable":
+        user.active = False
+        end_user_sessions(db, user.id)
+    elif op == "enable":
+        user.active = True
+    elif op == "role" and role in {r.value for r in Role}:
+        user.role = role
+        end_user_sessions(db, user.id)
+    elif op == "password" and len(password) >= MIN_PASSWORD_CHARS:
+        # The admin now knows it: the holder replaces it at the next login (an admin resetting their own
+        # password too: it was typed into a form others may have seen).
+        user.password_hash, user.must_change_password = hash_password(password), True
+        end_user_sessions(db, user.id)
+    else:
+        return False
+    audit_chain.record(db, staff.actor, f"user.{op}", user.username, {"role": role} if op == "role" else {})
+    return True
 
 
 def _set_scope(db: Session, staff: Staff, user: StaffUser, text: str) -> None:

@@ -148,6 +148,10 @@ def test_a_scoped_admin_grants_no_more_than_their_own_scope(
     with ctx.db() as db:
         names = set(db.scalars(select(StaffUser.username)))
     assert "wc1" in names and not {"x0", "x1", "x2", "x3"} & names
+    # The users page lists the accounts they manage and their own, not the rest of the jurisdiction's staff.
+    page = app_client.get("/console/users").text
+    listed = {name for name in names if f">{name}<" in page}
+    assert listed == {"admin", "rev1", "wc1"}, listed
 
 
 def test_an_admin_cannot_scope_themselves_out(
