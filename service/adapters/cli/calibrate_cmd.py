@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from service.adapters.cli.common import CliError, emit
+from service.adapters.cli.common import CliError, emit, read_csv_rows
 from service.adapters.cli.match_cmd import build_matcher
 
 
@@ -52,6 +52,12 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("--pairs and --root go together")
     if args.pairs is None and args.population_data is None and not args.from_enrolled:
         raise CliError("give --pairs/--root, --population-data, --from-enrolled, or several")
+    # The CSVs are checked (file, UTF-8, columns, short rows) before the models load: the calibration's own
+    # reader would stop on them with a traceback.
+    if args.pairs is not None:
+        read_csv_rows(args.pairs, ("path_a", "path_b", "label"))
+    if args.faces is not None:
+        read_csv_rows(args.faces, ("path", "identity") + (("source",) if args.faces_source else ()))
     try:
         return _calibrate(args)
     except ValueError as exc:  # too few impostors for a tail fit, no LFW entry to add populations to, ...

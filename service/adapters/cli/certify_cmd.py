@@ -71,7 +71,7 @@ class _Beneficiaries:
 
     def expected(self, beneficiary: str | None) -> tuple[str | None, Any]:
         from service.certification import idnumber
-        from service.infra.security import normalise_id
+        from service.infra.security import mask_number_reads, normalise_id
 
         if not beneficiary:
             return None, None
@@ -91,7 +91,9 @@ class _Beneficiaries:
         with self._ctx.db() as db:
             b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == beneficiary))
             if b is None:
-                detail = f"no beneficiary {beneficiary!r}: give an ID number or a known external_id"
+                # Masked: a mistyped ID number (a wrong check digit) lands here, and stderr goes to logs.
+                shown = mask_number_reads(beneficiary)
+                detail = f"no beneficiary {shown!r}: give an ID number or a known external_id"
                 raise CliError(detail, code="BENEFICIARY_UNKNOWN")
             return self._ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number"), load_template(self._ctx, b)
 

@@ -113,17 +113,27 @@ def actions_or_fail(text: str | None) -> tuple[str, ...]:
 
 
 def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    """The rows of a batch CSV (UTF-8, header line) that must have the ``required`` columns."""
+    """The rows of a batch CSV (UTF-8, header line) that must have the ``required`` columns, each row with a
+    value (possibly empty) in every one of them: the header is checked even when no row follows, and a row cut
+    short (fewer fields than the header) is refused with its line number, not passed on as ``None``."""
     import csv
 
     require_file(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a byte-order mark
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            rows: list[dict[str, str]] = []
+            for row in reader:
+                short = [c for c in required if c in row and row[c] is None]
+                if short:
+                    detail = f"line {reader.line_num} has no field for the column(s) {', '.join(short)}"
+                    raise CliError(f"{path}: {detail}")
+                rows.append(row)
+            header = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not a UTF-8 CSV file"
         raise CliError(f"{path}: {reason}", code=FILE_UNREADABLE) from exc
-    missing = [c for c in required if rows and c not in rows[0]]
+    missing = [c for c in required if c not in header]
     if missing:
         raise CliError(f"{path} needs the column(s) {', '.join(required)}; missing: {', '.join(missing)}")
     return rows

@@ -46,13 +46,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _create_user(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
+    from sqlalchemy import String, select
 
     from service.features.console.audit_chain import record
     from service.features.console.auth import create_user
     from service.features.console.models import StaffUser
     from service.features.console.scope import ScopeError, parse_scope
 
+    # The name as it is stored (create_user strips it): checked and looked up as such, before the password.
+    username = args.username.strip()
+    column = StaffUser.__table__.c.username.type
+    longest = column.length if isinstance(column, String) else None  # the column's own limit (PostgreSQL's too)
+    if not username or (longest is not None and len(username) > longest):
+        raise CliError(f"--username must have 1 to {longest} characters (not only spaces)")
     try:
         scope = parse_scope(args.scope)
     except ScopeError as exc:  # checked before the password is asked for
@@ -67,10 +73,10 @@ def _create_user(args: argparse.Namespace) -> int:
             raise CliError("no password: set PENSION_CERT_CONSOLE_PASSWORD or run in a terminal") from None
     ctx = _context()
     with ctx.db() as db:
-        if db.scalar(select(StaffUser).where(StaffUser.username == args.username)) is not None:
-            raise CliError(f"user {args.username} exists")
+        if db.scalar(select(StaffUser).where(StaffUser.username == username)) is not None:
+            raise CliError(f"user {username} exists")
         try:
-            user = create_user(db, args.username, password, args.role, args.display_name, scope=scope)
+            user = create_user(db, username, password, args.role, args.display_name, scope=scope)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         record(db, "cli", "user.create", user.username, {"role": user.role, "scope": scope})

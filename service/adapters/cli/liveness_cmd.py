@@ -86,6 +86,9 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    # Checked before the models load (file, UTF-8, columns, short rows): the calibration's reader would stop on
+    # them with a traceback.
+    read_csv_rows(args.spoof, ("path", "label"))
     from models.packs import load_pack  # lazy: the models load only when the command runs
     from pipelines.liveness import LivenessChecker
     from pipelines.liveness.calibrate import calibrate, write_entry

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.errors import PipelineError
-from service.adapters.cli.common import CliError, emit, read_csv_rows, require_media
+from service.adapters.cli.common import CliError, emit, file_problem, read_csv_rows, require_media
 
 if TYPE_CHECKING:  # imported where used: building the parser must not load numpy, OpenCV or onnxruntime
     from pipelines.face_match import FaceMatcher, FaceObservation
@@ -60,24 +60,29 @@ def _run_pairs(args: argparse.Namespace) -> int:
 
     matcher = build_matcher(args.pack, args.flip)
     thresholds = matcher.thresholds
-    cache: dict[str, FaceObservation | PipelineError] = {}
+    cache: dict[str, FaceObservation | CliError] = {}  # an image's face, or why it has none (code, detail)
 
-    def observe(rel: str) -> FaceObservation | PipelineError:
+    def observe(rel: str) -> FaceObservation | CliError:
         if rel not in cache:
+            # A missing file has its own code (FILE_NOT_FOUND), as in every batch, not MEDIA_CORRUPT.
+            problem = file_problem(args.root / rel)
+            if problem is not None:
+                cache[rel] = problem
+                return problem
             try:
                 # A pair list scores every pair it can: with several faces the most prominent one is used
                 # and the line carries a FACE_MULTIPLE warning instead of failing.
                 cache[rel] = matcher.observe(load_image(args.root / rel), allow_multiple=True)
             except PipelineError as exc:
-                cache[rel] = exc
+                cache[rel] = CliError(exc.detail, code=exc.reason.value)
         return cache[rel]
 
     for row in rows:
         a, b = observe(row["path_a"]), observe(row["path_b"])
         out: dict[str, object] = {"path_a": row["path_a"], "path_b": row["path_b"]}
-        failed = next((x for x in (a, b) if isinstance(x, PipelineError)), None)
+        failed = next((x for x in (a, b) if isinstance(x, CliError)), None)
         if failed is not None:
-            out.update(similarity=None, band=None, error=failed.reason.value, detail=failed.detail)
+            out.update(similarity=None, band=None, error=failed.code, detail=failed.detail)
         elif isinstance(a, FaceObservation) and isinstance(b, FaceObservation):
             sim = cosine(a.embedding, b.embedding)
             out.update(similarity=round(sim, 6), band=thresholds.band(sim).value)

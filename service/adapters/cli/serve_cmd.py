@@ -53,7 +53,7 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Listens on 127.0.0.1:8000 unless --host/--port say otherwise (0.0.0.0: every interface).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on, 0-65535 (default 8000; 0: any free)")
     p.add_argument(
         "--demo",
         action="store_true",
@@ -61,6 +61,17 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "beneficiary and fix the challenge to the actions the video performs (docs/service.md walk-through)",
     )
     p.set_defaults(func=_serve)
+
+
+def _port(text: str) -> int:
+    """A TCP port: the socket layer would take 70000 as 70000 - 65536 and listen on another port than asked."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -56,7 +56,7 @@ def test_match_pairs_csv_prints_a_line_per_pair_with_errors_as_null(
     assert lines[0]["similarity"] > lines[1]["similarity"]
     assert lines[2]["similarity"] is None and lines[2]["error"] == "FACE_NOT_FOUND"
     assert lines[3]["similarity"] is None and lines[3]["error"] == "MEDIA_UNSUPPORTED"
-    assert lines[4]["similarity"] is None and lines[4]["error"] == "MEDIA_CORRUPT"
+    assert lines[4]["similarity"] is None and lines[4]["error"] == "FILE_NOT_FOUND"  # not a damaged file
 
 
 def test_match_failures_exit_non_zero_with_a_message_not_a_traceback(
