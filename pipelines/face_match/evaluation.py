@@ -22,13 +22,13 @@ class LabelledPair:
 
 
 def read_pairs(path: Path) -> list[LabelledPair]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a byte-order mark
         return [LabelledPair(r["path_a"], r["path_b"], r["label"].strip() == "1") for r in csv.DictReader(fh)]
 
 
 def read_identities(path: Path, source: str | None) -> dict[str, str]:
     """image path → identity, optionally only one source (identities are only unique within a source)."""
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a byte-order mark
         return {r["path"]: r["identity"] for r in csv.DictReader(fh) if source is None or r["source"] == source}
 
 

@@ -43,7 +43,7 @@ class ScoredItem:
 
 
 def read_spoof_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a byte-order mark
         return list(csv.DictReader(fh))
 
 
