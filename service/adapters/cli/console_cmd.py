@@ -46,19 +46,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _create_user(args: argparse.Namespace) -> int:
-    from sqlalchemy import String, select
+    from sqlalchemy import select
 
     from service.features.console.audit_chain import record
-    from service.features.console.auth import create_user
+    from service.features.console.auth import USERNAME_MAX_CHARS, UsernameError, checked_username, create_user
     from service.features.console.models import StaffUser
     from service.features.console.scope import ScopeError, parse_scope
 
-    # The name as it is stored (create_user strips it): checked and looked up as such, before the password.
-    username = args.username.strip()
-    column = StaffUser.__table__.c.username.type
-    longest = column.length if isinstance(column, String) else None  # the column's own limit (PostgreSQL's too)
-    if not username or (longest is not None and len(username) > longest):
-        raise CliError(f"--username must have 1 to {longest} characters (not only spaces)")
+    # The name as it is stored: checked and looked up as such, before the password is asked for.
+    try:
+        username = checked_username(args.username)
+    except UsernameError:
+        raise CliError(f"--username must have 1 to {USERNAME_MAX_CHARS} characters (not only spaces)") from None
     try:
         scope = parse_scope(args.scope)
     except ScopeError as exc:  # checked before the password is asked for

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select
+from sqlalchemy import String, delete, select
 from sqlalchemy.orm import Session
 
 from service.certification.models import utcnow
@@ -80,6 +80,23 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+_USERNAME_TYPE = StaffUser.__table__.c.username.type
+USERNAME_MAX_CHARS = _USERNAME_TYPE.length if isinstance(_USERNAME_TYPE, String) and _USERNAME_TYPE.length else 64
+
+
+class UsernameError(ValueError):
+    """A username that cannot be an account's: empty (or only spaces) or longer than the column holds."""
+
+
+def checked_username(username: str) -> str:
+    """The name as it is stored and looked up (stripped), or UsernameError: the one rule for the console's user
+    page and `pension-cert console create-user`."""
+    name = username.strip()
+    if not name or len(name) > USERNAME_MAX_CHARS:
+        raise UsernameError(f"用户名须为 1 到 {USERNAME_MAX_CHARS} 个字符")
+    return name
+
+
 def create_user(
     db: Session,
     username: str,
@@ -92,9 +109,10 @@ def create_user(
     """`set_by_admin`: the password was chosen by an admin for someone else (the console's user page), so its
     holder must change it at the first login. The CLI's account is the operator's own (README: the first admin).
     `scope`: division-code prefixes already checked by `scope.parse_scope` (None: the whole jurisdiction)."""
+    name = checked_username(username)
     user = StaffUser(
-        username=username.strip(),
-        display_name=display_name.strip() or username.strip(),
+        username=name,
+        display_name=display_name.strip() or name,
         role=Role(role).value,
         password_hash=hash_password(password),
         must_change_password=set_by_admin,

@@ -18,7 +18,9 @@ from service.features.console.auth import (
     LoginError,
     Role,
     Staff,
+    UsernameError,
     authenticate,
+    checked_username,
     create_user,
     csrf_ok,
     end_session,
@@ -214,24 +216,33 @@ def add_user(
 ) -> Response:
     """A new account; `scope`: the division codes whose pensioners it may see (empty: the whole jurisdiction)."""
     check_csrf(staff, csrf)
-    error = None
     with unit(request) as db:
-        if db.scalar(select(StaffUser).where(StaffUser.username == username.strip())) is not None:
-            error = "用户名已存在"
-        elif role not in {r.value for r in Role}:
-            error = "角色无效"
-        else:
-            try:
-                prefixes = _grantable(staff, scope)
-                create_user(db, username, password, role, display_name, set_by_admin=True, scope=prefixes)
-                detail = {"role": role, "scope": prefixes}
-                audit_chain.record(db, staff.actor, "user.create", username.strip(), detail)
-            except ScopeError as exc:
-                error = exc.message
-            except ValueError:
-                error = "密码至少 10 个字符"
+        error = _create_account(db, staff, username, password, role, display_name, scope)
         users = _accounts(db, staff)
     return _users_page(request, staff, users, error)
+
+
+def _create_account(
+    db: Session, staff: Staff, username: str, password: str, role: str, display_name: str, scope: str
+) -> str | None:
+    """The new account, audited; or why not, in Chinese (nothing created)."""
+    try:
+        name = checked_username(username)
+    except UsernameError as exc:
+        return str(exc)
+    if db.scalar(select(StaffUser).where(StaffUser.username == name)) is not None:
+        return "用户名已存在"
+    if role not in {r.value for r in Role}:
+        return "角色无效"
+    try:
+        prefixes = _grantable(staff, scope)
+        create_user(db, name, password, role, display_name, set_by_admin=True, scope=prefixes)
+    except ScopeError as exc:
+        return exc.message
+    except ValueError:
+        return f"密码至少 {MIN_PASSWORD_CHARS} 个字符"
+    audit_chain.record(db, staff.actor, "user.create", name, {"role": role, "scope": prefixes})
+    return None
 
 
 @router.post("/users/{user_id}")

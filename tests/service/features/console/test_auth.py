@@ -279,3 +279,19 @@ def test_short_passwords_are_refused() -> None:
     except ValueError:
         return
     raise AssertionError("a 5-character password was accepted")
+
+
+def test_a_new_account_needs_a_username_that_can_be_stored(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Blank names, names longer than the column, and an existing name with spaces around it are refused with a
+    Chinese reason and create nothing (a blank or spaced one was a 500; an empty field is refused as missing)."""
+    csrf = login(app_client, "admin")
+    form = {"csrf": csrf, "password": "a-long-password", "role": "reviewer"}
+    for bad, why in (("   ", "用户名须为"), ("x" * 65, "用户名须为"), (" rev1 ", "用户名已存在")):
+        r = app_client.post("/console/users", data={**form, "username": bad})
+        assert r.status_code == 422 and why in r.text, bad
+    assert app_client.post("/console/users", data={**form, "username": " 新人 "}).status_code == 200
+    with ctx.db() as db:
+        names = sorted(db.scalars(select(StaffUser.username)))
+    assert names == sorted([*staff_users, "新人"])
