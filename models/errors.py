@@ -26,6 +26,16 @@ class ModelMissingError(ModelError):
         self.sha256 = sha256
 
 
+class ModelDownloadError(ModelError):
+    """A model could not be fetched from where it was asked for: an unreachable or refusing server, or a source
+    that is neither a folder nor an http(s) or file URL. The message says which, without Python internals."""
+
+    def __init__(self, name: str, source: str, reason: str) -> None:
+        super().__init__(f"model {name!r}: could not fetch from {source}: {reason}. {FETCH_HINT}")
+        self.name = name
+        self.source = source
+
+
 class ModelHashMismatchError(ModelError):
     def __init__(self, name: str, path: str, expected: str, actual: str, what: str = "sha256") -> None:
         super().__init__(

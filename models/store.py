@@ -13,12 +13,13 @@ import logging
 import os
 import shutil
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.errors import ModelHashMismatchError, ModelMissingError
+from models.errors import ModelDownloadError, ModelHashMismatchError, ModelMissingError
 from models.manifest import Manifest, ModelSpec, load_manifest
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ class ModelStore:
         return self.path(name)
 
     def _read_source(self, spec: ModelSpec, source: str | None) -> bytes:
+        if source and "://" in source and not _is_url(source):
+            raise ModelDownloadError(spec.name, source, "only a folder or an http(s):// or file:// URL is accepted")
         if source and not _is_url(source):
             local = Path(source).expanduser() / spec.file
             if not local.is_file():
@@ -132,8 +135,8 @@ class ModelStore:
                 return buf.getvalue()
         if source and _is_url(source):
             url = source.rstrip("/") + "/" + spec.file
-            return _download(url)
-        blob = _download(spec.url)
+            return _download(spec.name, url)
+        blob = _download(spec.name, spec.url)
         if spec.archive_member:
             with zipfile.ZipFile(io.BytesIO(blob)) as zf:
                 member = next(n for n in zf.namelist() if n.rsplit("/", 1)[-1] == spec.archive_member)
@@ -145,10 +148,26 @@ def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://", "file://"))
 
 
-def _download(url: str) -> bytes:
+def _download(name: str, url: str) -> bytes:
     log.info("downloading %s", url)
-    with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
-        data: bytes = resp.read(_MAX_DOWNLOAD_BYTES + 1)
+    try:
+        with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
+            data: bytes = resp.read(_MAX_DOWNLOAD_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise ModelDownloadError(name, url, f"the server answered {exc.code} {exc.reason}") from exc
+    except urllib.error.URLError as exc:  # refused, unknown host, a missing file:// path: its reason, not its repr
+        raise ModelDownloadError(name, url, _reason(exc.reason)) from exc
+    except (TimeoutError, OSError) as exc:
+        raise ModelDownloadError(name, url, _reason(exc)) from exc
     if len(data) > _MAX_DOWNLOAD_BYTES:
         raise ValueError(f"download from {url} is larger than {_MAX_DOWNLOAD_BYTES} bytes")
     return data
+
+
+def _reason(reason: object) -> str:
+    """An OS error's own words ("Connection refused"), not the exception's repr."""
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    if isinstance(reason, TimeoutError):
+        return "no answer in time"
+    return str(reason) or type(reason).__name__

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import ModelHashMismatchError, ModelMissingError, ModelShapeMismatchError
+from models.errors import ModelDownloadError, ModelHashMismatchError, ModelMissingError, ModelShapeMismatchError
 from models.manifest import load_manifest
 from models.packs import ModelPack
 from models.recognizers import MobileFaceNetFoamliu
@@ -93,3 +93,17 @@ def test_batch_one_recognizer_embeds_several_crops_transparently(models_dir: Pat
     assert batch.shape == (3, 128)
     np.testing.assert_allclose(batch, singles, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_source_that_cannot_be_fetched_says_why_in_words(tmp_path: Path) -> None:
+    """A refused connection or an unsupported scheme: a message an operator can act on, no Python repr
+    ("<urlopen error [Errno 111] ...>") and nothing written."""
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(ModelDownloadError) as refused:
+        store.fetch("yunet_2023mar", "http://127.0.0.1:9/models")  # the discard port: nothing listens
+    message = str(refused.value)
+    assert "could not fetch from http://127.0.0.1:9/models/" in message and "<" not in message
+    assert "refused" in message.lower()
+    with pytest.raises(ModelDownloadError, match="only a folder or an http"):
+        store.fetch("yunet_2023mar", "ftp://example.org/models")
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
