@@ -90,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # ID numbers masked in every command's log lines (cron mails them), as the server and the workers do.
+    from service.infra.observability.logs import install_log_masking  # lazy: reads settings; --help must not
+
+    install_log_masking()
     try:
         code: int = args.func(args)
         return code

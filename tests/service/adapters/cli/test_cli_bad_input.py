@@ -120,3 +120,33 @@ def test_an_unknown_beneficiary_that_looks_like_an_id_number_is_masked(
     with pytest.raises(CliError) as other:
         _Beneficiaries().expected("EXT-0042")
     assert "'EXT-0042'" in str(other.value)  # an external_id is shown as given
+
+
+def test_every_command_masks_id_numbers_in_its_log_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The offline commands' logs go to stderr, and from cron into mails: an ID number a command logs is masked
+    there as in the server's and the workers' logs."""
+    import logging
+
+    from service.adapters import cli
+    from service.adapters.cli import models_cmd
+
+    def noisy(args: object) -> int:
+        logging.getLogger("pension-cert.test").warning("looked up %s", "110101199003074518")
+        return 0
+
+    monkeypatch.setattr(models_cmd, "_list", noisy)
+    root = logging.getLogger()
+    kept = list(root.handlers)
+    try:
+        for h in kept:  # basicConfig adds its stderr handler only to a root logger without one
+            root.removeHandler(h)
+        assert cli.main(["models", "list"]) == 0
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in kept:
+            root.addHandler(h)
+    err = capsys.readouterr().err
+    assert "1101**********4518" in err and "110101199003074518" not in err
