@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from service.infra.config import Settings, as_environment
 from tests.service.conftest import API_KEY, make_settings, migrate
@@ -52,6 +52,15 @@ def migrated_database(backend_urls: dict[str, str], tmp: Path, revision: str = "
     elif revision != "head":
         command.downgrade(alembic_config(url), revision)
     return url
+
+
+def table_columns(url: str, table: str) -> set[str]:
+    """The column names `table` has in the database at `url` now (a migration test's before and after)."""
+    engine = create_engine(url)
+    try:
+        return {c["name"] for c in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

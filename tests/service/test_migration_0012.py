@@ -7,21 +7,17 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 
 from alembic import command
 from service.infra.db.engine import create_all
 from service.infra.db.migrate import alembic_config, upgrade
 from service.schema import metadata
-from tests.service.live import migrated_database
+from tests.service.live import migrated_database, table_columns
 
 
 def _columns(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        return {c["name"] for c in inspect(engine).get_columns("staff_users")}
-    finally:
-        engine.dispose()
+    return table_columns(url, "staff_users")
 
 
 def test_0012_adds_the_flag_down_and_up(backend_urls: dict[str, str], tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from alembic import command
@@ -15,7 +15,7 @@ from service.features.console.models import StaffUser
 from service.infra.db.engine import create_all
 from service.infra.db.migrate import alembic_config, upgrade
 from service.schema import metadata
-from tests.service.live import migrated_database
+from tests.service.live import migrated_database, table_columns
 
 OLD_ACCOUNT = (
     "INSERT INTO staff_users (username, display_name, role, password_hash, active, failed_logins, created_at,"
@@ -24,11 +24,7 @@ OLD_ACCOUNT = (
 
 
 def _columns(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        return {c["name"] for c in inspect(engine).get_columns("staff_users")}
-    finally:
-        engine.dispose()
+    return table_columns(url, "staff_users")
 
 
 def test_0013_adds_the_scope_down_and_up(backend_urls: dict[str, str], tmp_path: Path) -> None:
