@@ -18,7 +18,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from models.errors import ModelError  # light: the models package imports no runtime at import
+from models.errors import ModelError, UnknownModelError  # light: the models package imports no runtime at import
 from pipelines.errors import PipelineError
 from service.adapters.cli.common import (
     EXIT_CONFIG,
@@ -103,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except PipelineError as exc:
         sys.stderr.write(f"pension-cert: {exc.reason.value}: {exc.detail or exc.reason.message_zh}\n")
+        return EXIT_INPUT
+    except UnknownModelError as exc:  # a name the operator typed (or set) that no manifest entry has: usage
+        sys.stderr.write(f"pension-cert: {exc}\n")
         return EXIT_INPUT
     except ModelError as exc:
         sys.stderr.write(f"pension-cert: {exc}\n")

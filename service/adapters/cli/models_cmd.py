@@ -82,6 +82,8 @@ def _list(args: argparse.Namespace) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     store = ModelStore()
     names = args.names or (list(store.manifest.models) if args.all else _pack_models(store, args.pack))
+    for name in names:  # every name known before anything is fetched: a typo is a usage error (exit 2)
+        store.manifest.model(name)
     failed = 0
     for name in names:
         try:

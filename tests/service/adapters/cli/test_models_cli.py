@@ -31,3 +31,18 @@ def test_models_fetch_copies_and_verifies_a_pack(cli: CliRunner, tmp_path: Path,
     bad = cli("models", "fetch", "w600k_r50", "--from", str(models_dir), env=env)
     assert bad.returncode != 0
     assert "w600k_r50.onnx is missing" in bad.stdout
+
+
+def test_an_unknown_model_or_pack_name_is_a_usage_error(cli: CliRunner, tmp_path: Path, models_dir: Path) -> None:
+    """A typo in a model or pack name exits 2 (bad input) before anything is fetched, not 3 ("models missing",
+    which tells the operator to fetch files that do not exist)."""
+    env = {"PENSION_CERT_MODELS_DIR": str(tmp_path / "models")}
+    for args in (
+        ("models", "fetch", "yunet_2023mar", "no_such_model", "--from", str(models_dir)),
+        ("models", "fetch", "--pack", "no_such_pack", "--from", str(models_dir)),
+        ("models", "list", "--pack", "no_such_pack"),
+    ):
+        proc = cli(*args, env=env)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "not in models/manifest.toml" in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "models").exists()  # the known name before the typo was not fetched either
