@@ -10,6 +10,7 @@ citizen for a new attempt, which does not count as a failed attempt.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, func, or_, select
@@ -167,6 +168,19 @@ def claim_next(db: Session, cfg: ConsoleConfig, staff: Staff) -> str | None:
             continue
         return item.session.id
     return None
+
+
+def release_claims_outside(db: Session, user_id: int, prefixes: Sequence[str]) -> list[str]:
+    """A member of staff's claims on cases their new scope (`prefixes`) no longer covers, released at once (the
+    holder can no longer open them; others would otherwise wait for the claim's lifetime); their session ids. A
+    first decision awaiting a second stays with the claim row (only the holder goes)."""
+    released: list[str] = []
+    for c in db.scalars(select(ReviewClaim).where(ReviewClaim.claimed_by == user_id).order_by(ReviewClaim.session_id)):
+        s = db.get(CertSession, c.session_id)
+        if s is not None and not scope.within(prefixes, scope.session_region(db, s)):
+            c.claimed_by, c.claimed_at = None, None
+            released.append(c.session_id)
+    return released
 
 
 def release_case(db: Session, staff: Staff, session_id: str) -> None:

@@ -29,6 +29,7 @@ from service.features.console.auth import (
     start_session,
 )
 from service.features.console.models import StaffUser
+from service.features.console.review_queue import release_claims_outside
 from service.features.console.scope import ScopeError, covers, describe, parse_scope
 from service.features.console.throttle import wait_text
 from service.features.console.web import (
@@ -310,12 +311,14 @@ def _apply_account_op(db: Session, staff: Staff, user: StaffUser, op: str, role:
 
 def _set_scope(db: Session, staff: Staff, user: StaffUser, text: str) -> None:
     """The account's region scope, as typed (checked); the change, old and new, is audited. It applies from the
-    account's next request (each request reads it), so its sessions stay."""
+    account's next request (each request reads it), so its sessions stay; its claims on cases now out of its
+    scope are released (audited with the change)."""
     old, new = list(user.scope or []), _grantable(staff, text)
     if new == old:
         return
     user.scope = new
-    audit_chain.record(db, staff.actor, "user.scope", user.username, {"from": old, "to": new})
+    released = release_claims_outside(db, user.id, new)
+    audit_chain.record(db, staff.actor, "user.scope", user.username, {"from": old, "to": new, "released": released})
 
 
 def _outside(staff: Staff) -> str:

@@ -68,9 +68,15 @@ def describe(prefixes: Sequence[str]) -> str:
 
 
 def in_scope(staff: Staff, region: str | None) -> bool:
-    if not staff.scope:
+    return within(staff.scope, region)
+
+
+def within(prefixes: Sequence[str], region: str | None) -> bool:
+    """The rule itself: a region lies in a scope when it starts with one of its prefixes; every region lies in the
+    empty scope (the whole jurisdiction), and an unknown one ('' or None) in no other."""
+    if not prefixes:
         return True
-    return bool(region) and any((region or "").startswith(p) for p in staff.scope)
+    return bool(region) and any((region or "").startswith(p) for p in prefixes)
 
 
 def region_filter(staff: Staff | None, region: ColumnElement[Any] | Any) -> ColumnElement[bool]:

@@ -330,7 +330,7 @@ def test_admin_sets_and_changes_scopes_audited(
             for e in db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action.startswith("user.")))
         }
     assert audit[("user.create", "wc1")] == {"role": "reviewer", "scope": ["420106"]}
-    assert audit[("user.scope", "rev1")] == {"from": [], "to": ["4201", "4403"]}
+    assert audit[("user.scope", "rev1")] == {"from": [], "to": ["4201", "4403"], "released": []}
     assert "湖北省武汉市" in app_client.get("/console/users").text
     # The change holds from the reviewer's next request, without a new login.
     assert guangzhou.sid not in reviewer.get("/console/queue").text
@@ -363,3 +363,26 @@ def test_a_scoped_supervisor_reads_the_audit_entries_of_their_districts_staff(
 def _audit_rows(page: str) -> str:
     """The audit table (the filter form above it repeats what was typed)."""
     return page[page.index('id="audit"') :]
+
+
+def test_a_scope_change_releases_the_claims_it_puts_out_of_reach(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """rev2 holds a 广州 case and a 武汉 case; scoped to 武汉市, they can no longer open the 广州 one, so its claim
+    is released at once (others took it only after the claim's lifetime), audited with the change; the 武汉 claim
+    stays theirs."""
+    wuhan, guangzhou = _case(ctx, WUHAN, "武汉甲"), _case(ctx, GUANGZHOU, "广州乙")
+    with ctx.db() as db:
+        for sid in (wuhan.sid, guangzhou.sid):
+            db.add(ReviewClaim(session_id=sid, claimed_by=staff_users["rev2"], claimed_at=utcnow()))
+    csrf = login(app_client, "admin")
+    form = {"csrf": csrf, "op": "scope", "scope": "4201"}
+    changed = app_client.post(f"/console/users/{staff_users['rev2']}", data=form)
+    assert changed.status_code == 200
+    with ctx.db() as db:
+        held = {c.session_id: c.claimed_by for c in db.scalars(select(ReviewClaim))}
+        entry = db.scalar(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "user.scope"))
+        assert entry is not None
+        detail = entry.detail
+    assert held == {wuhan.sid: staff_users["rev2"], guangzhou.sid: None}
+    assert detail == {"from": [], "to": ["4201"], "released": [guangzhou.sid]}
