@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -16,6 +16,7 @@ from service.certification.models import Beneficiary, CertSession, utcnow
 from service.infra.security import Keyring, mask_id
 
 _counter = itertools.count(1)
+_Row = TypeVar("_Row")
 
 
 def id_number(region: str = "370102", birth: dt.date = dt.date(1950, 3, 14), seq: int | None = None) -> str:
@@ -90,3 +91,16 @@ def held_job(db: Session, ctx: ServiceContext, process: str | None, lease_s: flo
     db.add(s)
     db.commit()
     return s.id
+
+
+def update(ctx: ServiceContext, model: type[_Row], key: object, **fields: object) -> _Row:
+    """Set `fields` on the stored row `key` of `model` in a unit of work of its own (a test putting a row in the
+    state it needs); the row, detached, as it then stands (with no fields: just read)."""
+    with ctx.db() as db:
+        row = db.get(model, key)
+        assert row is not None, f"no {model.__name__} {key!r}"
+        for name, value in fields.items():
+            setattr(row, name, value)
+        db.flush()
+        db.expunge(row)
+        return row

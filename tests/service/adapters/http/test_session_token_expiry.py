@@ -29,14 +29,6 @@ from tests.service.media import LIVE_VIDEO
 CARD = "idcard/synthetic/card_005.jpg"
 
 
-def _set(ctx: ServiceContext, session_id: str, **values: Any) -> None:
-    with ctx.db() as db:
-        row = db.get(CertSession, session_id)
-        assert row is not None
-        for name, value in values.items():
-            setattr(row, name, value)
-
-
 def _refused_as_expired(r: Any) -> None:
     assert r.status_code == 401, r.text
     body = r.json()
@@ -57,7 +49,7 @@ def test_an_expired_session_token_reads_and_uploads_nothing(
     status, result, *_ = _gets(client, s)
     assert status.status_code == 200 and result.status_code == 200  # alive: polling works
 
-    _set(ctx, s["session_id"], expires_at=utcnow() - dt.timedelta(seconds=1))
+    factories.update(ctx, CertSession, s["session_id"], expires_at=utcnow() - dt.timedelta(seconds=1))
     status, result, cert, png = _gets(client, s)
     for r in (status, result, cert, png):
         _refused_as_expired(r)
@@ -76,8 +68,9 @@ def test_a_queued_session_token_lives_session_ttl_after_queuing_and_a_review_doe
     s = open_session(client, ext)
     now = utcnow()
     # Uploaded at the session's last minute: the upload window is over, the decision is read within SESSION_TTL_S.
-    _set(
+    factories.update(
         ctx,
+        CertSession,
         s["session_id"],
         expires_at=now - dt.timedelta(minutes=1),
         queued_at=now - dt.timedelta(minutes=2),
@@ -96,7 +89,7 @@ def test_a_queued_session_token_lives_session_ttl_after_queuing_and_a_review_doe
     assert result.json()["decision"] == "accept" and cert.status_code == 200 and png.status_code == 200
 
     # SESSION_TTL_S after the queuing the token is over, though the review decided the session just now.
-    _set(ctx, s["session_id"], queued_at=now - ttl - dt.timedelta(seconds=1))
+    factories.update(ctx, CertSession, s["session_id"], queued_at=now - ttl - dt.timedelta(seconds=1))
     for r in _gets(client, s):
         _refused_as_expired(r)
 
@@ -107,7 +100,7 @@ def test_h5_card_upload_and_link_refuse_an_expired_token(
 ) -> None:
     monkeypatch.setattr(ctx.settings.h5, "card_check", card_check)
     s = open_h5_session(client, ctx)
-    _set(ctx, s["session_id"], expires_at=utcnow() - dt.timedelta(seconds=1))
+    factories.update(ctx, CertSession, s["session_id"], expires_at=utcnow() - dt.timedelta(seconds=1))
     card = (data_dir / CARD).read_bytes()
     r = client.post(
         f"/h5/api/sessions/{s['session_id']}/card", headers=auth(s), files={"file": ("card.jpg", card, "image/jpeg")}

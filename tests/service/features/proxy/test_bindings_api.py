@@ -218,20 +218,12 @@ def test_a_stranger_binding_learns_nothing_of_a_death(client: TestClient, ctx: S
     assert view["binding_id"] == pending["binding_id"] and view["elder_deceased"] is False
 
 
-def _set_binding(ctx: ServiceContext, binding_id: str, **fields: object) -> None:
-    with ctx.db() as db:
-        row = db.get(ProxyBinding, binding_id)
-        assert row is not None
-        for k, v in fields.items():
-            setattr(row, k, v)
-
-
 def test_a_locked_binding_cannot_be_unbound_until_staff_unlock_it(client: TestClient, ctx: ServiceContext) -> None:
     # Before: DELETE then POST /bindings gave an active, unlocked binding with no failures.
     op = verified_operator(client, ctx)
     ext, number, name = new_elder(ctx)
     b = active_binding(client, op, number, name)
-    _set_binding(ctx, b["binding_id"], locked=True, failures=3)  # as three rejected sessions leave it
+    factories.update(ctx, ProxyBinding, b["binding_id"], locked=True, failures=3)  # as three rejected sessions leave it
     h = bearer(op["token"])
     r = client.delete(f"{P}/bindings/{b['binding_id']}", headers=h)
     assert r.status_code == 423 and r.json()["error"]["code"] == "PROXY_BINDING_LOCKED"
@@ -258,12 +250,12 @@ def test_binding_again_keeps_the_pairs_flag_failures_and_lock(client: TestClient
     h = bearer(op["token"])
     # Failures short of the lock survive an unbind: churning bindings does not buy new tries.
     b = active_binding(client, op, number, name)
-    _set_binding(ctx, b["binding_id"], failures=2)
+    factories.update(ctx, ProxyBinding, b["binding_id"], failures=2)
     assert client.delete(f"{P}/bindings/{b['binding_id']}", headers=h).status_code == 200
     b = bind(client, op, number, name).json()
     assert (b["status"], b["failures"], b["locked"]) == ("active", 2, False)
     # The relative filmed themselves (flagged, locked); staff unlock it, the flag stays on record.
-    _set_binding(ctx, b["binding_id"], flagged=True, locked=True)
+    factories.update(ctx, ProxyBinding, b["binding_id"], flagged=True, locked=True)
     client.post(f"{P}/bindings/{b['binding_id']}/unlock", json={"staff_id": "s9"}, headers=ADMIN)
     assert client.delete(f"{P}/bindings/{b['binding_id']}", headers=h).status_code == 200
     # Binding again starts flagged, and the elder's earlier consent no longer covers this relative.
@@ -273,7 +265,7 @@ def test_binding_again_keeps_the_pairs_flag_failures_and_lock(client: TestClient
     assert entry[0].detail["carried"] == {"failures": 0, "locked": False, "flagged": True}
     # A binding ended while locked (e.g. before unbinding was refused) passes its lock on.
     assert staff_consent(client, again["binding_id"]).json()["status"] == "active"
-    _set_binding(ctx, again["binding_id"], locked=True, status="ended", ended_at=utcnow())
+    factories.update(ctx, ProxyBinding, again["binding_id"], locked=True, status="ended", ended_at=utcnow())
     last = bind(client, op, number, name).json()
     assert (last["locked"], last["flagged"]) == (True, True)
     r = client.post(f"{P}/bindings/{last['binding_id']}/sessions", headers=h)

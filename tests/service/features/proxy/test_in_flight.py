@@ -60,25 +60,6 @@ def _send(client: TestClient, s: dict[str, Any], card: bytes, video: bytes, i: i
     return put_video(client, s, video + bytes([i]) * 16, ctype="video/mp4", rid=f"video-{s['session_id']}")
 
 
-def _state(ctx: ServiceContext, session_id: str, **fields: object) -> None:
-    with ctx.db() as db:
-        row = db.get(CertSession, session_id)
-        assert row is not None
-        for k, v in fields.items():
-            setattr(row, k, v)
-
-
-def _binding(ctx: ServiceContext, binding_id: str, **fields: object) -> ProxyBinding:
-    with ctx.db() as db:
-        row = db.get(ProxyBinding, binding_id)
-        assert row is not None
-        for k, v in fields.items():
-            setattr(row, k, v)
-        db.flush()
-        db.expunge(row)
-        return row
-
-
 def _refused_unstored(ctx: ServiceContext, r: Any, session_id: str, code: str, status: int) -> None:
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code and r.json()["error"]["message"]
@@ -114,7 +95,9 @@ def test_verifications_opened_together_give_no_more_tries_than_the_daily_limit(
     s = client.post(f"{P}/operators/me/verification", json=body, headers=bearer(other["token"])).json()
     assert _send(client, s, card, video, 9).status_code == 200
     # One of the three is decided without a failure (sent to staff): the fourth may go now.
-    _state(ctx, opened[0]["session_id"], state=SessionState.DECIDED, decision="review", decided_at=utcnow())
+    factories.update(
+        ctx, CertSession, opened[0]["session_id"], state=SessionState.DECIDED, decision="review", decided_at=utcnow()
+    )
     r = put_video(client, last, video + b"\x03" * 16, ctype="video/mp4", rid=f"video-{last['session_id']}")
     assert r.status_code == 200 and r.json()["state"] == "queued", r.text
 
@@ -129,7 +112,7 @@ def test_a_bindings_certifications_in_flight_stay_under_its_lock(
     _, number, name = new_elder(ctx)
     op = verified_operator(client, ctx)
     b = active_binding(client, op, number, name)
-    _binding(ctx, b["binding_id"], failures=2)
+    factories.update(ctx, ProxyBinding, b["binding_id"], failures=2)
     first, second = (
         client.post(f"{P}/bindings/{b['binding_id']}/sessions", headers=bearer(op["token"])).json() for _ in range(2)
     )
@@ -140,12 +123,16 @@ def test_a_bindings_certifications_in_flight_stay_under_its_lock(
     assert refused.json()["error"]["message"] == "上一次代办认证正在处理,请等结果出来后再试"
 
     # The first is rejected: the binding is locked (as hooks.on_decided does), so the second stays refused.
-    _state(ctx, first["session_id"], state=SessionState.DECIDED, decision="reject", decided_at=utcnow())
-    _binding(ctx, b["binding_id"], failures=3, locked=True)
+    factories.update(
+        ctx, CertSession, first["session_id"], state=SessionState.DECIDED, decision="reject", decided_at=utcnow()
+    )
+    factories.update(ctx, ProxyBinding, b["binding_id"], failures=3, locked=True)
     r = put_video(client, second, video + b"\x01" * 16, ctype="video/mp4", rid=f"video-{second['session_id']}")
     _refused_unstored(ctx, r, second["session_id"], "PROXY_BINDING_LOCKED", 423)
     # Revoked (the roster changed the record's number) after the session was opened: no try for the new person.
-    _binding(ctx, b["binding_id"], failures=0, locked=False, status=BindingStatus.REVOKED, ended_at=utcnow())
+    factories.update(
+        ctx, ProxyBinding, b["binding_id"], failures=0, locked=False, status=BindingStatus.REVOKED, ended_at=utcnow()
+    )
     r = put_video(client, second, video + b"\x01" * 16, ctype="video/mp4", rid=f"video-{second['session_id']}")
     _refused_unstored(ctx, r, second["session_id"], "PROXY_NOT_BOUND", 404)
 
@@ -201,7 +188,9 @@ def _queued(ctx: ServiceContext, s: dict[str, Any]) -> None:
     card, video = f"sessions/{sid}/id_card", f"sessions/{sid}/video"
     ctx.storage.put(card, b"card")
     ctx.storage.put(video, b"video")
-    _state(ctx, sid, id_card_key=card, video_key=video, state=SessionState.QUEUED, queued_at=utcnow())
+    factories.update(
+        ctx, CertSession, sid, id_card_key=card, video_key=video, state=SessionState.QUEUED, queued_at=utcnow()
+    )
 
 
 def _decide(ctx: ServiceContext, session_id: str, outcome: Outcome) -> CertSession:
@@ -215,7 +204,15 @@ def _decide(ctx: ServiceContext, session_id: str, outcome: Outcome) -> CertSessi
 
 
 def _for_review(ctx: ServiceContext, session_id: str) -> None:
-    _state(ctx, session_id, state="decided", decision="review", decided_at=utcnow(), result={"decision": "review"})
+    factories.update(
+        ctx,
+        CertSession,
+        session_id,
+        state="decided",
+        decision="review",
+        decided_at=utcnow(),
+        result={"decision": "review"},
+    )
 
 
 def _certifications(ctx: ServiceContext) -> int:
@@ -253,7 +250,9 @@ def test_a_proxy_session_of_the_previous_person_certifies_nobody(client: TestCli
 
     s = _decide(ctx, queued["session_id"], Outcome.ACCEPT)
     assert s.decision == "reject" and "PROXY_NOT_BOUND" in s.reasons
-    assert _binding(ctx, b["binding_id"]).failures == 0  # not the relative's failure: nothing carries over
+    assert (
+        factories.update(ctx, ProxyBinding, b["binding_id"]).failures == 0
+    )  # not the relative's failure: nothing carries over
     assert _certifications(ctx) == 0
     with ctx.db() as db:  # the new person's family history shows nothing of the previous person's relative
         record = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
@@ -275,7 +274,7 @@ def test_a_consent_video_accepted_after_the_window_is_refused(
         r = client.post(f"{P}/bindings/{pending['binding_id']}/consent", json={}, headers=bearer(op["token"]))
         assert r.status_code == 200, r.text
         sessions[op["operator_id"]] = (pending["binding_id"], r.json())
-        _binding(ctx, pending["binding_id"], created_at=utcnow() - dt.timedelta(days=3.5))
+        factories.update(ctx, ProxyBinding, pending["binding_id"], created_at=utcnow() - dt.timedelta(days=3.5))
 
     binding_id, consent = sessions[staff_case["operator_id"]]
     _for_review(ctx, consent["session_id"])
@@ -284,14 +283,14 @@ def test_a_consent_video_accepted_after_the_window_is_refused(
     with ctx.db() as db:
         row = db.get(CertSession, consent["session_id"])
         assert row is not None and row.decision == "review"
-    assert _binding(ctx, binding_id).consent_at is None
+    assert factories.update(ctx, ProxyBinding, binding_id).consent_at is None
     assert staff_consent(client, binding_id).json()["error"]["code"] == "PROXY_CONSENT_EXPIRED"
 
     binding_id, consent = sessions[machine_case["operator_id"]]
     _queued(ctx, consent)
     s = _decide(ctx, consent["session_id"], Outcome.ACCEPT)
     assert s.decision == "reject" and "PROXY_NOT_BOUND" in s.reasons
-    late = _binding(ctx, binding_id)
+    late = factories.update(ctx, ProxyBinding, binding_id)
     assert late.consent_at is None and late.status != BindingStatus.ACTIVE and late.failures == 0
 
 
@@ -310,4 +309,4 @@ def test_a_consent_video_decided_after_its_relative_unbound_consents_nobody(
     assert r.status_code == 200, r.text
     s = _decide(ctx, consent.json()["session_id"], Outcome.ACCEPT)
     assert s.decision == "reject" and "PROXY_NOT_BOUND" in s.reasons
-    assert _binding(ctx, pending["binding_id"]).consent_at is None
+    assert factories.update(ctx, ProxyBinding, pending["binding_id"]).consent_at is None

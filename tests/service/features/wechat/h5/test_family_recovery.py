@@ -103,12 +103,7 @@ def again(app: App, session_id: str) -> Any:
 
 
 def set_binding(app: App, fam: Family, **fields: Any) -> None:
-    with app.ctx.db() as db:
-        row = db.get(ProxyBinding, fam.binding_id)
-        assert row is not None
-        for k, v in fields.items():
-            setattr(row, k, v)
-        db.commit()
+    factories.update(app.ctx, ProxyBinding, fam.binding_id, **fields)
 
 
 def test_a_failed_proxy_video_continues_at_the_video_step_with_the_elder_named(app: App, fam: Family) -> None:
