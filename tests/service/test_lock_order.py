@@ -134,6 +134,19 @@ def roster_giving_another_number(case: ProxyCase) -> bytes:
     return buf.getvalue().encode()
 
 
+def giving_another_number(ctx: ServiceContext, case: ProxyCase) -> Callable[[], object]:
+    """A roster import that gives the elder's record another ID number; it returns how many numbers changed."""
+
+    def run() -> object:
+        with ctx.db() as db:
+            data = roster_giving_another_number(case)
+            return len(
+                import_roster(db, ctx.keyring, "roster.csv", data, "admin:test", import_terms(ctx)).identity_changed
+            )
+
+    return run
+
+
 def certifications(ctx: ServiceContext, session_id: str) -> int:
     with ctx.db() as db:
         return int(
@@ -176,16 +189,9 @@ def test_a_roster_change_of_id_number_and_a_proxy_accept_of_the_elder_do_not_dea
     ctx.hooks.accept["proxy"] = accept_when_the_import_has_moved
     ctx.hooks.identity_changes["proxy"] = revoke_once_the_worker_holds_the_binding
 
-    def roster_import() -> object:
-        with ctx.db() as db:
-            data = roster_giving_another_number(case)
-            return len(
-                import_roster(db, ctx.keyring, "roster.csv", data, "admin:test", import_terms(ctx)).identity_changed
-            )
-
     worker, decided = running(worker_accepts(ctx, case))
     assert worker_holds_binding.wait(10)
-    importer, imported = running(roster_import)
+    importer, imported = running(giving_another_number(ctx, case))
     worker.join(30)
     importer.join(30)
     assert (decided, imported) == ([True], [1])
@@ -377,20 +383,13 @@ def test_a_staff_accept_racing_a_roster_change_of_id_number_certifies_nobody(pg_
 
     ctx.hooks.identity_changes["proxy"] = revoke_then_hold
 
-    def roster_import() -> object:
-        with ctx.db() as db:
-            data = roster_giving_another_number(case)
-            return len(
-                import_roster(db, ctx.keyring, "roster.csv", data, "admin:test", import_terms(ctx)).identity_changed
-            )
-
     def staff_accepts() -> object:
         with ctx.db() as db:
             s = db.get(CertSession, case.session_id)
             assert s is not None
             return settle(db, ctx, s, "accept", "rev1", "ok", "staff:rev1", case_checked=True)["decision"]
 
-    importer, imported = running(roster_import)
+    importer, imported = running(giving_another_number(ctx, case))
     assert revoked.wait(10)
     staff, settled = running(staff_accepts)
     importer.join(30)
