@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 
 from service.features.console import audit_chain
 from service.features.console.auth import (
-    MIN_PASSWORD_CHARS,
     LoginError,
+    PasswordError,
     Role,
     Staff,
     UsernameError,
     authenticate,
+    check_password,
     checked_username,
     create_user,
     csrf_ok,
@@ -146,7 +147,7 @@ def change_own_password(
         except LoginError:
             return render(request, "password.html", staff, status=401, error="当前密码不正确")
         throttle.succeeded(ip, staff.username)
-        error = _new_password_problem(current, new, confirm)
+        error = _new_password_problem(user, current, new, confirm)
         if error is not None:
             return render(request, "password.html", staff, status=422, error=error)
         user.password_hash, user.must_change_password = hash_password(new), False
@@ -158,13 +159,15 @@ def change_own_password(
     return ok
 
 
-def _new_password_problem(current: str, new: str, confirm: str) -> str | None:
+def _new_password_problem(user: StaffUser, current: str, new: str, confirm: str) -> str | None:
     if new != confirm:
         return "两次输入的新密码不一致"
-    if len(new) < MIN_PASSWORD_CHARS:
-        return "新密码至少 10 个字符"
     if new == current:
         return "新密码不能与当前密码相同"
+    try:
+        check_password(new, user.username, user.display_name)
+    except PasswordError as exc:
+        return exc.message
     return None
 
 
@@ -238,10 +241,8 @@ def _create_account(
     try:
         prefixes = _grantable(staff, scope)
         create_user(db, name, password, role, display_name, set_by_admin=True, scope=prefixes)
-    except ScopeError as exc:
+    except (ScopeError, PasswordError) as exc:
         return exc.message
-    except ValueError:
-        return f"密码至少 {MIN_PASSWORD_CHARS} 个字符"
     audit_chain.record(db, staff.actor, "user.create", name, {"role": role, "scope": prefixes})
     return None
 
@@ -269,7 +270,9 @@ def change_user(
                 _set_scope(db, staff, user, scope)
             except ScopeError as exc:
                 error = exc.message
-        elif error is None and not _apply_account_op(db, staff, user, op, role, password):
+        elif error is None and op == "password":
+            error = _reset_password(db, staff, user, password)
+        elif error is None and not _apply_account_op(db, staff, user, op, role):
             return redirect("/users")
         users = _accounts(db, staff) if error is not None else []
     # Rendered after the unit of work has committed (or, for a refusal, changed nothing).
@@ -288,8 +291,22 @@ def _refusal(staff: Staff, user: StaffUser, op: str) -> str | None:
     return None
 
 
-def _apply_account_op(db: Session, staff: Staff, user: StaffUser, op: str, role: str, password: str) -> bool:
-    """disable | enable | role | password, audited; False when the operation or its value is not one of them."""
+def _reset_password(db: Session, staff: Staff, user: StaffUser, password: str) -> str | None:
+    """An admin's new password for `user`, audited; or why not, in Chinese (nothing changed). The admin now
+    knows it: the holder replaces it at the next login (an admin resetting their own password too: it was typed
+    into a form others may have seen)."""
+    try:
+        check_password(password, user.username, user.display_name)
+    except PasswordError as exc:
+        return exc.message
+    user.password_hash, user.must_change_password = hash_password(password), True
+    end_user_sessions(db, user.id)
+    audit_chain.record(db, staff.actor, "user.password", user.username, {})
+    return None
+
+
+def _apply_account_op(db: Session, staff: Staff, user: StaffUser, op: str, role: str) -> bool:
+    """disable | enable | role, audited; False when the operation or its value is not one of them."""
     if op == "disable":
         user.active = False
         end_user_sessions(db, user.id)
@@ -297,11 +314,6 @@ def _apply_account_op(db: Session, staff: Staff, user: StaffUser, op: str, role:
         user.active = True
     elif op == "role" and role in {r.value for r in Role}:
         user.role = role
-        end_user_sessions(db, user.id)
-    elif op == "password" and len(password) >= MIN_PASSWORD_CHARS:
-        # The admin now knows it: the holder replaces it at the next login (an admin resetting their own
-        # password too: it was typed into a form others may have seen).
-        user.password_hash, user.must_change_password = hash_password(password), True
         end_user_sessions(db, user.id)
     else:
         return False

@@ -23,7 +23,16 @@ from sqlalchemy.orm import Session
 from service.certification import regions
 from service.certification.context import ServiceContext
 from service.features.console import labels, scope
-from service.features.console.auth import ROLE_ZH, Role, Staff, csrf_ok, resolve_session
+from service.features.console.auth import (
+    MAX_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS,
+    PASSWORD_HINT,
+    ROLE_ZH,
+    Role,
+    Staff,
+    csrf_ok,
+    resolve_session,
+)
 from service.features.console.config import DEFAULT_TIME_ZONE, ConsoleConfig
 from service.features.console.throttle import LoginThrottle
 
@@ -35,7 +44,15 @@ HERE = Path(__file__).parent
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
 )
-templates.globals.update(labels.GLOBALS, ROLE_ZH=ROLE_ZH, Role=Role, region=regions.label)
+templates.globals.update(
+    labels.GLOBALS,
+    ROLE_ZH=ROLE_ZH,
+    Role=Role,
+    region=regions.label,
+    PASSWORD_HINT=PASSWORD_HINT,
+    MIN_PASSWORD_CHARS=MIN_PASSWORD_CHARS,
+    MAX_PASSWORD_CHARS=MAX_PASSWORD_CHARS,
+)
 
 
 class LoginRequired(Exception):

@@ -35,6 +35,8 @@ def test_create_user_then_verify_and_detect_tampering(tmp_path: Path) -> None:
     assert dup.returncode != 0 and "exists" in dup.stderr
     short = run(tmp_path, "create-user", "--username", "x", "--role", "reviewer", password="short")
     assert short.returncode != 0 and "10 characters" in short.stderr
+    weak = run(tmp_path, "create-user", "--username", "x", "--role", "reviewer", password="1qaz2wsx3edc")
+    assert weak.returncode != 0 and "too easy to guess" in weak.stderr and "1qaz2wsx3edc" not in weak.stderr
 
     check = run(tmp_path, "verify-audit")
     assert check.returncode == 0 and json.loads(check.stdout)["entries"] == 1
@@ -70,12 +72,33 @@ def test_verify_audit_checks_the_anchors_outside_the_database(tmp_path: Path) ->
     assert broken.returncode == 1 and out["first_bad_seq"] == 1 and "anchor" in out["problem"], out
 
 
+STRONG = "river cabinet lantern 47"
+
+
 def test_create_user_with_a_region_scope(tmp_path: Path) -> None:
     """--scope: checked division-code prefixes (a bad one refused in Chinese, nothing created), stored and audited."""
-    bad = run(tmp_path, "create-user", "--username", "wc", "--role", "reviewer", "--scope", "42x", password="p" * 12)
+    bad = run(
+        tmp_path,
+        "create-user",
+        "--username",
+        "wc",
+        "--role",
+        "reviewer",
+        "--scope",
+        "42x",
+        password=STRONG,
+    )
     assert bad.returncode != 0 and "地区范围无效" in bad.stderr
     ok = run(
-        tmp_path, "create-user", "--username", "wc", "--role", "reviewer", "--scope", "420106,4201", password="p" * 12
+        tmp_path,
+        "create-user",
+        "--username",
+        "wc",
+        "--role",
+        "reviewer",
+        "--scope",
+        "420106,4201",
+        password=STRONG,
     )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout) == {"id": 1, "username": "wc", "role": "reviewer", "scope": ["4201", "420106"]}
