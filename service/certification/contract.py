@@ -186,6 +186,25 @@ class IdentityChangedHook(Protocol):
     def __call__(self, db: Session, change: IdentityChange, /) -> None: ...
 
 
+@dataclass(frozen=True)
+class IdentityConfirmed:
+    """A supervisor (``actor``, not the importer) found that roster import ``import_id`` only corrected the ID
+    number of the same person (service/certification/identity_review.py): what the change ended for the
+    record's old person is theirs again."""
+
+    beneficiary_id: int
+    external_id: str
+    import_id: int
+    actor: str
+
+
+class IdentityConfirmedHook(Protocol):
+    """Called in the confirmation's transaction, after the core restored the record's validity; the counts of
+    what the feature gave back (and of what it could not)."""
+
+    def __call__(self, db: Session, confirmed: IdentityConfirmed, /) -> dict[str, int]: ...
+
+
 class UpkeepHook(Protocol):
     """A feature's share of the daily upkeep (run with the storage upkeep: the cycle run, Celery beat), in its own
     transaction, as of ``at``; returns what it did as counts."""
@@ -211,6 +230,7 @@ class FeatureHooks:
     settle_guards: dict[str, SettleGuard] = field(default_factory=dict)
     queue_guards: dict[str, QueueGuard] = field(default_factory=dict)
     identity_changes: dict[str, IdentityChangedHook] = field(default_factory=dict)
+    identity_confirmations: dict[str, IdentityConfirmedHook] = field(default_factory=dict)
     upkeep: dict[str, UpkeepHook] = field(default_factory=dict)
     installed: bool = False
 
@@ -255,6 +275,13 @@ class FeatureHooks:
         """Every feature ends what it kept for the record's old person (and the console raises its alert)."""
         for hook in self.require_installed().identity_changes.values():
             hook(db, change)
+
+    def identity_confirmed(self, db: Session, confirmed: IdentityConfirmed) -> dict[str, int]:
+        """Every feature gives back what it ended for the record's person; their counts merged."""
+        counts: dict[str, int] = {}
+        for hook in self.require_installed().identity_confirmations.values():
+            counts.update(hook(db, confirmed))
+        return counts
 
     def daily_upkeep(self, ctx: ServiceContext, at: dt.datetime) -> dict[str, int]:
         """Each registered feature's daily upkeep, their counts merged. Not refused on a context without features:

@@ -115,14 +115,20 @@ def run_cycle(
 ) -> list[int]:
     """Suspend every active beneficiary whose certification lapsed before `today`. Idempotent.
 
-    Never one with a certification valid on `today`, whatever the beneficiary row says, nor one without any
+    Never one with a certification valid on `today` (of the record's present person: made since its last change
+    of ID number), whatever the beneficiary row says, nor one without any
     date: a row whose validity is NULL is suspended only when certifications of theirs exist (all lapsed, each
     with its date on the beneficiary page); one that never had a date (``CycleState.UNDATED``) never is. The
     rows are locked (PostgreSQL): a certification committed meanwhile is seen, and one applied later waits and
     resumes.
     Raises CycleSpikeError, changing nothing, when `guard` refuses the count (unless `force`).
     """
-    certified_today = exists().where(Certification.beneficiary_id == Beneficiary.id, Certification.valid_until >= today)
+    certified_today = exists().where(
+        Certification.beneficiary_id == Beneficiary.id,
+        Certification.valid_until >= today,
+        # Not one of the record's previous person's (a roster import gave it another ID number since).
+        Beneficiary.identity_since.is_(None) | (Certification.created_at >= Beneficiary.identity_since),
+    )
     ever_certified = exists().where(Certification.beneficiary_id == Beneficiary.id)
     lapsed = db.scalars(
         select(Beneficiary)

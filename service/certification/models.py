@@ -100,6 +100,10 @@ class Beneficiary(Base):
     # The benefit system's household (户) identifier, from the roster: whose enrolled faces are relatives'
     # (service/features/proxy/relatives.py). None: not known.
     household: Mapped[str | None] = mapped_column(String(64), index=True)
+    # When a roster import last gave the record another ID number (service/certification/roster.py): the
+    # certifications stored before it are the previous person's, and keep nobody's benefit running now (the
+    # cycle run). None: never changed, or a supervisor found it was the same person (identity_review.py).
+    identity_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

@@ -47,7 +47,7 @@ from service.certification.audit import audit
 from service.certification.contract import IdentityChange
 from service.certification.cycle import CycleRules, first_valid_until, valid_until
 from service.certification.errors import ServiceError, UnsupportedFormatError
-from service.certification.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport
+from service.certification.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport, utcnow
 from service.infra.clock import local_today
 from service.infra.security import Keyring, mask_id, normalise_id
 
@@ -397,8 +397,9 @@ def _identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> N
     for the old person's lapse is lifted), so the new person must certify. Audited with both masked numbers."""
     enrolled = b.template is not None
     b.template, b.template_model, b.template_consent = None, None, False
-    before = b.valid_until
+    before, certified_before, since_before = b.valid_until, b.last_certified_on, b.identity_since
     b.valid_until, b.last_certified_on = None, None
+    b.identity_since = utcnow()  # the certifications stored so far are the previous person's
     if b.status == BeneficiaryStatus.SUSPENDED:
         b.status, b.suspended_on = row.status, None
     report.identity_changed.append(
@@ -409,6 +410,9 @@ def _identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> N
             "template_cleared": enrolled,
             "name_changed": b.name != row.name,
             "valid_until_before": before.isoformat() if before else None,
+            # What a supervisor's "same person" finding gives back (service/certification/identity_review.py).
+            "last_certified_on_before": certified_before.isoformat() if certified_before else None,
+            "identity_since_before": since_before.isoformat() if since_before else None,
         }
     )
 

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from service.adapters.http.errors import http_status
 from service.certification.context import ServiceContext
-from service.certification.cycle import CycleRules
+from service.certification.cycle import CycleRules, run_cycle
 from service.certification.errors import ServiceError
-from service.certification.models import AuditEntry, Beneficiary
+from service.certification.models import AuditEntry, Beneficiary, Certification
 from service.certification.roster import ImportTerms, import_roster
 from service.infra.security import mask_id
+from tests.service import factories
 
 TERMS = ImportTerms(dt.date(2026, 5, 1), CycleRules(), grace_days=90)
 HEADER = ["external_id", "id_number", "name", "region", "benefit_types", "status", "valid_until"]
@@ -175,6 +176,8 @@ def test_a_record_given_another_id_number_drops_its_face_and_is_audited(
             "template_cleared": True,
             "name_changed": False,
             "valid_until_before": "2026-06-30",
+            "last_certified_on_before": None,
+            "identity_since_before": None,
         }
     ]
     db.refresh(b)
@@ -211,3 +214,54 @@ def test_a_record_given_another_id_number_is_dated_as_a_new_persons(
     assert undated.status == "active" and undated.suspended_on is None
     # The record whose number did not change keeps its certification.
     assert (kept.valid_until, kept.last_certified_on) == (dt.date(2027, 3, 1), dt.date(2026, 3, 2))
+
+
+def test_the_previous_persons_certification_keeps_nobody_s_benefit_running(
+    ctx: ServiceContext, db: Session, data_dir: Path
+) -> None:
+    """The record's previous person certified here (valid to 2027-03-01); the roster then gave the record another
+    number. The new person got the grace date, and the cycle run after it suspended them only if they had not
+    certified: it counted the previous person's certification as theirs, so the new person was paid until
+    2027 without ever proving they are alive."""
+    rows = card_rows(data_dir, 2)
+    import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)
+    changed, kept = (db.scalar(select(Beneficiary).where(Beneficiary.external_id == r[0])) for r in rows)
+    assert changed is not None and kept is not None
+    for b in (changed, kept):
+        s = factories.session_row(b.id)
+        db.add(s)
+        db.flush()
+        db.add(
+            Certification(
+                beneficiary_id=b.id,
+                session_id=s.id,
+                certified_on=dt.date(2026, 3, 2),
+                valid_until=dt.date(2027, 3, 1),
+                code=f"code-{b.id}",
+            )
+        )
+        b.valid_until, b.last_certified_on = dt.date(2027, 3, 1), dt.date(2026, 3, 2)
+    db.flush()
+    rows[0][1], rows[0][6] = "110105194912310003", ""  # another number, no date: the grace date
+    import_roster(db, ctx.keyring, "roster.csv", to_csv(rows), "test", TERMS)
+    assert changed.identity_since is not None and kept.identity_since is None
+    after_grace = TERMS.today + dt.timedelta(days=91)
+    assert changed.valid_until is not None and changed.valid_until < after_grace
+    assert run_cycle(db, after_grace, TERMS.rules) == [changed.id]
+    assert changed.status == "suspended" and kept.status == "active"
+    # The new person certifies: that certification is theirs and counts.
+    s = factories.session_row(changed.id)
+    db.add(s)
+    db.flush()
+    db.add(
+        Certification(
+            beneficiary_id=changed.id,
+            session_id=s.id,
+            certified_on=after_grace,
+            valid_until=dt.date(2027, 8, 31),
+            code="code-new",
+        )
+    )
+    changed.status, changed.suspended_on, changed.valid_until = "active", None, None  # as if the row lagged
+    db.flush()
+    assert run_cycle(db, after_grace + dt.timedelta(days=1), TERMS.rules) == []
