@@ -54,6 +54,10 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "INVALID_DATE": "日期不正确",
     # The daily run stopped before changing anything: an unusual share would have been suspended.
     "CYCLE_SUSPENSION_SPIKE": "本次暂停人数异常,已停止执行,请核查后再试",
+    # A supervisor's finding on a roster change of ID number (service/certification/identity_review.py).
+    "IDENTITY_CHANGE_UNKNOWN": "未找到该次身份证号变更",
+    "IDENTITY_CHANGE_SUPERSEDED": "该人员此后又有身份证号变更,请处理最新的预警",
+    "IDENTITY_REVIEW_SELF": "该变更由您本人导入,须由另一位主管核实",
     # An Idempotency-Key already used for different content.
     "IDEMPOTENCY_MISMATCH": "请求编号已用于其他内容,请重新提交",
     # Infrastructure (503/507): nothing was stored; the client retries the same request later.

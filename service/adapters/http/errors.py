@@ -67,6 +67,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "SESSION_EXPIRED": 410,
     "UPLOAD_CONFLICT": 409,
     "IDEMPOTENCY_MISMATCH": 409,
+    # A supervisor's finding on a roster change of ID number (service/certification/identity_review.py).
+    "IDENTITY_CHANGE_UNKNOWN": 404,
+    "IDENTITY_CHANGE_SUPERSEDED": 409,
+    "IDENTITY_REVIEW_SELF": 403,
     "CERTIFICATE_INVALID": 400,
     "CONSENT_REQUIRED": 400,
     "ADMIN_KEY_REQUIRED": 403,

@@ -33,6 +33,7 @@ from service.features.proxy.bindings import (
     to_rule,
 )
 from service.features.proxy.errors import ProxyServiceError
+from service.features.proxy.identity import restore_for_same_person
 from service.features.proxy.models import (
     ENDED_STATUSES,
     BindingStatus,
@@ -81,6 +82,7 @@ def install(ctx: ServiceContext) -> None:
     ctx.hooks.claims["proxy"] = claim_of  # what a relative's verification session (no beneficiary) verifies
     ctx.hooks.queue_guards["proxy"] = queue_guard  # tries in flight count: the operator's, a binding's
     ctx.hooks.identity_changes["proxy"] = end_for_identity_change  # the old person's relatives' bindings end
+    ctx.hooks.identity_confirmations["proxy"] = restore_for_same_person  # a typo corrected: they are given back
     ctx.hooks.upkeep["proxy"] = expire_pending  # daily: bindings unconsented past the window expire
 
 

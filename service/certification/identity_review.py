@@ -1,0 +1,104 @@
+"""A supervisor's finding on a roster change of ID number: the same person (a typo corrected) or another person.
+
+A roster import that gives a record another ID number takes effect at once and treats the number's person as a
+new one (service/certification/roster.py, `_identity_changed`): the enrolled face is deleted, the certification's
+validity reset to the grace date, the relatives' bindings revoked. When the change only corrected a typo, that
+burdens the same elderly person and their family: certify again within the grace date, each relative bind again
+and the elder consent again. A supervisor other than the importer checks the change with the benefit system; a
+"same person" finding gives back what can be given back: the record's validity and last certification (unless
+one was recorded since the change), its earlier certifications' standing in the cycle run, and, through the
+features, the relatives' bindings the change revoked. The deleted face is not restored (the next certification
+enrols again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification.audit import audit
+from service.certification.contract import FeatureHooks, IdentityConfirmed
+from service.certification.errors import ServiceError
+from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, CycleEvent
+
+CHANGE_ACTION = "roster.identity_changed"
+
+
+class IdentityReviewError(ServiceError):
+    """A finding that cannot be applied: `IDENTITY_CHANGE_UNKNOWN` (no such change of this record),
+    `IDENTITY_CHANGE_SUPERSEDED` (the roster changed the record's number again since: the later change is the
+    one to check), `IDENTITY_REVIEW_SELF` (the importer cannot be the second person)."""
+
+
+@dataclass(frozen=True)
+class SamePerson:
+    """What a same-person finding gave back."""
+
+    valid_until: dt.date | None
+    resumed: bool
+    restored: dict[str, int]  # the features' counts (e.g. the proxy feature's bindings restored / kept ended)
+
+
+def check_reviewer(importer: str, actor: str) -> None:
+    """The second person is not the one who imported the change (four eyes)."""
+    if importer[:64] == actor[:64]:  # the audit trail keeps 64 characters of an actor
+        raise IdentityReviewError("IDENTITY_REVIEW_SELF", "the importer of a change cannot confirm it")
+
+
+def confirm_same_person(
+    db: Session, hooks: FeatureHooks, beneficiary_id: int, import_id: int, actor: str, today: dt.date
+) -> SamePerson:
+    """Apply a same-person finding on the change import `import_id` made to the record (locked first: the lock
+    order of service/certification/lock_order.py, then the features lock their rows). Audited."""
+    b = db.get(Beneficiary, beneficiary_id, with_for_update=True)
+    if b is None:
+        raise IdentityReviewError("IDENTITY_CHANGE_UNKNOWN", "no such record")
+    change = _latest_change(db, b.external_id, import_id)
+    check_reviewer(str(change.get("actor_of_import", "")), actor)
+    until, certified = _date(change.get("valid_until_before")), _date(change.get("last_certified_on_before"))
+    newer = b.last_certified_on is not None and (certified is None or b.last_certified_on > certified)
+    if until is not None and not newer:
+        # The dates of the person's own last certification, not the grace date the change gave a "new person"
+        # (later or earlier): unless a certification was recorded since, which is newer and stays.
+        b.valid_until, b.last_certified_on = until, certified
+    since = change.get("identity_since_before")
+    b.identity_since = dt.datetime.fromisoformat(since) if since else None
+    resumed = b.status == BeneficiaryStatus.SUSPENDED and b.valid_until is not None and b.valid_until >= today
+    if resumed:  # suspended only for the grace date the change gave
+        db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=today, suspended_since=b.suspended_on))
+        b.status, b.suspended_on = BeneficiaryStatus.ACTIVE, None
+    db.flush()
+    restored = hooks.identity_confirmed(db, IdentityConfirmed(b.id, b.external_id, import_id, actor))
+    detail = {
+        "import": import_id,
+        "valid_until": b.valid_until.isoformat() if b.valid_until else None,
+        "resumed": resumed,
+    }
+    audit(db, actor, "roster.identity_confirmed", b.external_id, detail | restored)
+    return SamePerson(b.valid_until, resumed, restored)
+
+
+def _latest_change(db: Session, external_id: str, import_id: int) -> dict[str, Any]:
+    """The audited change `import_id` made to the record, with its importer; refused unless it is the record's
+    latest change of number."""
+    entries = db.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.action == CHANGE_ACTION, AuditEntry.target == external_id)
+        .order_by(AuditEntry.id.desc())
+    ).all()
+    mine = [e for e in entries if e.detail.get("import") == import_id]
+    if not mine:
+        raise IdentityReviewError("IDENTITY_CHANGE_UNKNOWN", "no change of ID number by this import")
+    if entries[0].id != mine[0].id:
+        raise IdentityReviewError(
+            "IDENTITY_CHANGE_SUPERSEDED", "the roster changed this record's ID number again since"
+        )
+    return dict(mine[0].detail) | {"actor_of_import": mine[0].actor}
+
+
+def _date(value: object) -> dt.date | None:
+    return dt.date.fromisoformat(value) if isinstance(value, str) and value else None

@@ -1,0 +1,124 @@
+"""A supervisor's "same person" finding on a roster change of ID number (service/certification/identity_review.py,
+service/features/proxy/identity.py): a typo corrected gives back the record's validity and the relatives'
+bindings the change revoked; the importer cannot confirm their own change; only the record's latest change can
+be confirmed; a binding its relative replaced meanwhile stays revoked."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from service.certification.context import ServiceContext
+from service.certification.cycle import run_cycle
+from service.certification.identity_review import IdentityReviewError, confirm_same_person
+from service.certification.models import AuditEntry, Beneficiary
+from service.infra.clock import local_today
+from tests.service import factories
+from tests.service.features.proxy.helpers import P, active_binding, bearer, bind, new_elder, verified_operator
+from tests.service.features.proxy.test_binding_end import _import, _listed, _roster
+
+SUPERVISOR = "staff:sup2"
+
+
+def _record(ctx: ServiceContext, ext: str) -> Beneficiary:
+    with ctx.db() as db:
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
+        assert b is not None
+        db.expunge(b)
+        return b
+
+
+def _confirm(ctx: ServiceContext, ext: str, import_id: int, actor: str = SUPERVISOR) -> Any:
+    with ctx.db() as db:
+        b = db.scalar(select(Beneficiary.id).where(Beneficiary.external_id == ext))
+        assert b is not None
+        return confirm_same_person(db, ctx.hooks, b, import_id, actor, local_today(ctx.settings))
+
+
+def _importer(ctx: ServiceContext) -> str:
+    with ctx.db() as db:
+        entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "roster.identity_changed")).first()
+        assert entry is not None
+        return entry.actor
+
+
+def test_a_typo_corrected_gives_back_the_validity_and_the_bindings(client: TestClient, ctx: ServiceContext) -> None:
+    """Without it, a corrected typo made the same elder certify again within the grace date and every relative
+    bind again, the elder consenting again."""
+    ext, number, name = new_elder(ctx, valid_until=dt.date(2027, 3, 1), last_certified_on=dt.date(2026, 3, 2))
+    child, stranger, former = (verified_operator(client, ctx) for _ in range(3))
+    active = active_binding(client, child, number, name)
+    pending = bind(client, stranger, number, name).json()
+    ended = active_binding(client, former, number, name)
+    assert client.delete(f"{P}/bindings/{ended['binding_id']}", headers=bearer(former["token"])).status_code == 200
+
+    corrected = factories.id_number(birth=dt.date(1938, 5, 2))  # a valid number: the typo's correction
+    report = _import(client, _roster(ext, corrected, name))
+    assert report["identity_changed"] == 1
+    assert _listed(client, child)[active["binding_id"]]["status"] == "revoked"
+    assert _record(ctx, ext).valid_until != dt.date(2027, 3, 1)
+
+    with pytest.raises(IdentityReviewError) as own:
+        _confirm(ctx, ext, report["import_id"], actor=_importer(ctx))
+    assert own.value.code == "IDENTITY_REVIEW_SELF"
+
+    done = _confirm(ctx, ext, report["import_id"])
+    assert done.restored == {"bindings_restored": 3, "bindings_left_revoked": 0}
+    b = _record(ctx, ext)
+    assert (b.valid_until, b.last_certified_on, b.identity_since) == (dt.date(2027, 3, 1), dt.date(2026, 3, 2), None)
+    assert _listed(client, child)[active["binding_id"]]["status"] == "active"
+    assert _listed(client, stranger)[pending["binding_id"]]["status"] == "pending_consent"
+    assert _listed(client, former)[ended["binding_id"]]["status"] == "ended"
+    # The child certifies for the elder again, under the consent the elder gave.
+    r = client.post(f"{P}/bindings/{active['binding_id']}/sessions", headers=bearer(child["token"]))
+    assert r.status_code == 201, r.text
+    with ctx.db() as db:
+        actions = [e.action for e in db.scalars(select(AuditEntry).where(AuditEntry.target == ext))]
+        (entry,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "roster.identity_confirmed")).all()
+    assert actions.count("proxy.binding.restored") == 3
+    assert entry.actor == SUPERVISOR and entry.detail["bindings_restored"] == 3
+
+
+def test_the_cycle_counts_the_earlier_certification_again_once_confirmed(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    ext, _number, name = new_elder(ctx, valid_until=dt.date(2027, 3, 1), last_certified_on=dt.date(2026, 3, 2))
+    report = _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
+    _confirm(ctx, ext, report["import_id"])
+    after_grace = local_today(ctx.settings) + dt.timedelta(days=ctx.settings.cycle.new_import_grace_days + 1)
+    with ctx.db() as db:
+        assert run_cycle(db, min(after_grace, dt.date(2027, 2, 28)), ctx.rules) == []
+
+
+def test_only_the_records_latest_change_can_be_confirmed(client: TestClient, ctx: ServiceContext) -> None:
+    ext, _number, name = new_elder(ctx, valid_until=dt.date(2027, 3, 1))
+    first = _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
+    between = _record(ctx, ext).valid_until  # the grace date the first change gave
+    second = _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
+    with pytest.raises(IdentityReviewError) as old:
+        _confirm(ctx, ext, first["import_id"])
+    assert old.value.code == "IDENTITY_CHANGE_SUPERSEDED"
+    with pytest.raises(IdentityReviewError) as unknown:
+        _confirm(ctx, ext, second["import_id"] + 100)
+    assert unknown.value.code == "IDENTITY_CHANGE_UNKNOWN"
+    # The latest change was the typo: the record is as the first change left it (which is still unconfirmed).
+    assert _confirm(ctx, ext, second["import_id"]).valid_until == between != dt.date(2027, 3, 1)
+    assert _record(ctx, ext).identity_since is not None
+
+
+def test_a_binding_its_relative_replaced_meanwhile_stays_revoked(client: TestClient, ctx: ServiceContext) -> None:
+    ext, number, name = new_elder(ctx)
+    child = verified_operator(client, ctx)
+    old = active_binding(client, child, number, name)
+    corrected = factories.id_number(birth=dt.date(1938, 5, 2))
+    report = _import(client, _roster(ext, corrected, name))
+    again = bind(client, child, corrected, name)  # the child bound the corrected number before the finding
+    assert again.status_code == 201
+    done = _confirm(ctx, ext, report["import_id"])
+    assert done.restored == {"bindings_restored": 0, "bindings_left_revoked": 1}
+    seen = _listed(client, child)
+    assert seen[old["binding_id"]]["status"] == "revoked" and seen[again.json()["binding_id"]]["status"] != "revoked"
