@@ -21,6 +21,7 @@ from service.certification.models import (
     SessionState,
     utcnow,
 )
+from service.infra.storage import StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ FINAL_STATES = (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
 # left, and the address and ethnicity are held nowhere else in the service. The roster keeps the name and the
 # masked number; the decision, its reasons, scores and checks stay.
 CARD_TEXT = ("name", "sex", "ethnicity", "birth_date", "address", "issuing_authority")
+# The same text among the reader's diagnostics (pipelines/id_card): the birth date as printed, an ethnicity snapped
+# to the nearest name ("田→回"), the parts of the address it corrected.
+CHECK_TEXT = ("birth_text", "ethnicity_snapped", "address_corrected")
 
 
 def expire_sessions(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
@@ -68,17 +72,24 @@ def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int 
     now = now or utcnow()
     cutoff = now - dt.timedelta(days=ctx.settings.storage.retention_days)
     total = 0
+    refused: set[str] = set()
     while True:
-        purged = _purge_batch(ctx, cutoff, now, batch)
+        selected, purged = _purge_batch(ctx, cutoff, now, batch, refused)
         total += purged
-        if purged < batch:
+        if selected < batch:
             break
     log.info("retention: purged media of %d sessions decided before %s", total, cutoff.date())
+    if refused:
+        log.error("ALERT retention: the media store refused to delete the media of %d sessions", len(refused))
     return total
 
 
-def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, batch: int) -> int:
-    """One transaction: up to ``batch`` sessions' media deleted and marked purged (audited)."""
+def _purge_batch(
+    ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, batch: int, refused: set[str]
+) -> tuple[int, int]:
+    """One transaction: up to ``batch`` sessions' media deleted and marked purged (audited); the count selected
+    and the count purged. A session whose media the store refuses to delete is added to ``refused`` and left
+    unmarked (the next run tries again), the others go on: one such object used to end every run at it."""
     purged = 0
     with ctx.db() as db:
         sessions = db.scalars(
@@ -89,6 +100,7 @@ def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, bat
                 CertSession.decided_at.is_not(None),
                 CertSession.decided_at < cutoff,
                 ~awaiting_staff(),
+                CertSession.id.not_in(refused),
             )
             .limit(batch)
             # Rows another transaction holds (a second purge run at once: Celery beat and the cycle run; a staff
@@ -97,15 +109,32 @@ def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, bat
             .with_for_update(skip_locked=True)
         ).all()
         for s in sessions:
-            for key in (s.id_card_key, s.video_key):
-                if key:
-                    ctx.storage.delete(key)
+            if not _delete_media(ctx, s):
+                refused.add(s.id)
+                continue
             s.media_purged_at = now
             s.result = without_card_text(s.result)
             purged += 1
         if purged:
             audit(db, "system", "retention.purge", cutoff.date().isoformat(), {"sessions": purged})
-    return purged
+    return len(sessions), purged
+
+
+def _delete_media(ctx: ServiceContext, s: CertSession) -> bool:
+    """Delete the session's media; False when the store refused one (logged)."""
+    return all(_delete(ctx, key) is not None for key in (s.id_card_key, s.video_key) if key)
+
+
+def _delete(ctx: ServiceContext, key: str) -> bool | None:
+    """``storage.delete``, or None when the store refused (logged: left for the next run). A store that does not
+    answer (``StorageUnavailableError``) ends the run instead: every other deletion would wait for it in turn."""
+    try:
+        return ctx.storage.delete(key)
+    except StorageUnavailableError:
+        raise
+    except StorageError as exc:
+        log.warning("retention: %s not deleted, left for the next run: %s", key, exc)
+        return None
 
 
 def without_card_text(result: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -113,7 +142,11 @@ def without_card_text(result: dict[str, Any] | None) -> dict[str, Any] | None:
     card = (result or {}).get("id_card")
     if result is None or not isinstance(card, dict):
         return result
-    return {**result, "id_card": {**card, **dict.fromkeys(CARD_TEXT)}}
+    emptied = {**card, **dict.fromkeys(CARD_TEXT)}
+    checks = card.get("checks")
+    if isinstance(checks, dict):
+        emptied["checks"] = {**checks, **dict.fromkeys(k for k in CHECK_TEXT if k in checks)}
+    return {**result, "id_card": emptied}
 
 
 def erase_templates_of_the_deceased(ctx: ServiceContext) -> int:
@@ -149,7 +182,7 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
             session_id = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
             s = db.get(CertSession, session_id) if session_id else None
             referenced = s is not None and s.media_purged_at is None and obj.key in (s.id_card_key, s.video_key)
-            if not referenced and ctx.storage.delete(obj.key):
+            if not referenced and _delete(ctx, obj.key):
                 removed += 1
         removed += ctx.storage.remove_partial_writes(cutoff)
         if removed:

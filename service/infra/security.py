@@ -13,8 +13,16 @@ import secrets
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 # Not inside a longer run of letters or digits (a hash, a token), except right after a %XX escape: in an access
-# log's path or query an ID number follows `%3D`, `%20`, `%2F` as often as `=` or `/`.
-ID_PATTERN = re.compile(r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))(\d{4})(\d{10})(\d{3}[\dXx])(?![0-9A-Za-z])")
+# log's path or query an ID number follows `%3D`, `%20`, `%2F` as often as `=` or `/`. Written as people type and
+# print it too: grouped by spaces, hyphens, `+` or `%20` (a space in a URL), `110105 19491231 002X` or
+# `1101 0519 4912 3100 2X`, at most one separator between two characters; full-width digits and X (a Chinese
+# input method's full-width mode) as well.
+_SEPARATOR = r"(?:[ \-+\u3000]|%20)"
+ID_SEPARATOR = re.compile(_SEPARATOR)
+ID_PATTERN = re.compile(
+    rf"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{{2}}))\d(?:{_SEPARATOR}?\d){{16}}{_SEPARATOR}?[\dXx\uff38\uff58]"
+    r"(?![0-9A-Za-z])"
+)
 
 
 def mask_id(id_number: str) -> str:
@@ -25,7 +33,14 @@ def mask_id(id_number: str) -> str:
 
 
 def mask_text(text: str) -> str:
-    return ID_PATTERN.sub(lambda m: m.group(1) + "*" * 10 + m.group(3), text)
+    """Every ID number in `text` masked as `mask_id` shows it (its separators dropped)."""
+    return ID_PATTERN.sub(_masked_number, text)
+
+
+def _masked_number(m: re.Match[str]) -> str:
+    parts = ID_SEPARATOR.split(m.group())
+    # Single digits between separators are a list of numbers (`0 0 0 …`), not a number written in groups.
+    return mask_id("".join(parts)) if min(map(len, parts)) >= 2 else m.group()
 
 
 # A run of 14 or more digits (an X among them): most of an ID number even when it is not a whole one (an OCR

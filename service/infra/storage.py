@@ -69,6 +69,9 @@ class MediaStorage(Protocol):
         ...
 
 
+NONCE_BYTES, TAG_BYTES = 12, 16
+
+
 class Sealer:
     """The one encryption format of every backend: ``nonce(12) || ciphertext+tag``, the object key bound as
     associated data (a blob copied under another key fails to open)."""
@@ -77,12 +80,15 @@ class Sealer:
         self._aead = AESGCM(key)
 
     def seal(self, key: str, data: bytes) -> bytes:
-        nonce = os.urandom(12)
+        nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, data, key.encode())
 
     def open(self, key: str, blob: bytes) -> bytes:
+        # Shorter than a nonce and a tag (an emptied or cut object): AES-GCM raises ValueError on a short nonce.
+        if len(blob) < NONCE_BYTES + TAG_BYTES:
+            raise StorageError(f"object {key!r} is cut short ({len(blob)} bytes): truncated or tampered")
         try:
-            return self._aead.decrypt(blob[:12], blob[12:], key.encode())
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], key.encode())
         except InvalidTag as exc:
             raise StorageError(f"object {key!r} fails authentication (wrong key or tampered)") from exc
 
@@ -140,6 +146,8 @@ class LocalEncryptedStorage:
             return True
         except FileNotFoundError:
             return False
+        except OSError as exc:  # not ours to remove (permissions, a folder in its place): the storage's error
+            raise StorageError(f"cannot delete {key!r}: {exc.strerror}") from exc
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

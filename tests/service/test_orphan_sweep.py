@@ -14,7 +14,7 @@ import pytest
 
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession, Channel, utcnow
-from service.certification.retention import sweep_orphans
+from service.certification.retention import storage_upkeep, sweep_orphans
 from service.certification.sessions import create_session
 from service.infra.storage import LocalEncryptedStorage
 from tests.service import factories
@@ -70,3 +70,24 @@ def test_a_write_killed_midway_leaves_nothing_behind_after_the_grace(ctx: Servic
     os.utime(killed, (hours_ago, hours_ago))
     assert sweep_orphans(ctx) >= 1
     assert not killed.exists() and in_flight.exists()
+
+
+def test_an_orphan_that_cannot_be_deleted_holds_up_neither_the_others_nor_the_upkeep(ctx: ServiceContext) -> None:
+    """An object the store refuses to delete (a folder where a blob should be; on a bucket, one under a legal
+    hold) is left for the next run: the other orphans go, and the daily upkeep goes on to the templates of the
+    deceased and the audit anchor. It used to end the upkeep there, every day."""
+    assert isinstance(ctx.storage, LocalEncryptedStorage)
+    stuck, other = f"sessions/{uuid.uuid4()}/video", f"sessions/{uuid.uuid4()}/video"
+    ctx.storage.put(other, b"orphan")
+    blocker = ctx.storage.root / f"{stuck}.enc"
+    blocker.mkdir(parents=True)
+    (blocker / "x").write_bytes(b"")
+    past = time.time() - ctx.settings.storage.orphan_grace_s - 60  # both older than the grace
+    for path in (blocker, ctx.storage.root / f"{other}.enc"):
+        os.utime(path, (past, past))
+    try:
+        done = storage_upkeep(ctx)
+        assert done["media_orphans_removed"] == 1 and not ctx.storage.exists(other)
+    finally:
+        (blocker / "x").unlink()
+        blocker.rmdir()

@@ -27,6 +27,7 @@ from service.certification.models import (
     utcnow,
 )
 from service.certification.processing import claim, process
+from service.certification.retention import purge_media
 from service.certification.sessions import create_session
 from tests.service import factories
 from tests.service.certifiers import FixedCertifier, fixed_decision
@@ -148,3 +149,32 @@ def test_a_person_recorded_deceased_while_their_video_waited_is_not_certified(ct
         row = db.get(CertSession, sid)
         assert row is not None and row.decision == "reject" and "BENEFICIARY_DECEASED" in row.reasons
         assert db.scalar(select(Certification).where(Certification.beneficiary_id == bid)) is None
+
+
+def test_the_purge_also_takes_the_card_text_the_reader_kept_among_its_checks(ctx: ServiceContext) -> None:
+    """The reader's diagnostics hold card text too: the birth date as printed (`birth_text`), an ethnicity it
+    snapped to the nearest name (`ethnicity_snapped`, e.g. 田→回) and the parts of the address it corrected
+    (`address_corrected`). They stayed after the purge emptied the fields themselves: the ethnicity and the
+    address, held nowhere else in the service, kept for ever. The other checks stay."""
+    checks = {
+        "number": {"checksum": True},
+        "birth_text": "1950年3月14日",
+        "ethnicity_snapped": "田→回",
+        "address_corrected": ["北京市朝阳→北京市朝阳区"],
+        "missing_fields": ["sex"],
+    }
+    decided = utcnow() - dt.timedelta(days=ctx.settings.storage.retention_days + 2)
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        result = {"decision": "accept", "reasons": [], "id_card": {**CARD, "checks": checks}}
+        s = factories.session_row(b.id, state="decided", decision="accept", decided_at=decided, result=result)
+        db.add(s)
+        sid = s.id
+    assert purge_media(ctx) >= 1
+    with ctx.db() as db:
+        row = db.get(CertSession, sid)
+        assert row is not None and row.media_purged_at is not None and row.result is not None
+        kept = row.result["id_card"]["checks"]
+    assert kept == {**checks, "birth_text": None, "ethnicity_snapped": None, "address_corrected": None}
+    for text in ("1950", "回", "朝阳"):
+        assert text not in str(row.result), text

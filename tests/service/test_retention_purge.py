@@ -12,6 +12,7 @@ from sqlalchemy import select
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry, CertSession, utcnow
 from service.certification.retention import purge_media, storage_upkeep
+from service.infra.storage import LocalEncryptedStorage
 from service.infra.storage_s3 import S3EncryptedStorage
 from tests.service import factories
 from tests.service.servers import s3_media
@@ -81,4 +82,36 @@ def test_the_daily_storage_upkeep_purges_too(store_ctx: ServiceContext) -> None:
     assert done["media_purged"] >= 1 and not any(ctx.storage.exists(k) for k in keys)
     with ctx.db() as db:
         row = db.get(CertSession, sid)
+        assert row is not None and row.media_purged_at is not None
+
+
+def test_one_object_that_cannot_be_deleted_holds_up_neither_the_others_nor_the_upkeep(ctx: ServiceContext) -> None:
+    """One session's media the store refuses to delete (here a folder where its video should be; on a bucket an
+    object under a legal hold, a permission taken away) is left for the next run, unmarked: the purge of every
+    other session goes on, and so does the rest of the daily upkeep (orphans, templates, the audit anchor). It
+    used to end the run at that session, every day, so nothing after it was ever purged."""
+    assert isinstance(ctx.storage, LocalEncryptedStorage)
+    now = utcnow()
+    sessions = _decided_sessions(ctx, 4, now - dt.timedelta(days=ctx.settings.storage.retention_days + 2))
+    stuck_id, (_, stuck_video) = sessions[1][0], sessions[1][1]
+    blocker = ctx.storage.root / f"{stuck_video}.enc"
+    blocker.unlink()
+    blocker.mkdir()
+    (blocker / "x").write_bytes(b"")
+    try:
+        done = storage_upkeep(ctx, now)  # returns: the orphan sweep, the templates and the anchor ran too
+        assert done["media_purged"] >= 3
+        for sid, keys in sessions:
+            with ctx.db() as db:
+                row = db.get(CertSession, sid)
+                assert row is not None
+                assert (row.media_purged_at is None) == (sid == stuck_id)
+            if sid != stuck_id:
+                assert not any(ctx.storage.exists(k) for k in keys)
+    finally:
+        (blocker / "x").unlink()
+        blocker.rmdir()
+    assert purge_media(ctx, now) >= 1  # the next run takes it
+    with ctx.db() as db:
+        row = db.get(CertSession, stuck_id)
         assert row is not None and row.media_purged_at is not None

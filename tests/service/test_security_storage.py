@@ -10,6 +10,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from uvicorn.config import LOGGING_CONFIG
@@ -18,6 +19,9 @@ from uvicorn.logging import AccessFormatter
 import service.schema
 from service.certification import idnumber
 from service.certification.context import ServiceContext
+from service.certification.contract import Certifier
+from service.certification.models import CertSession, SessionState
+from service.certification.processing import claim, process
 from service.infra.config import DEV_MEDIA_KEY, InsecureSettingsError, settings_from_flat
 from service.infra.db.engine import make_engine, private_sqlite_file
 from service.infra.observability.logs import MaskingFilter, install_log_masking
@@ -25,6 +29,7 @@ from service.infra.security import Keyring, mask_id, mask_text
 from service.infra.storage import LocalEncryptedStorage, StorageError
 from tests.service import factories
 from tests.service.conftest import make_settings
+from tests.service.test_job_backoff import NeverCalled, queued_job
 
 
 def test_storage_encrypts_and_authenticates(tmp_path: Path, data_dir: Path) -> None:
@@ -45,6 +50,27 @@ def test_storage_encrypts_and_authenticates(tmp_path: Path, data_dir: Path) -> N
     with pytest.raises(StorageError):
         store.put("../escape", b"x")
     assert store.delete("sessions/abc/id_card") and not store.exists("sessions/abc/id_card")
+
+
+def test_an_object_cut_short_is_a_storage_error_and_its_job_goes_to_staff(ctx: ServiceContext) -> None:
+    """An object emptied or cut below the nonce (a truncated copy, a tampered bucket object) failed with AES-GCM's
+    ValueError ("Nonce must be between 8 and 128 bytes"), not the StorageError every reader handles: the
+    worker's job crashed on each claim instead of going to staff, the case picture answered 500."""
+    assert isinstance(ctx.storage, LocalEncryptedStorage)
+    ctx.settings.workers.job_retry_backoff_s = 0
+    sid = queued_job(ctx)
+    for kind in ("id_card", "video"):
+        ctx.storage.put(f"sessions/{sid}/{kind}", b"media")
+    for cut in (b"", b"\x00" * 5, b"\x00" * 27):
+        (ctx.storage.root / f"sessions/{sid}/id_card.enc").write_bytes(cut)
+        with pytest.raises(StorageError):
+            ctx.storage.get(f"sessions/{sid}/id_card")
+    for _ in range(ctx.settings.workers.job_max_attempts):
+        assert claim(ctx, sid, "w1") == sid
+        process(ctx, cast(Certifier, NeverCalled()), sid, "w1")
+    with ctx.db() as db:
+        row = db.get(CertSession, sid)
+        assert row is not None and row.state == SessionState.FAILED and "StorageError" in (row.last_error or "")
 
 
 def test_a_write_that_cannot_make_its_folder_is_a_storage_error(tmp_path: Path) -> None:

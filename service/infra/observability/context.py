@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from service.infra.security import mask_text
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 # The ASGI scope of the current request: the router fills in path_params (session_id) after we set it.
 request_scope_var: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("request_scope", default=None)
@@ -23,7 +25,9 @@ SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,64}$")
 
 
 def new_request_id(incoming: str | None) -> str:
-    if incoming and SANE_REQUEST_ID.match(incoming):
+    # Nor when it shows an ID number (a client using the citizen's number as its trace id): every log line of
+    # the request carries its id.
+    if incoming and SANE_REQUEST_ID.match(incoming) and mask_text(incoming) == incoming:
         return incoming
     return uuid.uuid4().hex
 

@@ -9,7 +9,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.infra.config import early_log_format
@@ -17,14 +17,19 @@ from service.infra.observability.context import current_request_id, current_sess
 from service.infra.security import mask_text
 
 
+def _context_id(record: logging.LogRecord, name: str, current: Callable[[], str | None]) -> str | None:
+    """The record's request or session id (its own, else the context's), masked: both can come as the client
+    sent them (the X-Request-ID header, the path's ``{session_id}``, whatever was typed there)."""
+    value = getattr(record, name, None) or current()
+    return mask_text(str(value)) if value else None
+
+
 class ContextFilter(logging.Filter):
     """Stamps request_id / session_id on every record (text format can use them too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "request_id", None) is None:
-            record.request_id = current_request_id()
-        if getattr(record, "session_id", None) is None:
-            record.session_id = current_session_id()
+        record.request_id = _context_id(record, "request_id", current_request_id)
+        record.session_id = _context_id(record, "session_id", current_session_id)
         return True
 
 
@@ -35,8 +40,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": mask_text(record.getMessage()),
-            "request_id": getattr(record, "request_id", None) or current_request_id(),
-            "session_id": getattr(record, "session_id", None) or current_session_id(),
+            "request_id": _context_id(record, "request_id", current_request_id),
+            "session_id": _context_id(record, "session_id", current_session_id),
         }
         if record.exc_info:
             out["exc"] = mask_text(self.formatException(record.exc_info))

@@ -17,6 +17,9 @@ ASGIApp = Any
 
 # Endpoints whose latency would only drown the others (scraped or probed every few seconds).
 UNTIMED = frozenset({"/metrics", "/healthz", "/readyz"})
+# The methods a metric label names; any other is "other". uvicorn's h11 parser takes any token as a method: as
+# sent, it put whatever a client typed there (an ID number included) into /metrics, a new time series each.
+LABELLED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -61,7 +64,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             if scope.get("path") not in UNTIMED:
-                metrics.HTTP_LATENCY.labels(scope["method"], route_template(scope), f"{status // 100}xx").observe(
+                method = scope["method"] if scope["method"] in LABELLED_METHODS else "other"
+                metrics.HTTP_LATENCY.labels(method, route_template(scope), f"{status // 100}xx").observe(
                     time.perf_counter() - t0
                 )
             request_id_var.reset(t_rid)
