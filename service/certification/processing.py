@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
 from pipelines.decision.result import Outcome
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, StorageError, OSError)
 # Transient errors that are a dependency's outage, not this job's: retried without spending an attempt.
 OUTAGES = (OperationalError, StorageUnavailableError)
+# The database itself failing (unreachable, a dropped connection, no pooled connection free): left to the caller's
+# retry, which takes the job back as soon as it answers.
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 def worker_name() -> str:
@@ -138,8 +142,26 @@ def process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker: 
 
     The features' DecisionHooks (ctx.hooks: the proxy policy, the kinship rule) revise the machine's decision
     in turn; a context without its features installed refuses the job (FeaturesNotInstalled) before any model
-    runs, so a proxy session is never accepted by the bare core."""
+    runs, so a proxy session is never accepted by the bare core.
+
+    An unexpected error (the models failing on this input, a hook's bug) puts the job back like a transient one:
+    an attempt spent, another try after the back-off, staff (FAILED, the error in ``last_error``) after
+    job_max_attempts. Without this the polling worker took the job straight back and redid it for ever, and a
+    Celery task left it to wait out three leases. Database errors go to the caller, whose retry takes the job back
+    at once (Celery's autoretry, the polling worker's reclaim)."""
     ctx.hooks.require_installed()
+    try:
+        return _process(ctx, certifier, session_id, worker)
+    except DATABASE_DOWN:
+        raise
+    except Exception as exc:
+        log.exception("session %s: job failed", session_id)
+        metrics.JOB_RETRIES.inc()
+        _release(ctx, session_id, worker, exc)
+        return True
+
+
+def _process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker: str) -> bool:
     with ctx.db() as db:
         s = db.get(CertSession, session_id)
         if s is None or s.state != SessionState.PROCESSING or s.worker_id != worker:
@@ -148,7 +170,7 @@ def process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker: 
         if subject is None or s.id_card_key is None or s.video_key is None:
             return False
         actions, consent = list(s.actions), s.template_consent
-        card_key, video_key, attempts = s.id_card_key, s.video_key, s.job_attempts
+        card_key, video_key = s.id_card_key, s.video_key
         expected, template, fingerprints = subject
     try:
         card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
@@ -165,7 +187,7 @@ def process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker: 
         result = {"decision": Outcome.REJECT.value, "reasons": reasons, "detail": exc.detail, "scores": {}}
     except TRANSIENT as exc:
         metrics.JOB_RETRIES.inc()
-        _release(ctx, session_id, worker, attempts, exc)
+        _release(ctx, session_id, worker, exc)
         return True
     return _apply(ctx, session_id, worker, outcome, reasons, result, new_template if consent else None)
 
@@ -206,38 +228,44 @@ def _masked(value: object) -> object:
     return value
 
 
-def _release(ctx: ServiceContext, session_id: str, worker: str, attempts: int, exc: BaseException) -> None:
-    """Put the job back after a transient failure; it is claimable again after `job_retry_backoff_s`.
+def _release(ctx: ServiceContext, session_id: str, worker: str, exc: BaseException) -> None:
+    """Put the job back after a failed attempt; it is claimable again after `job_retry_backoff_s`.
 
     A dependency outage (database, object store unreachable) says nothing about this job: the attempt is given
     back, so an outage longer than a few retries never turns an acknowledged certification into a failure. Other
-    transient errors (a missing object, a read error) count, and the job goes to staff after job_max_attempts.
+    failures (a missing object, a read error, an unexpected error) count, and the job goes to staff after
+    job_max_attempts.
     """
     outage = isinstance(exc, OUTAGES)
-    give_up = not outage and attempts >= ctx.settings.workers.job_max_attempts
-    log.warning(
-        "session %s: %s (attempt %d): %s",
-        session_id,
-        "dependency outage" if outage else "transient failure",
-        attempts,
-        exc,
-    )
     retry_at = utcnow() + dt.timedelta(seconds=ctx.settings.workers.job_retry_backoff_s)
+    # Only while this worker still holds the job: worker_id outlives the claim, so without the state a job given
+    # up meanwhile (FAILED) and settled by staff was reopened here and decided again.
+    held = (
+        (CertSession.id == session_id)
+        & (CertSession.worker_id == worker)
+        & (CertSession.state == SessionState.PROCESSING)
+    )
     with ctx.db() as db:
+        attempts = db.scalar(select(CertSession.job_attempts).where(held).with_for_update())
+        if attempts is None:
+            return
+        give_up = not outage and attempts >= ctx.settings.workers.job_max_attempts
+        log.warning(
+            "session %s: %s (attempt %d): %s",
+            session_id,
+            "dependency outage" if outage else "failed attempt",
+            attempts,
+            exc,
+        )
         db.execute(
             update(CertSession)
-            # Only while this worker still holds the job: worker_id outlives the claim, so without the state a
-            # job given up meanwhile (FAILED) and settled by staff was reopened here and decided again.
-            .where(
-                CertSession.id == session_id,
-                CertSession.worker_id == worker,
-                CertSession.state == SessionState.PROCESSING,
-            )
+            .where(held)
             .values(
                 state=SessionState.FAILED if give_up else SessionState.QUEUED,
                 lease_until=None if give_up else retry_at,
                 job_attempts=CertSession.job_attempts - 1 if outage else CertSession.job_attempts,
-                last_error=f"{type(exc).__name__}: {exc}"[:500],
+                # Shown to staff: any error's text may quote a row's values (an ID number among them).
+                last_error=mask_number_reads(f"{type(exc).__name__}: {exc}")[:500],
             )
         )
 

@@ -21,14 +21,14 @@ from functools import lru_cache
 
 # Typed by the celery-types stubs (dev requirement): the app, the bound task and the signals are checked.
 from celery import Celery, Task, shared_task, signals
+from celery.schedules import crontab
 from sqlalchemy import select
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from service.adapters.workers.worker import shared_certifier
 from service.certification.context import ServiceContext
 from service.certification.heartbeat import Heartbeat
 from service.certification.models import CertSession
-from service.certification.processing import claim, claimable, process, worker_name
+from service.certification.processing import DATABASE_DOWN, claim, claimable, process, worker_name
 from service.certification.retention import storage_upkeep as upkeep
 from service.features.install import install_features
 from service.features.wechat.runtime import WeChatChannel, build_channel
@@ -45,6 +45,8 @@ BROKER_CONNECT_TIMEOUT_S = 3.0
 BROKER_SOCKET_TIMEOUT_S = 10.0
 # Database outages: back off 1, 2, 4 … 30 s, about 4 minutes in all; beyond that the sweeper takes over.
 TASK_MAX_RETRIES = 10
+# The daily storage upkeep (retention purge, orphans, audit anchor): at night, the bureau's time (Settings.time_zone).
+UPKEEP_HOUR = 3
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -71,8 +73,12 @@ def make_celery(settings: Settings) -> Celery:
         beat_schedule={
             "sweep": {"task": "pension_cert.sweep", "schedule": float(settings.workers.sweep_interval_s)},
             "wechat": {"task": "pension_cert.wechat_tick", "schedule": settings.wechat.schedule_s},
-            "storage_upkeep": {"task": "pension_cert.storage_upkeep", "schedule": 86400.0},
+            # At a fixed hour, not every 86,400 s: beat counts an interval from its own start for an entry it has
+            # no stored run of (a new container, a schedule file in /tmp), so a beat restarted more often than
+            # daily never purged.
+            "storage_upkeep": {"task": "pension_cert.storage_upkeep", "schedule": crontab(minute=0, hour=UPKEEP_HOUR)},
         },
+        timezone=settings.time_zone,  # crontab hours are the bureau's; messages' times stay UTC (enable_utc)
     )
     return app
 
@@ -113,7 +119,7 @@ def _worker_ctx() -> ServiceContext:
 @shared_task(
     name=PROCESS_TASK,
     bind=True,
-    autoretry_for=(OperationalError, InterfaceError, StorageError),
+    autoretry_for=(*DATABASE_DOWN, StorageError),  # the database unreachable or its pool exhausted; the store
     retry_backoff=True,
     retry_backoff_max=30,
     retry_jitter=False,  # jitter would let all retries fire within seconds of a database restart
@@ -121,8 +127,10 @@ def _worker_ctx() -> ServiceContext:
 )
 def process_session(self: Task[[str], str], session_id: str) -> str:
     ctx = _worker_ctx()
-    # The task id names the attempt: its own retry (same id, same process) takes the lease back at once.
-    name = f"celery:{str(self.request.id or '')[:12]}:{worker_name()}"[:64]
+    # The task id names the attempt: its own retry (same id) takes the lease back at once, in whichever process
+    # the broker hands it to (a prefork sibling, another host). The process is recorded by the claim
+    # (worker_process); naming it here too made a retry landing elsewhere wait out the lease.
+    name = f"celery:{self.request.id}"[:64] if self.request.id else f"celery:{worker_name()}"[:64]
     if claim(ctx, session_id, name, reclaim_own=bool(self.request.retries)) is None:
         return "not-claimable"  # already done, or owned by a live worker
     with bind_session(session_id):

@@ -1,0 +1,48 @@
+"""Celery beat's daily upkeep (media past retention purged, orphans removed, the audit chain anchored) runs every
+day, whenever beat was last (re)started.
+
+Found by review: the entry was an interval of 86,400 s, and beat counts an interval from its own start for an entry
+it has no stored last run of (its schedule file in /tmp of a container recreated on each deploy, or a new
+deployment): a beat restarted more often than daily never ran the purge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from celery.schedules import BaseSchedule, maybe_schedule
+
+from service.adapters.workers.tasks import make_celery
+from tests.service.conftest import make_settings
+
+
+def waits_after_start(tmp_path: Path, start: dt.datetime) -> dt.timedelta:
+    """How long a beat started at ``start`` (nothing stored of earlier runs) waits before its first upkeep."""
+    app = make_celery(make_settings(tmp_path))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(app, "now", lambda: start)  # beat's clock at its start; a new entry's last run is its start
+        schedule = maybe_schedule(app.conf.beat_schedule["storage_upkeep"]["schedule"], app=app)
+        assert isinstance(schedule, BaseSchedule)
+        wait = schedule.remaining_estimate(start)
+    assert isinstance(wait, dt.timedelta)
+    return wait
+
+
+def test_the_daily_upkeep_runs_although_beat_restarts_every_twelve_hours(tmp_path: Path) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    for hour in range(12):
+        starts = [dt.datetime(2026, 12, 5, hour, 17, tzinfo=zone) + dt.timedelta(hours=12 * i) for i in range(2)]
+        waits = [waits_after_start(tmp_path, s) for s in starts]
+        assert all(w <= dt.timedelta(days=1) for w in waits)
+        # Restarted 12 h after each start: one of the two runs must come first (before: both waited 24 h).
+        assert min(waits) < dt.timedelta(hours=12), (hour, waits)
+
+
+def test_the_daily_upkeep_runs_at_night_in_the_bureaus_time_zone(tmp_path: Path) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    start = dt.datetime(2026, 12, 5, 12, 0, tzinfo=zone)
+    runs_at = (start + waits_after_start(tmp_path, start)).astimezone(zone)
+    assert runs_at.date() == dt.date(2026, 12, 6) and runs_at.hour < 6
