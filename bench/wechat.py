@@ -63,6 +63,7 @@ def settings_for(fake: FakeWeChat, root: Path) -> Settings:
 
 def bench_reminders(ctx: ServiceContext, fake: FakeWeChat, n: int) -> dict[str, Any]:
     today = dt.date(2026, 11, 22)
+    daytime = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)  # 10:00 in China: reminders go out in daytime only
     with ctx.db() as db:
         for i in range(n):
             valid = today + dt.timedelta(days=10) if i % 2 else today - dt.timedelta(days=5)
@@ -98,9 +99,9 @@ def bench_reminders(ctx: ServiceContext, fake: FakeWeChat, n: int) -> dict[str, 
     channel = build_channel(ctx.settings)
     assert channel is not None
     t0 = time.perf_counter()
-    first = run_notifications(ctx, channel.api, today)
+    first = run_notifications(ctx, channel.api, today, daytime)
     t1 = time.perf_counter()
-    second = run_notifications(ctx, channel.api, today)
+    second = run_notifications(ctx, channel.api, today, daytime)
     t2 = time.perf_counter()
     return {
         "reminders": n,

@@ -55,13 +55,14 @@ class WeChatApi:
         """The shared token; refreshed (by one process at a time) when missing, expiring, or known `stale`."""
         return self._cached(TOKEN_KEY, self._fetch_token, stale)
 
-    def refresh(self) -> str:
-        """For the scheduled refresher: renew the token before it expires."""
-        current = self.store.get(TOKEN_KEY)
-        return self.access_token(stale=current[0] if current else None)
+    def refresh(self, ahead_s: float = 0.0) -> str:
+        """For the scheduled refresher: renew the token when it would expire (within the margin) before the next
+        run, `ahead_s` from now; otherwise keep it. WeChat counts every fetch against a daily quota (2000) and each
+        one invalidates the previous token: fetching on every run spent the quota."""
+        return self._cached(TOKEN_KEY, self._fetch_token, None, ahead_s)
 
-    def _cached(self, key: str, fetch: Callable[[], tuple[str, int]], stale: str | None) -> str:
-        margin = self.config.token_refresh_margin_s
+    def _cached(self, key: str, fetch: Callable[[], tuple[str, int]], stale: str | None, ahead_s: float = 0.0) -> str:
+        margin = self.config.token_refresh_margin_s + ahead_s
         current = self.store.get(key)
         if current and current[0] != stale and current[1] - time.time() > margin:
             return current[0]

@@ -11,7 +11,9 @@ Reminders are correct by construction (issue 21): only to the openid that certif
 through the H5 pages (an accepted self session, not one merely opened), only for a real, lapsing or lapsed
 validity date, a suspension notice only when the status is really ``suspended``, never while a session of that
 person is in flight or awaits review; and checked again just before sending, so a reminder queued a second
-before an accept (which moves the date) is cancelled, not sent.
+before an accept (which moves the date) is cancelled, not sent. Reminders are delivered in the bureau's daytime
+only (``REMINDER_HOURS``): a date turns due at local midnight and the schedule runs every minute, so they would
+otherwise reach pensioners at 00:01; queued at night, they wait (and are checked again) until the morning.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -41,10 +44,18 @@ from service.features.console.models import AssistRequest
 from service.features.proxy.models import ProxySession
 from service.features.wechat.client import WeChatApi
 from service.features.wechat.errors import WeChatError
-from service.features.wechat.messages import Message, assist_message, decision_message, reminder_message, template_kind
+from service.features.wechat.messages import (
+    Message,
+    assist_message,
+    decision_message,
+    reminder_message,
+    session_kind,
+    template_kind,
+)
 from service.features.wechat.models import NoticeStatus, WeChatNotice, WeChatSessionLink
 from service.features.wechat.requesters import account_requesters
-from service.infra.clock import local_today
+from service.infra import clock
+from service.infra.clock import HasTimeZone, local_today
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +64,9 @@ RESULT_WINDOW = dt.timedelta(days=7)
 REMINDERS = ("due_soon", "overdue", "suspended")
 STAFF_DECISION = "review"  # notice kind of a staff decision on a review case (ref: the session id)
 ASSIST = "assist"  # a citizen's manual-review / home-visit request closed by staff (ref: the request id)
+# Local hours [from, to) in which reminders go out. Results, staff decisions and closed requests answer what the
+# person (or staff) just did and go out at any hour.
+REMINDER_HOURS = (8, 20)
 
 
 @dataclass
@@ -138,6 +152,7 @@ def queue_notices(db: Session, ctx: ServiceContext, today: dt.date) -> int:
         select(WeChatSessionLink.session_id, WeChatSessionLink.openid, CertSession.result)
         .join(CertSession, CertSession.id == WeChatSessionLink.session_id)
         .where(CertSession.state == SessionState.DECIDED, CertSession.decided_at >= utcnow() - RESULT_WINDOW)
+        .order_by(CertSession.decided_at, CertSession.id)  # recorded, so sent, in the order they were decided
     )
     for session_id, openid, result in decided:
         if (result or {}).get("review"):
@@ -185,6 +200,27 @@ def install(ctx: ServiceContext) -> None:
     ctx.hooks.requesters["wechat"] = account_requesters  # after the proxy's: an operator's session is theirs
 
 
+def superseded(db: Session, s: CertSession, openid: str) -> bool:
+    """A later session of the same person and kind (messages.session_kind: a certification, by the person or a
+    relative, or the elder's consent), opened from the same WeChat user, has been decided: its own result message
+    tells where they stand, and this older one (a reject before the accept of the retry a minute later) would
+    only contradict it. An accept is always told: whatever came after, the person is certified."""
+    if s.beneficiary_id is None or s.decided_at is None or s.decision == SessionDecision.ACCEPT:
+        return False  # no beneficiary: a relative's own verification, not a person's certification
+    later = db.scalars(
+        select(CertSession)
+        .join(WeChatSessionLink, WeChatSessionLink.session_id == CertSession.id)
+        .where(
+            WeChatSessionLink.openid == openid,
+            CertSession.beneficiary_id == s.beneficiary_id,
+            CertSession.state == SessionState.DECIDED,
+            CertSession.decided_at > s.decided_at,
+        )
+    )
+    kind = session_kind(db, s)[0]
+    return any(session_kind(db, other)[0] == kind for other in later)
+
+
 def _busy_for(db: Session, notice: WeChatNotice) -> bool:
     b_id = notice.ref.partition(":")[0]
     return b_id.isdigit() and busy(db, int(b_id), utcnow())
@@ -198,6 +234,8 @@ def _message(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.d
         b = beneficiary_of(db, s) if s else None
         if s is None or (b is None and s.beneficiary_id is not None):
             return None  # the beneficiary row is gone (None with no beneficiary: a relative's verification)
+        if notice.kind == "result" and superseded(db, s, notice.openid):
+            return None
         return decision_message(db, s, b, notice.kind == STAFF_DECISION, base, ctx.settings)
     if notice.kind == ASSIST:
         req = db.get(AssistRequest, int(notice.ref)) if notice.ref.isdigit() else None
@@ -214,18 +252,27 @@ def _message(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.d
     return reminder_message(notice.kind, b, base)
 
 
-def deliver(ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None) -> NoticeRun:
+def reminder_hours(settings: HasTimeZone, now: dt.datetime) -> bool:
+    """Whether `now` (aware) is within REMINDER_HOURS in the bureau's time zone."""
+    start, end = REMINDER_HOURS
+    return start <= now.astimezone(ZoneInfo(settings.time_zone)).hour < end
+
+
+def deliver(
+    ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None, now: dt.datetime | None = None
+) -> NoticeRun:
     run = NoticeRun()
     last = 0
-    day = today or local_today(ctx.settings)
+    at = now or clock.now_utc()
+    day = today or local_today(ctx.settings, at)
+    pending = WeChatNotice.status == NoticeStatus.PENDING
+    if not reminder_hours(ctx.settings, at):
+        pending = pending & WeChatNotice.kind.notin_(REMINDERS)  # at night: left pending until the morning
     while True:  # batches in id order: a notice that failed in this run waits for the next run
         with ctx.db() as db:
             ids = list(
                 db.scalars(
-                    select(WeChatNotice.id)
-                    .where(WeChatNotice.status == NoticeStatus.PENDING, WeChatNotice.id > last)
-                    .order_by(WeChatNotice.id)
-                    .limit(200)
+                    select(WeChatNotice.id).where(pending, WeChatNotice.id > last).order_by(WeChatNotice.id).limit(200)
                 )
             )
         if not ids:
@@ -288,10 +335,14 @@ def _deliver_batch(ctx: ServiceContext, api: WeChatApi, ids: list[int], run: Not
         run.sent += 1
 
 
-def run_notifications(ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None) -> NoticeRun:
-    day = today or local_today(ctx.settings)  # the bureau's date: reminders change day at local midnight
+def run_notifications(
+    ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None, now: dt.datetime | None = None
+) -> NoticeRun:
+    """`now` (aware): the instant whose local hour decides whether reminders go out (default: the clock)."""
+    at = now or clock.now_utc()
+    day = today or local_today(ctx.settings, at)  # the bureau's date: reminders change day at local midnight
     with ctx.db() as db:
         queued = queue_notices(db, ctx, day)
-    run = deliver(ctx, api, day)
+    run = deliver(ctx, api, day, at)
     run.queued = queued
     return run

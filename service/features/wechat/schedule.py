@@ -1,6 +1,7 @@
-"""The one refresher: every `wechat_schedule_s` the access token is renewed before it expires and the
-notifications are queued and delivered. Celery beat runs `tick` in scale-out (task ``pension_cert.wechat_tick``);
-the embedded default runs it in a thread of the API process, the only process that talks to WeChat there."""
+"""The one refresher: every `wechat_schedule_s` the access token is renewed when it would expire before the next
+run, and the notifications are queued and delivered. Celery beat runs `tick` in scale-out (task
+``pension_cert.wechat_tick``); the embedded default runs it in a thread of the API process, the only process that
+talks to WeChat there."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ log = logging.getLogger(__name__)
 
 def tick(ctx: ServiceContext, channel: WeChatChannel) -> dict[str, int]:
     try:
-        channel.api.refresh()
+        # Renewed only when it would lapse before the next run: each fetch counts against WeChat's daily quota.
+        channel.api.refresh(ahead_s=ctx.settings.wechat.schedule_s)
     except WeChatError as exc:
         # Delivery below refreshes on demand; a failed proactive refresh is only logged.
         log.warning("wechat: token refresh failed: %s", exc)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from service.infra import clock
 from service.infra.config import Settings
 from tests.service.conftest import make_settings
 from tests.service.features.wechat.fake_wechat import FakeWeChat
@@ -42,3 +45,13 @@ def wechat_settings(fake: FakeWeChat, var_dir: Path, **overrides: Any) -> Settin
 def settings(tmp_path: Path, backend_urls: dict[str, str], fake_wx: FakeWeChat) -> Settings:
     """Overrides the service conftest's settings: the same database, plus the WeChat channel."""
     return wechat_settings(fake_wx, tmp_path, database_url=backend_urls["database_url"])
+
+
+@pytest.fixture
+def daytime(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> dt.datetime:
+    """The clock at 10:00 of the bureau's current day: reminders go out only in its daytime (wechat/notify.py
+    REMINDER_HOURS), and tests of what they say must not depend on the hour the suite runs."""
+    today = clock.local_today(settings)
+    at = dt.datetime.combine(today, dt.time(10), tzinfo=ZoneInfo(settings.time_zone)).astimezone(dt.UTC)
+    monkeypatch.setattr(clock, "now_utc", lambda: at)
+    return at

@@ -7,9 +7,11 @@ also refreshes the token."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,6 +20,7 @@ from service.certification.cycle import record_certification
 from service.certification.models import Beneficiary, Channel, SessionState, utcnow
 from service.certification.sessions import create_session
 from service.features.proxy.models import ProxyOperator, ProxyOperatorIdentity, ProxySession, ProxySessionKind
+from service.features.wechat.client import TOKEN_KEY
 from service.features.wechat.models import NoticeStatus, WeChatNotice, WeChatSessionLink, WeChatUser
 from service.features.wechat.notify import deliver, queue_notices, run_notifications
 from service.features.wechat.runtime import WeChatChannel, build_channel
@@ -31,6 +34,10 @@ TODAY = dt.date(2026, 11, 22)
 LAST_YEAR = utcnow() - dt.timedelta(days=300)
 FIELDS = {"first", "keyword1", "keyword2", "keyword3", "remark"}
 PLACEHOLDERS = ("none", "null", "undefined", "—", "-", "n/a", "{")
+
+
+# Reminders are sent in the bureau's daytime only (test_notify_hours.py); these run at 10:00 of its day.
+pytestmark = pytest.mark.usefixtures("daytime")
 
 
 def zh(day: dt.date) -> str:
@@ -276,7 +283,12 @@ def test_the_schedule_tick_refreshes_the_token_centrally(ctx: ServiceContext, fa
     ch = channel(ctx)
     tick(ctx, ch)
     tick(ctx, ch)
-    assert fake_wx.state.token_fetches == 2  # one proactive refresh per tick, none by the senders
+    assert fake_wx.state.token_fetches == 1  # fetched once, kept while it lasts (test_token_quota.py)
+    stored = ch.api.store.get(TOKEN_KEY)
+    assert stored is not None
+    ch.api.store.set(TOKEN_KEY, stored[0], time.time() + ctx.settings.wechat.schedule_s)  # lapses before the next run
+    tick(ctx, ch)
+    assert fake_wx.state.token_fetches == 2  # renewed by the schedule
     fake_wx.state.media["m"] = b"\xff\xd8x"
     ch.api.download_media("m")
-    assert fake_wx.state.token_fetches == 2
+    assert fake_wx.state.token_fetches == 2  # none by the senders

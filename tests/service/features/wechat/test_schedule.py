@@ -22,6 +22,9 @@ from tests.service.features.wechat.conftest import wechat_settings
 from tests.service.features.wechat.fake_wechat import FakeWeChat
 from tests.service.features.wechat.test_notify import certified_by
 
+# Reminders are sent in the bureau's daytime only (test_notify_hours.py); these run at 10:00 of its day.
+pytestmark = pytest.mark.usefixtures("daytime")
+
 
 def test_the_embedded_schedule_sends_reminders_by_itself(ctx: ServiceContext, db: Session, fake_wx: FakeWeChat) -> None:
     b = factories.beneficiary(db, ctx.keyring, valid_until=dt.date.today() + dt.timedelta(days=5))

@@ -126,12 +126,16 @@
 
   // A new session after a failed or timed-out one (card kept when it was not the problem): on to /h5/certify,
   // in the mode of the old one (self, or the family's verify / consent / proxy, the elder named by the server).
+  var continuing = false;  // a second tap while the first is answered: one new session, not two
   function continueAfter(sessionId, feedback) {
+    if (continuing) { return; }
+    continuing = true;
     say(feedback, "正在准备…", true);
     send("POST", "/h5/api/sessions/" + sessionId + "/again").then(function (xhr) {
       sessionStorage.setItem("h5session", xhr.responseText); sessionStorage.removeItem("h5current");
       location.href = "/h5/certify?mode=" + (JSON.parse(xhr.responseText).mode || "self");
     }, function (xhr) {
+      continuing = false;
       if (errorCode(xhr) === "ATTEMPTS_EXCEEDED") { location.reload(); return; } // the page then shows the limit
       say(feedback, errorText(xhr, "暂时无法继续,请稍后重试"));
     });
@@ -302,11 +306,15 @@
       show("step-timeout");
     }
     // Family sessions too (the same binding and elder: service/features/wechat/h5/recovery.py reopen_family).
+    var resuming = false;  // one new session per tap answered (as for "是我本人")
     $("timeout-again").onclick = function () {
+      if (resuming) { return; }
+      resuming = true;
       say("timeout-feedback", "正在准备…", true);
       send("POST", "/h5/api/sessions/" + s.session_id + "/again").then(function (xhr) {
+        resuming = false;
         var next = JSON.parse(xhr.responseText); begin(next, next.card_kept ? "video" : "card");
-      }, function (xhr) { stopped(xhr, "timeout-feedback", "暂时无法继续,请稍后重试"); });
+      }, function (xhr) { resuming = false; stopped(xhr, "timeout-feedback", "暂时无法继续,请稍后重试"); });
     };
     // A reload, or back/forward to this page: the same person, whose session in progress is restored.
     function reloaded() {
@@ -361,17 +369,23 @@
       // The fields replace the large read: one version of the name and number on screen, the one sent.
       $("confirm-edit-box").hidden = false; $("confirm-edit").hidden = true; $("read-box").hidden = true; $("name").focus();
     };
+    // One session per confirmation: a second tap while the first is answered (an elder tapping again at
+    // "正在核对…") opened a second session, and the card went to one while the page went on with the other.
+    var opening = false;
     $("confirm-yes").onclick = function () {
+      if (opening) { return; }
       var body = { name: $("name").value.trim(), id_number: $("id-number").value.trim().toUpperCase(),
                    consent: true, template_consent: $("template-consent").checked };
       if (!body.name || body.id_number.length < 15) { return say("confirm-feedback", "请填写姓名和身份证号"); }
       say("confirm-feedback", "正在核对…", true);
+      opening = true;
       send("POST", "/h5/api/sessions", body).then(function (xhr) {
+        opening = false;
         var opened = JSON.parse(xhr.responseText);
         if (opened.elder_mode && localStorage.getItem("h5elder") === null) { setElder(true); }
         begin(opened, "card");
         if (pendingCard) { uploadCard(pendingCard); pendingCard = null; }
-      }, function (xhr) { stopped(xhr, "confirm-feedback", "暂时无法开始认证,请稍后重试"); });
+      }, function (xhr) { opening = false; stopped(xhr, "confirm-feedback", "暂时无法开始认证,请稍后重试"); });
     };
     // Family flows (operator verification, elder consent, proxy certification) and a continued self session
     // arrive with their session; otherwise a reload finds the session in progress in this tab.
