@@ -48,6 +48,7 @@ from service.features.proxy.models import (
 )
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink
+from service.infra.storage import StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -109,14 +110,17 @@ def card_reusable(s: CertSession) -> bool:
 
 
 def _copy_card(db: Session, ctx: ServiceContext, old: CertSession, new: CertSession) -> bool:
-    assert old.id_card_key is not None
+    if old.id_card_key is None:
+        return False
     try:
         data = ctx.storage.get(old.id_card_key)
         with Image.open(io.BytesIO(data)) as img:
             ctype = Image.MIME.get(img.format or "", "")
-    except (OSError, UnidentifiedImageError, KeyError):
+    except StorageUnavailableError:
+        raise  # the store does not answer: the upload of a new photo would fail too (503, try later)
+    except (StorageError, OSError, UnidentifiedImageError, KeyError):
         log.info("h5 again: card of %s no longer readable, asking for a new photo", old.id[:8])
-        return False  # e.g. removed by retention: the citizen takes it again
+        return False  # e.g. removed by retention, or lost: the citizen takes it again
     sessions.upload(db, ctx, new, UploadKind.ID_CARD, data, ctype, f"again-{old.id}", None)
     return True
 

@@ -83,6 +83,18 @@ def test_a_card_problem_asks_for_a_new_photo(app: App) -> None:
     assert r.status_code == 200 and r.json()["card_kept"] is False
 
 
+def test_a_card_no_longer_stored_asks_for_a_new_photo(app: App) -> None:
+    """The card's object gone from the store (purged, lost): it answered 503 STORAGE on every tap of 继续认证,
+    the store's StorageError not being among the reasons to ask for a new photo."""
+    old = finished(app)
+    with app.ctx.db() as db:
+        key = db.get(CertSession, old).id_card_key  # type: ignore[union-attr]
+    assert key is not None and app.ctx.storage.delete(key)
+    r = again(app, old)
+    assert r.status_code == 200, r.text
+    assert r.json()["card_kept"] is False
+
+
 def test_a_timed_out_session_continues_even_without_its_token(app: App) -> None:
     past = utcnow() - dt.timedelta(minutes=1)
     old = finished(app, decision=None, reasons=(), state=SessionState.OPEN, expires_at=past, nonce_expires_at=past)
