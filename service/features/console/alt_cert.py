@@ -40,6 +40,7 @@ from service.infra.security import mask_id, new_token, normalise_id, token_hash
 KINDS = ("counter", "home_visit", "activity")
 EVIDENCE_COLUMNS = ("event_date", "source", "reference")
 MAX_EVIDENCE_ROWS = 100_000
+DEATH_ALERT = "certified_after_death"  # a certification accepted after the recorded date of death
 
 
 class AltCertError(Exception):
@@ -109,12 +110,16 @@ def mark_deceased(
     db: Session, staff: Staff, b: Beneficiary, date_of_death: dt.date, source: str, today: dt.date | None = None
 ) -> list[ConsoleAlert]:
     """Block further certification; alert on every certification accepted after the date of death (someone
-    certified for a dead person: fraud or a wrong death record, either way a person must look). `today`: the
-    bureau's date (service/infra/clock.py); the UTC date when not given."""
+    certified for a dead person: fraud or a wrong death record, either way a person must look), once per
+    certification however often the death is registered (a double submit, a second tab, a corrected date).
+    `today`: the bureau's date (service/infra/clock.py); the UTC date when not given."""
     if date_of_death > (today or utcnow().date()):
         raise AltCertError("死亡日期不能晚于今天")
     if not source.strip():
         raise AltCertError("请填写死亡信息来源")
+    # The person's row first, re-read (service/certification/lock_order.py): a second registration at the same
+    # moment waits here, then sees the first's record and alerts.
+    db.refresh(b, with_for_update=True)
     b.status = BeneficiaryStatus.DECEASED
     rec = db.get(DeathRecord, b.id)
     if rec is None:
@@ -126,9 +131,15 @@ def mark_deceased(
     late = db.scalars(
         select(Certification).where(Certification.beneficiary_id == b.id, Certification.certified_on > date_of_death)
     ).all()
+    raised = {
+        str(a.detail.get("session"))
+        for a in db.scalars(
+            select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == b.id, ConsoleAlert.kind == DEATH_ALERT)
+        )
+    }
     alerts = [
         ConsoleAlert(
-            kind="certified_after_death",
+            kind=DEATH_ALERT,
             beneficiary_id=b.id,
             detail={
                 "date_of_death": date_of_death.isoformat(),
@@ -137,6 +148,7 @@ def mark_deceased(
             },
         )
         for c in late
+        if c.session_id not in raised
     ]
     db.add_all(alerts)
     audit_chain.record(
@@ -175,11 +187,12 @@ def import_evidence(db: Session, ctx: ServiceContext, staff: Staff, filename: st
     for n, raw in enumerate(reader):
         if n >= MAX_EVIDENCE_ROWS:
             raise AltCertError(f"超过 {MAX_EVIDENCE_ROWS} 行")
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        row, unreadable = _cells(raw)
         line = n + 2
-        errors, b, when = _evidence_row(db, ctx, staff, row, today)
+        errors, b, when = ([unreadable], None, None) if unreadable else _evidence_row(db, ctx, staff, row, today)
         if errors or b is None or when is None:
             ident = row.get("external_id") or mask_id(normalise_id(row.get("id_number", "")))
+            ident = ident.replace("\x00", "")
             report.rejected.append({"line": line, "who": ident, "errors": errors})
             continue
         if b.last_certified_on is not None and b.last_certified_on >= when:
@@ -201,6 +214,18 @@ def import_evidence(db: Session, ctx: ServiceContext, staff: Staff, filename: st
         {"certified": report.certified, "unchanged": report.unchanged, "rejected": len(report.rejected)},
     )
     return report
+
+
+def _cells(raw: dict[Any, Any]) -> tuple[dict[str, str], str | None]:
+    """A CSV row's cells by lower-case column name, and what makes the row unreadable (None: nothing)."""
+    extra = raw.pop(None, None)  # csv.DictReader puts the fields beyond the header under None, as a list
+    row = {str(k).strip().lower(): (v or "").strip() for k, v in raw.items()}
+    if extra and any(e.strip() for e in extra):  # blank ones (a trailing comma) are harmless
+        return row, "该行的列数多于表头"
+    if any("\x00" in v for v in row.values()):
+        # A NUL character (a damaged export) is no id, date or reference; PostgreSQL cannot even look it up.
+        return row, "该行含有无效字符"
+    return row, None
 
 
 def _evidence_row(

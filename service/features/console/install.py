@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from service.features.console import (
@@ -19,6 +19,7 @@ from service.features.console import (
 )
 from service.features.console.config import ConsoleConfig
 from service.features.console.hosts import ConsoleHostMiddleware, weakness
+from service.features.console.inputs import BadInput, check_inputs
 from service.features.console.throttle import BackoffPolicy, LoginThrottle
 from service.features.console.web import (
     HERE,
@@ -42,7 +43,7 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
         log.warning("insecure setting: %s", weak)
     app.state.login_throttle = LoginThrottle(app.state.ctx, BackoffPolicy.of(cfg))
     for module in (routes_auth, routes_review, routes_roster, routes_alt, routes_dashboard, routes_audit):
-        app.include_router(module.router, include_in_schema=False)
+        app.include_router(module.router, include_in_schema=False, dependencies=[Depends(check_inputs)])
 
     @app.get(PREFIX + "/static/console.css", include_in_schema=False)
     def console_css() -> Response:
@@ -55,6 +56,10 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
     @app.exception_handler(PasswordChangeRequired)
     async def password_change_required(_request: Request, _exc: PasswordChangeRequired) -> Response:
         return redirect("/password")
+
+    @app.exception_handler(BadInput)
+    async def bad_input(request: Request, _exc: BadInput) -> Response:
+        return render(request, "message.html", None, status=400, message="请求含有无效字符", back="/queue")
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:

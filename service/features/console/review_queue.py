@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -27,6 +28,7 @@ from service.features.console.config import ConsoleConfig
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
 from service.features.proxy.models import ProxyClaim, subject_of
 
+Ts = TypeVarTuple("Ts")
 DECISIONS = (SessionDecision.ACCEPT, SessionDecision.REJECT, SessionDecision.RETRY)
 
 
@@ -78,6 +80,20 @@ def since(s: CertSession) -> dt.datetime:
     return s.decided_at or s.queued_at or s.created_at
 
 
+def _open_cases(q: Select[*Ts], staff: Staff | None) -> Select[*Ts]:
+    """`q` (over CertSession) joined to each case's people and claim row, limited to the open cases in `staff`'s
+    region scope, oldest first."""
+    # Failed jobs have no decided_at: coalesced with the queue time so both kinds sort by waiting time.
+    waiting_since = func.coalesce(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
+    return (
+        # Verification sessions have no beneficiary, but a claim, with its region.
+        scope.join_session_people(q)
+        .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
+        .where(open_case_filter(), scope.region_filter(staff, scope.SESSION_REGION))
+        .order_by(waiting_since)
+    )
+
+
 def list_queue(
     db: Session,
     channel: str = "",
@@ -88,22 +104,16 @@ def list_queue(
 ) -> list[QueueItem]:
     """The open cases, oldest first; only those in `staff`'s region scope (None: every case)."""
     holder = aliased(StaffUser)
-    q = (
-        # Verification sessions have no beneficiary, but a claim, with its region.
-        scope.join_session_people(select(CertSession, Beneficiary, ReviewClaim, holder.display_name))
-        .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
-        .outerjoin(holder, holder.id == ReviewClaim.claimed_by)
-        .where(open_case_filter(), scope.region_filter(staff, scope.SESSION_REGION))
+    q = _open_cases(select(CertSession, Beneficiary, ReviewClaim, holder.display_name), staff).outerjoin(
+        holder, holder.id == ReviewClaim.claimed_by
     )
     if channel:
         q = q.where(CertSession.channel == channel)
     if region:
         q = q.where(or_(Beneficiary.region.startswith(region), ProxyClaim.region.startswith(region)))
-    # Failed jobs have no decided_at: coalesced with the queue time so both kinds sort by waiting time.
-    waiting_since = func.coalesce(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
     now = utcnow()
     items: list[QueueItem] = []
-    for s, b, claim, holder_name in db.execute(q.order_by(waiting_since)):
+    for s, b, claim, holder_name in db.execute(q):
         # Reasons live in a JSON list: filtered here, the same on SQLite and PostgreSQL.
         if reason and reason not in (s.reasons or []):
             continue
@@ -125,20 +135,49 @@ def is_open(s: CertSession) -> bool:
     return (s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW) or s.state == SessionState.FAILED
 
 
+def lapsed(c: ReviewClaim, ttl_s: int, now: dt.datetime | None = None) -> bool:
+    """Whether `c`'s holder has kept the case past the claim's lifetime (`claim_ttl_s`): another reviewer may take
+    it over, and the operator API may settle it."""
+    return c.claimed_at is None or ((now or utcnow()) - c.claimed_at).total_seconds() > ttl_s
+
+
+def check_second(staff: Staff, c: ReviewClaim) -> None:
+    """A first decision awaiting a second (`c.pending_decision`) is for a supervisor other than its first decider
+    to settle: anyone else may neither claim the case (and hold it off the supervisors) nor decide it."""
+    if c.pending_decision is None:
+        return
+    if not staff.has(Role.SUPERVISOR):
+        raise CaseError("该案件等待主管复核")
+    if c.pending_by == staff.id:
+        raise CaseError("复核必须由另一位主管完成")
+
+
+def may_claim(staff: Staff, c: ReviewClaim | None, ttl_s: int) -> bool:
+    """Whether `staff` may claim an open case whose claim row is `c` and does not hold it yet: nobody holds it, or
+    its holder's claim has lapsed, and it awaits no second decision `staff` cannot give (the 领取 / 接手 buttons)."""
+    if c is None:
+        return True
+    try:
+        check_second(staff, c)
+    except CaseError:
+        return False
+    return c.claimed_by is None or (c.claimed_by != staff.id and lapsed(c, ttl_s))
+
+
 def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -> None:
     s = open_session(db, session_id, staff)
     if not is_open(s):
         raise CaseError("该案件已处理")
     now = utcnow()
-    c = db.get(ReviewClaim, session_id, with_for_update=True)
+    # populate_existing: a claim row the caller already loaded (下一件's queue) is re-read under the lock, so a
+    # claim another reviewer made since then is seen, not overwritten.
+    c = db.get(ReviewClaim, session_id, with_for_update=True, populate_existing=True)
     if c is None:
         db.add(ReviewClaim(session_id=session_id, claimed_by=staff.id, claimed_at=now))
-    elif c.claimed_by not in (None, staff.id):
-        stale = c.claimed_at is None or (now - c.claimed_at).total_seconds() > cfg.claim_ttl_s
-        if not stale:
-            raise CaseError("该案件已被其他审核员领取")
-        c.claimed_by, c.claimed_at = staff.id, now
     else:
+        check_second(staff, c)
+        if c.claimed_by not in (None, staff.id) and not lapsed(c, cfg.claim_ttl_s, now):
+            raise CaseError("该案件已被其他审核员领取")
         c.claimed_by, c.claimed_at = staff.id, now
     # The primary key makes two simultaneous first claims collide at flush: one of them fails.
     db.flush()
@@ -149,24 +188,20 @@ def claim_next(db: Session, cfg: ConsoleConfig, staff: Staff) -> str | None:
     """ "下一件": the reviewer's own open claim first, else the oldest case this reviewer may decide (not held by
     another, not a second decision a reviewer or its first decider cannot give, in the reviewer's region scope),
     claimed. None: nothing left."""
-    for item in list_queue(db, staff=staff):
-        c = item.claim
+    # The whole queue, not the page's first 200: one's own claim, or a case one may take, can lie further on.
+    cases = db.execute(_open_cases(select(CertSession.id, ReviewClaim), staff)).all()
+    for sid, c in cases:
         if c is not None and c.claimed_by == staff.id:
-            return item.session.id
-    for item in list_queue(db, staff=staff):
-        c = item.claim
-        if (
-            c is not None
-            and c.pending_decision is not None
-            and (not staff.has(Role.SUPERVISOR) or c.pending_by == staff.id)
-        ):
+            return str(sid)
+    for sid, c in cases:
+        if c is not None and not may_claim(staff, c, cfg.claim_ttl_s):
             continue
         try:
             with db.begin_nested():  # a lost race for one case only skips that case
-                claim_case(db, cfg, staff, item.session.id)
+                claim_case(db, cfg, staff, sid)
         except (CaseError, IntegrityError):
             continue
-        return item.session.id
+        return str(sid)
     return None
 
 
@@ -224,10 +259,7 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
 def _second_decision(
     db: Session, ctx: ServiceContext, staff: Staff, s: CertSession, c: ReviewClaim, decision: str, reason: str
 ) -> str:
-    if not staff.has(Role.SUPERVISOR):
-        raise CaseError("该案件等待主管复核")
-    if c.pending_by == staff.id:
-        raise CaseError("复核必须由另一位主管完成")
+    check_second(staff, c)
     _settle(db, ctx, staff, s, decision, reason, "second")
     db.delete(c)
     return "settled"
@@ -261,8 +293,7 @@ def held_in_console(db: Session, s: CertSession) -> None:
         return
     if c.pending_decision is not None:
         raise ServiceError("CASE_HELD", "the case awaits a supervisor's second decision in the console")
-    ttl = ConsoleConfig().claim_ttl_s
-    if c.claimed_by is not None and c.claimed_at is not None and (utcnow() - c.claimed_at).total_seconds() <= ttl:
+    if c.claimed_by is not None and not lapsed(c, ConsoleConfig().claim_ttl_s):
         raise ServiceError("CASE_HELD", "a reviewer holds the case in the console")
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from service.certification.models import Beneficiary
 from service.features.console import audit_chain, routes_assist, scope
 from service.features.console.alt_cert import AltCertError, EvidenceReport, import_evidence
+from service.features.console.inputs import RowId
 from service.features.console.look_alikes import KIND as LOOK_ALIKE
 from service.features.console.look_alikes import other_people
 from service.features.console.models import ConsoleAlert
@@ -61,7 +62,7 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
 
 
 @router.post("/alerts/{alert_id}/resolve")
-def resolve(request: Request, staff: Supervisor, alert_id: int, csrf: Annotated[str, Form()] = "") -> Response:
+def resolve(request: Request, staff: Supervisor, alert_id: RowId, csrf: Annotated[str, Form()] = "") -> Response:
     check_csrf(staff, csrf)
     with unit(request) as db:
         a = scope.alert(db, staff, alert_id)  # out of the staff member's scope: as missing

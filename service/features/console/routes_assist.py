@@ -14,6 +14,7 @@ from service.certification.models import Beneficiary, CertSession
 from service.features.console import audit_chain, scope
 from service.features.console.alt_cert import AltCertError
 from service.features.console.assist import KINDS_ZH, OUTCOMES_ZH, AssistError, certify_and_close, close
+from service.features.console.inputs import RowId
 from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus
 from service.features.console.web import CurrentStaff, check_csrf, ctx_of, no_store, redirect, render, unit
 from service.infra.clock import local_today
@@ -56,7 +57,7 @@ def requests_page(request: Request, staff: CurrentStaff) -> Response:
 
 
 @router.get("/requests/{rid}")
-def request_page(request: Request, staff: CurrentStaff, rid: int) -> Response:
+def request_page(request: Request, staff: CurrentStaff, rid: RowId) -> Response:
     with unit(request) as db:
         found = scope.request(db, staff, rid)  # out of the staff member's scope: as missing
         if found is None:
@@ -94,7 +95,7 @@ def request_page(request: Request, staff: CurrentStaff, rid: int) -> Response:
 def certify(
     request: Request,
     staff: CurrentStaff,
-    rid: int,
+    rid: RowId,
     kind: Annotated[str, Form()] = "",
     on_date: Annotated[str, Form()] = "",
     evidence: Annotated[str, Form()] = "",
@@ -127,7 +128,7 @@ def certify(
 def close_request(
     request: Request,
     staff: CurrentStaff,
-    rid: int,
+    rid: RowId,
     reply: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain, scope
+from service.features.console.inputs import SeqNumber
 from service.features.console.web import PREFIX, Supervisor, config_of, no_store, render, unit
 
 router = APIRouter(prefix=PREFIX)
@@ -17,7 +18,7 @@ TAIL = 2000
 
 @router.get("/audit")
 def audit_page(
-    request: Request, staff: Supervisor, action: str = "", actor: str = "", before: int = 0, full: int = 0
+    request: Request, staff: Supervisor, action: str = "", actor: str = "", before: SeqNumber = 0, full: int = 0
 ) -> Response:
     size = config_of(request).page_size
     with unit(request) as db:

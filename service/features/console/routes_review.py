@@ -31,6 +31,7 @@ from service.features.console.review_queue import (
     decisions_of,
     is_open,
     list_queue,
+    may_claim,
     open_session,
     person_of,
     release_case,
@@ -67,6 +68,7 @@ def queue_page(
         items = list_queue(db, channel, region[:12], reason[:40], staff=staff)
         audit_chain.record(db, staff.actor, "queue.view", "-", {"n": len(items)})
     filters = {"channel": channel, "region": region, "reason": reason}
+    ttl = config_of(request).claim_ttl_s
     return no_store(
         render(
             request,
@@ -76,6 +78,7 @@ def queue_page(
             filters=filters,
             reasons=list(ReasonCode),
             review_reasons=review_reasons,
+            claimable=lambda c: may_claim(staff, c, ttl),
         )
     )
 
@@ -195,6 +198,7 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             claim=claim,
             holder=holder,
             mine=bool(claim and claim.claimed_by == staff.id),
+            claimable=may_claim(staff, claim, cfg.claim_ttl_s),
             open=is_open(s),
             frames=range(len(case_media.best_frame_times(s))),
             tpl=tpl,

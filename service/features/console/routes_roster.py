@@ -23,6 +23,7 @@ from service.certification.models import (
 from service.certification.roster import import_roster, import_terms
 from service.features.console import audit_chain, scope
 from service.features.console.alt_cert import AltCertError, certify_alternative, mark_deceased
+from service.features.console.inputs import RowId
 from service.features.console.labels import roster_file_error_zh
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
 from service.features.console.web import (
@@ -129,7 +130,7 @@ async def roster_import(
 
 
 @router.get("/beneficiaries/{bid}")
-def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Response:
+def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Response:
     ctx = ctx_of(request)
     with unit(request) as db:
         b = scope.beneficiary(db, staff, bid)  # out of the staff member's scope: as missing
@@ -185,7 +186,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: int) -> Respons
 def deceased(
     request: Request,
     staff: Supervisor,
-    bid: int,
+    bid: RowId,
     date_of_death: Annotated[str, Form()],
     source: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
@@ -209,7 +210,7 @@ def deceased(
 def certify(
     request: Request,
     staff: CurrentStaff,
-    bid: int,
+    bid: RowId,
     kind: Annotated[str, Form()],
     on_date: Annotated[str, Form()],
     evidence: Annotated[str, Form()] = "",

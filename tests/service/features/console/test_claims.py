@@ -1,0 +1,206 @@
+"""Who may claim a case: a first decision awaiting a second is claimed only by someone who may give it (a
+supervisor other than the first decider), so nobody else holds it off the supervisors for the claim's lifetime;
+a claim past its lifetime is taken over from the queue and the case page, as both pages say."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession, utcnow
+from service.features.console.auth import Role, Staff
+from service.features.console.config import ConsoleConfig
+from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
+from service.features.console.review_queue import CaseError, claim_case, list_queue
+from tests.service import factories
+from tests.service.features.console.conftest import login, new_client
+from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
+
+
+def _review_case(ctx: ServiceContext, channel: str = "proxy") -> str:
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        s = factories.session_row(b.id, channel=channel, state="decided", decision="review", decided_at=utcnow())
+        s.reasons = ["SPOOF_SUSPECTED"]
+        db.add(s)
+        return s.id
+
+
+def _claim(client: TestClient, sid: str, csrf: str) -> tuple[int, str]:
+    r = client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf})
+    return r.status_code, r.text
+
+
+def _decide(client: TestClient, sid: str, csrf: str, decision: str, reason: str) -> tuple[int, str]:
+    r = client.post(f"/console/cases/{sid}/decide", data={"csrf": csrf, "decision": decision, "reason": reason})
+    return r.status_code, r.text
+
+
+def _claim_form(page: str, sid: str) -> bool:
+    return f'action="/console/cases/{sid}/claim"' in page
+
+
+def test_a_case_awaiting_a_second_decision_is_claimed_only_by_another_supervisor(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    sid = _review_case(ctx)
+    csrf_r1 = login(app_client, "rev1")
+    assert _claim(app_client, sid, csrf_r1)[0] == 200
+    assert "等待主管复核" in _decide(app_client, sid, csrf_r1, "reject", "代办人与本人不符")[1]
+
+    rev2 = new_client(app_client)
+    csrf_r2 = login(rev2, "rev2")
+    # Neither a reviewer nor the first decider may hold the case: no button, and the claim itself is refused.
+    for client, csrf in ((rev2, csrf_r2), (app_client, csrf_r1)):
+        assert not _claim_form(client.get("/console/queue").text, sid)
+        page = client.get(f"/console/cases/{sid}").text
+        assert not _claim_form(page, sid) and "另一位主管" in page
+        status, text = _claim(client, sid, csrf)
+        assert status == 409 and "等待主管复核" in text
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_by is None and c.pending_decision == "reject"
+
+    # So a supervisor takes it at once (before: 该案件已被其他审核员领取, for the claim's 30 minutes).
+    sup1 = new_client(app_client)
+    csrf_s1 = login(sup1, "sup1")
+    assert _claim_form(sup1.get(f"/console/cases/{sid}").text, sid)
+    assert _claim(sup1, sid, csrf_s1)[0] == 200
+    assert "已完成审核" in _decide(sup1, sid, csrf_s1, "reject", "复核同意不通过")[1]
+    with ctx.db() as db:
+        s = db.get(CertSession, sid)
+        assert s is not None and s.decision == "reject"
+        stages = [(d.stage, d.user_id) for d in db.scalars(select(ReviewDecision).order_by(ReviewDecision.id))]
+        assert stages == [("first", staff_users["rev1"]), ("second", staff_users["sup1"])]
+
+
+def test_a_supervisor_who_gave_the_first_decision_cannot_claim_the_second(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    sid = _review_case(ctx)
+    csrf = login(app_client, "sup1")
+    assert _claim(app_client, sid, csrf)[0] == 200
+    assert "等待主管复核" in _decide(app_client, sid, csrf, "reject", "代办人与本人不符")[1]
+    status, text = _claim(app_client, sid, csrf)
+    assert status == 409 and "另一位主管" in text
+    # 下一件 does not hand it to them either.
+    r = app_client.post("/console/cases/next", data={"csrf": csrf})
+    assert "暂无可处理的案件" in r.text
+
+
+def test_a_lapsed_claim_is_taken_over_from_the_case_page_and_the_queue(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    sid = _review_case(ctx, channel="self")
+    csrf_r1 = login(app_client, "rev1")
+    assert _claim(app_client, sid, csrf_r1)[0] == 200
+    rev2 = new_client(app_client)
+    csrf_r2 = login(rev2, "rev2")
+    # Held: no way to take it, and the claim is refused.
+    assert not _claim_form(rev2.get(f"/console/cases/{sid}").text, sid)
+    assert not _claim_form(rev2.get("/console/queue").text, sid)
+    assert _claim(rev2, sid, csrf_r2)[0] == 409
+
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None
+        c.claimed_at = utcnow() - dt.timedelta(hours=2)  # past the claim's lifetime (30 min)
+    page = rev2.get(f"/console/cases/{sid}").text
+    assert "分钟未处理可接手" in page and _claim_form(page, sid) and "接手此案件" in page
+    assert _claim_form(rev2.get("/console/queue").text, sid)
+    assert _claim(rev2, sid, csrf_r2)[0] == 200
+    # The old holder's page is now a stale one: their decision is refused, the new holder's counts.
+    assert "请先领取该案件" in _decide(app_client, sid, csrf_r1, "accept", "旧页面")[1]
+    assert "已完成审核" in _decide(rev2, sid, csrf_r2, "retry", "视频过暗，请重新录制")[1]
+    with ctx.db() as db:
+        s = db.get(CertSession, sid)
+        assert s is not None and s.decision == "retry"
+        assert [d.user_id for d in db.scalars(select(ReviewDecision))] == [staff_users["rev2"]]
+
+
+def _backlog(ctx: ServiceContext, n: int, pending_by: int | None = None) -> list[str]:
+    """`n` open cases older than anything made after them (a day old), each awaiting a supervisor's second
+    decision when `pending_by` gave a first one."""
+    ids: list[str] = []
+    with ctx.db() as db:
+        for _ in range(n):
+            b = factories.beneficiary(db, ctx.keyring)
+            s = factories.session_row(
+                b.id, channel="proxy", state="decided", decision="review", decided_at=utcnow() - dt.timedelta(days=1)
+            )
+            db.add(s)
+            db.flush()
+            if pending_by is not None:
+                db.add(
+                    ReviewClaim(
+                        session_id=s.id,
+                        pending_decision="reject",
+                        pending_reason="代办人与本人不符",
+                        pending_by=pending_by,
+                        pending_at=utcnow(),
+                    )
+                )
+            ids.append(s.id)
+    return ids
+
+
+def test_next_case_returns_to_ones_own_claim_behind_a_long_queue(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: 下一件 looked for the reviewer's own claim among the first 200 cases only, so with a longer
+    queue it claimed the oldest case as well, and the reviewer held two."""
+    _backlog(ctx, 200)
+    mine = _review_case(ctx, channel="self")  # the newest case, claimed from its page
+    csrf = login(app_client, "rev1")
+    assert _claim(app_client, mine, csrf)[0] == 200
+    r = app_client.post("/console/cases/next", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/console/cases/{mine}"
+    with ctx.db() as db:
+        held = db.scalars(select(ReviewClaim.session_id).where(ReviewClaim.claimed_by == staff_users["rev1"])).all()
+        assert held == [mine]
+
+
+def test_next_case_finds_a_free_case_behind_second_decisions_it_cannot_give(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: 下一件 tried the first 200 cases only; 200 older first decisions awaiting a supervisor left a
+    reviewer with 队列中暂无可处理的案件 while a case they could decide waited behind them."""
+    _backlog(ctx, 200, pending_by=staff_users["rev2"])
+    free = _review_case(ctx, channel="self")
+    csrf = login(app_client, "rev1")
+    r = app_client.post("/console/cases/next", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/console/cases/{free}"
+
+
+def _staff(ctx: ServiceContext, username: str) -> Staff:
+    with ctx.db() as db:
+        user = StaffUser(username=username, display_name=username, role=Role.REVIEWER.value, password_hash="-")
+        db.add(user)
+        db.flush()
+        return Staff(id=user.id, username=username, display_name=username, role=Role.REVIEWER, csrf="-")
+
+
+def test_a_claim_made_after_the_queue_was_read_is_seen_under_the_lock(pg_ctx: ServiceContext) -> None:  # noqa: F811
+    """下一件 reads the queue with its claim rows, then claims case by case. A claim another reviewer made in
+    between was locked but not re-read (the row was already loaded in the session), so it was overwritten and
+    both reviewers held the case. Now the row is re-read under the lock and the case is refused."""
+    ctx = pg_ctx
+    sid = _review_case(ctx, channel="self")
+    rev1, rev2 = _staff(ctx, "rev1"), _staff(ctx, "rev2")
+    with ctx.db() as db:
+        db.add(ReviewClaim(session_id=sid))  # released earlier: a row without a holder
+    cfg = ConsoleConfig()
+    with ctx.db() as first:
+        queue = list_queue(first, staff=rev1)  # the claim row loaded, and kept (as 下一件 keeps its list)
+        assert [item.session.id for item in queue] == [sid] and queue[0].claim is not None
+        with ctx.db() as second:
+            claim_case(second, cfg, rev2, sid)  # committed meanwhile
+        with pytest.raises(CaseError, match="已被其他审核员领取"):
+            claim_case(first, cfg, rev1, sid)
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_by == rev2.id
