@@ -8,9 +8,12 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from service.certification.catalog import message_zh
 from service.certification.models import Beneficiary
 from service.features.console import audit_chain, routes_assist, scope
 from service.features.console.alt_cert import AltCertError, EvidenceReport, import_evidence
+from service.features.console.identity_alerts import FINDING_REFUSALS, FINDINGS, settle_identity_alert
+from service.features.console.identity_alerts import KIND as IDENTITY_CHANGED
 from service.features.console.inputs import RowId
 from service.features.console.look_alikes import KIND as LOOK_ALIKE
 from service.features.console.look_alikes import other_people
@@ -58,7 +61,21 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
         others = other_people(db, [a for a, _ in found])
         rows = scope.alerts_in_scope(staff, [(a, b) for a, b in found], others)
         audit_chain.record(db, staff.actor, "alerts.view", "-", {"n": len(rows)})
-    return no_store(render(request, "alerts.html", staff, rows=rows, others=others, look_alike=LOOK_ALIKE))
+    # `?e=` names a refusal by its code, shown as the catalog's sentence; anything else shows nothing.
+    code = request.query_params.get("e", "")
+    error = message_zh(code) if code in FINDING_REFUSALS else None
+    return no_store(
+        render(
+            request,
+            "alerts.html",
+            staff,
+            rows=rows,
+            others=others,
+            look_alike=LOOK_ALIKE,
+            identity_findings=FINDINGS,
+            error=error,
+        )
+    )
 
 
 @router.post("/alerts/{alert_id}/resolve")
@@ -66,10 +83,27 @@ def resolve(request: Request, staff: Supervisor, alert_id: RowId, csrf: Annotate
     check_csrf(staff, csrf)
     with unit(request) as db:
         a = scope.alert(db, staff, alert_id)  # out of the staff member's scope: as missing
-        if a is not None and not a.resolved:
+        # A roster change of ID number is settled by a finding (/identity), by someone other than its importer.
+        if a is not None and not a.resolved and a.kind != IDENTITY_CHANGED:
             a.resolved = True
             audit_chain.record(db, staff.actor, "alert.resolve", str(a.id))
     return redirect("/alerts")
+
+
+@router.post("/alerts/{alert_id}/identity")
+def identity_finding(
+    request: Request,
+    staff: Supervisor,
+    alert_id: RowId,
+    csrf: Annotated[str, Form()] = "",
+    finding: Annotated[str, Form()] = "",
+) -> Response:
+    """A supervisor's finding on a roster change of ID number: `same_person` (a typo corrected) or
+    `other_person` (identity_alerts.settle_identity_alert)."""
+    check_csrf(staff, csrf)
+    with unit(request) as db:
+        refused = settle_identity_alert(db, ctx_of(request), staff, alert_id, finding)
+    return redirect(f"/alerts?e={refused}" if refused else "/alerts")
 
 
 # Citizens' manual-review / home-visit requests: closed through the same alternative certification.
