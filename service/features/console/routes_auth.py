@@ -29,6 +29,7 @@ from service.features.console.auth import (
     hash_password,
     start_session,
 )
+from service.features.console.inputs import RowId
 from service.features.console.models import StaffUser
 from service.features.console.review_queue import release_claims_outside
 from service.features.console.scope import ScopeError, covers, describe, parse_scope
@@ -251,7 +252,7 @@ def _create_account(
 def change_user(
     request: Request,
     staff: Admin,
-    user_id: int,
+    user_id: RowId,
     op: Annotated[str, Form()],
     csrf: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "",

@@ -14,7 +14,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, utcnow
 from service.features.console.models import AltCertification, ReviewDecision
 from tests.service import factories
-from tests.service.features.console.conftest import login
+from tests.service.features.console.conftest import login, new_client
 
 HUGE = str(10**20)
 
@@ -85,6 +85,12 @@ def test_ids_past_the_databases_integer_are_invalid_parameters_not_server_errors
         f"/console/beneficiaries/{HUGE}/deceased",
     ):
         assert app_client.post(url, data=form).status_code == 422, url
+    assert (
+        app_client.post(f"/console/alerts/{HUGE}/identity", data={**form, "finding": "same_person"}).status_code == 422
+    )
+    admin = new_client(app_client)
+    admin_csrf = login(admin, "admin")
+    assert admin.post(f"/console/users/{HUGE}", data={"csrf": admin_csrf, "op": "disable"}).status_code == 422
     # The largest id that can exist is still looked up: missing, as before.
     assert app_client.get(f"/console/beneficiaries/{2**31 - 1}").status_code == 404
     assert app_client.get(f"/console/audit?before={2**31 - 1}").status_code == 200
