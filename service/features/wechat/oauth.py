@@ -22,6 +22,8 @@ from service.features.wechat.errors import WeChatError, WeChatUnavailableError
 
 MAC_LEN = 32
 STATE_MAX = 128  # WeChat's limit on `state`
+# WeChat's answer to a code exchanged already ("code been used"): a callback loaded twice.
+OAUTH_CODE_USED = 40163
 
 
 class OAuthStateError(WeChatError):

@@ -35,7 +35,7 @@ from service.features.wechat.h5.login import login
 from service.features.wechat.h5.pages import HERE, message, render
 from service.features.wechat.h5.targets import safe_target
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
-from service.features.wechat.oauth import OAuthStateError
+from service.features.wechat.oauth import OAUTH_CODE_USED, OAuthStateError
 from service.infra.clock import local_today
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,16 @@ def oauth_callback(ctx: Ctx, db: DB, request: Request, code: str = "", state: st
         target = safe_target(channel.oauth.target_of(state, nonce))
         openid = channel.oauth.finish(code, state, nonce)
     except OAuthStateError:
+        if identity.openid_from(ctx, request) is not None:
+            # Some WeChat clients load the callback twice: the first load logged this browser in (and took the
+            # nonce away). Nothing is learnt or granted here; the person goes on from the start page.
+            return RedirectResponse("/h5/", status_code=303)
         return message(request, "链接已失效", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=403)
     except WeChatError as exc:
+        if exc.errcode == OAUTH_CODE_USED:
+            # The callback loaded twice at once: the other load exchanged the code and logs this browser in.
+            # Its page, not an error (an unlogged browser is sent through the login again from there).
+            return RedirectResponse(target, status_code=303)
         log.warning("h5 oauth: %s", exc)
         return message(request, "暂时无法登录", "微信授权失败,请稍后从公众号菜单重新进入。", status=502)
     identity.remember_user(db, openid)

@@ -20,6 +20,7 @@ class FakeWeChatState:
     valid_tokens: set[str] = field(default_factory=set)
     media: dict[str, bytes] = field(default_factory=dict)
     oauth_codes: dict[str, str] = field(default_factory=dict)  # code → openid (single use)
+    used_codes: set[str] = field(default_factory=set)  # codes exchanged already
     sent_templates: list[dict[str, Any]] = field(default_factory=list)
     fail_sends: int = 0  # answer this many template sends with a system error (-1 "system busy")
     browser_openid: str = "openid-browser"  # whom the OAuth authorize page "logs in" (snsapi_base: silently)
@@ -94,6 +95,11 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/sns/oauth2/access_token":
             with st.lock:
                 openid = st.oauth_codes.pop(q.get("code", ""), None)
+                used = q.get("code", "") in st.used_codes
+                if openid is not None:
+                    st.used_codes.add(q.get("code", ""))
+            if used:  # as WeChat answers a code exchanged already
+                return self._json({"errcode": 40163, "errmsg": "code been used"})
             if q.get("appid") != st.app_id or q.get("secret") != st.app_secret or openid is None:
                 return self._json({"errcode": 40029, "errmsg": "invalid code"})
             return self._json(

@@ -317,3 +317,24 @@ def test_signed_pushes_that_are_not_wechat_messages_are_400_never_500(client: Te
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "WECHAT_BAD_MESSAGE"
     assert "root:" not in r.text and "lollol" not in r.text
+
+
+def test_a_callback_loaded_twice_never_shows_an_error(fake_wx: FakeWeChat, tmp_path: Path) -> None:
+    """Some WeChat clients load the OAuth callback twice. The second load, at once (its code already exchanged:
+    WeChat's 40163) or after the first one's answer (the nonce gone, the identity cookie set), showed 暂时无法登录
+    or 链接已失效 to someone who was in fact logged in. Both now go on to the page."""
+    with wechat_client(fake_wx, tmp_path) as c:
+        entry = c.get("/h5/family", follow_redirects=False)
+        back = requests.get(entry.headers["location"], allow_redirects=False, timeout=10).headers["Location"]
+        path = back.removeprefix(PUBLIC)
+        twin = TestClient(c.app, cookies=dict(c.cookies))  # the same browser's second load, sent with the first
+        first = c.get(path, follow_redirects=False)
+        assert first.status_code == 303 and identity.COOKIE in first.cookies
+        at_once = twin.get(path, follow_redirects=False)
+        assert at_once.status_code == 303 and at_once.headers["location"] == "/h5/family"
+        assert identity.COOKIE not in at_once.cookies  # it logs nobody in: the first load did
+        after = c.get(path, follow_redirects=False)  # the nonce deleted, the identity cookie sent
+        assert after.status_code == 303 and after.headers["location"] == "/h5/"
+        # Without an identity, a link used twice is still refused as before.
+        stranger = TestClient(c.app)
+        assert stranger.get(path, follow_redirects=False).status_code == 403
