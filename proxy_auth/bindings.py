@@ -56,15 +56,20 @@ def check_new_binding(
     relative_history: Sequence[Binding],
     elder_bindings: Sequence[Binding],
     policy: ProxyPolicy,
+    account_history: Sequence[Binding] | None = None,
 ) -> None:
     """Raise PROXY_LIMIT_REACHED if binding `elder_id` to `relative_id` would break a limit.
 
-    `relative_history` is every binding the relative ever had (ended ones included); `elder_bindings` is every
-    binding of the elder.
+    `relative_history` is every binding the relative (a person, over all their accounts) ever had (ended ones
+    included); `elder_bindings` is every binding of the elder. `account_history`, when the binding is made from
+    one of several accounts of the person: that account's bindings (default: `relative_history`). Only a live
+    binding of the elder from the same account refuses another: the person's new account (a lost phone, whose
+    binding nobody can end) may bind the elder again, with the elder's consent again (`needs_consent` per account).
     """
     if relative_id == elder_id:
         raise ProxyAuthError(ReasonCode.PROXY_LIMIT_REACHED, "a person cannot be their own proxy")
-    if any(b.active and b.elder_id == elder_id for b in relative_history):
+    same_account = relative_history if account_history is None else account_history
+    if any(b.active and b.elder_id == elder_id for b in same_account):
         raise ProxyAuthError(ReasonCode.PROXY_LIMIT_REACHED, "already bound to this elder")
     active = sum(1 for b in relative_history if b.active)
     limit = policy.max_active_bindings_per_relative

@@ -87,6 +87,8 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     "PROXY_CONSENT_PENDING": "老人尚未同意绑定,请先完成老人同意确认",
     # A binding waits for the elder's consent a limited time (ProxyPolicy.pending_consent_days).
     "PROXY_CONSENT_EXPIRED": "老人未在规定期限内确认绑定,该绑定已失效,请重新绑定",
+    # The relative asks the elder's consent to a binding the elder (or staff) already consented to.
+    "PROXY_CONSENT_GIVEN": "老人已同意该绑定,无需再次确认",
     "PROXY_BINDING_LOCKED": "多次认证未通过,该绑定已锁定,请联系经办机构人工审核",
     "PROXY_RELATIONSHIP": "请选择您与老人的关系",
     # A verified relative's identity (and face template) changes only through staff.

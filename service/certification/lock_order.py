@@ -25,9 +25,10 @@ Who takes what, in this order (docs/security.md, Part L):
   unchanged), locked by id before its first write (`roster._lock_records`; the rows are then updated in the
   file's order under locks already held), then the bindings of a record whose ID number changed
   (`proxy.bindings.end_for_identity_change`);
-- the proxy feature's requests: a binding (`bind`) the elder then the operator, then the new binding; a request on
-  a relative's own binding (`own_binding(for_update=True)`: unbind, consent, open a session) the elder and the
-  operator (FOR KEY SHARE) before the binding; staff consent and unlock the binding alone;
+- the proxy feature's requests: a binding (`bind`) the elder then the relative's accounts (every operator of the
+  verified person, by id), then the new binding; a request on a relative's own binding (`own_binding(for_update=
+  True)`: unbind, consent, open a session) the elder and the operator (FOR KEY SHARE) before the binding; staff
+  consent the elder then the binding (`staff_binding`); staff unlock the binding alone;
 - the console (service/features/console): an alternative certification (at the counter, a home visit, an assistance
   request: the request first) the beneficiary, before inserting its session (`alt_cert.certify_alternative`, then
   `accept_session` on the row it holds); a death registration the beneficiary;

@@ -141,3 +141,16 @@ def test_a_binding_waiting_for_consent_holds_no_slot() -> None:
     with pytest.raises(ProxyAuthError):
         check_new_binding("stranger-3", "E", [], elder, POLICY)  # and so is a new binding once full
     check_relative_slot("son", elder, POLICY)  # a relative's own consented binding is not "another" relative
+
+
+def test_another_account_of_the_person_may_bind_the_elder_again() -> None:
+    """The person's history (all accounts) counts for the limits; only the binding account's live binding of the
+    elder refuses another (a lost phone's binding nobody can end must not keep the relative out)."""
+    t = dt.datetime(2026, 1, 1)
+    old_phone = Binding("person", "E", Relationship.CHILD, t, None)
+    check_new_binding("person", "E", [old_phone], [], POLICY, account_history=[])
+    with pytest.raises(ProxyAuthError):
+        check_new_binding("person", "E", [old_phone], [], POLICY)
+    five = [Binding("person", f"e{i}", Relationship.CHILD, t, None) for i in range(5)]
+    with pytest.raises(ProxyAuthError):  # the active limit counts every account's bindings
+        check_new_binding("person", "E", five, [], POLICY, account_history=[])

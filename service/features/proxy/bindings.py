@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
@@ -26,14 +26,22 @@ from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.contract import IdentityChange
 from service.certification.errors import LockedError, NotFoundError, ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, utcnow
+from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, utcnow
 from service.features.proxy.errors import ProxyServiceError
-from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyOperator
+from service.features.proxy.models import (
+    ENDED_STATUSES,
+    BindingStatus,
+    ProxyBinding,
+    ProxyOperator,
+    ProxyOperatorIdentity,
+)
 from service.features.proxy.operators import actor
 from service.features.proxy.policy import proxy_policy
 from service.infra.security import normalise_id
 
 PROXY_CONSENT_EXPIRED = "PROXY_CONSENT_EXPIRED"
+# A consent asked for a binding the elder (or staff) already consented to.
+PROXY_CONSENT_GIVEN = "PROXY_CONSENT_GIVEN"
 # Staff (or a worker racing a roster import) accepting a proxy certification opened for the record's previous
 # person: its binding was revoked when the roster gave the record another ID number.
 PROXY_BINDING_REVOKED = "PROXY_BINDING_REVOKED"
@@ -79,44 +87,27 @@ def bind(
         rel = Relationship(relationship)
     except ValueError as exc:
         raise ServiceError("PROXY_RELATIONSHIP", f"relationship {relationship!r}") from exc
-    number = normalise_id(elder_id_number)
-    # Both rows locked: two concurrent bindings cannot both pass a limit (PostgreSQL row locks; SQLite
-    # serialises writers anyway). The elder's first, then the operator's: service/certification/lock_order.py.
-    number_hash = ctx.keyring.id_hash(number)
-    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number_hash).with_for_update())
-    if elder is None or elder.name != elder_name.strip():
-        # Name and number must both match the roster: nobody binds a stranger by guessing numbers.
-        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no beneficiary with this name and ID number")
-    if elder.status == BeneficiaryStatus.DECEASED:
-        # Nobody certifies for the dead, and whoever typed a name and number must not learn of a death from the
-        # answer (the H5 pages and the assistance form answer alike, docs/security.md Part F): the unknown
-        # answer, the real reason in the audit for staff.
-        audit(db, actor(op), "proxy.bind.refused", elder.external_id, {"reason": "deceased"})
-        db.commit()
-        raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no beneficiary with this name and ID number")
-    db.refresh(op, with_for_update=True)
-    policy = proxy_policy()
-    mine = list(db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id == op.id)))
+    elder = _bindable_elder(db, ctx, op, elder_name, elder_id_number)
+    accounts = person_accounts(db, op)
     theirs = elder_bindings(db, elder.id)
+    persons = _persons(db, {b.operator_id for b in theirs})
+    rules = [to_rule(b, persons[b.operator_id], elder.id_hash) for b in theirs]
     person = op.person_hash or op.id
+    mine = list(db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id.in_(accounts))))
+    history = [to_rule(b, person, _elder_hash(db, b)) for b in mine]
+    this_account = [r for b, r in zip(mine, history, strict=True) if b.operator_id == op.id]
     try:
-        check_new_binding(
-            person,
-            elder.id_hash,
-            [to_rule(b, person, _elder_hash(db, b)) for b in mine],
-            [to_rule(b, b.operator_id, elder.id_hash) for b in theirs],
-            policy,
-        )
+        check_new_binding(person, elder.id_hash, history, rules, proxy_policy(), this_account)
     except ProxyAuthError as exc:
         audit(db, actor(op), "proxy.bind.refused", elder.external_id, {"reason": exc.reason.value})
         db.commit()  # the refusal is on record even though the request fails (nothing else was written)
         raise as_service_error(exc) from exc
-    rules = [to_rule(b, b.operator_id, elder.id_hash) for b in theirs]
-    # A consent given by the record's previous person (a binding revoked when the roster changed the record's ID
-    # number) is not this person's; the pair's lock and flag still carry over.
-    given = [r for b, r in zip(theirs, rules, strict=True) if b.status != BindingStatus.REVOKED]
-    consented = not needs_consent(op.id, given)
-    kept = carried_over(op.id, rules)
+    # The pair's record (lock, flag, failures) is the person's, over all their accounts. The elder's consent is
+    # reused only by the account it was given to, and never one given by the record's previous person (a binding
+    # revoked when the roster changed the record's ID number), nor after a flag on any binding of the person's.
+    kept = carried_over(person, rules)
+    given = [to_rule(b, b.operator_id, elder.id_hash) for b in theirs if b.status != BindingStatus.REVOKED]
+    consented = not kept.flagged and not needs_consent(op.id, given)
     row = ProxyBinding(
         id=str(uuid.uuid4()),
         operator_id=op.id,
@@ -130,28 +121,61 @@ def bind(
     if consented:
         # This relative's own earlier binding of the elder was consented (and never flagged): that consent is
         # theirs to keep. Another relative's consent is not: the elder agreed to that person, not to everyone.
-        mine_before = [
-            b
-            for b in theirs
-            if b.operator_id == op.id and b.consent_at is not None and b.status != BindingStatus.REVOKED
-        ]
-        last = max(mine_before, key=lambda b: b.consent_at or b.created_at)
+        before = [b for b in theirs if b.operator_id == op.id and b.consent_at and b.status != BindingStatus.REVOKED]
+        last = max(before, key=lambda b: b.consent_at or b.created_at)
         row.consent_method, row.consent_ref, row.consent_at = last.consent_method, last.consent_ref, utcnow()
     db.add(row)
     db.flush()
-    audit(
-        db,
-        actor(op),
-        "proxy.bind",
-        elder.external_id,
-        {
-            "binding": row.id,
-            "relationship": rel.value,
-            "status": row.status,
-            "carried": {"failures": kept.failures, "locked": kept.locked, "flagged": kept.flagged},
-        },
-    )
+    carried = {"failures": kept.failures, "locked": kept.locked, "flagged": kept.flagged}
+    detail = {"binding": row.id, "relationship": rel.value, "status": row.status, "carried": carried}
+    audit(db, actor(op), "proxy.bind", elder.external_id, detail)
     return row
+
+
+def _bindable_elder(db: Session, ctx: ServiceContext, op: ProxyOperator, name: str, id_number: str) -> Beneficiary:
+    """The living elder of this name and number, locked: the elder's row, then the relative's (`person_accounts`),
+    so that two concurrent bindings cannot both pass a limit (PostgreSQL row locks; SQLite serialises writers
+    anyway), in the lock order of service/certification/lock_order.py."""
+    number_hash = ctx.keyring.id_hash(normalise_id(id_number))
+    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number_hash).with_for_update())
+    # Name and number must both match the roster: nobody binds a stranger by guessing numbers. Nobody certifies
+    # for the dead, and whoever typed a name and number must not learn of a death from the answer (the H5 pages
+    # and the assistance form answer alike, docs/security.md Part F). One answer for all three; the real reason
+    # in the audit for staff (an account trying names and numbers against the roster is on record).
+    if elder is None:
+        reason = "unknown"
+    elif elder.name != name.strip():
+        reason = "name_mismatch"
+    elif elder.status == BeneficiaryStatus.DECEASED:
+        reason = "deceased"
+    else:
+        return elder
+    audit(db, actor(op), "proxy.bind.refused", elder.external_id if elder else "-", {"reason": reason})
+    db.commit()  # the refusal is on record even though the request fails (nothing else was written)
+    raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no beneficiary with this name and ID number")
+
+
+def person_accounts(db: Session, op: ProxyOperator) -> list[str]:
+    """The ids of every account of the verified person behind `op` (their WeChat, their phone numbers: one
+    `ProxyOperator` per channel identity, each verified with the same ID number), locked in id order.
+
+    A relative is a person: the binding limits, the elder's slots and the pair's record (flag, lock, failures)
+    count over all their accounts, or a second phone number would give five more bindings, a second slot and a
+    binding free of the flag their first account carries (the elder's consent stays with the account it was
+    given to). Locked together, in one order, so that two accounts binding at once cannot both pass a limit."""
+    who = ProxyOperatorIdentity
+    same = select(who.operator_id).where(who.person_hash == op.person_hash)
+    query = select(ProxyOperator.id).where(or_(ProxyOperator.id == op.id, ProxyOperator.id.in_(same)))
+    return list(db.scalars(query.order_by(ProxyOperator.id).with_for_update()))
+
+
+def _persons(db: Session, operator_ids: set[str]) -> dict[str, str]:
+    """Operator id → the verified person behind it (their keyed ID hash; the operator id for an account never
+    verified): the relative the rules of `proxy_auth` count."""
+    who = ProxyOperatorIdentity
+    rows = db.execute(select(who.operator_id, who.person_hash).where(who.operator_id.in_(operator_ids)))
+    known = {operator: person for operator, person in rows if person}
+    return {operator: known.get(operator, operator) for operator in operator_ids}
 
 
 def _elder_hash(db: Session, b: ProxyBinding) -> str:
@@ -182,7 +206,8 @@ def own_binding(db: Session, op: ProxyOperator, binding_id: str, for_update: boo
 def unbind(db: Session, op: ProxyOperator, binding_id: str) -> ProxyBinding:
     row = own_binding(db, op, binding_id, for_update=True)
     if row.status in ENDED_STATUSES:
-        raise ServiceError("SESSION_STATE", "binding already ended")
+        # Ended already (a second tap, or expired, revoked): not bound, as every route answers for an ended binding.
+        raise NotFoundError("binding", code=ReasonCode.PROXY_NOT_BOUND.value)
     elder = db.get(Beneficiary, row.beneficiary_id)
     target = elder.external_id if elder else "-"
     if row.locked:
@@ -225,13 +250,35 @@ def end_for_identity_change(db: Session, change: IdentityChange, /) -> None:
         .order_by(ProxyBinding.created_at, ProxyBinding.id)
         .with_for_update()
     ).all()
+    # Whom the bindings were made for, as their views go on showing them (`shown_elder`): the record's number and
+    # (unless it too changed) name are now the new person's.
+    person = {"masked": change.masked_before, "name_kept": not change.name_changed}
     for row in rows:
-        detail = {"reason": "roster.identity_changed", "import": change.import_id, "was": row.status}
+        detail = {"reason": "roster.identity_changed", "import": change.import_id, "was": row.status, **person}
         if row.status in ENDED_STATUSES:
             row.status = BindingStatus.REVOKED
             audit(db, change.actor, "proxy.binding.revoked", change.external_id, {"binding": row.id, **detail})
             continue
         end_binding(db, row, change.actor, "proxy.binding.revoked", change.external_id, detail, BindingStatus.REVOKED)
+
+
+def shown_elder(db: Session, row: ProxyBinding) -> tuple[str | None, str | None, bool]:
+    """(name, masked ID number, deceased) of the elder as a binding's view shows them. A revoked binding's record
+    now names another person (the roster gave it another ID number): its view shows the person it was made for,
+    as the revocation recorded them (their masked number; their name only where the change kept it, else ''),
+    never the new person's name, number or death. Before that record existed (older revocations): ''."""
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    if elder is None:
+        return None, None, False
+    if row.status != BindingStatus.REVOKED:
+        return elder.name, elder.id_masked, elder.status == BeneficiaryStatus.DECEASED
+    entries = db.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.action == "proxy.binding.revoked", AuditEntry.target == elder.external_id)
+        .order_by(AuditEntry.id.desc())
+    )
+    entry = next((e.detail for e in entries if e.detail.get("binding") == row.id), {})
+    return (elder.name if entry.get("name_kept") else ""), str(entry.get("masked", "")), False
 
 
 def consent_window() -> dt.timedelta:
@@ -280,9 +327,10 @@ def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: s
     refusal = _consent_refusal(db, row, who)
     if refusal is None:
         others = db.scalars(select(ProxyBinding).where(ProxyBinding.beneficiary_id == row.beneficiary_id)).all()
+        persons = _persons(db, {b.operator_id for b in others})  # a relative is a person, not an account
         try:
-            rules = [to_rule(b, b.operator_id, str(b.beneficiary_id)) for b in others]
-            check_relative_slot(row.operator_id, rules, proxy_policy())
+            rules = [to_rule(b, persons[b.operator_id], str(b.beneficiary_id)) for b in others]
+            check_relative_slot(persons[row.operator_id], rules, proxy_policy())
         except ProxyAuthError as exc:
             refusal = exc.reason.value
     if refusal is not None:
@@ -310,6 +358,21 @@ def _consent_refusal(db: Session, row: ProxyBinding, who: str) -> str | None:
         # Unbound, or revoked by a roster change, while the consent video waited for its decision.
         return ReasonCode.PROXY_NOT_BOUND.value
     return None
+
+
+def staff_binding(db: Session, binding_id: str) -> ProxyBinding:
+    """The binding staff consent to, locked after its elder's row (the lock order of
+    service/certification/lock_order.py): consents to one elder's relatives are serialised on the elder, as a
+    worker's or a reviewer's accept of a consent video is (both hold the elder's row), so two given at once cannot
+    both pass the relative slots. A binding ended otherwise than by expiry answers as an unknown one."""
+    row = db.get(ProxyBinding, binding_id)
+    if row is None:
+        raise NotFoundError("binding")
+    db.execute(select(Beneficiary.id).where(Beneficiary.id == row.beneficiary_id).with_for_update())
+    db.refresh(row, with_for_update=True)
+    if row.status in ENDED_STATUSES - {BindingStatus.EXPIRED}:
+        raise NotFoundError("binding")
+    return row
 
 
 def unlock(db: Session, row: ProxyBinding, who: str, note: str) -> None:

@@ -56,16 +56,20 @@ log = logging.getLogger(__name__)
 
 
 def first_proxy_certification(db: Session, beneficiary_id: int, session_id: str) -> bool:
-    """No earlier proxy certification of this elder was accepted (by the machine or by staff)."""
+    """No earlier proxy certification of this elder was accepted (by the machine or by staff). One made under a
+    revoked binding does not count: it certified the record's previous person (the roster has since given the
+    record another ID number), not this one."""
     n = db.scalar(
         select(func.count())
         .select_from(ProxySession)
         .join(CertSession, CertSession.id == ProxySession.session_id)
+        .join(ProxyBinding, ProxyBinding.id == ProxySession.binding_id)
         .where(
             ProxySession.kind == ProxySessionKind.CERTIFICATION.value,
             CertSession.beneficiary_id == beneficiary_id,
             CertSession.decision == SessionDecision.ACCEPT,
             CertSession.id != session_id,
+            ProxyBinding.status != BindingStatus.REVOKED,
         )
     )
     return not n

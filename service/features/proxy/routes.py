@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header
-from pydantic import BaseModel, Field, StrictBool
+from fastapi import APIRouter, Depends, Header, Path, Query
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,7 @@ from proxy_auth import ConsentMethod
 from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
 from service.adapters.http.schemas import EXACT, SessionCreated, session_created
 from service.certification.errors import InvalidInputError, NotFoundError
-from service.certification.models import Beneficiary, BeneficiaryStatus
+from service.certification.models import Beneficiary
 from service.features.proxy import bindings, operators, sessions
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.history import elder_history
@@ -39,6 +39,13 @@ def current_operator(db: DB, token: SessionToken) -> ProxyOperator:
 
 Operator = Annotated[ProxyOperator, Depends(current_operator)]
 
+# PostgreSQL stores and compares no NUL character in a text column: a NUL in an id or in typed text made the query
+# itself fail (a 500; SQLite stored it). Such a request is invalid (422 FIELD_INVALID), refused before any query.
+NO_NUL = r"^[^\x00]*$"
+BindingId = Annotated[str, Path(pattern=NO_NUL)]
+# A person's name: not blanks only (it was stored as the relative's empty name), stripped as the roster's is.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)]
+
 
 class OperatorLogin(BaseModel):
     channel: Literal["wechat", "phone"]
@@ -47,12 +54,12 @@ class OperatorLogin(BaseModel):
 
 class VerificationBody(BaseModel):
     id_number: str = Field(min_length=15, max_length=20)
-    name: str = Field(min_length=1, max_length=64)
+    name: Name
     template_consent: StrictBool = Field(default=False, description="keep the operator's face template")
 
 
 class BindingBody(BaseModel):
-    elder_name: str = Field(min_length=1, max_length=64)
+    elder_name: Name
     elder_id_number: str = Field(min_length=15, max_length=20)
     relationship: str = Field(description="spouse, child, child_in_law, grandchild, sibling, other")
 
@@ -67,7 +74,9 @@ CONSENT_REFUSALS = {
 
 class ConsentBody(BaseModel):
     method: ConsentMethod = ConsentMethod.LIVE_VIDEO
-    staff_id: str | None = Field(default=None, max_length=64, description="approving staff member (staff only)")
+    staff_id: str | None = Field(
+        default=None, max_length=64, pattern=NO_NUL, description="approving staff member (staff only)"
+    )
 
 
 @router.post(
@@ -99,16 +108,16 @@ def binding_view(db: Session, row: ProxyBinding) -> BindingView:
     """The binding as the proxy API answers it (every route that returns a binding). Here, not in bindings.py:
     the proxy hooks import bindings, and the HTTP schemas must stay out of the hooks' imports (the HTTP package
     imports the app, which installs the hooks)."""
-    elder = db.get(Beneficiary, row.beneficiary_id)
+    name, masked, deceased = bindings.shown_elder(db, row)
     consent = Consent(method=row.consent_method, at=_iso(row.consent_at)) if row.consent_at else None
     return BindingView(
         binding_id=row.id,
         status=row.status,
         relationship=row.relationship,
-        elder_name=elder.name if elder else None,
-        elder_id_masked=elder.id_masked if elder else None,
+        elder_name=name,
+        elder_id_masked=masked,
         # Only to a relative the elder (or staff) accepted: a stranger's pending binding learns nothing of a death.
-        elder_deceased=bool(elder and elder.status == BeneficiaryStatus.DECEASED and row.consent_at is not None),
+        elder_deceased=deceased and row.consent_at is not None,
         consent=consent,
         locked=row.locked,
         flagged=row.flagged,
@@ -163,7 +172,7 @@ def list_bindings(db: DB, op: Operator) -> list[BindingView]:
     response_model=BindingView,
     **EXACT,
 )
-def unbind(db: DB, op: Operator, binding_id: str) -> BindingView:
+def unbind(db: DB, op: Operator, binding_id: BindingId) -> BindingView:
     row = bindings.unbind(db, op, binding_id)
     db.commit()
     return binding_view(db, row)
@@ -179,7 +188,7 @@ def consent(
     ctx: Ctx,
     db: DB,
     token: SessionToken,
-    binding_id: str,
+    binding_id: BindingId,
     body: ConsentBody,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> BindingView | SessionCreated:
@@ -189,9 +198,7 @@ def consent(
         client = require_admin_key(ctx, x_api_key)
         if not body.staff_id:
             raise InvalidInputError("UNAUTHORIZED", "staff_id required for staff approval")
-        row = db.get(ProxyBinding, binding_id, with_for_update=True)
-        if row is None or row.status in ENDED_STATUSES - {BindingStatus.EXPIRED}:
-            raise NotFoundError("binding")
+        row = bindings.staff_binding(db, binding_id)
         who = f"{client}:staff:{body.staff_id}"
         refusal = bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, body.staff_id, who)
         db.commit()  # the consent, or its refusal (audited; an overdue binding expired with it)
@@ -206,8 +213,8 @@ def consent(
 
 
 class UnlockBody(BaseModel):
-    staff_id: str = Field(min_length=1, max_length=64)
-    note: str = Field(default="", max_length=500)
+    staff_id: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    note: str = Field(default="", max_length=500, pattern=NO_NUL)
 
 
 @router.post(
@@ -216,7 +223,7 @@ class UnlockBody(BaseModel):
     response_model=BindingView,
     **EXACT,
 )
-def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> BindingView:
+def unlock(db: DB, client: AdminClient, binding_id: BindingId, body: UnlockBody) -> BindingView:
     row = db.get(ProxyBinding, binding_id, with_for_update=True)
     if row is None or row.status in ENDED_STATUSES:
         raise NotFoundError("binding", code="PROXY_NOT_BOUND")
@@ -232,7 +239,7 @@ def unlock(db: DB, client: AdminClient, binding_id: str, body: UnlockBody) -> Bi
     response_model=SessionCreated,
     **EXACT,
 )
-def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> SessionCreated:
+def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: BindingId) -> SessionCreated:
     row = bindings.own_binding(db, op, binding_id, for_update=True)
     new = sessions.open_certification(db, ctx, op, row)
     db.commit()
@@ -245,7 +252,7 @@ def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: str) -> SessionCrea
     response_model=BindingHistory,
     **EXACT,
 )
-def history(db: DB, op: Operator, binding_id: str) -> BindingHistory:
+def history(db: DB, op: Operator, binding_id: Annotated[str, Query(pattern=NO_NUL)]) -> BindingHistory:
     row = bindings.own_binding(db, op, binding_id)
     if row.status in ENDED_STATUSES:
         raise NotFoundError("binding", code="PROXY_NOT_BOUND")
@@ -261,7 +268,7 @@ def history(db: DB, op: Operator, binding_id: str) -> BindingHistory:
     response_model=ElderHistory,
     **EXACT,
 )
-def elder_view(db: DB, _client: ApiClient, external_id: str) -> ElderHistory:
+def elder_view(db: DB, _client: ApiClient, external_id: Annotated[str, Path(pattern=NO_NUL)]) -> ElderHistory:
     elder = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     if elder is None:
         raise NotFoundError("beneficiary", code="BENEFICIARY_UNKNOWN")

@@ -27,6 +27,7 @@ from service.certification.models import (
 from service.certification.sessions import NewSession, create_claim_session, create_session
 from service.features.proxy.bindings import (
     PROXY_CONSENT_EXPIRED,
+    PROXY_CONSENT_GIVEN,
     as_service_error,
     consent_expired,
     require_verified,
@@ -188,8 +189,10 @@ def open_consent(db: Session, ctx: ServiceContext, op: ProxyOperator, row: Proxy
     """A live video of the elder (with the on-screen consent step shown by the H5 page) and their ID card."""
     if consent_expired(row):
         raise ProxyServiceError(PROXY_CONSENT_EXPIRED, "the elder did not consent within the consent window")
+    if row.status in ENDED_STATUSES:
+        raise NotFoundError("binding", code=ReasonCode.PROXY_NOT_BOUND.value)
     if row.status != BindingStatus.PENDING_CONSENT:
-        raise ServiceError("SESSION_STATE", f"binding is {row.status}: no consent needed")
+        raise ProxyServiceError(PROXY_CONSENT_GIVEN, f"binding is {row.status}: no consent needed")
     elder = _elder(db, row)
     new = create_session(db, ctx, elder, Channel.PROXY, False, actor(op))
     _link(db, new, ProxySessionKind.CONSENT, op, row.id)

@@ -15,11 +15,12 @@ from sqlalchemy import select
 
 from proxy_auth import ConsentMethod
 from service.certification.context import ServiceContext
-from service.certification.models import AuditEntry, Beneficiary, utcnow
+from service.certification.models import AuditEntry, Beneficiary, CertSession, utcnow
 from service.certification.retention import storage_upkeep
 from service.features.console.identity_alerts import KIND
 from service.features.console.models import ConsoleAlert
 from service.features.proxy.bindings import record_consent
+from service.features.proxy.hooks import first_proxy_certification
 from service.features.proxy.models import ProxyBinding
 from service.infra.clock import local_today
 from service.infra.security import mask_id
@@ -168,3 +169,55 @@ def test_a_consent_after_the_window_is_refused_before_the_upkeep_runs(
         assert (row.status, row.consent_at) == ("expired", None)
     refused = _actions(ctx, "proxy.consent.refused")
     assert [e.detail["reason"] for e in refused] == ["PROXY_CONSENT_EXPIRED", "PROXY_CONSENT_EXPIRED"]
+
+
+def test_the_new_persons_first_proxy_certification_goes_to_staff(client: TestClient, ctx: ServiceContext) -> None:
+    """After a roster change of the record's ID number, the record's new person had never been certified by proxy,
+    yet a proxy certification accepted for the previous person (its binding now revoked) counted as their first:
+    the new person's first proxy certification could be accepted by the machine. Revoked bindings are the previous
+    person's here too, as for the history and the kinship rule."""
+    ext, number, name = new_elder(ctx)
+    child = verified_operator(client, ctx)
+    old = active_binding(client, child, number, name)
+    s = client.post(f"{P}/bindings/{old['binding_id']}/sessions", headers=bearer(child["token"])).json()
+    factories.update(ctx, CertSession, s["session_id"], state="decided", decision="accept", decided_at=utcnow())
+    other, new_name = factories.id_number(birth=dt.date(1941, 2, 3)), "李秀珍"
+    assert _import(client, _roster(ext, other, new_name))["identity_changed"] == 1
+
+    relative = verified_operator(client, ctx)
+    theirs = active_binding(client, relative, other, new_name)
+    new = client.post(f"{P}/bindings/{theirs['binding_id']}/sessions", headers=bearer(relative["token"])).json()
+    with ctx.db() as db:
+        rec = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
+        assert rec is not None
+        assert first_proxy_certification(db, rec.id, new["session_id"])
+        # Without the roster change the earlier acceptance counts (the rule itself is unchanged).
+        factories.update(ctx, ProxyBinding, old["binding_id"], status="ended")
+        assert not first_proxy_certification(db, rec.id, new["session_id"])
+
+
+def test_a_revoked_binding_shows_nothing_of_the_records_new_person(client: TestClient, ctx: ServiceContext) -> None:
+    """The binding list showed a revoked binding with the record's current name and masked number: after the roster
+    gave the record to another person, the previous person's relatives (and strangers who had bound them) read the
+    new person's name, number and death. Now the view shows the person the binding was made for, as the
+    revocation recorded them (their masked number; their name where the change kept it)."""
+    ext, number, name = new_elder(ctx)
+    child = verified_operator(client, ctx)
+    b = active_binding(client, child, number, name)
+    other, new_name = factories.id_number(birth=dt.date(1941, 2, 3)), "李秀珍"
+    assert _import(client, _roster(ext, other, new_name))["identity_changed"] == 1
+    with ctx.db() as db:  # the new person is reported dead
+        record = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
+        assert record is not None
+        record.status = "deceased"
+    r = client.get(f"{P}/bindings", headers=bearer(child["token"]))
+    seen = {x["binding_id"]: x for x in r.json()}[b["binding_id"]]
+    assert (seen["status"], seen["elder_id_masked"], seen["elder_name"]) == ("revoked", mask_id(number), "")
+    assert seen["elder_deceased"] is False
+    assert new_name not in r.text and mask_id(other) not in r.text
+    # A change that kept the name (a typo in the number corrected): the name is still the binding's person's.
+    ext2, number2, name2 = new_elder(ctx, name="赵玉兰")
+    b2 = active_binding(client, child, number2, name2)
+    assert _import(client, _roster(ext2, factories.id_number(birth=dt.date(1941, 2, 4)), name2))["identity_changed"]
+    seen = _listed(client, child)[b2["binding_id"]]
+    assert (seen["status"], seen["elder_id_masked"], seen["elder_name"]) == ("revoked", mask_id(number2), name2)
