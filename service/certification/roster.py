@@ -158,6 +158,8 @@ class ImportReport:
 def read_table(filename: str, data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) pairs of a CSV (UTF-8, BOM allowed) or XLSX file; header names lower-cased."""
     name = filename.lower()
+    if "\x00" in name:  # stored with the import: PostgreSQL takes no NUL in a text column (was a 500)
+        raise ServiceError("ROSTER_FORMAT", "file name must not contain a NUL character")
     if name.endswith(".xlsx") or data[:2] == b"PK":
         yield from _read_xlsx(data)
     elif name.endswith(".csv") or name.endswith(".txt"):
@@ -268,6 +270,9 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
         household = household.strip()
         if len(household) > 64 or household.startswith(FORMULA_START):
             errors.append("household must be at most 64 characters, not starting with = + - @")
+    if any("\x00" in text for text in (ext, name, household or "")):
+        # PostgreSQL stores no NUL in a text column: the whole import was a 500 there (SQLite stored it in a name).
+        errors.append("external_id, name and household must not contain a NUL character")
     if errors:
         return None, errors
     row = RosterRow(line, ext, number, name, region, sorted(set(types)), status, until, birth, household)

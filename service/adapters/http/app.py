@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import service.schema
+from service.adapters.http.body_limit import BodyLimitMiddleware
 from service.adapters.http.docs import install_docs
 from service.adapters.http.errors import install_error_handlers
-from service.adapters.http.limits import BodyLimitMiddleware
 from service.adapters.http.observability import install_observability
 from service.adapters.http.routes_certificates import router as certificates_router
 from service.adapters.http.routes_registry import router as registry_router

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
@@ -86,3 +86,11 @@ def session_token(authorization: Annotated[str | None, Header()] = None) -> str 
 
 
 SessionToken = Annotated[str | None, Depends(session_token)]
+
+# PostgreSQL stores and compares no NUL character in a text column: a NUL in a session id, an external id or a
+# reviewer's text made the query itself fail, a 500 (SQLite stored it). Such a value is invalid (422
+# FIELD_INVALID), refused before any query. A pattern also refuses a lone surrogate ("\ud800" in JSON), which no
+# driver can encode (a 500 on both databases): pydantic cannot read it as text.
+NO_NUL = r"^[^\x00]*$"
+SessionId = Annotated[str, Path(pattern=NO_NUL)]
+ExternalId = Annotated[str, Path(pattern=NO_NUL)]

@@ -1,4 +1,4 @@
-"""Request guards that run before any route: the body-size limit and the rate limits.
+"""Request guards that run before any route: the rate limits (the body-size limit: body_limit.py).
 
 Rate limits are fixed windows counted per client IP (or per API key for machine clients), per IP for
 session creation (and the H5 assistance form) and uploads, per beneficiary and requester (plus a higher cap per
@@ -23,10 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 
-from pipelines.reasons import ReasonCode
+from service.adapters.http.body_limit import BODY_TOO_LARGE, MAX_JSON_BODY, error_json, json_error, send_json
 from service.adapters.http.deps import admin_keys
-from service.adapters.http.errors import error_body
-from service.certification import catalog
 from service.certification.catalog import ServiceCode
 from service.features.wechat.h5 import identity
 from service.infra.observability import metrics
@@ -38,11 +36,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MULTIPART_OVERHEAD = 64 * 1024
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # Probes and scrapes; and WeChat's server pushes, which come signed from a few Tencent addresses carrying every
 # citizen's events (an IP limit there would drop a busy account's messages during the annual campaign).
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/wechat/callback"})
+# The static assets (the H5 pages' scripts, the console's style sheet, the API docs' files), by prefix: any path
+# merely containing "/static/" was exempt, so a route whose path parameter is the word "static"
+# (`/api/v1/sessions/static/video`) took uploads with no limit at all.
+STATIC = ("/h5/static/", "/console/static/", "/docs/static/")
 # Session creation: the beneficiary is named in the JSON body (or by the binding in the path). The H5 assistance
 # form names one by name and number too (a form post), so it is held to the same limits.
 SESSION_CREATE = re.compile(
@@ -53,49 +54,11 @@ NUMBER_ONLY = frozenset({"/h5/api/sessions", "/h5/apply"})
 UPLOAD = re.compile(
     r"^/(api/v1/sessions/[^/]+/(id-card|video)|h5/api/sessions/[^/]+/(card|card-media)|h5/api/card-read)$"
 )
-MAX_JSON_BODY = 64 * 1024
 
 
 def _clock() -> float:
     """The wall clock windows are cut from (one name, so tests can hold it inside a window)."""
     return time.time()
-
-
-# A session-creation body too large for the beneficiary rule to read (413, declared on every route).
-BODY_TOO_LARGE = ("REQUEST_TOO_LARGE", "请求内容过大")
-
-
-def _json_error(code: str, detail: str) -> bytes:
-    return _error_json(code, catalog.message_zh(code), detail)
-
-
-def _error_json(code: str, message: str, detail: str) -> bytes:
-    return json.dumps(error_body(code, message, detail), ensure_ascii=False).encode()
-
-
-async def _send_json(send: Any, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-class BodyLimitMiddleware:
-    """Refuse a request body that announces more bytes than any upload may have, before it is read at all."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes + MULTIPART_OVERHEAD
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                body = _json_error(ReasonCode.MEDIA_TOO_LARGE, f"{int(length)} bytes")
-                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                await send({"type": "http.response.start", "status": 413, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -238,7 +201,7 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = str(scope.get("path", ""))
-        if scope["type"] != "http" or not self.enabled or path in EXEMPT or "/static/" in path:
+        if scope["type"] != "http" or not self.enabled or path in EXEMPT or path.startswith(STATIC):
             await self.app(scope, receive, send)
             return
         ip = self.client_ip(scope)
@@ -261,7 +224,7 @@ class RateLimitMiddleware:
                 # Over the cap we read to find the beneficiary: refused, never passed on uncounted (the route
                 # would read all of it and open a session the beneficiary rule never saw).
                 log.warning("session creation body over %d bytes refused: %s %s", MAX_JSON_BODY, method, path)
-                await _send_json(send, 413, _error_json(*BODY_TOO_LARGE, f"JSON body over {MAX_JSON_BODY} bytes"))
+                await send_json(send, 413, error_json(*BODY_TOO_LARGE, f"JSON body over {MAX_JSON_BODY} bytes"))
                 return
             if who:
                 # Per requester, and a higher cap for everyone together: one stranger trying a pensioner's number
@@ -282,7 +245,7 @@ class RateLimitMiddleware:
         rule, rate, retry_after = refused
         metrics.RATE_LIMITED.labels(rule).inc()
         log.warning("rate limited: rule %s (%s) for %s %s", rule, rate, method, path)
-        body = _json_error(ServiceCode.RATE_LIMITED, f"{rule}: {rate}")
+        body = json_error(ServiceCode.RATE_LIMITED, f"{rule}: {rate}")
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -333,12 +296,18 @@ class RateLimitMiddleware:
         would let one request count against a random bucket while it reaches the real person)."""
         ext = data.get("external_id")
         if path not in NUMBER_ONLY and isinstance(ext, str) and ext:
-            return "ext:" + self.ctx.keyring.mac("ext:" + ext)[:16]
+            return "ext:" + self.ctx.keyring.mac("ext:" + _encodable(ext))[:16]
         number = data.get("id_number")
         if isinstance(number, str) and number.strip():
             # Normalised as the route does: "…x" and " …X " are one person, not two buckets.
-            return "id:" + self.ctx.keyring.id_hash(normalise_id(number))[:16]
+            return "id:" + self.ctx.keyring.id_hash(normalise_id(_encodable(number)))[:16]
         return ""
+
+
+def _encodable(text: str) -> str:
+    """JSON may carry a lone surrogate ("\\ud800"), which no UTF-8 encoder takes: the keyed hash raised, a 500
+    before any limit was counted. Such text names nobody (the route refuses it); it is keyed by its escaped form."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _fields(body: bytes, content_type: str) -> dict[str, Any]:
@@ -349,7 +318,7 @@ def _fields(body: bytes, content_type: str) -> dict[str, Any]:
         return dict(pairs)
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting ("[[[…" within the cap) overflows the parser's stack
         return {}
     return data if isinstance(data, dict) else {}
 

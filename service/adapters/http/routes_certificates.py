@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from service.adapters.http.deps import DB, Ctx, SessionToken
+from service.adapters.http.deps import DB, Ctx, SessionId, SessionToken
 from service.adapters.http.schemas import EXACT, Certificate, CertificateCheck
 from service.certification import sessions
 from service.certification.certificates import render_png, verify_code
@@ -36,7 +36,7 @@ def _verify_url(ctx: Ctx, code: str) -> str:
     response_model=Certificate,
     **EXACT,
 )
-def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> Certificate:
+def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> Certificate:
     cert, b = _certificate(ctx, db, token, session_id)
     return Certificate(
         name=b.name,
@@ -49,7 +49,7 @@ def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> C
 
 
 @router.get("/sessions/{session_id}/certificate.png", summary="Printable certificate with QR code")
-def get_certificate_png(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> Response:
+def get_certificate_png(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> Response:
     cert, b = _certificate(ctx, db, token, session_id)
     claims = verify_code(ctx.keyring, cert.code)
     return Response(render_png(b.name, claims, _verify_url(ctx, cert.code)), media_type="image/png")

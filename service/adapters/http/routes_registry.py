@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx
+from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, ExternalId
 from service.adapters.http.schemas import EXACT, BeneficiaryView, CycleRun, RosterReport, StatusList
 from service.adapters.http.upload import read_limited
 from service.certification import registry
@@ -70,7 +70,9 @@ def _audit_read(db: DB, actor: str, action: str, target: str, detail: dict[str, 
 
 
 @router.get("/beneficiaries/{external_id}", response_model=BeneficiaryView, **EXACT)
-def get_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, external_id: str, today: Today = None) -> BeneficiaryView:
+def get_beneficiary(
+    ctx: Ctx, db: DB, actor: ApiClient, external_id: ExternalId, today: Today = None
+) -> BeneficiaryView:
     b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     if b is None:
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")

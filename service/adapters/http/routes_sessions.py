@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Header, UploadFile
 from pydantic import BaseModel, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.adapters.http.deps import DB, AdminClient, ApiCaller, Ctx, SessionToken
+from service.adapters.http.deps import DB, NO_NUL, AdminClient, ApiCaller, Ctx, SessionId, SessionToken
 from service.adapters.http.schemas import (
     EXACT,
     ReviewOutcome,
@@ -26,8 +26,12 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
 
 class SessionCreate(BaseModel):
-    external_id: str | None = Field(default=None, description="beneficiary id in the benefit system")
-    id_number: str | None = Field(default=None, description="or the certifying person's ID number")
+    external_id: str | None = Field(
+        default=None, max_length=64, pattern=NO_NUL, description="beneficiary id in the benefit system"
+    )
+    id_number: str | None = Field(
+        default=None, max_length=64, pattern=NO_NUL, description="or the certifying person's ID number"
+    )
     channel: Channel = Channel.SELF
     # Strict: "yes", "false", 1 are refused (422), never read as consent.
     template_consent: StrictBool = Field(default=False, description="consent to keep this selfie's face template")
@@ -85,7 +89,7 @@ def upload_id_card(
     ctx: Ctx,
     db: DB,
     token: SessionToken,
-    session_id: str,
+    session_id: SessionId,
     request_id: RequestId,
     file: Annotated[UploadFile, File()],
 ) -> SessionStatus:
@@ -102,7 +106,7 @@ def upload_video(
     ctx: Ctx,
     db: DB,
     token: SessionToken,
-    session_id: str,
+    session_id: SessionId,
     request_id: RequestId,
     file: Annotated[UploadFile, File()],
     nonce: Annotated[str, Form()],
@@ -112,8 +116,8 @@ def upload_video(
 
 class ReviewBody(BaseModel):
     decision: str = Field(description="accept or reject")
-    reviewer: str = Field(min_length=1, max_length=64)
-    note: str = Field(default="", max_length=500)
+    reviewer: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    note: str = Field(default="", max_length=500, pattern=NO_NUL)
 
 
 @router.post(
@@ -122,7 +126,7 @@ class ReviewBody(BaseModel):
     response_model=ReviewOutcome,
     **EXACT,
 )
-def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: ReviewBody) -> ReviewOutcome:
+def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: SessionId, body: ReviewBody) -> ReviewOutcome:
     s = sessions.get_session(db, session_id)
     out = review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
     db.commit()
@@ -130,7 +134,7 @@ def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: str, body: Rev
 
 
 @router.get("/{session_id}", summary="Processing status", response_model=SessionStatus, **EXACT)
-def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> SessionStatus:
+def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> SessionStatus:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
     view = sessions.status_view(s)
@@ -146,7 +150,7 @@ def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> Sessio
     response_model=SessionResult,
     **EXACT,
 )
-def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: str) -> SessionResult:
+def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> SessionResult:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
     view = sessions.status_view(s)

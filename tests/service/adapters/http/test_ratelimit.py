@@ -219,7 +219,7 @@ def too_large(r: Any) -> bool:
 def test_a_padded_body_cannot_skip_the_beneficiary_rule(tmp_path: Path) -> None:
     """The limiter reads at most MAX_JSON_BODY to find the beneficiary; a body past that used to go through
     uncounted while the route read all of it (issue #22). Now it is refused before the route sees it."""
-    from service.adapters.http.limits import MAX_JSON_BODY
+    from service.adapters.http.body_limit import MAX_JSON_BODY
 
     app = ops_app(tmp_path, rate_limit_beneficiary="2/hour")
     ctx = app.state.ctx
