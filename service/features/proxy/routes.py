@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
 from proxy_auth import ConsentMethod
-from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
+from service.adapters.http.deps import DB, NO_NUL, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
 from service.adapters.http.schemas import EXACT, SessionCreated, session_created
 from service.certification.errors import InvalidInputError, NotFoundError
 from service.certification.models import Beneficiary
@@ -41,7 +41,6 @@ Operator = Annotated[ProxyOperator, Depends(current_operator)]
 
 # PostgreSQL stores and compares no NUL character in a text column: a NUL in an id or in typed text made the query
 # itself fail (a 500; SQLite stored it). Such a request is invalid (422 FIELD_INVALID), refused before any query.
-NO_NUL = r"^[^\x00]*$"
 BindingId = Annotated[str, Path(pattern=NO_NUL)]
 # A person's name: not blanks only (it was stored as the relative's empty name), stripped as the roster's is.
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)]

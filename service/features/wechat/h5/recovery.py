@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
-from service.adapters.http.deps import DB, Ctx
+from service.adapters.http.deps import DB, Ctx, SessionId
 from service.adapters.http.schemas import session_created
 from service.certification import attempts, sessions
 from service.certification.catalog import message_zh
@@ -126,7 +126,7 @@ def _copy_card(db: Session, ctx: ServiceContext, old: CertSession, new: CertSess
 
 
 @router.post("/api/sessions/{session_id}/again")
-def continue_session(ctx: Ctx, db: DB, request: Request, session_id: str) -> dict[str, Any]:
+def continue_session(ctx: Ctx, db: DB, request: Request, session_id: SessionId) -> dict[str, Any]:
     """A new session after `session_id` failed or timed out; only for the WeChat user the session belongs to
     (the cookie, not the old session's token, which may have expired: that is the timeout case)."""
     openid = identity.openid_from(ctx, request)

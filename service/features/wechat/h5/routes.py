@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pipelines.liveness.challenge import PROMPTS_ZH
 from pipelines.reasons import ReasonCode
-from service.adapters.http.deps import DB, Ctx, SessionToken
+from service.adapters.http.deps import DB, Ctx, SessionId, SessionToken
 from service.adapters.http.errors import error_body
 from service.adapters.http.upload import read_limited
 from service.certification import attempts, catalog, sessions, uploads
@@ -181,7 +181,7 @@ def operator_login(ctx: Ctx, db: DB, request: Request) -> dict[str, Any]:
 
 
 @router.post("/api/sessions/{session_id}/link")
-def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: str) -> dict[str, Any]:
+def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: SessionId) -> dict[str, Any]:
     """A session opened through the proxy API from these pages: its result page and message go to this openid."""
     openid = _openid(ctx, request)
     sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.certification.session_ttl_s)
@@ -234,7 +234,7 @@ def upload_card(
     db: DB,
     request: Request,
     token: SessionToken,
-    session_id: str,
+    session_id: SessionId,
     rid: RequestId,
     file: Annotated[UploadFile, File()],
 ) -> Response:
@@ -248,7 +248,7 @@ class MediaRef(BaseModel):
 
 @router.post("/api/sessions/{session_id}/card-media")
 def upload_card_media(
-    ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: str, rid: RequestId, body: MediaRef
+    ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: SessionId, rid: RequestId, body: MediaRef
 ) -> Response:
     """The photo taken with JS-SDK chooseImage/uploadImage: our server fetches it from WeChat (media/get)."""
     channel = getattr(request.app.state, "wechat", None)
@@ -274,8 +274,9 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
     openid = identity.openid_from(ctx, request)
     if openid is None:
         return login(ctx, request)
-    link = db.get(WeChatSessionLink, session_id)
-    s = db.get(CertSession, session_id)
+    # No stored id holds a NUL (PostgreSQL cannot even compare one: a 500): such a link is as unknown.
+    link = db.get(WeChatSessionLink, session_id) if "\x00" not in session_id else None
+    s = db.get(CertSession, session_id) if link is not None else None
     if link is None or s is None or link.openid != openid:
         return message(request, "未找到认证记录", "请从公众号菜单重新进入。", status=404)
     b = beneficiary_of(db, s)
