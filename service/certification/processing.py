@@ -69,8 +69,8 @@ def worker_name() -> str:
 def abandoned(stale_s: float) -> ColumnElement[bool]:
     """A claimed job whose worker is gone: its lease expired (the hard upper bound, whatever the heartbeats
     say), or the process that claimed it stopped or has not written its heartbeat for ``stale_s``
-    (service/certification/heartbeat.py). A live worker's long job is neither: its process keeps beating while it
-    runs."""
+    (service/certification/heartbeat.py). A live worker's long job is taken only once its lease ends: its process keeps beating
+    while it runs."""
     now = utcnow()
     return (CertSession.state == SessionState.PROCESSING) & or_(
         CertSession.lease_until < now, heartbeat.holder_gone(now, stale_s)
