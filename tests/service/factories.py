@@ -8,6 +8,7 @@ import uuid
 from typing import Any, TypeVar
 
 import numpy as np
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from service.certification import idnumber
@@ -47,6 +48,27 @@ def beneficiary(db: Session, keyring: Keyring, **overrides: Any) -> Beneficiary:
     db.add(b)
     db.flush()
     return b
+
+
+def beneficiary_at_revision(db: Session, keyring: Keyring, **overrides: Any) -> Beneficiary:
+    """`beneficiary` for a database at an older migration: an INSERT of the factory's own columns only (the ORM
+    writes every mapped column, those added by later migrations too), read back with the columns it has."""
+    number = overrides.pop("id_number", None) or id_number()
+    n = next(_counter)
+    fields: dict[str, Any] = {
+        "external_id": f"P{n:06d}",
+        "name": "张秀英",
+        "region": number[:6],
+        "birth_date": idnumber.birth_date(number),
+        "benefit_types": ["enterprise_pension"],
+        "status": "active",
+        "id_hash": keyring.id_hash(number),
+        "id_enc": keyring.encrypt_field(number, "beneficiary.id_number"),
+        "id_masked": mask_id(number),
+        **overrides,
+    }
+    bid = db.execute(insert(Beneficiary).values(fields).returning(Beneficiary.id)).scalar_one()
+    return Beneficiary(id=bid, **fields)
 
 
 def enrol_template(keyring: Keyring, b: Beneficiary, embedding: np.ndarray, model: str) -> None:

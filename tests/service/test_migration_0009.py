@@ -49,10 +49,10 @@ def _session(db: Session, b: Beneficiary, kind: str | None, op: str) -> str:
 def _data_at_0008(engine: Engine) -> At0008:
     keyring = Keyring(secrets.token_bytes(32), "k")
     with Session(engine) as db:
-        relative = factories.beneficiary(
+        relative = factories.beneficiary_at_revision(
             db, keyring, external_id="OPERATOR-abc", status="proxy_operator", name="李建国"
         )
-        roster = factories.beneficiary(db, keyring, birth_date=dt.date(1970, 1, 1))
+        roster = factories.beneficiary_at_revision(db, keyring, birth_date=dt.date(1970, 1, 1))
         for op in ("op-1", "op-2"):
             db.add(ProxyOperator(id=op, channel="wechat", channel_hash=op, token_hash=op))
         db.flush()

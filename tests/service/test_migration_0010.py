@@ -25,7 +25,7 @@ def _claims_at_0009(engine: Engine) -> tuple[str, str]:
     """Two verification claims as 0009 stored them: one of a number on the roster, one of a number it lacks."""
     keyring = Keyring(secrets.token_bytes(32), "k")
     with Session(engine) as db:
-        roster = factories.beneficiary(db, keyring, region="110105")
+        roster = factories.beneficiary_at_revision(db, keyring, region="110105")
         db.add(ProxyOperator(id="op-1", channel="wechat", channel_hash="op-1", token_hash="op-1"))
         db.flush()
         sids = []

@@ -22,7 +22,7 @@ from service.features.wechat import (
     verify_signature,
 )
 from service.features.wechat.client import TOKEN_KEY
-from service.features.wechat.oauth import OAuthStateError
+from service.features.wechat.oauth import OAUTH_CODE_USED, OAuthStateError
 from tests.service.features.wechat.fake_wechat import FakeWeChat
 
 TOKEN = "server-url-token"
@@ -102,7 +102,7 @@ def test_oauth_round_trip_and_state_mismatch(wx: FakeWeChat) -> None:
     assert flow.finish("code-1", state, start.nonce) == "openid-42"
     with pytest.raises(WeChatError) as info:
         flow.finish("code-1", state, start.nonce)  # codes are single use
-    assert info.value.errcode == 40029
+    assert info.value.errcode == OAUTH_CODE_USED  # WeChat's "code been used"
 
 
 def test_access_token_is_fetched_once_for_all_workers(wx: FakeWeChat) -> None:
