@@ -120,7 +120,8 @@ def check_password(password: str, username: str, display_name: str = "") -> None
     if len(name) >= 3 and name in password.casefold():
         raise PasswordError("contains_username", "密码不能包含用户名", "the password must not contain the username")
     words = [w for w in (username.strip(), display_name.strip()) if w] + list(_EXPECTED_WORDS)
-    if zxcvbn(password, user_inputs=words)["score"] < MIN_PASSWORD_SCORE:
+    # zxcvbn refuses (ValueError) anything over its default 72 characters: its bound is ours.
+    if zxcvbn(password, user_inputs=words, max_length=MAX_PASSWORD_CHARS)["score"] < MIN_PASSWORD_SCORE:
         raise PasswordError(
             "guessable",
             "密码太容易被猜到（常见密码、键盘顺序、重复或连续的字符、姓名、年份或日期），"
