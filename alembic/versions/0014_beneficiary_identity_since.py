@@ -20,11 +20,13 @@ down_revision = "0013"
 branch_labels = None
 depends_on = None
 
+# Only the records a change names are written (a large roster's other rows are left as they are).
 BACKFILL = """
 UPDATE beneficiaries SET identity_since = (
     SELECT max(a.at) FROM audit_entries a
     WHERE a.action = 'roster.identity_changed' AND a.target = beneficiaries.external_id
 )
+WHERE external_id IN (SELECT target FROM audit_entries WHERE action = 'roster.identity_changed')
 """
 
 

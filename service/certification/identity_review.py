@@ -5,8 +5,8 @@ new one (service/certification/roster.py, `_identity_changed`): the enrolled fac
 validity reset to the grace date, the relatives' bindings revoked. When the change only corrected a typo, that
 burdens the same elderly person and their family: certify again within the grace date, each relative bind again
 and the elder consent again. A supervisor other than the importer checks the change with the benefit system; a
-"same person" finding gives back what can be given back: the record's validity and last certification (unless
-one was recorded since the change), its earlier certifications' standing in the cycle run, and, through the
+"same person" finding gives back what can be given back: the record's validity and last certification (never
+shortening a later date), its earlier certifications' standing in the cycle run, and, through the
 features, the relatives' bindings the change revoked. The deleted face is not restored (the next certification
 enrols again).
 """
@@ -60,11 +60,13 @@ def confirm_same_person(
     change = _latest_change(db, b.external_id, import_id)
     check_reviewer(str(change.get("actor_of_import", "")), actor)
     until, certified = _date(change.get("valid_until_before")), _date(change.get("last_certified_on_before"))
-    newer = b.last_certified_on is not None and (certified is None or b.last_certified_on > certified)
-    if until is not None and not newer:
-        # The dates of the person's own last certification, not the grace date the change gave a "new person"
-        # (later or earlier): unless a certification was recorded since, which is newer and stays.
-        b.valid_until, b.last_certified_on = until, certified
+    # Never shortened, as the roster's own dates never shorten a validity: the row that corrected the number may
+    # carry a later date, or a certification may have been recorded since. A grace date later than the person's
+    # own validity stays too (a few weeks' more time, not a lapse).
+    if until is not None and (b.valid_until is None or until > b.valid_until):
+        b.valid_until = until
+    if certified is not None and (b.last_certified_on is None or certified > b.last_certified_on):
+        b.last_certified_on = certified
     since = change.get("identity_since_before")
     b.identity_since = dt.datetime.fromisoformat(since) if since else None
     resumed = b.status == BeneficiaryStatus.SUSPENDED and b.valid_until is not None and b.valid_until >= today

@@ -31,7 +31,10 @@ Who takes what, in this order (docs/security.md, Part L):
   consent the elder then the binding (`staff_binding`); staff unlock the binding alone;
 - the console (service/features/console): an alternative certification (at the counter, a home visit, an assistance
   request: the request first) the beneficiary, before inserting its session (`alt_cert.certify_alternative`, then
-  `accept_session` on the row it holds); a death registration the beneficiary;
+  `accept_session` on the row it holds); a death registration the beneficiary; a supervisor's finding on a roster
+  change of ID number (`identity_alerts.settle_identity_alert`) the beneficiary, then its alert (`console_alerts`,
+  a table no other transaction locks with these), then, for a same-person finding, every account of the relatives
+  concerned by id and the record's bindings (`proxy.identity.restore_for_same_person`);
 - the daily work: the cycle run the lapsed beneficiaries (by id); the expiry and the purge sessions; the erasure of
   the deceased's templates their beneficiaries (flushed in primary-key order).
 """

@@ -69,8 +69,8 @@ def worker_name() -> str:
 def abandoned(stale_s: float) -> ColumnElement[bool]:
     """A claimed job whose worker is gone: its lease expired (the hard upper bound, whatever the heartbeats
     say), or the process that claimed it stopped or has not written its heartbeat for ``stale_s``
-    (service/certification/heartbeat.py). A live worker's long job is taken only once its lease ends: its process keeps beating
-    while it runs."""
+    (service/certification/heartbeat.py). A live worker's long job is taken only once its lease ends: its
+    process keeps beating while it runs."""
     now = utcnow()
     return (CertSession.state == SessionState.PROCESSING) & or_(
         CertSession.lease_until < now, heartbeat.holder_gone(now, stale_s)
@@ -120,7 +120,14 @@ def claim(ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own:
             if session_id is None:
                 return None
         lease = utcnow() + dt.timedelta(seconds=ctx.settings.workers.job_lease_s)
-        mine = (CertSession.state == SessionState.PROCESSING) & (CertSession.worker_id == worker)
+        # Not past the attempts: a job whose every attempt fails with a database error on a live database (a
+        # statement or lock timeout) was otherwise taken back for ever. Spent, it waits out its lease and goes to
+        # staff (give_up_exhausted). While the database is down the claim itself fails and spends nothing.
+        mine = (
+            (CertSession.state == SessionState.PROCESSING)
+            & (CertSession.worker_id == worker)
+            & (CertSession.job_attempts < ctx.settings.workers.job_max_attempts)
+        )
         res = db.execute(
             update(CertSession)
             .where(CertSession.id == session_id, or_(claimable(stale_s), mine) if reclaim_own else claimable(stale_s))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
@@ -71,26 +72,33 @@ def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int 
     the retention period are biometric data kept without a purpose."""
     now = now or utcnow()
     cutoff = now - dt.timedelta(days=ctx.settings.storage.retention_days)
-    total = 0
-    refused: set[str] = set()
+    total = refused = 0
+    after = ""  # session ids in ascending order, each looked at once per run (a refused one is not asked again)
     while True:
-        selected, purged = _purge_batch(ctx, cutoff, now, batch, refused)
-        total += purged
-        if selected < batch:
+        batch_run = _purge_batch(ctx, cutoff, now, batch, after)
+        total, refused, after = total + batch_run.purged, refused + batch_run.refused, batch_run.last_id
+        if batch_run.selected < batch:
             break
     log.info("retention: purged media of %d sessions decided before %s", total, cutoff.date())
     if refused:
-        log.error("ALERT retention: the media store refused to delete the media of %d sessions", len(refused))
+        log.error("ALERT retention: the media store refused to delete the media of %d sessions", refused)
     return total
 
 
-def _purge_batch(
-    ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, batch: int, refused: set[str]
-) -> tuple[int, int]:
-    """One transaction: up to ``batch`` sessions' media deleted and marked purged (audited); the count selected
-    and the count purged. A session whose media the store refuses to delete is added to ``refused`` and left
-    unmarked (the next run tries again), the others go on: one such object used to end every run at it."""
-    purged = 0
+@dataclass(frozen=True)
+class _BatchRun:
+    selected: int
+    purged: int
+    refused: int
+    last_id: str
+
+
+def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, batch: int, after: str) -> _BatchRun:
+    """One transaction: up to ``batch`` sessions (ids after ``after``) whose media are deleted and marked purged
+    (audited). A session whose media the store refuses to delete is left unmarked (the next run tries again) and
+    the others go on: one such object used to end every run at it. Paged by id, so the refused ones are not read
+    again in this run, however many there are."""
+    purged = refused = 0
     with ctx.db() as db:
         sessions = db.scalars(
             select(CertSession)
@@ -100,8 +108,9 @@ def _purge_batch(
                 CertSession.decided_at.is_not(None),
                 CertSession.decided_at < cutoff,
                 ~awaiting_staff(),
-                CertSession.id.not_in(refused),
+                CertSession.id > after,
             )
+            .order_by(CertSession.id)
             .limit(batch)
             # Rows another transaction holds (a second purge run at once: Celery beat and the cycle run; a staff
             # decision) are left to the next run: each session is purged, and counted in the audit, once.
@@ -110,14 +119,14 @@ def _purge_batch(
         ).all()
         for s in sessions:
             if not _delete_media(ctx, s):
-                refused.add(s.id)
+                refused += 1
                 continue
             s.media_purged_at = now
             s.result = without_card_text(s.result)
             purged += 1
         if purged:
             audit(db, "system", "retention.purge", cutoff.date().isoformat(), {"sessions": purged})
-    return len(sessions), purged
+    return _BatchRun(len(sessions), purged, refused, sessions[-1].id if sessions else after)
 
 
 def _delete_media(ctx: ServiceContext, s: CertSession) -> bool:

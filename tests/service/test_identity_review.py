@@ -24,6 +24,12 @@ from tests.service.features.proxy.test_binding_end import _import, _listed, _ros
 SUPERVISOR = "staff:sup2"
 
 
+def _dates(ctx: ServiceContext) -> tuple[dt.date, dt.date]:
+    """A validity well past the grace date a change gives (90 days), and the certification it came from."""
+    today = local_today(ctx.settings)
+    return today + dt.timedelta(days=200), today - dt.timedelta(days=165)
+
+
 def _record(ctx: ServiceContext, ext: str) -> Beneficiary:
     with ctx.db() as db:
         b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
@@ -49,7 +55,8 @@ def _importer(ctx: ServiceContext) -> str:
 def test_a_typo_corrected_gives_back_the_validity_and_the_bindings(client: TestClient, ctx: ServiceContext) -> None:
     """Without it, a corrected typo made the same elder certify again within the grace date and every relative
     bind again, the elder consenting again."""
-    ext, number, name = new_elder(ctx, valid_until=dt.date(2027, 3, 1), last_certified_on=dt.date(2026, 3, 2))
+    until, certified = _dates(ctx)
+    ext, number, name = new_elder(ctx, valid_until=until, last_certified_on=certified)
     child, stranger, former = (verified_operator(client, ctx) for _ in range(3))
     active = active_binding(client, child, number, name)
     pending = bind(client, stranger, number, name).json()
@@ -60,7 +67,7 @@ def test_a_typo_corrected_gives_back_the_validity_and_the_bindings(client: TestC
     report = _import(client, _roster(ext, corrected, name))
     assert report["identity_changed"] == 1
     assert _listed(client, child)[active["binding_id"]]["status"] == "revoked"
-    assert _record(ctx, ext).valid_until != dt.date(2027, 3, 1)
+    assert _record(ctx, ext).valid_until != until
 
     with pytest.raises(IdentityReviewError) as own:
         _confirm(ctx, ext, report["import_id"], actor=_importer(ctx))
@@ -69,7 +76,7 @@ def test_a_typo_corrected_gives_back_the_validity_and_the_bindings(client: TestC
     done = _confirm(ctx, ext, report["import_id"])
     assert done.restored == {"bindings_restored": 3, "bindings_left_revoked": 0}
     b = _record(ctx, ext)
-    assert (b.valid_until, b.last_certified_on, b.identity_since) == (dt.date(2027, 3, 1), dt.date(2026, 3, 2), None)
+    assert (b.valid_until, b.last_certified_on, b.identity_since) == (until, certified, None)
     assert _listed(client, child)[active["binding_id"]]["status"] == "active"
     assert _listed(client, stranger)[pending["binding_id"]]["status"] == "pending_consent"
     assert _listed(client, former)[ended["binding_id"]]["status"] == "ended"
@@ -86,12 +93,34 @@ def test_a_typo_corrected_gives_back_the_validity_and_the_bindings(client: TestC
 def test_the_cycle_counts_the_earlier_certification_again_once_confirmed(
     client: TestClient, ctx: ServiceContext
 ) -> None:
-    ext, _number, name = new_elder(ctx, valid_until=dt.date(2027, 3, 1), last_certified_on=dt.date(2026, 3, 2))
-    report = _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
-    _confirm(ctx, ext, report["import_id"])
+    """Two records' numbers corrected; only one finding made. After the grace date the cycle suspends the
+    record still waiting for its finding and leaves the confirmed one, whose own validity runs on."""
+    until, certified = _dates(ctx)
+    confirmed, waiting = (new_elder(ctx, valid_until=until, last_certified_on=certified) for _ in range(2))
+    imports = [
+        _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
+        for ext, _n, name in (confirmed, waiting)
+    ]
+    _confirm(ctx, confirmed[0], imports[0]["import_id"])
     after_grace = local_today(ctx.settings) + dt.timedelta(days=ctx.settings.cycle.new_import_grace_days + 1)
+    assert after_grace < until
     with ctx.db() as db:
-        assert run_cycle(db, min(after_grace, dt.date(2027, 2, 28)), ctx.rules) == []
+        assert run_cycle(db, after_grace, ctx.rules) == [_record(ctx, waiting[0]).id]
+
+
+def test_a_live_binding_is_not_given_back_to_an_elder_recorded_dead_since(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    ext, number, name = new_elder(ctx)
+    child = verified_operator(client, ctx)
+    binding = active_binding(client, child, number, name)
+    report = _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
+    with ctx.db() as db:
+        b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
+        assert b is not None
+        b.status = "deceased"
+    assert _confirm(ctx, ext, report["import_id"]).restored == {"bindings_restored": 0, "bindings_left_revoked": 1}
+    assert _listed(client, child)[binding["binding_id"]]["status"] == "revoked"
 
 
 def test_only_the_records_latest_change_can_be_confirmed(client: TestClient, ctx: ServiceContext) -> None:

@@ -157,3 +157,29 @@ def test_a_celery_task_with_no_pooled_database_connection_free_is_retried(
     tasks.process_session.apply(args=(sid,))
     s = row(ctx, sid)
     assert (s.state, s.decision, s.job_attempts) == (SessionState.DECIDED, "accept", 2)
+
+
+def test_a_job_failing_with_a_database_error_every_time_is_not_taken_back_for_ever(ctx: ServiceContext) -> None:
+    """A database error on a live database while the decision is applied, the same every time (a statement or
+    lock timeout on this job's rows): the polling worker took the job straight back after each failure, without
+    a bound, job_attempts growing for ever and the worker thread spinning on it."""
+    ctx.settings.workers.poll_interval_s = 0
+    applied: list[str] = []
+
+    def timeout(_db: Any, _ctx: Any, s: CertSession, *_rest: Any) -> bool:
+        applied.append(s.id)
+        raise OperationalError("UPDATE …", {}, Exception("canceling statement due to statement timeout"))
+
+    ctx.hooks.decided["timeout"] = timeout
+    try:
+        worker = PollingWorker(ctx, certifier_factory=lambda: cast(Certifier, FixedCertifier()), name="w-db")
+        sid = queued_job(ctx)
+        for _ in range(4 * ctx.settings.workers.job_max_attempts):
+            if not worker.run_once():
+                break
+    finally:
+        del ctx.hooks.decided["timeout"]
+    s = row(ctx, sid)
+    assert len(applied) == ctx.settings.workers.job_max_attempts  # before: once per call, no end
+    # Spent: it waits out its lease and then goes to staff (give_up_exhausted), as a job whose worker died.
+    assert s.job_attempts == ctx.settings.workers.job_max_attempts and s.state == SessionState.PROCESSING

@@ -91,9 +91,11 @@ class PollingWorker:
             with bind_session(sid):  # every log line of this job carries its session id
                 process(self.ctx, self._factory(), sid, self.name)
         except Exception:
-            # A bug in one job must not kill the worker. The job is retried (attempts are counted and capped).
+            # A bug in one job must not kill the worker. The job is retried (attempts are counted and capped),
+            # after a poll interval: at once, a database error that repeats made a tight loop of log lines.
             log.exception("session %s: processing failed", sid)
             self._local.retry = sid
+            self._stop.wait(self.ctx.settings.workers.poll_interval_s)
         self._holding.pop(me, None)
         return True
 

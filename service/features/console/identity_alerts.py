@@ -40,9 +40,7 @@ def raise_identity_alert(db: Session, change: IdentityChange, /) -> None:
 # A supervisor's finding, as the alerts page offers it.
 FINDINGS = {"same_person": "同一人，更正录入错误", "other_person": "另一人，账户已交给他人"}
 # Why a finding was not recorded (catalogued codes, shown on the alerts page).
-FINDING_REFUSALS = frozenset(
-    {"FIELD_INVALID", "IDENTITY_REVIEW_SELF", "IDENTITY_CHANGE_SUPERSEDED", "IDENTITY_CHANGE_UNKNOWN"}
-)
+FINDING_REFUSALS = frozenset({"FIELD_INVALID", "IDENTITY_REVIEW_SELF", "IDENTITY_CHANGE_UNKNOWN"})
 
 
 def settle_identity_alert(db: Session, ctx: ServiceContext, staff: Staff, alert_id: int, finding: str) -> str | None:
@@ -68,7 +66,10 @@ def settle_identity_alert(db: Session, ctx: ServiceContext, staff: Staff, alert_
             done = confirm_same_person(db, ctx.hooks, a.beneficiary_id, int(a.detail["import"]), staff.actor, today)
             restored = {**done.restored, "resumed": done.resumed}
     except IdentityReviewError as exc:
-        return exc.code
+        if exc.code != "IDENTITY_CHANGE_SUPERSEDED":
+            return exc.code
+        # A later change of the record stands until its own finding: this one is recorded, nothing given back.
+        restored = {"superseded": True}
     a.resolved = True
     a.detail = {**a.detail, "finding": finding, "by": staff.username, "restored": restored}
     audit_chain.record(db, staff.actor, f"alert.identity.{finding}", str(a.id), dict(restored))

@@ -15,10 +15,11 @@ from typing import Annotated
 
 from fastapi import Path, Query, Request
 
-# PostgreSQL `integer` (the id columns): an id past it cannot address a row on either database.
+# PostgreSQL `integer` (the id columns): an id past it, either way, cannot address a row on either database.
 MAX_INT = 2**31 - 1
-RowId = Annotated[int, Path(le=MAX_INT)]
-SeqNumber = Annotated[int, Query(le=MAX_INT)]
+MIN_INT = -(2**31)
+RowId = Annotated[int, Path(ge=MIN_INT, le=MAX_INT)]
+SeqNumber = Annotated[int, Query(ge=MIN_INT, le=MAX_INT)]
 
 
 class BadInput(Exception):

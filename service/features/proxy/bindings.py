@@ -90,11 +90,11 @@ def bind(
     elder = _bindable_elder(db, ctx, op, elder_name, elder_id_number)
     accounts = person_accounts(db, op)
     theirs = elder_bindings(db, elder.id)
-    persons = _persons(db, {b.operator_id for b in theirs})
+    persons = persons_of(db, {b.operator_id for b in theirs})
     rules = [to_rule(b, persons[b.operator_id], elder.id_hash) for b in theirs]
     person = op.person_hash or op.id
     mine = list(db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id.in_(accounts))))
-    history = [to_rule(b, person, _elder_hash(db, b)) for b in mine]
+    history = [to_rule(b, person, elder_hash(db, b)) for b in mine]
     this_account = [r for b, r in zip(mine, history, strict=True) if b.operator_id == op.id]
     try:
         check_new_binding(person, elder.id_hash, history, rules, proxy_policy(), this_account)
@@ -169,7 +169,7 @@ def person_accounts(db: Session, op: ProxyOperator) -> list[str]:
     return list(db.scalars(query.order_by(ProxyOperator.id).with_for_update()))
 
 
-def _persons(db: Session, operator_ids: set[str]) -> dict[str, str]:
+def persons_of(db: Session, operator_ids: set[str]) -> dict[str, str]:
     """Operator id → the verified person behind it (their keyed ID hash; the operator id for an account never
     verified): the relative the rules of `proxy_auth` count."""
     who = ProxyOperatorIdentity
@@ -178,7 +178,7 @@ def _persons(db: Session, operator_ids: set[str]) -> dict[str, str]:
     return {operator: known.get(operator, operator) for operator in operator_ids}
 
 
-def _elder_hash(db: Session, b: ProxyBinding) -> str:
+def elder_hash(db: Session, b: ProxyBinding) -> str:
     elder = db.get(Beneficiary, b.beneficiary_id)
     return elder.id_hash if elder else str(b.beneficiary_id)
 
@@ -327,7 +327,7 @@ def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: s
     refusal = _consent_refusal(db, row, who)
     if refusal is None:
         others = db.scalars(select(ProxyBinding).where(ProxyBinding.beneficiary_id == row.beneficiary_id)).all()
-        persons = _persons(db, {b.operator_id for b in others})  # a relative is a person, not an account
+        persons = persons_of(db, {b.operator_id for b in others})  # a relative is a person, not an account
         try:
             rules = [to_rule(b, persons[b.operator_id], str(b.beneficiary_id)) for b in others]
             check_relative_slot(persons[row.operator_id], rules, proxy_policy())

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from proxy_auth import ProxyAuthError, check_new_binding
 from service.certification.audit import audit
 from service.certification.contract import IdentityConfirmed
-from service.certification.models import AuditEntry, Beneficiary
-from service.features.proxy.bindings import to_rule
+from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus
+from service.features.proxy.bindings import elder_hash, persons_of, to_rule
 from service.features.proxy.models import (
     ENDED_STATUSES,
     BindingStatus,
@@ -71,44 +71,37 @@ def _revoked_by(db: Session, confirmed: IdentityConfirmed) -> dict[str, str]:
 
 
 def _lock_persons(db: Session, operators: set[str]) -> dict[str, str]:
-    """Lock every account of the persons behind `operators` (their other phone numbers too), in id order, as
-    `bindings.person_accounts` does; the map of each such account to its person (the operator id of an account
-    never verified)."""
+    """Lock every account of the persons behind `operators` (their other phone numbers too) in one id order, as
+    `bindings.person_accounts` does for one person; each such account's person (`bindings.persons_of`)."""
     who = ProxyOperatorIdentity
-    rows = db.execute(select(who.operator_id, who.person_hash).where(who.operator_id.in_(operators))).all()
-    hashes = {person for _op, person in rows if person}
-    same = db.execute(select(who.operator_id, who.person_hash).where(who.person_hash.in_(hashes))).all()
-    persons = {op: op for op in operators} | {op: person for op, person in [*rows, *same] if person}
-    query = select(ProxyOperator.id).where(ProxyOperator.id.in_(persons)).order_by(ProxyOperator.id)
+    hashes = select(who.person_hash).where(who.operator_id.in_(operators), who.person_hash.is_not(None))
+    accounts = operators | set(db.scalars(select(who.operator_id).where(who.person_hash.in_(hashes))))
+    query = select(ProxyOperator.id).where(ProxyOperator.id.in_(accounts)).order_by(ProxyOperator.id)
     db.scalars(query.with_for_update()).all()
-    return persons
+    return persons_of(db, accounts)
 
 
 def _may_return(
     db: Session, row: ProxyBinding, before: str, record_rows: Sequence[ProxyBinding], persons: dict[str, str]
 ) -> bool:
-    """An ended binding always may (it only counts in history); a live one if no limit breaks now."""
+    """An ended binding always may (it only counts in history); a live one if the elder is alive (nobody binds
+    to the dead: `bindings._bindable_elder`) and no limit breaks now."""
     if before in ENDED_STATUSES:
         return True
     elder = db.get(Beneficiary, row.beneficiary_id)
-    if elder is None:
+    if elder is None or elder.status == BeneficiaryStatus.DECEASED:
         return False
     person = persons.get(row.operator_id, row.operator_id)
     others = [b for b in record_rows if b.id != row.id]
     elder_rules = [to_rule(b, persons.get(b.operator_id, b.operator_id), elder.id_hash) for b in others]
     accounts = [op for op, p in persons.items() if p == person]
     theirs = db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id.in_(accounts), ProxyBinding.id != row.id))
-    history = [to_rule(b, person, _elder_of(db, b)) for b in theirs]
+    history = [to_rule(b, person, elder_hash(db, b)) for b in theirs]
     try:
         check_new_binding(person, elder.id_hash, history, elder_rules, proxy_policy())
     except ProxyAuthError:
         return False
     return True
-
-
-def _elder_of(db: Session, b: ProxyBinding) -> str:
-    elder = db.get(Beneficiary, b.beneficiary_id)
-    return elder.id_hash if elder else str(b.beneficiary_id)
 
 
 def _give_back(db: Session, row: ProxyBinding, before: str, confirmed: IdentityConfirmed) -> None:

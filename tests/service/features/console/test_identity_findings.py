@@ -20,6 +20,10 @@ from tests.service import factories
 from tests.service.features.console.conftest import csrf_of, login, new_client
 from tests.service.features.console.test_identity_alerts import _upload
 
+# A validity well past the grace date (90 days) a change gives, and the certification it came from.
+UNTIL = dt.date.today() + dt.timedelta(days=200)
+CERTIFIED = dt.date.today() - dt.timedelta(days=165)
+
 
 def _alerts(ctx: ServiceContext) -> dict[int, ConsoleAlert]:
     with ctx.db() as db:
@@ -48,8 +52,8 @@ def test_the_importer_cannot_settle_their_own_change_and_another_supervisor_find
                 ctx.keyring,
                 id_number=n,
                 name=f"钱{i}",
-                valid_until=dt.date(2027, 3, 1),
-                last_certified_on=dt.date(2026, 3, 2),
+                valid_until=UNTIL,
+                last_certified_on=CERTIFIED,
             )
             for i, n in enumerate(old)
         ]
@@ -61,7 +65,7 @@ def test_the_importer_cannot_settle_their_own_change_and_another_supervisor_find
         [[e, n, f"钱{i}", "enterprise_pension"] for i, ((e, _), n) in enumerate(zip(ids, new, strict=True))],
     )
     typo, handed = (_alerts(ctx)[bid] for _e, bid in ids)
-    assert _validity(ctx, ids[0][1])[0] != dt.date(2027, 3, 1)
+    assert _validity(ctx, ids[0][1])[0] != UNTIL
 
     # The importer: neither a finding nor the plain "handled" settles their own change.
     r = app_client.post(f"/console/alerts/{typo.id}/identity", data={"csrf": importer, "finding": "same_person"})
@@ -83,7 +87,7 @@ def test_the_importer_cannot_settle_their_own_change_and_another_supervisor_find
     settled = _alerts(ctx)
     assert settled[ids[0][1]].resolved and settled[ids[0][1]].detail["finding"] == "same_person"
     assert settled[ids[1][1]].resolved and settled[ids[1][1]].detail["finding"] == "other_person"
-    assert _validity(ctx, ids[0][1]) == (dt.date(2027, 3, 1), dt.date(2026, 3, 2))  # the typo's person: given back
+    assert _validity(ctx, ids[0][1]) == (UNTIL, CERTIFIED)  # the typo's person: given back
     assert _validity(ctx, ids[1][1])[1] is None  # another person: the change stands
     page = html.unescape(second.get("/console/alerts").text)
     assert "已处理：同一人，更正录入错误（sup2）" in page and "已处理：另一人，账户已交给他人（sup2）" in page
@@ -107,3 +111,32 @@ def test_a_reviewer_cannot_record_a_finding(
     csrf = login(app_client, "rev1")
     r = app_client.post("/console/alerts/1/identity", data={"csrf": csrf, "finding": "same_person"})
     assert r.status_code == 403
+
+
+def test_a_finding_on_a_change_superseded_since_is_recorded_and_gives_nothing_back(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The record's number changed twice: its first change could only be settled by a false "another person"
+    before (same person was refused, "handled" too). Now the finding is recorded; the later change stands."""
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring, name="孙梅", valid_until=dt.date(2030, 1, 31))
+        ext, bid = b.external_id, b.id
+    importer = login(app_client, "sup1")
+    for day in (21, 22):
+        _upload(
+            app_client,
+            importer,
+            [[ext, factories.id_number(birth=dt.date(1939, 4, day)), "孙梅", "enterprise_pension"]],
+        )
+    with ctx.db() as db:
+        first, second = db.scalars(select(ConsoleAlert).where(ConsoleAlert.kind == KIND).order_by(ConsoleAlert.id))
+        first_id, second_id = first.id, second.id
+    checker = new_client(app_client)
+    csrf = login(checker, "sup2")
+    page = checker.post(f"/console/alerts/{first_id}/identity", data={"csrf": csrf, "finding": "same_person"})
+    assert page.status_code == 200 and "此后又有变更，未恢复" in html.unescape(page.text)
+    with ctx.db() as db:
+        done, later = db.get(ConsoleAlert, first_id), db.get(ConsoleAlert, second_id)
+        assert done is not None and done.resolved and done.detail["restored"] == {"superseded": True}
+        assert later is not None and not later.resolved
+    assert _validity(ctx, bid)[0] != dt.date(2030, 1, 31)  # nothing given back

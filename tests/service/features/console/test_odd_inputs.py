@@ -66,7 +66,13 @@ def test_ids_past_the_databases_integer_are_invalid_parameters_not_server_errors
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
 ) -> None:
     csrf = login(app_client, "sup1")
-    for url in (f"/console/beneficiaries/{HUGE}", f"/console/requests/{HUGE}", f"/console/audit?before={HUGE}"):
+    for url in (
+        f"/console/beneficiaries/{HUGE}",
+        f"/console/beneficiaries/-{HUGE}",
+        f"/console/requests/{HUGE}",
+        f"/console/audit?before={HUGE}",
+        f"/console/audit?before=-{HUGE}",
+    ):
         assert app_client.get(url).status_code == 422, url
     form = {
         "csrf": csrf,
