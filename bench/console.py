@@ -124,6 +124,22 @@ def timed(client: TestClient, path: str, repeat: int) -> dict[str, float]:
     return {"median_ms": round(statistics.median(times) * 1000, 1), "max_ms": round(max(times) * 1000, 1)}
 
 
+def timed_next(client: TestClient, repeat: int) -> dict[str, float]:
+    """下一件 (POST /console/cases/next): the first call claims a case, the others find the reviewer's own claim;
+    each reads the open queue."""
+    page = client.get("/console/queue")
+    m = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert m
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        r = client.post("/console/cases/next", data={"csrf": m.group(1)}, follow_redirects=False)
+        times.append(time.perf_counter() - t)
+        if r.status_code not in (200, 303):
+            raise RuntimeError(f"/console/cases/next: {r.status_code}")
+    return {"median_ms": round(statistics.median(times) * 1000, 1), "max_ms": round(max(times) * 1000, 1)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--beneficiaries", type=int, default=50_000)
@@ -153,6 +169,7 @@ def main() -> int:
             results = {
                 "queue_page": timed(rev, "/console/queue", args.repeat),
                 "queue_filtered": timed(rev, "/console/queue?channel=proxy&reason=FACE_MISMATCH", args.repeat),
+                "next_case": timed_next(rev, args.repeat),
                 "dashboard": timed(rev, "/console/dashboard", args.repeat),
                 "dashboard_csv": timed(rev, "/console/dashboard.csv", args.repeat),
                 "audit_viewer_tail_check": timed(sup, "/console/audit", args.repeat),
