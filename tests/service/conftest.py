@@ -8,6 +8,8 @@ throwaway servers started from the Debian binaries. PENSION_CERT_TEST_BACKENDS=s
 from __future__ import annotations
 
 import base64
+import io
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from service.certification.context import ServiceContext
 from service.features.install import install_features
 from service.infra.config import Settings, settings_from_flat
 from service.infra.db.engine import create_all, make_engine
+from service.infra.observability.logs import install_log_masking
 from tests.service import servers
 
 BACKENDS = [b for b in os.environ.get("PENSION_CERT_TEST_BACKENDS", "sqlite,scaleout").split(",") if b]
@@ -126,3 +129,17 @@ def client(ctx: ServiceContext) -> Iterator[TestClient]:
     with TestClient(create_app(ctx=ctx)) as c:
         c.headers["X-API-Key"] = API_KEY
         yield c
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """The process's log output as configured by the service with PENSION_CERT_LOG_FORMAT=json."""
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    install_log_masking("json")
+    try:
+        yield buf
+    finally:
+        root.removeHandler(handler)

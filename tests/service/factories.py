@@ -26,37 +26,11 @@ def id_number(region: str = "370102", birth: dt.date = dt.date(1950, 3, 14), seq
     return body + idnumber.check_digit(body)
 
 
-def beneficiary(db: Session, keyring: Keyring, **overrides: Any) -> Beneficiary:
+def _beneficiary_fields(keyring: Keyring, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A valid person's columns (a new number unless `id_number` is given), `overrides` applied."""
     number = overrides.pop("id_number", None) or id_number()
-    n = next(_counter)
-    fields: dict[str, Any] = {
-        "external_id": f"P{n:06d}",
-        "name": "张秀英",
-        "region": number[:6],
-        "birth_date": idnumber.birth_date(number),
-        "benefit_types": ["enterprise_pension"],
-        "status": "active",
-        "valid_until": None,
-    }
-    fields.update(overrides)
-    b = Beneficiary(
-        id_hash=keyring.id_hash(number),
-        id_enc=keyring.encrypt_field(number, "beneficiary.id_number"),
-        id_masked=mask_id(number),
-        **fields,
-    )
-    db.add(b)
-    db.flush()
-    return b
-
-
-def beneficiary_at_revision(db: Session, keyring: Keyring, **overrides: Any) -> Beneficiary:
-    """`beneficiary` for a database at an older migration: an INSERT of the factory's own columns only (the ORM
-    writes every mapped column, those added by later migrations too), read back with the columns it has."""
-    number = overrides.pop("id_number", None) or id_number()
-    n = next(_counter)
-    fields: dict[str, Any] = {
-        "external_id": f"P{n:06d}",
+    return {
+        "external_id": f"P{next(_counter):06d}",
         "name": "张秀英",
         "region": number[:6],
         "birth_date": idnumber.birth_date(number),
@@ -67,6 +41,19 @@ def beneficiary_at_revision(db: Session, keyring: Keyring, **overrides: Any) -> 
         "id_masked": mask_id(number),
         **overrides,
     }
+
+
+def beneficiary(db: Session, keyring: Keyring, **overrides: Any) -> Beneficiary:
+    b = Beneficiary(**_beneficiary_fields(keyring, overrides))
+    db.add(b)
+    db.flush()
+    return b
+
+
+def beneficiary_at_revision(db: Session, keyring: Keyring, **overrides: Any) -> Beneficiary:
+    """`beneficiary` for a database at an older migration: an INSERT of the factory's own columns only (the ORM
+    writes every mapped column, those added by later migrations too), read back with the columns it has."""
+    fields = _beneficiary_fields(keyring, overrides)
     bid = db.execute(insert(Beneficiary).values(fields).returning(Beneficiary.id)).scalar_one()
     return Beneficiary(id=bid, **fields)
 

@@ -106,15 +106,10 @@ def test_a_poison_job_in_a_celery_task_goes_to_staff_after_the_attempts(
     assert process_session.apply(args=(sid,)).get() == "not-claimable"
 
 
-def test_a_celery_tasks_retry_in_another_worker_process_takes_its_job_back(
-    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A task whose database write failed is retried with its task id, by whichever process the broker hands the
-    retry to (prefork children, other hosts). Before: the attempt's name carried the process (host:pid), so a
-    retry landing elsewhere could not take the lease back and the job waited for it to expire (300 s)."""
+def _task_failing_once(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch, error: Exception) -> FixedCertifier:
+    """The Celery task run eagerly on `ctx`, its first call of `process` failing with `error`; the certifier."""
     certifier = FixedCertifier()
-    processes = iter(["hostA:101", "hostB:202"])  # the first attempt's process, then the retry's
-    failures = iter([OperationalError("UPDATE", {}, Exception("server closed the connection"))])
+    failures = iter([error])
     real_process = processing.process
 
     def flaky(*args: Any) -> bool:
@@ -125,8 +120,19 @@ def test_a_celery_tasks_retry_in_another_worker_process_takes_its_job_back(
 
     monkeypatch.setattr(tasks, "_worker_ctx", lambda: ctx)
     monkeypatch.setattr(tasks, "shared_certifier", lambda _s: certifier)
-    monkeypatch.setattr(tasks, "worker_name", lambda: next(processes))
     monkeypatch.setattr("service.adapters.workers.tasks.process", flaky)
+    return certifier
+
+
+def test_a_celery_tasks_retry_in_another_worker_process_takes_its_job_back(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task whose database write failed is retried with its task id, by whichever process the broker hands the
+    retry to (prefork children, other hosts). Before: the attempt's name carried the process (host:pid), so a
+    retry landing elsewhere could not take the lease back and the job waited for it to expire (300 s)."""
+    processes = iter(["hostA:101", "hostB:202"])  # the first attempt's process, then the retry's
+    certifier = _task_failing_once(ctx, monkeypatch, OperationalError("UPDATE", {}, Exception("connection closed")))
+    monkeypatch.setattr(tasks, "worker_name", lambda: next(processes))
     sid = queued_job(ctx)
     tasks.process_session.apply(args=(sid,))  # eager: the autoretry runs at once, in the "other process"
     s = row(ctx, sid)
@@ -140,19 +146,7 @@ def test_a_celery_task_with_no_pooled_database_connection_free_is_retried(
     """The database pool exhausted for a moment (QueuePool's TimeoutError) is the database's outage, as a dropped
     connection is: the task retries and takes its job back. Before: the task failed and the job waited out its
     lease (300 s)."""
-    certifier = FixedCertifier()
-    failures = iter([PoolTimeoutError("QueuePool limit of size 5 overflow 10 reached")])
-    real_process = processing.process
-
-    def flaky(*args: Any) -> bool:
-        failure = next(failures, None)
-        if failure is not None:
-            raise failure
-        return real_process(*args)
-
-    monkeypatch.setattr(tasks, "_worker_ctx", lambda: ctx)
-    monkeypatch.setattr(tasks, "shared_certifier", lambda _s: certifier)
-    monkeypatch.setattr("service.adapters.workers.tasks.process", flaky)
+    _task_failing_once(ctx, monkeypatch, PoolTimeoutError("QueuePool limit of size 5 overflow 10 reached"))
     sid = queued_job(ctx)
     tasks.process_session.apply(args=(sid,))
     s = row(ctx, sid)

@@ -6,14 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.infra.observability.logs import install_log_masking
 from service.infra.observability.middleware import LABELLED_METHODS
 from service.infra.security import mask_text
 from tests.service import factories
@@ -56,19 +54,6 @@ def test_a_number_written_in_groups_or_full_width_is_masked(written: str, masked
 )
 def test_other_numbers_are_left_as_they_are(text: str) -> None:
     assert mask_text(text) == text
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    buf = io.StringIO()
-    handler = logging.StreamHandler(buf)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    install_log_masking("json")
-    try:
-        yield buf
-    finally:
-        root.removeHandler(handler)
 
 
 def test_the_request_and_session_ids_of_a_json_log_line_never_show_a_number(

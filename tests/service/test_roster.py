@@ -216,6 +216,15 @@ def test_a_record_given_another_id_number_is_dated_as_a_new_persons(
     assert (kept.valid_until, kept.last_certified_on) == (dt.date(2027, 3, 1), dt.date(2026, 3, 2))
 
 
+def _certified(db: Session, beneficiary_id: int, on: dt.date, until: dt.date) -> None:
+    """A certification of the record stored as the service stores one (with its session)."""
+    s = factories.session_row(beneficiary_id)
+    db.add(s)
+    db.flush()
+    db.add(Certification(beneficiary_id=beneficiary_id, session_id=s.id, certified_on=on, valid_until=until, code=s.id))
+    db.flush()
+
+
 def test_the_previous_persons_certification_keeps_nobody_s_benefit_running(
     ctx: ServiceContext, db: Session, data_dir: Path
 ) -> None:
@@ -228,18 +237,7 @@ def test_the_previous_persons_certification_keeps_nobody_s_benefit_running(
     changed, kept = (db.scalar(select(Beneficiary).where(Beneficiary.external_id == r[0])) for r in rows)
     assert changed is not None and kept is not None
     for b in (changed, kept):
-        s = factories.session_row(b.id)
-        db.add(s)
-        db.flush()
-        db.add(
-            Certification(
-                beneficiary_id=b.id,
-                session_id=s.id,
-                certified_on=dt.date(2026, 3, 2),
-                valid_until=dt.date(2027, 3, 1),
-                code=f"code-{b.id}",
-            )
-        )
+        _certified(db, b.id, dt.date(2026, 3, 2), dt.date(2027, 3, 1))
         b.valid_until, b.last_certified_on = dt.date(2027, 3, 1), dt.date(2026, 3, 2)
     db.flush()
     rows[0][1], rows[0][6] = "110105194912310003", ""  # another number, no date: the grace date
@@ -250,18 +248,7 @@ def test_the_previous_persons_certification_keeps_nobody_s_benefit_running(
     assert run_cycle(db, after_grace, TERMS.rules) == [changed.id]
     assert changed.status == "suspended" and kept.status == "active"
     # The new person certifies: that certification is theirs and counts.
-    s = factories.session_row(changed.id)
-    db.add(s)
-    db.flush()
-    db.add(
-        Certification(
-            beneficiary_id=changed.id,
-            session_id=s.id,
-            certified_on=after_grace,
-            valid_until=dt.date(2027, 8, 31),
-            code="code-new",
-        )
-    )
+    _certified(db, changed.id, after_grace, dt.date(2027, 8, 31))
     changed.status, changed.suspended_on, changed.valid_until = "active", None, None  # as if the row lagged
     db.flush()
     assert run_cycle(db, after_grace + dt.timedelta(days=1), TERMS.rules) == []

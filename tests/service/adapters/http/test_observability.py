@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 
 from service.infra.observability import bind_session
-from service.infra.observability.logs import JsonFormatter, install_log_masking
+from service.infra.observability.logs import JsonFormatter
 from tests.service import servers
 from tests.service.adapters.http.helpers import beneficiary_with_number, open_session, put_card, put_video
 from tests.service.adapters.http.ops import ops_app
@@ -62,20 +62,6 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     with TestClient(app) as c:
         c.headers["X-API-Key"] = API_KEY
         yield c
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """The process's log output as configured by the service with PENSION_CERT_LOG_FORMAT=json."""
-    buf = io.StringIO()
-    handler = logging.StreamHandler(buf)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    install_log_masking("json")
-    try:
-        yield buf
-    finally:
-        root.removeHandler(handler)
 
 
 def test_request_id_echoed_when_sane_generated_otherwise(client: TestClient) -> None:

@@ -77,29 +77,10 @@ STRONG = "river cabinet lantern 47"
 
 def test_create_user_with_a_region_scope(tmp_path: Path) -> None:
     """--scope: checked division-code prefixes (a bad one refused in Chinese, nothing created), stored and audited."""
-    bad = run(
-        tmp_path,
-        "create-user",
-        "--username",
-        "wc",
-        "--role",
-        "reviewer",
-        "--scope",
-        "42x",
-        password=STRONG,
-    )
+    reviewer = ("create-user", "--username", "wc", "--role", "reviewer", "--scope")
+    bad = run(tmp_path, *reviewer, "42x", password=STRONG)
     assert bad.returncode != 0 and "地区范围无效" in bad.stderr
-    ok = run(
-        tmp_path,
-        "create-user",
-        "--username",
-        "wc",
-        "--role",
-        "reviewer",
-        "--scope",
-        "420106,4201",
-        password=STRONG,
-    )
+    ok = run(tmp_path, *reviewer, "420106,4201", password=STRONG)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout) == {"id": 1, "username": "wc", "role": "reviewer", "scope": ["4201", "420106"]}
     engine = create_engine(f"sqlite:///{tmp_path / 'pension_cert.db'}")
