@@ -18,16 +18,8 @@ from service.features.console.models import ReviewClaim, ReviewDecision, StaffUs
 from service.features.console.review_queue import CaseError, claim_case, list_queue
 from tests.service import factories
 from tests.service.features.console.conftest import login, new_client
+from tests.service.features.console.test_case_held import _review_case
 from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
-
-
-def _review_case(ctx: ServiceContext, channel: str = "proxy") -> str:
-    with ctx.db() as db:
-        b = factories.beneficiary(db, ctx.keyring)
-        s = factories.session_row(b.id, channel=channel, state="decided", decision="review", decided_at=utcnow())
-        s.reasons = ["SPOOF_SUSPECTED"]
-        db.add(s)
-        return s.id
 
 
 def _claim(client: TestClient, sid: str, csrf: str) -> tuple[int, str]:
