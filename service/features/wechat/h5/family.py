@@ -20,6 +20,7 @@ from service.certification.cycle import CycleState, cycle_state
 from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState
 from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding
+from service.features.wechat.messages import zh_date
 from service.infra.clock import local_today
 
 router = APIRouter(include_in_schema=False)
@@ -45,11 +46,11 @@ def elder_status(
     to_certify = state not in (CycleState.CERTIFIED, CycleState.DECEASED)
     if to_certify and requester is not None and attempts.attempts_left(db, ctx, b.id, requester) == 0:
         return "limit", LIMIT_TEXT
-    until = b.valid_until.isoformat() if b.valid_until else ""
+    until = zh_date(b.valid_until) if b.valid_until else ""  # as the messages write it: 2027年3月1日
     text = {
-        CycleState.CERTIFIED: f"已认证,有效期至 {until}",
-        CycleState.DUE_SOON: f"请在 {until} 前完成认证",
-        CycleState.OVERDUE: f"认证已于 {until} 到期,请尽快认证",
+        CycleState.CERTIFIED: f"已认证,有效期至{until}",
+        CycleState.DUE_SOON: f"请在{until}前完成认证",
+        CycleState.OVERDUE: f"认证已于{until}到期,请尽快认证",
         CycleState.UNDATED: "暂无认证记录",
         CycleState.DECEASED: "已登记死亡",
     }[state]

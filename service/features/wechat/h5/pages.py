@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from service.features.wechat.h5 import voice
+from service.features.wechat.messages import zh_date
 from service.infra.observability.headers import H5_BASE_CSP, H5_CSP
 
 HERE = Path(__file__).parent
@@ -19,6 +20,7 @@ CSP = H5_BASE_CSP
 JSSDK_CSP = H5_CSP
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+templates.filters["zh_date"] = zh_date  # dates as the messages write them (2027年3月1日), not ISO
 
 
 def render(request: Request, name: str, status: int = 200, jssdk: bool = False, **values: Any) -> HTMLResponse:

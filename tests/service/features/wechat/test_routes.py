@@ -5,6 +5,7 @@ session (and an expired media_id)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import time
@@ -163,7 +164,7 @@ def test_message_link_reaches_its_result_after_oauth(
 ) -> None:
     """The link in a result message, opened the next day (no cookie), shows that result after the login."""
     fake_wx.state.browser_openid = "openid-link-1"
-    b = factories.beneficiary(db, ctx.keyring)
+    b = factories.beneficiary(db, ctx.keyring, valid_until=dt.date(2027, 3, 1))
     s = decided_session(db, ctx, b, "accept")
     db.add(WeChatSessionLink(session_id=s.id, openid="openid-link-1"))
     db.commit()
@@ -171,6 +172,8 @@ def test_message_link_reaches_its_result_after_oauth(
     assert login_through(client, path) == path
     page = client.get(path)
     assert page.status_code == 200 and "认证通过" in page.text
+    # The date as the message wrote it and as people read it, not ISO.
+    assert '<strong id="valid-until">2027年3月1日</strong>' in page.text and "2027-03-01" not in page.text
 
 
 def forged_state_login(client: TestClient, fake: FakeWeChat, target: str) -> Any:

@@ -56,7 +56,8 @@ def test_the_cycle_state_of_each_elder(app: App, days: int | None, state: str, w
     got_state, text = statuses(app, token)[binding]
     assert got_state == state and words in text
     if days is not None:
-        assert (utcnow().date() + dt.timedelta(days=days)).isoformat() in text  # the real date, never a placeholder
+        day = utcnow().date() + dt.timedelta(days=days)  # the real date, never a placeholder; written as people read it
+        assert f"{day.year}年{day.month}月{day.day}日" in text and day.isoformat() not in text
 
 
 @pytest.mark.parametrize(
