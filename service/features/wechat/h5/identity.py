@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from fastapi import Request
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
@@ -58,9 +59,17 @@ def require_openid(ctx: ServiceContext, request: Request) -> str:
 
 
 def remember_user(db: Session, openid: str) -> None:
-    """Record that this WeChat account signed in to the pages (created on first sight, else its last visit)."""
+    """Record that this WeChat account signed in to the pages (created on first sight, else its last visit).
+
+    Two first sign-ins of one account at once (the callback loaded twice, two tabs) both find no row: the second
+    insert then fails on the key (PostgreSQL waits for the first to commit), in a savepoint of its own, and the
+    row the first one made is updated instead (it was a 500)."""
     user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
     if user is None:
-        db.add(WeChatUser(openid=openid))
-    else:
-        user.last_seen_at = utcnow()
+        try:
+            with db.begin_nested():
+                db.add(WeChatUser(openid=openid))
+            return
+        except IntegrityError:
+            user = db.query(WeChatUser).filter_by(openid=openid).one()
+    user.last_seen_at = utcnow()
