@@ -48,7 +48,10 @@ class ClientAddress:
         peer = str((scope.get("client") or ("unknown", 0))[0])
         if not self.networks or not self._trusted(peer):
             return peer
-        forwarded = header(scope, b"x-forwarded-for")
+        # Every X-Forwarded-For line, in order (RFC 9110: one list): a proxy that adds a line of its own instead of
+        # appending to the client's (HAProxy's `option forwardfor`) put the real address in the second, and the
+        # first alone let a client choose its own.
+        forwarded = ", ".join(headers(scope, b"x-forwarded-for"))
         if not forwarded:
             return peer
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]
@@ -65,7 +68,11 @@ def is_form_post(content_type: str) -> bool:
 
 
 def header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers") or []:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+    """The first `name` header's value (None: absent)."""
+    found = headers(scope, name)
+    return found[0] if found else None
+
+
+def headers(scope: dict[str, Any], name: bytes) -> list[str]:
+    """Every `name` header's value, in the order the request sent them."""
+    return [str(value.decode("latin-1")) for key, value in scope.get("headers") or [] if key == name]

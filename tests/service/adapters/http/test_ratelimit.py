@@ -141,6 +141,9 @@ def test_forwarded_for_believed_only_from_trusted_proxies(tmp_path: Path) -> Non
     scope = {"client": ("10.0.0.1", 1), "headers": [(b"x-forwarded-for", b"1.2.3.4, 5.6.7.8, 10.0.0.2")]}
     assert addr(scope) == "5.6.7.8"  # the right-most address that is not one of ours
     assert ClientAddress([])(scope) == "10.0.0.1"
+    # A proxy adding a line of its own (HAProxy): the client's forged first line does not choose the address.
+    forged = [(b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-for", b"203.0.113.7")]
+    assert addr({"client": ("10.0.0.1", 1), "headers": forged}) == "203.0.113.7"
 
 
 @pytest.fixture(scope="module")
