@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -90,14 +90,9 @@ def bind(
     elder = _bindable_elder(db, ctx, op, elder_name, elder_id_number)
     accounts = person_accounts(db, op)
     theirs = elder_bindings(db, elder.id)
-    persons = persons_of(db, {b.operator_id for b in theirs})
-    rules = [to_rule(b, persons[b.operator_id], elder.id_hash) for b in theirs]
     person = op.person_hash or op.id
-    mine = list(db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id.in_(accounts))))
-    history = [to_rule(b, person, elder_hash(db, b)) for b in mine]
-    this_account = [r for b, r in zip(mine, history, strict=True) if b.operator_id == op.id]
     try:
-        check_new_binding(person, elder.id_hash, history, rules, proxy_policy(), this_account)
+        rules = check_limits(db, elder, person, accounts, theirs, account=op.id)
     except ProxyAuthError as exc:
         audit(db, actor(op), "proxy.bind.refused", elder.external_id, {"reason": exc.reason.value})
         db.commit()  # the refusal is on record even though the request fails (nothing else was written)
@@ -130,6 +125,29 @@ def bind(
     detail = {"binding": row.id, "relationship": rel.value, "status": row.status, "carried": carried}
     audit(db, actor(op), "proxy.bind", elder.external_id, detail)
     return row
+
+
+def check_limits(
+    db: Session,
+    elder: Beneficiary,
+    person: str,
+    accounts: Sequence[str],
+    theirs: Sequence[ProxyBinding],
+    account: str | None = None,
+    leaving_out: str | None = None,
+) -> list[Binding]:
+    """`proxy_auth.check_new_binding` over the stored rows, for `person` (behind `accounts`) binding `elder`,
+    whose bindings are `theirs`: ProxyAuthError when a limit breaks. `account`: the one account binding ("already
+    bound" is then checked for it alone; None: for the person). `leaving_out`: a binding counted in neither list
+    (one given back: `identity.restore_for_same_person`). The elder's bindings as rules, relatives as persons."""
+    persons = persons_of(db, {b.operator_id for b in theirs})
+    rules = [to_rule(b, persons[b.operator_id], elder.id_hash) for b in theirs if b.id != leaving_out]
+    query = select(ProxyBinding).where(ProxyBinding.operator_id.in_(accounts))
+    mine = [b for b in db.scalars(query) if b.id != leaving_out]
+    history = [to_rule(b, person, elder_hash(db, b)) for b in mine]
+    this_account = [r for b, r in zip(mine, history, strict=True) if b.operator_id == account] if account else None
+    check_new_binding(person, elder.id_hash, history, rules, proxy_policy(), this_account)
+    return rules
 
 
 def _bindable_elder(db: Session, ctx: ServiceContext, op: ProxyOperator, name: str, id_number: str) -> Beneficiary:

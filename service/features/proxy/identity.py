@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from proxy_auth import ProxyAuthError, check_new_binding
+from proxy_auth import ProxyAuthError
 from service.certification.audit import audit
 from service.certification.contract import IdentityConfirmed
 from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus
-from service.features.proxy.bindings import elder_hash, persons_of, to_rule
+from service.features.proxy.bindings import check_limits, persons_of
 from service.features.proxy.models import (
     ENDED_STATUSES,
     BindingStatus,
@@ -26,7 +26,6 @@ from service.features.proxy.models import (
     ProxyOperator,
     ProxyOperatorIdentity,
 )
-from service.features.proxy.policy import proxy_policy
 
 REVOKED_ACTION = "proxy.binding.revoked"
 
@@ -92,13 +91,10 @@ def _may_return(
     if elder is None or elder.status == BeneficiaryStatus.DECEASED:
         return False
     person = persons.get(row.operator_id, row.operator_id)
-    others = [b for b in record_rows if b.id != row.id]
-    elder_rules = [to_rule(b, persons.get(b.operator_id, b.operator_id), elder.id_hash) for b in others]
     accounts = [op for op, p in persons.items() if p == person]
-    theirs = db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id.in_(accounts), ProxyBinding.id != row.id))
-    history = [to_rule(b, person, elder_hash(db, b)) for b in theirs]
     try:
-        check_new_binding(person, elder.id_hash, history, elder_rules, proxy_policy())
+        # As a new binding of the pair would be checked, "already bound" for any of the person's accounts.
+        check_limits(db, elder, person, accounts, record_rows, leaving_out=row.id)
     except ProxyAuthError:
         return False
     return True
