@@ -303,8 +303,10 @@ def test_without_the_runtime_the_old_flow_still_completes(site: Site, browser: B
     page.click("#record")  # the old flow: tap, countdown, each action for its fixed time
     # The decision itself may be a reject for a repeated video (the same camera clip as the guided test's):
     # what is tested here is that the flow completes.
-    page.wait_for_timeout(4500)  # countdown done, the first action on screen for its fixed time
-    assert page.inner_text("#action-text") == "⬅ 请向左转头" and page.get_attribute("#app", "data-confirmed") is None
+    # Countdown done, the first action on screen for its fixed time (waited for, not slept: a loaded machine).
+    first_action = "() => document.getElementById('action-text').textContent === '⬅ 请向左转头'"
+    page.wait_for_function(first_action, timeout=15_000)
+    assert page.get_attribute("#app", "data-confirmed") is None
     shot(page, "fallback-recording")
     decision = decided(site, page, str(session["session_id"]))
     shot(page, f"fallback-result-{decision}")
