@@ -45,8 +45,8 @@ class BodyLimitMiddleware:
     """Refuse a request body over its limit: one that announces more bytes (Content-Length) before it is read at
     all; one sent without a length (chunked) or longer than announced as soon as the bytes received pass it.
 
-    The limit is the largest upload's, except for a body FastAPI parses as JSON (a JSON type, or none): no JSON
-    body of the service is more than a few hundred bytes, and FastAPI parses it before the route's key check
+    The limit is the largest upload's, except for a body parsed whole (JSON, a JSON type or none; a urlencoded
+    form): no such body of the service is more than a few KiB, and FastAPI parses it before the route's key check
     runs (60 MiB of `[{},{},…]` made 1.4 GB of objects, the event loop held for seconds, before the 401). The
     multipart parser spools a file part to disk whatever its size, also before any check: counting Content-Length
     only let anyone write gigabytes to the temporary directory with one chunked request."""
@@ -63,7 +63,7 @@ class BodyLimitMiddleware:
             self.max_bytes, ReasonCode.MEDIA_TOO_LARGE.value, catalog.message_zh(ReasonCode.MEDIA_TOO_LARGE)
         )
         limit = upload
-        if _parsed_as_json(header(scope, b"content-type") or ""):  # the first, as FastAPI reads it
+        if _parsed_whole(header(scope, b"content-type") or ""):  # the first, as FastAPI reads it
             limit = _Limit(MAX_JSON_BODY, *BODY_TOO_LARGE)
         length = dict(scope.get("headers") or []).get(b"content-length")  # bytes: isdigit() is ASCII only
         if length is not None and length.isdigit() and int(length) > limit.max_bytes:
@@ -73,10 +73,14 @@ class BodyLimitMiddleware:
         await _CountedBody(self.app, limit)(scope, receive, send)
 
 
-def _parsed_as_json(content_type: str) -> bool:
-    """Whether FastAPI reads a body of this type as JSON: no type at all, `application/json`, `application/*+json`."""
+def _parsed_whole(content_type: str) -> bool:
+    """Whether a body of this type is parsed whole in memory, held to MAX_JSON_BODY: what FastAPI reads as JSON (no
+    type at all, `application/json`, `application/*+json`) and a plain HTML form (`x-www-form-urlencoded`: every
+    field kept in memory, unlike multipart's file parts; no form of the console or the H5 pages sends more than a
+    few KiB, and the login form is parsed before anyone is known)."""
     kind = content_type.split(";")[0].strip().lower()
-    return not kind or kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+    json_body = not kind or kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+    return json_body or kind == "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True)
