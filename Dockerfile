@@ -3,8 +3,9 @@
 #   docker build -t pension-cert .                                  # models fetched from the pinned URLs
 #   docker build --build-arg FETCH_MODELS=0 -t pension-cert .        # models mounted at run time instead:
 #   docker run -v /srv/models:/models:ro -e PENSION_CERT_MODELS_DIR=/models -p 8000:8000 pension-cert
-# Outside development, set PENSION_CERT_ENV=production and real secrets (PENSION_CERT_MEDIA_KEY,
-# PENSION_CERT_SIGNING_KEY, PENSION_CERT_API_KEYS): the service refuses its development defaults.
+# Set real secrets (PENSION_CERT_MEDIA_KEY, PENSION_CERT_SIGNING_KEY, PENSION_CERT_API_KEYS,
+# PENSION_CERT_ADMIN_API_KEYS, e.g. with --env-file): `serve --host 0.0.0.0` refuses the public development
+# defaults off loopback, and outside development (PENSION_CERT_ENV=production) the service refuses them anyway.
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

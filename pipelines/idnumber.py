@@ -3,8 +3,10 @@
 Used by the card reader (pipelines/id_card) and, through service/certification/idnumber.py, by the roster,
 proxy sign-up and lookups, so that a number is judged the same everywhere: 17 ASCII digits and a digit or X,
 a birth date from 1900-01-01 to today, a region code known to the one region policy
-(pipelines.divisions.known_region) and the ISO 7064 MOD 11-2 check digit. A module of its own, outside
-pipelines/id_card, so that the service loads it without the card reader and its models.
+(pipelines.divisions.known_region) or the prefix of a residence permit or permanent residence card (below), and
+the ISO 7064 MOD 11-2 check digit. ``normalise`` is the one form typed input is brought to (full-width
+characters, spaces, 15-digit numbers). A module of its own, outside pipelines/id_card, so that the service loads
+it without the card reader and its models.
 """
 
 from __future__ import annotations
@@ -20,6 +22,25 @@ NUMBER_RE = re.compile(r"^[0-9]{17}[0-9X]\Z")
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 # Nobody born earlier is alive to be certified; an earlier date is a misread or mistyped number.
 EARLIEST_BIRTH = dt.date(1900, 1, 1)
+# 港澳台居民居住证 (2018): the same 18-character number, its first six digits one of these instead of a county.
+PERMIT_PREFIXES = {"810000": "香港居民居住证", "820000": "澳门居民居住证", "830000": "台湾居民居住证"}
+# 外国人永久居留身份证 (2023 format): 9, the issuing province's two digits, a three-digit nationality code
+# (GB/T 2659), then the birth date, a sequence and the same check digit.
+FOREIGNER_FIRST = "9"
+# Full-width digits and X/x (a Chinese input method) → ASCII; whitespace (U+3000 included) is dropped.
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789XX")
+_LEGACY_RE = re.compile(r"^[0-9]{15}\Z")
+
+
+def normalise(text: str) -> str:
+    """The printed form of a typed number: ASCII, no spaces, X upper-case; a 15-digit first-generation number
+    becomes its 18-digit form (GB 11643-1999: "19" before the year, the check digit appended; every 15-digit
+    number was issued to someone born in the 1900s). Anything else is returned for the validator to refuse."""
+    number = "".join(text.translate(_FULL_WIDTH).split()).upper()
+    if _LEGACY_RE.match(number):
+        body = number[:6] + "19" + number[6:]
+        number = body + check_digit(body)
+    return number
 
 
 def check_digit(first17: str) -> str:
@@ -65,6 +86,26 @@ def _region_label(code: str) -> str | None:
     return info["province"] + ("" if county == info["province"] else county)
 
 
+def _region_ok(code: str) -> bool:
+    """A county code of any era, a residence permit's prefix, or a permanent residence card's mainland province
+    and nationality (a nationality code is never 000)."""
+    if code in PERMIT_PREFIXES:
+        return True
+    if code.startswith(FOREIGNER_FIRST):
+        # Issued on the mainland: its provinces' codes start 1–6 (71 台湾省 and 81/82 are not issuing provinces).
+        mainland = code[1] in "123456" and "province" in historic_info(code[1:3] + "0000")
+        return mainland and code[3:6] != "000"
+    return known_region(code)
+
+
+def _label(code: str) -> str | None:
+    if code in PERMIT_PREFIXES:
+        return PERMIT_PREFIXES[code]
+    if code.startswith(FOREIGNER_FIRST):
+        return historic_info(code[1:3] + "0000")["province"] + "外国人永久居留身份证"
+    return _region_label(code)
+
+
 def check_number(number: str | None, today: dt.date | None = None) -> NumberCheck:
     """Format, ISO 7064 MOD 11-2 check digit, region code and birth date of an ID number.
 
@@ -72,7 +113,9 @@ def check_number(number: str | None, today: dt.date | None = None) -> NumberChec
     normalisation (spaces, full-width digits) is the caller's: a card line or a form field.
     stdnum's ``ric.validate`` also requires the county to have existed in the birth year; numbers of people
     born before their county was created (most pensioners: numbers were assigned from 1984 on) are real,
-    so the region is only required to be a known code of any era (divisions.known_region).
+    so the region is only required to be a known code of any era (divisions.known_region). Hong Kong, Macau
+    and Taiwan residents' permits (810000/820000/830000) and foreigners' permanent residence cards (9…) carry
+    numbers of the same form and are judged alike (``_region_ok``).
     """
     if number is not None and number.endswith("x"):
         number = number[:-1] + "X"
@@ -87,9 +130,9 @@ def check_number(number: str | None, today: dt.date | None = None) -> NumberChec
     date_ok = birth is not None and EARLIEST_BIRTH <= birth <= today
     if not date_ok:
         problems.append("birth_date")
-    region_ok = known_region(number[:6])
+    region_ok = _region_ok(number[:6])
     if not region_ok:
         problems.append("region")
-    region = _region_label(number[:6]) if region_ok else None
+    region = _label(number[:6]) if region_ok else None
     sex = "男" if int(number[16]) % 2 == 1 else "女"
     return NumberCheck(True, checksum_ok, region_ok, date_ok, birth if date_ok else None, sex, region, problems)

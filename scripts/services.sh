@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Scale-out set-up on one machine: PostgreSQL and Redis from Debian packages, on loopback, data under
-# var/services. Prints the settings to export; then run `pension-cert serve` and any number of
-# `celery -A service.adapters.workers.tasks worker` (or `pension-cert worker`) processes.
-#   scripts/services.sh start   # install if needed, start, migrate (Alembic), print the exports
-#   scripts/services.sh stop
+# $PENSION_CERT_SERVICES_DIR (default /var/tmp/pension-cert-services). Prints the settings to export; then run
+# `pension-cert serve` and any number of `celery -A service.adapters.workers.tasks worker` (or `pension-cert worker`)
+# processes.
+#   eval "$(bash scripts/services.sh start)"   # install if needed, start, migrate (Alembic), set the exports
+#   bash scripts/services.sh stop
+# Loopback is shared by every account of the machine, so neither server takes a connection without its password:
+# each is random, made on the first start and kept in the services folder (mode 0700, the files 0600; the
+# exported URLs carry them). PostgreSQL's own socket, in that folder, stays open to its owner (and root) only.
 # The test suite does not need this: it starts its own throwaway servers from the same binaries.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,8 +16,12 @@ PG_PORT="${PENSION_CERT_PG_PORT:-55432}"
 REDIS_PORT="${PENSION_CERT_REDIS_PORT:-56379}"
 BASE="${PENSION_CERT_SERVICES_DIR:-/var/tmp/pension-cert-services}"
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+# PostgreSQL refuses to run as root: as root it runs as the postgres system user, which then owns the folder.
+OWNER="$(id -un)"
+[ "$(id -u)" -eq 0 ] && OWNER=postgres
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+die() { echo "services: $*" >&2; exit 1; }
 
 install() {
   local missing=()
@@ -28,31 +36,90 @@ install() {
   fi
 }
 
+private_base() {  # the services folder, this set-up's own: never a symlink or another account's folder
+  # /var/tmp is writable by every account: a name planted there in advance (a symlink to /etc, a folder of
+  # the attacker's) would otherwise get chowned to postgres, or receive the data and the passwords.
+  if [ ! -e "$BASE" ] && [ ! -L "$BASE" ]; then
+    mkdir -p "$(dirname "$BASE")"
+    # mkdir, not mkdir -p: it fails on a name planted between the test above and now.
+    (umask 077 && mkdir "$BASE") || die "$BASE appeared while it was being made: refusing it"
+    if [ "$(id -u)" -eq 0 ]; then chown -h postgres "$BASE"; fi
+  fi
+  [ -L "$BASE" ] && die "$BASE is a symlink: refusing it (remove it, or set PENSION_CERT_SERVICES_DIR)"
+  [ -d "$BASE" ] || die "$BASE is not a folder"
+  local owner
+  owner="$(stat -c %U "$BASE")"
+  [ "$owner" = "$OWNER" ] || die "$BASE belongs to $owner, not $OWNER: refusing it (set PENSION_CERT_SERVICES_DIR)"
+  chmod 700 "$BASE"
+}
+
+secret() {  # secret NAME: the password kept in $BASE/NAME.password (0600), made on the first call
+  local file="$BASE/$1.password"
+  if [ ! -s "$file" ]; then
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
+start_postgres() {
+  local password="$1" opts="-p $PG_PORT -h 127.0.0.1 -k $BASE"
+  if [ ! -d "$BASE/pgdata" ]; then
+    as_pg "$PG_BIN/initdb" -D "$BASE/pgdata" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >/dev/null
+  fi
+  # Rewritten at every start: also closes a folder made by an older version of this script (trust on 127.0.0.1).
+  # The socket's folder is $BASE (0700), so `local ... trust` admits its owner and root only.
+  printf '%s\n' "local all all trust" "host all all 127.0.0.1/32 scram-sha-256" "host all all ::1/128 scram-sha-256" |
+    as_pg tee "$BASE/pgdata/pg_hba.conf" >/dev/null
+  if as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" status >/dev/null 2>&1; then
+    as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" reload >/dev/null
+  else
+    as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" -l "$BASE/pg.log" -w -o "$opts" start >/dev/null
+  fi
+  # Through the socket (no password yet on a new cluster); the password itself on stdin, never in argv.
+  # scram-sha-256 named: PostgreSQL 13 and older hash a new password with md5 by default, which pg_hba refuses.
+  printf "SET password_encryption = 'scram-sha-256'; ALTER USER postgres PASSWORD '%s';\n" "$password" |
+    as_pg psql -h "$BASE" -p "$PG_PORT" -U postgres -qX >/dev/null
+  as_pg psql -h "$BASE" -p "$PG_PORT" -U postgres -tAXc "SELECT 1 FROM pg_database WHERE datname='pension_cert'" |
+    grep -q 1 || as_pg psql -h "$BASE" -p "$PG_PORT" -U postgres -qXc "CREATE DATABASE pension_cert" >/dev/null
+}
+
+start_redis() {
+  local password="$1"
+  # The password in a 0600 file, not on the command line (every account can read the process list).
+  (umask 077 && printf '%s\n' "port $REDIS_PORT" "bind 127.0.0.1" "requirepass $password" "dir $BASE" \
+    "logfile $BASE/redis.log" "pidfile $BASE/redis.pid" "daemonize yes" >"$BASE/redis.conf")
+  if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
+    # A Redis that answers without a password (started by an older version of this script): give it one.
+    printf 'CONFIG SET requirepass %s\n' "$password" | redis-cli -p "$REDIS_PORT" >/dev/null  # not in argv
+  elif ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    redis-server "$BASE/redis.conf" >/dev/null
+  fi
+}
+
 start() {
   install
-  mkdir -p "$BASE"
-  [ "$(id -u)" -eq 0 ] && chown postgres "$BASE"
-  if [ ! -d "$BASE/pgdata" ]; then
-    as_pg "$PG_BIN/initdb" -D "$BASE/pgdata" -U postgres --auth=trust -E UTF8 >/dev/null
-  fi
-  as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" -l "$BASE/pg.log" -w \
-    -o "-p $PG_PORT -h 127.0.0.1 -k $BASE" status >/dev/null 2>&1 ||
-    as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" -l "$BASE/pg.log" -w -o "-p $PG_PORT -h 127.0.0.1 -k $BASE" start >/dev/null
-  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='pension_cert'" |
-    grep -q 1 || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE pension_cert" >/dev/null
-  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 ||
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$BASE" \
-      --logfile "$BASE/redis.log" --pidfile "$BASE/redis.pid" >/dev/null
-  export PENSION_CERT_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/pension_cert"
+  private_base
+  local pg_password redis_password
+  pg_password="$(secret postgres)"
+  redis_password="$(secret redis)"
+  start_postgres "$pg_password"
+  start_redis "$redis_password"
+  export PENSION_CERT_DATABASE_URL="postgresql+psycopg://postgres:$pg_password@127.0.0.1:$PG_PORT/pension_cert"
   .venv/bin/alembic -c alembic.ini upgrade head >&2
   echo "export PENSION_CERT_DATABASE_URL=$PENSION_CERT_DATABASE_URL"
-  echo "export PENSION_CERT_BROKER_URL=redis://127.0.0.1:$REDIS_PORT/0"
+  echo "export PENSION_CERT_BROKER_URL=redis://:$redis_password@127.0.0.1:$REDIS_PORT/0"
   echo "export PENSION_CERT_WORKER_MODE=celery"
 }
 
 stop() {
-  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  [ -d "$BASE/pgdata" ] && as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" -m fast stop >/dev/null 2>&1 || true
+  if [ -s "$BASE/redis.password" ]; then
+    REDISCLI_AUTH="$(cat "$BASE/redis.password")" redis-cli --no-auth-warning -p "$REDIS_PORT" shutdown nosave \
+      >/dev/null 2>&1 || true
+  fi
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true  # one started without a password
+  if [ -d "$BASE/pgdata" ] && [ ! -L "$BASE" ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" -m fast stop >/dev/null 2>&1 || true
+  fi
 }
 
 case "${1:-start}" in

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the project and runs the main job on embedded defaults: the certification service (SQLite in var/,
 # encrypted local media, two worker processes) on http://127.0.0.1:8000 (OpenAPI docs at /docs, staff console at
-# /console/, mobile pages at /h5/). HOST and PORT choose where it listens (HOST=0.0.0.0: every interface).
+# /console/, mobile pages at /h5/). HOST and PORT choose where it listens (HOST=0.0.0.0: every interface, with
+# your own PENSION_CERT_* keys: off loopback `serve` refuses the public development defaults).
 # On the first run (no database yet) it starts with the demo kit (`serve --demo`: a matching ID card + selfie video
 # in var/demo/, its beneficiary imported, the challenge fixed to the video's actions); try it with
 # `bash scripts/demo_walkthrough.sh` from another terminal. Stop it with Ctrl-C.

@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from pipelines.id_card import layout
+from pipelines.names import DOT_VARIANTS, HAN, normalise_name
 
 # Vertical bands (template y of character centres) and the left edge of the entries.
 NAME_BAND = (150, 308)
@@ -141,7 +142,8 @@ def _join(chars: list[Char]) -> tuple[str, float]:
 
 def name_field(chars: list[Char]) -> tuple[str | None, float]:
     text, conf = _join([c for c in chars if in_band(c, NAME_BAND)])
-    text = re.sub(r"[^\u3400-\u9fff·]", "", text)
+    # Every middle-dot look-alike as the card's ·, then only Han characters (any plane: 𠮷) and that dot.
+    text = normalise_name(re.sub(f"[^{HAN}{re.escape(DOT_VARIANTS)}]", "", text))
     return (text or None), conf
 
 
@@ -155,7 +157,7 @@ def sex_field(chars: list[Char]) -> tuple[str | None, float]:
 
 def ethnicity_field(chars: list[Char]) -> tuple[str | None, float]:
     text, conf = _join([c for c in chars if in_band(c, ROW2_BAND, ETHNICITY_CAPTION_X[1], TEXT_RIGHT)])
-    text = re.sub(r"[^\u3400-\u9fff]", "", text)
+    text = re.sub(f"[^{HAN}]", "", text)
     if text.startswith("族") and len(text) > 1:
         text = text[1:]  # the caption's last character, when the homography puts it just past the split
     if text.endswith("族") and text[:-1] in ETHNICITY_NAMES:
@@ -193,15 +195,35 @@ def address_field(chars: list[Char]) -> tuple[str | None, float]:
     if len(first) > 1 and first[0].ch in ADDRESS_CAPTION_MISREADS and first[0].x < ENTRY_START + 14:
         lines[min(lines)] = first[1:]
     parts = [_join(lines[k]) for k in sorted(lines)]
-    text = re.sub(r"[^\u3400-\u9fff0-9A-Za-z\-·()#]", "", "".join(p[0] for p in parts))
+    text = re.sub(f"[^{HAN}" + r"0-9A-Za-z\-·()#]", "", "".join(p[0] for p in parts))
     return (text or None), min(p[1] for p in parts)
 
 
 # -- emblem side: read by text, the layout there is simple -------------------------------------------------
 
-VALIDITY_RE = re.compile(
-    r"(\d{4})[.\-/](\d{1,2})[.\-/](\d{1,2})[-—~至]+(?:(\d{4})[.\-/](\d{1,2})[.\-/](\d{1,2})|(长期))"
-)
+# A date as printed (2005.07.14), or with its dots lost (20050714); then a dash of any kind between the two
+# dates (-, —, –, ~, 至, or the look-alike 一 a recogniser may give for the printed dash).
+_DATE = r"(\d{4})(?:[.\-/·](\d{1,2})[.\-/·](\d{1,2})|(\d{2})(\d{2}))"
+VALIDITY_RE = re.compile(_DATE + r"[-—–‒―−~至一_]+(?:" + _DATE + r"|(长期))")
+
+
+def _date(groups: tuple[str | None, ...]) -> dt.date:
+    """The date of one _DATE match's five groups (year, then month and day in one of two places)."""
+    year, month, day, month2, day2 = groups
+    return dt.date(int(year or 0), int(month or month2 or 0), int(day or day2 or 0))
+
+
+def _validity(text: str) -> tuple[dt.date | None, dt.date | None, bool]:
+    """(valid from, valid until, long-term) of a 有效期限 line; nothing when either end is not a calendar date."""
+    m = VALIDITY_RE.search(text.replace("有效期限", ""))
+    if not m:
+        return None, None, False
+    try:
+        start = _date(m.groups()[0:5])
+        until = None if m[11] else _date(m.groups()[5:10])
+    except ValueError:
+        return None, None, False
+    return start, until, until is None
 
 
 def emblem_fields(lines: list[str]) -> tuple[str | None, dt.date | None, dt.date | None, bool]:
@@ -216,14 +238,7 @@ def emblem_fields(lines: list[str]) -> tuple[str | None, dt.date | None, dt.date
             if not rest and i + 1 < len(lines):
                 rest = normalize(lines[i + 1])
             authority = rest or authority
-        m = VALIDITY_RE.search(text.replace("有效期限", ""))
-        if m:
-            try:
-                start = dt.date(int(m[1]), int(m[2]), int(m[3]))
-                if m[7]:
-                    long_term = True
-                else:
-                    until = dt.date(int(m[4]), int(m[5]), int(m[6]))
-            except ValueError:
-                pass
+        found = _validity(text)
+        if found[0] is not None:
+            start, until, long_term = found
     return authority, start, until, long_term

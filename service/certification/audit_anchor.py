@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from service.certification.models import utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
-from service.infra.storage import MediaStorage, StorageError
+from service.infra.storage import MediaStorage, StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 PREFIX = "audit/anchors/"
@@ -155,6 +155,8 @@ def check_anchors(db: Session, storage: MediaStorage) -> AnchorCheck:
     try:
         anchors = read_anchors(storage)
         head = read_head(storage)
+    except StorageUnavailableError:
+        raise  # the store did not answer: nothing was checked, no verdict (not "forged")
     except StorageError as exc:
         return AnchorCheck(False, 0, f"an anchor does not open (forged or edited): {exc}")
     for a in anchors:

@@ -97,6 +97,12 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     "PROXY_BINDING_REVOKED": "名册中该老人的身份证号已变更,原亲属绑定已终止,本次代办认证不能通过",
     # A binding's earlier certification still awaits its decision and the binding is one failure from its lock.
     "PROXY_DECISION_PENDING": "上一次代办认证正在处理,请等结果出来后再试",
+    # The elder's consent to one more relative while as many relatives as allowed are already consented to.
+    "PROXY_ELDER_SLOTS_FULL": (
+        "老人已同意的代办亲属人数已满,本次确认不能生效;请先由其中一位亲属解除绑定,再请老人录像确认"
+    ),
+    # A proxy certification queued before another of its binding's was flagged (or the binding locked): to staff.
+    "PROXY_BINDING_HELD": "该绑定正在人工核查,本次代办认证已转工作人员审核,请耐心等待结果",
 }
 
 # Assisted certification requests (service.features.console.assist): what the citizen or the staff member reads.
@@ -135,6 +141,8 @@ SERVICE_STAFF_ZH: dict[str, str] = {
     "CONSENT_REQUIRED": "未同意个人信息处理",
     "PROXY_RELATIONSHIP": "亲属关系填写不正确",
     "PROXY_OPERATOR_VERIFIED": "代办人已实名,拒绝再次核验",
+    "PROXY_ELDER_SLOTS_FULL": "老人的代办亲属名额已满,同意未生效",
+    "PROXY_BINDING_HELD": "同一绑定另有代办认证被标记(代办人本人出镜)或绑定已锁定,转人工",
     "WECHAT_DISABLED": "未配置微信渠道",
     "CARD_READ_DISABLED": "未开启先识别身份证",
     "WECHAT_TOKEN_UNSET": "未设置微信令牌",

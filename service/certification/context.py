@@ -61,6 +61,7 @@ class ServiceContext:
             validity_months=settings.cycle.validity_months,
             due_soon_days=settings.cycle.due_soon_days,
             birthday_month_regions=frozenset(settings.cycle.birthday_month_regions),
+            time_zone=settings.time_zone,
         )
         # Called with a session id after the transaction that queued it has committed.
         self.enqueue: Callable[[str], None] = lambda _sid: None

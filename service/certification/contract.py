@@ -102,6 +102,18 @@ class DecidedHook(Protocol):
     ) -> bool: ...
 
 
+class HoldHook(Protocol):
+    """Called inside the transaction that applies a machine decision to ``s``, once the session (and, for an
+    accept, its beneficiary) is locked and before the decision is recorded: the (outcome, reasons) to record.
+    Returns them unchanged, or holds back a decision the feature's own rows no longer allow: they may have changed
+    since its DecisionHook read them outside any transaction (a binding flagged by another session's decision, the
+    elder's relative slots filled meanwhile). Locks only rows after the beneficiary (lock_order.py)."""
+
+    def __call__(
+        self, db: Session, s: CertSession, subject: Beneficiary | None, outcome: Outcome, reasons: list[str], /
+    ) -> tuple[Outcome, list[str]]: ...
+
+
 class AcceptHook(Protocol):
     """Called whenever a session is accepted (by the machine or by staff), before the cycle is applied. True
     when the session certifies nobody; may raise a ServiceError to refuse the accept outright."""
@@ -222,6 +234,7 @@ class FeatureHooks:
     doubles) and run in registration order."""
 
     decision: dict[str, DecisionHook] = field(default_factory=dict)
+    holds: dict[str, HoldHook] = field(default_factory=dict)
     decided: dict[str, DecidedHook] = field(default_factory=dict)
     accept: dict[str, AcceptHook] = field(default_factory=dict)
     notifiers: dict[str, Notifier] = field(default_factory=dict)
@@ -252,6 +265,14 @@ class FeatureHooks:
         for hook in self.require_installed().decision.values():
             report = dataclasses.replace(report, decision=hook(ctx, session_id, certifier, report))
         return report
+
+    def hold(
+        self, db: Session, s: CertSession, subject: Beneficiary | None, outcome: Outcome, reasons: list[str]
+    ) -> tuple[Outcome, list[str]]:
+        """The decision to record for ``s``, every HoldHook given the previous one's (in the applying transaction)."""
+        for hook in self.require_installed().holds.values():
+            outcome, reasons = hook(db, s, subject, outcome, reasons)
+        return outcome, reasons
 
     def claim(self, db: Session, ctx: ServiceContext, s: CertSession) -> Claim | None:
         """The claim of a session without a beneficiary (None: no installed feature knows it)."""

@@ -14,15 +14,27 @@ import calendar
 import datetime as dt
 import enum
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, Certification, CycleEvent
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    Certification,
+    CertSession,
+    CycleEvent,
+    SessionState,
+    awaiting_staff,
+)
+from service.infra.clock import local_date
 
 log = logging.getLogger(__name__)
+# Ids per IN (...) of the run's queries: well under SQLite's and PostgreSQL's parameter limits.
+IN_CHUNK = 1000
 
 
 class CycleState(enum.StrEnum):
@@ -38,6 +50,8 @@ class CycleRules:
     validity_months: int = 12
     due_soon_days: int = 30
     birthday_month_regions: frozenset[str] = frozenset()
+    # The bureau's calendar (Settings.time_zone): which day a video queued at an instant was recorded on.
+    time_zone: str = "Asia/Shanghai"
 
     def uses_birthday_month(self, region: str) -> bool:
         # A prefix matches: "3701" covers every district of Jinan.
@@ -60,11 +74,17 @@ def valid_until(
     """Last day the certification made on `certified_on` is valid.
 
     Birthday-month rule: everyone re-certifies in their birth month, so a certification holds until the end of
-    the next birth month that is still ahead (certifying in the birth month itself carries to next year's).
+    the next birth month that is still ahead (certifying in the birth month itself carries to next year's), and
+    to the one after it when that end is already due soon (fewer than `due_soon_days` away, as `cycle_state`
+    counts): a pensioner born in February is reminded from 30 January, and a certification made then must not
+    end on the same 28 February it was made for.
     """
     if birth_date is not None and rules.uses_birthday_month(region):
         year = certified_on.year if birth_date.month > certified_on.month else certified_on.year + 1
-        return end_of_month(year, birth_date.month)
+        end = end_of_month(year, birth_date.month)
+        if (end - certified_on).days < rules.due_soon_days:
+            end = end_of_month(year + 1, birth_date.month)
+        return end
     return add_months(certified_on, rules.validity_months) - dt.timedelta(days=1)
 
 
@@ -116,7 +136,8 @@ def run_cycle(
     """Suspend every active beneficiary whose certification lapsed before `today`. Idempotent.
 
     Never one with a certification valid on `today` (of the record's present person: made since its last change
-    of ID number), whatever the beneficiary row says, nor one without any
+    of ID number), whatever the beneficiary row says, nor one whose certification is still being decided
+    (`_being_decided`: queued, running, in staff review or failed awaiting staff), nor one without any
     date: a row whose validity is NULL is suspended only when certifications of theirs exist (all lapsed, each
     with its date on the beneficiary page); one that never had a date (``CycleState.UNDATED``) never is. The
     rows are locked (PostgreSQL): a certification committed meanwhile is seen, and one applied later waits and
@@ -140,6 +161,8 @@ def run_cycle(
         .order_by(Beneficiary.id)  # many rows of one table: in a fixed order (service/certification/lock_order.py)
         .with_for_update()
     ).all()
+    waiting = _being_decided(db, lapsed, rules)
+    lapsed = [b for b in lapsed if b.id not in waiting]
     if guard is not None and lapsed:
         active = db.scalar(
             select(func.count()).select_from(Beneficiary).where(Beneficiary.status == BeneficiaryStatus.ACTIVE)
@@ -165,12 +188,37 @@ def run_cycle(
     return [b.id for b in lapsed]
 
 
-def record_certification(db: Session, b: Beneficiary, certified_on: dt.date, rules: CycleRules) -> dt.date:
-    """Apply an accepted certification: new validity, and resumption if the benefit was suspended."""
+def _being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules) -> set[int]:
+    """Those of `lapsed` with a certification made in time that the service has not decided yet: its video queued
+    on or before their last valid day (the bureau's calendar: 00:10 in Beijing is the next day) and the job queued,
+    running, in staff review or failed awaiting staff. They wait for the office, not the reverse: no suspension for
+    the backlog, and the run after a rejection suspends them. A session started after the lapse shelters nobody."""
+    last_day = {b.id: b.valid_until for b in lapsed if b.valid_until is not None}
+    undecided = CertSession.state.in_((SessionState.QUEUED, SessionState.PROCESSING)) | awaiting_staff()
+    queued_at = func.coalesce(CertSession.queued_at, CertSession.created_at)
+    ids, waiting = sorted(last_day), set[int]()
+    for at in range(0, len(ids), IN_CHUNK):
+        chunk = ids[at : at + IN_CHUNK]
+        query = select(CertSession.beneficiary_id, queued_at).where(CertSession.beneficiary_id.in_(chunk), undecided)
+        for bid, queued in db.execute(query):
+            if bid is not None and queued is not None and local_date(rules, queued) <= last_day[bid]:
+                waiting.add(bid)
+    return waiting
+
+
+def record_certification(
+    db: Session, b: Beneficiary, certified_on: dt.date, rules: CycleRules, today: dt.date | None = None
+) -> dt.date:
+    """Apply an accepted certification: new validity, and resumption if the benefit was suspended and the validity
+    now reaches `today` (the bureau's date it is recorded on; `certified_on` when not given).
+
+    A certification entered late (a counter or home visit dated in the past) whose validity ran out before
+    `today` is recorded, but resumes nothing: the next run would suspend the person again, and the `resumed` event
+    in between has the payment system pay back a suspension that still holds. Neither date ever moves back."""
     new_until = valid_until(certified_on, rules, b.region, b.birth_date)
-    b.last_certified_on = certified_on
+    b.last_certified_on = max(certified_on, b.last_certified_on) if b.last_certified_on else certified_on
     b.valid_until = max(new_until, b.valid_until) if b.valid_until else new_until
-    if b.status == BeneficiaryStatus.SUSPENDED:
+    if b.status == BeneficiaryStatus.SUSPENDED and b.valid_until >= (today or certified_on):
         db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=certified_on, suspended_since=b.suspended_on))
         b.status = BeneficiaryStatus.ACTIVE
         b.suspended_on = None

@@ -1,7 +1,8 @@
 """Worker heartbeats: every worker process records in the database that it is alive (``worker_heartbeats``).
 
-Who writes: a `pension-cert worker` process, the API process running thread workers (``WORKER_MODE=thread``),
-a Celery worker and each of its pool children. Each writes its own row every ``WORKER_HEARTBEAT_S`` from a
+Who writes: a `pension-cert worker` process, each worker thread of the API process (``WORKER_MODE=thread``: a
+row per thread, so a dead thread's jobs are not vouched for by the live ones), a Celery worker and each of its pool
+children. Each writes its own row every ``WORKER_HEARTBEAT_S`` from a
 thread of its own, so a long job never makes its worker look dead; a SIGKILLed process simply stops writing,
 a process that stops cleanly (or whose supervisor saw it die) marks its row stopped.
 
@@ -27,6 +28,7 @@ import secrets
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -113,12 +115,27 @@ def live_workers(ctx: ServiceContext) -> int:
     return int(n or 0)
 
 
-def holder_gone(now: dt.datetime, stale_s: float) -> Any:
-    """SQL condition on a claimed session: the process that claimed it stopped or stopped heartbeating."""
+# When a heartbeat of this process last failed to be written, per context (monotonic seconds).
+_beat_failed: weakref.WeakKeyDictionary[ServiceContext, float] = weakref.WeakKeyDictionary()
+
+
+def silence_is_death(ctx: ServiceContext) -> bool:
+    """Whether another worker's silent heartbeat may be read as its death. Not within WORKER_STALE_S of this
+    process's own failed beat: a database outage longer than that silences every worker, and once it is over the
+    holders of the jobs in flight beat again within WORKER_HEARTBEAT_S; taken for dead meanwhile, their jobs were
+    taken over (an attempt spent) and a job on its last attempt given up."""
+    failed = _beat_failed.get(ctx)
+    return failed is None or time.monotonic() - failed > ctx.settings.workers.worker_stale_s
+
+
+def holder_gone(now: dt.datetime, stale_s: float, silence_is_death: bool = True) -> Any:
+    """SQL condition on a claimed session: the process that claimed it stopped or (``silence_is_death``) stopped
+    heartbeating."""
     cutoff = now - dt.timedelta(seconds=stale_s)
+    gone = or_(WorkerHeartbeat.stopped_at.is_not(None), WorkerHeartbeat.last_seen < cutoff)
     return exists().where(
         WorkerHeartbeat.name == CertSession.worker_process,
-        or_(WorkerHeartbeat.stopped_at.is_not(None), WorkerHeartbeat.last_seen < cutoff),
+        gone if silence_is_death else WorkerHeartbeat.stopped_at.is_not(None),
     )
 
 
@@ -136,10 +153,12 @@ class Heartbeat:
     logged, the thread keeps trying), so a worker that claims a job right after has a row vouching for it.
     """
 
-    def __init__(self, ctx: ServiceContext, kind: str, alive: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self, ctx: ServiceContext, kind: str, alive: Callable[[], bool] | None = None, name: str | None = None
+    ) -> None:
         self.ctx = ctx
         self.kind = kind
-        self.name = process_name()
+        self.name = name or process_name()  # a worker thread's own row: its name (service/adapters/workers/worker.py)
         self._alive = alive or (lambda: True)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,6 +172,7 @@ class Heartbeat:
                 self._pruned = time.monotonic()
                 prune(self.ctx)
         except Exception as exc:  # the database is down: readiness says so; keep trying
+            _beat_failed[self.ctx] = time.monotonic()
             if not self._failing:
                 log.warning("worker heartbeat %s failed: %s", self.name, exc)
             self._failing = True

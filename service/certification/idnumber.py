@@ -1,8 +1,9 @@
 """Resident ID numbers for the service: the pipelines' one validator, with the sentences roster rows show.
 
-The rule itself (format, birth date, region policy, check digit) lives in pipelines/idnumber.py, so the
-roster, proxy sign-up, console lookups and the card reader judge a number the same way. Callers normalise
-typed input first (service.infra.security.normalise_id).
+The rule itself (format, birth date, region policy with the residence permits and permanent residence cards,
+check digit) lives in pipelines/idnumber.py, so the roster, proxy sign-up, console lookups and the card reader
+judge a number the same way. Callers normalise typed input first (service.infra.security.normalise_id, which is
+pipelines.idnumber.normalise: full-width characters, spaces, 15-digit numbers).
 """
 
 from __future__ import annotations

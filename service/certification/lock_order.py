@@ -17,7 +17,8 @@ Who takes what, in this order (docs/security.md, Part L):
 - an upload queuing a session (`sessions._check_undecided_attempts`): the session, its beneficiary; a relative's
   verification: its operator;
 - a worker applying a decision (`processing._apply`, embedded and Celery alike): the session, the beneficiary
-  (an accept), then the proxy feature's operator and binding (`proxy.hooks.on_decided` / `on_accept`);
+  (an accept), then the proxy feature's operator and binding (`proxy.holds.hold`, `proxy.hooks.on_decided` /
+  `on_accept`);
 - a staff decision (`review.settle`; the console's `decide_case`): the session, its review claim, then the
   beneficiary (an accept: `accept_session` locks it before the features' accept hooks read or lock their rows),
   then the operator and binding (a consent or verification session);

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     Date,
     DateTime,
     ForeignKey,
@@ -18,6 +19,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    or_,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -151,6 +154,18 @@ class CertSession(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     media_purged_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+def awaiting_staff() -> ColumnElement[bool]:
+    """A case staff have not settled yet: a `review` decision, or a job that failed. Its media are the evidence
+    the reviewer looks at (kept, however old, until a person decides: service/certification/retention.py), and its
+    person is not suspended meanwhile when it was made in time (service/certification/cycle.py)."""
+    return or_(
+        # coalesce: NOT over a NULL would leave the row out of both the purge and its negation.
+        (CertSession.state == SessionState.DECIDED)
+        & (func.coalesce(CertSession.decision, "") == SessionDecision.REVIEW),
+        CertSession.state == SessionState.FAILED,
+    )
 
 
 class Certification(Base):

@@ -16,7 +16,7 @@ import socket
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
@@ -26,7 +26,7 @@ from pipelines.errors import PipelineError
 from pipelines.reasons import ReasonCode
 from service.certification import heartbeat
 from service.certification.audit import audit
-from service.certification.catalog import ServiceCode
+from service.certification.catalog import ServiceCode, message_zh
 from service.certification.certificates import issue_code
 from service.certification.context import ServiceContext
 from service.certification.contract import Certifier
@@ -43,7 +43,7 @@ from service.certification.models import (
     utcnow,
 )
 from service.certification.templates import load_template
-from service.infra.clock import local_date
+from service.infra.clock import local_date, local_today
 from service.infra.observability import metrics
 from service.infra.security import mask_number_reads
 from service.infra.storage import StorageError, StorageUnavailableError
@@ -60,30 +60,40 @@ OUTAGES = (OperationalError, StorageUnavailableError)
 # The database itself failing (unreachable, a dropped connection, no pooled connection free): left to the caller's
 # retry, which takes the job back as soon as it answers.
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeoutError)
+# Free retries after a database outage (they spend none of the job's attempts), with a back-off doubling up to
+# OUTAGE_BACKOFF_MAX_S: about 4 minutes of outage for a Celery task (1, 2, 4 … 30 s), beyond that the job waits out
+# its lease and the sweeper (Celery) or any worker (embedded) takes it up, that claim counting an attempt.
+OUTAGE_RETRIES = 10
+OUTAGE_BACKOFF_MAX_S = 30.0
+
+
+def outage_backoff(base_s: float, retry: int) -> float:
+    """The wait before free retry number ``retry`` (1, 2, …): ``base_s`` doubled each time, at most the maximum."""
+    return float(min(OUTAGE_BACKOFF_MAX_S, base_s * 2 ** max(0, retry - 1)))
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def abandoned(stale_s: float) -> ColumnElement[bool]:
+def abandoned(stale_s: float, silence_is_death: bool = True) -> ColumnElement[bool]:
     """A claimed job whose worker is gone: its lease expired (the hard upper bound, whatever the heartbeats
-    say), or the process that claimed it stopped or has not written its heartbeat for ``stale_s``
-    (service/certification/heartbeat.py). A live worker's long job is taken only once its lease ends: its
-    process keeps beating while it runs."""
+    say), or the process that claimed it stopped or (``silence_is_death``: heartbeat.silence_is_death) has not
+    written its heartbeat for ``stale_s`` (service/certification/heartbeat.py). A live worker's long job is taken
+    only once its lease ends: its process keeps beating while it runs."""
     now = utcnow()
     return (CertSession.state == SessionState.PROCESSING) & or_(
-        CertSession.lease_until < now, heartbeat.holder_gone(now, stale_s)
+        CertSession.lease_until < now, heartbeat.holder_gone(now, stale_s, silence_is_death)
     )
 
 
-def claimable(stale_s: float) -> ColumnElement[bool]:
+def claimable(stale_s: float, silence_is_death: bool = True) -> ColumnElement[bool]:
     """Queued and not waiting out a back-off (lease_until on a queued row: "not before"), or abandoned."""
     now = utcnow()
     ready = (CertSession.state == SessionState.QUEUED) & (
         CertSession.lease_until.is_(None) | (CertSession.lease_until <= now)
     )
-    return or_(ready, abandoned(stale_s))
+    return or_(ready, abandoned(stale_s, silence_is_death))
 
 
 def give_up_exhausted(ctx: ServiceContext) -> int:
@@ -93,7 +103,7 @@ def give_up_exhausted(ctx: ServiceContext) -> int:
         res = db.execute(
             update(CertSession)
             .where(
-                abandoned(ctx.settings.workers.worker_stale_s),
+                abandoned(ctx.settings.workers.worker_stale_s, heartbeat.silence_is_death(ctx)),
                 CertSession.job_attempts >= ctx.settings.workers.job_max_attempts,
             )
             .values(state=SessionState.FAILED, lease_until=None, last_error="worker lost on every attempt")
@@ -101,50 +111,72 @@ def give_up_exhausted(ctx: ServiceContext) -> int:
         return int(getattr(res, "rowcount", 0) or 0)
 
 
-def claim(ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own: bool = False) -> str | None:
+def claim(
+    ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own: bool = False, holder: str | None = None
+) -> str | None:
     """Claim one job (the given one, or the oldest claimable). Returns its id, or None.
 
     ``reclaim_own``: the caller is the retry of the very attempt that holds the lease (a Celery task retried
     after its database write failed, named by its task id; a polling-worker thread retrying the session it
-    itself failed on), so it takes its job back at once instead of waiting for its own lease to expire. Only
-    with an explicit ``session_id``: polling-worker threads share one name, so an anonymous reclaim could take
-    a job another thread of the same worker is still running.
+    itself failed on), so it takes its job back at once instead of waiting for its own lease to expire, and
+    without spending an attempt (the failure was the database's, not the job's; the caller bounds these). Only
+    with an explicit ``session_id``: only the failed attempt knows which job it was.
+
+    ``holder``: the heartbeat row that vouches for the job while it runs (default: this process's; a worker thread
+    of the API process names its own row, so a dead thread's job is not kept by the others' beats).
     """
     give_up_exhausted(ctx)
-    stale_s = ctx.settings.workers.worker_stale_s
+    stale_s, silence = ctx.settings.workers.worker_stale_s, heartbeat.silence_is_death(ctx)
     with ctx.db() as db:
         if session_id is None:
             session_id = db.scalar(
-                select(CertSession.id).where(claimable(stale_s)).order_by(CertSession.queued_at).limit(1)
+                select(CertSession.id).where(claimable(stale_s, silence)).order_by(CertSession.queued_at).limit(1)
             )
             if session_id is None:
                 return None
         lease = utcnow() + dt.timedelta(seconds=ctx.settings.workers.job_lease_s)
-        # Not past the attempts: a job whose every attempt fails with a database error on a live database (a
-        # statement or lock timeout) was otherwise taken back for ever. Spent, it waits out its lease and goes to
-        # staff (give_up_exhausted). While the database is down the claim itself fails and spends nothing.
-        mine = (
-            (CertSession.state == SessionState.PROCESSING)
-            & (CertSession.worker_id == worker)
-            & (CertSession.job_attempts < ctx.settings.workers.job_max_attempts)
-        )
+        # Taking back its own job after a database outage spends no attempt: the outage was not the job's (a
+        # flapping database otherwise turned good videos into FAILED jobs). The caller bounds these free retries
+        # (OUTAGE_RETRIES); past them the job waits out its lease, and the claim after that counts.
+        mine = (CertSession.state == SessionState.PROCESSING) & (CertSession.worker_id == worker)
+        attempts = case((mine, CertSession.job_attempts), else_=CertSession.job_attempts + 1)
+        free = claimable(stale_s, silence)
         res = db.execute(
             update(CertSession)
-            .where(CertSession.id == session_id, or_(claimable(stale_s), mine) if reclaim_own else claimable(stale_s))
+            .where(CertSession.id == session_id, or_(free, mine) if reclaim_own else free)
             .values(
                 state=SessionState.PROCESSING,
                 lease_until=lease,
                 worker_id=worker,
                 # The job runs in this process: its heartbeat vouches for the job, its silence frees it.
-                worker_process=heartbeat.process_name(),
-                job_attempts=CertSession.job_attempts + 1,
+                worker_process=holder or heartbeat.process_name(),
+                job_attempts=attempts if reclaim_own else CertSession.job_attempts + 1,
             )
         )
         claimed = getattr(res, "rowcount", 0) == 1
     return session_id if claimed else None
 
 
-def process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker: str) -> bool:
+class JobTimeLimitExceededError(Exception):
+    """A job that ran past its time limit (a decoder stuck on a pathological video): its worker gave it up. Put
+    back as a failed attempt; the class name is the code staff see in ``last_error``."""
+
+
+def give_up_timed_out(ctx: ServiceContext, session_id: str, worker: str, why: str) -> None:
+    """The job ``worker`` holds ran past its time limit: put back after the back-off, an attempt spent (FAILED
+    for staff once they are used up), never left ``processing``. Nothing if the job is no longer its."""
+    log.error("session %s: %s", session_id, why)
+    metrics.JOB_RETRIES.inc()
+    _release(ctx, session_id, worker, JobTimeLimitExceededError(why))
+
+
+def process(
+    ctx: ServiceContext,
+    certifier: Certifier,
+    session_id: str,
+    worker: str,
+    interrupts: tuple[type[BaseException], ...] = (),
+) -> bool:
     """Run one claimed job to its decision. Returns False when the claim was lost meanwhile.
 
     The features' DecisionHooks (ctx.hooks: the proxy policy, the kinship rule) revise the machine's decision
@@ -155,11 +187,14 @@ def process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker: 
     an attempt spent, another try after the back-off, staff (FAILED, the error in ``last_error``) after
     job_max_attempts. Without this the polling worker took the job straight back and redid it for ever, and a
     Celery task left it to wait out three leases. Database errors go to the caller, whose retry takes the job back
-    at once (Celery's autoretry, the polling worker's reclaim)."""
+    at once (Celery's autoretry, the polling worker's reclaim), and so do ``interrupts`` (a Celery soft time limit:
+    the caller gives the job up, give_up_timed_out)."""
     ctx.hooks.require_installed()
     try:
         return _process(ctx, certifier, session_id, worker)
     except DATABASE_DOWN:
+        raise
+    except interrupts:
         raise
     except Exception as exc:
         log.exception("session %s: job failed", session_id)
@@ -301,6 +336,11 @@ def _apply(
         if outcome is Outcome.ACCEPT and b is not None and b.status == BeneficiaryStatus.DECEASED:
             # Recorded deceased after the session opened: nobody is certified for the dead (staff see why).
             outcome, reasons = Outcome.REJECT, [*reasons, ReasonCode.BENEFICIARY_DECEASED.value]
+        # What a feature's rows, changed since its DecisionHook read them, no longer allow (ctx.hooks.holds).
+        held = ctx.hooks.hold(db, s, b, outcome, list(reasons))
+        if held != (outcome, reasons):
+            outcome, reasons = held
+            result = _recorded(result, outcome, reasons)
         s.state, s.decision, s.reasons, s.result, s.decided_at = (
             SessionState.DECIDED,
             outcome.value,
@@ -318,6 +358,14 @@ def _apply(
     log.info("session %s: %s %s", session_id, outcome.value, ",".join(reasons))
     metrics.observe_decision(outcome.value, reasons)  # after the commit: counted once per applied decision
     return True
+
+
+def _recorded(result: dict[str, object], outcome: Outcome, reasons: list[str]) -> dict[str, object]:
+    """The stored result with the decision a hold recorded instead (what the result page and staff read)."""
+    revised: dict[str, object] = {**result, "decision": outcome.value, "reasons": reasons}
+    if "messages" in result:
+        revised["messages"] = [message_zh(r) for r in reasons]
+    return revised
 
 
 def accept_session(
@@ -345,7 +393,8 @@ def accept_session(
     if b.status == BeneficiaryStatus.DECEASED:  # staff accepting a case whose person was recorded dead meanwhile
         raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
     was_suspended = b.status == BeneficiaryStatus.SUSPENDED
-    until = record_certification(db, b, today, ctx.rules)
+    # `today` is the certification's date; one entered late resumes only if still valid on the bureau's date.
+    until = record_certification(db, b, today, ctx.rules, today=max(today, local_today(ctx.settings)))
     cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")
     db.add(cert)
     db.flush()
@@ -361,5 +410,5 @@ def accept_session(
         "system",
         "cycle.certified",
         b.external_id,
-        {"valid_until": until.isoformat(), "resumed": was_suspended},
+        {"valid_until": until.isoformat(), "resumed": was_suspended and b.status != BeneficiaryStatus.SUSPENDED},
     )

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import select, update
 
 from service.certification.audit import audit
 from service.certification.audit_anchor import write_anchor
@@ -18,8 +18,8 @@ from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
     CertSession,
-    SessionDecision,
     SessionState,
+    awaiting_staff,
     utcnow,
 )
 from service.infra.storage import StorageError, StorageUnavailableError
@@ -51,17 +51,6 @@ def expire_sessions(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
             .execution_options(synchronize_session=False)
         )
     return int(getattr(res, "rowcount", 0) or 0)
-
-
-def awaiting_staff() -> ColumnElement[bool]:
-    """A case staff have not settled yet: a `review` decision, or a job that failed. Its media are the evidence
-    the reviewer looks at: kept, however old, until a person decides (the retention clock starts then)."""
-    return or_(
-        # coalesce: NOT over a NULL would leave the row out of both the purge and its negation.
-        (CertSession.state == SessionState.DECIDED)
-        & (func.coalesce(CertSession.decision, "") == SessionDecision.REVIEW),
-        CertSession.state == SessionState.FAILED,
-    )
 
 
 def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int = 500) -> int:

@@ -14,10 +14,11 @@ The whole file is read and validated before anything is written, and every store
 id order first (PostgreSQL; service/certification/lock_order.py): an import and the cycle run, or two imports
 listing the same people in other orders, then wait for each other instead of deadlocking.
 
-Every active person leaves the import with a validity date a person can see and check (issue 21): the row's
-valid_until, else the validity of its last_certified_on, else (for a new person, or one stored without a date)
-the cycle start (the row's, else the import's) plus ``Settings.new_import_grace_days``. A person imported today
-is therefore never overdue today, and never suspended by tonight's cycle run.
+Every active person leaves the import with a validity date a person can see and check (issue 21): the later of
+the row's valid_until and the validity of its last_certified_on, else (for a new person, or one stored without a
+date) the cycle start (the row's, else the import's; one before the import date counts from the import date)
+plus ``Settings.new_import_grace_days``. A person imported today is therefore never overdue today, and never
+suspended by tonight's cycle run.
 
 A row that gives an existing record (same external_id) another ID number hands the record to that number's
 person: the face enrolled for the old number goes, the old person's certification no longer counts (the record is
@@ -45,11 +46,11 @@ from sqlalchemy.orm import Session
 from service.certification import idnumber
 from service.certification.audit import audit
 from service.certification.contract import IdentityChange
-from service.certification.cycle import CycleRules, first_valid_until, valid_until
+from service.certification.cycle import CycleRules, add_months, first_valid_until, valid_until
 from service.certification.errors import ServiceError, UnsupportedFormatError
 from service.certification.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport, utcnow
 from service.infra.clock import local_today
-from service.infra.security import Keyring, mask_id, normalise_id
+from service.infra.security import Keyring, mask_id, mask_number_reads, normalise_id
 
 if TYPE_CHECKING:
     from service.certification.context import ServiceContext
@@ -70,6 +71,8 @@ MAX_SHEET_ROWS = 2 * MAX_ROWS  # blank rows included
 LOCK_CHUNK = 1000
 # A text cell starting like a spreadsheet formula would run when staff open an export in Excel.
 FORMULA_START = ("=", "+", "-", "@")
+# A row's valid_until or cycle_start further than this after the import is a typo (2207 for 2027), refused.
+MAX_YEARS_AHEAD = 5
 
 
 @dataclass(slots=True)  # slots: a whole file's rows are held at once (import_roster)
@@ -119,7 +122,10 @@ class ImportTerms:
     hooks: FeatureHooks | None = None
 
     def first_valid_until(self, row: RosterRow) -> dt.date:
-        return first_valid_until(row.cycle_start or self.cycle_start or self.today, self.grace_days)
+        # A start before the import counts from the import: a cycle that began in January, imported in December,
+        # made the person overdue on the day of the import and suspended that night, never reminded.
+        start = row.cycle_start or self.cycle_start or self.today
+        return first_valid_until(max(start, self.today), self.grace_days)
 
 
 def import_terms(ctx: ServiceContext, cycle_start: dt.date | None = None) -> ImportTerms:
@@ -333,10 +339,16 @@ def _read_rows(filename: str, data: bytes) -> list[tuple[int, RosterRow | None, 
             lines.append((line, row, None))
             continue
         masked = mask_id(normalise_id(raw.get("id_number", "")))
-        lines.append(
-            (line, None, {"line": line, "external_id": raw.get("external_id", ""), "id": masked, "errors": errors})
-        )
+        shown = _shown_cell(raw.get("external_id", ""))
+        lines.append((line, None, {"line": line, "external_id": shown, "id": masked, "errors": errors}))
     return lines
+
+
+def _shown_cell(text: str) -> str:
+    """A refused row's external-id cell as its report shows and stores it: at most 64 characters, any ID number or
+    long run of digits in it masked (a file whose columns slipped puts the ID number there; the report is shown,
+    answered by the API and stored with the import, in clear)."""
+    return mask_number_reads(text)[:64]
 
 
 def _lock_records(db: Session, rows: list[RosterRow]) -> None:
@@ -441,9 +453,24 @@ def _announce_identity_change(
     terms.hooks.identity_changed(db, told)
 
 
+def _date_problems(row: RosterRow, today: dt.date) -> list[str]:
+    """A row's dates against the import date: no certification after it, and no validity or cycle start more than
+    MAX_YEARS_AHEAD after it (9999-12-31 overflowed the grace date, a 500 for the whole file; 2207 for 2027 left a
+    pensioner never reminded and never overdue)."""
+    if row.last_certified_on is not None and row.last_certified_on > today:
+        return [f"last_certified_on is after the import date ({row.last_certified_on} > {today})"]
+    limit = add_months(today, 12 * MAX_YEARS_AHEAD)
+    return [
+        f"{column} is more than {MAX_YEARS_AHEAD} years after the import date ({day} > {limit})"
+        for column, day in (("valid_until", row.valid_until), ("cycle_start", row.cycle_start))
+        if day is not None and day > limit
+    ]
+
+
 def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport, terms: ImportTerms) -> list[str]:
-    if row.last_certified_on is not None and row.last_certified_on > terms.today:
-        return [f"last_certified_on is after the import date ({row.last_certified_on} > {terms.today})"]
+    problems = _date_problems(row, terms.today)
+    if problems:
+        return problems
     id_hash = keyring.id_hash(row.id_number)
     existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
     holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
@@ -481,10 +508,13 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport,
 
 
 def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport) -> None:
-    """The row's dates never shorten a validity already stored (a certification made here is newer)."""
+    """The row's dates never shorten a validity already stored (a certification made here is newer). Of the row's
+    valid_until and the validity of its last_certified_on, the later counts: a benefit system's valid_until
+    computed at its last cycle lags a certification made since."""
     until = row.valid_until
-    if until is None and row.last_certified_on is not None:
-        until = valid_until(row.last_certified_on, terms.rules, row.region, row.birth_date)
+    if row.last_certified_on is not None:
+        certified_until = valid_until(row.last_certified_on, terms.rules, row.region, row.birth_date)
+        until = max(until, certified_until) if until is not None else certified_until
     if until is not None and (b.valid_until is None or until > b.valid_until):
         b.valid_until = until
     certified = row.last_certified_on

@@ -123,12 +123,23 @@ class WorkerSettings(BaseSettings):
     worker_restart_backoff_s: float = 1.0
     worker_restart_backoff_max_s: float = 60.0
     worker_stable_s: float = 60.0
+    # Celery certification tasks' time limits (service/adapters/workers/tasks.py; the prefork pool enforces them,
+    # --pool=solo does not). Past the soft limit the task is interrupted and its job put back as a failed attempt
+    # (FAILED for staff after job_max_attempts); past the hard limit (a decoder hung in C code, deaf to the soft
+    # one) its pool process is killed and replaced, and the job handed back the same way. The first job of a pool
+    # process also loads the models. Keep the hard limit below job_lease_s. Equal limits: no soft phase.
+    task_soft_time_limit_s: float = 240.0
+    task_time_limit_s: float = 270.0
 
     @model_validator(mode="after")
     def _heartbeat_below_staleness(self) -> WorkerSettings:
         # Two missed beats (a slow database write, a GIL-heavy moment) must not make a live worker look dead.
         if not 0 < self.worker_heartbeat_s * 2 <= self.worker_stale_s:
             raise ValueError("PENSION_CERT_WORKER_HEARTBEAT_S must be positive and at most half of WORKER_STALE_S")
+        if not 0 < self.task_soft_time_limit_s <= self.task_time_limit_s:
+            raise ValueError(
+                "PENSION_CERT_TASK_SOFT_TIME_LIMIT_S must be positive and at most PENSION_CERT_TASK_TIME_LIMIT_S"
+            )
         return self
 
 

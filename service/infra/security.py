@@ -12,6 +12,8 @@ import secrets
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pipelines.idnumber import normalise
+
 # Not inside a longer run of letters or digits (a hash, a token), except right after a %XX escape: in an access
 # log's path or query an ID number follows `%3D`, `%20`, `%2F` as often as `=` or `/`. Written as people type and
 # print it too: grouped by spaces, hyphens, `+` or `%20` (a space in a URL), `110105 19491231 002X` or
@@ -55,7 +57,8 @@ def mask_number_reads(text: str) -> str:
 
 
 def normalise_id(id_number: str) -> str:
-    return id_number.strip().upper()
+    """Typed input in the printed form (full-width digits and X, spaces, 15-digit numbers): pipelines.idnumber."""
+    return normalise(id_number)
 
 
 class Keyring:

@@ -69,8 +69,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def celery_worker(settings: Settings, log: Path, beat: bool = False) -> Iterator[subprocess.Popen[bytes]]:
-    # With beat embedded (-B) the worker also runs the periodic sweep, its schedule file beside the log.
+def celery_worker(
+    settings: Settings, log: Path, beat: bool = False, pool: str = "solo"
+) -> Iterator[subprocess.Popen[bytes]]:
+    # With beat embedded (-B) the worker also runs the periodic sweep, its schedule file beside the log. The
+    # prefork pool (pool="prefork", one child) is the one that enforces the task time limits.
     extra = ["-B", f"--schedule={log.with_suffix('.beat')}"] if beat else []
     cmd = [
         sys.executable,
@@ -79,7 +82,7 @@ def celery_worker(settings: Settings, log: Path, beat: bool = False) -> Iterator
         "-A",
         "service.adapters.workers.tasks",
         "worker",
-        "--pool=solo",
+        f"--pool={pool}",
         "--concurrency=1",
         "--without-gossip",
         "--without-mingle",

@@ -172,8 +172,9 @@ def test_readyz_follows_the_in_process_workers(tmp_path: Path) -> None:
     with TestClient(app) as c:
         assert readyz(c)[0] == 200  # the first beat is written before the workers start
         worker = app.state.worker
-        assert worker.heartbeat is not None
-        worker.heartbeat.stop(mark=False)  # the process hangs: its heartbeat goes silent
+        assert worker.heartbeats  # one per worker thread
+        for beat in worker.heartbeats:
+            beat.stop(mark=False)  # the process hangs: its heartbeats go silent
         time.sleep(1.3)
         code, body = readyz(c)
         assert code == 503 and body["failing"] == ["workers"]

@@ -27,6 +27,7 @@ from service.adapters.cli.common import (
     EXIT_MODEL,
     CliError,
     as_cli_error,
+    outage_error,
 )
 from service.certification.errors import ServiceError
 
@@ -120,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write("pension-cert: CONFIG_INVALID: invalid settings:\n  " + "\n  ".join(problems) + "\n")
         return EXIT_CONFIG
+    except Exception as exc:  # the database or the media store down: one line and exit 5, not a traceback (exit 1)
+        outage = outage_error(exc)
+        if outage is None:
+            raise
+        sys.stderr.write(f"pension-cert: {outage}\n")
+        return outage.exit_code
 
 
 def _settings_problems_behind(exc: Exception) -> list[str]:

@@ -52,6 +52,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("--pairs and --root go together")
     if args.pairs is None and args.population_data is None and not args.from_enrolled:
         raise CliError("give --pairs/--root, --population-data, --from-enrolled, or several")
+    if args.from_enrolled and not args.dry_run:
+        _refuse_the_shipped_file(args.out)
     # The CSVs are checked (file, UTF-8, columns, short rows) before the models load: the calibration's own
     # reader would stop on them with a traceback.
     if args.pairs is not None:
@@ -62,6 +64,20 @@ def _run(args: argparse.Namespace) -> int:
         return _calibrate(args)
     except ValueError as exc:  # too few impostors for a tail fit, no LFW entry to add populations to, ...
         raise CliError(str(exc)) from exc
+
+
+def _refuse_the_shipped_file(out: Path | None) -> None:
+    """--from-enrolled writes the deployment's own population (its pensioners' look-alike pairs by external id)
+    into the deployment's own copy of the file, never into the one shipped inside the package."""
+    from pipelines.face_match.calibration import DEFAULT_CALIBRATION_PATH, calibration_path  # lazy: as _calibrate
+
+    target = out or calibration_path()
+    if target.resolve() == DEFAULT_CALIBRATION_PATH.resolve():
+        raise CliError(
+            f"--from-enrolled would write this deployment's people into the shipped {DEFAULT_CALIBRATION_PATH}: "
+            "copy it, set PENSION_CERT_FACE_CALIBRATION to the copy (the face-match stage reads it) and run "
+            "again (docs/face_data.md), or --dry-run"
+        )
 
 
 def _calibrate(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import PipelineError
 from service.adapters.cli.common import (
+    EXIT_INPUT,
     CliError,
     actions_or_fail,
     as_cli_error,
@@ -119,7 +120,7 @@ def _certify_one(
 ) -> dict[str, Any]:
     """One certification; raises CliError / PipelineError for input it cannot certify from."""
     from pipelines.media import load_image  # lazy: numpy and Pillow
-    from service.infra.security import mask_id
+    from service.certification.processing import redact  # lazy: the service's one masking of a stored result
 
     actions = actions_or_fail(challenge)
     require_media(card, "image")
@@ -133,9 +134,9 @@ def _certify_one(
 
         decision, operator_match = apply_proxy_rules(certifier, report, args.proxy_operator_video, args.proxy_first)
         report = dataclasses.replace(report, decision=decision)
-    out = report.to_dict(args.verbose)  # the liveness frame hashes (with --full) only with -v
-    if out.get("id_card") and out["id_card"].get("id_number"):
-        out["id_card"]["id_number"] = mask_id(out["id_card"]["id_number"])
+    # The liveness frame hashes (with --full) only with -v. Every ID number masked, the OCR diagnostics' raw reads
+    # of the number line too (`--full`: id_card.checks.number_raw), as the service stores and serves a result.
+    out = redact(report.to_dict(args.verbose))
     if not args.full:
         out = {k: out[k] for k in SUMMARY_KEYS}
     if args.proxy_operator_video is not None:
@@ -161,7 +162,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_batch(args: argparse.Namespace) -> int:
     """One JSON line per row; a row that cannot be certified carries ``error`` (its reason code) and
-    ``detail``, and the batch goes on. Exit 0 once every row has its line."""
+    ``detail``, and the batch goes on. Exit 0 once every row has its line; a problem that is no row's (invalid
+    settings, the database unavailable) stops the batch with its own exit code."""
     rows = read_csv_rows(args.batch, BATCH_COLUMNS)
     from pipelines.decision.runner import Certifier  # lazy: every model of the pack, loaded once for the batch
 
@@ -181,6 +183,10 @@ def _run_batch(args: argparse.Namespace) -> int:
             )
         except (CliError, ServiceError) as exc:  # a domain refusal (the operator's video) is reported alike
             error = exc if isinstance(exc, CliError) else as_cli_error(exc)
+            if error.exit_code != EXIT_INPUT:
+                # The settings, the database, the models: every row after this one would fail alike. The batch
+                # stops with that exit code (it writes nothing: run it again once fixed), not exit 0.
+                raise error from None
             out = {"decision": None, "error": error.code or "BAD_INPUT", "detail": error.detail}
         except PipelineError as exc:
             out = {"decision": None, "error": exc.reason.value, "detail": exc.detail}

@@ -61,6 +61,22 @@ def as_cli_error(exc: ServiceError) -> CliError:
     return CliError(exc.detail or exc.message_zh, SERVICE_EXIT_CODES.get(exc.code, EXIT_INPUT), code=exc.code)
 
 
+def outage_error(exc: BaseException) -> CliError | None:
+    """A database or media store that did not answer, as the CLI reports it (exit 5, one line), else None; the
+    HTTP side answers the same errors 503 (service/adapters/http/errors.py). Looked up among the modules already
+    loaded: building the parser imports neither SQLAlchemy nor the stores."""
+    from service.infra.security import mask_text  # lazy: only on a failure (common.py stays light for --help)
+
+    db_errors = sys.modules.get("sqlalchemy.exc")
+    if db_errors is not None and isinstance(exc, (db_errors.OperationalError, db_errors.InterfaceError)):
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return CliError(f"the database does not answer: {mask_text(cause)}", EXIT_UNAVAILABLE, code="DB_UNAVAILABLE")
+    storage = sys.modules.get("service.infra.storage")
+    if storage is not None and isinstance(exc, storage.StorageUnavailableError):
+        return CliError(f"the media store does not answer: {exc}", EXIT_UNAVAILABLE, code="STORAGE_UNAVAILABLE")
+    return None
+
+
 def emit(obj: dict[str, Any]) -> None:
     """Write one JSON object as one line on stdout."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
@@ -155,7 +171,7 @@ _SETTING_FIXES: dict[str, str] = {
 }
 
 
-def _setting_line(variable: str, problem: str) -> str:
+def setting_line(variable: str, problem: str) -> str:
     fix = _SETTING_FIXES.get(variable)
     return f"{variable}: {problem}" + (f"; fix: {fix}" if fix and fix not in problem else "")
 
@@ -181,7 +197,7 @@ def settings_problems() -> tuple[Any, list[str]]:
                 json.loads(raw)
             except ValueError:
                 kind = "list" if annotation.__origin__ is list else "object"  # type: ignore[union-attr]
-                problems.append(_setting_line(variable, f"not a JSON {kind} (got {raw[:40]!r})"))
+                problems.append(setting_line(variable, f"not a JSON {kind} (got {raw[:40]!r})"))
     if problems:
         return None, problems
     try:
@@ -191,25 +207,25 @@ def settings_problems() -> tuple[Any, list[str]]:
         owner = next((g for g in setting_groups().values() if g.__name__ == exc.title), Settings)
         for err in exc.errors():
             variable = variable_name(owner, "_".join(str(p) for p in err["loc"]))
-            problems.append(_setting_line(variable, f"{err['msg']} (got {str(err.get('input'))[:40]!r})"))
+            problems.append(setting_line(variable, f"{err['msg']} (got {str(err.get('input'))[:40]!r})"))
         return None, problems
     try:
         settings.media_key_bytes  # noqa: B018 - decodes and checks the length
     except ValueError:  # binascii.Error (not base64) or the wrong length
-        problems.append(_setting_line("PENSION_CERT_MEDIA_KEY", "not base64 of exactly 32 bytes"))
+        problems.append(setting_line("PENSION_CERT_MEDIA_KEY", "not base64 of exactly 32 bytes"))
     calibration = settings.certification.face_calibration
     problem = _calibration_problem(Path(calibration)) if calibration else ""
     if problem:
-        problems.append(_setting_line("PENSION_CERT_FACE_CALIBRATION", problem))
+        problems.append(setting_line("PENSION_CERT_FACE_CALIBRATION", problem))
     if settings.env != "development":
         for variable in settings.dev_default_secrets():
-            problems.append(_setting_line(variable, f"the public development default is refused in {settings.env}"))
+            problems.append(setting_line(variable, f"the public development default is refused in {settings.env}"))
     if settings.env == "production":
         named = {line.split(":", 1)[0] for line in problems}
         for weakness in settings.production_weaknesses():
             variable, problem = weakness.split(" ", 1)
             if variable not in named:  # one line per variable: a default key is also a short one
-                problems.append(_setting_line(variable, problem))
+                problems.append(setting_line(variable, problem))
     return settings, problems
 
 

@@ -10,7 +10,7 @@ import getpass
 import os
 from typing import TYPE_CHECKING
 
-from service.adapters.cli.common import EXIT_FAILED, CliError, emit
+from service.adapters.cli.common import EXIT_FAILED, EXIT_UNAVAILABLE, CliError, emit
 
 if TYPE_CHECKING:
     from service.certification.context import ServiceContext
@@ -74,25 +74,54 @@ def _create_user(args: argparse.Namespace) -> int:
     with ctx.db() as db:
         if db.scalar(select(StaffUser).where(StaffUser.username == username)) is not None:
             raise CliError(f"user {username} exists")
+        # The first account is the operator's own. Any later one is someone else's, whose password the operator
+        # typed and still knows: its holder replaces it at the first login, as after the console's users page
+        # (else the operator could act as that reviewer, the second person of a four-eyes decision included).
+        handed_over = db.scalar(select(StaffUser.id).limit(1)) is not None
         try:
-            user = create_user(db, username, password, args.role, args.display_name, scope=scope)
+            user = create_user(
+                db, username, password, args.role, args.display_name, set_by_admin=handed_over, scope=scope
+            )
         except ValueError as exc:
             raise CliError(str(exc)) from exc
-        record(db, "cli", "user.create", user.username, {"role": user.role, "scope": scope})
+        detail = {"role": user.role, "scope": scope, "os_user": _os_user()}  # who, beyond "the command line"
+        record(db, "cli", "user.create", user.username, detail)
         emit({"id": user.id, "username": user.username, "role": user.role, "scope": scope})
     return 0
 
 
+def _os_user() -> str:
+    """The account running the command, by its uid (not $USER, which the caller sets)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (a container's)
+        return str(os.geteuid())
+
+
 def _verify(_args: argparse.Namespace) -> int:
     ctx = _context()  # settings first: a bad setting is reported as such, before anything else loads
-    from service.certification.audit_anchor import check_anchors
+    from service.certification.audit_anchor import AnchorCheck, check_anchors
     from service.features.console.audit_chain import verify_chain
+    from service.infra.storage import StorageUnavailableError
 
     with ctx.db() as db:
         check = verify_chain(db)
         # The chain alone cannot show a log rewritten whole with every hash recomputed; the anchors kept in the
-        # media store (written by the daily run) can.
-        anchored = check_anchors(db, ctx.storage)
+        # media store (written by the daily run) can. A store that does not answer is an outage (exit 5), not
+        # a failed check (exit 1: the night shift's tampering alarm).
+        try:
+            anchored = check_anchors(db, ctx.storage)
+        except StorageUnavailableError as exc:
+            if check.ok:
+                raise CliError(
+                    f"the media store holding the audit anchors does not answer ({exc}): the chain verifies, the "
+                    "anchors were not checked; run it again",
+                    EXIT_UNAVAILABLE,
+                    code="STORAGE_UNAVAILABLE",
+                ) from None
+            anchored = AnchorCheck(False, 0, f"anchors not checked: the media store does not answer ({exc})")
     ok = check.ok and anchored.ok
     emit(
         {

@@ -19,12 +19,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("images", nargs="+", metavar="IMAGE")
     r.add_argument("--pack", help="model pack for the portrait face check (default: $PENSION_CERT_MODEL_PACK)")
     r.add_argument("--emblem", action="store_true", help="the images show the emblem side (签发机关, 有效期限)")
+    r.add_argument(
+        "--show-number",
+        action="store_true",
+        help="print the ID numbers (and the OCR's raw reads of them) in clear; default masked, 3701**********1234 "
+        "(for OCR development on synthetic cards, not on citizens' photos)",
+    )
     r.set_defaults(func=_run_read)
 
 
 def _run_read(args: argparse.Namespace) -> int:
     from pipelines.id_card import IdCardReader  # lazy: the OCR models load only when the command runs
     from pipelines.media import load_image
+    from service.certification.processing import redact  # lazy: the service's one masking of a card's read
 
     reader = IdCardReader(args.pack)
     failures = 0
@@ -47,6 +54,7 @@ def _run_read(args: argparse.Namespace) -> int:
             emit(out)
             continue
         result = reader.read_emblem(image) if args.emblem else reader.read(image)
-        out.update(result.to_dict())
+        read = result.to_dict()
+        out.update(read if args.show_number else redact(read))  # masked as the service stores and shows it
         emit(out)
     return 0 if failures == 0 else EXIT_INPUT

@@ -17,7 +17,14 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from service.adapters.cli.common import EXIT_CONFIG, EXIT_MODEL, EXIT_UNAVAILABLE, CliError, load_settings
+from service.adapters.cli.common import (
+    EXIT_CONFIG,
+    EXIT_MODEL,
+    EXIT_UNAVAILABLE,
+    CliError,
+    load_settings,
+    setting_line,
+)
 
 # service.infra.config (pydantic-settings) and service.certification.context (SQLAlchemy, the stores) are imported
 # inside the
@@ -83,6 +90,15 @@ def _serve(args: argparse.Namespace) -> int:
     install_log_masking()
     sock = bind_port(args.host, args.port)  # first: a port in use is said at once, not after loading the models
     settings: Settings = load_settings()  # every settings problem, one line each, exit 4
+    exposed = dev_secrets_off_loopback(settings, sock.getsockname()[0])
+    if exposed:
+        sock.close()
+        fixes = "\n  ".join(setting_line(variable, "a public development default") for variable in exposed)
+        raise CliError(
+            f"--host {args.host} reaches beyond this machine: set your own keys, or listen on 127.0.0.1:\n  {fixes}",
+            EXIT_CONFIG,
+            code="DEV_SECRETS_OFF_LOOPBACK",
+        )
     check_models(settings.certification.model_pack)
     base = f"http://{args.host}:{sock.getsockname()[1]}"  # the real port, also for --port 0
     if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:  # env: set explicitly, not the default
@@ -103,6 +119,21 @@ def _serve(args: argparse.Namespace) -> int:
         threading.Thread(target=prepare_when_up, args=(base, settings, kit, _say_demo_ready), daemon=True).start()
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def dev_secrets_off_loopback(settings: Settings, address: str) -> list[str]:
+    """The variables holding a key printed in this repository (settings.dev_default_secrets, and the development
+    admin key) when the listening address is not loopback: development defaults are for this machine only."""
+    import ipaddress
+
+    from service.infra.config import DEV_ADMIN_API_KEY
+
+    if ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:  # an IPv6 zone (fe80::1%eth0) dropped
+        return []
+    public = settings.dev_default_secrets()
+    if DEV_ADMIN_API_KEY in settings.security.admin_api_keys:
+        public.append("PENSION_CERT_ADMIN_API_KEYS")
+    return public
 
 
 def bind_port(host: str, port: int) -> socket.socket:

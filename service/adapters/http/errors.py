@@ -102,6 +102,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "PROXY_OPERATOR_VERIFIED": 409,
     "PROXY_BINDING_REVOKED": 409,
     "PROXY_DECISION_PENDING": 409,
+    "PROXY_ELDER_SLOTS_FULL": 409,
+    "PROXY_BINDING_HELD": 409,  # a decision's reason, never raised
     # Assisted certification requests (service.certification.catalog.ASSIST_MESSAGES_ZH): a form problem is 422.
     "ASSIST_KIND": 422,
     "ASSIST_PHONE": 422,

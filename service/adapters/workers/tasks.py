@@ -21,14 +21,24 @@ from functools import lru_cache
 
 # Typed by the celery-types stubs (dev requirement): the app, the bound task and the signals are checked.
 from celery import Celery, Task, shared_task, signals
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.schedules import crontab
 from sqlalchemy import select
 
-from service.adapters.workers.worker import shared_certifier
+from service.adapters.workers.worker import hand_back, shared_certifier
 from service.certification.context import ServiceContext
-from service.certification.heartbeat import Heartbeat
+from service.certification.heartbeat import Heartbeat, silence_is_death
 from service.certification.models import CertSession
-from service.certification.processing import DATABASE_DOWN, claim, claimable, process, worker_name
+from service.certification.processing import (
+    DATABASE_DOWN,
+    OUTAGE_BACKOFF_MAX_S,
+    OUTAGE_RETRIES,
+    claim,
+    claimable,
+    give_up_timed_out,
+    process,
+    worker_name,
+)
 from service.certification.retention import storage_upkeep as upkeep
 from service.features.install import install_features
 from service.features.wechat.runtime import WeChatChannel, build_channel
@@ -43,8 +53,9 @@ log = logging.getLogger(__name__)
 PROCESS_TASK = "pension_cert.process_session"
 BROKER_CONNECT_TIMEOUT_S = 3.0
 BROKER_SOCKET_TIMEOUT_S = 10.0
-# Database outages: back off 1, 2, 4 … 30 s, about 4 minutes in all; beyond that the sweeper takes over.
-TASK_MAX_RETRIES = 10
+# Database outages: back off 1, 2, 4 … 30 s, about 4 minutes in all, spending none of the job's attempts; beyond
+# that the sweeper takes over once the lease expires (service/certification/processing.py, OUTAGE_RETRIES).
+TASK_MAX_RETRIES = OUTAGE_RETRIES
 # The daily storage upkeep (retention purge, orphans, audit anchor): at night, the bureau's time (Settings.time_zone).
 UPKEEP_HOUR = 3
 
@@ -52,6 +63,9 @@ UPKEEP_HOUR = 3
 def make_celery(settings: Settings) -> Celery:
     app = Celery("pension_cert", broker=settings.workers.broker_url)
     app.conf.update(
+        # The certification task only (the upkeep may rightly run long): a decoder hung on a pathological video
+        # must not hold a worker slot for ever (the prefork pool enforces them; see _hard_time_limit below).
+        task_annotations={PROCESS_TASK: time_limits(settings)},
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
@@ -81,6 +95,14 @@ def make_celery(settings: Settings) -> Celery:
         timezone=settings.time_zone,  # crontab hours are the bureau's; messages' times stay UTC (enable_utc)
     )
     return app
+
+
+def time_limits(settings: Settings) -> dict[str, float | None]:
+    """The certification task's limits. Equal limits mean no soft phase (the pool would otherwise send the soft
+    signal and kill the process at the same moment)."""
+    w = settings.workers
+    soft = w.task_soft_time_limit_s if w.task_soft_time_limit_s < w.task_time_limit_s else None
+    return {"soft_time_limit": soft, "time_limit": w.task_time_limit_s}
 
 
 def make_enqueue(settings: Settings) -> Callable[[str], None]:
@@ -121,21 +143,46 @@ def _worker_ctx() -> ServiceContext:
     bind=True,
     autoretry_for=(*DATABASE_DOWN, StorageError),  # the database unreachable or its pool exhausted; the store
     retry_backoff=True,
-    retry_backoff_max=30,
+    retry_backoff_max=int(OUTAGE_BACKOFF_MAX_S),
     retry_jitter=False,  # jitter would let all retries fire within seconds of a database restart
     max_retries=TASK_MAX_RETRIES,
 )
 def process_session(self: Task[[str], str], session_id: str) -> str:
     ctx = _worker_ctx()
-    # The task id names the attempt: its own retry (same id) takes the lease back at once, in whichever process
-    # the broker hands it to (a prefork sibling, another host). The process is recorded by the claim
-    # (worker_process); naming it here too made a retry landing elsewhere wait out the lease.
-    name = f"celery:{self.request.id}"[:64] if self.request.id else f"celery:{worker_name()}"[:64]
-    if claim(ctx, session_id, name, reclaim_own=bool(self.request.retries)) is None:
-        return "not-claimable"  # already done, or owned by a live worker
-    with bind_session(session_id):
-        process(ctx, shared_certifier(ctx.settings.certification), session_id, name)
+    name = attempt_name(self.request.id)
+    try:
+        if claim(ctx, session_id, name, reclaim_own=bool(self.request.retries)) is None:
+            return "not-claimable"  # already done, or owned by a live worker
+        with bind_session(session_id):
+            certifier = shared_certifier(ctx.settings.certification)
+            process(ctx, certifier, session_id, name, interrupts=(SoftTimeLimitExceeded,))
+    except SoftTimeLimitExceeded:
+        limit = ctx.settings.workers.task_soft_time_limit_s
+        give_up_timed_out(ctx, session_id, name, f"the job ran past its soft time limit ({limit:g} s)")
+        return "time-limit"
     return "done"
+
+
+def attempt_name(task_id: str | None) -> str:
+    """The claim's name: the task id names the attempt, so its own retry (same id) takes the lease back at once, in
+    whichever process the broker hands it to (a prefork sibling, another host). The process is recorded by the
+    claim (worker_process); naming it here too made a retry landing elsewhere wait out the lease."""
+    return f"celery:{task_id}"[:64] if task_id else f"celery:{worker_name()}"[:64]
+
+
+@signals.task_failure.connect
+def _hard_time_limit(sender: object = None, task_id: str | None = None, exception: object = None, **kw: object) -> None:
+    """Past the hard limit the pool process running the task is killed (and replaced by the pool); the message was
+    acknowledged (acks_late acknowledges a timed-out task). This runs in the worker's main process: the job is
+    handed back at once, an attempt spent, instead of waiting for the dead process's heartbeat to go stale."""
+    args = kw.get("args")
+    if not isinstance(exception, TimeLimitExceeded) or getattr(sender, "name", None) != PROCESS_TASK:
+        return
+    if not isinstance(args, list | tuple) or not args or not isinstance(args[0], str):
+        return
+    limit = _worker_ctx().settings.workers.task_time_limit_s
+    why = f"JobTimeLimitExceededError: the job ran past its hard time limit ({limit:g} s); its process was replaced"
+    hand_back(_worker_ctx(), args[0], attempt_name(task_id), why)
 
 
 @signals.worker_ready.connect
@@ -198,7 +245,8 @@ def sweep() -> int:
     """Re-enqueue sessions whose message was lost or whose worker died (stale heartbeat or expired lease)."""
     ctx = _worker_ctx()
     with ctx.db() as db:
-        ids = list(db.scalars(select(CertSession.id).where(claimable(ctx.settings.workers.worker_stale_s)).limit(500)))
+        free = claimable(ctx.settings.workers.worker_stale_s, silence_is_death(ctx))  # not right after an outage
+        ids = list(db.scalars(select(CertSession.id).where(free).limit(500)))
     for sid in ids:
         process_session.delay(sid)
     return len(ids)

@@ -41,12 +41,23 @@ KINDS = ("counter", "home_visit", "activity")
 EVIDENCE_COLUMNS = ("event_date", "source", "reference")
 MAX_EVIDENCE_ROWS = 100_000
 DEATH_ALERT = "certified_after_death"  # a certification accepted after the recorded date of death
+FORM_KEY = "form"  # the evidence's key for the token of the console form that recorded it
 
 
 class AltCertError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class StaleDeathForm(AltCertError):
+    """A death form rendered before the record it would change: another registration came in meanwhile."""
+
+    def __init__(self, rec: DeathRecord) -> None:
+        super().__init__(
+            f"该人员的死亡信息已在您打开此页面后被更新（现登记死亡日期 {rec.date_of_death.isoformat()}，"
+            f"来源：{rec.source}），本次提交未保存。请刷新页面核对后再提交。"
+        )
 
 
 def certify_alternative(
@@ -57,37 +68,27 @@ def certify_alternative(
     on_date: dt.date,
     staff: Staff | None,
     evidence: dict[str, Any],
+    form: str | None = None,
 ) -> AltCertification:
+    """`form`: the token of the console form that sent it (FORM_KEY in the evidence). A form already recorded for
+    this person (a double click, or sent again after a slow answer) records nothing: its record is returned."""
     if kind not in KINDS:
         raise AltCertError("认证方式无效")
     # The person's row first, then the new session (the lock order, service/certification/lock_order.py): the
     # session's insert takes the row FOR KEY SHARE and `accept_session` then FOR UPDATE, so two certifications of
     # one person at once each held the weak lock the other's strong one waited for (a deadlock on PostgreSQL).
-    # Re-read under the lock: a death recorded meanwhile is seen.
+    # Re-read under the lock: a death recorded meanwhile is seen, and so is the same form's first send.
     db.refresh(b, with_for_update=True)
+    done = recorded_form(db, b, form)
+    if done is not None:
+        return done
+    if form:
+        evidence = evidence | {FORM_KEY: form}
     if b.status == BeneficiaryStatus.DECEASED:
         raise AltCertError("该人员已登记死亡，不能认证")
     if on_date > local_today(ctx.settings):  # the bureau's today: 07:30 in Beijing is already the next day
         raise AltCertError("认证日期不能晚于今天")
-    now = utcnow()
-    s = CertSession(
-        id=str(uuid.uuid4()),
-        beneficiary_id=b.id,
-        channel="staff",
-        token_hash=token_hash(new_token()),  # nobody holds this token: the session takes no uploads
-        actions=[],
-        nonce="alt-" + uuid.uuid4().hex,
-        nonce_expires_at=now,
-        nonce_used_at=now,
-        expires_at=now,
-        state=SessionState.DECIDED,
-        decision=SessionDecision.ACCEPT,
-        reasons=[],
-        result={
-            "alternative": {"kind": kind, "on_date": on_date.isoformat(), "staff": staff.username if staff else None}
-        },
-        decided_at=now,
-    )
+    s = _staff_session(b, kind, on_date, staff)
     db.add(s)
     db.flush()
     accept_session(db, ctx, s, b, on_date, None)
@@ -106,28 +107,87 @@ def certify_alternative(
     return alt
 
 
+def _staff_session(b: Beneficiary, kind: str, on_date: dt.date, staff: Staff | None) -> CertSession:
+    """The decided `staff` session an alternative certification goes through `accept_session` as."""
+    now = utcnow()
+    return CertSession(
+        id=str(uuid.uuid4()),
+        beneficiary_id=b.id,
+        channel="staff",
+        token_hash=token_hash(new_token()),  # nobody holds this token: the session takes no uploads
+        actions=[],
+        nonce="alt-" + uuid.uuid4().hex,
+        nonce_expires_at=now,
+        nonce_used_at=now,
+        expires_at=now,
+        state=SessionState.DECIDED,
+        decision=SessionDecision.ACCEPT,
+        reasons=[],
+        result={
+            "alternative": {"kind": kind, "on_date": on_date.isoformat(), "staff": staff.username if staff else None}
+        },
+        decided_at=now,
+    )
+
+
+def recorded_form(db: Session, b: Beneficiary, form: str | None) -> AltCertification | None:
+    """The certification of `b` the console form `form` already recorded, if any (call with `b` locked)."""
+    if not form:
+        return None
+    alts = db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == b.id))
+    return next((a for a in alts if (a.evidence or {}).get(FORM_KEY) == form), None)
+
+
 def mark_deceased(
-    db: Session, staff: Staff, b: Beneficiary, date_of_death: dt.date, source: str, today: dt.date | None = None
+    db: Session,
+    staff: Staff,
+    b: Beneficiary,
+    date_of_death: dt.date,
+    source: str,
+    today: dt.date | None = None,
+    seen: dt.date | None = None,
 ) -> list[ConsoleAlert]:
     """Block further certification; alert on every certification accepted after the date of death (someone
     certified for a dead person: fraud or a wrong death record, either way a person must look), once per
     certification however often the death is registered (a double submit, a second tab, a corrected date).
-    `today`: the bureau's date (service/infra/clock.py); the UTC date when not given."""
+    `today`: the bureau's date (service/infra/clock.py); the UTC date when not given. `seen`: the date of death
+    on record when the form was rendered (None: none was): a record that differs from it is not overwritten
+    (StaleDeathForm), unless the form says exactly what it says (the same form sent twice)."""
     if date_of_death > (today or utcnow().date()):
         raise AltCertError("死亡日期不能晚于今天")
     if not source.strip():
         raise AltCertError("请填写死亡信息来源")
     # The person's row first, re-read (service/certification/lock_order.py): a second registration at the same
-    # moment waits here, then sees the first's record and alerts.
+    # moment waits here, then sees the first's record (the same one: nothing to do; another: refused).
     db.refresh(b, with_for_update=True)
+    # populate_existing: the record as committed now, not as this unit may have loaded it before the lock.
+    rec = db.get(DeathRecord, b.id, populate_existing=True)
+    if rec is not None and rec.date_of_death != seen:
+        if (rec.date_of_death, rec.source) != (date_of_death, source.strip()):
+            raise StaleDeathForm(rec)
+        b.status = BeneficiaryStatus.DECEASED
+        return []  # the same registration again: on record already, with its alerts
     b.status = BeneficiaryStatus.DECEASED
-    rec = db.get(DeathRecord, b.id)
     if rec is None:
         db.add(
             DeathRecord(beneficiary_id=b.id, date_of_death=date_of_death, source=source.strip(), recorded_by=staff.id)
         )
     else:
         rec.date_of_death, rec.source, rec.recorded_by = date_of_death, source.strip(), staff.id
+    alerts = _late_certification_alerts(db, b, date_of_death)
+    db.add_all(alerts)
+    audit_chain.record(
+        db,
+        staff.actor,
+        "beneficiary.deceased",
+        b.external_id,
+        {"date_of_death": date_of_death.isoformat(), "alerts": len(alerts)},
+    )
+    return alerts
+
+
+def _late_certification_alerts(db: Session, b: Beneficiary, date_of_death: dt.date) -> list[ConsoleAlert]:
+    """An alert for each certification of `b` dated after `date_of_death` not alerted yet."""
     late = db.scalars(
         select(Certification).where(Certification.beneficiary_id == b.id, Certification.certified_on > date_of_death)
     ).all()
@@ -137,7 +197,7 @@ def mark_deceased(
             select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == b.id, ConsoleAlert.kind == DEATH_ALERT)
         )
     }
-    alerts = [
+    return [
         ConsoleAlert(
             kind=DEATH_ALERT,
             beneficiary_id=b.id,
@@ -150,15 +210,6 @@ def mark_deceased(
         for c in late
         if c.session_id not in raised
     ]
-    db.add_all(alerts)
-    audit_chain.record(
-        db,
-        staff.actor,
-        "beneficiary.deceased",
-        b.external_id,
-        {"date_of_death": date_of_death.isoformat(), "alerts": len(alerts)},
-    )
-    return alerts
 
 
 @dataclass

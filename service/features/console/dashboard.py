@@ -105,18 +105,24 @@ def compute(
     rows = db.execute(
         scope.join_session_people(
             select(
-                CertSession.id, CertSession.channel, CertSession.decision, CertSession.queued_at, CertSession.decided_at
+                CertSession.id,
+                CertSession.channel,
+                CertSession.decision,
+                CertSession.result,
+                CertSession.queued_at,
+                CertSession.decided_at,
             )
         ).where(CertSession.decided_at >= start, in_scope)
     )
-    for sid, channel, decision, queued_at, decided_at in rows:
+    for sid, channel, final, result, queued_at, decided_at in rows:
+        decision = machine_decision(final, result)
         if channel == Channel.STAFF or decision is None:
             continue  # counter and evidence certifications are not machine decisions
         st.decided += 1
         st.decision_mix[decision] += 1
         if decision == SessionDecision.ACCEPT and sid not in reviewed:
             st.auto_accepted += 1
-        if queued_at is not None and decided_at is not None and decision != SessionDecision.REVIEW:
+        if queued_at is not None and decided_at is not None and final != SessionDecision.REVIEW:
             durations.append((decided_at - queued_at).total_seconds() / 3600)
     st.median_decision_h = statistics.median(durations) if durations else None
 
@@ -126,6 +132,18 @@ def compute(
     st.backlog_oldest_h = max(ages) if ages else None
     st.backlog_median_h = statistics.median(ages) if ages else None
     return st
+
+
+def machine_decision(final: str | None, result: object) -> str | None:
+    """What the machine decided on a session whose decision is now `final`: a staff decision keeps the machine's
+    under ``result["review"]`` (service/certification/review.py), whichever way it was made (the console, or the
+    operator API, which leaves no console ``ReviewDecision``): a settled review case stays a review, never an
+    automatic accept."""
+    review = result.get("review") if isinstance(result, dict) else None
+    if isinstance(review, dict) and "machine_decision" in review:
+        machine = review["machine_decision"]
+        return machine if isinstance(machine, str) else None
+    return final
 
 
 def to_csv(st: Stats) -> str:

@@ -15,6 +15,7 @@ from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, TURN_LEFT, TURN
 from service.certification import catalog
 from service.certification.errors import ServiceError
 from service.certification.models import BenefitType, SessionDecision
+from service.certification.roster import MAX_YEARS_AHEAD
 
 STATE_ZH = {
     "certified": "已认证",
@@ -121,6 +122,8 @@ ROSTER_PROBLEM_ZH = (
     ("last_certified_on must be", "最近认证日期须为 YYYY-MM-DD 格式的日期"),
     ("last_certified_on is after the import date", "最近认证日期晚于导入日期"),
     ("cycle_start must be", "认证周期起始日须为 YYYY-MM-DD 格式的日期"),
+    ("valid_until is more than", f"认证有效期晚于导入日期 {MAX_YEARS_AHEAD} 年以上（请核对年份）"),
+    ("cycle_start is more than", f"认证周期起始日晚于导入日期 {MAX_YEARS_AHEAD} 年以上（请核对年份）"),
     ("household must be", "户号不超过 64 个字符，且不能以 = + - @ 开头"),
     ("duplicate of an earlier row", "与本文件中前面的一行重复"),
 )

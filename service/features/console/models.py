@@ -54,7 +54,11 @@ class ReviewClaim(Base):
 
     session_id: Mapped[str] = mapped_column(ForeignKey("cert_sessions.id"), primary_key=True)
     claimed_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    # When the holder first claimed it: claiming again, or giving it back and claiming it again, does not move it
+    # (review_queue.claim_case), so a claim's lifetime cannot be renewed by its holder.
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Who gave the case back last (放弃), with `claimed_at` kept: their next claim continues that lifetime.
+    released_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     # A proxy rejection by the first reviewer waits here for a supervisor's second decision.
     pending_decision: Mapped[str | None] = mapped_column(String(8))
     pending_reason: Mapped[str | None] = mapped_column(Text)

@@ -165,6 +165,10 @@ def may_claim(staff: Staff, c: ReviewClaim | None, ttl_s: int) -> bool:
 
 
 def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -> None:
+    """`staff` holds the case from now on. A claim's lifetime runs from its holder's first claim: claiming again,
+    or giving the case back and claiming it again with nobody's claim in between, continues it (the holder keeps
+    the case, and may decide it, but past the lifetime a colleague may take it over and the operator API settle
+    it), so nobody holds a case off the others for longer than `claim_ttl_s` by claiming it over and over."""
     s = open_session(db, session_id, staff)
     if not is_open(s):
         raise CaseError("该案件已处理")
@@ -178,7 +182,10 @@ def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -
         check_second(staff, c)
         if c.claimed_by not in (None, staff.id) and not lapsed(c, cfg.claim_ttl_s, now):
             raise CaseError("该案件已被其他审核员领取")
-        c.claimed_by, c.claimed_at = staff.id, now
+        resumed = c.claimed_by == staff.id or (c.claimed_by is None and c.released_by == staff.id)
+        c.claimed_by, c.released_by = staff.id, None
+        if not (resumed and c.claimed_at is not None):
+            c.claimed_at = now
     # The primary key makes two simultaneous first claims collide at flush: one of them fails.
     db.flush()
     audit_chain.record(db, staff.actor, "case.claim", session_id)
@@ -222,7 +229,8 @@ def release_case(db: Session, staff: Staff, session_id: str) -> None:
     c = db.get(ReviewClaim, session_id)
     if c is None or c.claimed_by != staff.id:
         raise CaseError("您没有领取该案件")
-    c.claimed_by, c.claimed_at = None, None
+    # The time of the claim stays with who gave it back: claiming it again continues that claim (claim_case).
+    c.claimed_by, c.released_by = None, staff.id
     audit_chain.record(db, staff.actor, "case.release", session_id)
 
 

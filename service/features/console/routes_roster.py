@@ -22,7 +22,7 @@ from service.certification.models import (
 )
 from service.certification.roster import import_roster, import_terms
 from service.features.console import audit_chain, scope
-from service.features.console.alt_cert import AltCertError, certify_alternative, mark_deceased
+from service.features.console.alt_cert import AltCertError, StaleDeathForm, certify_alternative, mark_deceased
 from service.features.console.inputs import RowId
 from service.features.console.labels import roster_file_error_zh
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
@@ -40,7 +40,7 @@ from service.features.console.web import (
 )
 from service.features.proxy.models import ProxyBinding, ProxyOperator
 from service.infra.clock import local_today
-from service.infra.security import normalise_id
+from service.infra.security import new_token, normalise_id
 
 router = APIRouter(prefix=PREFIX)
 MAX_ROSTER_BYTES = 50 * 1024 * 1024
@@ -177,6 +177,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Respo
             death=death,
             alerts=alerts,
             today=today.isoformat(),
+            form_token=new_token(),  # the counter form's own: sent twice, it records once (alt_cert.recorded_form)
             error=ERRORS.get(request.query_params.get("e", "")),
         )
     )
@@ -190,17 +191,21 @@ def deceased(
     date_of_death: Annotated[str, Form()],
     source: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
+    recorded_date: Annotated[str, Form()] = "",  # the date on record when the form was rendered ("": none)
 ) -> Response:
     check_csrf(staff, csrf)
     try:
         when = dt.date.fromisoformat(date_of_death)
+        seen = dt.date.fromisoformat(recorded_date) if recorded_date else None
         with unit(request) as db:
             b = scope.beneficiary(db, staff, bid)
             if b is None:
                 return redirect("/roster")
-            mark_deceased(db, staff, b, when, source[:500], local_today(ctx_of(request).settings))
+            mark_deceased(db, staff, b, when, source[:500], local_today(ctx_of(request).settings), seen)
     except ValueError:
         return redirect(f"/beneficiaries/{bid}?e=date")
+    except StaleDeathForm as exc:
+        return render(request, "message.html", staff, status=409, message=exc.message, back=f"/beneficiaries/{bid}")
     except AltCertError:
         return redirect(f"/beneficiaries/{bid}?e=deceased")
     return redirect(f"/beneficiaries/{bid}")
@@ -215,8 +220,9 @@ def certify(
     on_date: Annotated[str, Form()],
     evidence: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
+    form_token: Annotated[str, Form()] = "",
 ) -> Response:
-    """Counter or home-visit certification, recorded with the staff member and what they saw."""
+    """Counter or home-visit certification, recorded with the staff member and what they saw; once per form."""
     check_csrf(staff, csrf)
     if kind not in ("counter", "home_visit") or not evidence.strip():
         return redirect(f"/beneficiaries/{bid}?e=certify")
@@ -226,7 +232,8 @@ def certify(
             b = scope.beneficiary(db, staff, bid)
             if b is None:
                 return redirect("/roster")
-            certify_alternative(db, ctx_of(request), b, kind, when, staff, {"note": evidence.strip()[:1000]})
+            note = {"note": evidence.strip()[:1000]}
+            certify_alternative(db, ctx_of(request), b, kind, when, staff, note, form_token[:64] or None)
     except (ValueError, AltCertError):
         return redirect(f"/beneficiaries/{bid}?e=certify")
     return redirect(f"/beneficiaries/{bid}")

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from pipelines.names import same_name
 from pipelines.reasons import ReasonCode
 from proxy_auth import (
     Binding,
@@ -45,6 +46,11 @@ PROXY_CONSENT_GIVEN = "PROXY_CONSENT_GIVEN"
 # Staff (or a worker racing a roster import) accepting a proxy certification opened for the record's previous
 # person: its binding was revoked when the roster gave the record another ID number.
 PROXY_BINDING_REVOKED = "PROXY_BINDING_REVOKED"
+# The elder's consent video for a relative while the elder already has as many relatives as allowed: refused when
+# it would be opened, rejected when decided (the relative's answer; staff consents keep PROXY_LIMIT_REACHED).
+PROXY_ELDER_SLOTS_FULL = "PROXY_ELDER_SLOTS_FULL"
+# A proxy certification queued before another of its binding's was flagged (or the binding locked): to staff.
+PROXY_BINDING_HELD = "PROXY_BINDING_HELD"
 
 
 def as_service_error(exc: ProxyAuthError) -> ServiceError:
@@ -162,7 +168,7 @@ def _bindable_elder(db: Session, ctx: ServiceContext, op: ProxyOperator, name: s
     # in the audit for staff (an account trying names and numbers against the roster is on record).
     if elder is None:
         reason = "unknown"
-    elif elder.name != name.strip():
+    elif not same_name(elder.name, name):
         reason = "name_mismatch"
     elif elder.status == BeneficiaryStatus.DECEASED:
         reason = "deceased"
@@ -343,14 +349,8 @@ def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: s
     elder = db.get(Beneficiary, row.beneficiary_id)
     target = elder.external_id if elder else "-"
     refusal = _consent_refusal(db, row, who)
-    if refusal is None:
-        others = db.scalars(select(ProxyBinding).where(ProxyBinding.beneficiary_id == row.beneficiary_id)).all()
-        persons = persons_of(db, {b.operator_id for b in others})  # a relative is a person, not an account
-        try:
-            rules = [to_rule(b, persons[b.operator_id], str(b.beneficiary_id)) for b in others]
-            check_relative_slot(persons[row.operator_id], rules, proxy_policy())
-        except ProxyAuthError as exc:
-            refusal = exc.reason.value
+    if refusal is None and elder_slots_full(db, row):
+        refusal = ReasonCode.PROXY_LIMIT_REACHED.value
     if refusal is not None:
         audit(db, who, "proxy.consent.refused", target, {"binding": row.id, "reason": refusal})
         return refusal
@@ -365,6 +365,20 @@ def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: s
         {"binding": row.id, "method": method.value, "ref": ref[:64]},
     )
     return None
+
+
+def elder_slots_full(db: Session, row: ProxyBinding) -> bool:
+    """The elder has consented to as many other relatives (persons, not accounts) as allowed: a consent to this
+    binding's relative cannot be recorded now (`proxy_auth.check_relative_slot`). Read under the elder's row lock
+    where it decides (a consent recorded: `record_consent`; a consent video's decision: `holds.hold`)."""
+    others = db.scalars(select(ProxyBinding).where(ProxyBinding.beneficiary_id == row.beneficiary_id)).all()
+    persons = persons_of(db, {b.operator_id for b in others})  # a relative is a person, not an account
+    rules = [to_rule(b, persons[b.operator_id], str(b.beneficiary_id)) for b in others]
+    try:
+        check_relative_slot(persons[row.operator_id], rules, proxy_policy())
+    except ProxyAuthError:
+        return True
+    return False
 
 
 def _consent_refusal(db: Session, row: ProxyBinding, who: str) -> str | None:

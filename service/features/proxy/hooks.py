@@ -26,16 +26,15 @@ from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision, beneficiary_of
 from service.features.proxy.bindings import (
     PROXY_BINDING_REVOKED,
-    consent_expired,
     end_for_identity_change,
     expire_pending,
     record_consent,
     to_rule,
 )
 from service.features.proxy.errors import ProxyServiceError
+from service.features.proxy.holds import BLAMELESS, hold, no_longer_bound
 from service.features.proxy.identity import restore_for_same_person
 from service.features.proxy.models import (
-    ENDED_STATUSES,
     BindingStatus,
     ProxyBinding,
     ProxyClaim,
@@ -80,6 +79,7 @@ def install(ctx: ServiceContext) -> None:
     order, as before), its steps run when a decision is applied and whenever a session is accepted."""
     ctx.hooks.decision["proxy.policy"] = apply_policy  # proxy sessions only
     ctx.hooks.decision["proxy.relatives"] = apply_rule  # every session with relatives' templates
+    ctx.hooks.holds["proxy"] = hold  # in the applying transaction: what the binding no longer allows
     ctx.hooks.decided["proxy"] = on_decided
     ctx.hooks.accept["proxy"] = on_accept
     ctx.hooks.requesters["proxy"] = operator_requesters  # the daily failure limits count against the operator
@@ -120,23 +120,6 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, rep
     if template is not None and probes and template[1] == str(matcher.recognizer.version):
         operator = check_operator(matcher, probes, template[0], policy)
     return apply_proxy_policy(report.decision, ProxyContext(deceased, first, operator), policy)
-
-
-def no_longer_bound(db: Session, ps: ProxySession) -> bool:
-    """The binding a proxy session was opened under can no longer give it effect: a certification whose binding
-    was revoked (the roster gave the elder's record another ID number: the relative was the old person's, and the
-    face and card now checked are the new person's), a consent video whose binding's consent window
-    passed or that ended meanwhile (unbound too: an elder's consent to a binding that no longer exists gives
-    nothing, and must not read as accepted). Never for a certification whose relative ended (unbound) the binding
-    themself: that decision stands and its failure counts, as before."""
-    row = db.get(ProxyBinding, ps.binding_id) if ps.binding_id else None
-    if row is None:
-        return False
-    if ps.kind == ProxySessionKind.CERTIFICATION.value:
-        return row.status == BindingStatus.REVOKED
-    if ps.kind == ProxySessionKind.CONSENT.value:
-        return consent_expired(row) or row.status in ENDED_STATUSES
-    return False
 
 
 def _not_bound(decision: Decision) -> Decision:
@@ -203,10 +186,12 @@ def on_decided(
     if binding is None:
         return ps.kind != ProxySessionKind.CERTIFICATION.value
     operator_face = ReasonCode.PROXY_OPERATOR_FACE.value in reasons
-    # A session that could not succeed anyway (`no_longer_bound`: nothing the relative did) counts no failure on
-    # the binding's record, which carries over to a later binding of the pair; one who filmed themselves is
-    # flagged all the same. An unbound binding's failures still count: unbinding must not be a way around them.
-    if outcome is Outcome.REJECT and (operator_face or not no_longer_bound(db, ps)):
+    # A session that could not succeed anyway (`no_longer_bound`, the elder's relative slots full: nothing the
+    # relative did) counts no failure on the binding's record, which carries over to a later binding of the pair;
+    # one who filmed themselves is flagged all the same. An unbound binding's failures still count: unbinding must
+    # not be a way around them.
+    blameless = no_longer_bound(db, ps) or not BLAMELESS.isdisjoint(reasons)
+    if outcome is Outcome.REJECT and (operator_face or not blameless):
         _failed(db, binding, who, target, operator_face)
     if ps.kind == ProxySessionKind.CONSENT.value:
         if outcome is Outcome.ACCEPT:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from pipelines.names import same_name
 from pipelines.reasons import ReasonCode
 from proxy_auth import ProxyAuthError, require_usable
 from service.certification import attempts, idnumber
@@ -28,8 +29,10 @@ from service.certification.sessions import NewSession, create_claim_session, cre
 from service.features.proxy.bindings import (
     PROXY_CONSENT_EXPIRED,
     PROXY_CONSENT_GIVEN,
+    PROXY_ELDER_SLOTS_FULL,
     as_service_error,
     consent_expired,
+    elder_slots_full,
     require_verified,
     to_rule,
 )
@@ -92,9 +95,10 @@ def open_verification(
 
 
 def roster_name_differs(db: Session, claim: ProxyClaim) -> bool:
-    """The claimed number is on the roster under another name: the roster's name is authoritative."""
+    """The claimed number is on the roster under another name: the roster's name is authoritative. Compared as
+    names (pipelines.names.same_name: a middle dot typed as • or ・, spaces, full-width letters are the same)."""
     listed = db.scalar(select(Beneficiary.name).where(Beneficiary.id_hash == claim.id_hash))
-    return listed is not None and listed != claim.name
+    return listed is not None and not same_name(listed, claim.name)
 
 
 def _verifications_of(operator_id: str) -> ColumnElement[bool]:
@@ -194,9 +198,31 @@ def open_consent(db: Session, ctx: ServiceContext, op: ProxyOperator, row: Proxy
     if row.status != BindingStatus.PENDING_CONSENT:
         raise ProxyServiceError(PROXY_CONSENT_GIVEN, f"binding is {row.status}: no consent needed")
     elder = _elder(db, row)
+    _check_consent_can_count(db, op, row, elder)
     new = create_session(db, ctx, elder, Channel.PROXY, False, actor(op))
     _link(db, new, ProxySessionKind.CONSENT, op, row.id)
     return new
+
+
+def _check_consent_can_count(db: Session, op: ProxyOperator, row: ProxyBinding, elder: Beneficiary) -> None:
+    """Refuse, before anyone films, a consent video that could not count (the refusal audited with its reason).
+
+    The elder recorded dead: nobody the elder accepted holds this binding (it waits for consent), so the answer
+    is an unknown binding's (404 PROXY_NOT_BOUND, the same body), never BENEFICIARY_DECEASED: whoever typed a name
+    and number learns nothing of a death (docs/security.md Part T). The elder's relative slots full: 409
+    PROXY_ELDER_SLOTS_FULL, rather than a video reported accepted while the binding stays pending (the slots are
+    checked again when the video is decided, `holds.hold`)."""
+    if elder.status == BeneficiaryStatus.DECEASED:
+        reason = "deceased"
+        error: ServiceError = NotFoundError("binding", code=ReasonCode.PROXY_NOT_BOUND.value)
+    elif elder_slots_full(db, row):
+        reason = PROXY_ELDER_SLOTS_FULL
+        error = ProxyServiceError(reason, "the elder already has as many relatives as allowed")
+    else:
+        return
+    audit(db, actor(op), "proxy.consent.refused", elder.external_id, {"binding": row.id, "reason": reason})
+    db.commit()  # the refusal is on record even though the request fails (nothing else was written)
+    raise error
 
 
 def open_certification(db: Session, ctx: ServiceContext, op: ProxyOperator, row: ProxyBinding) -> NewSession:

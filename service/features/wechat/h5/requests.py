@@ -17,6 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from pipelines.names import same_name
 from service.adapters.http.deps import DB, Ctx
 from service.adapters.http.errors import http_status
 from service.certification import attempts, sessions
@@ -222,6 +223,6 @@ def _refused(db: Session, page: _Answer, subject: Subject | None, exc: AssistErr
 def _typed_subject(db: Session, ctx: ServiceContext, name: str, id_number: str) -> Subject:
     """The person typed on the form: the same check as opening a self session (the name must match)."""
     b = sessions.find_beneficiary(db, ctx, None, id_number.strip().upper())
-    if b.name.strip() != name.strip():
+    if not same_name(b.name, name):
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "name and number do not match")
     return Subject(b, False, None)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy.exc import IntegrityError
 
 from pipelines.liveness.challenge import PROMPTS_ZH
+from pipelines.names import same_name
 from pipelines.reasons import ReasonCode
 from service.adapters.http.deps import DB, Ctx, SessionId, SessionToken
 from service.adapters.http.errors import error_body
@@ -142,7 +143,7 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
     if not body.consent:
         raise ServiceError("CONSENT_REQUIRED", "consent is required")
     b = sessions.find_beneficiary(db, ctx, None, body.id_number)
-    if b.name.strip() != body.name.strip():
+    if not same_name(b.name, body.name):
         # The same answer as an unknown number: the page must not confirm whose number it is.
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "name and number do not match")
     new = _start_for_typed(db, ctx, b, openid, body.template_consent)

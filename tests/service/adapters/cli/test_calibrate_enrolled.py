@@ -185,3 +185,25 @@ def test_a_dry_run_writes_nothing_and_raises_no_alert(
     assert Path(settings.certification.face_calibration).read_bytes() == before
     with ServiceContext(settings, schema=service.schema.metadata).db() as db:
         assert db.scalars(select(ConsoleAlert)).all() == []
+
+
+def test_the_shipped_file_never_receives_a_deployment_s_people(
+    cli: CliRunner, tmp_path: Path, enrolled_faces: list[tuple[str, np.ndarray, np.ndarray | None]]
+) -> None:
+    """docs/security.md Part Q: without PENSION_CERT_FACE_CALIBRATION (and without --out) the enrolled population,
+    its look-alike pairs of pensioners' external ids included, was written into the file shipped inside the
+    installed package (a source checkout: the next commit or upgrade carries or drops it). Refused now, before
+    anything is read; the deployment's own copy is named, as docs/face_data.md shows."""
+    settings = deployment(tmp_path, enrolled_faces)
+    env = {k: v for k, v in as_environment(settings).items() if k != "PENSION_CERT_FACE_CALIBRATION"}
+    shipped = DEFAULT_CALIBRATION_PATH.read_bytes()
+    try:
+        for extra in ((), ("--out", str(DEFAULT_CALIBRATION_PATH))):
+            done = cli("calibrate-faces", "--from-enrolled", *extra, env=env)
+            assert done.returncode == 2 and done.stdout == "", done.stderr
+            assert "PENSION_CERT_FACE_CALIBRATION" in done.stderr and "Traceback" not in done.stderr
+            assert DEFAULT_CALIBRATION_PATH.read_bytes() == shipped
+    finally:
+        DEFAULT_CALIBRATION_PATH.write_bytes(shipped)  # the old code wrote there
+    with ServiceContext(settings, schema=service.schema.metadata).db() as db:
+        assert db.scalars(select(AuditEntry).where(AuditEntry.action == "templates.read")).all() == []

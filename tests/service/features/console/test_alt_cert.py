@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -11,6 +12,8 @@ from sqlalchemy import func, select
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, Certification
 from service.features.console.models import AltCertification
+from service.infra.clock import local_today
+from tests.service import factories
 from tests.service.features.console.conftest import login
 from tests.service.features.console.test_roster_pages import beneficiary_by_ext, import_file
 from tests.service.test_roster import card_rows, to_csv
@@ -118,3 +121,38 @@ def test_activity_evidence_never_certifies_a_relatives_verification_row(
     assert 'id="certified">0<' in page.text and 'id="rejected">2<' in page.text and "名册中无此人" in page.text
     with ctx.db() as db:
         assert db.scalar(select(func.count()).select_from(Beneficiary)) == 0
+
+
+def _alt_form(page: str) -> dict[str, str]:
+    """The counter / home-visit form's hidden fields as the page rendered them."""
+    form = page[page.index('id="alt-form"') :]
+    form = form[: form.index("</form>")]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+
+
+def test_a_counter_certification_sent_twice_is_recorded_once(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: the form sent twice (a double click, or sent again after a slow answer) recorded two counter
+    certifications, two sessions and two certificates. The form now carries a token of its own: the second
+    send records nothing and answers as the first did (the person's page with the one certification)."""
+    with ctx.db() as db:
+        bid = factories.beneficiary(db, ctx.keyring).id
+    login(app_client, "rev1")
+    form = _alt_form(app_client.get(f"/console/beneficiaries/{bid}").text)
+    data = form | {"kind": "counter", "on_date": local_today(ctx.settings).isoformat(), "evidence": "本人持证到柜台"}
+    first = app_client.post(f"/console/beneficiaries/{bid}/certify", data=data, follow_redirects=False)
+    second = app_client.post(f"/console/beneficiaries/{bid}/certify", data=data, follow_redirects=False)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"] == f"/console/beneficiaries/{bid}"
+    with ctx.db() as db:
+        alts = db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == bid)).all()
+        certs = db.scalar(select(func.count()).select_from(Certification).where(Certification.beneficiary_id == bid))
+        assert len(alts) == 1 and certs == 1 and alts[0].evidence["note"] == "本人持证到柜台"
+    # A page loaded again carries another token: a second certification from it is a new one.
+    form = _alt_form(app_client.get(f"/console/beneficiaries/{bid}").text)
+    assert form.get("form_token") and form["form_token"] != data.get("form_token")
+    app_client.post(f"/console/beneficiaries/{bid}/certify", data=data | form)
+    with ctx.db() as db:
+        n = db.scalar(select(func.count()).select_from(AltCertification).where(AltCertification.beneficiary_id == bid))
+        assert n == 2

@@ -53,3 +53,40 @@ def test_two_alternative_certifications_of_one_person_do_not_deadlock(pg_ctx: Se
     with ctx.db() as db:
         n = db.scalar(select(func.count()).select_from(Certification).where(Certification.beneficiary_id == bid))
     assert n == 2
+
+
+def test_one_counter_form_sent_twice_at_once_certifies_once(pg_ctx: ServiceContext) -> None:  # noqa: F811
+    """A double click on PostgreSQL: two requests with the same form token at once. The second waits for the
+    person's row, then finds the first's record under the lock and records nothing (before: two
+    certifications)."""
+    ctx = pg_ctx
+    with ctx.db() as db:
+        bid = factories.beneficiary(db, ctx.keyring).id
+    first_inserted, go_on = threading.Event(), threading.Event()
+
+    def certify(hold: bool) -> object:
+        with ctx.db() as db:
+            if hold:
+
+                @event.listens_for(db, "after_flush")
+                def pause(session: Session, _ctx: object) -> None:
+                    if not first_inserted.is_set():
+                        first_inserted.set()
+                        go_on.wait(10)
+
+            b = db.get(Beneficiary, bid)
+            assert b is not None
+            today = local_today(ctx.settings)
+            return certify_alternative(db, ctx, b, "counter", today, None, {"note": "x"}, form="tab-1").id
+
+    first, first_out = running(lambda: certify(True))
+    assert first_inserted.wait(10)
+    second, second_out = running(lambda: certify(False))
+    assert until(lambda: lock_waits(ctx) > 0 or not second.is_alive())
+    go_on.set()
+    first.join(30)
+    second.join(30)
+    assert first_out == second_out and isinstance(first_out[0], int)
+    with ctx.db() as db:
+        n = db.scalar(select(func.count()).select_from(Certification).where(Certification.beneficiary_id == bid))
+    assert n == 1

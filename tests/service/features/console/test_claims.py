@@ -15,10 +15,11 @@ from service.certification.models import CertSession, utcnow
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
-from service.features.console.review_queue import CaseError, claim_case, list_queue
+from service.features.console.review_queue import CaseError, claim_case, held_in_console, list_queue
 from tests.service import factories
 from tests.service.features.console.conftest import login, new_client
 from tests.service.features.console.test_case_held import _review_case
+from tests.service.test_lock_order import lock_waits, running, until
 from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
 
 
@@ -193,6 +194,107 @@ def test_a_claim_made_after_the_queue_was_read_is_seen_under_the_lock(pg_ctx: Se
             claim_case(second, cfg, rev2, sid)  # committed meanwhile
         with pytest.raises(CaseError, match="已被其他审核员领取"):
             claim_case(first, cfg, rev1, sid)
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_by == rev2.id
+
+
+def _age_claim(ctx: ServiceContext, sid: str, minutes: int) -> dt.datetime:
+    """The claim on `sid` made `minutes` ago; that time."""
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_at is not None
+        c.claimed_at = utcnow() - dt.timedelta(minutes=minutes)
+        return c.claimed_at
+
+
+def test_claiming_again_does_not_renew_the_claim(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: claiming a case one already held started the claim's lifetime again, so a reviewer who claimed it
+    every 29 minutes (or once its lifetime had passed) kept it from colleagues and from the operator API for as
+    long as they liked. Now a claim's lifetime runs from its holder's first claim; claiming again changes nothing."""
+    sid = _review_case(ctx, channel="self")
+    csrf_r1 = login(app_client, "rev1")
+    rev2 = new_client(app_client)
+    csrf_r2 = login(rev2, "rev2")
+    assert _claim(app_client, sid, csrf_r1)[0] == 200
+    first = _age_claim(ctx, sid, 29)
+    assert _claim(app_client, sid, csrf_r1)[0] == 200  # still the holder: not refused, not renewed
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_by == staff_users["rev1"] and c.claimed_at == first
+    _age_claim(ctx, sid, 31)  # past the lifetime (30 min) from the first claim
+    assert _claim(app_client, sid, csrf_r1)[0] == 200
+    with ctx.db() as db:
+        s = db.get(CertSession, sid)
+        assert s is not None
+        held_in_console(db, s)  # the operator API is not held off either
+    page = rev2.get(f"/console/cases/{sid}").text
+    assert "接手此案件" in page and _claim_form(page, sid)
+    assert _claim(rev2, sid, csrf_r2)[0] == 200
+
+
+def test_giving_a_case_back_and_claiming_it_again_does_not_renew_the_claim(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The same hold through 放弃 and 领取: the holder's second claim continues the first's lifetime. A colleague's
+    claim in between starts a lifetime of its own."""
+    sid = _review_case(ctx, channel="self")
+    csrf_r1 = login(app_client, "rev1")
+    rev2 = new_client(app_client)
+    csrf_r2 = login(rev2, "rev2")
+    assert _claim(app_client, sid, csrf_r1)[0] == 200
+    first = _age_claim(ctx, sid, 40)
+    assert app_client.post(f"/console/cases/{sid}/release", data={"csrf": csrf_r1}).status_code == 200
+    assert _claim(app_client, sid, csrf_r1)[0] == 200
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_by == staff_users["rev1"] and c.claimed_at == first
+    assert _claim(rev2, sid, csrf_r2)[0] == 200  # lapsed: a colleague takes it over
+    assert app_client.post(f"/console/cases/{sid}/release", data={"csrf": csrf_r1}).status_code == 409
+    assert rev2.post(f"/console/cases/{sid}/release", data={"csrf": csrf_r2}).status_code == 200
+    assert _claim(app_client, sid, csrf_r1)[0] == 200  # after someone else's hold: a lifetime of its own
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_at is not None and c.claimed_at > first + dt.timedelta(minutes=30)
+    assert _claim(rev2, sid, csrf_r2)[0] == 409
+
+
+def test_a_holder_past_the_lifetime_still_decides_when_nobody_took_the_case_over(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    sid = _review_case(ctx, channel="self")
+    csrf = login(app_client, "rev1")
+    assert _claim(app_client, sid, csrf)[0] == 200
+    _age_claim(ctx, sid, 90)
+    assert _claim(app_client, sid, csrf)[0] == 200
+    assert "已完成审核" in _decide(app_client, sid, csrf, "retry", "视频过暗，请重新录制")[1]
+
+
+def test_a_colleague_takes_over_while_the_holder_claims_again(pg_ctx: ServiceContext) -> None:  # noqa: F811
+    """Two transactions on PostgreSQL: the holder's claim past its lifetime is made again and not yet committed
+    when a colleague takes the case over. The colleague waits for the row, then takes it (before: the holder's
+    second claim had renewed it, and the colleague was refused)."""
+    ctx = pg_ctx
+    sid = _review_case(ctx, channel="self")
+    rev1, rev2 = _staff(ctx, "rev1"), _staff(ctx, "rev2")
+    cfg = ConsoleConfig()
+    with ctx.db() as db:
+        claim_case(db, cfg, rev1, sid)
+    _age_claim(ctx, sid, 31)
+    with ctx.db() as holder:
+        claim_case(holder, cfg, rev1, sid)  # the row locked until this unit commits
+
+        def take_over() -> object:
+            with ctx.db() as db:
+                claim_case(db, cfg, rev2, sid)
+            return "taken"
+
+        colleague, out = running(take_over)
+        assert until(lambda: lock_waits(ctx) > 0 or not colleague.is_alive())
+    colleague.join(30)
+    assert out == ["taken"]
     with ctx.db() as db:
         c = db.get(ReviewClaim, sid)
         assert c is not None and c.claimed_by == rev2.id

@@ -1,10 +1,14 @@
 """Registering a death twice (a double submit, a second tab, a corrected date, two supervisors at once) raises
 one alert per certification accepted after the death, not one per registration: before, each registration
-alerted again on every such certification, so supervisors found the same case twice in their list."""
+alerted again on every such certification, so supervisors found the same case twice in their list.
+
+The form carries the date of death on record when it was rendered (none: empty): a form from a page older than
+the record (another supervisor registered the death meanwhile) is refused instead of overwriting it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 
 from fastapi.testclient import TestClient
@@ -13,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary
-from service.features.console.alt_cert import DEATH_ALERT, certify_alternative, mark_deceased
+from service.features.console.alt_cert import DEATH_ALERT, AltCertError, certify_alternative, mark_deceased
 from service.features.console.auth import Role, Staff
 from service.features.console.models import ConsoleAlert, DeathRecord, StaffUser
 from service.infra.clock import local_today
 from tests.service import factories
-from tests.service.features.console.conftest import login
+from tests.service.features.console.conftest import login, new_client
 from tests.service.test_lock_order import lock_waits, running, until
 from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
 
@@ -45,7 +49,9 @@ def test_a_death_registered_twice_alerts_once_per_late_certification(
     for _ in range(2):  # the button pressed twice, or the form sent again from a second tab
         assert app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
     assert _alerts(ctx, bid) == [ten_days_ago]
-    # A corrected (earlier) date of death: the record says the new date, the same certification is not alerted again.
+    # A corrected (earlier) date of death, from the form showing the recorded one: the record says the new date,
+    # the same certification is not alerted again.
+    death["recorded_date"] = death["date_of_death"]
     death["date_of_death"] = (today - dt.timedelta(days=30)).isoformat()
     app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death)
     assert _alerts(ctx, bid) == [ten_days_ago]
@@ -92,3 +98,92 @@ def test_two_death_registrations_at_once_alert_once(pg_ctx: ServiceContext) -> N
     second.join(30)
     assert (first_out, second_out) == ([1], [0])
     assert len(_alerts(ctx, bid)) == 1
+
+
+def _death_form(page: str) -> dict[str, str]:
+    """The death form's hidden fields as the page rendered them."""
+    form = page[page.index('id="death-form"') :]
+    form = form[: form.index("</form>")]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+
+
+def test_a_death_form_from_an_old_page_does_not_overwrite_the_recorded_date(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: a supervisor who had the person's page open since before a colleague registered the death sent the
+    form and silently replaced the colleague's date and source with their own."""
+    with ctx.db() as db:
+        bid = factories.beneficiary(db, ctx.keyring).id
+    today = local_today(ctx.settings)
+    d1, d2 = (today - dt.timedelta(days=3)).isoformat(), (today - dt.timedelta(days=40)).isoformat()
+    login(app_client, "sup1")
+    old_page = _death_form(app_client.get(f"/console/beneficiaries/{bid}").text)
+    assert old_page.get("recorded_date", "") == ""
+    sup2 = new_client(app_client)
+    login(sup2, "sup2")
+    fresh = _death_form(sup2.get(f"/console/beneficiaries/{bid}").text)
+    r = sup2.post(f"/console/beneficiaries/{bid}/deceased", data=fresh | {"date_of_death": d1, "source": "民政部门"})
+    assert r.status_code == 200
+    r = app_client.post(
+        f"/console/beneficiaries/{bid}/deceased", data=old_page | {"date_of_death": d2, "source": "家属告知"}
+    )
+    assert r.status_code == 409 and "本次提交未保存" in r.text and d1 in r.text and "民政部门" in r.text
+    with ctx.db() as db:
+        rec = db.get(DeathRecord, bid)
+        assert rec is not None and (rec.date_of_death.isoformat(), rec.source) == (d1, "民政部门")
+        assert rec.recorded_by == staff_users["sup2"]
+    # The page now shows the recorded date, and its form corrects it.
+    page = app_client.get(f"/console/beneficiaries/{bid}").text
+    corrected = _death_form(page)
+    assert corrected["recorded_date"] == d1 and "更正死亡信息" in page
+    r = app_client.post(
+        f"/console/beneficiaries/{bid}/deceased", data=corrected | {"date_of_death": d2, "source": "家属告知"}
+    )
+    assert r.status_code == 200
+    with ctx.db() as db:
+        rec = db.get(DeathRecord, bid)
+        assert rec is not None and (rec.date_of_death.isoformat(), rec.source) == (d2, "家属告知")
+
+
+def test_two_death_registrations_with_other_dates_at_once_keep_the_first(pg_ctx: ServiceContext) -> None:  # noqa: F811
+    """Two supervisors register the death from pages without one, with other dates, at the same moment on
+    PostgreSQL. The second waits for the person's row, then sees the first's record: refused (before: it
+    overwrote the first's date)."""
+    ctx = pg_ctx
+    today = local_today(ctx.settings)
+    with ctx.db() as db:
+        staff = []
+        for name in ("sup1", "sup2"):
+            user = StaffUser(username=name, display_name=name, role=Role.SUPERVISOR.value, password_hash="-")
+            db.add(user)
+            db.flush()
+            staff.append(Staff(id=user.id, username=name, display_name=name, role=Role.SUPERVISOR, csrf="-"))
+        bid = factories.beneficiary(db, ctx.keyring).id
+    first_wrote, go_on = threading.Event(), threading.Event()
+
+    def register(who: Staff, days: int, hold: bool) -> object:
+        with ctx.db() as db:
+            if hold:
+
+                @event.listens_for(db, "after_flush")
+                def pause(session: Session, _ctx: object) -> None:
+                    if not first_wrote.is_set():
+                        first_wrote.set()
+                        go_on.wait(10)
+
+            row = db.get(Beneficiary, bid)
+            assert row is not None
+            return len(mark_deceased(db, who, row, today - dt.timedelta(days=days), "民政部门", today))
+
+    first, first_out = running(lambda: register(staff[0], 10, True))
+    assert first_wrote.wait(10)
+    second, second_out = running(lambda: register(staff[1], 12, False))
+    assert until(lambda: lock_waits(ctx) > 0 or not second.is_alive())
+    go_on.set()
+    first.join(30)
+    second.join(30)
+    assert first_out == [0]
+    assert len(second_out) == 1 and isinstance(second_out[0], AltCertError) and "本次提交未保存" in str(second_out[0])
+    with ctx.db() as db:
+        rec = db.get(DeathRecord, bid)
+        assert rec is not None and rec.date_of_death == today - dt.timedelta(days=10) and rec.recorded_by == staff[0].id

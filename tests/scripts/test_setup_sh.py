@@ -1,0 +1,55 @@
+"""scripts/setup.sh (sourced by start.sh and test.sh) on a machine where the account running it may not install
+system packages (not root, no sudo): docs/security.md Part Q."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fake(bin_dir: Path, name: str, body: str) -> None:
+    tool = bin_dir / name
+    tool.write_text("#!/bin/sh\n" + body + "\n", encoding="utf-8")
+    tool.chmod(0o755)
+
+
+def test_an_account_that_cannot_install_packages_is_told_what_to_ask_for(tmp_path: Path) -> None:
+    """apt-get failed (no root, no sudo) and `set -e` stopped the set-up there: `scripts/start.sh` could not start
+    the service at all, though none of the missing packages is needed to run it. The set-up now names the
+    packages to ask an administrator for, and goes on."""
+    if shutil.which("sudo"):  # it would run the real apt-get as root (sudo resets PATH)
+        pytest.skip("this machine has sudo: the case is an account without it")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "apt-calls"
+    _fake(bin_dir, "dpkg-query", "exit 1")  # nothing installed
+    _fake(bin_dir, "id", 'if [ "$1" = "-u" ]; then echo 1000; else exec /usr/bin/id "$@"; fi')  # not root
+    _fake(
+        bin_dir,
+        "apt-get",
+        f'echo "$@" >>{calls}; echo "E: Could not open lock file - open (13: Permission denied)" >&2; exit 100',
+    )
+    web = tmp_path / "web" / "onnxruntime-web-1.31.1"
+    web.mkdir(parents=True)
+    (web / ".complete").write_text("", encoding="utf-8")  # the H5 bundle is there: no npm
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PENSION_CERT_WEB_DIR": str(tmp_path / "web")}
+    done = subprocess.run(
+        # As start.sh sources it: a plain command, so that its `set -e` applies (in an `&&` list bash ignores it).
+        ["bash", "-c", 'source scripts/setup.sh\necho "models=$PENSION_CERT_MODELS_DIR"'],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "models=" in done.stdout  # the rest of the set-up ran
+    assert "apt-get install" in done.stderr and "fonts-noto-cjk" in done.stderr
+    assert not calls.exists()  # apt-get is not tried where it cannot work

@@ -1,0 +1,47 @@
+"""A pensioner opening a self session types (or confirms from the card read) a name with a middle dot: the
+phone's keyboard gives • or ・ where the roster has ·, or a space around it. Before, the exact comparison
+answered "unknown person" (404) to a listed pensioner; now the name is compared as a name
+(pipelines.names.same_name), and another name is still the unknown-person answer. The assistance form checks
+"who" the same way."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.certification.context import ServiceContext
+from service.features.wechat.h5 import identity
+from tests.service import factories
+from tests.service.features.wechat.h5.test_assist_requests import World, apply, w  # noqa: F401 (w: the fixture)
+
+LISTED = "阿依古丽·买买提"
+
+
+@pytest.mark.parametrize("typed", ["阿依古丽•买买提", "阿依古丽・买买提", "阿依古丽 · 买买提", "阿依古丽．买买提"])
+def test_a_middle_dot_variant_opens_the_pensioners_session(client: TestClient, ctx: ServiceContext, typed: str) -> None:
+    number = factories.id_number(region="650102", birth=dt.date(1950, 5, 6))
+    with ctx.db() as db:
+        factories.beneficiary(db, ctx.keyring, id_number=number, name=LISTED)
+    client.cookies.set(identity.COOKIE, identity.mint(ctx, "openid-dot-1"))
+    r = client.post("/h5/api/sessions", json={"name": typed, "id_number": number, "consent": True})
+    assert r.status_code == 200, r.text
+
+
+def test_another_name_is_still_unknown(client: TestClient, ctx: ServiceContext) -> None:
+    number = factories.id_number(region="650102", birth=dt.date(1950, 5, 7))
+    with ctx.db() as db:
+        factories.beneficiary(db, ctx.keyring, id_number=number, name=LISTED)
+    client.cookies.set(identity.COOKIE, identity.mint(ctx, "openid-dot-2"))
+    r = client.post("/h5/api/sessions", json={"name": "阿依古丽·买买", "id_number": number, "consent": True})
+    assert r.status_code == 404, r.text
+
+
+def test_the_assistance_form_takes_a_middle_dot_variant_of_the_name(w: World) -> None:  # noqa: F811
+    # The form's "who" check is the self session's: before, the same 404 (姓名与身份证号不一致).
+    number = factories.id_number(region="650102", birth=dt.date(1950, 5, 8))
+    with w.ctx.db() as db:
+        factories.beneficiary(db, w.ctx.keyring, id_number=number, name=LISTED)
+    status, text = apply(w, name="阿依古丽・买买提", id_number=number)
+    assert status == 200 and "已提交" in text

@@ -1,0 +1,54 @@
+"""Typed ID numbers reach the roster, lookups and hashes in one form: the printed 18 characters.
+
+A roster exported from an old system, a clerk's search box or a relative's phone gives the same number as
+full-width digits (a Chinese input method), in groups with spaces, with a lower-case or full-width x, or as the
+15-digit number of a first-generation card. Before, the roster refused those rows ("must be 17 digits…") and a
+lookup or a claim hashed them to something no stored number matched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from service.certification import idnumber
+from service.certification.context import ServiceContext
+from service.certification.roster import validate_row
+from service.infra.security import normalise_id
+from tests.service import factories
+
+NUMBER = factories.id_number(region="420106", birth=dt.date(1941, 7, 21), seq=469)
+FULL_WIDTH = NUMBER.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
+VARIANTS = [
+    FULL_WIDTH,
+    f"{NUMBER[:6]} {NUMBER[6:14]} {NUMBER[14:]}",
+    f"\u3000{NUMBER}\u3000",
+    "420106410721469",  # the same person's 15-digit first-generation number
+]
+
+
+@pytest.mark.parametrize("typed", VARIANTS)
+def test_a_roster_row_with_a_typed_variant_is_imported_under_the_printed_number(typed: str) -> None:
+    raw = {"external_id": "P1", "id_number": typed, "name": "张秀英", "benefit_types": "enterprise_pension"}
+    row, errors = validate_row(2, raw)
+    assert errors == [] and row is not None
+    assert row.id_number == NUMBER and row.region == "420106"
+
+
+@pytest.mark.parametrize("typed", VARIANTS)
+def test_every_variant_hashes_like_the_printed_number(ctx: ServiceContext, typed: str) -> None:
+    assert normalise_id(typed) == NUMBER
+    assert ctx.keyring.id_hash(typed) == ctx.keyring.id_hash(NUMBER)
+
+
+def test_a_taiwan_residents_permit_number_is_imported() -> None:
+    body = "83000019480305002"
+    raw = {
+        "external_id": "P2",
+        "id_number": body + idnumber.check_digit(body),
+        "name": "林淑芬",
+        "benefit_types": "enterprise_pension",
+    }
+    row, errors = validate_row(2, raw)
+    assert errors == [] and row is not None
