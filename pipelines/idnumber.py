@@ -98,6 +98,18 @@ def _region_ok(code: str) -> bool:
     return known_region(code)
 
 
+def residence_region(number: str) -> str | None:
+    """The division code a valid number places its holder in, where it does: a resident's county; a foreigner's
+    permanent residence card, its issuing province (9 + province + nationality: the nationality is no place);
+    a residence permit none (810000/820000/830000 say which side of the border, not where the holder lives)."""
+    code = number[:6]
+    if code in PERMIT_PREFIXES:
+        return None
+    if code.startswith(FOREIGNER_FIRST):
+        return code[1:3] + "0000"
+    return code
+
+
 def _label(code: str) -> str | None:
     if code in PERMIT_PREFIXES:
         return PERMIT_PREFIXES[code]

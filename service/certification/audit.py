@@ -16,17 +16,61 @@ decision behind the chain's single-head lock or take the staff decisions out of 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from service.certification.models import AuditEntry
-from service.infra.security import mask_text
+from service.infra.security import mask_number_reads, mask_text
 
 log = logging.getLogger("service.certification.audit")
+# A look-up of one person (by external id or ID number) that found nobody: audited like a read, since many of
+# them are how a client would learn who is a pensioner.
+MISS = "beneficiary.miss"
+# A known API key refused an operator's route (a channel key asking for the lists, the exports, a review).
+DENIED = "access.denied"
+
+
+def masked_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
+    """An entry's details with every ID number in them masked: both trails store them so (this one and the staff
+    chain's `audit_chain.record`). Details carry text others typed (an API client's `reviewer`, a staff member's
+    note, a file name), where a number can be; an audit log must not become a list of clear ID numbers. (Record
+    ids, external ids of 14 or 16 digits included, stay readable: the log must say whose record was read.)"""
+    plain: dict[str, Any] = json.loads(json.dumps(detail or {}, ensure_ascii=False, default=str))  # as stored
+    return {key: _masked(value) for key, value in plain.items()}
+
+
+def _masked(value: Any) -> Any:
+    """Text masked value by value (a score or a count is never touched: `0.12345678901234567` is a float)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    return value
+
+
+def asked(text: str) -> str:
+    """What a look-up that found nobody asked for, as its audit entry keeps it: cut to size, and a long run of
+    digits masked as a number is (a mistyped ID number is one digit short or long, and is no record's id)."""
+    return mask_number_reads(text[:64])
 
 
 def audit(db: Session, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
-    db.add(AuditEntry(actor=actor[:64], action=action, target=target[:64], detail=detail or {}))
-    log.info("audit %s %s %s", actor, action, mask_text(target))
+    """One entry in the caller's transaction. The actor (it may carry a typed staff id) and the details are masked
+    before they are cut to size; the target is a record id (a session id, an external id) and is stored as given,
+    since the domain finds entries by it."""
+    who = mask_text(actor)[:64]
+    db.add(AuditEntry(actor=who, action=action, target=target[:64], detail=masked_detail(detail)))
+    log.info("audit %s %s %s", who, action, mask_text(target))
+
+
+def audit_read(db: Session, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+    """Who read whose personal data through the API or the CLI (every read, like the console's views), or tried to
+    and found nobody: committed now, as a read changes nothing else and a miss is answered with an error that
+    rolls the request's transaction back."""
+    audit(db, actor, action, target, detail)
+    db.commit()

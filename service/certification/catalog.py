@@ -46,7 +46,11 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "SESSION_EXPIRED": "认证会话已过期,请重新开始",
     "TOKEN_EXPIRED": "认证会话已过期,请重新开始",
     "UPLOAD_CONFLICT": "该材料已上传,请勿重复提交",
-    "CERTIFICATE_INVALID": "证书校验未通过",
+    "CERTIFICATE_INVALID": "凭证核验未通过:编码不正确或已被改动,请向经办机构核实",
+    # A genuine certificate void as of the bureau's today (service/certification/certificates.py, `standing`).
+    "CERTIFICATE_EXPIRED": "该凭证已超过有效期,已失效",
+    "CERTIFICATE_DECEASED": "凭证所属人员已登记死亡,凭证已失效",
+    "CERTIFICATE_SUPERSEDED": "该凭证所属档案的身份信息已变更,凭证已失效",
     # Roles (403): operator actions need an operator (admin) key; channel keys cannot act as staff.
     "ADMIN_KEY_REQUIRED": "该操作仅限经办机构使用",
     "STAFF_CHANNEL_FORBIDDEN": "柜台认证仅限工作人员办理",
@@ -104,6 +108,9 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     # A proxy certification queued before another of its binding's was flagged (or the binding locked): to staff.
     "PROXY_BINDING_HELD": "该绑定正在人工核查,本次代办认证已转工作人员审核,请耐心等待结果",
 }
+
+# The public certificate check's answer for a genuine certificate valid today (an answer, not an error: no code).
+CERTIFICATE_VALID_ZH = "凭证有效"
 
 # Assisted certification requests (service.features.console.assist): what the citizen or the staff member reads.
 ASSIST_MESSAGES_ZH: dict[str, str] = {

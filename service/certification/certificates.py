@@ -2,21 +2,54 @@
 
 The code is ``base64url(payload).mac`` with an HMAC-SHA256 over the payload (key from settings); the public
 verify endpoint recomputes the MAC, so a forged or altered code fails without any database lookup, and the
-database lookup then confirms the certification still exists.
+database lookup then confirms the certification still exists. A genuine code is then judged as of the bureau's
+today (`standing`): valid, or why not (expired, the person recorded deceased since, or superseded: the roster
+gave the record another person's ID number since). The public answer names the person only masked (`mask_name`)
+and says how they were certified (by themselves, by a relative as a proxy, or by the bureau's staff).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import enum
 import hmac
 import io
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from service.certification.errors import ServiceError
+from sqlalchemy.orm import Session
+
+from service.certification.catalog import CERTIFICATE_VALID_ZH, message_zh
+from service.certification.errors import NotFoundError, ServiceError
+from service.certification.models import Beneficiary, BeneficiaryStatus, Certification, CertSession, Channel
 from service.infra.security import Keyring
+
+
+class CertificateStatus(enum.StrEnum):
+    """A genuine certificate as of a day. The order of `standing`'s checks: superseded first (the record's
+    present person's status is none of the certificate's business), then deceased, then expired."""
+
+    VALID = "valid"
+    SUPERSEDED = "superseded"
+    DECEASED = "deceased"
+    EXPIRED = "expired"
+
+
+# The code (service/certification/catalog.py has its Chinese message) a void status is refused with.
+VOID_CODES: dict[CertificateStatus, str] = {
+    CertificateStatus.SUPERSEDED: "CERTIFICATE_SUPERSEDED",
+    CertificateStatus.DECEASED: "CERTIFICATE_DECEASED",
+    CertificateStatus.EXPIRED: "CERTIFICATE_EXPIRED",
+}
+
+# How the person was certified, as the certificate and its check say it (a session's channel).
+METHODS_ZH: dict[str, str] = {
+    Channel.SELF: "本人认证",
+    Channel.PROXY: "亲属代办认证",
+    Channel.STAFF: "经办机构办理",
+}
 
 
 @dataclass(frozen=True)
@@ -68,8 +101,82 @@ def _mac_ok(keyring: Keyring, body: str, mac: str) -> bool:
     return len(mac) == 32 and hmac.compare_digest(keyring.mac("cert:" + body)[:32].encode(), mac.encode())
 
 
-def render_png(name: str, claims: CertificateClaims, verify_url: str) -> bytes:
-    """A printable certificate: subject, dates and a QR code of the verification URL."""
+@dataclass(frozen=True)
+class Standing:
+    """A certification as of `checked_on` (the bureau's date): its status, how it was made, its person's masked
+    name (None when superseded: the record names another person now)."""
+
+    status: CertificateStatus
+    checked_on: dt.date
+    method: str
+    name_masked: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.status is CertificateStatus.VALID
+
+    @property
+    def message_zh(self) -> str:
+        """What the person checking reads."""
+        return message_zh(VOID_CODES[self.status]) if not self.valid else CERTIFICATE_VALID_ZH
+
+    @property
+    def method_zh(self) -> str:
+        return METHODS_ZH.get(self.method, self.method)
+
+
+def standing(db: Session, cert: Certification, today: dt.date) -> Standing:
+    """`cert` as of `today` (the bureau's date: service/infra/clock.py). Superseded when its record has been
+    given another ID number since it was made (`Beneficiary.identity_since`, the rule the cycle run applies;
+    a supervisor's same-person finding restores it), or its record is gone."""
+    b = db.get(Beneficiary, cert.beneficiary_id)
+    s = db.get(CertSession, cert.session_id)
+    method = s.channel if s is not None else Channel.SELF
+    if b is None or (b.identity_since is not None and cert.created_at < b.identity_since):
+        return Standing(CertificateStatus.SUPERSEDED, today, method, None)
+    if b.status == BeneficiaryStatus.DECEASED:
+        status = CertificateStatus.DECEASED
+    elif cert.valid_until < today:
+        status = CertificateStatus.EXPIRED
+    else:
+        status = CertificateStatus.VALID
+    return Standing(status, today, method, mask_name(b.name))
+
+
+def check_code(db: Session, keyring: Keyring, code: str, today: dt.date) -> tuple[CertificateClaims, Standing]:
+    """The public check: the signed claims of a genuine code, and its certification's standing on `today`.
+    CERTIFICATE_INVALID for a forged or altered code, or one whose certification does not exist (or was
+    issued again under another code)."""
+    claims = verify_code(keyring, code)
+    cert = db.get(Certification, claims.certification_id)
+    if cert is None or cert.code != code.strip():
+        raise NotFoundError("certification", "CERTIFICATE_INVALID", detail="no such certification")
+    return claims, standing(db, cert, today)
+
+
+def require_valid(db: Session, cert: Certification, today: dt.date) -> Standing:
+    """The standing of a certificate about to be served to its holder: refused (the status's code) unless valid
+    today; a new copy of a void certificate is not printed."""
+    st = standing(db, cert, today)
+    if not st.valid:
+        raise ServiceError(VOID_CODES[st.status], f"certificate is {st.status.value} on {today.isoformat()}")
+    return st
+
+
+def mask_name(name: str) -> str:
+    """张*英, 欧**锋, 李*: the first and (from three characters) the last character; enough for a relying
+    party to match the paper in front of them, not to learn a name from a code."""
+    chars = list(name.strip())
+    if len(chars) <= 1:
+        return "*"
+    if len(chars) == 2:
+        return chars[0] + "*"
+    return chars[0] + "*" * (len(chars) - 2) + chars[-1]
+
+
+def render_png(name: str, claims: CertificateClaims, verify_url: str, method_zh: str) -> bytes:
+    """A printable certificate: subject, how certified, dates, the verification site in words (a relying party
+    checks that the QR code opens that site, not a look-alike) and a QR code of the verification URL."""
     import segno  # lazy: segno and Pillow only when a certificate is printed
     from PIL import Image, ImageDraw  # lazy: as above
 
@@ -77,22 +184,32 @@ def render_png(name: str, claims: CertificateClaims, verify_url: str) -> bytes:
     buf = io.BytesIO()
     qr.save(buf, kind="png", scale=6, border=4)  # the 4-module quiet zone ISO/IEC 18004 asks for
     qr_img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    width = max(720, qr_img.width + 80)
-    img = Image.new("RGB", (width, qr_img.height + 260), "white")
-    draw = ImageDraw.Draw(img)
+    lines = certificate_lines(name, claims, verify_url, method_zh)
     font = _font(28)
-    lines = [
-        "养老保险待遇资格认证凭证",
-        f"姓名: {name}    证件: {claims.id_masked}",
-        f"认证日期: {claims.certified_on.isoformat()}    有效期至: {claims.valid_until.isoformat()}",
-        f"凭证编号: {claims.certification_id}",
-    ]
+    width = max(720, qr_img.width + 80, *(int(font.getlength(line)) + 80 for line in lines))
+    top = 30 + len(lines) * 44
+    img = Image.new("RGB", (width, qr_img.height + top + 40), "white")
+    draw = ImageDraw.Draw(img)
     for i, line in enumerate(lines):
         draw.text((40, 30 + i * 44), line, fill="black", font=font)
-    img.paste(qr_img, ((width - qr_img.width) // 2, 220))
+    img.paste(qr_img, ((width - qr_img.width) // 2, top))
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
+
+
+def certificate_lines(name: str, claims: CertificateClaims, verify_url: str, method_zh: str) -> list[str]:
+    """The printed text of a certificate (dates: the bureau's calendar, as issued)."""
+    site = verify_url.split("?", 1)[0]
+    return [
+        "养老保险待遇资格认证凭证",
+        f"姓名: {name}    证件: {claims.id_masked}",
+        f"认证方式: {method_zh}",
+        f"认证日期: {claims.certified_on.isoformat()}    有效期至: {claims.valid_until.isoformat()}",
+        f"凭证编号: {claims.certification_id}",
+        "真伪与当前是否有效请扫码核验,核验网址应为:",
+        site,
+    ]
 
 
 def _font(size: int) -> Any:

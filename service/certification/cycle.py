@@ -161,7 +161,7 @@ def run_cycle(
         .order_by(Beneficiary.id)  # many rows of one table: in a fixed order (service/certification/lock_order.py)
         .with_for_update()
     ).all()
-    waiting = _being_decided(db, lapsed, rules)
+    waiting = _being_decided(db, lapsed, rules, today)
     lapsed = [b for b in lapsed if b.id not in waiting]
     if guard is not None and lapsed:
         active = db.scalar(
@@ -188,22 +188,38 @@ def run_cycle(
     return [b.id for b in lapsed]
 
 
-def _being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules) -> set[int]:
+def _being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules, today: dt.date) -> set[int]:
     """Those of `lapsed` with a certification made in time that the service has not decided yet: its video queued
-    on or before their last valid day (the bureau's calendar: 00:10 in Beijing is the next day) and the job queued,
-    running, in staff review or failed awaiting staff. They wait for the office, not the reverse: no suspension for
-    the backlog, and the run after a rejection suspends them. A session started after the lapse shelters nobody."""
-    last_day = {b.id: b.valid_until for b in lapsed if b.valid_until is not None}
+    in the lapsed validity (after the last certification, since the record's last change of ID number, on or
+    before the last valid day in the bureau's calendar: 00:10 in Beijing is the next day) and the job queued,
+    running, in staff review or failed awaiting staff. They wait for the office, not the reverse: no suspension
+    for the backlog, and the run after a rejection suspends them. A session started after the lapse shelters
+    nobody, nor an earlier cycle's case left unsettled, nor one undecided for more than `due_soon_days` past the
+    last valid day (the office's backlog is bounded; a session that certifies nobody, such as an elder's consent
+    to a relative, which the core cannot tell apart, shelters no longer than that either)."""
+    window = {
+        b.id: b for b in lapsed if b.valid_until is not None and (today - b.valid_until).days <= rules.due_soon_days
+    }
     undecided = CertSession.state.in_((SessionState.QUEUED, SessionState.PROCESSING)) | awaiting_staff()
     queued_at = func.coalesce(CertSession.queued_at, CertSession.created_at)
-    ids, waiting = sorted(last_day), set[int]()
+    ids, waiting = sorted(window), set[int]()
     for at in range(0, len(ids), IN_CHUNK):
         chunk = ids[at : at + IN_CHUNK]
         query = select(CertSession.beneficiary_id, queued_at).where(CertSession.beneficiary_id.in_(chunk), undecided)
         for bid, queued in db.execute(query):
-            if bid is not None and queued is not None and local_date(rules, queued) <= last_day[bid]:
+            if bid is not None and queued is not None and _in_lapsed_validity(window[bid], queued, rules):
                 waiting.add(bid)
     return waiting
+
+
+def _in_lapsed_validity(b: Beneficiary, queued: dt.datetime, rules: CycleRules) -> bool:
+    """Whether a video queued at `queued` (naive UTC) was made for `b`'s validity that just lapsed."""
+    day = local_date(rules, queued)
+    if b.valid_until is None or day > b.valid_until:
+        return False
+    if b.last_certified_on is not None and day <= b.last_certified_on:
+        return False  # made for an earlier cycle: that one was certified since
+    return b.identity_since is None or queued >= b.identity_since  # not the record's previous person's
 
 
 def record_certification(

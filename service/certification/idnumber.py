@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipelines.idnumber import birth_date, check_digit, check_number
+from pipelines.idnumber import birth_date, check_digit, check_number, residence_region
 
-__all__ = ["age_on", "birth_date", "check_digit", "validate"]
+__all__ = ["age_on", "birth_date", "check_digit", "residence_region", "validate"]
 
 # The English problem sentences; the console maps them to Chinese by their fixed beginning
 # (service/features/console/labels.py ROSTER_PROBLEM_ZH), so keep the beginnings stable.

@@ -260,8 +260,13 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
         errors.append("name missing or too long")
     if ext.startswith(FORMULA_START) or name.startswith(FORMULA_START):
         errors.append("external_id and name must not start with = + - @ (spreadsheet formula)")
-    region = raw.get("region", "").strip() or number[:6]
-    if not (region.isdigit() and 2 <= len(region) <= 12):
+    # An invalid number is refused anyway: its region is not looked for.
+    implied = number[:6] if problem else idnumber.residence_region(number) or ""
+    region = raw.get("region", "").strip() or implied
+    if not region:
+        # Staff scopes, the birthday-month regions and the dashboard go by region: 830000 would fit none of them.
+        errors.append("region is required for a residence permit number (it names no place of residence)")
+    elif not (region.isdigit() and 2 <= len(region) <= 12):
         errors.append("region must be a numeric division code")
     types = [t.strip() for t in raw.get("benefit_types", "").replace("|", ";").split(";") if t.strip()]
     valid_types = {t.value for t in BenefitType}

@@ -127,7 +127,8 @@ class WorkerSettings(BaseSettings):
     # --pool=solo does not). Past the soft limit the task is interrupted and its job put back as a failed attempt
     # (FAILED for staff after job_max_attempts); past the hard limit (a decoder hung in C code, deaf to the soft
     # one) its pool process is killed and replaced, and the job handed back the same way. The first job of a pool
-    # process also loads the models. Keep the hard limit below job_lease_s. Equal limits: no soft phase.
+    # process also loads the models. Keep the hard limit below job_lease_s (the worker warns at start otherwise: a
+    # task still running when its lease ends is announced again by the sweep). Equal limits: no soft phase.
     task_soft_time_limit_s: float = 240.0
     task_time_limit_s: float = 270.0
 

@@ -12,7 +12,7 @@ import secrets
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pipelines.idnumber import normalise
+from pipelines.idnumber import check_number, normalise
 
 # Not inside a longer run of letters or digits (a hash, a token), except right after a %XX escape: in an access
 # log's path or query an ID number follows `%3D`, `%20`, `%2F` as often as `=` or `/`. Written as people type and
@@ -20,11 +20,18 @@ from pipelines.idnumber import normalise
 # `1101 0519 4912 3100 2X`, at most one separator between two characters; full-width digits and X (a Chinese
 # input method's full-width mode) as well.
 _SEPARATOR = r"(?:[ \-+\u3000]|%20)"
+_START = r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))"
+_END = r"(?![0-9A-Za-z])"
 ID_SEPARATOR = re.compile(_SEPARATOR)
-ID_PATTERN = re.compile(
-    rf"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{{2}}))\d(?:{_SEPARATOR}?\d){{16}}{_SEPARATOR}?[\dXx\uff38\uff58]"
-    r"(?![0-9A-Za-z])"
-)
+ID_PATTERN = re.compile(rf"{_START}\d(?:{_SEPARATOR}?\d){{16}}{_SEPARATOR}?[\dXx\uff38\uff58]{_END}")
+# A first-generation number: 15 digits (no check digit), written the same ways. Masked only when it is one (a known
+# region code and a calendar date, pipelines.idnumber's rules for its 18-digit form), so that other 15-digit
+# numbers (an order number, a device's IMEI, a timestamp in microseconds) stay as they are.
+LEGACY_PATTERN = re.compile(rf"{_START}\d(?:{_SEPARATOR}?\d){{14}}{_END}")
+# Input fields an ID number is typed into take this many characters: the number is normalised (normalise_id)
+# before it is judged, so 18 characters with a space between each, or typed with some around it, still fit. The
+# one bound for every such field (the H5 forms and pages, the relatives' API, the API's lookups, the console).
+ID_INPUT_MAX = 64
 
 
 def mask_id(id_number: str) -> str:
@@ -35,8 +42,9 @@ def mask_id(id_number: str) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Every ID number in `text` masked as `mask_id` shows it (its separators dropped)."""
-    return ID_PATTERN.sub(_masked_number, text)
+    """Every ID number in `text` masked as `mask_id` shows it (its separators dropped): an 18-character one, and
+    a 15-digit first-generation one that is valid."""
+    return LEGACY_PATTERN.sub(_masked_legacy, ID_PATTERN.sub(_masked_number, text))
 
 
 def _masked_number(m: re.Match[str]) -> str:
@@ -45,10 +53,16 @@ def _masked_number(m: re.Match[str]) -> str:
     return mask_id("".join(parts)) if min(map(len, parts)) >= 2 else m.group()
 
 
-# A run of 14 or more digits (an X among them): most of an ID number even when it is not a whole one (an OCR
-# read of the number line that lost the check digit to glare, or picked up a stray digit): ID_PATTERN (exactly
-# 18) misses it.
-DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9][0-9Xx]{13,}(?![0-9A-Za-z])")
+def _masked_legacy(m: re.Match[str]) -> str:
+    # normalise: full-width digits to ASCII, then the 18-digit form (19 before the year, its check digit).
+    return _masked_number(m) if check_number(normalise(ID_SEPARATOR.sub("", m.group()))).valid else m.group()
+
+
+# A run of 14 or more digits (an X among them), full-width too: most of an ID number even when it is not a whole
+# one (an OCR read of the number line that lost the check digit to glare, or picked up a stray digit; a number
+# typed in full-width as an external id): ID_PATTERN (exactly 18) misses it.
+_DIGIT = "0-9\uff10-\uff19"
+DIGIT_RUN = re.compile(rf"(?<![{_DIGIT}A-Za-z])[{_DIGIT}][{_DIGIT}Xx\uff38\uff58]{{13,}}(?![{_DIGIT}A-Za-z])")
 
 
 def mask_number_reads(text: str) -> str:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from celery.schedules import BaseSchedule, maybe_schedule
 
-from service.adapters.workers.tasks import make_celery
+from service.adapters.workers.tasks import PROCESS_TASK, make_celery
 from tests.service.conftest import make_settings
 
 
@@ -46,3 +46,15 @@ def test_the_daily_upkeep_runs_at_night_in_the_bureaus_time_zone(tmp_path: Path)
     start = dt.datetime(2026, 12, 5, 12, 0, tzinfo=zone)
     runs_at = (start + waits_after_start(tmp_path, start)).astimezone(zone)
     assert runs_at.date() == dt.date(2026, 12, 6) and runs_at.hour < 6
+
+
+def test_the_task_limits_follow_the_settings_and_a_hard_limit_past_the_lease_is_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_celery(make_settings(tmp_path, task_soft_time_limit_s=20, task_time_limit_s=25))
+    assert app.conf.task_annotations[PROCESS_TASK] == {"soft_time_limit": 20, "time_limit": 25}
+    assert "announced again" not in caplog.text
+    # A task still running when its lease ends is announced again by the sweep: said when the worker starts.
+    app = make_celery(make_settings(tmp_path, task_soft_time_limit_s=300, task_time_limit_s=300, job_lease_s=300))
+    assert app.conf.task_annotations[PROCESS_TASK] == {"soft_time_limit": None, "time_limit": 300}  # no soft phase
+    assert "TASK_TIME_LIMIT_S 300s is not below JOB_LEASE_S 300s" in caplog.text

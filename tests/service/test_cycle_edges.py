@@ -239,3 +239,26 @@ def test_a_pensioner_who_certified_in_time_is_not_suspended_while_the_office_dec
     s.decision = SessionDecision.REJECT
     db.flush()
     assert run_cycle(db, last_day + dt.timedelta(days=4), RULES) == [people["review"].id]
+
+
+def test_only_a_case_made_for_the_lapsed_validity_and_decided_soon_shelters(ctx: ServiceContext, db: Session) -> None:
+    # The shelter above asked only "queued by the last valid day and undecided": an earlier cycle's case left in
+    # the review queue (the person certified at the counter instead), or the record's previous person's case,
+    # kept a person unsuspended every later year (found by the whole-diff review, 2026-12-05).
+    last_day = dt.date(2026, 2, 28)
+    review = {"state": SessionState.DECIDED, "decision": SessionDecision.REVIEW}
+    old_cycle = factories.beneficiary(db, ctx.keyring, valid_until=last_day, last_certified_on=dt.date(2025, 3, 1))
+    db.add(factories.session_row(old_cycle.id, id="cycle-old", queued_at=dt.datetime(2025, 2, 1, 2), **review))
+    changed = factories.beneficiary(
+        db, ctx.keyring, valid_until=last_day, identity_since=dt.datetime(2026, 2, 20, 1), last_certified_on=None
+    )
+    db.add(factories.session_row(changed.id, id="cycle-previous", queued_at=dt.datetime(2026, 2, 10, 2), **review))
+    in_time = factories.beneficiary(db, ctx.keyring, valid_until=last_day, last_certified_on=dt.date(2025, 3, 1))
+    db.add(factories.session_row(in_time.id, id="cycle-in-time", queued_at=dt.datetime(2026, 2, 27, 2), **review))
+    db.flush()
+    assert sorted(run_cycle(db, last_day + dt.timedelta(days=1), RULES)) == sorted([old_cycle.id, changed.id])
+    assert in_time.status == "active"
+    # The office's backlog shelters for `due_soon_days` past the last valid day, not for ever: an undecided case
+    # (or a session that certifies nobody, an elder's consent to a relative) no longer holds the suspension off.
+    assert run_cycle(db, last_day + dt.timedelta(days=RULES.due_soon_days), RULES) == []
+    assert run_cycle(db, last_day + dt.timedelta(days=RULES.due_soon_days + 1), RULES) == [in_time.id]

@@ -15,6 +15,7 @@ import pytest
 from service.certification import idnumber
 from service.certification.context import ServiceContext
 from service.certification.roster import validate_row
+from service.features.console.labels import roster_problem_zh
 from service.infra.security import normalise_id
 from tests.service import factories
 
@@ -49,6 +50,21 @@ def test_a_taiwan_residents_permit_number_is_imported() -> None:
         "id_number": body + idnumber.check_digit(body),
         "name": "林淑芬",
         "benefit_types": "enterprise_pension",
+        "region": "350203",
     }
     row, errors = validate_row(2, raw)
-    assert errors == [] and row is not None
+    assert errors == [] and row is not None and row.region == "350203"
+    # The permit's number names no place of residence: without the region column the row placed its holder in
+    # "830000", outside every region-scoped account, birthday-month region and dashboard city (whole-diff review).
+    row, errors = validate_row(2, {**raw, "region": ""})
+    assert row is None and errors == [
+        "region is required for a residence permit number (it names no place of residence)"
+    ]
+    assert roster_problem_zh(errors[0]).startswith("港澳台居民居住证号码不含居住地")
+
+
+def test_a_foreign_residents_number_is_placed_in_its_issuing_province() -> None:
+    body = "91115619480305002"  # 9, Beijing (11), nationality 156, then the birth date and a sequence
+    raw = {"external_id": "P3", "id_number": body + idnumber.check_digit(body), "name": "JOHN SMITH"}
+    row, errors = validate_row(2, {**raw, "benefit_types": "enterprise_pension"})
+    assert errors == [] and row is not None and row.region == "110000"  # not "911156"

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # imported where used: building the parser must not load nump
 
 SUMMARY_KEYS = ("decision", "reasons", "messages", "scores", "thresholds", "model_versions", "references")
 BATCH_COLUMNS = ("id_card", "video")  # required; optional: challenge, beneficiary_id
+CLI_ACTOR = "cli:certify"  # audit actor of the command's reads of the service database
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,7 +84,8 @@ class _Beneficiaries:
         from sqlalchemy import select
 
         import service.schema
-        from service.adapters.cli.common import load_settings
+        from service.adapters.cli.common import load_settings, os_user
+        from service.certification.audit import MISS, asked, audit_read
         from service.certification.context import ServiceContext
         from service.certification.models import Beneficiary
         from service.certification.templates import load_template
@@ -91,12 +93,21 @@ class _Beneficiaries:
         self._ctx = self._ctx or ServiceContext(load_settings(), schema=service.schema.metadata)
         with self._ctx.db() as db:
             b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == beneficiary))
+            # The person's full ID number and face template leave the database here: audited as the API's reads
+            # are (a miss too), naming the OS account that ran the command.
             if b is None:
+                audit_read(
+                    db, CLI_ACTOR, MISS, "-", {"by": "external_id", "asked": asked(beneficiary), "os_user": os_user()}
+                )
                 # Masked: a mistyped ID number (a wrong check digit) lands here, and stderr goes to logs.
                 shown = mask_number_reads(beneficiary)
                 detail = f"no beneficiary {shown!r}: give an ID number or a known external_id"
                 raise CliError(detail, code="BENEFICIARY_UNKNOWN")
-            return self._ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number"), load_template(self._ctx, b)
+            number = self._ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
+            template = load_template(self._ctx, b)
+            read = {"by": "external_id", "id_number": True, "template": template is not None, "os_user": os_user()}
+            audit_read(db, CLI_ACTOR, "beneficiary.read", b.external_id, read)
+            return number, template
 
 
 def _check_args(args: argparse.Namespace) -> None:

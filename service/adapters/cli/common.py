@@ -10,6 +10,7 @@ small ``pipelines`` modules and the domain errors only; no numpy, OpenCV, onnxru
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,17 @@ def outage_error(exc: BaseException) -> CliError | None:
     if storage is not None and isinstance(exc, storage.StorageUnavailableError):
         return CliError(f"the media store does not answer: {exc}", EXIT_UNAVAILABLE, code="STORAGE_UNAVAILABLE")
     return None
+
+
+def os_user() -> str:
+    """The account running the command, by its uid (not $USER, which the caller sets): named in the audit entries
+    of what a command did or read, beyond "the command line"."""
+    import pwd  # lazy: the passwd database, read only by the commands that write an audit entry
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (a container's)
+        return str(os.geteuid())
 
 
 def emit(obj: dict[str, Any]) -> None:

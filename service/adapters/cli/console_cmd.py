@@ -10,7 +10,7 @@ import getpass
 import os
 from typing import TYPE_CHECKING
 
-from service.adapters.cli.common import EXIT_FAILED, EXIT_UNAVAILABLE, CliError, emit
+from service.adapters.cli.common import EXIT_FAILED, EXIT_UNAVAILABLE, CliError, emit, os_user
 
 if TYPE_CHECKING:
     from service.certification.context import ServiceContext
@@ -84,20 +84,10 @@ def _create_user(args: argparse.Namespace) -> int:
             )
         except ValueError as exc:
             raise CliError(str(exc)) from exc
-        detail = {"role": user.role, "scope": scope, "os_user": _os_user()}  # who, beyond "the command line"
+        detail = {"role": user.role, "scope": scope, "os_user": os_user()}  # who, beyond "the command line"
         record(db, "cli", "user.create", user.username, detail)
         emit({"id": user.id, "username": user.username, "role": user.role, "scope": scope})
     return 0
-
-
-def _os_user() -> str:
-    """The account running the command, by its uid (not $USER, which the caller sets)."""
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:  # a uid without a passwd entry (a container's)
-        return str(os.geteuid())
 
 
 def _verify(_args: argparse.Namespace) -> int:

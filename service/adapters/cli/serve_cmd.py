@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ import threading
 import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from service.adapters.cli.common import (
     EXIT_CONFIG,
@@ -123,17 +125,31 @@ def _serve(args: argparse.Namespace) -> int:
 
 def dev_secrets_off_loopback(settings: Settings, address: str) -> list[str]:
     """The variables holding a key printed in this repository (settings.dev_default_secrets, and the development
-    admin key) when the listening address is not loopback: development defaults are for this machine only."""
-    import ipaddress
-
+    admin key where it is in force) when the service reaches beyond this machine: a listening address that is
+    not loopback, or a reverse proxy in front (trusted proxies, a public base URL elsewhere) forwarding the
+    network to loopback. Development defaults are for this machine only."""
+    from service.adapters.http.deps import admin_keys
     from service.infra.config import DEV_ADMIN_API_KEY
 
-    if ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:  # an IPv6 zone (fe80::1%eth0) dropped
+    base_host = (urlsplit(settings.public_base_url).hostname or "").strip("[]")
+    only_here = (
+        _is_loopback(address)
+        and not settings.security.trusted_proxies
+        and (base_host == "localhost" or _is_loopback(base_host))
+    )
+    if only_here:
         return []
     public = settings.dev_default_secrets()
-    if DEV_ADMIN_API_KEY in settings.security.admin_api_keys:
+    if DEV_ADMIN_API_KEY in admin_keys(settings):  # one home: the key is in force in development only
         public.append("PENSION_CERT_ADMIN_API_KEYS")
     return public
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return bool(ipaddress.ip_address(host.split("%", 1)[0]).is_loopback)  # an IPv6 zone (fe80::1%eth0) dropped
+    except ValueError:  # a name: only "localhost" is known to stay here
+        return False
 
 
 def bind_port(host: str, port: int) -> socket.socket:

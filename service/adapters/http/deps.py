@@ -10,9 +10,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 from sqlalchemy.orm import Session
 
+from service.certification.audit import DENIED, audit
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.infra.config import DEV_ADMIN_API_KEY, Settings
+from service.infra.security import mask_text
 
 
 def get_ctx(request: Request) -> ServiceContext:
@@ -65,10 +67,16 @@ def require_api_key(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None)
     return api_caller(ctx, x_api_key).actor
 
 
-def require_admin_key(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> str:
-    """Operator actions (cycle run, roster import, staff review): a channel key is refused with 403."""
+def require_admin_key(ctx: Ctx, request: Request, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    """Operator actions (cycle run, roster import, staff review, the status lists and exports): a channel key is
+    refused with 403, and the refusal audited (who, which route, a number in the path masked), in a unit of
+    its own since the request's is rolled back: a channel key trying the operator's lists of people is an
+    access attempt the bureau must be able to find."""
     caller = api_caller(ctx, x_api_key)
     if not caller.admin:
+        with ctx.db() as db:
+            path = mask_text(request.url.path)  # a path segment is the caller's text (`/lists/<anything>`)
+            audit(db, caller.actor, DENIED, path, {"method": request.method, "need": "operator key"})
         raise ServiceError("ADMIN_KEY_REQUIRED", "this operation needs an operator (admin) API key")
     return caller.actor
 

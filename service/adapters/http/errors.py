@@ -72,6 +72,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "IDENTITY_CHANGE_SUPERSEDED": 409,
     "IDENTITY_REVIEW_SELF": 403,
     "CERTIFICATE_INVALID": 400,
+    # A new copy of a void certificate for its holder (the public check answers these as 200, valid: false).
+    "CERTIFICATE_EXPIRED": 409,
+    "CERTIFICATE_DECEASED": 409,
+    "CERTIFICATE_SUPERSEDED": 409,
     "CONSENT_REQUIRED": 400,
     "ADMIN_KEY_REQUIRED": 403,
     "STAFF_CHANNEL_FORBIDDEN": 403,

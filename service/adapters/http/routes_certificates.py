@@ -1,4 +1,5 @@
-"""Certificates: JSON and PNG (QR code) for the session's holder; public verification of a code."""
+"""Certificates: JSON and PNG (QR code) for the session's holder while valid; public verification of a code (is it
+genuine, and is it valid today: service/certification/certificates.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,23 @@ from sqlalchemy import select
 from service.adapters.http.deps import DB, Ctx, SessionId, SessionToken
 from service.adapters.http.schemas import EXACT, Certificate, CertificateCheck
 from service.certification import sessions
-from service.certification.certificates import render_png, verify_code
+from service.certification.certificates import Standing, check_code, render_png, require_valid, verify_code
 from service.certification.errors import NotFoundError
 from service.certification.models import Beneficiary, Certification, beneficiary_of
+from service.infra.clock import local_today
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
 
-def _certificate(ctx: Ctx, db: DB, token: str | None, session_id: str) -> tuple[Certification, Beneficiary]:
+def _certificate(ctx: Ctx, db: DB, token: str | None, session_id: str) -> tuple[Certification, Beneficiary, Standing]:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
     cert = db.scalar(select(Certification).where(Certification.session_id == s.id))
     b = beneficiary_of(db, s)  # None: a session without a beneficiary (a relative's verification) has no certificate
     if cert is None or b is None:
         raise NotFoundError("certificate (the session has no accepted certification)")
-    return cert, b
+    # Never a copy of a void one: after a roster change it would name the record's new person.
+    return cert, b, require_valid(db, cert, local_today(ctx.settings))
 
 
 def _verify_url(ctx: Ctx, code: str) -> str:
@@ -37,7 +40,7 @@ def _verify_url(ctx: Ctx, code: str) -> str:
     **EXACT,
 )
 def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> Certificate:
-    cert, b = _certificate(ctx, db, token, session_id)
+    cert, b, st = _certificate(ctx, db, token, session_id)
     return Certificate(
         name=b.name,
         id_masked=b.id_masked,
@@ -45,31 +48,37 @@ def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId
         valid_until=cert.valid_until.isoformat(),
         code=cert.code,
         verify_url=_verify_url(ctx, cert.code),
+        method=st.method,
+        method_zh=st.method_zh,
     )
 
 
 @router.get("/sessions/{session_id}/certificate.png", summary="Printable certificate with QR code")
 def get_certificate_png(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> Response:
-    cert, b = _certificate(ctx, db, token, session_id)
+    cert, b, st = _certificate(ctx, db, token, session_id)
     claims = verify_code(ctx.keyring, cert.code)
-    return Response(render_png(b.name, claims, _verify_url(ctx, cert.code)), media_type="image/png")
+    return Response(render_png(b.name, claims, _verify_url(ctx, cert.code), st.method_zh), media_type="image/png")
 
 
 @router.get(
     "/certificates/verify",
-    summary="Public: verify a certificate code (from the QR code)",
+    summary="Public: verify a certificate code (from the QR code): genuine, and valid today or why not",
     response_model=CertificateCheck,
     **EXACT,
 )
 def verify(ctx: Ctx, db: DB, code: str) -> CertificateCheck:
-    claims = verify_code(ctx.keyring, code)
-    cert = db.get(Certification, claims.certification_id)
-    if cert is None or cert.code != code:
-        raise NotFoundError("certification", "CERTIFICATE_INVALID", detail="no such certification")
+    claims, st = check_code(db, ctx.keyring, code, local_today(ctx.settings))
+    masked = {} if st.name_masked is None else {"name_masked": st.name_masked}  # unset: absent from the answer
     return CertificateCheck(
-        valid=True,
+        valid=st.valid,
+        status=st.status.value,
+        message=st.message_zh,
+        checked_on=st.checked_on.isoformat(),
         certification_id=claims.certification_id,
         id_masked=claims.id_masked,
         certified_on=claims.certified_on.isoformat(),
         valid_until=claims.valid_until.isoformat(),
+        method=st.method,
+        method_zh=st.method_zh,
+        **masked,
     )

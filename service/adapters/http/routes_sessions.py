@@ -21,6 +21,7 @@ from service.adapters.http.upload import read_limited
 from service.certification import review, sessions, uploads
 from service.certification.errors import ServiceError
 from service.certification.models import Channel, SessionState, UploadKind
+from service.infra.security import ID_INPUT_MAX
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -30,7 +31,7 @@ class SessionCreate(BaseModel):
         default=None, max_length=64, pattern=NO_NUL, description="beneficiary id in the benefit system"
     )
     id_number: str | None = Field(
-        default=None, max_length=64, pattern=NO_NUL, description="or the certifying person's ID number"
+        default=None, max_length=ID_INPUT_MAX, pattern=NO_NUL, description="or the certifying person's ID number"
     )
     channel: Channel = Channel.SELF
     # Strict: "yes", "false", 1 are refused (422), never read as consent.

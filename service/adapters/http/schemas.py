@@ -99,14 +99,22 @@ class Certificate(ApiModel):
     valid_until: str
     code: str
     verify_url: str
+    method: str = Field(description="how the person was certified: self, proxy (by a relative) or staff")
+    method_zh: str = Field(description="the same in words: 本人认证, 亲属代办认证, 经办机构办理")
 
 
 class CertificateCheck(ApiModel):
-    valid: bool
+    valid: bool = Field(description="genuine and valid on checked_on (the bureau's date)")
+    status: str = Field(description="valid, expired, deceased (the person recorded deceased since) or superseded")
+    message: str = Field(description="the status in Chinese, for the person checking")
+    checked_on: str = Field(description="the bureau's date (Asia/Shanghai by default) the status is of")
     certification_id: int
     id_masked: str
+    name_masked: str | None = Field(None, description="张*英; absent when superseded (the record names another person)")
     certified_on: str
     valid_until: str
+    method: str = Field(description="self, proxy (a relative certified the person) or staff")
+    method_zh: str
 
 
 class RosterReport(ApiModel):

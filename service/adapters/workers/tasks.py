@@ -101,6 +101,14 @@ def time_limits(settings: Settings) -> dict[str, float | None]:
     """The certification task's limits. Equal limits mean no soft phase (the pool would otherwise send the soft
     signal and kill the process at the same moment)."""
     w = settings.workers
+    if w.task_time_limit_s >= w.job_lease_s:
+        # Not refused: the lease was the only bound before (and the tests' short leases keep the default limits).
+        log.warning(
+            "TASK_TIME_LIMIT_S %gs is not below JOB_LEASE_S %ss: a task still running when its lease ends is "
+            "announced again by the sweep and may run twice",
+            w.task_time_limit_s,
+            w.job_lease_s,
+        )
     soft = w.task_soft_time_limit_s if w.task_soft_time_limit_s < w.task_time_limit_s else None
     return {"soft_time_limit": soft, "time_limit": w.task_time_limit_s}
 

@@ -44,10 +44,17 @@ DEATH_ALERT = "certified_after_death"  # a certification accepted after the reco
 FORM_KEY = "form"  # the evidence's key for the token of the console form that recorded it
 
 
+RESENT_FORM = "此页面已提交过一次认证，本次内容不同，未保存。请刷新页面核对后重新填写。"
+
+
 class AltCertError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class ResentForm(AltCertError):
+    """A counter form sent again from the same page with other content (back, edit, send): its first send stands."""
 
 
 class StaleDeathForm(AltCertError):
@@ -81,6 +88,10 @@ def certify_alternative(
     db.refresh(b, with_for_update=True)
     done = recorded_form(db, b, form)
     if done is not None:
+        if (done.kind, done.on_date, (done.evidence or {}).get("note")) != (kind, on_date, evidence.get("note")):
+            # The same page sent again with other content (back, edit, send): not the double click, and not
+            # silently dropped while the page says it was saved.
+            raise ResentForm(RESENT_FORM)
         return done
     if form:
         evidence = evidence | {FORM_KEY: form}
@@ -146,13 +157,15 @@ def mark_deceased(
     source: str,
     today: dt.date | None = None,
     seen: dt.date | None = None,
+    seen_source: str | None = None,
 ) -> list[ConsoleAlert]:
     """Block further certification; alert on every certification accepted after the date of death (someone
     certified for a dead person: fraud or a wrong death record, either way a person must look), once per
     certification however often the death is registered (a double submit, a second tab, a corrected date).
     `today`: the bureau's date (service/infra/clock.py); the UTC date when not given. `seen`: the date of death
-    on record when the form was rendered (None: none was): a record that differs from it is not overwritten
-    (StaleDeathForm), unless the form says exactly what it says (the same form sent twice)."""
+    on record when the form was rendered (None: none was), and `seen_source` its source (None: not sent): a record
+    that differs from them is not overwritten (StaleDeathForm), unless the form says exactly what it says (the
+    same form sent twice)."""
     if date_of_death > (today or utcnow().date()):
         raise AltCertError("死亡日期不能晚于今天")
     if not source.strip():
@@ -162,7 +175,10 @@ def mark_deceased(
     db.refresh(b, with_for_update=True)
     # populate_existing: the record as committed now, not as this unit may have loaded it before the lock.
     rec = db.get(DeathRecord, b.id, populate_existing=True)
-    if rec is not None and rec.date_of_death != seen:
+    changed = rec is not None and (
+        rec.date_of_death != seen or (seen_source is not None and rec.source != seen_source.strip())
+    )
+    if rec is not None and changed:
         if (rec.date_of_death, rec.source) != (date_of_death, source.strip()):
             raise StaleDeathForm(rec)
         b.status = BeneficiaryStatus.DECEASED

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from service.certification.audit import masked_detail
 from service.certification.audit_anchor import anchor_on_commit
 from service.certification.models import utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
@@ -43,7 +44,7 @@ def entry_hash(
 
 def record(db: Session, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
     """Append one entry in the caller's transaction. Details must not hold clear ID numbers (masked here)."""
-    clean: dict[str, Any] = json.loads(mask_text(json.dumps(detail or {}, ensure_ascii=False, default=str)))
+    clean = masked_detail(detail)
     if db.get_bind().dialect.name == "postgresql":
         # Writers queue here until the holder's transaction ends, so each reads the committed head. (SQLite
         # needs nothing: BEGIN IMMEDIATE already lets one writer in at a time.)

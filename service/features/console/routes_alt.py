@@ -16,7 +16,7 @@ from service.features.console.identity_alerts import FINDING_REFUSALS, FINDINGS,
 from service.features.console.identity_alerts import KIND as IDENTITY_CHANGED
 from service.features.console.inputs import RowId
 from service.features.console.look_alikes import KIND as LOOK_ALIKE
-from service.features.console.look_alikes import other_people
+from service.features.console.look_alikes import other_id, other_people
 from service.features.console.models import ConsoleAlert
 from service.features.console.web import PREFIX, Supervisor, check_csrf, ctx_of, no_store, redirect, render, unit
 
@@ -60,7 +60,9 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
         ).all()
         others = other_people(db, [a for a, _ in found])
         rows = scope.alerts_in_scope(staff, [(a, b) for a, b in found], others)
-        audit_chain.record(db, staff.actor, "alerts.view", "-", {"n": len(rows)})
+        # Who saw whom: both people of a look-alike pair.
+        shown = [p.external_id for a, b in rows for p in (b, others.get(other_id(a) or -1)) if p is not None]
+        audit_chain.record(db, staff.actor, "alerts.view", "-", {"n": len(rows), "shown": shown})
     # `?e=` names a refusal by its code, shown as the catalog's sentence; anything else shows nothing.
     code = request.query_params.get("e", "")
     error = message_zh(code) if code in FINDING_REFUSALS else None

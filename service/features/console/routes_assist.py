@@ -42,7 +42,8 @@ def requests_page(request: Request, staff: CurrentStaff) -> Response:
         open_rows = [r for r in rows if r[0].status == AssistStatus.OPEN]
         closed_rows = sorted((r for r in rows if r[0].status != AssistStatus.OPEN), key=lambda r: -r[0].id)[:50]
         # Phone numbers are personal data: who looked at the list is recorded.
-        audit_chain.record(db, staff.actor, "assist.list", "-", {"open": len(open_rows)})
+        shown = [b.external_id for _, b in open_rows + closed_rows]  # who saw whose phone number
+        audit_chain.record(db, staff.actor, "assist.list", "-", {"open": len(open_rows), "shown": shown})
     return no_store(
         render(
             request,

@@ -66,7 +66,9 @@ def queue_page(
     # The filters are codes (channel, region prefix, reason code), never personal data.
     with unit(request) as db:
         items = list_queue(db, channel, region[:12], reason[:40], staff=staff)
-        audit_chain.record(db, staff.actor, "queue.view", "-", {"n": len(items)})
+        # Who saw whom: every person on the page (a relative's verification, which has none, by its session).
+        shown = [it.beneficiary.external_id if it.beneficiary else f"session:{it.session.id}" for it in items]
+        audit_chain.record(db, staff.actor, "queue.view", "-", {"n": len(items), "shown": shown})
     filters = {"channel": channel, "region": region, "reason": reason}
     ttl = config_of(request).claim_ttl_s
     return no_store(

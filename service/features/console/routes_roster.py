@@ -4,11 +4,13 @@ home-visit certifications."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
 
 from service.certification import idnumber
 from service.certification.cycle import cycle_state
@@ -22,7 +24,15 @@ from service.certification.models import (
 )
 from service.certification.roster import import_roster, import_terms
 from service.features.console import audit_chain, scope
-from service.features.console.alt_cert import AltCertError, StaleDeathForm, certify_alternative, mark_deceased
+from service.features.console.alt_cert import (
+    RESENT_FORM,
+    AltCertError,
+    ResentForm,
+    StaleDeathForm,
+    certify_alternative,
+    mark_deceased,
+)
+from service.features.console.auth import Staff
 from service.features.console.inputs import RowId
 from service.features.console.labels import roster_file_error_zh
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
@@ -40,7 +50,7 @@ from service.features.console.web import (
 )
 from service.features.proxy.models import ProxyBinding, ProxyOperator
 from service.infra.clock import local_today
-from service.infra.security import new_token, normalise_id
+from service.infra.security import Keyring, new_token, normalise_id
 
 router = APIRouter(prefix=PREFIX)
 MAX_ROSTER_BYTES = 50 * 1024 * 1024
@@ -50,6 +60,7 @@ ERRORS = {
     "date": "日期无效",
     "deceased": "死亡日期不能晚于今天，并须填写信息来源",
     "certify": "请选择认证方式、填写日期（不晚于今天）和核验情况",
+    "resent": RESENT_FORM,
 }
 
 
@@ -69,18 +80,7 @@ def search(
     q = q.strip()[:64]
     ctx = ctx_of(request)
     with unit(request) as db:
-        number = normalise_id(q)
-        if len(number) == 18 and idnumber.validate(number) is None:
-            kind, where = "id_number", Beneficiary.id_hash == ctx.keyring.id_hash(number)
-        elif q.isascii():
-            kind, where = "external_id", Beneficiary.external_id == q
-        else:
-            # autoescape: "%" and "_" typed here are characters of a name, not wildcards ("%伟" must not become
-            # "every name containing 伟").
-            kind, where = "name", Beneficiary.name.startswith(q, autoescape=True)
-        in_scope = scope.region_filter(staff, Beneficiary.region)
-        query = select(Beneficiary).where(where, in_scope).order_by(Beneficiary.name).limit(100)
-        results = db.scalars(query).all() if q else []
+        kind, results = _search(db, ctx.keyring, staff, q) if q else ("external_id", [])
         if q and not results and kind != "name":
             # A lookup of one person by number: someone outside the scope reads as not found. A scoped account's
             # miss is audited whether or not the person exists elsewhere (the log names the kind of number, or
@@ -92,6 +92,30 @@ def search(
         )
         imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
     return no_store(render(request, "roster.html", staff, imports=imports, results=results, report=None, error=None))
+
+
+def _search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Sequence[Beneficiary]]:
+    """The kind of query `q` is and the records it finds in `staff`'s scope (100 at most, by name). A valid ID
+    number, however typed (full-width, in groups, 15 digits), is looked up by its keyed hash; when no one has that
+    number, text typed in ASCII is an external id after all: a 15-digit all-digit external id may also be a valid
+    first-generation number (and an 18-digit one a valid number), and was no longer found."""
+    in_scope = scope.region_filter(staff, Beneficiary.region)
+
+    def found(where: ColumnElement[bool]) -> Sequence[Beneficiary]:
+        return db.scalars(select(Beneficiary).where(where, in_scope).order_by(Beneficiary.name).limit(100)).all()
+
+    number = normalise_id(q)
+    if len(number) == 18 and idnumber.validate(number) is None:
+        by_number = found(Beneficiary.id_hash == keyring.id_hash(number))
+        if by_number or not q.isascii():
+            return "id_number", by_number
+        by_external_id = found(Beneficiary.external_id == q)
+        return ("external_id", by_external_id) if by_external_id else ("id_number", by_number)
+    if q.isascii():
+        return "external_id", found(Beneficiary.external_id == q)
+    # autoescape: "%" and "_" typed here are characters of a name, not wildcards ("%伟" must not become "every name
+    # containing 伟").
+    return "name", found(Beneficiary.name.startswith(q, autoescape=True))
 
 
 @router.post("/roster/import")
@@ -192,6 +216,7 @@ def deceased(
     source: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
     recorded_date: Annotated[str, Form()] = "",  # the date on record when the form was rendered ("": none)
+    recorded_source: Annotated[str | None, Form()] = None,  # and its source (None: a form from before it was sent)
 ) -> Response:
     check_csrf(staff, csrf)
     try:
@@ -201,7 +226,8 @@ def deceased(
             b = scope.beneficiary(db, staff, bid)
             if b is None:
                 return redirect("/roster")
-            mark_deceased(db, staff, b, when, source[:500], local_today(ctx_of(request).settings), seen)
+            today = local_today(ctx_of(request).settings)
+            mark_deceased(db, staff, b, when, source[:500], today, seen, recorded_source)
     except ValueError:
         return redirect(f"/beneficiaries/{bid}?e=date")
     except StaleDeathForm as exc:
@@ -234,6 +260,8 @@ def certify(
                 return redirect("/roster")
             note = {"note": evidence.strip()[:1000]}
             certify_alternative(db, ctx_of(request), b, kind, when, staff, note, form_token[:64] or None)
+    except ResentForm:
+        return redirect(f"/beneficiaries/{bid}?e=resent")
     except (ValueError, AltCertError):
         return redirect(f"/beneficiaries/{bid}?e=certify")
     return redirect(f"/beneficiaries/{bid}")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from service.certification import regions
 from service.certification.context import ServiceContext
-from service.features.console import labels, scope
+from service.features.console import audit_chain, labels, scope
 from service.features.console.auth import (
     MAX_PASSWORD_CHARS,
     MIN_PASSWORD_CHARS,
@@ -118,9 +118,17 @@ def current_staff(request: Request) -> Staff:
 CurrentStaff = Annotated[Staff, Depends(current_staff)]
 
 
-def require(role: Role) -> Callable[[Staff], Staff]:
-    def dep(staff: CurrentStaff) -> Staff:
+# Audit action of a page or form refused to a staff member's role (the audit log, the alerts, user management).
+ROLE_DENIED = "access.denied"
+
+
+def require(role: Role) -> Callable[[Request, Staff], Staff]:
+    def dep(request: Request, staff: CurrentStaff) -> Staff:
         if not staff.has(role):
+            # A refused attempt is audited like a view (who, which page: console paths carry record ids only), in a
+            # unit of its own: a reviewer trying the audit log or the alerts must show up in the log.
+            with unit(request) as db:
+                audit_chain.record(db, staff.actor, ROLE_DENIED, request.url.path, {"need": role.value})
             raise Forbidden(f"需要{ROLE_ZH[role]}权限")
         return staff
 

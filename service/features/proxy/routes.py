@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, Field, StrictBool, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from pipelines.reasons import ReasonCode
 from proxy_auth import ConsentMethod
 from service.adapters.http.deps import DB, NO_NUL, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
 from service.adapters.http.schemas import EXACT, SessionCreated, session_created
+from service.certification.audit import MISS, asked, audit_read
 from service.certification.errors import InvalidInputError, NotFoundError
 from service.certification.models import Beneficiary
 from service.features.proxy import bindings, operators, sessions
@@ -29,6 +30,7 @@ from service.features.proxy.schemas import (
     OperatorToken,
     OperatorView,
 )
+from service.infra.security import ID_INPUT_MAX
 
 router = APIRouter(prefix="/api/v1/proxy", tags=["proxy"])
 
@@ -52,14 +54,14 @@ class OperatorLogin(BaseModel):
 
 
 class VerificationBody(BaseModel):
-    id_number: str = Field(min_length=15, max_length=20)
+    id_number: str = Field(min_length=15, max_length=ID_INPUT_MAX)  # as typed: normalised before it is judged
     name: Name
     template_consent: StrictBool = Field(default=False, description="keep the operator's face template")
 
 
 class BindingBody(BaseModel):
     elder_name: Name
-    elder_id_number: str = Field(min_length=15, max_length=20)
+    elder_id_number: str = Field(min_length=15, max_length=ID_INPUT_MAX)
     relationship: str = Field(description="spouse, child, child_in_law, grandchild, sibling, other")
 
 
@@ -186,6 +188,7 @@ def unbind(db: DB, op: Operator, binding_id: BindingId) -> BindingView:
 def consent(
     ctx: Ctx,
     db: DB,
+    request: Request,
     token: SessionToken,
     binding_id: BindingId,
     body: ConsentBody,
@@ -194,7 +197,7 @@ def consent(
     if body.method is ConsentMethod.STAFF_APPROVAL:
         # Staff approve at the counter or on a home visit: an operator key (a channel back-end must not be able to
         # consent for an elder) plus the staff member's id.
-        client = require_admin_key(ctx, x_api_key)
+        client = require_admin_key(ctx, request, x_api_key)
         if not body.staff_id:
             raise InvalidInputError("UNAUTHORIZED", "staff_id required for staff approval")
         row = bindings.staff_binding(db, binding_id)
@@ -267,8 +270,12 @@ def history(db: DB, op: Operator, binding_id: Annotated[str, Query(pattern=NO_NU
     response_model=ElderHistory,
     **EXACT,
 )
-def elder_view(db: DB, _client: ApiClient, external_id: Annotated[str, Path(pattern=NO_NUL)]) -> ElderHistory:
+def elder_view(db: DB, client: ApiClient, external_id: Annotated[str, Path(pattern=NO_NUL)]) -> ElderHistory:
     elder = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     if elder is None:
+        audit_read(db, client, MISS, "-", {"by": "external_id", "asked": asked(external_id)})
         raise NotFoundError("beneficiary", code="BENEFICIARY_UNKNOWN")
-    return ElderHistory(external_id=external_id, entries=elder_history(db, elder.id))
+    entries = elder_history(db, elder.id)
+    # Who certified the elder, with the relatives' names and decisions: a read of personal data, audited.
+    audit_read(db, client, "proxy.history.read", elder.external_id, {"entries": len(entries)})
+    return ElderHistory(external_id=external_id, entries=entries)

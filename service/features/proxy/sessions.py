@@ -87,7 +87,7 @@ def open_verification(
             id_enc=ctx.keyring.encrypt_field(number, CLAIM_FIELD),
             id_masked=mask_id(number),
             name=name.strip(),
-            region=listed.region if listed is not None else number[:6],
+            region=listed.region if listed is not None else idnumber.residence_region(number) or number[:6],
         )
     )
     db.flush()

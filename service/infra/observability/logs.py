@@ -85,7 +85,8 @@ def _mask_arg(arg: object) -> object:
 
 
 class MaskingFilter(logging.Filter):
-    """Masks every 18-character ID number in a log record, whoever logged it, before any formatter runs.
+    """Masks every ID number (``mask_text``: 18 characters, or a valid 15-digit one) in a log record, whoever
+    logged it, before any formatter runs.
 
     The message template and each %-style argument are masked in place, so a record keeps its shape:
     uvicorn's access formatter unpacks ``record.args`` as ``(client, method, path, version, status)`` itself,

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from service.features.wechat.h5 import voice
 from service.features.wechat.messages import zh_date
 from service.infra.observability.headers import H5_BASE_CSP, H5_CSP
+from service.infra.security import ID_INPUT_MAX
 
 HERE = Path(__file__).parent
 # One policy table for the whole app (service/infra/observability/headers.py); the other security headers are added
@@ -21,6 +22,7 @@ JSSDK_CSP = H5_CSP
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 templates.filters["zh_date"] = zh_date  # dates as the messages write them (2027年3月1日), not ISO
+templates.globals["ID_INPUT_MAX"] = ID_INPUT_MAX  # an ID number field's maxlength: the server's one bound
 
 
 def render(request: Request, name: str, status: int = 200, jssdk: bool = False, **values: Any) -> HTMLResponse:

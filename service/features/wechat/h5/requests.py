@@ -34,6 +34,7 @@ from service.features.wechat.h5.login import login
 from service.features.wechat.h5.pages import message, render
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
 from service.infra.ratelimit import is_form_post
+from service.infra.security import ID_INPUT_MAX
 
 router = APIRouter(include_in_schema=False)
 NOT_YOURS = ("未找到认证记录", "请从公众号菜单“资格认证”重新进入。")
@@ -149,7 +150,7 @@ def apply_submit(
     session: Annotated[str, Form(max_length=36)] = "",
     binding: Annotated[str, Form(max_length=36)] = "",
     name: Annotated[str, Form(max_length=64)] = "",
-    id_number: Annotated[str, Form(max_length=18)] = "",
+    id_number: Annotated[str, Form(max_length=ID_INPUT_MAX)] = "",
     token: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     openid = identity.openid_from(ctx, request)

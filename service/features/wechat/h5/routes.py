@@ -38,6 +38,7 @@ from service.features.wechat.h5.targets import safe_target
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
 from service.features.wechat.oauth import OAUTH_CODE_USED, OAuthStateError
 from service.infra.clock import local_today
+from service.infra.security import ID_INPUT_MAX, normalise_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/h5", include_in_schema=False)
@@ -131,7 +132,8 @@ def family_page(ctx: Ctx, request: Request) -> Response:
 
 class SelfSession(BaseModel):
     name: str = Field(min_length=1, max_length=64)
-    id_number: str = Field(min_length=15, max_length=18)
+    # As typed (full-width, in groups, a 15-digit old number): normalised before it is looked up.
+    id_number: str = Field(min_length=15, max_length=ID_INPUT_MAX)
     # Strict: "yes", "false", 1 are refused (422), never read as consent.
     consent: StrictBool
     template_consent: StrictBool = False
@@ -153,7 +155,8 @@ def open_self_session(ctx: Ctx, db: DB, request: Request, body: SelfSession) -> 
     else:
         user.beneficiary_id = b.id  # their own reminders come here from now on
     db.commit()
-    elder = is_elder(b.birth_date, body.id_number, local_today(ctx.settings))
+    # The number as the roster holds it: typed in groups or full-width, its date is read from the normalised form.
+    elder = is_elder(b.birth_date, normalise_id(body.id_number), local_today(ctx.settings))
     return {**recovery.session_answer(db, ctx, new), "elder_mode": elder}
 
 

@@ -171,6 +171,30 @@ def test_the_exposure_rule(address: str, own_keys: bool, refused: bool) -> None:
     assert bool(dev_secrets_off_loopback(settings, address)) is refused
 
 
+def test_the_exposure_rule_sees_a_reverse_proxy_and_the_admin_key_only_where_it_works() -> None:
+    """Found by the whole-diff review: nginx on the same host forwarding the network to 127.0.0.1 (trusted proxies
+    set, a public base URL elsewhere) passed with the public development keys; and a `test` deployment with its
+    own keys was refused for the development admin key, which outside development opens nothing (deps.admin_keys)."""
+    import base64
+
+    from service.adapters.cli.serve_cmd import dev_secrets_off_loopback
+    from service.infra.config import settings_from_flat
+
+    assert dev_secrets_off_loopback(settings_from_flat(trusted_proxies=["127.0.0.1"]), "127.0.0.1")
+    behind = settings_from_flat(public_base_url="https://rz.example.gov.cn")
+    assert "PENSION_CERT_API_KEYS" in dev_secrets_off_loopback(behind, "127.0.0.1")
+    assert not dev_secrets_off_loopback(settings_from_flat(public_base_url="http://localhost:8000"), "127.0.0.1")
+    own = {
+        "media_key": base64.b64encode(os.urandom(32)).decode(),
+        "signing_key": os.urandom(16).hex(),
+        "api_keys": [os.urandom(16).hex()],
+    }
+    assert dev_secrets_off_loopback(settings_from_flat(env="development", **own), "0.0.0.0") == [
+        "PENSION_CERT_ADMIN_API_KEYS"
+    ]
+    assert dev_secrets_off_loopback(settings_from_flat(env="test", **own), "0.0.0.0") == []
+
+
 def test_verify_audit_says_unavailable_when_the_store_does_not_answer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -156,3 +156,26 @@ def test_a_counter_certification_sent_twice_is_recorded_once(
     with ctx.db() as db:
         n = db.scalar(select(func.count()).select_from(AltCertification).where(AltCertification.beneficiary_id == bid))
         assert n == 2
+
+
+def test_the_same_page_sent_again_with_other_content_is_refused_not_silently_dropped(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The form token made a second send record nothing and answer as the first: also when the page was sent again
+    with another date or note (back, edit, send), which the page then showed as saved (whole-diff review)."""
+    with ctx.db() as db:
+        bid = factories.beneficiary(db, ctx.keyring).id
+    login(app_client, "rev1")
+    form = _alt_form(app_client.get(f"/console/beneficiaries/{bid}").text)
+    today = local_today(ctx.settings)
+    data = form | {"kind": "counter", "on_date": today.isoformat(), "evidence": "本人持证到柜台"}
+    assert (
+        app_client.post(f"/console/beneficiaries/{bid}/certify", data=data, follow_redirects=False).status_code == 303
+    )
+    edited = data | {"on_date": (today - dt.timedelta(days=3)).isoformat()}
+    r = app_client.post(f"/console/beneficiaries/{bid}/certify", data=edited, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/console/beneficiaries/{bid}?e=resent"
+    assert "此页面已提交过一次认证，本次内容不同，未保存" in app_client.get(r.headers["location"]).text
+    with ctx.db() as db:
+        alts = db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == bid)).all()
+        assert [(a.on_date, a.evidence["note"]) for a in alts] == [(today, "本人持证到柜台")]

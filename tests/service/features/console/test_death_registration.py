@@ -145,6 +145,41 @@ def test_a_death_form_from_an_old_page_does_not_overwrite_the_recorded_date(
         assert rec is not None and (rec.date_of_death.isoformat(), rec.source) == (d2, "家属告知")
 
 
+def test_a_correction_from_an_old_page_does_not_overwrite_a_source_corrected_since(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The stale-form check compared the date only: a colleague's correction of the source alone (the date kept)
+    was silently replaced by an older page's (whole-diff review). The form carries the source it was rendered
+    with too."""
+    with ctx.db() as db:
+        bid = factories.beneficiary(db, ctx.keyring).id
+    d1 = (local_today(ctx.settings) - dt.timedelta(days=3)).isoformat()
+    login(app_client, "sup1")
+    first = _death_form(app_client.get(f"/console/beneficiaries/{bid}").text)
+    assert (
+        app_client.post(
+            f"/console/beneficiaries/{bid}/deceased", data=first | {"date_of_death": d1, "source": "家属告知"}
+        ).status_code
+        == 200
+    )
+    old_page = _death_form(app_client.get(f"/console/beneficiaries/{bid}").text)
+    assert old_page["recorded_source"] == "家属告知"
+    sup2 = new_client(app_client)
+    login(sup2, "sup2")
+    fresh = _death_form(sup2.get(f"/console/beneficiaries/{bid}").text)
+    r = sup2.post(
+        f"/console/beneficiaries/{bid}/deceased", data=fresh | {"date_of_death": d1, "source": "民政部门死亡证明"}
+    )
+    assert r.status_code == 200
+    r = app_client.post(
+        f"/console/beneficiaries/{bid}/deceased", data=old_page | {"date_of_death": d1, "source": "家属电话告知"}
+    )
+    assert r.status_code == 409 and "本次提交未保存" in r.text and "民政部门死亡证明" in r.text
+    with ctx.db() as db:
+        rec = db.get(DeathRecord, bid)
+        assert rec is not None and rec.source == "民政部门死亡证明"
+
+
 def test_two_death_registrations_with_other_dates_at_once_keep_the_first(pg_ctx: ServiceContext) -> None:  # noqa: F811
     """Two supervisors register the death from pages without one, with other dates, at the same moment on
     PostgreSQL. The second waits for the person's row, then sees the first's record: refused (before: it

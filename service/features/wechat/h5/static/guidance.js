@@ -287,25 +287,39 @@
   /* start(video, ui) → Promise of a Guide, or null (fallback). ui.hint(key, text, ok) shows a framing hint
      (null: framing is over); ui.steady() is called while the face has been right for steady_s;
      ui.cancelled() true stops the loading (the person started recording themselves). */
+  // The runtime and the models' bytes, then their sessions: loaded once per page, so the camera started again
+  // (a take interrupted, or refused by the server) does not load the script twice nor compile the models again.
+  var loaded = null, created = null;
+  function once(make, forget) {
+    var p = make();
+    p.catch(forget);
+    return p;
+  }
   function start(video, ui) {
     if (!supported()) { return Promise.resolve(null); }
     var cfg;
     return config().then(function (c) {
       cfg = c;
       if (!cfg.available) { throw new Error("guidance not available"); }
-      return loadScript(cfg.ort.script);
-    }).then(function () {
-      var ort = window.ort;
-      ort.env.wasm.wasmPaths = cfg.ort.wasm_paths;
-      ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation, which the page does not have
-      ort.env.wasm.proxy = false;
-      return Promise.all([verifiedModel(cfg.model), verifiedModel(cfg.mesh)]);
+      loaded = loaded || once(function () {
+        return loadScript(cfg.ort.script).then(function () {
+          var ort = window.ort;
+          ort.env.wasm.wasmPaths = cfg.ort.wasm_paths;
+          ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation, which the page does not have
+          ort.env.wasm.proxy = false;
+          return Promise.all([verifiedModel(cfg.model), verifiedModel(cfg.mesh)]);
+        });
+      }, function () { loaded = null; });
+      return loaded;
     }).then(function (models) {
       // A tap on "开始录制" while this loads: the fixed timing is used, so the WebAssembly compilation (the
       // heavy part, a second or more on a slow phone) is not started during the countdown and recording.
       if (ui.cancelled && ui.cancelled()) { throw new Error("recording started without guidance"); }
       var opts = { executionProviders: ["wasm"] };
-      return Promise.all(models.map(function (bytes) { return window.ort.InferenceSession.create(bytes, opts); }));
+      created = created || once(function () {
+        return Promise.all(models.map(function (bytes) { return window.ort.InferenceSession.create(bytes, opts); }));
+      }, function () { created = null; });
+      return created;
     }).then(function (sessions) {
       if (ui.cancelled && ui.cancelled()) { throw new Error("recording started without guidance"); }
       window.H5Guidance.active = new Guide(cfg, sessions[0], sessions[1], video, ui);

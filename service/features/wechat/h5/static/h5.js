@@ -31,6 +31,16 @@
   function errorText(xhr, fallback) {
     try { var e = JSON.parse(xhr.responseText).error; return (e && e.message) || fallback; } catch (_) { return fallback; }
   }
+  // The pages' WeChat login (a 2-h cookie) ran out while the page sat open: the API's 401 UNAUTHORIZED said
+  // "未授权的访问" and left no way on. The page is entered again instead (the server takes it through WeChat's
+  // login and back) and says so there.
+  function relogin(xhr, feedback) {
+    if (xhr.status !== 401 || errorCode(xhr) !== "UNAUTHORIZED") { return false; }
+    say(feedback, "页面停留时间过长,正在重新进入…", true);
+    sessionStorage.setItem("h5relogin", "1");
+    setTimeout(function () { location.reload(); }, 1500);
+    return true;
+  }
   function send(method, url, body, opts) {
     opts = opts || {};
     return new Promise(function (resolve, reject) {
@@ -43,7 +53,8 @@
         xhr.upload.onprogress = function (ev) { if (ev.lengthComputable) { opts.progress(ev.loaded / ev.total); } };
       }
       xhr.onload = function () { (xhr.status >= 200 && xhr.status < 300 ? resolve : reject)(xhr); };
-      xhr.onerror = function () { reject(xhr); };
+      xhr.onerror = xhr.onabort = xhr.ontimeout = function () { reject(xhr); };  // status 0: the network
+      if (opts.opened) { opts.opened(xhr); }
       xhr.send(body || null);
     });
   }
@@ -121,6 +132,11 @@
 
   var app = $("app");
   if (app) { certify(app); }
+  if (sessionStorage.getItem("h5relogin")) {
+    sessionStorage.removeItem("h5relogin");
+    var firstFeedback = document.querySelector(".feedback");
+    if (firstFeedback && firstFeedback.id) { say(firstFeedback.id, "页面停留时间过长,已重新进入,请从这一步继续。", true); }
+  }
   var again = $("again");
   if (again) { again.onclick = function () { continueAfter($("result").dataset.session, "again-feedback"); }; }
 
@@ -136,6 +152,7 @@
       location.href = "/h5/certify?mode=" + (JSON.parse(xhr.responseText).mode || "self");
     }, function (xhr) {
       continuing = false;
+      if (relogin(xhr, feedback)) { return; }
       if (errorCode(xhr) === "ATTEMPTS_EXCEEDED") { location.reload(); return; } // the page then shows the limit
       say(feedback, errorText(xhr, "暂时无法继续,请稍后重试"));
     });
@@ -151,7 +168,7 @@
         sessionStorage.setItem("h5session", JSON.stringify(handed)); location.href = "/h5/certify?mode=" + mode;
       };
     }
-    function fail(xhr) { say("family-feedback", errorText(xhr, "操作失败,请稍后重试")); }
+    function fail(xhr) { if (!relogin(xhr, "family-feedback")) { say("family-feedback", errorText(xhr, "操作失败,请稍后重试")); } }
     function api(method, path, body) { return send(method, "/api/v1/proxy" + path, body, { token: op }); }
     var STATUS = { active: "已绑定", pending_consent: "待家人本人确认", ended: "已解绑" };
     function button(text, cls, fn) { var b = document.createElement("button"); b.type = "button"; b.className = "btn " + cls; b.textContent = text; b.onclick = fn; return b; }
@@ -292,6 +309,7 @@
     }
     function stopped(xhr, feedback, fallback) {
       var code = errorCode(xhr);
+      if (relogin(xhr, feedback)) { return; }
       if (code === "ATTEMPTS_EXCEEDED") { sessionStorage.removeItem("h5current"); applyFor(); show("step-limit"); return; }
       if (TIMEOUT_CODES[code]) { timedOut(); return; }
       say(feedback, errorText(xhr, fallback));
@@ -445,28 +463,64 @@
       });
     }
 
-    var stream = null, recorderBits = null;
+    // The camera, and the take in progress (the countdown, then the recording) with every timer it set: a take
+    // interrupted (a phone call or WeChat switched away, the camera taken by another app, the phone turned) is
+    // thrown away whole, never uploaded: its frozen or black stretch would only be refused as a failed attempt.
+    // `cameras` counts camera starts; not set here: the first start (begin(), above) runs before this line does.
+    var stream = null, recorderBits = null, take = null, uploading = false, cameras;
+    var FROZEN_MS = 5000;    // a take's own clock stopped this long: the page was frozen (a call on iOS)
+    var CAMERA_REFUSED = {
+      NotAllowedError: "没有打开摄像头的权限。请点“重新打开摄像头”,在弹出的提示中选“允许”;没有提示时,请在手机“设置”里允许微信使用相机。",
+      NotReadableError: "摄像头正被其他应用使用(如视频通话)。请关闭其他应用后,点“重新打开摄像头”。"
+    };
+    CAMERA_REFUSED.PermissionDeniedError = CAMERA_REFUSED.SecurityError = CAMERA_REFUSED.NotAllowedError;
+    CAMERA_REFUSED.TrackStartError = CAMERA_REFUSED.AbortError = CAMERA_REFUSED.NotReadableError;
+    var INTERRUPTED = {
+      hidden: "录制被打断了(来电或切换到了其他应用),刚才的录像没有上传。请点“开始录制”重新录制。",
+      camera: "摄像头被关闭或被其他应用占用,刚才的录像没有上传。请点“开始录制”重新录制。",
+      rotated: "请竖着拿手机。刚才的录像没有上传,请竖着拿好后点“开始录制”重新录制。"
+    };
+    var CAMERA_LOST = "摄像头被关闭或被其他应用占用。请关闭其他应用后,点“开始录制”。";
+    function stopCamera() {
+      if (stream) { stream.getTracks().forEach(function (t) { t.onended = null; t.stop(); }); stream = null; }
+    }
     function startCamera() {
-      $("record").hidden = false;
-      if (!navigator.mediaDevices || !window.MediaRecorder) { return fallback(); }
+      $("record").hidden = true; $("camera-retry").hidden = true;  // "开始录制" once there is a camera to record
+      stopCamera(); started = false; lastHint = null; delete app.dataset.confirmed;
+      if (guide) { guide.stop(); guide = null; }
+      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) { return fallback(); }
       // The recorder's bitrate the server publishes (guidance.json): a clip no larger than its analysis needs.
       if (window.H5Guidance) { window.H5Guidance.recorderBits().then(function (b) { recorderBits = b; }); }
       // The size the server's analysis uses (guidance.json), no more: less for the server to decode.
       var wanted = window.H5Guidance ? window.H5Guidance.constraints() : Promise.resolve({ facingMode: "user" });
+      var mine = cameras = (cameras || 0) + 1;
       wanted.then(function (video) {
         return navigator.mediaDevices.getUserMedia({ video: video, audio: false });
       }).then(function (st) {
-        stream = st; $("preview").srcObject = st; startGuide();
-      }, fallback);
+        // Started again meanwhile: this one is not the page's (and must not stay on).
+        if (mine !== cameras) { return st.getTracks().forEach(function (t) { t.stop(); }); }
+        stream = st; $("preview").srcObject = st;
+        st.getVideoTracks().forEach(function (t) { t.onended = function () { interrupted("camera"); }; });
+        $("video-fallback").hidden = true; $("record").hidden = false; startGuide();
+      }, function (err) { if (mine === cameras) { cameraRefused(err); } });
     }
+    // Refused (no permission) or busy (another app has it): said, and tried again on a tap; the phone's own
+    // camera app (the file input) stays offered. Anything else (no camera): the file input, as before.
+    function cameraRefused(err) {
+      fallback();
+      var text = CAMERA_REFUSED[err && err.name];
+      if (text) { say("video-feedback", text); $("camera-retry").hidden = false; }
+    }
+    $("camera-retry").onclick = function () { say("video-feedback", "", true); $("video-fallback").hidden = true; startCamera(); };
     // Live face guidance (guidance.js, advisory): framing hints, then each action confirmed before the next.
     // Where it cannot run, guide stays null and the page records as before.
     var guide = null, started = false, lastHint = null, hintSpoken = 0;
     function startGuide() {
       if (!window.H5Guidance) { return; }
       app.dataset.guidance = "loading";
-      window.H5Guidance.start($("preview"), { hint: guideHint, cancelled: function () { return started; }, steady: function () {
-        if (!started) { $("record").hidden = true; record(guide); }  // 1 s steady: recording starts by itself
+      var cam = stream;
+      window.H5Guidance.start($("preview"), { hint: guideHint, cancelled: function () { return started || stream !== cam; }, steady: function () {
+        if (!started && stream) { $("record").hidden = true; record(guide); }  // 1 s steady: recording starts by itself
       } }).then(function (g) { guide = g; app.dataset.guidance = g ? "on" : "off"; });
     }
     function guideHint(key, text, ok) {
@@ -478,92 +532,179 @@
       if (key !== lastHint && Date.now() - hintSpoken > 2000) { speak("guide_" + key); hintSpoken = Date.now(); }
       lastHint = key;
     }
+    // A timer of the take in progress (cleared with it); repeating when `every`.
+    function timer(fn, ms, every) {
+      var id = (every ? setInterval : setTimeout)(fn, ms);
+      if (take) { take.timers.push(id); }
+      return id;
+    }
+    function portrait() {
+      return window.matchMedia ? window.matchMedia("(orientation: portrait)").matches : window.innerHeight >= window.innerWidth;
+    }
+    function beginTake() {
+      take = { timers: [], rec: null, portrait: portrait() }; started = true;
+      say("video-feedback", "", true);
+      var beat = Date.now();
+      timer(function () {
+        var now = Date.now();
+        if (now - beat > FROZEN_MS) { interrupted("hidden"); } else { beat = now; }
+      }, 500, true);
+    }
+    function endTake() {
+      if (take) { take.timers.forEach(function (id) { clearInterval(id); }); }
+      take = null;
+    }
+    function interrupted(reason) {
+      var t = take;
+      if (!t && reason !== "camera") { return; }  // between takes, only a lost camera matters
+      endTake();
+      if (t && t.rec && t.rec.state !== "inactive") { t.discarded = true; t.rec.stop(); }
+      if (guide) { guide.stop(); guide = null; }
+      stopCamera(); started = false;
+      $("countdown").textContent = ""; $("record").hidden = true;
+      $("action-text").textContent = reason === "rotated" ? "请竖着拿手机" : "请把脸放进椭圆框内";
+      say("video-feedback", t ? INTERRUPTED[reason] : CAMERA_LOST);
+      whenVisible(function () { startCamera(); speak("video"); });  // again once the person is back on the page
+    }
+    function whenVisible(fn) {
+      if (!document.hidden) { return fn(); }
+      document.addEventListener("visibilitychange", function back() {
+        if (document.hidden) { return; }
+        document.removeEventListener("visibilitychange", back); fn();
+      });
+    }
+    document.addEventListener("visibilitychange", function () { if (document.hidden) { interrupted("hidden"); } });
+    function turned() { if (take && portrait() !== take.portrait) { interrupted("rotated"); } }
+    window.addEventListener("orientationchange", turned);
+    window.addEventListener("resize", turned);
+
     function confirmLive(a, tries, onDone) {
-      var left = guide.config.action_s; $("countdown").textContent = left;
-      var t = setInterval(function () {
+      var mine = take, left = guide.config.action_s; $("countdown").textContent = left;
+      var t = timer(function () {
         left -= 1; $("countdown").textContent = left > 0 ? left : "";
         if (left > 0) { return; }
         clearInterval(t); guide.unwatch();
         if (tries === 0) { speak("action_" + a); confirmLive(a, 1, onDone); } else { onDone(false); }  // re-prompted once
-      }, 1000);
+      }, 1000, true);
       guide.watch(a, function () {
+        if (take !== mine) { return; }
         clearInterval(t); $("countdown").textContent = "";
         $("action-text").textContent = "✓ " + (prompts[a] || a); speak("guide_done");
         app.dataset.confirmed = (app.dataset.confirmed ? app.dataset.confirmed + "," : "") + a;
-        setTimeout(function () { onDone(true); }, guide.config.confirm.tail_s * 1000);  // the server sees it whole
+        timer(function () { onDone(true); }, guide.config.confirm.tail_s * 1000);  // the server sees it whole
       });
     }
     function fallback() {
+      endTake(); stopCamera();
       $("record").hidden = true; $("video-fallback").hidden = false;
       $("action-text").textContent = "请录制视频,依次:" + s.challenge.actions.map(function (a) { return prompts[a] || a; }).join(",");
     }
     $("video-fallback").onclick = function () { $("video-file").click(); };
     $("video-file").onchange = function () {
-      var f = this.files && this.files[0]; if (!f) { return; }
+      var f = this.files && this.files[0]; if (!f || uploading) { return; }
       recording = { blob: f, type: f.type || "video/mp4", rid: rid() }; upload();
+      this.value = "";
     };
 
     $("record").onclick = function () {
-      $("record").hidden = true; started = true;
+      if (!stream || take) { return; }  // no camera yet (a slow phone), or a take already under way
+      $("record").hidden = true; beginTake();
       if (guide) { guide.stop(); }  // a tap: the fixed timing, and the phone's CPU back to the recording
       var n = COUNTDOWN_S;
       $("countdown").textContent = n;
-      var timer = setInterval(function () {
+      var t = timer(function () {
         n -= 1; $("countdown").textContent = n > 0 ? n : "";
-        if (n <= 0) { clearInterval(timer); record(); }
-      }, 1000);
+        if (n <= 0) { clearInterval(t); record(); }
+      }, 1000, true);
     };
 
-    function record(live) {
-      var type = MediaRecorder.isTypeSupported("video/webm") ? "video/webm" : "video/mp4";
+    // A recorder of this stream: the type asked for, else the browser's own (an old iOS refuses options).
+    function recorder() {
+      var type = MediaRecorder.isTypeSupported && MediaRecorder.isTypeSupported("video/webm") ? "video/webm" : "video/mp4";
       var opts = { mimeType: type };
       if (recorderBits) { opts.videoBitsPerSecond = recorderBits; }
-      var rec = new MediaRecorder(stream, opts);
+      try { return new MediaRecorder(stream, opts); } catch (_) {
+        try { return new MediaRecorder(stream); } catch (e) { return null; }
+      }
+    }
+    function record(live) {
+      if (!take) { beginTake(); }
+      var mine = take, rec = stream && recorder();
+      if (!rec) { return fallback(); }  // this browser cannot record here: the phone's camera app
       var chunks = [];
+      mine.rec = rec;
       rec.ondataavailable = function (e) { if (e.data && e.data.size) { chunks.push(e.data); } };
+      rec.onerror = function () { if (take === mine) { interrupted("camera"); } };
       rec.onstop = function () {
+        if (mine.discarded) { return; }
+        if (!mine.finished) { if (take === mine) { interrupted("camera"); } return; }  // stopped by itself
+        var type = rec.mimeType || (chunks[0] && chunks[0].type) || "video/mp4";
         recording = { blob: new Blob(chunks, { type: type }), type: type, rid: rid() };
         $("action-text").textContent = "录制完成"; $("countdown").textContent = "";
-        stream.getTracks().forEach(function (t) { t.stop(); });
+        stopCamera();
         upload();
       };
-      rec.start(500); started = true;
+      rec.start(500);
       // Live confirmation only after the page saw the face right (auto-start); a tap keeps the fixed timing.
       if (live) { live.recording(); app.dataset.recordStart = String(Date.now()); } else if (guide) { guide.stop(); }
       var actions = s.challenge.actions, i = 0;
       function next() {
-        if (i >= actions.length) { if (live) { live.stop(); } rec.stop(); return; }  // cut at the last action
+        if (take !== mine) { return; }
+        if (i >= actions.length) {  // cut at the last action
+          if (live) { live.stop(); }
+          mine.finished = true; endTake(); rec.stop(); return;
+        }
         var a = actions[i];
         $("action-text").textContent = (ICONS[a] || "") + " " + (prompts[a] || a); speak("action_" + a);
         if (live && live.live(a)) { return confirmLive(a, 0, function () { i += 1; next(); }); }
         var left = ACTION_S; $("countdown").textContent = left;
-        var t = setInterval(function () {
+        var t = timer(function () {
           left -= 1; $("countdown").textContent = left > 0 ? left : "";
           if (left <= 0) { clearInterval(t); i += 1; next(); }
-        }, 1000);
+        }, 1000, true);
       }
       next();
     }
 
+    // A silent connection (no progress, no answer) is given up after the page's data-upload-stall-s: the retry,
+    // with the same recording and Idempotency-Key, is then offered (a retry never stores the video twice).
     function upload() {
+      if (uploading) { return; }
+      uploading = true;
       $("retry").hidden = true; $("upload-progress").hidden = false; $("upload-progress").value = 0;
       say("video-feedback", "正在上传视频…", true); speak("uploading");
       var fd = new FormData();
       fd.append("file", recording.blob, recording.type.indexOf("webm") >= 0 ? "video.webm" : "video.mp4");
       fd.append("nonce", s.challenge.nonce);
+      var heard = Date.now(), req = null, stallMs = (Number(app.dataset.uploadStallS) || 60) * 1000;
+      var watch = setInterval(function () { if (req && Date.now() - heard > stallMs) { req.abort(); } }, 1000);
       send("POST", "/api/v1/sessions/" + s.session_id + "/video", fd, {
-        token: s.token, rid: recording.rid, progress: function (p) { $("upload-progress").value = Math.round(p * 100); }
+        token: s.token, rid: recording.rid, opened: function (xhr) { req = xhr; },
+        progress: function (p) { heard = Date.now(); $("upload-progress").value = Math.round(p * 100); }
       }).then(function () {
+        clearInterval(watch); uploading = false;
         goStep("wait");
       }, function (xhr) {
-        if (xhr.status === 0 || xhr.status >= 500) {
-          // Same recording, same Idempotency-Key: a retry never stores the video twice.
-          $("retry").hidden = false; say("video-feedback", "网络不稳定,视频已保留,请点击重新上传");
-        } else {
-          $("upload-progress").hidden = true;
-          stopped(xhr, "video-feedback", "视频无法提交,请重新录制");
-        }
+        clearInterval(watch); uploading = false;
+        uploadFailed(xhr);
       });
+    }
+    // The same session already has its video (an earlier answer lost): on to the wait. Refused otherwise
+    // (unreadable, too large): said, and "开始录制" again for a new recording, unless the session is over.
+    var UPLOADED = { SESSION_STATE: 1, UPLOAD_CONFLICT: 1 };
+    function uploadFailed(xhr) {
+      var code = errorCode(xhr);
+      if (xhr.status === 0 || xhr.status >= 500) {
+        $("retry").hidden = false; say("video-feedback", "网络不稳定,视频已保留,请点击重新上传");
+        return;
+      }
+      $("upload-progress").hidden = true;
+      if (UPLOADED[code]) { return goStep("wait"); }
+      stopped(xhr, "video-feedback", "视频无法提交,请重新录制");
+      if (code !== "ATTEMPTS_EXCEEDED" && !TIMEOUT_CODES[code]) {
+        recording = null;
+        if ($("video-fallback").hidden) { startCamera(); }
+      }
     }
     $("retry").onclick = upload;
 

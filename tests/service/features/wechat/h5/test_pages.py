@@ -4,6 +4,7 @@ only on the capture page; the card and video buttons are real buttons, the actio
 from __future__ import annotations
 
 from service.infra.observability.headers import H5_BASE_CSP, H5_CSP
+from service.infra.security import ID_INPUT_MAX
 from tests.service.features.wechat.h5.conftest import App
 
 JWEIXIN = '<script src="https://res.wx.qq.com/open/js/jweixin-1.6.0.js"></script>'
@@ -25,4 +26,4 @@ def test_capture_controls_are_buttons_and_the_prompt_is_announced(app: App) -> N
     assert '<button class="btn" id="video-fallback" type="button" hidden>' in html
     assert '<label class="btn' not in html  # no label posing as a button around a hidden input
     assert 'id="action-text" aria-live="assertive"' in html
-    assert 'id="id-number" maxlength="18" inputmode="numeric"' in html
+    assert f'id="id-number" maxlength="{ID_INPUT_MAX}" inputmode="numeric"' in html
