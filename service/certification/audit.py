@@ -56,7 +56,7 @@ def _masked(value: Any) -> Any:
 def asked(text: str) -> str:
     """What a look-up that found nobody asked for, as its audit entry keeps it: cut to size, and a long run of
     digits masked as a number is (a mistyped ID number is one digit short or long, and is no record's id)."""
-    return mask_number_reads(text[:64])
+    return mask_number_reads(text)[:64]  # masked, then cut: a number across the cut keeps no clear digits
 
 
 def audit(db: Session, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:

@@ -29,7 +29,8 @@ from service.infra.security import Keyring
 
 class CertificateStatus(enum.StrEnum):
     """A genuine certificate as of a day. The order of `standing`'s checks: superseded first (the record's
-    present person's status is none of the certificate's business), then deceased, then expired."""
+    present person's status is none of the certificate's business), then expired (a paper past its date says
+    nothing of a death since), then deceased."""
 
     VALID = "valid"
     SUPERSEDED = "superseded"
@@ -134,10 +135,10 @@ def standing(db: Session, cert: Certification, today: dt.date) -> Standing:
     method = s.channel if s is not None else Channel.SELF
     if b is None or (b.identity_since is not None and cert.created_at < b.identity_since):
         return Standing(CertificateStatus.SUPERSEDED, today, method, None)
-    if b.status == BeneficiaryStatus.DECEASED:
-        status = CertificateStatus.DECEASED
-    elif cert.valid_until < today:
+    if cert.valid_until < today:  # first: a long-expired paper tells its holder nothing of a death since
         status = CertificateStatus.EXPIRED
+    elif b.status == BeneficiaryStatus.DECEASED:
+        status = CertificateStatus.DECEASED
     else:
         status = CertificateStatus.VALID
     return Standing(status, today, method, mask_name(b.name))

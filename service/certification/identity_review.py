@@ -24,6 +24,7 @@ from service.certification.audit import audit
 from service.certification.contract import FeatureHooks, IdentityConfirmed
 from service.certification.errors import ServiceError
 from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, CycleEvent
+from service.infra.security import mask_text
 
 CHANGE_ACTION = "roster.identity_changed"
 
@@ -44,9 +45,16 @@ class SamePerson:
 
 
 def check_reviewer(importer: str, actor: str) -> None:
-    """The second person is not the one who imported the change (four eyes)."""
-    if importer[:64] == actor[:64]:  # the audit trail keeps 64 characters of an actor
+    """The second person is not the one who imported the change (four eyes). Compared as the audit trail keeps an
+    actor (masked, then cut to 64 characters: `audit.audit`): an importer recorded as `staff:1101**********0021`
+    (a staff name that is an ID number) is the same person as `staff:110105194912310021`. Two different such
+    names masked alike are refused too (another supervisor then settles it): never a person passing as another."""
+    if _as_kept(importer) == _as_kept(actor):
         raise IdentityReviewError("IDENTITY_REVIEW_SELF", "the importer of a change cannot confirm it")
+
+
+def _as_kept(actor: str) -> str:
+    return mask_text(actor)[:64]
 
 
 def confirm_same_person(

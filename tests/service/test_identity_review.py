@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from service.certification.context import ServiceContext
 from service.certification.cycle import run_cycle
-from service.certification.identity_review import IdentityReviewError, confirm_same_person
+from service.certification.identity_review import IdentityReviewError, check_reviewer, confirm_same_person
 from service.certification.models import AuditEntry, Beneficiary
 from service.infra.clock import local_today
+from service.infra.security import mask_text
 from tests.service import factories
 from tests.service.features.proxy.helpers import P, active_binding, bearer, bind, new_elder, verified_operator
 from tests.service.features.proxy.test_binding_end import _import, _listed, _roster
@@ -151,3 +152,14 @@ def test_a_binding_its_relative_replaced_meanwhile_stays_revoked(client: TestCli
     assert done.restored == {"bindings_restored": 0, "bindings_left_revoked": 1}
     seen = _listed(client, child)
     assert seen[old["binding_id"]]["status"] == "revoked" and seen[again.json()["binding_id"]]["status"] != "revoked"
+
+
+def test_an_importer_named_by_an_id_number_cannot_confirm_their_own_change() -> None:
+    """The audit trail keeps an actor masked (a staff name may be an ID number): the importer read back from it was
+    `staff:1101**********0021`, which the same person's unmasked actor did not equal, so they confirmed their own
+    change (the round's whole-diff review). Compared as kept, they are one person; another supervisor passes."""
+    importer = "staff:110105194912310021"
+    with pytest.raises(IdentityReviewError) as own:
+        check_reviewer(mask_text(importer)[:64], importer)
+    assert own.value.code == "IDENTITY_REVIEW_SELF"
+    check_reviewer(mask_text(importer)[:64], "staff:sup2")

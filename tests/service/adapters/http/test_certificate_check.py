@@ -105,6 +105,10 @@ def test_a_certificate_of_a_person_recorded_deceased_since_is_not_valid(
     # Nor is a new copy served to the holder of the session's token.
     png = client.get(f"/api/v1/sessions/{issued.session_id}/certificate.png", headers=bearer(issued))
     assert png.status_code == 409 and png.json()["error"]["code"] == "CERTIFICATE_DECEASED"
+    # A paper long past its date tells whoever holds it nothing of a death since (the round's whole-diff review).
+    old = certify(ctx, on=local_today(ctx.settings) - dt.timedelta(days=800))
+    factories.update(ctx, Beneficiary, old.beneficiary_id, status="deceased")
+    assert check(client, old.code)["status"] == "expired"
 
 
 def bearer(issued: Issued) -> dict[str, str]:

@@ -50,7 +50,10 @@
       if (opts.rid) { xhr.setRequestHeader("Idempotency-Key", opts.rid); }
       if (body && !(body instanceof FormData)) { xhr.setRequestHeader("Content-Type", "application/json"); body = JSON.stringify(body); }
       if (opts.progress && xhr.upload) {
-        xhr.upload.onprogress = function (ev) { if (ev.lengthComputable) { opts.progress(ev.loaded / ev.total); } };
+        xhr.upload.onprogress = function (ev) {
+          if (opts.alive) { opts.alive(); }
+          if (ev.lengthComputable) { opts.progress(ev.loaded / ev.total); }
+        };
       }
       xhr.onload = function () { (xhr.status >= 200 && xhr.status < 300 ? resolve : reject)(xhr); };
       xhr.onerror = xhr.onabort = xhr.ontimeout = function () { reject(xhr); };  // status 0: the network
@@ -667,7 +670,10 @@
     }
 
     // A silent connection (no progress, no answer) is given up after the page's data-upload-stall-s: the retry,
-    // with the same recording and Idempotency-Key, is then offered (a retry never stores the video twice).
+    // with the same recording and Idempotency-Key, is then offered (a retry never stores the video twice). Every
+    // progress event counts as heard (a WebView that reports no length is not cut off while it sends), the answer
+    // after the last byte gets twice as long (the server reads the video first), and the page's time in the
+    // background does not count.
     function upload() {
       if (uploading) { return; }
       uploading = true;
@@ -676,16 +682,22 @@
       var fd = new FormData();
       fd.append("file", recording.blob, recording.type.indexOf("webm") >= 0 ? "video.webm" : "video.mp4");
       fd.append("nonce", s.challenge.nonce);
-      var heard = Date.now(), req = null, stallMs = (Number(app.dataset.uploadStallS) || 60) * 1000;
-      var watch = setInterval(function () { if (req && Date.now() - heard > stallMs) { req.abort(); } }, 1000);
+      var heard = Date.now(), sent = false, req = null, stallMs = (Number(app.dataset.uploadStallS) || 60) * 1000;
+      var watch = setInterval(function () {
+        if (req && Date.now() - heard > (sent ? 2 * stallMs : stallMs)) { req.abort(); }
+      }, 1000);
+      function back() { if (!document.hidden) { heard = Date.now(); } }
+      document.addEventListener("visibilitychange", back);
+      function done() { clearInterval(watch); document.removeEventListener("visibilitychange", back); uploading = false; }
       send("POST", "/api/v1/sessions/" + s.session_id + "/video", fd, {
         token: s.token, rid: recording.rid, opened: function (xhr) { req = xhr; },
-        progress: function (p) { heard = Date.now(); $("upload-progress").value = Math.round(p * 100); }
+        alive: function () { heard = Date.now(); },
+        progress: function (p) { sent = p >= 1; $("upload-progress").value = Math.round(p * 100); }
       }).then(function () {
-        clearInterval(watch); uploading = false;
+        done();
         goStep("wait");
       }, function (xhr) {
-        clearInterval(watch); uploading = false;
+        done();
         uploadFailed(xhr);
       });
     }
@@ -696,6 +708,10 @@
       var code = errorCode(xhr);
       if (xhr.status === 0 || xhr.status >= 500) {
         $("retry").hidden = false; say("video-feedback", "网络不稳定,视频已保留,请点击重新上传");
+        return;
+      }
+      if (xhr.status === 429) {  // the upload rate limit (a few quick retries): the recording is good, kept
+        $("retry").hidden = false; say("video-feedback", "操作过于频繁,视频已保留,请稍等一分钟后点击重新上传");
         return;
       }
       $("upload-progress").hidden = true;

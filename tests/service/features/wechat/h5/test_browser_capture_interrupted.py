@@ -296,6 +296,22 @@ def test_a_stalled_upload_offers_the_retry_with_the_same_recording(capture: Capt
     assert capture.errors == []
 
 
+def test_an_upload_refused_for_the_rate_limit_keeps_the_recording(capture: Capture) -> None:
+    """A 429 (the upload rate limit, met after a few quick retries) threw the good recording away and asked the
+    pensioner to film again (the round's whole-diff review): it is kept, and 重新上传 sends it under its key."""
+    page = capture.page
+    capture.video.answers = [(429, {"error": {"code": "RATE_LIMITED", "message": "请求过于频繁,请稍后再试"}})]
+    camera_ready(page)
+    page.click("#record")
+    wait_until(page, lambda: len(capture.video.keys) == 1, TAKE_S + 20, "the take uploaded")
+    page.wait_for_selector("#retry:not([hidden])", timeout=15_000)
+    assert "视频已保留" in page.inner_text("#video-feedback") and not page.is_visible("#record")
+    page.click("#retry")
+    page.wait_for_selector("#step-wait:not([hidden])", timeout=10_000)
+    assert len(capture.video.keys) == 2 and capture.video.keys[0] == capture.video.keys[1]
+    assert capture.errors == []
+
+
 def test_a_video_already_in_goes_on_to_the_wait(capture: Capture) -> None:
     """The upload's answer was lost and the session already has its video (409 SESSION_STATE): nothing to
     record again; the page goes on to the wait (and the result) instead of "请重新录制" with no way to do it."""
