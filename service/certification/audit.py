@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.certification.models import AuditEntry
-from service.infra.security import mask_number_reads, mask_text
+from service.infra.security import mask_number_reads, mask_text, mask_values
 
 log = logging.getLogger("service.certification.audit")
 # A look-up of one person (by external id or ID number) that found nobody: audited like a read, since many of
@@ -39,18 +39,7 @@ def masked_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
     note, a file name), where a number can be; an audit log must not become a list of clear ID numbers. (Record
     ids, external ids of 14 or 16 digits included, stay readable: the log must say whose record was read.)"""
     plain: dict[str, Any] = json.loads(json.dumps(detail or {}, ensure_ascii=False, default=str))  # as stored
-    return {key: _masked(value) for key, value in plain.items()}
-
-
-def _masked(value: Any) -> Any:
-    """Text masked value by value (a score or a count is never touched: `0.12345678901234567` is a float)."""
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, list):
-        return [_masked(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _masked(v) for k, v in value.items()}
-    return value
+    return {key: mask_values(value) for key, value in plain.items()}
 
 
 def asked(text: str) -> str:

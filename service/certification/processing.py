@@ -45,7 +45,7 @@ from service.certification.models import (
 from service.certification.templates import load_template
 from service.infra.clock import local_date, local_today
 from service.infra.observability import metrics
-from service.infra.security import mask_number_reads
+from service.infra.security import mask_number_reads, mask_values
 from service.infra.storage import StorageError, StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -257,17 +257,7 @@ def redact(result: dict[str, object]) -> dict[str, object]:
     """Mask every ID number in the stored result (OCR diagnostics included): the clear number is kept only
     encrypted, on the beneficiary. Partial reads too (the raw 17 or 19 digits of a misread number line are
     most of the person's number), since the result is served to API clients and shown in the console."""
-    return {k: _masked(v) for k, v in result.items()}
-
-
-def _masked(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _masked(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v) for v in value]
-    if isinstance(value, str):
-        return mask_number_reads(value)
-    return value
+    return {k: mask_values(v, mask_number_reads) for k, v in result.items()}
 
 
 def _release(ctx: ServiceContext, session_id: str, worker: str, exc: BaseException) -> None:

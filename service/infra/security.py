@@ -9,6 +9,8 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -68,6 +70,18 @@ DIGIT_RUN = re.compile(rf"(?<![{_DIGIT}A-Za-z])[{_DIGIT}][{_DIGIT}Xx\uff38\uff58
 def mask_number_reads(text: str) -> str:
     """mask_text, and any long run of digits masked as a number is: for text read off an ID card."""
     return DIGIT_RUN.sub(lambda m: mask_id(m.group()), mask_text(text))
+
+
+def mask_values(value: Any, mask: Callable[[str], str] = mask_text) -> Any:
+    """`value` (a JSON-like tree: dicts, lists, text, numbers) with `mask` applied to every text in it; a score or a
+    count is never touched (`0.12345678901234567` is a float)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, list):
+        return [mask_values(v, mask) for v in value]
+    if isinstance(value, dict):
+        return {k: mask_values(v, mask) for k, v in value.items()}
+    return value
 
 
 def normalise_id(id_number: str) -> str:
