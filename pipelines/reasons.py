@@ -48,6 +48,9 @@ class ReasonCode(enum.StrEnum):
     VIDEO_TOO_SHORT = "VIDEO_TOO_SHORT"
     VIDEO_TOO_LONG = "VIDEO_TOO_LONG"
     BENEFICIARY_DECEASED = "BENEFICIARY_DECEASED"
+    # The roster gave the record another ID number after the session was opened: its card and video are the
+    # previous number's person's, and certify nobody now (service/certification/current_person.py).
+    IDENTITY_CHANGED = "IDENTITY_CHANGED"
     ATTEMPTS_EXCEEDED = "ATTEMPTS_EXCEEDED"
     PROXY_NOT_BOUND = "PROXY_NOT_BOUND"
     PROXY_LIMIT_REACHED = "PROXY_LIMIT_REACHED"
@@ -99,6 +102,7 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.VIDEO_TOO_SHORT: "视频太短,请重新录制",
     ReasonCode.VIDEO_TOO_LONG: "视频太长,请重新录制",
     ReasonCode.BENEFICIARY_DECEASED: "该人员已登记死亡,无法认证",
+    ReasonCode.IDENTITY_CHANGED: "该档案登记的身份证号已变更,本次认证未通过,请持本人现用身份证重新认证",
     ReasonCode.ATTEMPTS_EXCEEDED: "今日认证次数已达上限,可申请人工审核",
     ReasonCode.PROXY_NOT_BOUND: "尚未绑定该亲属,请先绑定",
     ReasonCode.PROXY_LIMIT_REACHED: "绑定数量已达上限",
@@ -142,9 +146,17 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.VIDEO_TOO_SHORT: "视频过短",
     ReasonCode.VIDEO_TOO_LONG: "视频过长",
     ReasonCode.BENEFICIARY_DECEASED: "名册登记已死亡",
+    ReasonCode.IDENTITY_CHANGED: "视频录制后名册变更了该档案的身份证号（视频是变更前人员的）",
     ReasonCode.ATTEMPTS_EXCEEDED: "当日认证次数已用完",
     ReasonCode.PROXY_NOT_BOUND: "代办人未绑定该老人",
     ReasonCode.PROXY_LIMIT_REACHED: "代办绑定数量已满",
     ReasonCode.PROXY_OPERATOR_FACE: "视频中的人脸像代办人本人",
     ReasonCode.MODEL_UNAVAILABLE: "模型不可用",
 }
+
+
+def needs_new_card(code: str) -> bool:
+    """Whether a session that failed for `code` cannot lend its ID card photo to the next attempt: the photo itself
+    was the problem (the card checks, ID_*), or the record names another ID number now (IDENTITY_CHANGED: the card
+    is the previous number's person's)."""
+    return code.startswith("ID_") or code == ReasonCode.IDENTITY_CHANGED

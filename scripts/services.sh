@@ -3,7 +3,8 @@
 # $PENSION_CERT_SERVICES_DIR (default /var/tmp/pension-cert-services). Prints the settings to export; then run
 # `pension-cert serve` and any number of `celery -A service.adapters.workers.tasks worker` (or `pension-cert worker`)
 # processes.
-#   eval "$(bash scripts/services.sh start)"   # install if needed, start, migrate (Alembic), set the exports
+#   exports=$(bash scripts/services.sh start) && eval "$exports"   # install if needed, start, migrate, export
+#   (a bare `eval "$(bash scripts/services.sh start)"` succeeds even when the script stops: nothing exported)
 #   bash scripts/services.sh stop
 # Loopback is shared by every account of the machine, so neither server takes a connection without its password:
 # each is random, made on the first start and kept in the services folder (mode 0700, the files 0600; the
@@ -22,6 +23,9 @@ OWNER="$(id -un)"
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 die() { echo "services: $*" >&2; exit 1; }
+port_taken() {  # port_taken PORT: a program listens on 127.0.0.1:PORT (a connect, nothing sent: never hangs)
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
 
 install() {
   local missing=()
@@ -73,7 +77,11 @@ start_postgres() {
   if as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" status >/dev/null 2>&1; then
     as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" reload >/dev/null
   else
-    as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" -l "$BASE/pg.log" -w -o "$opts" start >/dev/null
+    port_taken "$PG_PORT" && die "127.0.0.1:$PG_PORT is taken by another program: set PENSION_CERT_PG_PORT to a" \
+      "free port (and use the same value for every later start and stop)"
+    as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" -l "$BASE/pg.log" -w -o "$opts" start >/dev/null 2>&1 ||
+      die "PostgreSQL did not start on 127.0.0.1:$PG_PORT: $(grep -E 'FATAL|PANIC' "$BASE/pg.log" | tail -n 1)" \
+        "(log: $BASE/pg.log; another port: PENSION_CERT_PG_PORT)"
   fi
   # Through the socket (no password yet on a new cluster); the password itself on stdin, never in argv.
   # scram-sha-256 named: PostgreSQL 13 and older hash a new password with md5 by default, which pg_hba refuses.
@@ -83,17 +91,42 @@ start_postgres() {
     grep -q 1 || as_pg psql -h "$BASE" -p "$PG_PORT" -U postgres -qXc "CREATE DATABASE pension_cert" >/dev/null
 }
 
+our_redis() {  # the pidfile in the private folder names a live redis-server of this account (one this set-up started)
+  local pid
+  pid="$(cat "$BASE/redis.pid" 2>/dev/null)" || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = "$(id -u)" ] || return 1
+  [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server* ]]
+}
+
 start_redis() {
   local password="$1"
   # The password in a 0600 file, not on the command line (every account can read the process list).
   (umask 077 && printf '%s\n' "port $REDIS_PORT" "bind 127.0.0.1" "requirepass $password" "dir $BASE" \
     "logfile $BASE/redis.log" "pidfile $BASE/redis.pid" "daemonize yes" >"$BASE/redis.conf")
-  if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
-    # A Redis that answers without a password (started by an older version of this script): give it one.
-    printf 'CONFIG SET requirepass %s\n' "$password" | redis-cli -p "$REDIS_PORT" >/dev/null  # not in argv
-  elif ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  local tries=1 answer="" i
+  if our_redis; then
+    # `timeout`: never wait forever on a server that does not answer.
+    if [ "$(timeout 3 redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
+      # Ours, answering without a password (started by an older version of this script): give it one.
+      printf 'CONFIG SET requirepass %s\n' "$password" | timeout 3 redis-cli -p "$REDIS_PORT" >/dev/null  # not argv
+    fi
+  elif port_taken "$REDIS_PORT"; then
+    # Not this set-up's Redis (another account's, or not Redis at all): never give it the password or the jobs.
+    die "127.0.0.1:$REDIS_PORT is taken by another program: set PENSION_CERT_REDIS_PORT to a free port (and use" \
+      "the same value for every later start and stop)"
+  else
     redis-server "$BASE/redis.conf" >/dev/null
+    tries=50  # up to 5 s to come up
   fi
+  # Ours, started now or before, answers this set-up's password; anything else on the port is another program's.
+  for ((i = 0; i < tries; i++)); do
+    answer="$(REDISCLI_AUTH="$password" timeout 3 redis-cli --no-auth-warning -p "$REDIS_PORT" ping 2>&1 || true)"
+    [ "$answer" = PONG ] && return 0
+    sleep 0.1
+  done
+  die "Redis on 127.0.0.1:$REDIS_PORT does not answer with this set-up's password (${answer:-no answer}): the port" \
+    "is another program's? set PENSION_CERT_REDIS_PORT to a free port (log: $BASE/redis.log)"
 }
 
 start() {
@@ -112,11 +145,13 @@ start() {
 }
 
 stop() {
-  if [ -s "$BASE/redis.password" ]; then
-    REDISCLI_AUTH="$(cat "$BASE/redis.password")" redis-cli --no-auth-warning -p "$REDIS_PORT" shutdown nosave \
-      >/dev/null 2>&1 || true
+  if our_redis; then  # never another program's server on the port
+    if [ -s "$BASE/redis.password" ]; then
+      REDISCLI_AUTH="$(cat "$BASE/redis.password")" timeout 3 redis-cli --no-auth-warning -p "$REDIS_PORT" \
+        shutdown nosave >/dev/null 2>&1 || true
+    fi
+    timeout 3 redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true  # one started without a password
   fi
-  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true  # one started without a password
   if [ -d "$BASE/pgdata" ] && [ ! -L "$BASE" ]; then
     as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" -m fast stop >/dev/null 2>&1 || true
   fi

@@ -51,6 +51,10 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "CERTIFICATE_EXPIRED": "该凭证已超过有效期,已失效",
     "CERTIFICATE_DECEASED": "凭证所属人员已登记死亡,凭证已失效",
     "CERTIFICATE_SUPERSEDED": "该凭证所属档案的身份信息已变更,凭证已失效",
+    "CERTIFICATE_REVOKED": "该凭证已被经办机构撤销,已失效",
+    # A supervisor's revocation of a certification found fraudulent (service/certification/revocation.py).
+    "CERTIFICATION_REVOKED": "该认证已撤销,不能重复撤销",
+    "REVOKE_REASON": "请选择撤销原因并填写核实情况(不超过 500 字)",
     # Roles (403): operator actions need an operator (admin) key; channel keys cannot act as staff.
     "ADMIN_KEY_REQUIRED": "该操作仅限经办机构使用",
     "STAFF_CHANNEL_FORBIDDEN": "柜台认证仅限工作人员办理",

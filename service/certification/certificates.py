@@ -3,8 +3,9 @@
 The code is ``base64url(payload).mac`` with an HMAC-SHA256 over the payload (key from settings); the public
 verify endpoint recomputes the MAC, so a forged or altered code fails without any database lookup, and the
 database lookup then confirms the certification still exists. A genuine code is then judged as of the bureau's
-today (`standing`): valid, or why not (expired, the person recorded deceased since, or superseded: the roster
-gave the record another person's ID number since). The public answer names the person only masked (`mask_name`)
+today (`standing`): valid, or why not (revoked by a supervisor, found fraudulent: service/certification/revocation.py;
+expired, the person recorded deceased since, or superseded: the roster gave the record another person's ID number
+since). The public answer names the person only masked (`mask_name`)
 and says how they were certified (by themselves, by a relative as a proxy, or by the bureau's staff).
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.certification.catalog import CERTIFICATE_VALID_ZH, message_zh
+from service.certification.current_person import made_for_current_person
 from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, Certification, CertSession, Channel
 from service.infra.security import Keyring
@@ -29,10 +31,12 @@ from service.infra.security import Keyring
 
 class CertificateStatus(enum.StrEnum):
     """A genuine certificate as of a day. The order of `standing`'s checks: superseded first (the record's
-    present person's status is none of the certificate's business), then expired (a paper past its date says
-    nothing of a death since), then deceased."""
+    present person's status is none of the certificate's business), then revoked (a supervisor's finding on this
+    very certificate, true whatever its date), then expired (a paper past its date says nothing of a death since),
+    then deceased."""
 
     VALID = "valid"
+    REVOKED = "revoked"
     SUPERSEDED = "superseded"
     DECEASED = "deceased"
     EXPIRED = "expired"
@@ -41,6 +45,7 @@ class CertificateStatus(enum.StrEnum):
 # The code (service/certification/catalog.py has its Chinese message) a void status is refused with.
 VOID_CODES: dict[CertificateStatus, str] = {
     CertificateStatus.SUPERSEDED: "CERTIFICATE_SUPERSEDED",
+    CertificateStatus.REVOKED: "CERTIFICATE_REVOKED",
     CertificateStatus.DECEASED: "CERTIFICATE_DECEASED",
     CertificateStatus.EXPIRED: "CERTIFICATE_EXPIRED",
 }
@@ -128,14 +133,17 @@ class Standing:
 
 def standing(db: Session, cert: Certification, today: dt.date) -> Standing:
     """`cert` as of `today` (the bureau's date: service/infra/clock.py). Superseded when its record has been
-    given another ID number since it was made (`Beneficiary.identity_since`, the rule the cycle run applies;
-    a supervisor's same-person finding restores it), or its record is gone."""
+    given another ID number since its session was opened (`current_person.made_for_current_person`, the rule the
+    cycle run and an accept apply; a supervisor's same-person finding restores it), or its record is gone."""
     b = db.get(Beneficiary, cert.beneficiary_id)
     s = db.get(CertSession, cert.session_id)
     method = s.channel if s is not None else Channel.SELF
-    if b is None or (b.identity_since is not None and cert.created_at < b.identity_since):
+    opened = s.created_at if s is not None else cert.created_at  # when the video's session was opened
+    if b is None or not made_for_current_person(b, opened):
         return Standing(CertificateStatus.SUPERSEDED, today, method, None)
-    if cert.valid_until < today:  # first: a long-expired paper tells its holder nothing of a death since
+    if cert.revoked_at is not None:  # the check says revoked, never why (the reason is the office's)
+        status = CertificateStatus.REVOKED
+    elif cert.valid_until < today:  # first: a long-expired paper tells its holder nothing of a death since
         status = CertificateStatus.EXPIRED
     elif b.status == BeneficiaryStatus.DECEASED:
         status = CertificateStatus.DECEASED

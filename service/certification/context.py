@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 def open_storage(settings: Settings) -> MediaStorage:
     """The media store the settings name: a bucket (PENSION_CERT_MEDIA_URL=s3://...) or the local folder."""
     if not settings.storage.media_url:
-        return LocalEncryptedStorage(settings.effective_media_dir, settings.media_key_bytes)
+        return LocalEncryptedStorage(
+            settings.effective_media_dir, settings.media_key_bytes, settings.previous_media_keys_bytes
+        )
     from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options  # lazy: boto3 only when configured
 
     options = S3Options(
@@ -37,7 +39,10 @@ def open_storage(settings: Settings) -> MediaStorage:
         secret_access_key=settings.storage.s3_secret_access_key or None,
         addressing_style=settings.storage.s3_addressing_style,
     )
-    return S3EncryptedStorage(S3Location.parse(settings.storage.media_url), settings.media_key_bytes, options)
+    location = S3Location.parse(settings.storage.media_url)
+    return S3EncryptedStorage(
+        location, settings.media_key_bytes, options, previous_keys=settings.previous_media_keys_bytes
+    )
 
 
 class ServiceContext:
@@ -56,7 +61,9 @@ class ServiceContext:
         self.storage: MediaStorage = open_storage(settings)
         # The console audit chain records each committed head in the media store (audit_anchor.anchor_on_commit).
         self.session_factory.configure(info={STORE_INFO: self.storage})
-        self.keyring = Keyring(settings.media_key_bytes, settings.security.signing_key)
+        self.keyring = Keyring(
+            settings.media_key_bytes, settings.security.signing_key, settings.previous_media_keys_bytes
+        )
         self.rules = CycleRules(
             validity_months=settings.cycle.validity_months,
             due_soon_days=settings.cycle.due_soon_days,

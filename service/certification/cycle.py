@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from service.certification.current_person import made_for_current_person, made_for_current_person_sql
 from service.certification.errors import ServiceError
 from service.certification.models import (
     Beneficiary,
@@ -29,6 +30,7 @@ from service.certification.models import (
     CycleEvent,
     SessionState,
     awaiting_staff,
+    in_force,
 )
 from service.infra.clock import local_date
 
@@ -147,8 +149,11 @@ def run_cycle(
     certified_today = exists().where(
         Certification.beneficiary_id == Beneficiary.id,
         Certification.valid_until >= today,
-        # Not one of the record's previous person's (a roster import gave it another ID number since).
-        Beneficiary.identity_since.is_(None) | (Certification.created_at >= Beneficiary.identity_since),
+        # Not one of the record's previous person's: its session was opened since a roster import last gave the
+        # record another ID number (a certification made later of a video made before is not the new person's).
+        CertSession.id == Certification.session_id,
+        made_for_current_person_sql(CertSession.created_at),
+        in_force(),  # not revoked by a supervisor (service/certification/revocation.py)
     )
     ever_certified = exists().where(Certification.beneficiary_id == Beneficiary.id)
     lapsed = db.scalars(
@@ -190,8 +195,9 @@ def run_cycle(
 
 def _being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules, today: dt.date) -> set[int]:
     """Those of `lapsed` with a certification made in time that the service has not decided yet: its video queued
-    in the lapsed validity (after the last certification, since the record's last change of ID number, on or
-    before the last valid day in the bureau's calendar: 00:10 in Beijing is the next day) and the job queued,
+    in the lapsed validity (after the last certification, on or before the last valid day in the bureau's
+    calendar: 00:10 in Beijing is the next day), its session opened since the record's last change of ID number
+    (service/certification/current_person.py), and the job queued,
     running, in staff review or failed awaiting staff. They wait for the office, not the reverse: no suspension
     for the backlog, and the run after a rejection suspends them. A session started after the lapse shelters
     nobody, nor an earlier cycle's case left unsettled, nor one undecided for more than `due_soon_days` past the
@@ -205,9 +211,13 @@ def _being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules
     ids, waiting = sorted(window), set[int]()
     for at in range(0, len(ids), IN_CHUNK):
         chunk = ids[at : at + IN_CHUNK]
-        query = select(CertSession.beneficiary_id, queued_at).where(CertSession.beneficiary_id.in_(chunk), undecided)
-        for bid, queued in db.execute(query):
-            if bid is not None and queued is not None and _in_lapsed_validity(window[bid], queued, rules):
+        query = select(CertSession.beneficiary_id, queued_at, CertSession.created_at).where(
+            CertSession.beneficiary_id.in_(chunk), undecided
+        )
+        for bid, queued, opened in db.execute(query):
+            if bid is None or queued is None or not made_for_current_person(window[bid], opened):
+                continue  # the record's previous person's (opened before its last change of ID number)
+            if _in_lapsed_validity(window[bid], queued, rules):
                 waiting.add(bid)
     return waiting
 
@@ -217,9 +227,8 @@ def _in_lapsed_validity(b: Beneficiary, queued: dt.datetime, rules: CycleRules) 
     day = local_date(rules, queued)
     if b.valid_until is None or day > b.valid_until:
         return False
-    if b.last_certified_on is not None and day <= b.last_certified_on:
-        return False  # made for an earlier cycle: that one was certified since
-    return b.identity_since is None or queued >= b.identity_since  # not the record's previous person's
+    # Not made for an earlier cycle (that one was certified since).
+    return b.last_certified_on is None or day > b.last_certified_on
 
 
 def record_certification(

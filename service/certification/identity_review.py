@@ -6,9 +6,11 @@ validity reset to the grace date, the relatives' bindings revoked. When the chan
 burdens the same elderly person and their family: certify again within the grace date, each relative bind again
 and the elder consent again. A supervisor other than the importer checks the change with the benefit system; a
 "same person" finding gives back what can be given back: the record's validity and last certification (never
-shortening a later date), its earlier certifications' standing in the cycle run, and, through the
+shortening a later date; never what a certification revoked since gave: revocation.revalidate_all), its earlier
+certifications' standing in the cycle run, and, through the
 features, the relatives' bindings the change revoked. The deleted face is not restored (the next certification
-enrols again).
+enrols again). The record's identity moment goes back too (`identity_since`), so the cases opened before the change
+and still in staff review can be accepted again (service/certification/current_person.py).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.contract import FeatureHooks, IdentityConfirmed
+from service.certification.cycle import CycleRules
 from service.certification.errors import ServiceError
 from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, CycleEvent
+from service.certification.revocation import revalidate_all
 from service.infra.security import mask_text
 
 CHANGE_ACTION = "roster.identity_changed"
@@ -58,7 +62,13 @@ def _as_kept(actor: str) -> str:
 
 
 def confirm_same_person(
-    db: Session, hooks: FeatureHooks, beneficiary_id: int, import_id: int, actor: str, today: dt.date
+    db: Session,
+    hooks: FeatureHooks,
+    beneficiary_id: int,
+    import_id: int,
+    actor: str,
+    today: dt.date,
+    rules: CycleRules,
 ) -> SamePerson:
     """Apply a same-person finding on the change import `import_id` made to the record (locked first: the lock
     order of service/certification/lock_order.py, then the features lock their rows). Audited."""
@@ -67,16 +77,19 @@ def confirm_same_person(
         raise IdentityReviewError("IDENTITY_CHANGE_UNKNOWN", "no such record")
     change = _latest_change(db, b.external_id, import_id)
     check_reviewer(str(change.get("actor_of_import", "")), actor)
-    until, certified = _date(change.get("valid_until_before")), _date(change.get("last_certified_on_before"))
+    kept_until, kept_certified = b.valid_until, b.last_certified_on
+    since = change.get("identity_since_before")
+    b.identity_since = dt.datetime.fromisoformat(since) if since else None
+    # The dates before the change, less what a certification of the person revoked since gave (a fraud revoked
+    # while it counted for nobody: revocation.revalidate_all, the revocation's own recomputation).
+    b.valid_until = _date(change.get("valid_until_before"))
+    b.last_certified_on = _date(change.get("last_certified_on_before"))
+    revalidate_all(db, b, rules)
     # Never shortened, as the roster's own dates never shorten a validity: the row that corrected the number may
     # carry a later date, or a certification may have been recorded since. A grace date later than the person's
     # own validity stays too (a few weeks' more time, not a lapse).
-    if until is not None and (b.valid_until is None or until > b.valid_until):
-        b.valid_until = until
-    if certified is not None and (b.last_certified_on is None or certified > b.last_certified_on):
-        b.last_certified_on = certified
-    since = change.get("identity_since_before")
-    b.identity_since = dt.datetime.fromisoformat(since) if since else None
+    b.valid_until = _later(b.valid_until, kept_until)
+    b.last_certified_on = _later(b.last_certified_on, kept_certified)
     resumed = b.status == BeneficiaryStatus.SUSPENDED and b.valid_until is not None and b.valid_until >= today
     if resumed:  # suspended only for the grace date the change gave
         db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=today, suspended_since=b.suspended_on))
@@ -108,6 +121,10 @@ def _latest_change(db: Session, external_id: str, import_id: int) -> dict[str, A
             "IDENTITY_CHANGE_SUPERSEDED", "the roster changed this record's ID number again since"
         )
     return dict(mine[0].detail) | {"actor_of_import": mine[0].actor}
+
+
+def _later(a: dt.date | None, b: dt.date | None) -> dt.date | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _date(value: object) -> dt.date | None:

@@ -20,8 +20,9 @@ Who takes what, in this order (docs/security.md, Part L):
   (an accept), then the proxy feature's operator and binding (`proxy.holds.hold`, `proxy.hooks.on_decided` /
   `on_accept`);
 - a staff decision (`review.settle`; the console's `decide_case`): the session, its review claim, then the
-  beneficiary (an accept: `accept_session` locks it before the features' accept hooks read or lock their rows),
-  then the operator and binding (a consent or verification session);
+  beneficiary (an accept: `accept_session` locks it before the features' accept hooks read or lock their rows,
+  and reads its `identity_since` only under that lock: a roster import changing the number is waited for, then
+  seen: docs/security.md, Part AA), then the operator and binding (a consent or verification session);
 - a roster import (`roster.import_roster`): the stored beneficiaries its file changes (not those whose row is
   unchanged), locked by id before its first write (`roster._lock_records`; the rows are then updated in the
   file's order under locks already held), then the bindings of a record whose ID number changed
@@ -35,7 +36,9 @@ Who takes what, in this order (docs/security.md, Part L):
   `accept_session` on the row it holds); a death registration the beneficiary; a supervisor's finding on a roster
   change of ID number (`identity_alerts.settle_identity_alert`) the beneficiary, then its alert (`console_alerts`,
   a table no other transaction locks with these), then, for a same-person finding, every account of the relatives
-  concerned by id and the record's bindings (`proxy.identity.restore_for_same_person`);
+  concerned by id and the record's bindings (`proxy.identity.restore_for_same_person`); a supervisor's revocation of
+  a certification (`revocation.revoke_certification`) the beneficiary, then the certification (a table no other
+  transaction locks with these), then, for a relative's proxy certification, its binding (`console.revoke`);
 - the daily work: the cycle run the lapsed beneficiaries (by id); the expiry and the purge sessions; the erasure of
   the deceased's templates their beneficiaries (flushed in primary-key order).
 """

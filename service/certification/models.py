@@ -180,6 +180,18 @@ class Certification(Base):
     valid_until: Mapped[dt.date] = mapped_column(Date)
     code: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # A supervisor's revocation (service/certification/revocation.py): found fraudulent (a relative certified with
+    # the dead parent's face) or accepted in error. The row stays (the history, the certificate's public check:
+    # 已撤销), and counts toward nobody's validity any more (`in_force`). None: not revoked; never un-revoked.
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))  # the actor, as the audit trail keeps it
+    revoke_reason: Mapped[str | None] = mapped_column(String(16))  # revocation.RevokeReason
+    revoke_note: Mapped[str | None] = mapped_column(Text)  # what the supervisor found (ID numbers masked)
+
+
+def in_force() -> ColumnElement[bool]:
+    """A certification that still counts (not revoked): the cycle run's, the validity's and the certificate's."""
+    return Certification.revoked_at.is_(None)
 
 
 class CycleEvent(Base):

@@ -30,6 +30,7 @@ from service.certification.catalog import ServiceCode, message_zh
 from service.certification.certificates import issue_code
 from service.certification.context import ServiceContext
 from service.certification.contract import Certifier
+from service.certification.current_person import made_for_current_person
 from service.certification.cycle import record_certification
 from service.certification.errors import ServiceError
 from service.certification.fingerprints import SessionFingerprints
@@ -42,6 +43,7 @@ from service.certification.models import (
     beneficiary_of,
     utcnow,
 )
+from service.certification.revocation import CERTIFIED_ACTION
 from service.certification.templates import load_template
 from service.infra.clock import local_date, local_today
 from service.infra.observability import metrics
@@ -326,6 +328,14 @@ def _apply(
         if outcome is Outcome.ACCEPT and b is not None and b.status == BeneficiaryStatus.DECEASED:
             # Recorded deceased after the session opened: nobody is certified for the dead (staff see why).
             outcome, reasons = Outcome.REJECT, [*reasons, ReasonCode.BENEFICIARY_DECEASED.value]
+            result = _recorded(result, outcome, reasons)
+        if outcome is Outcome.ACCEPT and b is not None and not made_for_current_person(b, s.created_at):
+            # The roster gave the record another ID number after the session opened (read under the row lock just
+            # taken: an import committing meanwhile is waited for, then seen): the video is the previous number's
+            # person's and certifies nobody now. Rejected, not sent to staff: they could not accept it either
+            # (`accept_session`), and the citizen is told at once to certify again with the card of today.
+            outcome, reasons = Outcome.REJECT, [*reasons, ReasonCode.IDENTITY_CHANGED.value]
+            result = _recorded(result, outcome, reasons)
         # What a feature's rows, changed since its DecisionHook read them, no longer allow (ctx.hooks.holds).
         held = ctx.hooks.hold(db, s, b, outcome, list(reasons))
         if held != (outcome, reasons):
@@ -351,7 +361,8 @@ def _apply(
 
 
 def _recorded(result: dict[str, object], outcome: Outcome, reasons: list[str]) -> dict[str, object]:
-    """The stored result with the decision a hold recorded instead (what the result page and staff read)."""
+    """The stored result with the decision recorded instead of the machine's (a hold's, or a reject for a changed
+    ID number): what the result page and staff read."""
     revised: dict[str, object] = {**result, "decision": outcome.value, "reasons": reasons}
     if "messages" in result:
         revised["messages"] = [message_zh(r) for r in reasons]
@@ -363,7 +374,8 @@ def accept_session(
 ) -> None:
     """Accept `s`: the features' accept hooks first, then (unless one says the session certifies nobody) the
     certification of `b`. A session without a beneficiary never issues a certificate: refused when no feature
-    took its accept."""
+    took its accept; nor does one opened before the roster gave `b` another ID number (IDENTITY_CHANGED: the
+    previous number's person's video; service/certification/current_person.py)."""
     if b is not None:
         # Lock and re-read the beneficiary (PostgreSQL; SQLite serialises writers) before the features' hooks: a
         # cycle run suspending them at this moment is waited for and then seen, so the certification resumes them
@@ -382,8 +394,14 @@ def accept_session(
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "the session certifies no beneficiary")
     if b.status == BeneficiaryStatus.DECEASED:  # staff accepting a case whose person was recorded dead meanwhile
         raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
+    if not made_for_current_person(b, s.created_at):
+        # Staff accepting a video made before the roster gave the record another ID number (read under the lock
+        # above): it would certify the number's new person. Refused until a supervisor's same-person finding
+        # (service/certification/identity_review.py) puts the record's earlier identity back; a reject stays open.
+        raise ServiceError(ReasonCode.IDENTITY_CHANGED, "the record's ID number changed after this session opened")
     was_suspended = b.status == BeneficiaryStatus.SUSPENDED
     # `today` is the certification's date; one entered late resumes only if still valid on the bureau's date.
+    before = b.valid_until  # kept in the audit entry: a revocation of this certification goes back to it
     until = record_certification(db, b, today, ctx.rules, today=max(today, local_today(ctx.settings)))
     cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")
     db.add(cert)
@@ -398,7 +416,12 @@ def accept_session(
     audit(
         db,
         "system",
-        "cycle.certified",
+        CERTIFIED_ACTION,
         b.external_id,
-        {"valid_until": until.isoformat(), "resumed": was_suspended and b.status != BeneficiaryStatus.SUSPENDED},
+        {
+            "valid_until": until.isoformat(),
+            "resumed": was_suspended and b.status != BeneficiaryStatus.SUSPENDED,
+            "certification": cert.id,
+            "valid_until_before": before.isoformat() if before else None,
+        },
     )

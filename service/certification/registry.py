@@ -10,9 +10,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.certification.audit import audit
 from service.certification.cycle import CycleRules, CycleState, cycle_state
 from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEvent
 from service.certification.regions import region_name
+
+# The most records one audit entry of a list read names (`audit_shown`): a whole list (everyone overdue in a
+# jurisdiction, tens of thousands) is named over several entries, each the size of a console page's.
+SHOWN_PER_ENTRY = 500
 
 LISTS = ("due_soon", "overdue", "suspended")
 EXPORT_COLUMNS = (
@@ -85,3 +90,16 @@ def events(db: Session, kind: str, since: dt.date | None) -> list[dict[str, Any]
 
 
 EVENT_COLUMNS = ("external_id", "id_masked", "name", "kind", "on_date", "suspended_since")
+
+
+def audit_shown(db: Session, actor: str, action: str, target: str, detail: dict[str, Any], shown: list[str]) -> None:
+    """A status list or an export read through the API, with whom it showed, as the console's lists name theirs:
+    every record once, in the order shown, by its external id (masked where it is an ID number, as every audit
+    detail is: audit.masked_detail), over entries of at most SHOWN_PER_ENTRY (`part` of `parts` when there is more
+    than one; an empty list is one entry). Committed now, like every read (audit.audit_read)."""
+    named = list(dict.fromkeys(shown))
+    chunks = [named[i : i + SHOWN_PER_ENTRY] for i in range(0, len(named), SHOWN_PER_ENTRY)] or [[]]
+    for part, chunk in enumerate(chunks, 1):
+        of = {"part": part, "parts": len(chunks)} if len(chunks) > 1 else {}
+        audit(db, actor, action, target, detail | of | {"shown": chunk})
+    db.commit()

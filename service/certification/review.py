@@ -50,7 +50,11 @@ def settle(
 ) -> Settled:
     """Apply a staff decision. ``case_checked``: the caller is the flow that holds the case (the console, which has
     checked the claim and the second decision itself); any other caller (the operator API) passes the features'
-    guards first, so it cannot settle a case a reviewer holds or skip a supervisor's second decision."""
+    guards first, so it cannot settle a case a reviewer holds or skip a supervisor's second decision.
+
+    An accept is refused (`processing.accept_session`: IDENTITY_CHANGED, nothing written) when the roster gave the
+    record another ID number after the session was opened: the video is the previous number's person's. A reject
+    stays open, and a supervisor's same-person finding (identity_review.py) makes the accept possible again."""
     # Lock and re-read the row first (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers): two
     # settles at once (the operator API and the console, two API calls) both saw the open case and the later
     # one overwrote the earlier decision, e.g. a reject written over an accept whose certification stayed.

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipelines.names import same_name, stored_name
 from service.certification import idnumber
 from service.certification.audit import audit
 from service.certification.contract import IdentityChange
@@ -255,7 +256,10 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
         errors.append(problem)
     else:
         birth = idnumber.birth_date(number)
-    name = raw.get("name", "").strip()
+    # Full-width letters and digits stored as the letters they are (NFKC, as the ID-card step reads a name), so
+    # that the console's search finds them typed either way (a name stored before is normalised by its row's next
+    # import); the dots and the spaces inside kept as typed, for the pages and the payment exports.
+    name = stored_name(raw.get("name", ""))
     if not name or len(name) > 64:
         errors.append("name missing or too long")
     if ext.startswith(FORMULA_START) or name.startswith(FORMULA_START):
@@ -271,7 +275,8 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
     types = [t.strip() for t in raw.get("benefit_types", "").replace("|", ";").split(";") if t.strip()]
     valid_types = {t.value for t in BenefitType}
     if not types or any(t not in valid_types for t in types):
-        errors.append(f"benefit_types must be among {sorted(valid_types)}")
+        # Plain words, not a Python list; the console translates it by its beginning (features/console/labels.py).
+        errors.append(f"benefit_types must be among {', '.join(BenefitType)} (several separated by ;)")
     status = raw.get("status", "").strip().lower() or BeneficiaryStatus.ACTIVE.value
     if status not in {s.value for s in BeneficiaryStatus}:
         errors.append("status must be active, suspended or deceased")
@@ -430,7 +435,7 @@ def _identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> N
             "from": b.id_masked,
             "to": mask_id(row.id_number),
             "template_cleared": enrolled,
-            "name_changed": b.name != row.name,
+            "name_changed": not same_name(b.name, row.name),  # not another middle dot: the ID-card step's rule
             "valid_until_before": before.isoformat() if before else None,
             # What a supervisor's "same person" finding gives back (service/certification/identity_review.py).
             "last_certified_on_before": certified_before.isoformat() if certified_before else None,

@@ -35,6 +35,38 @@ MIN_WECHAT_TOKEN_CHARS = 16
 WECHAT_AES_KEY_CHARS = 43
 
 
+# Settings whose value is a secret (keys, tokens, URLs that may carry a password): no error shows their input.
+# The groups holding one build pydantic errors without it (``hide_input_in_errors``, checked by
+# tests/service/test_key_rotation_review.py), and the CLI's settings lines ask ``shown_input``.
+SECRET_SETTINGS = frozenset(
+    "PENSION_CERT_" + name
+    for name in (
+        "MEDIA_KEY",
+        "MEDIA_KEYS_PREVIOUS",
+        "SIGNING_KEY",
+        "API_KEYS",
+        "ADMIN_API_KEYS",
+        "DATABASE_URL",
+        "BROKER_URL",
+        "RATE_LIMIT_REDIS_URL",
+        "S3_ACCESS_KEY_ID",
+        "S3_SECRET_ACCESS_KEY",
+        "METRICS_TOKEN",
+        "WECHAT_APP_SECRET",
+        "WECHAT_TOKEN",
+        "WECHAT_ENCODING_AES_KEY",
+    )
+)
+
+
+def shown_input(variable: str, value: object) -> str:
+    """What an error line may add about a setting's value: `` (got '…')`` for an ordinary one, nothing for a
+    secret (not even its start: a key cut by one character is nearly the whole key)."""
+    # A list's entry is named after it (PENSION_CERT_API_KEYS_0): a secret too.
+    secret = any(variable == name or variable.startswith(name + "_") for name in SECRET_SETTINGS)
+    return "" if secret else f" (got {str(value)[:40]!r})"
+
+
 def _is_base64_of_32_bytes(text: str) -> bool:
     try:
         return len(base64.b64decode(text, validate=True)) == 32
@@ -49,9 +81,15 @@ class InsecureSettingsError(RuntimeError):
 class SecuritySettings(BaseSettings):
     """Keys and who is trusted: media encryption, signing, API keys, proxies in front of the API."""
 
-    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PENSION_CERT_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     media_key: str = DEV_MEDIA_KEY  # base64 of 32 bytes (AES-256-GCM)
+    # Keys the media key replaced (a JSON list, each base64 of 32 bytes): they still open what they sealed (media,
+    # encrypted fields, audit anchors) while `pension-cert rekey` re-seals it all with MEDIA_KEY; nothing new is
+    # sealed with them. Emptied once `pension-cert rekey --check` finds nothing left (docs/operations.md).
+    media_keys_previous: list[str] = Field(default_factory=list)
     signing_key: str = DEV_SIGNING_KEY  # HMAC key: ID-number hashes, certificate codes, session tokens
     api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
     # Operator keys (the bureau's own systems: benefit-system back office, counter terminals, console back-end):
@@ -61,11 +99,22 @@ class SecuritySettings(BaseSettings):
     admin_api_keys: list[str] = Field(default_factory=lambda: [DEV_ADMIN_API_KEY])
     trusted_proxies: list[str] = Field(default_factory=list)  # IPs/CIDRs whose X-Forwarded-For is believed
 
+    @field_validator("media_keys_previous")
+    @classmethod
+    def _previous_keys(cls, keys: list[str]) -> list[str]:
+        # Refused at start: a key of the wrong shape would open nothing, and the rekey would stop on every object.
+        bad = [str(i + 1) for i, key in enumerate(keys) if not _is_base64_of_32_bytes(key)]
+        if bad:
+            raise ValueError(f"entry {', '.join(bad)} is not base64 of exactly 32 bytes")
+        return keys
+
 
 class StorageSettings(BaseSettings):
     """Where media live (local folder or S3-compatible bucket) and how long."""
 
-    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PENSION_CERT_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     media_dir: Path | None = None  # default var_dir/media
     # Object storage (service/infra/storage_s3.py): s3://bucket/prefix puts media in an S3-compatible bucket instead of
@@ -97,7 +146,9 @@ class UploadSettings(BaseSettings):
 class WorkerSettings(BaseSettings):
     """Workers: how certification jobs run, are leased, retried and supervised."""
 
-    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PENSION_CERT_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     # Worker: "process" (embedded default) starts `pension-cert worker` processes beside the API, polling the
     # same database; "thread" runs one in the API process; "celery" enqueues to broker_url; "none": external.
@@ -161,6 +212,11 @@ class CycleSettings(BaseSettings):
     # cycle_guard_min_suspensions of them) changes nothing and raises an alert, unless an operator forces it.
     cycle_max_suspend_share: float = 0.2
     cycle_guard_min_suspensions: int = 10
+    # The daily run's hour, the bureau's time (time_zone): Celery beat (`pension_cert.daily_run`) and the embedded
+    # service's daily thread run it then (service/certification/daily_run.py). 01:00: the new day has begun, the
+    # storage upkeep (03:00) comes after, and the office opens on the day's suspension list. -1: off, where the
+    # benefit system calls POST /api/v1/cycle/run itself (after its own roster import, say).
+    cycle_run_hour: int = Field(default=1, ge=-1, le=23)
 
 
 class CertificationSettings(BaseSettings):
@@ -191,7 +247,9 @@ class CertificationSettings(BaseSettings):
 class WeChatSettings(BaseSettings):
     """WeChat official-account channel (docs/wechat.md); an empty app id switches it off."""
 
-    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_WECHAT_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PENSION_CERT_WECHAT_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     app_id: str = ""
     app_secret: str = ""
@@ -232,7 +290,9 @@ class H5Settings(BaseSettings):
 class ObservabilitySettings(BaseSettings):
     """Operations (docs/operations.md): logs and metrics."""
 
-    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PENSION_CERT_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     # Operations (docs/operations.md): logs, metrics, rate limits.
     log_format: Literal["text", "json"] = "text"  # json: one object per line with request_id / session_id
@@ -244,7 +304,9 @@ class ObservabilitySettings(BaseSettings):
 class RateLimitSettings(BaseSettings):
     """Rate limits (service/adapters/http/limits.py)."""
 
-    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_RATE_LIMIT_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PENSION_CERT_RATE_LIMIT_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     enabled: bool = True
     backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis in celery mode, else memory
@@ -266,7 +328,9 @@ class Settings(BaseSettings):
     ``settings.wechat.app_id``). Each group reads its own variables with its prefix (``GROUP_PREFIXES``), so the
     environment names are flat: ``PENSION_CERT_JOB_LEASE_S``, ``PENSION_CERT_WECHAT_APP_ID``."""
 
-    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PENSION_CERT_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "test", "production"] = "development"
     var_dir: Path = Path("var")
@@ -325,6 +389,11 @@ class Settings(BaseSettings):
             raise InsecureSettingsError("PENSION_CERT_MEDIA_KEY must be base64 of exactly 32 bytes")
         return key
 
+    @property
+    def previous_media_keys_bytes(self) -> tuple[bytes, ...]:
+        """The keys MEDIA_KEY replaced (checked by the field's validator), for opening only."""
+        return tuple(base64.b64decode(key) for key in self.security.media_keys_previous)
+
     def validate_secrets(self) -> None:
         """Refuse the public development secrets outside development."""
         self.media_key_bytes  # noqa: B018 - decodes and checks the length
@@ -355,6 +424,10 @@ class Settings(BaseSettings):
         ]
         if DEV_API_KEY in self.security.api_keys:
             bad.append("PENSION_CERT_API_KEYS")
+        # A deployment outside development never sealed anything with the public key: opening with it would only
+        # let whoever can write the bucket or the database plant media and fields that the service takes as its own.
+        if DEV_MEDIA_KEY in self.security.media_keys_previous:
+            bad.append("PENSION_CERT_MEDIA_KEYS_PREVIOUS")
         return bad
 
     def non_commercial_pack(self) -> str | None:

@@ -9,9 +9,10 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pipelines.idnumber import check_number, normalise
@@ -90,10 +91,13 @@ def normalise_id(id_number: str) -> str:
 
 
 class Keyring:
-    """Field encryption and keyed hashes, from the settings' keys."""
+    """Field encryption and keyed hashes, from the settings' keys. Fields are sealed with the current data key and
+    opened with the first key that authenticates them: the current one, then each previous one
+    (PENSION_CERT_MEDIA_KEYS_PREVIOUS, while `pension-cert rekey` re-seals what they sealed)."""
 
-    def __init__(self, data_key: bytes, signing_key: str) -> None:
+    def __init__(self, data_key: bytes, signing_key: str, previous_data_keys: Sequence[bytes] = ()) -> None:
         self._aead = AESGCM(data_key)
+        self._previous = [AESGCM(k) for k in previous_data_keys if k != data_key]
         self._hmac_key = hashlib.sha256(b"pension-cert/hmac/" + signing_key.encode()).digest()
 
     def id_hash(self, id_number: str) -> str:
@@ -112,8 +116,23 @@ class Keyring:
         return base64.b64encode(nonce + ct).decode()
 
     def decrypt_field(self, token: str, context: str) -> str:
+        """The value; InvalidTag when no key in use authenticates it (tampered, or sealed with a key dropped)."""
+        return self._opened(token, context)[0]
+
+    def reseal_field(self, token: str, context: str) -> str | None:
+        """The value sealed anew with the current key when a previous key sealed it; None when the current key
+        did (nothing to do). InvalidTag when no key in use authenticates it."""
+        value, current = self._opened(token, context)
+        return None if current else self.encrypt_field(value, context)
+
+    def _opened(self, token: str, context: str) -> tuple[str, bool]:
         raw = base64.b64decode(token)
-        return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+        for i, aead in enumerate([self._aead, *self._previous]):
+            try:
+                return aead.decrypt(raw[:12], raw[12:], context.encode()).decode(), i == 0
+            except InvalidTag:
+                continue
+        raise InvalidTag
 
 
 def new_token(nbytes: int = 24) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -80,9 +80,16 @@ def make_client(options: S3Options) -> Any:
 
 
 class S3EncryptedStorage:
-    def __init__(self, location: S3Location, key: bytes, options: S3Options, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        location: S3Location,
+        key: bytes,
+        options: S3Options,
+        client: Any | None = None,
+        previous_keys: Sequence[bytes] = (),
+    ) -> None:
         self.location = location
-        self._sealer = Sealer(key)
+        self._sealer = Sealer(key, previous_keys)
         self._client = client or make_client(options)
         self._transfer = TransferConfig(multipart_threshold=options.multipart_threshold, use_threads=False)
         self._versioned: bool | None = None  # asked of the bucket on the first delete
@@ -103,6 +110,57 @@ class S3EncryptedStorage:
             answer = self._client.get_object(Bucket=self.location.bucket, Key=self._object(key))
             blob: bytes = answer["Body"].read()
         return self._sealer.open(key, blob)
+
+    def reseal(self, key: str, write: bool = True) -> bool:
+        """One conditional PUT of the new blob (``If-Match`` the ETag read: a write of the service after the read,
+        or a purge, makes it refuse and leaves what is there). On a versioned bucket the versions OLDER than the one
+        read then go (and the one read, once replaced): those sealed with the old key, and any a killed run left;
+        never one put after the read. Not under ``audit/``: the anchors' versions are kept by the bucket policy on
+        purpose (docs/operations.md)."""
+        name = self._object(key)
+        try:
+            with _translated(key):
+                answer = self._client.get_object(Bucket=self.location.bucket, Key=name)
+                blob: bytes = answer["Body"].read()
+        except MissingObjectError:
+            return False  # purged since it was listed
+        resealed = self._sealer.resealed(key, blob)
+        if not write:
+            return resealed is not None
+        if resealed is not None and not self._put_if_match(key, name, resealed, str(answer.get("ETag") or "")):
+            return False  # rewritten (with the current key) or deleted meanwhile: left as it is
+        read = str(answer.get("VersionId") or "")
+        if read and read != "null" and not key.startswith("audit/") and self._bucket_versioned():
+            self._delete_older_versions(key, name, read, including=resealed is not None)
+        return resealed is not None
+
+    def _put_if_match(self, key: str, name: str, blob: bytes, etag: str) -> bool:
+        """PUT only over the version with ``etag``: False when the store refuses (412: another write came; 404:
+        the object went). A store that ignores If-Match writes anyway (docs/operations.md)."""
+        try:
+            with _translated(key):
+                self._client.put_object(Bucket=self.location.bucket, Key=name, Body=blob, IfMatch=etag)
+        except MissingObjectError:
+            return False
+        except StorageError as exc:
+            if isinstance(exc.__cause__, ClientError) and _status(exc.__cause__) in (409, 412):
+                return False  # 409: a concurrent conditional write of the same key
+            raise
+        return True
+
+    def _delete_older_versions(self, key: str, name: str, read: str, including: bool) -> None:
+        """The versions of ``name`` listed after ``read`` (a key's versions are listed newest first), and ``read``
+        itself when ``including``; nothing when ``read`` is no longer listed."""
+        with _translated(key):
+            pages = self._client.get_paginator("list_object_versions").paginate(
+                Bucket=self.location.bucket, Prefix=name
+            )
+            versions = [str(v["VersionId"]) for page in pages for v in page.get("Versions", []) if v["Key"] == name]
+            if read not in versions:
+                return
+            older = versions[versions.index(read) + (0 if including else 1) :]
+            for version in older:
+                self._client.delete_object(Bucket=self.location.bucket, Key=name, VersionId=version)
 
     def delete(self, key: str) -> bool:
         """Remove the object for good; False when there was none. On a versioned bucket a plain DELETE only adds a
@@ -178,6 +236,10 @@ class S3EncryptedStorage:
                     if name.endswith(".enc"):
                         modified = item["LastModified"].astimezone(dt.UTC).replace(tzinfo=None)
                         yield StoredObject(name[: -len(".enc")], modified)
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
 class MissingObjectError(StorageError):

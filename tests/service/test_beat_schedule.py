@@ -58,3 +58,27 @@ def test_the_task_limits_follow_the_settings_and_a_hard_limit_past_the_lease_is_
     app = make_celery(make_settings(tmp_path, task_soft_time_limit_s=300, task_time_limit_s=300, job_lease_s=300))
     assert app.conf.task_annotations[PROCESS_TASK] == {"soft_time_limit": None, "time_limit": 300}  # no soft phase
     assert "TASK_TIME_LIMIT_S 300s is not below JOB_LEASE_S 300s" in caplog.text
+
+
+def test_beat_runs_the_daily_cycle_at_the_configured_hour_of_the_bureau(tmp_path: Path) -> None:
+    """Nothing suspended the overdue unless the operator scheduled POST /api/v1/cycle/run: beat had no entry."""
+    zone = ZoneInfo("Asia/Shanghai")
+    for hour, expected in ((None, 1), (5, 5)):
+        overrides = {} if hour is None else {"cycle_run_hour": hour}
+        app = make_celery(make_settings(tmp_path, **overrides))
+        entry = app.conf.beat_schedule["daily_run"]
+        assert entry["task"] == "pension_cert.daily_run"
+        schedule = maybe_schedule(entry["schedule"], app=app)
+        assert isinstance(schedule, BaseSchedule)
+        start = dt.datetime(2026, 12, 5, 12, 0, tzinfo=zone)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(app, "now", lambda start=start: start)
+            wait = schedule.remaining_estimate(start)
+        runs_at = (start + wait).astimezone(zone)
+        assert (runs_at.date(), runs_at.hour, runs_at.minute) == (dt.date(2026, 12, 6), expected, 0)
+
+
+def test_the_daily_cycle_entry_is_left_out_when_switched_off(tmp_path: Path) -> None:
+    app = make_celery(make_settings(tmp_path, cycle_run_hour=-1))  # the benefit system calls the route itself
+    assert "daily_run" not in app.conf.beat_schedule
+    assert "storage_upkeep" in app.conf.beat_schedule  # the purge still runs

@@ -252,7 +252,8 @@ def test_only_a_case_made_for_the_lapsed_validity_and_decided_soon_shelters(ctx:
     changed = factories.beneficiary(
         db, ctx.keyring, valid_until=last_day, identity_since=dt.datetime(2026, 2, 20, 1), last_certified_on=None
     )
-    db.add(factories.session_row(changed.id, id="cycle-previous", queued_at=dt.datetime(2026, 2, 10, 2), **review))
+    opened = {"created_at": dt.datetime(2026, 2, 10, 1), "queued_at": dt.datetime(2026, 2, 10, 2)}
+    db.add(factories.session_row(changed.id, id="cycle-previous", **opened, **review))
     in_time = factories.beneficiary(db, ctx.keyring, valid_until=last_day, last_certified_on=dt.date(2025, 3, 1))
     db.add(factories.session_row(in_time.id, id="cycle-in-time", queued_at=dt.datetime(2026, 2, 27, 2), **review))
     db.flush()

@@ -43,7 +43,7 @@ def _confirm(ctx: ServiceContext, ext: str, import_id: int, actor: str = SUPERVI
     with ctx.db() as db:
         b = db.scalar(select(Beneficiary.id).where(Beneficiary.external_id == ext))
         assert b is not None
-        return confirm_same_person(db, ctx.hooks, b, import_id, actor, local_today(ctx.settings))
+        return confirm_same_person(db, ctx.hooks, b, import_id, actor, local_today(ctx.settings), ctx.rules)
 
 
 def _importer(ctx: ServiceContext) -> str:

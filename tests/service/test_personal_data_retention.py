@@ -148,6 +148,9 @@ def test_a_person_recorded_deceased_while_their_video_waited_is_not_certified(ct
     with ctx.db() as db:
         row = db.get(CertSession, sid)
         assert row is not None and row.decision == "reject" and "BENEFICIARY_DECEASED" in row.reasons
+        # What the result page and staff read says so too (it said "accept" with no reason).
+        assert row.result is not None and row.result["decision"] == "reject"
+        assert "BENEFICIARY_DECEASED" in row.result["reasons"]
         assert db.scalar(select(Certification).where(Certification.beneficiary_id == bid)) is None
 
 

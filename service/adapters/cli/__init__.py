@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from models.errors import ModelError, UnknownModelError  # light: the models package imports no runtime at import
 from pipelines.errors import PipelineError
 from service.adapters.cli.common import (
+    EXIT_CODES,
     EXIT_CONFIG,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
@@ -48,8 +49,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("service.adapters.cli.serve_cmd", "process queued certification sessions (polls the database)"),
     "certify": ("service.adapters.cli.certify_cmd", "ID card + selfie video → accept / review / reject (offline)"),
     "console": ("service.adapters.cli.console_cmd", "staff console administration"),
+    "cycle-run": (
+        "service.adapters.cli.cycle_cmd",
+        "run the daily cycle now: suspend the overdue, expire sessions, purge media past retention",
+    ),
+    "rekey": (
+        "service.adapters.cli.rekey_cmd",
+        "re-seal encrypted fields and media with the current media key (after a key rotation)",
+    ),
 }
 COMMAND_MODULES = tuple(dict.fromkeys(module for module, _help in COMMANDS.values()))
+
+
+# `pension-cert --help`'s last lines: where a new operator starts (README, "The first hour") and what each exit
+# code means, for whoever writes a cron job or a script around a command.
+_EPILOG = (
+    "first steps: pension-cert serve (the service on http://127.0.0.1:8000; `--demo` with the demo kit), then\n"
+    "  pension-cert console create-user --username admin --role admin (the first staff account, /console/)\n"
+    "exit codes:\n" + "\n".join(f"  {code} {meaning}" for code, meaning in EXIT_CODES.items())
+)
 
 
 def _wanted(argv: Sequence[str]) -> str | None:
@@ -60,7 +78,12 @@ def _wanted(argv: Sequence[str]) -> str | None:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser. With ``argv``, only the module of the command it names is imported (the others get a
     placeholder with their help line); without, every command's full parser (docs checks, completion)."""
-    parser = argparse.ArgumentParser(prog="pension-cert", description="Pension eligibility face certification")
+    parser = argparse.ArgumentParser(
+        prog="pension-cert",
+        description="Pension eligibility face certification",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "-v",
         "--verbose",

@@ -170,17 +170,18 @@ def _raise_look_alike_alerts(ctx: Any, entry: dict[str, Any]) -> int:
 
 
 def _certified_face_bands(db: Any) -> list[tuple[int | None, str | None]]:
-    """(age at certification, the face band the decision showed) of every certification: genuine people, accepted
-    by the stage or approved by staff."""
+    """(age at certification, the face band the decision showed) of every certification in force: genuine people,
+    accepted by the stage or approved by staff (not revoked since, found fraudulent)."""
     from sqlalchemy import select
 
     from pipelines.face_match.population.enrolled import face_band
     from service.certification.idnumber import age_on
-    from service.certification.models import Beneficiary, Certification, CertSession
+    from service.certification.models import Beneficiary, Certification, CertSession, in_force
 
     rows = db.execute(
         select(Certification.certified_on, Beneficiary.birth_date, CertSession.result)
         .join(CertSession, CertSession.id == Certification.session_id)
         .join(Beneficiary, Beneficiary.id == Certification.beneficiary_id)
+        .where(in_force())  # a revoked certification (found fraudulent) is no genuine person's
     ).all()
     return [(None if born is None else age_on(born, on), face_band(result)) for on, born, result in rows]

@@ -196,7 +196,14 @@ def settings_problems() -> tuple[Any, list[str]]:
 
     from pydantic import ValidationError
 
-    from service.infra.config import Settings, setting_groups, settings_variables, variable_name
+    from service.infra.config import (
+        InsecureSettingsError,
+        Settings,
+        setting_groups,
+        settings_variables,
+        shown_input,
+        variable_name,
+    )
 
     # List/dict settings are JSON in the environment; pydantic-settings stops at the first bad one with a
     # message that does not say what was expected. All of them are checked here, by name.
@@ -209,7 +216,7 @@ def settings_problems() -> tuple[Any, list[str]]:
                 json.loads(raw)
             except ValueError:
                 kind = "list" if annotation.__origin__ is list else "object"  # type: ignore[union-attr]
-                problems.append(setting_line(variable, f"not a JSON {kind} (got {raw[:40]!r})"))
+                problems.append(setting_line(variable, f"not a JSON {kind}{shown_input(variable, raw)}"))
     if problems:
         return None, problems
     try:
@@ -219,11 +226,11 @@ def settings_problems() -> tuple[Any, list[str]]:
         owner = next((g for g in setting_groups().values() if g.__name__ == exc.title), Settings)
         for err in exc.errors():
             variable = variable_name(owner, "_".join(str(p) for p in err["loc"]))
-            problems.append(setting_line(variable, f"{err['msg']} (got {str(err.get('input'))[:40]!r})"))
+            problems.append(setting_line(variable, err["msg"] + shown_input(variable, err.get("input"))))
         return None, problems
     try:
         settings.media_key_bytes  # noqa: B018 - decodes and checks the length
-    except ValueError:  # binascii.Error (not base64) or the wrong length
+    except (ValueError, InsecureSettingsError):  # binascii.Error (not base64), InsecureSettingsError (length)
         problems.append(setting_line("PENSION_CERT_MEDIA_KEY", "not base64 of exactly 32 bytes"))
     calibration = settings.certification.face_calibration
     problem = _calibration_problem(Path(calibration)) if calibration else ""

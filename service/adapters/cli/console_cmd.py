@@ -29,11 +29,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("console", help="staff console administration")
     csub = p.add_subparsers(dest="console_command", required=True)
     c = csub.add_parser(
-        "create-user", help="create a staff account (password from PENSION_CERT_CONSOLE_PASSWORD or a prompt)"
+        "create-user",
+        help="create a staff account (password from PENSION_CERT_CONSOLE_PASSWORD or a prompt)",
+        # The rule's figures are auth.MIN/MAX_PASSWORD_CHARS and USERNAME_MAX_CHARS (auth.py is too heavy to import
+        # for --help; tests/service/adapters/cli/test_first_hour.py holds them equal).
+        description="Create a staff account of the console (/console/). The password comes from "
+        "PENSION_CERT_CONSOLE_PASSWORD or is typed twice at a prompt, never an argument (it would stay in the shell "
+        "history and the process list): 10 to 128 characters, not containing the username, not guessable "
+        "(docs/console.md). The first account is the operator's own; any later one must change its password at "
+        "its first login. A forgotten password: an admin resets it on the console's users page (/console/users).",
     )
-    c.add_argument("--username", required=True)
-    c.add_argument("--role", choices=["reviewer", "supervisor", "admin"], required=True)
-    c.add_argument("--display-name", default="")
+    c.add_argument("--username", required=True, help="login name, 1 to 64 characters (spaces around it dropped)")
+    c.add_argument(
+        "--role",
+        choices=["reviewer", "supervisor", "admin"],
+        required=True,
+        help="reviewer: decides review cases; supervisor: also imports the roster, handles alerts, reads the audit "
+        "log; admin: also manages the accounts",
+    )
+    c.add_argument("--display-name", default="", help="the name the console shows (optional)")
     c.add_argument(
         "--scope",
         default="",
@@ -63,17 +77,15 @@ def _create_user(args: argparse.Namespace) -> int:
     except ScopeError as exc:  # checked before the password is asked for
         raise CliError(exc.message) from None
 
-    # Never a command-line argument: it would stay in the shell history and the process list.
-    password = os.environ.get("PENSION_CERT_CONSOLE_PASSWORD")  # env: an input of this command, not a setting
-    if not password:
-        try:
-            password = getpass.getpass("密码 / password: ")
-        except EOFError:  # no terminal to prompt on (a script, a pipe)
-            raise CliError("no password: set PENSION_CERT_CONSOLE_PASSWORD or run in a terminal") from None
+    password = _new_password()
     ctx = _context()
     with ctx.db() as db:
         if db.scalar(select(StaffUser).where(StaffUser.username == username)) is not None:
-            raise CliError(f"user {username} exists")
+            raise CliError(
+                f"user {username} exists: choose another --username; a forgotten password is reset by an admin on "
+                "the console's users page (/console/users)",
+                code="USER_EXISTS",
+            )
         # The first account is the operator's own. Any later one is someone else's, whose password the operator
         # typed and still knows: its holder replaces it at the first login, as after the console's users page
         # (else the operator could act as that reviewer, the second person of a four-eyes decision included).
@@ -88,6 +100,38 @@ def _create_user(args: argparse.Namespace) -> int:
         record(db, "cli", "user.create", user.username, detail)
         emit({"id": user.id, "username": user.username, "role": user.role, "scope": scope})
     return 0
+
+
+def _new_password() -> str:
+    """The new account's password: PENSION_CERT_CONSOLE_PASSWORD, else typed twice on the terminal (blind: a typo
+    typed once would make an account whose password nobody knows). Never a command-line argument: it would stay
+    in the shell history and the process list."""
+    password = os.environ.get("PENSION_CERT_CONSOLE_PASSWORD")  # env: an input of this command, not a setting
+    if password:
+        return password
+    if not _has_terminal():  # getpass would warn (a Python warning with its file and line) and read stdin
+        raise CliError(
+            "no password: set PENSION_CERT_CONSOLE_PASSWORD, or run the command in a terminal to type it",
+            code="PASSWORD_MISSING",
+        )
+    try:
+        password = getpass.getpass("密码 / password: ")
+        again = getpass.getpass("再输入一次 / again: ")
+    except EOFError:  # Ctrl-D at the prompt
+        raise CliError("no password typed: nothing created", code="PASSWORD_MISSING") from None
+    if password != again:
+        raise CliError("the two passwords typed do not match: nothing created; run it again", code="PASSWORD_MISMATCH")
+    return password
+
+
+def _has_terminal() -> bool:
+    """Whether getpass can prompt on the controlling terminal (a script, cron or a pipeline has none)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _verify(_args: argparse.Namespace) -> int:

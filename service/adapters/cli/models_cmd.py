@@ -84,14 +84,29 @@ def _fetch(args: argparse.Namespace) -> int:
     names = args.names or (list(store.manifest.models) if args.all else _pack_models(store, args.pack))
     for name in names:  # every name known before anything is fetched: a typo is a usage error (exit 2)
         store.manifest.model(name)
-    failed = 0
+    errors: list[str] = []
     for name in names:
         try:
             path = store.fetch(name, args.source)
             emit({"name": name, "status": "ok", "path": str(path)})
         except (ModelError, OSError, ValueError) as exc:
-            failed += 1
-            emit({"name": name, "status": "error", "error": str(exc)})
-    if failed:
-        raise CliError(f"{failed} of {len(names)} model(s) could not be fetched", EXIT_MODEL)
+            errors.append(_fetch_problem(name, exc))
+            emit({"name": name, "status": "error", "error": errors[-1]})
+    if errors:
+        # The one line a script shows (scripts/start.sh keeps stdout for itself): the count and the first cause,
+        # whose message (models/errors.py) says how to get the files another way.
+        raise CliError(
+            f"{len(errors)} of {len(names)} model(s) could not be fetched (each one's error is on stdout); the "
+            f"first: {errors[0]}",
+            EXIT_MODEL,
+            code="MODEL_UNAVAILABLE",
+        )
     return 0
+
+
+def _fetch_problem(name: str, exc: Exception) -> str:
+    """One model's fetch failure in words: the store's own message, or an OS error without its errno and repr
+    (the models directory cannot be written: not a download problem)."""
+    if isinstance(exc, OSError) and not isinstance(exc, ModelError) and exc.strerror:
+        return f"model {name!r}: {exc.filename or 'the models directory'}: {exc.strerror}"
+    return str(exc)

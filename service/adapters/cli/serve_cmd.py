@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import ipaddress
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -86,7 +89,6 @@ def _port(text: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.adapters.http import create_app
     from service.infra.observability.logs import install_log_masking
 
     install_log_masking()
@@ -112,13 +114,18 @@ def _serve(args: argparse.Namespace) -> int:
             # The kit's video performs these actions; a real deployment issues random ones.
             fixed = settings.certification.model_copy(update={"challenge_actions": list(kit.actions)})
             settings = settings.model_copy(update={"certification": fixed})
+    # After the settings and the port are checked: the app brings the model runtime (seconds of imports), and a
+    # bad setting is answered without waiting for it.
+    from service.adapters.http import create_app
+
     app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, verbose=args.verbose))
     threading.Thread(target=_say_when_listening, args=(server, base), daemon=True).start()
     if kit is not None:
         from service.adapters.cli.demo import prepare_when_up
 
-        threading.Thread(target=prepare_when_up, args=(base, settings, kit, _say_demo_ready), daemon=True).start()
+        say = functools.partial(_say_demo_ready, base=base, kit_dir=settings.var_dir / "demo")
+        threading.Thread(target=prepare_when_up, args=(base, settings, kit, say), daemon=True).start()
     server.run(sockets=[sock])
     return 0 if server.started else 1
 
@@ -209,10 +216,22 @@ def _demo_kit(settings: Settings) -> DemoKit:
     return write_kit(data_dir, settings.var_dir / "demo")
 
 
-def _say_demo_ready(kit: DemoKit) -> None:
+# The walk-through's own defaults (scripts/demo_walkthrough.sh): BASE, and KIT relative to the checkout.
+WALKTHROUGH_BASE = "http://127.0.0.1:8000"
+WALKTHROUGH_KIT = "var/demo"
+
+
+def _say_demo_ready(kit: DemoKit, base: str = WALKTHROUGH_BASE, kit_dir: Path = Path(WALKTHROUGH_KIT)) -> None:
+    # The command to try, with BASE and KIT where this server and its kit are not the walk-through's defaults
+    # (`PORT=8080 bash scripts/start.sh`, PENSION_CERT_VAR_DIR): without them it went to port 8000 and ./var/demo.
+    # The default var/demo is the checkout's when the server runs there, as scripts/start.sh does.
+    where = [f"BASE={shlex.quote(base)}"] if base != WALKTHROUGH_BASE else []
+    if kit_dir != Path(WALKTHROUGH_KIT):
+        where.append(f"KIT={shlex.quote(str(kit_dir.resolve()))}")
+    command = " ".join([*where, "bash scripts/demo_walkthrough.sh"])
     sys.stderr.write(
         f"pension-cert: demo ready: beneficiary {kit.external_id} ({kit.name}) imported; card {kit.card}, "
-        f"video {kit.video}, challenge {','.join(kit.actions)}. Try: bash scripts/demo_walkthrough.sh "
+        f"video {kit.video}, challenge {','.join(kit.actions)}. Try: {command} "
         "(docs/service.md, 'Walk-through with curl')\n"
     )
     sys.stderr.flush()
@@ -255,14 +274,16 @@ def check_models(pack_name: str | None) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import service.schema
-    from service.adapters.workers.worker import PollingWorker, shared_certifier
-    from service.certification.context import ServiceContext
-    from service.infra import wakeup
     from service.infra.observability.logs import install_log_masking
 
     install_log_masking()
     settings: Settings = load_settings()  # every settings problem, one line each, exit 4
+    # After the settings: the worker brings the model runtime (seconds of imports), a bad setting need not wait.
+    import service.schema
+    from service.adapters.workers.worker import PollingWorker, shared_certifier
+    from service.certification.context import ServiceContext
+    from service.infra import wakeup
+
     ctx = ServiceContext(settings, schema=service.schema.metadata)
     worker = PollingWorker(ctx)
     heartbeat = worker.start_heartbeat("process")  # before loading the models: readiness sees a worker coming up

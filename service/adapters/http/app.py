@@ -23,6 +23,7 @@ from service.adapters.http.routes_certificates import router as certificates_rou
 from service.adapters.http.routes_registry import router as registry_router
 from service.adapters.http.routes_sessions import router as sessions_router
 from service.adapters.http.schemas import EXACT, Health
+from service.adapters.workers.daily import install_daily_run
 from service.adapters.workers.supervisor import Supervisor
 from service.adapters.workers.worker import PollingWorker
 from service.certification import heartbeat
@@ -154,6 +155,7 @@ def create_app(
         app.include_router(r)
     install_console(app)  # staff pages under /console
     install_wechat(app)  # WeChat server URL, JS-SDK config, H5 pages under /h5, notification schedule
+    install_daily_run(app)  # embedded modes: the daily cycle run at CYCLE_RUN_HOUR (Celery: beat)
     app.include_router(proxy_routes.router)  # /api/v1/proxy: relatives certifying for elders
     install_observability(app, ctx)  # request ids, latency, security headers, rate limits, /metrics, /readyz
 

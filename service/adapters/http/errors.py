@@ -51,6 +51,7 @@ STATUS_BY_CODE: dict[str, int] = {
     ServiceCode.BENEFICIARY_UNKNOWN.value: 404,
     ServiceCode.RATE_LIMITED.value: 429,  # answered by the rate limiter itself (limits.py), never raised
     ReasonCode.BENEFICIARY_DECEASED.value: 409,
+    ReasonCode.IDENTITY_CHANGED.value: 409,  # a staff accept of a video made before the record's number changed
     ReasonCode.ATTEMPTS_EXCEEDED.value: 429,  # a citizen's daily limit; a proxy binding's lock is a LockedError
     ReasonCode.VIDEO_DUPLICATE.value: 409,
     ServiceCode.NONCE_REUSED.value: 409,
@@ -76,6 +77,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "CERTIFICATE_EXPIRED": 409,
     "CERTIFICATE_DECEASED": 409,
     "CERTIFICATE_SUPERSEDED": 409,
+    "CERTIFICATE_REVOKED": 409,
+    # A supervisor's revocation of a certification (service/certification/revocation.py).
+    "CERTIFICATION_REVOKED": 409,
+    "REVOKE_REASON": 422,
     "CONSENT_REQUIRED": 400,
     "ADMIN_KEY_REQUIRED": 403,
     "STAFF_CHANNEL_FORBIDDEN": 403,

@@ -14,39 +14,22 @@ from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, External
 from service.adapters.http.schemas import EXACT, BeneficiaryView, CycleRun, RosterReport, StatusList
 from service.adapters.http.upload import read_limited
 from service.certification import registry
-from service.certification.audit import MISS, asked, audit, audit_read
-from service.certification.cycle import CycleSpikeError, SuspensionGuard, run_cycle
+from service.certification.audit import MISS, asked, audit_read
+from service.certification.daily_run import business_day, daily_run
 from service.certification.errors import NotFoundError, ServiceError
-from service.certification.models import Beneficiary, utcnow
-from service.certification.retention import expire_sessions, storage_upkeep
+from service.certification.models import Beneficiary
 from service.certification.roster import import_roster, import_terms
-from service.infra.clock import local_today
 from service.infra.config import Settings
-from service.infra.observability import metrics
 from service.infra.security import ID_INPUT_MAX, normalise_id
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 Today = Annotated[dt.date | None, Query(description="simulated date (default: today)")]
 MAX_ROSTER_BYTES = 64 * 1024 * 1024
 EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
-# Simulated dates far outside the service's life overflow the date arithmetic (retention, validity):
-# schemathesis found today=0001-01-01 answering 500.
-FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2200, 12, 31)
-# Where the cycle run may be given a simulated date (tests, demonstrations); never in production.
-SIMULATED_DATE_ENVS = ("development", "test")
 
 
 def _day(today: dt.date | None, settings: Settings) -> dt.date:
-    env = settings.env
-    if today is None:
-        return local_today(settings)  # the bureau's today, not the server's (UTC) date
-    if env not in SIMULATED_DATE_ENVS:
-        # Reads too: a channel asking "who is overdue next year" learns nothing it should, and one rule for every
-        # route is easier to audit than a list of which routes may simulate.
-        raise ServiceError("DATE_OVERRIDE_FORBIDDEN", f"today cannot be set in {env}")
-    if not FIRST_DAY <= today <= LAST_DAY:
-        raise ServiceError("INVALID_DATE", f"today must be between {FIRST_DAY} and {LAST_DAY}")
-    return today
+    return business_day(settings, today)  # the one rule for simulated dates (service/certification/daily_run.py)
 
 
 @router.post(
@@ -126,7 +109,8 @@ def get_list(
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}")
     day = _day(today, ctx.settings)
     rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
-    audit_read(db, actor, "list.read", which, {"people": len(rows), "format": format})
+    shown = [row["external_id"] for row in rows]
+    registry.audit_shown(db, actor, "list.read", which, {"people": len(rows), "format": format}, shown)
     if format == "csv":
         return PlainTextResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS), media_type="text/csv; charset=utf-8")
     items = [BeneficiaryView.model_validate(row) for row in rows]
@@ -138,7 +122,8 @@ def export_events(db: DB, actor: AdminClient, kind: str, since: dt.date | None =
     if kind not in EXPORT_KINDS:
         raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions")
     rows = registry.events(db, EXPORT_KINDS[kind], since)
-    audit_read(db, actor, "export.read", kind, {"rows": len(rows), "since": since.isoformat() if since else None})
+    detail = {"rows": len(rows), "since": since.isoformat() if since else None}
+    registry.audit_shown(db, actor, "export.read", kind, detail, [row["external_id"] for row in rows])
     return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")
 
 
@@ -150,7 +135,6 @@ def export_events(db: DB, actor: AdminClient, kind: str, since: dt.date | None =
 )
 def post_cycle_run(
     ctx: Ctx,
-    db: DB,
     actor: AdminClient,
     today: Annotated[
         dt.date | None, Query(description="simulated date: development and test environments only")
@@ -158,27 +142,11 @@ def post_cycle_run(
     force: Annotated[bool, Query(description="run even when an unusual share would be suspended")] = False,
 ) -> CycleRun:
     # A date far ahead would suspend everyone and purge every medium: never outside development and test.
-    day = _day(today, ctx.settings)
-    guard = SuspensionGuard(ctx.settings.cycle.cycle_max_suspend_share, ctx.settings.cycle.cycle_guard_min_suspensions)
-    try:
-        ids = run_cycle(db, day, ctx.rules, guard, force=force)
-    except CycleSpikeError as exc:
-        db.rollback()
-        metrics.CYCLE_REFUSED.inc()
-        audit(db, actor, "cycle.refused", day.isoformat(), {"would_suspend": exc.suspending, "active": exc.active})
-        db.commit()
-        raise
-    audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force})
-    db.commit()
-    # Expiry and retention by the real instant (a local date's midnight may be hours ahead of UTC's now); a
-    # simulated date runs them as of its midnight.
-    at = utcnow() if today is None else dt.datetime.combine(day, dt.time())
-    expired = expire_sessions(ctx, at)
-    upkeep = storage_upkeep(ctx, at)  # media past retention, orphaned media, the audit chain's anchor
+    run = daily_run(ctx, actor, today, force)
     return CycleRun(
-        date=day.isoformat(),
-        suspended=len(ids),
-        sessions_expired=expired,
-        media_purged=upkeep["media_purged"],
-        media_orphans_removed=upkeep["media_orphans_removed"],
+        date=run.date.isoformat(),
+        suspended=run.suspended,
+        sessions_expired=run.sessions_expired,
+        media_purged=run.media_purged,
+        media_orphans_removed=run.media_orphans_removed,
     )

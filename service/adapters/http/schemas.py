@@ -105,7 +105,10 @@ class Certificate(ApiModel):
 
 class CertificateCheck(ApiModel):
     valid: bool = Field(description="genuine and valid on checked_on (the bureau's date)")
-    status: str = Field(description="valid, expired, deceased (the person recorded deceased since) or superseded")
+    status: str = Field(
+        description="valid, revoked (by the office: found fraudulent), expired, deceased (the person recorded "
+        "deceased since) or superseded"
+    )
     message: str = Field(description="the status in Chinese, for the person checking")
     checked_on: str = Field(description="the bureau's date (Asia/Shanghai by default) the status is of")
     certification_id: int

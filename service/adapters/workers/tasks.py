@@ -27,6 +27,9 @@ from sqlalchemy import select
 
 from service.adapters.workers.worker import hand_back, shared_certifier
 from service.certification.context import ServiceContext
+from service.certification.cycle import CycleSpikeError
+from service.certification.daily_run import SCHEDULE_ACTOR
+from service.certification.daily_run import daily_run as run_daily
 from service.certification.heartbeat import Heartbeat, silence_is_death
 from service.certification.models import CertSession
 from service.certification.processing import (
@@ -51,6 +54,7 @@ from service.infra.storage import StorageError
 log = logging.getLogger(__name__)
 
 PROCESS_TASK = "pension_cert.process_session"
+DAILY_RUN_TASK = "pension_cert.daily_run"
 BROKER_CONNECT_TIMEOUT_S = 3.0
 BROKER_SOCKET_TIMEOUT_S = 10.0
 # Database outages: back off 1, 2, 4 … 30 s, about 4 minutes in all, spending none of the job's attempts; beyond
@@ -91,10 +95,19 @@ def make_celery(settings: Settings) -> Celery:
             # no stored run of (a new container, a schedule file in /tmp), so a beat restarted more often than
             # daily never purged.
             "storage_upkeep": {"task": "pension_cert.storage_upkeep", "schedule": crontab(minute=0, hour=UPKEEP_HOUR)},
+            **daily_run_entry(settings),
         },
         timezone=settings.time_zone,  # crontab hours are the bureau's; messages' times stay UTC (enable_utc)
     )
     return app
+
+
+def daily_run_entry(settings: Settings) -> dict[str, dict[str, object]]:
+    """The daily run (suspensions, expiry, upkeep) at CYCLE_RUN_HOUR, the bureau's time; none when it is -1."""
+    hour = settings.cycle.cycle_run_hour
+    if hour < 0:
+        return {}
+    return {"daily_run": {"task": DAILY_RUN_TASK, "schedule": crontab(minute=0, hour=hour)}}
 
 
 def time_limits(settings: Settings) -> dict[str, float | None]:
@@ -277,3 +290,15 @@ def wechat_tick() -> dict[str, int]:
 def _worker_channel() -> WeChatChannel | None:
     # One channel (and Redis token store) per worker process, beside its context; None when WeChat is off.
     return build_channel(_worker_ctx().settings)
+
+
+@shared_task(name=DAILY_RUN_TASK)
+def daily_run() -> dict[str, object]:
+    """Daily at CYCLE_RUN_HOUR: the cycle run (service/certification/daily_run.py). A run the spike guard refuses
+    is audited and counted there and answered here, never retried (an operator forces it); a second run the same
+    day, or two at once from two beats, suspends nobody new."""
+    try:
+        run = run_daily(_worker_ctx(), SCHEDULE_ACTOR)
+    except CycleSpikeError as exc:
+        return {"refused": True, "would_suspend": exc.suspending, "active": exc.active}
+    return {"refused": False, "date": run.date.isoformat(), "suspended": run.suspended}

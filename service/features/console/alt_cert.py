@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
+from service.certification.current_person import dated_for_current_person
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
@@ -45,6 +46,9 @@ FORM_KEY = "form"  # the evidence's key for the token of the console form that r
 
 
 RESENT_FORM = "此页面已提交过一次认证，本次内容不同，未保存。请刷新页面核对后重新填写。"
+# Evidence seen before the roster gave the record another ID number was the previous number's person's
+# (service/certification/current_person.py).
+BEFORE_IDENTITY_CHANGE = "认证日期早于该档案身份证号变更之日，当时核验的是变更前号码的人员，不能为现档案人员认证"
 
 
 class AltCertError(Exception):
@@ -55,6 +59,22 @@ class AltCertError(Exception):
 
 class ResentForm(AltCertError):
     """A counter form sent again from the same page with other content (back, edit, send): its first send stands."""
+
+
+class StaleIdentityForm(AltCertError):
+    """A counter form rendered before the roster gave the record another ID number: its staff member checked the
+    card of the number the page showed, the previous one (service/certification/current_person.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "您打开此页面后，名册已变更该档案的身份证号，本次认证未保存。请刷新页面，核对本人现用身份证后再提交。"
+        )
+
+
+def identity_stamp(b: Beneficiary) -> str:
+    """The record's identity as a console form saw it: its last change of ID number, or "unchanged" (not "": an
+    empty form field reads as one not sent)."""
+    return b.identity_since.isoformat() if b.identity_since is not None else "unchanged"
 
 
 class StaleDeathForm(AltCertError):
@@ -76,9 +96,12 @@ def certify_alternative(
     staff: Staff | None,
     evidence: dict[str, Any],
     form: str | None = None,
+    seen_identity: str | None = None,
 ) -> AltCertification:
     """`form`: the token of the console form that sent it (FORM_KEY in the evidence). A form already recorded for
-    this person (a double click, or sent again after a slow answer) records nothing: its record is returned."""
+    this person (a double click, or sent again after a slow answer) records nothing: its record is returned.
+    `seen_identity`: the form's `identity_stamp` as rendered (None: not a form that carries one); another than
+    the record's now (a change of ID number since) records nothing (StaleIdentityForm)."""
     if kind not in KINDS:
         raise AltCertError("认证方式无效")
     # The person's row first, then the new session (the lock order, service/certification/lock_order.py): the
@@ -93,12 +116,16 @@ def certify_alternative(
             # silently dropped while the page says it was saved.
             raise ResentForm(RESENT_FORM)
         return done
+    if seen_identity is not None and seen_identity != identity_stamp(b):
+        raise StaleIdentityForm()
     if form:
         evidence = evidence | {FORM_KEY: form}
     if b.status == BeneficiaryStatus.DECEASED:
         raise AltCertError("该人员已登记死亡，不能认证")
     if on_date > local_today(ctx.settings):  # the bureau's today: 07:30 in Beijing is already the next day
         raise AltCertError("认证日期不能晚于今天")
+    if not dated_for_current_person(b, on_date, ctx.settings):
+        raise AltCertError(BEFORE_IDENTITY_CHANGE)
     s = _staff_session(b, kind, on_date, staff)
     db.add(s)
     db.flush()
@@ -317,6 +344,8 @@ def _evidence_row(
         when = dt.date.fromisoformat(row.get("event_date", ""))
         if when > today:
             errors.append("日期晚于今天")
+        elif b is not None and not dated_for_current_person(b, when, ctx.settings):
+            errors.append("日期早于该档案身份证号变更之日")
     except ValueError:
         errors.append("event_date 须为 YYYY-MM-DD")
     if not row.get("source") or not row.get("reference"):

@@ -123,15 +123,24 @@ def close(
 
 
 def certify_and_close(
-    db: Session, ctx: ServiceContext, staff: Staff, req: AssistRequest, kind: str, on_date: dt.date, evidence: str
+    db: Session,
+    ctx: ServiceContext,
+    staff: Staff,
+    req: AssistRequest,
+    kind: str,
+    on_date: dt.date,
+    evidence: str,
+    seen_identity: str | None = None,
 ) -> None:
-    """The alternative certification the request led to (counter / home visit), then the request is closed."""
+    """The alternative certification the request led to (counter / home visit), then the request is closed.
+    `seen_identity`: the form's record stamp as rendered (alt_cert.certify_alternative)."""
     if req.status != AssistStatus.OPEN:
         raise AssistError("ASSIST_CLOSED")
     b = db.get(Beneficiary, req.beneficiary_id)
     if b is None:
         raise AssistError("ASSIST_CLOSED")
-    certify_alternative(db, ctx, b, kind, on_date, staff, {"note": evidence.strip()[:1000], "request": req.id})
+    note = {"note": evidence.strip()[:1000], "request": req.id}
+    certify_alternative(db, ctx, b, kind, on_date, staff, note, seen_identity=seen_identity)
     close(db, ctx, staff, req, AssistOutcome.CERTIFIED, "")
 
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession, SessionDecision
+from service.certification.models import Certification, CertSession, SessionDecision, in_force
 from service.features.proxy.models import ProxySession, ProxySessionKind
 from service.infra.storage import StorageError
 
@@ -109,7 +109,9 @@ def video_frame(ctx: ServiceContext, s: CertSession, index: int) -> bytes | None
 def template_source(db: Session, s: CertSession) -> CertSession | None:
     """The latest other accepted session of the same beneficiary whose media are still kept: its best frame
     stands for the enrolled template (the template itself is an embedding, not a picture). None for a session
-    without a beneficiary (a relative's verification enrols no beneficiary template)."""
+    without a beneficiary (a relative's verification enrols no beneficiary template). Never one whose
+    certification a supervisor revoked (found fraudulent: service/certification/revocation.py): that face is not
+    the person's."""
     if s.beneficiary_id is None:
         return None
     return db.scalar(
@@ -120,6 +122,7 @@ def template_source(db: Session, s: CertSession) -> CertSession | None:
             CertSession.decision == SessionDecision.ACCEPT,
             CertSession.video_key.is_not(None),
             CertSession.media_purged_at.is_(None),
+            ~exists().where(Certification.session_id == CertSession.id, ~in_force()),
         )
         .order_by(CertSession.decided_at.desc())
         .limit(1)

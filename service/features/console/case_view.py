@@ -4,13 +4,22 @@ configuration, so the page explains the decision as it was made."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from service.certification.models import CertSession, SessionDecision, SessionState
+from service.certification.current_person import made_for_current_person
+from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState
 from service.features.console.labels import NOTE_ZH, reason_label
 
 BAND_ZH = {"accept": "通过区", "review": "复核区", "reject": "拒绝区"}
+
+# What a reviewer reads when the accept of a case is refused because the roster changed the record's ID number after
+# the video (IDENTITY_CHANGED, service/certification/current_person.py): why, and what they may still do.
+IDENTITY_CHANGED_REFUSAL_ZH = (
+    "不能通过：本次视频录制后，名册已变更该档案的身份证号，视频中的人员是变更前号码的人员，不能为现档案人员认证。"
+    "可选择“不通过”或“请重新认证”；如主管在预警中核实为同一人（号码更正），可再审核通过。"
+)
 
 
 @dataclass(frozen=True)
@@ -99,3 +108,11 @@ def review_reasons(s: CertSession) -> list[str]:
     if not out and machine == SessionDecision.REVIEW:
         out.append("机器判定需人工复核")
     return list(dict.fromkeys(out))
+
+
+def identity_changed_since(s: CertSession, b: Beneficiary | None) -> dt.datetime | None:
+    """When the roster gave the case's record another ID number, if it did after the case's session was opened (the
+    video is then the previous number's person's, and an accept is refused); None otherwise."""
+    if b is None or made_for_current_person(b, s.created_at):
+        return None
+    return b.identity_since

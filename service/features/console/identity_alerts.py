@@ -63,7 +63,9 @@ def settle_identity_alert(db: Session, ctx: ServiceContext, staff: Staff, alert_
         check_reviewer(str(a.detail.get("actor", "")), staff.actor)
         if finding == "same_person":
             today = local_today(ctx.settings)
-            done = confirm_same_person(db, ctx.hooks, a.beneficiary_id, int(a.detail["import"]), staff.actor, today)
+            done = confirm_same_person(
+                db, ctx.hooks, a.beneficiary_id, int(a.detail["import"]), staff.actor, today, ctx.rules
+            )
             restored = {**done.restored, "resumed": done.resumed}
     except IdentityReviewError as exc:
         if exc.code != "IDENTITY_CHANGE_SUPERSEDED":

@@ -15,6 +15,7 @@ from service.features.console import (
     routes_auth,
     routes_dashboard,
     routes_review,
+    routes_revoke,
     routes_roster,
 )
 from service.features.console.config import ConsoleConfig
@@ -42,7 +43,15 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
     if weak:
         log.warning("insecure setting: %s", weak)
     app.state.login_throttle = LoginThrottle(app.state.ctx, BackoffPolicy.of(cfg))
-    for module in (routes_auth, routes_review, routes_roster, routes_alt, routes_dashboard, routes_audit):
+    for module in (
+        routes_auth,
+        routes_review,
+        routes_roster,
+        routes_alt,
+        routes_dashboard,
+        routes_audit,
+        routes_revoke,
+    ):
         app.include_router(module.router, include_in_schema=False, dependencies=[Depends(check_inputs)])
 
     @app.get(PREFIX + "/static/console.css", include_in_schema=False)

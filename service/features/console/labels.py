@@ -15,6 +15,7 @@ from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, TURN_LEFT, TURN
 from service.certification import catalog
 from service.certification.errors import ServiceError
 from service.certification.models import BenefitType, SessionDecision
+from service.certification.revocation import RevokeReason
 from service.certification.roster import MAX_YEARS_AHEAD
 
 STATE_ZH = {
@@ -51,6 +52,13 @@ BINDING_ZH = {
     "revoked": "名册变更身份证号，已终止",
 }
 
+# Why a supervisor revoked a certification (service.certification.revocation.RevokeReason).
+REVOKE_REASON_ZH = {
+    RevokeReason.IMPERSONATION: "冒领 / 他人代替",
+    RevokeReason.WRONG_ACCEPT: "错误受理",
+    RevokeReason.OTHER: "其他",
+}
+
 # The liveness challenge's actions (pipelines.liveness.challenge.ACTIONS).
 ACTION_ZH = {BLINK: "眨眼", TURN_LEFT: "向左转头", TURN_RIGHT: "向右转头", NOD: "点头", OPEN_MOUTH: "张嘴"}
 
@@ -77,6 +85,7 @@ AUDIT_ACTION_ZH = {
     "case.decide.final": "审核决定",
     "beneficiary.view": "查看人员",
     "beneficiary.deceased": "登记死亡",
+    "certification.revoke": "撤销认证",
     "roster.search": "名册查询",
     "roster.import": "名册导入",
     "evidence.import": "行为数据导入",
@@ -184,6 +193,7 @@ GLOBALS = {
     "ALT_KIND_ZH": ALT_KIND_ZH,
     "RELATIONSHIP_ZH": RELATIONSHIP_ZH,
     "BINDING_ZH": BINDING_ZH,
+    "REVOKE_REASON_ZH": REVOKE_REASON_ZH,
     "ACTION_ZH": ACTION_ZH,
     "reason_label": reason_label,
     "benefit_label": benefit_label,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from service.certification.models import Beneficiary, CertSession
 from service.features.console import audit_chain, scope
-from service.features.console.alt_cert import AltCertError
+from service.features.console.alt_cert import AltCertError, StaleIdentityForm, identity_stamp
 from service.features.console.assist import KINDS_ZH, OUTCOMES_ZH, AssistError, certify_and_close, close
 from service.features.console.inputs import RowId
 from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus
@@ -87,6 +87,7 @@ def request_page(request: Request, staff: CurrentStaff, rid: RowId) -> Response:
             prefill_kind=prefill_kind,
             prefill_note=prefill_note,
             today=local_today(ctx_of(request).settings).isoformat(),
+            identity_stamp=identity_stamp(b),  # the record's ID number as the form saw it (alt_cert)
             error=ERRORS.get(request.query_params.get("e", "")),
         )
     )
@@ -101,6 +102,7 @@ def certify(
     on_date: Annotated[str, Form()] = "",
     evidence: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
+    seen_identity: Annotated[str | None, Form(alias="identity_stamp")] = None,  # the record's, as rendered
 ) -> Response:
     """The counter / home-visit certification the request led to (service/features/console/alt_cert.py), which closes
     it."""
@@ -117,7 +119,9 @@ def certify(
             if found is None:
                 return redirect("/requests")
             req = found[0]
-            certify_and_close(db, ctx, staff, req, kind, when, evidence)
+            certify_and_close(db, ctx, staff, req, kind, when, evidence, seen_identity)
+    except StaleIdentityForm as exc:
+        return render(request, "message.html", staff, status=409, message=exc.message, back=f"/requests/{rid}")
     except (ValueError, AltCertError):
         return redirect(f"/requests/{rid}?e=certify")
     except AssistError as exc:

@@ -20,7 +20,12 @@ from service.certification.models import Beneficiary, Certification, CertSession
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain, case_media, scope
 from service.features.console.case_media import CaseImage
-from service.features.console.case_view import review_reasons, score_rows
+from service.features.console.case_view import (
+    IDENTITY_CHANGED_REFUSAL_ZH,
+    identity_changed_since,
+    review_reasons,
+    score_rows,
+)
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import AltCertification, ReviewClaim, StaffUser
 from service.features.console.review_queue import (
@@ -129,6 +134,9 @@ def decide(
         # The core or a feature refused the acceptance (a person recorded deceased meanwhile, a relative's binding
         # revoked or its consent window past): the reason in words on the console's page, not the API's JSON.
         status = http_status(exc)
+        if exc.code == ReasonCode.IDENTITY_CHANGED:  # the case stays the reviewer's: back to it, to reject it
+            back, message = f"/cases/{session_id}", IDENTITY_CHANGED_REFUSAL_ZH
+            return render(request, "message.html", staff, status=status, message=message, back=back)
         return render(request, "message.html", staff, status=status, message=message_zh(exc.code), back="/queue")
     msg = "已提交，等待主管复核" if outcome == "awaiting_supervisor" else "已完成审核"
     return render(request, "message.html", staff, message=msg, back="/queue", next_case=True)
@@ -210,6 +218,7 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             alts=alts,
             decisions=decisions,
             why=review_reasons(s),
+            identity_changed=identity_changed_since(s, b),
             scores=score_rows(result),
             media_kept=s.media_purged_at is None and ctx is not None,
             claim_ttl_min=cfg.claim_ttl_s // 60,

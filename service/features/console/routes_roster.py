@@ -4,35 +4,32 @@ home-visit certifications."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from service.certification import idnumber
 from service.certification.cycle import cycle_state
 from service.certification.errors import ServiceError
 from service.certification.models import (
-    Beneficiary,
     Certification,
     CertSession,
     CycleEvent,
     RosterImport,
 )
 from service.certification.roster import import_roster, import_terms
-from service.features.console import audit_chain, scope
+from service.features.console import audit_chain, roster_search, scope
 from service.features.console.alt_cert import (
     RESENT_FORM,
     AltCertError,
     ResentForm,
     StaleDeathForm,
+    StaleIdentityForm,
     certify_alternative,
+    identity_stamp,
     mark_deceased,
 )
-from service.features.console.auth import Staff
 from service.features.console.inputs import RowId
 from service.features.console.labels import roster_file_error_zh
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
@@ -50,7 +47,7 @@ from service.features.console.web import (
 )
 from service.features.proxy.models import ProxyBinding, ProxyOperator
 from service.infra.clock import local_today
-from service.infra.security import Keyring, new_token, normalise_id
+from service.infra.security import new_token
 
 router = APIRouter(prefix=PREFIX)
 MAX_ROSTER_BYTES = 50 * 1024 * 1024
@@ -80,7 +77,7 @@ def search(
     q = q.strip()[:64]
     ctx = ctx_of(request)
     with unit(request) as db:
-        kind, results = _search(db, ctx.keyring, staff, q) if q else ("external_id", [])
+        kind, results = roster_search.search(db, ctx.keyring, staff, q) if q else ("external_id", [])
         if q and not results and kind != "name":
             # A lookup of one person by number: someone outside the scope reads as not found. A scoped account's
             # miss is audited whether or not the person exists elsewhere (the log names the kind of number, or
@@ -92,30 +89,6 @@ def search(
         )
         imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
     return no_store(render(request, "roster.html", staff, imports=imports, results=results, report=None, error=None))
-
-
-def _search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Sequence[Beneficiary]]:
-    """The kind of query `q` is and the records it finds in `staff`'s scope (100 at most, by name). A valid ID
-    number, however typed (full-width, in groups, 15 digits), is looked up by its keyed hash; when no one has that
-    number, text typed in ASCII is an external id after all: a 15-digit all-digit external id may also be a valid
-    first-generation number (and an 18-digit one a valid number), and was no longer found."""
-    in_scope = scope.region_filter(staff, Beneficiary.region)
-
-    def found(where: ColumnElement[bool]) -> Sequence[Beneficiary]:
-        return db.scalars(select(Beneficiary).where(where, in_scope).order_by(Beneficiary.name).limit(100)).all()
-
-    number = normalise_id(q)
-    if len(number) == 18 and idnumber.validate(number) is None:
-        by_number = found(Beneficiary.id_hash == keyring.id_hash(number))
-        if by_number or not q.isascii():
-            return "id_number", by_number
-        by_external_id = found(Beneficiary.external_id == q)
-        return ("external_id", by_external_id) if by_external_id else ("id_number", by_number)
-    if q.isascii():
-        return "external_id", found(Beneficiary.external_id == q)
-    # autoescape: "%" and "_" typed here are characters of a name, not wildcards ("%伟" must not become "every name
-    # containing 伟").
-    return "name", found(Beneficiary.name.startswith(q, autoescape=True))
 
 
 @router.post("/roster/import")
@@ -202,6 +175,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Respo
             alerts=alerts,
             today=today.isoformat(),
             form_token=new_token(),  # the counter form's own: sent twice, it records once (alt_cert.recorded_form)
+            identity_stamp=identity_stamp(b),  # the record's ID number as the counter form saw it
             error=ERRORS.get(request.query_params.get("e", "")),
         )
     )
@@ -247,8 +221,10 @@ def certify(
     evidence: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
     form_token: Annotated[str, Form()] = "",
+    seen_identity: Annotated[str | None, Form(alias="identity_stamp")] = None,  # the record's, as rendered
 ) -> Response:
-    """Counter or home-visit certification, recorded with the staff member and what they saw; once per form."""
+    """Counter or home-visit certification, recorded with the staff member and what they saw; once per form, and
+    not for a record whose ID number changed since the form was rendered (StaleIdentityForm)."""
     check_csrf(staff, csrf)
     if kind not in ("counter", "home_visit") or not evidence.strip():
         return redirect(f"/beneficiaries/{bid}?e=certify")
@@ -259,9 +235,12 @@ def certify(
             if b is None:
                 return redirect("/roster")
             note = {"note": evidence.strip()[:1000]}
-            certify_alternative(db, ctx_of(request), b, kind, when, staff, note, form_token[:64] or None)
+            token = form_token[:64] or None
+            certify_alternative(db, ctx_of(request), b, kind, when, staff, note, token, seen_identity)
     except ResentForm:
         return redirect(f"/beneficiaries/{bid}?e=resent")
+    except StaleIdentityForm as exc:
+        return render(request, "message.html", staff, status=409, message=exc.message, back=f"/beneficiaries/{bid}")
     except (ValueError, AltCertError):
         return redirect(f"/beneficiaries/{bid}?e=certify")
     return redirect(f"/beneficiaries/{bid}")

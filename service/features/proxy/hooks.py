@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from pipelines.decision.result import Decision, Outcome
@@ -23,7 +23,15 @@ from proxy_auth import ConsentMethod, OperatorCheck, ProxyContext, apply_proxy_p
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision, beneficiary_of
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    Certification,
+    CertSession,
+    SessionDecision,
+    beneficiary_of,
+    in_force,
+)
 from service.features.proxy.bindings import (
     PROXY_BINDING_REVOKED,
     end_for_identity_change,
@@ -57,7 +65,9 @@ log = logging.getLogger(__name__)
 def first_proxy_certification(db: Session, beneficiary_id: int, session_id: str) -> bool:
     """No earlier proxy certification of this elder was accepted (by the machine or by staff). One made under a
     revoked binding does not count: it certified the record's previous person (the roster has since given the
-    record another ID number), not this one."""
+    record another ID number), not this one; nor does one whose certification a supervisor revoked (found
+    fraudulent: service/certification/revocation.py), or the next one after the fraud would be no first."""
+    revoked = exists().where(Certification.session_id == CertSession.id, ~in_force())
     n = db.scalar(
         select(func.count())
         .select_from(ProxySession)
@@ -69,6 +79,7 @@ def first_proxy_certification(db: Session, beneficiary_id: int, session_id: str)
             CertSession.decision == SessionDecision.ACCEPT,
             CertSession.id != session_id,
             ProxyBinding.status != BindingStatus.REVOKED,
+            ~revoked,
         )
     )
     return not n

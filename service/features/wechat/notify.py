@@ -24,20 +24,23 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
+from service.certification.current_person import made_for_current_person_sql
 from service.certification.cycle import CycleRules, CycleState, cycle_state
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
+    Certification,
     CertSession,
     Channel,
     SessionDecision,
     SessionState,
     beneficiary_of,
+    in_force,
     utcnow,
 )
 from service.features.console.models import AssistRequest
@@ -126,7 +129,10 @@ def _reminder_ref(beneficiary_id: int, until: dt.date) -> str:
 
 def _own_openids(db: Session, today: dt.date, rules: CycleRules) -> dict[int, tuple[str, Beneficiary]]:
     """Beneficiaries whose date is due within the reminder window, with the openid of their latest accepted
-    self-certification through the H5 pages (a relative's proxy or verification session does not count)."""
+    self-certification through the H5 pages (a relative's proxy or verification session does not count, nor one
+    whose certification a supervisor revoked: that account was not the person's; certification/revocation.py;
+    nor one opened before the roster gave the record another ID number: that was the previous number's person;
+    certification/current_person.py)."""
     horizon = today + dt.timedelta(days=rules.due_soon_days)
     rows = db.execute(
         select(WeChatSessionLink.openid, Beneficiary)
@@ -137,6 +143,8 @@ def _own_openids(db: Session, today: dt.date, rules: CycleRules) -> dict[int, tu
             CertSession.channel == Channel.SELF,
             CertSession.decision == SessionDecision.ACCEPT,
             ProxySession.session_id.is_(None),
+            ~exists().where(Certification.session_id == CertSession.id, ~in_force()),
+            made_for_current_person_sql(CertSession.created_at),
             Beneficiary.status.in_((BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)),
             Beneficiary.valid_until < horizon,
         )

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
+from pipelines.reasons import ReasonCode, needs_new_card
 from service.adapters.http.deps import DB, Ctx, SessionId
 from service.adapters.http.schemas import session_created
 from service.certification import attempts, sessions
@@ -53,6 +54,7 @@ from service.infra.storage import StorageError, StorageUnavailableError
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 FINISHED_FAILED = (SessionDecision.REJECT, SessionDecision.RETRY)
+IDENTITY_CHANGED_AGAIN_ZH = "该档案登记的身份证号已变更,这次认证无法继续,请返回重新认证(需本人现用身份证)。"
 # The capture page's mode for each kind of family session (h5.js: its steps and wording).
 FAMILY_MODES = {
     ProxySessionKind.VERIFICATION: "verify",
@@ -90,13 +92,21 @@ def attempts_left(db: Session, ctx: ServiceContext, s: CertSession) -> int:
 
 
 def can_continue(s: CertSession) -> bool:
-    """A session that will not decide anything more: failed, expired, or open past its time."""
+    """A session that will not decide anything more: failed, expired, or open past its time. Not one rejected
+    because the roster gave the record another ID number after it was opened (IDENTITY_CHANGED): it was opened for
+    the number the record named then, and continuing would open one for the new number without anyone entering it
+    (the citizen starts again: their current number, a new card photo)."""
     if s.state == SessionState.DECIDED:
-        return s.decision in FINISHED_FAILED
+        return s.decision in FINISHED_FAILED and not opened_for_previous_number(s)
     if s.state in (SessionState.FAILED, SessionState.EXPIRED):
         return True
     now = utcnow()
     return s.state == SessionState.OPEN and (now > s.expires_at or now > s.nonce_expires_at)
+
+
+def opened_for_previous_number(s: CertSession) -> bool:
+    """Rejected because the record names another ID number since `s` was opened (current_person.py)."""
+    return ReasonCode.IDENTITY_CHANGED in (s.reasons or [])
 
 
 def is_family(db: Session, session_id: str) -> bool:
@@ -105,8 +115,8 @@ def is_family(db: Session, session_id: str) -> bool:
 
 
 def card_reusable(s: CertSession) -> bool:
-    # A card reason (ID_*) means the photo itself was the problem: that one is taken again.
-    return s.id_card_key is not None and not any(r.startswith("ID_") for r in s.reasons or [])
+    # A card reason (the photo itself was the problem) or a change of the record's ID number: a new photo.
+    return s.id_card_key is not None and not any(needs_new_card(r) for r in s.reasons or [])
 
 
 def _copy_card(db: Session, ctx: ServiceContext, old: CertSession, new: CertSession) -> bool:
@@ -136,6 +146,8 @@ def continue_session(ctx: Ctx, db: DB, request: Request, session_id: SessionId) 
     old = db.get(CertSession, session_id)
     if link is None or old is None or link.openid != openid:
         raise not_yours()
+    if opened_for_previous_number(old):
+        raise AgainRefused("SESSION_STATE", "record's ID number changed", IDENTITY_CHANGED_AGAIN_ZH)
     if not can_continue(old):
         raise AgainRefused("SESSION_STATE", f"session is {old.state}", "这次认证已无法继续,请返回重新开始。")
     ps = db.get(ProxySession, old.id)

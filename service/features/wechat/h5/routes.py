@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, StrictBool
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from pipelines.liveness.challenge import PROMPTS_ZH
@@ -23,7 +24,16 @@ from service.certification import attempts, catalog, sessions, uploads
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, CertSession, Channel, SessionState, UploadKind, beneficiary_of
+from service.certification.models import (
+    Beneficiary,
+    Certification,
+    CertSession,
+    Channel,
+    SessionState,
+    UploadKind,
+    beneficiary_of,
+    in_force,
+)
 from service.features.proxy import operators
 from service.features.proxy.models import ProxySession, subject_of
 from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
@@ -297,6 +307,8 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
         reasons=reasons,
         kind=kind,
         valid_until=b.valid_until if b is not None else None,
+        # A certification a supervisor revoked since (found fraudulent: service/certification/revocation.py).
+        revoked=db.scalar(select(Certification.id).where(Certification.session_id == s.id, ~in_force())) is not None,
         attempts_left=recovery.attempts_left(db, ctx, s),
         # Family sessions continue too (recovery.reopen_family); other channels' sessions only show their result.
         again=(kind is not None or s.channel == Channel.SELF) and recovery.can_continue(s),

@@ -96,7 +96,7 @@ def test_create_user_strips_the_name_and_refuses_a_blank_one(cli: CliRunner, tmp
     assert made.returncode == 0, made.stderr
     # The stored name is stripped: " admin " is the same account, refused as existing (was an IntegrityError).
     again = cli("console", "create-user", "--username", " admin ", "--role", "reviewer", env=env, timeout=120)
-    assert again.returncode == EXIT_INPUT and again.stderr == "pension-cert: user admin exists\n", again.stderr
+    assert again.returncode == EXIT_INPUT and again.stderr.startswith("pension-cert: USER_EXISTS: user admin exists:")
     for blank in ("", "   ", "x" * 65):
         proc = cli("console", "create-user", "--username", blank, "--role", "reviewer", env=env, timeout=120)
         assert proc.returncode == EXIT_INPUT and proc.stdout == "", (blank, proc.stderr)

@@ -132,7 +132,8 @@ def test_a_roster_change_of_id_number_voids_the_previous_persons_certificate(
     assert "李建国" not in cert.text
     # A supervisor finds it was a typo corrected (the same person): the certificate stands again.
     with ctx.db() as db:
-        confirm_same_person(db, ctx.hooks, issued.beneficiary_id, r.json()["import_id"], "主管-王", utcnow().date())
+        import_id = r.json()["import_id"]
+        confirm_same_person(db, ctx.hooks, issued.beneficiary_id, import_id, "主管-王", utcnow().date(), ctx.rules)
     assert check(client, issued.code)["valid"] is True
 
 

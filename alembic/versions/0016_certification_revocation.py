@@ -1,0 +1,37 @@
+"""certifications get revoked_at, revoked_by, revoke_reason, revoke_note: a supervisor's revocation
+
+A certification found fraudulent after its acceptance (冒领: a relative certified with the dead parent's face; a
+wrong person accepted on review) is revoked by a supervisor (service/certification/revocation.py): the row stays,
+its certificate's public check reads revoked (已撤销), and it counts toward nobody's validity any more. Existing
+rows: NULL (not revoked). Downgrade drops the columns (and with them every revocation: a downgraded service would
+read a revoked certificate as valid again, so the revocations are listed in the audit trail, action
+`certification.revoked`).
+
+Revision ID: 0016
+Revises: 0015
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision = "0016"
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("certifications") as batch:
+        batch.add_column(sa.Column("revoked_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("revoked_by", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("revoke_reason", sa.String(length=16), nullable=True))
+        batch.add_column(sa.Column("revoke_note", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("certifications") as batch:
+        for column in ("revoke_note", "revoke_reason", "revoked_by", "revoked_at"):
+            batch.drop_column(column)

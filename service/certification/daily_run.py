@@ -1,0 +1,101 @@
+"""The daily run, one home for every way it is started: the operator route (`POST /api/v1/cycle/run`), Celery
+beat (`pension_cert.daily_run`), the embedded service's daily thread (service/adapters/workers/daily.py) and
+`pension-cert cycle-run`.
+
+It suspends the overdue (service/certification/cycle.py, ``run_cycle``: idempotent, a second run the same day
+suspends nobody new; two at once on PostgreSQL lock the same rows, and the second finds them suspended), then
+expires open sessions past their lifetime and does the store's daily upkeep (service/certification/retention.py).
+A run the spike guard refuses changes nothing, is audited (``cycle.refused``) and counted
+(``pension_cert_cycle_refused_total``), and raises CycleSpikeError: no scheduler retries it, an operator looks
+and forces it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from service.certification.audit import audit
+from service.certification.context import ServiceContext
+from service.certification.cycle import CycleSpikeError, SuspensionGuard, run_cycle
+from service.certification.errors import ServiceError
+from service.certification.models import AuditEntry, utcnow
+from service.certification.retention import expire_sessions, storage_upkeep
+from service.infra.clock import local_today
+from service.infra.config import Settings
+from service.infra.observability import metrics
+
+# Simulated dates far outside the service's life overflow the date arithmetic (retention, validity):
+# schemathesis found today=0001-01-01 answering 500.
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2200, 12, 31)
+# Where a date may be simulated (tests, demonstrations); never in production.
+SIMULATED_DATE_ENVS = ("development", "test")
+# The audit actions of a run, done or refused: a day with either has had its run.
+RUN_ACTIONS = ("cycle.run", "cycle.refused")
+# The audit actor of the scheduled run (Celery beat, the embedded daily thread).
+SCHEDULE_ACTOR = "system:schedule"
+
+
+@dataclass(frozen=True)
+class DailyRun:
+    date: dt.date
+    suspended: int
+    sessions_expired: int
+    media_purged: int
+    media_orphans_removed: int
+    forced: bool
+
+
+def business_day(settings: Settings, today: dt.date | None) -> dt.date:
+    """The day a run or a read is for: the bureau's today, or a simulated one (development and test only)."""
+    env = settings.env
+    if today is None:
+        return local_today(settings)  # the bureau's today, not the server's (UTC) date
+    if env not in SIMULATED_DATE_ENVS:
+        # Reads too: a channel asking "who is overdue next year" learns nothing it should, and one rule for every
+        # route is easier to audit than a list of which routes may simulate.
+        raise ServiceError("DATE_OVERRIDE_FORBIDDEN", f"today cannot be set in {env}")
+    if not FIRST_DAY <= today <= LAST_DAY:
+        raise ServiceError("INVALID_DATE", f"today must be between {FIRST_DAY} and {LAST_DAY}")
+    return today
+
+
+def daily_run(
+    ctx: ServiceContext,
+    actor: str,
+    today: dt.date | None = None,
+    force: bool = False,
+    who: dict[str, str] | None = None,
+) -> DailyRun:
+    """Run the day's cycle as `actor` (audited, with `who`: the command line's account). `today`: a simulated date
+    (development and test only; expiry and retention then run as of its midnight). Raises CycleSpikeError
+    (audited, nothing changed) when the guard refuses and `force` is not given."""
+    day = business_day(ctx.settings, today)
+    cycle = ctx.settings.cycle
+    guard = SuspensionGuard(cycle.cycle_max_suspend_share, cycle.cycle_guard_min_suspensions)
+    with ctx.db() as db:
+        try:
+            ids = run_cycle(db, day, ctx.rules, guard, force=force)
+        except CycleSpikeError as exc:
+            db.rollback()
+            metrics.CYCLE_REFUSED.inc()
+            refused = {"would_suspend": exc.suspending, "active": exc.active, **(who or {})}
+            audit(db, actor, "cycle.refused", day.isoformat(), refused)
+            db.commit()
+            raise
+        audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force, **(who or {})})
+    # Expiry and retention by the real instant (a local date's midnight may be hours ahead of UTC's now); a
+    # simulated date runs them as of its midnight.
+    at = utcnow() if today is None else dt.datetime.combine(day, dt.time())
+    expired = expire_sessions(ctx, at)
+    upkeep = storage_upkeep(ctx, at)  # media past retention, orphaned media, the audit chain's anchor
+    return DailyRun(day, len(ids), expired, upkeep["media_purged"], upkeep["media_orphans_removed"], force)
+
+
+def ran_on(ctx: ServiceContext, day: dt.date) -> bool:
+    """Whether `day`'s run happened (or was refused): a scheduler that finds it does not run it again."""
+    with ctx.db() as db:
+        query = select(AuditEntry.id).where(AuditEntry.action.in_(RUN_ACTIONS), AuditEntry.target == day.isoformat())
+        return db.scalar(query.limit(1)) is not None

@@ -1,0 +1,162 @@
+"""Re-sealing with the current media key what a previous one sealed: the encrypted columns (ID numbers, face
+templates) and every object of the media store (cards, videos, the audit anchors and head). `pension-cert rekey`
+runs it (service/adapters/cli/rekey_cmd.py names the columns); docs/operations.md, "Rotating the media key".
+
+Resumable and idempotent: what the current key opens is left as it is, so a rerun only does what is left. Nothing
+is lost when it stops midway: the previous keys still open what it did not reach, each batch of rows is one
+transaction, and an object is replaced whole by its new blob (storage.MediaStorage.reseal). A row is updated only
+if it still holds the ciphertext read (a template re-enrolled meanwhile is not overwritten with the old one).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from service.certification.audit import audit
+from service.certification.context import ServiceContext
+from service.infra.storage import (
+    StorageError,
+    StorageFullError,
+    StorageUnavailableError,
+    UnreadableStorageError,
+)
+
+log = logging.getLogger(__name__)
+ACTION = "keys.rekey"
+SHOWN_UNREADABLE = 20  # the report names at most this many unreadable rows or objects (the count is exact)
+SHOWN_NAME_CHARS = 120  # of an object's name in the report (a stray file's name may be anything)
+
+
+@dataclass(frozen=True)
+class SealedColumn:
+    """A column holding ``Keyring.encrypt_field(value, context)``: text, or its bytes (``binary``)."""
+
+    key: InstrumentedAttribute[Any]  # the row's primary key
+    value: InstrumentedAttribute[Any]
+    context: str
+    binary: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.value.class_.__tablename__}.{self.value.key}"
+
+
+@dataclass
+class Count:
+    resealed: int = 0  # sealed anew (with --check: still to be)
+    current: int = 0  # already sealed with the current key
+    unreadable: list[str] = field(default_factory=list)  # opened by no key in use: left as they are
+    failed: list[str] = field(default_factory=list)  # media the store would not read or write, or stray names
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "resealed": self.resealed,
+            "current": self.current,
+            "unreadable": len(self.unreadable),
+            "unreadable_ids": self.unreadable[:SHOWN_UNREADABLE],
+            "failed": len(self.failed),
+            "failed_ids": self.failed[:SHOWN_UNREADABLE],
+        }
+
+
+def reseal_column(ctx: ServiceContext, column: SealedColumn, batch: int, write: bool, who: dict[str, str]) -> Count:
+    """Every value of `column`, in batches of `batch` rows by primary key, one transaction (and one audit entry
+    naming the count, when it changed any) each."""
+    count, after = Count(), None
+    while True:
+        with ctx.db() as db:
+            query = select(column.key, column.value).where(column.value.is_not(None)).order_by(column.key)
+            if after is not None:
+                query = query.where(column.key > after)
+            rows = db.execute(query.limit(batch)).all()
+            if not rows:
+                return count
+            done = 0
+            for pk, stored in rows:
+                try:
+                    new = _resealed_value(ctx, column, stored)
+                except InvalidTag:
+                    count.unreadable.append(str(pk))
+                    continue
+                if new is None:
+                    count.current += 1
+                elif not write:
+                    count.resealed += 1
+                elif _replace(db, column, pk, stored, new):
+                    count.resealed, done = count.resealed + 1, done + 1
+                else:  # rewritten meanwhile by the service, with the current key
+                    count.current += 1
+            if done:
+                audit(db, "cli", ACTION, column.name, {"resealed": done, "through": str(rows[-1][0]), **who})
+                log.info("rekey: %d more of %s re-sealed", done, column.name)
+            after = rows[-1][0]
+
+
+def _resealed_value(ctx: ServiceContext, column: SealedColumn, stored: Any) -> Any:
+    """The new stored value, None when the current key sealed it; InvalidTag when no key in use opens it."""
+    try:
+        new = ctx.keyring.reseal_field(stored.decode() if column.binary else stored, column.context)
+    except ValueError as exc:  # not base64 (binascii.Error), not UTF-8: no key opens that either
+        raise InvalidTag from exc
+    if new is None:
+        return None
+    return new.encode() if column.binary else new
+
+
+def _replace(db: Session, column: SealedColumn, pk: Any, stored: Any, new: Any) -> bool:
+    """Compare and set: only if the row still holds what was read."""
+    model = column.value.class_
+    changed = db.execute(
+        update(model)
+        .where(column.key == pk, column.value == stored)
+        .values({column.value.key: new})
+        .execution_options(synchronize_session=False)
+    )
+    return bool(cast(CursorResult[Any], changed).rowcount)
+
+
+def reseal_media(ctx: ServiceContext, batch: int, write: bool, who: dict[str, str], after: str = "") -> Count:
+    """Every object of the media store (those whose key sorts after `after` only: a rerun that skips what the last
+    audit entry says is done, without reading it again); one audit entry per `batch` objects sealed anew (and one
+    for the rest, also when the run stops). An object the store will not read or write (refused, a stray file
+    name that is no key of ours) is counted in ``failed`` and the run goes on; a store that stops answering
+    (StorageUnavailableError) or is full (StorageFullError) stops it: the rerun goes on from what is left."""
+    count, done, last = Count(), 0, ""
+    try:
+        for obj in ctx.storage.list(""):
+            if obj.key <= after:
+                continue
+            try:
+                changed = ctx.storage.reseal(obj.key, write=write)
+            except UnreadableStorageError:
+                count.unreadable.append(obj.key)
+                continue
+            except (StorageUnavailableError, StorageFullError):
+                raise
+            except StorageError as exc:
+                log.warning("rekey: media object left as it is: %s", exc)
+                count.failed.append(obj.key[:SHOWN_NAME_CHARS])
+                continue
+            if not changed:
+                count.current += 1
+                continue
+            count.resealed, done, last = count.resealed + 1, done + int(write), obj.key
+            if done >= batch:
+                _audit_media(ctx, done, last, who)
+                done = 0
+    finally:
+        _audit_media(ctx, done, last, who)
+    return count
+
+
+def _audit_media(ctx: ServiceContext, done: int, through: str, who: dict[str, str]) -> None:
+    if done:
+        with ctx.db() as db:
+            audit(db, "cli", ACTION, "media", {"resealed": done, "through": through, **who})
+        log.info("rekey: %d more media objects re-sealed, through %s", done, through)

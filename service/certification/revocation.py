@@ -1,0 +1,188 @@
+"""A supervisor revokes an accepted certification found fraudulent afterwards.
+
+冒领: a relative certified with the dead parent's face or photo; 错误受理: a wrong person accepted, found on
+re-inspection. Until now such a certification stayed: its certificate read valid in the public check until its
+date, and it kept the person's validity (and payment) running. A revocation (by a supervisor: the console checks
+the role and the region scope) keeps the row, marks it revoked and:
+
+- the certificate's public check reads revoked (已撤销) from then on (service/certification/certificates.py), and
+  no new copy is served to its holder;
+- it counts toward nobody's validity (`models.in_force`: the cycle run), and the record's validity and last
+  certification are recomputed without it (`revalidate`): the next daily run then treats the person as the
+  existing rules say (due soon, or lapsed and suspended), with its guard, its shelter for a certification being
+  decided, and the suspension exported to the payment system. Nothing is suspended here: one path suspends;
+- the face template is dropped when the revoked session (or one accepted after it, compared with its face) may have
+  enrolled it (`_drop_template`): the next certification is compared with the ID card again.
+
+Revoked once, for good: a second revocation is refused (CERTIFICATION_REVOKED), and nothing un-revokes one; the
+person certifies again. Audited with the actor, the reason and the note (ID numbers masked).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.certification.audit import audit
+from service.certification.current_person import made_for_current_person
+from service.certification.cycle import CycleRules, valid_until
+from service.certification.errors import InvalidInputError, NotFoundError, ServiceError
+from service.certification.models import AuditEntry, Beneficiary, Certification, CertSession, in_force, utcnow
+from service.infra.security import mask_text
+
+ACTION = "certification.revoked"
+CERTIFIED_ACTION = "cycle.certified"  # an accept's audit entry (processing.accept_session)
+MAX_NOTE_CHARS = 500
+
+
+class RevokeReason(enum.StrEnum):
+    """Why a certification is revoked (the console offers them; docs/console.md)."""
+
+    IMPERSONATION = "impersonation"  # 冒领 / 他人代替: someone else certified as the person
+    WRONG_ACCEPT = "wrong_accept"  # 错误受理: accepted in error (review, counter), found on re-inspection
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """What a revocation changed. `counted`: the certification was the record's present person's (one made
+    before a roster change of the ID number counted for nobody already: nothing else changes)."""
+
+    certification_id: int
+    session_id: str
+    counted: bool
+    valid_until: dt.date | None
+    last_certified_on: dt.date | None
+    template_cleared: bool
+
+
+def checked_reason(reason: str, note: str) -> tuple[RevokeReason, str]:
+    """The reason as a RevokeReason and the note stripped; REVOKE_REASON unless both are given."""
+    try:
+        why = RevokeReason(reason)
+    except ValueError:
+        raise InvalidInputError("REVOKE_REASON", "reason must be one of " + ", ".join(RevokeReason)) from None
+    text = note.strip()
+    if not text or len(text) > MAX_NOTE_CHARS:
+        raise InvalidInputError("REVOKE_REASON", f"a note of 1 to {MAX_NOTE_CHARS} characters is required")
+    return why, text
+
+
+def revoke_certification(
+    db: Session,
+    rules: CycleRules,
+    certification_id: int,
+    reason: str,
+    note: str,
+    actor: str,
+    beneficiary_id: int | None = None,
+) -> Revoked:
+    """Revoke certification `certification_id` (of `beneficiary_id` when given: a console form names both) in the
+    caller's transaction. The person's row is locked first, then the certification re-read under a lock: two
+    revocations at once are one revocation and one refusal (service/certification/lock_order.py)."""
+    why, text = checked_reason(reason, note)
+    cert = db.get(Certification, certification_id)
+    if cert is None or (beneficiary_id is not None and cert.beneficiary_id != beneficiary_id):
+        raise NotFoundError("certification")
+    b = db.get(Beneficiary, cert.beneficiary_id, with_for_update=True, populate_existing=True)
+    db.refresh(cert, with_for_update=True)
+    if b is None:
+        raise NotFoundError("certification")
+    if cert.revoked_at is not None:
+        raise ServiceError("CERTIFICATION_REVOKED", f"certification {cert.id} was revoked already")
+    cert.revoked_at, cert.revoked_by = utcnow(), mask_text(actor)[:64]
+    cert.revoke_reason, cert.revoke_note = why.value, mask_text(text)
+    db.flush()
+    s = db.get(CertSession, cert.session_id)
+    counted = s is not None and made_for_current_person(b, s.created_at)
+    cleared = False
+    if counted:
+        revalidate(db, b, cert, rules)
+        cleared = _drop_template(db, b, cert)
+    detail = {
+        "certification": cert.id,
+        "session": cert.session_id,
+        "reason": why.value,
+        "note": text[:200],
+        "counted": counted,
+        "valid_until": b.valid_until.isoformat() if b.valid_until else None,
+        "template_cleared": cleared,
+    }
+    audit(db, actor, ACTION, b.external_id, detail)
+    return Revoked(cert.id, cert.session_id, counted, b.valid_until, b.last_certified_on, cleared)
+
+
+def revalidate(db: Session, b: Beneficiary, revoked: Certification, rules: CycleRules) -> None:
+    """The record's validity and last certification as they would stand without `revoked` (one of its present
+    person's): from the certifications of that person still in force, each by its own validity (`valid_until` of
+    its day: a certification entered late stores the record's latest date, the revoked one's maybe). A later date
+    from elsewhere (a later certification, the roster's own dates) stays. With none left, the validity goes back to
+    what the record had before the revoked certification (its accept's audit entry, `valid_until_before`), and
+    never later than the day before it: nothing on record vouches for the person past it (a roster grace date is
+    not kept apart from what certified it; staff who find the person alive record a counter certification, or the
+    person certifies again). The one home of the recomputation: a revocation, and a supervisor's same-person
+    finding that makes an earlier revoked certification the record's again (identity_review.py)."""
+    rows = db.execute(
+        select(Certification.certified_on, CertSession.created_at)
+        .join(CertSession, CertSession.id == Certification.session_id)
+        .where(Certification.beneficiary_id == b.id, in_force())
+    ).all()
+    left = [on for on, opened in rows if made_for_current_person(b, opened)]
+    if b.valid_until is not None and b.valid_until <= revoked.valid_until:
+        fallback = min(d for d in (revoked.certified_on - dt.timedelta(days=1), _before(db, b, revoked)) if d)
+        b.valid_until = max((valid_until(on, rules, b.region, b.birth_date) for on in left), default=fallback)
+    if b.last_certified_on is not None and b.last_certified_on <= revoked.certified_on:
+        b.last_certified_on = max(left, default=None)
+
+
+def revalidate_all(db: Session, b: Beneficiary, rules: CycleRules) -> None:
+    """`revalidate` for each revoked certification of the record's present person, the latest first (with none
+    left, the earliest one's fallback is the last word)."""
+    rows = db.execute(
+        select(Certification, CertSession.created_at)
+        .join(CertSession, CertSession.id == Certification.session_id)
+        .where(Certification.beneficiary_id == b.id, Certification.revoked_at.is_not(None))
+        .order_by(Certification.certified_on.desc(), Certification.id.desc())
+    ).all()
+    for cert, opened in rows:
+        if made_for_current_person(b, opened):
+            revalidate(db, b, cert, rules)
+
+
+def _before(db: Session, b: Beneficiary, revoked: Certification) -> dt.date | None:
+    """The validity the record had before `revoked` was accepted, as its accept's audit entry keeps it; None when
+    unknown (an accept before the entry kept it) or the record had none."""
+    details = db.scalars(
+        select(AuditEntry.detail).where(AuditEntry.action == CERTIFIED_ACTION, AuditEntry.target == b.external_id)
+    ).all()
+    for detail in details:
+        if detail.get("certification") == revoked.id and isinstance(detail.get("valid_until_before"), str):
+            return dt.date.fromisoformat(detail["valid_until_before"])
+    return None
+
+
+def _drop_template(db: Session, b: Beneficiary, revoked: Certification) -> bool:
+    """Drop `b`'s face template when it may come from the revoked session's face: enrolled by it (a session with
+    the person's consent to keep one), or by a certification accepted after it, whose face was compared with that
+    one. Which session enrolled a template is not stored: any such session from the revoked one on drops it (a
+    template dropped in error costs one comparison with the ID card; one kept in error is the impostor's face)."""
+    if b.template is None:
+        return False
+    since = db.scalar(
+        select(func.count())
+        .select_from(Certification)
+        .join(CertSession, CertSession.id == Certification.session_id)
+        .where(
+            Certification.beneficiary_id == b.id,
+            Certification.id >= revoked.id,
+            CertSession.template_consent.is_(True),
+        )
+    )
+    if not since:
+        return False
+    b.template, b.template_model, b.template_consent = None, None, False
+    return True

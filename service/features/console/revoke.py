@@ -1,0 +1,56 @@
+"""A supervisor revokes a certification found fraudulent afterwards, from the person's page (the rule and its
+consequences: service/certification/revocation.py). The console checks the role (the route's `Supervisor`) and the
+region scope (a person outside it reads as missing), locks the relative's binding when the certification was a
+proxy one, and records the revocation in its audit chain."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from service.certification.audit import audit
+from service.certification.cycle import CycleRules
+from service.certification.revocation import Revoked, revoke_certification
+from service.features.console import audit_chain, scope
+from service.features.console.auth import Staff
+from service.features.proxy.models import ProxyBinding, ProxySession, ProxySessionKind
+
+ACTION = "certification.revoke"
+
+
+def revoke_from_console(
+    db: Session, staff: Staff, bid: int, certification_id: int, reason: str, note: str, rules: CycleRules
+) -> Revoked | None:
+    """Revoke certification `certification_id` of person `bid` in the unit of work; None when the person is not
+    one `staff` may see (out of scope, or missing). Raises the core's refusals (REVOKE_REASON, NOT_FOUND,
+    CERTIFICATION_REVOKED)."""
+    b = scope.beneficiary(db, staff, bid)
+    if b is None:
+        return None
+    done = revoke_certification(db, rules, certification_id, reason, note, staff.actor, beneficiary_id=b.id)
+    binding = _lock_binding(db, done.session_id, staff.actor, b.external_id)
+    detail = {
+        "certification": done.certification_id,
+        "reason": reason,
+        "valid_until": done.valid_until.isoformat() if done.valid_until else None,
+        "template_cleared": done.template_cleared,
+        "binding_locked": binding,
+    }
+    audit_chain.record(db, staff.actor, ACTION, b.external_id, detail)
+    return done
+
+
+def _lock_binding(db: Session, session_id: str, actor: str, target: str) -> str | None:
+    """A relative's proxy certification revoked: their binding is locked pending staff review, as after repeated
+    failures (staff unlock it: POST /api/v1/proxy/bindings/{id}/unlock), so the same relative does not certify the
+    elder again that way before staff have looked. Not flagged: the flag says the relative filmed themselves. The
+    binding's row is taken after the person's (service/certification/lock_order.py). Its id, or None."""
+    ps = db.get(ProxySession, session_id)
+    if ps is None or ps.kind != ProxySessionKind.CERTIFICATION.value or ps.binding_id is None:
+        return None
+    row = db.get(ProxyBinding, ps.binding_id, with_for_update=True)
+    if row is None:
+        return None
+    if not row.locked:
+        row.locked = True
+        audit(db, actor, "proxy.binding.locked", target, {"binding": row.id, "revoked_session": session_id})
+    return row.id

@@ -1,0 +1,113 @@
+"""The console's roster search: what a typed query is (an ID number, an external id, a name) and whom it finds in
+a staff member's scope.
+
+A name is compared in one form, whatever was typed on the roster or in the search box: the ID-card step's
+(pipelines.names.normalise_name: full-width letters as letters, no whitespace, every middle-dot look-alike as
+U+00B7), without the middle dot itself (pipelines.names.search_key), so that 阿依古丽买买提 and 阿依古丽•买买提
+find 阿依古丽·买买提 and the other way round. The database compares the stored names (`name_matches`: their
+look-alike dots and whitespace, pipelines.names.SEARCH_LEFT_OUT, taken out by `replace()`, the same in SQLite
+and PostgreSQL), not Python: the search stays one query over the records in scope, with no column or migration of
+its own. SQL has no NFKC: the roster import stores names NFKC (pipelines.names.stored_name), and a name stored
+before it did (a full-width letter, a compatibility ideograph) is also compared with the typed text without NFKC
+(pipelines.names.plain_key): pasted as stored it is found, and the next import of its row stores it normalised.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session
+
+from pipelines.names import SEARCH_LEFT_OUT, plain_key, search_key
+from service.certification import idnumber
+from service.certification.models import Beneficiary
+from service.features.console import scope
+from service.features.console.auth import Staff
+from service.infra.security import Keyring, normalise_id
+
+LIMIT = 100  # records one search shows, by name
+CHUNK = 14  # characters a level of `key_begins` takes out (nested replace() calls)
+IN_ORDER = 8  # characters of the key the first, cheap condition looks for (bounds its pattern)
+ESCAPE = "/"  # of the LIKE patterns, as SQLAlchemy's autoescape
+
+
+def query_keys(text: str) -> tuple[str, ...]:
+    """A typed name as the search compares it: its key (`search_key`), and, when NFKC changed it, its key as typed
+    (`plain_key`: names stored before the import applied NFKC); none when the text is only dots and spaces."""
+    return tuple(dict.fromkeys(k for k in (search_key(text), plain_key(text)) if k))
+
+
+def key_begins(column: Any, keys: Sequence[str]) -> ColumnElement[bool]:
+    """The SQL condition "the stored name in `column`, in `query_keys`' form (letters left as stored), begins with
+    one of `keys`": the `replace()` chain over every character of SEARCH_LEFT_OUT, CHUNK of them a level of a
+    correlated subquery (SQLite's parser overflows on some 30 nested calls)."""
+    key = _stored_key(column)
+    return select(or_(*(key.startswith(k, autoescape=True) for k in keys))).correlate(column.table).scalar_subquery()
+
+
+@functools.cache
+def _stored_key(column: Any) -> ColumnElement[str]:
+    """The `replace()` chain of `key_begins` (some 40 calls in three levels), built once per column rather than for
+    every search."""
+    chars = SEARCH_LEFT_OUT
+    key: ColumnElement[str] = _replaced(column, chars[:CHUNK])
+    for start in range(CHUNK, len(chars), CHUNK):
+        level = select(key.label("k")).correlate(column.table).subquery()
+        key = _replaced(level.c.k, chars[start : start + CHUNK])
+    return key
+
+
+def _replaced(key: Any, chars: str) -> ColumnElement[str]:
+    for char in chars:
+        key = func.replace(key, char, "")
+    result: ColumnElement[str] = key
+    return result
+
+
+def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Sequence[Beneficiary]]:
+    """The kind of query `q` is and the records it finds in `staff`'s scope (LIMIT at most, by name). A valid ID
+    number, however typed (full-width, in groups, 15 digits), is looked up by its keyed hash; when no one has that
+    number, text typed in ASCII is an external id after all: a 15-digit all-digit external id may also be a valid
+    first-generation number (and an 18-digit one a valid number), and was no longer found. Other text in ASCII is
+    an external id; the rest a name, or the beginning of one."""
+    in_scope = scope.region_filter(staff, Beneficiary.region)
+
+    def found(*where: ColumnElement[bool]) -> Sequence[Beneficiary]:
+        return db.scalars(select(Beneficiary).where(*where, in_scope).order_by(Beneficiary.name).limit(LIMIT)).all()
+
+    number = normalise_id(q)
+    if len(number) == 18 and idnumber.validate(number) is None:
+        by_number = found(Beneficiary.id_hash == keyring.id_hash(number))
+        if by_number or not q.isascii():
+            return "id_number", by_number
+        by_external_id = found(Beneficiary.external_id == q)
+        return ("external_id", by_external_id) if by_external_id else ("id_number", by_number)
+    if q.isascii():
+        return "external_id", found(Beneficiary.external_id == q)
+    keys = query_keys(q)
+    if not keys:
+        return "name", []  # dots or spaces alone: no name, not every name
+    return "name", found(*name_matches(Beneficiary.name, keys))
+
+
+def name_matches(column: Any, keys: Sequence[str]) -> tuple[ColumnElement[bool], ...]:
+    """The SQL conditions "the name in `column` begins with one of `keys`" (`query_keys`' form), cheapest first: the
+    name begins with a key's first characters in order, other characters between them (a plain LIKE: few names
+    pass it; or it begins with a dot or a space, which a name the import stripped never does), and begins with the
+    key as stored (most that pass) or in its key's form (the `replace()` chain, worked out for the rest only). Every
+    LIKE is escaped: "%" and "_" typed are characters of a name, not wildcards ("%伟" must not become "every name
+    containing 伟")."""
+    in_order = ["%".join(_escaped(c) for c in key[:IN_ORDER]) + "%" for key in keys]
+    may_begin = or_(
+        *(column.like(pattern, escape=ESCAPE) for pattern in in_order),
+        func.substr(column, 1, 1).in_(list(SEARCH_LEFT_OUT)),
+    )
+    begins = or_(*(column.startswith(key, autoescape=True) for key in keys), key_begins(column, keys))
+    return may_begin, begins
+
+
+def _escaped(char: str) -> str:
+    return ESCAPE + char if char in (ESCAPE, "%", "_") else char

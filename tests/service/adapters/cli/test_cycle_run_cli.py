@@ -1,0 +1,112 @@
+"""`pension-cert cycle-run`: the daily run for cron where nothing runs it by itself (WORKER_MODE=none, or
+CYCLE_RUN_HOUR=-1): exit 0 with the run as JSON, exit 1 when the spike guard refuses (audited, nothing changed),
+exit 2 for a bad date; audited as the command line with the account that ran it."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+import service.schema
+from service.adapters.cli.common import EXIT_FAILED, EXIT_INPUT, os_user
+from service.certification.context import ServiceContext
+from service.certification.models import AuditEntry, Beneficiary
+from tests.service import factories
+from tests.service.adapters.cli.conftest import CliRunner
+from tests.service.adapters.cli.test_cli_contract import assert_clean
+from tests.service.conftest import make_settings
+
+DAY = dt.date(2026, 12, 5)
+
+
+def setup(tmp_path: Path, overdue: int, current: int) -> tuple[dict[str, str], ServiceContext]:
+    """A SQLite database with `overdue` people lapsed before DAY and `current` valid, and the command's env."""
+    env = {
+        "PENSION_CERT_ENV": "test",
+        "PENSION_CERT_VAR_DIR": str(tmp_path),
+        "PENSION_CERT_DATABASE_URL": f"sqlite:///{tmp_path / 'cycle.db'}",
+        "PENSION_CERT_WORKER_MODE": "none",
+        "PENSION_CERT_MEDIA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "PENSION_CERT_SIGNING_KEY": secrets.token_hex(16),
+        "PENSION_CERT_API_KEYS": json.dumps([secrets.token_hex(20)]),
+        "PENSION_CERT_ADMIN_API_KEYS": json.dumps([secrets.token_hex(20)]),
+    }
+    settings = make_settings(
+        tmp_path,
+        database_url=env["PENSION_CERT_DATABASE_URL"],
+        media_key=env["PENSION_CERT_MEDIA_KEY"],
+        signing_key=env["PENSION_CERT_SIGNING_KEY"],
+    )
+    ctx = ServiceContext(settings, schema=service.schema.metadata)
+    with ctx.db() as db:
+        for i in range(overdue + current):
+            lapsed = DAY - dt.timedelta(days=2) if i < overdue else DAY + dt.timedelta(days=300)
+            factories.beneficiary(db, ctx.keyring, valid_until=lapsed)
+    return env, ctx
+
+
+def audited(ctx: ServiceContext) -> list[tuple[str, str, str, dict[str, object]]]:
+    with ctx.db() as db:
+        rows = db.scalars(select(AuditEntry).where(AuditEntry.action.like("cycle.%")).order_by(AuditEntry.id))
+        return [(e.actor, e.action, e.target, dict(e.detail or {})) for e in rows]
+
+
+def suspended(ctx: ServiceContext) -> int:
+    with ctx.db() as db:
+        count = db.scalar(select(func.count()).select_from(Beneficiary).where(Beneficiary.status == "suspended"))
+        return int(count or 0)
+
+
+def test_cycle_run_suspends_the_overdue_once_and_is_audited_as_the_command_line(cli: CliRunner, tmp_path: Path) -> None:
+    env, ctx = setup(tmp_path, overdue=2, current=20)
+    first = cli("cycle-run", "--today", DAY.isoformat(), env=env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {
+        "date": "2026-12-05",
+        "suspended": 2,
+        "sessions_expired": 0,
+        "media_purged": 0,
+        "media_orphans_removed": 0,
+        "forced": False,
+    }
+    again = cli("cycle-run", "--today", DAY.isoformat(), env=env)
+    assert again.returncode == 0 and json.loads(again.stdout)["suspended"] == 0  # idempotent
+    assert suspended(ctx) == 2
+    who = {"os_user": os_user()}
+    assert audited(ctx) == [
+        ("cli:cycle-run", "cycle.run", "2026-12-05", {"suspended": 2, "forced": False, **who}),
+        ("cli:cycle-run", "cycle.run", "2026-12-05", {"suspended": 0, "forced": False, **who}),
+    ]
+    ctx.engine.dispose()
+
+
+def test_a_refused_run_exits_1_changes_nothing_and_force_runs_it(cli: CliRunner, tmp_path: Path) -> None:
+    env, ctx = setup(tmp_path, overdue=12, current=3)
+    refused = cli("cycle-run", "--today", DAY.isoformat(), env=env)
+    assert refused.returncode == EXIT_FAILED and refused.stdout == ""
+    assert "ALERT cycle 2026-12-05 refused" in refused.stderr  # the log line alerting rules watch for
+    assert_clean(refused.stderr.strip().splitlines()[-1])
+    assert "CYCLE_SUSPENSION_SPIKE: the run would suspend 12 of 15 active beneficiaries" in refused.stderr
+    assert "--force" in refused.stderr
+    assert suspended(ctx) == 0
+    forced = cli("cycle-run", "--today", DAY.isoformat(), "--force", env=env)
+    assert forced.returncode == 0 and json.loads(forced.stdout)["suspended"] == 12
+    assert [(a, action) for a, action, _t, _d in audited(ctx)] == [
+        ("cli:cycle-run", "cycle.refused"),
+        ("cli:cycle-run", "cycle.run"),
+    ]
+    ctx.engine.dispose()
+
+
+def test_a_bad_date_is_a_usage_error(cli: CliRunner, tmp_path: Path) -> None:
+    env, ctx = setup(tmp_path, overdue=0, current=1)
+    ctx.engine.dispose()
+    for when, text in (("1900-01-01", "INVALID_DATE: today must be between"), ("05/12/2026", "invalid")):
+        proc = cli("cycle-run", "--today", when, env=env)
+        assert proc.returncode == EXIT_INPUT and proc.stdout == "", proc.stderr
+        assert text in proc.stderr, proc.stderr

@@ -1,0 +1,193 @@
+"""The daily run starts by itself: Celery beat's `pension_cert.daily_run` and the embedded service's daily thread
+run the cycle (suspensions) at CYCLE_RUN_HOUR, once a day, audited; a run the spike guard refuses is audited,
+counted and not retried.
+
+Found by the first-hour walkthrough: nothing suspended the overdue unless an operator scheduled
+`POST /api/v1/cycle/run` (beat ran the sweep, WeChat and the storage upkeep; the embedded service nothing daily).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from service.adapters.workers import tasks
+from service.adapters.workers.daily import DailyRunThread, install_daily_run
+from service.certification.context import ServiceContext
+from service.certification.daily_run import SCHEDULE_ACTOR, business_day, daily_run
+from service.certification.errors import ServiceError
+from service.certification.models import AuditEntry, Beneficiary, CycleEvent
+from service.features.install import install_features
+from service.infra.config import Settings
+from service.infra.observability import metrics
+from tests.service import factories
+from tests.service.conftest import make_settings
+from tests.service.live import fresh_database
+
+CHINA = dt.timezone(dt.timedelta(hours=8))
+DAY = dt.date(2026, 12, 5)
+
+
+def overdue(ctx: ServiceContext, n: int, current: int = 0) -> None:
+    """`n` beneficiaries whose validity ended before DAY, and `current` still valid for a year."""
+    with ctx.db() as db:
+        for _ in range(n):
+            factories.beneficiary(db, ctx.keyring, valid_until=DAY - dt.timedelta(days=3))
+        for _ in range(current):
+            factories.beneficiary(db, ctx.keyring, valid_until=DAY + dt.timedelta(days=365))
+
+
+def entries(ctx: ServiceContext, action: str) -> list[AuditEntry]:
+    with ctx.db() as db:
+        return list(db.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)))
+
+
+def suspended(ctx: ServiceContext) -> int:
+    with ctx.db() as db:
+        count = db.scalar(select(func.count()).select_from(Beneficiary).where(Beneficiary.status == "suspended"))
+        return int(count or 0)
+
+
+@pytest.fixture
+def on_day(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dt.datetime]]:
+    """The bureau's clock (service/infra/clock.py), set by the test: 00:30 on DAY in China to start."""
+    now = [dt.datetime(2026, 12, 5, 0, 30, tzinfo=CHINA)]
+    monkeypatch.setattr("service.infra.clock.now_utc", lambda: now[0].astimezone(dt.UTC))
+    yield now
+
+
+def refused_count() -> float:
+    return float(metrics.CYCLE_REFUSED._value.get())
+
+
+def test_the_celery_task_runs_the_cycle_audits_it_and_a_second_run_suspends_nobody_new(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch, on_day: list[dt.datetime]
+) -> None:
+    overdue(ctx, 2, current=20)
+    monkeypatch.setattr(tasks, "_worker_ctx", lambda: ctx)
+    first = tasks.daily_run()  # the body beat's entry runs (run in-process, as a worker does)
+    assert first == {"refused": False, "date": "2026-12-05", "suspended": 2}
+    assert suspended(ctx) == 2
+    again = tasks.daily_run()
+    assert again == {"refused": False, "date": "2026-12-05", "suspended": 0}
+    runs = entries(ctx, "cycle.run")
+    assert [(e.actor, e.target, e.detail["suspended"]) for e in runs] == [
+        (SCHEDULE_ACTOR, "2026-12-05", 2),
+        (SCHEDULE_ACTOR, "2026-12-05", 0),
+    ]
+
+
+def test_a_spike_is_refused_audited_counted_and_never_retried_by_the_task(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch, on_day: list[dt.datetime]
+) -> None:
+    overdue(ctx, 12, current=3)  # 12 of 15 (over 20 %, over 10): a wrong clock or a roster without dates
+    monkeypatch.setattr(tasks, "_worker_ctx", lambda: ctx)
+    before = refused_count()
+    assert tasks.daily_run() == {"refused": True, "would_suspend": 12, "active": 15}
+    assert suspended(ctx) == 0  # nothing changed
+    assert refused_count() == before + 1
+    [entry] = entries(ctx, "cycle.refused")
+    assert entry.actor == SCHEDULE_ACTOR and entry.detail == {"would_suspend": 12, "active": 15}
+    # No retry: the task does not raise (a raise would be retried by whoever configured autoretry), and retries on
+    # nothing by itself.
+    task: Any = tasks.daily_run
+    assert not getattr(task, "autoretry_for", ())
+    # The operator forces it, through the same run.
+    assert daily_run(ctx, "test-operator", force=True).suspended == 12
+
+
+def test_the_embedded_thread_runs_once_a_day_from_its_hour(ctx: ServiceContext, on_day: list[dt.datetime]) -> None:
+    overdue(ctx, 1, current=20)
+    thread = DailyRunThread(ctx)  # not started: the test calls its tick as the loop does each minute
+    assert ctx.settings.cycle.cycle_run_hour == 1
+    assert thread.tick() is None and suspended(ctx) == 0  # 00:30: not yet
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 0, tzinfo=CHINA)
+    run = thread.tick()
+    assert run is not None and run.date == DAY and run.suspended == 1
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 1, tzinfo=CHINA)
+    assert thread.tick() is None  # once a day
+    # A restart the same day (a new thread, nothing in memory): the audited run counts, no second run.
+    assert DailyRunThread(ctx).tick() is None
+    on_day[0] = dt.datetime(2026, 12, 6, 0, 59, tzinfo=CHINA)
+    assert thread.tick() is None
+    on_day[0] = dt.datetime(2026, 12, 6, 9, 0, tzinfo=CHINA)  # the service was down at 01:00: run when back
+    run = thread.tick()
+    assert run is not None and run.date == dt.date(2026, 12, 6)
+    assert [e.target for e in entries(ctx, "cycle.run")] == ["2026-12-05", "2026-12-06"]
+
+
+def test_the_embedded_thread_does_not_retry_a_refused_run(ctx: ServiceContext, on_day: list[dt.datetime]) -> None:
+    overdue(ctx, 12, current=3)
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 0, tzinfo=CHINA)
+    before = refused_count()
+    thread = DailyRunThread(ctx)
+    for minute in range(3):
+        on_day[0] = on_day[0] + dt.timedelta(minutes=minute)
+        assert thread.tick() is None
+    assert DailyRunThread(ctx).tick() is None  # nor after a restart
+    assert len(entries(ctx, "cycle.refused")) == 1 and refused_count() == before + 1
+    assert suspended(ctx) == 0
+
+
+def test_the_thread_starts_only_in_the_embedded_modes_and_not_when_switched_off(tmp_path: Path) -> None:
+    def wrapped(**overrides: Any) -> bool:
+        settings: Settings = make_settings(tmp_path, **overrides)
+        app = FastAPI()
+        app.state.ctx = ServiceContext(settings, schema=None)
+        before = app.router.lifespan_context
+        install_daily_run(app)
+        return app.router.lifespan_context is not before
+
+    assert wrapped(worker_mode="process") and wrapped(worker_mode="thread")
+    assert not wrapped(worker_mode="celery")  # beat runs it
+    assert not wrapped(worker_mode="none")  # whoever runs the workers schedules it
+    assert not wrapped(worker_mode="process", cycle_run_hour=-1)
+
+
+def test_a_simulated_date_stays_a_development_and_test_thing() -> None:
+    with pytest.raises(ServiceError) as err:
+        business_day(Settings(env="production"), DAY)  # the route's, the command line's and the schedule's rule
+    assert err.value.code == "DATE_OVERRIDE_FORBIDDEN"
+
+
+@pytest.fixture
+def pg_ctx(backend_urls: dict[str, str], tmp_path: Path) -> Iterator[ServiceContext]:
+    """A context on a fresh database of its own whose units of work really commit: two runs at once."""
+    if backend_urls["database_url"].startswith("sqlite"):
+        pytest.skip("row locks: PostgreSQL (SQLite serialises every transaction)")
+    url = fresh_database(backend_urls, tmp_path)
+    ctx = install_features(ServiceContext(make_settings(tmp_path / "var", database_url=url), schema=None))
+    try:
+        yield ctx
+    finally:
+        ctx.engine.dispose()
+
+
+def test_two_beats_running_the_same_day_at_once_suspend_each_person_once(
+    pg_ctx: ServiceContext, on_day: list[dt.datetime]
+) -> None:
+    overdue(pg_ctx, 8, current=40)
+    results: list[int] = []
+    gate = threading.Barrier(2)
+
+    def run() -> None:
+        gate.wait()
+        results.append(daily_run(pg_ctx, SCHEDULE_ACTOR).suspended)
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 2 and sum(results) == 8, results  # the second waited on the rows, found them suspended
+    with pg_ctx.db() as db:
+        events = db.scalar(select(func.count()).select_from(CycleEvent).where(CycleEvent.kind == "suspended"))
+    assert events == 8  # one suspension event each, not two
+    assert suspended(pg_ctx) == 8

@@ -1,0 +1,75 @@
+"""The validity a revocation leaves (service/certification/revocation.py, `revalidate`), found by review.
+
+Before: a supervisor's same-person finding on a roster change of ID number restored the validity from the audit
+trail, the revoked fraud's included; a certification entered late (a counter or home visit dated in the past)
+stored the record's latest date, the fraud's, and kept it once the fraud was revoked; and with no certification
+left the validity fell back to the day before the fraud even when the person had lapsed long before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from service.certification.context import ServiceContext
+from service.certification.cycle import run_cycle, valid_until
+from service.certification.identity_review import confirm_same_person
+from service.certification.models import Beneficiary
+from service.features.console.alt_cert import certify_alternative
+from service.infra.clock import local_today
+from tests.service.test_identity_change_accept import _change_number
+from tests.service.test_revocation import _certify, _person, _revoke, _row
+
+
+def test_a_same_person_finding_does_not_bring_back_a_revoked_validity(ctx: ServiceContext) -> None:
+    today = local_today(ctx.settings)
+    lapsed = today - dt.timedelta(days=10)
+    bid = _person(ctx, valid_until=lapsed)
+    fraud, _ = _certify(ctx, bid, today - dt.timedelta(days=5))  # 冒领
+    import_id = _change_number(ctx, _row(ctx, bid).external_id)  # a typo corrected by the roster
+    grace = _row(ctx, bid).valid_until
+    assert not _revoke(ctx, fraud).counted  # the previous number's, as things stand
+    with ctx.db() as db:
+        done = confirm_same_person(db, ctx.hooks, bid, import_id, "staff:sup2", today, ctx.rules)
+    b = _row(ctx, bid)
+    # The same person again: the fraud counts as theirs and is revoked, so what it gave is not given back; the
+    # grace date the change gave stays (the roster's own date).
+    assert grace is not None and grace > lapsed
+    assert (b.valid_until, done.valid_until, b.last_certified_on) == (grace, grace, None)
+    with ctx.db() as db:  # lapsed when the grace date ends (the fraud's year gave nothing)
+        assert run_cycle(db, grace + dt.timedelta(days=1), ctx.rules) == [bid]
+
+
+def test_a_late_entered_certification_leaves_its_own_validity(ctx: ServiceContext) -> None:
+    today = local_today(ctx.settings)
+    bid = _person(ctx, valid_until=today - dt.timedelta(days=10))
+    fraud, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
+    seen = today - dt.timedelta(days=200)  # a home visit 200 days ago, entered after the fraud
+    with ctx.db() as db:
+        b = db.get(Beneficiary, bid)
+        assert b is not None
+        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
+    done = _revoke(ctx, fraud)
+    b = _row(ctx, bid)
+    assert done.valid_until == valid_until(seen, ctx.rules, b.region, b.birth_date)
+    assert done.last_certified_on == seen
+
+
+def test_with_nothing_left_the_validity_goes_back_to_what_it_was(ctx: ServiceContext) -> None:
+    """A person lapsed a year ago whom an impostor certified: revoked, they read lapsed a year ago again (not valid
+    until the day before the fraud: that widened the cycle run's shelter for a case being decided)."""
+    today = local_today(ctx.settings)
+    long_ago = today - dt.timedelta(days=365)
+    bid = _person(ctx, valid_until=long_ago)
+    fraud, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
+    assert _revoke(ctx, fraud).valid_until == long_ago
+    assert _row(ctx, bid).valid_until == long_ago
+
+
+def test_with_nothing_left_a_roster_grace_date_ends_the_day_before_the_fraud(ctx: ServiceContext) -> None:
+    """A new import's grace date (no certification of their own yet): never later than the day before the revoked
+    certification, as before (a roster grace date is not kept apart from what certified it)."""
+    today = local_today(ctx.settings)
+    bid = _person(ctx, valid_until=today + dt.timedelta(days=40))
+    on = today - dt.timedelta(days=5)
+    fraud, _ = _certify(ctx, bid, on)
+    assert _revoke(ctx, fraud).valid_until == on - dt.timedelta(days=1)
