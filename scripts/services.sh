@@ -91,12 +91,32 @@ start_postgres() {
     grep -q 1 || as_pg psql -h "$BASE" -p "$PG_PORT" -U postgres -qXc "CREATE DATABASE pension_cert" >/dev/null
 }
 
-our_redis() {  # the pidfile in the private folder names a live redis-server of this account (one this set-up started)
+redis_pid() {  # the pidfile in the private folder names a live redis-server of this account (one this set-up started)
   local pid
   pid="$(cat "$BASE/redis.pid" 2>/dev/null)" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = "$(id -u)" ] || return 1
-  [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server* ]]
+  [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == redis-server* ]] || return 1
+  echo "$pid"
+}
+
+listens_on() {  # listens_on PID PORT: the process itself holds the listening socket of 127.0.0.1:PORT
+  # /proc/PID/net/tcp lists the sockets of its network namespace (local address in hex, state 0A = LISTEN, the
+  # inode in column 10); the process holds one of them when a descriptor of its own is that socket. No `ss`.
+  local pid="$1" port inode fd
+  port="$(printf ':%04X' "$2")"
+  for inode in $(awk -v p="$port" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \
+    "/proc/$pid/net/tcp" 2>/dev/null); do
+    for fd in "/proc/$pid/fd/"*; do
+      [ "$(readlink "$fd" 2>/dev/null)" = "socket:[$inode]" ] && return 0
+    done
+  done
+  return 1
+}
+
+our_redis() {  # this set-up's redis-server, and it is what listens on $REDIS_PORT (never another program there)
+  local pid
+  pid="$(redis_pid)" && listens_on "$pid" "$REDIS_PORT"
 }
 
 start_redis() {
@@ -104,7 +124,7 @@ start_redis() {
   # The password in a 0600 file, not on the command line (every account can read the process list).
   (umask 077 && printf '%s\n' "port $REDIS_PORT" "bind 127.0.0.1" "requirepass $password" "dir $BASE" \
     "logfile $BASE/redis.log" "pidfile $BASE/redis.pid" "daemonize yes" >"$BASE/redis.conf")
-  local tries=1 answer="" i
+  local answer="" i
   if our_redis; then
     # `timeout`: never wait forever on a server that does not answer.
     if [ "$(timeout 3 redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
@@ -115,18 +135,27 @@ start_redis() {
     # Not this set-up's Redis (another account's, or not Redis at all): never give it the password or the jobs.
     die "127.0.0.1:$REDIS_PORT is taken by another program: set PENSION_CERT_REDIS_PORT to a free port (and use" \
       "the same value for every later start and stop)"
+  elif redis_pid >/dev/null; then
+    die "this set-up's Redis runs on another port than 127.0.0.1:$REDIS_PORT (PENSION_CERT_REDIS_PORT changed):" \
+      "run \`bash scripts/services.sh stop\` first"
   else
     redis-server "$BASE/redis.conf" >/dev/null
-    tries=50  # up to 5 s to come up
+    # Up to 5 s for the server to hold the port: until then the port may be another program's (a race).
+    for ((i = 0; i < 50; i++)); do
+      our_redis && break
+      sleep 0.1
+    done
+    our_redis || die "Redis did not start on 127.0.0.1:$REDIS_PORT (log: $BASE/redis.log; another port:" \
+      "PENSION_CERT_REDIS_PORT)"
   fi
-  # Ours, started now or before, answers this set-up's password; anything else on the port is another program's.
-  for ((i = 0; i < tries; i++)); do
+  # The server on the port is ours (its process holds the socket): only now is the password sent.
+  for ((i = 0; i < 50; i++)); do
     answer="$(REDISCLI_AUTH="$password" timeout 3 redis-cli --no-auth-warning -p "$REDIS_PORT" ping 2>&1 || true)"
     [ "$answer" = PONG ] && return 0
     sleep 0.1
   done
-  die "Redis on 127.0.0.1:$REDIS_PORT does not answer with this set-up's password (${answer:-no answer}): the port" \
-    "is another program's? set PENSION_CERT_REDIS_PORT to a free port (log: $BASE/redis.log)"
+  die "Redis on 127.0.0.1:$REDIS_PORT does not answer with this set-up's password (${answer:-no answer})" \
+    "(log: $BASE/redis.log)"
 }
 
 start() {
@@ -145,12 +174,14 @@ start() {
 }
 
 stop() {
-  if our_redis; then  # never another program's server on the port
-    if [ -s "$BASE/redis.password" ]; then
-      REDISCLI_AUTH="$(cat "$BASE/redis.password")" timeout 3 redis-cli --no-auth-warning -p "$REDIS_PORT" \
-        shutdown nosave >/dev/null 2>&1 || true
-    fi
-    timeout 3 redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true  # one started without a password
+  local pid i
+  # This set-up's Redis by its process, whatever port it is on; nothing is sent to the port (another program's?).
+  if pid="$(redis_pid)"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
   fi
   if [ -d "$BASE/pgdata" ] && [ ! -L "$BASE" ]; then
     as_pg "$PG_BIN/pg_ctl" -D "$BASE/pgdata" -m fast stop >/dev/null 2>&1 || true

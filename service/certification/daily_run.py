@@ -32,8 +32,9 @@ from service.infra.observability import metrics
 FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2200, 12, 31)
 # Where a date may be simulated (tests, demonstrations); never in production.
 SIMULATED_DATE_ENVS = ("development", "test")
-# The audit actions of a run, done or refused: a day with either has had its run.
-RUN_ACTIONS = ("cycle.run", "cycle.refused")
+# The audit actions that close a day: its whole run done (the cycle, the expiry, the upkeep), or refused by the
+# spike guard. `cycle.run` alone (the cycle committed, the upkeep then failed) leaves the day open: run again.
+DONE_ACTIONS = ("cycle.completed", "cycle.refused")
 # The audit actor of the scheduled run (Celery beat, the embedded daily thread).
 SCHEDULE_ACTOR = "system:schedule"
 
@@ -70,9 +71,13 @@ def daily_run(
     who: dict[str, str] | None = None,
 ) -> DailyRun:
     """Run the day's cycle as `actor` (audited, with `who`: the command line's account). `today`: a simulated date
-    (development and test only; expiry and retention then run as of its midnight). Raises CycleSpikeError
-    (audited, nothing changed) when the guard refuses and `force` is not given."""
+    (development and test only; expiry and retention then run as of its midnight; audited `"simulated": "true"`,
+    never counted as that day's run). Audits `cycle.run` with the suspensions, then `cycle.completed` once the
+    expiry and the upkeep are done too: a failure between leaves the day to run again (ran_on). Raises
+    CycleSpikeError (audited, nothing changed) when the guard refuses and `force` is not given."""
     day = business_day(ctx.settings, today)
+    # A simulated run (development, test) is marked: it never counts as that real day's run (ran_on).
+    who = {**(who or {}), **({"simulated": "true"} if today is not None else {})}
     cycle = ctx.settings.cycle
     guard = SuspensionGuard(cycle.cycle_max_suspend_share, cycle.cycle_guard_min_suspensions)
     with ctx.db() as db:
@@ -81,21 +86,26 @@ def daily_run(
         except CycleSpikeError as exc:
             db.rollback()
             metrics.CYCLE_REFUSED.inc()
-            refused = {"would_suspend": exc.suspending, "active": exc.active, **(who or {})}
+            refused = {"would_suspend": exc.suspending, "active": exc.active, **who}
             audit(db, actor, "cycle.refused", day.isoformat(), refused)
             db.commit()
             raise
-        audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force, **(who or {})})
+        audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force, **who})
     # Expiry and retention by the real instant (a local date's midnight may be hours ahead of UTC's now); a
     # simulated date runs them as of its midnight.
     at = utcnow() if today is None else dt.datetime.combine(day, dt.time())
     expired = expire_sessions(ctx, at)
     upkeep = storage_upkeep(ctx, at)  # media past retention, orphaned media, the audit chain's anchor
+    with ctx.db() as db:  # only now is the day done: a failure above leaves it to be run again (the cycle: no-op)
+        audit(db, actor, "cycle.completed", day.isoformat(), {"sessions_expired": expired, **who})
     return DailyRun(day, len(ids), expired, upkeep["media_purged"], upkeep["media_orphans_removed"], force)
 
 
 def ran_on(ctx: ServiceContext, day: dt.date) -> bool:
-    """Whether `day`'s run happened (or was refused): a scheduler that finds it does not run it again."""
+    """Whether `day`'s whole run, for the real date, completed (or was refused): a scheduler that finds it does
+    not run it again. A run whose upkeep failed, or a simulated one, does not count."""
     with ctx.db() as db:
-        query = select(AuditEntry.id).where(AuditEntry.action.in_(RUN_ACTIONS), AuditEntry.target == day.isoformat())
-        return db.scalar(query.limit(1)) is not None
+        query = select(AuditEntry.detail).where(
+            AuditEntry.action.in_(DONE_ACTIONS), AuditEntry.target == day.isoformat()
+        )
+        return any(not (detail or {}).get("simulated") for detail in db.scalars(query))

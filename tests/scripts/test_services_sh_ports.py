@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,3 +150,65 @@ def test_an_older_set_ups_redis_without_a_password_still_gets_one(base: Path) ->
     finally:
         _services(base, "stop", pg_port, redis_port)
     assert "Could not connect" in _redis(redis_port, "ping")
+
+
+@contextmanager
+def recorder() -> Iterator[tuple[int, list[bytes]]]:
+    """A program on a loopback port that records what it is sent (and answers nothing)."""
+    received: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(0.5)
+                try:
+                    while data := conn.recv(4096):
+                        received.append(data)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], received
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def test_a_moved_redis_port_never_sends_the_password_or_a_shutdown_to_the_new_ports_program(
+    base: Path,  # noqa: F811
+) -> None:
+    """Review: `our_redis` checked the pidfile's process, not that it listens on PENSION_CERT_REDIS_PORT. With the
+    port changed after a start (or `stop` run with another environment), `start` sent AUTH <password> to whatever
+    listened on the new port and `stop` sent it AUTH + `shutdown nosave` (another account's password-less Redis
+    would have stopped), leaving this set-up's Redis running."""
+    pg_port, redis_port = free_port(), free_port()
+    try:
+        first = _services(base, "start", pg_port, redis_port)
+        assert first.returncode == 0, first.stderr
+        password = (base / "redis.password").read_text()
+        pid = int((base / "redis.pid").read_text())
+        with recorder() as (other_port, received):
+            moved = _services(base, "start", pg_port, other_port, timeout=90)
+            stopped = _services(base, "stop", pg_port, other_port, timeout=90)
+            time.sleep(0.5)
+        sent = b"".join(received)
+        assert password.encode() not in sent and b"shutdown" not in sent.lower(), sent
+        assert moved.returncode != 0 and _exports(moved.stdout) == {}
+        assert f"127.0.0.1:{other_port}" in moved.stderr and "PENSION_CERT_REDIS_PORT" in moved.stderr, moved.stderr
+        assert stopped.returncode == 0, stopped.stderr
+        assert not Path(f"/proc/{pid}").exists()  # `stop` stopped this set-up's Redis, whatever the port says
+        assert "Could not connect" in _redis(redis_port, "ping")
+    finally:
+        _services(base, "stop", pg_port, redis_port)

@@ -60,22 +60,37 @@ def test_the_task_limits_follow_the_settings_and_a_hard_limit_past_the_lease_is_
     assert "TASK_TIME_LIMIT_S 300s is not below JOB_LEASE_S 300s" in caplog.text
 
 
+def next_daily_run(tmp_path: Path, start: dt.datetime, **overrides: object) -> dt.datetime:
+    """When a beat started at ``start`` first sends the daily run, in the bureau's time."""
+    app = make_celery(make_settings(tmp_path, **overrides))
+    entry = app.conf.beat_schedule["daily_run"]
+    assert entry["task"] == "pension_cert.daily_run"
+    schedule = maybe_schedule(entry["schedule"], app=app)
+    assert isinstance(schedule, BaseSchedule)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(app, "now", lambda: start)
+        wait = schedule.remaining_estimate(start)
+    assert isinstance(wait, dt.timedelta)
+    return (start + wait).astimezone(start.tzinfo)
+
+
 def test_beat_runs_the_daily_cycle_at_the_configured_hour_of_the_bureau(tmp_path: Path) -> None:
     """Nothing suspended the overdue unless the operator scheduled POST /api/v1/cycle/run: beat had no entry."""
     zone = ZoneInfo("Asia/Shanghai")
     for hour, expected in ((None, 1), (5, 5)):
         overrides = {} if hour is None else {"cycle_run_hour": hour}
-        app = make_celery(make_settings(tmp_path, **overrides))
-        entry = app.conf.beat_schedule["daily_run"]
-        assert entry["task"] == "pension_cert.daily_run"
-        schedule = maybe_schedule(entry["schedule"], app=app)
-        assert isinstance(schedule, BaseSchedule)
-        start = dt.datetime(2026, 12, 5, 12, 0, tzinfo=zone)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(app, "now", lambda start=start: start)
-            wait = schedule.remaining_estimate(start)
-        runs_at = (start + wait).astimezone(zone)
-        assert (runs_at.date(), runs_at.hour, runs_at.minute) == (dt.date(2026, 12, 6), expected, 0)
+        runs_at = next_daily_run(tmp_path, dt.datetime(2026, 12, 5, 0, 10, tzinfo=zone), **overrides)
+        assert (runs_at.date(), runs_at.hour, runs_at.minute) == (dt.date(2026, 12, 5), expected, 0)
+
+
+def test_beat_sends_the_daily_run_again_each_hour_of_the_day_after_its_hour(tmp_path: Path) -> None:
+    """Review: one send at the hour only, so a database down at 01:00, or beat restarted across it, left the day
+    without its run. Each later hour sends it again (the task is a no-op once the day is done:
+    tests/service/test_daily_run.py); none before the hour."""
+    zone = ZoneInfo("Asia/Shanghai")
+    for start_hour, (day, hour) in ((1, (5, 2)), (12, (5, 13)), (23, (6, 1))):
+        runs_at = next_daily_run(tmp_path, dt.datetime(2026, 12, 5, start_hour, 10, tzinfo=zone))
+        assert (runs_at.day, runs_at.hour, runs_at.minute) == (day, hour, 0)
 
 
 def test_the_daily_cycle_entry_is_left_out_when_switched_off(tmp_path: Path) -> None:

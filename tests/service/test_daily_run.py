@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from sqlalchemy import func, select
 
 from service.adapters.workers import tasks
 from service.adapters.workers.daily import DailyRunThread, install_daily_run
+from service.certification import retention
 from service.certification.context import ServiceContext
-from service.certification.daily_run import SCHEDULE_ACTOR, business_day, daily_run
+from service.certification.daily_run import SCHEDULE_ACTOR, business_day, daily_run, ran_on
 from service.certification.errors import ServiceError
 from service.certification.models import AuditEntry, Beneficiary, CycleEvent
 from service.features.install import install_features
@@ -75,8 +77,9 @@ def test_the_celery_task_runs_the_cycle_audits_it_and_a_second_run_suspends_nobo
     first = tasks.daily_run()  # the body beat's entry runs (run in-process, as a worker does)
     assert first == {"refused": False, "date": "2026-12-05", "suspended": 2}
     assert suspended(ctx) == 2
-    again = tasks.daily_run()
-    assert again == {"refused": False, "date": "2026-12-05", "suspended": 0}
+    assert tasks.daily_run() == {"done": True, "date": "2026-12-05"}  # beat's next hour: the day is done
+    again = daily_run(ctx, SCHEDULE_ACTOR)  # run again all the same (the operator's route): nobody new
+    assert again.suspended == 0
     runs = entries(ctx, "cycle.run")
     assert [(e.actor, e.target, e.detail["suspended"]) for e in runs] == [
         (SCHEDULE_ACTOR, "2026-12-05", 2),
@@ -191,3 +194,83 @@ def test_two_beats_running_the_same_day_at_once_suspend_each_person_once(
         events = db.scalar(select(func.count()).select_from(CycleEvent).where(CycleEvent.kind == "suspended"))
     assert events == 8  # one suspension event each, not two
     assert suspended(pg_ctx) == 8
+
+
+def test_an_upkeep_that_fails_is_run_again_the_same_day(
+    ctx: ServiceContext, on_day: list[dt.datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: the cycle's audit committed before the expiry and the upkeep, so an upkeep failing at 01:00 (the
+    bucket down) left the day counted as run: the thread never tried the upkeep again that day."""
+    overdue(ctx, 1, current=20)
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 0, tzinfo=CHINA)
+    real, calls = retention.storage_upkeep, []
+
+    def upkeep_down_once(c: ServiceContext, at: dt.datetime | None = None) -> dict[str, int]:
+        calls.append(at)
+        if len(calls) == 1:
+            raise OSError("bucket unreachable")
+        return real(c, at)
+
+    monkeypatch.setattr("service.certification.daily_run.storage_upkeep", upkeep_down_once)
+    thread = DailyRunThread(ctx)
+    with pytest.raises(OSError):
+        thread.tick()
+    assert suspended(ctx) == 1 and not ran_on(ctx, DAY)  # the cycle stays done; the day is not
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 1, tzinfo=CHINA)
+    run = thread.tick()  # the next minute: run again, suspending nobody new, the upkeep this time
+    assert run is not None and run.suspended == 0 and len(calls) == 2
+    assert ran_on(ctx, DAY) and thread.tick() is None and len(calls) == 2
+
+
+def test_a_simulated_run_does_not_count_as_that_days_run(ctx: ServiceContext, on_day: list[dt.datetime]) -> None:
+    """Review: a development run for a simulated date (`--today`, `?today=`) was counted as that real day's run,
+    so the thread skipped the real one."""
+    overdue(ctx, 1, current=20)
+    daily_run(ctx, "test-operator", today=DAY)
+    assert not ran_on(ctx, DAY)
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 0, tzinfo=CHINA)
+    run = DailyRunThread(ctx).tick()
+    assert run is not None and run.date == DAY
+    assert ran_on(ctx, DAY)
+
+
+def test_the_celery_task_is_a_no_op_once_the_day_is_done(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch, on_day: list[dt.datetime]
+) -> None:
+    """Review: beat ran the task once, at the hour: a database down then, or beat restarted across it, and nobody
+    was suspended that day. Beat now runs it hourly from the hour on; a done day is not run again."""
+    overdue(ctx, 1, current=20)
+    monkeypatch.setattr(tasks, "_worker_ctx", lambda: ctx)
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 0, tzinfo=CHINA)
+    assert tasks.daily_run() == {"refused": False, "date": "2026-12-05", "suspended": 1}
+    upkeeps: list[object] = []
+    monkeypatch.setattr("service.certification.daily_run.storage_upkeep", lambda c, at=None: upkeeps.append(at))
+    on_day[0] = dt.datetime(2026, 12, 5, 2, 0, tzinfo=CHINA)
+    assert tasks.daily_run() == {"done": True, "date": "2026-12-05"}
+    assert upkeeps == [] and len(entries(ctx, "cycle.run")) == 1
+    on_day[0] = dt.datetime(2026, 12, 5, 0, 30, tzinfo=CHINA)  # before the hour (a manual call): nothing
+    assert tasks.daily_run() == {"done": True, "date": "2026-12-05"}
+
+
+def test_a_failed_run_is_tried_again_after_the_retry_wait_not_every_minute(
+    ctx: ServiceContext, on_day: list[dt.datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each try of a run that fails part-way audits a `cycle.run` (its suspensions committed): with the bucket down
+    for hours, one entry a minute. The thread waits its retry time after a failure (RETRY_S, 10 minutes)."""
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 0, tzinfo=CHINA)
+    tries: list[float] = []
+
+    def bucket_down(*_args: object, **_kwargs: object) -> None:
+        tries.append(time.monotonic())
+        raise OSError("bucket unreachable")
+
+    monkeypatch.setattr("service.adapters.workers.daily.daily_run", bucket_down)
+    thread = DailyRunThread(ctx, interval_s=0.05, retry_s=0.6)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(tries) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        thread.stop()
+    assert len(tries) >= 2 and tries[1] - tries[0] >= 0.55, tries  # the retry wait, not the 0.05 s interval

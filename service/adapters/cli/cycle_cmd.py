@@ -1,7 +1,7 @@
 """`pension-cert cycle-run`: the daily run (suspensions of the overdue, expired sessions, the store's upkeep) once,
-now, as the command line (audited `cycle.run` / `cycle.refused` by ``cli:cycle-run``, with the account). For cron
-where neither Celery beat nor the embedded service's daily thread runs it (WORKER_MODE=none, CYCLE_RUN_HOUR=-1);
-the work itself is service/certification/daily_run.py. docs/operations.md, "The daily run"."""
+now, as the command line (audited `cycle.run`, `cycle.completed` / `cycle.refused` by ``cli:cycle-run``, with the
+account). For cron where neither Celery beat nor the embedded service's daily thread runs it (WORKER_MODE=none,
+CYCLE_RUN_HOUR=-1); the work itself is service/certification/daily_run.py. docs/operations.md, "The daily run"."""
 
 # lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
 # answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
@@ -36,8 +36,11 @@ def _cycle_run(args: argparse.Namespace) -> int:
     from service.certification.context import ServiceContext
     from service.certification.cycle import CycleSpikeError
     from service.certification.daily_run import daily_run
+    from service.features.install import install_features
 
-    ctx = ServiceContext(load_settings(), schema=service.schema.metadata)
+    # The features' daily upkeep (closed assist requests' phone numbers, pending proxy bindings) runs with the
+    # store's: a context without them would skip it silently (ctx.hooks.daily_upkeep runs what is registered).
+    ctx = install_features(ServiceContext(load_settings(), schema=service.schema.metadata))
     try:
         run = daily_run(ctx, CLI_ACTOR, args.today, args.force, {"os_user": os_user()})
     except CycleSpikeError as exc:

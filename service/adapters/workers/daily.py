@@ -2,10 +2,11 @@
 beat runs it in scale-out, ``pension_cert.daily_run``) that runs the day's cycle once the bureau's clock reaches
 CYCLE_RUN_HOUR (service/certification/daily_run.py).
 
-Once a day: a day whose run is already audited (``cycle.run``, or ``cycle.refused`` by the spike guard) is not run
-again, whoever ran it (the operator's route, `pension-cert cycle-run`, this thread before a restart). A service
-down at that hour runs the day's cycle when it is back, the same day. A refusal is not retried: an operator
-looks, then forces the run.
+Once a day: a day whose whole run is audited as done (``cycle.completed``, or ``cycle.refused`` by the spike guard)
+is not run again, whoever ran it (the operator's route, `pension-cert cycle-run`, this thread before a restart);
+a simulated-date run does not count. A service down at that hour runs the day's cycle when it is back, the same
+day; a run that failed part-way (the database, or the store's upkeep: a bucket down) is tried again, RETRY_S
+later, the cycle part a no-op. A refusal is not retried: an operator looks, then forces the run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from service.infra import clock
 
 log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 60.0  # how often the thread looks at the clock
+RETRY_S = 600.0  # after a failed run: each try audits a `cycle.run`, so not every minute while a bucket is down
 EMBEDDED_MODES = ("process", "thread")
 
 
@@ -36,8 +38,9 @@ class DailyRunThread:
         ctx: ServiceContext,
         interval_s: float = CHECK_INTERVAL_S,
         now: Callable[[], dt.datetime] | None = None,
+        retry_s: float = RETRY_S,
     ) -> None:
-        self.ctx, self.interval_s = ctx, interval_s
+        self.ctx, self.interval_s, self.retry_s = ctx, interval_s, max(retry_s, interval_s)
         self._now = now or (lambda: clock.now_utc())  # read at each call: tests fix clock.now_utc
         self._done: dt.date | None = None  # the last day run (or refused) here: no query each minute after
         self._stop = threading.Event()
@@ -68,11 +71,14 @@ class DailyRunThread:
         return run
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        wait = self.interval_s
+        while not self._stop.wait(wait):
+            wait = self.interval_s
             try:
                 self.tick()
             except Exception:
-                log.exception("daily run failed; tried again in %g s", self.interval_s)
+                wait = self.retry_s
+                log.exception("daily run failed; tried again in %g s", wait)
 
     def start(self) -> None:
         self._thread.start()

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from service.adapters.workers.worker import hand_back, shared_certifier
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleSpikeError
-from service.certification.daily_run import SCHEDULE_ACTOR
+from service.certification.daily_run import SCHEDULE_ACTOR, business_day, ran_on
 from service.certification.daily_run import daily_run as run_daily
 from service.certification.heartbeat import Heartbeat, silence_is_death
 from service.certification.models import CertSession
@@ -107,7 +107,9 @@ def daily_run_entry(settings: Settings) -> dict[str, dict[str, object]]:
     hour = settings.cycle.cycle_run_hour
     if hour < 0:
         return {}
-    return {"daily_run": {"task": DAILY_RUN_TASK, "schedule": crontab(minute=0, hour=hour)}}
+    # Hourly from the hour to midnight, a no-op once the day is done (the task's gate): a database down at the
+    # hour, or beat restarted across it, still gets the day's run the same day.
+    return {"daily_run": {"task": DAILY_RUN_TASK, "schedule": crontab(minute=0, hour=f"{hour}-23")}}
 
 
 def time_limits(settings: Settings) -> dict[str, float | None]:
@@ -296,9 +298,14 @@ def _worker_channel() -> WeChatChannel | None:
 def daily_run() -> dict[str, object]:
     """Daily at CYCLE_RUN_HOUR: the cycle run (service/certification/daily_run.py). A run the spike guard refuses
     is audited and counted there and answered here, never retried (an operator forces it); a second run the same
-    day, or two at once from two beats, suspends nobody new."""
+    day, or two at once from two beats, suspends nobody new. Beat sends it hourly from that hour on: a day whose
+    whole run is done (or refused) is not run again (ran_on)."""
+    ctx = _worker_ctx()
+    today = business_day(ctx.settings, None)
+    if ran_on(ctx, today):
+        return {"done": True, "date": today.isoformat()}
     try:
-        run = run_daily(_worker_ctx(), SCHEDULE_ACTOR)
+        run = run_daily(ctx, SCHEDULE_ACTOR)
     except CycleSpikeError as exc:
         return {"refused": True, "would_suspend": exc.suspending, "active": exc.active}
     return {"refused": False, "date": run.date.isoformat(), "suspended": run.suspended}

@@ -10,11 +10,14 @@ import json
 import secrets
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 import service.schema
+from service.adapters.cli import main
 from service.adapters.cli.common import EXIT_FAILED, EXIT_INPUT, os_user
 from service.certification.context import ServiceContext
+from service.certification.contract import FeatureHooks
 from service.certification.models import AuditEntry, Beneficiary
 from tests.service import factories
 from tests.service.adapters.cli.conftest import CliRunner
@@ -77,10 +80,13 @@ def test_cycle_run_suspends_the_overdue_once_and_is_audited_as_the_command_line(
     again = cli("cycle-run", "--today", DAY.isoformat(), env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["suspended"] == 0  # idempotent
     assert suspended(ctx) == 2
-    who = {"os_user": os_user()}
+    who = {"os_user": os_user(), "simulated": "true"}  # --today: never counted as that real day's run
+    done = ("cli:cycle-run", "cycle.completed", "2026-12-05", {"sessions_expired": 0, **who})
     assert audited(ctx) == [
         ("cli:cycle-run", "cycle.run", "2026-12-05", {"suspended": 2, "forced": False, **who}),
+        done,
         ("cli:cycle-run", "cycle.run", "2026-12-05", {"suspended": 0, "forced": False, **who}),
+        done,
     ]
     ctx.engine.dispose()
 
@@ -99,6 +105,7 @@ def test_a_refused_run_exits_1_changes_nothing_and_force_runs_it(cli: CliRunner,
     assert [(a, action) for a, action, _t, _d in audited(ctx)] == [
         ("cli:cycle-run", "cycle.refused"),
         ("cli:cycle-run", "cycle.run"),
+        ("cli:cycle-run", "cycle.completed"),
     ]
     ctx.engine.dispose()
 
@@ -110,3 +117,26 @@ def test_a_bad_date_is_a_usage_error(cli: CliRunner, tmp_path: Path) -> None:
         proc = cli("cycle-run", "--today", when, env=env)
         assert proc.returncode == EXIT_INPUT and proc.stdout == "", proc.stderr
         assert text in proc.stderr, proc.stderr
+
+
+def test_the_command_runs_every_features_daily_upkeep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review: the command built its context without the features, so cron's daily run (WORKER_MODE=none) ran no
+    feature's upkeep: closed assist requests kept their phone numbers past retention, pending proxy bindings never
+    expired. In-process (as the subprocess runs it), the hooks the run called recorded."""
+    env, ctx = setup(tmp_path, overdue=0, current=1)
+    ctx.engine.dispose()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    ran: list[list[str]] = []
+    real = FeatureHooks.daily_upkeep
+
+    def spy(self: FeatureHooks, c: ServiceContext, at: dt.datetime) -> dict[str, int]:
+        ran.append(sorted(self.upkeep))
+        return real(self, c, at)
+
+    monkeypatch.setattr(FeatureHooks, "daily_upkeep", spy)
+    assert main(["cycle-run", "--today", DAY.isoformat()]) == 0
+    assert json.loads(capsys.readouterr().out)["date"] == DAY.isoformat()
+    assert ran == [["console", "proxy"]]

@@ -159,9 +159,9 @@ def daily_run_block() -> str:
 
 
 def test_operations_daily_run_block_runs_as_written(tmp_path: Path) -> None:
-    """Nothing runs the cycle (suspensions) by itself: Celery beat's upkeep purges media but suspends nobody,
-    and the README said it did. docs/operations.md now gives the line to schedule; it runs here, verbatim,
-    against a real `pension-cert serve` on the development keys, and the run is audited."""
+    """The daily run over HTTP, for a scheduler on another host (the embedded thread, Celery beat and
+    `pension-cert cycle-run` start it otherwise: tests/service/test_daily_run.py). docs/operations.md's block runs
+    here, verbatim, against a real `pension-cert serve` on the development keys, and the run is audited."""
     port = free_port()
     env = {
         **os.environ,
