@@ -26,12 +26,11 @@ from service.certification.context import ServiceContext
 from service.certification.daily_run import SCHEDULE_ACTOR, business_day, daily_run, ran_on
 from service.certification.errors import ServiceError
 from service.certification.models import AuditEntry, Beneficiary, CycleEvent
-from service.features.install import install_features
 from service.infra.config import Settings
 from service.infra.observability import metrics
 from tests.service import factories
 from tests.service.conftest import make_settings
-from tests.service.live import fresh_database
+from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 DAY = dt.date(2026, 12, 5)
@@ -160,21 +159,9 @@ def test_a_simulated_date_stays_a_development_and_test_thing() -> None:
     assert err.value.code == "DATE_OVERRIDE_FORBIDDEN"
 
 
-@pytest.fixture
-def pg_ctx(backend_urls: dict[str, str], tmp_path: Path) -> Iterator[ServiceContext]:
-    """A context on a fresh database of its own whose units of work really commit: two runs at once."""
-    if backend_urls["database_url"].startswith("sqlite"):
-        pytest.skip("row locks: PostgreSQL (SQLite serialises every transaction)")
-    url = fresh_database(backend_urls, tmp_path)
-    ctx = install_features(ServiceContext(make_settings(tmp_path / "var", database_url=url), schema=None))
-    try:
-        yield ctx
-    finally:
-        ctx.engine.dispose()
-
-
 def test_two_beats_running_the_same_day_at_once_suspend_each_person_once(
-    pg_ctx: ServiceContext, on_day: list[dt.datetime]
+    pg_ctx: ServiceContext,  # noqa: F811
+    on_day: list[dt.datetime],
 ) -> None:
     overdue(pg_ctx, 8, current=40)
     results: list[int] = []
