@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    exists,
     func,
     or_,
 )
@@ -192,6 +193,12 @@ class Certification(Base):
 def in_force() -> ColumnElement[bool]:
     """A certification that still counts (not revoked): the cycle run's, the validity's and the certificate's."""
     return Certification.revoked_at.is_(None)
+
+
+def certification_revoked() -> ColumnElement[bool]:
+    """A condition on a query over sessions: the session's certification was revoked by a supervisor (found
+    fraudulent: service/certification/revocation.py), so its accept vouches for nobody."""
+    return exists().where(Certification.session_id == CertSession.id, ~in_force())
 
 
 class CycleEvent(Base):

@@ -14,11 +14,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import Certification, CertSession, SessionDecision, in_force
+from service.certification.models import CertSession, SessionDecision, certification_revoked
 from service.features.proxy.models import ProxySession, ProxySessionKind
 from service.infra.storage import StorageError
 
@@ -122,7 +122,7 @@ def template_source(db: Session, s: CertSession) -> CertSession | None:
             CertSession.decision == SessionDecision.ACCEPT,
             CertSession.video_key.is_not(None),
             CertSession.media_purged_at.is_(None),
-            ~exists().where(Certification.session_id == CertSession.id, ~in_force()),
+            ~certification_revoked(),
         )
         .order_by(CertSession.decided_at.desc())
         .limit(1)

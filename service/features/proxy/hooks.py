@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pipelines.decision.result import Decision, Outcome
@@ -26,11 +26,10 @@ from service.certification.errors import ServiceError
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
-    Certification,
     CertSession,
     SessionDecision,
     beneficiary_of,
-    in_force,
+    certification_revoked,
 )
 from service.features.proxy.bindings import (
     PROXY_BINDING_REVOKED,
@@ -67,7 +66,6 @@ def first_proxy_certification(db: Session, beneficiary_id: int, session_id: str)
     revoked binding does not count: it certified the record's previous person (the roster has since given the
     record another ID number), not this one; nor does one whose certification a supervisor revoked (found
     fraudulent: service/certification/revocation.py), or the next one after the fraud would be no first."""
-    revoked = exists().where(Certification.session_id == CertSession.id, ~in_force())
     n = db.scalar(
         select(func.count())
         .select_from(ProxySession)
@@ -79,7 +77,7 @@ def first_proxy_certification(db: Session, beneficiary_id: int, session_id: str)
             CertSession.decision == SessionDecision.ACCEPT,
             CertSession.id != session_id,
             ProxyBinding.status != BindingStatus.REVOKED,
-            ~revoked,
+            ~certification_revoked(),
         )
     )
     return not n

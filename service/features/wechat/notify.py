@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, CursorResult, exists, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,13 +34,12 @@ from service.certification.cycle import CycleRules, CycleState, cycle_state
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
-    Certification,
     CertSession,
     Channel,
     SessionDecision,
     SessionState,
     beneficiary_of,
-    in_force,
+    certification_revoked,
     utcnow,
 )
 from service.features.console.models import AssistRequest
@@ -143,7 +142,7 @@ def _own_openids(db: Session, today: dt.date, rules: CycleRules) -> dict[int, tu
             CertSession.channel == Channel.SELF,
             CertSession.decision == SessionDecision.ACCEPT,
             ProxySession.session_id.is_(None),
-            ~exists().where(Certification.session_id == CertSession.id, ~in_force()),
+            ~certification_revoked(),
             made_for_current_person_sql(CertSession.created_at),
             Beneficiary.status.in_((BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)),
             Beneficiary.valid_until < horizon,
