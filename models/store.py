@@ -6,18 +6,22 @@ The directory comes from the environment variable ``PENSION_CERT_MODELS_DIR``; w
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
+import http.client
 import io
 import logging
 import os
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from models.errors import ModelDownloadError, ModelHashMismatchError, ModelMissingError
 from models.manifest import Manifest, ModelSpec, load_manifest
@@ -28,6 +32,12 @@ ENV_MODELS_DIR = "PENSION_CERT_MODELS_DIR"
 _CHUNK = 1 << 20
 _DOWNLOAD_TIMEOUT_S = 60
 _MAX_DOWNLOAD_BYTES = 1 << 30
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# What a source URL whose password ended its host early is told (the password never repeated).
+AT_PAST_HOST = (
+    "an @ after the host's end: percent-encode / ? # in the password (%2F %3F %23), "
+    "e.g. https://user:pa%2Fss@mirror/models"
+)
 
 
 def default_models_dir() -> Path:
@@ -42,6 +52,17 @@ class ModelStatus(enum.StrEnum):
     MISSING = "missing"
     SIZE_MISMATCH = "size_mismatch"
     HASH_MISMATCH = "hash_mismatch"
+
+    @property
+    def in_words(self) -> str:
+        """The status as a message says it (`models list` JSON keeps the value)."""
+        return _STATUS_WORDS.get(self, self.value)
+
+
+_STATUS_WORDS = {
+    ModelStatus.SIZE_MISMATCH: "damaged (its size is not the manifest's)",
+    ModelStatus.HASH_MISMATCH: "damaged (its sha256 is not the manifest's)",
+}
 
 
 @dataclass(frozen=True)
@@ -115,7 +136,7 @@ class ModelStore:
         data = self._read_source(spec, source)
         actual = hashlib.sha256(data).hexdigest()
         if actual != spec.sha256:
-            raise ModelHashMismatchError(name, source or spec.url, spec.sha256, actual)
+            raise ModelHashMismatchError(name, shown_source(source or spec.url), spec.sha256, actual)
         target = self._path(spec)
         with tempfile.NamedTemporaryFile(dir=self.models_dir, delete=False, suffix=".part") as tmp:
             tmp.write(data)
@@ -125,7 +146,8 @@ class ModelStore:
 
     def _read_source(self, spec: ModelSpec, source: str | None) -> bytes:
         if source and "://" in source and not _is_url(source):
-            raise ModelDownloadError(spec.name, source, "only a folder or an http(s):// or file:// URL is accepted")
+            reason = "only a folder or an http(s):// or file:// URL is accepted"
+            raise ModelDownloadError(spec.name, shown_source(source), reason)
         if source and not _is_url(source):
             local = Path(source).expanduser() / spec.file
             if not local.is_file():
@@ -134,6 +156,8 @@ class ModelStore:
                 shutil.copyfileobj(fh, buf)
                 return buf.getvalue()
         if source and _is_url(source):
+            if _at_past_host(source):
+                raise ModelDownloadError(spec.name, shown_source(source), AT_PAST_HOST)
             url = source.rstrip("/") + "/" + spec.file
             return _download(spec.name, url)
         blob = _download(spec.name, spec.url)
@@ -148,19 +172,87 @@ def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://", "file://"))
 
 
+def _at_past_host(source: str) -> bool:
+    """An @ in an http(s) URL's path, query or fragment: a password holding / ? or # ended the host early
+    (`https://user:pa/ss@mirror/…` is host `user`, port `pa`), so the rest, password and all, is not a user part."""
+    parts = urllib.parse.urlsplit(source)
+    return parts.scheme in ("http", "https") and "@" in source.partition("://")[2][len(parts.netloc) :]
+
+
+def shown_source(source: str) -> str:
+    """A source as messages and logs may show it: a URL's password (or a lone user part: a token) replaced by ***
+    (`https://user:***@mirror/models`). A bureau's mirror behind a password is named without it; a URL whose
+    password ended its host early (_at_past_host) is shown as its scheme only, as nothing in it is known safe."""
+    parts = urllib.parse.urlsplit(source)
+    if _at_past_host(source):
+        return f"{parts.scheme}://***"
+    if "@" not in parts.netloc:
+        return source
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, colon, _password = userinfo.partition(":")
+    hidden = f"{user}:***" if colon else "***"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{hidden}@{host}"))
+
+
+def keeps_credentials(old: str, new: str) -> bool:
+    """Whether a redirect from `old` to `new` may carry the basic authentication: the same host and port, or the
+    same host moved from http to https (its default ports or the same one); never to another host or down to http."""
+    before, after = urllib.parse.urlsplit(old), urllib.parse.urlsplit(new)
+    if not before.hostname or before.hostname != after.hostname:
+        return False
+    ports = (before.port or _DEFAULT_PORTS.get(before.scheme), after.port or _DEFAULT_PORTS.get(after.scheme))
+    if before.scheme == after.scheme:
+        return ports[0] == ports[1]
+    return (before.scheme, after.scheme) == ("http", "https") and (ports[0] == ports[1] or ports == (80, 443))
+
+
+class _SameServerRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, the Authorization header kept where ``keeps_credentials`` allows (a mirror's folder
+    moved: /models → /models/), dropped otherwise (an unredirected header: urllib never carries it)."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        auth = req.unredirected_hdrs.get("Authorization")
+        if new is not None and auth and keeps_credentials(req.full_url, new.full_url):
+            new.add_unredirected_header("Authorization", auth)
+        return new
+
+
+_OPENER = urllib.request.build_opener(_SameServerRedirect)
+
+
+def _request(url: str) -> urllib.request.Request:
+    """The request for `url`, its credentials (https://user:password@host/…) sent as HTTP basic authentication:
+    urllib would take them for part of the host name. Carried over a redirect to the same server only."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return urllib.request.Request(url)
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=host)))
+    user, _colon, password = (urllib.parse.unquote(p) for p in userinfo.partition(":"))
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_unredirected_header("Authorization", f"Basic {token}")
+    return request
+
+
 def _download(name: str, url: str) -> bytes:
-    log.info("downloading %s", url)
+    shown = shown_source(url)
+    log.info("downloading %s", shown)
     try:
-        with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
+        with _OPENER.open(_request(url), timeout=_DOWNLOAD_TIMEOUT_S) as resp:
             data: bytes = resp.read(_MAX_DOWNLOAD_BYTES + 1)
     except urllib.error.HTTPError as exc:
-        raise ModelDownloadError(name, url, f"the server answered {exc.code} {exc.reason}") from exc
+        raise ModelDownloadError(name, shown, f"the server answered {exc.code} {exc.reason}") from exc
     except urllib.error.URLError as exc:  # refused, unknown host, a missing file:// path: its reason, not its repr
-        raise ModelDownloadError(name, url, _reason(exc.reason)) from exc
+        raise ModelDownloadError(name, shown, _reason(exc.reason)) from exc
     except (TimeoutError, OSError) as exc:
-        raise ModelDownloadError(name, url, _reason(exc)) from exc
+        raise ModelDownloadError(name, shown, _reason(exc)) from exc
+    except (ValueError, http.client.HTTPException):  # InvalidURL (a port not a number): its text may quote it
+        raise ModelDownloadError(name, shown, "not a valid URL (http(s)://[user:password@]host[:port]/path)") from None
     if len(data) > _MAX_DOWNLOAD_BYTES:
-        raise ValueError(f"download from {url} is larger than {_MAX_DOWNLOAD_BYTES} bytes")
+        raise ModelDownloadError(name, shown, f"larger than {_MAX_DOWNLOAD_BYTES} bytes")
     return data
 
 

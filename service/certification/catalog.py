@@ -55,6 +55,16 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     # A supervisor's revocation of a certification found fraudulent (service/certification/revocation.py).
     "CERTIFICATION_REVOKED": "该认证已撤销,不能重复撤销",
     "REVOKE_REASON": "请选择撤销原因并填写核实情况(不超过 500 字)",
+    # A revocation asked for outside the console (service/certification/revoke_request.py).
+    "REVOKE_TARGET": "请指明要撤销的认证:认证编号、会话编号,或人员编号加认证日期",
+    "CERTIFICATION_UNKNOWN": "未找到该认证记录",
+    "CERTIFICATION_AMBIGUOUS": "该人员当天有多次认证,请按认证编号撤销",
+    # A supervisor's hold on a session's media as evidence (service/certification/evidence_hold.py).
+    "EVIDENCE_HOLD_REASON": "请选择保全原因并填写说明(不超过 500 字)",
+    "EVIDENCE_RELEASE_NOTE": "请填写解除保全的理由(不超过 500 字)",
+    "EVIDENCE_PURGED": "该次认证的影像已按保存期限删除,无可保全",
+    "EVIDENCE_NONE": "该次认证没有留存影像(柜台或上门认证),无需保全",
+    "EVIDENCE_HOLD_ENDED": "该保全已到期或已解除",
     # Roles (403): operator actions need an operator (admin) key; channel keys cannot act as staff.
     "ADMIN_KEY_REQUIRED": "该操作仅限经办机构使用",
     "STAFF_CHANNEL_FORBIDDEN": "柜台认证仅限工作人员办理",

@@ -62,7 +62,10 @@ class ServiceContext:
         # The console audit chain records each committed head in the media store (audit_anchor.anchor_on_commit).
         self.session_factory.configure(info={STORE_INFO: self.storage})
         self.keyring = Keyring(
-            settings.media_key_bytes, settings.security.signing_key, settings.previous_media_keys_bytes
+            settings.media_key_bytes,
+            settings.security.signing_key,
+            settings.previous_media_keys_bytes,
+            settings.security.signing_keys_previous,
         )
         self.rules = CycleRules(
             validity_months=settings.cycle.validity_months,

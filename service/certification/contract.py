@@ -224,6 +224,15 @@ class UpkeepHook(Protocol):
     def __call__(self, ctx: ServiceContext, at: dt.datetime, /) -> dict[str, int]: ...
 
 
+class PersonHashSource(Protocol):
+    """The ID-number look-up hash a feature's rows already carry for a person, among ``hashes`` (the number's under
+    every signing key in use, the current one first); None when they carry none. A roster row created while a
+    previous signing key is listed takes it: one hash per person until `pension-cert rekey` moves them all
+    (docs/security.md, Part AH)."""
+
+    def __call__(self, db: Session, hashes: tuple[str, ...], /) -> str | None: ...
+
+
 class FeaturesNotInstalled(RuntimeError):
     """A composition root built a context and forgot ``install_features``: a wiring bug, not a user error."""
 
@@ -245,6 +254,7 @@ class FeatureHooks:
     identity_changes: dict[str, IdentityChangedHook] = field(default_factory=dict)
     identity_confirmations: dict[str, IdentityConfirmedHook] = field(default_factory=dict)
     upkeep: dict[str, UpkeepHook] = field(default_factory=dict)
+    person_hashes: dict[str, PersonHashSource] = field(default_factory=dict)  # the first that knows one wins
     installed: bool = False
 
     def mark_installed(self) -> None:
@@ -278,6 +288,14 @@ class FeatureHooks:
         """The claim of a session without a beneficiary (None: no installed feature knows it)."""
         for source in self.require_installed().claims.values():
             found = source(db, ctx, s)
+            if found is not None:
+                return found
+        return None
+
+    def person_hash(self, db: Session, hashes: tuple[str, ...]) -> str | None:
+        """The hash a feature's rows carry for the person of ``hashes`` (None: none does)."""
+        for source in self.require_installed().person_hashes.values():
+            found = source(db, hashes)
             if found is not None:
                 return found
         return None

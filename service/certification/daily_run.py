@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -23,7 +24,8 @@ from service.certification.cycle import CycleSpikeError, SuspensionGuard, run_cy
 from service.certification.errors import ServiceError
 from service.certification.models import AuditEntry, utcnow
 from service.certification.retention import expire_sessions, storage_upkeep
-from service.infra.clock import local_today
+from service.infra import clock
+from service.infra.clock import local_midnight, local_today
 from service.infra.config import Settings
 from service.infra.observability import metrics
 
@@ -37,6 +39,8 @@ SIMULATED_DATE_ENVS = ("development", "test")
 DONE_ACTIONS = ("cycle.completed", "cycle.refused")
 # The audit actor of the scheduled run (Celery beat, the embedded daily thread).
 SCHEDULE_ACTOR = "system:schedule"
+# What the schedulers' one gate (schedule_gate) answers: run today's now, today's is done, not (yet) today.
+DUE, DONE, NOT_YET = "due", "done", "not_yet"
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def daily_run(
         audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force, **who})
     # Expiry and retention by the real instant (a local date's midnight may be hours ahead of UTC's now); a
     # simulated date runs them as of its midnight.
-    at = utcnow() if today is None else dt.datetime.combine(day, dt.time())
+    at = utcnow() if today is None else local_midnight(ctx.settings, day)  # the bureau's midnight, not UTC's
     expired = expire_sessions(ctx, at)
     upkeep = storage_upkeep(ctx, at)  # media past retention, orphaned media, the audit chain's anchor
     with ctx.db() as db:  # only now is the day done: a failure above leaves it to be run again (the cycle: no-op)
@@ -109,3 +113,19 @@ def ran_on(ctx: ServiceContext, day: dt.date) -> bool:
             AuditEntry.action.in_(DONE_ACTIONS), AuditEntry.target == day.isoformat()
         )
         return any(not (detail or {}).get("simulated") for detail in db.scalars(query))
+
+
+def schedule_gate(
+    ctx: ServiceContext, now: dt.datetime | None = None, done: dt.date | None = None
+) -> tuple[dt.date, str]:
+    """The one gate of the scheduled run, for Celery beat's task and the embedded daily thread alike: the bureau's
+    today and whether its run is DUE (CYCLE_RUN_HOUR reached in the bureau's time zone, no run of the day done:
+    ran_on), DONE, or NOT_YET (before the hour, or CYCLE_RUN_HOUR=-1). `done`: a day the caller already knows is
+    done (the thread's memory: no query each minute)."""
+    local = (now or clock.now_utc()).astimezone(ZoneInfo(ctx.settings.time_zone))
+    hour = ctx.settings.cycle.cycle_run_hour
+    if hour < 0 or local.hour < hour:
+        return local.date(), NOT_YET
+    if local.date() == done or ran_on(ctx, local.date()):
+        return local.date(), DONE
+    return local.date(), DUE

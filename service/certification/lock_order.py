@@ -1,6 +1,7 @@
 """The one order in which transactions take row locks (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers).
 
-    assist_requests → cert_sessions → review_claims → beneficiaries → proxy_operators → proxy_bindings
+    assist_requests → cert_sessions → review_claims → beneficiaries → proxy_operators → proxy_claims →
+    proxy_bindings
     (then the console audit chain's advisory lock, always last: service/features/console/audit_chain.py)
 
 A transaction may skip tables, but once it holds a row of one table it takes no row of a table earlier in the
@@ -37,12 +38,35 @@ Who takes what, in this order (docs/security.md, Part L):
   change of ID number (`identity_alerts.settle_identity_alert`) the beneficiary, then its alert (`console_alerts`,
   a table no other transaction locks with these), then, for a same-person finding, every account of the relatives
   concerned by id and the record's bindings (`proxy.identity.restore_for_same_person`); a supervisor's revocation of
-  a certification (`revocation.revoke_certification`) the beneficiary, then the certification (a table no other
-  transaction locks with these), then, for a relative's proxy certification, its binding (`console.revoke`);
+  a certification (`revocation.revoke_certification`) the certification's session (the media it may hold as
+  evidence), the beneficiary, then the certification (a table no other transaction locks with these), then, for a
+  relative's proxy certification, its binding (`console.revoke`); a supervisor's hold on a session's media or its
+  release (`evidence_hold`) the session, then the hold (`evidence_holds`, a table no other transaction locks);
+- the person withdrawing the consent to keep their face template (`template_withdrawal.withdraw_template`, from
+  the H5 "我的信息" page or the console's counter action) their sessions not yet accepted (by id), then the person;
+  a relative withdrawing their own (`proxy.own_template`) their verification sessions, then their accounts (by
+  id), then those accounts' identities (both withdrawals look for their sessions again until none is left:
+  `template_withdrawal.withdraw_session_consent`);
+  a session continued on the H5 pages ("again", `wechat.h5.recovery.continue_session`) the old session first,
+  then what its opener takes;
+  the elder ending a relative's binding there (`proxy.elder_bindings.end_by_elder`) the elder and the operator (FOR
+  KEY SHARE), then the binding;
+- the signing-key rekey (`rekey.rehash_column`, docs/security.md Part AH): per batch, the beneficiaries' rows
+  (UPDATE), then the claims carrying their old hashes, then the relatives' identities; a relative's verification
+  decided (`proxy.hooks.on_decided` / `on_accept`) locks its claim after the operator (`proxy.hooks.locked_claim`)
+  and writes the identity after it: a rekey batch moving the claim is waited for, then its new hash copied;
 - the daily work: the cycle run the lapsed beneficiaries (by id); the expiry and the purge sessions; the erasure of
   the deceased's templates their beneficiaries (flushed in primary-key order).
 """
 
 from __future__ import annotations
 
-LOCK_ORDER = ("assist_requests", "cert_sessions", "review_claims", "beneficiaries", "proxy_operators", "proxy_bindings")
+LOCK_ORDER = (
+    "assist_requests",
+    "cert_sessions",
+    "review_claims",
+    "beneficiaries",
+    "proxy_operators",
+    "proxy_claims",
+    "proxy_bindings",
+)

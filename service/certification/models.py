@@ -1,5 +1,5 @@
-"""Domain tables: beneficiaries, certification sessions (also the job queue), certifications, cycle events,
-roster imports, video fingerprints, audit entries and worker heartbeats."""
+"""Domain tables: beneficiaries, certification sessions (also the job queue), certifications, evidence holds,
+cycle events, roster imports, video fingerprints, audit entries and worker heartbeats."""
 
 from __future__ import annotations
 
@@ -199,6 +199,37 @@ def certification_revoked() -> ColumnElement[bool]:
     """A condition on a query over sessions: the session's certification was revoked by a supervisor (found
     fraudulent: service/certification/revocation.py), so its accept vouches for nobody."""
     return exists().where(Certification.session_id == CertSession.id, ~in_force())
+
+
+class EvidenceHold(Base):
+    """A supervisor's hold on a session's media (ID-card photo, video): evidence of a suspected or established
+    冒领 the retention purge must not delete (service/certification/evidence_hold.py). It lasts until `ends_at`
+    (`EVIDENCE_HOLD_DAYS` after `placed_at`, the setting when it was placed: a later change of the setting sizes
+    the holds placed after it, never one in force; biometric data are never kept without an end), or until a
+    supervisor releases it early. Rows stay after their end: who held what, why, until when."""
+
+    __tablename__ = "evidence_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("cert_sessions.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))  # evidence_hold.HoldReason
+    note: Mapped[str] = mapped_column(Text)  # why (ID numbers masked)
+    placed_by: Mapped[str] = mapped_column(String(64))  # the actor, as the audit trail keeps it
+    placed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime)  # placed_at + EVIDENCE_HOLD_DAYS as it stood then
+    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    released_by: Mapped[str | None] = mapped_column(String(64))
+    release_note: Mapped[str | None] = mapped_column(Text)
+
+
+def media_held(now: dt.datetime) -> ColumnElement[bool]:
+    """A condition on a query over sessions: a hold on the session's media is in force at `now` (not ended by its
+    stored end, not released). The one home of "held": the purge, the console page."""
+    return exists().where(
+        EvidenceHold.session_id == CertSession.id,
+        EvidenceHold.released_at.is_(None),
+        EvidenceHold.ends_at > now,
+    )
 
 
 class CycleEvent(Base):

@@ -318,6 +318,10 @@ def _apply(
         if s is None or s.state != SessionState.PROCESSING or s.worker_id != worker:
             log.info("session %s: claim lost before applying; another worker owns it", session_id)
             return False
+        if not s.template_consent:
+            # Read again under the session's lock: the person withdrew the consent while the models ran
+            # (service/certification/template_withdrawal.py). The face seen is not kept.
+            new_template = None
         now = utcnow()
         b = beneficiary_of(db, s)
         if outcome is Outcome.ACCEPT and b is not None:

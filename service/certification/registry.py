@@ -12,8 +12,11 @@ from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.cycle import CycleRules, CycleState, cycle_state
+from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEvent
 from service.certification.regions import region_name
+from service.certification.roster_file import spreadsheet_safe
+from service.infra.clock import HasTimeZone, local_midnight
 
 # The most records one audit entry of a list read names (`audit_shown`): a whole list (everyone overdue in a
 # jurisdiction, tens of thousands) is named over several entries, each the size of a console page's.
@@ -62,20 +65,33 @@ def status_list(db: Session, which: str, today: dt.date, rules: CycleRules) -> l
 
 
 def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """UTF-8 without a BOM, values as stored: the payment system's input, not a spreadsheet (docs/service.md);
+    only a text cell that would start a formula in Excel gets its text marker (roster_file.spreadsheet_safe)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ";".join(v) if isinstance(v, list) else ("" if v is None else v) for k, v in r.items()})
+        w.writerow({k: _cell(v) for k, v in r.items()})
     return buf.getvalue()
 
 
-def events(db: Session, kind: str, since: dt.date | None) -> list[dict[str, Any]]:
-    """Suspensions or resumptions for the payment system (which computes any back-payment)."""
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        value = ";".join(value)
+    return spreadsheet_safe(value) if isinstance(value, str) else ("" if value is None else value)
+
+
+def events(db: Session, kind: str, since: dt.date | None, tz: HasTimeZone) -> list[dict[str, Any]]:
+    """Suspensions or resumptions for the payment system (which computes any back-payment). `since`: those dated
+    on or after that day, and those recorded since the bureau's day began (a resumption by a home visit entered
+    late is dated by the visit, before the payment system's last fetch: by its date alone no file had it). A row
+    may therefore come in more than one file: its `event_id` is the same in each (docs/service.md)."""
+    if since is not None and not FIRST_SINCE <= since <= LAST_SINCE:  # 0001-01-01 overflowed local_midnight: a 500
+        raise ServiceError("INVALID_DATE", f"since must be between {FIRST_SINCE} and {LAST_SINCE}")
     q = select(CycleEvent, Beneficiary).join(Beneficiary, Beneficiary.id == CycleEvent.beneficiary_id)
     q = q.where(CycleEvent.kind == kind).order_by(CycleEvent.on_date, CycleEvent.id)
     if since is not None:
-        q = q.where(CycleEvent.on_date >= since)
+        q = q.where((CycleEvent.on_date >= since) | (CycleEvent.created_at >= local_midnight(tz, since)))
     return [
         {
             "external_id": b.external_id,
@@ -84,12 +100,16 @@ def events(db: Session, kind: str, since: dt.date | None) -> list[dict[str, Any]
             "kind": e.kind,
             "on_date": e.on_date.isoformat(),
             "suspended_since": e.suspended_since.isoformat() if e.suspended_since else "",
+            "event_id": e.id,
         }
         for e, b in db.execute(q).all()
     ]
 
 
-EVENT_COLUMNS = ("external_id", "id_masked", "name", "kind", "on_date", "suspended_since")
+# event_id last: added after the others, so that a reader by column position still finds them where they were.
+EVENT_COLUMNS = ("external_id", "id_masked", "name", "kind", "on_date", "suspended_since", "event_id")
+# The `since` a payment file may be asked for: the bureau's midnight of any such day is a representable instant.
+FIRST_SINCE, LAST_SINCE = dt.date(1900, 1, 1), dt.date(9999, 12, 30)
 
 
 def audit_shown(db: Session, actor: str, action: str, target: str, detail: dict[str, Any], shown: list[str]) -> None:

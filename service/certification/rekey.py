@@ -1,6 +1,8 @@
 """Re-sealing with the current media key what a previous one sealed: the encrypted columns (ID numbers, face
-templates) and every object of the media store (cards, videos, the audit anchors and head). `pension-cert rekey`
-runs it (service/adapters/cli/rekey_cmd.py names the columns); docs/operations.md, "Rotating the media key".
+templates) and every object of the media store (cards, videos, the audit anchors and head); and recomputing with
+the current signing key the ID-number look-up hashes a previous one made, from the sealed numbers beside them.
+`pension-cert rekey` runs it (service/adapters/cli/rekey_cmd.py names the columns); docs/operations.md, "Rotating
+the media key" and "Rotating the signing key".
 
 Resumable and idempotent: what the current key opens is left as it is, so a rerun only does what is left. Nothing
 is lost when it stops midway: the previous keys still open what it did not reach, each batch of rows is one
@@ -11,11 +13,12 @@ if it still holds the ciphertext read (a template re-enrolled meanwhile is not o
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import ColumnElement, CursorResult, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from service.certification.audit import audit
@@ -49,14 +52,14 @@ class SealedColumn:
 
 @dataclass
 class Count:
-    resealed: int = 0  # sealed anew (with --check: still to be)
+    resealed: int = 0  # sealed (re-hashed) anew; with --check: still to be
     current: int = 0  # already sealed with the current key
     unreadable: list[str] = field(default_factory=list)  # opened by no key in use: left as they are
     failed: list[str] = field(default_factory=list)  # media the store would not read or write, or stray names
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, done: str = "resealed") -> dict[str, Any]:
         return {
-            "resealed": self.resealed,
+            done: self.resealed,
             "current": self.current,
             "unreadable": len(self.unreadable),
             "unreadable_ids": self.unreadable[:SHOWN_UNREADABLE],
@@ -109,7 +112,7 @@ def _resealed_value(ctx: ServiceContext, column: SealedColumn, stored: Any) -> A
     return new.encode() if column.binary else new
 
 
-def _replace(db: Session, column: SealedColumn, pk: Any, stored: Any, new: Any) -> bool:
+def _replace(db: Session, column: SealedColumn | HashedColumn, pk: Any, stored: Any, new: Any) -> bool:
     """Compare and set: only if the row still holds what was read."""
     model = column.value.class_
     changed = db.execute(
@@ -119,6 +122,96 @@ def _replace(db: Session, column: SealedColumn, pk: Any, stored: Any, new: Any) 
         .execution_options(synchronize_session=False)
     )
     return bool(cast(CursorResult[Any], changed).rowcount)
+
+
+@dataclass(frozen=True)
+class HashedColumn:
+    """A column holding ``Keyring.id_hash(number)`` of the number sealed beside it (``sealed``, ``context``), or
+    found for it (``sealed`` a correlated scalar subquery: a relative's identity, whose number is sealed in the
+    claim it was verified from); ``unique``: no two rows may hold the same hash (one row per person). Rows whose
+    hash is NULL (an identity not verified) are skipped."""
+
+    key: InstrumentedAttribute[Any]
+    value: InstrumentedAttribute[Any]
+    sealed: ColumnElement[Any] | InstrumentedAttribute[Any]
+    context: str
+    unique: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.value.class_.__tablename__}.{self.value.key}"
+
+
+def rehash_column(
+    ctx: ServiceContext,
+    column: HashedColumn,
+    copies: Sequence[InstrumentedAttribute[Any]],
+    batch: int,
+    write: bool,
+    who: dict[str, str],
+) -> Count:
+    """Every hash of `column` a previous signing key made, recomputed from its sealed number with the current key,
+    in batches of `batch` rows (one transaction and one audit entry each, as `reseal_column`); with it, in the
+    same transaction, every copy of the old hash in `copies` (a relative's claims and verified identity), so that
+    the stored hashes of one person agree again once the run is done (a copy written meanwhile from a stale read
+    is a row of its own column: `--check` counts it, the rerun moves it). A hash no key in use makes from its
+    number is ``unreadable`` and left alone (a wrong PENSION_CERT_SIGNING_KEY changes nothing); one whose new
+    hash another row of a ``unique`` column holds already (two rows for one person) is ``failed``, for staff to
+    merge."""
+    count, after = Count(), None
+    while True:
+        with ctx.db() as db:
+            query = select(column.key, column.value, column.sealed).where(column.value.is_not(None))
+            query = query.order_by(column.key).limit(batch)
+            rows = db.execute(query if after is None else query.where(column.key > after)).all()
+            if not rows:
+                return count
+            done = sum(_rehash_row(db, ctx, column, copies, row, count, write) for row in rows)
+            if done:
+                audit(db, "cli", ACTION, column.name, {"rehashed": done, "through": str(rows[-1][0]), **who})
+                log.info("rekey: %d more of %s re-hashed", done, column.name)
+            after = rows[-1][0]
+
+
+def _rehash_row(
+    db: Session,
+    ctx: ServiceContext,
+    column: HashedColumn,
+    copies: Sequence[InstrumentedAttribute[Any]],
+    row: Any,
+    count: Count,
+    write: bool,
+) -> bool:
+    """One row's part of `rehash_column`, counted in `count`; True when it was re-hashed."""
+    pk, stored, sealed = row
+    try:
+        hashes = ctx.keyring.id_hashes(ctx.keyring.decrypt_field(sealed, column.context)) if sealed else ()
+    except (InvalidTag, ValueError):  # a number no media key opens: its hash cannot be told either
+        hashes = ()
+    if hashes and stored == hashes[0]:
+        count.current += 1
+        return False
+    if stored not in hashes:
+        count.unreadable.append(str(pk))
+        return False
+    if column.unique and db.scalar(select(column.key).where(column.value == hashes[0], column.key != pk)):
+        count.failed.append(str(pk))
+        return False
+    if not write:
+        count.resealed += 1
+        return False
+    if not _replace(db, column, pk, stored, hashes[0]):  # changed meanwhile by the service
+        count.current += 1
+        return False
+    for copy in copies:
+        db.execute(
+            update(copy.class_)
+            .where(copy == stored)
+            .values({copy.key: hashes[0]})
+            .execution_options(synchronize_session=False)
+        )
+    count.resealed += 1
+    return True
 
 
 def reseal_media(ctx: ServiceContext, batch: int, write: bool, who: dict[str, str], after: str = "") -> Count:

@@ -1,6 +1,7 @@
 """Retention: raw media (ID-card photo, video) are deleted a configurable number of days after the final
 decision, with the text read off the card photo. Decisions, scores, hashes and audit entries stay; the session
-records when its media went. The face template of a person recorded as deceased is erased."""
+records when its media went; media a supervisor holds as evidence stay until the hold ends
+(service/certification/evidence_hold.py). The face template of a person recorded as deceased is erased."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.audit_anchor import write_anchor
@@ -20,6 +22,7 @@ from service.certification.models import (
     CertSession,
     SessionState,
     awaiting_staff,
+    media_held,
     utcnow,
 )
 from service.infra.storage import StorageError, StorageUnavailableError
@@ -55,7 +58,8 @@ def expire_sessions(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
 
 def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int = 500) -> int:
     """Delete the media of every session finally decided more than `retention_days` ago (never of a case awaiting
-    staff), ``batch`` sessions per transaction until none is left. Idempotent; returns the count.
+    staff, nor media a supervisor's hold keeps as evidence: service/certification/evidence_hold.py), ``batch``
+    sessions per transaction until none is left. Idempotent; returns the count.
 
     All of them, not one batch a day: a province decides far more than 500 sessions a day, and media left past
     the retention period are biometric data kept without a purpose."""
@@ -97,6 +101,7 @@ def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, bat
                 CertSession.decided_at.is_not(None),
                 CertSession.decided_at < cutoff,
                 ~awaiting_staff(),
+                ~media_held(now),
                 CertSession.id > after,
             )
             .order_by(CertSession.id)
@@ -106,7 +111,10 @@ def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, bat
             # (SQLite serialises transactions; it renders no FOR UPDATE.)
             .with_for_update(skip_locked=True)
         ).all()
+        held = _held_now(db, [s.id for s in sessions], now)
         for s in sessions:
+            if s.id in held:
+                continue
             if not _delete_media(ctx, s):
                 refused += 1
                 continue
@@ -116,6 +124,16 @@ def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, bat
         if purged:
             audit(db, "system", "retention.purge", cutoff.date().isoformat(), {"sessions": purged})
     return _BatchRun(len(sessions), purged, refused, sessions[-1].id if sessions else after)
+
+
+def _held_now(db: Session, ids: list[str], now: dt.datetime) -> set[str]:
+    """Which of the sessions just locked a hold keeps, read again now that their rows are locked (PostgreSQL: a
+    new statement sees every hold committed before the locks were taken). The selection's own condition was read
+    from the statement's start: a hold committed while it ran, on a row it then locked, was not in it. A hold
+    placed after the locks waits for this transaction and finds the media purged (evidence_hold.place_hold)."""
+    if not ids:
+        return set()
+    return set(db.scalars(select(CertSession.id).where(CertSession.id.in_(ids), media_held(now))).all())
 
 
 def _delete_media(ctx: ServiceContext, s: CertSession) -> bool:

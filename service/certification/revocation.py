@@ -12,7 +12,12 @@ the role and the region scope) keeps the row, marks it revoked and:
   existing rules say (due soon, or lapsed and suspended), with its guard, its shelter for a certification being
   decided, and the suspension exported to the payment system. Nothing is suspended here: one path suspends;
 - the face template is dropped when the revoked session (or one accepted after it, compared with its face) may have
-  enrolled it (`_drop_template`): the next certification is compared with the ID card again.
+  enrolled it (`_drop_template`): the next certification is compared with the ID card again;
+- revoked as impersonation or a wrong accept, the session's media (card, video: the evidence) are held from the
+  retention purge for `hold_days` (EVIDENCE_HOLD_DAYS, the end stored with the hold:
+  service/certification/evidence_hold.py); `Revoked.evidence` says whether they were (and `evidence_held_until`
+  until when), or were deleted already (nothing to hold), whichever route revoked. The session's row is locked
+  before the person's (lock_order.py).
 
 Revoked once, for good: a second revocation is refused (CERTIFICATION_REVOKED), and nothing un-revokes one; the
 person certifies again. Audited with the actor, the reason and the note (ID numbers masked).
@@ -27,16 +32,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.certification import evidence_hold
 from service.certification.audit import audit
 from service.certification.current_person import made_for_current_person
 from service.certification.cycle import CycleRules, valid_until
 from service.certification.errors import InvalidInputError, NotFoundError, ServiceError
+from service.certification.evidence_hold import Evidence, checked_note, hold_for_revocation
 from service.certification.models import AuditEntry, Beneficiary, Certification, CertSession, in_force, utcnow
 from service.infra.security import mask_text
 
 ACTION = "certification.revoked"
 CERTIFIED_ACTION = "cycle.certified"  # an accept's audit entry (processing.accept_session)
-MAX_NOTE_CHARS = 500
+MAX_NOTE_CHARS = evidence_hold.MAX_NOTE_CHARS  # a staff member's note (one rule: evidence_hold.checked_note)
 
 
 class RevokeReason(enum.StrEnum):
@@ -58,6 +65,8 @@ class Revoked:
     valid_until: dt.date | None
     last_certified_on: dt.date | None
     template_cleared: bool
+    evidence: Evidence = Evidence.NOT_HELD  # the session's media: held as evidence, deleted already, none stored
+    evidence_held_until: dt.datetime | None = None  # the hold's end (naive UTC) when held
 
 
 def checked_reason(reason: str, note: str) -> tuple[RevokeReason, str]:
@@ -66,10 +75,7 @@ def checked_reason(reason: str, note: str) -> tuple[RevokeReason, str]:
         why = RevokeReason(reason)
     except ValueError:
         raise InvalidInputError("REVOKE_REASON", "reason must be one of " + ", ".join(RevokeReason)) from None
-    text = note.strip()
-    if not text or len(text) > MAX_NOTE_CHARS:
-        raise InvalidInputError("REVOKE_REASON", f"a note of 1 to {MAX_NOTE_CHARS} characters is required")
-    return why, text
+    return why, checked_note(note, "REVOKE_REASON")
 
 
 def revoke_certification(
@@ -80,14 +86,19 @@ def revoke_certification(
     note: str,
     actor: str,
     beneficiary_id: int | None = None,
+    *,
+    hold_days: int,
 ) -> Revoked:
     """Revoke certification `certification_id` (of `beneficiary_id` when given: a console form names both) in the
-    caller's transaction. The person's row is locked first, then the certification re-read under a lock: two
-    revocations at once are one revocation and one refusal (service/certification/lock_order.py)."""
+    caller's transaction. The session's row is locked first, then the person's, then the certification re-read
+    under a lock: two revocations at once are one revocation and one refusal (service/certification/lock_order.py).
+    `hold_days`: EVIDENCE_HOLD_DAYS, how long the evidence hold a revocation as impersonation or wrong accept
+    places lasts (its end is stored with it; required, so that no route places a hold without one)."""
     why, text = checked_reason(reason, note)
     cert = db.get(Certification, certification_id)
     if cert is None or (beneficiary_id is not None and cert.beneficiary_id != beneficiary_id):
         raise NotFoundError("certification")
+    db.get(CertSession, cert.session_id, with_for_update=True)  # the media's row before the person's: lock_order.py
     b = db.get(Beneficiary, cert.beneficiary_id, with_for_update=True, populate_existing=True)
     db.refresh(cert, with_for_update=True)
     if b is None:
@@ -103,6 +114,12 @@ def revoke_certification(
     if counted:
         revalidate(db, b, cert, rules)
         cleared = _drop_template(db, b, cert)
+    evidence, hold = Evidence.NOT_HELD, None
+    if why in (RevokeReason.IMPERSONATION, RevokeReason.WRONG_ACCEPT):
+        evidence, hold = hold_for_revocation(
+            db, cert.session_id, actor, b.external_id, f"撤销认证 {cert.id}：{text}", hold_days
+        )
+    until = hold.ends_at if hold is not None else None
     detail = {
         "certification": cert.id,
         "session": cert.session_id,
@@ -111,9 +128,11 @@ def revoke_certification(
         "counted": counted,
         "valid_until": b.valid_until.isoformat() if b.valid_until else None,
         "template_cleared": cleared,
+        "evidence": evidence.value,
+        "evidence_held_until": until.isoformat(timespec="seconds") if until is not None else None,
     }
     audit(db, actor, ACTION, b.external_id, detail)
-    return Revoked(cert.id, cert.session_id, counted, b.valid_until, b.last_certified_on, cleared)
+    return Revoked(cert.id, cert.session_id, counted, b.valid_until, b.last_certified_on, cleared, evidence, until)
 
 
 def revalidate(db: Session, b: Beneficiary, revoked: Certification, rules: CycleRules) -> None:

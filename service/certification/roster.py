@@ -1,5 +1,8 @@
 """Bulk import of the benefit system's roster (CSV or XLSX), validated row by row.
 
+The file is read by service/certification/roster_file.py (encodings, delimiters, Chinese column names, the forms
+Excel saves numbers and dates in); the report names the CSV's encoding.
+
 Rows are upserted by the benefit system's ``external_id``; re-importing the same file changes nothing
 (each row's digest is stored), and every rejected row is reported with its line number and reasons.
 Columns: external_id, id_number, name, region (optional: the number's first 6 digits), benefit_types
@@ -29,17 +32,15 @@ supervisor's alert), so a second person sees each such change.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import logging
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -48,8 +49,13 @@ from service.certification import idnumber
 from service.certification.audit import audit
 from service.certification.contract import IdentityChange
 from service.certification.cycle import CycleRules, add_months, first_valid_until, valid_until
-from service.certification.errors import ServiceError, UnsupportedFormatError
+from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport, utcnow
+from service.certification.roster_file import EXTRA_CELLS, open_table, spreadsheet_date, spreadsheet_text
+from service.certification.roster_file import FORMULA_START as FORMULA_START
+from service.certification.roster_file import MAX_COLUMNS as MAX_COLUMNS
+from service.certification.roster_file import MAX_ROWS as MAX_ROWS
+from service.certification.roster_file import read_table as read_table
 from service.infra.clock import local_today
 from service.infra.security import Keyring, mask_id, mask_number_reads, normalise_id
 
@@ -61,17 +67,17 @@ log = logging.getLogger(__name__)
 
 _Key = TypeVar("_Key", int, str)
 
-REQUIRED = ("external_id", "id_number", "name", "benefit_types")
-MAX_ROWS = 200_000
-# XLSX bombs: a few kilobytes can inflate to gigabytes of XML, or declare a 16384-column, million-row sheet
-# whose empty cells openpyxl would fill in one by one. The zip's declared sizes bound what it inflates.
-MAX_XLSX_INFLATED = 512 * 1024 * 1024
-MAX_COLUMNS = 64
-MAX_SHEET_ROWS = 2 * MAX_ROWS  # blank rows included
+# An external id Excel turned into a number shown as 1.23457E+19 (idnumber.SPREADSHEET for the ID number).
+EXTERNAL_ID_SPREADSHEET = (
+    "external_id was changed by a spreadsheet (shown as 1.23457E+19): format the column as text (文本格式) and "
+    "enter the ids again"
+)
+EXTRA_CELLS_PROBLEM = (
+    "row has more cells than the header (a delimiter inside a cell?): quote a cell holding the delimiter, "
+    "e.g. several benefit types"
+)
 # Keys per statement when the import locks its records: well under SQLite's and PostgreSQL's parameter limits.
 LOCK_CHUNK = 1000
-# A text cell starting like a spreadsheet formula would run when staff open an export in Excel.
-FORMULA_START = ("=", "+", "-", "@")
 # A row's valid_until or cycle_start further than this after the import is a typo (2207 for 2027), refused.
 MAX_YEARS_AHEAD = 5
 
@@ -144,6 +150,7 @@ class ImportReport:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     import_id: int | None = None
     grace_dated: int = 0  # people given the first-import grace date (no date of their own in the file)
+    encoding: str | None = None  # the CSV's, as found (roster_file.decode_csv); None: a workbook
     # Records whose ID number the file changed (external id, the masked numbers before and after, and whether
     # an enrolled face was dropped): each is audited on its own.
     identity_changed: list[dict[str, Any]] = field(default_factory=list)
@@ -157,101 +164,26 @@ class ImportReport:
             "unchanged": self.unchanged,
             "rejected": len(self.rejected),
             "grace_dated": self.grace_dated,
+            "encoding": self.encoding,
             "identity_changed": len(self.identity_changed),
             "rejected_rows": self.rejected,
         }
 
 
-def read_table(filename: str, data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs of a CSV (UTF-8, BOM allowed) or XLSX file; header names lower-cased."""
-    name = filename.lower()
-    if "\x00" in name:  # stored with the import: PostgreSQL takes no NUL in a text column (was a 500)
-        raise ServiceError("ROSTER_FORMAT", "file name must not contain a NUL character")
-    if name.endswith(".xlsx") or data[:2] == b"PK":
-        yield from _read_xlsx(data)
-    elif name.endswith(".csv") or name.endswith(".txt"):
-        yield from _read_csv(data)
-    else:
-        raise UnsupportedFormatError("ROSTER_FORMAT", "roster must be .csv or .xlsx")
-
-
-def _read_csv(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ServiceError("ROSTER_FORMAT", "CSV must be UTF-8") from exc
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip().lower() for h in next(reader, [])]
-        _check_header(header)
-        for i, values in enumerate(reader, start=2):
-            if any(v.strip() for v in values):
-                yield i, dict(zip(header, (v.strip() for v in values), strict=False))
-    except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): was a 500 (found by the roster fuzzer)
-        raise ServiceError("ROSTER_FORMAT", f"CSV line {reader.line_num}: {exc}") from exc
-
-
-def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
-    from openpyxl import load_workbook  # type: ignore[import-untyped]  # lazy: openpyxl for XLSX rosters only
-
-    _check_inflated_size(data)
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = wb.worksheets[0]
-        first = next(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), ())
-        header = [str(h or "").strip().lower() for h in first]
-        while header and not header[-1]:
-            header.pop()
-    except Exception as exc:  # openpyxl raises many types for a non-workbook
-        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}") from exc
-    _check_header(header)
-    # Only the header's columns are read, and rows are counted blank ones included (see MAX_XLSX_INFLATED).
-    rows = sheet.iter_rows(min_row=2, max_col=len(header), values_only=True)
-    try:
-        for i, values in enumerate(rows, start=2):
-            if i > MAX_SHEET_ROWS:
-                raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_SHEET_ROWS} sheet rows")
-            cells = ["" if v is None else _cell(v) for v in values]
-            if any(cells):
-                yield i, dict(zip(header, cells, strict=False))
-    except ServiceError:
-        raise
-    except Exception as exc:  # damaged sheet XML or zip member (found by the roster fuzzer: was a 500)
-        raise ServiceError("ROSTER_FORMAT", f"damaged XLSX workbook: {exc}") from exc
-
-
-def _check_inflated_size(data: bytes) -> None:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            inflated = sum(info.file_size for info in z.infolist())
-    except Exception as exc:  # BadZipFile, NotImplementedError (zip version), EOFError...: found by atheris
-        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}") from exc
-    if inflated > MAX_XLSX_INFLATED:
-        raise ServiceError("ROSTER_TOO_LARGE", f"workbook inflates to {inflated} bytes")
-
-
-def _cell(v: object) -> str:
-    if isinstance(v, dt.datetime):
-        return v.date().isoformat()
-    if isinstance(v, dt.date):
-        return v.isoformat()
-    return str(v).strip()
-
-
-def _check_header(header: list[str]) -> None:
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise ServiceError("ROSTER_FORMAT", f"missing columns: {', '.join(missing)}")
-
-
 def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list[str]]:
     errors: list[str] = []
-    ext = raw.get("external_id", "").strip()
+    ext = _external_id_cell(raw)
+    if raw.get(EXTRA_CELLS):  # the cells beyond the header were dropped: the row is not what staff typed
+        errors.append(EXTRA_CELLS_PROBLEM)
     if not ext or len(ext) > 64:
         errors.append("external_id missing or longer than 64")
-    number = normalise_id(raw.get("id_number", ""))
+    elif idnumber.spreadsheet_float(ext.upper()):  # a workbook's float reads as 1.2345678901234567e+19
+        errors.append(EXTERNAL_ID_SPREADSHEET)
+    number = _id_cell(raw)
     birth: dt.date | None = None
     problem = idnumber.validate(number)
+    if problem and idnumber.damaged_by_spreadsheet(number):
+        problem = idnumber.SPREADSHEET  # not "check digit": the digits are gone, the cell must become text
     if problem:
         errors.append(problem)
     else:
@@ -267,7 +199,9 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
     # An invalid number is refused anyway: its region is not looked for.
     implied = number[:6] if problem else idnumber.residence_region(number) or ""
     region = raw.get("region", "").strip() or implied
-    if not region:
+    if problem == idnumber.SPREADSHEET and not raw.get("region", "").strip():
+        pass  # the region would have come from the number's digits, which the spreadsheet changed
+    elif not region:
         # Staff scopes, the birthday-month regions and the dashboard go by region: 830000 would fit none of them.
         errors.append("region is required for a residence permit number (it names no place of residence)")
     elif not (region.isdigit() and 2 <= len(region) <= 12):
@@ -296,15 +230,25 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
     return row, []
 
 
+def _external_id_cell(raw: dict[str, str]) -> str:
+    """The row's external id, the spreadsheet's text markers dropped as from the ID number ('00012345 is 00012345:
+    a ' typed first only keeps Excel from reading the leading zeros away; no benefit system's id begins with one)."""
+    return spreadsheet_text(raw.get("external_id", "")).removeprefix("'").strip()
+
+
+def _id_cell(raw: dict[str, str]) -> str:
+    """The row's ID number in the printed form, the spreadsheet's text markers (a leading ', ="…") dropped."""
+    return normalise_id(spreadsheet_text(raw.get("id_number", "")).removeprefix("'"))
+
+
 def _date(raw: dict[str, str], column: str, errors: list[str]) -> dt.date | None:
     text = raw.get(column, "").strip()
     if not text:
         return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        errors.append(f"{column} must be YYYY-MM-DD")
-        return None
+    day = spreadsheet_date(text)
+    if day is None:
+        errors.append(f"{column} must be YYYY-MM-DD")  # 2026/6/30 and 2026年6月30日 are read too (Excel's)
+    return day
 
 
 def import_roster(
@@ -314,7 +258,9 @@ def import_roster(
     and validated whole first, and every stored record it names is locked in id order (`_lock_records`) before
     the first row is written in the file's order."""
     report = ImportReport(filename=filename)
-    lines = _read_rows(filename, data)
+    table = open_table(filename, data)
+    report.encoding = table.encoding
+    lines = _read_rows(table.rows)
     _lock_records(db, [row for _, row, _ in lines if row is not None])
     seen_ext: set[str] = set()
     seen_id: set[str] = set()
@@ -337,21 +283,38 @@ def import_roster(
     return report
 
 
-def _read_rows(filename: str, data: bytes) -> list[tuple[int, RosterRow | None, dict[str, Any] | None]]:
+def _read_rows(rows: Iterator[tuple[int, dict[str, str]]]) -> list[tuple[int, RosterRow | None, dict[str, Any] | None]]:
     """Every non-empty row: (line, the valid row, None) or (line, None, its report entry); MAX_ROWS is checked
     before anything is written."""
     lines: list[tuple[int, RosterRow | None, dict[str, Any] | None]] = []
-    for n, (line, raw) in enumerate(read_table(filename, data)):
+    for n, (line, raw) in enumerate(rows):
         if n >= MAX_ROWS:
             raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_ROWS} rows")
         row, errors = validate_row(line, raw)
         if row is not None:
             lines.append((line, row, None))
             continue
-        masked = mask_id(normalise_id(raw.get("id_number", "")))
-        shown = _shown_cell(raw.get("external_id", ""))
+        masked = mask_id(_id_cell(raw))
+        shown = _shown_cell(_external_id_cell(raw))
         lines.append((line, None, {"line": line, "external_id": shown, "id": masked, "errors": errors}))
-    return lines
+    return _zeroed_column(lines)
+
+
+def _zeroed_column(
+    lines: list[tuple[int, RosterRow | None, dict[str, Any] | None]],
+) -> list[tuple[int, RosterRow | None, dict[str, Any] | None]]:
+    """When a row's number was found damaged by a spreadsheet, the whole column was (Excel keeps 15 significant
+    digits of every number in a General cell): a number ending 000 that passes its check digit (one in eleven
+    damaged ones) is refused too, not imported as a person who does not exist."""
+    if not any(refused and idnumber.SPREADSHEET in refused["errors"] for _, _, refused in lines):
+        return lines
+    out: list[tuple[int, RosterRow | None, dict[str, Any] | None]] = []
+    for line, row, refused in lines:
+        if row is not None and row.id_number.endswith("000"):
+            entry = {"line": line, "external_id": _shown_cell(row.external_id), "id": mask_id(row.id_number)}
+            row, refused = None, entry | {"errors": [idnumber.SPREADSHEET]}
+        out.append((line, row, refused))
+    return out
 
 
 def _shown_cell(text: str) -> str:
@@ -414,6 +377,37 @@ def _record_import(
     for change in report.identity_changed:
         _announce_identity_change(db, change, rec.id, actor, terms)
     log.info("roster %s: %s", filename, {k: v for k, v in report.to_dict().items() if k != "rejected_rows"})
+
+
+def _zeroed_by_spreadsheet(keyring: Keyring, b: Beneficiary, row: RosterRow) -> bool:
+    """The row's number is the stored one as Excel keeps it: its first 15 digits, then 000."""
+    if not row.id_number.endswith("000"):
+        return False
+    try:
+        stored = keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
+    except (InvalidTag, ValueError):  # sealed with a key no longer in use: judged as before, by the hash
+        return False
+    return stored != row.id_number and stored[:15] + "000" == row.id_number
+
+
+def _same_number(keyring: Keyring, b: Beneficiary, row: RosterRow) -> bool:
+    """The record's sealed number is the row's although no signing key in use made its stored hash (the key was
+    dropped before `pension-cert rekey` reached it): the same person, whose hash is made again, not a change of ID
+    number (docs/security.md, Part AH)."""
+    try:
+        stored = keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
+    except (InvalidTag, ValueError):  # sealed with a media key no longer in use: judged by the hash, as before
+        return False
+    return normalise_id(stored) == normalise_id(row.id_number)
+
+
+def _new_hash(db: Session, hashes: tuple[str, ...], terms: ImportTerms) -> str:
+    """The hash a record takes for a number: during a rotation the one the person's rows elsewhere carry (a
+    relative's claim or verified identity, still under a previous key: `FeatureHooks.person_hash`), so that one
+    person keeps one hash until the rekey moves them all; else the current key's."""
+    if len(hashes) > 1 and terms.hooks is not None:
+        return terms.hooks.person_hash(db, hashes) or hashes[0]
+    return hashes[0]
 
 
 def _identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> None:
@@ -481,21 +475,27 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport,
     problems = _date_problems(row, terms.today)
     if problems:
         return problems
-    id_hash = keyring.id_hash(row.id_number)
+    # The number's hash under every signing key in use: a row `pension-cert rekey` has not reached yet still
+    # holds a previous key's, and is the same person (found and updated, never a second row for them).
+    hashes = keyring.id_hashes(row.id_number)
     existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
-    holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
+    holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(hashes)))
     new = existing is None  # a new beneficiary: created, with the row's status
     if holder is not None and (existing is None or holder.id != existing.id):
         return [f"id_number already belongs to beneficiary {holder.external_id}"]
+    if existing is not None and existing.id_hash not in hashes and _zeroed_by_spreadsheet(keyring, existing, row):
+        return [idnumber.SPREADSHEET]  # not another person: the face and the certification stay
     household = _kept_household(row, existing.household if existing is not None else None)
     digest = row.digest(household)
     if existing is not None and existing.roster_digest == digest:
         report.unchanged += 1
         return []
     b = existing or Beneficiary(external_id=row.external_id)
-    if existing is not None and existing.id_hash != id_hash:
+    if existing is not None and existing.id_hash not in hashes and not _same_number(keyring, existing, row):
         _identity_changed(existing, row, report)
-    b.id_hash = id_hash
+    if existing is None or existing.id_hash not in hashes:
+        # Kept when the same number's under a previous key: the rekey moves it with the relatives' copies of it.
+        b.id_hash = _new_hash(db, hashes, terms)
     b.id_enc = keyring.encrypt_field(row.id_number, "beneficiary.id_number")
     b.id_masked = mask_id(row.id_number)
     b.name = row.name

@@ -67,8 +67,9 @@ def find_beneficiary(db: Session, ctx: ServiceContext, external_id: str | None, 
     if external_id:
         b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == external_id))
     elif id_number:
-        number = ctx.keyring.id_hash(normalise_id(id_number))
-        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number))
+        # Under the current signing key or a previous one (a row `pension-cert rekey` has not reached yet).
+        numbers = ctx.keyring.id_hashes(normalise_id(id_number))
+        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(numbers)))
     if b is None:
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no such beneficiary")
     return b

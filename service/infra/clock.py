@@ -37,7 +37,17 @@ def local_today(settings: HasTimeZone, now: dt.datetime | None = None) -> dt.dat
 def local_day_start(settings: HasTimeZone, at: dt.datetime) -> dt.datetime:
     """The instant (naive UTC, as stored) at which the bureau's calendar day of `at` began: "since midnight"
     for daily counts is local midnight (16:00 UTC the day before in China), not UTC midnight."""
+    return local_midnight(settings, local_date(settings, at))
+
+
+def local_midnight(settings: HasTimeZone, day: dt.date) -> dt.datetime:
+    """The instant (naive UTC, as stored) at which the bureau's calendar day `day` begins: a stored time is on or
+    after the bureau's `day` when it is at or past this (2026-12-05 in Beijing begins 2026-12-04 16:00 UTC)."""
     zone = ZoneInfo(settings.time_zone)
-    aware = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
-    midnight = dt.datetime.combine(aware.astimezone(zone).date(), dt.time(), tzinfo=zone)
-    return midnight.astimezone(dt.UTC).replace(tzinfo=None)
+    return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def utc_offset_s(time_zone: str, at: dt.datetime | None = None) -> int:
+    """Seconds `time_zone` is ahead of UTC at `at` (now when not given): 28,800 in China, all year."""
+    offset = (at or now_utc()).astimezone(ZoneInfo(time_zone)).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0

@@ -7,6 +7,7 @@ refuses those defaults in any other environment: a production deployment must se
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -44,6 +46,7 @@ SECRET_SETTINGS = frozenset(
         "MEDIA_KEY",
         "MEDIA_KEYS_PREVIOUS",
         "SIGNING_KEY",
+        "SIGNING_KEYS_PREVIOUS",
         "API_KEYS",
         "ADMIN_API_KEYS",
         "DATABASE_URL",
@@ -64,7 +67,8 @@ def shown_input(variable: str, value: object) -> str:
     secret (not even its start: a key cut by one character is nearly the whole key)."""
     # A list's entry is named after it (PENSION_CERT_API_KEYS_0): a secret too.
     secret = any(variable == name or variable.startswith(name + "_") for name in SECRET_SETTINGS)
-    return "" if secret else f" (got {str(value)[:40]!r})"
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else str(value)  # as typed: JSON
+    return "" if secret else f" (got {text[:40]!r})"
 
 
 def _is_base64_of_32_bytes(text: str) -> bool:
@@ -72,6 +76,14 @@ def _is_base64_of_32_bytes(text: str) -> bool:
         return len(base64.b64decode(text, validate=True)) == 32
     except ValueError:  # binascii.Error
         return False
+
+
+def _is_ip_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)  # as ClientAddress reads it
+    except ValueError:
+        return False
+    return True
 
 
 class InsecureSettingsError(RuntimeError):
@@ -91,6 +103,10 @@ class SecuritySettings(BaseSettings):
     # sealed with them. Emptied once `pension-cert rekey --check` finds nothing left (docs/operations.md).
     media_keys_previous: list[str] = Field(default_factory=list)
     signing_key: str = DEV_SIGNING_KEY  # HMAC key: ID-number hashes, certificate codes, session tokens
+    # Signing keys SIGNING_KEY replaced (a JSON list): a look-up hash, certificate code, H5 cookie or relative's
+    # account id made with one is still recognised while `pension-cert rekey` recomputes the stored hashes;
+    # nothing new is made with them (docs/operations.md, "Rotating the signing key").
+    signing_keys_previous: list[str] = Field(default_factory=list)
     api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
     # Operator keys (the bureau's own systems: benefit-system back office, counter terminals, console back-end):
     # every channel route plus the operator actions (cycle run, roster import, staff review, staff-channel
@@ -106,6 +122,25 @@ class SecuritySettings(BaseSettings):
         bad = [str(i + 1) for i, key in enumerate(keys) if not _is_base64_of_32_bytes(key)]
         if bad:
             raise ValueError(f"entry {', '.join(bad)} is not base64 of exactly 32 bytes")
+        return keys
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, entries: list[str]) -> list[str]:
+        # Refused at start (Part AI): the rate limits' parser (service/infra/ratelimit.py, ClientAddress) would
+        # raise on the first request, and uvicorn's would ignore the entry.
+        bad = [str(i + 1) for i, entry in enumerate(entries) if not _is_ip_network(entry)]
+        if bad:
+            raise ValueError(f"entry {', '.join(bad)} is not an IP address or network (10.0.0.5, 10.0.0.0/8, fd00::/8)")
+        return entries
+
+    @field_validator("signing_keys_previous")
+    @classmethod
+    def _previous_signing_keys(cls, keys: list[str]) -> list[str]:
+        # An empty entry is a templating slip (`["$OLD"]` with OLD unset): it would recognise nothing of ours.
+        bad = [str(i + 1) for i, key in enumerate(keys) if not key.strip()]
+        if bad:
+            raise ValueError(f"entry {', '.join(bad)} is empty")
         return keys
 
 
@@ -129,6 +164,10 @@ class StorageSettings(BaseSettings):
     # older than this: longer than any upload takes from write to commit.
     orphan_grace_s: int = 3600
     retention_days: int = 30
+    # A supervisor's hold on a session's media (suspected or revoked 冒领: service/certification/evidence_hold.py)
+    # keeps them from the purge this long after it was placed; a supervisor places a new one to keep them longer.
+    # Bounded: biometric data are never kept without an end (PIPL).
+    evidence_hold_days: int = Field(default=180, ge=1, le=1095)
 
 
 class UploadSettings(BaseSettings):
@@ -355,6 +394,15 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, url: str) -> str:
+        # Refused at start (Part AI): the WeChat OAuth callback and the links in messages are built from it.
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not a URL; expected https://host (the address citizens' phones open), no path needed")
+        return url
+
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, name: str) -> str:
@@ -428,6 +476,9 @@ class Settings(BaseSettings):
         # let whoever can write the bucket or the database plant media and fields that the service takes as its own.
         if DEV_MEDIA_KEY in self.security.media_keys_previous:
             bad.append("PENSION_CERT_MEDIA_KEYS_PREVIOUS")
+        # Likewise: with the public signing key recognised, anyone could mint H5 cookies and certificate codes.
+        if DEV_SIGNING_KEY in self.security.signing_keys_previous:
+            bad.append("PENSION_CERT_SIGNING_KEYS_PREVIOUS")
         return bad
 
     def non_commercial_pack(self) -> str | None:
@@ -446,6 +497,9 @@ class Settings(BaseSettings):
         weak: list[str] = []
         if len(self.security.signing_key) < MIN_SECRET_CHARS:
             weak.append(f"PENSION_CERT_SIGNING_KEY shorter than {MIN_SECRET_CHARS} characters")
+        # A previous key still verifies cookies and certificate codes: as easy to guess as a short current one.
+        if any(len(k) < MIN_SECRET_CHARS for k in self.security.signing_keys_previous):
+            weak.append(f"PENSION_CERT_SIGNING_KEYS_PREVIOUS has a key shorter than {MIN_SECRET_CHARS} characters")
         if any(len(k) < MIN_SECRET_CHARS for k in self.security.api_keys):
             weak.append(f"PENSION_CERT_API_KEYS has a key shorter than {MIN_SECRET_CHARS} characters")
         if any(len(k) < MIN_SECRET_CHARS for k in self.security.admin_api_keys):

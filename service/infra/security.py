@@ -93,22 +93,51 @@ def normalise_id(id_number: str) -> str:
 class Keyring:
     """Field encryption and keyed hashes, from the settings' keys. Fields are sealed with the current data key and
     opened with the first key that authenticates them: the current one, then each previous one
-    (PENSION_CERT_MEDIA_KEYS_PREVIOUS, while `pension-cert rekey` re-seals what they sealed)."""
+    (PENSION_CERT_MEDIA_KEYS_PREVIOUS, while `pension-cert rekey` re-seals what they sealed).
 
-    def __init__(self, data_key: bytes, signing_key: str, previous_data_keys: Sequence[bytes] = ()) -> None:
+    Keyed hashes likewise: computed with the current signing key, and a stored or presented one is recognised
+    under it or any previous one (PENSION_CERT_SIGNING_KEYS_PREVIOUS): look-ups ask for `id_hashes`/`macs` (every
+    key's, current first), checks ask `verify_mac`; `pension-cert rekey` recomputes the stored look-up hashes."""
+
+    def __init__(
+        self,
+        data_key: bytes,
+        signing_key: str,
+        previous_data_keys: Sequence[bytes] = (),
+        previous_signing_keys: Sequence[str] = (),
+    ) -> None:
         self._aead = AESGCM(data_key)
         self._previous = [AESGCM(k) for k in previous_data_keys if k != data_key]
-        self._hmac_key = hashlib.sha256(b"pension-cert/hmac/" + signing_key.encode()).digest()
+        self._hmac_keys = [_hmac_key(signing_key)]
+        self._hmac_keys += [_hmac_key(k) for k in dict.fromkeys(previous_signing_keys) if k != signing_key]
+
+    @property
+    def rotating(self) -> bool:
+        """A previous signing key is in use: a stored hash may still be under it."""
+        return len(self._hmac_keys) > 1
 
     def id_hash(self, id_number: str) -> str:
         return self.mac("id:" + normalise_id(id_number))
 
-    def mac(self, text: str) -> str:
-        return hmac.new(self._hmac_key, text.encode(), hashlib.sha256).hexdigest()
+    def id_hashes(self, id_number: str) -> tuple[str, ...]:
+        """`id_hash` under every signing key in use, the current one first: what a stored hash may be."""
+        return self.macs("id:" + normalise_id(id_number))
 
-    def verify_mac(self, text: str, mac: str) -> bool:
+    def mac(self, text: str) -> str:
+        return _mac(self._hmac_keys[0], text)
+
+    def macs(self, text: str) -> tuple[str, ...]:
+        """`mac` under every signing key in use, the current one first."""
+        return tuple(_mac(key, text) for key in self._hmac_keys)
+
+    def verify_mac(self, text: str, mac: str, length: int | None = None) -> bool:
+        """`mac` (or its first `length` characters) is the MAC of `text` under a signing key in use."""
         # Bytes: compare_digest raises TypeError on non-ASCII str, and a hostile value must be a refusal, not a 500.
-        return hmac.compare_digest(self.mac(text).encode(), mac.encode())
+        given = mac.encode()
+        found = False
+        for expected in self.macs(text):
+            found |= hmac.compare_digest(expected[:length].encode(), given)
+        return found
 
     def encrypt_field(self, value: str, context: str) -> str:
         nonce = os.urandom(12)
@@ -133,6 +162,14 @@ class Keyring:
             except InvalidTag:
                 continue
         raise InvalidTag
+
+
+def _hmac_key(signing_key: str) -> bytes:
+    return hashlib.sha256(b"pension-cert/hmac/" + signing_key.encode()).digest()
+
+
+def _mac(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def new_token(nbytes: int = 24) -> str:

@@ -73,6 +73,7 @@ def test_the_celery_task_runs_the_cycle_audits_it_and_a_second_run_suspends_nobo
 ) -> None:
     overdue(ctx, 2, current=20)
     monkeypatch.setattr(tasks, "_worker_ctx", lambda: ctx)
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 0, tzinfo=CHINA)  # beat's hour (CYCLE_RUN_HOUR)
     first = tasks.daily_run()  # the body beat's entry runs (run in-process, as a worker does)
     assert first == {"refused": False, "date": "2026-12-05", "suspended": 2}
     assert suspended(ctx) == 2
@@ -91,6 +92,7 @@ def test_a_spike_is_refused_audited_counted_and_never_retried_by_the_task(
 ) -> None:
     overdue(ctx, 12, current=3)  # 12 of 15 (over 20 %, over 10): a wrong clock or a roster without dates
     monkeypatch.setattr(tasks, "_worker_ctx", lambda: ctx)
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 0, tzinfo=CHINA)
     before = refused_count()
     assert tasks.daily_run() == {"refused": True, "would_suspend": 12, "active": 15}
     assert suspended(ctx) == 0  # nothing changed
@@ -236,7 +238,7 @@ def test_the_celery_task_is_a_no_op_once_the_day_is_done(
     assert tasks.daily_run() == {"done": True, "date": "2026-12-05"}
     assert upkeeps == [] and len(entries(ctx, "cycle.run")) == 1
     on_day[0] = dt.datetime(2026, 12, 5, 0, 30, tzinfo=CHINA)  # before the hour (a manual call): nothing
-    assert tasks.daily_run() == {"done": True, "date": "2026-12-05"}
+    assert tasks.daily_run() == {"due": False, "date": "2026-12-05"}
 
 
 def test_a_failed_run_is_tried_again_after_the_retry_wait_not_every_minute(

@@ -33,6 +33,7 @@ from tests.service.test_lock_order import lock_waits, running, until
 from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
 
 SUPERVISOR = "staff:sup1"
+HOLD_DAYS = 180  # EVIDENCE_HOLD_DAYS (its default): how long a revocation's evidence hold lasts
 FACE = Template(np.ones(512, dtype=np.float32) / np.sqrt(512), "test-model")
 
 
@@ -68,7 +69,7 @@ def _certify(
 
 def _revoke(ctx: ServiceContext, cid: int, reason: str = "impersonation", note: str = "民政死亡信息比对") -> Revoked:
     with ctx.db() as db:
-        return revoke_certification(db, ctx.rules, cid, reason, note, SUPERVISOR)
+        return revoke_certification(db, ctx.rules, cid, reason, note, SUPERVISOR, hold_days=HOLD_DAYS)
 
 
 def _row(ctx: ServiceContext, bid: int) -> Beneficiary:
@@ -223,7 +224,9 @@ def test_two_revocations_at_once_revoke_once(pg_ctx: ServiceContext) -> None:  #
                         go_on.wait(10)
 
             try:
-                return revoke_certification(db, ctx.rules, cid, "impersonation", "两人同时提交", SUPERVISOR).counted
+                return revoke_certification(
+                    db, ctx.rules, cid, "impersonation", "两人同时提交", SUPERVISOR, hold_days=HOLD_DAYS
+                ).counted
             except ServiceError as exc:
                 return exc.code
 

@@ -24,6 +24,7 @@ from fuzz.common import fuzz_settings
 from service.adapters.http.errors import http_status
 from service.certification.errors import ServiceError
 from service.certification.roster import FORMULA_START, MAX_COLUMNS, read_table, validate_row
+from service.certification.roster_file import spreadsheet_text
 from tests.service.test_roster import HEADER, card_rows
 
 CODES = {("ROSTER_FORMAT", 422), ("ROSTER_FORMAT", 415), ("ROSTER_TOO_LARGE", 413)}
@@ -90,7 +91,7 @@ def test_random_cells_give_row_errors_never_a_crash(
     assert by_line[2] == [] and by_line[3] == []  # the real rows stay valid whatever follows
     for (line, errors), row in zip(result[2:], [r for r in cells if any(c.strip() for c in r)], strict=False):
         assert line >= 4
-        if not xlsx and row and row[0].strip().startswith(FORMULA_START):
+        if not xlsx and row and spreadsheet_text(row[0]).startswith(FORMULA_START):  # ="…" is text, unwrapped
             assert any("formula" in e for e in errors)
 
 
@@ -98,8 +99,14 @@ def test_encodings_bom_and_gbk(real_rows: list[list[str]]) -> None:
     plain = parse("r.csv", to_csv(real_rows))
     assert not isinstance(plain, ServiceError) and all(not errors for _line, errors in plain)
     assert parse("r.csv", to_csv(real_rows, bom=True)) == plain  # Excel's UTF-8 with BOM reads the same
-    gbk = parse("r.csv", to_csv(real_rows, encoding="gbk"))  # Chinese names in GBK are not valid UTF-8
-    assert isinstance(gbk, ServiceError) and gbk.code == "ROSTER_FORMAT" and "UTF-8" in gbk.detail
+    # Chinese Excel's CSV: GBK / GB18030, read the same (tests/service/test_roster_encodings.py for the rest).
+    assert parse("r.csv", to_csv(real_rows, encoding="gbk")) == plain
+    assert parse("r.csv", to_csv(real_rows, encoding="gb18030")) == plain
+    neither = parse("r.csv", to_csv(real_rows, encoding="gbk").replace(b",", b"\xff", 1))
+    assert isinstance(neither, ServiceError) and neither.code == "ROSTER_FORMAT" and "GB18030" in neither.detail
+    # The same byte in a UTF-8 file: damaged UTF-8, never read as GB18030 (test_roster_file_damage.py).
+    damaged = parse("r.csv", to_csv(real_rows).replace(b",", b"\xff", 1))
+    assert isinstance(damaged, ServiceError) and "UTF-8 text with a damaged character" in damaged.detail
 
 
 def test_formula_injection_is_rejected_per_row(real_rows: list[list[str]]) -> None:

@@ -55,7 +55,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "rekey": (
         "service.adapters.cli.rekey_cmd",
-        "re-seal encrypted fields and media with the current media key (after a key rotation)",
+        "re-seal fields and media with the current media key, re-hash look-ups with the current signing key",
+    ),
+    "revoke": (
+        "service.adapters.cli.revoke_cmd",
+        "revoke a certification found fraudulent (by id, session, or person and day), as --actor",
     ),
 }
 COMMAND_MODULES = tuple(dict.fromkeys(module for module, _help in COMMANDS.values()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,18 +64,24 @@ def as_cli_error(exc: ServiceError) -> CliError:
 
 
 def outage_error(exc: BaseException) -> CliError | None:
-    """A database or media store that did not answer, as the CLI reports it (exit 5, one line), else None; the
-    HTTP side answers the same errors 503 (service/adapters/http/errors.py). Looked up among the modules already
-    loaded: building the parser imports neither SQLAlchemy nor the stores."""
+    """A database or media store that did not answer, as the CLI reports it (exit 5, one line), or a database not
+    migrated (exit 4, naming the command), else None; the HTTP side answers the outages 503
+    (service/adapters/http/errors.py). Looked up among the modules already loaded: building the parser imports
+    neither SQLAlchemy nor the stores."""
     from service.infra.security import mask_text  # lazy: only on a failure (common.py stays light for --help)
 
     db_errors = sys.modules.get("sqlalchemy.exc")
     if db_errors is not None and isinstance(exc, (db_errors.OperationalError, db_errors.InterfaceError)):
         cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        cause = re.sub(r"\[Errno -?\d+\] ", "", cause)  # the resolver's words, not its number
         return CliError(f"the database does not answer: {mask_text(cause)}", EXIT_UNAVAILABLE, code="DB_UNAVAILABLE")
     storage = sys.modules.get("service.infra.storage")
     if storage is not None and isinstance(exc, storage.StorageUnavailableError):
         return CliError(f"the media store does not answer: {exc}", EXIT_UNAVAILABLE, code="STORAGE_UNAVAILABLE")
+    # A database that answers but is not at this version's migrations: a setting to fix, not an outage (exit 4).
+    migrate = sys.modules.get("service.infra.db.migrate")
+    if migrate is not None and isinstance(exc, migrate.SchemaNotMigratedError):
+        return CliError(str(exc), EXIT_CONFIG, code=migrate.SchemaNotMigratedError.code)
     return None
 
 
@@ -202,7 +209,6 @@ def settings_problems() -> tuple[Any, list[str]]:
         setting_groups,
         settings_variables,
         shown_input,
-        variable_name,
     )
 
     # List/dict settings are JSON in the environment; pydantic-settings stops at the first bad one with a
@@ -219,19 +225,20 @@ def settings_problems() -> tuple[Any, list[str]]:
                 problems.append(setting_line(variable, f"not a JSON {kind}{shown_input(variable, raw)}"))
     if problems:
         return None, problems
+    problems += _console_problems()
     try:
         settings = Settings()
     except ValidationError as exc:
         # A group's error (raised while that group reads its variables) is titled with the group's class.
         owner = next((g for g in setting_groups().values() if g.__name__ == exc.title), Settings)
-        for err in exc.errors():
-            variable = variable_name(owner, "_".join(str(p) for p in err["loc"]))
-            problems.append(setting_line(variable, err["msg"] + shown_input(variable, err.get("input"))))
-        return None, problems
+        return None, problems + validation_lines(owner, exc)
     try:
         settings.media_key_bytes  # noqa: B018 - decodes and checks the length
     except (ValueError, InsecureSettingsError):  # binascii.Error (not base64), InsecureSettingsError (length)
         problems.append(setting_line("PENSION_CERT_MEDIA_KEY", "not base64 of exactly 32 bytes"))
+    from service.infra.locations import location_problems  # lazy: SQLAlchemy, once the settings are built
+
+    problems += [setting_line(variable, problem) for variable, problem in location_problems(settings)]
     calibration = settings.certification.face_calibration
     problem = _calibration_problem(Path(calibration)) if calibration else ""
     if problem:
@@ -246,6 +253,31 @@ def settings_problems() -> tuple[Any, list[str]]:
             if variable not in named:  # one line per variable: a default key is also a short one
                 problems.append(setting_line(variable, problem))
     return settings, problems
+
+
+def validation_lines(owner: Any, exc: Any) -> list[str]:
+    """A settings class's pydantic ValidationError as setting lines, one per field, a secret's input never shown."""
+    from service.infra.config import shown_input, variable_name
+
+    lines = []
+    for err in exc.errors():
+        variable = variable_name(owner, "_".join(str(p) for p in err["loc"]))
+        lines.append(setting_line(variable, err["msg"] + shown_input(variable, err.get("input"))))
+    return lines
+
+
+def _console_problems() -> list[str]:
+    """The staff console's own settings (PENSION_CERT_CONSOLE_*, read apart from the service's when the app is
+    built): a bad one was a traceback from create_app."""
+    from pydantic import ValidationError
+
+    from service.features.console.config import ConsoleConfig
+
+    try:
+        ConsoleConfig()
+    except ValidationError as exc:
+        return validation_lines(ConsoleConfig, exc)
+    return []
 
 
 def _calibration_problem(path: Path) -> str:

@@ -42,7 +42,7 @@ def pack_problems(store: ModelStore, pack: str) -> list[str]:
         for name in model_pack.resolve(role):
             st = store.state(name)
             if st.status != ModelStatus.OK:
-                problems.append(f"{role}: {name} is {st.status.value} ({st.path})")
+                problems.append(f"{role}: {name} is {st.status.in_words} ({st.path})")
     return problems
 
 

@@ -21,6 +21,7 @@ from service.adapters.http.errors import install_error_handlers
 from service.adapters.http.observability import install_observability
 from service.adapters.http.routes_certificates import router as certificates_router
 from service.adapters.http.routes_registry import router as registry_router
+from service.adapters.http.routes_revocations import router as revocations_router
 from service.adapters.http.routes_sessions import router as sessions_router
 from service.adapters.http.schemas import EXACT, Health
 from service.adapters.workers.daily import install_daily_run
@@ -151,7 +152,7 @@ def create_app(
     install_docs(app)  # /docs, /redoc and their assets, all from this process (works with no outside network)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max(settings.uploads.max_video_bytes, 64 * 1024 * 1024))
-    for r in (registry_router, sessions_router, certificates_router):
+    for r in (registry_router, revocations_router, sessions_router, certificates_router):
         app.include_router(r)
     install_console(app)  # staff pages under /console
     install_wechat(app)  # WeChat server URL, JS-SDK config, H5 pages under /h5, notification schedule

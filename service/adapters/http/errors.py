@@ -81,6 +81,16 @@ STATUS_BY_CODE: dict[str, int] = {
     # A supervisor's revocation of a certification (service/certification/revocation.py).
     "CERTIFICATION_REVOKED": 409,
     "REVOKE_REASON": 422,
+    # A revocation asked for by the operator API (service/certification/revoke_request.py).
+    "REVOKE_TARGET": 422,
+    "CERTIFICATION_UNKNOWN": 404,
+    "CERTIFICATION_AMBIGUOUS": 409,
+    # A supervisor's hold on a session's media (service/certification/evidence_hold.py).
+    "EVIDENCE_HOLD_REASON": 422,
+    "EVIDENCE_RELEASE_NOTE": 422,
+    "EVIDENCE_PURGED": 409,
+    "EVIDENCE_NONE": 409,
+    "EVIDENCE_HOLD_ENDED": 409,
     "CONSENT_REQUIRED": 400,
     "ADMIN_KEY_REQUIRED": 403,
     "STAFF_CHANNEL_FORBIDDEN": 403,

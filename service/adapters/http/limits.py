@@ -27,6 +27,7 @@ from service.adapters.http.body_limit import BODY_TOO_LARGE, MAX_JSON_BODY, erro
 from service.adapters.http.deps import admin_keys
 from service.certification.catalog import ServiceCode
 from service.features.wechat.h5 import identity
+from service.infra.clock import utc_offset_s
 from service.infra.observability import metrics
 from service.infra.ratelimit import ClientAddress, counter_prefix, counter_redis_url, header, is_form_post
 from service.infra.security import normalise_id
@@ -65,13 +66,16 @@ def _clock() -> float:
 class Rate:
     count: int
     seconds: int
+    # Seconds east of UTC the windows are cut at: a day window is the bureau's day (local midnight), not UTC's.
+    offset_s: int = 0
 
     def __str__(self) -> str:
         return f"{self.count} per {self.seconds}s"
 
 
-def parse_rate(text: str) -> Rate | None:
-    """Parse "30/minute", "5/10s" or "1000/hour"; an empty string means no limit."""
+def parse_rate(text: str, time_zone: str | None = None) -> Rate | None:
+    """Parse "30/minute", "5/10s" or "1000/hour"; an empty string means no limit. `time_zone` (the bureau's): a
+    window of whole days starts at its midnight (service/infra/clock.py), not at UTC's (08:00 in Beijing)."""
     text = text.strip()
     if not text:
         return None
@@ -79,7 +83,8 @@ def parse_rate(text: str) -> Rate | None:
     if m is None:
         raise ValueError(f"rate limit {text!r}: expected N/second|minute|hour|day or N/Ks")
     seconds = int(m.group(2)) if m.group(2) else UNITS[m.group(3)]
-    return Rate(int(m.group(1)), max(1, seconds))
+    offset = utc_offset_s(time_zone) if time_zone and seconds % UNITS["day"] == 0 else 0
+    return Rate(int(m.group(1)), max(1, seconds), offset)
 
 
 class Counter(Protocol):
@@ -97,7 +102,7 @@ class MemoryCounter:
 
     async def hit(self, bucket: str, rate: Rate) -> tuple[int, float]:
         now = _clock()
-        end = (int(now // rate.seconds) + 1) * rate.seconds
+        end = (int((now + rate.offset_s) // rate.seconds) + 1) * rate.seconds - rate.offset_s
         current_end, count = self._windows.get(bucket, (end, 0))
         count = count + 1 if current_end == end else 1
         self._windows[bucket] = (end, count)
@@ -131,7 +136,7 @@ class RedisCounter:
 
     async def hit(self, bucket: str, rate: Rate) -> tuple[int, float]:
         now = _clock()
-        window = int(now // rate.seconds)
+        window = int((now + rate.offset_s) // rate.seconds)
         key = f"{self.prefix}{bucket}:{rate.seconds}:{window}"
         try:
             pipe = self._redis().pipeline(transaction=False)
@@ -143,7 +148,7 @@ class RedisCounter:
                 log.warning("rate limits not enforced, redis unavailable: %s", exc)
                 self._warned = now
             return 0, 0.0
-        return int(count), (window + 1) * rate.seconds - now
+        return int(count), (window + 1) * rate.seconds - rate.offset_s - now
 
 
 def make_counter(ctx: ServiceContext) -> Counter:
@@ -163,13 +168,13 @@ class RateLimitMiddleware:
         self.counter = counter or make_counter(ctx)
         self.client_ip = ClientAddress(s.security.trusted_proxies)
         self.rates = {
-            "ip": parse_rate(s.rate_limit.ip),
-            "api_key": parse_rate(s.rate_limit.api_key),
-            "session_ip": parse_rate(s.rate_limit.session_ip),
-            "upload_ip": parse_rate(s.rate_limit.upload_ip),
-            "beneficiary": parse_rate(s.rate_limit.beneficiary),
-            "beneficiary_all": parse_rate(s.rate_limit.beneficiary_all),
-            "auth_failures": parse_rate(s.rate_limit.auth_failures),
+            "ip": parse_rate(s.rate_limit.ip, s.time_zone),
+            "api_key": parse_rate(s.rate_limit.api_key, s.time_zone),
+            "session_ip": parse_rate(s.rate_limit.session_ip, s.time_zone),
+            "upload_ip": parse_rate(s.rate_limit.upload_ip, s.time_zone),
+            "beneficiary": parse_rate(s.rate_limit.beneficiary, s.time_zone),
+            "beneficiary_all": parse_rate(s.rate_limit.beneficiary_all, s.time_zone),
+            "auth_failures": parse_rate(s.rate_limit.auth_failures, s.time_zone),
         }
         # Operator keys are valid keys too (counted per key), never refused-key attempts.
         self._keys = [k.encode() for k in (*s.security.api_keys, *admin_keys(s)) if k]

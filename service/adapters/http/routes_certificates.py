@@ -10,7 +10,7 @@ from sqlalchemy import select
 from service.adapters.http.deps import DB, Ctx, SessionId, SessionToken
 from service.adapters.http.schemas import EXACT, Certificate, CertificateCheck
 from service.certification import sessions
-from service.certification.certificates import Standing, check_code, render_png, require_valid, verify_code
+from service.certification.certificates import Standing, check_code, issued_claims, render_png, require_valid
 from service.certification.errors import NotFoundError
 from service.certification.models import Beneficiary, Certification, beneficiary_of
 from service.infra.clock import local_today
@@ -56,7 +56,7 @@ def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId
 @router.get("/sessions/{session_id}/certificate.png", summary="Printable certificate with QR code")
 def get_certificate_png(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> Response:
     cert, b, st = _certificate(ctx, db, token, session_id)
-    claims = verify_code(ctx.keyring, cert.code)
+    claims = issued_claims(cert.code)  # its own row: issued by us, whichever signing key was current then
     return Response(render_png(b.name, claims, _verify_url(ctx, cert.code), st.method_zh), media_type="image/png")
 
 

@@ -174,3 +174,25 @@ class ReadinessBody(ApiModel):
     status: str = Field(description="ready or unready (then the answer is a 503)")
     failing: list[str] = Field(description="names of the failing checks")
     checks: dict[str, ReadinessCheck]
+
+
+class Revocation(ApiModel):
+    """A certification revoked by the operator API (POST /api/v1/certifications/revoke)."""
+
+    certification_id: int
+    session_id: str
+    external_id: str
+    certified_on: str
+    reason: str = Field(description="impersonation, wrong_accept or other")
+    revoked_at: str = Field(description="UTC, ISO 8601 with Z")
+    counted: bool = Field(description="it was the record's present person's (false: made before an ID-number change)")
+    valid_until: str | None = Field(description="the person's validity recomputed without it")
+    last_certified_on: str | None
+    template_cleared: bool = Field(description="the face template it may have enrolled was dropped")
+    evidence: str = Field(
+        description="the session's ID-card photo and video: held (kept as evidence from the retention purge),"
+        " purged (deleted already at the end of their retention period: nothing to hold), none (never stored),"
+        " not_held (a revocation for another reason: a supervisor may hold them in the console)"
+    )
+    evidence_held_until: str | None = Field(description="when held: the hold's end, UTC, ISO 8601 with Z")
+    replayed: bool = Field(description="true: a retried request (same Idempotency-Key), answered as the first")

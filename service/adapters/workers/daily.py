@@ -17,13 +17,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
+from service.certification import daily_run as daily_run_module
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleSpikeError
-from service.certification.daily_run import SCHEDULE_ACTOR, DailyRun, daily_run, ran_on
+from service.certification.daily_run import SCHEDULE_ACTOR, DailyRun, daily_run
 from service.infra import clock
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,11 @@ class DailyRunThread:
         self._thread = threading.Thread(target=self._run, name="daily-run", daemon=True)
 
     def due(self) -> dt.date | None:
-        """The bureau's today when its run is due: its hour reached, and no run of it audited."""
-        hour = self.ctx.settings.cycle.cycle_run_hour
-        local = self._now().astimezone(ZoneInfo(self.ctx.settings.time_zone))
-        if hour < 0 or local.hour < hour or local.date() == self._done:
-            return None
-        if ran_on(self.ctx, local.date()):
-            self._done = local.date()
-            return None
-        return local.date()
+        """The bureau's today when its run is due (the schedulers' one gate: daily_run.schedule_gate)."""
+        day, state = daily_run_module.schedule_gate(self.ctx, self._now(), done=self._done)
+        if state == daily_run_module.DONE:
+            self._done = day
+        return day if state == daily_run_module.DUE else None
 
     def tick(self) -> DailyRun | None:
         """Run today's cycle if it is due; the run, or None."""

@@ -16,6 +16,7 @@ already committed, the job row stays queued and the sweeper announces it again);
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -25,10 +26,12 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.schedules import crontab
 from sqlalchemy import select
 
+import service.schema
 from service.adapters.workers.worker import hand_back, shared_certifier
+from service.certification import daily_run as daily_run_module
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleSpikeError
-from service.certification.daily_run import SCHEDULE_ACTOR, business_day, ran_on
+from service.certification.daily_run import SCHEDULE_ACTOR
 from service.certification.daily_run import daily_run as run_daily
 from service.certification.heartbeat import Heartbeat, silence_is_death
 from service.certification.models import CertSession
@@ -47,6 +50,7 @@ from service.features.install import install_features
 from service.features.wechat.runtime import WeChatChannel, build_channel
 from service.features.wechat.schedule import celery_tick
 from service.infra.config import Settings, get_settings
+from service.infra.db.migrate import SchemaNotMigratedError, schema_problem
 from service.infra.observability import bind_session, metrics
 from service.infra.observability.logs import install_log_masking
 from service.infra.storage import StorageError
@@ -145,7 +149,34 @@ def make_enqueue(settings: Settings) -> Callable[[str], None]:
 @lru_cache(maxsize=1)
 def worker_app() -> Celery:
     """This worker process's Celery app, built once from its settings on first use (not at import)."""
-    return make_celery(get_settings())
+    return make_celery(checked_settings())
+
+
+def checked_settings() -> Settings:
+    """The settings, checked as `pension-cert worker` checks them (service/adapters/cli/common.py), and the database
+    at this version's migrations: a worker or beat started with a mistake ends at once with one line per problem
+    and the settings exit code (4), not a traceback from the broker's URL parser or a worker failing each task."""
+    from service.adapters.cli.common import EXIT_CONFIG, outage_error, settings_problems  # lazy: the CLI's checks
+    from service.infra.db.engine import make_engine  # lazy: as above
+
+    settings, problems = settings_problems()
+    if problems:
+        sys.stderr.write("pension-cert: CONFIG_INVALID: invalid settings:\n  " + "\n  ".join(problems) + "\n")
+        raise SystemExit(EXIT_CONFIG)
+    if settings.effective_database_url.startswith("sqlite"):
+        return get_settings()  # the embedded file is create_all's to bring up, not the migrations' (engine.py)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        problem = schema_problem(engine, service.schema.metadata)
+    except Exception as exc:  # the database down at start: the worker waits it out (tasks retry), as before
+        log.warning("the database's migrations could not be checked at start: %s", outage_error(exc) or exc)
+        problem = ""
+    finally:
+        engine.dispose()
+    if problem:
+        sys.stderr.write(f"pension-cert: {SchemaNotMigratedError.code}: {SchemaNotMigratedError(problem)}\n")
+        raise SystemExit(EXIT_CONFIG)
+    return get_settings()
 
 
 def __getattr__(name: str) -> Celery:
@@ -298,12 +329,15 @@ def _worker_channel() -> WeChatChannel | None:
 def daily_run() -> dict[str, object]:
     """Daily at CYCLE_RUN_HOUR: the cycle run (service/certification/daily_run.py). A run the spike guard refuses
     is audited and counted there and answered here, never retried (an operator forces it); a second run the same
-    day, or two at once from two beats, suspends nobody new. Beat sends it hourly from that hour on: a day whose
-    whole run is done (or refused) is not run again (ran_on)."""
+    day, or two at once from two beats, suspends nobody new. Beat sends it hourly from that hour on; the gate is the
+    embedded thread's (daily_run.schedule_gate): not before the hour (a message queued late, run past midnight),
+    and a day whose whole run is done (or refused) is not run again."""
     ctx = _worker_ctx()
-    today = business_day(ctx.settings, None)
-    if ran_on(ctx, today):
+    today, state = daily_run_module.schedule_gate(ctx)  # the embedded thread's gate too: before the hour, nothing
+    if state == daily_run_module.DONE:
         return {"done": True, "date": today.isoformat()}
+    if state == daily_run_module.NOT_YET:
+        return {"due": False, "date": today.isoformat()}
     try:
         run = run_daily(ctx, SCHEDULE_ACTOR)
     except CycleSpikeError as exc:

@@ -330,8 +330,8 @@ def _evidence_row(
     if row.get("external_id"):
         b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row["external_id"]))
     elif row.get("id_number"):
-        number = ctx.keyring.id_hash(row["id_number"])
-        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number))
+        numbers = ctx.keyring.id_hashes(row["id_number"])  # under any signing key in use
+        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(numbers)))
     asked = row.get("external_id") or ("id_number" if row.get("id_number") else "")
     if asked and not scope.visible(db, staff, b.region if b is not None else None, "beneficiary", asked):
         b = None  # missing, or outside the importer's region scope: reported as not on the roster, alike

@@ -14,6 +14,7 @@ import re
 from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, TURN_LEFT, TURN_RIGHT
 from service.certification import catalog
 from service.certification.errors import ServiceError
+from service.certification.evidence_hold import HoldReason
 from service.certification.models import BenefitType, SessionDecision
 from service.certification.revocation import RevokeReason
 from service.certification.roster import MAX_YEARS_AHEAD
@@ -59,6 +60,16 @@ REVOKE_REASON_ZH = {
     RevokeReason.OTHER: "其他",
 }
 
+# Why a session's media are held as evidence (service.certification.evidence_hold.HoldReason); the form offers
+# all but `revoked` (placed by a revocation itself).
+HOLD_REASON_ZH = {
+    HoldReason.INVESTIGATION: "涉嫌冒领，调查核实中",
+    HoldReason.RECOVERY: "追回多发待遇",
+    HoldReason.REFERRAL: "移送公安 / 司法机关",
+    HoldReason.REVOKED: "认证已撤销（冒领 / 错误受理）",
+    HoldReason.OTHER: "其他",
+}
+
 # The liveness challenge's actions (pipelines.liveness.challenge.ACTIONS).
 ACTION_ZH = {BLINK: "眨眼", TURN_LEFT: "向左转头", TURN_RIGHT: "向右转头", NOD: "点头", OPEN_MOUTH: "张嘴"}
 
@@ -86,6 +97,8 @@ AUDIT_ACTION_ZH = {
     "beneficiary.view": "查看人员",
     "beneficiary.deceased": "登记死亡",
     "certification.revoke": "撤销认证",
+    "evidence.hold": "保全认证影像",
+    "evidence.release": "解除影像保全",
     "roster.search": "名册查询",
     "roster.import": "名册导入",
     "evidence.import": "行为数据导入",
@@ -135,12 +148,25 @@ ROSTER_PROBLEM_ZH = (
     ("valid_until is more than", f"认证有效期晚于导入日期 {MAX_YEARS_AHEAD} 年以上（请核对年份）"),
     ("cycle_start is more than", f"认证周期起始日晚于导入日期 {MAX_YEARS_AHEAD} 年以上（请核对年份）"),
     ("household must be", "户号不超过 64 个字符，且不能以 = + - @ 开头"),
+    (
+        "id_number was changed by a spreadsheet",
+        "身份证号码已被表格软件改坏（显示为 4.20106E+17 或末三位变成 000）："
+        "请将该列设置为“文本”格式，重新填写号码后再导入",
+    ),
+    (
+        "external_id was changed by a spreadsheet",
+        "人员编号已被表格软件改成科学计数法（如 1.23457E+19）：请将该列设置为“文本”格式，重新填写后再导入",
+    ),
     ("duplicate of an earlier row", "与本文件中前面的一行重复"),
+    (
+        "row has more cells than the header",
+        "该行列数多于表头（单元格内含分隔符？多个待遇类型请用引号括起或改用逗号分隔的文件）",
+    ),
 )
 # Whole-file problems (ServiceError details of ROSTER_FORMAT / ROSTER_TOO_LARGE).
 ROSTER_FILE_PROBLEM_ZH = (
     ("missing columns: ", "缺少列："),
-    ("CSV must be UTF-8", "CSV 文件须为 UTF-8 编码"),
+    ("columns given twice: ", "同一列出现两次（中英文列名各一）："),
     ("roster must be .csv or .xlsx", "名册须为 .csv 或 .xlsx 文件"),
 )
 
@@ -166,9 +192,38 @@ def roster_problem_zh(problem: str) -> str:
     return "该行数据不符合名册格式"
 
 
+_UNDECODABLE = re.compile(r"^CSV is (.*?) text.*: cannot decode line (\d+), byte (\d+)\Z")
+# Why a CSV's text could not be read, by the beginning of the reason (roster_file.UNDECODABLE, DAMAGED_UTF8,
+# DAMAGED_UTF16): what is wrong, and what to do.
+_NOT_GB18030 = re.compile(r"^CSV read as GB18030 gives names no Chinese name holds.*: line (\d+)\Z")
+_UNDECODABLE_ZH = {
+    "neither UTF-8 nor GB18030 (GBK)": (
+        "既不是 UTF-8 也不是 GB18030/GBK 编码的文字",
+        "请检查该行，或在 Excel/WPS 中“另存为”CSV UTF-8（逗号分隔）后再导入",
+    ),
+    "UTF-8": (
+        "有损坏的字符（文件是 UTF-8 编码，某个字符被截断或改坏，整个文件未导入）",
+        "请检查并改正该行的文字（如复制粘贴或截断造成）后再导入",
+    ),
+    "UTF-16": (
+        "不完整或已损坏（文件是 UTF-16 编码，即 Excel 的“Unicode 文本”，可能在传输或复制时被截断）",
+        "请从 Excel/WPS 重新保存一次完整的文件后再导入",
+    ),
+}
+
+
 def roster_file_error_zh(exc: ServiceError) -> str:
     """Why a whole roster file was refused: the code's message, and what to fix where it is known (the column
     names of "missing columns" are the file's own and kept)."""
+    if (m := _UNDECODABLE.match(exc.detail)) and m.group(1) in _UNDECODABLE_ZH:
+        what, fix = _UNDECODABLE_ZH[m.group(1)]
+        return f"{exc.message_zh}（第 {m.group(2)} 行（文件第 {m.group(3)} 字节）{what}：{fix}）"
+    if m := _NOT_GB18030.match(exc.detail):
+        return (
+            f"{exc.message_zh}（编码可能不是 GBK/GB18030（如港台软件的繁体 Big5）："
+            f"第 {m.group(1)} 行的姓名读出来是乱码。"
+            "请在 Excel/WPS 中“另存为”CSV UTF-8（逗号分隔）后再导入）"
+        )
     for start, zh in ROSTER_FILE_PROBLEM_ZH:
         if exc.detail.startswith(start):
             return f"{exc.message_zh}（{zh}{exc.detail[len(start) :]}）"
@@ -194,6 +249,7 @@ GLOBALS = {
     "RELATIONSHIP_ZH": RELATIONSHIP_ZH,
     "BINDING_ZH": BINDING_ZH,
     "REVOKE_REASON_ZH": REVOKE_REASON_ZH,
+    "HOLD_REASON_ZH": HOLD_REASON_ZH,
     "ACTION_ZH": ACTION_ZH,
     "reason_label": reason_label,
     "benefit_label": benefit_label,

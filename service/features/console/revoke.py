@@ -1,24 +1,40 @@
 """A supervisor revokes a certification found fraudulent afterwards, from the person's page (the rule and its
 consequences: service/certification/revocation.py). The console checks the role (the route's `Supervisor`) and the
 region scope (a person outside it reads as missing), locks the relative's binding when the certification was a
-proxy one, and records the revocation in its audit chain."""
+proxy one, and records the revocation in its audit chain.
+
+From the same page a supervisor holds a session's media as evidence, or releases a hold early
+(service/certification/evidence_hold.py), with the same checks: the session must be the person's."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.cycle import CycleRules
+from service.certification.errors import InvalidInputError, NotFoundError
+from service.certification.evidence_hold import HoldReason, place_hold, release_hold
+from service.certification.models import CertSession, EvidenceHold
 from service.certification.revocation import Revoked, revoke_certification
 from service.features.console import audit_chain, scope
 from service.features.console.auth import Staff
 from service.features.proxy.models import ProxyBinding, ProxySession, ProxySessionKind
 
 ACTION = "certification.revoke"
+HOLD_ACTION = "evidence.hold"
+RELEASE_ACTION = "evidence.release"
 
 
 def revoke_from_console(
-    db: Session, staff: Staff, bid: int, certification_id: int, reason: str, note: str, rules: CycleRules
+    db: Session,
+    staff: Staff,
+    bid: int,
+    certification_id: int,
+    reason: str,
+    note: str,
+    rules: CycleRules,
+    hold_days: int,
 ) -> Revoked | None:
     """Revoke certification `certification_id` of person `bid` in the unit of work; None when the person is not
     one `staff` may see (out of scope, or missing). Raises the core's refusals (REVOKE_REASON, NOT_FOUND,
@@ -26,7 +42,9 @@ def revoke_from_console(
     b = scope.beneficiary(db, staff, bid)
     if b is None:
         return None
-    done = revoke_certification(db, rules, certification_id, reason, note, staff.actor, beneficiary_id=b.id)
+    done = revoke_certification(
+        db, rules, certification_id, reason, note, staff.actor, beneficiary_id=b.id, hold_days=hold_days
+    )
     binding = _lock_binding(db, done.session_id, staff.actor, b.external_id)
     detail = {
         "certification": done.certification_id,
@@ -34,6 +52,7 @@ def revoke_from_console(
         "valid_until": done.valid_until.isoformat() if done.valid_until else None,
         "template_cleared": done.template_cleared,
         "binding_locked": binding,
+        "evidence": done.evidence.value,
     }
     audit_chain.record(db, staff.actor, ACTION, b.external_id, detail)
     return done
@@ -54,3 +73,35 @@ def _lock_binding(db: Session, session_id: str, actor: str, target: str) -> str 
         row.locked = True
         audit(db, actor, "proxy.binding.locked", target, {"binding": row.id, "revoked_session": session_id})
     return row.id
+
+
+def hold_from_console(
+    db: Session, staff: Staff, bid: int, session_id: str, reason: str, note: str, hold_days: int
+) -> EvidenceHold | None:
+    """Hold the media of session `session_id` of person `bid`; None when the person is not one `staff` may see.
+    Raises the core's refusals (EVIDENCE_HOLD_REASON, NOT_FOUND: not the person's session, EVIDENCE_PURGED,
+    EVIDENCE_NONE)."""
+    b = scope.beneficiary(db, staff, bid)
+    if b is None:
+        return None
+    if reason == HoldReason.REVOKED:  # a revocation's own: the form offers the others
+        raise InvalidInputError("EVIDENCE_HOLD_REASON", "a revocation places its own hold")
+    if db.scalar(select(CertSession.beneficiary_id).where(CertSession.id == session_id)) != b.id:
+        raise NotFoundError("session")
+    hold = place_hold(db, session_id, reason, note, staff.actor, b.external_id, hold_days)
+    detail = {"hold": hold.id, "session": session_id, "reason": hold.reason}
+    audit_chain.record(db, staff.actor, HOLD_ACTION, b.external_id, detail)
+    return hold
+
+
+def release_from_console(db: Session, staff: Staff, bid: int, hold_id: int, note: str) -> EvidenceHold | None:
+    """Release hold `hold_id` on a session of person `bid` early; None when the person is not one `staff` may see.
+    Raises the core's refusals (EVIDENCE_RELEASE_NOTE, NOT_FOUND: not a hold on the person's sessions,
+    EVIDENCE_HOLD_ENDED)."""
+    b = scope.beneficiary(db, staff, bid)
+    if b is None:
+        return None
+    own = db.scalars(select(CertSession.id).where(CertSession.beneficiary_id == b.id)).all()
+    hold = release_hold(db, hold_id, note, staff.actor, b.external_id, session_ids=own)
+    audit_chain.record(db, staff.actor, RELEASE_ACTION, b.external_id, {"hold": hold.id, "session": hold.session_id})
+    return hold

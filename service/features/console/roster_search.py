@@ -80,7 +80,7 @@ def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Se
 
     number = normalise_id(q)
     if len(number) == 18 and idnumber.validate(number) is None:
-        by_number = found(Beneficiary.id_hash == keyring.id_hash(number))
+        by_number = found(Beneficiary.id_hash.in_(keyring.id_hashes(number)))  # any signing key in use
         if by_number or not q.isascii():
             return "id_number", by_number
         by_external_id = found(Beneficiary.external_id == q)

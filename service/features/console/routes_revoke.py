@@ -1,21 +1,31 @@
 """The revocation of a certification found fraudulent afterwards (冒领, 错误受理), from the person's page:
-supervisors only (revoke.py; the rule: service/certification/revocation.py)."""
+supervisors only (revoke.py; the rule: service/certification/revocation.py). From the same page, a hold on a
+session's media as evidence and its early release (service/certification/evidence_hold.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 
 from service.certification.errors import ServiceError
+from service.features.console.auth import Staff
 from service.features.console.inputs import RowId
-from service.features.console.revoke import revoke_from_console
+from service.features.console.revoke import hold_from_console, release_from_console, revoke_from_console
 from service.features.console.web import PREFIX, Supervisor, check_csrf, ctx_of, redirect, render, unit
 
 router = APIRouter(prefix=PREFIX)
 # What each refusal answers (a refusal's message is the catalog's, by its code).
-REFUSAL_STATUS = {"REVOKE_REASON": 422, "CERTIFICATION_REVOKED": 409}
+REFUSAL_STATUS = {
+    "REVOKE_REASON": 422,
+    "CERTIFICATION_REVOKED": 409,
+    "EVIDENCE_HOLD_REASON": 422,
+    "EVIDENCE_RELEASE_NOTE": 422,
+    "EVIDENCE_PURGED": 409,
+    "EVIDENCE_NONE": 409,
+    "EVIDENCE_HOLD_ENDED": 409,
+}
 
 
 @router.post("/beneficiaries/{bid}/certifications/{cid}/revoke")
@@ -32,9 +42,56 @@ def revoke(
     back = f"/beneficiaries/{bid}"
     try:
         with unit(request) as db:
-            done = revoke_from_console(db, staff, bid, cid, reason, note, ctx_of(request).rules)
+            ctx = ctx_of(request)
+            days = ctx.settings.storage.evidence_hold_days
+            done = revoke_from_console(db, staff, bid, cid, reason, note, ctx.rules, days)
     except ServiceError as exc:
-        status = REFUSAL_STATUS.get(exc.code, 404)
-        message = exc.message_zh if exc.code in REFUSAL_STATUS else "认证记录不存在"
-        return render(request, "message.html", staff, status=status, message=message, back=back)
+        return _refused(request, staff, exc, back, "认证记录不存在")
     return redirect(back if done is not None else "/roster")
+
+
+@router.post("/beneficiaries/{bid}/sessions/{sid}/hold")
+def hold(
+    request: Request,
+    staff: Supervisor,
+    bid: RowId,
+    sid: Annotated[str, Path(max_length=36)],
+    reason: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(staff, csrf)
+    back = f"/beneficiaries/{bid}"
+    days = ctx_of(request).settings.storage.evidence_hold_days
+    try:
+        with unit(request) as db:
+            done = hold_from_console(db, staff, bid, sid, reason, note, days)
+    except ServiceError as exc:
+        return _refused(request, staff, exc, back, "认证记录不存在")
+    return redirect(back if done is not None else "/roster")
+
+
+@router.post("/beneficiaries/{bid}/holds/{hid}/release")
+def release(
+    request: Request,
+    staff: Supervisor,
+    bid: RowId,
+    hid: RowId,
+    note: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(staff, csrf)
+    back = f"/beneficiaries/{bid}"
+    try:
+        with unit(request) as db:
+            done = release_from_console(db, staff, bid, hid, note)
+    except ServiceError as exc:
+        return _refused(request, staff, exc, back, "保全记录不存在")
+    return redirect(back if done is not None else "/roster")
+
+
+def _refused(request: Request, staff: Staff, exc: ServiceError, back: str, missing: str) -> Response:
+    """A refusal's page: the catalog's message for a listed code, `missing` for the rest (NOT_FOUND)."""
+    status = REFUSAL_STATUS.get(exc.code, 404)
+    message = exc.message_zh if exc.code in REFUSAL_STATUS else missing
+    return render(request, "message.html", staff, status=status, message=message, back=back)

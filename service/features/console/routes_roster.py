@@ -12,13 +12,16 @@ from sqlalchemy import select
 
 from service.certification.cycle import cycle_state
 from service.certification.errors import ServiceError
+from service.certification.evidence_hold import evidence_of
 from service.certification.models import (
     Certification,
     CertSession,
     CycleEvent,
     RosterImport,
+    utcnow,
 )
 from service.certification.roster import import_roster, import_terms
+from service.certification.template_withdrawal import pending_consent
 from service.features.console import audit_chain, roster_search, scope
 from service.features.console.alt_cert import (
     RESENT_FORM,
@@ -33,6 +36,7 @@ from service.features.console.alt_cert import (
 from service.features.console.inputs import RowId
 from service.features.console.labels import roster_file_error_zh
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
+from service.features.console.template_erasure import withdraw_at_counter
 from service.features.console.web import (
     PREFIX,
     CurrentStaff,
@@ -58,6 +62,7 @@ ERRORS = {
     "deceased": "死亡日期不能晚于今天，并须填写信息来源",
     "certify": "请选择认证方式、填写日期（不晚于今天）和核验情况",
     "resent": RESENT_FORM,
+    "template": "请填写本人如何提出申请（如本人持身份证到柜台）",
 }
 
 
@@ -156,6 +161,10 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Respo
         ).all()
         death = db.get(DeathRecord, bid)
         alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == bid)).all()
+        # The sessions' media: held (until when), deleted, none (service/certification/evidence_hold.py).
+        shown = [s.id for s in sessions] + [c.session_id for c in certs]
+        evidence = evidence_of(db, shown, utcnow(), ctx.settings.storage.evidence_hold_days)
+        consent_pending = pending_consent(db, bid)  # sessions in flight that would keep a template
         audit_chain.record(db, staff.actor, "beneficiary.view", b.external_id)
     today = local_today(ctx.settings)
     state = cycle_state(b.status, b.valid_until, today, ctx.rules)
@@ -173,6 +182,8 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Respo
             bindings=bindings,
             death=death,
             alerts=alerts,
+            evidence=evidence,
+            consent_pending=consent_pending,
             today=today.isoformat(),
             form_token=new_token(),  # the counter form's own: sent twice, it records once (alt_cert.recorded_form)
             identity_stamp=identity_stamp(b),  # the record's ID number as the counter form saw it
@@ -243,4 +254,22 @@ def certify(
         return render(request, "message.html", staff, status=409, message=exc.message, back=f"/beneficiaries/{bid}")
     except (ValueError, AltCertError):
         return redirect(f"/beneficiaries/{bid}?e=certify")
+    return redirect(f"/beneficiaries/{bid}")
+
+
+@router.post("/beneficiaries/{bid}/template/withdraw")
+def withdraw_template(
+    request: Request,
+    staff: CurrentStaff,
+    bid: RowId,
+    note: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """The person asks at the counter to erase their face template (template_erasure.py)."""
+    check_csrf(staff, csrf)
+    if not note.strip():
+        return redirect(f"/beneficiaries/{bid}?e=template")
+    with unit(request) as db:
+        if withdraw_at_counter(db, staff, bid, note) is None:
+            return redirect("/roster")
     return redirect(f"/beneficiaries/{bid}")

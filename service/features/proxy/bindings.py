@@ -160,8 +160,8 @@ def _bindable_elder(db: Session, ctx: ServiceContext, op: ProxyOperator, name: s
     """The living elder of this name and number, locked: the elder's row, then the relative's (`person_accounts`),
     so that two concurrent bindings cannot both pass a limit (PostgreSQL row locks; SQLite serialises writers
     anyway), in the lock order of service/certification/lock_order.py."""
-    number_hash = ctx.keyring.id_hash(normalise_id(id_number))
-    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == number_hash).with_for_update())
+    number_hashes = ctx.keyring.id_hashes(normalise_id(id_number))  # under any signing key in use
+    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(number_hashes)).with_for_update())
     # Name and number must both match the roster: nobody binds a stranger by guessing numbers. Nobody certifies
     # for the dead, and whoever typed a name and number must not learn of a death from the answer (the H5 pages
     # and the assistance form answer alike, docs/security.md Part F). One answer for all three; the real reason

@@ -53,7 +53,7 @@ from service.features.proxy.operators import actor, load_template, mark_verified
 from service.features.proxy.policy import proxy_policy
 from service.features.proxy.relatives import apply_rule
 from service.features.proxy.requesters import operator_requesters
-from service.features.proxy.sessions import claim_of, queue_guard, roster_name_differs
+from service.features.proxy.sessions import claim_of, person_hash, queue_guard, roster_name_differs
 
 if TYPE_CHECKING:
     from service.certification.contract import CertificationReport, Certifier, Template
@@ -97,6 +97,7 @@ def install(ctx: ServiceContext) -> None:
     ctx.hooks.identity_changes["proxy"] = end_for_identity_change  # the old person's relatives' bindings end
     ctx.hooks.identity_confirmations["proxy"] = restore_for_same_person  # a typo corrected: they are given back
     ctx.hooks.upkeep["proxy"] = expire_pending  # daily: bindings unconsented past the window expire
+    ctx.hooks.person_hashes["proxy"] = person_hash  # a roster row new during a rotation: the claims' hash
 
 
 def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport) -> Decision:
@@ -186,6 +187,7 @@ def on_decided(
             # change them), so two sessions in flight cannot swap the operator-face check's reference.
             audit(db, who, "proxy.operator.verification_ignored", op.id, {"session": s.id})
         elif outcome is Outcome.ACCEPT and claim is not None:
+            claim = locked_claim(db, s.id)
             mark_verified(op, claim.id_hash, claim.id_masked, claim.name)
             if new_template is not None:
                 store_template(ctx, op, new_template.embedding, new_template.model)
@@ -209,6 +211,15 @@ def on_decided(
     if outcome is Outcome.ACCEPT:
         binding.failures = 0
     return False
+
+
+def locked_claim(db: Session, session_id: str) -> ProxyClaim:
+    """The verification's claim read again under its row lock, right before its hash is copied to the relative's
+    identity: `pension-cert rekey` moves a claim's hash and its copies in one transaction, so a hash read before
+    a rekey batch committed would be copied after it and stay under the previous key (docs/security.md, Part AH).
+    Taken after the operator (the lock order, service/certification/lock_order.py)."""
+    query = select(ProxyClaim).where(ProxyClaim.session_id == session_id).with_for_update()
+    return db.scalars(query.execution_options(populate_existing=True)).one()
 
 
 def _failed(db: Session, binding: ProxyBinding, who: str, target: str, operator_face: bool) -> None:
@@ -247,6 +258,7 @@ def on_accept(db: Session, s: CertSession, elder: Beneficiary | None) -> bool:
     if claim is not None and roster_name_differs(db, claim):
         raise ServiceError(ReasonCode.ID_FIELDS_INCONSISTENT, "the claimed name is not the roster's for this number")
     if claim is not None and op.verified_at is None:
+        claim = locked_claim(db, s.id)
         mark_verified(op, claim.id_hash, claim.id_masked, claim.name)
         audit(db, actor(op), "proxy.operator.verified", op.id, {"session": s.id, "template": False})
     binding = db.get(ProxyBinding, ps.binding_id, with_for_update=True) if ps.binding_id else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from service.certification.models import utcnow
 from service.features.proxy.models import ProxyOperator, ProxyOperatorIdentity
 from service.infra.security import new_token, token_hash
 
+log = logging.getLogger(__name__)
 CHANNELS = ("wechat", "phone")
 
 
@@ -31,14 +33,17 @@ def actor(op: ProxyOperator) -> str:
     return f"operator:{op.id}"
 
 
-def channel_hash(ctx: ServiceContext, channel: str, channel_id: str) -> str:
-    # The raw openid / phone number is not stored: a keyed hash identifies the account.
-    return ctx.keyring.mac(f"proxy-operator:{channel}:{channel_id}")
+def channel_hashes(ctx: ServiceContext, channel: str, channel_id: str) -> tuple[str, ...]:
+    """The keyed hashes that identify the account of (channel, channel_id) (the raw openid / phone number is not
+    stored), under every signing key in use, the current one first. The channel id is not stored, so
+    `pension-cert rekey` cannot recompute an account's hash: `login` moves it to the current key when the
+    relative next comes (docs/operations.md, "Rotating the signing key")."""
+    return ctx.keyring.macs(f"proxy-operator:{channel}:{channel_id}")
 
 
 def find(db: Session, ctx: ServiceContext, channel: str, channel_id: str) -> ProxyOperator | None:
     """The operator of (channel, channel_id), if there is one; no token is issued."""
-    where = (ProxyOperator.channel == channel, ProxyOperator.channel_hash == channel_hash(ctx, channel, channel_id))
+    where = (ProxyOperator.channel == channel, ProxyOperator.channel_hash.in_(channel_hashes(ctx, channel, channel_id)))
     return db.scalar(select(ProxyOperator).where(*where))
 
 
@@ -47,22 +52,32 @@ def login(db: Session, ctx: ServiceContext, channel: str, channel_id: str, clien
     working: one device at a time)."""
     if channel not in CHANNELS:
         raise InvalidInputError("UNAUTHORIZED", f"unknown channel {channel!r}")
-    ch_hash = channel_hash(ctx, channel, channel_id)
-    op = db.scalar(
-        select(ProxyOperator)
-        .where(ProxyOperator.channel == channel, ProxyOperator.channel_hash == ch_hash)
-        .with_for_update()
-    )
+    hashes = channel_hashes(ctx, channel, channel_id)
+    query = select(ProxyOperator).where(ProxyOperator.channel == channel, ProxyOperator.channel_hash.in_(hashes))
+    found = sorted(db.scalars(query.order_by(ProxyOperator.id).with_for_update()), key=lambda o: _key_rank(o, hashes))
+    op = found[0] if found else None
     created = op is None
     token = new_token()
     if op is None:
-        op = ProxyOperator(id=str(uuid.uuid4()), channel=channel, channel_hash=ch_hash, token_hash=token_hash(token))
+        op = ProxyOperator(id=str(uuid.uuid4()), channel=channel, channel_hash=hashes[0], token_hash=token_hash(token))
         db.add(op)
     else:
         op.token_hash = token_hash(token)
+        op.channel_hash = hashes[0]  # re-hashed on sight: a previous signing key's moves to the current one
+    if len(found) > 1:
+        # An account under each key (one made while the previous key was left out): the current key's is used,
+        # the other keeps its hash (moving it would collide: uq_proxy_operator_channel) for staff to merge.
+        others = [o.id for o in found[1:]]
+        audit(db, client, "proxy.operator.duplicate_channel", op.id, {"channel": channel, "other": others})
+        log.warning("proxy operator %s: another account for the same channel id under a previous key", op.id)
     db.flush()
     audit(db, client, "proxy.operator.login", op.id, {"channel": channel, "created": created})
     return OperatorLogin(op, token, created)
+
+
+def _key_rank(op: ProxyOperator, hashes: tuple[str, ...]) -> int:
+    """Which signing key made the account's hash: 0 the current one."""
+    return hashes.index(op.channel_hash)
 
 
 def authenticate(db: Session, token: str | None) -> ProxyOperator:

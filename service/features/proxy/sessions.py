@@ -44,6 +44,7 @@ from service.features.proxy.models import (
     ProxyBinding,
     ProxyClaim,
     ProxyOperator,
+    ProxyOperatorIdentity,
     ProxySession,
     ProxySessionKind,
 )
@@ -72,11 +73,12 @@ def open_verification(
     problem = idnumber.validate(number)
     if problem is not None:
         raise ServiceError(ReasonCode.ID_CHECKSUM_FAILED, problem)
-    id_hash = ctx.keyring.id_hash(number)
+    hashes = ctx.keyring.id_hashes(number)
     # No answer here may depend on the roster (whether the number is on it, under which name): anyone with an
     # account could probe it. The roster's name is checked when the session is decided (`roster_name_differs`),
     # after a card carrying the number and a live face.
-    listed = db.scalar(select(Beneficiary).where(Beneficiary.id_hash == id_hash))
+    listed = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(hashes)))
+    id_hash = _stored_hash(db, hashes, listed)
     new = create_claim_session(db, ctx, Channel.SELF, consent, actor(op), verification_failures(db, ctx, op.id))
     _link(db, new, ProxySessionKind.VERIFICATION, op, None)
     db.add(
@@ -92,6 +94,28 @@ def open_verification(
     )
     db.flush()
     return new
+
+
+def _stored_hash(db: Session, hashes: tuple[str, ...], listed: Beneficiary | None) -> str:
+    """The hash this person's rows already carry (a previous signing key's until `pension-cert rekey` reaches
+    them, which moves them all at once), else the current key's: one hash per person, so that the comparisons of
+    stored hashes (roster row, claims, the relative's identity) hold during a rotation."""
+    if listed is not None:
+        return listed.id_hash
+    return person_hash(db, hashes) or hashes[0]
+
+
+def person_hash(db: Session, hashes: tuple[str, ...], /) -> str | None:
+    """A `PersonHashSource`: the previous signing key's hash a relative's claim or verified identity carries for
+    this person (`hashes`: the number's under every key in use, current first); None when none does. A claim and a
+    roster row created during a rotation take it (`_stored_hash`, the roster's new rows)."""
+    if len(hashes) < 2:
+        return None
+    claimed = db.scalar(select(ProxyClaim.id_hash).where(ProxyClaim.id_hash.in_(hashes[1:])).limit(1))
+    if claimed is not None:
+        return claimed
+    who = ProxyOperatorIdentity.person_hash
+    return db.scalar(select(who).where(who.in_(hashes[1:])).limit(1))
 
 
 def roster_name_differs(db: Session, claim: ProxyClaim) -> bool:

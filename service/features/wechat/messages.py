@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from service.certification.models import Beneficiary, CertSession, SessionDecision
+from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision
 from service.features.console.assist import KINDS_ZH
 from service.features.console.models import AssistOutcome, AssistRequest
 from service.features.proxy.models import ProxySession, ProxySessionKind, subject_of
@@ -23,7 +23,7 @@ from service.infra.clock import HasTimeZone, local_date
 
 # A kind without a template id of its own is sent with this one (same fields), so a deployment configured with
 # the three original templates keeps working: staff decisions look like results, suspensions like overdue notices.
-TEMPLATE_FALLBACK = {"review": "result", "suspended": "overdue", "assist": "result"}
+TEMPLATE_FALLBACK = {"review": "result", "suspended": "overdue", "assist": "result", "revoked": "overdue"}
 
 # What a decision means, by what the session was for. "self" and "certification" certify a pensioner.
 _ACCEPT, _REJECT, _RETRY = SessionDecision.ACCEPT, SessionDecision.REJECT, SessionDecision.RETRY
@@ -140,6 +140,28 @@ def reminder_message(kind: str, b: Beneficiary, base: str) -> Message | None:
     else:
         return None
     return Message({"keyword1": name, "keyword2": day, **data}, f"{base}/h5/")
+
+
+def revocation_message(b: Beneficiary, certified_on: dt.date, today: dt.date, base: str) -> Message:
+    """A certification of `b` made on `certified_on` was revoked (service/features/wechat/revoked.py): certify again,
+    by the validity recomputed without it (a date already past, a suspension, or no date said as they are)."""
+    until = b.valid_until
+    if until is None:
+        day, remark = "请尽快重新认证", "请尽快重新完成认证,以免影响待遇发放。"
+    elif b.status == BeneficiaryStatus.SUSPENDED:
+        day, remark = zh_date(until), "待遇已暂停发放,请尽快重新认证,完成认证后将恢复发放。"
+    elif until >= today:
+        day, remark = zh_date(until), f"请在{zh_date(until)}前重新完成认证,以免影响待遇发放。"
+    else:
+        day, remark = zh_date(until), f"认证有效期已于{zh_date(until)}届满,请尽快重新认证,逾期未认证将暂停发放。"
+    data = {
+        "first": f"{b.name}的待遇资格认证已被撤销",
+        "keyword1": b.name,
+        "keyword2": day,
+        "keyword3": f"{zh_date(certified_on)}的认证已被经办机构撤销",
+        "remark": remark,
+    }
+    return Message(data, f"{base}/h5/")
 
 
 def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZone) -> Message | None:

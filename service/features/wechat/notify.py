@@ -1,5 +1,6 @@
 """WeChat notifications: the result of a certification, a staff decision on a review case, the due-soon
-reminder, the overdue notice and the suspension notice (what each says: service/features/wechat/messages.py).
+reminder, the overdue notice, the suspension notice and the notice of a revoked certification (revoked.py; what
+each says: service/features/wechat/messages.py).
 
 Each notice is first recorded (a unique row per kind + reference + openid), then delivered; so a notice goes
 out at most once however often the schedule runs or however many schedulers there are. A failed delivery is
@@ -29,21 +30,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.current_person import made_for_current_person_sql
 from service.certification.cycle import CycleRules, CycleState, cycle_state
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
     CertSession,
-    Channel,
     SessionDecision,
     SessionState,
     beneficiary_of,
-    certification_revoked,
     utcnow,
 )
 from service.features.console.models import AssistRequest
-from service.features.proxy.models import ProxySession
+from service.features.wechat.accounts import own_accounts
 from service.features.wechat.client import WeChatApi
 from service.features.wechat.errors import WeChatError
 from service.features.wechat.messages import (
@@ -56,6 +54,7 @@ from service.features.wechat.messages import (
 )
 from service.features.wechat.models import NoticeStatus, WeChatNotice, WeChatSessionLink
 from service.features.wechat.requesters import account_requesters
+from service.features.wechat.revoked import REVOKED, revocations_to_tell, revoked_message, told_today
 from service.infra import clock
 from service.infra.clock import HasTimeZone, local_today
 
@@ -69,6 +68,9 @@ ASSIST = "assist"  # a citizen's manual-review / home-visit request closed by st
 # Local hours [from, to) in which reminders go out. Results, staff decisions and closed requests answer what the
 # person (or staff) just did and go out at any hour.
 REMINDER_HOURS = (8, 20)
+# Held at night and while a session of the person is under way, as reminders are: the notice of a revoked
+# certification too (the bureau's doing, not the person's; revoked.py). Its ref starts with the person's id.
+DAYTIME = (*REMINDERS, REVOKED)
 
 
 @dataclass
@@ -133,22 +135,7 @@ def _own_openids(db: Session, today: dt.date, rules: CycleRules) -> dict[int, tu
     nor one opened before the roster gave the record another ID number: that was the previous number's person;
     certification/current_person.py)."""
     horizon = today + dt.timedelta(days=rules.due_soon_days)
-    rows = db.execute(
-        select(WeChatSessionLink.openid, Beneficiary)
-        .join(CertSession, CertSession.id == WeChatSessionLink.session_id)
-        .join(Beneficiary, Beneficiary.id == CertSession.beneficiary_id)
-        .outerjoin(ProxySession, ProxySession.session_id == CertSession.id)
-        .where(
-            CertSession.channel == Channel.SELF,
-            CertSession.decision == SessionDecision.ACCEPT,
-            ProxySession.session_id.is_(None),
-            ~certification_revoked(),
-            made_for_current_person_sql(CertSession.created_at),
-            Beneficiary.status.in_((BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)),
-            Beneficiary.valid_until < horizon,
-        )
-        .order_by(CertSession.decided_at)
-    )
+    rows = db.execute(own_accounts().where(Beneficiary.valid_until < horizon))  # the rule: accounts.py
     return {b.id: (openid, b) for openid, b in rows}  # the latest accept wins
 
 
@@ -166,10 +153,15 @@ def queue_notices(db: Session, ctx: ServiceContext, today: dt.date) -> int:
             continue  # settled by staff: their decision has its own notice (queue_staff_decision)
         n += _record(db, "result", session_id, openid)
     now = utcnow()
+    for ref, openid in revocations_to_tell(db, now - RESULT_WINDOW):  # before the reminders: they wait a day
+        n += _record(db, REVOKED, ref, openid)
+    day = clock.local_midnight(ctx.settings, today), clock.local_midnight(ctx.settings, today + dt.timedelta(days=1))
+    told = told_today(db, day)
     for openid, b in _own_openids(db, today, ctx.rules).values():
         kind = reminder_kind(b, today, ctx.rules)
-        if kind is not None and b.valid_until is not None and not busy(db, b.id, now):
-            n += _record(db, kind, _reminder_ref(b.id, b.valid_until), openid)
+        if kind is None or b.valid_until is None or b.id in told or busy(db, b.id, now):
+            continue  # told_today: the notice of a revocation says the new date already (revoked.py)
+        n += _record(db, kind, _reminder_ref(b.id, b.valid_until), openid)
     return n
 
 
@@ -244,6 +236,8 @@ def _message(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.d
         if notice.kind == "result" and superseded(db, s, notice.openid):
             return None
         return decision_message(db, s, b, notice.kind == STAFF_DECISION, base, ctx.settings)
+    if notice.kind == REVOKED:
+        return revoked_message(db, notice.ref, notice.openid, today, base)
     if notice.kind == ASSIST:
         req = db.get(AssistRequest, int(notice.ref)) if notice.ref.isdigit() else None
         b = db.get(Beneficiary, req.beneficiary_id) if req is not None else None
@@ -274,7 +268,7 @@ def deliver(
     day = today or local_today(ctx.settings, at)
     pending = WeChatNotice.status == NoticeStatus.PENDING
     if not reminder_hours(ctx.settings, at):
-        pending = pending & WeChatNotice.kind.notin_(REMINDERS)  # at night: left pending until the morning
+        pending = pending & WeChatNotice.kind.notin_(DAYTIME)  # at night: left pending until the morning
     while True:  # batches in id order: a notice that failed in this run waits for the next run
         with ctx.db() as db:
             ids = list(
@@ -301,7 +295,7 @@ def _claim(ctx: ServiceContext, notice_id: int, today: dt.date, run: NoticeRun) 
         notice = db.get(WeChatNotice, notice_id) if claimed.rowcount else None
         if notice is None:
             return None
-        if notice.kind in REMINDERS and _busy_for(db, notice):
+        if notice.kind in DAYTIME and _busy_for(db, notice):
             # A session of this person is under way: not now, and not lost either (the next run looks again).
             notice.status, notice.attempts = NoticeStatus.PENDING, notice.attempts - 1
             return None

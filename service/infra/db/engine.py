@@ -99,7 +99,20 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 def create_all(engine: Engine, metadata: MetaData) -> None:
     """Embedded default: create the tables of `metadata` directly (PostgreSQL deployments run Alembic migrations).
     The composition roots pass service/schema.py's ``metadata``: this module, below every feature, cannot import
-    their models, and reading ``Base.metadata`` here would create only the tables imported so far."""
+    their models, and reading ``Base.metadata`` here would create only the tables imported so far.
+
+    A database the migrations manage (anything but SQLite) is refused unless at this version's migrations
+    (SchemaNotMigratedError): tables made here beside Alembic's back would make its `upgrade head` fail on each.
+    One Alembic manages (it has a version) is left to it: no DDL here, which would re-add what a migration dropped
+    or rebuild an index a migration redefined, behind alembic_version's back."""
+    if engine.dialect.name != "sqlite":
+        from service.infra.db.migrate import SchemaNotMigratedError, schema_state  # lazy: Alembic, scale-out only
+
+        problem, migrated = schema_state(engine, metadata)
+        if problem:
+            raise SchemaNotMigratedError(problem)
+        if migrated:
+            return
     metadata.create_all(engine)
     add_missing_columns(engine, metadata)
     rebuild_changed_indexes(engine, metadata)
@@ -143,9 +156,10 @@ def add_missing_columns(engine: Engine, metadata: MetaData) -> list[str]:
         with engine.begin() as conn:
             for col in missing:
                 if not col.nullable and col.server_default is None and col.default is None:
-                    raise RuntimeError(
-                        f"{table.name}.{col.name} is new and required: migrate this database with Alembic"
-                    )
+                    from service.infra.db.migrate import MIGRATE_COMMAND, SchemaNotMigratedError  # lazy: Alembic
+
+                    why = f"{table.name}.{col.name} is new and required: migrate this database, {MIGRATE_COMMAND}"
+                    raise SchemaNotMigratedError(why)
                 ddl = f"ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(engine.dialect)}"
                 if col.server_default is not None:
                     ddl += f" DEFAULT {col.server_default.arg}"  # type: ignore[attr-defined]

@@ -82,7 +82,7 @@ class CardChecker:
         read = self.read(data, cached)
         if read.problems:
             return list(read.problems)
-        if keyring.id_hash(read.id_number or "") != id_hash:
+        if id_hash not in keyring.id_hashes(read.id_number or ""):  # stored under any signing key in use
             return [ReasonCode.ID_NUMBER_MISMATCH]
         return []
 

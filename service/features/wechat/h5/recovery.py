@@ -143,7 +143,9 @@ def continue_session(ctx: Ctx, db: DB, request: Request, session_id: SessionId) 
     if openid is None:
         raise ServiceError("UNAUTHORIZED", "open the page from the WeChat menu")
     link = db.get(WeChatSessionLink, session_id)
-    old = db.get(CertSession, session_id)
+    # Locked (sessions first: service/certification/lock_order.py): a withdrawal of the template consent holding it
+    # is waited for and its consent read after it; one coming later waits for the new session and then sees it.
+    old = db.get(CertSession, session_id, with_for_update=True, populate_existing=True)
     if link is None or old is None or link.openid != openid:
         raise not_yours()
     if opened_for_previous_number(old):

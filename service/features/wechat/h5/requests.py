@@ -51,6 +51,11 @@ def _form_token(ctx: ServiceContext, openid: str) -> str:
     return ctx.keyring.mac("h5-assist:" + openid)[:32]
 
 
+def _form_token_ok(ctx: ServiceContext, openid: str, token: str) -> bool:
+    """`_form_token` under any signing key in use: a form opened just before a rotation's switch still submits."""
+    return ctx.keyring.verify_mac("h5-assist:" + openid, token, length=32)
+
+
 def _from_session(db: Session, openid: str, session_id: str) -> Subject | None:
     link = db.get(WeChatSessionLink, session_id)
     s = db.get(CertSession, session_id)
@@ -154,7 +159,7 @@ def apply_submit(
     token: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     openid = identity.openid_from(ctx, request)
-    if openid is None or token != _form_token(ctx, openid):
+    if openid is None or not _form_token_ok(ctx, openid, token):
         return message(request, "页面已过期", "请关闭本页面,从公众号菜单“资格认证”重新进入。", status=403)
     if not is_form_post(request.headers.get("content-type", "")):
         # The rate limiter reads the typed number from a plain form post only (what the page sends): another

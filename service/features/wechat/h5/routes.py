@@ -37,7 +37,7 @@ from service.certification.models import (
 from service.features.proxy import operators
 from service.features.proxy.models import ProxySession, subject_of
 from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
-from service.features.wechat.h5 import cardfirst, devlogin, family, identity, recovery, vendor, voice
+from service.features.wechat.h5 import cardfirst, devlogin, family, identity, my_data, recovery, vendor, voice
 from service.features.wechat.h5 import requests as assist_requests
 from service.features.wechat.h5.cardcheck import card_checker
 from service.features.wechat.h5.cardfirst import problem_response as _problem_response
@@ -340,3 +340,4 @@ router.include_router(devlogin.router)
 router.include_router(cardfirst.router)
 router.include_router(voice.router)
 router.include_router(vendor.router)
+router.include_router(my_data.router)

@@ -13,7 +13,7 @@ import re
 HOME = "/h5/"
 # The pages a person can open from a message or a menu; the JSON API and the OAuth callback are not pages.
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_PAGES = re.compile(r"/h5/(?:|family|certify|apply|(?:result|apply)/" + _UUID + ")")
+_PAGES = re.compile(r"/h5/(?:|family|certify|apply|me|(?:result|apply)/" + _UUID + ")")
 _QUERIES = {"/h5/certify": re.compile(r"(?:mode=(?:self|proxy|consent|verify))?")}
 MAX_LEN = 64  # hex-encoded in the state next to a 32-character MAC: 2 × 47 + 32 ≤ 128 for the longest page
 

@@ -12,13 +12,14 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from service.adapters.http import routes_certificates, routes_registry, routes_sessions
+from service.adapters.http import routes_certificates, routes_registry, routes_revocations, routes_sessions
 from service.features.proxy import routes as proxy_routes
 from service.features.wechat import routes as wechat_routes
 
 ROUTERS: dict[str, APIRouter] = {
     "sessions": routes_sessions.router,
     "registry": routes_registry.router,
+    "revocations": routes_revocations.router,
     "certificates": routes_certificates.router,
     "proxy": proxy_routes.router,
     "wechat": wechat_routes.router,

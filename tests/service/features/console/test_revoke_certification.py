@@ -130,7 +130,7 @@ def test_the_case_page_stops_showing_the_revoked_sessions_face_as_the_template(c
         source = template_source(db, case)
         assert source is not None and source.id == fraud.id
         cid = db.scalars(select(Certification.id).where(Certification.session_id == fraud.id)).one()
-        revoke_certification(db, ctx.rules, cid, "impersonation", "复查发现为他人", "staff:sup1")
+        revoke_certification(db, ctx.rules, cid, "impersonation", "复查发现为他人", "staff:sup1", hold_days=180)
         source = template_source(db, case)
         assert source is not None and source.id == genuine.id
 

@@ -43,6 +43,8 @@ def test_a_revoked_proxy_certification_is_no_first_one(client: TestClient, ctx: 
     nxt = client.post(f"{P}/bindings/{binding['binding_id']}/sessions", headers=bearer(child["token"])).json()
     with ctx.db() as db:
         assert not first_proxy_certification(db, bid, nxt["session_id"])  # one accepted, in force
-        revoke_certification(db, ctx.rules, cid, "impersonation", "老人已去世，子女代为认证", "staff:sup1")
+        revoke_certification(
+            db, ctx.rules, cid, "impersonation", "老人已去世，子女代为认证", "staff:sup1", hold_days=180
+        )
     with ctx.db() as db:
         assert first_proxy_certification(db, bid, nxt["session_id"])  # revoked: the next one goes to staff

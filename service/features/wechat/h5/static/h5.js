@@ -530,7 +530,9 @@
       var oval = document.querySelector(".oval");
       if (oval) { oval.classList.toggle("ok", !!ok); }
       if (!key || started) { return; }
-      app.dataset.hint = key; $("action-text").textContent = text;
+      app.dataset.hint = key;
+      // A live region: the same words rewritten each frame would be read out again and again (screen readers).
+      if ($("action-text").textContent !== text) { $("action-text").textContent = text; }
       // Spoken when it changes, at most every 2 s: a hint flickering between frames is not read out each time.
       if (key !== lastHint && Date.now() - hintSpoken > 2000) { speak("guide_" + key); hintSpoken = Date.now(); }
       lastHint = key;

@@ -1,0 +1,68 @@
+"""The operator API's revocation of a certification found fraudulent in the bureau's own systems (death records
+matched against payments, the fund's audit): what names it, the retry of a request and the audit are
+service/certification/revoke_request.py's; the revocation's rule is service/certification/revocation.py's.
+Operator keys only (a channel key is refused 403 and audited); an operator key is the bureau's, for every region."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, Field
+
+from service.adapters.http.deps import DB, NO_NUL, AdminClient, Ctx
+from service.adapters.http.schemas import EXACT, Revocation
+from service.certification.revocation import MAX_NOTE_CHARS
+from service.certification.revoke_request import MAX_ROW_ID, RevokeAnswer, Target
+from service.features.console.revoke_outside import revoke_outside_console
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+RequestKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
+
+
+class RevokeBody(BaseModel):
+    certification_id: int | None = Field(
+        None, ge=1, le=MAX_ROW_ID, description="the certification (its public check)"
+    )  # a larger id is a 422, not a database error
+    session_id: str | None = Field(None, max_length=64, pattern=NO_NUL, description="or the session it accepted")
+    external_id: str | None = Field(
+        None, max_length=64, pattern=NO_NUL, description="or the person, with certified_on; checked with the others"
+    )
+    certified_on: dt.date | None = Field(None, description="the day of the certification, with external_id")
+    reason: str = Field(max_length=32, description="impersonation (冒领), wrong_accept (错误受理) or other")
+    note: str = Field(max_length=MAX_NOTE_CHARS + 100, pattern=NO_NUL, description="what was found (1 to 500 chars)")
+
+
+@router.post(
+    "/certifications/revoke",
+    summary="Revoke a certification found fraudulent (operator key; Idempotency-Key: a retry is answered as the first)",
+    response_model=Revocation,
+    **EXACT,
+)
+def post_revoke(ctx: Ctx, db: DB, actor: AdminClient, request_key: RequestKey, body: RevokeBody) -> Revocation:
+    target = Target(body.certification_id, body.session_id, body.external_id, body.certified_on)
+    days = ctx.settings.storage.evidence_hold_days
+    done = revoke_outside_console(
+        db, ctx.rules, target, body.reason, body.note, actor, request_key, {"via": "api"}, hold_days=days
+    )
+    db.commit()  # acknowledged only once committed
+    return revocation(done)
+
+
+def revocation(done: RevokeAnswer) -> Revocation:
+    return Revocation(
+        certification_id=done.certification_id,
+        session_id=done.session_id,
+        external_id=done.external_id,
+        certified_on=done.certified_on.isoformat(),
+        reason=done.reason,
+        revoked_at=done.revoked_at.isoformat() + "Z",
+        counted=done.counted,
+        valid_until=done.valid_until.isoformat() if done.valid_until else None,
+        last_certified_on=done.last_certified_on.isoformat() if done.last_certified_on else None,
+        template_cleared=done.template_cleared,
+        evidence=done.evidence,
+        evidence_held_until=done.evidence_held_until.isoformat() + "Z" if done.evidence_held_until else None,
+        replayed=done.replayed,
+    )

@@ -1,0 +1,277 @@
+"""Reading a roster file as bureau staff save it from Excel or WPS: a CSV or an XLSX workbook.
+
+A CSV's encoding is found in this order: a UTF-16 byte order mark (Excel's "Unicode 文本", tab-separated), UTF-8
+(with or without its BOM), then GB18030 (a superset of GBK, which Chinese Excel's "CSV (逗号分隔)" writes; its
+four-byte forms carry the rare characters, 生僻字, that GBK lacks). A file that is none of them is refused naming
+the line and byte where it stops decoding; so is UTF-8 text with a damaged character (never read as GB18030, every
+name garbled), a UTF-16 file cut short, and a GB18030-read file whose names no Chinese name could be (Big5). The
+delimiter is the first of comma, tab and semicolon that splits the header into the required columns. Header
+names are read case-insensitively and may be the documented Chinese ones (HEADER_ALIASES). Excel's empty trailing
+columns and rows are ignored; a row's non-empty cells beyond the header are handed on (EXTRA_CELLS) for the row
+to be refused. See docs/service.md, "Roster columns".
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from service.certification.errors import ServiceError, UnsupportedFormatError
+
+REQUIRED = ("external_id", "id_number", "name", "benefit_types")
+# XLSX bombs: a few kilobytes can inflate to gigabytes of XML, or declare a 16384-column, million-row sheet
+# whose empty cells openpyxl would fill in one by one. The zip's declared sizes bound what it inflates.
+MAX_XLSX_INFLATED = 512 * 1024 * 1024
+MAX_COLUMNS = 64
+MAX_ROWS = 200_000
+MAX_SHEET_ROWS = 2 * MAX_ROWS  # blank rows included
+# A text cell starting like a spreadsheet formula would run when staff open an export in Excel.
+FORMULA_START = ("=", "+", "-", "@")
+DELIMITERS = (",", "\t", ";")
+# The Chinese column names staff type (the console's own words for the columns, and the usual ones of the
+# benefit systems' exports); documented in docs/service.md.
+HEADER_ALIASES = {
+    "人员编号": "external_id",
+    "个人编号": "external_id",
+    "身份证号": "id_number",
+    "身份证号码": "id_number",
+    "公民身份号码": "id_number",
+    "姓名": "name",
+    "地区": "region",
+    "行政区划代码": "region",
+    "待遇类型": "benefit_types",
+    "状态": "status",
+    "认证有效期": "valid_until",
+    "户号": "household",
+    "最近认证日期": "last_certified_on",
+    "认证周期起始日": "cycle_start",
+}
+COLUMNS = frozenset(HEADER_ALIASES.values())
+UNDECODABLE = "CSV is neither UTF-8 nor GB18030 (GBK) text"
+DAMAGED_UTF8 = "CSV is UTF-8 text with a damaged character"
+DAMAGED_UTF16 = "CSV is UTF-16 text (Excel's Unicode text) cut short or damaged"
+NOT_GB18030 = "CSV read as GB18030 gives names no Chinese name holds: the encoding may not be GBK/GB18030 (Big5?)"
+_NOT_WIDE_LEAD = bytes(b for b in range(256) if not 0xE0 <= b <= 0xF4)
+# A row with non-empty cells beyond the header (an unquoted delimiter inside a cell); the key, with its leading
+# space, is no header's (header names are stripped).
+EXTRA_CELLS = " extra cells"
+# A date as Excel shows (and saves as CSV) a date cell on a Chinese Windows: year first, so never ambiguous.
+_SHOWN_DATE = re.compile(r"^([0-9]{4})(?:([-/.])([0-9]{1,2})\2([0-9]{1,2})|年([0-9]{1,2})月([0-9]{1,2})日)\Z")
+# ="…": the text form some systems export a long number in, so that Excel keeps it as text.
+_TEXT_FORMULA = re.compile(r'^="([^"]*)"\Z')
+
+
+@dataclass
+class Table:
+    """A roster file opened: its rows, and the encoding its text was read in (None: a workbook)."""
+
+    encoding: str | None
+    rows: Iterator[tuple[int, dict[str, str]]]
+
+
+def open_table(filename: str, data: bytes) -> Table:
+    """The file's (line number, row) pairs, header names lower-cased and aliased; a CSV is decoded at once."""
+    name = filename.lower()
+    if "\x00" in name:  # stored with the import: PostgreSQL takes no NUL in a text column (was a 500)
+        raise ServiceError("ROSTER_FORMAT", "file name must not contain a NUL character")
+    if name.endswith(".xlsx") or data[:2] == b"PK":
+        return Table(None, _read_xlsx(data))
+    if name.endswith(".csv") or name.endswith(".txt"):
+        text, encoding = decode_csv(data)
+        rows = _read_csv(text)
+        return Table(encoding, _checked_names(rows) if encoding == "GB18030" else rows)
+    raise UnsupportedFormatError("ROSTER_FORMAT", "roster must be .csv or .xlsx")
+
+
+def read_table(filename: str, data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    yield from open_table(filename, data).rows
+
+
+def decode_csv(data: bytes) -> tuple[str, str]:
+    """The file's text and the name of its encoding (UTF-16, UTF-8 (BOM), UTF-8 or GB18030)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "UTF-16"
+        except UnicodeDecodeError as exc:  # cut short (an odd byte count) or damaged: not a question of encoding
+            raise _undecodable(data, "utf-16", exc, DAMAGED_UTF16) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as utf8:
+        if _damaged_utf8(data):  # read as GB18030 it was every name garbled (张三 as 寮犱笁)
+            raise _undecodable(data, "utf-8", utf8, DAMAGED_UTF8) from utf8
+        try:
+            return data.decode("gb18030").removeprefix("\ufeff"), "GB18030"
+        except UnicodeDecodeError as gb:
+            # Where the likelier encoding (the one that read further) stops is what staff should look at.
+            worst = (utf8, "utf-8") if utf8.start >= gb.start else (gb, "gb18030")
+            raise _undecodable(data, worst[1], worst[0]) from gb
+    return (text[1:], "UTF-8 (BOM)") if text.startswith("\ufeff") else (text, "UTF-8")
+
+
+def _damaged_utf8(data: bytes) -> bool:
+    """UTF-8 text with a few bad bytes (a character cut or changed), not another encoding: read as UTF-8 it gives
+    more three- and four-byte characters (Chinese ones) than undecodable places. GBK text read as UTF-8 gives an
+    undecodable place at nearly every character (the few byte runs that happen to be UTF-8 stay fewer). A file
+    with a single Chinese character, damaged, is beyond telling: read as GB18030, as before."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    # Counted in C over the text encoded again (a 64 MiB file in a fraction of a second): the lead bytes of three-
+    # and four-byte forms, U+FFFD's own among them.
+    wide = len(text.encode().translate(None, _NOT_WIDE_LEAD)) - bad
+    return wide > bad
+
+
+def _undecodable(data: bytes, codec: str, exc: UnicodeDecodeError, reason: str = UNDECODABLE) -> ServiceError:
+    line = data[: exc.start].decode(codec, errors="replace").count("\n") + 1
+    return ServiceError("ROSTER_FORMAT", f"{reason}: cannot decode line {line}, byte {exc.start + 1}")
+
+
+def check_gb18030_name(line: int, name: str) -> None:
+    """A name read from a file decoded as GB18030 that no Chinese name holds (Greek, Cyrillic, kana, private-use
+    characters): the file is in another encoding, most often Big5 (Taiwan and Hong Kong software), which decodes
+    as GB18030 without an error. Extension A and B characters (䶮, 𠈌) are GB18030's own and pass."""
+    if any(_not_a_name_character(ch) for ch in name):
+        raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030}: line {line}")
+
+
+def _not_a_name_character(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x0370 <= code <= 0x04FF  # Greek, Cyrillic
+        or (0x3040 <= code <= 0x30FF and code != 0x30FB)  # kana (the katakana middle dot is a name's dot)
+        or 0x31F0 <= code <= 0x31FF
+        or 0xFF66 <= code <= 0xFF9F  # half-width katakana
+        or 0xE000 <= code <= 0xF8FF  # private use
+        or code >= 0xF0000
+    )
+
+
+def spreadsheet_text(cell: str) -> str:
+    """A cell with the ="…" text form unwrapped (the formula check then sees what is inside)."""
+    cell = cell.strip()
+    m = _TEXT_FORMULA.match(cell)
+    return m.group(1).strip() if m else cell
+
+
+def spreadsheet_date(text: str) -> dt.date | None:
+    """An ISO date, or one as Excel shows it (2026/6/30, 2026-6-30, 2026.6.30, 2026年6月30日); None: neither."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    m = _SHOWN_DATE.match(text)
+    if m is None:
+        return None
+    year, _sep, month, day, zh_month, zh_day = m.groups()
+    try:
+        return dt.date(int(year), int(month or zh_month), int(day or zh_day))
+    except ValueError:  # 2026/2/30
+        return None
+
+
+def spreadsheet_safe(value: str) -> str:
+    """An exported cell that would start a formula in Excel (a name stored before the roster refused those),
+    behind Excel's text marker."""
+    return "'" + value if value.startswith((*FORMULA_START, "\t", "\r")) else value
+
+
+def _header(cells: list[str]) -> list[str]:
+    names = [c.strip().lstrip("\ufeff").strip().lower() for c in cells]
+    return [HEADER_ALIASES.get(n, n) for n in names]
+
+
+def _delimiter(text: str) -> str:
+    """The delimiter that splits the header into the most known columns (comma on a tie: a header that names
+    none is then refused for the columns it lacks)."""
+    first = text.partition("\n")[0]
+    found: list[tuple[int, int]] = []
+    for rank, delimiter in enumerate(DELIMITERS):
+        try:
+            header = _header(next(csv.reader([first], delimiter=delimiter), []))
+        except csv.Error:  # a header over the field limit: refused by the reader below
+            return ","
+        found.append((len(COLUMNS.intersection(header)), -rank))
+    return DELIMITERS[-max(found)[1]]
+
+
+def _read_csv(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text))
+    try:
+        header = _header(next(reader, []))
+        _check_header(header)
+        for i, values in enumerate(reader, start=2):
+            if any(v.strip() for v in values):
+                cells = dict(zip(header, (v.strip() for v in values), strict=False))
+                beyond = [v.strip() for v in values[len(header) :] if v.strip()]
+                if beyond:  # `enterprise_pension;work_injury` unquoted in a semicolon file: was dropped
+                    cells[EXTRA_CELLS] = ";".join(beyond)
+                yield i, cells
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): was a 500 (found by the roster fuzzer)
+        raise ServiceError("ROSTER_FORMAT", f"CSV line {reader.line_num}: {exc}") from exc
+
+
+def _checked_names(rows: Iterator[tuple[int, dict[str, str]]]) -> Iterator[tuple[int, dict[str, str]]]:
+    for line, cells in rows:
+        check_gb18030_name(line, cells.get("name", ""))
+        yield line, cells
+
+
+def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:
+    from openpyxl import load_workbook  # type: ignore[import-untyped]  # lazy: openpyxl for XLSX rosters only
+
+    _check_inflated_size(data)
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = wb.worksheets[0]
+        first = next(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), ())
+        header = _header([str(h or "") for h in first])
+        while header and not header[-1]:
+            header.pop()
+    except Exception as exc:  # openpyxl raises many types for a non-workbook
+        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}") from exc
+    _check_header(header)
+    # Only the header's columns are read, and rows are counted blank ones included (see MAX_XLSX_INFLATED).
+    rows = sheet.iter_rows(min_row=2, max_col=len(header), values_only=True)
+    try:
+        for i, values in enumerate(rows, start=2):
+            if i > MAX_SHEET_ROWS:
+                raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_SHEET_ROWS} sheet rows")
+            cells = ["" if v is None else _cell(v) for v in values]
+            if any(cells):
+                yield i, dict(zip(header, cells, strict=False))
+    except ServiceError:
+        raise
+    except Exception as exc:  # damaged sheet XML or zip member (found by the roster fuzzer: was a 500)
+        raise ServiceError("ROSTER_FORMAT", f"damaged XLSX workbook: {exc}") from exc
+
+
+def _check_inflated_size(data: bytes) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            inflated = sum(info.file_size for info in z.infolist())
+    except Exception as exc:  # BadZipFile, NotImplementedError (zip version), EOFError...: found by atheris
+        raise ServiceError("ROSTER_FORMAT", f"not a readable XLSX workbook: {exc}") from exc
+    if inflated > MAX_XLSX_INFLATED:
+        raise ServiceError("ROSTER_TOO_LARGE", f"workbook inflates to {inflated} bytes")
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, dt.datetime):
+        return v.date().isoformat()
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return str(v).strip()
+
+
+def _check_header(header: list[str]) -> None:
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ServiceError("ROSTER_FORMAT", f"missing columns: {', '.join(missing)}")
+    twice = sorted({c for c in header if c in COLUMNS and header.count(c) > 1})
+    if twice:  # 姓名 and name both: which one is the name?
+        raise ServiceError("ROSTER_FORMAT", f"columns given twice: {', '.join(twice)}")

@@ -1,0 +1,81 @@
+"""The elder's side of a binding (PIPL art. 15: consent may be withdrawn): the relatives who may certify for an elder,
+as the elder's own page lists them, and the elder ending one. A relative ends their own with `bindings.unbind`;
+both go through `bindings.end_binding`, the one way a binding ends (kept with its record, audited).
+
+The elder's page cannot tell the elder from a relative who certified them through the ordinary self flow on the
+relative's own phone (the service sees an account that certified the person, nothing more): `relative_of` names the
+accounts known to be a relative's, whose page is read-only."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipelines.reasons import ReasonCode
+from service.certification.audit import audit
+from service.certification.context import ServiceContext
+from service.certification.errors import NotFoundError
+from service.certification.models import Beneficiary
+from service.features.proxy.bindings import end_binding
+from service.features.proxy.errors import ProxyServiceError
+from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyOperator
+from service.features.proxy.operators import actor, channel_hashes
+
+ENDED_BY_ELDER = "proxy.binding.ended_by_elder"
+# What the elder's page lists: the bindings that may certify now or will once the elder consents.
+LISTED = (BindingStatus.ACTIVE, BindingStatus.PENDING_CONSENT)
+
+
+def elder_bindings_listed(db: Session, elder_id: int) -> list[ProxyBinding]:
+    query = select(ProxyBinding).where(ProxyBinding.beneficiary_id == elder_id, ProxyBinding.status.in_(LISTED))
+    return list(db.scalars(query.order_by(ProxyBinding.created_at, ProxyBinding.id)))
+
+
+def relative_of(db: Session, ctx: ServiceContext, channel: str, channel_id: str, elder: Beneficiary) -> bool:
+    """The account (channel, channel_id) is known to be a relative's, not `elder`'s own: a relative's account
+    (under any signing key in use) with a binding to the elder, whatever its status, or one verified as another
+    person (its person hash none of the elder's number's under the keys in use: a rotation may be under way)."""
+    hashes = channel_hashes(ctx, channel, channel_id)
+    ops = db.scalars(
+        select(ProxyOperator).where(ProxyOperator.channel == channel, ProxyOperator.channel_hash.in_(hashes))
+    ).all()
+    if not ops:
+        return False
+    bound = select(ProxyBinding.id).where(
+        ProxyBinding.beneficiary_id == elder.id, ProxyBinding.operator_id.in_([op.id for op in ops])
+    )
+    if db.scalar(bound.limit(1)) is not None:
+        return True
+    verified = [op.person_hash for op in ops if op.person_hash is not None]
+    if not verified:
+        return False
+    elders = ctx.keyring.id_hashes(ctx.keyring.decrypt_field(elder.id_enc, "beneficiary.id_number"))
+    return any(person not in elders for person in verified)
+
+
+def end_by_elder(
+    db: Session, elder: Beneficiary, binding_id: str, who: str, poster: ProxyOperator | None = None
+) -> ProxyBinding:
+    """End binding `binding_id` of `elder` at the elder's request, in the caller's unit of work. Another elder's
+    binding, or one ended already, answers like an unknown one. A binding locked for staff review ends too: the
+    lock keeps the relative from going round staff; the elder ending it is what staff would do (its record, lock
+    and flag, stays for a later binding of the pair); but not when `poster`, the account asking, is the binding's
+    own relative (`bindings.unbind`'s refusal, PROXY_BINDING_LOCKED). Locks: the elder and the operator (FOR KEY
+    SHARE), then the binding (service/certification/lock_order.py)."""
+    row = db.get(ProxyBinding, binding_id)
+    if row is None or row.beneficiary_id != elder.id:
+        raise NotFoundError("binding", code=ReasonCode.PROXY_NOT_BOUND.value)
+    db.execute(select(Beneficiary.id).where(Beneficiary.id == elder.id).with_for_update(read=True, key_share=True))
+    operator = select(ProxyOperator.id).where(ProxyOperator.id == row.operator_id)
+    db.execute(operator.with_for_update(read=True, key_share=True))
+    db.refresh(row, with_for_update=True)
+    if row.status in ENDED_STATUSES:
+        raise NotFoundError("binding", code=ReasonCode.PROXY_NOT_BOUND.value)
+    if row.locked and poster is not None and poster.id == row.operator_id:
+        # As `bindings.unbind`: the refusal is on record though the request fails (nothing else was written).
+        detail = {"binding": row.id, "reason": "PROXY_BINDING_LOCKED"}
+        audit(db, actor(poster), "proxy.unbind.refused", elder.external_id, detail)
+        db.commit()
+        raise ProxyServiceError("PROXY_BINDING_LOCKED", "binding locked pending staff review; staff unlock it first")
+    end_binding(db, row, who, ENDED_BY_ELDER, elder.external_id, {"relationship": row.relationship})
+    return row

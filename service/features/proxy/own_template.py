@@ -1,0 +1,74 @@
+"""A relative withdraws the consent to keep their own face template (ticked on the family page at their real-name
+verification: "同意保存我的人脸特征,用于以后代办时快速核验"), from WeChat's "我的信息" page (PIPL art. 15, 47).
+
+The template of every account of the verified person goes (their WeChat, their phone numbers: one consent, one
+person), and the consent of their verification sessions not yet accepted with it, an account's not verified yet
+too when its session claims the person's ID number (an accept then stores none: `processing._apply`). A
+template is only ever stored by the verification that verifies an account, so none comes back; the operator-face
+check of their proxy certifications then has no enrolled face of theirs to compare with.
+Locks (service/certification/lock_order.py): the sessions by id, then the accounts by id, then their identities."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession
+from service.certification.template_withdrawal import Withdrawn, withdraw_session_consent
+from service.features.proxy.models import CLAIM_FIELD, ProxyClaim, ProxyOperator, ProxyOperatorIdentity, ProxySession
+
+WITHDRAWN_ACTION = "proxy.operator.template.withdrawn"
+
+
+def person_operator_ids(db: Session, ctx: ServiceContext, op: ProxyOperator) -> list[str]:
+    """`op` and the other accounts of the verified person behind it, by id: those verified as the same person, and
+    those not verified yet (as anyone else) whose verification session in flight claims the person's number."""
+    if not op.person_hash:
+        return [op.id]
+    hashes = _person_hashes(db, ctx, op.person_hash)
+    same = select(ProxyOperatorIdentity.operator_id).where(ProxyOperatorIdentity.person_hash.in_(hashes))
+    verified = select(ProxyOperatorIdentity.operator_id).where(ProxyOperatorIdentity.person_hash.is_not(None))
+    claiming = (
+        select(ProxyClaim.operator_id)
+        .join(CertSession, CertSession.id == ProxyClaim.session_id)
+        .where(ProxyClaim.id_hash.in_(hashes), CertSession.decision.is_(None), ProxyClaim.operator_id.not_in(verified))
+    )
+    where = or_(ProxyOperator.id == op.id, ProxyOperator.id.in_(same), ProxyOperator.id.in_(claiming))
+    return list(db.scalars(select(ProxyOperator.id).where(where).order_by(ProxyOperator.id)))
+
+
+def _person_hashes(db: Session, ctx: ServiceContext, person_hash: str) -> tuple[str, ...]:
+    """The person's ID number's hash under every signing key in use (a rotation may be under way), from a claim
+    that carries `person_hash`; only `person_hash` when none is kept."""
+    sealed = db.scalar(select(ProxyClaim.id_enc).where(ProxyClaim.id_hash == person_hash).limit(1))
+    if sealed is None:
+        return (person_hash,)
+    return tuple(dict.fromkeys((person_hash, *ctx.keyring.id_hashes(ctx.keyring.decrypt_field(sealed, CLAIM_FIELD)))))
+
+
+def consent_pending(db: Session, op: ProxyOperator) -> bool:
+    sessions = select(ProxySession.session_id).where(ProxySession.operator_id == op.id)
+    query = select(CertSession.id).where(
+        CertSession.id.in_(sessions), CertSession.template_consent.is_(True), CertSession.decision.is_(None)
+    )
+    return db.scalar(query.limit(1)) is not None
+
+
+def withdraw_operator_template(db: Session, ctx: ServiceContext, op: ProxyOperator) -> Withdrawn:
+    """Erase the face template of `op`'s person, in the caller's unit of work (it audits and commits)."""
+    ids = person_operator_ids(db, ctx, op)
+    sessions = select(ProxySession.session_id).where(ProxySession.operator_id.in_(ids))
+    withdrawn = withdraw_session_consent(db, CertSession.id.in_(sessions))
+    db.execute(select(ProxyOperator.id).where(ProxyOperator.id.in_(ids)).order_by(ProxyOperator.id).with_for_update())
+    identities = db.scalars(
+        select(ProxyOperatorIdentity)
+        .where(ProxyOperatorIdentity.operator_id.in_(ids))
+        .order_by(ProxyOperatorIdentity.operator_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    cleared = any(who.template is not None for who in identities)
+    for who in identities:
+        who.template, who.template_model, who.template_consent = None, None, False
+    return Withdrawn(template_cleared=cleared, sessions=withdrawn)

@@ -1,0 +1,135 @@
+"""What the "我的信息" page shows a person about themselves (PIPL art. 44–45), in plain Chinese: their name and ID
+number masked, the validity, whether a face template is kept and since when, their last certifications, the
+relatives who may certify for them (the relationship only: never a relative's name) and how long media are kept.
+
+Whose data: the person whose own WeChat account this is to the service (service/features/wechat/accounts.py: the
+account of their latest accepted self-certification from these pages, not a relative's proxy session, nor a revoked
+one, nor one made before the roster changed the record's ID number). That is whoever last certified the person with
+the self flow from this account: possibly a relative who filmed them on the relative's own phone; the service cannot
+tell. Typing a name and a number, or certifying for the elder as a bound relative (proxy sessions), does not make an
+account the person's own. When the account is known to be a relative's (`elder_bindings.relative_of`: bound to the
+elder, or verified as someone else), the page is read-only for the elder's data: no withdrawal, no binding ended
+(请本人或到柜台办理). An elder without an own account withdraws at the counter (the console's person page)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification.certificates import mask_name
+from service.certification.context import ServiceContext
+from service.certification.models import Beneficiary, Certification, CertSession, Channel, SessionDecision
+from service.certification.template_withdrawal import pending_consent
+from service.features.console.labels import RELATIONSHIP_ZH
+from service.features.proxy.elder_bindings import elder_bindings_listed
+from service.features.proxy.models import BindingStatus, ProxySession
+from service.features.wechat.accounts import own_account, own_accounts
+from service.features.wechat.models import WeChatSessionLink
+from service.infra.clock import local_date
+
+CERTS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class CertLine:
+    certified_on: dt.date
+    valid_until: dt.date
+    how: str
+    in_force: bool
+
+
+@dataclass(frozen=True)
+class BindingLine:
+    id: str
+    relationship: str
+    since: dt.date
+    consented: bool
+
+
+@dataclass(frozen=True)
+class MyData:
+    person_id: int
+    external_id: str
+    name: str
+    id_masked: str
+    valid_until: dt.date | None
+    template_kept: bool
+    template_since: dt.date | None
+    consent_pending: bool
+    certs: list[CertLine]
+    bindings: list[BindingLine]
+    read_only: bool  # the account is known to be a relative's: shown, not changed from here
+
+
+def own_persons(db: Session, openid: str) -> list[Beneficiary]:
+    """The people whose own account `openid` is now (one, or none; a shared phone may be two people's)."""
+    out: list[Beneficiary] = []
+    for _, b in db.execute(own_accounts().where(WeChatSessionLink.openid == openid)).all():
+        if b not in out and own_account(db, b.id) == openid:
+            out.append(b)
+    return out
+
+
+def own_person(db: Session, openid: str, person_id: int) -> Beneficiary | None:
+    return next((b for b in own_persons(db, openid) if b.id == person_id), None)
+
+
+def my_data(db: Session, ctx: ServiceContext, b: Beneficiary, read_only: bool) -> MyData:
+    return MyData(
+        person_id=b.id,
+        external_id=b.external_id,
+        name=mask_name(b.name),
+        id_masked=b.id_masked,
+        valid_until=b.valid_until,
+        template_kept=b.template is not None,
+        template_since=_template_since(db, ctx, b) if b.template is not None else None,
+        consent_pending=pending_consent(db, b.id) > 0,
+        certs=_certs(db, ctx, b),
+        bindings=[
+            BindingLine(
+                row.id,
+                RELATIONSHIP_ZH.get(row.relationship, "亲属"),
+                local_date(ctx.settings, row.created_at),
+                row.status == BindingStatus.ACTIVE,
+            )
+            for row in elder_bindings_listed(db, b.id)
+        ],
+        read_only=read_only,
+    )
+
+
+def _template_since(db: Session, ctx: ServiceContext, b: Beneficiary) -> dt.date | None:
+    """The day of the latest accepted certification with consent to keep the template: the one that stored it
+    (None: enrolled otherwise, e.g. before these pages kept the consent)."""
+    at = db.scalar(
+        select(CertSession.decided_at)
+        .where(
+            CertSession.beneficiary_id == b.id,
+            CertSession.template_consent.is_(True),
+            CertSession.decision == SessionDecision.ACCEPT,
+        )
+        .order_by(CertSession.decided_at.desc())
+        .limit(1)
+    )
+    return local_date(ctx.settings, at) if at is not None else None
+
+
+def _certs(db: Session, ctx: ServiceContext, b: Beneficiary) -> list[CertLine]:
+    rows = db.execute(
+        select(Certification, CertSession.channel, ProxySession.session_id)
+        .join(CertSession, CertSession.id == Certification.session_id)
+        .outerjoin(ProxySession, ProxySession.session_id == CertSession.id)
+        .where(Certification.beneficiary_id == b.id)
+        .order_by(Certification.certified_on.desc(), Certification.id.desc())
+        .limit(CERTS_SHOWN)
+    ).all()
+    return [CertLine(c.certified_on, c.valid_until, _how(ch, proxy), c.revoked_at is None) for c, ch, proxy in rows]
+
+
+def _how(channel: str, proxy: str | None) -> str:
+    if proxy is not None:
+        return "家人代办"
+    return "本人自助认证" if channel == Channel.SELF else "经办机构办理"

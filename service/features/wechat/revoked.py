@@ -1,0 +1,119 @@
+"""The notice of a revoked certification (service/certification/revocation.py, whichever route revoked it: the
+console, the operator API, `pension-cert revoke`): the person must certify again before their recomputed validity
+ends, told with the new date (messages.py, `revocation_message`).
+
+Found by the schedule, as results are (notify.py, `queue_notices`: revocations of the last `RESULT_WINDOW`), so
+nothing is sent from the revocation's transaction and no route can forget it; delivered like a reminder, in the
+bureau's daytime and not while a session of the person is under way.
+
+To the person's own account only (accounts.py: the reminders' rule): never the account of the revoked session
+itself (it was not shown to be the person's), even when it made another accepted certification of the person, a
+relative's, or one of the record's previous ID-number holder. Once per revocation: recorded for one account only
+(the own account may change within the week it is looked for: a later revocation; not told again to the new one).
+The ordinary reminders of the person are held back the day its notice is pending or sent (`told_today`): it says
+the new date already, and two messages the same day, one "revoked", one "overdue", would read as two matters.
+
+Not told (`TOLD_REASONS`): a revocation for impersonation (冒领 / 他人代替). Whoever reads that person's account may be
+the one who collected for them (the family of a pensioner who died), and the bureau's investigation decides how and
+when the person or the family hears of it (a letter, a visit); a message would warn them first. The reason is a
+required, audited choice of the supervisor or the bureau's system: staff who suspect fraud choose it, and no
+separate "do not notify" box can be forgotten. A wrong accept or another reason is told.
+
+Checked again just before sending (`revoked_message`), else cancelled: the person certified again since, died or
+left the roster, or the account is no longer their own (another ID number on the record since, a later own
+certification from another phone)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from service.certification.current_person import made_for_current_person_sql
+from service.certification.models import (
+    AuditEntry,
+    Beneficiary,
+    BeneficiaryStatus,
+    Certification,
+    CertSession,
+    in_force,
+)
+from service.certification.revocation import ACTION as REVOKED_ACTION
+from service.certification.revocation import RevokeReason
+from service.features.wechat.accounts import own_account
+from service.features.wechat.messages import Message, revocation_message
+from service.features.wechat.models import NoticeStatus, WeChatNotice
+
+REVOKED = "revoked"  # notice kind; ref "<person id>:cert<certification id>"
+TOLD_REASONS = frozenset({RevokeReason.WRONG_ACCEPT.value, RevokeReason.OTHER.value})
+
+
+def revocations_to_tell(db: Session, since: dt.datetime) -> list[tuple[str, str]]:
+    """(ref, openid) of each revocation since `since` (naive UTC) to tell: of a certification the record's present
+    person made (one of a previous ID-number holder changed nothing of theirs), for a told reason, with an own
+    account to tell, and not recorded already (for any account: one revocation is told once). Found through the
+    revocations' audit entries (indexed by action and time; the certifications' revoked_at has no index, and the
+    schedule asks every minute)."""
+    logged = db.scalars(select(AuditEntry.detail).where(AuditEntry.action == REVOKED_ACTION, AuditEntry.at >= since))
+    ids = [d["certification"] for d in logged if isinstance(d, dict) and isinstance(d.get("certification"), int)]
+    if not ids:
+        return []
+    rows = db.execute(
+        select(Certification.id, Certification.beneficiary_id)
+        .join(CertSession, CertSession.id == Certification.session_id)
+        .join(Beneficiary, Beneficiary.id == Certification.beneficiary_id)
+        .where(
+            Certification.id.in_(ids),
+            Certification.revoked_at >= since,
+            Certification.revoke_reason.in_(TOLD_REASONS),
+            made_for_current_person_sql(CertSession.created_at),
+        )
+        .order_by(Certification.revoked_at, Certification.id)
+    ).all()
+    out = []
+    for cid, bid in rows:
+        ref, openid = f"{bid}:cert{cid}", own_account(db, bid)
+        recorded = db.scalar(select(WeChatNotice.id).where(WeChatNotice.kind == REVOKED, WeChatNotice.ref == ref))
+        if openid is not None and recorded is None:
+            out.append((ref, openid))
+    return out
+
+
+def told_today(db: Session, day: tuple[dt.datetime, dt.datetime]) -> set[int]:
+    """The persons (ids) a notice of a revocation is pending for, or was sent to within `day` (naive UTC: the
+    bureau's midnight and the next): their ordinary reminders wait for the next day (notify.queue_notices). One
+    query per scan, not one per person due."""
+    start, end = day
+    refs = db.scalars(
+        select(WeChatNotice.ref).where(
+            WeChatNotice.kind == REVOKED,
+            or_(
+                WeChatNotice.status == NoticeStatus.PENDING,
+                (WeChatNotice.sent_at >= start) & (WeChatNotice.sent_at < end),
+            ),
+        )
+    )
+    return {int(bid) for bid, _, _ in (ref.partition(":cert") for ref in refs) if bid.isdigit()}
+
+
+def revoked_message(db: Session, ref: str, openid: str, today: dt.date, base: str) -> Message | None:
+    """The notice's message, or None when it is no longer true (then it is cancelled, not sent)."""
+    bid, _, cert_part = ref.partition(":cert")
+    b = db.get(Beneficiary, int(bid)) if bid.isdigit() else None
+    cert = db.get(Certification, int(cert_part)) if cert_part.isdigit() else None
+    if b is None or cert is None or cert.beneficiary_id != b.id or cert.revoked_at is None:
+        return None
+    paid = b.status in (BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)
+    if cert.revoke_reason not in TOLD_REASONS or not paid:
+        return None
+    if own_account(db, b.id) != openid or _certified_since(db, b.id, cert.revoked_at):
+        return None
+    return revocation_message(b, cert.certified_on, today, base)
+
+
+def _certified_since(db: Session, beneficiary_id: int, revoked_at: dt.datetime) -> bool:
+    later = select(Certification.id).where(
+        Certification.beneficiary_id == beneficiary_id, in_force(), Certification.created_at > revoked_at
+    )
+    return db.scalar(later.limit(1)) is not None

@@ -1,0 +1,106 @@
+"""0017: the evidence_holds table (a supervisor's hold on a session's media: service/certification/evidence_hold.py).
+Migrated (both databases, down and up, no drift); a session stored before the migration has no hold, and its media
+are purged as before; a hold can be placed on it; an embedded database made at 0016 gets the table from create_all."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.orm import Session
+
+from alembic import command
+from service.certification.evidence_hold import place_hold
+from service.certification.models import CertSession, EvidenceHold, media_held, utcnow
+from service.infra.db.engine import create_all
+from service.infra.db.migrate import alembic_config, upgrade
+from service.schema import metadata
+from tests.service.live import migrated_database, table_columns
+
+HOLD = {
+    "id",
+    "session_id",
+    "reason",
+    "note",
+    "placed_by",
+    "placed_at",
+    "ends_at",
+    "released_at",
+    "released_by",
+    "release_note",
+}
+ROWS = (
+    "INSERT INTO beneficiaries (id, external_id, id_hash, id_enc, id_masked, name, region, benefit_types, status,"
+    " template_consent, roster_digest, created_at, updated_at)"
+    " VALUES (1, 'old', 'old', 'x', '1101**********002X', '张三', '110105', '[]', 'active', :f, '',"
+    " '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    "INSERT INTO cert_sessions (id, beneficiary_id, channel, token_hash, actions, nonce, nonce_expires_at, expires_at,"
+    " template_consent, state, job_attempts, reasons, created_at, decided_at, id_card_key, video_key)"
+    " VALUES ('s-old', 1, 'self', '-', '[]', 'n-old', '2026-01-02 00:00:00', '2026-01-02 00:00:00', :f, 'decided', 0,"
+    " '[]', '2026-01-02 00:00:00', '2026-01-02 00:00:00', 'sessions/s-old/id_card', 'sessions/s-old/video')",
+)
+
+
+def _has_table(url: str) -> bool:
+    engine = create_engine(url)
+    try:
+        return inspect(engine).has_table("evidence_holds")
+    finally:
+        engine.dispose()
+
+
+def _insert_old_session(url: str, false: object) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for sql in ROWS:
+                conn.execute(text(sql), {"f": false})
+    finally:
+        engine.dispose()
+
+
+def _old_session_is_not_held_and_can_be(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        with Session(engine) as db:
+            held = select(CertSession.id).where(media_held(utcnow()))
+            assert db.scalars(held).all() == []
+            place_hold(db, "s-old", "investigation", "涉嫌冒领", "staff:sup1", "old", 180)
+            db.commit()
+            assert db.scalars(held).all() == ["s-old"]
+            hold = db.scalars(select(EvidenceHold)).one()
+            assert hold.placed_by == "staff:sup1" and hold.ends_at == hold.placed_at + dt.timedelta(days=180)
+    finally:
+        engine.dispose()
+
+
+def test_0017_adds_the_evidence_holds_down_and_up(backend_urls: dict[str, str], tmp_path: Path) -> None:
+    url = migrated_database(backend_urls, tmp_path)
+    assert table_columns(url, "evidence_holds") == HOLD
+    command.downgrade(alembic_config(url), "0016")
+    assert not _has_table(url)
+    _insert_old_session(url, False)
+    upgrade(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        engine.dispose()
+    _old_session_is_not_held_and_can_be(url)
+
+
+def test_an_embedded_database_from_0016_gets_the_evidence_holds_empty(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0016")
+    _insert_old_session(url, 0)
+    engine = create_engine(url)
+    try:
+        create_all(engine, metadata)
+    finally:
+        engine.dispose()
+    assert table_columns(url, "evidence_holds") == HOLD
+    _old_session_is_not_held_and_can_be(url)
