@@ -7,6 +7,7 @@ Models load once per `Certifier` (so once per worker process); every stage failu
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import importlib.metadata
 import logging
 import time
@@ -100,10 +101,13 @@ class Certifier:
         expected_id_number: str | None = None,
         template: Template | None = None,
         fingerprints: VideoFingerprintStore | None = None,
+        today: dt.date | None = None,
     ) -> CertificationReport:
+        """``today``: the date the card's validity is judged on (the service gives the bureau's calendar date the
+        media were sent on); None: this machine's own date (the offline commands)."""
         stage_errors: list[ReasonCode] = []
         t0 = time.perf_counter()
-        id_card = self._read_card(card, stage_errors)
+        id_card = self._read_card(card, stage_errors, today)
         t1 = time.perf_counter()
         live = self.liveness.check(video, actions)
         if fingerprints is not None and check_and_record(fingerprints, live.video_sha256, live.frame_hashes):
@@ -134,13 +138,15 @@ class Certifier:
         }
         return CertificationReport(decision, id_card, live, card_match, template_match, self._pool(probes), timings)
 
-    def _read_card(self, card: bytes | np.ndarray, stage_errors: list[ReasonCode]) -> IdCardResult | None:
+    def _read_card(
+        self, card: bytes | np.ndarray, stage_errors: list[ReasonCode], today: dt.date | None
+    ) -> IdCardResult | None:
         try:
             bgr = decode_image(card) if isinstance(card, bytes) else card
         except MediaError as exc:
             stage_errors.append(exc.reason)
             return None
-        return self.reader.read(bgr)
+        return self.reader.read(bgr, today)
 
     def _match_card(
         self, id_card: IdCardResult | None, probes: list[FaceObservation], stage_errors: list[ReasonCode]

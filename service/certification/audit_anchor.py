@@ -12,10 +12,19 @@ So every committed transaction that wrote console audit entries also records its
 (`audit/head`, one object overwritten, kept as versions on a versioned bucket), right after the commit; the check
 then also finds the head entry in the database, with its hash. A store that does not answer then costs only the
 head's freshness (the next transaction, or the daily run, writes it), never the staff action.
+
+The media store is not backed up (docs/operations.md): after the database is restored from an older dump, the
+anchors and the head name entries the restored log never had, which is exactly what a deleted tail looks like. An
+operator records the restore (`pension-cert console record-restore`): a sealed object under `audit/restores/`
+naming the entry the restored log ends at and the anchors of the entries lost. Verification then leaves those
+anchors aside, checks the restore point like an anchor, and lists every restore; it still fails on an entry up to
+the restore point that differs from its anchor (refused when recording, too): a restore explains a lost tail,
+never a rewritten entry.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
@@ -25,11 +34,13 @@ from sqlalchemy.orm import Session
 
 from service.certification.models import utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
+from service.infra.security import mask_text
 from service.infra.storage import MediaStorage, StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 PREFIX = "audit/anchors/"
 HEAD_KEY = "audit/head"
+RESTORE_PREFIX = "audit/restores/"
 # Session.info keys: the media store the session's transactions anchor their head in (set by the service
 # context's session factory), and the newest entry written in the open transaction.
 STORE_INFO = "audit_anchor_store"
@@ -46,11 +57,29 @@ class Anchor:
 
 
 @dataclass(frozen=True)
+class Restore:
+    """A restore of the database recorded by an operator: the log kept entries up to `seq` (its `hash`; 0 and "":
+    none), and `lost` are the anchors (the head among them) of entries the restore took away."""
+
+    seq: int
+    hash: str
+    lost: tuple[Anchor, ...]
+    at: str
+    by: str
+    reason: str
+
+
+class RestoreRefusedError(Exception):
+    """An anchored entry the restore kept differs (tampering, not a restore), or no such restore point."""
+
+
+@dataclass(frozen=True)
 class AnchorCheck:
     ok: bool
     anchors: int
     problem: str = ""
     seq: int | None = None
+    restores: tuple[Restore, ...] = ()
 
 
 def _now() -> str:
@@ -73,6 +102,8 @@ def write_anchor(db: Session, storage: MediaStorage) -> Anchor | None:
         return None
     anchor = Anchor(head.seq, head.hash, _now())
     key = f"{PREFIX}{head.seq:012d}"
+    if _anchors_another_entry(storage, key, head.hash):  # the same number before a restore: both are kept
+        key = f"{key}-{head.hash[:16]}"
     if not storage.exists(key):
         storage.put(key, _encode(anchor))
         log.info("audit chain anchored at #%d", head.seq)
@@ -85,6 +116,17 @@ def read_anchors(storage: MediaStorage) -> list[Anchor]:
     for obj in storage.list(PREFIX):
         anchors.append(_decode(storage.get(obj.key)))  # StorageError when the object was forged or edited
     return sorted(anchors, key=lambda a: a.seq)
+
+
+def _anchors_another_entry(storage: MediaStorage, key: str, digest: str) -> bool:
+    if not storage.exists(key):
+        return False
+    try:
+        return _decode(storage.get(key)).hash != digest
+    except StorageUnavailableError:
+        raise
+    except StorageError:  # forged or edited: left for the check to report, the new anchor written beside it
+        return True
 
 
 def read_head(storage: MediaStorage) -> Anchor | None:
@@ -151,26 +193,88 @@ def _drop_pending_head(db: Session) -> None:
 def check_anchors(db: Session, storage: MediaStorage) -> AnchorCheck:
     """Every anchored entry, and the recorded head, still exists with its anchored hash (run after `verify_chain`
     has passed: together they show that nothing up to the head was rewritten or cut off, even with every hash
-    recomputed)."""
+    recomputed). The anchors of entries a recorded restore lost are left aside; each restore point is checked as
+    an anchor, and the restores are listed in the result."""
     try:
-        anchors = read_anchors(storage)
+        restores = tuple(read_restores(storage))
+        lost = {(a.seq, a.hash) for r in restores for a in r.lost}
+        anchors = [a for a in read_anchors(storage) if (a.seq, a.hash) not in lost]
+        anchors += [a for a in _restore_points(restores) if (a.seq, a.hash) not in lost]
         head = read_head(storage)
     except StorageUnavailableError:
         raise  # the store did not answer: nothing was checked, no verdict (not "forged")
     except StorageError as exc:
         return AnchorCheck(False, 0, f"an anchor does not open (forged or edited): {exc}")
-    for a in anchors:
-        entry = db.get(ConsoleAuditEntry, a.seq)
-        if entry is None:
-            return AnchorCheck(False, len(anchors), f"entry {a.seq} anchored on {a.at} is gone", a.seq)
-        if entry.hash != a.hash:
-            return AnchorCheck(False, len(anchors), f"entry {a.seq} differs from its anchor of {a.at}", a.seq)
-    if head is not None:
-        entry = db.get(ConsoleAuditEntry, head.seq)
-        if entry is None:
-            return AnchorCheck(
-                False, len(anchors), f"entry {head.seq}, the head committed on {head.at}, is gone", head.seq
+    for a in sorted(anchors, key=lambda a: a.seq):
+        problem = _mismatch(db, a, f"anchored on {a.at}", f"its anchor of {a.at}")
+        if problem:
+            return AnchorCheck(False, len(anchors), problem, a.seq, restores)
+    if head is not None and (head.seq, head.hash) not in lost:
+        problem = _mismatch(db, head, f"the head committed on {head.at}", f"the head of {head.at}")
+        if problem:
+            return AnchorCheck(False, len(anchors), problem, head.seq, restores)
+    return AnchorCheck(True, len(anchors), restores=restores)
+
+
+def _mismatch(db: Session, a: Anchor, gone: str, differs: str) -> str:
+    """Why the database does not hold anchored entry `a` ("" when it does)."""
+    entry = db.get(ConsoleAuditEntry, a.seq)
+    if entry is None:
+        return f"entry {a.seq}, {gone}, is gone"
+    return f"entry {a.seq} differs from {differs}" if entry.hash != a.hash else ""
+
+
+def restored_at(r: Restore) -> dt.datetime:
+    """When `r` was recorded (naive UTC, as the models' times)."""
+    return dt.datetime.strptime(r.at, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _restore_points(restores: list[Restore] | tuple[Restore, ...]) -> list[Anchor]:
+    """Each restore's point, checked as an anchor (a later restore from an older dump may lose it in turn)."""
+    return [Anchor(r.seq, r.hash, r.at) for r in restores if r.seq]
+
+
+def read_restores(storage: MediaStorage) -> list[Restore]:
+    """The restores recorded, oldest first (StorageError when one was forged or edited)."""
+    found = []
+    for obj in storage.list(RESTORE_PREFIX):
+        raw = json.loads(storage.get(obj.key))
+        lost = tuple(Anchor(int(a["seq"]), str(a["hash"]), str(a["at"])) for a in raw["lost"])
+        found.append(Restore(int(raw["seq"]), str(raw["hash"]), lost, str(raw["at"]), str(raw["by"]), raw["reason"]))
+    return sorted(found, key=lambda r: r.at)
+
+
+def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, through: int | None = None) -> Restore:
+    """Record that the database was restored and its log now ends at entry `through` (default: its head, when the
+    restore is recorded before the service reopens): every anchor (and the head) of an entry up to it must match,
+    those above it that do not are recorded as lost, in a new object under RESTORE_PREFIX sealed with the media
+    key like the anchors (the orphan sweep reads it too); the head is then set back to the log's own. Recorded
+    when nothing of the log was lost as well. RestoreRefusedError: an anchored entry up to `through` differs (a
+    restore does not explain it), or the log has no entry `through`."""
+    top = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
+    seq = through if through is not None else (top.seq if top else 0)
+    kept = db.get(ConsoleAuditEntry, seq) if seq else None
+    if seq < 0 or (seq and kept is None):
+        raise RestoreRefusedError(f"the log has no entry {seq}")
+    restores = read_restores(storage)
+    lost_before = {(a.seq, a.hash) for r in restores for a in r.lost}
+    head = read_head(storage)
+    lost = []
+    for a in [*read_anchors(storage), *_restore_points(restores), *([head] if head else [])]:
+        if (a.seq, a.hash) in lost_before or not _mismatch(db, a, "", ""):
+            continue
+        if a.seq <= seq:
+            raise RestoreRefusedError(
+                f"entry {a.seq} differs from its anchor of {a.at}: a restore explains lost entries after the "
+                f"entry the restored log ends at ({seq}), never a changed one"
             )
-        if entry.hash != head.hash:
-            return AnchorCheck(False, len(anchors), f"entry {head.seq} differs from the head of {head.at}", head.seq)
-    return AnchorCheck(True, len(anchors))
+        lost.append(a)
+    done = Restore(seq, kept.hash if kept else "", tuple(lost), _now(), mask_text(by)[:64], mask_text(reason)[:200])
+    record = {**done.__dict__, "lost": [a.__dict__ for a in lost]}
+    storage.put(f"{RESTORE_PREFIX}{done.at.replace(':', '')}-{seq:012d}", json.dumps(record, sort_keys=True).encode())
+    if top is not None:  # the head goes back to the restored log's, on purpose: later commits record theirs
+        storage.put(HEAD_KEY, _encode(Anchor(top.seq, top.hash, done.at)))
+    else:
+        storage.delete(HEAD_KEY)
+    log.warning("audit chain: a restore recorded at #%d by %s, %d anchors of lost entries", seq, done.by, len(lost))
+    return done

@@ -70,6 +70,7 @@ class Certifier(Protocol):
         expected_id_number: str | None = None,
         template: Template | None = None,
         fingerprints: VideoFingerprintStore | None = None,
+        today: dt.date | None = None,  # the card's validity is judged on it: the bureau's date the media were sent
     ) -> CertificationReport: ...
 
 

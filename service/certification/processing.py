@@ -216,9 +216,12 @@ def _process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker:
         actions, consent = list(s.actions), s.template_consent
         card_key, video_key = s.id_card_key, s.video_key
         expected, template, fingerprints = subject
+        # The card's validity is judged on the bureau's date the person sent it (not the server's: 00:00-08:00 in
+        # Beijing is the day before in UTC), so a job read after midnight keeps the day the card was shown.
+        sent_on = local_date(ctx.settings, s.queued_at) if s.queued_at is not None else local_today(ctx.settings)
     try:
         card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
-        report = certifier.run(card, video, actions, expected, template, fingerprints)
+        report = certifier.run(card, video, actions, expected, template, fingerprints, sent_on)
         metrics.observe_report(report.timings)
         report = ctx.hooks.revise(ctx, session_id, certifier, report)
         result = redact(report.to_dict())

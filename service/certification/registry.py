@@ -1,22 +1,30 @@
-"""Beneficiary lookups, status lists (due soon / overdue / suspended) and their CSV exports."""
+"""Beneficiary lookups, status lists (due soon / overdue / suspended) and their CSV exports.
+
+The payment system de-duplicates the event exports on `event_id` (the row's id). A database restored from a dump
+numbers new events from the dump's highest id again, reusing ids the payment system already holds: a suspension
+or resumption it would drop as a duplicate. So the highest id exported is recorded in the media store (which a
+restore of the database does not roll back), and recording the restore moves the numbering past it
+(`advance_event_ids`; docs/operations.md, "Restoring from a backup")."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.cycle import CycleRules, CycleState, cycle_state
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEvent
+from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEvent, utcnow
 from service.certification.regions import region_name
 from service.certification.roster_file import spreadsheet_safe
 from service.infra.clock import HasTimeZone, local_midnight
+from service.infra.storage import MediaStorage
 
 # The most records one audit entry of a list read names (`audit_shown`): a whole list (everyone overdue in a
 # jurisdiction, tens of thousands) is named over several entries, each the size of a console page's.
@@ -123,3 +131,47 @@ def audit_shown(db: Session, actor: str, action: str, target: str, detail: dict[
         of = {"part": part, "parts": len(chunks)} if len(chunks) > 1 else {}
         audit(db, actor, action, target, detail | of | {"shown": chunk})
     db.commit()
+
+
+# The highest event_id a payment file has carried, and when it was first exported (sealed like every object).
+EXPORTED_KEY = "exports/event-id-high"
+
+
+def note_exported(storage: MediaStorage, rows: list[dict[str, Any]], at: dt.datetime | None = None) -> None:
+    """Record the highest `event_id` of an export's `rows` unless a higher one is recorded (read before the file is
+    handed out: a store that cannot take it fails the export, as an unrecorded id could be reused unseen)."""
+    top = max((int(r["event_id"]) for r in rows), default=0)
+    if top > exported_high(storage)[0]:
+        when = (at or utcnow()).isoformat()
+        storage.put(EXPORTED_KEY, json.dumps({"id": top, "at": when}).encode())
+
+
+def exported_high(storage: MediaStorage) -> tuple[int, dt.datetime | None]:
+    """The highest event id exported so far, and when (0, None: none recorded)."""
+    if not storage.exists(EXPORTED_KEY):
+        return 0, None
+    raw = json.loads(storage.get(EXPORTED_KEY))  # StorageError when forged or edited
+    return int(raw["id"]), dt.datetime.fromisoformat(raw["at"])
+
+
+def reused_event_ids(db: Session, storage: MediaStorage) -> list[int]:
+    """Events recorded after the highest exported id was, numbered at or below it: ids the payment system may hold
+    for other events (a restore reopened before it was recorded)."""
+    high, at = exported_high(storage)
+    if at is None:
+        return []
+    q = select(CycleEvent.id).where(CycleEvent.id <= high, CycleEvent.created_at > at).order_by(CycleEvent.id)
+    return list(db.scalars(q))
+
+
+def advance_event_ids(db: Session, past: int) -> int | None:
+    """Number the next events above `past` (and above every id in use); the next id. PostgreSQL only: SQLite
+    numbers from its highest row, and cannot be moved past ids it no longer has (None)."""
+    if db.get_bind().dialect.name != "postgresql":
+        return None
+    top = db.scalar(select(func.max(CycleEvent.id))) or 0
+    seq = "SELECT pg_get_serial_sequence('cycle_events', 'id')"
+    nxt = db.scalar(
+        text(f"SELECT setval(({seq}), GREATEST(nextval(({seq})), :floor), false)"), {"floor": max(top, past) + 1}
+    )
+    return int(nxt) if nxt is not None else None

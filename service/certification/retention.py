@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
-from service.certification.audit_anchor import write_anchor
+from service.certification.audit_anchor import read_restores, restored_at, write_anchor
 from service.certification.context import ServiceContext
 from service.certification.models import (
     Beneficiary,
@@ -188,12 +188,18 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
     An upload writes the object first and commits the row after: a crash between the two, or a commit that
     failed after the write, leaves an object nothing refers to. The grace period keeps an upload in flight (object
     written, row not yet committed) from being taken for an orphan. Returns the count deleted.
+
+    After a database restore (recorded: audit_anchor.record_restore) the objects written before it that no row
+    points to are mostly the media of sessions the restore lost, the only record that those people certified (or
+    evidence a lost hold kept): kept until `retention_days` after the restore, then swept as any orphan.
     """
-    cutoff = (now or utcnow()) - dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s)
+    at = now or utcnow()
+    cutoff = at - dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s)
+    kept_before = _restore_keeps_before(ctx, at)
     removed = 0
     with ctx.db() as db:
         for obj in ctx.storage.list("sessions/"):
-            if obj.modified >= cutoff:
+            if obj.modified >= cutoff or obj.modified < kept_before:
                 continue
             session_id = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
             s = db.get(CertSession, session_id) if session_id else None
@@ -205,6 +211,21 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
             audit(db, "system", "retention.orphans", cutoff.isoformat(), {"objects": removed})
     log.info("retention: removed %d orphaned media objects older than %s", removed, cutoff)
     return removed
+
+
+def _restore_keeps_before(ctx: ServiceContext, now: dt.datetime) -> dt.datetime:
+    """Objects written before this instant are kept: the latest restore recorded, within `retention_days` of it
+    (datetime.min: none)."""
+    try:
+        restores = read_restores(ctx.storage)
+    except StorageUnavailableError:
+        raise
+    except StorageError as exc:  # a forged record: verify-audit reports it; nothing kept on its word
+        log.warning("retention: a restore record does not open, ignored: %s", exc)
+        return dt.datetime.min
+    window = dt.timedelta(days=ctx.settings.storage.retention_days)
+    recent = [restored_at(r) for r in restores if restored_at(r) + window > now]
+    return max(recent, default=dt.datetime.min)
 
 
 def storage_upkeep(ctx: ServiceContext, at: dt.datetime | None = None) -> dict[str, int]:

@@ -118,10 +118,13 @@ def revoke_requested(
     via: dict[str, Any],
     *,
     hold_days: int,
+    aliases: tuple[str, ...] = (),
 ) -> RevokeAnswer:
     """Revoke what `target` names, in the caller's transaction, as `actor`; a retry of the request `request_key`
     (None: no retry is recognised) is answered as the first. `via`: how the request came, for its audit entry;
-    `hold_days`: EVIDENCE_HOLD_DAYS, the evidence hold's length (revocation.revoke_certification)."""
+    `hold_days`: EVIDENCE_HOLD_DAYS, the evidence hold's length (revocation.revoke_certification); `aliases`: the
+    same caller's names under the previous signing keys in use (an operator key's `admin:<mac8>` changes with the
+    key: a retry across a rotation is still this caller's)."""
     why, text = checked_reason(reason, note)
     cert, b = find_certification(db, target)
     asked = _digest(f"{why.value}\n{text}")
@@ -130,7 +133,7 @@ def revoke_requested(
     except ServiceError as exc:
         if exc.code != "CERTIFICATION_REVOKED" or request_key is None:
             raise
-        return _replayed(db, cert, b, actor, _digest(request_key), asked, exc)
+        return _replayed(db, cert, b, (actor, *aliases), _digest(request_key), asked, exc)
     detail = {
         **via,
         "certification": cert.id,
@@ -148,10 +151,17 @@ def revoke_requested(
 
 
 def _replayed(
-    db: Session, cert: Certification, b: Beneficiary, actor: str, key: str, asked: str, refused: ServiceError
+    db: Session,
+    cert: Certification,
+    b: Beneficiary,
+    actors: tuple[str, ...],
+    key: str,
+    asked: str,
+    refused: ServiceError,
 ) -> RevokeAnswer:
     """The answer to a retried request: the first one's, from its audit entry; `refused` when no request of this
-    key revoked the certification (it was revoked by another request, or in the console)."""
+    key revoked the certification (it was revoked by another request, or in the console). `actors`: the caller's
+    names (the first entry's actor must be one of them)."""
     entries = db.scalars(
         select(AuditEntry).where(AuditEntry.action == REQUEST_ACTION, AuditEntry.target == b.external_id[:64])
     ).all()
@@ -159,7 +169,7 @@ def _replayed(
         detail = entry.detail or {}
         if detail.get("certification") != cert.id or detail.get("request") != key:
             continue
-        if detail.get("asked") != asked or entry.actor != mask_text(actor)[:64]:
+        if detail.get("asked") != asked or entry.actor not in {mask_text(actor)[:64] for actor in actors}:
             raise ServiceError("IDEMPOTENCY_MISMATCH", "this request key was used for another revocation request")
         return _answer(cert, b, detail, replayed=True)
     raise refused

@@ -33,6 +33,7 @@ class FixedCertifier:
         expected_id_number: str | None = None,
         template: Template | None = None,
         fingerprints: object = None,
+        today: object = None,
     ) -> CertificationReport:
         self.runs += 1
         self.expected.append(expected_id_number)

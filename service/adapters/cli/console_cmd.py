@@ -1,5 +1,6 @@
-"""`pension-cert console create-user` (the first admin, or any account) and `pension-cert console
-verify-audit` (re-check the console audit log's hash chain)."""
+"""`pension-cert console create-user` (the first admin, or any account), `pension-cert console
+verify-audit` (re-check the console audit log's hash chain) and `pension-cert console record-restore` (record a
+database restore, whose lost entries the anchors still name)."""
 
 # lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
 # answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
@@ -57,6 +58,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.set_defaults(func=_create_user)
     v = csub.add_parser("verify-audit", help="verify the console audit log's hash chain")
     v.set_defaults(func=_verify)
+    r = csub.add_parser(
+        "record-restore",
+        help="record that the database was restored from a backup (run before the service reopens)",
+        description="After the database was restored from a dump older than the media store, verify-audit reports "
+        "the anchors of the entries the restore lost as a cut tail, and the daily run would delete the media of "
+        "the sessions it lost. This records the restore (sealed in the media store, and in the audit log): "
+        "verify-audit then lists it and checks the rest, and the orphan sweep keeps the media written before it "
+        "for RETENTION_DAYS. Refused when an entry up to the restore point differs from its anchor (a restore "
+        "does not explain it) (docs/operations.md, 'Restoring from a backup').",
+    )
+    r.add_argument("--reason", required=True, help="why the database was restored (1 to 200 characters)")
+    r.add_argument(
+        "--through",
+        type=int,
+        default=None,
+        help="the last entry of the restored dump, when the service has written entries since the restore "
+        "(default: the log's last entry)",
+    )
+    r.set_defaults(func=_restored)
 
 
 def _create_user(args: argparse.Namespace) -> int:
@@ -164,6 +184,47 @@ def _verify(_args: argparse.Namespace) -> int:
             "first_bad_seq": check.first_bad_seq if not check.ok else anchored.seq,
             "problem": check.problem or anchored.problem,
             "anchors": anchored.anchors,
+            # Each restore recorded (audit-restored): the log's entries after `through` it lost, as anchored.
+            "restores": [
+                {"at": r.at, "by": r.by, "reason": r.reason, "through": r.seq, "lost": [a.seq for a in r.lost]}
+                for r in anchored.restores
+            ],
         }
     )
     return 0 if ok else EXIT_FAILED
+
+
+def _restored(args: argparse.Namespace) -> int:
+    reason = args.reason.strip()
+    if not 1 <= len(reason) <= 200:
+        raise CliError("--reason must have 1 to 200 characters", code="REASON_REQUIRED")
+    ctx = _context()
+    from service.certification.audit_anchor import RestoreRefusedError, record_restore
+    from service.certification.registry import advance_event_ids, exported_high, reused_event_ids
+    from service.features.console.audit_chain import record
+    from service.infra.storage import StorageUnavailableError
+
+    with ctx.db() as db:
+        try:
+            done = record_restore(db, ctx.storage, os_user(), reason, args.through)
+            # The payment files' ids: the next event is numbered past every one already exported.
+            next_event_id = advance_event_ids(db, exported_high(ctx.storage)[0])
+            reused = reused_event_ids(db, ctx.storage)
+        except RestoreRefusedError as exc:
+            raise CliError(str(exc), EXIT_FAILED, code="RESTORE_REFUSED") from None
+        except StorageUnavailableError as exc:
+            raise CliError(
+                f"the media store does not answer ({exc})", EXIT_UNAVAILABLE, code="STORAGE_UNAVAILABLE"
+            ) from None
+        lost = [a.seq for a in done.lost]
+        detail = {"through": done.seq, "lost": lost, "reason": reason, "next_event_id": next_event_id}
+        record(db, "cli", "audit.restored", "audit", detail | {"event_ids_reused": reused[:20], "os_user": os_user()})
+    emit({"restored_through": done.seq, "lost": lost, "recorded_at": done.at, "next_event_id": next_event_id})
+    if reused:
+        raise CliError(
+            f"{len(reused)} events recorded since the restore reuse ids the payment system may hold (the first: "
+            f"{reused[:20]}): renumber them before the next export (docs/operations.md, 'Restoring from a backup')",
+            EXIT_FAILED,
+            code="EVENT_IDS_REUSED",
+        )
+    return 0

@@ -39,6 +39,9 @@ class Caller:
 
     actor: str
     admin: bool
+    # The same key's actor name under each previous signing key still in use (a rotation, docs/operations.md):
+    # what the audit entries made before the restart call it (a retried revocation is recognised by it).
+    aliases: tuple[str, ...] = ()
 
 
 def _known(key: str, keys: list[str]) -> bool:
@@ -58,7 +61,8 @@ def api_caller(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> C
         admin = _known(x_api_key, admin_keys(ctx.settings))
         if admin or _known(x_api_key, ctx.settings.security.api_keys):
             prefix = "admin:" if admin else "api:"
-            return Caller(prefix + ctx.keyring.mac("apikey:" + x_api_key)[:8], admin)
+            names = tuple(prefix + mac[:8] for mac in ctx.keyring.macs("apikey:" + x_api_key))
+            return Caller(names[0], admin, names[1:])
     raise ServiceError("UNAUTHORIZED", "missing or unknown X-API-Key")
 
 
@@ -68,6 +72,11 @@ def require_api_key(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None)
 
 
 def require_admin_key(ctx: Ctx, request: Request, x_api_key: Annotated[str | None, Header()] = None) -> str:
+    """`admin_caller`'s actor name."""
+    return admin_caller(ctx, request, x_api_key).actor
+
+
+def admin_caller(ctx: Ctx, request: Request, x_api_key: Annotated[str | None, Header()] = None) -> Caller:
     """Operator actions (cycle run, roster import, staff review, the status lists and exports): a channel key is
     refused with 403, and the refusal audited (who, which route, a number in the path masked), in a unit of
     its own since the request's is rolled back: a channel key trying the operator's lists of people is an
@@ -78,12 +87,13 @@ def require_admin_key(ctx: Ctx, request: Request, x_api_key: Annotated[str | Non
             path = mask_text(request.url.path)  # a path segment is the caller's text (`/lists/<anything>`)
             audit(db, caller.actor, DENIED, path, {"method": request.method, "need": "operator key"})
         raise ServiceError("ADMIN_KEY_REQUIRED", "this operation needs an operator (admin) API key")
-    return caller.actor
+    return caller
 
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
 ApiClient = Annotated[str, Depends(require_api_key)]
 AdminClient = Annotated[str, Depends(require_admin_key)]
+AdminCaller = Annotated[Caller, Depends(admin_caller)]
 
 
 def session_token(authorization: Annotated[str | None, Header()] = None) -> str | None:

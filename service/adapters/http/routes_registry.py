@@ -122,6 +122,7 @@ def export_events(ctx: Ctx, db: DB, actor: AdminClient, kind: str, since: dt.dat
     if kind not in EXPORT_KINDS:
         raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions")
     rows = registry.events(db, EXPORT_KINDS[kind], since, ctx.settings)
+    registry.note_exported(ctx.storage, rows)  # the ids a database restore must not hand out again
     detail = {"rows": len(rows), "since": since.isoformat() if since else None}
     registry.audit_shown(db, actor, "export.read", kind, detail, [row["external_id"] for row in rows])
     return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
-from service.adapters.http.deps import DB, NO_NUL, AdminClient, Ctx
+from service.adapters.http.deps import DB, NO_NUL, AdminCaller, Ctx
 from service.adapters.http.schemas import EXACT, Revocation
 from service.certification.revocation import MAX_NOTE_CHARS
 from service.certification.revoke_request import MAX_ROW_ID, RevokeAnswer, Target
@@ -40,12 +40,12 @@ class RevokeBody(BaseModel):
     response_model=Revocation,
     **EXACT,
 )
-def post_revoke(ctx: Ctx, db: DB, actor: AdminClient, request_key: RequestKey, body: RevokeBody) -> Revocation:
+def post_revoke(ctx: Ctx, db: DB, caller: AdminCaller, request_key: RequestKey, body: RevokeBody) -> Revocation:
     target = Target(body.certification_id, body.session_id, body.external_id, body.certified_on)
     days = ctx.settings.storage.evidence_hold_days
-    done = revoke_outside_console(
-        db, ctx.rules, target, body.reason, body.note, actor, request_key, {"via": "api"}, hold_days=days
-    )
+    asked = (body.reason, body.note, caller.actor, request_key, {"via": "api"})
+    # caller.aliases: the key's names under the previous signing keys in use (a retry across a rotation).
+    done = revoke_outside_console(db, ctx.rules, target, *asked, hold_days=days, aliases=caller.aliases)
     db.commit()  # acknowledged only once committed
     return revocation(done)
 

@@ -182,18 +182,19 @@ def mark_deceased(
     b: Beneficiary,
     date_of_death: dt.date,
     source: str,
-    today: dt.date | None = None,
+    today: dt.date,
     seen: dt.date | None = None,
     seen_source: str | None = None,
 ) -> list[ConsoleAlert]:
     """Block further certification; alert on every certification accepted after the date of death (someone
     certified for a dead person: fraud or a wrong death record, either way a person must look), once per
     certification however often the death is registered (a double submit, a second tab, a corrected date).
-    `today`: the bureau's date (service/infra/clock.py); the UTC date when not given. `seen`: the date of death
+    `today`: the bureau's date (service/infra/clock.local_today), required (the UTC date refused a death on the
+    bureau's today from 00:00 to 08:00 in Beijing). `seen`: the date of death
     on record when the form was rendered (None: none was), and `seen_source` its source (None: not sent): a record
     that differs from them is not overwritten (StaleDeathForm), unless the form says exactly what it says (the
     same form sent twice)."""
-    if date_of_death > (today or utcnow().date()):
+    if date_of_death > today:
         raise AltCertError("死亡日期不能晚于今天")
     if not source.strip():
         raise AltCertError("请填写死亡信息来源")

@@ -78,13 +78,15 @@ def compute(
     now: dt.datetime,
     region_digits: int = 4,
     window_days: int = 365,
-    today: dt.date | None = None,
+    *,
+    today: dt.date,
     staff: Staff | None = None,
 ) -> Stats:
     """`region_digits`: 2 province, 4 city, 6 district. Sessions count when decided within the window. `today`:
-    the bureau's date (service/infra/clock.py) the cycle states are taken on; `now`'s UTC date when not given.
-    Only the people of `staff`'s region scope count (None: everybody)."""
-    st = Stats(today=today or now.date())
+    the bureau's date (service/infra/clock.local_today) the cycle states are taken on, required (`now`'s UTC date
+    is the day before from 00:00 to 08:00 in Beijing). Only the people of `staff`'s region scope count (None:
+    everybody)."""
+    st = Stats(today=today)
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
     roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until).where(
         scope.region_filter(staff, Beneficiary.region)

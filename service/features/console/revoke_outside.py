@@ -24,9 +24,12 @@ def revoke_outside_console(
     via: dict[str, Any],
     *,
     hold_days: int,
+    aliases: tuple[str, ...] = (),
 ) -> RevokeAnswer:
     """`revoke_requested`, then the binding's lock (not again for a retried request: the first one locked it)."""
-    answer = revoke_requested(db, rules, target, reason, note, actor, request_key, via, hold_days=hold_days)
+    answer = revoke_requested(
+        db, rules, target, reason, note, actor, request_key, via, hold_days=hold_days, aliases=aliases
+    )
     if not answer.replayed:
         _lock_binding(db, answer.session_id, actor, answer.external_id)
     return answer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -166,24 +167,53 @@ def no_store(response: Response) -> Response:
     return response
 
 
-def fmt_dt(value: dt.datetime | dt.date | None, zone: str = DEFAULT_TIME_ZONE) -> str:
+def fmt_dt(value: dt.datetime | dt.date | None, zone: str = DEFAULT_TIME_ZONE, seconds: bool = False) -> str:
     """Times are stored as naive UTC; pages show them in the bureau's zone with its abbreviation
     ("2026-12-04 20:15 CST"), so a time is never read in the wrong zone. Dates are calendar dates, shown as is."""
     if value is None:
         return "—"
     if isinstance(value, dt.datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-        return aware.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+        return aware.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
     return value.isoformat()
+
+
+# A whole value that is an ISO time as the service writes one into audit details (isoformat(): naive UTC, or
+# with Z / an offset). A date alone is a calendar date; text that merely mentions a time was written by someone.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?", re.ASCII)
+
+
+def local_times(value: object, zone: str) -> object:
+    """Audit details as shown: a time in them (stored as the service writes it, naive UTC ISO text that code may
+    read back, so never converted in the database) in the bureau's zone with the zone named, to the second; dates
+    and everything else as stored."""
+    if isinstance(value, dict):
+        return {k: local_times(v, zone) for k, v in value.items()}
+    if isinstance(value, list):
+        return [local_times(v, zone) for v in value]
+    if isinstance(value, str) and _ISO_TIME.fullmatch(value):
+        try:
+            return fmt_dt(dt.datetime.fromisoformat(value), zone, seconds=True)
+        except ValueError:  # shaped like a time, not one (month 13): shown as stored
+            return value
+    return value
+
+
+def _zone(context: Context) -> str:
+    request = context.get("request")
+    if not isinstance(request, Request):
+        return DEFAULT_TIME_ZONE
+    return config_of(request).time_zone or ctx_of(request).settings.time_zone  # one zone for the service
 
 
 @pass_context
 def _dt_filter(context: Context, value: dt.datetime | dt.date | None) -> str:
-    request = context.get("request")
-    if not isinstance(request, Request):
-        return fmt_dt(value)
-    zone = config_of(request).time_zone or ctx_of(request).settings.time_zone  # one zone for the service
-    return fmt_dt(value, zone)
+    return fmt_dt(value, _zone(context))
+
+
+@pass_context
+def _local_times_filter(context: Context, value: object) -> object:
+    return local_times(value, _zone(context))
 
 
 def json_zh(value: object) -> str:
@@ -193,3 +223,4 @@ def json_zh(value: object) -> str:
 
 templates.filters["dt"] = _dt_filter
 templates.filters["json_zh"] = json_zh
+templates.filters["local_times"] = _local_times_filter

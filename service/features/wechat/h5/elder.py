@@ -10,11 +10,11 @@ from service.certification import idnumber
 ELDER_AGE = 60
 
 
-def is_elder(birth_date: dt.date | None, id_number: str | None = None, today: dt.date | None = None) -> bool:
+def is_elder(birth_date: dt.date | None, id_number: str | None, today: dt.date) -> bool:
     """The roster's birth date; for a roster row without one, the birth date the confirmed ID number encodes
     (the number already matched the roster, so this reveals nothing new). `today`: the bureau's date
-    (service/infra/clock.local_today); the server's own date when not given."""
-    today = today or dt.date.today()
+    (service/infra/clock.local_today), required: the server's or UTC's date is another day from 00:00 to 08:00
+    in Beijing."""
     birth = birth_date
     if birth is None and id_number:
         birth = idnumber.birth_date(id_number)

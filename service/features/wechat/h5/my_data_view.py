@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.certification.certificates import mask_name
 from service.certification.context import ServiceContext
+from service.certification.current_person import made_for_current_person_sql
 from service.certification.models import Beneficiary, Certification, CertSession, Channel, SessionDecision
 from service.certification.template_withdrawal import pending_consent
 from service.features.console.labels import RELATIONSHIP_ZH
@@ -103,13 +104,16 @@ def my_data(db: Session, ctx: ServiceContext, b: Beneficiary, read_only: bool) -
 
 def _template_since(db: Session, ctx: ServiceContext, b: Beneficiary) -> dt.date | None:
     """The day of the latest accepted certification with consent to keep the template: the one that stored it
-    (None: enrolled otherwise, e.g. before these pages kept the consent)."""
+    (None: enrolled otherwise, e.g. before these pages kept the consent). Only the record's present person's: a
+    consent of the previous ID-number holder's stored no template of theirs (current_person.py)."""
     at = db.scalar(
         select(CertSession.decided_at)
+        .join(Beneficiary, Beneficiary.id == CertSession.beneficiary_id)
         .where(
             CertSession.beneficiary_id == b.id,
             CertSession.template_consent.is_(True),
             CertSession.decision == SessionDecision.ACCEPT,
+            made_for_current_person_sql(CertSession.created_at),
         )
         .order_by(CertSession.decided_at.desc())
         .limit(1)
@@ -118,11 +122,14 @@ def _template_since(db: Session, ctx: ServiceContext, b: Beneficiary) -> dt.date
 
 
 def _certs(db: Session, ctx: ServiceContext, b: Beneficiary) -> list[CertLine]:
+    """The person's latest certifications: the record's present person's only, not those of the person the record
+    named before the roster gave it another ID number (current_person.py: theirs, not this person's data)."""
     rows = db.execute(
         select(Certification, CertSession.channel, ProxySession.session_id)
         .join(CertSession, CertSession.id == Certification.session_id)
+        .join(Beneficiary, Beneficiary.id == Certification.beneficiary_id)
         .outerjoin(ProxySession, ProxySession.session_id == CertSession.id)
-        .where(Certification.beneficiary_id == b.id)
+        .where(Certification.beneficiary_id == b.id, made_for_current_person_sql(CertSession.created_at))
         .order_by(Certification.certified_on.desc(), Certification.id.desc())
         .limit(CERTS_SHOWN)
     ).all()

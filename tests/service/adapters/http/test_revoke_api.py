@@ -31,6 +31,7 @@ from tests.service.test_evidence_hold import _accepted, _past_retention
 from tests.service.test_lock_order import lock_waits, running, until
 from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
 from tests.service.test_revocation import _certify, _person
+from tests.service.test_signing_key_rotation import rotate
 
 URL = "/api/v1/certifications/revoke"
 NOTE = "民政死亡信息比对:本人已于上月去世"
@@ -126,6 +127,28 @@ def test_a_retried_request_is_answered_as_the_first(client: TestClient, ctx: Ser
     assert other.status_code == 409 and other.json()["error"]["code"] == "IDEMPOTENCY_MISMATCH", other.text
     fresh = _post(client, body, key="another-request")
     assert fresh.status_code == 409 and fresh.json()["error"]["code"] == "CERTIFICATION_REVOKED", fresh.text
+
+
+def test_a_request_retried_across_a_signing_key_rotation_is_still_the_first(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """The operator key's identity in the audit (`admin:<mac8>`) is a MAC under the signing key: the deployment
+    restarted with a new PENSION_CERT_SIGNING_KEY (the old one in _PREVIOUS, docs/security.md Part AH) between a
+    request and its retry. The same key, the same request: replayed, not IDEMPOTENCY_MISMATCH (which tells the
+    bureau's system that someone else used its key); another operator key is still a mismatch."""
+    today = local_today(ctx.settings)
+    cid, _ = _certify(ctx, _person(ctx), today - dt.timedelta(days=5))
+    body = {"certification_id": cid, "reason": "impersonation", "note": NOTE}
+    first = _post(client, body, key="retry-rotation-1")
+    assert first.status_code == 200, first.text
+    rotate(ctx)
+    again = _post(client, body, key="retry-rotation-1")
+    assert again.status_code == 200, again.text
+    assert again.json() == {**first.json(), "replayed": True}
+    assert len(_entries(ctx, ACTION)) == 1 and len(_entries(ctx, REQUEST_ACTION)) == 1
+    rotate(ctx, keep_previous=False)  # the key that made the first entry's name is no longer in use
+    lost = _post(client, body, key="retry-rotation-1")
+    assert lost.status_code == 409 and lost.json()["error"]["code"] == "IDEMPOTENCY_MISMATCH", lost.text
 
 
 def test_only_an_operator_key_with_a_request_key_and_a_reason(client: TestClient, ctx: ServiceContext) -> None:

@@ -19,6 +19,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import CertSession
 from service.features.wechat.h5 import cardcheck, identity
 from service.features.wechat.h5.elder import is_elder
+from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.wechat.conftest import wechat_settings
 from tests.service.features.wechat.fake_wechat import FakeWeChat
@@ -65,7 +66,7 @@ def test_the_card_is_read_then_confirmed_and_stored_without_a_second_ocr(
     opened = app.client.post(
         "/h5/api/sessions", json={"name": got["name"], "id_number": got["id_number"], "consent": True}
     ).json()
-    assert opened["elder_mode"] is is_elder(None, fields.id_number)
+    assert opened["elder_mode"] is is_elder(None, fields.id_number, local_today(app.ctx.settings))
 
     def no_second_read(*_: object) -> None:
         raise AssertionError("the photo read a moment ago was read again")
@@ -123,10 +124,10 @@ def test_the_read_needs_the_wechat_login(app: App) -> None:
     ("birth", "elder"), [(dt.date(1950, 3, 14), True), (dt.date(1966, 1, 1), True), (dt.date(1990, 5, 1), False)]
 )
 def test_elder_mode_follows_the_roster_birth_date(birth: dt.date, elder: bool) -> None:
-    assert is_elder(birth, today=dt.date(2026, 12, 4)) is elder
+    assert is_elder(birth, None, today=dt.date(2026, 12, 4)) is elder
     # A roster row without a birth date: the confirmed number's.
     assert is_elder(None, factories.id_number(birth=birth, seq=5), today=dt.date(2026, 12, 4)) is elder
-    assert is_elder(dt.date(1966, 12, 5), today=dt.date(2026, 12, 4)) is False  # 60 tomorrow
+    assert is_elder(dt.date(1966, 12, 5), None, today=dt.date(2026, 12, 4)) is False  # 60 tomorrow
 
 
 def test_the_read_is_rate_limited_as_an_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,12 +21,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize
+from sqlalchemy.orm import Session
 
 import service.schema
+from proxy_auth import ConsentMethod
 from service.adapters.http import create_app
 from service.certification.context import ServiceContext
+from service.certification.models import Beneficiary
+from service.features.proxy import bindings, operators
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink
 from tests.browser import FAKE_CAMERA_ARGS, launched_chromium, serve_in_thread
@@ -46,8 +51,10 @@ MAIN_TEXT_PX, MIN_TEXT_PX, AA, TARGET_PX, GAP_PX, MIIT_BUTTON_PX = 18.0, 14.0, 4
 
 # Everything on the page measured at once: visible text runs, interactive targets, unnamed controls.
 MEASURE = """() => {
+  const CLOSED = "details:not([open]) > :not(summary)";
   const shown = (el) => { const r = el.getBoundingClientRect(), cs = getComputedStyle(el);
-    return r.width > 0 && r.height > 0 && cs.visibility !== "hidden" && cs.display !== "none"; };
+    return r.width > 0 && r.height > 0 && cs.visibility !== "hidden" && cs.display !== "none"
+      && !el.closest(CLOSED); };
   const path = (el) => (el.id ? "#" + el.id : el.tagName.toLowerCase()
       + (el.className ? "." + String(el.className).trim().split(/\\s+/).join(".") : ""))
     + (!el.id && el.parentElement && el.parentElement !== document.body ? " < " + path(el.parentElement) : "");
@@ -86,8 +93,10 @@ MEASURE = """() => {
 # Reflow: horizontal scrolling, text cut off by a box hiding its overflow, lines of text drawn over each other
 # (each text node's line boxes, so an inline run wrapping round another is not mistaken for an overlap).
 REFLOW = """() => {
+  const CLOSED = "details:not([open]) > :not(summary)";
   const shown = (el) => { const r = el.getBoundingClientRect(), cs = getComputedStyle(el);
-    return r.width > 0 && r.height > 0 && cs.visibility !== "hidden" && cs.display !== "none"; };
+    return r.width > 0 && r.height > 0 && cs.visibility !== "hidden" && cs.display !== "none"
+      && !el.closest(CLOSED); };
   const name = (el) => el.id ? "#" + el.id : el.tagName.toLowerCase() + "." + String(el.className).trim();
   const clipped = Array.from(document.querySelectorAll("body *")).filter((el) => {
     if (!shown(el)) return false;
@@ -169,9 +178,24 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                     s.reasons = ["FACE_MISMATCH", "LOW_LIGHT"]
                 db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
                 results[decision] = s.id
+            with_relatives(db, ctx, b)
             db.commit()
         with serve_in_thread(create_app(ctx=ctx), port, log_level="warning"):
             yield Site(f"http://127.0.0.1:{port}", ctx, results)
+
+
+def with_relatives(db: Session, ctx: ServiceContext, b: Beneficiary) -> None:
+    """What the "我的信息" page shows besides the person's data (docs/security.md Part AL): a relative's binding the
+    elder may end, and this account's own template as a relative's (another elder's), which it may withdraw."""
+    op = operators.login(db, ctx, "wechat", "openid-a11y-relative", "test").operator
+    relative = factories.id_number(region="110101", birth=dt.date(1975, 1, 2))
+    operators.mark_verified(op, ctx.keyring.id_hash(relative), relative[:4] + "**", "王建国")
+    db.flush()
+    number = ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
+    row = bindings.bind(db, ctx, op, b.name, number, "child")
+    assert bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, "staff-007", "test") is None
+    mine = operators.login(db, ctx, "wechat", OPENID, "test").operator
+    operators.store_template(ctx, mine, np.ones(8, dtype=np.float32), "test-model")
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +215,8 @@ def open_page(browser: Browser, site: Site, path: str, viewport: ViewportSize) -
         page.evaluate(SHOW_ALL, LONGEST_PROMPT)
     elif path.startswith("/h5/family"):
         page.evaluate(SHOW_ALL, "")
+    elif path.endswith("#confirm"):  # every confirmation opened, as a tap on its summary does (my_data.html)
+        page.evaluate("() => document.querySelectorAll('details').forEach((d) => { d.open = true; })")
     return page
 
 
@@ -206,6 +232,7 @@ def pages(site: Site) -> dict[str, str]:
         "apply": f"/h5/apply/{r['reject']}",
         "message": "/h5/result/no-such-session",
         "me": "/h5/me",
+        "me-confirm": "/h5/me#confirm",
     }
 
 

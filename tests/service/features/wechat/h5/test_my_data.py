@@ -308,3 +308,31 @@ def test_the_page_is_a_login_target() -> None:
     """Opened without the cookie (a menu entry, the next day), the page comes back after WeChat's login, not the
     start page."""
     assert safe_target("/h5/me") == "/h5/me"
+
+
+def test_the_new_number_holder_sees_none_of_the_previous_holders_certifications(app: App) -> None:
+    """The roster gave the record another ID number (a record handed to someone else): the person who certifies
+    from then on sees their own certifications, not the previous number's person's days, nor the day that person
+    consented to keep a face (service/certification/current_person.py; docs/security.md, Part AL)."""
+    certified(app, openid="openid-previous-holder")  # certified on 2026-03-01, template kept with consent
+    with app.ctx.db() as db:
+        b = db.get(Beneficiary, app.beneficiary_id)
+        assert b is not None
+        b.identity_since = utcnow()  # the import: the template is cleared with the previous person's dates
+        b.template, b.template_model, b.template_consent, b.valid_until = None, None, False, None
+        db.commit()
+    with app.ctx.db() as db:  # the new person certifies from their own phone, then enrols at the counter
+        b = db.get(Beneficiary, app.beneficiary_id)
+        assert b is not None
+        s = sessions.create_session(db, app.ctx, b, Channel.SELF, False, "test").session
+        s.state, s.decision, s.decided_at = SessionState.DECIDED, "accept", utcnow()
+        db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
+        on, until = dt.date(2026, 11, 20), dt.date(2027, 11, 20)
+        db.add(Certification(beneficiary_id=b.id, session_id=s.id, certified_on=on, valid_until=until, code="c-new"))
+        b.valid_until = until
+        factories.enrol_template(app.ctx.keyring, b, np.ones(8, dtype=np.float32), MODEL)
+        db.commit()
+    page = app.client.get("/h5/me").text
+    assert "2026年11月20日" in page  # their own certification
+    assert "2026年3月1日" not in page and "2027年3月1日" not in page  # none of the previous person's
+    assert 'id="template-kept"' in page

@@ -1,0 +1,223 @@
+"""Disaster recovery: the database restored from an older dump while the media store is current (docs/operations.md,
+"Restoring from a backup"; docs/security.md Part AN).
+
+The console audit chain's anchors and head live in the media store, which is not backed up: after a restore they
+name entries the restored database never had, and `verify-audit` reports what a deleted tail looks like. A restore
+is recorded (with the media key, as an anchor) naming the lost entries; verification then passes and lists the
+restore, and still fails on any entry of the restored range that differs from its anchor."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from service.certification.audit_anchor import (
+    RestoreRefusedError,
+    check_anchors,
+    read_anchors,
+    read_head,
+    read_restores,
+    record_restore,
+    write_anchor,
+)
+from service.certification.context import ServiceContext
+from service.certification.models import CycleEvent, utcnow
+from service.certification.registry import advance_event_ids, exported_high, reused_event_ids
+from service.certification.retention import sweep_orphans
+from service.certification.staff_audit import ConsoleAuditEntry
+from service.features.console.audit_chain import record, verify_chain
+from service.infra.storage import LocalEncryptedStorage
+from tests.service import factories
+from tests.service.conftest import ADMIN
+from tests.service.features.console.test_console_cli import run
+from tests.service.test_audit_anchor import rewrite_whole_chain
+
+
+def restore_to(db: Session, seq: int) -> None:
+    """What a restore from a dump taken when the log ended at `seq` leaves in the database."""
+    db.execute(delete(ConsoleAuditEntry).where(ConsoleAuditEntry.seq > seq))
+    db.flush()
+
+
+def entries(ctx: ServiceContext, n: int, tag: str = "before") -> None:
+    for i in range(n):
+        with ctx.db() as db:  # one committed transaction each: each records the head in the store
+            record(db, "staff:li", "case.view", f"s-{i}", {"when": tag})
+
+
+def test_a_restore_reads_as_a_deleted_tail_until_it_is_recorded(ctx: ServiceContext) -> None:
+    entries(ctx, 2)
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)  # last night's run; the dump is taken now (2 entries)
+    entries(ctx, 3)
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)  # the next night's: anchored #5; then the disk fails
+        restore_to(db, 2)
+        assert verify_chain(db).ok
+        check = check_anchors(db, ctx.storage)
+        assert not check.ok and check.seq == 5 and "gone" in check.problem  # a restore looks like a cut tail
+
+        done = record_restore(db, ctx.storage, "ops", "restored the dump of 2026-12-05 after a disk failure")
+        assert done.seq == 2 and sorted(a.seq for a in done.lost) == [5, 5]  # the anchor and the head of #5
+        head = read_head(ctx.storage)
+        assert head is not None and head.seq == 2  # set back to the restored log's own
+        check = check_anchors(db, ctx.storage)
+        assert check.ok and [r.reason for r in check.restores] == [done.reason], check
+    entries(ctx, 3, "after")  # the service reopens: a new #3 to #5; the new #5 is anchored beside the lost one
+    with ctx.db() as db:
+        assert write_anchor(db, ctx.storage) is not None
+        assert sorted(a.seq for a in read_anchors(ctx.storage)) == [2, 5, 5]
+        assert check_anchors(db, ctx.storage).ok
+        restore_to(db, 1)  # a second restore, from an older dump: it loses the first one's point (#2) too
+        second = record_restore(db, ctx.storage, "ops", "the dump of 2026-12-05 was damaged: the one before")
+        assert sorted(a.seq for a in second.lost) == [2, 2, 5, 5]  # anchor and restore point #2, new #5 and head
+        check = check_anchors(db, ctx.storage)
+        assert check.ok and len(check.restores) == 2, check
+
+
+def test_an_entry_changed_after_a_recorded_restore_still_fails(ctx: ServiceContext) -> None:
+    entries(ctx, 2)
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)
+    entries(ctx, 1)
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)
+        restore_to(db, 2)
+        record_restore(db, ctx.storage, "ops", "restore")
+    entries(ctx, 3, "after")  # a new #3 to #5, anchored
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)
+        rewrite_whole_chain(db, 4, {"edited": "after the restore"})
+        check = check_anchors(db, ctx.storage)
+        assert not check.ok and check.seq == 5 and "differs" in check.problem  # the new anchor holds
+
+
+def test_a_restore_is_refused_over_a_changed_entry(ctx: ServiceContext) -> None:
+    entries(ctx, 2)
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)  # anchored #2
+    entries(ctx, 1)
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)  # anchored #3
+        rewrite_whole_chain(db, 2, {"decision": "accept"})  # tampering, then the tail cut to look like a restore
+        restore_to(db, 2)
+        with pytest.raises(RestoreRefusedError, match="entry 2 differs"):
+            record_restore(db, ctx.storage, "ops", "hiding it", through=2)
+        assert read_restores(ctx.storage) == []
+        assert not check_anchors(db, ctx.storage).ok
+
+
+def test_after_reopening_the_restore_point_is_named(ctx: ServiceContext) -> None:
+    """Entries written after the restore, before it was recorded: `through` names where the dump ended."""
+    entries(ctx, 2)
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)
+    entries(ctx, 2)
+    with ctx.db() as db:
+        write_anchor(db, ctx.storage)  # anchored #4
+        restore_to(db, 2)
+    entries(ctx, 2, "after")  # a new #3 and #4: the anchored #4 now differs
+    with ctx.db() as db:
+        with pytest.raises(RestoreRefusedError, match="entry 4 differs"):
+            record_restore(db, ctx.storage, "ops", "restore of the 5th")
+        done = record_restore(db, ctx.storage, "ops", "restore of the 5th", through=2)
+        assert done.seq == 2 and check_anchors(db, ctx.storage).ok
+
+
+def test_the_console_command_records_a_real_file_restore(tmp_path: Path) -> None:
+    """A real SQLite file copied back over the database: verify-audit fails as on a cut tail; `console
+    record-restore` records it (in the chain too); verify-audit then passes and lists the restore."""
+    import service.schema
+    from service.infra.config import Settings
+
+    made = run(tmp_path, "create-user", "--username", "admin", "--role", "admin", password="a-long-password")
+    assert made.returncode == 0, made.stderr
+    database = tmp_path / "pension_cert.db"
+    shutil.copy(database, tmp_path / "dump.db")  # last night's backup
+    again = run(tmp_path, "create-user", "--username", "li", "--role", "reviewer", password="a-long-password")
+    assert again.returncode == 0, again.stderr  # entry #2, its head recorded in the media folder
+    shutil.copy(tmp_path / "dump.db", database)  # the restore
+    broken = run(tmp_path, "verify-audit")
+    assert broken.returncode == 1 and "entry 2, the head committed" in json.loads(broken.stdout)["problem"]
+
+    assert run(tmp_path, "record-restore").returncode == 2  # a reason is required
+    done = run(tmp_path, "record-restore", "--reason", "磁盘故障，恢复 12 月 5 日的备份")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["restored_through"] == 1 and out["lost"] == [2], out
+    check = run(tmp_path, "verify-audit")
+    verdict = json.loads(check.stdout)
+    assert check.returncode == 0 and verdict["entries"] == 2, verdict
+    assert [r["through"] for r in verdict["restores"]] == [1] and verdict["restores"][0]["lost"] == [2]
+    ctx = ServiceContext(Settings(var_dir=tmp_path), schema=service.schema.metadata)
+    with ctx.db() as db:
+        entry = db.scalar(select(ConsoleAuditEntry).where(ConsoleAuditEntry.seq == 2))
+        assert entry is not None and entry.action == "audit.restored" and entry.detail["lost"] == [2]
+    ctx.engine.dispose()
+
+
+def test_media_of_sessions_the_restore_lost_are_kept_for_the_retention_period(ctx: ServiceContext) -> None:
+    """A citizen certified after the dump: the restored database has no row for the session, and its card and
+    video are the only record of it. The daily run prescribed after a restore swept them an hour later; once the
+    restore is recorded they stay until RETENTION_DAYS after it, then go as any orphan."""
+    assert isinstance(ctx.storage, LocalEncryptedStorage)
+    lost = f"sessions/{uuid.uuid4()}/video"
+    ctx.storage.put(lost, b"the video of a certification the restore lost")
+    later = utcnow() + dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s + 60)
+    with ctx.db() as db:
+        done = record_restore(db, ctx.storage, "ops", "restored the dump of 2026-12-05")
+    assert done.lost == ()  # nothing of the audit log lost (no staff action since the dump): recorded all the same
+    new_orphan = f"sessions/{uuid.uuid4()}/video"  # written after the restore and never committed: an orphan
+    ctx.storage.put(new_orphan, b"a failed upload")
+    os.utime(ctx.storage.root / f"{lost}.enc", (time.time() - 7200, time.time() - 7200))  # written before
+    assert sweep_orphans(ctx, now=later) == 1
+    assert ctx.storage.exists(lost) and not ctx.storage.exists(new_orphan)
+    past = utcnow() + dt.timedelta(days=ctx.settings.storage.retention_days, hours=1)
+    assert sweep_orphans(ctx, now=past) == 1 and not ctx.storage.exists(lost)
+
+
+def exported_ids(client: TestClient) -> list[int]:
+    answer = client.get("/api/v1/exports/suspensions.csv", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    return [int(row["event_id"]) for row in csv.DictReader(io.StringIO(answer.text))]
+
+
+def test_event_ids_the_payment_system_holds_are_not_handed_out_again(ctx: ServiceContext, client: TestClient) -> None:
+    """The payment system de-duplicates on event_id. A restore numbered new events from the dump's highest id
+    again: a suspension exported after the dump, then lost, and a new one given its id, was dropped by the payment
+    system as a duplicate. The export records the highest id in the media store; recording the restore numbers
+    new events past it (PostgreSQL), and names the events already given such an id (SQLite, or reopened first)."""
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        for day in (1, 2, 3):
+            db.add(CycleEvent(beneficiary_id=b.id, kind="suspended", on_date=dt.date(2026, 11, day)))
+        person = b.id
+    high = max(exported_ids(client))  # the payment system holds it
+    assert exported_high(ctx.storage)[0] == high
+    postgres = ctx.engine.dialect.name == "postgresql"
+    with ctx.db() as db:  # the dump was taken before the last event: the restore loses it
+        db.execute(delete(CycleEvent).where(CycleEvent.id == high))
+        if postgres:  # what restoring pg_dump's output does to the sequence
+            db.execute(text("SELECT setval(pg_get_serial_sequence('cycle_events', 'id'), :v)"), {"v": high - 1})
+        next_id = advance_event_ids(db, exported_high(ctx.storage)[0])
+        event = CycleEvent(beneficiary_id=person, kind="suspended", on_date=dt.date(2026, 12, 6))
+        db.add(event)
+        db.flush()
+        if postgres:
+            assert next_id is not None and next_id > high and event.id >= next_id
+            assert reused_event_ids(db, ctx.storage) == []
+        else:  # SQLite numbers from its highest row: it cannot be moved, but the reuse is named
+            assert next_id is None and event.id == high
+            assert reused_event_ids(db, ctx.storage) == [high]
