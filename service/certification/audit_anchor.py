@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from service.certification.media_refs import unreferenced_media
 from service.certification.models import utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.infra.security import mask_text
@@ -59,7 +60,8 @@ class Anchor:
 @dataclass(frozen=True)
 class Restore:
     """A restore of the database recorded by an operator: the log kept entries up to `seq` (its `hash`; 0 and "":
-    none), and `lost` are the anchors (the head among them) of entries the restore took away."""
+    none), and `lost` are the anchors (the head among them) of entries the restore took away; `kept` the session
+    media no row referred to then (the sessions the restore lost): the orphan sweep keeps them for a while."""
 
     seq: int
     hash: str
@@ -67,6 +69,7 @@ class Restore:
     at: str
     by: str
     reason: str
+    kept: tuple[str, ...] = ()
 
 
 class RestoreRefusedError(Exception):
@@ -240,7 +243,10 @@ def read_restores(storage: MediaStorage) -> list[Restore]:
     for obj in storage.list(RESTORE_PREFIX):
         raw = json.loads(storage.get(obj.key))
         lost = tuple(Anchor(int(a["seq"]), str(a["hash"]), str(a["at"])) for a in raw["lost"])
-        found.append(Restore(int(raw["seq"]), str(raw["hash"]), lost, str(raw["at"]), str(raw["by"]), raw["reason"]))
+        kept = tuple(str(k) for k in raw.get("kept", ()))
+        found.append(
+            Restore(int(raw["seq"]), str(raw["hash"]), lost, str(raw["at"]), str(raw["by"]), raw["reason"], kept)
+        )
     return sorted(found, key=lambda r: r.at)
 
 
@@ -248,7 +254,8 @@ def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, thr
     """Record that the database was restored and its log now ends at entry `through` (default: its head, when the
     restore is recorded before the service reopens): every anchor (and the head) of an entry up to it must match,
     those above it that do not are recorded as lost, in a new object under RESTORE_PREFIX sealed with the media
-    key like the anchors (the orphan sweep reads it too); the head is then set back to the log's own. Recorded
+    key like the anchors, with the session media no row refers to (the orphan sweep keeps them: retention.py); the
+    head is then set back to the log's own. Everything is read before anything is written. Recorded
     when nothing of the log was lost as well. RestoreRefusedError: an anchored entry up to `through` differs (a
     restore does not explain it), or the log has no entry `through`."""
     top = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
@@ -269,8 +276,10 @@ def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, thr
                 f"entry the restored log ends at ({seq}), never a changed one"
             )
         lost.append(a)
-    done = Restore(seq, kept.hash if kept else "", tuple(lost), _now(), mask_text(by)[:64], mask_text(reason)[:200])
-    record = {**done.__dict__, "lost": [a.__dict__ for a in lost]}
+    orphans = tuple(unreferenced_media(db, storage))
+    point = kept.hash if kept else ""
+    done = Restore(seq, point, tuple(lost), _now(), mask_text(by)[:64], mask_text(reason)[:200], orphans)
+    record = {**done.__dict__, "lost": [a.__dict__ for a in lost], "kept": list(orphans)}
     storage.put(f"{RESTORE_PREFIX}{done.at.replace(':', '')}-{seq:012d}", json.dumps(record, sort_keys=True).encode())
     if top is not None:  # the head goes back to the restored log's, on purpose: later commits record theirs
         storage.put(HEAD_KEY, _encode(Anchor(top.seq, top.hash, done.at)))

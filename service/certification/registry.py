@@ -133,25 +133,35 @@ def audit_shown(db: Session, actor: str, action: str, target: str, detail: dict[
     db.commit()
 
 
-# The highest event_id a payment file has carried, and when it was first exported (sealed like every object).
+# The highest event_id a payment file has carried, and when it was first exported (sealed like every object): one
+# object per raise under EXPORTED_PREFIX, never overwritten, the highest counting (two exports at once cannot set
+# the mark back); EXPORTED_KEY is the single object the first version overwrote, still read where it exists.
 EXPORTED_KEY = "exports/event-id-high"
+EXPORTED_PREFIX = EXPORTED_KEY + "/"
 
 
 def note_exported(storage: MediaStorage, rows: list[dict[str, Any]], at: dt.datetime | None = None) -> None:
     """Record the highest `event_id` of an export's `rows` unless a higher one is recorded (read before the file is
-    handed out: a store that cannot take it fails the export, as an unrecorded id could be reused unseen)."""
-    top = max((int(r["event_id"]) for r in rows), default=0)
-    if top > exported_high(storage)[0]:
+    handed out: a store that cannot take it fails the export, as an unrecorded id could be reused unseen). An
+    empty export records nothing and reads nothing (it answers during a store outage)."""
+    if not rows:
+        return
+    top = max(int(r["event_id"]) for r in rows)
+    key = f"{EXPORTED_PREFIX}{top:020d}"
+    if top > exported_high(storage)[0] and not storage.exists(key):
         when = (at or utcnow()).isoformat()
-        storage.put(EXPORTED_KEY, json.dumps({"id": top, "at": when}).encode())
+        storage.put(key, json.dumps({"id": top, "at": when}).encode())
 
 
 def exported_high(storage: MediaStorage) -> tuple[int, dt.datetime | None]:
-    """The highest event id exported so far, and when (0, None: none recorded)."""
-    if not storage.exists(EXPORTED_KEY):
-        return 0, None
-    raw = json.loads(storage.get(EXPORTED_KEY))  # StorageError when forged or edited
-    return int(raw["id"]), dt.datetime.fromisoformat(raw["at"])
+    """The highest event id exported so far, and when (0, None: none recorded). StorageError when the highest
+    mark was forged or edited (its key is sealed with it: a renamed one does not open either)."""
+    listed = ((o.key[len(EXPORTED_PREFIX) :], o.key) for o in storage.list(EXPORTED_PREFIX))
+    marks = {int(tail): key for tail, key in listed if tail.isdigit()}
+    keys = ([marks[max(marks)]] if marks else []) + ([EXPORTED_KEY] if storage.exists(EXPORTED_KEY) else [])
+    found = [json.loads(storage.get(key)) for key in keys]
+    high = max(found, key=lambda raw: int(raw["id"]), default=None)
+    return (0, None) if high is None else (int(high["id"]), dt.datetime.fromisoformat(high["at"]))
 
 
 def reused_event_ids(db: Session, storage: MediaStorage) -> list[int]:

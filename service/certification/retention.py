@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from service.certification.audit import audit
 from service.certification.audit_anchor import read_restores, restored_at, write_anchor
 from service.certification.context import ServiceContext
+from service.certification.media_refs import SESSIONS_PREFIX, referenced
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
@@ -189,22 +190,20 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
     failed after the write, leaves an object nothing refers to. The grace period keeps an upload in flight (object
     written, row not yet committed) from being taken for an orphan. Returns the count deleted.
 
-    After a database restore (recorded: audit_anchor.record_restore) the objects written before it that no row
-    points to are mostly the media of sessions the restore lost, the only record that those people certified (or
-    evidence a lost hold kept): kept until `retention_days` after the restore, then swept as any orphan.
+    After a database restore (recorded: audit_anchor.record_restore) the objects no row pointed to then are mostly
+    the media of sessions the restore lost, the only record that those people certified (or evidence a lost hold
+    kept): the record names them, and they are kept until `retention_days` after the first restore that named
+    them, by key (a rekey writes every object anew: their modified time says nothing), then swept as any orphan.
     """
     at = now or utcnow()
     cutoff = at - dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s)
-    kept_before = _restore_keeps_before(ctx, at)
+    kept = _kept_after_restores(ctx, at)
     removed = 0
     with ctx.db() as db:
-        for obj in ctx.storage.list("sessions/"):
-            if obj.modified >= cutoff or obj.modified < kept_before:
+        for obj in ctx.storage.list(SESSIONS_PREFIX):
+            if obj.modified >= cutoff or obj.key in kept:
                 continue
-            session_id = obj.key.split("/")[1] if obj.key.count("/") >= 2 else ""
-            s = db.get(CertSession, session_id) if session_id else None
-            referenced = s is not None and s.media_purged_at is None and obj.key in (s.id_card_key, s.video_key)
-            if not referenced and _delete(ctx, obj.key):
+            if not referenced(db, obj.key) and _delete(ctx, obj.key):
                 removed += 1
         removed += ctx.storage.remove_partial_writes(cutoff)
         if removed:
@@ -213,19 +212,22 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
     return removed
 
 
-def _restore_keeps_before(ctx: ServiceContext, now: dt.datetime) -> dt.datetime:
-    """Objects written before this instant are kept: the latest restore recorded, within `retention_days` of it
-    (datetime.min: none)."""
+def _kept_after_restores(ctx: ServiceContext, now: dt.datetime) -> set[str]:
+    """The objects a recorded restore named, within `retention_days` of the first restore naming each (one window
+    per object: a later restore does not stretch it)."""
     try:
         restores = read_restores(ctx.storage)
     except StorageUnavailableError:
         raise
     except StorageError as exc:  # a forged record: verify-audit reports it; nothing kept on its word
         log.warning("retention: a restore record does not open, ignored: %s", exc)
-        return dt.datetime.min
+        return set()
+    first: dict[str, dt.datetime] = {}
+    for r in restores:  # oldest first
+        for key in r.kept:
+            first.setdefault(key, restored_at(r))
     window = dt.timedelta(days=ctx.settings.storage.retention_days)
-    recent = [restored_at(r) for r in restores if restored_at(r) + window > now]
-    return max(recent, default=dt.datetime.min)
+    return {key for key, when in first.items() if when + window > now}
 
 
 def storage_upkeep(ctx: ServiceContext, at: dt.datetime | None = None) -> dict[str, int]:

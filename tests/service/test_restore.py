@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from service.certification import audit_anchor
 from service.certification.audit_anchor import (
     RestoreRefusedError,
     check_anchors,
@@ -34,7 +35,13 @@ from service.certification.audit_anchor import (
 )
 from service.certification.context import ServiceContext
 from service.certification.models import CycleEvent, utcnow
-from service.certification.registry import advance_event_ids, exported_high, reused_event_ids
+from service.certification.registry import (
+    EXPORTED_KEY,
+    advance_event_ids,
+    exported_high,
+    note_exported,
+    reused_event_ids,
+)
 from service.certification.retention import sweep_orphans
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console.audit_chain import record, verify_chain
@@ -221,3 +228,111 @@ def test_event_ids_the_payment_system_holds_are_not_handed_out_again(ctx: Servic
         else:  # SQLite numbers from its highest row: it cannot be moved, but the reuse is named
             assert next_id is None and event.id == high
             assert reused_event_ids(db, ctx.storage) == [high]
+
+
+def test_media_the_restore_lost_stay_kept_after_a_rekey(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keep rule read the objects' modified time: the rekey after a restore (step 3) writes every object anew,
+    so the lost sessions' media looked newer than the restore and were swept one grace later. The restore now
+    names the objects no row refers to; the sweep keeps those, by key, for RETENTION_DAYS after it."""
+    assert isinstance(ctx.storage, LocalEncryptedStorage)
+    old = os.urandom(32)
+    lost = f"sessions/{uuid.uuid4()}/video"
+    LocalEncryptedStorage(ctx.storage.root, old).put(lost, b"a lost session's video, sealed with the old key")
+    os.utime(ctx.storage.root / f"{lost}.enc", (time.time() - 7200, time.time() - 7200))
+    with ctx.db() as db:
+        record_restore(db, ctx.storage, "ops", "restored the dump of 2026-12-05")
+    rekeyed = LocalEncryptedStorage(ctx.storage.root, ctx.settings.media_key_bytes, [old])
+    assert rekeyed.reseal(lost) is True  # `pension-cert rekey`: written anew, modified now
+    later = utcnow() + dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s + 60)
+    assert sweep_orphans(ctx, now=later) == 0 and ctx.storage.exists(lost)
+    days = ctx.settings.storage.retention_days
+    second = utcnow() + dt.timedelta(days=days - 1)
+    monkeypatch.setattr(audit_anchor, "utcnow", lambda: second)
+    with ctx.db() as db:  # a second restore a window later (the media still unreferenced) does not stretch it
+        assert lost in record_restore(db, ctx.storage, "ops", "restored again").kept
+    past = utcnow() + dt.timedelta(days=days, hours=1)
+    assert sweep_orphans(ctx, now=past) == 1 and not ctx.storage.exists(lost)
+
+
+def test_two_exports_at_once_never_lower_the_recorded_mark(ctx: ServiceContext) -> None:
+    """Each export read the highest id recorded and overwrote it when its own was higher: two at once (the
+    suspensions and the resumptions) both read 5, and the one with the lower id, writing last, set the mark back
+    to 10 under an exported 12. Each raise is now an object of its own, never overwritten; the highest counts."""
+    import threading
+
+    store = ctx.storage
+    note_exported(store, [{"event_id": 5}])
+    barrier = threading.Barrier(2)
+    read = store.get
+
+    def slow_get(key: str) -> bytes:
+        data = read(key)
+        if key.startswith(EXPORTED_KEY):  # both exports have read the mark before either writes
+            barrier.wait(timeout=5)
+            if threading.current_thread() is threading.main_thread():
+                time.sleep(0.5)  # the export with the lower id writes last
+        return data
+
+    store.get = slow_get  # type: ignore[method-assign]
+    try:
+        other = threading.Thread(target=note_exported, args=(store, [{"event_id": 12}]))
+        other.start()
+        note_exported(store, [{"event_id": 10}])
+        other.join()
+    finally:
+        store.get = read  # type: ignore[method-assign]
+    assert exported_high(store)[0] == 12
+    store.put(EXPORTED_KEY, json.dumps({"id": 40, "at": "2026-12-01T00:00:00"}).encode())  # the older single mark
+    note_exported(store, [{"event_id": 30}])
+    assert exported_high(store) == (40, dt.datetime(2026, 12, 1))
+
+
+def test_record_restore_over_an_unreadable_mark_records_nothing(tmp_path: Path) -> None:
+    """An export mark that does not open (edited, or sealed with another key): the command wrote the restore
+    record and the head first and then died with a traceback, with no `audit.restored` entry; a rerun recorded a
+    second restore. Every read comes first now: one line, its own code, nothing recorded."""
+    import service.schema
+    from service.infra.config import Settings
+
+    made = run(tmp_path, "create-user", "--username", "admin", "--role", "admin", password="a-long-password")
+    assert made.returncode == 0, made.stderr
+    media = next(p for p in tmp_path.rglob("audit") if p.is_dir()).parent
+    (media / "exports").mkdir(exist_ok=True)
+    (media / "exports" / "event-id-high.enc").write_bytes(b"x" * 64)
+    done = run(tmp_path, "record-restore", "--reason", "restored the dump")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("pension-cert: STORAGE_UNREADABLE: ") and len(done.stderr.strip().splitlines()) == 1
+    ctx = ServiceContext(Settings(var_dir=tmp_path), schema=service.schema.metadata)
+    try:
+        assert read_restores(ctx.storage) == []
+        with ctx.db() as db:
+            assert "audit.restored" not in [e.action for e in db.scalars(select(ConsoleAuditEntry))]
+    finally:
+        ctx.engine.dispose()
+    (media / "exports" / "event-id-high.enc").unlink()
+    assert run(tmp_path, "record-restore", "--reason", "restored the dump").returncode == 0
+    ctx = ServiceContext(Settings(var_dir=tmp_path), schema=service.schema.metadata)
+    try:
+        assert len(read_restores(ctx.storage)) == 1
+    finally:
+        ctx.engine.dispose()
+
+
+def test_an_empty_export_answers_while_the_media_store_is_down(
+    ctx: ServiceContext, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording the mark read the store even for an export with no rows: an empty file failed 503 during a store
+    outage. It has no id to record: it answers; an export with rows still fails 503 (its ids must be recorded)."""
+    from service.infra.storage import StorageUnavailableError
+
+    def down(*_: object) -> None:
+        raise StorageUnavailableError("the bucket does not answer")
+
+    for method in ("list", "exists", "get", "put"):
+        monkeypatch.setattr(ctx.storage, method, down)
+    empty = client.get("/api/v1/exports/resumptions.csv", headers=ADMIN)
+    assert empty.status_code == 200 and len(empty.text.strip().splitlines()) == 1, empty.text
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        db.add(CycleEvent(beneficiary_id=b.id, kind="suspended", on_date=dt.date(2026, 11, 1)))
+    assert client.get("/api/v1/exports/suspensions.csv", headers=ADMIN).status_code == 503

@@ -202,19 +202,28 @@ def _restored(args: argparse.Namespace) -> int:
     from service.certification.audit_anchor import RestoreRefusedError, record_restore
     from service.certification.registry import advance_event_ids, exported_high, reused_event_ids
     from service.features.console.audit_chain import record
-    from service.infra.storage import StorageUnavailableError
+    from service.infra.storage import StorageError, StorageUnavailableError, UnreadableStorageError
 
     with ctx.db() as db:
-        try:
-            done = record_restore(db, ctx.storage, os_user(), reason, args.through)
-            # The payment files' ids: the next event is numbered past every one already exported.
-            next_event_id = advance_event_ids(db, exported_high(ctx.storage)[0])
+        try:  # every read and check first: a failure leaves nothing recorded, and a rerun records one restore
+            high = exported_high(ctx.storage)[0]
             reused = reused_event_ids(db, ctx.storage)
+            # The payment files' ids: the next event is numbered past every one already exported (idempotent).
+            next_event_id = advance_event_ids(db, high)
+            done = record_restore(db, ctx.storage, os_user(), reason, args.through)
         except RestoreRefusedError as exc:
             raise CliError(str(exc), EXIT_FAILED, code="RESTORE_REFUSED") from None
         except StorageUnavailableError as exc:
             raise CliError(
                 f"the media store does not answer ({exc})", EXIT_UNAVAILABLE, code="STORAGE_UNAVAILABLE"
+            ) from None
+        except StorageError as exc:  # an object that does not open (edited, or another key), or a refused write
+            if isinstance(exc, UnreadableStorageError):
+                why = "nothing recorded: put back the object, or the key that sealed it, and run it again"
+                raise CliError(f"{exc}: {why}", EXIT_FAILED, code="STORAGE_UNREADABLE") from None
+            why = "verify-audit lists the restore if its record was written"
+            raise CliError(
+                f"the media store refused a write ({exc}): {why}", EXIT_FAILED, code="STORAGE_FAILED"
             ) from None
         lost = [a.seq for a in done.lost]
         detail = {"through": done.seq, "lost": lost, "reason": reason, "next_event_id": next_event_id}
