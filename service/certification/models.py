@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -23,7 +24,7 @@ from sqlalchemy import (
     func,
     or_,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, QueryableAttribute, Session, mapped_column
 
 from service.infra.db.engine import Base
 
@@ -199,6 +200,17 @@ def certification_revoked() -> ColumnElement[bool]:
     """A condition on a query over sessions: the session's certification was revoked by a supervisor (found
     fraudulent: service/certification/revocation.py), so its accept vouches for nobody."""
     return exists().where(Certification.session_id == CertSession.id, ~in_force())
+
+
+def one_of_hashes(
+    column: QueryableAttribute[str] | QueryableAttribute[str | None], hashes: Sequence[str]
+) -> ColumnElement[bool]:
+    """A condition: `column` holds one of `hashes`, a value's hash under each signing key in use
+    (`Keyring.id_hashes`, `Keyring.macs`). `=` when there is one (every deployment but one mid-rotation): an
+    `IN` of one is an expanding parameter rendered at each execution, a cost on every roster row's look-up."""
+    if len(hashes) == 1:
+        return column == hashes[0]
+    return column.in_(hashes)
 
 
 class EvidenceHold(Base):

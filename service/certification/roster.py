@@ -50,7 +50,14 @@ from service.certification.audit import audit
 from service.certification.contract import IdentityChange
 from service.certification.cycle import CycleRules, add_months, first_valid_until, valid_until
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, BenefitType, RosterImport, utcnow
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    BenefitType,
+    RosterImport,
+    one_of_hashes,
+    utcnow,
+)
 from service.certification.roster_file import EXTRA_CELLS, open_table, spreadsheet_date, spreadsheet_text
 from service.certification.roster_file import FORMULA_START as FORMULA_START
 from service.certification.roster_file import MAX_COLUMNS as MAX_COLUMNS
@@ -479,7 +486,7 @@ def _upsert(db: Session, keyring: Keyring, row: RosterRow, report: ImportReport,
     # holds a previous key's, and is the same person (found and updated, never a second row for them).
     hashes = keyring.id_hashes(row.id_number)
     existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
-    holder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(hashes)))
+    holder = db.scalar(select(Beneficiary).where(one_of_hashes(Beneficiary.id_hash, hashes)))
     new = existing is None  # a new beneficiary: created, with the row's status
     if holder is not None and (existing is None or holder.id != existing.id):
         return [f"id_number already belongs to beneficiary {holder.external_id}"]

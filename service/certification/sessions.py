@@ -42,6 +42,7 @@ from service.certification.models import (
     SessionState,
     UploadKind,
     VideoFingerprint,
+    one_of_hashes,
     utcnow,
 )
 from service.infra.clock import local_day_start
@@ -69,7 +70,7 @@ def find_beneficiary(db: Session, ctx: ServiceContext, external_id: str | None, 
     elif id_number:
         # Under the current signing key or a previous one (a row `pension-cert rekey` has not reached yet).
         numbers = ctx.keyring.id_hashes(normalise_id(id_number))
-        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(numbers)))
+        b = db.scalar(select(Beneficiary).where(one_of_hashes(Beneficiary.id_hash, numbers)))
     if b is None:
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "no such beneficiary")
     return b

@@ -17,7 +17,7 @@ from service.certification import registry
 from service.certification.audit import MISS, asked, audit_read
 from service.certification.daily_run import business_day, daily_run
 from service.certification.errors import NotFoundError, ServiceError
-from service.certification.models import Beneficiary
+from service.certification.models import Beneficiary, one_of_hashes
 from service.certification.roster import import_roster, import_terms
 from service.infra.config import Settings
 from service.infra.security import ID_INPUT_MAX, normalise_id
@@ -85,7 +85,7 @@ def lookup_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, body: NumberLookup, t
 )
 def find_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, id_number: str, today: Today = None) -> BeneficiaryView:
     numbers = ctx.keyring.id_hashes(normalise_id(id_number))  # under any signing key in use
-    b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(numbers)))
+    b = db.scalar(select(Beneficiary).where(one_of_hashes(Beneficiary.id_hash, numbers)))
     if b is None:
         # "Is this number a pensioner?" asked of many numbers is the oracle to see: audited, without the number.
         audit_read(db, actor, MISS, "-", {"by": "id_number"})

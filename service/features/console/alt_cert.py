@@ -29,6 +29,7 @@ from service.certification.models import (
     CertSession,
     SessionDecision,
     SessionState,
+    one_of_hashes,
     utcnow,
 )
 from service.certification.processing import accept_session
@@ -332,7 +333,7 @@ def _evidence_row(
         b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row["external_id"]))
     elif row.get("id_number"):
         numbers = ctx.keyring.id_hashes(row["id_number"])  # under any signing key in use
-        b = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(numbers)))
+        b = db.scalar(select(Beneficiary).where(one_of_hashes(Beneficiary.id_hash, numbers)))
     asked = row.get("external_id") or ("id_number" if row.get("id_number") else "")
     if asked and not scope.visible(db, staff, b.region if b is not None else None, "beneficiary", asked):
         b = None  # missing, or outside the importer's region scope: reported as not on the roster, alike

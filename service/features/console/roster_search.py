@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.names import SEARCH_LEFT_OUT, plain_key, search_key
 from service.certification import idnumber
-from service.certification.models import Beneficiary
+from service.certification.models import Beneficiary, one_of_hashes
 from service.features.console import scope
 from service.features.console.auth import Staff
 from service.infra.security import Keyring, normalise_id
@@ -80,7 +80,7 @@ def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Se
 
     number = normalise_id(q)
     if len(number) == 18 and idnumber.validate(number) is None:
-        by_number = found(Beneficiary.id_hash.in_(keyring.id_hashes(number)))  # any signing key in use
+        by_number = found(one_of_hashes(Beneficiary.id_hash, keyring.id_hashes(number)))  # any signing key in use
         if by_number or not q.isascii():
             return "id_number", by_number
         by_external_id = found(Beneficiary.external_id == q)

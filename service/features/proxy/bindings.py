@@ -27,7 +27,7 @@ from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.contract import IdentityChange
 from service.certification.errors import LockedError, NotFoundError, ServiceError
-from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, utcnow
+from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, one_of_hashes, utcnow
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import (
     ENDED_STATUSES,
@@ -161,7 +161,7 @@ def _bindable_elder(db: Session, ctx: ServiceContext, op: ProxyOperator, name: s
     so that two concurrent bindings cannot both pass a limit (PostgreSQL row locks; SQLite serialises writers
     anyway), in the lock order of service/certification/lock_order.py."""
     number_hashes = ctx.keyring.id_hashes(normalise_id(id_number))  # under any signing key in use
-    elder = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(number_hashes)).with_for_update())
+    elder = db.scalar(select(Beneficiary).where(one_of_hashes(Beneficiary.id_hash, number_hashes)).with_for_update())
     # Name and number must both match the roster: nobody binds a stranger by guessing numbers. Nobody certifies
     # for the dead, and whoever typed a name and number must not learn of a death from the answer (the H5 pages
     # and the assistance form answer alike, docs/security.md Part F). One answer for all three; the real reason

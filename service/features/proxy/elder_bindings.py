@@ -15,7 +15,7 @@ from pipelines.reasons import ReasonCode
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import NotFoundError
-from service.certification.models import Beneficiary
+from service.certification.models import Beneficiary, one_of_hashes
 from service.features.proxy.bindings import end_binding
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyOperator
@@ -37,7 +37,7 @@ def relative_of(db: Session, ctx: ServiceContext, channel: str, channel_id: str,
     person (its person hash none of the elder's number's under the keys in use: a rotation may be under way)."""
     hashes = channel_hashes(ctx, channel, channel_id)
     ops = db.scalars(
-        select(ProxyOperator).where(ProxyOperator.channel == channel, ProxyOperator.channel_hash.in_(hashes))
+        select(ProxyOperator).where(ProxyOperator.channel == channel, one_of_hashes(ProxyOperator.channel_hash, hashes))
     ).all()
     if not ops:
         return False

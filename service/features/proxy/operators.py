@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import InvalidInputError, ServiceError
-from service.certification.models import utcnow
+from service.certification.models import one_of_hashes, utcnow
 from service.features.proxy.models import ProxyOperator, ProxyOperatorIdentity
 from service.infra.security import new_token, token_hash
 
@@ -43,7 +43,10 @@ def channel_hashes(ctx: ServiceContext, channel: str, channel_id: str) -> tuple[
 
 def find(db: Session, ctx: ServiceContext, channel: str, channel_id: str) -> ProxyOperator | None:
     """The operator of (channel, channel_id), if there is one; no token is issued."""
-    where = (ProxyOperator.channel == channel, ProxyOperator.channel_hash.in_(channel_hashes(ctx, channel, channel_id)))
+    where = (
+        ProxyOperator.channel == channel,
+        one_of_hashes(ProxyOperator.channel_hash, channel_hashes(ctx, channel, channel_id)),
+    )
     return db.scalar(select(ProxyOperator).where(*where))
 
 
@@ -53,7 +56,9 @@ def login(db: Session, ctx: ServiceContext, channel: str, channel_id: str, clien
     if channel not in CHANNELS:
         raise InvalidInputError("UNAUTHORIZED", f"unknown channel {channel!r}")
     hashes = channel_hashes(ctx, channel, channel_id)
-    query = select(ProxyOperator).where(ProxyOperator.channel == channel, ProxyOperator.channel_hash.in_(hashes))
+    query = select(ProxyOperator).where(
+        ProxyOperator.channel == channel, one_of_hashes(ProxyOperator.channel_hash, hashes)
+    )
     found = sorted(db.scalars(query.order_by(ProxyOperator.id).with_for_update()), key=lambda o: _key_rank(o, hashes))
     op = found[0] if found else None
     created = op is None

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession
+from service.certification.models import CertSession, one_of_hashes
 from service.certification.template_withdrawal import Withdrawn, withdraw_session_consent
 from service.features.proxy.models import CLAIM_FIELD, ProxyClaim, ProxyOperator, ProxyOperatorIdentity, ProxySession
 
@@ -27,12 +27,16 @@ def person_operator_ids(db: Session, ctx: ServiceContext, op: ProxyOperator) -> 
     if not op.person_hash:
         return [op.id]
     hashes = _person_hashes(db, ctx, op.person_hash)
-    same = select(ProxyOperatorIdentity.operator_id).where(ProxyOperatorIdentity.person_hash.in_(hashes))
+    same = select(ProxyOperatorIdentity.operator_id).where(one_of_hashes(ProxyOperatorIdentity.person_hash, hashes))
     verified = select(ProxyOperatorIdentity.operator_id).where(ProxyOperatorIdentity.person_hash.is_not(None))
     claiming = (
         select(ProxyClaim.operator_id)
         .join(CertSession, CertSession.id == ProxyClaim.session_id)
-        .where(ProxyClaim.id_hash.in_(hashes), CertSession.decision.is_(None), ProxyClaim.operator_id.not_in(verified))
+        .where(
+            one_of_hashes(ProxyClaim.id_hash, hashes),
+            CertSession.decision.is_(None),
+            ProxyClaim.operator_id.not_in(verified),
+        )
     )
     where = or_(ProxyOperator.id == op.id, ProxyOperator.id.in_(same), ProxyOperator.id.in_(claiming))
     return list(db.scalars(select(ProxyOperator.id).where(where).order_by(ProxyOperator.id)))

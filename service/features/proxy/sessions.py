@@ -23,6 +23,7 @@ from service.certification.models import (
     BeneficiaryStatus,
     CertSession,
     Channel,
+    one_of_hashes,
     utcnow,
 )
 from service.certification.sessions import NewSession, create_claim_session, create_session
@@ -77,7 +78,7 @@ def open_verification(
     # No answer here may depend on the roster (whether the number is on it, under which name): anyone with an
     # account could probe it. The roster's name is checked when the session is decided (`roster_name_differs`),
     # after a card carrying the number and a live face.
-    listed = db.scalar(select(Beneficiary).where(Beneficiary.id_hash.in_(hashes)))
+    listed = db.scalar(select(Beneficiary).where(one_of_hashes(Beneficiary.id_hash, hashes)))
     id_hash = _stored_hash(db, hashes, listed)
     new = create_claim_session(db, ctx, Channel.SELF, consent, actor(op), verification_failures(db, ctx, op.id))
     _link(db, new, ProxySessionKind.VERIFICATION, op, None)
@@ -111,11 +112,11 @@ def person_hash(db: Session, hashes: tuple[str, ...], /) -> str | None:
     roster row created during a rotation take it (`_stored_hash`, the roster's new rows)."""
     if len(hashes) < 2:
         return None
-    claimed = db.scalar(select(ProxyClaim.id_hash).where(ProxyClaim.id_hash.in_(hashes[1:])).limit(1))
+    claimed = db.scalar(select(ProxyClaim.id_hash).where(one_of_hashes(ProxyClaim.id_hash, hashes[1:])).limit(1))
     if claimed is not None:
         return claimed
     who = ProxyOperatorIdentity.person_hash
-    return db.scalar(select(who).where(who.in_(hashes[1:])).limit(1))
+    return db.scalar(select(who).where(one_of_hashes(who, hashes[1:])).limit(1))
 
 
 def roster_name_differs(db: Session, claim: ProxyClaim) -> bool:
