@@ -63,6 +63,36 @@ def table_columns(url: str, table: str) -> set[str]:
         engine.dispose()
 
 
+def schema_drift(url: str) -> list[Any]:
+    """What Alembic's autogenerate finds between the database at `url` and the models (empty: no drift)."""
+    # lazy: Alembic's autogenerate is only needed by the migration tests
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from service.schema import metadata
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            drift: list[Any] = compare_metadata(MigrationContext.configure(conn), metadata)
+            return drift
+    finally:
+        engine.dispose()
+
+
+def create_all_at(url: str) -> None:
+    """What an embedded service does at start on the database at `url` (an older SQLite file): create_all."""
+    # lazy: as above
+    from service.infra.db.engine import create_all
+    from service.schema import metadata
+
+    engine = create_engine(url)
+    try:
+        create_all(engine, metadata)
+    finally:
+        engine.dispose()
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as environment variables, for worker processes."""
     return {**os.environ, "PYTHONPATH": str(REPO), **as_environment(settings)}

@@ -7,18 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from alembic import command
 from service.certification.certificates import CertificateStatus, standing
 from service.certification.models import Certification
-from service.infra.db.engine import create_all
 from service.infra.db.migrate import alembic_config, upgrade
-from service.schema import metadata
-from tests.service.live import migrated_database, table_columns
+from tests.service.live import create_all_at, migrated_database, schema_drift, table_columns
 
 REVOCATION = {"revoked_at", "revoked_by", "revoke_reason", "revoke_note"}
 ROWS = (
@@ -63,12 +59,7 @@ def test_0016_adds_the_revocation_down_and_up(backend_urls: dict[str, str], tmp_
     assert not REVOCATION & table_columns(url, "certifications")
     _insert_old_certification(url, False)
     upgrade(url)
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-    finally:
-        engine.dispose()
+    assert schema_drift(url) == []
     _old_certification_is_in_force(url)
 
 
@@ -76,10 +67,6 @@ def test_an_embedded_database_from_0015_gets_the_revocation_empty(tmp_path: Path
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0015")
     _insert_old_certification(url, 0)
-    engine = create_engine(url)
-    try:
-        create_all(engine, metadata)
-    finally:
-        engine.dispose()
+    create_all_at(url)
     assert table_columns(url, "certifications") >= REVOCATION
     _old_certification_is_in_force(url)

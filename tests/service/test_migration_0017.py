@@ -7,18 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from alembic import command
 from service.certification.evidence_hold import place_hold
 from service.certification.models import CertSession, EvidenceHold, media_held, utcnow
-from service.infra.db.engine import create_all
 from service.infra.db.migrate import alembic_config, upgrade
-from service.schema import metadata
-from tests.service.live import migrated_database, table_columns
+from tests.service.live import create_all_at, migrated_database, schema_drift, table_columns
 
 HOLD = {
     "id",
@@ -84,12 +80,7 @@ def test_0017_adds_the_evidence_holds_down_and_up(backend_urls: dict[str, str], 
     assert not _has_table(url)
     _insert_old_session(url, False)
     upgrade(url)
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-    finally:
-        engine.dispose()
+    assert schema_drift(url) == []
     _old_session_is_not_held_and_can_be(url)
 
 
@@ -97,10 +88,6 @@ def test_an_embedded_database_from_0016_gets_the_evidence_holds_empty(tmp_path: 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0016")
     _insert_old_session(url, 0)
-    engine = create_engine(url)
-    try:
-        create_all(engine, metadata)
-    finally:
-        engine.dispose()
+    create_all_at(url)
     assert table_columns(url, "evidence_holds") == HOLD
     _old_session_is_not_held_and_can_be(url)
