@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.errors import ModelDownloadError, ModelHashMismatchError, ModelMissingError
+from models.errors import FETCH_HINT, ModelDownloadError, ModelError, ModelHashMismatchError, ModelMissingError
 from models.manifest import Manifest, ModelSpec, load_manifest
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class ModelStatus(enum.StrEnum):
     MISSING = "missing"
     SIZE_MISMATCH = "size_mismatch"
     HASH_MISMATCH = "hash_mismatch"
+    UNREADABLE = "unreadable"
 
     @property
     def in_words(self) -> str:
@@ -62,6 +63,9 @@ class ModelStatus(enum.StrEnum):
 _STATUS_WORDS = {
     ModelStatus.SIZE_MISMATCH: "damaged (its size is not the manifest's)",
     ModelStatus.HASH_MISMATCH: "damaged (its sha256 is not the manifest's)",
+    # Any other OSError of its stat or its read (the message names the file after these words; no errno here):
+    # PENSION_CERT_MODELS_DIR naming a file, a folder or file the service's user may not read, a disk error.
+    ModelStatus.UNREADABLE: "unreadable (a folder on its path is a file, or reading it is refused)",
 }
 
 
@@ -98,16 +102,24 @@ class ModelStore:
         return ModelState(spec, path, self._check(spec, path))
 
     def _check(self, spec: ModelSpec, path: Path) -> ModelStatus:
+        """The file's status; never raises for the file system (a folder that is a file, a permission, a read
+        error is UNREADABLE), so every start check reports it in its one line (models_cmd.pack_problems)."""
         try:
             stat = path.stat()
         except FileNotFoundError:
             return ModelStatus.MISSING
+        except OSError:  # NotADirectoryError (the folder is a file), PermissionError (a folder above it)
+            return ModelStatus.UNREADABLE
         if spec.size and stat.st_size != spec.size:
             return ModelStatus.SIZE_MISMATCH
         key = (stat.st_size, stat.st_mtime_ns)
         if self._verified.get(path) == key:
             return ModelStatus.OK
-        if sha256_file(path) != spec.sha256:
+        try:
+            digest = sha256_file(path)
+        except OSError:  # PermissionError (the file's mode), IsADirectoryError, EIO
+            return ModelStatus.UNREADABLE
+        if digest != spec.sha256:
             return ModelStatus.HASH_MISMATCH
         self._verified[path] = key
         return ModelStatus.OK
@@ -125,6 +137,8 @@ class ModelStore:
             raise ModelHashMismatchError(name, str(path), str(spec.size), str(path.stat().st_size), "size")
         if st.status is ModelStatus.HASH_MISMATCH:
             raise ModelHashMismatchError(name, str(path), spec.sha256, sha256_file(path))
+        if st.status is ModelStatus.UNREADABLE:
+            raise ModelError(f"model {name!r}: file {path} is {st.status.in_words}. {FETCH_HINT}")
         return path
 
     def fetch(self, name: str, source: str | None = None) -> Path:

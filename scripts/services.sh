@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Scale-out set-up on one machine: PostgreSQL and Redis from Debian packages, on loopback, data under
-# $PENSION_CERT_SERVICES_DIR (default /var/tmp/pension-cert-services). Prints the settings to export; then run
+# $PENSION_CERT_SERVICES_DIR (default /var/tmp/pension-cert-services). Keeps the settings to export in its file
+# env there (0600: the URLs carry the passwords) and prints the line that reads it, never a password; then run
 # `pension-cert serve` and any number of `celery -A service.adapters.workers.tasks worker` (or `pension-cert worker`)
 # processes.
 #   exports=$(bash scripts/services.sh start) && eval "$exports"   # install if needed, start, migrate, export
@@ -168,9 +169,14 @@ start() {
   start_redis "$redis_password"
   export PENSION_CERT_DATABASE_URL="postgresql+psycopg://postgres:$pg_password@127.0.0.1:$PG_PORT/pension_cert"
   .venv/bin/alembic -c alembic.ini upgrade head >&2
-  echo "export PENSION_CERT_DATABASE_URL=$PENSION_CERT_DATABASE_URL"
-  echo "export PENSION_CERT_BROKER_URL=redis://:$redis_password@127.0.0.1:$REDIS_PORT/0"
-  echo "export PENSION_CERT_WORKER_MODE=celery"
+  # The URLs carry the passwords: they go in a 0600 file of the private folder, and what is printed for `eval`
+  # reads that file, so a terminal, its scroll-back or a CI log never holds a password (replaced whole: mv).
+  (umask 077 && printf 'export %s=%q\n' PENSION_CERT_DATABASE_URL "$PENSION_CERT_DATABASE_URL" \
+    PENSION_CERT_BROKER_URL "redis://:$redis_password@127.0.0.1:$REDIS_PORT/0" \
+    PENSION_CERT_WORKER_MODE celery >"$BASE/env.tmp") && mv -f "$BASE/env.tmp" "$BASE/env"
+  echo "services: the settings to export (the URLs carry the passwords) are in $BASE/env (0600):" \
+    "in another shell, \`. $BASE/env\`" >&2
+  printf '. %q\n' "$BASE/env"
 }
 
 stop() {

@@ -15,11 +15,11 @@ head's freshness (the next transaction, or the daily run, writes it), never the 
 
 The media store is not backed up (docs/operations.md): after the database is restored from an older dump, the
 anchors and the head name entries the restored log never had, which is exactly what a deleted tail looks like. An
-operator records the restore (`pension-cert console record-restore`): a sealed object under `audit/restores/`
-naming the entry the restored log ends at and the anchors of the entries lost. Verification then leaves those
-anchors aside, checks the restore point like an anchor, and lists every restore; it still fails on an entry up to
-the restore point that differs from its anchor (refused when recording, too): a restore explains a lost tail,
-never a rewritten entry.
+operator records the restore (`pension-cert console record-restore`, service/certification/restore_record.py): a
+sealed object under `audit/restores/` naming the entry the restored log ends at and the anchors of the entries
+lost. Verification then leaves those anchors aside, checks the restore point like an anchor, and lists every
+restore; it still fails on an entry up to the restore point that differs from its anchor (refused when recording,
+too): a restore explains a lost tail, never a rewritten entry.
 """
 
 from __future__ import annotations
@@ -32,10 +32,8 @@ from dataclasses import dataclass
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from service.certification.media_refs import unreferenced_media
 from service.certification.models import utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
-from service.infra.security import mask_text
 from service.infra.storage import MediaStorage, StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -60,8 +58,9 @@ class Anchor:
 @dataclass(frozen=True)
 class Restore:
     """A restore of the database recorded by an operator: the log kept entries up to `seq` (its `hash`; 0 and "":
-    none), and `lost` are the anchors (the head among them) of entries the restore took away; `kept` the session
-    media no row referred to then (the sessions the restore lost): the orphan sweep keeps them for a while."""
+    none), and `lost` are the anchors (the head among them) of entries the restore took away; `kept_count` the session
+    media no row referred to then (the sessions the restore lost; their keys: restore_record.kept_keys): the
+    orphan sweep keeps them for a while."""
 
     seq: int
     hash: str
@@ -69,7 +68,10 @@ class Restore:
     at: str
     by: str
     reason: str
-    kept: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # listed in the record itself (records made before chunks: restore_record.py)
+    name: str = ""  # its object's key under RESTORE_PREFIX
+    kept_count: int = 0  # the keys kept, in compressed chunk objects of their own (restore_record.kept_keys)
+    kept_chunks: int = 0
 
 
 class RestoreRefusedError(Exception):
@@ -85,11 +87,11 @@ class AnchorCheck:
     restores: tuple[Restore, ...] = ()
 
 
-def _now() -> str:
+def now_text() -> str:
     return utcnow().isoformat(timespec="seconds") + "Z"
 
 
-def _encode(anchor: Anchor) -> bytes:
+def encode_anchor(anchor: Anchor) -> bytes:
     return json.dumps(anchor.__dict__, sort_keys=True).encode()
 
 
@@ -103,12 +105,12 @@ def write_anchor(db: Session, storage: MediaStorage) -> Anchor | None:
     head = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
     if head is None:
         return None
-    anchor = Anchor(head.seq, head.hash, _now())
+    anchor = Anchor(head.seq, head.hash, now_text())
     key = f"{PREFIX}{head.seq:012d}"
     if _anchors_another_entry(storage, key, head.hash):  # the same number before a restore: both are kept
         key = f"{key}-{head.hash[:16]}"
     if not storage.exists(key):
-        storage.put(key, _encode(anchor))
+        storage.put(key, encode_anchor(anchor))
         log.info("audit chain anchored at #%d", head.seq)
     write_head(storage, anchor)
     return anchor
@@ -147,7 +149,7 @@ def write_head(storage: MediaStorage, anchor: Anchor) -> None:
     except StorageError:
         current = None  # an unreadable head is replaced; the check has reported it until now
     if current is None or anchor.seq > current.seq:
-        storage.put(HEAD_KEY, _encode(anchor))
+        storage.put(HEAD_KEY, encode_anchor(anchor))
 
 
 def anchor_on_commit(db: Session) -> None:
@@ -171,7 +173,7 @@ def _read_head_before_commit(db: Session) -> None:
         return
     head = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
     if head is not None:
-        db.info[_PENDING_INFO] = Anchor(head.seq, head.hash, _now())
+        db.info[_PENDING_INFO] = Anchor(head.seq, head.hash, now_text())
 
 
 def _write_pending_head(db: Session) -> None:
@@ -202,24 +204,24 @@ def check_anchors(db: Session, storage: MediaStorage) -> AnchorCheck:
         restores = tuple(read_restores(storage))
         lost = {(a.seq, a.hash) for r in restores for a in r.lost}
         anchors = [a for a in read_anchors(storage) if (a.seq, a.hash) not in lost]
-        anchors += [a for a in _restore_points(restores) if (a.seq, a.hash) not in lost]
+        anchors += [a for a in restore_points(restores) if (a.seq, a.hash) not in lost]
         head = read_head(storage)
     except StorageUnavailableError:
         raise  # the store did not answer: nothing was checked, no verdict (not "forged")
     except StorageError as exc:
         return AnchorCheck(False, 0, f"an anchor does not open (forged or edited): {exc}")
     for a in sorted(anchors, key=lambda a: a.seq):
-        problem = _mismatch(db, a, f"anchored on {a.at}", f"its anchor of {a.at}")
+        problem = mismatch(db, a, f"anchored on {a.at}", f"its anchor of {a.at}")
         if problem:
             return AnchorCheck(False, len(anchors), problem, a.seq, restores)
     if head is not None and (head.seq, head.hash) not in lost:
-        problem = _mismatch(db, head, f"the head committed on {head.at}", f"the head of {head.at}")
+        problem = mismatch(db, head, f"the head committed on {head.at}", f"the head of {head.at}")
         if problem:
             return AnchorCheck(False, len(anchors), problem, head.seq, restores)
     return AnchorCheck(True, len(anchors), restores=restores)
 
 
-def _mismatch(db: Session, a: Anchor, gone: str, differs: str) -> str:
+def mismatch(db: Session, a: Anchor, gone: str, differs: str) -> str:
     """Why the database does not hold anchored entry `a` ("" when it does)."""
     entry = db.get(ConsoleAuditEntry, a.seq)
     if entry is None:
@@ -232,7 +234,7 @@ def restored_at(r: Restore) -> dt.datetime:
     return dt.datetime.strptime(r.at, "%Y-%m-%dT%H:%M:%SZ")
 
 
-def _restore_points(restores: list[Restore] | tuple[Restore, ...]) -> list[Anchor]:
+def restore_points(restores: list[Restore] | tuple[Restore, ...]) -> list[Anchor]:
     """Each restore's point, checked as an anchor (a later restore from an older dump may lose it in turn)."""
     return [Anchor(r.seq, r.hash, r.at) for r in restores if r.seq]
 
@@ -244,46 +246,9 @@ def read_restores(storage: MediaStorage) -> list[Restore]:
         raw = json.loads(storage.get(obj.key))
         lost = tuple(Anchor(int(a["seq"]), str(a["hash"]), str(a["at"])) for a in raw["lost"])
         kept = tuple(str(k) for k in raw.get("kept", ()))
-        found.append(
-            Restore(int(raw["seq"]), str(raw["hash"]), lost, str(raw["at"]), str(raw["by"]), raw["reason"], kept)
-        )
+        count = int(raw.get("kept_count", len(kept)))
+        name = obj.key[len(RESTORE_PREFIX) :]
+        at, by, reason = str(raw["at"]), str(raw["by"]), str(raw["reason"])
+        chunks = int(raw.get("kept_chunks", 0))
+        found.append(Restore(int(raw["seq"]), str(raw["hash"]), lost, at, by, reason, kept, name, count, chunks))
     return sorted(found, key=lambda r: r.at)
-
-
-def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, through: int | None = None) -> Restore:
-    """Record that the database was restored and its log now ends at entry `through` (default: its head, when the
-    restore is recorded before the service reopens): every anchor (and the head) of an entry up to it must match,
-    those above it that do not are recorded as lost, in a new object under RESTORE_PREFIX sealed with the media
-    key like the anchors, with the session media no row refers to (the orphan sweep keeps them: retention.py); the
-    head is then set back to the log's own. Everything is read before anything is written. Recorded
-    when nothing of the log was lost as well. RestoreRefusedError: an anchored entry up to `through` differs (a
-    restore does not explain it), or the log has no entry `through`."""
-    top = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
-    seq = through if through is not None else (top.seq if top else 0)
-    kept = db.get(ConsoleAuditEntry, seq) if seq else None
-    if seq < 0 or (seq and kept is None):
-        raise RestoreRefusedError(f"the log has no entry {seq}")
-    restores = read_restores(storage)
-    lost_before = {(a.seq, a.hash) for r in restores for a in r.lost}
-    head = read_head(storage)
-    lost = []
-    for a in [*read_anchors(storage), *_restore_points(restores), *([head] if head else [])]:
-        if (a.seq, a.hash) in lost_before or not _mismatch(db, a, "", ""):
-            continue
-        if a.seq <= seq:
-            raise RestoreRefusedError(
-                f"entry {a.seq} differs from its anchor of {a.at}: a restore explains lost entries after the "
-                f"entry the restored log ends at ({seq}), never a changed one"
-            )
-        lost.append(a)
-    orphans = tuple(unreferenced_media(db, storage))
-    point = kept.hash if kept else ""
-    done = Restore(seq, point, tuple(lost), _now(), mask_text(by)[:64], mask_text(reason)[:200], orphans)
-    record = {**done.__dict__, "lost": [a.__dict__ for a in lost], "kept": list(orphans)}
-    storage.put(f"{RESTORE_PREFIX}{done.at.replace(':', '')}-{seq:012d}", json.dumps(record, sort_keys=True).encode())
-    if top is not None:  # the head goes back to the restored log's, on purpose: later commits record theirs
-        storage.put(HEAD_KEY, _encode(Anchor(top.seq, top.hash, done.at)))
-    else:
-        storage.delete(HEAD_KEY)
-    log.warning("audit chain: a restore recorded at #%d by %s, %d anchors of lost entries", seq, done.by, len(lost))
-    return done

@@ -167,9 +167,9 @@ def check_code(db: Session, keyring: Keyring, code: str, today: dt.date) -> tupl
     try:
         claims = verify_code(keyring, code)
     except ServiceError:
-        # Signed with a key no longer in use (PENSION_CERT_SIGNING_KEYS_PREVIOUS emptied after a rotation): the
-        # paper is still genuine when its code is exactly the one stored for its certification. Anything else
-        # (forged, altered) gets the same refusal as before.
+        # Signed with a key no longer in use (PENSION_CERT_SIGNING_KEYS_PREVIOUS emptied after a rotation) or
+        # one that leaked (SIGNING_KEYS_LEAKED: its MAC proves nothing): the paper is still genuine when its code
+        # is exactly the one stored for its certification. Anything else (forged, altered) gets the same refusal.
         cert = _stored_exactly(db, code)
         if cert is None:
             raise

@@ -66,6 +66,7 @@ class ServiceContext:
             settings.security.signing_key,
             settings.previous_media_keys_bytes,
             settings.security.signing_keys_previous,
+            settings.security.signing_keys_leaked,
         )
         self.rules = CycleRules(
             validity_months=settings.cycle.validity_months,

@@ -225,6 +225,16 @@ class UpkeepHook(Protocol):
     def __call__(self, ctx: ServiceContext, at: dt.datetime, /) -> dict[str, int]: ...
 
 
+class RevokedHook(Protocol):
+    """Called in the transaction of a revocation asked for outside the console (service/certification/
+    revoke_request.py: the operator API, `pension-cert revoke`), once the core revoked the certification of session
+    ``session_id`` as ``actor`` (``target``: the person's external id, for the feature's audit); not again for a
+    retried request. What the console's own revocation does besides the core's (service/features/console/revoke.py),
+    done whichever route revoked."""
+
+    def __call__(self, db: Session, session_id: str, actor: str, target: str, /) -> None: ...
+
+
 class PersonHashSource(Protocol):
     """The ID-number look-up hash a feature's rows already carry for a person, among ``hashes`` (the number's under
     every signing key in use, the current one first); None when they carry none. A roster row created while a
@@ -255,6 +265,7 @@ class FeatureHooks:
     identity_changes: dict[str, IdentityChangedHook] = field(default_factory=dict)
     identity_confirmations: dict[str, IdentityConfirmedHook] = field(default_factory=dict)
     upkeep: dict[str, UpkeepHook] = field(default_factory=dict)
+    revocations: dict[str, RevokedHook] = field(default_factory=dict)
     person_hashes: dict[str, PersonHashSource] = field(default_factory=dict)  # the first that knows one wins
     installed: bool = False
 
@@ -322,6 +333,11 @@ class FeatureHooks:
         for hook in self.require_installed().identity_confirmations.values():
             counts.update(hook(db, confirmed))
         return counts
+
+    def revoked(self, db: Session, session_id: str, actor: str, target: str) -> None:
+        """Every feature's share of a revocation asked for outside the console (RevokedHook)."""
+        for hook in self.require_installed().revocations.values():
+            hook(db, session_id, actor, target)
 
     def daily_upkeep(self, ctx: ServiceContext, at: dt.datetime) -> dict[str, int]:
         """Each registered feature's daily upkeep, their counts merged. Not refused on a context without features:

@@ -1,9 +1,10 @@
 """Whose a session is: the record's current person, or the person the record named before the roster changed it.
 
-A roster import that gives a record another ID number (service/certification/roster.py, `_identity_changed`) stamps
-`Beneficiary.identity_since`: the sessions opened for the record before that moment were opened for the number it
-named then, their card and video show that number's person, and they certify nobody now. A supervisor's same-person
-finding (a typo corrected: service/certification/identity_review.py) puts the stamp back, and they count again.
+A roster import that gives a record another ID number (service/certification/roster_identity.py, `identity_changed`)
+stamps `Beneficiary.identity_since`: the sessions opened for the record before that moment were opened for the number
+it named then, their card and video show that number's person, and they certify nobody now. A supervisor's
+same-person finding (a typo corrected: service/certification/identity_review.py) puts the stamp back, and they count
+again.
 
 The one home of the rule: an accept (`processing._apply`, `processing.accept_session`: the machine, staff in the
 console or through the operator API, the features), the cycle run (a certification of a session made before the

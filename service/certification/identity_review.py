@@ -1,16 +1,16 @@
 """A supervisor's finding on a roster change of ID number: the same person (a typo corrected) or another person.
 
-A roster import that gives a record another ID number takes effect at once and treats the number's person as a
-new one (service/certification/roster.py, `_identity_changed`): the enrolled face is deleted, the certification's
+A roster import that gives a record another ID number takes effect at once and treats the number's person as a new
+one (service/certification/roster_identity.py, `identity_changed`): the enrolled face is deleted, the certification's
 validity reset to the grace date, the relatives' bindings revoked. When the change only corrected a typo, that
-burdens the same elderly person and their family: certify again within the grace date, each relative bind again
-and the elder consent again. A supervisor other than the importer checks the change with the benefit system; a
-"same person" finding gives back what can be given back: the record's validity and last certification (never
-shortening a later date; never what a certification revoked since gave: revocation.revalidate_all), its earlier
-certifications' standing in the cycle run, and, through the
-features, the relatives' bindings the change revoked. The deleted face is not restored (the next certification
-enrols again). The record's identity moment goes back too (`identity_since`), so the cases opened before the change
-and still in staff review can be accepted again (service/certification/current_person.py).
+burdens the same elderly person and their family: certify again within the grace date, each relative bind again and
+the elder consent again. A supervisor other than the importer checks the change with the benefit system; a "same
+person" finding gives back what can be given back: the record's validity and last certification (never shortening a
+later date; never what a certification revoked since gave: revocation.revalidate_all), its earlier certifications'
+standing in the cycle run, and, through the features, the relatives' bindings the change revoked. The deleted face is
+not restored (the next certification enrols again). The record's identity moment goes back too (`identity_since`), so
+the cases opened before the change and still in staff review can be accepted again
+(service/certification/current_person.py).
 """
 
 from __future__ import annotations

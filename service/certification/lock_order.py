@@ -25,7 +25,7 @@ Who takes what, in this order (docs/security.md, Part L):
   and reads its `identity_since` only under that lock: a roster import changing the number is waited for, then
   seen: docs/security.md, Part AA), then the operator and binding (a consent or verification session);
 - a roster import (`roster.import_roster`): the stored beneficiaries its file changes (not those whose row is
-  unchanged), locked by id before its first write (`roster._lock_records`; the rows are then updated in the
+  unchanged), locked by id before its first write (`roster_upsert.lock_records`; the rows are then updated in the
   file's order under locks already held), then the bindings of a record whose ID number changed
   (`proxy.bindings.end_for_identity_change`);
 - the proxy feature's requests: a binding (`bind`) the elder then the relative's accounts (every operator of the

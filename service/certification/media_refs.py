@@ -1,5 +1,5 @@
 """Which stored session media a session row points to: one rule for the orphan sweep (retention.sweep_orphans) and
-for a restore, which names the objects no row refers to (audit_anchor.record_restore: the sessions it lost)."""
+for a restore, which names the objects no row refers to (restore_record.record_restore: the sessions it lost)."""
 
 from __future__ import annotations
 

@@ -26,11 +26,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, QueryableAttribute, Session, mapped_column
 
+from service.infra import clock
 from service.infra.db.engine import Base
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    """Now as the columns keep it (naive UTC), read from the service's one clock (`clock.now_utc`, which tests and
+    replays hold still): a stored time and the bureau's date taken from the clock never disagree (Part AT)."""
+    return clock.now_utc().astimezone(dt.UTC).replace(tzinfo=None)
 
 
 class BeneficiaryStatus(enum.StrEnum):
@@ -189,6 +192,10 @@ class Certification(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(64))  # the actor, as the audit trail keeps it
     revoke_reason: Mapped[str | None] = mapped_column(String(16))  # revocation.RevokeReason
     revoke_note: Mapped[str | None] = mapped_column(Text)  # what the supervisor found (ID numbers masked)
+    # Telling the person of the revocation (revocation.NoticeState): due from the revocation until the WeChat
+    # schedule settles it, whatever the gap (service/features/wechat/revoked.py). None: not revoked, or revoked
+    # before migration 0018.
+    notice_state: Mapped[str | None] = mapped_column(String(8), index=True)
 
 
 def in_force() -> ColumnElement[bool]:

@@ -1,6 +1,7 @@
 """Re-sealing with the current media key what a previous one sealed: the encrypted columns (ID numbers, face
 templates) and every object of the media store (cards, videos, the audit anchors and head); and recomputing with
-the current signing key the ID-number look-up hashes a previous one made, from the sealed numbers beside them.
+the current signing key the ID-number look-up hashes a previous one made (or a leaked one: `Keyring.id_hashes`
+tries it too), from the sealed numbers beside them.
 `pension-cert rekey` runs it (service/adapters/cli/rekey_cmd.py names the columns); docs/operations.md, "Rotating
 the media key" and "Rotating the signing key".
 

@@ -26,6 +26,7 @@ from service.certification.models import (
     media_held,
     utcnow,
 )
+from service.certification.restore_record import kept_keys
 from service.infra.storage import StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -190,18 +191,19 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
     failed after the write, leaves an object nothing refers to. The grace period keeps an upload in flight (object
     written, row not yet committed) from being taken for an orphan. Returns the count deleted.
 
-    After a database restore (recorded: audit_anchor.record_restore) the objects no row pointed to then are mostly
+    After a database restore (recorded: restore_record.record_restore) the objects no row pointed to then are mostly
     the media of sessions the restore lost, the only record that those people certified (or evidence a lost hold
     kept): the record names them, and they are kept until `retention_days` after the first restore that named
     them, by key (a rekey writes every object anew: their modified time says nothing), then swept as any orphan.
+    While a record or a chunk of its kept keys does not read, no session media are deleted (an ERROR each run).
     """
     at = now or utcnow()
     cutoff = at - dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s)
     kept = _kept_after_restores(ctx, at)
     removed = 0
     with ctx.db() as db:
-        for obj in ctx.storage.list(SESSIONS_PREFIX):
-            if obj.modified >= cutoff or obj.key in kept:
+        for obj in ctx.storage.list(SESSIONS_PREFIX) if kept is not None else ():  # None: unknown, logged
+            if obj.modified >= cutoff or kept is None or obj.key in kept:
                 continue
             if not referenced(db, obj.key) and _delete(ctx, obj.key):
                 removed += 1
@@ -212,20 +214,25 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
     return removed
 
 
-def _kept_after_restores(ctx: ServiceContext, now: dt.datetime) -> set[str]:
+def _kept_after_restores(ctx: ServiceContext, now: dt.datetime) -> set[str] | None:
     """The objects a recorded restore named, within `retention_days` of the first restore naming each (one window
-    per object: a later restore does not stretch it)."""
+    per object: a later restore does not stretch it). None when a record or a chunk of kept keys does not read:
+    which media a restore lost is unknown, so the sweep deletes no session media that run (`verify-audit` fails
+    on the same object)."""
+    first: dict[str, dt.datetime] = {}
     try:
-        restores = read_restores(ctx.storage)
+        for r in read_restores(ctx.storage):  # oldest first
+            for key in kept_keys(ctx.storage, r):  # in chunk objects of their own (restore_record.py)
+                first.setdefault(key, restored_at(r))
     except StorageUnavailableError:
         raise
-    except StorageError as exc:  # a forged record: verify-audit reports it; nothing kept on its word
-        log.warning("retention: a restore record does not open, ignored: %s", exc)
-        return set()
-    first: dict[str, dt.datetime] = {}
-    for r in restores:  # oldest first
-        for key in r.kept:
-            first.setdefault(key, restored_at(r))
+    except StorageError as exc:  # forged, edited or missing: no session media deleted on a guess
+        log.error(
+            "retention: a restore record or its kept keys do not read (%s): nothing under sessions/ deleted "
+            "this run; put the object back (`pension-cert console verify-audit` names it)",
+            exc,
+        )
+        return None
     window = dt.timedelta(days=ctx.settings.storage.retention_days)
     return {key for key, when in first.items() if when + window > now}
 

@@ -13,6 +13,8 @@ the role and the region scope) keeps the row, marks it revoked and:
   decided, and the suspension exported to the payment system. Nothing is suspended here: one path suspends;
 - the face template is dropped when the revoked session (or one accepted after it, compared with its face) may have
   enrolled it (`_drop_template`): the next certification is compared with the ID card again;
+- the person is to be told (`notice_state` due: the WeChat channel's schedule tells them, or settles that nothing
+  can be told, however long after: service/features/wechat/revoked.py);
 - revoked as impersonation or a wrong accept, the session's media (card, video: the evidence) are held from the
   retention purge for `hold_days` (EVIDENCE_HOLD_DAYS, the end stored with the hold:
   service/certification/evidence_hold.py); `Revoked.evidence` says whether they were (and `evidence_held_until`
@@ -44,6 +46,16 @@ from service.infra.security import mask_text
 ACTION = "certification.revoked"
 CERTIFIED_ACTION = "cycle.certified"  # an accept's audit entry (processing.accept_session)
 MAX_NOTE_CHARS = evidence_hold.MAX_NOTE_CHARS  # a staff member's note (one rule: evidence_hold.checked_note)
+
+
+class NoticeState(enum.StrEnum):
+    """`Certification.notice_state`: whether the person was told of the revocation. DUE until the WeChat schedule
+    settles it: QUEUED (a notice recorded: wechat_notices keeps its delivery) or SKIPPED (nothing to tell, or
+    nobody to tell it to: revoked.py says which). Rows revoked before migration 0018 have none."""
+
+    DUE = "due"
+    QUEUED = "queued"
+    SKIPPED = "skipped"
 
 
 class RevokeReason(enum.StrEnum):
@@ -107,6 +119,7 @@ def revoke_certification(
         raise ServiceError("CERTIFICATION_REVOKED", f"certification {cert.id} was revoked already")
     cert.revoked_at, cert.revoked_by = utcnow(), mask_text(actor)[:64]
     cert.revoke_reason, cert.revoke_note = why.value, mask_text(text)
+    cert.notice_state = NoticeState.DUE.value  # settled by the channel that can tell the person (module docstring)
     db.flush()
     s = db.get(CertSession, cert.session_id)
     counted = s is not None and made_for_current_person(b, s.created_at)

@@ -20,7 +20,9 @@ The revocation itself, its rule and its consequences are the core's (service/cer
 - **who asked**: the operator key's identity (`admin:<mac8>`) or the command line's `--actor`, recorded as the
   revocation's actor, with how the request came (`via`) and, for the command line, the account that ran it.
 
-The person learns of it by the WeChat channel's schedule, whichever route revoked (service/features/wechat/revoked.py).
+What a feature adds to a revocation (the console: a relative's binding locked) runs here as its `RevokedHook`
+(`ctx.hooks.revocations`, service/certification/contract.py), so both routes pass through this one function. The
+person learns of it by the WeChat channel's schedule, whichever route revoked (service/features/wechat/revoked.py).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
-from service.certification.cycle import CycleRules
+from service.certification.context import ServiceContext
 from service.certification.errors import InvalidInputError, NotFoundError, ServiceError
 from service.certification.models import AuditEntry, Beneficiary, Certification
 from service.certification.revocation import checked_reason, revoke_certification
@@ -75,6 +77,24 @@ class RevokeAnswer:
     evidence_held_until: dt.datetime | None  # the hold's end (naive UTC) when held
     replayed: bool
 
+    def as_json(self) -> dict[str, Any]:
+        """The answer as the operator API and `pension-cert revoke` give it: dates ISO, times UTC with Z."""
+        return {
+            "certification_id": self.certification_id,
+            "session_id": self.session_id,
+            "external_id": self.external_id,
+            "certified_on": self.certified_on.isoformat(),
+            "reason": self.reason,
+            "revoked_at": self.revoked_at.isoformat() + "Z",
+            "counted": self.counted,
+            "valid_until": _iso(self.valid_until),
+            "last_certified_on": _iso(self.last_certified_on),
+            "template_cleared": self.template_cleared,
+            "evidence": self.evidence,
+            "evidence_held_until": self.evidence_held_until.isoformat() + "Z" if self.evidence_held_until else None,
+            "replayed": self.replayed,
+        }
+
 
 def find_certification(db: Session, target: Target) -> tuple[Certification, Beneficiary]:
     """The certification `target` names and its person; REVOKE_TARGET, CERTIFICATION_UNKNOWN or
@@ -109,7 +129,7 @@ def find_certification(db: Session, target: Target) -> tuple[Certification, Bene
 
 def revoke_requested(
     db: Session,
-    rules: CycleRules,
+    ctx: ServiceContext,
     target: Target,
     reason: str,
     note: str,
@@ -117,19 +137,20 @@ def revoke_requested(
     request_key: str | None,
     via: dict[str, Any],
     *,
-    hold_days: int,
     aliases: tuple[str, ...] = (),
 ) -> RevokeAnswer:
-    """Revoke what `target` names, in the caller's transaction, as `actor`; a retry of the request `request_key`
-    (None: no retry is recognised) is answered as the first. `via`: how the request came, for its audit entry;
-    `hold_days`: EVIDENCE_HOLD_DAYS, the evidence hold's length (revocation.revoke_certification); `aliases`: the
-    same caller's names under the previous signing keys in use (an operator key's `admin:<mac8>` changes with the
-    key: a retry across a rotation is still this caller's)."""
+    """Revoke what `target` names, in the caller's transaction, as `actor`, then every feature's RevokedHook; a
+    retry of the request `request_key` (None: no retry is recognised) is answered as the first, nothing run again.
+    `via`: how the request came, for its audit entry; `ctx`: the rules, EVIDENCE_HOLD_DAYS (the evidence hold's
+    length: revocation.revoke_certification) and the hooks; `aliases`: the same caller's names under the previous
+    signing keys in use (an operator key's `admin:<mac8>` changes with the key: a retry across a rotation is still
+    this caller's)."""
     why, text = checked_reason(reason, note)
     cert, b = find_certification(db, target)
     asked = _digest(f"{why.value}\n{text}")
+    days = ctx.settings.storage.evidence_hold_days
     try:
-        done = revoke_certification(db, rules, cert.id, why.value, text, actor, hold_days=hold_days)
+        done = revoke_certification(db, ctx.rules, cert.id, why.value, text, actor, hold_days=days)
     except ServiceError as exc:
         if exc.code != "CERTIFICATION_REVOKED" or request_key is None:
             raise
@@ -147,6 +168,7 @@ def revoke_requested(
         "evidence_held_until": _iso_time(done.evidence_held_until),
     }
     audit(db, actor, REQUEST_ACTION, b.external_id, detail)
+    ctx.hooks.revoked(db, cert.session_id, actor, b.external_id)
     return _answer(cert, b, detail, replayed=False)
 
 

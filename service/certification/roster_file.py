@@ -4,7 +4,8 @@ A CSV's encoding is found in this order: a UTF-16 byte order mark (Excel's "Unic
 (with or without its BOM), then GB18030 (a superset of GBK, which Chinese Excel's "CSV (逗号分隔)" writes; its
 four-byte forms carry the rare characters, 生僻字, that GBK lacks). A file that is none of them is refused naming
 the line and byte where it stops decoding; so is UTF-8 text with a damaged character (never read as GB18030, every
-name garbled), a UTF-16 file cut short, and a GB18030-read file whose names no Chinese name could be (Big5). The
+name garbled), a UTF-16 file cut short, and a GB18030-read file whose names no Chinese name could be (Big5), or
+whose names run Han characters into Latin letters (a Western-locale Excel's Latin-1 / Windows-1252 file). The
 delimiter is the first of comma, tab and semicolon that splits the header into the required columns. Header
 names are read case-insensitively and may be the documented Chinese ones (HEADER_ALIASES). Excel's empty trailing
 columns and rows are ignored; a row's non-empty cells beyond the header are handed on (EXTRA_CELLS) for the row
@@ -21,6 +22,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from pipelines.names import HAN
 from service.certification.errors import ServiceError, UnsupportedFormatError
 
 REQUIRED = ("external_id", "id_number", "name", "benefit_types")
@@ -56,6 +58,15 @@ UNDECODABLE = "CSV is neither UTF-8 nor GB18030 (GBK) text"
 DAMAGED_UTF8 = "CSV is UTF-8 text with a damaged character"
 DAMAGED_UTF16 = "CSV is UTF-16 text (Excel's Unicode text) cut short or damaged"
 NOT_GB18030 = "CSV read as GB18030 gives names no Chinese name holds: the encoding may not be GBK/GB18030 (Big5?)"
+NOT_GB18030_WESTERN = (
+    "CSV read as GB18030 gives names with Chinese characters run into Latin letters: the encoding may be a Western "
+    "one (Latin-1/Windows-1252)"
+)
+_LATIN = re.compile("[A-Za-z]")
+_HAN = re.compile(f"[{HAN}]")
+# The bytes of Windows-1252's (and, from 0xC0, Latin-1's) accented letters, and of its typographic apostrophes.
+_CP1252_LOWER = frozenset("šœžßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿ".encode("cp1252"))
+_CP1252_LETTERS = _CP1252_LOWER | frozenset("ŠŒŽŸ‘’ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞ".encode("cp1252"))
 _NOT_WIDE_LEAD = bytes(b for b in range(256) if not 0xE0 <= b <= 0xF4)
 # A row with non-empty cells beyond the header (an unquoted delimiter inside a cell); the key, with its leading
 # space, is no header's (header names are stripped).
@@ -134,9 +145,52 @@ def _undecodable(data: bytes, codec: str, exc: UnicodeDecodeError, reason: str =
 def check_gb18030_name(line: int, name: str) -> None:
     """A name read from a file decoded as GB18030 that no Chinese name holds (Greek, Cyrillic, kana, private-use
     characters): the file is in another encoding, most often Big5 (Taiwan and Hong Kong software), which decodes
-    as GB18030 without an error. Extension A and B characters (䶮, 𠈌) are GB18030's own and pass."""
+    as GB18030 without an error. Extension A and B characters (䶮, 𠈌) are GB18030's own and pass. A Western file
+    (Latin-1, Windows-1252) decodes so too, its accented letters read as Han characters (`_western_letters`)."""
     if any(_not_a_name_character(ch) for ch in name):
         raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030}: line {line}")
+    if _LATIN.search(name) and _western_letters(name):
+        raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {line}")
+
+
+def _western_letters(name: str) -> bool:
+    """A Latin-1 / Windows-1252 name (a roster saved by a Western-locale Excel) read as GB18030: an accented
+    letter's byte (0x80-0xFF) and the byte after it make one two-byte Han character. Followed by an ASCII letter,
+    that character's second byte is the letter (Müller as M黮ler, Françoise as Fran鏾ise, O’Brien as O払rien,
+    Émile as 蒻ile); two accented letters make a Han character inside a word (Gößmann as G鲞mann). Told by the
+    bytes, not by a character's place alone (the Latin letters of a Chinese roster's names stand beside real Han
+    characters: 陳DAVID, 王玥A, 黃A): every Han character of the name must be the bytes of such letters, a lower-
+    case accented letter followed by a lower-case one (黃, ü then S, is a real name's); and one of them must stand
+    beside a lower-case Latin letter, or between two Latin letters (MÜLLER). Two accented letters are both
+    bytes of many common characters (王, 张): only between two Latin letters, one of them lower case, are they
+    taken for a word's. A name's dot or dash (﹒ A971, – A843) is no Han character; 玥 (AB68) and 楊 (97EE) are
+    not a letter's bytes (« and —)."""
+    evidence = False
+    for i, ch in enumerate(name):
+        if _HAN.match(ch):
+            pair = _letter_pair(ch.encode("gb18030"))
+            if pair is None:
+                return False
+            around = [c for c in (name[i - 1 : i] if i else "", name[i + 1 : i + 2]) if _LATIN.match(c)]
+            lower = any(c.islower() for c in around)
+            beside = len(around) == 2 or lower if pair == "ascii" else len(around) == 2 and lower
+            evidence = evidence or beside
+    return evidence
+
+
+def _letter_pair(code: bytes) -> str | None:
+    """Whether a character's two bytes are a Windows-1252 accented letter (or apostrophe) and an ASCII letter
+    ("ascii") or another accented letter ("accented"), case kept as in a word (no lower-case letter before an
+    upper-case one); None: they are not."""
+    if len(code) != 2 or code[0] not in _CP1252_LETTERS:
+        return None
+    lead, trail = code
+    ascii_trail = _LATIN.match(chr(trail)) is not None
+    if not ascii_trail and trail not in _CP1252_LETTERS:
+        return None
+    if lead in _CP1252_LOWER and (chr(trail).isupper() if ascii_trail else trail not in _CP1252_LOWER):
+        return None
+    return "ascii" if ascii_trail else "accented"
 
 
 def _not_a_name_character(ch: str) -> bool:

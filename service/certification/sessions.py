@@ -153,7 +153,7 @@ def _new_session(
     actor: str,
     now: dt.datetime,
 ) -> NewSession:
-    challenge = issue_challenge(ttl_s=ctx.settings.certification.challenge_ttl_s)
+    challenge = issue_challenge(ttl_s=ctx.settings.certification.challenge_ttl_s, now=now.replace(tzinfo=dt.UTC))
     if ctx.settings.certification.challenge_actions:
         challenge = dataclasses.replace(challenge, actions=parse_actions(ctx.settings.certification.challenge_actions))
     elif b is not None:
@@ -255,11 +255,14 @@ def upload(
     content_type: str,
     request_id: str,
     nonce: str | None = None,
+    arrived_at: dt.datetime | None = None,
 ) -> bool:
     """Store one upload. Returns True when it queued the session (the caller enqueues after commit).
 
     Re-sending the same request id with the same content is answered as before without storing anything again;
     the same request id with other content is refused (409 IDEMPOTENCY_MISMATCH), never silently dropped.
+    `arrived_at`: when the server began receiving the upload (its clock, never the client's; None: now), the
+    instant the challenge's expiry is judged at (`_check_nonce`).
     """
     if replayed(s, kind, request_id, data, nonce):
         return False
@@ -286,7 +289,7 @@ def upload(
         _check_image(data)
     else:
         _check_video(data)
-        _check_nonce(s, nonce, now)
+        _check_nonce(s, nonce, now, arrived_at, settings.certification.challenge_ttl_s)
         if already_uploaded(db, digest):  # exact re-uploads only: near-duplicates are the worker's (duplicates.py)
             raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted")
         _probe_video(data)
@@ -377,13 +380,23 @@ def _discard(ctx: ServiceContext, key: str) -> None:
         log.warning("could not remove orphan media %s", key)
 
 
-def _check_nonce(s: CertSession, nonce: str | None, now: dt.datetime) -> None:
+def _check_nonce(
+    s: CertSession, nonce: str | None, now: dt.datetime, arrived_at: dt.datetime | None, ttl_s: int
+) -> None:
+    """This session's nonce, unused, and the upload begun before the challenge ended: judged at `arrived_at` (when
+    the server began receiving it), not `now`, so a video started in time on a slow network, or waiting for a free
+    API thread, is not refused for the time its body took. Still arriving more than `ttl_s` (CHALLENGE_TTL_S) after
+    the challenge's end, it is refused all the same: a body trickled in cannot stretch the time to make a video of
+    the actions beyond twice the challenge's lifetime (docs/security.md Part AU)."""
     if not nonce or nonce != s.nonce:
         raise ServiceError(ServiceCode.NONCE_REUSED, "nonce does not belong to this session")
     if s.nonce_used_at is not None:
         raise ServiceError(ServiceCode.NONCE_REUSED, "nonce already used")
-    if now > s.nonce_expires_at:
+    began = now if arrived_at is None else min(arrived_at.astimezone(dt.UTC).replace(tzinfo=None), now)
+    if began > s.nonce_expires_at:
         raise ServiceError(ServiceCode.NONCE_EXPIRED, "challenge expired")
+    if now > s.nonce_expires_at + dt.timedelta(seconds=ttl_s):
+        raise ServiceError(ServiceCode.NONCE_EXPIRED, f"challenge expired: the upload took too long (over {ttl_s} s)")
 
 
 def status_view(s: CertSession) -> dict[str, object]:

@@ -8,6 +8,7 @@ the job exists once committed, and only then is announced.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
@@ -32,10 +33,12 @@ def store_upload(
     request_id: str,
     nonce: str | None = None,
     precheck: PreCheck | None = None,
+    arrived_at: dt.datetime | None = None,
 ) -> dict[str, object]:
     """Store one upload of `kind` and answer with the session's status view.
 
     `read` is called only after the token is checked: an unauthorised request is refused before its body is read.
+    `arrived_at`: when the server began receiving the request (`sessions.upload`: the challenge is judged then).
     Errors are the domain's (`ServiceError`: token, idempotency mismatch, media checks, session state)."""
     s = sessions.get_session(db, session_id, for_update=True)
     sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
@@ -46,7 +49,7 @@ def store_upload(
     if precheck is not None:
         precheck(s, data)
         s = sessions.get_session(db, session_id, for_update=True)
-    queued = sessions.upload(db, ctx, s, kind, data, content_type, request_id, nonce)
+    queued = sessions.upload(db, ctx, s, kind, data, content_type, request_id, nonce, arrived_at)
     return _answer(db, ctx, s, queued)
 
 

@@ -10,18 +10,20 @@ from service.certification.context import ServiceContext
 from service.features.console.assist import erase_closed_contacts
 from service.features.console.identity_alerts import raise_identity_alert
 from service.features.console.review_queue import held_in_console
+from service.features.console.revoke_outside import lock_revoked_binding
 from service.features.proxy import hooks as proxy
 from service.features.wechat import notify as wechat
 
 
 def install_features(ctx: ServiceContext) -> ServiceContext:
-    """Register the proxy feature's decision hooks, the WeChat notifier and the console's settle guard and
-    roster-change alert on ``ctx.hooks``; idempotent (hooks are keyed by name), so a context passed through
-    several roots is installed once in effect."""
+    """Register the proxy feature's decision hooks, the WeChat notifier and the console's settle guard,
+    roster-change alert and revocation hook on ``ctx.hooks``; idempotent (hooks are keyed by name), so a context
+    passed through several roots is installed once in effect."""
     proxy.install(ctx)
     wechat.install(ctx)
     ctx.hooks.settle_guards["console"] = held_in_console
     ctx.hooks.identity_changes["console"] = raise_identity_alert  # a roster change of ID number: an alert
     ctx.hooks.upkeep["console"] = erase_closed_contacts  # daily: closed requests' phone numbers go after retention
+    ctx.hooks.revocations["console"] = lock_revoked_binding  # a revocation from outside: a relative's binding locked
     ctx.hooks.mark_installed()
     return ctx

@@ -3,7 +3,7 @@
 Times are stored as naive UTC, but a certification, a cycle run, a reminder or a message is dated by the
 bureau's calendar (``Settings.time_zone``, Asia/Shanghai by default): a decision at 07:30 China time is that
 day's, not the previous UTC day's, and the daily cycle's "today" changes at local midnight, not at 08:00.
-Every calendar date the service derives goes through here.
+Every calendar date the service derives goes through here, and every "now" it stores (`now_utc`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ class HasTimeZone(Protocol):
 
 
 def now_utc() -> dt.datetime:
-    """The current instant (aware, UTC): the one clock `local_today` reads (tests fix it here)."""
+    """The current instant (aware, UTC): the service's one clock. `local_today` and `models.utcnow` (every stored
+    time, the columns' defaults) read it, so a stored time and its bureau date never disagree; tests hold it still
+    here, and only here (docs/security.md Part AT)."""
     return dt.datetime.now(dt.UTC)
 
 

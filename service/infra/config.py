@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ SECRET_SETTINGS = frozenset(
         "MEDIA_KEYS_PREVIOUS",
         "SIGNING_KEY",
         "SIGNING_KEYS_PREVIOUS",
+        "SIGNING_KEYS_LEAKED",
         "API_KEYS",
         "ADMIN_API_KEYS",
         "DATABASE_URL",
@@ -86,6 +87,20 @@ def _is_ip_network(text: str) -> bool:
     return True
 
 
+DEFAULT_TIME_ZONE = "Asia/Shanghai"  # the bureau's zone when PENSION_CERT_TIME_ZONE is unset
+
+
+def known_zone(name: str) -> str:
+    """`name` when it is an IANA time zone this host knows, else ValueError: the one check of every zone setting
+    (PENSION_CERT_TIME_ZONE, the console's override). Refused at start, not at the first date: an unknown zone
+    would fail every request that dates something."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)") from exc
+    return name
+
+
 class InsecureSettingsError(RuntimeError):
     """A development default secret was left in place outside development."""
 
@@ -107,6 +122,10 @@ class SecuritySettings(BaseSettings):
     # account id made with one is still recognised while `pension-cert rekey` recomputes the stored hashes;
     # nothing new is made with them (docs/operations.md, "Rotating the signing key").
     signing_keys_previous: list[str] = Field(default_factory=list)
+    # Signing keys that LEAKED (a JSON list): used only to find what they hashed (the ID-number look-up hashes,
+    # the relatives' account ids) and by `pension-cert rekey` to move it to SIGNING_KEY; never to accept a
+    # cookie, form token or certificate code (whoever holds one could sign any). Instead of SIGNING_KEYS_PREVIOUS.
+    signing_keys_leaked: list[str] = Field(default_factory=list)
     api_keys: list[str] = Field(default_factory=lambda: [DEV_API_KEY])
     # Operator keys (the bureau's own systems: benefit-system back office, counter terminals, console back-end):
     # every channel route plus the operator actions (cycle run, roster import, staff review, staff-channel
@@ -134,13 +153,30 @@ class SecuritySettings(BaseSettings):
             raise ValueError(f"entry {', '.join(bad)} is not an IP address or network (10.0.0.5, 10.0.0.0/8, fd00::/8)")
         return entries
 
-    @field_validator("signing_keys_previous")
+    @field_validator("signing_keys_previous", "signing_keys_leaked")
     @classmethod
     def _previous_signing_keys(cls, keys: list[str]) -> list[str]:
         # An empty entry is a templating slip (`["$OLD"]` with OLD unset): it would recognise nothing of ours.
         bad = [str(i + 1) for i, key in enumerate(keys) if not key.strip()]
         if bad:
             raise ValueError(f"entry {', '.join(bad)} is empty")
+        return keys
+
+    @field_validator("signing_keys_leaked")
+    @classmethod
+    def _leaked_signing_keys(cls, keys: list[str], info: ValidationInfo) -> list[str]:
+        # A leaked key still current would sign every new cookie and code; one also listed as previous would
+        # still verify them. Either is a step of the procedure missed (docs/operations.md): refused at start.
+        for i, key in enumerate(keys):
+            if key == info.data.get("signing_key"):
+                raise ValueError(
+                    f"entry {i + 1} is PENSION_CERT_SIGNING_KEY itself: set a new SIGNING_KEY, the leaked one here"
+                )
+            if key in info.data.get("signing_keys_previous", ()):
+                raise ValueError(
+                    f"entry {i + 1} is also in PENSION_CERT_SIGNING_KEYS_PREVIOUS, where it would still verify "
+                    "cookies and certificate codes: remove it from there"
+                )
         return keys
 
 
@@ -301,6 +337,10 @@ class WeChatSettings(BaseSettings):
     templates: dict[str, str] = Field(default_factory=dict)  # result / due_soon / overdue → template id
     schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
     notify_max_attempts: int = 5
+    # Reminders (due soon, overdue, suspended) sent a day at most, spread evenly over the reminder hours; those not
+    # reached go out the next days, the earliest recorded first (wechat/notify.py). 0: no cap. A campaign's
+    # reminders all at 08:00 brought every pensioner to certify in one morning (docs/security.md part AU).
+    reminders_per_day: int = Field(default=20000, ge=0)
 
     @field_validator("encoding_aes_key")
     @classmethod
@@ -353,13 +393,35 @@ class RateLimitSettings(BaseSettings):
     # Past this (seconds) a Redis call gives up and the request goes through uncounted (fail open).
     redis_timeout_s: float = 0.25
     # "N/second|minute|hour|day"; empty switches one rule off. Clients with a valid API key are counted per key.
-    ip: str = "600/minute"  # every request of one client IP (citizens behind one NAT share it)
+    ip: str = "600/minute"  # every request of one client IP, or of one WeChat account logged in to the H5 pages
+    # Every request with a WeChat login from one IP, all accounts together (a community centre or a carrier's NAT
+    # puts many pensioners behind one address in the campaign's peak: each is counted per account above).
+    ip_accounts: str = "6000/minute"
     api_key: str = "20000/minute"  # every request of one API key (channel back-ends, the bench)
-    session_ip: str = "30/minute"  # session creation per IP (without an API key)
-    upload_ip: str = "60/minute"  # uploads per IP (without an API key)
+    session_ip: str = "30/minute"  # session creation per IP or WeChat account (without an API key)
+    upload_ip: str = "60/minute"  # uploads per IP or WeChat account (without an API key)
+    # Session creation and uploads with a WeChat login from one IP, all accounts together: one address holding
+    # many accounts must not multiply its tries of names and numbers (or its OCR work) by the accounts it holds.
+    session_ip_accounts: str = "300/minute"
+    upload_ip_accounts: str = "600/minute"
     beneficiary: str = "30/hour"  # session creation per beneficiary and requester (key, openid or IP)
     beneficiary_all: str = "120/hour"  # session creation per beneficiary, every requester together
     auth_failures: str = "20/minute"  # refused API keys per IP, then every key attempt is refused
+
+
+class TimeZoneSettings(BaseSettings):
+    """The bureau's time zone alone, read from the environment exactly as ``Settings.time_zone`` is (the same variable
+    in any case, the same default, the same check): for a command that needs no other setting (`pension-cert
+    certify`), which must not date things in another zone than the service."""
+
+    model_config = SettingsConfigDict(env_prefix="PENSION_CERT_", env_file=None, extra="ignore")
+
+    time_zone: str = DEFAULT_TIME_ZONE
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        return known_zone(name)
 
 
 class Settings(BaseSettings):
@@ -382,7 +444,7 @@ class Settings(BaseSettings):
     bureau_phone: str = ""
     # The bureau's time zone (IANA name): every calendar date (cycle day, certification date, reminders, message
     # dates) is the date there (service/infra/clock.py); the console shows times in it too.
-    time_zone: str = "Asia/Shanghai"
+    time_zone: str = DEFAULT_TIME_ZONE
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     uploads: UploadSettings = Field(default_factory=UploadSettings)
@@ -406,12 +468,7 @@ class Settings(BaseSettings):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, name: str) -> str:
-        # Refused at start: an unknown zone would fail every request that dates something.
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)") from exc
-        return name
+        return known_zone(name)
 
     @property
     def sqlite_path(self) -> Path:
@@ -476,7 +533,8 @@ class Settings(BaseSettings):
         # let whoever can write the bucket or the database plant media and fields that the service takes as its own.
         if DEV_MEDIA_KEY in self.security.media_keys_previous:
             bad.append("PENSION_CERT_MEDIA_KEYS_PREVIOUS")
-        # Likewise: with the public signing key recognised, anyone could mint H5 cookies and certificate codes.
+        # Likewise: with the public signing key recognised, anyone could mint H5 cookies and certificate codes
+        # (as a leaked key, SIGNING_KEYS_LEAKED, it verifies nothing: accepted).
         if DEV_SIGNING_KEY in self.security.signing_keys_previous:
             bad.append("PENSION_CERT_SIGNING_KEYS_PREVIOUS")
         return bad
@@ -497,7 +555,8 @@ class Settings(BaseSettings):
         weak: list[str] = []
         if len(self.security.signing_key) < MIN_SECRET_CHARS:
             weak.append(f"PENSION_CERT_SIGNING_KEY shorter than {MIN_SECRET_CHARS} characters")
-        # A previous key still verifies cookies and certificate codes: as easy to guess as a short current one.
+        # A previous key still verifies cookies and certificate codes: as easy to guess as a short current one (a
+        # leaked one verifies nothing: any length).
         if any(len(k) < MIN_SECRET_CHARS for k in self.security.signing_keys_previous):
             weak.append(f"PENSION_CERT_SIGNING_KEYS_PREVIOUS has a key shorter than {MIN_SECRET_CHARS} characters")
         if any(len(k) < MIN_SECRET_CHARS for k in self.security.api_keys):

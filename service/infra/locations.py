@@ -1,8 +1,10 @@
 """Whether the places the settings name can be used at all: the database URL (SQLAlchemy), the Redis URLs (the
-Celery broker, the shared rate-limit counters), the media store (a bucket URL and its endpoint, or a local folder).
-Checked at start by the CLI and the Celery worker (service/adapters/cli/common.py, ``settings_problems``), so that a
-typo is one settings line naming the variable, not a traceback from a driver or from ``mkdir``. Nothing connects
-here: a server down at start is an outage (exit 5), not a setting.
+Celery broker, the shared rate-limit counters), the media store (a bucket URL and its endpoint, or a local folder),
+and, for `serve` alone (``api_location_problems``), a folder the bureau fills (the H5 pages' recorded prompts).
+Checked at start by the CLI and the Celery worker (service/adapters/cli/common.py, ``settings_problems``), so that
+a typo is one settings line naming the variable, not a traceback from a driver or from ``mkdir``, nor a folder left
+out in silence. Nothing connects here: a server
+down at start is an outage (exit 5), not a setting.
 
 The URLs carry passwords (config.SECRET_SETTINGS): no message here repeats a URL or any part of one that could hold
 a secret; they name the part that is wrong and show the expected shape by example."""
@@ -97,6 +99,18 @@ def location_problems(settings: Settings) -> list[tuple[str, str]]:
     return problems
 
 
+def api_location_problems(settings: Settings) -> list[tuple[str, str]]:
+    """(variable, problem) for the places only the API reads, checked by `serve` alone: the bureau's recorded
+    prompts (/h5/audio). Never among location_problems: a folder not mounted on a host that runs only the nightly
+    `console verify-audit` (its non-zero exit is the tampering alarm), a rekey or a worker stopped them all."""
+    if settings.h5.audio_dir is None:
+        return []
+    problem = given_folder_problem(settings.h5.audio_dir)
+    if not problem:
+        return []
+    return [("PENSION_CERT_H5_AUDIO_DIR", f"{problem} (the bureau's recordings of the spoken prompts)")]
+
+
 def storage_problems(settings: Settings) -> list[tuple[str, str]]:
     """The media store's settings: the bucket URL (its own parser's word) and endpoint, or the local folders."""
     storage = settings.storage
@@ -127,3 +141,11 @@ def folder_problem(folder: Path) -> str:
         if path.exists():
             return "" if path.is_dir() else f"{path} is a file, not a folder"
     return ""
+
+
+def given_folder_problem(folder: Path) -> str:
+    """Why a folder the service only reads (one the bureau fills: nothing makes it) cannot be used ('' when it can):
+    it does not exist, or it is a file. Taken in silence, a typo there leaves out all that the folder holds."""
+    if not folder.exists():
+        return f"the folder {folder} does not exist"
+    return "" if folder.is_dir() else f"{folder} is a file, not a folder"

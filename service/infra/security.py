@@ -97,7 +97,10 @@ class Keyring:
 
     Keyed hashes likewise: computed with the current signing key, and a stored or presented one is recognised
     under it or any previous one (PENSION_CERT_SIGNING_KEYS_PREVIOUS): look-ups ask for `id_hashes`/`macs` (every
-    key's, current first), checks ask `verify_mac`; `pension-cert rekey` recomputes the stored look-up hashes."""
+    key's, current first), checks ask `verify_mac`; `pension-cert rekey` recomputes the stored look-up hashes. A
+    leaked signing key (PENSION_CERT_SIGNING_KEYS_LEAKED) is a look-up key only: `id_hashes`/`macs` still make its
+    hash (what it stored is found, and the rekey moves it), `verify_mac` never accepts its MAC (whoever holds it
+    could sign any cookie, form token or certificate code)."""
 
     def __init__(
         self,
@@ -105,37 +108,45 @@ class Keyring:
         signing_key: str,
         previous_data_keys: Sequence[bytes] = (),
         previous_signing_keys: Sequence[str] = (),
+        leaked_signing_keys: Sequence[str] = (),
     ) -> None:
         self._aead = AESGCM(data_key)
         self._previous = [AESGCM(k) for k in previous_data_keys if k != data_key]
-        self._hmac_keys = [_hmac_key(signing_key)]
-        self._hmac_keys += [_hmac_key(k) for k in dict.fromkeys(previous_signing_keys) if k != signing_key]
+        # The current key signs whatever the lists say (the settings refuse it as leaked); a key listed both as
+        # previous and leaked is leaked (the settings refuse that too).
+        leaked = [k for k in dict.fromkeys(leaked_signing_keys) if k != signing_key]
+        trusted = [k for k in dict.fromkeys(previous_signing_keys) if k != signing_key and k not in leaked]
+        self._hmac_keys = [_hmac_key(k) for k in (signing_key, *trusted)]  # verify: what a client presents
+        self._lookup_keys = [*self._hmac_keys, *(_hmac_key(k) for k in leaked)]  # find: what is stored
 
     @property
     def rotating(self) -> bool:
-        """A previous signing key is in use: a stored hash may still be under it."""
-        return len(self._hmac_keys) > 1
+        """A previous or leaked signing key is in use: a stored hash may still be under it."""
+        return len(self._lookup_keys) > 1
 
     def id_hash(self, id_number: str) -> str:
         return self.mac("id:" + normalise_id(id_number))
 
     def id_hashes(self, id_number: str) -> tuple[str, ...]:
-        """`id_hash` under every signing key in use, the current one first: what a stored hash may be."""
+        """`id_hash` under every signing key in use (leaked ones included), the current one first: what a stored
+        hash may be."""
         return self.macs("id:" + normalise_id(id_number))
 
     def mac(self, text: str) -> str:
         return _mac(self._hmac_keys[0], text)
 
     def macs(self, text: str) -> tuple[str, ...]:
-        """`mac` under every signing key in use, the current one first."""
-        return tuple(_mac(key, text) for key in self._hmac_keys)
+        """`mac` under every signing key in use, the current one first, leaked ones last: to find a stored value
+        (a look-up hash, an account id), never to accept one a client presents (`verify_mac`)."""
+        return tuple(_mac(key, text) for key in self._lookup_keys)
 
     def verify_mac(self, text: str, mac: str, length: int | None = None) -> bool:
-        """`mac` (or its first `length` characters) is the MAC of `text` under a signing key in use."""
+        """`mac` (or its first `length` characters) is the MAC of `text` under the current or a previous signing
+        key; never a leaked one's."""
         # Bytes: compare_digest raises TypeError on non-ASCII str, and a hostile value must be a refusal, not a 500.
         given = mac.encode()
         found = False
-        for expected in self.macs(text):
+        for expected in (_mac(key, text) for key in self._hmac_keys):
             found |= hmac.compare_digest(expected[:length].encode(), given)
         return found
 

@@ -6,7 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import ModelDownloadError, ModelHashMismatchError, ModelMissingError, ModelShapeMismatchError
+from models.errors import (
+    ModelDownloadError,
+    ModelError,
+    ModelHashMismatchError,
+    ModelMissingError,
+    ModelShapeMismatchError,
+)
 from models.manifest import load_manifest
 from models.packs import ModelPack
 from models.recognizers import MobileFaceNetFoamliu
@@ -107,3 +113,31 @@ def test_a_source_that_cannot_be_fetched_says_why_in_words(tmp_path: Path) -> No
     with pytest.raises(ModelDownloadError, match="only a folder or an http"):
         store.fetch("yunet_2023mar", "ftp://example.org/models")
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_a_models_folder_that_is_a_file_is_unreadable_not_a_traceback(tmp_path: Path) -> None:
+    """PENSION_CERT_MODELS_DIR naming a file: the stat raised NotADirectoryError out of every check."""
+    (tmp_path / "notadir").write_text("x")
+    store = ModelStore(tmp_path / "notadir")
+    assert store.state("yunet_2023mar").status is ModelStatus.UNREADABLE
+    with pytest.raises(ModelError, match=r"face_detection_yunet_2023mar\.onnx is unreadable \(") as info:
+        store.path("yunet_2023mar")
+    assert "Errno" not in str(info.value)
+
+
+def test_a_model_file_without_read_permission_is_unreadable(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the service's user may not read (mode 0600 of another user). The tests run as root, who reads any
+    file: the denial is simulated by making the file's open raise PermissionError, as the kernel would."""
+    spec = load_manifest().model("yunet_2023mar")
+    shutil.copy(models_dir / spec.file, tmp_path / spec.file)
+    real_open = Path.open
+
+    def denied(self: Path, *args: object, **kwargs: object) -> object:
+        if self.name == spec.file:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", denied)
+    assert ModelStore(tmp_path).state("yunet_2023mar").status is ModelStatus.UNREADABLE

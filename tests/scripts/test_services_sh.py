@@ -50,8 +50,13 @@ def _services(base: Path, command: str, pg_port: int, redis_port: int) -> subpro
 
 
 def _exports(stdout: str) -> dict[str, str]:
-    pairs = (line.removeprefix("export ").split("=", 1) for line in stdout.splitlines() if line.startswith("export "))
-    return {name: value.strip("'\"") for name, value in pairs}
+    """What the documented `exports=$(bash scripts/services.sh start) && eval "$exports"` sets, run in bash."""
+    show = 'eval "$1" || exit 1; for v in ${!PENSION_CERT_@}; do printf "%s=%s\\n" "$v" "${!v}"; done'
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PENSION_CERT_")}
+    done = subprocess.run(
+        ["bash", "-c", show, "_", stdout], capture_output=True, text=True, env=env, timeout=30, check=True
+    )
+    return dict(line.split("=", 1) for line in done.stdout.splitlines())
 
 
 def _anonymous_psql(port: int) -> subprocess.CompletedProcess[str]:
@@ -121,3 +126,24 @@ def test_a_planted_symlink_is_refused_not_followed(base: Path) -> None:
     assert refused.returncode != 0
     assert "symlink" in refused.stderr
     assert victim.stat().st_uid == os.geteuid() and not (victim / "pgdata").exists()
+
+
+def test_start_never_shows_the_passwords(base: Path) -> None:
+    """`start` printed both URLs with their passwords (for `eval`): run bare, or under CI, a terminal's scroll-back or
+    a job log kept them. It prints a line that reads them from a 0600 file in the private folder."""
+    pg_port, redis_port = free_port(), free_port()
+    try:
+        started = _services(base, "start", pg_port, redis_port)
+        assert started.returncode == 0, started.stderr
+        secrets = [path.read_text().strip() for path in base.glob("*.password")]
+        assert len(secrets) == 2 and all(secrets)
+        for secret in secrets:
+            assert secret not in started.stdout + started.stderr, started.stdout
+        exports = _exports(started.stdout)  # the documented eval still sets every URL
+        assert exports["PENSION_CERT_WORKER_MODE"] == "celery"
+        assert any(secret in exports["PENSION_CERT_DATABASE_URL"] for secret in secrets)
+        assert any(secret in exports["PENSION_CERT_BROKER_URL"] for secret in secrets)
+        kept = [path for path in base.iterdir() if path.is_file() and str(path) in started.stdout]
+        assert len(kept) == 1 and stat.S_IMODE(kept[0].stat().st_mode) == 0o600, started.stdout
+    finally:
+        _services(base, "stop", pg_port, redis_port)

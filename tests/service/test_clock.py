@@ -27,10 +27,9 @@ UTC_DAY, LOCAL_DAY = dt.date(2026, 12, 4), dt.date(2026, 12, 5)
 
 @pytest.fixture
 def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The instant is outside our control: fixed where the service reads it (clock.now_utc, models.utcnow)."""
-    naive = INSTANT.replace(tzinfo=None)
+    """The instant is outside our control: fixed where the service reads it, its one clock (clock.now_utc, which
+    models.utcnow reads too: Part AT)."""
     monkeypatch.setattr(clock, "now_utc", lambda: INSTANT)
-    monkeypatch.setattr(review, "utcnow", lambda: naive)
     yield
 
 

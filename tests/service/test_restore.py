@@ -30,7 +30,6 @@ from service.certification.audit_anchor import (
     read_anchors,
     read_head,
     read_restores,
-    record_restore,
     write_anchor,
 )
 from service.certification.context import ServiceContext
@@ -42,6 +41,7 @@ from service.certification.registry import (
     note_exported,
     reused_event_ids,
 )
+from service.certification.restore_record import AUDIT_ACTION, kept_keys, record_restore
 from service.certification.retention import sweep_orphans
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console.audit_chain import record, verify_chain
@@ -76,7 +76,7 @@ def test_a_restore_reads_as_a_deleted_tail_until_it_is_recorded(ctx: ServiceCont
         check = check_anchors(db, ctx.storage)
         assert not check.ok and check.seq == 5 and "gone" in check.problem  # a restore looks like a cut tail
 
-        done = record_restore(db, ctx.storage, "ops", "restored the dump of 2026-12-05 after a disk failure")
+        done = record_restore(db, ctx.storage, "ops", "restored the dump of 2026-12-05 after a disk failure").restore
         assert done.seq == 2 and sorted(a.seq for a in done.lost) == [5, 5]  # the anchor and the head of #5
         head = read_head(ctx.storage)
         assert head is not None and head.seq == 2  # set back to the restored log's own
@@ -88,7 +88,7 @@ def test_a_restore_reads_as_a_deleted_tail_until_it_is_recorded(ctx: ServiceCont
         assert sorted(a.seq for a in read_anchors(ctx.storage)) == [2, 5, 5]
         assert check_anchors(db, ctx.storage).ok
         restore_to(db, 1)  # a second restore, from an older dump: it loses the first one's point (#2) too
-        second = record_restore(db, ctx.storage, "ops", "the dump of 2026-12-05 was damaged: the one before")
+        second = record_restore(db, ctx.storage, "ops", "the dump of 2026-12-05 was damaged: the one before").restore
         assert sorted(a.seq for a in second.lost) == [2, 2, 5, 5]  # anchor and restore point #2, new #5 and head
         check = check_anchors(db, ctx.storage)
         assert check.ok and len(check.restores) == 2, check
@@ -137,9 +137,10 @@ def test_after_reopening_the_restore_point_is_named(ctx: ServiceContext) -> None
         restore_to(db, 2)
     entries(ctx, 2, "after")  # a new #3 and #4: the anchored #4 now differs
     with ctx.db() as db:
-        with pytest.raises(RestoreRefusedError, match="entry 4 differs"):
+        with pytest.raises(RestoreRefusedError, match="entry 4 differs") as refused:
             record_restore(db, ctx.storage, "ops", "restore of the 5th")
-        done = record_restore(db, ctx.storage, "ops", "restore of the 5th", through=2)
+        assert "--through" in str(refused.value)  # the service up since the restore: what to do, in the line
+        done = record_restore(db, ctx.storage, "ops", "restore of the 5th", through=2).restore
         assert done.seq == 2 and check_anchors(db, ctx.storage).ok
 
 
@@ -184,7 +185,7 @@ def test_media_of_sessions_the_restore_lost_are_kept_for_the_retention_period(ct
     ctx.storage.put(lost, b"the video of a certification the restore lost")
     later = utcnow() + dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s + 60)
     with ctx.db() as db:
-        done = record_restore(db, ctx.storage, "ops", "restored the dump of 2026-12-05")
+        done = record_restore(db, ctx.storage, "ops", "restored the dump of 2026-12-05").restore
     assert done.lost == ()  # nothing of the audit log lost (no staff action since the dump): recorded all the same
     new_orphan = f"sessions/{uuid.uuid4()}/video"  # written after the restore and never committed: an orphan
     ctx.storage.put(new_orphan, b"a failed upload")
@@ -248,9 +249,23 @@ def test_media_the_restore_lost_stay_kept_after_a_rekey(ctx: ServiceContext, mon
     days = ctx.settings.storage.retention_days
     second = utcnow() + dt.timedelta(days=days - 1)
     monkeypatch.setattr(audit_anchor, "utcnow", lambda: second)
-    with ctx.db() as db:  # a second restore a window later (the media still unreferenced) does not stretch it
-        assert lost in record_restore(db, ctx.storage, "ops", "restored again").kept
-    past = utcnow() + dt.timedelta(days=days, hours=1)
+    # A second restore a window later (the media still unreferenced) does not stretch it: the first restore's
+    # entry written (as the command does), staff work since, then the disk fails again and the head is lost.
+    with ctx.db() as db:
+        (first,) = read_restores(ctx.storage)
+        record(db, "cli", AUDIT_ACTION, "audit", {"through": first.seq, "record": first.name})
+    entries(ctx, 2, "after the first restore")
+    with ctx.db() as db:
+        point = db.scalar(select(ConsoleAuditEntry.seq).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
+        assert point is not None
+        restore_to(db, point - 1)
+    with ctx.db() as db:
+        again = record_restore(db, ctx.storage, "ops", "restored again")
+        assert again.state == "recorded" and [a.seq for a in again.restore.lost] == [point]
+        assert [r.name for r in read_restores(ctx.storage)] == [first.name, again.restore.name]
+        assert lost in kept_keys(ctx.storage, again.restore) and lost in kept_keys(ctx.storage, first)
+    assert sweep_orphans(ctx, now=utcnow() + dt.timedelta(days=days, hours=-1)) == 0 and ctx.storage.exists(lost)
+    past = utcnow() + dt.timedelta(days=days, hours=1)  # the first's window over; the second's runs for days yet
     assert sweep_orphans(ctx, now=past) == 1 and not ctx.storage.exists(lost)
 
 
@@ -336,3 +351,222 @@ def test_an_empty_export_answers_while_the_media_store_is_down(
         b = factories.beneficiary(db, ctx.keyring)
         db.add(CycleEvent(beneficiary_id=b.id, kind="suspended", on_date=dt.date(2026, 11, 1)))
     assert client.get("/api/v1/exports/suspensions.csv", headers=ADMIN).status_code == 503
+
+
+# Part AQ: recording a restore, all or nothing (docs/security.md).
+
+
+def _restored_var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A real SQLite file copied back over the database (entry #2 and its head lost); later commands in-process."""
+    for k in [k for k in os.environ if k.startswith("PENSION_CERT_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("PENSION_CERT_VAR_DIR", str(tmp_path))
+    made = run(tmp_path, "create-user", "--username", "admin", "--role", "admin", password="a-long-password")
+    assert made.returncode == 0, made.stderr
+    database = tmp_path / "pension_cert.db"
+    shutil.copy(database, tmp_path / "dump.db")  # a process of its own each: the file whole, no WAL left open
+    again = run(tmp_path, "create-user", "--username", "li", "--role", "reviewer", password="a-long-password")
+    assert again.returncode == 0, again.stderr
+    shutil.copy(tmp_path / "dump.db", database)
+    return tmp_path
+
+
+def _recorded(var_dir: Path) -> tuple[int, list[str]]:
+    """The restore records in the store and the `audit.restored` entries in the log."""
+    import service.schema
+    from service.infra.config import Settings
+
+    ctx = ServiceContext(Settings(var_dir=var_dir), schema=service.schema.metadata)
+    try:
+        with ctx.db() as db:
+            actions = [e.action for e in db.scalars(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq))]
+        return len(read_restores(ctx.storage)), [a for a in actions if a == "audit.restored"]
+    finally:
+        ctx.engine.dispose()
+
+
+@pytest.mark.parametrize("fault", ["record", "head", "commit"])
+def test_a_restore_half_recorded_is_completed_by_a_rerun_never_recorded_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fault: str
+) -> None:
+    """A failure after the sealed record was written (the head refused, the audit entry's commit failed) left the
+    record without its `audit.restored` entry; the rerun the message asked for recorded a second restore. Each
+    failure is now one line; verify-audit never calls the half-recorded state tampering; a rerun completes it."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session as OrmSession
+
+    from service.adapters.cli import main
+    from service.infra.storage import StorageError
+
+    var_dir = _restored_var_dir(tmp_path, monkeypatch)
+    capsys.readouterr()
+    put, commit = LocalEncryptedStorage.put, OrmSession.commit
+
+    def failing_put(self: LocalEncryptedStorage, key: str, data: bytes) -> None:
+        if key.startswith("audit/restores/" if fault == "record" else "audit/head"):
+            raise StorageError(f"cannot write {key!r}: Permission denied")
+        put(self, key, data)
+
+    def failing_commit(self: OrmSession) -> None:
+        last = select(ConsoleAuditEntry.action).order_by(ConsoleAuditEntry.seq.desc()).limit(1)
+        if self.scalar(last) == "audit.restored":  # the audit entry written, its commit fails
+            raise OperationalError("COMMIT", {}, Exception("database is locked"))
+        commit(self)
+
+    if fault == "commit":
+        monkeypatch.setattr(OrmSession, "commit", failing_commit)
+    else:
+        monkeypatch.setattr(LocalEncryptedStorage, "put", failing_put)
+    assert main(["console", "record-restore", "--reason", "restored the dump"]) in (1, 5)
+    err = capsys.readouterr().err
+    assert err.startswith("pension-cert: ") and len(err.strip().splitlines()) == 1, err
+    monkeypatch.undo()
+    monkeypatch.setenv("PENSION_CERT_VAR_DIR", str(var_dir))
+    verdict = main(["console", "verify-audit"])
+    problem = json.loads(capsys.readouterr().out)["problem"]
+    assert "differs" not in problem and (verdict == 0 or "gone" in problem), problem  # never "tampered"
+    assert main(["console", "record-restore", "--reason", "restored the dump"]) == 0, capsys.readouterr().err
+    assert _recorded(var_dir) == (1, ["audit.restored"])
+    assert main(["console", "verify-audit"]) == 0
+    assert len(json.loads(capsys.readouterr().out.splitlines()[-1])["restores"]) == 1
+
+
+def test_record_restore_twice_or_on_an_empty_store_is_one_line_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run twice, the second run recorded a second restore (and a second `audit.restored` entry). It now says the
+    restore is recorded already and writes nothing. An empty database and media store: recorded, then the same."""
+    from service.adapters.cli import main
+
+    var_dir = _restored_var_dir(tmp_path, monkeypatch)
+    assert main(["console", "record-restore", "--reason", "restored the dump"]) == 0
+    capsys.readouterr()
+    assert main(["console", "record-restore", "--reason", "restored the dump"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and json.loads(out[0])["already_recorded"] is True, out
+    assert _recorded(var_dir) == (1, ["audit.restored"])
+    empty = tmp_path / "empty"
+    monkeypatch.setenv("PENSION_CERT_VAR_DIR", str(empty))
+    for already in (False, True):
+        assert main(["console", "record-restore", "--reason", "a fresh install"]) == 0
+        assert json.loads(capsys.readouterr().out)["already_recorded"] is already
+    assert _recorded(empty) == (1, ["audit.restored"])
+
+
+def test_the_restore_record_stays_small_however_many_orphans(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record listed every orphan key inline: ~55 bytes each, 5.5 MB for 100,000 orphans, read whole by every
+    verify-audit and every sweep. The keys now go in compressed chunk objects of their own, read by the sweep only;
+    the record holds their count."""
+    from service.certification import restore_record
+
+    monkeypatch.setattr(restore_record, "CHUNK_KEYS", 64)
+    orphans = sorted(f"sessions/{uuid.uuid4()}/video" for _ in range(200))
+    for key in orphans:
+        ctx.storage.put(key, b"v")
+    with ctx.db() as db:
+        done = record_restore(db, ctx.storage, "ops", "restored the dump").restore
+    (obj,) = list(ctx.storage.list("audit/restores/"))
+    assert len(ctx.storage.get(obj.key)) < 600 and done.kept_count == 200
+    (listed,) = read_restores(ctx.storage)
+    assert kept_keys(ctx.storage, listed) == orphans
+    assert len(list(ctx.storage.list(restore_record.KEPT_PREFIX))) == 4
+    later = utcnow() + dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s + 60)
+    assert sweep_orphans(ctx, now=later) == 0 and all(ctx.storage.exists(k) for k in orphans)
+
+
+def _restore_keeping_one(ctx: ServiceContext) -> tuple[str, str]:
+    """A restore recorded over one lost session's video (older than the grace); its key and its one chunk's key."""
+    from service.certification import restore_record
+
+    lost = f"sessions/{uuid.uuid4()}/video"
+    ctx.storage.put(lost, b"the video of a certification the restore lost")
+    with ctx.db() as db:
+        record_restore(db, ctx.storage, "ops", "restored the dump of 2026-12-05")
+    (chunk,) = [o.key for o in ctx.storage.list(restore_record.KEPT_PREFIX)]
+    return lost, chunk
+
+
+@pytest.mark.parametrize("damage", ["missing", "not_zlib", "wrong_count", "not_utf8", "too_big"])
+def test_a_damaged_kept_chunk_stops_the_sweep_of_session_media(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    """A chunk of kept keys missing or damaged made the sweep keep nothing for every restore: the media of every
+    session the restores lost were deleted, the only proof those people certified (and a bad text decode crashed
+    the sweep). Now that run deletes nothing under sessions/ and logs one ERROR; partial writes still go."""
+    import logging
+    import zlib
+
+    from service.certification import restore_record
+
+    lost, chunk = _restore_keeping_one(ctx)
+    orphan = f"sessions/{uuid.uuid4()}/video"  # an ordinary orphan, written after the restore
+    ctx.storage.put(orphan, b"a failed upload")
+    monkeypatch.setattr(restore_record, "KEPT_CAP", 4096)
+    forged = {
+        "not_zlib": b"not a zlib stream",
+        "wrong_count": zlib.compress(f"{lost}\nsessions/other/video".encode()),
+        "not_utf8": zlib.compress(b"\xff\xfe\xfd"),
+        "too_big": zlib.compress(b"sessions/x/video\n" * 1000),  # 17,000 bytes once inflated, over the cap
+    }
+    if damage == "missing":
+        ctx.storage.delete(chunk)
+    else:
+        ctx.storage.put(chunk, forged[damage])  # sealed with the media key: only its holder could
+    later = utcnow() + dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s + 60)
+    with caplog.at_level(logging.INFO, logger="service.certification.retention"):
+        assert sweep_orphans(ctx, now=later) == 0
+    assert ctx.storage.exists(lost) and ctx.storage.exists(orphan)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "nothing under sessions/" in errors[0].getMessage(), caplog.text
+
+
+def _var_dir_with_a_kept_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """A real restore recorded by the command over one lost session's video: the var dir and its chunk's key."""
+    import service.schema
+    from service.adapters.cli import main
+    from service.certification import restore_record
+    from service.infra.config import Settings
+
+    var_dir = _restored_var_dir(tmp_path, monkeypatch)
+    ctx = ServiceContext(Settings(var_dir=var_dir), schema=service.schema.metadata)
+    try:
+        ctx.storage.put(f"sessions/{uuid.uuid4()}/video", b"the video of a certification the restore lost")
+        assert main(["console", "record-restore", "--reason", "restored the dump"]) == 0
+        (chunk,) = [o.key for o in ctx.storage.list(restore_record.KEPT_PREFIX)]
+        assert main(["console", "verify-audit"]) == 0
+        ctx.storage.delete(chunk)
+    finally:
+        ctx.engine.dispose()
+    return var_dir, chunk
+
+
+def test_verify_audit_fails_on_a_missing_kept_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify-audit never read the chunks, so a missing one (the sweep then kept nothing) passed unseen. It now
+    opens each restore's chunks and checks their count: exit 1, the chunk named in the problem."""
+    from service.adapters.cli import main
+
+    _var_dir_with_a_kept_chunk(tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert main(["console", "verify-audit"]) == 1
+    problem = json.loads(capsys.readouterr().out)["problem"]
+    assert "kept" in problem and "chunk 0" in problem and "/000000" in problem, problem
+
+
+def test_record_restore_over_a_missing_kept_chunk_says_nothing_was_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A chunk that does not read was reported as a refused write ("the rerun completes this restore"), and every
+    rerun failed the same way. It is now an unreadable object: nothing recorded, put it back."""
+    from service.adapters.cli import main
+
+    var_dir, _ = _var_dir_with_a_kept_chunk(tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert main(["console", "record-restore", "--reason", "restored the dump"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pension-cert: STORAGE_UNREADABLE: ") and len(err.strip().splitlines()) == 1, err
+    assert "nothing recorded" in err and "refused a write" not in err, err
+    assert _recorded(var_dir) == (1, ["audit.restored"])

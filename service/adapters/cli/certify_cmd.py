@@ -6,6 +6,10 @@ the configured service database, whose ID number and enrolled face template are 
 
 An unreadable ID-card photo and an unreadable video are the same kind of failure: input the command cannot
 certify from. Both exit 2 with their reason code (one row's ``error`` in a batch), before any model runs.
+
+The card is judged on the bureau's day, as the service's worker judges it (docs/security.md Parts AJ and AT): the
+date in ``PENSION_CERT_TIME_ZONE`` (Asia/Shanghai by default) on the service's clock, not the machine's own date
+(07:30 on 6 December in Beijing is still the 5th on a machine set to UTC). An unknown zone exits 4.
 """
 
 # lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
@@ -14,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import PipelineError
 from service.adapters.cli.common import (
+    EXIT_CONFIG,
     EXIT_INPUT,
     CliError,
     actions_or_fail,
@@ -26,6 +32,7 @@ from service.adapters.cli.common import (
     emit,
     read_csv_rows,
     require_media,
+    validation_lines,
 )
 from service.certification.errors import ServiceError
 
@@ -110,6 +117,32 @@ class _Beneficiaries:
             return number, template
 
 
+@dataclasses.dataclass(frozen=True)
+class _Bureau:
+    time_zone: str  # an IANA name, checked (clock.HasTimeZone)
+
+
+def _bureau() -> _Bureau:
+    """The bureau's time zone read by the service's settings (PENSION_CERT_TIME_ZONE in any case, its default and
+    its check: config.TimeZoneSettings), alone: the offline command needs no other setting. An unknown zone:
+    CliError, exit 4, the line `load_settings` would print."""
+    from pydantic import ValidationError  # lazy: pydantic, once the command runs
+
+    from service.infra.config import TimeZoneSettings  # lazy: pydantic-settings, once the command runs
+
+    try:
+        return _Bureau(TimeZoneSettings().time_zone)
+    except ValidationError as exc:
+        lines = validation_lines(TimeZoneSettings, exc)
+        raise CliError("\n".join(lines), EXIT_CONFIG, code="CONFIG_INVALID") from None
+
+
+def _bureau_today(bureau: _Bureau) -> dt.date:
+    from service.infra.clock import local_today  # lazy: as every import of a handler
+
+    return local_today(bureau)  # the service's clock, in the bureau's zone
+
+
 def _check_args(args: argparse.Namespace) -> None:
     if args.batch is not None:
         if args.id_card or args.video or args.proxy_operator_video:
@@ -128,8 +161,10 @@ def _certify_one(
     video: Path,
     challenge: str | None,
     beneficiary: str | None,
+    bureau: _Bureau,
 ) -> dict[str, Any]:
-    """One certification; raises CliError / PipelineError for input it cannot certify from."""
+    """One certification, the card judged on the bureau's today; raises CliError / PipelineError for input it
+    cannot certify from."""
     from pipelines.media import load_image  # lazy: numpy and Pillow
     from service.certification.processing import redact  # lazy: the service's one masking of a stored result
 
@@ -138,7 +173,7 @@ def _certify_one(
     require_media(video, "video")
     expected, template = people.expected(beneficiary)
     # Decoded here, not inside the run: an unreadable card is an input error (exit 2), like an unreadable video.
-    report = certifier.run(load_image(card), video, actions, expected, template)
+    report = certifier.run(load_image(card), video, actions, expected, template, today=_bureau_today(bureau))
     operator_match = None
     if args.proxy_operator_video is not None:
         from service.features.proxy.offline import apply_proxy_rules
@@ -164,10 +199,12 @@ def _run(args: argparse.Namespace) -> int:
         require_media(path, kind)
     if args.proxy_operator_video is not None:
         require_media(args.proxy_operator_video, "video")
+    bureau = _bureau()  # before the models load: a settings mistake answers at once
     from pipelines.decision.runner import Certifier  # lazy: every model of the pack
 
     certifier = Certifier(args.pack)
-    emit(_certify_one(certifier, _Beneficiaries(), args, args.id_card, args.video, args.challenge, args.beneficiary_id))
+    people = _Beneficiaries()
+    emit(_certify_one(certifier, people, args, args.id_card, args.video, args.challenge, args.beneficiary_id, bureau))
     return 0
 
 
@@ -176,6 +213,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     ``detail``, and the batch goes on. Exit 0 once every row has its line; a problem that is no row's (invalid
     settings, the database unavailable) stops the batch with its own exit code."""
     rows = read_csv_rows(args.batch, BATCH_COLUMNS)
+    bureau = _bureau()  # each row's card judged on the bureau's day it is certified (a batch may pass midnight)
     from pipelines.decision.runner import Certifier  # lazy: every model of the pack, loaded once for the batch
 
     certifier = Certifier(args.pack)
@@ -191,6 +229,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                 args.root / row["video"],
                 row.get("challenge") or args.challenge,
                 row.get("beneficiary_id") or args.beneficiary_id,
+                bureau,
             )
         except (CliError, ServiceError) as exc:  # a domain refusal (the operator's video) is reported alike
             error = exc if isinstance(exc, CliError) else as_cli_error(exc)

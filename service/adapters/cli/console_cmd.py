@@ -157,6 +157,7 @@ def _has_terminal() -> bool:
 def _verify(_args: argparse.Namespace) -> int:
     ctx = _context()  # settings first: a bad setting is reported as such, before anything else loads
     from service.certification.audit_anchor import AnchorCheck, check_anchors
+    from service.certification.restore_record import kept_problem
     from service.features.console.audit_chain import verify_chain
     from service.infra.storage import StorageUnavailableError
 
@@ -167,6 +168,10 @@ def _verify(_args: argparse.Namespace) -> int:
         # a failed check (exit 1: the night shift's tampering alarm).
         try:
             anchored = check_anchors(db, ctx.storage)
+            # The kept keys of each restore (the media the orphan sweep must not delete): read whole, counted.
+            kept = kept_problem(ctx.storage, anchored.restores) if anchored.ok else ""
+            if kept:
+                anchored = AnchorCheck(False, anchored.anchors, kept, None, anchored.restores)
         except StorageUnavailableError as exc:
             if check.ok:
                 raise CliError(
@@ -199,8 +204,9 @@ def _restored(args: argparse.Namespace) -> int:
     if not 1 <= len(reason) <= 200:
         raise CliError("--reason must have 1 to 200 characters", code="REASON_REQUIRED")
     ctx = _context()
-    from service.certification.audit_anchor import RestoreRefusedError, record_restore
+    from service.certification.audit_anchor import RestoreRefusedError
     from service.certification.registry import advance_event_ids, exported_high, reused_event_ids
+    from service.certification.restore_record import AUDIT_ACTION, record_restore
     from service.features.console.audit_chain import record
     from service.infra.storage import StorageError, StorageUnavailableError, UnreadableStorageError
 
@@ -221,14 +227,26 @@ def _restored(args: argparse.Namespace) -> int:
             if isinstance(exc, UnreadableStorageError):
                 why = "nothing recorded: put back the object, or the key that sealed it, and run it again"
                 raise CliError(f"{exc}: {why}", EXIT_FAILED, code="STORAGE_UNREADABLE") from None
-            why = "verify-audit lists the restore if its record was written"
+            why = "run it again once it takes writes: the rerun completes this restore, never records a second"
             raise CliError(
                 f"the media store refused a write ({exc}): {why}", EXIT_FAILED, code="STORAGE_FAILED"
             ) from None
-        lost = [a.seq for a in done.lost]
-        detail = {"through": done.seq, "lost": lost, "reason": reason, "next_event_id": next_event_id}
-        record(db, "cli", "audit.restored", "audit", detail | {"event_ids_reused": reused[:20], "os_user": os_user()})
-    emit({"restored_through": done.seq, "lost": lost, "recorded_at": done.at, "next_event_id": next_event_id})
+        restore, lost = done.restore, [a.seq for a in done.restore.lost]
+        if done.state != "already":  # the record's own entry, naming it: a rerun finds a record without one
+            detail = {"through": restore.seq, "lost": lost, "reason": reason, "next_event_id": next_event_id}
+            detail |= {"record": restore.name, "event_ids_reused": reused[:20], "os_user": os_user()}
+            record(db, "cli", AUDIT_ACTION, "audit", detail)
+    emit(
+        {
+            "restored_through": restore.seq,
+            "lost": lost,
+            "recorded_at": restore.at,
+            "next_event_id": next_event_id,
+            # A rerun: the restore recorded already (nothing written), or completed (a run that failed midway).
+            "already_recorded": done.state == "already",
+            "completed": done.state == "completed",
+        }
+    )
     if reused:
         raise CliError(
             f"{len(reused)} events recorded since the restore reuse ids the payment system may hold (the first: "

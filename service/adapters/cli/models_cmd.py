@@ -46,6 +46,23 @@ def pack_problems(store: ModelStore, pack: str) -> list[str]:
     return problems
 
 
+def check_models(pack_name: str | None) -> None:
+    """Refuse to start without the pack's model files (`serve`, `worker` and the Celery worker): the rule is
+    pack_problems (the model each role would use, missing or failing its sha256), so no two commands disagree
+    about whether a pack can run."""
+    from models.packs import load_pack
+
+    pack = load_pack(pack_name)  # the configured pack, or PENSION_CERT_MODEL_PACK (raises on an unknown one)
+    problems = pack_problems(pack.store, pack.spec.name)
+    if problems:
+        raise CliError(
+            f"pack {pack.spec.name} cannot run: {'; '.join(problems)}; "
+            f"run `pension-cert models fetch --pack {pack.spec.name}`",
+            EXIT_MODEL,
+            code="MODEL_UNAVAILABLE",
+        )
+
+
 def _list(args: argparse.Namespace) -> int:
     from models.packs import pack_name_from_env
 

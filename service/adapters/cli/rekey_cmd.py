@@ -114,6 +114,7 @@ def _rekey(args: argparse.Namespace) -> int:
         "media": media.as_dict() if media else None,
         "previous_keys": len(ctx.settings.security.media_keys_previous),
         "previous_signing_keys": len(ctx.settings.security.signing_keys_previous),
+        "leaked_signing_keys": len(ctx.settings.security.signing_keys_leaked),
     }
     emit(report)
     return 0 if report["ok"] else EXIT_FAILED

@@ -41,35 +41,17 @@ def _revoke(args: argparse.Namespace) -> int:
     import service.schema
     from service.adapters.cli.common import load_settings
     from service.certification.context import ServiceContext
-    from service.certification.revoke_request import Target
-    from service.features.console.revoke_outside import revoke_outside_console
+    from service.certification.revoke_request import Target, revoke_requested
+    from service.features.install import install_features
 
     target = Target(args.certification, args.session, args.person, args.date)
-    ctx = ServiceContext(load_settings(), schema=service.schema.metadata)  # no feature hook runs in a revocation
+    # The features' share of a revocation (a relative's binding locked) is their RevokedHook: installed here too.
+    ctx = install_features(ServiceContext(load_settings(), schema=service.schema.metadata))
     via = {"via": "cli", "os_user": os_user()}
-    days = ctx.settings.storage.evidence_hold_days
     try:
         with ctx.db() as db:
-            done = revoke_outside_console(
-                db, ctx.rules, target, args.reason, args.note, "cli:" + actor, None, via, hold_days=days
-            )
+            done = revoke_requested(db, ctx, target, args.reason, args.note, "cli:" + actor, None, via)
     finally:
         ctx.engine.dispose()
-    emit(
-        {
-            "certification_id": done.certification_id,
-            "session_id": done.session_id,
-            "external_id": done.external_id,
-            "certified_on": done.certified_on.isoformat(),
-            "reason": done.reason,
-            "revoked_at": done.revoked_at.isoformat() + "Z",
-            "counted": done.counted,
-            "valid_until": done.valid_until.isoformat() if done.valid_until else None,
-            "last_certified_on": done.last_certified_on.isoformat() if done.last_certified_on else None,
-            "template_cleared": done.template_cleared,
-            "evidence": done.evidence,
-            "evidence_held_until": done.evidence_held_until.isoformat() + "Z" if done.evidence_held_until else None,
-            "replayed": done.replayed,
-        }
-    )
+    emit(done.as_json())
     return 0

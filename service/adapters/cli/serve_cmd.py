@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 from service.adapters.cli.common import (
     EXIT_CONFIG,
-    EXIT_MODEL,
     EXIT_UNAVAILABLE,
     CliError,
     load_settings,
@@ -89,6 +88,7 @@ def _port(text: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from service.infra.locations import api_location_problems
     from service.infra.observability.logs import install_log_masking
 
     install_log_masking()
@@ -102,6 +102,14 @@ def _serve(args: argparse.Namespace) -> int:
             f"--host {args.host} reaches beyond this machine: set your own keys, or listen on 127.0.0.1:\n  {fixes}",
             EXIT_CONFIG,
             code="DEV_SECRETS_OFF_LOOPBACK",
+        )
+    serve_only = api_location_problems(settings)  # the folders only the API reads: no other command's concern
+    if serve_only:
+        sock.close()
+        raise CliError(
+            "invalid settings:\n  " + "\n  ".join(setting_line(variable, why) for variable, why in serve_only),
+            EXIT_CONFIG,
+            code="CONFIG_INVALID",
         )
     check_models(settings.certification.model_pack)
     base = f"http://{args.host}:{sock.getsockname()[1]}"  # the real port, also for --port 0
@@ -256,21 +264,11 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int, verbose: 
 
 
 def check_models(pack_name: str | None) -> None:
-    """Fail at start, with the fetch hint, rather than leave every session queued behind dead workers. The
-    rule is `models list`'s (models_cmd.pack_problems: the model each role would use, missing or failing its
-    sha256), so the two commands cannot disagree about whether a pack can run."""
-    from models.packs import load_pack
-    from service.adapters.cli.models_cmd import pack_problems
+    """Fail at start, with the fetch hint, rather than leave every session queued behind dead workers: the rule of
+    `models list` and of the Celery worker's start (models_cmd.check_models)."""
+    from service.adapters.cli.models_cmd import check_models as check_pack
 
-    pack = load_pack(pack_name)  # the configured pack, or PENSION_CERT_MODEL_PACK (raises on an unknown one)
-    problems = pack_problems(pack.store, pack.spec.name)
-    if problems:
-        raise CliError(
-            f"pack {pack.spec.name} cannot run: {'; '.join(problems)}; "
-            f"run `pension-cert models fetch --pack {pack.spec.name}`",
-            EXIT_MODEL,
-            code="MODEL_UNAVAILABLE",
-        )
+    check_pack(pack_name)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -278,6 +276,9 @@ def _worker(args: argparse.Namespace) -> int:
 
     install_log_masking()
     settings: Settings = load_settings()  # every settings problem, one line each, exit 4
+    # Every model file present and sound, as `serve` and the Celery worker check it: `--once` with nothing queued
+    # loaded no model, and failed each job it found (docs/security.md, Part AS).
+    check_models(settings.certification.model_pack)
     # After the settings: the worker brings the model runtime (seconds of imports), a bad setting need not wait.
     import service.schema
     from service.adapters.workers.worker import PollingWorker, shared_certifier

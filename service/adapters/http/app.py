@@ -24,6 +24,7 @@ from service.adapters.http.routes_registry import router as registry_router
 from service.adapters.http.routes_revocations import router as revocations_router
 from service.adapters.http.routes_sessions import router as sessions_router
 from service.adapters.http.schemas import EXACT, Health
+from service.adapters.http.upload import ArrivalMiddleware
 from service.adapters.workers.daily import install_daily_run
 from service.adapters.workers.supervisor import Supervisor
 from service.adapters.workers.worker import PollingWorker
@@ -159,6 +160,8 @@ def create_app(
     install_daily_run(app)  # embedded modes: the daily cycle run at CYCLE_RUN_HOUR (Celery: beat)
     app.include_router(proxy_routes.router)  # /api/v1/proxy: relatives certifying for elders
     install_observability(app, ctx)  # request ids, latency, security headers, rate limits, /metrics, /readyz
+    # Outermost, after every other: when the request arrived, before anything reads its body (upload.py).
+    app.add_middleware(ArrivalMiddleware)
 
     @app.get("/healthz", tags=["ops"], response_model=Health, **EXACT)
     def healthz() -> Health:

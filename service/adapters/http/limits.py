@@ -1,11 +1,13 @@
 """Request guards that run before any route: the rate limits (the body-size limit: body_limit.py).
 
-Rate limits are fixed windows counted per client IP (or per API key for machine clients), per IP for
-session creation (and the H5 assistance form) and uploads, per beneficiary and requester (plus a higher cap per
-beneficiary) for session creation, and per IP for refused API keys. The per-beneficiary cap is spent only by
-authenticated requests that pass their own limits: a stranger who knows a number cannot lock its owner out.
-Counters live in this process (embedded default) or in Redis (shared by every API process of a scale-out
-deployment). A Redis outage lets requests through rather than taking the service down with it.
+Rate limits are fixed windows counted per client IP (or per API key for machine clients, per WeChat account for
+a request with a valid H5 login, all accounts of one IP together at a higher ceiling), per IP (or key, or account)
+for session creation (and the H5 assistance form) and uploads (an IP's accounts together at their own ceilings),
+per beneficiary and requester (plus a higher cap per beneficiary) for session creation, and per IP for refused
+API keys. The per-beneficiary cap is spent only by authenticated requests that pass their own limits: a
+stranger who knows a number cannot lock its owner out. Counters live in this process (embedded default) or in
+Redis (shared by every API process of a scale-out deployment). A Redis outage lets requests through rather than
+taking the service down with it.
 """
 
 from __future__ import annotations
@@ -169,9 +171,12 @@ class RateLimitMiddleware:
         self.client_ip = ClientAddress(s.security.trusted_proxies)
         self.rates = {
             "ip": parse_rate(s.rate_limit.ip, s.time_zone),
+            "ip_accounts": parse_rate(s.rate_limit.ip_accounts, s.time_zone),
             "api_key": parse_rate(s.rate_limit.api_key, s.time_zone),
             "session_ip": parse_rate(s.rate_limit.session_ip, s.time_zone),
             "upload_ip": parse_rate(s.rate_limit.upload_ip, s.time_zone),
+            "session_ip_accounts": parse_rate(s.rate_limit.session_ip_accounts, s.time_zone),
+            "upload_ip_accounts": parse_rate(s.rate_limit.upload_ip_accounts, s.time_zone),
             "beneficiary": parse_rate(s.rate_limit.beneficiary, s.time_zone),
             "beneficiary_all": parse_rate(s.rate_limit.beneficiary_all, s.time_zone),
             "auth_failures": parse_rate(s.rate_limit.auth_failures, s.time_zone),
@@ -212,16 +217,28 @@ class RateLimitMiddleware:
         ip = self.client_ip(scope)
         api_key = header(scope, b"x-api-key")
         valid, key_id = self._key_id(api_key)
+        openid = None if valid else identity.openid_from(self.ctx, Request(scope))
+        # A WeChat login is counted per account, as a key is: many pensioners behind one address (a community
+        # centre, a carrier's NAT) are not one client; all accounts of an address together meet `ip_accounts`.
+        client = ip if openid is None else self._requester(False, "", openid, ip)
         buckets: list[tuple[str, str]] = []
         if api_key and not valid:
             buckets.append(("auth_failures", ip))
-        buckets.append(("api_key", key_id) if valid else ("ip", ip))
+        buckets.append(("api_key", key_id) if valid else ("ip", client))
+        if openid is not None:
+            buckets.append(("ip_accounts", ip))
         method = scope.get("method", "GET")
         create = SESSION_CREATE.match(path) if method == "POST" else None
+        # Per account too, but `/h5/api/sessions` tells whether a name and a number belong together and uploads
+        # run OCR here: the address's accounts together meet their own ceilings, not K times one account's.
         if not valid and create is not None:
-            buckets.append(("session_ip", ip))
+            buckets.append(("session_ip", client))
+            if openid is not None:
+                buckets.append(("session_ip_accounts", ip))
         if not valid and method == "POST" and UPLOAD.match(path):
-            buckets.append(("upload_ip", ip))
+            buckets.append(("upload_ip", client))
+            if openid is not None:
+                buckets.append(("upload_ip_accounts", ip))
         person = ""
         if create is not None:
             who, receive = await self._beneficiary(scope, receive, create)
@@ -234,7 +251,6 @@ class RateLimitMiddleware:
             if who:
                 # Per requester, and a higher cap for everyone together: one stranger trying a pensioner's number
                 # fills their own bucket, not the pensioner's (issue #22).
-                openid = None if valid else identity.openid_from(self.ctx, Request(scope))
                 buckets.append(("beneficiary", f"{who}|{self._requester(valid, key_id, openid, ip)}"))
                 if self._authenticated(scope, create, valid, openid):
                     person = who

@@ -1,7 +1,8 @@
 """The operator API's revocation of a certification found fraudulent in the bureau's own systems (death records
-matched against payments, the fund's audit): what names it, the retry of a request and the audit are
-service/certification/revoke_request.py's; the revocation's rule is service/certification/revocation.py's.
-Operator keys only (a channel key is refused 403 and audited); an operator key is the bureau's, for every region."""
+matched against payments, the fund's audit): what names it, the retry of a request, the features' share (a
+relative's binding locked: their RevokedHook) and the audit are service/certification/revoke_request.py's; the
+revocation's rule is service/certification/revocation.py's. Operator keys only (a channel key is refused 403 and
+audited); an operator key is the bureau's, for every region."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from pydantic import BaseModel, Field
 from service.adapters.http.deps import DB, NO_NUL, AdminCaller, Ctx
 from service.adapters.http.schemas import EXACT, Revocation
 from service.certification.revocation import MAX_NOTE_CHARS
-from service.certification.revoke_request import MAX_ROW_ID, RevokeAnswer, Target
-from service.features.console.revoke_outside import revoke_outside_console
+from service.certification.revoke_request import MAX_ROW_ID, Target, revoke_requested
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 RequestKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
@@ -42,27 +42,8 @@ class RevokeBody(BaseModel):
 )
 def post_revoke(ctx: Ctx, db: DB, caller: AdminCaller, request_key: RequestKey, body: RevokeBody) -> Revocation:
     target = Target(body.certification_id, body.session_id, body.external_id, body.certified_on)
-    days = ctx.settings.storage.evidence_hold_days
     asked = (body.reason, body.note, caller.actor, request_key, {"via": "api"})
     # caller.aliases: the key's names under the previous signing keys in use (a retry across a rotation).
-    done = revoke_outside_console(db, ctx.rules, target, *asked, hold_days=days, aliases=caller.aliases)
+    done = revoke_requested(db, ctx, target, *asked, aliases=caller.aliases)
     db.commit()  # acknowledged only once committed
-    return revocation(done)
-
-
-def revocation(done: RevokeAnswer) -> Revocation:
-    return Revocation(
-        certification_id=done.certification_id,
-        session_id=done.session_id,
-        external_id=done.external_id,
-        certified_on=done.certified_on.isoformat(),
-        reason=done.reason,
-        revoked_at=done.revoked_at.isoformat() + "Z",
-        counted=done.counted,
-        valid_until=done.valid_until.isoformat() if done.valid_until else None,
-        last_certified_on=done.last_certified_on.isoformat() if done.last_certified_on else None,
-        template_cleared=done.template_cleared,
-        evidence=done.evidence,
-        evidence_held_until=done.evidence_held_until.isoformat() + "Z" if done.evidence_held_until else None,
-        replayed=done.replayed,
-    )
+    return Revocation.model_validate(done.as_json())

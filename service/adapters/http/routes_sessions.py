@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
@@ -17,7 +18,7 @@ from service.adapters.http.schemas import (
     SessionStatus,
     session_created,
 )
-from service.adapters.http.upload import read_limited
+from service.adapters.http.upload import Arrival, read_limited
 from service.certification import review, sessions, uploads
 from service.certification.errors import ServiceError
 from service.certification.models import Channel, SessionState, UploadKind
@@ -71,11 +72,16 @@ def _upload(
     file: UploadFile,
     request_id: str,
     nonce: str | None,
+    arrived_at: dt.datetime | None,
 ) -> SessionStatus:
     limit = sessions.upload_limit(ctx.settings.uploads, kind)
     content_type = file.content_type or ""
+
+    def read() -> bytes:
+        return read_limited(file, limit)
+
     view = uploads.store_upload(
-        db, ctx, session_id, token, kind, lambda: read_limited(file, limit), content_type, request_id, nonce
+        db, ctx, session_id, token, kind, read, content_type, request_id, nonce, arrived_at=arrived_at
     )
     return SessionStatus.model_validate(view)
 
@@ -94,7 +100,7 @@ def upload_id_card(
     request_id: RequestId,
     file: Annotated[UploadFile, File()],
 ) -> SessionStatus:
-    return _upload(ctx, db, session_id, token, UploadKind.ID_CARD, file, request_id, None)
+    return _upload(ctx, db, session_id, token, UploadKind.ID_CARD, file, request_id, None, None)
 
 
 @router.post(
@@ -111,8 +117,10 @@ def upload_video(
     request_id: RequestId,
     file: Annotated[UploadFile, File()],
     nonce: Annotated[str, Form()],
+    arrived_at: Arrival,
 ) -> SessionStatus:
-    return _upload(ctx, db, session_id, token, UploadKind.VIDEO, file, request_id, nonce)
+    # Judged at the request's arrival (the server's clock, ArrivalMiddleware), not once the body is in.
+    return _upload(ctx, db, session_id, token, UploadKind.VIDEO, file, request_id, nonce, arrived_at)
 
 
 class ReviewBody(BaseModel):

@@ -128,6 +128,8 @@ class RosterReport(ApiModel):
     unchanged: int
     rejected: int
     grace_dated: int
+    encoding: str | None = Field(description="the CSV's as read (UTF-8, UTF-8 (BOM), UTF-16, GB18030); null: XLSX")
+    identity_changed: int = Field(description="records the file gave another ID number (each audited, each alerted)")
     rejected_rows: list[dict[str, Any]]
 
 

@@ -239,6 +239,30 @@ def _hard_time_limit(sender: object = None, task_id: str | None = None, exceptio
     hand_back(_worker_ctx(), args[0], attempt_name(task_id), why)
 
 
+@signals.worker_init.connect
+def _check_models(**_kw: object) -> None:
+    """A worker (not beat: `worker_init` is the worker's alone) without its model files refuses to start, with the
+    line `serve` gives: the models still load lazily at the first task, but a missing or damaged file (its size and
+    sha256, as `models list` checks them) ends the worker before it consumes any task, instead of every task it
+    takes failing. Before the broker is reached and before the heartbeat: readiness never counts it."""
+    from models.errors import ModelError  # lazy: as checked_settings, the CLI's rule
+    from service.adapters.cli.common import EXIT_MODEL, CliError  # lazy: as above
+    from service.adapters.cli.models_cmd import check_models  # lazy: as above (models_cmd.pack_problems)
+
+    try:
+        check_models(get_settings().certification.model_pack)
+    except CliError as exc:
+        sys.stderr.write(f"pension-cert: {exc}\n")
+        raise SystemExit(exc.exit_code) from None
+    except ModelError as exc:  # the manifest itself unreadable
+        sys.stderr.write(f"pension-cert: {exc}\n")
+        raise SystemExit(EXIT_MODEL) from None
+    except Exception as exc:  # any other: Celery's Signal.send swallows it (no log set up yet), the worker ran on
+        why = getattr(exc, "strerror", None) or exc  # an OSError in words, without its errno
+        sys.stderr.write(f"pension-cert: MODEL_UNAVAILABLE: the model files could not be checked: {why}\n")
+        raise SystemExit(EXIT_MODEL) from None
+
+
 @signals.worker_ready.connect
 def _serve_metrics(**_kw: object) -> None:
     # Celery workers run elsewhere: they serve their own stage and decision metrics (metrics_port, 0: off).

@@ -149,6 +149,11 @@ ROSTER_PROBLEM_ZH = (
     ("cycle_start is more than", f"认证周期起始日晚于导入日期 {MAX_YEARS_AHEAD} 年以上（请核对年份）"),
     ("household must be", "户号不超过 64 个字符，且不能以 = + - @ 开头"),
     (
+        "name holds ? in place of characters",
+        "姓名中有“?”（乱码：文件可能用不含中文的西文编码保存，汉字变成了问号）："
+        "请在 Excel/WPS 中“另存为”CSV UTF-8（逗号分隔），并按身份证填写姓名后再导入",
+    ),
+    (
         "id_number was changed by a spreadsheet",
         "身份证号码已被表格软件改坏（显示为 4.20106E+17 或末三位变成 000）："
         "请将该列设置为“文本”格式，重新填写号码后再导入",
@@ -196,6 +201,7 @@ _UNDECODABLE = re.compile(r"^CSV is (.*?) text.*: cannot decode line (\d+), byte
 # Why a CSV's text could not be read, by the beginning of the reason (roster_file.UNDECODABLE, DAMAGED_UTF8,
 # DAMAGED_UTF16): what is wrong, and what to do.
 _NOT_GB18030 = re.compile(r"^CSV read as GB18030 gives names no Chinese name holds.*: line (\d+)\Z")
+_WESTERN = re.compile(r"^CSV read as GB18030 gives names with Chinese characters run into Latin.*: line (\d+)\Z")
 _UNDECODABLE_ZH = {
     "neither UTF-8 nor GB18030 (GBK)": (
         "既不是 UTF-8 也不是 GB18030/GBK 编码的文字",
@@ -223,6 +229,12 @@ def roster_file_error_zh(exc: ServiceError) -> str:
             f"{exc.message_zh}（编码可能不是 GBK/GB18030（如港台软件的繁体 Big5）："
             f"第 {m.group(1)} 行的姓名读出来是乱码。"
             "请在 Excel/WPS 中“另存为”CSV UTF-8（逗号分隔）后再导入）"
+        )
+    if m := _WESTERN.match(exc.detail):
+        return (
+            f"{exc.message_zh}（编码可能是西文编码（Latin-1/Windows-1252，如英文或欧洲语言版 Excel 保存的 CSV）："
+            f"第 {m.group(1)} 行的姓名读出来是汉字夹着拉丁字母的乱码。"
+            "请在中文版 Excel/WPS 中“另存为”CSV UTF-8（逗号分隔）后再导入）"
         )
     for start, zh in ROSTER_FILE_PROBLEM_ZH:
         if exc.detail.startswith(start):

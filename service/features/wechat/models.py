@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.certification.models import utcnow
@@ -44,8 +44,12 @@ class NoticeStatus:
 
 class WeChatNotice(Base):
     __tablename__ = "wechat_notices"
-    # kind + ref + openid: one result message per session, one reminder per (beneficiary, valid_until).
-    __table_args__ = (UniqueConstraint("kind", "ref", "openid", name="uq_wechat_notice"),)
+    # kind + ref + openid: one result message per session, one reminder per (beneficiary, valid_until). kind +
+    # sent_at: the reminders sent today, counted by every run under the daily cap (quota.reminders_allowed).
+    __table_args__ = (
+        UniqueConstraint("kind", "ref", "openid", name="uq_wechat_notice"),
+        Index("ix_wechat_notices_kind_sent_at", "kind", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # result | review | due_soon | overdue | suspended

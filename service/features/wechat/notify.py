@@ -4,7 +4,8 @@ each says: service/features/wechat/messages.py).
 
 Each notice is first recorded (a unique row per kind + reference + openid), then delivered; so a notice goes
 out at most once however often the schedule runs or however many schedulers there are. A failed delivery is
-retried on later runs up to ``wechat_notify_max_attempts``, then marked failed (the record keeps the error).
+retried on later runs up to ``wechat_notify_max_attempts``, then marked failed (the record keeps the error); WeChat's
+quota refusals stop the run without spending an attempt, an unreachable account is given up at once (quota.py).
 A process that dies between claiming and sending leaves the row in ``sending``: it is not re-sent, because
 sending twice is worse for a pensioner than a missing reminder that the yearly letter also covers.
 
@@ -21,11 +22,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,6 +42,7 @@ from service.certification.models import (
     utcnow,
 )
 from service.features.console.models import AssistRequest
+from service.features.wechat import quota
 from service.features.wechat.accounts import own_accounts
 from service.features.wechat.client import WeChatApi
 from service.features.wechat.errors import WeChatError
@@ -53,6 +55,7 @@ from service.features.wechat.messages import (
     template_kind,
 )
 from service.features.wechat.models import NoticeStatus, WeChatNotice, WeChatSessionLink
+from service.features.wechat.quota import REMINDER_HOURS, REMINDERS
 from service.features.wechat.requesters import account_requesters
 from service.features.wechat.revoked import REVOKED, revocations_to_tell, revoked_message, told_today
 from service.infra import clock
@@ -62,12 +65,8 @@ log = logging.getLogger(__name__)
 
 # Only recent decisions are scanned for result messages: the scan stays small as sessions accumulate.
 RESULT_WINDOW = dt.timedelta(days=7)
-REMINDERS = ("due_soon", "overdue", "suspended")
 STAFF_DECISION = "review"  # notice kind of a staff decision on a review case (ref: the session id)
 ASSIST = "assist"  # a citizen's manual-review / home-visit request closed by staff (ref: the request id)
-# Local hours [from, to) in which reminders go out. Results, staff decisions and closed requests answer what the
-# person (or staff) just did and go out at any hour.
-REMINDER_HOURS = (8, 20)
 # Held at night and while a session of the person is under way, as reminders are: the notice of a revoked
 # certification too (the bureau's doing, not the person's; revoked.py). Its ref starts with the person's id.
 DAYTIME = (*REMINDERS, REVOKED)
@@ -79,6 +78,9 @@ class NoticeRun:
     sent: int = 0
     failed: int = 0
     cancelled: int = 0
+    # Given up in a row for an unknown openid (quota.MISCONFIGURED): put back when the configuration is the cause.
+    suspect: list[int] = field(default_factory=list, repr=False)
+    at: dt.datetime | None = field(default=None, repr=False)  # the run's instant (WeChat's quota day: quota.spent)
 
 
 def _record(db: Session, kind: str, ref: str, openid: str) -> bool:
@@ -148,21 +150,44 @@ def queue_notices(db: Session, ctx: ServiceContext, today: dt.date) -> int:
         .where(CertSession.state == SessionState.DECIDED, CertSession.decided_at >= utcnow() - RESULT_WINDOW)
         .order_by(CertSession.decided_at, CertSession.id)  # recorded, so sent, in the order they were decided
     )
-    for session_id, openid, result in decided:
-        if (result or {}).get("review"):
-            continue  # settled by staff: their decision has its own notice (queue_staff_decision)
-        n += _record(db, "result", session_id, openid)
+    # Settled by staff: their decision has its own notice (queue_staff_decision).
+    results = [("result", sid, openid) for sid, openid, result in decided if not (result or {}).get("review")]
+    known = _recorded(db, results)
+    n += sum(_record(db, *notice) for notice in results if notice not in known)
     now = utcnow()
     for ref, openid in revocations_to_tell(db, now - RESULT_WINDOW):  # before the reminders: they wait a day
         n += _record(db, REVOKED, ref, openid)
     day = clock.local_midnight(ctx.settings, today), clock.local_midnight(ctx.settings, today + dt.timedelta(days=1))
     told = told_today(db, day)
-    for openid, b in _own_openids(db, today, ctx.rules).values():
+    # The earliest date first: recorded, so sent, in that order (a capped day picks the most urgent: quota.urgency).
+    owners = sorted(_own_openids(db, today, ctx.rules).values(), key=lambda ob: (ob[1].valid_until or today, ob[1].id))
+    due: list[tuple[tuple[str, str, str], int]] = []
+    for openid, b in owners:
         kind = reminder_kind(b, today, ctx.rules)
-        if kind is None or b.valid_until is None or b.id in told or busy(db, b.id, now):
+        if kind is None or b.valid_until is None or b.id in told:
             continue  # told_today: the notice of a revocation says the new date already (revoked.py)
-        n += _record(db, kind, _reminder_ref(b.id, b.valid_until), openid)
+        due.append(((kind, _reminder_ref(b.id, b.valid_until), openid), b.id))
+    known = _recorded(db, [notice for notice, _ in due])
+    for notice, b_id in due:
+        if notice not in known and not busy(db, b_id, now):
+            n += _record(db, *notice)
     return n
+
+
+def _recorded(db: Session, notices: list[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Which of these (kind, ref, openid) are recorded already, in a few statements: each run (every minute) looks
+    at everyone due, a whole campaign's worth on its busiest days, and a look-up each was hundreds of thousands
+    of statements a minute."""
+    found: set[tuple[str, str, str]] = set()
+    kinds, refs = sorted({k for k, _, _ in notices}), sorted({r for _, r, _ in notices})
+    for i in range(0, len(refs), 500):
+        rows = db.execute(
+            select(WeChatNotice.kind, WeChatNotice.ref, WeChatNotice.openid).where(
+                WeChatNotice.kind.in_(kinds), WeChatNotice.ref.in_(refs[i : i + 500])
+            )
+        )
+        found.update((str(k), str(r), str(o)) for k, r, o in rows)
+    return found
 
 
 def queue_staff_decision(db: Session, s: CertSession) -> int:
@@ -262,24 +287,52 @@ def reminder_hours(settings: HasTimeZone, now: dt.datetime) -> bool:
 def deliver(
     ctx: ServiceContext, api: WeChatApi, today: dt.date | None = None, now: dt.datetime | None = None
 ) -> NoticeRun:
-    run = NoticeRun()
-    last = 0
+    """Send what is pending: in record order; under the daily reminder cap, the other notices first, then the
+    reminders the run may send, the most urgent first (quota.urgency)."""
     at = now or clock.now_utc()
+    run = NoticeRun(at=at)
     day = today or local_today(ctx.settings, at)
+    if quota.spent(api.store, at):
+        return run  # WeChat refuses every send until it renews the quota at midnight Beijing time: not asked
     pending = WeChatNotice.status == NoticeStatus.PENDING
+    allowance = quota.Allowance(None)
     if not reminder_hours(ctx.settings, at):
         pending = pending & WeChatNotice.kind.notin_(DAYTIME)  # at night: left pending until the morning
-    while True:  # batches in id order: a notice that failed in this run waits for the next run
+    else:
+        allowance = quota.reminders_allowed(ctx, at, day)
+    if allowance.left is None:
+        _deliver_in_order(ctx, api, pending, run, day, allowance)
+    elif _deliver_in_order(ctx, api, pending & WeChatNotice.kind.notin_(REMINDERS), run, day, allowance):
+        _deliver_in_order(ctx, api, pending & WeChatNotice.kind.in_(REMINDERS), run, day, allowance, capped=True)
+    return run
+
+
+def _deliver_in_order(
+    ctx: ServiceContext,
+    api: WeChatApi,
+    which: ColumnElement[bool],
+    run: NoticeRun,
+    day: dt.date,
+    allowance: quota.Allowance,
+    capped: bool = False,
+) -> bool:
+    """Batches of the notices `which` in record order, or `capped` (reminders under the cap) the most urgent first
+    while the allowance lasts (keyset: a notice that failed in this run waits for the next run). False when WeChat
+    stopped the run (quota.py)."""
+    order = quota.urgency() if capped else (WeChatNotice.id,)
+    after: tuple[Any, ...] | None = None
+    while not capped or allowance.allows(True):
         with ctx.db() as db:
-            ids = list(
-                db.scalars(
-                    select(WeChatNotice.id).where(pending, WeChatNotice.id > last).order_by(WeChatNotice.id).limit(200)
-                )
-            )
-        if not ids:
-            return run
-        last = ids[-1]
-        _deliver_batch(ctx, api, ids, run, day)
+            query = select(WeChatNotice.id, WeChatNotice.kind, *order).where(which)
+            if after is not None:
+                query = query.where(tuple_(*order) > tuple_(*after))
+            rows = db.execute(query.order_by(*order).limit(200)).all()
+        if not rows:
+            return True
+        after = tuple(rows[-1][2:])
+        if not _deliver_batch(ctx, api, [(int(r[0]), str(r[1])) for r in rows], run, day, allowance):
+            return False  # WeChat's quota is spent, or it is out of reach (quota.py): the rest wait, untouched
+    return True
 
 
 def _claim(ctx: ServiceContext, notice_id: int, today: dt.date, run: NoticeRun) -> tuple[str, str, Message] | None:
@@ -308,9 +361,19 @@ def _claim(ctx: ServiceContext, notice_id: int, today: dt.date, run: NoticeRun) 
         return notice.openid, notice.kind, message
 
 
-def _deliver_batch(ctx: ServiceContext, api: WeChatApi, ids: list[int], run: NoticeRun, today: dt.date) -> None:
-    max_attempts = ctx.settings.wechat.notify_max_attempts
-    for notice_id in ids:
+def _deliver_batch(
+    ctx: ServiceContext,
+    api: WeChatApi,
+    rows: list[tuple[int, str]],
+    run: NoticeRun,
+    today: dt.date,
+    allowance: quota.Allowance,
+) -> bool:
+    """Send the batch of (id, kind); False when WeChat's quota stopped it (quota.py: the rest are not tried).
+    Reminders past the run's allowance are left pending, untouched (the next runs and days send them)."""
+    for notice_id, notice_kind in rows:
+        if not allowance.allows(notice_kind in REMINDERS):
+            continue
         claimed = _claim(ctx, notice_id, today, run)
         if claimed is None:
             continue
@@ -319,14 +382,9 @@ def _deliver_batch(ctx: ServiceContext, api: WeChatApi, ids: list[int], run: Not
             template = template_kind(kind, ctx.settings.wechat.templates)
             msgid = api.send_template(openid, template, message.data, message.url)
         except WeChatError as exc:
-            with ctx.db() as db:
-                notice = db.get(WeChatNotice, notice_id)
-                if notice is not None:
-                    notice.last_error = str(exc)[:500]
-                    gave_up = notice.attempts >= max_attempts
-                    notice.status = NoticeStatus.FAILED if gave_up else NoticeStatus.PENDING
-                    run.failed += gave_up
             log.warning("wechat notice %s (%s) not sent: %s", notice_id, kind, exc)
+            if not _not_sent(ctx, api, notice_id, exc, run):
+                return False
             continue
         with ctx.db() as db:
             notice = db.get(WeChatNotice, notice_id)
@@ -334,6 +392,33 @@ def _deliver_batch(ctx: ServiceContext, api: WeChatApi, ids: list[int], run: Not
                 notice.status, notice.msgid, notice.sent_at = NoticeStatus.SENT, str(msgid), utcnow()
                 notice.last_error = None
         run.sent += 1
+        run.suspect.clear()  # a send answered: not the account's configuration
+        allowance.spend(kind in REMINDERS)
+    return True
+
+
+def _not_sent(ctx: ServiceContext, api: WeChatApi, notice_id: int, exc: WeChatError, run: NoticeRun) -> bool:
+    """Record a refused send; False when the run must stop (WeChat's quota is spent, or it is unreachable: quota.py)."""
+    stop = quota.stops_run(exc)
+    with ctx.db() as db:
+        notice = db.get(WeChatNotice, notice_id)
+        if notice is not None:
+            notice.last_error = str(exc)[:500]
+            if stop:  # nothing wrong with the notice: put back as it was, no attempt spent
+                notice.status, notice.attempts = NoticeStatus.PENDING, notice.attempts - 1
+            else:
+                gave_up = notice.attempts >= ctx.settings.wechat.notify_max_attempts or exc.errcode in quota.UNREACHABLE
+                notice.status = NoticeStatus.FAILED if gave_up else NoticeStatus.PENDING
+                run.failed += gave_up
+    if exc.errcode == quota.DAY_SPENT:
+        quota.mark_spent(api.store, run.at or clock.now_utc())
+        log.warning(
+            "wechat: the day's template-message quota is spent: every notice (results, staff decisions, revocation"
+            " notices, reminders) waits until WeChat renews it at midnight Beijing time (北京时间零点)"
+        )
+    refunded = quota.misconfigured(ctx, run.suspect, notice_id, exc)
+    run.failed -= refunded or 0
+    return not stop and refunded is None
 
 
 def run_notifications(

@@ -2,14 +2,16 @@
 console, the operator API, `pension-cert revoke`): the person must certify again before their recomputed validity
 ends, told with the new date (messages.py, `revocation_message`).
 
-Found by the schedule, as results are (notify.py, `queue_notices`: revocations of the last `RESULT_WINDOW`), so
-nothing is sent from the revocation's transaction and no route can forget it; delivered like a reminder, in the
-bureau's daytime and not while a session of the person is under way.
+Found by the schedule (notify.py, `queue_notices`), so nothing is sent from the revocation's transaction and no
+route can forget it: the revocation marks it due (`Certification.notice_state`, revocation.NoticeState), and it stays
+due until the schedule settles it, however long the schedule was stopped (`revocations_to_tell`); delivered like a
+reminder, in the bureau's daytime and not while a session of the person is under way.
 
 To the person's own account only (accounts.py: the reminders' rule): never the account of the revoked session
 itself (it was not shown to be the person's), even when it made another accepted certification of the person, a
-relative's, or one of the record's previous ID-number holder. Once per revocation: recorded for one account only
-(the own account may change within the week it is looked for: a later revocation; not told again to the new one).
+relative's, or one of the record's previous ID-number holder. Once per revocation: settled once (a due notice), and
+recorded for one account only (a revocation from before migration 0018 is looked for a week, while the own account
+may change: a later revocation; not told again to the new one).
 The ordinary reminders of the person are held back the day its notice is pending or sent (`told_today`): it says
 the new date already, and two messages the same day, one "revoked", one "overdue", would read as two matters.
 
@@ -26,11 +28,12 @@ certification from another phone)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.certification.current_person import made_for_current_person_sql
+from service.certification.current_person import made_for_current_person
 from service.certification.models import (
     AuditEntry,
     Beneficiary,
@@ -40,7 +43,7 @@ from service.certification.models import (
     in_force,
 )
 from service.certification.revocation import ACTION as REVOKED_ACTION
-from service.certification.revocation import RevokeReason
+from service.certification.revocation import NoticeState, RevokeReason
 from service.features.wechat.accounts import own_account
 from service.features.wechat.messages import Message, revocation_message
 from service.features.wechat.models import NoticeStatus, WeChatNotice
@@ -50,34 +53,59 @@ TOLD_REASONS = frozenset({RevokeReason.WRONG_ACCEPT.value, RevokeReason.OTHER.va
 
 
 def revocations_to_tell(db: Session, since: dt.datetime) -> list[tuple[str, str]]:
-    """(ref, openid) of each revocation since `since` (naive UTC) to tell: of a certification the record's present
-    person made (one of a previous ID-number holder changed nothing of theirs), for a told reason, with an own
-    account to tell, and not recorded already (for any account: one revocation is told once). Found through the
-    revocations' audit entries (indexed by action and time; the certifications' revoked_at has no index, and the
-    schedule asks every minute)."""
-    logged = db.scalars(select(AuditEntry.detail).where(AuditEntry.action == REVOKED_ACTION, AuditEntry.at >= since))
-    ids = [d["certification"] for d in logged if isinstance(d, dict) and isinstance(d.get("certification"), int)]
-    if not ids:
-        return []
+    """(ref, openid) of each revocation whose notice is due, to record now; each due one is settled here, in the
+    caller's transaction: QUEUED with an account to tell, else SKIPPED (`_account_to_tell`: not a told reason,
+    not the present person's, certified since, no account is theirs). Due stays due, whatever the gap since the
+    revocation (a schedule stopped for weeks tells it when it resumes). A revocation from before migration 0018
+    (no state) is found as it was then, by its audit entry since `since` (naive UTC: the last week), and told
+    unless recorded already (for any account: one revocation is told once)."""
+    legacy = db.scalars(select(AuditEntry.detail).where(AuditEntry.action == REVOKED_ACTION, AuditEntry.at >= since))
+    ids = [d["certification"] for d in legacy if isinstance(d, dict) and isinstance(d.get("certification"), int)]
+    found = (Certification.notice_state == NoticeState.DUE) | (
+        Certification.id.in_(ids) & Certification.notice_state.is_(None) & (Certification.revoked_at >= since)
+    )
     rows = db.execute(
-        select(Certification.id, Certification.beneficiary_id)
+        select(Certification, Beneficiary, CertSession.created_at)
         .join(CertSession, CertSession.id == Certification.session_id)
         .join(Beneficiary, Beneficiary.id == Certification.beneficiary_id)
-        .where(
-            Certification.id.in_(ids),
-            Certification.revoked_at >= since,
-            Certification.revoke_reason.in_(TOLD_REASONS),
-            made_for_current_person_sql(CertSession.created_at),
-        )
+        .where(found)
         .order_by(Certification.revoked_at, Certification.id)
     ).all()
     out = []
-    for cid, bid in rows:
-        ref, openid = f"{bid}:cert{cid}", own_account(db, bid)
+    for cert, b, opened in rows:
+        ref, openid = f"{b.id}:cert{cert.id}", _account_to_tell(db, cert, b, opened)
+        if cert.notice_state is not None and not _settle(db, cert.id, openid is not None):
+            continue  # another scheduler settled it first
         recorded = db.scalar(select(WeChatNotice.id).where(WeChatNotice.kind == REVOKED, WeChatNotice.ref == ref))
         if openid is not None and recorded is None:
             out.append((ref, openid))
     return out
+
+
+def _account_to_tell(db: Session, cert: Certification, b: Beneficiary, opened: dt.datetime) -> str | None:
+    """The account to tell of revoked `cert` (its session opened at `opened`), or None: not for a told reason, a
+    certification of the record's previous ID-number holder (it changed nothing of the present person's), the
+    person certified again since, or no account is the person's own (accounts.py: a person certified only through
+    a relative, or only from the phone that made the revoked session, is not told by WeChat: docs/security.md,
+    Part AO)."""
+    if cert.revoke_reason not in TOLD_REASONS or cert.revoked_at is None:
+        return None
+    if not made_for_current_person(b, opened) or _certified_since(db, b.id, cert.revoked_at):
+        return None
+    return own_account(db, b.id)
+
+
+def _settle(db: Session, certification_id: int, told: bool) -> bool:
+    """Move a due notice to QUEUED or SKIPPED; False when it was not due any more (settled by another scheduler: the
+    row's lock orders two of them, the second finds nothing due)."""
+    state = NoticeState.QUEUED if told else NoticeState.SKIPPED
+    done: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+        update(Certification)
+        .where(Certification.id == certification_id, Certification.notice_state == NoticeState.DUE)
+        .values(notice_state=state.value)
+        .execution_options(synchronize_session=False)
+    )
+    return done.rowcount == 1
 
 
 def told_today(db: Session, day: tuple[dt.datetime, dt.datetime]) -> set[int]:

@@ -120,7 +120,8 @@ def create_all(engine: Engine, metadata: MetaData) -> None:
 
 def rebuild_changed_indexes(engine: Engine, metadata: MetaData) -> list[str]:
     """Re-create a named index whose columns changed since an earlier version made the embedded database (e.g.
-    the assist requests' open-request index, per person then, per person and requester now). Returns their names."""
+    the assist requests' open-request index, per person then, per person and requester now), and create one a
+    later version added over columns already there (wechat_notices (kind, sent_at), 0018). Returns their names."""
     rebuilt: list[str] = []
     insp = inspect(engine)
     for table in metadata.sorted_tables:
@@ -128,10 +129,11 @@ def rebuild_changed_indexes(engine: Engine, metadata: MetaData) -> list[str]:
         present = {str(i["name"]): [str(c) for c in i["column_names"]] for i in named}
         for index in table.indexes:
             wanted = [c.name for c in index.columns]
-            if index.name is None or index.name not in present or present[str(index.name)] == wanted:
+            if index.name is None or present.get(str(index.name)) == wanted:
                 continue
             with engine.begin() as conn:
-                conn.exec_driver_sql(f"DROP INDEX {index.name}")
+                if index.name in present:
+                    conn.exec_driver_sql(f"DROP INDEX {index.name}")
                 index.create(conn)
             rebuilt.append(str(index.name))
     if rebuilt:

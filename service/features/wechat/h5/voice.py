@@ -37,7 +37,8 @@ PROMPTS: dict[str, str] = {
     "confirm": "是您本人吗?请核对姓名和身份证号。",
     "video": "请把脸放进框里,点开始录制。",
     "uploading": "正在上传,请稍候。",
-    "wait": "正在核验,请稍候。",
+    # The capture page's wait and the result page's "正在核验": the essentials of their text (espeak-ng: ~10 s).
+    "wait": "视频已保存,正在排队。不用重拍,结果会发微信消息。",
     "accept": "认证通过。",
     "review": "已转人工审核,请等待通知。",
     "reject": "认证未通过,可以再试一次。",

@@ -18,10 +18,13 @@ from service.certification.retention import purge_media
 from service.certification.revocation import ACTION
 from service.certification.revoke_request import REQUEST_ACTION
 from service.features.install import install_features
+from service.features.proxy.models import ProxyBinding
 from service.infra.clock import local_today
+from tests.service import factories
 from tests.service.adapters.cli.conftest import CliRunner
 from tests.service.adapters.cli.test_cli_contract import assert_clean
 from tests.service.adapters.cli.test_cycle_run_cli import setup
+from tests.service.adapters.http.test_revoke_api import proxy_certified
 from tests.service.test_evidence_hold import _accepted, _past_retention
 from tests.service.test_revocation import _certify
 
@@ -120,4 +123,22 @@ def test_the_output_says_what_became_of_the_evidence(cli: CliRunner, tmp_path: P
     proc = cli("revoke", "--session", gone_sid, "--reason", "wrong_accept", *by, env=env)
     out = json.loads(proc.stdout)
     assert (out["certification_id"], out["evidence"], out["evidence_held_until"]) == (gone, "purged", None)
+    ctx.engine.dispose()
+
+
+def test_a_relatives_proxy_certification_revoked_on_the_command_line_locks_their_binding(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    """As through the API and the console: the console's RevokedHook runs for the command too (its context is built
+    with the features installed), once; a second run is refused as revoked and locks nothing again."""
+    env, ctx = setup(tmp_path, overdue=0, current=1)
+    ctx = _with_features(ctx)
+    session_id, binding_id = proxy_certified(ctx)
+    by = ("--reason", "impersonation", "--note", NOTE, "--actor", "张科长")
+    assert cli("revoke", "--session", session_id, *by, env=env).returncode == 0
+    assert cli("revoke", "--session", session_id, *by, env=env).returncode == EXIT_INPUT
+    assert factories.update(ctx, ProxyBinding, binding_id).locked
+    with ctx.db() as db:
+        locked = db.scalars(select(AuditEntry).where(AuditEntry.action == "proxy.binding.locked")).all()
+    assert [e.actor for e in locked] == ["cli:张科长"]
     ctx.engine.dispose()

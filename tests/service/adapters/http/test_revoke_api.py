@@ -166,11 +166,8 @@ def test_only_an_operator_key_with_a_request_key_and_a_reason(client: TestClient
     assert factories.update(ctx, Certification, cid).revoked_at is None
 
 
-def test_a_relatives_proxy_certification_revoked_by_the_api_locks_their_binding(
-    client: TestClient, ctx: ServiceContext
-) -> None:
-    """As the console's revocation does (features/console/revoke.py): the relative who certified under the binding
-    cannot certify the elder again that way before staff have looked."""
+def proxy_certified(ctx: ServiceContext) -> tuple[str, str]:
+    """A relative certified an elder under their binding three days ago: (the session id, the binding id)."""
     today = local_today(ctx.settings)
     with ctx.db() as db:
         elder = factories.beneficiary(db, ctx.keyring)
@@ -187,7 +184,15 @@ def test_a_relatives_proxy_certification_revoked_by_the_api_locks_their_binding(
         db.add(ProxySession(session_id=s.id, kind=kind, operator_id=op.id, binding_id=binding.id))
         db.flush()
         accept_session(db, ctx, s, elder, today - dt.timedelta(days=3), None)
-        session_id, binding_id = s.id, binding.id
+        return s.id, binding.id
+
+
+def test_a_relatives_proxy_certification_revoked_by_the_api_locks_their_binding(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """As the console's revocation does (features/console/revoke.py): the relative who certified under the binding
+    cannot certify the elder again that way before staff have looked."""
+    session_id, binding_id = proxy_certified(ctx)
     r = _post(client, {"session_id": session_id, "reason": "impersonation", "note": NOTE})
     assert r.status_code == 200, r.text
     assert factories.update(ctx, ProxyBinding, binding_id).locked
@@ -214,9 +219,7 @@ def test_the_same_request_twice_at_once_revokes_once_and_answers_both(pg_ctx: Se
                         go_on.wait(10)
 
             target = Target(certification_id=cid)
-            done = revoke_requested(
-                db, ctx.rules, target, "other", NOTE, "admin:abcd1234", "key-00001", {}, hold_days=180
-            )
+            done = revoke_requested(db, ctx, target, "other", NOTE, "admin:abcd1234", "key-00001", {})
             return done.replayed
 
     first, first_out = running(lambda: revoke(True))
@@ -262,3 +265,20 @@ def test_the_answer_says_what_became_of_the_evidence(client: TestClient, ctx: Se
         },
     )
     assert (r.json()["evidence"], r.json()["evidence_held_until"]) == ("not_held", None), r.text
+
+
+def test_a_features_revocation_hook_runs_once_per_revocation_from_outside(ctx: ServiceContext) -> None:
+    """Before: what the console adds to a revocation from outside (the binding's lock) was a second function that
+    copied `revoke_requested`'s parameters (features/console/revoke_outside.py), which every route had to call
+    instead. Now it is a RevokedHook on `ctx.hooks.revocations`, run by `revoke_requested` itself: once per
+    revocation, not again for a retried request."""
+    calls: list[tuple[str, str, str]] = []
+    ctx.hooks.revocations["test"] = lambda db, session_id, actor, target: calls.append((session_id, actor, target))
+    cid, _ = _certify(ctx, _person(ctx), local_today(ctx.settings) - dt.timedelta(days=5))
+    answers = []
+    for _ in range(2):
+        with ctx.db() as db:
+            target = Target(certification_id=cid)
+            answers.append(revoke_requested(db, ctx, target, "other", NOTE, "admin:abcd1234", "key-00002", {}))
+    assert [a.replayed for a in answers] == [False, True]
+    assert calls == [(answers[0].session_id, "admin:abcd1234", answers[0].external_id)]

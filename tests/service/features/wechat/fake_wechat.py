@@ -23,6 +23,15 @@ class FakeWeChatState:
     used_codes: set[str] = field(default_factory=set)  # codes exchanged already
     sent_templates: list[dict[str, Any]] = field(default_factory=list)
     fail_sends: int = 0  # answer this many template sends with a system error (-1 "system busy")
+    template_calls: int = 0  # every template send asked for, answered or refused
+    # Template sends WeChat takes before answering quota_errcode (45009: the day's quota spent; 45011: too many
+    # a minute); None: no quota.
+    quota_left: int | None = None
+    quota_errcode: int = 45009
+    unsubscribed: set[str] = field(default_factory=set)  # openids that unfollowed the account (43004)
+    other_account: bool = False  # the service configured with another account's AppID: every openid unknown (40003)
+    unknown_openids: set[str] = field(default_factory=set)  # openids WeChat does not know (40003)
+    expire_tokens_after: int | None = None  # every token expires after this many sent messages (then 42001)
     browser_openid: str = "openid-browser"  # whom the OAuth authorize page "logs in" (snsapi_base: silently)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -122,11 +131,22 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._token_ok(q):
                 return None
             with st.lock:
+                st.template_calls += 1
+                if st.quota_left is not None and st.quota_left <= 0:
+                    return self._json({"errcode": st.quota_errcode, "errmsg": "api quota reach limit"})
+                if st.other_account or json.loads(body).get("touser") in st.unknown_openids:
+                    return self._json({"errcode": 40003, "errmsg": "invalid openid"})
+                if json.loads(body).get("touser") in st.unsubscribed:
+                    return self._json({"errcode": 43004, "errmsg": "require subscribe"})
+                if st.quota_left is not None:
+                    st.quota_left -= 1
                 if st.fail_sends > 0:
                     st.fail_sends -= 1
                     return self._json({"errcode": -1, "errmsg": "system error"})
                 st.sent_templates.append(json.loads(body))
                 msgid = len(st.sent_templates)
+                if st.expire_tokens_after is not None and msgid == st.expire_tokens_after:
+                    st.valid_tokens.clear()  # as when another system fetched a token with the same AppSecret
             return self._json({"errcode": 0, "errmsg": "ok", "msgid": msgid})
         return self._send(404, b"not found", "text/plain")
 

@@ -11,23 +11,37 @@ daily run suspended the payment without a word beyond the ordinary reminders.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import Beneficiary, Certification, CertSession, utcnow
+from service.certification.models import AuditEntry, Beneficiary, Certification, CertSession, utcnow
+from service.certification.revocation import ACTION as REVOKED_ACTION
 from service.certification.revocation import revoke_certification
+from service.features.proxy.models import ProxySession
 from service.features.wechat.accounts import own_account
 from service.features.wechat.models import NoticeStatus, WeChatNotice
 from service.features.wechat.notify import run_notifications
+from service.features.wechat.revoked import revocations_to_tell
 from service.infra import clock
 from tests.service import factories
 from tests.service.features.wechat.fake_wechat import FakeWeChat
-from tests.service.features.wechat.test_notify import LAST_YEAR, TODAY, certified_by, channel, values, zh
+from tests.service.features.wechat.test_notify import (
+    LAST_YEAR,
+    TODAY,
+    certified_by,
+    channel,
+    proxy_certified_by,
+    values,
+    zh,
+)
 from tests.service.features.wechat.test_notify_hours import china
+from tests.service.test_lock_order import lock_waits, until
+from tests.service.test_races import pg_ctx, started  # noqa: F401  (the two-transaction PostgreSQL context)
 
 DAY = dt.timedelta(days=1)
 NOTE = "复核发现受理有误"
@@ -135,14 +149,15 @@ def test_never_the_account_of_the_previous_id_number_holder(
 def test_at_night_it_waits_and_a_new_certification_cancels_it(
     ctx: ServiceContext, db: Session, fake_wx: FakeWeChat, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(clock, "now_utc", lambda: china(22, 2, 0))  # before the sessions: utcnow reads the clock
     b, cid = _person_certified_twice(ctx, db, "o-own", "o-wrong")
     _revoke(ctx, db, cid, "wrong_accept")
-    monkeypatch.setattr(clock, "now_utc", lambda: china(22, 2, 0))
     run_notifications(ctx, channel(ctx).api, TODAY)
     notice = db.scalars(select(WeChatNotice)).one()
     assert (notice.kind, notice.status, notice.openid) == ("revoked", NoticeStatus.PENDING, "o-own")
     assert fake_wx.state.sent_templates == []
-    again = certified_by(db, ctx, b, "o-own", when=utcnow())  # she certified again before the morning
+    monkeypatch.setattr(clock, "now_utc", lambda: china(22, 8, 30))
+    again = certified_by(db, ctx, b, "o-own", when=utcnow())  # she certified again before the morning's run
     _certification(db, b, again, TODAY, TODAY + 365 * DAY)
     db.commit()
     monkeypatch.setattr(clock, "now_utc", lambda: china(22, 9, 0))
@@ -193,3 +208,111 @@ def test_one_revocation_is_told_once_though_the_own_account_changes(
     refs = db.execute(select(WeChatNotice.ref, WeChatNotice.openid).order_by(WeChatNotice.id)).all()
     assert [tuple(r) for r in refs] == [(f"{b.id}:cert{cert_c}", "o-b"), (f"{b.id}:cert{cert_b}", "o-a")]
     assert [m["touser"] for m in _sent(fake_wx)] == ["o-b", "o-a"]
+
+
+def _revoked_days_ago(db: Session, cid: int, days: int) -> None:
+    """The revocation of `cid` (and its audit entry) moved `days` back: revoked then, no schedule run since."""
+    cert = db.get(Certification, cid)
+    assert cert is not None and cert.revoked_at is not None
+    cert.revoked_at -= days * DAY
+    for made in db.scalars(select(Certification).where(Certification.beneficiary_id == cert.beneficiary_id)):
+        made.created_at -= (days + 1) * DAY  # all before the revocation: none is a certification since
+    for entry in db.scalars(select(AuditEntry).where(AuditEntry.action == REVOKED_ACTION)):
+        if (entry.detail or {}).get("certification") == cid:
+            entry.at -= days * DAY
+    db.commit()
+
+
+@pytest.mark.usefixtures("daytime")
+def test_a_schedule_stopped_ten_days_still_tells_it_once(ctx: ServiceContext, db: Session, fake_wx: FakeWeChat) -> None:
+    """Before: the notice was found from the revocations' audit entries of the last 7 days; a WeChat schedule
+    stopped (or WeChat switched off) for longer never sent it, and nothing said so. Now the revocation leaves its
+    notice due (`certifications.notice_state`), whatever the gap; the ordinary overdue reminder, due too, still
+    waits the day the notice goes."""
+    b = factories.beneficiary(db, ctx.keyring, name="钱德明", valid_until=TODAY + 300 * DAY)
+    genuine = certified_by(db, ctx, b, "o-own", when=utcnow() - 400 * DAY)
+    _certification(db, b, genuine, TODAY - 400 * DAY, TODAY - 35 * DAY)
+    wrong = certified_by(db, ctx, b, "o-other", when=utcnow() - 30 * DAY)
+    cid = _certification(db, b, wrong, TODAY - 30 * DAY, TODAY + 335 * DAY)
+    _revoke(ctx, db, cid, "wrong_accept")
+    _revoked_days_ago(db, cid, 11)  # the schedule stopped the day of the revocation, resumed eleven days later
+    run = run_notifications(ctx, channel(ctx).api, TODAY)
+    assert [(m["touser"], values(m)["first"]) for m in _sent(fake_wx)] == [("o-own", "钱德明的待遇资格认证已被撤销")]
+    assert run.sent == 1
+    run_notifications(ctx, channel(ctx).api, TODAY + DAY)  # once (the next day, the overdue reminder may go)
+    told = [m for m in _sent(fake_wx) if values(m)["first"].endswith("已被撤销")]
+    assert len(told) == 1 and db.scalars(select(WeChatNotice.ref).where(WeChatNotice.kind == "revoked")).all() == [
+        f"{b.id}:cert{cid}"
+    ]
+    cert = db.get(Certification, cid)
+    assert cert is not None
+    db.refresh(cert)
+    assert cert.notice_state == "queued"
+
+
+@pytest.mark.usefixtures("daytime")
+def test_a_revocation_no_message_can_tell_is_settled(ctx: ServiceContext, db: Session, fake_wx: FakeWeChat) -> None:
+    """Not told (impersonation; a person certified only through a relative: no account is theirs, and the relative
+    is not addressed: Part AO) is settled at the first run, not looked at again every minute for ever."""
+    _b, impostor = _person_certified_twice(ctx, db, "o-own", "o-impostor")
+    _revoke(ctx, db, impostor, "impersonation")
+    elder = factories.beneficiary(db, ctx.keyring, name="周秀英", valid_until=TODAY + 300 * DAY)
+    proxy_certified_by(db, ctx, elder, "o-relative")
+    by_relative = db.scalars(select(ProxySession.session_id)).one()
+    wrong = _certification(db, elder, by_relative, TODAY - 10 * DAY, TODAY + 355 * DAY)
+    _revoke(ctx, db, wrong, "wrong_accept")
+    assert run_notifications(ctx, channel(ctx).api, TODAY).sent == 0
+    assert db.scalars(select(WeChatNotice.kind)).all() == []
+    states = db.scalars(select(Certification.notice_state).where(Certification.id.in_((impostor, wrong)))).all()
+    assert states == ["skipped", "skipped"]
+
+
+@pytest.mark.usefixtures("daytime")
+def test_a_revocation_from_before_the_stored_state_is_told_within_its_week_only(
+    ctx: ServiceContext, db: Session, fake_wx: FakeWeChat
+) -> None:
+    """A revocation made before this version has no stored state (NULL): it is told as it was then, found by its
+    audit entry within the week after it (a schedule that ran meanwhile told it already); an older one is not told
+    now (months later, the office had it in hand)."""
+    _recent_b, recent = _person_certified_twice(ctx, db, "o-recent", "o-wrong-1")
+    _old_b, old = _person_certified_twice(ctx, db, "o-old", "o-wrong-2")
+    for cid in (recent, old):
+        _revoke(ctx, db, cid, "wrong_accept")
+    db.execute(update(Certification).values(notice_state=None))  # as the migration leaves a revoked row
+    db.commit()
+    _revoked_days_ago(db, recent, 3)
+    _revoked_days_ago(db, old, 10)
+    run_notifications(ctx, channel(ctx).api, TODAY)
+    assert [m["touser"] for m in _sent(fake_wx)] == ["o-recent"]
+    assert run_notifications(ctx, channel(ctx).api, TODAY).sent == 0
+
+
+def test_two_schedulers_at_once_settle_a_notice_once(pg_ctx: ServiceContext) -> None:  # noqa: F811
+    """Two schedules (Celery beat on two hosts, or an embedded schedule beside beat) read the same due notice at once;
+    the second's settling waits for the first's row lock and then finds nothing due: one of them records it. Before
+    (the settling unconditional), both returned it. PostgreSQL: SQLite serialises the two transactions."""
+    ctx = pg_ctx
+    with ctx.db() as db:
+        b, cid = _person_certified_twice(ctx, db, "o-own", "o-wrong")
+        db.commit()
+        _revoke(ctx, db, cid, "wrong_accept")
+    settled, go = threading.Event(), threading.Event()
+
+    def schedule(hold: bool) -> list[tuple[str, str]]:
+        with ctx.db() as db:
+            told = revocations_to_tell(db, utcnow() - 7 * DAY)
+            if hold:  # settled, not yet committed: the row stays locked
+                settled.set()
+                go.wait(10)
+            return told
+
+    first, first_told = started(lambda: schedule(True))
+    assert settled.wait(10)
+    second, second_told = started(lambda: schedule(False))
+    assert until(lambda: lock_waits(ctx) > 0)  # the second read it due and waits on the first's settling
+    go.set()
+    first.join(20)
+    second.join(20)
+    assert first_told == [[(f"{b.id}:cert{cid}", "o-own")]] and second_told == [[]]
+    with ctx.db() as db:
+        assert db.scalar(select(Certification.notice_state).where(Certification.id == cid)) == "queued"

@@ -332,12 +332,14 @@ def test_the_measure_catches_small_grey_text_small_targets_and_overflow(site: Si
 
 def test_live_regions_labels_and_zoom_in_the_markup(site: Site, browser: Browser) -> None:
     """Screen readers (TalkBack/VoiceOver): the capture prompt is a live region, each step's feedback an alert,
-    the upload progress and the file inputs named; zoom allowed; lang zh-CN."""
+    the upload progress and the file inputs named, the wait a status; zoom allowed; lang zh-CN."""
     page = open_page(browser, site, "/h5/certify?mode=self", PHONE_VIEW)
     assert page.get_attribute("#action-text", "aria-live") in ("assertive", "polite")
     for fid in ("consent-feedback", "confirm-feedback", "card-feedback", "video-feedback", "timeout-feedback"):
         assert page.get_attribute(f"#{fid}", "role") == "alert", fid
     assert page.get_attribute("#upload-progress", "aria-label")
+    # The wait (queued, kept, not to film again) is read when its step appears, politely, after the upload.
+    assert page.get_attribute("#step-wait .big", "role") == "status"
     assert page.evaluate("() => document.documentElement.lang") == "zh-CN"
     page.context.close()
 

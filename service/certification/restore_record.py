@@ -1,0 +1,196 @@
+"""Recording a database restore (`pension-cert console record-restore`; docs/security.md Parts AN and AQ).
+
+The record is a sealed object under `audit/restores/` (audit_anchor.RESTORE_PREFIX, read by `verify-audit`): the
+entry the restored log ends at, the anchors of the entries lost, and how many session media no row referred to
+then (the sessions the restore lost, kept by the orphan sweep). Their keys go in compressed chunk objects of their
+own under KEPT_PREFIX (listed inline, 100,000 of them made a 5.5 MB record; 2.1 MB in chunks), read by the sweep
+and checked by `verify-audit` (kept_problem). A chunk that does not read stops the sweep of session media
+(retention.py) rather than letting it delete what the restore kept.
+
+All or nothing across two stores, by order: every read and check first; then the kept keys' chunks, then the
+record (from then on the restore is recorded: `verify-audit` sets the lost anchors aside), then the head set back;
+the caller writes the `audit.restored` entry naming the record (`detail["record"]`) and commits. A failure after
+the record (the head refused, the commit failed) leaves a state `verify-audit` passes, and a rerun finds the
+newest record that no audit entry names, at the same restore point with nothing newly lost, and completes it
+instead of recording a second restore; a rerun after a complete run answers that the restore is recorded already.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification.audit_anchor import (
+    HEAD_KEY,
+    RESTORE_PREFIX,
+    Anchor,
+    Restore,
+    RestoreRefusedError,
+    encode_anchor,
+    mismatch,
+    now_text,
+    read_anchors,
+    read_head,
+    read_restores,
+    restore_points,
+    write_head,
+)
+from service.certification.media_refs import unreferenced_media
+from service.certification.staff_audit import ConsoleAuditEntry
+from service.infra.security import mask_text
+from service.infra.storage import MediaStorage, StorageError, StorageUnavailableError, UnreadableStorageError
+
+log = logging.getLogger(__name__)
+KEPT_PREFIX = "audit/restore-kept/"  # not under RESTORE_PREFIX: listing the records does not list the chunks
+CHUNK_KEYS = 20_000  # keys per chunk object (about 0.5 MB compressed)
+AUDIT_ACTION = "audit.restored"
+KEPT_CAP = 64 << 20  # bytes a chunk may inflate to (CHUNK_KEYS keys of a few dozen bytes: about 1 MB)
+
+
+class KeptUnreadableError(UnreadableStorageError):
+    """The kept keys of a recorded restore cannot be read whole: a chunk missing, not opening, not inflating to
+    text, or the chunks not holding the count recorded. Put the chunk back (a versioned bucket keeps it)."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What `record_restore` did: "recorded" a new restore, "completed" one a failed run left without its audit
+    entry (the caller writes it), or found it recorded "already" (nothing to write)."""
+
+    restore: Restore
+    state: Literal["recorded", "completed", "already"]
+
+
+def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, through: int | None = None) -> Recording:
+    """Record that the database was restored and its log now ends at entry `through` (default: its head, when the
+    restore is recorded before the service reopens): every anchor (and the head) of an entry up to it must match,
+    those above it that do not are recorded as lost, with the session media no row refers to; the head is then
+    set back to the log's own. Recorded when nothing of the log was lost as well. RestoreRefusedError: an
+    anchored entry up to `through` differs (a restore does not explain it), or the log has no entry `through`."""
+    top = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
+    seq = through if through is not None else (top.seq if top else 0)
+    point = db.get(ConsoleAuditEntry, seq) if seq else None
+    if seq < 0 or (seq and point is None):
+        raise RestoreRefusedError(f"the log has no entry {seq}")
+    restores = read_restores(storage)
+    lost = _lost(db, storage, restores, seq, through is None)
+    orphans = unreferenced_media(db, storage)
+    last = restores[-1] if restores else None
+    if last is not None and not lost and set(orphans) <= set(kept_keys(storage, last)):
+        entry = naming_entry(db, last)
+        if entry is None and (last.seq, last.hash) == (seq, point.hash if point else ""):
+            _set_head(storage, top, last.at)  # a run that failed after writing the record: completed
+            return Recording(last, "completed")
+        if entry is not None and top is not None and top.seq == entry.seq and seq in (last.seq, entry.seq):
+            write_head(storage, Anchor(top.seq, top.hash, now_text()))  # if that run's own head was not written
+            return Recording(last, "already")
+    digest = point.hash if point else ""
+    done = Restore(seq, digest, tuple(lost), now_text(), mask_text(by)[:64], mask_text(reason)[:200])
+    name = f"{done.at.replace(':', '')}-{seq:012d}"
+    chunks = _write_kept(storage, name, orphans)  # before the record: a record never names a chunk not written
+    done = replace(done, name=name, kept_count=len(orphans), kept_chunks=chunks)
+    record = {**done.__dict__, "lost": [a.__dict__ for a in lost], "kept": []}
+    del record["name"]
+    storage.put(f"{RESTORE_PREFIX}{name}", json.dumps(record, sort_keys=True).encode())
+    _set_head(storage, top, done.at)
+    log.warning("audit chain: a restore recorded at #%d by %s, %d anchors of lost entries", seq, done.by, len(lost))
+    return Recording(done, "recorded")
+
+
+def _lost(db: Session, storage: MediaStorage, restores: list[Restore], seq: int, default_point: bool) -> list[Anchor]:
+    """The anchors (the head and earlier restore points among them) of entries after `seq` the log no longer
+    holds, less those a recorded restore set aside; RestoreRefusedError for one up to `seq`."""
+    lost_before = {(a.seq, a.hash) for r in restores for a in r.lost}
+    head = read_head(storage)
+    lost = []
+    for a in [*read_anchors(storage), *restore_points(restores), *([head] if head else [])]:
+        if (a.seq, a.hash) in lost_before or not mismatch(db, a, "", ""):
+            continue
+        if a.seq <= seq:
+            hint = " (entries written since the restore? name the dump's last entry: --through N)" * default_point
+            raise RestoreRefusedError(
+                f"entry {a.seq} differs from its anchor of {a.at}: a restore explains lost entries after the "
+                f"entry the restored log ends at ({seq}), never a changed one{hint}"
+            )
+        lost.append(a)
+    return lost
+
+
+def _set_head(storage: MediaStorage, top: ConsoleAuditEntry | None, at: str) -> None:
+    """The head back to the restored log's own, on purpose (later commits record theirs)."""
+    if top is not None:
+        storage.put(HEAD_KEY, encode_anchor(Anchor(top.seq, top.hash, at)))
+    else:
+        storage.delete(HEAD_KEY)
+
+
+def naming_entry(db: Session, r: Restore) -> ConsoleAuditEntry | None:
+    """The `audit.restored` entry of restore `r` (None: a run that failed before it committed, or a later restore
+    took it away). Entries from before the record was named match by restore point."""
+    q = select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == AUDIT_ACTION, ConsoleAuditEntry.seq > r.seq)
+    for entry in db.scalars(q.order_by(ConsoleAuditEntry.seq)):
+        detail = entry.detail or {}
+        if detail.get("record", r.name if detail.get("through") == r.seq else None) == r.name:
+            return entry
+    return None
+
+
+def _chunk_key(name: str, n: int) -> str:
+    return f"{KEPT_PREFIX}{name}/{n:06d}"
+
+
+def _write_kept(storage: MediaStorage, name: str, keys: list[str]) -> int:
+    """`keys` in chunk objects of CHUNK_KEYS each, newline-separated and compressed; the number of chunks."""
+    chunks = [keys[i : i + CHUNK_KEYS] for i in range(0, len(keys), CHUNK_KEYS)]
+    for n, chunk in enumerate(chunks):
+        storage.put(_chunk_key(name, n), zlib.compress("\n".join(chunk).encode(), 9))
+    return len(chunks)
+
+
+def kept_keys(storage: MediaStorage, r: Restore) -> list[str]:
+    """The session media restore `r` named, in key order. KeptUnreadableError when a chunk is missing, does not
+    open (each is sealed under its own key: one cannot stand for another), does not inflate to text within
+    KEPT_CAP, or the chunks do not hold the count recorded; StorageUnavailableError when the store does not answer."""
+    keys = list(r.kept)
+    for n in range(r.kept_chunks):
+        keys += _read_chunk(storage, r.name, n)
+    if len(keys) != r.kept_count:
+        raise KeptUnreadableError(f"restore {r.name} names {r.kept_count} kept objects, its chunks hold {len(keys)}")
+    return keys
+
+
+def _read_chunk(storage: MediaStorage, name: str, n: int) -> list[str]:
+    key = _chunk_key(name, n)
+    where = f"the kept keys of restore {name} (chunk {n}, {key!r})"
+    try:
+        data = storage.get(key)
+    except StorageUnavailableError:
+        raise
+    except StorageError as exc:  # missing, or sealed with another key (or another object's)
+        raise KeptUnreadableError(f"{where} do not open: {exc}") from exc
+    inflate = zlib.decompressobj()
+    try:  # bounded: a chunk inflates to about 1 MB, never to whatever its bytes say
+        raw = inflate.decompress(data, KEPT_CAP)
+        if not inflate.eof or inflate.unused_data:
+            raise KeptUnreadableError(f"{where} are cut short or inflate past {KEPT_CAP} bytes")
+        text = raw.decode()
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise KeptUnreadableError(f"{where} do not inflate to text: {exc}") from exc
+    return text.split("\n") if text else []
+
+
+def kept_problem(storage: MediaStorage, restores: tuple[Restore, ...] | list[Restore]) -> str:
+    """Why the kept keys of a recorded restore cannot be read ("" when every restore's read, with the count
+    recorded): `verify-audit`'s check of the chunks the orphan sweep relies on."""
+    for r in restores:
+        try:
+            kept_keys(storage, r)
+        except KeptUnreadableError as exc:
+            return f"{exc}: the orphan sweep deletes no session media until it is put back"
+    return ""

@@ -1,0 +1,166 @@
+"""Writing a roster file's valid rows: the stored records it changes locked in id order first, then each row
+created, updated or left unchanged by its external_id, and dated (service/certification/roster.py calls them).
+
+A row whose stored digest is its own changes nothing (re-importing the same file is idempotent); one whose record
+holds the number's one hash too is told so from what `lock_records` read, without two look-ups of its own. A row whose
+number another record holds is refused naming that record; one whose number is the stored one as Excel damaged
+it is refused as such; one that gives its record another number is a change of ID number (roster_identity.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification import idnumber
+from service.certification.cycle import valid_until
+from service.certification.models import Beneficiary, BeneficiaryStatus, one_of_hashes
+from service.certification.roster_identity import identity_changed, new_hash, same_number, zeroed_by_spreadsheet
+from service.certification.roster_rows import RosterRow, date_problems
+from service.certification.roster_terms import ImportReport, ImportTerms
+from service.infra.security import Keyring, mask_id
+
+_Key = TypeVar("_Key", int, str)
+
+# Keys per statement when the import locks its records: well under SQLite's and PostgreSQL's parameter limits.
+LOCK_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A stored record as `lock_records` read it, before the import's first write."""
+
+    id: int
+    digest: str
+    household: str | None
+    id_hash: str
+
+
+def lock_records(db: Session, rows: list[RosterRow]) -> dict[str, Stored]:
+    """Lock (PostgreSQL) the stored records this file will change, in id order: the order the cycle run and
+    another import take them in (service/certification/lock_order.py). They are found first without a lock (by
+    external id; a row whose digest matches its record is left alone by `upsert`, so its record is not locked:
+    a full-roster import must not hold every pensioner's row, and their uploads and accepts, for its whole
+    length), then locked in ascending chunks, so the UPDATEs that follow in the file's order take no new
+    beneficiary lock. A record another transaction changes or stores after this (a new person another import
+    commits meanwhile) is locked when updated, as before. The records found, by external id (see `upsert`)."""
+    by_ext: dict[str, RosterRow] = {}
+    for row in rows:
+        by_ext.setdefault(row.external_id, row)  # a later row with the same id is refused as a duplicate
+    found: dict[str, Stored] = {}
+    ids: set[int] = set()
+    columns = (Beneficiary.id, Beneficiary.external_id, Beneficiary.roster_digest, Beneficiary.household)
+    for chunk in _chunks(sorted(by_ext)):
+        read = select(*columns, Beneficiary.id_hash).where(Beneficiary.external_id.in_(chunk))
+        for bid, ext, digest, household, id_hash in db.execute(read):
+            found[ext] = Stored(bid, digest, household, id_hash)
+            row = by_ext[ext]
+            if row.digest(kept_household(row, household)) != digest:
+                ids.add(bid)
+    for id_chunk in _chunks(sorted(ids)):
+        query = select(Beneficiary.id).where(Beneficiary.id.in_(id_chunk)).order_by(Beneficiary.id).with_for_update()
+        db.scalars(query).all()
+    return found
+
+
+def kept_household(row: RosterRow, stored: str | None) -> str | None:
+    """The household a row leaves stored: an empty cell clears it, a file without the column keeps it."""
+    return stored if row.household is None else (row.household or None)
+
+
+def _chunks(items: list[_Key]) -> Iterator[list[_Key]]:
+    for start in range(0, len(items), LOCK_CHUNK):
+        yield items[start : start + LOCK_CHUNK]
+
+
+def upsert(
+    db: Session, keyring: Keyring, row: RosterRow, report: ImportReport, terms: ImportTerms, stored: Stored | None
+) -> list[str]:
+    """Create, update or leave the row's record (counted in the report); the reasons it is refused, if it is.
+    `stored`: the row's record as `lock_records` read it (None: none was found)."""
+    problems = date_problems(row, terms.today)
+    if problems:
+        return problems
+    # The number's hash under every signing key in use: a row `pension-cert rekey` has not reached yet still
+    # holds a previous key's, and is the same person (found and updated, never a second row for them).
+    hashes = keyring.id_hashes(row.id_number)
+    if stored is not None and _unchanged(row, stored, hashes):
+        report.unchanged += 1
+        return []
+    existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
+    holder = db.scalar(select(Beneficiary).where(one_of_hashes(Beneficiary.id_hash, hashes)))
+    new = existing is None  # a new beneficiary: created, with the row's status
+    if holder is not None and (existing is None or holder.id != existing.id):
+        return [f"id_number already belongs to beneficiary {holder.external_id}"]
+    if existing is not None and existing.id_hash not in hashes and zeroed_by_spreadsheet(keyring, existing, row):
+        return [idnumber.SPREADSHEET]  # not another person: the face and the certification stay
+    household = kept_household(row, existing.household if existing is not None else None)
+    digest = row.digest(household)
+    if existing is not None and existing.roster_digest == digest:
+        report.unchanged += 1
+        return []
+    b = existing or Beneficiary(external_id=row.external_id)
+    if existing is not None and existing.id_hash not in hashes and not same_number(keyring, existing, row):
+        identity_changed(existing, row, report)
+    if existing is None or existing.id_hash not in hashes:
+        # Kept when the same number's under a previous key: the rekey moves it with the relatives' copies of it.
+        b.id_hash = new_hash(db, hashes, terms)
+    _store(keyring, b, row, digest, household)
+    # The roster is the benefit system's word on deaths and on certifications made before this service.
+    if row.status == BeneficiaryStatus.DECEASED or new:
+        b.status = row.status
+    _date_validity(b, row, terms, report)
+    b.household = household
+    if new:
+        db.add(b)
+        report.created += 1
+    else:
+        report.updated += 1
+    db.flush()
+    return []
+
+
+def _unchanged(row: RosterRow, stored: Stored, hashes: tuple[str, ...]) -> bool:
+    """The row is its record as stored, and the record holds the number's one hash (one signing key in use): the
+    look-ups below would find that record by external id and, the hash column being unique, as the number's only
+    holder, and count the row unchanged. What `lock_records` read is the record still: no other row of the file
+    writes it (a row writes only the record of its own external id, and a second row with that id is refused as a
+    duplicate), and the digest is of the row being written. During a rotation (several hashes: another record may
+    hold the number under the other key) and for a record whose hash no key in use makes, the rows are looked up
+    as any other (`test_roster_reimport.py`)."""
+    if len(hashes) != 1 or stored.id_hash != hashes[0]:
+        return False
+    return stored.digest == row.digest(kept_household(row, stored.household))
+
+
+def _store(keyring: Keyring, b: Beneficiary, row: RosterRow, digest: str, household: str | None) -> None:
+    """The row's fields on the record (its number sealed, its digest with the household it leaves stored)."""
+    b.id_enc = keyring.encrypt_field(row.id_number, "beneficiary.id_number")
+    b.id_masked = mask_id(row.id_number)
+    b.name = row.name
+    b.region = row.region
+    b.birth_date = row.birth_date
+    b.benefit_types = row.benefit_types
+    b.roster_digest = digest
+
+
+def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport) -> None:
+    """The row's dates never shorten a validity already stored (a certification made here is newer). Of the row's
+    valid_until and the validity of its last_certified_on, the later counts: a benefit system's valid_until
+    computed at its last cycle lags a certification made since."""
+    until = row.valid_until
+    if row.last_certified_on is not None:
+        certified_until = valid_until(row.last_certified_on, terms.rules, row.region, row.birth_date)
+        until = max(until, certified_until) if until is not None else certified_until
+    if until is not None and (b.valid_until is None or until > b.valid_until):
+        b.valid_until = until
+    certified = row.last_certified_on
+    if certified is not None and (b.last_certified_on is None or certified > b.last_certified_on):
+        b.last_certified_on = certified
+    if b.valid_until is None and b.status == BeneficiaryStatus.ACTIVE:
+        b.valid_until = terms.first_valid_until(row)
+        report.grace_dated += 1
