@@ -60,6 +60,7 @@ import service.schema  # noqa: E402
 from service.certification.context import ServiceContext  # noqa: E402
 from service.certification.errors import ServiceError  # noqa: E402
 from service.certification.roster import import_roster, import_terms, read_table  # noqa: E402
+from service.features.install import install_features  # noqa: E402
 from service.infra.config import settings_from_flat  # noqa: E402
 
 FORMATS = ("utf8", "utf8_bom", "gb18030", "utf16_tab", "xlsx")
@@ -203,6 +204,8 @@ def measure_parse(filename: str, data: bytes, expected: int, repeat: int, warm: 
 
 
 def _context(var: Path) -> ServiceContext:
+    """The service's context as its composition roots build it, its features installed: the import terms ask their
+    hooks (a previous or leaked signing key in the environment: the hash a new record takes)."""
     settings = settings_from_flat(
         env="test",
         var_dir=var,
@@ -211,7 +214,7 @@ def _context(var: Path) -> ServiceContext:
         api_keys=[secrets.token_hex(8)],
         worker_mode="none",
     )
-    return ServiceContext(settings, schema=service.schema.metadata)
+    return install_features(ServiceContext(settings, schema=service.schema.metadata))
 
 
 def _timed_import(ctx: ServiceContext, filename: str, data: bytes) -> tuple[float, dict[str, Any]]:

@@ -33,6 +33,9 @@ _CHUNK = 1 << 20
 _DOWNLOAD_TIMEOUT_S = 60
 _MAX_DOWNLOAD_BYTES = 1 << 30
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A models folder that cannot hold the files (ModelsDirError): the words of the mistake and of its fix.
+_MAY_NOT = "the service's user may not"
+_FIX = "point it at a folder the service's user may write in"
 # What a source URL whose password ended its host early is told (the password never repeated).
 AT_PAST_HOST = (
     "an @ after the host's end: percent-encode / ? # in the password (%2F %3F %23), "
@@ -67,6 +70,15 @@ _STATUS_WORDS = {
     # PENSION_CERT_MODELS_DIR naming a file, a folder or file the service's user may not read, a disk error.
     ModelStatus.UNREADABLE: "unreadable (a folder on its path is a file, or reading it is refused)",
 }
+
+
+class ModelsDirError(ModelError):
+    """The models folder cannot hold the files (PENSION_CERT_MODELS_DIR names a file, or a folder the service's user
+    may not create or write in): a configuration mistake, the same for every model, so told once (models_cmd)."""
+
+    def __init__(self, models_dir: Path, problem: str) -> None:
+        super().__init__(f"{ENV_MODELS_DIR}={models_dir}: {problem}")
+        self.models_dir = models_dir
 
 
 @dataclass(frozen=True)
@@ -146,17 +158,31 @@ class ModelStore:
         spec = self.manifest.model(name)
         if self.is_available(name):
             return self._path(spec)
-        self.models_dir.mkdir(parents=True, exist_ok=True)
+        self._make_dir()
         data = self._read_source(spec, source)
         actual = hashlib.sha256(data).hexdigest()
         if actual != spec.sha256:
             raise ModelHashMismatchError(name, shown_source(source or spec.url), spec.sha256, actual)
         target = self._path(spec)
-        with tempfile.NamedTemporaryFile(dir=self.models_dir, delete=False, suffix=".part") as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, target)
+        try:
+            with tempfile.NamedTemporaryFile(dir=self.models_dir, delete=False, suffix=".part") as tmp:
+                tmp.write(data)
+            os.replace(tmp.name, target)
+        except PermissionError:
+            raise ModelsDirError(self.models_dir, f"{_MAY_NOT} write in it: {_FIX}") from None
         log.info("fetched model %s into %s", name, target)
         return self.path(name)
+
+    def _make_dir(self) -> None:
+        """The models folder, created if need be; a ModelsDirError (not an OSError per model) when it cannot be."""
+        try:
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # with exist_ok: the name is taken by something that is not a folder
+            raise ModelsDirError(self.models_dir, f"is a file, not a folder: {_FIX}") from None
+        except NotADirectoryError:
+            raise ModelsDirError(self.models_dir, f"a folder on its path is a file: {_FIX}") from None
+        except PermissionError:
+            raise ModelsDirError(self.models_dir, f"{_MAY_NOT} create it: {_FIX}") from None
 
     def _read_source(self, spec: ModelSpec, source: str | None) -> bytes:
         if source and "://" in source and not _is_url(source):

@@ -3,12 +3,22 @@
 Ethnic-minority names carry a middle dot (阿依古丽·买买提). Cards print U+00B7; phones, spreadsheets and the
 text recogniser give any of several look-alikes (• ・ ‧ ∙ ･ ．), often with spaces around it. Rare characters
 (生僻字) may lie outside the BMP (𠮷 U+20BB7). A module of its own, without models, so that the service loads it.
+
+Old benefit-system rosters and records typed from old documents write names in traditional or variant characters
+(陳秀英, 李峯) where the resident ID card prints the simplified form (陈秀英, 李峰), or the other way round. Names are
+compared folded to simplified (`compare_key`, data/name_fold.tsv from OpenCC's dictionaries, see data/name_fold.md);
+no character written so in simplified Chinese is folded, so two different simplified names never become one. What
+is stored and shown is never folded.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 import re
 import unicodedata
+from pathlib import Path
 
 # The one middle dot of names, and what it is typed or read as.
 MIDDLE_DOT = "·"
@@ -25,6 +35,10 @@ WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 SEARCH_LEFT_OUT = DOT_VARIANTS + WHITESPACE
 _LEFT_OUT = str.maketrans("", "", SEARCH_LEFT_OUT)
 _NO_SPACE = str.maketrans("", "", WHITESPACE)
+# Spellings of one name the console's search looks for at most (`spellings`): each adds a few LIKEs to its query.
+MAX_SPELLINGS = 16
+# Traditional or variant character → simplified (scripts/gen_name_fold.py; source, commit, licence: name_fold.md).
+FOLD_DATA = Path(__file__).parent / "data" / "name_fold.tsv"
 
 
 def normalise_name(text: str) -> str:
@@ -52,6 +66,57 @@ def plain_key(text: str) -> str:
     return text.translate(_LEFT_OUT)
 
 
+@functools.cache
+def fold_table() -> dict[str, str]:
+    """Traditional or variant character → its simplified form (陳 → 陈, 峯 → 峰): single characters only; no key is
+    ever a simplified character, nor any key's value, so folding twice changes nothing."""
+    table: dict[str, str] = {}
+    for line in FOLD_DATA.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("\t")
+            table[key] = value
+    return table
+
+
+@functools.cache
+def _fold() -> dict[int, str]:
+    return str.maketrans(fold_table())
+
+
+def fold(text: str) -> str:
+    """`text` with every traditional or variant character of the table in its simplified form, the rest as is."""
+    return text.translate(_fold())
+
+
+@functools.cache
+def _forms() -> dict[str, tuple[str, ...]]:
+    """Simplified character → itself and its traditional and variant forms (陈 → 陈 陳), the table reversed."""
+    forms: dict[str, list[str]] = {}
+    for key, value in sorted(fold_table().items()):
+        forms.setdefault(value, [value]).append(key)
+    return {simplified: tuple(chars) for simplified, chars in forms.items()}
+
+
+def spellings(key: str) -> tuple[str, ...]:
+    """The ways a roster may write the name whose key is `key` (a search key: compared as stored, SQL has no
+    table): each character simplified or in one of its traditional or variant forms, the simplified spelling
+    first. Every mix while they are at most MAX_SPELLINGS; beyond, the name simplified and the name in each
+    character's first, second… traditional form (a name mixing both is then found by a shorter beginning)."""
+    choices = [_forms().get(c, (c,)) for c in fold(key)]
+    if math.prod(len(c) for c in choices) <= MAX_SPELLINGS:
+        return tuple("".join(mix) for mix in itertools.product(*choices))
+    width = max(len(c) for c in choices)
+    uniform = ("".join(c[min(j, len(c) - 1)] for c in choices) for j in range(width))
+    return tuple(dict.fromkeys(uniform))[:MAX_SPELLINGS]
+
+
+def compare_key(text: str) -> str:
+    """A name as two spellings of it are compared: `normalise_name`'s form, traditional and variant characters
+    folded to simplified. A key, never stored or shown."""
+    return fold(normalise_name(text))
+
+
 def same_name(a: str, b: str) -> bool:
-    """Whether two spellings are the same name (exact otherwise: no simplified/traditional folding)."""
-    return normalise_name(a) == normalise_name(b)
+    """Whether two spellings are the same name: a middle-dot look-alike, spaces, full-width letters, traditional or
+    variant characters (陳秀英 and 陈秀英) are the same; otherwise exact (陈 and 程, 钟 and 锺 differ)."""
+    return compare_key(a) == compare_key(b)

@@ -73,7 +73,7 @@ def import_roster(
     table = open_table(filename, data)
     report.encoding = table.encoding
     lines = read_rows(table.rows)
-    stored = lock_records(db, [row for _, row, _ in lines if row is not None])
+    stored = lock_records(db, keyring, [row for _, row, _ in lines if row is not None])
     seen_ext: set[str] = set()
     seen_id: set[str] = set()
     for line, row, refused in lines:

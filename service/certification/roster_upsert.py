@@ -2,15 +2,16 @@
 created, updated or left unchanged by its external_id, and dated (service/certification/roster.py calls them).
 
 A row whose stored digest is its own changes nothing (re-importing the same file is idempotent); one whose record
-holds the number's one hash too is told so from what `lock_records` read, without two look-ups of its own. A row whose
-number another record holds is refused naming that record; one whose number is the stored one as Excel damaged
-it is refused as such; one that gives its record another number is a change of ID number (roster_identity.py).
+holds one of the number's hashes, no other record holding another (several signing keys in use), is told so from
+what `lock_records` read, without two look-ups of its own. A row whose number another record holds, under any key in
+use, is refused naming that record; one whose number is the stored one as Excel damaged it is refused as such; one
+that gives its record another number is a change of ID number (roster_identity.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -38,33 +39,52 @@ class Stored:
     digest: str
     household: str | None
     id_hash: str
+    # No other record holds the number under another signing key in use (True with one key; False: not known).
+    alone: bool = True
 
 
-def lock_records(db: Session, rows: list[RosterRow]) -> dict[str, Stored]:
+def lock_records(db: Session, keyring: Keyring, rows: list[RosterRow]) -> dict[str, Stored]:
     """Lock (PostgreSQL) the stored records this file will change, in id order: the order the cycle run and
     another import take them in (service/certification/lock_order.py). They are found first without a lock (by
     external id; a row whose digest matches its record is left alone by `upsert`, so its record is not locked:
     a full-roster import must not hold every pensioner's row, and their uploads and accepts, for its whole
     length), then locked in ascending chunks, so the UPDATEs that follow in the file's order take no new
     beneficiary lock. A record another transaction changes or stores after this (a new person another import
-    commits meanwhile) is locked when updated, as before. The records found, by external id (see `upsert`)."""
+    commits meanwhile) is locked when updated, as before. The records found, by external id (see `upsert`; with
+    several signing keys in use, `_alone` tells whether another record holds a row's number under another key)."""
     by_ext: dict[str, RosterRow] = {}
     for row in rows:
         by_ext.setdefault(row.external_id, row)  # a later row with the same id is refused as a duplicate
     found: dict[str, Stored] = {}
     ids: set[int] = set()
+    unchanged: dict[str, tuple[str, ...]] = {}  # several keys in use: the number's hashes of a row as stored
     columns = (Beneficiary.id, Beneficiary.external_id, Beneficiary.roster_digest, Beneficiary.household)
     for chunk in _chunks(sorted(by_ext)):
         read = select(*columns, Beneficiary.id_hash).where(Beneficiary.external_id.in_(chunk))
         for bid, ext, digest, household, id_hash in db.execute(read):
-            found[ext] = Stored(bid, digest, household, id_hash)
+            found[ext] = Stored(bid, digest, household, id_hash, alone=not keyring.rotating)
             row = by_ext[ext]
             if row.digest(kept_household(row, household)) != digest:
                 ids.add(bid)
+            elif keyring.rotating:
+                unchanged[ext] = keyring.id_hashes(row.id_number)
+    found.update(_alone(db, found, unchanged))
     for id_chunk in _chunks(sorted(ids)):
         query = select(Beneficiary.id).where(Beneficiary.id.in_(id_chunk)).order_by(Beneficiary.id).with_for_update()
         db.scalars(query).all()
     return found
+
+
+def _alone(db: Session, found: dict[str, Stored], unchanged: dict[str, tuple[str, ...]]) -> dict[str, Stored]:
+    """Of the records whose rows are unchanged and that hold one of their number's hashes (several signing keys in
+    use), those no other record holds the number for under another key: one read per chunk of those other hashes
+    (the hash column is unique: a record holding one is another record)."""
+    others = {ext: [h for h in hashes if h != found[ext].id_hash] for ext, hashes in unchanged.items()}
+    others = {ext: hashes for ext, hashes in others.items() if len(hashes) < len(unchanged[ext])}
+    held: set[str] = set()
+    for chunk in _chunks(sorted({h for hashes in others.values() for h in hashes})):
+        held.update(db.scalars(select(Beneficiary.id_hash).where(Beneficiary.id_hash.in_(chunk))))
+    return {ext: replace(found[ext], alone=True) for ext, hashes in others.items() if held.isdisjoint(hashes)}
 
 
 def kept_household(row: RosterRow, stored: str | None) -> str | None:
@@ -92,9 +112,9 @@ def upsert(
         report.unchanged += 1
         return []
     existing = db.scalar(select(Beneficiary).where(Beneficiary.external_id == row.external_id))
-    holder = db.scalar(select(Beneficiary).where(one_of_hashes(Beneficiary.id_hash, hashes)))
+    holder = _holder(db, hashes, existing)
     new = existing is None  # a new beneficiary: created, with the row's status
-    if holder is not None and (existing is None or holder.id != existing.id):
+    if holder is not None:
         return [f"id_number already belongs to beneficiary {holder.external_id}"]
     if existing is not None and existing.id_hash not in hashes and zeroed_by_spreadsheet(keyring, existing, row):
         return [idnumber.SPREADSHEET]  # not another person: the face and the certification stay
@@ -124,15 +144,25 @@ def upsert(
     return []
 
 
+def _holder(db: Session, hashes: tuple[str, ...], existing: Beneficiary | None) -> Beneficiary | None:
+    """Another record than the row's own holding the number under a key in use (the first by id). During a rotation
+    the row's record may hold it under one key and another record under another: the look-up by every hash took
+    whichever the database returned first, and counted the row unchanged or refused it by chance."""
+    query = select(Beneficiary).where(one_of_hashes(Beneficiary.id_hash, hashes))
+    if existing is not None:
+        query = query.where(Beneficiary.id != existing.id)
+    return db.scalar(query.order_by(Beneficiary.id).limit(1))
+
+
 def _unchanged(row: RosterRow, stored: Stored, hashes: tuple[str, ...]) -> bool:
-    """The row is its record as stored, and the record holds the number's one hash (one signing key in use): the
-    look-ups below would find that record by external id and, the hash column being unique, as the number's only
-    holder, and count the row unchanged. What `lock_records` read is the record still: no other row of the file
-    writes it (a row writes only the record of its own external id, and a second row with that id is refused as a
-    duplicate), and the digest is of the row being written. During a rotation (several hashes: another record may
-    hold the number under the other key) and for a record whose hash no key in use makes, the rows are looked up
-    as any other (`test_roster_reimport.py`)."""
-    if len(hashes) != 1 or stored.id_hash != hashes[0]:
+    """The row is its record as stored, the record holds one of the number's hashes, and no other record holds
+    another (`Stored.alone`): the look-ups below would find that record by external id, no other holder (`_holder`),
+    and count the row unchanged. What `lock_records` read holds still: no other row of the file writes that record
+    (a row writes only the record of its own external id, and a second row with that id is refused as a duplicate),
+    none gives another record this number (the look-up of its holder finds this record: refused), and the digest
+    is of the row being written. A record whose hash no key in use makes is looked up as any other
+    (`test_roster_reimport.py`)."""
+    if not stored.alone or stored.id_hash not in hashes:
         return False
     return stored.digest == row.digest(kept_household(row, stored.household))
 

@@ -19,8 +19,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.infra.ratelimit import parse_rate
 
 log = logging.getLogger(__name__)
 
@@ -258,16 +260,28 @@ class WorkerSettings(BaseSettings):
     task_soft_time_limit_s: float = 240.0
     task_time_limit_s: float = 270.0
 
-    @model_validator(mode="after")
-    def _heartbeat_below_staleness(self) -> WorkerSettings:
+    # Field validators on the second of each pair (declared after the first: info.data holds it), so that the start
+    # check's line names a variable (a model validator's error has none: "PENSION_CERT_: …"; Part AX).
+    @field_validator("worker_stale_s")
+    @classmethod
+    def _heartbeat_below_staleness(cls, stale: float, info: ValidationInfo) -> float:
         # Two missed beats (a slow database write, a GIL-heavy moment) must not make a live worker look dead.
-        if not 0 < self.worker_heartbeat_s * 2 <= self.worker_stale_s:
-            raise ValueError("PENSION_CERT_WORKER_HEARTBEAT_S must be positive and at most half of WORKER_STALE_S")
-        if not 0 < self.task_soft_time_limit_s <= self.task_time_limit_s:
+        beat = info.data.get("worker_heartbeat_s")
+        if beat is not None and not 0 < beat * 2 <= stale:
             raise ValueError(
-                "PENSION_CERT_TASK_SOFT_TIME_LIMIT_S must be positive and at most PENSION_CERT_TASK_TIME_LIMIT_S"
+                f"must be at least twice PENSION_CERT_WORKER_HEARTBEAT_S ({beat:g} s), which must be positive"
             )
-        return self
+        return stale
+
+    @field_validator("task_time_limit_s")
+    @classmethod
+    def _soft_limit_first(cls, hard: float, info: ValidationInfo) -> float:
+        soft = info.data.get("task_soft_time_limit_s")
+        if soft is not None and not 0 < soft <= hard:
+            raise ValueError(
+                f"must be at least PENSION_CERT_TASK_SOFT_TIME_LIMIT_S ({soft:g} s), which must be positive"
+            )
+        return hard
 
 
 class CycleSettings(BaseSettings):
@@ -304,9 +318,11 @@ class CertificationSettings(BaseSettings):
     # service/certification/attempts.py).
     failures_per_day: int = 3
     failures_per_day_beneficiary: int = 10
-    challenge_ttl_s: int = 300
+    challenge_ttl_s: int = Field(default=300, gt=0)
     # A fixed action challenge (e.g. a staff counter's routine, or tests); empty: random 2-3 actions.
     challenge_actions: list[str] = Field(default_factory=list)
+    # At least twice challenge_ttl_s: a video begun before the challenge ended is taken up to challenge_ttl_s past
+    # its end (docs/security.md Part AU); a session ending sooner refused it as expired (Part AX).
     session_ttl_s: int = 3600
     # Kinship rule (proxy_auth.RelativePolicy): a relative's enrolled face scoring at or above the claimed
     # person's similarity minus this margin sends the session to review. None: the policy's measured default.
@@ -317,6 +333,19 @@ class CertificationSettings(BaseSettings):
     # built with it (service.adapters.workers.worker.shared_certifier); the offline CLI commands read the same
     # variable (pipelines.face_match.calibration).
     face_calibration: str = ""
+
+    @field_validator("session_ttl_s")
+    @classmethod
+    def _session_outlives_the_challenge(cls, ttl: int, info: ValidationInfo) -> int:
+        # Refused at start (Part AX): the session's end would cut the challenge's upload grace short, and under
+        # the challenge's own lifetime refuse a citizen within the time the page gave.
+        challenge = info.data.get("challenge_ttl_s")
+        if challenge is not None and ttl < 2 * challenge:
+            raise ValueError(
+                f"must be at least twice PENSION_CERT_CHALLENGE_TTL_S ({challenge} s): set it to {2 * challenge} "
+                "or more, or an upload begun in time is refused as the session ends"
+            )
+        return ttl
 
 
 class WeChatSettings(BaseSettings):
@@ -338,8 +367,9 @@ class WeChatSettings(BaseSettings):
     schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
     notify_max_attempts: int = 5
     # Reminders (due soon, overdue, suspended) sent a day at most, spread evenly over the reminder hours; those not
-    # reached go out the next days, the earliest recorded first (wechat/notify.py). 0: no cap. A campaign's
-    # reminders all at 08:00 brought every pensioner to certify in one morning (docs/security.md part AU).
+    # reached go out the next days, the most urgent first: suspended, overdue, due soon, each the earliest date first
+    # (wechat/quota.py, `urgency`). 0: no cap. A campaign's reminders all at 08:00 brought every pensioner to
+    # certify in one morning (docs/security.md part AU).
     reminders_per_day: int = Field(default=20000, ge=0)
 
     @field_validator("encoding_aes_key")
@@ -380,6 +410,21 @@ class ObservabilitySettings(BaseSettings):
     metrics_port: int = 0  # `pension-cert worker` / celery worker: serve their own /metrics on this port (0: off)
 
 
+# The rules of RateLimitSettings ("N/minute"; service/adapters/http/limits.py reads each with `parse_rate`).
+RATE_RULES = (
+    "ip",
+    "ip_accounts",
+    "api_key",
+    "session_ip",
+    "upload_ip",
+    "session_ip_accounts",
+    "upload_ip_accounts",
+    "beneficiary",
+    "beneficiary_all",
+    "auth_failures",
+)
+
+
 class RateLimitSettings(BaseSettings):
     """Rate limits (service/adapters/http/limits.py)."""
 
@@ -407,6 +452,14 @@ class RateLimitSettings(BaseSettings):
     beneficiary: str = "30/hour"  # session creation per beneficiary and requester (key, openid or IP)
     beneficiary_all: str = "120/hour"  # session creation per beneficiary, every requester together
     auth_failures: str = "20/minute"  # refused API keys per IP, then every key attempt is refused
+
+    @field_validator(*RATE_RULES)
+    @classmethod
+    def _a_rate(cls, rule: str) -> str:
+        # Read as the limits read it, when the settings are: one settings line at start (Part AS), not a 500 on
+        # every request once the middleware is built.
+        parse_rate(rule)
+        return rule
 
 
 class TimeZoneSettings(BaseSettings):

@@ -7,9 +7,47 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from typing import Any
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from service.infra.config import Settings
+from service.infra.clock import utc_offset_s
+
+if TYPE_CHECKING:  # the settings validate their rules with `parse_rate`: a run-time import would be a cycle
+    from service.infra.config import Settings
+
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+RATE_FORMAT = re.compile(r"(\d+)\s*/\s*(?:(\d+)\s*s|(second|minute|hour|day)s?)")
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    seconds: int
+    # Seconds east of UTC the windows are cut at: a day window is the bureau's day (local midnight), not UTC's.
+    offset_s: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.count} per {self.seconds}s"
+
+
+def parse_rate(text: str, time_zone: str | None = None) -> Rate | None:
+    """Parse "30/minute", "5/10s" or "1000/hour"; an empty string means no limit. `time_zone` (the bureau's): a
+    window of whole days starts at its midnight (service/infra/clock.py), not at UTC's (08:00 in Beijing). The one
+    reading of a rule: the settings check each `RATE_LIMIT_*` with it when they are read (a rule it refused in the
+    middleware, built on the first request, answered every request 500 after `serve` said it was listening)."""
+    text = text.strip()
+    if not text:
+        return None
+    m = RATE_FORMAT.fullmatch(text)
+    if m is None:
+        raise ValueError(
+            "not a rate: write N/second, N/minute, N/hour or N/day (or N/Ks: K seconds), e.g. 6000/minute; empty "
+            "switches the rule off"
+        )
+    seconds = int(m.group(2)) if m.group(2) else UNITS[m.group(3)]
+    offset = utc_offset_s(time_zone) if time_zone and seconds % UNITS["day"] == 0 else 0
+    return Rate(int(m.group(1)), max(1, seconds), offset)
 
 
 def counter_redis_url(s: Settings) -> str | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import roster as bench_roster
 from service.certification import idnumber
 from service.certification.roster import read_table, validate_row
@@ -62,3 +64,16 @@ def test_the_bench_writes_positive_figures_for_every_form_and_compares_with_a_be
     assert set(result["before"]["parse"]) == {"utf8", "xlsx"}
     assert set(result["after_over_before"]) == {"utf8", "xlsx", "import"}
     assert all(ratio > 0 for entry in result["after_over_before"].values() for ratio in entry.values())
+
+
+def test_the_bench_imports_with_a_leaked_signing_key_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rotation or a leaked key listed in the shell the bench runs in (the import cost measured then, Part AR):
+    the import terms ask the features' hooks, and the bench's context had none installed (FeaturesNotInstalled)."""
+    monkeypatch.setenv("PENSION_CERT_SIGNING_KEYS_LEAKED", '["an-old-leaked-signing-key-0123456789"]')
+    out = tmp_path / "roster.json"
+    argv = ["--rows", "30", "--xlsx-rows", "10", "--repeat", "1", "--formats", "utf8", "--out", str(out)]
+    assert bench_roster.main(argv) == 0
+    imported = json.loads(out.read_text(encoding="utf-8"))["import"]
+    assert (imported["created"], imported["unchanged_on_reimport"]) == (30, 30)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 
 from models.errors import ModelError
-from models.store import ModelStatus, ModelStore
-from service.adapters.cli.common import EXIT_MODEL, CliError, emit
+from models.store import ENV_MODELS_DIR, ModelsDirError, ModelState, ModelStatus, ModelStore
+from service.adapters.cli.common import EXIT_CONFIG, EXIT_MODEL, CliError, emit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,20 +30,45 @@ def _pack_models(store: ModelStore, pack: str) -> list[str]:
     return list(dict.fromkeys(n for names in spec.roles.values() for n in names))
 
 
-def pack_problems(store: ModelStore, pack: str) -> list[str]:
-    """Why this pack cannot run here, one item per role (empty: it can): the model it would use for each role,
-    as `serve` and the pipelines choose it (models/packs.py resolve), is missing or fails its sha256."""
-    from models.packs import ModelPack
+def _pack_states(store: ModelStore, pack: str) -> list[tuple[str, ModelState]]:
+    """(role, state) of each model this pack would use here, as `serve` and the pipelines choose it
+    (models/packs.py resolve)."""
+    from models.packs import ModelPack  # lazy: the model runtime only for the commands that check a pack
 
     spec = store.manifest.pack(pack)
     model_pack = ModelPack(spec, store)
-    problems: list[str] = []
-    for role in spec.roles:
-        for name in model_pack.resolve(role):
-            st = store.state(name)
-            if st.status != ModelStatus.OK:
-                problems.append(f"{role}: {name} is {st.status.in_words} ({st.path})")
-    return problems
+    return [(role, store.state(name)) for role in spec.roles for name in model_pack.resolve(role)]
+
+
+def pack_problems(store: ModelStore, pack: str) -> list[str]:
+    """Why this pack cannot run here, one item per role (empty: it can): the model it would use for each role
+    is missing, fails its sha256 or cannot be read."""
+    return _problems(_pack_states(store, pack))
+
+
+def _problems(states: list[tuple[str, ModelState]]) -> list[str]:
+    return [
+        f"{role}: {st.spec.name} is {st.status.in_words} ({st.path})"
+        for role, st in states
+        if st.status is not ModelStatus.OK
+    ]
+
+
+def unavailable(store: ModelStore, pack: str) -> CliError | None:
+    """The MODEL_UNAVAILABLE error of a pack that cannot run here (None: it can), with the advice that helps:
+    fetch the missing or damaged files; for an unreadable one (a folder on its path is a file, or reading it is
+    refused) the path or the permissions, which no fetch changes."""
+    states = _pack_states(store, pack)
+    statuses = {st.status for _, st in states} - {ModelStatus.OK}
+    if not statuses:
+        return None
+    advice = []
+    if statuses - {ModelStatus.UNREADABLE}:
+        advice.append(f"run `pension-cert models fetch --pack {pack}`")
+    if ModelStatus.UNREADABLE in statuses:
+        advice.append(f"fix the path or the permissions ({ENV_MODELS_DIR}={store.models_dir})")
+    message = f"pack {pack} cannot run: {'; '.join(_problems(states))}; {'; '.join(advice)}"
+    return CliError(message, EXIT_MODEL, code="MODEL_UNAVAILABLE")
 
 
 def check_models(pack_name: str | None) -> None:
@@ -53,14 +78,9 @@ def check_models(pack_name: str | None) -> None:
     from models.packs import load_pack
 
     pack = load_pack(pack_name)  # the configured pack, or PENSION_CERT_MODEL_PACK (raises on an unknown one)
-    problems = pack_problems(pack.store, pack.spec.name)
-    if problems:
-        raise CliError(
-            f"pack {pack.spec.name} cannot run: {'; '.join(problems)}; "
-            f"run `pension-cert models fetch --pack {pack.spec.name}`",
-            EXIT_MODEL,
-            code="MODEL_UNAVAILABLE",
-        )
+    error = unavailable(pack.store, pack.spec.name)
+    if error is not None:
+        raise error
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -86,13 +106,9 @@ def _list(args: argparse.Namespace) -> int:
     # The listing is information; the exit code says whether the pack it is about (--pack, else the configured
     # one) can run, so that a script can stop before `serve` or `certify` would.
     pack = args.pack or pack_name_from_env()
-    problems = pack_problems(store, pack)
-    if problems:
-        raise CliError(
-            f"pack {pack} cannot run: {'; '.join(problems)}; run `pension-cert models fetch --pack {pack}`",
-            EXIT_MODEL,
-            code="MODEL_UNAVAILABLE",
-        )
+    error = unavailable(store, pack)
+    if error is not None:
+        raise error
     return 0
 
 
@@ -106,6 +122,8 @@ def _fetch(args: argparse.Namespace) -> int:
         try:
             path = store.fetch(name, args.source)
             emit({"name": name, "status": "ok", "path": str(path)})
+        except ModelsDirError as exc:  # the folder, not this model: the same for every one, told once
+            raise CliError(str(exc), EXIT_CONFIG, code="CONFIG_INVALID") from None
         except (ModelError, OSError, ValueError) as exc:
             errors.append(_fetch_problem(name, exc))
             emit({"name": name, "status": "error", "error": errors[-1]})

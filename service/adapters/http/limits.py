@@ -20,7 +20,6 @@ import logging
 import re
 import time
 import urllib.parse
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
@@ -29,9 +28,16 @@ from service.adapters.http.body_limit import BODY_TOO_LARGE, MAX_JSON_BODY, erro
 from service.adapters.http.deps import admin_keys
 from service.certification.catalog import ServiceCode
 from service.features.wechat.h5 import identity
-from service.infra.clock import utc_offset_s
 from service.infra.observability import metrics
-from service.infra.ratelimit import ClientAddress, counter_prefix, counter_redis_url, header, is_form_post
+from service.infra.ratelimit import (
+    ClientAddress,
+    Rate,
+    counter_prefix,
+    counter_redis_url,
+    header,
+    is_form_post,
+    parse_rate,
+)
 from service.infra.security import normalise_id
 
 if TYPE_CHECKING:
@@ -39,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # Probes and scrapes; and WeChat's server pushes, which come signed from a few Tencent addresses carrying every
 # citizen's events (an IP limit there would drop a busy account's messages during the annual campaign).
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics", "/wechat/callback"})
@@ -62,31 +67,6 @@ UPLOAD = re.compile(
 def _clock() -> float:
     """The wall clock windows are cut from (one name, so tests can hold it inside a window)."""
     return time.time()
-
-
-@dataclass(frozen=True)
-class Rate:
-    count: int
-    seconds: int
-    # Seconds east of UTC the windows are cut at: a day window is the bureau's day (local midnight), not UTC's.
-    offset_s: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.count} per {self.seconds}s"
-
-
-def parse_rate(text: str, time_zone: str | None = None) -> Rate | None:
-    """Parse "30/minute", "5/10s" or "1000/hour"; an empty string means no limit. `time_zone` (the bureau's): a
-    window of whole days starts at its midnight (service/infra/clock.py), not at UTC's (08:00 in Beijing)."""
-    text = text.strip()
-    if not text:
-        return None
-    m = re.fullmatch(r"(\d+)\s*/\s*(?:(\d+)\s*s|(second|minute|hour|day)s?)", text)
-    if m is None:
-        raise ValueError(f"rate limit {text!r}: expected N/second|minute|hour|day or N/Ks")
-    seconds = int(m.group(2)) if m.group(2) else UNITS[m.group(3)]
-    offset = utc_offset_s(time_zone) if time_zone and seconds % UNITS["day"] == 0 else 0
-    return Rate(int(m.group(1)), max(1, seconds), offset)
 
 
 class Counter(Protocol):

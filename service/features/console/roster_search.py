@@ -7,8 +7,10 @@ U+00B7), without the middle dot itself (pipelines.names.search_key), so that 阿
 find 阿依古丽·买买提 and the other way round. The database compares the stored names (`name_matches`: their
 look-alike dots and whitespace, pipelines.names.SEARCH_LEFT_OUT, taken out by `replace()`, the same in SQLite
 and PostgreSQL), not Python: the search stays one query over the records in scope, with no column or migration of
-its own. SQL has no NFKC: the roster import stores names NFKC (pipelines.names.stored_name), and a name stored
-before it did (a full-width letter, a compatibility ideograph) is also compared with the typed text without NFKC
+its own. Nor has SQL a table of traditional characters: a typed name is looked for in its simplified and
+traditional spellings (pipelines.names.spellings: 陈秀英 finds 陳秀英 stored, and the other way round). SQL has no
+NFKC: the roster import stores names NFKC (pipelines.names.stored_name), and a name stored before it did (a
+full-width letter, a compatibility ideograph) is also compared with the typed text without NFKC
 (pipelines.names.plain_key): pasted as stored it is found, and the next import of its row stores it normalised.
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from pipelines.names import SEARCH_LEFT_OUT, plain_key, search_key
+from pipelines.names import SEARCH_LEFT_OUT, plain_key, search_key, spellings
 from service.certification import idnumber
 from service.certification.models import Beneficiary, one_of_hashes
 from service.features.console import scope
@@ -36,8 +38,10 @@ ESCAPE = "/"  # of the LIKE patterns, as SQLAlchemy's autoescape
 
 def query_keys(text: str) -> tuple[str, ...]:
     """A typed name as the search compares it: its key (`search_key`), and, when NFKC changed it, its key as typed
-    (`plain_key`: names stored before the import applied NFKC); none when the text is only dots and spaces."""
-    return tuple(dict.fromkeys(k for k in (search_key(text), plain_key(text)) if k))
+    (`plain_key`: names stored before the import applied NFKC), each in its simplified and traditional spellings
+    (`spellings`: 陈秀英 finds 陳秀英 stored, and the other way round); none when the text is only dots and spaces."""
+    keys = (search_key(text), plain_key(text))
+    return tuple(dict.fromkeys(spelling for key in keys if key for spelling in spellings(key)))
 
 
 def key_begins(column: Any, keys: Sequence[str]) -> ColumnElement[bool]:
@@ -96,17 +100,33 @@ def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Se
 def name_matches(column: Any, keys: Sequence[str]) -> tuple[ColumnElement[bool], ...]:
     """The SQL conditions "the name in `column` begins with one of `keys`" (`query_keys`' form), cheapest first: the
     name begins with a key's first characters in order, other characters between them (a plain LIKE: few names
-    pass it; or it begins with a dot or a space, which a name the import stripped never does), and begins with the
-    key as stored (most that pass) or in its key's form (the `replace()` chain, worked out for the rest only). Every
-    LIKE is escaped: "%" and "_" typed are characters of a name, not wildcards ("%伟" must not become "every name
-    containing 伟")."""
-    in_order = ["%".join(_escaped(c) for c in key[:IN_ORDER]) + "%" for key in keys]
-    may_begin = or_(
-        *(column.like(pattern, escape=ESCAPE) for pattern in in_order),
-        func.substr(column, 1, 1).in_(list(SEARCH_LEFT_OUT)),
-    )
+    pass it; or it begins with a dot or a space, which a name the import stripped never does; a name's several
+    spellings first in a few merged patterns, `in_order`, then each its own for the names these let through), and
+    begins with the key as stored (most that pass) or in its key's form (the `replace()` chain, worked out for the
+    rest only). Every LIKE is escaped: "%" and "_" typed are characters of a name, not wildcards ("%伟" must not
+    become "every name containing 伟")."""
+    odd_start = func.substr(column, 1, 1).in_(list(SEARCH_LEFT_OUT))
+    may_begin = or_(*(column.like(pattern, escape=ESCAPE) for pattern in in_order(keys)), odd_start)
+    conditions = [may_begin]
+    if len(keys) > 1:  # the spellings' own patterns, for the few names the merged ones let through
+        each = ("%".join(_escaped(c) for c in key[:IN_ORDER]) + "%" for key in keys)
+        conditions.append(or_(*(column.like(pattern, escape=ESCAPE) for pattern in each), odd_start))
     begins = or_(*(column.startswith(key, autoescape=True) for key in keys), key_begins(column, keys))
-    return may_begin, begins
+    return (*conditions, begins)
+
+
+def in_order(keys: Sequence[str]) -> list[str]:
+    """The LIKE patterns "begins with a key's first IN_ORDER characters in order": one per first character and
+    length, "_" (any one character) where the keys of that group differ, so that a name's spellings in simplified
+    and traditional characters (`spellings`: up to 16) cost a few patterns, not one each."""
+    groups: dict[tuple[str, int], list[str]] = {}
+    for key in keys:
+        head = key[:IN_ORDER]
+        groups.setdefault((head[0], len(head)), []).append(head)
+    return [
+        "%".join(_escaped(c[0]) if len(set(c)) == 1 else "_" for c in zip(*heads, strict=True)) + "%"
+        for heads in groups.values()
+    ]
 
 
 def _escaped(char: str) -> str:

@@ -1,4 +1,4 @@
-"""What WeChat's refusals of a template message mean for the run that sends them (notify.py, `_deliver_batch`).
+"""What WeChat's refusals of a template message mean for the run that sends them (notice_send.py, `_deliver_batch`).
 
 In the campaign's peak (集中认证) more reminders are due on one day than WeChat's daily template-message quota
 allows. Once it is spent (45009) every send that day is refused alike, so the run stops and the day is marked
@@ -81,7 +81,7 @@ def mark_spent(store: TokenStore, at: dt.datetime) -> None:
 
 def urgency() -> tuple[ColumnElement[Any], ...]:
     """The order in which capped reminders go out: suspended, overdue, due soon; then the date in the ref
-    (`<beneficiary id>:<YYYY-MM-DD>`, notify._reminder_ref: the last ten characters), then the record."""
+    (`<beneficiary id>:<YYYY-MM-DD>`, notice_queue.reminder_ref: the last ten characters), then the record."""
     rank = case({"suspended": 0, "overdue": 1}, value=WeChatNotice.kind, else_=2)
     return rank, func.substr(WeChatNotice.ref, func.length(WeChatNotice.ref) - 9), WeChatNotice.id.expression
 

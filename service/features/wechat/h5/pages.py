@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,18 @@ JSSDK_CSP = H5_CSP
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 templates.filters["zh_date"] = zh_date  # dates as the messages write them (2027年3月1日), not ISO
 templates.globals["ID_INPUT_MAX"] = ID_INPUT_MAX  # an ID number field's maxlength: the server's one bound
+
+
+@functools.cache
+def static_url(name: str) -> str:
+    """A page's own static file, named with its content's digest: WeChat's browser keeps scripts longer than their
+    headers ask, and a page (never cached: no-store) of a new release with a cached script of the old one breaks
+    (the script is in parts since Part AW's split, each part expecting the others' release)."""
+    digest = hashlib.sha256((HERE / "static" / name).read_bytes()).hexdigest()[:12]
+    return f"/h5/static/{name}?v={digest}"
+
+
+templates.globals["static_url"] = static_url
 
 
 def render(request: Request, name: str, status: int = 200, jssdk: bool = False, **values: Any) -> HTMLResponse:

@@ -26,13 +26,12 @@ from service.certification.catalog import ServiceCode
 from service.certification.errors import ServiceError
 from service.certification.models import (
     Beneficiary,
-    Certification,
     CertSession,
     Channel,
     SessionState,
     UploadKind,
     beneficiary_of,
-    in_force,
+    certification_revoked,
 )
 from service.features.proxy import operators
 from service.features.proxy.models import ProxySession, subject_of
@@ -136,7 +135,7 @@ def certify_page(ctx: Ctx, request: Request, mode: str = "self") -> Response:
 def family_page(ctx: Ctx, request: Request) -> Response:
     if identity.openid_from(ctx, request) is None:
         return login(ctx, request)
-    # The bureau's phone: the next step, with the assist request, when an elder has no tries left today (h5.js).
+    # The bureau's phone: the next step, with the assist request, when an elder has no tries left today (h5-family.js).
     return render(request, "family.html", proxy_enabled=_proxy_enabled(request), phone=ctx.settings.bureau_phone)
 
 
@@ -308,7 +307,7 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
         kind=kind,
         valid_until=b.valid_until if b is not None else None,
         # A certification a supervisor revoked since (found fraudulent: service/certification/revocation.py).
-        revoked=db.scalar(select(Certification.id).where(Certification.session_id == s.id, ~in_force())) is not None,
+        revoked=db.scalar(select(CertSession.id).where(CertSession.id == s.id, certification_revoked())) is not None,
         attempts_left=recovery.attempts_left(db, ctx, s),
         # Family sessions continue too (recovery.reopen_family); other channels' sessions only show their result.
         again=(kind is not None or s.channel == Channel.SELF) and recovery.can_continue(s),
@@ -325,9 +324,13 @@ def _proxy_kind(db: DB, session_id: str) -> str | None:
     return str(row.kind) if row is not None else None
 
 
+# The pages' own files (static/): the script in parts, h5-page.js first and h5.js last (templates/*.html).
+STATIC_FILES = ("h5.css", "guidance.js", "h5-page.js", "h5-family.js", "h5-capture.js", "h5-upload.js", "h5.js")
+
+
 @router.get("/static/{name}")
 def static(name: str) -> Response:
-    if name not in ("h5.css", "h5.js", "guidance.js"):
+    if name not in STATIC_FILES:
         return Response(status_code=404)
     media = "text/css" if name.endswith(".css") else "text/javascript"
     return FileResponse(HERE / "static" / name, media_type=media)

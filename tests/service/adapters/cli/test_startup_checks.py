@@ -115,7 +115,8 @@ def _one_model_line(stderr: str) -> str:
     [line] = ours.strip().splitlines()
     assert "MODEL_UNAVAILABLE" in line, line
     assert "is unreadable (" in line, line
-    assert line.endswith(FETCH), line
+    assert "models fetch" not in line, line  # no fetch changes a path or a permission (Part AX)
+    assert " fix the path or the permissions (PENSION_CERT_MODELS_DIR=" in line, line
     return line
 
 

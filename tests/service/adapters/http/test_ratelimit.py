@@ -13,9 +13,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from service.adapters.http.limits import Rate, parse_rate
 from service.infra.config import Settings
-from service.infra.ratelimit import ClientAddress
+from service.infra.ratelimit import ClientAddress, Rate, parse_rate
 from tests.service import servers
 from tests.service.adapters.http.helpers import beneficiary_with_number
 from tests.service.adapters.http.ops import ops_app

@@ -145,7 +145,7 @@ def test_the_h5_pages_send_the_video_through_the_same_rule(client: TestClient) -
     """The WeChat H5 capture page (and the family pages, which hand their session to it) sends the video to the
     session API's route, judged as above; no H5 or proxy route takes a video of its own (the card routes take no
     nonce)."""
-    h5_js = (Path(h5.__file__).parent / "static" / "h5.js").read_text()
+    h5_js = (Path(h5.__file__).parent / "static" / "h5-upload.js").read_text()  # the capture page's upload
     assert '"/api/v1/sessions/" + s.session_id + "/video"' in h5_js
     api = client.get("/openapi.json").json()["paths"]
     assert [p for p in api if "video" in p] == ["/api/v1/sessions/{session_id}/video"]

@@ -184,3 +184,49 @@ def test_one_rule_for_what_a_name_search_leaves_out() -> None:
     for text in ("阿依古丽 ・ 买买提", "ＭＡＲＹ\u2002ＡＮＮ", "\uf9e1明", "李\u3000四"):
         assert names.search_key(text) == names.normalise_name(text).replace(names.MIDDLE_DOT, "")
         assert names.plain_key(text) == "".join(c for c in text if c not in names.SEARCH_LEFT_OUT)
+
+
+# Part AV: a roster typed from old records writes names in traditional or variant characters; staff type the card's
+# simplified name (or the other way round), and any one character may be written either way.
+SPELLINGS = {
+    "陳秀英": ("陈秀英", "陳秀英", "陈秀", "陳"),
+    "陈秀英": ("陳秀英", "陈秀英", "陳秀"),
+    "張偉": ("张伟", "張伟", "张偉", "張"),
+    "李峯": ("李峰", "李峯"),
+    "鍾麗華": ("钟丽华", "鍾丽華", "钟"),
+}
+
+
+@pytest.mark.parametrize("stored", list(SPELLINGS))
+def test_a_name_is_found_typed_in_simplified_or_traditional_characters(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], stored: str
+) -> None:
+    with ctx.db() as db:
+        ext = factories.beneficiary(db, ctx.keyring, name=stored).external_id
+        factories.beneficiary(db, ctx.keyring, name="程秀英")  # another name: never found by these
+        factories.beneficiary(db, ctx.keyring, name="锺丽华")  # 锺 is a simplified character of its own
+    csrf = login(app_client, "rev1")
+    for typed in SPELLINGS[stored]:
+        assert last_shown_after(app_client, ctx, csrf, typed) == [ext], typed
+
+
+def test_a_name_typed_with_traditional_characters_on_the_next_roster_is_not_a_changed_name(
+    ctx: ServiceContext,
+) -> None:
+    first, second = (factories.id_number(birth=dt.date(1950, 3, d)) for d in (10, 11))
+    with ctx.db() as db:
+        row = ["X-TRAD", first, "陈秀英", "", "enterprise_pension", "", ""]
+        import_roster(db, ctx.keyring, "r.csv", to_csv([row]), "test", TERMS)
+        again = [["X-TRAD", second, "陳秀英", "", "enterprise_pension", "", ""]]
+        report = import_roster(db, ctx.keyring, "r.csv", to_csv(again), "test", TERMS)
+        stored = db.scalar(select(Beneficiary.name).where(Beneficiary.external_id == "X-TRAD"))
+    (change,) = report.identity_changed
+    assert change["name_changed"] is False
+    assert stored == "陳秀英"  # stored as the roster writes it: only comparisons fold
+
+
+def test_the_spellings_searched_are_bounded() -> None:
+    # Every character of a long name with several traditional forms: the search's keys stay few.
+    keys = names.spellings(names.search_key("发发发发发发发发"))
+    assert 1 < len(keys) <= names.MAX_SPELLINGS
+    assert names.spellings("陈秀英") == ("陈秀英", "陳秀英")

@@ -51,3 +51,24 @@ def test_an_elder_is_bound_under_a_middle_dot_variant_of_the_roster_name(
     assert bind(client, op, number, "阿依古丽·买买").status_code == 404
     r = bind(client, op, number, "阿依古丽•买买提")
     assert r.status_code == 201, r.text
+
+
+def test_a_roster_in_traditional_characters_is_the_same_name_as_the_card_in_simplified(ctx: ServiceContext) -> None:
+    # Part AV: the roster (typed from old records) writes 張偉, the relative types the card's 张伟. Before: reject,
+    # ID_FIELDS_INCONSISTENT, after the card and the face had passed.
+    number = factories.id_number(region="110101", birth=dt.date(1952, 4, 3))
+    with ctx.db() as db:
+        factories.beneficiary(db, ctx.keyring, id_number=number, name="張偉")
+    _, sid = opened(ctx, number, name="张伟")
+    s = decided(ctx, sid, FixedCertifier(Outcome.ACCEPT))
+    assert s.decision == "accept", s.reasons
+
+
+def test_an_elder_listed_in_simplified_is_bound_under_the_traditional_name(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    _, number, _ = new_elder(ctx, name="刘秀兰")
+    op = verified_operator(client, ctx)
+    assert bind(client, op, number, "程秀蘭").status_code == 404
+    r = bind(client, op, number, "劉秀蘭")
+    assert r.status_code == 201, r.text

@@ -80,7 +80,7 @@ def test_the_camera_is_asked_for_the_servers_analysis_size(app: App, bundle: Pat
     assert min(width, height) >= limits.min_side == cfg["capture"]["min_side"]
     assert width * height <= limits.max_pixels and cfg["capture"]["max_s"] == limits.max_duration_s
     # The page reads it from the JSON, no size of its own.
-    page = (HERE / "static" / "guidance.js").read_text() + (HERE / "static" / "h5.js").read_text()
+    page = "".join(f.read_text() for f in sorted((HERE / "static").glob("*.js")))  # guidance.js, h5*.js
     assert "c.capture.width" in page and str(sampling.analysis_side) not in page
 
 
@@ -90,7 +90,7 @@ def test_the_recorder_bitrate_is_the_servers(app: App, bundle: Path) -> None:
     capture = app.client.get("/h5/guidance.json").json()["capture"]
     assert capture["video_bits_per_second"] == vendor.RECORDER_BITS_PER_SECOND > 0
     guidance_js = (HERE / "static" / "guidance.js").read_text()
-    h5_js = (HERE / "static" / "h5.js").read_text()
+    h5_js = "".join(f.read_text() for f in sorted((HERE / "static").glob("h5*.js")))
     assert "c.capture.video_bits_per_second" in guidance_js and "opts.videoBitsPerSecond = recorderBits" in h5_js
     assert str(vendor.RECORDER_BITS_PER_SECOND) not in guidance_js + h5_js
 
@@ -157,7 +157,7 @@ def test_only_the_capture_page_may_compile_webassembly(app: App) -> None:
     certify = app.client.get("/h5/certify")
     assert "'wasm-unsafe-eval'" in certify.headers["content-security-policy"]
     assert "'unsafe-eval'" not in certify.headers["content-security-policy"].replace("'wasm-unsafe-eval'", "")
-    assert '<script src="/h5/static/guidance.js">' in certify.text
+    assert '<script src="/h5/static/guidance.js?v=' in certify.text
     assert "wasm-unsafe-eval" not in app.client.get("/h5/family").headers["content-security-policy"]
     js = app.client.get("/h5/static/guidance.js")
     assert js.status_code == 200 and "H5Guidance" in js.text

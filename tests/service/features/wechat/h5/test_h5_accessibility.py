@@ -344,7 +344,7 @@ def test_live_regions_labels_and_zoom_in_the_markup(site: Site, browser: Browser
     page.context.close()
 
 
-# The live guidance turns the oval green while all is right (h5.js toggles `.ok` on each analysed frame, up to
+# The live guidance turns the oval green while all is right (h5-capture.js toggles `.ok` on each analysed frame, up to
 # 15 a second): at a threshold it can flip every frame. Toggled here at 15 Hz for 1 s, the border's colour sampled
 # every animation frame.
 FLICKER = """async () => {
@@ -388,7 +388,7 @@ def test_the_flash_count_on_known_series() -> None:
 
 
 # The live guidance stood in for by a script that hands its hint callback to the test (the real one needs the
-# onnxruntime-web bundle and a face: test_browser_guidance.py); h5.js is the real one.
+# onnxruntime-web bundle and a face: test_browser_guidance.py); the page's own script (h5*.js) is the real one.
 GUIDANCE_STUB = """window.H5Guidance = {
   constraints: function () { return Promise.resolve({ facingMode: "user" }); },
   recorderBits: function () { return Promise.resolve(undefined); },
@@ -405,7 +405,7 @@ def test_a_hint_repeated_frame_after_frame_is_not_announced_again(site: Site, br
     context = browser.new_context(viewport=PHONE_VIEW, locale="zh-CN")
     context.route("https://res.wx.qq.com/**", lambda route: route.abort())
     context.route(
-        "**/h5/static/guidance.js", lambda route: route.fulfill(body=GUIDANCE_STUB, content_type="text/javascript")
+        "**/h5/static/guidance.js?v=*", lambda route: route.fulfill(body=GUIDANCE_STUB, content_type="text/javascript")
     )
     context.add_cookies([{"name": identity.COOKIE, "value": identity.mint(site.ctx, OPENID), "url": site.base}])
     page = context.new_page()

@@ -45,3 +45,17 @@ def test_the_assistance_form_takes_a_middle_dot_variant_of_the_name(w: World) ->
         factories.beneficiary(db, w.ctx.keyring, id_number=number, name=LISTED)
     status, text = apply(w, name="阿依古丽・买买提", id_number=number)
     assert status == 200 and "已提交" in text
+
+
+def test_a_roster_in_traditional_characters_opens_the_session_typed_in_simplified(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    # Part AV: an old benefit system's roster writes 陳秀英; the card, and the pensioner, 陈秀英. Before: 404.
+    number = factories.id_number(region="110101", birth=dt.date(1950, 5, 9))
+    with ctx.db() as db:
+        factories.beneficiary(db, ctx.keyring, id_number=number, name="陳秀英")
+    client.cookies.set(identity.COOKIE, identity.mint(ctx, "openid-trad-1"))
+    r = client.post("/h5/api/sessions", json={"name": "陈秀英", "id_number": number, "consent": True})
+    assert r.status_code == 200, r.text
+    r = client.post("/h5/api/sessions", json={"name": "程秀英", "id_number": number, "consent": True})
+    assert r.status_code == 404, r.text

@@ -3,8 +3,8 @@ minute. The pages promised "通常一分钟内完成" for as long as the video w
 several minutes took it for a failure and filmed again (a new session, more load, and the daily attempts spent)
 or gave up. They now say the video is queued and kept, that it may take some minutes at busy times, not to film
 again, and that the result comes as a message, on the capture page's wait and on the result page alike; the
-capture page's polling slows down while the video waits (1.5 s, then 5 s, then 10 s: h5.js `pollDelay`). The spoken
-prompt says the essentials too, and a screen reader reads the wait when the step appears."""
+capture page's polling slows down while the video waits (1.5 s, then 5 s, then 10 s: h5-upload.js `pollDelay`).
+The spoken prompt says the essentials too, and a screen reader reads the wait when the step appears."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from service.features.wechat.h5.voice import PROMPTS
 from tests.service.features.wechat.h5.conftest import App
 from tests.service.features.wechat.h5.test_recovery import finished
 
-H5_JS = Path(__file__).parents[5] / "service" / "features" / "wechat" / "h5" / "static" / "h5.js"
+# The upload and the polling of the capture page (its script in parts: static/h5-*.js, h5.js).
+H5_JS = Path(__file__).parents[5] / "service" / "features" / "wechat" / "h5" / "static" / "h5-upload.js"
 SAYS = ("排队", "几分钟", "请勿重新", "公众号消息通知")
 
 
@@ -62,14 +63,14 @@ def test_the_wait_is_read_out_when_the_step_appears_and_spoken_in_short(app: App
     assert all(word in status.group(1) for word in SAYS), status.group(1)
 
 
-# The real `poll` of h5.js, run under node against a session that stays queued (or a server that keeps failing):
+# The real `poll` of h5-upload.js, run under node against a session that stays queued (or a server that keeps failing):
 # a stand-in `setTimeout` records each delay and the virtual time it was asked at, then calls the next poll.
 POLL_CODE = re.compile(r"\n( *var polls = 0;\n.*?)\n *function finish\(", re.S)
 RUN_POLLS = """
 async function run(mode) {
   let now = 0, next = null;
   const delays = [];
-  const s = { session_id: "s-1", token: "t-1" };
+  const flow = { session: () => ({ session_id: "s-1", token: "t-1" }) };
   const setTimeout = (fn, ms) => { delays.push([now, ms]); now += ms; next = fn; };
   const send = () => mode === "queued"
     ? Promise.resolve({ responseText: '{"state": "queued"}' }) : Promise.reject({ status: 503 });
@@ -90,9 +91,9 @@ async function run(mode) {
 def _poll_delays(source: str) -> dict[str, list[tuple[int, int]]]:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed: h5.js's polling cannot be run (Debian: apt-get install nodejs)")
+        pytest.skip("node is not installed: h5-upload.js's polling cannot be run (Debian: apt-get install nodejs)")
     code = POLL_CODE.search(source)
-    assert code is not None, "h5.js: the polling block (var polls … function finish) not found"
+    assert code is not None, "h5-upload.js: the polling block (var polls … function finish) not found"
     script = RUN_POLLS.replace("CODE", code.group(1))
     out = subprocess.run([node, "-"], input=script, capture_output=True, text=True, timeout=30, check=True)
     delays: dict[str, list[tuple[int, int]]] = json.loads(out.stdout)

@@ -38,9 +38,9 @@ def test_every_prompt_key_has_audio(app: App) -> None:
 
 
 def test_the_challenge_actions_and_the_steps_of_the_page_are_all_on_the_list() -> None:
-    """The page speaks `action_<a>` for each challenge action and one key per step (h5.js STEP_VOICE)."""
+    """The page speaks `action_<a>` for each challenge action and one key per step (h5-page.js STEP_VOICE)."""
     assert {f"action_{a}" for a in PROMPTS_ZH} <= set(voice.PROMPTS)
-    js = (HERE / "static" / "h5.js").read_text()
+    js = "".join(f.read_text() for f in sorted((HERE / "static").glob("h5*.js")))  # the script, all its parts
     spoken = set(re.findall(r'speak\("([a-z_]+)"\)', js))
     steps = re.search(r"STEP_VOICE = \{(.*?)\};", js, re.S)
     assert steps is not None

@@ -1,0 +1,220 @@
+/* H5 capture page, the video step: the camera, the live face guidance (guidance.js, advisory), and the take
+   (the countdown, then one action at a time while recording). The recording goes to `flow.upload`
+   (h5-upload.js); `flow` is the capture page's state (h5.js certify). */
+(function () {
+  "use strict";
+  var $ = H5.$, say = H5.say, speak = H5.speak, rid = H5.rid;
+  var ACTION_S = 3;       // seconds per challenge action
+  var COUNTDOWN_S = 3;    // before recording starts
+  var ICONS = { turn_left: "⬅", turn_right: "➡", nod: "⬇", blink: "👁", open_mouth: "😮" };
+
+  H5.capture = function (flow) {
+    var app = flow.app, prompts = flow.prompts;
+    // The camera, and the take in progress (the countdown, then the recording) with every timer it set: a take
+    // interrupted (a phone call or WeChat switched away, the camera taken by another app, the phone turned) is
+    // thrown away whole, never uploaded: its frozen or black stretch would only be refused as a failed attempt.
+    // `cameras` counts camera starts.
+    var stream = null, recorderBits = null, take = null, cameras = 0;
+    var FROZEN_MS = 5000;    // a take's own clock stopped this long: the page was frozen (a call on iOS)
+    var CAMERA_REFUSED = {
+      NotAllowedError: "没有打开摄像头的权限。请点“重新打开摄像头”,在弹出的提示中选“允许”;没有提示时,请在手机“设置”里允许微信使用相机。",
+      NotReadableError: "摄像头正被其他应用使用(如视频通话)。请关闭其他应用后,点“重新打开摄像头”。"
+    };
+    CAMERA_REFUSED.PermissionDeniedError = CAMERA_REFUSED.SecurityError = CAMERA_REFUSED.NotAllowedError;
+    CAMERA_REFUSED.TrackStartError = CAMERA_REFUSED.AbortError = CAMERA_REFUSED.NotReadableError;
+    var INTERRUPTED = {
+      hidden: "录制被打断了(来电或切换到了其他应用),刚才的录像没有上传。请点“开始录制”重新录制。",
+      camera: "摄像头被关闭或被其他应用占用,刚才的录像没有上传。请点“开始录制”重新录制。",
+      rotated: "请竖着拿手机。刚才的录像没有上传,请竖着拿好后点“开始录制”重新录制。"
+    };
+    var CAMERA_LOST = "摄像头被关闭或被其他应用占用。请关闭其他应用后,点“开始录制”。";
+    function stopCamera() {
+      if (stream) { stream.getTracks().forEach(function (t) { t.onended = null; t.stop(); }); stream = null; }
+    }
+    function startCamera() {
+      $("record").hidden = true; $("camera-retry").hidden = true;  // "开始录制" once there is a camera to record
+      stopCamera(); started = false; lastHint = null; delete app.dataset.confirmed;
+      if (guide) { guide.stop(); guide = null; }
+      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) { return fallback(); }
+      // The recorder's bitrate the server publishes (guidance.json): a clip no larger than its analysis needs.
+      if (window.H5Guidance) { window.H5Guidance.recorderBits().then(function (b) { recorderBits = b; }); }
+      // The size the server's analysis uses (guidance.json), no more: less for the server to decode.
+      var wanted = window.H5Guidance ? window.H5Guidance.constraints() : Promise.resolve({ facingMode: "user" });
+      var mine = cameras = cameras + 1;
+      wanted.then(function (video) {
+        return navigator.mediaDevices.getUserMedia({ video: video, audio: false });
+      }).then(function (st) {
+        // Started again meanwhile: this one is not the page's (and must not stay on).
+        if (mine !== cameras) { return st.getTracks().forEach(function (t) { t.stop(); }); }
+        stream = st; $("preview").srcObject = st;
+        st.getVideoTracks().forEach(function (t) { t.onended = function () { interrupted("camera"); }; });
+        $("video-fallback").hidden = true; $("record").hidden = false; startGuide();
+      }, function (err) { if (mine === cameras) { cameraRefused(err); } });
+    }
+    // Refused (no permission) or busy (another app has it): said, and tried again on a tap; the phone's own
+    // camera app (the file input) stays offered. Anything else (no camera): the file input, as before.
+    function cameraRefused(err) {
+      fallback();
+      var text = CAMERA_REFUSED[err && err.name];
+      if (text) { say("video-feedback", text); $("camera-retry").hidden = false; }
+    }
+    $("camera-retry").onclick = function () { say("video-feedback", "", true); $("video-fallback").hidden = true; startCamera(); };
+    // Live face guidance (guidance.js, advisory): framing hints, then each action confirmed before the next.
+    // Where it cannot run, guide stays null and the page records as before.
+    var guide = null, started = false, lastHint = null, hintSpoken = 0;
+    function startGuide() {
+      if (!window.H5Guidance) { return; }
+      app.dataset.guidance = "loading";
+      var cam = stream;
+      window.H5Guidance.start($("preview"), { hint: guideHint, cancelled: function () { return started || stream !== cam; }, steady: function () {
+        if (!started && stream) { $("record").hidden = true; record(guide); }  // 1 s steady: recording starts by itself
+      } }).then(function (g) { guide = g; app.dataset.guidance = g ? "on" : "off"; });
+    }
+    function guideHint(key, text, ok) {
+      var oval = document.querySelector(".oval");
+      if (oval) { oval.classList.toggle("ok", !!ok); }
+      if (!key || started) { return; }
+      app.dataset.hint = key;
+      // A live region: the same words rewritten each frame would be read out again and again (screen readers).
+      if ($("action-text").textContent !== text) { $("action-text").textContent = text; }
+      // Spoken when it changes, at most every 2 s: a hint flickering between frames is not read out each time.
+      if (key !== lastHint && Date.now() - hintSpoken > 2000) { speak("guide_" + key); hintSpoken = Date.now(); }
+      lastHint = key;
+    }
+    // A timer of the take in progress (cleared with it); repeating when `every`.
+    function timer(fn, ms, every) {
+      var id = (every ? setInterval : setTimeout)(fn, ms);
+      if (take) { take.timers.push(id); }
+      return id;
+    }
+    function portrait() {
+      return window.matchMedia ? window.matchMedia("(orientation: portrait)").matches : window.innerHeight >= window.innerWidth;
+    }
+    function beginTake() {
+      take = { timers: [], rec: null, portrait: portrait() }; started = true;
+      say("video-feedback", "", true);
+      var beat = Date.now();
+      timer(function () {
+        var now = Date.now();
+        if (now - beat > FROZEN_MS) { interrupted("hidden"); } else { beat = now; }
+      }, 500, true);
+    }
+    function endTake() {
+      if (take) { take.timers.forEach(function (id) { clearInterval(id); }); }
+      take = null;
+    }
+    function interrupted(reason) {
+      var t = take;
+      if (!t && reason !== "camera") { return; }  // between takes, only a lost camera matters
+      endTake();
+      if (t && t.rec && t.rec.state !== "inactive") { t.discarded = true; t.rec.stop(); }
+      if (guide) { guide.stop(); guide = null; }
+      stopCamera(); started = false;
+      $("countdown").textContent = ""; $("record").hidden = true;
+      $("action-text").textContent = reason === "rotated" ? "请竖着拿手机" : "请把脸放进椭圆框内";
+      say("video-feedback", t ? INTERRUPTED[reason] : CAMERA_LOST);
+      whenVisible(function () { startCamera(); speak("video"); });  // again once the person is back on the page
+    }
+    function whenVisible(fn) {
+      if (!document.hidden) { return fn(); }
+      document.addEventListener("visibilitychange", function back() {
+        if (document.hidden) { return; }
+        document.removeEventListener("visibilitychange", back); fn();
+      });
+    }
+    document.addEventListener("visibilitychange", function () { if (document.hidden) { interrupted("hidden"); } });
+    function turned() { if (take && portrait() !== take.portrait) { interrupted("rotated"); } }
+    window.addEventListener("orientationchange", turned);
+    window.addEventListener("resize", turned);
+
+    function confirmLive(a, tries, onDone) {
+      var mine = take, left = guide.config.action_s; $("countdown").textContent = left;
+      var t = timer(function () {
+        left -= 1; $("countdown").textContent = left > 0 ? left : "";
+        if (left > 0) { return; }
+        clearInterval(t); guide.unwatch();
+        if (tries === 0) { speak("action_" + a); confirmLive(a, 1, onDone); } else { onDone(false); }  // re-prompted once
+      }, 1000, true);
+      guide.watch(a, function () {
+        if (take !== mine) { return; }
+        clearInterval(t); $("countdown").textContent = "";
+        $("action-text").textContent = "✓ " + (prompts[a] || a); speak("guide_done");
+        app.dataset.confirmed = (app.dataset.confirmed ? app.dataset.confirmed + "," : "") + a;
+        timer(function () { onDone(true); }, guide.config.confirm.tail_s * 1000);  // the server sees it whole
+      });
+    }
+    function fallback() {
+      endTake(); stopCamera();
+      $("record").hidden = true; $("video-fallback").hidden = false;
+      $("action-text").textContent = "请录制视频,依次:" + flow.session().challenge.actions.map(function (a) { return prompts[a] || a; }).join(",");
+    }
+    $("video-fallback").onclick = function () { $("video-file").click(); };
+    $("video-file").onchange = function () {
+      var f = this.files && this.files[0]; if (!f || flow.uploading) { return; }
+      flow.recording = { blob: f, type: f.type || "video/mp4", rid: rid() }; flow.upload();
+      this.value = "";
+    };
+
+    $("record").onclick = function () {
+      if (!stream || take) { return; }  // no camera yet (a slow phone), or a take already under way
+      $("record").hidden = true; beginTake();
+      if (guide) { guide.stop(); }  // a tap: the fixed timing, and the phone's CPU back to the recording
+      var n = COUNTDOWN_S;
+      $("countdown").textContent = n;
+      var t = timer(function () {
+        n -= 1; $("countdown").textContent = n > 0 ? n : "";
+        if (n <= 0) { clearInterval(t); record(); }
+      }, 1000, true);
+    };
+
+    // A recorder of this stream: the type asked for, else the browser's own (an old iOS refuses options).
+    function recorder() {
+      var type = MediaRecorder.isTypeSupported && MediaRecorder.isTypeSupported("video/webm") ? "video/webm" : "video/mp4";
+      var opts = { mimeType: type };
+      if (recorderBits) { opts.videoBitsPerSecond = recorderBits; }
+      try { return new MediaRecorder(stream, opts); } catch (_) {
+        try { return new MediaRecorder(stream); } catch (e) { return null; }
+      }
+    }
+    function record(live) {
+      if (!take) { beginTake(); }
+      var mine = take, rec = stream && recorder();
+      if (!rec) { return fallback(); }  // this browser cannot record here: the phone's camera app
+      var chunks = [];
+      mine.rec = rec;
+      rec.ondataavailable = function (e) { if (e.data && e.data.size) { chunks.push(e.data); } };
+      rec.onerror = function () { if (take === mine) { interrupted("camera"); } };
+      rec.onstop = function () {
+        if (mine.discarded) { return; }
+        if (!mine.finished) { if (take === mine) { interrupted("camera"); } return; }  // stopped by itself
+        var type = rec.mimeType || (chunks[0] && chunks[0].type) || "video/mp4";
+        flow.recording = { blob: new Blob(chunks, { type: type }), type: type, rid: rid() };
+        $("action-text").textContent = "录制完成"; $("countdown").textContent = "";
+        stopCamera();
+        flow.upload();
+      };
+      rec.start(500);
+      // Live confirmation only after the page saw the face right (auto-start); a tap keeps the fixed timing.
+      if (live) { live.recording(); app.dataset.recordStart = String(Date.now()); } else if (guide) { guide.stop(); }
+      var actions = flow.session().challenge.actions, i = 0;
+      function next() {
+        if (take !== mine) { return; }
+        if (i >= actions.length) {  // cut at the last action
+          if (live) { live.stop(); }
+          mine.finished = true; endTake(); rec.stop(); return;
+        }
+        var a = actions[i];
+        $("action-text").textContent = (ICONS[a] || "") + " " + (prompts[a] || a); speak("action_" + a);
+        if (live && live.live(a)) { return confirmLive(a, 0, function () { i += 1; next(); }); }
+        var left = ACTION_S; $("countdown").textContent = left;
+        var t = timer(function () {
+          left -= 1; $("countdown").textContent = left > 0 ? left : "";
+          if (left <= 0) { clearInterval(t); i += 1; next(); }
+        }, 1000, true);
+      }
+      next();
+    }
+
+    return { startCamera: startCamera };
+  };
+})();

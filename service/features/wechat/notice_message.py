@@ -1,0 +1,86 @@
+"""WeChat notifications, (2) the message of a recorded notice, composed just before it is sent (notice_send.py),
+or None when it is no longer true: a reminder queued a second before an accept (which moves the date), a result
+superseded by a later one, a closed request whose person is gone (the wording: messages.py, revoked.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification.context import ServiceContext
+from service.certification.models import (
+    Beneficiary,
+    CertSession,
+    SessionDecision,
+    SessionState,
+    beneficiary_of,
+    utcnow,
+)
+from service.features.console.models import AssistRequest
+from service.features.wechat.messages import (
+    Message,
+    assist_message,
+    decision_message,
+    reminder_message,
+    session_kind,
+)
+from service.features.wechat.models import WeChatNotice, WeChatSessionLink
+from service.features.wechat.notice_queue import ASSIST, STAFF_DECISION, busy, reminder_kind, reminder_ref
+from service.features.wechat.revoked import REVOKED, revoked_message
+
+
+def superseded(db: Session, s: CertSession, openid: str) -> bool:
+    """A later session of the same person and kind (messages.session_kind: a certification, by the person or a
+    relative, or the elder's consent), opened from the same WeChat user, has been decided: its own result message
+    tells where they stand, and this older one (a reject before the accept of the retry a minute later) would
+    only contradict it. An accept is always told: whatever came after, the person is certified."""
+    if s.beneficiary_id is None or s.decided_at is None or s.decision == SessionDecision.ACCEPT:
+        return False  # no beneficiary: a relative's own verification, not a person's certification
+    later = db.scalars(
+        select(CertSession)
+        .join(WeChatSessionLink, WeChatSessionLink.session_id == CertSession.id)
+        .where(
+            WeChatSessionLink.openid == openid,
+            CertSession.beneficiary_id == s.beneficiary_id,
+            CertSession.state == SessionState.DECIDED,
+            CertSession.decided_at > s.decided_at,
+        )
+    )
+    kind = session_kind(db, s)[0]
+    return any(session_kind(db, other)[0] == kind for other in later)
+
+
+def busy_for(db: Session, notice: WeChatNotice) -> bool:
+    b_id = notice.ref.partition(":")[0]
+    return b_id.isdigit() and busy(db, int(b_id), utcnow())
+
+
+def compose(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.date) -> Message | None:
+    """The message of a notice, or None when it is no longer true (then it is cancelled, not sent)."""
+    base = ctx.settings.public_base_url.rstrip("/")
+    if notice.kind in ("result", STAFF_DECISION):
+        s = db.get(CertSession, notice.ref)
+        b = beneficiary_of(db, s) if s else None
+        if s is None or (b is None and s.beneficiary_id is not None):
+            return None  # the beneficiary row is gone (None with no beneficiary: a relative's verification)
+        if notice.kind == "result" and superseded(db, s, notice.openid):
+            return None
+        return decision_message(db, s, b, notice.kind == STAFF_DECISION, base, ctx.settings)
+    if notice.kind == REVOKED:
+        return revoked_message(db, notice.ref, notice.openid, today, base)
+    if notice.kind == ASSIST:
+        req = db.get(AssistRequest, int(notice.ref)) if notice.ref.isdigit() else None
+        b = db.get(Beneficiary, req.beneficiary_id) if req is not None else None
+        if req is None or b is None or req.closed_at is None:
+            return None
+        return assist_message(req, b, base, ctx.settings)
+    b_id = notice.ref.partition(":")[0]
+    b = db.get(Beneficiary, int(b_id)) if b_id.isdigit() else None
+    if b is None or b.valid_until is None or reminder_ref(b.id, b.valid_until) != notice.ref:
+        return None  # certified since (a new period) or the date was corrected
+    if reminder_kind(b, today, ctx.rules) != notice.kind:
+        return None  # no longer due, or due as another kind now (that one has its own notice)
+    return reminder_message(notice.kind, b, base)
