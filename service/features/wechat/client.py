@@ -12,11 +12,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
+from urllib3.exceptions import NewConnectionError
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from service.features.wechat.config import WeChatConfig
-from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError, WeChatUnavailableError
+from service.features.wechat.errors import (
+    WeChatAnswerLostError,
+    WeChatError,
+    WeChatMediaExpiredError,
+    WeChatUnavailableError,
+)
 from service.features.wechat.tokens import TokenStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,15 @@ TICKET_KEY = "wechat:jsapi_ticket"
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 MEDIA_GONE = frozenset({40007, 40008})  # invalid media_id (unknown, or older than 3 days)
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
+
+
+def _unreached(exc: requests.RequestException) -> bool:
+    """Whether the request cannot have reached WeChat: no connection was made (refused, no route, unknown host, a
+    connect timeout). Anything later (a read timeout, a dropped connection) may come after WeChat acted on it."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
 class _Client(WeChatClient):  # type: ignore[misc]
@@ -109,13 +124,15 @@ class WeChatApi:
                 if code in TOKEN_ERRORS and attempt == 1:
                     self.access_token(stale=token)
                     continue
-                if code is None:
-                    raise WeChatUnavailableError(None, str(exc)) from exc
+                if code is None:  # an HTTP error status: the request reached WeChat's side
+                    raise WeChatAnswerLostError(None, str(exc)) from exc
                 if code in MEDIA_GONE:
                     raise WeChatMediaExpiredError(code, str(exc.errmsg)) from exc
                 raise WeChatError(code, str(exc.errmsg)) from exc
             except requests.RequestException as exc:
-                raise WeChatUnavailableError(None, str(exc)) from exc
+                if _unreached(exc):
+                    raise WeChatUnavailableError(None, str(exc)) from exc
+                raise WeChatAnswerLostError(None, str(exc)) from exc
         raise WeChatError(None, "unreachable")  # pragma: no cover - the loop returns or raises
 
     # -- API -------------------------------------------------------------------------------------------

@@ -18,3 +18,9 @@ class WeChatMediaExpiredError(WeChatError):
 
 class WeChatUnavailableError(WeChatError):
     """WeChat could not be reached or answered garbage: transient, retry later."""
+
+
+class WeChatAnswerLostError(WeChatUnavailableError):
+    """The request was written but no usable answer came (a read timeout, the connection dropped, an error page):
+    WeChat may have done what was asked (a template message delivered). Unlike WeChat out of reach (no connection
+    made: nothing can have been done), not to be asked again blindly."""

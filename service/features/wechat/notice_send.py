@@ -5,9 +5,10 @@ A failed delivery is retried on later runs up to ``wechat_notify_max_attempts``,
 keeps the error); WeChat's quota refusals stop the run without spending an attempt, an unreachable account is
 given up at once (quota.py). A process that dies between claiming and sending leaves the row in ``sending``: it
 is not re-sent, because sending twice is worse for a pensioner than a missing reminder that the yearly letter
-also covers. Reminders are delivered in the bureau's daytime only (``REMINDER_HOURS``): a date turns due at
-local midnight and the schedule runs every minute, so they would otherwise reach pensioners at 00:01; queued at
-night, they wait (and are checked again) until the morning.
+also covers. So is a send whose answer was lost after the request was written (a read timeout: WeChat may have
+delivered it; ``last_error`` says so). Reminders are delivered in the bureau's daytime only (``REMINDER_HOURS``):
+a date turns due at local midnight and the schedule runs every minute, so they would otherwise reach pensioners at
+00:01; queued at night, they wait (and are checked again) until the morning.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import utcnow
 from service.features.wechat import quota
 from service.features.wechat.client import WeChatApi
-from service.features.wechat.errors import WeChatError
+from service.features.wechat.errors import WeChatAnswerLostError, WeChatError
 from service.features.wechat.messages import Message, template_kind
 from service.features.wechat.models import NoticeStatus, WeChatNotice
 from service.features.wechat.notice_message import busy_for, compose
@@ -73,11 +74,29 @@ def deliver(
         pending = pending & WeChatNotice.kind.notin_(DAYTIME)  # at night: left pending until the morning
     else:
         allowance = quota.reminders_allowed(ctx, at, day)
-    if allowance.left is None:
-        _deliver_in_order(ctx, api, pending, run, day, allowance)
-    elif _deliver_in_order(ctx, api, pending & WeChatNotice.kind.notin_(REMINDERS), run, day, allowance):
-        _deliver_in_order(ctx, api, pending & WeChatNotice.kind.in_(REMINDERS), run, day, allowance, capped=True)
+    held = quota.held_back(api.store)  # put back for a likely wrong AppID: the notices behind them first
+    if not held:
+        _deliver_pass(ctx, api, pending, run, day, allowance)
+    elif _deliver_pass(ctx, api, pending & WeChatNotice.id.notin_(held), run, day, allowance):
+        _deliver_pass(ctx, api, pending & WeChatNotice.id.in_(held), run, day, allowance)
     return run
+
+
+def _deliver_pass(
+    ctx: ServiceContext,
+    api: WeChatApi,
+    pending: ColumnElement[bool],
+    run: NoticeRun,
+    day: dt.date,
+    allowance: quota.Allowance,
+) -> bool:
+    """The notices `pending` in record order, or under the cap the others first, then the reminders the allowance
+    leaves, the most urgent first. False when WeChat stopped the run."""
+    if allowance.left is None:
+        return _deliver_in_order(ctx, api, pending, run, day, allowance)
+    if not _deliver_in_order(ctx, api, pending & WeChatNotice.kind.notin_(REMINDERS), run, day, allowance):
+        return False
+    return _deliver_in_order(ctx, api, pending & WeChatNotice.kind.in_(REMINDERS), run, day, allowance, capped=True)
 
 
 def _deliver_in_order(
@@ -177,7 +196,9 @@ def _not_sent(ctx: ServiceContext, api: WeChatApi, notice_id: int, exc: WeChatEr
         notice = db.get(WeChatNotice, notice_id)
         if notice is not None:
             notice.last_error = str(exc)[:500]
-            if stop:  # nothing wrong with the notice: put back as it was, no attempt spent
+            if isinstance(exc, WeChatAnswerLostError):  # WeChat may have delivered it: left in sending, never resent
+                notice.last_error = f"may have been delivered (WeChat's answer lost): {exc}"[:500]
+            elif stop:  # nothing wrong with the notice: put back as it was, no attempt spent
                 notice.status, notice.attempts = NoticeStatus.PENDING, notice.attempts - 1
             else:
                 gave_up = notice.attempts >= ctx.settings.wechat.notify_max_attempts or exc.errcode in quota.UNREACHABLE
@@ -189,6 +210,6 @@ def _not_sent(ctx: ServiceContext, api: WeChatApi, notice_id: int, exc: WeChatEr
             "wechat: the day's template-message quota is spent: every notice (results, staff decisions, revocation"
             " notices, reminders) waits until WeChat renews it at midnight Beijing time (北京时间零点)"
         )
-    refunded = quota.misconfigured(ctx, run.suspect, notice_id, exc)
+    refunded = quota.misconfigured(ctx, api.store, run.suspect, notice_id, exc, run.sent)
     run.failed -= refunded or 0
     return not stop and refunded is None

@@ -5,7 +5,10 @@ allows. Once it is spent (45009) every send that day is refused alike, so the ru
 spent in the token store (shared by every process, like the token): no further run asks WeChat again until
 WeChat renews the quota at midnight Beijing time. Past a minute's frequency limit (45011) the
 run stops and the next run goes on; so it does when WeChat cannot be reached (each send would wait out the timeout:
-hours for a campaign's queue). None costs the notice an attempt: nothing was wrong with it. An account
+hours for a campaign's queue). None costs the notice an attempt: nothing was wrong with it. Only a send that made
+no connection (`WeChatUnavailableError`) is put back: one whose answer was lost after the request was written (a
+read timeout: `WeChatAnswerLostError`) may have been delivered, and is left as after a crash mid-send (notice_send.py:
+never sent again); that run stops too, and the next goes on with the notices behind it. An account
 that unfollowed (43004) or refuses the account's messages (43101), or an openid WeChat does not know (40003),
 will not be reached by asking again: the notice is given up at once.
 
@@ -19,7 +22,10 @@ revocations too).
 
 Many "unknown openid" answers in a row (40003; 41001: no token) are not many people who unfollowed: the service is
 configured with another account's AppID (its openids are not this account's). The run stops and puts them back
-(`MISCONFIGURED_AFTER`): each was given up at once, and one run failed every pending notice for good.
+(`MISCONFIGURED_AFTER`): each was given up at once, and one run failed every pending notice for good. Only while
+the run has sent nothing: once a send succeeded the AppID is right. Those put back are held (`HELD_KEY`, in the
+token store): the next runs try the notices behind them first, then them; five stale accounts recorded first
+blocked every later notice for good (each run stopped on the same five).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ MISCONFIGURED_AFTER = 5
 SPENT_KEY = "wechat:quota_spent_on"  # WeChat's date (Beijing) on which the day's quota ran out
 WECHAT_ZONE = ZoneInfo("Asia/Shanghai")  # WeChat renews its daily quotas at midnight Beijing time
 KEEP_S = 2 * 86400  # the mark outlives its day, never longer
+HELD_KEY = "wechat:held_for_configuration"  # notice ids put back by the last MISCONFIGURED stop: tried last
 
 
 def stops_run(exc: WeChatError) -> bool:
@@ -128,13 +135,22 @@ def reminders_allowed(ctx: ServiceContext, at: dt.datetime, day: dt.date) -> All
     return Allowance(max(0, share - int(sent or 0)))
 
 
-def misconfigured(ctx: ServiceContext, streak: list[int], notice_id: int, exc: WeChatError) -> int | None:
-    """After a refused send of `notice_id` (`streak`: the run's unknown-openid refusals in a row so far, kept here):
-    when it makes `MISCONFIGURED_AFTER` in a row, the account's configuration, not the people, is wrong: those
-    notices are put back as they were (no attempt spent), one error says so, and the number put back that had been
-    given up is returned (the run stops). None: the run goes on."""
-    if exc.errcode not in MISCONFIGURED:
-        streak.clear()
+def held_back(store: TokenStore) -> list[int]:
+    """The notices put back by the last stop for a likely wrong AppID (`misconfigured`): each run tries them last."""
+    mark = store.get(HELD_KEY)
+    return [int(i) for i in mark[0].split(",") if i.isdigit()] if mark else []
+
+
+def misconfigured(
+    ctx: ServiceContext, store: TokenStore, streak: list[int], notice_id: int, exc: WeChatError, sent: int
+) -> int | None:
+    """After a refused send of `notice_id` (`streak`: the run's unknown-openid refusals in a row so far, kept here;
+    `sent`: the run's successful sends so far): when it makes `MISCONFIGURED_AFTER` in a row and nothing was sent,
+    the account's configuration, not the people, is wrong: those notices are put back as they were (no attempt
+    spent) and held (tried last by the next runs), one error says so, and the number put back that had been given up
+    is returned (the run stops). None: the run goes on."""
+    if exc.errcode not in MISCONFIGURED or sent:
+        streak.clear()  # another refusal, or a send succeeded in this run: the AppID is right
         return None
     streak.append(notice_id)
     if len(streak) < MISCONFIGURED_AFTER:
@@ -151,5 +167,6 @@ def misconfigured(ctx: ServiceContext, streak: list[int], notice_id: int, exc: W
         len(streak),
         exc.errcode,
     )
+    store.set(HELD_KEY, ",".join(map(str, streak)), time.time() + KEEP_S)
     streak.clear()
     return given_up

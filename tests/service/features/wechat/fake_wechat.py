@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,6 +32,9 @@ class FakeWeChatState:
     unsubscribed: set[str] = field(default_factory=set)  # openids that unfollowed the account (43004)
     other_account: bool = False  # the service configured with another account's AppID: every openid unknown (40003)
     unknown_openids: set[str] = field(default_factory=set)  # openids WeChat does not know (40003)
+    # Template sends delivered, then answered this many seconds late (past the client's timeout: a read timeout after
+    # WeChat took the message); 0: at once.
+    answer_late_s: float = 0.0
     expire_tokens_after: int | None = None  # every token expires after this many sent messages (then 42001)
     browser_openid: str = "openid-browser"  # whom the OAuth authorize page "logs in" (snsapi_base: silently)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -147,6 +151,13 @@ class _Handler(BaseHTTPRequestHandler):
                 msgid = len(st.sent_templates)
                 if st.expire_tokens_after is not None and msgid == st.expire_tokens_after:
                     st.valid_tokens.clear()  # as when another system fetched a token with the same AppSecret
+                late = st.answer_late_s
+            if late:
+                time.sleep(late)
+                try:
+                    return self._json({"errcode": 0, "errmsg": "ok", "msgid": msgid})
+                except OSError:  # the client gave up waiting and closed the connection
+                    return None
             return self._json({"errcode": 0, "errmsg": "ok", "msgid": msgid})
         return self._send(404, b"not found", "text/plain")
 

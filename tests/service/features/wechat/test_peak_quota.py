@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import Channel, SessionState, utcnow
 from service.certification.sessions import create_session
 from service.features.wechat import quota
+from service.features.wechat.errors import WeChatAnswerLostError, WeChatUnavailableError
 from service.features.wechat.models import NoticeStatus, WeChatNotice, WeChatSessionLink
 from service.features.wechat.notify import queue_notices, run_notifications
 from service.features.wechat.runtime import build_channel
@@ -239,3 +241,73 @@ def test_unknown_openids_between_known_ones_are_given_up_and_the_run_goes_on(
     run = run_notifications(ctx, channel(ctx).api, dt.date(2026, 11, 22), china(22, 9, 0))
     assert (run.sent, run.failed) == (4, 8)
     assert {n.openid for n in _notices(db) if n.status == NoticeStatus.FAILED} == unknown
+
+
+def test_a_message_wechat_took_but_answered_too_late_is_never_sent_twice_and_the_others_go_out(
+    ctx: ServiceContext, db: Session, fake_wx: FakeWeChat
+) -> None:
+    """A read timeout comes after the request was written: WeChat may have delivered the message. It was taken for
+    WeChat out of reach (the notice put back, the run stopped), so the first pending notice was sent again every
+    minute (12 runs: 12 messages to one pensioner) and nothing behind it went out. It is now left as a send that
+    may have happened (`sending`, as after a crash mid-send: never sent again); the run stops and the next goes on."""
+    openids = _due(db, ctx, 3)
+    api = channel(ctx).api
+    api.client.timeout = 0.2
+    fake_wx.state.answer_late_s = 0.6
+    for minute in range(6):
+        run_notifications(ctx, api, dt.date(2026, 11, 22), china(22, 9, minute))
+    got = sent_to(fake_wx, "tpl-due")
+    assert sorted(got) == openids  # each exactly once
+    notices = _notices(db)
+    assert all(n.status == NoticeStatus.SENDING and n.attempts == 1 for n in notices), [
+        (n.status, n.attempts) for n in notices
+    ]
+    assert all("may have been delivered" in (n.last_error or "") for n in notices)
+
+
+def test_five_stale_openids_first_are_given_up_once_a_send_behind_them_succeeds(
+    ctx: ServiceContext, db: Session, fake_wx: FakeWeChat, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Five accounts WeChat no longer knows, recorded first: five 40003 in a row stop the run as a wrong AppID would,
+    the five put back; the next run began with the same five and stopped again, every minute, for good, while the
+    configuration was fine. The next run now tries the notices behind them first: one sent shows the AppID is
+    right, and the five are given up as the unknown accounts they are."""
+    openids = _due(db, ctx, 7)
+    fake_wx.state.unknown_openids = set(openids[:5])
+    api = channel(ctx).api
+    caplog.set_level(logging.ERROR, logger="service.features.wechat")
+    first = run_notifications(ctx, api, dt.date(2026, 11, 22), china(22, 9, 0))
+    assert (first.sent, first.failed) == (0, 0)  # as a wrong AppID: nobody given up in one run
+    second = run_notifications(ctx, api, dt.date(2026, 11, 22), china(22, 9, 1))
+    assert (second.sent, second.failed) == (2, 5)
+    assert sorted(sent_to(fake_wx, "tpl-due")) == openids[5:]
+    assert {n.openid for n in _notices(db) if n.status == NoticeStatus.FAILED} == set(openids[:5])
+    for minute in range(2, 5):
+        run_notifications(ctx, api, dt.date(2026, 11, 22), china(22, 9, minute))
+    assert fake_wx.state.template_calls == 5 + 7  # nothing asked again
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+
+
+@pytest.mark.parametrize(
+    ("failure", "maybe_sent"),
+    [
+        (requests.ConnectTimeout("connect timed out"), False),
+        (requests.ReadTimeout("read timed out"), True),
+        (requests.ConnectionError("Connection aborted: RemoteDisconnected"), True),
+    ],
+)
+def test_only_a_send_that_made_no_connection_counts_as_not_sent(
+    ctx: ServiceContext, fake_wx: FakeWeChat, monkeypatch: pytest.MonkeyPatch, failure: Exception, maybe_sent: bool
+) -> None:
+    """WeChat out of reach puts the notice back untouched (nothing can have been delivered); any failure after the
+    request was written may come after WeChat delivered the message (client.py `_unreached`)."""
+    api = channel(ctx).api
+    api.access_token()
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(api.client._http, "request", fail)
+    with pytest.raises(WeChatUnavailableError) as caught:
+        api.send_template("o-1", "due_soon", {"k": "v"})
+    assert isinstance(caught.value, WeChatAnswerLostError) is maybe_sent
