@@ -63,6 +63,17 @@ def table_columns(url: str, table: str) -> set[str]:
         engine.dispose()
 
 
+def insert_rows(url: str, statements: tuple[str, ...], false: object) -> None:
+    """Rows as an older version stored them (a migration test's data), `:f` bound to the backend's false."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for sql in statements:
+                conn.execute(text(sql), {"f": false})
+    finally:
+        engine.dispose()
+
+
 def schema_drift(url: str) -> list[Any]:
     """What Alembic's autogenerate finds between the database at `url` and the models (empty: no drift)."""
     # lazy: Alembic's autogenerate is only needed by the migration tests

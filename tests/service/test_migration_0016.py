@@ -7,14 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from alembic import command
 from service.certification.certificates import CertificateStatus, standing
 from service.certification.models import Certification
 from service.infra.db.migrate import alembic_config, upgrade
-from tests.service.live import create_all_at, migrated_database, schema_drift, table_columns
+from tests.service.live import create_all_at, insert_rows, migrated_database, schema_drift, table_columns
 
 REVOCATION = {"revoked_at", "revoked_by", "revoke_reason", "revoke_note"}
 ROWS = (
@@ -29,16 +29,6 @@ ROWS = (
     "INSERT INTO certifications (id, beneficiary_id, session_id, certified_on, valid_until, code, created_at)"
     " VALUES (1, 1, 's-old', '2026-01-02', '2099-01-01', 'code-old', '2026-01-02 00:00:00')",
 )
-
-
-def _insert_old_certification(url: str, false: object) -> None:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for sql in ROWS:
-                conn.execute(text(sql), {"f": false})
-    finally:
-        engine.dispose()
 
 
 def _old_certification_is_in_force(url: str) -> None:
@@ -57,7 +47,7 @@ def test_0016_adds_the_revocation_down_and_up(backend_urls: dict[str, str], tmp_
     assert table_columns(url, "certifications") >= REVOCATION
     command.downgrade(alembic_config(url), "0015")
     assert not REVOCATION & table_columns(url, "certifications")
-    _insert_old_certification(url, False)
+    insert_rows(url, ROWS, False)
     upgrade(url)
     assert schema_drift(url) == []
     _old_certification_is_in_force(url)
@@ -66,7 +56,7 @@ def test_0016_adds_the_revocation_down_and_up(backend_urls: dict[str, str], tmp_
 def test_an_embedded_database_from_0015_gets_the_revocation_empty(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0015")
-    _insert_old_certification(url, 0)
+    insert_rows(url, ROWS, 0)
     create_all_at(url)
     assert table_columns(url, "certifications") >= REVOCATION
     _old_certification_is_in_force(url)

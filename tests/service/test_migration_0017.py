@@ -7,14 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
 from alembic import command
 from service.certification.evidence_hold import place_hold
 from service.certification.models import CertSession, EvidenceHold, media_held, utcnow
 from service.infra.db.migrate import alembic_config, upgrade
-from tests.service.live import create_all_at, migrated_database, schema_drift, table_columns
+from tests.service.live import create_all_at, insert_rows, migrated_database, schema_drift, table_columns
 
 HOLD = {
     "id",
@@ -48,16 +48,6 @@ def _has_table(url: str) -> bool:
         engine.dispose()
 
 
-def _insert_old_session(url: str, false: object) -> None:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for sql in ROWS:
-                conn.execute(text(sql), {"f": false})
-    finally:
-        engine.dispose()
-
-
 def _old_session_is_not_held_and_can_be(url: str) -> None:
     engine = create_engine(url)
     try:
@@ -78,7 +68,7 @@ def test_0017_adds_the_evidence_holds_down_and_up(backend_urls: dict[str, str], 
     assert table_columns(url, "evidence_holds") == HOLD
     command.downgrade(alembic_config(url), "0016")
     assert not _has_table(url)
-    _insert_old_session(url, False)
+    insert_rows(url, ROWS, False)
     upgrade(url)
     assert schema_drift(url) == []
     _old_session_is_not_held_and_can_be(url)
@@ -87,7 +77,7 @@ def test_0017_adds_the_evidence_holds_down_and_up(backend_urls: dict[str, str], 
 def test_an_embedded_database_from_0016_gets_the_evidence_holds_empty(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0016")
-    _insert_old_session(url, 0)
+    insert_rows(url, ROWS, 0)
     create_all_at(url)
     assert table_columns(url, "evidence_holds") == HOLD
     _old_session_is_not_held_and_can_be(url)

@@ -9,16 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
 from alembic import command
 from service.certification.models import Certification, utcnow
 from service.features.wechat.revoked import revocations_to_tell
-from service.infra.db.engine import create_all
 from service.infra.db.migrate import alembic_config, upgrade
-from service.schema import metadata
-from tests.service.live import migrated_database, schema_drift, table_columns
+from tests.service.live import create_all_at, insert_rows, migrated_database, schema_drift, table_columns
 
 ROWS = (
     "INSERT INTO beneficiaries (id, external_id, id_hash, id_enc, id_masked, name, region, benefit_types, status,"
@@ -34,16 +32,6 @@ ROWS = (
     " VALUES (1, 1, 's-old', '2026-01-02', '2027-01-01', 'code-old', '2026-01-02 00:00:00', '2026-03-01 00:00:00',"
     " 'staff:sup1', 'wrong_accept', '复核发现受理有误')",
 )
-
-
-def _insert_old_revocation(url: str, false: object) -> None:
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for sql in ROWS:
-                conn.execute(text(sql), {"f": false})
-    finally:
-        engine.dispose()
 
 
 def _old_revocation_has_no_state_and_stays_so(url: str) -> None:
@@ -78,7 +66,7 @@ def test_0018_adds_the_notice_state_down_and_up(backend_urls: dict[str, str], tm
     command.downgrade(alembic_config(url), "0017")
     assert "notice_state" not in table_columns(url, "certifications")
     assert "ix_wechat_notices_kind_sent_at" not in _notice_indexes(url)
-    _insert_old_revocation(url, False)
+    insert_rows(url, ROWS, False)
     upgrade(url)
     assert schema_drift(url) == []
     _old_revocation_has_no_state_and_stays_so(url)
@@ -87,12 +75,8 @@ def test_0018_adds_the_notice_state_down_and_up(backend_urls: dict[str, str], tm
 def test_an_embedded_database_from_0017_gets_the_notice_state_empty(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0017")
-    _insert_old_revocation(url, 0)
-    engine = create_engine(url)
-    try:
-        create_all(engine, metadata)
-    finally:
-        engine.dispose()
+    insert_rows(url, ROWS, 0)
+    create_all_at(url)
     assert "notice_state" in table_columns(url, "certifications")
     # An index of columns that were already there (no column added to bring it): made all the same.
     assert _notice_indexes(url).get("ix_wechat_notices_kind_sent_at") == ["kind", "sent_at"]

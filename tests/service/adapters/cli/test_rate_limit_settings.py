@@ -10,28 +10,16 @@ import pytest
 from pydantic import ValidationError
 
 from service.adapters.cli.common import EXIT_CONFIG
+from service.infra.config import RATE_RULES as RULES
 from service.infra.config import RateLimitSettings
 from service.infra.ratelimit import parse_rate
 from tests.service.adapters.cli.conftest import CliRunner
 from tests.service.adapters.cli.test_cli_config_mistakes import refused
 
-RULES = (
-    "ip",
-    "ip_accounts",
-    "api_key",
-    "session_ip",
-    "upload_ip",
-    "session_ip_accounts",
-    "upload_ip_accounts",
-    "beneficiary",
-    "beneficiary_all",
-    "auth_failures",
-)
-
 
 def test_the_rules_are_every_rate_setting_and_each_default_parses() -> None:
     texts = {name for name, f in RateLimitSettings.model_fields.items() if f.annotation is str} - {"redis_url"}
-    assert texts == set(RULES)
+    assert texts == set(RULES)  # the validator's list (config.RATE_RULES) names every rule the settings have
     defaults = RateLimitSettings()
     for name in RULES:
         assert parse_rate(getattr(defaults, name)) is not None, name
