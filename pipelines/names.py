@@ -7,8 +7,9 @@ text recogniser give any of several look-alikes (• ・ ‧ ∙ ･ ．), often
 Old benefit-system rosters and records typed from old documents write names in traditional or variant characters
 (陳秀英, 李峯) where the resident ID card prints the simplified form (陈秀英, 李峰), or the other way round. Names are
 compared folded to simplified (`compare_key`, data/name_fold.tsv from OpenCC's dictionaries, see data/name_fold.md);
-no character written so in simplified Chinese is folded, so two different simplified names never become one. What
-is stored and shown is never folded.
+no character of GB2312 (the mainland simplified set) is folded, nor the 2013 standard's name variants (喆, 堃, 甯…);
+characters of that standard's list beyond GB2312 were not otherwise checked. What is stored and shown is never
+folded.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def plain_key(text: str) -> str:
 @functools.cache
 def fold_table() -> dict[str, str]:
     """Traditional or variant character → its simplified form (陳 → 陈, 峯 → 峰): single characters only; no key is
-    ever a simplified character, nor any key's value, so folding twice changes nothing."""
+    a character of GB2312, nor any key's value, so folding twice changes nothing."""
     table: dict[str, str] = {}
     for line in FOLD_DATA.read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):

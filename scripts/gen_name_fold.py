@@ -7,7 +7,8 @@ given (fetched by hand at the commit pinned in pipelines/data/name_fold.md; neve
 `traditional<TAB>simplified` line per single character: the first simplified candidate when OpenCC gives several.
 A character that is itself written in simplified Chinese is never a key, so that folding never makes two
 simplified names equal: one listed among its own candidates (乾 干 乾, 於 于 於), one that is a simplified
-character with a traditional form (a key of STCharacters.txt), or one that is another character's simplified form.
+character with a traditional form (a key of STCharacters.txt), one that is another character's simplified form,
+or one in GB2312, the mainland simplified set (麴, a surname apart from 曲; 榘 of 韩复榘; 後, 摺, 菸…).
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ def read_dictionary(path: Path) -> dict[str, list[str]]:
     return entries
 
 
+def in_gb2312(char: str) -> bool:
+    """Whether `char` is in GB2312, the mainland simplified character set: written so in simplified Chinese."""
+    try:
+        char.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def fold_table(ts: dict[str, list[str]], st: dict[str, list[str]]) -> tuple[dict[str, str], dict[str, str]]:
     """The table (traditional → simplified, single characters) and what was left out, with why."""
     targets = {v for values in ts.values() for v in values if v}
@@ -45,6 +55,8 @@ def fold_table(ts: dict[str, list[str]], st: dict[str, list[str]]) -> tuple[dict
             left_out[key] = "a simplified character (a key of STCharacters)"
         elif key in targets:
             left_out[key] = "another character's simplified form"
+        elif in_gb2312(key):
+            left_out[key] = "in GB2312, the mainland simplified set (麴, 榘, 後, 摺…)"
         else:
             table[key] = values[0]
     return table, left_out

@@ -47,6 +47,9 @@ def test_a_traditional_or_variant_spelling_is_the_same_name(roster: str, card: s
         ("甯", "宁"),
         ("乾", "干"),
         ("钟", "锺"),  # both simplified (锺 the 2013 standard's surname form): left to staff
+        # In GB2312 (the mainland simplified set): 麴 a surname of its own, 榘 a given-name character (韩复榘).
+        ("麴秀英", "曲秀英"),
+        ("韩复榘", "韩复矩"),
     ],
 )
 def test_different_names_stay_different(a: str, b: str) -> None:
@@ -60,6 +63,19 @@ def test_a_simplified_character_is_never_folded() -> None:
     assert len(table) > 3000
     assert not set(table) & set(table.values())
     assert all(len(k) == 1 and len(v) == 1 and k != v for k, v in table.items())
+
+
+def test_no_character_of_gb2312_is_folded() -> None:
+    # GB2312 is the mainland simplified set: a character in it is written so in simplified Chinese (麴, 榘, 後,
+    # 摺…), so it is never a key (scripts/gen_name_fold.py leaves out every key that encodes in GB2312).
+    in_gb2312 = []
+    for key in names.fold_table():
+        try:
+            key.encode("gb2312")
+        except UnicodeEncodeError:
+            continue
+        in_gb2312.append(key)
+    assert in_gb2312 == []
 
 
 def test_the_stored_and_displayed_forms_are_not_folded() -> None:

@@ -6,7 +6,9 @@ Only configured base URLs are used (tests point them at a local fake WeChat serv
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -34,15 +36,35 @@ TICKET_KEY = "wechat:jsapi_ticket"
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 MEDIA_GONE = frozenset({40007, 40008})  # invalid media_id (unknown, or older than 3 days)
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
+SECRETS_IN_URL = re.compile(r"(access_token|secret)=[^&\s'\"]+")
 
 
 def _unreached(exc: requests.RequestException) -> bool:
     """Whether the request cannot have reached WeChat: no connection was made (refused, no route, unknown host, a
-    connect timeout). Anything later (a read timeout, a dropped connection) may come after WeChat acted on it."""
-    if isinstance(exc, requests.ConnectTimeout):
+    connect timeout), the proxy refused or was out of reach (requests raises ProxyError only before the tunnel is
+    up), or the TLS handshake failed on the certificate (a broken CA bundle): no HTTP byte was written. Anything
+    later (a read timeout, a dropped connection, another TLS error) may come after WeChat acted on it."""
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.ProxyError):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _cert_refused(reason)
     return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
+
+
+def _cert_refused(error: object, depth: int = 0) -> bool:
+    """Whether a certificate check (in the chain of `error`: its args and causes) refused the handshake."""
+    if isinstance(error, ssl.SSLCertVerificationError | ssl.CertificateError):
+        return True
+    if not isinstance(error, BaseException) or depth > 5:
+        return False
+    inner = [*error.args, error.__cause__, error.__context__]
+    return any(_cert_refused(item, depth + 1) for item in inner if isinstance(item, BaseException))
+
+
+def _masked(exc: BaseException) -> str:
+    """The error's text without the access token or AppSecret (requests puts the full URL in its messages)."""
+    return SECRETS_IN_URL.sub(r"\1=***", str(exc))
 
 
 class _Client(WeChatClient):  # type: ignore[misc]
@@ -108,7 +130,7 @@ class WeChatApi:
             resp.raise_for_status()
             data: dict[str, Any] = resp.json()
         except (requests.RequestException, ValueError) as exc:
-            raise WeChatUnavailableError(None, f"{path}: {exc}") from exc
+            raise WeChatUnavailableError(None, f"{path}: {_masked(exc)}") from exc
         if data.get("errcode"):
             raise WeChatError(int(data["errcode"]), str(data.get("errmsg", "")))
         return data
@@ -125,14 +147,14 @@ class WeChatApi:
                     self.access_token(stale=token)
                     continue
                 if code is None:  # an HTTP error status: the request reached WeChat's side
-                    raise WeChatAnswerLostError(None, str(exc)) from exc
+                    raise WeChatAnswerLostError(None, _masked(exc)) from exc
                 if code in MEDIA_GONE:
                     raise WeChatMediaExpiredError(code, str(exc.errmsg)) from exc
                 raise WeChatError(code, str(exc.errmsg)) from exc
             except requests.RequestException as exc:
                 if _unreached(exc):
-                    raise WeChatUnavailableError(None, str(exc)) from exc
-                raise WeChatAnswerLostError(None, str(exc)) from exc
+                    raise WeChatUnavailableError(None, _masked(exc)) from exc
+                raise WeChatAnswerLostError(None, _masked(exc)) from exc
         raise WeChatError(None, "unreachable")  # pragma: no cover - the loop returns or raises
 
     # -- API -------------------------------------------------------------------------------------------

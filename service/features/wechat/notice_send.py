@@ -47,6 +47,7 @@ class NoticeRun:
     sent: int = 0
     failed: int = 0
     cancelled: int = 0
+    unsure: int = 0  # WeChat's answer lost: may have been delivered, left in `sending` (docs/wechat.md)
     # Given up in a row for an unknown openid (quota.MISCONFIGURED): put back when the configuration is the cause.
     suspect: list[int] = field(default_factory=list, repr=False)
     at: dt.datetime | None = field(default=None, repr=False)  # the run's instant (WeChat's quota day: quota.spent)
@@ -79,6 +80,12 @@ def deliver(
         _deliver_pass(ctx, api, pending, run, day, allowance)
     elif _deliver_pass(ctx, api, pending & WeChatNotice.id.notin_(held), run, day, allowance):
         _deliver_pass(ctx, api, pending & WeChatNotice.id.in_(held), run, day, allowance)
+    if run.unsure:
+        log.error(
+            "wechat: %d notice(s) left in sending: WeChat's answer was lost, they may have been delivered and are"
+            " not resent; check them by hand (docs/wechat.md)",
+            run.unsure,
+        )
     return run
 
 
@@ -198,6 +205,7 @@ def _not_sent(ctx: ServiceContext, api: WeChatApi, notice_id: int, exc: WeChatEr
             notice.last_error = str(exc)[:500]
             if isinstance(exc, WeChatAnswerLostError):  # WeChat may have delivered it: left in sending, never resent
                 notice.last_error = f"may have been delivered (WeChat's answer lost): {exc}"[:500]
+                run.unsure += 1
             elif stop:  # nothing wrong with the notice: put back as it was, no attempt spent
                 notice.status, notice.attempts = NoticeStatus.PENDING, notice.attempts - 1
             else:

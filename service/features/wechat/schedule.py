@@ -24,7 +24,7 @@ def tick(ctx: ServiceContext, channel: WeChatChannel) -> dict[str, int]:
         # Delivery below refreshes on demand; a failed proactive refresh is only logged.
         log.warning("wechat: token refresh failed: %s", exc)
     run = run_notifications(ctx, channel.api)
-    return {"queued": run.queued, "sent": run.sent, "failed": run.failed}
+    return {"queued": run.queued, "sent": run.sent, "failed": run.failed, "unsure": run.unsure}
 
 
 class ScheduleThread:
@@ -52,5 +52,5 @@ def celery_tick(ctx: ServiceContext, channel: WeChatChannel | None) -> dict[str,
     """Celery beat's task body. The channel (and its Redis token store) is the worker process's own, built once by
     its composition root (service/adapters/workers/tasks.py, `_worker_channel`); None when WeChat is off."""
     if channel is None:
-        return {"queued": 0, "sent": 0, "failed": 0}
+        return {"queued": 0, "sent": 0, "failed": 0, "unsure": 0}
     return tick(ctx, channel)

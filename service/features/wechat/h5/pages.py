@@ -32,8 +32,13 @@ def static_url(name: str) -> str:
     """A page's own static file, named with its content's digest: WeChat's browser keeps scripts longer than their
     headers ask, and a page (never cached: no-store) of a new release with a cached script of the old one breaks
     (the script is in parts since Part AW's split, each part expecting the others' release)."""
-    digest = hashlib.sha256((HERE / "static" / name).read_bytes()).hexdigest()[:12]
-    return f"/h5/static/{name}?v={digest}"
+    return f"/h5/static/{name}?v={static_digest(name)}"
+
+
+def static_digest(name: str) -> str:
+    """The digest of a static file as this process serves it now: its address's `v`, and what the static route
+    compares a requested `v` with before letting it be kept for good."""
+    return hashlib.sha256((HERE / "static" / name).read_bytes()).hexdigest()[:12]
 
 
 templates.globals["static_url"] = static_url

@@ -42,7 +42,7 @@ from service.features.wechat.h5.cardcheck import card_checker
 from service.features.wechat.h5.cardfirst import problem_response as _problem_response
 from service.features.wechat.h5.elder import is_elder
 from service.features.wechat.h5.login import login
-from service.features.wechat.h5.pages import HERE, message, render
+from service.features.wechat.h5.pages import HERE, message, render, static_digest
 from service.features.wechat.h5.targets import safe_target
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
 from service.features.wechat.oauth import OAUTH_CODE_USED, OAuthStateError
@@ -329,11 +329,15 @@ STATIC_FILES = ("h5.css", "guidance.js", "h5-page.js", "h5-family.js", "h5-captu
 
 
 @router.get("/static/{name}")
-def static(name: str) -> Response:
+def static(name: str, v: str | None = None) -> Response:
+    """Kept for good only under this process's own digest: during a rolling restart a process of the other release
+    may answer a page's `?v=`, and its file must not be cached under that address. Another `v`, or none: the file
+    all the same (that page still gets a script), never kept."""
     if name not in STATIC_FILES:
         return Response(status_code=404)
     media = "text/css" if name.endswith(".css") else "text/javascript"
-    return FileResponse(HERE / "static" / name, media_type=media)
+    headers = vendor.IMMUTABLE if v == static_digest(name) else {"Cache-Control": "no-store"}
+    return FileResponse(HERE / "static" / name, media_type=media, headers=headers)
 
 
 router.include_router(recovery.router)

@@ -62,6 +62,22 @@ def test_each_page_names_its_files_by_their_content(app: App) -> None:
     assert css is not None and css.group(1) == hashlib.sha256((STATIC / "h5.css").read_bytes()).hexdigest()[:12]
 
 
+def test_a_file_is_kept_for_good_only_under_its_own_digest(app: App) -> None:
+    """During a rolling restart a process of the old release may answer a new page's `h5.js?v=NEW`: it must not let
+    the browser keep its old file under the new address. The file's own digest: kept for good (immutable); another
+    digest or none: the file all the same (a page of the other release still gets a script), never kept."""
+    body = (STATIC / "h5.js").read_bytes()
+    own = hashlib.sha256(body).hexdigest()[:12]
+    right = app.client.get(f"/h5/static/h5.js?v={own}")
+    assert right.status_code == 200 and right.content == body
+    assert right.headers["cache-control"] == "public, max-age=31536000, immutable"
+    other = "0" * 12 if own != "0" * 12 else "1" * 12
+    for url in (f"/h5/static/h5.js?v={other}", "/h5/static/h5.js"):
+        resp = app.client.get(url)
+        assert resp.status_code == 200 and resp.content == body, url
+        assert resp.headers["cache-control"] == "no-store", url
+
+
 def test_every_script_file_is_served_and_nothing_else() -> None:
     on_disk = {f.name for f in STATIC.iterdir() if f.is_file()}
     assert on_disk == set(STATIC_FILES), on_disk ^ set(STATIC_FILES)
