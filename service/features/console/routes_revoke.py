@@ -4,10 +4,12 @@ session's media as evidence and its early release (service/certification/evidenc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from service.certification.errors import ServiceError
 from service.features.console.auth import Staff
@@ -39,15 +41,15 @@ def revoke(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(staff, csrf)
-    back = f"/beneficiaries/{bid}"
-    try:
-        with unit(request) as db:
-            ctx = ctx_of(request)
-            days = ctx.settings.storage.evidence_hold_days
-            done = revoke_from_console(db, staff, bid, cid, reason, note, ctx.rules, days)
-    except ServiceError as exc:
-        return _refused(request, staff, exc, back, "认证记录不存在")
-    return redirect(back if done is not None else "/roster")
+    ctx = ctx_of(request)
+    days = ctx.settings.storage.evidence_hold_days
+    return _on_person_page(
+        request,
+        staff,
+        bid,
+        "认证记录不存在",
+        lambda db: revoke_from_console(db, staff, bid, cid, reason, note, ctx.rules, days),
+    )
 
 
 @router.post("/beneficiaries/{bid}/sessions/{sid}/hold")
@@ -61,14 +63,10 @@ def hold(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(staff, csrf)
-    back = f"/beneficiaries/{bid}"
     days = ctx_of(request).settings.storage.evidence_hold_days
-    try:
-        with unit(request) as db:
-            done = hold_from_console(db, staff, bid, sid, reason, note, days)
-    except ServiceError as exc:
-        return _refused(request, staff, exc, back, "认证记录不存在")
-    return redirect(back if done is not None else "/roster")
+    return _on_person_page(
+        request, staff, bid, "认证记录不存在", lambda db: hold_from_console(db, staff, bid, sid, reason, note, days)
+    )
 
 
 @router.post("/beneficiaries/{bid}/holds/{hid}/release")
@@ -81,12 +79,22 @@ def release(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(staff, csrf)
+    return _on_person_page(
+        request, staff, bid, "保全记录不存在", lambda db: release_from_console(db, staff, bid, hid, note)
+    )
+
+
+def _on_person_page(
+    request: Request, staff: Staff, bid: int, missing: str, act: Callable[[Session], object | None]
+) -> Response:
+    """A supervisor's action from the person's page, in one unit of work: back to the page when done, to the
+    roster when the record is gone (None), a refusal's page otherwise (`missing`: the words for NOT_FOUND)."""
     back = f"/beneficiaries/{bid}"
     try:
         with unit(request) as db:
-            done = release_from_console(db, staff, bid, hid, note)
+            done = act(db)
     except ServiceError as exc:
-        return _refused(request, staff, exc, back, "保全记录不存在")
+        return _refused(request, staff, exc, back, missing)
     return redirect(back if done is not None else "/roster")
 
 
