@@ -13,18 +13,15 @@ from pathlib import Path
 
 from stdnum import numdb
 
+from pipelines.tables import read_pairs
+
 DATA = Path(__file__).parent / "data" / "regions.tsv"
 
 
 @functools.cache
 def table() -> dict[str, str]:
     """Six-digit code → the division's own name ("420106" → "武昌区"), current divisions only."""
-    names: dict[str, str] = {}
-    for line in DATA.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            code, name = line.split("\t")
-            names[code] = name
-    return names
+    return read_pairs(DATA)
 
 
 def historic_info(code: str) -> dict[str, str]:

@@ -21,6 +21,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from pipelines.tables import read_pairs
+
 # The one middle dot of names, and what it is typed or read as.
 MIDDLE_DOT = "·"
 DOT_VARIANTS = "·•・‧∙⋅⸱･﹒．.ㆍ"
@@ -71,12 +73,7 @@ def plain_key(text: str) -> str:
 def fold_table() -> dict[str, str]:
     """Traditional or variant character → its simplified form (陳 → 陈, 峯 → 峰): single characters only; no key is
     a character of GB2312, nor any key's value, so folding twice changes nothing."""
-    table: dict[str, str] = {}
-    for line in FOLD_DATA.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.split("\t")
-            table[key] = value
-    return table
+    return read_pairs(FOLD_DATA)
 
 
 @functools.cache
