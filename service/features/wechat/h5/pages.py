@@ -38,7 +38,16 @@ def static_url(name: str) -> str:
 def static_digest(name: str) -> str:
     """The digest of a static file as this process serves it now: its address's `v`, and what the static route
     compares a requested `v` with before letting it be kept for good."""
-    return hashlib.sha256((HERE / "static" / name).read_bytes()).hexdigest()[:12]
+    path = HERE / "static" / name
+    stat = path.stat()
+    return _content_digest(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _content_digest(path: Path, mtime_ns: int, size: int) -> str:
+    # Keyed by the file's stat too: every page render and script request asks, and a file replaced in place is
+    # read and hashed again, not answered from an earlier digest.
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 templates.globals["static_url"] = static_url
