@@ -250,10 +250,10 @@ def measure_import(filename: str, data: bytes, expected: int, repeat: int, warm:
         counts = {"created": r1["created"], "unchanged_on_reimport": r2["unchanged"], "encoding": r1.get("encoding")}
     return {
         "rows": expected,
-        "first_import_median_s": round(statistics.median(first), 2),
-        "first_import_max_s": round(max(first), 2),
-        "reimport_median_s": round(statistics.median(again), 2),
-        "reimport_max_s": round(max(again), 2),
+        "first_import_median_s": round(statistics.median(first), 4),
+        "first_import_max_s": round(max(first), 4),
+        "reimport_median_s": round(statistics.median(again), 4),
+        "reimport_max_s": round(max(again), 4),
         "first_import_rows_per_s": round(expected / statistics.median(first)),
         **counts,
     }
