@@ -36,7 +36,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
 import service.schema  # noqa: E402
-from service.adapters.http import create_app  # noqa: E402
+from service.adapters.http.app import create_app  # noqa: E402
 from service.certification.context import ServiceContext  # noqa: E402
 from service.certification.models import Beneficiary, CertSession  # noqa: E402
 from service.features.console import audit_chain  # noqa: E402

@@ -48,7 +48,7 @@ import service.schema
 from bench.common import REPO, data_dir, machine
 from pipelines.liveness.checker import LivenessChecker, LivenessConfig
 from pipelines.liveness.video import decode_all, probe_video
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.features.wechat.h5 import identity, vendor
 from tests.browser import launched_chromium, serve_in_thread

@@ -36,7 +36,7 @@ import av
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import service.schema
 from bench.common import REPO, data_dir, machine, summary
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.features.wechat.h5 import vendor
 from service.infra.config import Settings

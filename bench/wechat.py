@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from fastapi.testclient import TestClient  # noqa: E402
 
 import service.schema  # noqa: E402
-from service.adapters.http import create_app  # noqa: E402
+from service.adapters.http.app import create_app  # noqa: E402
 from service.certification.context import ServiceContext  # noqa: E402
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState  # noqa: E402
 from service.features.wechat.h5.cardcheck import CardChecker  # noqa: E402

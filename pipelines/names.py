@@ -7,16 +7,16 @@ text recogniser give any of several look-alikes (• ・ ‧ ∙ ･ ．), often
 Old benefit-system rosters and records typed from old documents write names in traditional or variant characters
 (陳秀英, 李峯) where the resident ID card prints the simplified form (陈秀英, 李峰), or the other way round. Names are
 compared folded to simplified (`compare_key`, data/name_fold.tsv from OpenCC's dictionaries, see data/name_fold.md);
-no character of GB2312 (the mainland simplified set) is folded, nor the 2013 standard's name variants (喆, 堃, 甯…);
-characters of that standard's list beyond GB2312 were not otherwise checked. What is stored and shown is never
-folded.
+no character of GB2312 (the mainland simplified set) is folded, nor the 2013 standard's name variants (喆, 堃, 甯…),
+except the second simplified form of a traditional character that stands for it alone, onto its first (锺 → 钟,
+馀 → 余: 鍾 and 餘 each became both); characters of that standard's list beyond GB2312 were not otherwise checked.
+What is stored and shown is never folded.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import math
 import re
 import unicodedata
 from pathlib import Path
@@ -40,6 +40,9 @@ _LEFT_OUT = str.maketrans("", "", SEARCH_LEFT_OUT)
 _NO_SPACE = str.maketrans("", "", WHITESPACE)
 # Spellings of one name the console's search looks for at most (`spellings`): each adds a few LIKEs to its query.
 MAX_SPELLINGS = 16
+# In a spelling beyond MAX_SPELLINGS: a character of several forms left open (any one character, a LIKE's "_"), the
+# search then telling the names found by `begins_alike`. A noncharacter: never typed, stored or left out.
+ANY_FORM = "\uffff"
 # Traditional or variant character → simplified (scripts/gen_name_fold.py; source, commit, licence: name_fold.md).
 FOLD_DATA = Path(__file__).parent / "data" / "name_fold.tsv"
 
@@ -71,8 +74,9 @@ def plain_key(text: str) -> str:
 
 @functools.cache
 def fold_table() -> dict[str, str]:
-    """Traditional or variant character → its simplified form (陳 → 陈, 峯 → 峰): single characters only; no key is
-    a character of GB2312, nor any key's value, so folding twice changes nothing."""
+    """Traditional or variant character → its simplified form (陳 → 陈, 峯 → 峰, 锺 → 钟): single characters only; no
+    key is a character of GB2312 but a traditional character's second simplified form (锺, 馀), and none is any
+    key's value, so folding twice changes nothing."""
     return read_pairs(FOLD_DATA)
 
 
@@ -98,14 +102,23 @@ def _forms() -> dict[str, tuple[str, ...]]:
 def spellings(key: str) -> tuple[str, ...]:
     """The ways a roster may write the name whose key is `key` (a search key: compared as stored, SQL has no
     table): each character simplified or in one of its traditional or variant forms, the simplified spelling
-    first. Every mix while they are at most MAX_SPELLINGS; beyond, the name simplified and the name in each
-    character's first, second… traditional form (a name mixing both is then found by a shorter beginning)."""
+    first. Every mix while they are at most MAX_SPELLINGS; beyond, every mix of the longest beginning that has at
+    most so many, each followed by the rest with every character of several forms left open (ANY_FORM): the
+    search tells those names by `begins_alike` (a long name written in both forms at once was found before by a
+    shorter beginning only, not even pasted whole)."""
     choices = [_forms().get(c, (c,)) for c in fold(key)]
-    if math.prod(len(c) for c in choices) <= MAX_SPELLINGS:
-        return tuple("".join(mix) for mix in itertools.product(*choices))
-    width = max(len(c) for c in choices)
-    uniform = ("".join(c[min(j, len(c) - 1)] for c in choices) for j in range(width))
-    return tuple(dict.fromkeys(uniform))[:MAX_SPELLINGS]
+    cut, count = 0, 1
+    while cut < len(choices) and count * len(choices[cut]) <= MAX_SPELLINGS:
+        count *= len(choices[cut])
+        cut += 1
+    rest = "".join(c[0] if len(c) == 1 else ANY_FORM for c in choices[cut:])
+    return tuple("".join(mix) + rest for mix in itertools.product(*choices[:cut]))
+
+
+def begins_alike(name: str, typed: str) -> bool:
+    """Whether the name `name` begins with the name `typed`, both as the search compares them (`search_key`, or as
+    stored: `plain_key`) and folded to simplified: what the search's SQL left open (ANY_FORM) told in Python."""
+    return any(fold(key(name)).startswith(fold(key(typed))) for key in (search_key, plain_key))
 
 
 def compare_key(text: str) -> str:
@@ -114,7 +127,29 @@ def compare_key(text: str) -> str:
     return fold(normalise_name(text))
 
 
+@functools.cache
+def _fold_to_card() -> dict[int, str]:
+    """`fold` without the second simplified forms (锺 → 钟, 钜 → 巨: the table's keys of GB2312)."""
+    return str.maketrans({k: v for k, v in fold_table().items() if not _in_gb2312(k)})
+
+
+def _in_gb2312(char: str) -> bool:
+    try:
+        char.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def same_card_name(a: str, b: str) -> bool:
+    """Whether two spellings are the same name as a resident ID card prints it: as `same_name`, but two simplified
+    characters are two names (钟 and 锺, 巨 and 钜: the card prints one of them). What a record's change of ID
+    number reports as its name kept (service/certification/roster_identity.py)."""
+    return normalise_name(a).translate(_fold_to_card()) == normalise_name(b).translate(_fold_to_card())
+
+
 def same_name(a: str, b: str) -> bool:
     """Whether two spellings are the same name: a middle-dot look-alike, spaces, full-width letters, traditional or
-    variant characters (陳秀英 and 陈秀英) are the same; otherwise exact (陈 and 程, 钟 and 锺 differ)."""
+    variant characters (陳秀英 and 陈秀英), and the two simplified forms of one traditional character (钟 and 锺, both
+    鍾's), are the same; otherwise exact (陈 and 程, 曲 and 麴 differ)."""
     return compare_key(a) == compare_key(b)

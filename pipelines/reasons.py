@@ -55,6 +55,9 @@ class ReasonCode(enum.StrEnum):
     PROXY_NOT_BOUND = "PROXY_NOT_BOUND"
     PROXY_LIMIT_REACHED = "PROXY_LIMIT_REACHED"
     PROXY_OPERATOR_FACE = "PROXY_OPERATOR_FACE"
+    # A proxy certification queued before another of its binding's was flagged (or the binding locked): to staff
+    # (service/features/proxy/holds.py puts it into the decision; service/certification/review.py reads it).
+    PROXY_BINDING_HELD = "PROXY_BINDING_HELD"
     MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
 
     @property
@@ -107,6 +110,7 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.PROXY_NOT_BOUND: "尚未绑定该亲属,请先绑定",
     ReasonCode.PROXY_LIMIT_REACHED: "绑定数量已达上限",
     ReasonCode.PROXY_OPERATOR_FACE: "请拍摄被认证老人本人,而非代办人",
+    ReasonCode.PROXY_BINDING_HELD: "该绑定正在人工核查,本次代办认证已转工作人员审核,请耐心等待结果",
     ReasonCode.MODEL_UNAVAILABLE: "系统暂时无法处理,请稍后再试",
 }
 
@@ -151,6 +155,7 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.PROXY_NOT_BOUND: "代办人未绑定该老人",
     ReasonCode.PROXY_LIMIT_REACHED: "代办绑定数量已满",
     ReasonCode.PROXY_OPERATOR_FACE: "视频中的人脸像代办人本人",
+    ReasonCode.PROXY_BINDING_HELD: "同一绑定另有代办认证被标记(代办人本人出镜)或绑定已锁定,转人工",
     ReasonCode.MODEL_UNAVAILABLE: "模型不可用",
 }
 

@@ -21,6 +21,11 @@ from pipelines.reasons import ReasonCode
 from proxy_auth.policy import ProxyPolicy
 
 FLAG_OPERATOR_FACE = "flag:operator_face"
+# Notes (no reason code) that send a proxy session to staff because its face is in doubt: the relative's own face
+# cannot be ruled out, or the likeness to the elder is below the proxy line (service/certification/review.py
+# asks a second person for such an accept).
+NOTE_NO_OPERATOR_TEMPLATE = "operator template unavailable"
+NOTE_BELOW_PROXY_LINE = "face similarity below the stricter proxy threshold"
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def apply_proxy_policy(decision: Decision, ctx: ProxyContext, policy: ProxyPolic
     if ctx.operator is None:
         # Without the operator's template the elder cannot be told apart from the operator: a person decides.
         outcome = _at_least(outcome, Outcome.REVIEW)
-        notes.append("operator template unavailable")
+        notes.append(NOTE_NO_OPERATOR_TEMPLATE)
     else:
         scores["operator_match"] = ctx.operator.similarity
         thresholds["operator_reject"] = ctx.operator.reject_threshold
@@ -103,7 +108,7 @@ def apply_proxy_policy(decision: Decision, ctx: ProxyContext, policy: ProxyPolic
         )
         if outcome is Outcome.ACCEPT and (best is None or best < proxy_accept):
             outcome = Outcome.REVIEW
-            notes.append("face similarity below the stricter proxy threshold")
+            notes.append(NOTE_BELOW_PROXY_LINE)
 
     if outcome is Outcome.ACCEPT and ctx.first_proxy_certification and policy.first_proxy_certification_to_review:
         outcome = Outcome.REVIEW

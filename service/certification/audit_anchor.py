@@ -27,7 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -72,6 +73,28 @@ class Restore:
     name: str = ""  # its object's key under RESTORE_PREFIX
     kept_count: int = 0  # the keys kept, in compressed chunk objects of their own (restore_record.kept_keys)
     kept_chunks: int = 0
+    kept_dir: str = ""  # the chunks' folder under restore_record.KEPT_PREFIX ("": `name`; another once rewritten)
+    rewrites: tuple[KeptRewrite, ...] = ()  # the kept keys written anew after a chunk was lost (restore_rewrite.py)
+    # Of those, the keys a rewrite kept on a guess, in the last `guessed_chunks` chunks: they never end the window of
+    # a restore that named the key (retention.py).
+    guessed_count: int = 0
+    guessed_chunks: int = 0
+
+
+@dataclass(frozen=True)
+class KeptRewrite:
+    """The kept keys of a restore written anew (`pension-cert console rewrite-kept`): when, by whom, why, which
+    chunks of `from_dir` did not read, the count of keys the record held before and after, and how many of those
+    after are guesses (kept on the safe side: every object no row referred to then that no surviving chunk named)."""
+
+    at: str
+    by: str
+    reason: str
+    lost_chunks: tuple[int, ...]
+    kept_before: int
+    kept_after: int
+    from_dir: str
+    added: int = 0
 
 
 class RestoreRefusedError(Exception):
@@ -250,5 +273,16 @@ def read_restores(storage: MediaStorage) -> list[Restore]:
         name = obj.key[len(RESTORE_PREFIX) :]
         at, by, reason = str(raw["at"]), str(raw["by"]), str(raw["reason"])
         chunks = int(raw.get("kept_chunks", 0))
-        found.append(Restore(int(raw["seq"]), str(raw["hash"]), lost, at, by, reason, kept, name, count, chunks))
+        rewrites = tuple(_rewrite(w) for w in raw.get("rewrites", ()))
+        restore = Restore(int(raw["seq"]), str(raw["hash"]), lost, at, by, reason, kept, name, count, chunks)
+        guessed, guessed_chunks = int(raw.get("guessed_count", 0)), int(raw.get("guessed_chunks", 0))
+        restore = replace(restore, guessed_count=guessed, guessed_chunks=guessed_chunks)
+        found.append(replace(restore, kept_dir=str(raw.get("kept_dir", "")), rewrites=rewrites))
     return sorted(found, key=lambda r: r.at)
+
+
+def _rewrite(raw: dict[str, Any]) -> KeptRewrite:
+    lost = tuple(int(n) for n in raw["lost_chunks"])
+    before, after, added = int(raw["kept_before"]), int(raw["kept_after"]), int(raw.get("added", 0))
+    text = str(raw["at"]), str(raw["by"]), str(raw["reason"])
+    return KeptRewrite(*text, lost, before, after, str(raw["from_dir"]), added)

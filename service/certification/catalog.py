@@ -65,6 +65,7 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "EVIDENCE_PURGED": "该次认证的影像已按保存期限删除,无可保全",
     "EVIDENCE_NONE": "该次认证没有留存影像(柜台或上门认证),无需保全",
     "EVIDENCE_HOLD_ENDED": "该保全已到期或已解除",
+    "EVIDENCE_RELEASE_SELF": "您已申请解除该保全,解除须由另一位主管确认",
     # Roles (403): operator actions need an operator (admin) key; channel keys cannot act as staff.
     "ADMIN_KEY_REQUIRED": "该操作仅限经办机构使用",
     "STAFF_CHANNEL_FORBIDDEN": "柜台认证仅限工作人员办理",
@@ -72,10 +73,13 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "INVALID_DATE": "日期不正确",
     # The daily run stopped before changing anything: an unusual share would have been suspended.
     "CYCLE_SUSPENSION_SPIKE": "本次暂停人数异常,已停止执行,请核查后再试",
+    "EVENT_IDS_REUSED": "有事件编号与已导出的编号重复,请先按运维手册重新编号后再导出",
     # A supervisor's finding on a roster change of ID number (service/certification/identity_review.py).
     "IDENTITY_CHANGE_UNKNOWN": "未找到该次身份证号变更",
     "IDENTITY_CHANGE_SUPERSEDED": "该人员此后又有身份证号变更,请处理最新的预警",
     "IDENTITY_REVIEW_SELF": "该变更由您本人导入,须由另一位主管核实",
+    "ALERT_NOTE": "请填写处理情况(不超过 500 字)",
+    "ALERT_REVIEW_SELF": "该认证由您本人办理,须由另一位主管核实",
     # An Idempotency-Key already used for different content.
     "IDEMPOTENCY_MISMATCH": "请求编号已用于其他内容,请重新提交",
     # Infrastructure (503/507): nothing was stored; the client retries the same request later.
@@ -119,8 +123,7 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     "PROXY_ELDER_SLOTS_FULL": (
         "老人已同意的代办亲属人数已满,本次确认不能生效;请先由其中一位亲属解除绑定,再请老人录像确认"
     ),
-    # A proxy certification queued before another of its binding's was flagged (or the binding locked): to staff.
-    "PROXY_BINDING_HELD": "该绑定正在人工核查,本次代办认证已转工作人员审核,请耐心等待结果",
+    # PROXY_BINDING_HELD, a decision's reason: pipelines.reasons.ReasonCode (review.py reads it, below the features).
 }
 
 # The public certificate check's answer for a genuine certificate valid today (an answer, not an error: no code).
@@ -146,6 +149,10 @@ WECHAT_MESSAGES_ZH: dict[str, str] = {
     "WECHAT_BAD_MESSAGE": "微信消息格式不正确",
     "BAD_URL": "页面地址不正确",
     "WECHAT_UNAVAILABLE": "微信服务暂时不可用,请稍后再试",
+    # A supervisor's decision on a WeChat notice stuck (console 微信通知, staff_notices.py).
+    "WECHAT_DUPLICATE_RISK": "该通知可能已经送达,再发一次须先确认本人可能收到两次",
+    "WECHAT_NOTICE_UNREACHABLE": "该用户已取消关注、拒收公众号消息或不是本公众号用户,再发也无法送达,请线下告知",
+    "WECHAT_CLOSE_NOTE": "请填写如何告知了本人(不超过 200 字)",
 }
 
 # Codes answered by the kind of error they are raised as (service.adapters.http.errors.STATUS_BY_KIND).
@@ -163,7 +170,6 @@ SERVICE_STAFF_ZH: dict[str, str] = {
     "PROXY_RELATIONSHIP": "亲属关系填写不正确",
     "PROXY_OPERATOR_VERIFIED": "代办人已实名,拒绝再次核验",
     "PROXY_ELDER_SLOTS_FULL": "老人的代办亲属名额已满,同意未生效",
-    "PROXY_BINDING_HELD": "同一绑定另有代办认证被标记(代办人本人出镜)或绑定已锁定,转人工",
     "WECHAT_DISABLED": "未配置微信渠道",
     "CARD_READ_DISABLED": "未开启先识别身份证",
     "WECHAT_TOKEN_UNSET": "未设置微信令牌",
@@ -172,6 +178,8 @@ SERVICE_STAFF_ZH: dict[str, str] = {
     "WECHAT_BAD_MESSAGE": "微信消息无法解析",
     "BAD_URL": "页面地址不属于本系统",
     "WECHAT_UNAVAILABLE": "微信接口不可用",
+    "WECHAT_DUPLICATE_RISK": "未确认可能重复送达",
+    "WECHAT_NOTICE_UNREACHABLE": "微信用户无法接收,不能再发",
 }
 
 _SERVICE: dict[str, str] = {

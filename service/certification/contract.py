@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import datetime as dt
 
     import numpy as np
+    from prometheus_client.registry import Collector
     from sqlalchemy.orm import Session
 
     from pipelines.decision.result import Decision, Outcome
@@ -267,6 +268,7 @@ class FeatureHooks:
     upkeep: dict[str, UpkeepHook] = field(default_factory=dict)
     revocations: dict[str, RevokedHook] = field(default_factory=dict)
     person_hashes: dict[str, PersonHashSource] = field(default_factory=dict)  # the first that knows one wins
+    gauges: dict[str, Collector] = field(default_factory=dict)  # a feature's gauges, added to /metrics at scrape time
     installed: bool = False
 
     def mark_installed(self) -> None:

@@ -33,11 +33,16 @@ from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.errors import InvalidInputError, NotFoundError, ServiceError
-from service.certification.models import CertSession, EvidenceHold, utcnow
+from service.certification.models import AuditEntry, CertSession, EvidenceHold, utcnow
 from service.infra.security import mask_text
 
 PLACED = "evidence.hold.placed"
 RELEASED = "evidence.hold.released"
+RELEASE_ASKED = "evidence.hold.release_asked"  # the first of the two supervisors a release needs
+# How long a request to release a hold waits for the second supervisor: past it, the next click is a new request
+# (a request forgotten, or given up, is not confirmed months later by whoever comes by).
+RELEASE_ASK_DAYS = 7
+RELEASE_REFUSED = "evidence.hold.release_refused"  # the asker confirming their own request (recorded, refused)
 MAX_NOTE_CHARS = 500  # a staff member's note: a hold's, its release's, a revocation's (revocation.py)
 
 
@@ -66,6 +71,16 @@ class HoldView:
 
     hold: EvidenceHold
     ends_at: dt.datetime
+    release_asked: ReleaseAsk | None = None  # a supervisor asked to release it; another one confirms
+
+
+@dataclass(frozen=True)
+class ReleaseAsk:
+    """A supervisor's request to release a hold early, waiting for a second supervisor (its records' trail entry)."""
+
+    actor: str  # as the audit trail keeps it
+    note: str
+    at: dt.datetime
 
 
 def hold_end(hold: EvidenceHold) -> dt.datetime:
@@ -140,8 +155,12 @@ def release_hold(
     session_ids: Collection[str] | None = None,
 ) -> EvidenceHold:
     """Release hold `hold_id` early (on one of `session_ids` when given: a console form names the person) in the
-    caller's transaction: the next purge deletes the media once no other hold keeps them and their retention
-    period is over. Refused: EVIDENCE_RELEASE_NOTE, NOT_FOUND, EVIDENCE_HOLD_ENDED (released or run out)."""
+    caller's transaction, on the word of two supervisors: the first call asks (`evidence.hold.release_asked`, the
+    hold stays in force), a call by another actor releases it: the next purge deletes the media once no other hold
+    keeps them and their retention period is over. One person alone could otherwise let the purge destroy the
+    evidence of a relative's 冒领 (docs/security.md, Part BC). The hold answered; `released_at` says which it was.
+    Refused: EVIDENCE_RELEASE_NOTE, NOT_FOUND, EVIDENCE_HOLD_ENDED (released or run out), EVIDENCE_RELEASE_SELF
+    (the one who asked asks again: recorded, `evidence.hold.release_refused`, committed before the refusal)."""
     text = checked_note(note, "EVIDENCE_RELEASE_NOTE")
     hold = db.get(EvidenceHold, hold_id)
     if hold is None or (session_ids is not None and hold.session_id not in session_ids):
@@ -151,9 +170,31 @@ def release_hold(
     db.refresh(hold, with_for_update=True)
     if not in_force(hold, utcnow()):
         raise ServiceError("EVIDENCE_HOLD_ENDED", f"evidence hold {hold.id} has ended already")
-    hold.released_at, hold.released_by, hold.release_note = utcnow(), mask_text(actor)[:64], mask_text(text)
-    audit(db, actor, RELEASED, target, {"hold": hold.id, "session": hold.session_id, "note": text[:200]})
+    asked, who = release_ask(db, hold), mask_text(actor)[:64]
+    detail = {"hold": hold.id, "session": hold.session_id, "note": text[:200]}
+    if asked is None:
+        audit(db, actor, RELEASE_ASKED, target, detail)
+        return hold
+    if asked.actor == who:
+        # Refused, and recorded: committed now (like audit.audit_read), as the error rolls the transaction back.
+        audit(db, actor, RELEASE_REFUSED, target, detail | {"reason": "EVIDENCE_RELEASE_SELF"})
+        db.commit()
+        raise ServiceError("EVIDENCE_RELEASE_SELF", f"evidence hold {hold.id}: a second supervisor must confirm")
+    hold.released_at, hold.released_by, hold.release_note = utcnow(), who, mask_text(text)
+    audit(db, actor, RELEASED, target, detail | {"asked_by": asked.actor})
     return hold
+
+
+def release_ask(db: Session, hold: EvidenceHold, now: dt.datetime | None = None) -> ReleaseAsk | None:
+    """The first request to release `hold` early still waiting, if any: made after the hold was placed (its only
+    change until its release) and within RELEASE_ASK_DAYS (an older one has lapsed). Only the entries of those days
+    are read (`at` is indexed), not the whole trail's requests."""
+    since = max(hold.placed_at, (now or utcnow()) - dt.timedelta(days=RELEASE_ASK_DAYS))
+    recent = select(AuditEntry).where(AuditEntry.action == RELEASE_ASKED, AuditEntry.at >= since)
+    for e in db.scalars(recent.order_by(AuditEntry.id)):
+        if e.detail.get("hold") == hold.id:
+            return ReleaseAsk(e.actor, str(e.detail.get("note", "")), e.at)
+    return None
 
 
 def hold_for_revocation(
@@ -184,7 +225,7 @@ def holds_in_force(db: Session, session_ids: Iterable[str], now: dt.datetime) ->
     out: dict[str, list[HoldView]] = {}
     for hold in rows:
         if in_force(hold, now):
-            out.setdefault(hold.session_id, []).append(HoldView(hold, hold_end(hold)))
+            out.setdefault(hold.session_id, []).append(HoldView(hold, hold_end(hold), release_ask(db, hold, now)))
     return out
 
 

@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession, WorkerHeartbeat, utcnow
@@ -103,16 +103,23 @@ def mark_stopped(ctx: ServiceContext, name: str) -> int:
         return int(getattr(res, "rowcount", 0) or 0)
 
 
+def _alive(ctx: ServiceContext) -> Any:
+    """SQL condition on a heartbeat row: checked in within WORKER_STALE_S and not stopped (the one home of it)."""
+    cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.workers.worker_stale_s)
+    return and_(WorkerHeartbeat.stopped_at.is_(None), WorkerHeartbeat.last_seen >= cutoff)
+
+
 def live_workers(ctx: ServiceContext) -> int:
     """Worker processes that checked in within WORKER_STALE_S and have not stopped."""
-    cutoff = utcnow() - dt.timedelta(seconds=ctx.settings.workers.worker_stale_s)
     with ctx.db() as db:
-        n = db.scalar(
-            select(func.count())
-            .select_from(WorkerHeartbeat)
-            .where(WorkerHeartbeat.stopped_at.is_(None), WorkerHeartbeat.last_seen >= cutoff)
-        )
+        n = db.scalar(select(func.count()).select_from(WorkerHeartbeat).where(_alive(ctx)))
     return int(n or 0)
+
+
+def live_worker_names(ctx: ServiceContext) -> list[str]:
+    """The names (``host:pid:random``) of the workers ``live_workers`` counts."""
+    with ctx.db() as db:
+        return list(db.scalars(select(WorkerHeartbeat.name).where(_alive(ctx)).order_by(WorkerHeartbeat.name)))
 
 
 # When a heartbeat of this process last failed to be written, per context (monotonic seconds).

@@ -138,6 +138,7 @@ def audit_shown(db: Session, actor: str, action: str, target: str, detail: dict[
 # the mark back); EXPORTED_KEY is the single object the first version overwrote, still read where it exists.
 EXPORTED_KEY = "exports/event-id-high"
 EXPORTED_PREFIX = EXPORTED_KEY + "/"
+EXPORT_CLOCK_SKEW = dt.timedelta(minutes=5)  # see export_events
 
 
 def note_exported(storage: MediaStorage, rows: list[dict[str, Any]], at: dt.datetime | None = None) -> None:
@@ -164,14 +165,38 @@ def exported_high(storage: MediaStorage) -> tuple[int, dt.datetime | None]:
     return (0, None) if high is None else (int(high["id"]), dt.datetime.fromisoformat(high["at"]))
 
 
-def reused_event_ids(db: Session, storage: MediaStorage) -> list[int]:
-    """Events recorded after the highest exported id was, numbered at or below it: ids the payment system may hold
-    for other events (a restore reopened before it was recorded)."""
+def reused_event_ids(db: Session, storage: MediaStorage, skew: dt.timedelta = dt.timedelta()) -> list[int]:
+    """Events recorded after the highest exported id was (by more than `skew`: the clocks of the hosts that record
+    events and export them), numbered at or below it: ids the payment system may hold for other events (a restore
+    reopened before it was recorded)."""
     high, at = exported_high(storage)
     if at is None:
         return []
-    q = select(CycleEvent.id).where(CycleEvent.id <= high, CycleEvent.created_at > at).order_by(CycleEvent.id)
+    after = CycleEvent.created_at > at + skew
+    q = select(CycleEvent.id).where(CycleEvent.id <= high, after).order_by(CycleEvent.id)
     return list(db.scalars(q))
+
+
+def export_events(
+    db: Session, storage: MediaStorage, kind: str, since: dt.date | None, tz: HasTimeZone
+) -> list[dict[str, Any]]:
+    """A payment file's rows (`events`), its highest id recorded (`note_exported`). Refused (EVENT_IDS_REUSED) while
+    any event reuses an exported id: a restore recorded before the service reopened finds none yet, and SQLite
+    cannot number past the ids the dump lacks, so the first event after it takes one the payment system holds,
+    which it would drop as a duplicate. An empty file carries no id: it answers (and reads no store). An event
+    recorded within EXPORT_CLOCK_SKEW of the export that set the mark is taken for one the export saw (a daily run
+    on a host whose clock is ahead): the restore, between the two, takes longer."""
+    rows = events(db, kind, since, tz)
+    reused = reused_event_ids(db, storage, EXPORT_CLOCK_SKEW) if rows else []
+    if reused:
+        raise ServiceError(
+            "EVENT_IDS_REUSED",
+            f"{len(reused)} events reuse ids the payment system may hold (the first: {reused[:20]}): renumber them "
+            "before the next export (docs/operations.md, 'Restoring from a backup')",
+            {"event_ids": reused[:20]},
+        )
+    note_exported(storage, rows)  # the ids a database restore must not hand out again
+    return rows
 
 
 def advance_event_ids(db: Session, past: int) -> int | None:

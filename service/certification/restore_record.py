@@ -13,13 +13,17 @@ the caller writes the `audit.restored` entry naming the record (`detail["record"
 the record (the head refused, the commit failed) leaves a state `verify-audit` passes, and a rerun finds the
 newest record that no audit entry names, at the same restore point with nothing newly lost, and completes it
 instead of recording a second restore; a rerun after a complete run answers that the restore is recorded already.
+A run that failed while writing the chunks left a folder no record names: the run that records (or completes) the
+same restore point removes it (Part BA). A chunk lost for good: restore_rewrite.py writes the keys anew.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -51,6 +55,7 @@ KEPT_PREFIX = "audit/restore-kept/"  # not under RESTORE_PREFIX: listing the rec
 CHUNK_KEYS = 20_000  # keys per chunk object (about 0.5 MB compressed)
 AUDIT_ACTION = "audit.restored"
 KEPT_CAP = 64 << 20  # bytes a chunk may inflate to (CHUNK_KEYS keys of a few dozen bytes: about 1 MB)
+_RUN_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}T\d{6}Z-(\d{12})")  # a recording run's chunk folder: <time>-<point>
 
 
 class KeptUnreadableError(UnreadableStorageError):
@@ -86,21 +91,30 @@ def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, thr
         entry = naming_entry(db, last)
         if entry is None and (last.seq, last.hash) == (seq, point.hash if point else ""):
             _set_head(storage, top, last.at)  # a run that failed after writing the record: completed
+            _remove_failed_runs(storage, restores, last)
             return Recording(last, "completed")
         if entry is not None and top is not None and top.seq == entry.seq and seq in (last.seq, entry.seq):
             write_head(storage, Anchor(top.seq, top.hash, now_text()))  # if that run's own head was not written
+            _remove_failed_runs(storage, restores, last)
             return Recording(last, "already")
     digest = point.hash if point else ""
     done = Restore(seq, digest, tuple(lost), now_text(), mask_text(by)[:64], mask_text(reason)[:200])
     name = f"{done.at.replace(':', '')}-{seq:012d}"
-    chunks = _write_kept(storage, name, orphans)  # before the record: a record never names a chunk not written
+    chunks = write_kept(storage, name, orphans)  # before the record: a record never names a chunk not written
     done = replace(done, name=name, kept_count=len(orphans), kept_chunks=chunks)
-    record = {**done.__dict__, "lost": [a.__dict__ for a in lost], "kept": []}
-    del record["name"]
-    storage.put(f"{RESTORE_PREFIX}{name}", json.dumps(record, sort_keys=True).encode())
+    storage.put(f"{RESTORE_PREFIX}{name}", record_json(done))
     _set_head(storage, top, done.at)
     log.warning("audit chain: a restore recorded at #%d by %s, %d anchors of lost entries", seq, done.by, len(lost))
+    _remove_failed_runs(storage, [*restores, done], done)
     return Recording(done, "recorded")
+
+
+def record_json(r: Restore) -> bytes:
+    """The sealed record's content (its name is its key)."""
+    record = {**r.__dict__, "lost": [a.__dict__ for a in r.lost], "kept": list(r.kept)}
+    record["rewrites"] = [w.__dict__ for w in r.rewrites]
+    del record["name"]
+    return json.dumps(record, sort_keys=True).encode()
 
 
 def _lost(db: Session, storage: MediaStorage, restores: list[Restore], seq: int, default_point: bool) -> list[Anchor]:
@@ -141,33 +155,80 @@ def naming_entry(db: Session, r: Restore) -> ConsoleAuditEntry | None:
     return None
 
 
-def _chunk_key(name: str, n: int) -> str:
-    return f"{KEPT_PREFIX}{name}/{n:06d}"
+def _chunk_key(folder: str, n: int) -> str:
+    return f"{KEPT_PREFIX}{folder}/{n:06d}"
 
 
-def _write_kept(storage: MediaStorage, name: str, keys: list[str]) -> int:
-    """`keys` in chunk objects of CHUNK_KEYS each, newline-separated and compressed; the number of chunks."""
+def kept_dir(r: Restore) -> str:
+    """The folder under KEPT_PREFIX holding the chunks restore `r` reads (its own name until rewritten)."""
+    return r.kept_dir or r.name
+
+
+def write_kept(storage: MediaStorage, folder: str, keys: list[str], start: int = 0) -> int:
+    """`keys` in chunk objects of CHUNK_KEYS each, newline-separated and compressed, numbered from `start`; the
+    number of chunks written."""
     chunks = [keys[i : i + CHUNK_KEYS] for i in range(0, len(keys), CHUNK_KEYS)]
-    for n, chunk in enumerate(chunks):
-        storage.put(_chunk_key(name, n), zlib.compress("\n".join(chunk).encode(), 9))
+    for n, chunk in enumerate(chunks, start):
+        storage.put(_chunk_key(folder, n), zlib.compress("\n".join(chunk).encode(), 9))
     return len(chunks)
+
+
+def remove_unnamed(storage: MediaStorage, restores: list[Restore], ours: Callable[[str], bool]) -> int:
+    """Delete the chunk folders no record names (neither as its folder now nor as one a rewrite replaced) that
+    `ours` says a failed run of this restore wrote; the objects deleted. Best effort, after the record: a store that
+    refuses leaves them (nothing reads them) and is logged."""
+    named = {kept_dir(r) for r in restores} | {r.name for r in restores}
+    named |= {w.from_dir for r in restores for w in r.rewrites}
+    removed = 0
+    try:
+        for obj in list(storage.list(KEPT_PREFIX)):
+            folder = obj.key[len(KEPT_PREFIX) :].split("/")[0]
+            if folder not in named and ours(folder) and storage.delete(obj.key):
+                removed += 1
+    except StorageError as exc:
+        log.warning("audit chain: the chunks of a failed run stay under %s (%s)", KEPT_PREFIX, exc)
+    if removed:
+        log.info("audit chain: %d chunk objects of failed runs removed", removed)
+    return removed
+
+
+def _remove_failed_runs(storage: MediaStorage, restores: list[Restore], done: Restore) -> int:
+    """The chunk folders of runs that failed before their record at `done`'s restore point, earlier than it (named
+    `<time>-<point>`, as `done`): a folder of another restore point, or a later one, is never taken for one."""
+
+    def ours(folder: str) -> bool:
+        run = _RUN_FOLDER.fullmatch(folder)
+        return run is not None and int(run[1]) == done.seq and folder < done.name
+
+    return remove_unnamed(storage, restores, ours)
 
 
 def kept_keys(storage: MediaStorage, r: Restore) -> list[str]:
     """The session media restore `r` named, in key order. KeptUnreadableError when a chunk is missing, does not
     open (each is sealed under its own key: one cannot stand for another), does not inflate to text within
     KEPT_CAP, or the chunks do not hold the count recorded; StorageUnavailableError when the store does not answer."""
-    keys = list(r.kept)
+    named, guessed = kept_split(storage, r)
+    return sorted([*named, *guessed])
+
+
+def kept_split(storage: MediaStorage, r: Restore) -> tuple[list[str], list[str]]:
+    """The keys restore `r` named (no row referred to them when it was recorded) and those a rewrite kept on a guess
+    (the last `r.guessed_chunks` chunks; restore_rewrite.py). Errors as kept_keys."""
+    named, guessed = list(r.kept), list[str]()
     for n in range(r.kept_chunks):
-        keys += _read_chunk(storage, r.name, n)
-    if len(keys) != r.kept_count:
-        raise KeptUnreadableError(f"restore {r.name} names {r.kept_count} kept objects, its chunks hold {len(keys)}")
-    return keys
+        (named if n < r.kept_chunks - r.guessed_chunks else guessed).extend(read_chunk(storage, r, n))
+    if len(named) + len(guessed) != r.kept_count or len(guessed) != r.guessed_count:
+        held = f"{len(named) + len(guessed)}" + (
+            f" ({len(guessed)} guessed of {r.guessed_count})" * bool(guessed or r.guessed_count)
+        )
+        raise KeptUnreadableError(f"restore {r.name} names {r.kept_count} kept objects, its chunks hold {held}")
+    return named, guessed
 
 
-def _read_chunk(storage: MediaStorage, name: str, n: int) -> list[str]:
-    key = _chunk_key(name, n)
-    where = f"the kept keys of restore {name} (chunk {n}, {key!r})"
+def read_chunk(storage: MediaStorage, r: Restore, n: int) -> list[str]:
+    """Chunk `n` of restore `r`'s kept keys (KeptUnreadableError, StorageUnavailableError: as kept_keys)."""
+    key = _chunk_key(kept_dir(r), n)
+    where = f"the kept keys of restore {r.name} (chunk {n}, {key!r})"
     try:
         data = storage.get(key)
     except StorageUnavailableError:
@@ -192,5 +253,6 @@ def kept_problem(storage: MediaStorage, restores: tuple[Restore, ...] | list[Res
         try:
             kept_keys(storage, r)
         except KeptUnreadableError as exc:
-            return f"{exc}: the orphan sweep deletes no session media until it is put back"
+            fix = f"put it back, or write the keys anew: pension-cert console rewrite-kept --record {r.name}"
+            return f"{exc}: the orphan sweep deletes no session media until then ({fix})"
     return ""

@@ -26,7 +26,7 @@ from service.certification.models import (
     media_held,
     utcnow,
 )
-from service.certification.restore_record import kept_keys
+from service.certification.restore_record import kept_split
 from service.infra.storage import StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -216,14 +216,18 @@ def sweep_orphans(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
 
 def _kept_after_restores(ctx: ServiceContext, now: dt.datetime) -> set[str] | None:
     """The objects a recorded restore named, within `retention_days` of the first restore naming each (one window
-    per object: a later restore does not stretch it). None when a record or a chunk of kept keys does not read:
-    which media a restore lost is unknown, so the sweep deletes no session media that run (`verify-audit` fails
-    on the same object)."""
+    per object: a later restore does not stretch it). A key a rewrite kept only on a guess (restore_rewrite.py)
+    never ends the window of a restore that named it, and is kept for the latest restore guessing it. None when a
+    record or a chunk of kept keys does not read: which media a restore lost is unknown, so the sweep deletes no
+    session media that run (`verify-audit` fails on the same object)."""
     first: dict[str, dt.datetime] = {}
+    guessed: dict[str, dt.datetime] = {}
     try:
         for r in read_restores(ctx.storage):  # oldest first
-            for key in kept_keys(ctx.storage, r):  # in chunk objects of their own (restore_record.py)
+            named, guesses = kept_split(ctx.storage, r)  # in chunk objects of their own (restore_record.py)
+            for key in named:
                 first.setdefault(key, restored_at(r))
+            guessed.update(dict.fromkeys(guesses, restored_at(r)))
     except StorageUnavailableError:
         raise
     except StorageError as exc:  # forged, edited or missing: no session media deleted on a guess
@@ -234,7 +238,7 @@ def _kept_after_restores(ctx: ServiceContext, now: dt.datetime) -> set[str] | No
         )
         return None
     window = dt.timedelta(days=ctx.settings.storage.retention_days)
-    return {key for key, when in first.items() if when + window > now}
+    return {key for key, when in (guessed | first).items() if when + window > now}
 
 
 def storage_upkeep(ctx: ServiceContext, at: dt.datetime | None = None) -> dict[str, int]:

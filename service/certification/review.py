@@ -10,14 +10,78 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipelines.reasons import ReasonCode
+from proxy_auth.decision import NOTE_BELOW_PROXY_LINE, NOTE_NO_OPERATOR_TEMPLATE
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import InvalidInputError, ServiceError
-from service.certification.models import CertSession, SessionDecision, SessionState, beneficiary_of, utcnow
+from service.certification.models import (
+    Certification,
+    CertSession,
+    Channel,
+    SessionDecision,
+    SessionState,
+    beneficiary_of,
+    utcnow,
+)
 from service.certification.processing import accept_session
+from service.certification.revocation import RevokeReason
 from service.infra.clock import local_date
+
+# Revocations that say someone else was certified as the person, or accepted in error (revocation.py).
+FRAUD_REVOCATIONS = (RevokeReason.IMPERSONATION.value, RevokeReason.WRONG_ACCEPT.value)
+# The machine's codes that say the face may be another person's (a relative filming themselves or holding up a
+# photo): an accept overrules that doubt. FACE_CHANGED_IN_VIDEO and VIDEO_DUPLICATE are hard findings today (a
+# reject, never a case): listed so that a rule change sending them to staff cannot make them one person's.
+OTHER_PERSON_CODES = frozenset(
+    {
+        ReasonCode.FACE_MISMATCH,
+        ReasonCode.FACE_CHANGED_IN_VIDEO,
+        ReasonCode.FACE_CLOSER_TO_RELATIVE,
+        ReasonCode.PROXY_OPERATOR_FACE,
+        ReasonCode.SPOOF_RIGID_MOTION,
+        ReasonCode.VIDEO_DUPLICATE,
+        ReasonCode.PROXY_BINDING_HELD,
+    }
+)
+# On a relative's (proxy) session, also the signals that a live elder may not be the one filmed: a borderline
+# liveness score (a photo or a recording of a dead parent: the face matches, only liveness is in doubt), and the
+# notes of the proxy policy (proxy_auth/decision.py) that its face could be the relative's own or is below the
+# proxy line. On the person's own session SPOOF_SUSPECTED stays one reviewer's: it is the common borderline
+# liveness code there (most of the queue), and with a fraud revocation or a code above it takes two anyway.
+PROXY_DOUBT_CODES = frozenset({ReasonCode.SPOOF_SUSPECTED})
+PROXY_DOUBT_NOTES = frozenset({NOTE_NO_OPERATOR_TEMPLATE, NOTE_BELOW_PROXY_LINE})
+REVOKED_BEFORE = "revoked"
+
+
+def accept_needs_second(db: Session, s: CertSession) -> list[str]:
+    """Why accepting case `s` takes two people (empty: one decides it): each code of the machine's that doubted the
+    face as another person's (`OTHER_PERSON_CODES`; on a proxy session also `PROXY_DOUBT_CODES` and the notes
+    `PROXY_DOUBT_NOTES`), and `revoked` when a certification of the person was revoked as 冒领 or a wrong accept.
+    One reviewer's accept would otherwise certify, alone, the pension a relative keeps collecting (docs/security.md,
+    Part BC). The console asks a second supervisor (review_queue.second_needed); the operator API, which has no
+    second person, leaves such an accept to the console (CASE_HELD)."""
+    codes = set(s.reasons or [])
+    why: list[str] = sorted(codes & OTHER_PERSON_CODES)
+    if s.channel == Channel.PROXY:
+        notes = (s.result or {}).get("notes") or []
+        why += sorted(codes & PROXY_DOUBT_CODES) + sorted(PROXY_DOUBT_NOTES.intersection(notes))
+    if s.beneficiary_id is not None and revoked_as_fraud(db, s.beneficiary_id):
+        why.append(REVOKED_BEFORE)
+    return why
+
+
+def revoked_as_fraud(db: Session, beneficiary_id: int) -> bool:
+    """Whether a certification of the person was revoked as 冒领 or a wrong accept: staff certifying the person
+    again need a second person's look (the console's second decision, its alert on a counter or home visit;
+    docs/security.md, Part BC)."""
+    found = select(Certification.id).where(
+        Certification.beneficiary_id == beneficiary_id, Certification.revoke_reason.in_(FRAUD_REVOCATIONS)
+    )
+    return db.scalar(found.limit(1)) is not None
 
 
 class ReviewRecord(TypedDict):
@@ -69,6 +133,8 @@ def settle(
         raise InvalidInputError("SESSION_STATE", "decision must be accept or reject")
     if not case_checked:
         ctx.hooks.check_settle(db, s)
+        if decision == SessionDecision.ACCEPT and accept_needs_second(db, s):
+            raise ServiceError("CASE_HELD", "accepting this case takes two people: the console's second decision")
     b = beneficiary_of(db, s)  # None: a session without one (a relative's verification), its feature's to accept
     if b is None and s.beneficiary_id is not None:
         raise ServiceError("BENEFICIARY_UNKNOWN", "beneficiary gone")

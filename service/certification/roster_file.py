@@ -5,7 +5,7 @@ A CSV's encoding is found in this order: a UTF-16 byte order mark (Excel's "Unic
 four-byte forms carry the rare characters, 生僻字, that GBK lacks). A file that is none of them is refused naming
 the line and byte where it stops decoding; so is UTF-8 text with a damaged character (never read as GB18030, every
 name garbled), a UTF-16 file cut short, and a GB18030-read file whose names no Chinese name could be (Big5), or
-whose names run Han characters into Latin letters (a Western-locale Excel's Latin-1 / Windows-1252 file). The
+whose names are a Western-locale Excel's Latin-1 / Windows-1252 ones, Han characters run into Latin letters. The
 delimiter is the first of comma, tab and semicolon that splits the header into the required columns. Header
 names are read case-insensitively and may be the documented Chinese ones (HEADER_ALIASES). Excel's empty trailing
 columns and rows are ignored; a row's non-empty cells beyond the header are handed on (EXTRA_CELLS) for the row
@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import re
 import zipfile
 from collections.abc import Iterator
@@ -67,6 +68,9 @@ _HAN = re.compile(f"[{HAN}]")
 # The bytes of Windows-1252's (and, from 0xC0, Latin-1's) accented letters, and of its typographic apostrophes.
 _CP1252_LOWER = frozenset("šœžßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿ".encode("cp1252"))
 _CP1252_LETTERS = _CP1252_LOWER | frozenset("ŠŒŽŸ‘’ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞ".encode("cp1252"))
+# A Western name's no-break space and ´ (typed for an apostrophe): read as GB18030, with the byte after them a Han
+# character (Jean燚upont, D碅ngelo) that tells neither way; the name's other characters tell.
+_CP1252_BETWEEN = frozenset("\u00a0´".encode("cp1252"))
 _NOT_WIDE_LEAD = bytes(b for b in range(256) if not 0xE0 <= b <= 0xF4)
 # A row with non-empty cells beyond the header (an unquoted delimiter inside a cell); the key, with its leading
 # space, is no header's (header names are stripped).
@@ -146,29 +150,31 @@ def check_gb18030_name(line: int, name: str) -> None:
     """A name read from a file decoded as GB18030 that no Chinese name holds (Greek, Cyrillic, kana, private-use
     characters): the file is in another encoding, most often Big5 (Taiwan and Hong Kong software), which decodes
     as GB18030 without an error. Extension A and B characters (䶮, 𠈌) are GB18030's own and pass. A Western file
-    (Latin-1, Windows-1252) decodes so too, its accented letters read as Han characters (`_western_letters`)."""
+    (Latin-1, Windows-1252) decodes so too: a name that is a Western word's bytes (`_western_word`: M黮ler) is
+    refused whatever the file's other names; one that may be (`_western_letters`: 蒑ILE) with its file
+    (`_checked_names`)."""
     if any(_not_a_name_character(ch) for ch in name):
         raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030}: line {line}")
-    if _LATIN.search(name) and _western_letters(name):
+    if _LATIN.search(name) and _western_word(name):
         raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {line}")
 
 
-def _western_letters(name: str) -> bool:
-    """A Latin-1 / Windows-1252 name (a roster saved by a Western-locale Excel) read as GB18030: an accented
-    letter's byte (0x80-0xFF) and the byte after it make one two-byte Han character. Followed by an ASCII letter,
-    that character's second byte is the letter (Müller as M黮ler, Françoise as Fran鏾ise, O’Brien as O払rien,
-    Émile as 蒻ile); two accented letters make a Han character inside a word (Gößmann as G鲞mann). Told by the
-    bytes, not by a character's place alone (the Latin letters of a Chinese roster's names stand beside real Han
-    characters: 陳DAVID, 王玥A, 黃A): every Han character of the name must be the bytes of such letters, a lower-
-    case accented letter followed by a lower-case one (黃, ü then S, is a real name's); and one of them must stand
-    beside a lower-case Latin letter, or between two Latin letters (MÜLLER). Two accented letters are both
-    bytes of many common characters (王, 张): only between two Latin letters, one of them lower case, are they
-    taken for a word's. A name's dot or dash (﹒ A971, – A843) is no Han character; 玥 (AB68) and 楊 (97EE) are
-    not a letter's bytes (« and —)."""
+def _western_word(name: str) -> bool:
+    """A Latin-1 / Windows-1252 name read as GB18030, told by the name alone: an accented letter's byte and the
+    byte after it make one Han character. Followed by an ASCII letter, that character's second byte is the letter
+    (Müller as M黮ler, Françoise as Fran鏾ise, O’Brien as O払rien, Émile as 蒻ile); two accented letters make a Han
+    character inside a word (Gößmann as G鲞mann). Every Han character of the name must be such letters' bytes
+    (`_letter_pair`; a no-break space's or ´'s aside, `_CP1252_BETWEEN`), and one of them stand beside a
+    lower-case Latin letter, or between two Latin letters (A許B, the bytes of AÔSB, too: one name cannot tell); two
+    accented letters, the bytes of many common characters (王, 张), only between two Latin letters, one of them
+    lower case."""
     evidence = False
     for i, ch in enumerate(name):
         if _HAN.match(ch):
-            pair = _letter_pair(ch.encode("gb18030"))
+            code = ch.encode("gb18030")
+            if code[0] in _CP1252_BETWEEN:
+                continue
+            pair = _letter_pair(code)
             if pair is None:
                 return False
             around = [c for c in (name[i - 1 : i] if i else "", name[i + 1 : i + 2]) if _LATIN.match(c)]
@@ -176,6 +182,28 @@ def _western_letters(name: str) -> bool:
             beside = len(around) == 2 or lower if pair == "ascii" else len(around) == 2 and lower
             evidence = evidence or beside
     return evidence
+
+
+def _western_letters(name: str) -> bool:
+    """A name that may be a Windows-1252 one read as GB18030, told only where no name of its file is Chinese
+    (`_checked_names`): every Han character of it the bytes of an accented letter followed by an ASCII letter or a
+    second accented letter (`_letter_pair`), one of them beside a Latin letter (ÉMILE as 蒑ILE, CONCEIÇÃO as
+    CONCEI敲O), the letters around each in a word's case: no lower-case letter before a capital (王A, the bytes
+    of ÍõA, and 韓A, ínA, are Chinese names')."""
+    beside = False
+    for i, ch in enumerate(name):
+        if _HAN.match(ch):
+            code = ch.encode("gb18030")
+            if code[0] in _CP1252_BETWEEN:
+                continue
+            if not _letter_pair(code):
+                return False
+            around = [c if _LATIN.match(c) else "" for c in (name[i - 1 : i] if i else "", name[i + 1 : i + 2])]
+            word = around[0] + code.decode("cp1252", errors="replace") + around[1]
+            if any(a.islower() and b.isupper() for a, b in itertools.pairwise(word)):
+                return False
+            beside = beside or any(around)
+    return beside
 
 
 def _letter_pair(code: bytes) -> str | None:
@@ -270,9 +298,23 @@ def _read_csv(text: str) -> Iterator[tuple[int, dict[str, str]]]:
 
 
 def _checked_names(rows: Iterator[tuple[int, dict[str, str]]]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of a GB18030-read file, each name checked (`check_gb18030_name`); after the last (the import writes
+    nothing before), the file refused, naming the first such name's line, when a name may be a Latin-1 /
+    Windows-1252 one (`_western_letters`: ÉMILE as 蒑ILE) and none is Chinese: Han characters and no Latin letter
+    (张秀英, 李娜), which no Western name read so is (its accented letters' bytes are Han characters beside its ASCII
+    letters). A Chinese roster's names that put Latin letters beside Han characters (ANNA許, the bytes of ANNAÔS)
+    are names; a Western one's other bytes (a no-break space, ´ for an apostrophe, ª) are no sign of either."""
+    chinese, western = False, 0
     for line, cells in rows:
-        check_gb18030_name(line, cells.get("name", ""))
+        name = cells.get("name", "")
+        check_gb18030_name(line, name)
+        if not _LATIN.search(name):
+            chinese = chinese or _HAN.search(name) is not None
+        elif not western and _western_letters(name):
+            western = line
         yield line, cells
+    if western and not chinese:
+        raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {western}")
 
 
 def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipelines.names import same_name
+from pipelines.names import same_card_name
 from service.certification.audit import audit
 from service.certification.contract import IdentityChange
 from service.certification.models import Beneficiary, BeneficiaryStatus, utcnow
@@ -75,7 +75,8 @@ def identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> No
             "from": b.id_masked,
             "to": mask_id(row.id_number),
             "template_cleared": enrolled,
-            "name_changed": not same_name(b.name, row.name),  # not another middle dot: the ID-card step's rule
+            # Not another middle dot, nor traditional characters (the ID-card step's rule); 锺 for 钟 is another name.
+            "name_changed": not same_card_name(b.name, row.name),
             "valid_until_before": before.isoformat() if before else None,
             # What a supervisor's "same person" finding gives back (service/certification/identity_review.py).
             "last_certified_on_before": certified_before.isoformat() if certified_before else None,

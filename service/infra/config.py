@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.infra.ratelimit import parse_rate
@@ -410,19 +410,17 @@ class ObservabilitySettings(BaseSettings):
     metrics_port: int = 0  # `pension-cert worker` / celery worker: serve their own /metrics on this port (0: off)
 
 
-# The rules of RateLimitSettings ("N/minute"; service/adapters/http/limits.py reads each with `parse_rate`).
-RATE_RULES = (
-    "ip",
-    "ip_accounts",
-    "api_key",
-    "session_ip",
-    "upload_ip",
-    "session_ip_accounts",
-    "upload_ip_accounts",
-    "beneficiary",
-    "beneficiary_all",
-    "auth_failures",
-)
+def _a_rate(rule: str) -> str:
+    # Read as the limits read it, when the settings are: one settings line at start (Part AS), not a 500 on every
+    # request once the middleware is built.
+    parse_rate(rule)
+    return rule
+
+
+# A rule of RateLimitSettings ("N/minute"; service/adapters/http/limits.py reads each with `parse_rate`): the type
+# marks it, and RATE_RULES (below the class) is read from the fields so marked.
+_RATE_RULE = AfterValidator(_a_rate)
+RateRule = Annotated[str, _RATE_RULE]
 
 
 class RateLimitSettings(BaseSettings):
@@ -438,28 +436,26 @@ class RateLimitSettings(BaseSettings):
     # Past this (seconds) a Redis call gives up and the request goes through uncounted (fail open).
     redis_timeout_s: float = 0.25
     # "N/second|minute|hour|day"; empty switches one rule off. Clients with a valid API key are counted per key.
-    ip: str = "600/minute"  # every request of one client IP, or of one WeChat account logged in to the H5 pages
+    ip: RateRule = "600/minute"  # every request of one client IP, or of one WeChat account logged in to the H5 pages
     # Every request with a WeChat login from one IP, all accounts together (a community centre or a carrier's NAT
     # puts many pensioners behind one address in the campaign's peak: each is counted per account above).
-    ip_accounts: str = "6000/minute"
-    api_key: str = "20000/minute"  # every request of one API key (channel back-ends, the bench)
-    session_ip: str = "30/minute"  # session creation per IP or WeChat account (without an API key)
-    upload_ip: str = "60/minute"  # uploads per IP or WeChat account (without an API key)
+    ip_accounts: RateRule = "6000/minute"
+    api_key: RateRule = "20000/minute"  # every request of one API key (channel back-ends, the bench)
+    session_ip: RateRule = "30/minute"  # session creation per IP or WeChat account (without an API key)
+    upload_ip: RateRule = "60/minute"  # uploads per IP or WeChat account (without an API key)
     # Session creation and uploads with a WeChat login from one IP, all accounts together: one address holding
     # many accounts must not multiply its tries of names and numbers (or its OCR work) by the accounts it holds.
-    session_ip_accounts: str = "300/minute"
-    upload_ip_accounts: str = "600/minute"
-    beneficiary: str = "30/hour"  # session creation per beneficiary and requester (key, openid or IP)
-    beneficiary_all: str = "120/hour"  # session creation per beneficiary, every requester together
-    auth_failures: str = "20/minute"  # refused API keys per IP, then every key attempt is refused
+    session_ip_accounts: RateRule = "300/minute"
+    upload_ip_accounts: RateRule = "600/minute"
+    beneficiary: RateRule = "30/hour"  # session creation per beneficiary and requester (key, openid or IP)
+    beneficiary_all: RateRule = "120/hour"  # session creation per beneficiary, every requester together
+    auth_failures: RateRule = "20/minute"  # refused API keys per IP, then every key attempt is refused
 
-    @field_validator(*RATE_RULES)
-    @classmethod
-    def _a_rate(cls, rule: str) -> str:
-        # Read as the limits read it, when the settings are: one settings line at start (Part AS), not a 500 on
-        # every request once the middleware is built.
-        parse_rate(rule)
-        return rule
+
+# Every rule's name, in the order of the fields (the limits read each; the validator is on each one's type).
+RATE_RULES: tuple[str, ...] = tuple(
+    name for name, field in RateLimitSettings.model_fields.items() if _RATE_RULE in field.metadata
+)
 
 
 class TimeZoneSettings(BaseSettings):

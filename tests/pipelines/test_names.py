@@ -39,14 +39,14 @@ def test_a_traditional_or_variant_spelling_is_the_same_name(roster: str, card: s
         ("张伟", "章伟"),
         ("陈秀英", "陈秀"),
         # Characters written so in simplified Chinese too (the 2013 standard keeps several for names) are not
-        # folded into another simplified character: two simplified names stay two.
+        # folded into another simplified character: these simplified names stay two (only the 7 second forms of
+        # one traditional character are folded: test_only_second_simplified_forms_of_gb2312_are_folded).
         ("於明", "于明"),
         ("沈阳", "沉阳"),
         ("喆", "哲"),
         ("堃", "坤"),
         ("甯", "宁"),
         ("乾", "干"),
-        ("钟", "锺"),  # both simplified (锺 the 2013 standard's surname form): left to staff
         # In GB2312 (the mainland simplified set): 麴 a surname of its own, 榘 a given-name character (韩复榘).
         ("麴秀英", "曲秀英"),
         ("韩复榘", "韩复矩"),
@@ -57,25 +57,13 @@ def test_different_names_stay_different(a: str, b: str) -> None:
 
 
 def test_a_simplified_character_is_never_folded() -> None:
-    # The table's keys are never a simplified character: none is another key's value, so folding is idempotent
-    # and applying it on both sides never merges two simplified spellings.
+    # No key is another key's value, so folding is idempotent; no key is a simplified character but the 7 second
+    # forms of GB2312 (锺 → 钟: test_only_second_simplified_forms_of_gb2312_are_folded), the only simplified
+    # spellings it merges.
     table = names.fold_table()
     assert len(table) > 3000
     assert not set(table) & set(table.values())
     assert all(len(k) == 1 and len(v) == 1 and k != v for k, v in table.items())
-
-
-def test_no_character_of_gb2312_is_folded() -> None:
-    # GB2312 is the mainland simplified set: a character in it is written so in simplified Chinese (麴, 榘, 後,
-    # 摺…), so it is never a key (scripts/gen_name_fold.py leaves out every key that encodes in GB2312).
-    in_gb2312 = []
-    for key in names.fold_table():
-        try:
-            key.encode("gb2312")
-        except UnicodeEncodeError:
-            continue
-        in_gb2312.append(key)
-    assert in_gb2312 == []
 
 
 def test_the_stored_and_displayed_forms_are_not_folded() -> None:
@@ -83,3 +71,66 @@ def test_the_stored_and_displayed_forms_are_not_folded() -> None:
     assert names.stored_name("陳秀英") == "陳秀英"
     assert names.normalise_name("陳秀英") == "陳秀英"
     assert names.compare_key("陳 秀英") == "陈秀英"
+
+
+# Part AZ: a traditional character with two simplified forms, and the choice among OpenCC's candidates.
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("锺丽华", "钟丽华"),  # 鍾 → 钟 (1964) and 锺 (the 2013 standard's surname form): one surname
+        ("锺丽华", "鍾麗華"),
+        ("锺丽华", "鐘麗華"),
+        ("馀秀英", "余秀英"),  # 餘 → 余 and 馀
+        ("馀秀英", "餘秀英"),
+        ("缐文", "线文"),  # 線 → 线 and 缐 (a surname's form)
+        ("李勣", "李绩"),  # 勣: OpenCC's first candidate 𪟝 is outside GBK; the card and roster systems write 绩
+        ("李𪟝", "李绩"),
+        ("李勣", "李𪟝"),
+        ("张颺", "张飏"),  # 颺: its first candidate 飏 is in GBK, so kept
+    ],
+)
+def test_two_simplified_forms_of_one_traditional_character_are_the_same_name(a: str, b: str) -> None:
+    assert same_name(a, b)
+    assert same_name(b, a)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("张飏", "张扬"),  # 扬 is 揚's simplified form: 颺's second candidate, not one standing for 颺 alone
+        ("仇明", "雠明"),  # 仇 also stands for itself: a surname of its own
+        ("划", "画"),  # 划 also stands for itself and for 劃
+        ("资", "赀"),  # 资 stands for 資
+        ("麴秀英", "麹秀英"),  # 麴 is left out (GB2312), so its second form folds to nothing either
+    ],
+)
+def test_a_second_candidate_that_stands_for_another_character_too_stays_apart(a: str, b: str) -> None:
+    assert not same_name(a, b)
+
+
+def test_only_second_simplified_forms_of_gb2312_are_folded() -> None:
+    # The only GB2312 keys: the second simplified forms of one traditional character each, folded onto its first.
+    table = names.fold_table()
+    folded = {}
+    for key, value in table.items():
+        try:
+            key.encode("gb2312")
+        except UnicodeEncodeError:
+            continue
+        folded[key] = value
+    assert folded == {"锺": "钟", "馀": "余", "钜": "巨", "渖": "沈", "谘": "咨", "迳": "径", "镟": "旋"}
+
+
+@pytest.mark.parametrize(("a", "b"), [("王巨", "王钜"), ("锺丽华", "钟丽华"), ("馀秀英", "余秀英")])
+def test_two_simplified_forms_are_one_name_to_compare_but_two_as_a_card_prints_them(a: str, b: str) -> None:
+    assert same_name(a, b)
+    assert not names.same_card_name(a, b)
+
+
+def test_traditional_spellings_dots_and_spaces_are_the_same_card_name() -> None:
+    assert names.same_card_name("陳 秀英", "陈秀英")
+    assert names.same_card_name("阿依古麗•買買提", "阿依古丽·买买提")
+    assert names.same_card_name("鍾麗華", "钟丽华")  # 鍾's first simplified form
+    assert not names.same_card_name("鍾麗華", "锺丽华")

@@ -124,7 +124,7 @@ def db(ctx: ServiceContext) -> Iterator[Session]:
 
 @pytest.fixture
 def client(ctx: ServiceContext) -> Iterator[TestClient]:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     with TestClient(create_app(ctx=ctx)) as c:
         c.headers["X-API-Key"] = API_KEY

@@ -146,7 +146,7 @@ def celery_worker(
 def live_service(
     backend_urls: dict[str, str], tmp: Path, start_worker: bool = True, **overrides: Any
 ) -> Iterator[tuple[TestClient, Settings]]:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     url = fresh_database(backend_urls, tmp)
     mode = overrides.pop("worker_mode", backend_urls["worker_mode"])

@@ -2,7 +2,10 @@
 
 - No import cycle between modules. ``from pkg import name`` counts as importing the package ``pkg`` (its
   ``__init__`` runs and is read), ``from pkg.mod import name`` / ``import pkg.mod`` as importing ``pkg.mod``; so
-  a package ``__init__`` that imports its children while a child imports the package is a cycle.
+  a package ``__init__`` that imports its children while a child imports the package is a cycle. An import also
+  runs the ``__init__`` of every package above the module it names (``import a.b.c`` runs ``a/__init__`` and
+  ``a/b/__init__``) unless the importer is itself inside that package (then it is running already): those count
+  too, for cycles and layers, through what each such ``__init__`` imports (one that imports nothing adds nothing).
 - No upward import between layers (``ALLOWED`` below): infra < certification < features (proxy < console <
   wechat) < composition (service.schema, service.features.install) < adapters. Features may also use the HTTP
   kit of the adapter (``HTTP_KIT``), which itself stays below the features.
@@ -21,6 +24,8 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMEWORKS = ("fastapi", "starlette", "celery", "argparse")
@@ -132,12 +137,23 @@ def resolve(target: str, modules: dict[str, Path]) -> str | None:
     return name or None
 
 
+def packages_run(importer: str, hit: str, modules: dict[str, Path]) -> list[str]:
+    """The package ``__init__`` modules that importing `hit` runs on the way: every package above it, less the
+    importer's own packages (running already when the importer runs)."""
+    parts = hit.split(".")
+    above = [".".join(parts[:i]) for i in range(1, len(parts))]
+    running = {importer, *(".".join(importer.split(".")[:i]) for i in range(1, importer.count(".") + 1))}
+    return [p for p in above if p in modules and p not in running]
+
+
 def edges_of(imp: Import, modules: dict[str, Path]) -> set[str]:
-    """Modules this import runs: the named module; for ``from pkg import sub`` also the package itself."""
+    """Modules this import runs: the named module, the packages above it (their ``__init__``); for
+    ``from pkg import sub`` also the package itself."""
     found: set[str] = set()
     hit = resolve(imp.target, modules)
     if hit:
         found.add(hit)
+        found.update(packages_run(imp.module, hit, modules))
         parent = imp.target.rpartition(".")[0]
         if hit == imp.target and parent in modules:
             found.add(parent)  # `from pkg import sub`: pkg's __init__ is read for the name
@@ -248,7 +264,30 @@ def violations(package: Path) -> list[str]:
                 mine, theirs = layer(module), layer(target)
                 if mine != theirs and theirs != "package" and theirs not in ALLOWED[mine]:
                     problems.append(f"{where}:{imp.line}: {mine} imports {target} ({theirs}): upward import")
+                for package_init in packages_run(module, target, modules):
+                    for brought in sorted(brought_by(package_init, modules) - {target}):
+                        theirs = layer(brought)
+                        if mine != theirs and theirs != "package" and theirs not in ALLOWED[mine]:
+                            problems.append(
+                                f"{where}:{imp.line}: {mine} imports {brought} ({theirs}) through the __init__ of "
+                                f"{package_init}, which the import of {target} runs: upward import"
+                            )
     return list(dict.fromkeys(problems))
+
+
+def brought_by(package_init: str, modules: dict[str, Path], seen: frozenset[str] = frozenset()) -> set[str]:
+    """What running a package's ``__init__`` imports: the modules it names, and what the ``__init__`` of the
+    packages above those (not its own) bring in turn. An ``__init__`` that imports nothing brings nothing."""
+    out: set[str] = set()
+    for imp in imports_of(package_init, modules[package_init]):
+        hit = resolve(imp.target, modules)
+        if not hit or hit == package_init:
+            continue
+        out.add(hit)
+        for above in packages_run(package_init, hit, modules):
+            if above not in seen:
+                out |= brought_by(above, modules, seen | {package_init})
+    return out
 
 
 def environment_reads(package: Path) -> list[str]:
@@ -372,3 +411,58 @@ def test_the_checker_finds_each_kind_of_problem(tmp_path: Path) -> None:
     )
     assert any(p.startswith("service/features/wechat/helpers.py:2: `import boto3` inside a function") for p in problems)
     assert len(problems) == 7, "\n".join(problems)
+
+
+# The cycle of the last session, in small: the HTTP package's __init__ imports the app (eagerly, or lazily in a
+# module __getattr__: an import in a function is still an import); the app mounts the WeChat routes; the routes
+# import voice; voice imports the HTTP kit (deps), whose package __init__ runs first.
+CYCLE_THROUGH_A_PACKAGE = {
+    "service/__init__.py": "",
+    "service/adapters/__init__.py": "",
+    "service/adapters/http/deps.py": "X = 1\n",
+    "service/adapters/http/app.py": "from service.features.wechat.routes import router\n",
+    "service/features/__init__.py": "",
+    "service/features/wechat/__init__.py": "",
+    "service/features/wechat/routes.py": "from service.features.wechat import voice\nrouter = 1\n",
+    "service/features/wechat/voice.py": "from service.adapters.http.deps import X\n",
+}
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        "from service.adapters.http.app import router\n",
+        "def __getattr__(name):\n    from service.adapters.http.app import router  # lazy: as last session\n",
+    ],
+)
+def test_the_checker_follows_the_package_init_an_import_runs(tmp_path: Path, init: str) -> None:
+    files = {**CYCLE_THROUGH_A_PACKAGE, "service/adapters/http/__init__.py": init}
+    problems = violations(_write(tmp_path, files))
+    assert (
+        "import cycle: service.adapters.http -> service.adapters.http.app -> service.features.wechat.routes -> "
+        "service.features.wechat.voice -> service.adapters.http" in problems
+    ), "\n".join(problems)
+    assert (
+        "service/features/wechat/voice.py:1: features.wechat imports service.adapters.http.app (adapters) through "
+        "the __init__ of service.adapters.http, which the import of service.adapters.http.deps runs: upward import"
+        in problems
+    ), "\n".join(problems)
+    assert len(problems) == 2, "\n".join(problems)
+
+
+def test_a_package_init_that_imports_nothing_adds_nothing(tmp_path: Path) -> None:
+    files = {**CYCLE_THROUGH_A_PACKAGE, "service/adapters/http/__init__.py": '"""The HTTP adapter."""\n'}
+    assert violations(_write(tmp_path, files)) == []
+
+
+def test_a_module_inside_the_package_does_not_run_its_init_again(tmp_path: Path) -> None:
+    # service.features.wechat's __init__ imports its client; the client imports a sibling: the package is running
+    # already when the client runs, so that is no cycle (Python finds the package in sys.modules).
+    files = {
+        "service/__init__.py": "",
+        "service/features/__init__.py": "",
+        "service/features/wechat/__init__.py": "from service.features.wechat.client import Api\n",
+        "service/features/wechat/client.py": "from service.features.wechat.tokens import Store\nApi = 1\n",
+        "service/features/wechat/tokens.py": "Store = 1\n",
+    }
+    assert violations(_write(tmp_path, files)) == []

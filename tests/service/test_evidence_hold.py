@@ -130,7 +130,10 @@ def test_a_supervisor_holds_a_suspect_session_then_releases_it(ctx: ServiceConte
     with ctx.db() as db:
         views = holds_in_force(db, [sid], utcnow())
         assert [v.hold.id for v in views[sid]] == [hold_id] and NUMBER not in views[sid][0].hold.note
-        release_hold(db, hold_id, "核实为本人认证", "staff:sup2", "P1", session_ids=[sid])
+        release_hold(db, hold_id, "核实为本人认证", "staff:sup1", "P1", session_ids=[sid])  # asks (Part BC)
+        asked = db.get(EvidenceHold, hold_id)
+        assert asked is not None and asked.released_at is None
+        release_hold(db, hold_id, "核实为本人认证", "staff:sup2", "P1", session_ids=[sid])  # confirms
     (released,) = [e for e in _entries(ctx, RELEASED) if e.detail["hold"] == hold_id]
     assert released.actor == "staff:sup2"
     purge_media(ctx)  # released: the next run deletes them (their retention period is long over)

@@ -139,7 +139,7 @@ def test_a_production_console_without_its_own_host_name_is_warned_not_refused(
     """Without PENSION_CERT_CONSOLE_HOSTS the console shares the H5 pages' origin (docs/security.md, Part M): a
     production start says so, but still starts (deployments made before the setting keep running)."""
     import service.schema
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
     from service.certification.context import ServiceContext
 
     ctx = ServiceContext(production(var_dir=tmp_path), schema=service.schema.metadata)

@@ -334,7 +334,7 @@ def test_the_same_video_sent_to_two_sessions_at_once_is_refused_as_a_duplicate(
 def test_a_double_tap_on_the_h5_session_link_is_answered_not_a_500(pg_ctx: ServiceContext) -> None:
     """Two link requests for one session at once: both found no link and inserted one; the second ended on the
     primary key as a 500. Now it waits for the first and answers as it does."""
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
     from service.features.wechat.h5 import identity
     from service.features.wechat.models import WeChatSessionLink
 

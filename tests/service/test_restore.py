@@ -35,6 +35,7 @@ from service.certification.audit_anchor import (
 from service.certification.context import ServiceContext
 from service.certification.models import CycleEvent, utcnow
 from service.certification.registry import (
+    EXPORT_CLOCK_SKEW,
     EXPORTED_KEY,
     advance_event_ids,
     exported_high,
@@ -229,6 +230,43 @@ def test_event_ids_the_payment_system_holds_are_not_handed_out_again(ctx: Servic
         else:  # SQLite numbers from its highest row: it cannot be moved, but the reuse is named
             assert next_id is None and event.id == high
             assert reused_event_ids(db, ctx.storage) == [high]
+
+
+def test_an_export_carrying_reused_event_ids_is_refused(ctx: ServiceContext, client: TestClient) -> None:
+    """A restore recorded before the service reopened finds no reused id yet, and SQLite cannot be moved past the
+    ids the dump lacks: the next event took an id the payment system holds, and the export handed it out again
+    with no word. The export now refuses (409 EVENT_IDS_REUSED, naming the ids) while such an event exists; events
+    numbered below the mark that were recorded before the export that set it are no reuse."""
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        for day in (1, 2, 3):
+            db.add(CycleEvent(beneficiary_id=b.id, kind="suspended", on_date=dt.date(2026, 11, day)))
+        person = b.id
+    high = max(exported_ids(client))
+    with ctx.db() as db:  # recorded on a host whose clock runs a minute ahead of the exporting one's
+        ahead = exported_high(ctx.storage)[1] + dt.timedelta(minutes=1)  # type: ignore[operator]
+        db.execute(text("UPDATE cycle_events SET created_at = :t WHERE id = :id"), {"t": ahead, "id": high - 1})
+    assert exported_ids(client)  # exported again before any restore: the ids below the mark are no reuse
+    with ctx.db() as db:  # the restore, recorded before the service reopens: nothing reused yet
+        db.execute(delete(CycleEvent).where(CycleEvent.id == high))
+        if ctx.engine.dialect.name == "postgresql":  # reopened before the numbering was moved
+            db.execute(text("SELECT setval(pg_get_serial_sequence('cycle_events', 'id'), :v)"), {"v": high - 1})
+        assert reused_event_ids(db, ctx.storage, EXPORT_CLOCK_SKEW) == []
+    with ctx.db() as db:  # the next daily run suspends someone: the id the payment system holds
+        tomorrow = utcnow() + dt.timedelta(days=1)
+        event = CycleEvent(beneficiary_id=person, kind="suspended", on_date=dt.date(2026, 12, 6), created_at=tomorrow)
+        db.add(event)
+        db.flush()
+        assert event.id == high
+        db.add(CycleEvent(beneficiary_id=person, kind="resumed", on_date=dt.date(2026, 12, 7), created_at=tomorrow))
+    refused = client.get("/api/v1/exports/suspensions.csv", headers=ADMIN)
+    assert refused.status_code == 409, refused.text
+    body = refused.json()["error"]
+    assert body["code"] == "EVENT_IDS_REUSED" and str(high) in body["detail"], body
+    assert client.get("/api/v1/exports/resumptions.csv", headers=ADMIN).status_code == 409  # any export with rows
+    with ctx.db() as db:  # renumbered as docs/operations.md says: the export answers again
+        db.execute(text("UPDATE cycle_events SET id = :new WHERE id = :old"), {"new": high + 1000, "old": high})
+    assert high + 1000 in exported_ids(client)
 
 
 def test_media_the_restore_lost_stay_kept_after_a_rekey(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-import service.adapters.http  # noqa: F401  (the app's modules imported in its order: recovery's routes need it)
 from pipelines.decision.result import Outcome
 from pipelines.decision.runner import Template
 from service.certification.context import ServiceContext

@@ -198,7 +198,7 @@ class WorkerKilled(BaseException):
 
 @pytest.mark.slow
 def test_dead_worker_thread_is_replaced_and_its_job_decided(tmp_path: Path, data_dir: Path) -> None:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
     from service.adapters.workers.worker import shared_certifier
 
     url = fresh_database({"database_url": f"sqlite:///{tmp_path / 'x.db'}"}, tmp_path)

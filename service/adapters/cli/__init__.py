@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "service.adapters.cli.rekey_cmd",
         "re-seal fields and media with the current media key, re-hash look-ups with the current signing key",
     ),
+    "move-database": (
+        "service.adapters.cli.move_cmd",
+        "move the embedded SQLite database to an empty, migrated PostgreSQL database (the service stopped)",
+    ),
     "revoke": (
         "service.adapters.cli.revoke_cmd",
         "revoke a certification found fraudulent (by id, session, or person and day), as --actor",

@@ -1,6 +1,7 @@
 """`pension-cert console create-user` (the first admin, or any account), `pension-cert console
-verify-audit` (re-check the console audit log's hash chain) and `pension-cert console record-restore` (record a
-database restore, whose lost entries the anchors still name)."""
+verify-audit` (re-check the console audit log's hash chain), `pension-cert console record-restore` (record a
+database restore, whose lost entries the anchors still name) and `pension-cert console rewrite-kept` (write a
+recorded restore's kept media keys anew when a chunk of them is lost for good)."""
 
 # lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
 # answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from service.adapters.cli.common import EXIT_FAILED, EXIT_UNAVAILABLE, CliError, emit, os_user
 
 if TYPE_CHECKING:
+    from service.certification.audit_anchor import KeptRewrite
     from service.certification.context import ServiceContext
 
 
@@ -77,6 +79,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default: the log's last entry)",
     )
     r.set_defaults(func=_restored)
+    w = csub.add_parser(
+        "rewrite-kept",
+        help="write a recorded restore's kept media keys anew when a chunk of them is lost for good",
+        description="A chunk of a restore's kept keys that is missing or does not open keeps verify-audit failing "
+        "and stops the orphan sweep of session media. Put it back if the bucket keeps an earlier version; if not, "
+        "this writes the keys anew on the safe side: the chunks that still read, and every session object no row "
+        "refers to now (less those a later restore keeps), for the restore's own keep window. The loss stays in the "
+        "record and in the audit log (docs/operations.md, 'Restoring from a backup').",
+    )
+    w.add_argument("--record", required=True, help="the restore's record, as verify-audit names it")
+    w.add_argument("--reason", required=True, help="why the keys are written anew (1 to 200 characters)")
+    w.set_defaults(func=_rewrite_kept)
 
 
 def _create_user(args: argparse.Namespace) -> int:
@@ -192,6 +206,7 @@ def _verify(_args: argparse.Namespace) -> int:
             # Each restore recorded (audit-restored): the log's entries after `through` it lost, as anchored.
             "restores": [
                 {"at": r.at, "by": r.by, "reason": r.reason, "through": r.seq, "lost": [a.seq for a in r.lost]}
+                | {"record": r.name, "kept_rewrites": [_rewrite_json(w) for w in r.rewrites]}
                 for r in anchored.restores
             ],
         }
@@ -254,4 +269,45 @@ def _restored(args: argparse.Namespace) -> int:
             EXIT_FAILED,
             code="EVENT_IDS_REUSED",
         )
+    return 0
+
+
+def _rewrite_json(w: KeptRewrite) -> dict[str, object]:
+    keys = ("at", "by", "reason", "kept_before", "kept_after", "added")
+    return {k: getattr(w, k) for k in keys} | {"lost_chunks": list(w.lost_chunks)}
+
+
+def _rewrite_kept(args: argparse.Namespace) -> int:
+    reason = args.reason.strip()
+    if not 1 <= len(reason) <= 200:
+        raise CliError("--reason must have 1 to 200 characters", code="REASON_REQUIRED")
+    ctx = _context()
+    from service.certification.restore_rewrite import REWRITE_ACTION, RewriteRefusedError, rewrite_kept
+    from service.features.console.audit_chain import record
+    from service.infra.storage import StorageError, StorageUnavailableError, UnreadableStorageError
+
+    with ctx.db() as db:
+        try:  # reads and checks first; the new chunks, then the record (the point of no return)
+            done = rewrite_kept(db, ctx.storage, args.record.strip(), os_user(), reason)
+        except RewriteRefusedError as exc:
+            raise CliError(str(exc), EXIT_FAILED, code="REWRITE_REFUSED") from None
+        except StorageUnavailableError as exc:
+            raise CliError(
+                f"the media store does not answer ({exc})", EXIT_UNAVAILABLE, code="STORAGE_UNAVAILABLE"
+            ) from None
+        except StorageError as exc:
+            if isinstance(exc, UnreadableStorageError):
+                raise CliError(f"{exc}: nothing rewritten", EXIT_FAILED, code="STORAGE_UNREADABLE") from None
+            why = "nothing rewritten; run it again once it takes writes"
+            raise CliError(
+                f"the media store refused a write ({exc}): {why}", EXIT_FAILED, code="STORAGE_FAILED"
+            ) from None
+        w, name = done.rewrite, done.restore.name
+        detail = {"record": name, "at": w.at, "lost_chunks": list(w.lost_chunks), "kept_before": w.kept_before}
+        detail |= {"kept_after": w.kept_after, "added": w.added, "reason": w.reason, "os_user": w.by}
+        if done.state == "completed":  # the rewrite's own reason and operator; who completed it, beside them
+            detail |= {"completed_by": os_user()}
+        record(db, "cli", REWRITE_ACTION, "audit", detail)
+    out = {"record": name, "lost_chunks": list(w.lost_chunks), "kept": w.kept_after, "kept_before": w.kept_before}
+    emit(out | {"added": w.added, "completed": done.state == "completed"})
     return 0

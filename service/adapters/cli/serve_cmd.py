@@ -124,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
             settings = settings.model_copy(update={"certification": fixed})
     # After the settings and the port are checked: the app brings the model runtime (seconds of imports), and a
     # bad setting is answered without waiting for it.
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, verbose=args.verbose))

@@ -91,12 +91,17 @@ STATUS_BY_CODE: dict[str, int] = {
     "EVIDENCE_PURGED": 409,
     "EVIDENCE_NONE": 409,
     "EVIDENCE_HOLD_ENDED": 409,
+    "EVIDENCE_RELEASE_SELF": 409,  # the asker confirming their own release request (docs/security.md, Part BC)
+    # A console alert marked handled without a note, or by the recorder it asks another to check (alert_review.py).
+    "ALERT_NOTE": 422,
+    "ALERT_REVIEW_SELF": 409,
     "CONSENT_REQUIRED": 400,
     "ADMIN_KEY_REQUIRED": 403,
     "STAFF_CHANNEL_FORBIDDEN": 403,
     "DATE_OVERRIDE_FORBIDDEN": 403,
     "INVALID_DATE": 422,
     "CYCLE_SUSPENSION_SPIKE": 409,
+    "EVENT_IDS_REUSED": 409,  # a payment export while events reuse exported ids (registry.export_events)
     "DB_UNAVAILABLE": 503,
     "STORAGE_FULL": 507,
     # The HTTP layer's own refusals (below: Starlette's by status, request validation, unexpected errors).
@@ -140,6 +145,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "WECHAT_BAD_MESSAGE": 400,
     "BAD_URL": 400,
     "WECHAT_UNAVAILABLE": 503,
+    "WECHAT_DUPLICATE_RISK": 422,
+    "WECHAT_NOTICE_UNREACHABLE": 409,
+    "WECHAT_CLOSE_NOTE": 422,
 }
 MEDIA_CODES = (ReasonCode.MEDIA_TOO_LARGE.value, ReasonCode.MEDIA_UNSUPPORTED.value)
 

@@ -28,6 +28,7 @@ from service.adapters.http.body_limit import BODY_TOO_LARGE, MAX_JSON_BODY, erro
 from service.adapters.http.deps import admin_keys
 from service.certification.catalog import ServiceCode
 from service.features.wechat.h5 import identity
+from service.infra.config import RATE_RULES
 from service.infra.observability import metrics
 from service.infra.ratelimit import (
     ClientAddress,
@@ -149,18 +150,7 @@ class RateLimitMiddleware:
         self.enabled = s.rate_limit.enabled
         self.counter = counter or make_counter(ctx)
         self.client_ip = ClientAddress(s.security.trusted_proxies)
-        self.rates = {
-            "ip": parse_rate(s.rate_limit.ip, s.time_zone),
-            "ip_accounts": parse_rate(s.rate_limit.ip_accounts, s.time_zone),
-            "api_key": parse_rate(s.rate_limit.api_key, s.time_zone),
-            "session_ip": parse_rate(s.rate_limit.session_ip, s.time_zone),
-            "upload_ip": parse_rate(s.rate_limit.upload_ip, s.time_zone),
-            "session_ip_accounts": parse_rate(s.rate_limit.session_ip_accounts, s.time_zone),
-            "upload_ip_accounts": parse_rate(s.rate_limit.upload_ip_accounts, s.time_zone),
-            "beneficiary": parse_rate(s.rate_limit.beneficiary, s.time_zone),
-            "beneficiary_all": parse_rate(s.rate_limit.beneficiary_all, s.time_zone),
-            "auth_failures": parse_rate(s.rate_limit.auth_failures, s.time_zone),
-        }
+        self.rates = {rule: parse_rate(getattr(s.rate_limit, rule), s.time_zone) for rule in RATE_RULES}
         # Operator keys are valid keys too (counted per key), never refused-key attempts.
         self._keys = [k.encode() for k in (*s.security.api_keys, *admin_keys(s)) if k]
 
@@ -197,6 +187,7 @@ class RateLimitMiddleware:
         ip = self.client_ip(scope)
         api_key = header(scope, b"x-api-key")
         valid, key_id = self._key_id(api_key)
+        # The route reads the login again: its MAC check is kept in the request's state (identity.VERIFIED).
         openid = None if valid else identity.openid_from(self.ctx, Request(scope))
         # A WeChat login is counted per account, as a key is: many pensioners behind one address (a community
         # centre, a carrier's NAT) are not one client; all accounts of an address together meet `ip_accounts`.

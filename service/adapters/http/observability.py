@@ -47,5 +47,5 @@ def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
         if token and not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
             refused = error_body("UNAUTHORIZED", "未授权的访问", "missing or wrong metrics bearer token")
             return JSONResponse(refused, 401)
-        body, content_type = metrics.render(settings, QueueCollector(ctx))
+        body, content_type = metrics.render(settings, QueueCollector(ctx), *ctx.hooks.gauges.values())
         return Response(body, media_type=content_type)

@@ -121,8 +121,7 @@ def get_list(
 def export_events(ctx: Ctx, db: DB, actor: AdminClient, kind: str, since: dt.date | None = None) -> PlainTextResponse:
     if kind not in EXPORT_KINDS:
         raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions")
-    rows = registry.events(db, EXPORT_KINDS[kind], since, ctx.settings)
-    registry.note_exported(ctx.storage, rows)  # the ids a database restore must not hand out again
+    rows = registry.export_events(db, ctx.storage, EXPORT_KINDS[kind], since, ctx.settings)
     detail = {"rows": len(rows), "since": since.isoformat() if since else None}
     registry.audit_shown(db, actor, "export.read", kind, detail, [row["external_id"] for row in rows])
     return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")

@@ -34,6 +34,7 @@ from service.certification.models import (
 )
 from service.certification.processing import accept_session
 from service.features.console import audit_chain, scope
+from service.features.console.alert_review import raise_if_recertified
 from service.features.console.auth import Staff
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
 from service.infra.clock import local_today
@@ -143,6 +144,8 @@ def certify_alternative(
     db.flush()
     actor = staff.actor if staff else "system"
     audit_chain.record(db, actor, f"altcert.{kind}", b.external_id, {"on_date": on_date.isoformat(), "session": s.id})
+    # After a fraud revocation, a second supervisor looks at it (alert_review.py, docs/security.md Part BC).
+    raise_if_recertified(db, b.id, s.id, kind, on_date, str(evidence.get("note", "")), actor)
     return alt
 
 

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.infra.config import DEFAULT_TIME_ZONE as DEFAULT_TIME_ZONE  # the service's: pages default to it
@@ -39,6 +39,11 @@ class ConsoleConfig(BaseSettings):
     # None: Secure cookies whenever the request came over HTTPS or the service runs in production.
     cookie_secure: bool | None = None
     page_size: int = 50
+    # The day's heavy viewers (/console/access/volume, access_log.py): staff who opened more distinct people's records
+    # (pages, cases, requests), or searched the roster more often, since the bureau's midnight. 100: a full-time
+    # reviewer at the yearly peak decides about one case every 4-5 minutes, some 100 a day; more is more than a
+    # day's assigned work explains, and worth a supervisor's question (docs/console.md).
+    views_alert_per_day: int = Field(default=100, ge=1)
     # Pages show times in this zone, with its abbreviation (stored times are UTC). Unset: the service-wide
     # PENSION_CERT_TIME_ZONE (service/infra/config.py), which also dates certifications; this name stays as an override.
     time_zone: str | None = None

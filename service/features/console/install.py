@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from service.features.console import (
+    routes_access,
     routes_alt,
     routes_audit,
     routes_auth,
@@ -51,6 +52,7 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
         routes_dashboard,
         routes_audit,
         routes_revoke,
+        routes_access,
     ):
         app.include_router(module.router, include_in_schema=False, dependencies=[Depends(check_inputs)])
 

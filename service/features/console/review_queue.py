@@ -18,18 +18,23 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from service.certification.catalog import staff_label
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, SessionState, utcnow
-from service.certification.review import notify_decision, settle
+from service.certification.review import REVOKED_BEFORE, accept_needs_second, notify_decision, settle
 from service.features.console import audit_chain, scope
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
+from service.features.console.labels import NOTE_ZH
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
 from service.features.proxy.models import ProxyClaim, subject_of
 
 Ts = TypeVarTuple("Ts")
 DECISIONS = (SessionDecision.ACCEPT, SessionDecision.REJECT, SessionDecision.RETRY)
+PROXY_REJECT = "proxy_reject"
+# decide_case's answer when a supervisor's second decision differs from the first and itself takes two people.
+OVERRULED = "overruled"
 
 
 class CaseError(Exception):
@@ -235,7 +240,7 @@ def release_case(db: Session, staff: Staff, session_id: str) -> None:
 
 
 def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str, decision: str, reason: str) -> str:
-    """Apply one staff decision. Returns "settled" or "awaiting_supervisor"."""
+    """Apply one staff decision. Returns "settled", "awaiting_supervisor" or `OVERRULED` (`_second_decision`)."""
     if decision not in DECISIONS:
         raise CaseError("无效的决定")
     reason = reason.strip()
@@ -252,22 +257,67 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
         raise CaseError("请先领取该案件")
     if c.pending_decision is not None:
         return _second_decision(db, ctx, staff, s, c, decision, reason)
-    if decision == SessionDecision.REJECT and s.channel == Channel.PROXY:
-        # Rejecting a proxy session may cut off a pensioner who cannot come in: a supervisor must agree.
-        c.pending_decision, c.pending_reason, c.pending_by, c.pending_at = decision, reason, staff.id, utcnow()
-        c.claimed_by, c.claimed_at = None, None
-        db.add(ReviewDecision(session_id=s.id, user_id=staff.id, stage="first", decision=decision, reason=reason))
-        audit_chain.record(db, staff.actor, "case.decide.first", s.id, {"decision": decision, "reason": reason})
+    why = second_needed(db, s, decision)
+    if why:  # a first decision: a supervisor other than its first decider settles the case (check_second)
+        _first_decision(db, staff, s, c, decision, reason, {"second_needed": why})
         return "awaiting_supervisor"
     _settle(db, ctx, staff, s, decision, reason, "final")
     db.delete(c)
     return "settled"
 
 
+def second_needed(db: Session, s: CertSession, decision: str) -> list[str]:
+    """Why `decision` on case `s` is only a first decision, a supervisor other than its first decider giving the
+    second (the one rule of four eyes on a case; empty: one reviewer settles it):
+
+    - `proxy_reject`: rejecting a relative's certification may cut off a pensioner who cannot come in;
+    - an accept the machine doubted as another person's face (on a relative's session also as a live elder's), or
+      of a person a certification of whom was revoked as 冒领 or a wrong accept (the core's rule,
+      `review.accept_needs_second`: docs/security.md, Part BC).
+
+    A supervisor's second decision other than the first that is itself in this list becomes the new first decision
+    (`_second_decision`): the decision that settles such a case is always two people's."""
+    if decision == SessionDecision.REJECT and s.channel == Channel.PROXY:
+        return [PROXY_REJECT]
+    return accept_needs_second(db, s) if decision == SessionDecision.ACCEPT else []
+
+
+def second_needed_zh(db: Session, s: CertSession, c: ReviewClaim | None) -> list[str]:
+    """What the case page says of an accept that needs a second person (`second_needed`), in Chinese. Nothing
+    when the first decision waiting on the case (`c`) is an accept: a supervisor's accept then settles it."""
+    if c is not None and c.pending_decision == SessionDecision.ACCEPT:
+        return []
+    return [
+        "该人员曾有认证因冒领或错误受理被撤销"
+        if w == REVOKED_BEFORE
+        else f"机器提示可能非本人：{NOTE_ZH.get(w) or staff_label(w)}"
+        for w in second_needed(db, s, SessionDecision.ACCEPT)
+    ]
+
+
+def _first_decision(
+    db: Session, staff: Staff, s: CertSession, c: ReviewClaim, decision: str, reason: str, detail: dict[str, object]
+) -> None:
+    """`staff`'s `decision` waits for a supervisor other than `staff` (check_second); the case goes back to the
+    queue."""
+    c.pending_decision, c.pending_reason, c.pending_by, c.pending_at = decision, reason, staff.id, utcnow()
+    c.claimed_by, c.claimed_at = None, None
+    db.add(ReviewDecision(session_id=s.id, user_id=staff.id, stage="first", decision=decision, reason=reason))
+    audit_chain.record(db, staff.actor, "case.decide.first", s.id, {"decision": decision, "reason": reason} | detail)
+
+
 def _second_decision(
     db: Session, ctx: ServiceContext, staff: Staff, s: CertSession, c: ReviewClaim, decision: str, reason: str
 ) -> str:
+    """The supervisor's decision on a case whose first decision waits. It settles the case when it agrees with the
+    first, or when it takes one person anyway (a retry; a reject of a self session). A different decision that
+    takes two (an accept of a doubted case after a first reject, a reject of a proxy case after a first accept)
+    was said by this supervisor alone: it becomes the new first decision, and another supervisor settles it."""
     check_second(staff, c)
+    why = second_needed(db, s, decision)
+    if why and decision != c.pending_decision:
+        _first_decision(db, staff, s, c, decision, reason, {"second_needed": why, "overrules": c.pending_decision})
+        return OVERRULED
     _settle(db, ctx, staff, s, decision, reason, "second")
     db.delete(c)
     return "settled"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from service.certification.audit import audit
 from service.certification.cycle import CycleRules
 from service.certification.errors import InvalidInputError, NotFoundError
-from service.certification.evidence_hold import HoldReason, place_hold, release_hold
+from service.certification.evidence_hold import HoldReason, place_hold, release_ask, release_hold
 from service.certification.models import CertSession, EvidenceHold
 from service.certification.revocation import Revoked, revoke_certification
 from service.features.console import audit_chain, scope
@@ -24,6 +24,7 @@ from service.features.proxy.models import ProxyBinding, ProxySession, ProxySessi
 ACTION = "certification.revoke"
 HOLD_ACTION = "evidence.hold"
 RELEASE_ACTION = "evidence.release"
+RELEASE_ASK_ACTION = "evidence.release.ask"  # the first of the two supervisors a release needs
 
 
 def revoke_from_console(
@@ -95,13 +96,20 @@ def hold_from_console(
 
 
 def release_from_console(db: Session, staff: Staff, bid: int, hold_id: int, note: str) -> EvidenceHold | None:
-    """Release hold `hold_id` on a session of person `bid` early; None when the person is not one `staff` may see.
+    """Ask to release hold `hold_id` on a session of person `bid` early, or confirm another supervisor's request
+    (released then: `evidence_hold.release_hold`, two supervisors); None when the person is not one `staff` may see.
     Raises the core's refusals (EVIDENCE_RELEASE_NOTE, NOT_FOUND: not a hold on the person's sessions,
-    EVIDENCE_HOLD_ENDED)."""
+    EVIDENCE_HOLD_ENDED, EVIDENCE_RELEASE_SELF)."""
     b = scope.beneficiary(db, staff, bid)
     if b is None:
         return None
     own = db.scalars(select(CertSession.id).where(CertSession.beneficiary_id == b.id)).all()
     hold = release_hold(db, hold_id, note, staff.actor, b.external_id, session_ids=own)
-    audit_chain.record(db, staff.actor, RELEASE_ACTION, b.external_id, {"hold": hold.id, "session": hold.session_id})
+    detail: dict[str, object] = {"hold": hold.id, "session": hold.session_id}
+    if hold.released_at is None:
+        audit_chain.record(db, staff.actor, RELEASE_ASK_ACTION, b.external_id, detail)
+    else:
+        asked = release_ask(db, hold)  # the request this release confirmed
+        detail["asked_by"] = asked.actor if asked else None
+        audit_chain.record(db, staff.actor, RELEASE_ACTION, b.external_id, detail)
     return hold

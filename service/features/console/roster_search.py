@@ -8,7 +8,8 @@ find 阿依古丽·买买提 and the other way round. The database compares the 
 look-alike dots and whitespace, pipelines.names.SEARCH_LEFT_OUT, taken out by `replace()`, the same in SQLite
 and PostgreSQL), not Python: the search stays one query over the records in scope, with no column or migration of
 its own. Nor has SQL a table of traditional characters: a typed name is looked for in its simplified and
-traditional spellings (pipelines.names.spellings: 陈秀英 finds 陳秀英 stored, and the other way round). SQL has no
+traditional spellings (pipelines.names.spellings: 陈秀英 finds 陳秀英 stored, and the other way round; beyond 16, the
+end of a long name is left open, one character each, and the names found told in Python). SQL has no
 NFKC: the roster import stores names NFKC (pipelines.names.stored_name), and a name stored before it did (a
 full-width letter, a compatibility ideograph) is also compared with the typed text without NFKC
 (pipelines.names.plain_key): pasted as stored it is found, and the next import of its row stores it normalised.
@@ -20,10 +21,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from pipelines.names import SEARCH_LEFT_OUT, plain_key, search_key, spellings
+from pipelines.names import ANY_FORM, SEARCH_LEFT_OUT, begins_alike, plain_key, search_key, spellings
 from service.certification import idnumber
 from service.certification.models import Beneficiary, one_of_hashes
 from service.features.console import scope
@@ -31,6 +32,7 @@ from service.features.console.auth import Staff
 from service.infra.security import Keyring, normalise_id
 
 LIMIT = 100  # records one search shows, by name
+OPEN_LIMIT = 20 * LIMIT  # ids and names a long name's search reads a time to tell in Python (ANY_FORM)
 CHUNK = 14  # characters a level of `key_begins` takes out (nested replace() calls)
 IN_ORDER = 8  # characters of the key the first, cheap condition looks for (bounds its pattern)
 ESCAPE = "/"  # of the LIKE patterns, as SQLAlchemy's autoescape
@@ -49,7 +51,7 @@ def key_begins(column: Any, keys: Sequence[str]) -> ColumnElement[bool]:
     one of `keys`": the `replace()` chain over every character of SEARCH_LEFT_OUT, CHUNK of them a level of a
     correlated subquery (SQLite's parser overflows on some 30 nested calls)."""
     key = _stored_key(column)
-    return select(or_(*(key.startswith(k, autoescape=True) for k in keys))).correlate(column.table).scalar_subquery()
+    return select(or_(*(_begins(key, k) for k in keys))).correlate(column.table).scalar_subquery()
 
 
 @functools.cache
@@ -94,7 +96,30 @@ def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Se
     keys = query_keys(q)
     if not keys:
         return "name", []  # dots or spaces alone: no name, not every name
-    return "name", found(*name_matches(Beneficiary.name, keys))
+    if not any(ANY_FORM in key for key in keys):
+        return "name", found(*name_matches(Beneficiary.name, keys))
+    # A long name whose end SQL left open (pipelines.names.spellings): its characters told here.
+    kept = _told_apart(db, (*name_matches(Beneficiary.name, keys), in_scope), q)
+    return "name", found(Beneficiary.id.in_(kept)) if kept else []
+
+
+def _told_apart(db: Session, where: Sequence[ColumnElement[bool]], q: str) -> list[int]:
+    """The ids of the first LIMIT names, by name, that SQL's `where` lets through and that begin with `q` as
+    `begins_alike` tells (what SQL left open): only ids and names read, OPEN_LIMIT a time after the last read
+    (by name, then id), until LIMIT are kept or none is left: never a name missed behind more alike ones."""
+    kept: list[int] = []
+    after: ColumnElement[bool] | None = None
+    while len(kept) < LIMIT:
+        page = select(Beneficiary.id, Beneficiary.name).where(*where)
+        if after is not None:
+            page = page.where(after)
+        rows = db.execute(page.order_by(Beneficiary.name, Beneficiary.id).limit(OPEN_LIMIT)).all()
+        kept += [row.id for row in rows if begins_alike(row.name, q)]
+        if len(rows) < OPEN_LIMIT:
+            break
+        last = rows[-1]
+        after = or_(Beneficiary.name > last.name, and_(Beneficiary.name == last.name, Beneficiary.id > last.id))
+    return kept[:LIMIT]
 
 
 def name_matches(column: Any, keys: Sequence[str]) -> tuple[ColumnElement[bool], ...]:
@@ -111,7 +136,7 @@ def name_matches(column: Any, keys: Sequence[str]) -> tuple[ColumnElement[bool],
     if len(keys) > 1:  # the spellings' own patterns, for the few names the merged ones let through
         each = ("%".join(_escaped(c) for c in key[:IN_ORDER]) + "%" for key in keys)
         conditions.append(or_(*(column.like(pattern, escape=ESCAPE) for pattern in each), odd_start))
-    begins = or_(*(column.startswith(key, autoescape=True) for key in keys), key_begins(column, keys))
+    begins = or_(*(_begins(column, key) for key in keys), key_begins(column, keys))
     return (*conditions, begins)
 
 
@@ -129,5 +154,13 @@ def in_order(keys: Sequence[str]) -> list[str]:
     ]
 
 
+def _begins(expr: Any, key: str) -> ColumnElement[bool]:
+    """`expr` begins with `key`, escaped as SQLAlchemy's `startswith(autoescape=True)`, ANY_FORM any one character."""
+    result: ColumnElement[bool] = expr.like("".join(map(_escaped, key)) + "%", escape=ESCAPE)
+    return result
+
+
 def _escaped(char: str) -> str:
+    if char == ANY_FORM:  # a character of several forms left open (pipelines.names.spellings)
+        return "_"
     return ESCAPE + char if char in (ESCAPE, "%", "_") else char

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from service.certification.catalog import message_zh
 from service.certification.models import Beneficiary
 from service.features.console import audit_chain, routes_assist, scope
+from service.features.console.alert_review import RESOLVE_REFUSALS, resolve_alert
 from service.features.console.alt_cert import AltCertError, EvidenceReport, import_evidence
 from service.features.console.identity_alerts import FINDING_REFUSALS, FINDINGS, settle_identity_alert
-from service.features.console.identity_alerts import KIND as IDENTITY_CHANGED
 from service.features.console.inputs import RowId
 from service.features.console.look_alikes import KIND as LOOK_ALIKE
 from service.features.console.look_alikes import other_id, other_people
@@ -65,7 +65,7 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
         audit_chain.record(db, staff.actor, "alerts.view", "-", {"n": len(rows), "shown": shown})
     # `?e=` names a refusal by its code, shown as the catalog's sentence; anything else shows nothing.
     code = request.query_params.get("e", "")
-    error = message_zh(code) if code in FINDING_REFUSALS else None
+    error = message_zh(code) if code in FINDING_REFUSALS | RESOLVE_REFUSALS else None
     return no_store(
         render(
             request,
@@ -81,15 +81,19 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
 
 
 @router.post("/alerts/{alert_id}/resolve")
-def resolve(request: Request, staff: Supervisor, alert_id: RowId, csrf: Annotated[str, Form()] = "") -> Response:
+def resolve(
+    request: Request,
+    staff: Supervisor,
+    alert_id: RowId,
+    csrf: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    """Mark an alert handled, saying what was done (alert_review.resolve_alert; a roster change of ID number is
+    settled by a finding instead: /identity)."""
     check_csrf(staff, csrf)
     with unit(request) as db:
-        a = scope.alert(db, staff, alert_id)  # out of the staff member's scope: as missing
-        # A roster change of ID number is settled by a finding (/identity), by someone other than its importer.
-        if a is not None and not a.resolved and a.kind != IDENTITY_CHANGED:
-            a.resolved = True
-            audit_chain.record(db, staff.actor, "alert.resolve", str(a.id))
-    return redirect("/alerts")
+        refused = resolve_alert(db, staff, alert_id, note)
+    return redirect(f"/alerts?e={refused}" if refused else "/alerts")
 
 
 @router.post("/alerts/{alert_id}/identity")

@@ -29,6 +29,7 @@ from service.features.console.case_view import (
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import AltCertification, ReviewClaim, StaffUser
 from service.features.console.review_queue import (
+    OVERRULED,
     CaseError,
     claim_case,
     claim_next,
@@ -40,6 +41,7 @@ from service.features.console.review_queue import (
     open_session,
     person_of,
     release_case,
+    second_needed_zh,
 )
 from service.features.console.web import (
     PREFIX,
@@ -138,7 +140,10 @@ def decide(
             back, message = f"/cases/{session_id}", IDENTITY_CHANGED_REFUSAL_ZH
             return render(request, "message.html", staff, status=status, message=message, back=back)
         return render(request, "message.html", staff, status=status, message=message_zh(exc.code), back="/queue")
-    msg = "已提交，等待主管复核" if outcome == "awaiting_supervisor" else "已完成审核"
+    msg = {
+        "awaiting_supervisor": "已提交，等待主管复核",
+        OVERRULED: "您的决定与初审意见不同，已作为新的初审意见提交，须由另一位主管复核后生效",
+    }.get(outcome, "已完成审核")
     return render(request, "message.html", staff, message=msg, back="/queue", next_case=True)
 
 
@@ -191,6 +196,7 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             tpl = case_media.template_source(db, s)
             operator = case_media.operator_source(db, s)
             decisions = decisions_of(db, s.id)
+            four_eyes = second_needed_zh(db, s, claim) if is_open(s) else []
             detail = {"beneficiary": b.external_id if b else None, "images": _images(s, tpl, operator)}
             audit_chain.record(db, staff.actor, "case.view", s.id, detail)
     except CaseError as exc:
@@ -217,6 +223,7 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             certs=certs,
             alts=alts,
             decisions=decisions,
+            four_eyes=four_eyes,
             why=review_reasons(s),
             identity_changed=identity_changed_since(s, b),
             scores=score_rows(result),

@@ -49,8 +49,9 @@ PROXY_BINDING_REVOKED = "PROXY_BINDING_REVOKED"
 # The elder's consent video for a relative while the elder already has as many relatives as allowed: refused when
 # it would be opened, rejected when decided (the relative's answer; staff consents keep PROXY_LIMIT_REACHED).
 PROXY_ELDER_SLOTS_FULL = "PROXY_ELDER_SLOTS_FULL"
-# A proxy certification queued before another of its binding's was flagged (or the binding locked): to staff.
-PROXY_BINDING_HELD = "PROXY_BINDING_HELD"
+# A proxy certification queued before another of its binding's was flagged (or the binding locked): to staff. Its
+# home is the pipelines' reason codes: the core's review rule (service/certification/review.py) reads it too.
+PROXY_BINDING_HELD = ReasonCode.PROXY_BINDING_HELD
 
 
 def as_service_error(exc: ProxyAuthError) -> ServiceError:

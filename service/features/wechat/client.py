@@ -19,8 +19,10 @@ from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from service.features.wechat.config import WeChatConfig
+from service.features.wechat.config_guard import CONFIG_REFUSED, check_settings, clear_refusal, record_refusal
 from service.features.wechat.errors import (
     WeChatAnswerLostError,
+    WeChatConfigRefusedError,
     WeChatError,
     WeChatMediaExpiredError,
     WeChatUnavailableError,
@@ -113,10 +115,19 @@ class WeChatApi:
             return value
 
     def _fetch_token(self) -> tuple[str, int]:
-        data = self._http_json(
-            "cgi-bin/token",
-            {"grant_type": "client_credential", "appid": self.config.app_id, "secret": self.config.app_secret},
-        )
+        """A new token; refused settings are not asked about again within their back-off (config_guard.py)."""
+        check_settings(self.store, self.config)
+        try:
+            data = self._http_json(
+                "cgi-bin/token",
+                {"grant_type": "client_credential", "appid": self.config.app_id, "secret": self.config.app_secret},
+            )
+        except WeChatError as exc:
+            if exc.errcode not in CONFIG_REFUSED:
+                raise
+            record_refusal(self.store, self.config, exc.errcode)
+            raise WeChatConfigRefusedError(exc.errcode, exc.errmsg) from exc
+        clear_refusal(self.store, self.config)
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
     def _fetch_ticket(self) -> tuple[str, int]:

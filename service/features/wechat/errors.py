@@ -24,3 +24,9 @@ class WeChatAnswerLostError(WeChatUnavailableError):
     """The request was written but no usable answer came (a read timeout, the connection dropped, an error page):
     WeChat may have done what was asked (a template message delivered). Unlike WeChat out of reach (no connection
     made: nothing can have been done), not to be asked again blindly."""
+
+
+class WeChatConfigRefusedError(WeChatUnavailableError):
+    """WeChat refuses the account's settings (AppID, AppSecret, the IP whitelist): nothing can be done until they
+    are fixed. Raised for WeChat's answer and, without asking, while the back-off lasts (config_guard.py). Like WeChat
+    out of reach, the schedule's run stops and no notice spends an attempt."""

@@ -40,6 +40,7 @@ class NoticeStatus:
     SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"  # no longer true when its turn came (e.g. a reminder after an accept): not sent
+    CLOSED = "closed"  # a stuck one staff closed (the person told another way: console 微信通知); never sent
 
 
 class WeChatNotice(Base):

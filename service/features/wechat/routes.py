@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from service.adapters.http.schemas import EXACT
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
+from service.features.console.inputs import check_inputs
+from service.features.wechat import routes_notices
 from service.features.wechat.errors import WeChatError
+from service.features.wechat.gauges import WeChatGauges
 from service.features.wechat.h5.routes import router as h5_router
 from service.features.wechat.runtime import WeChatChannel, build_channel
 from service.features.wechat.safe_mode import MAX_CLOCK_SKEW_S, SignatureMismatchError, is_fresh
@@ -101,8 +104,12 @@ def install_wechat(app: FastAPI) -> None:
     ctx: ServiceContext = app.state.ctx
     channel = build_channel(ctx.settings)
     app.state.wechat = channel
+    if channel is not None:
+        ctx.hooks.gauges["wechat"] = WeChatGauges(ctx, channel.api)  # /metrics: paused, notices for staff
     app.include_router(router)
     app.include_router(h5_router)
+    # The console page of the notices staff settle by hand: whether or not WeChat is configured now.
+    app.include_router(routes_notices.router, include_in_schema=False, dependencies=[Depends(check_inputs)])
     if channel is None or ctx.settings.workers.worker_mode == "celery":
         return  # off, or Celery beat runs the schedule
     inner = app.router.lifespan_context

@@ -9,7 +9,7 @@ import logging
 import threading
 
 from service.certification.context import ServiceContext
-from service.features.wechat.errors import WeChatError
+from service.features.wechat.errors import WeChatConfigRefusedError, WeChatError
 from service.features.wechat.notify import run_notifications
 from service.features.wechat.runtime import WeChatChannel
 
@@ -20,6 +20,8 @@ def tick(ctx: ServiceContext, channel: WeChatChannel) -> dict[str, int]:
     try:
         # Renewed only when it would lapse before the next run: each fetch counts against WeChat's daily quota.
         channel.api.refresh(ahead_s=ctx.settings.wechat.schedule_s)
+    except WeChatConfigRefusedError as exc:
+        log.debug("wechat: token refresh refused: %s", exc)  # config_guard.py logs it, at most hourly
     except WeChatError as exc:
         # Delivery below refreshes on demand; a failed proactive refresh is only logged.
         log.warning("wechat: token refresh failed: %s", exc)

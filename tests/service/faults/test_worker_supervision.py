@@ -48,7 +48,7 @@ def held_by(ctx: ServiceContext, session_id: str, pid: int) -> bool:
 def test_killed_embedded_worker_process_is_replaced_and_its_job_done(
     tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     url = fresh_database({"database_url": f"sqlite:///{tmp_path / 'x.db'}"}, tmp_path)
     settings = make_settings(

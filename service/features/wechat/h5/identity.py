@@ -19,6 +19,7 @@ from service.features.wechat.models import WeChatUser
 COOKIE = "pc_h5"
 NONCE_COOKIE = "pc_h5_oauth"
 TTL_S = 2 * 3600
+VERIFIED = "h5_cookie_verified"  # the key in the request's state (scope["state"]): the cookie whose MAC is ours
 
 
 def secure_cookies(ctx: ServiceContext, request: Request) -> bool:
@@ -34,9 +35,29 @@ def mint(ctx: ServiceContext, openid: str, now: float | None = None) -> str:
 
 def openid_from(ctx: ServiceContext, request: Request) -> str | None:
     """The cookie's openid, or None for anything else: absent, malformed, forged or expired, never a 500."""
+    signed = _signed(ctx, request)
+    if signed is None:
+        return None
+    openid, expiry = signed
+    now = time.time()
+    if not now <= expiry <= now + TTL_S + 300:  # we never mint one living longer (300 s: clock skew)
+        return None
+    return openid
+
+
+def _signed(ctx: ServiceContext, request: Request) -> tuple[str, int] | None:
+    """The cookie's openid and expiry when its MAC is ours; None for anything else.
+
+    The result is kept in the request's state for this cookie and this keyring: the rate limit reads the login
+    before any route (service/adapters/http/limits.py) and the route reads it again, one MAC check between them.
+    The expiry is not kept as a verdict: `openid_from` compares it with the clock at each read."""
     raw = request.cookies.get(COOKIE)
     if not raw or raw.count("|") != 2:
         return None
+    state = request.scope.setdefault("state", {})  # what request.state reads and writes (no exception when absent)
+    kept = state.get(VERIFIED)
+    if isinstance(kept, tuple) and kept[0] is ctx.keyring and kept[1] == raw:
+        return kept[2], kept[3]
     openid, expiry, mac = raw.split("|")
     # ASCII digits of a plausible length before int(): "²" passes isdigit() and int() refuses it, and int()
     # of a string over 4300 digits raises (CPython's conversion limit).
@@ -44,10 +65,8 @@ def openid_from(ctx: ServiceContext, request: Request) -> str | None:
         return None
     if not ctx.keyring.verify_mac(f"h5:{openid}|{expiry}", mac):
         return None
-    now = time.time()
-    if not now <= int(expiry) <= now + TTL_S + 300:  # we never mint one living longer (300 s: clock skew)
-        return None
-    return openid
+    state[VERIFIED] = (ctx.keyring, raw, openid, int(expiry))
+    return openid, int(expiry)
 
 
 def require_openid(ctx: ServiceContext, request: Request) -> str:

@@ -20,6 +20,6 @@ def ops_settings(tmp: Path, **overrides: Any) -> Settings:
 
 
 def ops_app(tmp: Path, **overrides: Any) -> FastAPI:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     return create_app(ctx=ServiceContext(ops_settings(tmp, **overrides), schema=service.schema.metadata))

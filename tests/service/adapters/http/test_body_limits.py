@@ -22,7 +22,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.adapters.http.body_limit import MAX_JSON_BODY, MULTIPART_OVERHEAD
 from service.certification.context import ServiceContext
 from tests.service import factories

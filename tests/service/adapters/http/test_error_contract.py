@@ -152,7 +152,7 @@ def test_routing_auth_and_size_refusals_keep_the_shape(client: TestClient) -> No
 
 
 def test_rate_limit_refusal_keeps_the_shape(ctx: ServiceContext, windows_held: float) -> None:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     settings = make_settings(ctx.settings.var_dir, database_url=ctx.settings.database_url, rate_limit_ip="2/minute")
     limited = ServiceContext(settings, engine=ctx.engine, schema=None)
@@ -164,7 +164,7 @@ def test_rate_limit_refusal_keeps_the_shape(ctx: ServiceContext, windows_held: f
 
 
 def test_unexpected_failure_is_a_500_in_the_shape_without_internals(ctx: ServiceContext) -> None:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     app = create_app(ctx=ctx)
 
@@ -198,7 +198,7 @@ def test_metrics_refusal_keeps_the_shape(tmp_path: Path) -> None:
 
 def test_h5_card_problems_keep_the_shape_with_their_list(tmp_path: Path) -> None:
     """The H5 card check answers its own list of problems (what a new photo fixes) inside the same error."""
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
     from service.features.wechat.h5 import identity
     from tests.service.features.wechat.conftest import wechat_settings
     from tests.service.features.wechat.fake_wechat import FakeWeChat

@@ -151,7 +151,7 @@ def test_ops_and_wechat_routes_document_their_bodies(client: TestClient) -> None
 
 
 def _current_schema() -> Schema:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
     from tests.service.conftest import make_settings
 
     with tempfile.TemporaryDirectory() as var:

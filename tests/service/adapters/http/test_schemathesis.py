@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from tests.service import factories
 from tests.service.conftest import ADMIN_API_KEY, API_KEY, make_settings
 

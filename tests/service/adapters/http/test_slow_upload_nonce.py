@@ -60,7 +60,7 @@ class SlowBody:
 
 @pytest.fixture
 def slow(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, SlowBody]]:
-    from service.adapters.http import create_app  # as the `client` fixture: the app built per test
+    from service.adapters.http.app import create_app  # as the `client` fixture: the app built per test
 
     network = SlowBody(create_app(ctx=ctx))
     monkeypatch.setattr(clock, "now_utc", lambda: network.now)

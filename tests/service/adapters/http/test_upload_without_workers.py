@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import service.schema
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification import heartbeat
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession

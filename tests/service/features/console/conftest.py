@@ -83,7 +83,7 @@ def staff_users(ctx: ServiceContext) -> dict[str, int]:
 
 @pytest.fixture
 def app_client(ctx: ServiceContext) -> Iterator[TestClient]:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     with TestClient(create_app(ctx=ctx)) as c:
         yield c

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page
 import service.schema
 from pipelines.decision.runner import Certifier
 from pipelines.reasons import ReasonCode
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState
 from service.certification.sessions import create_session

@@ -25,7 +25,7 @@ H5 = "h5.example.gov.cn"
 def hosts_app(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """The app as started with PENSION_CERT_CONSOLE_HOSTS set (written as an operator might: capitals, a port
     left out, a second name); the client browses the H5 host."""
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     monkeypatch.setenv("PENSION_CERT_CONSOLE_HOSTS", " Console.Example.gov.cn , console-backup.example.gov.cn")
     with TestClient(create_app(ctx=ctx), base_url=f"https://{H5}") as c:

@@ -78,9 +78,12 @@ def test_a_supervisor_holds_then_releases_a_sessions_media(
     assert release_action in r.text
     empty = app_client.post(release_action, data={"csrf": csrf, "note": " "})
     assert empty.status_code == 422 and "解除保全的理由" in empty.text
-    done = app_client.post(release_action, data={"csrf": csrf, "note": "核实为本人认证"})
+    asked = app_client.post(release_action, data={"csrf": csrf, "note": "核实为本人认证"})
+    assert asked.status_code == 200 and "待另一位主管确认" in asked.text  # two supervisors (Part BC)
+    sup2 = new_client(app_client)
+    done = sup2.post(release_action, data={"csrf": login(sup2, "sup2"), "note": "同意解除"})
     assert done.status_code == 200 and release_action not in done.text
-    assert _holds(ctx, sid)[0].released_by == "staff:sup1"
+    assert _holds(ctx, sid)[0].released_by == "staff:sup2"
     assert [e.detail["hold"] for e in _chain(ctx, "evidence.release")] == [hold.id]
     again = app_client.post(release_action, data={"csrf": csrf, "note": "再次提交"})
     assert again.status_code == 409 and "该保全已到期或已解除" in again.text

@@ -43,7 +43,8 @@ def test_a_face_under_two_accounts_is_shown_with_both_people_and_handled_once(
         (alert,) = db.scalars(select(ConsoleAlert).where(ConsoleAlert.kind == KIND)).all()
         alert_id = alert.id
     csrf = csrf_of(page.text)
-    app_client.post(f"/console/alerts/{alert_id}/resolve", data={"csrf": csrf}, follow_redirects=False)
+    note = "核实为双胞胎，两人均健在"  # what was done: required (Part BC)
+    app_client.post(f"/console/alerts/{alert_id}/resolve", data={"csrf": csrf, "note": note}, follow_redirects=False)
     with ctx.db() as db:
         assert db.get(ConsoleAlert, alert_id).resolved  # type: ignore[union-attr]
         # Found again next month (the pair in the other order): checked already (twins, say), not raised again.

@@ -255,7 +255,7 @@ def test_requests_and_alerts_out_of_scope_are_hidden(
     assert f"/alerts/{alert_ids[0]}/" in page and f"/alerts/{alert_ids[1]}/" not in page
     assert f"/alerts/{alert_ids[2]}/" not in page  # a pair across two districts: for staff who see both
     for aid in alert_ids[1:]:
-        app_client.post(f"/console/alerts/{aid}/resolve", data={"csrf": csrf})
+        app_client.post(f"/console/alerts/{aid}/resolve", data={"csrf": csrf, "note": "已核实"})
     with ctx.db() as db:
         req = db.get(AssistRequest, req_ids[1])
         assert req is not None and req.status == "open"

@@ -258,7 +258,7 @@ def test_audit_page_reads_in_chinese(
 def test_time_zone_is_a_setting(
     monkeypatch: pytest.MonkeyPatch, ctx: ServiceContext, case: tuple[str, int], staff_users: dict[str, int]
 ) -> None:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     sid, _ = case
     monkeypatch.setenv("PENSION_CERT_CONSOLE_TIME_ZONE", "Europe/Berlin")

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from proxy_auth import Binding, ConsentMethod, ProxyPolicy, check_relative_slot
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary
 from service.features.proxy import bindings, operators

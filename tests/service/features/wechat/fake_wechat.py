@@ -17,6 +17,7 @@ class FakeWeChatState:
     app_id: str = "wx-test-app"
     app_secret: str = "test-secret"
     token_fetches: int = 0
+    token_calls: int = 0  # every token request, answered or refused
     ticket_fetches: int = 0
     valid_tokens: set[str] = field(default_factory=set)
     media: dict[str, bytes] = field(default_factory=dict)
@@ -37,6 +38,10 @@ class FakeWeChatState:
     answer_late_s: float = 0.0
     expire_tokens_after: int | None = None  # every token expires after this many sent messages (then 42001)
     browser_openid: str = "openid-browser"  # whom the OAuth authorize page "logs in" (snsapi_base: silently)
+    # Every token request answered with this errcode whatever the AppID and AppSecret (40164: this server's IP off the
+    # whitelist; 40243: the AppSecret frozen; 89503: the IP awaiting the administrator's confirmation); None: checked.
+    token_refusal: int | None = None
+    stale_token_errcode: int = 42001  # what a call with a token no longer valid is answered (40001 "not latest")
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def expire_all_tokens(self) -> None:
@@ -64,7 +69,8 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.state.lock:
             ok = q.get("access_token") in self.server.state.valid_tokens
         if not ok:
-            self._json({"errcode": 42001, "errmsg": "access_token expired"})
+            errcode = self.server.state.stale_token_errcode
+            self._json({"errcode": errcode, "errmsg": "access_token is invalid or not latest"})
         return ok
 
     def do_GET(self) -> None:
@@ -72,8 +78,18 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path == "/cgi-bin/token":
-            if q.get("appid") != st.app_id or q.get("secret") != st.app_secret:
-                return self._json({"errcode": 40125, "errmsg": "invalid appsecret"})
+            with st.lock:
+                st.token_calls += 1
+            # As WeChat answers getAccessToken: 40013 for an AppID it does not know, 40001 for an AppSecret that is
+            # wrong or not this account's (reset in the admin console); 40125 only for a malformed secret.
+            if st.token_refusal is not None:
+                return self._json({"errcode": st.token_refusal, "errmsg": "refused"})
+            if q.get("appid") != st.app_id:
+                return self._json({"errcode": 40013, "errmsg": "invalid appid"})
+            if q.get("secret") != st.app_secret and not q.get("secret", "").replace("-", "").isalnum():
+                return self._json({"errcode": 40125, "errmsg": "invalid appsecret"})  # e.g. a space pasted in
+            if q.get("secret") != st.app_secret:
+                return self._json({"errcode": 40001, "errmsg": "AppSecret error or AppSecret not belong to this app"})
             with st.lock:
                 st.token_fetches += 1
                 token = f"TOKEN-{st.token_fetches}"

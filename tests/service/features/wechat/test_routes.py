@@ -265,7 +265,7 @@ def test_card_by_media_id_is_stored_and_an_expired_media_id_asks_for_a_new_photo
 
 
 def wechat_client(fake: FakeWeChat, tmp_path: Path, **overrides: Any) -> TestClient:
-    from service.adapters.http import create_app
+    from service.adapters.http.app import create_app
 
     settings = wechat_settings(fake, tmp_path, database_url=f"sqlite:///{tmp_path / 'wx.db'}", **overrides)
     return TestClient(create_app(ctx=ServiceContext(settings, schema=service.schema.metadata)))

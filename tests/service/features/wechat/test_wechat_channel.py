@@ -148,7 +148,7 @@ def test_expired_media_id_and_unreachable_wechat_are_distinct_errors(wx: FakeWeC
     bad_secret = WeChatApi(config_for(wx, app_secret="wrong"), MemoryTokenStore())
     with pytest.raises(WeChatError) as bad:
         bad_secret.download_media("m1")
-    assert bad.value.errcode == 40125
+    assert bad.value.errcode == 40001  # as WeChat answers a wrong AppSecret on the token fetch
 
 
 def test_jssdk_config_signs_the_page_url(wx: FakeWeChat) -> None:

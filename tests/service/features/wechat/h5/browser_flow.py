@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, ViewportSi
 
 import service.schema
 from pipelines.id_card.synthetic import CardFields
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession
 from tests.browser import FAKE_CAMERA_ARGS, SCREENSHOTS, launched_chromium, serve_in_thread

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import service.schema
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.features.wechat.h5 import identity
 from tests.service import factories

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import service.schema
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, Channel, SessionState, utcnow
 from service.certification.retention import storage_upkeep

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import select
 
 import service.schema
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, Channel, SessionState, utcnow
 from service.certification.sessions import create_session

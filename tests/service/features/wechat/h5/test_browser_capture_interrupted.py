@@ -22,7 +22,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, Route, ViewportSize
 
 import service.schema
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification import sessions
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, UploadKind

@@ -16,7 +16,7 @@ from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 import service.schema
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession
 from service.features.install import install_features

@@ -27,7 +27,7 @@ from playwright.sync_api import Browser, Page, Route, ViewportSize
 
 import service.schema
 from pipelines.id_card.synthetic import CardFields
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification import sessions
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession, UploadKind

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 import service.schema
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification import heartbeat
 from service.certification.context import ServiceContext
 from service.features.wechat.h5 import identity

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 import service.schema
 from pipelines.id_card.synthetic import CardFields
 from pipelines.reasons import ReasonCode
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession
 from service.features.wechat.h5 import cardcheck, identity

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 import service.schema
 from proxy_auth import ConsentMethod
-from service.adapters.http import create_app
+from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary
 from service.features.proxy import bindings, operators

@@ -5,6 +5,7 @@ WeChat routes import voice again before it had its router; it worked only when t
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +25,15 @@ def test_an_h5_module_imports_alone(module: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_the_app_is_still_found_under_the_package() -> None:
-    # `from service.adapters.http import create_app` (the tests, uvicorn's factory) keeps working.
-    done = subprocess.run(
-        [sys.executable, "-c", "from service.adapters.http import create_app; print(create_app.__module__)"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_the_http_package_runs_nothing_of_the_app() -> None:
+    # Every import of the HTTP kit (deps, errors, upload) runs service/adapters/http/__init__.py first: it imports
+    # nothing, not even lazily (the app is imported from its module, service.adapters.http.app), so no import of
+    # the kit can start the app's import chain again.
+    init = ROOT / "service" / "adapters" / "http" / "__init__.py"
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    assert [type(n).__name__ for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)] == []
+    assert [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)] == []  # no module __getattr__
+    code = "import sys, service.adapters.http; print(' '.join(sorted(m for m in sys.modules if 'service' in m)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "service.adapters.http.app"
+    assert done.stdout.split() == ["service", "service.adapters", "service.adapters.http"]

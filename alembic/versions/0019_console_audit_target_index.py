@@ -1,0 +1,29 @@
+"""console_audit indexed by target: "who looked at this person" without a scan of the whole staff log
+
+The person page's access log (service/features/console/access_log.py, /console/beneficiaries/{id}/access) lists
+the staff audit entries that name the person: their external id (person views, revocations, counter certifications,
+citizens' requests), their sessions' ids (case views and decisions), their alerts' ids. console_audit.target had
+no index, so each such look-up read every entry of the chain, which grows all year (docs/security.md, Part BE).
+
+Existing rows: unchanged (an index only). Downgrade drops the index.
+
+Revision ID: 0019
+Revises: 0018
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0019"
+down_revision = "0018"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_console_audit_target", "console_audit", ["target"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_console_audit_target", table_name="console_audit")

@@ -1,0 +1,130 @@
+"""`pension-cert move-database --to postgresql://…`: move the embedded SQLite database (PENSION_CERT_DATABASE_URL)
+to an empty PostgreSQL database migrated to this version, in one transaction, verified table by table before it
+commits. docs/operations.md, "Moving from SQLite to PostgreSQL"; the work itself is
+service/certification/database_move.py."""
+
+# lazy-imports: each command imports what it runs inside its handler, so --help, `models list` and usage errors
+# answer without loading the model runtime or the app (tests/service/adapters/cli/test_cli_imports.py).
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from service.adapters.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_UNAVAILABLE,
+    CliError,
+    emit,
+    os_user,
+)
+
+HELP = "move the embedded SQLite database to an empty, migrated PostgreSQL database (the service stopped)"
+# The exit code of each kind of refusal (nothing written): a wrong --to, a schema to migrate, the service running.
+# The source is the settings' (PENSION_CERT_DATABASE_URL): one that names no file, or an empty one, is a setting.
+REFUSAL_EXIT = {"input": EXIT_INPUT, "schema": EXIT_CONFIG, "source": EXIT_CONFIG, "busy": EXIT_UNAVAILABLE}
+# Query parameters of a URL that carry a secret (libpq's): never shown, as the password before the host is not.
+SECRET_KEYS = frozenset({"password", "passfile", "sslpassword"})
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("move-database", help=HELP)
+    p.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="the PostgreSQL database to move to (postgresql+psycopg://user@host/db; the password in PGPASSWORD or "
+        "~/.pgpass, not on the command line), empty and migrated with `alembic upgrade head`; the source is "
+        "PENSION_CERT_DATABASE_URL",
+    )
+    p.add_argument("--batch", type=int, default=1000, help="rows read and written at a time (memory bound)")
+    p.set_defaults(func=_move)
+
+
+def _target(url: str) -> tuple[Any, str]:
+    """The target's engine and its URL as shown (passwords hidden, in the query too); CliError BAD_TARGET for a URL
+    that is not a usable PostgreSQL one (never with a traceback, nor the URL's password)."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from service.infra.db.engine import make_engine
+
+    usage = "postgresql+psycopg://user@host[:port]/db"
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # not a URL; a port that is not a number
+        raise CliError(
+            f"--to is not a database URL (or its port is not a number): {usage}", code="BAD_TARGET"
+        ) from None
+    if parsed.get_backend_name() != "postgresql":
+        raise CliError(f"--to must name a PostgreSQL database, not {parsed.get_backend_name()}", code="BAD_TARGET")
+    shown = shown_url(parsed)
+    try:
+        return make_engine(url), shown
+    except (NoSuchModuleError, ImportError):
+        raise CliError(
+            f"--to names a PostgreSQL driver this installation does not have ({parsed.get_driver_name()}): {usage}",
+            code="BAD_TARGET",
+        ) from None
+
+
+def shown_url(parsed: Any) -> str:
+    """A URL as messages and the output show it: the password and libpq's secret query parameters masked."""
+    hidden = {k: "***" for k in parsed.query if k.lower() in SECRET_KEYS}
+    return str(parsed.update_query_dict(hidden).render_as_string(hide_password=True))
+
+
+def _move(args: argparse.Namespace) -> int:
+    if args.batch < 1:
+        raise CliError("--batch must be at least 1")
+    import service.schema
+    from service.adapters.cli.common import load_settings, outage_error
+    from service.certification.context import ServiceContext
+    from service.certification.database_move import MoveFailedError, MoveRefusedError, move, source_refusal
+
+    settings = load_settings()
+    if not settings.effective_database_url.startswith("sqlite"):
+        raise CliError("the source (PENSION_CERT_DATABASE_URL) must be the embedded SQLite database", code="BAD_SOURCE")
+    missing = source_refusal(settings.effective_database_url)  # before anything opens it, which would create it
+    if missing is not None:
+        raise CliError(f"{missing} (nothing was written)", REFUSAL_EXIT[missing.kind], code=missing.code)
+    engine, shown = _target(args.to)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        outage = outage_error(exc)
+        if outage is None:
+            raise
+        raise CliError(
+            f"the target database {shown} does not answer: {outage.detail}", EXIT_UNAVAILABLE, outage.code
+        ) from None
+    # Opened as it is (schema=None): the app's start brings an embedded file up to the models (tables, columns,
+    # indexes), which would change a source the checks then refuse (database_move.py).
+    ctx = ServiceContext(settings, schema=None)
+    try:
+        report = move(ctx, engine, service.schema.metadata, args.batch, {"os_user": os_user()})
+    except MoveRefusedError as exc:
+        raise CliError(f"{exc} (nothing was written)", REFUSAL_EXIT[exc.kind], code=exc.code) from None
+    except MoveFailedError as exc:
+        state = {
+            True: "the target was rolled back and holds no row of the service: fix this and run the same command",
+            False: "the target still holds rows after the rollback: look at it before running the command again",
+            None: "the target's transaction was not committed, so it keeps none of it: run the same command again",
+        }[exc.target_empty]
+        raise CliError(f"{exc}; {state}", EXIT_UNAVAILABLE if exc.outage else EXIT_FAILED, code=exc.code) from None
+    finally:
+        engine.dispose()
+        ctx.engine.dispose()
+    emit(
+        {
+            "ok": True,
+            "to": shown,
+            "rows": report.rows,
+            "tables": report.tables,
+            "sequences": report.sequences,
+            "next_event_id": report.next_event_id,
+        }
+    )
+    return 0

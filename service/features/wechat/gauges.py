@@ -1,0 +1,66 @@
+"""Gauges of the WeChat channel, read when /metrics is scraped: whether sending is paused, and why (the day's
+template quota spent: quota.py; WeChat refusing the account's settings: config_guard.py), from the channel's token
+store (the marks every process shares); and the notices that wait for staff (failed, or left in `sending` for a
+lost answer: the console page 微信通知, staff_notices.py; one staff closed is neither), counted from the database.
+install_wechat registers it on the context's hooks (``gauges``); the HTTP adapter's /metrics adds every registered
+collector."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from service.certification.context import ServiceContext
+from service.features.wechat import config_guard, quota
+from service.features.wechat.client import WeChatApi
+from service.features.wechat.models import NoticeStatus, WeChatNotice
+from service.features.wechat.notice_send import ANSWER_LOST
+from service.infra import clock
+
+log = logging.getLogger(__name__)
+
+
+class WeChatGauges(Collector):
+    def __init__(self, ctx: ServiceContext, api: WeChatApi) -> None:
+        self.ctx, self.api = ctx, api
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            paused = {
+                "quota_spent": quota.spent(self.api.store, clock.now_utc()),
+                "configuration": config_guard.refused(self.api.store, self.api.config) is not None,
+            }
+        except Exception as exc:  # a scrape must still answer (the token store, e.g. Redis, out of reach)
+            log.warning("wechat gauges: %s", exc)
+        else:
+            g = GaugeMetricFamily(
+                "pension_cert_wechat_paused", "WeChat notices paused (1), by reason (docs/wechat.md)", labels=["reason"]
+            )
+            for reason, on in paused.items():
+                g.add_metric([reason], float(on))
+            yield g
+        try:
+            with self.ctx.db() as db:
+                failed = db.scalar(
+                    select(func.count(WeChatNotice.id)).where(WeChatNotice.status == NoticeStatus.FAILED)
+                )
+                lost = db.scalar(
+                    select(func.count(WeChatNotice.id)).where(
+                        WeChatNotice.status == NoticeStatus.SENDING, WeChatNotice.last_error.startswith(ANSWER_LOST)
+                    )
+                )
+        except Exception as exc:
+            log.warning("wechat notices awaiting staff: %s", exc)
+            return
+        g = GaugeMetricFamily(
+            "pension_cert_wechat_notices_for_staff",
+            "WeChat notices staff settle by hand (console 微信通知): given up, or answer lost",
+            labels=["state"],
+        )
+        g.add_metric(["failed"], float(failed or 0))
+        g.add_metric(["answer_lost"], float(lost or 0))
+        yield g

@@ -1,0 +1,182 @@
+"""Who looked at this person (docs/security.md, Part BE): the person page's "查阅记录" lists, from the staff audit
+chain, every entry naming the person (their page, their cases, their alerts, a refused look-up), newest first, paged,
+for supervisors in whose scope the person is; and a supervisor sees which staff opened unusually many people's
+records today (PENSION_CERT_CONSOLE_VIEWS_ALERT_PER_DAY)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+from sqlalchemy import select, update
+
+from service.certification.context import ServiceContext
+from service.certification.models import utcnow
+from service.certification.staff_audit import ConsoleAuditEntry
+from service.features.console import access_log, audit_chain
+from service.features.console.config import ConsoleConfig
+from service.features.console.models import ConsoleAlert, StaffUser
+from tests.service import factories
+from tests.service.features.console.conftest import login
+
+ROW = re.compile(r'<tr class="access">(.*?)</tr>', re.S)
+CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.S)
+OLDER = re.compile(r'href="[^"]*/access\?before=(\d+)"')
+
+
+def rows_of(page: str) -> list[tuple[str, ...]]:
+    """The table's rows as shown: (time, staff, action, …), tags dropped."""
+    return [tuple(html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in CELL.findall(r)) for r in ROW.findall(page)]
+
+
+def _person(ctx: ServiceContext, ext: str, region: str = "420106") -> tuple[int, str]:
+    """A person (in 武昌区 unless told) with one certification session: (row id, session id)."""
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring, external_id=ext, region=region)
+        s = factories.session_row(b.id)
+        db.add(s)
+        return b.id, s.id
+
+
+def _actions(ctx: ServiceContext, action: str) -> list[tuple[str, str]]:
+    with ctx.db() as db:
+        rows = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == action))
+        return [(e.actor, e.target) for e in rows]
+
+
+def test_the_access_log_lists_who_looked_at_the_person(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """A pensioner (PIPL) or a supervisor investigating an insider asked "who looked at this person?": the chain held
+    every view, but nothing answered by person. The page lists the entries naming them, and nobody else's."""
+    bid, sid = _person(ctx, "EXT-A")
+    other, other_sid = _person(ctx, "EXT-B")
+    with ctx.db() as db:
+        alert = ConsoleAlert(kind="certified_after_death", beneficiary_id=bid, detail={})
+        db.add(alert)
+        db.flush()
+        audit_chain.record(db, "staff:rev2", "case.view", sid, {})
+        audit_chain.record(db, "staff:sup2", "alert.resolve", str(alert.id), {"kind": alert.kind, "note": "核实"})
+        # Other records whose target is spelt alike: a roster import's number, an account named like the person.
+        audit_chain.record(db, "staff:sup2", "roster.import", str(alert.id), {})
+        audit_chain.record(db, "staff:admin", "user.create", "EXT-A", {"role": "reviewer", "scope": []})
+        audit_chain.record(db, "staff:rev2", "case.view", other_sid, {})
+    rev = TestClient(app_client.app)
+    login(rev, "rev1")
+    person_page = rev.get(f"/console/beneficiaries/{bid}")
+    assert person_page.status_code == 200 and 'id="access-log"' not in person_page.text  # the link: supervisors'
+    assert rev.get(f"/console/beneficiaries/{other}").status_code == 200
+    # A reviewer may not read who looked (the page names staff and what they did): refused, and that is audited.
+    assert rev.get(f"/console/beneficiaries/{bid}/access").status_code == 403
+
+    login(app_client, "sup1")
+    assert (
+        f'href="/console/beneficiaries/{bid}/access" id="access-log"'
+        in app_client.get(f"/console/beneficiaries/{bid}").text
+    )
+    page = app_client.get(f"/console/beneficiaries/{bid}/access")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    rows = rows_of(page.text)
+    assert [(r[1], r[2]) for r in rows] == [
+        ("sup1-姓名（sup1）", "查看人员"),
+        ("rev1-姓名（rev1）", "查看人员"),
+        ("sup2-姓名（sup2）", "处理预警"),
+        ("rev2-姓名（rev2）", "查看案件"),
+    ]
+    assert all(r[0].endswith("CST") for r in rows)  # the bureau's time, its zone named
+    assert "列表页" in page.text  # what the page does not count is said on it
+    # Reading who looked is itself a look at the person, and is recorded under them.
+    assert ("staff:sup1", "EXT-A") in _actions(ctx, access_log.ACTION)
+    again = rows_of(app_client.get(f"/console/beneficiaries/{bid}/access").text)
+    assert again[0][1:3] == ("sup1-姓名（sup1）", "查阅记录")
+    with ctx.db() as db:
+        assert audit_chain.verify_chain(db).ok
+
+
+def test_a_refused_look_up_of_the_person_is_listed(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """A scoped reviewer trying a person outside their district by URL left a `scope.denied` entry naming the row id
+    (scope.py): it is part of who tried to look at this person."""
+    bid, _ = _person(ctx, "EXT-GZ", region="440106")
+    with ctx.db() as db:
+        db.execute(update(StaffUser).where(StaffUser.username == "rev1").values(scope=["4201"]))
+    rev = TestClient(app_client.app)
+    login(rev, "rev1")
+    assert rev.get(f"/console/beneficiaries/{bid}").status_code == 404
+    login(app_client, "sup1")
+    rows = rows_of(app_client.get(f"/console/beneficiaries/{bid}/access").text)
+    assert [(r[1], r[2]) for r in rows] == [("rev1-姓名（rev1）", "查找辖区外人员被拒绝")]
+
+
+def test_out_of_scope_the_access_log_reads_as_missing(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    bid, _ = _person(ctx, "EXT-GZ2", region="440106")
+    wuhan, _ = _person(ctx, "EXT-WH2", region="420106")
+    with ctx.db() as db:
+        db.execute(update(StaffUser).where(StaffUser.username == "sup1").values(scope=["4201"]))
+    login(app_client, "sup1")
+    assert app_client.get(f"/console/beneficiaries/{wuhan}/access").status_code == 200  # in scope: shown
+    hidden = app_client.get(f"/console/beneficiaries/{bid}/access")
+    missing = app_client.get("/console/beneficiaries/999999/access")
+    assert hidden.status_code == missing.status_code == 404 and hidden.text == missing.text
+    assert _actions(ctx, access_log.ACTION) == [("staff:sup1", "EXT-WH2")]  # the hidden one's was not read
+
+
+def test_the_access_log_is_paged(app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]) -> None:
+    bid, sid = _person(ctx, "EXT-MANY")
+    with ctx.db() as db:
+        for _ in range(access_log.PAGE + 5):
+            audit_chain.record(db, "staff:rev2", "case.image", sid, {"kind": "frame", "index": 0})
+    login(app_client, "sup1")
+    first = app_client.get(f"/console/beneficiaries/{bid}/access")
+    assert len(rows_of(first.text)) == access_log.PAGE
+    older = OLDER.search(first.text)
+    assert older is not None
+    rest = rows_of(app_client.get(f"/console/beneficiaries/{bid}/access?before={older.group(1)}").text)
+    assert len(rest) == 5
+
+
+def test_unusual_volume_of_views_is_shown_to_supervisors(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """A reviewer opening many people's records in a day (a neighbour's, a whole village's) left entries nobody
+    counted. Staff over the day's limit of distinct people opened, or of searches, are listed."""
+    people = [_person(ctx, f"EXT-V{i}") for i in range(3)]
+    with ctx.db() as db:
+        for _bid, sid in people:
+            audit_chain.record(db, "staff:rev1", "case.view", sid, {})
+            audit_chain.record(db, "staff:rev1", "case.view", sid, {})  # the same case twice: one person
+        audit_chain.record(db, "staff:rev2", "case.view", people[0][1], {})
+        for _ in range(3):
+            audit_chain.record(db, "staff:rev2", "roster.search", "name", {"n": 0, "shown": []})
+        audit_chain.record(db, "staff:sup2", "roster.search", "name", {"n": 0, "shown": []})
+    app_client.app.state.console_config = ConsoleConfig(views_alert_per_day=2)  # type: ignore[attr-defined]
+    login(app_client, "sup1")
+    page = app_client.get("/console/access/volume")
+    assert page.status_code == 200
+    assert rows_of(page.text) == [
+        ("rev1-姓名（rev1）", "3", "0", "审计日志"),
+        ("rev2-姓名（rev2）", "1", "3", "审计日志"),
+    ]
+    assert ("staff:sup1", "-") in _actions(ctx, access_log.VOLUME_ACTION)
+    # Yesterday's (the bureau's) entries are not today's.
+    with ctx.db() as db:
+        assert access_log.heavy_viewers(db, utcnow() + dt.timedelta(seconds=1), 2) == []
+
+    rev = TestClient(app_client.app)
+    login(rev, "rev1")
+    assert rev.get("/console/access/volume").status_code == 403
+
+
+def test_the_daily_line_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PENSION_CERT_CONSOLE_VIEWS_ALERT_PER_DAY", "30")
+    assert ConsoleConfig().views_alert_per_day == 30
+    monkeypatch.setenv("PENSION_CERT_CONSOLE_VIEWS_ALERT_PER_DAY", "0")  # would list every member of staff
+    with pytest.raises(ValidationError):
+        ConsoleConfig()
