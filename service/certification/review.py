@@ -55,23 +55,91 @@ OTHER_PERSON_CODES = frozenset(
 PROXY_DOUBT_CODES = frozenset({ReasonCode.SPOOF_SUSPECTED})
 PROXY_DOUBT_NOTES = frozenset({NOTE_NO_OPERATOR_TEMPLATE, NOTE_BELOW_PROXY_LINE})
 REVOKED_BEFORE = "revoked"
+# On a relative's session, a face that only borderline-matched: the typical 冒领 of a relative presenting a dead
+# parent's face sends no reason code and no note, only a face score in the review band (face_below_accept).
+FACE_REVIEW_BAND = "face_review_band"
+# On a relative's session, no machine face check at all: a failed job (an input that crashes the worker every time
+# reaches staff with no decision) or a decision without a face score or its line (face_checked).
+MACHINE_UNCHECKED = "machine_unchecked"
 
 
 def accept_needs_second(db: Session, s: CertSession) -> list[str]:
     """Why accepting case `s` takes two people (empty: one decides it): each code of the machine's that doubted the
     face as another person's (`OTHER_PERSON_CODES`; on a proxy session also `PROXY_DOUBT_CODES` and the notes
-    `PROXY_DOUBT_NOTES`), and `revoked` when a certification of the person was revoked as 冒领 or a wrong accept.
-    One reviewer's accept would otherwise certify, alone, the pension a relative keeps collecting (docs/security.md,
-    Part BC). The console asks a second supervisor (review_queue.second_needed); the operator API, which has no
-    second person, leaves such an accept to the console (CASE_HELD)."""
+    `PROXY_DOUBT_NOTES`, `proxy_face_doubt`'s: a face under the accept or the proxy line, or no machine face check),
+    and `revoked` when a certification of the person was revoked as 冒领 or a wrong accept. One reviewer's accept would
+    otherwise certify, alone, the pension a relative keeps collecting (docs/security.md, Parts BC, BG). The console
+    asks a second supervisor (review_queue.second_needed); the operator API, which has no second person, leaves such
+    an accept to the console (CASE_HELD)."""
     codes = set(s.reasons or [])
     why: list[str] = sorted(codes & OTHER_PERSON_CODES)
     if s.channel == Channel.PROXY:
         notes = (s.result or {}).get("notes") or []
         why += sorted(codes & PROXY_DOUBT_CODES) + sorted(PROXY_DOUBT_NOTES.intersection(notes))
+        face = proxy_face_doubt(s)
+        if face is not None and face not in why:
+            why.append(face)
     if s.beneficiary_id is not None and revoked_as_fraud(db, s.beneficiary_id):
         why.append(REVOKED_BEFORE)
     return why
+
+
+def proxy_face_doubt(s: CertSession) -> str | None:
+    """Why the face of a relative's (proxy) case `s` leaves its accept to two people, from what the stored decision
+    records (None: the face cleared both lines). `machine_unchecked`: no machine face check (a failed job, or no face
+    score or accept line: `face_checked`); `face_review_band`: under the accept line (`face_below_accept`);
+    NOTE_BELOW_PROXY_LINE: under the stricter proxy line (`face_below_proxy_line`), read from the scores and not
+    only from the note, which the proxy policy adds only when the outcome was still an accept (a case also sent to
+    staff for a low-quality frame or a card field carries no note)."""
+    result = s.result or {}
+    if s.state == SessionState.FAILED or not face_checked(result):
+        return MACHINE_UNCHECKED
+    if face_below_accept(result):
+        return FACE_REVIEW_BAND
+    if face_below_proxy_line(result):
+        return NOTE_BELOW_PROXY_LINE
+    return None
+
+
+def _face_lines(result: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    scores, thresholds = result.get("scores"), result.get("thresholds")
+    return (scores if isinstance(scores, dict) else {}), (thresholds if isinstance(thresholds, dict) else {})
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _face_scores(scores: dict[str, object]) -> list[float]:
+    found = (_number(scores.get(k)) for k in ("card_similarity", "template_similarity"))
+    return [x for x in found if x is not None]
+
+
+def face_checked(result: dict[str, object]) -> bool:
+    """Whether the decision compared the face at all: a face score (card or template) and the accept line."""
+    scores, thresholds = _face_lines(result)
+    return bool(_face_scores(scores)) and _number(thresholds.get("face_accept")) is not None
+
+
+def face_below_accept(result: dict[str, object]) -> bool:
+    """Whether the decision's face match stayed under the face accept line it recorded: the face reference the
+    decision trusts most (the enrolled template when there was one, else the card: pipelines.decision.rules._face)
+    scored below `thresholds.face_accept`. False without a face score or that line (`face_checked` says so)."""
+    scores, thresholds = _face_lines(result)
+    accept = _number(thresholds.get("face_accept"))
+    template = scores.get("template_similarity")
+    best = _number(template if template is not None else scores.get("card_similarity"))
+    return accept is not None and best is not None and best < accept
+
+
+def face_below_proxy_line(result: dict[str, object]) -> bool:
+    """Whether the best of card and template stayed under the proxy line, as proxy_auth.decision.apply_proxy_policy
+    judges it: the `thresholds.proxy_face_accept` it records (the face accept line when it recorded none)."""
+    scores, thresholds = _face_lines(result)
+    line = _number(thresholds.get("proxy_face_accept"))
+    line = line if line is not None else _number(thresholds.get("face_accept"))
+    found = _face_scores(scores)
+    return line is not None and bool(found) and max(found) < line
 
 
 def revoked_as_fraud(db: Session, beneficiary_id: int) -> bool:

@@ -45,6 +45,18 @@ def _later(monkeypatch: pytest.MonkeyPatch, **delta: float) -> dt.datetime:
     return moved
 
 
+def _records_refused(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store refuses every write of a restore's record (audit/restores/); the kept keys' chunks are written."""
+    put = type(ctx.storage).put
+
+    def refused(self: object, key: str, data: bytes) -> None:
+        if key.startswith("audit/restores/"):
+            raise StorageError(f"cannot write {key!r}: Permission denied")
+        put(self, key, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(ctx.storage), "put", refused)
+
+
 def test_a_chunk_lost_for_good_is_rewritten_keeping_every_unreferenced_object(
     ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,14 +173,7 @@ def test_a_failed_runs_chunk_folder_is_removed_by_the_run_that_records_the_resto
     ever. The rerun that records the same restore point removes it; a folder of another restore point, or one a
     record names, stays."""
     _videos(ctx, 1)
-    put = type(ctx.storage).put
-
-    def refused(self: object, key: str, data: bytes) -> None:
-        if key.startswith("audit/restores/"):
-            raise StorageError(f"cannot write {key!r}: Permission denied")
-        put(self, key, data)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(type(ctx.storage), "put", refused)
+    _records_refused(ctx, monkeypatch)
     with ctx.db() as db, pytest.raises(StorageError):
         record_restore(db, ctx.storage, "ops", "restored the dump")
     monkeypatch.undo()
@@ -195,14 +200,7 @@ def test_a_failed_rewrites_chunks_are_removed_by_the_rewrite_that_completes(
         done = record_restore(db, ctx.storage, "ops", "restored the dump").restore
     ctx.storage.delete(f"{KEPT_PREFIX}{done.name}/000000")
     ctx.storage.put(f"{KEPT_PREFIX}{done.name}/000001", b"a stray chunk in the damaged folder")
-    put = type(ctx.storage).put
-
-    def refused(self: object, key: str, data: bytes) -> None:
-        if key.startswith("audit/restores/"):
-            raise StorageError(f"cannot write {key!r}: Permission denied")
-        put(self, key, data)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(type(ctx.storage), "put", refused)
+    _records_refused(ctx, monkeypatch)
     _later(monkeypatch, minutes=1)
     with ctx.db() as db, pytest.raises(StorageError):
         rewrite_kept(db, ctx.storage, done.name, "ops", "lost")

@@ -17,6 +17,7 @@ from service.adapters.cli.common import EXIT_FAILED, EXIT_UNAVAILABLE, CliError,
 if TYPE_CHECKING:
     from service.certification.audit_anchor import KeptRewrite
     from service.certification.context import ServiceContext
+    from service.infra.storage import StorageError
 
 
 def _context() -> ServiceContext:
@@ -215,15 +216,13 @@ def _verify(_args: argparse.Namespace) -> int:
 
 
 def _restored(args: argparse.Namespace) -> int:
-    reason = args.reason.strip()
-    if not 1 <= len(reason) <= 200:
-        raise CliError("--reason must have 1 to 200 characters", code="REASON_REQUIRED")
+    reason = _reason(args)
     ctx = _context()
     from service.certification.audit_anchor import RestoreRefusedError
     from service.certification.registry import advance_event_ids, exported_high, reused_event_ids
     from service.certification.restore_record import AUDIT_ACTION, record_restore
     from service.features.console.audit_chain import record
-    from service.infra.storage import StorageError, StorageUnavailableError, UnreadableStorageError
+    from service.infra.storage import StorageError
 
     with ctx.db() as db:
         try:  # every read and check first: a failure leaves nothing recorded, and a rerun records one restore
@@ -234,18 +233,10 @@ def _restored(args: argparse.Namespace) -> int:
             done = record_restore(db, ctx.storage, os_user(), reason, args.through)
         except RestoreRefusedError as exc:
             raise CliError(str(exc), EXIT_FAILED, code="RESTORE_REFUSED") from None
-        except StorageUnavailableError as exc:
-            raise CliError(
-                f"the media store does not answer ({exc})", EXIT_UNAVAILABLE, code="STORAGE_UNAVAILABLE"
-            ) from None
-        except StorageError as exc:  # an object that does not open (edited, or another key), or a refused write
-            if isinstance(exc, UnreadableStorageError):
-                why = "nothing recorded: put back the object, or the key that sealed it, and run it again"
-                raise CliError(f"{exc}: {why}", EXIT_FAILED, code="STORAGE_UNREADABLE") from None
-            why = "run it again once it takes writes: the rerun completes this restore, never records a second"
-            raise CliError(
-                f"the media store refused a write ({exc}): {why}", EXIT_FAILED, code="STORAGE_FAILED"
-            ) from None
+        except StorageError as exc:  # the store down, an object that does not open (edited; another key), a refusal
+            unreadable = "nothing recorded: put back the object, or the key that sealed it, and run it again"
+            refused = "run it again once it takes writes: the rerun completes this restore, never records a second"
+            raise _storage_failure(exc, unreadable, refused) from None
         restore, lost = done.restore, [a.seq for a in done.restore.lost]
         if done.state != "already":  # the record's own entry, naming it: a rerun finds a record without one
             detail = {"through": restore.seq, "lost": lost, "reason": reason, "next_event_id": next_event_id}
@@ -272,35 +263,45 @@ def _restored(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reason(args: argparse.Namespace) -> str:
+    reason = str(args.reason).strip()
+    if not 1 <= len(reason) <= 200:
+        raise CliError("--reason must have 1 to 200 characters", code="REASON_REQUIRED")
+    return reason
+
+
+def _storage_failure(exc: StorageError, unreadable: str, refused: str) -> CliError:
+    """The media store's failure, said to the operator: down (try later), an object that does not open, or a
+    refused write; `unreadable` and `refused` say what the command left and what to do."""
+    from service.infra.storage import StorageUnavailableError, UnreadableStorageError
+
+    if isinstance(exc, StorageUnavailableError):
+        return CliError(f"the media store does not answer ({exc})", EXIT_UNAVAILABLE, code="STORAGE_UNAVAILABLE")
+    if isinstance(exc, UnreadableStorageError):
+        return CliError(f"{exc}: {unreadable}", EXIT_FAILED, code="STORAGE_UNREADABLE")
+    return CliError(f"the media store refused a write ({exc}): {refused}", EXIT_FAILED, code="STORAGE_FAILED")
+
+
 def _rewrite_json(w: KeptRewrite) -> dict[str, object]:
     keys = ("at", "by", "reason", "kept_before", "kept_after", "added")
     return {k: getattr(w, k) for k in keys} | {"lost_chunks": list(w.lost_chunks)}
 
 
 def _rewrite_kept(args: argparse.Namespace) -> int:
-    reason = args.reason.strip()
-    if not 1 <= len(reason) <= 200:
-        raise CliError("--reason must have 1 to 200 characters", code="REASON_REQUIRED")
+    reason = _reason(args)
     ctx = _context()
     from service.certification.restore_rewrite import REWRITE_ACTION, RewriteRefusedError, rewrite_kept
     from service.features.console.audit_chain import record
-    from service.infra.storage import StorageError, StorageUnavailableError, UnreadableStorageError
+    from service.infra.storage import StorageError
 
     with ctx.db() as db:
         try:  # reads and checks first; the new chunks, then the record (the point of no return)
             done = rewrite_kept(db, ctx.storage, args.record.strip(), os_user(), reason)
         except RewriteRefusedError as exc:
             raise CliError(str(exc), EXIT_FAILED, code="REWRITE_REFUSED") from None
-        except StorageUnavailableError as exc:
-            raise CliError(
-                f"the media store does not answer ({exc})", EXIT_UNAVAILABLE, code="STORAGE_UNAVAILABLE"
-            ) from None
         except StorageError as exc:
-            if isinstance(exc, UnreadableStorageError):
-                raise CliError(f"{exc}: nothing rewritten", EXIT_FAILED, code="STORAGE_UNREADABLE") from None
-            why = "nothing rewritten; run it again once it takes writes"
-            raise CliError(
-                f"the media store refused a write ({exc}): {why}", EXIT_FAILED, code="STORAGE_FAILED"
+            raise _storage_failure(
+                exc, "nothing rewritten", "nothing rewritten; run it again once it takes writes"
             ) from None
         w, name = done.rewrite, done.restore.name
         detail = {"record": name, "at": w.at, "lost_chunks": list(w.lost_chunks), "kept_before": w.kept_before}

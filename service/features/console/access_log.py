@@ -2,11 +2,12 @@
 
 `person_entries`: the chain's entries that name one person, newest first, a page at a time: their external id as
 entries addressed to the person write it (their page, a revocation, a counter certification, a citizen's request,
-a refused look-up typed by number), their sessions' ids (case views, pictures, claims, decisions), their alerts'
-ids (a resolution), and a refused look-up of their row id. Each look-up uses ``console_audit.target``'s index
-(0019): its cost follows the person's own entries, never the length of the log. Not counted: list pages (the
-queue, the alerts, the citizens' requests, a roster search's results) name the people they showed inside a JSON
-list in their details, which no index reaches; the page says so.
+a refused look-up typed by number), their sessions' ids (case views, pictures, claims, decisions; a relative's
+verification session claiming their number too), their alerts' ids (a resolution), and a refused look-up of their
+row id. Each look-up uses ``console_audit.target``'s index (0019): its cost follows the person's own entries,
+never the length of the log. Not counted: list pages (the queue, the alerts, the citizens' requests, a roster
+search's results) name the people they showed inside a JSON list in their details, which no index reaches; the
+page says so.
 
 `heavy_viewers`: per member of staff, the distinct people whose page, case or request they opened since the
 bureau's midnight, and their roster searches, for those over a daily limit (``views_alert_per_day``): a query
@@ -22,10 +23,12 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, distinct, false, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from service.certification.models import Beneficiary, CertSession
+from service.certification.models import Beneficiary, CertSession, utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console.models import ConsoleAlert, StaffUser
 from service.features.console.scope import DENIED
+from service.features.proxy.models import ProxyClaim
+from service.infra.clock import HasTimeZone, local_day_start
 from service.infra.security import mask_text
 
 ACTION = "beneficiary.access_log"  # a supervisor read who looked at a person (target: the person's external id)
@@ -76,6 +79,9 @@ def _naming(db: Session, b: Beneficiary) -> ColumnElement[bool]:
     their cases', their alerts', and a refused look-up of their row id."""
     e = ConsoleAuditEntry
     sessions = list(db.scalars(select(CertSession.id).where(CertSession.beneficiary_id == b.id)))
+    # A relative's own verification session has no beneficiary: it names the person when the number it claims is
+    # theirs (one stored hash per person, proxy/sessions.py), its card and face the number holder's.
+    sessions += db.scalars(select(ProxyClaim.session_id).where(ProxyClaim.id_hash == b.id_hash))
     alerts = [str(i) for i in db.scalars(select(ConsoleAlert.id).where(ConsoleAlert.beneficiary_id == b.id))]
     person = and_(e.target == mask_text(b.external_id)[:64], not_(or_(*(e.action.startswith(p) for p in NOT_A_PERSON))))
     cases = and_(e.target.in_(sessions), e.action.startswith("case.")) if sessions else false()
@@ -99,6 +105,15 @@ def person_entries(db: Session, b: Beneficiary, before: int = 0) -> list[Access]
     entries = db.scalars(q).all()
     names = _names(db, list({e.actor for e in entries}))
     return [Access(e.seq, e.at, e.actor, names.get(e.actor, e.actor), e.action) for e in entries]
+
+
+def heavy_viewers_today(
+    db: Session, settings: HasTimeZone, limit: int, actors: Sequence[str] | None
+) -> tuple[list[Viewer], dt.datetime]:
+    """`heavy_viewers` since the bureau's midnight, and that midnight (naive UTC): the 查阅量 page lists them, the
+    alerts page says how many there are (docs/security.md, Part BG)."""
+    since = local_day_start(settings, utcnow())
+    return heavy_viewers(db, since, limit, actors), since
 
 
 def heavy_viewers(db: Session, since: dt.datetime, limit: int, actors: Sequence[str] | None = None) -> list[Viewer]:

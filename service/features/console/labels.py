@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, TURN_LEFT, TURN_RIGHT
+from proxy_auth.decision import NOTE_BELOW_PROXY_LINE, NOTE_NO_OPERATOR_TEMPLATE
 from service.certification import catalog
 from service.certification.errors import ServiceError
 from service.certification.evidence_hold import HoldReason
@@ -129,8 +130,8 @@ AUDIT_ACTION_ZH = {
 # Decision notes (proxy_auth.decision) that send a case to review without a reason code.
 NOTE_ZH = {
     "first proxy certification of this elder: staff review": "该老人首次代办认证，须人工审核",
-    "face similarity below the stricter proxy threshold": "人脸相似度未达代办认证的更高通过线",
-    "operator template unavailable": "缺少代办人人脸模板，无法排除代办人本人出镜",
+    NOTE_BELOW_PROXY_LINE: "人脸相似度未达代办认证的更高通过线",
+    NOTE_NO_OPERATOR_TEMPLATE: "缺少代办人人脸模板，无法排除代办人本人出镜",
 }
 
 # service.certification.roster / service.certification.idnumber problem sentences, by their fixed beginning.

@@ -22,7 +22,14 @@ from service.certification.catalog import staff_label
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, SessionState, utcnow
-from service.certification.review import REVOKED_BEFORE, accept_needs_second, notify_decision, settle
+from service.certification.review import (
+    FACE_REVIEW_BAND,
+    MACHINE_UNCHECKED,
+    REVOKED_BEFORE,
+    accept_needs_second,
+    notify_decision,
+    settle,
+)
 from service.features.console import audit_chain, scope
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
@@ -287,12 +294,17 @@ def second_needed_zh(db: Session, s: CertSession, c: ReviewClaim | None) -> list
     when the first decision waiting on the case (`c`) is an accept: a supervisor's accept then settles it."""
     if c is not None and c.pending_decision == SessionDecision.ACCEPT:
         return []
-    return [
-        "该人员曾有认证因冒领或错误受理被撤销"
-        if w == REVOKED_BEFORE
-        else f"机器提示可能非本人：{NOTE_ZH.get(w) or staff_label(w)}"
-        for w in second_needed(db, s, SessionDecision.ACCEPT)
-    ]
+    return [_second_zh(w) for w in second_needed(db, s, SessionDecision.ACCEPT)]
+
+
+def _second_zh(why: str) -> str:
+    if why == REVOKED_BEFORE:
+        return "该人员曾有认证因冒领或错误受理被撤销"
+    if why == FACE_REVIEW_BAND:
+        return "机器提示可能非本人：代办认证的人脸相似度处于复核区，未达通过线"
+    if why == MACHINE_UNCHECKED:
+        return "代办认证未经机器人脸比对（处理失败或没有人脸相似度），无法排除他人出镜"
+    return f"机器提示可能非本人：{NOTE_ZH.get(why) or staff_label(why)}"
 
 
 def _first_decision(

@@ -5,11 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.certification.models import utcnow
 from service.features.console import access_log, audit_chain, scope
 from service.features.console.inputs import RowId, SeqNumber
 from service.features.console.web import PREFIX, Supervisor, config_of, ctx_of, no_store, render, unit
-from service.infra.clock import local_day_start
 
 router = APIRouter(prefix=PREFIX)
 
@@ -30,9 +28,9 @@ def access_page(request: Request, staff: Supervisor, bid: RowId, before: SeqNumb
 @router.get("/access/volume")
 def volume_page(request: Request, staff: Supervisor) -> Response:
     limit = config_of(request).views_alert_per_day
-    since = local_day_start(ctx_of(request).settings, utcnow())
     with unit(request) as db:
         # A scoped supervisor: the staff their scope covers, as in the audit log's viewer.
-        viewers = access_log.heavy_viewers(db, since, limit, scope.audit_actors(db, staff))
+        actors = scope.audit_actors(db, staff)
+        viewers, since = access_log.heavy_viewers_today(db, ctx_of(request).settings, limit, actors)
         audit_chain.record(db, staff.actor, access_log.VOLUME_ACTION, "-", {"listed": [v.actor for v in viewers]})
     return no_store(render(request, "access_volume.html", staff, viewers=viewers, limit=limit, since=since))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from service.certification.catalog import message_zh
 from service.certification.models import Beneficiary
-from service.features.console import audit_chain, routes_assist, scope
+from service.features.console import access_log, audit_chain, routes_assist, scope
 from service.features.console.alert_review import RESOLVE_REFUSALS, resolve_alert
 from service.features.console.alt_cert import AltCertError, EvidenceReport, import_evidence
 from service.features.console.identity_alerts import FINDING_REFUSALS, FINDINGS, settle_identity_alert
@@ -18,7 +18,17 @@ from service.features.console.inputs import RowId
 from service.features.console.look_alikes import KIND as LOOK_ALIKE
 from service.features.console.look_alikes import other_id, other_people
 from service.features.console.models import ConsoleAlert
-from service.features.console.web import PREFIX, Supervisor, check_csrf, ctx_of, no_store, redirect, render, unit
+from service.features.console.web import (
+    PREFIX,
+    Supervisor,
+    check_csrf,
+    config_of,
+    ctx_of,
+    no_store,
+    redirect,
+    render,
+    unit,
+)
 
 router = APIRouter(prefix=PREFIX)
 MAX_EVIDENCE_BYTES = 20 * 1024 * 1024
@@ -63,6 +73,11 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
         # Who saw whom: both people of a look-alike pair.
         shown = [p.external_id for a, b in rows for p in (b, others.get(other_id(a) or -1)) if p is not None]
         audit_chain.record(db, staff.actor, "alerts.view", "-", {"n": len(rows), "shown": shown})
+        # How many staff of the supervisor's scope are over the day's line of 查阅量 (counted, not named: the
+        # volume page lists them and records who was listed).
+        limit = config_of(request).views_alert_per_day
+        actors = scope.audit_actors(db, staff)
+        heavy = len(access_log.heavy_viewers_today(db, ctx_of(request).settings, limit, actors)[0])
     # `?e=` names a refusal by its code, shown as the catalog's sentence; anything else shows nothing.
     code = request.query_params.get("e", "")
     error = message_zh(code) if code in FINDING_REFUSALS | RESOLVE_REFUSALS else None
@@ -76,6 +91,8 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
             look_alike=LOOK_ALIKE,
             identity_findings=FINDINGS,
             error=error,
+            heavy=heavy,
+            views_limit=limit,
         )
     )
 

@@ -1,7 +1,8 @@
 """Gauges of the WeChat channel, read when /metrics is scraped: whether sending is paused, and why (the day's
 template quota spent: quota.py; WeChat refusing the account's settings: config_guard.py), from the channel's token
 store (the marks every process shares); and the notices that wait for staff (failed, or left in `sending` for a
-lost answer: the console page 微信通知, staff_notices.py; one staff closed is neither), counted from the database.
+lost answer or a process that died mid-send: notice_send.answer_unknown; the console page 微信通知,
+staff_notices.py; one staff closed is neither), counted from the database.
 install_wechat registers it on the context's hooks (``gauges``); the HTTP adapter's /metrics adds every registered
 collector."""
 
@@ -15,10 +16,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from service.certification.context import ServiceContext
+from service.certification.models import utcnow
 from service.features.wechat import config_guard, quota
 from service.features.wechat.client import WeChatApi
 from service.features.wechat.models import NoticeStatus, WeChatNotice
-from service.features.wechat.notice_send import ANSWER_LOST
+from service.features.wechat.notice_send import answer_unknown
 from service.infra import clock
 
 log = logging.getLogger(__name__)
@@ -48,11 +50,7 @@ class WeChatGauges(Collector):
                 failed = db.scalar(
                     select(func.count(WeChatNotice.id)).where(WeChatNotice.status == NoticeStatus.FAILED)
                 )
-                lost = db.scalar(
-                    select(func.count(WeChatNotice.id)).where(
-                        WeChatNotice.status == NoticeStatus.SENDING, WeChatNotice.last_error.startswith(ANSWER_LOST)
-                    )
-                )
+                lost = db.scalar(select(func.count(WeChatNotice.id)).where(answer_unknown(utcnow())))
         except Exception as exc:
             log.warning("wechat notices awaiting staff: %s", exc)
             return

@@ -62,3 +62,7 @@ class WeChatNotice(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # When a scheduler last claimed it (pending → sending): a `sending` notice claimed more than a quarter of an
+    # hour ago (notice_send.STALE_CLAIM), without WeChat's answer, is shown to staff as a send that did not finish
+    # (notice_send.answer_unknown). NULL: never claimed, or claimed before migration 0020.
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -3,12 +3,13 @@
 
 A failed delivery is retried on later runs up to ``wechat_notify_max_attempts``, then marked failed (the record
 keeps the error); WeChat's quota refusals stop the run without spending an attempt, an unreachable account is
-given up at once (quota.py). A process that dies between claiming and sending leaves the row in ``sending``: it
-is not re-sent, because sending twice is worse for a pensioner than a missing reminder that the yearly letter
-also covers. So is a send whose answer was lost after the request was written (a read timeout: WeChat may have
-delivered it; ``last_error`` says so). Reminders are delivered in the bureau's daytime only (``REMINDER_HOURS``):
-a date turns due at local midnight and the schedule runs every minute, so they would otherwise reach pensioners at
-00:01; queued at night, they wait (and are checked again) until the morning.
+given up at once (quota.py). A send whose answer was lost after the request was written (a read timeout: WeChat
+may have delivered it; ``last_error`` says so) stays in ``sending``, never resent by itself: sending twice is worse
+for a pensioner than a late notice. So does one whose process died between the claim and WeChat's answer (killed,
+a deploy, OOM); the claim is dated (``claimed_at``), and past ``STALE_CLAIM`` such a notice is answer-unknown like
+a lost answer: staff settle both (``answer_unknown``; staff_notices.py). Reminders are delivered in the bureau's
+daytime only (``REMINDER_HOURS``): a date turns due at local midnight and the schedule runs every minute, so they
+would otherwise reach pensioners at 00:01; queued at night, they wait (and are checked again) until the morning.
 """
 
 from __future__ import annotations
@@ -42,6 +43,32 @@ DAYTIME = (*REMINDERS, REVOKED)
 # How `last_error` of a notice left in `sending` for a lost answer begins: staff settle those by hand
 # (staff_notices.py); a `sending` notice without it is being sent now.
 ANSWER_LOST = "may have been delivered (WeChat's answer lost)"
+# How long after its claim a `sending` notice without WeChat's answer is taken for one whose process died mid-send.
+# Not a bound computed from the client's timeouts: none holds (requests' read timeout is per read, so a server that
+# trickles its answer keeps one call alive far longer; the connect timeout is per address; name resolution and the
+# token store's calls have none; a frozen process or VM resumes later), and a notice shown to staff while still in
+# flight may be sent twice by their resend. A quarter of an hour is far beyond a normal send (4 HTTP calls at 10 s,
+# two token-lock waits: under 4 minutes) and costs only a later listing; staff are told it may have been delivered.
+STALE_CLAIM = dt.timedelta(minutes=15)
+
+
+def answer_unknown(now: dt.datetime) -> ColumnElement[bool]:
+    """SQL: the `sending` notices nobody will settle but staff, at `now` (naive UTC): WeChat's answer lost
+    (ANSWER_LOST), or taken for dead mid-send (claimed before `now` - STALE_CLAIM, or before claims were dated:
+    migration 0020; that process is gone since the upgrade). May have been delivered: never resent by the schedule.
+    One send cannot be proven not to have started: the claim's commit is followed by the HTTP calls, no stored step
+    between (docs/wechat.md)."""
+    n = WeChatNotice
+    died = n.claimed_at.is_(None) | (n.claimed_at < now - STALE_CLAIM)
+    return (n.status == NoticeStatus.SENDING) & (n.last_error.startswith(ANSWER_LOST) | died)
+
+
+def is_answer_unknown(notice: WeChatNotice, now: dt.datetime) -> bool:
+    """`answer_unknown` for one loaded notice."""
+    if notice.status != NoticeStatus.SENDING:
+        return False
+    died = notice.claimed_at is None or notice.claimed_at < now - STALE_CLAIM
+    return (notice.last_error or "").startswith(ANSWER_LOST) or died
 
 
 @dataclass
@@ -51,8 +78,9 @@ class NoticeRun:
     failed: int = 0
     cancelled: int = 0
     unsure: int = 0  # WeChat's answer lost: may have been delivered, left in `sending` (docs/wechat.md)
-    # Given up in a row for an unknown openid (quota.MISCONFIGURED): put back when the configuration is the cause.
-    suspect: list[int] = field(default_factory=list, repr=False)
+    # Given up in a row for an unknown openid (quota.MISCONFIGURED), as this run wrote them (quota.Refused): put back
+    # when the configuration is the cause.
+    suspect: list[quota.Refused | None] = field(default_factory=list, repr=False)
     at: dt.datetime | None = field(default=None, repr=False)  # the run's instant (WeChat's quota day: quota.spent)
 
 
@@ -139,15 +167,18 @@ def _deliver_in_order(
     return True
 
 
-def _claim(ctx: ServiceContext, notice_id: int, today: dt.date, run: NoticeRun) -> tuple[str, str, Message] | None:
-    """Claim a pending notice (only one scheduler moves the row out of pending) and compose its message.
-    None when another scheduler has it, when its person is in a session (left pending), or when it is no
-    longer true (then it is cancelled, kept as a record)."""
+def _claim(
+    ctx: ServiceContext, notice_id: int, today: dt.date, run: NoticeRun
+) -> tuple[str, str, Message, dt.datetime] | None:
+    """Claim a pending notice (only one scheduler moves the row out of pending) and compose its message; with the
+    claim's time, which tells this claim apart from a later one (`_owned`). None when another scheduler has it, when
+    its person is in a session (left pending), or when it is no longer true (then it is cancelled, kept as a record)."""
+    at = utcnow()
     with ctx.db() as db:
         claimed: CursorResult[Any] = db.execute(  # type: ignore[assignment]
             update(WeChatNotice)
             .where(WeChatNotice.id == notice_id, WeChatNotice.status == NoticeStatus.PENDING)
-            .values(status=NoticeStatus.SENDING, attempts=WeChatNotice.attempts + 1)
+            .values(status=NoticeStatus.SENDING, attempts=WeChatNotice.attempts + 1, claimed_at=at)
         )
         notice = db.get(WeChatNotice, notice_id) if claimed.rowcount else None
         if notice is None:
@@ -162,7 +193,14 @@ def _claim(ctx: ServiceContext, notice_id: int, today: dt.date, run: NoticeRun) 
             run.cancelled += 1
             log.info("wechat notice %s (%s) cancelled: no longer true", notice_id, notice.kind)
             return None
-        return notice.openid, notice.kind, message
+        return notice.openid, notice.kind, message, at
+
+
+def _owned(notice_id: int, claimed_at: dt.datetime) -> ColumnElement[bool]:
+    """SQL: the notice is still `sending` under this run's claim: not settled by staff meanwhile (a send slower than
+    STALE_CLAIM is shown to them), nor claimed again by another run after their resend."""
+    n = WeChatNotice
+    return (n.id == notice_id) & (n.status == NoticeStatus.SENDING) & (n.claimed_at == claimed_at)
 
 
 def _deliver_batch(
@@ -181,13 +219,13 @@ def _deliver_batch(
         claimed = _claim(ctx, notice_id, today, run)
         if claimed is None:
             continue
-        openid, kind, message = claimed
+        openid, kind, message, claimed_at = claimed
         try:
             template = template_kind(kind, ctx.settings.wechat.templates)
             msgid = api.send_template(openid, template, message.data, message.url)
         except WeChatError as exc:
             log.warning("wechat notice %s (%s) not sent: %s", notice_id, kind, exc)
-            if not _not_sent(ctx, api, notice_id, exc, run):
+            if not _not_sent(ctx, api, (notice_id, claimed_at), exc, run):
                 return False
             continue
         with ctx.db() as db:
@@ -201,28 +239,48 @@ def _deliver_batch(
     return True
 
 
-def _not_sent(ctx: ServiceContext, api: WeChatApi, notice_id: int, exc: WeChatError, run: NoticeRun) -> bool:
+def _not_sent(
+    ctx: ServiceContext, api: WeChatApi, claim: tuple[int, dt.datetime], exc: WeChatError, run: NoticeRun
+) -> bool:
     """Record a refused send; False when the run must stop (WeChat's quota is spent, or it is unreachable: quota.py)."""
     stop = quota.stops_run(exc)
-    with ctx.db() as db:
-        notice = db.get(WeChatNotice, notice_id)
-        if notice is not None:
-            notice.last_error = str(exc)[:500]
-            if isinstance(exc, WeChatAnswerLostError):  # WeChat may have delivered it: left in sending, never resent
-                notice.last_error = f"{ANSWER_LOST}: {exc}"[:500]
-                run.unsure += 1
-            elif stop:  # nothing wrong with the notice: put back as it was, no attempt spent
-                notice.status, notice.attempts = NoticeStatus.PENDING, notice.attempts - 1
-            else:
-                gave_up = notice.attempts >= ctx.settings.wechat.notify_max_attempts or exc.errcode in quota.UNREACHABLE
-                notice.status = NoticeStatus.FAILED if gave_up else NoticeStatus.PENDING
-                run.failed += gave_up
+    written = _record_refusal(ctx, claim, exc, stop, run)
     if exc.errcode == quota.DAY_SPENT:
         quota.mark_spent(api.store, run.at or clock.now_utc())
         log.warning(
             "wechat: the day's template-message quota is spent: every notice (results, staff decisions, revocation"
             " notices, reminders) waits until WeChat renews it at midnight Beijing time (北京时间零点)"
         )
-    refunded = quota.misconfigured(ctx, api.store, run.suspect, notice_id, exc, run.sent)
+    refunded = quota.misconfigured(ctx, api.store, run.suspect, written, exc, run.sent)
     run.failed -= refunded or 0
     return not stop and refunded is None
+
+
+def _record_refusal(
+    ctx: ServiceContext, claim: tuple[int, dt.datetime], exc: WeChatError, stop: bool, run: NoticeRun
+) -> quota.Refused | None:
+    """Write the refusal on the notice, only while it is still this run's claim (one conditional UPDATE: staff's
+    decision, or another run's claim after their resend, stands). What was written; None when nothing was."""
+    notice_id, claimed_at = claim
+    with ctx.db() as db:
+        notice = db.get(WeChatNotice, notice_id)
+        if notice is None or notice.status != NoticeStatus.SENDING or notice.claimed_at != claimed_at:
+            return None
+        status, attempts, error = NoticeStatus.FAILED, notice.attempts, str(exc)[:500]
+        if isinstance(exc, WeChatAnswerLostError):  # WeChat may have delivered it: left in sending, never resent
+            status, error = NoticeStatus.SENDING, f"{ANSWER_LOST}: {exc}"[:500]
+        elif stop:  # nothing wrong with the notice: put back as it was, no attempt spent
+            status, attempts = NoticeStatus.PENDING, attempts - 1
+        elif attempts < ctx.settings.wechat.notify_max_attempts and exc.errcode not in quota.UNREACHABLE:
+            status = NoticeStatus.PENDING
+        done: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+            update(WeChatNotice)
+            .where(_owned(notice_id, claimed_at))
+            .values(status=status, attempts=attempts, last_error=error)
+            .execution_options(synchronize_session=False)
+        )
+        if not done.rowcount:
+            return None
+    run.unsure += isinstance(exc, WeChatAnswerLostError)
+    run.failed += status == NoticeStatus.FAILED and not stop
+    return quota.Refused(notice_id, claimed_at, status)

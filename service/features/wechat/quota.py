@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, CursorResult, case, func, select, update
 
 from service.certification.context import ServiceContext
 from service.features.wechat.errors import WeChatError, WeChatUnavailableError
@@ -141,25 +141,37 @@ def held_back(store: TokenStore) -> list[int]:
     return [int(i) for i in mark[0].split(",") if i.isdigit()] if mark else []
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A refused send as the run recorded it on its notice: the claim (its time) and the status written."""
+
+    notice_id: int
+    claimed_at: dt.datetime
+    status: str
+
+
 def misconfigured(
-    ctx: ServiceContext, store: TokenStore, streak: list[int], notice_id: int, exc: WeChatError, sent: int
+    ctx: ServiceContext,
+    store: TokenStore,
+    streak: list[Refused | None],
+    refused: Refused | None,
+    exc: WeChatError,
+    sent: int,
 ) -> int | None:
-    """After a refused send of `notice_id` (`streak`: the run's unknown-openid refusals in a row so far, kept here;
-    `sent`: the run's successful sends so far): when it makes `MISCONFIGURED_AFTER` in a row and nothing was sent,
-    the account's configuration, not the people, is wrong: those notices are put back as they were (no attempt
-    spent) and held (tried last by the next runs), one error says so, and the number put back that had been given up
-    is returned (the run stops). None: the run goes on."""
+    """After a refused send (`refused`: as the run recorded it; None when the notice was no longer the run's,
+    settled by staff or claimed again meanwhile: the refusal counts, the notice is not the run's to put back;
+    `streak`: the run's unknown-openid refusals in a row so far, kept here; `sent`: the run's successful sends so
+    far): when it makes `MISCONFIGURED_AFTER` in a row and nothing was sent, the account's configuration, not the
+    people, is wrong: those notices are put back as they were (no attempt spent) and held (tried last by the next
+    runs), one error says so, and the number put back that had been given up is returned (the run stops). None: the
+    run goes on. A notice is put back only while it is as the run left it (its status and claim: `_put_back`)."""
     if exc.errcode not in MISCONFIGURED or sent:
         streak.clear()  # another refusal, or a send succeeded in this run: the AppID is right
         return None
-    streak.append(notice_id)
+    streak.append(refused)
     if len(streak) < MISCONFIGURED_AFTER:
         return None
-    given_up = 0
-    with ctx.db() as db:
-        for notice in db.scalars(select(WeChatNotice).where(WeChatNotice.id.in_(streak))):
-            given_up += notice.status == NoticeStatus.FAILED
-            notice.status, notice.attempts = NoticeStatus.PENDING, notice.attempts - 1
+    back = _put_back(ctx, streak)
     log.error(
         "wechat: %d sends in a row answered %s (unknown openid / no token): the run stops, nobody given up. Likely a"
         " configuration mistake: WECHAT_APP_ID / WECHAT_APP_SECRET of another official account than the one whose"
@@ -167,6 +179,28 @@ def misconfigured(
         len(streak),
         exc.errcode,
     )
-    store.set(HELD_KEY, ",".join(map(str, streak)), time.time() + KEEP_S)
+    store.set(HELD_KEY, ",".join(str(r.notice_id) for r in back), time.time() + KEEP_S)
     streak.clear()
-    return given_up
+    return sum(r.status == NoticeStatus.FAILED for r in back)
+
+
+def _put_back(ctx: ServiceContext, streak: list[Refused | None]) -> list[Refused]:
+    """Each notice of `streak` back to `pending` with its attempt returned, by a conditional UPDATE: only while its
+    status is the one the run wrote and its claim the run's (a notice staff closed, settled or sent again meanwhile,
+    or another run claimed, is left alone). Those put back."""
+    back = []
+    with ctx.db() as db:
+        for r in filter(None, streak):
+            done: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+                update(WeChatNotice)
+                .where(
+                    WeChatNotice.id == r.notice_id,
+                    WeChatNotice.status == r.status,
+                    WeChatNotice.claimed_at == r.claimed_at,
+                )
+                .values(status=NoticeStatus.PENDING, attempts=WeChatNotice.attempts - 1)
+                .execution_options(synchronize_session=False)
+            )
+            if done.rowcount:
+                back.append(r)
+    return back

@@ -8,8 +8,10 @@ told another way, with a note of how: the only way out for a notice WeChat refus
 alike). Every listing and action is in the audit chain; each is limited to the supervisor's region scope (the
 person a notice is about: scope.py).
 
-A ``sending`` notice without the mark is one a scheduler is sending now (or one whose process died mid-send:
-nothing tells the two apart), so it is neither listed nor acted on.
+A ``sending`` notice whose process died between the claim and WeChat's answer (killed, a deploy, OOM) is settled
+alike once its claim is older than STALE_CLAIM (a quarter of an hour; notice_send.answer_unknown), shown as
+发送未完成 (it may still be in flight, very rarely: no bound on a send holds); a younger one may be being sent now, so
+it is neither listed nor acted on.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from service.features.console.models import AssistRequest
 from service.features.proxy.models import ProxyClaim, subject_of
 from service.features.wechat.models import NoticeStatus, WeChatNotice
 from service.features.wechat.notice_queue import ASSIST, STAFF_DECISION
-from service.features.wechat.notice_send import ANSWER_LOST
+from service.features.wechat.notice_send import ANSWER_LOST, answer_unknown, is_answer_unknown
 from service.features.wechat.quota import UNREACHABLE
 from service.infra.security import mask_text
 
@@ -54,6 +56,7 @@ _CODE = re.compile(r"WeChat error (-?\d+)")
 SESSION_KINDS = ("result", STAFF_DECISION)  # notices whose ref is a session's id
 PAGE_SIZE = 200  # the newest this many in scope
 LOST_ZH = "微信未回应，可能已经送达"
+DIED_ZH = "发送未完成，可能已经送达"  # claimed long ago, no answer recorded: not proof the service stopped
 _People = tuple[Beneficiary, ProxyClaim, Beneficiary, Beneficiary]  # outer joined: each may be None
 MAX_NOTE_CHARS = 200
 
@@ -82,7 +85,7 @@ def error_zh(notice: WeChatNotice) -> str:
     """The last error in words for staff (the stored text is WeChat's, in English, for the logs)."""
     text = notice.last_error or ""
     if notice.status == NoticeStatus.SENDING:
-        return LOST_ZH
+        return LOST_ZH if text.startswith(ANSWER_LOST) else DIED_ZH
     m = _CODE.search(text)
     if m:
         code = int(m.group(1))
@@ -120,7 +123,7 @@ def _stuck_query(staff: Staff, beneficiary_id: int | None) -> Select[WeChatNotic
     identity; the request's person; the person whose id starts the ref), in `staff`'s scope (scope.region_filter on
     the person's region, '' when gone) and, with `beneficiary_id`, that person's only: one statement."""
     n = WeChatNotice
-    lost = (n.status == NoticeStatus.SENDING) & n.last_error.startswith(ANSWER_LOST)
+    lost = answer_unknown(utcnow())
     s_b, r_b, p_b = aliased(Beneficiary), aliased(Beneficiary), aliased(Beneficiary)
     rest = func.ltrim(n.ref, _DIGITS)
     query = (
@@ -194,7 +197,12 @@ def settle(
     done: CursorResult[Any] = db.execute(  # type: ignore[assignment]
         update(WeChatNotice)
         .where(
-            WeChatNotice.id == notice_id, WeChatNotice.status == notice.status, WeChatNotice.attempts == notice.attempts
+            WeChatNotice.id == notice_id,
+            WeChatNotice.status == notice.status,
+            WeChatNotice.attempts == notice.attempts,
+            WeChatNotice.claimed_at.is_(None)
+            if notice.claimed_at is None
+            else WeChatNotice.claimed_at == notice.claimed_at,
         )
         .values(**values)
         .execution_options(synchronize_session=False)
@@ -209,7 +217,7 @@ def _decision(
     notice: WeChatNotice, action: str, accept_duplicate: bool, note: str
 ) -> tuple[dict[str, object], dict[str, object]]:
     """The columns `action` sets on `notice` and what the audit entry adds; the refusals of `settle`."""
-    lost = notice.status == NoticeStatus.SENDING and (notice.last_error or "").startswith(ANSWER_LOST)
+    lost = is_answer_unknown(notice, utcnow())  # WeChat's answer lost, or the process died mid-send
     failed = notice.status == NoticeStatus.FAILED
     if action == "resend" and lost and not accept_duplicate:
         raise ServiceError("WECHAT_DUPLICATE_RISK", "a lost answer resent without accepting a duplicate")

@@ -4,16 +4,13 @@ exit 2 for a bad date; audited as the command line with the account that ran it.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
-import secrets
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-import service.schema
 from service.adapters.cli import main
 from service.adapters.cli.common import EXIT_FAILED, EXIT_INPUT, os_user
 from service.certification.context import ServiceContext
@@ -21,31 +18,15 @@ from service.certification.contract import FeatureHooks
 from service.certification.models import AuditEntry, Beneficiary
 from tests.service import factories
 from tests.service.adapters.cli.conftest import CliRunner
+from tests.service.adapters.cli.sqlite_service import sqlite_service
 from tests.service.adapters.cli.test_cli_contract import assert_clean
-from tests.service.conftest import make_settings
 
 DAY = dt.date(2026, 12, 5)
 
 
 def setup(tmp_path: Path, overdue: int, current: int) -> tuple[dict[str, str], ServiceContext]:
     """A SQLite database with `overdue` people lapsed before DAY and `current` valid, and the command's env."""
-    env = {
-        "PENSION_CERT_ENV": "test",
-        "PENSION_CERT_VAR_DIR": str(tmp_path),
-        "PENSION_CERT_DATABASE_URL": f"sqlite:///{tmp_path / 'cycle.db'}",
-        "PENSION_CERT_WORKER_MODE": "none",
-        "PENSION_CERT_MEDIA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "PENSION_CERT_SIGNING_KEY": secrets.token_hex(16),
-        "PENSION_CERT_API_KEYS": json.dumps([secrets.token_hex(20)]),
-        "PENSION_CERT_ADMIN_API_KEYS": json.dumps([secrets.token_hex(20)]),
-    }
-    settings = make_settings(
-        tmp_path,
-        database_url=env["PENSION_CERT_DATABASE_URL"],
-        media_key=env["PENSION_CERT_MEDIA_KEY"],
-        signing_key=env["PENSION_CERT_SIGNING_KEY"],
-    )
-    ctx = ServiceContext(settings, schema=service.schema.metadata)
+    env, ctx = sqlite_service(tmp_path, tmp_path / "cycle.db")
     with ctx.db() as db:
         for i in range(overdue + current):
             lapsed = DAY - dt.timedelta(days=2) if i < overdue else DAY + dt.timedelta(days=300)

@@ -4,15 +4,13 @@ Before, nothing moved the data: a bureau scaling out started again from an empty
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
-import secrets
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -28,9 +26,15 @@ from service.certification.registry import note_exported
 from service.features.console import audit_chain
 from tests.service import factories
 from tests.service.adapters.cli.conftest import CliRunner
+from tests.service.adapters.cli.sqlite_service import sqlite_service
 from tests.service.adapters.cli.test_cli_contract import assert_clean
 from tests.service.conftest import make_settings
 from tests.service.live import fresh_database
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from service.certification.database_move import MoveFailedError
 
 PEOPLE = 40
 
@@ -50,23 +54,7 @@ def target(pg_url: str, tmp_path: Path) -> str:
 @pytest.fixture
 def source(tmp_path: Path) -> Iterator[tuple[dict[str, str], ServiceContext]]:
     """A pilot's SQLite database and the environment its commands run with."""
-    env = {
-        "PENSION_CERT_ENV": "test",
-        "PENSION_CERT_VAR_DIR": str(tmp_path / "var"),
-        "PENSION_CERT_DATABASE_URL": f"sqlite:///{tmp_path / 'pilot.db'}",
-        "PENSION_CERT_WORKER_MODE": "none",
-        "PENSION_CERT_MEDIA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "PENSION_CERT_SIGNING_KEY": secrets.token_hex(16),
-        "PENSION_CERT_API_KEYS": json.dumps([secrets.token_hex(20)]),
-        "PENSION_CERT_ADMIN_API_KEYS": json.dumps([secrets.token_hex(20)]),
-    }
-    settings = make_settings(
-        tmp_path / "var",
-        database_url=env["PENSION_CERT_DATABASE_URL"],
-        media_key=env["PENSION_CERT_MEDIA_KEY"],
-        signing_key=env["PENSION_CERT_SIGNING_KEY"],
-    )
-    ctx = ServiceContext(settings, schema=service.schema.metadata)
+    env, ctx = sqlite_service(tmp_path / "var", tmp_path / "pilot.db")
     pilot(ctx)
     yield env, ctx
     ctx.engine.dispose()
@@ -92,6 +80,28 @@ def pilot(ctx: ServiceContext) -> None:
             audit_chain.record(db, "admin", "case.view", f"s{n}", {"note": f"查看 {n}"})
     beat(ctx, "process", name="pilot-host:1:aaaa")
     mark_stopped(ctx, "pilot-host:1:aaaa")
+
+
+def move_failure(ctx: ServiceContext, target: str) -> MoveFailedError:
+    """The move of `ctx`'s database into `target`, run in this process as the command runs it: its failure."""
+    from service.certification import database_move
+    from service.infra.db.engine import make_engine
+
+    engine = make_engine(target)
+    try:
+        with pytest.raises(database_move.MoveFailedError) as caught:
+            database_move.move(ctx, engine, service.schema.metadata, 100, {"os_user": "test"})
+    finally:
+        engine.dispose()
+    return caught.value
+
+
+def refused(cli: CliRunner, to: str, env: dict[str, str], code: int) -> subprocess.CompletedProcess[str]:
+    """`move-database --to <to>` run as an operator runs it: it must exit with `code` and a clean message."""
+    proc = cli("move-database", "--to", to, env=env)
+    assert proc.returncode == code, proc.stderr
+    assert_clean(proc.stderr)
+    return proc
 
 
 def env_for(env: dict[str, str], url: str) -> dict[str, str]:
@@ -186,9 +196,7 @@ def test_the_move_refuses_a_target_not_migrated_or_not_empty(
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {bare}"))
     admin.dispose()
-    proc = cli("move-database", "--to", pg_url.rsplit("/", 1)[0] + "/" + bare, env=env)
-    assert proc.returncode == EXIT_CONFIG, proc.stderr
-    assert_clean(proc.stderr)
+    proc = refused(cli, pg_url.rsplit("/", 1)[0] + "/" + bare, env, EXIT_CONFIG)
     assert "SCHEMA_NOT_MIGRATED: the target database is not at this version's migrations" in proc.stderr
     assert "alembic upgrade head" in proc.stderr and "nothing was written" in proc.stderr
 
@@ -196,9 +204,7 @@ def test_the_move_refuses_a_target_not_migrated_or_not_empty(
     with engine.begin() as conn:
         conn.execute(insert(RosterImport).values(filename="live.csv", sha256="0" * 64))
     engine.dispose()
-    busy = cli("move-database", "--to", target, env=env)
-    assert busy.returncode == EXIT_INPUT, busy.stderr
-    assert_clean(busy.stderr)
+    busy = refused(cli, target, env, EXIT_INPUT)
     assert "TARGET_NOT_EMPTY" in busy.stderr and "roster_imports" in busy.stderr
     assert sum(counts(target).values()) == 1  # nothing merged into it
     wrong = cli("move-database", "--to", "sqlite:///elsewhere.db", env=env)
@@ -210,9 +216,7 @@ def test_the_move_refuses_while_a_worker_of_the_source_is_alive(
 ) -> None:
     env, ctx = source
     beat(ctx, "process", name="pilot-host:2:bbbb")
-    proc = cli("move-database", "--to", target, env=env)
-    assert proc.returncode == EXIT_UNAVAILABLE, proc.stderr
-    assert_clean(proc.stderr)
+    proc = refused(cli, target, env, EXIT_UNAVAILABLE)
     assert "SERVICE_RUNNING" in proc.stderr and "pilot-host:2:bbbb" in proc.stderr
     assert sum(counts(target).values()) == 0
     mark_stopped(ctx, "pilot-host:2:bbbb")  # stopped cleanly (Ctrl-C on scripts/start.sh)
@@ -228,9 +232,7 @@ def test_a_failure_halfway_leaves_the_target_empty_and_a_rerun_moves_it(
     with ctx.db() as db:
         sid = db.scalars(select(CertSession.id).limit(1)).one()
         db.execute(text("UPDATE cert_sessions SET channel = 'wechat-official-account' WHERE id = :s"), {"s": sid})
-    proc = cli("move-database", "--to", target, env=env)
-    assert proc.returncode == EXIT_FAILED, proc.stderr
-    assert_clean(proc.stderr)
+    proc = refused(cli, target, env, EXIT_FAILED)
     assert "MOVE_FAILED: table cert_sessions could not be copied: value too long" in proc.stderr
     assert "the target was rolled back and holds no row of the service" in proc.stderr
     assert sum(counts(target).values()) == 0
@@ -259,9 +261,7 @@ def test_a_copy_that_differs_from_the_source_is_not_committed(
             text("CREATE TRIGGER trim_name BEFORE INSERT ON beneficiaries FOR EACH ROW EXECUTE FUNCTION trim_name()")
         )
     engine.dispose()
-    proc = cli("move-database", "--to", target, env=env)
-    assert proc.returncode == EXIT_FAILED, proc.stderr
-    assert_clean(proc.stderr)
+    proc = refused(cli, target, env, EXIT_FAILED)
     assert "MOVE_NOT_VERIFIED: the copy does not match the source: beneficiaries (40 rows in the source" in proc.stderr
     assert "the same count but different contents" in proc.stderr
     assert sum(counts(target).values()) == 0
@@ -275,9 +275,7 @@ def test_a_source_at_an_older_migration_is_refused(
 
     older = f"sqlite:///{tmp_path / 'older.db'}"
     upgrade(older, "0017")
-    proc = cli("move-database", "--to", target, env=env_for(env, older))
-    assert proc.returncode == EXIT_CONFIG, proc.stderr
-    assert_clean(proc.stderr)
+    proc = refused(cli, target, env_for(env, older), EXIT_CONFIG)
     assert "SCHEMA_NOT_MIGRATED: the source database: the database is at migration 0017" in proc.stderr
     assert sum(counts(target).values()) == 0
 
@@ -337,9 +335,7 @@ def test_a_refused_source_is_left_exactly_as_it_was(
     older = f"sqlite:///{tmp_path / 'older.db'}"
     upgrade(older, "0017")
     before = schema_of(older)
-    proc = cli("move-database", "--to", target, env=env_for(env, older))
-    assert proc.returncode == EXIT_CONFIG, proc.stderr
-    assert_clean(proc.stderr)
+    proc = refused(cli, target, env_for(env, older), EXIT_CONFIG)
     assert "SCHEMA_NOT_MIGRATED: the source database: the database is at migration 0017" in proc.stderr
     assert schema_of(older) == before  # `alembic upgrade head` still applies to it
     ctx.engine.dispose()
@@ -368,9 +364,7 @@ def test_a_refused_source_is_left_exactly_as_it_was(
     for change, message, undo in cases:
         on_file(url, *change)
         before = schema_of(url)
-        proc = cli("move-database", "--to", target, env=env)
-        assert proc.returncode == EXIT_CONFIG, proc.stderr
-        assert_clean(proc.stderr)
+        proc = refused(cli, target, env, EXIT_CONFIG)
         assert message in proc.stderr and "nothing was written" in proc.stderr
         assert schema_of(url) == before, message
         assert sum(counts(target).values()) == 0
@@ -385,18 +379,14 @@ def test_a_missing_or_empty_source_is_refused_and_not_created(
     refused (TARGET_NOT_EMPTY)."""
     env, _ctx = source
     typo = tmp_path / "typo_pension_cert.db"
-    proc = cli("move-database", "--to", target, env=env_for(env, f"sqlite:///{typo}"))
-    assert proc.returncode == EXIT_CONFIG, proc.stderr
-    assert_clean(proc.stderr)
+    proc = refused(cli, target, env_for(env, f"sqlite:///{typo}"), EXIT_CONFIG)
     assert f"SOURCE_MISSING: the source database {typo} does not exist" in proc.stderr
     assert not typo.exists() and sum(counts(target).values()) == 0
     made = ServiceContext(
         make_settings(tmp_path / "var2", database_url=f"sqlite:///{typo}"), schema=service.schema.metadata
     )
     made.engine.dispose()
-    proc = cli("move-database", "--to", target, env=env_for(env, f"sqlite:///{typo}"))
-    assert proc.returncode == EXIT_CONFIG, proc.stderr
-    assert_clean(proc.stderr)
+    proc = refused(cli, target, env_for(env, f"sqlite:///{typo}"), EXIT_CONFIG)
     assert f"SOURCE_EMPTY: the source database {typo} holds no record of the service" in proc.stderr
     assert sum(counts(target).values()) == 0
     assert cli("move-database", "--to", target, env=env).returncode == 0  # the real one still moves
@@ -407,14 +397,10 @@ def test_a_malformed_target_url_is_refused_without_a_traceback_or_its_password(
 ) -> None:
     env, _ctx = source
     for url in ("postgresql://u:pw-s3cret@localhost:abc/db", "postgresql+nodriver://u:pw-s3cret@localhost/db"):
-        proc = cli("move-database", "--to", url, env=env)
-        assert proc.returncode == EXIT_INPUT, proc.stderr
-        assert_clean(proc.stderr)
+        proc = refused(cli, url, env, EXIT_INPUT)
         assert "BAD_TARGET" in proc.stderr and "pw-s3cret" not in proc.stderr
     # A password in the query string is hidden as the one before the host is.
-    proc = cli("move-database", "--to", "postgresql://u@127.0.0.1:1/db?password=pw-s3cret&passfile=/x/pgp", env=env)
-    assert proc.returncode == EXIT_UNAVAILABLE, proc.stderr
-    assert_clean(proc.stderr)
+    proc = refused(cli, "postgresql://u@127.0.0.1:1/db?password=pw-s3cret&passfile=/x/pgp", env, EXIT_UNAVAILABLE)
     assert "DB_UNAVAILABLE: the target database postgresql://u@127.0.0.1:1/db?" in proc.stderr
     assert "pw-s3cret" not in proc.stderr and "/x/pgp" not in proc.stderr
 
@@ -440,7 +426,6 @@ def test_a_writer_waiting_for_the_copy_rolls_the_move_back(
     import time
 
     from service.certification import database_move
-    from service.infra.db.engine import make_engine
 
     env, ctx = source
     path = env["PENSION_CERT_DATABASE_URL"].removeprefix("sqlite:///")
@@ -453,15 +438,10 @@ def test_a_writer_waiting_for_the_copy_rolls_the_move_back(
         return real_copy(*args, **kwargs)
 
     monkeypatch.setattr(database_move, "copy_all", copy_with_a_writer)
-    engine = make_engine(target)
-    try:
-        with pytest.raises(database_move.MoveFailedError) as caught:
-            database_move.move(ctx, engine, service.schema.metadata, 100, {"os_user": "test"})
-    finally:
-        engine.dispose()
+    failure = move_failure(ctx, target)
     assert writers[0].wait(30) == 0
-    assert caught.value.code == "SOURCE_CHANGED" and caught.value.target_empty is True
-    assert "written while the copy ran" in str(caught.value)
+    assert failure.code == "SOURCE_CHANGED" and failure.target_empty is True
+    assert "written while the copy ran" in str(failure)
     assert sum(counts(target).values()) == 0
     monkeypatch.undo()
     proc = cli("move-database", "--to", target, env=env)  # the writer stopped: the same command moves it all
@@ -475,7 +455,6 @@ def test_a_target_lost_during_the_copy_is_named_and_nothing_is_committed(
     """Before, the outage surfaced as the bare "DB_UNAVAILABLE: the database does not answer" (which database, and
     what became of the copy?). Here PostgreSQL ends the copy's connection after the copy began."""
     from service.certification import database_move
-    from service.infra.db.engine import make_engine
 
     _env, ctx = source
     real_copy = database_move.copy_all
@@ -489,12 +468,7 @@ def test_a_target_lost_during_the_copy_is_named_and_nothing_is_committed(
         return real_copy(src, conn, *args, **kwargs)
 
     monkeypatch.setattr(database_move, "copy_all", copy_on_a_dropped_connection)
-    engine = make_engine(target)
-    try:
-        with pytest.raises(database_move.MoveFailedError) as caught:
-            database_move.move(ctx, engine, service.schema.metadata, 100, {"os_user": "test"})
-    finally:
-        engine.dispose()
-    assert caught.value.code == "TARGET_UNAVAILABLE" and caught.value.outage
-    assert "the target database stopped answering during the copy, before anything was committed" in str(caught.value)
-    assert caught.value.target_empty is True and sum(counts(target).values()) == 0
+    failure = move_failure(ctx, target)
+    assert failure.code == "TARGET_UNAVAILABLE" and failure.outage
+    assert "the target database stopped answering during the copy, before anything was committed" in str(failure)
+    assert failure.target_empty is True and sum(counts(target).values()) == 0

@@ -29,6 +29,7 @@ from service.certification.sessions import create_session, upload
 from service.features.console.auth import Role, hash_password
 from service.features.console.models import StaffUser
 from tests.service import factories
+from tests.service.conftest import ADMIN
 from tests.service.media import LIVE_VIDEO, card_for_video
 
 PASSWORD = "correct-horse-battery"
@@ -102,6 +103,14 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
     r = client.post("/console/login", data={"username": username, "password": password, "csrf": csrf_of(page.text)})
     assert r.status_code == 200 and "审核队列" in r.text, r.text[:500]
     return csrf_of(r.text)
+
+
+def api_settle(client: TestClient, sid: str, decision: str) -> tuple[int, str]:
+    """The operator API's review decision on a case: (HTTP status, the error's code or "")."""
+    r = client.post(
+        f"/api/v1/sessions/{sid}/review", json={"decision": decision, "reviewer": "ops-desk"}, headers=ADMIN
+    )
+    return r.status_code, r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
 
 
 def new_client(ctx_client: TestClient) -> TestClient:

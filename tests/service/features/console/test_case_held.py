@@ -11,8 +11,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import CertSession, utcnow
 from service.features.console.models import ReviewClaim
 from tests.service import factories
-from tests.service.conftest import ADMIN
-from tests.service.features.console.conftest import csrf_of, login
+from tests.service.features.console.conftest import api_settle, csrf_of, login
 
 
 def _review_case(ctx: ServiceContext, channel: str = "proxy") -> str:
@@ -22,13 +21,6 @@ def _review_case(ctx: ServiceContext, channel: str = "proxy") -> str:
         s.reasons = ["SPOOF_SUSPECTED"]
         db.add(s)
         return s.id
-
-
-def _api_settle(client: TestClient, sid: str, decision: str) -> tuple[int, str]:
-    r = client.post(
-        f"/api/v1/sessions/{sid}/review", json={"decision": decision, "reviewer": "ops-desk"}, headers=ADMIN
-    )
-    return r.status_code, r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
 
 
 def test_the_api_cannot_settle_a_case_held_in_the_console(
@@ -48,13 +40,13 @@ def test_the_api_cannot_settle_a_case_held_in_the_console(
     with ctx.db() as db:
         held = db.get(ReviewClaim, pending)
         assert held is not None and held.pending_decision == "reject" and held.claimed_by is None
-    assert _api_settle(app_client, claimed, "accept") == (409, "CASE_HELD")
-    assert _api_settle(app_client, pending, "accept") == (409, "CASE_HELD")
+    assert api_settle(app_client, claimed, "accept") == (409, "CASE_HELD")
+    assert api_settle(app_client, pending, "accept") == (409, "CASE_HELD")
     with ctx.db() as db:
         for sid in (claimed, pending):
             s = db.get(CertSession, sid)
             assert s is not None and s.decision == "review"  # nothing was settled
-    assert _api_settle(app_client, free, "accept") == (200, "")  # a case nobody holds: the API may settle it
+    assert api_settle(app_client, free, "accept") == (200, "")  # a case nobody holds: the API may settle it
 
 
 def test_an_abandoned_claim_does_not_block_the_api(
@@ -67,4 +59,4 @@ def test_an_abandoned_claim_does_not_block_the_api(
         c = db.get(ReviewClaim, sid)
         assert c is not None and c.claimed_by is not None
         c.claimed_at = utcnow() - dt.timedelta(hours=2)  # past the claim's lifetime (30 min)
-    assert _api_settle(app_client, sid, "reject") == (200, "")
+    assert api_settle(app_client, sid, "reject") == (200, "")

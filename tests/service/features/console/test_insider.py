@@ -30,8 +30,7 @@ from service.features.console.alt_cert import certify_alternative
 from service.features.console.models import ConsoleAlert
 from service.infra.clock import local_today
 from tests.service import factories
-from tests.service.conftest import ADMIN
-from tests.service.features.console.conftest import Sample, csrf_of, login, make_case, new_client
+from tests.service.features.console.conftest import Sample, api_settle, csrf_of, login, make_case, new_client
 
 
 def _decide(client: TestClient, sid: str, csrf: str, decision: str, reason: str = "核对无误") -> str:
@@ -47,6 +46,21 @@ def _session(ctx: ServiceContext, sid: str) -> CertSession:
     return factories.update(ctx, CertSession, sid)
 
 
+@pytest.fixture
+def case(
+    ctx: ServiceContext, staff_users: dict[str, int], strict_certifier: Certifier, sample: Sample
+) -> tuple[str, int]:
+    """A borderline review case made by the real pipeline, the staff accounts in place: (session id, person id)."""
+    return make_case(ctx, strict_certifier, sample)
+
+
+def _claim_and_decide(client: TestClient, user: str, sid: str, decision: str, reason: str = "核对无误") -> str:
+    """`user` logs in on `client`, claims the case and decides it: the answer page's text."""
+    csrf = login(client, user)
+    _claim(client, sid, csrf)
+    return _decide(client, sid, csrf, decision, reason)
+
+
 def _revoked_as_impersonation_before(ctx: ServiceContext, bid: int) -> None:
     """The person's earlier (counter) certification, found to be a relative's 冒领 and revoked."""
     with ctx.db() as db:
@@ -59,13 +73,9 @@ def _revoked_as_impersonation_before(ctx: ServiceContext, bid: int) -> None:
 
 
 def test_a_reviewer_alone_cannot_accept_the_next_case_of_a_person_whose_certification_was_revoked_as_fraud(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
 ) -> None:
-    sid, bid = make_case(ctx, strict_certifier, sample)
+    sid, bid = case
     _revoked_as_impersonation_before(ctx, bid)
     csrf = login(app_client, "rev1")
     page = app_client.get(f"/console/cases/{sid}").text
@@ -92,13 +102,9 @@ def test_a_reviewer_alone_cannot_accept_the_next_case_of_a_person_whose_certific
 
 
 def test_a_supervisor_who_gave_the_first_accept_cannot_give_the_second(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
 ) -> None:
-    sid, _bid = make_case(ctx, strict_certifier, sample)
+    sid, _bid = case
     with ctx.db() as db:  # the machine's own flag: the face in the video is closer to the relative's (proxy)
         s = db.get(CertSession, sid)
         assert s is not None
@@ -115,32 +121,21 @@ def test_a_supervisor_who_gave_the_first_accept_cannot_give_the_second(
 
 @pytest.mark.parametrize("decision", ["reject", "retry"])
 def test_a_reject_or_a_retry_of_a_flagged_case_needs_no_second_person(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
-    decision: str,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int], decision: str
 ) -> None:
     """Guard (passed before the fix): the four eyes are for an accept; a reject or a retry certifies nobody."""
-    sid, bid = make_case(ctx, strict_certifier, sample)
+    sid, bid = case
     _revoked_as_impersonation_before(ctx, bid)
-    csrf = login(app_client, "rev1")
-    _claim(app_client, sid, csrf)
-    assert "已完成审核" in _decide(app_client, sid, csrf, decision, "视频中非本人")
+    assert "已完成审核" in _claim_and_decide(app_client, "rev1", sid, decision, "视频中非本人")
     assert _session(ctx, sid).decision == decision
 
 
 def test_a_plain_borderline_case_is_still_one_reviewers(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
 ) -> None:
     """Guard (passed before the fix): a self session's borderline liveness score (SPOOF_SUSPECTED, the common case),
     with no other doubt and no fraud revocation, is one reviewer's (docs/security.md, Part BC)."""
-    sid, _bid = make_case(ctx, strict_certifier, sample)
+    sid, _bid = case
     assert _session(ctx, sid).reasons == ["SPOOF_SUSPECTED"]
     csrf = login(app_client, "rev1")
     assert 'id="four-eyes"' not in app_client.get(f"/console/cases/{sid}").text
@@ -257,13 +252,6 @@ def test_a_death_alert_is_not_marked_handled_without_saying_how(
     assert factories.update(ctx, ConsoleAlert, aid).resolved
 
 
-def _api_settle(client: TestClient, sid: str, decision: str) -> tuple[int, str]:
-    r = client.post(
-        f"/api/v1/sessions/{sid}/review", json={"decision": decision, "reviewer": "ops-desk"}, headers=ADMIN
-    )
-    return r.status_code, r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
-
-
 def test_the_operator_api_cannot_accept_alone_what_the_console_gives_two_people(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
 ) -> None:
@@ -278,15 +266,15 @@ def test_the_operator_api_cannot_accept_alone_what_the_console_gives_two_people(
             db.add(s)
             sids.append(s.id)
     flagged, plain, rejected = sids
-    assert _api_settle(app_client, flagged, "accept") == (409, "CASE_HELD")
+    assert api_settle(app_client, flagged, "accept") == (409, "CASE_HELD")
     assert _session(ctx, flagged).decision == "review"
-    assert _api_settle(app_client, plain, "accept") == (200, "")
-    assert _api_settle(app_client, rejected, "reject") == (200, "")
+    assert api_settle(app_client, plain, "accept") == (200, "")
+    assert api_settle(app_client, rejected, "reject") == (200, "")
 
 
-def _proxy_case_doubted(ctx: ServiceContext, strict_certifier: Certifier, sample: Sample) -> str:
+def _proxy_case_doubted(ctx: ServiceContext, case: tuple[str, int]) -> str:
     """A relative's (proxy) case the machine flagged as the relative's face: a reject and an accept both take two."""
-    sid, _bid = make_case(ctx, strict_certifier, sample)
+    sid, _bid = case
     with ctx.db() as db:
         s = db.get(CertSession, sid)
         assert s is not None
@@ -295,18 +283,12 @@ def _proxy_case_doubted(ctx: ServiceContext, strict_certifier: Certifier, sample
 
 
 def test_a_supervisor_cannot_turn_a_first_reject_into_an_accept_alone(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
 ) -> None:
     """The reviewer rejected a doubted proxy case (a first decision); the supervisor asked for the second decision
     accepted it instead, and the case was certified on that one supervisor's word."""
-    sid = _proxy_case_doubted(ctx, strict_certifier, sample)
-    csrf = login(app_client, "rev1")
-    _claim(app_client, sid, csrf)
-    assert "等待主管复核" in _decide(app_client, sid, csrf, "reject", "视频中非本人")
+    sid = _proxy_case_doubted(ctx, case)
+    assert "等待主管复核" in _claim_and_decide(app_client, "rev1", sid, "reject", "视频中非本人")
     sup1 = new_client(app_client)
     c1 = login(sup1, "sup1")
     page = sup1.get(f"/console/cases/{sid}").text
@@ -337,38 +319,22 @@ def test_a_supervisor_cannot_turn_a_first_reject_into_an_accept_alone(
 
 @pytest.mark.parametrize("decision", ["reject", "retry"])
 def test_a_second_decision_that_agrees_or_needs_nobody_else_settles(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
-    decision: str,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int], decision: str
 ) -> None:
     """Guard (passed before the fix, kept so the fix does not over-reach): a second reject agreeing with the first,
     or a retry (never two people's), settles at once."""
-    sid = _proxy_case_doubted(ctx, strict_certifier, sample)
-    csrf = login(app_client, "rev1")
-    _claim(app_client, sid, csrf)
-    assert "等待主管复核" in _decide(app_client, sid, csrf, "reject", "视频中非本人")
-    sup = new_client(app_client)
-    c = login(sup, "sup1")
-    _claim(sup, sid, c)
-    assert "已完成审核" in _decide(sup, sid, c, decision, "同意")
+    sid = _proxy_case_doubted(ctx, case)
+    assert "等待主管复核" in _claim_and_decide(app_client, "rev1", sid, "reject", "视频中非本人")
+    assert "已完成审核" in _claim_and_decide(new_client(app_client), "sup1", sid, decision, "同意")
     assert _session(ctx, sid).decision == decision
 
 
 def test_the_second_supervisor_is_not_told_their_accept_needs_another(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
 ) -> None:
-    sid, bid = make_case(ctx, strict_certifier, sample)
+    sid, bid = case
     _revoked_as_impersonation_before(ctx, bid)
-    csrf = login(app_client, "rev1")
-    _claim(app_client, sid, csrf)
-    assert "等待主管复核" in _decide(app_client, sid, csrf, "accept")
+    assert "等待主管复核" in _claim_and_decide(app_client, "rev1", sid, "accept")
     sup = new_client(app_client)
     login(sup, "sup2")
     page = sup.get(f"/console/cases/{sid}").text
@@ -387,9 +353,7 @@ def test_the_second_supervisor_is_not_told_their_accept_needs_another(
 def test_a_relatives_session_doubted_as_not_the_living_elder_takes_two_to_accept(
     app_client: TestClient,
     ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
+    case: tuple[str, int],
     reasons: list[str] | None,
     note: str | None,
     shown: str,
@@ -397,7 +361,7 @@ def test_a_relatives_session_doubted_as_not_the_living_elder_takes_two_to_accept
     """A relative's (proxy) session sent to staff because the machine doubted a live elder was filmed (a photo or a
     recording of a dead parent: only liveness in doubt), or could not rule out the relative's own face, was
     accepted on one reviewer's word: none of these signals asked for a second person."""
-    sid, _bid = make_case(ctx, strict_certifier, sample)
+    sid, _bid = case
     with ctx.db() as db:
         s = db.get(CertSession, sid)
         assert s is not None
@@ -412,7 +376,7 @@ def test_a_relatives_session_doubted_as_not_the_living_elder_takes_two_to_accept
     _claim(app_client, sid, csrf)
     assert "等待主管复核" in _decide(app_client, sid, csrf, "accept")
     assert _session(ctx, sid).decision == "review"
-    assert _api_settle(app_client, sid, "accept") == (409, "CASE_HELD")  # nor the operator API alone
+    assert api_settle(app_client, sid, "accept") == (409, "CASE_HELD")  # nor the operator API alone
 
 
 def test_an_old_release_request_of_an_evidence_hold_is_not_confirmed(

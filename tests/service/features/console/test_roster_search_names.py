@@ -190,6 +190,20 @@ def test_one_rule_for_what_a_name_search_leaves_out() -> None:
 
 # Part AV: a roster typed from old records writes names in traditional or variant characters; staff type the card's
 # simplified name (or the other way round), and any one character may be written either way.
+def _found_by_each_spelling(
+    client: TestClient, ctx: ServiceContext, stored: str, typed: tuple[str, ...], others: tuple[str, ...]
+) -> None:
+    """A person whose roster name is `stored`, beside people named `others`: a reviewer's search for each of
+    `typed` shows that person alone."""
+    with ctx.db() as db:
+        ext = factories.beneficiary(db, ctx.keyring, name=stored).external_id
+        for other in others:
+            factories.beneficiary(db, ctx.keyring, name=other)
+    csrf = login(client, "rev1")
+    for one in typed:
+        assert last_shown_after(client, ctx, csrf, one) == [ext], one
+
+
 SPELLINGS = {
     "陳秀英": ("陈秀英", "陳秀英", "陈秀", "陳"),
     "陈秀英": ("陳秀英", "陈秀英", "陳秀"),
@@ -203,13 +217,8 @@ SPELLINGS = {
 def test_a_name_is_found_typed_in_simplified_or_traditional_characters(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], stored: str
 ) -> None:
-    with ctx.db() as db:
-        ext = factories.beneficiary(db, ctx.keyring, name=stored).external_id
-        factories.beneficiary(db, ctx.keyring, name="程秀英")  # another name: never found by these
-        factories.beneficiary(db, ctx.keyring, name="种丽华")  # 种 is no form of 钟
-    csrf = login(app_client, "rev1")
-    for typed in SPELLINGS[stored]:
-        assert last_shown_after(app_client, ctx, csrf, typed) == [ext], typed
+    # Other names, never found by these: 程 is no form of 陈 or 陳, 种 none of 钟.
+    _found_by_each_spelling(app_client, ctx, stored, SPELLINGS[stored], others=("程秀英", "种丽华"))
 
 
 def test_a_name_typed_with_traditional_characters_on_the_next_roster_is_not_a_changed_name(
@@ -246,13 +255,8 @@ SECOND_FORMS = {
 def test_a_name_is_found_typed_in_the_other_simplified_form_of_its_character(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], stored: str
 ) -> None:
-    with ctx.db() as db:
-        ext = factories.beneficiary(db, ctx.keyring, name=stored).external_id
-        factories.beneficiary(db, ctx.keyring, name="种丽华")  # another name: never found by these
-        factories.beneficiary(db, ctx.keyring, name="徐秀英")
-    csrf = login(app_client, "rev1")
-    for typed in SECOND_FORMS[stored]:
-        assert last_shown_after(app_client, ctx, csrf, typed) == [ext], typed
+    # Other names, never found by these: 种 is no form of 钟 or 锺, 徐 none of 余 or 馀.
+    _found_by_each_spelling(app_client, ctx, stored, SECOND_FORMS[stored], others=("种丽华", "徐秀英"))
 
 
 # A name whose characters have more traditional forms than MAX_SPELLINGS spellings: written in both at once on the
@@ -268,14 +272,9 @@ def test_a_long_name_mixing_both_forms_is_found_typed_whole(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], stored: str
 ) -> None:
     assert names.ANY_FORM in "".join(names.spellings(names.search_key(LONG_MIXED[stored][0])))
-    with ctx.db() as db:
-        ext = factories.beneficiary(db, ctx.keyring, name=stored).external_id
-        # Other names the same but for a character the query leaves open in SQL: told apart after it.
-        factories.beneficiary(db, ctx.keyring, name="陈丽华张明国")
-        factories.beneficiary(db, ctx.keyring, name="阿依古丽·买卖提")
-    csrf = login(app_client, "rev1")
-    for typed in LONG_MIXED[stored]:
-        assert last_shown_after(app_client, ctx, csrf, typed) == [ext], typed
+    # Other names the same but for a character the query leaves open in SQL: told apart after it.
+    others = ("陈丽华张明国", "阿依古丽·买卖提")
+    _found_by_each_spelling(app_client, ctx, stored, LONG_MIXED[stored], others)
 
 
 def test_a_long_name_is_found_behind_more_names_of_its_beginning_than_one_read_holds(
