@@ -17,6 +17,14 @@ from tests.service.conftest import ADMIN
 
 P = "/api/v1/proxy"
 _openids = itertools.count(1)
+# A relative's session the machine sent to staff for something other than the face: its face cleared the accept
+# and the stricter proxy lines, so one reviewer may accept it (a face in doubt, or none compared, takes two:
+# docs/security.md, Part BG). The result a decided review case stores, reduced to what the rule reads.
+REVIEW_WITH_A_CLEAR_FACE: dict[str, Any] = {
+    "decision": "review",
+    "scores": {"card_similarity": 0.9},
+    "thresholds": {"face_accept": 0.5, "proxy_face_accept": 0.55},
+}
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from service.features.proxy.policy import proxy_policy
 from tests.service import factories
 from tests.service.conftest import ADMIN
 from tests.service.features.proxy.helpers import (
+    REVIEW_WITH_A_CLEAR_FACE,
     P,
     active_binding,
     bearer,
@@ -339,7 +340,8 @@ def _decided_for_review(ctx: ServiceContext, session_id: str) -> None:
     with ctx.db() as db:
         row = db.get(CertSession, session_id)
         assert row is not None
-        row.state, row.decision, row.decided_at, row.result = "decided", "review", utcnow(), {"decision": "review"}
+        row.state, row.decision, row.decided_at = "decided", "review", utcnow()
+        row.result = dict(REVIEW_WITH_A_CLEAR_FACE)
 
 
 def test_staff_review_of_proxy_sessions(client: TestClient, ctx: ServiceContext) -> None:

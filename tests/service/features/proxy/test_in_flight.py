@@ -33,6 +33,7 @@ from tests.service.adapters.http.helpers import open_session, put_card, put_vide
 from tests.service.certifiers import FixedCertifier
 from tests.service.conftest import ADMIN
 from tests.service.features.proxy.helpers import (
+    REVIEW_WITH_A_CLEAR_FACE,
     P,
     active_binding,
     bearer,
@@ -211,7 +212,7 @@ def _for_review(ctx: ServiceContext, session_id: str) -> None:
         state="decided",
         decision="review",
         decided_at=utcnow(),
-        result={"decision": "review"},
+        result=dict(REVIEW_WITH_A_CLEAR_FACE),
     )
 
 
