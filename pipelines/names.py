@@ -1,7 +1,8 @@
 """Personal names as printed on an ID card and typed on a roster or a phone: one form to compare them in.
 
 Ethnic-minority names carry a middle dot (阿依古丽·买买提). Cards print U+00B7; phones, spreadsheets and the
-text recogniser give any of several look-alikes (• ・ ‧ ∙ ･ ．), often with spaces around it. Rare characters
+text recogniser give any of several look-alikes (• ・ ‧ ∙ ･ ．), often with spaces around it; old records write it
+as a (full-width) space or leave it out: names are compared without it. Rare characters
 (生僻字) may lie outside the BMP (𠮷 U+20BB7). A module of its own, without models, so that the service loads it.
 
 Old benefit-system rosters and records typed from old documents write names in traditional or variant characters
@@ -122,18 +123,20 @@ def begins_alike(name: str, typed: str) -> bool:
 
 
 def compare_key(text: str) -> str:
-    """A name as two spellings of it are compared: `normalise_name`'s form, traditional and variant characters
-    folded to simplified. A key, never stored or shown."""
-    return fold(normalise_name(text))
+    """A name as two spellings of it are compared: the console search's form (`search_key`: NFKC, no middle dot nor
+    whitespace, so a dot written as a full-width space or left out, as old records do, is the card's ·),
+    traditional and variant characters folded to simplified. A key, never stored or shown."""
+    return fold(search_key(text))
 
 
 @functools.cache
 def _fold_to_card() -> dict[int, str]:
     """`fold` without the second simplified forms (锺 → 钟, 钜 → 巨: the table's keys of GB2312)."""
-    return str.maketrans({k: v for k, v in fold_table().items() if not _in_gb2312(k)})
+    return str.maketrans({k: v for k, v in fold_table().items() if not in_gb2312(k)})
 
 
-def _in_gb2312(char: str) -> bool:
+def in_gb2312(char: str) -> bool:
+    """Whether GB2312, the mainland simplified set (the characters of ordinary names), encodes the character."""
     try:
         char.encode("gb2312")
     except UnicodeEncodeError:
@@ -145,11 +148,11 @@ def same_card_name(a: str, b: str) -> bool:
     """Whether two spellings are the same name as a resident ID card prints it: as `same_name`, but two simplified
     characters are two names (钟 and 锺, 巨 and 钜: the card prints one of them). What a record's change of ID
     number reports as its name kept (service/certification/roster_identity.py)."""
-    return normalise_name(a).translate(_fold_to_card()) == normalise_name(b).translate(_fold_to_card())
+    return search_key(a).translate(_fold_to_card()) == search_key(b).translate(_fold_to_card())
 
 
 def same_name(a: str, b: str) -> bool:
-    """Whether two spellings are the same name: a middle-dot look-alike, spaces, full-width letters, traditional or
-    variant characters (陳秀英 and 陈秀英), and the two simplified forms of one traditional character (钟 and 锺, both
-    鍾's), are the same; otherwise exact (陈 and 程, 曲 and 麴 differ)."""
+    """Whether two spellings are the same name: a middle-dot look-alike, or a space or nothing for it, spaces,
+    full-width letters, traditional or variant characters (陳秀英 and 陈秀英), and the two simplified forms of one
+    traditional character (钟 and 锺, both 鍾's), are the same; otherwise exact (陈 and 程, 曲 and 麴 differ)."""
     return compare_key(a) == compare_key(b)

@@ -23,6 +23,8 @@ import hashlib
 import sys
 from pathlib import Path
 
+from pipelines.names import in_gb2312  # the one home of the rule: the table and the names read it alike
+
 OUT = Path(__file__).resolve().parent.parent / "pipelines" / "data" / "name_fold.tsv"
 
 
@@ -35,15 +37,6 @@ def read_dictionary(path: Path) -> dict[str, list[str]]:
         key, _, values = line.partition("\t")
         entries[key] = values.split()
     return entries
-
-
-def in_gb2312(char: str) -> bool:
-    """Whether `char` is in GB2312, the mainland simplified character set: written so in simplified Chinese."""
-    try:
-        char.encode("gb2312")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def in_gbk(char: str) -> bool:

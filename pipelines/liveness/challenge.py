@@ -19,6 +19,16 @@ PROMPTS_ZH: dict[str, str] = {
     OPEN_MOUTH: "请张张嘴",
 }
 
+# Seconds the capture page gives each action on a tap-started take (h5-capture.js `FIXED_ACTION_S`, the same
+# number: tests/service/features/wechat/h5/test_action_window.py reads both; docs/liveness.md, "The time for each
+# action"). The clip is cut at the last window's end, so a fixed challenge may ask only as many as fit the clip.
+FIXED_ACTION_S = 5.0
+
+
+def max_fixed_actions(max_clip_s: float) -> int:
+    """The most actions one challenge may ask so that their fixed windows fit a clip of ``max_clip_s``."""
+    return int(max_clip_s // FIXED_ACTION_S)
+
 
 @dataclass(frozen=True)
 class Challenge:

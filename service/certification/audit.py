@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from service.certification.models import AuditEntry
+from service.infra.observability import metrics
 from service.infra.security import mask_number_reads, mask_text, mask_values
 
 log = logging.getLogger("service.certification.audit")
@@ -63,3 +67,24 @@ def audit_read(db: Session, actor: str, action: str, target: str, detail: dict[s
     rolls the request's transaction back."""
     audit(db, actor, action, target, detail)
     db.commit()
+
+
+@contextmanager
+def refusal_entry(actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> Iterator[None]:
+    """Around the write of a refusal's entry, in a unit of its own, just before its 4xx: with the database
+    unreachable or busy, the refusal is still answered with its own code and reason (a 503 hid it from the
+    caller, and told an attacker probing an operator's route that the database was down), and the lost entry is
+    said at ERROR with everything it would have held, masked, and counted (`pension_cert_refusal_audits_lost`),
+    so an operator can find it in the log. Only the refusal's entry is lost: it stores nothing else."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        metrics.REFUSAL_AUDITS_LOST.inc()
+        log.error(
+            "audit entry lost (database unavailable: %s): %s %s %s %s",
+            type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+            mask_text(actor)[:64],
+            action,
+            mask_text(target),
+            masked_detail(detail),
+        )

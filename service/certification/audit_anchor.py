@@ -139,6 +139,11 @@ def write_anchor(db: Session, storage: MediaStorage) -> Anchor | None:
     return anchor
 
 
+def read_anchor(storage: MediaStorage, key: str) -> Anchor:
+    """One anchor object, the head or a daily one (StorageError when forged, edited or sealed with another key)."""
+    return _decode(storage.get(key))
+
+
 def read_anchors(storage: MediaStorage) -> list[Anchor]:
     anchors = []
     for obj in storage.list(PREFIX):

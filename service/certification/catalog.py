@@ -55,6 +55,14 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     # A supervisor's revocation of a certification found fraudulent (service/certification/revocation.py).
     "CERTIFICATION_REVOKED": "该认证已撤销,不能重复撤销",
     "REVOKE_REASON": "请选择撤销原因并填写核实情况(不超过 500 字)",
+    "REVOKE_SELF": "您已申请撤销该认证,撤销须由另一位主管确认",
+    # An admin-made account not yet confirmed by another supervisor, or its granter as the second person of its acts
+    # (service/features/console/accounts.py).
+    "SECOND_UNCONFIRMED": (
+        "由管理员开设、提升或重置密码的账号须经另一位主管确认；确认前它不能作为第二人复核或确认，"
+        "开设它的管理员也不能确认它提出的申请或决定"
+    ),
+    "REVOKE_REASON_DIFFERS": "另一位主管已以其他原因申请撤销该认证,请核对页面上的申请后再确认",
     # A revocation asked for outside the console (service/certification/revoke_request.py).
     "REVOKE_TARGET": "请指明要撤销的认证:认证编号、会话编号,或人员编号加认证日期",
     "CERTIFICATION_UNKNOWN": "未找到该认证记录",

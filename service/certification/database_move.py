@@ -2,7 +2,8 @@
 SQLite to PostgreSQL"; docs/security.md Part BD).
 
 The checks before anything is written, on a source opened as it is (no table, column or index added: a refused
-file stays exactly as it was): the source file exists (``source_refusal``) and holds records of the service; it
+file keeps its bytes, journal mode and file mode; one in WAL mode gains empty -wal and -shm, as from any reader):
+the source file exists (``source_refusal``) and holds records of the service; it
 is this version's schema (every table and column of the models, no table or column this version does not know;
 an Alembic-stamped file at head); the target is at this version's Alembic head and holds no row of any table of
 the service; and no worker of the source has checked in within WORKER_STALE_S (the heartbeats: `serve`'s worker
@@ -53,6 +54,7 @@ from sqlalchemy.orm import Session
 from service.certification.audit import audit
 from service.certification.heartbeat import live_worker_names
 from service.certification.models import WorkerHeartbeat
+from service.certification.move_source import media_refusal, media_where
 from service.certification.registry import advance_event_ids
 from service.infra.db.migrate import MIGRATE_COMMAND, schema_state
 
@@ -65,7 +67,8 @@ GRACE_S = 1.0
 
 
 class MoveRefusedError(Exception):
-    """The move was refused before anything was written: ``code`` and ``kind`` (input, schema, busy) say why."""
+    """The move was refused before anything was written: ``code`` and ``kind`` (input, schema, source, busy) say
+    why."""
 
     def __init__(self, code: str, kind: str, message: str) -> None:
         super().__init__(message)
@@ -149,10 +152,18 @@ def table_sum(conn: Connection, table: Table, batch: int) -> TableSum:
 
 def source_refusal(url: str) -> MoveRefusedError | None:
     """A source file that does not exist (a mistyped PENSION_CERT_DATABASE_URL, the default relative ``var/`` run
-    from another folder): refused before anything opens it, which would create it empty."""
+    from another folder): refused before anything opens it, which would create it empty. One not named by its
+    path (SQLite's URI form, in memory) is refused too: the checks read the file it names read-only, by path."""
     database = make_url(url).database or ""
-    if not database or database == ":memory:" or database.startswith("file:") or Path(database).is_file():
-        return None  # in memory, or a URI SQLite opens itself: the checks on its contents answer for them
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return MoveRefusedError(
+            "BAD_SOURCE",
+            "source",
+            "the source (PENSION_CERT_DATABASE_URL) must name the pilot's SQLite file by its path, as "
+            "sqlite:////path/to/pension_cert.db: not in SQLite's URI form (file:…), nor an in-memory database",
+        )
+    if Path(database).is_file():
+        return None
     return MoveRefusedError(
         "SOURCE_MISSING",
         "source",
@@ -325,23 +336,35 @@ def _reason(exc: Exception) -> str:
     return mask_text(cause[0] if cause else "no reason given")
 
 
-def move(ctx: Any, target: Engine, metadata: MetaData, batch: int, who: dict[str, Any]) -> MoveReport:
-    """The whole move from ``ctx``'s (SQLite) database to ``target``: the checks, then the copy in one transaction
-    on the target. MoveRefusedError: nothing was written; MoveFailedError: the target was rolled back."""
-    from service.certification.registry import exported_high  # lazy: the media store, read once checks passed
-
-    refusal = schema_refusal(ctx.engine, target, metadata) or busy_refusal(ctx) or empty_refusal(ctx.engine, metadata)
-    if refusal is not None:
-        raise refusal
+def refusal(ctx: Any, target: Engine, metadata: MetaData) -> MoveRefusedError | None:
+    """Why the move of ``ctx``'s database (and media store) to ``target`` is refused, before anything is written
+    (None: it may go on). Reads only: the command runs it first on the source opened read-only
+    (move_source.read_only), so a refused file keeps its bytes (move_source.py)."""
+    found = schema_refusal(ctx.engine, target, metadata) or busy_refusal(ctx) or empty_refusal(ctx.engine, metadata)
+    if found is not None:
+        return found
     with target.connect() as conn:
         occupied = occupied_tables(conn, metadata)
     if occupied:
-        raise MoveRefusedError(
+        return MoveRefusedError(
             "TARGET_NOT_EMPTY",
             "input",
             f"the target database already holds rows of this service (tables {', '.join(occupied)}): a move never "
             "merges into a database in use; give it an empty database made with the migrations",
         )
+    with ctx.db() as db:
+        other_store = media_refusal(db, ctx.storage, media_where(ctx.settings))
+    return MoveRefusedError("MEDIA_STORE_MISMATCH", "source", other_store) if other_store else None
+
+
+def move(ctx: Any, target: Engine, metadata: MetaData, batch: int, who: dict[str, Any]) -> MoveReport:
+    """The whole move from ``ctx``'s (SQLite) database to ``target``: the checks, then the copy in one transaction
+    on the target. MoveRefusedError: nothing was written; MoveFailedError: the target was rolled back."""
+    from service.certification.registry import exported_high  # lazy: the media store, read once checks passed
+
+    problem = refusal(ctx, target, metadata)
+    if problem is not None:
+        raise problem
     high = exported_high(ctx.storage)[0]  # payment-file event ids the new database must never number again
     try:
         with ctx.engine.connect() as source, target.connect() as conn:

@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.certification import second_person
 from service.certification.audit import audit
 from service.certification.errors import InvalidInputError, NotFoundError, ServiceError
-from service.certification.models import AuditEntry, CertSession, EvidenceHold, utcnow
+from service.certification.models import CertSession, EvidenceHold, utcnow
 from service.infra.security import mask_text
 
 PLACED = "evidence.hold.placed"
@@ -41,7 +42,7 @@ RELEASED = "evidence.hold.released"
 RELEASE_ASKED = "evidence.hold.release_asked"  # the first of the two supervisors a release needs
 # How long a request to release a hold waits for the second supervisor: past it, the next click is a new request
 # (a request forgotten, or given up, is not confirmed months later by whoever comes by).
-RELEASE_ASK_DAYS = 7
+RELEASE_ASK_DAYS = second_person.ASK_DAYS
 RELEASE_REFUSED = "evidence.hold.release_refused"  # the asker confirming their own request (recorded, refused)
 MAX_NOTE_CHARS = 500  # a staff member's note: a hold's, its release's, a revocation's (revocation.py)
 
@@ -74,13 +75,8 @@ class HoldView:
     release_asked: ReleaseAsk | None = None  # a supervisor asked to release it; another one confirms
 
 
-@dataclass(frozen=True)
-class ReleaseAsk:
-    """A supervisor's request to release a hold early, waiting for a second supervisor (its records' trail entry)."""
-
-    actor: str  # as the audit trail keeps it
-    note: str
-    at: dt.datetime
+# A supervisor's request to release a hold early, waiting for a second supervisor (the rule: second_person.py).
+ReleaseAsk = second_person.Ask
 
 
 def hold_end(hold: EvidenceHold) -> dt.datetime:
@@ -93,12 +89,13 @@ def in_force(hold: EvidenceHold, now: dt.datetime) -> bool:
     return hold.released_at is None and hold_end(hold) > now
 
 
-def checked_note(note: str, code: str) -> str:
-    """The note stripped; `code` unless it holds 1 to MAX_NOTE_CHARS characters (the one rule for a supervisor's
-    note: a hold, its release, a revocation)."""
+def checked_note(note: str, code: str, limit: int = MAX_NOTE_CHARS) -> str:
+    """The note stripped; `code` unless it holds 1 to `limit` characters as typed (the one rule for a staff
+    member's note: a hold, its release, a revocation, an alert's handling, a WeChat notice's close). Callers that
+    store it mask it after: `mask_text` never lengthens a note (a number keeps its length, its separators go)."""
     text = note.strip()
-    if not text or len(text) > MAX_NOTE_CHARS:
-        raise InvalidInputError(code, f"a note of 1 to {MAX_NOTE_CHARS} characters is required")
+    if not text or len(text) > limit:
+        raise InvalidInputError(code, f"a note of 1 to {limit} characters is required")
     return text
 
 
@@ -153,6 +150,7 @@ def release_hold(
     actor: str,
     target: str,
     session_ids: Collection[str] | None = None,
+    check_second: Callable[[str], None] | None = None,
 ) -> EvidenceHold:
     """Release hold `hold_id` early (on one of `session_ids` when given: a console form names the person) in the
     caller's transaction, on the word of two supervisors: the first call asks (`evidence.hold.release_asked`, the
@@ -160,7 +158,9 @@ def release_hold(
     keeps them and their retention period is over. One person alone could otherwise let the purge destroy the
     evidence of a relative's 冒领 (docs/security.md, Part BC). The hold answered; `released_at` says which it was.
     Refused: EVIDENCE_RELEASE_NOTE, NOT_FOUND, EVIDENCE_HOLD_ENDED (released or run out), EVIDENCE_RELEASE_SELF
-    (the one who asked asks again: recorded, `evidence.hold.release_refused`, committed before the refusal)."""
+    (the one who asked asks again), and `check_second`'s refusal (the caller's check that `actor` may confirm the
+    asker's request, given the asker's actor): those two recorded, `evidence.hold.release_refused`, committed
+    before the refusal."""
     text = checked_note(note, "EVIDENCE_RELEASE_NOTE")
     hold = db.get(EvidenceHold, hold_id)
     if hold is None or (session_ids is not None and hold.session_id not in session_ids):
@@ -175,11 +175,10 @@ def release_hold(
     if asked is None:
         audit(db, actor, RELEASE_ASKED, target, detail)
         return hold
-    if asked.actor == who:
-        # Refused, and recorded: committed now (like audit.audit_read), as the error rolls the transaction back.
-        audit(db, actor, RELEASE_REFUSED, target, detail | {"reason": "EVIDENCE_RELEASE_SELF"})
-        db.commit()
-        raise ServiceError("EVIDENCE_RELEASE_SELF", f"evidence hold {hold.id}: a second supervisor must confirm")
+    if second_person.is_asker(asked, actor):  # refused, and recorded (committed before the refusal rolls back)
+        message = f"evidence hold {hold.id}: a second supervisor must confirm"
+        second_person.refuse_alone(db, actor, RELEASE_REFUSED, target, detail, "EVIDENCE_RELEASE_SELF", message)
+    second_person.check_or_refuse(db, check_second, asked, actor, RELEASE_REFUSED, target, detail)
     hold.released_at, hold.released_by, hold.release_note = utcnow(), who, mask_text(text)
     audit(db, actor, RELEASED, target, detail | {"asked_by": asked.actor})
     return hold
@@ -187,14 +186,14 @@ def release_hold(
 
 def release_ask(db: Session, hold: EvidenceHold, now: dt.datetime | None = None) -> ReleaseAsk | None:
     """The first request to release `hold` early still waiting, if any: made after the hold was placed (its only
-    change until its release) and within RELEASE_ASK_DAYS (an older one has lapsed). Only the entries of those days
-    are read (`at` is indexed), not the whole trail's requests."""
-    since = max(hold.placed_at, (now or utcnow()) - dt.timedelta(days=RELEASE_ASK_DAYS))
-    recent = select(AuditEntry).where(AuditEntry.action == RELEASE_ASKED, AuditEntry.at >= since)
-    for e in db.scalars(recent.order_by(AuditEntry.id)):
-        if e.detail.get("hold") == hold.id:
-            return ReleaseAsk(e.actor, str(e.detail.get("note", "")), e.at)
-    return None
+    change until its release) and within RELEASE_ASK_DAYS (an older one has lapsed)."""
+    return release_asks(db, [hold], now).get(hold.id)
+
+
+def release_asks(db: Session, holds: Collection[EvidenceHold], now: dt.datetime | None = None) -> dict[int, ReleaseAsk]:
+    """`release_ask` for each of `holds` (those with none waiting left out), in one read: only the entries of the
+    last RELEASE_ASK_DAYS are read (`at` is indexed), not the whole trail's requests."""
+    return second_person.waiting_asks(db, RELEASE_ASKED, "hold", {h.id: h.placed_at for h in holds}, now)
 
 
 def hold_for_revocation(
@@ -222,10 +221,11 @@ def holds_in_force(db: Session, session_ids: Iterable[str], now: dt.datetime) ->
         .where(EvidenceHold.session_id.in_(ids), EvidenceHold.released_at.is_(None))
         .order_by(EvidenceHold.placed_at.desc(), EvidenceHold.id.desc())
     ).all()
+    live = [hold for hold in rows if in_force(hold, now)]
+    asks = release_asks(db, live, now)  # one read for all of them
     out: dict[str, list[HoldView]] = {}
-    for hold in rows:
-        if in_force(hold, now):
-            out.setdefault(hold.session_id, []).append(HoldView(hold, hold_end(hold), release_ask(db, hold, now)))
+    for hold in live:
+        out.setdefault(hold.session_id, []).append(HoldView(hold, hold_end(hold), asks.get(hold.id)))
     return out
 
 

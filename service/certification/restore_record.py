@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from service.certification.audit_anchor import (
@@ -55,6 +55,7 @@ KEPT_PREFIX = "audit/restore-kept/"  # not under RESTORE_PREFIX: listing the rec
 CHUNK_KEYS = 20_000  # keys per chunk object (about 0.5 MB compressed)
 AUDIT_ACTION = "audit.restored"
 KEPT_CAP = 64 << 20  # bytes a chunk may inflate to (CHUNK_KEYS keys of a few dozen bytes: about 1 MB)
+RESTORE_LOCK = 0x70632D72  # advisory lock id of the restore records ("pc-r"), taken before any other
 _RUN_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}T\d{6}Z-(\d{12})")  # a recording run's chunk folder: <time>-<point>
 
 
@@ -78,6 +79,7 @@ def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, thr
     those above it that do not are recorded as lost, with the session media no row refers to; the head is then
     set back to the log's own. Recorded when nothing of the log was lost as well. RestoreRefusedError: an
     anchored entry up to `through` differs (a restore does not explain it), or the log has no entry `through`."""
+    exclusive(db)
     top = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
     seq = through if through is not None else (top.seq if top else 0)
     point = db.get(ConsoleAuditEntry, seq) if seq else None
@@ -87,7 +89,7 @@ def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, thr
     lost = _lost(db, storage, restores, seq, through is None)
     orphans = unreferenced_media(db, storage)
     last = restores[-1] if restores else None
-    if last is not None and not lost and set(orphans) <= set(kept_keys(storage, last)):
+    if last is not None and not lost and set(orphans) <= set(_last_kept(storage, last)):
         entry = naming_entry(db, last)
         if entry is None and (last.seq, last.hash) == (seq, point.hash if point else ""):
             _set_head(storage, top, last.at)  # a run that failed after writing the record: completed
@@ -107,6 +109,34 @@ def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, thr
     log.warning("audit chain: a restore recorded at #%d by %s, %d anchors of lost entries", seq, done.by, len(lost))
     _remove_failed_runs(storage, [*restores, done], done)
     return Recording(done, "recorded")
+
+
+def exclusive(db: Session) -> None:
+    """One run at a time over the restore records (`record-restore`, `rewrite-kept`), held to the caller's commit of
+    its audit entry: a second run waits, then reads what the first recorded (two runs that both read the records
+    before either wrote took each other's chunk folder for a failed run's: Part BJ). Taken first, before any read.
+    PostgreSQL: a transaction-level advisory lock; SQLite: the transaction begun (BEGIN IMMEDIATE, the write lock)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RESTORE_LOCK})
+    else:
+        db.connection()  # begins the transaction: BEGIN IMMEDIATE (service/infra/db/engine.py)
+
+
+def _last_kept(storage: MediaStorage, last: Restore) -> list[str]:
+    """The keys the latest restore kept, for telling a rerun from a new restore; KeptUnreadableError naming what to
+    run when they do not read (nothing is recorded then: Part BJ)."""
+    try:
+        return kept_keys(storage, last)
+    except KeptUnreadableError as exc:
+        raise KeptUnreadableError(
+            f"{exc}: nothing recorded. Put that chunk back (a versioned bucket keeps it) or, lost for good, "
+            f"{rewrite_hint(last)}, then run record-restore again"
+        ) from exc
+
+
+def rewrite_hint(r: Restore) -> str:
+    """The command that writes restore `r`'s kept keys anew (restore_rewrite.py), as the operator types it."""
+    return f'write its keys anew first: pension-cert console rewrite-kept --record {r.name} --reason "…"'
 
 
 def record_json(r: Restore) -> bytes:
@@ -140,8 +170,8 @@ def _set_head(storage: MediaStorage, top: ConsoleAuditEntry | None, at: str) -> 
     """The head back to the restored log's own, on purpose (later commits record theirs)."""
     if top is not None:
         storage.put(HEAD_KEY, encode_anchor(Anchor(top.seq, top.hash, at)))
-    else:
-        storage.delete(HEAD_KEY)
+    else:  # only hidden on a versioned bucket: the advised policy refuses deleting versions under audit/
+        storage.delete(HEAD_KEY, every_version=False)
 
 
 def naming_entry(db: Session, r: Restore) -> ConsoleAuditEntry | None:
@@ -175,15 +205,17 @@ def write_kept(storage: MediaStorage, folder: str, keys: list[str], start: int =
 
 def remove_unnamed(storage: MediaStorage, restores: list[Restore], ours: Callable[[str], bool]) -> int:
     """Delete the chunk folders no record names (neither as its folder now nor as one a rewrite replaced) that
-    `ours` says a failed run of this restore wrote; the objects deleted. Best effort, after the record: a store that
-    refuses leaves them (nothing reads them) and is logged."""
+    `ours` says a failed run of this restore wrote; the objects deleted (on a versioned bucket hidden by a delete
+    marker, their versions kept: the advised policy denies deleting them). Best effort, after the record: a store
+    that refuses leaves them (nothing reads them) and is logged."""
     named = {kept_dir(r) for r in restores} | {r.name for r in restores}
     named |= {w.from_dir for r in restores for w in r.rewrites}
     removed = 0
     try:
         for obj in list(storage.list(KEPT_PREFIX)):
             folder = obj.key[len(KEPT_PREFIX) :].split("/")[0]
-            if folder not in named and ours(folder) and storage.delete(obj.key):
+            # Hidden only, on a versioned bucket: the advised policy denies deleting versions under audit/ (Part BJ).
+            if folder not in named and ours(folder) and storage.delete(obj.key, every_version=False):
                 removed += 1
     except StorageError as exc:
         log.warning("audit chain: the chunks of a failed run stay under %s (%s)", KEPT_PREFIX, exc)
@@ -253,6 +285,5 @@ def kept_problem(storage: MediaStorage, restores: tuple[Restore, ...] | list[Res
         try:
             kept_keys(storage, r)
         except KeptUnreadableError as exc:
-            fix = f"put it back, or write the keys anew: pension-cert console rewrite-kept --record {r.name}"
-            return f"{exc}: the orphan sweep deletes no session media until then ({fix})"
+            return f"{exc}: the orphan sweep deletes no session media until then (put it back, or {rewrite_hint(r)})"
     return ""

@@ -17,8 +17,9 @@ Order, as the recording's: every read and check; the new chunks in a folder of t
 (`rewrites`: who, when, why, the chunks lost, the counts), the damaged folder left as it was found; the caller
 writes the audit entry (REWRITE_ACTION) naming the record and the rewrite's time. A rerun after a failure before
 the record removes that run's folder; after the record, it writes the missing audit entry ("completed"). Runs
-are meant one at a time: one whose record changed while it ran (another run recorded first) is refused before its
-record, its folder removed; two whose records are written within the same moment are not told apart (Part BA).
+are one at a time: each holds restore_record.exclusive's lock to the commit of its audit entry, so a second run
+waits, then finds the keys whole (Part BJ); one whose record changed while it ran anyway (a run of an older version,
+without the lock) is refused before its record, its folder removed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from service.certification.audit_anchor import RESTORE_PREFIX, KeptRewrite, Rest
 from service.certification.media_refs import unreferenced_media
 from service.certification.restore_record import (
     KeptUnreadableError,
+    exclusive,
     kept_dir,
     kept_keys,
     read_chunk,
@@ -67,6 +69,7 @@ def rewrite_kept(db: Session, storage: MediaStorage, name: str, by: str, reason:
     """Write the kept keys of restore `name` anew (see the module's docstring). RewriteRefusedError as above, and
     when another run rewrote them meanwhile; StorageError when the record does not open or the store refuses a
     write (nothing rewritten before the record)."""
+    exclusive(db)  # a second run waits for this one's commit, then finds the keys whole
     restores = read_restores(storage)
     r = next((x for x in restores if x.name == name), None)
     if r is None:

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.certification import evidence_hold
+from service.certification import evidence_hold, second_person
 from service.certification.audit import audit
 from service.certification.current_person import made_for_current_person
 from service.certification.cycle import CycleRules, valid_until
@@ -44,6 +45,8 @@ from service.certification.models import AuditEntry, Beneficiary, Certification,
 from service.infra.security import mask_text
 
 ACTION = "certification.revoked"
+REVOKE_ASKED = "certification.revoke.asked"  # the first of the two supervisors a console revocation needs
+REVOKE_REFUSED = "certification.revoke.refused"  # the asker confirming their own request (recorded, refused)
 CERTIFIED_ACTION = "cycle.certified"  # an accept's audit entry (processing.accept_session)
 MAX_NOTE_CHARS = evidence_hold.MAX_NOTE_CHARS  # a staff member's note (one rule: evidence_hold.checked_note)
 
@@ -146,6 +149,59 @@ def revoke_certification(
     }
     audit(db, actor, ACTION, b.external_id, detail)
     return Revoked(cert.id, cert.session_id, counted, b.valid_until, b.last_certified_on, cleared, evidence, until)
+
+
+def revoke_by_two(
+    db: Session,
+    rules: CycleRules,
+    certification_id: int,
+    reason: str,
+    note: str,
+    actor: str,
+    beneficiary_id: int,
+    *,
+    hold_days: int,
+    check_second: Callable[[str], None] | None = None,
+) -> tuple[Revoked | None, second_person.Ask | None]:
+    """A revocation on the word of two supervisors (the console's; docs/security.md, Part BK): the first call asks
+    (`certification.revoke.asked`, nothing revoked: (None, None)); another actor's call within ASK_DAYS, naming the
+    same reason, revokes it with the request's reason and note: (the revocation, the request it confirmed). One
+    supervisor alone stopped a pension, dropped the template and had the person told. Refused: REVOKE_REASON,
+    NOT_FOUND, CERTIFICATION_REVOKED, REVOKE_REASON_DIFFERS (another reason than the request's), REVOKE_SELF (the
+    asker again); those two and `check_second`'s recorded, `certification.revoke.refused`, committed before the
+    refusal. `check_second`: the caller's own check that `actor` may confirm the asker's request (given the
+    asker's actor; raises its refusal)."""
+    why, text = checked_reason(reason, note)
+    cert = db.get(Certification, certification_id)
+    if cert is None or cert.beneficiary_id != beneficiary_id:
+        raise NotFoundError("certification")
+    if cert.revoked_at is not None:
+        raise ServiceError("CERTIFICATION_REVOKED", f"certification {cert.id} was revoked already")
+    b = db.get(Beneficiary, beneficiary_id)
+    target = b.external_id if b is not None else str(beneficiary_id)
+    asked = revoke_asks(db, [cert]).get(cert.id)
+    detail = {"certification": cert.id, "reason": why.value, "note": mask_text(text)}  # the whole note: it is kept
+    if asked is None:
+        audit(db, actor, REVOKE_ASKED, target, detail)
+        return None, None
+    if second_person.is_asker(asked, actor):
+        message = f"certification {cert.id}: a second supervisor must confirm"
+        second_person.refuse_alone(db, actor, REVOKE_REFUSED, target, detail, "REVOKE_SELF", message)
+    second_person.check_or_refuse(db, check_second, asked, actor, REVOKE_REFUSED, target, detail)
+    if asked.detail.get("reason") != why.value:
+        message = f"certification {cert.id}: asked for another reason"
+        second_person.refuse_alone(db, actor, REVOKE_REFUSED, target, detail, "REVOKE_REASON_DIFFERS", message)
+    done = revoke_certification(
+        db, rules, cert.id, why.value, asked.note, actor, beneficiary_id=beneficiary_id, hold_days=hold_days
+    )
+    return done, asked
+
+
+def revoke_asks(db: Session, certs: Collection[Certification]) -> dict[int, second_person.Ask]:
+    """The requests to revoke `certs` waiting for a second supervisor (second_person.ASK_DAYS), by certification
+    id, in one read (the person's page shows them)."""
+    since = {c.id: c.created_at for c in certs if c.revoked_at is None}
+    return second_person.waiting_asks(db, REVOKE_ASKED, "certification", since)
 
 
 def revalidate(db: Session, b: Beneficiary, revoked: Certification, rules: CycleRules) -> None:

@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pipelines.names import HAN
+from pipelines.names import DOT_VARIANTS, HAN, fold_table, in_gb2312
 from service.certification.errors import ServiceError, UnsupportedFormatError
 
 REQUIRED = ("external_id", "id_number", "name", "benefit_types")
@@ -71,6 +71,10 @@ _CP1252_LETTERS = _CP1252_LOWER | frozenset("ŠŒŽŸ‘’ÀÁÂÃÄÅÆÇÈÉ�
 # A Western name's no-break space and ´ (typed for an apostrophe): read as GB18030, with the byte after them a Han
 # character (Jean燚upont, D碅ngelo) that tells neither way; the name's other characters tell.
 _CP1252_BETWEEN = frozenset("\u00a0´".encode("cp1252"))
+# A byte of a Western name's text: an accented letter, an apostrophe, a no-break space or ´.
+_CP1252_TEXT = _CP1252_LETTERS | _CP1252_BETWEEN
+# ©'s byte: before a letter, one of GBK's compatibility symbols (Smith©Jones as Smith㎎ones), which no name holds.
+_COPYRIGHT = "©".encode("cp1252")[0]
 _NOT_WIDE_LEAD = bytes(b for b in range(256) if not 0xE0 <= b <= 0xF4)
 # A row with non-empty cells beyond the header (an unquoted delimiter inside a cell); the key, with its leading
 # space, is no header's (header names are stripped).
@@ -151,12 +155,52 @@ def check_gb18030_name(line: int, name: str) -> None:
     characters): the file is in another encoding, most often Big5 (Taiwan and Hong Kong software), which decodes
     as GB18030 without an error. Extension A and B characters (䶮, 𠈌) are GB18030's own and pass. A Western file
     (Latin-1, Windows-1252) decodes so too: a name that is a Western word's bytes (`_western_word`: M黮ler) is
-    refused whatever the file's other names; one that may be (`_western_letters`: 蒑ILE) with its file
-    (`_checked_names`)."""
+    refused whatever the file's other names, unless it may be a Chinese name too (`_may_be_a_name`: A許B); that
+    one, and one that may be a Western name (`_western_letters`: 蒑ILE), are told with their file
+    (`_checked_names`). A Western name's © before a letter is a symbol no name holds (Smith㎎ones): refused
+    whatever the file's other names."""
+    if _LATIN.search(name) and any(_copyright_symbol(ch) for ch in name if not ch.isascii()):
+        raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {line}")
     if any(_not_a_name_character(ch) for ch in name):
         raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030}: line {line}")
-    if _LATIN.search(name) and _western_word(name):
+    if _LATIN.search(name) and _western_word(name) and not _may_be_a_name(name):
         raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {line}")
+
+
+def _copyright_symbol(ch: str) -> bool:
+    code = ch.encode("gb18030")
+    return (
+        len(code) == 2 and code[0] == _COPYRIGHT and _LATIN.match(chr(code[1])) is not None and ch not in DOT_VARIANTS
+    )
+
+
+def _may_be_a_name(name: str) -> bool:
+    """A name that is a Western word's bytes (`_western_word`) but may be a Chinese roster's, Latin letters beside
+    Han characters (A許B, Anna韓, Mary王Smith), told by its file (`_checked_names`): every Han character of it one
+    names are written in, a GB2312 one (王) or a traditional or variant form of one (許, 韓: the names' fold
+    table), and none followed by a lower-case Latin letter, a Western word going on (Mart韓ez, C閏ile). No
+    character of M黮ler or Fran鏾ise is a name's."""
+    for i, ch in enumerate(name):
+        if _HAN.match(ch) and ch.encode("gb18030")[0] not in _CP1252_BETWEEN:
+            after = name[i + 1 : i + 2]
+            if not (in_gb2312(ch) or ch in fold_table()) or (_LATIN.match(after) and after.islower()):
+                return False
+    return True
+
+
+def _western_bytes(name: str) -> bool:
+    """Whether a name of Han characters could be a Western name's bytes read as GB18030: each character an accented
+    letter's (or a no-break space's, ´'s) byte and a Latin or an accented letter's (李娜 is ÀîÄÈ, 田丽 ÌïÀö: about
+    one Chinese name in ten). 张秀英 is not (英 is Ó¢), nor a name with a middle dot (¡¤) or a four-byte character."""
+    for ch in name:
+        if ch.isascii():
+            continue
+        code = ch.encode("gb18030")
+        if len(code) != 2 or code[0] not in _CP1252_TEXT:
+            return False
+        if code[1] not in _CP1252_LETTERS and not _LATIN.match(chr(code[1])):
+            return False
+    return True
 
 
 def _western_word(name: str) -> bool:
@@ -189,14 +233,16 @@ def _western_letters(name: str) -> bool:
     (`_checked_names`): every Han character of it the bytes of an accented letter followed by an ASCII letter or a
     second accented letter (`_letter_pair`), one of them beside a Latin letter (ÉMILE as 蒑ILE, CONCEIÇÃO as
     CONCEI敲O), the letters around each in a word's case: no lower-case letter before a capital (王A, the bytes
-    of ÍõA, and 韓A, ínA, are Chinese names')."""
+    of ÍõA, and 韓A, ínA, are Chinese names'). A no-break space's or ´'s byte before a letter (Jean燚upont,
+    D碅ngelo) counts as such a character: alone in a Western file, it was imported garbled."""
     beside = False
     for i, ch in enumerate(name):
         if _HAN.match(ch):
             code = ch.encode("gb18030")
-            if code[0] in _CP1252_BETWEEN:
+            between = len(code) == 2 and code[0] in _CP1252_BETWEEN
+            if between and not _LATIN.match(chr(code[1])):
                 continue
-            if not _letter_pair(code):
+            if not between and not _letter_pair(code):
                 return False
             around = [c if _LATIN.match(c) else "" for c in (name[i - 1 : i] if i else "", name[i + 1 : i + 2])]
             word = around[0] + code.decode("cp1252", errors="replace") + around[1]
@@ -303,18 +349,25 @@ def _checked_names(rows: Iterator[tuple[int, dict[str, str]]]) -> Iterator[tuple
     Windows-1252 one (`_western_letters`: ÉMILE as 蒑ILE) and none is Chinese: Han characters and no Latin letter
     (张秀英, 李娜), which no Western name read so is (its accented letters' bytes are Han characters beside its ASCII
     letters). A Chinese roster's names that put Latin letters beside Han characters (ANNA許, the bytes of ANNAÔS)
-    are names; a Western one's other bytes (a no-break space, ´ for an apostrophe, ª) are no sign of either."""
-    chinese, western = False, 0
+    are names; a Western one's ª is no sign of either. A name that is a Western word's bytes but may be a name
+    (`_may_be_a_name`: A許B, Anna韓) refuses the file unless one of its Chinese names could not be a Western
+    name's bytes (`_western_bytes`: 张秀英 cannot, 李娜 can); the first line refused is named."""
+    chinese = clearly = False
+    western = doubtful = 0
     for line, cells in rows:
         name = cells.get("name", "")
         check_gb18030_name(line, name)
         if not _LATIN.search(name):
-            chinese = chinese or _HAN.search(name) is not None
+            if _HAN.search(name):
+                chinese, clearly = True, clearly or not _western_bytes(name)
+        elif _western_word(name):
+            doubtful = doubtful or line
         elif not western and _western_letters(name):
             western = line
         yield line, cells
-    if western and not chinese:
-        raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {western}")
+    refused = [n for n in (0 if clearly else doubtful, 0 if chinese else western) if n]
+    if refused:
+        raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {min(refused)}")
 
 
 def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:

@@ -334,6 +334,26 @@ class CertificationSettings(BaseSettings):
     # variable (pipelines.face_match.calibration).
     face_calibration: str = ""
 
+    @field_validator("challenge_actions")
+    @classmethod
+    def _challenge_fits_the_clip(cls, actions: list[str]) -> list[str]:
+        # Refused at start: an unknown name failed only when a session was opened, and more actions than the
+        # capture page's fixed windows fit in the server's clip made every take too long (VIDEO_TOO_LONG).
+        if not actions:
+            return actions
+        from pipelines.liveness.challenge import FIXED_ACTION_S, max_fixed_actions, parse_actions  # lazy: as below
+        from pipelines.liveness.video import VideoLimits  # lazy: the decoder's modules, only when a challenge is set
+
+        parsed = parse_actions(actions)
+        clip_s = VideoLimits().max_duration_s
+        most = max_fixed_actions(clip_s)
+        if len(parsed) > most:
+            raise ValueError(
+                f"{len(parsed)} actions do not fit the {clip_s:g} s clip the server accepts: the capture page gives "
+                f"each {FIXED_ACTION_S:g} s, so at most {most} (leave it empty for the random 2-3 actions)"
+            )
+        return list(parsed)
+
     @field_validator("session_ttl_s")
     @classmethod
     def _session_outlives_the_challenge(cls, ttl: int, info: ValidationInfo) -> int:
@@ -598,6 +618,30 @@ class Settings(BaseSettings):
         packs = load_manifest().packs
         return name if name in packs and not packs[name].commercial_use else None
 
+    def _open_metrics(self) -> str | None:
+        """The API's /metrics and a worker's own metrics port (on every interface) without a token of
+        MIN_SECRET_CHARS: both ask the same one (`observability.metrics.may_read`)."""
+        o = self.observability
+        served = [
+            (what, off)
+            for what, off, on in (
+                ("/metrics", "PENSION_CERT_METRICS_ENABLED=false", o.metrics_enabled),
+                (
+                    "a worker's metrics port (PENSION_CERT_METRICS_PORT)",
+                    "PENSION_CERT_METRICS_PORT=0",
+                    o.metrics_port > 0,
+                ),
+            )
+            if on
+        ]
+        if not served or len(o.metrics_token) >= MIN_SECRET_CHARS:
+            return None
+        return (
+            f"PENSION_CERT_METRICS_TOKEN {'empty' if not o.metrics_token else 'too short'}: "
+            f"{' and '.join(w for w, _ in served)} need a bearer token of {MIN_SECRET_CHARS}+ characters (set one, "
+            f"or {' and '.join(off for _, off in served)})"
+        )
+
     def production_weaknesses(self) -> list[str]:
         """What a production start refuses besides the development defaults: short keys, an open /metrics,
         a WeChat channel whose callback signature anyone could compute."""
@@ -612,13 +656,9 @@ class Settings(BaseSettings):
             weak.append(f"PENSION_CERT_API_KEYS has a key shorter than {MIN_SECRET_CHARS} characters")
         if any(len(k) < MIN_SECRET_CHARS for k in self.security.admin_api_keys):
             weak.append(f"PENSION_CERT_ADMIN_API_KEYS has a key shorter than {MIN_SECRET_CHARS} characters")
-        metrics = self.observability
-        if metrics.metrics_enabled and len(metrics.metrics_token) < MIN_SECRET_CHARS:
-            weak.append(
-                f"PENSION_CERT_METRICS_TOKEN {'empty' if not metrics.metrics_token else 'too short'}: /metrics would "
-                f"be "
-                f"open (set a token of {MIN_SECRET_CHARS}+ characters, or PENSION_CERT_METRICS_ENABLED=false)"
-            )
+        metrics = self._open_metrics()
+        if metrics:
+            weak.append(metrics)
         if self.wechat.app_id:
             if not self.wechat.encoding_aes_key:
                 weak.append(

@@ -58,7 +58,11 @@ class StoredObject:
 class MediaStorage(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
     def get(self, key: str) -> bytes: ...
-    def delete(self, key: str) -> bool: ...
+    def delete(self, key: str, every_version: bool = True) -> bool:
+        """Remove the object (False: there was none). every_version=False, on a versioned bucket: only hide it (a
+        delete marker), its versions kept, where the bucket policy keeps them (under audit/: docs/operations.md)."""
+        ...
+
     def exists(self, key: str) -> bool: ...
     def check(self) -> None:
         """Readiness: raise when the store cannot take a write now."""
@@ -184,7 +188,7 @@ class LocalEncryptedStorage:
             raise StorageError(f"no object {key!r}") from exc
         return self._sealer.open(key, blob)
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, every_version: bool = True) -> bool:  # a file has no versions: removed either way
         try:
             self._path(key).unlink()
             return True

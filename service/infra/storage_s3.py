@@ -162,11 +162,12 @@ class S3EncryptedStorage:
             for version in older:
                 self._client.delete_object(Bucket=self.location.bucket, Key=name, VersionId=version)
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, every_version: bool = True) -> bool:
         """Remove the object for good; False when there was none. On a versioned bucket a plain DELETE only adds a
-        delete marker and keeps every earlier version readable: there each version of the key is deleted."""
+        delete marker and keeps every earlier version readable: there each version of the key is deleted, unless
+        `every_version` is False (a leftover under audit/, whose versions the advised policy keeps: only hidden)."""
         name = self._object(key)
-        if self._bucket_versioned():
+        if every_version and self._bucket_versioned():
             return self._delete_versions(key, name)
         if not self.exists(key):
             return False

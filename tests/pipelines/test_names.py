@@ -134,3 +134,20 @@ def test_traditional_spellings_dots_and_spaces_are_the_same_card_name() -> None:
     assert names.same_card_name("阿依古麗•買買提", "阿依古丽·买买提")
     assert names.same_card_name("鍾麗華", "钟丽华")  # 鍾's first simplified form
     assert not names.same_card_name("鍾麗華", "锺丽华")
+
+
+# Part BI: old records and rosters write a minority name's middle dot as a space, often the full-width one a
+# Chinese input method types (U+3000), or leave it out; the card prints ·, and the console's search already finds
+# each from the others (`search_key`). The name checks refused the pensioner who typed the card's name.
+@pytest.mark.parametrize(
+    "old", ["阿依古丽　买买提", "阿依古丽 买买提", "阿依古丽买买提", "阿依古麗　買買提", "ＡＮＮＡ　王", "ANNA王"]
+)
+def test_a_middle_dot_written_as_a_space_or_left_out_is_the_same_name(old: str) -> None:
+    card = "ANNA·王" if "A" in old.upper() or "Ａ" in old else "阿依古丽·买买提"
+    assert same_name(old, card) and same_name(card, old)
+    assert names.same_card_name(old, card)
+
+
+def test_a_name_without_its_dot_is_still_not_another_name() -> None:
+    assert not same_name("阿依古丽买买", "阿依古丽·买买提")
+    assert not same_name("阿依古丽·买买提", "买买提·阿依古丽")

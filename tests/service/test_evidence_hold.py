@@ -11,13 +11,14 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import ColumnElement, false, func, select
+from sqlalchemy import ColumnElement, event, false, func, select
 
 from service.certification import retention
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.evidence_hold import (
     PLACED,
+    RELEASE_ASK_DAYS,
     RELEASED,
     Evidence,
     holds_in_force,
@@ -268,10 +269,10 @@ def test_a_revocation_during_a_purge_waits_and_says_the_media_went(pg_ctx: Servi
     deleting, go = threading.Event(), threading.Event()
     real_delete = ctx.storage.delete
 
-    def slow_delete(key: str) -> bool:
+    def slow_delete(key: str, every_version: bool = True) -> bool:
         deleting.set()
         go.wait(10)
-        return real_delete(key)
+        return real_delete(key, every_version)
 
     ctx.storage.delete = slow_delete  # type: ignore[method-assign]
     purge, purged = started(lambda: purge_media(ctx))
@@ -322,3 +323,34 @@ def test_a_hold_keeps_the_end_it_was_placed_with_whatever_the_setting_becomes(
     _hold_days_set_to(ctx, monkeypatch, 1095)  # raised: an earlier hold is not extended
     purge_media(ctx, hold.ends_at + dt.timedelta(hours=1))
     assert _purged(ctx, sid) and _purged(ctx, other_sid)
+
+
+def test_the_release_requests_of_a_pages_holds_are_read_once_and_each_found(ctx: ServiceContext) -> None:
+    """A person page with several holds read the week's release requests once per hold; one read now serves them
+    all, and each hold still shows its own request (and none once a request has lapsed)."""
+    sids = [_accepted(ctx, 1)[0] for _ in range(3)]
+    days = ctx.settings.storage.evidence_hold_days
+    with ctx.db() as db:
+        holds = [place_hold(db, sid, "investigation", "举报", "staff:sup1", "P1", days).id for sid in sids]
+        release_hold(db, holds[0], "核实为本人认证", "staff:sup1", "P1")
+        release_hold(db, holds[2], "已追回待遇", "staff:sup2", "P1")
+    with ctx.db() as db:
+        statements: list[str] = []
+
+        def count(_c: object, _cur: object, statement: str, *_a: object) -> None:
+            if AuditEntry.__tablename__ in statement:
+                statements.append(statement)
+
+        event.listen(db.get_bind(), "before_cursor_execute", count)
+        try:
+            views = holds_in_force(db, sids, utcnow())
+        finally:
+            event.remove(db.get_bind(), "before_cursor_execute", count)
+        asks = {v.hold.id: v.release_asked for sid in sids for v in views[sid]}
+        assert len(statements) == 1
+        first, none, third = (asks[h] for h in holds)
+        assert first is not None and (first.actor, first.note) == ("staff:sup1", "核实为本人认证")
+        assert none is None
+        assert third is not None and (third.actor, third.note) == ("staff:sup2", "已追回待遇")
+        later = holds_in_force(db, sids, utcnow() + dt.timedelta(days=RELEASE_ASK_DAYS + 1))
+        assert all(v.release_asked is None for sid in sids for v in later[sid])  # lapsed: the next click asks anew

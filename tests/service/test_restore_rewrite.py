@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -24,6 +26,7 @@ from service.certification.restore_record import KEPT_PREFIX, kept_keys, kept_pr
 from service.certification.retention import sweep_orphans
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.infra.storage import StorageError
+from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
 from tests.service.test_restore import _var_dir_with_a_kept_chunk
 
 
@@ -302,3 +305,145 @@ def test_a_rerun_that_completes_a_rewrite_audits_the_rewrites_own_reason_and_ope
         assert (entry.detail["reason"], entry.detail["os_user"]) == ("桶迁移时丢失了分块", "night-operator")
     finally:
         ctx.engine.dispose()
+
+
+def test_two_rewrites_in_the_same_instant_one_waits_for_the_other(
+    pg_ctx: ServiceContext,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two `rewrite-kept` runs of one restore whose records were written in the same instant (both past the
+    re-read before either wrote) both went through: one removed the other's folder, or took its rewrite out of the
+    history, and `verify-audit` failed. The runs are now exclusive (a lock held to the commit of the audit entry):
+    the second waits for the first, then finds the keys whole and rewrites nothing (PostgreSQL: each run commits
+    on its own connection; SQLite's BEGIN IMMEDIATE serialises them)."""
+    import contextlib
+    import threading
+
+    from service.certification import restore_rewrite
+    from service.features.console.audit_chain import record
+
+    ctx = pg_ctx
+    _videos(ctx, 1)
+    with ctx.db() as db:
+        done = record_restore(db, ctx.storage, "ops", "restored the dump").restore
+    ctx.storage.delete(f"{KEPT_PREFIX}{done.name}/000000")
+    both = threading.Barrier(2, timeout=3)
+    check = restore_rewrite._refuse_if_rewritten_meanwhile
+
+    def same_instant(storage: object, r: object, folder: str) -> None:
+        check(storage, r, folder)  # type: ignore[arg-type]
+        # The other run past its own re-read too; or (broken by the timeout) it waits for this one to commit.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both.wait()
+
+    monkeypatch.setattr(restore_rewrite, "_refuse_if_rewritten_meanwhile", same_instant)
+    outcomes: list[str] = []
+
+    def run(who: str) -> None:
+        try:
+            with ctx.db() as db:
+                w = restore_rewrite.rewrite_kept(db, ctx.storage, done.name, who, f"{who}'s terminal").rewrite
+                record(db, "cli", restore_rewrite.REWRITE_ACTION, "audit", {"record": done.name, "at": w.at})
+            outcomes.append("rewritten")
+        except restore_rewrite.RewriteRefusedError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=run, args=(who,), daemon=True) for who in ("ops1", "ops2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["refused", "rewritten"]
+    (r,) = read_restores(ctx.storage)
+    assert len(r.rewrites) == 1 and kept_problem(ctx.storage, [r]) == "" and _folders(ctx) == {r.kept_dir}
+
+
+def test_record_restore_over_an_earlier_restores_lost_chunk_names_the_command_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`record-restore` refused while an earlier restore's chunk was lost and said only "put back the object, or
+    the key that sealed it": with the chunk lost for good nothing said what to do. It now names the command, whole,
+    exit 1 `STORAGE_UNREADABLE`, nothing recorded; the command it names then mends it and the recording goes on."""
+    import shlex
+
+    from service.adapters.cli import main
+
+    _var_dir, chunk = _var_dir_with_a_kept_chunk(tmp_path, monkeypatch)
+    name = chunk[len(KEPT_PREFIX) :].split("/")[0]
+    capsys.readouterr()
+    assert main(["console", "record-restore", "--reason", "the second restore"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pension-cert: STORAGE_UNREADABLE: ") and len(err.strip().splitlines()) == 1, err
+    assert "nothing recorded" in err, err
+    told = f'pension-cert console rewrite-kept --record {name} --reason "…"'
+    assert told in err and "then run record-restore again" in err, err
+    argv = [*shlex.split(told)[1:-1], "桶里没有旧版本"]
+    assert main(argv) == 0
+    assert main(["console", "record-restore", "--reason", "the second restore"]) == 0
+    assert main(["console", "verify-audit"]) == 0
+
+
+def _deny_version_deletes_under_audit(storage: Any) -> list[str]:
+    """The bucket policy docs/operations.md advises ("Audit log anchors"): no object version under `audit/` may be
+    deleted by the service's credentials (AccessDenied, as S3 answers). The keys refused are listed."""
+    from botocore.exceptions import ClientError
+
+    refused: list[str] = []
+
+    def policy(params: dict[str, Any], **_: Any) -> None:
+        if params.get("VersionId") and "/audit/" in f"/{params['Key']}":
+            refused.append(str(params["Key"]))
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "DeleteObject")
+
+    storage._client.meta.events.register("provide-client-params.s3.DeleteObject", policy)
+    return refused
+
+
+def test_on_the_advised_bucket_a_failed_runs_folder_goes_without_a_warning(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On the recommended S3 set-up (versioned, `s3:DeleteObjectVersion` denied under `audit/restore-kept/*`) the
+    removal of a failed run's chunk folder deleted version by version: refused on every run, a warning each time,
+    the folder left. It now only hides the folder (a delete marker: the versions stay, as the policy wants): gone
+    from the listing, no warning, and the next run finds nothing to remove."""
+    from tests.service.servers import s3_media
+
+    with s3_media(ctx, versioned=True) as bucket:
+        refused = _deny_version_deletes_under_audit(bucket.storage)
+        _videos(bucket, 1)
+        _records_refused(bucket, monkeypatch)
+        with bucket.db() as db, pytest.raises(StorageError):
+            record_restore(db, bucket.storage, "ops", "restored the dump")
+        monkeypatch.undo()
+        (leftover,) = _folders(bucket)
+        _later(monkeypatch, minutes=1)
+        caplog.set_level(logging.INFO, logger=restore_record.__name__)
+        with bucket.db() as db:
+            done = record_restore(db, bucket.storage, "ops", "restored the dump")
+        assert _folders(bucket) == {done.restore.name} and leftover != done.restore.name
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "stay under" in r.getMessage()]
+        assert refused == [] and kept_problem(bucket.storage, read_restores(bucket.storage)) == ""
+
+
+def test_on_the_advised_bucket_a_restore_to_an_empty_log_records_and_the_head_is_only_hidden(
+    ctx: ServiceContext,
+) -> None:
+    """A dump restored from before the first staff entry: the head (`audit/head`) names an entry the log lost, and
+    recording the restore takes it away. It was deleted version by version, which the advised policy refuses under
+    `audit/`: `record-restore` failed with STORAGE_FAILED on every run, the restore could never be recorded and
+    verify-audit kept failing. The head is now only hidden (a delete marker; its versions stay, as the policy wants)."""
+    from sqlalchemy import delete
+
+    from tests.service.servers import s3_media
+
+    with s3_media(ctx, versioned=True) as bucket:
+        refused = _deny_version_deletes_under_audit(bucket.storage)
+        pilot = audit_anchor.Anchor(3, "ab" * 32, "2026-12-01T00:00:00Z")
+        bucket.storage.put(audit_anchor.HEAD_KEY, audit_anchor.encode_anchor(pilot))
+        with bucket.db() as db:
+            db.execute(delete(ConsoleAuditEntry))  # the dump restored: no staff entry yet
+        with bucket.db() as db:
+            done = record_restore(db, bucket.storage, "ops", "restored the dump")
+        assert refused == [] and done.restore.seq == 0 and pilot in done.restore.lost
+        with bucket.db() as db:
+            assert audit_anchor.check_anchors(db, bucket.storage).ok

@@ -220,7 +220,7 @@ def _restored(args: argparse.Namespace) -> int:
     ctx = _context()
     from service.certification.audit_anchor import RestoreRefusedError
     from service.certification.registry import advance_event_ids, exported_high, reused_event_ids
-    from service.certification.restore_record import AUDIT_ACTION, record_restore
+    from service.certification.restore_record import AUDIT_ACTION, KeptUnreadableError, record_restore
     from service.features.console.audit_chain import record
     from service.infra.storage import StorageError
 
@@ -233,6 +233,8 @@ def _restored(args: argparse.Namespace) -> int:
             done = record_restore(db, ctx.storage, os_user(), reason, args.through)
         except RestoreRefusedError as exc:
             raise CliError(str(exc), EXIT_FAILED, code="RESTORE_REFUSED") from None
+        except KeptUnreadableError as exc:  # an earlier restore's chunk: the message names the command to run
+            raise CliError(str(exc), EXIT_FAILED, code="STORAGE_UNREADABLE") from None
         except StorageError as exc:  # the store down, an object that does not open (edited; another key), a refusal
             unreadable = "nothing recorded: put back the object, or the key that sealed it, and run it again"
             refused = "run it again once it takes writes: the rerun completes this restore, never records a second"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from service.adapters.cli.common import (
@@ -23,7 +24,8 @@ from service.adapters.cli.common import (
 
 HELP = "move the embedded SQLite database to an empty, migrated PostgreSQL database (the service stopped)"
 # The exit code of each kind of refusal (nothing written): a wrong --to, a schema to migrate, the service running.
-# The source is the settings' (PENSION_CERT_DATABASE_URL): one that names no file, or an empty one, is a setting.
+# The source is the settings' (PENSION_CERT_DATABASE_URL): one that is not SQLite, names no file or an empty one, or
+# whose media store (PENSION_CERT_MEDIA_DIR / MEDIA_URL, MEDIA_KEY) is not its own, is a setting (exit 4).
 REFUSAL_EXIT = {"input": EXIT_INPUT, "schema": EXIT_CONFIG, "source": EXIT_CONFIG, "busy": EXIT_UNAVAILABLE}
 # Query parameters of a URL that carry a secret (libpq's): never shown, as the password before the host is not.
 SECRET_KEYS = frozenset({"password", "passfile", "sslpassword"})
@@ -83,10 +85,15 @@ def _move(args: argparse.Namespace) -> int:
     from service.adapters.cli.common import load_settings, outage_error
     from service.certification.context import ServiceContext
     from service.certification.database_move import MoveFailedError, MoveRefusedError, move, source_refusal
+    from service.certification.move_source import media_where
 
     settings = load_settings()
     if not settings.effective_database_url.startswith("sqlite"):
-        raise CliError("the source (PENSION_CERT_DATABASE_URL) must be the embedded SQLite database", code="BAD_SOURCE")
+        raise CliError(
+            "the source (PENSION_CERT_DATABASE_URL) must be the embedded SQLite database (nothing was written)",
+            REFUSAL_EXIT["source"],
+            code="BAD_SOURCE",
+        )
     missing = source_refusal(settings.effective_database_url)  # before anything opens it, which would create it
     if missing is not None:
         raise CliError(f"{missing} (nothing was written)", REFUSAL_EXIT[missing.kind], code=missing.code)
@@ -101,6 +108,7 @@ def _move(args: argparse.Namespace) -> int:
         raise CliError(
             f"the target database {shown} does not answer: {outage.detail}", EXIT_UNAVAILABLE, outage.code
         ) from None
+    _check_read_only(settings, engine)
     # Opened as it is (schema=None): the app's start brings an embedded file up to the models (tables, columns,
     # indexes), which would change a source the checks then refuse (database_move.py).
     ctx = ServiceContext(settings, schema=None)
@@ -130,6 +138,35 @@ def _move(args: argparse.Namespace) -> int:
             "tables": report.tables,
             "sequences": report.sequences,
             "next_event_id": report.next_event_id,
+            "media": media_where(settings),  # not moved: the PostgreSQL set-up keeps this store and the same keys
         }
     )
     return 0
+
+
+def _check_read_only(settings: Any, engine: Any) -> None:
+    """The move's checks on the source opened read-only (move_source.read_only): a refused file keeps its bytes,
+    journal mode and file mode (a WAL-mode file gains empty -wal and -shm, as from any reader), and no folder is
+    made (move_source.CheckContext). Then, before anything is copied, one line on stderr: the media stay
+    in the store they are in, with the same keys."""
+    import service.schema
+    from service.certification.database_move import refusal
+    from service.certification.move_source import CheckContext, media_folder_refusal, media_where, read_only
+
+    no_folder = media_folder_refusal(settings)  # before the store is opened, which would make the folder
+    if no_folder:
+        engine.dispose()
+        raise CliError(f"{no_folder} (nothing was written)", REFUSAL_EXIT["source"], code="MEDIA_STORE_MISMATCH")
+    checks = CheckContext(settings, read_only(settings.effective_database_url))
+    try:
+        found = refusal(checks, engine, service.schema.metadata)
+    finally:
+        checks.engine.dispose()
+    if found is not None:
+        engine.dispose()
+        raise CliError(f"{found} (nothing was written)", REFUSAL_EXIT[found.kind], code=found.code)
+    sys.stderr.write(
+        f"pension-cert: the media are not moved: they stay in {media_where(settings)}; start the PostgreSQL set-up "
+        "with this same store and the same PENSION_CERT_MEDIA_KEY and PENSION_CERT_SIGNING_KEY\n"
+    )
+    sys.stderr.flush()

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 from sqlalchemy.orm import Session
 
-from service.certification.audit import DENIED, audit
+from service.certification.audit import DENIED, audit, refusal_entry
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.infra.config import DEV_ADMIN_API_KEY, Settings
@@ -83,9 +83,10 @@ def admin_caller(ctx: Ctx, request: Request, x_api_key: Annotated[str | None, He
     access attempt the bureau must be able to find."""
     caller = api_caller(ctx, x_api_key)
     if not caller.admin:
-        with ctx.db() as db:
-            path = mask_text(request.url.path)  # a path segment is the caller's text (`/lists/<anything>`)
-            audit(db, caller.actor, DENIED, path, {"method": request.method, "need": "operator key"})
+        path = mask_text(request.url.path)  # a path segment is the caller's text (`/lists/<anything>`)
+        detail = {"method": request.method, "need": "operator key"}
+        with refusal_entry(caller.actor, DENIED, path, detail), ctx.db() as db:  # the 403 even with it down
+            audit(db, caller.actor, DENIED, path, detail)
         raise ServiceError("ADMIN_KEY_REQUIRED", "this operation needs an operator (admin) API key")
     return caller
 

@@ -81,6 +81,11 @@ STATUS_BY_CODE: dict[str, int] = {
     # A supervisor's revocation of a certification (service/certification/revocation.py).
     "CERTIFICATION_REVOKED": 409,
     "REVOKE_REASON": 422,
+    # The second supervisor a console revocation needs (revocation.revoke_by_two; docs/security.md, Part BK), and
+    # an admin-made account in a two-person rule (service/features/console/accounts.py).
+    "REVOKE_SELF": 409,
+    "REVOKE_REASON_DIFFERS": 409,
+    "SECOND_UNCONFIRMED": 409,
     # A revocation asked for by the operator API (service/certification/revoke_request.py).
     "REVOKE_TARGET": 422,
     "CERTIFICATION_UNKNOWN": 404,

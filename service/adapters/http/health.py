@@ -55,6 +55,12 @@ class Readiness:
     def to_dict(self) -> ReadinessBody:
         return {"status": "ready" if self.ready else "unready", "failing": self.failing, "checks": self.checks}
 
+    def public(self) -> ReadinessBody:
+        """The body for a caller without the operator's token: which checks fail, not why (an exception's class
+        names the driver or a Python internal; the log and a keyed probe have it)."""
+        checks: dict[str, CheckResult] = {name: {"ok": c["ok"]} for name, c in self.checks.items()}
+        return {"status": "ready" if self.ready else "unready", "failing": self.failing, "checks": checks}
+
 
 def check_database(ctx: ServiceContext) -> None:
     with ctx.engine.connect() as conn:
@@ -127,7 +133,8 @@ def readiness(ctx: ServiceContext, timeout_s: float = CHECK_TIMEOUT_S) -> Readin
             result[name] = {"ok": True}
         else:
             log.warning("readiness %s: %s", name, exc)
-            # Only the exception's class goes out (the probe is unauthenticated); the log has the message.
+            # Only the exception's class goes out, and only to a keyed probe (`Readiness.public`); the log has the
+            # message.
             result[name] = {"ok": False, "error": type(exc).__name__}
     log.debug("readiness in %.3fs", time.monotonic() - t0)
     ok = all(c["ok"] for c in result.values())

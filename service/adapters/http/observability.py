@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import FastAPI, Header
@@ -14,9 +13,16 @@ from service.adapters.http.limits import RateLimitMiddleware
 from service.adapters.http.schemas import ReadinessBody
 from service.certification.context import ServiceContext
 from service.certification.queue_gauges import QueueCollector
+from service.infra.config import Settings
 from service.infra.observability import metrics
 from service.infra.observability.headers import SecurityHeadersMiddleware
 from service.infra.observability.middleware import RequestContextMiddleware
+
+
+def may_read_metrics(settings: Settings, authorization: str | None) -> bool:
+    """The operator's bearer token (`METRICS_TOKEN`) for /metrics and the reasons in /readyz: the one check,
+    `metrics.may_read`, which a worker's own metrics port asks too."""
+    return metrics.may_read(settings.observability.metrics_token, authorization, settings.env == "production")
 
 
 def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
@@ -33,18 +39,19 @@ def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
         response_model=ReadinessBody,
         responses={503: {"model": ReadinessBody, "description": "a check failed"}},
     )
-    def readyz() -> JSONResponse:
-        # The JSONResponse goes out as built (the model only documents it): same body, status 200 or 503.
+    def readyz(authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+        # The JSONResponse goes out as built (the model only documents it): same body, status 200 or 503. Why a
+        # check fails (its exception's class) only to whoever may read /metrics; the probe stays unkeyed.
         state = readiness(ctx)
-        return JSONResponse(state.to_dict(), status_code=200 if state.ready else 503)
+        body = state.to_dict() if may_read_metrics(settings, authorization) else state.public()
+        return JSONResponse(body, status_code=200 if state.ready else 503)
 
     if not settings.observability.metrics_enabled:
         return
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
     def prometheus(authorization: Annotated[str | None, Header()] = None) -> Response:
-        token = settings.observability.metrics_token
-        if token and not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
+        if not may_read_metrics(settings, authorization):
             refused = error_body("UNAUTHORIZED", "未授权的访问", "missing or wrong metrics bearer token")
             return JSONResponse(refused, 401)
         body, content_type = metrics.render(settings, QueueCollector(ctx), *ctx.hooks.gauges.values())

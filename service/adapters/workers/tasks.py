@@ -15,6 +15,7 @@ already committed, the job row stays queued and the sweeper announces it again);
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -263,11 +264,53 @@ def _check_models(**_kw: object) -> None:
         raise SystemExit(EXIT_MODEL) from None
 
 
+# The one pool whose time limits hold: its parent kills a child past the hard limit (other pools' tasks run in the
+# worker's own process or threads, where nothing can stop a decoder stuck in C code).
+PREFORK_POOL = "celery.concurrency.prefork:TaskPool"
+# Celery's `--pool` names and their classes (not in the celery-types stubs).
+POOL_ALIASES: dict[str, str] = dict(importlib.import_module("celery.concurrency").ALIASES)
+
+
+def pool_path(pool_cls: object) -> str:
+    """`module:Class` of the worker's pool, from a `--pool` name (an alias) or the class itself."""
+    if isinstance(pool_cls, str):
+        return POOL_ALIASES.get(pool_cls, pool_cls)
+    return f"{getattr(pool_cls, '__module__', '')}:{getattr(pool_cls, '__qualname__', pool_cls)}"
+
+
+# The pool warning, kept from the worker's init until its logging is set up (Celery sets it up just after).
+_pool_warning: list[str] = []
+
+
+@signals.worker_init.connect
+def _warn_pool_without_limits(sender: object = None, **_kw: object) -> None:
+    """After the models' check: a worker on another pool than prefork starts (the benchmarks run `--pool=solo`),
+    but says that its tasks' time limits do not hold, so a video that hangs the decoder holds it: a WARNING record
+    once its logging is set up (its log file under --detach or celery multi; JSON with LOG_FORMAT=json) and, in the
+    plain text format, one line on standard error now."""
+    pool = getattr(sender, "pool_cls", None)
+    if pool is None or pool_path(pool) == PREFORK_POOL:
+        return
+    name = next((alias for alias, path in POOL_ALIASES.items() if path == pool_path(pool)), pool_path(pool))
+    settings = get_settings()
+    w = settings.workers
+    text = (
+        f"TASK_TIME_LIMITS_NOT_ENFORCED: --pool={name} does not enforce "
+        f"PENSION_CERT_TASK_TIME_LIMIT_S ({w.task_time_limit_s:g} s) nor PENSION_CERT_TASK_SOFT_TIME_LIMIT_S "
+        f"({w.task_soft_time_limit_s:g} s): a task that hangs holds this worker until it is restarted; run the "
+        "prefork pool (Celery's default: no --pool) in production"
+    )
+    _pool_warning[:] = [text]
+    if settings.observability.log_format != "json":  # a plain line among JSON ones is not read as a record
+        sys.stderr.write(f"pension-cert: warning: {text}\n")
+
+
 @signals.worker_ready.connect
 def _serve_metrics(**_kw: object) -> None:
     # Celery workers run elsewhere: they serve their own stage and decision metrics (metrics_port, 0: off).
     observability = get_settings().observability
-    metrics.serve_port(observability.metrics_port, observability.metrics_token)
+    production = get_settings().env == "production"
+    metrics.serve_port(observability.metrics_port, observability.metrics_token, production)
 
 
 # Heartbeats (service/certification/heartbeat.py): the worker's main process (which runs the tasks with --pool=solo) and
@@ -316,6 +359,8 @@ def _end_heartbeat(**_kw: object) -> None:
 @signals.after_setup_task_logger.connect
 def _log_setup(**_kw: object) -> None:
     install_log_masking()  # masking, and JSON lines with the session id when PENSION_CERT_LOG_FORMAT=json
+    while _pool_warning:
+        log.warning("%s", _pool_warning.pop())
 
 
 @shared_task(name="pension_cert.sweep")

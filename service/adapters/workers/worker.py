@@ -133,7 +133,9 @@ class PollingWorker:
         name = getattr(self._local, "name", self.name)
         log.info("worker %s polling %s", name, self.ctx.engine.url.render_as_string(hide_password=True))
         observability = self.ctx.settings.observability  # a worker of its own (0: off; embedded: via the API)
-        metrics.serve_port(observability.metrics_port, observability.metrics_token)
+        metrics.serve_port(
+            observability.metrics_port, observability.metrics_token, self.ctx.settings.env == "production"
+        )
         while not self._stop.is_set():
             try:
                 busy = self.run_once()

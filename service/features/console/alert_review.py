@@ -15,9 +15,11 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
+from service.certification.errors import InvalidInputError, ServiceError
+from service.certification.evidence_hold import checked_note
 from service.certification.identity_review import IdentityReviewError, check_reviewer
 from service.certification.review import revoked_as_fraud
-from service.features.console import audit_chain, scope
+from service.features.console import accounts, audit_chain, scope
 from service.features.console.auth import Staff
 from service.features.console.identity_alerts import KIND as IDENTITY_CHANGED
 from service.features.console.models import ConsoleAlert
@@ -26,7 +28,7 @@ from service.infra.security import mask_text
 RECERTIFIED = "recertified_after_fraud"
 MAX_NOTE_CHARS = 500
 # Why an alert was not marked handled (catalogued codes, shown on the alerts page).
-RESOLVE_REFUSALS = frozenset({"ALERT_NOTE", "ALERT_REVIEW_SELF"})
+RESOLVE_REFUSALS = frozenset({"ALERT_NOTE", "ALERT_REVIEW_SELF", accounts.UNCONFIRMED})
 
 
 def raise_if_recertified(
@@ -44,14 +46,16 @@ def raise_if_recertified(
 def resolve_alert(db: Session, staff: Staff, alert_id: int, note: str) -> str | None:
     """Mark alert `alert_id` handled with `note` (what was done), in the unit of work: None when done, or when the
     alert is not one to mark (unknown, out of scope, already handled, a roster change: settled by a finding), else
-    the code of why not (no note; the recorder of a staff certification is not its second person: that refusal is
-    audited too, `alert.resolve.refused`). Audited."""
+    the code of why not (no note; the recorder of a staff certification is not its second person, nor its
+    granter while the recorder's account awaits confirmation: those refusals are audited too,
+    `alert.resolve.refused`). Audited."""
     a = scope.alert(db, staff, alert_id)  # out of the staff member's scope: as missing
     if a is None or a.resolved or a.kind == IDENTITY_CHANGED:
         return None
-    text = mask_text(note.strip())
-    if not text or len(text) > MAX_NOTE_CHARS:
-        return "ALERT_NOTE"
+    try:
+        text = mask_text(checked_note(note, "ALERT_NOTE", MAX_NOTE_CHARS))
+    except InvalidInputError as exc:
+        return exc.code
     if a.kind == RECERTIFIED:
         try:
             check_reviewer(str(a.detail.get("actor", "")), staff.actor)
@@ -60,6 +64,13 @@ def resolve_alert(db: Session, staff: Staff, alert_id: int, note: str) -> str | 
             detail = {"kind": a.kind, "reason": "ALERT_REVIEW_SELF"}
             audit_chain.record(db, staff.actor, "alert.resolve.refused", str(a.id), detail)
             return "ALERT_REVIEW_SELF"
+        try:  # either account unconfirmed, the recorder's granted by `staff` (Part BK): refused and recorded
+            accounts.check_second_person(db, staff, str(a.detail.get("actor", "")))
+        except ServiceError as exc:
+            audit_chain.record(
+                db, staff.actor, "alert.resolve.refused", str(a.id), {"kind": a.kind, "reason": exc.code}
+            )
+            return exc.code
     a.resolved = True
     a.detail = {**a.detail, "resolved_by": staff.username, "resolve_note": text}
     audit_chain.record(db, staff.actor, "alert.resolve", str(a.id), {"kind": a.kind, "note": text})

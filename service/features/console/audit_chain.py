@@ -42,8 +42,9 @@ def entry_hash(
     return hashlib.sha256((prev_hash + payload).encode()).hexdigest()
 
 
-def record(db: Session, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
-    """Append one entry in the caller's transaction. Details must not hold clear ID numbers (masked here)."""
+def record(db: Session, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> int:
+    """Append one entry in the caller's transaction; its sequence number. Details must not hold clear ID numbers
+    (masked here)."""
     clean = masked_detail(detail)
     if db.get_bind().dialect.name == "postgresql":
         # Writers queue here until the holder's transaction ends, so each reads the committed head. (SQLite
@@ -66,6 +67,7 @@ def record(db: Session, actor: str, action: str, target: str, detail: dict[str, 
     anchor_on_commit(db)  # the head, outside the database, once this transaction commits
     # The target (a record id) stays in the database: log lines carry only who did what.
     log.info("console audit #%d %s %s", seq, actor, action)
+    return seq
 
 
 @dataclass(frozen=True)

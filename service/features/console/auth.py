@@ -63,6 +63,9 @@ class Staff:
     must_change_password: bool = False  # only the password page (and logout) until it is changed
     # Division-code prefixes whose pensioners this member of staff may see (scope.py); empty: everybody.
     scope: tuple[str, ...] = ()
+    # False while an admin-granted supervisor account awaits another supervisor's confirmation (accounts.py): it may
+    # act as a supervisor, but not as the second person of a two-person rule.
+    confirmed: bool = True
 
     def has(self, role: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -239,6 +242,7 @@ def resolve_session(db: Session, cfg: ConsoleConfig, token: str | None) -> Staff
         row.csrf,
         bool(user.must_change_password),
         tuple(user.scope or ()),
+        user.granted_by is None,
     )
 
 

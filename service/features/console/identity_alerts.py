@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
 from service.certification.contract import IdentityChange
+from service.certification.errors import ServiceError
 from service.certification.identity_review import IdentityReviewError, check_reviewer, confirm_same_person
 from service.certification.models import Beneficiary
-from service.features.console import audit_chain, scope
+from service.features.console import accounts, audit_chain, scope
 from service.features.console.auth import Staff
 from service.features.console.models import ConsoleAlert
 from service.infra.clock import local_today
@@ -40,7 +41,7 @@ def raise_identity_alert(db: Session, change: IdentityChange, /) -> None:
 # A supervisor's finding, as the alerts page offers it.
 FINDINGS = {"same_person": "同一人，更正录入错误", "other_person": "另一人，账户已交给他人"}
 # Why a finding was not recorded (catalogued codes, shown on the alerts page).
-FINDING_REFUSALS = frozenset({"FIELD_INVALID", "IDENTITY_REVIEW_SELF", "IDENTITY_CHANGE_UNKNOWN"})
+FINDING_REFUSALS = frozenset({"FIELD_INVALID", "IDENTITY_REVIEW_SELF", "IDENTITY_CHANGE_UNKNOWN", accounts.UNCONFIRMED})
 
 
 def settle_identity_alert(db: Session, ctx: ServiceContext, staff: Staff, alert_id: int, finding: str) -> str | None:
@@ -53,6 +54,11 @@ def settle_identity_alert(db: Session, ctx: ServiceContext, staff: Staff, alert_
     a = scope.alert(db, staff, alert_id)
     if a is None or a.kind != KIND or a.beneficiary_id is None:
         return None
+    try:  # either account unconfirmed, the importer's granted by `staff` (Part BK): refused and recorded
+        accounts.check_second_person(db, staff, str(a.detail.get("actor", "")))
+    except ServiceError as exc:
+        audit_chain.record(db, staff.actor, "alert.identity.refused", str(a.id), {"reason": exc.code})
+        return exc.code
     # The person's row first, then the alert (re-read): two supervisors settling it at once are serialised.
     db.execute(select(Beneficiary.id).where(Beneficiary.id == a.beneficiary_id).with_for_update())
     db.refresh(a, with_for_update=True)

@@ -125,6 +125,12 @@ AUDIT_ACTION_ZH = {
     "user.role": "修改角色",
     "user.password": "重置密码",
     "user.password.self": "修改本人密码",
+    # Two-person rules and the confirmation of admin-made accounts (accounts.py; docs/security.md, Part BK).
+    "user.confirm": "确认账号",
+    "user.confirm.refused": "确认账号被拒",
+    "user.grant.refused": "开设或变更账号被拒（本人账号待确认）",
+    "case.second.refused": "复核决定被拒（须由另一位主管）",
+    "alert.identity.refused": "核实名册变更被拒（须由另一位主管）",
 }
 
 # Decision notes (proxy_auth.decision) that send a case to review without a reason code.

@@ -33,6 +33,10 @@ class StaffUser(Base):
     # The region scope (service/features/console/scope.py): GB/T 2260 division-code prefixes ("4201" = 武汉市) whose
     # pensioners this account may see and act on; empty: the whole jurisdiction.
     scope: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    # The admin who, in the console, created this account as a supervisor or admin, raised it to one, or set its
+    # password (and may hold it): until a supervisor other than that admin confirms the account (accounts.py), it
+    # is nobody's second person (docs/security.md, Part BK). None: confirmed, or made by the operator (CLI).
+    granted_by: Mapped[int | None] = mapped_column(Integer)  # that admin's staff_users.id
 
 
 class StaffSession(Base):
@@ -165,3 +169,16 @@ class ConsoleAlert(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     resolved: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConsoleAuditShown(Base):
+    """One row per person a list page showed (the queue, the alerts, the citizens' requests, a roster search's
+    results), under the staff audit chain's entry of that view (docs/security.md, Part BK; migration 0021): the
+    entry's JSON list (`shown`, in the hashed details: the record) is kept, and this is its index, so the person's
+    查阅记录 and the day's volume count the people a list showed (console/access_log.py). Written in one batch per
+    page. The person's row id, not a key: the record stays what it was if the row is ever removed."""
+
+    __tablename__ = "console_audit_shown"
+
+    seq: Mapped[int] = mapped_column(ForeignKey("console_audit.seq"), primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)

@@ -22,15 +22,9 @@ from service.certification.catalog import staff_label
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, SessionState, utcnow
-from service.certification.review import (
-    FACE_REVIEW_BAND,
-    MACHINE_UNCHECKED,
-    REVOKED_BEFORE,
-    accept_needs_second,
-    notify_decision,
-    settle,
-)
-from service.features.console import audit_chain, scope
+from service.certification.proxy_face import FACE_REVIEW_BAND, MACHINE_UNCHECKED
+from service.certification.review import REVOKED_BEFORE, accept_needs_second, notify_decision, settle
+from service.features.console import accounts, audit_chain, scope
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.labels import NOTE_ZH
@@ -153,24 +147,52 @@ def lapsed(c: ReviewClaim, ttl_s: int, now: dt.datetime | None = None) -> bool:
     return c.claimed_at is None or ((now or utcnow()) - c.claimed_at).total_seconds() > ttl_s
 
 
-def check_second(staff: Staff, c: ReviewClaim) -> None:
+class SecondRefused(CaseError):
+    """`staff` would be the second person of a first decision they may not settle: its first decider, or either
+    account unconfirmed (accounts.check_second_person). `code`: why (recorded)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_second(staff: Staff, c: ReviewClaim, db: Session | None = None) -> None:
     """A first decision awaiting a second (`c.pending_decision`) is for a supervisor other than its first decider
-    to settle: anyone else may neither claim the case (and hold it off the supervisors) nor decide it."""
+    to settle: anyone else may neither claim the case (and hold it off the supervisors) nor decide it. `db` None:
+    only `staff`'s own account is read (a page's buttons), not the first decider's (Part BK)."""
     if c.pending_decision is None:
         return
     if not staff.has(Role.SUPERVISOR):
         raise CaseError("该案件等待主管复核")
     if c.pending_by == staff.id:
-        raise CaseError("复核必须由另一位主管完成")
+        raise SecondRefused("复核必须由另一位主管完成", "CASE_SECOND_SELF")
+    try:
+        accounts.check_second_person(db, staff, c.pending_by)  # either account unconfirmed (Part BK)
+    except ServiceError as exc:
+        raise SecondRefused(exc.message_zh, exc.code) from None
 
 
-def may_claim(staff: Staff, c: ReviewClaim | None, ttl_s: int) -> bool:
+def _second_or_refuse(db: Session, staff: Staff, c: ReviewClaim) -> None:
+    """`check_second`, its refusal of a second person recorded (`case.second.refused`) and committed before the
+    error rolls the unit back, so repeated tries to act alone show; not inside 下一件's savepoint (that skips the
+    case, as `may_claim` does)."""
+    try:
+        check_second(staff, c, db)
+    except SecondRefused as exc:
+        if not db.in_nested_transaction():
+            audit_chain.record(db, staff.actor, "case.second.refused", c.session_id, {"reason": exc.code})
+            db.commit()
+        raise
+
+
+def may_claim(staff: Staff, c: ReviewClaim | None, ttl_s: int, db: Session | None = None) -> bool:
     """Whether `staff` may claim an open case whose claim row is `c` and does not hold it yet: nobody holds it, or
-    its holder's claim has lapsed, and it awaits no second decision `staff` cannot give (the 领取 / 接手 buttons)."""
+    its holder's claim has lapsed, and it awaits no second decision `staff` cannot give (the 领取 / 接手 buttons;
+    `db`: the first decider's account read too)."""
     if c is None:
         return True
     try:
-        check_second(staff, c)
+        check_second(staff, c, db)
     except CaseError:
         return False
     return c.claimed_by is None or (c.claimed_by != staff.id and lapsed(c, ttl_s))
@@ -191,7 +213,7 @@ def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -
     if c is None:
         db.add(ReviewClaim(session_id=session_id, claimed_by=staff.id, claimed_at=now))
     else:
-        check_second(staff, c)
+        _second_or_refuse(db, staff, c)
         if c.claimed_by not in (None, staff.id) and not lapsed(c, cfg.claim_ttl_s, now):
             raise CaseError("该案件已被其他审核员领取")
         resumed = c.claimed_by == staff.id or (c.claimed_by is None and c.released_by == staff.id)
@@ -213,7 +235,7 @@ def claim_next(db: Session, cfg: ConsoleConfig, staff: Staff) -> str | None:
         if c is not None and c.claimed_by == staff.id:
             return str(sid)
     for sid, c in cases:
-        if c is not None and not may_claim(staff, c, cfg.claim_ttl_s):
+        if c is not None and not may_claim(staff, c, cfg.claim_ttl_s, db):
             continue
         try:
             with db.begin_nested():  # a lost race for one case only skips that case
@@ -325,7 +347,7 @@ def _second_decision(
     first, or when it takes one person anyway (a retry; a reject of a self session). A different decision that
     takes two (an accept of a doubted case after a first reject, a reject of a proxy case after a first accept)
     was said by this supervisor alone: it becomes the new first decision, and another supervisor settles it."""
-    check_second(staff, c)
+    _second_or_refuse(db, staff, c)
     why = second_needed(db, s, decision)
     if why and decision != c.pending_decision:
         _first_decision(db, staff, s, c, decision, reason, {"second_needed": why, "overrules": c.pending_decision})

@@ -1,5 +1,6 @@
-"""A supervisor revokes a certification found fraudulent afterwards, from the person's page (the rule and its
-consequences: service/certification/revocation.py). The console checks the role (the route's `Supervisor`) and the
+"""Two supervisors revoke a certification found fraudulent afterwards, from the person's page: one asks, another
+confirms (revocation.revoke_by_two; docs/security.md, Part BK; the rule and its consequences:
+service/certification/revocation.py). The console checks the role (the route's `Supervisor`) and the
 region scope (a person outside it reads as missing), locks the relative's binding when the certification was a
 proxy one, and records the revocation in its audit chain.
 
@@ -7,6 +8,8 @@ From the same page a supervisor holds a session's media as evidence, or releases
 (service/certification/evidence_hold.py), with the same checks: the session must be the person's."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,12 +19,14 @@ from service.certification.cycle import CycleRules
 from service.certification.errors import InvalidInputError, NotFoundError
 from service.certification.evidence_hold import HoldReason, place_hold, release_ask, release_hold
 from service.certification.models import CertSession, EvidenceHold
-from service.certification.revocation import Revoked, revoke_certification
-from service.features.console import audit_chain, scope
+from service.certification.revocation import Revoked, revoke_by_two
+from service.features.console import accounts, audit_chain, scope
 from service.features.console.auth import Staff
 from service.features.proxy.models import ProxyBinding, ProxySession, ProxySessionKind
+from service.infra.security import mask_text
 
 ACTION = "certification.revoke"
+ASK_ACTION = "certification.revoke.ask"  # the first of the two supervisors a revocation needs
 HOLD_ACTION = "evidence.hold"
 RELEASE_ACTION = "evidence.release"
 RELEASE_ASK_ACTION = "evidence.release.ask"  # the first of the two supervisors a release needs
@@ -36,16 +41,29 @@ def revoke_from_console(
     note: str,
     rules: CycleRules,
     hold_days: int,
-) -> Revoked | None:
-    """Revoke certification `certification_id` of person `bid` in the unit of work; None when the person is not
-    one `staff` may see (out of scope, or missing). Raises the core's refusals (REVOKE_REASON, NOT_FOUND,
-    CERTIFICATION_REVOKED)."""
+) -> Revoked | bool | None:
+    """Ask to revoke certification `certification_id` of person `bid`, or confirm another supervisor's request
+    (revoked then: `revocation.revoke_by_two`, two supervisors), in the unit of work: the revocation, True when
+    asked, None when the person is not one `staff` may see (out of scope, or missing). Raises the core's refusals
+    (REVOKE_REASON, NOT_FOUND, CERTIFICATION_REVOKED, REVOKE_SELF, REVOKE_REASON_DIFFERS, SECOND_UNCONFIRMED)."""
     b = scope.beneficiary(db, staff, bid)
     if b is None:
         return None
-    done = revoke_certification(
-        db, rules, certification_id, reason, note, staff.actor, beneficiary_id=b.id, hold_days=hold_days
+    done, asked = revoke_by_two(
+        db,
+        rules,
+        certification_id,
+        reason,
+        note,
+        staff.actor,
+        beneficiary_id=b.id,
+        hold_days=hold_days,
+        check_second=partial(accounts.check_second_person, db, staff),  # either account unconfirmed (Part BK)
     )
+    if done is None or asked is None:
+        detail = {"certification": certification_id, "reason": reason}
+        audit_chain.record(db, staff.actor, ASK_ACTION, b.external_id, detail)
+        return True
     binding = _lock_binding(db, done.session_id, staff.actor, b.external_id)
     detail = {
         "certification": done.certification_id,
@@ -54,6 +72,8 @@ def revoke_from_console(
         "template_cleared": done.template_cleared,
         "binding_locked": binding,
         "evidence": done.evidence.value,
+        "asked_by": asked.actor,
+        "confirm_note": mask_text(note.strip()),
     }
     audit_chain.record(db, staff.actor, ACTION, b.external_id, detail)
     return done
@@ -104,7 +124,8 @@ def release_from_console(db: Session, staff: Staff, bid: int, hold_id: int, note
     if b is None:
         return None
     own = db.scalars(select(CertSession.id).where(CertSession.beneficiary_id == b.id)).all()
-    hold = release_hold(db, hold_id, note, staff.actor, b.external_id, session_ids=own)
+    second = partial(accounts.check_second_person, db, staff)  # either account unconfirmed (Part BK)
+    hold = release_hold(db, hold_id, note, staff.actor, b.external_id, session_ids=own, check_second=second)
     detail: dict[str, object] = {"hold": hold.id, "session": hold.session_id}
     if hold.released_at is None:
         audit_chain.record(db, staff.actor, RELEASE_ASK_ACTION, b.external_id, detail)

@@ -33,4 +33,14 @@ def volume_page(request: Request, staff: Supervisor) -> Response:
         actors = scope.audit_actors(db, staff)
         viewers, since = access_log.heavy_viewers_today(db, ctx_of(request).settings, limit, actors)
         audit_chain.record(db, staff.actor, access_log.VOLUME_ACTION, "-", {"listed": [v.actor for v in viewers]})
-    return no_store(render(request, "access_volume.html", staff, viewers=viewers, limit=limit, since=since))
+    return no_store(
+        render(
+            request,
+            "access_volume.html",
+            staff,
+            viewers=viewers,
+            limit=limit,
+            since=since,
+            listed_factor=access_log.LISTED_FACTOR,
+        )
+    )

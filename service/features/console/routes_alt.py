@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from service.certification.catalog import message_zh
 from service.certification.models import Beneficiary
-from service.features.console import access_log, audit_chain, routes_assist, scope
+from service.features.console import access_log, accounts, routes_assist, scope
 from service.features.console.alert_review import RESOLVE_REFUSALS, resolve_alert
 from service.features.console.alt_cert import AltCertError, EvidenceReport, import_evidence
 from service.features.console.identity_alerts import FINDING_REFUSALS, FINDINGS, settle_identity_alert
@@ -72,12 +72,14 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
         rows = scope.alerts_in_scope(staff, [(a, b) for a, b in found], others)
         # Who saw whom: both people of a look-alike pair.
         shown = [p.external_id for a, b in rows for p in (b, others.get(other_id(a) or -1)) if p is not None]
-        audit_chain.record(db, staff.actor, "alerts.view", "-", {"n": len(rows), "shown": shown})
+        people = [p.id for a, b in rows for p in (b, others.get(other_id(a) or -1)) if p is not None]
+        access_log.record_list(db, staff.actor, "alerts.view", "-", {"n": len(rows), "shown": shown}, people)
         # How many staff of the supervisor's scope are over the day's line of 查阅量 (counted, not named: the
         # volume page lists them and records who was listed).
         limit = config_of(request).views_alert_per_day
         actors = scope.audit_actors(db, staff)
         heavy = len(access_log.heavy_viewers_today(db, ctx_of(request).settings, limit, actors)[0])
+        pending = accounts.pending_accounts(db, staff)  # admin-made supervisor accounts to confirm (Part BK)
     # `?e=` names a refusal by its code, shown as the catalog's sentence; anything else shows nothing.
     code = request.query_params.get("e", "")
     error = message_zh(code) if code in FINDING_REFUSALS | RESOLVE_REFUSALS else None
@@ -93,6 +95,8 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
             error=error,
             heavy=heavy,
             views_limit=limit,
+            listed_factor=access_log.LISTED_FACTOR,
+            pending_accounts=pending,
         )
     )
 

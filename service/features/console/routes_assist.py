@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from service.certification.models import Beneficiary, CertSession
-from service.features.console import audit_chain, scope
+from service.features.console import access_log, audit_chain, scope
 from service.features.console.alt_cert import AltCertError, StaleIdentityForm, identity_stamp
 from service.features.console.assist import KINDS_ZH, OUTCOMES_ZH, AssistError, certify_and_close, close
 from service.features.console.inputs import RowId
@@ -43,7 +43,8 @@ def requests_page(request: Request, staff: CurrentStaff) -> Response:
         closed_rows = sorted((r for r in rows if r[0].status != AssistStatus.OPEN), key=lambda r: -r[0].id)[:50]
         # Phone numbers are personal data: who looked at the list is recorded.
         shown = [b.external_id for _, b in open_rows + closed_rows]  # who saw whose phone number
-        audit_chain.record(db, staff.actor, "assist.list", "-", {"open": len(open_rows), "shown": shown})
+        people = [b.id for _, b in open_rows + closed_rows]  # each counts on their 查阅记录 (Part BK)
+        access_log.record_list(db, staff.actor, "assist.list", "-", {"open": len(open_rows), "shown": shown}, people)
     return no_store(
         render(
             request,

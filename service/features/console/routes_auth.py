@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.features.console import audit_chain
+from service.features.console import accounts, audit_chain
 from service.features.console.auth import (
     LoginError,
     PasswordError,
@@ -40,6 +40,7 @@ from service.features.console.web import (
     PREFIX,
     Admin,
     CurrentStaff,
+    Supervisor,
     check_csrf,
     redirect,
     render,
@@ -182,13 +183,14 @@ class _Account:
     role: str
     active: bool
     scope: tuple[str, ...]
+    granted_by: int | None = None  # awaiting another supervisor's confirmation (accounts.py)
 
 
 def _accounts(db: Session, staff: Staff) -> list[_Account]:
     """The accounts `staff` may manage (scope.covers: all for an unscoped admin) and their own."""
     rows = db.scalars(select(StaffUser).order_by(StaffUser.username)).all()
     return [
-        _Account(u.id, u.username, u.display_name, u.role, u.active, tuple(u.scope or []))
+        _Account(u.id, u.username, u.display_name, u.role, u.active, tuple(u.scope or []), u.granted_by)
         for u in rows
         if u.id == staff.id or covers(staff, u.scope or [])
     ]
@@ -239,12 +241,16 @@ def _create_account(
         return "用户名已存在"
     if role not in {r.value for r in Role}:
         return "角色无效"
+    refused = accounts.may_grant(db, staff, "create", name)  # an admin account awaiting confirmation (Part BK)
+    if refused is not None:
+        return refused
     try:
         prefixes = _grantable(staff, scope)
-        create_user(db, name, password, role, display_name, set_by_admin=True, scope=prefixes)
+        user = create_user(db, name, password, role, display_name, set_by_admin=True, scope=prefixes)
     except (ScopeError, PasswordError) as exc:
         return exc.message
-    audit_chain.record(db, staff.actor, "user.create", name, {"role": role, "scope": prefixes})
+    granted = accounts.grant(user, staff)  # nobody's second person, nor its granter's, until confirmed (Part BK)
+    audit_chain.record(db, staff.actor, "user.create", name, {"role": role, "scope": prefixes} | granted)
     return None
 
 
@@ -266,6 +272,8 @@ def change_user(
         if user is None or (user.id == staff.id and op in ("disable", "role")):
             return redirect("/users")  # nobody removes their own admin rights by accident
         error = _refusal(staff, user, op)
+        if error is None and op in ("role", "password"):
+            error = accounts.may_grant(db, staff, op, user.username)  # an admin awaiting confirmation (Part BK)
         if error is None and op == "scope":
             try:
                 _set_scope(db, staff, user, scope)
@@ -301,24 +309,28 @@ def _reset_password(db: Session, staff: Staff, user: StaffUser, password: str) -
     except PasswordError as exc:
         return exc.message
     user.password_hash, user.must_change_password = hash_password(password), True
+    granted = accounts.grant(user, staff)  # the admin knows the password now: confirmed again by another supervisor
     end_user_sessions(db, user.id)
-    audit_chain.record(db, staff.actor, "user.password", user.username, {})
+    audit_chain.record(db, staff.actor, "user.password", user.username, granted)
     return None
 
 
 def _apply_account_op(db: Session, staff: Staff, user: StaffUser, op: str, role: str) -> bool:
     """disable | enable | role, audited; False when the operation or its value is not one of them."""
+    granted: dict[str, bool] = {}
     if op == "disable":
         user.active = False
         end_user_sessions(db, user.id)
     elif op == "enable":
         user.active = True
     elif op == "role" and role in {r.value for r in Role}:
-        user.role = role
+        before, user.role = user.role, role
+        granted = accounts.grant(user, staff, before)  # raised: confirmed again by another supervisor (Part BK)
         end_user_sessions(db, user.id)
     else:
         return False
-    audit_chain.record(db, staff.actor, f"user.{op}", user.username, {"role": role} if op == "role" else {})
+    detail = ({"role": role} | granted) if op == "role" else {}
+    audit_chain.record(db, staff.actor, f"user.{op}", user.username, detail)
     return True
 
 
@@ -344,3 +356,21 @@ def _grantable(staff: Staff, text: str) -> list[str]:
     if not covers(staff, prefixes):
         raise ScopeError(_outside(staff))
     return prefixes
+
+
+@router.post("/users/{user_id}/confirm")
+def confirm_user(
+    request: Request,
+    staff: Supervisor,
+    user_id: RowId,
+    csrf: Annotated[str, Form()] = "",
+    grant: Annotated[int, Form()] = 0,
+) -> Response:
+    """Another supervisor confirms an admin's grant (`grant`: its audit entry, as the alerts page showed it) of an
+    account (accounts.py); a refusal is recorded and said."""
+    check_csrf(staff, csrf)
+    with unit(request) as db:
+        refused = accounts.confirm_account(db, staff, user_id, grant)
+    if refused is not None:
+        return render(request, "message.html", staff, status=409, message=refused, back="/alerts")
+    return redirect("/alerts")

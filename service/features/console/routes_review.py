@@ -18,7 +18,7 @@ from service.certification.catalog import message_zh
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, Certification, CertSession, beneficiary_of, utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
-from service.features.console import audit_chain, case_media, scope
+from service.features.console import access_log, audit_chain, case_media, scope
 from service.features.console.case_media import CaseImage
 from service.features.console.case_view import (
     IDENTITY_CHANGED_REFUSAL_ZH,
@@ -75,7 +75,9 @@ def queue_page(
         items = list_queue(db, channel, region[:12], reason[:40], staff=staff)
         # Who saw whom: every person on the page (a relative's verification, which has none, by its session).
         shown = [it.beneficiary.external_id if it.beneficiary else f"session:{it.session.id}" for it in items]
-        audit_chain.record(db, staff.actor, "queue.view", "-", {"n": len(items), "shown": shown})
+        people = [it.beneficiary.id for it in items if it.beneficiary]  # each counts on their 查阅记录 (Part BK)
+        people += access_log.claimed_people(db, [it.session.id for it in items if it.beneficiary is None])
+        access_log.record_list(db, staff.actor, "queue.view", "-", {"n": len(items), "shown": shown}, people)
     filters = {"channel": channel, "region": region, "reason": reason}
     ttl = config_of(request).claim_ttl_s
     return no_store(

@@ -20,9 +20,10 @@ from service.certification.models import (
     RosterImport,
     utcnow,
 )
+from service.certification.revocation import revoke_asks
 from service.certification.roster import import_roster, import_terms
 from service.certification.template_withdrawal import pending_consent
-from service.features.console import audit_chain, roster_search, scope
+from service.features.console import access_log, audit_chain, roster_search, scope
 from service.features.console.alt_cert import (
     RESENT_FORM,
     AltCertError,
@@ -89,9 +90,8 @@ def search(
             # the external id typed, never whom it found): the log must not answer "is this a pensioner?".
             scope.visible(db, staff, None, "beneficiary", q if kind == "external_id" else kind)
         # What was searched for is personal data: the audit keeps the kind of query and every record shown.
-        audit_chain.record(
-            db, staff.actor, "roster.search", kind, {"n": len(results), "shown": [b.external_id for b in results]}
-        )
+        shown = {"n": len(results), "shown": [b.external_id for b in results]}
+        access_log.record_list(db, staff.actor, "roster.search", kind, shown, [b.id for b in results])
         imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
     return no_store(render(request, "roster.html", staff, imports=imports, results=results, report=None, error=None))
 
@@ -165,6 +165,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Respo
         shown = [s.id for s in sessions] + [c.session_id for c in certs]
         evidence = evidence_of(db, shown, utcnow(), ctx.settings.storage.evidence_hold_days)
         consent_pending = pending_consent(db, bid)  # sessions in flight that would keep a template
+        revoke_asked = revoke_asks(db, certs)  # a revocation asked by one supervisor, for another to confirm
         audit_chain.record(db, staff.actor, "beneficiary.view", b.external_id)
     today = local_today(ctx.settings)
     state = cycle_state(b.status, b.valid_until, today, ctx.rules)
@@ -184,6 +185,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Respo
             alerts=alerts,
             evidence=evidence,
             consent_pending=consent_pending,
+            revoke_asked=revoke_asked,
             today=today.isoformat(),
             form_token=new_token(),  # the counter form's own: sent twice, it records once (alt_cert.recorded_form)
             identity_stamp=identity_stamp(b),  # the record's ID number as the counter form saw it

@@ -18,8 +18,18 @@ from urllib3.exceptions import NewConnectionError
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
+from service.certification.heartbeat import host_name
 from service.features.wechat.config import WeChatConfig
-from service.features.wechat.config_guard import CONFIG_REFUSED, check_settings, clear_refusal, record_refusal
+from service.features.wechat.config_guard import (
+    CONFIG_REFUSED,
+    HOST_BOUND,
+    HOST_RECHECK_S,
+    check_settings,
+    clear_host_refusal,
+    clear_refusal,
+    record_refusal,
+)
+from service.features.wechat.deadline import check_hooks, current, deadline, watched_session
 from service.features.wechat.errors import (
     WeChatAnswerLostError,
     WeChatConfigRefusedError,
@@ -65,8 +75,11 @@ def _cert_refused(error: object, depth: int = 0) -> bool:
 
 
 def _masked(exc: BaseException) -> str:
-    """The error's text without the access token or AppSecret (requests puts the full URL in its messages)."""
-    return SECRETS_IN_URL.sub(r"\1=***", str(exc))
+    """The error's text without the access token or AppSecret (requests puts the full URL in its messages), saying
+    when the call's deadline cut it (deadline.py)."""
+    text = SECRETS_IN_URL.sub(r"\1=***", str(exc))
+    d = current()
+    return d.explain(text) if d is not None else text
 
 
 class _Client(WeChatClient):  # type: ignore[misc]
@@ -76,6 +89,7 @@ class _Client(WeChatClient):  # type: ignore[misc]
         super().__init__(api.config.app_id, api.config.app_secret, timeout=api.config.timeout_s, auto_retry=False)
         self.API_BASE_URL = api.config.api_base_url.rstrip("/") + "/cgi-bin/"
         self._api = api
+        self._http = watched_session()  # wechatpy's own session, with each call's total deadline (deadline.py)
 
     @property
     def access_token(self) -> str:
@@ -83,10 +97,17 @@ class _Client(WeChatClient):  # type: ignore[misc]
 
 
 class WeChatApi:
-    def __init__(self, config: WeChatConfig, store: TokenStore) -> None:
+    def __init__(self, config: WeChatConfig, store: TokenStore, host: str | None = None) -> None:
+        check_hooks()  # before any session is built: urllib3 without the deadline's hooks refuses the start
         self.config = config
         self.store = store
+        # Which host calls (WeChat's IP whitelist refuses one host's address, not the others': config_guard.py).
+        self.host = host or host_name()
+        # Whether this host's pause mark may be in the store (this process made it), and when it was last looked for
+        # after a successful call (another process of the host may have made it): _address_accepted.
+        self._maybe_paused, self._looked_at = True, 0.0
         self.client = _Client(self)
+        self._session = watched_session()
 
     # -- tokens --------------------------------------------------------------------------------------
 
@@ -102,13 +123,13 @@ class WeChatApi:
 
     def _cached(self, key: str, fetch: Callable[[], tuple[str, int]], stale: str | None, ahead_s: float = 0.0) -> str:
         margin = self.config.token_refresh_margin_s + ahead_s
-        current = self.store.get(key)
-        if current and current[0] != stale and current[1] - time.time() > margin:
-            return current[0]
-        with self.store.lock(key):
-            current = self.store.get(key)  # another process may have refreshed while we waited
-            if current and current[0] != stale and current[1] - time.time() > margin:
-                return current[0]
+        stored = self.store.get(key)
+        if stored and stored[0] != stale and stored[1] - time.time() > margin:
+            return stored[0]
+        with deadline(self.config.deadline_s), self.store.lock(key):
+            stored = self.store.get(key)  # another process may have refreshed while we waited
+            if stored and stored[0] != stale and stored[1] - time.time() > margin:
+                return stored[0]
             value, expires_in = fetch()
             self.store.set(key, value, time.time() + expires_in)
             log.info("wechat: refreshed %s", key)
@@ -116,7 +137,7 @@ class WeChatApi:
 
     def _fetch_token(self) -> tuple[str, int]:
         """A new token; refused settings are not asked about again within their back-off (config_guard.py)."""
-        check_settings(self.store, self.config)
+        check_settings(self.store, self.config, self.host)
         try:
             data = self._http_json(
                 "cgi-bin/token",
@@ -125,9 +146,10 @@ class WeChatApi:
         except WeChatError as exc:
             if exc.errcode not in CONFIG_REFUSED:
                 raise
-            record_refusal(self.store, self.config, exc.errcode)
+            self._maybe_paused = True
+            record_refusal(self.store, self.config, exc.errcode, self.host)
             raise WeChatConfigRefusedError(exc.errcode, exc.errmsg) from exc
-        clear_refusal(self.store, self.config)
+        clear_refusal(self.store, self.config, self.host)
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
     def _fetch_ticket(self) -> tuple[str, int]:
@@ -137,7 +159,7 @@ class WeChatApi:
     def _http_json(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         url = self.config.api_base_url.rstrip("/") + "/" + path
         try:
-            resp = requests.get(url, params=params, timeout=self.config.timeout_s)
+            resp = self._session.get(url, params=params, timeout=self.config.timeout_s)
             resp.raise_for_status()
             data: dict[str, Any] = resp.json()
         except (requests.RequestException, ValueError) as exc:
@@ -147,11 +169,16 @@ class WeChatApi:
         return data
 
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run a wechatpy call; on a token error refresh once (centrally) and retry; map failures."""
+        """Run a wechatpy call within the call's deadline (deadline.py); on a token error refresh once (centrally) and
+        retry; map failures."""
+        with deadline(self.config.deadline_s):
+            return self._call_within(fn)
+
+    def _call_within(self, fn: Callable[[], T]) -> T:
         for attempt in (1, 2):
             token = self.access_token()
             try:
-                return fn()
+                result = fn()
             except WeChatClientException as exc:
                 code = int(exc.errcode) if exc.errcode is not None else None
                 if code in TOKEN_ERRORS and attempt == 1:
@@ -161,12 +188,32 @@ class WeChatApi:
                     raise WeChatAnswerLostError(None, _masked(exc)) from exc
                 if code in MEDIA_GONE:
                     raise WeChatMediaExpiredError(code, str(exc.errmsg)) from exc
+                if code in HOST_BOUND:  # this host's address refused on any call, with a token another host fetched
+                    self._maybe_paused = True
+                    record_refusal(self.store, self.config, code, self.host)
+                    raise WeChatConfigRefusedError(code, str(exc.errmsg)) from exc
                 raise WeChatError(code, str(exc.errmsg)) from exc
             except requests.RequestException as exc:
                 if _unreached(exc):
                     raise WeChatUnavailableError(None, _masked(exc)) from exc
                 raise WeChatAnswerLostError(None, _masked(exc)) from exc
+            self._address_accepted()
+            return result
         raise WeChatError(None, "unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _address_accepted(self) -> None:
+        """A call succeeded: WeChat accepts this host's address, so its own pause mark (if any) goes, though it
+        fetched no token itself (config_guard). Looked for only when this process made one, or at most every
+        HOST_RECHECK_S (another process of the host may have): no read per call."""
+        now = time.monotonic()
+        if not self._maybe_paused and now - self._looked_at < HOST_RECHECK_S:
+            return
+        self._maybe_paused, self._looked_at = False, now
+        try:
+            clear_host_refusal(self.store, self.host)
+        except Exception as exc:  # the call succeeded (a send WeChat took is sent): the mark waits for the next one
+            self._maybe_paused = True
+            log.warning("wechat: could not clear host %s's pause mark: %s", self.host, exc)
 
     # -- API -------------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Gauges of the WeChat channel, read when /metrics is scraped: whether sending is paused, and why (the day's
-template quota spent: quota.py; WeChat refusing the account's settings: config_guard.py), from the channel's token
+template quota spent: quota.py; WeChat refusing the account's settings, or one host's address: config_guard.py;
+`pension_cert_wechat_host_paused{host,errcode}` names those hosts), from the channel's token
 store (the marks every process shares); and the notices that wait for staff (failed, or left in `sending` for a
 lost answer or a process that died mid-send: notice_send.answer_unknown; the console page 微信通知,
 staff_notices.py; one staff closed is neither), counted from the database.
@@ -32,19 +33,16 @@ class WeChatGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
+            hosts = config_guard.refused_hosts(self.api.store, self.api.config)
             paused = {
                 "quota_spent": quota.spent(self.api.store, clock.now_utc()),
                 "configuration": config_guard.refused(self.api.store, self.api.config) is not None,
+                "ip_whitelist": bool(hosts),
             }
         except Exception as exc:  # a scrape must still answer (the token store, e.g. Redis, out of reach)
             log.warning("wechat gauges: %s", exc)
         else:
-            g = GaugeMetricFamily(
-                "pension_cert_wechat_paused", "WeChat notices paused (1), by reason (docs/wechat.md)", labels=["reason"]
-            )
-            for reason, on in paused.items():
-                g.add_metric([reason], float(on))
-            yield g
+            yield from _paused(paused, hosts)
         try:
             with self.ctx.db() as db:
                 failed = db.scalar(
@@ -62,3 +60,22 @@ class WeChatGauges(Collector):
         g.add_metric(["failed"], float(failed or 0))
         g.add_metric(["answer_lost"], float(lost or 0))
         yield g
+
+
+def _paused(paused: dict[str, bool], hosts: list[config_guard.Refused]) -> Iterator[Metric]:
+    """Why sending is paused (every host: quota, configuration; some hosts: ip_whitelist), and which hosts are paused
+    for their own address, with WeChat's code."""
+    g = GaugeMetricFamily(
+        "pension_cert_wechat_paused", "WeChat notices paused (1), by reason (docs/wechat.md)", labels=["reason"]
+    )
+    for reason, on in paused.items():
+        g.add_metric([reason], float(on))
+    yield g
+    h = GaugeMetricFamily(
+        "pension_cert_wechat_host_paused",
+        "Hosts whose calls WeChat refuses for their address (IP whitelist): they send nothing, the others do",
+        labels=["host", "errcode"],
+    )
+    for mark in hosts:
+        h.add_metric([mark.host or "", str(mark.errcode)], 1.0)
+    yield h

@@ -26,6 +26,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import utcnow
 from service.features.wechat import config_guard, quota
 from service.features.wechat.client import WeChatApi
+from service.features.wechat.config import DEADLINE_S
 from service.features.wechat.errors import WeChatAnswerLostError, WeChatError
 from service.features.wechat.messages import Message, template_kind
 from service.features.wechat.models import NoticeStatus, WeChatNotice
@@ -44,12 +45,15 @@ DAYTIME = (*REMINDERS, REVOKED)
 # (staff_notices.py); a `sending` notice without it is being sent now.
 ANSWER_LOST = "may have been delivered (WeChat's answer lost)"
 # How long after its claim a `sending` notice without WeChat's answer is taken for one whose process died mid-send.
-# Not a bound computed from the client's timeouts: none holds (requests' read timeout is per read, so a server that
-# trickles its answer keeps one call alive far longer; the connect timeout is per address; name resolution and the
-# token store's calls have none; a frozen process or VM resumes later), and a notice shown to staff while still in
-# flight may be sent twice by their resend. A quarter of an hour is far beyond a normal send (4 HTTP calls at 10 s,
-# two token-lock waits: under 4 minutes) and costs only a later listing; staff are told it may have been delivered.
+# The client's timeouts bound nothing (requests' read timeout is per read: a server trickling its answer keeps a call
+# alive indefinitely); the sender's own deadline does: `api.send_template` gives up by SEND_DEADLINE whatever the
+# server does and writes nothing to WeChat after it (deadline.py). A quarter of an hour leaves room on top for what it
+# cannot cut (name resolution before the request, a frozen process or VM) and costs only a later listing; staff are
+# told it may have been delivered.
 STALE_CLAIM = dt.timedelta(minutes=15)
+SEND_DEADLINE = dt.timedelta(seconds=DEADLINE_S)  # one home: config.DEADLINE_S (WeChatConfig.deadline_s)
+if SEND_DEADLINE * 4 > STALE_CLAIM:
+    raise RuntimeError("the WeChat sender's deadline must stay well under STALE_CLAIM (a quarter of it at most)")
 
 
 def answer_unknown(now: dt.datetime) -> ColumnElement[bool]:
@@ -100,8 +104,8 @@ def deliver(
     day = today or local_today(ctx.settings, at)
     if quota.spent(api.store, at):
         return run  # WeChat refuses every send until it renews the quota at midnight Beijing time: not asked
-    if config_guard.blocked(api.store, api.config, at):
-        return run  # WeChat refuses the account's settings: not asked until the back-off passes (config_guard.py)
+    if config_guard.blocked(api.store, api.config, at, api.host):
+        return run  # WeChat refuses the settings or this host's address: not asked within the back-off (config_guard)
     pending = WeChatNotice.status == NoticeStatus.PENDING
     allowance = quota.Allowance(None)
     if not reminder_hours(ctx.settings, at):

@@ -7,11 +7,14 @@ route can forget it: the revocation marks it due (`Certification.notice_state`, 
 due until the schedule settles it, however long the schedule was stopped (`revocations_to_tell`); delivered like a
 reminder, in the bureau's daytime and not while a session of the person is under way.
 
-To the person's own account only (accounts.py: the reminders' rule): never the account of the revoked session
-itself (it was not shown to be the person's), even when it made another accepted certification of the person, a
-relative's, or one of the record's previous ID-number holder. Once per revocation: settled once (a due notice), and
-recorded for one account only (a revocation from before migration 0018 is looked for a week, while the own account
-may change: a later revocation; not told again to the new one).
+To the person's own account (accounts.py: the reminders' rule): never the account of the revoked session itself
+(it was not shown to be the person's), even when it made another accepted certification of the person, a
+relative's, or one of the record's previous ID-number holder. A person without an own account (certified only
+through relatives, 代认证) is told through the relatives whose binding is in force instead, in a relative's words
+(relatives_told.py, docs/security.md Part BL). Once per revocation: settled once (a due notice), and recorded
+once, in one run, for the accounts then to tell (the person's own, or each relative's, one per relative); never
+recorded again once any is (a revocation from before migration 0018 is looked for a week, while the own account may
+change: a later revocation; not told again to the new one).
 The ordinary reminders of the person are held back the day its notice is pending or sent (`told_today`): it says
 the new date already, and two messages the same day, one "revoked", one "overdue", would read as two matters.
 
@@ -47,14 +50,16 @@ from service.certification.revocation import NoticeState, RevokeReason
 from service.features.wechat.accounts import own_account
 from service.features.wechat.messages import Message, revocation_message
 from service.features.wechat.models import NoticeStatus, WeChatNotice
+from service.features.wechat.relatives_told import relative_revocation_message, relatives_to_tell
 
 REVOKED = "revoked"  # notice kind; ref "<person id>:cert<certification id>"
 TOLD_REASONS = frozenset({RevokeReason.WRONG_ACCEPT.value, RevokeReason.OTHER.value})
+PAID = (BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)
 
 
 def revocations_to_tell(db: Session, since: dt.datetime) -> list[tuple[str, str]]:
     """(ref, openid) of each revocation whose notice is due, to record now; each due one is settled here, in the
-    caller's transaction: QUEUED with an account to tell, else SKIPPED (`_account_to_tell`: not a told reason,
+    caller's transaction: QUEUED with an account to tell, else SKIPPED (`_accounts_to_tell`: not a told reason,
     not the present person's, certified since, no account is theirs). Due stays due, whatever the gap since the
     revocation (a schedule stopped for weeks tells it when it resumes). A revocation from before migration 0018
     (no state) is found as it was then, by its audit entry since `since` (naive UTC: the last week), and told
@@ -73,26 +78,28 @@ def revocations_to_tell(db: Session, since: dt.datetime) -> list[tuple[str, str]
     ).all()
     out = []
     for cert, b, opened in rows:
-        ref, openid = f"{b.id}:cert{cert.id}", _account_to_tell(db, cert, b, opened)
-        if cert.notice_state is not None and not _settle(db, cert.id, openid is not None):
+        ref, openids = f"{b.id}:cert{cert.id}", _accounts_to_tell(db, cert, b, opened)
+        if cert.notice_state is not None and not _settle(db, cert.id, bool(openids)):
             continue  # another scheduler settled it first
         recorded = db.scalar(select(WeChatNotice.id).where(WeChatNotice.kind == REVOKED, WeChatNotice.ref == ref))
-        if openid is not None and recorded is None:
-            out.append((ref, openid))
+        if recorded is None:
+            out += [(ref, openid) for openid in openids]
     return out
 
 
-def _account_to_tell(db: Session, cert: Certification, b: Beneficiary, opened: dt.datetime) -> str | None:
-    """The account to tell of revoked `cert` (its session opened at `opened`), or None: not for a told reason, a
-    certification of the record's previous ID-number holder (it changed nothing of the present person's), the
-    person certified again since, or no account is the person's own (accounts.py: a person certified only through
-    a relative, or only from the phone that made the revoked session, is not told by WeChat: docs/security.md,
-    Part AO)."""
+def _accounts_to_tell(db: Session, cert: Certification, b: Beneficiary, opened: dt.datetime) -> list[str]:
+    """The accounts to tell of revoked `cert` (its session opened at `opened`): the person's own, else the relatives'
+    whose binding is in force (relatives_told.py); none for a reason not told, a certification of the record's
+    previous ID-number holder (it changed nothing of the present person's), the person certified again since or no
+    longer paid, or nobody to tell (a person certified only from the phone that made the revoked session)."""
     if cert.revoke_reason not in TOLD_REASONS or cert.revoked_at is None:
-        return None
+        return []
     if not made_for_current_person(b, opened) or _certified_since(db, b.id, cert.revoked_at):
-        return None
-    return own_account(db, b.id)
+        return []
+    own = own_account(db, b.id)
+    if own is not None:
+        return [own]
+    return relatives_to_tell(db, b.id) if b.status in PAID else []
 
 
 def _settle(db: Session, certification_id: int, told: bool) -> bool:
@@ -132,12 +139,14 @@ def revoked_message(db: Session, ref: str, openid: str, today: dt.date, base: st
     cert = db.get(Certification, int(cert_part)) if cert_part.isdigit() else None
     if b is None or cert is None or cert.beneficiary_id != b.id or cert.revoked_at is None:
         return None
-    paid = b.status in (BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED)
-    if cert.revoke_reason not in TOLD_REASONS or not paid:
+    if cert.revoke_reason not in TOLD_REASONS or b.status not in PAID or _certified_since(db, b.id, cert.revoked_at):
         return None
-    if own_account(db, b.id) != openid or _certified_since(db, b.id, cert.revoked_at):
-        return None
-    return revocation_message(b, cert.certified_on, today, base)
+    own = own_account(db, b.id)
+    if own == openid:
+        return revocation_message(b, cert.certified_on, today, base)
+    if own is None and openid in relatives_to_tell(db, b.id):
+        return relative_revocation_message(b, today, base)  # their binding still in force, the person still without
+    return None
 
 
 def _certified_since(db: Session, beneficiary_id: int, revoked_at: dt.datetime) -> bool:

@@ -25,6 +25,7 @@ from sqlalchemy import BigInteger, ColumnElement, CursorResult, Select, case, ca
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from service.certification.errors import NotFoundError, ServiceError
+from service.certification.evidence_hold import checked_note
 from service.certification.models import Beneficiary, CertSession, utcnow
 from service.features.console import audit_chain, scope
 from service.features.console.auth import Staff
@@ -228,8 +229,7 @@ def _decision(
     if action == "delivered" and lost:
         return {"status": NoticeStatus.SENT, "sent_at": utcnow()}, {}
     if action == "close" and (failed or lost):
-        text = mask_text(note.strip())  # an ID number typed in the note masked, as everywhere in the audit chain
-        if not text or len(text) > MAX_NOTE_CHARS:
-            raise ServiceError("WECHAT_CLOSE_NOTE", "a close needs a note of how the person was told")
+        # An ID number typed in the note masked, as everywhere in the audit chain.
+        text = mask_text(checked_note(note, "WECHAT_CLOSE_NOTE", MAX_NOTE_CHARS))
         return {"status": NoticeStatus.CLOSED}, {"note": text}
     raise ServiceError("NOT_FOUND", "the notice is not awaiting this decision")

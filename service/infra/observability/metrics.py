@@ -71,6 +71,10 @@ UPLOADS_DELAYED = Counter(
 CYCLE_REFUSED = Counter(
     "pension_cert_cycle_refused", "Cycle runs refused before any change: an unusual share would be suspended"
 )
+REFUSAL_AUDITS_LOST = Counter(
+    "pension_cert_refusal_audits_lost",
+    "Refusals (4xx) answered without their audit entry: the database was unavailable; each is logged at ERROR",
+)
 
 
 def observe_report(timings: dict[str, float]) -> None:
@@ -136,14 +140,21 @@ class _QuietHandler(WSGIRequestHandler):
         """A scrape every few seconds is not news."""
 
 
-def metrics_wsgi_app(registry: CollectorRegistry, token: str) -> Any:
-    """prometheus_client's exposition app behind the API's rule: with a token, only ``Bearer <token>`` reads it."""
+def may_read(token: str, authorization: str | None, production: bool) -> bool:
+    """The one check of the operator's bearer token (`METRICS_TOKEN`): the API's /metrics and the reasons in its
+    /readyz (service.adapters.http.observability.may_read_metrics), and a worker's own metrics port. No token set:
+    open, except in production, where nobody reads (a production start refuses that anyway)."""
+    if not token:
+        return not production
+    return hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode())
+
+
+def metrics_wsgi_app(registry: CollectorRegistry, token: str, production: bool = False) -> Any:
+    """prometheus_client's exposition app behind the API's rule (``may_read``)."""
     exposition = make_wsgi_app(registry)
-    expected = f"Bearer {token}".encode()
 
     def app(request: dict[str, Any], start_response: Any) -> Any:  # WSGI: the request's own environ dict
-        given = str(request.get("HTTP_AUTHORIZATION", "")).encode()
-        if token and not hmac.compare_digest(given, expected):
+        if not may_read(token, request.get("HTTP_AUTHORIZATION"), production):
             start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
             return [b"metrics need the bearer token\n"]
         return exposition(request, start_response)
@@ -151,16 +162,19 @@ def metrics_wsgi_app(registry: CollectorRegistry, token: str) -> Any:
     return app
 
 
-def start_metrics_server(port: int, token: str, registry: CollectorRegistry, addr: str = "0.0.0.0") -> WSGIServer:
+def start_metrics_server(
+    port: int, token: str, registry: CollectorRegistry, addr: str = "0.0.0.0", production: bool = False
+) -> WSGIServer:
     """Serve ``registry`` on ``addr:port`` in a daemon thread (port 0: any free port, see ``server_port``)."""
-    server = make_server(addr, port, metrics_wsgi_app(registry, token), ThreadingWSGIServer, _QuietHandler)
+    app = metrics_wsgi_app(registry, token, production)
+    server = make_server(addr, port, app, ThreadingWSGIServer, _QuietHandler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
 
 
-def serve_port(port: int, token: str = "") -> bool:
-    """A worker's own /metrics on ``port`` (once per process; 0 switches it off), behind the same bearer token as
-    the API's /metrics when one is set. Returns whether it serves."""
+def serve_port(port: int, token: str = "", production: bool = False) -> bool:
+    """A worker's own /metrics on ``port`` (once per process; 0 switches it off), behind the same check as the
+    API's /metrics (``may_read``). Returns whether it serves."""
     global _served
     if port <= 0:
         return False
@@ -173,7 +187,7 @@ def serve_port(port: int, token: str = "") -> bool:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         try:
-            start_metrics_server(port, token, registry)
+            start_metrics_server(port, token, registry, production=production)
         except OSError as exc:
             log.warning("metrics port %d: %s", port, exc)
             return False

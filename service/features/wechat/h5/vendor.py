@@ -87,7 +87,8 @@ ANALYSE_FPS = 15
 ACTION_S = 3.0
 # The page confirms an action only when it is clearly there, so that the server, measuring the same signal
 # on its own frames of the encoded clip, finds it too: the signal past CONFIRM_MARGIN × the server's threshold
-# on CONFIRM_FRAMES analysed frames in a row; the clip then runs TAIL_S more.
+# on CONFIRM_FRAMES analysed frames in a row; the clip then runs TAIL_S more, cut short at `capture.max_s` (a slow
+# person's re-prompted, late-seen actions: 3 + 3 + 1 s each would pass the server's clip limit; docs/liveness.md).
 CONFIRM_MARGIN = 1.1
 CONFIRM_FRAMES = 2
 TAIL_S = 1.0

@@ -472,3 +472,179 @@ def test_a_target_lost_during_the_copy_is_named_and_nothing_is_committed(
     assert failure.code == "TARGET_UNAVAILABLE" and failure.outage
     assert "the target database stopped answering during the copy, before anything was committed" in str(failure)
     assert failure.target_empty is True and sum(counts(target).values()) == 0
+
+
+def _file_state(path: Path) -> tuple[str, int, str, list[str]]:
+    """A file as the operator would compare it: its bytes, its mode, SQLite's journal mode and its companions."""
+    import hashlib
+    import stat
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        journal = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+    companions = sorted(p.name for p in path.parent.glob(f"{path.name}-*"))
+    return hashlib.sha256(path.read_bytes()).hexdigest(), stat.S_IMODE(path.stat().st_mode), journal, companions
+
+
+def test_a_refused_source_keeps_its_journal_mode_and_file_mode(
+    cli: CliRunner, target: str, tmp_path: Path, source: tuple[dict[str, str], ServiceContext]
+) -> None:
+    """Opening the source as the app does switched it to WAL mode and took the group's read right away, before
+    the checks: a file the move then refused (a worker alive, a target in use, a table it does not know) was
+    changed anyway (a backup copy no longer byte for byte its backup, a -wal and -shm beside it, a mode the
+    bureau's backup user could no longer read). The checks now read it read-only: a refused file is untouched."""
+    env, ctx = source
+    ctx.engine.dispose()
+    url = env["PENSION_CERT_DATABASE_URL"]
+    path = Path(url.removeprefix("sqlite:///"))
+    on_file(url, "PRAGMA journal_mode=DELETE", "CREATE TABLE face_payments (id INTEGER PRIMARY KEY)")
+    path.chmod(0o640)
+    before = _file_state(path)
+    assert before[1:] == (0o640, "delete", []), before
+    proc = refused(cli, target, env, EXIT_CONFIG)
+    assert "SCHEMA_MISMATCH" in proc.stderr
+    assert _file_state(path) == before
+    on_file(url, "DROP TABLE face_payments")
+    on_file(url, "UPDATE worker_heartbeats SET stopped_at = NULL, last_seen = CURRENT_TIMESTAMP")
+    busy = _file_state(path)
+    assert "SERVICE_RUNNING" in refused(cli, target, env, EXIT_UNAVAILABLE).stderr
+    assert _file_state(path) == busy and sum(counts(target).values()) == 0
+
+
+def test_a_source_that_is_not_sqlite_exits_as_every_source_refusal(
+    cli: CliRunner, target: str, source: tuple[dict[str, str], ServiceContext]
+) -> None:
+    """The source is a setting (PENSION_CERT_DATABASE_URL): SOURCE_MISSING and SOURCE_EMPTY exit 4, as a bad
+    setting does (the command line's contract), but a source that is not SQLite exited 2, a bad argument."""
+    env, _ctx = source
+    proc = refused(cli, target, env_for(env, target), EXIT_CONFIG)
+    assert "BAD_SOURCE" in proc.stderr and "PENSION_CERT_DATABASE_URL" in proc.stderr
+
+
+def test_the_move_refuses_a_media_store_that_is_not_the_sources_and_says_the_media_stay(
+    cli: CliRunner, target: str, tmp_path: Path, source: tuple[dict[str, str], ServiceContext]
+) -> None:
+    """The media are not moved (they stay in the store, sealed with the media key): before, nothing checked or said
+    so. An operator who had already pointed the settings at the new set-up's store (another folder or bucket) or
+    key moved the database with exit 0, and the new service then showed no picture and failed verify-audit on
+    every anchor. Now refused, exit 4 `MEDIA_STORE_MISMATCH`, nothing written; with the pilot's store the move
+    says, before copying, that the media stay there with the same keys, and names the store in its output."""
+    import base64
+    import secrets
+
+    env, ctx = source
+    ctx.engine.dispose()
+    other = tmp_path / "new-media"
+    other.mkdir()  # the new set-up's store, already made (a folder that does not exist: the test below)
+    proc = refused(cli, target, {**env, "PENSION_CERT_MEDIA_DIR": str(other)}, EXIT_CONFIG)
+    assert "MEDIA_STORE_MISMATCH" in proc.stderr and f"the folder {other}" in proc.stderr, proc.stderr
+    assert "holds no anchor" in proc.stderr and "nothing was written" in proc.stderr
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    proc = refused(cli, target, {**env, "PENSION_CERT_MEDIA_KEY": key}, EXIT_CONFIG)
+    assert "MEDIA_STORE_MISMATCH" in proc.stderr and "does not open with PENSION_CERT_MEDIA_KEY" in proc.stderr
+    assert sum(counts(target).values()) == 0
+    moved = cli("move-database", "--to", target, env=env)
+    assert moved.returncode == 0, moved.stderr
+    media = tmp_path / "var" / "media"
+    assert f"the media are not moved: they stay in the folder {media}" in moved.stderr
+    assert json.loads(moved.stdout)["media"] == f"the folder {media}"
+
+
+def test_a_damaged_anchor_does_not_refuse_the_pilots_own_store(
+    cli: CliRunner, target: str, source: tuple[dict[str, str], ServiceContext]
+) -> None:
+    """One object under `audit/` that does not open (the head or a daily anchor: bit rot, an edit verify-audit
+    reports) made the whole store read as sealed with another key: the pilot's own store was refused with
+    MEDIA_STORE_MISMATCH "does not open with PENSION_CERT_MEDIA_KEY", and the operator sent after the key. Each
+    anchor is now read on its own: one that opens and matches is enough; when none does and some did not open, the
+    message names them and points to `pension-cert console verify-audit`."""
+    from service.certification.audit_anchor import HEAD_KEY, PREFIX, write_anchor
+
+    env, ctx = source
+    with ctx.db() as db:
+        daily = write_anchor(db, ctx.storage)
+    assert daily is not None
+    media = Path(ctx.settings.effective_media_dir)
+    head = media / f"{HEAD_KEY}.enc"
+    (anchor,) = (media / PREFIX).glob("*.enc")
+    good = anchor.read_bytes()
+    ctx.engine.dispose()
+    for damaged in (head, anchor):
+        damaged.write_bytes(b"bit rot" * 10)
+    proc = refused(cli, target, env, EXIT_CONFIG)
+    assert "MEDIA_STORE_MISMATCH" in proc.stderr and f"{HEAD_KEY}, {PREFIX}" in proc.stderr, proc.stderr
+    assert "pension-cert console verify-audit" in proc.stderr and sum(counts(target).values()) == 0
+    anchor.write_bytes(good)  # the daily anchor opens and matches: the head alone damaged
+    moved = cli("move-database", "--to", target, env=env)
+    assert moved.returncode == 0, moved.stderr
+
+
+def test_a_refused_wal_source_keeps_its_bytes_and_mode_and_gains_only_empty_companions(
+    cli: CliRunner, target: str, source: tuple[dict[str, str], ServiceContext]
+) -> None:
+    """Every real pilot's file is in WAL mode (the app's engine sets it). SQLite's read-only check of such a file
+    leaves an empty -wal and -shm beside it, as any reader does: the docs said a refused source was left "exactly
+    as it was". What stays: the file's bytes, its mode and its journal mode; the companions are empty."""
+    env, ctx = source
+    ctx.engine.dispose()
+    url = env["PENSION_CERT_DATABASE_URL"]
+    path = Path(url.removeprefix("sqlite:///"))
+    on_file(url, "PRAGMA journal_mode=WAL", "CREATE TABLE face_payments (id INTEGER PRIMARY KEY)")
+    path.chmod(0o640)
+    for companion in path.parent.glob(f"{path.name}-*"):
+        companion.unlink()
+    before = _file_state(path)  # read as the check reads it: the reader's own -wal and -shm beside it
+    assert before[1:3] == (0o640, "wal"), before
+    proc = refused(cli, target, env, EXIT_CONFIG)
+    assert "SCHEMA_MISMATCH" in proc.stderr
+    after = _file_state(path)
+    assert after[:3] == before[:3] and set(after[3]) <= {f"{path.name}-wal", f"{path.name}-shm"}, after
+    assert path.with_name(f"{path.name}-wal").stat().st_size == 0
+
+
+def test_a_source_in_uri_form_or_in_memory_is_refused_as_a_setting(
+    cli: CliRunner, target: str, tmp_path: Path, source: tuple[dict[str, str], ServiceContext]
+) -> None:
+    """A source named in SQLite's URI form (sqlite:///file:…?uri=true) or in memory failed as exit 5 "unable to
+    open": the read-only check took it for a path. Now exit 4 BAD_SOURCE, saying to name the file by its path."""
+    env, ctx = source
+    ctx.engine.dispose()
+    path = env["PENSION_CERT_DATABASE_URL"].removeprefix("sqlite:///")
+    for url in (f"sqlite:///file:{path}?mode=rw&uri=true", "sqlite:///:memory:", "sqlite://"):
+        proc = refused(cli, target, env_for(env, url), EXIT_CONFIG)
+        assert "BAD_SOURCE" in proc.stderr and "sqlite:////path/to/pension_cert.db" in proc.stderr, proc.stderr
+    assert sum(counts(target).values()) == 0
+
+
+def test_a_mistyped_media_folder_is_refused_without_creating_it(
+    cli: CliRunner, target: str, tmp_path: Path, source: tuple[dict[str, str], ServiceContext]
+) -> None:
+    """A mistyped PENSION_CERT_MEDIA_DIR was refused ("nothing was written") but the check had made the folder (and
+    PENSION_CERT_VAR_DIR's) on its way: an empty folder the operator then took for a store. Now refused as no such
+    folder, and neither is made."""
+    env, ctx = source
+    ctx.engine.dispose()
+    typo = tmp_path / "meida"
+    var = tmp_path / "no-var"
+    proc = refused(cli, target, {**env, "PENSION_CERT_MEDIA_DIR": str(typo), "PENSION_CERT_VAR_DIR": str(var)}, 4)
+    assert "MEDIA_STORE_MISMATCH" in proc.stderr and f"no such folder: {typo}" in proc.stderr, proc.stderr
+    assert not typo.exists() and not var.exists() and sum(counts(target).values()) == 0
+
+
+def test_a_store_whose_readable_anchors_do_not_match_names_the_ones_that_did_not_open(
+    source: tuple[dict[str, str], ServiceContext],
+) -> None:
+    """Another store (its anchors open but name other entries) with a damaged head: refused, the message names the
+    object that did not open and points to verify-audit, not to the key."""
+    from service.certification.audit_anchor import HEAD_KEY, PREFIX, Anchor, encode_anchor
+    from service.certification.move_source import media_refusal
+
+    _env, ctx = source
+    ctx.storage.put(f"{PREFIX}000000000999", encode_anchor(Anchor(999, "cd" * 32, "2026-12-01T00:00:00Z")))
+    (Path(ctx.settings.effective_media_dir) / f"{HEAD_KEY}.enc").write_bytes(b"bit rot" * 10)
+    with ctx.db() as db:
+        why = media_refusal(db, ctx.storage, "the folder X")
+    assert "holds no anchor of it that opens and matches (audit/head did not open" in why, why
+    assert "pension-cert console verify-audit" in why and "does not open with PENSION_CERT_MEDIA_KEY" not in why

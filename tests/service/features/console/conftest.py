@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from pipelines.decision.rules import DecisionConfig
 from pipelines.decision.runner import Certifier
@@ -146,3 +147,22 @@ def make_case(
     assert processing.claim(ctx, sid, worker) == sid
     assert processing.process(ctx, certifier, sid, worker)
     return sid, bid
+
+
+@pytest.fixture
+def case(
+    ctx: ServiceContext, staff_users: dict[str, int], strict_certifier: Certifier, sample: Sample
+) -> tuple[str, int]:
+    """A borderline review case made by the real pipeline, the staff accounts in place: (session id, person id)."""
+    return make_case(ctx, strict_certifier, sample)
+
+
+def revoke_by_two(client: TestClient, action: str, form: dict[str, str], second: str = "sup2") -> Response:
+    """A revocation from the person's page as the console takes it (docs/security.md, Part BK): `client`, logged in
+    as a supervisor, asks (`form` with its CSRF token); supervisor `second`, in a browser of their own, confirms
+    with the same reason. The confirmation's answer."""
+    asked = client.post(action, data=form)
+    assert asked.status_code == 200 and "须由另一位主管确认" in asked.text, asked.text[:500]
+    other = new_client(client)
+    confirmed: Response = other.post(action, data={**form, "csrf": login(other, second), "note": "复核属实"})
+    return confirmed

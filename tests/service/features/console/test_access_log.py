@@ -161,8 +161,8 @@ def test_unusual_volume_of_views_is_shown_to_supervisors(
     page = app_client.get("/console/access/volume")
     assert page.status_code == 200
     assert rows_of(page.text) == [
-        ("rev1-姓名（rev1）", "3", "0", "审计日志"),
-        ("rev2-姓名（rev2）", "1", "3", "审计日志"),
+        ("rev1-姓名（rev1）", "3", "0", "0", "审计日志"),
+        ("rev2-姓名（rev2）", "1", "3", "0", "审计日志"),
     ]
     assert ("staff:sup1", "-") in _actions(ctx, access_log.VOLUME_ACTION)
     # Yesterday's (the bureau's) entries are not today's.

@@ -20,7 +20,7 @@ from service.features.console.models import StaffUser
 from service.features.console.web import fmt_dt
 from service.infra.clock import local_today
 from tests.service import factories
-from tests.service.features.console.conftest import login, new_client
+from tests.service.features.console.conftest import login, new_client, revoke_by_two
 
 
 def _certified(ctx: ServiceContext, days_ago: int = 3) -> tuple[int, str, int, list[str]]:
@@ -157,11 +157,11 @@ def test_a_revocation_as_impersonation_shows_the_hold_or_that_the_media_went(
     gone_bid, gone_sid, gone_cid, _ = _certified(ctx, ctx.settings.storage.retention_days + 2)
     csrf = login(app_client, "sup1")
     form = {"csrf": csrf, "reason": "impersonation", "note": "家属持老人照片认证"}
-    r = app_client.post(f"/console/beneficiaries/{bid}/certifications/{cid}/revoke", data=form)
+    r = revoke_by_two(app_client, f"/console/beneficiaries/{bid}/certifications/{cid}/revoke", form)
     assert r.status_code == 200 and "影像已保全至" in r.text
     purge_media(ctx)  # the other's media go before its revocation
     assert all(ctx.storage.exists(k) for k in keys)
-    r = app_client.post(f"/console/beneficiaries/{gone_bid}/certifications/{gone_cid}/revoke", data=form)
+    r = revoke_by_two(app_client, f"/console/beneficiaries/{gone_bid}/certifications/{gone_cid}/revoke", form)
     assert r.status_code == 200 and "影像已按保存期限删除，无可保全" in r.text
     entries = _chain(ctx, "certification.revoke")
     assert sorted(e.detail["evidence"] for e in entries) == ["held", "purged"]

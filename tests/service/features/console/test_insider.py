@@ -20,7 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from pipelines.decision.runner import Certifier
 from service.certification.context import ServiceContext
 from service.certification.evidence_hold import RELEASE_ASK_DAYS
 from service.certification.models import AuditEntry, Beneficiary, Certification, CertSession, EvidenceHold, utcnow
@@ -30,7 +29,7 @@ from service.features.console.alt_cert import certify_alternative
 from service.features.console.models import ConsoleAlert
 from service.infra.clock import local_today
 from tests.service import factories
-from tests.service.features.console.conftest import Sample, api_settle, csrf_of, login, make_case, new_client
+from tests.service.features.console.conftest import api_settle, csrf_of, login, new_client
 
 
 def _decide(client: TestClient, sid: str, csrf: str, decision: str, reason: str = "核对无误") -> str:
@@ -44,14 +43,6 @@ def _claim(client: TestClient, sid: str, csrf: str) -> int:
 
 def _session(ctx: ServiceContext, sid: str) -> CertSession:
     return factories.update(ctx, CertSession, sid)
-
-
-@pytest.fixture
-def case(
-    ctx: ServiceContext, staff_users: dict[str, int], strict_certifier: Certifier, sample: Sample
-) -> tuple[str, int]:
-    """A borderline review case made by the real pipeline, the staff accounts in place: (session id, person id)."""
-    return make_case(ctx, strict_certifier, sample)
 
 
 def _claim_and_decide(client: TestClient, user: str, sid: str, decision: str, reason: str = "核对无误") -> str:

@@ -16,10 +16,11 @@ from pipelines.decision.runner import Certifier
 from pipelines.reasons import ReasonCode
 from proxy_auth.decision import NOTE_BELOW_PROXY_LINE, OperatorCheck, ProxyContext, apply_proxy_policy
 from proxy_auth.policy import ProxyPolicy
-from service.certification import processing, review
+from service.certification import processing, proxy_face
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
-from service.certification.review import accept_needs_second, face_below_accept
+from service.certification.proxy_face import face_below_accept
+from service.certification.review import accept_needs_second
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import access_log, audit_chain
 from service.features.console.config import ConsoleConfig
@@ -90,15 +91,11 @@ def _accept(client: TestClient, sid: str, csrf: str) -> str:
 
 
 def test_a_relatives_session_whose_face_only_borderline_matches_takes_two_to_accept(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
 ) -> None:
     """A relative presenting a dead parent's face that only borderline-matches (the face score in the review band,
     no reason code, no note) was accepted on one reviewer's word."""
-    sid, _bid = make_case(ctx, strict_certifier, sample)
+    sid, _bid = case
     result = _as_proxy_case(ctx, sid, "review", first=False)
     assert result["notes"] == [] and face_below_accept(result)
     csrf = login(app_client, "rev1")
@@ -111,15 +108,11 @@ def test_a_relatives_session_whose_face_only_borderline_matches_takes_two_to_acc
 
 
 def test_a_relatives_first_session_with_a_clear_face_match_is_still_one_reviewers(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
 ) -> None:
     """Guard: a first proxy certification whose face clears the proxy line goes to staff by policy only: one reviewer
     settles it."""
-    sid, _bid = make_case(ctx, strict_certifier, sample)
+    sid, _bid = case
     result = _as_proxy_case(ctx, sid, "accept", first=True)
     assert not face_below_accept(result)
     assert "已完成审核" in _accept(app_client, sid, login(app_client, "rev1"))
@@ -127,16 +120,12 @@ def test_a_relatives_first_session_with_a_clear_face_match_is_still_one_reviewer
 
 
 def test_a_relatives_face_in_the_proxy_band_takes_two_when_another_doubt_sent_it_to_staff(
-    app_client: TestClient,
-    ctx: ServiceContext,
-    staff_users: dict[str, int],
-    strict_certifier: Certifier,
-    sample: Sample,
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
 ) -> None:
     """A face between the accept line and the stricter proxy line is noted (and takes two) only when the decision was
     still an accept: with a low-quality frame also sending the case to staff there was no note and no band, and one
     reviewer accepted it."""
-    sid, _bid = make_case(ctx, strict_certifier, sample)
+    sid, _bid = case
     result = _as_proxy_case(ctx, sid, "proxy_band", first=False, reasons=[ReasonCode.FACE_LOW_QUALITY])
     assert result["notes"] == [] and not face_below_accept(result)
     csrf = login(app_client, "rev1")
@@ -152,7 +141,7 @@ def test_a_relatives_face_is_read_as_the_pipeline_and_the_proxy_policy_read_it(c
     else the card), the proxy line against the best of the two (as apply_proxy_policy). The proxy-band cases failed
     before (no note when another doubt sent the case to staff); the others are guards."""
     # Template below the accept line, card above: the template is the trusted reference: two.
-    assert review.FACE_REVIEW_BAND in _second_for(ctx, _proxy_result(0.7, 0.45, [], first=False))
+    assert proxy_face.FACE_REVIEW_BAND in _second_for(ctx, _proxy_result(0.7, 0.45, [], first=False))
     # Template above the proxy line, card below the accept line: the template carries the accept: one.
     clear = _proxy_result(0.45, 0.7, [], first=True)
     assert clear["decision"] == "review" and _second_for(ctx, clear) == []
@@ -169,7 +158,7 @@ def test_a_relatives_face_is_read_as_the_pipeline_and_the_proxy_policy_read_it(c
     assert _second_for(ctx, _proxy_result(0.6, 0.52, [ReasonCode.FACE_LOW_QUALITY], first=False)) == []
     # A decision with no face score is no machine face check.
     unscored = {"decision": "review", "reasons": [], "scores": {}, "thresholds": {"face_accept": 0.5}}
-    assert _second_for(ctx, unscored) == [review.MACHINE_UNCHECKED]
+    assert _second_for(ctx, unscored) == [proxy_face.MACHINE_UNCHECKED]
 
 
 class _Poison:

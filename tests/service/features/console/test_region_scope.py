@@ -329,7 +329,7 @@ def test_admin_sets_and_changes_scopes_audited(
             (e.action, e.target): e.detail
             for e in db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action.startswith("user.")))
         }
-    assert audit[("user.create", "wc1")] == {"role": "reviewer", "scope": ["420106"]}
+    assert audit[("user.create", "wc1")] == {"role": "reviewer", "scope": ["420106"], "grant": True}
     assert audit[("user.scope", "rev1")] == {"from": [], "to": ["4201", "4403"], "released": []}
     assert "湖北省武汉市" in app_client.get("/console/users").text
     # The change holds from the reviewer's next request, without a new login.

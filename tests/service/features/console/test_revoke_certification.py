@@ -21,7 +21,7 @@ from service.features.console.models import StaffUser
 from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
 from service.infra.clock import local_today
 from tests.service import factories
-from tests.service.features.console.conftest import login, new_client
+from tests.service.features.console.conftest import login, new_client, revoke_by_two
 
 
 def _certified(ctx: ServiceContext) -> tuple[int, int]:
@@ -51,14 +51,15 @@ def test_a_supervisor_revokes_from_the_persons_page(
     page = app_client.get(f"/console/beneficiaries/{bid}").text
     action = f"/console/beneficiaries/{bid}/certifications/{cid}/revoke"
     assert action in page and "冒领 / 他人代替" in page
-    r = app_client.post(action, data=_form(csrf))
+    # Two supervisors (Part BK): sup1 asks, sup2 confirms.
+    r = revoke_by_two(app_client, action, _form(csrf))
     assert r.status_code == 200 and r.url.path == f"/console/beneficiaries/{bid}"
     assert "已撤销" in r.text and "老人已于上月去世" in r.text and action not in r.text
     cert = _revoked(ctx, cid)
-    assert (cert.revoke_reason, cert.revoked_by) == ("impersonation", "staff:sup1")
+    assert (cert.revoke_reason, cert.revoked_by) == ("impersonation", "staff:sup2")
     with ctx.db() as db:
         entry = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "certification.revoke")).one()
-        assert entry.actor == "staff:sup1" and entry.detail["certification"] == cid
+        assert entry.actor == "staff:sup2" and entry.detail["certification"] == cid
     # Sent again (a second tab, a double click): refused with a sentence, nothing changes.
     again = app_client.post(action, data=_form(csrf, "other", "再次提交"))
     assert again.status_code == 409 and "该认证已撤销" in again.text
@@ -164,7 +165,7 @@ def test_revoking_a_relatives_proxy_certification_locks_their_binding(
         cid = db.scalars(select(Certification.id).where(Certification.session_id == s.id)).one()
         bid, binding_id = elder.id, binding.id
     csrf = login(app_client, "sup1")
-    r = app_client.post(f"/console/beneficiaries/{bid}/certifications/{cid}/revoke", data=_form(csrf))
+    r = revoke_by_two(app_client, f"/console/beneficiaries/{bid}/certifications/{cid}/revoke", _form(csrf))
     assert r.status_code == 200 and "已锁定" in r.text
     row = factories.update(ctx, ProxyBinding, binding_id)
     assert row.locked and not row.flagged  # flagged says the relative filmed themselves: not what was found here
@@ -183,5 +184,7 @@ def test_the_case_page_history_shows_a_revoked_certification_as_revoked(
         return page[page.index('id="history"') : page.index("</table>", page.index('id="history"'))]
 
     assert "通过" in history() and "已撤销" not in history()
-    assert app_client.post(f"/console/beneficiaries/{bid}/certifications/{cid}/revoke", data=_form(csrf)).is_success
+    assert revoke_by_two(
+        app_client, f"/console/beneficiaries/{bid}/certifications/{cid}/revoke", _form(csrf)
+    ).is_success
     assert "已撤销" in history()

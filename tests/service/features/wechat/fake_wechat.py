@@ -41,7 +41,18 @@ class FakeWeChatState:
     # Every token request answered with this errcode whatever the AppID and AppSecret (40164: this server's IP off the
     # whitelist; 40243: the AppSecret frozen; 89503: the IP awaiting the administrator's confirmation); None: checked.
     token_refusal: int | None = None
+    # Every API call (token, ticket, media, template) answered with this errcode: the caller's IP off the whitelist
+    # (40164) or awaiting confirmation (89503). Set around one "host"'s calls to tell hosts apart on loopback.
+    ip_refusal: int | None = None
     stale_token_errcode: int = 42001  # what a call with a token no longer valid is answered (40001 "not latest")
+    # Paths ("/cgi-bin/token", "/cgi-bin/message/template/send") whose answer is trickled: padded with `trickle_pad`
+    # spaces and written a byte every `trickle_gap_s` (each gap far under the client's read timeout, so no timeout of
+    # requests ever fires); the request itself is served as usual first (a send is delivered).
+    trickle: set[str] = field(default_factory=set)
+    trickle_gap_s: float = 0.05
+    trickle_pad: int = 400
+    # Keep connections open between requests (HTTP/1.1, as WeChat's servers do): the client's pool then reuses them.
+    keep_alive: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def expire_all_tokens(self) -> None:
@@ -51,6 +62,10 @@ class FakeWeChatState:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+
+    @property
+    def protocol_version(self) -> str:  # type: ignore[override]  # read per request: HTTP/1.0 closes after the answer
+        return "HTTP/1.1" if self.server.state.keep_alive else "HTTP/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         return
@@ -63,7 +78,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, obj: dict[str, Any]) -> None:
+        st = self.server.state
+        if urlparse(self.path).path in st.trickle:
+            return self._trickle(json.dumps(obj).encode() + b" " * st.trickle_pad)
         self._send(200, json.dumps(obj).encode(), "application/json; encoding=utf-8")
+
+    def _trickle(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; encoding=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(self.server.state.trickle_gap_s)
+        except OSError:  # the client gave up and closed the connection
+            return
 
     def _token_ok(self, q: dict[str, str]) -> bool:
         with self.server.state.lock:
@@ -73,10 +104,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"errcode": errcode, "errmsg": "access_token is invalid or not latest"})
         return ok
 
+    def _ip_refused(self) -> bool:
+        st, path = self.server.state, urlparse(self.path).path
+        if st.ip_refusal is None or not path.startswith("/cgi-bin/"):
+            return False
+        with st.lock:
+            st.token_calls += path == "/cgi-bin/token"
+            st.template_calls += path == "/cgi-bin/message/template/send"
+        self._json({"errcode": st.ip_refusal, "errmsg": "invalid ip, not in whitelist"})
+        return True
+
     def do_GET(self) -> None:
         st = self.server.state
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if self._ip_refused():
+            return None
         if url.path == "/cgi-bin/token":
             with st.lock:
                 st.token_calls += 1
@@ -147,6 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+        if self._ip_refused():
+            return None
         if url.path == "/cgi-bin/message/template/send":
             if not self._token_ok(q):
                 return None

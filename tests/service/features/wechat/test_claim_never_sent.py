@@ -49,12 +49,26 @@ def _hold(monkeypatch: pytest.MonkeyPatch, at: dt.datetime) -> None:
     monkeypatch.setattr(clock, "now_utc", lambda: at)
 
 
-def _died_mid_send(ctx: ServiceContext, db: Session, monkeypatch: pytest.MonkeyPatch, openid: str, seq: int) -> int:
-    """A 武汉 person's reminder, claimed by a run whose process died during the send: its id."""
+def _due(ctx: ServiceContext, db: Session, openid: str, seq: int) -> None:
+    """A 武汉 person certified through WeChat (account `openid`) whose reminder is due on DAY, committed."""
     number = factories.id_number("420106", seq=seq)
     b = factories.beneficiary(db, ctx.keyring, id_number=number, name="王桂兰", valid_until=dt.date(2026, 12, 9))
     certified_by(db, ctx, b, openid)
     db.commit()
+
+
+def _settled_meanwhile(ctx: ServiceContext, db: Session, openid: str, action: str, **how: Any) -> int:
+    """A supervisor settles `openid`'s notice (`action`) in a transaction of their own while a send is under way: its
+    id."""
+    nid = db.scalars(select(WeChatNotice.id).where(WeChatNotice.openid == openid)).one()
+    with ctx.db() as s:
+        settle(s, SUPERVISOR, nid, action, **how)
+    return nid
+
+
+def _died_mid_send(ctx: ServiceContext, db: Session, monkeypatch: pytest.MonkeyPatch, openid: str, seq: int) -> int:
+    """A 武汉 person's reminder, claimed by a run whose process died during the send: its id."""
+    _due(ctx, db, openid, seq)
     api = channel(ctx).api
     monkeypatch.setattr(api, "send_template", _killed)
     _hold(monkeypatch, AT)
@@ -144,10 +158,7 @@ def test_a_send_that_fails_after_staff_settled_its_notice_leaves_their_decision(
 ) -> None:
     """A send slower than the bound: staff closed the notice (told the person by phone) while WeChat was still being
     asked; WeChat then refused ("system busy"). The run's failure write put it back to `pending`, to be sent anyway."""
-    number = factories.id_number("420106", seq=24)
-    b = factories.beneficiary(db, ctx.keyring, id_number=number, name="王桂兰", valid_until=dt.date(2026, 12, 9))
-    certified_by(db, ctx, b, "o-slow")
-    db.commit()
+    _due(ctx, db, "o-slow", 24)
     api = channel(ctx).api
     real_send = api.send_template
 
@@ -169,10 +180,7 @@ def test_a_slow_sends_failure_leaves_the_claim_of_the_send_after_it(
 ) -> None:
     """Send A outlives the bound; a supervisor sends it again (with the box) and run B claims it and is sending. A's
     failure then wrote B's live claim back to `pending`: the next run sent it a third time, the person got it twice."""
-    number = factories.id_number("420106", seq=31)
-    b = factories.beneficiary(db, ctx.keyring, id_number=number, name="王桂兰", valid_until=dt.date(2026, 12, 9))
-    certified_by(db, ctx, b, "o-x")
-    db.commit()
+    _due(ctx, db, "o-x", 31)
     api = channel(ctx).api
     real_send = api.send_template
     now = {"t": AT}
@@ -181,9 +189,7 @@ def test_a_slow_sends_failure_leaves_the_claim_of_the_send_after_it(
 
     def slow_a(*args: Any, **kwargs: Any) -> int:
         now["t"] = LATER
-        nid = db.scalars(select(WeChatNotice.id).where(WeChatNotice.openid == "o-x")).one()
-        with ctx.db() as s:
-            settle(s, SUPERVISOR, nid, "resend", accept_duplicate=True)
+        nid = _settled_meanwhile(ctx, db, "o-x", "resend", accept_duplicate=True)
         assert notice_send._claim(ctx, nid, DAY, notice_send.NoticeRun()) is not None  # run B, now sending
         b_send["call"] = (args, kwargs)
         fake_wx.state.fail_sends = 1  # A is then refused ("system busy")
@@ -207,10 +213,7 @@ def test_a_configuration_stop_does_not_reopen_a_notice_staff_settled_during_its_
     """Five unknown-openid refusals in a row (another account's AppID) put the five back to `pending`: the fifth's
     send was slow, and the supervisor had closed it meanwhile (told by phone). The put-back reopened it."""
     for i in range(5):
-        number = factories.id_number("420106", seq=40 + i)
-        b = factories.beneficiary(db, ctx.keyring, id_number=number, name="王桂兰", valid_until=dt.date(2026, 12, 9))
-        certified_by(db, ctx, b, f"o-{i}")
-    db.commit()
+        _due(ctx, db, f"o-{i}", 40 + i)
     fake_wx.state.other_account = True
     api = channel(ctx).api
     real_send = api.send_template
@@ -222,9 +225,7 @@ def test_a_configuration_stop_does_not_reopen_a_notice_staff_settled_during_its_
         calls["n"] += 1
         if calls["n"] == 5:
             now["t"] = LATER
-            nid = db.scalars(select(WeChatNotice.id).where(WeChatNotice.openid == "o-4")).one()
-            with ctx.db() as s:
-                settle(s, SUPERVISOR, nid, "close", note="已电话告知")
+            _settled_meanwhile(ctx, db, "o-4", "close", note="已电话告知")
         return real_send(*args, **kwargs)
 
     monkeypatch.setattr(api, "send_template", slow_fifth)

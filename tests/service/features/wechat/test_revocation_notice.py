@@ -252,8 +252,9 @@ def test_a_schedule_stopped_ten_days_still_tells_it_once(ctx: ServiceContext, db
 
 @pytest.mark.usefixtures("daytime")
 def test_a_revocation_no_message_can_tell_is_settled(ctx: ServiceContext, db: Session, fake_wx: FakeWeChat) -> None:
-    """Not told (impersonation; a person certified only through a relative: no account is theirs, and the relative
-    is not addressed: Part AO) is settled at the first run, not looked at again every minute for ever."""
+    """Not told (impersonation; a person certified only through a relative who made the revoked session and has no
+    binding in force: no account is theirs, and that relative is never addressed: Parts AO, BL) is settled at the
+    first run, not looked at again every minute for ever."""
     _b, impostor = _person_certified_twice(ctx, db, "o-own", "o-impostor")
     _revoke(ctx, db, impostor, "impersonation")
     elder = factories.beneficiary(db, ctx.keyring, name="周秀英", valid_until=TODAY + 300 * DAY)

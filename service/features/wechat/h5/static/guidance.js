@@ -283,6 +283,12 @@
     if (!window.fetch) { return Promise.resolve(null); }
     return config().then(function (c) { return c.capture.video_bits_per_second || null; }, function () { return null; });
   }
+  // The longest clip (s) the server accepts (guidance.json `capture.max_s`, VideoLimits.max_duration_s); null
+  // where the JSON cannot be read: no limit of the page's own, as before.
+  function captureLimit() {
+    if (!window.fetch) { return Promise.resolve(null); }
+    return config().then(function (c) { return c.capture.max_s || null; }, function () { return null; });
+  }
 
   /* start(video, ui) → Promise of a Guide, or null (fallback). ui.hint(key, text, ok) shows a framing hint
      (null: framing is over); ui.steady() is called while the face has been right for steady_s;
@@ -329,5 +335,5 @@
       return null;
     });
   }
-  window.H5Guidance = { start: start, constraints: constraints, recorderBits: recorderBits };
+  window.H5Guidance = { start: start, constraints: constraints, recorderBits: recorderBits, captureLimit: captureLimit };
 })();

@@ -4,7 +4,11 @@
 (function () {
   "use strict";
   var $ = H5.$, say = H5.say, speak = H5.speak, rid = H5.rid;
-  var ACTION_S = 3;       // seconds per challenge action
+  // Seconds per challenge action on a tap-started take (no live confirmation): the window opens as the prompt is
+  // spoken and the clip is cut at the last one's end, so it holds the spoken prompt (up to 3.0 s, the page's
+  // espeak-ng voice) and then the slowest real head turn of the development clips at half speed (2 x 1.0 s):
+  // docs/liveness.md, "The time for each action" (tests/service/features/wechat/h5/test_action_window.py).
+  var FIXED_ACTION_S = 5;
   var COUNTDOWN_S = 3;    // before recording starts
   var ICONS = { turn_left: "⬅", turn_right: "➡", nod: "⬇", blink: "👁", open_mouth: "😮" };
 
@@ -14,7 +18,7 @@
     // interrupted (a phone call or WeChat switched away, the camera taken by another app, the phone turned) is
     // thrown away whole, never uploaded: its frozen or black stretch would only be refused as a failed attempt.
     // `cameras` counts camera starts.
-    var stream = null, recorderBits = null, take = null, cameras = 0;
+    var stream = null, recorderBits = null, clipMaxS = null, take = null, cameras = 0;
     var FROZEN_MS = 5000;    // a take's own clock stopped this long: the page was frozen (a call on iOS)
     var CAMERA_REFUSED = {
       NotAllowedError: "没有打开摄像头的权限。请点“重新打开摄像头”,在弹出的提示中选“允许”;没有提示时,请在手机“设置”里允许微信使用相机。",
@@ -38,6 +42,9 @@
       if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) { return fallback(); }
       // The recorder's bitrate the server publishes (guidance.json): a clip no larger than its analysis needs.
       if (window.H5Guidance) { window.H5Guidance.recorderBits().then(function (b) { recorderBits = b; }); }
+      // The longest clip the server takes (guidance.json `capture.max_s`): the recording stops there.
+      var limit = window.H5Guidance && window.H5Guidance.captureLimit;
+      if (limit) { limit().then(function (s) { clipMaxS = s; }); }
       // The size the server's analysis uses (guidance.json), no more: less for the server to decode.
       var wanted = window.H5Guidance ? window.H5Guidance.constraints() : Promise.resolve({ facingMode: "user" });
       var mine = cameras = cameras + 1;
@@ -197,16 +204,21 @@
       // Live confirmation only after the page saw the face right (auto-start); a tap keeps the fixed timing.
       if (live) { live.recording(); app.dataset.recordStart = String(Date.now()); } else if (guide) { guide.stop(); }
       var actions = flow.session().challenge.actions, i = 0;
+      function cut() {
+        if (take !== mine) { return; }
+        if (live) { live.stop(); }
+        mine.finished = true; endTake(); rec.stop();
+      }
+      // Never longer than the server takes (VIDEO_TOO_LONG): a slow person's re-prompted, late-seen actions and
+      // their tails could pass it (3 + 3 + 1 s each); the tail or the last wait is cut short instead.
+      if (clipMaxS) { timer(cut, clipMaxS * 1000); }
       function next() {
         if (take !== mine) { return; }
-        if (i >= actions.length) {  // cut at the last action
-          if (live) { live.stop(); }
-          mine.finished = true; endTake(); rec.stop(); return;
-        }
+        if (i >= actions.length) { return cut(); }  // cut at the last action
         var a = actions[i];
         $("action-text").textContent = (ICONS[a] || "") + " " + (prompts[a] || a); speak("action_" + a);
         if (live && live.live(a)) { return confirmLive(a, 0, function () { i += 1; next(); }); }
-        var left = ACTION_S; $("countdown").textContent = left;
+        var left = FIXED_ACTION_S; $("countdown").textContent = left;
         var t = timer(function () {
           left -= 1; $("countdown").textContent = left > 0 ? left : "";
           if (left <= 0) { clearInterval(t); i += 1; next(); }

@@ -36,10 +36,11 @@ from tests.service.servers import free_port
 
 pytestmark = pytest.mark.slow
 OPENID = "openid-interrupted"
-# One fixed-time action (the page's take: a 3-s countdown, then 3 s per action): what is tested here is how a
-# take ends (interrupted, uploaded, refused), not the actions, and every take waited out is seconds of the suite.
+# One fixed-time action (the page's take: a 3-s countdown, then 5 s per action, h5-capture.js FIXED_ACTION_S): what
+# is tested here is how a take ends (interrupted, uploaded, refused), not the actions, and every take waited out is
+# seconds of the suite.
 ACTIONS = ["turn_left"]
-TAKE_S = 3 + 3 * len(ACTIONS)
+TAKE_S = 3 + 5 * len(ACTIONS)
 RECORDING = "#action-text:has-text('请向左转头')"  # the first action on screen: the recorder is running
 PHONE: ViewportSize = {"width": 390, "height": 844}
 

@@ -7,14 +7,18 @@ answered "unknown person" (404) to a listed pensioner; now the name is compared 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from service.certification.context import ServiceContext
+from service.certification.roster import import_roster
 from service.features.wechat.h5 import identity
 from tests.service import factories
 from tests.service.features.wechat.h5.test_assist_requests import World, apply, w  # noqa: F401 (w: the fixture)
+from tests.service.test_roster import TERMS
+from tests.service.test_roster_western import text_of
 
 LISTED = "阿依古丽·买买提"
 
@@ -59,3 +63,20 @@ def test_a_roster_in_traditional_characters_opens_the_session_typed_in_simplifie
     assert r.status_code == 200, r.text
     r = client.post("/h5/api/sessions", json={"name": "程秀英", "id_number": number, "consent": True})
     assert r.status_code == 404, r.text
+
+
+def test_a_roster_writing_the_middle_dot_as_a_full_width_space_opens_the_session_typed_as_the_card_prints(
+    client: TestClient, ctx: ServiceContext, tmp_path: Path
+) -> None:
+    # Part BI: an old benefit system's GB18030 export writes the dot as the full-width space (A1A1), or leaves it
+    # out; the pensioner types the card's 阿依古丽·买买提. Before: 404 "未找到待遇领取人信息".
+    path = tmp_path / "roster.csv"
+    path.write_bytes(text_of(["阿依古丽　买买提", "热依拉买买提"]).encode("gb18030"))
+    with ctx.db() as db:
+        report = import_roster(db, ctx.keyring, "roster.csv", path.read_bytes(), "t", TERMS)
+    assert report.encoding == "GB18030" and report.created == 2, report.to_dict()
+    client.cookies.set(identity.COOKIE, identity.mint(ctx, "openid-dot-space"))
+    for i, card in enumerate(["阿依古丽·买买提", "热依拉·买买提"]):
+        number = factories.id_number(region="420106", seq=100 + i)
+        r = client.post("/h5/api/sessions", json={"name": card, "id_number": number, "consent": True})
+        assert r.status_code == 200, r.text

@@ -1,0 +1,119 @@
+"""Who is told of a revoked certification of a person who has no WeChat account of their own, and what they read
+(docs/security.md, Part BL; the notice itself: revoked.py).
+
+A person certified only through relatives (代认证) has no own account (accounts.py: a relative's proxy session is
+never the person's), so the notice of a revocation reached nobody and the next daily run suspended the pension
+without a word. It now goes to each relative whose binding to the person is in force: active, and no live binding of
+that relative to the person (a relative is one person over their accounts: bindings.person_accounts, holds._held)
+locked (a relative whose proxy certification was revoked: Part AB) or flagged (they filmed themselves); once per
+relative, at the account that opened their latest proxy session from the H5 pages (the relative's own: the H5 pages
+log the relative in with it). Never to a relative who opened a session of the person whose certification was
+revoked (by the proxy session's operator, at any of their accounts, whether or not the session was linked to their
+WeChat and whatever their binding's state), nor to an account that opened one, as for the person's own account.
+Never for 冒领 (revoked.TOLD_REASONS: the family may be whoever collected), nor for any revocation of a person one
+of whose certifications was revoked as 冒领: the bureau's investigation decides what the family hears. The person's
+own account, when there is one, is told instead, and no relative besides.
+
+The relative reads the person's name (they typed it to bind) and the date to certify by (their own certification's
+result said it): not the payment's state (suspended or not), not the reason, not when or by whom the revoked
+certification was made (another relative, the counter, the person themselves).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.certification.models import Beneficiary, Certification, CertSession, in_force
+from service.certification.revocation import RevokeReason
+from service.features.proxy.bindings import persons_of
+from service.features.proxy.models import (
+    ENDED_STATUSES,
+    BindingStatus,
+    ProxyBinding,
+    ProxyOperator,
+    ProxySession,
+)
+from service.features.wechat.messages import Message, zh_date
+from service.features.wechat.models import WeChatSessionLink
+
+
+def relatives_to_tell(db: Session, beneficiary_id: int) -> list[str]:
+    """The accounts (openids) of the relatives to tell of a revocation of person `beneficiary_id`'s certification,
+    one per relative whose binding is in force (see the module's docstring), in a stable order."""
+    if _impersonated(db, beneficiary_id):
+        return []
+    told = _bindings_in_force(db, beneficiary_id)
+    if not told:
+        return []
+    revoked_makers = (
+        select(WeChatSessionLink.openid)
+        .join(CertSession, CertSession.id == WeChatSessionLink.session_id)
+        .join(Certification, Certification.session_id == CertSession.id)
+        .where(CertSession.beneficiary_id == beneficiary_id, ~in_force())
+    )
+    rows = db.execute(
+        select(ProxyBinding.operator_id, WeChatSessionLink.openid)
+        .join(ProxyOperator, ProxyOperator.id == ProxyBinding.operator_id)
+        .join(ProxySession, ProxySession.operator_id == ProxyBinding.operator_id)
+        .join(WeChatSessionLink, WeChatSessionLink.session_id == ProxySession.session_id)
+        .where(
+            ProxyBinding.id.in_(told),
+            ProxyOperator.channel == "wechat",
+            WeChatSessionLink.openid.not_in(revoked_makers),
+        )
+        .order_by(WeChatSessionLink.created_at, WeChatSessionLink.session_id)
+    ).all()
+    persons = persons_of(db, {operator for operator, _ in rows})
+    latest = {persons[operator]: openid for operator, openid in rows}  # each relative's latest session
+    return sorted(set(latest.values()))
+
+
+def _impersonated(db: Session, beneficiary_id: int) -> bool:
+    """A certification of the person was revoked as 冒领: whoever is bound may be whoever collected."""
+    found = select(Certification.id).where(
+        Certification.beneficiary_id == beneficiary_id,
+        ~in_force(),
+        Certification.revoke_reason == RevokeReason.IMPERSONATION.value,
+    )
+    return db.scalar(found.limit(1)) is not None
+
+
+def _bindings_in_force(db: Session, beneficiary_id: int) -> list[str]:
+    """The ids of the person's active bindings whose relative (their verified person, over all their accounts)
+    neither opened a revoked session of the person nor has a live binding to them locked or flagged."""
+    live = db.scalars(
+        select(ProxyBinding).where(
+            ProxyBinding.beneficiary_id == beneficiary_id, ProxyBinding.status.not_in(ENDED_STATUSES)
+        )
+    ).all()
+    makers = set(
+        db.scalars(
+            select(ProxySession.operator_id)
+            .join(Certification, Certification.session_id == ProxySession.session_id)
+            .where(Certification.beneficiary_id == beneficiary_id, ~in_force())
+        )
+    )
+    persons = persons_of(db, makers | {b.operator_id for b in live})
+    barred = {persons[op] for op in makers} | {persons[b.operator_id] for b in live if b.locked or b.flagged}
+    return [b.id for b in live if b.status == BindingStatus.ACTIVE and persons[b.operator_id] not in barred]
+
+
+def relative_revocation_message(b: Beneficiary, today: dt.date, base: str) -> Message:
+    """What a relative reads of a revocation of `b`'s certification: certify `b` again, by the date if it is still
+    ahead (a date already past, a suspension or no date: "as soon as possible", the payment's state not said)."""
+    until = b.valid_until
+    if until is not None and until >= today:
+        day, remark = zh_date(until), f"请在{zh_date(until)}前为其重新办理认证,或陪同本人到社保经办窗口办理。"
+    else:
+        day, remark = "请尽快重新认证", "请尽快为其重新办理认证,或陪同本人到社保经办窗口办理。"
+    data = {
+        "first": f"您绑定的家属{b.name}的待遇资格认证已被撤销",  # whoever made the revoked one
+        "keyword1": b.name,
+        "keyword2": day,
+        "keyword3": "此前的一次认证已被经办机构撤销",
+        "remark": remark,
+    }
+    return Message(data, f"{base}/h5/")
