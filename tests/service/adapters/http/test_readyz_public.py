@@ -6,7 +6,6 @@ token, the same check as /metrics."""
 from __future__ import annotations
 
 import io
-import secrets
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,8 @@ from tests.service.adapters.http.ops import ops_app
 from tests.service.conftest import make_settings
 from tests.service.test_production_settings import production, refused
 
-TOKEN = "metrics-" + secrets.token_hex(16)
+# Fixed, not random: it names parametrized tests, and pytest-xdist's workers must collect the same names.
+TOKEN = "metrics-3f9c2a7e41d8b6055e1c9a0d7b2f4e68"
 
 
 def test_an_unkeyed_probe_learns_that_a_check_fails_but_not_why(tmp_path: Path) -> None:
