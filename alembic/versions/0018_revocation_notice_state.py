@@ -22,6 +22,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
+from service.infra.db import online_ddl
 
 revision = "0018"
 down_revision = "0017"
@@ -30,10 +31,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("certifications") as batch:
-        batch.add_column(sa.Column("notice_state", sa.String(length=8), nullable=True))
-        batch.create_index(batch.f("ix_certifications_notice_state"), ["notice_state"], unique=False)
-    op.create_index("ix_wechat_notices_kind_sent_at", "wechat_notices", ["kind", "sent_at"], unique=False)
+    # A live PostgreSQL database: the indexes are built CONCURRENTLY (certifying and sending go on meanwhile), each
+    # step re-runnable after a failed build (service/infra/db/online_ddl.py).
+    online_ddl.add_column("certifications", sa.Column("notice_state", sa.String(length=8), nullable=True))
+    online_ddl.create_index(op.f("ix_certifications_notice_state"), "certifications", ["notice_state"])
+    online_ddl.create_index("ix_wechat_notices_kind_sent_at", "wechat_notices", ["kind", "sent_at"])
 
 
 def downgrade() -> None:

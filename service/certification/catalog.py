@@ -88,6 +88,7 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "IDENTITY_REVIEW_SELF": "该变更由您本人导入,须由另一位主管核实",
     "ALERT_NOTE": "请填写处理情况(不超过 500 字)",
     "ALERT_REVIEW_SELF": "该认证由您本人办理,须由另一位主管核实",
+    "ALERT_CHANGED": "该预警在您打开页面后又增加了认证,请核对下方列出的全部认证后再标记已处理",
     # An Idempotency-Key already used for different content.
     "IDEMPOTENCY_MISMATCH": "请求编号已用于其他内容,请重新提交",
     # Infrastructure (503/507): nothing was stored; the client retries the same request later.

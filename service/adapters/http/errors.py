@@ -100,6 +100,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # A console alert marked handled without a note, or by the recorder it asks another to check (alert_review.py).
     "ALERT_NOTE": 422,
     "ALERT_REVIEW_SELF": 409,
+    "ALERT_CHANGED": 409,  # a certification added to the alert after the page closing it was read (Part BN)
     "CONSENT_REQUIRED": 400,
     "ADMIN_KEY_REQUIRED": 403,
     "STAFF_CHANNEL_FORBIDDEN": 403,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
 from service.certification.current_person import dated_for_current_person
+from service.certification.errors import ServiceError
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
@@ -33,8 +34,8 @@ from service.certification.models import (
     utcnow,
 )
 from service.certification.processing import accept_session
-from service.features.console import audit_chain, scope
-from service.features.console.alert_review import raise_if_recertified
+from service.features.console import accounts, audit_chain, scope
+from service.features.console.alert_review import raise_for_import, raise_if_recertified
 from service.features.console.auth import Staff
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
 from service.infra.clock import local_today
@@ -47,6 +48,8 @@ DEATH_ALERT = "certified_after_death"  # a certification accepted after the reco
 FORM_KEY = "form"  # the evidence's key for the token of the console form that recorded it
 
 
+# An import by an account awaiting confirmation (Part BN: its admin would be the only other person).
+EVIDENCE_UNCONFIRMED = "您的账号尚未经另一位主管确认，不能导入活动轨迹凭证。请先请另一位主管在预警页确认您的账号。"
 RESENT_FORM = "此页面已提交过一次认证，本次内容不同，未保存。请刷新页面核对后重新填写。"
 # Evidence seen before the roster gave the record another ID number was the previous number's person's
 # (service/certification/current_person.py).
@@ -144,7 +147,8 @@ def certify_alternative(
     db.flush()
     actor = staff.actor if staff else "system"
     audit_chain.record(db, actor, f"altcert.{kind}", b.external_id, {"on_date": on_date.isoformat(), "session": s.id})
-    # After a fraud revocation, a second supervisor looks at it (alert_review.py, docs/security.md Part BC).
+    # A second supervisor checks it: after a fraud revocation (docs/security.md Part BC), and any counter or home
+    # visit (Part BN) (alert_review.py).
     raise_if_recertified(db, b.id, s.id, kind, on_date, str(evidence.get("note", "")), actor)
     return alt
 
@@ -266,12 +270,19 @@ class EvidenceReport:
     certified: int = 0
     unchanged: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    refused: str | None = None  # why nothing was imported (the account awaits confirmation), in Chinese
 
 
 def import_evidence(db: Session, ctx: ServiceContext, staff: Staff, filename: str, data: bytes) -> EvidenceReport:
     """CSV of activity evidence: external_id or id_number, event_date, source, reference. Each valid row
     certifies its beneficiary on the event date unless a certification as recent already exists (so a
-    re-import changes nothing)."""
+    re-import changes nothing). An import that certified anyone raises one alert for a second supervisor
+    (alert_review.raise_for_import); an account awaiting confirmation imports nothing (refused, recorded)."""
+    try:
+        accounts.check_second_person(None, staff)  # the one check of a confirmed account (Part BK)
+    except ServiceError as exc:
+        audit_chain.record(db, staff.actor, "evidence.import.refused", filename[:64], {"reason": exc.code})
+        return EvidenceReport(filename, refused=EVIDENCE_UNCONFIRMED)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -283,6 +294,7 @@ def import_evidence(db: Session, ctx: ServiceContext, staff: Staff, filename: st
         raise AltCertError("缺少列：" + ", ".join(missing or ["external_id 或 id_number"]))
     report = EvidenceReport(filename)
     today = local_today(ctx.settings)
+    certified: list[Beneficiary] = []
     for n, raw in enumerate(reader):
         if n >= MAX_EVIDENCE_ROWS:
             raise AltCertError(f"超过 {MAX_EVIDENCE_ROWS} 行")
@@ -304,7 +316,9 @@ def import_evidence(db: Session, ctx: ServiceContext, staff: Staff, filename: st
             "line": line,
         }
         certify_alternative(db, ctx, b, "activity", when, staff, evidence)
+        certified.append(b)
         report.certified += 1
+    raise_for_import(db, staff.actor, filename, certified)
     audit_chain.record(
         db,
         staff.actor,

@@ -63,8 +63,8 @@ class Staff:
     must_change_password: bool = False  # only the password page (and logout) until it is changed
     # Division-code prefixes whose pensioners this member of staff may see (scope.py); empty: everybody.
     scope: tuple[str, ...] = ()
-    # False while an admin-granted supervisor account awaits another supervisor's confirmation (accounts.py): it may
-    # act as a supervisor, but not as the second person of a two-person rule.
+    # False while an account an admin created, raised or reset (any role) awaits another supervisor's confirmation
+    # (accounts.py): it works in its role, but is nobody's second person of a two-person rule.
     confirmed: bool = True
 
     def has(self, role: Role) -> bool:

@@ -74,6 +74,8 @@ def settle_identity_alert(db: Session, ctx: ServiceContext, staff: Staff, alert_
             )
             restored = {**done.restored, "resumed": done.resumed}
     except IdentityReviewError as exc:
+        if exc.code == "IDENTITY_REVIEW_SELF":  # the importer acting alone: recorded, as REVOKE_SELF (Part BN)
+            audit_chain.record(db, staff.actor, "alert.identity.refused", str(a.id), {"reason": exc.code})
         if exc.code != "IDENTITY_CHANGE_SUPERSEDED":
             return exc.code
         # A later change of the record stands until its own finding: this one is recorded, nothing given back.

@@ -6,18 +6,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from service.certification.catalog import message_zh
-from service.certification.models import Beneficiary
 from service.features.console import access_log, accounts, routes_assist, scope
-from service.features.console.alert_review import RESOLVE_REFUSALS, resolve_alert
-from service.features.console.alt_cert import AltCertError, EvidenceReport, import_evidence
+from service.features.console.alert_review import (
+    EVIDENCE_IMPORTED,
+    RECERTIFIED,
+    RESOLVE_REFUSALS,
+    STAFF_CERTIFIED,
+    list_alerts,
+    resolve_alert,
+)
+from service.features.console.alt_cert import DEATH_ALERT, AltCertError, EvidenceReport, import_evidence
 from service.features.console.identity_alerts import FINDING_REFUSALS, FINDINGS, settle_identity_alert
+from service.features.console.identity_alerts import KIND as IDENTITY_CHANGED
 from service.features.console.inputs import RowId
 from service.features.console.look_alikes import KIND as LOOK_ALIKE
-from service.features.console.look_alikes import other_id, other_people
-from service.features.console.models import ConsoleAlert
+from service.features.console.look_alikes import other_id
 from service.features.console.web import (
     PREFIX,
     Supervisor,
@@ -32,6 +37,15 @@ from service.features.console.web import (
 
 router = APIRouter(prefix=PREFIX)
 MAX_EVIDENCE_BYTES = 20 * 1024 * 1024
+# The alerts page's kinds, in Chinese (its table and the count of open ones by kind).
+ALERT_KIND_ZH = {
+    DEATH_ALERT: "死亡后仍认证通过",
+    LOOK_ALIKE: "同一张脸在两个账户",
+    IDENTITY_CHANGED: "名册变更身份证号",
+    RECERTIFIED: "冒领撤销后又由工作人员认证",
+    STAFF_CERTIFIED: "工作人员办理的认证待复核",
+    EVIDENCE_IMPORTED: "活动轨迹凭证导入待复核",
+}
 
 
 @router.get("/evidence")
@@ -55,21 +69,18 @@ async def evidence_import(
                 report = import_evidence(db, ctx_of(request), staff, file.filename or "evidence.csv", data)
         except AltCertError as exc:
             error = exc.message
+        if report is not None and report.refused:
+            error, report = report.refused, None
     return render(request, "evidence.html", staff, status=200 if error is None else 422, report=report, error=error)
 
 
 @router.get("/alerts")
 def alerts_page(request: Request, staff: Supervisor) -> Response:
+    asked = request.query_params.get("kind", "")
+    kind = asked if asked in ALERT_KIND_ZH else None  # `?kind=`: the open alerts of one kind
     with unit(request) as db:
-        found = db.execute(
-            select(ConsoleAlert, Beneficiary)
-            .join(Beneficiary, Beneficiary.id == ConsoleAlert.beneficiary_id)
-            .where(scope.region_filter(staff, Beneficiary.region))
-            .order_by(ConsoleAlert.resolved, ConsoleAlert.id.desc())
-            .limit(200)
-        ).all()
-        others = other_people(db, [a for a, _ in found])
-        rows = scope.alerts_in_scope(staff, [(a, b) for a, b in found], others)
+        listing = list_alerts(db, staff, kind)
+        rows, others = listing.rows, listing.others
         # Who saw whom: both people of a look-alike pair.
         shown = [p.external_id for a, b in rows for p in (b, others.get(other_id(a) or -1)) if p is not None]
         people = [p.id for a, b in rows for p in (b, others.get(other_id(a) or -1)) if p is not None]
@@ -90,6 +101,10 @@ def alerts_page(request: Request, staff: Supervisor) -> Response:
             staff,
             rows=rows,
             others=others,
+            kind_zh=ALERT_KIND_ZH,
+            open_by_kind=listing.open_by_kind,
+            unlisted=listing.unlisted,
+            kind=kind,
             look_alike=LOOK_ALIKE,
             identity_findings=FINDINGS,
             error=error,
@@ -108,12 +123,13 @@ def resolve(
     alert_id: RowId,
     csrf: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
+    seen: Annotated[int | None, Form()] = None,
 ) -> Response:
     """Mark an alert handled, saying what was done (alert_review.resolve_alert; a roster change of ID number is
-    settled by a finding instead: /identity)."""
+    settled by a finding instead: /identity). `seen`: how many certifications the page showed in it."""
     check_csrf(staff, csrf)
     with unit(request) as db:
-        refused = resolve_alert(db, staff, alert_id, note)
+        refused = resolve_alert(db, staff, alert_id, note, seen)
     return redirect(f"/alerts?e={refused}" if refused else "/alerts")
 
 

@@ -78,8 +78,10 @@ def queue_page(
         people = [it.beneficiary.id for it in items if it.beneficiary]  # each counts on their 查阅记录 (Part BK)
         people += access_log.claimed_people(db, [it.session.id for it in items if it.beneficiary is None])
         access_log.record_list(db, staff.actor, "queue.view", "-", {"n": len(items), "shown": shown}, people)
+        # The 领取 / 接手 buttons, read as the claim is checked: the first decider's account too (Part BN).
+        ttl = config_of(request).claim_ttl_s
+        claimable = {it.session.id for it in items if may_claim(staff, it.claim, ttl, db)}
     filters = {"channel": channel, "region": region, "reason": reason}
-    ttl = config_of(request).claim_ttl_s
     return no_store(
         render(
             request,
@@ -89,7 +91,7 @@ def queue_page(
             filters=filters,
             reasons=list(ReasonCode),
             review_reasons=review_reasons,
-            claimable=lambda c: may_claim(staff, c, ttl),
+            claimable=claimable,
         )
     )
 
@@ -199,6 +201,7 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             operator = case_media.operator_source(db, s)
             decisions = decisions_of(db, s.id)
             four_eyes = second_needed_zh(db, s, claim) if is_open(s) else []
+            claimable = may_claim(staff, claim, cfg.claim_ttl_s, db)  # the first decider's account read too
             detail = {"beneficiary": b.external_id if b else None, "images": _images(s, tpl, operator)}
             audit_chain.record(db, staff.actor, "case.view", s.id, detail)
     except CaseError as exc:
@@ -216,7 +219,7 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             claim=claim,
             holder=holder,
             mine=bool(claim and claim.claimed_by == staff.id),
-            claimable=may_claim(staff, claim, cfg.claim_ttl_s),
+            claimable=claimable,
             open=is_open(s),
             frames=range(len(case_media.best_frame_times(s))),
             tpl=tpl,

@@ -23,11 +23,13 @@ from pipelines.reasons import ReasonCode, needs_new_card
 from service.adapters.http.deps import DB, Ctx, SessionId
 from service.adapters.http.schemas import session_created
 from service.certification import attempts, sessions
+from service.certification.audit import audit
 from service.certification.catalog import message_zh
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import (
     Beneficiary,
+    BeneficiaryStatus,
     CertSession,
     Channel,
     SessionDecision,
@@ -47,7 +49,7 @@ from service.features.proxy.models import (
     ProxySession,
     ProxySessionKind,
 )
-from service.features.wechat.h5 import identity
+from service.features.wechat.h5 import identity, roster_told
 from service.features.wechat.models import WeChatSessionLink
 from service.infra.storage import StorageError, StorageUnavailableError
 
@@ -160,12 +162,24 @@ def continue_session(ctx: Ctx, db: DB, request: Request, session_id: SessionId) 
         b = beneficiary_of(db, old)
         if b is None:
             raise not_yours()
+        _hide_a_death(db, ctx, b, openid)
         new, extra = start_self_session(db, ctx, b, openid, old.template_consent), {"mode": "self"}
     else:
         raise AgainRefused("SESSION_STATE", f"{old.channel} session", "这次认证不是在本页面办理的,无法继续。")
     kept = card_reusable(old) and _copy_card(db, ctx, old, new.session)
     db.commit()
     return {**session_answer(db, ctx, new), "card_kept": kept, **extra}
+
+
+def _hide_a_death(db: Session, ctx: ServiceContext, b: Beneficiary, openid: str) -> None:
+    """A person recorded deceased since: a self session is opened by anyone who types a name and number, and the
+    roster's record of a death is not theirs to learn (roster_told.py). Answered like another user's session, as
+    opening one by typing answers an unknown record; staff read the reason in the audit."""
+    if b.status != BeneficiaryStatus.DECEASED or roster_told.may_read_status(db, ctx, openid, b):
+        return  # alive, or told: `sessions.create_session` names the refusal
+    audit(db, attempts.wechat_requester(ctx, openid), "h5.session.refused", b.external_id, {"reason": "deceased"})
+    db.commit()
+    raise not_yours()
 
 
 def reopen_family(

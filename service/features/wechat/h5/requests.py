@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -27,16 +27,28 @@ from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, beneficiary_of
 from service.features.console.assist import KINDS_ZH, AssistError, check_form, open_request, submit
+from service.features.console.inputs import BadInput, check_inputs
 from service.features.proxy import operators
 from service.features.proxy.models import ENDED_STATUSES, ProxyBinding, ProxySession, ProxySessionKind
-from service.features.wechat.h5 import identity
+from service.features.wechat.h5 import identity, roster_told
 from service.features.wechat.h5.login import login
 from service.features.wechat.h5.pages import message, render
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
 from service.infra.ratelimit import is_form_post
 from service.infra.security import ID_INPUT_MAX
 
-router = APIRouter(include_in_schema=False)
+
+async def _no_nul(request: Request) -> None:
+    """No value of these pages (the path, the query, every field of the form) holds a NUL: the console's rule
+    (console/inputs.py: PostgreSQL can neither compare nor store one, a 500), answered as the H5 calls answer a NUL
+    in an id (422 FIELD_INVALID, deps.NO_NUL)."""
+    try:
+        await check_inputs(request)
+    except BadInput:
+        raise ServiceError("FIELD_INVALID", "a NUL character in the request") from None
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_no_nul)])
 NOT_YOURS = ("未找到认证记录", "请从公众号菜单“资格认证”重新进入。")
 
 
@@ -45,6 +57,9 @@ class Subject:
     beneficiary: Beneficiary
     by_relative: bool
     session_id: str | None
+    # Whether this user may read the person's roster status (a death): roster_told.py (the binding the screen names,
+    # when it names one: whether it was accepted).
+    told: bool = False
 
 
 def _form_token(ctx: ServiceContext, openid: str) -> str:
@@ -56,20 +71,25 @@ def _form_token_ok(ctx: ServiceContext, openid: str, token: str) -> bool:
     return ctx.keyring.verify_mac("h5-assist:" + openid, token, length=32)
 
 
-def _from_session(db: Session, openid: str, session_id: str) -> Subject | None:
+def _from_session(db: Session, ctx: ServiceContext, openid: str, session_id: str) -> Subject | None:
     link = db.get(WeChatSessionLink, session_id)
     s = db.get(CertSession, session_id)
     if link is None or s is None or link.openid != openid:
         return None
     ps = db.get(ProxySession, session_id)
+    accepted: bool | None = None  # a relative's session: whether their binding was accepted
     if ps is not None:
         if ps.kind == ProxySessionKind.VERIFICATION.value or ps.binding_id is None:
             return None  # the relative's own real-name check: no pension to certify
         binding = db.get(ProxyBinding, ps.binding_id)
         if binding is None or binding.status in ENDED_STATUSES:
             return None  # unbound since: the relative no longer acts for the elder
+        accepted = roster_told.accepted(binding)
     b = beneficiary_of(db, s)
-    return Subject(b, ps is not None, session_id) if b is not None else None
+    if b is None:
+        return None
+    told = accepted if accepted is not None else roster_told.may_read_status(db, ctx, openid, b)
+    return Subject(b, ps is not None, session_id, told)
 
 
 def _from_binding(db: Session, ctx: ServiceContext, openid: str, binding_id: str) -> Subject | None:
@@ -79,18 +99,18 @@ def _from_binding(db: Session, ctx: ServiceContext, openid: str, binding_id: str
     if op is None or row is None or row.operator_id != op.id or row.status in ENDED_STATUSES:
         return None
     b = db.get(Beneficiary, row.beneficiary_id)
-    return Subject(b, True, None) if b is not None else None
+    return Subject(b, True, None, roster_told.accepted(row)) if b is not None else None
 
 
 def _subject(db: Session, ctx: ServiceContext, openid: str, session_id: str, binding_id: str = "") -> Subject | None:
     """Whom this openid may ask for (see the module's docstring); None: the form asks for name and number."""
     if session_id:
-        return _from_session(db, openid, session_id)
+        return _from_session(db, ctx, openid, session_id)
     if binding_id:
         return _from_binding(db, ctx, openid, binding_id)
     user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
     b = db.get(Beneficiary, user.beneficiary_id) if user is not None and user.beneficiary_id else None
-    return Subject(b, False, None) if b is not None else None
+    return Subject(b, False, None, roster_told.may_read_status(db, ctx, openid, b)) if b is not None else None
 
 
 def _page(request: Request, ctx: ServiceContext, openid: str, status: int = 200, **values: Any) -> Response:
@@ -204,10 +224,9 @@ class _Answer:
 
 
 def _hides_roster(subject: Subject, typed: bool) -> bool:
-    """Whether the person's roster status is not this user's to learn: a typed name and number, or the person
-    they last typed to open a session (anyone can type one); a relative bound to the elder, or the user of the
-    session the screen was about, may read it."""
-    return typed or (subject.session_id is None and not subject.by_relative)
+    """Whether the person's roster status is not this user's to learn: a name and number typed on the form, or a
+    person this user is not told of (roster_told.py: anyone can type a name and number to open a session or bind)."""
+    return typed or not subject.told
 
 
 def _unknown(db: Session, ctx: ServiceContext, page: _Answer, target: str, why: str) -> Response:

@@ -96,6 +96,7 @@ def test_the_importer_cannot_settle_their_own_change_and_another_supervisor_find
     with ctx.db() as db:
         chain = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action.like("alert.identity.%"))).all()
     assert sorted((e.actor, e.action) for e in chain) == [
+        ("staff:sup1", "alert.identity.refused"),  # the importer's own try, recorded (Part BN)
         ("staff:sup2", "alert.identity.other_person"),
         ("staff:sup2", "alert.identity.same_person"),
     ]

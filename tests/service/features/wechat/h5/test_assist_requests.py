@@ -19,12 +19,21 @@ from sqlalchemy import select
 import service.schema
 from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
-from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, Channel, SessionState, utcnow
+from service.certification.models import (
+    AuditEntry,
+    Beneficiary,
+    BeneficiaryStatus,
+    CertSession,
+    Channel,
+    SessionState,
+    utcnow,
+)
 from service.certification.retention import storage_upkeep
 from service.certification.sessions import create_session
 from service.features.console.auth import Role, hash_password
 from service.features.console.models import AltCertification, AssistRequest, StaffUser
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.operators import channel_hashes
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
 from service.features.wechat.notify import run_notifications
@@ -356,6 +365,58 @@ def test_a_relative_of_a_deceased_elder_is_told_why(w: World) -> None:
         b = db.get(Beneficiary, w.beneficiary_id)
         assert b is not None
         b.status = BeneficiaryStatus.DECEASED
+    status, text = apply(w, sid)
+    assert status == 409 and error_of(text) == "该人员已登记死亡,不能申请"
+
+
+def _record_death(w: World) -> str:
+    with w.ctx.db() as db:
+        b = db.get(Beneficiary, w.beneficiary_id)
+        assert b is not None
+        b.status = BeneficiaryStatus.DECEASED
+        return b.external_id
+
+
+def _refused_as_unknown(w: World, status: int, text: str, external_id: str) -> None:
+    assert status == 404 and error_of(text) == "姓名与身份证号不一致,或不在本地待遇人员名册中", text[-400:]
+    assert open_requests(w) == []
+    with w.ctx.db() as db:
+        refused = db.scalars(select(AuditEntry).where(AuditEntry.action == "assist.refused")).all()
+        assert [(e.target, e.detail["reason"]) for e in refused] == [(external_id, "deceased")]
+
+
+def test_a_stranger_whose_binding_nobody_accepted_learns_nothing_of_a_death(w: World) -> None:
+    """Whoever binds an elder by name and number holds a pending binding (and the elder's consent session) before
+    anyone accepted them; the consent route tells them nothing of a death (Part T). The assistance form, reached
+    from the binding or from its consent session, said "已登记死亡"."""
+    sid = relative_session(w, BindingStatus.PENDING_CONSENT, ProxySessionKind.CONSENT.value)
+    with w.ctx.db() as db:  # the relative's operator is this WeChat account's (the family pages' login)
+        row = db.scalars(select(ProxySession).where(ProxySession.session_id == sid)).one()
+        op = db.get(ProxyOperator, row.operator_id)
+        assert op is not None
+        op.channel_hash = channel_hashes(w.ctx, "wechat", OPENID)[0]
+        binding = row.binding_id
+    external_id = _record_death(w)
+    _refused_as_unknown(w, *apply(w, sid), external_id)
+    _, token = form(w, f"/h5/apply/binding/{binding}")
+    r = w.client.post(
+        "/h5/apply", data={"token": token, "binding": binding, "kind": "home_visit", "phone": "138 0013 8000"}
+    )
+    assert r.status_code == 404 and error_of(r.text) == "姓名与身份证号不一致,或不在本地待遇人员名册中"
+
+
+def test_a_session_opened_by_typing_a_name_and_number_learns_nothing_of_a_death(w: World) -> None:
+    """A self session is opened by anyone who types a name and number (a stranger's, never accepted): its screen's
+    form told them of a death recorded since. The person's own account (a self certification of theirs accepted
+    from it) is still told."""
+    sid, accepted = failed_session(w), failed_session(w, "openid-own-account")
+    external_id = _record_death(w)
+    _refused_as_unknown(w, *apply(w, sid), external_id)
+    with w.ctx.db() as db:  # this account certified the person once (their face matched): their own
+        link = db.get(WeChatSessionLink, accepted)
+        session = db.get(CertSession, accepted)
+        assert link is not None and session is not None
+        link.openid, session.decision = OPENID, "accept"
     status, text = apply(w, sid)
     assert status == 409 and error_of(text) == "该人员已登记死亡,不能申请"
 
