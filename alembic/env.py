@@ -10,7 +10,7 @@ from sqlalchemy import Connection, engine_from_config, pool, text
 from sqlalchemy.exc import DBAPIError
 
 from alembic import context
-from service.infra.db.online_ddl import LOCK_NOT_AVAILABLE, LOCK_TIMEOUT
+from service.infra.db.online_ddl import LOCK_NOT_AVAILABLE, LOCK_TIMEOUT, MIGRATION_LOCK
 from service.schema import metadata  # every model module, so autogenerate and compare see every table
 
 config = context.config
@@ -20,8 +20,6 @@ if not config.get_main_option("sqlalchemy.url"):
     config.set_main_option("sqlalchemy.url", Settings().effective_database_url)
 
 target_metadata = metadata
-# The session-level advisory lock every migration run on PostgreSQL holds (released when its connection closes).
-MIGRATION_LOCK = 7_263_001_019
 
 
 def run_offline() -> None:

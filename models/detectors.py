@@ -13,7 +13,6 @@ from typing import Protocol
 import cv2
 import numpy as np
 import onnxruntime as ort
-from insightface.model_zoo.scrfd import SCRFD
 
 from models.manifest import ModelSpec
 from models.runtime import OnnxModel
@@ -148,6 +147,10 @@ class SCRFDDetector(OnnxModel):
     ) -> None:
         super().__init__(spec, path, session)
         self.max_side = max_side
+        # Imported here: insightface pulls in onnx and ml_dtypes (about a second), which every process that only
+        # imports the pipelines (the API, a `pension-cert revoke`) would pay without ever detecting a face.
+        from insightface.model_zoo.scrfd import SCRFD
+
         self._impl = SCRFD(model_file=str(path), session=self.session, static_shape_sessions=False)
         self._impl.prepare(0, input_size=(max_side, max_side), det_thresh=score_threshold, nms_thresh=NMS_IOU)
 

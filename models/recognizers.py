@@ -7,7 +7,6 @@ from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
-from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 
 from models.manifest import ModelSpec
 from models.runtime import OnnxModel
@@ -65,6 +64,8 @@ class ArcFaceRecognizer(_BaseRecognizer):
 
     def __init__(self, spec: ModelSpec, path: Path, session: ort.InferenceSession | None = None) -> None:
         super().__init__(spec, path, session)
+        from insightface.model_zoo.arcface_onnx import ArcFaceONNX  # lazy: as models/detectors.py SCRFDDetector
+
         self._impl = ArcFaceONNX(model_file=str(path), session=self.session)
         self._impl.input_mean = float(spec.mean[0])
         self._impl.input_std = float(spec.std[0])

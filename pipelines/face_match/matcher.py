@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from insightface.utils import face_align
 
 from models.detectors import Detection
 from models.packs import ModelPack, load_pack
@@ -42,6 +41,8 @@ class MatchConfig:
 
 def align_face(image_bgr: np.ndarray, kps: np.ndarray) -> np.ndarray:
     """Similarity-warp the 5 landmarks onto the ArcFace template (insightface ``face_align.norm_crop``)."""
+    from insightface.utils import face_align  # lazy: as models/detectors.py SCRFDDetector
+
     with warnings.catch_warnings():
         # scikit-image deprecates the estimate() call insightface uses; the result is identical.
         warnings.simplefilter("ignore", FutureWarning)

@@ -110,16 +110,13 @@ def revoke_certification(
     `hold_days`: EVIDENCE_HOLD_DAYS, how long the evidence hold a revocation as impersonation or wrong accept
     places lasts (its end is stored with it; required, so that no route places a hold without one)."""
     why, text = checked_reason(reason, note)
-    cert = db.get(Certification, certification_id)
-    if cert is None or (beneficiary_id is not None and cert.beneficiary_id != beneficiary_id):
-        raise NotFoundError("certification")
+    cert = _certification(db, certification_id, beneficiary_id)
     db.get(CertSession, cert.session_id, with_for_update=True)  # the media's row before the person's: lock_order.py
     b = db.get(Beneficiary, cert.beneficiary_id, with_for_update=True, populate_existing=True)
     db.refresh(cert, with_for_update=True)
     if b is None:
         raise NotFoundError("certification")
-    if cert.revoked_at is not None:
-        raise ServiceError("CERTIFICATION_REVOKED", f"certification {cert.id} was revoked already")
+    _not_revoked(cert)
     cert.revoked_at, cert.revoked_by = utcnow(), mask_text(actor)[:64]
     cert.revoke_reason, cert.revoke_note = why.value, mask_text(text)
     cert.notice_state = NoticeState.DUE.value  # settled by the channel that can tell the person (module docstring)
@@ -172,11 +169,7 @@ def revoke_by_two(
     refusal. `check_second`: the caller's own check that `actor` may confirm the asker's request (given the
     asker's actor; raises its refusal)."""
     why, text = checked_reason(reason, note)
-    cert = db.get(Certification, certification_id)
-    if cert is None or cert.beneficiary_id != beneficiary_id:
-        raise NotFoundError("certification")
-    if cert.revoked_at is not None:
-        raise ServiceError("CERTIFICATION_REVOKED", f"certification {cert.id} was revoked already")
+    cert = _not_revoked(_certification(db, certification_id, beneficiary_id))
     b = db.get(Beneficiary, beneficiary_id)
     target = b.external_id if b is not None else str(beneficiary_id)
     asked = revoke_asks(db, [cert]).get(cert.id)
@@ -195,6 +188,21 @@ def revoke_by_two(
         db, rules, cert.id, why.value, asked.note, actor, beneficiary_id=beneficiary_id, hold_days=hold_days
     )
     return done, asked
+
+
+def _certification(db: Session, certification_id: int, beneficiary_id: int | None) -> Certification:
+    """Certification `certification_id`, of `beneficiary_id` when given (a console form names both: another
+    person's certification under this person's page is not found, whatever its id)."""
+    cert = db.get(Certification, certification_id)
+    if cert is None or (beneficiary_id is not None and cert.beneficiary_id != beneficiary_id):
+        raise NotFoundError("certification")
+    return cert
+
+
+def _not_revoked(cert: Certification) -> Certification:
+    if cert.revoked_at is not None:
+        raise ServiceError("CERTIFICATION_REVOKED", f"certification {cert.id} was revoked already")
+    return cert
 
 
 def revoke_asks(db: Session, certs: Collection[Certification]) -> dict[int, second_person.Ask]:

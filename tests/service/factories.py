@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from service.certification import idnumber
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession, utcnow
+from service.features.proxy.models import ProxyBinding, ProxyOperator
 from service.infra.security import Keyring, mask_id
 
 _counter = itertools.count(1)
@@ -113,3 +114,36 @@ def update(ctx: ServiceContext, model: type[_Row], key: object, **fields: object
         db.flush()
         db.expunge(row)
         return row
+
+
+def relative_binding(
+    db: Session,
+    beneficiary_id: int,
+    status: str = "active",
+    channel_hash: str | None = None,
+    consent_at: dt.datetime | None = None,
+    **operator_fields: Any,
+) -> tuple[ProxyOperator, ProxyBinding]:
+    """A relative's family account (a WeChat proxy operator: `channel_hash` the keyed hash of their openid, a made-up
+    one by default; `operator_fields` such as `identity`) bound as the person's child, the binding in `status`
+    (accepted, i.e. active, by default) with `consent_at`. Flushed: (operator, binding)."""
+    op = ProxyOperator(
+        id=str(uuid.uuid4()),
+        channel="wechat",
+        channel_hash=channel_hash or uuid.uuid4().hex,
+        token_hash="-",
+        **operator_fields,
+    )
+    db.add(op)
+    db.flush()
+    binding = ProxyBinding(
+        id=str(uuid.uuid4()),
+        operator_id=op.id,
+        beneficiary_id=beneficiary_id,
+        relationship="child",
+        status=status,
+        consent_at=consent_at,
+    )
+    db.add(binding)
+    db.flush()
+    return op, binding

@@ -28,10 +28,10 @@ from sqlalchemy.exc import OperationalError
 
 from alembic import command
 from service.infra.db.migrate import alembic_config, upgrade
+from service.infra.db.online_ddl import MIGRATION_LOCK
 from tests.service.live import REPO, migrated_database, schema_drift
 
 INDEX = "ix_console_audit_target"
-MIGRATION_LOCK = 7_263_001_019  # alembic/env.py
 ALEMBIC = str(Path(sys.executable).parent / "alembic")
 AUDIT = (
     "INSERT INTO console_audit (seq, at, actor, action, target, detail, prev_hash, hash)"

@@ -24,6 +24,9 @@ from alembic import op
 LOCK_TIMEOUT = "5s"
 # SQLSTATE lock_not_available: a statement gave up waiting for its lock (lock_timeout).
 LOCK_NOT_AVAILABLE = "55P03"
+# The session-level advisory lock every migration run on PostgreSQL holds (alembic/env.py; released when its
+# connection closes): one run at a time.
+MIGRATION_LOCK = 7_263_001_019
 
 
 def _postgresql() -> bool:

@@ -57,7 +57,9 @@ def _accepted_relative(db: Session, ctx: ServiceContext, openid: str, b: Benefic
     op = operators.find(db, ctx, "wechat", openid)
     if op is None:
         return False
-    rows = db.scalars(
-        select(ProxyBinding).where(ProxyBinding.operator_id == op.id, ProxyBinding.beneficiary_id == b.id)
+    found = select(ProxyBinding.id).where(
+        ProxyBinding.operator_id == op.id,
+        ProxyBinding.beneficiary_id == b.id,
+        ProxyBinding.status == BindingStatus.ACTIVE,  # accepted(), in SQL: one row read, not every binding
     )
-    return any(accepted(row) for row in rows)
+    return db.scalar(found.limit(1)) is not None

@@ -113,3 +113,12 @@ def test_top_level_help_imports_no_command_module() -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_the_app_imports_no_insightface() -> None:
+    """insightface (with onnx and ml_dtypes) took about a second of every process that imports the API: `serve`,
+    each worker, each command that builds the service (`revoke`, `cycle run`, `console …`), none of which detects
+    a face before its first job. It is imported when a SCRFD or ArcFace model is built, or a face aligned."""
+    code = "import sys, service.adapters.http.app\nprint(sorted({'insightface', 'onnx'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr

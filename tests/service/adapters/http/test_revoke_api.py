@@ -23,7 +23,7 @@ from service.certification.processing import accept_session
 from service.certification.retention import purge_media
 from service.certification.revocation import ACTION
 from service.certification.revoke_request import REQUEST_ACTION, Target, revoke_requested
-from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.models import ProxyBinding, ProxySession, ProxySessionKind
 from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.conftest import ADMIN
@@ -171,14 +171,9 @@ def proxy_certified(ctx: ServiceContext) -> tuple[str, str]:
     today = local_today(ctx.settings)
     with ctx.db() as db:
         elder = factories.beneficiary(db, ctx.keyring)
-        op = ProxyOperator(id=str(uuid.uuid4()), channel="wechat", channel_hash=uuid.uuid4().hex, token_hash="-")
-        db.add(op)
-        db.flush()
-        binding = ProxyBinding(
-            id=str(uuid.uuid4()), operator_id=op.id, beneficiary_id=elder.id, relationship="child", status="active"
-        )
+        op, binding = factories.relative_binding(db, elder.id)
         s = factories.session_row(elder.id, channel="proxy", state="decided", decision="accept", decided_at=utcnow())
-        db.add_all([binding, s])
+        db.add(s)
         db.flush()
         kind = ProxySessionKind.CERTIFICATION.value
         db.add(ProxySession(session_id=s.id, kind=kind, operator_id=op.id, binding_id=binding.id))

@@ -19,16 +19,19 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlalchemy import select
 
 from pipelines.decision.rules import DecisionConfig
 from pipelines.decision.runner import Certifier
 from pipelines.id_card.synthetic import CardFields
 from service.certification import processing
 from service.certification.context import ServiceContext
-from service.certification.models import Channel, UploadKind
+from service.certification.models import Certification, Channel, UploadKind
 from service.certification.sessions import create_session, upload
+from service.features.console.alt_cert import certify_alternative
 from service.features.console.auth import Role, hash_password
 from service.features.console.models import StaffUser
+from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.conftest import ADMIN
 from tests.service.media import LIVE_VIDEO, card_for_video
@@ -166,3 +169,19 @@ def revoke_by_two(client: TestClient, action: str, form: dict[str, str], second:
     other = new_client(client)
     confirmed: Response = other.post(action, data={**form, "csrf": login(other, second), "note": "复核属实"})
     return confirmed
+
+
+def certified_at_counter(ctx: ServiceContext) -> tuple[int, int]:
+    """A person (济南, region 370102) certified at the counter five days ago: (person id, certification id)."""
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring)
+        alt = certify_alternative(db, ctx, b, "counter", local_today(ctx.settings) - dt.timedelta(days=5), None, {})
+        cid = db.scalars(select(Certification.id).where(Certification.session_id == alt.session_id)).one()
+        return b.id, cid
+
+
+def revoke_form(
+    csrf: str, reason: str = "impersonation", note: str = "家属持老人照片认证，老人已于上月去世"
+) -> dict[str, str]:
+    """The person page's revocation form (reason code and the supervisor's note) with its CSRF token."""
+    return {"csrf": csrf, "reason": reason, "note": note}

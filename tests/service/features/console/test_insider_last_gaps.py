@@ -26,30 +26,13 @@ from service.certification.models import (
 from service.certification.second_person import ASK_DAYS
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import access_log, alert_review, identity_alerts, review_queue, revoke
-from service.features.console.alt_cert import certify_alternative
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import AssistRequest, ConsoleAlert, ConsoleAuditShown, ReviewClaim, StaffUser
 from service.features.console.review_queue import CaseError
-from service.infra.clock import local_today
 from tests.service import factories
-from tests.service.features.console.conftest import csrf_of, login, new_client
+from tests.service.features.console.conftest import certified_at_counter, csrf_of, login, new_client, revoke_form
 from tests.service.features.console.test_access_log import rows_of
-
-
-def _certified(ctx: ServiceContext) -> tuple[int, int]:
-    """A person certified at the counter five days ago: (person id, certification id)."""
-    with ctx.db() as db:
-        b = factories.beneficiary(db, ctx.keyring)
-        alt = certify_alternative(db, ctx, b, "counter", local_today(ctx.settings) - dt.timedelta(days=5), None, {})
-        cid = db.scalars(select(Certification.id).where(Certification.session_id == alt.session_id)).one()
-        return b.id, cid
-
-
-def _form(
-    csrf: str, reason: str = "impersonation", note: str = "家属持老人照片认证，老人已于上月去世"
-) -> dict[str, str]:
-    return {"csrf": csrf, "reason": reason, "note": note}
 
 
 def _cert(ctx: ServiceContext, cid: int) -> Certification:
@@ -67,15 +50,15 @@ def test_one_supervisor_alone_cannot_revoke_a_certification(
     """A supervisor revoked a certification alone: the pension stopped, the template went, the person was told, on
     one person's word. The first supervisor now asks (nothing revoked), the same one asking again is refused and
     recorded, another supervisor's confirmation revokes it with the asked reason, naming both."""
-    bid, cid = _certified(ctx)
+    bid, cid = certified_at_counter(ctx)
     action = f"/console/beneficiaries/{bid}/certifications/{cid}/revoke"
     csrf = login(app_client, "sup1")
-    r = app_client.post(action, data=_form(csrf))
+    r = app_client.post(action, data=revoke_form(csrf))
     assert r.status_code == 200 and r.url.path == f"/console/beneficiaries/{bid}"
     assert "已申请撤销" in r.text and "须由另一位主管确认" in r.text
     assert _cert(ctx, cid).revoked_at is None
     assert [e.actor for e in _trail(ctx, "certification.revoke.asked")] == ["staff:sup1"]
-    again = app_client.post(action, data=_form(csrf))
+    again = app_client.post(action, data=revoke_form(csrf))
     assert again.status_code == 409 and "另一位主管确认" in again.text
     assert _cert(ctx, cid).revoked_at is None
     assert [e.detail["reason"] for e in _trail(ctx, "certification.revoke.refused")] == ["REVOKE_SELF"]
@@ -85,9 +68,9 @@ def test_one_supervisor_alone_cannot_revoke_a_certification(
     page = other.get(f"/console/beneficiaries/{bid}").text
     assert "老人已于上月去世" in page and "确认撤销" in page  # the request, and who asked, shown before confirming
     # A confirmation naming another reason than the request's does not revoke under the request's.
-    differs = other.post(action, data=_form(csrf2, reason="other", note="复核"))
+    differs = other.post(action, data=revoke_form(csrf2, reason="other", note="复核"))
     assert differs.status_code == 409 and _cert(ctx, cid).revoked_at is None
-    done = other.post(action, data=_form(csrf2, note="复核属实"))
+    done = other.post(action, data=revoke_form(csrf2, note="复核属实"))
     assert done.status_code == 200 and "已撤销" in done.text
     cert = _cert(ctx, cid)
     assert (cert.revoke_reason, cert.revoked_by) == ("impersonation", "staff:sup2")
@@ -103,9 +86,9 @@ def test_an_old_revocation_request_is_not_confirmed(
 ) -> None:
     """A request counts for ASK_DAYS (as an evidence release's); after that another supervisor's click is a new
     request, not a confirmation of a request its asker may have given up."""
-    bid, cid = _certified(ctx)
+    bid, cid = certified_at_counter(ctx)
     action = f"/console/beneficiaries/{bid}/certifications/{cid}/revoke"
-    assert app_client.post(action, data=_form(login(app_client, "sup1"))).status_code == 200
+    assert app_client.post(action, data=revoke_form(login(app_client, "sup1"))).status_code == 200
     with ctx.db() as db:
         db.execute(
             update(AuditEntry)
@@ -113,7 +96,7 @@ def test_an_old_revocation_request_is_not_confirmed(
             .values(at=utcnow() - dt.timedelta(days=ASK_DAYS, hours=1))
         )
     other = new_client(app_client)
-    assert other.post(action, data=_form(login(other, "sup2"))).status_code == 200
+    assert other.post(action, data=revoke_form(login(other, "sup2"))).status_code == 200
     assert _cert(ctx, cid).revoked_at is None
     assert [e.actor for e in _trail(ctx, "certification.revoke.asked")] == ["staff:sup1", "staff:sup2"]
 
@@ -233,11 +216,11 @@ def test_an_admin_made_supervisor_is_nobodys_second_person_until_another_confirm
     revocation as admin and confirmed it as that account: two people on paper, one in fact. Such an account (made,
     raised or reset by an admin in the console) is nobody's second person until a supervisor other than that admin
     confirms it; meanwhile it works as a supervisor otherwise."""
-    bid, cid = _certified(ctx)
+    bid, cid = certified_at_counter(ctx)
     action = f"/console/beneficiaries/{bid}/certifications/{cid}/revoke"
     puppet = _admin_made_supervisor(app_client, "sup9")
-    assert app_client.post(action, data=_form(csrf_of(app_client.get("/console/roster").text))).status_code == 200
-    refused = puppet.post(action, data=_form(csrf_of(puppet.get("/console/roster").text), note="复核属实"))
+    assert app_client.post(action, data=revoke_form(csrf_of(app_client.get("/console/roster").text))).status_code == 200
+    refused = puppet.post(action, data=revoke_form(csrf_of(puppet.get("/console/roster").text), note="复核属实"))
     assert refused.status_code == 409 and "须经另一位主管确认" in refused.text
     assert _cert(ctx, cid).revoked_at is None
     # The admin who made it cannot confirm it; the account cannot confirm itself; another supervisor can.
@@ -265,7 +248,7 @@ def test_an_admin_made_supervisor_is_nobodys_second_person_until_another_confirm
     with ctx.db() as db:
         entry = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "user.confirm")).one()
         assert (entry.actor, entry.target, entry.detail["granted_by"]) == ("staff:sup1", "sup9", "admin")
-    done = puppet.post(action, data=_form(csrf_of(puppet.get("/console/roster").text), note="复核属实"))
+    done = puppet.post(action, data=revoke_form(csrf_of(puppet.get("/console/roster").text), note="复核属实"))
     assert done.status_code == 200 and _cert(ctx, cid).revoked_by == "staff:sup9"
 
 
@@ -336,17 +319,17 @@ def test_the_admin_cannot_confirm_a_request_its_own_unconfirmed_account_made(
 ) -> None:
     """Puppet first: the admin made sup9, asked to revoke as sup9 and confirmed as admin, one person. The admin's
     confirmation of a request by an account it made (not yet confirmed by another) is refused, and recorded."""
-    bid, cid = _certified(ctx)
+    bid, cid = certified_at_counter(ctx)
     action = f"/console/beneficiaries/{bid}/certifications/{cid}/revoke"
     puppet = _admin_made_supervisor(app_client, "sup9")
-    assert puppet.post(action, data=_form(csrf_of(puppet.get("/console/roster").text))).status_code == 200
-    done = app_client.post(action, data=_form(csrf_of(app_client.get("/console/roster").text), note="复核属实"))
+    assert puppet.post(action, data=revoke_form(csrf_of(puppet.get("/console/roster").text))).status_code == 200
+    done = app_client.post(action, data=revoke_form(csrf_of(app_client.get("/console/roster").text), note="复核属实"))
     assert done.status_code == 409 and "开设它的管理员" in done.text
     assert _cert(ctx, cid).revoked_at is None
     refused = _trail(ctx, "certification.revoke.refused")
     assert [(e.actor, e.detail["reason"]) for e in refused] == [("staff:admin", "SECOND_UNCONFIRMED")]
     sup1 = new_client(app_client)
-    assert sup1.post(action, data=_form(login(sup1, "sup1"), note="复核属实")).status_code == 200
+    assert sup1.post(action, data=revoke_form(login(sup1, "sup1"), note="复核属实")).status_code == 200
     assert _cert(ctx, cid).revoked_by == "staff:sup1"  # another supervisor still confirms it
 
 
@@ -455,14 +438,14 @@ def test_a_refused_confirmation_of_another_reason_is_recorded(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
 ) -> None:
     """REVOKE_REASON_DIFFERS and an unconfirmed account's confirmation rolled back without a trace."""
-    bid, cid = _certified(ctx)
+    bid, cid = certified_at_counter(ctx)
     action = f"/console/beneficiaries/{bid}/certifications/{cid}/revoke"
-    assert app_client.post(action, data=_form(login(app_client, "sup1"))).status_code == 200
+    assert app_client.post(action, data=revoke_form(login(app_client, "sup1"))).status_code == 200
     other = new_client(app_client)
-    assert other.post(action, data=_form(login(other, "sup2"), reason="other", note="复核")).status_code == 409
+    assert other.post(action, data=revoke_form(login(other, "sup2"), reason="other", note="复核")).status_code == 409
     factories.update(ctx, StaffUser, staff_users["sup2"], granted_by=staff_users["admin"])
     puppet = new_client(app_client)
-    assert puppet.post(action, data=_form(login(puppet, "sup2"), note="复核")).status_code == 409
+    assert puppet.post(action, data=revoke_form(login(puppet, "sup2"), note="复核")).status_code == 409
     refused = [e.detail["reason"] for e in _trail(ctx, "certification.revoke.refused")]
     assert refused == ["REVOKE_REASON_DIFFERS", "SECOND_UNCONFIRMED"]
 

@@ -10,7 +10,6 @@ date to certify by, nothing of the payment's state nor of who made the revoked c
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 import pytest
@@ -23,7 +22,6 @@ from service.certification.sessions import create_session
 from service.features.proxy.models import (
     BindingStatus,
     ProxyBinding,
-    ProxyOperator,
     ProxyOperatorIdentity,
     ProxySession,
     ProxySessionKind,
@@ -52,22 +50,8 @@ def _relative(
     accepted proxy session under the binding, opened from the H5 pages, linked to `openid` unless not `linked`: the
     link is sent without waiting): (the binding, the session id). `person`: the relative's verified person (their
     keyed ID hash), shared by two accounts of one relative."""
-    op = ProxyOperator(
-        id=str(uuid.uuid4()),
-        channel="wechat",
-        channel_hash=uuid.uuid4().hex,
-        token_hash="-",
-        identity=ProxyOperatorIdentity(
-            name="李建国", person_hash=person, verified_at=LAST_YEAR, template_consent=False
-        ),
-    )
-    db.add(op)
-    db.flush()
-    binding = ProxyBinding(
-        id=str(uuid.uuid4()), operator_id=op.id, beneficiary_id=elder.id, relationship="child", status=status
-    )
-    db.add(binding)
-    db.flush()
+    identity = ProxyOperatorIdentity(name="李建国", person_hash=person, verified_at=LAST_YEAR, template_consent=False)
+    op, binding = factories.relative_binding(db, elder.id, status, identity=identity)
     s = create_session(db, ctx, elder, Channel.PROXY, consent=False, actor="test").session
     s.state, s.decision, s.decided_at = SessionState.DECIDED, "accept", when
     db.flush()

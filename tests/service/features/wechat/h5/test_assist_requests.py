@@ -32,7 +32,7 @@ from service.certification.retention import storage_upkeep
 from service.certification.sessions import create_session
 from service.features.console.auth import Role, hash_password
 from service.features.console.models import AltCertification, AssistRequest, StaffUser
-from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+from service.features.proxy.models import BindingStatus, ProxyOperator, ProxySession, ProxySessionKind
 from service.features.proxy.operators import channel_hashes
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
@@ -207,18 +207,7 @@ def test_the_person_this_user_certifies_is_used_without_a_session(w: World) -> N
 
 def relative_session(w: World, status: str = BindingStatus.ACTIVE, kind: str = "certification") -> str:
     with w.ctx.db() as db:
-        op = ProxyOperator(id=str(uuid.uuid4()), channel="wechat", channel_hash=uuid.uuid4().hex, token_hash="-")
-        db.add(op)
-        db.flush()
-        binding = ProxyBinding(
-            id=str(uuid.uuid4()),
-            operator_id=op.id,
-            beneficiary_id=w.beneficiary_id,
-            relationship="child",
-            status=status,
-        )
-        db.add(binding)
-        db.flush()
+        op, binding = factories.relative_binding(db, w.beneficiary_id, status)
     sid = failed_session(w, OPENID, Channel.PROXY)
     with w.ctx.db() as db:
         db.add(ProxySession(session_id=sid, kind=kind, operator_id=op.id, binding_id=binding.id))

@@ -7,15 +7,14 @@ record. Through the real app (SQLite file, the fake WeChat server); docs/securit
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from sqlalchemy import select
 
 from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, Certification, CertSession, utcnow
-from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator
 from service.features.proxy.operators import channel_hashes
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatUser
+from tests.service import factories
 from tests.service.features.wechat.h5 import test_assist_requests
 from tests.service.features.wechat.h5.test_assist_requests import (
     OPENID,
@@ -53,24 +52,8 @@ def _accepted(w: World, sid: str, days_ago: int = 0) -> None:
 def _active_binding_of(w: World, openid: str) -> None:
     """`openid`'s family account (the H5 pages' operator) bound to the person, the binding accepted."""
     with w.ctx.db() as db:
-        op = ProxyOperator(
-            id=str(uuid.uuid4()),
-            channel="wechat",
-            channel_hash=channel_hashes(w.ctx, "wechat", openid)[0],
-            token_hash="-",
-        )
-        db.add(op)
-        db.flush()
-        db.add(
-            ProxyBinding(
-                id=str(uuid.uuid4()),
-                operator_id=op.id,
-                beneficiary_id=w.beneficiary_id,
-                relationship="child",
-                status=BindingStatus.ACTIVE,
-                consent_at=utcnow(),
-            )
-        )
+        hashed = channel_hashes(w.ctx, "wechat", openid)[0]
+        factories.relative_binding(db, w.beneficiary_id, channel_hash=hashed, consent_at=utcnow())
 
 
 def _refusals(w: World, action: str) -> list[tuple[str, str]]:
