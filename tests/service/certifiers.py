@@ -3,13 +3,21 @@ with a fixed outcome, counts its runs and records the ID number it was asked to 
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.decision.result import Decision, Outcome
-from pipelines.decision.runner import CertificationReport, Template
+from pipelines.decision.runner import CertificationReport, Certifier, Template
+from pipelines.face_match import FaceMatcher
+from pipelines.id_card import IdCardReader, IdCardResult
+from pipelines.liveness import LivenessChecker, LivenessConfig, LivenessResult
 from pipelines.reasons import ReasonCode
 
 
@@ -38,3 +46,52 @@ class FixedCertifier:
         self.runs += 1
         self.expected.append(expected_id_number)
         return CertificationReport(fixed_decision(self.outcome), None, None, None, None, None, {})
+
+
+class _RememberingReader(IdCardReader):
+    """The real ID-card reader, each distinct photo (and day) read once per test process."""
+
+    def __init__(self, matcher: FaceMatcher) -> None:
+        super().__init__(matcher)
+        self._reads: dict[tuple[str, tuple[int, ...], dt.date | None], IdCardResult] = {}
+
+    def read(self, image_bgr: np.ndarray, today: dt.date | None = None) -> IdCardResult:
+        image = np.ascontiguousarray(image_bgr)
+        key = (hashlib.sha256(image.tobytes()).hexdigest(), image.shape, today)
+        if key not in self._reads:
+            self._reads[key] = super().read(image_bgr, today)
+        return copy.deepcopy(self._reads[key])
+
+
+class _RememberingLiveness(LivenessChecker):
+    """The real liveness checker, each distinct video (and challenge) analysed once per test process."""
+
+    def __init__(self, matcher: FaceMatcher) -> None:
+        super().__init__(matcher.pack, LivenessConfig(check_duplicates=False), matcher=matcher)
+        self._checks: dict[tuple[str, str], LivenessResult] = {}
+
+    def check(self, video: bytes | Path | str, challenge_actions: Sequence[str] | str | None = None) -> LivenessResult:
+        data = video if isinstance(video, bytes) else Path(video).read_bytes()
+        plain = challenge_actions is None or isinstance(challenge_actions, str)
+        key = (hashlib.sha256(data).hexdigest(), repr(challenge_actions if plain else list(challenge_actions or ())))
+        if key not in self._checks:
+            self._checks[key] = super().check(video, challenge_actions)
+        return copy.deepcopy(self._checks[key])
+
+
+class RememberingCertifier(Certifier):
+    """The real pipeline (the default pack, the given decision policy) for the service's tests, which send the same
+    few real media through it hundreds of times: the two slow stages, the card read and the video's liveness
+    analysis (pure functions of the media, docs: pipelines/), run once per distinct input in a test process and
+    are copied after that. Every other step runs on every call, as in production: the duplicate-video check
+    against the test's own store, the face matches, the template, the decision. The pipeline's own tests
+    (tests/pipelines) measure it with plain Certifiers."""
+
+    @cached_property
+    def reader(self) -> IdCardReader:
+        return _RememberingReader(self.matcher)
+
+    @cached_property
+    def liveness(self) -> LivenessChecker:
+        # Constructed as Certifier.liveness constructs it (duplicates are the run's to check, against its store).
+        return _RememberingLiveness(self.matcher)

@@ -29,11 +29,26 @@ from service.infra.config import Settings, settings_from_flat
 from service.infra.db.engine import create_all, make_engine
 from service.infra.observability.logs import install_log_masking
 from tests.service import servers
+from tests.service.certifiers import RememberingCertifier
 
 BACKENDS = [b for b in os.environ.get("PENSION_CERT_TEST_BACKENDS", "sqlite,scaleout").split(",") if b]
 API_KEY = "test-api-key-" + secrets.token_hex(4)  # a channel key
 ADMIN_API_KEY = "test-admin-key-" + secrets.token_hex(4)  # an operator key: cycle run, roster import, review
 ADMIN = {"X-API-Key": ADMIN_API_KEY}  # headers= of one request made as the operator
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_certifier() -> Iterator[RememberingCertifier]:
+    """The real pipeline with the default policy, one per test process (its models load on first use): the
+    in-process workers' (worker.shared_certifier, the process-wide one) and the tests' that run sessions
+    through the default policy themselves. It reads each distinct card and analyses each distinct video once
+    (tests/service/certifiers.py)."""
+    from service.adapters.workers import worker
+
+    certifier = RememberingCertifier()
+    worker._CERTIFIER = certifier
+    yield certifier
+    worker._CERTIFIER = None
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ from service.features.console.auth import Role, hash_password
 from service.features.console.models import StaffUser
 from service.infra.clock import local_today
 from tests.service import factories
+from tests.service.certifiers import RememberingCertifier
 from tests.service.conftest import ADMIN
 from tests.service.media import LIVE_VIDEO, card_for_video
 
@@ -63,9 +64,8 @@ def sample(data_dir: Path) -> Sample:
 @pytest.fixture(scope="session")
 def strict_certifier() -> Certifier:
     # Pass line 0.95 and a review margin up to 1.0: every live sample's passive score lands in the review band.
-    certifier = Certifier(config=DecisionConfig(passive_pass_threshold=0.95, passive_review_margin=0.05))
-    certifier.warm_up()
-    return certifier
+    # The real pipeline, each distinct card and video run once (tests/service/certifiers.py).
+    return RememberingCertifier(config=DecisionConfig(passive_pass_threshold=0.95, passive_review_margin=0.05))
 
 
 @functools.cache

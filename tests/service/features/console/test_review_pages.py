@@ -80,13 +80,11 @@ def make_proxy_case(ctx: ServiceContext, certifier: Certifier, sample: Sample, d
     return sid, verification
 
 
-@pytest.fixture(scope="module")
-def certifier() -> Certifier:
+@pytest.fixture
+def certifier(real_certifier: Certifier) -> Certifier:
     """The default policy (not the strict one of conftest): the live sample passes the machine, so only the
     first-proxy rule sends its proxy certification to a person."""
-    c = Certifier()
-    c.warm_up()
-    return c
+    return real_certifier
 
 
 @pytest.fixture

@@ -36,10 +36,8 @@ OTHER_VIDEO = "spoof/videos/lestari15_real.mp4"  # another dev identity than LIV
 
 
 @pytest.fixture(scope="session")
-def certifier() -> Certifier:
-    c = Certifier()
-    c.warm_up()
-    return c
+def certifier(real_certifier: Certifier) -> Certifier:
+    return real_certifier
 
 
 @pytest.fixture(scope="session")

@@ -521,5 +521,12 @@ def test_a_shared_phone_gives_the_next_person_a_fresh_start(site: Site, browser:
     page.click("#self")
     page.wait_for_selector("#step-consent:not([hidden])")
     assert not page.is_visible("#step-card")
-    assert page.evaluate("sessionStorage.getItem('h5current')") is None
+
+    # The consent step is in the page's markup before its script has run (and dropped the saved session): wait
+    # for the script, not for the markup (a loaded machine ran the check in between).
+    def dropped() -> bool:
+        return page.evaluate("sessionStorage.getItem('h5current')") is None
+
+    wait_until(page, dropped, 10, "the previous person's session left in the tab")
+    assert not page.is_visible("#step-card")
     context.close()
