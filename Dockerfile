@@ -11,14 +11,15 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY models ./models
 COPY pipelines ./pipelines
 COPY proxy_auth ./proxy_auth
 COPY service ./service
 COPY alembic ./alembic
 COPY alembic.ini ./
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip && /opt/venv/bin/pip install .
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip \
+    && /opt/venv/bin/pip install -c constraints.txt .  # the versions CI passed with (scripts/setup.sh)
 
 FROM build AS models
 ARG FETCH_MODELS=1

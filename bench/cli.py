@@ -3,12 +3,13 @@
     python bench/cli.py --repeat 5 --batch 10 --out bench/results/cli.json
 
 Times, in fresh processes (as a shell runs them): ``pension-cert --help`` (no model runtime may load),
-``models list``, one cold ``certify`` (every model loaded for one person), and ``certify --batch`` over N rows of
-the pipeline bench's material (its 5-second 720p clip, one rendered card per row whose portrait is the clip's
-face), models loaded once, reported per certification: the marginal figure (what each further person adds)
-compares with bench/results/pipeline.json's per-certification ``total`` and, measured in the same run (so under
-the same machine load), with the same rows through ``Certifier.run`` in one warmed-up process. Same ORT threads
-(2) as the pipeline bench.
+``models list``, ``cycle-run`` on a new embedded database (a command that loads the service's code but runs no
+model: what the API, a worker and the operator's database commands pay at start), one cold ``certify`` (every model
+loaded for one person), and ``certify --batch`` over N rows of the pipeline bench's material (its 5-second 720p
+clip, one rendered card per row whose portrait is the clip's face), models loaded once, reported per
+certification: the marginal figure (what each further person adds) compares with bench/results/pipeline.json's
+per-certification ``total`` and, measured in the same run (so under the same machine load), with the same rows
+through ``Certifier.run`` in one warmed-up process. Same ORT threads (2) as the pipeline bench.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import csv
 import datetime as dt
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,14 +42,28 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, subprocess.Compl
     return time.perf_counter() - t0, proc
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def median_s(args: list[str], env: dict[str, str], repeat: int) -> dict[str, Any]:
-    times = []
+    """Wall seconds, and the command's CPU seconds (user + system: what it computed, which a loaded machine
+    stretches less than the wall time)."""
+    times, cpu = [], []
     for _ in range(repeat):
+        before = _children_cpu_s()
         seconds, proc = timed(args, env)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr[-400:]}")
         times.append(seconds)
-    return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3), "n": repeat}
+        cpu.append(_children_cpu_s() - before)
+    return {
+        "median_s": round(statistics.median(times), 3),
+        "max_s": round(max(times), 3),
+        "median_cpu_s": round(statistics.median(cpu), 3),
+        "n": repeat,
+    }
 
 
 def make_batch(tmp: Path, rows: int) -> tuple[Path, Path, Path]:
@@ -64,7 +80,7 @@ def make_batch(tmp: Path, rows: int) -> tuple[Path, Path, Path]:
     return batch, tmp / "cards" / "card_00000.jpg", tmp / "clip.mp4"
 
 
-def run(repeat: int, rows: int) -> dict[str, Any]:
+def run(repeat: int, rows: int, service_only: bool = False) -> dict[str, Any]:
     env = {**os.environ}
     env.setdefault("PENSION_CERT_MODELS_DIR", str(REPO.parent / "shared" / "models"))
     env.setdefault("PENSION_CERT_ORT_THREADS", "2")  # as bench/pipeline.py's default
@@ -82,6 +98,11 @@ def run(repeat: int, rows: int) -> dict[str, Any]:
     }
     out["help"] = median_s(["--help"], env, repeat)
     out["models_list"] = median_s(["models", "list", "--pack", "default"], env, repeat)
+    with tempfile.TemporaryDirectory() as var:
+        # A database command (the daily run on a new embedded database): the service's code, no model run.
+        out["cycle_run"] = median_s(["cycle-run"], {**env, "PENSION_CERT_VAR_DIR": var}, repeat)
+    if service_only:
+        return out
     with tempfile.TemporaryDirectory() as tmp:
         batch, card, clip = make_batch(Path(tmp), rows)
         one = ["certify", "--id-card", str(card), "--video", str(clip), "--challenge", ",".join(CLIP_ACTIONS)]
@@ -159,8 +180,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch", type=int, default=10, help="rows of the certify --batch run")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "cli.json")
+    ap.add_argument("--service-only", action="store_true", help="only --help, models list and cycle-run")
     args = ap.parse_args()
-    result = run(args.repeat, args.batch)
+    result = run(args.repeat, args.batch, args.service_only)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
 

@@ -115,6 +115,13 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
 }
 
 
+# Codes whose citizen message describes the staff review the case went to ("已转工作人员审核", "请耐心等待"): true
+# while the review is open, wrong once staff have decided (the H5 result page leaves them out then).
+TELLS_OF_REVIEW: frozenset[ReasonCode] = frozenset(
+    {ReasonCode.FACE_CLOSER_TO_RELATIVE, ReasonCode.CHALLENGE_EXTRA_ACTIONS, ReasonCode.PROXY_BINDING_HELD}
+)
+
+
 # The same codes as staff read them in the review console: what the machine found, in a few words.
 STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.ID_NOT_A_CARD: "未识别到身份证",

@@ -30,10 +30,12 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# The versions are constraints.txt's (the set CI passed with), so a release of a tool or library since cannot
+# change the checks or the service on a fresh machine; a changed pyproject.toml or constraints.txt reinstalls.
+stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip "setuptools>=70" >/dev/null  # venv's setuptools 65 has CVEs
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 

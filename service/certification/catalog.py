@@ -41,6 +41,8 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "ROSTER_TOO_LARGE": "名册文件过大",
     "UNAUTHORIZED": "未授权的访问",
     "SESSION_STATE": "认证会话状态不允许该操作",
+    # A staff decision other than accept or reject (review.settle; the operator API's model refuses it first).
+    "REVIEW_DECISION": "审核结论只能是通过或不通过",
     # A case a reviewer holds in the console, or a proxy rejection awaiting a supervisor's second decision.
     "CASE_HELD": "该案件正在审核平台办理,请在审核平台处理",
     "SESSION_EXPIRED": "认证会话已过期,请重新开始",
@@ -77,6 +79,8 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     # Roles (403): operator actions need an operator (admin) key; channel keys cannot act as staff.
     "ADMIN_KEY_REQUIRED": "该操作仅限经办机构使用",
     "STAFF_CHANNEL_FORBIDDEN": "柜台认证仅限工作人员办理",
+    # POST /api/v1/sessions with channel "proxy": a relative certifies through the proxy API, bound to the elder.
+    "PROXY_CHANNEL_FORBIDDEN": "亲属代办认证请通过亲属代办功能办理",
     "DATE_OVERRIDE_FORBIDDEN": "生产环境不允许指定模拟日期",
     "INVALID_DATE": "日期不正确",
     # The daily run stopped before changing anything: an unusual share would have been suspended.
@@ -120,8 +124,12 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     "PROXY_CONSENT_EXPIRED": "老人未在规定期限内确认绑定,该绑定已失效,请重新绑定",
     # The relative asks the elder's consent to a binding the elder (or staff) already consented to.
     "PROXY_CONSENT_GIVEN": "老人已同意该绑定,无需再次确认",
+    # A bind of an elder the relative's account is bound to already (a retried request): the binding is there.
+    "PROXY_ALREADY_BOUND": "您已绑定该老人,无需重复绑定",
     "PROXY_BINDING_LOCKED": "多次认证未通过,该绑定已锁定,请联系经办机构人工审核",
     "PROXY_RELATIONSHIP": "请选择您与老人的关系",
+    # A relative's typed (not photographed) ID number that is no valid number: corrected by typing, no photo.
+    "PROXY_ID_NUMBER": "身份证号码有误,请核对后重新填写",
     # A verified relative's identity (and face template) changes only through staff.
     "PROXY_OPERATOR_VERIFIED": "您已完成实名认证,如需变更身份信息请到经办机构办理",
     # A proxy certification opened before the roster gave the elder's record another ID number (staff's accept).
@@ -132,6 +140,8 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     "PROXY_ELDER_SLOTS_FULL": (
         "老人已同意的代办亲属人数已满,本次确认不能生效;请先由其中一位亲属解除绑定,再请老人录像确认"
     ),
+    # A channel key's login to a relative's account another client (integrator, the H5 pages) made.
+    "PROXY_ACCOUNT_ELSEWHERE": "该亲属账号已在其他渠道注册,请回到原渠道登录",
     # PROXY_BINDING_HELD, a decision's reason: pipelines.reasons.ReasonCode (review.py reads it, below the features).
 }
 

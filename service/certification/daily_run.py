@@ -5,14 +5,17 @@ beat (`pension_cert.daily_run`), the embedded service's daily thread (service/ad
 It suspends the overdue (service/certification/cycle.py, ``run_cycle``: idempotent, a second run the same day
 suspends nobody new; two at once on PostgreSQL lock the same rows, and the second finds them suspended), then
 expires open sessions past their lifetime and does the store's daily upkeep (service/certification/retention.py).
-A run the spike guard refuses changes nothing, is audited (``cycle.refused``) and counted
+A run the spike guard refuses suspends nobody, is audited (``cycle.refused``) and counted
 (``pension_cert_cycle_refused_total``), and raises CycleSpikeError: no scheduler retries it, an operator looks
-and forces it.
+and forces it. The expiry and the upkeep still run first: they do not depend on the suspensions, and in the
+embedded set-up the daily run is their only schedule (Celery beat runs the upkeep as a task of its own), so a
+refused cycle would otherwise stop the retention erasures, every day until someone forced it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -28,6 +31,8 @@ from service.infra import clock
 from service.infra.clock import local_midnight, local_today
 from service.infra.config import Settings
 from service.infra.observability import metrics
+
+log = logging.getLogger(__name__)
 
 # Simulated dates far outside the service's life overflow the date arithmetic (retention, validity):
 # schemathesis found today=0001-01-01 answering 500.
@@ -78,12 +83,17 @@ def daily_run(
     (development and test only; expiry and retention then run as of its midnight; audited `"simulated": "true"`,
     never counted as that day's run). Audits `cycle.run` with the suspensions, then `cycle.completed` once the
     expiry and the upkeep are done too: a failure between leaves the day to run again (ran_on). Raises
-    CycleSpikeError (audited, nothing changed) when the guard refuses and `force` is not given."""
+    CycleSpikeError (audited, nobody suspended; the expiry and the upkeep done all the same) when the guard refuses
+    and `force` is not given."""
     day = business_day(ctx.settings, today)
     # A simulated run (development, test) is marked: it never counts as that real day's run (ran_on).
     who = {**(who or {}), **({"simulated": "true"} if today is not None else {})}
     cycle = ctx.settings.cycle
     guard = SuspensionGuard(cycle.cycle_max_suspend_share, cycle.cycle_guard_min_suspensions)
+    # Expiry and retention by the real instant (a local date's midnight may be hours ahead of UTC's now); a
+    # simulated date runs them as of its midnight.
+    at = utcnow() if today is None else local_midnight(ctx.settings, day)  # the bureau's midnight, not UTC's
+    spike: CycleSpikeError | None = None
     with ctx.db() as db:
         try:
             ids = run_cycle(db, day, ctx.rules, guard, force=force)
@@ -93,16 +103,28 @@ def daily_run(
             refused = {"would_suspend": exc.suspending, "active": exc.active, **who}
             audit(db, actor, "cycle.refused", day.isoformat(), refused)
             db.commit()
-            raise
-        audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force, **who})
-    # Expiry and retention by the real instant (a local date's midnight may be hours ahead of UTC's now); a
-    # simulated date runs them as of its midnight.
-    at = utcnow() if today is None else local_midnight(ctx.settings, day)  # the bureau's midnight, not UTC's
+            spike = exc
+        else:
+            audit(db, actor, "cycle.run", day.isoformat(), {"suspended": len(ids), "forced": force, **who})
+    if spike is not None:
+        _upkeep_of_a_refused_day(ctx, at)
+        raise spike
     expired = expire_sessions(ctx, at)
     upkeep = storage_upkeep(ctx, at)  # media past retention, orphaned media, the audit chain's anchor
     with ctx.db() as db:  # only now is the day done: a failure above leaves it to be run again (the cycle: no-op)
         audit(db, actor, "cycle.completed", day.isoformat(), {"sessions_expired": expired, **who})
     return DailyRun(day, len(ids), expired, upkeep["media_purged"], upkeep["media_orphans_removed"], force)
+
+
+def _upkeep_of_a_refused_day(ctx: ServiceContext, at: dt.datetime) -> None:
+    """The expiry and the store's upkeep of a day whose cycle the guard refused. Its failure is logged, not raised:
+    the refusal is what the operator must see (the day is closed by `cycle.refused`; the next day's run, or a forced
+    one, does the upkeep again: each step is idempotent)."""
+    try:
+        expire_sessions(ctx, at)
+        storage_upkeep(ctx, at)
+    except Exception:
+        log.exception("daily run: the cycle was refused and the upkeep then failed; it runs again with the next run")
 
 
 def ran_on(ctx: ServiceContext, day: dt.date) -> bool:

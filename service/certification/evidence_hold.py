@@ -5,8 +5,9 @@ The retention purge deletes every final session's media `RETENTION_DAYS` after i
 (service/certification/revocation.py), its session's video and card are what the bureau needs to recover the
 overpaid pension or report the fraud; staff who suspect a session before deciding need them kept too. A hold:
 
-- is placed by a supervisor (the console: service/features/console/revoke.py), or by the revocation itself, with
-  a reason and a note (ID numbers masked), and audited (`evidence.hold.placed`);
+- is placed by a supervisor (the console: service/features/console/revoke.py), by the revocation itself, or by the
+  registration of a death on each certification dated after it (`hold_if_stored`), with a reason and a note (ID
+  numbers masked), and audited (`evidence.hold.placed`);
 - lasts `EVIDENCE_HOLD_DAYS` from its placement, its end stored with it (`ends_at`, in its audit entry as `until`:
   PIPL, biometric data are never kept without an end; a supervisor places a new hold to keep them longer), or until
   a supervisor releases it early (`evidence.hold.released`, with why). The setting sizes the holds placed after it
@@ -202,13 +203,23 @@ def hold_for_revocation(
     """The hold a revocation as impersonation or wrong accept places on the revoked session (its row locked by the
     revocation already) for `hold_days`; what became of the media (held, or nothing to hold: purged, or none
     stored), and the hold placed."""
+    return hold_if_stored(db, session_id, HoldReason.REVOKED, actor, target, note, hold_days)
+
+
+def hold_if_stored(
+    db: Session, session_id: str, reason: HoldReason, actor: str, target: str, note: str, hold_days: int
+) -> tuple[Evidence, EvidenceHold | None]:
+    """The hold the service places itself on a session under suspicion (a revocation; a certification dated after
+    a death registered later, service/features/console/alt_cert.py), the session's row locked before any later
+    table's (lock_order.py): what became of the media (held, or nothing to hold: purged, or none stored), and the
+    hold placed."""
     s = db.get(CertSession, session_id, with_for_update=True, populate_existing=True)
     if s is None:
         return Evidence.NONE, None
     state = media_state(s)
     if state is not Evidence.HELD:
         return state, None
-    return state, place_hold(db, session_id, HoldReason.REVOKED, note[:MAX_NOTE_CHARS], actor, target, hold_days)
+    return state, place_hold(db, session_id, reason, note[:MAX_NOTE_CHARS], actor, target, hold_days)
 
 
 def holds_in_force(db: Session, session_ids: Iterable[str], now: dt.datetime) -> dict[str, list[HoldView]]:

@@ -18,8 +18,9 @@ PROXY_DOUBT_NOTES = frozenset({NOTE_NO_OPERATOR_TEMPLATE, NOTE_BELOW_PROXY_LINE}
 # On a relative's session, a face that only borderline-matched: the typical 冒领 of a relative presenting a dead
 # parent's face sends no reason code and no note, only a face score in the review band (face_below_accept).
 FACE_REVIEW_BAND = "face_review_band"
-# On a relative's session, no machine face check at all: a failed job (an input that crashes the worker every time
-# reaches staff with no decision) or a decision without a face score or its line (face_checked).
+# No machine face check at all: a failed job (an input that crashes the worker every time reaches staff with no
+# decision) or, on a relative's session, a decision without a face score or its line (face_checked). A failed job of
+# the person's own session too (review.accept_needs_second): the accept would rest on one reviewer's look at the card.
 MACHINE_UNCHECKED = "machine_unchecked"
 
 

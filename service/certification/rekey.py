@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import ColumnElement, CursorResult, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from service.certification.audit import audit
@@ -75,7 +75,9 @@ def reseal_column(ctx: ServiceContext, column: SealedColumn, batch: int, write: 
     count, after = Count(), None
     while True:
         with ctx.db() as db:
-            query = select(column.key, column.value).where(column.value.is_not(None)).order_by(column.key)
+            # An emptied value (erased by retention: a relative's unaccepted claim) has nothing to re-seal.
+            query = select(column.key, column.value).where(column.value.is_not(None), column.value != _empty(column))
+            query = query.order_by(column.key)
             if after is not None:
                 query = query.where(column.key > after)
             rows = db.execute(query.limit(batch)).all()
@@ -100,6 +102,10 @@ def reseal_column(ctx: ServiceContext, column: SealedColumn, batch: int, write: 
                 audit(db, "cli", ACTION, column.name, {"resealed": done, "through": str(rows[-1][0]), **who})
                 log.info("rekey: %d more of %s re-sealed", done, column.name)
             after = rows[-1][0]
+
+
+def _empty(column: SealedColumn) -> str | bytes:
+    return b"" if column.binary else ""
 
 
 def _resealed_value(ctx: ServiceContext, column: SealedColumn, stored: Any) -> Any:
@@ -162,7 +168,9 @@ def rehash_column(
     count, after = Count(), None
     while True:
         with ctx.db() as db:
-            query = select(column.key, column.value, column.sealed).where(column.value.is_not(None))
+            # A row whose number was emptied (retention) keeps its hash as it is: nothing to recompute it from.
+            kept = or_(column.sealed.is_(None), column.sealed != "")
+            query = select(column.key, column.value, column.sealed).where(column.value.is_not(None), kept)
             query = query.order_by(column.key).limit(batch)
             rows = db.execute(query if after is None else query.where(column.key > after)).all()
             if not rows:

@@ -27,7 +27,8 @@ from service.certification.models import (
     utcnow,
 )
 from service.certification.processing import accept_session
-from service.certification.proxy_face import PROXY_DOUBT_CODES, PROXY_DOUBT_NOTES, proxy_face_doubt
+from service.certification.proxy_face import MACHINE_UNCHECKED, PROXY_DOUBT_CODES, PROXY_DOUBT_NOTES, proxy_face_doubt
+from service.certification.request_replay import digest, first_request
 from service.certification.revocation import RevokeReason
 from service.infra.clock import local_date
 
@@ -54,10 +55,11 @@ def accept_needs_second(db: Session, s: CertSession) -> list[str]:
     """Why accepting case `s` takes two people (empty: one decides it): each code of the machine's that doubted the
     face as another person's (`OTHER_PERSON_CODES`; on a proxy session also `PROXY_DOUBT_CODES` and the notes
     `PROXY_DOUBT_NOTES`, `proxy_face_doubt`'s: a face under the accept or the proxy line, or no machine face check),
-    and `revoked` when a certification of the person was revoked as 冒领 or a wrong accept. One reviewer's accept would
-    otherwise certify, alone, the pension a relative keeps collecting (docs/security.md, Parts BC, BG). The console
-    asks a second supervisor (review_queue.second_needed); the operator API, which has no second person, leaves such
-    an accept to the console (CASE_HELD)."""
+    `machine_unchecked` on the person's own session whose job failed (no machine check at all: the reviewer has
+    only the card and a few frames cut from the video), and `revoked` when a certification of the person was revoked
+    as 冒领 or a wrong accept. One reviewer's accept would otherwise certify, alone, the pension a relative keeps
+    collecting (docs/security.md, Parts BC, BG). The console asks a second supervisor (review_queue.second_needed);
+    the operator API, which has no second person, leaves such an accept to the console (CASE_HELD)."""
     codes = set(s.reasons or [])
     why: list[str] = sorted(codes & OTHER_PERSON_CODES)
     if s.channel == Channel.PROXY:
@@ -66,6 +68,8 @@ def accept_needs_second(db: Session, s: CertSession) -> list[str]:
         face = proxy_face_doubt(s)
         if face is not None and face not in why:
             why.append(face)
+    elif s.state == SessionState.FAILED:  # no liveness, no face match, no best frame: the card alone (Part BG)
+        why.append(MACHINE_UNCHECKED)
     if s.beneficiary_id is not None and revoked_as_fraud(db, s.beneficiary_id):
         why.append(REVOKED_BEFORE)
     return why
@@ -91,11 +95,16 @@ class ReviewRecord(TypedDict):
 
 
 class Settled(TypedDict):
-    """What `settle` answers; POST /api/v1/sessions/{id}/review sends it as is (schemas.ReviewOutcome)."""
+    """What `settle` answers; POST /api/v1/sessions/{id}/review sends it as is (schemas.ReviewOutcome). `replayed`:
+    a retried request (its Idempotency-Key), answered as the first, nothing done again."""
 
     session_id: str
     decision: str
     review: ReviewRecord
+    replayed: bool
+
+
+REVIEW_ACTION = "session.review"
 
 
 def settle(
@@ -108,10 +117,16 @@ def settle(
     actor: str,
     *,
     case_checked: bool = False,
+    request_key: str | None = None,
+    aliases: tuple[str, ...] = (),
 ) -> Settled:
     """Apply a staff decision. ``case_checked``: the caller is the flow that holds the case (the console, which has
     checked the claim and the second decision itself); any other caller (the operator API) passes the features'
     guards first, so it cannot settle a case a reviewer holds or skip a supervisor's second decision.
+    ``request_key``: the operator API's Idempotency-Key; a retry of its request (the same decision, reviewer, note
+    and caller: `aliases`, the caller's names under previous signing keys) is answered as the first, before the
+    state is looked at (request_replay.py: the revocation's rule); the same key asking otherwise is
+    IDEMPOTENCY_MISMATCH.
 
     An accept is refused (`processing.accept_session`: IDENTITY_CHANGED, nothing written) when the roster gave the
     record another ID number after the session was opened: the video is the previous number's person's. A reject
@@ -121,13 +136,17 @@ def settle(
     # one overwrote the earlier decision, e.g. a reject written over an accept whose certification stayed.
     # The session first, then the beneficiary or the features' rows: service/certification/lock_order.py.
     db.refresh(s, with_for_update=True)
+    asked = digest(f"{decision}\n{reviewer}\n{note}")
+    key = digest(request_key) if request_key is not None else None
+    if key is not None and first_request(db, REVIEW_ACTION, s.id, key, asked, (actor, *aliases)) is not None:
+        return _settled(s, replayed=True)
     reviewable = (
         s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW
     ) or s.state == SessionState.FAILED
     if not reviewable:
         raise ServiceError("SESSION_STATE", f"session is {s.state}/{s.decision}: nothing to review")
     if decision not in (SessionDecision.ACCEPT, SessionDecision.REJECT):
-        raise InvalidInputError("SESSION_STATE", "decision must be accept or reject")
+        raise InvalidInputError("REVIEW_DECISION", "decision must be accept or reject")
     if not case_checked:
         ctx.hooks.check_settle(db, s)
         if decision == SessionDecision.ACCEPT and accept_needs_second(db, s):
@@ -141,9 +160,16 @@ def settle(
     s.result, s.decision, s.state, s.decided_at = result, decision, SessionState.DECIDED, utcnow()
     if decision == SessionDecision.ACCEPT:
         accept_session(db, ctx, s, b, local_date(ctx.settings, s.decided_at), None)  # the bureau's date
-    audit(db, actor, "session.review", s.id, {"decision": decision, "reviewer": reviewer})
+    detail = {"decision": decision, "reviewer": reviewer}
+    audit(db, actor, REVIEW_ACTION, s.id, detail if key is None else {**detail, "request": key, "asked": asked})
     notify_decision(db, ctx, s)
-    return Settled(session_id=s.id, decision=decision, review=record)
+    return _settled(s, replayed=False)
+
+
+def _settled(s: CertSession, replayed: bool) -> Settled:
+    """The answer of a settled case, from the session (a retry's: the first request's decision and record)."""
+    record: ReviewRecord = (s.result or {})["review"]
+    return Settled(session_id=s.id, decision=str(s.decision), review=record, replayed=replayed)
 
 
 def notify_decision(db: Session, ctx: ServiceContext, s: CertSession) -> int:

@@ -27,9 +27,7 @@ person learns of it by the WeChat channel's schedule, whichever route revoked (s
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +37,9 @@ from sqlalchemy.orm import Session
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import InvalidInputError, NotFoundError, ServiceError
-from service.certification.models import AuditEntry, Beneficiary, Certification
+from service.certification.models import Beneficiary, Certification
+from service.certification.request_replay import digest, first_request
 from service.certification.revocation import checked_reason, revoke_certification
-from service.infra.security import mask_text
 
 REQUEST_ACTION = "certification.revoke.request"
 UNKNOWN = "CERTIFICATION_UNKNOWN"
@@ -147,18 +145,18 @@ def revoke_requested(
     this caller's)."""
     why, text = checked_reason(reason, note)
     cert, b = find_certification(db, target)
-    asked = _digest(f"{why.value}\n{text}")
+    asked = digest(f"{why.value}\n{text}")
     days = ctx.settings.storage.evidence_hold_days
     try:
         done = revoke_certification(db, ctx.rules, cert.id, why.value, text, actor, hold_days=days)
     except ServiceError as exc:
         if exc.code != "CERTIFICATION_REVOKED" or request_key is None:
             raise
-        return _replayed(db, cert, b, (actor, *aliases), _digest(request_key), asked, exc)
+        return _replayed(db, cert, b, (actor, *aliases), digest(request_key), asked, exc)
     detail = {
         **via,
         "certification": cert.id,
-        "request": _digest(request_key) if request_key is not None else None,
+        "request": digest(request_key) if request_key is not None else None,
         "asked": asked,
         "counted": done.counted,
         "valid_until": _iso(done.valid_until),
@@ -181,20 +179,15 @@ def _replayed(
     asked: str,
     refused: ServiceError,
 ) -> RevokeAnswer:
-    """The answer to a retried request: the first one's, from its audit entry; `refused` when no request of this
-    key revoked the certification (it was revoked by another request, or in the console). `actors`: the caller's
-    names (the first entry's actor must be one of them)."""
-    entries = db.scalars(
-        select(AuditEntry).where(AuditEntry.action == REQUEST_ACTION, AuditEntry.target == b.external_id[:64])
-    ).all()
-    for entry in entries:
-        detail = entry.detail or {}
-        if detail.get("certification") != cert.id or detail.get("request") != key:
-            continue
-        if detail.get("asked") != asked or entry.actor not in {mask_text(actor)[:64] for actor in actors}:
-            raise ServiceError("IDEMPOTENCY_MISMATCH", "this request key was used for another revocation request")
-        return _answer(cert, b, detail, replayed=True)
-    raise refused
+    """The answer to a retried request: the first one's, from its audit entry (request_replay.first_request: the
+    rule every operator route's retry follows); `refused` when no request of this key revoked the certification (it
+    was revoked by another request, or in the console)."""
+    detail = first_request(
+        db, REQUEST_ACTION, b.external_id, key, asked, actors, lambda d: d.get("certification") == cert.id
+    )
+    if detail is None:
+        raise refused
+    return _answer(cert, b, detail, replayed=True)
 
 
 def _answer(cert: Certification, b: Beneficiary, detail: dict[str, Any], replayed: bool) -> RevokeAnswer:
@@ -216,12 +209,6 @@ def _answer(cert: Certification, b: Beneficiary, detail: dict[str, Any], replaye
         evidence_held_until=_time(detail.get("evidence_held_until")),
         replayed=replayed,
     )
-
-
-def _digest(text: str) -> str:
-    """A request key or what was asked, as its audit entry keeps it: letters and the digits 2-7 (base32), so no run
-    of digits reads as an ID number to the audit's masking, and the key itself is not kept."""
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:26].lower()
 
 
 def _iso(day: dt.date | None) -> str | None:

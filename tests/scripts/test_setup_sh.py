@@ -3,9 +3,12 @@ system packages (not root, no sudo): docs/security.md Part Q."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,32 @@ def test_an_account_that_cannot_install_packages_is_told_what_to_ask_for(tmp_pat
     assert "models=" in done.stdout  # the rest of the set-up ran
     assert "apt-get install" in done.stderr and "fonts-noto-cjk" in done.stderr
     assert not calls.exists()  # apt-get is not tried where it cannot work
+
+
+def _pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version.strip(), f"constraints.txt: {line!r} is not name==version"
+            pins[_canonical(name)] = version.strip()
+    return pins
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_dependency_is_pinned_and_installed_at_its_pin() -> None:
+    """Before, pyproject.toml gave lower bounds only: a fresh machine took the newest ruff, mypy, pytest or FastAPI
+    of the day, so the checks (and the service) could change overnight with no change of ours. Each dependency,
+    the dev tools' too, now has its exact version in constraints.txt, which the set-up installs with; this venv,
+    set up by scripts/setup.sh, holds exactly those versions."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    pins = _pins()
+    names = [_canonical(re.split(r"[\[<>=!~;\s]", spec, maxsplit=1)[0]) for spec in declared]
+    assert [n for n in names if n not in pins] == [], "declared but not in constraints.txt"
+    installed = {_canonical(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    differs = {n: (v, installed.get(n)) for n, v in pins.items() if installed.get(n) != v}
+    assert differs == {}, "constraints.txt (pinned, installed); rerun scripts/setup.sh"

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
@@ -25,7 +26,7 @@ from service.certification import retention
 from service.certification.context import ServiceContext
 from service.certification.daily_run import SCHEDULE_ACTOR, business_day, daily_run, ran_on
 from service.certification.errors import ServiceError
-from service.certification.models import AuditEntry, Beneficiary, CycleEvent
+from service.certification.models import AuditEntry, Beneficiary, CertSession, CycleEvent, utcnow
 from service.infra.config import Settings
 from service.infra.observability import metrics
 from tests.service import factories
@@ -138,6 +139,32 @@ def test_the_embedded_thread_does_not_retry_a_refused_run(ctx: ServiceContext, o
     assert DailyRunThread(ctx).tick() is None  # nor after a restart
     assert len(entries(ctx, "cycle.refused")) == 1 and refused_count() == before + 1
     assert suspended(ctx) == 0
+
+
+def test_a_refused_run_of_the_embedded_thread_still_does_the_retention_upkeep(
+    ctx: ServiceContext, on_day: list[dt.datetime]
+) -> None:
+    """The embedded set-up has no upkeep schedule but the daily run's. Before: a refused cycle skipped the expiry
+    and the upkeep too, every day until forced: media kept past retention, a deceased person's template kept."""
+    overdue(ctx, 12, current=3)
+    with ctx.db() as db:
+        dead = factories.beneficiary(db, ctx.keyring, status="deceased")
+        factories.enrol_template(ctx.keyring, dead, np.ones(512, np.float32), "test-recognizer")
+        old = utcnow() - dt.timedelta(days=ctx.settings.storage.retention_days + 5)
+        s = factories.session_row(dead.id, state="decided", decision="reject", decided_at=old)
+        s.id_card_key, s.video_key = f"sessions/{s.id}/id_card", f"sessions/{s.id}/video"
+        db.add(s)
+        ctx.storage.put(s.id_card_key, b"card")
+        ctx.storage.put(s.video_key, b"video")
+        dead_id, sid, keys = dead.id, s.id, [s.id_card_key, s.video_key]
+    on_day[0] = dt.datetime(2026, 12, 5, 1, 0, tzinfo=CHINA)
+    assert DailyRunThread(ctx).tick() is None  # refused
+    assert len(entries(ctx, "cycle.refused")) == 1 and suspended(ctx) == 0
+    with ctx.db() as db:
+        b, session = db.get(Beneficiary, dead_id), db.get(CertSession, sid)
+        assert b is not None and b.template is None
+        assert session is not None and session.media_purged_at is not None
+    assert not any(ctx.storage.exists(k) for k in keys)
 
 
 def test_the_thread_starts_only_in_the_embedded_modes_and_not_when_switched_off(tmp_path: Path) -> None:

@@ -254,6 +254,20 @@ def test_what_no_key_opens_is_reported_and_left_alone(ctx: ServiceContext) -> No
         assert db.get_one(Beneficiary, victim_id).id_enc == victim_enc
 
 
+def test_a_claim_emptied_by_retention_is_left_alone(ctx: ServiceContext) -> None:
+    """A relative's unaccepted claim whose number retention emptied (proxy/claim_retention.py) has nothing to
+    re-seal: neither re-sealed nor reported unreadable (before the emptying existed, no sealed value was empty)."""
+    seal_everything(ctx, people=1)
+    with ctx.db() as db:
+        claim = db.scalars(select(ProxyClaim)).one()
+        claim.id_enc, claim.name = "", ""
+    rotate(ctx)
+    counts = rekey(ctx)
+    assert counts["fields"]["proxy_claims.id_enc"] == {
+        "resealed": 0, "current": 0, "unreadable": 0, "unreadable_ids": [], **NONE_FAILED,
+    }  # fmt: skip
+
+
 @pytest.fixture
 def bucket() -> Iterator[tuple[Any, S3Options]]:
     with s3_server() as server:

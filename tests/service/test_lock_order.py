@@ -233,7 +233,7 @@ def test_binding_the_elder_again_while_a_proxy_accept_is_applied_does_not_deadlo
     worker.join(30)
     binder.join(30)
     assert decided == [True]
-    assert bound == ["PROXY_LIMIT_REACHED"]  # already bound to this elder
+    assert bound == ["PROXY_ALREADY_BOUND"]  # already bound to this elder (the same account: a retried bind)
     settled_accept(ctx, case)
 
 

@@ -192,7 +192,7 @@ def test_an_alter_behind_a_long_transaction_gives_up_and_a_rerun_finishes(pg_url
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0019"
     upgrade(url)  # the blocker has ended
     with _connect(url) as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0021"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0022"
     assert schema_drift(url) == []
 
 
@@ -227,7 +227,7 @@ def test_two_upgrades_at_once_run_one_after_the_other(pg_url: str, tmp_path: Pat
     assert f"pid {holder}" in waiting[0], said
     assert _index_state(url) == (True, False)
     with _connect(url) as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0021"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0022"
     assert schema_drift(url) == []
 
 

@@ -96,7 +96,8 @@ def count(ctx: ServiceContext, what: Any, *where: Any) -> int:
 
 class SettledWhileReading:
     """The media store of a worker whose job, while it read the media, was given up (FAILED: its heartbeat had
-    gone stale) and accepted by staff; then the read fails, a transient error."""
+    gone stale) and accepted by staff (in the console, whose second decision an accept of a failed job takes: Part
+    BQ); then the read fails, a transient error."""
 
     def __init__(self, ctx: ServiceContext, session_id: str) -> None:
         self.ctx, self.session_id = ctx, session_id
@@ -107,7 +108,7 @@ class SettledWhileReading:
         with self.ctx.db() as db:
             s = db.get(CertSession, self.session_id)
             assert s is not None
-            settle(db, self.ctx, s, "accept", "王审核", "checked at the counter", "admin:test")
+            settle(db, self.ctx, s, "accept", "王审核", "checked at the counter", "admin:test", case_checked=True)
         raise StorageError(f"cannot read {key}")
 
 

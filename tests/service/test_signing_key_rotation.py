@@ -253,6 +253,24 @@ def test_rekey_rehashes_every_lookup_hash_and_its_copies_in_audited_batches(ctx:
     all_current(ctx, new, made)
 
 
+def test_a_claim_emptied_by_retention_keeps_its_hash_and_is_not_unreadable(ctx: ServiceContext) -> None:
+    """The outsider's claim, unaccepted, emptied by retention (proxy/claim_retention.py): the rekey has no number
+    to recompute its hash from and leaves it as it is, unreported; the relative's identity still moves, from its
+    own claim."""
+    made = hashed_deployment(ctx)
+    outsider_hash = ctx.keyring.id_hash(made["outsider"])
+    with ctx.db() as db:
+        claim = db.scalars(select(ProxyClaim).where(ProxyClaim.id_hash == outsider_hash)).one()
+        claim.id_enc, claim.name = "", ""
+    rotate(ctx)
+    counts = rehash(ctx)
+    assert all(c["unreadable"] == 0 for c in counts.values())
+    with ctx.db() as db:
+        assert db.scalars(select(ProxyClaim.id_hash).where(ProxyClaim.id_enc == "")).one() == outsider_hash
+        who = db.get_one(ProxyOperatorIdentity, made["op"])
+        assert who.person_hash == ctx.keyring.id_hash(made["numbers"][0])
+
+
 def test_rekey_interrupted_midway_loses_nothing_and_the_rerun_finishes(
     ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -71,6 +71,7 @@ def hashed_columns() -> list[HashedColumn]:
     claim = (
         select(ProxyClaim.id_enc)
         .where(ProxyClaim.operator_id == who.operator_id, ProxyClaim.id_masked == who.id_masked)
+        .where(ProxyClaim.id_enc != "")  # an unaccepted claim emptied by retention (proxy/claim_retention.py)
         .order_by(ProxyClaim.created_at.desc(), ProxyClaim.session_id)
         .limit(1)
         .scalar_subquery()

@@ -7,8 +7,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from fastapi import params
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import BaseRoute, compile_path
 
 from pipelines.reasons import ReasonCode
 from service.adapters.http.errors import error_body
@@ -25,6 +32,8 @@ MAX_JSON_BODY = 64 * 1024
 # A JSON body over MAX_JSON_BODY, or a session-creation body too large for the beneficiary rule to read (413,
 # declared on every route).
 BODY_TOO_LARGE = ("REQUEST_TOO_LARGE", "请求内容过大")
+# The routes that take a file: each one's methods and path pattern.
+FileRoutes = tuple[tuple[frozenset[str], re.Pattern[str]], ...]
 
 
 def json_error(code: str, detail: str) -> bytes:
@@ -45,15 +54,17 @@ class BodyLimitMiddleware:
     """Refuse a request body over its limit: one that announces more bytes (Content-Length) before it is read at
     all; one sent without a length (chunked) or longer than announced as soon as the bytes received pass it.
 
-    The limit is the largest upload's, except for a body parsed whole (JSON, a JSON type or none; a urlencoded
-    form): no such body of the service is more than a few KiB, and FastAPI parses it before the route's key check
-    runs (60 MiB of `[{},{},…]` made 1.4 GB of objects, the event loop held for seconds, before the 401). The
-    multipart parser spools a file part to disk whatever its size, also before any check: counting Content-Length
-    only let anyone write gigabytes to the temporary directory with one chunked request."""
+    The limit is the largest upload's for a route that takes a file, except for a body parsed whole (JSON, a JSON
+    type or none; a urlencoded form); every other route's is MAX_JSON_BODY whatever the type. No parsed body of
+    the service is more than a few KiB, and FastAPI parses it before the route's key check runs (60 MiB of
+    `[{},{},…]` made 1.4 GB of objects, the event loop held for seconds, before the 401). The multipart parser
+    spools a file part to disk whatever its size, also before any check: counting Content-Length only let anyone
+    write gigabytes to the temporary directory with one chunked request."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes + MULTIPART_OVERHEAD
+        self.file_routes: FileRoutes | None = None  # found on the first request: the app's routes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -63,7 +74,10 @@ class BodyLimitMiddleware:
             self.max_bytes, ReasonCode.MEDIA_TOO_LARGE.value, catalog.message_zh(ReasonCode.MEDIA_TOO_LARGE)
         )
         limit = upload
-        if _parsed_whole(header(scope, b"content-type") or ""):  # the first, as FastAPI reads it
+        # The first content type, as FastAPI reads it. Any other route is held to the cap whatever the type: FastAPI
+        # reads a body not labelled JSON whole too (`request.body()`) for a route with a JSON model, before its key
+        # check (60 MiB of text/plain buffered before the 401).
+        if _parsed_whole(header(scope, b"content-type") or "") or not self._takes_files(scope):
             limit = _Limit(MAX_JSON_BODY, *BODY_TOO_LARGE)
         length = dict(scope.get("headers") or []).get(b"content-length")  # bytes: isdigit() is ASCII only
         if length is not None and length.isdigit() and int(length) > limit.max_bytes:
@@ -71,6 +85,33 @@ class BodyLimitMiddleware:
             await send_json(send, 413, over.refusal(f"{int(length)} bytes > {over.max_bytes}"))
             return
         await _CountedBody(self.app, limit)(scope, receive, send)
+
+    def _takes_files(self, scope: dict[str, Any]) -> bool:
+        """Whether the request is for a route with a file parameter (`File()`: the API's and the H5 pages' uploads,
+        the roster, the console's upload forms), the only ones given the upload limit."""
+        if self.file_routes is None:
+            self.file_routes = file_routes(scope["app"].routes)
+        method, path = scope["method"], scope["path"]
+        return any(method in methods and pattern.match(path) for methods, pattern in self.file_routes)
+
+
+def file_routes(routes: Sequence[BaseRoute]) -> FileRoutes:
+    """The routes that take a file (methods, path pattern), as included in the app (prefixes applied): derived from
+    the routes themselves, so a new upload route needs no list kept."""
+    found = []
+    for route in iter_route_contexts(routes):
+        original = route.original_route
+        if isinstance(original, APIRoute) and route.path and any(_files(original.dependant)):
+            found.append((frozenset(route.methods or ()), compile_path(route.path)[0]))
+    return tuple(found)
+
+
+def _files(dependant: Dependant) -> Iterator[bool]:
+    """Whether each body parameter of the route and of its dependencies is a file."""
+    for field in dependant.body_params:
+        yield isinstance(field.field_info, params.File)
+    for sub in dependant.dependencies:
+        yield from _files(sub)
 
 
 def _parsed_whole(content_type: str) -> bool:

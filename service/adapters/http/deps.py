@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request
 from sqlalchemy.orm import Session
@@ -92,6 +92,15 @@ def admin_caller(ctx: Ctx, request: Request, x_api_key: Annotated[str | None, He
 
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
+
+
+def _idempotency_key() -> Any:
+    """An operator request's Idempotency-Key: its retry is answered as the first (request_replay.py)."""
+    return Header(alias="Idempotency-Key", min_length=8, max_length=64)
+
+
+RequestKey = Annotated[str, _idempotency_key()]
+OptionalRequestKey = Annotated[str | None, _idempotency_key()]
 ApiClient = Annotated[str, Depends(require_api_key)]
 AdminClient = Annotated[str, Depends(require_admin_key)]
 AdminCaller = Annotated[Caller, Depends(admin_caller)]

@@ -65,6 +65,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "UNAUTHORIZED": 401,
     "TOKEN_EXPIRED": 401,
     "SESSION_STATE": 409,
+    "REVIEW_DECISION": 422,  # a staff decision other than accept or reject (review.settle)
     "SESSION_EXPIRED": 410,
     "UPLOAD_CONFLICT": 409,
     "IDEMPOTENCY_MISMATCH": 409,
@@ -104,6 +105,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "CONSENT_REQUIRED": 400,
     "ADMIN_KEY_REQUIRED": 403,
     "STAFF_CHANNEL_FORBIDDEN": 403,
+    "PROXY_CHANNEL_FORBIDDEN": 403,
     "DATE_OVERRIDE_FORBIDDEN": 403,
     "INVALID_DATE": 422,
     "CYCLE_SUSPENSION_SPIKE": 409,
@@ -127,12 +129,15 @@ STATUS_BY_CODE: dict[str, int] = {
     "PROXY_CONSENT_PENDING": 409,
     "PROXY_CONSENT_EXPIRED": 409,
     "PROXY_CONSENT_GIVEN": 409,
+    "PROXY_ALREADY_BOUND": 409,  # a retried bind: the answer names the live binding (binding_id)
     "PROXY_BINDING_LOCKED": 423,
     "PROXY_RELATIONSHIP": 422,
+    "PROXY_ID_NUMBER": 422,
     "PROXY_OPERATOR_VERIFIED": 409,
     "PROXY_BINDING_REVOKED": 409,
     "PROXY_DECISION_PENDING": 409,
     "PROXY_ELDER_SLOTS_FULL": 409,
+    "PROXY_ACCOUNT_ELSEWHERE": 403,
     "PROXY_BINDING_HELD": 409,  # a decision's reason, never raised
     # Assisted certification requests (service.certification.catalog.ASSIST_MESSAGES_ZH): a form problem is 422.
     "ASSIST_KIND": 422,

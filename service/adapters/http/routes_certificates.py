@@ -4,11 +4,10 @@ genuine, and is it valid today: service/certification/certificates.py)."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import Response
 from sqlalchemy import select
 
 from service.adapters.http.deps import DB, Ctx, SessionId, SessionToken
-from service.adapters.http.schemas import EXACT, Certificate, CertificateCheck
+from service.adapters.http.schemas import EXACT, PNG, Certificate, CertificateCheck, PngResponse
 from service.certification import sessions
 from service.certification.certificates import Standing, check_code, issued_claims, render_png, require_valid
 from service.certification.errors import NotFoundError
@@ -53,11 +52,11 @@ def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId
     )
 
 
-@router.get("/sessions/{session_id}/certificate.png", summary="Printable certificate with QR code")
-def get_certificate_png(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> Response:
+@router.get("/sessions/{session_id}/certificate.png", summary="Printable certificate with QR code", **PNG)
+def get_certificate_png(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> PngResponse:
     cert, b, st = _certificate(ctx, db, token, session_id)
     claims = issued_claims(cert.code)  # its own row: issued by us, whichever signing key was current then
-    return Response(render_png(b.name, claims, _verify_url(ctx, cert.code), st.method_zh), media_type="image/png")
+    return PngResponse(render_png(b.name, claims, _verify_url(ctx, cert.code), st.method_zh))
 
 
 @router.get(

@@ -6,12 +6,11 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, UploadFile
-from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, ExternalId
-from service.adapters.http.schemas import EXACT, BeneficiaryView, CycleRun, RosterReport, StatusList
+from service.adapters.http.schemas import EXACT, BeneficiaryView, CsvResponse, CycleRun, RosterReport, StatusList
 from service.adapters.http.upload import read_limited
 from service.certification import registry
 from service.certification.audit import MISS, asked, audit_read
@@ -104,7 +103,7 @@ def find_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, id_number: str, today: 
 )
 def get_list(
     ctx: Ctx, db: DB, actor: AdminClient, which: str, today: Today = None, format: str = "json"
-) -> StatusList | PlainTextResponse:
+) -> StatusList | CsvResponse:
     if which not in registry.LISTS:
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}")
     day = _day(today, ctx.settings)
@@ -112,19 +111,21 @@ def get_list(
     shown = [row["external_id"] for row in rows]
     registry.audit_shown(db, actor, "list.read", which, {"people": len(rows), "format": format}, shown)
     if format == "csv":
-        return PlainTextResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS), media_type="text/csv; charset=utf-8")
+        return CsvResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS))
     items = [BeneficiaryView.model_validate(row) for row in rows]
     return StatusList(list=which, date=day.isoformat(), count=len(rows), items=items)
 
 
-@router.get("/exports/{kind}.csv", summary="suspensions or resumptions for the payment system")
-def export_events(ctx: Ctx, db: DB, actor: AdminClient, kind: str, since: dt.date | None = None) -> PlainTextResponse:
+@router.get(
+    "/exports/{kind}.csv", summary="suspensions or resumptions for the payment system", response_class=CsvResponse
+)
+def export_events(ctx: Ctx, db: DB, actor: AdminClient, kind: str, since: dt.date | None = None) -> CsvResponse:
     if kind not in EXPORT_KINDS:
         raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions")
     rows = registry.export_events(db, ctx.storage, EXPORT_KINDS[kind], since, ctx.settings)
     detail = {"rows": len(rows), "since": since.isoformat() if since else None}
     registry.audit_shown(db, actor, "export.read", kind, detail, [row["external_id"] for row in rows])
-    return PlainTextResponse(registry.to_csv(rows, registry.EVENT_COLUMNS), media_type="text/csv; charset=utf-8")
+    return CsvResponse(registry.to_csv(rows, registry.EVENT_COLUMNS))
 
 
 @router.post(

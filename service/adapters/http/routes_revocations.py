@@ -7,18 +7,16 @@ audited); an operator key is the bureau's, for every region."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from service.adapters.http.deps import DB, NO_NUL, AdminCaller, Ctx
+from service.adapters.http.deps import DB, NO_NUL, AdminCaller, Ctx, RequestKey
 from service.adapters.http.schemas import EXACT, Revocation
 from service.certification.revocation import MAX_NOTE_CHARS
 from service.certification.revoke_request import MAX_ROW_ID, Target, revoke_requested
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
-RequestKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
 
 
 class RevokeBody(BaseModel):

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
 from pydantic import BaseModel, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
-from service.adapters.http.deps import DB, NO_NUL, AdminClient, ApiCaller, Ctx, SessionId, SessionToken
+from service.adapters.http.deps import (
+    DB,
+    NO_NUL,
+    AdminCaller,
+    ApiCaller,
+    Ctx,
+    OptionalRequestKey,
+    SessionId,
+    SessionToken,
+)
 from service.adapters.http.schemas import (
     EXACT,
     ReviewOutcome,
@@ -57,6 +66,11 @@ def create_session(ctx: Ctx, db: DB, caller: ApiCaller, body: SessionCreate) -> 
     if body.channel == Channel.STAFF and not caller.admin:
         # The staff channel is not held to the daily failure limit: only the bureau's own (operator) keys.
         raise ServiceError("STAFF_CHANNEL_FORBIDDEN", "staff-channel sessions need an operator (admin) key")
+    if body.channel == Channel.PROXY:
+        # A relative's session is opened by the proxy API only (service/features/proxy/sessions.py), linked to its
+        # binding: one opened here had no relative behind it, none of the proxy rules, and its certificate said
+        # 亲属代办认证 (a relative certified) to the relying party. Whatever the key.
+        raise ServiceError("PROXY_CHANNEL_FORBIDDEN", "proxy sessions are opened through /api/v1/proxy/bindings")
     b = sessions.find_beneficiary(db, ctx, body.external_id, body.id_number)
     new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, caller.actor)
     db.commit()
@@ -124,20 +138,29 @@ def upload_video(
 
 
 class ReviewBody(BaseModel):
-    decision: str = Field(description="accept or reject")
+    # An enum: "ACCEPT" or "approve" is a 422 FIELD_INVALID naming the field (it was SESSION_STATE, a 409's code).
+    decision: Literal["accept", "reject"] = Field(description="accept or reject")
     reviewer: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
     note: str = Field(default="", max_length=500, pattern=NO_NUL)
 
 
 @router.post(
     "/{session_id}/review",
-    summary="Staff settle a `review` decision (operator key)",
+    summary="Staff settle a `review` decision (operator key; Idempotency-Key: a retry is answered as the first)",
     response_model=ReviewOutcome,
     **EXACT,
 )
-def post_review(ctx: Ctx, db: DB, actor: AdminClient, session_id: SessionId, body: ReviewBody) -> ReviewOutcome:
+def post_review(
+    ctx: Ctx,
+    db: DB,
+    caller: AdminCaller,
+    session_id: SessionId,
+    body: ReviewBody,
+    request_key: OptionalRequestKey = None,
+) -> ReviewOutcome:
     s = sessions.get_session(db, session_id)
-    out = review.settle(db, ctx, s, body.decision, body.reviewer, body.note, actor)
+    asked = (body.decision, body.reviewer, body.note, caller.actor)
+    out = review.settle(db, ctx, s, *asked, request_key=request_key, aliases=caller.aliases)
     db.commit()
     return ReviewOutcome.model_validate(out)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
@@ -25,6 +26,25 @@ class ApiModel(BaseModel):
 class RouteOptions(TypedDict):
     response_model_exclude_unset: bool
 
+
+class CsvResponse(PlainTextResponse):
+    """A CSV answer (`text/csv; charset=utf-8`), declared as such in OpenAPI by `response_class=CsvResponse`: a route
+    that returned a CSV without it was documented as JSON, and a generated client decoded the payment export as
+    JSON."""
+
+    media_type = "text/csv"
+
+
+class PngResponse(Response):
+    """A PNG image, declared as binary `image/png` by `**PNG` (the certificate: it was documented as JSON)."""
+
+    media_type = "image/png"
+
+
+PNG: dict[str, Any] = {
+    "response_class": PngResponse,
+    "responses": {200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}},
+}
 
 # Routes with one of these models: the body has exactly the keys the route set (see the module docstring).
 EXACT: RouteOptions = {"response_model_exclude_unset": True}
@@ -90,6 +110,7 @@ class ReviewOutcome(ApiModel):
     session_id: str
     decision: str
     review: Review
+    replayed: bool = Field(description="a retry of the request (its Idempotency-Key) answered as the first")
 
 
 class Certificate(ApiModel):

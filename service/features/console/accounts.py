@@ -16,6 +16,7 @@ Accounts made on the command line need nobody's confirmation (the operator's; do
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from service.certification.errors import ServiceError
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain
 from service.features.console.auth import ROLE_RANK, Role, Staff
+from service.features.console.labels import actor_label
 from service.features.console.models import StaffUser
 from service.features.console.scope import covers
 from service.infra.security import mask_text
@@ -54,6 +56,22 @@ class Pending:
     granter: str
     event: str
     grant: int  # the grant's `console_audit.seq`; 0 when none is recorded
+
+
+def staff_names(db: Session, actors: Iterable[str | None]) -> dict[str, str]:
+    """The members of staff among audit `actors` ("staff:<username>") by display name and username, "张三（sup1）",
+    in one read: a page names who asked, revoked or held by the name colleagues know (labels.actor_label)."""
+    usernames = {a.removeprefix("staff:") for a in actors if a and a.startswith("staff:")}
+    if not usernames:
+        return {}
+    rows = db.execute(select(StaffUser.username, StaffUser.display_name).where(StaffUser.username.in_(usernames)))
+    return {f"staff:{username}": f"{name}（{username}）" for username, name in rows}
+
+
+def who_is(db: Session, actors: Iterable[str | None]) -> Callable[[str | None], str]:
+    """`labels.actor_label` over `actors`' staff names, for a template (`who(actor)`)."""
+    names = staff_names(db, actors)
+    return lambda actor: actor_label(actor, names)
 
 
 def grant(user: StaffUser, staff: Staff, before: str | None = None) -> dict[str, bool]:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from service.certification.context import ServiceContext
 from service.certification.current_person import dated_for_current_person
 from service.certification.errors import ServiceError
+from service.certification.evidence_hold import HoldReason, hold_if_stored
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
@@ -193,10 +194,14 @@ def mark_deceased(
     today: dt.date,
     seen: dt.date | None = None,
     seen_source: str | None = None,
+    *,
+    hold_days: int,
 ) -> list[ConsoleAlert]:
     """Block further certification; alert on every certification accepted after the date of death (someone
     certified for a dead person: fraud or a wrong death record, either way a person must look), once per
-    certification however often the death is registered (a double submit, a second tab, a corrected date).
+    certification however often the death is registered (a double submit, a second tab, a corrected date), and
+    hold each one's media for `hold_days` (EVIDENCE_HOLD_DAYS; evidence_hold.py): the purge would otherwise delete
+    the video of the very certification under suspicion while its alert is open.
     `today`: the bureau's date (service/infra/clock.local_today), required (the UTC date refused a death on the
     bureau's today from 00:00 to 08:00 in Beijing). `seen`: the date of death
     on record when the form was rendered (None: none was), and `seen_source` its source (None: not sent): a record
@@ -206,8 +211,10 @@ def mark_deceased(
         raise AltCertError("死亡日期不能晚于今天")
     if not source.strip():
         raise AltCertError("请填写死亡信息来源")
-    # The person's row first, re-read (service/certification/lock_order.py): a second registration at the same
-    # moment waits here, then sees the first's record (the same one: nothing to do; another: refused).
+    # The sessions of the certifications dated after the death first (their media may be held below), then the
+    # person's row, re-read (service/certification/lock_order.py): a second registration at the same moment waits
+    # here, then sees the first's record (the same one: nothing to do; another: refused).
+    _lock_sessions_after(db, b, date_of_death)
     db.refresh(b, with_for_update=True)
     # populate_existing: the record as committed now, not as this unit may have loaded it before the lock.
     rec = db.get(DeathRecord, b.id, populate_existing=True)
@@ -227,15 +234,35 @@ def mark_deceased(
     else:
         rec.date_of_death, rec.source, rec.recorded_by = date_of_death, source.strip(), staff.id
     alerts = _late_certification_alerts(db, b, date_of_death)
+    held = sum(_hold_evidence(db, staff, b, alert, hold_days) for alert in alerts)
     db.add_all(alerts)
     audit_chain.record(
         db,
         staff.actor,
         "beneficiary.deceased",
         b.external_id,
-        {"date_of_death": date_of_death.isoformat(), "alerts": len(alerts)},
+        {"date_of_death": date_of_death.isoformat(), "alerts": len(alerts), "evidence_held": held},
     )
     return alerts
+
+
+def _lock_sessions_after(db: Session, b: Beneficiary, date_of_death: dt.date) -> None:
+    """Lock the sessions of `b`'s certifications dated after `date_of_death`, by id (before the person's row)."""
+    late = select(Certification.session_id).where(
+        Certification.beneficiary_id == b.id, Certification.certified_on > date_of_death
+    )
+    db.scalars(select(CertSession.id).where(CertSession.id.in_(late)).order_by(CertSession.id).with_for_update()).all()
+
+
+def _hold_evidence(db: Session, staff: Staff, b: Beneficiary, alert: ConsoleAlert, hold_days: int) -> bool:
+    """Hold the media of the certification `alert` names (a release then takes two supervisors, as any hold's);
+    the alert says what became of them: held, already purged, or none stored (a counter certification). Whether
+    a hold was placed."""
+    session_id = str(alert.detail["session"])
+    note = f"死亡日期 {alert.detail['date_of_death']} 后仍认证通过（{alert.detail['certified_on']}），待核实"
+    state, hold = hold_if_stored(db, session_id, HoldReason.INVESTIGATION, staff.actor, b.external_id, note, hold_days)
+    alert.detail = {**alert.detail, "evidence": state.value} | ({"hold": hold.id} if hold is not None else {})
+    return hold is not None
 
 
 def _late_certification_alerts(db: Session, b: Beneficiary, date_of_death: dt.date) -> list[ConsoleAlert]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +25,15 @@ from service.certification.models import Beneficiary, BeneficiaryStatus, utcnow
 from service.features.console import audit_chain
 from service.features.console.alt_cert import certify_alternative
 from service.features.console.auth import Staff
-from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus
+from service.features.console.models import (
+    AltCertification,
+    AssistKind,
+    AssistOutcome,
+    AssistRequest,
+    AssistStatus,
+    ConsoleAlert,
+)
+from service.infra.security import mask_values
 
 # Keyed by str as well: the stored column and the form hold the plain values.
 KINDS_ZH: dict[str, str] = {AssistKind.MANUAL_REVIEW: "人工审核", AssistKind.HOME_VISIT: "上门认证"}
@@ -32,6 +41,7 @@ OUTCOMES_ZH: dict[str, str] = {AssistOutcome.CERTIFIED: "已完成认证", Assis
 # A mobile number, or a landline with its area code (hyphen optional); spaces and hyphens are dropped first.
 _PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}\d{7,8}")
 MAX_NOTE = 200
+PHONE_ERASED = "(联系电话已按期删除)"  # what a copy of a request's phone reads as once the request's is erased
 MAX_REPLY = 100  # the reply goes into a WeChat template message: short
 
 
@@ -150,6 +160,13 @@ def erase_closed_contacts(ctx: ServiceContext, at: dt.datetime) -> dict[str, int
     its outcome and who closed it stay, as the decisions do. One audit entry per run that erased any."""
     cutoff = at - dt.timedelta(days=ctx.settings.storage.retention_days)
     with ctx.db() as db:
+        due = db.execute(
+            select(AssistRequest.id, AssistRequest.beneficiary_id, AssistRequest.phone).where(
+                AssistRequest.status == AssistStatus.CLOSED, AssistRequest.closed_at < cutoff, AssistRequest.phone != ""
+            )
+        ).all()
+        for rid, bid, phone in due:
+            _erase_phone_copies(db, rid, bid, phone)
         res = db.execute(
             update(AssistRequest)
             .where(
@@ -164,3 +181,30 @@ def erase_closed_contacts(ctx: ServiceContext, at: dt.datetime) -> dict[str, int
         if erased:
             audit(db, "system", "retention.assist_contact", cutoff.date().isoformat(), {"requests": erased})
     return {"assist_contacts_erased": erased}
+
+
+def _erase_phone_copies(db: Session, rid: int, bid: int, phone: str) -> None:
+    """Request `rid`'s phone erased from the notes it may have been copied into: the evidence of the certification
+    it led to (a note staff typed or pasted it into) and that certification's second-supervisor alert. Those are
+    kept with the certification, far longer than a call-back number has a purpose (docs/security.md, Part H)."""
+    digits = re.sub(r"\D", "", phone)
+    if not digits:
+        return
+    # As typed or pasted: a space or hyphen between any two digits (the request stores the number without them).
+    pattern = re.compile(r"[\s-]?".join(digits))
+
+    def erase(value: Any) -> Any:
+        return mask_values(value, lambda text: pattern.sub(PHONE_ERASED, text))
+
+    sessions: set[str] = set()
+    for alt in db.scalars(select(AltCertification).where(AltCertification.beneficiary_id == bid)):
+        if (alt.evidence or {}).get("request") == rid:
+            sessions.add(alt.session_id)
+            alt.evidence = erase(alt.evidence)
+    if not sessions:
+        return
+    for alert in db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == bid)):
+        # An alert names its certification's session, or several (a merged STAFF_CERTIFIED alert's "more").
+        named = {alert.detail.get("session"), *(m.get("session") for m in alert.detail.get("more", []))}
+        if named & sessions:
+            alert.detail = erase(alert.detail)

@@ -24,6 +24,8 @@ from service.infra.storage import StorageError
 
 log = logging.getLogger(__name__)
 MAX_SIDE = 360
+# Where frames are cut from a video no analysis covers (a failed job has no best frames), as parts of its length.
+SPREAD = (0.2, 0.5, 0.8)
 
 
 class CaseImage(enum.StrEnum):
@@ -31,7 +33,7 @@ class CaseImage(enum.StrEnum):
     ``case.view`` audit row."""
 
     CARD = "card"  # the ID card's portrait
-    FRAME = "frame"  # the index-th best frame of the video
+    FRAME = "frame"  # the index-th best frame of the video (evenly spaced ones when none: `spread_frames`)
     TEMPLATE = "template"  # a frame of the session that enrolled the beneficiary's template
     OPERATOR = "operator"  # a proxy session's relative, from their own verification
 
@@ -83,10 +85,32 @@ def best_frame_times(s: CertSession) -> list[float]:
     return [float(f["t"]) for f in frames if isinstance(f, dict) and "t" in f]
 
 
+def spread_frames(s: CertSession) -> bool:
+    """Whether the case page shows evenly spaced frames (`SPREAD`) instead of the pipeline's best frames: the video
+    is kept but no analysis chose any (a failed job). Without them the reviewer would not see the person at all."""
+    return not best_frame_times(s) and s.video_key is not None
+
+
+def frame_count(s: CertSession) -> int:
+    """How many video frames the case page shows: the best frames, else the evenly spaced ones."""
+    return len(SPREAD) if spread_frames(s) else len(best_frame_times(s))
+
+
+def _duration(container: Any) -> float:
+    """The video's length in seconds (0 when the file does not say: the first frame is then shown)."""
+    if container.duration:
+        return float(container.duration) / 1_000_000  # in av.time_base units (microseconds)
+    stream = container.streams.video[0]
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return 0.0
+
+
 def video_frame(ctx: ServiceContext, s: CertSession, index: int) -> bytes | None:
-    """Best frame `index` of the session's video, cropped around the face with some context."""
-    times = best_frame_times(s)
-    if not 0 <= index < len(times):
+    """Frame `index` of the session's video: a best frame cropped around the face with some context, or, for a
+    video no analysis covers (`spread_frames`), the whole picture at `SPREAD[index]` of its length."""
+    times, spread = best_frame_times(s), spread_frames(s)
+    if not 0 <= index < (len(SPREAD) if spread else len(times)):
         return None
     data = _get(ctx, s.video_key)
     if data is None:
@@ -94,11 +118,12 @@ def video_frame(ctx: ServiceContext, s: CertSession, index: int) -> bytes | None
     import av  # lazy: PyAV (video decoding) only when a case's video is opened
 
     frames = ((s.result or {}).get("liveness") or {}).get("best_frames") or []
-    box = frames[index].get("bbox")
+    box = None if spread else frames[index].get("bbox")
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
+            at = SPREAD[index] * _duration(container) if spread else times[index]
             for frame in container.decode(video=0):
-                if frame.time is not None and frame.time >= times[index] - 1e-3:
+                if frame.time is not None and frame.time >= at - 1e-3:
                     img = np.ascontiguousarray(frame.to_ndarray(format="bgr24"))
                     return _jpeg(_crop(img, box, 0.6) if box else img)
     except (av.error.FFmpegError, ValueError) as exc:

@@ -19,6 +19,7 @@ from service.features.console import (
     routes_revoke,
     routes_roster,
 )
+from service.features.console.auth import Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.hosts import ConsoleHostMiddleware, weakness
 from service.features.console.inputs import BadInput, check_inputs
@@ -29,11 +30,22 @@ from service.features.console.web import (
     Forbidden,
     LoginRequired,
     PasswordChangeRequired,
+    StaleForm,
+    current_staff,
+    form_page,
     redirect,
     render,
 )
 
 log = logging.getLogger(__name__)
+
+
+def _staff_or_none(request: Request) -> Staff | None:
+    """The logged-in staff member for a page's navigation bar, None when there is none (or a password to change)."""
+    try:
+        return current_staff(request)
+    except (LoginRequired, PasswordChangeRequired):
+        return None
 
 
 def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
@@ -61,7 +73,12 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
         return FileResponse(HERE / "static" / "console.css", media_type="text/css")
 
     @app.exception_handler(LoginRequired)
-    async def login_required(_request: Request, _exc: LoginRequired) -> Response:
+    def login_required(request: Request, _exc: LoginRequired) -> Response:
+        # A form sent after the login idled out: the login page itself says it was not saved, and the login leads
+        # back to the form's page (its path carries record ids only, never personal data).
+        if request.method == "POST":
+            notice = routes_auth.EXPIRED_POST_ZH
+            return routes_auth.login_form(request, 401, notice=notice, next_path=form_page(request))
         return redirect("/login")
 
     @app.exception_handler(PasswordChangeRequired)
@@ -73,8 +90,11 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
         return render(request, "message.html", None, status=400, message="请求含有无效字符", back="/queue")
 
     @app.exception_handler(Forbidden)
-    async def forbidden(request: Request, exc: Forbidden) -> Response:
-        return render(request, "message.html", None, status=403, message=exc.message, back="/queue")
+    def forbidden(request: Request, exc: Forbidden) -> Response:
+        # An expired form (StaleForm) leads back to the page it was on, to open it afresh; the navigation bar is
+        # the logged-in staff member's (a newer login's, the usual cause).
+        back = form_page(request) if isinstance(exc, StaleForm) else "/queue"
+        return render(request, "message.html", _staff_or_none(request), status=403, message=exc.message, back=back)
 
     # Security headers (this CSP, no framing, nosniff, no referrer) come from the app-wide middleware
     # (service/infra/observability/headers.py), by path prefix.

@@ -10,13 +10,14 @@ label fails a test instead of reaching a page in English.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, TURN_LEFT, TURN_RIGHT
 from proxy_auth.decision import NOTE_BELOW_PROXY_LINE, NOTE_NO_OPERATOR_TEMPLATE
 from service.certification import catalog
 from service.certification.errors import ServiceError
 from service.certification.evidence_hold import HoldReason
-from service.certification.models import BenefitType, SessionDecision
+from service.certification.models import BenefitType, CertSession, SessionDecision, SessionState
 from service.certification.revocation import RevokeReason
 from service.certification.roster import MAX_YEARS_AHEAD
 
@@ -35,6 +36,15 @@ DECISION_ZH: dict[str | None, str] = {
     SessionDecision.REVIEW: "待人工审核",
     SessionDecision.RETRY: "需重新认证",
     None: "—",
+}
+# A session's state, for one without a decision (an open, queued, expired or failed session read "—" otherwise).
+SESSION_STATE_ZH = {
+    SessionState.OPEN: "进行中（未提交）",
+    SessionState.QUEUED: "已提交，等待分析",
+    SessionState.PROCESSING: "分析中",
+    SessionState.DECIDED: "已判定",
+    SessionState.FAILED: "处理失败（待人工审核）",
+    SessionState.EXPIRED: "已过期（未完成）",
 }
 CHANNEL_ZH = {"self": "本人", "proxy": "代办", "staff": "柜台"}
 ALT_KIND_ZH = {"counter": "柜台认证", "home_visit": "上门认证", "activity": "行为数据认证"}
@@ -188,6 +198,46 @@ ROSTER_FILE_PROBLEM_ZH = (
 )
 
 
+def outcome_label(s: CertSession) -> str:
+    """A session's 结论: its decision, else its state (in progress, expired, failed)."""
+    if s.decision is not None:
+        return DECISION_ZH.get(s.decision, s.decision)
+    return SESSION_STATE_ZH.get(SessionState(s.state), s.state) if s.state in set(SessionState) else s.state
+
+
+# Why a job failed (`CertSession.last_error`: English text the workers write, service/certification/processing.py,
+# service/adapters/workers/worker.py and tasks.py), matched by its fixed beginning; any other text is an exception's,
+# the models' or the video decoder's. The case page says the sentence and keeps the technical text beside it, small.
+FAILURE_ZH = (
+    ("worker lost on every attempt", "每次分析时处理程序都中断（可能是该视频导致），系统多次重试仍未完成自动判定"),
+    ("worker thread ", "分析线程意外终止，系统多次重试仍未完成自动判定"),
+    ("JobTimeLimitExceededError", "分析超出时间上限（可能是视频过长或损坏），系统多次重试仍未完成自动判定"),
+)
+FAILURE_OTHER_ZH = "系统分析该视频时出错，多次重试仍未成功，未能完成自动判定"
+
+
+def failure_zh(last_error: str) -> str:
+    """A failed job's `last_error` as staff read it (one Chinese sentence)."""
+    return next((zh for start, zh in FAILURE_ZH if last_error.startswith(start)), FAILURE_OTHER_ZH)
+
+
+# Who did something, when the trail's actor is no member of staff (the operator API's key, the command line, the
+# service itself), by the actor's fixed beginning; a member of staff is named by `actor_label`'s `names`.
+ACTOR_KIND_ZH = (("api:", "业务系统接口"), ("cli", "运维命令行"), ("operator", "运维人员"), ("system", "系统"))
+
+
+def actor_label(actor: str | None, names: Mapping[str, str]) -> str:
+    """An audit actor ("staff:<username>", ...) as staff read it: a member of staff by display name and username
+    (`names`: accounts.staff_names), an account no longer there by its username, any other actor by its kind."""
+    if not actor:
+        return "—"
+    if actor in names:
+        return names[actor]
+    if actor.startswith("staff:"):
+        return actor.removeprefix("staff:")
+    return next((f"{zh}（{actor}）" for start, zh in ACTOR_KIND_ZH if actor.startswith(start)), actor)
+
+
 def reason_label(code: str) -> str:
     """A reason code as staff read it (service.certification.catalog.staff_label); anything else as it is."""
     return catalog.staff_label(code)
@@ -275,6 +325,9 @@ GLOBALS = {
     "REVOKE_REASON_ZH": REVOKE_REASON_ZH,
     "HOLD_REASON_ZH": HOLD_REASON_ZH,
     "ACTION_ZH": ACTION_ZH,
+    "SESSION_STATE_ZH": SESSION_STATE_ZH,
+    "outcome_label": outcome_label,
+    "failure_zh": failure_zh,
     "reason_label": reason_label,
     "benefit_label": benefit_label,
     "audit_action_label": audit_action_label,

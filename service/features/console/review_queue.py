@@ -44,6 +44,24 @@ class CaseError(Exception):
         self.message = message
 
 
+class TakenOver(CaseError):
+    """Another reviewer (`holder`, a display name) holds the case since `at` (naive UTC), mostly one who took over
+    the deciding reviewer's lapsed claim: the page names them, so the reviewer knows their decision was not saved
+    and whom to call."""
+
+    def __init__(self, holder: str, at: dt.datetime | None) -> None:
+        super().__init__(f"该案件现由 {holder} 领取，您的决定未保存")
+        self.holder, self.at = holder, at
+
+
+class NoCase(CaseError):
+    """No such case in the staff member's scope (one answer for both)."""
+
+
+class AlreadyDecided(CaseError):
+    """The decision sent is the reviewer's own, already recorded (a second click on 提交决定): nothing was lost."""
+
+
 @dataclass(frozen=True)
 class Person:
     """Whom a case is about, as the pages show it: the beneficiary, or for a relative's verification session
@@ -86,18 +104,36 @@ def since(s: CertSession) -> dt.datetime:
     return s.decided_at or s.queued_at or s.created_at
 
 
+def _waiting_since() -> ColumnElement[dt.datetime]:
+    # Failed jobs have no decided_at: coalesced with the queue time so both kinds sort by waiting time.
+    return func.coalesce(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
+
+
 def _open_cases(q: Select[*Ts], staff: Staff | None) -> Select[*Ts]:
     """`q` (over CertSession) joined to each case's people and claim row, limited to the open cases in `staff`'s
-    region scope, oldest first."""
-    # Failed jobs have no decided_at: coalesced with the queue time so both kinds sort by waiting time.
-    waiting_since = func.coalesce(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
+    region scope, oldest first (then by id: one order for the queue's pages)."""
     return (
         # Verification sessions have no beneficiary, but a claim, with its region.
         scope.join_session_people(q)
         .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
         .where(open_case_filter(), scope.region_filter(staff, scope.SESSION_REGION))
-        .order_by(waiting_since)
+        .order_by(_waiting_since(), CertSession.id)
     )
+
+
+@dataclass
+class QueuePage:
+    """One page of the queue: its cases, how many open cases the filters match in all, the place of the first
+    one shown (1-based; 0: none shown), and the cursor of the next page (the last case shown; None: no more)."""
+
+    items: list[QueueItem]
+    total: int
+    first: int
+    after: str | None
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.items) - 1 if self.items else 0
 
 
 def list_queue(
@@ -107,33 +143,61 @@ def list_queue(
     reason: str = "",
     limit: int = 200,
     staff: Staff | None = None,
-) -> list[QueueItem]:
-    """The open cases, oldest first; only those in `staff`'s region scope (None: every case)."""
-    holder = aliased(StaffUser)
-    q = _open_cases(select(CertSession, Beneficiary, ReviewClaim, holder.display_name), staff).outerjoin(
-        holder, holder.id == ReviewClaim.claimed_by
-    )
+    after: str = "",
+) -> QueuePage:
+    """The open cases, oldest first, `limit` of them after the case `after` (a keyset on the queue's order: a page
+    stays put while cases ahead of it are settled); only those in `staff`'s region scope (None: every case).
+
+    The matching cases' ids are read whole (light columns), so the page can say how many there are and where it
+    starts: the reason filter works on a JSON list, filtered here the same on SQLite and PostgreSQL."""
+    light = _open_cases(select(CertSession.id, _waiting_since(), CertSession.reasons), staff)
     if channel:
-        q = q.where(CertSession.channel == channel)
+        light = light.where(CertSession.channel == channel)
     if region:
-        q = q.where(or_(Beneficiary.region.startswith(region), ProxyClaim.region.startswith(region)))
+        light = light.where(or_(Beneficiary.region.startswith(region), ProxyClaim.region.startswith(region)))
+    order = [(sid, at) for sid, at, reasons in db.execute(light) if not reason or reason in (reasons or [])]
+    start = _start_after(db, order, after)
+    ids = [sid for sid, _ in order[start : start + limit]]
+    more = start + limit < len(order)
+    return QueuePage(_items(db, ids), len(order), start + 1 if ids else 0, ids[-1] if ids and more else None)
+
+
+def _start_after(db: Session, order: Sequence[tuple[str, dt.datetime]], after: str) -> int:
+    """Where the page after case `after` begins in `order`: just after it, or, when it has left the queue (settled
+    meanwhile), after the cases that waited as long or longer."""
+    if not after:
+        return 0
+    for i, (sid, _) in enumerate(order):
+        if sid == after:
+            return i + 1
+    gone = db.get(CertSession, after)
+    if gone is None:
+        return 0
+    return sum(1 for _, at in order if at <= since(gone))
+
+
+def _items(db: Session, ids: Sequence[str]) -> list[QueueItem]:
+    """The queue rows of the cases `ids`, in that order, with their people, claim and its holder's name."""
+    holder = aliased(StaffUser)
+    q = (
+        scope.join_session_people(select(CertSession, Beneficiary, ReviewClaim, holder.display_name))
+        .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
+        .outerjoin(holder, holder.id == ReviewClaim.claimed_by)
+        .where(CertSession.id.in_(ids))
+    )
     now = utcnow()
-    items: list[QueueItem] = []
-    for s, b, claim, holder_name in db.execute(q):
-        # Reasons live in a JSON list: filtered here, the same on SQLite and PostgreSQL.
-        if reason and reason not in (s.reasons or []):
-            continue
-        items.append(QueueItem(s, b, claim, holder_name, (now - since(s)).total_seconds() / 3600, person_of(db, s, b)))
-        if len(items) >= limit:
-            break
-    return items
+    rows = {s.id: (s, b, claim, name) for s, b, claim, name in db.execute(q)} if ids else {}
+    return [
+        QueueItem(s, b, claim, name, (now - since(s)).total_seconds() / 3600, person_of(db, s, b))
+        for s, b, claim, name in (rows[sid] for sid in ids if sid in rows)
+    ]
 
 
 def open_session(db: Session, session_id: str, staff: Staff) -> CertSession:
     """The case `session_id`; one answer for an unknown case and one outside `staff`'s region scope."""
     s = scope.case(db, staff, session_id)
     if s is None:
-        raise CaseError("案件不存在")
+        raise NoCase("案件不存在")
     return s
 
 
@@ -228,13 +292,15 @@ def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -
 def claim_next(db: Session, cfg: ConsoleConfig, staff: Staff) -> str | None:
     """ "下一件": the reviewer's own open claim first, else the oldest case this reviewer may decide (not held by
     another, not a second decision a reviewer or its first decider cannot give, in the reviewer's region scope),
-    claimed. None: nothing left."""
+    one nobody holds before one whose claim lapsed, claimed. None: nothing left."""
     # The whole queue, not the page's first 200: one's own claim, or a case one may take, can lie further on.
     cases = db.execute(_open_cases(select(CertSession.id, ReviewClaim), staff)).all()
     for sid, c in cases:
         if c is not None and c.claimed_by == staff.id:
             return str(sid)
-    for sid, c in cases:
+    # Cases nobody holds before lapsed claims (each in queue order): a colleague's lapsed claim is taken over only
+    # when nothing else is left, as its holder may still be deciding it (a call to the family).
+    for sid, c in sorted(cases, key=lambda case: case[1] is not None and case[1].claimed_by is not None):
         if c is not None and not may_claim(staff, c, cfg.claim_ttl_s, db):
             continue
         try:
@@ -279,11 +345,9 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
     # Locked and re-read: the operator API may settle the same case at this moment (a claim past its lifetime
     # does not hold it off); a "retry" written over its accept would leave a certification behind.
     db.refresh(s, with_for_update=True)
-    if not is_open(s):
-        raise CaseError("该案件已处理")
     c = db.get(ReviewClaim, session_id, with_for_update=True)
-    if c is None or c.claimed_by != staff.id:
-        raise CaseError("请先领取该案件")
+    _check_deciding(db, staff, s, c)
+    assert c is not None  # _check_deciding: the claim is staff's
     if c.pending_decision is not None:
         return _second_decision(db, ctx, staff, s, c, decision, reason)
     why = second_needed(db, s, decision)
@@ -293,6 +357,25 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
     _settle(db, ctx, staff, s, decision, reason, "final")
     db.delete(c)
     return "settled"
+
+
+def _check_deciding(db: Session, staff: Staff, s: CertSession, c: ReviewClaim | None) -> None:
+    """Refuse a decision by `staff` on `s` unless they hold its claim `c`, saying why in the reviewer's terms: their
+    own decision already recorded (a double submit), a colleague who took the lapsed claim over (named), or no
+    claim at all."""
+    last = db.scalar(select(ReviewDecision).where(ReviewDecision.session_id == s.id).order_by(ReviewDecision.id.desc()))
+    if not is_open(s):
+        if last is not None and last.user_id == staff.id:
+            raise AlreadyDecided("您已提交过决定，该案件已处理")
+        raise CaseError("该案件已处理")
+    if c is not None and c.claimed_by == staff.id:
+        return
+    if c is not None and c.claimed_by is None and c.pending_by == staff.id:
+        raise AlreadyDecided("您已提交过决定，等待另一位主管复核")
+    if c is not None and c.claimed_by is not None:
+        holder = db.get(StaffUser, c.claimed_by)
+        raise TakenOver(holder.display_name if holder else "其他审核员", c.claimed_at)
+    raise CaseError("请先领取该案件")
 
 
 def second_needed(db: Session, s: CertSession, decision: str) -> list[str]:
@@ -316,16 +399,17 @@ def second_needed_zh(db: Session, s: CertSession, c: ReviewClaim | None) -> list
     when the first decision waiting on the case (`c`) is an accept: a supervisor's accept then settles it."""
     if c is not None and c.pending_decision == SessionDecision.ACCEPT:
         return []
-    return [_second_zh(w) for w in second_needed(db, s, SessionDecision.ACCEPT)]
+    return [_second_zh(w, s) for w in second_needed(db, s, SessionDecision.ACCEPT)]
 
 
-def _second_zh(why: str) -> str:
+def _second_zh(why: str, s: CertSession) -> str:
     if why == REVOKED_BEFORE:
         return "该人员曾有认证因冒领或错误受理被撤销"
     if why == FACE_REVIEW_BAND:
         return "机器提示可能非本人：代办认证的人脸相似度处于复核区，未达通过线"
     if why == MACHINE_UNCHECKED:
-        return "代办认证未经机器人脸比对（处理失败或没有人脸相似度），无法排除他人出镜"
+        who = "代办认证" if s.channel == Channel.PROXY else "本人认证"
+        return f"{who}未经机器人脸比对（处理失败或没有人脸相似度），无法排除他人出镜"
     return f"机器提示可能非本人：{NOTE_ZH.get(why) or staff_label(why)}"
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -73,8 +73,23 @@ def _replaced(key: Any, chars: str) -> ColumnElement[str]:
     return result
 
 
-def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Sequence[Beneficiary]]:
-    """The kind of query `q` is and the records it finds in `staff`'s scope (LIMIT at most, by name). A valid ID
+class Found(NamedTuple):
+    """What a search found: the kind of query, the records shown (LIMIT at most, by name), and whether more match
+    (the page says so and asks for the full name or the ID number, rather than showing a cut list as the whole)."""
+
+    kind: str
+    people: Sequence[Beneficiary]
+    more: bool
+
+
+def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> Found:
+    """`_search`, its LIMIT + 1st record read only to tell that more match."""
+    kind, rows = _search(db, keyring, staff, q)
+    return Found(kind, rows[:LIMIT], len(rows) > LIMIT)
+
+
+def _search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Sequence[Beneficiary]]:
+    """The kind of query `q` is and the records it finds in `staff`'s scope (LIMIT + 1 at most, by name). A valid ID
     number, however typed (full-width, in groups, 15 digits), is looked up by its keyed hash; when no one has that
     number, text typed in ASCII is an external id after all: a 15-digit all-digit external id may also be a valid
     first-generation number (and an 18-digit one a valid number), and was no longer found. Other text in ASCII is
@@ -82,7 +97,7 @@ def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Se
     in_scope = scope.region_filter(staff, Beneficiary.region)
 
     def found(*where: ColumnElement[bool]) -> Sequence[Beneficiary]:
-        return db.scalars(select(Beneficiary).where(*where, in_scope).order_by(Beneficiary.name).limit(LIMIT)).all()
+        return db.scalars(select(Beneficiary).where(*where, in_scope).order_by(Beneficiary.name).limit(LIMIT + 1)).all()
 
     number = normalise_id(q)
     if len(number) == 18 and idnumber.validate(number) is None:
@@ -104,12 +119,13 @@ def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Se
 
 
 def _told_apart(db: Session, where: Sequence[ColumnElement[bool]], q: str) -> list[int]:
-    """The ids of the first LIMIT names, by name, that SQL's `where` lets through and that begin with `q` as
-    `begins_alike` tells (what SQL left open): only ids and names read, OPEN_LIMIT a time after the last read
-    (by name, then id), until LIMIT are kept or none is left: never a name missed behind more alike ones."""
+    """The ids of the first LIMIT + 1 names (the last one tells that more match), by name, that SQL's `where` lets
+    through and that begin with `q` as `begins_alike` tells (what SQL left open): only ids and names read,
+    OPEN_LIMIT a time after the last read (by name, then id), until LIMIT + 1 are kept or none is left: never a
+    name missed behind more alike ones."""
     kept: list[int] = []
     after: ColumnElement[bool] | None = None
-    while len(kept) < LIMIT:
+    while len(kept) <= LIMIT:
         page = select(Beneficiary.id, Beneficiary.name).where(*where)
         if after is not None:
             page = page.where(after)
@@ -119,7 +135,7 @@ def _told_apart(db: Session, where: Sequence[ColumnElement[bool]], q: str) -> li
             break
         last = rows[-1]
         after = or_(Beneficiary.name > last.name, and_(Beneficiary.name == last.name, Beneficiary.id > last.id))
-    return kept[:LIMIT]
+    return kept[: LIMIT + 1]
 
 
 def name_matches(column: Any, keys: Sequence[str]) -> tuple[ColumnElement[bool], ...]:

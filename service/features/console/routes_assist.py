@@ -13,7 +13,9 @@ from sqlalchemy import select
 from service.certification.models import Beneficiary, CertSession
 from service.features.console import access_log, audit_chain, scope
 from service.features.console.alt_cert import AltCertError, StaleIdentityForm, identity_stamp
+from service.features.console.alt_cert_form import RefusedForm, refused_form
 from service.features.console.assist import KINDS_ZH, OUTCOMES_ZH, AssistError, certify_and_close, close
+from service.features.console.auth import Staff
 from service.features.console.inputs import RowId
 from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus
 from service.features.console.web import CurrentStaff, check_csrf, ctx_of, no_store, redirect, render, unit
@@ -60,6 +62,13 @@ def requests_page(request: Request, staff: CurrentStaff) -> Response:
 
 @router.get("/requests/{rid}")
 def request_page(request: Request, staff: CurrentStaff, rid: RowId) -> Response:
+    return _request_page(request, staff, rid, ERRORS.get(request.query_params.get("e", "")))
+
+
+def _request_page(
+    request: Request, staff: Staff, rid: int, error: str | None, refused: RefusedForm | None = None
+) -> Response:
+    """One request's page; `refused`: its certification form refused, the reason shown and the fields kept."""
     with unit(request) as db:
         found = scope.request(db, staff, rid)  # out of the staff member's scope: as missing
         if found is None:
@@ -74,12 +83,17 @@ def request_page(request: Request, staff: CurrentStaff, rid: RowId) -> Response:
         audit_chain.record(db, staff.actor, "assist.view", b.external_id, {"request": req.id})
     # Pre-filled from the request: a home visit is recorded as one; a manual review leaves the way to staff.
     prefill_kind = "home_visit" if req.kind == AssistKind.HOME_VISIT else ""  # alt_cert.KINDS' home visit
-    prefill_note = f"依据公众号申请 #{req.id}({KINDS_ZH[req.kind]}),联系电话 {req.phone}。"
+    # The request's reference only: its phone stays in the request (shown above the form for the call), where the
+    # retention erasure reaches it; a copy in the note would be kept with the certification and its alert.
+    prefill_note = f"依据公众号申请 #{req.id}({KINDS_ZH[req.kind]})。"
+    if refused is not None:  # what the clerk typed, not the request's pre-fill
+        prefill_kind, prefill_note = refused.kind, refused.evidence
     return no_store(
         render(
             request,
             "request.html",
             staff,
+            status=refused.status if refused else 200,
             req=req,
             b=b,
             attempts=attempts,
@@ -89,7 +103,9 @@ def request_page(request: Request, staff: CurrentStaff, rid: RowId) -> Response:
             prefill_note=prefill_note,
             today=local_today(ctx_of(request).settings).isoformat(),
             identity_stamp=identity_stamp(b),  # the record's ID number as the form saw it (alt_cert)
-            error=ERRORS.get(request.query_params.get("e", "")),
+            error=error,
+            refused=refused,
+            prefill_date=refused.on_date if refused else None,
         )
     )
 
@@ -123,8 +139,8 @@ def certify(
             certify_and_close(db, ctx, staff, req, kind, when, evidence, seen_identity)
     except StaleIdentityForm as exc:
         return render(request, "message.html", staff, status=409, message=exc.message, back=f"/requests/{rid}")
-    except (ValueError, AltCertError):
-        return redirect(f"/requests/{rid}?e=certify")
+    except (ValueError, AltCertError) as exc:
+        return _request_page(request, staff, rid, None, refused_form(exc, kind, on_date, evidence))
     except AssistError as exc:
         return redirect(f"/requests/{rid}?e={'closed' if exc.code == 'ASSIST_CLOSED' else 'certify'}")
     return redirect(f"/requests/{rid}")

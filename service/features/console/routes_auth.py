@@ -44,6 +44,7 @@ from service.features.console.web import (
     check_csrf,
     redirect,
     render,
+    safe_next,
     secure_cookies,
     throttle_of,
     unit,
@@ -52,15 +53,27 @@ from service.features.console.web import (
 router = APIRouter(prefix=PREFIX)
 
 
-@router.get("/login")
-def login_page(request: Request) -> Response:
-    # Login CSRF: a random value both in a SameSite=Strict cookie and in the form (double submit).
+# What the login page says when a form was sent after the login had idled out (LoginRequired on a POST).
+EXPIRED_POST_ZH = "登录已超时，刚才提交的内容未保存。请重新登录，将返回原页面，请在该页重新填写并提交。"
+
+
+def login_form(
+    request: Request, status: int = 200, error: str | None = None, notice: str | None = None, next_path: str = ""
+) -> Response:
+    """The login page, with a fresh login CSRF value both in a SameSite=Strict cookie and in the form (double
+    submit), and the console page to return to after the login (`safe_next`: never off the console)."""
     token = secrets.token_urlsafe(24)
-    resp = render(request, "login.html", None, csrf=token, error=None)
+    values = {"error": error, "notice": notice, "next": safe_next(next_path)}
+    resp = render(request, "login.html", None, status=status, csrf=token, **values)
     resp.set_cookie(
         LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
     )
     return resp
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "") -> Response:
+    return login_form(request, next_path=next)
 
 
 @router.post("/login")
@@ -69,6 +82,7 @@ def login(
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
     csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
 ) -> Response:
     if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf):
         return render(request, "login.html", None, status=403, csrf="", error="表单已失效，请刷新页面后重试")
@@ -94,15 +108,11 @@ def login(
     if failure is None or not failure.bad_credentials:
         throttle.succeeded(ip, username)  # the right password (a disabled account's too): not a guess
     if failure is not None:
-        new = secrets.token_urlsafe(24)
-        resp = render(request, "login.html", None, status=429 if wait > 0 else 401, csrf=new, error=failure.message)
+        resp = login_form(request, 429 if wait > 0 else 401, failure.message, next_path=next)
         if wait > 0:
             resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-        resp.set_cookie(
-            LOGIN_CSRF_COOKIE, new, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
-        )
         return resp
-    ok = redirect("/queue")
+    ok = redirect(safe_next(next) or "/queue")
     ok.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX)
     ok.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
     return ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -19,6 +20,7 @@ from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, Certification, CertSession, beneficiary_of, utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import access_log, audit_chain, case_media, scope
+from service.features.console.auth import Staff
 from service.features.console.case_media import CaseImage
 from service.features.console.case_view import (
     IDENTITY_CHANGED_REFUSAL_ZH,
@@ -30,7 +32,10 @@ from service.features.console.config import ConsoleConfig
 from service.features.console.models import AltCertification, ReviewClaim, StaffUser
 from service.features.console.review_queue import (
     OVERRULED,
+    AlreadyDecided,
     CaseError,
+    NoCase,
+    TakenOver,
     claim_case,
     claim_next,
     decide_case,
@@ -46,6 +51,7 @@ from service.features.console.review_queue import (
 from service.features.console.web import (
     PREFIX,
     CurrentStaff,
+    StaleForm,
     check_csrf,
     config_of,
     ctx_of,
@@ -68,11 +74,12 @@ def home() -> Response:
 
 @router.get("/queue")
 def queue_page(
-    request: Request, staff: CurrentStaff, channel: str = "", region: str = "", reason: str = ""
+    request: Request, staff: CurrentStaff, channel: str = "", region: str = "", reason: str = "", after: str = ""
 ) -> Response:
-    # The filters are codes (channel, region prefix, reason code), never personal data.
+    # The filters are codes (channel, region prefix, reason code), the page's cursor a case id: no personal data.
     with unit(request) as db:
-        items = list_queue(db, channel, region[:12], reason[:40], staff=staff)
+        page = list_queue(db, channel, region[:12], reason[:40], staff=staff, after=after[:64])
+        items = page.items
         # Who saw whom: every person on the page (a relative's verification, which has none, by its session).
         shown = [it.beneficiary.external_id if it.beneficiary else f"session:{it.session.id}" for it in items]
         people = [it.beneficiary.id for it in items if it.beneficiary]  # each counts on their 查阅记录 (Part BK)
@@ -88,7 +95,9 @@ def queue_page(
             "queue.html",
             staff,
             items=items,
+            page=page,
             filters=filters,
+            filtered=any(filters.values()),
             reasons=list(ReasonCode),
             review_reasons=review_reasons,
             claimable=claimable,
@@ -130,12 +139,21 @@ def decide(
     reason: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    check_csrf(staff, csrf)
     try:
+        check_csrf(staff, csrf)
         with unit(request) as db:
             outcome = decide_case(db, ctx_of(request), staff, session_id, decision, reason[:1000])
-    except CaseError as exc:
-        return render(request, "message.html", staff, status=409, message=exc.message, back=f"/cases/{session_id}")
+    except AlreadyDecided as exc:  # a second click: the decision is the reviewer's own, nothing lost
+        back = f"/cases/{session_id}"
+        return render(request, "message.html", staff, status=409, message=exc.message, back=back, next_case=True)
+    except NoCase as exc:  # unknown or out of scope: no case page to go back to
+        return render(request, "message.html", staff, status=409, message=exc.message, back="/queue")
+    except (CaseError, StaleForm) as exc:
+        # Not saved (taken over, no claim, an expired page): the case again, the typed decision and reason kept.
+        taken = exc if isinstance(exc, TakenOver) else None
+        message = STALE_DECISION_ZH if isinstance(exc, StaleForm) else exc.message
+        refused = Refused(message, decision, reason[:1000], taken)
+        return _case_view(request, staff, session_id, 403 if isinstance(exc, StaleForm) else 409, refused)
     except ServiceError as exc:
         # The core or a feature refused the acceptance (a person recorded deceased meanwhile, a relative's binding
         # revoked or its consent window past): the reason in words on the console's page, not the API's JSON.
@@ -164,7 +182,7 @@ def next_case(request: Request, staff: CurrentStaff, csrf: Annotated[str, Form()
 
 def _images(s: CertSession, tpl: CertSession | None, operator: CertSession | None) -> list[str]:
     """The pictures the case page shows (named in its `case.view` audit row)."""
-    names = [str(CaseImage.CARD)] + [f"{CaseImage.FRAME}:{i}" for i in range(len(case_media.best_frame_times(s)))]
+    names = [str(CaseImage.CARD)] + [f"{CaseImage.FRAME}:{i}" for i in range(case_media.frame_count(s))]
     return names + ([str(CaseImage.TEMPLATE)] if tpl else []) + ([str(CaseImage.OPERATOR)] if operator else [])
 
 
@@ -185,8 +203,36 @@ def _records(
     return history, certs, alts
 
 
+# A decision sent from a page opened before the current login (another tab's login, an idle timeout).
+STALE_DECISION_ZH = "页面已过期（可能已在其他窗口重新登录），您的决定未保存。已重新打开本案件，请核对后再次提交"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A decision the case page refused, shown again above the form: why, and what the reviewer had chosen and
+    typed (`taken`: the colleague who holds the case now, named on the page)."""
+
+    message: str
+    decision: str
+    reason: str
+    taken: TakenOver | None = None
+
+
 @router.get("/cases/{session_id}")
 def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Response:
+    return _case_view(request, staff, session_id)
+
+
+def _claim_ends(claim: ReviewClaim | None, staff_id: int, ttl_s: int) -> dt.datetime | None:
+    """When the holder's own claim lapses (a colleague may take the case over then), told to the holder."""
+    if claim is None or claim.claimed_by != staff_id or claim.claimed_at is None:
+        return None
+    return claim.claimed_at + dt.timedelta(seconds=ttl_s)
+
+
+def _case_view(
+    request: Request, staff: Staff, session_id: str, status: int = 200, refused: Refused | None = None
+) -> Response:
     ctx = ctx_of(request)
     cfg: ConsoleConfig = config_of(request)
     try:
@@ -207,11 +253,16 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
     except CaseError as exc:
         return render(request, "message.html", staff, status=404, message=exc.message, back="/queue")
     result = s.result or {}
+    claim_ends = _claim_ends(claim, staff.id, cfg.claim_ttl_s)
     return no_store(
         render(
             request,
             "case.html",
             staff,
+            status=status,
+            refused=refused,
+            claim_ends=claim_ends,
+            claim_lapsed=claim_ends is not None and claim_ends < utcnow(),
             s=s,
             b=b,
             person=person,
@@ -221,7 +272,9 @@ def case_page(request: Request, staff: CurrentStaff, session_id: str) -> Respons
             mine=bool(claim and claim.claimed_by == staff.id),
             claimable=claimable,
             open=is_open(s),
-            frames=range(len(case_media.best_frame_times(s))),
+            frames=range(case_media.frame_count(s)),
+            spread=case_media.spread_frames(s),  # evenly spaced frames: no analysis chose any (a failed job)
+            SPREAD=case_media.SPREAD,
             tpl=tpl,
             operator=operator,
             history=history,

@@ -4,6 +4,7 @@ home-visit certifications."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from service.certification.cycle import cycle_state
 from service.certification.errors import ServiceError
-from service.certification.evidence_hold import evidence_of
+from service.certification.evidence_hold import EvidenceOnPage, evidence_of
 from service.certification.models import (
     Certification,
     CertSession,
@@ -22,8 +23,10 @@ from service.certification.models import (
 )
 from service.certification.revocation import revoke_asks
 from service.certification.roster import import_roster, import_terms
+from service.certification.second_person import Ask
 from service.certification.template_withdrawal import pending_consent
 from service.features.console import access_log, audit_chain, roster_search, scope
+from service.features.console.accounts import who_is
 from service.features.console.alt_cert import (
     RESENT_FORM,
     AltCertError,
@@ -34,6 +37,8 @@ from service.features.console.alt_cert import (
     identity_stamp,
     mark_deceased,
 )
+from service.features.console.alt_cert_form import RefusedForm, refused_form
+from service.features.console.auth import Staff
 from service.features.console.inputs import RowId
 from service.features.console.labels import roster_file_error_zh
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
@@ -83,7 +88,7 @@ def search(
     q = q.strip()[:64]
     ctx = ctx_of(request)
     with unit(request) as db:
-        kind, results = roster_search.search(db, ctx.keyring, staff, q) if q else ("external_id", [])
+        kind, results, more = roster_search.search(db, ctx.keyring, staff, q) if q else ("external_id", [], False)
         if q and not results and kind != "name":
             # A lookup of one person by number: someone outside the scope reads as not found. A scoped account's
             # miss is audited whether or not the person exists elsewhere (the log names the kind of number, or
@@ -93,7 +98,21 @@ def search(
         shown = {"n": len(results), "shown": [b.external_id for b in results]}
         access_log.record_list(db, staff.actor, "roster.search", kind, shown, [b.id for b in results])
         imports = db.scalars(select(RosterImport).order_by(RosterImport.id.desc()).limit(10)).all()
-    return no_store(render(request, "roster.html", staff, imports=imports, results=results, report=None, error=None))
+    # The query goes back into the box (a POST answered no-store: nothing new is kept), and a cut list says so.
+    return no_store(
+        render(
+            request,
+            "roster.html",
+            staff,
+            imports=imports,
+            results=results,
+            report=None,
+            error=None,
+            q=q,
+            more=more,
+            limit=roster_search.LIMIT,
+        )
+    )
 
 
 @router.post("/roster/import")
@@ -133,6 +152,13 @@ async def roster_import(
 
 @router.get("/beneficiaries/{bid}")
 def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Response:
+    return _person_page(request, staff, bid, ERRORS.get(request.query_params.get("e", "")))
+
+
+def _person_page(
+    request: Request, staff: Staff, bid: int, error: str | None, refused: RefusedForm | None = None
+) -> Response:
+    """The person's page; `refused`: a counter / home-visit form refused, its reason shown and its fields kept."""
     ctx = ctx_of(request)
     with unit(request) as db:
         b = scope.beneficiary(db, staff, bid)  # out of the staff member's scope: as missing
@@ -166,6 +192,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Respo
         evidence = evidence_of(db, shown, utcnow(), ctx.settings.storage.evidence_hold_days)
         consent_pending = pending_consent(db, bid)  # sessions in flight that would keep a template
         revoke_asked = revoke_asks(db, certs)  # a revocation asked by one supervisor, for another to confirm
+        who = who_is(db, _actors(certs, revoke_asked.values(), evidence, alerts))  # staff by their names
         audit_chain.record(db, staff.actor, "beneficiary.view", b.external_id)
     today = local_today(ctx.settings)
     state = cycle_state(b.status, b.valid_until, today, ctx.rules)
@@ -174,6 +201,7 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Respo
             request,
             "beneficiary.html",
             staff,
+            status=refused.status if refused else 200,
             b=b,
             state=state.value,
             sessions=sessions,
@@ -186,12 +214,25 @@ def beneficiary_page(request: Request, staff: CurrentStaff, bid: RowId) -> Respo
             evidence=evidence,
             consent_pending=consent_pending,
             revoke_asked=revoke_asked,
+            who=who,
             today=today.isoformat(),
             form_token=new_token(),  # the counter form's own: sent twice, it records once (alt_cert.recorded_form)
             identity_stamp=identity_stamp(b),  # the record's ID number as the counter form saw it
-            error=ERRORS.get(request.query_params.get("e", "")),
+            error=error,
+            refused=refused,
         )
     )
+
+
+def _actors(
+    certs: Iterable[Certification], asks: Iterable[Ask], evidence: EvidenceOnPage, alerts: Iterable[ConsoleAlert]
+) -> list[str | None]:
+    """Every actor the person's page names: who revoked or asked to, who held media or asked to release them, who
+    recorded a certification an alert asks to check."""
+    holds = [h for hs in evidence.holds.values() for h in hs]
+    found: list[str | None] = [c.revoked_by for c in certs] + [a.actor for a in asks]
+    found += [h.hold.placed_by for h in holds] + [h.release_asked.actor for h in holds if h.release_asked]
+    return found + [str(a.detail.get("actor") or "") for a in alerts]
 
 
 @router.post("/beneficiaries/{bid}/deceased")
@@ -213,8 +254,10 @@ def deceased(
             b = scope.beneficiary(db, staff, bid)
             if b is None:
                 return redirect("/roster")
-            today = local_today(ctx_of(request).settings)
-            mark_deceased(db, staff, b, when, source[:500], today, seen, recorded_source)
+            settings = ctx_of(request).settings
+            today = local_today(settings)
+            hold_days = settings.storage.evidence_hold_days  # the media of a certification dated after it: held
+            mark_deceased(db, staff, b, when, source[:500], today, seen, recorded_source, hold_days=hold_days)
     except ValueError:
         return redirect(f"/beneficiaries/{bid}?e=date")
     except StaleDeathForm as exc:
@@ -254,8 +297,8 @@ def certify(
         return redirect(f"/beneficiaries/{bid}?e=resent")
     except StaleIdentityForm as exc:
         return render(request, "message.html", staff, status=409, message=exc.message, back=f"/beneficiaries/{bid}")
-    except (ValueError, AltCertError):
-        return redirect(f"/beneficiaries/{bid}?e=certify")
+    except (ValueError, AltCertError) as exc:
+        return _person_page(request, staff, bid, None, refused_form(exc, kind, on_date, evidence))
     return redirect(f"/beneficiaries/{bid}")
 
 

@@ -72,6 +72,34 @@ class Forbidden(Exception):
         self.message = message
 
 
+class StaleForm(Forbidden):
+    """The form's CSRF token is not the session's: most often the page was opened before a new login (in another
+    tab, or after an idle timeout), so the page has expired; the handler links back to the form's page."""
+
+
+# A page path to return to after a login or an expired form: a console page, addressed by ids and plain words only
+# (never "//host", a backslash, "..", a scheme or a query), so that `next` can never lead off the console.
+_PAGE_PATH = re.compile(r"(/[A-Za-z0-9_-]+)+", re.ASCII)
+
+
+def safe_next(path: str) -> str:
+    """`path` (with or without the console's prefix) as a console page path without the prefix, "" if it is not
+    one: the only place a return path is read from a request."""
+    if path.startswith(PREFIX + "/"):
+        path = path[len(PREFIX) :]
+    return path if len(path) <= 200 and _PAGE_PATH.fullmatch(path) and ".." not in path else ""
+
+
+def form_page(request: Request) -> str:
+    """The page whose form sent `request`: a POST's path less its last step (/cases/ID/decide → /cases/ID,
+    /roster/search → /roster), the queue for 下一件 or anything else; a GET's own path."""
+    path = safe_next(request.url.path)
+    if request.method == "GET":
+        return path or "/queue"
+    parent = path.rsplit("/", 1)[0]
+    return parent if parent not in ("", "/cases") else "/queue"
+
+
 def ctx_of(request: Request) -> ServiceContext:
     ctx: ServiceContext = request.app.state.ctx
     return ctx
@@ -140,9 +168,17 @@ Supervisor = Annotated[Staff, Depends(require(Role.SUPERVISOR))]
 Admin = Annotated[Staff, Depends(require(Role.ADMIN))]
 
 
+# The refusal of an expired form, in words (no "CSRF"): the page says how to get back to a form that works.
+STALE_FORM_ZH = (
+    "页面已过期（可能已在其他窗口重新登录或登录已超时），刚才提交的内容未保存。请返回原页面，重新打开后再提交"
+)
+
+
 def check_csrf(staff: Staff, token: str | None) -> None:
     if not csrf_ok(staff.csrf, token):
-        raise Forbidden("表单已失效（CSRF 校验失败），请刷新页面后重试")
+        raise StaleForm(
+            "页面已过期（可能已在其他窗口重新登录或登录已超时），刚才提交的内容未保存。请返回原页面，重新打开后再提交"
+        )
 
 
 def secure_cookies(request: Request) -> bool:

@@ -23,7 +23,7 @@ from proxy_auth import (
     needs_consent,
 )
 from service.certification.audit import audit
-from service.certification.catalog import ServiceCode
+from service.certification.catalog import ServiceCode, message_zh
 from service.certification.context import ServiceContext
 from service.certification.contract import IdentityChange
 from service.certification.errors import LockedError, NotFoundError, ServiceError
@@ -41,8 +41,10 @@ from service.features.proxy.policy import proxy_policy
 from service.infra.security import normalise_id
 
 PROXY_CONSENT_EXPIRED = "PROXY_CONSENT_EXPIRED"
-# A consent asked for a binding the elder (or staff) already consented to.
+# A consent asked for (or recorded: a staff approval) for a binding the elder (or staff) already consented to.
 PROXY_CONSENT_GIVEN = "PROXY_CONSENT_GIVEN"
+# A bind of an elder this account has a live binding of (a retry): the answer names it.
+PROXY_ALREADY_BOUND = "PROXY_ALREADY_BOUND"
 # Staff (or a worker racing a roster import) accepting a proxy certification opened for the record's previous
 # person: its binding was revoked when the roster gave the record another ID number.
 PROXY_BINDING_REVOKED = "PROXY_BINDING_REVOKED"
@@ -97,6 +99,11 @@ def bind(
     elder = _bindable_elder(db, ctx, op, elder_name, elder_id_number)
     accounts = person_accounts(db, op)
     theirs = elder_bindings(db, elder.id)
+    live = next((b for b in theirs if b.operator_id == op.id and b.ended_at is None), None)
+    if live is not None:
+        # A retried bind (the app timed out after the commit) or a second tap: this account's own live binding,
+        # named so the app finds it. It was PROXY_LIMIT_REACHED, the code of the binding limits ("绑定数量已达上限").
+        raise ProxyServiceError(PROXY_ALREADY_BOUND, "already bound to this elder", {"binding_id": live.id})
     person = op.person_hash or op.id
     try:
         rules = check_limits(db, elder, person, accounts, theirs, account=op.id)
@@ -287,6 +294,21 @@ def end_for_identity_change(db: Session, change: IdentityChange, /) -> None:
         end_binding(db, row, change.actor, "proxy.binding.revoked", change.external_id, detail, BindingStatus.REVOKED)
 
 
+# What the relative reads of a binding's status (the family page, from the binding's view: the page holds no copy).
+# An ended one says why and that binding again is the way back (no unbind: nothing is bound).
+STATUS_ZH: dict[BindingStatus, str] = {
+    BindingStatus.PENDING_CONSENT: "待家人本人确认",
+    BindingStatus.ACTIVE: "已绑定",
+    BindingStatus.ENDED: "已解绑",
+    BindingStatus.EXPIRED: message_zh(PROXY_CONSENT_EXPIRED),
+    BindingStatus.REVOKED: "老人档案信息已变更,原绑定已失效,如需代办请重新绑定",
+}
+
+
+def status_zh(status: str) -> str:
+    return STATUS_ZH[BindingStatus(status)]
+
+
 def shown_elder(db: Session, row: ProxyBinding) -> tuple[str | None, str | None, bool]:
     """(name, masked ID number, deceased) of the elder as a binding's view shows them. A revoked binding's record
     now names another person (the roster gave it another ID number): its view shows the person it was made for,
@@ -345,8 +367,9 @@ def expire(db: Session, row: ProxyBinding, who: str) -> None:
 def record_consent(db: Session, row: ProxyBinding, method: ConsentMethod, ref: str, who: str) -> str | None:
     """Record the elder's consent to this binding's relative; None when recorded, else the refusal's code
     (nothing recorded, the refusal audited): PROXY_CONSENT_EXPIRED past the consent window (a binding still
-    pending then expires now), PROXY_NOT_BOUND for an ended binding, PROXY_LIMIT_REACHED when the elder has
-    meanwhile consented to as many other relatives as allowed (a pending binding holds no slot)."""
+    pending then expires now), PROXY_NOT_BOUND for an ended binding, PROXY_CONSENT_GIVEN when a consent is recorded
+    already (a retried or second staff approval rewrote it, even the elder's own video's link), PROXY_LIMIT_REACHED
+    when the elder has meanwhile consented to as many other relatives as allowed (a pending binding holds no slot)."""
     elder = db.get(Beneficiary, row.beneficiary_id)
     target = elder.external_id if elder else "-"
     refusal = _consent_refusal(db, row, who)
@@ -390,6 +413,8 @@ def _consent_refusal(db: Session, row: ProxyBinding, who: str) -> str | None:
     if row.status in ENDED_STATUSES:
         # Unbound, or revoked by a roster change, while the consent video waited for its decision.
         return ReasonCode.PROXY_NOT_BOUND.value
+    if row.consent_at is not None:
+        return PROXY_CONSENT_GIVEN
     return None
 
 

@@ -38,6 +38,7 @@ from service.features.proxy.bindings import (
     record_consent,
     to_rule,
 )
+from service.features.proxy.claim_retention import erase_unverified_claims
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.holds import BLAMELESS, hold, no_longer_bound
 from service.features.proxy.identity import restore_for_same_person
@@ -50,6 +51,7 @@ from service.features.proxy.models import (
     ProxySessionKind,
 )
 from service.features.proxy.operators import actor, load_template, mark_verified, store_template
+from service.features.proxy.own_template import erase_templates_of_the_deceased
 from service.features.proxy.policy import proxy_policy
 from service.features.proxy.relatives import apply_rule
 from service.features.proxy.requesters import operator_requesters
@@ -97,6 +99,8 @@ def install(ctx: ServiceContext) -> None:
     ctx.hooks.identity_changes["proxy"] = end_for_identity_change  # the old person's relatives' bindings end
     ctx.hooks.identity_confirmations["proxy"] = restore_for_same_person  # a typo corrected: they are given back
     ctx.hooks.upkeep["proxy"] = expire_pending  # daily: bindings unconsented past the window expire
+    ctx.hooks.upkeep["proxy.deceased"] = erase_templates_of_the_deceased  # daily: a dead relative's template goes
+    ctx.hooks.upkeep["proxy.claims"] = erase_unverified_claims  # daily: a purged, unaccepted claim's number goes
     ctx.hooks.person_hashes["proxy"] = person_hash  # a roster row new during a rotation: the claims' hash
 
 

@@ -62,6 +62,10 @@ class ProxyOperator(Base):
     channel: Mapped[str] = mapped_column(String(16))
     channel_hash: Mapped[str] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Whose logins the account answers: the channel key's actor (`api:<8 hex>`) that created it, or `wechat-h5` (the
+    # service's own H5 pages). Another key naming the same phone / openid is refused (operators.login; migration
+    # 0022). NULL: made before 0022 by no login the audit names; the next login claims it.
+    client: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     # selectin, not joined: operators are loaded FOR UPDATE, which PostgreSQL refuses on an outer join.
     identity: Mapped[ProxyOperatorIdentity | None] = relationship(

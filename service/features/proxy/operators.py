@@ -5,20 +5,26 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.certification.audit import audit
+from service.certification.audit import audit, refusal_entry
 from service.certification.context import ServiceContext
 from service.certification.errors import InvalidInputError, ServiceError
 from service.certification.models import one_of_hashes, utcnow
+from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import ProxyOperator, ProxyOperatorIdentity
 from service.infra.security import new_token, token_hash
 
 log = logging.getLogger(__name__)
 CHANNELS = ("wechat", "phone")
+PROXY_ACCOUNT_ELSEWHERE = "PROXY_ACCOUNT_ELSEWHERE"
+LOGIN_REFUSED = "proxy.operator.login_refused"
+# The client name of the service's own H5 pages (a channel key's is `api:<8 hex>`): the accounts they make are theirs.
+H5_CLIENT = "wechat-h5"
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,13 @@ def find(db: Session, ctx: ServiceContext, channel: str, channel_id: str) -> Pro
     return db.scalar(select(ProxyOperator).where(*where))
 
 
-def login(db: Session, ctx: ServiceContext, channel: str, channel_id: str, client: str) -> OperatorLogin:
+def login(
+    db: Session, ctx: ServiceContext, channel: str, channel_id: str, client: str, aliases: tuple[str, ...] = ()
+) -> OperatorLogin:
     """Find or create the operator of (channel, channel_id) and issue a fresh token (the previous one stops
-    working: one device at a time)."""
+    working: one device at a time). `client` is the caller's actor (`api:<8 hex>`, or `wechat-h5` for the H5
+    pages), `aliases` its names under previous signing keys: only the client that made the account may log in to
+    it; another's login is refused (PROXY_ACCOUNT_ELSEWHERE), audited, and the account's token left working."""
     if channel not in CHANNELS:
         raise InvalidInputError("UNAUTHORIZED", f"unknown channel {channel!r}")
     hashes = channel_hashes(ctx, channel, channel_id)
@@ -61,14 +71,19 @@ def login(db: Session, ctx: ServiceContext, channel: str, channel_id: str, clien
     )
     found = sorted(db.scalars(query.order_by(ProxyOperator.id).with_for_update()), key=lambda o: _key_rank(o, hashes))
     op = found[0] if found else None
+    if op is not None and op.client is not None and op.client not in (client, *aliases):
+        _refuse(db, op, channel, client)
     created = op is None
     token = new_token()
     if op is None:
-        op = ProxyOperator(id=str(uuid.uuid4()), channel=channel, channel_hash=hashes[0], token_hash=token_hash(token))
+        op = ProxyOperator(
+            id=str(uuid.uuid4()), channel=channel, channel_hash=hashes[0], token_hash=token_hash(token), client=client
+        )
         db.add(op)
     else:
         op.token_hash = token_hash(token)
         op.channel_hash = hashes[0]  # re-hashed on sight: a previous signing key's moves to the current one
+        op.client = client  # the same: an alias moves to the current name; an account before 0022 is claimed
     if len(found) > 1:
         # An account under each key (one made while the previous key was left out): the current key's is used,
         # the other keeps its hash (moving it would collide: uq_proxy_operator_channel) for staff to merge.
@@ -78,6 +93,18 @@ def login(db: Session, ctx: ServiceContext, channel: str, channel_id: str, clien
     db.flush()
     audit(db, client, "proxy.operator.login", op.id, {"channel": channel, "created": created})
     return OperatorLogin(op, token, created)
+
+
+def _refuse(db: Session, op: ProxyOperator, channel: str, client: str) -> NoReturn:
+    """Another client's login to an account: refused, in a unit of its own (the request's is rolled back), so the
+    bureau can find a channel key naming other integrators' relatives. Nothing of the account is changed or
+    answered: a channel key is not trusted with another integrator's data (docs/security.md, Part A)."""
+    target, detail = op.id, {"channel": channel, "reason": "another client's account"}
+    db.rollback()  # the row lock taken above
+    with refusal_entry(client, LOGIN_REFUSED, target, detail):
+        audit(db, client, LOGIN_REFUSED, target, detail)
+        db.commit()
+    raise ProxyServiceError(PROXY_ACCOUNT_ELSEWHERE, "this channel identity's account belongs to another client")
 
 
 def _key_rank(op: ProxyOperator, hashes: tuple[str, ...]) -> int:

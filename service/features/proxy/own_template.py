@@ -10,11 +10,14 @@ Locks (service/certification/lock_order.py): the sessions by id, then the accoun
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from service.certification.audit import audit
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession, one_of_hashes
+from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, one_of_hashes
 from service.certification.template_withdrawal import Withdrawn, withdraw_session_consent
 from service.features.proxy.models import CLAIM_FIELD, ProxyClaim, ProxyOperator, ProxyOperatorIdentity, ProxySession
 
@@ -45,7 +48,9 @@ def person_operator_ids(db: Session, ctx: ServiceContext, op: ProxyOperator) -> 
 def _person_hashes(db: Session, ctx: ServiceContext, person_hash: str) -> tuple[str, ...]:
     """The person's ID number's hash under every signing key in use (a rotation may be under way), from a claim
     that carries `person_hash`; only `person_hash` when none is kept."""
-    sealed = db.scalar(select(ProxyClaim.id_enc).where(ProxyClaim.id_hash == person_hash).limit(1))
+    sealed = db.scalar(
+        select(ProxyClaim.id_enc).where(ProxyClaim.id_hash == person_hash, ProxyClaim.id_enc != "").limit(1)
+    )  # an emptied claim (claim_retention.py) opens to nothing
     if sealed is None:
         return (person_hash,)
     return tuple(dict.fromkeys((person_hash, *ctx.keyring.id_hashes(ctx.keyring.decrypt_field(sealed, CLAIM_FIELD)))))
@@ -76,3 +81,40 @@ def withdraw_operator_template(db: Session, ctx: ServiceContext, op: ProxyOperat
     for who in identities:
         who.template, who.template_model, who.template_consent = None, None, False
     return Withdrawn(template_cleared=cleared, sessions=withdrawn)
+
+
+def erase_templates_of_the_deceased(ctx: ServiceContext, at: dt.datetime, /) -> dict[str, int]:
+    """An `UpkeepHook`, the relatives' side of `retention.erase_templates_of_the_deceased`: the face template kept
+    on the identity of a relative who is themselves a pensioner recorded as deceased (a husband and wife who each
+    certified for the other) is erased like the beneficiary's, matched by the keyed hash of the ID number: nobody
+    will certify as them, or for anyone as them, again (docs/security.md, Part H). Each account audited."""
+    with ctx.db() as db:
+        ids = _identities_of_the_deceased(db)
+        if not ids:
+            return {"proxy_templates_erased": 0}
+        # The accounts by id, then their identities (lock_order.py), as a withdrawal takes them.
+        db.execute(
+            select(ProxyOperator.id).where(ProxyOperator.id.in_(ids)).order_by(ProxyOperator.id).with_for_update()
+        )
+        identities = db.scalars(
+            select(ProxyOperatorIdentity)
+            .where(ProxyOperatorIdentity.operator_id.in_(ids), ProxyOperatorIdentity.template.is_not(None))
+            .order_by(ProxyOperatorIdentity.operator_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        for who in identities:
+            who.template, who.template_model, who.template_consent = None, None, False
+            audit(db, "system", "retention.template", who.operator_id, {"reason": "deceased", "relative": True})
+    return {"proxy_templates_erased": len(identities)}
+
+
+def _identities_of_the_deceased(db: Session) -> list[str]:
+    """The accounts whose identity keeps a template and is a deceased beneficiary's. One hash per person in every
+    table, a rotation included (`sessions._stored_hash`; `pension-cert rekey` moves a person's rows together):
+    the hashes compare as stored."""
+    dead = select(Beneficiary.id_hash).where(Beneficiary.status == BeneficiaryStatus.DECEASED)
+    query = select(ProxyOperatorIdentity.operator_id).where(
+        ProxyOperatorIdentity.template.is_not(None), ProxyOperatorIdentity.person_hash.in_(dead)
+    )
+    return list(db.scalars(query))

@@ -7,16 +7,26 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
 from proxy_auth import ConsentMethod
-from service.adapters.http.deps import DB, NO_NUL, AdminClient, ApiClient, Ctx, SessionToken, require_admin_key
+from service.adapters.http.deps import (
+    DB,
+    NO_NUL,
+    AdminClient,
+    ApiCaller,
+    ApiClient,
+    Ctx,
+    SessionToken,
+    require_admin_key,
+)
 from service.adapters.http.schemas import EXACT, SessionCreated, session_created
 from service.certification.audit import MISS, asked, audit_read
-from service.certification.errors import InvalidInputError, NotFoundError
+from service.certification.errors import NotFoundError
 from service.certification.models import Beneficiary
 from service.features.proxy import bindings, operators, sessions
 from service.features.proxy.errors import ProxyServiceError
@@ -70,6 +80,7 @@ CONSENT_REFUSALS = {
     ReasonCode.PROXY_LIMIT_REACHED.value: "the elder already has as many relatives as allowed",
     bindings.PROXY_CONSENT_EXPIRED: "the elder did not consent within the consent window: bind again",
     ReasonCode.PROXY_NOT_BOUND.value: "binding ended",
+    bindings.PROXY_CONSENT_GIVEN: "the binding's consent is recorded already",
 }
 
 
@@ -79,6 +90,14 @@ class ConsentBody(BaseModel):
         default=None, max_length=64, pattern=NO_NUL, description="approving staff member (staff only)"
     )
 
+    @model_validator(mode="after")
+    def _staff(self) -> ConsentBody:
+        # A staff approval names its staff member: without one, 422 FIELD_MISSING naming the field (it was 422
+        # with UNAUTHORIZED, the code of a 401: "authenticate again").
+        if self.method is ConsentMethod.STAFF_APPROVAL and not self.staff_id:
+            raise PydanticCustomError("missing", "staff_id is required for staff approval", {"field": "staff_id"})
+        return self
+
 
 @router.post(
     "/operators",
@@ -86,8 +105,8 @@ class ConsentBody(BaseModel):
     response_model=OperatorToken,
     **EXACT,
 )
-def login(ctx: Ctx, db: DB, client: ApiClient, body: OperatorLogin) -> OperatorToken:
-    out = operators.login(db, ctx, body.channel, body.channel_id, client)
+def login(ctx: Ctx, db: DB, caller: ApiCaller, body: OperatorLogin) -> OperatorToken:
+    out = operators.login(db, ctx, body.channel, body.channel_id, caller.actor, caller.aliases)
     db.commit()
     return OperatorToken(operator_id=out.operator.id, token=out.token, created=out.created)
 
@@ -114,6 +133,8 @@ def binding_view(db: Session, row: ProxyBinding) -> BindingView:
     return BindingView(
         binding_id=row.id,
         status=row.status,
+        status_zh=bindings.status_zh(row.status),
+        ended=row.status in ENDED_STATUSES,
         relationship=row.relationship,
         elder_name=name,
         elder_id_masked=masked,
@@ -198,11 +219,10 @@ def consent(
         # Staff approve at the counter or on a home visit: an operator key (a channel back-end must not be able to
         # consent for an elder) plus the staff member's id.
         client = require_admin_key(ctx, request, x_api_key)
-        if not body.staff_id:
-            raise InvalidInputError("UNAUTHORIZED", "staff_id required for staff approval")
+        staff_id = body.staff_id or ""  # set: the model requires it for a staff approval
         row = bindings.staff_binding(db, binding_id)
-        who = f"{client}:staff:{body.staff_id}"
-        refusal = bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, body.staff_id, who)
+        who = f"{client}:staff:{staff_id}"
+        refusal = bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, staff_id, who)
         db.commit()  # the consent, or its refusal (audited; an overdue binding expired with it)
         if refusal is not None:
             raise ProxyServiceError(refusal, CONSENT_REFUSALS.get(refusal, "consent refused"))

@@ -21,6 +21,8 @@ class Consent(ApiModel):
 class BindingView(ApiModel):
     binding_id: str
     status: str
+    status_zh: str  # what the relative reads (bindings.STATUS_ZH)
+    ended: bool  # no longer a binding (models.ENDED_STATUSES): nothing to certify, consent to or unbind
     relationship: str
     elder_name: str | None
     elder_id_masked: str | None

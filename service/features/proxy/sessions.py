@@ -73,7 +73,8 @@ def open_verification(
     number = normalise_id(id_number)
     problem = idnumber.validate(number)
     if problem is not None:
-        raise ServiceError(ReasonCode.ID_CHECKSUM_FAILED, problem)
+        # Typed, not read from a photo: the card reason ("请核对后重拍") would ask for a photo nobody took.
+        raise ServiceError("PROXY_ID_NUMBER", problem)
     hashes = ctx.keyring.id_hashes(number)
     # No answer here may depend on the roster (whether the number is on it, under which name): anyone with an
     # account could probe it. The roster's name is checked when the session is decided (`roster_name_differs`),

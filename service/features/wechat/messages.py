@@ -92,18 +92,28 @@ def decision_message(
         "keyword1": name,
         "keyword2": outcome,
         "keyword3": zh_date(local_date(tz, decided)),  # the bureau's date, not UTC's
-        "remark": _next_step(kind, decision, b),
+        "remark": _next_step(kind, decision, b, staff),
     }
     return Message(data, f"{base}/h5/result/{s.id}")
 
 
-def _next_step(kind: str, decision: str, b: Beneficiary | None) -> str:
+# A reject's next step. A relative's own real-name check is nobody's pension: no home visit, no certification.
+# After a staff reject the page shows no reason of the review itself (h5/result_view.py): none is promised.
+MACHINE_REJECT = "点击查看原因。可在光线充足处重新认证,或到社保经办窗口办理、申请上门认证。"
+STAFF_REJECT = "经工作人员审核,本次认证未通过。可重新认证,或到社保经办窗口办理、申请上门认证。"
+VERIFICATION_REJECT = "点击查看原因。可返回“为家人认证”重新核验,或到社保经办窗口办理。"
+STAFF_VERIFICATION_REJECT = "经工作人员审核,本次实名核验未通过。可返回“为家人认证”重新核验,或到社保经办窗口办理。"
+
+
+def _next_step(kind: str, decision: str, b: Beneficiary | None, staff: bool) -> str:
     if decision == SessionDecision.REVIEW:
         return "工作人员将尽快审核,审核结果将另行通知。"
     if decision == SessionDecision.RETRY:
         return "工作人员请您重新录制视频,点击进入重新认证。"
+    if decision == SessionDecision.REJECT and kind == "verification":
+        return STAFF_VERIFICATION_REJECT if staff else VERIFICATION_REJECT
     if decision == SessionDecision.REJECT:
-        return "点击查看原因。可在光线充足处重新认证,或到社保经办窗口办理、申请上门认证。"
+        return STAFF_REJECT if staff else MACHINE_REJECT
     if kind == "verification":
         return "您现在可以为家人办理代办认证。"
     if kind == "consent" and b is not None:

@@ -195,7 +195,7 @@ def reopen_family(
         if op.verified_at is not None:
             raise AgainRefused("SESSION_STATE", "operator already verified", "您已完成实名核验,请返回家人列表。")
         me = db.get(ProxyClaim, old.id)  # whom the first verification claimed: the same claim again
-        if me is None:
+        if me is None or not me.id_enc:  # emptied past the retention period (proxy/claim_retention.py)
             raise not_yours()
         number = ctx.keyring.decrypt_field(me.id_enc, CLAIM_FIELD)
         new = proxy_sessions.open_verification(db, ctx, op, number, me.name, old.template_consent)

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, StrictBool
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from pipelines.liveness.challenge import PROMPTS_ZH
@@ -20,23 +19,29 @@ from pipelines.reasons import ReasonCode
 from service.adapters.http.deps import DB, Ctx, SessionId, SessionToken
 from service.adapters.http.errors import error_body
 from service.adapters.http.upload import read_limited
-from service.certification import attempts, catalog, sessions, uploads
+from service.certification import attempts, sessions, uploads
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.errors import ServiceError
 from service.certification.models import (
     Beneficiary,
     CertSession,
-    Channel,
-    SessionState,
     UploadKind,
-    beneficiary_of,
-    certification_revoked,
 )
 from service.features.proxy import operators
-from service.features.proxy.models import ProxySession, subject_of
+from service.features.proxy.models import subject_of
 from service.features.wechat.errors import WeChatError, WeChatMediaExpiredError
-from service.features.wechat.h5 import cardfirst, devlogin, family, identity, my_data, recovery, vendor, voice
+from service.features.wechat.h5 import (
+    cardfirst,
+    devlogin,
+    family,
+    identity,
+    my_data,
+    recovery,
+    result_view,
+    vendor,
+    voice,
+)
 from service.features.wechat.h5 import requests as assist_requests
 from service.features.wechat.h5.cardcheck import card_checker
 from service.features.wechat.h5.cardfirst import problem_response as _problem_response
@@ -51,8 +56,6 @@ from service.infra.security import ID_INPUT_MAX, normalise_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/h5", include_in_schema=False)
-# Family sessions about the elder (the relative's own verification is about the relative).
-PROXY_KINDS = ("consent", "certification")
 RequestId = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=64)]
 
 
@@ -188,7 +191,7 @@ def operator_login(ctx: Ctx, db: DB, request: Request) -> dict[str, Any]:
     """The family-member (proxy) account of this openid: the server speaks for the WeChat channel here, so the
     browser never holds the channel's API key."""
     openid = _openid(ctx, request)
-    out = operators.login(db, ctx, "wechat", openid, "wechat-h5")
+    out = operators.login(db, ctx, "wechat", openid, operators.H5_CLIENT)
     db.commit()
     return {"operator_id": out.operator.id, "token": out.token}
 
@@ -292,36 +295,7 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
     s = db.get(CertSession, session_id) if link is not None else None
     if link is None or s is None or link.openid != openid:
         return message(request, "未找到认证记录", "请从公众号菜单重新进入。", status=404)
-    b = beneficiary_of(db, s)
-    pending = s.state not in (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED)
-    reasons = [catalog.message_zh(r) for r in s.reasons if catalog.is_known(r)]
-    kind = _proxy_kind(db, session_id)
-    # Elder mode by the person's own age: the viewer is the person (not a relative looking at a proxy result).
-    elder_mode = b is not None and kind is None and is_elder(b.birth_date, None, local_today(ctx.settings))
-    return render(
-        request,
-        "result.html",
-        s=s,
-        pending=pending,
-        reasons=reasons,
-        kind=kind,
-        valid_until=b.valid_until if b is not None else None,
-        # A certification a supervisor revoked since (found fraudulent: service/certification/revocation.py).
-        revoked=db.scalar(select(CertSession.id).where(CertSession.id == s.id, certification_revoked())) is not None,
-        attempts_left=recovery.attempts_left(db, ctx, s),
-        # Family sessions continue too (recovery.reopen_family); other channels' sessions only show their result.
-        again=(kind is not None or s.channel == Channel.SELF) and recovery.can_continue(s),
-        card_kept=recovery.card_reusable(s),
-        phone=ctx.settings.bureau_phone,
-        elder=b.name if b is not None and kind in PROXY_KINDS else None,
-        elder_mode=elder_mode,
-    )
-
-
-def _proxy_kind(db: DB, session_id: str) -> str | None:
-    """verification / consent / certification for sessions of the family pages; None for self sessions."""
-    row = db.get(ProxySession, session_id)
-    return str(row.kind) if row is not None else None
+    return render(request, "result.html", **result_view.result_context(db, ctx, openid, s))
 
 
 # The pages' own files (static/): the script in parts, h5-page.js first and h5.js last (templates/*.html).

@@ -39,9 +39,18 @@ PROMPTS: dict[str, str] = {
     "uploading": "正在上传,请稍候。",
     # The capture page's wait and the result page's "正在核验": the essentials of their text (espeak-ng: ~10 s).
     "wait": "视频已保存,正在排队。不用重拍,结果会发微信消息。",
+    # The result page: each heading of templates/result.html names its prompt (data-voice), so both say one thing.
     "accept": "认证通过。",
+    "verified": "实名核验通过。",
+    "consented": "家人已确认,绑定已生效。",
+    "revoked": "认证已撤销,请重新认证。",
     "review": "已转人工审核,请等待通知。",
     "reject": "认证未通过,可以再试一次。",
+    "reject_final": "认证未通过。",  # no try offered (the page offers none)
+    "verify_reject": "实名核验未通过,可以再试一次。",
+    "failed": "暂时无法完成核验,可以重新认证。",
+    "retry": "工作人员请您重新录制视频。",
+    "expired": "认证已超时,可以重新认证。",
     "timeout": "认证已超时,点继续认证。",
     "limit": "今天的认证次数用完了,明天再试。",
     **{f"action_{key}": text for key, text in PROMPTS_ZH.items()},

@@ -144,3 +144,40 @@ def test_a_urlencoded_form_over_64_kib_is_refused_before_it_is_parsed(client: Te
     padded = b"username=a&csrf=&password=" + b"x" * (MAX_JSON_BODY - 26)
     r = client.post("/console/login", content=padded, headers={"content-type": form})
     assert r.status_code == 403 and "表单已失效" in r.text, r.text
+
+
+def test_a_body_not_labelled_json_to_a_route_without_files_is_held_to_64_kib(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """The cap went by the declared type: text/plain, octet-stream or multipart got the upload limit (64 MiB) on
+    every route, and FastAPI reads such a body whole (`request.body()`) for a route with a JSON model, before the
+    key check: 60 MiB held in memory per request, with no key, before the 401. Only routes that take a file get
+    the upload limit now (outside review 2026-12-06, finding 2)."""
+    client.headers.pop("X-API-Key")
+    for path in ("/api/v1/beneficiaries/lookup", "/api/v1/proxy/bindings", "/api/v1/certifications/revoke"):
+        for ctype in ("text/plain", "application/octet-stream", MULTIPART):
+            r = client.post(path, content=b"x" * MIB, headers={"content-type": ctype})
+            assert r.status_code == 413 and assert_error_shape(r, ctype)["code"] == "REQUEST_TOO_LARGE", (path, r.text)
+            chunks = [b"x" * 16384] * (8 * MIB // 16384)
+            status, body, pulled = post_streamed(ctx, path, chunks, {"content-type": ctype})
+            assert status == 413 and body["error"]["code"] == "REQUEST_TOO_LARGE", (path, ctype, body)
+            assert pulled <= MAX_JSON_BODY + 16384  # reading stopped at the cap: the rest was never pulled
+
+
+def test_the_routes_given_the_upload_limit_are_those_that_take_a_file(ctx: ServiceContext) -> None:
+    """Derived from the routes' `File()` parameters: the API's and the H5 pages' uploads, the roster and the
+    console's upload forms, and nothing else."""
+    from service.adapters.http.body_limit import file_routes
+
+    uploads = file_routes(create_app(ctx=ctx).routes)
+    paths = {pattern.pattern for _, pattern in uploads}
+    for path in (
+        "/api/v1/sessions/s-1/id-card",
+        "/api/v1/sessions/s-1/video",
+        "/api/v1/roster",
+        "/h5/api/sessions/s-1/card",
+        "/h5/api/card-read",
+    ):
+        assert any("POST" in methods and pattern.match(path) for methods, pattern in uploads), (path, paths)
+    for path in ("/api/v1/beneficiaries/lookup", "/api/v1/proxy/bindings", "/api/v1/sessions", "/console/login"):
+        assert not any(pattern.match(path) for _, pattern in uploads), (path, paths)

@@ -24,6 +24,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from service.certification.context import ServiceContext
+from tests.service.conftest import ADMIN
+
 GOLDEN = Path(__file__).parent / "golden" / "openapi_before.json"
 Schema = dict[str, Any]
 
@@ -161,3 +164,43 @@ def _current_schema() -> Schema:
 if __name__ == "__main__":
     full = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")) if len(sys.argv) > 1 else _current_schema()
     sys.stdout.write(json.dumps(reduce_schema(full), indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def test_every_success_response_declares_its_media_type(client: TestClient) -> None:
+    """A route answering a `Response` of its own without declaring it was documented as `application/json` with an
+    empty schema: the certificate PNG and the payment exports' CSV, which a generated client decoded as JSON
+    (outside review 2026-12-06, finding 4). Each declares its real type now, and so must the next such route."""
+    doc = client.app.openapi()  # type: ignore[attr-defined]
+    undeclared = [
+        f"{method.upper()} {path} {status} {media}"
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        for status, response in op.get("responses", {}).items()
+        if status.startswith("2")
+        for media, content in response.get("content", {}).items()
+        if not content.get("schema")
+    ]
+    assert undeclared == []
+
+
+def test_the_certificate_and_csv_routes_send_the_type_they_declare(client: TestClient, ctx: ServiceContext) -> None:
+    from tests.service.adapters.http.test_certificate_check import certify
+
+    doc = client.app.openapi()  # type: ignore[attr-defined]
+    issued = certify(ctx)
+    sent = {
+        "/api/v1/sessions/{session_id}/certificate.png": client.get(
+            f"/api/v1/sessions/{issued.session_id}/certificate.png", headers={"Authorization": f"Bearer {issued.token}"}
+        ),
+        "/api/v1/exports/{kind}.csv": client.get("/api/v1/exports/suspensions.csv", headers=ADMIN),
+        "/api/v1/lists/{which}": client.get("/api/v1/lists/due_soon", params={"format": "csv"}, headers=ADMIN),
+    }
+    for path, r in sent.items():
+        assert r.status_code == 200, (path, r.text)
+        declared = set(doc["paths"][path]["get"]["responses"]["200"]["content"])
+        assert r.headers["content-type"].split(";")[0] in declared, (path, r.headers["content-type"], declared)
+    assert doc["paths"]["/api/v1/exports/{kind}.csv"]["get"]["responses"]["200"]["content"] == {
+        "text/csv": {"schema": {"type": "string"}}
+    }
+    png = doc["paths"]["/api/v1/sessions/{session_id}/certificate.png"]["get"]["responses"]["200"]["content"]
+    assert png == {"image/png": {"schema": {"type": "string", "format": "binary"}}}

@@ -136,7 +136,9 @@ def test_unusual_share_of_suspensions_stops_the_run_and_alerts(
             factories.beneficiary(db, ctx.keyring, valid_until=day - dt.timedelta(days=1)).external_id
             for _ in range(guard_min + 1)
         ]
-    old = open_session(client, lapsed[0])  # media past retention: not purged by a refused run either
+    # Media past retention: purged by a refused run all the same (the upkeep does not depend on the suspensions;
+    # before, a refused run skipped it, and in the embedded set-up nothing else ran it until someone forced it).
+    old = open_session(client, lapsed[0])
     assert put_card(client, old, (data_dir / "idcard/synthetic/card_005.jpg").read_bytes()).status_code == 200
     decide(ctx, old["session_id"], "decided", "reject", dt.datetime(2026, 1, 1))
 
@@ -147,7 +149,7 @@ def test_unusual_share_of_suspensions_stops_the_run_and_alerts(
     assert err["would_suspend"] == guard_min + 1 and err["active"] == guard_min + 1 and err["message"]
     assert any("ALERT" in rec.getMessage() for rec in caplog.records)
     assert all(status_of(ctx, e) == "active" for e in lapsed) and suspension_events(ctx) == 0
-    assert ctx.storage.exists(f"sessions/{old['session_id']}/id_card")
+    assert not ctx.storage.exists(f"sessions/{old['session_id']}/id_card")
     with ctx.db() as db:
         refused = db.scalars(select(AuditEntry).where(AuditEntry.action == "cycle.refused")).all()
     assert [a.detail["would_suspend"] for a in refused] == [guard_min + 1]
@@ -155,7 +157,7 @@ def test_unusual_share_of_suspensions_stops_the_run_and_alerts(
     # An operator who checked forces it.
     forced = client.post("/api/v1/cycle/run", params={"today": day.isoformat(), "force": "true"}, headers=ADMIN)
     assert forced.status_code == 200 and forced.json()["suspended"] == guard_min + 1
-    assert forced.json()["media_purged"] == 1
+    assert forced.json()["media_purged"] == 0  # purged by the refused run already
     assert all(status_of(ctx, e) == "suspended" for e in lapsed)
 
 
@@ -288,6 +290,17 @@ def test_channel_key_cannot_open_staff_channel_sessions(client: TestClient, ctx:
         assert db.scalar(select(func.count()).select_from(CertSession).where(CertSession.channel == "staff")) == 0
     r = client.post("/api/v1/sessions", json={"external_id": ext, "channel": "staff"}, headers=ADMIN)
     assert r.status_code == 201 and r.json()["session_id"]
+
+
+def test_no_key_opens_a_proxy_channel_session_here(client: TestClient, ctx: ServiceContext) -> None:
+    """A session with channel "proxy" had no relative behind it (no binding, no consent, none of the proxy rules)
+    and its certificate said 亲属代办认证: only the proxy API opens one, linked to its binding."""
+    ext = beneficiary_with_number(ctx, factories.id_number())
+    for headers in ({}, ADMIN):
+        r = client.post("/api/v1/sessions", json={"external_id": ext, "channel": "proxy"}, headers=headers)
+        assert r.status_code == 403 and error_code(r) == "PROXY_CHANNEL_FORBIDDEN" and r.json()["error"]["message"]
+    with ctx.db() as db:
+        assert db.scalar(select(func.count()).select_from(CertSession).where(CertSession.channel == "proxy")) == 0
 
 
 # 3. Consent is a JSON boolean, nothing else.

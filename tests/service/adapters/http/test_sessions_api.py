@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession, utcnow
+from service.certification.models import AuditEntry, CertSession, utcnow
 from tests.service import factories
 from tests.service.adapters.http.helpers import beneficiary_with_number, open_session, put_card, put_video
 from tests.service.conftest import ADMIN
@@ -182,6 +182,44 @@ def test_staff_settle_a_review(client: TestClient, ctx: ServiceContext) -> None:
     b = client.get(f"/api/v1/beneficiaries/{ext}").json()
     assert b["status"] == "active" and b["cycle_state"] == "certified"
     assert client.post(url, json=body, headers=ADMIN).status_code == 409  # settled once
+
+
+def test_a_retried_review_is_answered_as_the_first(client: TestClient, ctx: ServiceContext) -> None:
+    """The bureau's back office timed out after the commit and sent the review again: it got 409 SESSION_STATE and
+    recorded a failure for a decision that was applied (outside review 2026-12-06, finding 5). Under the same
+    Idempotency-Key the retry is the first answer, `replayed`; the same key asking otherwise is a 409
+    IDEMPOTENCY_MISMATCH (the revocation's rule, request_replay.py)."""
+    ext = beneficiary_with_number(ctx, factories.id_number(), status="suspended")
+    sid = open_session(client, ext)["session_id"]
+    with ctx.db() as db:
+        row = db.get(CertSession, sid)
+        assert row is not None
+        row.state, row.decision, row.decided_at, row.result = "decided", "review", utcnow(), {"decision": "review"}
+    url, key = f"/api/v1/sessions/{sid}/review", {**ADMIN, "Idempotency-Key": "review-0001"}
+    body = {"decision": "accept", "reviewer": "窗口3-李", "note": "核对无误"}
+    first = client.post(url, json=body, headers=key)
+    assert first.status_code == 200 and first.json()["replayed"] is False, first.text
+
+    again = client.post(url, json=body, headers=key)
+
+    assert again.status_code == 200 and again.json() == {**first.json(), "replayed": True}, again.text
+    for other in ({**body, "decision": "reject"}, {**body, "note": "另一个"}, {**body, "reviewer": "窗口4-王"}):
+        r = client.post(url, json=other, headers=key)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "IDEMPOTENCY_MISMATCH", r.text
+    r = client.post(url, json=body, headers={**ADMIN, "Idempotency-Key": "review-0002"})  # another request
+    assert r.status_code == 409 and r.json()["error"]["code"] == "SESSION_STATE", r.text
+    with ctx.db() as db:
+        reviews = db.scalar(select(func.count()).where(AuditEntry.action == "session.review", AuditEntry.target == sid))
+    assert reviews == 1  # settled once
+
+
+def test_a_review_decision_outside_the_enum_is_an_invalid_field(client: TestClient, ctx: ServiceContext) -> None:
+    """ "ACCEPT" or "approve" was a 422 with SESSION_STATE, the code of a 409 ("the case moved on")."""
+    sid = open_session(client, beneficiary_with_number(ctx, factories.id_number()))["session_id"]
+    for decision in ("ACCEPT", "approve"):
+        r = client.post(f"/api/v1/sessions/{sid}/review", json={"decision": decision, "reviewer": "x"}, headers=ADMIN)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "FIELD_INVALID", r.text
+        assert r.json()["error"]["fields"][0]["field"] == "decision", r.text
 
 
 def test_abandoned_sessions_expire_and_their_media_go(client: TestClient, ctx: ServiceContext, data_dir: Path) -> None:

@@ -107,7 +107,7 @@ def test_a_lapsed_claim_is_taken_over_from_the_case_page_and_the_queue(
     assert _claim_form(rev2.get("/console/queue").text, sid)
     assert _claim(rev2, sid, csrf_r2)[0] == 200
     # The old holder's page is now a stale one: their decision is refused, the new holder's counts.
-    assert "请先领取该案件" in _decide(app_client, sid, csrf_r1, "accept", "旧页面")[1]
+    assert "由 rev2-姓名 领取" in _decide(app_client, sid, csrf_r1, "accept", "旧页面")[1]
     assert "已完成审核" in _decide(rev2, sid, csrf_r2, "retry", "视频过暗，请重新录制")[1]
     with ctx.db() as db:
         s = db.get(CertSession, sid)
@@ -188,7 +188,7 @@ def test_a_claim_made_after_the_queue_was_read_is_seen_under_the_lock(pg_ctx: Se
         db.add(ReviewClaim(session_id=sid))  # released earlier: a row without a holder
     cfg = ConsoleConfig()
     with ctx.db() as first:
-        queue = list_queue(first, staff=rev1)  # the claim row loaded, and kept (as 下一件 keeps its list)
+        queue = list_queue(first, staff=rev1).items  # the claim row loaded, and kept (as 下一件 keeps its list)
         assert [item.session.id for item in queue] == [sid] and queue[0].claim is not None
         with ctx.db() as second:
             claim_case(second, cfg, rev2, sid)  # committed meanwhile

@@ -16,13 +16,15 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import Beneficiary
+from service.certification.models import Beneficiary, CertSession, EvidenceHold, utcnow
+from service.certification.retention import storage_upkeep
 from service.features.console.alt_cert import DEATH_ALERT, AltCertError, certify_alternative, mark_deceased
 from service.features.console.auth import Role, Staff
 from service.features.console.models import ConsoleAlert, DeathRecord, StaffUser
 from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.console.conftest import login, new_client
+from tests.service.features.console.test_evidence_hold_pages import _certified
 from tests.service.test_lock_order import lock_waits, running, until
 from tests.service.test_races import pg_ctx  # noqa: F401  (the two-transaction PostgreSQL context)
 
@@ -87,7 +89,7 @@ def test_two_death_registrations_at_once_alert_once(pg_ctx: ServiceContext) -> N
 
             row = db.get(Beneficiary, bid)
             assert row is not None
-            return len(mark_deceased(db, staff, row, today - dt.timedelta(days=10), "民政部门", today))
+            return len(mark_deceased(db, staff, row, today - dt.timedelta(days=10), "民政部门", today, hold_days=180))
 
     first, first_out = running(lambda: register(True))
     assert first_wrote.wait(10)
@@ -208,7 +210,7 @@ def test_two_death_registrations_with_other_dates_at_once_keep_the_first(pg_ctx:
 
             row = db.get(Beneficiary, bid)
             assert row is not None
-            return len(mark_deceased(db, who, row, today - dt.timedelta(days=days), "民政部门", today))
+            return len(mark_deceased(db, who, row, today - dt.timedelta(days=days), "民政部门", today, hold_days=180))
 
     first, first_out = running(lambda: register(staff[0], 10, True))
     assert first_wrote.wait(10)
@@ -222,3 +224,31 @@ def test_two_death_registrations_with_other_dates_at_once_keep_the_first(pg_ctx:
     with ctx.db() as db:
         rec = db.get(DeathRecord, bid)
         assert rec is not None and rec.date_of_death == today - dt.timedelta(days=10) and rec.recorded_by == staff[0].id
+
+
+def test_a_death_registered_after_a_video_certification_holds_its_media(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The death of a person certified by video 25 days ago is registered today, dated 60 days ago (the typical
+    冒领): the alert's certification keeps its card and video past the purge that would have deleted them six days
+    later, under a hold in the supervisor's name that a release by two supervisors ends, as any hold. Before: the
+    alert was raised and the purge deleted the evidence while it was open. A counter certification's alert says
+    there were no media to hold."""
+    bid, sid, _cid, keys = _certified(ctx, days_ago=25)
+    today = local_today(ctx.settings)
+    csrf = login(app_client, "sup1")
+    counter = {"csrf": csrf, "kind": "counter", "on_date": (today - dt.timedelta(days=2)).isoformat(), "evidence": "x"}
+    assert app_client.post(f"/console/beneficiaries/{bid}/certify", data=counter).status_code == 200
+    death = {"csrf": csrf, "date_of_death": (today - dt.timedelta(days=60)).isoformat(), "source": "民政部门"}
+    assert app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
+    storage_upkeep(ctx, utcnow() + dt.timedelta(days=6))
+    with ctx.db() as db:
+        alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == bid)).all()
+        by_session = {a.detail["session"]: a for a in alerts if a.kind == DEATH_ALERT}
+        (hold,) = db.scalars(select(EvidenceHold).where(EvidenceHold.session_id == sid)).all()
+        session = db.get(CertSession, sid)
+        assert session is not None and session.media_purged_at is None
+        assert (hold.reason, hold.placed_by, hold.released_at) == ("investigation", "staff:sup1", None)
+        assert by_session[sid].detail["evidence"] == "held" and by_session[sid].detail["hold"] == hold.id
+        assert [a.detail["evidence"] for s, a in by_session.items() if s != sid] == ["none"]
+    assert all(ctx.storage.exists(k) for k in keys)

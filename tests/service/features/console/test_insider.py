@@ -83,7 +83,7 @@ def test_a_reviewer_alone_cannot_accept_the_next_case_of_a_person_whose_certific
     # The first decider cannot give the second; another reviewer cannot either; a supervisor can.
     again = app_client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf})
     assert again.status_code == 409 and "该案件等待主管复核" in again.text
-    assert "请先领取该案件" in _decide(app_client, sid, csrf, "accept")
+    assert "您已提交过决定，等待另一位主管复核" in _decide(app_client, sid, csrf, "accept")
     sup = new_client(app_client)
     sup_csrf = login(sup, "sup1")
     assert "初审意见" in sup.get(f"/console/cases/{sid}").text
@@ -106,7 +106,7 @@ def test_a_supervisor_who_gave_the_first_accept_cannot_give_the_second(
     assert _session(ctx, sid).decision == "review"
     again = app_client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf})
     assert again.status_code == 409 and "复核必须由另一位主管完成" in again.text
-    assert "请先领取该案件" in _decide(app_client, sid, csrf, "accept")
+    assert "您已提交过决定，等待另一位主管复核" in _decide(app_client, sid, csrf, "accept")
     assert _session(ctx, sid).decision == "review"
 
 

@@ -64,7 +64,8 @@ def test_a_reviewers_counter_certification_is_checked_by_a_supervisor(
     assert alert.kind == alert_review.STAFF_CERTIFIED and alert.beneficiary_id == bid
     assert alert.detail["actor"] == "staff:rev1" and alert.detail["kind"] == "counter"
     person = app_client.get(f"/console/beneficiaries/{bid}").text
-    assert "的柜台认证（rev1 办理）：柜台认证待复核" in person  # by kind, the account's name (Part BN, review)
+    # By kind, the account's display name and username (Part BN, review; accounts.who_is).
+    assert "的柜台认证（rev1-姓名（rev1） 办理）：柜台认证待复核" in person
     sup = new_client(app_client)
     login(sup, "sup1")
     page = sup.get("/console/alerts").text

@@ -1,9 +1,11 @@
 """The review queue's region filter finds a relative's verification session (which has no beneficiary) by the
-claimed person's region: the roster's when the number is a beneficiary's, else the number's own area code."""
+claimed person's region: the roster's when the number is a beneficiary's, else the number's own area code. The
+queue page says how many cases wait, pages past its first 200, and tells an empty filter from an empty queue."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from fastapi.testclient import TestClient
 
@@ -39,10 +41,10 @@ def test_region_filter_finds_verification_sessions_by_the_claimed_region(ctx: Se
     with ctx.db() as db:
         claims = {c.session_id: c.region for c in db.query(ProxyClaim)}
         assert claims[stranger] == "420106" and claims[listed] == pensioner.region == "110105"
-        wuhan = [i.session.id for i in list_queue(db, region="4201")]
-        beijing = [i.session.id for i in list_queue(db, region="1101")]
-        jinan = [i.session.id for i in list_queue(db, region="3701")]
-        everyone = {i.session.id: i.person for i in list_queue(db)}
+        wuhan = [i.session.id for i in list_queue(db, region="4201").items]
+        beijing = [i.session.id for i in list_queue(db, region="1101").items]
+        jinan = [i.session.id for i in list_queue(db, region="3701").items]
+        everyone = {i.session.id: i.person for i in list_queue(db).items}
     assert stranger in wuhan and listed not in wuhan
     assert listed in beijing and stranger not in beijing
     assert stranger not in jinan and listed not in jinan  # the number's area is not the roster's region
@@ -59,3 +61,46 @@ def test_queue_page_names_the_region_of_a_verification_session(
     full = region_name("420106")
     assert full is not None and full.startswith("湖北省") and full in page
     assert sid not in app_client.get("/console/queue", params={"region": "61"}).text
+
+
+def _open_cases(ctx: ServiceContext, n: int) -> list[str]:
+    """`n` open review cases, the first the oldest (one minute apart)."""
+    with ctx.db() as db:
+        now, ids = utcnow(), []
+        for i in range(n):
+            b = factories.beneficiary(db, ctx.keyring)
+            s = factories.session_row(b.id, state="decided", decision="review")
+            s.decided_at, s.reasons = now - dt.timedelta(minutes=n - i), ["SPOOF_SUSPECTED"]
+            db.add(s)
+            ids.append(s.id)
+    return ids
+
+
+def _listed(page: str) -> list[str]:
+    return re.findall(r'<tr data-session="([^"]+)"', page)
+
+
+def test_the_queue_says_how_many_cases_wait_and_pages_past_the_first_200(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """230 open cases: the page said nothing of the 30 beyond its first 200 and ignored any page parameter. Now it
+    says 共 230 件, 显示第 1–200 件, and its next-page link lists the other 30 (a keyset on the queue's order)."""
+    ids = _open_cases(ctx, 230)
+    login(app_client, "rev1")
+    first = app_client.get("/console/queue").text
+    assert _listed(first) == ids[:200]
+    assert 'id="queue-total">230<' in first and "显示第 1–200 件" in first
+    link = re.search(r'href="([^"]+)" id="queue-next"', first)
+    assert link is not None
+    second = app_client.get(link.group(1).replace("&amp;", "&")).text
+    assert _listed(second) == ids[200:] and "显示第 201–230 件" in second and 'id="queue-next"' not in second
+
+
+def test_a_filter_that_matches_nothing_does_not_read_as_an_empty_queue(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    _open_cases(ctx, 3)
+    login(app_client, "rev1")
+    page = app_client.get("/console/queue?reason=FACE_MISMATCH").text
+    assert "没有符合筛选条件的案件" in page and "队列为空" not in page and 'id="queue-total">0<' in page
+    assert 'id="queue-total">3<' in app_client.get("/console/queue").text

@@ -103,7 +103,7 @@ def test_claim_is_exclusive_and_release_frees_it(
     csrf2 = login(other, "rev2")
     assert claim(app_client, sid, csrf1) == 200
     assert claim(other, sid, csrf2) == 409
-    assert "请先领取" in decide(other, sid, csrf2, "accept")
+    assert "由 rev1-姓名 领取，您的决定未保存" in decide(other, sid, csrf2, "accept")
     assert "已由 rev1-姓名 领取" in other.get(f"/console/cases/{sid}").text
     assert app_client.post(f"/console/cases/{sid}/release", data={"csrf": csrf1}).status_code == 200
     assert claim(other, sid, csrf2) == 200
@@ -164,7 +164,7 @@ def test_proxy_rejection_waits_for_a_second_supervisor(
     assert "请先领取该案件" in decide(rev, sid, csrf_r, "reject", "同意")
 
     assert claim(sup1, sid, csrf_s1) == 409  # nor can the first decider
-    assert "请先领取该案件" in decide(sup1, sid, csrf_s1, "reject", "再次确认")
+    assert "您已提交过决定，等待另一位主管复核" in decide(sup1, sid, csrf_s1, "reject", "再次确认")
 
     csrf_s2 = login(app_client, "sup2")
     assert "代办人与本人不符" in app_client.get(f"/console/cases/{sid}").text

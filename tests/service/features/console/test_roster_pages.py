@@ -16,6 +16,7 @@ from sqlalchemy import select
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary
 from service.certification.staff_audit import ConsoleAuditEntry
+from service.features.console import roster_search
 from service.features.console.models import ConsoleAlert
 from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxyOperatorIdentity
 from tests.service import factories
@@ -124,7 +125,7 @@ def test_mark_deceased_blocks_certification_and_alerts_on_later_certification(
         data={"csrf": csrf, "kind": "home_visit", "on_date": dt.date.today().isoformat(), "evidence": "上门"},
         follow_redirects=False,
     )
-    assert r.headers["location"].endswith("?e=certify")
+    assert r.status_code == 409 and "该人员已登记死亡，不能认证" in r.text
     assert beneficiary_by_ext(ctx, rows[0][0]).status == "deceased"
 
 
@@ -198,3 +199,24 @@ def test_a_name_search_audits_every_person_shown_and_takes_percent_literally(
     by_name, by_wildcard = searches[-2], searches[-1]
     assert sorted(by_name.detail["shown"]) == sorted(shown) and by_name.detail["n"] == 30
     assert by_wildcard.detail == {"n": 0, "shown": []}
+
+
+def test_a_name_search_past_the_limit_says_more_exist_and_keeps_the_query(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """One more person than a search shows (LIMIT + 1 read): the page says the list is cut and asks for the full
+    name or the ID number; exactly LIMIT people: no such sentence. The query stays in the box either way."""
+    many, enough = "张" + uuid.uuid4().hex[:4], "王" + uuid.uuid4().hex[:4]  # names no other test uses
+    with ctx.db() as db:
+        for i in range(roster_search.LIMIT + 1):
+            factories.beneficiary(db, ctx.keyring, name=f"{many}{i:03d}")
+        for i in range(roster_search.LIMIT):
+            factories.beneficiary(db, ctx.keyring, name=f"{enough}{i:03d}")
+    csrf = login(app_client, "rev1")
+    cut = app_client.post("/console/roster/search", data={"q": many, "csrf": csrf}).text
+    assert cut.count('<tr><td><a href="/console/beneficiaries/') == roster_search.LIMIT
+    assert 'id="more"' in cut and "请输入完整姓名，或改用身份证号" in cut
+    assert f'id="q" required maxlength="64" value="{many}"' in cut
+    whole = app_client.post("/console/roster/search", data={"q": enough, "csrf": csrf}).text
+    assert whole.count('<tr><td><a href="/console/beneficiaries/') == roster_search.LIMIT
+    assert 'id="more"' not in whole and f'value="{enough}"' in whole

@@ -293,9 +293,9 @@ def test_a_long_name_is_found_behind_more_names_of_its_beginning_than_one_read_h
             factories.beneficiary(db, ctx.keyring, name="钟丽" + given, id_number=number)
         target = factories.beneficiary(db, ctx.keyring, name="钟丽华").id
         db.flush()
-        kind, found = roster_search.search(db, ctx.keyring, staff, "钟丽华")
+        kind, found, _ = roster_search.search(db, ctx.keyring, staff, "钟丽华")
         assert kind == "name" and [b.id for b in found] == [target]
-        _, found = roster_search.search(db, ctx.keyring, staff, "钟丽")  # no open path: every one, by name
+        _, found, _ = roster_search.search(db, ctx.keyring, staff, "钟丽")  # no open path: every one, by name
         assert len(found) == len(others) + 1
 
 

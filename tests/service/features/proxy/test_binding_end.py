@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from service.features.console.identity_alerts import KIND
 from service.features.console.models import ConsoleAlert
 from service.features.proxy.bindings import record_consent
 from service.features.proxy.hooks import first_proxy_certification
-from service.features.proxy.models import ProxyBinding
+from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding
 from service.infra.clock import local_today
 from service.infra.security import mask_id
 from tests.service import factories
@@ -221,3 +222,24 @@ def test_a_revoked_binding_shows_nothing_of_the_records_new_person(client: TestC
     assert _import(client, _roster(ext2, factories.id_number(birth=dt.date(1941, 2, 4)), name2))["identity_changed"]
     seen = _listed(client, child)[b2["binding_id"]]
     assert (seen["status"], seen["elder_id_masked"], seen["elder_name"]) == ("revoked", mask_id(number2), name2)
+
+
+def test_every_binding_status_reads_in_chinese_and_an_ended_one_says_to_bind_again(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """The family page printed the status code itself for an expired or revoked binding ("· expired") with an
+    unbind control that answered "尚未绑定该亲属": the view now carries what the relative reads (`status_zh`) and
+    whether the binding has ended (`ended`, models.ENDED_STATUSES), for every status."""
+    op = verified_operator(client, ctx)
+    ids = {}
+    for status in BindingStatus:
+        _, number, name = new_elder(ctx)
+        ids[status] = bind(client, op, number, name).json()["binding_id"]
+        factories.update(ctx, ProxyBinding, ids[status], status=status.value)
+    listed = _listed(client, op)
+    for status, binding_id in ids.items():
+        seen = listed[binding_id]
+        assert not re.search(r"[A-Za-z]", seen["status_zh"]), seen
+        assert seen["ended"] is (status.value in ENDED_STATUSES), seen
+    for lapsed in (BindingStatus.EXPIRED, BindingStatus.REVOKED):
+        assert "重新绑定" in listed[ids[lapsed]]["status_zh"]

@@ -9,8 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from proxy_auth import ConsentMethod
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry, Beneficiary, Certification, CertSession, utcnow
+from service.features.proxy import bindings
 from service.features.proxy.models import ProxyBinding, ProxyClaim
 from service.features.proxy.policy import proxy_policy
 from tests.service import factories
@@ -430,3 +432,69 @@ def test_a_relative_trying_names_and_numbers_is_on_record(client: TestClient, ct
         (f"operator:{op['operator_id']}", "-", "unknown"),
     ]
     assert all(n not in str(e.detail) + e.target for e in refused for n in (number, unknown))
+
+
+def test_a_retried_bind_names_the_binding_not_the_limit(client: TestClient, ctx: ServiceContext) -> None:
+    """The app timed out after the binding was made and sent the bind again: the retry was 409
+    PROXY_LIMIT_REACHED "绑定数量已达上限", the binding limits' code, and no binding id (outside review 2026-12-06,
+    finding 6a)."""
+    op = verified_operator(client, ctx)
+    _, number, name = new_elder(ctx)
+    first = bind(client, op, number, name)
+    assert first.status_code == 201, first.text
+
+    again = bind(client, op, number, name)
+
+    assert again.status_code == 409 and again.json()["error"]["code"] == "PROXY_ALREADY_BOUND", again.text
+    assert again.json()["error"]["binding_id"] == first.json()["binding_id"]
+    assert len(client.get(f"{P}/bindings", headers=bearer(op["token"])).json()) == 1
+
+
+def test_a_second_staff_approval_leaves_the_recorded_consent(client: TestClient, ctx: ServiceContext) -> None:
+    """A retried or second staff approval answered 200 again and rewrote the binding's consent (finding 6b)."""
+    op = verified_operator(client, ctx)
+    _, number, name = new_elder(ctx)
+    bid = bind(client, op, number, name).json()["binding_id"]
+    assert staff_consent(client, bid, "staff-A").status_code == 200
+    with ctx.db() as db:
+        before = db.get(ProxyBinding, bid)
+        assert before is not None
+        recorded = (before.consent_method, before.consent_ref, before.consent_at)
+
+    r = staff_consent(client, bid, "staff-B")
+
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_GIVEN", r.text
+    with ctx.db() as db:
+        row = db.get(ProxyBinding, bid)
+        assert row is not None and (row.consent_method, row.consent_ref, row.consent_at) == recorded
+    consents = [e.detail["ref"] for e in _all(ctx) if e.action == "proxy.consent" and e.detail["binding"] == bid]
+    assert consents == ["staff-A"]
+
+
+def test_a_staff_approval_keeps_the_elders_own_consent_video(client: TestClient, ctx: ServiceContext) -> None:
+    """A staff approval after the elder's own consent video replaced its method and link (the consent session) with
+    staff_approval and a staff id: the binding misstated how the elder consented (finding 6b)."""
+    op = verified_operator(client, ctx)
+    _, number, name = new_elder(ctx)
+    bid = bind(client, op, number, name).json()["binding_id"]
+    with ctx.db() as db:  # the elder's consent video accepted (what the proxy hooks record)
+        row = db.get(ProxyBinding, bid)
+        assert row is not None
+        assert bindings.record_consent(db, row, ConsentMethod.LIVE_VIDEO, "consent-session-1234", "system") is None
+
+    r = staff_consent(client, bid, "staff-007")
+
+    assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_GIVEN", r.text
+    with ctx.db() as db:
+        row = db.get(ProxyBinding, bid)
+        assert row is not None and (row.consent_method, row.consent_ref) == ("live_video", "consent-session-1234")
+
+
+def test_a_staff_approval_without_its_staff_member_is_a_missing_field(client: TestClient, ctx: ServiceContext) -> None:
+    """It was 422 with UNAUTHORIZED, a 401's code ("authenticate again") (finding 6c)."""
+    op = verified_operator(client, ctx)
+    _, number, name = new_elder(ctx)
+    bid = bind(client, op, number, name).json()["binding_id"]
+    r = client.post(f"{P}/bindings/{bid}/consent", json={"method": "staff_approval"}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "FIELD_MISSING", r.text
+    assert r.json()["error"]["fields"][0]["field"] == "staff_id", r.text

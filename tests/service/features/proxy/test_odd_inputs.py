@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from service.certification.context import ServiceContext
 from service.features.proxy.models import ProxyClaim
+from tests.service import factories
 from tests.service.conftest import ADMIN, API_KEY
 from tests.service.features.proxy.helpers import P, active_binding, bearer, login, new_elder, verified_operator
 
@@ -75,3 +76,17 @@ def test_the_relatives_name_is_a_name(raw: TestClient, client: TestClient, ctx: 
     )
     ok = {"id_number": number, "name": " 李建国 ", "template_consent": True}
     assert raw.post(f"{P}/operators/me/verification", json=ok, headers=h).status_code == 201
+
+
+def test_a_mistyped_number_is_answered_as_typed_not_as_a_photo(client: TestClient) -> None:
+    """A relative's typed ID number with a wrong check digit was answered with the card photo's reason,
+    "身份证号码校验未通过,请核对后重拍": nobody took a photo. Now a typed number's own message."""
+    h = bearer(login(client)["token"])
+    number = factories.id_number()
+    typo = number[:-1] + ("0" if number[-1] != "0" else "1")
+    body = {"id_number": typo, "name": "李建国", "template_consent": False}
+    r = client.post(f"{P}/operators/me/verification", json=body, headers=h)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "PROXY_ID_NUMBER" and "重拍" not in error["message"]
+    assert error["message"] == "身份证号码有误,请核对后重新填写"

@@ -152,7 +152,7 @@ def test_a_verification_sent_to_review_is_queued_and_settled_by_staff(ctx: Servi
     op_id, sid = opened(ctx, number)
     assert decided(ctx, sid, FixedCertifier(Outcome.REVIEW)).decision == "review"
     with ctx.db() as db:
-        [item] = [it for it in list_queue(db) if it.session.id == sid]
+        [item] = [it for it in list_queue(db).items if it.session.id == sid]
         assert item.beneficiary is None and (item.person.name, item.person.id_masked) == (
             NAME,
             number[:4] + "*" * 10 + number[-4:],
@@ -164,7 +164,7 @@ def test_a_verification_sent_to_review_is_queued_and_settled_by_staff(ctx: Servi
     with ctx.db() as db:
         op = db.get(ProxyOperator, op_id)
         assert op is not None and op.person_hash == ctx.keyring.id_hash(number)
-        assert count(db, Certification) == 0 and not [it for it in list_queue(db) if it.session.id == sid]
+        assert count(db, Certification) == 0 and not [it for it in list_queue(db).items if it.session.id == sid]
 
 
 def test_retention_purges_a_verification_sessions_media(ctx: ServiceContext) -> None:

@@ -7,10 +7,12 @@ through the fake WeChat server; every keyword is asserted."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
@@ -32,6 +34,7 @@ from service.features.proxy.models import (
 )
 from service.features.proxy.sessions import open_verification
 from service.features.wechat import WeChatApi
+from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink
 from service.features.wechat.notify import run_notifications
 from service.features.wechat.runtime import build_channel
@@ -135,7 +138,8 @@ OUTCOME = {
     "consent": {"accept": "授权已确认", "reject": "授权未确认", "retry": "需要重新录制授权视频"},
     "proxy": {"accept": "认证通过", "reject": "认证未通过", "retry": "需要重新认证"},
 }
-REJECTED = "点击查看原因。可在光线充足处重新认证,或到社保经办窗口办理、申请上门认证。"
+# A staff reject: no "点击查看原因" (the page shows no reason of the review itself: h5/result_view.py).
+REJECTED = "经工作人员审核,本次认证未通过。可重新认证,或到社保经办窗口办理、申请上门认证。"
 RETAKE = "工作人员请您重新录制视频,点击进入重新认证。"
 
 
@@ -228,3 +232,65 @@ def test_a_review_template_of_its_own_and_the_machine_titles_by_session_kind(
         "实名核验通过",
     )
     assert got["remark"] == "您现在可以为家人办理代办认证。"
+
+
+def _staff_decided_page(
+    client: TestClient, ctx: ServiceContext, db: Session, fake_wx: FakeWeChat, decision: str, reason: str
+) -> tuple[str, dict[str, str]]:
+    """A pensioner's self session the machine sent to review for `reason`, then decided by staff through the
+    console: (its result page, the staff decision's WeChat message)."""
+    case = make_case(db, ctx, "self")
+    s = db.get(CertSession, case.session_id)
+    assert s is not None
+    s.reasons = [reason]
+    db.commit()
+    api = channel_api(ctx)
+    run_notifications(ctx, api)
+    fake_wx.state.sent_templates.clear()
+    decide(ctx, case, decision)
+    run_notifications(ctx, api)
+    [msg] = fake_wx.state.sent_templates
+    client.cookies.set(identity.COOKIE, identity.mint(ctx, case.openid))
+    page = client.get(f"/h5/result/{case.session_id}")
+    assert page.status_code == 200, page.text
+    return page.text, values(msg)
+
+
+@pytest.mark.parametrize("reason", ["FACE_CLOSER_TO_RELATIVE", "CHALLENGE_EXTRA_ACTIONS"])
+def test_a_staff_reject_page_does_not_ask_to_wait_for_the_review(
+    client: TestClient, ctx: ServiceContext, db: Session, fake_wx: FakeWeChat, reason: str
+) -> None:
+    """After staff rejected a case the machine sent to them, the page gave as the reason "请耐心等待审核结果" /
+    "已转工作人员审核" and the retake hint, the message promised a reason to read ("点击查看原因")."""
+    page, msg = _staff_decided_page(client, ctx, db, fake_wx, "reject", reason)
+    assert "等待审核" not in page and "已转工作人员审核" not in page and "请在光线充足处" not in page
+    assert "经工作人员审核,本次认证未通过" in page and "<h1" in page and "认证未通过" in page
+    assert msg["remark"] == REJECTED and "查看原因" not in msg["remark"]
+
+
+def test_a_staff_retake_request_is_not_called_a_failed_certification(
+    client: TestClient, ctx: ServiceContext, db: Session, fake_wx: FakeWeChat
+) -> None:
+    """A staff retake request (retry) was headed "认证未通过" with the machine's "已转工作人员审核"; the message
+    says "需要重新认证 / 工作人员请您重新录制视频"."""
+    page, msg = _staff_decided_page(client, ctx, db, fake_wx, "retry", "CHALLENGE_EXTRA_ACTIONS")
+    assert "认证未通过" not in page and "已转工作人员审核" not in page
+    assert re.search(r"<h1[^>]*>请重新录制视频</h1>", page) and 'id="again"' in page
+    assert msg["keyword2"] == "需要重新认证"
+
+
+def test_a_relatives_failed_real_name_check_is_told_its_own_next_step(
+    ctx: ServiceContext, db: Session, fake_wx: FakeWeChat
+) -> None:
+    """A relative's own real-name verification, rejected: the message advised "申请上门认证" (a home certification
+    for a person who is no pensioner); now how to check again."""
+    operator = operators.login(db, ctx, "wechat", "o-relative", "test").operator
+    s = open_verification(db, ctx, operator, factories.id_number(region="110101"), RELATIVE, consent=False).session
+    s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "reject", ["FACE_MISMATCH"], utcnow()
+    db.add(WeChatSessionLink(session_id=s.id, openid="o-relative"))
+    db.commit()
+    assert run_notifications(ctx, channel_api(ctx)).sent == 1
+    [msg] = fake_wx.state.sent_templates
+    got = values(msg)
+    assert got["keyword2"] == "实名核验未通过"
+    assert "上门认证" not in got["remark"] and "重新核验" in got["remark"], got["remark"]

@@ -15,7 +15,6 @@
     }
     function fail(xhr) { if (!relogin(xhr, "family-feedback")) { say("family-feedback", errorText(xhr, "操作失败,请稍后重试")); } }
     function api(method, path, body) { return send(method, "/api/v1/proxy" + path, body, { token: op }); }
-    var STATUS = { active: "已绑定", pending_consent: "待家人本人确认", ended: "已解绑" };
     function button(text, cls, fn) { var b = document.createElement("button"); b.type = "button"; b.className = "btn " + cls; b.textContent = text; b.onclick = fn; return b; }
     // Unbinding ends the relative's right to certify: a separate, smaller control that asks first.
     function unbindControl(b) {
@@ -79,11 +78,14 @@
         if (!me.verified) { $("family-status").textContent = "请先完成本人实名核验。"; $("verify-first").hidden = false; return; }
         $("family-status").textContent = me.bindings.length ? "您绑定的家人:" : "您还没有绑定家人。";
         $("bind-form").hidden = false;
+        // The relative's own unbinding is not listed; a binding that lapsed (expired, revoked) is, with why and
+        // "请重新绑定" (the server's words: status_zh) and no control (ended: the server's list of ended statuses).
         me.bindings.filter(function (b) { return b.status !== "ended"; }).forEach(function (b) {
           var li = document.createElement("li"); li.className = "binding"; li.dataset.status = b.status; li.dataset.binding = b.binding_id;
           li.dataset.name = b.elder_name;
-          var t = document.createElement("p"); t.className = "big"; t.textContent = b.elder_name + "(" + b.elder_id_masked + ")· " + (STATUS[b.status] || b.status);
+          var t = document.createElement("p"); t.className = "big"; t.textContent = b.elder_name + "(" + b.elder_id_masked + ")· " + b.status_zh;
           li.appendChild(t);
+          if (b.ended) { li.classList.add("ended"); list.appendChild(li); return; }
           if (b.status === "active") {
             li.appendChild(button("为" + b.elder_name + "认证", "primary certify-elder", function () { api("POST", "/bindings/" + b.binding_id + "/sessions").then(go("proxy", b.elder_name), refusedFor(li)); }));
           } else if (b.status === "pending_consent") {

@@ -11,8 +11,9 @@
   H5.elderByDefault(document.body.dataset.elder === "yes");
   var resultBox = $("result");
   if (resultBox) {
-    var d = resultBox.dataset.decision, st0 = resultBox.dataset.state;
-    speak(d || (st0 === "queued" || st0 === "processing" ? "wait" : "reject"));
+    // The prompt the page's heading names (templates/result.html): what is said is what is shown.
+    var voiced = resultBox.querySelector("[data-voice]");
+    if (voiced) { speak(voiced.dataset.voice); }
   }
 
   var app = $("app");

@@ -6,6 +6,7 @@ pre-filled, and closing it sends exactly one template message to whoever asked."
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 import uuid
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from service.certification.models import (
 from service.certification.retention import storage_upkeep
 from service.certification.sessions import create_session
 from service.features.console.auth import Role, hash_password
-from service.features.console.models import AltCertification, AssistRequest, StaffUser
+from service.features.console.models import AltCertification, AssistRequest, ConsoleAlert, StaffUser
 from service.features.proxy.models import BindingStatus, ProxyOperator, ProxySession, ProxySessionKind
 from service.features.proxy.operators import channel_hashes
 from service.features.wechat.h5 import identity
@@ -250,9 +251,9 @@ def test_staff_certify_from_the_request_and_the_citizen_gets_one_message(w: Worl
     assert 'id="nav-requests"' in listing.text and "13800138000" in listing.text and "上门认证" in listing.text
     page = staff.get(f"/console/requests/{req.id}")
     assert page.status_code == 200
-    # Pre-filled from the request: a home visit, the request's number and phone in the evidence.
+    # Pre-filled from the request: a home visit, the request's number in the evidence (its phone shown, not copied).
     assert re.search(r'value="home_visit" checked', page.text)
-    assert f"依据公众号申请 #{req.id}(上门认证),联系电话 13800138000。" in page.text
+    assert f"依据公众号申请 #{req.id}(上门认证)。</textarea>" in page.text
     assert f"/console/cases/{sid}" in page.text  # the failed attempt, to look at
     today = local_today(w.ctx.settings)
     r = staff.post(
@@ -450,3 +451,34 @@ def test_a_closed_requests_phone_and_note_are_erased_after_the_retention(w: Worl
         entries = db.scalars(select(AuditEntry).where(AuditEntry.action == "retention.assist_contact")).all()
         assert [(e.actor, e.detail) for e in entries] == [("system", {"requests": 1})]
     assert storage_upkeep(w.ctx)["assist_contacts_erased"] == 0  # nothing left to erase
+
+
+def test_no_copy_of_the_phone_outlives_the_requests_erasure(w: World) -> None:
+    """Certify and close from the request's form as rendered, with the number typed into the note as well (a
+    staff member noting the call): once the request's phone is erased, no copy is left in the certification's
+    evidence or its second-supervisor alert, and the rest of the note stays."""
+    assert apply(w, failed_session(w))[0] == 200
+    [req] = open_requests(w)
+    staff = TestClient(w.client.app)
+    csrf = console_login(staff)
+    page = staff.get(f"/console/requests/{req.id}").text
+    found = re.search(r'name="evidence"[^>]*>([^<]*)</textarea>', page)
+    assert found is not None
+    note = html.unescape(found.group(1)) + "已致电 138-0013-8000 约定上门,见到本人"
+    today = local_today(w.ctx.settings).isoformat()
+    r = staff.post(
+        f"/console/requests/{req.id}/certify",
+        data={"csrf": csrf, "kind": "home_visit", "on_date": today, "evidence": note},
+    )
+    assert r.status_code == 200 and "已办结" in r.text
+    days = w.ctx.settings.storage.retention_days + 1
+    assert storage_upkeep(w.ctx, utcnow() + dt.timedelta(days=days))["assist_contacts_erased"] == 1
+    with w.ctx.db() as db:
+        alt = db.scalar(select(AltCertification).where(AltCertification.beneficiary_id == w.beneficiary_id))
+        alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == w.beneficiary_id)).all()
+        assert alt is not None and [a.kind for a in alerts] == ["staff_certified"]
+        kept = [alt.evidence["note"], alerts[0].detail["note"]]
+    for text in kept:
+        digits = re.sub(r"\D", "", text)
+        assert "13800138000" not in digits and f"依据公众号申请 #{req.id}(上门认证)。" in text
+        assert "已致电 (联系电话已按期删除) 约定上门,见到本人" in text

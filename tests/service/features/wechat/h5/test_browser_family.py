@@ -6,6 +6,7 @@ Screenshots: PENSION_CERT_SCREENSHOTS_DIR/h5/family-*.png."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterato
 def bound_relative(site: Site, openid: str, elder_id: int) -> tuple[str, str]:
     """(operator id, binding id): `openid`'s relative account, verified, bound (active) to the elder."""
     with site.ctx.db() as db:
-        op = operators.login(db, site.ctx, "wechat", openid, "test").operator
+        op = operators.login(db, site.ctx, "wechat", openid, operators.H5_CLIENT).operator  # as the H5 pages
         operators.mark_verified(op, "relative-" + openid, "420***********0011", "王建国")
         row = ProxyBinding(
             id=str(uuid.uuid4()),
@@ -198,3 +199,64 @@ def test_the_family_page_at_the_daily_limit_leads_to_the_assist_request(site: Si
     with site.ctx.db() as db:
         [req] = db.scalars(select(AssistRequest).where(AssistRequest.beneficiary_id == elder_id)).all()
         assert (req.kind, req.phone, req.by_relative, req.session_id) == ("home_visit", "13900139000", True, None)
+
+
+def test_lapsed_bindings_read_in_chinese_without_an_unbind_and_a_result_speaks_its_heading(
+    site: Site, browser: Browser
+) -> None:
+    """The family list printed "· expired" / "· revoked" with an unbind control that could only fail; now the
+    server's words (status_zh) and no control on an ended binding. The result page spoke its decision
+    ("认证未通过,可以再试一次" over "暂时无法完成核验"); it now speaks the prompt its heading names."""
+    openid = "openid-family-lapsed"
+    with site.ctx.db() as db:
+        elders = [
+            factories.beneficiary(db, site.ctx.keyring, name=n, id_number=factories.id_number(seq=500 + i)).id
+            for i, n in enumerate(("周桂英", "吴秀兰"))
+        ]
+        db.commit()
+    with site.ctx.db() as db:  # the account as the H5 pages make it (their client), verified
+        op = operators.login(db, site.ctx, "wechat", openid, operators.H5_CLIENT).operator
+        operators.mark_verified(op, "relative-" + openid, "420***********0012", "王建国")
+        lapsed = (BindingStatus.EXPIRED, BindingStatus.REVOKED)
+        rows = [
+            ProxyBinding(
+                id=str(uuid.uuid4()),
+                operator_id=op.id,
+                beneficiary_id=elder,
+                relationship="child",
+                status=status,
+                failures=0,
+                locked=False,
+                flagged=False,
+                ended_at=utcnow() if status in lapsed else None,
+            )
+            for elder, status in ((elders[0], BindingStatus.ACTIVE), (elders[1], lapsed[0]), (elders[1], lapsed[1]))
+        ]
+        db.add_all(rows)
+        active_id = rows[0].id
+        first = db.get(Beneficiary, elders[0])
+        assert first is not None
+        s = sessions.create_session(db, site.ctx, first, Channel.SELF, False, "test").session
+        s.state, s.decided_at = SessionState.FAILED, utcnow()
+        db.add(WeChatSessionLink(session_id=s.id, openid=openid))
+        db.commit()
+        failed = s.id
+    site.fake.state.browser_openid = openid
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    page.goto(site.base + "/h5/family")
+    page.wait_for_selector("li.binding")
+    listed = page.locator("li.binding")
+    assert listed.count() == 3
+    for i in range(3):
+        li = listed.nth(i)
+        status, text = li.get_attribute("data-status"), li.inner_text()
+        assert not re.search(r"[A-Za-z]", text), text
+        assert (li.locator(".unbind").count() == 0) is (status != "active"), (status, text)
+    assert page.locator(f'li.binding[data-binding="{active_id}"] .unbind').count() == 1
+    assert page.locator("li.binding.ended").count() == 2 and "重新绑定" in page.inner_text("li.binding.ended")
+    page.goto(f"{site.base}/h5/result/{failed}")
+    page.wait_for_selector("#result h1")
+    assert page.inner_text("#result h1") == "暂时无法完成核验"
+    assert page.evaluate("document.body.dataset.spoken") == "failed"
+    context.close()

@@ -24,6 +24,7 @@ from service.features.proxy.models import (
     ProxyBinding,
     ProxyClaim,
     ProxyOperator,
+    ProxyOperatorIdentity,
     ProxySession,
     ProxySessionKind,
 )
@@ -304,3 +305,13 @@ def test_only_the_relatives_own_live_binding_names_the_elder(app: App, fam: Fami
     assert app.client.get(f"/h5/apply/binding/{fam.binding_id}").status_code == 404  # unbound since
     with app.ctx.db() as db:
         assert db.scalars(select(AssistRequest)).all() == []
+
+
+def test_a_failed_own_verification_page_is_about_the_real_name_check(app: App, fam: Family) -> None:
+    """A relative's failed real-name check read "认证未通过" (its message says 实名核验未通过) and offered
+    "申请人工审核或上门认证" to /h5/apply/<id>, which answers "未找到认证记录": the relative is nobody's pension."""
+    factories.update(app.ctx, ProxyOperatorIdentity, fam.operator_id, verified_at=None)
+    page = app.client.get(f"/h5/result/{family_session(app, fam, ProxySessionKind.VERIFICATION)}").text
+    assert re.search(r"<h1[^>]*>实名核验未通过</h1>", page) and "认证未通过" not in page.replace("实名核验未通过", "")
+    assert "/h5/apply" not in page and "上门认证" not in page
+    assert f"tel:{PHONE}" in page and "/h5/family" in page

@@ -3,9 +3,15 @@ only on the capture page; the card and video buttons are real buttons, the actio
 
 from __future__ import annotations
 
+import datetime as dt
+
+from service.certification.models import Beneficiary, Channel, utcnow
+from service.features.proxy.models import ProxySession
+from service.features.wechat.models import WeChatSessionLink
 from service.infra.observability.headers import H5_BASE_CSP, H5_CSP
 from service.infra.security import ID_INPUT_MAX
-from tests.service.features.wechat.h5.conftest import App
+from tests.service import factories
+from tests.service.features.wechat.h5.conftest import OPENID, App
 
 JWEIXIN = '<script src="https://res.wx.qq.com/open/js/jweixin-1.6.0.js"></script>'
 
@@ -27,3 +33,32 @@ def test_capture_controls_are_buttons_and_the_prompt_is_announced(app: App) -> N
     assert '<label class="btn' not in html  # no label posing as a button around a hidden input
     assert 'id="action-text" aria-live="assertive"' in html
     assert f'id="id-number" maxlength="{ID_INPUT_MAX}" inputmode="numeric"' in html
+
+
+def _accepted(app: App, openid: str, proxy: bool) -> str:
+    """An accepted certification of the app's person linked to `openid`: their own (self), or a relative's
+    proxy certification through an active binding."""
+    with app.ctx.db() as db:
+        b = db.get(Beneficiary, app.beneficiary_id)
+        assert b is not None
+        b.valid_until = dt.date(2027, 12, 1)
+        s = factories.session_row(b.id, state="decided", decision="accept", decided_at=utcnow())
+        s.channel = Channel.PROXY if proxy else Channel.SELF
+        db.add(s)
+        db.flush()
+        if proxy:
+            op, binding = factories.relative_binding(db, b.id)
+            db.add(ProxySession(session_id=s.id, kind="certification", operator_id=op.id, binding_id=binding.id))
+        db.add(WeChatSessionLink(session_id=s.id, openid=openid))
+        db.commit()
+        return s.id
+
+
+def test_only_the_persons_own_result_page_promises_a_reminder(app: App) -> None:
+    """Reminders go to the person's own account only (docs/wechat.md): a relative's proxy result promised
+    "到期前我们会通过公众号提醒您", which never comes; it now asks them to note the date."""
+    own = app.client.get(f"/h5/result/{_accepted(app, OPENID, proxy=False)}").text
+    assert "到期前我们会通过公众号提醒您" in own
+    relative = app.client.get(f"/h5/result/{_accepted(app, OPENID, proxy=True)}").text
+    assert "认证通过" in relative and "2027年12月1日" in relative
+    assert "提醒您" not in relative and "请记下到期日" in relative and "李秀英" in relative

@@ -157,3 +157,34 @@ def test_an_account_whose_certification_of_the_person_was_revoked_is_not_told(w:
     status, text = apply(w, sid)
     assert status == 404 and error_of(text) == UNKNOWN, (status, error_of(text))
     assert w.client.post(f"/h5/api/sessions/{sid}/again").status_code == 404
+
+
+def _result_page(w: World, sid: str, openid: str) -> str:
+    w.client.cookies.set(identity.COOKIE, identity.mint(w.ctx, openid))
+    page = w.client.get(f"/h5/result/{sid}")
+    assert page.status_code == 200, page.text
+    return str(page.text)
+
+
+def test_a_strangers_result_page_names_no_death(w: World) -> None:
+    """A self session opened by typing, its video queued; the roster records the death meanwhile and the worker's
+    accept becomes a reject for BENEFICIARY_DECEASED. The result page the WeChat message links to said
+    "该人员已登记死亡,无法认证" (and offered a retake "继续认证" then refused as an unknown session). Now: a plain
+    "认证未通过", the same page as a reason nobody may read, no try offered; the person's own account and an
+    accepted relative read why, and are not offered a try that cannot succeed either."""
+    stranger, own, relative = failed_session(w, OTHER), failed_session(w), failed_session(w, "openid-relative")
+    unknown = failed_session(w, OTHER)
+    _accepted(w, failed_session(w), days_ago=1)  # OPENID: the person's own account
+    _active_binding_of(w, "openid-relative")
+    for sid in (stranger, own, relative):
+        factories.update(w.ctx, CertSession, sid, reasons=["BENEFICIARY_DECEASED"])
+    factories.update(w.ctx, CertSession, unknown, reasons=["NO_SUCH_CODE"])  # a reason with no citizen text
+    _record_death(w)
+    page = _result_page(w, stranger, OTHER)
+    assert "死亡" not in page and "认证未通过" in page
+    assert 'id="again"' not in page and 'id="attempts-left"' not in page and "重新认证" not in page
+    assert page.replace(stranger, "-") == _result_page(w, unknown, OTHER).replace(unknown, "-")
+    for sid, openid in ((own, OPENID), (relative, "openid-relative")):
+        page = _result_page(w, sid, openid)
+        assert "该人员已登记死亡,无法认证" in page, openid
+        assert 'id="again"' not in page and 'id="attempts-left"' not in page, openid

@@ -3,17 +3,25 @@ var_dir), a bureau's own recording replaces a key's, and every key the page spea
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
 
 from pipelines.liveness.challenge import PROMPTS_ZH
-from service.features.wechat.h5 import voice
+from service.certification import attempts
+from service.certification.models import Beneficiary, Certification, Channel, utcnow
+from service.certification.sessions import create_session
+from service.features.proxy.models import ProxySession, ProxySessionKind
+from service.features.wechat.h5 import identity, voice
 from service.features.wechat.h5.pages import HERE
-from tests.service.features.wechat.h5.conftest import App
+from service.features.wechat.models import WeChatSessionLink
+from tests.service import factories
+from tests.service.features.wechat.h5.conftest import OPENID, App
 
 
 def test_espeak_ng_is_installed() -> None:
@@ -71,3 +79,95 @@ def test_a_changed_prompt_text_is_a_new_file(app: App, monkeypatch: pytest.Monke
     before = voice.generated_path(app.ctx.settings, "accept")
     monkeypatch.setitem(voice.PROMPTS, "accept", "认证通过了。")
     assert voice.generated_path(app.ctx.settings, "accept") != before
+
+
+def test_every_prompt_a_result_heading_names_is_on_the_list() -> None:
+    """h5.js speaks the key the result page's heading names (data-voice): every key of every branch is a prompt."""
+    html = (HERE / "templates" / "result.html").read_text()
+    named = re.findall(r'data-voice="([^"]+)"', html)
+    # A plain key, or the quoted keys of an expression ({{ 'limit' if limit else 'failed' }}).
+    keys = {k for attr in named for k in (re.findall(r"'([a-z_]+)'", attr) if "{{" in attr else [attr])}
+    assert keys >= {"wait", "accept", "verified", "consented", "revoked", "review", "reject", "failed", "retry"}
+    assert keys <= set(voice.PROMPTS), keys - set(voice.PROMPTS)
+    js = (HERE / "static" / "h5.js").read_text()
+    assert "dataset.voice" in js and "dataset.decision" not in js  # spoken from the heading, not the decision
+
+
+def _result(app: App, openid: str = OPENID, **fields: Any) -> str:
+    """A self session of the app's person, opened from `openid` as the H5 pages open one, then in `fields`."""
+    with app.ctx.db() as db:
+        b = db.get(Beneficiary, app.beneficiary_id)
+        assert b is not None
+        s = create_session(db, app.ctx, b, Channel.SELF, False, attempts.wechat_requester(app.ctx, openid)).session
+        for name, value in {"state": "decided", "decided_at": utcnow(), **fields}.items():
+            setattr(s, name, value)
+        db.add(WeChatSessionLink(session_id=s.id, openid=openid))
+        db.commit()
+        return s.id
+
+
+def _family_accept(app: App, kind: ProxySessionKind) -> str:
+    """An accepted verification (no person) or consent session of a relative, linked to OPENID."""
+    with app.ctx.db() as db:
+        op, binding = factories.relative_binding(db, app.beneficiary_id, status="pending_consent")
+        person = None if kind is ProxySessionKind.VERIFICATION else app.beneficiary_id
+        s = factories.session_row(person, state="decided", decision="accept", decided_at=utcnow())
+        db.add(s)
+        db.flush()
+        db.add(ProxySession(session_id=s.id, kind=kind.value, operator_id=op.id, binding_id=binding.id))
+        db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
+        db.commit()
+        return s.id
+
+
+def _revoked(app: App) -> str:
+    sid = _result(app, decision="accept")
+    with app.ctx.db() as db:
+        day = dt.date(2026, 3, 1)
+        db.add(
+            Certification(
+                beneficiary_id=app.beneficiary_id,
+                session_id=sid,
+                certified_on=day,
+                valid_until=day + dt.timedelta(days=365),
+                code="code-" + sid,
+                revoked_at=utcnow(),
+                revoked_by="staff:sup1",
+                revoke_reason="wrong_accept",
+            )
+        )
+        db.commit()
+    return sid
+
+
+def test_each_result_heading_speaks_what_it_shows(app: App) -> None:
+    """The page spoke a prompt picked from the decision alone: 认证通过 over 认证已撤销, 可以再试一次 over a server
+    failure, a timeout and the daily limit, nothing for a staff retake. Each branch now names its own prompt: the
+    word that matters is in the page and in what is said."""
+    retake = {"machine_decision": "review", "decision": "retry"}  # as the console's retake request writes it
+    staff_retry: dict[str, Any] = {"decision": "retry", "result": {"review": retake}}
+    cases = {
+        "accept": (_result(app, decision="accept"), "accept", "认证通过"),
+        "reject": (_result(app, decision="reject", reasons=["FACE_MISMATCH"]), "reject", "认证未通过"),
+        "revoked": (_revoked(app), "revoked", "撤销"),
+        "failed": (_result(app, state="failed"), "failed", "暂时无法完成核验"),
+        "expired": (_result(app, state="expired"), "expired", "超时"),
+        "retry": (_result(app, **staff_retry), "retry", "重新录制视频"),
+        "verification": (_family_accept(app, ProxySessionKind.VERIFICATION), "verified", "实名核验通过"),
+        "consent": (_family_accept(app, ProxySessionKind.CONSENT), "consented", "家人已确认"),
+    }
+    for case, (sid, key, word) in cases.items():
+        page = app.client.get(f"/h5/result/{sid}")
+        assert page.status_code == 200, (case, page.text)
+        m = re.search(r"<h1[^>]*data-voice=\"([a-z_]+)\"", page.text)
+        assert m is not None and m.group(1) == key, (case, m and m.group(1))
+        assert word in page.text and word in voice.PROMPTS[key], (case, voice.PROMPTS[key])
+    assert "通过" not in voice.PROMPTS["revoked"]
+    # The daily limit (3 failures a day here): the last reject's page says 明天, and so does its prompt.
+    other = "openid-limit"  # the failures above count against OPENID's tries
+    last = [_result(app, other, decision="reject", reasons=["CAPTURE_TOO_DARK"]) for _ in range(3)][-1]
+    app.client.cookies.set(identity.COOKIE, identity.mint(app.ctx, other))
+    page = app.client.get(f"/h5/result/{last}").text
+    m = re.search(r"<h1[^>]*data-voice=\"([a-z_]+)\"", page)
+    assert m is not None and m.group(1) == "limit" and 'id="limit"' in page
+    assert "明天" in voice.PROMPTS["limit"] and "再试一次" not in voice.PROMPTS["limit"]

@@ -1,0 +1,89 @@
+"""A case whose job failed (the worker gave up, no pipeline result): the case page shows frames cut from the stored
+video and says in Chinese that the machine could not analyse it, and an accept takes two people on the person's own
+session too (docs/security.md, the console review's Part). A real job failed by the worker after its attempts."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from pipelines.decision.runner import Certifier
+from service.certification import processing
+from service.certification.context import ServiceContext
+from service.certification.models import Certification, CertSession, Channel, SessionState
+from service.features.console.labels import FAILURE_OTHER_ZH, failure_zh
+from tests.service import factories
+from tests.service.features.console.conftest import Sample, api_settle, login, make_case, new_client
+
+
+class _Poison:
+    """The models fail on this input the same way every time (a crafted upload that crashes the worker)."""
+
+    def run(self, *_args: object) -> object:
+        raise ValueError("operands could not be broadcast together with shapes (480,640,3) (3,)")
+
+
+def _failed_self_case(ctx: ServiceContext, sample: Sample) -> tuple[str, int]:
+    ctx.settings.workers.job_retry_backoff_s = 0
+    poison = cast(Certifier, _Poison())
+    sid, bid = make_case(ctx, poison, sample, channel=Channel.SELF)
+    for _ in range(ctx.settings.workers.job_max_attempts - 1):
+        assert processing.claim(ctx, sid, "console-test") == sid
+        assert processing.process(ctx, poison, sid, "console-test")
+    failed = factories.update(ctx, CertSession, sid)
+    assert failed.state == SessionState.FAILED and failed.result is None and failed.video_key is not None
+    return sid, bid
+
+
+def _certifications(ctx: ServiceContext, bid: int) -> int:
+    with ctx.db() as db:
+        return int(db.scalar(select(func.count(Certification.id)).where(Certification.beneficiary_id == bid)) or 0)
+
+
+def test_a_failed_case_shows_frames_cut_from_the_video_and_says_the_machine_could_not_analyse_it(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], sample: Sample
+) -> None:
+    """The page drew video pictures only from the pipeline's best frames: a failed job showed none, and its only
+    explanation was the worker's English exception."""
+    sid, _bid = _failed_self_case(ctx, sample)
+    login(app_client, "rev1")
+    page = app_client.get(f"/console/cases/{sid}").text
+    assert page.count('class="frame"') == 3
+    assert "机器未能分析该视频：以下为均匀截取的画面，没有活体检测和人脸比对结果" in page
+    assert "系统分析该视频时出错，多次重试仍未成功" in page  # the Chinese sentence; the technical text stays small
+    assert '<span class="small">（技术信息：ValueError: operands' in page
+    for i in range(3):  # each cut from the stored video, decoded for real
+        r = app_client.get(f"/console/cases/{sid}/img/frame/{i}")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
+    assert app_client.get(f"/console/cases/{sid}/img/frame/3").status_code == 404
+
+
+def test_a_failed_job_of_the_persons_own_session_takes_two_to_accept(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], sample: Sample
+) -> None:
+    """One reviewer's 通过 certified a year of pension on the card photo alone: no liveness, no face match."""
+    sid, bid = _failed_self_case(ctx, sample)
+    csrf = login(app_client, "rev1")
+    page = app_client.get(f"/console/cases/{sid}").text
+    assert 'id="four-eyes"' in page and "本人认证未经机器人脸比对" in page[page.index('id="four-eyes"') :]
+    assert app_client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf}).status_code in (200, 303)
+    r = app_client.post(f"/console/cases/{sid}/decide", data={"csrf": csrf, "decision": "accept", "reason": "证件一致"})
+    assert "等待主管复核" in r.text
+    assert factories.update(ctx, CertSession, sid).state == SessionState.FAILED and _certifications(ctx, bid) == 0
+    assert api_settle(app_client, sid, "accept") == (409, "CASE_HELD")
+    # A supervisor other than the first decider settles it: the rule asks for two, it does not forbid.
+    sup = new_client(app_client)
+    sup_csrf = login(sup, "sup1")
+    assert sup.post(f"/console/cases/{sid}/claim", data={"csrf": sup_csrf}).status_code in (200, 303)
+    sup.post(f"/console/cases/{sid}/decide", data={"csrf": sup_csrf, "decision": "accept", "reason": "看过画面"})
+    assert _certifications(ctx, bid) == 1
+
+
+def test_a_failure_reads_as_a_chinese_sentence() -> None:
+    """Each fixed text the workers write has its own sentence; an exception's text the general one."""
+    assert "处理程序都中断" in failure_zh("worker lost on every attempt")
+    assert "分析线程意外终止" in failure_zh("worker thread w-1 (host:1:ab) died")
+    assert "超出时间上限" in failure_zh("JobTimeLimitExceededError: the job ran past its hard time limit (60 s)")
+    assert failure_zh("ValueError: operands could not be broadcast") == FAILURE_OTHER_ZH

@@ -1,0 +1,124 @@
+"""A reviewer's decision that is not saved says so, and keeps what they typed (docs/security.md): sent
+after the login idled out (the login page says it and logs in back to the case, never off the console), after a
+colleague took the lapsed claim over (named, the reason kept), from a page opened before a newer login (the case
+again with the decision and reason, no "CSRF"), or a second time (their own decision, not a colleague's). The
+holder is told when their claim lapses, and 下一件 takes a case nobody holds before a colleague's lapsed claim."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from service.certification.context import ServiceContext
+from service.certification.models import CertSession, utcnow
+from service.features.console.models import ReviewClaim, ReviewDecision, StaffSession
+from tests.service import factories
+from tests.service.features.console.conftest import PASSWORD, csrf_of, login, new_client
+from tests.service.features.console.test_case_held import _review_case
+
+REASON = "已电话联系本人女儿，核实老人仍健在，光线较暗导致活体分数偏低。"
+
+
+def _decide(client: TestClient, sid: str, csrf: str, decision: str = "retry") -> tuple[int, str]:
+    r = client.post(f"/console/cases/{sid}/decide", data={"csrf": csrf, "decision": decision, "reason": REASON})
+    return r.status_code, r.text
+
+
+def _claimed(client: TestClient, ctx: ServiceContext, username: str) -> tuple[str, str]:
+    sid = _review_case(ctx, channel="self")
+    csrf = login(client, username)
+    assert client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf}).status_code == 200
+    return sid, csrf
+
+
+def _decisions(ctx: ServiceContext, sid: str) -> list[str]:
+    with ctx.db() as db:
+        return list(db.scalars(select(ReviewDecision.decision).where(ReviewDecision.session_id == sid)))
+
+
+def test_a_decision_sent_after_the_login_idled_out_says_so_and_logs_in_back_to_the_case(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: a bare redirect to a login page that said nothing, and the login led to the queue."""
+    sid, csrf = _claimed(app_client, ctx, "rev1")
+    with ctx.db() as db:  # 16 minutes of typing (the idle timeout is 15)
+        db.execute(update(StaffSession).values(last_seen=utcnow() - dt.timedelta(minutes=16)))
+    status, page = _decide(app_client, sid, csrf)
+    assert status == 401 and "登录已超时，刚才提交的内容未保存" in page
+    assert f'name="next" value="/cases/{sid}"' in page and _decisions(ctx, sid) == []
+    form = {"username": "rev1", "password": PASSWORD, "csrf": csrf_of(page), "next": f"/cases/{sid}"}
+    r = app_client.post("/console/login", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/console/cases/{sid}"
+
+
+@pytest.mark.parametrize(
+    "next_path", ["//evil.example/x", "https://evil.example/", "/cases/../../h5/", "/queue?x=1", "\\\\evil.example"]
+)
+def test_the_login_never_leads_off_the_console(
+    app_client: TestClient, staff_users: dict[str, int], next_path: str
+) -> None:
+    page = app_client.get("/console/login").text
+    form = {"username": "rev1", "password": PASSWORD, "csrf": csrf_of(page), "next": next_path}
+    r = app_client.post("/console/login", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console/queue"
+
+
+def test_a_decision_after_a_colleague_took_the_lapsed_claim_names_them_and_keeps_the_reason(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: 409 "请先领取该案件" on a bare page, the typed reason gone, and the holder never told of the lapse."""
+    sid, csrf = _claimed(app_client, ctx, "rev1")
+    assert "您的领取将于" in app_client.get(f"/console/cases/{sid}").text
+    factories.update(ctx, ReviewClaim, sid, claimed_at=utcnow() - dt.timedelta(minutes=31))
+    assert "您的领取已于" in app_client.get(f"/console/cases/{sid}").text  # the holder sees it has lapsed
+    rev2 = new_client(app_client)
+    r = rev2.post("/console/cases/next", data={"csrf": login(rev2, "rev2")}, follow_redirects=False)
+    assert r.headers["location"] == f"/console/cases/{sid}"
+    status, page = _decide(app_client, sid, csrf)
+    assert status == 409 and "由 rev2-姓名 领取" in page and "您的决定未保存" in page
+    assert re.search(r'<textarea id="reason-kept" readonly>' + REASON + "</textarea>", page)
+    assert _decisions(ctx, sid) == []
+
+
+def test_next_case_takes_a_case_nobody_holds_before_a_lapsed_claim(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    lapsed, _ = _claimed(app_client, ctx, "rev1")  # the older case
+    factories.update(ctx, ReviewClaim, lapsed, claimed_at=utcnow() - dt.timedelta(minutes=31))
+    free = _review_case(ctx, channel="self")
+    factories.update(ctx, CertSession, free, decided_at=utcnow() + dt.timedelta(seconds=1))
+    rev2 = new_client(app_client)
+    r = rev2.post("/console/cases/next", data={"csrf": login(rev2, "rev2")}, follow_redirects=False)
+    assert r.headers["location"] == f"/console/cases/{free}"
+    claim = factories.update(ctx, ReviewClaim, lapsed)
+    assert claim.claimed_by == staff_users["rev1"]
+
+
+def test_a_decision_from_a_page_opened_before_a_newer_login_reopens_the_case_with_it(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: a 403 page naming "CSRF", without navigation, whose 返回 led to the queue, the reason gone."""
+    sid, old_csrf = _claimed(app_client, ctx, "rev1")
+    login(app_client, "rev1")  # another tab of the same browser logs in again
+    status, page = _decide(app_client, sid, old_csrf, "reject")
+    assert status == 403 and "CSRF" not in page and "页面已过期" in page and "您的决定未保存" in page
+    assert 'value="reject" accesskey="r" checked' in page and f">{REASON}</textarea>" in page
+    assert _decide(app_client, sid, csrf_of(page), "reject")[0] == 200  # the reopened form works
+    # Any other expired form: the words, the navigation, and a link back to the page the form was on.
+    r = app_client.post(f"/console/cases/{sid}/release", data={"csrf": old_csrf})
+    assert r.status_code == 403 and "CSRF" not in r.text and "页面已过期" in r.text
+    assert f'href="/console/cases/{sid}"' in r.text and "审核队列" in r.text
+
+
+def test_a_second_click_on_a_decision_says_it_was_ones_own(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    sid, csrf = _claimed(app_client, ctx, "rev1")
+    assert _decide(app_client, sid, csrf)[0] == 200
+    status, page = _decide(app_client, sid, csrf)
+    assert status == 409 and "您已提交过决定，该案件已处理" in page
+    assert _decisions(ctx, sid) == ["retry"]
