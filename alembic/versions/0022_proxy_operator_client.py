@@ -24,20 +24,24 @@ down_revision = "0021"
 branch_labels = None
 depends_on = None
 
-# The first login's entry (the one that created the account): audit ids grow with time.
-_BACKFILL = """
-UPDATE proxy_operators SET client = (
-    SELECT a.actor FROM audit_entries a
-    WHERE a.action = 'proxy.operator.login' AND a.target = proxy_operators.id
-    ORDER BY a.id LIMIT 1
-)
+# Each account's first login entry (the one that made it; audit ids grow with time), read in one pass over the login
+# entries (ix_audit_entries_action). A subquery per account would scan those entries once per account: on a bureau's
+# log, with hundreds of thousands of accounts, for hours, under the migration's locks.
+_FIRST_LOGINS = """
+SELECT a.target, a.actor FROM audit_entries a
+JOIN (
+    SELECT target, MIN(id) AS first FROM audit_entries WHERE action = 'proxy.operator.login' GROUP BY target
+) f ON a.id = f.first
 """
 
 
 def upgrade() -> None:
     with op.batch_alter_table("proxy_operators") as batch:
         batch.add_column(sa.Column("client", sa.String(length=64), nullable=True))
-    op.execute(_BACKFILL)
+    bind = op.get_bind()
+    firsts = [{"id": target, "client": actor} for target, actor in bind.execute(sa.text(_FIRST_LOGINS))]
+    if firsts:  # by primary key, one statement run for each account
+        bind.execute(sa.text("UPDATE proxy_operators SET client = :client WHERE id = :id"), firsts)
 
 
 def downgrade() -> None:

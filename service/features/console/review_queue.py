@@ -345,9 +345,7 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
     # Locked and re-read: the operator API may settle the same case at this moment (a claim past its lifetime
     # does not hold it off); a "retry" written over its accept would leave a certification behind.
     db.refresh(s, with_for_update=True)
-    c = db.get(ReviewClaim, session_id, with_for_update=True)
-    _check_deciding(db, staff, s, c)
-    assert c is not None  # _check_deciding: the claim is staff's
+    c = _check_deciding(db, staff, s, db.get(ReviewClaim, session_id, with_for_update=True))
     if c.pending_decision is not None:
         return _second_decision(db, ctx, staff, s, c, decision, reason)
     why = second_needed(db, s, decision)
@@ -359,17 +357,17 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
     return "settled"
 
 
-def _check_deciding(db: Session, staff: Staff, s: CertSession, c: ReviewClaim | None) -> None:
-    """Refuse a decision by `staff` on `s` unless they hold its claim `c`, saying why in the reviewer's terms: their
-    own decision already recorded (a double submit), a colleague who took the lapsed claim over (named), or no
-    claim at all."""
+def _check_deciding(db: Session, staff: Staff, s: CertSession, c: ReviewClaim | None) -> ReviewClaim:
+    """`staff`'s claim `c` on `s`; a decision is refused unless they hold it, saying why in the reviewer's terms:
+    their own decision already recorded (a double submit), a colleague who took the lapsed claim over (named), or
+    no claim at all."""
     last = db.scalar(select(ReviewDecision).where(ReviewDecision.session_id == s.id).order_by(ReviewDecision.id.desc()))
     if not is_open(s):
         if last is not None and last.user_id == staff.id:
             raise AlreadyDecided("您已提交过决定，该案件已处理")
         raise CaseError("该案件已处理")
     if c is not None and c.claimed_by == staff.id:
-        return
+        return c
     if c is not None and c.claimed_by is None and c.pending_by == staff.id:
         raise AlreadyDecided("您已提交过决定，等待另一位主管复核")
     if c is not None and c.claimed_by is not None:
