@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, select, text
+from sqlalchemy import Engine, create_engine, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from alembic import command
@@ -54,7 +54,8 @@ def _data_at_0008(engine: Engine) -> At0008:
         )
         roster = factories.beneficiary_at_revision(db, keyring, birth_date=dt.date(1970, 1, 1))
         for op in ("op-1", "op-2"):
-            db.add(ProxyOperator(id=op, channel="wechat", channel_hash=op, token_hash=op))
+            # The columns 0008 had (a later column, such as 0022's client, is not in its table yet).
+            db.execute(insert(ProxyOperator).values(id=op, channel="wechat", channel_hash=op, token_hash=op))
         db.flush()
         data = At0008(
             relative=_session(db, relative, "verification", "op-1"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, insert, inspect, text
 from sqlalchemy.orm import Session
 
 from alembic import command
@@ -26,7 +26,8 @@ def _claims_at_0009(engine: Engine) -> tuple[str, str]:
     keyring = Keyring(secrets.token_bytes(32), "k")
     with Session(engine) as db:
         roster = factories.beneficiary_at_revision(db, keyring, region="110105")
-        db.add(ProxyOperator(id="op-1", channel="wechat", channel_hash="op-1", token_hash="op-1"))
+        # The columns 0009 had (a later column, such as 0022's client, is not in its table yet).
+        db.execute(insert(ProxyOperator).values(id="op-1", channel="wechat", channel_hash="op-1", token_hash="op-1"))
         db.flush()
         sids = []
         for id_hash in (roster.id_hash, keyring.id_hash(factories.id_number("420106"))):
