@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry, CertSession, utcnow
+from service.infra.clock import local_date
 from tests.service import factories
 from tests.service.adapters.http.helpers import beneficiary_with_number, open_session, put_card, put_video
 from tests.service.conftest import ADMIN
@@ -226,7 +227,9 @@ def test_abandoned_sessions_expire_and_their_media_go(client: TestClient, ctx: S
     s = open_session(client, beneficiary_with_number(ctx, factories.id_number()))
     assert put_card(client, s, (data_dir / "idcard/synthetic/card_005.jpg").read_bytes()).status_code == 200
     row = session_row(ctx, s["session_id"])
-    day_after = (row.expires_at + dt.timedelta(days=1)).date()
+    # The bureau's day after the one the session expires on: the run expires as of that day's local midnight. The
+    # UTC date (as before) failed each day from 15:00 to 16:00 UTC, when the session's hour ran past Beijing's midnight.
+    day_after = local_date(ctx.settings, row.expires_at) + dt.timedelta(days=1)
     run = client.post("/api/v1/cycle/run", params={"today": day_after.isoformat()}, headers=ADMIN).json()
     assert run["sessions_expired"] >= 1
     assert session_row(ctx, s["session_id"]).state == "expired"
