@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from service.certification.models import Beneficiary, CertSession, utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain
-from service.features.console.models import ConsoleAlert, ConsoleAuditShown, StaffUser
+from service.features.console.accounts import staff_names
+from service.features.console.models import ConsoleAlert, ConsoleAuditShown
 from service.features.console.scope import DENIED
 from service.features.proxy.models import ProxyClaim
 from service.infra.clock import HasTimeZone, local_day_start
@@ -120,13 +121,6 @@ def record_list(
     return seq
 
 
-def _names(db: Session, actors: Sequence[str]) -> dict[str, str]:
-    """Staff as the page names them: "显示名（username）"; an account since deleted (or "anonymous") as written."""
-    usernames = [a.removeprefix("staff:") for a in actors if a.startswith("staff:")]
-    rows = db.execute(select(StaffUser.username, StaffUser.display_name).where(StaffUser.username.in_(usernames)))
-    return {f"staff:{u}": f"{d}（{u}）" for u, d in rows}
-
-
 def person_entries(db: Session, b: Beneficiary, before: int = 0) -> list[Access]:
     """A page (PAGE) of the entries naming `b`, newest first, older than entry `before` (0: the newest): the newest
     PAGE by target (`_naming`) and the newest PAGE of the list views that showed `b` (``console_audit_shown``'s
@@ -140,7 +134,7 @@ def person_entries(db: Session, b: Beneficiary, before: int = 0) -> list[Access]
             q = q.where(e.seq < before)
         found.update((x.seq, x) for x in db.scalars(q.order_by(e.seq.desc()).limit(PAGE)))
     entries = [found[seq] for seq in sorted(found, reverse=True)[:PAGE]]
-    names = _names(db, list({e.actor for e in entries}))
+    names = staff_names(db, {e.actor for e in entries})
     return [Access(e.seq, e.at, e.actor, names.get(e.actor, e.actor), e.action) for e in entries]
 
 
@@ -176,5 +170,5 @@ def heavy_viewers(db: Session, since: dt.datetime, limit: int, actors: Sequence[
     for a, n in db.execute(listed_q):
         counts.setdefault(a, [0, 0, 0])[2] = int(n)
     over = sorted(a for a, (p, s, n) in counts.items() if p > limit or s > limit or n > LISTED_FACTOR * limit)
-    names = _names(db, over)
+    names = staff_names(db, over)
     return [Viewer(a, names.get(a, a), *counts[a]) for a in over]

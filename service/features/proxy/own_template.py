@@ -19,6 +19,7 @@ from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, one_of_hashes
 from service.certification.template_withdrawal import Withdrawn, withdraw_session_consent
+from service.features.proxy.claim_retention import ERASED
 from service.features.proxy.models import CLAIM_FIELD, ProxyClaim, ProxyOperator, ProxyOperatorIdentity, ProxySession
 
 WITHDRAWN_ACTION = "proxy.operator.template.withdrawn"
@@ -49,7 +50,7 @@ def _person_hashes(db: Session, ctx: ServiceContext, person_hash: str) -> tuple[
     """The person's ID number's hash under every signing key in use (a rotation may be under way), from a claim
     that carries `person_hash`; only `person_hash` when none is kept."""
     sealed = db.scalar(
-        select(ProxyClaim.id_enc).where(ProxyClaim.id_hash == person_hash, ProxyClaim.id_enc != "").limit(1)
+        select(ProxyClaim.id_enc).where(ProxyClaim.id_hash == person_hash, ProxyClaim.id_enc != ERASED).limit(1)
     )  # an emptied claim (claim_retention.py) opens to nothing
     if sealed is None:
         return (person_hash,)

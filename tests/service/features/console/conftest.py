@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,7 +27,7 @@ from pipelines.decision.runner import Certifier
 from pipelines.id_card.synthetic import CardFields
 from service.certification import processing
 from service.certification.context import ServiceContext
-from service.certification.models import Certification, Channel, UploadKind
+from service.certification.models import Certification, CertSession, Channel, SessionState, UploadKind
 from service.certification.sessions import create_session, upload
 from service.features.console.alt_cert import certify_alternative
 from service.features.console.auth import Role, hash_password
@@ -185,3 +186,24 @@ def revoke_form(
 ) -> dict[str, str]:
     """The person page's revocation form (reason code and the supervisor's note) with its CSRF token."""
     return {"csrf": csrf, "reason": reason, "note": note}
+
+
+class PoisonCertifier:
+    """The models fail on this input the same way every time (a crafted upload that crashes the worker)."""
+
+    def run(self, *_args: object) -> object:
+        raise ValueError("operands could not be broadcast together with shapes (480,640,3) (3,)")
+
+
+def failed_case(ctx: ServiceContext, sample: Sample, channel: Channel) -> tuple[str, int]:
+    """A case whose job failed: a real upload, and the worker's every attempt crashing on it until it gives up
+    (state `failed`, no pipeline result, the video kept): (session id, person id)."""
+    ctx.settings.workers.job_retry_backoff_s = 0
+    poison = cast(Certifier, PoisonCertifier())
+    sid, bid = make_case(ctx, poison, sample, channel=channel)
+    for _ in range(ctx.settings.workers.job_max_attempts - 1):
+        assert processing.claim(ctx, sid, "console-test") == sid
+        assert processing.process(ctx, poison, sid, "console-test")
+    failed = factories.update(ctx, CertSession, sid)
+    assert failed.state == SessionState.FAILED and failed.result is None and failed.video_key is not None
+    return sid, bid

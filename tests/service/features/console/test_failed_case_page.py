@@ -4,37 +4,14 @@ session too (docs/security.md, the console review's Part). A real job failed by 
 
 from __future__ import annotations
 
-from typing import cast
-
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from pipelines.decision.runner import Certifier
-from service.certification import processing
 from service.certification.context import ServiceContext
 from service.certification.models import Certification, CertSession, Channel, SessionState
 from service.features.console.labels import FAILURE_OTHER_ZH, failure_zh
 from tests.service import factories
-from tests.service.features.console.conftest import Sample, api_settle, login, make_case, new_client
-
-
-class _Poison:
-    """The models fail on this input the same way every time (a crafted upload that crashes the worker)."""
-
-    def run(self, *_args: object) -> object:
-        raise ValueError("operands could not be broadcast together with shapes (480,640,3) (3,)")
-
-
-def _failed_self_case(ctx: ServiceContext, sample: Sample) -> tuple[str, int]:
-    ctx.settings.workers.job_retry_backoff_s = 0
-    poison = cast(Certifier, _Poison())
-    sid, bid = make_case(ctx, poison, sample, channel=Channel.SELF)
-    for _ in range(ctx.settings.workers.job_max_attempts - 1):
-        assert processing.claim(ctx, sid, "console-test") == sid
-        assert processing.process(ctx, poison, sid, "console-test")
-    failed = factories.update(ctx, CertSession, sid)
-    assert failed.state == SessionState.FAILED and failed.result is None and failed.video_key is not None
-    return sid, bid
+from tests.service.features.console.conftest import Sample, api_settle, failed_case, login, new_client
 
 
 def _certifications(ctx: ServiceContext, bid: int) -> int:
@@ -47,7 +24,7 @@ def test_a_failed_case_shows_frames_cut_from_the_video_and_says_the_machine_coul
 ) -> None:
     """The page drew video pictures only from the pipeline's best frames: a failed job showed none, and its only
     explanation was the worker's English exception."""
-    sid, _bid = _failed_self_case(ctx, sample)
+    sid, _bid = failed_case(ctx, sample, Channel.SELF)
     login(app_client, "rev1")
     page = app_client.get(f"/console/cases/{sid}").text
     assert page.count('class="frame"') == 3
@@ -64,7 +41,7 @@ def test_a_failed_job_of_the_persons_own_session_takes_two_to_accept(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], sample: Sample
 ) -> None:
     """One reviewer's 通过 certified a year of pension on the card photo alone: no liveness, no face match."""
-    sid, bid = _failed_self_case(ctx, sample)
+    sid, bid = failed_case(ctx, sample, Channel.SELF)
     csrf = login(app_client, "rev1")
     page = app_client.get(f"/console/cases/{sid}").text
     assert 'id="four-eyes"' in page and "本人认证未经机器人脸比对" in page[page.index('id="four-eyes"') :]

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, cast
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from pipelines.decision.result import Decision, Outcome
-from pipelines.decision.runner import Certifier
 from pipelines.reasons import ReasonCode
 from proxy_auth.decision import NOTE_BELOW_PROXY_LINE, OperatorCheck, ProxyContext, apply_proxy_policy
 from proxy_auth.policy import ProxyPolicy
-from service.certification import processing, proxy_face
+from service.certification import proxy_face
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState, utcnow
 from service.certification.proxy_face import face_below_accept
@@ -28,7 +27,7 @@ from service.features.proxy import operators
 from service.features.proxy.sessions import open_verification
 from tests.service import factories
 from tests.service.conftest import ADMIN
-from tests.service.features.console.conftest import Sample, login, make_case
+from tests.service.features.console.conftest import Sample, failed_case, login
 
 
 def _as_proxy_case(
@@ -161,26 +160,12 @@ def test_a_relatives_face_is_read_as_the_pipeline_and_the_proxy_policy_read_it(c
     assert _second_for(ctx, unscored) == [proxy_face.MACHINE_UNCHECKED]
 
 
-class _Poison:
-    """The models fail on this input the same way every time (a crafted upload that crashes the worker)."""
-
-    def run(self, *_args: object) -> object:
-        raise ValueError("operands could not be broadcast together")
-
-
 def test_a_relatives_session_whose_job_failed_takes_two_to_accept(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], sample: Sample
 ) -> None:
     """A relative's session whose job failed (an input that crashes the worker every time) went to staff with no face
     score, and one reviewer's accept certified it: no machine face check at all, and one person."""
-    ctx.settings.workers.job_retry_backoff_s = 0
-    poison = cast(Certifier, _Poison())
-    sid, _bid = make_case(ctx, poison, sample, channel=Channel.PROXY)
-    for _ in range(ctx.settings.workers.job_max_attempts - 1):
-        assert processing.claim(ctx, sid, "console-test") == sid
-        assert processing.process(ctx, poison, sid, "console-test")
-    failed = factories.update(ctx, CertSession, sid)
-    assert failed.state == SessionState.FAILED and failed.result is None
+    sid, _bid = failed_case(ctx, sample, Channel.PROXY)
     csrf = login(app_client, "rev1")
     page = app_client.get(f"/console/cases/{sid}").text
     assert 'id="four-eyes"' in page and "代办认证未经机器人脸比对" in page[page.index('id="four-eyes"') :]
