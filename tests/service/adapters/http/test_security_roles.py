@@ -190,7 +190,10 @@ def test_undecided_review_cases_keep_their_media_past_retention(
     decide(ctx, failed["session_id"], "failed", None, long_ago)  # the job gave up: staff look at it
     decide(ctx, rejected["session_id"], "decided", "reject", long_ago)  # final: its media go
 
-    today = dt.date.today().isoformat()
+    # The bureau's date, as the run reads its `today`: the UTC date (as before) put the staff decision below on the
+    # run's "today" from 16:00 to 24:00 UTC, and `later` was then one day short of the retention.
+    bureau_today = local_today(ctx.settings)
+    today = bureau_today.isoformat()
     run = client.post("/api/v1/cycle/run", params={"today": today}, headers=ADMIN).json()
     assert run["media_purged"] == 1
     assert not ctx.storage.exists(f"sessions/{rejected['session_id']}/id_card")
@@ -204,7 +207,7 @@ def test_undecided_review_cases_keep_their_media_past_retention(
     settle = {"decision": "reject", "reviewer": "窗口1-周"}
     assert client.post(f"/api/v1/sessions/{review['session_id']}/review", json=settle, headers=ADMIN).status_code == 200
     assert client.post("/api/v1/cycle/run", params={"today": today}, headers=ADMIN).json()["media_purged"] == 0
-    later = (dt.date.today() + dt.timedelta(days=ctx.settings.storage.retention_days + 1)).isoformat()
+    later = (bureau_today + dt.timedelta(days=ctx.settings.storage.retention_days + 1)).isoformat()
     assert client.post("/api/v1/cycle/run", params={"today": later}, headers=ADMIN).json()["media_purged"] == 1
     assert not ctx.storage.exists(f"sessions/{review['session_id']}/id_card")
     assert ctx.storage.exists(f"sessions/{failed['session_id']}/id_card")
@@ -213,7 +216,7 @@ def test_undecided_review_cases_keep_their_media_past_retention(
 def test_cycle_never_suspends_a_beneficiary_certified_for_the_cycle(client: TestClient, ctx: ServiceContext) -> None:
     ext = beneficiary_with_number(ctx, factories.id_number())
     s = open_session(client, ext)
-    today = dt.date.today()
+    today = local_today(ctx.settings)
     decide(ctx, s["session_id"], "decided", "accept", utcnow())
     with ctx.db() as db:
         row = db.get(CertSession, s["session_id"])
@@ -243,7 +246,7 @@ def test_a_certification_applied_during_the_cycle_run_resumes_the_beneficiary(
     ctx = ServiceContext(make_settings(tmp_path / "var", database_url=fresh_database(backend_urls, tmp_path)),
                          schema=None)  # fmt: skip
     install_features(ctx)  # as the worker's context: accept_session runs the features' accept hooks
-    day = dt.date.today()
+    day = local_today(ctx.settings)
     try:
         with ctx.db() as db:
             b = factories.beneficiary(db, ctx.keyring, valid_until=day - dt.timedelta(days=1))

@@ -146,10 +146,13 @@ def test_retention_purges_media_after_the_final_decision(
         assert row is not None
         row.state, row.decision, row.decided_at = "decided", "reject", decided
     days = ctx.settings.storage.retention_days
-    early = (decided + dt.timedelta(days=days - 1)).date().isoformat()
+    # The run's `today` is the bureau's date; the decision's UTC date (as before) is the day before it from 16:00 to
+    # 24:00 UTC, and `late` was then within the retention.
+    decided_day = local_date(ctx.settings, decided)
+    early = (decided_day + dt.timedelta(days=days - 1)).isoformat()
     assert client.post("/api/v1/cycle/run", params={"today": early}, headers=ADMIN).json()["media_purged"] == 0
     assert ctx.storage.exists(key)
-    late = (decided + dt.timedelta(days=days + 1)).date().isoformat()
+    late = (decided_day + dt.timedelta(days=days + 1)).isoformat()
     assert client.post("/api/v1/cycle/run", params={"today": late}, headers=ADMIN).json()["media_purged"] == 1
     assert not ctx.storage.exists(key)
     row = session_row(ctx, s["session_id"])
