@@ -58,6 +58,9 @@ class ReasonCode(enum.StrEnum):
     # A proxy certification queued before another of its binding's was flagged (or the binding locked): to staff
     # (service/features/proxy/holds.py puts it into the decision; service/certification/review.py reads it).
     PROXY_BINDING_HELD = "PROXY_BINDING_HELD"
+    # A proxy certification whose binding the elder ended (withdrew consent) before it was decided: it certifies
+    # nobody, whoever decides it (service/features/proxy/holds.py), and is no failure of the relative's.
+    PROXY_BINDING_WITHDRAWN = "PROXY_BINDING_WITHDRAWN"
     MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
 
     @property
@@ -111,6 +114,7 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.PROXY_LIMIT_REACHED: "绑定数量已达上限",
     ReasonCode.PROXY_OPERATOR_FACE: "请拍摄被认证老人本人,而非代办人",
     ReasonCode.PROXY_BINDING_HELD: "该绑定正在人工核查,本次代办认证已转工作人员审核,请耐心等待结果",
+    ReasonCode.PROXY_BINDING_WITHDRAWN: "老人本人已解除您的代办绑定,本次代办认证不能通过",
     ReasonCode.MODEL_UNAVAILABLE: "系统暂时无法处理,请稍后再试",
 }
 
@@ -163,6 +167,7 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.PROXY_LIMIT_REACHED: "代办绑定数量已满",
     ReasonCode.PROXY_OPERATOR_FACE: "视频中的人脸像代办人本人",
     ReasonCode.PROXY_BINDING_HELD: "同一绑定另有代办认证被标记(代办人本人出镜)或绑定已锁定,转人工",
+    ReasonCode.PROXY_BINDING_WITHDRAWN: "认证过程中老人本人解除了该代办绑定(撤回同意),不能据此认证",
     ReasonCode.MODEL_UNAVAILABLE: "模型不可用",
 }
 

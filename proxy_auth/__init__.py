@@ -16,6 +16,7 @@ from proxy_auth.bindings import (
     needs_consent,
     record_failure,
     require_usable,
+    reusable_consent,
 )
 from proxy_auth.decision import OperatorCheck, ProxyContext, apply_proxy_policy, check_operator
 from proxy_auth.errors import ProxyAuthError
@@ -44,4 +45,5 @@ __all__ = [
     "needs_consent",
     "record_failure",
     "require_usable",
+    "reusable_consent",
 ]

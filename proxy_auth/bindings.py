@@ -44,6 +44,7 @@ class Binding:
     locked: bool = False
     failures: int = 0
     flagged: bool = False  # the relative filmed themselves in a proxy session of this binding
+    withdrawn: bool = False  # the elder ended it: their consent to the relative withdrawn (PIPL art. 15)
 
     @property
     def active(self) -> bool:
@@ -63,9 +64,10 @@ def check_new_binding(
     `relative_history` is every binding the relative (a person, over all their accounts) ever had (ended ones
     included); `elder_bindings` is every binding of the elder. `account_history`, when the binding is made from
     one of several accounts of the person: that account's bindings (default: `relative_history`). Only a live
-    binding of the elder from the same account refuses another: the person's new account (a lost phone, whose
-    binding nobody can end) may bind the elder again, with the elder's consent again (`needs_consent` per account).
-    """
+    binding of the elder from the same account refuses another: the person's new account (a lost phone) may bind
+    the elder again, with the elder's consent again (`needs_consent` per account); the service then moves the
+    person's live binding of the elder to the new account, and leaves it out of both lists, then and once moved
+    (one relationship, counted once)."""
     if relative_id == elder_id:
         raise ProxyAuthError(ReasonCode.PROXY_LIMIT_REACHED, "a person cannot be their own proxy")
     same_account = relative_history if account_history is None else account_history
@@ -98,16 +100,30 @@ def check_relative_slot(relative_id: str, elder_bindings: Sequence[Binding], pol
         raise ProxyAuthError(ReasonCode.PROXY_LIMIT_REACHED, f"elder already has {len(relatives)} relatives bound")
 
 
-def needs_consent(relative_id: str, elder_bindings: Sequence[Binding]) -> bool:
-    """Whether a new binding of `relative_id` to the elder needs the elder's own consent.
+def needs_consent(relative_id: str, elder_bindings: Sequence[Binding], withdrawn_at: dt.datetime | None = None) -> bool:
+    """Whether a new binding of `relative_id` to the elder needs the elder's own consent (`reusable_consent`)."""
+    return reusable_consent(relative_id, elder_bindings, withdrawn_at) is None
+
+
+def reusable_consent(
+    relative_id: str, elder_bindings: Sequence[Binding], withdrawn_at: dt.datetime | None = None
+) -> Consent | None:
+    """The elder's consent a new binding of `relative_id` reuses (the latest), or None: it needs the elder's own.
 
     The elder consents to one relative, not to whoever knows their name and ID number: only the same relative's
     earlier consented binding of this elder is reused, and never once a binding of the pair was flagged (the
-    relative filmed themselves instead of the elder), so unbinding cannot launder a flagged binding."""
+    relative filmed themselves instead of the elder), so unbinding cannot launder a flagged binding; nor a consent
+    given before `withdrawn_at`, when the elder last ended a binding of this relative (`Carried.withdrawn_at`):
+    the elder withdrew it, and binding again must not bring it back."""
     pair = [b for b in elder_bindings if b.relative_id == relative_id]
     if any(b.flagged for b in pair):
-        return True
-    return not any(b.consent is not None for b in pair)
+        return None
+    given = [
+        b.consent
+        for b in pair
+        if b.consent is not None and (withdrawn_at is None or b.consent.recorded_at > withdrawn_at)
+    ]
+    return max(given, key=lambda c: c.recorded_at, default=None)
 
 
 @dataclass(frozen=True)
@@ -117,13 +133,16 @@ class Carried:
     failures: int = 0
     locked: bool = False
     flagged: bool = False
+    # When the elder last ended a binding of the pair (withdrew consent): no consent given before it is reused.
+    withdrawn_at: dt.datetime | None = None
 
 
 def carried_over(relative_id: str, elder_bindings: Sequence[Binding]) -> Carried:
     """The pair's record carried into a new binding: unbinding and binding again must not clear a lock, a flag
     or the failure count (only staff do that, by unlocking). Failures and the lock come from the pair's latest
     binding (where staff unlock and an accepted certification reset them); a flag on any of them stays, as it
-    stays on a binding that staff unlock."""
+    stays on a binding that staff unlock. The elder's withdrawal of consent (an end by the elder) stays too: a
+    relative is a person, so it holds over all their accounts."""
     pair = sorted((b for b in elder_bindings if b.relative_id == relative_id), key=lambda b: b.created_at)
     if not pair:
         return Carried()
@@ -131,6 +150,7 @@ def carried_over(relative_id: str, elder_bindings: Sequence[Binding]) -> Carried
         failures=pair[-1].failures,
         locked=pair[-1].locked,
         flagged=any(b.flagged for b in pair),
+        withdrawn_at=max((b.ended_at for b in pair if b.withdrawn and b.ended_at), default=None),
     )
 
 

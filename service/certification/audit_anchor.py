@@ -47,6 +47,7 @@ STORE_INFO = "audit_anchor_store"
 _PENDING_INFO = "audit_anchor_pending"
 _LISTENING_INFO = "audit_anchor_listening"
 _WROTE_INFO = "audit_anchor_wrote"
+_OBJECTS_INFO = "audit_anchor_objects"  # other objects to write once the transaction commits (put_on_commit)
 
 
 @dataclass(frozen=True)
@@ -188,12 +189,28 @@ def anchor_on_commit(db: Session) -> None:
     commit and rollback events, and an entry written inside a savepoint rolled back later never existed."""
     if db.info.get(STORE_INFO) is None:
         return
+    _listen(db)
+    db.info[_WROTE_INFO] = True
+
+
+def put_on_commit(db: Session, key: str, data: bytes) -> bool:
+    """Write `data` as object `key` of the media store (sealed with the media key, as the head) once `db`'s
+    transaction has committed, nothing on a rollback: what a database restore must not take back is kept where
+    the restore does not reach (withdrawal_records.py). Queued for the top-level commit: a savepoint rolled back
+    does not take it away (no caller writes one inside a savepoint). False: a session made without a store (tools)."""
+    if db.info.get(STORE_INFO) is None:
+        return False
+    _listen(db)
+    db.info.setdefault(_OBJECTS_INFO, []).append((key, data))
+    return True
+
+
+def _listen(db: Session) -> None:
     if not db.info.get(_LISTENING_INFO):  # once per session (sessions are short-lived units of work)
         event.listen(db, "before_commit", _read_head_before_commit)
         event.listen(db, "after_commit", _write_pending_head)
         event.listen(db, "after_rollback", _drop_pending_head)
         db.info[_LISTENING_INFO] = True
-    db.info[_WROTE_INFO] = True
 
 
 def _read_head_before_commit(db: Session) -> None:
@@ -207,6 +224,11 @@ def _read_head_before_commit(db: Session) -> None:
 def _write_pending_head(db: Session) -> None:
     if db.in_nested_transaction():  # a savepoint released: the transaction is still open
         return
+    for key, data in db.info.pop(_OBJECTS_INFO, []):
+        try:
+            db.info[STORE_INFO].put(key, data)
+        except Exception as exc:  # committed: the request stands; only what a restore would need is missing
+            log.error("%s not written to the media store after its commit (a restore cannot redo it): %s", key, exc)
     anchor: Anchor | None = db.info.pop(_PENDING_INFO, None)
     if anchor is None:
         return
@@ -221,6 +243,7 @@ def _drop_pending_head(db: Session) -> None:
         return
     db.info.pop(_PENDING_INFO, None)
     db.info.pop(_WROTE_INFO, None)
+    db.info.pop(_OBJECTS_INFO, None)
 
 
 def check_anchors(db: Session, storage: MediaStorage) -> AnchorCheck:

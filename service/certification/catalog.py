@@ -142,6 +142,9 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     ),
     # A channel key's login to a relative's account another client (integrator, the H5 pages) made.
     "PROXY_ACCOUNT_ELSEWHERE": "该亲属账号已在其他渠道注册,请回到原渠道登录",
+    # The same refusal on the H5 pages: the other client is always an integrator's app (a channel key), and the
+    # account stays its own (docs/security.md, Part BS): the relative is told where to go, not to try again.
+    "PROXY_ACCOUNT_IN_APP": "您的微信号已在其他应用中开通了亲属代办,请在该应用中为家人办理",
     # PROXY_BINDING_HELD, a decision's reason: pipelines.reasons.ReasonCode (review.py reads it, below the features).
 }
 
@@ -177,6 +180,8 @@ WECHAT_MESSAGES_ZH: dict[str, str] = {
 # Codes answered by the kind of error they are raised as (service.adapters.http.errors.STATUS_BY_KIND).
 BY_KIND_MESSAGES_ZH: dict[str, str] = {
     "FILE_NOT_FOUND": "文件不存在,请检查路径",  # the offline proxy check and the CLI: a path given by staff
+    # `pension-cert move-relatives`: a client name no account holds, or no channel key in force has.
+    "PROXY_CLIENT_UNKNOWN": "未找到该渠道,请核对渠道名称",
 }
 
 # Staff labels where the citizen's message is advice rather than what happened (the rest use the message).
@@ -189,6 +194,7 @@ SERVICE_STAFF_ZH: dict[str, str] = {
     "PROXY_RELATIONSHIP": "亲属关系填写不正确",
     "PROXY_OPERATOR_VERIFIED": "代办人已实名,拒绝再次核验",
     "PROXY_ELDER_SLOTS_FULL": "老人的代办亲属名额已满,同意未生效",
+    "PROXY_ACCOUNT_IN_APP": "亲属账号由其他应用开设,公众号登录被拒",
     "WECHAT_DISABLED": "未配置微信渠道",
     "CARD_READ_DISABLED": "未开启先识别身份证",
     "WECHAT_TOKEN_UNSET": "未设置微信令牌",

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.catalog import CERTIFICATE_VALID_ZH, message_zh
@@ -91,9 +92,23 @@ def issue_code(keyring: Keyring, cert_id: int, id_masked: str, certified_on: dt.
     return f"{body}.{keyring.mac('cert:' + body)[:32]}"
 
 
+# The longest code there can be: its row's column (Certification.code, String(128)); an issued one is about 120.
+CODE_MAX_CHARS = 128
+
+
+def _code_parts(code: str) -> tuple[str, str]:
+    """(body, mac) of `code`; CERTIFICATE_INVALID when longer than any issued code, before anything decodes it (a
+    body of thousands of nested ``[`` made json.loads raise RecursionError: a 500 for anyone, an error log flood)."""
+    text = code.strip()
+    if len(text) > CODE_MAX_CHARS:
+        raise ServiceError("CERTIFICATE_INVALID", "longer than any issued code")
+    body, _, mac = text.partition(".")
+    return body, mac
+
+
 def verify_code(keyring: Keyring, code: str) -> CertificateClaims:
     """The claims of a code signed with the current signing key or a previous one still in use."""
-    body, _, mac = code.strip().partition(".")
+    body, mac = _code_parts(code)
     if not body or not _mac_ok(keyring, body, mac):
         raise ServiceError("CERTIFICATE_INVALID", "signature does not verify")
     return issued_claims(code)
@@ -102,7 +117,7 @@ def verify_code(keyring: Keyring, code: str) -> CertificateClaims:
 def issued_claims(code: str) -> CertificateClaims:
     """The claims of a code read from its certification's own row (issued by this service, under whichever
     signing key was current then: not checked again)."""
-    body = code.strip().partition(".")[0]
+    body = _code_parts(code)[0]
     try:
         p = json.loads(_unb64(body))
         return CertificateClaims(int(p["c"]), str(p["m"]), dt.date.fromisoformat(p["d"]), dt.date.fromisoformat(p["u"]))
@@ -189,6 +204,39 @@ def _stored_exactly(db: Session, code: str) -> Certification | None:
         return None
     cert = db.get(Certification, cert_id)
     return cert if cert is not None and hmac.compare_digest(cert.code.encode(), code.strip().encode()) else None
+
+
+# The audit action of a copy served by a lasting identity (`latest_copy`): a relative's token, the person's H5 login.
+COPY_ACTION = "certificate.copy"
+
+
+def latest_copy(db: Session, b: Beneficiary, today: dt.date) -> tuple[Certification, Standing]:
+    """The certificate `b` (or a relative bound to them) may have again, by an identity that outlasts the session's
+    token (a reviewed case is accepted long after it ends): the latest of theirs valid today. When none is, refused
+    as `require_valid` refuses the latest one (revoked, expired, ...); NOT_FOUND when never certified."""
+    certs = db.scalars(
+        select(Certification)
+        .where(Certification.beneficiary_id == b.id)
+        .order_by(Certification.certified_on.desc(), Certification.id.desc())
+    ).all()
+    for cert in certs:
+        st = standing(db, cert, today)
+        if st.valid:
+            return cert, st
+    if not certs:
+        raise NotFoundError("certificate (no accepted certification)")
+    return certs[0], require_valid(db, certs[0], today)
+
+
+def verify_url(base_url: str, code: str) -> str:
+    """The public check's address of `code`: the certificate's QR code and 核验网址 (PUBLIC_BASE_URL's site)."""
+    return f"{base_url.rstrip('/')}/api/v1/certificates/verify?code={code}"
+
+
+def certificate_png(name: str, cert: Certification, st: Standing, base_url: str) -> bytes:
+    """The printable certificate of `cert` (its claims read from its own row: issued by this service, whichever
+    signing key was current then)."""
+    return render_png(name, issued_claims(cert.code), verify_url(base_url, cert.code), st.method_zh)
 
 
 def require_valid(db: Session, cert: Certification, today: dt.date) -> Standing:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pipelines.liveness import LivenessResult, VideoFingerprintStore
     from service.certification.context import ServiceContext
     from service.certification.models import Beneficiary, CertSession
+    from service.certification.withdrawal_records import KeptWithdrawal
 
 
 # --- The model pack's roles, as the service calls them -------------------------------------------------------
@@ -226,6 +227,15 @@ class UpkeepHook(Protocol):
     def __call__(self, ctx: ServiceContext, at: dt.datetime, /) -> dict[str, int]: ...
 
 
+class ReapplyHook(Protocol):
+    """A feature's withdrawal (of a kind it records: service/certification/withdrawal_records.py) done again by
+    `pension-cert console record-restore`, after a restore from a dump older than it, through the feature's own
+    service function, in the command's transaction, audited with ``withdrawal.detail()`` added (the event id it
+    carries). False: nothing left to do (what it acts on is not in the restored database, or ended already)."""
+
+    def __call__(self, db: Session, ctx: ServiceContext, withdrawal: KeptWithdrawal, /) -> bool: ...
+
+
 class RevokedHook(Protocol):
     """Called in the transaction of a revocation asked for outside the console (service/certification/
     revoke_request.py: the operator API, `pension-cert revoke`), once the core revoked the certification of session
@@ -266,6 +276,7 @@ class FeatureHooks:
     identity_changes: dict[str, IdentityChangedHook] = field(default_factory=dict)
     identity_confirmations: dict[str, IdentityConfirmedHook] = field(default_factory=dict)
     upkeep: dict[str, UpkeepHook] = field(default_factory=dict)
+    reapply: dict[str, ReapplyHook] = field(default_factory=dict)  # keyed by the withdrawal's audit action
     revocations: dict[str, RevokedHook] = field(default_factory=dict)
     person_hashes: dict[str, PersonHashSource] = field(default_factory=dict)  # the first that knows one wins
     gauges: dict[str, Collector] = field(default_factory=dict)  # a feature's gauges, added to /metrics at scrape time

@@ -31,7 +31,7 @@ from service.certification.certificates import issue_code
 from service.certification.context import ServiceContext
 from service.certification.contract import Certifier
 from service.certification.current_person import made_for_current_person
-from service.certification.cycle import record_certification
+from service.certification.cycle import record_certification, valid_until
 from service.certification.errors import ServiceError
 from service.certification.fingerprints import SessionFingerprints
 from service.certification.models import (
@@ -409,7 +409,11 @@ def accept_session(
     was_suspended = b.status == BeneficiaryStatus.SUSPENDED
     # `today` is the certification's date; one entered late resumes only if still valid on the bureau's date.
     before = b.valid_until  # kept in the audit entry: a revocation of this certification goes back to it
-    until = record_certification(db, b, today, ctx.rules, today=max(today, local_today(ctx.settings)))
+    recorded = record_certification(db, b, today, ctx.rules, today=max(today, local_today(ctx.settings)))
+    # The certification's own validity, not the record's latest (one entered late would carry a later
+    # certification's date, and keep it once that one is revoked): what its certificate, the cycle run and the
+    # public check go by.
+    until = valid_until(today, ctx.rules, b.region, b.birth_date)
     cert = Certification(beneficiary_id=b.id, session_id=s.id, certified_on=today, valid_until=until, code="")
     db.add(cert)
     db.flush()
@@ -426,7 +430,7 @@ def accept_session(
         CERTIFIED_ACTION,
         b.external_id,
         {
-            "valid_until": until.isoformat(),
+            "valid_until": recorded.isoformat(),  # the record's, as it stands after this one
             "resumed": was_suspended and b.status != BeneficiaryStatus.SUSPENDED,
             "certification": cert.id,
             "valid_until_before": before.isoformat() if before else None,

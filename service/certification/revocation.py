@@ -215,7 +215,7 @@ def revoke_asks(db: Session, certs: Collection[Certification]) -> dict[int, seco
 def revalidate(db: Session, b: Beneficiary, revoked: Certification, rules: CycleRules) -> None:
     """The record's validity and last certification as they would stand without `revoked` (one of its present
     person's): from the certifications of that person still in force, each by its own validity (`valid_until` of
-    its day: a certification entered late stores the record's latest date, the revoked one's maybe). A later date
+    its day, as each row stores it). A later date
     from elsewhere (a later certification, the roster's own dates) stays. With none left, the validity goes back to
     what the record had before the revoked certification (its accept's audit entry, `valid_until_before`), and
     never later than the day before it: nothing on record vouches for the person past it (a roster grace date is
@@ -223,14 +223,22 @@ def revalidate(db: Session, b: Beneficiary, revoked: Certification, rules: Cycle
     person certifies again). The one home of the recomputation: a revocation, and a supervisor's same-person
     finding that makes an earlier revoked certification the record's again (identity_review.py)."""
     rows = db.execute(
-        select(Certification.certified_on, CertSession.created_at)
+        select(Certification, CertSession.created_at)
         .join(CertSession, CertSession.id == Certification.session_id)
         .where(Certification.beneficiary_id == b.id, in_force())
     ).all()
-    left = [on for on, opened in rows if made_for_current_person(b, opened)]
+    standing = [c for c, opened in rows if made_for_current_person(b, opened)]
+    for c in standing:
+        # A row entered late before each row stored its own validity (processing.accept_session) carries the
+        # record's latest date then, the revoked one's maybe: cut back to its own, or the cycle run and the public
+        # check went on by the revoked one's date. Only a row that may carry it: rules changed since do not
+        # shorten another certificate.
+        if c.valid_until >= revoked.valid_until:
+            c.valid_until = min(c.valid_until, valid_until(c.certified_on, rules, b.region, b.birth_date))
+    left = [c.certified_on for c in standing]
     if b.valid_until is not None and b.valid_until <= revoked.valid_until:
         fallback = min(d for d in (revoked.certified_on - dt.timedelta(days=1), _before(db, b, revoked)) if d)
-        b.valid_until = max((valid_until(on, rules, b.region, b.birth_date) for on in left), default=fallback)
+        b.valid_until = max((c.valid_until for c in standing), default=fallback)
     if b.last_certified_on is not None and b.last_certified_on <= revoked.certified_on:
         b.last_certified_on = max(left, default=None)
 

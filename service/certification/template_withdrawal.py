@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.certification.models import Beneficiary, CertSession, SessionDecision
+from service.certification.withdrawal_records import note
 
 # The audit action of a withdrawal (the caller records it: the H5 page in the audit log, the console in its chain).
 WITHDRAWN_ACTION = "template.withdrawn"
@@ -33,9 +34,10 @@ class Withdrawn:
 
     template_cleared: bool
     sessions: int
+    event: str = ""  # the id of its record in the media store (withdrawal_records.py), named by the audit entry
 
     def detail(self, via: str) -> dict[str, object]:
-        return {"via": via, "template_cleared": self.template_cleared, "sessions": self.sessions}
+        return {"via": via, "template_cleared": self.template_cleared, "sessions": self.sessions, "event": self.event}
 
 
 def _not_accepted() -> ColumnElement[bool]:
@@ -74,11 +76,13 @@ def withdraw_session_consent(db: Session, which: ColumnElement[bool]) -> int:
         total += len(ids)
 
 
-def withdraw_template(db: Session, b: Beneficiary) -> Withdrawn:
+def withdraw_template(db: Session, b: Beneficiary, event: str = "") -> Withdrawn:
     """Erase `b`'s face template and withdraw the consent of their sessions not yet accepted, in the caller's unit
-    of work (it audits and commits)."""
+    of work (it audits, with `detail`, and commits). Recorded in the media store once committed, so that a restore
+    from an older dump does it again (withdrawal_records.py); `event`: a restore doing a recorded one again."""
+    event = note(db, WITHDRAWN_ACTION, b.external_id, b.external_id, event)
     withdrawn = withdraw_session_consent(db, CertSession.beneficiary_id == b.id)
     db.refresh(b, with_for_update=True)  # an accept that enrolled meanwhile has committed: its template is read
     cleared = b.template is not None
     b.template, b.template_model, b.template_consent = None, None, False
-    return Withdrawn(template_cleared=cleared, sessions=withdrawn)
+    return Withdrawn(template_cleared=cleared, sessions=withdrawn, event=event)

@@ -134,6 +134,11 @@ class SecuritySettings(BaseSettings):
     # sessions). Channel keys (api_keys) get 403 ADMIN_KEY_REQUIRED there. The development default is refused
     # at use outside development.
     admin_api_keys: list[str] = Field(default_factory=lambda: [DEV_ADMIN_API_KEY])
+    # Channel keys replaced by another of the same integrator (a JSON object, old key → the key that replaced it):
+    # the relatives' accounts one made are that integrator's under either (`same_client`; the login moves them to
+    # the key it came with, audited). Not keys accepted: only API_KEYS authenticates (docs/operations.md,
+    # "Replacing a channel key").
+    api_keys_replaced: dict[str, str] = Field(default_factory=dict)
     trusted_proxies: list[str] = Field(default_factory=list)  # IPs/CIDRs whose X-Forwarded-For is believed
 
     @field_validator("media_keys_previous")
@@ -164,6 +169,30 @@ class SecuritySettings(BaseSettings):
             raise ValueError(f"entry {', '.join(bad)} is empty")
         return keys
 
+    @field_validator("api_keys_replaced")
+    @classmethod
+    def _replaced_api_keys(cls, pairs: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # Each a step of the procedure missed (docs/operations.md), refused at start: the entry is named by its
+        # place, never by its keys. A family with no key in API_KEYS would move its accounts to no one; an operator
+        # key's accounts are named `admin:`, not a channel key's.
+        channel, admin = info.data.get("api_keys", ()), info.data.get("admin_api_keys", ())
+        for i, (old, new) in enumerate(pairs.items()):
+            if not old.strip() or not new.strip() or old == new:
+                raise ValueError(f"entry {i + 1} has an empty key, or a key replaced by itself")
+            if old in admin or new in admin:
+                raise ValueError(f"entry {i + 1} names an operator key (ADMIN_API_KEYS): only channel keys move")
+            if not any(k in channel for k in (new, *_client_keys(pairs, new))):
+                raise ValueError(
+                    f"entry {i + 1}: the key that replaced it is not in PENSION_CERT_API_KEYS (nor replaced by one "
+                    "that is): add the integrator's new key there"
+                )
+        return pairs
+
+    def same_client(self, key: str) -> tuple[str, ...]:
+        """The other channel keys that API_KEYS_REPLACED makes one client with `key`: the keys it replaced and the
+        keys that replaced it, however many replacements apart (empty for a key never replaced)."""
+        return _client_keys(self.api_keys_replaced, key)
+
     @field_validator("signing_keys_leaked")
     @classmethod
     def _leaked_signing_keys(cls, keys: list[str], info: ValidationInfo) -> list[str]:
@@ -180,6 +209,19 @@ class SecuritySettings(BaseSettings):
                     "cookies and certificate codes: remove it from there"
                 )
         return keys
+
+
+def _client_keys(replaced: Mapping[str, str], key: str) -> tuple[str, ...]:
+    """The keys linked to `key` by the (old → new) pairs, either way round, transitively; `key` left out."""
+    found, todo = {key}, [key]
+    while todo:
+        k = todo.pop()
+        for old, new in replaced.items():
+            linked = new if old == k else old if new == k else None
+            if linked is not None and linked not in found:
+                found.add(linked)
+                todo.append(linked)
+    return tuple(sorted(found - {key}))
 
 
 class StorageSettings(BaseSettings):
@@ -642,9 +684,33 @@ class Settings(BaseSettings):
             f"or {' and '.join(off for _, off in served)})"
         )
 
+    def _public_address_problem(self) -> str | None:
+        """Why PUBLIC_BASE_URL cannot be the address printed on certificates (their QR code and 核验网址: a paper
+        printed once points there for its whole year) and opened by citizens' phones; None when it can."""
+        if "public_base_url" not in self.model_fields_set:
+            why = "is not set (the default is this machine's own address)"
+        else:
+            parts = urlsplit(self.public_base_url)
+            host = (parts.hostname or "").rstrip(".")
+            try:
+                literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+            except ValueError:
+                literal = None
+            if parts.scheme != "https":
+                why = "is not https:// (anyone on the way could answer a certificate's check as valid)"
+            elif host == "localhost" or host.endswith(".localhost") or literal is not None:
+                why = "names this machine or an IP address, not the bureau's domain name"
+            else:
+                return None
+        return (
+            f"PENSION_CERT_PUBLIC_BASE_URL {why}: certificates' QR codes and printed 核验网址 point there; set the "
+            "public https address citizens' phones open, e.g. https://h5.pension.example.gov.cn"
+        )
+
     def production_weaknesses(self) -> list[str]:
         """What a production start refuses besides the development defaults: short keys, an open /metrics,
-        a WeChat channel whose callback signature anyone could compute."""
+        a public address certificates cannot point to, a WeChat channel whose callback signature anyone could
+        compute."""
         weak: list[str] = []
         if len(self.security.signing_key) < MIN_SECRET_CHARS:
             weak.append(f"PENSION_CERT_SIGNING_KEY shorter than {MIN_SECRET_CHARS} characters")
@@ -659,6 +725,9 @@ class Settings(BaseSettings):
         metrics = self._open_metrics()
         if metrics:
             weak.append(metrics)
+        address = self._public_address_problem()
+        if address:
+            weak.append(address)
         if self.wechat.app_id:
             if not self.wechat.encoding_aes_key:
                 weak.append(

@@ -140,6 +140,11 @@ class Keyring:
         (a look-up hash, an account id), never to accept one a client presents (`verify_mac`)."""
         return tuple(_mac(key, text) for key in self._lookup_keys)
 
+    def key_names(self, prefix: str, key: str) -> tuple[str, ...]:
+        """An API key's actor name (`api:<8 hex>`, `admin:<8 hex>`) under each signing key in use, the current one
+        first: audit entries and relatives' accounts name a key by it, never by the key itself."""
+        return tuple(prefix + mac[:8] for mac in self.macs("apikey:" + key))
+
     def verify_mac(self, text: str, mac: str, length: int | None = None) -> bool:
         """`mac` (or its first `length` characters) is the MAC of `text` under the current or a previous signing
         key; never a leaked one's."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -19,6 +20,7 @@ from proxy_auth import (
     needs_consent,
     record_failure,
     require_usable,
+    reusable_consent,
 )
 
 T0 = dt.datetime(2026, 1, 5, 9, 0)
@@ -96,6 +98,22 @@ def test_consent_is_given_to_one_relative() -> None:
     # Once the relative filmed themselves, the elder must consent again.
     flagged = [binding("r1", "e1", flagged=True, ended=True), binding("r1", "e1", consent=True, day=2, ended=True)]
     assert needs_consent("r1", flagged)
+
+
+def test_the_elders_withdrawal_is_carried_and_no_consent_before_it_is_reused() -> None:
+    """The elder ended a binding of the relative (withdrew consent): a later binding of the pair reuses no consent
+    given before that, of any of the pair's bindings; one given after it (the elder consented again) is reused."""
+    earlier = binding("r1", "e1", consent=True, ended=True)  # consented at T0, unbound by the relative
+    ended_by_elder = replace(binding("r1", "e1", consent=True, day=2, ended=True), withdrawn=True)
+    kept = carried_over("r1", [earlier, ended_by_elder])
+    assert kept.withdrawn_at == T0 + dt.timedelta(days=3)
+    assert not needs_consent("r1", [earlier])  # today's rule: her own earlier consent is reused
+    assert needs_consent("r1", [earlier, ended_by_elder], kept.withdrawn_at)
+    assert reusable_consent("r1", [earlier, ended_by_elder], kept.withdrawn_at) is None
+    anew = Consent(ConsentMethod.STAFF_APPROVAL, T0 + dt.timedelta(days=5), "staff-1")
+    later = replace(binding("r1", "e1", day=4, ended=True), consent=anew)
+    assert reusable_consent("r1", [earlier, ended_by_elder, later], kept.withdrawn_at) == anew
+    assert carried_over("r2", [ended_by_elder]).withdrawn_at is None  # another relative's is not theirs
 
 
 def test_binding_again_carries_the_pairs_record() -> None:

@@ -25,6 +25,7 @@ def production(**overrides: Any) -> Settings:
         "api_keys": [os.urandom(24).hex()],
         "admin_api_keys": [os.urandom(24).hex()],
         "metrics_token": os.urandom(24).hex(),
+        "public_base_url": "https://h5.pension.example.gov.cn",
     }
     values.update(overrides)
     return settings_from_flat(**values)
@@ -77,6 +78,27 @@ def test_wechat_plain_text_mode_is_refused_in_production_and_a_misshapen_key_eve
     for bad in (AES_KEY[:-1], AES_KEY[:-1] + "!", "A" * 44):
         with pytest.raises(ValidationError, match="EncodingAESKey"):
             production(**wechat, wechat_encoding_aes_key=bad)
+
+
+def test_a_public_address_certificates_cannot_point_to_is_refused_in_production() -> None:
+    """Certificates print PUBLIC_BASE_URL (QR code, 核验网址): unset, plain http or this machine's address were
+    accepted, and every paper printed pointed at a site a bank's phone cannot open or anyone on the way answers."""
+    keys = production().security
+    unset = settings_from_flat(
+        env="production", media_key=keys.media_key, signing_key=keys.signing_key, api_keys=keys.api_keys,
+        admin_api_keys=keys.admin_api_keys, metrics_token=os.urandom(24).hex(),
+    )  # fmt: skip
+    refused(unset, "PENSION_CERT_PUBLIC_BASE_URL is not set")
+    assert unset.production_weaknesses() == [w for w in unset.production_weaknesses() if "PUBLIC_BASE_URL" in w]
+    for url in ("http://cert.example.gov.cn", "http://127.0.0.1:8000", "https://127.0.0.1", "https://localhost:8443"):
+        refused(production(public_base_url=url), "PENSION_CERT_PUBLIC_BASE_URL")
+    refused(production(public_base_url="https://[::1]/"), "PENSION_CERT_PUBLIC_BASE_URL")
+    refused(production(public_base_url="https://0.0.0.0:8000"), "PENSION_CERT_PUBLIC_BASE_URL")
+    production(public_base_url="https://h5.example.gov.cn").validate_secrets()
+    # Development and test keep the loopback default (scripts/start.sh, the test servers).
+    key = base64.b64encode(os.urandom(32)).decode()
+    settings_from_flat(env="test", media_key=key, signing_key="x", api_keys=["y"]).validate_secrets()
+    Settings().validate_secrets()
 
 
 def test_development_and_test_keep_working_with_short_values() -> None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+
+from service.certification.certificates import CertificateStatus, check_code, issued_claims
 from service.certification.context import ServiceContext
 from service.certification.cycle import run_cycle, valid_until
 from service.certification.identity_review import confirm_same_person
-from service.certification.models import Beneficiary
+from service.certification.models import Beneficiary, Certification, in_force
 from service.features.console.alt_cert import certify_alternative
 from service.infra.clock import local_today
+from tests.service import factories
 from tests.service.test_identity_change_accept import _change_number
 from tests.service.test_revocation import _certify, _person, _revoke, _row
 
@@ -50,8 +54,60 @@ def test_a_late_entered_certification_leaves_its_own_validity(ctx: ServiceContex
         certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
     done = _revoke(ctx, fraud)
     b = _row(ctx, bid)
-    assert done.valid_until == valid_until(seen, ctx.rules, b.region, b.birth_date)
+    own = valid_until(seen, ctx.rules, b.region, b.birth_date)
+    assert done.valid_until == own
     assert done.last_certified_on == seen
+    # The day after the home visit's own validity: lapsed, and its certificate reads expired (before, the row
+    # kept the fraud's date: never suspended, and the check said valid for the fraud's whole year).
+    with ctx.db() as db:
+        late = db.scalars(select(Certification).where(Certification.beneficiary_id == bid, in_force())).one()
+        assert late.valid_until == own
+        assert check_code(db, ctx.keyring, late.code, own + dt.timedelta(days=1))[1].status is CertificateStatus.EXPIRED
+        assert run_cycle(db, own + dt.timedelta(days=1), ctx.rules) == [bid]
+
+
+def test_a_late_entry_stores_its_own_validity_and_the_record_keeps_the_later_one(ctx: ServiceContext) -> None:
+    today = local_today(ctx.settings)
+    bid = _person(ctx, valid_until=today - dt.timedelta(days=10))
+    cid, _ = _certify(ctx, bid, today)
+    seen = today - dt.timedelta(days=200)
+    with ctx.db() as db:
+        b = db.get(Beneficiary, bid)
+        assert b is not None
+        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
+    b = _row(ctx, bid)
+    with ctx.db() as db:
+        query = select(Certification.id, Certification.valid_until).where(Certification.beneficiary_id == bid)
+        rows = {i: until for i, until in db.execute(query)}
+        late = db.scalars(
+            select(Certification).where(Certification.id != cid, Certification.beneficiary_id == bid)
+        ).one()
+        assert issued_claims(late.code).valid_until == late.valid_until  # the code signs the same date
+    ours = valid_until(today, ctx.rules, b.region, b.birth_date)
+    assert b.valid_until == ours and rows[cid] == ours
+    assert rows[late.id] == valid_until(seen, ctx.rules, b.region, b.birth_date) < ours
+
+
+def test_a_late_entry_stored_with_the_frauds_date_is_cut_back_by_the_revocation(ctx: ServiceContext) -> None:
+    """A row written before each row stored its own validity: it carries the record's latest date, the fraud's."""
+    today = local_today(ctx.settings)
+    bid = _person(ctx, valid_until=today - dt.timedelta(days=10))
+    fraud, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
+    seen = today - dt.timedelta(days=200)
+    with ctx.db() as db:
+        b = db.get(Beneficiary, bid)
+        assert b is not None
+        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
+        late = db.scalars(
+            select(Certification.id).where(Certification.id != fraud, Certification.beneficiary_id == bid)
+        ).one()
+    factories.update(ctx, Certification, late, valid_until=_row(ctx, bid).valid_until)
+    _revoke(ctx, fraud)
+    b = _row(ctx, bid)
+    own = valid_until(seen, ctx.rules, b.region, b.birth_date)
+    assert factories.update(ctx, Certification, late).valid_until == own == b.valid_until
+    with ctx.db() as db:
+        assert run_cycle(db, own + dt.timedelta(days=1), ctx.rules) == [bid]
 
 
 def test_with_nothing_left_the_validity_goes_back_to_what_it_was(ctx: ServiceContext) -> None:

@@ -131,6 +131,7 @@ def test_default_secrets_refused_outside_development(tmp_path: Path) -> None:
         api_keys=[os.urandom(32).hex()],
         admin_api_keys=[os.urandom(32).hex()],
         metrics_token=os.urandom(32).hex(),
+        public_base_url="https://h5.pension.example.gov.cn",
     )
     good.validate_secrets()
     with pytest.raises(InsecureSettingsError):

@@ -65,6 +65,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "service.adapters.cli.revoke_cmd",
         "revoke a certification found fraudulent (by id, session, or person and day), as --actor",
     ),
+    "move-relatives": (
+        "service.adapters.cli.relatives_cmd",
+        "move the relatives' accounts a replaced channel key made to the key that replaced it, as --actor",
+    ),
 }
 COMMAND_MODULES = tuple(dict.fromkeys(module for module, _help in COMMANDS.values()))
 

@@ -69,7 +69,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the sessions it lost. This records the restore (sealed in the media store, and in the audit log): "
         "verify-audit then lists it and checks the rest, and the orphan sweep keeps the media written before it "
         "for RETENTION_DAYS. Refused when an entry up to the restore point differs from its anchor (a restore "
-        "does not explain it) (docs/operations.md, 'Restoring from a backup').",
+        "does not explain it). Then the withdrawals later than the dump (a face template withdrawn, a binding the "
+        "elder ended), kept in the media store, are done again, each audited (docs/operations.md, 'Restoring from "
+        "a backup').",
     )
     r.add_argument("--reason", required=True, help="why the database was restored (1 to 200 characters)")
     r.add_argument(
@@ -217,15 +219,20 @@ def _verify(_args: argparse.Namespace) -> int:
 
 def _restored(args: argparse.Namespace) -> int:
     reason = _reason(args)
-    ctx = _context()
+    from service.features.install import install_features
+
+    ctx = install_features(_context())  # the features re-apply their own withdrawals (FeatureHooks.reapply)
     from service.certification.audit_anchor import RestoreRefusedError
     from service.certification.registry import advance_event_ids, exported_high, reused_event_ids
     from service.certification.restore_record import AUDIT_ACTION, KeptUnreadableError, record_restore
+    from service.certification.withdrawal_records import read_withdrawals
+    from service.certification.withdrawal_replay import reapply_withdrawals
     from service.features.console.audit_chain import record
     from service.infra.storage import StorageError
 
     with ctx.db() as db:
         try:  # every read and check first: a failure leaves nothing recorded, and a rerun records one restore
+            withdrawals = read_withdrawals(ctx.storage)
             high = exported_high(ctx.storage)[0]
             reused = reused_event_ids(db, ctx.storage)
             # The payment files' ids: the next event is numbered past every one already exported (idempotent).
@@ -239,9 +246,12 @@ def _restored(args: argparse.Namespace) -> int:
             unreadable = "nothing recorded: put back the object, or the key that sealed it, and run it again"
             refused = "run it again once it takes writes: the rerun completes this restore, never records a second"
             raise _storage_failure(exc, unreadable, refused) from None
+        # The withdrawals later than the dump, done again (each audited; a rerun skips those done).
+        redone = [{"kind": w.kind, "target": w.target, "at": w.at} for w in reapply_withdrawals(db, ctx, withdrawals)]
         restore, lost = done.restore, [a.seq for a in done.restore.lost]
         if done.state != "already":  # the record's own entry, naming it: a rerun finds a record without one
             detail = {"through": restore.seq, "lost": lost, "reason": reason, "next_event_id": next_event_id}
+            detail |= {"withdrawals_redone": len(redone)}
             detail |= {"record": restore.name, "event_ids_reused": reused[:20], "os_user": os_user()}
             record(db, "cli", AUDIT_ACTION, "audit", detail)
     emit(
@@ -253,6 +263,7 @@ def _restored(args: argparse.Namespace) -> int:
             # A rerun: the restore recorded already (nothing written), or completed (a run that failed midway).
             "already_recorded": done.state == "already",
             "completed": done.state == "completed",
+            "withdrawals_redone": redone,
         }
     )
     if reused:

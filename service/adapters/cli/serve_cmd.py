@@ -113,7 +113,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
     check_models(settings.certification.model_pack)
     base = f"http://{args.host}:{sock.getsockname()[1]}"  # the real port, also for --port 0
-    if "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ:  # env: set explicitly, not the default
+    unset = "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ  # env: set explicitly, not the default
+    # Never filled in production: certificates print it, and the start-up check (Settings.production_weaknesses)
+    # refuses one not set there rather than a listening address.
+    if unset and settings.env != "production":
         settings = settings.model_copy(update={"public_base_url": base})
     kit = None
     if args.demo:

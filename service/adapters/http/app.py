@@ -17,6 +17,7 @@ from fastapi import FastAPI
 import service.schema
 from service.adapters.http.body_limit import BodyLimitMiddleware
 from service.adapters.http.docs import install_docs
+from service.adapters.http.edges import install_edges
 from service.adapters.http.errors import install_error_handlers
 from service.adapters.http.observability import install_observability
 from service.adapters.http.routes_certificates import router as certificates_router
@@ -167,4 +168,5 @@ def create_app(
     def healthz() -> Health:
         return Health(status="ok")
 
+    install_edges(app)  # no trailing-slash redirect to the Host asked; HEAD as GET (outermost of all)
     return app

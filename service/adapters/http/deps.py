@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from service.certification.audit import DENIED, audit, refusal_entry
@@ -40,7 +44,9 @@ class Caller:
     actor: str
     admin: bool
     # The same key's actor name under each previous signing key still in use (a rotation, docs/operations.md):
-    # what the audit entries made before the restart call it (a retried revocation is recognised by it).
+    # what the audit entries made before the restart call it (a retried revocation is recognised by it). For a
+    # channel key also the names of the keys it is one client with (API_KEYS_REPLACED: a key it replaced, or
+    # one that replaced it), under every signing key: the relatives' accounts they made are its too.
     aliases: tuple[str, ...] = ()
 
 
@@ -61,8 +67,10 @@ def api_caller(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> C
         admin = _known(x_api_key, admin_keys(ctx.settings))
         if admin or _known(x_api_key, ctx.settings.security.api_keys):
             prefix = "admin:" if admin else "api:"
-            names = tuple(prefix + mac[:8] for mac in ctx.keyring.macs("apikey:" + x_api_key))
-            return Caller(names[0], admin, names[1:])
+            names = ctx.keyring.key_names(prefix, x_api_key)
+            same = () if admin else ctx.settings.security.same_client(x_api_key)
+            others = tuple(name for key in same for name in ctx.keyring.key_names(prefix, key))
+            return Caller(names[0], admin, names[1:] + others)
     raise ServiceError("UNAUTHORIZED", "missing or unknown X-API-Key")
 
 
@@ -122,3 +130,19 @@ SessionToken = Annotated[str | None, Depends(session_token)]
 NO_NUL = r"^[^\x00]*$"
 SessionId = Annotated[str, Path(pattern=NO_NUL)]
 ExternalId = Annotated[str, Path(pattern=NO_NUL)]
+
+# A date in a JSON body is an ISO 8601 string (YYYY-MM-DD), nothing else: pydantic's lax mode read 86400 or "86400"
+# as 2 January 1970 (seconds since 1970), and a revocation named a day the caller never wrote. Any other type or
+# form is 422 FIELD_INVALID naming the field (errors.validation_body); the date itself is then checked as before.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: object) -> object:
+    if (isinstance(value, dt.date) and not isinstance(value, dt.datetime)) or (
+        isinstance(value, str) and _ISO_DATE.fullmatch(value)
+    ):
+        return value
+    raise PydanticCustomError("date_type", "Input should be a date as a string, YYYY-MM-DD")
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]

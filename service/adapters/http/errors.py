@@ -58,6 +58,7 @@ STATUS_BY_CODE: dict[str, int] = {
     ServiceCode.NONCE_EXPIRED.value: 410,
     ReasonCode.PROXY_LIMIT_REACHED.value: 409,
     ReasonCode.PROXY_NOT_BOUND.value: 404,
+    ReasonCode.PROXY_BINDING_WITHDRAWN.value: 409,  # staff accepting a proxy certification the elder withdrew
     # Service codes (catalog: service.certification.catalog.SERVICE_MESSAGES_ZH).
     "NOT_FOUND": 404,
     "ROSTER_FORMAT": 422,
@@ -138,6 +139,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "PROXY_DECISION_PENDING": 409,
     "PROXY_ELDER_SLOTS_FULL": 409,
     "PROXY_ACCOUNT_ELSEWHERE": 403,
+    "PROXY_ACCOUNT_IN_APP": 403,  # the same refusal, to the H5 pages: the account is a channel key's
     "PROXY_BINDING_HELD": 409,  # a decision's reason, never raised
     # Assisted certification requests (service.certification.catalog.ASSIST_MESSAGES_ZH): a form problem is 422.
     "ASSIST_KIND": 422,

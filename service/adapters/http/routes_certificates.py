@@ -7,9 +7,9 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from service.adapters.http.deps import DB, Ctx, SessionId, SessionToken
-from service.adapters.http.schemas import EXACT, PNG, Certificate, CertificateCheck, PngResponse
+from service.adapters.http.schemas import EXACT, PNG, Certificate, CertificateCheck, PngResponse, certificate_view
 from service.certification import sessions
-from service.certification.certificates import Standing, check_code, issued_claims, render_png, require_valid
+from service.certification.certificates import Standing, certificate_png, check_code, require_valid
 from service.certification.errors import NotFoundError
 from service.certification.models import Beneficiary, Certification, beneficiary_of
 from service.infra.clock import local_today
@@ -28,10 +28,6 @@ def _certificate(ctx: Ctx, db: DB, token: str | None, session_id: str) -> tuple[
     return cert, b, require_valid(db, cert, local_today(ctx.settings))
 
 
-def _verify_url(ctx: Ctx, code: str) -> str:
-    return f"{ctx.settings.public_base_url.rstrip('/')}/api/v1/certificates/verify?code={code}"
-
-
 @router.get(
     "/sessions/{session_id}/certificate",
     summary="Certificate of an accepted certification (JSON)",
@@ -40,23 +36,13 @@ def _verify_url(ctx: Ctx, code: str) -> str:
 )
 def get_certificate(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> Certificate:
     cert, b, st = _certificate(ctx, db, token, session_id)
-    return Certificate(
-        name=b.name,
-        id_masked=b.id_masked,
-        certified_on=cert.certified_on.isoformat(),
-        valid_until=cert.valid_until.isoformat(),
-        code=cert.code,
-        verify_url=_verify_url(ctx, cert.code),
-        method=st.method,
-        method_zh=st.method_zh,
-    )
+    return certificate_view(b.name, b.id_masked, cert, st, ctx.settings.public_base_url)
 
 
 @router.get("/sessions/{session_id}/certificate.png", summary="Printable certificate with QR code", **PNG)
 def get_certificate_png(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> PngResponse:
     cert, b, st = _certificate(ctx, db, token, session_id)
-    claims = issued_claims(cert.code)  # its own row: issued by us, whichever signing key was current then
-    return PngResponse(render_png(b.name, claims, _verify_url(ctx, cert.code), st.method_zh))
+    return PngResponse(certificate_png(b.name, cert, st, ctx.settings.public_base_url))
 
 
 @router.get(

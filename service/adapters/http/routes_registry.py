@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile
 from pydantic import BaseModel, Field
@@ -25,6 +25,8 @@ router = APIRouter(prefix="/api/v1", tags=["registry"])
 Today = Annotated[dt.date | None, Query(description="simulated date (default: today)")]
 MAX_ROSTER_BYTES = 64 * 1024 * 1024
 EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
+# A list's formats: any other value is a 422 FIELD_INVALID naming both (it was answered as JSON, audited as asked).
+ListFormat = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 
 
 def _day(today: dt.date | None, settings: Settings) -> dt.date:
@@ -102,7 +104,7 @@ def find_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, id_number: str, today: 
     **EXACT,
 )
 def get_list(
-    ctx: Ctx, db: DB, actor: AdminClient, which: str, today: Today = None, format: str = "json"
+    ctx: Ctx, db: DB, actor: AdminClient, which: str, today: Today = None, format: ListFormat = "json"
 ) -> StatusList | CsvResponse:
     if which not in registry.LISTS:
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}")

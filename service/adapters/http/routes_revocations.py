@@ -6,12 +6,10 @@ audited); an operator key is the bureau's, for every region."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
-from service.adapters.http.deps import DB, NO_NUL, AdminCaller, Ctx, RequestKey
+from service.adapters.http.deps import DB, NO_NUL, AdminCaller, Ctx, IsoDate, RequestKey
 from service.adapters.http.schemas import EXACT, Revocation
 from service.certification.revocation import MAX_NOTE_CHARS
 from service.certification.revoke_request import MAX_ROW_ID, Target, revoke_requested
@@ -20,14 +18,17 @@ router = APIRouter(prefix="/api/v1", tags=["registry"])
 
 
 class RevokeBody(BaseModel):
-    certification_id: int | None = Field(
+    # Strict: "12" or 12.0 is a 422 FIELD_INVALID, not certification 12; a larger id is a 422, not a database error.
+    certification_id: StrictInt | None = Field(
         None, ge=1, le=MAX_ROW_ID, description="the certification (its public check)"
-    )  # a larger id is a 422, not a database error
+    )
     session_id: str | None = Field(None, max_length=64, pattern=NO_NUL, description="or the session it accepted")
     external_id: str | None = Field(
         None, max_length=64, pattern=NO_NUL, description="or the person, with certified_on; checked with the others"
     )
-    certified_on: dt.date | None = Field(None, description="the day of the certification, with external_id")
+    certified_on: IsoDate | None = Field(
+        None, description="the day of the certification (YYYY-MM-DD), with external_id"
+    )
     reason: str = Field(max_length=32, description="impersonation (冒领), wrong_accept (错误受理) or other")
     note: str = Field(max_length=MAX_NOTE_CHARS + 100, pattern=NO_NUL, description="what was found (1 to 500 chars)")
 

@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.certification.certificates import verify_url
+
 if TYPE_CHECKING:
+    from service.certification.certificates import Standing
+    from service.certification.models import Certification
     from service.certification.sessions import NewSession
 
 
@@ -61,6 +65,20 @@ class SessionCreated(ApiModel):
     token: str = Field(description="the session token (Authorization: Bearer) for the citizen's requests")
     challenge: Challenge
     expires_at: str
+
+
+def certificate_view(name: str, id_masked: str, cert: Certification, st: Standing, base_url: str) -> Certificate:
+    """The answer to every route that serves a certificate (the session's holder, a bound relative)."""
+    return Certificate(
+        name=name,
+        id_masked=id_masked,
+        certified_on=cert.certified_on.isoformat(),
+        valid_until=cert.valid_until.isoformat(),
+        code=cert.code,
+        verify_url=verify_url(base_url, cert.code),
+        method=st.method,
+        method_zh=st.method_zh,
+    )
 
 
 def session_created(new: NewSession) -> SessionCreated:

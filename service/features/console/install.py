@@ -5,6 +5,7 @@ which then wraps the host check's 404s too)."""
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, Response
@@ -79,7 +80,10 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
         if request.method == "POST":
             notice = routes_auth.EXPIRED_POST_ZH
             return routes_auth.login_form(request, 401, notice=notice, next_path=form_page(request))
-        return redirect("/login")
+        # A page visited: the login leads back to it (a console page path only: web.safe_next, in form_page); the
+        # queue is where a login leads anyway.
+        page = form_page(request)
+        return redirect("/login" if page == "/queue" else "/login?next=" + quote(page, safe="/"))
 
     @app.exception_handler(PasswordChangeRequired)
     async def password_change_required(_request: Request, _exc: PasswordChangeRequired) -> Response:

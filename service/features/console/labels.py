@@ -62,6 +62,8 @@ BINDING_ZH = {
     "ended": "已解绑",
     "expired": "老人逾期未确认，已失效",
     "revoked": "名册变更身份证号，已终止",
+    "withdrawn": "老人本人已解除（撤回同意）",
+    "moved": "亲属已用另一账号重新绑定",
 }
 
 # Why a supervisor revoked a certification (service.certification.revocation.RevokeReason).

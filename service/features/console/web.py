@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from sqlalchemy.orm import Session
+from starlette.routing import Match
 
 from service.certification import regions
 from service.certification.context import ServiceContext
@@ -90,14 +91,32 @@ def safe_next(path: str) -> str:
     return path if len(path) <= 200 and _PAGE_PATH.fullmatch(path) and ".." not in path else ""
 
 
+# Forms that are not on the nearest page above their path (the alerts page confirms an admin's grant of an account).
+_FORM_ON_PAGE = {PREFIX + "/users/{user_id}/confirm": "/alerts"}
+
+
+def _is_page(request: Request, path: str) -> bool:
+    """Whether the console answers a GET of `path` (without the prefix) with one of its pages."""
+    scope = {"type": "http", "path": PREFIX + path, "method": "GET", "root_path": "", "headers": []}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
+
+
 def form_page(request: Request) -> str:
-    """The page whose form sent `request`: a POST's path less its last step (/cases/ID/decide → /cases/ID,
-    /roster/search → /roster), the queue for 下一件 or anything else; a GET's own path."""
+    """The page whose form sent `request`: for a POST, the nearest console page above its path
+    (/cases/ID/decide → /cases/ID, /beneficiaries/B/certifications/C/revoke → /beneficiaries/B, /alerts/A/resolve
+    → /alerts), the queue when none is (下一件); a GET's own path. Never the Referer: the console sends none
+    (Referrer-Policy: no-referrer), and the path is the request's own, so this cannot lead off the console."""
     path = safe_next(request.url.path)
     if request.method == "GET":
         return path or "/queue"
-    parent = path.rsplit("/", 1)[0]
-    return parent if parent not in ("", "/cases") else "/queue"
+    on_page = _FORM_ON_PAGE.get(getattr(request.scope.get("route"), "path", ""))
+    if on_page is not None:
+        return on_page
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        if path and _is_page(request, path):
+            return path
+    return "/queue"
 
 
 def ctx_of(request: Request) -> ServiceContext:
@@ -176,9 +195,7 @@ STALE_FORM_ZH = (
 
 def check_csrf(staff: Staff, token: str | None) -> None:
     if not csrf_ok(staff.csrf, token):
-        raise StaleForm(
-            "页面已过期（可能已在其他窗口重新登录或登录已超时），刚才提交的内容未保存。请返回原页面，重新打开后再提交"
-        )
+        raise StaleForm(STALE_FORM_ZH)
 
 
 def secure_cookies(request: Request) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from proxy_auth import (
     carried_over,
     check_new_binding,
     check_relative_slot,
-    needs_consent,
+    reusable_consent,
 )
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode, message_zh
@@ -51,6 +51,9 @@ PROXY_BINDING_REVOKED = "PROXY_BINDING_REVOKED"
 # The elder's consent video for a relative while the elder already has as many relatives as allowed: refused when
 # it would be opened, rejected when decided (the relative's answer; staff consents keep PROXY_LIMIT_REACHED).
 PROXY_ELDER_SLOTS_FULL = "PROXY_ELDER_SLOTS_FULL"
+# A proxy certification whose binding the elder ended meanwhile (withdrew consent): it gives nothing, whoever decides
+# it (`holds.why_not_bound`), and counts no failure. A decision's reason: its home is the pipelines' reason codes.
+PROXY_BINDING_WITHDRAWN = ReasonCode.PROXY_BINDING_WITHDRAWN
 # A proxy certification queued before another of its binding's was flagged (or the binding locked): to staff. Its
 # home is the pipelines' reason codes: the core's review rule (service/certification/review.py) reads it too.
 PROXY_BINDING_HELD = ReasonCode.PROXY_BINDING_HELD
@@ -76,6 +79,7 @@ def to_rule(row: ProxyBinding, relative: str, elder: str) -> Binding:
         locked=row.locked,
         failures=row.failures,
         flagged=row.flagged,
+        withdrawn=row.status == BindingStatus.WITHDRAWN,
     )
 
 
@@ -105,34 +109,38 @@ def bind(
         # named so the app finds it. It was PROXY_LIMIT_REACHED, the code of the binding limits ("绑定数量已达上限").
         raise ProxyServiceError(PROXY_ALREADY_BOUND, "already bound to this elder", {"binding_id": live.id})
     person = op.person_hash or op.id
+    # The person's live bindings of this elder from their other accounts (a new phone): the relationship moves to
+    # this account, so they end here (`move`) and count in no limit (they are the same relationship).
+    moving = [b for b in theirs if b.operator_id in accounts and b.operator_id != op.id and b.ended_at is None]
     try:
-        rules = check_limits(db, elder, person, accounts, theirs, account=op.id)
+        rules = check_limits(db, elder, person, accounts, theirs, account=op.id, leaving_out={b.id for b in moving})
     except ProxyAuthError as exc:
         audit(db, actor(op), "proxy.bind.refused", elder.external_id, {"reason": exc.reason.value})
         db.commit()  # the refusal is on record even though the request fails (nothing else was written)
         raise as_service_error(exc) from exc
-    # The pair's record (lock, flag, failures) is the person's, over all their accounts. The elder's consent is
-    # reused only by the account it was given to, and never one given by the record's previous person (a binding
-    # revoked when the roster changed the record's ID number), nor after a flag on any binding of the person's.
-    kept = carried_over(person, rules)
+    # The pair's record (lock, flag, failures, the elder's withdrawal) is the person's, over all their accounts
+    # (the moving bindings' too). The elder's consent is reused only by the account it was given to, never one
+    # given by the record's previous person (a binding revoked when the roster changed the record's ID number),
+    # nor after a flag on any binding of the person's, nor one given before the elder last ended a binding of theirs.
+    kept = carried_over(person, rules + [to_rule(b, person, elder.id_hash) for b in moving])
     given = [to_rule(b, b.operator_id, elder.id_hash) for b in theirs if b.status != BindingStatus.REVOKED]
-    consented = not kept.flagged and not needs_consent(op.id, given)
+    reused = None if kept.flagged else reusable_consent(op.id, given, kept.withdrawn_at)
     row = ProxyBinding(
         id=str(uuid.uuid4()),
         operator_id=op.id,
         beneficiary_id=elder.id,
         relationship=rel.value,
-        status=BindingStatus.ACTIVE if consented else BindingStatus.PENDING_CONSENT,
+        status=BindingStatus.PENDING_CONSENT if reused is None else BindingStatus.ACTIVE,
         failures=kept.failures,
         locked=kept.locked,
         flagged=kept.flagged,
     )
-    if consented:
+    if reused is not None:
         # This relative's own earlier binding of the elder was consented (and never flagged): that consent is
         # theirs to keep. Another relative's consent is not: the elder agreed to that person, not to everyone.
-        before = [b for b in theirs if b.operator_id == op.id and b.consent_at and b.status != BindingStatus.REVOKED]
-        last = max(before, key=lambda b: b.consent_at or b.created_at)
-        row.consent_method, row.consent_ref, row.consent_at = last.consent_method, last.consent_ref, utcnow()
+        row.consent_method, row.consent_ref, row.consent_at = reused.method.value, reused.evidence_ref, utcnow()
+    for old in moving:
+        end_binding(db, old, actor(op), "proxy.binding.moved", elder.external_id, {"to": row.id}, BindingStatus.MOVED)
     db.add(row)
     db.flush()
     carried = {"failures": kept.failures, "locked": kept.locked, "flagged": kept.flagged}
@@ -148,16 +156,18 @@ def check_limits(
     accounts: Sequence[str],
     theirs: Sequence[ProxyBinding],
     account: str | None = None,
-    leaving_out: str | None = None,
+    leaving_out: Collection[str] = (),
 ) -> list[Binding]:
     """`proxy_auth.check_new_binding` over the stored rows, for `person` (behind `accounts`) binding `elder`,
     whose bindings are `theirs`: ProxyAuthError when a limit breaks. `account`: the one account binding ("already
-    bound" is then checked for it alone; None: for the person). `leaving_out`: a binding counted in neither list
-    (one given back: `identity.restore_for_same_person`). The elder's bindings as rules, relatives as persons."""
+    bound" is then checked for it alone; None: for the person). `leaving_out`: bindings counted in neither list
+    (one given back: `identity.restore_for_same_person`; the person's, moving to a new account: `bind`). A
+    binding moved to the person's other account is not counted in their history (the one it moved to is). The
+    elder's bindings as rules, relatives as persons."""
     persons = persons_of(db, {b.operator_id for b in theirs})
-    rules = [to_rule(b, persons[b.operator_id], elder.id_hash) for b in theirs if b.id != leaving_out]
+    rules = [to_rule(b, persons[b.operator_id], elder.id_hash) for b in theirs if b.id not in leaving_out]
     query = select(ProxyBinding).where(ProxyBinding.operator_id.in_(accounts))
-    mine = [b for b in db.scalars(query) if b.id != leaving_out]
+    mine = [b for b in db.scalars(query) if b.id not in leaving_out and b.status != BindingStatus.MOVED]
     history = [to_rule(b, person, elder_hash(db, b)) for b in mine]
     this_account = [r for b, r in zip(mine, history, strict=True) if b.operator_id == account] if account else None
     check_new_binding(person, elder.id_hash, history, rules, proxy_policy(), this_account)
@@ -260,8 +270,9 @@ def end_binding(
     detail: Mapping[str, object] | None = None,
     status: BindingStatus = BindingStatus.ENDED,
 ) -> None:
-    """The one way a binding ends (unbound, the elder's record given another ID number, expired unconsented):
-    kept with its record (failures, lock, flag: a later binding of the pair carries them over), audited."""
+    """The one way a binding ends (unbound, the elder's record given another ID number, expired unconsented, ended
+    by the elder, moved to the person's other account): kept with its record (failures, lock, flag: a later
+    binding of the pair carries them over), audited."""
     row.status, row.ended_at = status, utcnow()
     audit(db, who, action, target, {"binding": row.id, **(detail or {})})
 
@@ -302,11 +313,21 @@ STATUS_ZH: dict[BindingStatus, str] = {
     BindingStatus.ENDED: "已解绑",
     BindingStatus.EXPIRED: message_zh(PROXY_CONSENT_EXPIRED),
     BindingStatus.REVOKED: "老人档案信息已变更,原绑定已失效,如需代办请重新绑定",
+    # The elder ended it, not the relative: binding again needs the elder's own consent again.
+    BindingStatus.WITHDRAWN: "老人本人已解除您的代办绑定,如需代办请重新绑定,并经老人本人同意",
+    BindingStatus.MOVED: "您已用另一个账号绑定这位老人,请在新账号中办理",
 }
 
 
 def status_zh(status: str) -> str:
     return STATUS_ZH[BindingStatus(status)]
+
+
+def accepted(row: ProxyBinding) -> bool:
+    """Whether the elder or staff accepted `row` and it is in force: the relative may learn the elder's roster status
+    (a death) through it, on the proxy API (`elder_deceased`) and the H5 pages (`roster_told`). Not a pending binding
+    (only typed), nor an ended one: whoever unbound, was refused by the elder or moved on is told nothing more."""
+    return row.status == BindingStatus.ACTIVE
 
 
 def shown_elder(db: Session, row: ProxyBinding) -> tuple[str | None, str | None, bool]:

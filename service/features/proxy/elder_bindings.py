@@ -16,6 +16,7 @@ from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import NotFoundError
 from service.certification.models import Beneficiary, one_of_hashes
+from service.certification.withdrawal_records import RESTORE_ACTOR, KeptWithdrawal, note
 from service.features.proxy.bindings import end_binding
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyOperator
@@ -54,14 +55,20 @@ def relative_of(db: Session, ctx: ServiceContext, channel: str, channel_id: str,
 
 
 def end_by_elder(
-    db: Session, elder: Beneficiary, binding_id: str, who: str, poster: ProxyOperator | None = None
+    db: Session,
+    elder: Beneficiary,
+    binding_id: str,
+    who: str,
+    poster: ProxyOperator | None = None,
+    redo: KeptWithdrawal | None = None,
 ) -> ProxyBinding:
     """End binding `binding_id` of `elder` at the elder's request, in the caller's unit of work. Another elder's
     binding, or one ended already, answers like an unknown one. A binding locked for staff review ends too: the
     lock keeps the relative from going round staff; the elder ending it is what staff would do (its record, lock
     and flag, stays for a later binding of the pair); but not when `poster`, the account asking, is the binding's
     own relative (`bindings.unbind`'s refusal, PROXY_BINDING_LOCKED). Locks: the elder and the operator (FOR KEY
-    SHARE), then the binding (service/certification/lock_order.py)."""
+    SHARE), then the binding (service/certification/lock_order.py). Recorded in the media store once committed,
+    so that a restore from an older dump ends it again (withdrawal_records.py; `redo`: that restore, doing it)."""
     row = db.get(ProxyBinding, binding_id)
     if row is None or row.beneficiary_id != elder.id:
         raise NotFoundError("binding", code=ReasonCode.PROXY_NOT_BOUND.value)
@@ -77,5 +84,20 @@ def end_by_elder(
         audit(db, actor(poster), "proxy.unbind.refused", elder.external_id, detail)
         db.commit()
         raise ProxyServiceError("PROXY_BINDING_LOCKED", "binding locked pending staff review; staff unlock it first")
-    end_binding(db, row, who, ENDED_BY_ELDER, elder.external_id, {"relationship": row.relationship})
+    event = note(db, ENDED_BY_ELDER, elder.external_id, row.id, redo.event if redo else "")
+    ended: dict[str, object] = {"relationship": row.relationship, "event": event, **(redo.detail() if redo else {})}
+    # WITHDRAWN, not ENDED: the elder's consent is withdrawn (no later binding of the pair reuses it, and a proxy
+    # certification in flight gives nothing: `bindings.bind`, `holds.why_not_bound`).
+    end_binding(db, row, who, ENDED_BY_ELDER, elder.external_id, ended, BindingStatus.WITHDRAWN)
     return row
+
+
+def reapply_end(db: Session, ctx: ServiceContext, w: KeptWithdrawal, /) -> bool:
+    """A `ReapplyHook`: a binding the elder ended after the dump, ended again after a restore, at its first end's
+    time; False when the restored database has no such binding or it has ended already (whatever ended it)."""
+    row = db.get(ProxyBinding, w.ref)
+    elder = db.get(Beneficiary, row.beneficiary_id) if row is not None else None
+    if row is None or elder is None or row.status in ENDED_STATUSES:
+        return False
+    end_by_elder(db, elder, row.id, RESTORE_ACTOR, redo=w).ended_at = w.when()
+    return True

@@ -19,6 +19,7 @@ from service.certification.audit import audit
 from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision
 from service.features.proxy.bindings import (
     PROXY_BINDING_HELD,
+    PROXY_BINDING_WITHDRAWN,
     PROXY_ELDER_SLOTS_FULL,
     consent_expired,
     elder_slots_full,
@@ -35,44 +36,59 @@ from service.features.proxy.models import (
 from service.features.proxy.operators import actor
 
 # The reasons of a rejection that is no failure of the relative's (nothing carries over to the pair's record).
-BLAMELESS = frozenset({ReasonCode.PROXY_NOT_BOUND.value, PROXY_ELDER_SLOTS_FULL})
+BLAMELESS = frozenset({ReasonCode.PROXY_NOT_BOUND.value, PROXY_ELDER_SLOTS_FULL, PROXY_BINDING_WITHDRAWN})
 
 
 def no_longer_bound(db: Session, ps: ProxySession) -> bool:
-    """The binding a proxy session was opened under can no longer give it effect: a certification whose binding
-    was revoked (the roster gave the elder's record another ID number: the relative was the old person's, and the
-    face and card now checked are the new person's), a consent video whose binding's consent window
-    passed or that ended meanwhile (unbound too: an elder's consent to a binding that no longer exists gives
-    nothing, and must not read as accepted), or whose elder was recorded dead (rejected as not bound: the
-    relative it would answer is nobody the elder accepted, and must not learn of the death from it). Never for a
-    certification whose relative ended (unbound) the binding themself: that decision stands and its failure
-    counts, as before."""
+    """The binding a proxy session was opened under can no longer give it effect (`why_not_bound`)."""
+    return why_not_bound(db, ps) is not None
+
+
+def why_not_bound(db: Session, ps: ProxySession) -> ReasonCode | None:
+    """Why the binding a proxy session was opened under can no longer give it effect, None while it can.
+
+    A certification: PROXY_BINDING_WITHDRAWN when the elder ended the binding (withdrew consent: whatever the video
+    shows, nothing is certified under a consent withdrawn), PROXY_NOT_BOUND when it was revoked (the roster gave
+    the elder's record another ID number: the relative was the old person's, and the face and card now checked
+    are the new person's). A consent video: PROXY_NOT_BOUND when its binding's consent window passed or it ended
+    meanwhile (unbound too: an elder's consent to a binding that no longer exists gives nothing, and must not read
+    as accepted), or its elder was recorded dead (rejected as not bound: the relative it would answer is nobody the
+    elder accepted, and must not learn of the death from it). Never for a certification whose relative ended
+    (unbound, or moved to their other account) the binding themself: that decision stands and its failure counts,
+    as before."""
     row = db.get(ProxyBinding, ps.binding_id) if ps.binding_id else None
     if row is None:
-        return False
+        return None
     if ps.kind == ProxySessionKind.CERTIFICATION.value:
-        return row.status == BindingStatus.REVOKED
+        if row.status == BindingStatus.WITHDRAWN:
+            return PROXY_BINDING_WITHDRAWN
+        return ReasonCode.PROXY_NOT_BOUND if row.status == BindingStatus.REVOKED else None
     if ps.kind == ProxySessionKind.CONSENT.value:
         elder = db.get(Beneficiary, row.beneficiary_id)
         dead = elder is None or elder.status == BeneficiaryStatus.DECEASED
-        return dead or consent_expired(row) or row.status in ENDED_STATUSES
-    return False
+        ended = dead or consent_expired(row) or row.status in ENDED_STATUSES
+        return ReasonCode.PROXY_NOT_BOUND if ended else None
+    return None
 
 
 def hold(
     db: Session, s: CertSession, elder: Beneficiary | None, outcome: Outcome, reasons: list[str], /
 ) -> tuple[Outcome, list[str]]:
     """A HoldHook. An elder's consent video: rejected PROXY_NOT_BOUND when it can no longer give anything
-    (`no_longer_bound`; a death recorded meanwhile is not named), PROXY_ELDER_SLOTS_FULL when the elder has
+    (`why_not_bound`; a death recorded meanwhile is not named), PROXY_ELDER_SLOTS_FULL when the elder has
     meanwhile consented to as many relatives as allowed (an accept with nothing recorded read as done). A proxy
-    certification's accept: to staff (review, PROXY_BINDING_HELD) when the pair's binding is locked or another
-    certification of the pair was flagged after this one was opened."""
+    certification whose binding the elder ended since it was opened: rejected PROXY_BINDING_WITHDRAWN, whatever
+    the machine decided (staff could not accept it either: `hooks.on_accept`; no failure counted; a death is not
+    named to a relative the elder no longer accepts). A proxy certification's accept: to staff (review,
+    PROXY_BINDING_HELD) when the pair's binding is locked or another certification of the pair was flagged after
+    this one was opened."""
     ps = db.get(ProxySession, s.id)
     if ps is None or ps.binding_id is None or ps.kind == ProxySessionKind.VERIFICATION.value:
         return outcome, reasons
-    if ps.kind == ProxySessionKind.CONSENT.value and no_longer_bound(db, ps):
+    why = why_not_bound(db, ps)
+    if why is not None and (ps.kind == ProxySessionKind.CONSENT.value or why == PROXY_BINDING_WITHDRAWN):
         kept = [r for r in reasons if r != ReasonCode.BENEFICIARY_DECEASED.value]
-        return Outcome.REJECT, list(dict.fromkeys([*kept, ReasonCode.PROXY_NOT_BOUND.value]))
+        return Outcome.REJECT, list(dict.fromkeys([*kept, why.value]))
     if outcome is not Outcome.ACCEPT:
         return outcome, reasons
     op = db.get(ProxyOperator, ps.operator_id, with_for_update=True)

@@ -33,14 +33,16 @@ from service.certification.models import (
 )
 from service.features.proxy.bindings import (
     PROXY_BINDING_REVOKED,
+    PROXY_BINDING_WITHDRAWN,
     end_for_identity_change,
     expire_pending,
     record_consent,
     to_rule,
 )
 from service.features.proxy.claim_retention import erase_unverified_claims
+from service.features.proxy.elder_bindings import ENDED_BY_ELDER, reapply_end
 from service.features.proxy.errors import ProxyServiceError
-from service.features.proxy.holds import BLAMELESS, hold, no_longer_bound
+from service.features.proxy.holds import BLAMELESS, hold, no_longer_bound, why_not_bound
 from service.features.proxy.identity import restore_for_same_person
 from service.features.proxy.models import (
     BindingStatus,
@@ -51,7 +53,8 @@ from service.features.proxy.models import (
     ProxySessionKind,
 )
 from service.features.proxy.operators import actor, load_template, mark_verified, store_template
-from service.features.proxy.own_template import erase_templates_of_the_deceased
+from service.features.proxy.own_template import WITHDRAWN_ACTION as OPERATOR_WITHDRAWN
+from service.features.proxy.own_template import erase_templates_of_the_deceased, reapply_withdrawal
 from service.features.proxy.policy import proxy_policy
 from service.features.proxy.relatives import apply_rule
 from service.features.proxy.requesters import operator_requesters
@@ -101,6 +104,8 @@ def install(ctx: ServiceContext) -> None:
     ctx.hooks.upkeep["proxy"] = expire_pending  # daily: bindings unconsented past the window expire
     ctx.hooks.upkeep["proxy.deceased"] = erase_templates_of_the_deceased  # daily: a dead relative's template goes
     ctx.hooks.upkeep["proxy.claims"] = erase_unverified_claims  # daily: a purged, unaccepted claim's number goes
+    ctx.hooks.reapply[ENDED_BY_ELDER] = reapply_end  # after a restore: a binding the elder ended ends again
+    ctx.hooks.reapply[OPERATOR_WITHDRAWN] = reapply_withdrawal  # after a restore: a relative's withdrawal again
     ctx.hooks.person_hashes["proxy"] = person_hash  # a roster row new during a rotation: the claims' hash
 
 
@@ -119,8 +124,9 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, rep
         first = ps.kind == ProxySessionKind.CERTIFICATION.value and (
             elder is None or first_proxy_certification(db, elder.id, session_id)
         )
-        if no_longer_bound(db, ps):
-            return _not_bound(report.decision)
+        why = why_not_bound(db, ps)
+        if why is not None:
+            return _not_bound(report.decision, why)
         template = load_template(ctx, op) if op else None
         kind = ps.kind
     policy = proxy_policy()
@@ -136,12 +142,12 @@ def apply_policy(ctx: ServiceContext, session_id: str, certifier: Certifier, rep
     return apply_proxy_policy(report.decision, ProxyContext(deceased, first, operator), policy)
 
 
-def _not_bound(decision: Decision) -> Decision:
-    """Rejected, PROXY_NOT_BOUND: whatever the video shows, it certifies (or consents) nobody."""
+def _not_bound(decision: Decision, why: ReasonCode) -> Decision:
+    """Rejected for `why` (`holds.why_not_bound`): whatever the video shows, it certifies (or consents) nobody."""
     return dataclasses.replace(
         decision,
         outcome=Outcome.REJECT,
-        reasons=list(dict.fromkeys([*decision.reasons, ReasonCode.PROXY_NOT_BOUND])),
+        reasons=list(dict.fromkeys([*decision.reasons, why])),
         references=[],
     )
 
@@ -248,7 +254,11 @@ def on_accept(db: Session, s: CertSession, elder: Beneficiary | None) -> bool:
     if ps.kind == ProxySessionKind.CERTIFICATION.value:
         if elder is not None and elder.status == BeneficiaryStatus.DECEASED:
             raise ServiceError(ReasonCode.BENEFICIARY_DECEASED, "beneficiary is registered as deceased")
-        if no_longer_bound(db, ps):
+        why = why_not_bound(db, ps)
+        if why == PROXY_BINDING_WITHDRAWN:
+            # The elder ended the binding (withdrew consent) after it was opened: staff cannot certify with it.
+            raise ProxyServiceError(PROXY_BINDING_WITHDRAWN, "the elder ended the binding after it was opened")
+        if why is not None:
             # Opened for the record's previous person (its binding revoked by a roster change of the ID number):
             # neither staff nor a worker whose decision raced the import may certify the new person with it.
             raise ProxyServiceError(PROXY_BINDING_REVOKED, "the binding was revoked by a roster change")

@@ -94,7 +94,7 @@ def _may_return(
     accounts = [op for op, p in persons.items() if p == person]
     try:
         # As a new binding of the pair would be checked, "already bound" for any of the person's accounts.
-        check_limits(db, elder, person, accounts, record_rows, leaving_out=row.id)
+        check_limits(db, elder, person, accounts, record_rows, leaving_out={row.id})
     except ProxyAuthError:
         return False
     return True

@@ -36,10 +36,25 @@ class BindingStatus(enum.StrEnum):
     # The roster gave the elder's record another ID number: the binding was to the old person. Its consent is
     # never reused by a later binding of the record (its lock and flag are carried over like any binding's).
     REVOKED = "revoked"
+    # The elder ended it ("我的信息": PIPL art. 15, consent withdrawn): no consent of the pair given before it is
+    # reused by a later binding (the elder consents again), and a certification in flight under it gives nothing.
+    WITHDRAWN = "withdrawn"
+    # The same person (verified with the same ID number) bound the elder from another account (a new phone): the
+    # relationship goes on there, so it is not counted again in the person's lifetime history.
+    MOVED = "moved"
 
 
-# No longer a binding (its ``ended_at`` is set): unbound, expired unconsented, or revoked by a roster change.
-ENDED_STATUSES = frozenset({BindingStatus.ENDED.value, BindingStatus.EXPIRED.value, BindingStatus.REVOKED.value})
+# No longer a binding (its ``ended_at`` is set): unbound, expired unconsented, revoked by a roster change, ended by
+# the elder, or moved to the person's other account.
+ENDED_STATUSES = frozenset(
+    {
+        BindingStatus.ENDED.value,
+        BindingStatus.EXPIRED.value,
+        BindingStatus.REVOKED.value,
+        BindingStatus.WITHDRAWN.value,
+        BindingStatus.MOVED.value,
+    }
+)
 
 
 class ProxySessionKind(enum.StrEnum):

@@ -22,7 +22,11 @@ from service.infra.security import new_token, token_hash
 log = logging.getLogger(__name__)
 CHANNELS = ("wechat", "phone")
 PROXY_ACCOUNT_ELSEWHERE = "PROXY_ACCOUNT_ELSEWHERE"
+PROXY_ACCOUNT_IN_APP = "PROXY_ACCOUNT_IN_APP"  # the H5 pages' refusal: the account is an integrator's app's
 LOGIN_REFUSED = "proxy.operator.login_refused"
+CLIENT_MOVED = "proxy.operator.client_moved"
+CLIENTS_MOVED = "proxy.operator.clients_moved"  # staff's move of a whole client (`move_client`), who and how
+PROXY_CLIENT_UNKNOWN = "PROXY_CLIENT_UNKNOWN"
 # The client name of the service's own H5 pages (a channel key's is `api:<8 hex>`): the accounts they make are theirs.
 H5_CLIENT = "wechat-h5"
 
@@ -83,7 +87,7 @@ def login(
     else:
         op.token_hash = token_hash(token)
         op.channel_hash = hashes[0]  # re-hashed on sight: a previous signing key's moves to the current one
-        op.client = client  # the same: an alias moves to the current name; an account before 0022 is claimed
+        _move(db, op, client, client)  # the same: an alias moves to the current name; one before 0022 is claimed
     if len(found) > 1:
         # An account under each key (one made while the previous key was left out): the current key's is used,
         # the other keeps its hash (moving it would collide: uq_proxy_operator_channel) for staff to merge.
@@ -98,13 +102,48 @@ def login(
 def _refuse(db: Session, op: ProxyOperator, channel: str, client: str) -> NoReturn:
     """Another client's login to an account: refused, in a unit of its own (the request's is rolled back), so the
     bureau can find a channel key naming other integrators' relatives. Nothing of the account is changed or
-    answered: a channel key is not trusted with another integrator's data (docs/security.md, Part A)."""
+    answered: a channel key is not trusted with another integrator's data (docs/security.md, Part A). Nor are the
+    H5 pages with a channel key's account for their openid: the key's openid is only what its app said, not shown
+    to be this WeChat user's, and the account holds its app user's identity and elders; they are told so."""
     target, detail = op.id, {"channel": channel, "reason": "another client's account"}
     db.rollback()  # the row lock taken above
     with refusal_entry(client, LOGIN_REFUSED, target, detail):
         audit(db, client, LOGIN_REFUSED, target, detail)
         db.commit()
-    raise ProxyServiceError(PROXY_ACCOUNT_ELSEWHERE, "this channel identity's account belongs to another client")
+    code = PROXY_ACCOUNT_IN_APP if client == H5_CLIENT else PROXY_ACCOUNT_ELSEWHERE
+    raise ProxyServiceError(code, "this channel identity's account belongs to another client")
+
+
+def _move(db: Session, op: ProxyOperator, to: str, by: str) -> None:
+    """Record the account as `to`'s: a move from another name (the same key's under a previous signing key, a
+    replaced channel key's, or staff's `move_client`) is audited with both names; an account before 0022 (no
+    client) is claimed, its login entry says by whom."""
+    if op.client is not None and op.client != to:
+        audit(db, by, CLIENT_MOVED, op.id, {"from": op.client, "to": to})
+    op.client = to
+
+
+def move_client(db: Session, ctx: ServiceContext, old: str, new: str, by: str, via: dict[str, str]) -> int:
+    """Every account of client `old` made `new`'s (a channel key replaced before API_KEYS_REPLACED named it, or
+    whose old key is lost), audited per account and once with `via` (how it was asked): how many. `new` must be
+    a channel key in force (its current name). The H5 pages' accounts are never moved to a key, nor a key's to
+    the H5 pages (a channel key's openid is not shown to be the WeChat user's: docs/security.md Part BS); a name
+    no account holds is refused as unknown."""
+    if old == H5_CLIENT:
+        raise InvalidInputError(PROXY_CLIENT_UNKNOWN, f"the accounts of {H5_CLIENT} are never moved to a key")
+    in_force = {ctx.keyring.key_names("api:", key)[0] for key in ctx.settings.security.api_keys if key}
+    if new not in in_force:
+        raise InvalidInputError(PROXY_CLIENT_UNKNOWN, f"{new!r} is not the name of a channel key in API_KEYS")
+    accounts = db.scalars(
+        select(ProxyOperator).where(ProxyOperator.client == old).order_by(ProxyOperator.id).with_for_update()
+    ).all()
+    if old == new or not accounts:
+        raise InvalidInputError(PROXY_CLIENT_UNKNOWN, f"no relative's account to move is recorded under {old!r}")
+    for op in accounts:
+        _move(db, op, new, by)
+    audit(db, by, CLIENTS_MOVED, new, {"from": old, "to": new, "moved": len(accounts), **via})
+    db.flush()
+    return len(accounts)
 
 
 def _key_rank(op: ProxyOperator, hashes: tuple[str, ...]) -> int:

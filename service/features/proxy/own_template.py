@@ -19,6 +19,7 @@ from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, one_of_hashes
 from service.certification.template_withdrawal import Withdrawn, withdraw_session_consent
+from service.certification.withdrawal_records import RESTORE_ACTOR, KeptWithdrawal, note
 from service.features.proxy.claim_retention import ERASED
 from service.features.proxy.models import CLAIM_FIELD, ProxyClaim, ProxyOperator, ProxyOperatorIdentity, ProxySession
 
@@ -65,8 +66,11 @@ def consent_pending(db: Session, op: ProxyOperator) -> bool:
     return db.scalar(query.limit(1)) is not None
 
 
-def withdraw_operator_template(db: Session, ctx: ServiceContext, op: ProxyOperator) -> Withdrawn:
-    """Erase the face template of `op`'s person, in the caller's unit of work (it audits and commits)."""
+def withdraw_operator_template(db: Session, ctx: ServiceContext, op: ProxyOperator, event: str = "") -> Withdrawn:
+    """Erase the face template of `op`'s person, in the caller's unit of work (it audits, with `detail`, and
+    commits). Recorded in the media store once committed, so that a restore from an older dump does it again
+    (withdrawal_records.py); `event`: a restore doing a recorded one again."""
+    event = note(db, WITHDRAWN_ACTION, op.id, op.id, event)
     ids = person_operator_ids(db, ctx, op)
     sessions = select(ProxySession.session_id).where(ProxySession.operator_id.in_(ids))
     withdrawn = withdraw_session_consent(db, CertSession.id.in_(sessions))
@@ -81,7 +85,18 @@ def withdraw_operator_template(db: Session, ctx: ServiceContext, op: ProxyOperat
     cleared = any(who.template is not None for who in identities)
     for who in identities:
         who.template, who.template_model, who.template_consent = None, None, False
-    return Withdrawn(template_cleared=cleared, sessions=withdrawn)
+    return Withdrawn(template_cleared=cleared, sessions=withdrawn, event=event)
+
+
+def reapply_withdrawal(db: Session, ctx: ServiceContext, w: KeptWithdrawal, /) -> bool:
+    """A `ReapplyHook`: a relative's withdrawal later than the dump, done again after a restore (every account of
+    the person, as the withdrawal does); False when the restored database has no such account."""
+    op = db.get(ProxyOperator, w.ref)
+    if op is None:
+        return False
+    done = withdraw_operator_template(db, ctx, op, event=w.event)
+    audit(db, RESTORE_ACTOR, WITHDRAWN_ACTION, op.id, done.detail("restore") | w.detail())
+    return True
 
 
 def erase_templates_of_the_deceased(ctx: ServiceContext, at: dt.datetime, /) -> dict[str, int]:

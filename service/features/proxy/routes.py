@@ -24,10 +24,19 @@ from service.adapters.http.deps import (
     SessionToken,
     require_admin_key,
 )
-from service.adapters.http.schemas import EXACT, SessionCreated, session_created
+from service.adapters.http.schemas import (
+    EXACT,
+    PNG,
+    Certificate,
+    PngResponse,
+    SessionCreated,
+    certificate_view,
+    session_created,
+)
 from service.certification.audit import MISS, asked, audit_read
+from service.certification.certificates import COPY_ACTION, Standing, certificate_png, latest_copy
 from service.certification.errors import NotFoundError
-from service.certification.models import Beneficiary
+from service.certification.models import Beneficiary, Certification
 from service.features.proxy import bindings, operators, sessions
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.history import elder_history
@@ -40,6 +49,7 @@ from service.features.proxy.schemas import (
     OperatorToken,
     OperatorView,
 )
+from service.infra.clock import local_today
 from service.infra.security import ID_INPUT_MAX
 
 router = APIRouter(prefix="/api/v1/proxy", tags=["proxy"])
@@ -138,8 +148,9 @@ def binding_view(db: Session, row: ProxyBinding) -> BindingView:
         relationship=row.relationship,
         elder_name=name,
         elder_id_masked=masked,
-        # Only to a relative the elder (or staff) accepted: a stranger's pending binding learns nothing of a death.
-        elder_deceased=deceased and row.consent_at is not None,
+        # Only to a relative the elder (or staff) accepted, while the binding is in force (`bindings.accepted`, the H5
+        # pages' rule too): neither a stranger's pending binding nor an ended one learns of a death.
+        elder_deceased=deceased and bindings.accepted(row),
         consent=consent,
         locked=row.locked,
         flagged=row.flagged,
@@ -299,3 +310,36 @@ def elder_view(db: DB, client: ApiClient, external_id: Annotated[str, Path(patte
     # Who certified the elder, with the relatives' names and decisions: a read of personal data, audited.
     audit_read(db, client, "proxy.history.read", elder.external_id, {"entries": len(entries)})
     return ElderHistory(external_id=external_id, entries=entries)
+
+
+def _elder_copy(
+    ctx: Ctx, db: Session, op: ProxyOperator, binding_id: str
+) -> tuple[Beneficiary, Certification, Standing]:
+    """The latest valid certificate of the elder of one of the caller's bindings in force (`bindings.accepted`): by
+    the relative's lasting identity, as a reviewed case is accepted after the session's token has ended. Audited."""
+    row = bindings.own_binding(db, op, binding_id)
+    if row.status == BindingStatus.PENDING_CONSENT:
+        raise ProxyServiceError("PROXY_CONSENT_PENDING", "the elder has not consented to this binding yet")
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    if not bindings.accepted(row) or elder is None:
+        raise NotFoundError("binding", code="PROXY_NOT_BOUND")
+    cert, st = latest_copy(db, elder, local_today(ctx.settings))
+    audit_read(db, operators.actor(op), COPY_ACTION, elder.external_id, {"certification": cert.id, "binding": row.id})
+    return elder, cert, st
+
+
+@router.get(
+    "/bindings/{binding_id}/certificate",
+    summary="The latest valid certificate of the elder of one of the caller's bindings (JSON)",
+    response_model=Certificate,
+    **EXACT,
+)
+def elder_certificate(ctx: Ctx, db: DB, op: Operator, binding_id: BindingId) -> Certificate:
+    elder, cert, st = _elder_copy(ctx, db, op, binding_id)
+    return certificate_view(elder.name, elder.id_masked, cert, st, ctx.settings.public_base_url)
+
+
+@router.get("/bindings/{binding_id}/certificate.png", summary="The same certificate, printable (QR code)", **PNG)
+def elder_certificate_png(ctx: Ctx, db: DB, op: Operator, binding_id: BindingId) -> PngResponse:
+    elder, cert, st = _elder_copy(ctx, db, op, binding_id)
+    return PngResponse(certificate_png(elder.name, cert, st, ctx.settings.public_base_url))

@@ -18,8 +18,10 @@ from fastapi.responses import RedirectResponse, Response
 from service.adapters.http.deps import DB, Ctx
 from service.certification import attempts
 from service.certification.audit import audit
+from service.certification.catalog import message_zh
+from service.certification.certificates import COPY_ACTION, VOID_CODES, certificate_png, latest_copy
 from service.certification.context import ServiceContext
-from service.certification.errors import NotFoundError
+from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import Beneficiary
 from service.certification.template_withdrawal import WITHDRAWN_ACTION, withdraw_template
 from service.features.proxy import operators
@@ -31,12 +33,13 @@ from service.features.wechat.h5 import identity
 from service.features.wechat.h5.login import login
 from service.features.wechat.h5.my_data_view import my_data, own_person, own_persons
 from service.features.wechat.h5.pages import message, render
+from service.infra.clock import local_today
 
 router = APIRouter(include_in_schema=False)
 # What `?done=` may say: a code shown as its sentence, never the parameter itself.
 DONE = {
     "template": "已撤回:您的人脸特征已删除。下次认证将与身份证照片比对;如需再次保存,认证时重新勾选同意即可。",
-    "binding": "已解除该家人的代办绑定,对方不能再为您代办认证。",
+    "binding": "已解除该家人的代办绑定,对方不能再为您代办认证;对方如再次绑定,须经您本人同意。",
     "operator": "已撤回:您作为代办人保存的人脸特征已删除。",
 }
 READ_ONLY_ZH = "本微信是家人的账号,只能查看老人的信息。撤回人脸特征、解除家人代办,请本人或到柜台办理。"
@@ -70,6 +73,32 @@ def my_data_page(ctx: Ctx, db: DB, request: Request, done: str = "") -> Response
         retention_days=ctx.settings.storage.retention_days,
         phone=ctx.settings.bureau_phone,
     )
+
+
+@router.get("/me/{person_id}/certificate.png")
+def certificate_png_page(ctx: Ctx, db: DB, request: Request, person_id: int) -> Response:
+    """The person's latest valid certificate (`certificates.latest_copy`), by their own WeChat login: a case decided
+    by staff review is accepted after the session's token has ended. Never to an account known as a relative's (the
+    relative's copy goes through their binding, the proxy API). Audited."""
+    openid = identity.openid_from(ctx, request)
+    if openid is None:
+        return login(ctx, request)
+    b = own_person(db, openid, person_id)
+    if b is None:
+        return _unknown(request)
+    if relative_of(db, ctx, "wechat", openid, b):
+        return message(
+            request, "请本人查看", "本微信是家人的账号,不能下载老人的认证凭证。请老人本人用自己的微信查看。", status=403
+        )
+    try:
+        cert, st = latest_copy(db, b, local_today(ctx.settings))
+    except ServiceError as exc:
+        why = message_zh(exc.code) if exc.code in VOID_CODES.values() else "您还没有通过的认证。"
+        return message(request, "暂无有效的认证凭证", why, status=404 if isinstance(exc, NotFoundError) else 409)
+    audit(db, attempts.wechat_requester(ctx, openid), COPY_ACTION, b.external_id, {"certification": cert.id})
+    db.commit()
+    png = certificate_png(b.name, cert, st, ctx.settings.public_base_url)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 def _form_openid(ctx: Ctx, request: Request, token: str) -> str | Response:

@@ -1,6 +1,6 @@
 """What the "我的信息" page shows a person about themselves (PIPL art. 44–45), in plain Chinese: their name and ID
 number masked, the validity, whether a face template is kept and since when, their last certifications, the
-relatives who may certify for them (the relationship only: never a relative's name) and how long media are kept.
+relatives who may certify for them and how long media are kept.
 
 Whose data: the person whose own WeChat account this is to the service (service/features/wechat/accounts.py: the
 account of their latest accepted self-certification from these pages, not a relative's proxy session, nor a revoked
@@ -9,7 +9,12 @@ the self flow from this account: possibly a relative who filmed them on the rela
 tell. Typing a name and a number, or certifying for the elder as a bound relative (proxy sessions), does not make an
 account the person's own. When the account is known to be a relative's (`elder_bindings.relative_of`: bound to the
 elder, or verified as someone else), the page is read-only for the elder's data: no withdrawal, no binding ended
-(请本人或到柜台办理). An elder without an own account withdraws at the counter (the console's person page)."""
+(请本人或到柜台办理). An elder without an own account withdraws at the counter (the console's person page).
+
+Each relative is named by their verified name, masked (王*红): the elder must tell a daughter from a son, both
+"子女", bound the same week, to end the right one, and see a stranger who declared "子女" for what they are. Who may
+act for the elder is the elder's own data (PIPL art. 44); a read-only page (a relative's account) shows the
+relationship only, as before: one relative does not learn the others' names from it."""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from service.certification.models import Beneficiary, Certification, CertSession
 from service.certification.template_withdrawal import pending_consent
 from service.features.console.labels import RELATIONSHIP_ZH
 from service.features.proxy.elder_bindings import elder_bindings_listed
-from service.features.proxy.models import BindingStatus, ProxySession
+from service.features.proxy.models import BindingStatus, ProxyOperator, ProxySession
 from service.features.wechat.accounts import own_account, own_accounts
 from service.features.wechat.models import WeChatSessionLink
 from service.infra.clock import local_date
@@ -48,6 +53,7 @@ class BindingLine:
     relationship: str
     since: dt.date
     consented: bool
+    relative: str  # the relative's verified name, masked; "" on a read-only page
 
 
 @dataclass(frozen=True)
@@ -89,17 +95,31 @@ def my_data(db: Session, ctx: ServiceContext, b: Beneficiary, read_only: bool) -
         template_since=_template_since(db, ctx, b) if b.template is not None else None,
         consent_pending=pending_consent(db, b.id) > 0,
         certs=_certs(db, ctx, b),
-        bindings=[
-            BindingLine(
-                row.id,
-                RELATIONSHIP_ZH.get(row.relationship, "亲属"),
-                local_date(ctx.settings, row.created_at),
-                row.status == BindingStatus.ACTIVE,
-            )
-            for row in elder_bindings_listed(db, b.id)
-        ],
+        bindings=_bindings(db, ctx, b, read_only),
         read_only=read_only,
     )
+
+
+def _bindings(db: Session, ctx: ServiceContext, b: Beneficiary, read_only: bool) -> list[BindingLine]:
+    rows = elder_bindings_listed(db, b.id)
+    query = select(ProxyOperator).where(ProxyOperator.id.in_([r.operator_id for r in rows]))
+    ops = {op.id: op for op in db.scalars(query)}
+    return [
+        BindingLine(
+            row.id,
+            RELATIONSHIP_ZH.get(row.relationship, "亲属"),
+            local_date(ctx.settings, row.created_at),
+            row.status == BindingStatus.ACTIVE,
+            "" if read_only else _relative_name(ops.get(row.operator_id)),
+        )
+        for row in rows
+    ]
+
+
+def _relative_name(op: ProxyOperator | None) -> str:
+    # A binding needs a verified relative (`bindings.require_verified`); a name emptied since reads as nobody's.
+    name = op.name if op is not None else None
+    return mask_name(name) if name else ""
 
 
 def _template_since(db: Session, ctx: ServiceContext, b: Beneficiary) -> dt.date | None:

@@ -207,6 +207,8 @@ def reopen_family(
         raise AgainRefused("PROXY_CONSENT_EXPIRED", "binding expired unconsented", message_zh("PROXY_CONSENT_EXPIRED"))
     if row.status == BindingStatus.REVOKED:  # the relative did nothing: the roster changed the elder's record
         raise AgainRefused("PROXY_NOT_BOUND", "binding revoked", "该老人的档案信息已变更,原绑定已失效,请重新绑定。")
+    if row.status in (BindingStatus.WITHDRAWN, BindingStatus.MOVED):  # the elder ended it; or the person's new account
+        raise AgainRefused("PROXY_NOT_BOUND", f"binding {row.status}", bindings.status_zh(row.status) + "。")
     if row.status in ENDED_STATUSES:
         raise AgainRefused("PROXY_NOT_BOUND", "binding ended", "您已解除与这位家人的绑定,无法继续认证。")
     if kind is ProxySessionKind.CONSENT:

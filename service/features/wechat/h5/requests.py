@@ -25,7 +25,7 @@ from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, CertSession, beneficiary_of
+from service.certification.models import Beneficiary, CertSession, SessionDecision, beneficiary_of
 from service.features.console.assist import KINDS_ZH, AssistError, check_form, open_request, submit
 from service.features.console.inputs import BadInput, check_inputs
 from service.features.proxy import operators
@@ -33,6 +33,7 @@ from service.features.proxy.models import ENDED_STATUSES, ProxyBinding, ProxySes
 from service.features.wechat.h5 import identity, roster_told
 from service.features.wechat.h5.login import login
 from service.features.wechat.h5.pages import message, render
+from service.features.wechat.h5.result_view import staff_decision
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
 from service.infra.ratelimit import is_form_post
 from service.infra.security import ID_INPUT_MAX
@@ -60,6 +61,8 @@ class Subject:
     # Whether this user may read the person's roster status (a death): roster_told.py (the binding the screen names,
     # when it names one: whether it was accepted).
     told: bool = False
+    # Staff rejected the session the screen names: the review has just happened, the form offers a home visit only.
+    reviewed: bool = False
 
 
 def _form_token(ctx: ServiceContext, openid: str) -> str:
@@ -89,7 +92,7 @@ def _from_session(db: Session, ctx: ServiceContext, openid: str, session_id: str
     if b is None:
         return None
     told = accepted if accepted is not None else roster_told.may_read_status(db, ctx, openid, b)
-    return Subject(b, ps is not None, session_id, told)
+    return Subject(b, ps is not None, session_id, told, staff_decision(s) == SessionDecision.REJECT)
 
 
 def _from_binding(db: Session, ctx: ServiceContext, openid: str, binding_id: str) -> Subject | None:

@@ -4,9 +4,9 @@ rule that the assistance form (requests.py) and "继续认证" (recovery.py) fol
 Told: the person's own account, i.e. one a self certification of the person the record names now was accepted
 from (their face matched), none of this account's certifications of the person since revoked (the account was
 not shown to be theirs: as accounts.py); or a relative whose binding to the person the elder or staff accepted
-(an active binding of this account's family login, as the proxy API's `elder_deceased`). Not whoever only typed a
-name and number: to open a self session (anyone may), or to bind (a pending binding): such a user reads a death
-as an unknown record.
+(an active binding of this account's family login: `bindings.accepted`, the proxy API's `elder_deceased` too).
+Not whoever only typed a name and number: to open a self session (anyone may), or to bind (a pending binding), nor
+a relative whose binding ended: such a user reads a death as an unknown record.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from service.certification.context import ServiceContext
 from service.certification.current_person import made_for_current_person_sql
 from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision
 from service.features.proxy import operators
+from service.features.proxy.bindings import accepted as accepted  # the rule's one home, read by requests.py too
 from service.features.proxy.models import BindingStatus, ProxyBinding
 from service.features.wechat.accounts import made_a_revoked_session
 from service.features.wechat.models import WeChatSessionLink
@@ -45,11 +46,6 @@ def certified_from(db: Session, openid: str, b: Beneficiary) -> bool:
         )
     )
     return db.scalar(found.limit(1)) is not None
-
-
-def accepted(binding: ProxyBinding) -> bool:
-    """Whether the elder or staff accepted `binding` (a pending one was only typed)."""
-    return binding.status == BindingStatus.ACTIVE
 
 
 def _accepted_relative(db: Session, ctx: ServiceContext, openid: str, b: Beneficiary) -> bool:

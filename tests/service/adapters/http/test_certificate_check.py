@@ -9,6 +9,7 @@ valid; and a proxy certification's certificate did not say a relative made it.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from service.certification.certificates import CODE_MAX_CHARS
 from service.certification.context import ServiceContext
 from service.certification.identity_review import confirm_same_person
 from service.certification.models import Beneficiary, Certification, utcnow
@@ -153,3 +155,22 @@ def test_a_proxy_certification_says_a_relative_made_it(client: TestClient, ctx: 
     assert answer["valid"] is True and answer["method"] == "proxy" and "代办" in answer["method_zh"]
     cert = client.get(f"/api/v1/sessions/{issued.session_id}/certificate", headers=bearer(issued)).json()
     assert cert["method"] == "proxy" and "代办" in cert["method_zh"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        base64.urlsafe_b64encode(b"[" * 1000).decode().rstrip("=") + "." + "0" * 32,  # nested: RecursionError
+        "A" * 5000 + "." + "0" * 32,
+        "A" * 200,
+    ],
+    ids=["nested-json", "long-body", "long-no-mac"],
+)
+def test_a_code_longer_than_any_issued_one_is_refused_as_invalid(
+    client: TestClient, ctx: ServiceContext, code: str
+) -> None:
+    """Found by review: a body of deeply nested JSON reached json.loads (the check's fallback for a MAC that does
+    not verify) and its RecursionError was an unauthenticated 500, logged as an error each time."""
+    r = TestClient(client.app, raise_server_exceptions=False).get(VERIFY, params={"code": code})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "CERTIFICATE_INVALID", r.text
+    assert len(certify(ctx).code) <= CODE_MAX_CHARS  # an issued code still fits

@@ -45,7 +45,10 @@ def test_a_production_probe_without_a_metrics_token_says_no_why(tmp_path: Path) 
     """With no token set (metrics off), production shows no class to anyone; development keeps it (as /metrics
     is open there)."""
     keys = {"api_keys": ["c" * 40], "admin_api_keys": ["a" * 40], "challenge_actions": []}
-    app = ops_app(tmp_path, worker_mode="process", env="production", metrics_enabled=False, **keys)
+    site = "https://h5.pension.example.gov.cn"
+    app = ops_app(
+        tmp_path, worker_mode="process", env="production", metrics_enabled=False, public_base_url=site, **keys
+    )
     r = TestClient(app).get("/readyz", headers={"Authorization": "Bearer "})
     assert r.status_code == 503 and r.json()["checks"]["workers"] == {"ok": False}
 

@@ -49,7 +49,8 @@ def test_login_sets_httponly_strict_cookie_and_stores_argon2_hash(
 def test_pages_need_login(app_client: TestClient) -> None:
     for path in ("/console/queue", "/console/users", "/console/roster", "/console/dashboard", "/console/audit"):
         r = app_client.get(path, follow_redirects=False)
-        assert r.status_code == 303 and r.headers["location"] == "/console/login", path
+        back = "" if path == "/console/queue" else "?next=" + path.removeprefix("/console")  # the page asked for
+        assert r.status_code == 303 and r.headers["location"] == "/console/login" + back, path
 
 
 def test_login_form_needs_its_csrf_token(app_client: TestClient, staff_users: dict[str, int]) -> None:

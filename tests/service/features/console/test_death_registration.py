@@ -252,3 +252,32 @@ def test_a_death_registered_after_a_video_certification_holds_its_media(
         assert by_session[sid].detail["evidence"] == "held" and by_session[sid].detail["hold"] == hold.id
         assert [a.detail["evidence"] for s, a in by_session.items() if s != sid] == ["none"]
     assert all(ctx.storage.exists(k) for k in keys)
+
+
+def test_the_alerts_page_says_what_became_of_a_late_certifications_media(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """A death alert records what became of the media (Part BU: `evidence` held with the hold, purged, none); the
+    alerts page did not show it, so a supervisor could not tell whether the card and video were kept. It now says
+    so, the hold linked to where it is listed (the session's row on the person's page)."""
+    today = local_today(ctx.settings)
+    held_bid, held_sid, _cid, _keys = _certified(ctx, days_ago=25)
+    purged_bid, purged_sid, _cid, _keys = _certified(ctx, days_ago=25)
+    factories.update(ctx, CertSession, purged_sid, media_purged_at=utcnow())
+    csrf = login(app_client, "sup1")
+    counter = {"csrf": csrf, "kind": "counter", "on_date": (today - dt.timedelta(days=2)).isoformat(), "evidence": "x"}
+    assert app_client.post(f"/console/beneficiaries/{held_bid}/certify", data=counter).status_code == 200
+    death = {"csrf": csrf, "date_of_death": (today - dt.timedelta(days=60)).isoformat(), "source": "民政部门"}
+    for bid in (held_bid, purged_bid):
+        assert app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
+    with ctx.db() as db:
+        (hold,) = db.scalars(select(EvidenceHold).where(EvidenceHold.session_id == held_sid)).all()
+    page = app_client.get(f"/console/alerts?kind={DEATH_ALERT}").text
+    rows = re.findall(rf'<tr data-kind="{DEATH_ALERT}">(.*?)</tr>', page, re.S)
+    assert len(rows) == 3
+    link = f'<a href="/console/beneficiaries/{held_bid}#hold-{hold.id}">保全单 #{hold.id}</a>'
+    assert sum(f"证据已保全（{link}）" in r for r in rows) == 1
+    assert sum("影像已按期删除" in r and f"/beneficiaries/{purged_bid}" in r for r in rows) == 1
+    assert sum("柜台或上门认证，无影像" in r and f"/beneficiaries/{held_bid}" in r for r in rows) == 1
+    person = app_client.get(f"/console/beneficiaries/{held_bid}").text
+    assert f'id="hold-{hold.id}"' in person  # where the link lands

@@ -17,7 +17,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import CertSession, utcnow
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffSession
 from tests.service import factories
-from tests.service.features.console.conftest import PASSWORD, csrf_of, login, new_client
+from tests.service.features.console.conftest import PASSWORD, certified_at_counter, csrf_of, login, new_client
 from tests.service.features.console.test_case_held import _review_case
 
 REASON = "已电话联系本人女儿，核实老人仍健在，光线较暗导致活体分数偏低。"
@@ -122,3 +122,63 @@ def test_a_second_click_on_a_decision_says_it_was_ones_own(
     status, page = _decide(app_client, sid, csrf)
     assert status == 409 and "您已提交过决定，该案件已处理" in page
     assert _decisions(ctx, sid) == ["retry"]
+
+
+BACK_RE = re.compile(r'<p><a href="([^"]+)">返回</a></p>')
+
+
+@pytest.mark.parametrize(
+    ("form", "page"),
+    [
+        ("/alerts/1/resolve", "/alerts"),
+        ("/users/{sup}/confirm", "/alerts"),
+        ("/beneficiaries/{bid}/certifications/{cid}/revoke", "/beneficiaries/{bid}"),
+        ("/beneficiaries/{bid}/holds/1/release", "/beneficiaries/{bid}"),
+        ("/beneficiaries/{bid}/template/withdraw", "/beneficiaries/{bid}"),
+        ("/cases/next", "/queue"),
+    ],
+)
+def test_an_expired_forms_link_goes_to_a_page_that_exists(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], form: str, page: str
+) -> None:
+    """The expired-form page linked to the form path's parent: /alerts/1 or /beneficiaries/B/certifications/C,
+    which are no pages (404, 405). It now links to the page the form is on, and that page opens."""
+    bid, cid = certified_at_counter(ctx)
+    names = {"bid": bid, "cid": cid, "sup": staff_users["sup2"]}
+    old_csrf = login(app_client, "sup1")
+    login(app_client, "sup1")  # another tab logs in again: the first tab's forms have expired
+    r = app_client.post("/console" + form.format(**names), data={"csrf": old_csrf, "note": "x", "reason": "other"})
+    assert r.status_code == 403 and "页面已过期" in r.text
+    back = BACK_RE.search(r.text)
+    assert back is not None and back.group(1) == "/console" + page.format(**names)
+    assert app_client.get(back.group(1)).status_code == 200
+
+
+def test_a_page_opened_after_the_login_idled_out_logs_in_back_to_it(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """A plain visit (a bookmark, a link, 刷新) after the idle timeout: the login led to the queue, not the page
+    asked for. It now returns there (a console page path only)."""
+    bid, _cid = certified_at_counter(ctx)
+    login(app_client, "sup1")
+    with ctx.db() as db:
+        db.execute(update(StaffSession).values(last_seen=utcnow() - dt.timedelta(minutes=16)))
+    r = app_client.get(f"/console/beneficiaries/{bid}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/console/login?next=/beneficiaries/{bid}"
+    page = app_client.get(r.headers["location"]).text
+    assert f'name="next" value="/beneficiaries/{bid}"' in page
+    form = {"username": "sup1", "password": PASSWORD, "csrf": csrf_of(page), "next": f"/beneficiaries/{bid}"}
+    done = app_client.post("/console/login", data=form, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/console/beneficiaries/{bid}"
+
+
+@pytest.mark.parametrize("next_path", ["//evil.example/x", "/console/../h5/", "https://evil.example/"])
+def test_a_login_link_with_a_foreign_next_leads_to_the_queue(
+    app_client: TestClient, staff_users: dict[str, int], next_path: str
+) -> None:
+    """A crafted login link (/console/login?next=…) puts nothing off the console into the form, nor the redirect."""
+    page = app_client.get("/console/login", params={"next": next_path}).text
+    assert 'name="next"' not in page and "evil" not in page
+    form = {"username": "rev1", "password": PASSWORD, "csrf": csrf_of(page), "next": next_path}
+    r = app_client.post("/console/login", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console/queue"

@@ -235,7 +235,8 @@ def test_every_binding_status_reads_in_chinese_and_an_ended_one_says_to_bind_aga
     for status in BindingStatus:
         _, number, name = new_elder(ctx)
         ids[status] = bind(client, op, number, name).json()["binding_id"]
-        factories.update(ctx, ProxyBinding, ids[status], status=status.value)
+        ended = {"ended_at": utcnow()} if status.value in ENDED_STATUSES else {}  # an ended one holds no active slot
+        factories.update(ctx, ProxyBinding, ids[status], status=status.value, **ended)
     listed = _listed(client, op)
     for status, binding_id in ids.items():
         seen = listed[binding_id]

@@ -10,13 +10,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.adapters.http.app import create_app
+from service.certification import catalog
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry
 from service.features.proxy import operators
+from service.features.wechat.h5 import identity
+from service.infra.config import settings_from_flat
 from tests.service.conftest import API_KEY
 from tests.service.features.proxy.helpers import P, bearer, bind, login, new_elder, staff_consent, verify_directly
 
 BANK = {"X-API-Key": "bank-app-channel-key-0123456789abcdef"}  # another integrator's channel key
+NEW_KEY = "the-same-integrators-new-key-0123456789"  # the key the bureau gives the test's integrator instead
 
 
 @pytest.fixture
@@ -76,3 +80,81 @@ def test_an_account_made_before_the_rule_is_claimed_by_its_next_login(client: Te
     with ctx.db() as db:
         op = operators.find(db, ctx, "wechat", "openid-legacy")
         assert op is not None and op.client is not None and op.client.startswith("api:")
+
+
+def _moves(ctx: ServiceContext) -> list[tuple[str, object, object]]:
+    with ctx.db() as db:
+        rows = db.scalars(select(AuditEntry).where(AuditEntry.action == operators.CLIENT_MOVED).order_by(AuditEntry.id))
+        return [(e.actor, e.detail["from"], e.detail["to"]) for e in rows]
+
+
+def test_a_replaced_channel_keys_accounts_log_in_under_the_key_that_replaced_it(
+    two_keys: TestClient, ctx: ServiceContext
+) -> None:
+    """Before: the integrator's new key was refused every account its old key made (PROXY_ACCOUNT_ELSEWHERE),
+    and no setting could say the two keys were one client's."""
+    c, new = two_keys, {"X-API-Key": NEW_KEY}
+    real = login(c, "13800138000", channel="phone")
+    old_name, new_name = (ctx.keyring.key_names("api:", key)[0] for key in (API_KEY, NEW_KEY))
+    security = ctx.settings.security
+    # The rotation (docs/operations.md): both keys in force while the integrator switches, the old one named.
+    security.api_keys.append(NEW_KEY)
+    security.api_keys_replaced = {API_KEY: NEW_KEY}
+    asked = {"channel": "phone", "channel_id": "13800138000"}
+
+    first = c.post(f"{P}/operators", json=asked, headers=new)
+    assert first.status_code == 200 and first.json()["operator_id"] == real["operator_id"], first.text
+    assert login(c, "13800138000", channel="phone")["operator_id"] == real["operator_id"]  # a server not switched
+    security.api_keys.remove(API_KEY)  # the old key withdrawn: it authenticates nothing
+    assert c.post(f"{P}/operators", json=asked).status_code == 401
+    last = c.post(f"{P}/operators", json=asked, headers=new)
+    assert last.status_code == 200 and last.json()["operator_id"] == real["operator_id"], last.text
+    me = c.get(f"{P}/operators/me", headers=bearer(last.json()["token"]))
+    assert me.status_code == 200 and me.json()["operator_id"] == real["operator_id"]
+
+    # Another integrator is refused as before; every move is audited with both names.
+    assert c.post(f"{P}/operators", json=asked, headers=BANK).status_code == 403
+    moves = [(new_name, old_name, new_name), (old_name, new_name, old_name), (new_name, old_name, new_name)]
+    assert _moves(ctx) == moves
+    with ctx.db() as db:
+        op = operators.find(db, ctx, "phone", "13800138000")
+        assert op is not None and op.client == new_name
+
+
+def test_the_replaced_channel_keys_setting() -> None:
+    """One client: a key, the keys it replaced and those that replaced it, however many replacements apart. A
+    slip is refused at start, naming the entry by its place, never a key."""
+    old, mid, new, other, admin = ("k" + str(i) * 39 for i in range(5))
+    chain = settings_from_flat(api_keys=[new, other], admin_api_keys=[admin], api_keys_replaced={old: mid, mid: new})
+    assert chain.security.same_client(new) == (old, mid) and chain.security.same_client(old) == (mid, new)
+    assert chain.security.same_client(other) == ()
+    slips = {
+        "entry 2: the key that replaced it is not in PENSION_CERT_API_KEYS": {mid: new, old: "typo"},
+        "entry 1 names an operator key": {admin: new},
+        "entry 1 has an empty key, or a key replaced by itself": {new: new},
+    }
+    for problem, pairs in slips.items():
+        with pytest.raises(ValueError, match=problem) as refused:
+            settings_from_flat(api_keys=[new], admin_api_keys=[admin], api_keys_replaced=pairs)
+        assert old not in str(refused.value) and admin not in str(refused.value)
+
+
+def test_the_h5_pages_are_told_a_channel_keys_account_is_its_apps_and_take_nothing(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """A channel key's `wechat` account for the openid the H5 pages log in with stays the key's (the key's openid
+    is only what its app said). Before: the page read "请回到原渠道登录", as if the relative had come from one."""
+    made = login(client, "openid-shared")
+    client.cookies.set(identity.COOKIE, identity.mint(ctx, "openid-shared"))
+
+    r = client.post("/h5/api/operator", headers={"X-API-Key": ""})
+
+    assert r.status_code == 403 and r.json()["error"]["code"] == operators.PROXY_ACCOUNT_IN_APP, r.text
+    assert r.json()["error"]["message"] == catalog.message_zh(operators.PROXY_ACCOUNT_IN_APP)
+    assert "token" not in r.text and made["operator_id"] not in r.text
+    client.cookies.clear()
+    me = client.get(f"{P}/operators/me", headers=bearer(made["token"]))
+    assert me.status_code == 200 and me.json()["operator_id"] == made["operator_id"]
+    with ctx.db() as db:
+        refused = db.scalars(select(AuditEntry).where(AuditEntry.action == operators.LOGIN_REFUSED)).all()
+    assert [(e.actor, e.target) for e in refused] == [(operators.H5_CLIENT, made["operator_id"])]

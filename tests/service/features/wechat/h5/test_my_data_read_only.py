@@ -148,7 +148,7 @@ def test_ending_a_locked_binding_as_its_own_operator_is_refused(app: App) -> Non
         assert elder is not None
         end_by_elder(db, elder, binding, "wechat:x", poster=None)
         db.commit()
-    assert binding_status(app, binding) == BindingStatus.ENDED
+    assert binding_status(app, binding) == BindingStatus.WITHDRAWN
 
 
 def test_the_elders_own_page_is_unchanged(app: App) -> None:

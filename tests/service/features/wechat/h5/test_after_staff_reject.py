@@ -1,0 +1,75 @@
+"""What the H5 pages offer once staff have rejected a certification (the review the citizen could ask for has just
+happened): a home visit or the counter, never "申请人工审核" again; the pensioner's own page and a relative's
+proxy page alike, and the form the link opens."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.certification import review
+from service.certification.models import Beneficiary, CertSession, Channel, utcnow
+from service.features.proxy.models import ProxySession
+from service.features.wechat.models import WeChatSessionLink
+from tests.service import factories
+from tests.service.features.wechat.h5.conftest import OPENID, App
+
+
+def _decided(app: App, decision: str, proxy: bool) -> str:
+    """A certification of the app's person linked to the logged-in openid (their own, or a relative's proxy
+    certification), the machine sent to review and staff then decided `decision` (review.settle, the console's
+    and the operator API's path); "review": still waiting for staff."""
+    with app.ctx.db() as db:
+        b = db.get(Beneficiary, app.beneficiary_id)
+        assert b is not None
+        s = factories.session_row(b.id, state="decided", decision="review", decided_at=utcnow())
+        s.channel, s.reasons = (Channel.PROXY if proxy else Channel.SELF), ["FACE_MISMATCH"]
+        db.add(s)
+        db.flush()
+        if proxy:
+            op, binding = factories.relative_binding(db, b.id)
+            db.add(ProxySession(session_id=s.id, kind="certification", operator_id=op.id, binding_id=binding.id))
+        db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
+        db.flush()
+        if decision != "review":
+            row = db.get(CertSession, s.id)
+            assert row is not None
+            review.settle(db, app.ctx, row, decision, "reviewer-1", "人像不符", "console:reviewer-1", case_checked=True)
+        db.commit()
+        return s.id
+
+
+@pytest.mark.parametrize("proxy", [False, True], ids=["own", "relative"])
+def test_a_staff_rejected_result_offers_a_home_visit_not_another_review(app: App, proxy: bool) -> None:
+    """After a staff reject the result page's help block offered "申请人工审核或上门认证" (the review that had just
+    happened); it now offers the counter and a home visit, and says why."""
+    page = app.client.get(f"/h5/result/{_decided(app, 'reject', proxy)}")
+    assert page.status_code == 200, page.text
+    assert "经工作人员审核,本次认证未通过" in page.text
+    assert "人工审核" not in page.text.replace("经工作人员审核", "")
+    assert 'id="after-review"' in page.text and "社保经办窗口" in page.text
+    assert ">申请上门认证</a>" in page.text
+
+
+def test_a_machine_reject_still_offers_the_manual_review(app: App) -> None:
+    """Before anyone reviewed it, a reject keeps the manual review on offer (the staff reject is what changes)."""
+    with app.ctx.db() as db:
+        s = factories.session_row(app.beneficiary_id, state="decided", decision="reject", decided_at=utcnow())
+        s.reasons = ["FACE_MISMATCH"]
+        db.add(s)
+        db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
+        db.commit()
+        sid = s.id
+    page = app.client.get(f"/h5/result/{sid}").text
+    assert ">申请人工审核或上门认证</a>" in page and 'id="after-review"' not in page
+
+
+@pytest.mark.parametrize("proxy", [False, True], ids=["own", "relative"])
+def test_the_form_after_a_staff_reject_offers_only_the_home_visit(app: App, proxy: bool) -> None:
+    """The form the link opens offered "人工审核:工作人员查看已录制的视频" for the video staff had just rejected."""
+    sid = _decided(app, "reject", proxy)
+    form = app.client.get(f"/h5/apply/{sid}")
+    assert form.status_code == 200, form.text
+    assert 'value="manual_review"' not in form.text and 'value="home_visit" checked' in form.text
+    assert "<h1>申请上门认证</h1>" in form.text
+    waiting = app.client.get(f"/h5/apply/{_decided(app, 'review', proxy)}").text
+    assert 'value="manual_review"' in waiting
