@@ -9,4 +9,4 @@ echo "== mypy" && mypy
 # servers starting, fault tests' deadlines): on two cores three workers took the whole run from 24 to 18 minutes.
 # PYTEST_WORKERS=0 runs it in one process. `loadgroup`: tests marked `xdist_group` share one worker (and so their
 # costly session fixture, e.g. the dev faces' embeddings), every other test is spread as by `load`.
-echo "== pytest" && pytest -q -n "${PYTEST_WORKERS:-$(($(nproc) + 1))}" --dist loadgroup "$@"
+echo "== pytest" && pytest -q -n "${PYTEST_WORKERS:-$(($(nproc) + 1))}" --dist loadgroup --durations=20 "$@"

@@ -51,6 +51,7 @@ SECRET_SETTINGS = frozenset(
         "SIGNING_KEYS_PREVIOUS",
         "SIGNING_KEYS_LEAKED",
         "API_KEYS",
+        "API_KEYS_REPLACED",
         "ADMIN_API_KEYS",
         "DATABASE_URL",
         "BROKER_URL",

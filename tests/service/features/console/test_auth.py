@@ -100,7 +100,9 @@ def test_a_strangers_failures_slow_the_stranger_not_the_staff_member(
     monkeypatch.setattr(throttle, "_clock", lambda: now + cfg.login_backoff_max_s + 1)
     assert attempt(stranger, "rev2", PASSWORD).status_code == 303
     with ctx.db() as db:
-        fails = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "login.failed")).all()
+        # In the order written (PostgreSQL's heap reuses the space rolled-back tests left: no order without one).
+        failed = select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "login.failed")
+        fails = db.scalars(failed.order_by(ConsoleAuditEntry.seq)).all()
         # The free failures, then the attempts refused unchecked (the right password's included).
         throttled = [{"throttled": False}] * cfg.login_free_failures + [{"throttled": True}] * 4
         assert [f.detail for f in fails] == throttled
