@@ -7,6 +7,5 @@ echo "== mypy" && mypy
 # Worker processes (pytest-xdist; every test owns its database, folders and servers): one more than the machine's
 # cores, as about a third of the suite's time is spent waiting, not computing (browsers recording in real time,
 # servers starting, fault tests' deadlines): on two cores three workers took the whole run from 24 to 18 minutes.
-# PYTEST_WORKERS=0 runs it in one process. `loadgroup`: tests marked `xdist_group` share one worker (and so their
-# costly session fixture, e.g. the dev faces' embeddings), every other test is spread as by `load`.
-echo "== pytest" && pytest -q -n "${PYTEST_WORKERS:-$(($(nproc) + 1))}" --dist loadgroup --durations=20 "$@"
+# PYTEST_WORKERS=0 runs it in one process.
+echo "== pytest" && pytest -q -n "${PYTEST_WORKERS:-$(($(nproc) + 1))}" --durations=20 "$@"

@@ -21,4 +21,4 @@ target=$(date -u -d "$(date -u +%F) $at" +%s)
 export SHIFT_CLOCK_OFFSET_S=$((target - now))
 export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}"
 echo "== pytest at $(date -u '+%F %H:%M') UTC (clock moved ${SHIFT_CLOCK_OFFSET_S} s)"
-pytest -q -n "${PYTEST_WORKERS:-$(($(nproc) + 1))}" --dist loadgroup "$@"
+pytest -q -n "${PYTEST_WORKERS:-$(($(nproc) + 1))}" "$@"

@@ -17,7 +17,6 @@ ARCFACE_TEMPLATE = np.array(
 )
 
 
-@pytest.mark.xdist_group("dev_faces")  # one worker builds the 38-s dev_faces fixture, not each
 def test_a_face_is_detected_in_every_dev_face_image(dev_faces: DevFaces, face_paths: list[str]) -> None:
     assert len(dev_faces.detections) == len(face_paths) > 1000
     assert [rel for rel, n in dev_faces.detections.items() if n == 0] == []

@@ -26,7 +26,6 @@ def test_embeddings_are_deterministic_and_unit_length(matcher: FaceMatcher, face
     assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.xdist_group("dev_faces")  # one worker builds the 38-s dev_faces fixture, not each
 def test_genuine_pairs_score_above_impostors_on_all_dev_pairs(
     matcher: FaceMatcher, dev_faces: DevFaces, faces_dir: Path
 ) -> None:
