@@ -85,6 +85,17 @@ def outage_error(exc: BaseException) -> CliError | None:
     return None
 
 
+MAX_ACTOR_CHARS = 48  # an audit entry's actor is "cli:" + this (the audit columns hold 64)
+
+
+def checked_actor(raw: str, code: str) -> str:
+    """A command's `--actor`, stripped: 1 to MAX_ACTOR_CHARS characters, no NUL (CliError `code` otherwise)."""
+    actor = raw.strip()
+    if not actor or len(actor) > MAX_ACTOR_CHARS or "\x00" in actor:
+        raise CliError(f"--actor must be 1 to {MAX_ACTOR_CHARS} characters", code=code)
+    return actor
+
+
 def os_user() -> str:
     """The account running the command, by its uid (not $USER, which the caller sets): named in the audit entries
     of what a command did or read, beyond "the command line"."""

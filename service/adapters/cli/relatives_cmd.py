@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-from service.adapters.cli.common import CliError, emit, os_user
+from service.adapters.cli.common import checked_actor, emit, os_user
 
 HELP = "move the relatives' accounts a replaced channel key made to the key that replaced it, as --actor"
-MAX_ACTOR_CHARS = 48
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,9 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _move(args: argparse.Namespace) -> int:
-    actor = args.actor.strip()
-    if not actor or len(actor) > MAX_ACTOR_CHARS or "\x00" in actor:
-        raise CliError(f"--actor must be 1 to {MAX_ACTOR_CHARS} characters", code="MOVE_ACTOR")
+    actor = checked_actor(args.actor, "MOVE_ACTOR")
     import service.schema
     from service.adapters.cli.common import load_settings
     from service.certification.context import ServiceContext

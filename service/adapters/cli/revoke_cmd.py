@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from service.adapters.cli.common import CliError, emit, os_user
+from service.adapters.cli.common import checked_actor, emit, os_user
 
 HELP = "revoke a certification found fraudulent (by id, session, or person and day), as --actor"
-MAX_ACTOR_CHARS = 48
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,9 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    actor = args.actor.strip()
-    if not actor or len(actor) > MAX_ACTOR_CHARS or "\x00" in actor:
-        raise CliError(f"--actor must be 1 to {MAX_ACTOR_CHARS} characters", code="REVOKE_ACTOR")
+    actor = checked_actor(args.actor, "REVOKE_ACTOR")
     import service.schema
     from service.adapters.cli.common import load_settings
     from service.certification.context import ServiceContext
