@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from typing import Any
+from typing import Any, cast
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pipelines.decision.result import Outcome
 from service.certification.context import ServiceContext
+from service.certification.contract import Certifier
+from service.certification.models import Certification, CertSession, SessionState, utcnow
+from service.certification.processing import claim, process
 from service.features.proxy.models import ProxyOperator
 from service.features.proxy.operators import mark_verified
 from tests.service import factories
+from tests.service.certifiers import FixedCertifier
 from tests.service.conftest import ADMIN
 
 P = "/api/v1/proxy"
@@ -89,3 +95,45 @@ def active_binding(client: TestClient, op: dict[str, Any], number: str, name: st
         b = r.json()
     assert b["status"] == "active"
     return b
+
+
+# A proxy session moved along by hand (the worker's FixedCertifier reads no media): queued, decided, sent to staff.
+STAFF_ACCEPT = {"decision": "accept", "reviewer": "窗口1-周"}
+
+
+def queue_untouched(ctx: ServiceContext, s: dict[str, Any]) -> None:
+    """Card and video in, queued (the worker's FixedCertifier never reads them)."""
+    sid = s["session_id"]
+    card, video = f"sessions/{sid}/id_card", f"sessions/{sid}/video"
+    ctx.storage.put(card, b"card")
+    ctx.storage.put(video, b"video")
+    factories.update(
+        ctx, CertSession, sid, id_card_key=card, video_key=video, state=SessionState.QUEUED, queued_at=utcnow()
+    )
+
+
+def decide_as(ctx: ServiceContext, session_id: str, outcome: Outcome) -> CertSession:
+    assert claim(ctx, session_id, "w1") == session_id
+    assert process(ctx, cast(Certifier, FixedCertifier(outcome)), session_id, "w1")
+    with ctx.db() as db:
+        s = db.get(CertSession, session_id)
+        assert s is not None and s.state == SessionState.DECIDED
+        db.expunge(s)
+        return s
+
+
+def set_for_review(ctx: ServiceContext, session_id: str) -> None:
+    factories.update(
+        ctx,
+        CertSession,
+        session_id,
+        state="decided",
+        decision="review",
+        decided_at=utcnow(),
+        result=dict(REVIEW_WITH_A_CLEAR_FACE),
+    )
+
+
+def count_certifications(ctx: ServiceContext) -> int:
+    with ctx.db() as db:
+        return int(db.scalar(select(func.count()).select_from(Certification)) or 0)

@@ -25,17 +25,21 @@ from service.features.proxy.models import BindingStatus, ProxyBinding
 from tests.service import factories
 from tests.service.conftest import ADMIN
 from tests.service.features.proxy.helpers import (
+    STAFF_ACCEPT,
     P,
     active_binding,
     bearer,
     bind,
+    count_certifications,
+    decide_as,
     login,
     new_elder,
+    queue_untouched,
+    set_for_review,
     staff_consent,
     verified_operator,
     verify_directly,
 )
-from tests.service.features.proxy.test_in_flight import ACCEPT, _certifications, _decide, _for_review, _queued
 
 
 def _elder_ends(ctx: ServiceContext, ext: str, binding_id: str) -> None:
@@ -108,8 +112,8 @@ def test_a_certification_in_flight_when_the_elder_ends_the_binding_certifies_nob
     daughter = verified_operator(client, ctx)
     b = active_binding(client, daughter, number, name)
     queued, racing, in_review = _proxy_sessions(client, daughter, b["binding_id"], 3)
-    _queued(ctx, queued)
-    _for_review(ctx, in_review["session_id"])
+    queue_untouched(ctx, queued)
+    set_for_review(ctx, in_review["session_id"])
     factories.update(
         ctx, CertSession, racing["session_id"], state=SessionState.PROCESSING, worker_id="w-race", queued_at=utcnow()
     )
@@ -124,13 +128,13 @@ def test_a_certification_in_flight_when_the_elder_ends_the_binding_certifies_nob
         assert raced.result is not None  # what she reads:
         assert raced.result["messages"] == ["老人本人已解除您的代办绑定,本次代办认证不能通过"]
     # The worker, from the start: rejected with the reason, whatever the video showed.
-    s = _decide(ctx, queued["session_id"], Outcome.ACCEPT)
+    s = decide_as(ctx, queued["session_id"], Outcome.ACCEPT)
     assert s.decision == "reject" and "PROXY_BINDING_WITHDRAWN" in s.reasons
     # Staff cannot accept the one in review; they are told why.
-    r = client.post(f"/api/v1/sessions/{in_review['session_id']}/review", json=ACCEPT, headers=ADMIN)
+    r = client.post(f"/api/v1/sessions/{in_review['session_id']}/review", json=STAFF_ACCEPT, headers=ADMIN)
     assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_BINDING_WITHDRAWN", r.text
     assert r.json()["error"]["message"] == "老人本人已解除您的代办绑定,本次代办认证不能通过"
-    assert _certifications(ctx) == 0
+    assert count_certifications(ctx) == 0
     assert factories.update(ctx, ProxyBinding, b["binding_id"]).failures == 0  # no failure of hers
 
 
@@ -147,7 +151,7 @@ def test_a_relatives_own_unbind_does_not_stop_her_certification_in_flight(
     )
     assert client.delete(f"{P}/bindings/{b['binding_id']}", headers=bearer(daughter["token"])).status_code == 200
     assert _apply(ctx, racing["session_id"], "w-race", Outcome.ACCEPT, [], {"decision": "accept"}, None)
-    assert _certifications(ctx) == 1
+    assert count_certifications(ctx) == 1
 
 
 def test_an_ended_binding_tells_nothing_of_the_elders_death(client: TestClient, ctx: ServiceContext) -> None:

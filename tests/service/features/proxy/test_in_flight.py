@@ -14,32 +14,33 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from pipelines.decision.result import Outcome
 from service.certification.context import ServiceContext
-from service.certification.contract import Certifier
-from service.certification.models import Beneficiary, Certification, CertSession, SessionState, utcnow
-from service.certification.processing import claim, process
+from service.certification.models import Beneficiary, CertSession, SessionState, utcnow
 from service.features.proxy.history import elder_history
 from service.features.proxy.models import BindingStatus, ProxyBinding
 from service.features.proxy.relatives import relative_templates
 from tests.service import factories
 from tests.service.adapters.http.helpers import open_session, put_card, put_video
-from tests.service.certifiers import FixedCertifier
 from tests.service.conftest import ADMIN
 from tests.service.features.proxy.helpers import (
-    REVIEW_WITH_A_CLEAR_FACE,
+    STAFF_ACCEPT,
     P,
     active_binding,
     bearer,
     bind,
+    count_certifications,
+    decide_as,
     login,
     new_elder,
+    queue_untouched,
+    set_for_review,
     staff_consent,
     verified_operator,
 )
@@ -48,7 +49,6 @@ from tests.service.media import LIVE_VIDEO
 from tests.service.test_relatives import MODEL, operator_bound_to
 
 CARD = "idcard/synthetic/card_002.jpg"
-ACCEPT = {"decision": "accept", "reviewer": "窗口1-周"}
 
 
 def _media(data_dir: Path) -> tuple[bytes, bytes]:
@@ -183,44 +183,6 @@ def test_an_unbound_relatives_consent_is_not_reused_for_the_records_new_person(
     assert again.status_code == 201 and again.json()["status"] == "pending_consent"  # the new person consents
 
 
-def _queued(ctx: ServiceContext, s: dict[str, Any]) -> None:
-    """Card and video in, queued (the worker's FixedCertifier never reads them)."""
-    sid = s["session_id"]
-    card, video = f"sessions/{sid}/id_card", f"sessions/{sid}/video"
-    ctx.storage.put(card, b"card")
-    ctx.storage.put(video, b"video")
-    factories.update(
-        ctx, CertSession, sid, id_card_key=card, video_key=video, state=SessionState.QUEUED, queued_at=utcnow()
-    )
-
-
-def _decide(ctx: ServiceContext, session_id: str, outcome: Outcome) -> CertSession:
-    assert claim(ctx, session_id, "w1") == session_id
-    assert process(ctx, cast(Certifier, FixedCertifier(outcome)), session_id, "w1")
-    with ctx.db() as db:
-        s = db.get(CertSession, session_id)
-        assert s is not None and s.state == SessionState.DECIDED
-        db.expunge(s)
-        return s
-
-
-def _for_review(ctx: ServiceContext, session_id: str) -> None:
-    factories.update(
-        ctx,
-        CertSession,
-        session_id,
-        state="decided",
-        decision="review",
-        decided_at=utcnow(),
-        result=dict(REVIEW_WITH_A_CLEAR_FACE),
-    )
-
-
-def _certifications(ctx: ServiceContext) -> int:
-    with ctx.db() as db:
-        return int(db.scalar(select(func.count()).select_from(Certification)) or 0)
-
-
 def test_a_proxy_session_of_the_previous_person_certifies_nobody(client: TestClient, ctx: ServiceContext) -> None:
     """Opened for the record's previous person, decided after the roster gave the record another number: it went
     on as if bound (first proxy → review) and staff could accept it, certifying the new person on the strength
@@ -231,17 +193,17 @@ def test_a_proxy_session_of_the_previous_person_certifies_nobody(client: TestCli
     queued, in_review = (
         client.post(f"{P}/bindings/{b['binding_id']}/sessions", headers=bearer(op["token"])).json() for _ in range(2)
     )
-    _queued(ctx, queued)
-    _for_review(ctx, in_review["session_id"])
+    queue_untouched(ctx, queued)
+    set_for_review(ctx, in_review["session_id"])
     assert _import(client, _roster(ext, factories.id_number(birth=dt.date(1941, 2, 3)), name))["identity_changed"]
 
-    r = client.post(f"/api/v1/sessions/{in_review['session_id']}/review", json=ACCEPT, headers=ADMIN)
+    r = client.post(f"/api/v1/sessions/{in_review['session_id']}/review", json=STAFF_ACCEPT, headers=ADMIN)
     assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_BINDING_REVOKED", r.text
     assert r.json()["error"]["message"] == "名册中该老人的身份证号已变更,原亲属绑定已终止,本次代办认证不能通过"
     with ctx.db() as db:
         row = db.get(CertSession, in_review["session_id"])
         assert row is not None and row.decision == "review"  # still staff's to reject
-    assert _certifications(ctx) == 0
+    assert count_certifications(ctx) == 0
     r = client.post(
         f"/api/v1/sessions/{in_review['session_id']}/review",
         json={"decision": "reject", "reviewer": "窗口1-周"},
@@ -249,12 +211,12 @@ def test_a_proxy_session_of_the_previous_person_certifies_nobody(client: TestCli
     )
     assert r.status_code == 200, r.text
 
-    s = _decide(ctx, queued["session_id"], Outcome.ACCEPT)
+    s = decide_as(ctx, queued["session_id"], Outcome.ACCEPT)
     assert s.decision == "reject" and "PROXY_NOT_BOUND" in s.reasons
     assert (
         factories.update(ctx, ProxyBinding, b["binding_id"]).failures == 0
     )  # not the relative's failure: nothing carries over
-    assert _certifications(ctx) == 0
+    assert count_certifications(ctx) == 0
     with ctx.db() as db:  # the new person's family history shows nothing of the previous person's relative
         record = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
         assert record is not None and elder_history(db, record.id) == []
@@ -278,8 +240,8 @@ def test_a_consent_video_accepted_after_the_window_is_refused(
         factories.update(ctx, ProxyBinding, pending["binding_id"], created_at=utcnow() - dt.timedelta(days=3.5))
 
     binding_id, consent = sessions[staff_case["operator_id"]]
-    _for_review(ctx, consent["session_id"])
-    r = client.post(f"/api/v1/sessions/{consent['session_id']}/review", json=ACCEPT, headers=ADMIN)
+    set_for_review(ctx, consent["session_id"])
+    r = client.post(f"/api/v1/sessions/{consent['session_id']}/review", json=STAFF_ACCEPT, headers=ADMIN)
     assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_EXPIRED", r.text
     with ctx.db() as db:
         row = db.get(CertSession, consent["session_id"])
@@ -288,8 +250,8 @@ def test_a_consent_video_accepted_after_the_window_is_refused(
     assert staff_consent(client, binding_id).json()["error"]["code"] == "PROXY_CONSENT_EXPIRED"
 
     binding_id, consent = sessions[machine_case["operator_id"]]
-    _queued(ctx, consent)
-    s = _decide(ctx, consent["session_id"], Outcome.ACCEPT)
+    queue_untouched(ctx, consent)
+    s = decide_as(ctx, consent["session_id"], Outcome.ACCEPT)
     assert s.decision == "reject" and "PROXY_NOT_BOUND" in s.reasons
     late = factories.update(ctx, ProxyBinding, binding_id)
     assert late.consent_at is None and late.status != BindingStatus.ACTIVE and late.failures == 0
@@ -305,9 +267,9 @@ def test_a_consent_video_decided_after_its_relative_unbound_consents_nobody(
     pending = bind(client, op, number, name).json()
     consent = client.post(f"{P}/bindings/{pending['binding_id']}/consent", json={}, headers=bearer(op["token"]))
     assert consent.status_code == 200, consent.text
-    _queued(ctx, consent.json())
+    queue_untouched(ctx, consent.json())
     r = client.delete(f"{P}/bindings/{pending['binding_id']}", headers=bearer(op["token"]))
     assert r.status_code == 200, r.text
-    s = _decide(ctx, consent.json()["session_id"], Outcome.ACCEPT)
+    s = decide_as(ctx, consent.json()["session_id"], Outcome.ACCEPT)
     assert s.decision == "reject" and "PROXY_NOT_BOUND" in s.reasons
     assert factories.update(ctx, ProxyBinding, pending["binding_id"]).consent_at is None
