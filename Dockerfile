@@ -24,9 +24,11 @@ RUN python -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip \
 FROM build AS models
 ARG FETCH_MODELS=1
 ARG MODEL_PACK=default
-# Downloads the pinned files and verifies each sha256; a mismatch fails the build.
+# Downloads the pinned files and verifies each sha256; a mismatch fails the build. Readable by all (fetch writes
+# 0600 temporary files), writable by root only: the runtime user must not be able to rewrite its pinned models.
 RUN mkdir -p /models && if [ "$FETCH_MODELS" = "1" ]; then \
-      PENSION_CERT_MODELS_DIR=/models /opt/venv/bin/pension-cert models fetch --pack "$MODEL_PACK"; fi
+      PENSION_CERT_MODELS_DIR=/models /opt/venv/bin/pension-cert models fetch --pack "$MODEL_PACK"; fi \
+    && chmod -R u=rwX,go=rX /models
 
 FROM python:3.11-slim-bookworm AS runtime
 # espeak-ng: the H5 pages' spoken prompts (service/features/wechat/h5/voice.py), generated into var_dir on first use.
@@ -36,7 +38,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src/alembic /srv/pension-cert/alembic
 COPY --from=build /src/alembic.ini /srv/pension-cert/alembic.ini
-COPY --from=models --chown=app:app /models /models
+# Root-owned (no --chown): the service user `app` reads the models and cannot change them (docs/security.md).
+COPY --from=models /models /models
 ENV PATH=/opt/venv/bin:$PATH \
     PENSION_CERT_MODELS_DIR=/models \
     PENSION_CERT_VAR_DIR=/srv/pension-cert/var \

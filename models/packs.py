@@ -41,13 +41,23 @@ def pack_name_from_env() -> str:
     return os.environ.get(ENV_PACK, "default")
 
 
-def instantiate(spec: ModelSpec, path: Path) -> Any:
+def instantiate(spec: ModelSpec, path: Path, data: bytes) -> Any:
+    """The model of `spec` built from `data`, the file's verified bytes (`path` only names it in messages)."""
     target = FAMILY_CLASSES.get(spec.family)
     if target is None:
         raise ModelError(f"model {spec.name!r}: family {spec.family!r} has no implementation in this version")
+    from models.runtime import create_session  # lazy: onnxruntime only once a model is loaded
+
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(spec, path)
+    return cls(spec, path, create_session(data))
+
+
+def load_model(store: ModelStore, name: str) -> Any:
+    """A model of the store, its session built from the bytes the store has just hashed (one read), so a file
+    swapped after a start or readiness check, even with the same size and mtime, never runs as the pinned one."""
+    spec = store.manifest.model(name)
+    return instantiate(spec, store.models_dir / spec.file, store.load_bytes(name))
 
 
 class ModelPack:
@@ -80,7 +90,7 @@ class ModelPack:
         if not names:
             raise ModelMissingError(f"{self.name}:{role}", "(no model configured)", "-")
         with self._lock:
-            models = [instantiate(self.store.manifest.model(n), self.store.path(n)) for n in names]
+            models = [load_model(self.store, n) for n in names]
         log.info("pack %s: %s → %s", self.name, role, ", ".join(m.version for m in models))
         return models
 

@@ -39,8 +39,12 @@ def thread_count() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def create_session(path: Path, optimize_graph: bool = False, threads: int | None = None) -> ort.InferenceSession:
-    """An ORT session for ``path``; ``optimize_graph`` first applies ``models.graph.optimize`` in memory.
+def create_session(
+    source: Path | bytes, optimize_graph: bool = False, threads: int | None = None
+) -> ort.InferenceSession:
+    """An ORT session for a model file, or for its bytes (as verified by ``ModelStore.load_bytes``: the bytes
+    hashed are the bytes run, no second read by path); ``optimize_graph`` first applies ``models.graph.optimize``
+    in memory.
 
     Only for graphs the rewrites were measured on (the PP-OCR models): see ``models/graph.py``.
     """
@@ -58,10 +62,12 @@ def create_session(path: Path, optimize_graph: bool = False, threads: int | None
 
         from models import graph
 
-        model, rewrites = graph.optimize(onnx.load(str(path)))
-        log.info("%s: %d graph rewrites before session creation", path.name, rewrites)
+        loaded = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(str(source))
+        model, rewrites = graph.optimize(loaded)
+        log.info("%s: %d graph rewrites before session creation", model.graph.name, rewrites)
         return ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=providers())
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers())
+    model_source = source if isinstance(source, bytes) else str(source)
+    return ort.InferenceSession(model_source, sess_options=options, providers=providers())
 
 
 def _dims_match(expected: tuple[int, ...], actual: list[Any]) -> bool:

@@ -153,6 +153,26 @@ class ModelStore:
             raise ModelError(f"model {name!r}: file {path} is {st.status.in_words}. {FETCH_HINT}")
         return path
 
+    def load_bytes(self, name: str) -> bytes:
+        """The model file's bytes, read once and hashed: what a session is built from (models/packs.py
+        load_model). Never the (size, mtime) shortcut of ``state``: a file swapped with the same size and mtime
+        after an earlier check, or between a check and a re-open by path, would run under the pinned version."""
+        spec = self.manifest.model(name)
+        path = self._path(spec)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelMissingError(name, str(path), spec.sha256) from None
+        except OSError:  # a folder on its path is a file, a permission, a read error: as ``path``'s message
+            unreadable = ModelStatus.UNREADABLE.in_words
+            raise ModelError(f"model {name!r}: file {path} is {unreadable}. {FETCH_HINT}") from None
+        if spec.size and len(data) != spec.size:
+            raise ModelHashMismatchError(name, str(path), str(spec.size), str(len(data)), "size")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != spec.sha256:
+            raise ModelHashMismatchError(name, str(path), spec.sha256, digest)
+        return data
+
     def fetch(self, name: str, source: str | None = None) -> Path:
         """Copy (from a directory) or download (from a URL, default: the pinned upstream URL) and verify."""
         spec = self.manifest.model(name)

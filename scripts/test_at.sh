@@ -4,8 +4,10 @@
 # may compute dates from the machine's clock; such a test passes most of the day and fails CI in one window of
 # hours (twice so far: 15:00-16:00 and 16:00-24:00 UTC). Run the suite at the edges (15:40, 23:40, 12:40, 07:40)
 # before a release. Every process the tests start (PostgreSQL, Redis, Chromium, the CLI) gets the same clock.
-# Files' modified times still come from the kernel's clock: the tests of a file's age (test_orphan_sweep.py, and
-# test_restore.py's kept-media test) fail at any shift of more than the orphan grace (expected; not the hour).
+# Files' modified times still come from the kernel's clock, which this cannot move: a test of a file's age sets
+# every age it relies on from the process clock (tests/service/factories.py `aged`, `aged_media`), as
+# test_orphan_sweep.py and test_restore.py's kept-media tests do; one that leaves a write's time to the kernel
+# fails here at any shift of more than the orphan grace.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 at="${1:?usage: scripts/test_at.sh HH:MM [pytest args]}"

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from models.ocr_pins import ocr_versions
 from models.packs import ModelPack, load_pack
 from pipelines.decision.result import Decision
 from pipelines.decision.rules import DecisionConfig, Evidence, decide
@@ -184,11 +185,13 @@ class Certifier:
 
 
 def _ocr_version() -> dict[str, str]:
-    # The ID-card OCR models ship inside the rapidocr package: its version pins them.
+    # The ID-card OCR models ship inside the rapidocr package; its version does not pin their bytes: each model's
+    # pinned hash does (pipelines/id_card/ocr_pins.py; the engine refuses any other file).
     try:
-        return {"id_card:ocr": "rapidocr_onnxruntime@" + importlib.metadata.version("rapidocr-onnxruntime")}
+        package = {"id_card:ocr": "rapidocr_onnxruntime@" + importlib.metadata.version("rapidocr-onnxruntime")}
     except importlib.metadata.PackageNotFoundError:
         return {}
+    return {**package, **ocr_versions()}
 
 
 def _versions(live: LivenessResult) -> dict[str, str]:

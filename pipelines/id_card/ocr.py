@@ -24,8 +24,10 @@ from rapidocr_onnxruntime.ch_ppocr_cls import TextClassifier
 from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
 from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
 from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
+from rapidocr_onnxruntime.ch_ppocr_rec.utils import CTCLabelDecode
 from rapidocr_onnxruntime.utils import read_yaml
 
+from models import ocr_pins
 from models.runtime import create_session, thread_count
 from pipelines.id_card.geometry import LevelView, apply, edge_extent, shrunk_size, upright_transform
 
@@ -151,7 +153,11 @@ class _DetPreProcess(DetPreProcess):  # type: ignore[misc]
 class OcrEngine:
     """PP-OCRv4 detector + recogniser and the PP-OCR direction classifier, loaded once."""
 
-    def __init__(self, optimize_graph: bool = True, parallel_rec: bool = True) -> None:
+    def __init__(self, optimize_graph: bool = True, parallel_rec: bool = True, models_dir: Path | None = None) -> None:
+        """`models_dir`: where the three pinned models are (default: the package's own folder)."""
+        # First, and refused unless each is the pinned file (ocr_pins.OcrModelError): every session used below
+        # is built from these hashed bytes, never from the files again.
+        verified = ocr_pins.verified_bytes(models_dir)
         cfg = _config()
         self.det = TextDetector(cfg["Det"])
         self.cls = TextClassifier(cfg["Cls"])
@@ -159,11 +165,13 @@ class OcrEngine:
         # RapidOCR's sessions run with the memory arena off and spinning thread pools; the project's own session
         # options (arena on, no spinning) read a card 10–20% faster on 2 busy cores, same outputs.
         for holder, section in ((self.det.infer, "Det"), (self.cls.infer, "Cls"), (self.rec.session, "Rec")):
-            holder.session = create_session(Path(cfg[section]["model_path"]), optimize_graph=optimize_graph)
+            holder.session = create_session(verified[section], optimize_graph=optimize_graph)
+        # The character table is the rec model's metadata: read from the verified session, not RapidOCR's own.
+        table = self.rec.session.session.get_modelmeta().custom_metadata_map["character"]
+        self.rec.postprocess_op = CTCLabelDecode(character=table.splitlines())
         lanes = thread_count() if parallel_rec else 1
-        rec_path = Path(cfg["Rec"]["model_path"])
         self._rec_lanes = [
-            _Lane(create_session(rec_path, optimize_graph=optimize_graph, threads=1))
+            _Lane(create_session(verified["Rec"], optimize_graph=optimize_graph, threads=1))
             for _ in range(lanes if lanes > 1 else 0)
         ]
         self._pool = ThreadPoolExecutor(max_workers=max(1, lanes), thread_name_prefix="ocr-rec")

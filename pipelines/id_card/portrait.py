@@ -19,7 +19,7 @@ import numpy as np
 
 from models.detectors import Detection
 from models.errors import ModelError
-from models.packs import instantiate
+from models.packs import load_model
 from pipelines.face_match import FaceMatcher
 from pipelines.face_match.matcher import prominence
 from pipelines.id_card import geometry, layout, regions
@@ -50,7 +50,7 @@ class PortraitFinder:
         store = self.matcher.pack.store
         try:
             if store.is_available(CHECK_MODEL):
-                return instantiate(store.manifest.model(CHECK_MODEL), store.path(CHECK_MODEL))
+                return load_model(store, CHECK_MODEL)
         except ModelError as exc:
             log.warning("portrait check: %s unusable (%s); the pack's detector does it", CHECK_MODEL, exc)
         return None

@@ -145,6 +145,10 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     # The same refusal on the H5 pages: the other client is always an integrator's app (a channel key), and the
     # account stays its own (docs/security.md, Part BS): the relative is told where to go, not to try again.
     "PROXY_ACCOUNT_IN_APP": "您的微信号已在其他应用中开通了亲属代办,请在该应用中为家人办理",
+    "PROXY_ACCOUNT_APP_WITHDRAWN": (
+        "您的微信号曾在其他应用中开通亲属代办,该应用已停止服务,原代办账号不能在这里使用。"
+        "可请老人本人认证或到社保经办窗口办理,也可拨打经办机构电话申请上门认证"
+    ),
     # PROXY_BINDING_HELD, a decision's reason: pipelines.reasons.ReasonCode (review.py reads it, below the features).
 }
 
@@ -157,6 +161,7 @@ ASSIST_MESSAGES_ZH: dict[str, str] = {
     "ASSIST_PHONE": "请填写正确的联系电话(11 位手机号,或带区号的固定电话)",
     "ASSIST_OPEN": "已有一份申请正在办理,工作人员会尽快与您联系,请勿重复提交",
     "ASSIST_DECEASED": "该人员已登记死亡,不能申请",
+    "ASSIST_REVIEWED": "工作人员已审核过本次视频,不再重复审核;可申请上门认证,或携带身份证到社保经办窗口办理",
     "ASSIST_CLOSED": "该申请已办结",
     "ASSIST_REPLY": "请填写给申请人的答复",
 }
@@ -195,6 +200,7 @@ SERVICE_STAFF_ZH: dict[str, str] = {
     "PROXY_OPERATOR_VERIFIED": "代办人已实名,拒绝再次核验",
     "PROXY_ELDER_SLOTS_FULL": "老人的代办亲属名额已满,同意未生效",
     "PROXY_ACCOUNT_IN_APP": "亲属账号由其他应用开设,公众号登录被拒",
+    "PROXY_ACCOUNT_APP_WITHDRAWN": "亲属账号所属应用已停用,公众号登录被拒",
     "WECHAT_DISABLED": "未配置微信渠道",
     "CARD_READ_DISABLED": "未开启先识别身份证",
     "WECHAT_TOKEN_UNSET": "未设置微信令牌",

@@ -28,7 +28,11 @@ def open_storage(settings: Settings) -> MediaStorage:
     """The media store the settings name: a bucket (PENSION_CERT_MEDIA_URL=s3://...) or the local folder."""
     if not settings.storage.media_url:
         return LocalEncryptedStorage(
-            settings.effective_media_dir, settings.media_key_bytes, settings.previous_media_keys_bytes
+            settings.effective_media_dir,
+            settings.media_key_bytes,
+            settings.previous_media_keys_bytes,
+            # Ready only with room for one certification's uploads (a card and a video at their limits).
+            min_free_bytes=settings.uploads.max_image_bytes + settings.uploads.max_video_bytes,
         )
     from service.infra.storage_s3 import S3EncryptedStorage, S3Location, S3Options  # lazy: boto3 only when configured
 

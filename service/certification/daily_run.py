@@ -3,7 +3,8 @@ beat (`pension_cert.daily_run`), the embedded service's daily thread (service/ad
 `pension-cert cycle-run`.
 
 It suspends the overdue (service/certification/cycle.py, ``run_cycle``: idempotent, a second run the same day
-suspends nobody new; two at once on PostgreSQL lock the same rows, and the second finds them suspended), then
+suspends nobody new; two at once on PostgreSQL lock the same rows, and the second finds them suspended), after
+cutting back a certification that still carries a revoked one's date (carried_validity.py), then
 expires open sessions past their lifetime and does the store's daily upkeep (service/certification/retention.py).
 A run the spike guard refuses suspends nobody, is audited (``cycle.refused``) and counted
 (``pension_cert_cycle_refused_total``), and raises CycleSpikeError: no scheduler retries it, an operator looks
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from service.certification.audit import audit
+from service.certification.carried_validity import cut_back_carried
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleSpikeError, SuspensionGuard, run_cycle
 from service.certification.errors import ServiceError
@@ -94,6 +96,8 @@ def daily_run(
     # simulated date runs them as of its midnight.
     at = utcnow() if today is None else local_midnight(ctx.settings, day)  # the bureau's midnight, not UTC's
     spike: CycleSpikeError | None = None
+    with ctx.db() as db:  # before the cycle reads them: rows a revocation before Part BZ left with its date
+        cut_back_carried(db, ctx.rules)
     with ctx.db() as db:
         try:
             ids = run_cycle(db, day, ctx.rules, guard, force=force)

@@ -101,16 +101,27 @@ def claimable(stale_s: float, silence_is_death: bool = True) -> ColumnElement[bo
 def give_up_exhausted(ctx: ServiceContext) -> int:
     """Jobs whose every attempt died with its worker (a crash on this input?) go to staff as FAILED instead of
     being redone forever."""
+    why = "worker lost on every attempt"
     with ctx.db() as db:
-        res = db.execute(
+        given_up = db.scalars(
             update(CertSession)
             .where(
                 abandoned(ctx.settings.workers.worker_stale_s, heartbeat.silence_is_death(ctx)),
                 CertSession.job_attempts >= ctx.settings.workers.job_max_attempts,
             )
-            .values(state=SessionState.FAILED, lease_until=None, last_error="worker lost on every attempt")
-        )
-        return int(getattr(res, "rowcount", 0) or 0)
+            .values(state=SessionState.FAILED, lease_until=None, last_error=why)
+            .returning(CertSession.id)
+        ).all()
+    for session_id in given_up:
+        _went_to_staff(session_id, "worker_lost", why)
+    return len(given_up)
+
+
+def _went_to_staff(session_id: str, cause: str, why: str) -> None:
+    """A job became FAILED: an acknowledged certification now waits for staff. Before, a worker-killing input
+    (Part C) turned job after job FAILED with no log line and no metric moving; `why` is masked by the caller."""
+    log.error("session %s: job failed for good (%s), left to staff: %s", session_id, cause, why)
+    metrics.JOBS_FAILED.labels(cause).inc()
 
 
 def claim(
@@ -287,12 +298,14 @@ def _release(ctx: ServiceContext, session_id: str, worker: str, exc: BaseExcepti
         if attempts is None:
             return
         give_up = not outage and attempts >= ctx.settings.workers.job_max_attempts
+        # Shown to staff and logged: any error's text may quote a row's values (an ID number among them).
+        error = mask_number_reads(f"{type(exc).__name__}: {exc}")[:500]
         log.warning(
             "session %s: %s (attempt %d): %s",
             session_id,
             "dependency outage" if outage else "failed attempt",
             attempts,
-            exc,
+            error,
         )
         db.execute(
             update(CertSession)
@@ -301,10 +314,11 @@ def _release(ctx: ServiceContext, session_id: str, worker: str, exc: BaseExcepti
                 state=SessionState.FAILED if give_up else SessionState.QUEUED,
                 lease_until=None if give_up else retry_at,
                 job_attempts=CertSession.job_attempts - 1 if outage else CertSession.job_attempts,
-                # Shown to staff: any error's text may quote a row's values (an ID number among them).
-                last_error=mask_number_reads(f"{type(exc).__name__}: {exc}")[:500],
+                last_error=error,
             )
         )
+    if give_up:
+        _went_to_staff(session_id, "time_limit" if isinstance(exc, JobTimeLimitExceededError) else "error", error)
 
 
 def _apply(

@@ -1,6 +1,6 @@
 """Gauges of the certification queue, counted from the database when /metrics is scraped: jobs pending and
-claimed, and live workers (fresh heartbeats). The HTTP adapter's /metrics adds this collector to the registry
-of service/infra/observability/metrics.py."""
+claimed, live workers (fresh heartbeats), and whether the database answered (pension_cert_database_up). The HTTP
+adapter's /metrics adds this collector to the registry of service/infra/observability/metrics.py."""
 
 from __future__ import annotations
 
@@ -20,35 +20,45 @@ log = logging.getLogger(__name__)
 
 class QueueCollector(Collector):
     """Jobs waiting (queued) and claimed (processing), and live workers (fresh heartbeats), counted from the
-    database at scrape time."""
+    database at scrape time; and whether the database answered, always present."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
     def collect(self) -> Iterator[Metric]:
-        states = {SessionState.QUEUED.value: "pending", SessionState.PROCESSING.value: "claimed"}
         try:
-            with self.ctx.db() as db:
-                rows = db.execute(
-                    select(CertSession.state, func.count())
-                    .where(CertSession.state.in_(list(states)))
-                    .group_by(CertSession.state)
-                ).all()
+            counts = self._counts()
+            live = live_workers(self.ctx)
         except Exception as exc:  # a scrape must still answer (readiness reports the database)
-            log.warning("queue depth: %s", exc)
+            log.warning("queue gauges: %s", exc)
+            # The gauges below are absent then: an alert on `workers_live == 0` found no series and kept quiet
+            # through the whole outage. This one says why they are missing.
+            yield _database_up(False)
             return
-        counts = {label: 0 for label in states.values()}
-        for state, n in rows:
-            counts[states[str(state)]] = int(n)
+        yield _database_up(True)
         g = GaugeMetricFamily("pension_cert_queue_jobs", "Certification jobs pending and claimed", labels=["state"])
         for label, n in counts.items():
             g.add_metric([label], n)
         yield g
-        try:
-            live = live_workers(self.ctx)
-        except Exception as exc:
-            log.warning("live workers: %s", exc)
-            return
         yield GaugeMetricFamily(
             "pension_cert_workers_live", "Worker processes whose heartbeat is fresh (within WORKER_STALE_S)", value=live
         )
+
+    def _counts(self) -> dict[str, int]:
+        states = {SessionState.QUEUED.value: "pending", SessionState.PROCESSING.value: "claimed"}
+        with self.ctx.db() as db:
+            rows = db.execute(
+                select(CertSession.state, func.count())
+                .where(CertSession.state.in_(list(states)))
+                .group_by(CertSession.state)
+            ).all()
+        counts = {label: 0 for label in states.values()}
+        for state, n in rows:
+            counts[states[str(state)]] = int(n)
+        return counts
+
+
+def _database_up(up: bool) -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "pension_cert_database_up", "1 if the database answered this scrape's queue counts, 0 if not", value=int(up)
+    )

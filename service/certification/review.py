@@ -27,7 +27,13 @@ from service.certification.models import (
     utcnow,
 )
 from service.certification.processing import accept_session
-from service.certification.proxy_face import MACHINE_UNCHECKED, PROXY_DOUBT_CODES, PROXY_DOUBT_NOTES, proxy_face_doubt
+from service.certification.proxy_face import (
+    MACHINE_UNCHECKED,
+    PROXY_DOUBT_CODES,
+    PROXY_DOUBT_NOTES,
+    face_checked,
+    proxy_face_doubt,
+)
 from service.certification.request_replay import digest, first_request
 from service.certification.revocation import RevokeReason
 from service.infra.clock import local_date
@@ -68,7 +74,9 @@ def accept_needs_second(db: Session, s: CertSession) -> list[str]:
         face = proxy_face_doubt(s)
         if face is not None and face not in why:
             why.append(face)
-    elif s.state == SessionState.FAILED:  # no liveness, no face match, no best frame: the card alone (Part BG)
+    elif s.state == SessionState.FAILED or not face_checked(s.result or {}):
+        # No machine face match: a failed job (no liveness, no best frame either: the card alone, Part BG), or a
+        # decision that recorded no face score (a row stored before every decision recorded one, or written by hand).
         why.append(MACHINE_UNCHECKED)
     if s.beneficiary_id is not None and revoked_as_fraud(db, s.beneficiary_id):
         why.append(REVOKED_BEFORE)

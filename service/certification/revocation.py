@@ -222,25 +222,43 @@ def revalidate(db: Session, b: Beneficiary, revoked: Certification, rules: Cycle
     not kept apart from what certified it; staff who find the person alive record a counter certification, or the
     person certifies again). The one home of the recomputation: a revocation, and a supervisor's same-person
     finding that makes an earlier revoked certification the record's again (identity_review.py)."""
-    rows = db.execute(
-        select(Certification, CertSession.created_at)
-        .join(CertSession, CertSession.id == Certification.session_id)
-        .where(Certification.beneficiary_id == b.id, in_force())
-    ).all()
-    standing = [c for c, opened in rows if made_for_current_person(b, opened)]
-    for c in standing:
-        # A row entered late before each row stored its own validity (processing.accept_session) carries the
-        # record's latest date then, the revoked one's maybe: cut back to its own, or the cycle run and the public
-        # check went on by the revoked one's date. Only a row that may carry it: rules changed since do not
-        # shorten another certificate.
-        if c.valid_until >= revoked.valid_until:
-            c.valid_until = min(c.valid_until, valid_until(c.certified_on, rules, b.region, b.birth_date))
+    standing = standing_certifications(db, b)
+    cut_back(b, standing, revoked, rules)
     left = [c.certified_on for c in standing]
     if b.valid_until is not None and b.valid_until <= revoked.valid_until:
         fallback = min(d for d in (revoked.certified_on - dt.timedelta(days=1), _before(db, b, revoked)) if d)
         b.valid_until = max((c.valid_until for c in standing), default=fallback)
     if b.last_certified_on is not None and b.last_certified_on <= revoked.certified_on:
         b.last_certified_on = max(left, default=None)
+
+
+def standing_certifications(db: Session, b: Beneficiary) -> list[Certification]:
+    """The certifications of the record's present person still in force (made since its last change of ID number)."""
+    rows = db.execute(
+        select(Certification, CertSession.created_at)
+        .join(CertSession, CertSession.id == Certification.session_id)
+        .where(Certification.beneficiary_id == b.id, in_force())
+    ).all()
+    return [c for c, opened in rows if made_for_current_person(b, opened)]
+
+
+def cut_back(
+    b: Beneficiary, standing: Collection[Certification], revoked: Certification, rules: CycleRules
+) -> list[tuple[Certification, dt.date]]:
+    """Each of `standing` that may carry `revoked`'s date cut back to its own validity; (row, date it had) of each
+    cut. A row entered late before each row stored its own validity (processing.accept_session) carries the
+    record's latest date then, the revoked one's maybe: cut back to its own, or the cycle run and the public check
+    go on by the revoked one's date. Only a row that may carry it: rules changed since do not shorten another
+    certificate. The one home of the cut: a revocation (`revalidate`) and the daily run's repair of the rows a
+    revocation made before this rule left uncut (carried_validity.py)."""
+    cut: list[tuple[Certification, dt.date]] = []
+    for c in standing:
+        if c.valid_until >= revoked.valid_until:
+            own = valid_until(c.certified_on, rules, b.region, b.birth_date)
+            if own < c.valid_until:
+                cut.append((c, c.valid_until))
+                c.valid_until = own
+    return cut
 
 
 def revalidate_all(db: Session, b: Beneficiary, rules: CycleRules) -> None:

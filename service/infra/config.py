@@ -135,11 +135,16 @@ class SecuritySettings(BaseSettings):
     # sessions). Channel keys (api_keys) get 403 ADMIN_KEY_REQUIRED there. The development default is refused
     # at use outside development.
     admin_api_keys: list[str] = Field(default_factory=lambda: [DEV_ADMIN_API_KEY])
-    # Channel keys replaced by another of the same integrator (a JSON object, old key → the key that replaced it):
-    # the relatives' accounts one made are that integrator's under either (`same_client`; the login moves them to
-    # the key it came with, audited). Not keys accepted: only API_KEYS authenticates (docs/operations.md,
-    # "Replacing a channel key").
+    # Keys replaced by another of the same client (a JSON object, old key → the key that replaced it): a channel key
+    # by the same integrator's, an operator key by the same system's. The relatives' accounts one made are that
+    # client's under either (`same_client`; the login moves them to the key it came with, audited), and a request
+    # retried across the switch is recognised as the first. Not keys accepted: only API_KEYS and ADMIN_API_KEYS
+    # authenticate (docs/operations.md, "Replacing a channel key").
     api_keys_replaced: dict[str, str] = Field(default_factory=dict)
+    # How long a relative's operator token (POST /api/v1/proxy/operators, the H5 pages' /h5/api/operator) answers
+    # after its issue: then 401, and the app logs the relative in again. A token a leaked or withdrawn key minted
+    # ends with its key at once (operators.authenticate); this bounds one a key still in force minted.
+    operator_token_ttl_s: int = Field(default=24 * 3600, gt=0)
     trusted_proxies: list[str] = Field(default_factory=list)  # IPs/CIDRs whose X-Forwarded-For is believed
 
     @field_validator("media_keys_previous")
@@ -174,24 +179,31 @@ class SecuritySettings(BaseSettings):
     @classmethod
     def _replaced_api_keys(cls, pairs: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         # Each a step of the procedure missed (docs/operations.md), refused at start: the entry is named by its
-        # place, never by its keys. A family with no key in API_KEYS would move its accounts to no one; an operator
-        # key's accounts are named `admin:`, not a channel key's.
+        # place, never by its keys. A family with no key in force would move its accounts to no one. A family is
+        # of one kind: an operator key's accounts are named `admin:`, a channel key's `api:`, and a channel key
+        # must never get what the bureau's own systems made (nor the other way round).
         channel, admin = info.data.get("api_keys", ()), info.data.get("admin_api_keys", ())
         for i, (old, new) in enumerate(pairs.items()):
             if not old.strip() or not new.strip() or old == new:
                 raise ValueError(f"entry {i + 1} has an empty key, or a key replaced by itself")
-            if old in admin or new in admin:
-                raise ValueError(f"entry {i + 1} names an operator key (ADMIN_API_KEYS): only channel keys move")
-            if not any(k in channel for k in (new, *_client_keys(pairs, new))):
+            family = (new, *_client_keys(pairs, new))
+            operator, channels = any(k in admin for k in family), any(k in channel for k in family)
+            if operator and channels:
                 raise ValueError(
-                    f"entry {i + 1}: the key that replaced it is not in PENSION_CERT_API_KEYS (nor replaced by one "
-                    "that is): add the integrator's new key there"
+                    f"entry {i + 1} names an operator key (ADMIN_API_KEYS) and a channel key (API_KEYS): a key is "
+                    "replaced by one of its own kind"
+                )
+            if not operator and not channels:
+                raise ValueError(
+                    f"entry {i + 1}: the key that replaced it is not in PENSION_CERT_API_KEYS (nor in "
+                    "PENSION_CERT_ADMIN_API_KEYS, nor replaced by one that is): add the client's new key there"
                 )
         return pairs
 
     def same_client(self, key: str) -> tuple[str, ...]:
-        """The other channel keys that API_KEYS_REPLACED makes one client with `key`: the keys it replaced and the
-        keys that replaced it, however many replacements apart (empty for a key never replaced)."""
+        """The other keys that API_KEYS_REPLACED makes one client with `key` (channel keys, or operator keys: a
+        family is of one kind): the keys it replaced and the keys that replaced it, however many replacements apart
+        (empty for a key never replaced)."""
         return _client_keys(self.api_keys_replaced, key)
 
     @field_validator("signing_keys_leaked")

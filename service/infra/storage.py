@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import re
+import shutil
 import stat
 import threading
 import uuid
@@ -130,9 +131,12 @@ def check_key(key: str) -> str:
 
 
 class LocalEncryptedStorage:
-    def __init__(self, root: Path, key: bytes, previous_keys: Sequence[bytes] = ()) -> None:
+    def __init__(self, root: Path, key: bytes, previous_keys: Sequence[bytes] = (), min_free_bytes: int = 0) -> None:
         self.root = root
         self._sealer = Sealer(key, previous_keys)
+        # Readiness needs room for this much (one certification's uploads, open_storage): less, and every upload
+        # would get 507 STORAGE_FULL while the probe's 2 bytes still fit.
+        self.min_free_bytes = min_free_bytes
         # Only the service's user lists or reads the media (encrypted, but their names are session ids):
         # the root is created 0700, an existing one loses its group and other permissions, blobs are 0600.
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -225,7 +229,14 @@ class LocalEncryptedStorage:
                 continue
         return removed
 
+    def free_bytes(self) -> int:
+        """Space left on the store's volume for the service's user (pension_cert_media_free_bytes)."""
+        return int(shutil.disk_usage(self.root).free)
+
     def check(self) -> None:
+        free = self.free_bytes()
+        if free < self.min_free_bytes:
+            raise StorageFullError(f"{free} bytes free on the media volume, under {self.min_free_bytes} (one upload)")
         probe = self.root / f".readyz-{uuid.uuid4().hex}"
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from models.errors import (
     ModelShapeMismatchError,
 )
 from models.manifest import load_manifest
-from models.packs import ModelPack
+from models.packs import ModelPack, load_model
 from models.recognizers import MobileFaceNetFoamliu
 from models.store import ModelStatus, ModelStore
 
@@ -141,3 +142,51 @@ def test_a_model_file_without_read_permission_is_unreadable(
 
     monkeypatch.setattr(Path, "open", denied)
     assert ModelStore(tmp_path).state("yunet_2023mar").status is ModelStatus.UNREADABLE
+
+
+def _swap_keeping_size_and_mtime(path: Path) -> None:
+    """Change bytes in place (same inode and size) and put the mtime back: the (size, mtime) of the check."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_model_swapped_after_the_start_check_is_refused_on_load(tmp_path: Path, models_dir: Path) -> None:
+    """The start check and /readyz cache a good hash under (size, mtime); loading hashes the bytes it runs."""
+    spec = load_manifest().model("yunet_2023mar")
+    shutil.copy(models_dir / spec.file, tmp_path / spec.file)
+    store = ModelStore(tmp_path)
+    pack = ModelPack(load_manifest().pack("default"), store)
+    assert pack.resolve("detector") == ["yunet_2023mar"] and store.is_available("yunet_2023mar")  # start check
+    _swap_keeping_size_and_mtime(tmp_path / spec.file)
+    assert store.is_available("yunet_2023mar")  # the cheap status cannot tell
+    with pytest.raises(ModelHashMismatchError, match=spec.sha256):
+        pack.detector  # noqa: B018
+
+
+def test_a_model_is_built_from_the_bytes_that_were_hashed(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swapped right after the hash: the session is made from the verified bytes, not by opening the path again."""
+    spec = load_manifest().model("yunet_2023mar")
+    shutil.copy(models_dir / spec.file, tmp_path / spec.file)
+    store = ModelStore(tmp_path)
+    verified = store.load_bytes
+
+    def load_then_swap(name: str) -> bytes:
+        data = verified(name)
+        (tmp_path / spec.file).write_bytes(b"not a model")
+        return data
+
+    monkeypatch.setattr(store, "load_bytes", load_then_swap)
+    detector = load_model(store, "yunet_2023mar")
+    assert detector.version == spec.version and detector.session.get_inputs()[0].name == spec.input_name
+
+
+def test_the_image_leaves_the_models_to_root() -> None:
+    """The runtime user must not own (and so rewrite) its pinned models: no --chown on the copy of /models."""
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text(encoding="utf-8")
+    copy = next(line for line in dockerfile.splitlines() if line.startswith("COPY --from=models"))
+    assert "--chown" not in copy and "USER app" in dockerfile

@@ -22,9 +22,11 @@ from pipelines.reasons import ReasonCode
 
 
 def fixed_decision(outcome: Outcome) -> Decision:
-    """The machine's decision FixedCertifier returns: a reject names a face mismatch, the others no reason."""
+    """The machine's decision FixedCertifier returns: a reject names a face mismatch, the others no reason. It
+    records its face score with the lines it compared it with, as every real decision does (a decision without
+    them takes two reviewers to accept: review.accept_needs_second)."""
     reasons = [ReasonCode.FACE_MISMATCH] if outcome is Outcome.REJECT else []
-    return Decision(outcome, reasons, {"card_similarity": 0.9}, {}, {})
+    return Decision(outcome, reasons, {"card_similarity": 0.9}, {"face_accept": 0.5, "face_review": 0.3}, {})
 
 
 @dataclass

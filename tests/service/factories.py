@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
+import time
 import uuid
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -16,6 +19,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession, utcnow
 from service.features.proxy.models import ProxyBinding, ProxyOperator
 from service.infra.security import Keyring, mask_id
+from service.infra.storage import LocalEncryptedStorage
 
 _counter = itertools.count(1)
 _Row = TypeVar("_Row")
@@ -57,6 +61,21 @@ def beneficiary_at_revision(db: Session, keyring: Keyring, **overrides: Any) -> 
     fields = _beneficiary_fields(keyring, overrides)
     bid = db.execute(insert(Beneficiary).values(fields).returning(Beneficiary.id)).scalar_one()
     return Beneficiary(id=bid, **fields)
+
+
+def review_result(**fields: Any) -> dict[str, Any]:
+    """The result the machine stores for a case it sent to staff over a borderline face match (as
+    pipelines.decision.rules records it: the card's score between the review and accept lines it compared with).
+    The machine compared the face, so one reviewer accepts it unless something else takes two
+    (review.accept_needs_second: a decision without a face score takes two)."""
+    th = {"face_accept": 0.5, "face_review": 0.3}
+    return {"decision": "review", "reasons": [], "scores": {"card_similarity": 0.42}, "thresholds": th, **fields}
+
+
+def review_session(beneficiary_id: int | None, **overrides: Any) -> CertSession:
+    """A session of this beneficiary (not added) the machine sent to staff review just now (`review_result`)."""
+    values = {"state": "decided", "decision": "review", "decided_at": utcnow(), "result": review_result()}
+    return session_row(beneficiary_id, **{**values, **overrides})
 
 
 def enrol_template(keyring: Keyring, b: Beneficiary, embedding: np.ndarray, model: str) -> None:
@@ -147,3 +166,18 @@ def relative_binding(
     db.add(binding)
     db.flush()
     return op, binding
+
+
+def aged(path: Path, age_s: float) -> None:
+    """The file's modified time set `age_s` seconds before now by the process clock, the one the orphan sweep's
+    cutoff is computed from. The kernel stamps a write with its own clock, which scripts/test_at.sh cannot move: a
+    test of a file's age sets every age it relies on, "written just now" (0) included."""
+    at = time.time() - age_s
+    os.utime(path, (at, at))
+
+
+def aged_media(ctx: ServiceContext, key: str, age_s: float) -> None:
+    """A stored object's age (see `aged`), on the local folder. A bucket's server stamps its objects with its own
+    clock, which test_at.sh moves as it moves the tests' (every process it starts gets the same clock)."""
+    if isinstance(ctx.storage, LocalEncryptedStorage):
+        aged(ctx.storage.root / f"{key}.enc", age_s)

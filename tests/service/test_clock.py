@@ -51,6 +51,7 @@ def test_a_staff_accept_at_0730_china_time_is_dated_that_day(ctx: ServiceContext
         b = factories.beneficiary(db, ctx.keyring)
         s = create_session(db, ctx, b, Channel.SELF, False, "test").session
         s.state, s.decision, s.reasons = SessionState.DECIDED, "review", ["SPOOF_SUSPECTED"]
+        s.result = factories.review_result(reasons=["SPOOF_SUSPECTED"])
         db.flush()
         review.settle(db, ctx, s, "accept", "rev1", "本人", "staff:rev1")
         cert = db.scalar(select(Certification).where(Certification.beneficiary_id == b.id))

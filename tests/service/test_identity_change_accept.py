@@ -54,8 +54,7 @@ def _person(ctx: ServiceContext) -> tuple[str, int]:
 def _review_case(ctx: ServiceContext, bid: int) -> str:
     """A session of the record, opened now, that the machine sent to staff."""
     with ctx.db() as db:
-        s = factories.session_row(bid, state="decided", decision="review", decided_at=utcnow())
-        s.result = {"decision": "review"}
+        s = factories.review_session(bid)
         db.add(s)
         return s.id
 

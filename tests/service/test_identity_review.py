@@ -19,8 +19,17 @@ from service.certification.models import AuditEntry, Beneficiary
 from service.infra.clock import local_today
 from service.infra.security import mask_text
 from tests.service import factories
-from tests.service.features.proxy.helpers import P, active_binding, bearer, bind, new_elder, verified_operator
-from tests.service.features.proxy.test_binding_end import _import, _listed, _roster
+from tests.service.features.proxy.helpers import (
+    P,
+    active_binding,
+    bearer,
+    bind,
+    import_roster,
+    listed_bindings,
+    new_elder,
+    roster_csv,
+    verified_operator,
+)
 
 SUPERVISOR = "staff:sup2"
 
@@ -65,9 +74,9 @@ def test_a_typo_corrected_gives_back_the_validity_and_the_bindings(client: TestC
     assert client.delete(f"{P}/bindings/{ended['binding_id']}", headers=bearer(former["token"])).status_code == 200
 
     corrected = factories.id_number(birth=dt.date(1938, 5, 2))  # a valid number: the typo's correction
-    report = _import(client, _roster(ext, corrected, name))
+    report = import_roster(client, roster_csv(ext, corrected, name))
     assert report["identity_changed"] == 1
-    assert _listed(client, child)[active["binding_id"]]["status"] == "revoked"
+    assert listed_bindings(client, child)[active["binding_id"]]["status"] == "revoked"
     assert _record(ctx, ext).valid_until != until
 
     with pytest.raises(IdentityReviewError) as own:
@@ -78,9 +87,9 @@ def test_a_typo_corrected_gives_back_the_validity_and_the_bindings(client: TestC
     assert done.restored == {"bindings_restored": 3, "bindings_left_revoked": 0}
     b = _record(ctx, ext)
     assert (b.valid_until, b.last_certified_on, b.identity_since) == (until, certified, None)
-    assert _listed(client, child)[active["binding_id"]]["status"] == "active"
-    assert _listed(client, stranger)[pending["binding_id"]]["status"] == "pending_consent"
-    assert _listed(client, former)[ended["binding_id"]]["status"] == "ended"
+    assert listed_bindings(client, child)[active["binding_id"]]["status"] == "active"
+    assert listed_bindings(client, stranger)[pending["binding_id"]]["status"] == "pending_consent"
+    assert listed_bindings(client, former)[ended["binding_id"]]["status"] == "ended"
     # The child certifies for the elder again, under the consent the elder gave.
     r = client.post(f"{P}/bindings/{active['binding_id']}/sessions", headers=bearer(child["token"]))
     assert r.status_code == 201, r.text
@@ -99,7 +108,7 @@ def test_the_cycle_counts_the_earlier_certification_again_once_confirmed(
     until, certified = _dates(ctx)
     confirmed, waiting = (new_elder(ctx, valid_until=until, last_certified_on=certified) for _ in range(2))
     imports = [
-        _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
+        import_roster(client, roster_csv(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
         for ext, _n, name in (confirmed, waiting)
     ]
     _confirm(ctx, confirmed[0], imports[0]["import_id"])
@@ -115,20 +124,20 @@ def test_a_live_binding_is_not_given_back_to_an_elder_recorded_dead_since(
     ext, number, name = new_elder(ctx)
     child = verified_operator(client, ctx)
     binding = active_binding(client, child, number, name)
-    report = _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
+    report = import_roster(client, roster_csv(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
     with ctx.db() as db:
         b = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
         assert b is not None
         b.status = "deceased"
     assert _confirm(ctx, ext, report["import_id"]).restored == {"bindings_restored": 0, "bindings_left_revoked": 1}
-    assert _listed(client, child)[binding["binding_id"]]["status"] == "revoked"
+    assert listed_bindings(client, child)[binding["binding_id"]]["status"] == "revoked"
 
 
 def test_only_the_records_latest_change_can_be_confirmed(client: TestClient, ctx: ServiceContext) -> None:
     ext, _number, name = new_elder(ctx, valid_until=dt.date(2027, 3, 1))
-    first = _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
+    first = import_roster(client, roster_csv(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
     between = _record(ctx, ext).valid_until  # the grace date the first change gave
-    second = _import(client, _roster(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
+    second = import_roster(client, roster_csv(ext, factories.id_number(birth=dt.date(1938, 5, 2)), name))
     with pytest.raises(IdentityReviewError) as old:
         _confirm(ctx, ext, first["import_id"])
     assert old.value.code == "IDENTITY_CHANGE_SUPERSEDED"
@@ -145,12 +154,12 @@ def test_a_binding_its_relative_replaced_meanwhile_stays_revoked(client: TestCli
     child = verified_operator(client, ctx)
     old = active_binding(client, child, number, name)
     corrected = factories.id_number(birth=dt.date(1938, 5, 2))
-    report = _import(client, _roster(ext, corrected, name))
+    report = import_roster(client, roster_csv(ext, corrected, name))
     again = bind(client, child, corrected, name)  # the child bound the corrected number before the finding
     assert again.status_code == 201
     done = _confirm(ctx, ext, report["import_id"])
     assert done.restored == {"bindings_restored": 0, "bindings_left_revoked": 1}
-    seen = _listed(client, child)
+    seen = listed_bindings(client, child)
     assert seen[old["binding_id"]]["status"] == "revoked" and seen[again.json()["binding_id"]]["status"] != "revoked"
 
 

@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -63,19 +65,28 @@ def row(ctx: ServiceContext, sid: str) -> CertSession:
         return s
 
 
-def test_a_poison_job_in_the_polling_worker_goes_to_staff_after_the_attempts(ctx: ServiceContext) -> None:
+def test_a_poison_job_in_the_polling_worker_goes_to_staff_after_the_attempts(
+    ctx: ServiceContext, caplog: pytest.LogCaptureFixture
+) -> None:
     ctx.settings.workers.job_retry_backoff_s = 0
+    before = REGISTRY.get_sample_value("pension_cert_jobs_failed_total", {"cause": "error"}) or 0.0
     poison = Poison()
     worker = PollingWorker(ctx, certifier_factory=lambda: cast(Certifier, poison), name="w1")
     sid = queued_job(ctx)
-    for _ in range(3 * ctx.settings.workers.job_max_attempts):
-        if not worker.run_once():
-            break
+    with caplog.at_level(logging.WARNING, logger="service.certification.processing"):
+        for _ in range(3 * ctx.settings.workers.job_max_attempts):
+            if not worker.run_once():
+                break
     s = row(ctx, sid)
     assert poison.runs == ctx.settings.workers.job_max_attempts  # before: redone on every call, no end
     assert (s.state, s.job_attempts) == (SessionState.FAILED, ctx.settings.workers.job_max_attempts)
     assert s.last_error is not None and "ValueError" in s.last_error
     assert NUMBER[:14] not in s.last_error  # shown to staff: masked
+    # Going to staff is said once, at ERROR, and counted (before: a WARNING like any attempt's, no metric).
+    assert REGISTRY.get_sample_value("pension_cert_jobs_failed_total", {"cause": "error"}) == before + 1
+    gone = [r for r in caplog.records if r.levelno == logging.ERROR and "left to staff" in r.getMessage()]
+    assert len(gone) == 1 and sid in gone[0].getMessage() and "ValueError" in gone[0].getMessage()
+    assert all(NUMBER[:14] not in r.getMessage() for r in caplog.records if r.name == processing.__name__)
 
 
 def test_a_poison_job_waits_a_back_off_between_attempts(ctx: ServiceContext) -> None:

@@ -45,6 +45,7 @@ def test_a_staff_decision_is_stamped_on_the_day_it_is_dated(
         b = factories.beneficiary(db, ctx.keyring)
         s = create_session(db, ctx, b, Channel.SELF, False, "test").session
         s.state, s.decision, s.reasons = SessionState.DECIDED, "review", ["SPOOF_SUSPECTED"]
+        s.result = factories.review_result(reasons=["SPOOF_SUSPECTED"])
         db.flush()
         review.settle(db, ctx, s, "accept", "rev1", "本人", "staff:rev1")
         cert = db.scalar(select(Certification).where(Certification.beneficiary_id == b.id))

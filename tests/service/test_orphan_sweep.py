@@ -43,6 +43,8 @@ def test_orphans_older_than_the_grace_are_removed_and_referenced_media_kept(stor
     no_row = f"sessions/{uuid.uuid4()}/video"  # a session whose row never committed at all
     for key in (left_behind, no_row):
         ctx.storage.put(key, b"orphan")
+    for key in (card, left_behind, no_row):
+        factories.aged_media(ctx, key, 0)  # written just now, by the clock the sweep reads
     assert sweep_orphans(ctx) == 0  # all younger than the grace: maybe an upload about to commit
     later = utcnow() + dt.timedelta(seconds=ctx.settings.storage.orphan_grace_s + 60)
     assert sweep_orphans(ctx, now=later) == 2
@@ -66,8 +68,8 @@ def test_a_write_killed_midway_leaves_nothing_behind_after_the_grace(ctx: Servic
     killed, in_flight = root / "video.enc.4242.1.tmp", root / "id_card.enc.4243.1.tmp"
     for path in (killed, in_flight):
         path.write_bytes(b"sealed bytes of a write that never finished")
-    hours_ago = time.time() - 2 * 3600
-    os.utime(killed, (hours_ago, hours_ago))
+    factories.aged(killed, 2 * 3600)
+    factories.aged(in_flight, 0)
     assert sweep_orphans(ctx) >= 1
     assert not killed.exists() and in_flight.exists()
 

@@ -86,6 +86,7 @@ def review_case(ctx: ServiceContext) -> str:
         b = factories.beneficiary(db, ctx.keyring)
         s = create_session(db, ctx, b, Channel.SELF, False, "test").session
         s.state, s.decision, s.decided_at = SessionState.DECIDED, "review", utcnow()
+        s.result = factories.review_result()  # the machine compared the face: one reviewer's case
         return s.id
 
 
@@ -197,7 +198,7 @@ def test_a_console_decision_waits_for_an_api_settle_of_the_same_case(pg_ctx: Ser
     api.commit()
     api.close()
     t.join(30)
-    assert out == ["该案件已处理"]
+    assert out == ["该案件已由 业务系统接口（审核人 ops-desk） 处理为“通过”，您的决定未保存"]
     with ctx.db() as db:
         s = db.get(CertSession, sid)
         assert s is not None and s.decision == "accept"

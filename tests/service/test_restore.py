@@ -190,7 +190,8 @@ def test_media_of_sessions_the_restore_lost_are_kept_for_the_retention_period(ct
     assert done.lost == ()  # nothing of the audit log lost (no staff action since the dump): recorded all the same
     new_orphan = f"sessions/{uuid.uuid4()}/video"  # written after the restore and never committed: an orphan
     ctx.storage.put(new_orphan, b"a failed upload")
-    os.utime(ctx.storage.root / f"{lost}.enc", (time.time() - 7200, time.time() - 7200))  # written before
+    factories.aged_media(ctx, new_orphan, 0)  # just written
+    factories.aged_media(ctx, lost, 7200)  # written before
     assert sweep_orphans(ctx, now=later) == 1
     assert ctx.storage.exists(lost) and not ctx.storage.exists(new_orphan)
     past = utcnow() + dt.timedelta(days=ctx.settings.storage.retention_days, hours=1)

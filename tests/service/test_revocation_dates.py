@@ -15,8 +15,9 @@ from sqlalchemy import select
 from service.certification.certificates import CertificateStatus, check_code, issued_claims
 from service.certification.context import ServiceContext
 from service.certification.cycle import run_cycle, valid_until
+from service.certification.daily_run import daily_run
 from service.certification.identity_review import confirm_same_person
-from service.certification.models import Beneficiary, Certification, in_force
+from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, Certification, in_force
 from service.features.console.alt_cert import certify_alternative
 from service.infra.clock import local_today
 from tests.service import factories
@@ -129,3 +130,63 @@ def test_with_nothing_left_a_roster_grace_date_ends_the_day_before_the_fraud(ctx
     on = today - dt.timedelta(days=5)
     fraud, _ = _certify(ctx, bid, on)
     assert _revoke(ctx, fraud).valid_until == on - dt.timedelta(days=1)
+
+
+def test_a_late_entry_a_revocation_before_part_bz_left_with_the_frauds_date_is_cut_back(ctx: ServiceContext) -> None:
+    """A revocation made before each row stored its own validity recomputed the record but left the late entry's
+    row with the fraud's date (nothing revokes again to cut it): the cycle run sheltered the person, and the public
+    check said valid, until the fraud's date. The daily run now cuts such a row back first (audited)."""
+    today = local_today(ctx.settings)
+    bid = _person(ctx, valid_until=today - dt.timedelta(days=10))
+    fraud, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
+    frauds_date = _row(ctx, bid).valid_until
+    seen = today - dt.timedelta(days=200)
+    with ctx.db() as db:
+        b = db.get(Beneficiary, bid)
+        assert b is not None
+        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
+        late = db.scalars(
+            select(Certification.id).where(Certification.id != fraud, Certification.beneficiary_id == bid)
+        ).one()
+    _revoke(ctx, fraud)
+    factories.update(ctx, Certification, late, valid_until=frauds_date)  # as the revocation then left the row
+    b = _row(ctx, bid)
+    own = valid_until(seen, ctx.rules, b.region, b.birth_date)
+    assert b.valid_until == own and frauds_date is not None and frauds_date > own
+    day = own + dt.timedelta(days=1)
+    assert daily_run(ctx, "test", day).suspended == 1
+    row = factories.update(ctx, Certification, late)
+    assert row.valid_until == own
+    assert _row(ctx, bid).status == BeneficiaryStatus.SUSPENDED
+    with ctx.db() as db:
+        assert check_code(db, ctx.keyring, row.code, day)[1].status is CertificateStatus.EXPIRED
+        cut = db.scalars(select(AuditEntry.detail).where(AuditEntry.action == "certification.validity_cut")).all()
+    assert cut == [
+        {
+            "certification": late,
+            "revoked": fraud,
+            "valid_until_before": frauds_date.isoformat(),
+            "valid_until": own.isoformat(),
+        }
+    ]
+    assert daily_run(ctx, "test", day + dt.timedelta(days=1)).suspended == 0  # nothing more to cut, nobody new
+
+
+def test_the_daily_run_leaves_a_late_entry_sheltered_by_a_certification_in_force(ctx: ServiceContext) -> None:
+    """Guard: a late entry that carries a later certification still in force is the revocation's to cut; the daily
+    run changes nothing while nothing of the person's was revoked."""
+    today = local_today(ctx.settings)
+    bid = _person(ctx, valid_until=today - dt.timedelta(days=10))
+    later, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
+    seen = today - dt.timedelta(days=200)
+    with ctx.db() as db:
+        b = db.get(Beneficiary, bid)
+        assert b is not None
+        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
+        late = db.scalars(
+            select(Certification.id).where(Certification.id != later, Certification.beneficiary_id == bid)
+        ).one()
+    carried = _row(ctx, bid).valid_until
+    factories.update(ctx, Certification, late, valid_until=carried)
+    assert daily_run(ctx, "test", today).suspended == 0
+    assert factories.update(ctx, Certification, late).valid_until == carried

@@ -5,6 +5,7 @@ worker thread that dies being replaced, its job handed back and decided."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -85,14 +86,24 @@ def test_stopped_unknown_and_expired(ctx: ServiceContext, db: Session) -> None:
     assert claim(ctx, expired, "thief") == expired
 
 
-def test_dead_workers_job_on_its_last_attempt_goes_to_staff(ctx: ServiceContext, db: Session) -> None:
+def test_dead_workers_job_on_its_last_attempt_goes_to_staff(
+    ctx: ServiceContext, db: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    failed = {"cause": "worker_lost"}
+    before = REGISTRY.get_sample_value("pension_cert_jobs_failed_total", failed) or 0.0
     w = worker_row(db, "hostA", 505)
     sid = factories.held_job(db, ctx, w, attempts=ctx.settings.workers.job_max_attempts)
     age(ctx, w, ctx.settings.workers.worker_stale_s + 1)
-    assert claim(ctx, sid, "thief") is None
+    with caplog.at_level(logging.ERROR, logger="service.certification.processing"):
+        assert claim(ctx, sid, "thief") is None
     db.expire_all()
     s = db.get(CertSession, sid)
     assert s is not None and s.state == "failed" and s.last_error
+    # Before: FAILED without a log line or a metric moving (a worker-killing input, job after job).
+    assert REGISTRY.get_sample_value("pension_cert_jobs_failed_total", failed) == before + 1
+    assert [r.levelname for r in caplog.records if sid in r.getMessage() and "worker_lost" in r.getMessage()] == [
+        "ERROR"
+    ]
 
 
 def test_heartbeat_interval_must_stay_well_below_the_staleness_limit(tmp_path: Path) -> None:

@@ -75,12 +75,17 @@ def check_models(pack_name: str | None) -> None:
     """Refuse to start without the pack's model files (`serve`, `worker` and the Celery worker): the rule is
     pack_problems (the model each role would use, missing or failing its sha256), so no two commands disagree
     about whether a pack can run."""
+    from models.ocr_pins import ocr_problems  # lazy: as load_pack
     from models.packs import load_pack
 
     pack = load_pack(pack_name)  # the configured pack, or PENSION_CERT_MODEL_PACK (raises on an unknown one)
     error = unavailable(pack.store, pack.spec.name)
     if error is not None:
         raise error
+    # The ID-card OCR models, inside their package: pinned by sha256 as the pack's (docs/security.md).
+    ocr = ocr_problems()
+    if ocr:
+        raise CliError(f"the ID-card OCR cannot run: {'; '.join(ocr)}", EXIT_MODEL, code="MODEL_UNAVAILABLE")
 
 
 def _list(args: argparse.Namespace) -> int:

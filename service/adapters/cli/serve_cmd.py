@@ -112,6 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
             code="CONFIG_INVALID",
         )
     check_models(settings.certification.model_pack)
+    check_database_role(settings)
     base = f"http://{args.host}:{sock.getsockname()[1]}"  # the real port, also for --port 0
     unset = "PENSION_CERT_PUBLIC_BASE_URL" not in os.environ  # env: set explicitly, not the default
     # Never filled in production: certificates print it, and the start-up check (Settings.production_weaknesses)
@@ -274,6 +275,30 @@ def check_models(pack_name: str | None) -> None:
     check_pack(pack_name)
 
 
+def check_database_role(settings: Settings) -> None:
+    """Production never runs on a PostgreSQL superuser connection (service/infra/db/roles.py): refused with its
+    settings line; elsewhere a warning. A database that does not answer is left to the start that follows, which
+    says so."""
+    if not settings.effective_database_url.startswith("postgresql"):
+        return
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.infra.db.engine import make_engine
+    from service.infra.db.roles import VARIABLE, role_problem
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        problem = role_problem(engine)
+    except SQLAlchemyError:
+        return
+    finally:
+        engine.dispose()
+    if problem and settings.env == "production":
+        raise CliError(f"invalid settings:\n  {setting_line(VARIABLE, problem)}", EXIT_CONFIG, code="CONFIG_INVALID")
+    if problem:
+        log.warning("%s %s", VARIABLE, problem)
+
+
 def _worker(args: argparse.Namespace) -> int:
     from service.infra.observability.logs import install_log_masking
 
@@ -282,6 +307,7 @@ def _worker(args: argparse.Namespace) -> int:
     # Every model file present and sound, as `serve` and the Celery worker check it: `--once` with nothing queued
     # loaded no model, and failed each job it found (docs/security.md, Part AS).
     check_models(settings.certification.model_pack)
+    check_database_role(settings)
     # After the settings: the worker brings the model runtime (seconds of imports), a bad setting need not wait.
     import service.schema
     from service.adapters.workers.worker import PollingWorker, shared_certifier

@@ -18,6 +18,7 @@ from service.certification.audit import DENIED, audit, refusal_entry
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.infra.config import DEV_ADMIN_API_KEY, Settings
+from service.infra.observability.context import asked_method
 from service.infra.security import mask_text
 
 
@@ -44,9 +45,10 @@ class Caller:
     actor: str
     admin: bool
     # The same key's actor name under each previous signing key still in use (a rotation, docs/operations.md):
-    # what the audit entries made before the restart call it (a retried revocation is recognised by it). For a
-    # channel key also the names of the keys it is one client with (API_KEYS_REPLACED: a key it replaced, or
-    # one that replaced it), under every signing key: the relatives' accounts they made are its too.
+    # what the audit entries made before the restart call it (a retried revocation is recognised by it). Also the
+    # names of the keys it is one client with (API_KEYS_REPLACED: a key it replaced, or one that replaced it, a
+    # channel key's or an operator key's), under every signing key: the relatives' accounts they made are its too,
+    # and a request they made is its own when retried.
     aliases: tuple[str, ...] = ()
 
 
@@ -68,7 +70,7 @@ def api_caller(ctx: Ctx, x_api_key: Annotated[str | None, Header()] = None) -> C
         if admin or _known(x_api_key, ctx.settings.security.api_keys):
             prefix = "admin:" if admin else "api:"
             names = ctx.keyring.key_names(prefix, x_api_key)
-            same = () if admin else ctx.settings.security.same_client(x_api_key)
+            same = ctx.settings.security.same_client(x_api_key)  # of the key's own kind (API_KEYS_REPLACED)
             others = tuple(name for key in same for name in ctx.keyring.key_names(prefix, key))
             return Caller(names[0], admin, names[1:] + others)
     raise ServiceError("UNAUTHORIZED", "missing or unknown X-API-Key")
@@ -92,7 +94,7 @@ def admin_caller(ctx: Ctx, request: Request, x_api_key: Annotated[str | None, He
     caller = api_caller(ctx, x_api_key)
     if not caller.admin:
         path = mask_text(request.url.path)  # a path segment is the caller's text (`/lists/<anything>`)
-        detail = {"method": request.method, "need": "operator key"}
+        detail = {"method": asked_method(request.scope), "need": "operator key"}
         with refusal_entry(caller.actor, DENIED, path, detail), ctx.db() as db:  # the 403 even with it down
             audit(db, caller.actor, DENIED, path, detail)
         raise ServiceError("ADMIN_KEY_REQUIRED", "this operation needs an operator (admin) API key")
@@ -131,9 +133,10 @@ NO_NUL = r"^[^\x00]*$"
 SessionId = Annotated[str, Path(pattern=NO_NUL)]
 ExternalId = Annotated[str, Path(pattern=NO_NUL)]
 
-# A date in a JSON body is an ISO 8601 string (YYYY-MM-DD), nothing else: pydantic's lax mode read 86400 or "86400"
-# as 2 January 1970 (seconds since 1970), and a revocation named a day the caller never wrote. Any other type or
-# form is 422 FIELD_INVALID naming the field (errors.validation_body); the date itself is then checked as before.
+# A date in a JSON body or a query (`since`, `today`) is an ISO 8601 string (YYYY-MM-DD), nothing else: pydantic's
+# lax mode read 86400 or "86400" as 2 January 1970 (seconds since 1970), 1704067200 as 1 January 2024 and
+# "2024-01-01T00:00Z" as that day, so a request named a day the caller never wrote. Any other type or form is 422
+# FIELD_INVALID naming the field (errors.validation_body); the date itself is then checked as before.
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 

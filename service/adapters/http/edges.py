@@ -7,7 +7,8 @@
   redirect, to a path of this site only.
 - HEAD is answered as GET without the body where a GET route exists (monitoring and link checkers send HEAD to
   the probes, the pages and the certificate check): the request goes on as a GET, so it does what the GET does,
-  is rate-limited and audited as the GET is, and nothing more; elsewhere GET's absence keeps it a 405.
+  is rate-limited and audited as the GET is, and nothing more; elsewhere GET's absence keeps it a 405. Metrics,
+  log lines and audit details still name it HEAD.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from service.features.console.web import PREFIX as CONSOLE
+from service.infra.observability.context import ASKED_METHOD
 
 # Typed without their slash: each redirects to its own path with one, never to an address with a host.
 ENTRY_ROOTS = ("/h5", CONSOLE)
@@ -26,7 +28,8 @@ ENTRY_ROOTS = ("/h5", CONSOLE)
 class HeadAsGetMiddleware:
     """A HEAD request goes on as a GET, its answer's body dropped (status and headers, Content-Length included,
     are the GET's). The inner layers get a copy of the request's scope: the server's own scope still says HEAD,
-    which it reads to send no body (uvicorn)."""
+    which it reads to send no body (uvicorn). The copy keeps HEAD as the method asked (``asked_method``): the
+    metrics, the log lines and the audit name a probe as the HEAD it is, never as a page view."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -43,7 +46,7 @@ class HeadAsGetMiddleware:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_no_body)
+        await self.app({**scope, "method": "GET", ASKED_METHOD: "HEAD"}, receive, send_no_body)
 
 
 def install_edges(app: FastAPI) -> None:

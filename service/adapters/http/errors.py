@@ -140,6 +140,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "PROXY_ELDER_SLOTS_FULL": 409,
     "PROXY_ACCOUNT_ELSEWHERE": 403,
     "PROXY_ACCOUNT_IN_APP": 403,  # the same refusal, to the H5 pages: the account is a channel key's
+    "PROXY_ACCOUNT_APP_WITHDRAWN": 403,  # the same, where that key is no longer in force (its app withdrawn)
     "PROXY_BINDING_HELD": 409,  # a decision's reason, never raised
     # Assisted certification requests (service.certification.catalog.ASSIST_MESSAGES_ZH): a form problem is 422.
     "ASSIST_KIND": 422,
@@ -147,6 +148,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "ASSIST_REPLY": 422,
     "ASSIST_OPEN": 409,
     "ASSIST_DECEASED": 409,
+    "ASSIST_REVIEWED": 409,
     "ASSIST_CLOSED": 409,
     # The WeChat channel and the H5 pages.
     "WECHAT_DISABLED": 404,
@@ -270,6 +272,15 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def internal_error(exc: Exception) -> JSONResponse:
+    """A bug, not the client's fault: logged with its traceback, answered in the error shape without internals.
+    Called by the request-context middleware (service/infra/observability/middleware.py) while the request's ids
+    are set, so that the log line carries them and the 500 its X-Request-ID and security headers."""
+    log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    body = error_body("INTERNAL_ERROR", message_zh("INTERNAL_ERROR"), "unexpected server error")
+    return JSONResponse(body, status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     # Routes take the router's responses when they are added: called before any router is included.
     app.router.responses = {**ERROR_RESPONSES, **app.router.responses}
@@ -285,10 +296,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_req: Request, exc: Exception) -> JSONResponse:
-        # A bug, not the client's fault: logged with its traceback, answered in the error shape without internals.
-        log.error("unhandled %s", type(exc).__name__, exc_info=exc)
-        body = error_body("INTERNAL_ERROR", message_zh("INTERNAL_ERROR"), "unexpected server error")
-        return JSONResponse(body, status_code=500)
+        # Only a failure outside the request-context middleware lands here (it answers the others itself).
+        return internal_error(exc)
 
     @app.exception_handler(HTTPException)
     async def http_error(_req: Request, exc: HTTPException) -> JSONResponse:

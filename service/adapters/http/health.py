@@ -16,6 +16,7 @@ from typing import NotRequired, TypedDict
 
 from sqlalchemy import text
 
+from models.ocr_pins import OcrModelError, ocr_problems
 from models.packs import load_pack
 from service.certification.context import ServiceContext
 from service.certification.heartbeat import WORKER_MODES_CHECKED, live_workers
@@ -86,6 +87,9 @@ def check_models(ctx: ServiceContext) -> None:
     for role in ("detector", "recognizer", "landmarks", "antispoof"):
         for name in pack.resolve(role):
             pack.store.path(name)  # raises ModelMissingError naming the missing file
+    ocr = ocr_problems()  # the ID-card OCR models inside their package, pinned by sha256
+    if ocr:
+        raise OcrModelError("; ".join(ocr))
 
 
 class NoLiveWorkerError(RuntimeError):

@@ -30,6 +30,7 @@ from service.certification.catalog import ServiceCode
 from service.features.wechat.h5 import identity
 from service.infra.config import RATE_RULES
 from service.infra.observability import metrics
+from service.infra.observability.context import asked_method
 from service.infra.ratelimit import (
     ClientAddress,
     Rate,
@@ -236,7 +237,7 @@ class RateLimitMiddleware:
             return
         rule, rate, retry_after = refused
         metrics.RATE_LIMITED.labels(rule).inc()
-        log.warning("rate limited: rule %s (%s) for %s %s", rule, rate, method, path)
+        log.warning("rate limited: rule %s (%s) for %s %s", rule, rate, asked_method(scope), path)
         body = json_error(ServiceCode.RATE_LIMITED, f"{rule}: {rate}")
         headers = [
             (b"content-type", b"application/json"),

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, Response
+from prometheus_client.registry import Collector
 
-from service.adapters.http.errors import error_body
+from service.adapters.http.errors import error_body, internal_error
 from service.adapters.http.health import readiness
 from service.adapters.http.limits import RateLimitMiddleware
 from service.adapters.http.schemas import ReadinessBody
@@ -17,6 +18,7 @@ from service.infra.config import Settings
 from service.infra.observability import metrics
 from service.infra.observability.headers import SecurityHeadersMiddleware
 from service.infra.observability.middleware import RequestContextMiddleware
+from service.infra.storage import LocalEncryptedStorage
 
 
 def may_read_metrics(settings: Settings, authorization: str | None) -> bool:
@@ -29,8 +31,10 @@ def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
     """Call after every other middleware is added: these wrap them (a 413 or 429 gets an id and headers)."""
     settings = ctx.settings
     app.add_middleware(RateLimitMiddleware, ctx=ctx)
+    # Sees the final status of everything inside; answers an unhandled failure's 500 itself (with the ids).
+    app.add_middleware(RequestContextMiddleware, on_error=internal_error)
+    # Outermost of these: every answer gets the headers, that 500 included.
     app.add_middleware(SecurityHeadersMiddleware, public_base_url=settings.public_base_url)
-    app.add_middleware(RequestContextMiddleware)  # outermost: sees the final status of everything
 
     @app.get(
         "/readyz",
@@ -54,5 +58,8 @@ def install_observability(app: FastAPI, ctx: ServiceContext) -> None:
         if not may_read_metrics(settings, authorization):
             refused = error_body("UNAUTHORIZED", "未授权的访问", "missing or wrong metrics bearer token")
             return JSONResponse(refused, 401)
-        body, content_type = metrics.render(settings, QueueCollector(ctx), *ctx.hooks.gauges.values())
+        gauges: list[Collector] = [QueueCollector(ctx), *ctx.hooks.gauges.values()]
+        if isinstance(ctx.storage, LocalEncryptedStorage):  # a bucket has no volume to fill
+            gauges.append(metrics.MediaFreeCollector(ctx.storage.free_bytes))
+        body, content_type = metrics.render(settings, *gauges)
         return Response(body, media_type=content_type)

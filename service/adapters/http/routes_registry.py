@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, ExternalId
+from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, ExternalId, IsoDate
 from service.adapters.http.schemas import EXACT, BeneficiaryView, CsvResponse, CycleRun, RosterReport, StatusList
 from service.adapters.http.upload import read_limited
 from service.certification import registry
@@ -22,7 +22,10 @@ from service.infra.config import Settings
 from service.infra.security import ID_INPUT_MAX, normalise_id
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
-Today = Annotated[dt.date | None, Query(description="simulated date (default: today)")]
+# Query dates are `YYYY-MM-DD` as a body's are (deps.IsoDate): lax parsing read `since=1704067200` (seconds since
+# 1970) as 1 January 2024 and `since=86400` as 2 January 1970, the payment file's whole history.
+Today = Annotated[IsoDate | None, Query(description="simulated date, YYYY-MM-DD (default: today)")]
+Since = Annotated[IsoDate | None, Query(description="YYYY-MM-DD: events dated or recorded on or after that day")]
 MAX_ROSTER_BYTES = 64 * 1024 * 1024
 EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
 # A list's formats: any other value is a 422 FIELD_INVALID naming both (it was answered as JSON, audited as asked).
@@ -121,7 +124,7 @@ def get_list(
 @router.get(
     "/exports/{kind}.csv", summary="suspensions or resumptions for the payment system", response_class=CsvResponse
 )
-def export_events(ctx: Ctx, db: DB, actor: AdminClient, kind: str, since: dt.date | None = None) -> CsvResponse:
+def export_events(ctx: Ctx, db: DB, actor: AdminClient, kind: str, since: Since = None) -> CsvResponse:
     if kind not in EXPORT_KINDS:
         raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions")
     rows = registry.export_events(db, ctx.storage, EXPORT_KINDS[kind], since, ctx.settings)
@@ -140,7 +143,7 @@ def post_cycle_run(
     ctx: Ctx,
     actor: AdminClient,
     today: Annotated[
-        dt.date | None, Query(description="simulated date: development and test environments only")
+        IsoDate | None, Query(description="simulated date, YYYY-MM-DD: development and test environments only")
     ] = None,
     force: Annotated[bool, Query(description="run even when an unusual share would be suspended")] = False,
 ) -> CycleRun:

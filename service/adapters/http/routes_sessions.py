@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Header, UploadFile
 from pydantic import BaseModel, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
+from pipelines.reasons import ReasonCode
 from service.adapters.http.deps import (
     DB,
     NO_NUL,
@@ -23,14 +24,16 @@ from service.adapters.http.schemas import (
     EXACT,
     ReviewOutcome,
     SessionCreated,
+    SessionOutcome,
     SessionResult,
     SessionStatus,
     session_created,
 )
 from service.adapters.http.upload import Arrival, read_limited
-from service.certification import review, sessions, uploads
+from service.certification import outcome, review, sessions, uploads
+from service.certification.audit import MISS, asked, audit_read
 from service.certification.errors import ServiceError
-from service.certification.models import Channel, SessionState, UploadKind
+from service.certification.models import Beneficiary, Channel, SessionState, UploadKind
 from service.infra.security import ID_INPUT_MAX
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
@@ -71,10 +74,36 @@ def create_session(ctx: Ctx, db: DB, caller: ApiCaller, body: SessionCreate) -> 
         # binding: one opened here had no relative behind it, none of the proxy rules, and its certificate said
         # 亲属代办认证 (a relative certified) to the relying party. Whatever the key.
         raise ServiceError("PROXY_CHANNEL_FORBIDDEN", "proxy sessions are opened through /api/v1/proxy/bindings")
-    b = sessions.find_beneficiary(db, ctx, body.external_id, body.id_number)
-    new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, caller.actor)
+    b = _beneficiary(ctx, db, caller.actor, body)
+    try:
+        new = sessions.create_session(db, ctx, b, body.channel, body.template_consent, caller.actor)
+    except ServiceError as exc:
+        if exc.code != ReasonCode.BENEFICIARY_DECEASED:
+            raise
+        # "Is this person recorded dead?" is answered too: the same trace, naming whose record (nothing was written).
+        audit_read(
+            db, caller.actor, MISS, b.external_id, {**_asked_by(body), "refused": ReasonCode.BENEFICIARY_DECEASED.value}
+        )
+        raise
     db.commit()
     return session_created(new)
+
+
+def _asked_by(body: SessionCreate) -> dict[str, str]:
+    """How a session's person was asked for, as the look-ups' miss entries say it (never the number)."""
+    if body.external_id:
+        return {"by": "external_id", "asked": asked(body.external_id)}
+    return {"by": "id_number"}
+
+
+def _beneficiary(ctx: Ctx, db: DB, actor: str, body: SessionCreate) -> Beneficiary:
+    """The session's person. A miss answers "is this a pensioner?" as the look-ups do (404 against 201), so it is
+    audited as theirs is (`beneficiary.miss`, Part Y), committed now: the refusal rolls the request back."""
+    try:
+        return sessions.find_beneficiary(db, ctx, body.external_id, body.id_number)
+    except ServiceError:
+        audit_read(db, actor, MISS, "-", _asked_by(body))
+        raise
 
 
 def _upload(
@@ -188,6 +217,17 @@ def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> 
     view = sessions.status_view(s)
     view["result"] = with_deprecated_names(s.result) if s.state == SessionState.DECIDED else None
     return SessionResult.model_validate(view)
+
+
+@router.get(
+    "/{session_id}/outcome",
+    summary="The outcome of a session the calling channel key opened (key, no token: also after SESSION_TTL_S)",
+    response_model=SessionOutcome,
+    **EXACT,
+)
+def get_outcome(ctx: Ctx, db: DB, caller: ApiCaller, session_id: SessionId) -> SessionOutcome:
+    s = sessions.get_session(db, session_id)
+    return SessionOutcome.model_validate(outcome.channel_outcome(db, ctx, s, caller.actor, caller.aliases))
 
 
 def with_deprecated_names(result: dict[str, object] | None) -> dict[str, object] | None:

@@ -117,6 +117,18 @@ class SessionResult(SessionStatus):
     result: dict[str, Any] | None = Field(description="the decision with reasons, scores and model versions")
 
 
+class SessionOutcome(ApiModel):
+    """A session's outcome as the channel key that opened it reads it (GET /api/v1/sessions/{id}/outcome)."""
+
+    session_id: str
+    state: str = Field(description="open, queued, processing, decided, failed or expired")
+    channel: str
+    decision: str | None = Field(description="accept, review, reject or retry once decided")
+    reasons: list[str]
+    decided_at: str | None
+    reviewed: bool = Field(description="the decision is staff's (a review case they settled)")
+
+
 class Review(ApiModel):
     machine_decision: str | None
     decision: str

@@ -68,6 +68,14 @@ def check_form(kind: str, phone: str) -> tuple[AssistKind, str]:
     return AssistKind(kind), normalise_phone(phone)
 
 
+def offered_kinds(reviewed: bool) -> tuple[AssistKind, ...]:
+    """What a citizen may ask for (the one home of the rule: the H5 form offers these, `submit` takes no other).
+    `reviewed`: staff rejected the session the request names. Their review has just happened; asking for another
+    would re-queue the rejected video. A home visit (or the counter) is the next step then (docs/security.md
+    Part BY)."""
+    return (AssistKind.HOME_VISIT,) if reviewed else (AssistKind.MANUAL_REVIEW, AssistKind.HOME_VISIT)
+
+
 def open_request(db: Session, beneficiary_id: int, openid: str) -> AssistRequest | None:
     """The request this requester has open for this person (another requester's is not theirs to see or to be
     blocked by: anyone who knows a name and number can file one)."""
@@ -90,10 +98,14 @@ def submit(
     actor: str,
     session_id: str | None = None,
     by_relative: bool = False,
+    reviewed: bool = False,
 ) -> AssistRequest:
     """Store a citizen's request: one open request per person and requester (a second one from the same WeChat
-    user is refused; another user's request for the same person is stored beside it, for staff to see both)."""
+    user is refused; another user's request for the same person is stored beside it, for staff to see both).
+    `reviewed`: staff rejected session `session_id` (`offered_kinds`)."""
     asked, number = check_form(kind, phone)
+    if asked not in offered_kinds(reviewed):
+        raise AssistError("ASSIST_REVIEWED")
     if b.status == BeneficiaryStatus.DECEASED:
         raise AssistError("ASSIST_DECEASED")
     if open_request(db, b.id, openid) is not None:

@@ -4,6 +4,7 @@ session, and roles ordered reviewer < supervisor < admin. Repeated failures slow
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hmac
 import logging
@@ -66,6 +67,9 @@ class Staff:
     # False while an account an admin created, raised or reset (any role) awaits another supervisor's confirmation
     # (accounts.py): it works in its role, but is nobody's second person of a two-person rule.
     confirmed: bool = True
+    # When the login ends at the latest (naive UTC: its absolute limit), told on the case page beside the claim's
+    # end (typing sends nothing: a long decision can outlast the login).
+    login_ends: dt.datetime | None = None
 
     def has(self, role: Role) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -243,6 +247,7 @@ def resolve_session(db: Session, cfg: ConsoleConfig, token: str | None) -> Staff
         bool(user.must_change_password),
         tuple(user.scope or ()),
         user.granted_by is None,
+        row.created_at + dt.timedelta(seconds=cfg.absolute_timeout_s),
     )
 
 

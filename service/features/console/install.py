@@ -74,12 +74,14 @@ def install_console(app: FastAPI, config: ConsoleConfig | None = None) -> None:
         return FileResponse(HERE / "static" / "console.css", media_type="text/css")
 
     @app.exception_handler(LoginRequired)
-    def login_required(request: Request, _exc: LoginRequired) -> Response:
+    def login_required(request: Request, exc: LoginRequired) -> Response:
         # A form sent after the login idled out: the login page itself says it was not saved, and the login leads
-        # back to the form's page (its path carries record ids only, never personal data).
+        # back to the form's page (its path carries record ids only, never personal data); a case decision is
+        # carried by the login form and filled back in there (`exc.kept`).
         if request.method == "POST":
-            notice = routes_auth.EXPIRED_POST_ZH
-            return routes_auth.login_form(request, 401, notice=notice, next_path=form_page(request))
+            notice = routes_auth.EXPIRED_DECISION_ZH if exc.kept else routes_auth.EXPIRED_POST_ZH
+            next_path = form_page(request)
+            return routes_auth.login_form(request, 401, notice=notice, next_path=next_path, kept=exc.kept)
         # A page visited: the login leads back to it (a console page path only: web.safe_next, in form_page); the
         # queue is where a login leads anyway.
         page = form_page(request)

@@ -109,6 +109,7 @@ AUDIT_ACTION_ZH = {
     "case.decide.final": "审核决定",
     "beneficiary.view": "查看人员",
     "beneficiary.deceased": "登记死亡",
+    "certificate.copy": "打印凭证",
     "certification.revoke": "撤销认证",
     "evidence.hold": "保全认证影像",
     "evidence.release": "解除影像保全",

@@ -27,7 +27,7 @@ from service.certification.review import REVOKED_BEFORE, accept_needs_second, no
 from service.features.console import accounts, audit_chain, scope
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
-from service.features.console.labels import NOTE_ZH
+from service.features.console.labels import ACTOR_KIND_ZH, DECISION_ZH, NOTE_ZH
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
 from service.features.proxy.models import ProxyClaim, subject_of
 
@@ -52,6 +52,16 @@ class TakenOver(CaseError):
     def __init__(self, holder: str, at: dt.datetime | None) -> None:
         super().__init__(f"该案件现由 {holder} 领取，您的决定未保存")
         self.holder, self.at = holder, at
+
+
+class SettledMeanwhile(CaseError):
+    """The case was settled by someone else since the reviewer opened it (a colleague who took the lapsed claim
+    over, or the operator API): `by` (a display name, or the API with its reviewer) made it `decision` at `at`
+    (naive UTC; None: not known), named on the page so the reviewer knows their own decision was not saved."""
+
+    def __init__(self, by: str, decision: str, at: dt.datetime | None) -> None:
+        super().__init__(f"该案件已由 {by} 处理为“{DECISION_ZH.get(decision, decision)}”，您的决定未保存")
+        self.by, self.decision, self.at = by, decision, at
 
 
 class NoCase(CaseError):
@@ -124,7 +134,8 @@ def _open_cases(q: Select[*Ts], staff: Staff | None) -> Select[*Ts]:
 @dataclass
 class QueuePage:
     """One page of the queue: its cases, how many open cases the filters match in all, the place of the first
-    one shown (1-based; 0: none shown), and the cursor of the next page (the last case shown; None: no more)."""
+    one shown (1-based; 0: none shown), and the cursor of the next page (the last case shown, by its place in the
+    queue's order: `page_cursor`; None: no more)."""
 
     items: list[QueueItem]
     total: int
@@ -145,35 +156,69 @@ def list_queue(
     staff: Staff | None = None,
     after: str = "",
 ) -> QueuePage:
-    """The open cases, oldest first, `limit` of them after the case `after` (a keyset on the queue's order: a page
-    stays put while cases ahead of it are settled); only those in `staff`'s region scope (None: every case).
+    """The open cases, oldest first, `limit` of them after the cursor `after` (`page_cursor`: a keyset on the
+    queue's order, so a page stays put while cases ahead of it, or the last case of the page before, are
+    settled); only those in `staff`'s region scope (None: every case). BadCursor: `after` is no cursor.
 
     The matching cases' ids are read whole (light columns), so the page can say how many there are and where it
     starts: the reason filter works on a JSON list, filtered here the same on SQLite and PostgreSQL."""
     light = _open_cases(select(CertSession.id, _waiting_since(), CertSession.reasons), staff)
-    if channel:
-        light = light.where(CertSession.channel == channel)
-    if region:
-        light = light.where(or_(Beneficiary.region.startswith(region), ProxyClaim.region.startswith(region)))
+    light = _filtered(light, channel, region)
     order = [(sid, at) for sid, at, reasons in db.execute(light) if not reason or reason in (reasons or [])]
-    start = _start_after(db, order, after)
-    ids = [sid for sid, _ in order[start : start + limit]]
+    start = _start_after(order, after)
+    page = order[start : start + limit]
     more = start + limit < len(order)
-    return QueuePage(_items(db, ids), len(order), start + 1 if ids else 0, ids[-1] if ids and more else None)
+    cursor = page_cursor(*page[-1]) if page and more else None
+    return QueuePage(_items(db, [sid for sid, _ in page]), len(order), start + 1 if page else 0, cursor)
 
 
-def _start_after(db: Session, order: Sequence[tuple[str, dt.datetime]], after: str) -> int:
-    """Where the page after case `after` begins in `order`: just after it, or, when it has left the queue (settled
-    meanwhile), after the cases that waited as long or longer."""
+class BadCursor(CaseError):
+    """A next-page link that is no cursor of the queue (altered by hand, or one made before cursors carried the
+    waiting time whose case has left the queue since): the reviewer starts again from the first page."""
+
+
+BAD_CURSOR_ZH = "翻页链接已失效，请回到最早的案件重新翻页"
+_CURSOR_SEP = "~"
+
+
+def _filtered(q: Select[*Ts], channel: str, region: str) -> Select[*Ts]:
+    """`q` (over `_open_cases`) limited by the queue page's channel and region filters (the reason filter works on
+    a JSON list: the callers apply it to the rows read, the same on SQLite and PostgreSQL)."""
+    if channel:
+        q = q.where(CertSession.channel == channel)
+    if region:
+        q = q.where(or_(Beneficiary.region.startswith(region), ProxyClaim.region.startswith(region)))
+    return q
+
+
+def page_cursor(sid: str, at: dt.datetime) -> str:
+    """The next page's cursor after case `sid`, waiting since `at`: both, so the page is found again when the case
+    has been settled meanwhile (settling rewrites the row's decided_at, which the queue orders by)."""
+    return f"{at.isoformat()}{_CURSOR_SEP}{sid}"
+
+
+def _start_after(order: Sequence[tuple[str, dt.datetime]], after: str) -> int:
+    """Where the page after the cursor `after` begins in `order` (the queue's order: waiting time, then id): at
+    the first case past the cursor's place, whether or not its own case is still open. A bare case id (a link
+    from a page shown before cursors carried the time) is followed while that case is still in the queue."""
     if not after:
         return 0
-    for i, (sid, _) in enumerate(order):
-        if sid == after:
+    at_text, sep, sid = after.rpartition(_CURSOR_SEP)  # no separator: the whole as the id
+    try:
+        at = dt.datetime.fromisoformat(at_text) if sep else None
+    except ValueError:
+        raise BadCursor(BAD_CURSOR_ZH) from None
+    if at is not None and at.tzinfo is not None:  # the queue's times are naive UTC (an edited link)
+        at = at.astimezone(dt.UTC).replace(tzinfo=None)
+    for i, (open_sid, t) in enumerate(order):
+        if open_sid == sid:
             return i + 1
-    gone = db.get(CertSession, after)
-    if gone is None:
-        return 0
-    return sum(1 for _, at in order if at <= since(gone))
+        # The ids compared only among cases of the same waiting time, as the database ordered them.
+        if at is not None and (t > at or (t == at and open_sid > sid)):
+            return i
+    if at is None:
+        raise BadCursor(BAD_CURSOR_ZH)
+    return len(order)
 
 
 def _items(db: Session, ids: Sequence[str]) -> list[QueueItem]:
@@ -263,10 +308,12 @@ def may_claim(staff: Staff, c: ReviewClaim | None, ttl_s: int, db: Session | Non
 
 
 def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -> None:
-    """`staff` holds the case from now on. A claim's lifetime runs from its holder's first claim: claiming again,
-    or giving the case back and claiming it again with nobody's claim in between, continues it (the holder keeps
-    the case, and may decide it, but past the lifetime a colleague may take it over and the operator API settle
-    it), so nobody holds a case off the others for longer than `claim_ttl_s` by claiming it over and over."""
+    """`staff` holds the case from now on. A claim's lifetime runs from its holder's first claim: claiming again
+    continues it (the holder keeps the case, and may decide it, but past the lifetime a colleague may take it over
+    and the operator API settle it), so nobody holds a case off the others for longer than `claim_ttl_s` by
+    claiming it over and over. Giving the case back and claiming it again with nobody's claim in between continues
+    it too while it is still running; once it has run out, the new claim has a lifetime of its own (a case given
+    back yesterday and handed out again by 下一件 is not lapsed at once, open to a colleague's 接手)."""
     s = open_session(db, session_id, staff)
     if not is_open(s):
         raise CaseError("该案件已处理")
@@ -280,7 +327,8 @@ def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -
         _second_or_refuse(db, staff, c)
         if c.claimed_by not in (None, staff.id) and not lapsed(c, cfg.claim_ttl_s, now):
             raise CaseError("该案件已被其他审核员领取")
-        resumed = c.claimed_by == staff.id or (c.claimed_by is None and c.released_by == staff.id)
+        given_back = c.claimed_by is None and c.released_by == staff.id
+        resumed = c.claimed_by == staff.id or (given_back and not lapsed(c, cfg.claim_ttl_s, now))
         c.claimed_by, c.released_by = staff.id, None
         if not (resumed and c.claimed_at is not None):
             c.claimed_at = now
@@ -289,15 +337,19 @@ def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -
     audit_chain.record(db, staff.actor, "case.claim", session_id)
 
 
-def claim_next(db: Session, cfg: ConsoleConfig, staff: Staff) -> str | None:
+def claim_next(
+    db: Session, cfg: ConsoleConfig, staff: Staff, channel: str = "", region: str = "", reason: str = ""
+) -> str | None:
     """ "下一件": the reviewer's own open claim first, else the oldest case this reviewer may decide (not held by
-    another, not a second decision a reviewer or its first decider cannot give, in the reviewer's region scope),
-    one nobody holds before one whose claim lapsed, claimed. None: nothing left."""
+    another, not a second decision a reviewer or its first decider cannot give, in the reviewer's region scope,
+    among those the queue page's filters show), one nobody holds before one whose claim lapsed, claimed. None:
+    nothing left."""
     # The whole queue, not the page's first 200: one's own claim, or a case one may take, can lie further on.
-    cases = db.execute(_open_cases(select(CertSession.id, ReviewClaim), staff)).all()
-    for sid, c in cases:
-        if c is not None and c.claimed_by == staff.id:
-            return str(sid)
+    own = db.scalar(_open_cases(select(CertSession.id), staff).where(ReviewClaim.claimed_by == staff.id).limit(1))
+    if own is not None:  # whatever the filters: the case the reviewer holds is theirs to finish
+        return str(own)
+    q = _filtered(_open_cases(select(CertSession.id, ReviewClaim, CertSession.reasons), staff), channel, region)
+    cases = [(sid, c) for sid, c, reasons in db.execute(q) if not reason or reason in (reasons or [])]
     # Cases nobody holds before lapsed claims (each in queue order): a colleague's lapsed claim is taken over only
     # when nothing else is left, as its holder may still be deciding it (a call to the family).
     for sid, c in sorted(cases, key=lambda case: case[1] is not None and case[1].claimed_by is not None):
@@ -365,7 +417,7 @@ def _check_deciding(db: Session, staff: Staff, s: CertSession, c: ReviewClaim | 
     if not is_open(s):
         if last is not None and last.user_id == staff.id:
             raise AlreadyDecided("您已提交过决定，该案件已处理")
-        raise CaseError("该案件已处理")
+        raise _settled_by(db, s, last)
     if c is not None and c.claimed_by == staff.id:
         return c
     if c is not None and c.claimed_by is None and c.pending_by == staff.id:
@@ -374,6 +426,20 @@ def _check_deciding(db: Session, staff: Staff, s: CertSession, c: ReviewClaim | 
         holder = db.get(StaffUser, c.claimed_by)
         raise TakenOver(holder.display_name if holder else "其他审核员", c.claimed_at)
     raise CaseError("请先领取该案件")
+
+
+def _settled_by(db: Session, s: CertSession, last: ReviewDecision | None) -> CaseError:
+    """Why a decision on the closed case `s` is refused, naming who settled it and how: the last staff decision
+    (`last`) when it settled the case, else the operator API's review record (by its reviewer), else plain words
+    (the case left the queue another way)."""
+    if last is not None and last.stage != "first":
+        who = db.get(StaffUser, last.user_id)
+        return SettledMeanwhile(who.display_name if who else "其他审核员", last.decision, last.created_at)
+    record = (s.result or {}).get("review")
+    if isinstance(record, dict) and record.get("decision"):
+        by = f"{dict(ACTOR_KIND_ZH)['api:']}（审核人 {record.get('reviewer') or '—'}）"
+        return SettledMeanwhile(by, str(record["decision"]), s.decided_at)
+    return CaseError("该案件已处理，您的决定未保存")
 
 
 def second_needed(db: Session, s: CertSession, decision: str) -> list[str]:

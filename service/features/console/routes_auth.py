@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -27,11 +28,13 @@ from service.features.console.auth import (
     end_session,
     end_user_sessions,
     hash_password,
+    resolve_session,
     start_session,
 )
 from service.features.console.inputs import RowId
 from service.features.console.models import StaffUser
 from service.features.console.review_queue import release_claims_outside
+from service.features.console.routes_review import RELOGGED_DECISION_ZH, reopen_decision
 from service.features.console.scope import ScopeError, covers, describe, parse_scope
 from service.features.console.throttle import wait_text
 from service.features.console.web import (
@@ -40,8 +43,10 @@ from service.features.console.web import (
     PREFIX,
     Admin,
     CurrentStaff,
+    KeptDecision,
     Supervisor,
     check_csrf,
+    config_of,
     redirect,
     render,
     safe_next,
@@ -55,15 +60,28 @@ router = APIRouter(prefix=PREFIX)
 
 # What the login page says when a form was sent after the login had idled out (LoginRequired on a POST).
 EXPIRED_POST_ZH = "登录已超时，刚才提交的内容未保存。请重新登录，将返回原页面，请在该页重新填写并提交。"
+# The same for a case decision, which the login form carries back (web.KeptDecision).
+EXPIRED_DECISION_ZH = (
+    "登录已超时，刚才提交的内容未保存。请重新登录，登录后将重新打开该案件并填回您的决定和理由，请核对后再提交。"
+)
+
+
+_CASE_PAGE = re.compile(r"/cases/([0-9a-f-]{1,64})")
 
 
 def login_form(
-    request: Request, status: int = 200, error: str | None = None, notice: str | None = None, next_path: str = ""
+    request: Request,
+    status: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
+    next_path: str = "",
+    kept: KeptDecision | None = None,
 ) -> Response:
     """The login page, with a fresh login CSRF value both in a SameSite=Strict cookie and in the form (double
-    submit), and the console page to return to after the login (`safe_next`: never off the console)."""
+    submit), the console page to return to after the login (`safe_next`: never off the console), and a decision
+    to fill back in there (`kept`)."""
     token = secrets.token_urlsafe(24)
-    values = {"error": error, "notice": notice, "next": safe_next(next_path)}
+    values = {"error": error, "notice": notice, "next": safe_next(next_path), "kept": kept}
     resp = render(request, "login.html", None, status=status, csrf=token, **values)
     resp.set_cookie(
         LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX
@@ -83,7 +101,10 @@ def login(
     password: Annotated[str, Form()],
     csrf: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "",
+    kept_decision: Annotated[str, Form()] = "",
+    kept_reason: Annotated[str, Form()] = "",
 ) -> Response:
+    kept = KeptDecision(kept_decision[:16], kept_reason[:1000]) if kept_decision or kept_reason else None
     if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf):
         return render(request, "login.html", None, status=403, csrf="", error="表单已失效，请刷新页面后重试")
     throttle = throttle_of(request)
@@ -108,14 +129,26 @@ def login(
     if failure is None or not failure.bad_credentials:
         throttle.succeeded(ip, username)  # the right password (a disabled account's too): not a guess
     if failure is not None:
-        resp = login_form(request, 429 if wait > 0 else 401, failure.message, next_path=next)
+        resp = login_form(request, 429 if wait > 0 else 401, failure.message, next_path=next, kept=kept)
         if wait > 0:
             resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return resp
-    ok = redirect(safe_next(next) or "/queue")
+    ok = _back_to(request, token, safe_next(next), kept)
     ok.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX)
     ok.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
     return ok
+
+
+def _back_to(request: Request, token: str, path: str, kept: KeptDecision | None) -> Response:
+    """Where a login leads: the page it was asked for (the queue by default); the case whose decision was sent
+    after the previous login ran out, reopened with that decision filled in."""
+    case = _CASE_PAGE.fullmatch(path) if kept is not None else None
+    if case is not None and kept is not None:
+        with unit(request) as db:
+            staff = resolve_session(db, config_of(request), token)
+        if staff is not None and not staff.must_change_password:
+            return reopen_decision(request, staff, case.group(1), RELOGGED_DECISION_ZH, kept.decision, kept.reason)
+    return redirect(path or "/queue")
 
 
 @router.post("/logout")

@@ -33,8 +33,10 @@ from service.features.console.models import AltCertification, ReviewClaim, Staff
 from service.features.console.review_queue import (
     OVERRULED,
     AlreadyDecided,
+    BadCursor,
     CaseError,
     NoCase,
+    SettledMeanwhile,
     TakenOver,
     claim_case,
     claim_next,
@@ -51,10 +53,13 @@ from service.features.console.review_queue import (
 from service.features.console.web import (
     PREFIX,
     CurrentStaff,
+    KeptDecision,
+    LoginRequired,
     StaleForm,
     check_csrf,
     config_of,
     ctx_of,
+    current_staff,
     no_store,
     redirect,
     render,
@@ -76,18 +81,22 @@ def home() -> Response:
 def queue_page(
     request: Request, staff: CurrentStaff, channel: str = "", region: str = "", reason: str = "", after: str = ""
 ) -> Response:
-    # The filters are codes (channel, region prefix, reason code), the page's cursor a case id: no personal data.
-    with unit(request) as db:
-        page = list_queue(db, channel, region[:12], reason[:40], staff=staff, after=after[:64])
-        items = page.items
-        # Who saw whom: every person on the page (a relative's verification, which has none, by its session).
-        shown = [it.beneficiary.external_id if it.beneficiary else f"session:{it.session.id}" for it in items]
-        people = [it.beneficiary.id for it in items if it.beneficiary]  # each counts on their 查阅记录 (Part BK)
-        people += access_log.claimed_people(db, [it.session.id for it in items if it.beneficiary is None])
-        access_log.record_list(db, staff.actor, "queue.view", "-", {"n": len(items), "shown": shown}, people)
-        # The 领取 / 接手 buttons, read as the claim is checked: the first decider's account too (Part BN).
-        ttl = config_of(request).claim_ttl_s
-        claimable = {it.session.id for it in items if may_claim(staff, it.claim, ttl, db)}
+    # The filters are codes (channel, region prefix, reason code), the page's cursor a time and a case id: no
+    # personal data.
+    try:
+        with unit(request) as db:
+            page = list_queue(db, channel, region[:12], reason[:40], staff=staff, after=after[:100])
+            items = page.items
+            # Who saw whom: every person on the page (a relative's verification, which has none, by its session).
+            shown = [it.beneficiary.external_id if it.beneficiary else f"session:{it.session.id}" for it in items]
+            people = [it.beneficiary.id for it in items if it.beneficiary]  # each counts on their 查阅记录 (Part BK)
+            people += access_log.claimed_people(db, [it.session.id for it in items if it.beneficiary is None])
+            access_log.record_list(db, staff.actor, "queue.view", "-", {"n": len(items), "shown": shown}, people)
+            # The 领取 / 接手 buttons, read as the claim is checked: the first decider's account too (Part BN).
+            ttl = config_of(request).claim_ttl_s
+            claimable = {it.session.id for it in items if may_claim(staff, it.claim, ttl, db)}
+    except BadCursor as exc:  # an edited or outdated next-page link: back to the first page
+        return render(request, "message.html", staff, status=400, message=exc.message, back="/queue")
     filters = {"channel": channel, "region": region, "reason": reason}
     return no_store(
         render(
@@ -133,12 +142,18 @@ def release(request: Request, staff: CurrentStaff, session_id: str, csrf: Annota
 @router.post("/cases/{session_id}/decide")
 def decide(
     request: Request,
-    staff: CurrentStaff,
     session_id: str,
     decision: Annotated[str, Form()],
     reason: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
+    # The login read here, not as a dependency: a decision sent after the login ran out goes with the login form
+    # (KeptDecision), and the login reopens the case with it (reopen_decision), as a page opened before a newer
+    # login does.
+    try:
+        staff = current_staff(request)
+    except LoginRequired:
+        raise LoginRequired(KeptDecision(decision, reason[:1000])) from None
     try:
         check_csrf(staff, csrf)
         with unit(request) as db:
@@ -148,12 +163,14 @@ def decide(
         return render(request, "message.html", staff, status=409, message=exc.message, back=back, next_case=True)
     except NoCase as exc:  # unknown or out of scope: no case page to go back to
         return render(request, "message.html", staff, status=409, message=exc.message, back="/queue")
-    except (CaseError, StaleForm) as exc:
-        # Not saved (taken over, no claim, an expired page): the case again, the typed decision and reason kept.
+    except StaleForm:  # a page opened before a newer login: the case again, the typed decision and reason kept
+        return reopen_decision(request, staff, session_id, STALE_DECISION_ZH, decision, reason, 403)
+    except CaseError as exc:
+        # Not saved (taken over, settled meanwhile, no claim): the case again, the decision and reason kept.
         taken = exc if isinstance(exc, TakenOver) else None
-        message = STALE_DECISION_ZH if isinstance(exc, StaleForm) else exc.message
-        refused = Refused(message, decision, reason[:1000], taken)
-        return _case_view(request, staff, session_id, 403 if isinstance(exc, StaleForm) else 409, refused)
+        settled = exc if isinstance(exc, SettledMeanwhile) else None
+        refused = Refused(exc.message, decision, reason[:1000], taken, settled)
+        return _case_view(request, staff, session_id, 409, refused)
     except ServiceError as exc:
         # The core or a feature refused the acceptance (a person recorded deceased meanwhile, a relative's binding
         # revoked or its consent window past): the reason in words on the console's page, not the API's JSON.
@@ -170,11 +187,19 @@ def decide(
 
 
 @router.post("/cases/next")
-def next_case(request: Request, staff: CurrentStaff, csrf: Annotated[str, Form()] = "") -> Response:
-    """ "下一件": claim the oldest open case this reviewer may decide and open it (a POST: it claims)."""
+def next_case(
+    request: Request,
+    staff: CurrentStaff,
+    csrf: Annotated[str, Form()] = "",
+    channel: Annotated[str, Form()] = "",
+    region: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """ "下一件": claim the oldest open case this reviewer may decide among those the queue page's filters show,
+    and open it (a POST: it claims)."""
     check_csrf(staff, csrf)
     with unit(request) as db:
-        sid = claim_next(db, config_of(request), staff)
+        sid = claim_next(db, config_of(request), staff, channel, region[:12], reason[:40])
     if sid is None:
         return render(request, "message.html", staff, message="队列中暂无可处理的案件", back="/queue")
     return redirect(f"/cases/{sid}")
@@ -205,17 +230,29 @@ def _records(
 
 # A decision sent from a page opened before the current login (another tab's login, an idle timeout).
 STALE_DECISION_ZH = "页面已过期（可能已在其他窗口重新登录），您的决定未保存。已重新打开本案件，请核对后再次提交"
+# A decision sent after the login ran out, as the case page says it after the new login (routes_auth.login).
+RELOGGED_DECISION_ZH = "登录已超时，您的决定尚未提交。已重新打开本案件并填回您的决定和理由，请核对后提交"
 
 
 @dataclass(frozen=True)
 class Refused:
-    """A decision the case page refused, shown again above the form: why, and what the reviewer had chosen and
-    typed (`taken`: the colleague who holds the case now, named on the page)."""
+    """A decision the case page refused, shown again first on the page: why, and what the reviewer had chosen and
+    typed (`taken`: the colleague who holds the case now; `settled`: who settled it meanwhile, and how; named on
+    the page, with the decision and reason kept read-only when the case is no longer the reviewer's to decide)."""
 
     message: str
     decision: str
     reason: str
     taken: TakenOver | None = None
+    settled: SettledMeanwhile | None = None
+
+
+def reopen_decision(
+    request: Request, staff: Staff, session_id: str, message: str, decision: str, reason: str, status: int = 200
+) -> Response:
+    """The case page again after a decision that was not saved because of the login (a page from before a newer
+    login, or a login that ran out: `message` says which), the decision and reason filled back into its form."""
+    return _case_view(request, staff, session_id, status, Refused(message, decision, reason[:1000]))
 
 
 @router.get("/cases/{session_id}")
@@ -287,6 +324,7 @@ def _case_view(
             scores=score_rows(result),
             media_kept=s.media_purged_at is None and ctx is not None,
             claim_ttl_min=cfg.claim_ttl_s // 60,
+            idle_min=cfg.idle_timeout_s // 60,
         )
     )
 

@@ -11,8 +11,9 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from service.certification.certificates import certificate_png
 from service.certification.cycle import cycle_state
-from service.certification.errors import ServiceError
+from service.certification.errors import NotFoundError, ServiceError
 from service.certification.evidence_hold import EvidenceOnPage, evidence_of
 from service.certification.models import (
     Certification,
@@ -25,7 +26,7 @@ from service.certification.revocation import revoke_asks
 from service.certification.roster import import_roster, import_terms
 from service.certification.second_person import Ask
 from service.certification.template_withdrawal import pending_consent
-from service.features.console import access_log, audit_chain, roster_search, scope
+from service.features.console import access_log, audit_chain, certificate_copy, roster_search, scope
 from service.features.console.accounts import who_is
 from service.features.console.alt_cert import (
     RESENT_FORM,
@@ -233,6 +234,24 @@ def _actors(
     found: list[str | None] = [c.revoked_by for c in certs] + [a.actor for a in asks]
     found += [h.hold.placed_by for h in holds] + [h.release_asked.actor for h in holds if h.release_asked]
     return found + [str(a.detail.get("actor") or "") for a in alerts]
+
+
+@router.get("/beneficiaries/{bid}/certificate.png")
+def print_certificate(request: Request, staff: CurrentStaff, bid: RowId) -> Response:
+    """打印凭证: the person's certificate copy (certificate_copy.py), printed from the browser at the counter."""
+    ctx = ctx_of(request)
+    try:
+        with unit(request) as db:
+            found = certificate_copy.counter_copy(db, staff, bid, local_today(ctx.settings))
+    except ServiceError as exc:
+        status = 404 if isinstance(exc, NotFoundError) else 409
+        message = certificate_copy.refusal_zh(exc)
+        return render(request, "message.html", staff, status=status, message=message, back=f"/beneficiaries/{bid}")
+    if found is None:
+        return render(request, "message.html", staff, status=404, message="人员不存在", back="/roster")
+    b, cert, st = found
+    png = certificate_png(b.name, cert, st, ctx.settings.public_base_url)
+    return no_store(Response(png, media_type="image/png"))
 
 
 @router.post("/beneficiaries/{bid}/deceased")

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -57,8 +58,21 @@ templates.globals.update(
 )
 
 
+@dataclass(frozen=True)
+class KeptDecision:
+    """A case decision sent after the login ran out (routes_review.decide): the login form carries it (its body,
+    never a URL), and the login reopens the case with it filled in (routes_review.reopen_decision)."""
+
+    decision: str
+    reason: str
+
+
 class LoginRequired(Exception):
-    """No valid session: the handler redirects to the login page."""
+    """No valid session: the handler redirects to the login page (`kept`: a decision the login carries back)."""
+
+    def __init__(self, kept: KeptDecision | None = None) -> None:
+        super().__init__()
+        self.kept = kept
 
 
 class PasswordChangeRequired(Exception):

@@ -17,12 +17,15 @@ from service.certification.errors import InvalidInputError, ServiceError
 from service.certification.models import one_of_hashes, utcnow
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import ProxyOperator, ProxyOperatorIdentity
+from service.infra import clock
 from service.infra.security import new_token, token_hash
 
 log = logging.getLogger(__name__)
 CHANNELS = ("wechat", "phone")
 PROXY_ACCOUNT_ELSEWHERE = "PROXY_ACCOUNT_ELSEWHERE"
 PROXY_ACCOUNT_IN_APP = "PROXY_ACCOUNT_IN_APP"  # the H5 pages' refusal: the account is an integrator's app's
+# The same, where that app is withdrawn (`client_in_force`): the relative is told the ways left, not sent back to it.
+PROXY_ACCOUNT_APP_WITHDRAWN = "PROXY_ACCOUNT_APP_WITHDRAWN"
 LOGIN_REFUSED = "proxy.operator.login_refused"
 CLIENT_MOVED = "proxy.operator.client_moved"
 CLIENTS_MOVED = "proxy.operator.clients_moved"  # staff's move of a whole client (`move_client`), who and how
@@ -60,6 +63,14 @@ def find(db: Session, ctx: ServiceContext, channel: str, channel_id: str) -> Pro
     return db.scalar(select(ProxyOperator).where(*where))
 
 
+def h5_account(db: Session, ctx: ServiceContext, openid: str) -> ProxyOperator | None:
+    """The H5 pages' own relative's account of this WeChat login (made by their `login`, client `wechat-h5`), for a
+    page that reads it by the login alone. A channel key's account for the openid is its app's, never the pages'
+    (`_refuse`: the key's openid is not shown to be this WeChat user's)."""
+    op = find(db, ctx, "wechat", openid)
+    return op if op is not None and op.client == H5_CLIENT else None
+
+
 def login(
     db: Session, ctx: ServiceContext, channel: str, channel_id: str, client: str, aliases: tuple[str, ...] = ()
 ) -> OperatorLogin:
@@ -76,9 +87,9 @@ def login(
     found = sorted(db.scalars(query.order_by(ProxyOperator.id).with_for_update()), key=lambda o: _key_rank(o, hashes))
     op = found[0] if found else None
     if op is not None and op.client is not None and op.client not in (client, *aliases):
-        _refuse(db, op, channel, client)
+        _refuse(db, op, channel, client, withdrawn=not client_in_force(ctx, op.client))
     created = op is None
-    token = new_token()
+    token = _new_token()
     if op is None:
         op = ProxyOperator(
             id=str(uuid.uuid4()), channel=channel, channel_hash=hashes[0], token_hash=token_hash(token), client=client
@@ -99,19 +110,38 @@ def login(
     return OperatorLogin(op, token, created)
 
 
-def _refuse(db: Session, op: ProxyOperator, channel: str, client: str) -> NoReturn:
+def _refuse(db: Session, op: ProxyOperator, channel: str, client: str, withdrawn: bool) -> NoReturn:
     """Another client's login to an account: refused, in a unit of its own (the request's is rolled back), so the
     bureau can find a channel key naming other integrators' relatives. Nothing of the account is changed or
     answered: a channel key is not trusted with another integrator's data (docs/security.md, Part A). Nor are the
     H5 pages with a channel key's account for their openid: the key's openid is only what its app said, not shown
-    to be this WeChat user's, and the account holds its app user's identity and elders; they are told so."""
-    target, detail = op.id, {"channel": channel, "reason": "another client's account"}
+    to be this WeChat user's, and the account holds its app user's identity and elders; they are told so, or, where
+    the app is `withdrawn` (no key in force names it), told the ways left (the relative cannot go back to it)."""
+    reason = "its client is withdrawn" if withdrawn else "another client's account"
+    target, detail = op.id, {"channel": channel, "reason": reason}
     db.rollback()  # the row lock taken above
     with refusal_entry(client, LOGIN_REFUSED, target, detail):
         audit(db, client, LOGIN_REFUSED, target, detail)
         db.commit()
-    code = PROXY_ACCOUNT_IN_APP if client == H5_CLIENT else PROXY_ACCOUNT_ELSEWHERE
+    if client != H5_CLIENT:
+        code = PROXY_ACCOUNT_ELSEWHERE
+    else:
+        code = PROXY_ACCOUNT_APP_WITHDRAWN if withdrawn else PROXY_ACCOUNT_IN_APP
     raise ProxyServiceError(code, "this channel identity's account belongs to another client")
+
+
+def client_in_force(ctx: ServiceContext, client: str) -> bool:
+    """Whether the client that made an account still logs in to it: the H5 pages, or a key in `API_KEYS` or
+    `ADMIN_API_KEYS` (its name under any signing key in use), or one `API_KEYS_REPLACED` makes one client with a key
+    in either. An integrator's app withdrawn (its key removed from `API_KEYS`, docs/operations.md) is none of
+    these: its accounts serve nobody. (So is a key replaced without the pair whose accounts await `move-relatives`:
+    the same refusal, only worded for the relative, see `_refuse`.)"""
+    if client == H5_CLIENT:
+        return True
+    sec, names = ctx.settings.security, ctx.keyring.key_names
+    channel = {name for key in sec.api_keys for k in (key, *sec.same_client(key)) for name in names("api:", k)}
+    operator = {name for key in sec.admin_api_keys for k in (key, *sec.same_client(key)) for name in names("admin:", k)}
+    return client in channel | operator
 
 
 def _move(db: Session, op: ProxyOperator, to: str, by: str) -> None:
@@ -141,6 +171,9 @@ def move_client(db: Session, ctx: ServiceContext, old: str, new: str, by: str, v
         raise InvalidInputError(PROXY_CLIENT_UNKNOWN, f"no relative's account to move is recorded under {old!r}")
     for op in accounts:
         _move(db, op, new, by)
+        # Its token was issued to `old`, a key no longer in force (authenticate refuses it): moved, it must not
+        # answer again (a leaked key's, docs/operations.md). The new key's app logs the relative in afresh.
+        op.token_hash = token_hash(_new_token())
     audit(db, by, CLIENTS_MOVED, new, {"from": old, "to": new, "moved": len(accounts), **via})
     db.flush()
     return len(accounts)
@@ -151,12 +184,33 @@ def _key_rank(op: ProxyOperator, hashes: tuple[str, ...]) -> int:
     return hashes.index(op.channel_hash)
 
 
-def authenticate(db: Session, token: str | None) -> ProxyOperator:
+def _new_token() -> str:
+    """A fresh operator token carrying its issue time (seconds since 1970, before the dot): the stored hash covers
+    the whole token, so the time cannot be changed, and a lifetime needs no column of its own."""
+    return f"{int(clock.now_utc().timestamp())}.{new_token()}"
+
+
+def _issued_s(token: str) -> int | None:
+    """The issue time a token carries; None for one without (issued before tokens had a lifetime)."""
+    stamp, dot, _ = token.partition(".")
+    return int(stamp) if dot and stamp.isascii() and stamp.isdigit() else None
+
+
+def authenticate(db: Session, ctx: ServiceContext, token: str | None) -> ProxyOperator:
+    """The account of an operator token, while the key that issued it (the account's client) is in force and for
+    OPERATOR_TOKEN_TTL_S after its issue. A key withdrawn from API_KEYS stops its relatives' tokens with it: they
+    were its app's reach into the relatives' data (docs/operations.md, "Replacing a channel key"). An account no
+    client is recorded for (before migration 0022) answers no token: its next login claims it."""
     if not token:
         raise ServiceError("UNAUTHORIZED", "operator token missing")
     op = db.scalar(select(ProxyOperator).where(ProxyOperator.token_hash == token_hash(token)))
     if op is None:
         raise ServiceError("UNAUTHORIZED", "operator token unknown")
+    if op.client is None or not client_in_force(ctx, op.client):
+        raise ServiceError("UNAUTHORIZED", "the key that issued this operator token is no longer in force")
+    issued = _issued_s(token)
+    if issued is None or clock.now_utc().timestamp() - issued > ctx.settings.security.operator_token_ttl_s:
+        raise ServiceError("UNAUTHORIZED", "operator token expired: log in again (POST /api/v1/proxy/operators)")
     return op
 
 

@@ -34,10 +34,10 @@ from service.adapters.http.schemas import (
     session_created,
 )
 from service.certification.audit import MISS, asked, audit_read
-from service.certification.certificates import COPY_ACTION, Standing, certificate_png, latest_copy
+from service.certification.certificates import Standing, certificate_png
 from service.certification.errors import NotFoundError
 from service.certification.models import Beneficiary, Certification
-from service.features.proxy import bindings, operators, sessions
+from service.features.proxy import bindings, copies, operators, sessions
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.history import elder_history
 from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyOperator
@@ -55,8 +55,8 @@ from service.infra.security import ID_INPUT_MAX
 router = APIRouter(prefix="/api/v1/proxy", tags=["proxy"])
 
 
-def current_operator(db: DB, token: SessionToken) -> ProxyOperator:
-    return operators.authenticate(db, token)
+def current_operator(ctx: Ctx, db: DB, token: SessionToken) -> ProxyOperator:
+    return operators.authenticate(db, ctx, token)
 
 
 Operator = Annotated[ProxyOperator, Depends(current_operator)]
@@ -238,7 +238,7 @@ def consent(
         if refusal is not None:
             raise ProxyServiceError(refusal, CONSENT_REFUSALS.get(refusal, "consent refused"))
         return binding_view(db, row)
-    op = operators.authenticate(db, token)
+    op = operators.authenticate(db, ctx, token)
     row = bindings.own_binding(db, op, binding_id, for_update=True)
     new = sessions.open_consent(db, ctx, op, row)
     db.commit()
@@ -315,17 +315,8 @@ def elder_view(db: DB, client: ApiClient, external_id: Annotated[str, Path(patte
 def _elder_copy(
     ctx: Ctx, db: Session, op: ProxyOperator, binding_id: str
 ) -> tuple[Beneficiary, Certification, Standing]:
-    """The latest valid certificate of the elder of one of the caller's bindings in force (`bindings.accepted`): by
-    the relative's lasting identity, as a reviewed case is accepted after the session's token has ended. Audited."""
-    row = bindings.own_binding(db, op, binding_id)
-    if row.status == BindingStatus.PENDING_CONSENT:
-        raise ProxyServiceError("PROXY_CONSENT_PENDING", "the elder has not consented to this binding yet")
-    elder = db.get(Beneficiary, row.beneficiary_id)
-    if not bindings.accepted(row) or elder is None:
-        raise NotFoundError("binding", code="PROXY_NOT_BOUND")
-    cert, st = latest_copy(db, elder, local_today(ctx.settings))
-    audit_read(db, operators.actor(op), COPY_ACTION, elder.external_id, {"certification": cert.id, "binding": row.id})
-    return elder, cert, st
+    """The latest valid certificate of the elder of one of the caller's bindings in force (`copies.elder_copy`)."""
+    return copies.elder_copy(db, op, binding_id, local_today(ctx.settings))
 
 
 @router.get(

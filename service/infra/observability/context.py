@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +19,9 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 # The ASGI scope of the current request: the router fills in path_params (session_id) after we set it.
 request_scope_var: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("request_scope", default=None)
 session_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("session_id", default=None)
+# The method the client sent, where an outer layer has the inner ones go on with another: a HEAD is answered as
+# its GET (service/adapters/http/edges.py), and is still a HEAD to whoever reads the metrics, logs and audit.
+ASKED_METHOD = "pension_cert.asked_method"
 
 # An incoming X-Request-ID is echoed only if it is short and plain: it ends up in logs and headers.
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,64}$")
@@ -30,6 +33,11 @@ def new_request_id(incoming: str | None) -> str:
     if incoming and SANE_REQUEST_ID.match(incoming) and mask_text(incoming) == incoming:
         return incoming
     return uuid.uuid4().hex
+
+
+def asked_method(scope: Mapping[str, Any]) -> str:
+    """The request's method as sent (HEAD for a HEAD answered as its GET): what metrics, logs and audit name."""
+    return str(scope.get(ASKED_METHOD) or scope.get("method", ""))
 
 
 def current_request_id() -> str | None:

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -28,10 +28,11 @@ from prometheus_client import (
     generate_latest,
     make_wsgi_app,
 )
-from prometheus_client.core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 if TYPE_CHECKING:
     from service.infra.config import Settings
@@ -62,6 +63,14 @@ DECISION_REASONS = Counter(
     "pension_cert_decision_reasons", "Reason codes of applied decisions, by band and reason", ["decision", "reason"]
 )
 JOB_RETRIES = Counter("pension_cert_job_transient_failures", "Jobs released for another try (database, storage)")
+# Why a job went to staff as failed (a fixed set: the label never carries input): every attempt's worker died
+# (give_up_exhausted), its last attempt ran past the time limit, or raised an error.
+FAILED_CAUSES = ("worker_lost", "time_limit", "error")
+JOBS_FAILED = Counter(
+    "pension_cert_jobs_failed", "Jobs given up to staff as failed after their last attempt, by cause", ["cause"]
+)
+for _cause in FAILED_CAUSES:
+    JOBS_FAILED.labels(_cause)  # each series at 0 from the start: an alert on increase() sees the first one
 WORKER_RESTARTS = Counter(
     "pension_cert_worker_restarts", "Embedded workers that died and were replaced by the supervisor", ["mode"]
 )
@@ -101,8 +110,28 @@ def reset_multiproc_dir(settings: Settings) -> Path:
     return path
 
 
+def _merge_samples(kind: str, samples: Iterable[Sample]) -> list[Sample]:
+    """One sample per series (name and labels). A metric with no labels exists at 0 in every process that
+    imports this module, the API included: listed twice, a scrape kept one value, most likely the API's 0, and
+    the workers' count was lost. Counts (counters, histogram buckets, sums) of several processes add up, as the
+    multiprocess collector adds the workers' own; a ``_created`` time is the earliest; a gauge the highest."""
+    merged: dict[tuple[str, tuple[tuple[str, str], ...]], Sample] = {}
+    for sample in samples:
+        key = (sample.name, tuple(sorted(sample.labels.items())))
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = sample
+        elif sample.name.endswith("_created"):
+            merged[key] = seen._replace(value=min(seen.value, sample.value))
+        elif kind == "gauge":
+            merged[key] = seen._replace(value=max(seen.value, sample.value))
+        else:
+            merged[key] = seen._replace(value=seen.value + sample.value)
+    return list(merged.values())
+
+
 class _Merged(Collector):
-    """One family per name: the API's own samples and the workers' (multiprocess files) side by side."""
+    """One family per name and one sample per series: the API's own and the workers' (multiprocess files)."""
 
     def __init__(self, sources: list[Any]) -> None:
         self.sources = sources
@@ -115,7 +144,25 @@ class _Merged(Collector):
                     merged[family.name].samples.extend(family.samples)
                 else:
                     merged[family.name] = family
-        yield from merged.values()
+        for family in merged.values():
+            family.samples = _merge_samples(family.type, family.samples)
+            yield family
+
+
+class MediaFreeCollector(Collector):
+    """Free space on the local media store's volume, read at scrape time (``free_bytes``): an alert can fire
+    before uploads get 507 STORAGE_FULL and /readyz turns the storage check red."""
+
+    def __init__(self, free_bytes: Callable[[], int]) -> None:
+        self.free_bytes = free_bytes
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            free = self.free_bytes()
+        except OSError as exc:  # a scrape must still answer (readiness reports the store)
+            log.warning("media free space: %s", exc)
+            return
+        yield GaugeMetricFamily("pension_cert_media_free_bytes", "Free bytes on the media store's volume", value=free)
 
 
 def render(settings: Settings, *collectors: Collector) -> tuple[bytes, str]:

@@ -7,10 +7,11 @@ variables set here are seen by the route, its thread-pool work and every log rec
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from service.infra.observability import metrics
-from service.infra.observability.context import new_request_id, request_id_var, request_scope_var
+from service.infra.observability.context import asked_method, new_request_id, request_id_var, request_scope_var
 
 Scope = dict[str, Any]
 ASGIApp = Any
@@ -38,10 +39,12 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """X-Request-ID in (if sane) and out, in a context variable for the logs; latency histogram."""
+    """X-Request-ID in (if sane) and out, in a context variable for the logs; latency histogram. An exception
+    nothing inside handled is given to ``on_error`` (the API's one error mapping: it logs and builds the 500)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_error: Callable[[Exception], ASGIApp] | None = None) -> None:
         self.app = app
+        self.on_error = on_error
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -51,20 +54,30 @@ class RequestContextMiddleware:
         t_rid = request_id_var.set(rid)
         t_scope = request_scope_var.set(scope)
         status = 500
+        started = False  # once the answer has started, no other can be sent
         t0 = time.perf_counter()
 
         async def send_with_id(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status, started = int(message["status"]), True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if self.on_error is None:
+                raise
+            # Answered here, not by Starlette's own 500 handler: that runs outside every middleware, after the
+            # `finally` below reset the ids, so its log line had none and its answer no X-Request-ID.
+            answer = self.on_error(exc)  # logs it, with the ids
+            if not started:
+                await answer(scope, receive, send_with_id)
         finally:
             if scope.get("path") not in UNTIMED:
-                method = scope["method"] if scope["method"] in LABELLED_METHODS else "other"
+                asked = asked_method(scope)  # a HEAD answered as its GET is still counted as a HEAD
+                method = asked if asked in LABELLED_METHODS else "other"
                 metrics.HTTP_LATENCY.labels(method, route_template(scope), f"{status // 100}xx").observe(
                     time.perf_counter() - t0
                 )

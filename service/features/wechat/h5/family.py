@@ -1,25 +1,32 @@
 """What the family page shows about each bound elder: certified until, due, being checked / in review, or no
 more tries today (the relative's daily limit, or the binding locked after repeated failures: the page then
 offers the assist request and the bureau's phone), so the relative sees at a glance whether anything is to be
-done (the proxy API itself stays about bindings)."""
+done (the proxy API itself stays about bindings); and, while a certification is in force, the elder's certificate copy
+behind the binding (`copies.elder_copy`, the proxy API's rule), by the WeChat login alone."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.adapters.http.deps import DB, Ctx, SessionToken
 from service.certification import attempts
 from service.certification.catalog import message_zh
+from service.certification.certificates import VOID_CODES, certificate_png
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleState, cycle_state
+from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState
-from service.features.proxy import operators
+from service.features.proxy import copies, operators
 from service.features.proxy.models import BindingStatus, ProxyBinding
+from service.features.wechat.h5 import identity
+from service.features.wechat.h5.login import login
+from service.features.wechat.h5.pages import message
 from service.features.wechat.messages import zh_date
 from service.infra.clock import local_today
 
@@ -60,7 +67,7 @@ def elder_status(
 @router.get("/api/family/elders")
 def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
     """The status of the elders of the caller's active bindings (operator token, as for the proxy API)."""
-    op = operators.authenticate(db, token)
+    op = operators.authenticate(db, ctx, token)
     rows = db.scalars(
         select(ProxyBinding).where(ProxyBinding.operator_id == op.id, ProxyBinding.status == BindingStatus.ACTIVE)
     )
@@ -82,3 +89,41 @@ def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
             }
         )
     return {"elders": out}
+
+
+@router.get("/family/bindings/{binding_id}/certificate.png")
+def elder_certificate_png(ctx: Ctx, db: DB, request: Request, binding_id: str) -> Response:
+    """The certificate copy of the elder of one of this WeChat login's bindings in force, linked from the family page
+    (a relative who uses only these pages holds no operator token a link could carry). The pages' own account only
+    (`operators.h5_account`); the refusals are the proxy API's, as pages. Audited `certificate.copy`."""
+    openid = identity.openid_from(ctx, request)
+    if openid is None:
+        return login(ctx, request)
+    op = operators.h5_account(db, ctx, openid)
+    if op is None or len(binding_id) > 36 or "\x00" in binding_id:  # no stored id is such (nor holds a NUL)
+        return _not_bound(request)
+    try:
+        elder, cert, st = copies.elder_copy(db, op, binding_id, local_today(ctx.settings))
+    except ServiceError as exc:
+        return _refused(request, exc)
+    png = certificate_png(elder.name, cert, st, ctx.settings.public_base_url)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+def _not_bound(request: Request) -> Response:
+    # Another relative's binding reads exactly as an unknown or ended one.
+    return message(
+        request, "未找到该代办绑定", "该家人不在您当前的代办绑定中。请回到“为家人认证”页面查看。", status=404
+    )
+
+
+def _refused(request: Request, exc: ServiceError) -> Response:
+    if exc.code == "PROXY_NOT_BOUND":
+        return _not_bound(request)
+    if exc.code == "PROXY_CONSENT_PENDING":
+        return message(request, "老人尚未同意绑定", message_zh(exc.code), status=409)
+    if exc.code in VOID_CODES.values():  # why none is valid: revoked, expired, ...
+        return message(request, "暂无有效的认证凭证", message_zh(exc.code), status=409)
+    if isinstance(exc, NotFoundError):  # never certified
+        return message(request, "暂无有效的认证凭证", "老人还没有通过的认证。", status=404)
+    raise exc

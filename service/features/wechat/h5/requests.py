@@ -26,7 +26,7 @@ from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, SessionDecision, beneficiary_of
-from service.features.console.assist import KINDS_ZH, AssistError, check_form, open_request, submit
+from service.features.console.assist import KINDS_ZH, AssistError, check_form, offered_kinds, open_request, submit
 from service.features.console.inputs import BadInput, check_inputs
 from service.features.proxy import operators
 from service.features.proxy.models import ENDED_STATUSES, ProxyBinding, ProxySession, ProxySessionKind
@@ -123,6 +123,8 @@ def _page(request: Request, ctx: ServiceContext, openid: str, status: int = 200,
     done = values.get("done")
     # The contact phone of a request is shown only to whoever gave it (a relative may see the elder's request).
     values["own"] = done is not None and done.openid == openid
+    subject = values.get("subject")
+    values["offered"] = offered_kinds(subject is not None and subject.reviewed)
     return render(
         request,
         "apply.html",
@@ -198,7 +200,8 @@ def apply_submit(
         if subject is None:
             subject = _typed_subject(db, ctx, name, id_number)
         actor = attempts.wechat_requester(ctx, openid)
-        req = submit(db, subject.beneficiary, kind, phone, note, openid, actor, subject.session_id, subject.by_relative)
+        who = (subject.session_id, subject.by_relative, subject.reviewed)
+        req = submit(db, subject.beneficiary, kind, phone, note, openid, actor, *who)
         db.commit()
     except AssistError as exc:
         db.rollback()

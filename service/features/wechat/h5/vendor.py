@@ -3,7 +3,8 @@
 The page (static/guidance.js) runs the face detector in the browser with onnxruntime-web's WASM backend,
 advisory only: the server re-checks everything. Served here, all from this origin (no CDN at run time):
 - `/h5/static/vendor/ort-{version}/{file}`: onnxruntime-web, put in the cache by scripts/web_bundle.sh (npm,
-  pinned version and tarball hash) under PENSION_CERT_WEB_DIR (default ~/.cache/pension-cert/web);
+  pinned version and tarball hash) under PENSION_CERT_WEB_DIR (default ~/.cache/pension-cert/web), served only
+  as bytes matching the sha256 the script recorded (ort_bundle.py);
 - `/h5/models/{sha256[:16]}/{file}`: the detector from the verified model store (models/manifest.toml),
   versioned by its hash; the page checks the whole sha256 it is told before creating its session;
 - `/h5/guidance.json`: the rules, built from the server's own constants (challenge actions, pose formula,
@@ -27,6 +28,7 @@ from pipelines.liveness.challenge import BLINK, NOD, OPEN_MOUTH, PROMPTS_ZH, TUR
 from pipelines.liveness.checker import LivenessConfig
 from pipelines.liveness.video import SamplingConfig, VideoLimits
 from service.adapters.http.deps import Ctx
+from service.features.wechat.h5 import ort_bundle
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -121,9 +123,9 @@ def ort_dir(web_dir: Path) -> Path:
 
 
 def ort_available(web_dir: Path) -> bool:
-    # web_bundle.sh writes .complete last: a half-extracted bundle is never served.
+    # web_bundle.sh writes .complete (the files' sha256) last: a half-extracted or changed bundle is never served.
     folder = ort_dir(web_dir)
-    return (folder / ".complete").is_file() and all((folder / f).is_file() for f in ORT_FILES)
+    return all(ort_bundle.verified_bytes(folder, f) is not None for f in ORT_FILES)
 
 
 def _model(store: ModelStore, name: str) -> dict[str, Any] | None:
@@ -243,8 +245,10 @@ def guidance(ctx: Ctx, request: Request) -> JSONResponse:
 def ort_file(ctx: Ctx, version: str, name: str) -> Response:
     if version != ORT_VERSION or name not in ORT_FILES or not ort_available(ctx.settings.web_dir):
         return Response(status_code=404)
-    suffix = Path(name).suffix
-    return FileResponse(ort_dir(ctx.settings.web_dir) / name, media_type=MEDIA_TYPES[suffix], headers=IMMUTABLE)
+    data = ort_bundle.verified_bytes(ort_dir(ctx.settings.web_dir), name)  # the bytes hashed, not the path again
+    if data is None:
+        return Response(status_code=404)
+    return Response(data, media_type=MEDIA_TYPES[Path(name).suffix], headers=IMMUTABLE)
 
 
 @router.get("/models/{version}/{name}")

@@ -180,3 +180,20 @@ def test_a_missing_prompts_folder_stops_only_serve(cli: CliRunner, tmp_path: Pat
     proc = cli("serve", "--port", "0", env=env, timeout=30)
     assert proc.returncode == EXIT_CONFIG, proc.stderr
     assert "does not exist" in refused(proc.stderr, "PENSION_CERT_H5_AUDIO_DIR")
+
+
+def test_the_start_check_refuses_a_changed_ocr_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve`, `worker` and the Celery worker (models_cmd.check_models): the ID-card OCR models inside their
+    package are pinned as the pack's (a tampered copy stands in for the package's folder)."""
+    from models import ocr_pins
+    from service.adapters.cli import models_cmd
+    from service.adapters.cli.common import CliError
+    from tests.models.test_ocr_pins import _copy, _flip_one_byte
+
+    folder = _copy(tmp_path)
+    _flip_one_byte(folder / ocr_pins.OCR_MODELS["Rec"].file)
+    monkeypatch.setattr(ocr_pins, "package_models_dir", lambda: folder)
+    with pytest.raises(CliError) as refused_start:
+        models_cmd.check_models(None)
+    assert refused_start.value.code == "MODEL_UNAVAILABLE" and refused_start.value.exit_code == EXIT_MODEL
+    assert "the ID-card OCR cannot run: id_card ocr: ppocrv4_rec is damaged" in str(refused_start.value)

@@ -53,6 +53,35 @@ def test_a_look_up_that_finds_nobody_is_audited_without_the_number(client: TestC
     assert unknown not in everything_audited(ctx) and typo not in everything_audited(ctx)
 
 
+def test_opening_a_session_for_nobody_or_for_the_dead_is_audited_as_a_miss(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """POST /api/v1/sessions answers "is this a pensioner?" (404 against 201) and "is this person recorded dead?"
+    (409 BENEFICIARY_DECEASED): both left no entry, while the look-ups' same miss is audited."""
+    unknown = factories.id_number(region="110105", seq=93)
+    dead_number = factories.id_number(region="110105", seq=94)
+    with ctx.db() as db:
+        dead = factories.beneficiary(db, ctx.keyring, id_number=dead_number, status="deceased").external_id
+        db.commit()
+
+    r = client.post("/api/v1/sessions", json={"id_number": unknown})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "BENEFICIARY_UNKNOWN"
+    assert client.post("/api/v1/sessions", json={"external_id": "EXT-NOBODY"}).status_code == 404
+    r = client.post("/api/v1/sessions", json={"id_number": dead_number})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "BENEFICIARY_DECEASED"
+
+    misses = entries(ctx, "beneficiary.miss")
+    assert [(e.target, e.detail) for e in misses] == [
+        ("-", {"by": "id_number"}),
+        ("-", {"by": "external_id", "asked": "EXT-NOBODY"}),
+        (dead, {"by": "id_number", "refused": "BENEFICIARY_DECEASED"}),
+    ]
+    assert all(e.actor.startswith("api:") for e in misses)
+    assert unknown not in everything_audited(ctx) and dead_number not in everything_audited(ctx)
+    with ctx.db() as db:
+        assert db.scalars(select(CertSession)).first() is None  # refused: no session opened
+
+
 def test_a_channel_key_refused_an_operators_route_is_audited(client: TestClient, ctx: ServiceContext) -> None:
     """The lists of overdue and suspended people, the payment exports: a channel key's attempt was a bare 403."""
     for path in ("/api/v1/lists/overdue", "/api/v1/exports/suspensions.csv"):

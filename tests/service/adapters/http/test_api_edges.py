@@ -4,7 +4,9 @@ a trailing slash, HEAD on a page or probe, a JSON value of the wrong type, a lis
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,12 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from service.certification.audit import DENIED
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry
 from service.infra.clock import local_today
 from tests.service import factories
+from tests.service.adapters.http.ops import ops_app
+from tests.service.adapters.http.test_observability import samples, value
 from tests.service.adapters.http.test_revoke_api import _post
-from tests.service.conftest import ADMIN
+from tests.service.conftest import ADMIN, API_KEY
 from tests.service.test_revocation import _certify, _person
 
 FORGED = {"Host": "evil.example"}
@@ -112,6 +117,31 @@ def test_a_head_answer_sends_no_body_and_leaves_the_servers_scope_as_head(client
     assert scope["method"] == "HEAD"
 
 
+def test_head_is_counted_logged_and_audited_as_head_under_its_routes_template(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, windows_held: float
+) -> None:
+    # Before: the inner layers saw the GET that a HEAD goes on as, so a monitoring probe (or a HEAD flood) was a
+    # GET in the request histogram, the rate limiter's log line and the refusal's audit entry.
+    verify, lists = "/api/v1/certificates/verify", "/api/v1/lists/overdue"
+    count = "pension_cert_http_request_duration_seconds_count"
+    with TestClient(ops_app(tmp_path, rate_limit_ip="2/minute")) as c:
+        before = samples(c, count)
+        assert [c.head(f"{verify}?code=x").status_code for _ in range(2)] == [400, 400]
+        after = samples(c, count)
+        assert value(after, method="HEAD", route=verify) - value(before, method="HEAD", route=verify) == 2
+        assert value(after, method="GET", route=verify) == value(before, method="GET", route=verify)
+        with caplog.at_level(logging.WARNING, logger="service.adapters.http.limits"):
+            assert c.head(f"{verify}?code=x").status_code == 429
+        limited = [r.getMessage() for r in caplog.records if r.name == "service.adapters.http.limits"]
+        assert limited == [f"rate limited: rule ip (2 per 60s) for HEAD {verify}"]
+
+        assert c.head(lists, headers={"X-API-Key": API_KEY}).status_code == 403  # a channel key: not its list
+        ctx: ServiceContext = c.app.state.ctx  # type: ignore[attr-defined]
+        with ctx.db() as db:
+            denied = db.scalars(select(AuditEntry).where(AuditEntry.action == DENIED)).all()
+        assert [(e.target, e.detail) for e in denied] == [(lists, {"method": "HEAD", "need": "operator key"})]
+
+
 REVOKE = "/api/v1/certifications/revoke"
 
 
@@ -141,6 +171,32 @@ def test_an_iso_date_string_is_still_a_date(client: TestClient) -> None:
     assert error["code"] != "FIELD_INVALID", error  # read as a date: nobody is found by it
     error = _revoke(client, external_id="P-EDGE-1", certified_on="2026-02-30")
     assert (error["status"], error["code"], error["fields"][0]["field"]) == (422, "FIELD_INVALID", "certified_on")
+
+
+# Every route of the API that takes a date in its query: (method, path, the date's name, what else it needs).
+QUERY_DATES: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("GET", "/api/v1/beneficiaries/P-EDGE-1", "today", {}),
+    ("GET", "/api/v1/beneficiaries", "today", {"params": {"id_number": "110101194001011237"}}),
+    ("POST", "/api/v1/beneficiaries/lookup", "today", {"json": {"id_number": "110101194001011237"}}),
+    ("GET", "/api/v1/lists/overdue", "today", {}),
+    ("GET", "/api/v1/exports/suspensions.csv", "since", {}),
+    ("GET", "/api/v1/exports/resumptions.csv", "since", {}),
+    ("POST", "/api/v1/cycle/run", "today", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "name", "extra"), QUERY_DATES, ids=[f"{m} {u}" for m, u, *_ in QUERY_DATES])
+@pytest.mark.parametrize("sent", ["86400", "1704067200", "1704067200000", "2024-01-01T00:00:00Z", "-86400"])
+def test_a_query_date_is_a_yyyy_mm_dd_string_only(
+    client: TestClient, method: str, path: str, name: str, extra: dict[str, Any], sent: str
+) -> None:
+    # Before: lax parsing read `since=1704067200` (seconds since 1970) as 1 January 2024, `since=86400` as
+    # 2 January 1970 (the payment file's whole history) and a timestamp as its day.
+    kwargs: dict[str, Any] = {**extra, "params": {**extra.get("params", {}), name: sent}}
+    r = client.request(method, path, headers=ADMIN, **kwargs)
+    assert r.status_code == 422, (r.status_code, r.text)
+    error = r.json()["error"]
+    assert error["code"] == "FIELD_INVALID" and error["fields"][0]["field"] == name, error
 
 
 @pytest.mark.parametrize("fmt", ["xml", "CSV", "xlsx", ""])

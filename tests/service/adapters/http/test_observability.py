@@ -85,6 +85,28 @@ def test_json_logs_carry_request_and_session_id_and_mask_id_numbers(client: Test
     assert ID not in json_log.getvalue()
 
 
+def test_an_unexpected_failure_keeps_its_request_id_session_id_and_headers(
+    tmp_path: Path, json_log: io.StringIO
+) -> None:
+    """Starlette answers an unhandled exception outside every middleware: the 500 had no X-Request-ID and no
+    security headers, and its log line no request or session id, the one case an operator most needs them."""
+    app = ops_app(tmp_path)
+
+    @app.get("/api/v1/sessions/{session_id}/_boom")
+    def boom(session_id: str) -> None:
+        raise RuntimeError(f"bug near {ID}")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/api/v1/sessions/sess-500/_boom", headers={"X-API-Key": API_KEY, "X-Request-ID": "trace-500-abcd"})
+    assert r.status_code == 500 and r.json()["error"]["code"] == "INTERNAL_ERROR" and "bug" not in r.text
+    assert r.headers["x-request-id"] == "trace-500-abcd"
+    assert r.headers["cache-control"] == "no-store" and r.headers["x-content-type-options"] == "nosniff"
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines() if line.startswith("{")]
+    errors = [e for e in lines if e["message"] == "unhandled RuntimeError"]
+    assert [(e["level"], e["request_id"], e["session_id"]) for e in errors] == [("ERROR", "trace-500-abcd", "sess-500")]
+    assert "RuntimeError: bug near 1101**********1237" in errors[0]["exc"] and ID not in json_log.getvalue()
+
+
 def test_worker_log_lines_carry_the_session_id() -> None:
     record = logging.LogRecord(
         "service.certification.processing", logging.INFO, __file__, 1, "deciding %s", ("x",), None
@@ -112,6 +134,24 @@ def test_metrics_label_routes_by_template_and_count_queue(client: TestClient, tm
     assert "/api/v1/sessions/{session_id}" in routes and "/api/v1/sessions/{session_id}/video" in routes
     assert not any(s["session_id"] in r for r in routes)  # no ids in labels
     assert value(hist, method="POST", route="/api/v1/sessions/{session_id}/video", status="2xx") >= 1
+
+
+def test_metrics_say_the_database_is_down_when_the_queue_gauges_cannot_be_counted(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue and live-worker gauges vanish when the database does not answer: an alert on `workers_live == 0`
+    found no series and stayed silent through the outage. `pension_cert_database_up` is always there."""
+    from sqlalchemy.exc import OperationalError
+
+    assert samples(client, "pension_cert_database_up") == {(): 1.0}
+    assert samples(client, "pension_cert_workers_live") == {(): 0.0}
+
+    def down() -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(client.app.state.ctx, "db", down)  # type: ignore[attr-defined]
+    assert samples(client, "pension_cert_database_up") == {(): 0.0}
+    assert samples(client, "pension_cert_workers_live") == {}
 
 
 def test_metrics_off_or_behind_a_token(tmp_path: Path) -> None:
@@ -145,6 +185,34 @@ def test_embedded_worker_processes_metrics_reach_the_api(tmp_path: Path) -> None
     assert value(reasons, decision="reject", reason="SPOOF_SUSPECTED") == 1
     assert value(samples(c, "pension_cert_stage_duration_seconds_count"), stage="liveness") == 1
     assert value(samples(c, "pension_cert_stage_duration_seconds_sum"), stage="total") == pytest.approx(2.1)
+
+
+def test_a_counter_of_both_the_api_and_the_workers_is_one_series(tmp_path: Path) -> None:
+    """An unlabelled counter exists (at 0) in the API too: listed twice, a scrape kept the API's value and lost
+    the workers' count of transient failures. Each series appears once, the processes' counts added up."""
+    from prometheus_client import REGISTRY
+
+    from service.infra.observability import metrics
+
+    app = ops_app(tmp_path, worker_mode="process")  # no lifespan: we play the worker ourselves
+    mp = metrics.reset_multiproc_dir(app.state.ctx.settings)
+    code = "from service.infra.observability import metrics\nfor _ in range(3): metrics.JOB_RETRIES.inc()\n"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(mp), "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=120)
+    metrics.CYCLE_REFUSED.inc()  # counted by the API process itself
+    own_retries = REGISTRY.get_sample_value("pension_cert_job_transient_failures_total") or 0.0
+    own_refused = REGISTRY.get_sample_value("pension_cert_cycle_refused_total") or 0.0
+    r = TestClient(app).get("/metrics")
+    series = [
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    ]
+    keys = [(name, labels) for name, labels, _ in series]
+    assert sorted(k for k in set(keys) if keys.count(k) > 1) == []
+    found = {name: v for name, labels, v in series if not labels}
+    assert found["pension_cert_job_transient_failures_total"] == own_retries + 3
+    assert found["pension_cert_cycle_refused_total"] == own_refused >= 1
 
 
 def test_a_remote_worker_serves_its_own_metrics_port() -> None:
@@ -255,6 +323,32 @@ def test_readiness_ok_then_each_failure_named(client: TestClient, tmp_path: Path
     assert r.status_code == 503 and r.json()["failing"] == ["database"]
     assert r.json()["checks"]["database"]["error"] == "OperationalError"
     assert client.get("/readyz").status_code == 200
+
+
+def test_a_media_store_without_room_for_one_upload_is_not_ready_and_its_free_space_is_a_metric(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The storage probe wrote 2 bytes: a volume with a few kB left passed /readyz while every upload got 507
+    STORAGE_FULL, and no metric showed the space running out. The volume's free space is faked here."""
+    import shutil
+    from types import SimpleNamespace
+
+    settings = client.app.state.ctx.settings  # type: ignore[attr-defined]
+    one_upload = settings.uploads.max_video_bytes + settings.uploads.max_image_bytes
+    free = {"bytes": one_upload}
+
+    def disk_usage(_path: object) -> SimpleNamespace:
+        return SimpleNamespace(total=10 * one_upload, used=10 * one_upload - free["bytes"], free=free["bytes"])
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    metrics_free = "pension_cert_media_free_bytes"
+    assert client.get("/readyz").status_code == 200
+    assert samples(client, metrics_free) == {(): float(one_upload)}
+    free["bytes"] = 16 * 1024  # room for the probe, not for a video
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["failing"] == ["storage"]
+    assert r.json()["checks"]["storage"]["error"] == "StorageFullError"
+    assert samples(client, metrics_free) == {(): 16.0 * 1024}
 
 
 def test_readiness_answers_promptly_when_the_broker_hangs(tmp_path: Path) -> None:

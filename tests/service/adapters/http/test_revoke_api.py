@@ -151,6 +151,29 @@ def test_a_request_retried_across_a_signing_key_rotation_is_still_the_first(
     assert lost.status_code == 409 and lost.json()["error"]["code"] == "IDEMPOTENCY_MISMATCH", lost.text
 
 
+def test_a_request_retried_across_an_operator_key_replacement_is_still_the_first(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """The bureau's system replaced its operator key (both in ADMIN_API_KEYS, the pair in API_KEYS_REPLACED)
+    between a request and its retry. Before: the retry under the new key was IDEMPOTENCY_MISMATCH (someone else
+    used the key); the pair was refused at start for an operator key. Now it is the first request's answer; an
+    operator key the pair does not name is still a mismatch."""
+    today = local_today(ctx.settings)
+    cid, _ = _certify(ctx, _person(ctx), today - dt.timedelta(days=5))
+    body = {"certification_id": cid, "reason": "impersonation", "note": NOTE}
+    first = _post(client, body, key="retry-replaced-1")
+    assert first.status_code == 200, first.text
+    security = ctx.settings.security
+    new, other = "the-systems-new-operator-key-0123456789", "another-operator-key-0123456789"
+    security.admin_api_keys += [new, other]
+    security.api_keys_replaced = {ADMIN["X-API-Key"]: new}
+    again = client.post(URL, json=body, headers={"X-API-Key": new, "Idempotency-Key": "retry-replaced-1"})
+    assert again.status_code == 200 and again.json() == {**first.json(), "replayed": True}, again.text
+    assert len(_entries(ctx, ACTION)) == 1 and len(_entries(ctx, REQUEST_ACTION)) == 1
+    stranger = client.post(URL, json=body, headers={"X-API-Key": other, "Idempotency-Key": "retry-replaced-1"})
+    assert stranger.status_code == 409 and stranger.json()["error"]["code"] == "IDEMPOTENCY_MISMATCH", stranger.text
+
+
 def test_only_an_operator_key_with_a_request_key_and_a_reason(client: TestClient, ctx: ServiceContext) -> None:
     today = local_today(ctx.settings)
     bid = _person(ctx)

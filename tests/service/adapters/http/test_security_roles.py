@@ -49,7 +49,8 @@ def decide(ctx: ServiceContext, sid: str, state: str, decision: str | None, at: 
     with ctx.db() as db:
         row = db.get(CertSession, sid)
         assert row is not None
-        row.state, row.decision, row.decided_at, row.result = state, decision, at, {"decision": decision}
+        row.state, row.decision, row.decided_at = state, decision, at
+        row.result = factories.review_result(decision=decision)  # the machine compared the face
 
 
 def error_code(r: Any) -> str:

@@ -77,10 +77,10 @@ def test_a_queued_session_token_lives_session_ttl_after_queuing_and_a_review_doe
         state="decided",
         decision="review",
         decided_at=now,
-        result={"decision": "review"},
+        result=factories.review_result(),
     )
     status, result, *_ = _gets(client, s)
-    assert status.status_code == 200 and result.json()["result"] == {"decision": "review"}
+    assert status.status_code == 200 and result.json()["result"] == factories.review_result()
 
     # Staff accept it: a certificate exists, readable while the token lives.
     body = {"decision": "accept", "reviewer": "窗口3-李", "note": "核对无误"}

@@ -180,7 +180,8 @@ def test_staff_settle_a_review(client: TestClient, ctx: ServiceContext) -> None:
     with ctx.db() as db:
         row = db.get(CertSession, s["session_id"])
         assert row is not None
-        row.state, row.decision, row.decided_at, row.result = "decided", "review", utcnow(), {"decision": "review"}
+        row.state, row.decision, row.decided_at = "decided", "review", utcnow()
+        row.result = factories.review_result()
     r = client.post(url, json=body, headers=ADMIN)
     assert r.status_code == 200 and r.json()["review"]["machine_decision"] == "review"
     b = client.get(f"/api/v1/beneficiaries/{ext}").json()
@@ -198,7 +199,8 @@ def test_a_retried_review_is_answered_as_the_first(client: TestClient, ctx: Serv
     with ctx.db() as db:
         row = db.get(CertSession, sid)
         assert row is not None
-        row.state, row.decision, row.decided_at, row.result = "decided", "review", utcnow(), {"decision": "review"}
+        row.state, row.decision, row.decided_at = "decided", "review", utcnow()
+        row.result = factories.review_result()
     url, key = f"/api/v1/sessions/{sid}/review", {**ADMIN, "Idempotency-Key": "review-0001"}
     body = {"decision": "accept", "reviewer": "窗口3-李", "note": "核对无误"}
     first = client.post(url, json=body, headers=key)

@@ -17,7 +17,7 @@ from tests.service.features.console.conftest import api_settle, csrf_of, login
 def _review_case(ctx: ServiceContext, channel: str = "proxy") -> str:
     with ctx.db() as db:
         b = factories.beneficiary(db, ctx.keyring)
-        s = factories.session_row(b.id, channel=channel, state="decided", decision="review", decided_at=utcnow())
+        s = factories.review_session(b.id, channel=channel)
         s.reasons = ["SPOOF_SUSPECTED"]
         db.add(s)
         return s.id

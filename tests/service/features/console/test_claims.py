@@ -16,6 +16,7 @@ from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
 from service.features.console.review_queue import CaseError, claim_case, held_in_console, list_queue
+from service.infra import clock
 from tests.service import factories
 from tests.service.features.console.conftest import login, new_client
 from tests.service.features.console.test_case_held import _review_case
@@ -238,19 +239,20 @@ def test_claiming_again_does_not_renew_the_claim(
 def test_giving_a_case_back_and_claiming_it_again_does_not_renew_the_claim(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
 ) -> None:
-    """The same hold through 放弃 and 领取: the holder's second claim continues the first's lifetime. A colleague's
-    claim in between starts a lifetime of its own."""
+    """The same hold through 放弃 and 领取: the holder's second claim, while the first is still running,
+    continues its lifetime. A colleague's claim in between starts a lifetime of its own."""
     sid = _review_case(ctx, channel="self")
     csrf_r1 = login(app_client, "rev1")
     rev2 = new_client(app_client)
     csrf_r2 = login(rev2, "rev2")
     assert _claim(app_client, sid, csrf_r1)[0] == 200
-    first = _age_claim(ctx, sid, 40)
+    first = _age_claim(ctx, sid, 20)
     assert app_client.post(f"/console/cases/{sid}/release", data={"csrf": csrf_r1}).status_code == 200
     assert _claim(app_client, sid, csrf_r1)[0] == 200
     with ctx.db() as db:
         c = db.get(ReviewClaim, sid)
         assert c is not None and c.claimed_by == staff_users["rev1"] and c.claimed_at == first
+    first = _age_claim(ctx, sid, 40)
     assert _claim(rev2, sid, csrf_r2)[0] == 200  # lapsed: a colleague takes it over
     assert app_client.post(f"/console/cases/{sid}/release", data={"csrf": csrf_r1}).status_code == 409
     assert rev2.post(f"/console/cases/{sid}/release", data={"csrf": csrf_r2}).status_code == 200
@@ -298,3 +300,35 @@ def test_a_colleague_takes_over_while_the_holder_claims_again(pg_ctx: ServiceCon
     with ctx.db() as db:
         c = db.get(ReviewClaim, sid)
         assert c is not None and c.claimed_by == rev2.id
+
+
+def test_a_case_given_back_past_the_claims_lifetime_is_claimed_afresh(
+    app_client: TestClient,
+    ctx: ServiceContext,
+    staff_users: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: giving a case back and claiming it again continued the first claim however long ago it was made, so
+    下一件 handed a reviewer a case given back yesterday under a claim already past its lifetime: a colleague could
+    take it over at once (接手), and one of the two lost their work. A claim that has run out is not continued."""
+    start = clock.now_utc()
+    monkeypatch.setattr(clock, "now_utc", lambda: start)
+    sid = _review_case(ctx, channel="self")
+    csrf = login(app_client, "rev1")
+    assert _claim(app_client, sid, csrf)[0] == 200
+    assert app_client.post(f"/console/cases/{sid}/release", data={"csrf": csrf}).status_code == 200
+    later = start + dt.timedelta(hours=20)  # the next working day
+    monkeypatch.setattr(clock, "now_utc", lambda: later)
+    csrf = login(app_client, "rev1")  # the console's login idled out overnight
+    r = app_client.post("/console/cases/next", data={"csrf": csrf}, follow_redirects=False)
+    assert r.headers["location"] == f"/console/cases/{sid}"
+    page = app_client.get(f"/console/cases/{sid}").text
+    assert "您的领取将于" in page and "您的领取已于" not in page
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_at == later.astimezone(dt.UTC).replace(tzinfo=None)
+    rev2 = new_client(app_client)
+    csrf_r2 = login(rev2, "rev2")
+    assert not _claim_form(rev2.get(f"/console/cases/{sid}").text, sid)
+    assert not _claim_form(rev2.get("/console/queue").text, sid)
+    assert _claim(rev2, sid, csrf_r2)[0] == 409

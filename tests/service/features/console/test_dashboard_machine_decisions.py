@@ -26,6 +26,7 @@ def test_a_settled_review_stays_a_review_and_is_no_automatic_accept(ctx: Service
                     decision=decision,
                     queued_at=now - dt.timedelta(hours=2),
                     decided_at=now - dt.timedelta(hours=1),
+                    result=factories.review_result(decision=decision.value),
                 )
             )
         db.flush()

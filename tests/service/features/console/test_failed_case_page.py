@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from service.certification.context import ServiceContext
 from service.certification.models import Certification, CertSession, Channel, SessionState
+from service.certification.proxy_face import face_checked
 from service.features.console.labels import FAILURE_OTHER_ZH, failure_zh
 from tests.service import factories
 from tests.service.features.console.conftest import Sample, api_settle, failed_case, login, new_client
@@ -64,3 +65,38 @@ def test_a_failure_reads_as_a_chinese_sentence() -> None:
     assert "分析线程意外终止" in failure_zh("worker thread w-1 (host:1:ab) died")
     assert "超出时间上限" in failure_zh("JobTimeLimitExceededError: the job ran past its hard time limit (60 s)")
     assert failure_zh("ValueError: operands could not be broadcast") == FAILURE_OTHER_ZH
+
+
+def test_a_decided_self_case_without_a_face_score_takes_two_to_accept(
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
+) -> None:
+    """A review case of the person's own session whose decision recorded no face score (a row stored before every
+    decision recorded one): no machine face match either, as a failed job, yet one reviewer's 通过 certified it."""
+    sid, bid = case
+    stored = factories.update(ctx, CertSession, sid).result or {}
+    assert face_checked(stored)  # the real pipeline's case: one reviewer's, as the guard below says
+    scores = {k: v for k, v in stored["scores"].items() if k not in ("card_similarity", "template_similarity")}
+    factories.update(ctx, CertSession, sid, result={**stored, "scores": scores})
+    csrf = login(app_client, "rev1")
+    page = app_client.get(f"/console/cases/{sid}").text
+    assert 'id="four-eyes"' in page and "本人认证未经机器人脸比对" in page[page.index('id="four-eyes"') :]
+    assert app_client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf}).status_code in (200, 303)
+    r = app_client.post(f"/console/cases/{sid}/decide", data={"csrf": csrf, "decision": "accept", "reason": "证件一致"})
+    assert "等待主管复核" in r.text and _certifications(ctx, bid) == 0
+    assert api_settle(app_client, sid, "accept") == (409, "CASE_HELD")
+    sup = new_client(app_client)
+    sup_csrf = login(sup, "sup1")
+    assert sup.post(f"/console/cases/{sid}/claim", data={"csrf": sup_csrf}).status_code in (200, 303)
+    sup.post(f"/console/cases/{sid}/decide", data={"csrf": sup_csrf, "decision": "accept", "reason": "看过画面"})
+    assert _certifications(ctx, bid) == 1
+
+
+def test_a_decided_self_case_with_its_face_score_is_one_reviewers(
+    app_client: TestClient, ctx: ServiceContext, case: tuple[str, int]
+) -> None:
+    """Guard: the same case as the pipeline stored it (a face score, no doubt of another person) is settled by one."""
+    sid, bid = case
+    csrf = login(app_client, "rev1")
+    assert app_client.post(f"/console/cases/{sid}/claim", data={"csrf": csrf}).status_code in (200, 303)
+    r = app_client.post(f"/console/cases/{sid}/decide", data={"csrf": csrf, "decision": "accept", "reason": "证件一致"})
+    assert "等待主管复核" not in r.text and _certifications(ctx, bid) == 1

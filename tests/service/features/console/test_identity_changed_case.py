@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.certification.context import ServiceContext
-from service.certification.models import Beneficiary, Certification, CertSession, utcnow
+from service.certification.models import Beneficiary, Certification, CertSession
 from service.features.console.alt_cert import BEFORE_IDENTITY_CHANGE, AltCertError, certify_alternative
 from service.infra.clock import local_today
 from tests.service import factories
@@ -25,7 +25,7 @@ from tests.service.features.console.test_alt_cert import evidence_csv
 def _review_case(ctx: ServiceContext) -> tuple[str, str, int]:
     with ctx.db() as db:
         b = factories.beneficiary(db, ctx.keyring)
-        s = factories.session_row(b.id, state="decided", decision="review", decided_at=utcnow())
+        s = factories.review_session(b.id)
         s.reasons = ["SPOOF_SUSPECTED"]
         db.add(s)
         return s.id, b.external_id, b.id

@@ -252,7 +252,7 @@ def test_the_operator_api_cannot_accept_alone_what_the_console_gives_two_people(
     for reasons in (["FACE_CHANGED_IN_VIDEO"], ["SPOOF_SUSPECTED"], ["FACE_CHANGED_IN_VIDEO"]):
         with ctx.db() as db:
             b = factories.beneficiary(db, ctx.keyring)
-            s = factories.session_row(b.id, state="decided", decision="review", decided_at=utcnow())
+            s = factories.review_session(b.id)
             s.reasons = reasons
             db.add(s)
             sids.append(s.id)

@@ -17,7 +17,14 @@ from service.certification.context import ServiceContext
 from service.certification.models import CertSession, utcnow
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffSession
 from tests.service import factories
-from tests.service.features.console.conftest import PASSWORD, certified_at_counter, csrf_of, login, new_client
+from tests.service.features.console.conftest import (
+    PASSWORD,
+    api_settle,
+    certified_at_counter,
+    csrf_of,
+    login,
+    new_client,
+)
 from tests.service.features.console.test_case_held import _review_case
 
 REASON = "已电话联系本人女儿，核实老人仍健在，光线较暗导致活体分数偏低。"
@@ -182,3 +189,56 @@ def test_a_login_link_with_a_foreign_next_leads_to_the_queue(
     form = {"username": "rev1", "password": PASSWORD, "csrf": csrf_of(page), "next": next_path}
     r = app_client.post("/console/login", data=form, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/console/queue"
+
+
+@pytest.mark.parametrize("by", ["colleague", "operator_api"])
+def test_a_decision_on_a_case_settled_meanwhile_names_who_settled_it_and_keeps_what_was_typed(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], by: str
+) -> None:
+    """Before: the refusal was drawn only while the case was open, so a reviewer whose lapsed claim a colleague
+    took over and decided (or the operator API settled) got the case page with no word of it, no decision and no
+    reason, and the colleague's reject read as 机器结论：不通过: as if their own accept had gone through."""
+    sid, csrf = _claimed(app_client, ctx, "rev1")
+    factories.update(ctx, ReviewClaim, sid, claimed_at=utcnow() - dt.timedelta(minutes=31))
+    if by == "colleague":
+        rev2 = new_client(app_client)
+        rev2_csrf = login(rev2, "rev2")
+        assert rev2.post(f"/console/cases/{sid}/claim", data={"csrf": rev2_csrf}).status_code == 200
+        assert _decide(rev2, sid, rev2_csrf, "reject")[0] == 200
+        who = "由 rev2-姓名 处理为“不通过”"
+    else:
+        assert api_settle(app_client, sid, "reject") == (200, "")
+        who = "由 业务系统接口（审核人 ops-desk） 处理为“不通过”"
+    status, page = _decide(app_client, sid, csrf, "accept")
+    assert status == 409 and who in page and "您的决定未保存" in page
+    assert re.search(r'<p class="error" id="refusal"[^>]*>该案件已于 ', page)
+    assert re.search(r'<textarea id="reason-kept" readonly>' + REASON + "</textarea>", page)
+    assert re.search(r'id="decision-kept">您选择的决定（未保存）：<b>通过</b>', page)
+    assert "机器结论：<b>待人工审核</b>" in page and 'id="staff-outcome">不通过</b>' in page
+    assert _decisions(ctx, sid) == (["reject"] if by == "colleague" else [])
+
+
+def test_a_decision_sent_after_the_login_ran_out_is_filled_back_in_after_the_login(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: the decision and up to 1000 typed characters reached the server with the expired login and were
+    dropped: after the login the case had an empty reason box, and the case page never said when the login ends.
+    Now the login form carries them (its body) and the login reopens the case with them; nothing is decided until
+    the reviewer sends it again."""
+    sid, csrf = _claimed(app_client, ctx, "rev1")
+    assert re.search(r'id="login-ends">登录超过 15 分钟没有提交或翻页', app_client.get(f"/console/cases/{sid}").text)
+    with ctx.db() as db:  # 16 minutes on the phone with the family
+        db.execute(update(StaffSession).values(last_seen=utcnow() - dt.timedelta(minutes=16)))
+    status, page = _decide(app_client, sid, csrf, "reject")
+    assert status == 401 and "登录后将重新打开该案件并填回您的决定和理由" in page
+    assert 'name="kept_decision" value="reject"' in page and f'name="kept_reason" value="{REASON}"' in page
+    form = {"username": "rev1", "password": PASSWORD, "csrf": csrf_of(page), "next": f"/cases/{sid}"}
+    form |= {"kept_decision": "reject", "kept_reason": REASON}
+    wrong = app_client.post("/console/login", data=form | {"password": "wrong"})  # a typo keeps them too
+    assert wrong.status_code == 401 and f'name="kept_reason" value="{REASON}"' in wrong.text
+    r = app_client.post("/console/login", data=form | {"csrf": csrf_of(wrong.text)})
+    assert r.status_code == 200 and "登录已超时，您的决定尚未提交" in r.text
+    assert 'value="reject" accesskey="r" checked' in r.text and f">{REASON}</textarea>" in r.text
+    assert _decisions(ctx, sid) == []
+    assert _decide(app_client, sid, csrf_of(r.text), "reject")[0] == 200
+    assert _decisions(ctx, sid) == ["reject"]

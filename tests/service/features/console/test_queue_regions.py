@@ -7,17 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession, SessionDecision, SessionState, utcnow
 from service.certification.regions import region_name
-from service.features.console.review_queue import list_queue
+from service.features.console.review_queue import BAD_CURSOR_ZH, list_queue
 from service.features.proxy import operators
 from service.features.proxy.models import ProxyClaim
 from service.features.proxy.sessions import open_verification
 from tests.service import factories
-from tests.service.features.console.conftest import login
+from tests.service.features.console.conftest import api_settle, csrf_of, login, new_client
 
 
 def _verification_in_review(ctx: ServiceContext, number: str, name: str) -> str:
@@ -104,3 +105,62 @@ def test_a_filter_that_matches_nothing_does_not_read_as_an_empty_queue(
     page = app_client.get("/console/queue?reason=FACE_MISMATCH").text
     assert "没有符合筛选条件的案件" in page and "队列为空" not in page and 'id="queue-total">0<' in page
     assert 'id="queue-total">3<' in app_client.get("/console/queue").text
+
+
+def _next_link(page: str) -> str:
+    link = re.search(r'href="([^"]+)" id="queue-next"', page)
+    assert link is not None
+    return link.group(1).replace("&amp;", "&")
+
+
+@pytest.mark.parametrize("by", ["console", "operator_api"])
+def test_the_next_page_survives_the_settling_of_the_last_case_shown(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], by: str
+) -> None:
+    """The next-page link named the last case shown, and the page after it was found by that case's decided_at,
+    which settling it rewrites: once a colleague (or the operator API) had settled it, 下一页 showed no case and
+    said 本页之后没有更多案件 while 229 waited. The link now carries the case's waiting time with its id."""
+    ids = _open_cases(ctx, 230)
+    login(app_client, "rev1")
+    link = _next_link(app_client.get("/console/queue").text)
+    if by == "console":
+        other = new_client(app_client)
+        csrf = login(other, "rev2")
+        assert other.post(f"/console/cases/{ids[199]}/claim", data={"csrf": csrf}).status_code == 200
+        form = {"csrf": csrf, "decision": "retry", "reason": "请重拍"}
+        r = other.post(f"/console/cases/{ids[199]}/decide", data=form)
+        assert "已完成审核" in r.text
+    else:
+        assert api_settle(app_client, ids[199], "reject") == (200, "")
+    second = app_client.get(link).text
+    assert 'id="queue-total">229<' in second
+    assert _listed(second) == ids[200:] and "显示第 200–229 件" in second
+
+
+def test_a_next_page_link_of_before_or_edited_by_hand_is_followed_or_refused_in_words(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """A link made before the cursor carried the time (a bare case id) still pages on while its case waits; once
+    the case has left the queue, or for a cursor that is none, the page says so in Chinese (400, not a 500)."""
+    ids = _open_cases(ctx, 5)
+    login(app_client, "rev1")
+    assert _listed(app_client.get("/console/queue", params={"after": ids[1]}).text) == ids[2:]
+    assert api_settle(app_client, ids[1], "reject") == (200, "")
+    for after in (ids[1], "not-a-time~" + ids[2]):
+        r = app_client.get("/console/queue", params={"after": after})
+        assert r.status_code == 400 and BAD_CURSOR_ZH in r.text and "<tr data-session" not in r.text
+
+
+def test_next_case_takes_the_oldest_case_the_filtered_queue_shows(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: 领取下一件 on a page filtered to 代办 claimed the oldest case of the whole queue, a 本人 one."""
+    own, proxy = _open_cases(ctx, 2)
+    factories.update(ctx, CertSession, own, channel="self")
+    factories.update(ctx, CertSession, proxy, channel="proxy")
+    login(app_client, "rev1")
+    page = app_client.get("/console/queue", params={"channel": "proxy"}).text
+    assert _listed(page) == [proxy] and '<input type="hidden" name="channel" value="proxy">' in page
+    form = {"csrf": csrf_of(page), "channel": "proxy", "region": "", "reason": ""}
+    r = app_client.post("/console/cases/next", data=form, follow_redirects=False)
+    assert r.headers["location"] == f"/console/cases/{proxy}"

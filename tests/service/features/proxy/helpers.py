@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import itertools
 from typing import Any, cast
 
@@ -95,6 +97,28 @@ def active_binding(client: TestClient, op: dict[str, Any], number: str, name: st
         b = r.json()
     assert b["status"] == "active"
     return b
+
+
+def roster_csv(external_id: str, number: str, name: str) -> bytes:
+    """A one-person roster file: the person under `external_id`, with this number and name."""
+    buf = io.StringIO()
+    csv.writer(buf).writerows(
+        [["external_id", "id_number", "name", "benefit_types"], [external_id, number, name, "enterprise_pension"]]
+    )
+    return buf.getvalue().encode()
+
+
+def import_roster(client: TestClient, data: bytes) -> dict[str, Any]:
+    """The roster file imported through the API as staff; its report."""
+    r = client.post("/api/v1/roster", files={"file": ("roster.csv", data, "text/csv")}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def listed_bindings(client: TestClient, op: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The operator's bindings as their phone lists them, by binding id."""
+    return {b["binding_id"]: b for b in client.get(f"{P}/bindings", headers=bearer(op["token"])).json()}
 
 
 # A proxy session moved along by hand (the worker's FixedCertifier reads no media): queued, decided, sent to staff.

@@ -4,11 +4,8 @@ consented to within the window expires in the daily upkeep; a consent given afte
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,35 +23,18 @@ from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBi
 from service.infra.clock import local_today
 from service.infra.security import mask_id
 from tests.service import factories
-from tests.service.conftest import ADMIN
 from tests.service.features.proxy.helpers import (
     P,
     active_binding,
     bearer,
     bind,
+    import_roster,
+    listed_bindings,
     new_elder,
+    roster_csv,
     staff_consent,
     verified_operator,
 )
-
-
-def _roster(external_id: str, number: str, name: str) -> bytes:
-    buf = io.StringIO()
-    csv.writer(buf).writerows(
-        [["external_id", "id_number", "name", "benefit_types"], [external_id, number, name, "enterprise_pension"]]
-    )
-    return buf.getvalue().encode()
-
-
-def _import(client: TestClient, data: bytes) -> dict[str, Any]:
-    r = client.post("/api/v1/roster", files={"file": ("roster.csv", data, "text/csv")}, headers=ADMIN)
-    assert r.status_code == 200, r.text
-    out: dict[str, Any] = r.json()
-    return out
-
-
-def _listed(client: TestClient, op: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {b["binding_id"]: b for b in client.get(f"{P}/bindings", headers=bearer(op["token"])).json()}
 
 
 def _actions(ctx: ServiceContext, action: str) -> list[AuditEntry]:
@@ -71,11 +51,11 @@ def test_a_roster_change_of_id_number_revokes_the_old_persons_bindings(client: T
     assert pending["status"] == "pending_consent"
 
     other, new_name = factories.id_number(birth=dt.date(1941, 2, 3)), "李秀珍"
-    report = _import(client, _roster(ext, other, new_name))
+    report = import_roster(client, roster_csv(ext, other, new_name))
     assert report["identity_changed"] == 1
 
     for op, b in ((child, active), (stranger, pending)):
-        seen = _listed(client, op)[b["binding_id"]]
+        seen = listed_bindings(client, op)[b["binding_id"]]
         assert seen["status"] == "revoked" and seen["ended_at"]
     r = client.post(f"{P}/bindings/{active['binding_id']}/sessions", headers=bearer(child["token"]))
     assert r.status_code == 404 and r.json()["error"]["code"] == "PROXY_NOT_BOUND"  # no certifying the new person
@@ -105,7 +85,7 @@ def test_a_roster_change_of_id_number_revokes_the_old_persons_bindings(client: T
     again = bind(client, child, other, new_name)
     assert again.status_code == 201 and again.json()["status"] == "pending_consent"
     # The same file again changes nothing: no second alert, nothing more revoked.
-    assert _import(client, _roster(ext, other, new_name))["identity_changed"] == 0
+    assert import_roster(client, roster_csv(ext, other, new_name))["identity_changed"] == 0
     with ctx.db() as db:
         assert len(db.scalars(select(ConsoleAlert).where(ConsoleAlert.kind == KIND)).all()) == 1
     assert len(_actions(ctx, "proxy.binding.revoked")) == 2
@@ -127,9 +107,9 @@ def test_a_binding_waiting_for_consent_expires_in_the_daily_upkeep(client: TestC
     _age(ctx, young["binding_id"], 13)
 
     assert storage_upkeep(ctx)["proxy_bindings_expired"] == 1
-    seen = _listed(client, op)[old["binding_id"]]
+    seen = listed_bindings(client, op)[old["binding_id"]]
     assert seen["status"] == "expired" and seen["ended_at"]
-    assert _listed(client, young_op)[young["binding_id"]]["status"] == "pending_consent"
+    assert listed_bindings(client, young_op)[young["binding_id"]]["status"] == "pending_consent"
     (entry,) = _actions(ctx, "proxy.binding.expired")
     assert entry.actor == "system" and entry.detail["binding"] == old["binding_id"]
     assert storage_upkeep(ctx)["proxy_bindings_expired"] == 0  # idempotent
@@ -161,7 +141,7 @@ def test_a_consent_after_the_window_is_refused_before_the_upkeep_runs(
     assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_EXPIRED"
     r = staff_consent(client, late["binding_id"])
     assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_CONSENT_EXPIRED"
-    assert _listed(client, op)[late["binding_id"]]["status"] == "expired"
+    assert listed_bindings(client, op)[late["binding_id"]]["status"] == "expired"
     # A consent video decided after the window (opened in time, decided late) records nothing either.
     with ctx.db() as db:
         row = db.get(ProxyBinding, by_video["binding_id"])
@@ -183,7 +163,7 @@ def test_the_new_persons_first_proxy_certification_goes_to_staff(client: TestCli
     s = client.post(f"{P}/bindings/{old['binding_id']}/sessions", headers=bearer(child["token"])).json()
     factories.update(ctx, CertSession, s["session_id"], state="decided", decision="accept", decided_at=utcnow())
     other, new_name = factories.id_number(birth=dt.date(1941, 2, 3)), "李秀珍"
-    assert _import(client, _roster(ext, other, new_name))["identity_changed"] == 1
+    assert import_roster(client, roster_csv(ext, other, new_name))["identity_changed"] == 1
 
     relative = verified_operator(client, ctx)
     theirs = active_binding(client, relative, other, new_name)
@@ -206,7 +186,7 @@ def test_a_revoked_binding_shows_nothing_of_the_records_new_person(client: TestC
     child = verified_operator(client, ctx)
     b = active_binding(client, child, number, name)
     other, new_name = factories.id_number(birth=dt.date(1941, 2, 3)), "李秀珍"
-    assert _import(client, _roster(ext, other, new_name))["identity_changed"] == 1
+    assert import_roster(client, roster_csv(ext, other, new_name))["identity_changed"] == 1
     with ctx.db() as db:  # the new person is reported dead
         record = db.scalar(select(Beneficiary).where(Beneficiary.external_id == ext))
         assert record is not None
@@ -219,8 +199,9 @@ def test_a_revoked_binding_shows_nothing_of_the_records_new_person(client: TestC
     # A change that kept the name (a typo in the number corrected): the name is still the binding's person's.
     ext2, number2, name2 = new_elder(ctx, name="赵玉兰")
     b2 = active_binding(client, child, number2, name2)
-    assert _import(client, _roster(ext2, factories.id_number(birth=dt.date(1941, 2, 4)), name2))["identity_changed"]
-    seen = _listed(client, child)[b2["binding_id"]]
+    changed = roster_csv(ext2, factories.id_number(birth=dt.date(1941, 2, 4)), name2)
+    assert import_roster(client, changed)["identity_changed"]
+    seen = listed_bindings(client, child)[b2["binding_id"]]
     assert (seen["status"], seen["elder_id_masked"], seen["elder_name"]) == ("revoked", mask_id(number2), name2)
 
 
@@ -237,7 +218,7 @@ def test_every_binding_status_reads_in_chinese_and_an_ended_one_says_to_bind_aga
         ids[status] = bind(client, op, number, name).json()["binding_id"]
         ended = {"ended_at": utcnow()} if status.value in ENDED_STATUSES else {}  # an ended one holds no active slot
         factories.update(ctx, ProxyBinding, ids[status], status=status.value, **ended)
-    listed = _listed(client, op)
+    listed = listed_bindings(client, op)
     for status, binding_id in ids.items():
         seen = listed[binding_id]
         assert not re.search(r"[A-Za-z]", seen["status_zh"]), seen

@@ -37,14 +37,15 @@ from tests.service.features.proxy.helpers import (
     bind,
     count_certifications,
     decide_as,
+    import_roster,
     login,
     new_elder,
     queue_untouched,
+    roster_csv,
     set_for_review,
     staff_consent,
     verified_operator,
 )
-from tests.service.features.proxy.test_binding_end import _import, _roster
 from tests.service.media import LIVE_VIDEO
 from tests.service.test_relatives import MODEL, operator_bound_to
 
@@ -157,7 +158,7 @@ def test_the_previous_persons_relatives_are_not_the_new_persons(client: TestClie
     assert _relatives(client, ctx, ext) == {f"proxy_operator:{live}", f"proxy_operator:{unbound}"}
 
     other = factories.id_number(birth=dt.date(1941, 2, 3))
-    assert _import(client, _roster(ext, other, "李秀珍"))["identity_changed"] == 1
+    assert import_roster(client, roster_csv(ext, other, "李秀珍"))["identity_changed"] == 1
     with ctx.db() as db:
         rows = db.scalars(select(ProxyBinding).where(ProxyBinding.operator_id.in_([live, unbound]))).all()
         assert {r.status for r in rows} == {BindingStatus.REVOKED}
@@ -176,7 +177,7 @@ def test_an_unbound_relatives_consent_is_not_reused_for_the_records_new_person(
     b = active_binding(client, op, number, name)  # the old person consented to this relative
     assert client.delete(f"{P}/bindings/{b['binding_id']}", headers=bearer(op["token"])).json()["status"] == "ended"
     other, new_name = factories.id_number(birth=dt.date(1941, 2, 3)), "李秀珍"
-    assert _import(client, _roster(ext, other, new_name))["identity_changed"] == 1
+    assert import_roster(client, roster_csv(ext, other, new_name))["identity_changed"] == 1
     listed = client.get(f"{P}/bindings", headers=bearer(op["token"])).json()
     assert [x["status"] for x in listed] == ["revoked"]
     again = bind(client, op, other, new_name)
@@ -195,7 +196,8 @@ def test_a_proxy_session_of_the_previous_person_certifies_nobody(client: TestCli
     )
     queue_untouched(ctx, queued)
     set_for_review(ctx, in_review["session_id"])
-    assert _import(client, _roster(ext, factories.id_number(birth=dt.date(1941, 2, 3)), name))["identity_changed"]
+    changed = roster_csv(ext, factories.id_number(birth=dt.date(1941, 2, 3)), name)
+    assert import_roster(client, changed)["identity_changed"]
 
     r = client.post(f"/api/v1/sessions/{in_review['session_id']}/review", json=STAFF_ACCEPT, headers=ADMIN)
     assert r.status_code == 409 and r.json()["error"]["code"] == "PROXY_BINDING_REVOKED", r.text

@@ -14,9 +14,10 @@ from service.certification import catalog
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry
 from service.features.proxy import operators
+from service.features.proxy.models import ProxyOperator
 from service.features.wechat.h5 import identity
 from service.infra.config import settings_from_flat
-from tests.service.conftest import API_KEY
+from tests.service.conftest import ADMIN, API_KEY
 from tests.service.features.proxy.helpers import P, bearer, bind, login, new_elder, staff_consent, verify_directly
 
 BANK = {"X-API-Key": "bank-app-channel-key-0123456789abcdef"}  # another integrator's channel key
@@ -139,6 +140,38 @@ def test_the_replaced_channel_keys_setting() -> None:
         assert old not in str(refused.value) and admin not in str(refused.value)
 
 
+def test_a_replaced_operator_keys_accounts_log_in_under_the_key_that_replaced_it(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """An operator key logs relatives in too (the bureau's own app; `client_in_force`). Before: API_KEYS_REPLACED
+    refused an operator key at start, so replacing one lost every account it made (PROXY_ACCOUNT_ELSEWHERE to the
+    new key) and nothing could move them (`move-relatives` takes channel keys)."""
+    old, new = ADMIN, {"X-API-Key": "the-bureaus-new-operator-key-0123456789"}
+    asked = {"channel": "phone", "channel_id": "13800138009"}
+    made = client.post(f"{P}/operators", json=asked, headers=old)
+    assert made.status_code == 200, made.text
+    security = ctx.settings.security
+    security.admin_api_keys.append(new["X-API-Key"])
+    refused = client.post(f"{P}/operators", json=asked, headers=new)  # without the pair: another client
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "PROXY_ACCOUNT_ELSEWHERE", refused.text
+    security.api_keys_replaced = settings_from_flat(
+        api_keys=security.api_keys,
+        admin_api_keys=security.admin_api_keys,
+        api_keys_replaced={old["X-API-Key"]: new["X-API-Key"]},
+    ).security.api_keys_replaced  # the start accepts an operator key's pair
+    security.admin_api_keys.remove(old["X-API-Key"])
+    moved = client.post(f"{P}/operators", json=asked, headers=new)
+    assert moved.status_code == 200 and moved.json()["operator_id"] == made.json()["operator_id"], moved.text
+    old_name, new_name = (ctx.keyring.key_names("admin:", h["X-API-Key"])[0] for h in (old, new))
+    assert _moves(ctx) == [(new_name, old_name, new_name)]
+    # A family is of one kind: a channel key never gets what an operator key made, nor the other way round.
+    operator_key = new["X-API-Key"]
+    mixed_pair = r"entry 1 names an operator key \(ADMIN_API_KEYS\) and a channel key"
+    with pytest.raises(ValueError, match=mixed_pair) as mixed:
+        settings_from_flat(api_keys=[API_KEY], admin_api_keys=[operator_key], api_keys_replaced={operator_key: API_KEY})
+    assert operator_key not in str(mixed.value) and API_KEY not in str(mixed.value)
+
+
 def test_the_h5_pages_are_told_a_channel_keys_account_is_its_apps_and_take_nothing(
     client: TestClient, ctx: ServiceContext
 ) -> None:
@@ -158,3 +191,31 @@ def test_the_h5_pages_are_told_a_channel_keys_account_is_its_apps_and_take_nothi
     with ctx.db() as db:
         refused = db.scalars(select(AuditEntry).where(AuditEntry.action == operators.LOGIN_REFUSED)).all()
     assert [(e.actor, e.target) for e in refused] == [(operators.H5_CLIENT, made["operator_id"])]
+
+
+def test_the_h5_pages_point_a_withdrawn_apps_relative_to_what_is_left_and_take_nothing(
+    two_keys: TestClient, ctx: ServiceContext
+) -> None:
+    """The bank's app is withdrawn (its key out of API_KEYS, docs/operations.md): its account for the openid serves
+    nobody any more. The H5 pages still take nothing of it (its openid is only what the app said), but no longer
+    send the relative back to an app that is gone: they name the ways left. Before: 403 PROXY_ACCOUNT_IN_APP,
+    "请在该应用中为家人办理", for good."""
+    made = two_keys.post(f"{P}/operators", json={"channel": "wechat", "channel_id": "openid-bank"}, headers=BANK)
+    assert made.status_code == 200, made.text
+    two_keys.cookies.set(identity.COOKIE, identity.mint(ctx, "openid-bank"))
+    in_app = two_keys.post("/h5/api/operator", headers={"X-API-Key": ""})
+    assert in_app.status_code == 403 and in_app.json()["error"]["code"] == operators.PROXY_ACCOUNT_IN_APP  # in force
+
+    ctx.settings.security.api_keys.remove(BANK["X-API-Key"])  # the app withdrawn
+    r = two_keys.post("/h5/api/operator", headers={"X-API-Key": ""})
+
+    assert r.status_code == 403 and r.json()["error"]["code"] == operators.PROXY_ACCOUNT_APP_WITHDRAWN, r.text
+    told = r.json()["error"]["message"]
+    assert told == catalog.message_zh(operators.PROXY_ACCOUNT_APP_WITHDRAWN) and "已停止服务" in told
+    assert "申请上门认证" in told and "经办窗口" in told and "请在该应用中" not in told
+    assert "token" not in r.text and made.json()["operator_id"] not in r.text
+    with ctx.db() as db:
+        refused = db.scalars(select(AuditEntry).where(AuditEntry.action == operators.LOGIN_REFUSED)).all()
+        assert [e.detail["reason"] for e in refused] == ["another client's account", "its client is withdrawn"]
+        op = db.get(ProxyOperator, made.json()["operator_id"])
+        assert op is not None and op.client != operators.H5_CLIENT  # still the app's: nothing moved

@@ -38,6 +38,13 @@
           var p = document.createElement("p"); p.className = "elder-status " + e.state; p.dataset.state = e.state;
           p.textContent = e.text; li.insertBefore(p, li.children[1] || null);
           if (e.state === "limit" || e.state === "locked") { offerHelp(li, ""); }
+          // Certified: the elder's certificate copy behind this binding (family.py, by the WeChat login alone).
+          if (e.state === "certified") {
+            var copy = document.createElement("a"); copy.className = "btn certificate-elder";
+            copy.href = "/h5/family/bindings/" + encodeURIComponent(e.binding_id) + "/certificate.png";
+            copy.textContent = "查看" + li.dataset.name + "的认证凭证(可保存、打印,带核验二维码)";
+            li.insertBefore(copy, li.querySelector(".unbind-box"));
+          }
         });
       });
     }
@@ -123,6 +130,17 @@
       api("POST", "/bindings", { elder_name: $("elder-name").value.trim(), elder_id_number: $("elder-id").value.trim().toUpperCase(),
         relationship: $("relationship").value }).then(function () { say("family-feedback", "绑定成功", true); load(); }, fail);
     };
-    send("POST", "/h5/api/operator").then(function (xhr) { op = JSON.parse(xhr.responseText).token; load(); }, fail);
+    // The WeChat's relative's account is an app's that is withdrawn: the server's words name the ways left, and
+    // the bureau's phone is offered with them (operators.client_in_force).
+    function refusedAccount(xhr) {
+      fail(xhr);
+      var phone = family.dataset.phone;
+      if (errorCode(xhr) !== "PROXY_ACCOUNT_APP_WITHDRAWN" || !phone) { return; }
+      $("family-status").textContent = "";
+      var call = document.createElement("a"); call.className = "btn call-bureau"; call.href = "tel:" + phone;
+      call.textContent = "拨打 " + phone;
+      var box = $("family-feedback"); box.parentNode.insertBefore(call, box.nextSibling);
+    }
+    send("POST", "/h5/api/operator").then(function (xhr) { op = JSON.parse(xhr.responseText).token; load(); }, refusedAccount);
   };
 })();

@@ -4,14 +4,20 @@ proxy page alike, and the form the link opens."""
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from service.certification import review
+import pytest
+from sqlalchemy import select
+
+from service.certification import catalog, review
 from service.certification.models import Beneficiary, CertSession, Channel, utcnow
+from service.features.console.models import AssistRequest
 from service.features.proxy.models import ProxySession
 from service.features.wechat.models import WeChatSessionLink
 from tests.service import factories
 from tests.service.features.wechat.h5.conftest import OPENID, App
+
+TOKEN_RE = re.compile(r'name="token" value="([^"]+)"')
 
 
 def _decided(app: App, decision: str, proxy: bool) -> str:
@@ -73,3 +79,33 @@ def test_the_form_after_a_staff_reject_offers_only_the_home_visit(app: App, prox
     assert "<h1>申请上门认证</h1>" in form.text
     waiting = app.client.get(f"/h5/apply/{_decided(app, 'review', proxy)}").text
     assert 'value="manual_review"' in waiting
+
+
+@pytest.mark.parametrize("proxy", [False, True], ids=["own", "relative"])
+def test_a_crafted_manual_review_of_a_staff_rejected_session_is_refused(app: App, proxy: bool) -> None:
+    """The form no longer offers 人工审核 after a staff reject, but a hand-made post asking for it for the same
+    session was stored and re-queued the rejected video for review. It is refused now (409, said in Chinese), and
+    nothing is stored; the home visit the form offers is still taken."""
+    sid = _decided(app, "reject", proxy)
+    token = TOKEN_RE.search(app.client.get(f"/h5/apply/{sid}").text)
+    assert token is not None
+    data = {"token": token.group(1), "session": sid, "kind": "manual_review", "phone": "13800138000"}
+    r = app.client.post("/h5/apply", data=data)
+    assert r.status_code == 409, r.text
+    assert catalog.message_zh("ASSIST_REVIEWED") in r.text and "上门认证" in r.text
+    with app.ctx.db() as db:
+        assert db.scalars(select(AssistRequest)).all() == []
+    r = app.client.post("/h5/apply", data={**data, "kind": "home_visit"})
+    assert r.status_code == 200 and 'id="apply-done"' in r.text
+    with app.ctx.db() as db:
+        assert [(q.kind, q.session_id) for q in db.scalars(select(AssistRequest))] == [("home_visit", sid)]
+
+
+def test_a_manual_review_of_a_session_still_waiting_for_staff_is_taken(app: App) -> None:
+    """Guard: only a staff reject closes the manual review; a case still waiting for staff may still ask for it."""
+    sid = _decided(app, "review", False)
+    token = TOKEN_RE.search(app.client.get(f"/h5/apply/{sid}").text)
+    assert token is not None
+    data = {"token": token.group(1), "session": sid, "kind": "manual_review", "phone": "13800138000"}
+    r = app.client.post("/h5/apply", data=data)
+    assert r.status_code == 200 and 'id="apply-done"' in r.text, r.text

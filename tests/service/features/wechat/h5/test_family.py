@@ -19,7 +19,7 @@ from tests.service.features.wechat.h5.conftest import OPENID, App
 def bind(app: App, valid_days: int | None, status: BindingStatus = BindingStatus.ACTIVE) -> tuple[str, str, int]:
     """(operator token, binding id, elder id) for a new elder valid for `valid_days` more days."""
     with app.ctx.db() as db:
-        login = operators.login(db, app.ctx, "wechat", OPENID, "test")
+        login = operators.login(db, app.ctx, "wechat", OPENID, operators.H5_CLIENT)
         today = utcnow().date()
         until = today + dt.timedelta(days=valid_days) if valid_days is not None else None
         elder = factories.beneficiary(db, app.ctx.keyring, valid_until=until)

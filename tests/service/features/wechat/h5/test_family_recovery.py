@@ -50,7 +50,7 @@ class Family:
 def fam(app: App) -> Family:
     """OPENID's relative account, verified, bound (active) to the test's elder (李秀英)."""
     with app.ctx.db() as db:
-        login = operators.login(db, app.ctx, "wechat", OPENID, "test")
+        login = operators.login(db, app.ctx, "wechat", OPENID, operators.H5_CLIENT)
         op = login.operator
         relative = factories.beneficiary(db, app.ctx.keyring, name=RELATIVE, id_number=factories.id_number(seq=77))
         operators.mark_verified(op, relative.id_hash, relative.id_masked, RELATIVE)

