@@ -5,14 +5,15 @@ proxy sign-up and lookups, so that a number is judged the same everywhere: 17 AS
 a birth date from 1900-01-01 to today, a region code known to the one region policy
 (pipelines.divisions.known_region) or the prefix of a residence permit or permanent residence card (below), and
 the ISO 7064 MOD 11-2 check digit. ``normalise`` is the one form typed input is brought to (full-width
-characters, spaces, 15-digit numbers). A module of its own, outside pipelines/id_card, so that the service loads
-it without the card reader and its models.
+characters, spaces, hyphens, zero-width characters, X look-alikes, 15-digit numbers). A module of its own,
+outside pipelines/id_card, so that the service loads it without the card reader and its models.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from pipelines.divisions import historic_info, known_region, table
@@ -29,14 +30,30 @@ PERMIT_PREFIXES = {"810000": "香港居民居住证", "820000": "澳门居民居
 FOREIGNER_FIRST = "9"
 # Full-width digits and X/x (a Chinese input method) → ASCII; whitespace (U+3000 included) is dropped.
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789XX")
+# Hyphens and dashes people type between the groups (110101-19490101-002X), dropped like spaces.
+_SEPARATORS = str.maketrans(dict.fromkeys("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"))
+# What a phone offers for X when its digit pad has none (the H5 fields are inputmode="numeric"): the Chinese IME's
+# Roman numeral Ⅹ/ⅹ, the multiplication sign ×, ✕/✖, Greek Χ/χ. Read as X only as the check digit: anywhere else
+# the number stays malformed and the validator refuses it.
+_X_LOOKALIKES = frozenset("\u2169\u2179\u00d7\u2715\u2716\u03a7\u03c7")
 _LEGACY_RE = re.compile(r"^[0-9]{15}\Z")
 
 
+def _visible(text: str) -> str:
+    """`text` without format characters (Unicode Cf: zero-width space and joiners, BOM, word joiner, direction
+    marks), which a number pasted from a chat carries invisibly."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
 def normalise(text: str) -> str:
-    """The printed form of a typed number: ASCII, no spaces, X upper-case; a 15-digit first-generation number
-    becomes its 18-digit form (GB 11643-1999: "19" before the year, the check digit appended; every 15-digit
-    number was issued to someone born in the 1900s). Anything else is returned for the validator to refuse."""
-    number = "".join(text.translate(_FULL_WIDTH).split()).upper()
+    """The printed form of a typed number: ASCII, no spaces, hyphens or invisible characters, X upper-case (and
+    the X look-alikes of a phone's symbol panel read as X in the check digit's place); a 15-digit
+    first-generation number becomes its 18-digit form (GB 11643-1999: "19" before the year, the check digit
+    appended; every 15-digit number was issued to someone born in the 1900s). Anything else is returned for the
+    validator to refuse."""
+    number = "".join(_visible(text).translate(_FULL_WIDTH).translate(_SEPARATORS).split()).upper()
+    if len(number) == 18 and number[-1] in _X_LOOKALIKES:
+        number = number[:-1] + "X"
     if _LEGACY_RE.match(number):
         body = number[:6] + "19" + number[6:]
         number = body + check_digit(body)

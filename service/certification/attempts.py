@@ -7,8 +7,9 @@ ID number spends only their own attempts, never the pensioner's: three garbage u
 WeChat account used to block every non-staff channel of the victim for the day.
 
 Who the requester was is read from what the session already records, so no new column is needed:
-the family-page operator (proxy_sessions), else the WeChat account the session is linked to (wechat_sessions),
-else the actor of the `session.create` audit entry (the API client key; channels send no end-user reference).
+the API client key whose `session.create` audit entry opened it (channels send no end-user reference), else the
+family-page operator (proxy_sessions), else the WeChat account the session is linked to (wechat_sessions), else
+whoever else the `session.create` audit entry names.
 The first two are the features' records: each feature registers a `RequesterSource` on ``ctx.hooks.requesters``
 at start-up (proxy before WeChat), so the core reads them without importing a feature.
 Requesters are named like audit actors: "wechat:<mac8>", "operator:<id>", "api:<mac8>", "admin:<mac8>".
@@ -31,6 +32,8 @@ UNDECIDED_STATES = (SessionState.QUEUED, SessionState.PROCESSING)
 # The session.create audit entry is written in the request that inserts the session: seconds apart at most.
 # The window keeps the audit lookup on the indexed `at` column instead of scanning every session.create entry.
 _AUDIT_SLACK = dt.timedelta(minutes=10)
+# Audit actors of the API client keys (a channel's, the bureau's admin key): a session they opened is theirs.
+CLIENT_KEY_ACTORS = ("api:", "admin:")
 
 
 def wechat_requester(ctx: ServiceContext, openid: str) -> str:
@@ -70,24 +73,29 @@ def _rejected_today(settings: HasTimeZone, now: dt.datetime) -> ColumnElement[bo
 
 
 def requesters(db: Session, ctx: ServiceContext, rows: list[tuple[str, dt.datetime]]) -> dict[str, str]:
-    """Who asked for each of these sessions ("" when nothing records it)."""
+    """Who asked for each of these sessions ("" when nothing records it). A session a client key opened is that
+    client's whatever a feature links to it: a WeChat link made with a channel session's token (before the link was
+    confined to family sessions, `links.link_family_session`) displaced the key, whose `/outcome` then answered 404."""
     ids = [sid for sid, _ in rows]
     if not ids:
         return {}
-    found: dict[str, str] = {}
+    opened = _audited_openers(db, rows)
+    found = {sid: who for sid, who in opened.items() if who.startswith(CLIENT_KEY_ACTORS)}
     for source in ctx.hooks.require_installed().requesters.values():  # registration order: proxy, then WeChat
         for sid, who in source(db, ctx, ids).items():
             found.setdefault(sid, who)
-    rest = [(sid, at) for sid, at in rows if sid not in found]
-    if rest:
-        windows = [
-            and_(AuditEntry.target == sid, AuditEntry.at.between(at - _AUDIT_SLACK, at + _AUDIT_SLACK))
-            for sid, at in rest
-        ]
-        query = select(AuditEntry.target, AuditEntry.actor).where(AuditEntry.action == "session.create", or_(*windows))
-        for sid, actor in db.execute(query):
-            found.setdefault(sid, actor)
+    for sid, who in opened.items():
+        found.setdefault(sid, who)
     return {sid: found.get(sid, "") for sid in ids}
+
+
+def _audited_openers(db: Session, rows: list[tuple[str, dt.datetime]]) -> dict[str, str]:
+    """The actor of each session's `session.create` audit entry (none for a session without one)."""
+    windows = [
+        and_(AuditEntry.target == sid, AuditEntry.at.between(at - _AUDIT_SLACK, at + _AUDIT_SLACK)) for sid, at in rows
+    ]
+    query = select(AuditEntry.target, AuditEntry.actor).where(AuditEntry.action == "session.create", or_(*windows))
+    return {sid: actor for sid, actor in db.execute(query)}
 
 
 def failures(

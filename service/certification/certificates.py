@@ -17,6 +17,7 @@ import enum
 import hmac
 import io
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ from service.certification.current_person import made_for_current_person
 from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, Certification, CertSession, Channel
 from service.infra.security import Keyring
+
+log = logging.getLogger(__name__)
 
 
 class CertificateStatus(enum.StrEnum):
@@ -248,6 +251,13 @@ def require_valid(db: Session, cert: Certification, today: dt.date) -> Standing:
     return st
 
 
+# In a printed name, a character the font cannot draw (the geta mark, typesetting's sign for a missing character),
+# and the note printed under the name when it holds one.
+MISSING_GLYPH = "〓"
+MISSING_GLYPH_NOTE = "（姓名含无法印出的生僻字，以〓标示，以身份证为准）"
+_NO_GLYPH = "\U0010fffd"
+
+
 def mask_name(name: str) -> str:
     """张*英, 欧**锋, 李*: the first and (from three characters) the last character; enough for a relying
     party to match the paper in front of them, not to learn a name from a code."""
@@ -269,8 +279,8 @@ def render_png(name: str, claims: CertificateClaims, verify_url: str, method_zh:
     buf = io.BytesIO()
     qr.save(buf, kind="png", scale=6, border=4)  # the 4-module quiet zone ISO/IEC 18004 asks for
     qr_img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    lines = certificate_lines(name, claims, verify_url, method_zh)
     font = _font(28)
+    lines = printed_lines(name, claims, verify_url, method_zh, font)
     width = max(720, qr_img.width + 80, *(int(font.getlength(line)) + 80 for line in lines))
     top = 30 + len(lines) * 44
     img = Image.new("RGB", (width, qr_img.height + top + 40), "white")
@@ -295,6 +305,34 @@ def certificate_lines(name: str, claims: CertificateClaims, verify_url: str, met
         "真伪与当前是否有效请扫码核验,核验网址应为:",
         site,
     ]
+
+
+def printed_lines(name: str, claims: CertificateClaims, verify_url: str, method_zh: str, font: Any) -> list[str]:
+    """`certificate_lines` as `font` prints them: the name's characters it cannot draw as MISSING_GLYPH, with
+    MISSING_GLYPH_NOTE under the name line."""
+    shown = printable_name(name, font)
+    lines = certificate_lines(shown, claims, verify_url, method_zh)
+    if shown != name:
+        # Never a wrong name silently: the 〓 says a character is missing, the note which paper decides.
+        lines.insert(2, MISSING_GLYPH_NOTE)
+        log.warning("certificate %s: a character of the name has no glyph in the font", claims.certification_id)
+    return lines
+
+
+def printable_name(name: str, font: Any) -> str:
+    """The name as the certificate's font can print it: a character the font has no glyph for (a rare character
+    of CJK Extension B and beyond that Noto Sans CJK lacks: 𪚥, 𠀀) as MISSING_GLYPH, not the font's empty box,
+    which would print another name (王□) for a relying party to compare with the ID card."""
+    return "".join(ch if _has_glyph(font, ch) else MISSING_GLYPH for ch in name)
+
+
+def _has_glyph(font: Any, ch: str) -> bool:
+    """Whether `font` draws `ch` with a glyph of its own: a character it lacks is drawn as its .notdef glyph, the
+    image of a code point no font has (U+10FFFD, private use)."""
+    if ch.isspace():
+        return True
+    missing, mask = font.getmask(_NO_GLYPH), font.getmask(ch)
+    return bool(mask.size != missing.size or bytes(mask) != bytes(missing))
 
 
 def _font(size: int) -> Any:

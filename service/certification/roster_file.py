@@ -151,14 +151,14 @@ def _undecodable(data: bytes, codec: str, exc: UnicodeDecodeError, reason: str =
 
 
 def check_gb18030_name(line: int, name: str) -> None:
-    """A name read from a file decoded as GB18030 that no Chinese name holds (Greek, Cyrillic, kana, private-use
-    characters): the file is in another encoding, most often Big5 (Taiwan and Hong Kong software), which decodes
-    as GB18030 without an error. Extension A and B characters (䶮, 𠈌) are GB18030's own and pass. A Western file
-    (Latin-1, Windows-1252) decodes so too: a name that is a Western word's bytes (`_western_word`: M黮ler) is
-    refused whatever the file's other names, unless it may be a Chinese name too (`_may_be_a_name`: A許B); that
-    one, and one that may be a Western name (`_western_letters`: 蒑ILE), are told with their file
-    (`_checked_names`). A Western name's © before a letter is a symbol no name holds (Smith㎎ones): refused
-    whatever the file's other names."""
+    """A name read from a file decoded as GB18030 that no Chinese name holds (Greek, Cyrillic, kana; private-use
+    characters in many names, `_checked_names`): the file is in another encoding, most often Big5 (Taiwan and Hong
+    Kong software), which decodes as GB18030 without an error. Extension A and B characters (䶮, 𠈌) are GB18030's
+    own and pass. A Western file (Latin-1, Windows-1252) decodes so too: a name that is a Western word's bytes
+    (`_western_word`: M黮ler) is refused whatever the file's other names, unless it may be a Chinese name too
+    (`_may_be_a_name`: A許B); that one, and one that may be a Western name (`_western_letters`: 蒑ILE), are told
+    with their file (`_checked_names`). A Western name's © before a letter is a symbol no name holds
+    (Smith㎎ones): refused whatever the file's other names."""
     if _LATIN.search(name) and any(_copyright_symbol(ch) for ch in name if not ch.isascii()):
         raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {line}")
     if any(_not_a_name_character(ch) for ch in name):
@@ -274,9 +274,15 @@ def _not_a_name_character(ch: str) -> bool:
         or (0x3040 <= code <= 0x30FF and code != 0x30FB)  # kana (the katakana middle dot is a name's dot)
         or 0x31F0 <= code <= 0x31FF
         or 0xFF66 <= code <= 0xFF9F  # half-width katakana
-        or 0xE000 <= code <= 0xF8FF  # private use
-        or code >= 0xF0000
     )
+
+
+def private_use(name: str) -> bool:
+    """Whether a name holds a private-use character (U+E000–U+F8FF, planes 15 and 16): a legacy system's
+    user-defined character (造字, GBK's user-defined areas) or GB18030-2005's stand-in for a rare character, which
+    no name typed or read off a card matches. The row is refused (roster_rows.PRIVATE_USE) whatever the file's
+    encoding; a GB18030-read file with many such names is Big5 (`_checked_names`)."""
+    return any(0xE000 <= ord(ch) <= 0xF8FF or ord(ch) >= 0xF0000 for ch in name)
 
 
 def spreadsheet_text(cell: str) -> str:
@@ -351,12 +357,19 @@ def _checked_names(rows: Iterator[tuple[int, dict[str, str]]]) -> Iterator[tuple
     letters). A Chinese roster's names that put Latin letters beside Han characters (ANNA許, the bytes of ANNAÔS)
     are names; a Western one's ª is no sign of either. A name that is a Western word's bytes but may be a name
     (`_may_be_a_name`: A許B, Anna韓) refuses the file unless one of its Chinese names could not be a Western
-    name's bytes (`_western_bytes`: 张秀英 cannot, 李娜 can); the first line refused is named."""
+    name's bytes (`_western_bytes`: 张秀英 cannot, 李娜 can); the first line refused is named.
+    A private-use character (造字) refuses its row only (`private_use`), unless more than one name and over a tenth
+    of them hold one: a Big5 file's names do so about every other one (its common characters fall in GBK's
+    user-defined areas), a Chinese roster's one in thousands."""
     chinese = clearly = False
     western = doubtful = 0
+    names, private, first_private = 0, 0, 0
     for line, cells in rows:
         name = cells.get("name", "")
         check_gb18030_name(line, name)
+        names += 1
+        if private_use(name):
+            private, first_private = private + 1, first_private or line
         if not _LATIN.search(name):
             if _HAN.search(name):
                 chinese, clearly = True, clearly or not _western_bytes(name)
@@ -365,6 +378,8 @@ def _checked_names(rows: Iterator[tuple[int, dict[str, str]]]) -> Iterator[tuple
         elif not western and _western_letters(name):
             western = line
         yield line, cells
+    if private > 1 and private * 10 > names:
+        raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030}: line {first_private}")
     refused = [n for n in (0 if clearly else doubtful, 0 if chinese else western) if n]
     if refused:
         raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {min(refused)}")

@@ -20,7 +20,14 @@ from service.certification import idnumber
 from service.certification.cycle import add_months
 from service.certification.errors import ServiceError
 from service.certification.models import BeneficiaryStatus, BenefitType
-from service.certification.roster_file import EXTRA_CELLS, FORMULA_START, MAX_ROWS, spreadsheet_date, spreadsheet_text
+from service.certification.roster_file import (
+    EXTRA_CELLS,
+    FORMULA_START,
+    MAX_ROWS,
+    private_use,
+    spreadsheet_date,
+    spreadsheet_text,
+)
 from service.infra.security import mask_id, mask_number_reads, normalise_id
 
 # An external id Excel turned into a number shown as 1.23457E+19 (idnumber.SPREADSHEET for the ID number).
@@ -36,6 +43,10 @@ EXTRA_CELLS_PROBLEM = (
 LOST_CHARACTERS = (
     "name holds ? in place of characters (saved in an encoding without Chinese characters?): save the file as CSV "
     "UTF-8 and type the name as on the ID card"
+)
+# A name written with a legacy system's user-defined character (造字): nobody can type or photograph it.
+PRIVATE_USE = (
+    "name holds a private-use (user-defined, 造字) character: write it with its standard character, as on the ID card"
 )
 # A row's valid_until or cycle_start further than this after the import is a typo (2207 for 2027), refused.
 MAX_YEARS_AHEAD = 5
@@ -106,6 +117,8 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
         errors.append("name missing or too long")
     elif "?" in name or "\ufffd" in name:  # NFKC made a full-width ？ the ASCII one
         errors.append(LOST_CHARACTERS)
+    elif private_use(name):
+        errors.append(PRIVATE_USE)
     if ext.startswith(FORMULA_START) or name.startswith(FORMULA_START):
         errors.append("external_id and name must not start with = + - @ (spreadsheet formula)")
     region = _region(raw, number, problem, errors)

@@ -21,12 +21,14 @@ from pipelines.idnumber import check_number, normalise
 # log's path or query an ID number follows `%3D`, `%20`, `%2F` as often as `=` or `/`. Written as people type and
 # print it too: grouped by spaces, hyphens, `+` or `%20` (a space in a URL), `110105 19491231 002X` or
 # `1101 0519 4912 3100 2X`, at most one separator between two characters; full-width digits and X (a Chinese
-# input method's full-width mode) as well.
-_SEPARATOR = r"(?:[ \-+\u3000]|%20)"
+# input method's full-width mode) as well, dashes, and the check digit X as a phone offers it (Ⅹ ⅹ × ✕ Χ χ): what
+# pipelines.idnumber.normalise reads as a number.
+_SEPARATOR = r"(?:[ \-+\u3000\u2010-\u2015\u2212\ufe58\ufe63\uff0d]|%20)"
+_CHECK = "\\dXx\uff38\uff58\u2169\u2179\u00d7\u2715\u03a7\u03c7"
 _START = r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))"
 _END = r"(?![0-9A-Za-z])"
 ID_SEPARATOR = re.compile(_SEPARATOR)
-ID_PATTERN = re.compile(rf"{_START}\d(?:{_SEPARATOR}?\d){{16}}{_SEPARATOR}?[\dXx\uff38\uff58]{_END}")
+ID_PATTERN = re.compile(rf"{_START}\d(?:{_SEPARATOR}?\d){{16}}{_SEPARATOR}?[{_CHECK}]{_END}")
 # A first-generation number: 15 digits (no check digit), written the same ways. Masked only when it is one (a known
 # region code and a calendar date, pipelines.idnumber's rules for its 18-digit form), so that other 15-digit
 # numbers (an order number, a device's IMEI, a timestamp in microseconds) stay as they are.

@@ -69,6 +69,39 @@ def test_full_width_and_lower_case_check_digit_x() -> None:
     assert normalise("61011319351004747x") == "61011319351004747X"
 
 
+X_NUMBER = _number("11010119490101019")  # check digit X
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        X_NUMBER[:-1] + "\u2169",  # Ⅹ Roman numeral ten: what the Chinese IME offers for "x" on a digit pad
+        X_NUMBER[:-1] + "\u2179",  # ⅹ small Roman numeral ten
+        X_NUMBER[:-1] + "\u00d7",  # × multiplication sign ("末位X请勿输入乘号×")
+        X_NUMBER[:-1] + "\u2715",  # ✕ multiplication X
+        X_NUMBER[:-1] + "\u03a7",  # Greek capital chi
+        X_NUMBER[:-1] + "\u03c7",  # Greek small chi
+        f"{X_NUMBER[:6]}-{X_NUMBER[6:14]}-{X_NUMBER[14:]}",  # hyphen groups
+        f"{X_NUMBER[:6]}\u2014{X_NUMBER[6:14]}\u2013{X_NUMBER[14:]}",  # em and en dash
+        f"{X_NUMBER[:6]}\uff0d{X_NUMBER[6:]}",  # full-width hyphen
+        f"\u200b{X_NUMBER}\u200b",  # zero-width spaces, pasted from a chat
+        f"\ufeff{X_NUMBER[:9]}\u200c\u200d\u2060{X_NUMBER[9:]}",  # BOM, non-joiner, joiner, word joiner
+        f"\u200b{X_NUMBER[:6]}-{X_NUMBER[6:-1]}\u00d7 ",  # all at once
+    ],
+)
+def test_typed_x_look_alikes_separators_and_invisible_characters_are_normalised(typed: str) -> None:
+    assert X_NUMBER.endswith("X")
+    assert normalise(typed) == X_NUMBER and check_number(normalise(typed)).valid
+
+
+@pytest.mark.parametrize("lookalike", ["\u2169", "\u00d7", "\u03c7"])
+def test_an_x_look_alike_is_read_as_x_only_as_the_check_digit(lookalike: str) -> None:
+    # In another place it is no digit: the number stays malformed, for the validator to refuse as a format error.
+    typed = X_NUMBER[:8] + lookalike + X_NUMBER[9:]
+    assert check_number(normalise(typed)).problems == ["format"]
+    assert check_number(normalise(X_NUMBER + lookalike)).problems == ["format"]  # a 19th character
+
+
 def test_a_fifteen_digit_number_of_an_old_roster_becomes_its_eighteen_digit_form() -> None:
     # GB 11643-1999: "19" is inserted before the two-digit year and the check digit appended.
     upgraded = normalise("420106410721469")

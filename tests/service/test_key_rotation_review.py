@@ -83,7 +83,8 @@ def test_every_secret_looking_setting_is_a_secret_and_its_group_hides_inputs() -
         secret_like = any(w in variable for w in ("KEY", "SECRET", "TOKEN", "PASSWORD")) or variable.endswith(
             ("DATABASE_URL", "BROKER_URL", "REDIS_URL")
         )
-        if secret_like and not variable.endswith("RATE_LIMIT_API_KEY"):  # a rate ("20000/minute"), not a key
+        # A rate ("20000/minute") and a lifetime in seconds, not a key or a token.
+        if secret_like and not variable.endswith(("RATE_LIMIT_API_KEY", "TOKEN_TTL_S")):
             assert variable in SECRET_SETTINGS, variable
         if variable in SECRET_SETTINGS:
             assert owner.model_config.get("hide_input_in_errors"), owner

@@ -95,20 +95,6 @@ def _wait_for_lock_wait(url: str, statement: str, seconds: float = 30) -> None:
     raise AssertionError(f"no session waits on a lock in {statement!r}")
 
 
-def _wait_for_sessions(url: str, count: int, seconds: float = 60) -> None:
-    """Until `count` sessions are connected to the database (another process's run has connected)."""
-    end = time.monotonic() + seconds
-    with _connect(url) as conn:
-        while time.monotonic() < end:
-            q = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            found = conn.execute(text(q)).scalar_one()
-            conn.rollback()
-            if found >= count:
-                return
-            time.sleep(0.1)
-    raise AssertionError(f"fewer than {count} sessions")
-
-
 def _lock_holder(url: str) -> int:
     """The pid of the session holding the migration runs' advisory lock."""
     with _connect(url) as conn:
@@ -214,12 +200,21 @@ def test_two_upgrades_at_once_run_one_after_the_other(pg_url: str, tmp_path: Pat
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
-            _wait_for_sessions(url, 4)  # the blocker, the first run, the look-up's own and the second run
+            # Its output read as it comes: the blocker ends only once the second run has said that it waits (a
+            # count of sessions let a loaded machine end it before the second run's first try).
+            lines: list[str] = []
+            reader = threading.Thread(target=lambda: lines.extend(ln.decode() for ln in second.stdout or ()))
+            reader.start()
+            deadline = time.monotonic() + 60
+            while not any("another migration run" in ln for ln in lines) and time.monotonic() < deadline:
+                time.sleep(0.1)
             time.sleep(1.5)  # it tries again, and waits on
         finally:
             blocker.commit()
         first.join(60)
-        said = second.communicate(timeout=60)[0].decode()
+        second.wait(timeout=60)
+        reader.join(60)
+        said = "".join(lines)
     assert out1 == ["done"] and second.returncode == 0, said
     # The operator sees why it waits, once, and which session holds the lock (the one to end if it is a stale one).
     waiting = [line for line in said.splitlines() if "another migration run holds the database" in line]

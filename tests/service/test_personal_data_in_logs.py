@@ -1,5 +1,6 @@
-"""ID numbers as people type and print them (grouped by spaces or hyphens, `+` or `%20` in a URL, full-width
-digits and X) and in the request and session ids every JSON log line carries: masked like a plain number."""
+"""ID numbers as people type and print them (grouped by spaces, hyphens or dashes, `+` or `%20` in a URL, full-width
+digits and X, the X look-alikes a phone offers) and in the request and session ids every JSON log line carries:
+masked like a plain number."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ MASKED = "1101**********002X"
         ("1101 0519 4912 3100 2X", MASKED),
         ("110105-19491231-002X", MASKED),
         ("110105\u300019491231\u3000002X", MASKED),  # a full-width space
+        # Dashes, and the X a phone's Chinese IME offers (Ⅹ, ×, χ): numbers pipelines.idnumber.normalise reads.
+        ("110105\u201419491231\uff0d002X", MASKED),
+        ("11010519491231002\u2169", "1101**********002\u2169"),
+        ("110105 19491231 002\u00d7", "1101**********002\u00d7"),
+        ("11010519491231002\u03c7", "1101**********002\u03c7"),
         ("?id_number=110105%2019491231%20002X&today=2026", f"?id_number={MASKED}&today=2026"),
         ("?id_number=110105+19491231+002x", "?id_number=1101**********002x"),
         # Full-width digits and X: a Chinese input method in full-width mode.

@@ -335,15 +335,21 @@ def test_the_same_video_sent_to_two_sessions_at_once_is_refused_as_a_duplicate(
 
 def test_a_double_tap_on_the_h5_session_link_is_answered_not_a_500(pg_ctx: ServiceContext) -> None:
     """Two link requests for one session at once: both found no link and inserted one; the second ended on the
-    primary key as a 500. Now it waits for the first and answers as it does."""
+    primary key as a 500. Now it waits for the first and answers as it does. The session is one the family page of
+    this login opened (the only kind the link takes, `links.link_family_session`)."""
     from service.adapters.http.app import create_app
+    from service.features.proxy import operators
+    from service.features.proxy.models import ProxySession, ProxySessionKind
     from service.features.wechat.h5 import identity
     from service.features.wechat.models import WeChatSessionLink
 
     ctx = pg_ctx
     with ctx.db() as db:
         b = factories.beneficiary(db, ctx.keyring)
-        new = create_session(db, ctx, b, Channel.SELF, False, "test")
+        op = operators.login(db, ctx, "wechat", "openid-tap", operators.H5_CLIENT).operator
+        new = create_session(db, ctx, b, Channel.PROXY, False, f"operator:{op.id}")
+        db.add(ProxySession(session_id=new.session.id, kind=ProxySessionKind.CERTIFICATION.value, operator_id=op.id))
+        db.commit()
         sid, token = new.session.id, new.token
     first = ctx.session_factory()
     first.add(WeChatSessionLink(session_id=sid, openid="openid-tap"))

@@ -277,9 +277,10 @@ def check_models(pack_name: str | None) -> None:
 
 def check_database_role(settings: Settings) -> None:
     """Production never runs on a PostgreSQL superuser connection (service/infra/db/roles.py): refused with its
-    settings line; elsewhere a warning. A database that does not answer is left to the start that follows, which
-    says so."""
-    if not settings.effective_database_url.startswith("postgresql"):
+    settings line. Elsewhere nothing is said (development and the tests run on their server's superuser, and a
+    command's stderr is its one refusal line). A database that does not answer is left to the start that follows,
+    which says so."""
+    if settings.env != "production" or not settings.effective_database_url.startswith("postgresql"):
         return
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -293,10 +294,8 @@ def check_database_role(settings: Settings) -> None:
         return
     finally:
         engine.dispose()
-    if problem and settings.env == "production":
-        raise CliError(f"invalid settings:\n  {setting_line(VARIABLE, problem)}", EXIT_CONFIG, code="CONFIG_INVALID")
     if problem:
-        log.warning("%s %s", VARIABLE, problem)
+        raise CliError(f"invalid settings:\n  {setting_line(VARIABLE, problem)}", EXIT_CONFIG, code="CONFIG_INVALID")
 
 
 def _worker(args: argparse.Namespace) -> int:

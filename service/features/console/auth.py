@@ -222,22 +222,42 @@ def start_session(db: Session, user: StaffUser) -> str:
     return token
 
 
+@dataclass(frozen=True)
+class SessionRead:
+    """What a session cookie names: the staff member of a live login, or none; and when the login it names ran out
+    (idled or aged past its limit) just now, that login's form token (`ran_out_csrf`), by which a form sent from
+    one of its pages is told from one sent by another site (web.kept_decision)."""
+
+    staff: Staff | None
+    ran_out_csrf: str = ""
+
+
 def resolve_session(db: Session, cfg: ConsoleConfig, token: str | None) -> Staff | None:
     """The staff member of a session cookie, or None when absent, unknown, expired or the user is disabled.
     A live session's idle clock restarts."""
+    return read_session(db, cfg, token).staff
+
+
+def read_session(db: Session, cfg: ConsoleConfig, token: str | None) -> SessionRead:
+    """`resolve_session`, and the form token of a login that ran out (deleted here, so read nowhere else)."""
     if not token:
-        return None
+        return SessionRead(None)
     row = db.get(StaffSession, token_hash(token))
     if row is None:
-        return None
+        return SessionRead(None)
     now = utcnow()
     idle = (now - row.last_seen).total_seconds() > cfg.idle_timeout_s
     too_old = (now - row.created_at).total_seconds() > cfg.absolute_timeout_s
     user = db.get(StaffUser, row.user_id)
     if idle or too_old or user is None or not user.active:
         db.delete(row)
-        return None
+        ran_out = (idle or too_old) and user is not None and user.active
+        return SessionRead(None, row.csrf if ran_out else "")
     row.last_seen = now
+    return SessionRead(_staff(cfg, row, user))
+
+
+def _staff(cfg: ConsoleConfig, row: StaffSession, user: StaffUser) -> Staff:
     return Staff(
         user.id,
         user.username,

@@ -179,6 +179,10 @@ ROSTER_PROBLEM_ZH = (
         "请在 Excel/WPS 中“另存为”CSV UTF-8（逗号分隔），并按身份证填写姓名后再导入",
     ),
     (
+        "name holds a private-use (user-defined, 造字) character",
+        "姓名含自造字（旧系统的用户自定义字符，私用区），群众无法输入或核对：请改为标准汉字（按身份证）后重新导入",
+    ),
+    (
         "id_number was changed by a spreadsheet",
         "身份证号码已被表格软件改坏（显示为 4.20106E+17 或末三位变成 000）："
         "请将该列设置为“文本”格式，重新填写号码后再导入",

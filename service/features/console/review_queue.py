@@ -206,10 +206,10 @@ def _start_after(order: Sequence[tuple[str, dt.datetime]], after: str) -> int:
     at_text, sep, sid = after.rpartition(_CURSOR_SEP)  # no separator: the whole as the id
     try:
         at = dt.datetime.fromisoformat(at_text) if sep else None
-    except ValueError:
+        if at is not None and at.tzinfo is not None:  # the queue's times are naive UTC (an edited link)
+            at = at.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # not a time; or one whose UTC is outside the calendar (0001-01-01+01:00)
         raise BadCursor(BAD_CURSOR_ZH) from None
-    if at is not None and at.tzinfo is not None:  # the queue's times are naive UTC (an edited link)
-        at = at.astimezone(dt.UTC).replace(tzinfo=None)
     for i, (open_sid, t) in enumerate(order):
         if open_sid == sid:
             return i + 1

@@ -53,13 +53,13 @@ from service.features.console.review_queue import (
 from service.features.console.web import (
     PREFIX,
     CurrentStaff,
-    KeptDecision,
     LoginRequired,
     StaleForm,
     check_csrf,
     config_of,
     ctx_of,
     current_staff,
+    kept_decision,
     no_store,
     redirect,
     render,
@@ -149,11 +149,11 @@ def decide(
 ) -> Response:
     # The login read here, not as a dependency: a decision sent after the login ran out goes with the login form
     # (KeptDecision), and the login reopens the case with it (reopen_decision), as a page opened before a newer
-    # login does.
+    # login does; only one this browser provably sent from the console (web.kept_decision).
     try:
         staff = current_staff(request)
-    except LoginRequired:
-        raise LoginRequired(KeptDecision(decision, reason[:1000])) from None
+    except LoginRequired as ran_out:
+        raise LoginRequired(kept_decision(request, ran_out, decision, reason, csrf)) from None
     try:
         check_csrf(staff, csrf)
         with unit(request) as db:

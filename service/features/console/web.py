@@ -34,7 +34,7 @@ from service.features.console.auth import (
     Role,
     Staff,
     csrf_ok,
-    resolve_session,
+    read_session,
 )
 from service.features.console.config import DEFAULT_TIME_ZONE, ConsoleConfig
 from service.features.console.throttle import LoginThrottle
@@ -68,11 +68,13 @@ class KeptDecision:
 
 
 class LoginRequired(Exception):
-    """No valid session: the handler redirects to the login page (`kept`: a decision the login carries back)."""
+    """No valid session: the handler redirects to the login page (`kept`: a decision the login carries back;
+    `ran_out_csrf`: the form token of the login the cookie named, when it ran out just now)."""
 
-    def __init__(self, kept: KeptDecision | None = None) -> None:
+    def __init__(self, kept: KeptDecision | None = None, ran_out_csrf: str = "") -> None:
         super().__init__()
         self.kept = kept
+        self.ran_out_csrf = ran_out_csrf
 
 
 class PasswordChangeRequired(Exception):
@@ -169,9 +171,10 @@ PASSWORD_CHANGE_PATHS = (PREFIX + "/password", PREFIX + "/logout")
 
 def current_staff(request: Request) -> Staff:
     with unit(request) as db:
-        staff = resolve_session(db, config_of(request), request.cookies.get(COOKIE))
+        read = read_session(db, config_of(request), request.cookies.get(COOKIE))
+    staff = read.staff
     if staff is None:
-        raise LoginRequired()
+        raise LoginRequired(ran_out_csrf=read.ran_out_csrf)
     if staff.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
         raise PasswordChangeRequired()
     return staff
@@ -210,6 +213,31 @@ STALE_FORM_ZH = (
 def check_csrf(staff: Staff, token: str | None) -> None:
     if not csrf_ok(staff.csrf, token):
         raise StaleForm(STALE_FORM_ZH)
+
+
+def same_origin(request: Request) -> bool:
+    """Whether the browser says `request` was sent from one of the console's own pages: `Sec-Fetch-Site:
+    same-origin` (every current browser sends it), else, without it, an `Origin` of this very host. Not the
+    Referer, which the console's pages never send (Referrer-Policy: no-referrer, which also makes a browser send
+    `Origin: null` on their form posts: that is no match)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin, host = request.headers.get("origin", ""), request.headers.get("host", "")
+    return bool(host) and origin in (f"https://{host}", f"http://{host}")
+
+
+def kept_decision(
+    request: Request, ran_out: LoginRequired, decision: str, reason: str, csrf: str
+) -> KeptDecision | None:
+    """A case decision sent after the login ran out, kept for the login to fill back in (KeptDecision) only when it
+    is provably this browser's own: sent from the console's pages (`same_origin`) with the form token of the login
+    its cookie still names (`ran_out.ran_out_csrf`). A form posted from another site arrives without the
+    SameSite=Strict cookie, like a login run out: its decision and reason were filled in after the reviewer's login
+    as "您的决定" (docs/security.md). Anything else keeps nothing; the login page says the form was not saved."""
+    if same_origin(request) and ran_out.ran_out_csrf and csrf_ok(ran_out.ran_out_csrf, csrf):
+        return KeptDecision(decision, reason[:1000])
+    return None
 
 
 def secure_cookies(request: Request) -> bool:

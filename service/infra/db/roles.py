@@ -5,7 +5,7 @@ database host (`COPY … TO PROGRAM`), read its files, change roles and rewrite 
 one SQL injection or one leaked PENSION_CERT_DATABASE_URL would be all of that. The migrations run as the schema's
 owner, the API and the workers as a role with data rights only (docker-compose.yml, deploy/postgres/; docs/
 operations.md, "Database roles"). A production start on a superuser is refused (service/adapters/cli/serve_cmd.py),
-anything else logs a warning at `serve` and `worker`.
+development and the tests (their server's superuser) are let be.
 """
 
 from __future__ import annotations

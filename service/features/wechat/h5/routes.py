@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, StrictBool
-from sqlalchemy.exc import IntegrityError
 
 from pipelines.liveness.challenge import PROMPTS_ZH
 from pipelines.names import same_name
@@ -36,6 +35,7 @@ from service.features.wechat.h5 import (
     devlogin,
     family,
     identity,
+    links,
     my_data,
     recovery,
     result_view,
@@ -198,15 +198,9 @@ def operator_login(ctx: Ctx, db: DB, request: Request) -> dict[str, Any]:
 
 @router.post("/api/sessions/{session_id}/link")
 def link_session(ctx: Ctx, db: DB, request: Request, token: SessionToken, session_id: SessionId) -> dict[str, Any]:
-    """A session opened through the proxy API from these pages: its result page and message go to this openid."""
-    openid = _openid(ctx, request)
-    sessions.check_token(sessions.get_session(db, session_id), token, ctx.settings.certification.session_ttl_s)
-    if db.get(WeChatSessionLink, session_id) is None:
-        try:
-            db.add(WeChatSessionLink(session_id=session_id, openid=openid))
-            db.commit()
-        except IntegrityError:  # a double tap: the other request linked it first, which is all this one asked
-            db.rollback()
+    """A session the family page opened through the proxy API: its result page and message go to this openid
+    (`links.link_family_session`: any other session answers 404)."""
+    links.link_family_session(db, ctx, session_id, token, _openid(ctx, request))
     return {"session_id": session_id, "linked": True}
 
 

@@ -30,8 +30,13 @@ from tests.service.features.console.test_case_held import _review_case
 REASON = "已电话联系本人女儿，核实老人仍健在，光线较暗导致活体分数偏低。"
 
 
+# What a browser sends with a form posted from one of the console's own pages (web.same_origin).
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
 def _decide(client: TestClient, sid: str, csrf: str, decision: str = "retry") -> tuple[int, str]:
-    r = client.post(f"/console/cases/{sid}/decide", data={"csrf": csrf, "decision": decision, "reason": REASON})
+    form = {"csrf": csrf, "decision": decision, "reason": REASON}
+    r = client.post(f"/console/cases/{sid}/decide", data=form, headers=SAME_ORIGIN)
     return r.status_code, r.text
 
 
@@ -242,3 +247,45 @@ def test_a_decision_sent_after_the_login_ran_out_is_filled_back_in_after_the_log
     assert _decisions(ctx, sid) == []
     assert _decide(app_client, sid, csrf_of(r.text), "reject")[0] == 200
     assert _decisions(ctx, sid) == ["reject"]
+
+
+PLANTED = "已电话核实本人健在"  # another site's text
+
+
+@pytest.mark.parametrize(
+    ("cookie", "token", "headers"),
+    [
+        (False, "", {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}),  # what a browser sends
+        (False, "", {}),  # an old browser: neither header, and no cookie under SameSite=Strict
+        (True, "forged", SAME_ORIGIN),  # the idled login's cookie, not its form token
+        (True, "right", {"Sec-Fetch-Site": "same-site"}),  # a sibling host's page
+        (True, "right", {"Origin": "null"}),  # what Referrer-Policy: no-referrer leaves of the Origin
+    ],
+    ids=["cross-site", "no-headers", "forged-csrf", "same-site-host", "origin-null"],
+)
+def test_a_decision_posted_from_another_site_is_not_kept_for_the_reviewers_login(
+    app_client: TestClient,
+    ctx: ServiceContext,
+    staff_users: dict[str, int],
+    cookie: bool,
+    token: str,
+    headers: dict[str, str],
+) -> None:
+    """Before: a form on another site posting to a claimed case's decide URL arrived without the SameSite=Strict
+    cookie, looked like a login run out, and its decision and reason were carried through the reviewer's login and
+    filled in as "您的决定"; one click accepted the case with the planted reason. Now only a decision sent from
+    the console's pages with the form token of the login the browser's cookie names is kept."""
+    sid, csrf = _claimed(app_client, ctx, "rev1")
+    with ctx.db() as db:
+        db.execute(update(StaffSession).values(last_seen=utcnow() - dt.timedelta(minutes=16)))
+    browser = app_client if cookie else new_client(app_client)
+    form = {"decision": "accept", "reason": PLANTED, "csrf": csrf if token == "right" else token}
+    r = browser.post(f"/console/cases/{sid}/decide", data=form, headers=headers)
+    assert r.status_code == 401 and "登录已超时，刚才提交的内容未保存" in r.text
+    assert "kept_" not in r.text and PLANTED not in r.text and "填回您的决定" not in r.text
+    login_form = {"username": "rev1", "password": PASSWORD, "csrf": csrf_of(r.text), "next": f"/cases/{sid}"}
+    back = browser.post("/console/login", data=login_form, follow_redirects=False)
+    assert back.status_code == 303 and back.headers["location"] == f"/console/cases/{sid}"
+    page = browser.get(f"/console/cases/{sid}").text
+    assert PLANTED not in page and "checked" not in page
+    assert _decisions(ctx, sid) == []

@@ -141,12 +141,14 @@ def test_a_next_page_link_of_before_or_edited_by_hand_is_followed_or_refused_in_
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
 ) -> None:
     """A link made before the cursor carried the time (a bare case id) still pages on while its case waits; once
-    the case has left the queue, or for a cursor that is none, the page says so in Chinese (400, not a 500)."""
+    the case has left the queue, or for a cursor that is none, the page says so in Chinese (400, not a 500). Before:
+    a time at the calendar's edge with an offset (its UTC out of range) was an OverflowError, a 500 JSON page."""
     ids = _open_cases(ctx, 5)
     login(app_client, "rev1")
     assert _listed(app_client.get("/console/queue", params={"after": ids[1]}).text) == ids[2:]
     assert api_settle(app_client, ids[1], "reject") == (200, "")
-    for after in (ids[1], "not-a-time~" + ids[2]):
+    edge = ("0001-01-01T00:00+01:00~" + ids[2], "9999-12-31T23:00-05:00~" + ids[2])
+    for after in (ids[1], "not-a-time~" + ids[2], *edge):
         r = app_client.get("/console/queue", params={"after": after})
         assert r.status_code == 400 and BAD_CURSOR_ZH in r.text and "<tr data-session" not in r.text
 

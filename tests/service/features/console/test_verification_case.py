@@ -29,6 +29,7 @@ def verification_under_review(ctx: ServiceContext) -> tuple[str, str, str]:
         op = operators.login(db, ctx, "wechat", f"openid-{uuid.uuid4().hex[:8]}", "test").operator
         s = open_verification(db, ctx, op, number, NAME, consent=False).session
         s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "review", ["SPOOF_SUSPECTED"], utcnow()
+        s.result = factories.review_result(reasons=["SPOOF_SUSPECTED"])  # the machine compared the face
         return s.id, op.id, number[:4] + "*" * 10 + number[-4:]
 
 
