@@ -49,10 +49,7 @@ def test_a_late_entered_certification_leaves_its_own_validity(ctx: ServiceContex
     bid = _person(ctx, valid_until=today - dt.timedelta(days=10))
     fraud, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
     seen = today - dt.timedelta(days=200)  # a home visit 200 days ago, entered after the fraud
-    with ctx.db() as db:
-        b = db.get(Beneficiary, bid)
-        assert b is not None
-        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
+    _late_entry(ctx, bid, seen)
     done = _revoke(ctx, fraud)
     b = _row(ctx, bid)
     own = valid_until(seen, ctx.rules, b.region, b.birth_date)
@@ -72,10 +69,7 @@ def test_a_late_entry_stores_its_own_validity_and_the_record_keeps_the_later_one
     bid = _person(ctx, valid_until=today - dt.timedelta(days=10))
     cid, _ = _certify(ctx, bid, today)
     seen = today - dt.timedelta(days=200)
-    with ctx.db() as db:
-        b = db.get(Beneficiary, bid)
-        assert b is not None
-        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
+    _late_entry(ctx, bid, seen)
     b = _row(ctx, bid)
     with ctx.db() as db:
         query = select(Certification.id, Certification.valid_until).where(Certification.beneficiary_id == bid)
@@ -95,13 +89,7 @@ def test_a_late_entry_stored_with_the_frauds_date_is_cut_back_by_the_revocation(
     bid = _person(ctx, valid_until=today - dt.timedelta(days=10))
     fraud, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
     seen = today - dt.timedelta(days=200)
-    with ctx.db() as db:
-        b = db.get(Beneficiary, bid)
-        assert b is not None
-        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
-        late = db.scalars(
-            select(Certification.id).where(Certification.id != fraud, Certification.beneficiary_id == bid)
-        ).one()
+    late = _late_entry(ctx, bid, seen)
     factories.update(ctx, Certification, late, valid_until=_row(ctx, bid).valid_until)
     _revoke(ctx, fraud)
     b = _row(ctx, bid)
@@ -141,13 +129,7 @@ def test_a_late_entry_a_revocation_before_part_bz_left_with_the_frauds_date_is_c
     fraud, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
     frauds_date = _row(ctx, bid).valid_until
     seen = today - dt.timedelta(days=200)
-    with ctx.db() as db:
-        b = db.get(Beneficiary, bid)
-        assert b is not None
-        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
-        late = db.scalars(
-            select(Certification.id).where(Certification.id != fraud, Certification.beneficiary_id == bid)
-        ).one()
+    late = _late_entry(ctx, bid, seen)
     _revoke(ctx, fraud)
     factories.update(ctx, Certification, late, valid_until=frauds_date)  # as the revocation then left the row
     b = _row(ctx, bid)
@@ -177,16 +159,21 @@ def test_the_daily_run_leaves_a_late_entry_sheltered_by_a_certification_in_force
     run changes nothing while nothing of the person's was revoked."""
     today = local_today(ctx.settings)
     bid = _person(ctx, valid_until=today - dt.timedelta(days=10))
-    later, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
+    _certify(ctx, bid, today - dt.timedelta(days=5))
     seen = today - dt.timedelta(days=200)
-    with ctx.db() as db:
-        b = db.get(Beneficiary, bid)
-        assert b is not None
-        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
-        late = db.scalars(
-            select(Certification.id).where(Certification.id != later, Certification.beneficiary_id == bid)
-        ).one()
+    late = _late_entry(ctx, bid, seen)
     carried = _row(ctx, bid).valid_until
     factories.update(ctx, Certification, late, valid_until=carried)
     assert daily_run(ctx, "test", today).suspended == 0
     assert factories.update(ctx, Certification, late).valid_until == carried
+
+
+def _late_entry(ctx: ServiceContext, bid: int, seen: dt.date) -> int:
+    """A home visit on `seen` entered now (补录): its certification's id."""
+    with ctx.db() as db:
+        b = db.get(Beneficiary, bid)
+        assert b is not None
+        certify_alternative(db, ctx, b, "home_visit", seen, None, {"note": "补录"})
+        db.flush()
+        query = select(Certification.id).where(Certification.beneficiary_id == bid, Certification.certified_on == seen)
+        return db.scalars(query).one()
