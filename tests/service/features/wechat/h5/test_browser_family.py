@@ -1,7 +1,9 @@
 """The family pages' last dead ends, in Debian's Chromium with the fake camera against the real app and the fake
 WeChat server (tests/service/features/wechat/h5/browser_flow.py): a relative's failed proxy video is recorded
 again from the video step, the elder still named and no card taken again; and the family page at the relative's
-daily limit leads to the assist request for the elder (and the bureau's phone), submitted from there.
+daily limit leads to the assist request for the elder (and the bureau's phone), submitted from there; a relative
+who uses only these pages gets the certificate copy of an elder they certify for, and a withdrawn app's relative
+is told the ways left.
 Screenshots: PENSION_CERT_SCREENSHOTS_DIR/h5/family-*.png."""
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from playwright.sync_api import Browser, Request
 from sqlalchemy import select
 
 from pipelines.reasons import ReasonCode
-from service.certification import sessions
+from service.certification import catalog, sessions
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState, UploadKind, utcnow
+from service.features.console.alt_cert import certify_alternative
 from service.features.console.models import AssistRequest
 from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxySession, ProxySessionKind
 from service.features.wechat.models import WeChatSessionLink
+from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.wechat.h5.browser_flow import (
     BUREAU_PHONE,
@@ -260,3 +264,40 @@ def test_lapsed_bindings_read_in_chinese_without_an_unbind_and_a_result_speaks_i
     assert page.inner_text("#result h1") == "暂时无法完成核验"
     assert page.evaluate("document.body.dataset.spoken") == "failed"
     context.close()
+
+
+def test_a_certified_elders_copy_is_linked_from_the_family_page(site: Site, browser: Browser) -> None:
+    openid = "openid-family-copy"
+    with site.ctx.db() as db:  # the elder certified at the counter today: in force
+        elder = factories.beneficiary(db, site.ctx.keyring, name="赵玉兰", id_number=factories.id_number(seq=611))
+        certify_alternative(db, site.ctx, elder, "counter", local_today(site.ctx.settings), None, {})
+        db.commit()
+        elder_id = elder.id
+    _, binding_id = bound_relative(site, openid, elder_id)
+    site.fake.state.browser_openid = openid
+    page = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
+    page.goto(site.base + "/h5/family")
+    page.wait_for_selector("li.binding .elder-status")
+    copy = page.locator("li.binding a.certificate-elder")
+    assert copy.inner_text() == "查看赵玉兰的认证凭证(可保存、打印,带核验二维码)"
+    assert copy.get_attribute("href") == f"/h5/family/bindings/{binding_id}/certificate.png"
+    shot(page, "family-certificate-link")
+    with page.expect_response(lambda r: r.url.endswith("/certificate.png")) as got:
+        copy.click()
+    r = got.value
+    assert r.status == 200 and r.headers["content-type"] == "image/png"
+
+
+def test_a_withdrawn_apps_relative_is_told_the_ways_left(site: Site, browser: Browser) -> None:
+    openid = "openid-family-withdrawn-app"
+    with site.ctx.db() as db:  # an account a channel key no longer in API_KEYS made for this openid
+        operators.login(db, site.ctx, "wechat", openid, "api:0badc0de")
+        db.commit()
+    site.fake.state.browser_openid = openid
+    page = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
+    page.goto(site.base + "/h5/family")
+    page.wait_for_selector("#family-app a.call-bureau")
+    assert page.inner_text("#family-feedback") == catalog.message_zh(operators.PROXY_ACCOUNT_APP_WITHDRAWN)
+    assert page.get_attribute("#family-app a.call-bureau", "href") == f"tel:{BUREAU_PHONE}"
+    assert not page.is_visible("#bind-form") and not page.is_visible("#verify-first")
+    shot(page, "family-app-withdrawn")
