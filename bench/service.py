@@ -79,7 +79,13 @@ def certify_one(base: str, api_key: str, ext: str, card: bytes, video: bytes) ->
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="pension-bench-service-"))
+    # The clip and the rendered cards are scratch (tens of MB a run): removed however the run ends; what the bench
+    # keeps is the result (main writes it to --out).
+    with tempfile.TemporaryDirectory(prefix="pension-bench-service-") as scratch:
+        return _measure(args, Path(scratch))
+
+
+def _measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     if args.clip == "720p":
         clip_info = make_clip(tmp / "clip.mp4")
         video = (tmp / "clip.mp4").read_bytes()

@@ -51,6 +51,10 @@ class ReasonCode(enum.StrEnum):
     # The roster gave the record another ID number after the session was opened: its card and video are the
     # previous number's person's, and certify nobody now (service/certification/current_person.py).
     IDENTITY_CHANGED = "IDENTITY_CHANGED"
+    # The face template the worker compared the video with was dropped while the job ran by a revocation of the
+    # person's certification as 冒领 or a wrong accept (the impostor's face): the machine's accept rested on it, and
+    # goes to staff instead (service/certification/processing.py).
+    TEMPLATE_DROPPED = "TEMPLATE_DROPPED"
     ATTEMPTS_EXCEEDED = "ATTEMPTS_EXCEEDED"
     PROXY_NOT_BOUND = "PROXY_NOT_BOUND"
     PROXY_LIMIT_REACHED = "PROXY_LIMIT_REACHED"
@@ -109,6 +113,8 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.VIDEO_TOO_LONG: "视频太长,请重新录制",
     ReasonCode.BENEFICIARY_DECEASED: "该人员已登记死亡,无法认证",
     ReasonCode.IDENTITY_CHANGED: "该档案登记的身份证号已变更,本次认证未通过,请持本人现用身份证重新认证",
+    # Neutral on purpose, as FACE_CLOSER_TO_RELATIVE's: the citizen is not told of a revocation here.
+    ReasonCode.TEMPLATE_DROPPED: "需工作人员人工核实本人身份,请耐心等待审核结果",
     ReasonCode.ATTEMPTS_EXCEEDED: "今日认证次数已达上限,可申请人工审核",
     ReasonCode.PROXY_NOT_BOUND: "尚未绑定该亲属,请先绑定",
     ReasonCode.PROXY_LIMIT_REACHED: "绑定数量已达上限",
@@ -122,7 +128,12 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
 # Codes whose citizen message describes the staff review the case went to ("已转工作人员审核", "请耐心等待"): true
 # while the review is open, wrong once staff have decided (the H5 result page leaves them out then).
 TELLS_OF_REVIEW: frozenset[ReasonCode] = frozenset(
-    {ReasonCode.FACE_CLOSER_TO_RELATIVE, ReasonCode.CHALLENGE_EXTRA_ACTIONS, ReasonCode.PROXY_BINDING_HELD}
+    {
+        ReasonCode.FACE_CLOSER_TO_RELATIVE,
+        ReasonCode.CHALLENGE_EXTRA_ACTIONS,
+        ReasonCode.PROXY_BINDING_HELD,
+        ReasonCode.TEMPLATE_DROPPED,
+    }
 )
 
 
@@ -162,6 +173,7 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.VIDEO_TOO_LONG: "视频过长",
     ReasonCode.BENEFICIARY_DECEASED: "名册登记已死亡",
     ReasonCode.IDENTITY_CHANGED: "视频录制后名册变更了该档案的身份证号（视频是变更前人员的）",
+    ReasonCode.TEMPLATE_DROPPED: "比对所用的人脸模板在处理期间因认证被撤销（冒领或错误受理）而删除，机器通过不作数",
     ReasonCode.ATTEMPTS_EXCEEDED: "当日认证次数已用完",
     ReasonCode.PROXY_NOT_BOUND: "代办人未绑定该老人",
     ReasonCode.PROXY_LIMIT_REACHED: "代办绑定数量已满",

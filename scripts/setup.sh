@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh machine: system packages, a virtual environment with the project and its
-# dev tools, and the models directory. Sourced by scripts/start.sh and scripts/test.sh.
+# dev tools, and the models directory. Sourced by scripts/start.sh, scripts/test.sh and scripts/test_at.sh
+# (each sets its own strict mode); it leaves the caller in the repository root with PATH and the PENSION_CERT_*
+# folders exported.
+# Strict inside, but the caller's shell options come back at the end: sourced from an interactive shell or a
+# script of its own, `set -e` would otherwise end that shell at its next failing command. (A failure in here still
+# ends the caller, as it stops a script that runs this one.)
+# Read from $- and shopt, not `$(set +o)`: a command substitution runs without errexit, so it would report -e off.
+_setup_restore=()
+[[ $- == *e* ]] || _setup_restore+=(+e)
+[[ $- == *u* ]] || _setup_restore+=(+u)
+shopt -qo pipefail || _setup_restore+=(+o pipefail)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -51,3 +61,8 @@ export PATH="$ROOT/.venv/bin:$PATH"
 # The H5 capture page's live face guidance (onnxruntime-web, pinned, through npm); without npm or network the
 # page keeps its fallback flow, so a failure here never stops the set-up.
 "$ROOT/scripts/web_bundle.sh" || echo "setup: web bundle not installed; the H5 page uses its fallback flow" >&2
+
+if ((${#_setup_restore[@]})); then
+  set "${_setup_restore[@]}"
+fi
+unset _setup_restore

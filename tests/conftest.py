@@ -36,3 +36,25 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def faces_dir(data_dir: Path) -> Path:
     return data_dir / "faces"
+
+
+# Where the suite's time goes, file by file (setup, call and teardown summed over each file's tests): printed after
+# --durations' per-test list, so every CI log says which files to look at when the run grows. Under pytest-xdist
+# the controller receives each worker's reports here.
+_FILE_SECONDS: dict[str, list[float]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    entry = _FILE_SECONDS.setdefault(report.nodeid.split("::", 1)[0], [0.0, 0])
+    entry[0] += report.duration
+    entry[1] += report.when == "call"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _FILE_SECONDS or terminalreporter.config.getoption("collectonly"):
+        return
+    total = sum(seconds for seconds, _n in _FILE_SECONDS.values())
+    terminalreporter.write_sep("=", f"slowest 25 files (of {total:.0f} s on all workers)")
+    ranked = sorted(_FILE_SECONDS.items(), key=lambda item: item[1][0], reverse=True)
+    for path, (seconds, tests) in ranked[:25]:
+        terminalreporter.write_line(f"{seconds:8.1f}s {int(tests):4d} tests  {path}")

@@ -46,6 +46,15 @@ def masked_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
     return {key: mask_values(value) for key, value in plain.items()}
 
 
+def person_ref(external_id: str, row_id: int) -> str:
+    """How an audit entry names a person it is about (the staff chain's target, a list read's `shown`): their
+    external id; when that is an ID number (a bureau keying pensioners by the 社会保障号码), masked as every entry
+    stores it, with their row id (`4201**********0011#17`): a mask alone is shared by thousands of people, so
+    "who looked at X" named everyone with X's mask (the auditor's review, F1)."""
+    masked = mask_text(external_id)
+    return masked[:64] if masked == external_id else f"{masked[:50]}#{row_id}"
+
+
 def asked(text: str) -> str:
     """What a look-up that found nobody asked for, as its audit entry keeps it: cut to size, and a long run of
     digits masked as a number is (a mistyped ID number is one digit short or long, and is no record's id)."""

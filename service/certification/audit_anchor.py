@@ -145,10 +145,12 @@ def read_anchor(storage: MediaStorage, key: str) -> Anchor:
     return _decode(storage.get(key))
 
 
-def read_anchors(storage: MediaStorage) -> list[Anchor]:
-    anchors = []
-    for obj in storage.list(PREFIX):
-        anchors.append(_decode(storage.get(obj.key)))  # StorageError when the object was forged or edited
+def read_anchors(storage: MediaStorage, newest: bool = False) -> list[Anchor]:
+    """The daily anchors, oldest first; `newest`: only the latest (keys are numbered by entry: one object read)."""
+    keys = sorted(obj.key for obj in storage.list(PREFIX))
+    if newest:
+        keys = keys[-1:]
+    anchors = [_decode(storage.get(k)) for k in keys]  # StorageError when an object was forged or edited
     return sorted(anchors, key=lambda a: a.seq)
 
 
@@ -246,15 +248,16 @@ def _drop_pending_head(db: Session) -> None:
     db.info.pop(_OBJECTS_INFO, None)
 
 
-def check_anchors(db: Session, storage: MediaStorage) -> AnchorCheck:
+def check_anchors(db: Session, storage: MediaStorage, newest: bool = False) -> AnchorCheck:
     """Every anchored entry, and the recorded head, still exists with its anchored hash (run after `verify_chain`
     has passed: together they show that nothing up to the head was rewritten or cut off, even with every hash
     recomputed). The anchors of entries a recorded restore lost are left aside; each restore point is checked as
-    an anchor, and the restores are listed in the result."""
+    an anchor, and the restores are listed in the result. `newest`: of the daily anchors only the latest (the audit
+    viewer's check on every page: a cut tail or a recomputed recent chain, in a few reads)."""
     try:
         restores = tuple(read_restores(storage))
         lost = {(a.seq, a.hash) for r in restores for a in r.lost}
-        anchors = [a for a in read_anchors(storage) if (a.seq, a.hash) not in lost]
+        anchors = [a for a in read_anchors(storage, newest) if (a.seq, a.hash) not in lost]
         anchors += [a for a in restore_points(restores) if (a.seq, a.hash) not in lost]
         head = read_head(storage)
     except StorageUnavailableError:

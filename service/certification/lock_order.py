@@ -23,9 +23,11 @@ Who takes what, in this order (docs/security.md, Part L):
   (an accept), then the proxy feature's operator and binding (`proxy.holds.hold`, `proxy.hooks.on_decided` /
   `on_accept`);
 - a staff decision (`review.settle`; the console's `decide_case`): the session, its review claim, then the
-  beneficiary (an accept: `accept_session` locks it before the features' accept hooks read or lock their rows,
-  and reads its `identity_since` only under that lock: a roster import changing the number is waited for, then
-  seen: docs/security.md, Part AA), then the operator and binding (a consent or verification session);
+  beneficiary (an accept: `review.lock_person` locks it before the two-person rule reads the person's revocations,
+  and `accept_session` before the features' accept hooks read or lock their rows, and reads its `identity_since`
+  only under that lock: a roster import changing the number is waited for, then seen: docs/security.md, Part AA),
+  then the operator and binding (a consent or verification session); the console giving a case back
+  (`release_case`) its review claim alone;
 - a roster import (`roster.import_roster`): the stored beneficiaries its file changes (not those whose row is
   unchanged), locked by id before its first write (`roster_upsert.lock_records`; the rows are then updated in the
   file's order under locks already held), then the bindings of a record whose ID number changed

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -86,6 +87,9 @@ class UploadKind(enum.StrEnum):
 
 class Beneficiary(Base):
     __tablename__ = "beneficiaries"
+    # The WeChat notice run finds the people within the reminder window by it, every minute (migration 0025;
+    # service/features/wechat/notice_queue.py, maybe_due).
+    __table_args__ = (Index("ix_beneficiaries_status_valid_until", "status", "valid_until"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
@@ -123,6 +127,9 @@ def beneficiary_of(db: Session, s: CertSession) -> Beneficiary | None:
 
 class CertSession(Base):
     __tablename__ = "cert_sessions"
+    # The open review cases (decided for review, or failed) by index, not every decided session (migration 0025;
+    # service/features/console/review_queue.py, open_case_filter).
+    __table_args__ = (Index("ix_cert_sessions_state_decision", "state", "decision"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # None: a session that verifies a claimed identity nobody's pension hangs on (a relative's own real-name
@@ -293,6 +300,9 @@ class RosterImport(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_entries"
+    # A session's `session.create` entry found by the session (migration 0024): whose key opened each session, for
+    # the key's list of outcomes (outcome.channel_outcomes) and for `attempts.requesters`.
+    __table_args__ = (Index("ix_audit_entries_target_action", "target", "action"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -43,8 +43,8 @@ from service.certification.models import (
     beneficiary_of,
     utcnow,
 )
-from service.certification.revocation import CERTIFIED_ACTION
-from service.certification.templates import load_template
+from service.certification.revocation import CERTIFIED_ACTION, revoked_as_fraud
+from service.certification.templates import load_template, still_enrolled
 from service.infra.clock import local_date, local_today
 from service.infra.observability import metrics
 from service.infra.security import mask_number_reads, mask_values
@@ -247,7 +247,8 @@ def _process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker:
         metrics.JOB_RETRIES.inc()
         _release(ctx, session_id, worker, exc)
         return True
-    return _apply(ctx, session_id, worker, outcome, reasons, result, new_template if consent else None)
+    kept = new_template if consent else None
+    return _apply(ctx, session_id, worker, outcome, reasons, result, kept, compared=template)
 
 
 def _subject(
@@ -329,7 +330,11 @@ def _apply(
     reasons: list[str],
     result: dict[str, object],
     new_template: Template | None,
+    *,
+    compared: Template | None = None,
 ) -> bool:
+    """Apply the job's decision to the session it still holds. `compared`: the person's template the models compared
+    the video with (`_subject`, None: none), checked again under the person's lock (`_under_lock`)."""
     with ctx.db() as db:
         s = db.get(CertSession, session_id, with_for_update=True)
         if s is None or s.state != SessionState.PROCESSING or s.worker_id != worker:
@@ -346,17 +351,11 @@ def _apply(
             # binding): the lock order of service/certification/lock_order.py. Taken after them, it deadlocked
             # with a roster import that changes the person's ID number (their row, then the bindings).
             db.refresh(b, with_for_update=True)
-        if outcome is Outcome.ACCEPT and b is not None and b.status == BeneficiaryStatus.DECEASED:
-            # Recorded deceased after the session opened: nobody is certified for the dead (staff see why).
-            outcome, reasons = Outcome.REJECT, [*reasons, ReasonCode.BENEFICIARY_DECEASED.value]
+        checked = _under_lock(db, ctx, s, b, outcome, reasons, compared)
+        if checked != (outcome, reasons):
+            outcome, reasons = checked
             result = _recorded(result, outcome, reasons)
-        if outcome is Outcome.ACCEPT and b is not None and not made_for_current_person(b, s.created_at):
-            # The roster gave the record another ID number after the session opened (read under the row lock just
-            # taken: an import committing meanwhile is waited for, then seen): the video is the previous number's
-            # person's and certifies nobody now. Rejected, not sent to staff: they could not accept it either
-            # (`accept_session`), and the citizen is told at once to certify again with the card of today.
-            outcome, reasons = Outcome.REJECT, [*reasons, ReasonCode.IDENTITY_CHANGED.value]
-            result = _recorded(result, outcome, reasons)
+            new_template = None  # an accept that no longer is one keeps no face
         # What a feature's rows, changed since its DecisionHook read them, no longer allow (ctx.hooks.holds).
         held = ctx.hooks.hold(db, s, b, outcome, list(reasons))
         if held != (outcome, reasons):
@@ -379,6 +378,36 @@ def _apply(
     log.info("session %s: %s %s", session_id, outcome.value, ",".join(reasons))
     metrics.observe_decision(outcome.value, reasons)  # after the commit: counted once per applied decision
     return True
+
+
+def _under_lock(
+    db: Session,
+    ctx: ServiceContext,
+    s: CertSession,
+    b: Beneficiary | None,
+    outcome: Outcome,
+    reasons: list[str],
+    compared: Template | None,
+) -> tuple[Outcome, list[str]]:
+    """The machine's accept of `s` checked against the person's row as it stands under its lock (`_apply` holds it:
+    a change committing meanwhile is waited for, then seen); anything else, or no person, as it is."""
+    if outcome is not Outcome.ACCEPT or b is None:
+        return outcome, reasons
+    if b.status == BeneficiaryStatus.DECEASED:
+        # Recorded deceased after the session opened: nobody is certified for the dead (staff see why).
+        return Outcome.REJECT, [*reasons, ReasonCode.BENEFICIARY_DECEASED.value]
+    if not made_for_current_person(b, s.created_at):
+        # The roster gave the record another ID number after the session opened: the video is the previous number's
+        # person's and certifies nobody now. Rejected, not sent to staff: they could not accept it either
+        # (`accept_session`), and the citizen is told at once to certify again with the card of today.
+        return Outcome.REJECT, [*reasons, ReasonCode.IDENTITY_CHANGED.value]
+    if not still_enrolled(ctx, b, compared) and revoked_as_fraud(db, b.id):
+        # A revocation as 冒领 or a wrong accept dropped the template while the models ran (the impostor's face:
+        # revocation._drop_template). A matching template carries the accept (pipelines/decision/rules._face), so
+        # this one rested on the impostor's face: before, it certified them again and enrolled their face anew.
+        # Staff decide it, two of them after such a revocation (review.accept_needs_second); no face is kept.
+        return Outcome.REVIEW, [*reasons, ReasonCode.TEMPLATE_DROPPED.value]
+    return outcome, reasons
 
 
 def _recorded(result: dict[str, object], outcome: Outcome, reasons: list[str]) -> dict[str, object]:

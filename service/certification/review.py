@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode
@@ -18,7 +17,7 @@ from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import InvalidInputError, ServiceError
 from service.certification.models import (
-    Certification,
+    Beneficiary,
     CertSession,
     Channel,
     SessionDecision,
@@ -35,11 +34,9 @@ from service.certification.proxy_face import (
     proxy_face_doubt,
 )
 from service.certification.request_replay import digest, first_request
-from service.certification.revocation import RevokeReason
+from service.certification.revocation import revoked_as_fraud
 from service.infra.clock import local_date
 
-# Revocations that say someone else was certified as the person, or accepted in error (revocation.py).
-FRAUD_REVOCATIONS = (RevokeReason.IMPERSONATION.value, RevokeReason.WRONG_ACCEPT.value)
 # The machine's codes that say the face may be another person's (a relative filming themselves or holding up a
 # photo): an accept overrules that doubt. FACE_CHANGED_IN_VIDEO and VIDEO_DUPLICATE are hard findings today (a
 # reject, never a case): listed so that a rule change sending them to staff cannot make them one person's.
@@ -83,14 +80,13 @@ def accept_needs_second(db: Session, s: CertSession) -> list[str]:
     return why
 
 
-def revoked_as_fraud(db: Session, beneficiary_id: int) -> bool:
-    """Whether a certification of the person was revoked as 冒领 or a wrong accept: staff certifying the person
-    again need a second person's look (the console's second decision, its alert on a counter or home visit;
-    docs/security.md, Part BC)."""
-    found = select(Certification.id).where(
-        Certification.beneficiary_id == beneficiary_id, Certification.revoke_reason.in_(FRAUD_REVOCATIONS)
-    )
-    return db.scalar(found.limit(1)) is not None
+def lock_person(db: Session, s: CertSession) -> None:
+    """Lock `s`'s beneficiary before a staff accept asks `accept_needs_second` (after the session and its review
+    claim: lock_order.py; `accept_session` then finds it held). A revocation as 冒领 holds that row until it commits
+    (revocation.revoke_certification): waited for, it is then seen (`revoked`). Asked before the lock, the rule read
+    "no revocation" and one reviewer alone certified a person whose revocation committed meanwhile."""
+    if s.beneficiary_id is not None:
+        db.get(Beneficiary, s.beneficiary_id, with_for_update=True, populate_existing=True)
 
 
 class ReviewRecord(TypedDict):
@@ -155,6 +151,8 @@ def settle(
         raise ServiceError("SESSION_STATE", f"session is {s.state}/{s.decision}: nothing to review")
     if decision not in (SessionDecision.ACCEPT, SessionDecision.REJECT):
         raise InvalidInputError("REVIEW_DECISION", "decision must be accept or reject")
+    if decision == SessionDecision.ACCEPT:
+        lock_person(db, s)  # before the rule reads the person's revocations (`accept_needs_second`)
     if not case_checked:
         ctx.hooks.check_settle(db, s)
         if decision == SessionDecision.ACCEPT and accept_needs_second(db, s):

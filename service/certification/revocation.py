@@ -12,7 +12,8 @@ the role and the region scope) keeps the row, marks it revoked and:
   existing rules say (due soon, or lapsed and suspended), with its guard, its shelter for a certification being
   decided, and the suspension exported to the payment system. Nothing is suspended here: one path suspends;
 - the face template is dropped when the revoked session (or one accepted after it, compared with its face) may have
-  enrolled it (`_drop_template`): the next certification is compared with the ID card again;
+  enrolled it (`_drop_template`): the next certification is compared with the ID card again, and a job that
+  compared the person's next video with it meanwhile sends its accept to staff (`processing._apply`);
 - the person is to be told (`notice_state` due: the WeChat channel's schedule tells them, or settles that nothing
   can be told, however long after: service/features/wechat/revoked.py);
 - revoked as impersonation or a wrong accept, the session's media (card, video: the evidence) are held from the
@@ -67,6 +68,21 @@ class RevokeReason(enum.StrEnum):
     IMPERSONATION = "impersonation"  # 冒领 / 他人代替: someone else certified as the person
     WRONG_ACCEPT = "wrong_accept"  # 错误受理: accepted in error (review, counter), found on re-inspection
     OTHER = "other"
+
+
+# Revocations that say someone else was certified as the person, or accepted in error.
+FRAUD_REVOCATIONS = (RevokeReason.IMPERSONATION.value, RevokeReason.WRONG_ACCEPT.value)
+
+
+def revoked_as_fraud(db: Session, beneficiary_id: int) -> bool:
+    """Whether a certification of the person was revoked as 冒领 or a wrong accept: staff certifying the person
+    again need a second person's look (the console's second decision, its alert on a counter or home visit;
+    docs/security.md, Part BC), and a worker's accept resting on the face template such a revocation dropped while
+    the job ran goes to them (`processing._apply`)."""
+    found = select(Certification.id).where(
+        Certification.beneficiary_id == beneficiary_id, Certification.revoke_reason.in_(FRAUD_REVOCATIONS)
+    )
+    return db.scalar(found.limit(1)) is not None
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,15 @@
 
 A CSV's encoding is found in this order: a UTF-16 byte order mark (Excel's "Unicode 文本", tab-separated), UTF-8
 (with or without its BOM), then GB18030 (a superset of GBK, which Chinese Excel's "CSV (逗号分隔)" writes; its
-four-byte forms carry the rare characters, 生僻字, that GBK lacks). A file that is none of them is refused naming
-the line and byte where it stops decoding; so is UTF-8 text with a damaged character (never read as GB18030, every
-name garbled), a UTF-16 file cut short, and a GB18030-read file whose names no Chinese name could be (Big5), or
-whose names are a Western-locale Excel's Latin-1 / Windows-1252 ones, Han characters run into Latin letters. The
-delimiter is the first of comma, tab and semicolon that splits the header into the required columns. Header
-names are read case-insensitively and may be the documented Chinese ones (HEADER_ALIASES). Excel's empty trailing
-columns and rows are ignored; a row's non-empty cells beyond the header are handed on (EXTRA_CELLS) for the row
-to be refused. See docs/service.md, "Roster columns".
+four-byte forms carry the rare characters, 生僻字, that GBK lacks; read as GB18030-2022 reads it, `gb18030_2022`).
+A file that is none of them is refused naming the line and byte where it stops decoding; so is UTF-8 text with a
+damaged character (never read as GB18030, every name garbled), a UTF-16 file cut short, and a GB18030-read file
+whose names no Chinese name could be or read better as Big5 (roster_big5), or whose names are a Western-locale
+Excel's Latin-1 / Windows-1252 ones, Han characters run into Latin letters. The delimiter is the first of comma,
+tab and semicolon that splits the header into the required columns. Header names are read case-insensitively and
+may be the documented Chinese ones (HEADER_ALIASES). Excel's empty trailing columns and rows are ignored; a row's
+non-empty cells beyond the header are handed on (EXTRA_CELLS) for the row to be refused. See docs/service.md,
+"Roster columns".
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 from pipelines.names import DOT_VARIANTS, HAN, fold_table, in_gb2312
 from service.certification.errors import ServiceError, UnsupportedFormatError
+from service.certification.roster_big5 import Big5Reading
 
 REQUIRED = ("external_id", "id_number", "name", "benefit_types")
 # XLSX bombs: a few kilobytes can inflate to gigabytes of XML, or declare a 16384-column, million-row sheet
@@ -124,12 +126,40 @@ def decode_csv(data: bytes) -> tuple[str, str]:
         if _damaged_utf8(data):  # read as GB18030 it was every name garbled (张三 as 寮犱笁)
             raise _undecodable(data, "utf-8", utf8, DAMAGED_UTF8) from utf8
         try:
-            return data.decode("gb18030").removeprefix("\ufeff"), "GB18030"
+            return gb18030_2022(data.decode("gb18030").removeprefix("\ufeff")), "GB18030"
         except UnicodeDecodeError as gb:
             # Where the likelier encoding (the one that read further) stops is what staff should look at.
             worst = (utf8, "utf-8") if utf8.start >= gb.start else (gb, "gb18030")
             raise _undecodable(data, worst[1], worst[0]) from gb
     return (text[1:], "UTF-8 (BOM)") if text.startswith("\ufeff") else (text, "UTF-8")
+
+
+# GB18030-2022's new mappings of ideographs: Python's codec (GB18030-2000/2005 tables) decodes these two-byte codes
+# (FE59 … FEA0) to the private-use stand-ins, which refused the name as a 造字 (`private_use`); GB18030-2022 maps
+# them to the standard characters (their four-byte codes, which Python already reads so, now stand for the stand-ins).
+# Source: Unicode L2/22-274 (GB 18030-2022 disruptive changes) and the glibc GB18030-2022 charmap (BZ #30243,
+# "UE81E 0x82359037" …). Not mapped: the ten vertical forms (A6D9…, U+E78D–U+E796 to U+FE10–U+FE19), punctuation
+# that NFKC turns into a name's comma or full stop, and the six stand-ins for Extension B characters (FE51 for 𠂇,
+# U+E816), which GB18030-2022 still maps to private use: those names stay refused for staff to write the character.
+GB18030_2022_IDEOGRAPHS = {
+    "\ue81e": "\u9fb4",  # FE59 龴
+    "\ue826": "\u9fb5",  # FE61 龵
+    "\ue82b": "\u9fb6",  # FE66 龶
+    "\ue82c": "\u9fb7",  # FE67 龷
+    "\ue832": "\u9fb8",  # FE6D 龸
+    "\ue843": "\u9fb9",  # FE7E 龹
+    "\ue854": "\u9fba",  # FE90 龺
+    "\ue864": "\u9fbb",  # FEA0 龻
+}
+
+
+def gb18030_2022(text: str) -> str:
+    """GB18030 text as GB18030-2022 reads it (`GB18030_2022_IDEOGRAPHS`): a search per stand-in, in C, so that a
+    64 MiB roster without them is not copied."""
+    for stand_in, standard in GB18030_2022_IDEOGRAPHS.items():
+        if stand_in in text:
+            text = text.replace(stand_in, standard)
+    return text
 
 
 def _damaged_utf8(data: bytes) -> bool:
@@ -360,13 +390,17 @@ def _checked_names(rows: Iterator[tuple[int, dict[str, str]]]) -> Iterator[tuple
     name's bytes (`_western_bytes`: 张秀英 cannot, 李娜 can); the first line refused is named.
     A private-use character (造字) refuses its row only (`private_use`), unless more than one name and over a tenth
     of them hold one: a Big5 file's names do so about every other one (its common characters fall in GBK's
-    user-defined areas), a Chinese roster's one in thousands."""
+    user-defined areas), a Chinese roster's one in thousands. A file of a few names whose one name, or none, shows
+    that sign is refused as Big5 when its names read as Big5 are names and read as GB18030 are not
+    (roster_big5.Big5Reading: 張國榮 read as 眎瓣篴)."""
     chinese = clearly = False
     western = doubtful = 0
     names, private, first_private = 0, 0, 0
+    big5 = Big5Reading()
     for line, cells in rows:
         name = cells.get("name", "")
         check_gb18030_name(line, name)
+        big5.note(line, name)
         names += 1
         if private_use(name):
             private, first_private = private + 1, first_private or line
@@ -383,6 +417,10 @@ def _checked_names(rows: Iterator[tuple[int, dict[str, str]]]) -> Iterator[tuple
     refused = [n for n in (0 if clearly else doubtful, 0 if chinese else western) if n]
     if refused:
         raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030_WESTERN}: line {min(refused)}")
+    # A file of a few names, one or none of them showing Big5's kana or 造字; after the Western check, whose
+    # evidence (Latin letters around the Han characters: D碅ngelo) is the more telling of the two.
+    if big5_line := big5.refused_line():
+        raise ServiceError("ROSTER_FORMAT", f"{NOT_GB18030}: line {big5_line}")
 
 
 def _read_xlsx(data: bytes) -> Iterator[tuple[int, dict[str, str]]]:

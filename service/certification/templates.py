@@ -23,3 +23,13 @@ def load_template(ctx: ServiceContext, b: Beneficiary) -> Template | None:
 
     raw = ctx.keyring.decrypt_field(b.template.decode(), "beneficiary.template")
     return Template(np.frombuffer(bytes.fromhex(raw), dtype=np.float32).copy(), b.template_model)
+
+
+def still_enrolled(ctx: ServiceContext, b: Beneficiary, compared: Template | None) -> bool:
+    """Whether `compared`, the template a job loaded when it was claimed, is still `b`'s (True when it compared
+    with none). Read under the person's row lock by `processing._apply`: a revocation dropping the template
+    (revocation._drop_template) or a withdrawal erasing it while the models ran makes it False."""
+    if compared is None:
+        return True
+    now = load_template(ctx, b)
+    return now is not None and now.model == compared.model and np.array_equal(now.embedding, compared.embedding)

@@ -2,9 +2,11 @@
 from a backup").
 
 A person's withdrawal of the consent to keep their face template (template_withdrawal.py: H5 "我的信息" or the
-counter), a relative's of their own template (the proxy feature's own_template.py) and a binding the elder ended
-(elder_bindings.py) live in the database only: a dump taken before one brings the template back with its consent,
-or the binding active (PIPL art. 15, 47), and the daily run does not take them away (not retention erasures). So
+counter), a relative's of their own template (the proxy feature's own_template.py), a binding the elder ended
+(elder_bindings.py) and an admin's change of a staff account (the console's account_kept.py: a dismissed reviewer
+disabled) live in the database only: a dump taken before one brings the template back with its consent,
+the binding active (PIPL art. 15, 47), or the account as it was, and the daily run does not take them away (not
+retention erasures). So
 each is also recorded as a small object under PREFIX in the media store, sealed with the media key and written once
 its transaction has committed (audit_anchor.put_on_commit, as the audit head): a restore does not reach the store.
 Each carries an event id that its audit entry names (`detail["event"]`).
@@ -45,6 +47,7 @@ class KeptWithdrawal:
     ref: str
     at: str
     event: str
+    value: str = ""  # what the change set, as JSON, where redoing it needs it (a staff account's: account_kept.py)
 
     def detail(self) -> dict[str, object]:
         """What a re-application adds to its audit entry (with the service function's own detail)."""
@@ -60,14 +63,14 @@ def new_event() -> str:
     return "".join(secrets.choice(string.ascii_lowercase) for _ in range(20))
 
 
-def note(db: Session, kind: str, target: str, ref: str, event: str = "") -> str:
-    """Record withdrawal `kind` of `ref` (audited as `target`) in the media store once `db` commits; its event id
-    (`event`, or a new one), for the audit entry's detail. A re-application (`event` given) records nothing: the
-    object that led to it stays."""
+def note(db: Session, kind: str, target: str, ref: str, event: str = "", value: str = "") -> str:
+    """Record withdrawal `kind` of `ref` (audited as `target`; `value`: what it set, when redoing it needs that) in
+    the media store once `db` commits; its event id (`event`, or a new one), for the audit entry's detail. A
+    re-application (`event` given) records nothing: the object that led to it stays."""
     if event:
         return event
     event, at = new_event(), now_text()
-    body = {"kind": kind, "target": target, "ref": ref, "at": at, "event": event}
+    body = {"kind": kind, "target": target, "ref": ref, "at": at, "event": event} | ({"value": value} if value else {})
     if not put_on_commit(db, f"{PREFIX}{at.replace(':', '')}-{event}", json.dumps(body, sort_keys=True).encode()):
         log.warning("%s of %s not recorded in the media store (no store): a restore cannot redo it", kind, ref)
     return event
@@ -78,7 +81,8 @@ def read_withdrawals(storage: MediaStorage) -> list[KeptWithdrawal]:
     found = []
     for obj in storage.list(PREFIX):
         raw = json.loads(storage.get(obj.key))
-        found.append(KeptWithdrawal(*(str(raw[k]) for k in ("kind", "target", "ref", "at", "event"))))
+        kind, target, ref, at, event = (str(raw[k]) for k in ("kind", "target", "ref", "at", "event"))
+        found.append(KeptWithdrawal(kind, target, ref, at, event, str(raw.get("value", ""))))
     return sorted(found, key=lambda w: (w.at, w.event))
 
 

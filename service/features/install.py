@@ -7,6 +7,7 @@ Every composition root calls `install_features` on the context it built: the HTT
 from __future__ import annotations
 
 from service.certification.context import ServiceContext
+from service.features.console import account_kept, audit_chain
 from service.features.console.assist import erase_closed_contacts
 from service.features.console.identity_alerts import raise_identity_alert
 from service.features.console.review_queue import held_in_console
@@ -24,6 +25,9 @@ def install_features(ctx: ServiceContext) -> ServiceContext:
     ctx.hooks.settle_guards["console"] = held_in_console
     ctx.hooks.identity_changes["console"] = raise_identity_alert  # a roster change of ID number: an alert
     ctx.hooks.upkeep["console"] = erase_closed_contacts  # daily: closed requests' phone numbers go after retention
+    ctx.hooks.upkeep["console.audit"] = audit_chain.daily_check  # daily, before the anchor: a cut log is an ALERT
     ctx.hooks.revocations["console"] = lock_revoked_binding  # a revocation from outside: a relative's binding locked
+    for kind in account_kept.KINDS:  # after a restore: a staff account's rights taken away again
+        ctx.hooks.reapply[kind] = account_kept.redo
     ctx.hooks.mark_installed()
     return ctx

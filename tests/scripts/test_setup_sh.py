@@ -58,6 +58,38 @@ def test_an_account_that_cannot_install_packages_is_told_what_to_ask_for(tmp_pat
     assert not calls.exists()  # apt-get is not tried where it cannot work
 
 
+def _sourced(tmp_path: Path, before: str) -> str:
+    """What a shell reports of its options after `before` and sourcing the set-up (its stdout)."""
+    web = tmp_path / "web" / "onnxruntime-web-1.31.1"
+    web.mkdir(parents=True, exist_ok=True)
+    (web / ".complete").write_text("", encoding="utf-8")  # the H5 bundle is there: no npm
+    script = f'{before}\nsource scripts/setup.sh >/dev/null\necho "flags=$-"\nshopt -qo pipefail && echo pipefail\n'
+    done = subprocess.run(
+        ["bash", "-c", script + 'false\necho "went on=${UNSET_IN_THIS_TEST:-}"'],
+        cwd=ROOT,
+        env={**os.environ, "PENSION_CERT_WEB_DIR": str(tmp_path / "web")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.stdout
+
+
+def test_sourcing_the_set_up_gives_the_caller_its_shell_options_back(tmp_path: Path) -> None:
+    """Before, the set-up's `set -euo pipefail` stayed on in the shell that sourced it: an interactive shell (or a
+    script of its own) then ended at its next failing command, or at an unset variable. Strict callers (start.sh,
+    test.sh, test_at.sh) set it themselves and keep it."""
+    lax = _sourced(tmp_path, "set +euo pipefail")
+    flags = lax.split("flags=", 1)[1].split()[0]
+    assert "e" not in flags and "u" not in flags and "pipefail" not in lax.split(), lax
+    assert "went on=" in lax  # `false` did not end it
+    strict = _sourced(tmp_path, "set -euo pipefail")
+    flags = strict.split("flags=", 1)[1].split()[0]
+    assert "e" in flags and "u" in flags and "pipefail" in strict.split(), strict
+    assert "went on=" not in strict  # its own `set -e` still stops it
+
+
 def _pins() -> dict[str, str]:
     pins: dict[str, str] = {}
     for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():

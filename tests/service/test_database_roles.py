@@ -1,5 +1,6 @@
 """The service never runs as a PostgreSQL superuser (service/infra/db/roles.py; docs/operations.md, Database
-roles): found on the real server, refused at a production start, a warning otherwise."""
+roles): found on the real server, refused at a production start (`serve`, `worker`, the Celery worker and beat),
+nothing said otherwise."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import yaml  # type: ignore[import-untyped]  # PyYAML: installed with rapidocr-o
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from service.adapters.cli.common import EXIT_CONFIG, CliError
-from service.adapters.cli.serve_cmd import check_database_role
+from service.adapters.cli import common
+from service.adapters.cli.common import EXIT_CONFIG, CliError, check_database_role
+from service.adapters.workers import tasks
 from service.infra.db.engine import make_engine
-from service.infra.db.roles import role_problem, superuser_problem
-from tests.service.conftest import make_settings
+from service.infra.db.roles import VARIABLE, role_problem, superuser_problem
+from tests.service.conftest import make_settings, migrate
 
 
 def test_only_a_superuser_is_a_problem() -> None:
@@ -38,6 +40,29 @@ def test_a_production_start_on_a_superuser_is_refused(scaleout_urls: dict[str, s
     assert refused.value.code == "CONFIG_INVALID" and refused.value.exit_code == EXIT_CONFIG
     assert "PENSION_CERT_DATABASE_URL: connects as the PostgreSQL superuser 'postgres'" in str(refused.value)
     check_database_role(make_settings(tmp_path, env="test", database_url=url))  # the tests' own server: let be
+
+
+def test_a_production_celery_worker_or_beat_on_a_superuser_is_refused(
+    scaleout_urls: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`celery -A service.adapters.workers.tasks worker|beat` builds its app through `checked_settings`: before,
+    it checked the settings and the migrations but not the role, so a worker and beat on the superuser ran on."""
+    url = scaleout_urls["database_url"]
+    migrate(url)  # at this version's migrations: the check before the role's lets it through
+
+    def start(env: str) -> None:
+        settings = make_settings(tmp_path, env=env, database_url=url)
+        monkeypatch.setattr(common, "settings_problems", lambda: (settings, []))  # the environment's settings
+        monkeypatch.setattr(tasks, "get_settings", lambda: settings)
+        tasks.checked_settings()
+
+    with pytest.raises(SystemExit) as refused:
+        start("production")
+    assert refused.value.code == EXIT_CONFIG
+    why = superuser_problem("postgres", True)  # one refusal, as `serve` says it
+    assert capsys.readouterr().err == f"pension-cert: CONFIG_INVALID: invalid settings:\n  {VARIABLE}: {why}\n"
+    start("test")  # the tests' own server: let be, and nothing said
+    assert capsys.readouterr().err == ""
 
 
 def test_a_role_with_data_rights_only_may_run_the_service(db: Session) -> None:

@@ -14,9 +14,12 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.certification.errors import ServiceError  # small: the reason codes only
+
+if TYPE_CHECKING:
+    from service.infra.config import Settings
 
 # Exit codes: one meaning each (README, "Command line"). 2 is also what argparse uses for a usage error.
 EXIT_OK = 0
@@ -312,3 +315,26 @@ def load_settings() -> Any:
     # e.g. a fixed action challenge.
     settings.validate_secrets()
     return settings
+
+
+def check_database_role(settings: Settings) -> None:
+    """Production never runs on a PostgreSQL superuser connection (service/infra/db/roles.py): refused with its
+    settings line, by `serve`, `worker` and the Celery worker and beat (service/adapters/workers/tasks.py).
+    Elsewhere nothing is said (development and the tests run on their server's superuser, and a command's stderr
+    is its one refusal line). A database that does not answer is left to the start that follows, which says so."""
+    if settings.env != "production" or not settings.effective_database_url.startswith("postgresql"):
+        return
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.infra.db.engine import make_engine
+    from service.infra.db.roles import VARIABLE, role_problem
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        problem = role_problem(engine)
+    except SQLAlchemyError:
+        return
+    finally:
+        engine.dispose()
+    if problem:
+        raise CliError(f"invalid settings:\n  {setting_line(VARIABLE, problem)}", EXIT_CONFIG, code="CONFIG_INVALID")

@@ -173,31 +173,24 @@ def _has_terminal() -> bool:
 
 def _verify(_args: argparse.Namespace) -> int:
     ctx = _context()  # settings first: a bad setting is reported as such, before anything else loads
-    from service.certification.audit_anchor import AnchorCheck, check_anchors
-    from service.certification.restore_record import kept_problem
-    from service.features.console.audit_chain import verify_chain
-    from service.infra.storage import StorageUnavailableError
+    from service.certification.audit_anchor import AnchorCheck
+    from service.features.console.audit_chain import check_log
 
     with ctx.db() as db:
-        check = verify_chain(db)
         # The chain alone cannot show a log rewritten whole with every hash recomputed; the anchors kept in the
-        # media store (written by the daily run) can. A store that does not answer is an outage (exit 5), not
-        # a failed check (exit 1: the night shift's tampering alarm).
-        try:
-            anchored = check_anchors(db, ctx.storage)
-            # The kept keys of each restore (the media the orphan sweep must not delete): read whole, counted.
-            kept = kept_problem(ctx.storage, anchored.restores) if anchored.ok else ""
-            if kept:
-                anchored = AnchorCheck(False, anchored.anchors, kept, None, anchored.restores)
-        except StorageUnavailableError as exc:
-            if check.ok:
-                raise CliError(
-                    f"the media store holding the audit anchors does not answer ({exc}): the chain verifies, the "
-                    "anchors were not checked; run it again",
-                    EXIT_UNAVAILABLE,
-                    code="STORAGE_UNAVAILABLE",
-                ) from None
-            anchored = AnchorCheck(False, 0, f"anchors not checked: the media store does not answer ({exc})")
+        # media store (written by the daily run) can: one check, the audit viewer's too (audit_chain.check_log). A
+        # store that does not answer is an outage (exit 5), not a failed check (exit 1: the night shift's alarm).
+        done = check_log(db, ctx.storage)
+    check, anchored = done.chain, done.anchors
+    if anchored is None:
+        if check.ok:
+            raise CliError(
+                f"the media store holding the audit anchors does not answer ({done.unavailable}): the chain "
+                "verifies, the anchors were not checked; run it again",
+                EXIT_UNAVAILABLE,
+                code="STORAGE_UNAVAILABLE",
+            ) from None
+        anchored = AnchorCheck(False, 0, f"anchors not checked: the media store does not answer ({done.unavailable})")
     ok = check.ok and anchored.ok
     emit(
         {
@@ -222,17 +215,24 @@ def _restored(args: argparse.Namespace) -> int:
     from service.features.install import install_features
 
     ctx = install_features(_context())  # the features re-apply their own withdrawals (FeatureHooks.reapply)
+    from sqlalchemy import func, select
+
     from service.certification.audit_anchor import RestoreRefusedError
+    from service.certification.models import AuditEntry
     from service.certification.registry import advance_event_ids, exported_high, reused_event_ids
     from service.certification.restore_record import AUDIT_ACTION, KeptUnreadableError, record_restore
     from service.certification.withdrawal_records import read_withdrawals
     from service.certification.withdrawal_replay import reapply_withdrawals
+    from service.features.console import account_kept
     from service.features.console.audit_chain import record
     from service.infra.storage import StorageError
 
     with ctx.db() as db:
         try:  # every read and check first: a failure leaves nothing recorded, and a rerun records one restore
             withdrawals = read_withdrawals(ctx.storage)
+            # The records' trail has no anchors: how many of its entries the dump lost is not known. Its last id
+            # is recorded, so the ids written after the restore (reusing lost ones) are told apart.
+            records_high = db.scalar(select(func.max(AuditEntry.id))) or 0
             high = exported_high(ctx.storage)[0]
             reused = reused_event_ids(db, ctx.storage)
             # The payment files' ids: the next event is numbered past every one already exported (idempotent).
@@ -246,12 +246,15 @@ def _restored(args: argparse.Namespace) -> int:
             unreadable = "nothing recorded: put back the object, or the key that sealed it, and run it again"
             refused = "run it again once it takes writes: the rerun completes this restore, never records a second"
             raise _storage_failure(exc, unreadable, refused) from None
-        # The withdrawals later than the dump, done again (each audited; a rerun skips those done).
+        # The withdrawals (and staff accounts' rights taken away) later than the dump, done again (each audited; a
+        # rerun skips those done); the accounts' grants, never redone, listed for an admin.
         redone = [{"kind": w.kind, "target": w.target, "at": w.at} for w in reapply_withdrawals(db, ctx, withdrawals)]
+        grants = [{"kind": w.kind, "target": w.target, "at": w.at} for w in account_kept.left(db, withdrawals)]
         restore, lost = done.restore, [a.seq for a in done.restore.lost]
         if done.state != "already":  # the record's own entry, naming it: a rerun finds a record without one
             detail = {"through": restore.seq, "lost": lost, "reason": reason, "next_event_id": next_event_id}
-            detail |= {"withdrawals_redone": len(redone)}
+            detail |= {"withdrawals_redone": len(redone), "account_changes_left": len(grants)}
+            detail |= {"audit_entries_through": records_high}
             detail |= {"record": restore.name, "event_ids_reused": reused[:20], "os_user": os_user()}
             record(db, "cli", AUDIT_ACTION, "audit", detail)
     emit(
@@ -264,6 +267,8 @@ def _restored(args: argparse.Namespace) -> int:
             "already_recorded": done.state == "already",
             "completed": done.state == "completed",
             "withdrawals_redone": redone,
+            "account_changes_left": grants,
+            "audit_entries_through": records_high,
         }
     )
     if reused:

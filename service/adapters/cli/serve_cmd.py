@@ -26,6 +26,7 @@ from service.adapters.cli.common import (
     EXIT_CONFIG,
     EXIT_UNAVAILABLE,
     CliError,
+    check_database_role,
     load_settings,
     setting_line,
 )
@@ -273,29 +274,6 @@ def check_models(pack_name: str | None) -> None:
     from service.adapters.cli.models_cmd import check_models as check_pack
 
     check_pack(pack_name)
-
-
-def check_database_role(settings: Settings) -> None:
-    """Production never runs on a PostgreSQL superuser connection (service/infra/db/roles.py): refused with its
-    settings line. Elsewhere nothing is said (development and the tests run on their server's superuser, and a
-    command's stderr is its one refusal line). A database that does not answer is left to the start that follows,
-    which says so."""
-    if settings.env != "production" or not settings.effective_database_url.startswith("postgresql"):
-        return
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from service.infra.db.engine import make_engine
-    from service.infra.db.roles import VARIABLE, role_problem
-
-    engine = make_engine(settings.effective_database_url)
-    try:
-        problem = role_problem(engine)
-    except SQLAlchemyError:
-        return
-    finally:
-        engine.dispose()
-    if problem:
-        raise CliError(f"invalid settings:\n  {setting_line(VARIABLE, problem)}", EXIT_CONFIG, code="CONFIG_INVALID")
 
 
 def _worker(args: argparse.Namespace) -> int:

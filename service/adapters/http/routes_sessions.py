@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Header, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from pydantic import BaseModel, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -16,12 +16,14 @@ from service.adapters.http.deps import (
     AdminCaller,
     ApiCaller,
     Ctx,
+    IsoDate,
     OptionalRequestKey,
     SessionId,
     SessionToken,
 )
 from service.adapters.http.schemas import (
     EXACT,
+    OutcomeList,
     ReviewOutcome,
     SessionCreated,
     SessionOutcome,
@@ -192,6 +194,27 @@ def post_review(
     out = review.settle(db, ctx, s, *asked, request_key=request_key, aliases=caller.aliases)
     db.commit()
     return ReviewOutcome.model_validate(out)
+
+
+@router.get(
+    "/outcomes",
+    summary="The outcomes of the sessions the calling key opened, decided in a period (paged, for reconciliation)",
+    response_model=OutcomeList,
+    **EXACT,
+)
+def list_outcomes(
+    ctx: Ctx,
+    db: DB,
+    caller: ApiCaller,
+    decided_from: Annotated[IsoDate, Query(description="YYYY-MM-DD: the bureau's first day, included")],
+    decided_to: Annotated[IsoDate, Query(description="YYYY-MM-DD: the bureau's last day, included")],
+    after: Annotated[str, Query(max_length=100, pattern=NO_NUL, description="the previous page's `next`")] = "",
+    limit: Annotated[int, Query(ge=1, le=outcome.OUTCOMES_MAX_PAGE, description="sessions per page")] = 100,
+) -> OutcomeList:
+    # Declared before /{session_id}: "outcomes" would otherwise be read as a session id (a 401 for want of a token).
+    days = (decided_from, decided_to)
+    page = outcome.channel_outcomes(db, ctx, (caller.actor, caller.aliases), days, after, limit)
+    return OutcomeList.model_validate({"items": page.items, "next": page.after})
 
 
 @router.get("/{session_id}", summary="Processing status", response_model=SessionStatus, **EXACT)

@@ -129,6 +129,20 @@ class SessionOutcome(ApiModel):
     reviewed: bool = Field(description="the decision is staff's (a review case they settled)")
 
 
+class ListedOutcome(SessionOutcome):
+    """A session's outcome in its key's list (GET /api/v1/sessions/outcomes), with whom it certified."""
+
+    external_id: str
+    id_masked: str = Field(description="the person's ID number, masked")
+
+
+class OutcomeList(ApiModel):
+    """One page of the sessions a channel key opened, by decision time then session id."""
+
+    items: list[ListedOutcome]
+    next: str | None = Field(description="the next page's `after` (null: no more)")
+
+
 class Review(ApiModel):
     machine_decision: str | None
     decision: str

@@ -154,9 +154,10 @@ def worker_app() -> Celery:
 
 
 def checked_settings() -> Settings:
-    """The settings, checked as `pension-cert worker` checks them (service/adapters/cli/common.py), and the database
-    at this version's migrations: a worker or beat started with a mistake ends at once with one line per problem
-    and the settings exit code (4), not a traceback from the broker's URL parser or a worker failing each task."""
+    """The settings, checked as `pension-cert worker` checks them (service/adapters/cli/common.py), the database
+    at this version's migrations and, in production, its role (never a superuser): a worker or beat started with a
+    mistake ends at once with one line per problem and the settings exit code (4), not a traceback from the broker's
+    URL parser or a worker failing each task."""
     from service.adapters.cli.common import EXIT_CONFIG, outage_error, settings_problems  # lazy: the CLI's checks
     from service.infra.db.engine import make_engine  # lazy: as above
 
@@ -177,7 +178,21 @@ def checked_settings() -> Settings:
     if problem:
         sys.stderr.write(f"pension-cert: {SchemaNotMigratedError.code}: {SchemaNotMigratedError(problem)}\n")
         raise SystemExit(EXIT_CONFIG)
+    refuse_superuser(settings)
     return get_settings()
+
+
+def refuse_superuser(settings: Settings) -> None:
+    """A production worker or beat on a PostgreSQL superuser connection ends here, as `serve` and `worker` refuse
+    it: the one check (cli/common.check_database_role, service/infra/db/roles.py), its refusal on stderr with the
+    settings exit code. Development and the tests are let be, and say nothing."""
+    from service.adapters.cli.common import CliError, check_database_role  # lazy: the CLI's checks, as above
+
+    try:
+        check_database_role(settings)
+    except CliError as exc:
+        sys.stderr.write(f"pension-cert: {exc}\n")
+        raise SystemExit(exc.exit_code) from None
 
 
 def __getattr__(name: str) -> Celery:

@@ -1,14 +1,15 @@
 """Who looked at this person, and who looked at many (docs/security.md, Part BE): read from the staff audit chain.
 
-`person_entries`: the chain's entries that name one person, newest first, a page at a time: their external id as
-entries addressed to the person write it (their page, a revocation, a counter certification, a citizen's request,
-a refused look-up typed by number), their sessions' ids (case views, pictures, claims, decisions; a relative's
-verification session claiming their number too), their alerts' ids (a resolution), and a refused look-up of their
-row id. Each look-up uses ``console_audit.target``'s index (0019): its cost follows the person's own entries,
-never the length of the log. The people a list page showed (the queue, the alerts, the citizens' requests, a
-roster search's results) are named by `console_audit_shown` (0021, one row per person, `record_list`): that view's
-entry is listed on each of them (docs/security.md, Part BK); list views from before that migration only in their
-entry's JSON list (the page says so).
+`person_entries`: the chain's entries that name one person, newest first, a page at a time: their target as entries
+addressed to the person write it (audit_chain.person_target: their page, a revocation, a counter certification, a
+citizen's request; entries from before it carried the row id, and a refused look-up typed by number, by the bare mask of
+an ID-number external id: listed, marked as possibly another's), their sessions' ids (case views, pictures, claims,
+decisions; a relative's verification session claiming their number too), their alerts' ids (a resolution), and a refused
+look-up of their row id. Each look-up uses ``console_audit.target``'s index (0019): its cost follows the person's own
+entries, never the length of the log. The people a list page showed (the queue, the alerts, the citizens' requests, a
+roster search's results) are named by `console_audit_shown` (0021, one row per person, `record_list`): that view's entry
+is listed on each of them (docs/security.md, Part BK); list views from before that migration only in their entry's JSON
+list (the page says so).
 
 `heavy_viewers`: per member of staff, the distinct people whose page, case or request they opened since the
 bureau's midnight, their roster searches, and the distinct people list pages showed them, for those over a daily
@@ -35,7 +36,7 @@ from service.features.proxy.models import ProxyClaim
 from service.infra.clock import HasTimeZone, local_day_start
 from service.infra.security import mask_text
 
-ACTION = "beneficiary.access_log"  # a supervisor read who looked at a person (target: the person's external id)
+ACTION = "beneficiary.access_log"  # a supervisor read who looked at a person (target: audit_chain.person_target)
 VOLUME_ACTION = "access.volume"  # a supervisor read the day's heavy viewers
 PAGE = 100
 # Actions whose target is never a person even when spelt like an external id (an account, an import's number, a
@@ -71,6 +72,7 @@ class Access:
     actor: str
     staff_name: str
     action: str
+    by_mask: bool = False  # an entry from before targets carried the row id: it names everyone with this mask
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,20 @@ def _naming(db: Session, b: Beneficiary) -> ColumnElement[bool]:
     # theirs (one stored hash per person, proxy/sessions.py), its card and face the number holder's.
     sessions += db.scalars(select(ProxyClaim.session_id).where(ProxyClaim.id_hash == b.id_hash))
     alerts = [str(i) for i in db.scalars(select(ConsoleAlert.id).where(ConsoleAlert.beneficiary_id == b.id))]
-    person = and_(e.target == mask_text(b.external_id)[:64], not_(or_(*(e.action.startswith(p) for p in NOT_A_PERSON))))
+    # The person's own target (audit_chain.person_target), and, where their external id is an ID number, the bare
+    # mask entries written before it carried the row id: shared with others of the same mask (marked: `by_mask`).
+    targets = {audit_chain.person_target(b), _by_mask(b)} - {""}
+    person = and_(e.target.in_(targets), not_(or_(*(e.action.startswith(p) for p in NOT_A_PERSON))))
     cases = and_(e.target.in_(sessions), e.action.startswith("case.")) if sessions else false()
     alerted = and_(e.target.in_(alerts), e.action.startswith("alert.")) if alerts else false()
     denied = and_(e.target == str(b.id), e.action == DENIED, e.detail["kind"].as_string() == "beneficiary")
     return or_(person, cases, alerted, denied)
+
+
+def _by_mask(b: Beneficiary) -> str:
+    """The bare mask older entries named `b` by when their external id is an ID number ("" when it is not)."""
+    masked = mask_text(b.external_id)[:64]
+    return masked if masked != audit_chain.person_target(b) else ""
 
 
 def claimed_people(db: Session, session_ids: Sequence[str]) -> list[int]:
@@ -134,8 +145,11 @@ def person_entries(db: Session, b: Beneficiary, before: int = 0) -> list[Access]
             q = q.where(e.seq < before)
         found.update((x.seq, x) for x in db.scalars(q.order_by(e.seq.desc()).limit(PAGE)))
     entries = [found[seq] for seq in sorted(found, reverse=True)[:PAGE]]
-    names = staff_names(db, {e.actor for e in entries})
-    return [Access(e.seq, e.at, e.actor, names.get(e.actor, e.actor), e.action) for e in entries]
+    names, mask = staff_names(db, {e.actor for e in entries}), _by_mask(b)
+    return [
+        Access(e.seq, e.at, e.actor, names.get(e.actor, e.actor), e.action, bool(mask) and e.target == mask)
+        for e in entries
+    ]
 
 
 def heavy_viewers_today(

@@ -28,7 +28,7 @@ from service.certification.errors import InvalidInputError, ServiceError
 from service.certification.evidence_hold import checked_note
 from service.certification.identity_review import IdentityReviewError, check_reviewer
 from service.certification.models import Beneficiary
-from service.certification.review import revoked_as_fraud
+from service.certification.revocation import revoked_as_fraud
 from service.features.console import accounts, audit_chain, scope
 from service.features.console.auth import Staff
 from service.features.console.identity_alerts import KIND as IDENTITY_CHANGED

@@ -147,7 +147,9 @@ def certify_alternative(
     db.add(alt)
     db.flush()
     actor = staff.actor if staff else "system"
-    audit_chain.record(db, actor, f"altcert.{kind}", b.external_id, {"on_date": on_date.isoformat(), "session": s.id})
+    audit_chain.record(
+        db, actor, f"altcert.{kind}", audit_chain.person_target(b), {"on_date": on_date.isoformat(), "session": s.id}
+    )
     # A second supervisor checks it: after a fraud revocation (docs/security.md Part BC), and any counter or home
     # visit (Part BN) (alert_review.py).
     raise_if_recertified(db, b.id, s.id, kind, on_date, str(evidence.get("note", "")), actor)

@@ -139,7 +139,7 @@ def close(
     req.status, req.outcome, req.outcome_note = AssistStatus.CLOSED, outcome, reply.strip()[:MAX_REPLY] or None
     req.closed_by, req.closed_at = staff.id, utcnow()
     b = db.get(Beneficiary, req.beneficiary_id)
-    target = b.external_id if b is not None else str(req.beneficiary_id)
+    target = audit_chain.person_target(b) if b is not None else str(req.beneficiary_id)
     audit_chain.record(db, staff.actor, "assist.close", target, {"request": req.id, "outcome": outcome})
     ctx.hooks.request_closed(db, req.id, req.openid)
 

@@ -13,16 +13,21 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from service.certification.audit import masked_detail
-from service.certification.audit_anchor import anchor_on_commit
-from service.certification.models import utcnow
+from service.certification.audit import masked_detail, person_ref
+from service.certification.audit_anchor import AnchorCheck, anchor_on_commit, check_anchors, read_anchors
+from service.certification.models import Beneficiary, utcnow
+from service.certification.restore_record import kept_problem
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.infra.security import mask_text
+from service.infra.storage import MediaStorage, StorageError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from service.certification.context import ServiceContext
 
 log = logging.getLogger("service.features.console.audit")
 GENESIS = "0" * 64
@@ -40,6 +45,12 @@ def entry_hash(
         default=str,
     )
     return hashlib.sha256((prev_hash + payload).encode()).hexdigest()
+
+
+def person_target(b: Beneficiary) -> str:
+    """The target of every entry about person `b` (audit.person_ref: unambiguous, never a clear ID number), the one
+    `access_log` finds their 查阅记录 by."""
+    return person_ref(b.external_id, b.id)
 
 
 def record(db: Session, actor: str, action: str, target: str, detail: dict[str, Any] | None = None) -> int:
@@ -65,9 +76,18 @@ def record(db: Session, actor: str, action: str, target: str, detail: dict[str, 
     )
     db.flush()
     anchor_on_commit(db)  # the head, outside the database, once this transaction commits
-    # The target (a record id) stays in the database: log lines carry only who did what.
-    log.info("console audit #%d %s %s", seq, actor, action)
+    if action.startswith("user."):
+        # An account change names its account and what it set (no person's data): after a restore from an older
+        # dump the logs say which accounts to check (docs/operations.md, "Restoring from a backup").
+        log.info("console audit #%d %s %s %s %s", seq, actor, action, target, _logged(clean))
+    else:  # the target (a record id) stays in the database: log lines carry only who did what
+        log.info("console audit #%d %s %s", seq, actor, action)
     return seq
+
+
+def _logged(detail: dict[str, Any]) -> str:
+    """An account change's detail for its log line, without the event id (it only ties the entry to its record)."""
+    return json.dumps({k: v for k, v in detail.items() if k != "event"}, ensure_ascii=False, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -104,3 +124,54 @@ def verify_chain(db: Session, batch: int = 5000, from_seq: int = 1) -> ChainChec
             if entry_hash(prev, e.seq, e.at, e.actor, e.action, e.target, e.detail) != e.hash:
                 return ChainCheck(False, count, e.seq, "content does not match its hash")
             prev, expected_seq, count, last_seq = e.hash, e.seq + 1, count + 1, e.seq
+
+
+@dataclass(frozen=True)
+class LogCheck:
+    """The log's check: its hash chain, and its anchors in the media store (None: the store did not answer, so
+    they were not checked; `unavailable` says why)."""
+
+    chain: ChainCheck
+    anchors: AnchorCheck | None
+    unavailable: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.anchors is not None and self.anchors.ok
+
+
+def check_log(db: Session, storage: MediaStorage, full: bool = True, from_seq: int = 1) -> LogCheck:
+    """`pension-cert console verify-audit`'s check, the one the audit viewer shows too: the chain (from `from_seq`)
+    and the anchors kept outside the database, which alone show a cut tail or a chain recomputed whole (the chain
+    alone passed after the newest entries were deleted: the auditor's review, F6). `full`: every daily anchor and
+    each restore's kept keys (the orphan sweep relies on them); otherwise the head and the newest anchor only."""
+    chain = verify_chain(db, from_seq=from_seq)
+    try:
+        anchored = check_anchors(db, storage, newest=not full)
+        kept = kept_problem(storage, anchored.restores) if anchored.ok and full else ""
+    except StorageUnavailableError as exc:
+        return LogCheck(chain, None, str(exc))
+    if kept:
+        anchored = AnchorCheck(False, anchored.anchors, kept, None, anchored.restores)
+    return LogCheck(chain, anchored)
+
+
+def daily_check(ctx: ServiceContext, at: dt.datetime, /) -> dict[str, int]:
+    """The daily upkeep's check of the log (FeatureHooks.upkeep, run before the day's anchor is written: an anchor
+    of a cut log would bless the cut): `check_log` from the newest anchor on (one day's entries; the anchor vouches
+    for those before it), the head and that anchor. A failure is an ALERT in the log; the full check stays
+    `verify-audit`'s (docs/operations.md)."""
+    try:
+        newest = read_anchors(ctx.storage, newest=True)
+    except StorageError:  # down, or a forged anchor: check_log says which
+        newest = []
+    with ctx.db() as db:
+        done = check_log(db, ctx.storage, full=False, from_seq=newest[0].seq if newest else 1)
+    if done.anchors is None:
+        log.warning("audit log check: the media store does not answer (%s): anchors not checked", done.unavailable)
+        return {"audit_log_unchecked": 1}
+    if not done.ok:
+        problem = done.chain.problem or done.anchors.problem
+        log.error("ALERT audit log check failed: %s: run pension-cert console verify-audit", problem)
+        return {"audit_log_failed": 1}
+    return {"audit_log_failed": 0}

@@ -30,7 +30,7 @@ def counter_copy(
     if b is None:
         return None
     cert, st = latest_copy(db, b, today)
-    audit_chain.record(db, staff.actor, COPY_ACTION, b.external_id, {"certification": cert.id})
+    audit_chain.record(db, staff.actor, COPY_ACTION, audit_chain.person_target(b), {"certification": cert.id})
     return b, cert, st
 
 

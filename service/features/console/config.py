@@ -36,6 +36,10 @@ class ConsoleConfig(BaseSettings):
     login_ip_window_s: int = 15 * 60
     login_forget_s: int = 24 * 3600  # a (IP, username) pair's failures are forgotten this long after the last
     claim_ttl_s: int = 30 * 60  # a claim older than this may be taken over by another reviewer
+    # A reviewer who gives a case back once their claim has run out may claim it again only this long after giving
+    # it back (colleagues at once): 放回队列 and 领取 would otherwise renew a lapsed claim for ever
+    # (review_queue.reclaim_at).
+    reclaim_wait_s: int = Field(default=30 * 60, ge=0)
     # None: Secure cookies whenever the request came over HTTPS or the service runs in production.
     cookie_secure: bool | None = None
     page_size: int = 50

@@ -9,9 +9,10 @@ import io
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from html import escape
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, exists, func, literal, null, select
 from sqlalchemy.orm import Session
 
 from service.certification import regions
@@ -26,7 +27,7 @@ from service.certification.models import (
 from service.features.console import scope
 from service.features.console.auth import Staff
 from service.features.console.models import ReviewDecision
-from service.features.console.review_queue import open_case_filter, since
+from service.features.console.review_queue import open_case_filter
 
 # "undated": no validity date (rows from before imports dated everyone): never suspended, shown so staff date them.
 COLUMNS = ("certified", "due_soon", "overdue", "suspended", "deceased", "undated")
@@ -87,65 +88,85 @@ def compute(
     is the day before from 00:00 to 08:00 in Beijing). Only the people of `staff`'s region scope count (None:
     everybody)."""
     st = Stats(today=today)
-    by_region: dict[str, Counter[str]] = defaultdict(Counter)
-    roster = select(Beneficiary.region, Beneficiary.status, Beneficiary.valid_until).where(
-        scope.region_filter(staff, Beneficiary.region)
-    )
-    for region, status, until in db.execute(roster):
-        state = cycle_state(status, until, st.today, rules)
-        # Suspended counts separately: overdue and already off the payroll.
-        key = "suspended" if status == BeneficiaryStatus.SUSPENDED else state.value
-        if state is CycleState.DECEASED:
-            key = "deceased"
-        by_region[region[:region_digits]][key] += 1
-    st.by_region = dict(sorted(by_region.items()))
-
-    reviewed = set(db.scalars(select(ReviewDecision.session_id)))
+    st.by_region = _by_region(db, rules, today, region_digits, staff)
     start = now - dt.timedelta(days=window_days)
-    durations: list[float] = []
     in_scope = scope.region_filter(staff, scope.SESSION_REGION)
-    rows = db.execute(
-        scope.join_session_people(
-            select(
-                CertSession.id,
-                CertSession.channel,
-                CertSession.decision,
-                CertSession.result,
-                CertSession.queued_at,
-                CertSession.decided_at,
-            )
-        ).where(CertSession.decided_at >= start, in_scope)
+    machine = _machine_sql(db)
+    # Machine decisions only: counter and evidence certifications are not (the staff channel); nor a failed job
+    # staff settled (no machine decision).
+    decided = scope.join_session_people(select()).where(
+        CertSession.decided_at >= start, in_scope, CertSession.channel != Channel.STAFF, machine.is_not(None)
     )
-    for sid, channel, final, result, queued_at, decided_at in rows:
-        decision = machine_decision(final, result)
-        if channel == Channel.STAFF or decision is None:
-            continue  # counter and evidence certifications are not machine decisions
-        st.decided += 1
-        st.decision_mix[decision] += 1
-        if decision == SessionDecision.ACCEPT and sid not in reviewed:
-            st.auto_accepted += 1
-        if queued_at is not None and decided_at is not None and final != SessionDecision.REVIEW:
-            durations.append((decided_at - queued_at).total_seconds() / 3600)
+    reviewed = exists().where(ReviewDecision.session_id == CertSession.id)
+    for decision, was_reviewed, count in db.execute(
+        decided.add_columns(machine, reviewed, func.count()).group_by(machine, reviewed)
+    ):
+        st.decided += count
+        st.decision_mix[decision] += count
+        if decision == SessionDecision.ACCEPT and not was_reviewed:
+            st.auto_accepted += count
+    times = decided.add_columns(_hours_sql(db)).where(
+        CertSession.queued_at.is_not(None), CertSession.decision.is_distinct_from(SessionDecision.REVIEW)
+    )
+    durations = [float(hours) for (hours,) in db.execute(times)]
     st.median_decision_h = statistics.median(durations) if durations else None
 
-    backlog = scope.join_session_people(select(CertSession)).where(open_case_filter(), in_scope)
-    ages = [(now - since(s)).total_seconds() / 3600 for s in db.scalars(backlog)]
+    waiting = select(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
+    backlog = scope.join_session_people(waiting).where(open_case_filter(), in_scope)
+    ages = [(now - (a or b or c)).total_seconds() / 3600 for a, b, c in db.execute(backlog)]  # review_queue.since
     st.backlog = len(ages)
     st.backlog_oldest_h = max(ages) if ages else None
     st.backlog_median_h = statistics.median(ages) if ages else None
     return st
 
 
-def machine_decision(final: str | None, result: object) -> str | None:
-    """What the machine decided on a session whose decision is now `final`: a staff decision keeps the machine's
+def _by_region(
+    db: Session, rules: CycleRules, today: dt.date, region_digits: int, staff: Staff | None
+) -> dict[str, Counter[str]]:
+    """Cycle states by region: counted by the database per region, status and date (a few thousand groups), not
+    read one row per person."""
+    by_region: dict[str, Counter[str]] = defaultdict(Counter)
+    area = func.substr(Beneficiary.region, 1, region_digits)
+    roster = (
+        select(area, Beneficiary.status, Beneficiary.valid_until, func.count())
+        .where(scope.region_filter(staff, Beneficiary.region))
+        .group_by(area, Beneficiary.status, Beneficiary.valid_until)
+    )
+    for region, status, until, count in db.execute(roster):
+        state = cycle_state(status, until, today, rules)
+        # Suspended counts separately: overdue and already off the payroll.
+        key = "suspended" if status == BeneficiaryStatus.SUSPENDED else state.value
+        if state is CycleState.DECEASED:
+            key = "deceased"
+        by_region[region][key] += count
+    return dict(sorted(by_region.items()))
+
+
+def _machine_sql(db: Session) -> ColumnElement[str | None]:
+    """What the machine decided on a session, whatever its decision is now: a staff decision keeps the machine's
     under ``result["review"]`` (service/certification/review.py), whichever way it was made (the console, or the
     operator API, which leaves no console ``ReviewDecision``): a settled review case stays a review, never an
-    automatic accept."""
-    review = result.get("review") if isinstance(result, dict) else None
-    if isinstance(review, dict) and "machine_decision" in review:
-        machine = review["machine_decision"]
-        return machine if isinstance(machine, str) else None
-    return final
+    automatic accept. In SQL: the database reads that one field of each decision record, instead of every record
+    of the year travelling to the service (about 1.5 KB each) per page view and CSV export."""
+    kind: ColumnElement[str | None]
+    value: ColumnElement[str | None]
+    if db.get_bind().dialect.name == "postgresql":
+        review = CertSession.result.op("->")(literal("review"))
+        kind = func.json_typeof(review.op("->")(literal("machine_decision")))
+        value, string = review.op("->>")(literal("machine_decision")), "string"
+    else:
+        path = literal("$.review.machine_decision")
+        kind, value = func.json_type(CertSession.result, path), func.json_extract(CertSession.result, path)
+        string = "text"
+    # No decision record of staff: the machine's is the session's. One whose machine decision is no text: none.
+    return case((kind.is_(None), CertSession.decision), (kind == string, value), else_=null())
+
+
+def _hours_sql(db: Session) -> ColumnElement[float | Decimal]:
+    """Hours from queueing to decision, computed by the database (the service parsed two timestamps a session)."""
+    if db.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", CertSession.decided_at - CertSession.queued_at) / 3600
+    return (func.julianday(CertSession.decided_at) - func.julianday(CertSession.queued_at)) * 24
 
 
 def to_csv(st: Stats) -> str:

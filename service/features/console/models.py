@@ -63,6 +63,9 @@ class ReviewClaim(Base):
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # Who gave the case back last (放弃), with `claimed_at` kept: their next claim continues that lifetime.
     released_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    # When they gave it back (migration 0023): once the claim's lifetime has run out, its giver may claim the case
+    # again only `reclaim_wait_s` later (review_queue.reclaim_at); colleagues at once.
+    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # A proxy rejection by the first reviewer waits here for a supervisor's second decision.
     pending_decision: Mapped[str | None] = mapped_column(String(8))
     pending_reason: Mapped[str | None] = mapped_column(Text)

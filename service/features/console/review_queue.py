@@ -23,7 +23,7 @@ from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, SessionState, utcnow
 from service.certification.proxy_face import FACE_REVIEW_BAND, MACHINE_UNCHECKED
-from service.certification.review import REVOKED_BEFORE, accept_needs_second, notify_decision, settle
+from service.certification.review import REVOKED_BEFORE, accept_needs_second, lock_person, notify_decision, settle
 from service.features.console import accounts, audit_chain, scope
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
@@ -294,17 +294,47 @@ def _second_or_refuse(db: Session, staff: Staff, c: ReviewClaim) -> None:
         raise
 
 
-def may_claim(staff: Staff, c: ReviewClaim | None, ttl_s: int, db: Session | None = None) -> bool:
+class ReclaimTooSoon(CaseError):
+    """`staff` gave the case back once their claim's lifetime had run out (or it ran out since), less than
+    `reclaim_wait_s` ago: colleagues have it first, or 放弃 and 领取 would renew a lapsed claim for ever. `at`: when
+    the giver may claim it again (naive UTC)."""
+
+    def __init__(self, at: dt.datetime, left_s: float, wait_s: int) -> None:
+        minutes = max(1, -(-int(left_s) // 60))  # rounded up: "0 分钟" would read as "now"
+        super().__init__(
+            f"您已将该案件放回队列，且您原来的领取已超过时限：放回后 {wait_s // 60} 分钟内您不能重新领取，"
+            f"其他审核员现在即可领取。请约 {minutes} 分钟后再试"
+        )
+        self.at = at
+
+
+def reclaim_at(c: ReviewClaim | None, staff_id: int, cfg: ConsoleConfig, now: dt.datetime) -> dt.datetime | None:
+    """When `staff_id` may claim again the case whose claim row is `c`, which they gave back (放弃) with nobody's
+    claim since; None: now. While the given-back claim's lifetime runs, claiming it again continues it (claim_case);
+    once it has run out, the giver waits `reclaim_wait_s` from the giving back (`released_at`) while colleagues may
+    claim it, so a lapsed claim is not renewed by 放弃 and 领取 (a release before migration 0023 has no time)."""
+    if c is None or c.claimed_by is not None or c.released_by != staff_id or c.released_at is None:
+        return None
+    if not lapsed(c, cfg.claim_ttl_s, now):
+        return None
+    at = c.released_at + dt.timedelta(seconds=cfg.reclaim_wait_s)
+    return at if at > now else None
+
+
+def may_claim(staff: Staff, c: ReviewClaim | None, cfg: ConsoleConfig, db: Session | None = None) -> bool:
     """Whether `staff` may claim an open case whose claim row is `c` and does not hold it yet: nobody holds it, or
-    its holder's claim has lapsed, and it awaits no second decision `staff` cannot give (the 领取 / 接手 buttons;
-    `db`: the first decider's account read too)."""
+    its holder's claim has lapsed, and it awaits no second decision `staff` cannot give, and `staff` did not just
+    give it back past its lifetime (`reclaim_at`) (the 领取 / 接手 buttons; `db`: the first decider's account read
+    too)."""
     if c is None:
         return True
     try:
         check_second(staff, c, db)
     except CaseError:
         return False
-    return c.claimed_by is None or (c.claimed_by != staff.id and lapsed(c, ttl_s))
+    if reclaim_at(c, staff.id, cfg, utcnow()) is not None:
+        return False
+    return c.claimed_by is None or (c.claimed_by != staff.id and lapsed(c, cfg.claim_ttl_s))
 
 
 def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -> None:
@@ -313,7 +343,8 @@ def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -
     and the operator API settle it), so nobody holds a case off the others for longer than `claim_ttl_s` by
     claiming it over and over. Giving the case back and claiming it again with nobody's claim in between continues
     it too while it is still running; once it has run out, the new claim has a lifetime of its own (a case given
-    back yesterday and handed out again by 下一件 is not lapsed at once, open to a colleague's 接手)."""
+    back yesterday and handed out again by 下一件 is not lapsed at once, open to a colleague's 接手). Its giver may
+    not claim a case given back past the lifetime again for `reclaim_wait_s` (ReclaimTooSoon, `reclaim_at`)."""
     s = open_session(db, session_id, staff)
     if not is_open(s):
         raise CaseError("该案件已处理")
@@ -327,9 +358,12 @@ def claim_case(db: Session, cfg: ConsoleConfig, staff: Staff, session_id: str) -
         _second_or_refuse(db, staff, c)
         if c.claimed_by not in (None, staff.id) and not lapsed(c, cfg.claim_ttl_s, now):
             raise CaseError("该案件已被其他审核员领取")
+        wait_until = reclaim_at(c, staff.id, cfg, now)
+        if wait_until is not None:
+            raise ReclaimTooSoon(wait_until, (wait_until - now).total_seconds(), cfg.reclaim_wait_s)
         given_back = c.claimed_by is None and c.released_by == staff.id
         resumed = c.claimed_by == staff.id or (given_back and not lapsed(c, cfg.claim_ttl_s, now))
-        c.claimed_by, c.released_by = staff.id, None
+        c.claimed_by, c.released_by, c.released_at = staff.id, None, None
         if not (resumed and c.claimed_at is not None):
             c.claimed_at = now
     # The primary key makes two simultaneous first claims collide at flush: one of them fails.
@@ -353,7 +387,7 @@ def claim_next(
     # Cases nobody holds before lapsed claims (each in queue order): a colleague's lapsed claim is taken over only
     # when nothing else is left, as its holder may still be deciding it (a call to the family).
     for sid, c in sorted(cases, key=lambda case: case[1] is not None and case[1].claimed_by is not None):
-        if c is not None and not may_claim(staff, c, cfg.claim_ttl_s, db):
+        if c is not None and not may_claim(staff, c, cfg, db):
             continue
         try:
             with db.begin_nested():  # a lost race for one case only skips that case
@@ -378,11 +412,14 @@ def release_claims_outside(db: Session, user_id: int, prefixes: Sequence[str]) -
 
 
 def release_case(db: Session, staff: Staff, session_id: str) -> None:
-    c = db.get(ReviewClaim, session_id)
+    # Locked and re-read (claim_case's rule): a colleague taking the lapsed claim over at this moment is waited for,
+    # then seen; read unlocked, the release cleared the colleague's claim.
+    c = db.get(ReviewClaim, session_id, with_for_update=True, populate_existing=True)
     if c is None or c.claimed_by != staff.id:
         raise CaseError("您没有领取该案件")
-    # The time of the claim stays with who gave it back: claiming it again continues that claim (claim_case).
-    c.claimed_by, c.released_by = None, staff.id
+    # The time of the claim stays with who gave it back: claiming it again continues that claim (claim_case); the
+    # time of giving it back decides when its giver may claim it again once that claim has run out (reclaim_at).
+    c.claimed_by, c.released_by, c.released_at = None, staff.id, utcnow()
     audit_chain.record(db, staff.actor, "case.release", session_id)
 
 
@@ -398,6 +435,8 @@ def decide_case(db: Session, ctx: ServiceContext, staff: Staff, session_id: str,
     # does not hold it off); a "retry" written over its accept would leave a certification behind.
     db.refresh(s, with_for_update=True)
     c = _check_deciding(db, staff, s, db.get(ReviewClaim, session_id, with_for_update=True))
+    if decision == SessionDecision.ACCEPT:
+        lock_person(db, s)  # after the claim, before `second_needed` reads the person's revocations
     if c.pending_decision is not None:
         return _second_decision(db, ctx, staff, s, c, decision, reason)
     why = second_needed(db, s, decision)

@@ -62,7 +62,7 @@ def revoke_from_console(
     )
     if done is None or asked is None:
         detail = {"certification": certification_id, "reason": reason}
-        audit_chain.record(db, staff.actor, ASK_ACTION, b.external_id, detail)
+        audit_chain.record(db, staff.actor, ASK_ACTION, audit_chain.person_target(b), detail)
         return True
     binding = _lock_binding(db, done.session_id, staff.actor, b.external_id)
     detail = {
@@ -75,7 +75,7 @@ def revoke_from_console(
         "asked_by": asked.actor,
         "confirm_note": mask_text(note.strip()),
     }
-    audit_chain.record(db, staff.actor, ACTION, b.external_id, detail)
+    audit_chain.record(db, staff.actor, ACTION, audit_chain.person_target(b), detail)
     return done
 
 
@@ -111,7 +111,7 @@ def hold_from_console(
         raise NotFoundError("session")
     hold = place_hold(db, session_id, reason, note, staff.actor, b.external_id, hold_days)
     detail = {"hold": hold.id, "session": session_id, "reason": hold.reason}
-    audit_chain.record(db, staff.actor, HOLD_ACTION, b.external_id, detail)
+    audit_chain.record(db, staff.actor, HOLD_ACTION, audit_chain.person_target(b), detail)
     return hold
 
 
@@ -128,9 +128,9 @@ def release_from_console(db: Session, staff: Staff, bid: int, hold_id: int, note
     hold = release_hold(db, hold_id, note, staff.actor, b.external_id, session_ids=own, check_second=second)
     detail: dict[str, object] = {"hold": hold.id, "session": hold.session_id}
     if hold.released_at is None:
-        audit_chain.record(db, staff.actor, RELEASE_ASK_ACTION, b.external_id, detail)
+        audit_chain.record(db, staff.actor, RELEASE_ASK_ACTION, audit_chain.person_target(b), detail)
     else:
         asked = release_ask(db, hold)  # the request this release confirmed
         detail["asked_by"] = asked.actor if asked else None
-        audit_chain.record(db, staff.actor, RELEASE_ACTION, b.external_id, detail)
+        audit_chain.record(db, staff.actor, RELEASE_ACTION, audit_chain.person_target(b), detail)
     return hold

@@ -20,7 +20,7 @@ def access_page(request: Request, staff: Supervisor, bid: RowId, before: SeqNumb
             return render(request, "message.html", staff, status=404, message="人员不存在", back="/roster")
         entries = access_log.person_entries(db, b, before)
         # Reading who looked at a person is a look at them: recorded under them, so it is listed here too.
-        audit_chain.record(db, staff.actor, access_log.ACTION, b.external_id, {"before": before})
+        audit_chain.record(db, staff.actor, access_log.ACTION, audit_chain.person_target(b), {"before": before})
     older = entries[-1].seq if len(entries) == access_log.PAGE else None
     return no_store(render(request, "access_log.html", staff, b=b, entries=entries, older=older))
 

@@ -80,7 +80,7 @@ def _request_page(
             .order_by(CertSession.created_at.desc())
             .limit(RECENT_SESSIONS)
         ).all()
-        audit_chain.record(db, staff.actor, "assist.view", b.external_id, {"request": req.id})
+        audit_chain.record(db, staff.actor, "assist.view", audit_chain.person_target(b), {"request": req.id})
     # Pre-filled from the request: a home visit is recorded as one; a manual review leaves the way to staff.
     prefill_kind = "home_visit" if req.kind == AssistKind.HOME_VISIT else ""  # alt_cert.KINDS' home visit
     # The request's reference only: its phone stays in the request (shown above the form for the call), where the

@@ -1,5 +1,7 @@
 """Audit log viewer (supervisors and admins): newest first, filtered by action or actor, with the result of
-re-verifying the whole hash chain. A scoped supervisor lists the entries of the staff their scope covers."""
+`verify-audit`'s check (audit_chain.check_log: the hash chain and the anchors in the media store; on every view the
+recent tail, the head and the newest anchor; 完整校验 all of it). A scoped supervisor lists the entries of the
+staff their scope covers."""
 
 from __future__ import annotations
 
@@ -7,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
-from service.certification.staff_audit import ConsoleAuditEntry
+from service.certification.staff_audit import ConsoleAuditEntry, action_prefix
 from service.features.console import audit_chain, scope
 from service.features.console.inputs import SeqNumber
-from service.features.console.web import PREFIX, Supervisor, config_of, no_store, render, unit
+from service.features.console.web import PREFIX, Supervisor, config_of, ctx_of, no_store, render, unit
 
 router = APIRouter(prefix=PREFIX)
 TAIL = 2000
@@ -24,7 +26,7 @@ def audit_page(
     with unit(request) as db:
         q = select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(size)
         if action:
-            q = q.where(ConsoleAuditEntry.action.startswith(action[:64]))
+            q = q.where(action_prefix(action[:64], db.get_bind().dialect.name))  # by index (staff_audit.py)
         if actor:
             q = q.where(ConsoleAuditEntry.actor == actor[:64])
         if before > 0:
@@ -36,7 +38,7 @@ def audit_page(
         head = db.scalar(select(func.max(ConsoleAuditEntry.seq))) or 0
         # The recent tail is checked on every view; the whole chain on request (it grows all year).
         start = 1 if full else max(1, head - TAIL + 1)
-        check = audit_chain.verify_chain(db, from_seq=start)
+        check = audit_chain.check_log(db, ctx_of(request).storage, full=bool(full), from_seq=start)
         # Reading the log is itself recorded (it names who looked at which records).
         audit_chain.record(
             db, staff.actor, "audit.view", "-", {"action": action, "actor": actor, "before": before, "full": bool(full)}

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.features.console import accounts, audit_chain
+from service.features.console import account_kept, accounts, audit_chain
 from service.features.console.auth import (
     LoginError,
     PasswordError,
@@ -198,7 +198,8 @@ def change_own_password(
         user.password_hash, user.must_change_password = hash_password(new), False
         end_user_sessions(db, user.id)
         token = start_session(db, user)
-        audit_chain.record(db, staff.actor, "user.password.self", staff.username)
+        kept = account_kept.note_change(db, "user.password.self", user)  # a restore must not bring the old one back
+        audit_chain.record(db, staff.actor, "user.password.self", staff.username, kept)
     ok = redirect("/password?ok=1")
     ok.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies(request), path=PREFIX)
     return ok
@@ -354,25 +355,29 @@ def _reset_password(db: Session, staff: Staff, user: StaffUser, password: str) -
     user.password_hash, user.must_change_password = hash_password(password), True
     granted = accounts.grant(user, staff)  # the admin knows the password now: confirmed again by another supervisor
     end_user_sessions(db, user.id)
-    audit_chain.record(db, staff.actor, "user.password", user.username, granted)
+    kept = account_kept.note_change(db, "user.password", user)  # a restore must not bring the old one back
+    audit_chain.record(db, staff.actor, "user.password", user.username, granted | kept)
     return None
 
 
 def _apply_account_op(db: Session, staff: Staff, user: StaffUser, op: str, role: str) -> bool:
     """disable | enable | role, audited; False when the operation or its value is not one of them."""
     granted: dict[str, bool] = {}
+    before = user.role
     if op == "disable":
         user.active = False
         end_user_sessions(db, user.id)
     elif op == "enable":
         user.active = True
     elif op == "role" and role in {r.value for r in Role}:
-        before, user.role = user.role, role
+        user.role = role
         granted = accounts.grant(user, staff, before)  # raised: confirmed again by another supervisor (Part BK)
         end_user_sessions(db, user.id)
     else:
         return False
-    detail = ({"role": role} | granted) if op == "role" else {}
+    detail: dict[str, object] = {"role": role, "from": before, **granted} if op == "role" else {}
+    # Kept outside the database: a restore from an older dump redoes the ones that took rights away (account_kept).
+    detail |= account_kept.note_change(db, f"user.{op}", user, {"role": role, "from": before} if op == "role" else {})
     audit_chain.record(db, staff.actor, f"user.{op}", user.username, detail)
     return True
 
@@ -386,7 +391,9 @@ def _set_scope(db: Session, staff: Staff, user: StaffUser, text: str) -> None:
         return
     user.scope = new
     released = release_claims_outside(db, user.id, new)
-    audit_chain.record(db, staff.actor, "user.scope", user.username, {"from": old, "to": new, "released": released})
+    kept = account_kept.note_change(db, "user.scope", user, {"from": old, "to": new})  # a restore redoes a narrowing
+    detail = {"from": old, "to": new, "released": released} | kept
+    audit_chain.record(db, staff.actor, "user.scope", user.username, detail)
 
 
 def _outside(staff: Staff) -> str:

@@ -47,6 +47,7 @@ from service.features.console.review_queue import (
     may_claim,
     open_session,
     person_of,
+    reclaim_at,
     release_case,
     second_needed_zh,
 )
@@ -93,8 +94,8 @@ def queue_page(
             people += access_log.claimed_people(db, [it.session.id for it in items if it.beneficiary is None])
             access_log.record_list(db, staff.actor, "queue.view", "-", {"n": len(items), "shown": shown}, people)
             # The 领取 / 接手 buttons, read as the claim is checked: the first decider's account too (Part BN).
-            ttl = config_of(request).claim_ttl_s
-            claimable = {it.session.id for it in items if may_claim(staff, it.claim, ttl, db)}
+            cfg = config_of(request)
+            claimable = {it.session.id for it in items if may_claim(staff, it.claim, cfg, db)}
     except BadCursor as exc:  # an edited or outdated next-page link: back to the first page
         return render(request, "message.html", staff, status=400, message=exc.message, back="/queue")
     filters = {"channel": channel, "region": region, "reason": reason}
@@ -205,6 +206,11 @@ def next_case(
     return redirect(f"/cases/{sid}")
 
 
+def _face_source(operator: CertSession | None) -> dict[str, str]:
+    """Whose the relative's picture is, for the audit detail: the verification session it is a frame of."""
+    return {"operator_source": operator.id} if operator else {}
+
+
 def _images(s: CertSession, tpl: CertSession | None, operator: CertSession | None) -> list[str]:
     """The pictures the case page shows (named in its `case.view` audit row)."""
     names = [str(CaseImage.CARD)] + [f"{CaseImage.FRAME}:{i}" for i in range(case_media.frame_count(s))]
@@ -284,9 +290,13 @@ def _case_view(
             operator = case_media.operator_source(db, s)
             decisions = decisions_of(db, s.id)
             four_eyes = second_needed_zh(db, s, claim) if is_open(s) else []
-            claimable = may_claim(staff, claim, cfg.claim_ttl_s, db)  # the first decider's account read too
-            detail = {"beneficiary": b.external_id if b else None, "images": _images(s, tpl, operator)}
-            audit_chain.record(db, staff.actor, "case.view", s.id, detail)
+            claimable = may_claim(staff, claim, cfg, db)  # the first decider's account read too
+            reclaim = reclaim_at(claim, staff.id, cfg, utcnow())  # given back past its lifetime: when again
+            images = _images(s, tpl, operator)
+            detail: dict[str, object] = {"beneficiary": audit_chain.person_target(b) if b else None, "images": images}
+            # The relative's face (a frame of their verification) is theirs: on their 查阅记录 too (access_log).
+            faces = access_log.claimed_people(db, [operator.id]) if operator else []
+            access_log.record_list(db, staff.actor, "case.view", s.id, detail | _face_source(operator), faces)
     except CaseError as exc:
         return render(request, "message.html", staff, status=404, message=exc.message, back="/queue")
     result = s.result or {}
@@ -324,6 +334,7 @@ def _case_view(
             scores=score_rows(result),
             media_kept=s.media_purged_at is None and ctx is not None,
             claim_ttl_min=cfg.claim_ttl_s // 60,
+            reclaim_at=reclaim,
             idle_min=cfg.idle_timeout_s // 60,
         )
     )
@@ -356,7 +367,10 @@ def case_image(request: Request, staff: CurrentStaff, session_id: str, kind: str
         data = case_media.picture(ctx, db, s, CaseImage(kind), index) if known else None
         # A picture fetched outside a page view of this case (a direct link) gets its own row.
         if not _covered_by_view(db, staff.actor, s.id):
-            audit_chain.record(db, staff.actor, "case.image", s.id, {"kind": kind, "index": index})
+            operator = case_media.operator_source(db, s) if kind == CaseImage.OPERATOR else None
+            faces = access_log.claimed_people(db, [operator.id]) if operator else []
+            detail: dict[str, object] = {"kind": kind, "index": index, **_face_source(operator)}
+            access_log.record_list(db, staff.actor, "case.image", s.id, detail, faces)
     if data is None:
         return Response(status_code=404)
     return no_store(Response(data, media_type="image/jpeg"))

@@ -194,7 +194,7 @@ def _person_page(
         consent_pending = pending_consent(db, bid)  # sessions in flight that would keep a template
         revoke_asked = revoke_asks(db, certs)  # a revocation asked by one supervisor, for another to confirm
         who = who_is(db, _actors(certs, revoke_asked.values(), evidence, alerts))  # staff by their names
-        audit_chain.record(db, staff.actor, "beneficiary.view", b.external_id)
+        audit_chain.record(db, staff.actor, "beneficiary.view", audit_chain.person_target(b))
     today = local_today(ctx.settings)
     state = cycle_state(b.status, b.valid_until, today, ctx.rules)
     return no_store(

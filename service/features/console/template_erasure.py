@@ -23,5 +23,5 @@ def withdraw_at_counter(db: Session, staff: Staff, bid: int, note: str) -> Withd
         return None
     done = withdraw_template(db, b)
     detail = {**done.detail("console"), "note": note.strip()[:NOTE_MAX]}
-    audit_chain.record(db, staff.actor, WITHDRAWN_ACTION, b.external_id, detail)
+    audit_chain.record(db, staff.actor, WITHDRAWN_ACTION, audit_chain.person_target(b), detail)
     return done

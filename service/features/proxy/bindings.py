@@ -135,10 +135,6 @@ def bind(
         locked=kept.locked,
         flagged=kept.flagged,
     )
-    if reused is not None:
-        # This relative's own earlier binding of the elder was consented (and never flagged): that consent is
-        # theirs to keep. Another relative's consent is not: the elder agreed to that person, not to everyone.
-        row.consent_method, row.consent_ref, row.consent_at = reused.method.value, reused.evidence_ref, utcnow()
     for old in moving:
         end_binding(db, old, actor(op), "proxy.binding.moved", elder.external_id, {"to": row.id}, BindingStatus.MOVED)
     db.add(row)
@@ -146,7 +142,24 @@ def bind(
     carried = {"failures": kept.failures, "locked": kept.locked, "flagged": kept.flagged}
     detail = {"binding": row.id, "relationship": rel.value, "status": row.status, "carried": carried}
     audit(db, actor(op), "proxy.bind", elder.external_id, detail)
+    if reused is not None:
+        _reuse_consent(db, op, row, elder, theirs, reused)
     return row
+
+
+def _reuse_consent(
+    db: Session, op: ProxyOperator, row: ProxyBinding, elder: Beneficiary, theirs: Sequence[ProxyBinding], c: Consent
+) -> None:
+    """This relative's own earlier binding of the elder was consented (and never flagged): that consent is theirs
+    to keep (another relative's is not: the elder agreed to that person, not to everyone). Recorded as what it is:
+    the consent's own time, method and reference, and a `proxy.consent` entry for the new binding naming the binding
+    it was given to (`reused_from`). Before, the row took the re-bind's time, and no entry recorded a consent for
+    the new binding (the auditor's review, F4)."""
+    row.consent_method, row.consent_ref, row.consent_at = c.method.value, c.evidence_ref, c.recorded_at
+    given = [b for b in theirs if b.operator_id == op.id and b.consent_at == c.recorded_at]
+    source = min(given, key=lambda b: b.created_at).id if given else None  # where it was given, not a copy of it
+    detail = {"binding": row.id, "method": c.method.value, "ref": c.evidence_ref, "reused_from": source}
+    audit(db, actor(op), "proxy.consent", elder.external_id, detail | {"given_at": c.recorded_at.isoformat() + "Z"})
 
 
 def check_limits(

@@ -6,8 +6,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from service.certification.models import CertSession
+from service.certification.audit import audit_read
+from service.certification.models import Beneficiary, CertSession
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxyOperator, ProxySession, ProxySessionKind
+
+READ_ACTION = "proxy.history.read"
 
 
 # typing_extensions: pydantic (the API's response models, schemas.py) reads a TypedDict only from there before 3.12.
@@ -25,6 +28,19 @@ class HistoryEntry(TypedDict):
     state: str
     decision: str | None
     decided_at: str | None
+
+
+def read_history(
+    db: Session, actor: str, elder: Beneficiary, viewer: ProxyOperator | None = None, binding: str = ""
+) -> list[HistoryEntry]:
+    """The elder's history as `actor` reads it: a channel key (the elder's own page, staff tools) or a relative
+    (`viewer`) through their `binding`. Who certified the elder, with the other relatives' names and decisions, is
+    personal data: every read is audited alike (`proxy.history.read`, committed now, as audit_read); a relative's
+    read was not (the auditor's review, F2)."""
+    entries = elder_history(db, elder.id, viewer)
+    detail: dict[str, object] = {"entries": len(entries)} | ({"binding": binding} if binding else {})
+    audit_read(db, actor, READ_ACTION, elder.external_id, detail)
+    return entries
 
 
 def elder_history(db: Session, beneficiary_id: int, viewer: ProxyOperator | None = None) -> list[HistoryEntry]:

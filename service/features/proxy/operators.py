@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -18,7 +20,7 @@ from service.certification.models import one_of_hashes, utcnow
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.models import ProxyOperator, ProxyOperatorIdentity
 from service.infra import clock
-from service.infra.security import new_token, token_hash
+from service.infra.security import Keyring, new_token, token_hash
 
 log = logging.getLogger(__name__)
 CHANNELS = ("wechat", "phone")
@@ -136,12 +138,28 @@ def client_in_force(ctx: ServiceContext, client: str) -> bool:
     in either. An integrator's app withdrawn (its key removed from `API_KEYS`, docs/operations.md) is none of
     these: its accounts serve nobody. (So is a key replaced without the pair whose accounts await `move-relatives`:
     the same refusal, only worded for the relative, see `_refuse`.)"""
-    if client == H5_CLIENT:
-        return True
-    sec, names = ctx.settings.security, ctx.keyring.key_names
+    return client == H5_CLIENT or client in _clients_in_force(ctx)
+
+
+# `_clients_in_force` per keyring (a context's; a test may put another in), with the key settings it was computed
+# from: every proxy token check asks, and each name is an HMAC per key, replaced key and signing key.
+_IN_FORCE: weakref.WeakKeyDictionary[Keyring, tuple[tuple[object, ...], frozenset[str]]] = weakref.WeakKeyDictionary()
+
+
+def _clients_in_force(ctx: ServiceContext) -> frozenset[str]:
+    """The names of every key in force (`client_in_force`), computed again whenever the keyring or the key settings
+    it read differ (settings changed in place, as tests do, are not answered from before)."""
+    sec, keyring = ctx.settings.security, ctx.keyring
+    read = (tuple(sec.api_keys), tuple(sec.admin_api_keys), tuple(sec.api_keys_replaced.items()))
+    cached = _IN_FORCE.get(keyring)
+    if cached is not None and cached[0] == read:
+        return cached[1]
+    names = keyring.key_names
     channel = {name for key in sec.api_keys for k in (key, *sec.same_client(key)) for name in names("api:", k)}
     operator = {name for key in sec.admin_api_keys for k in (key, *sec.same_client(key)) for name in names("admin:", k)}
-    return client in channel | operator
+    found = frozenset(channel | operator)
+    _IN_FORCE[keyring] = (read, found)
+    return found
 
 
 def _move(db: Session, op: ProxyOperator, to: str, by: str) -> None:
@@ -155,20 +173,18 @@ def _move(db: Session, op: ProxyOperator, to: str, by: str) -> None:
 
 def move_client(db: Session, ctx: ServiceContext, old: str, new: str, by: str, via: dict[str, str]) -> int:
     """Every account of client `old` made `new`'s (a channel key replaced before API_KEYS_REPLACED named it, or
-    whose old key is lost), audited per account and once with `via` (how it was asked): how many. `new` must be
-    a channel key in force (its current name). The H5 pages' accounts are never moved to a key, nor a key's to
-    the H5 pages (a channel key's openid is not shown to be the WeChat user's: docs/security.md Part BS); a name
-    no account holds is refused as unknown."""
+    whose old key is lost), audited per account and once with `via` (how it was asked): how many. `new` must name
+    a channel key in force (`key_in_force`: under any signing key in use; the accounts get its current name). The
+    H5 pages' accounts are never moved to a key, nor a key's to the H5 pages (a channel key's openid is not shown
+    to be the WeChat user's: docs/security.md Part BS); a name no account holds is refused as unknown."""
     if old == H5_CLIENT:
         raise InvalidInputError(PROXY_CLIENT_UNKNOWN, f"the accounts of {H5_CLIENT} are never moved to a key")
-    in_force = {ctx.keyring.key_names("api:", key)[0] for key in ctx.settings.security.api_keys if key}
-    if new not in in_force:
-        raise InvalidInputError(PROXY_CLIENT_UNKNOWN, f"{new!r} is not the name of a channel key in API_KEYS")
+    new = key_in_force(ctx, new)
     accounts = db.scalars(
         select(ProxyOperator).where(ProxyOperator.client == old).order_by(ProxyOperator.id).with_for_update()
     ).all()
     if old == new or not accounts:
-        raise InvalidInputError(PROXY_CLIENT_UNKNOWN, f"no relative's account to move is recorded under {old!r}")
+        raise InvalidInputError(PROXY_CLIENT_UNKNOWN, f"no relative's account to move is recorded under {_shown(old)}")
     for op in accounts:
         _move(db, op, new, by)
         # Its token was issued to `old`, a key no longer in force (authenticate refuses it): moved, it must not
@@ -177,6 +193,35 @@ def move_client(db: Session, ctx: ServiceContext, old: str, new: str, by: str, v
     audit(db, by, CLIENTS_MOVED, new, {"from": old, "to": new, "moved": len(accounts), **via})
     db.flush()
     return len(accounts)
+
+
+# A client name as audit entries and accounts hold it: a key's (`api:`/`admin:` + 8 hex of its HMAC) or the H5 pages'.
+_CLIENT_NAME = re.compile(r"(?:api|admin):[0-9a-f]{8}|" + re.escape(H5_CLIENT))
+NAMES_ONLY = "api:<8 hex>, as the audit entries name the key; never the key itself"
+
+
+def key_in_force(ctx: ServiceContext, name: str) -> str:
+    """The current name of the channel key in `API_KEYS` that `name` names, under the current or a previous signing
+    key (an audit entry made before a signing key's rotation names it so): what `move_client` moves accounts to.
+    Refused (PROXY_CLIENT_UNKNOWN) with what is taken: the H5 pages never take a key's accounts (Part BS), an
+    operator key's (`admin:`) move with `API_KEYS_REPLACED` only, and a value that is no name is not repeated (an
+    operator who pasted the key itself would find it in the cron mail)."""
+    for key in ctx.settings.security.api_keys:
+        names = ctx.keyring.key_names("api:", key) if key else ()
+        if name in names:
+            return names[0]
+    if name == H5_CLIENT:
+        why = f"a channel key's accounts are never given to the H5 pages ({H5_CLIENT})"
+    elif name.startswith("admin:"):
+        why = f"{_shown(name)} is an operator key's name: its accounts move with API_KEYS_REPLACED only"
+    else:
+        why = f"{_shown(name)} is not the name of a channel key in API_KEYS"
+    raise InvalidInputError(PROXY_CLIENT_UNKNOWN, f"{why}; give the key to move to by its name ({NAMES_ONLY})")
+
+
+def _shown(name: str) -> str:
+    """`name` for a refusal line: a client name as itself, anything else (it may be a key) not repeated."""
+    return repr(name) if _CLIENT_NAME.fullmatch(name) else "the value given (not repeated: it is no client name)"
 
 
 def _key_rank(op: ProxyOperator, hashes: tuple[str, ...]) -> int:

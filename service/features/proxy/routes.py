@@ -39,7 +39,7 @@ from service.certification.errors import NotFoundError
 from service.certification.models import Beneficiary, Certification
 from service.features.proxy import bindings, copies, operators, sessions
 from service.features.proxy.errors import ProxyServiceError
-from service.features.proxy.history import elder_history
+from service.features.proxy.history import read_history
 from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyOperator
 from service.features.proxy.schemas import (
     BindingHistory,
@@ -292,7 +292,11 @@ def history(db: DB, op: Operator, binding_id: Annotated[str, Query(pattern=NO_NU
     if row.status == BindingStatus.PENDING_CONSENT:
         # The history names the elder's other relatives: not before the elder has agreed to this one.
         raise ProxyServiceError("PROXY_CONSENT_PENDING", "the elder has not consented to this binding yet")
-    return BindingHistory(binding_id=row.id, entries=elder_history(db, row.beneficiary_id, op))
+    elder = db.get(Beneficiary, row.beneficiary_id)
+    if elder is None:  # not expected (a foreign key): answered as an unbound binding
+        raise NotFoundError("binding", code="PROXY_NOT_BOUND")
+    entries = read_history(db, operators.actor(op), elder, op, row.id)
+    return BindingHistory(binding_id=row.id, entries=entries)
 
 
 @router.get(
@@ -306,9 +310,7 @@ def elder_view(db: DB, client: ApiClient, external_id: Annotated[str, Path(patte
     if elder is None:
         audit_read(db, client, MISS, "-", {"by": "external_id", "asked": asked(external_id)})
         raise NotFoundError("beneficiary", code="BENEFICIARY_UNKNOWN")
-    entries = elder_history(db, elder.id)
-    # Who certified the elder, with the relatives' names and decisions: a read of personal data, audited.
-    audit_read(db, client, "proxy.history.read", elder.external_id, {"entries": len(entries)})
+    entries = read_history(db, client, elder)  # a read of personal data, audited (one rule with the relative's)
     return ElderHistory(external_id=external_id, entries=entries)
 
 

@@ -14,7 +14,7 @@ known to be a relative's, the person's data read-only: service/features/proxy/el
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, Select, exists, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from service.certification.current_person import made_for_current_person_sql
 from service.certification.models import (
@@ -49,12 +49,14 @@ def own_accounts() -> Select[str, Beneficiary]:
     )
 
 
-def made_a_revoked_session() -> ColumnElement[bool]:
-    """A condition on a query over session links joined to their person: the link's openid opened a session of
-    that person whose certification was revoked."""
+def made_a_revoked_session(
+    openid: InstrumentedAttribute[str] = WeChatSessionLink.openid,
+) -> ColumnElement[bool]:
+    """A condition on a query over session links (or another table's `openid`) joined to their person: the openid
+    opened a session of that person whose certification was revoked."""
     link, session = aliased(WeChatSessionLink), aliased(CertSession)
     return exists().where(
-        link.openid == WeChatSessionLink.openid,
+        link.openid == openid,
         session.id == link.session_id,
         session.beneficiary_id == Beneficiary.id,
         Certification.session_id == session.id,

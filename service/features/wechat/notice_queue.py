@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, String, and_, case, cast, exists, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,11 +22,12 @@ from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
     CertSession,
+    Channel,
     SessionDecision,
     SessionState,
     utcnow,
 )
-from service.features.wechat.accounts import own_accounts
+from service.features.wechat.accounts import made_a_revoked_session, own_accounts
 from service.features.wechat.models import WeChatNotice, WeChatSessionLink
 from service.features.wechat.revoked import REVOKED, revocations_to_tell, told_today
 from service.infra import clock
@@ -35,6 +36,8 @@ from service.infra import clock
 RESULT_WINDOW = dt.timedelta(days=7)
 STAFF_DECISION = "review"  # notice kind of a staff decision on a review case (ref: the session id)
 ASSIST = "assist"  # a citizen's manual-review / home-visit request closed by staff (ref: the request id)
+# Reminders per transaction of the run (`queue_notices`), and persons per look-up.
+BATCH = 500
 
 
 def _record(db: Session, kind: str, ref: str, openid: str) -> bool:
@@ -84,19 +87,63 @@ def reminder_ref(beneficiary_id: int, until: dt.date) -> str:
     return f"{beneficiary_id}:{until.isoformat()}"
 
 
-def _own_openids(db: Session, today: dt.date, rules: CycleRules) -> dict[int, tuple[str, Beneficiary]]:
-    """Beneficiaries whose date is due within the reminder window, with the openid of their latest accepted
-    self-certification through the H5 pages (a relative's proxy or verification session does not count, nor one
-    whose certification a supervisor revoked: that account was not the person's; certification/revocation.py;
-    nor one opened before the roster gave the record another ID number: that was the previous number's person;
-    certification/current_person.py)."""
+def maybe_due(db: Session, today: dt.date, rules: CycleRules) -> ColumnElement[bool]:
+    """A condition on `beneficiaries`: the person may be owed a reminder today. Their date is within the reminder
+    window (an index on `valid_until` bounds it), they were certified from the H5 pages at least once, and no
+    reminder of today's kind for their validity period is recorded yet (to an account of theirs that made no revoked
+    certification of them). The exact rule (`reminder_kind`, the own account, `busy`) is then applied to these few
+    only: the run every minute no longer reads the whole roster (docs/wechat.md)."""
     horizon = today + dt.timedelta(days=rules.due_soon_days)
-    rows = db.execute(own_accounts().where(Beneficiary.valid_until < horizon))  # the rule: accounts.py
+    suspended = Beneficiary.status == BeneficiaryStatus.SUSPENDED
+    lapsed = Beneficiary.valid_until < today
+    kind = case((suspended, literal("suspended")), (lapsed, literal("overdue")), else_=literal("due_soon"))
+    day = (
+        func.to_char(Beneficiary.valid_until, "YYYY-MM-DD")
+        if db.get_bind().dialect.name == "postgresql"
+        else cast(Beneficiary.valid_until, String)  # SQLite keeps a date as its ISO text
+    )
+    ref = cast(Beneficiary.id, String) + literal(":") + day  # reminder_ref in SQL
+    linked = select(CertSession.id).join(WeChatSessionLink, WeChatSessionLink.session_id == CertSession.id)
+    return and_(
+        Beneficiary.valid_until < horizon,
+        or_(
+            Beneficiary.status == BeneficiaryStatus.ACTIVE,
+            suspended & lapsed & Beneficiary.suspended_on.is_not(None),
+        ),
+        # Told already, at an account of the person's: one that made a revoked certification of them is not theirs
+        # (accounts.py), and the account that is theirs now is reminded, as before.
+        ~exists().where(
+            WeChatNotice.kind == kind, WeChatNotice.ref == ref, ~made_a_revoked_session(WeChatNotice.openid)
+        ),
+        exists(
+            linked.where(
+                CertSession.beneficiary_id == Beneficiary.id,
+                CertSession.channel == Channel.SELF,
+                CertSession.decision == SessionDecision.ACCEPT,
+            )
+        ),
+    )
+
+
+def _own_openids(db: Session, ids: list[int]) -> dict[int, tuple[str, Beneficiary]]:
+    """Persons `ids` with the openid of their latest accepted self-certification through the H5 pages (a relative's
+    proxy or verification session does not count, nor one whose certification a supervisor revoked: that account
+    was not the person's; certification/revocation.py; nor one opened before the roster gave the record another ID
+    number: that was the previous number's person; certification/current_person.py)."""
+    rows = db.execute(own_accounts().where(Beneficiary.id.in_(ids)))  # the rule: accounts.py
     return {b.id: (openid, b) for openid, b in rows}  # the latest accept wins
 
 
+def _busy(db: Session, ids: list[int], now: dt.datetime) -> set[int]:
+    """Which of persons `ids` are `busy`, in one statement."""
+    q = select(CertSession.beneficiary_id).where(CertSession.beneficiary_id.in_(ids), in_flight(now)).distinct()
+    return {bid for bid in db.scalars(q) if bid is not None}
+
+
 def queue_notices(db: Session, ctx: ServiceContext, today: dt.date) -> int:
-    """Record every notice that is due and not yet recorded."""
+    """Record every notice that is due and not yet recorded. Committed in batches of `BATCH` reminders: on the
+    embedded database every transaction holds the write lock (BEGIN IMMEDIATE), and a campaign day's first run
+    records tens of thousands; uploads and workers' commits get their turn between batches."""
     n = 0
     decided = db.execute(
         select(WeChatSessionLink.session_id, WeChatSessionLink.openid, CertSession.result)
@@ -113,19 +160,33 @@ def queue_notices(db: Session, ctx: ServiceContext, today: dt.date) -> int:
         n += _record(db, REVOKED, ref, openid)
     day = clock.local_midnight(ctx.settings, today), clock.local_midnight(ctx.settings, today + dt.timedelta(days=1))
     told = told_today(db, day)
+    db.commit()
     # The earliest date first: recorded, so sent, in that order (a capped day picks the most urgent: quota.urgency).
-    owners = sorted(_own_openids(db, today, ctx.rules).values(), key=lambda ob: (ob[1].valid_until or today, ob[1].id))
+    candidates = db.scalars(
+        select(Beneficiary.id).where(maybe_due(db, today, ctx.rules)).order_by(Beneficiary.valid_until, Beneficiary.id)
+    ).all()
+    for i in range(0, len(candidates), BATCH):
+        n += _queue_reminders(db, ctx, today, [b for b in candidates[i : i + BATCH] if b not in told], now)
+        db.commit()
+    return n
+
+
+def _queue_reminders(db: Session, ctx: ServiceContext, today: dt.date, ids: list[int], now: dt.datetime) -> int:
+    """Record the reminders due to persons `ids` (in this order); told_today's are left out by the caller: the
+    notice of a revocation says the new date already (revoked.py)."""
+    owners = _own_openids(db, ids)
     due: list[tuple[tuple[str, str, str], int]] = []
-    for openid, b in owners:
+    for b_id in ids:
+        if b_id not in owners:
+            continue
+        openid, b = owners[b_id]
         kind = reminder_kind(b, today, ctx.rules)
-        if kind is None or b.valid_until is None or b.id in told:
-            continue  # told_today: the notice of a revocation says the new date already (revoked.py)
+        if kind is None or b.valid_until is None:
+            continue
         due.append(((kind, reminder_ref(b.id, b.valid_until), openid), b.id))
     known = _recorded(db, [notice for notice, _ in due])
-    for notice, b_id in due:
-        if notice not in known and not busy(db, b_id, now):
-            n += _record(db, *notice)
-    return n
+    occupied = _busy(db, [b_id for notice, b_id in due if notice not in known], now)
+    return sum(_record(db, *notice) for notice, b_id in due if notice not in known and b_id not in occupied)
 
 
 def _recorded(db: Session, notices: list[tuple[str, str, str]]) -> set[tuple[str, str, str]]:

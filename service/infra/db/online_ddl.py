@@ -14,6 +14,8 @@ Every other statement of a migration waits at most ``lock_timeout`` for its lock
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy import inspect, text
 
@@ -49,14 +51,16 @@ def _index_valid(name: str) -> bool | None:
     return None if row is None else bool(row[0])
 
 
-def create_index(name: str, table: str, columns: list[str]) -> None:
-    """``CREATE INDEX`` that does not stop writes to `table` on PostgreSQL (see the module's text); re-runnable."""
+def create_index(name: str, table: str, columns: list[str], postgresql_ops: dict[str, str] | None = None) -> None:
+    """``CREATE INDEX`` that does not stop writes to `table` on PostgreSQL (see the module's text); re-runnable.
+    `postgresql_ops`: a column's operator class there (``varchar_pattern_ops``: prefix matches use the index)."""
     if not _postgresql():
         op.create_index(name, table, columns, unique=False)
         return
+    ops: dict[str, Any] = {"postgresql_ops": postgresql_ops} if postgresql_ops else {}
     with op.get_context().autocommit_block():
         if op.get_context().as_sql:  # `alembic upgrade --sql`: the statement only, nothing to look at
-            op.create_index(name, table, columns, unique=False, postgresql_concurrently=True)
+            op.create_index(name, table, columns, unique=False, postgresql_concurrently=True, **ops)
             return
         state = _index_valid(name)
         if state:
@@ -67,7 +71,7 @@ def create_index(name: str, table: str, columns: list[str]) -> None:
         try:
             if state is False:
                 op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
-            op.create_index(name, table, columns, unique=False, postgresql_concurrently=True)
+            op.create_index(name, table, columns, unique=False, postgresql_concurrently=True, **ops)
         finally:
             op.execute(text("SELECT set_config('lock_timeout', :v, false)").bindparams(v=str(previous)))
 

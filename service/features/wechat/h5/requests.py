@@ -10,11 +10,12 @@ without script; the H5 cookie is SameSite=Lax and the form carries a token bound
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.names import same_name
@@ -25,7 +26,7 @@ from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, CertSession, SessionDecision, beneficiary_of
+from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, beneficiary_of
 from service.features.console.assist import KINDS_ZH, AssistError, check_form, offered_kinds, open_request, submit
 from service.features.console.inputs import BadInput, check_inputs
 from service.features.proxy import operators
@@ -61,7 +62,8 @@ class Subject:
     # Whether this user may read the person's roster status (a death): roster_told.py (the binding the screen names,
     # when it names one: whether it was accepted).
     told: bool = False
-    # Staff rejected the session the screen names: the review has just happened, the form offers a home visit only.
+    # Staff rejected the session the screen names, or the person's latest attempt (`_reviewed`): the review has just
+    # happened, the form offers a home visit only.
     reviewed: bool = False
 
 
@@ -96,8 +98,9 @@ def _from_session(db: Session, ctx: ServiceContext, openid: str, session_id: str
 
 
 def _from_binding(db: Session, ctx: ServiceContext, openid: str, binding_id: str) -> Subject | None:
-    """The elder of one of this openid's bindings (the family page at the daily limit: no session to name)."""
-    op = operators.find(db, ctx, "wechat", openid)
+    """The elder of one of this openid's bindings (the family page at the daily limit: no session to name): the H5
+    pages' own account's (`operators.h5_account`), never a channel key's for the same openid."""
+    op = operators.h5_account(db, ctx, openid)
     row = db.get(ProxyBinding, binding_id)
     if op is None or row is None or row.operator_id != op.id or row.status in ENDED_STATUSES:
         return None
@@ -105,8 +108,29 @@ def _from_binding(db: Session, ctx: ServiceContext, openid: str, binding_id: str
     return Subject(b, True, None, roster_told.accepted(row)) if b is not None else None
 
 
+def _reviewed(db: Session, subject: Subject) -> Subject:
+    """The subject, `reviewed` also when staff rejected the person's latest attempt. A manual review is of the
+    person's recorded videos (the console's request page lists their attempts, 查看视频): a post that names no
+    session, or an older one (a hand-made form, the typed name and number, the person's own plain form), would
+    otherwise send the video staff just rejected back to them (`assist.offered_kinds`, docs/security.md Part CB)."""
+    latest = db.scalar(
+        select(CertSession)
+        .where(CertSession.beneficiary_id == subject.beneficiary.id, CertSession.channel != Channel.STAFF)
+        .order_by(CertSession.created_at.desc(), CertSession.id.desc())
+        .limit(1)
+    )
+    rejected = latest is not None and staff_decision(latest) == SessionDecision.REJECT
+    return replace(subject, reviewed=True) if rejected and not subject.reviewed else subject
+
+
 def _subject(db: Session, ctx: ServiceContext, openid: str, session_id: str, binding_id: str = "") -> Subject | None:
-    """Whom this openid may ask for (see the module's docstring); None: the form asks for name and number."""
+    """Whom this openid may ask for (see the module's docstring), `_reviewed` read; None: the form asks for name
+    and number."""
+    subject = _named_subject(db, ctx, openid, session_id, binding_id)
+    return _reviewed(db, subject) if subject is not None else None
+
+
+def _named_subject(db: Session, ctx: ServiceContext, openid: str, session_id: str, binding_id: str) -> Subject | None:
     if session_id:
         return _from_session(db, ctx, openid, session_id)
     if binding_id:
@@ -198,7 +222,7 @@ def apply_submit(
     try:
         check_form(kind, phone)  # before any look-up: a form error reads the same for every name and number
         if subject is None:
-            subject = _typed_subject(db, ctx, name, id_number)
+            subject = _reviewed(db, _typed_subject(db, ctx, name, id_number))
         actor = attempts.wechat_requester(ctx, openid)
         who = (subject.session_id, subject.by_relative, subject.reviewed)
         req = submit(db, subject.beneficiary, kind, phone, note, openid, actor, *who)
@@ -207,6 +231,8 @@ def apply_submit(
         db.rollback()
         if exc.code == "ASSIST_DECEASED" and subject is not None and _hides_roster(subject, typed):
             return _unknown(db, ctx, page, subject.beneficiary.external_id, "deceased")
+        if exc.code == "ASSIST_REVIEWED" and typed:  # the form again with its name and number to type
+            subject = None
         return _refused(db, page, subject, exc)
     except ServiceError:
         db.rollback()

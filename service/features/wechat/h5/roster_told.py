@@ -4,7 +4,9 @@ rule that the assistance form (requests.py) and "继续认证" (recovery.py) fol
 Told: the person's own account, i.e. one a self certification of the person the record names now was accepted
 from (their face matched), none of this account's certifications of the person since revoked (the account was
 not shown to be theirs: as accounts.py); or a relative whose binding to the person the elder or staff accepted
-(an active binding of this account's family login: `bindings.accepted`, the proxy API's `elder_deceased` too).
+(an active binding of this account's family login: `bindings.accepted`, the proxy API's `elder_deceased` too;
+the H5 pages' own account of the openid, `operators.h5_account`: a channel key's account for the same openid is its
+app's, the openid only what the app said, Part BV).
 Not whoever only typed a name and number: to open a self session (anyone may), or to bind (a pending binding), nor
 a relative whose binding ended: such a user reads a death as an unknown record.
 """
@@ -49,8 +51,9 @@ def certified_from(db: Session, openid: str, b: Beneficiary) -> bool:
 
 
 def _accepted_relative(db: Session, ctx: ServiceContext, openid: str, b: Beneficiary) -> bool:
-    """This account's family login holds an accepted (active) binding to `b`."""
-    op = operators.find(db, ctx, "wechat", openid)
+    """This account's family login (the H5 pages' own account, never a channel key's) holds an accepted (active)
+    binding to `b`."""
+    op = operators.h5_account(db, ctx, openid)
     if op is None:
         return False
     found = select(ProxyBinding.id).where(

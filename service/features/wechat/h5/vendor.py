@@ -5,8 +5,9 @@ advisory only: the server re-checks everything. Served here, all from this origi
 - `/h5/static/vendor/ort-{version}/{file}`: onnxruntime-web, put in the cache by scripts/web_bundle.sh (npm,
   pinned version and tarball hash) under PENSION_CERT_WEB_DIR (default ~/.cache/pension-cert/web), served only
   as bytes matching the sha256 the script recorded (ort_bundle.py);
-- `/h5/models/{sha256[:16]}/{file}`: the detector from the verified model store (models/manifest.toml),
-  versioned by its hash; the page checks the whole sha256 it is told before creating its session;
+- `/h5/models/{sha256[:16]}/{file}`: the detector and the face mesh from the model store (models/manifest.toml),
+  versioned by their hash and served only as bytes matching it (ort_bundle.py); the page checks the whole sha256
+  it is told before creating its session;
 - `/h5/guidance.json`: the rules, built from the server's own constants (challenge actions, pose formula,
   capture limits), so the page never carries a threshold of its own. `available` is false when the bundle
   or the model is missing: the page then keeps today's flow.
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from models.store import ModelStatus, ModelStore
 from pipelines.liveness import signals
@@ -253,10 +254,15 @@ def ort_file(ctx: Ctx, version: str, name: str) -> Response:
 
 @router.get("/models/{version}/{name}")
 def model_file(request: Request, version: str, name: str) -> Response:
-    """The page's two models only, at the URL their hash versions (verified by the store before serving)."""
+    """The page's two models only, at the URL their hash versions, sent as the bytes hashed against the manifest
+    (ort_bundle.pinned_bytes): the store's cheap (size, mtime) status only finds the model, since a file swapped
+    with the same size and mtime keeps it OK."""
     store = model_store(request)
     for model in (GUIDANCE_MODEL, MESH_MODEL):
         served = _model(store, model)
         if served is not None and served["url"] == f"/h5/models/{version}/{name}":
-            return FileResponse(store.path(model), media_type="application/octet-stream", headers=IMMUTABLE)
+            data = ort_bundle.pinned_bytes(store.state(model).path, served["sha256"], "models/manifest.toml")
+            if data is None:
+                return Response(status_code=404)
+            return Response(data, media_type="application/octet-stream", headers=IMMUTABLE)
     return Response(status_code=404)

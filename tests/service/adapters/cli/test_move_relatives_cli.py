@@ -6,6 +6,7 @@ accounts stayed refused to the integrator's new key, PROXY_ACCOUNT_ELSEWHERE).""
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from service.adapters.cli.common import EXIT_INPUT, os_user
 from service.certification.models import AuditEntry
 from service.features.proxy import operators
 from service.features.proxy.models import ProxyOperator
+from service.infra.security import Keyring
 from tests.service.adapters.cli.conftest import CliRunner
 from tests.service.adapters.cli.sqlite_service import sqlite_service
 from tests.service.adapters.cli.test_cli_contract import assert_clean
@@ -46,4 +48,42 @@ def test_a_lost_keys_accounts_move_to_the_key_in_force_and_nothing_else(cli: Cli
     assert moved == sorted((m, "cli:张科长", LOST, in_force) for m in made)
     (summary,) = [e for e in entries if e.action == operators.CLIENTS_MOVED]
     assert summary.detail == {"from": LOST, "to": in_force, "moved": 2, "via": "cli", "os_user": os_user()}
+    ctx.engine.dispose()
+
+
+def test_to_takes_the_keys_name_under_a_previous_signing_key_and_says_what_it_takes(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    """What an operator reaches for: the key itself (they hold the new key), an operator key's name, the H5 pages,
+    or the key's name from an audit entry written before the signing key's rotation. Before: every one was
+    "<value> is not the name of a channel key in API_KEYS", the key itself repeated on stderr (the cron mail), and
+    the key's older name refused though the docs send the operator to the audit entries for it. Now the older name
+    is the key's (the accounts get its current name), and each refusal is one line saying what is taken, the key
+    never repeated."""
+    previous = secrets.token_hex(16)
+    env, ctx = sqlite_service(tmp_path, tmp_path / "relatives.db")
+    env["PENSION_CERT_SIGNING_KEYS_PREVIOUS"] = json.dumps([previous])
+    key = json.loads(env["PENSION_CERT_API_KEYS"])[0]
+    current = ctx.keyring.key_names("api:", key)[0]
+    older = Keyring(secrets.token_bytes(32), previous).key_names("api:", key)[0]
+    admin = ctx.keyring.key_names("admin:", json.loads(env["PENSION_CERT_ADMIN_API_KEYS"])[0])[0]
+    with ctx.db() as db:
+        made = operators.login(db, ctx, "phone", "13800138009", LOST).operator.id
+        db.commit()
+    by = ("--actor", "张科长")
+
+    for to, says in ((key, "not the name"), (admin, "operator key"), (operators.H5_CLIENT, "never given")):
+        refused = cli("move-relatives", "--from", LOST, "--to", to, *by, env=env)
+        assert refused.returncode == EXIT_INPUT, refused.stderr
+        [line] = refused.stderr.splitlines()
+        assert line.startswith("pension-cert: PROXY_CLIENT_UNKNOWN: ") and says in line and "api:<8 hex>" in line
+        assert key not in refused.stderr
+        assert_clean(refused.stderr)
+    done = cli("move-relatives", "--from", LOST, "--to", older, *by, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"from": LOST, "to": current, "moved": 1}
+    with ctx.db() as db:
+        op = db.get(ProxyOperator, made)
+        assert op is not None and op.client == current
     ctx.engine.dispose()

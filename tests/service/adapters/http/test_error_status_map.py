@@ -4,6 +4,7 @@ has an entry, so a new code cannot silently answer 400, and domain code names no
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,12 +27,20 @@ SERVICE = Path(__file__).resolve().parents[4] / "service"
 KIND_NAMES = {kind.__name__ for kind in STATUS_BY_KIND}
 
 
+@functools.cache
+def _parsed() -> tuple[tuple[Path, ast.Module], ...]:
+    # Parsed once per process: the catalog's parametrisation and three tests here walk the same trees.
+    return tuple(
+        (path, ast.parse(path.read_text(encoding="utf-8"), str(path))) for path in sorted(SERVICE.rglob("*.py"))
+    )
+
+
 def _trees() -> Iterator[tuple[Path, ast.Module]]:
-    for path in sorted(SERVICE.rglob("*.py")):
-        yield path, ast.parse(path.read_text(encoding="utf-8"), str(path))
+    yield from _parsed()
 
 
-def error_classes() -> set[str]:
+@functools.cache
+def _error_classes() -> frozenset[str]:
     """ServiceError and every class in service/ derived from it (by name, to a fixed point)."""
     names = {"ServiceError"}
     classes = [node for _p, tree in _trees() for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
@@ -42,7 +51,12 @@ def error_classes() -> set[str]:
             if node.name not in names and any(ast.unparse(base).split(".")[-1] in names for base in node.bases):
                 names.add(node.name)
                 grew = True
-    return names
+    return frozenset(names)
+
+
+def error_classes() -> set[str]:
+    """ServiceError and every class in service/ derived from it."""
+    return set(_error_classes())
 
 
 def _literal_code(node: ast.expr) -> str | None:
@@ -66,6 +80,11 @@ def _code_arg(name: str, call: ast.Call) -> ast.expr | None:
 
 def raised_codes() -> list[tuple[str, str, str]]:
     """(where, error class, code) of every domain error built with a literal code in service/."""
+    return list(_raised_codes())
+
+
+@functools.cache
+def _raised_codes() -> tuple[tuple[str, str, str], ...]:
     classes = error_classes()
     found = []
     for path, tree in _trees():
@@ -76,7 +95,7 @@ def raised_codes() -> list[tuple[str, str, str]]:
                 code = _literal_code(arg) if arg is not None else None
                 if code is not None:
                     found.append((f"{path.relative_to(SERVICE.parent)}:{node.lineno}", name, code))
-    return found
+    return tuple(found)
 
 
 def test_every_raised_code_has_a_status() -> None:

@@ -56,6 +56,22 @@ def test_an_external_id_that_is_an_id_number_is_named_masked(client: TestClient,
     assert number not in str(entry.detail) and shown[:4] == number[:4] and "*" in shown
 
 
+def test_two_people_sharing_a_mask_are_named_apart(client: TestClient, ctx: ServiceContext) -> None:
+    """The auditor's review, F1: two ID-number external ids with the same first and last four digits. Before: both
+    were named `4201**********0011`, so an integrator's bulk read could not be tied to anyone. Now each is the
+    masked number with its row id (audit.person_ref)."""
+    a = factories.id_number(region="420106", seq=11)
+    b = next(
+        n for n in (factories.id_number("420111", dt.date(1950, 3, d), 11) for d in range(1, 29)) if n[-4:] == a[-4:]
+    )
+    with ctx.db() as db:
+        rows = [factories.beneficiary(db, ctx.keyring, external_id=n, valid_until=LAPSED) for n in (a, b)]
+        want = sorted(f"{n[:4]}**********{n[-4:]}#{row.id}" for n, row in zip((a, b), rows, strict=True))
+    assert client.get("/api/v1/lists/overdue", params={"today": TODAY}, headers=ADMIN).status_code == 200
+    (entry,) = entries(ctx, "list.read")
+    assert sorted(entry.detail["shown"]) == want and a not in str(entry.detail) and b not in str(entry.detail)
+
+
 def test_a_long_list_is_named_over_bounded_entries(
     client: TestClient, ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

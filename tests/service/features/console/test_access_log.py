@@ -20,6 +20,7 @@ from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import access_log, audit_chain
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import ConsoleAlert, StaffUser
+from service.features.proxy.models import ProxyClaim, ProxySession
 from tests.service import factories
 from tests.service.features.console.conftest import login
 
@@ -95,6 +96,71 @@ def test_the_access_log_lists_who_looked_at_the_person(
     assert again[0][1:3] == ("sup1-姓名（sup1）", "查阅记录")
     with ctx.db() as db:
         assert audit_chain.verify_chain(db).ok
+
+
+def test_a_view_of_someone_sharing_the_mask_is_not_on_the_persons_log(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The auditor's review, F1: the external ids are ID numbers and two people's share their first and last four
+    digits. Before: the chain named both `4201**********0011`, so rev1 opening only B's page was listed on A's
+    查阅记录. Now entries name a person by the mask and row id (audit_chain.person_target), matched exactly; an entry
+    from before (the bare mask) is still listed, marked as possibly another's."""
+    a_num = factories.id_number(region="420106", seq=11)
+    b_num = next(
+        n
+        for n in (factories.id_number("420111", dt.date(1950, 3, d), 11) for d in range(1, 29))
+        if n[-4:] == a_num[-4:]
+    )
+    a, _ = _person(ctx, a_num)
+    b, _ = _person(ctx, b_num, region="420111")
+    login(app_client, "rev1")
+    assert app_client.get(f"/console/beneficiaries/{b}").status_code == 200
+    with ctx.db() as db:  # an entry written before targets carried the row id
+        audit_chain.record(db, "staff:sup2", "beneficiary.view", a_num)
+    login(app_client, "sup1")
+    a_rows = rows_of(app_client.get(f"/console/beneficiaries/{a}/access").text)
+    b_rows = rows_of(app_client.get(f"/console/beneficiaries/{b}/access").text)
+    assert not any("rev1" in r[1] for r in a_rows), a_rows
+    assert any("rev1" in r[1] and "同掩码" not in r[2] for r in b_rows), b_rows
+    assert [r[2] for r in a_rows if "sup2" in r[1]] == ["查看人员 （旧记录只记了证件号码掩码，可能是同掩码的其他人）"]
+    [(_, target)] = [t for t in _actions(ctx, "beneficiary.view") if t[0] == "staff:rev1"]
+    assert target == f"{b_num[:4]}**********{b_num[-4:]}#{b}"
+
+
+def test_the_relatives_face_on_the_elders_case_is_on_the_relatives_log(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The auditor's review, F3: spouses certify for each other, so the relative is often a pensioner too. The
+    elder's proxy case shows the relative's face (a frame of their verification). Before: that view targeted the
+    elder's session only and never reached the relative's 查阅记录. Now the view names the picture's source session
+    and lists the person its claim names (`console_audit_shown`), as a list view's people are."""
+    with ctx.db() as db:
+        elder = factories.beneficiary(db, ctx.keyring, region="420106", name="王桂兰")
+        number = factories.id_number(region="420106", birth=dt.date(1952, 4, 4))
+        relative = factories.beneficiary(db, ctx.keyring, id_number=number, region="420106", name="李建国")
+        op, binding = factories.relative_binding(db, elder.id)
+        v = factories.session_row(None, channel="proxy", state="decided", decision="accept", decided_at=utcnow())
+        v.video_key, v.id_card_key = "sessions/x/video", "sessions/x/card"
+        db.add(v)
+        db.flush()
+        db.add(ProxySession(session_id=v.id, kind="verification", operator_id=op.id, binding_id=None))
+        claim = ProxyClaim(session_id=v.id, operator_id=op.id, id_hash=ctx.keyring.id_hash(number), id_enc="-")
+        claim.id_masked, claim.name, claim.region = number[:4] + "**", "李建国", "420106"
+        db.add(claim)
+        s = factories.review_session(elder.id, channel="proxy")
+        db.add(s)
+        db.flush()
+        db.add(ProxySession(session_id=s.id, kind="certification", operator_id=op.id, binding_id=binding.id))
+        sid, rid, vid = s.id, relative.id, v.id
+    login(app_client, "rev1")
+    assert "/img/operator/" in app_client.get(f"/console/cases/{sid}").text
+    sup = TestClient(app_client.app)
+    login(sup, "sup1")
+    rows = rows_of(sup.get(f"/console/beneficiaries/{rid}/access").text)
+    assert [(r[1], r[2]) for r in rows] == [("rev1-姓名（rev1）", "查看案件")], rows
+    with ctx.db() as db:
+        view = db.scalar(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "case.view"))
+        assert view is not None and view.detail["operator_source"] == vid
 
 
 def test_a_refused_look_up_of_the_person_is_listed(

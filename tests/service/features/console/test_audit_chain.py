@@ -3,12 +3,15 @@ re-ordering, and the viewer shows the verdict (supervisors only)."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 
+from service.certification.audit_anchor import AnchorCheck
 from service.certification.context import ServiceContext
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain
+from service.infra.storage import StorageUnavailableError
 from tests.service.features.console.conftest import login
 
 
@@ -89,3 +92,56 @@ def test_tail_check_trusts_older_entries_full_check_does_not(
         assert not tail_edit.ok and tail_edit.first_bad_seq == 2
     login(app_client, "sup1")
     assert 'id="chain-broken"' in app_client.get("/console/audit", params={"full": 1}).text
+
+
+def test_the_viewer_checks_the_anchors_a_cut_tail_fails(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The auditor's review, F6: an insider with database access deleted their newest entries, and later entries
+    reused the freed numbers. Before: the viewer checked the chain only and said 未发现篡改 (全部 N 条); only the CLI
+    checked the anchors. Now both run audit_chain.check_log: the head kept in the media store names the cut."""
+    login(app_client, "rev1")
+    for _ in range(3):  # rev1 opens pages it should not (any audited view)
+        app_client.get("/console/queue")
+    with ctx.db() as db:
+        top = max(db.scalars(select(ConsoleAuditEntry.seq)))
+        db.execute(delete(ConsoleAuditEntry).where(ConsoleAuditEntry.seq > top - 3))
+    sup = TestClient(app_client.app)
+    login(sup, "sup1")  # new entries reuse the deleted numbers
+    with ctx.db() as db:  # `verify-audit`'s check, the same function
+        done = audit_chain.check_log(db, ctx.storage)
+    assert done.chain.ok and done.anchors is not None and not done.anchors.ok and done.anchors.seq == top
+    for params in ({}, {"full": 1}):
+        page = sup.get("/console/audit", params=params).text
+        assert 'id="chain-broken"' in page and "未发现篡改" not in page, params
+
+
+def test_the_viewer_says_the_anchors_were_not_checked_when_the_store_does_not_answer(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that does not answer is no verdict: the page says 锚点未核对, never 未发现篡改."""
+
+    def down(*_: object, **__: object) -> AnchorCheck:
+        raise StorageUnavailableError("the store does not answer")
+
+    monkeypatch.setattr(audit_chain, "check_anchors", down)
+    login(app_client, "sup1")
+    page = app_client.get("/console/audit").text
+    assert 'id="anchors-unchecked"' in page and "锚点未核对" in page and "未发现篡改" not in page
+
+
+def test_the_daily_upkeep_checks_the_log_before_anchoring_it(
+    ctx: ServiceContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """F6's second half: nothing scheduled `verify-audit`. The daily upkeep now runs its check (from the newest
+    anchor on, before the day's anchor is written) and raises an ALERT when the newest entries were cut."""
+    from service.certification.retention import storage_upkeep
+
+    fill(ctx, 3)
+    assert storage_upkeep(ctx)["audit_log_failed"] == 0  # and anchors entry 3
+    fill(ctx, 2)
+    with ctx.db() as db:
+        db.execute(delete(ConsoleAuditEntry).where(ConsoleAuditEntry.seq > 3))
+    fill(ctx, 1)  # entry 4 again, another hash; the head still names the old 5
+    assert storage_upkeep(ctx)["audit_log_failed"] == 1
+    assert any(r.getMessage().startswith("ALERT audit log check failed") for r in caplog.records)

@@ -15,7 +15,7 @@ from service.certification.models import CertSession, utcnow
 from service.features.console.auth import Role, Staff
 from service.features.console.config import ConsoleConfig
 from service.features.console.models import ReviewClaim, ReviewDecision, StaffUser
-from service.features.console.review_queue import CaseError, claim_case, held_in_console, list_queue
+from service.features.console.review_queue import CaseError, claim_case, held_in_console, lapsed, list_queue
 from service.infra import clock
 from tests.service import factories
 from tests.service.features.console.conftest import login, new_client
@@ -332,3 +332,107 @@ def test_a_case_given_back_past_the_claims_lifetime_is_claimed_afresh(
     assert not _claim_form(rev2.get(f"/console/cases/{sid}").text, sid)
     assert not _claim_form(rev2.get("/console/queue").text, sid)
     assert _claim(rev2, sid, csrf_r2)[0] == 409
+
+
+def _hold_clock(monkeypatch: pytest.MonkeyPatch, at: dt.datetime) -> None:
+    monkeypatch.setattr(clock, "now_utc", lambda: at)
+
+
+def test_a_lapsed_claim_given_back_is_not_claimed_again_at_once_by_its_holder(
+    app_client: TestClient,
+    ctx: ServiceContext,
+    staff_users: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: a reviewer whose claim had lapsed pressed 放回队列 and 领取 and held the case for a fresh lifetime,
+    again and again, so colleagues never got to take it over. Now its giver waits RECLAIM_WAIT_S (30 minutes) from
+    giving it back, told so in Chinese, while a colleague may claim it at once; after the wait they claim it anew.
+    Giving back before the lifetime ran out and claiming after it is the same renewal, refused alike."""
+    start = clock.now_utc()
+    _hold_clock(monkeypatch, start)
+    sid, sid2 = _review_case(ctx, channel="self"), _review_case(ctx, channel="self")
+    csrf = login(app_client, "rev1")
+    assert _claim(app_client, sid, csrf)[0] == 200
+    assert _claim(app_client, sid2, csrf)[0] == 200
+    _hold_clock(monkeypatch, start + dt.timedelta(minutes=29))
+    csrf = login(app_client, "rev1")
+    assert app_client.post(f"/console/cases/{sid2}/release", data={"csrf": csrf}).status_code == 200
+    now = start + dt.timedelta(minutes=31)  # both claims past their lifetime (30 min)
+    _hold_clock(monkeypatch, now)
+    csrf = login(app_client, "rev1")
+    assert app_client.post(f"/console/cases/{sid}/release", data={"csrf": csrf}).status_code == 200
+    for case, left in ((sid, 30), (sid2, 28)):
+        status, text = _claim(app_client, case, csrf)
+        assert status == 409 and "放回后 30 分钟内您不能重新领取" in text and f"请约 {left} 分钟后再试" in text
+        page = app_client.get(f"/console/cases/{case}").text
+        assert not _claim_form(page, case) and 'id="reclaim-at"' in page
+        assert not _claim_form(app_client.get("/console/queue").text, case)
+    r = app_client.post("/console/cases/next", data={"csrf": csrf})
+    assert "暂无可处理的案件" in r.text  # 下一件 does not hand either back to them
+    with ctx.db() as db:
+        claims = [db.get(ReviewClaim, case) for case in (sid, sid2)]
+        assert all(c is not None and c.claimed_by is None for c in claims)
+
+    rev2 = new_client(app_client)
+    csrf_r2 = login(rev2, "rev2")
+    assert _claim_form(rev2.get(f"/console/cases/{sid2}").text, sid2)
+    assert _claim(rev2, sid2, csrf_r2)[0] == 200  # a colleague at once, for a lifetime of their own
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid2)
+        assert c is not None and c.claimed_by == staff_users["rev2"]
+        assert c.claimed_at == now.astimezone(dt.UTC).replace(tzinfo=None)
+
+    later = now + dt.timedelta(minutes=30)  # the wait is over: claimed afresh (Part CG)
+    _hold_clock(monkeypatch, later)
+    csrf = login(app_client, "rev1")
+    assert _claim(app_client, sid, csrf)[0] == 200
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_by == staff_users["rev1"] and c.released_at is None
+        assert c.claimed_at == later.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def test_a_supervisor_cannot_renew_a_lapsed_claim_on_a_second_decision(
+    app_client: TestClient,
+    ctx: ServiceContext,
+    staff_users: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A four-eyes case: the supervisor who claimed the second decision and let the claim lapse cannot give it back
+    and claim it again at once (holding it off the other supervisors); the other supervisor takes it."""
+    start = clock.now_utc()
+    _hold_clock(monkeypatch, start)
+    sid = _review_case(ctx)
+    csrf_r1 = login(app_client, "rev1")
+    assert _claim(app_client, sid, csrf_r1)[0] == 200
+    assert "等待主管复核" in _decide(app_client, sid, csrf_r1, "reject", "代办人与本人不符")[1]
+    sup1 = new_client(app_client)
+    csrf_s1 = login(sup1, "sup1")
+    assert _claim(sup1, sid, csrf_s1)[0] == 200
+    _hold_clock(monkeypatch, start + dt.timedelta(minutes=45))
+    csrf_s1 = login(sup1, "sup1")
+    assert sup1.post(f"/console/cases/{sid}/release", data={"csrf": csrf_s1}).status_code == 200
+    status, text = _claim(sup1, sid, csrf_s1)
+    assert status == 409 and "不能重新领取" in text
+    sup2 = new_client(app_client)
+    csrf_s2 = login(sup2, "sup2")
+    assert _claim(sup2, sid, csrf_s2)[0] == 200
+    assert "已完成审核" in _decide(sup2, sid, csrf_s2, "reject", "复核同意不通过")[1]
+
+
+def test_a_lapsed_claim_given_back_before_0023_is_claimed_afresh(ctx: ServiceContext) -> None:
+    """A giving back with no time (made before migration 0023) does not hold its giver off: claimed afresh, as
+    before (a case given back while its claim runs still continues it: the test above of giving back)."""
+    sid = _review_case(ctx, channel="self")
+    rev1, cfg = _staff(ctx, "rev1"), ConsoleConfig()
+    with ctx.db() as db:
+        claim_case(db, cfg, rev1, sid)
+    with ctx.db() as db:
+        c = db.get(ReviewClaim, sid)
+        assert c is not None
+        c.claimed_by, c.released_by, c.released_at = None, rev1.id, None
+        c.claimed_at = utcnow() - dt.timedelta(minutes=45)
+    with ctx.db() as db:
+        claim_case(db, cfg, rev1, sid)
+        c = db.get(ReviewClaim, sid)
+        assert c is not None and c.claimed_at is not None and not lapsed(c, cfg.claim_ttl_s)

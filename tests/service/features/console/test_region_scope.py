@@ -330,7 +330,8 @@ def test_admin_sets_and_changes_scopes_audited(
             for e in db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action.startswith("user.")))
         }
     assert audit[("user.create", "wc1")] == {"role": "reviewer", "scope": ["420106"], "grant": True}
-    assert audit[("user.scope", "rev1")] == {"from": [], "to": ["4201", "4403"], "released": []}
+    scoped = audit[("user.scope", "rev1")]
+    assert scoped == {"from": [], "to": ["4201", "4403"], "released": [], "event": scoped["event"]}  # kept: F5
     assert "湖北省武汉市" in app_client.get("/console/users").text
     # The change holds from the reviewer's next request, without a new login.
     assert guangzhou.sid not in reviewer.get("/console/queue").text
@@ -385,4 +386,4 @@ def test_a_scope_change_releases_the_claims_it_puts_out_of_reach(
         assert entry is not None
         detail = entry.detail
     assert held == {wuhan.sid: staff_users["rev2"], guangzhou.sid: None}
-    assert detail == {"from": [], "to": ["4201"], "released": [guangzhou.sid]}
+    assert detail == {"from": [], "to": ["4201"], "released": [guangzhou.sid], "event": detail["event"]}

@@ -124,6 +124,34 @@ def test_consent_at_the_first_binding(client: TestClient, ctx: ServiceContext) -
     assert s.status_code == 201 and s.json()["challenge"]["actions"]
 
 
+def test_a_reused_consent_keeps_its_time_and_is_recorded_for_the_new_binding(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """The auditor's review, F4: the same relative unbinds and binds the elder again, reusing the elder's consent to
+    them (docs/proxy.md). Before: the new binding said the consent was given at the re-bind's time, and no
+    `proxy.consent` entry existed for it. Now it keeps the consent's own time, and a `proxy.consent` entry for the
+    new binding names the binding it was given to."""
+    external_id, number, name = new_elder(ctx)
+    son = verified_operator(client, ctx)
+    first = active_binding(client, son, number, name)  # staff approval
+    assert client.delete(f"{P}/bindings/{first['binding_id']}", headers=bearer(son["token"])).status_code == 200
+    with ctx.db() as db:  # the re-bind comes a day later
+        row = db.get(ProxyBinding, first["binding_id"])
+        assert row is not None and row.consent_at is not None
+        given_at = row.consent_at - dt.timedelta(days=1)
+        row.consent_at = given_at
+    again = bind(client, son, number, name).json()
+    assert again["status"] == "active"
+    with ctx.db() as db:
+        new = db.get(ProxyBinding, again["binding_id"])
+        assert new is not None and new.consent_at == given_at
+        consents = db.scalars(select(AuditEntry).where(AuditEntry.action == "proxy.consent").order_by(AuditEntry.id))
+        last = list(consents)[-1]
+    assert last.target == external_id and last.detail["binding"] == again["binding_id"]
+    assert last.detail["reused_from"] == first["binding_id"] and last.detail["given_at"] == given_at.isoformat() + "Z"
+    assert again["consent"]["at"].startswith(given_at.isoformat()[:19])
+
+
 def test_the_elder_consents_to_each_relative_not_to_everyone(client: TestClient, ctx: ServiceContext) -> None:
     # Before: the second relative's binding copied the first one's consent (an ended binding's too), so anyone
     # with the elder's name and number became an active proxy and read the family's history.
@@ -144,6 +172,23 @@ def test_the_elder_consents_to_each_relative_not_to_everyone(client: TestClient,
     ok = staff_consent(client, theirs["binding_id"], "counter-5").json()
     assert ok["status"] == "active" and ok["consent"]["method"] == "staff_approval"
     assert client.get(f"{P}/history", params={"binding_id": theirs["binding_id"]}, headers=hs).status_code == 200
+
+
+def test_a_relatives_read_of_the_elders_history_is_audited(client: TestClient, ctx: ServiceContext) -> None:
+    """The auditor's review, F2: the history names who certified the elder (the other relatives' names and masked
+    numbers, each decision). Before: a channel key's read was `proxy.history.read`, a relative's left no entry. Now
+    both routes read through history.read_history: one entry naming the relative, the elder and the binding."""
+    external_id, number, name = new_elder(ctx)
+    son, daughter = verified_operator(client, ctx), verified_operator(client, ctx)
+    active_binding(client, son, number, name)
+    hers = active_binding(client, daughter, number, name)
+    r = client.get(f"{P}/history", params={"binding_id": hers["binding_id"]}, headers=bearer(daughter["token"]))
+    assert r.status_code == 200, r.text
+    with ctx.db() as db:
+        reads = db.scalars(select(AuditEntry).where(AuditEntry.action == "proxy.history.read")).all()
+        got = [(e.actor, e.target, e.detail) for e in reads]
+    n = len(r.json()["entries"])
+    assert got == [(f"operator:{daughter['operator_id']}", external_id, {"entries": n, "binding": hers["binding_id"]})]
 
 
 def test_a_relative_sees_only_their_own_bindings(client: TestClient, ctx: ServiceContext) -> None:

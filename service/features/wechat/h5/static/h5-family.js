@@ -13,7 +13,26 @@
         sessionStorage.setItem("h5session", JSON.stringify(handed)); location.href = "/h5/certify?mode=" + mode;
       };
     }
-    function fail(xhr) { if (!relogin(xhr, "family-feedback")) { say("family-feedback", errorText(xhr, "操作失败,请稍后重试")); } }
+    // A login run out (the WeChat cookie, or the operator token: one device at a time, OPERATOR_TOKEN_TTL_S) reloads
+    // the page (H5.relogin), which lost what was typed. The bind and verification forms' text is kept in this tab
+    // for the reload and filled back in once, then dropped: never in a URL or a log, the consent box not at all.
+    var KEPT = "h5familyform", TYPED = ["elder-name", "elder-id", "relationship", "op-name", "op-id"];
+    function keepTyped() {
+      var kept = {}, any = false;
+      TYPED.forEach(function (id) { var el = $(id); if (el && el.value) { kept[id] = el.value; any = true; } });
+      if (any) { sessionStorage.setItem(KEPT, JSON.stringify(kept)); }
+    }
+    function restoreTyped() {
+      var raw = sessionStorage.getItem(KEPT); if (!raw) { return; }
+      sessionStorage.removeItem(KEPT);
+      var kept = {}; try { kept = JSON.parse(raw) || {}; } catch (_) { return; }
+      TYPED.forEach(function (id) { var el = $(id); if (el && typeof kept[id] === "string") { el.value = kept[id]; } });
+    }
+    restoreTyped();
+    function fail(xhr) {
+      if (relogin(xhr, "family-feedback")) { keepTyped(); return; }
+      say("family-feedback", errorText(xhr, "操作失败,请稍后重试"));
+    }
     function api(method, path, body) { return send(method, "/api/v1/proxy" + path, body, { token: op }); }
     function button(text, cls, fn) { var b = document.createElement("button"); b.type = "button"; b.className = "btn " + cls; b.textContent = text; b.onclick = fn; return b; }
     // Unbinding ends the relative's right to certify: a separate, smaller control that asks first.

@@ -13,7 +13,7 @@ from service.certification import catalog, review
 from service.certification.models import Beneficiary, CertSession, Channel, utcnow
 from service.features.console.models import AssistRequest
 from service.features.proxy.models import ProxySession
-from service.features.wechat.models import WeChatSessionLink
+from service.features.wechat.models import WeChatSessionLink, WeChatUser
 from tests.service import factories
 from tests.service.features.wechat.h5.conftest import OPENID, App
 
@@ -99,6 +99,61 @@ def test_a_crafted_manual_review_of_a_staff_rejected_session_is_refused(app: App
     assert r.status_code == 200 and 'id="apply-done"' in r.text
     with app.ctx.db() as db:
         assert [(q.kind, q.session_id) for q in db.scalars(select(AssistRequest))] == [("home_visit", sid)]
+
+
+@pytest.mark.parametrize("form", ["plain", "typed"])
+def test_a_crafted_manual_review_that_names_no_session_is_refused_after_a_staff_reject(app: App, form: str) -> None:
+    """The same hand-made post with the session field left out (the person's own plain form: the person this
+    WeChat user certifies; or the name and number typed) was stored as a manual review of the person, whose
+    request page in the console lists the video staff had just rejected. The person's latest attempt is what a
+    manual review would look at: rejected by staff, it is refused (409) and nothing is stored; the home visit is
+    taken."""
+    _decided(app, "reject", False)
+    with app.ctx.db() as db:
+        b = db.get(Beneficiary, app.beneficiary_id)
+        assert b is not None
+        typed = {"name": b.name, "id_number": app.ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number")}
+        if form == "plain":
+            db.add(WeChatUser(openid=OPENID, beneficiary_id=b.id))
+            db.commit()
+    page = app.client.get("/h5/apply").text
+    assert ('value="manual_review"' in page) == (form == "typed")  # who the typed form is for is not known yet
+    token = TOKEN_RE.search(page)
+    assert token is not None
+    data = {
+        "token": token.group(1),
+        "kind": "manual_review",
+        "phone": "13800138000",
+        **(typed if form == "typed" else {}),
+    }
+    r = app.client.post("/h5/apply", data=data)
+    assert r.status_code == 409 and catalog.message_zh("ASSIST_REVIEWED") in r.text, r.text
+    with app.ctx.db() as db:
+        assert db.scalars(select(AssistRequest)).all() == []
+    r = app.client.post("/h5/apply", data={**data, "kind": "home_visit"})
+    assert r.status_code == 200 and 'id="apply-done"' in r.text, r.text
+    with app.ctx.db() as db:
+        assert [(q.kind, q.session_id) for q in db.scalars(select(AssistRequest))] == [("home_visit", None)]
+
+
+def test_a_later_machine_reject_offers_the_manual_review_again(app: App) -> None:
+    """Guard: the person tried again after the staff reject and the machine rejected that attempt: a manual review
+    of it is still taken, from its own screen and from the plain form."""
+    _decided(app, "reject", False)
+    with app.ctx.db() as db:
+        s = factories.session_row(app.beneficiary_id, state="decided", decision="reject", decided_at=utcnow())
+        s.reasons = ["FACE_MISMATCH"]
+        db.add(s)
+        db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
+        db.commit()
+        sid = s.id
+    page = app.client.get(f"/h5/apply/{sid}").text
+    assert 'value="manual_review"' in page
+    token = TOKEN_RE.search(page)
+    assert token is not None
+    data = {"token": token.group(1), "session": sid, "kind": "manual_review", "phone": "13800138000"}
+    r = app.client.post("/h5/apply", data=data)
+    assert r.status_code == 200 and 'id="apply-done"' in r.text, r.text
 
 
 def test_a_manual_review_of_a_session_still_waiting_for_staff_is_taken(app: App) -> None:

@@ -34,7 +34,7 @@ from service.certification.sessions import create_session
 from service.features.console.auth import Role, hash_password
 from service.features.console.models import AltCertification, AssistRequest, ConsoleAlert, StaffUser
 from service.features.proxy.models import BindingStatus, ProxyOperator, ProxySession, ProxySessionKind
-from service.features.proxy.operators import channel_hashes
+from service.features.proxy.operators import H5_CLIENT, channel_hashes
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatSessionLink, WeChatUser
 from service.features.wechat.notify import run_notifications
@@ -384,7 +384,7 @@ def test_a_stranger_whose_binding_nobody_accepted_learns_nothing_of_a_death(w: W
         row = db.scalars(select(ProxySession).where(ProxySession.session_id == sid)).one()
         op = db.get(ProxyOperator, row.operator_id)
         assert op is not None
-        op.channel_hash = channel_hashes(w.ctx, "wechat", OPENID)[0]
+        op.channel_hash, op.client = channel_hashes(w.ctx, "wechat", OPENID)[0], H5_CLIENT
         binding = row.binding_id
     external_id = _record_death(w)
     _refused_as_unknown(w, *apply(w, sid), external_id)

@@ -301,3 +301,43 @@ def test_a_withdrawn_apps_relative_is_told_the_ways_left(site: Site, browser: Br
     assert page.get_attribute("#family-app a.call-bureau", "href") == f"tel:{BUREAU_PHONE}"
     assert not page.is_visible("#bind-form") and not page.is_visible("#verify-first")
     shot(page, "family-app-withdrawn")
+
+
+def test_the_bind_forms_typed_text_is_kept_through_a_login_run_out(site: Site, browser: Browser) -> None:
+    """The relative types the elder's name, number and relationship; meanwhile their operator token stops answering
+    (here: a login from another device, one device at a time; an expired token or WeChat cookie reads the same, 401
+    UNAUTHORIZED). The page re-entered itself and the typed text was gone. It is filled back in after the reload,
+    kept in the tab only (never in the URL) and only once, and the bind then goes through."""
+    openid = "openid-family-typed"
+    with site.ctx.db() as db:
+        bound = factories.beneficiary(db, site.ctx.keyring, name="钱桂英", id_number=factories.id_number(seq=512))
+        number = factories.id_number(seq=513)
+        factories.beneficiary(db, site.ctx.keyring, name="钱德明", id_number=number)
+        db.commit()
+        bound_id = bound.id
+    bound_relative(site, openid, bound_id)
+    site.fake.state.browser_openid = openid
+    page = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(site.base + "/h5/family")
+    page.wait_for_selector("#bind-form", state="visible")
+    page.fill("#elder-name", "钱德明")
+    page.fill("#elder-id", number)
+    page.select_option("#relationship", "spouse")
+    with site.ctx.db() as db:  # another device logs in: this page's token stops answering
+        operators.login(db, site.ctx, "wechat", openid, operators.H5_CLIENT)
+        db.commit()
+    with page.expect_navigation():
+        page.click("#bind")
+    page.wait_for_selector("#bind-form", state="visible")
+    assert (page.input_value("#elder-name"), page.input_value("#elder-id")) == ("钱德明", number)
+    assert page.input_value("#relationship") == "spouse"
+    assert number not in page.url and page.evaluate("sessionStorage.getItem('h5familyform')") is None
+    page.click("#bind")
+    page.wait_for_selector("li.binding[data-status=pending_consent]")
+    assert errors == []
+    with site.ctx.db() as db:
+        elder = sessions.find_beneficiary(db, site.ctx, None, number)
+        [row] = db.scalars(select(ProxyBinding).where(ProxyBinding.beneficiary_id == elder.id)).all()
+        assert (row.relationship, row.status) == ("spouse", BindingStatus.PENDING_CONSENT)

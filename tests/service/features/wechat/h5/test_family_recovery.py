@@ -307,6 +307,19 @@ def test_only_the_relatives_own_live_binding_names_the_elder(app: App, fam: Fami
         assert db.scalars(select(AssistRequest)).all() == []
 
 
+def test_a_channel_keys_account_for_the_same_openid_names_no_elder(app: App, fam: Family) -> None:
+    """The relative's account for this openid is a bank's app's (a channel key made it): its openid is only what
+    the app said, not shown to be this WeChat user's (Part BV), so its binding is not the family page's
+    (`operators.h5_account`). The form named the elder and took a request as the relative's."""
+    factories.update(app.ctx, ProxyOperator, fam.operator_id, client="api:0badc0de")
+    assert app.client.get(f"/h5/apply/binding/{fam.binding_id}").status_code == 404
+    _, token = apply_form(app, "/h5/apply")
+    r = app.client.post("/h5/apply", data={"token": token, "binding": fam.binding_id, "kind": "home_visit"})
+    assert r.status_code == 404
+    with app.ctx.db() as db:
+        assert db.scalars(select(AssistRequest)).all() == []
+
+
 def test_a_failed_own_verification_page_is_about_the_real_name_check(app: App, fam: Family) -> None:
     """A relative's failed real-name check read "认证未通过" (its message says 实名核验未通过) and offered
     "申请人工审核或上门认证" to /h5/apply/<id>, which answers "未找到认证记录": the relative is nobody's pension."""

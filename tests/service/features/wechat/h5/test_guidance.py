@@ -7,11 +7,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from models.store import ModelStore
 from pipelines.liveness import signals
 from pipelines.liveness.actions import ActionConfig
 from pipelines.liveness.capture import CaptureConfig
@@ -130,6 +132,46 @@ def test_the_model_is_served_from_the_store_and_its_hash_published(app: App, bun
         mesh["url"].endswith("/mediapipe_face_landmark.onnx")
         and hashlib.sha256(r.content).hexdigest() == mesh["sha256"]
     )
+
+
+@pytest.fixture
+def own_models(app: App, tmp_path: Path, models_dir: Path) -> Path:
+    """The page's two models copied into a folder of the test's own (the shared models are never changed), as the
+    app's store."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    store = ModelStore(folder)
+    for name in (vendor.GUIDANCE_MODEL, vendor.MESH_MODEL):
+        file = store.manifest.model(name).file
+        shutil.copy2(models_dir / file, folder / file)
+    app.client.app.state.h5_model_store = store  # type: ignore[attr-defined]  # TestClient.app: the ASGI app
+    return folder
+
+
+def _swap_keeping_size_and_mtime(path: Path) -> None:
+    st = path.stat()
+    with path.open("r+b") as fh:  # same inode, same size
+        fh.write(b"\xff" * 64)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_model_swapped_keeping_its_size_and_mtime_is_not_served(app: App, bundle: Path, own_models: Path) -> None:
+    """The store hashed the detector for guidance.json and then trusts its (size, mtime): before, the model URL sent
+    the file by path, so the swapped bytes went out under the immutable URL of the pinned hash."""
+    model = app.client.get("/h5/guidance.json").json()["model"]
+    assert model["url"]
+    _swap_keeping_size_and_mtime(own_models / "yunet_n_dynamic.onnx")
+    assert app.client.get(model["url"]).status_code == 404
+
+
+def test_a_model_served_then_swapped_still_serves_the_verified_bytes(app: App, bundle: Path, own_models: Path) -> None:
+    mesh = app.client.get("/h5/guidance.json").json()["mesh"]
+    path = own_models / "mediapipe_face_landmark.onnx"
+    pinned = path.read_bytes()
+    assert app.client.get(mesh["url"]).content == pinned
+    _swap_keeping_size_and_mtime(path)
+    r = app.client.get(mesh["url"])
+    assert r.status_code == 200 and r.content == pinned and hashlib.sha256(r.content).hexdigest() == mesh["sha256"]
 
 
 def test_the_bundle_is_served_at_its_versioned_url(app: App, bundle: Path) -> None:

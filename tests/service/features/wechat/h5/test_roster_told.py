@@ -11,7 +11,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, Certification, CertSession, utcnow
-from service.features.proxy.operators import channel_hashes
+from service.features.proxy.operators import H5_CLIENT, channel_hashes
 from service.features.wechat.h5 import identity
 from service.features.wechat.models import WeChatUser
 from tests.service import factories
@@ -49,11 +49,12 @@ def _accepted(w: World, sid: str, days_ago: int = 0) -> None:
         s.created_at = utcnow() - dt.timedelta(days=days_ago)
 
 
-def _active_binding_of(w: World, openid: str) -> None:
-    """`openid`'s family account (the H5 pages' operator) bound to the person, the binding accepted."""
+def _active_binding_of(w: World, openid: str, client: str = H5_CLIENT) -> None:
+    """`openid`'s relative's account made by `client` (the H5 pages' family account by default; a channel key's
+    name `api:<8 hex>` for a bank's app that said this openid) bound to the person, the binding accepted."""
     with w.ctx.db() as db:
         hashed = channel_hashes(w.ctx, "wechat", openid)[0]
-        factories.relative_binding(db, w.beneficiary_id, channel_hash=hashed, consent_at=utcnow())
+        factories.relative_binding(db, w.beneficiary_id, channel_hash=hashed, consent_at=utcnow(), client=client)
 
 
 def _refusals(w: World, action: str) -> list[tuple[str, str]]:
@@ -100,6 +101,22 @@ def test_a_relative_with_an_accepted_binding_is_told_on_the_self_flows_form(w: W
     _record_death(w)
     status, text = apply(w, sid)
     assert status == 409 and error_of(text) == DECEASED, (status, error_of(text))
+
+
+def test_a_channel_keys_account_for_the_same_openid_is_not_told(w: World) -> None:
+    """A bank's app (a channel key) made a relative's account for this openid and its binding to the elder was
+    accepted: the app's openid is only what the app said, not shown to be this WeChat user's (Part BV), so the H5
+    pages' own account is the one that counts (`operators.h5_account`). The form and "继续认证" said
+    "已登记死亡" to whoever holds the WeChat login of that openid; they answer as for an unknown record now."""
+    sid = failed_session(w)
+    _active_binding_of(w, OPENID, client="api:0badc0de")
+    external_id = _record_death(w)
+    status, text = apply(w, sid)
+    assert status == 404 and error_of(text) == UNKNOWN, (status, error_of(text))
+    r = w.client.post(f"/h5/api/sessions/{sid}/again")
+    assert r.status_code == 404 and "死亡" not in r.text, r.text
+    assert _refusals(w, "assist.refused") == [(external_id, "deceased")]
+    assert "死亡" not in _result_page(w, sid, OPENID)
 
 
 def test_the_persons_own_account_is_told_on_the_plain_form(w: World) -> None:

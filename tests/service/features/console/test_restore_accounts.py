@@ -1,0 +1,127 @@
+"""Staff account changes after the last dump, and a restore from it (the auditor's review, F5): an admin disabled a
+dismissed reviewer, lowered a supervisor, narrowed a reviewer's scope and reset a password after the dump. Before:
+the restore brought every one back as it was, `record-restore` redid withdrawals only, and the chain's log line named
+no account. Now each change is kept in the media store (account_kept.py) and the ones that took rights away are
+redone by `pension-cert console record-restore`; a grant (enable) is listed, never redone. A real SQLite file is
+copied back over the database, as tests/service/test_restore_withdrawals.py does."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from service.certification.context import ServiceContext
+from service.certification.staff_audit import ConsoleAuditEntry
+from service.features.console.auth import LoginError, authenticate
+from service.features.console.models import StaffUser
+from tests.service.features.console.conftest import PASSWORD, _hash, login
+
+NEW_PASSWORD = "another-horse-battery-9"
+
+
+def _context(tmp_path: Path) -> ServiceContext:
+    import service.schema
+    from service.features.install import install_features
+    from service.infra.config import Settings
+
+    return install_features(ServiceContext(Settings(var_dir=tmp_path), schema=service.schema.metadata))
+
+
+def _changes_after_the_dump(ctx: ServiceContext) -> None:
+    """What the admin did on the users page after the dump."""
+    from service.adapters.http.app import create_app
+
+    with ctx.db() as db:
+        ids = {u.username: u.id for u in db.scalars(select(StaffUser))}
+    with TestClient(create_app(ctx=ctx)) as c:
+        csrf = login(c, "admin")
+        for user, form in (
+            ("rev1", {"op": "disable"}),
+            ("sup1", {"op": "role", "role": "reviewer"}),
+            ("rev2", {"op": "scope", "scope": "420106"}),
+            ("rev3", {"op": "password", "password": NEW_PASSWORD}),
+            ("old1", {"op": "enable"}),
+        ):
+            r = c.post(f"/console/users/{ids[user]}", data=form | {"csrf": csrf}, follow_redirects=False)
+            assert r.status_code == 303, (user, r.text[:300])
+
+
+def test_account_changes_after_the_dump_are_redone_by_record_restore(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from service.adapters.cli import main
+
+    for k in [k for k in os.environ if k.startswith("PENSION_CERT_")]:
+        if k not in ("PENSION_CERT_MODELS_DIR", "PENSION_CERT_DATA_DIR"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("PENSION_CERT_VAR_DIR", str(tmp_path))
+    ctx = _context(tmp_path)
+    with ctx.db() as db:
+        for name, role, scope, active in (
+            ("admin", "admin", [], True),
+            ("rev1", "reviewer", [], True),
+            ("sup1", "supervisor", [], True),
+            ("rev2", "reviewer", ["4201"], True),
+            ("rev3", "reviewer", [], True),
+            ("old1", "reviewer", [], False),
+        ):
+            db.add(
+                StaffUser(
+                    username=name, display_name=name, role=role, password_hash=_hash(), scope=scope, active=active
+                )
+            )
+    ctx.engine.dispose()
+    shutil.copy(tmp_path / "pension_cert.db", tmp_path / "dump.db")  # last night's backup
+    ctx = _context(tmp_path)
+    caplog.set_level(logging.INFO, logger="service.features.console.audit")
+    _changes_after_the_dump(ctx)
+    ctx.engine.dispose()
+    logged = [r.getMessage() for r in caplog.records if "console audit" in r.getMessage()]
+    # The runbook's "redo from the logs" can be followed: the line names the account and the change.
+    assert any("user.disable rev1" in m for m in logged), logged
+    assert any('user.role sup1 {"from": "supervisor", "role": "reviewer"}' in m for m in logged), logged
+    shutil.copy(tmp_path / "dump.db", tmp_path / "pension_cert.db")  # the restore
+
+    assert main(["console", "record-restore", "--reason", "磁盘故障，恢复前一晚的备份"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    redone = sorted((w["kind"], w["target"]) for w in out["withdrawals_redone"])  # in time order: the same second here
+    assert redone == [
+        ("user.disable", "rev1"),
+        ("user.password", "rev3"),
+        ("user.role", "sup1"),
+        ("user.scope", "rev2"),
+    ]
+    assert [(w["kind"], w["target"]) for w in out["account_changes_left"]] == [("user.enable", "old1")]
+    assert out["audit_entries_through"] == 0
+    ctx = _context(tmp_path)
+    try:
+        with ctx.db() as db:
+            users = {u.username: u for u in db.scalars(select(StaffUser))}
+            assert users["rev1"].active is False
+            with pytest.raises(LoginError):  # the dismissed reviewer stays out
+                authenticate(db, "rev1", PASSWORD)
+            assert users["sup1"].role == "reviewer"
+            assert users["rev2"].scope == ["420106"]
+            assert users["old1"].active is False  # a grant: an admin decides again
+            assert authenticate(db, "rev3", NEW_PASSWORD).must_change_password
+            entries = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.actor == "cli:restore")).all()
+            assert sorted((e.action, e.target, e.detail["via"]) for e in entries) == [
+                (kind, target, "restore") for kind, target in redone
+            ]
+            [restored] = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "audit.restored"))
+            assert (restored.detail["withdrawals_redone"], restored.detail["account_changes_left"]) == (4, 1)
+    finally:
+        ctx.engine.dispose()
+    assert main(["console", "record-restore", "--reason", "磁盘故障，恢复前一晚的备份"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["withdrawals_redone"] == [] and len(again["account_changes_left"]) == 1  # nothing done twice
