@@ -28,6 +28,12 @@ class ImageLimits:
 
 
 DEFAULT_IMAGE_LIMITS = ImageLimits()
+# An ID-card photo: the card fills a few megapixels of any shot, and the reader works at about 2 MP. 16 MP passes
+# every phone camera's full-size picture (12 MP is 4032x3024 = 12.2 MP; 16 MP sensors give 4608x3456 = 15.9 MP;
+# 48-200 MP sensors save 12 MP by default) and the dev data's largest card image (the 2480x3508 template scan,
+# 8.7 MP); what is larger is refused from its header, before decoding: a 130 KB flat PNG of 40 MP (the general
+# bomb limit) cost 2.3 CPU-seconds and ~600 MiB in the API process per card read (review: workload 2).
+ID_CARD_IMAGE_LIMITS = ImageLimits(max_pixels=16_000_000)
 
 
 def decode_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> np.ndarray:

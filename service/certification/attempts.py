@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
@@ -87,6 +87,24 @@ def requesters(db: Session, ctx: ServiceContext, rows: list[tuple[str, dt.dateti
     for sid, who in opened.items():
         found.setdefault(sid, who)
     return {sid: found.get(sid, "") for sid in ids}
+
+
+def opener(db: Session, s: CertSession) -> str:
+    """The actor of `s`'s `session.create` audit entry: the API key, WeChat account or operator that opened it
+    ("" for a session without one)."""
+    return _audited_openers(db, [(s.id, s.created_at)]).get(s.id, "")
+
+
+def undecided_opened_by(db: Session, actor: str, limit: int) -> int:
+    """Sessions awaiting their decision (queued or processing) that `actor` opened, counted up to `limit`: the
+    queue's undecided sessions, each found by its `session.create` entry (by (target, action): migration 0024)."""
+    opened = (
+        select(CertSession.id)
+        .join(AuditEntry, and_(AuditEntry.target == CertSession.id, AuditEntry.action == "session.create"))
+        .where(CertSession.state.in_(UNDECIDED_STATES), AuditEntry.actor == actor)
+        .limit(limit)
+    )
+    return int(db.scalar(select(func.count()).select_from(opened.subquery())) or 0)
 
 
 def _audited_openers(db: Session, rows: list[tuple[str, dt.datetime]]) -> dict[str, str]:

@@ -113,6 +113,8 @@ SERVICE_MESSAGES_ZH: dict[str, str] = {
     "FIELD_INVALID": "填写内容不正确",
     "INTERNAL_ERROR": "系统暂时无法处理,请稍后再试",
     "BUSY": "系统繁忙,请稍后再试",
+    # One requester's share of the processing queue is full (sessions._check_queue_share): nothing was stored.
+    "QUEUE_FULL": "待处理的认证过多,请稍后再提交",
     "STORAGE": "系统暂时无法处理,请稍后再试",
 }
 
@@ -193,6 +195,7 @@ BY_KIND_MESSAGES_ZH: dict[str, str] = {
 SERVICE_STAFF_ZH: dict[str, str] = {
     ServiceCode.BENEFICIARY_UNKNOWN: "名册中无此人",
     ServiceCode.RATE_LIMITED: "请求过于频繁",
+    "QUEUE_FULL": "该渠道待处理认证已达上限,上传被拒",
     ServiceCode.NONCE_EXPIRED: "认证请求已超时",
     ServiceCode.NONCE_REUSED: "认证请求重复使用",
     "CONSENT_REQUIRED": "未同意个人信息处理",

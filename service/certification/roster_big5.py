@@ -8,8 +8,11 @@ name is read both ways: the file is refused as Big5 when every name read as Big5
 are written in (`name_characters`: 張國榮), and the GB18030 reading shows at least two characters no name is written
 in (`odd_characters`: 眎, 篴, private-use ones). One such character alone is a GB18030 roster's own rare character or
 造字 (王玥, 王 and a user-defined character), and its row is judged as before; measured on generated names, a 造字
-or a rare character in a one- or two-name GB18030 file is never refused so, two of them in two names about one
-time in five (tests/service/test_roster_big5.py).
+or a rare character in a one- or two-name GB18030 file is never refused so (tests/service/test_roster_big5.py).
+
+The characters outside GB2312 that mainland given names are written in (玥, 珺, 琇: the gem radical's; 祎, 芃 …,
+`NAME_RARE`) are no sign of Big5 either: before, two of them in a file of one to three names refused it about one
+time in five to one in thirteen (the review of new surfaces, F4), as Chinese Excel's CSV of new retirees.
 """
 
 from __future__ import annotations
@@ -24,10 +27,20 @@ _HAN = re.compile(f"[{HAN}]")
 BIG5 = "cp950"
 # At least this many characters of the GB18030 reading no name is written in: one is a rare character or a 造字.
 ODD_ENOUGH = 2
+# GBK's ideographs outside GB2312 that given names are written in: the gem radical's (玉/王: 玥, 珺, 琇, 玙 …, the
+# block up to 瓦) and these. GBK holds them where Big5's bytes read as GB18030 give ideographs no name uses (眎, 篴),
+# so they are told apart by the character; one used by the names of a roster is never a sign of Big5.
+_GEM = range(0x738B, 0x74E6)
+NAME_RARE = frozenset("祎禕祐禛禤芃甡畇竑锳翾镕頔赟钖翀絜")
 
 
 def _private(ch: str) -> bool:
     return 0xE000 <= ord(ch) <= 0xF8FF or ord(ch) >= 0xF0000
+
+
+def _rare_name_han(ch: str) -> bool:
+    """A Han character outside GB2312 that given names are written in (NAME_RARE, the gem radical's)."""
+    return ord(ch) in _GEM or ch in NAME_RARE
 
 
 def _name_han(ch: str) -> bool:
@@ -48,14 +61,15 @@ def name_characters(name: str) -> bool:
 
 
 def odd_characters(name: str) -> int:
-    """How many characters of a name no name is written in: private-use ones, Han ones that are neither GB2312 nor a
-    traditional or variant form of one (眎, 篴), and symbols (㏄, ﹙). A foreign name's accented letters are not."""
+    """How many characters of a name no name is written in: private-use ones, Han ones that are neither GB2312, a
+    traditional or variant form of one, nor a rarer one given names use (眎, 篴; not 玥, 祎), and symbols (㏄, ﹙).
+    A foreign name's accented letters are not."""
     odd = 0
     for ch in name:
         if _private(ch):
             odd += 1
         elif _HAN.match(ch):
-            odd += not _name_han(ch)
+            odd += not (_name_han(ch) or _rare_name_han(ch))
         elif not ch.isascii() and ch not in DOT_VARIANTS and unicodedata.category(ch)[0] in "SP":
             odd += 1
     return odd

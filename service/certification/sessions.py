@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from pipelines.errors import MediaError
 from pipelines.liveness import issue_challenge, parse_actions
 from pipelines.liveness.video import probe_video
-from pipelines.media import ALLOWED_IMAGE_FORMATS, DEFAULT_IMAGE_LIMITS
+from pipelines.media import ALLOWED_IMAGE_FORMATS, ID_CARD_IMAGE_LIMITS
 from pipelines.reasons import ReasonCode
 from pipelines.sniff import accepted_type
 from service.certification import attempts
@@ -125,6 +125,20 @@ def _check_undecided_attempts(db: Session, ctx: ServiceContext, s: CertSession, 
     ctx.hooks.check_queue(db, ctx, s)
 
 
+def _check_queue_share(db: Session, ctx: ServiceContext, s: CertSession) -> None:
+    """One requester's share of the queue: at QUEUED_PER_REQUESTER of the sessions it opened awaiting their
+    decision, its next upload that would queue one is refused (429 QUEUE_FULL; the client sends it again later).
+    The attempt limits bound a person's sessions, not a key's: one channel key re-sending a batch queued without
+    limit, and the workers, oldest first, put every other citizen behind its backlog (review: workload 3).
+    Approximate under concurrent uploads of one requester (a few over, never many). Not for the staff channel."""
+    cap = ctx.settings.certification.queued_per_requester
+    if cap <= 0 or s.channel == Channel.STAFF:
+        return
+    who = attempts.opener(db, s)
+    if who and attempts.undecided_opened_by(db, who, cap) >= cap:
+        raise ServiceError("QUEUE_FULL", f"{cap} sessions this requester opened await their decision")
+
+
 def unused_challenge(db: Session, ctx: ServiceContext, beneficiary_id: int, now: dt.datetime) -> tuple[str, ...] | None:
     """The actions of the person's latest session opened today, if it never received a video.
 
@@ -217,7 +231,7 @@ def _check_image(data: bytes) -> None:
         raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, "image dimensions too large") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not a readable image") from exc
-    if width * height > DEFAULT_IMAGE_LIMITS.max_pixels:  # refused now, not after queuing the session
+    if width * height > ID_CARD_IMAGE_LIMITS.max_pixels:  # refused now, before decoding it in full below
         raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{width}x{height} pixels")
     if fmt not in ALLOWED_IMAGE_FORMATS:
         raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {fmt}")
@@ -294,10 +308,13 @@ def upload(
             raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted")
         _probe_video(data)
     key = f"sessions/{s.id}/{kind}"
+    queues = (s.video_key if card else s.id_card_key) is not None
+    if queues:
+        _check_queue_share(db, ctx, s)  # before the media are stored: nothing kept for a refused upload
     # Media first (atomic, fsync'd; a full disk raises StorageFullError before any row changes), then the row.
     ctx.storage.put(key, data)
     try:
-        if (s.video_key if card else s.id_card_key) is not None:  # this upload queues the session: an attempt
+        if queues:  # this upload queues the session: an attempt
             _check_undecided_attempts(db, ctx, s, now)
         if card:
             s.id_card_key, s.id_card_request_id, s.id_card_sha256 = key, request_id, digest

@@ -5,8 +5,9 @@ Every recorded withdrawal whose audit entry the restored database does not hold 
 again through the same service function, audited with the same action and event id (`via: restore`): a rerun finds
 that entry and skips it, and nothing else is undone. A withdrawal later than the dump is undone by the restore even
 if the person consented again after it: that later consent, and the certification that enrolled, are lost with the
-dump as well. The core's kind is here; a feature's comes through `FeatureHooks.reapply` (the core never imports a
-feature).
+dump as well. A staff account's change (the console's account_kept.redo) is also left when the database holds a
+newer change of that account (made after the service reopened): the later decision stands. The core's kind is
+here; a feature's comes through `FeatureHooks.reapply` (the core never imports a feature).
 """
 
 from __future__ import annotations

@@ -373,6 +373,10 @@ class CertificationSettings(BaseSettings):
     # service/certification/attempts.py).
     failures_per_day: int = 3
     failures_per_day_beneficiary: int = 10
+    # Sessions one requester (API key, WeChat account, operator) may have awaiting their decision; the next upload
+    # that would queue one is 429 QUEUE_FULL (sessions._check_queue_share). About two minutes of two workers'
+    # work: an integrator sending one video per certifying pensioner stays far below it. 0: no cap.
+    queued_per_requester: int = Field(default=300, ge=0)
     challenge_ttl_s: int = Field(default=300, gt=0)
     # A fixed action challenge (e.g. a staff counter's routine, or tests); empty: random 2-3 actions.
     challenge_actions: list[str] = Field(default_factory=list)
@@ -462,6 +466,8 @@ class H5Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PENSION_CERT_H5_", env_file=None, extra="ignore")
 
     card_check: bool = True  # instant OCR feedback on the H5 card step (loads the ID-card reader in the API)
+    # Card reads running at once in one API process; one more is answered 503 BUSY at once (cardcheck.py).
+    card_reads: int = Field(default=2, ge=1)
     # The bureau's own recordings of the H5 spoken prompts ({key}.mp3 or .wav, keys in
     # service/features/wechat/h5/voice.py);
     # a key without one is spoken by the file generated with espeak-ng (docs/wechat.md).

@@ -75,13 +75,41 @@ def test_one_rare_character_or_zaozi_in_a_short_gb18030_roster_does_not_refuse_i
     assert [f for f in files if refused(text_of(f).encode("gb18030"))] == []
 
 
+# Given names' characters outside GB2312 (GBK has them): each line a roster of one to three names, as Chinese Excel
+# saves a month's new retirees. Before, two such characters in one file refused it as Big5 (the new-surfaces review).
+RARE_NAME_ROSTERS = {
+    "玥, 祎 in two names": ["李玥", "陈祎"],
+    "玥, 珺 in one name": ["刘玥珺"],
+    "琇, 芃, 玥 in three names": ["黄琇", "孙芃", "胡玥"],
+    "玙, 琤": ["李玙", "陈琤"],
+    "瑄, 瑀, 璟": ["黄瑄", "孙瑀", "胡璟"],
+    "禕, 祐": ["刘禕祐"],
+    "琍, 璠, 珅": ["李琍", "陈璠珅"],
+    "璘, 玹, 玓": ["黄璘", "孙玹玓"],
+    "禤, 絜": ["胡禤絜"],
+    "甡, 畇, 竑": ["刘甡畇", "李竑"],
+    "瑄, 芃": ["李瑄", "陈芃"],
+    "琎, 瓅": ["孙琎瓅"],
+}
+
+
+@pytest.mark.parametrize("case", list(RARE_NAME_ROSTERS))
+def test_a_short_gb18030_roster_of_rarer_name_characters_is_accepted(
+    case: str, tmp_path: Path, ctx: ServiceContext, db: Session
+) -> None:
+    names = RARE_NAME_ROSTERS[case]
+    assert all(as_big5(n) is not None for n in names)  # bytes Big5 reads too: the case the check must tell apart
+    assert stored(db, ctx, saved(tmp_path, names, "gb18030")) == set(names)
+
+
 def test_generated_big5_rosters_of_one_and_two_names_are_refused() -> None:
     """Measured on generated traditional names saved as Big5 (300 files each): before, a quarter of the files of
     one name, 62 % of two names and 85 % of three were refused (by their kana or 造字), the rest imported garbled;
-    now 69 %, 97 % and 99.7 %. What is left reads as GB18030 as an ordinary name might (梁朝偉 as 辩绰岸)."""
+    now 64.7 %, 95.0 % and 99.7 % (69 %, 97 % and 99.7 % while the rarer characters given names use, NAME_RARE, still
+    counted as a sign of Big5). What is left reads as GB18030 as an ordinary name might (梁朝偉 as 辩绰岸)."""
     rng = random.Random(7)
     traditional = {v: k for k, v in sorted(fold_table().items())}
-    for count, least in ((1, 0.65), (2, 0.95), (3, 0.99)):
+    for count, least in ((1, 0.64), (2, 0.95), (3, 0.99)):
         files: list[bytes] = []
         while len(files) < 300:
             names = ["".join(traditional.get(c, c) for c in n) for n in _names(rng, count)]

@@ -249,7 +249,11 @@ def _restored(args: argparse.Namespace) -> int:
         # The withdrawals (and staff accounts' rights taken away) later than the dump, done again (each audited; a
         # rerun skips those done); the accounts' grants, never redone, listed for an admin.
         redone = [{"kind": w.kind, "target": w.target, "at": w.at} for w in reapply_withdrawals(db, ctx, withdrawals)]
-        grants = [{"kind": w.kind, "target": w.target, "at": w.at} for w in account_kept.left(db, withdrawals)]
+        # `why`: a grant, a newer change the database holds (not redone), a narrowing that disabled the account.
+        grants = [
+            {"kind": w.kind, "target": w.target, "at": w.at, "why": why}
+            for w, why in account_kept.left(db, withdrawals)
+        ]
         restore, lost = done.restore, [a.seq for a in done.restore.lost]
         if done.state != "already":  # the record's own entry, naming it: a rerun finds a record without one
             detail = {"through": restore.seq, "lost": lost, "reason": reason, "next_event_id": next_event_id}

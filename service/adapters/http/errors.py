@@ -52,6 +52,7 @@ STATUS_BY_CODE: dict[str, int] = {
     ServiceCode.RATE_LIMITED.value: 429,  # answered by the rate limiter itself (limits.py), never raised
     ReasonCode.BENEFICIARY_DECEASED.value: 409,
     ReasonCode.IDENTITY_CHANGED.value: 409,  # a staff accept of a video made before the record's number changed
+    "QUEUE_FULL": 429,  # one requester's share of the processing queue (sessions._check_queue_share)
     ReasonCode.ATTEMPTS_EXCEEDED.value: 429,  # a citizen's daily limit; a proxy binding's lock is a LockedError
     ReasonCode.VIDEO_DUPLICATE.value: 409,
     ServiceCode.NONCE_REUSED.value: 409,

@@ -1,4 +1,4 @@
-"""Staff account changes a database restore must not take back (docs/security.md, Part on the auditor's review;
+"""Staff account changes a database restore must not take back (docs/security.md, Parts CO and CS;
 docs/operations.md, "Restoring from a backup").
 
 An admin's change of an account lived in the database only: a restore from a dump older than it brought the
@@ -11,10 +11,17 @@ away (disable, a role lowered, a scope narrowed, a password set: its old one no 
 database does not reflect, through `redo` (FeatureHooks.reapply), audited with the same action `via: restore`.
 One that gave rights (enable, a role raised, a scope widened or moved) is never redone on its own: a grant is a
 person's decision (Part BK), so `left` lists it for an admin to make again.
+
+`record-restore` may run after the service reopened (docs/operations.md, restore step 5): an admin may by then have
+changed the account again. A kept change is redone only while the database holds no newer change of the same
+account and field (`_newer_held`: their chain entries' times); one it holds wins, and `left` lists the kept change
+as not redone. A narrowing takes away only what it took away then (`_narrowed`), never gives the account a district
+it does not have now; one that would leave it no district (the empty scope is the whole jurisdiction) disables it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.certification.withdrawal_records import RESTORE_ACTOR, KeptWithdrawal, note, reflected
 from service.features.console import audit_chain
 from service.features.console.auth import ROLE_RANK, end_user_sessions
@@ -35,6 +43,18 @@ if TYPE_CHECKING:
 
 # The chain actions of the account changes kept (routes_auth.py writes them).
 KINDS = ("user.disable", "user.enable", "user.role", "user.scope", "user.password", "user.password.self")
+# The chain actions that set each kind's field of an account (creating it sets them all): a newer one of these in the
+# restored database is a later decision than the kept change (`_newer_held`).
+_SAME_FIELD = {
+    "user.disable": ("user.disable", "user.enable"),
+    "user.enable": ("user.disable", "user.enable"),
+    "user.role": ("user.role",),
+    "user.scope": ("user.scope",),
+    "user.password": ("user.password", "user.password.self"),
+    "user.password.self": ("user.password", "user.password.self"),
+}
+# Why `left` lists a kept change (the CLI's `account_changes_left[].why`).
+GRANT, NEWER, EMPTIED = "grant", "newer_change", "scope_emptied"
 
 
 def note_change(db: Session, kind: str, user: StaffUser, value: dict[str, Any] | None = None) -> dict[str, str]:
@@ -53,12 +73,13 @@ def target_of(username: str) -> str:
 
 
 def redo(db: Session, ctx: ServiceContext, w: KeptWithdrawal, /) -> bool:
-    """Account change `w`, kept, done again after a restore when it took rights away and the account still has
-    them; audited as the change was, with `w.detail()`. False: a grant (never redone: `left` lists it), the
-    account not in the restored database, or nothing to take away."""
+    """Account change `w`, kept, done again after a restore when it took rights away, the account still has them
+    and the database holds no newer change of that field; audited as the change was, with `w.detail()`. False: a
+    grant (never redone: `left` lists it), the account not in the restored database, a newer change held (listed
+    too), or nothing to take away."""
     user = db.scalar(select(StaffUser).where(StaffUser.username == w.ref))
     change = _RESTRICTING.get(w.kind)
-    if user is None or change is None:
+    if user is None or change is None or _newer_held(db, w):
         return False
     detail = change(db, user, _value(w))
     if detail is None:
@@ -67,17 +88,60 @@ def redo(db: Session, ctx: ServiceContext, w: KeptWithdrawal, /) -> bool:
     return True
 
 
-def left(db: Session, kept: list[KeptWithdrawal]) -> list[KeptWithdrawal]:
-    """The kept account changes (after `redo` ran) that the restored database does not reflect and whose account
-    is not as they left it: the grants, for an admin to decide on and make again (none is redone on its own)."""
+def left(db: Session, kept: list[KeptWithdrawal]) -> list[tuple[KeptWithdrawal, str]]:
+    """The kept account changes (after `redo` ran) an admin must look at, each with why: a grant the restored
+    database does not reflect (GRANT: never redone on its own), a change not redone because the database holds a
+    newer one of that account and field (NEWER: the admin's later decision stands), while the account is not as the
+    change left it; and a narrowing that disabled the account, while it stays disabled (EMPTIED)."""
     out = []
     for w in kept:
-        if w.kind not in KINDS or reflected(db, w):
+        if w.kind not in KINDS:
             continue
         user = db.scalar(select(StaffUser).where(StaffUser.username == w.ref))
-        if user is not None and not _as_left(user, w.kind, _value(w)):
-            out.append(w)
+        if user is None:
+            continue
+        if reflected(db, w):
+            if w.kind == "user.scope" and not user.active and _emptied(db, w):
+                out.append((w, EMPTIED))
+        elif not _as_left(user, w.kind, _value(w)):
+            out.append((w, NEWER if _newer_held(db, w) else GRANT))
     return out
+
+
+def _newer_held(db: Session, w: KeptWithdrawal) -> bool:
+    """Whether the database holds a change of `w`'s account and field made after `w` (an admin's, after the service
+    reopened, or its account created anew): its chain entry's time, or for a change redone by a restore, the time
+    of the change it redid (`withdrawn_at`), so that redoing kept changes in their order never counts as newer."""
+    entries = db.execute(
+        select(ConsoleAuditEntry.at, ConsoleAuditEntry.detail).where(
+            ConsoleAuditEntry.action.in_((*_SAME_FIELD[w.kind], "user.create")),
+            ConsoleAuditEntry.target == w.target,
+        )
+    )
+    for at, detail in entries:
+        detail = detail or {}
+        if detail.get("event") == w.event:
+            continue
+        done = detail.get("withdrawn_at") if detail.get("via") == "restore" else None
+        if (_parsed(str(done)) if done else at) > w.when():
+            return True
+    return False
+
+
+def _parsed(at: str) -> dt.datetime:
+    return dt.datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _emptied(db: Session, w: KeptWithdrawal) -> bool:
+    """Whether redoing scope narrowing `w` disabled its account (its restore entry says so)."""
+    details = db.scalars(
+        select(ConsoleAuditEntry.detail).where(
+            ConsoleAuditEntry.actor == RESTORE_ACTOR,
+            ConsoleAuditEntry.action == w.kind,
+            ConsoleAuditEntry.target == w.target,
+        )
+    )
+    return any((d or {}).get("event") == w.event and (d or {}).get("disabled") for d in details)
 
 
 def _value(w: KeptWithdrawal) -> dict[str, Any]:
@@ -114,10 +178,32 @@ def _role(db: Session, user: StaffUser, value: dict[str, Any]) -> dict[str, Any]
 
 def _scope(db: Session, user: StaffUser, value: dict[str, Any]) -> dict[str, Any] | None:
     new, old, now = list(value.get("to") or []), list(value.get("from") or []), list(user.scope or [])
-    if new == old or not _inside(new, old) or _inside(now, new):
-        return None  # widened or moved (a grant), or the account sees no more than it now
-    user.scope = new
-    return {"from": now, "to": new, "released": release_claims_outside(db, user.id, new)}
+    if new == old or not _inside(new, old):
+        return None  # widened or moved: a grant
+    kept = _narrowed(now, old, new)
+    if kept == sorted(now):
+        return None  # the account sees nothing the change took away
+    if not kept:  # nothing of its scope is left, and an empty scope is the whole jurisdiction: disabled instead
+        user.active = False
+        end_user_sessions(db, user.id)
+        return {"from": now, "to": now, "disabled": True, "released": 0}
+    user.scope = kept
+    return {"from": now, "to": kept, "released": release_claims_outside(db, user.id, kept)}
+
+
+def _narrowed(now: Sequence[str], old: Sequence[str], new: Sequence[str]) -> list[str]:
+    """Scope `now` less what narrowing `old` -> `new` took away, never more than `now` (the change's `new` whole
+    could give a district the account does not have: the review of new surfaces, F2). A prefix of `now` inside
+    `new`, or apart from `old`, stays; one overlapping what was taken away is cut to the prefixes of `new` inside it
+    (one wider than `old`'s, e.g. the whole jurisdiction, loses the rest too: a restriction, never a grant)."""
+    out: set[str] = set()
+    for p in now or [""]:  # the empty scope: every region
+        apart = bool(old) and not (p and within(old, p)) and not any(q.startswith(p) for q in old)
+        if (p and within(new, p)) or apart:
+            out.add(p)
+        else:
+            out.update(q for q in new if q.startswith(p))
+    return sorted(out)
 
 
 def _password(db: Session, user: StaffUser, value: dict[str, Any]) -> dict[str, Any] | None:
@@ -129,13 +215,18 @@ def _password(db: Session, user: StaffUser, value: dict[str, Any]) -> dict[str, 
 
 
 def _as_left(user: StaffUser, kind: str, value: dict[str, Any]) -> bool:
-    """Whether `user` is as change `kind` left it (nothing for a person to do again)."""
+    """Whether `user` is as change `kind` left it (nothing for a person to do again); for one that took rights
+    away, whether the account holds none of them (a lower role, a scope without what the narrowing took)."""
     if kind in ("user.disable", "user.enable"):
         return user.active == (kind == "user.enable")
     if kind == "user.role":
-        return str(user.role) == str(value.get("role"))
+        role = value.get("role")
+        return not _lowered(user.role, role) if _lowered(value.get("from"), role) else str(user.role) == str(role)
     if kind == "user.scope":
-        return list(user.scope or []) == list(value.get("to") or [])
+        new, old, now = list(value.get("to") or []), list(value.get("from") or []), list(user.scope or [])
+        if new != old and _inside(new, old):
+            return _narrowed(now, old, new) == sorted(now)
+        return now == new
     return user.password_hash == value.get("hash")
 
 

@@ -242,7 +242,7 @@ def mark_deceased(
         db,
         staff.actor,
         "beneficiary.deceased",
-        b.external_id,
+        audit_chain.person_target(b),
         {"date_of_death": date_of_death.isoformat(), "alerts": len(alerts), "evidence_held": held},
     )
     return alerts

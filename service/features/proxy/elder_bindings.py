@@ -4,9 +4,12 @@ both go through `bindings.end_binding`, the one way a binding ends (kept with it
 
 The elder's page cannot tell the elder from a relative who certified them through the ordinary self flow on the
 relative's own phone (the service sees an account that certified the person, nothing more): `relative_of` names the
-accounts known to be a relative's, whose page is read-only."""
+accounts known to be a relative's, whose page is read-only (an account verified as a person recorded deceased is not
+one: it has passed to a survivor; a household's account shared by pensioners: docs/wechat.md, my_data_view.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +18,7 @@ from pipelines.reasons import ReasonCode
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import NotFoundError
-from service.certification.models import Beneficiary, one_of_hashes
+from service.certification.models import Beneficiary, BeneficiaryStatus, one_of_hashes
 from service.certification.withdrawal_records import RESTORE_ACTOR, KeptWithdrawal, note
 from service.features.proxy.bindings import end_binding
 from service.features.proxy.errors import ProxyServiceError
@@ -35,23 +38,50 @@ def elder_bindings_listed(db: Session, elder_id: int) -> list[ProxyBinding]:
 def relative_of(db: Session, ctx: ServiceContext, channel: str, channel_id: str, elder: Beneficiary) -> bool:
     """The account (channel, channel_id) is known to be a relative's, not `elder`'s own: a relative's account
     (under any signing key in use) with a binding to the elder, whatever its status, or one verified as another
-    person (its person hash none of the elder's number's under the keys in use: a rotation may be under way)."""
-    hashes = channel_hashes(ctx, channel, channel_id)
-    ops = db.scalars(
-        select(ProxyOperator).where(ProxyOperator.channel == channel, one_of_hashes(ProxyOperator.channel_hash, hashes))
-    ).all()
+    living person (`others_verified`)."""
+    ops = _accounts(db, ctx, channel, channel_id)
     if not ops:
         return False
     bound = select(ProxyBinding.id).where(
         ProxyBinding.beneficiary_id == elder.id, ProxyBinding.operator_id.in_([op.id for op in ops])
     )
-    if db.scalar(bound.limit(1)) is not None:
-        return True
-    verified = [op.person_hash for op in ops if op.person_hash is not None]
+    return db.scalar(bound.limit(1)) is not None or bool(_others_verified(db, ctx, ops, elder))
+
+
+def others_verified(
+    db: Session, ctx: ServiceContext, channel: str, channel_id: str, elder: Beneficiary
+) -> list[Beneficiary | None]:
+    """The people other than `elder` verified on the account (their person hash none of the elder's number's under
+    the keys in use: a rotation may be under way): each one's roster record, None for one not on the roster (a
+    relative who draws no pension here). A person recorded deceased is left out: the account has passed to a
+    survivor (a widow keeps her late husband's WeChat, the only one she has), and his check protects nobody."""
+    return _others_verified(db, ctx, _accounts(db, ctx, channel, channel_id), elder)
+
+
+def _accounts(db: Session, ctx: ServiceContext, channel: str, channel_id: str) -> Sequence[ProxyOperator]:
+    hashes = channel_hashes(ctx, channel, channel_id)
+    query = select(ProxyOperator).where(
+        ProxyOperator.channel == channel, one_of_hashes(ProxyOperator.channel_hash, hashes)
+    )
+    return db.scalars(query).all()
+
+
+def _others_verified(
+    db: Session, ctx: ServiceContext, ops: Sequence[ProxyOperator], elder: Beneficiary
+) -> list[Beneficiary | None]:
+    verified = {op.person_hash for op in ops if op.person_hash is not None}
     if not verified:
-        return False
-    elders = ctx.keyring.id_hashes(ctx.keyring.decrypt_field(elder.id_enc, "beneficiary.id_number"))
-    return any(person not in elders for person in verified)
+        return []
+    others = sorted(
+        verified - set(ctx.keyring.id_hashes(ctx.keyring.decrypt_field(elder.id_enc, "beneficiary.id_number")))
+    )
+    if not others:
+        return []
+    # A record hashed under another signing key than the check (mid-rotation) is not found: read as a relative
+    # not on the roster, the stricter reading.
+    rows = {b.id_hash: b for b in db.scalars(select(Beneficiary).where(Beneficiary.id_hash.in_(others)))}
+    found = [rows.get(person) for person in others]
+    return [b for b in found if b is None or b.status != BeneficiaryStatus.DECEASED]
 
 
 def end_by_elder(

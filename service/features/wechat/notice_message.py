@@ -1,6 +1,7 @@
 """WeChat notifications, (2) the message of a recorded notice, composed just before it is sent (notice_send.py),
 or None when it is no longer true: a reminder queued a second before an accept (which moves the date), a result
-superseded by a later one, a closed request whose person is gone (the wording: messages.py, revoked.py).
+superseded by a later one, a reminder whose account is no longer the person's own, a closed request whose person
+is gone (the wording: messages.py, revoked.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from service.certification.models import (
     utcnow,
 )
 from service.features.console.models import AssistRequest
+from service.features.wechat.accounts import own_account
 from service.features.wechat.messages import (
     Message,
     assist_message,
@@ -83,4 +85,9 @@ def compose(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.da
         return None  # certified since (a new period) or the date was corrected
     if reminder_kind(b, today, ctx.rules) != notice.kind:
         return None  # no longer due, or due as another kind now (that one has its own notice)
+    if own_account(db, b.id) != notice.openid:
+        # The account stopped being the person's while the notice waited (the night before 08:00, a busy person):
+        # the roster gave the record another ID number, a certification made from it was revoked. It is not told
+        # the person's name and dates (accounts.py, the one rule).
+        return None
     return reminder_message(notice.kind, b, base)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from pipelines.errors import MediaError
-from pipelines.media import decode_image
+from pipelines.media import ID_CARD_IMAGE_LIMITS, decode_image
 from pipelines.reasons import ReasonCode
 from service.certification.contract import CardReader
+from service.certification.errors import ServiceError
 from service.infra.security import Keyring
 
 # What a re-take fixes; the rest (e.g. an expired card) is for the decision and staff, not the camera.
@@ -37,6 +38,17 @@ RETAKE = (
 # Reads kept (by photo sha256): a handful of phones between their card read and their session's upload.
 CACHE_SIZE = 64
 CACHE_TTL_S = 600.0
+# Card reads run at once in one API process (settings.h5.card_reads): each holds a request thread, a core and up to
+# a few hundred MiB while it runs.
+DEFAULT_CARD_READS = 2
+
+
+class CardReaderBusy(ServiceError):
+    """Every card-read slot of this process is taken: answered at once (503 BUSY, "系统繁忙,请稍后再试"), not
+    queued on the request threads, which every other page of the service needs (review: workload 2)."""
+
+    def __init__(self) -> None:
+        super().__init__("BUSY", "all card reads of this process are running")
 
 
 @dataclass(frozen=True)
@@ -51,8 +63,9 @@ class CardRead:
 class CardChecker:
     """The reader (loaded on the first photo, not when the process starts) and the recent reads by sha256."""
 
-    def __init__(self, pack: str | None) -> None:
+    def __init__(self, pack: str | None, slots: int = DEFAULT_CARD_READS) -> None:
         self.pack = pack
+        self._slots = threading.BoundedSemaphore(slots)
         self._reader: CardReader | None = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[float, CardRead]] = OrderedDict()
@@ -72,7 +85,12 @@ class CardChecker:
         key = hashlib.sha256(data).hexdigest()
         read = self._cached(key) if cached else None
         if read is None:
-            read = _ocr(data, self.reader)
+            if not self._slots.acquire(blocking=False):
+                raise CardReaderBusy()
+            try:
+                read = _ocr(data, self.reader)
+            finally:
+                self._slots.release()
             self._remember(key, read)
         return read
 
@@ -102,18 +120,19 @@ class CardChecker:
                 self._cache.popitem(last=False)
 
 
-def card_checker(request: Request, pack: str | None) -> CardChecker:
+def card_checker(request: Request, pack: str | None, slots: int = DEFAULT_CARD_READS) -> CardChecker:
     """The app's checker, made on its first card photo and kept on the app's state (one per app, so per API
-    process); the card-first read and the session's card check share it, and with it the cache of reads."""
+    process); the card-first read and the session's card check share it, and with it the cache of reads and the
+    `slots` card reads that may run at once."""
     checker: CardChecker | None = getattr(request.app.state, "card_checker", None)
     if checker is None:
-        checker = request.app.state.card_checker = CardChecker(pack)
+        checker = request.app.state.card_checker = CardChecker(pack, slots)
     return checker
 
 
 def _ocr(data: bytes, reader: Callable[[], CardReader]) -> CardRead:
     try:
-        image = decode_image(data)
+        image = decode_image(data, ID_CARD_IMAGE_LIMITS)  # a larger picture is refused from its header
     except MediaError as exc:
         return CardRead((exc.reason,))
     result = reader().read(image)

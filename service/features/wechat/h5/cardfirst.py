@@ -41,7 +41,7 @@ def card_read(ctx: Ctx, request: Request, file: Annotated[UploadFile, File()]) -
     if not ctx.settings.h5.card_check:  # no reader in the API: the page asks for name and number instead
         raise ServiceError("CARD_READ_DISABLED", "the card is read after the upload")
     data = read_limited(file, ctx.settings.uploads.max_image_bytes)
-    read = card_checker(request, ctx.settings.certification.model_pack).read(data)
+    read = card_checker(request, ctx.settings.certification.model_pack, ctx.settings.h5.card_reads).read(data)
     if read.problems:
         return problem_response(list(read.problems))
     return JSONResponse({"name": read.name or "", "id_number": read.id_number})

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from service.adapters.http.deps import DB, Ctx
 from service.certification import attempts
@@ -31,7 +32,7 @@ from service.features.proxy.own_template import WITHDRAWN_ACTION as OPERATOR_WIT
 from service.features.proxy.own_template import consent_pending, withdraw_operator_template
 from service.features.wechat.h5 import identity
 from service.features.wechat.h5.login import login
-from service.features.wechat.h5.my_data_view import my_data, own_person, own_persons
+from service.features.wechat.h5.my_data_view import MyData, certificate_served, my_data, own_person, own_persons
 from service.features.wechat.h5.pages import message, render
 from service.infra.clock import local_today
 
@@ -56,7 +57,7 @@ def my_data_page(ctx: Ctx, db: DB, request: Request, done: str = "") -> Response
     openid = identity.openid_from(ctx, request)
     if openid is None:
         return login(ctx, request)
-    people = [my_data(db, ctx, b, relative_of(db, ctx, "wechat", openid, b)) for b in own_persons(db, openid)]
+    people = [_person(db, ctx, openid, b) for b in own_persons(db, openid)]
     op = operators.find(db, ctx, "wechat", openid)  # the account as a relative's (the family pages)
     relative_template = op is not None and (op.template_enrolled or consent_pending(db, op))
     who = attempts.wechat_requester(ctx, openid)
@@ -75,18 +76,23 @@ def my_data_page(ctx: Ctx, db: DB, request: Request, done: str = "") -> Response
     )
 
 
+def _person(db: Session, ctx: ServiceContext, openid: str, b: Beneficiary) -> MyData:
+    read_only = relative_of(db, ctx, "wechat", openid, b)
+    return my_data(db, ctx, b, read_only, certificate_served(db, ctx, openid, b, read_only))
+
+
 @router.get("/me/{person_id}/certificate.png")
 def certificate_png_page(ctx: Ctx, db: DB, request: Request, person_id: int) -> Response:
     """The person's latest valid certificate (`certificates.latest_copy`), by their own WeChat login: a case decided
     by staff review is accepted after the session's token has ended. Never to an account known as a relative's (the
-    relative's copy goes through their binding, the proxy API). Audited."""
+    relative's copy goes through their binding, the proxy API), unless a household's (`certificate_served`). Audited."""
     openid = identity.openid_from(ctx, request)
     if openid is None:
         return login(ctx, request)
     b = own_person(db, openid, person_id)
     if b is None:
         return _unknown(request)
-    if relative_of(db, ctx, "wechat", openid, b):
+    if not certificate_served(db, ctx, openid, b, relative_of(db, ctx, "wechat", openid, b)):
         return message(
             request, "请本人查看", "本微信是家人的账号,不能下载老人的认证凭证。请老人本人用自己的微信查看。", status=403
         )

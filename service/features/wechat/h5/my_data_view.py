@@ -8,8 +8,9 @@ one, nor one made before the roster changed the record's ID number). That is who
 the self flow from this account: possibly a relative who filmed them on the relative's own phone; the service cannot
 tell. Typing a name and a number, or certifying for the elder as a bound relative (proxy sessions), does not make an
 account the person's own. When the account is known to be a relative's (`elder_bindings.relative_of`: bound to the
-elder, or verified as someone else), the page is read-only for the elder's data: no withdrawal, no binding ended
-(请本人或到柜台办理). An elder without an own account withdraws at the counter (the console's person page).
+elder, or verified as someone else not recorded deceased), the page is read-only for the elder's data: no
+withdrawal, no binding ended (请本人或到柜台办理), no certificate copy unless the account is a household's
+(`certificate_served`). An elder without an own account withdraws at the counter (the console's person page).
 
 Each relative is named by their verified name, masked (王*红): the elder must tell a daughter from a son, both
 "子女", bound the same week, to end the right one, and see a stranger who declared "子女" for what they are. Who may
@@ -30,7 +31,7 @@ from service.certification.current_person import made_for_current_person_sql
 from service.certification.models import Beneficiary, Certification, CertSession, Channel, SessionDecision
 from service.certification.template_withdrawal import pending_consent
 from service.features.console.labels import RELATIONSHIP_ZH
-from service.features.proxy.elder_bindings import elder_bindings_listed
+from service.features.proxy.elder_bindings import elder_bindings_listed, others_verified
 from service.features.proxy.models import BindingStatus, ProxyOperator, ProxySession
 from service.features.wechat.accounts import own_account, own_accounts
 from service.features.wechat.models import WeChatSessionLink
@@ -69,6 +70,7 @@ class MyData:
     certs: list[CertLine]
     bindings: list[BindingLine]
     read_only: bool  # the account is known to be a relative's: shown, not changed from here
+    certificate: bool  # the person's certificate copy is served to this account (`certificate_served`)
 
 
 def own_persons(db: Session, openid: str) -> list[Beneficiary]:
@@ -84,7 +86,24 @@ def own_person(db: Session, openid: str, person_id: int) -> Beneficiary | None:
     return next((b for b in own_persons(db, openid) if b.id == person_id), None)
 
 
-def my_data(db: Session, ctx: ServiceContext, b: Beneficiary, read_only: bool) -> MyData:
+def household(db: Session, ctx: ServiceContext, openid: str, b: Beneficiary) -> bool:
+    """`openid`, the person's own account, is a household's shared by pensioners: everyone else verified on it (a
+    relative's real-name check, `elder_bindings.others_verified`) is a pensioner whose own account it is too (a
+    couple on one phone, both certifying themselves from it, one of them once a relative on the family page)."""
+    others = others_verified(db, ctx, "wechat", openid, b)
+    return bool(others) and all(p is not None and own_account(db, p.id) == openid for p in others)
+
+
+def certificate_served(db: Session, ctx: ServiceContext, openid: str, b: Beneficiary, read_only: bool) -> bool:
+    """Whether person `b`'s certificate copy goes to `openid`, their own account: unless it is known to be a
+    relative's (`read_only`: the relative's copy goes through their binding); a household's shared account is
+    the person's own still. Its page stays read-only: the service cannot tell a spouse on one phone from a retired
+    son who filmed his mother through the self flow on his; the copy gives such a son nothing the result message
+    did not already tell him (docs/wechat.md "我的信息")."""
+    return not read_only or household(db, ctx, openid, b)
+
+
+def my_data(db: Session, ctx: ServiceContext, b: Beneficiary, read_only: bool, certificate: bool) -> MyData:
     return MyData(
         person_id=b.id,
         external_id=b.external_id,
@@ -97,6 +116,7 @@ def my_data(db: Session, ctx: ServiceContext, b: Beneficiary, read_only: bool) -
         certs=_certs(db, ctx, b),
         bindings=_bindings(db, ctx, b, read_only),
         read_only=read_only,
+        certificate=certificate,
     )
 
 

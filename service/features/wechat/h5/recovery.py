@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipelines.reasons import ReasonCode, needs_new_card
@@ -56,6 +57,7 @@ from service.infra.storage import StorageError, StorageUnavailableError
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 FINISHED_FAILED = (SessionDecision.REJECT, SessionDecision.RETRY)
+CONTINUED_ZH = "这次认证已经继续办理过了,请返回查看最新的一次认证。"
 IDENTITY_CHANGED_AGAIN_ZH = "该档案登记的身份证号已变更,这次认证无法继续,请返回重新认证(需本人现用身份证)。"
 # The capture page's mode for each kind of family session (h5.js: its steps and wording).
 FAMILY_MODES = {
@@ -106,6 +108,30 @@ def can_continue(s: CertSession) -> bool:
     return s.state == SessionState.OPEN and (now > s.expires_at or now > s.nonce_expires_at)
 
 
+def superseded(db: Session, old: CertSession, openid: str) -> bool:
+    """Whether this WeChat account has opened a later session for the same person (or, for a relative's own
+    verification, a later one of its own): continuing consumes the old session. Without this an expired session
+    stayed continuable for ever, each tap a new open session and a new copy of the card photo (review: workload
+    1). The later session is what the citizen goes on with; a second "continue" on the old one is refused."""
+    later = (
+        select(CertSession.id)
+        .join(WeChatSessionLink, WeChatSessionLink.session_id == CertSession.id)
+        .where(WeChatSessionLink.openid == openid, CertSession.created_at > old.created_at)
+    )
+    if old.beneficiary_id is None:
+        later = later.where(CertSession.beneficiary_id.is_(None))
+    else:
+        later = later.where(CertSession.beneficiary_id == old.beneficiary_id)
+    return db.scalar(later.limit(1)) is not None
+
+
+def _close(old: CertSession) -> None:
+    """An open session past its time becomes `expired` now, as the expiry run would make it (retention.py): it
+    is continued, never resumed (the row is locked by the caller, so no upload can queue it meanwhile)."""
+    if old.state == SessionState.OPEN:
+        old.state, old.decided_at = SessionState.EXPIRED, utcnow()
+
+
 def opened_for_previous_number(s: CertSession) -> bool:
     """Rejected because the record names another ID number since `s` was opened (current_person.py)."""
     return ReasonCode.IDENTITY_CHANGED in (s.reasons or [])
@@ -154,6 +180,9 @@ def continue_session(ctx: Ctx, db: DB, request: Request, session_id: SessionId) 
         raise AgainRefused("SESSION_STATE", "record's ID number changed", IDENTITY_CHANGED_AGAIN_ZH)
     if not can_continue(old):
         raise AgainRefused("SESSION_STATE", f"session is {old.state}", "这次认证已无法继续,请返回重新开始。")
+    if superseded(db, old, openid):
+        raise AgainRefused("SESSION_STATE", "session already continued", CONTINUED_ZH)
+    _close(old)
     ps = db.get(ProxySession, old.id)
     if ps is not None:
         new, extra = reopen_family(db, ctx, old, ps)

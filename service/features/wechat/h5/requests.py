@@ -1,11 +1,14 @@
 """Applying for a manual review or a home visit from the H5 pages (the daily-limit, timeout and failed-result
 screens), instead of only a phone number.
 
-Whom the request is for comes from what this WeChat user has done, never from the form: the session the screen
-was about (one of this openid's own sessions: the user's self-certification, or a relative's certification or
-consent for an elder they are bound to), else the person this openid last opened a self-certification for, else
-the name and ID number typed on the form (the same check as opening a session). Plain form posts: the page works
-without script; the H5 cookie is SameSite=Lax and the form carries a token bound to the openid.
+Whom the request is for: the session the screen was about (one of this openid's own sessions: the user's
+self-certification, or a relative's certification or consent for an elder they are bound to), or the elder of one of
+the openid's bindings. Without either (the plain form `/h5/apply`: the daily limit refused the session), the form asks
+who: the name and ID number typed (the same check as opening a session), or, as one choice the user makes, the
+person this openid last opened a self-certification for (`_last_person`). Never that person unasked: on a phone two
+pensioners share, the last one is whoever tried last, and the other's request would be filed for them; never a
+person recorded deceased (a widow on her late husband's phone). Plain form posts: the page works without script;
+the H5 cookie is SameSite=Lax and the form carries a token bound to the openid.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, CertSession, Channel, SessionDecision, beneficiary_of
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    CertSession,
+    Channel,
+    SessionDecision,
+    beneficiary_of,
+)
 from service.features.console.assist import KINDS_ZH, AssistError, check_form, offered_kinds, open_request, submit
 from service.features.console.inputs import BadInput, check_inputs
 from service.features.proxy import operators
@@ -135,15 +145,46 @@ def _named_subject(db: Session, ctx: ServiceContext, openid: str, session_id: st
         return _from_session(db, ctx, openid, session_id)
     if binding_id:
         return _from_binding(db, ctx, openid, binding_id)
+    return None  # the plain form: the user says who (`_chosen_subject`)
+
+
+LAST = "last"  # the plain form's choice of `_last_person` (any other value: the name and number typed)
+
+
+def _last_person(db: Session, openid: str) -> Beneficiary | None:
+    """The person this openid last opened a self-certification for, offered on the plain form as one choice: not
+    one recorded deceased, nor a record the roster gave another ID number since this openid's last session of it
+    (the new person's name is not this user's to see: current_person.py)."""
     user = db.query(WeChatUser).filter_by(openid=openid).one_or_none()
     b = db.get(Beneficiary, user.beneficiary_id) if user is not None and user.beneficiary_id else None
-    return Subject(b, False, None, roster_told.may_read_status(db, ctx, openid, b)) if b is not None else None
+    if b is None or b.status == BeneficiaryStatus.DECEASED:
+        return None
+    if b.identity_since is not None:
+        opened = select(CertSession.id).join(WeChatSessionLink, WeChatSessionLink.session_id == CertSession.id)
+        since = opened.where(
+            WeChatSessionLink.openid == openid,
+            CertSession.beneficiary_id == b.id,
+            CertSession.created_at >= b.identity_since,
+        )
+        return b if db.scalar(since.limit(1)) is not None else None
+    return b
+
+
+def _chosen_subject(
+    db: Session, ctx: ServiceContext, openid: str, last: Beneficiary | None, name: str, id_number: str
+) -> Subject:
+    """Whom the plain form asks for: `last` (`_last_person`, when the user chose them), else the name and number
+    typed."""
+    if last is not None:
+        return Subject(last, False, None, roster_told.may_read_status(db, ctx, openid, last))
+    return _typed_subject(db, ctx, openid, name, id_number)
 
 
 def _page(request: Request, ctx: ServiceContext, openid: str, status: int = 200, **values: Any) -> Response:
     values.setdefault("error", None)
     values.setdefault("form", {})
     values.setdefault("binding", "")
+    values.setdefault("last", None)
     done = values.get("done")
     # The contact phone of a request is shown only to whoever gave it (a relative may see the elder's request).
     values["own"] = done is not None and done.openid == openid
@@ -185,7 +226,8 @@ def _show(ctx: Ctx, db: DB, request: Request, session: str, binding: str) -> Res
     if (session or binding) and subject is None:
         return message(request, *NOT_YOURS, status=404)
     existing = open_request(db, subject.beneficiary.id, openid) if subject is not None else None
-    return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=existing)
+    last = _last_person(db, openid) if not (session or binding) else None
+    return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=existing, last=last)
 
 
 # The answer to a typed name and number that finds no one to file for: an unknown person, a name that does not
@@ -205,6 +247,7 @@ def apply_submit(
     binding: Annotated[str, Form(max_length=36)] = "",
     name: Annotated[str, Form(max_length=64)] = "",
     id_number: Annotated[str, Form(max_length=ID_INPUT_MAX)] = "",
+    who: Annotated[str, Form(max_length=8)] = "",
     token: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     openid = identity.openid_from(ctx, request)
@@ -217,23 +260,23 @@ def apply_submit(
     subject = _subject(db, ctx, openid, session, binding)
     if (session or binding) and subject is None:
         return message(request, *NOT_YOURS, status=404)
-    page = _Answer(request, ctx, openid, session, binding, {"kind": kind, "phone": phone, "note": note, "name": name})
-    typed = subject is None
+    typed = subject is None  # the plain form: the user said who
+    last = _last_person(db, openid) if typed else None
+    form = {"kind": kind, "phone": phone, "note": note, "name": name, "who": who}
+    page = _Answer(request, ctx, openid, session, binding, form, last)
     try:
         check_form(kind, phone)  # before any look-up: a form error reads the same for every name and number
         if subject is None:
-            subject = _reviewed(db, _typed_subject(db, ctx, name, id_number))
+            subject = _reviewed(db, _chosen_subject(db, ctx, openid, last if who == LAST else None, name, id_number))
         actor = attempts.wechat_requester(ctx, openid)
-        who = (subject.session_id, subject.by_relative, subject.reviewed)
-        req = submit(db, subject.beneficiary, kind, phone, note, openid, actor, *who)
+        about = (subject.session_id, subject.by_relative, subject.reviewed)
+        req = submit(db, subject.beneficiary, kind, phone, note, openid, actor, *about)
         db.commit()
     except AssistError as exc:
         db.rollback()
-        if exc.code == "ASSIST_DECEASED" and subject is not None and _hides_roster(subject, typed):
+        if exc.code == "ASSIST_DECEASED" and subject is not None and not subject.told:
             return _unknown(db, ctx, page, subject.beneficiary.external_id, "deceased")
-        if exc.code == "ASSIST_REVIEWED" and typed:  # the form again with its name and number to type
-            subject = None
-        return _refused(db, page, subject, exc)
+        return _refused(db, page, subject, exc, typed)
     except ServiceError:
         db.rollback()
         return _unknown(db, ctx, page, "-", "unknown")
@@ -250,15 +293,11 @@ class _Answer:
     session: str
     binding: str
     form: dict[str, str]
+    last: Beneficiary | None  # the plain form's `_last_person`
 
     def show(self, status: int, **values: Any) -> Response:
-        return _page(self.request, self.ctx, self.openid, status, session=self.session, binding=self.binding, **values)
-
-
-def _hides_roster(subject: Subject, typed: bool) -> bool:
-    """Whether the person's roster status is not this user's to learn: a name and number typed on the form, or a
-    person this user is not told of (roster_told.py: anyone can type a name and number to open a session or bind)."""
-    return typed or not subject.told
+        where = {"session": self.session, "binding": self.binding, "last": self.last}
+        return _page(self.request, self.ctx, self.openid, status, **where, **values)
 
 
 def _unknown(db: Session, ctx: ServiceContext, page: _Answer, target: str, why: str) -> Response:
@@ -269,17 +308,21 @@ def _unknown(db: Session, ctx: ServiceContext, page: _Answer, target: str, why: 
     return page.show(status, subject=None, done=None, error=UNKNOWN, form=page.form)
 
 
-def _refused(db: Session, page: _Answer, subject: Subject | None, exc: AssistError) -> Response:
-    """A form error, or the request already open for this person (shown instead of the form)."""
+def _refused(db: Session, page: _Answer, subject: Subject | None, exc: AssistError, plain: bool) -> Response:
+    """A form error, or the request already open for this person (shown instead of the form). The plain form
+    comes back asking who again (`plain`: its person was the user's choice, not the screen's)."""
     existing = open_request(db, subject.beneficiary.id, page.openid) if subject is not None else None
     if exc.code == "ASSIST_OPEN" and existing is not None:
         return page.show(200, subject=subject, done=existing)
-    return page.show(http_status(exc), subject=subject, done=None, error=exc.message_zh, form=page.form)
+    shown = None if plain else subject
+    return page.show(http_status(exc), subject=shown, done=None, error=exc.message_zh, form=page.form)
 
 
-def _typed_subject(db: Session, ctx: ServiceContext, name: str, id_number: str) -> Subject:
-    """The person typed on the form: the same check as opening a self session (the name must match)."""
+def _typed_subject(db: Session, ctx: ServiceContext, openid: str, name: str, id_number: str) -> Subject:
+    """The person typed on the form: the same check as opening a self session (the name must match). Told of a
+    death as any other way of naming the person (roster_told.py: the person's own account, an accepted relative);
+    anyone else can type a name and number and reads a death as an unknown record."""
     b = sessions.find_beneficiary(db, ctx, None, id_number.strip().upper())
     if not same_name(b.name, name):
         raise ServiceError(ServiceCode.BENEFICIARY_UNKNOWN, "name and number do not match")
-    return Subject(b, False, None)
+    return Subject(b, False, None, roster_told.may_read_status(db, ctx, openid, b))

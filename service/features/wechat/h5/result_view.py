@@ -79,8 +79,12 @@ def result_context(db: Session, ctx: ServiceContext, openid: str, s: CertSession
         # No try offered where none can succeed (a death: "继续认证" and typing again answer as unknown).
         "retry_offered": not ended,
         "attempts_left": 0 if ended else recovery.attempts_left(db, ctx, s),
-        # Family sessions continue too (recovery.reopen_family); other channels' sessions only show their result.
-        "again": (kind is not None or s.channel == Channel.SELF) and recovery.can_continue(s) and not ended,
+        # Family sessions continue too (recovery.reopen_family); other channels' sessions only show their result;
+        # a session already continued (a later one of this account for the person) not again.
+        "again": (kind is not None or s.channel == Channel.SELF)
+        and recovery.can_continue(s)
+        and not ended
+        and not recovery.superseded(db, s, openid),
         "card_kept": recovery.card_reusable(s),
         "phone": ctx.settings.bureau_phone,
         "elder": b.name if b is not None and kind in PROXY_KINDS else None,

@@ -224,7 +224,7 @@ def _store_card(
             return
         id_hash = holder.id_hash
         db.rollback()  # no transaction held open during the OCR (seconds)
-        checker = card_checker(request, ctx.settings.certification.model_pack)
+        checker = card_checker(request, ctx.settings.certification.model_pack, ctx.settings.h5.card_reads)
         problems = checker.problems(photo, id_hash, ctx.keyring, cached=True)
         if problems:
             raise _CardRefused(problems)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from fuzz import bombs
 from service.certification.context import ServiceContext
@@ -48,3 +52,27 @@ def test_id_card_bomb_is_refused_at_upload(client: TestClient, ctx: ServiceConte
         ]["id_card"]
         is False
     )
+
+
+def _card_session(client: TestClient, ctx: ServiceContext) -> dict[str, Any]:
+    with ctx.db() as db:
+        external_id = factories.beneficiary(db, ctx.keyring).external_id
+        db.commit()
+    return open_session(client, external_id)
+
+
+def test_an_id_card_photo_over_16_megapixels_is_refused_from_its_header(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """Under the general 40 MP bomb limit but no card photo (review: workload 2): refused as too large before
+    it is decoded (this one's pixels are not even there: decoding would have answered MEDIA_CORRUPT)."""
+    r = put_card(client, _card_session(client, ctx), bombs.png_bomb(5000, 3400), ctype="image/png")
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["code"] == "MEDIA_TOO_LARGE" and r.json()["error"]["message"] == "文件过大,请重新拍摄"
+
+
+def test_a_phones_full_size_12_megapixel_card_photo_is_taken(client: TestClient, ctx: ServiceContext) -> None:
+    buf = io.BytesIO()
+    Image.new("L", (4032, 3024), 200).save(buf, "PNG")  # a 12 MP phone camera's full-size picture
+    r = put_card(client, _card_session(client, ctx), buf.getvalue(), ctype="image/png")
+    assert r.status_code == 200, r.text

@@ -5,9 +5,11 @@ records today (PENSION_CERT_CONSOLE_VIEWS_ALERT_PER_DAY)."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import html
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,6 +29,7 @@ from tests.service.features.console.conftest import login
 ROW = re.compile(r'<tr class="access">(.*?)</tr>', re.S)
 CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.S)
 OLDER = re.compile(r'href="[^"]*/access\?before=(\d+)"')
+SERVICE = Path(__file__).resolve().parents[4] / "service"
 
 
 def rows_of(page: str) -> list[tuple[str, ...]]:
@@ -246,3 +249,74 @@ def test_the_daily_line_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PENSION_CERT_CONSOLE_VIEWS_ALERT_PER_DAY", "0")  # would list every member of staff
     with pytest.raises(ValidationError):
         ConsoleConfig()
+
+
+def test_a_death_registration_is_on_that_persons_log_only(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The new-surfaces review, F3: 登记死亡 was audited under the bare mask of an ID-number external id, so it was
+    listed on the 查阅记录 of everyone sharing that mask, and on the person's own as "possibly another's". Now under
+    audit_chain.person_target, as every person-addressed entry."""
+    a_num = factories.id_number(region="420106", seq=11)
+    b_num = next(
+        n
+        for n in (factories.id_number("420111", dt.date(1950, 3, d), 11) for d in range(1, 29))
+        if n[-4:] == a_num[-4:]
+    )
+    a, _ = _person(ctx, a_num)
+    b, _ = _person(ctx, b_num, region="420111")
+    csrf = login(app_client, "sup1")
+    death = {"csrf": csrf, "date_of_death": "2025-01-01", "source": "民政部门"}
+    assert app_client.post(f"/console/beneficiaries/{b}/deceased", data=death).status_code == 200
+    assert _actions(ctx, "beneficiary.deceased") == [("staff:sup1", f"{b_num[:4]}**********{b_num[-4:]}#{b}")]
+    a_rows = rows_of(app_client.get(f"/console/beneficiaries/{a}/access").text)
+    b_rows = rows_of(app_client.get(f"/console/beneficiaries/{b}/access").text)
+    assert not any("登记死亡" in r[2] for r in a_rows), a_rows
+    assert [r[2] for r in b_rows if "登记死亡" in r[2]] == ["登记死亡"], b_rows
+
+
+# The staff chain's writers: audit_chain.record(db, actor, action, target, …) and access_log.record_list (the same).
+CHAIN_WRITERS = {"audit_chain.record", "access_log.record_list", "record_list"}
+
+
+def _chain_writes() -> list[tuple[str, int, ast.expr]]:
+    """Every call in service/ that writes a staff chain entry, with its target argument: (file, line, target)."""
+    found = []
+    for path in sorted(SERVICE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        bare = _imports_record(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = ast.unparse(node.func)
+            if name in CHAIN_WRITERS or (bare and name == "record"):
+                keyword = [k.value for k in node.keywords if k.arg == "target"]
+                target = node.args[3] if len(node.args) > 3 else keyword[0]
+                found.append((str(path.relative_to(SERVICE.parent)), node.lineno, target))
+    return found
+
+
+def _imports_record(tree: ast.Module) -> bool:
+    """Whether a module imports `record` itself from audit_chain (the CLI), so calls it bare."""
+    return any(
+        isinstance(n, ast.ImportFrom)
+        and (n.module or "").endswith("audit_chain")
+        and any(a.name == "record" for a in n.names)
+        for n in ast.walk(tree)
+    )
+
+
+def test_every_person_addressed_chain_entry_names_the_person_by_person_target() -> None:
+    """The new-surfaces review, F3: a chain entry written with a person's external id as its target (`b.external_id`)
+    is stored under the bare mask when that id is an ID number, shared by thousands (access_log lists it on each of
+    them). Every write whose target is a person's id goes through audit_chain.person_target."""
+    writes = _chain_writes()
+    assert len(writes) > 40  # the scan sees the writers (an import renamed would make it pass on nothing)
+    by_person = [(f, line) for f, line, t in writes if "person_target(" in ast.unparse(t)]
+    assert len(by_person) >= 10
+    bare = [
+        (f, line, ast.unparse(t))
+        for f, line, t in writes
+        if any(isinstance(n, ast.Attribute) and n.attr in ("external_id", "id_number") for n in ast.walk(t))
+    ]
+    assert bare == []

@@ -7,6 +7,7 @@ copied back over the database, as tests/service/test_restore_withdrawals.py does
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -125,3 +126,125 @@ def test_account_changes_after_the_dump_are_redone_by_record_restore(
     assert main(["console", "record-restore", "--reason", "磁盘故障，恢复前一晚的备份"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["withdrawals_redone"] == [] and len(again["account_changes_left"]) == 1  # nothing done twice
+
+
+def _restorable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, users: dict[str, list[str]]) -> ServiceContext:
+    """A service on its own SQLite file with an admin and reviewers `users` (name: scope), dumped to dump.db."""
+    for k in [k for k in os.environ if k.startswith("PENSION_CERT_")]:
+        if k not in ("PENSION_CERT_MODELS_DIR", "PENSION_CERT_DATA_DIR"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("PENSION_CERT_VAR_DIR", str(tmp_path))
+    ctx = _context(tmp_path)
+    with ctx.db() as db:
+        db.add(StaffUser(username="admin", display_name="admin", role="admin", password_hash=_hash(), scope=[]))
+        for name, scope in users.items():
+            db.add(StaffUser(username=name, display_name=name, role="reviewer", password_hash=_hash(), scope=scope))
+    ctx.engine.dispose()
+    shutil.copy(tmp_path / "pension_cert.db", tmp_path / "dump.db")
+    return _context(tmp_path)
+
+
+def _admin_does(ctx: ServiceContext, user: str, *forms: dict[str, str]) -> None:
+    from service.adapters.http.app import create_app
+
+    with ctx.db() as db:
+        uid = db.scalar(select(StaffUser.id).where(StaffUser.username == user))
+    with TestClient(create_app(ctx=ctx)) as c:
+        csrf = login(c, "admin")
+        for form in forms:
+            r = c.post(f"/console/users/{uid}", data=form | {"csrf": csrf}, follow_redirects=False)
+            assert r.status_code == 303, r.text[:300]
+
+
+def _restored(tmp_path: Path, ctx: ServiceContext) -> ServiceContext:
+    ctx.engine.dispose()
+    shutil.copy(tmp_path / "dump.db", tmp_path / "pension_cert.db")
+    return _context(tmp_path)
+
+
+def test_record_restore_after_reopening_leaves_an_admins_newer_change_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The new-surfaces review, F1: `record-restore` run after the service reopened (runbook step 5, `--through`).
+    Before the crash the admin reset rev3's password and narrowed their scope to 4201; after the restore and the
+    reopening, the admin reset it again and moved rev3 to 4202. Before: both older changes were redone over the newer
+    ones (the older password worked again, rev3 saw 4201 again) and nothing was listed. Now the newer changes the
+    database holds stand, and the older ones are listed as not redone."""
+    from service.adapters.cli import main
+    from service.infra import clock
+
+    crash = clock.now_utc()
+    monkeypatch.setattr(clock, "now_utc", lambda: crash)
+    ctx = _restorable(tmp_path, monkeypatch, {"rev3": ["4201", "4202"]})
+    _admin_does(ctx, "rev3", {"op": "password", "password": "first-reset-horse-11"}, {"op": "scope", "scope": "4201"})
+    ctx = _restored(tmp_path, ctx)
+    monkeypatch.setattr(clock, "now_utc", lambda: crash + dt.timedelta(hours=2))  # reopened, the admin at work
+    _admin_does(ctx, "rev3", {"op": "password", "password": NEW_PASSWORD}, {"op": "scope", "scope": "4202"})
+    ctx.engine.dispose()
+
+    assert main(["console", "record-restore", "--reason", "恢复后已开放", "--through", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["withdrawals_redone"] == []
+    left = sorted((w["kind"], w["target"], w["why"]) for w in out["account_changes_left"])  # the same second
+    assert left == [("user.password", "rev3", "newer_change"), ("user.scope", "rev3", "newer_change")]
+    ctx = _context(tmp_path)
+    try:
+        with ctx.db() as db:
+            assert db.scalar(select(StaffUser.scope).where(StaffUser.username == "rev3")) == ["4202"]
+            assert authenticate(db, "rev3", NEW_PASSWORD)
+            with pytest.raises(LoginError):
+                authenticate(db, "rev3", "first-reset-horse-11")
+    finally:
+        ctx.engine.dispose()
+
+
+def test_a_narrowing_redone_after_a_restore_gives_no_district_the_account_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The new-surfaces review, F2: after the dump the admin moved rev2 from 4202 to 4201 in two steps (4201 added, a
+    grant; then 4202 taken away, a narrowing). Before: the narrowing was redone by setting its target scope whole, so
+    rev2 saw 4201, the grant held back for an admin. Now it takes away only 4202; that leaves rev2 no district (the
+    empty scope is the whole jurisdiction), so the account is disabled instead, and both changes are listed."""
+    from service.adapters.cli import main
+
+    ctx = _restorable(tmp_path, monkeypatch, {"rev2": ["4202"]})
+    _admin_does(ctx, "rev2", {"op": "scope", "scope": "4201 4202"}, {"op": "scope", "scope": "4201"})
+    ctx = _restored(tmp_path, ctx)
+    ctx.engine.dispose()
+
+    assert main(["console", "record-restore", "--reason", "磁盘故障"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(w["kind"], w["target"]) for w in out["withdrawals_redone"]] == [("user.scope", "rev2")]
+    left = sorted((w["kind"], w["target"], w["why"]) for w in out["account_changes_left"])
+    assert left == [("user.scope", "rev2", "grant"), ("user.scope", "rev2", "scope_emptied")]
+    ctx = _context(tmp_path)
+    try:
+        with ctx.db() as db:
+            rev2 = db.scalar(select(StaffUser).where(StaffUser.username == "rev2"))
+            assert rev2 is not None and rev2.scope == ["4202"] and rev2.active is False
+            with pytest.raises(LoginError):
+                authenticate(db, "rev2", PASSWORD)
+    finally:
+        ctx.engine.dispose()
+    assert main(["console", "record-restore", "--reason", "磁盘故障"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["withdrawals_redone"] == [] and len(again["account_changes_left"]) == 2  # nothing done twice
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "after", "redone"),
+    [
+        (["4201", "4202", "4203"], ["4201", "4202"], ["4201"], ["4201", "4203"]),  # 4203: not the change's
+        (["4202"], ["4201", "4202"], ["4201"], []),  # nothing left: never [], the whole jurisdiction
+        (["4201"], ["4201", "4202"], ["4201"], ["4201"]),  # nothing to take away
+        (["42"], ["42"], ["4201"], ["4201"]),
+        ([], ["4201", "4202"], ["4201"], ["4201"]),  # the whole jurisdiction: cut to what the change left
+        (["4201"], [], ["420106"], ["420106"]),
+    ],
+)
+def test_a_narrowing_takes_away_only_what_it_took(
+    now: list[str], before: list[str], after: list[str], redone: list[str]
+) -> None:
+    from service.features.console.account_kept import _narrowed
+
+    assert _narrowed(now, before, after) == redone

@@ -103,8 +103,8 @@ def test_a_crafted_manual_review_of_a_staff_rejected_session_is_refused(app: App
 
 @pytest.mark.parametrize("form", ["plain", "typed"])
 def test_a_crafted_manual_review_that_names_no_session_is_refused_after_a_staff_reject(app: App, form: str) -> None:
-    """The same hand-made post with the session field left out (the person's own plain form: the person this
-    WeChat user certifies; or the name and number typed) was stored as a manual review of the person, whose
+    """The same hand-made post with the session field left out (the plain form: the person this WeChat user
+    certifies, chosen on it; or the name and number typed) was stored as a manual review of the person, whose
     request page in the console lists the video staff had just rejected. The person's latest attempt is what a
     manual review would look at: rejected by staff, it is refused (409) and nothing is stored; the home visit is
     taken."""
@@ -117,14 +117,15 @@ def test_a_crafted_manual_review_that_names_no_session_is_refused_after_a_staff_
             db.add(WeChatUser(openid=OPENID, beneficiary_id=b.id))
             db.commit()
     page = app.client.get("/h5/apply").text
-    assert ('value="manual_review"' in page) == (form == "typed")  # who the typed form is for is not known yet
+    # Whom the plain form is for is not known until the user says (the person last certified is one choice).
+    assert 'value="manual_review"' in page and 'name="id_number"' in page
     token = TOKEN_RE.search(page)
     assert token is not None
     data = {
         "token": token.group(1),
         "kind": "manual_review",
         "phone": "13800138000",
-        **(typed if form == "typed" else {}),
+        **(typed if form == "typed" else {"who": "last"}),
     }
     r = app.client.post("/h5/apply", data=data)
     assert r.status_code == 409 and catalog.message_zh("ASSIST_REVIEWED") in r.text, r.text

@@ -199,11 +199,86 @@ def test_the_daily_limit_without_a_session_asks_for_name_and_number(w: World) ->
     assert [r.beneficiary_id for r in open_requests(w)] == [w.beneficiary_id]
 
 
-def test_the_person_this_user_certifies_is_used_without_a_session(w: World) -> None:
+WHO_RE = re.compile(r'id="apply-whom".*?</fieldset>', re.S)
+
+
+def test_the_person_this_user_certifies_is_one_choice_without_a_session(w: World) -> None:
+    """The plain form offers the person this WeChat user last opened a certification for as one choice the user
+    makes, beside the name and number; left unchosen, nobody is picked for them."""
     with w.ctx.db() as db:
         db.add(WeChatUser(openid=OPENID, beneficiary_id=w.beneficiary_id))
     page, _ = form(w, "/h5/apply")
-    assert f"为{NAME}" in page and 'name="id_number"' not in page
+    whom = WHO_RE.search(page)
+    assert whom is not None and f"为{NAME}" in whom.group(0) and 'name="id_number"' in page
+    assert 'id="apply-who"' not in page  # nobody named as the one the form is for
+    status, text = apply(w)  # the choice left out, nothing typed
+    assert status == 404 and "姓名与身份证号不一致" in text and open_requests(w) == []
+    status, text = apply(w, who="last")
+    assert status == 200 and f"{NAME}的上门认证申请已提交" in text
+    assert [r.beneficiary_id for r in open_requests(w)] == [w.beneficiary_id]
+
+
+def _shared_phone(w: World) -> tuple[str, str]:
+    """A couple on one phone (this test's openid), both pensioners; the husband opens his certification from it
+    through the real route (so this openid's last person is him). Their ID numbers."""
+    husband, wife = factories.id_number(seq=11), factories.id_number(seq=12)
+    with w.ctx.db() as db:
+        factories.beneficiary(db, w.ctx.keyring, name="王建国", id_number=husband)
+        factories.beneficiary(db, w.ctx.keyring, name="张秀英", id_number=wife)
+    r = w.client.post("/h5/api/sessions", json={"name": "王建国", "id_number": husband, "consent": True})
+    assert r.status_code == 200, r.text
+    return husband, wife
+
+
+def _requested(w: World) -> list[tuple[str, str, str]]:
+    with w.ctx.db() as db:
+        rows = db.scalars(select(AssistRequest)).all()
+        return [(db.get(Beneficiary, r.beneficiary_id).name, r.kind, r.note) for r in rows]  # type: ignore[union-attr]
+
+
+def test_on_a_shared_phone_the_plain_form_files_for_whom_the_user_names(w: World) -> None:
+    """Before: the wife at her daily limit opened /h5/apply (no session), read 为王建国(…)申请 with no name fields,
+    and her home visit was filed for her husband, the last person this account opened a session for. The form
+    now asks who: he is one choice, her name and number file it for her."""
+    _, wife = _shared_phone(w)
+    page, _ = form(w, "/h5/apply")
+    assert 'id="apply-who"' not in page and 'name="name"' in page and 'name="id_number"' in page
+    whom = WHO_RE.search(page)
+    assert whom is not None and "为王建国" in whom.group(0) and 'value="other"' in whom.group(0)
+    status, text = apply(w, who="other", name="张秀英", id_number=wife, note="我行动不便")
+    assert status == 200 and "张秀英的上门认证申请已提交" in text, text
+    status, text = apply(w, name="张秀英", id_number=wife)  # no choice made (no script): what was typed counts
+    assert status == 200 and "张秀英的上门认证申请已提交" in text
+    assert _requested(w) == [("张秀英", "home_visit", "我行动不便")]
+
+
+def test_a_record_given_another_id_number_since_is_not_offered(w: World) -> None:
+    """The roster gave the husband's record another ID number after this account's session of it: the record
+    names another person now, whose name is not this account's to read (current_person.py)."""
+    _shared_phone(w)
+    with w.ctx.db() as db:
+        husband = db.scalar(select(Beneficiary).where(Beneficiary.name == "王建国"))
+        assert husband is not None
+        husband.identity_since = utcnow() + dt.timedelta(seconds=1)
+    page, _ = form(w, "/h5/apply")
+    assert "王建国" not in page and 'id="apply-whom"' not in page
+
+
+def test_a_widow_is_never_offered_her_late_husband(w: World) -> None:
+    """Before: on her late husband's phone the form named him, and her post was answered 姓名与身份证号不一致,或不在
+    本地待遇人员名册中 before she was asked her name. A person recorded deceased is never offered; even a
+    hand-made choice of him files nothing for him."""
+    _, wife = _shared_phone(w)
+    with w.ctx.db() as db:
+        husband = db.scalar(select(Beneficiary).where(Beneficiary.name == "王建国"))
+        assert husband is not None
+        husband.status = BeneficiaryStatus.DECEASED
+    page, _ = form(w, "/h5/apply")
+    assert "王建国" not in page and 'id="apply-whom"' not in page and 'name="id_number"' in page
+    assert apply(w, who="last")[0] == 404
+    status, text = apply(w, name="张秀英", id_number=wife)
+    assert status == 200 and "张秀英的上门认证申请已提交" in text
+    assert [name for name, _, _ in _requested(w)] == ["张秀英"]
 
 
 def relative_session(w: World, status: str = BindingStatus.ACTIVE, kind: str = "certification") -> str:

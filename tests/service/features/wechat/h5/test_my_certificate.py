@@ -7,17 +7,28 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from service.certification import sessions
-from service.certification.models import AuditEntry, Beneficiary, Certification, Channel, SessionState, utcnow
+from service.certification.models import (
+    AuditEntry,
+    Beneficiary,
+    BeneficiaryStatus,
+    Certification,
+    Channel,
+    SessionState,
+    utcnow,
+)
 from service.certification.processing import accept_session
 from service.certification.revocation import revoke_certification
-from service.features.wechat.h5 import identity
+from service.features.wechat.h5 import identity, my_data
 from service.features.wechat.models import WeChatSessionLink
 from service.infra.clock import local_today
+from tests.service import factories
 from tests.service.features.wechat.h5.conftest import OPENID, App
-from tests.service.features.wechat.h5.test_my_data_read_only import verified_account
+from tests.service.features.wechat.h5.test_my_data import certified, template_of
+from tests.service.features.wechat.h5.test_my_data_read_only import READ_ONLY, as_account, verified_account
 
 
 def reviewed(app: App, days_ago: int = 0) -> int:
@@ -85,3 +96,66 @@ def test_not_to_a_relatives_account_that_filmed_the_person(app: App) -> None:
     assert 'id="certificate"' not in app.client.get("/h5/me").text
     r = app.client.get(f"/h5/me/{app.beneficiary_id}/certificate.png")
     assert r.status_code == 403 and "不能下载老人的认证凭证" in r.text
+
+
+SHARED = OPENID  # the test app's login, which `reviewed` certifies from
+
+
+def _section(page: str, person_id: int) -> str:
+    """The part of "我的信息" about one person (a shared account's page lists each of its people)."""
+    return page.split(f'id="person-{person_id}"', 1)[1].split('class="person"', 1)[0]
+
+
+def _husband_verified_on(app: App, openid: str, certified_here: bool) -> int:
+    """Her husband, a pensioner too, once did the family page's real-name check on `openid` (to certify for his
+    mother); `certified_here`: he also certifies himself from it (the account is his own to the service)."""
+    number = factories.id_number(region="110101", birth=dt.date(1950, 5, 6))
+    with app.ctx.db() as db:
+        husband = factories.beneficiary(db, app.ctx.keyring, name="王建国", id_number=number)
+        if certified_here:
+            s = factories.session_row(husband.id, state="decided", decision="accept", decided_at=utcnow())
+            db.add(s)
+            db.flush()
+            db.add(WeChatSessionLink(session_id=s.id, openid=openid))
+        db.commit()
+        hid = husband.id
+    verified_account(app, openid, number)
+    return hid
+
+
+def test_a_widow_on_her_late_husbands_account_has_her_own_page_and_certificate(app: App) -> None:
+    """She keeps her late husband's WeChat, the only one she has, and certifies herself from it; he had once been
+    verified on it as a relative. Before: her page was read-only and her own certificate refused (本微信是家人的账号),
+    for a relative recorded deceased."""
+    hid = _husband_verified_on(app, SHARED, certified_here=False)
+    factories.update(app.ctx, Beneficiary, hid, status=BeneficiaryStatus.DECEASED)
+    certified(app, openid=SHARED, enrol=True)
+    reviewed(app)  # her latest certification, with a real code
+    page = as_account(app, SHARED)
+    assert READ_ONLY not in page and 'id="read-only"' not in page
+    assert 'id="withdraw"' in page and 'id="certificate"' in page
+    r = app.client.get(f"/h5/me/{app.beneficiary_id}/certificate.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+    token = my_data.form_token(app.ctx, SHARED)
+    r = app.client.post(f"/h5/me/{app.beneficiary_id}/template/withdraw", data={"form": token}, follow_redirects=False)
+    assert r.status_code == 303 and template_of(app)[0] is None
+
+
+@pytest.mark.parametrize("certified_here", [True, False], ids=["household", "husbands-own-phone-elsewhere"])
+def test_a_couple_sharing_one_account_each_gets_their_own_certificate(app: App, certified_here: bool) -> None:
+    """A couple on one phone, both pensioners certifying themselves from it; he once verified himself on it as a
+    relative. Her page stays read-only (the service cannot tell him from a retired son who filmed his mother on
+    his phone: a relative must not withdraw her template or end her bindings), but her certificate copy is served
+    (before: 403, 请老人本人用自己的微信查看, and she has no other WeChat). Control: a verified husband whose own
+    account is another phone leaves the account a relative's, the copy refused as before."""
+    _husband_verified_on(app, SHARED, certified_here=certified_here)
+    certified(app, openid=SHARED, enrol=True)
+    reviewed(app)  # her latest certification, with a real code
+    page = _section(as_account(app, SHARED), app.beneficiary_id)  # hers: his own is on the page too
+    assert 'id="read-only"' in page and 'id="withdraw"' not in page
+    assert ('id="certificate"' in page) == certified_here
+    r = app.client.get(f"/h5/me/{app.beneficiary_id}/certificate.png")
+    assert r.status_code == (200 if certified_here else 403), r.text
+    token = my_data.form_token(app.ctx, SHARED)
+    r = app.client.post(f"/h5/me/{app.beneficiary_id}/template/withdraw", data={"form": token}, follow_redirects=False)
+    assert r.status_code == 403 and template_of(app)[0] is not None

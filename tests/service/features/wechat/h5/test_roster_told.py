@@ -17,6 +17,7 @@ from service.features.wechat.models import WeChatUser
 from tests.service import factories
 from tests.service.features.wechat.h5 import test_assist_requests
 from tests.service.features.wechat.h5.test_assist_requests import (
+    NAME,
     OPENID,
     OTHER,
     World,
@@ -120,16 +121,18 @@ def test_a_channel_keys_account_for_the_same_openid_is_not_told(w: World) -> Non
 
 
 def test_the_persons_own_account_is_told_on_the_plain_form(w: World) -> None:
-    """The person's own account on /h5/apply (no session: the person it certifies) reads why; the form of an
-    account that only typed the person's name and number to open a session still tells nothing."""
+    """The person's own account on /h5/apply (no session: the form asks who; a person recorded deceased is not
+    offered as the last one, `requests._last_person`) typing the person's name and number reads why; the form of
+    an account that only typed the person's name and number to open a session still tells nothing."""
     _accepted(w, failed_session(w), days_ago=1)
     with w.ctx.db() as db:
         db.add_all([WeChatUser(openid=o, beneficiary_id=w.beneficiary_id) for o in (OPENID, OTHER)])
     external_id = _record_death(w)
-    status, text = apply(w)
+    typed = {"name": NAME, "id_number": factories.id_number(seq=7)}
+    status, text = apply(w, **typed)
     assert status == 409 and error_of(text) == DECEASED, (status, error_of(text))
     w.client.cookies.set(identity.COOKIE, identity.mint(w.ctx, OTHER))
-    status, text = apply(w)
+    status, text = apply(w, **typed)
     assert status == 404 and error_of(text) == UNKNOWN
     assert _refusals(w, "assist.refused") == [(external_id, "deceased")]
 
