@@ -41,11 +41,15 @@ CACHE_TTL_S = 600.0
 # Card reads run at once in one API process (settings.h5.card_reads): each holds a request thread, a core and up to
 # a few hundred MiB while it runs.
 DEFAULT_CARD_READS = 2
+# How long a photo waits for a slot before BUSY: a read takes about 0.2 s, so a peak minute's chance meeting of three
+# pensioners' photos in one process is absorbed, while a flood still gets no more than the slots' cores.
+CARD_READ_WAIT_S = 3.0
 
 
 class CardReaderBusy(ServiceError):
-    """Every card-read slot of this process is taken: answered at once (503 BUSY, "系统繁忙,请稍后再试"), not
-    queued on the request threads, which every other page of the service needs (review: workload 2)."""
+    """Every card-read slot of this process stayed taken for CARD_READ_WAIT_S: answered then (503 BUSY,
+    "系统繁忙,请稍后再试"), not queued for longer on the request threads, which every other page of the service
+    needs (review: workload 2)."""
 
     def __init__(self) -> None:
         super().__init__("BUSY", "all card reads of this process are running")
@@ -63,9 +67,10 @@ class CardRead:
 class CardChecker:
     """The reader (loaded on the first photo, not when the process starts) and the recent reads by sha256."""
 
-    def __init__(self, pack: str | None, slots: int = DEFAULT_CARD_READS) -> None:
+    def __init__(self, pack: str | None, slots: int = DEFAULT_CARD_READS, wait_s: float = CARD_READ_WAIT_S) -> None:
         self.pack = pack
         self._slots = threading.BoundedSemaphore(slots)
+        self._wait_s = wait_s
         self._reader: CardReader | None = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[float, CardRead]] = OrderedDict()
@@ -85,7 +90,7 @@ class CardChecker:
         key = hashlib.sha256(data).hexdigest()
         read = self._cached(key) if cached else None
         if read is None:
-            if not self._slots.acquire(blocking=False):
+            if not self._slots.acquire(timeout=self._wait_s):
                 raise CardReaderBusy()
             try:
                 read = _ocr(data, self.reader)

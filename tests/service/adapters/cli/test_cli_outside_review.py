@@ -210,7 +210,7 @@ def test_verify_audit_says_unavailable_when_the_store_does_not_answer(
     assert main(["console", "create-user", "--username", "admin", "--role", "admin"]) == 0
     capsys.readouterr()
 
-    def down(_storage: object) -> list[object]:
+    def down(_storage: object, newest: bool = False) -> list[object]:
         raise StorageUnavailableError("s3: connection refused")
 
     monkeypatch.setattr(audit_anchor, "read_anchors", down)

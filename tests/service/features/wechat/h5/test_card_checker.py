@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import cast
 
@@ -43,27 +44,49 @@ def test_a_card_photo_over_16_megapixels_is_refused_from_its_header() -> None:
     assert checker._reader is None
 
 
-def test_card_reads_beyond_the_processs_slots_are_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One slot: while a read runs, another photo is answered BUSY at once (not queued on a request thread); the
-    slot is free again once the read ends, and a cached photo needs no slot."""
-    running, finish = threading.Event(), threading.Event()
+@dataclass
+class HeldRead:
+    """A card read that runs until `finish` is set (`running` once it started), in a thread of its own."""
 
-    def slow_ocr(data: bytes, _reader: object) -> CardRead:
-        running.set()
-        assert finish.wait(10)
-        return CardRead((), name="张三", id_number=data.decode())
+    checker: CardChecker
+    running: threading.Event = field(default_factory=threading.Event)
+    finish: threading.Event = field(default_factory=threading.Event)
 
-    monkeypatch.setattr(cardcheck, "_ocr", slow_ocr)
-    checker = CardChecker(None, slots=1)
-    first = threading.Thread(target=checker.read, args=(b"first",))
-    first.start()
-    assert running.wait(10)
+    def start(self, monkeypatch: pytest.MonkeyPatch) -> threading.Thread:
+        def slow_ocr(data: bytes, _reader: object) -> CardRead:
+            self.running.set()
+            assert self.finish.wait(10)
+            return CardRead((), name="张三", id_number=data.decode())
+
+        monkeypatch.setattr(cardcheck, "_ocr", slow_ocr)
+        first = threading.Thread(target=self.checker.read, args=(b"first",))
+        first.start()
+        assert self.running.wait(10)
+        return first
+
+
+def test_card_reads_beyond_the_processs_slots_are_refused_after_a_short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One slot: while a read runs, another photo waits its short while and is then answered BUSY (not queued on a
+    request thread for as long as the read takes); the slot is free again once the read ends, and a cached photo
+    needs no slot."""
+    held = HeldRead(CardChecker(None, slots=1, wait_s=0.5))
+    first = held.start(monkeypatch)
     started = time.monotonic()
     with pytest.raises(CardReaderBusy) as busy:
-        checker.read(b"second")
-    assert time.monotonic() - started < 1 and busy.value.code == "BUSY"
+        held.checker.read(b"second")
+    assert 0.4 < time.monotonic() - started < 5 and busy.value.code == "BUSY"
     assert busy.value.message_zh == "系统繁忙,请稍后再试"
-    finish.set()
+    held.finish.set()
     first.join(10)
-    assert checker.read(b"first").id_number == "first"  # cached
-    assert checker.read(b"second").id_number == "second"  # the slot is free again
+    assert held.checker.read(b"first").id_number == "first"  # cached
+    assert held.checker.read(b"second").id_number == "second"  # the slot is free again
+
+
+def test_a_photo_waiting_for_a_slot_that_frees_in_time_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two pensioners' photos meeting in one process (a read takes ~0.2 s): the second waits for the slot and is
+    read, not refused."""
+    held = HeldRead(CardChecker(None, slots=1, wait_s=10))
+    first = held.start(monkeypatch)
+    threading.Timer(0.3, held.finish.set).start()
+    assert held.checker.read(b"second").id_number == "second"
+    first.join(10)
