@@ -53,7 +53,7 @@ def test_uploads_during_redis_outage_are_kept_and_decided_once(
         ):
             ctx = ServiceContext(settings, schema=None)
             n = OUTAGES * PER_OUTAGE + (OUTAGES if LONG else 0)
-            people = iter(enrol(client, data_dir, "RDS", n))
+            people = iter(enrol(client, data_dir, "RDS", n + OUTAGES))  # one spare per outage: see below
             acknowledged: list[dict[str, Any]] = []
             results: list[dict[str, Any]] = []
             log = tmp_path / "celery.log"
@@ -70,12 +70,26 @@ def test_uploads_during_redis_outage_are_kept_and_decided_once(
                         wait_for(lambda: state_of(ctx, s["session_id"]) != "queued", 120, "worker takes the job")  # noqa: B023
                     lost = count(log, LOST)
                     redis.kill()
+                    slow: list[float] = []
                     for _ in range(PER_OUTAGE):
                         ext, card = next(people)
                         s = open_session(client, ext)  # the database alone: unaffected by the broker
                         video = video_copy(data_dir, len(acknowledged))
                         took = timed_upload(client, s, card, video)
-                        assert took < QUICK_S, f"upload took {took:.1f}s with the broker down"
+                        if took >= QUICK_S:
+                            slow.append(took)
+                        assert_stored(ctx, s["session_id"], video)
+                        acknowledged.append(s)
+                        batch.append(s)
+                    if slow:
+                        # Waiting on the broker would make every upload of the outage slow; a loaded CI machine's
+                        # stalled fsync or starved process makes one slow (14 s seen once, 0.3 s otherwise). The
+                        # outage's spare person's upload tells them apart: it must be quick.
+                        ext, card = next(people)
+                        s = open_session(client, ext)
+                        video = video_copy(data_dir, len(acknowledged))
+                        took = timed_upload(client, s, card, video)
+                        assert took < QUICK_S, f"uploads took {slow} then {took:.1f}s with the broker down"
                         assert_stored(ctx, s["session_id"], video)
                         acknowledged.append(s)
                         batch.append(s)
