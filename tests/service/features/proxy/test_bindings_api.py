@@ -351,7 +351,8 @@ def test_every_proxy_action_is_audited_with_the_operator(client: TestClient, ctx
         active_binding(client, op, *new_elder(ctx)[1:])
     bind(client, op, n2, nm2)  # refused: 5 active
     with ctx.db() as db:
-        entries = list(db.scalars(select(AuditEntry).where(AuditEntry.actor == f"operator:{op['operator_id']}")))
+        mine = select(AuditEntry).where(AuditEntry.actor == f"operator:{op['operator_id']}")
+        entries = list(db.scalars(mine.order_by(AuditEntry.id)))  # written in this order; PostgreSQL returns any
     actions = [e.action for e in entries]
     assert actions[:4] == ["proxy.bind", "session.create", "proxy.unbind", "proxy.bind"]
     assert actions[-1] == "proxy.bind.refused" and entries[-1].detail["reason"] == "PROXY_LIMIT_REACHED"
