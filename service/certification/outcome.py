@@ -16,7 +16,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from service.certification import attempts, registry
-from service.certification.audit import audit_read
+from service.certification.audit import audit_read, person_ref
 from service.certification.context import ServiceContext
 from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import AuditEntry, Beneficiary, CertSession
@@ -101,7 +101,7 @@ def channel_outcomes(
     last = page[-1][0] if page else None
     cursor = f"{last.decided_at.isoformat()}{_CURSOR_SEP}{last.id}" if last and last.decided_at and more else None
     detail = {"decided_from": days[0].isoformat(), "decided_to": days[1].isoformat(), "sessions": len(items)}
-    registry.audit_shown(db, actor, OUTCOMES_READ, "-", detail, [b.external_id for _, b in mine])
+    registry.audit_shown(db, actor, OUTCOMES_READ, "-", detail, [person_ref(b.external_id, b.id) for _, b in mine])
     return OutcomePage(items, cursor)
 
 

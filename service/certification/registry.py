@@ -24,7 +24,6 @@ from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEv
 from service.certification.regions import region_name
 from service.certification.roster_file import spreadsheet_safe
 from service.infra.clock import HasTimeZone, local_midnight
-from service.infra.security import mask_text
 from service.infra.storage import MediaStorage
 
 # The most records one audit entry of a list read names (`audit_shown`): a whole list (everyone overdue in a
@@ -110,20 +109,10 @@ def events(db: Session, kind: str, since: dt.date | None, tz: HasTimeZone) -> li
             "on_date": e.on_date.isoformat(),
             "suspended_since": e.suspended_since.isoformat() if e.suspended_since else "",
             "event_id": e.id,
+            "person": person_ref(b.external_id, b.id),  # for the export's audit entry (audit_shown), not a column
         }
         for e, b in db.execute(q).all()
     ]
-
-
-def _people(db: Session, external_ids: list[str]) -> list[str]:
-    """`external_ids` as audit entries name people (audit.person_ref): the row id looked up only for those that
-    are ID numbers (a mask alone names thousands)."""
-    numbers = [x for x in external_ids if mask_text(x) != x]
-    ids: dict[str, int] = {}
-    if numbers:
-        q = select(Beneficiary.external_id, Beneficiary.id).where(Beneficiary.external_id.in_(numbers))
-        ids = {x: i for x, i in db.execute(q)}
-    return [person_ref(x, ids[x]) if x in ids else x for x in external_ids]
 
 
 # event_id last: added after the others, so that a reader by column position still finds them where they were.
@@ -134,14 +123,15 @@ FIRST_SINCE, LAST_SINCE = dt.date(1900, 1, 1), dt.date(9999, 12, 30)
 
 def audit_shown(db: Session, actor: str, action: str, target: str, detail: dict[str, Any], shown: list[str]) -> None:
     """A status list or an export read through the API, with whom it showed, as the console's lists name theirs:
-    every record once, in the order shown, by its external id (an ID number masked, with the row id: audit.person_ref,
-    as the console names people), over entries of at most SHOWN_PER_ENTRY (`part` of `parts` when there is more
-    than one; an empty list is one entry). Committed now, like every read (audit.audit_read)."""
+    every record once, in the order shown, as audit.person_ref names it (`shown`: the callers hold the rows: an
+    external id that is an ID number masked, with the row id, as the console names people), over entries of at most
+    SHOWN_PER_ENTRY (`part` of `parts` when there is more than one; an empty list is one entry). Committed now, like
+    every read (audit.audit_read)."""
     named = list(dict.fromkeys(shown))
     chunks = [named[i : i + SHOWN_PER_ENTRY] for i in range(0, len(named), SHOWN_PER_ENTRY)] or [[]]
     for part, chunk in enumerate(chunks, 1):
         of = {"part": part, "parts": len(chunks)} if len(chunks) > 1 else {}
-        audit(db, actor, action, target, detail | of | {"shown": _people(db, chunk)})
+        audit(db, actor, action, target, detail | of | {"shown": chunk})
     db.commit()
 
 

@@ -34,7 +34,8 @@ _GEM = range(0x738B, 0x74E6)
 NAME_RARE = frozenset("祎禕祐禛禤芃甡畇竑锳翾镕頔赟钖翀絜")
 
 
-def _private(ch: str) -> bool:
+def private_character(ch: str) -> bool:
+    """A private-use code point (U+E000–U+F8FF, planes 15 and 16): a 造字 (roster_file.private_use)."""
     return 0xE000 <= ord(ch) <= 0xF8FF or ord(ch) >= 0xF0000
 
 
@@ -66,7 +67,7 @@ def odd_characters(name: str) -> int:
     A foreign name's accented letters are not."""
     odd = 0
     for ch in name:
-        if _private(ch):
+        if private_character(ch):
             odd += 1
         elif _HAN.match(ch):
             odd += not (_name_han(ch) or _rare_name_han(ch))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from pipelines.names import DOT_VARIANTS, HAN, fold_table, in_gb2312
 from service.certification.errors import ServiceError, UnsupportedFormatError
-from service.certification.roster_big5 import Big5Reading
+from service.certification.roster_big5 import Big5Reading, private_character
 
 REQUIRED = ("external_id", "id_number", "name", "benefit_types")
 # XLSX bombs: a few kilobytes can inflate to gigabytes of XML, or declare a 16384-column, million-row sheet
@@ -312,7 +312,7 @@ def private_use(name: str) -> bool:
     user-defined character (造字, GBK's user-defined areas) or GB18030-2005's stand-in for a rare character, which
     no name typed or read off a card matches. The row is refused (roster_rows.PRIVATE_USE) whatever the file's
     encoding; a GB18030-read file with many such names is Big5 (`_checked_names`)."""
-    return any(0xE000 <= ord(ch) <= 0xF8FF or ord(ch) >= 0xF0000 for ch in name)
+    return any(private_character(ch) for ch in name)
 
 
 def spreadsheet_text(cell: str) -> str:

@@ -466,7 +466,8 @@ class H5Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PENSION_CERT_H5_", env_file=None, extra="ignore")
 
     card_check: bool = True  # instant OCR feedback on the H5 card step (loads the ID-card reader in the API)
-    # Card reads running at once in one API process; one more is answered 503 BUSY at once (cardcheck.py).
+    # Card reads running at once in one API process; one more waits up to 3 s for a slot, then is answered 503 BUSY
+    # (cardcheck.py).
     card_reads: int = Field(default=2, ge=1)
     # The bureau's own recordings of the H5 spoken prompts ({key}.mp3 or .wav, keys in
     # service/features/wechat/h5/voice.py);

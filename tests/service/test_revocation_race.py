@@ -73,6 +73,18 @@ def in_processing(ctx: ServiceContext, bid: int) -> str:
         return s.id
 
 
+def case_of_a_person_certified_before(ctx: ServiceContext) -> tuple[str, int]:
+    """A one-reviewer case (the machine compared the face) of a person with an earlier certification: (the case's
+    session, that certification)."""
+    sid = review_case(ctx)
+    with ctx.db() as db:
+        s = db.get(CertSession, sid)
+        assert s is not None and s.beneficiary_id is not None
+        bid = s.beneficiary_id
+    earlier, _ = _certify(ctx, bid, local_today(ctx.settings) - dt.timedelta(days=30))
+    return sid, earlier
+
+
 def revoke_uncommitted(ctx: ServiceContext, sup: Session, cid: int) -> None:
     """The supervisor's revocation of `cid` as 冒领, written in `sup` and not committed: it holds the person's row."""
     revoke_certification(sup, ctx.rules, cid, "impersonation", "民政比对：本人已故", SUPERVISOR, hold_days=HOLD_DAYS)
@@ -149,12 +161,7 @@ def test_an_operator_api_accept_waits_for_a_fraud_revocation_and_then_takes_two(
     earlier certification is uncommitted. Before: it read "no revocation", waited for the person's row, then
     certified alone. Now it locks the person first, waits, and is refused as taking two people (CASE_HELD)."""
     ctx = pg_ctx
-    sid = review_case(ctx)
-    with ctx.db() as db:
-        s = db.get(CertSession, sid)
-        assert s is not None and s.beneficiary_id is not None
-        bid = s.beneficiary_id
-    old, _ = _certify(ctx, bid, local_today(ctx.settings) - dt.timedelta(days=30))
+    sid, old = case_of_a_person_certified_before(ctx)
 
     def operator_accepts() -> object:
         with ctx.db() as db:

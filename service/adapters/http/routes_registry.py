@@ -13,7 +13,7 @@ from service.adapters.http.deps import DB, AdminClient, ApiClient, Ctx, External
 from service.adapters.http.schemas import EXACT, BeneficiaryView, CsvResponse, CycleRun, RosterReport, StatusList
 from service.adapters.http.upload import read_limited
 from service.certification import registry
-from service.certification.audit import MISS, asked, audit_read
+from service.certification.audit import MISS, asked, audit_read, person_ref
 from service.certification.daily_run import business_day, daily_run
 from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import Beneficiary, one_of_hashes
@@ -112,8 +112,9 @@ def get_list(
     if which not in registry.LISTS:
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}")
     day = _day(today, ctx.settings)
-    rows = [registry.view(b, day, ctx.rules) for b in registry.status_list(db, which, day, ctx.rules)]
-    shown = [row["external_id"] for row in rows]
+    people = registry.status_list(db, which, day, ctx.rules)
+    rows = [registry.view(b, day, ctx.rules) for b in people]
+    shown = [person_ref(b.external_id, b.id) for b in people]
     registry.audit_shown(db, actor, "list.read", which, {"people": len(rows), "format": format}, shown)
     if format == "csv":
         return CsvResponse(registry.to_csv(rows, registry.EXPORT_COLUMNS))
@@ -129,7 +130,7 @@ def export_events(ctx: Ctx, db: DB, actor: AdminClient, kind: str, since: Since 
         raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions")
     rows = registry.export_events(db, ctx.storage, EXPORT_KINDS[kind], since, ctx.settings)
     detail = {"rows": len(rows), "since": since.isoformat() if since else None}
-    registry.audit_shown(db, actor, "export.read", kind, detail, [row["external_id"] for row in rows])
+    registry.audit_shown(db, actor, "export.read", kind, detail, [row["person"] for row in rows])
     return CsvResponse(registry.to_csv(rows, registry.EVENT_COLUMNS))
 
 

@@ -184,8 +184,7 @@ def _scope(db: Session, user: StaffUser, value: dict[str, Any]) -> dict[str, Any
     if kept == sorted(now):
         return None  # the account sees nothing the change took away
     if not kept:  # nothing of its scope is left, and an empty scope is the whole jurisdiction: disabled instead
-        user.active = False
-        end_user_sessions(db, user.id)
+        _disable(db, user, value)
         return {"from": now, "to": now, "disabled": True, "released": 0}
     user.scope = kept
     return {"from": now, "to": kept, "released": release_claims_outside(db, user.id, kept)}

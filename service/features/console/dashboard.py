@@ -27,7 +27,7 @@ from service.certification.models import (
 from service.features.console import scope
 from service.features.console.auth import Staff
 from service.features.console.models import ReviewDecision
-from service.features.console.review_queue import open_case_filter
+from service.features.console.review_queue import open_case_filter, waiting_since
 
 # "undated": no validity date (rows from before imports dated everyone): never suspended, shown so staff date them.
 COLUMNS = ("certified", "due_soon", "overdue", "suspended", "deceased", "undated")
@@ -111,9 +111,8 @@ def compute(
     durations = [float(hours) for (hours,) in db.execute(times)]
     st.median_decision_h = statistics.median(durations) if durations else None
 
-    waiting = select(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
-    backlog = scope.join_session_people(waiting).where(open_case_filter(), in_scope)
-    ages = [(now - (a or b or c)).total_seconds() / 3600 for a, b, c in db.execute(backlog)]  # review_queue.since
+    backlog = scope.join_session_people(select(waiting_since())).where(open_case_filter(), in_scope)
+    ages = [(now - since).total_seconds() / 3600 for since in db.scalars(backlog)]
     st.backlog = len(ages)
     st.backlog_oldest_h = max(ages) if ages else None
     st.backlog_median_h = statistics.median(ages) if ages else None

@@ -114,7 +114,8 @@ def since(s: CertSession) -> dt.datetime:
     return s.decided_at or s.queued_at or s.created_at
 
 
-def _waiting_since() -> ColumnElement[dt.datetime]:
+def waiting_since() -> ColumnElement[dt.datetime]:
+    """`since` in SQL: what the queue sorts by and the dashboard ages its backlog from."""
     # Failed jobs have no decided_at: coalesced with the queue time so both kinds sort by waiting time.
     return func.coalesce(CertSession.decided_at, CertSession.queued_at, CertSession.created_at)
 
@@ -127,7 +128,7 @@ def _open_cases(q: Select[*Ts], staff: Staff | None) -> Select[*Ts]:
         scope.join_session_people(q)
         .outerjoin(ReviewClaim, ReviewClaim.session_id == CertSession.id)
         .where(open_case_filter(), scope.region_filter(staff, scope.SESSION_REGION))
-        .order_by(_waiting_since(), CertSession.id)
+        .order_by(waiting_since(), CertSession.id)
     )
 
 
@@ -162,7 +163,7 @@ def list_queue(
 
     The matching cases' ids are read whole (light columns), so the page can say how many there are and where it
     starts: the reason filter works on a JSON list, filtered here the same on SQLite and PostgreSQL."""
-    light = _open_cases(select(CertSession.id, _waiting_since(), CertSession.reasons), staff)
+    light = _open_cases(select(CertSession.id, waiting_since(), CertSession.reasons), staff)
     light = _filtered(light, channel, region)
     order = [(sid, at) for sid, at, reasons in db.execute(light) if not reason or reason in (reasons or [])]
     start = _start_after(order, after)

@@ -375,9 +375,9 @@ def _apply_account_op(db: Session, staff: Staff, user: StaffUser, op: str, role:
         end_user_sessions(db, user.id)
     else:
         return False
-    detail: dict[str, object] = {"role": role, "from": before, **granted} if op == "role" else {}
+    value: dict[str, object] = {"role": role, "from": before} if op == "role" else {}
     # Kept outside the database: a restore from an older dump redoes the ones that took rights away (account_kept).
-    detail |= account_kept.note_change(db, f"user.{op}", user, {"role": role, "from": before} if op == "role" else {})
+    detail: dict[str, object] = value | granted | account_kept.note_change(db, f"user.{op}", user, value)
     audit_chain.record(db, staff.actor, f"user.{op}", user.username, detail)
     return True
 

@@ -206,9 +206,12 @@ def next_case(
     return redirect(f"/cases/{sid}")
 
 
-def _face_source(operator: CertSession | None) -> dict[str, str]:
-    """Whose the relative's picture is, for the audit detail: the verification session it is a frame of."""
-    return {"operator_source": operator.id} if operator else {}
+def _face_source(db: Session, operator: CertSession | None) -> tuple[dict[str, str], list[int]]:
+    """The relative's picture (a frame of their verification session `operator`), for a view's audit entry: the
+    detail naming that session, and the person whose number it claims, for their 查阅记录 too (access_log)."""
+    if operator is None:
+        return {}, []
+    return {"operator_source": operator.id}, access_log.claimed_people(db, [operator.id])
 
 
 def _images(s: CertSession, tpl: CertSession | None, operator: CertSession | None) -> list[str]:
@@ -294,9 +297,8 @@ def _case_view(
             reclaim = reclaim_at(claim, staff.id, cfg, utcnow())  # given back past its lifetime: when again
             images = _images(s, tpl, operator)
             detail: dict[str, object] = {"beneficiary": audit_chain.person_target(b) if b else None, "images": images}
-            # The relative's face (a frame of their verification) is theirs: on their 查阅记录 too (access_log).
-            faces = access_log.claimed_people(db, [operator.id]) if operator else []
-            access_log.record_list(db, staff.actor, "case.view", s.id, detail | _face_source(operator), faces)
+            source, faces = _face_source(db, operator)
+            access_log.record_list(db, staff.actor, "case.view", s.id, detail | source, faces)
     except CaseError as exc:
         return render(request, "message.html", staff, status=404, message=exc.message, back="/queue")
     result = s.result or {}
@@ -368,8 +370,8 @@ def case_image(request: Request, staff: CurrentStaff, session_id: str, kind: str
         # A picture fetched outside a page view of this case (a direct link) gets its own row.
         if not _covered_by_view(db, staff.actor, s.id):
             operator = case_media.operator_source(db, s) if kind == CaseImage.OPERATOR else None
-            faces = access_log.claimed_people(db, [operator.id]) if operator else []
-            detail: dict[str, object] = {"kind": kind, "index": index, **_face_source(operator)}
+            source, faces = _face_source(db, operator)
+            detail: dict[str, object] = {"kind": kind, "index": index, **source}
             access_log.record_list(db, staff.actor, "case.image", s.id, detail, faces)
     if data is None:
         return Response(status_code=404)

@@ -78,8 +78,7 @@ def in_flight(now: dt.datetime) -> ColumnElement[bool]:
 
 
 def busy(db: Session, beneficiary_id: int, now: dt.datetime) -> bool:
-    q = select(CertSession.id).where(CertSession.beneficiary_id == beneficiary_id, in_flight(now)).limit(1)
-    return db.scalar(q) is not None
+    return beneficiary_id in _busy(db, [beneficiary_id], now)
 
 
 def reminder_ref(beneficiary_id: int, until: dt.date) -> str:

@@ -28,6 +28,7 @@ from service.certification import attempts, sessions
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
 from service.certification.context import ServiceContext
+from service.certification.current_person import made_for_current_person_sql
 from service.certification.errors import ServiceError
 from service.certification.models import (
     Beneficiary,
@@ -161,12 +162,12 @@ def _last_person(db: Session, openid: str) -> Beneficiary | None:
         return None
     if b.identity_since is not None:
         opened = select(CertSession.id).join(WeChatSessionLink, WeChatSessionLink.session_id == CertSession.id)
-        since = opened.where(
+        current = opened.join(Beneficiary, Beneficiary.id == CertSession.beneficiary_id).where(
             WeChatSessionLink.openid == openid,
             CertSession.beneficiary_id == b.id,
-            CertSession.created_at >= b.identity_since,
+            made_for_current_person_sql(CertSession.created_at),
         )
-        return b if db.scalar(since.limit(1)) is not None else None
+        return b if db.scalar(current.limit(1)) is not None else None
     return b
 
 

@@ -46,6 +46,20 @@ def _person(ctx: ServiceContext, ext: str, region: str = "420106") -> tuple[int,
         return b.id, s.id
 
 
+def _sharing_a_mask(ctx: ServiceContext) -> tuple[int, str, int, str]:
+    """Two people keyed by their ID numbers that share the first and last four digits (one mask): A's row id and
+    number, B's."""
+    a_num = factories.id_number(region="420106", seq=11)
+    b_num = next(
+        n
+        for n in (factories.id_number("420111", dt.date(1950, 3, d), 11) for d in range(1, 29))
+        if n[-4:] == a_num[-4:]
+    )
+    a, _ = _person(ctx, a_num)
+    b, _ = _person(ctx, b_num, region="420111")
+    return a, a_num, b, b_num
+
+
 def _actions(ctx: ServiceContext, action: str) -> list[tuple[str, str]]:
     with ctx.db() as db:
         rows = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == action))
@@ -108,14 +122,7 @@ def test_a_view_of_someone_sharing_the_mask_is_not_on_the_persons_log(
     digits. Before: the chain named both `4201**********0011`, so rev1 opening only B's page was listed on A's
     查阅记录. Now entries name a person by the mask and row id (audit_chain.person_target), matched exactly; an entry
     from before (the bare mask) is still listed, marked as possibly another's."""
-    a_num = factories.id_number(region="420106", seq=11)
-    b_num = next(
-        n
-        for n in (factories.id_number("420111", dt.date(1950, 3, d), 11) for d in range(1, 29))
-        if n[-4:] == a_num[-4:]
-    )
-    a, _ = _person(ctx, a_num)
-    b, _ = _person(ctx, b_num, region="420111")
+    a, a_num, b, b_num = _sharing_a_mask(ctx)
     login(app_client, "rev1")
     assert app_client.get(f"/console/beneficiaries/{b}").status_code == 200
     with ctx.db() as db:  # an entry written before targets carried the row id
@@ -257,14 +264,7 @@ def test_a_death_registration_is_on_that_persons_log_only(
     """The new-surfaces review, F3: 登记死亡 was audited under the bare mask of an ID-number external id, so it was
     listed on the 查阅记录 of everyone sharing that mask, and on the person's own as "possibly another's". Now under
     audit_chain.person_target, as every person-addressed entry."""
-    a_num = factories.id_number(region="420106", seq=11)
-    b_num = next(
-        n
-        for n in (factories.id_number("420111", dt.date(1950, 3, d), 11) for d in range(1, 29))
-        if n[-4:] == a_num[-4:]
-    )
-    a, _ = _person(ctx, a_num)
-    b, _ = _person(ctx, b_num, region="420111")
+    a, _, b, b_num = _sharing_a_mask(ctx)
     csrf = login(app_client, "sup1")
     death = {"csrf": csrf, "date_of_death": "2025-01-01", "source": "民政部门"}
     assert app_client.post(f"/console/beneficiaries/{b}/deceased", data=death).status_code == 200

@@ -38,13 +38,20 @@ def _claim_form(page: str, sid: str) -> bool:
     return f'action="/console/cases/{sid}/claim"' in page
 
 
-def test_a_case_awaiting_a_second_decision_is_claimed_only_by_another_supervisor(
-    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
-) -> None:
+def _awaiting_a_supervisor(app_client: TestClient, ctx: ServiceContext) -> tuple[str, str]:
+    """A relative's case rev1 (logged in on `app_client`) claimed and rejected: it awaits a supervisor's second
+    decision. (The case, rev1's CSRF value.)"""
     sid = _review_case(ctx)
     csrf_r1 = login(app_client, "rev1")
     assert _claim(app_client, sid, csrf_r1)[0] == 200
     assert "等待主管复核" in _decide(app_client, sid, csrf_r1, "reject", "代办人与本人不符")[1]
+    return sid, csrf_r1
+
+
+def test_a_case_awaiting_a_second_decision_is_claimed_only_by_another_supervisor(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    sid, csrf_r1 = _awaiting_a_supervisor(app_client, ctx)
 
     rev2 = new_client(app_client)
     csrf_r2 = login(rev2, "rev2")
@@ -402,10 +409,7 @@ def test_a_supervisor_cannot_renew_a_lapsed_claim_on_a_second_decision(
     and claim it again at once (holding it off the other supervisors); the other supervisor takes it."""
     start = clock.now_utc()
     _hold_clock(monkeypatch, start)
-    sid = _review_case(ctx)
-    csrf_r1 = login(app_client, "rev1")
-    assert _claim(app_client, sid, csrf_r1)[0] == 200
-    assert "等待主管复核" in _decide(app_client, sid, csrf_r1, "reject", "代办人与本人不符")[1]
+    sid, _ = _awaiting_a_supervisor(app_client, ctx)
     sup1 = new_client(app_client)
     csrf_s1 = login(sup1, "sup1")
     assert _claim(sup1, sid, csrf_s1)[0] == 200

@@ -11,20 +11,16 @@ revocation and then sees it. The operator API's accept and the worker's: tests/s
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import select
 
 from service.certification.context import ServiceContext
-from service.certification.models import Certification, CertSession, utcnow
+from service.certification.models import Certification, utcnow
 from service.features.console.auth import Role, Staff
 from service.features.console.models import ReviewClaim, StaffUser
 from service.features.console.review_queue import OVERRULED, decide_case
-from service.infra.clock import local_today
 from tests.service.test_lock_order import lock_waits, running, until
 from tests.service.test_races import pg_ctx, review_case  # noqa: F401  (the two-transaction PostgreSQL context)
-from tests.service.test_revocation import _certify
-from tests.service.test_revocation_race import revoke_uncommitted
+from tests.service.test_revocation_race import case_of_a_person_certified_before, revoke_uncommitted
 
 
 def _staff(ctx: ServiceContext, username: str, role: Role) -> Staff:
@@ -33,18 +29,6 @@ def _staff(ctx: ServiceContext, username: str, role: Role) -> Staff:
         db.add(user)
         db.flush()
         return Staff(id=user.id, username=username, display_name=username, role=role, csrf="-")
-
-
-def _case_of_a_person_certified_before(ctx: ServiceContext) -> tuple[str, int]:
-    """A one-reviewer case (the machine compared the face) of a person with an earlier certification: (the case's
-    session, that certification)."""
-    sid = review_case(ctx)
-    with ctx.db() as db:
-        s = db.get(CertSession, sid)
-        assert s is not None and s.beneficiary_id is not None
-        bid = s.beneficiary_id
-    earlier, _ = _certify(ctx, bid, local_today(ctx.settings) - dt.timedelta(days=30))
-    return sid, earlier
 
 
 def _accept_while_revoking(ctx: ServiceContext, staff: Staff, sid: str, earlier: int) -> list[object]:
@@ -70,7 +54,7 @@ def _certifications(ctx: ServiceContext, sid: str) -> int:
 
 def test_a_reviewers_accept_racing_a_fraud_revocation_waits_for_a_supervisor(pg_ctx: ServiceContext) -> None:  # noqa: F811
     ctx = pg_ctx
-    sid, earlier = _case_of_a_person_certified_before(ctx)
+    sid, earlier = case_of_a_person_certified_before(ctx)
     reviewer = _staff(ctx, "rev1", Role.REVIEWER)
     with ctx.db() as db:
         db.add(ReviewClaim(session_id=sid, claimed_by=reviewer.id, claimed_at=utcnow()))
@@ -88,7 +72,7 @@ def test_a_supervisors_second_accept_racing_a_fraud_revocation_needs_a_third_loo
     written. Before: the accept, one person's (the first said reject), settled the case. Now it becomes the new
     first decision (OVERRULED), for another supervisor."""
     ctx = pg_ctx
-    sid, earlier = _case_of_a_person_certified_before(ctx)
+    sid, earlier = case_of_a_person_certified_before(ctx)
     reviewer, supervisor = _staff(ctx, "rev1", Role.REVIEWER), _staff(ctx, "sup1", Role.SUPERVISOR)
     with ctx.db() as db:
         db.add(

@@ -35,6 +35,16 @@ def _context(tmp_path: Path) -> ServiceContext:
     return install_features(ServiceContext(Settings(var_dir=tmp_path), schema=service.schema.metadata))
 
 
+def _own_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServiceContext:
+    """A service on its own SQLite file in `tmp_path`, as the CLI in this process reads it: the tests' other
+    PENSION_CERT_ settings cleared (the models and data folders kept)."""
+    for k in [k for k in os.environ if k.startswith("PENSION_CERT_")]:
+        if k not in ("PENSION_CERT_MODELS_DIR", "PENSION_CERT_DATA_DIR"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("PENSION_CERT_VAR_DIR", str(tmp_path))
+    return _context(tmp_path)
+
+
 def _changes_after_the_dump(ctx: ServiceContext) -> None:
     """What the admin did on the users page after the dump."""
     from service.adapters.http.app import create_app
@@ -62,11 +72,7 @@ def test_account_changes_after_the_dump_are_redone_by_record_restore(
 ) -> None:
     from service.adapters.cli import main
 
-    for k in [k for k in os.environ if k.startswith("PENSION_CERT_")]:
-        if k not in ("PENSION_CERT_MODELS_DIR", "PENSION_CERT_DATA_DIR"):
-            monkeypatch.delenv(k)
-    monkeypatch.setenv("PENSION_CERT_VAR_DIR", str(tmp_path))
-    ctx = _context(tmp_path)
+    ctx = _own_service(tmp_path, monkeypatch)
     with ctx.db() as db:
         for name, role, scope, active in (
             ("admin", "admin", [], True),
@@ -130,11 +136,7 @@ def test_account_changes_after_the_dump_are_redone_by_record_restore(
 
 def _restorable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, users: dict[str, list[str]]) -> ServiceContext:
     """A service on its own SQLite file with an admin and reviewers `users` (name: scope), dumped to dump.db."""
-    for k in [k for k in os.environ if k.startswith("PENSION_CERT_")]:
-        if k not in ("PENSION_CERT_MODELS_DIR", "PENSION_CERT_DATA_DIR"):
-            monkeypatch.delenv(k)
-    monkeypatch.setenv("PENSION_CERT_VAR_DIR", str(tmp_path))
-    ctx = _context(tmp_path)
+    ctx = _own_service(tmp_path, monkeypatch)
     with ctx.db() as db:
         db.add(StaffUser(username="admin", display_name="admin", role="admin", password_hash=_hash(), scope=[]))
         for name, scope in users.items():

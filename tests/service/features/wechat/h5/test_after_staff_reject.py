@@ -44,6 +44,18 @@ def _decided(app: App, decision: str, proxy: bool) -> str:
         return s.id
 
 
+def _machine_rejected(app: App) -> str:
+    """A self certification of the app's person, linked to the logged-in openid, the machine rejected (no staff
+    decision)."""
+    with app.ctx.db() as db:
+        s = factories.session_row(app.beneficiary_id, state="decided", decision="reject", decided_at=utcnow())
+        s.reasons = ["FACE_MISMATCH"]
+        db.add(s)
+        db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
+        db.commit()
+        return s.id
+
+
 @pytest.mark.parametrize("proxy", [False, True], ids=["own", "relative"])
 def test_a_staff_rejected_result_offers_a_home_visit_not_another_review(app: App, proxy: bool) -> None:
     """After a staff reject the result page's help block offered "申请人工审核或上门认证" (the review that had just
@@ -58,13 +70,7 @@ def test_a_staff_rejected_result_offers_a_home_visit_not_another_review(app: App
 
 def test_a_machine_reject_still_offers_the_manual_review(app: App) -> None:
     """Before anyone reviewed it, a reject keeps the manual review on offer (the staff reject is what changes)."""
-    with app.ctx.db() as db:
-        s = factories.session_row(app.beneficiary_id, state="decided", decision="reject", decided_at=utcnow())
-        s.reasons = ["FACE_MISMATCH"]
-        db.add(s)
-        db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
-        db.commit()
-        sid = s.id
+    sid = _machine_rejected(app)
     page = app.client.get(f"/h5/result/{sid}").text
     assert ">申请人工审核或上门认证</a>" in page and 'id="after-review"' not in page
 
@@ -141,13 +147,7 @@ def test_a_later_machine_reject_offers_the_manual_review_again(app: App) -> None
     """Guard: the person tried again after the staff reject and the machine rejected that attempt: a manual review
     of it is still taken, from its own screen and from the plain form."""
     _decided(app, "reject", False)
-    with app.ctx.db() as db:
-        s = factories.session_row(app.beneficiary_id, state="decided", decision="reject", decided_at=utcnow())
-        s.reasons = ["FACE_MISMATCH"]
-        db.add(s)
-        db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
-        db.commit()
-        sid = s.id
+    sid = _machine_rejected(app)
     page = app.client.get(f"/h5/apply/{sid}").text
     assert 'value="manual_review"' in page
     token = TOKEN_RE.search(page)
