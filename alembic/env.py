@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from logging.config import fileConfig
 
 from alembic.util import CommandError
 from sqlalchemy import Connection, engine_from_config, pool, text
@@ -14,6 +15,11 @@ from service.infra.db.online_ddl import LOCK_NOT_AVAILABLE, LOCK_TIMEOUT, MIGRAT
 from service.schema import metadata  # every model module, so autogenerate and compare see every table
 
 config = context.config
+if config.cmd_opts is not None and config.config_file_name:
+    # The alembic command line (cmd_opts: a programmatic run has none, and keeps its own logging): alembic.ini's
+    # loggers print each migration it runs on stderr ("Running downgrade 0021 -> 0020, …"); without them an
+    # operator's downgrade said nothing at all, whatever it dropped.
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 if not config.get_main_option("sqlalchemy.url"):
     from service.infra.config import Settings
 
@@ -60,7 +66,7 @@ def lock_holder(connection: Connection) -> int | None:
 def one_run_at_a_time(connection: Connection) -> None:
     """Take MIGRATION_LOCK, trying once a second with no transaction open in between: a session waiting inside a
     statement would hold a snapshot the first run's concurrent index build waits for (a deadlock). The wait is
-    said once, on stderr (the alembic command line shows no log lines: env.py configures no logging)."""
+    said once, on stderr, programmatic runs included (they configure no logging)."""
     said = False
     while not connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK}).scalar_one():
         holder = lock_holder(connection)

@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -92,6 +93,54 @@ def webm_hiding_frames(real: int = 640, declared: int = 256) -> bytes:
         i = data.index(element + b"\x82" + struct.pack(">H", real))
         data[i + 2 : i + 4] = struct.pack(">H", declared)
     return bytes(data)
+
+
+def frame_bomb(width: int, height: int, frames: int, per_second: int, fmt: str = "mp4", gop: int = 50) -> bytes:
+    """Many frames of one flat picture in few bytes (review: media 1): a key frame, then `gop` - 1 H.264 P-frames of a
+    few dozen bytes each repeated to `frames` packets, `per_second` of them per second of video; in Matroska,
+    `per_second` may exceed its millisecond timestamps' 1000, so that many frames share one timestamp."""
+    enc = io.BytesIO()
+    with av.open(enc, "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.options = {"preset": "ultrafast", "bframes": "0", "keyint": str(gop + 1), "scenecut": "0", "crf": "40"}
+        frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 100, np.uint8), format="bgr24")
+        for k in range(gop):
+            frame.pts = k
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    enc.seek(0)
+    out = io.BytesIO()
+    with av.open(enc, "r") as src, av.open(out, "w", format=fmt) as dst:
+        s_in = src.streams.video[0]
+        packets = [(bytes(p), p.is_keyframe) for p in src.demux(s_in) if p.size]
+        s_out = dst.add_stream_from_template(s_in)
+        tick = Fraction(1, 1000) if fmt == "matroska" else Fraction(1, per_second)
+        s_out.time_base = tick
+        for n in range(frames):
+            body, key = packets[0] if n == 0 else packets[1 + (n - 1) % (len(packets) - 1)]  # one key frame
+            packet = av.Packet(body)
+            packet.stream, packet.time_base, packet.is_keyframe = s_out, tick, key
+            packet.pts = packet.dts = n * 1000 // per_second if fmt == "matroska" else n
+            dst.mux(packet)
+    return out.getvalue()
+
+
+def jpeg_scan_bomb(width: int, height: int, scans: int) -> bytes:
+    """A grey progressive JPEG followed by `scans` empty AC scans of 10 bytes each (review: media 2): libjpeg walks
+    every block of the picture once per scan (about 1 ms per scan at 16 MP) and only warns of the bogus progression."""
+    buf = io.BytesIO()
+    Image.new("L", (width, height), 128).save(buf, "JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    first = data.index(b"\xff\xda")
+    end = first + 2 + struct.unpack(">H", data[first + 2 : first + 4])[0]
+    while data[end] != 0xFF or data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7:  # the first scan's entropy data
+        end += 1
+    dht = b"\xff\xc4\x00\x14\x10" + bytes([1] + [0] * 15) + b"\x00"  # one AC table: a single code, for EOB
+    empty_ac = b"\xff\xda\x00\x08\x01\x01\x00\x01\x3f\x00"  # one component, spectral 1..63, no data
+    return data[:end] + dht + empty_ac * scans + b"\xff\xd9"
 
 
 def _xlsx(sheet_xml: Callable[[zipfile.ZipFile], None] | None = None, rows: int = 2) -> bytes:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import shared_type_adapters
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
@@ -14,6 +16,9 @@ os.environ.setdefault("PENSION_CERT_MODELS_DIR", str(SHARED / "models"))
 os.environ.setdefault("PENSION_CERT_DATA_DIR", str(SHARED / "data"))
 # Two cores on CI: one intra-op thread per session keeps parallel test workers from oversubscribing.
 os.environ.setdefault("PENSION_CERT_ORT_THREADS", "1")
+
+# Every app the suite builds shares its routes' pydantic TypeAdapters (tests/shared_type_adapters.py says why).
+shared_type_adapters.install()
 
 MODELS_DIR = Path(os.environ["PENSION_CERT_MODELS_DIR"])
 DATA_DIR = Path(os.environ["PENSION_CERT_DATA_DIR"])

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from alembic import op
 from service.features.proxy import legacy
+from service.infra.db.lossy_downgrade import refuse_to_lose
 
 revision = "0009"
 down_revision = "0008"
@@ -49,11 +50,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     legacy.operator_rows_from_claims(op.get_bind())
-    bind = op.get_bind()
+    orphans = "rows without a beneficiary and no claim"
+    refuse_to_lose("0009", [(f"{t} {orphans}", f"{t} WHERE {c} IS NULL") for t, c in legacy.BENEFICIARY_COLUMNS])
     for table, column in legacy.BENEFICIARY_COLUMNS:
-        orphans = bind.exec_driver_sql(f"SELECT count(*) FROM {table} WHERE {column} IS NULL").scalar_one()
-        if orphans:
-            raise RuntimeError(f"{table}: {orphans} rows without a beneficiary and no claim: cannot go below 0009")
         with op.batch_alter_table(table) as batch:
             batch.alter_column(column, existing_type=sa.Integer(), nullable=False)
     op.drop_index(op.f("ix_proxy_claims_operator_id"), table_name="proxy_claims")

@@ -2,7 +2,8 @@
 
 Least privilege (PIPL): a reviewer of one district sees the faces, ID numbers and videos of that district's
 pensioners only (service/features/console/scope.py). The column holds a JSON list of GB/T 2260 code prefixes;
-existing accounts get '[]', the whole jurisdiction, as before. Downgrade drops the column.
+existing accounts get '[]', the whole jurisdiction, as before. Downgrade drops the column, and refuses while an
+account is limited to a region (it would see the whole jurisdiction: service/infra/db/lossy_downgrade.py).
 
 Revision ID: 0013
 Revises: 0012
@@ -13,6 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
+from service.infra.db.lossy_downgrade import refuse_to_lose
 
 revision = "0013"
 down_revision = "0012"
@@ -26,5 +28,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    what = "staff accounts limited to a region (staff_users.scope; they would see the whole jurisdiction)"
+    refuse_to_lose("0013", [(what, "staff_users WHERE CAST(scope AS TEXT) NOT IN ('[]', '')")])
     with op.batch_alter_table("staff_users") as batch:
         batch.drop_column("scope")

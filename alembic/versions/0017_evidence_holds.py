@@ -5,8 +5,8 @@ are the evidence the bureau needs to recover an overpaid pension or report the f
 `RETENTION_DAYS` after the decision (service/certification/evidence_hold.py). One row per hold: who placed it, when,
 why, until when (`ends_at`: `EVIDENCE_HOLD_DAYS` after it was placed, the setting as it stood then: changing the
 setting later never shortens nor extends a hold in force), and its early release. Existing sessions: no hold (purged as
-before). Downgrade drops the table, and with it every hold: the next purge then deletes the held media (the holds
-are listed in the audit trail, actions `evidence.hold.placed` / `evidence.hold.released`).
+before). Downgrade drops the table, and refuses while it holds a row: without its hold, the next purge deletes the
+held media (service/infra/db/lossy_downgrade.py).
 
 Revision ID: 0017
 Revises: 0016
@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
+from service.infra.db.lossy_downgrade import refuse_to_lose
 
 revision = "0017"
 down_revision = "0016"
@@ -44,5 +45,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    what = "evidence holds (evidence_holds; without them the next purge deletes the media they keep)"
+    refuse_to_lose("0017", [(what, "evidence_holds")])
     op.drop_index(op.f("ix_evidence_holds_session_id"), table_name="evidence_holds")
     op.drop_table("evidence_holds")

@@ -14,7 +14,8 @@ that admin confirms it (service/features/console/accounts.py).
 
 Existing rows: none written (list views before the upgrade stay in their entries' JSON lists only; the page says
 so); existing accounts get NULL (confirmed: they were in use before the rule). Downgrade drops the table and the
-column.
+column, and refuses while either holds something: the list views on people's 查阅记录, or an account awaiting its
+confirmation (it would count as confirmed: service/infra/db/lossy_downgrade.py).
 
 Revision ID: 0021
 Revises: 0020
@@ -25,6 +26,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
+from service.infra.db.lossy_downgrade import refuse_to_lose
 
 revision = "0021"
 down_revision = "0020"
@@ -46,6 +48,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    shown = "views of a person by a list page (console_audit_shown; gone from their 查阅记录)"
+    awaiting = "admin-made accounts awaiting a second supervisor (staff_users.granted_by; they would pass as confirmed)"
+    refuse_to_lose("0021", [(shown, "console_audit_shown"), (awaiting, "staff_users WHERE granted_by IS NOT NULL")])
     with op.batch_alter_table("staff_users") as batch:
         batch.drop_column("granted_by")
     op.drop_index("ix_console_audit_shown_beneficiary_id", table_name="console_audit_shown")

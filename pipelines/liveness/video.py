@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -43,6 +44,16 @@ class VideoLimits:
     min_side: int = 120
     # Truncated uploads: refuse when the decodable part is much shorter than the container claims.
     min_decoded_fraction: float = 0.8
+    # Decoding work per second of video (`DecodeBudget`). A 2.6 MB MP4 held 20,000 one-colour 4K frames (1,000 fps)
+    # and a Matroska file 20,000 frames on equal timestamps: both passed the upload probe and each cost a worker
+    # 80-93 CPU-s (review: media 1). Counted in packets (frames), not timestamps. Phones record at most 60 fps
+    # (120-240 fps only in slow motion), so `max_fps` only refuses what no camera makes.
+    max_fps: float = 240.0
+    # Pixels decoded per second of video: 4K (`max_pixels`) at 60 fps, plus a tenth for variable-rate phone clips
+    # (1080p at 240 fps is the same rate). Costlier clips are no recordings of a face.
+    max_pixel_rate: float = 3840 * 2160 * 66.0
+    # The allowance of video time the budget starts with (a first GOP, reordered frames, a short clip).
+    budget_allowance_s: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,47 @@ class VideoInfo:
     declared_duration_s: float | None
     duration_s: float = 0.0
     frames_decoded: int = 0
+
+
+class DecodeBudget:
+    """The decoding work a clip may cost, applied packet by packet by the upload probe and by the worker's decode
+    alike: never more than `max_fps` packets nor `max_pixel_rate` pixels per second of video the packets' timestamps
+    have reached (plus `budget_allowance_s`). Counting packets, not time, catches frames stacked on one timestamp;
+    refusing as soon as the budget is spent keeps a hostile clip's cost within a real 4K clip's."""
+
+    def __init__(self, limits: VideoLimits, width: int, height: int) -> None:
+        self.limits = limits
+        self.frame_pixels = width * height
+        self.packets = 0
+        self.pixels = 0
+        self._first: float | None = None
+        self._last = 0.0
+
+    def charge(self, packet: av.Packet[Any]) -> None:
+        """Count one (non-empty) packet; MediaError once the clip costs more than its video time allows."""
+        if packet.pts is not None and packet.time_base is not None:
+            t = float(packet.pts * packet.time_base)
+            self._first = t if self._first is None else min(self._first, t)
+            self._last = max(self._last, t)
+        self.packets += 1
+        self.pixels += self.frame_pixels
+        seconds = self._last - (self._first if self._first is not None else self._last)
+        seconds = min(seconds, self.limits.max_duration_s + 0.5) + self.limits.budget_allowance_s
+        if self.packets > self.limits.max_fps * seconds:
+            raise MediaError(
+                ReasonCode.MEDIA_UNSUPPORTED,
+                f"{self.packets} frames in {seconds:.2f} s of video: more than {self.limits.max_fps:g} per second",
+            )
+        if self.pixels > self.limits.max_pixel_rate * seconds:
+            raise MediaError(
+                ReasonCode.MEDIA_TOO_LARGE,
+                f"{self.pixels} pixels to decode in {seconds:.2f} s of video: more than {self.limits.max_pixel_rate:g}"
+                " per second",
+            )
+
+    def frame(self, width: int, height: int) -> None:
+        """A decoded frame's real size (a bitstream may change it mid-stream): later packets are charged at it."""
+        self.frame_pixels = max(self.frame_pixels, width * height)
 
 
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
@@ -183,17 +235,7 @@ class VideoReader:
 
     def frames(self) -> Iterator[Frame]:
         """Sampled frames at about ``sample_fps``; raises MediaError for undecodable or out-of-limit video."""
-        stream = self.container.streams.video[0]
-        # The container's frame size was checked, but the bitstream may declare a larger one: the decoder itself
-        # refuses frames over the pixel limit, before allocating them (a decompression bomb otherwise).
-        options = {"max_pixels": str(self.limits.max_pixels)}
-        if self.sampling.skip_loop_filter:
-            options["skip_loop_filter"] = "all"
-        stream.codec_context.options = options
-        stream.thread_type = "SLICE"
-        stream.codec_context.thread_count = self.sampling.threads
-        if self.sampling.skip_nonref:
-            stream.codec_context.skip_frame = "NONREF"
+        stream = self._decoder()
         period = 1.0 / self.sampling.sample_fps
         t0: float | None = None
         next_t = 0.0
@@ -201,14 +243,12 @@ class VideoReader:
         index = 0
         size: tuple[int, int] | None = None
         try:
-            for frame in self.container.decode(stream):
+            for frame in self._decode(stream):
                 if frame.time is None:
                     continue
                 if t0 is None:
                     t0 = float(frame.time)
                     self.info.rotation = rotation_degrees(frame.rotation)
-                if frame.width * frame.height > self.limits.max_pixels:  # a decoder that ignores max_pixels
-                    raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"frame of {frame.width}x{frame.height} pixels")
                 t = float(frame.time) - t0
                 self.info.frames_decoded += 1
                 last_t = max(last_t, t)
@@ -240,6 +280,54 @@ class VideoReader:
         self.info.duration_s = last_t + frame_period
         self._check_duration()
 
+    def _decoder(self) -> av.video.stream.VideoStream:
+        """The video stream, its decoder set up as every decode of this module runs it."""
+        stream = self.container.streams.video[0]
+        # The container's frame size was checked, but the bitstream may declare a larger one: the decoder itself
+        # refuses frames over the pixel limit, before allocating them (a decompression bomb otherwise).
+        options = {"max_pixels": str(self.limits.max_pixels)}
+        if self.sampling.skip_loop_filter:
+            options["skip_loop_filter"] = "all"
+        stream.codec_context.options = options
+        stream.thread_type = "SLICE"
+        stream.codec_context.thread_count = self.sampling.threads
+        if self.sampling.skip_nonref:
+            stream.codec_context.skip_frame = "NONREF"
+        return stream
+
+    def frame_at(self, at_s: float) -> np.ndarray | None:
+        """The first frame at or after `at_s` (seconds on the stream's clock, as `av.VideoFrame.time`), full size and
+        BGR, None when the video ends before. The decoder seeks to the key frame before `at_s` and runs as in
+        `frames()`, under the same `DecodeBudget`: a case picture of a stored frame bomb costs no more than its refusal
+        in the worker (the staff console decoded every frame from the first, without limits: review media 4)."""
+        stream = self._decoder()
+        if at_s > 0 and stream.time_base is not None:
+            try:
+                self.container.seek(int(at_s / stream.time_base), backward=True, any_frame=False, stream=stream)
+            except av.error.FFmpegError as exc:  # a file without an index: decoded from where it stands
+                log.info("video not seekable (%s): decoded from where it stands", type(exc).__name__)
+        try:
+            for frame in self._decode(stream):
+                if frame.time is not None and frame.time >= at_s - 1e-3:
+                    return np.ascontiguousarray(frame.to_ndarray(format="bgr24"))
+        except MediaError:
+            raise
+        except (av.error.FFmpegError, OSError, ValueError, MemoryError) as exc:
+            raise MediaError(ReasonCode.MEDIA_CORRUPT, f"cannot decode video: {exc}") from exc
+        return None
+
+    def _decode(self, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+        """The stream's frames, every packet charged to the clip's `DecodeBudget` before it is decoded."""
+        budget = DecodeBudget(self.limits, self.info.width, self.info.height)
+        for packet in self.container.demux(stream):
+            if packet.size:  # not the demuxer's final empty packet (which flushes the decoder)
+                budget.charge(packet)
+            for frame in packet.decode():
+                if frame.width * frame.height > self.limits.max_pixels:  # a decoder that ignores max_pixels
+                    raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"frame of {frame.width}x{frame.height} pixels")
+                budget.frame(frame.width, frame.height)
+                yield frame
+
     def probe(self, first_frames: int = 2) -> VideoInfo:
         """The cheap check an upload gets (no full decode): every packet of the video stream demuxes whole
         (inside the file, not flagged corrupt), the first frames decode, and the packets span what the full
@@ -255,12 +343,14 @@ class VideoReader:
         packets = 0
         first_t: float | None = None
         last_t = 0.0
+        budget = DecodeBudget(self.limits, self.info.width, self.info.height)  # the worker's, refused here already
         try:
             for packet in self.container.demux(stream):
                 if packet.size == 0:  # the demuxer's final empty packet
                     continue
                 if packet.is_corrupt or (packet.pos is not None and packet.pos + packet.size > self._size):
                     raise MediaError(ReasonCode.MEDIA_CORRUPT, f"damaged or truncated video packet at {packet.pos}")
+                budget.charge(packet)
                 if packet.pts is not None and packet.time_base is not None:
                     t = float(packet.pts * packet.time_base)
                     first_t = t if first_t is None else min(first_t, t)
@@ -312,6 +402,18 @@ def probe_video(data: bytes, limits: VideoLimits | None = None) -> VideoInfo:
     reader = VideoReader(data, limits or VideoLimits(), SamplingConfig(threads=1))
     try:
         return reader.probe()
+    finally:
+        reader.close()
+
+
+def frame_at(data: bytes, at_s: float = 0.0, of_length: float | None = None) -> np.ndarray | None:
+    """One full-size BGR frame of a stored video (`VideoReader.frame_at`): at `at_s` seconds, or at the `of_length`
+    part of its declared length (the first frame when it declares none); MediaError for a video the intake refuses."""
+    reader = VideoReader(data, VideoLimits(), SamplingConfig(threads=1))
+    try:
+        if of_length is not None:
+            at_s = of_length * (reader.info.declared_duration_s or 0.0)
+        return reader.frame_at(at_s)
     finally:
         reader.close()
 

@@ -95,12 +95,19 @@ def opener(db: Session, s: CertSession) -> str:
     return _audited_openers(db, [(s.id, s.created_at)]).get(s.id, "")
 
 
+def opening_entry() -> ColumnElement[bool]:
+    """Join condition of a session (CertSession) with its `session.create` audit entry (AuditEntry), whose actor
+    is the session's opener (`opener`): one index probe per session (by (target, action): migration 0024). The
+    queue's requester: its share (`undecided_opened_by`) and its turn (`job_order.next_job`)."""
+    return and_(AuditEntry.target == CertSession.id, AuditEntry.action == "session.create")
+
+
 def undecided_opened_by(db: Session, actor: str, limit: int) -> int:
     """Sessions awaiting their decision (queued or processing) that `actor` opened, counted up to `limit`: the
-    queue's undecided sessions, each found by its `session.create` entry (by (target, action): migration 0024)."""
+    queue's undecided sessions, each found by its `session.create` entry (`opening_entry`)."""
     opened = (
         select(CertSession.id)
-        .join(AuditEntry, and_(AuditEntry.target == CertSession.id, AuditEntry.action == "session.create"))
+        .join(AuditEntry, opening_entry())
         .where(CertSession.state.in_(UNDECIDED_STATES), AuditEntry.actor == actor)
         .limit(limit)
     )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -248,16 +249,20 @@ def _drop_pending_head(db: Session) -> None:
     db.info.pop(_OBJECTS_INFO, None)
 
 
-def check_anchors(db: Session, storage: MediaStorage, newest: bool = False) -> AnchorCheck:
+def check_anchors(
+    db: Session, storage: MediaStorage, newest: bool = False, daily: Sequence[Anchor] | None = None
+) -> AnchorCheck:
     """Every anchored entry, and the recorded head, still exists with its anchored hash (run after `verify_chain`
     has passed: together they show that nothing up to the head was rewritten or cut off, even with every hash
     recomputed). The anchors of entries a recorded restore lost are left aside; each restore point is checked as
     an anchor, and the restores are listed in the result. `newest`: of the daily anchors only the latest (the audit
-    viewer's check on every page: a cut tail or a recomputed recent chain, in a few reads)."""
+    viewer's check on every page: a cut tail or a recomputed recent chain, in a few reads). `daily`: the daily
+    anchors as the caller read them already (`read_anchors(storage, newest)`), not read again."""
     try:
         restores = tuple(read_restores(storage))
         lost = {(a.seq, a.hash) for r in restores for a in r.lost}
-        anchors = [a for a in read_anchors(storage, newest) if (a.seq, a.hash) not in lost]
+        dailies = read_anchors(storage, newest) if daily is None else daily
+        anchors = [a for a in dailies if (a.seq, a.hash) not in lost]
         anchors += [a for a in restore_points(restores) if (a.seq, a.hash) not in lost]
         head = read_head(storage)
     except StorageUnavailableError:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
 from service.certification.current_person import made_for_current_person, made_for_current_person_sql
@@ -45,6 +45,12 @@ class CycleState(enum.StrEnum):
     OVERDUE = "overdue"
     DECEASED = "deceased"
     UNDATED = "undated"  # no validity date known: staff give one (roster import), the cycle never acts on it
+    # Dated by the first-import grace only (`awaiting_first`), more than `due_soon_days` before that date: not
+    # certified (nothing certified or vouched for the person), not yet due either. Due soon and overdue as anyone.
+    AWAITING_FIRST = "awaiting_first"
+    # Overdue by the date, but a certification made in time waits for the office (`being_decided`): the run does not
+    # suspend them. Only `states_of` gives it (it reads the sessions); `cycle_state` says OVERDUE.
+    AWAITING_DECISION = "awaiting_decision"
 
 
 @dataclass(frozen=True)
@@ -96,16 +102,57 @@ def first_valid_until(cycle_start: dt.date, grace_days: int) -> dt.date:
     return cycle_start + dt.timedelta(days=grace_days)
 
 
-def cycle_state(status: str, valid_to: dt.date | None, today: dt.date, rules: CycleRules) -> CycleState:
+def cycle_bounds(today: dt.date, rules: CycleRules) -> tuple[dt.date, dt.date]:
+    """The dates that divide validity dates into states on `today` (`cycle_state`'s rule, for a query by date such
+    as the WeChat reminders'): a date before the first has lapsed (OVERDUE), one before the second is due soon
+    (fewer than `due_soon_days` away), a later one is CERTIFIED."""
+    return today, today + dt.timedelta(days=rules.due_soon_days)
+
+
+def in_cycle_state(state: CycleState, today: dt.date, rules: CycleRules) -> ColumnElement[bool]:
+    """`cycle_state` of a living person's date is `state` (OVERDUE or DUE_SOON), as a condition on
+    `beneficiaries.valid_until` from the same `cycle_bounds` (the status is the caller's to add)."""
+    lapsed_before, due_before = cycle_bounds(today, rules)
+    if state is CycleState.OVERDUE:
+        return Beneficiary.valid_until < lapsed_before
+    if state is CycleState.DUE_SOON:
+        return (Beneficiary.valid_until >= lapsed_before) & (Beneficiary.valid_until < due_before)
+    raise ValueError(f"no date range for {state}")
+
+
+def cycle_state(
+    status: str, valid_to: dt.date | None, today: dt.date, rules: CycleRules, *, first_pending: bool = False
+) -> CycleState:
+    """The state on `today` of a record with `status` valid to `valid_to`. `first_pending`: its date is the
+    first-import grace's and it never certified (`awaiting_first`; `state_of` passes it): then never `certified`,
+    which counted a whole roster as certified on the day it was loaded."""
     if status == BeneficiaryStatus.DECEASED:
         return CycleState.DECEASED
     if valid_to is None:
         return CycleState.UNDATED
-    if today > valid_to:
+    lapsed_before, due_before = cycle_bounds(today, rules)
+    if valid_to < lapsed_before:
         return CycleState.OVERDUE
-    if (valid_to - today).days < rules.due_soon_days:
+    if valid_to < due_before:
         return CycleState.DUE_SOON
-    return CycleState.CERTIFIED
+    return CycleState.AWAITING_FIRST if first_pending else CycleState.CERTIFIED
+
+
+def awaiting_first(b: Beneficiary) -> bool:
+    """Whether `b`'s validity is the first-import grace date and nothing certified them since: the roster marked
+    the date as the grace's (`grace_dated`, cleared when a row of the benefit system dates the record) and no
+    certification is on record (a revoked one with none left clears `last_certified_on` again)."""
+    return b.grace_dated and b.last_certified_on is None
+
+
+def awaiting_first_sql() -> ColumnElement[bool]:
+    """`awaiting_first` as an SQL condition on beneficiaries (the dashboard counts by it)."""
+    return Beneficiary.grace_dated & Beneficiary.last_certified_on.is_(None)
+
+
+def state_of(b: Beneficiary, today: dt.date, rules: CycleRules) -> CycleState:
+    """`cycle_state` of a stored record: the way a page, a list or a view reads a person's state."""
+    return cycle_state(b.status, b.valid_until, today, rules, first_pending=awaiting_first(b))
 
 
 @dataclass(frozen=True)
@@ -139,7 +186,7 @@ def run_cycle(
 
     Never one with a certification valid on `today` (of the record's present person: made since its last change
     of ID number), whatever the beneficiary row says, nor one whose certification is still being decided
-    (`_being_decided`: queued, running, in staff review or failed awaiting staff), nor one without any
+    (`being_decided`: queued, running, in staff review or failed awaiting staff), nor one without any
     date: a row whose validity is NULL is suspended only when certifications of theirs exist (all lapsed, each
     with its date on the beneficiary page); one that never had a date (``CycleState.UNDATED``) never is. The
     rows are locked (PostgreSQL): a certification committed meanwhile is seen, and one applied later waits and
@@ -166,7 +213,7 @@ def run_cycle(
         .order_by(Beneficiary.id)  # many rows of one table: in a fixed order (service/certification/lock_order.py)
         .with_for_update()
     ).all()
-    waiting = _being_decided(db, lapsed, rules, today)
+    waiting = being_decided(db, lapsed, rules, today)
     lapsed = [b for b in lapsed if b.id not in waiting]
     if guard is not None and lapsed:
         active = db.scalar(
@@ -193,7 +240,7 @@ def run_cycle(
     return [b.id for b in lapsed]
 
 
-def _being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules, today: dt.date) -> set[int]:
+def being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules, today: dt.date) -> set[int]:
     """Those of `lapsed` with a certification made in time that the service has not decided yet: its video queued
     in the lapsed validity (after the last certification, on or before the last valid day in the bureau's
     calendar: 00:10 in Beijing is the next day), its session opened since the record's last change of ID number
@@ -202,11 +249,12 @@ def _being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules
     for the backlog, and the run after a rejection suspends them. A session started after the lapse shelters
     nobody, nor an earlier cycle's case left unsettled, nor one undecided for more than `due_soon_days` past the
     last valid day (the office's backlog is bounded; a session that certifies nobody, such as an elder's consent
-    to a relative, which the core cannot tell apart, shelters no longer than that either)."""
+    to a relative, which the core cannot tell apart, shelters no longer than that either). The one rule: the run
+    leaves them unsuspended, and the lists and the dashboard show them apart from the overdue (`states_of`)."""
     window = {
         b.id: b for b in lapsed if b.valid_until is not None and (today - b.valid_until).days <= rules.due_soon_days
     }
-    undecided = CertSession.state.in_((SessionState.QUEUED, SessionState.PROCESSING)) | awaiting_staff()
+    undecided = undecided_sql()
     queued_at = func.coalesce(CertSession.queued_at, CertSession.created_at)
     ids, waiting = sorted(window), set[int]()
     for at in range(0, len(ids), IN_CHUNK):
@@ -222,6 +270,12 @@ def _being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules
     return waiting
 
 
+def undecided_sql() -> ColumnElement[bool]:
+    """A session the service has not decided yet: queued, running, in staff review or failed awaiting staff (the
+    sessions `being_decided` reads; the dashboard reads only the people who have one)."""
+    return CertSession.state.in_((SessionState.QUEUED, SessionState.PROCESSING)) | awaiting_staff()
+
+
 def _in_lapsed_validity(b: Beneficiary, queued: dt.datetime, rules: CycleRules) -> bool:
     """Whether a video queued at `queued` (naive UTC) was made for `b`'s validity that just lapsed."""
     day = local_date(rules, queued)
@@ -229,6 +283,17 @@ def _in_lapsed_validity(b: Beneficiary, queued: dt.datetime, rules: CycleRules) 
         return False
     # Not made for an earlier cycle (that one was certified since).
     return b.last_certified_on is None or day > b.last_certified_on
+
+
+def states_of(db: Session, people: Sequence[Beneficiary], today: dt.date, rules: CycleRules) -> dict[int, CycleState]:
+    """`state_of` each of `people` (by id), where an active person overdue whose certification made in time is
+    still being decided (`being_decided`: the run does not suspend them) is AWAITING_DECISION, not OVERDUE: the
+    office's own backlog, not a person who failed to certify."""
+    states = {b.id: state_of(b, today, rules) for b in people}
+    overdue = [b for b in people if states[b.id] is CycleState.OVERDUE and b.status == BeneficiaryStatus.ACTIVE]
+    for bid in being_decided(db, overdue, rules, today) if overdue else set():
+        states[bid] = CycleState.AWAITING_DECISION
+    return states
 
 
 def record_certification(

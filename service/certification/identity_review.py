@@ -90,6 +90,8 @@ def confirm_same_person(
     # own validity stays too (a few weeks' more time, not a lapse).
     b.valid_until = _later(b.valid_until, kept_until)
     b.last_certified_on = _later(b.last_certified_on, kept_certified)
+    # Whether the date is a grace's as it was before the change (a change recorded before the mark: as it is now).
+    b.grace_dated = bool(change.get("grace_dated_before", b.grace_dated))
     resumed = b.status == BeneficiaryStatus.SUSPENDED and b.valid_until is not None and b.valid_until >= today
     if resumed:  # suspended only for the grace date the change gave
         db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=today, suspended_since=b.suspended_on))

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     exists,
+    false,
     func,
     or_,
 )
@@ -104,6 +105,9 @@ class Beneficiary(Base):
     status: Mapped[str] = mapped_column(String(16), default=BeneficiaryStatus.ACTIVE, index=True)
     valid_until: Mapped[dt.date | None] = mapped_column(Date, index=True)
     last_certified_on: Mapped[dt.date | None] = mapped_column(Date)
+    # `valid_until` is the first-import grace date (roster_upsert), not a date anything certified or vouched for:
+    # until a certification here, the person awaits their first (cycle.cycle_state). Migration 0026.
+    grace_dated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     suspended_on: Mapped[dt.date | None] = mapped_column(Date)
     template: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted float32 embedding
     template_model: Mapped[str | None] = mapped_column(String(64))
@@ -259,13 +263,13 @@ def media_held(now: dt.datetime) -> ColumnElement[bool]:
 
 
 class CycleEvent(Base):
-    """Suspensions and resumptions, exported to the payment system (it computes any back-payment)."""
+    """Suspensions, resumptions and deaths, exported to the payment system (it computes any back-payment)."""
 
     __tablename__ = "cycle_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # suspended | resumed
+    kind: Mapped[str] = mapped_column(String(16))  # suspended | resumed | deceased (deaths.py)
     on_date: Mapped[dt.date] = mapped_column(Date, index=True)
     suspended_since: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

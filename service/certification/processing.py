@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from pipelines.decision.result import Outcome
 from pipelines.errors import PipelineError
 from pipelines.reasons import ReasonCode
-from service.certification import heartbeat
+from service.certification import heartbeat, job_order
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode, message_zh
 from service.certification.certificates import issue_code
@@ -127,7 +127,7 @@ def _went_to_staff(session_id: str, cause: str, why: str) -> None:
 def claim(
     ctx: ServiceContext, session_id: str | None, worker: str, reclaim_own: bool = False, holder: str | None = None
 ) -> str | None:
-    """Claim one job (the given one, or the oldest claimable). Returns its id, or None.
+    """Claim one job (the given one, or the next claimable: `job_order.next_job`). Returns its id, or None.
 
     ``reclaim_own``: the caller is the retry of the very attempt that holds the lease (a Celery task retried
     after its database write failed, named by its task id; a polling-worker thread retrying the session it
@@ -142,9 +142,9 @@ def claim(
     stale_s, silence = ctx.settings.workers.worker_stale_s, heartbeat.silence_is_death(ctx)
     with ctx.db() as db:
         if session_id is None:
-            session_id = db.scalar(
-                select(CertSession.id).where(claimable(stale_s, silence)).order_by(CertSession.queued_at).limit(1)
-            )
+            # Each requester its turn (job_order): oldest first put every citizen behind one key's batch.
+            running = ~abandoned(stale_s, silence)
+            session_id = job_order.next_job(db, claimable(stale_s, silence), running)
             if session_id is None:
                 return None
         lease = utcnow() + dt.timedelta(seconds=ctx.settings.workers.job_lease_s)

@@ -18,7 +18,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit, person_ref
-from service.certification.cycle import CycleRules, CycleState, cycle_state
+from service.certification.cycle import CycleRules, CycleState, cycle_state, states_of
+from service.certification.deaths import DECEASED_EVENT
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEvent, utcnow
 from service.certification.regions import region_name
@@ -30,7 +31,13 @@ from service.infra.storage import MediaStorage
 # jurisdiction, tens of thousands) is named over several entries, each the size of a console page's.
 SHOWN_PER_ENTRY = 500
 
-LISTS = ("due_soon", "overdue", "suspended")
+LISTS = ("due_soon", "overdue", "awaiting_decision", "suspended")
+# The state by date alone (cycle.cycle_state) of each list's people before the sessions are read (cycle.states_of).
+_BY_DATE = {
+    CycleState.DUE_SOON: CycleState.DUE_SOON,
+    CycleState.OVERDUE: CycleState.OVERDUE,
+    CycleState.AWAITING_DECISION: CycleState.OVERDUE,
+}
 EXPORT_COLUMNS = (
     "external_id",
     "id_masked",
@@ -44,7 +51,14 @@ EXPORT_COLUMNS = (
 )
 
 
-def view(b: Beneficiary, today: dt.date, rules: CycleRules) -> dict[str, Any]:
+def views(db: Session, people: list[Beneficiary], today: dt.date, rules: CycleRules) -> list[dict[str, Any]]:
+    """The API's view of each of `people` on `today`, their cycle states by the one rule (cycle.states_of: a grace
+    date is `awaiting_first`, a case in time still with the office `awaiting_decision`)."""
+    states = states_of(db, people, today, rules)
+    return [view(b, states[b.id]) for b in people]
+
+
+def view(b: Beneficiary, state: CycleState) -> dict[str, Any]:
     return {
         "external_id": b.external_id,
         "id_masked": b.id_masked,
@@ -54,7 +68,7 @@ def view(b: Beneficiary, today: dt.date, rules: CycleRules) -> dict[str, Any]:
         "region_name": region_name(b.region),
         "benefit_types": b.benefit_types,
         "status": b.status,
-        "cycle_state": cycle_state(b.status, b.valid_until, today, rules).value,
+        "cycle_state": state.value,
         "valid_until": b.valid_until.isoformat() if b.valid_until else None,
         "last_certified_on": b.last_certified_on.isoformat() if b.last_certified_on else None,
         "suspended_on": b.suspended_on.isoformat() if b.suspended_on else None,
@@ -63,13 +77,17 @@ def view(b: Beneficiary, today: dt.date, rules: CycleRules) -> dict[str, Any]:
 
 
 def status_list(db: Session, which: str, today: dt.date, rules: CycleRules) -> list[Beneficiary]:
+    """The people of list `which` (LISTS) on `today`. `overdue` leaves out those whose certification made in time
+    is still being decided: they are `awaiting_decision` (the daily run does not suspend them either)."""
     # Never certified first, then the longest lapsed: the same order on SQLite and PostgreSQL.
     q = select(Beneficiary).order_by(Beneficiary.valid_until.asc().nulls_first(), Beneficiary.external_id)
     if which == "suspended":
         return list(db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.SUSPENDED)))
-    active = db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.ACTIVE))
-    want = CycleState.DUE_SOON if which == "due_soon" else CycleState.OVERDUE
-    return [b for b in active if cycle_state(b.status, b.valid_until, today, rules) is want]
+    active = list(db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.ACTIVE)))
+    want = CycleState(which)
+    dated = [b for b in active if cycle_state(b.status, b.valid_until, today, rules) is _BY_DATE[want]]
+    states = states_of(db, dated, today, rules)
+    return [b for b in dated if states[b.id] is want]
 
 
 def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
@@ -89,15 +107,15 @@ def _cell(value: Any) -> Any:
     return spreadsheet_safe(value) if isinstance(value, str) else ("" if value is None else value)
 
 
-def events(db: Session, kind: str, since: dt.date | None, tz: HasTimeZone) -> list[dict[str, Any]]:
-    """Suspensions or resumptions for the payment system (which computes any back-payment). `since`: those dated
+def events(db: Session, kinds: tuple[str, ...], since: dt.date | None, tz: HasTimeZone) -> list[dict[str, Any]]:
+    """The events of `kinds` for the payment system (which computes any back-payment). `since`: those dated
     on or after that day, and those recorded since the bureau's day began (a resumption by a home visit entered
     late is dated by the visit, before the payment system's last fetch: by its date alone no file had it). A row
     may therefore come in more than one file: its `event_id` is the same in each (docs/service.md)."""
     if since is not None and not FIRST_SINCE <= since <= LAST_SINCE:  # 0001-01-01 overflowed local_midnight: a 500
         raise ServiceError("INVALID_DATE", f"since must be between {FIRST_SINCE} and {LAST_SINCE}")
     q = select(CycleEvent, Beneficiary).join(Beneficiary, Beneficiary.id == CycleEvent.beneficiary_id)
-    q = q.where(CycleEvent.kind == kind).order_by(CycleEvent.on_date, CycleEvent.id)
+    q = q.where(CycleEvent.kind.in_(kinds)).order_by(CycleEvent.on_date, CycleEvent.id)
     if since is not None:
         q = q.where((CycleEvent.on_date >= since) | (CycleEvent.created_at >= local_midnight(tz, since)))
     return [
@@ -115,6 +133,9 @@ def events(db: Session, kind: str, since: dt.date | None, tz: HasTimeZone) -> li
     ]
 
 
+# The payment files and the event kinds each carries. A death stops the payment as a suspension does, so it is in
+# the file the payment system already acts on to stop one (kind `deceased`, dated by the date of death: deaths.py).
+EXPORTS: dict[str, tuple[str, ...]] = {"suspensions": ("suspended", DECEASED_EVENT), "resumptions": ("resumed",)}
 # event_id last: added after the others, so that a reader by column position still finds them where they were.
 EVENT_COLUMNS = ("external_id", "id_masked", "name", "kind", "on_date", "suspended_since", "event_id")
 # The `since` a payment file may be asked for: the bureau's midnight of any such day is a representable instant.
@@ -180,7 +201,7 @@ def reused_event_ids(db: Session, storage: MediaStorage, skew: dt.timedelta = dt
 
 
 def export_events(
-    db: Session, storage: MediaStorage, kind: str, since: dt.date | None, tz: HasTimeZone
+    db: Session, storage: MediaStorage, export: str, since: dt.date | None, tz: HasTimeZone
 ) -> list[dict[str, Any]]:
     """A payment file's rows (`events`), its highest id recorded (`note_exported`). Refused (EVENT_IDS_REUSED) while
     any event reuses an exported id: a restore recorded before the service reopened finds none yet, and SQLite
@@ -188,7 +209,7 @@ def export_events(
     which it would drop as a duplicate. An empty file carries no id: it answers (and reads no store). An event
     recorded within EXPORT_CLOCK_SKEW of the export that set the mark is taken for one the export saw (a daily run
     on a host whose clock is ahead): the restore, between the two, takes longer."""
-    rows = events(db, kind, since, tz)
+    rows = events(db, EXPORTS[export], since, tz)
     reused = reused_event_ids(db, storage, EXPORT_CLOCK_SKEW) if rows else []
     if reused:
         raise ServiceError(

@@ -65,7 +65,8 @@ def identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> No
     enrolled = b.template is not None
     b.template, b.template_model, b.template_consent = None, None, False
     before, certified_before, since_before = b.valid_until, b.last_certified_on, b.identity_since
-    b.valid_until, b.last_certified_on = None, None
+    grace_before = b.grace_dated
+    b.valid_until, b.last_certified_on, b.grace_dated = None, None, False
     b.identity_since = utcnow()  # the certifications stored so far are the previous person's
     if b.status == BeneficiaryStatus.SUSPENDED:
         b.status, b.suspended_on = row.status, None
@@ -81,6 +82,7 @@ def identity_changed(b: Beneficiary, row: RosterRow, report: ImportReport) -> No
             # What a supervisor's "same person" finding gives back (service/certification/identity_review.py).
             "last_certified_on_before": certified_before.isoformat() if certified_before else None,
             "identity_since_before": since_before.isoformat() if since_before else None,
+            "grace_dated_before": grace_before,
         }
     )
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.certification import idnumber
 from service.certification.cycle import valid_until
+from service.certification.deaths import record_death
 from service.certification.models import Beneficiary, BeneficiaryStatus, one_of_hashes
 from service.certification.roster_identity import identity_changed, new_hash, same_number, zeroed_by_spreadsheet
 from service.certification.roster_rows import RosterRow, date_problems
@@ -130,9 +131,12 @@ def upsert(
         # Kept when the same number's under a previous key: the rekey moves it with the relatives' copies of it.
         b.id_hash = new_hash(db, hashes, terms)
     _store(keyring, b, row, digest, household)
-    # The roster is the benefit system's word on deaths and on certifications made before this service.
-    if row.status == BeneficiaryStatus.DECEASED or new:
+    # The roster is the benefit system's word on deaths and on certifications made before this service. A death of
+    # a record held as living writes the payment system's row as any other death (deaths.py; no date in the file).
+    if new:
         b.status = row.status
+    elif row.status == BeneficiaryStatus.DECEASED:
+        record_death(db, b, None, terms.today)
     _date_validity(b, row, terms, report)
     b.household = household
     if new:
@@ -188,9 +192,11 @@ def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: I
         until = max(until, certified_until) if until is not None else certified_until
     if until is not None and (b.valid_until is None or until > b.valid_until):
         b.valid_until = until
+        b.grace_dated = False  # the benefit system vouches for this date
     certified = row.last_certified_on
     if certified is not None and (b.last_certified_on is None or certified > b.last_certified_on):
         b.last_certified_on = certified
     if b.valid_until is None and b.status == BeneficiaryStatus.ACTIVE:
         b.valid_until = terms.first_valid_until(row)
+        b.grace_dated = True  # nothing vouches for it: the person awaits a first certification (cycle.awaiting_first)
         report.grace_dated += 1

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from pipelines.errors import MediaError
 from pipelines.liveness import issue_challenge, parse_actions
 from pipelines.liveness.video import probe_video
-from pipelines.media import ALLOWED_IMAGE_FORMATS, ID_CARD_IMAGE_LIMITS
+from pipelines.media import ID_CARD_IMAGE_LIMITS, check_before_decoding
 from pipelines.reasons import ReasonCode
 from pipelines.sniff import accepted_type
 from service.certification import attempts
@@ -224,17 +224,15 @@ def check_token(s: CertSession, token: str | None, ttl_s: int, now: dt.datetime 
 def _check_image(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as img:
-            fmt = img.format
-            width, height = img.size
             img.verify()
+            # The pipeline's header checks (format, pixels, JPEG scans), before decoding it in full below.
+            check_before_decoding(img, data, ID_CARD_IMAGE_LIMITS)
     except Image.DecompressionBombError as exc:  # raised from the header alone; was a 500 (found by the bomb tests)
         raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, "image dimensions too large") from exc
+    except MediaError as exc:
+        raise ServiceError(exc.reason, exc.detail) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ServiceError(ReasonCode.MEDIA_CORRUPT, "not a readable image") from exc
-    if width * height > ID_CARD_IMAGE_LIMITS.max_pixels:  # refused now, before decoding it in full below
-        raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, f"{width}x{height} pixels")
-    if fmt not in ALLOWED_IMAGE_FORMATS:
-        raise ServiceError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {fmt}")
     # verify() reads no JPEG pixels: a photo cut short in transit passed it, was queued, and its MEDIA_CORRUPT
     # rejection then counted as one of the citizen's daily failures. Decode it in full now (a truncated image
     # raises here, as it would in the pipeline); tens of milliseconds for a phone photo.

@@ -24,12 +24,13 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from service.certification.audit_anchor import now_text, put_on_commit
 from service.certification.models import AuditEntry
 from service.certification.staff_audit import ConsoleAuditEntry
+from service.infra.security import mask_text
 from service.infra.storage import MediaStorage
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,23 @@ def read_withdrawals(storage: MediaStorage) -> list[KeptWithdrawal]:
 def reflected(db: Session, w: KeptWithdrawal) -> bool:
     """Whether the database holds `w`'s audit entry (the dump had it, or a re-application wrote it): then the
     withdrawal, or what came after it, is in the database. Both trails: the counter audits in the staff chain."""
-    for model in (AuditEntry, ConsoleAuditEntry):
-        details = db.scalars(select(model.detail).where(model.action == w.kind, model.target == w.target))
+    for model, target in ((AuditEntry, AuditEntry.target == w.target), (ConsoleAuditEntry, _chain_target(w.target))):
+        details = db.scalars(select(model.detail).where(model.action == w.kind, target))
         if any((d or {}).get("event") == w.event for d in details):
             return True
     return False
+
+
+def _chain_target(target: str) -> ColumnElement[bool]:
+    """The staff chain's entries that may name `target` (an external id as the records' trail keeps it): the chain
+    stores a target masked, and a person keyed by an ID number as `audit.person_ref` names them, the mask with their
+    row id (`4201**********0011#17`; the bare mask before Part CO). Before: only the clear id was matched, so a
+    counter withdrawal of such a person was never found and `record-restore` redid it. The mask is shared by others:
+    the event id, unique, tells their entries apart."""
+    masked = mask_text(target)
+    if masked == target:
+        return ConsoleAuditEntry.target == target
+    return or_(
+        ConsoleAuditEntry.target == masked[:64],
+        ConsoleAuditEntry.target.startswith(f"{masked[:50]}#", autoescape=True),
+    )

@@ -6,14 +6,18 @@ would take over a gigabyte).
 
 from __future__ import annotations
 
+import io
 import resource
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from fuzz import bombs
 from pipelines.errors import MediaError
-from pipelines.media import decode_image
+from pipelines.media import ID_CARD_IMAGE_LIMITS, MAX_JPEG_SCANS, decode_image, jpeg_scans
 from pipelines.reasons import ReasonCode
 
 BOMBS: dict[str, Callable[[], bytes]] = {
@@ -44,3 +48,27 @@ def test_the_bomb_builders_make_real_images() -> None:
     for make in (bombs.png_bomb, bombs.jpeg_bomb, bombs.webp_bomb):
         image = decode_image(make(64, 64))
         assert image.shape == (64, 64, 3)
+
+
+def test_a_progressive_jpeg_of_thousands_of_scans_is_refused_before_decoding() -> None:
+    """A 16 MP grey progressive JPEG followed by 10,000 empty 10-byte scans (131 KB): a valid card photo by its
+    size, 10.8 CPU-s to decode (libjpeg walks every block once per scan). Refused from its markers (review: media 2)."""
+    data = bombs.jpeg_scan_bomb(4000, 4000, 10_000)
+    assert len(data) < 140_000 and jpeg_scans(data, stop_after=20_000) == 10_001
+    start = time.process_time()
+    with pytest.raises(MediaError) as info:
+        decode_image(data, ID_CARD_IMAGE_LIMITS)
+    assert info.value.reason is ReasonCode.MEDIA_UNSUPPORTED
+    assert time.process_time() - start < 0.5
+
+
+def test_real_progressive_and_baseline_jpegs_are_decoded(data_dir: Path) -> None:
+    """What cameras and encoders write stays far below the scan limit: a real card photo as baseline (1 scan) and
+    re-saved progressive (libjpeg's script: 10 scans), and the bomb builder's own 64-scan picture decode."""
+    card = (data_dir / "idcard/synthetic/card_005.jpg").read_bytes()
+    progressive = io.BytesIO()
+    Image.open(io.BytesIO(card)).save(progressive, "JPEG", progressive=True, quality=90)
+    assert jpeg_scans(card) == 1 and jpeg_scans(progressive.getvalue()) == 10
+    assert decode_image(progressive.getvalue(), ID_CARD_IMAGE_LIMITS).shape == decode_image(card).shape
+    at_limit = bombs.jpeg_scan_bomb(640, 480, MAX_JPEG_SCANS - 1)
+    assert jpeg_scans(at_limit) == MAX_JPEG_SCANS and decode_image(at_limit).shape == (480, 640, 3)

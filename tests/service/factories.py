@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import ColumnDefault, column, insert, inspect, table
 from sqlalchemy.orm import Session
 
 from service.certification import idnumber
@@ -25,9 +25,18 @@ _counter = itertools.count(1)
 _Row = TypeVar("_Row")
 
 
-def id_number(region: str = "370102", birth: dt.date = dt.date(1950, 3, 14), seq: int | None = None) -> str:
-    n = next(_counter) if seq is None else seq
-    body = f"{region}{birth:%Y%m%d}{n % 1000:03d}"
+# A number a test fixes (`seq=`) is born on _FIXED_BIRTH unless it says otherwise; a number the factory chooses is born
+# on _CHOSEN_BIRTH, a day later per thousand numbers. No test fixes a number on those later days, so a chosen number can
+# never equal a fixed one, whatever tests the same worker process ran before (the counter is process-wide).
+_FIXED_BIRTH = dt.date(1950, 3, 14)
+_CHOSEN_BIRTH = dt.date(1951, 5, 20)
+
+
+def id_number(region: str = "370102", birth: dt.date | None = None, seq: int | None = None) -> str:
+    if seq is None:
+        seq = next(_counter)
+        birth = birth or _CHOSEN_BIRTH + dt.timedelta(days=seq // 1000)
+    body = f"{region}{birth or _FIXED_BIRTH:%Y%m%d}{seq % 1000:03d}"
     return body + idnumber.check_digit(body)
 
 
@@ -56,10 +65,19 @@ def beneficiary(db: Session, keyring: Keyring, **overrides: Any) -> Beneficiary:
 
 
 def beneficiary_at_revision(db: Session, keyring: Keyring, **overrides: Any) -> Beneficiary:
-    """`beneficiary` for a database at an older migration: an INSERT of the factory's own columns only (the ORM
-    writes every mapped column, those added by later migrations too), read back with the columns it has."""
+    """`beneficiary` for a database at an older migration: an INSERT of the columns that database has (the ORM, and
+    a Core insert of the mapped table, write every mapped column, those added by later migrations too), with the
+    mapped Python defaults of those columns, read back with the factory's own columns."""
     fields = _beneficiary_fields(keyring, overrides)
-    bid = db.execute(insert(Beneficiary).values(fields).returning(Beneficiary.id)).scalar_one()
+    present = {c["name"] for c in inspect(db.connection()).get_columns(Beneficiary.__tablename__)}
+    mapped = Beneficiary.__table__.c
+    values = dict(fields)
+    for col in mapped:
+        default = col.default
+        if col.name in present and col.name not in values and isinstance(default, ColumnDefault):
+            values[col.name] = default.arg(None) if default.is_callable else default.arg
+    older = table(Beneficiary.__tablename__, column("id"), *(column(name, mapped[name].type) for name in values))
+    bid = db.execute(insert(older).values(values).returning(older.c.id)).scalar_one()
     return Beneficiary(id=bid, **fields)
 
 

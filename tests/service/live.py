@@ -54,6 +54,31 @@ def migrated_database(backend_urls: dict[str, str], tmp: Path, revision: str = "
     return url
 
 
+def refused_downgrade(url: str, revision: str) -> str:
+    """`alembic downgrade revision` on the database at `url`, which must refuse to lose what the service recorded
+    (service/infra/db/lossy_downgrade.py): its message."""
+    # lazy: as above
+    from alembic import command
+    from service.infra.db.lossy_downgrade import DowngradeRefusedError
+    from service.infra.db.migrate import alembic_config
+
+    try:
+        command.downgrade(alembic_config(url), revision)
+    except DowngradeRefusedError as exc:
+        return str(exc)
+    raise AssertionError(f"the downgrade to {revision} went through")
+
+
+def alembic_version(url: str) -> str:
+    """The migration the database at `url` is at (`alembic current`)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def table_columns(url: str, table: str) -> set[str]:
     """The column names `table` has in the database at `url` now (a migration test's before and after)."""
     engine = create_engine(url)
@@ -91,12 +116,26 @@ def schema_drift(url: str) -> list[Any]:
         engine.dispose()
 
 
+def embedded_file(url: str) -> None:
+    """Make the SQLite file at `url`, built by the migrations up to an older revision, the pilot's file an earlier
+    version's create_all left: the same schema, no Alembic version (a file with one is Alembic's: create_all refuses
+    it unless at head, service/infra/db/migrate.schema_state)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE alembic_version"))
+    finally:
+        engine.dispose()
+
+
 def create_all_at(url: str) -> None:
-    """What an embedded service does at start on the database at `url` (an older SQLite file): create_all."""
+    """What an embedded service does at start on the database at `url` (an older pilot file, see
+    ``embedded_file``): create_all."""
     # lazy: as above
     from service.infra.db.engine import create_all
     from service.schema import metadata
 
+    embedded_file(url)
     engine = create_engine(url)
     try:
         create_all(engine, metadata)

@@ -209,7 +209,7 @@ def test_the_api_import_dates_new_people_and_the_cycle_run_leaves_them(client: T
     grace = ctx.settings.cycle.new_import_grace_days
     view = client.get("/api/v1/beneficiaries/API-NEW").json()
     assert view["valid_until"] == (today + dt.timedelta(days=grace)).isoformat()
-    assert view["cycle_state"] == "certified"
+    assert view["cycle_state"] == "awaiting_first"  # a grace date, no certification (cycle.awaiting_first)
     tomorrow = (today + dt.timedelta(days=1)).isoformat()
     run = client.post("/api/v1/cycle/run", params={"today": tomorrow}, headers=ADMIN)
     assert run.status_code == 200, run.text

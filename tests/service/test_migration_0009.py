@@ -22,7 +22,7 @@ from service.infra.db.migrate import alembic_config, upgrade
 from service.infra.security import Keyring
 from service.schema import metadata
 from tests.service import factories
-from tests.service.live import migrated_database
+from tests.service.live import embedded_file, migrated_database
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,7 @@ def test_0009_moves_verification_sessions_to_claims_and_back(backend_urls: dict[
 def test_an_embedded_database_from_0008_is_carried_over_by_create_all(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0008")
+    embedded_file(url)
     engine = create_engine(url)
     try:
         data = _data_at_0008(engine)

@@ -20,7 +20,7 @@ from service.infra.db.migrate import alembic_config, upgrade
 from service.infra.security import Keyring
 from service.schema import metadata
 from tests.service import factories
-from tests.service.live import migrated_database
+from tests.service.live import embedded_file, migrated_database
 
 
 def _two_requesters_for_one_person(engine: Engine) -> None:
@@ -60,6 +60,7 @@ def test_0011_keys_open_requests_by_person_and_requester(backend_urls: dict[str,
 def test_an_embedded_database_from_0010_gets_the_new_index(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0010")
+    embedded_file(url)
     engine = create_engine(url)
     try:
         assert _index_columns(engine) == ["beneficiary_id"]

@@ -17,7 +17,7 @@ from service.certification.models import Beneficiary
 from service.infra.db.engine import create_all
 from service.infra.db.migrate import alembic_config, upgrade
 from service.schema import metadata
-from tests.service.live import migrated_database, table_columns
+from tests.service.live import embedded_file, migrated_database, table_columns
 
 RECORD = (
     "INSERT INTO beneficiaries (external_id, id_hash, id_enc, id_masked, name, region, benefit_types, status,"
@@ -59,6 +59,7 @@ def test_0014_adds_identity_since_down_and_up_from_the_audit_trail(
 def test_an_embedded_database_from_0013_gets_identity_since_empty(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0013")
+    embedded_file(url)
     engine = create_engine(url)
     try:
         with engine.begin() as conn:

@@ -7,14 +7,22 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from alembic import command
 from service.certification.certificates import CertificateStatus, standing
 from service.certification.models import Certification
 from service.infra.db.migrate import alembic_config, upgrade
-from tests.service.live import create_all_at, insert_rows, migrated_database, schema_drift, table_columns
+from tests.service.live import (
+    alembic_version,
+    create_all_at,
+    insert_rows,
+    migrated_database,
+    refused_downgrade,
+    schema_drift,
+    table_columns,
+)
 
 REVOCATION = {"revoked_at", "revoked_by", "revoke_reason", "revoke_note"}
 ROWS = (
@@ -51,6 +59,29 @@ def test_0016_adds_the_revocation_down_and_up(backend_urls: dict[str, str], tmp_
     upgrade(url)
     assert schema_drift(url) == []
     _old_certification_is_in_force(url)
+
+
+def test_0016_downgrade_refuses_to_drop_a_revocation(backend_urls: dict[str, str], tmp_path: Path) -> None:
+    """Before, the downgrade dropped the columns without a word: after `alembic upgrade head` again, a certification
+    revoked for fraud (冒领) was in force, its certificate check answered valid and the cycle paid on."""
+    url = migrated_database(backend_urls, tmp_path, "0016")
+    revoke = (
+        "UPDATE certifications SET revoked_at = '2026-12-01 10:00:00', revoked_by = 'staff:9', revoke_reason = 'fraud'"
+    )
+    insert_rows(url, (*ROWS, revoke), False)
+    said = refused_downgrade(url, "0015")
+    assert said.startswith("cannot go below 0016: the older schema cannot hold 1 revoked certifications"), said
+    assert "restore the dump taken before the upgrade to 0016" in said, said
+    assert alembic_version(url) == "0016" and table_columns(url, "certifications") >= REVOCATION
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT revoked_by FROM certifications")).scalar_one() == "staff:9"
+    finally:
+        engine.dispose()
+    insert_rows(url, ("UPDATE certifications SET revoked_at = NULL",), False)  # nothing left to lose: it goes
+    command.downgrade(alembic_config(url), "0015")
+    assert not REVOCATION & table_columns(url, "certifications")
 
 
 def test_an_embedded_database_from_0015_gets_the_revocation_empty(tmp_path: Path) -> None:

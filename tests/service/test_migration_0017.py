@@ -14,7 +14,15 @@ from alembic import command
 from service.certification.evidence_hold import place_hold
 from service.certification.models import CertSession, EvidenceHold, media_held, utcnow
 from service.infra.db.migrate import alembic_config, upgrade
-from tests.service.live import create_all_at, insert_rows, migrated_database, schema_drift, table_columns
+from tests.service.live import (
+    alembic_version,
+    create_all_at,
+    insert_rows,
+    migrated_database,
+    refused_downgrade,
+    schema_drift,
+    table_columns,
+)
 
 HOLD = {
     "id",
@@ -72,6 +80,29 @@ def test_0017_adds_the_evidence_holds_down_and_up(backend_urls: dict[str, str], 
     upgrade(url)
     assert schema_drift(url) == []
     _old_session_is_not_held_and_can_be(url)
+
+
+def test_0017_downgrade_refuses_to_drop_an_evidence_hold(backend_urls: dict[str, str], tmp_path: Path) -> None:
+    """Before, the downgrade dropped the table without a word, and the next purge deleted the held media (the
+    evidence of a 冒领 case); going back up did not bring the hold back."""
+    url = migrated_database(backend_urls, tmp_path, "0017")
+    hold = (
+        "INSERT INTO evidence_holds (session_id, reason, note, placed_by, placed_at, ends_at) VALUES ('s-old',"
+        " 'investigation', '涉嫌冒领', 'staff:sup1', '2026-12-01 10:00:00', '2027-06-01 10:00:00')"
+    )
+    insert_rows(url, (*ROWS, hold), False)
+    said = refused_downgrade(url, "0016")
+    assert said.startswith("cannot go below 0017: the older schema cannot hold 1 evidence holds"), said
+    assert alembic_version(url) == "0017" and _has_table(url)
+    engine = create_engine(url)
+    try:
+        with Session(engine) as db:
+            assert db.scalars(select(EvidenceHold.session_id)).all() == ["s-old"]
+    finally:
+        engine.dispose()
+    insert_rows(url, ("DELETE FROM evidence_holds",), False)  # nothing left to lose: it goes
+    command.downgrade(alembic_config(url), "0016")
+    assert not _has_table(url)
 
 
 def test_an_embedded_database_from_0016_gets_the_evidence_holds_empty(tmp_path: Path) -> None:

@@ -15,7 +15,15 @@ from alembic import command
 from service.certification.models import Beneficiary
 from service.features.console import access_log
 from service.infra.db.migrate import alembic_config, upgrade
-from tests.service.live import create_all_at, insert_rows, migrated_database, schema_drift, table_columns
+from tests.service.live import (
+    alembic_version,
+    create_all_at,
+    insert_rows,
+    migrated_database,
+    refused_downgrade,
+    schema_drift,
+    table_columns,
+)
 
 ROWS = (
     "INSERT INTO console_audit (seq, at, actor, action, target, detail, prev_hash, hash)"
@@ -63,6 +71,27 @@ def test_0021_adds_the_shown_people_down_and_up(backend_urls: dict[str, str], tm
     assert TABLE in _tables(url)
     assert schema_drift(url) == []
     assert _seqs(url) == [1] and _granted(url) == [("sup1", None)]
+
+
+def test_0021_downgrade_refuses_to_drop_a_list_view_or_an_unconfirmed_account(
+    backend_urls: dict[str, str], tmp_path: Path
+) -> None:
+    """Before, the downgrade dropped both without a word: the list views were gone from the people's 查阅记录, and an
+    admin-made supervisor account still awaiting a second supervisor counted as confirmed after going back up."""
+    url = migrated_database(backend_urls, tmp_path, "0021")
+    shown = "INSERT INTO console_audit_shown (seq, beneficiary_id) VALUES (1, 7)"
+    insert_rows(url, (*ROWS, shown, "UPDATE staff_users SET granted_by = 1"), "0" * 64)
+    said = refused_downgrade(url, "0020")
+    assert said.startswith("cannot go below 0021: the older schema cannot hold 1 views of a person by a list page"), (
+        said
+    )
+    assert "; 1 admin-made accounts awaiting a second supervisor" in said, said
+    assert alembic_version(url) == "0021" and TABLE in _tables(url) and _granted(url) == [("sup1", 1)]
+    insert_rows(url, ("UPDATE staff_users SET granted_by = NULL",), False)
+    assert "cannot hold 1 views of a person" in refused_downgrade(url, "0020")  # either one is kept
+    insert_rows(url, (f"DELETE FROM {TABLE}",), False)  # nothing left to lose: it goes
+    command.downgrade(alembic_config(url), "0020")
+    assert TABLE not in _tables(url) and "granted_by" not in table_columns(url, "staff_users")
 
 
 def test_an_embedded_database_from_0020_gets_the_table_and_counts_a_list_view(tmp_path: Path) -> None:

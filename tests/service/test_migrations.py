@@ -10,7 +10,7 @@ from sqlalchemy import create_engine
 
 from service.infra.db.migrate import upgrade
 from service.schema import metadata
-from tests.service.live import fresh_database, migrated_database
+from tests.service.live import embedded_file, fresh_database, migrated_database
 
 
 def test_migrations_match_the_models(backend_urls: dict[str, str], tmp_path: Path) -> None:
@@ -75,6 +75,7 @@ def test_embedded_database_from_an_earlier_version_gets_the_new_columns(tmp_path
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0004")
+    embedded_file(url)
     engine = create_engine(url)
     before = {c["name"] for c in inspect(engine).get_columns("beneficiaries")}
     assert "household" not in before
@@ -225,6 +226,7 @@ def test_embedded_database_from_0007_carries_the_operator_identities(tmp_path: P
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     _operators_at_0007(url)
+    embedded_file(url)
     engine = create_engine(url)
     try:
         create_all(engine, metadata)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.adapters.http.errors import QUEUE_FULL_RETRY_S
 from service.certification import sessions
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState, UploadKind
@@ -45,6 +46,8 @@ def test_a_keys_upload_past_its_share_of_the_queue_is_refused_until_some_are_dec
     assert r.status_code == 429, r.text
     assert r.json()["error"]["code"] == "QUEUE_FULL"
     assert r.json()["error"]["message"] == "待处理的认证过多,请稍后再提交"
+    # When to send it again: without it an integrator's client retried at once, in a loop (review: queue 1).
+    assert r.headers.get("Retry-After") == str(QUEUE_FULL_RETRY_S)
     with ctx.db() as db:
         row = db.get(CertSession, third["session_id"])
         assert row is not None and row.state == SessionState.OPEN and row.video_key is None

@@ -122,6 +122,33 @@ def test_a_withdrawal_the_dump_holds_is_not_done_again(ctx: ServiceContext) -> N
     assert factories.update(ctx, Beneficiary, bid).template is not None
 
 
+def test_a_counter_withdrawal_of_a_person_keyed_by_id_number_the_dump_holds_is_not_done_again(
+    ctx: ServiceContext,
+) -> None:
+    """Part CO "Left": a bureau keying pensioners by their ID numbers. The person withdrew at the counter, then
+    consented again and enrolled, all before the dump. Before: the counter's chain entry names the person as
+    `audit.person_ref` does (`4201**********0011#17`), never as the kept record's clear external id, so
+    `record-restore` did not recognise it as held and erased the newer template, auditing the withdrawal again."""
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring, external_id=factories.id_number(region="420106", seq=11))
+        bid = b.id
+    staff = Staff(id=1, username="rev1", display_name="", role=Role.REVIEWER, csrf="-")
+    with ctx.db() as db:
+        assert withdraw_at_counter(db, staff, bid, "本人持身份证到柜台申请删除") is not None
+    with ctx.db() as db:
+        b2 = db.get(Beneficiary, bid)
+        assert b2 is not None
+        factories.enrol_template(ctx.keyring, b2, np.ones(8, dtype=np.float32), "test-model")  # enrolled again
+    [(_, target, _)] = entries(ctx, ConsoleAuditEntry, "template.withdrawn")
+    assert target.endswith(f"#{bid}")  # the chain's target is not the kept record's
+    dump = take_dump(ctx)
+    restore(ctx, dump, Beneficiary, bid)
+
+    assert record_the_restore(ctx) == []
+    assert factories.update(ctx, Beneficiary, bid).template is not None
+    assert entries(ctx, AuditEntry, "template.withdrawn") == []  # audited once, at the counter
+
+
 def test_the_console_command_does_a_withdrawal_again_on_a_real_file_restore(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

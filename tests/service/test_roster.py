@@ -178,6 +178,7 @@ def test_a_record_given_another_id_number_drops_its_face_and_is_audited(
             "valid_until_before": "2026-06-30",
             "last_certified_on_before": None,
             "identity_since_before": None,
+            "grace_dated_before": False,  # the row's own date (a same-person finding gives it back as such)
         }
     ]
     db.refresh(b)

@@ -99,6 +99,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _create_user(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
+    from service.features.console import account_kept
     from service.features.console.audit_chain import record
     from service.features.console.auth import USERNAME_MAX_CHARS, UsernameError, checked_username, create_user
     from service.features.console.models import StaffUser
@@ -134,6 +135,8 @@ def _create_user(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         detail = {"role": user.role, "scope": scope, "os_user": os_user()}  # who, beyond "the command line"
+        # Kept outside the database: a restore from an older dump lists it to be made again (account_kept).
+        detail |= account_kept.note_change(db, "user.create", user, {"role": user.role, "scope": scope})
         record(db, "cli", "user.create", user.username, detail)
         emit({"id": user.id, "username": user.username, "role": user.role, "scope": scope})
     return 0
@@ -249,9 +252,10 @@ def _restored(args: argparse.Namespace) -> int:
         # The withdrawals (and staff accounts' rights taken away) later than the dump, done again (each audited; a
         # rerun skips those done); the accounts' grants, never redone, listed for an admin.
         redone = [{"kind": w.kind, "target": w.target, "at": w.at} for w in reapply_withdrawals(db, ctx, withdrawals)]
-        # `why`: a grant, a newer change the database holds (not redone), a narrowing that disabled the account.
+        # `why`: a grant (an account's creation or confirmation among them), a newer change the database holds (not
+        # redone), a narrowing that disabled the account; `todo`: what is done by hand, and where.
         grants = [
-            {"kind": w.kind, "target": w.target, "at": w.at, "why": why}
+            {"kind": w.kind, "target": w.target, "at": w.at, "why": why, "todo": account_kept.todo(w, why)}
             for w, why in account_kept.left(db, withdrawals)
         ]
         restore, lost = done.restore, [a.seq for a in done.restore.lost]

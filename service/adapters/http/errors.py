@@ -167,6 +167,26 @@ STATUS_BY_CODE: dict[str, int] = {
 }
 MEDIA_CODES = (ReasonCode.MEDIA_TOO_LARGE.value, ReasonCode.MEDIA_UNSUPPORTED.value)
 
+# A requester past its share of the queue (QUEUE_FULL) sends the same upload again after this many seconds: about a
+# quarter of the two minutes two workers take for a full share (QUEUED_PER_REQUESTER, 300), so some of its sessions
+# are decided by then (each requester gets its turn: job_order); told nothing, a client re-sent its video at once, in
+# a loop, each try refused after its body arrived.
+QUEUE_FULL_RETRY_S = 30
+# Answers that mean "the same request succeeds later" say when (Retry-After, seconds): the one list, read by every
+# handler below. A database busy or restarting answers within seconds; a full disk waits for an operator.
+RETRY_AFTER_S: dict[str, int] = {
+    "BUSY": 2,
+    "DB_UNAVAILABLE": 2,
+    "STORAGE_FULL": 60,
+    "QUEUE_FULL": QUEUE_FULL_RETRY_S,
+}
+
+
+def retry_after(code: str) -> dict[str, str] | None:
+    """The Retry-After header of an answer with this code, if it is one to send again later."""
+    seconds = RETRY_AFTER_S.get(code)
+    return None if seconds is None else {"Retry-After": str(seconds)}
+
 
 def http_status(exc: ServiceError) -> int:
     """The HTTP status a domain error is answered with (see STATUS_BY_KIND and STATUS_BY_CODE)."""
@@ -288,7 +308,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def service_error(_req: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message_zh, exc.detail, **exc.extra), status_code=http_status(exc))
+        body = error_body(exc.code, exc.message_zh, exc.detail, **exc.extra)
+        return JSONResponse(body, status_code=http_status(exc), headers=retry_after(exc.code))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -320,11 +341,10 @@ def install_error_handlers(app: FastAPI) -> None:
         # dropped): nothing was acknowledged, the client retries (uploads are idempotent by request id). The
         # pool drops dead connections itself (pre-ping), so the API recovers without a restart.
         log.warning("database: %s", exc.orig)
-        if "locked" in str(exc.orig):
-            body = error_body("BUSY", message_zh("BUSY"), "database busy")
-        else:
-            body = error_body("DB_UNAVAILABLE", message_zh("DB_UNAVAILABLE"), "database unavailable")
-        return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
+        busy = "locked" in str(exc.orig)
+        code, detail = ("BUSY", "database busy") if busy else ("DB_UNAVAILABLE", "database unavailable")
+        body = error_body(code, message_zh(code), detail)
+        return JSONResponse(body, status_code=503, headers=retry_after(code))
 
     @app.exception_handler(StorageFullError)
     async def storage_full(_req: Request, exc: StorageFullError) -> JSONResponse:
@@ -332,7 +352,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # once space is freed.
         log.error("storage full: %s", exc)
         body = error_body("STORAGE_FULL", message_zh("STORAGE_FULL"), "media storage full")
-        return JSONResponse(body, status_code=507, headers={"Retry-After": "60"})
+        return JSONResponse(body, status_code=507, headers=retry_after("STORAGE_FULL"))
 
     @app.exception_handler(StorageError)
     async def storage_error(_req: Request, exc: StorageError) -> JSONResponse:

@@ -27,7 +27,6 @@ router = APIRouter(prefix="/api/v1", tags=["registry"])
 Today = Annotated[IsoDate | None, Query(description="simulated date, YYYY-MM-DD (default: today)")]
 Since = Annotated[IsoDate | None, Query(description="YYYY-MM-DD: events dated or recorded on or after that day")]
 MAX_ROSTER_BYTES = 64 * 1024 * 1024
-EXPORT_KINDS = {"suspensions": "suspended", "resumptions": "resumed"}
 # A list's formats: any other value is a 422 FIELD_INVALID naming both (it was answered as JSON, audited as asked).
 ListFormat = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 
@@ -59,7 +58,8 @@ def get_beneficiary(
         # details, where a number-like one is masked).
         audit_read(db, actor, MISS, "-", {"by": "external_id", "asked": asked(external_id)})
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    view = BeneficiaryView.model_validate(registry.view(b, _day(today, ctx.settings), ctx.rules))
+    (row,) = registry.views(db, [b], _day(today, ctx.settings), ctx.rules)
+    view = BeneficiaryView.model_validate(row)
     audit_read(db, actor, "beneficiary.read", b.external_id, {"by": "external_id"})
     return view
 
@@ -94,14 +94,15 @@ def find_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, id_number: str, today: 
         # "Is this number a pensioner?" asked of many numbers is the oracle to see: audited, without the number.
         audit_read(db, actor, MISS, "-", {"by": "id_number"})
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    view = BeneficiaryView.model_validate(registry.view(b, _day(today, ctx.settings), ctx.rules))
+    (row,) = registry.views(db, [b], _day(today, ctx.settings), ctx.rules)
+    view = BeneficiaryView.model_validate(row)
     audit_read(db, actor, "beneficiary.read", b.external_id, {"by": "id_number"})
     return view
 
 
 @router.get(
     "/lists/{which}",
-    summary="due_soon, overdue or suspended; JSON or CSV (format=csv)",
+    summary="due_soon, overdue, awaiting_decision or suspended; JSON or CSV (format=csv)",
     response_model=StatusList,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
     **EXACT,
@@ -113,7 +114,7 @@ def get_list(
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}")
     day = _day(today, ctx.settings)
     people = registry.status_list(db, which, day, ctx.rules)
-    rows = [registry.view(b, day, ctx.rules) for b in people]
+    rows = registry.views(db, people, day, ctx.rules)
     shown = [person_ref(b.external_id, b.id) for b in people]
     registry.audit_shown(db, actor, "list.read", which, {"people": len(rows), "format": format}, shown)
     if format == "csv":
@@ -123,12 +124,14 @@ def get_list(
 
 
 @router.get(
-    "/exports/{kind}.csv", summary="suspensions or resumptions for the payment system", response_class=CsvResponse
+    "/exports/{kind}.csv",
+    summary="suspensions (deaths among them, kind deceased) or resumptions for the payment system",
+    response_class=CsvResponse,
 )
 def export_events(ctx: Ctx, db: DB, actor: AdminClient, kind: str, since: Since = None) -> CsvResponse:
-    if kind not in EXPORT_KINDS:
+    if kind not in registry.EXPORTS:
         raise ServiceError("NOT_FOUND", "export must be suspensions or resumptions")
-    rows = registry.export_events(db, ctx.storage, EXPORT_KINDS[kind], since, ctx.settings)
+    rows = registry.export_events(db, ctx.storage, kind, since, ctx.settings)
     detail = {"rows": len(rows), "since": since.isoformat() if since else None}
     registry.audit_shown(db, actor, "export.read", kind, detail, [row["person"] for row in rows])
     return CsvResponse(registry.to_csv(rows, registry.EVENT_COLUMNS))

@@ -206,7 +206,10 @@ class BeneficiaryView(ApiModel):
     region_name: str | None
     benefit_types: list[str]
     status: str
-    cycle_state: str
+    cycle_state: str = Field(
+        description="certified, awaiting_first (dated by the first-import grace, never certified), due_soon, overdue, "
+        "awaiting_decision (overdue, a certification made in time still being decided), deceased or undated"
+    )
     valid_until: str | None
     last_certified_on: str | None
     suspended_on: str | None
@@ -214,7 +217,7 @@ class BeneficiaryView(ApiModel):
 
 
 class StatusList(ApiModel):
-    which: str = Field(alias="list", description="due_soon, overdue or suspended")
+    which: str = Field(alias="list", description="due_soon, overdue, awaiting_decision or suspended")
     date: str
     count: int
     items: list[BeneficiaryView]

@@ -165,8 +165,6 @@ def checked_settings() -> Settings:
     if problems:
         sys.stderr.write("pension-cert: CONFIG_INVALID: invalid settings:\n  " + "\n  ".join(problems) + "\n")
         raise SystemExit(EXIT_CONFIG)
-    if settings.effective_database_url.startswith("sqlite"):
-        return get_settings()  # the embedded file is create_all's to bring up, not the migrations' (engine.py)
     engine = make_engine(settings.effective_database_url)
     try:
         problem = schema_problem(engine, service.schema.metadata)

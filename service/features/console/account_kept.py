@@ -10,7 +10,11 @@ key, as the dump holds the hash too). `pension-cert console record-restore` then
 away (disable, a role lowered, a scope narrowed, a password set: its old one no longer works) which the restored
 database does not reflect, through `redo` (FeatureHooks.reapply), audited with the same action `via: restore`.
 One that gave rights (enable, a role raised, a scope widened or moved) is never redone on its own: a grant is a
-person's decision (Part BK), so `left` lists it for an admin to make again.
+person's decision (Part BK), so `left` lists it for an admin to make again. So are an account's creation and a
+supervisor's confirmation of an admin's grant (`user.create`, `user.confirm`): after a restore from a dump older
+than them the account is missing, or awaits confirmation again (the safe side), and `left` says what to do by hand
+(`todo`). A reset redone marks the account as the reset did (awaiting another supervisor's confirmation: the admin
+knew the password), so a confirmation the dump lacks is never taken as given.
 
 `record-restore` may run after the service reopened (docs/operations.md, restore step 5): an admin may by then have
 changed the account again. A kept change is redone only while the database holds no newer change of the same
@@ -42,7 +46,16 @@ if TYPE_CHECKING:
     from service.certification.context import ServiceContext
 
 # The chain actions of the account changes kept (routes_auth.py writes them).
-KINDS = ("user.disable", "user.enable", "user.role", "user.scope", "user.password", "user.password.self")
+KINDS = (
+    "user.disable",
+    "user.enable",
+    "user.role",
+    "user.scope",
+    "user.password",
+    "user.password.self",
+    "user.create",
+    "user.confirm",
+)
 # The chain actions that set each kind's field of an account (creating it sets them all): a newer one of these in the
 # restored database is a later decision than the kept change (`_newer_held`).
 _SAME_FIELD = {
@@ -52,9 +65,13 @@ _SAME_FIELD = {
     "user.scope": ("user.scope",),
     "user.password": ("user.password", "user.password.self"),
     "user.password.self": ("user.password", "user.password.self"),
+    "user.create": ("user.create",),
+    # A confirmation settles the newest grant: a newer grant awaits a confirmation of its own.
+    "user.confirm": ("user.confirm", "user.password", "user.role"),
 }
 # Why `left` lists a kept change (the CLI's `account_changes_left[].why`).
-GRANT, NEWER, EMPTIED = "grant", "newer_change", "scope_emptied"
+GRANT, NEWER, EMPTIED, MISSING = "grant", "newer_change", "scope_emptied", "account_missing"
+USERS_PAGE = "the console's users page (/console/users)"
 
 
 def note_change(db: Session, kind: str, user: StaffUser, value: dict[str, Any] | None = None) -> dict[str, str]:
@@ -63,6 +80,9 @@ def note_change(db: Session, kind: str, user: StaffUser, value: dict[str, Any] |
     value = dict(value or {})
     if kind in ("user.password", "user.password.self"):
         value |= {"hash": user.password_hash, "must_change": user.must_change_password}
+    granter = db.get(StaffUser, user.granted_by) if kind == "user.password" and user.granted_by is not None else None
+    if granter is not None:  # the admin's reset awaits another supervisor's confirmation: redone so (`_password`)
+        value |= {"granted_by": granter.username, "granted_by_id": granter.id}
     event = note(db, kind, target_of(user.username), user.username, value=json.dumps(value, sort_keys=True))
     return {"event": event}
 
@@ -98,7 +118,9 @@ def left(db: Session, kept: list[KeptWithdrawal]) -> list[tuple[KeptWithdrawal, 
         if w.kind not in KINDS:
             continue
         user = db.scalar(select(StaffUser).where(StaffUser.username == w.ref))
-        if user is None:
+        if user is None:  # an account created after the dump: an admin creates it again
+            if w.kind == "user.create" and not reflected(db, w):
+                out.append((w, MISSING))
             continue
         if reflected(db, w):
             if w.kind == "user.scope" and not user.active and _emptied(db, w):
@@ -106,6 +128,32 @@ def left(db: Session, kept: list[KeptWithdrawal]) -> list[tuple[KeptWithdrawal, 
         elif not _as_left(user, w.kind, _value(w)):
             out.append((w, NEWER if _newer_held(db, w) else GRANT))
     return out
+
+
+def todo(w: KeptWithdrawal, why: str) -> str:
+    """What is done by hand, and where, about kept change `w` that `left` lists with `why` (the CLI's
+    `account_changes_left[].todo`)."""
+    if why == MISSING:
+        value = _value(w)
+        scope = " ".join(value.get("scope") or []) or "the whole jurisdiction"
+        return (
+            f"the account is not in the restored database: an admin creates it again on {USERS_PAGE} (role "
+            f"{value.get('role', '?')}, scope {scope}) with a new first password, or the operator with "
+            "pension-cert console create-user"
+        )
+    if why == EMPTIED:
+        return (
+            "the account was disabled (the narrowing left it no district): an admin gives it its scope and enables "
+            f"it on {USERS_PAGE}"
+        )
+    if why == NEWER:
+        return f"not redone: the database holds a newer {w.kind} of this account; an admin checks it on {USERS_PAGE}"
+    if w.kind == "user.confirm":
+        return (
+            "not redone (a grant): the account awaits confirmation again; a supervisor other than its granter "
+            "confirms it on the alerts page (/console/alerts, 待确认的账号)"
+        )
+    return f"not redone (a grant): an admin makes it again on {USERS_PAGE} if it still stands"
 
 
 def _newer_held(db: Session, w: KeptWithdrawal) -> bool:
@@ -209,6 +257,10 @@ def _password(db: Session, user: StaffUser, value: dict[str, Any]) -> dict[str, 
     if "hash" not in value or user.password_hash == value["hash"]:
         return None
     user.password_hash, user.must_change_password = str(value["hash"]), bool(value.get("must_change"))
+    if value.get("granted_by"):  # the admin's reset: nobody's second person until confirmed again (Part BK)
+        granter = db.scalar(select(StaffUser.id).where(StaffUser.username == str(value["granted_by"])))
+        # That admin's account lost with the dump: its id as it was still marks the account as awaiting.
+        user.granted_by = granter if granter is not None else int(value["granted_by_id"])
     end_user_sessions(db, user.id)
     return {}
 
@@ -226,6 +278,10 @@ def _as_left(user: StaffUser, kind: str, value: dict[str, Any]) -> bool:
         if new != old and _inside(new, old):
             return _narrowed(now, old, new) == sorted(now)
         return now == new
+    if kind == "user.create":
+        return True  # the account is there (created anew after the restore: that admin's decision stands)
+    if kind == "user.confirm":
+        return user.granted_by is None
     return user.password_hash == value.get("hash")
 
 

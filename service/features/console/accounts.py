@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -145,10 +146,13 @@ def _grant_entry(db: Session, username: str) -> ConsoleAuditEntry | None:
     return next((x for x in db.scalars(q) if x.detail.get("grant")), None)
 
 
-def confirm_account(db: Session, staff: Staff, user_id: int, grant_seq: int) -> str | None:
+def confirm_account(
+    db: Session, staff: Staff, user_id: int, grant_seq: int, kept: Callable[[StaffUser], dict[str, Any]]
+) -> str | None:
     """`staff` (a confirmed supervisor, neither the account's granter nor its holder, whose scope covers it)
     confirms the grant `grant_seq` of account `user_id` (the one the page showed): from now on it may be a second
-    person. Audited; else why not, in Chinese, recorded too (nothing changed): not one `staff` may confirm
+    person. Audited, with what `kept` (account_kept.note_change, passed in: account_kept reads this module's
+    neighbours) adds; else why not, in Chinese, recorded too (nothing changed): not one `staff` may confirm
     (NOT_PENDING), or granted again since (GRANT_CHANGED)."""
     user = db.get(StaffUser, user_id, with_for_update=True)
     pending = {p.id: p for p in pending_accounts(db, staff)} if user is not None else {}
@@ -159,6 +163,9 @@ def confirm_account(db: Session, staff: Staff, user_id: int, grant_seq: int) -> 
         audit_chain.record(db, staff.actor, CONFIRM_REFUSED, target, {"reason": reason, "grant": grant_seq})
         return message
     user.granted_by = None
-    detail = {"role": user.role, "granted_by": p.granter, "grant": p.grant, "event": p.event}
+    # `event`: the kept record's id, as every kept account change's entry names it (account_kept: a restore from an
+    # older dump lists the confirmation for a supervisor to give again); `granted_as`: how the account was granted.
+    detail = {"role": user.role, "granted_by": p.granter, "grant": p.grant, "granted_as": p.event}
+    detail |= kept(user)
     audit_chain.record(db, staff.actor, "user.confirm", user.username, detail)
     return None

@@ -4,7 +4,8 @@ Face recognition must never be the only way to certify: staff record counter and
 certifications, and activity evidence (hospital settlements, bank-counter withdrawals in person) imported as
 CSV certifies a beneficiary for the cycle. Each becomes a decided `staff` session and goes through the same
 `accept_session` as a selfie (validity, resumption, certificate), plus an `AltCertification` row with the
-evidence. Marking a beneficiary deceased blocks certification and raises an alert for every certification
+evidence. Marking a beneficiary deceased blocks certification, writes the payment system's row for the death
+(service/certification/deaths.py, the one rule of every death path) and raises an alert for every certification
 accepted after the date of death.
 """
 
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
 from service.certification.current_person import dated_for_current_person
+from service.certification.deaths import record_death
 from service.certification.errors import ServiceError
 from service.certification.evidence_hold import HoldReason, hold_if_stored
 from service.certification.models import (
@@ -227,8 +229,10 @@ def mark_deceased(
         if (rec.date_of_death, rec.source) != (date_of_death, source.strip()):
             raise StaleDeathForm(rec)
         b.status = BeneficiaryStatus.DECEASED
-        return []  # the same registration again: on record already, with its alerts
-    b.status = BeneficiaryStatus.DECEASED
+        return []  # the same registration again: on record already, with its alerts and its payment row
+    # The status and the payment system's row (one per date of death: a corrected date gets its own), the one rule
+    # every death path follows (service/certification/deaths.py).
+    event = record_death(db, b, date_of_death, today)
     if rec is None:
         db.add(
             DeathRecord(beneficiary_id=b.id, date_of_death=date_of_death, source=source.strip(), recorded_by=staff.id)
@@ -243,7 +247,12 @@ def mark_deceased(
         staff.actor,
         "beneficiary.deceased",
         audit_chain.person_target(b),
-        {"date_of_death": date_of_death.isoformat(), "alerts": len(alerts), "evidence_held": held},
+        {
+            "date_of_death": date_of_death.isoformat(),
+            "alerts": len(alerts),
+            "evidence_held": held,
+            "payment_event": event.id if event is not None else None,
+        },
     )
     return alerts
 

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from service.certification.audit import masked_detail, person_ref
-from service.certification.audit_anchor import AnchorCheck, anchor_on_commit, check_anchors, read_anchors
+from service.certification.audit_anchor import Anchor, AnchorCheck, anchor_on_commit, check_anchors, read_anchors
 from service.certification.models import Beneficiary, utcnow
 from service.certification.restore_record import kept_problem
 from service.certification.staff_audit import ConsoleAuditEntry
@@ -140,14 +141,17 @@ class LogCheck:
         return self.chain.ok and self.anchors is not None and self.anchors.ok
 
 
-def check_log(db: Session, storage: MediaStorage, full: bool = True, from_seq: int = 1) -> LogCheck:
+def check_log(
+    db: Session, storage: MediaStorage, full: bool = True, from_seq: int = 1, daily: Sequence[Anchor] | None = None
+) -> LogCheck:
     """`pension-cert console verify-audit`'s check, the one the audit viewer shows too: the chain (from `from_seq`)
     and the anchors kept outside the database, which alone show a cut tail or a chain recomputed whole (the chain
     alone passed after the newest entries were deleted: the auditor's review, F6). `full`: every daily anchor and
-    each restore's kept keys (the orphan sweep relies on them); otherwise the head and the newest anchor only."""
+    each restore's kept keys (the orphan sweep relies on them); otherwise the head and the newest anchor only.
+    `daily`: those daily anchors as the caller read them already (`check_anchors`)."""
     chain = verify_chain(db, from_seq=from_seq)
     try:
-        anchored = check_anchors(db, storage, newest=not full)
+        anchored = check_anchors(db, storage, newest=not full, daily=daily)
         kept = kept_problem(storage, anchored.restores) if anchored.ok and full else ""
     except StorageUnavailableError as exc:
         return LogCheck(chain, None, str(exc))
@@ -162,11 +166,12 @@ def daily_check(ctx: ServiceContext, at: dt.datetime, /) -> dict[str, int]:
     for those before it), the head and that anchor. A failure is an ALERT in the log; the full check stays
     `verify-audit`'s (docs/operations.md)."""
     try:
-        newest = read_anchors(ctx.storage, newest=True)
-    except StorageError:  # down, or a forged anchor: check_log says which
-        newest = []
+        newest: list[Anchor] | None = read_anchors(ctx.storage, newest=True)
+    except StorageError:  # down, or a forged anchor: check_log reads it again and says which
+        newest = None
     with ctx.db() as db:
-        done = check_log(db, ctx.storage, full=False, from_seq=newest[0].seq if newest else 1)
+        # The anchor read here is the one checked: read once (a list and a get of the media store each).
+        done = check_log(db, ctx.storage, full=False, from_seq=newest[0].seq if newest else 1, daily=newest)
     if done.anchors is None:
         log.warning("audit log check: the media store does not answer (%s): anchors not checked", done.unavailable)
         return {"audit_log_unchecked": 1}

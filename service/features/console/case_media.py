@@ -8,7 +8,6 @@ Nothing is written to disk; after the retention purge the media are gone and the
 from __future__ import annotations
 
 import enum
-import io
 import logging
 from typing import Any
 
@@ -17,6 +16,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipelines.errors import MediaError
+from pipelines.media import ID_CARD_IMAGE_LIMITS, decode_image
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession, SessionDecision, certification_revoked
 from service.features.proxy.models import ProxySession, ProxySessionKind
@@ -73,8 +74,10 @@ def card_portrait(ctx: ServiceContext, s: CertSession) -> bytes | None:
     data = _get(ctx, s.id_card_key)
     if data is None:
         return None
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
+    try:  # the pipeline's intake and limits (a JPEG of thousands of scans is refused from its markers: review media 2)
+        img = decode_image(data, ID_CARD_IMAGE_LIMITS)
+    except MediaError as exc:
+        log.info("case card undecodable: %s", exc.reason)
         return None
     box = ((s.result or {}).get("id_card") or {}).get("portrait")
     return _jpeg(_crop(img, box, 0.05) if box else img)
@@ -96,39 +99,26 @@ def frame_count(s: CertSession) -> int:
     return len(SPREAD) if spread_frames(s) else len(best_frame_times(s))
 
 
-def _duration(container: Any) -> float:
-    """The video's length in seconds (0 when the file does not say: the first frame is then shown)."""
-    if container.duration:
-        return float(container.duration) / 1_000_000  # in av.time_base units (microseconds)
-    stream = container.streams.video[0]
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    return 0.0
-
-
 def video_frame(ctx: ServiceContext, s: CertSession, index: int) -> bytes | None:
     """Frame `index` of the session's video: a best frame cropped around the face with some context, or, for a
-    video no analysis covers (`spread_frames`), the whole picture at `SPREAD[index]` of its length."""
+    video no analysis covers (`spread_frames`), the whole picture at `SPREAD[index]` of its length. Cut by the
+    pipeline's intake (seeking, under the worker's decoding limits), never by a decode of its own."""
     times, spread = best_frame_times(s), spread_frames(s)
     if not 0 <= index < (len(SPREAD) if spread else len(times)):
         return None
     data = _get(ctx, s.video_key)
     if data is None:
         return None
-    import av  # lazy: PyAV (video decoding) only when a case's video is opened
+    from pipelines.liveness.video import frame_at  # lazy: PyAV (video decoding) only when a case's video is opened
 
     frames = ((s.result or {}).get("liveness") or {}).get("best_frames") or []
     box = None if spread else frames[index].get("bbox")
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            at = SPREAD[index] * _duration(container) if spread else times[index]
-            for frame in container.decode(video=0):
-                if frame.time is not None and frame.time >= at - 1e-3:
-                    img = np.ascontiguousarray(frame.to_ndarray(format="bgr24"))
-                    return _jpeg(_crop(img, box, 0.6) if box else img)
-    except (av.error.FFmpegError, ValueError) as exc:
-        log.info("case video undecodable: %s", type(exc).__name__)
-    return None
+        img = frame_at(data, of_length=SPREAD[index]) if spread else frame_at(data, at_s=times[index])
+    except MediaError as exc:
+        log.info("case video undecodable: %s", exc.reason)
+        return None
+    return None if img is None else _jpeg(_crop(img, box, 0.6) if box else img)
 
 
 def template_source(db: Session, s: CertSession) -> CertSession | None:

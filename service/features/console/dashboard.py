@@ -16,7 +16,14 @@ from sqlalchemy import ColumnElement, case, exists, func, literal, null, select
 from sqlalchemy.orm import Session
 
 from service.certification import regions
-from service.certification.cycle import CycleRules, CycleState, cycle_state
+from service.certification.cycle import (
+    CycleRules,
+    CycleState,
+    awaiting_first_sql,
+    cycle_state,
+    states_of,
+    undecided_sql,
+)
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
@@ -30,19 +37,34 @@ from service.features.console.models import ReviewDecision
 from service.features.console.review_queue import open_case_filter, waiting_since
 
 # "undated": no validity date (rows from before imports dated everyone): never suspended, shown so staff date them.
-COLUMNS = ("certified", "due_soon", "overdue", "suspended", "deceased", "undated")
+# "awaiting_first": dated by the first-import grace, never certified; "awaiting_decision": overdue by the date, a
+# certification made in time still with the office (the run does not suspend them): service/certification/cycle.py.
+COLUMNS = (
+    "certified",
+    "awaiting_first",
+    "due_soon",
+    "overdue",
+    "awaiting_decision",
+    "suspended",
+    "deceased",
+    "undated",
+)
 COLUMN_ZH = {
     "certified": "已认证",
+    "awaiting_first": "待首次认证",
     "due_soon": "即将到期",
     "overdue": "逾期",
+    "awaiting_decision": "认证待审核",
     "suspended": "暂停发放",
     "deceased": "死亡",
     "undated": "无有效期",
 }
 COLORS = {
     "certified": "#2e7d32",
+    "awaiting_first": "#81c784",
     "due_soon": "#f9a825",
     "overdue": "#c62828",
+    "awaiting_decision": "#ef9a9a",
     "suspended": "#6a1b9a",
     "deceased": "#616161",
     "undated": "#90a4ae",
@@ -53,6 +75,8 @@ COLORS = {
 class Stats:
     today: dt.date
     by_region: dict[str, Counter[str]] = field(default_factory=dict)
+    region_digits: int = 4  # the level the figures are grouped at (never coarser than the account's scope)
+    scope: tuple[str, ...] = ()  # the account's region prefixes (empty: the whole jurisdiction)
     decided: int = 0
     auto_accepted: int = 0
     decision_mix: Counter[str] = field(default_factory=Counter)
@@ -86,9 +110,10 @@ def compute(
     """`region_digits`: 2 province, 4 city, 6 district. Sessions count when decided within the window. `today`:
     the bureau's date (service/infra/clock.local_today) the cycle states are taken on, required (`now`'s UTC date
     is the day before from 00:00 to 08:00 in Beijing). Only the people of `staff`'s region scope count (None:
-    everybody)."""
-    st = Stats(today=today)
-    st.by_region = _by_region(db, rules, today, region_digits, staff)
+    everybody), grouped never coarser than that scope (`scoped_level`)."""
+    prefixes = tuple(staff.scope) if staff is not None else ()
+    st = Stats(today=today, region_digits=scoped_level(region_digits, prefixes), scope=prefixes)
+    st.by_region = _by_region(db, rules, today, st.region_digits, staff)
     start = now - dt.timedelta(days=window_days)
     in_scope = scope.region_filter(staff, scope.SESSION_REGION)
     machine = _machine_sql(db)
@@ -119,26 +144,59 @@ def compute(
     return st
 
 
+def scoped_level(region_digits: int, prefixes: tuple[str, ...]) -> int:
+    """The level to group a scoped account's figures at: the one asked for, but never coarser than a prefix of its
+    scope (one not inside another of its prefixes). A district officer's figures at the city level were one row
+    named 湖北省武汉市 holding only 武昌区's people, sent up as the city's."""
+    own = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+    return max([region_digits, *(len(p) for p in own)])
+
+
 def _by_region(
     db: Session, rules: CycleRules, today: dt.date, region_digits: int, staff: Staff | None
 ) -> dict[str, Counter[str]]:
-    """Cycle states by region: counted by the database per region, status and date (a few thousand groups), not
-    read one row per person."""
+    """Cycle states by region: counted by the database per region, status, date and whether the date is a grace's
+    (a few thousand groups), not read one row per person; then the overdue whose certification made in time is
+    still being decided (`_awaiting_decision`) moved to their own column."""
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
     area = func.substr(Beneficiary.region, 1, region_digits)
+    pending = awaiting_first_sql()
     roster = (
-        select(area, Beneficiary.status, Beneficiary.valid_until, func.count())
+        select(area, Beneficiary.status, Beneficiary.valid_until, pending, func.count())
         .where(scope.region_filter(staff, Beneficiary.region))
-        .group_by(area, Beneficiary.status, Beneficiary.valid_until)
+        .group_by(area, Beneficiary.status, Beneficiary.valid_until, pending)
     )
-    for region, status, until, count in db.execute(roster):
-        state = cycle_state(status, until, today, rules)
+    for region, status, until, first, count in db.execute(roster):
+        state = cycle_state(status, until, today, rules, first_pending=bool(first))
         # Suspended counts separately: overdue and already off the payroll.
         key = "suspended" if status == BeneficiaryStatus.SUSPENDED else state.value
         if state is CycleState.DECEASED:
             key = "deceased"
         by_region[region][key] += count
+    for region, count in _awaiting_decision(db, rules, today, area, staff).items():
+        by_region[region]["overdue"] -= count
+        by_region[region]["awaiting_decision"] += count
     return dict(sorted(by_region.items()))
+
+
+def _awaiting_decision(
+    db: Session, rules: CycleRules, today: dt.date, area: ColumnElement[str], staff: Staff | None
+) -> Counter[str]:
+    """By region, the active overdue people whose certification made in time is still being decided (the cycle's
+    one rule, `states_of`): only those lapsed within `due_soon_days` with an undecided session can be
+    (cycle.being_decided), so only they are read (a campaign's overdue would be thousands of rows)."""
+    lapsed = (Beneficiary.valid_until < today) & (Beneficiary.valid_until >= today - dt.timedelta(rules.due_soon_days))
+    undecided = exists().where(CertSession.beneficiary_id == Beneficiary.id, undecided_sql())
+    rows = db.execute(
+        select(area, Beneficiary).where(
+            Beneficiary.status == BeneficiaryStatus.ACTIVE,
+            lapsed,
+            undecided,
+            scope.region_filter(staff, Beneficiary.region),
+        )
+    ).all()
+    states = states_of(db, [b for _, b in rows], today, rules)
+    return Counter(region for region, b in rows if states[b.id] is CycleState.AWAITING_DECISION)
 
 
 def _machine_sql(db: Session) -> ColumnElement[str | None]:
@@ -181,6 +239,10 @@ def to_csv(st: Stats) -> str:
     rate = st.auto_accept_rate
     for name, value in (
         ("as_of", st.today.isoformat()),
+        # Whose figures these are: a scoped account's file is its part of the rows' regions, not their whole.
+        ("scope", scope.describe(st.scope)),
+        ("scope_codes", ";".join(st.scope)),
+        ("region_level", st.region_digits),
         ("machine_decisions", st.decided),
         ("auto_accept_rate", "" if rate is None else f"{rate:.4f}"),
         ("review_backlog", st.backlog),
@@ -203,7 +265,7 @@ def regions_svg(st: Stats, width: int = 640) -> str:
     # Label column as wide as the longest name (12-px font: about 12 px a character, CJK or not, rounded up).
     bar_h, gap, top = 18, 6, 30
     left = min(max((12 * len(name) + 10 for name, _ in rows), default=70), 260)
-    width = max(width, left + 400)
+    width = max(width, left + 400, 90 * len(COLUMNS))  # the legend: 90 px a column
     height = top + len(rows) * (bar_h + gap) + 20
     biggest = max((sum(c.values()) for _, c in rows), default=1) or 1
     scale = (width - left - 60) / biggest

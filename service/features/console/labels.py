@@ -23,6 +23,7 @@ from service.certification.roster import MAX_YEARS_AHEAD
 
 STATE_ZH = {
     "certified": "已认证",
+    "awaiting_first": "待首次认证",  # dated by the first-import grace, never certified (cycle.awaiting_first)
     "due_soon": "即将到期",
     "overdue": "已逾期",
     "deceased": "已死亡",
@@ -30,6 +31,8 @@ STATE_ZH = {
     "active": "正常",
     "suspended": "暂停发放",
 }
+# The payment events on a person's page (service/certification/deaths.py for `deceased`).
+EVENT_ZH = {"suspended": "暂停发放", "resumed": "恢复发放", "deceased": "登记死亡，停止发放"}
 DECISION_ZH: dict[str | None, str] = {
     SessionDecision.ACCEPT: "通过",
     SessionDecision.REJECT: "不通过",
@@ -324,6 +327,7 @@ def audit_action_label(action: str) -> str:
 
 GLOBALS = {
     "STATE_ZH": STATE_ZH,
+    "EVENT_ZH": EVENT_ZH,
     "DECISION_ZH": DECISION_ZH,
     "CHANNEL_ZH": CHANNEL_ZH,
     "ALT_KIND_ZH": ALT_KIND_ZH,

@@ -294,7 +294,9 @@ def _create_account(
     except (ScopeError, PasswordError) as exc:
         return exc.message
     granted = accounts.grant(user, staff)  # nobody's second person, nor its granter's, until confirmed (Part BK)
-    audit_chain.record(db, staff.actor, "user.create", name, {"role": role, "scope": prefixes} | granted)
+    value = {"role": role, "scope": prefixes}
+    kept = account_kept.note_change(db, "user.create", user, value)  # a restore lists it for an admin to redo
+    audit_chain.record(db, staff.actor, "user.create", name, value | granted | kept)
     return None
 
 
@@ -420,7 +422,9 @@ def confirm_user(
     account (accounts.py); a refusal is recorded and said."""
     check_csrf(staff, csrf)
     with unit(request) as db:
-        refused = accounts.confirm_account(db, staff, user_id, grant)
+        refused = accounts.confirm_account(
+            db, staff, user_id, grant, lambda user: account_kept.note_change(db, "user.confirm", user)
+        )
     if refused is not None:
         return render(request, "message.html", staff, status=409, message=refused, back="/alerts")
     return redirect("/alerts")

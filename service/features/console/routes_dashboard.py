@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from service.certification.models import utcnow
-from service.features.console import audit_chain
+from service.features.console import audit_chain, scope
 from service.features.console.auth import Staff
 from service.features.console.dashboard import COLUMN_ZH, COLUMNS, Stats, compute, mix_svg, regions_svg, to_csv
 from service.features.console.web import PREFIX, CurrentStaff, ctx_of, render, unit
@@ -36,6 +36,7 @@ def dashboard(request: Request, staff: CurrentStaff, level: int = 4) -> Response
         level=level,
         columns=COLUMNS,
         column_zh=COLUMN_ZH,
+        scope_text=scope.describe(st.scope),
         regions_svg=Markup(regions_svg(st)),
         mix_svg=Markup(mix_svg(st)),
     )

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from service.certification.certificates import certificate_png
-from service.certification.cycle import cycle_state
+from service.certification.cycle import state_of
 from service.certification.errors import NotFoundError, ServiceError
 from service.certification.evidence_hold import EvidenceOnPage, evidence_of
 from service.certification.models import (
@@ -196,7 +196,7 @@ def _person_page(
         who = who_is(db, _actors(certs, revoke_asked.values(), evidence, alerts))  # staff by their names
         audit_chain.record(db, staff.actor, "beneficiary.view", audit_chain.person_target(b))
     today = local_today(ctx.settings)
-    state = cycle_state(b.status, b.valid_until, today, ctx.rules)
+    state = state_of(b, today, ctx.rules)
     return no_store(
         render(
             request,

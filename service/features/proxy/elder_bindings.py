@@ -3,13 +3,14 @@ as the elder's own page lists them, and the elder ending one. A relative ends th
 both go through `bindings.end_binding`, the one way a binding ends (kept with its record, audited).
 
 The elder's page cannot tell the elder from a relative who certified them through the ordinary self flow on the
-relative's own phone (the service sees an account that certified the person, nothing more): `relative_of` names the
+relative's own phone (the service sees an account that certified the person, nothing more): `relation_of` names the
 accounts known to be a relative's, whose page is read-only (an account verified as a person recorded deceased is not
 one: it has passed to a survivor; a household's account shared by pensioners: docs/wechat.md, my_data_view.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from service.certification.models import Beneficiary, BeneficiaryStatus, one_of_
 from service.certification.withdrawal_records import RESTORE_ACTOR, KeptWithdrawal, note
 from service.features.proxy.bindings import end_binding
 from service.features.proxy.errors import ProxyServiceError
-from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyOperator
+from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding, ProxyClaim, ProxyOperator
 from service.features.proxy.operators import actor, channel_hashes
 
 ENDED_BY_ELDER = "proxy.binding.ended_by_elder"
@@ -35,27 +36,35 @@ def elder_bindings_listed(db: Session, elder_id: int) -> list[ProxyBinding]:
     return list(db.scalars(query.order_by(ProxyBinding.created_at, ProxyBinding.id)))
 
 
-def relative_of(db: Session, ctx: ServiceContext, channel: str, channel_id: str, elder: Beneficiary) -> bool:
-    """The account (channel, channel_id) is known to be a relative's, not `elder`'s own: a relative's account
-    (under any signing key in use) with a binding to the elder, whatever its status, or one verified as another
-    living person (`others_verified`)."""
-    ops = _accounts(db, ctx, channel, channel_id)
-    if not ops:
-        return False
-    bound = select(ProxyBinding.id).where(
-        ProxyBinding.beneficiary_id == elder.id, ProxyBinding.operator_id.in_([op.id for op in ops])
-    )
-    return db.scalar(bound.limit(1)) is not None or bool(_others_verified(db, ctx, ops, elder))
-
-
-def others_verified(
-    db: Session, ctx: ServiceContext, channel: str, channel_id: str, elder: Beneficiary
-) -> list[Beneficiary | None]:
-    """The people other than `elder` verified on the account (their person hash none of the elder's number's under
+@dataclass(frozen=True)
+class AccountRelation:
+    """What the service knows of an account (channel, channel_id) and an elder, read once for a page: `bound`, a
+    relative's account of it (under any signing key in use) has a binding to the elder, whatever its status;
+    `others`, the people other than the elder verified on it (their person hash none of the elder's number's under
     the keys in use: a rotation may be under way): each one's roster record, None for one not on the roster (a
     relative who draws no pension here). A person recorded deceased is left out: the account has passed to a
     survivor (a widow keeps her late husband's WeChat, the only one she has), and his check protects nobody."""
-    return _others_verified(db, ctx, _accounts(db, ctx, channel, channel_id), elder)
+
+    bound: bool
+    others: tuple[Beneficiary | None, ...]
+
+    @property
+    def relative(self) -> bool:
+        """The account is known to be a relative's, not the elder's own: bound to the elder, or verified as another
+        living person."""
+        return self.bound or bool(self.others)
+
+
+def relation_of(db: Session, ctx: ServiceContext, channel: str, channel_id: str, elder: Beneficiary) -> AccountRelation:
+    """The account's `AccountRelation` to `elder`: its accounts, its binding and the people verified on it, each
+    read once (the certificate page asks both whether it is a relative's and whether a household's)."""
+    ops = _accounts(db, ctx, channel, channel_id)
+    if not ops:
+        return AccountRelation(False, ())
+    bound = select(ProxyBinding.id).where(
+        ProxyBinding.beneficiary_id == elder.id, ProxyBinding.operator_id.in_([op.id for op in ops])
+    )
+    return AccountRelation(db.scalar(bound.limit(1)) is not None, tuple(_others_verified(db, ctx, ops, elder)))
 
 
 def _accounts(db: Session, ctx: ServiceContext, channel: str, channel_id: str) -> Sequence[ProxyOperator]:
@@ -69,19 +78,36 @@ def _accounts(db: Session, ctx: ServiceContext, channel: str, channel_id: str) -
 def _others_verified(
     db: Session, ctx: ServiceContext, ops: Sequence[ProxyOperator], elder: Beneficiary
 ) -> list[Beneficiary | None]:
-    verified = {op.person_hash for op in ops if op.person_hash is not None}
-    if not verified:
-        return []
-    others = sorted(
-        verified - set(ctx.keyring.id_hashes(ctx.keyring.decrypt_field(elder.id_enc, "beneficiary.id_number")))
-    )
+    named = _hashes_of_the_verified(db, ops)
+    elders = set(ctx.keyring.id_hashes(ctx.keyring.decrypt_field(elder.id_enc, "beneficiary.id_number")))
+    others = sorted(person for person, hashes in named.items() if not hashes & elders)
     if not others:
         return []
-    # A record hashed under another signing key than the check (mid-rotation) is not found: read as a relative
-    # not on the roster, the stricter reading.
-    rows = {b.id_hash: b for b in db.scalars(select(Beneficiary).where(Beneficiary.id_hash.in_(others)))}
-    found = [rows.get(person) for person in others]
+    wanted = sorted(set().union(*(named[person] for person in others)))
+    rows = {b.id_hash: b for b in db.scalars(select(Beneficiary).where(Beneficiary.id_hash.in_(wanted)))}
+    found = [next((rows[h] for h in sorted(named[person]) if h in rows), None) for person in others]
     return [b for b in found if b is None or b.status != BeneficiaryStatus.DECEASED]
+
+
+def _hashes_of_the_verified(db: Session, ops: Sequence[ProxyOperator]) -> dict[str, set[str]]:
+    """Each person verified on the accounts (by their identity's hash) and the hashes that may name their roster
+    record: the identity's, and that of the claim it was verified from (the operator's latest claim of the same
+    masked number, as `pension-cert rekey` reads it). The rekey moves a record's hash and its copies on the claims
+    and identities in one transaction, but a verification decided across that move writes the claim's hash read
+    before it: until the rekey's rerun his identity held the old key's hash, his record was not found, and a
+    deceased husband read as a living relative (his widow's page read-only, her certificate refused)."""
+    named: dict[str, set[str]] = {}
+    for op in ops:
+        if op.person_hash is None:
+            continue
+        claimed = db.scalar(
+            select(ProxyClaim.id_hash)
+            .where(ProxyClaim.operator_id == op.id, ProxyClaim.id_masked == op.id_masked)
+            .order_by(ProxyClaim.created_at.desc(), ProxyClaim.session_id)
+            .limit(1)
+        )
+        named.setdefault(op.person_hash, {op.person_hash}).update([claimed] if claimed else [])
+    return named
 
 
 def end_by_elder(

@@ -9,7 +9,7 @@ the roster gave the record another ID number (that was the previous number's per
 service/certification/current_person.py); and only while the person is paid or suspended (not deceased, not
 ended). That is whoever last certified the person with the self flow from that account: possibly a relative who
 filmed them on the relative's own phone (the service cannot tell; the "我的信息" page shows such an account, when
-known to be a relative's, the person's data read-only: service/features/proxy/elder_bindings.py `relative_of`)."""
+known to be a relative's, the person's data read-only: service/features/proxy/elder_bindings.py `relation_of`)."""
 
 from __future__ import annotations
 

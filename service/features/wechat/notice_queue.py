@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.cycle import CycleRules, CycleState, cycle_state
+from service.certification.cycle import CycleRules, CycleState, add_months, cycle_bounds, cycle_state, in_cycle_state
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
@@ -55,16 +55,50 @@ def _record(db: Session, kind: str, ref: str, openid: str) -> bool:
     return True
 
 
+# The reminders, each owed in one status and one cycle state (cycle.cycle_state; a suspension's only once the cycle
+# run recorded it, `suspended_on`): the one definition `reminder_kind` (a person loaded) and `reminder_sql` (the
+# notice run's query) both read.
+SUSPENDED = "suspended"
+REMINDERS = (
+    ("due_soon", BeneficiaryStatus.ACTIVE, CycleState.DUE_SOON),
+    ("overdue", BeneficiaryStatus.ACTIVE, CycleState.OVERDUE),
+    (SUSPENDED, BeneficiaryStatus.SUSPENDED, CycleState.OVERDUE),
+)
+
+
+def reminder_floor(today: dt.date, rules: CycleRules) -> dt.date:
+    """The earliest validity date reminded of on `today`: not one that lapsed more than a validity period ago. Its
+    reminders were due all that year, and a run tells whoever is due whatever the gap (a schedule stopped for
+    months tells on resuming); without a floor the run every minute walked the index entries of everyone ever
+    suspended, more each year (docs/security.md, Part CP)."""
+    return add_months(today, -rules.validity_months)
+
+
 def reminder_kind(b: Beneficiary, today: dt.date, rules: CycleRules) -> str | None:
-    """The reminder `b` is due on `today`, if any: due_soon / overdue (still paid) / suspended."""
-    if b.valid_until is None:
-        return None  # undated: nothing true to remind of (service/certification/cycle.py)
+    """The reminder `b` is due on `today`, if any (`REMINDERS`): due_soon / overdue (still paid) / suspended."""
+    if b.valid_until is None or b.valid_until < reminder_floor(today, rules):
+        return None  # undated: nothing true to remind of (service/certification/cycle.py); long lapsed: see above
     state = cycle_state(b.status, b.valid_until, today, rules)
-    if b.status == BeneficiaryStatus.SUSPENDED:
-        return "suspended" if state is CycleState.OVERDUE and b.suspended_on is not None else None
-    if b.status != BeneficiaryStatus.ACTIVE:
-        return None
-    return {CycleState.DUE_SOON: "due_soon", CycleState.OVERDUE: "overdue"}.get(state)
+    for kind, status, when in REMINDERS:
+        if b.status == status and state is when and (kind != SUSPENDED or b.suspended_on is not None):
+            return kind
+    return None
+
+
+def reminder_sql(today: dt.date, rules: CycleRules) -> tuple[ColumnElement[bool], ColumnElement[str]]:
+    """`reminder_kind` as SQL on `beneficiaries`, from the same `REMINDERS` and dates: (the person is owed a
+    reminder, which). The first condition bounds the (status, valid_until) index's range, from `reminder_floor`
+    to the reminder horizon, so the query reads that window only, not everyone ever past their date."""
+    whens = []
+    for kind, status, when in REMINDERS:
+        owed = (Beneficiary.status == status) & in_cycle_state(when, today, rules)
+        whens.append((owed & Beneficiary.suspended_on.is_not(None) if kind == SUSPENDED else owed, literal(kind)))
+    window = and_(
+        Beneficiary.status.in_(sorted({status for _, status, _ in REMINDERS})),
+        Beneficiary.valid_until >= reminder_floor(today, rules),
+        Beneficiary.valid_until < cycle_bounds(today, rules)[1],
+    )
+    return and_(window, or_(*(owed for owed, _ in whens))), case(*whens)
 
 
 def in_flight(now: dt.datetime) -> ColumnElement[bool]:
@@ -88,14 +122,11 @@ def reminder_ref(beneficiary_id: int, until: dt.date) -> str:
 
 def maybe_due(db: Session, today: dt.date, rules: CycleRules) -> ColumnElement[bool]:
     """A condition on `beneficiaries`: the person may be owed a reminder today. Their date is within the reminder
-    window (an index on `valid_until` bounds it), they were certified from the H5 pages at least once, and no
-    reminder of today's kind for their validity period is recorded yet (to an account of theirs that made no revoked
-    certification of them). The exact rule (`reminder_kind`, the own account, `busy`) is then applied to these few
-    only: the run every minute no longer reads the whole roster (docs/wechat.md)."""
-    horizon = today + dt.timedelta(days=rules.due_soon_days)
-    suspended = Beneficiary.status == BeneficiaryStatus.SUSPENDED
-    lapsed = Beneficiary.valid_until < today
-    kind = case((suspended, literal("suspended")), (lapsed, literal("overdue")), else_=literal("due_soon"))
+    window (`reminder_sql`: an index on (status, valid_until) bounds it), they were certified from the H5 pages at
+    least once, and no reminder of today's kind for their validity period is recorded yet (to an account of theirs
+    that made no revoked certification of them). The exact rule (`reminder_kind`, the own account, `busy`) is then
+    applied to these few only: the run every minute no longer reads the whole roster (docs/wechat.md)."""
+    owed, kind = reminder_sql(today, rules)
     day = (
         func.to_char(Beneficiary.valid_until, "YYYY-MM-DD")
         if db.get_bind().dialect.name == "postgresql"
@@ -104,11 +135,7 @@ def maybe_due(db: Session, today: dt.date, rules: CycleRules) -> ColumnElement[b
     ref = cast(Beneficiary.id, String) + literal(":") + day  # reminder_ref in SQL
     linked = select(CertSession.id).join(WeChatSessionLink, WeChatSessionLink.session_id == CertSession.id)
     return and_(
-        Beneficiary.valid_until < horizon,
-        or_(
-            Beneficiary.status == BeneficiaryStatus.ACTIVE,
-            suspended & lapsed & Beneficiary.suspended_on.is_not(None),
-        ),
+        owed,
         # Told already, at an account of the person's: one that made a revoked certification of them is not theirs
         # (accounts.py), and the account that is theirs now is reminded, as before.
         ~exists().where(

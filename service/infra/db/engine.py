@@ -101,18 +101,19 @@ def create_all(engine: Engine, metadata: MetaData) -> None:
     The composition roots pass service/schema.py's ``metadata``: this module, below every feature, cannot import
     their models, and reading ``Base.metadata`` here would create only the tables imported so far.
 
-    A database the migrations manage (anything but SQLite) is refused unless at this version's migrations
-    (SchemaNotMigratedError): tables made here beside Alembic's back would make its `upgrade head` fail on each.
-    One Alembic manages (it has a version) is left to it: no DDL here, which would re-add what a migration dropped
-    or rebuild an index a migration redefined, behind alembic_version's back."""
-    if engine.dialect.name != "sqlite":
-        from service.infra.db.migrate import SchemaNotMigratedError, schema_state  # lazy: Alembic, scale-out only
+    A database the migrations manage is refused unless at this version's migrations (SchemaNotMigratedError,
+    migrate.schema_state): on PostgreSQL, and a SQLite file with an Alembic version as well (one an operator
+    migrated, e.g. for move-database). Tables or columns made here beside Alembic's back would make its `upgrade
+    head` fail on each; older code on a newer file would ignore its safety tables. One at this version's head is
+    left to Alembic: no DDL here, which would re-add what a migration dropped or rebuild an index a migration
+    redefined, behind alembic_version's back. Only a file without a version (the pilot's) is brought up here."""
+    from service.infra.db.migrate import SchemaNotMigratedError, schema_state  # lazy: Alembic reads its scripts
 
-        problem, migrated = schema_state(engine, metadata)
-        if problem:
-            raise SchemaNotMigratedError(problem)
-        if migrated:
-            return
+    problem, migrated = schema_state(engine, metadata)
+    if problem:
+        raise SchemaNotMigratedError(problem)
+    if migrated:
+        return
     metadata.create_all(engine)
     add_missing_columns(engine, metadata)
     rebuild_changed_indexes(engine, metadata)

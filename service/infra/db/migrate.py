@@ -39,8 +39,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def schema_problem(engine: Engine, metadata: MetaData) -> str:
-    """Why a migrated database (PostgreSQL: scale-out runs the migrations) cannot be used by this version ('' when
-    it can); see ``schema_state``."""
+    """Why a database cannot be used by this version ('' when it can); see ``schema_state``."""
     return schema_state(engine, metadata)[0]
 
 
@@ -50,16 +49,18 @@ def schema_state(engine: Engine, metadata: MetaData) -> tuple[str, bool]:
     than this version's head: an older one needs the migrations; a newer one (a rollback of the code) would have
     this code ignore the newer version's safety tables (0017's evidence holds: held media purged), so the database
     is stepped back first. A database the commands' create_all made before (its tables, no Alembic version) is
-    create_all's; the embedded SQLite file is create_all's to bring up (service/infra/db/engine.py)."""
+    create_all's, and so is an embedded SQLite file without a version (the pilot's, or a new empty one: brought up
+    by service/infra/db/engine.py). A SQLite file with a version is Alembic's, as on PostgreSQL: bringing it up
+    here instead would re-add what its migrations will add, so that its `alembic upgrade head` fails on each."""
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
         tables = set(inspect(conn).get_table_names())
-    script = ScriptDirectory.from_config(alembic_config(""))
-    heads = set(script.get_heads())
     if not current:
-        if tables & set(metadata.tables):
+        if tables & set(metadata.tables) or engine.dialect.name == "sqlite":
             return "", False
         return f"the database has no tables of this service: make them with the migrations, {MIGRATE_COMMAND}", False
+    script = ScriptDirectory.from_config(alembic_config(""))
+    heads = set(script.get_heads())
     if current == heads:
         return "", True
     at, needs = ", ".join(sorted(current)), ", ".join(sorted(heads))

@@ -209,3 +209,52 @@ REGRESSIONS = sorted((Path(__file__).parents[3] / "fuzz/regressions/video_intake
 def test_inputs_the_fuzzers_found(path: Path) -> None:
     """Every input atheris or hypothesis once crashed the intake with (kept in fuzz/regressions/)."""
     assert intake(path.read_bytes()) in DOCUMENTED
+
+
+@pytest.mark.parametrize(
+    ("fmt", "frames", "per_second"),
+    [("mp4", 2000, 1000), ("matroska", 10_000, 5000)],
+    ids=["mp4_4k_1000fps", "matroska_4k_5_frames_per_timestamp"],
+)
+def test_frame_bombs_are_refused_before_their_frames_are_decoded(fmt: str, frames: int, per_second: int) -> None:
+    """Flat 4K frames of a few dozen bytes each, a thousand per second of video (or five per millisecond timestamp
+    in Matroska): the upload probe refuses them, and so does the worker's decode for whatever passes the probe, both
+    after about a hundred packets (review: media 1; the 20,000-frame clip cost the worker 80+ CPU-s)."""
+    data = bombs.frame_bomb(3840, 2160, frames, per_second, fmt)
+    start = time.process_time()
+    with pytest.raises(MediaError) as probed:
+        probe_video(data)
+    assert probed.value.reason is ReasonCode.MEDIA_TOO_LARGE
+    reader = VideoReader(data, LIMITS, SamplingConfig())
+    with pytest.raises(MediaError) as decoded:
+        for _ in reader.frames():
+            pass
+    reader.close()
+    assert decoded.value.reason is ReasonCode.MEDIA_TOO_LARGE
+    assert reader.info.frames_decoded < 150
+    assert time.process_time() - start < 4
+
+
+def test_small_frames_at_an_absurd_rate_are_refused() -> None:
+    """Small frames cost little each, but 2,000 per second is no camera's: refused by the packet rate."""
+    data = bombs.frame_bomb(320, 240, 4000, 2000)
+    with pytest.raises(MediaError) as probed:
+        probe_video(data)
+    assert probed.value.reason is ReasonCode.MEDIA_UNSUPPORTED
+    assert intake(data) is ReasonCode.MEDIA_UNSUPPORTED
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "fps", "rotation"),
+    [(3840, 2160, 60, -90), (1080, 1920, 60, None), (1280, 720, 240, None)],
+    ids=["4k60_portrait_rotated", "1080p60_portrait", "720p240_slow_motion"],
+)
+def test_phone_clips_at_the_highest_rates_pass_the_decode_budget(
+    data_dir: Path, tmp_path: Path, width: int, height: int, fps: int, rotation: int | None
+) -> None:
+    """What phones record (4K at 60 fps, sideways with a rotation, 1080p portrait at 60 fps, slow motion at 240 fps)
+    stays within the frame and pixel rates, in the probe and in the worker's decode."""
+    frames = fit(read_frames(data_dir / "videos/liveportrait_source_s18.mp4", end_s=0.6, side=640), width, height)
+    count = round(1.6 * fps)
+    clip = write_video(tmp_path / "phone.mp4", (frames[k % len(frames)] for k in range(count)), fps, rotation)
+    assert intake(clip.read_bytes()) is None

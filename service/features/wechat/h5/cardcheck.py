@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from pipelines.errors import MediaError
-from pipelines.media import ID_CARD_IMAGE_LIMITS, decode_image
+from pipelines.media import ID_CARD_IMAGE_LIMITS, decode_image, open_image
 from pipelines.reasons import ReasonCode
 from service.certification.contract import CardReader
 from service.certification.errors import ServiceError
@@ -42,7 +42,8 @@ CACHE_TTL_S = 600.0
 # a few hundred MiB while it runs.
 DEFAULT_CARD_READS = 2
 # How long a photo waits for a slot before BUSY: a read takes about 0.2 s, so a peak minute's chance meeting of three
-# pensioners' photos in one process is absorbed, while a flood still gets no more than the slots' cores.
+# pensioners' photos in one process is absorbed, while a flood still gets no more than the slots' cores. A photo whose
+# header the pipeline refuses (e.g. a JPEG of 10,000 scans, a minute to decode) is answered before it takes a slot.
 CARD_READ_WAIT_S = 3.0
 
 
@@ -90,6 +91,10 @@ class CardChecker:
         key = hashlib.sha256(data).hexdigest()
         read = self._cached(key) if cached else None
         if read is None:
+            try:  # what the header refuses (size, format, a JPEG's scans) never waits for nor holds a slot
+                open_image(data, ID_CARD_IMAGE_LIMITS)
+            except MediaError as exc:
+                return CardRead((exc.reason,))
             if not self._slots.acquire(timeout=self._wait_s):
                 raise CardReaderBusy()
             try:

@@ -19,7 +19,7 @@ from service.certification import attempts
 from service.certification.catalog import message_zh
 from service.certification.certificates import VOID_CODES, certificate_png
 from service.certification.context import ServiceContext
-from service.certification.cycle import CycleState, cycle_state
+from service.certification.cycle import CycleState, state_of
 from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState
 from service.features.proxy import copies, operators
@@ -49,13 +49,14 @@ def elder_status(
         return "checking", "认证材料正在核验"
     if latest is not None and latest.state == SessionState.DECIDED and latest.decision == SessionDecision.REVIEW:
         return "review", "正在人工审核,结果会通过公众号通知"
-    state = cycle_state(b.status, b.valid_until, today, ctx.rules)
+    state = state_of(b, today, ctx.rules)  # a grace date is no certification: awaiting_first is to certify
     to_certify = state not in (CycleState.CERTIFIED, CycleState.DECEASED)
     if to_certify and requester is not None and attempts.attempts_left(db, ctx, b.id, requester) == 0:
         return "limit", LIMIT_TEXT
     until = zh_date(b.valid_until) if b.valid_until else ""  # as the messages write it: 2027年3月1日
     text = {
         CycleState.CERTIFIED: f"已认证,有效期至{until}",
+        CycleState.AWAITING_FIRST: f"尚未认证,请在{until}前完成首次认证",
         CycleState.DUE_SOON: f"请在{until}前完成认证",
         CycleState.OVERDUE: f"认证已于{until}到期,请尽快认证",
         CycleState.UNDATED: "暂无认证记录",

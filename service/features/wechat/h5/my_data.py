@@ -5,7 +5,7 @@ template (service/certification/template_withdrawal.py) and the end of a relativ
 The forms post to the same site with the identity cookie (SameSite=Lax: another site's form does not carry it) and a
 token of this account's (`form_token`, the keyring's MAC of the openid): a form posted from elsewhere, or with
 another account's token, is refused (403). A person or binding that is not the account's own reads as unknown. An
-account known to be a relative's (`elder_bindings.relative_of`) sees the elder's data read-only: its forms are
+account known to be a relative's (`elder_bindings.relation_of`) sees the elder's data read-only: its forms are
 refused (403, 请本人或到柜台办理)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import Beneficiary
 from service.certification.template_withdrawal import WITHDRAWN_ACTION, withdraw_template
 from service.features.proxy import operators
-from service.features.proxy.elder_bindings import end_by_elder, relative_of
+from service.features.proxy.elder_bindings import end_by_elder, relation_of
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.own_template import WITHDRAWN_ACTION as OPERATOR_WITHDRAWN
 from service.features.proxy.own_template import consent_pending, withdraw_operator_template
@@ -58,7 +58,7 @@ def my_data_page(ctx: Ctx, db: DB, request: Request, done: str = "") -> Response
     if openid is None:
         return login(ctx, request)
     people = [_person(db, ctx, openid, b) for b in own_persons(db, openid)]
-    op = operators.find(db, ctx, "wechat", openid)  # the account as a relative's (the family pages)
+    op = operators.h5_account(db, ctx, openid)  # the account as a relative's (the family pages)
     relative_template = op is not None and (op.template_enrolled or consent_pending(db, op))
     who = attempts.wechat_requester(ctx, openid)
     for person in people:  # the page is an access to their data
@@ -77,8 +77,8 @@ def my_data_page(ctx: Ctx, db: DB, request: Request, done: str = "") -> Response
 
 
 def _person(db: Session, ctx: ServiceContext, openid: str, b: Beneficiary) -> MyData:
-    read_only = relative_of(db, ctx, "wechat", openid, b)
-    return my_data(db, ctx, b, read_only, certificate_served(db, ctx, openid, b, read_only))
+    relation = relation_of(db, ctx, "wechat", openid, b)
+    return my_data(db, ctx, b, relation.relative, certificate_served(db, openid, relation))
 
 
 @router.get("/me/{person_id}/certificate.png")
@@ -92,7 +92,7 @@ def certificate_png_page(ctx: Ctx, db: DB, request: Request, person_id: int) -> 
     b = own_person(db, openid, person_id)
     if b is None:
         return _unknown(request)
-    if not certificate_served(db, ctx, openid, b, relative_of(db, ctx, "wechat", openid, b)):
+    if not certificate_served(db, openid, relation_of(db, ctx, "wechat", openid, b)):
         return message(
             request, "请本人查看", "本微信是家人的账号,不能下载老人的认证凭证。请老人本人用自己的微信查看。", status=403
         )
@@ -125,7 +125,7 @@ def _checked(ctx: Ctx, db: DB, request: Request, person_id: int, token: str) -> 
     b = own_person(db, openid, person_id)
     if b is None:
         return _unknown(request)
-    if relative_of(db, ctx, "wechat", openid, b):
+    if relation_of(db, ctx, "wechat", openid, b).relative:
         return message(request, "请本人或到柜台办理", READ_ONLY_ZH, status=403)
     return openid, b
 
@@ -155,12 +155,14 @@ def end_binding(ctx: Ctx, db: DB, request: Request, person_id: int, binding_id: 
     if len(binding_id) > 36 or "\x00" in binding_id:  # no stored id is such (PostgreSQL cannot compare a NUL)
         return _unknown(request)
     try:
+        # Any client's account of the openid as the poster (not `operators.h5_account`): the wider reading is the
+        # stricter one here, a binding's own relative never ends its locked binding from the elder's page.
         end_by_elder(
             db, b, binding_id, attempts.wechat_requester(ctx, openid), operators.find(db, ctx, "wechat", openid)
         )
     except NotFoundError:
         return _unknown(request)
-    except ProxyServiceError:  # the binding's own relative, locked for staff (relative_of refuses them first)
+    except ProxyServiceError:  # the binding's own relative, locked for staff (relation_of refuses them first)
         return message(request, "请本人或到柜台办理", READ_ONLY_ZH, status=403)
     db.commit()
     return RedirectResponse("/h5/me?done=binding", status_code=303)
@@ -168,11 +170,13 @@ def end_binding(ctx: Ctx, db: DB, request: Request, person_id: int, binding_id: 
 
 @router.post("/me/relative-template/withdraw")
 def withdraw_relative_template(ctx: Ctx, db: DB, request: Request, token: FormToken = "") -> Response:
-    """The account's own template as a relative's (kept at their real-name verification, with their consent)."""
+    """The account's own template as a relative's (kept at their real-name verification, with their consent): the
+    pages' own account (`operators.h5_account`), never a channel key's for the same openid: a bank's app's openid is
+    only what the app said, and its account's template is its app user's."""
     openid = _form_openid(ctx, request, token)
     if isinstance(openid, Response):
         return openid
-    op = operators.find(db, ctx, "wechat", openid)
+    op = operators.h5_account(db, ctx, openid)
     if op is None:
         return _unknown(request)
     done = withdraw_operator_template(db, ctx, op)

@@ -7,7 +7,7 @@ account of their latest accepted self-certification from these pages, not a rela
 one, nor one made before the roster changed the record's ID number). That is whoever last certified the person with
 the self flow from this account: possibly a relative who filmed them on the relative's own phone; the service cannot
 tell. Typing a name and a number, or certifying for the elder as a bound relative (proxy sessions), does not make an
-account the person's own. When the account is known to be a relative's (`elder_bindings.relative_of`: bound to the
+account the person's own. When the account is known to be a relative's (`elder_bindings.relation_of`: bound to the
 elder, or verified as someone else not recorded deceased), the page is read-only for the elder's data: no
 withdrawal, no binding ended (请本人或到柜台办理), no certificate copy unless the account is a household's
 (`certificate_served`). An elder without an own account withdraws at the counter (the console's person page).
@@ -31,7 +31,7 @@ from service.certification.current_person import made_for_current_person_sql
 from service.certification.models import Beneficiary, Certification, CertSession, Channel, SessionDecision
 from service.certification.template_withdrawal import pending_consent
 from service.features.console.labels import RELATIONSHIP_ZH
-from service.features.proxy.elder_bindings import elder_bindings_listed, others_verified
+from service.features.proxy.elder_bindings import AccountRelation, elder_bindings_listed
 from service.features.proxy.models import BindingStatus, ProxyOperator, ProxySession
 from service.features.wechat.accounts import own_account, own_accounts
 from service.features.wechat.models import WeChatSessionLink
@@ -86,21 +86,21 @@ def own_person(db: Session, openid: str, person_id: int) -> Beneficiary | None:
     return next((b for b in own_persons(db, openid) if b.id == person_id), None)
 
 
-def household(db: Session, ctx: ServiceContext, openid: str, b: Beneficiary) -> bool:
+def household(db: Session, openid: str, relation: AccountRelation) -> bool:
     """`openid`, the person's own account, is a household's shared by pensioners: everyone else verified on it (a
-    relative's real-name check, `elder_bindings.others_verified`) is a pensioner whose own account it is too (a
-    couple on one phone, both certifying themselves from it, one of them once a relative on the family page)."""
-    others = others_verified(db, ctx, "wechat", openid, b)
+    relative's real-name check, `AccountRelation.others`) is a pensioner whose own account it is too (a couple on
+    one phone, both certifying themselves from it, one of them once a relative on the family page)."""
+    others = relation.others
     return bool(others) and all(p is not None and own_account(db, p.id) == openid for p in others)
 
 
-def certificate_served(db: Session, ctx: ServiceContext, openid: str, b: Beneficiary, read_only: bool) -> bool:
-    """Whether person `b`'s certificate copy goes to `openid`, their own account: unless it is known to be a
-    relative's (`read_only`: the relative's copy goes through their binding); a household's shared account is
-    the person's own still. Its page stays read-only: the service cannot tell a spouse on one phone from a retired
-    son who filmed his mother through the self flow on his; the copy gives such a son nothing the result message
-    did not already tell him (docs/wechat.md "我的信息")."""
-    return not read_only or household(db, ctx, openid, b)
+def certificate_served(db: Session, openid: str, relation: AccountRelation) -> bool:
+    """Whether the person's certificate copy goes to `openid`, their own account (`relation`: the account's to the
+    person, `elder_bindings.relation_of`): unless it is known to be a relative's (the relative's copy goes through
+    their binding); a household's shared account is the person's own still. Its page stays read-only: the service
+    cannot tell a spouse on one phone from a retired son who filmed his mother through the self flow on his; the
+    copy gives such a son nothing the result message did not already tell him (docs/wechat.md "我的信息")."""
+    return not relation.relative or household(db, openid, relation)
 
 
 def my_data(db: Session, ctx: ServiceContext, b: Beneficiary, read_only: bool, certificate: bool) -> MyData:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -16,10 +17,11 @@ from sqlalchemy import create_engine, inspect, text
 
 from service.adapters.cli.common import EXIT_CONFIG, EXIT_MODEL, EXIT_UNAVAILABLE
 from service.infra.db.engine import create_all
+from service.infra.db.migrate import upgrade
 from service.schema import metadata
 from tests.service.adapters.cli.conftest import CliRunner
 from tests.service.adapters.cli.test_cli_contract import assert_clean
-from tests.service.live import migrated_database, table_columns
+from tests.service.live import migrated_database, schema_drift, table_columns
 
 SECRET = "s3cretpw"
 HEADER = "pension-cert: CONFIG_INVALID: invalid settings:"
@@ -320,6 +322,66 @@ def test_create_all_leaves_a_migrated_postgresql_database_to_alembic(
     finally:
         engine.dispose()
     assert "household" not in table_columns(url, "beneficiaries")
+
+
+def _catalogue(url: str) -> list[tuple[str, ...]]:
+    """Everything SQLite's catalogue holds of the file at `url` (tables with their columns, indexes), and its Alembic
+    version: what `alembic upgrade head` starts from."""
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        rows = [tuple(r) for r in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")]
+        return rows + [tuple(r) for r in conn.execute("SELECT version_num FROM alembic_version")]
+    finally:
+        conn.close()
+
+
+def _one_schema_line(proc: subprocess.CompletedProcess[str], *says: str) -> None:
+    assert proc.returncode == EXIT_CONFIG and proc.stdout == "", proc.stderr
+    assert_clean(proc.stderr)
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("pension-cert: SCHEMA_NOT_MIGRATED: PENSION_CERT_DATABASE_URL: "), line
+    assert all(part in line for part in says), line
+
+
+def test_a_sqlite_file_alembic_migrated_to_an_older_revision_is_refused_and_left_as_it_was(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    """An embedded file the operator migrated with Alembic (move-database's remedy), at 0022: the code rolled back
+    and forward again, or the new code started before `alembic upgrade head`. The commands' create_all added 0023's
+    column and 0024/0025's indexes behind alembic_version's back (SQLite had no start-up check), so `alembic upgrade
+    head` then failed on a duplicate column and move-database refused the file for good. Refused now, as on
+    PostgreSQL, by the commands and the Celery worker, changing nothing; the upgrade then works."""
+    url = f"sqlite:///{tmp_path / 'pilot.db'}"
+    upgrade(url, "0022")
+    before = _catalogue(url)
+    env = {"PENSION_CERT_VAR_DIR": str(tmp_path / "var"), "PENSION_CERT_DATABASE_URL": url}
+    for command in (("console", "verify-audit"), ("cycle-run",)):
+        _one_schema_line(cli(*command, env=env, timeout=120), "at migration 0022", "alembic upgrade head")
+    celery = {**env, "PENSION_CERT_WORKER_MODE": "celery", "PENSION_CERT_BROKER_URL": "redis://127.0.0.1:1/0"}
+    code = "from service.adapters.workers.tasks import checked_settings; checked_settings()"
+    worker = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **celery}, capture_output=True, text=True, timeout=60
+    )
+    _one_schema_line(worker, "at migration 0022", "alembic upgrade head")
+    assert _catalogue(url) == before
+    upgrade(url)  # the remedy the line names applies
+    assert schema_drift(url) == []
+
+
+def test_a_sqlite_file_a_newer_version_migrated_is_refused_naming_the_downgrade(cli: CliRunner, tmp_path: Path) -> None:
+    """The code rolled back onto an embedded file a newer version migrated: it ran on it (the older code ignoring
+    the newer version's safety tables, 0017's evidence holds for one) and brought it up to its own models."""
+    url = f"sqlite:///{tmp_path / 'pilot.db'}"
+    upgrade(url)
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+        conn.execute("DROP INDEX ix_beneficiaries_household")  # as if the newer version had dropped it
+    conn.close()
+    before = _catalogue(url)
+    env = {"PENSION_CERT_VAR_DIR": str(tmp_path / "var"), "PENSION_CERT_DATABASE_URL": url}
+    _one_schema_line(cli("cycle-run", env=env, timeout=120), "at migration 9999", "alembic downgrade ")
+    assert _catalogue(url) == before
 
 
 def test_a_database_port_that_is_not_a_number_is_one_line_for_every_command(cli: CliRunner, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 from fuzz import bombs
 from service.certification.context import ServiceContext
 from tests.service import factories
-from tests.service.adapters.http.helpers import open_session, put_card
+from tests.service.adapters.http.helpers import open_session, put_card, put_video
 from tests.service.conftest import ADMIN
 
 
@@ -76,3 +77,33 @@ def test_a_phones_full_size_12_megapixel_card_photo_is_taken(client: TestClient,
     Image.new("L", (4032, 3024), 200).save(buf, "PNG")  # a 12 MP phone camera's full-size picture
     r = put_card(client, _card_session(client, ctx), buf.getvalue(), ctype="image/png")
     assert r.status_code == 200, r.text
+
+
+def _uploads(client: TestClient, s: dict[str, Any]) -> dict[str, bool]:
+    r = client.get(f"/api/v1/sessions/{s['session_id']}", headers={"Authorization": f"Bearer {s['token']}"})
+    uploads: dict[str, bool] = r.json()["uploads"]
+    return uploads
+
+
+def test_a_progressive_jpeg_of_thousands_of_scans_is_refused_at_upload(client: TestClient, ctx: ServiceContext) -> None:
+    """131 KB, 16 MP, 10,000 empty scans: it took 11 CPU-s of the API process and was stored as the card (review:
+    media 2). Refused from its markers, with the Chinese sentence, and not stored."""
+    s = _card_session(client, ctx)
+    bomb = bombs.jpeg_scan_bomb(4000, 4000, 10_000)
+    started = time.process_time()
+    r = put_card(client, s, bomb)
+    assert time.process_time() - started < 2  # a hang guard: it took 11 CPU-s
+    assert r.status_code == 415, r.text
+    assert r.json()["error"]["code"] == "MEDIA_UNSUPPORTED" and r.json()["error"]["message"] == "文件格式不支持"
+    assert _uploads(client, s)["id_card"] is False
+
+
+def test_a_video_of_thousands_of_4k_frames_is_refused_at_upload(client: TestClient, ctx: ServiceContext) -> None:
+    """2,000 flat 4K frames in 2 s of MP4 (1,000 fps; the review's 20,000-frame clip cost a worker 80+ CPU-s):
+    refused by the upload probe, with the Chinese sentence, and not stored."""
+    s = _card_session(client, ctx)
+    r = put_video(client, s, bombs.frame_bomb(3840, 2160, 2000, 1000), ctype="video/mp4")
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["code"] == "MEDIA_TOO_LARGE" and r.json()["error"]["message"] == "文件过大,请重新拍摄"
+    assert _uploads(client, s)["video"] is False
+    assert not ctx.storage.exists(f"sessions/{s['session_id']}/video")

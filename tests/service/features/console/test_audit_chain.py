@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 
 from service.certification.audit_anchor import AnchorCheck
 from service.certification.context import ServiceContext
+from service.certification.models import utcnow
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain
 from service.infra.storage import StorageUnavailableError
@@ -145,3 +146,32 @@ def test_the_daily_upkeep_checks_the_log_before_anchoring_it(
     fill(ctx, 1)  # entry 4 again, another hash; the head still names the old 5
     assert storage_upkeep(ctx)["audit_log_failed"] == 1
     assert any(r.getMessage().startswith("ALERT audit log check failed") for r in caplog.records)
+
+
+def test_the_daily_check_reads_the_newest_anchor_once(ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daily check reads the newest anchor to start the chain from it, and checked that anchor: it listed the
+    anchors and fetched the newest from the media store twice. It reads them once, and still finds the cut."""
+    from service.certification.audit_anchor import PREFIX, write_anchor
+
+    fill(ctx, 3)
+    with ctx.db() as db:
+        assert write_anchor(db, ctx.storage) is not None
+    fill(ctx, 2)
+    storage, reads = ctx.storage, list[str]()
+    listed, got = storage.list, storage.get
+
+    def list_(prefix: str) -> object:
+        reads.append("list " + prefix)
+        return listed(prefix)
+
+    def get(key: str) -> bytes:
+        reads.append("get " + key)
+        return got(key)
+
+    monkeypatch.setattr(storage, "list", list_)
+    monkeypatch.setattr(storage, "get", get)
+    assert audit_chain.daily_check(ctx, utcnow()) == {"audit_log_failed": 0}
+    assert [r for r in reads if PREFIX in r] == ["list " + PREFIX, f"get {PREFIX}{3:012d}"]
+    with ctx.db() as db:
+        db.execute(delete(ConsoleAuditEntry).where(ConsoleAuditEntry.seq >= 3))  # the anchored entry cut
+    assert audit_chain.daily_check(ctx, utcnow()) == {"audit_log_failed": 1}

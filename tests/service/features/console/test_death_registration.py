@@ -7,7 +7,9 @@ the record (another supervisor registered the death meanwhile) is refused instea
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 import threading
 
@@ -16,13 +18,14 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import Beneficiary, CertSession, EvidenceHold, utcnow
+from service.certification.models import Beneficiary, CertSession, CycleEvent, EvidenceHold, utcnow
 from service.certification.retention import storage_upkeep
 from service.features.console.alt_cert import DEATH_ALERT, AltCertError, certify_alternative, mark_deceased
 from service.features.console.auth import Role, Staff
 from service.features.console.models import ConsoleAlert, DeathRecord, StaffUser
 from service.infra.clock import local_today
 from tests.service import factories
+from tests.service.conftest import ADMIN
 from tests.service.features.console.conftest import login, new_client
 from tests.service.features.console.test_evidence_hold_pages import _certified
 from tests.service.test_lock_order import lock_waits, running, until
@@ -281,3 +284,75 @@ def test_the_alerts_page_says_what_became_of_a_late_certifications_media(
     assert sum("柜台或上门认证，无影像" in r and f"/beneficiaries/{held_bid}" in r for r in rows) == 1
     person = app_client.get(f"/console/beneficiaries/{held_bid}").text
     assert f'id="hold-{hold.id}"' in person  # where the link lands
+
+
+def _payment_rows(client: TestClient, since: dt.date | None = None) -> list[tuple[str, str, str, str]]:
+    """(external_id, kind, on_date, suspended_since) of each row of the payment system's stop file."""
+    params = {"since": since.isoformat()} if since is not None else {}
+    r = client.get("/api/v1/exports/suspensions.csv", headers=ADMIN, params=params)
+    assert r.status_code == 200
+    rows = csv.DictReader(io.StringIO(r.text))
+    return [(row["external_id"], row["kind"], row["on_date"], row["suspended_since"]) for row in rows]
+
+
+def test_a_death_registered_in_the_console_stops_the_payment_once_per_date(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: the record became `deceased` and nothing else; the person left the lists and the daily run, and no
+    row of the payment files named them, so the pension was never stopped (while a living person who failed to
+    certify was). Now the death is a `deceased` row of exports/suspensions.csv dated by the date of death: once
+    for the form sent twice, and a corrected date gets a row of its own with the new date."""
+    today = local_today(ctx.settings)
+    with ctx.db() as db:
+        bid = factories.beneficiary(db, ctx.keyring, external_id="DEAD01", valid_until=today + dt.timedelta(days=40)).id
+        factories.beneficiary(db, ctx.keyring, external_id="ALIVE1", valid_until=today + dt.timedelta(days=40))
+    died, corrected = today - dt.timedelta(days=3), today - dt.timedelta(days=10)
+    csrf = login(app_client, "sup1")
+    death = {"csrf": csrf, "date_of_death": died.isoformat(), "source": "家属告知", "recorded_date": ""}
+    for _ in range(2):  # the button pressed twice
+        assert app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
+    assert _payment_rows(app_client, since=today) == [("DEAD01", "deceased", died.isoformat(), "")]
+    death |= {"recorded_date": died.isoformat(), "date_of_death": corrected.isoformat()}
+    assert app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
+    assert app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200  # sent again
+    assert _payment_rows(app_client, since=today) == [
+        ("DEAD01", "deceased", corrected.isoformat(), ""),
+        ("DEAD01", "deceased", died.isoformat(), ""),
+    ]
+    with ctx.db() as db:
+        events = db.scalars(select(CycleEvent).where(CycleEvent.beneficiary_id == bid).order_by(CycleEvent.id))
+        assert [e.on_date for e in events] == [died, corrected]  # the latest row is the date in force
+    assert "登记死亡，停止发放" in app_client.get(f"/console/beneficiaries/{bid}").text
+    # The living person is in no file; the dead one is never suspended on top (the run takes the living only).
+    later = today + dt.timedelta(days=60)
+    run = app_client.post("/api/v1/cycle/run", params={"today": later.isoformat(), "force": "true"}, headers=ADMIN)
+    assert run.status_code == 200 and run.json()["suspended"] == 1
+    assert sorted(r[:2] for r in _payment_rows(app_client)) == [
+        ("ALIVE1", "suspended"),
+        ("DEAD01", "deceased"),
+        ("DEAD01", "deceased"),
+    ]
+
+
+def test_a_suspended_persons_death_row_says_since_when_payment_stopped(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """A person already suspended when the death is registered: the row still comes (the death may be older than
+    the suspension: payments before it are recovered), with the suspension's start."""
+    today = local_today(ctx.settings)
+    stopped = today - dt.timedelta(days=20)
+    with ctx.db() as db:
+        b = factories.beneficiary(
+            db,
+            ctx.keyring,
+            external_id="SUSP01",
+            status="suspended",
+            suspended_on=stopped,
+            valid_until=today - dt.timedelta(days=21),
+        )
+        bid = b.id
+    died = today - dt.timedelta(days=50)
+    csrf = login(app_client, "sup1")
+    death = {"csrf": csrf, "date_of_death": died.isoformat(), "source": "民政部门"}
+    assert app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
+    assert _payment_rows(app_client, since=today) == [("SUSP01", "deceased", died.isoformat(), stopped.isoformat())]

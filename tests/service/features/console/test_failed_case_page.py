@@ -4,9 +4,12 @@ session too (docs/security.md, the console review's Part). A real job failed by 
 
 from __future__ import annotations
 
+import time
+
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from fuzz import bombs
 from service.certification.context import ServiceContext
 from service.certification.models import Certification, CertSession, Channel, SessionState
 from service.certification.proxy_face import face_checked
@@ -98,3 +101,24 @@ def _two_accept_it(
     assert sup.post(f"/console/cases/{sid}/claim", data={"csrf": sup_csrf}).status_code in (200, 303)
     sup.post(f"/console/cases/{sid}/decide", data={"csrf": sup_csrf, "decision": "accept", "reason": "看过画面"})
     assert _certifications(ctx, bid) == 1
+
+
+def test_a_failed_cases_pictures_of_hostile_media_cost_no_more_than_the_workers_refusal(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], sample: Sample
+) -> None:
+    """A failed job is where a frame bomb ends up (2,000 flat 4K frames in 2 s, the worker refuses it after about a
+    hundred): the case pictures decoded the stored video from its first frame without limits, and the card with
+    OpenCV, whatever its scans (review: media 4; 144 CPU-s of the API for one view of the review's 20,000-frame
+    clip). Now cut by the pipeline's intake: each picture a placeholder (404) or a JPEG, the whole view in a couple
+    of CPU-s."""
+    sid, _bid = failed_case(ctx, sample, Channel.SELF)
+    stored = factories.update(ctx, CertSession, sid)
+    assert stored.video_key is not None and stored.id_card_key is not None
+    ctx.storage.put(stored.video_key, bombs.frame_bomb(3840, 2160, 2000, 1000))
+    ctx.storage.put(stored.id_card_key, bombs.jpeg_scan_bomb(4000, 4000, 10_000))
+    login(app_client, "rev1")
+    started = time.process_time()
+    answers = [app_client.get(f"/console/cases/{sid}/img/frame/{i}").status_code for i in range(3)]
+    answers.append(app_client.get(f"/console/cases/{sid}/img/card/0").status_code)
+    assert time.process_time() - started < 3
+    assert set(answers) <= {200, 404} and answers[3] == 404

@@ -25,6 +25,7 @@ from service.features.console.look_alikes import KIND as LOOK_ALIKE
 from service.features.console.models import AltCertification, AssistRequest, ConsoleAlert, ReviewClaim, StaffUser
 from service.features.console.review_queue import CaseError, decide_case
 from service.features.console.scope import ScopeError, in_scope, parse_scope
+from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.console.conftest import login, new_client
 from tests.service.features.console.test_queue_regions import _verification_in_review
@@ -223,6 +224,38 @@ def test_dashboard_counts_only_the_scope(app_client: TestClient, ctx: ServiceCon
     assert "广东省广州市" in other.get("/console/dashboard").text
 
 
+def test_a_district_officers_figures_are_never_named_after_the_city_or_province(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: a reviewer scoped to 武昌区 (420106) at the city or province level got one row "4201, 湖北省武汉市"
+    (or "42, 湖北省") holding only 武昌区's people, and a CSV that said nothing of the scope: sent up, it read as the
+    whole city's figures. Now a scoped account's figures are grouped at least at its scope's level, and the CSV
+    says whose they are; an unscoped account's are as before."""
+    today = local_today(ctx.settings)
+    with ctx.db() as db:
+        for region, n in (("420106", 2), ("420111", 5)):  # 武昌区 2, 洪山区 5, both 武汉市
+            for _ in range(n):
+                until = today + dt.timedelta(days=200)
+                factories.beneficiary(db, ctx.keyring, id_number=factories.id_number(region), valid_until=until)
+    _scope(ctx, "rev1", ["420106"])
+    login(app_client, "rev1")
+    for level in (2, 4, 6):
+        text = app_client.get("/console/dashboard.csv", params={"level": level}).text.lstrip("\ufeff")
+        rows = {row[0]: row[1:] for row in csv.reader(io.StringIO(text)) if row}
+        assert rows["420106"][0] == "湖北省武汉市武昌区" and rows["420106"][-1] == "2"
+        assert "4201" not in rows and "42" not in rows
+        assert rows["scope"] == ["湖北省武汉市武昌区"] and rows["scope_codes"] == ["420106"]
+        assert rows["region_level"] == ["6"]
+    page = app_client.get("/console/dashboard", params={"level": 4}).text
+    assert "湖北省武汉市武昌区" in page and "统计范围：湖北省武汉市武昌区" in page
+    boss = new_client(app_client)
+    login(boss, "rev2")  # unscoped: the city row holds the whole city
+    text = boss.get("/console/dashboard.csv", params={"level": 4}).text.lstrip("\ufeff")
+    rows = {row[0]: row[1:] for row in csv.reader(io.StringIO(text)) if row}
+    assert rows["4201"][0] == "湖北省武汉市" and rows["4201"][-1] == "7"
+    assert rows["scope"] == ["全辖区"] and rows["region_level"] == ["4"]
+
+
 def test_requests_and_alerts_out_of_scope_are_hidden(
     app_client: TestClient, ctx: ServiceContext, two: tuple[Case, Case]
 ) -> None:
@@ -329,7 +362,8 @@ def test_admin_sets_and_changes_scopes_audited(
             (e.action, e.target): e.detail
             for e in db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action.startswith("user.")))
         }
-    assert audit[("user.create", "wc1")] == {"role": "reviewer", "scope": ["420106"], "grant": True}
+    created = audit[("user.create", "wc1")]  # kept too: a restore lists it (account_kept)
+    assert created == {"role": "reviewer", "scope": ["420106"], "grant": True, "event": created["event"]}
     scoped = audit[("user.scope", "rev1")]
     assert scoped == {"from": [], "to": ["4201", "4403"], "released": [], "event": scoped["event"]}  # kept: F5
     assert "湖北省武汉市" in app_client.get("/console/users").text

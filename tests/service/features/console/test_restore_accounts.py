@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,7 +23,7 @@ from service.certification.context import ServiceContext
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console.auth import LoginError, authenticate
 from service.features.console.models import StaffUser
-from tests.service.features.console.conftest import PASSWORD, _hash, login
+from tests.service.features.console.conftest import PASSWORD, _hash, csrf_of, login
 
 NEW_PASSWORD = "another-horse-battery-9"
 
@@ -231,6 +232,145 @@ def test_a_narrowing_redone_after_a_restore_gives_no_district_the_account_lacks(
     assert main(["console", "record-restore", "--reason", "磁盘故障"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["withdrawals_redone"] == [] and len(again["account_changes_left"]) == 2  # nothing done twice
+
+
+def _dump_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, users: dict[str, tuple[str, bool]]) -> ServiceContext:
+    """A service on its own SQLite file with an admin, a confirmed supervisor sup1 and `users` (name: role, whether it
+    awaits confirmation of the admin's grant), dumped to dump.db."""
+    ctx = _own_service(tmp_path, monkeypatch)
+    with ctx.db() as db:
+        admin = StaffUser(username="admin", display_name="admin", role="admin", password_hash=_hash(), scope=[])
+        db.add(admin)
+        db.add(StaffUser(username="sup1", display_name="sup1", role="supervisor", password_hash=_hash(), scope=[]))
+        db.flush()
+        for name, (role, awaiting) in users.items():
+            granted = admin.id if awaiting else None
+            db.add(StaffUser(username=name, display_name=name, role=role, password_hash=_hash(), granted_by=granted))
+    ctx.engine.dispose()
+    shutil.copy(tmp_path / "pension_cert.db", tmp_path / "dump.db")
+    return _context(tmp_path)
+
+
+def _confirm(ctx: ServiceContext, user: str) -> None:
+    """sup1 confirms `user`'s grant on the alerts page (待确认的账号), as that page's form posts it."""
+    import re
+
+    from service.adapters.http.app import create_app
+
+    with ctx.db() as db:
+        uid = db.scalar(select(StaffUser.id).where(StaffUser.username == user))
+    with TestClient(create_app(ctx=ctx)) as c:
+        csrf = login(c, "sup1")
+        grant = re.search(rf'/users/{uid}/confirm".*?name="grant" value="(\d+)"', c.get("/console/alerts").text, re.S)
+        assert grant is not None
+        r = c.post(f"/console/users/{uid}/confirm", data={"csrf": csrf, "grant": grant[1]}, follow_redirects=False)
+        assert r.status_code == 303, r.text[:300]
+
+
+def _left(out: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return sorted((w["kind"], w["target"], w["why"]) for w in out["account_changes_left"])
+
+
+def test_an_account_created_or_confirmed_after_the_dump_is_listed_for_an_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Part CO "Left": after the dump an admin created reviewer rev9 and sup1 confirmed sup9 (an account the admin
+    had made). Before: neither was kept, `record-restore` said nothing of them, and the runbook's "staff accounts
+    created after the dump" could only be found in the logs: the new reviewer could not log in and nobody was told.
+    A creation and a confirmation are grants, never redone on their own (Part BK): each is now kept and listed,
+    saying what an admin or a supervisor does by hand; the restored database keeps sup9 awaiting confirmation."""
+    from service.adapters.cli import main
+
+    ctx = _dump_with(tmp_path, monkeypatch, {"sup9": ("supervisor", True)})  # sup9 awaits confirmation
+    _confirm(ctx, "sup9")
+    from service.adapters.http.app import create_app
+
+    with TestClient(create_app(ctx=ctx)) as c:
+        form = {"username": "rev9", "password": "handed-over-1234", "role": "reviewer", "scope": "4201"}
+        assert c.post("/console/users", data=form | {"csrf": login(c, "admin")}).status_code == 200
+    ctx = _restored(tmp_path, ctx)
+    ctx.engine.dispose()
+
+    for _run in range(2):  # a rerun lists them again, and still redoes nothing
+        assert main(["console", "record-restore", "--reason", "磁盘故障"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["withdrawals_redone"] == []
+        assert _left(out) == [("user.confirm", "sup9", "grant"), ("user.create", "rev9", "account_missing")]
+        todo = {w["kind"]: w["todo"] for w in out["account_changes_left"]}
+        assert "/console/users" in todo["user.create"] and "reviewer" in todo["user.create"], todo
+        assert "4201" in todo["user.create"] and "/console/alerts" in todo["user.confirm"], todo
+    ctx = _context(tmp_path)
+    try:
+        with ctx.db() as db:
+            users = {u.username: u for u in db.scalars(select(StaffUser))}
+            assert "rev9" not in users and users["sup9"].granted_by == users["admin"].id  # nothing granted
+    finally:
+        ctx.engine.dispose()
+
+
+def test_a_reset_redone_after_a_restore_awaits_confirmation_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the dump an admin reset rev3's password (so rev3 awaits another supervisor's confirmation: the admin knew
+    it), rev3 set their own, and sup1 confirmed rev3. Before: `record-restore` redid both passwords but not the
+    mark of the admin's reset, so rev3 came back confirmed, on a password chain the admin had held, and the lost
+    confirmation was not listed. Now the redone reset marks the account as the reset did (`granted_by`: the
+    admin) and the confirmation is listed for a supervisor to give again."""
+    from service.adapters.cli import main
+    from service.adapters.http.app import create_app
+    from service.infra import clock
+
+    crash = clock.now_utc()
+    ctx = _dump_with(tmp_path, monkeypatch, {"rev3": ("reviewer", False)})
+    monkeypatch.setattr(clock, "now_utc", lambda: crash + dt.timedelta(minutes=1))
+    _admin_does(ctx, "rev3", {"op": "password", "password": "handed-over-1234"})
+    monkeypatch.setattr(clock, "now_utc", lambda: crash + dt.timedelta(minutes=2))
+    with TestClient(create_app(ctx=ctx)) as c:  # the first login asks for a password of rev3's own
+        form = {"username": "rev3", "password": "handed-over-1234", "csrf": csrf_of(c.get("/console/login").text)}
+        change = {"current": "handed-over-1234", "new": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+        landed = c.post("/console/login", data=form)
+        assert c.post("/console/password", data=change | {"csrf": csrf_of(landed.text)}).status_code == 200
+    monkeypatch.setattr(clock, "now_utc", lambda: crash + dt.timedelta(minutes=3))
+    _confirm(ctx, "rev3")
+    ctx = _restored(tmp_path, ctx)
+    ctx.engine.dispose()
+
+    assert main(["console", "record-restore", "--reason", "磁盘故障"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [w["kind"] for w in out["withdrawals_redone"]] == ["user.password", "user.password.self"]
+    assert _left(out) == [("user.confirm", "rev3", "grant")]
+    ctx = _context(tmp_path)
+    try:
+        with ctx.db() as db:
+            admin_id = db.scalar(select(StaffUser.id).where(StaffUser.username == "admin"))
+            assert authenticate(db, "rev3", NEW_PASSWORD).granted_by == admin_id
+    finally:
+        ctx.engine.dispose()
+
+
+def test_a_kept_password_outlives_the_orphan_sweep_and_a_media_key_rotation(
+    ctx: ServiceContext, app_client: TestClient, staff_users: dict[str, int]
+) -> None:
+    """Where a reset's new hash is kept (review of Parts CO and CS, F3: "a hash is not media"): under
+    `audit/withdrawals/`, beside the anchors, the one store a restore does not reach. No retention step deletes it
+    (the purge deletes a session's own keys, the orphan sweep lists `sessions/` only) and `pension-cert rekey`
+    seals it anew with the new media key, so that `record-restore` reads it with the current key alone."""
+    from service.certification.retention import sweep_orphans
+    from service.certification.withdrawal_records import read_withdrawals
+    from service.infra.clock import now_utc
+    from service.infra.storage import LocalEncryptedStorage
+    from tests.service.test_key_rotation import rekey, rotate
+
+    form = {"op": "password", "password": NEW_PASSWORD, "csrf": login(app_client, "admin")}
+    r = app_client.post(f"/console/users/{staff_users['rev1']}", data=form, follow_redirects=False)
+    assert r.status_code == 303
+    sweep_orphans(ctx, now=(now_utc() + dt.timedelta(days=3650)).replace(tzinfo=None))
+    _old, new = rotate(ctx)
+    rekey(ctx)
+    [kept] = [w for w in read_withdrawals(LocalEncryptedStorage(ctx.settings.effective_media_dir, new)) if w.value]
+    with ctx.db() as db:
+        rev1 = db.get_one(StaffUser, staff_users["rev1"])
+        assert (kept.kind, kept.ref, json.loads(kept.value)["hash"]) == ("user.password", "rev1", rev1.password_hash)
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,16 @@ docs/security.md)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.models import Beneficiary, Certification, utcnow
+from service.certification.cycle import add_months
+from service.certification.models import Beneficiary, BeneficiaryStatus, Certification, utcnow
 from service.features.wechat import notice_queue
 from service.features.wechat.models import WeChatNotice
 from service.features.wechat.notify import queue_notices
@@ -118,3 +120,96 @@ def test_after_a_revocation_the_persons_own_account_is_reminded_of_the_date_the_
     queue_notices(db, ctx, today + dt.timedelta(days=1))  # the day after the revocation's own notice
     reminded = db.scalars(select(WeChatNotice.openid).where(WeChatNotice.kind == "overdue")).all()
     assert sorted(reminded) == ["o-impostor", "o-own"]
+
+
+def _edge_people(db: Session, ctx: ServiceContext) -> dict[int, tuple[str, str | None]]:
+    """One person per edge of the reminder rule, each certified from their own WeChat: id -> (what, the reminder
+    expected on the bureau's today)."""
+    today, rules = local_today(ctx.settings), ctx.rules
+    day = dt.timedelta(days=1)
+    horizon, floor = today + rules.due_soon_days * day, add_months(today, -rules.validity_months)
+    active, suspended, deceased = BeneficiaryStatus.ACTIVE, BeneficiaryStatus.SUSPENDED, BeneficiaryStatus.DECEASED
+    edges: list[tuple[str, str, dt.date | None, dt.date | None, str | None]] = [
+        ("due today", active, today, None, "due_soon"),
+        ("due tomorrow", active, today + day, None, "due_soon"),
+        ("lapsed yesterday", active, today - day, None, "overdue"),
+        ("last day before the horizon", active, horizon - day, None, "due_soon"),
+        ("on the horizon: certified", active, horizon, None, None),
+        ("certified for months", active, today + 200 * day, None, None),
+        ("lapsed a validity period ago", active, floor, None, "overdue"),
+        ("lapsed before that", active, floor - day, None, None),
+        ("suspended yesterday", suspended, today - day, today, "suspended"),
+        ("suspended, not by the cycle run", suspended, today - day, None, None),
+        ("suspended, dated today", suspended, today, today, None),
+        ("suspended a validity period ago", suspended, floor, floor + day, "suspended"),
+        ("suspended before that", suspended, floor - day, floor, None),
+        ("deceased, lapsed", deceased, today - day, None, None),
+        ("deceased, due", deceased, today + day, None, None),
+        ("undated", active, None, None, None),
+    ]
+    out = {}
+    for i, (what, status, until, since, expected) in enumerate(edges):
+        b = factories.beneficiary(db, ctx.keyring, valid_until=until)
+        certified_by(db, ctx, b, f"o-edge-{i:02d}")  # while living: no session opens for a person recorded deceased
+        b.status, b.suspended_on = status, since
+        out[b.id] = (what, expected)
+    db.flush()
+    return out
+
+
+def test_the_reminder_rule_in_sql_and_in_python_agree_on_every_edge(ctx: ServiceContext, db: Session) -> None:
+    """The notice run selects its candidates by `notice_queue.reminder_sql` and tells them by `reminder_kind`:
+    both read `REMINDERS` and the cycle's dates, and give the same reminder on each edge of the rule (the bureau's
+    today, Asia/Shanghai: a validity date of today, tomorrow, yesterday; the horizon; the floor a validity period
+    back; suspended by the cycle run or not; deceased; undated). A person the SQL left out was never reminded, and
+    one it let through under another kind was read as told already."""
+    today = local_today(ctx.settings)
+    people = _edge_people(db, ctx)
+    owed, kind = notice_queue.reminder_sql(today, ctx.rules)
+    in_sql = {bid: k for bid, k in db.execute(select(Beneficiary.id, kind).where(owed, Beneficiary.id.in_(people)))}
+    in_python = {}
+    for b in db.scalars(select(Beneficiary).where(Beneficiary.id.in_(people))):
+        found = notice_queue.reminder_kind(b, today, ctx.rules)
+        if found is not None:
+            in_python[b.id] = found
+    expected = {bid: kind for bid, (_, kind) in people.items() if kind is not None}
+    named = {people[bid][0]: k for bid, k in in_sql.items()}
+    assert in_sql == in_python == expected, named
+    # And the whole candidate condition: everyone owed a reminder, nobody else (none told yet).
+    candidates = set(db.scalars(select(Beneficiary.id).where(notice_queue.maybe_due(db, today, ctx.rules))))
+    assert candidates == set(expected)
+    assert queue_notices(db, ctx, today) == len(expected)
+    recorded = {ref: k for ref, k in db.execute(select(WeChatNotice.ref, WeChatNotice.kind))}
+    assert {int(ref.partition(":")[0]): k for ref, k in recorded.items()} == expected
+
+
+def test_the_run_reads_the_reminder_window_by_index_not_everyone_past_their_date(
+    ctx: ServiceContext, db: Session
+) -> None:
+    """Everyone ever suspended was walked every minute (each a probe into the recorded notices), more each year:
+    the candidate query's range on the (status, valid_until) index had no lower end. It starts at
+    `reminder_floor` now: 300 people suspended years ago, told then, are not read."""
+    today = local_today(ctx.settings)
+    for i in range(300):
+        lapsed = today - dt.timedelta(days=400 + 5 * i)
+        b = factories.beneficiary(
+            db, ctx.keyring, status=BeneficiaryStatus.SUSPENDED, valid_until=lapsed, suspended_on=lapsed
+        )
+        certified_by(db, ctx, b, f"o-old-{i:03d}")
+        db.add(WeChatNotice(kind="suspended", ref=notice_queue.reminder_ref(b.id, lapsed), openid=f"o-old-{i:03d}"))
+    _told_people(db, ctx, 3, "w")
+    db.flush()
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("ANALYZE beneficiaries, cert_sessions, wechat_sessions, wechat_notices"))
+    query = select(Beneficiary.id).where(notice_queue.maybe_due(db, today, ctx.rules))
+    assert len(db.scalars(query).all()) == 3
+    conn = db.connection()
+    statement = query.compile(conn, compile_kwargs={"literal_binds": True})
+    if conn.dialect.name == "postgresql":
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN ANALYZE " + str(statement)))
+        # The person table's own scans (not its alias in the revoked-account check): rows read in all.
+        scans = re.findall(r" on beneficiaries  \(cost=[^)]*\) \(actual time=\S+ rows=(\d+) loops=(\d+)\)", plan)
+        assert scans and sum(int(rows) * int(loops) for rows, loops in scans) < 100, plan
+    else:
+        plan = "\n".join(r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(statement)))
+        assert "ix_beneficiaries_status_valid_until (status=? AND valid_until>? AND valid_until<?)" in plan, plan

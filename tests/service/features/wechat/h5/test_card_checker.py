@@ -3,6 +3,7 @@ load the OCR models at start), then kept on the app's state with its reader and 
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from dataclasses import dataclass, field
@@ -11,11 +12,23 @@ from typing import cast
 
 import pytest
 from fastapi import Request
+from PIL import Image
 
 from fuzz import bombs
 from pipelines.reasons import ReasonCode
 from service.features.wechat.h5 import cardcheck
 from service.features.wechat.h5.cardcheck import CardChecker, CardRead, CardReaderBusy, card_checker
+
+
+def _photo(shade: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 40), (shade, 180, 160)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+# Two photos whose header passes (the checker refuses a non-image before it takes a slot), read as their names.
+FIRST, SECOND = _photo(10), _photo(200)
+NAMES = {FIRST: "first", SECOND: "second"}
 
 
 def _request(state: SimpleNamespace) -> Request:
@@ -56,10 +69,10 @@ class HeldRead:
         def slow_ocr(data: bytes, _reader: object) -> CardRead:
             self.running.set()
             assert self.finish.wait(10)
-            return CardRead((), name="张三", id_number=data.decode())
+            return CardRead((), name="张三", id_number=NAMES[data])
 
         monkeypatch.setattr(cardcheck, "_ocr", slow_ocr)
-        first = threading.Thread(target=self.checker.read, args=(b"first",))
+        first = threading.Thread(target=self.checker.read, args=(FIRST,))
         first.start()
         assert self.running.wait(10)
         return first
@@ -73,13 +86,13 @@ def test_card_reads_beyond_the_processs_slots_are_refused_after_a_short_wait(mon
     first = held.start(monkeypatch)
     started = time.monotonic()
     with pytest.raises(CardReaderBusy) as busy:
-        held.checker.read(b"second")
+        held.checker.read(SECOND)
     assert 0.4 < time.monotonic() - started < 5 and busy.value.code == "BUSY"
     assert busy.value.message_zh == "系统繁忙,请稍后再试"
     held.finish.set()
     first.join(10)
-    assert held.checker.read(b"first").id_number == "first"  # cached
-    assert held.checker.read(b"second").id_number == "second"  # the slot is free again
+    assert held.checker.read(FIRST).id_number == "first"  # cached
+    assert held.checker.read(SECOND).id_number == "second"  # the slot is free again
 
 
 def test_a_photo_waiting_for_a_slot_that_frees_in_time_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,5 +101,21 @@ def test_a_photo_waiting_for_a_slot_that_frees_in_time_is_read(monkeypatch: pyte
     held = HeldRead(CardChecker(None, slots=1, wait_s=10))
     first = held.start(monkeypatch)
     threading.Timer(0.3, held.finish.set).start()
-    assert held.checker.read(b"second").id_number == "second"
+    assert held.checker.read(SECOND).id_number == "second"
+    first.join(10)
+
+
+def test_a_photo_its_header_refuses_is_answered_without_waiting_for_a_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every slot taken by a read: a progressive JPEG of 10,000 scans (a minute of decoding in a slot before, so two of
+    them made every pensioner's card read BUSY) is answered at once from its markers, never waiting for nor holding
+    a slot (review: media 3)."""
+    bomb = bombs.jpeg_scan_bomb(4000, 4000, 10_000)
+    held = HeldRead(CardChecker(None, slots=1, wait_s=2))
+    first = held.start(monkeypatch)
+    cpu = time.process_time()
+    read = held.checker.read(bomb)
+    # The slot stays held throughout: a read that waited for it would have been answered BUSY after wait_s.
+    assert read.problems == (ReasonCode.MEDIA_UNSUPPORTED,)
+    assert time.process_time() - cpu < 2  # a hang guard: its decode took 10.8 CPU-s
+    held.finish.set()
     first.join(10)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from fastapi.testclient import TestClient
 
 import service.schema
+from fuzz import bombs
 from pipelines.id_card.synthetic import CardFields
 from pipelines.reasons import ReasonCode
 from service.adapters.http.app import create_app
@@ -161,3 +163,20 @@ def test_a_card_read_over_the_processs_slots_is_answered_busy(app: App, card: tu
     assert r.status_code == 503, r.text
     assert r.json()["error"] == {**r.json()["error"], "code": "BUSY", "message": "系统繁忙,请稍后再试"}
     assert checker._reader is None  # the photo was not read
+
+
+def test_a_photo_its_header_refuses_is_answered_while_every_slot_is_taken(app: App) -> None:
+    """Every card-read slot taken: a progressive JPEG of 10,000 scans is answered at once with its problem (before,
+    it waited for a slot and then held it for its whole decode: two of them made every pensioner's read BUSY; review:
+    media 3)."""
+    checker = cardcheck.CardChecker(None, slots=1, wait_s=2)
+    app.client.app.state.card_checker = checker  # type: ignore[attr-defined]
+    assert checker._slots.acquire(blocking=False)
+    # The slot stays held throughout: a read that waited for it would have been answered 503 BUSY after wait_s.
+    answer = read(app.client, bombs.jpeg_scan_bomb(4000, 4000, 10_000))
+    assert answer["status"] == 422 and answer["error"] == {
+        **cast(dict[str, object], answer["error"]),
+        "code": "MEDIA_UNSUPPORTED",
+        "message": "文件格式不支持",
+    }
+    assert checker._reader is None

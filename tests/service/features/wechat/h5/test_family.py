@@ -16,13 +16,16 @@ from tests.service import factories
 from tests.service.features.wechat.h5.conftest import OPENID, App
 
 
-def bind(app: App, valid_days: int | None, status: BindingStatus = BindingStatus.ACTIVE) -> tuple[str, str, int]:
-    """(operator token, binding id, elder id) for a new elder valid for `valid_days` more days."""
+def bind(
+    app: App, valid_days: int | None, status: BindingStatus = BindingStatus.ACTIVE, grace_dated: bool = False
+) -> tuple[str, str, int]:
+    """(operator token, binding id, elder id) for a new elder valid for `valid_days` more days (`grace_dated`: the
+    date is the roster's first-import grace)."""
     with app.ctx.db() as db:
         login = operators.login(db, app.ctx, "wechat", OPENID, operators.H5_CLIENT)
         today = utcnow().date()
         until = today + dt.timedelta(days=valid_days) if valid_days is not None else None
-        elder = factories.beneficiary(db, app.ctx.keyring, valid_until=until)
+        elder = factories.beneficiary(db, app.ctx.keyring, valid_until=until, grace_dated=grace_dated)
         db.flush()
         row = ProxyBinding(
             id=str(uuid.uuid4()),
@@ -58,6 +61,14 @@ def test_the_cycle_state_of_each_elder(app: App, days: int | None, state: str, w
     if days is not None:
         day = utcnow().date() + dt.timedelta(days=days)  # the real date, never a placeholder; written as people read it
         assert f"{day.year}年{day.month}月{day.day}日" in text and day.isoformat() not in text
+
+
+def test_an_elder_dated_only_by_the_import_grace_is_offered_certification(app: App) -> None:
+    """Before: an elder the roster brought in without dates (given the 90-day grace date) read 已认证,有效期至…, and
+    the page offered nothing to do, though nobody had certified them."""
+    token, binding, _ = bind(app, 90, grace_dated=True)
+    state, text = statuses(app, token)[binding]
+    assert state == "awaiting_first" and "尚未认证" in text and "首次认证" in text and "已认证" not in text
 
 
 @pytest.mark.parametrize(

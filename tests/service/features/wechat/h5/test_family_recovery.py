@@ -52,7 +52,7 @@ def fam(app: App) -> Family:
     with app.ctx.db() as db:
         login = operators.login(db, app.ctx, "wechat", OPENID, operators.H5_CLIENT)
         op = login.operator
-        # Born in 1976: the factory's own numbers (1950-03-14, a counter mod 1000) can never be this one.
+        # Born in 1976: a younger relative (the factory's own numbers are born in 1951 and never equal a fixed one).
         number = factories.id_number(birth=dt.date(1976, 5, 20), seq=77)
         relative = factories.beneficiary(db, app.ctx.keyring, name=RELATIVE, id_number=number)
         operators.mark_verified(op, relative.id_hash, relative.id_masked, RELATIVE)

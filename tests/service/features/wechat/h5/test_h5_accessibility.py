@@ -194,7 +194,7 @@ def with_relatives(db: Session, ctx: ServiceContext, b: Beneficiary) -> None:
     number = ctx.keyring.decrypt_field(b.id_enc, "beneficiary.id_number")
     row = bindings.bind(db, ctx, op, b.name, number, "child")
     assert bindings.record_consent(db, row, ConsentMethod.STAFF_APPROVAL, "staff-007", "test") is None
-    mine = operators.login(db, ctx, "wechat", OPENID, "test").operator
+    mine = operators.login(db, ctx, "wechat", OPENID, operators.H5_CLIENT).operator
     operators.store_template(ctx, mine, np.ones(8, dtype=np.float32), "test-model")
 
 

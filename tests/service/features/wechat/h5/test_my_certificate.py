@@ -6,9 +6,11 @@ the video being queued; a case staff accepted the next morning left a certificat
 from __future__ import annotations
 
 import datetime as dt
+import re
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from service.certification import sessions
 from service.certification.models import (
@@ -159,3 +161,27 @@ def test_a_couple_sharing_one_account_each_gets_their_own_certificate(app: App, 
     token = my_data.form_token(app.ctx, SHARED)
     r = app.client.post(f"/h5/me/{app.beneficiary_id}/template/withdraw", data={"form": token}, follow_redirects=False)
     assert r.status_code == 403 and template_of(app)[0] is not None
+
+
+def test_a_households_certificate_reads_the_accounts_relation_once(app: App) -> None:
+    """The certificate page asked whether the account is a relative's (`relative_of`) and then whether it is a
+    household's (`others_verified`), each reading the account's relative's accounts and the people verified on
+    them: the same rows twice, two homes of one rule. One `elder_bindings.relation_of` answers both now; the
+    household's copy is served as before."""
+    _husband_verified_on(app, SHARED, certified_here=True)
+    certified(app, openid=SHARED, enrol=True)
+    reviewed(app)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(app.ctx.engine, "before_cursor_execute", seen)
+    try:
+        r = app.client.get(f"/h5/me/{app.beneficiary_id}/certificate.png")
+    finally:
+        event.remove(app.ctx.engine, "before_cursor_execute", seen)
+    assert r.status_code == 200, r.text
+    accounts = [q for q in statements if re.search(r"FROM proxy_operators\b", q)]
+    verified = [q for q in statements if "beneficiaries.id_hash IN" in q]
+    assert (len(accounts), len(verified)) == (1, 1), statements

@@ -217,13 +217,14 @@ def test_a_timed_out_session_continued_after_the_withdrawal_carries_no_consent(a
         assert new is not None and new.template_consent is False
 
 
-def bound_relative(app: App, elder_id: int | None = None) -> str:
-    """A verified relative (their own WeChat account) bound to the test's person (or `elder_id`), the elder's
+def bound_relative(app: App, elder_id: int | None = None, client: str = operators.H5_CLIENT) -> str:
+    """A verified relative (their own WeChat account, made by the H5 pages; or by `client`, a channel key's name
+    `api:<8 hex>` for a bank's app that said this openid) bound to the test's person (or `elder_id`), the elder's
     consent recorded."""
     with app.ctx.db() as db:
         elder = db.get(Beneficiary, elder_id or app.beneficiary_id)
         assert elder is not None
-        op = operators.login(db, app.ctx, "wechat", "openid-relative", "test").operator
+        op = operators.login(db, app.ctx, "wechat", "openid-relative", client).operator
         relative = factories.id_number(region="110101", birth=dt.date(1975, 1, 2))
         operators.mark_verified(op, app.ctx.keyring.id_hash(relative), relative[:4] + "**", "王建国")
         db.flush()
@@ -303,6 +304,32 @@ def test_a_relative_withdraws_their_own_template(app: App) -> None:
     assert 'id="relative-template"' not in app.client.get("/h5/me").text
     forged = app.client.post("/h5/me/relative-template/withdraw", data={"form": "x"}, follow_redirects=False)
     assert forged.status_code == 403
+
+
+def test_a_channel_keys_account_for_the_same_openid_is_not_the_pages(app: App) -> None:
+    """A bank's app (a channel key) made a relative's account for this openid and kept its user's face template: the
+    app's openid is only what the app said, not shown to be this WeChat user's (Part BV). The page showed that
+    template as this account's and its form deleted it; the page shows none now and the form answers as for an
+    unknown account, the app's template kept."""
+    binding = bound_relative(app, client="api:0badc0de")
+    with app.ctx.db() as db:
+        row = db.get(ProxyBinding, binding)
+        assert row is not None
+        op = db.get(ProxyOperator, row.operator_id)
+        assert op is not None
+        operators.store_template(app.ctx, op, np.ones(8, dtype=np.float32), MODEL)
+        db.commit()
+        op_id = op.id
+    app.client.cookies.set(identity.COOKIE, identity.mint(app.ctx, "openid-relative"))
+    page = app.client.get("/h5/me").text
+    assert 'id="relative-template"' not in page
+    token = form_token_for(app, "openid-relative")  # the account's own form token: the post is its own
+    r = app.client.post("/h5/me/relative-template/withdraw", data={"form": token}, follow_redirects=False)
+    assert r.status_code == 404
+    with app.ctx.db() as db:
+        who = db.get(ProxyOperatorIdentity, op_id)
+        assert who is not None and who.template is not None and who.template_consent is True
+    assert audited(app, "proxy.operator.template.withdrawn") == []
 
 
 def test_the_page_is_a_login_target() -> None:

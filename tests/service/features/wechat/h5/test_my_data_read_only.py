@@ -163,7 +163,7 @@ def test_a_relatives_withdrawal_covers_their_unverified_accounts_pending_verific
     accept stores no template. Before: only verified accounts (their identity's person hash) were covered."""
     number = factories.id_number(region="110101", birth=dt.date(1975, 1, 2), seq=321)
     with app.ctx.db() as db:
-        op = operators.login(db, app.ctx, "wechat", "openid-relative", "test").operator
+        op = operators.login(db, app.ctx, "wechat", "openid-relative", operators.H5_CLIENT).operator
         operators.mark_verified(op, app.ctx.keyring.id_hash(number), number[:4] + "**", "王建国")
         db.flush()
         operators.store_template(app.ctx, op, np.ones(8, dtype=np.float32), "test-model")
