@@ -10,7 +10,9 @@ system dated (its `valid_until`) clears the mark.
 
 Existing rows: false (the imports before the upgrade did not record which dates were the grace's: those people read as
 before until they certify or a roster row dates them). A NOT NULL column with a constant default: on PostgreSQL a
-catalogue change only (no rewrite), under the migration's lock_timeout. Downgrade drops it.
+catalogue change only (no rewrite), under the migration's lock_timeout. Downgrade drops it, and refuses while a
+record is marked (service/infra/db/lossy_downgrade.py): the mark cannot be rebuilt (the date alone does not say it
+was the grace's), so after going back up every grace-dated person read 已认证 until they certified.
 
 Revision ID: 0026
 Revises: 0025
@@ -21,6 +23,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from alembic import op
+from service.infra.db.lossy_downgrade import refuse_to_lose
 
 revision = "0026"
 down_revision = "0025"
@@ -34,5 +37,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    refuse_to_lose("0026", [("people awaiting a first certification (grace-dated)", "beneficiaries WHERE grace_dated")])
     with op.batch_alter_table("beneficiaries") as batch:
         batch.drop_column("grace_dated")

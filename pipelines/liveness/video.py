@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # Containers a phone or browser produces. Image "demuxers" (jpeg_pipe, png_pipe, image2...) are refused:
 # a still photo renamed .mp4 must never pass as a one-frame video.
 ALLOWED_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+# Pixels a side FFmpeg may pad a frame's buffer by when it checks `max_pixels` (its alignment: 64 or less).
+DECODER_PADDING = 128
 ALLOWED_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "libvpx", "libvpx-vp9", "mpeg4"})
 
 
@@ -280,12 +282,21 @@ class VideoReader:
         self.info.duration_s = last_t + frame_period
         self._check_duration()
 
+    def _decoder_max_pixels(self) -> str:
+        """The decoder's `max_pixels` option: the limit, or the container's frame size with room for the padding
+        FFmpeg counts in it (the width aligned for SIMD, 2160 to 2176; the height to whole macroblocks), whichever is
+        more. At the limit alone, a 4K portrait clip stored upright (2160x3840: exactly `max_pixels`) was refused
+        as corrupt. The real size stays bounded by this module: the container's (`_validate`) and every decoded
+        frame's (`_decode`, `probe`: MEDIA_TOO_LARGE) against `max_pixels`, and the rate by `DecodeBudget`."""
+        padded = (self.info.width + DECODER_PADDING) * (self.info.height + DECODER_PADDING)
+        return str(max(self.limits.max_pixels, padded))
+
     def _decoder(self) -> av.video.stream.VideoStream:
         """The video stream, its decoder set up as every decode of this module runs it."""
         stream = self.container.streams.video[0]
         # The container's frame size was checked, but the bitstream may declare a larger one: the decoder itself
         # refuses frames over the pixel limit, before allocating them (a decompression bomb otherwise).
-        options = {"max_pixels": str(self.limits.max_pixels)}
+        options = {"max_pixels": self._decoder_max_pixels()}
         if self.sampling.skip_loop_filter:
             options["skip_loop_filter"] = "all"
         stream.codec_context.options = options
@@ -336,7 +347,7 @@ class VideoReader:
         MediaError here, before anything is stored or counted; what passes may still fail later."""
         stream = self.container.streams.video[0]
         ctx = stream.codec_context
-        ctx.options = {"max_pixels": str(self.limits.max_pixels)}
+        ctx.options = {"max_pixels": self._decoder_max_pixels()}
         stream.thread_type = "SLICE"
         ctx.thread_count = 1
         decoded = 0

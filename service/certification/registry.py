@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.certification.audit import audit, person_ref
 from service.certification.cycle import CycleRules, CycleState, cycle_state, states_of
-from service.certification.deaths import DECEASED_EVENT
+from service.certification.deaths import DEATH_WITHDRAWN_EVENT, DECEASED_EVENT
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEvent, utcnow
 from service.certification.regions import region_name
@@ -134,8 +134,12 @@ def events(db: Session, kinds: tuple[str, ...], since: dt.date | None, tz: HasTi
 
 
 # The payment files and the event kinds each carries. A death stops the payment as a suspension does, so it is in
-# the file the payment system already acts on to stop one (kind `deceased`, dated by the date of death: deaths.py).
-EXPORTS: dict[str, tuple[str, ...]] = {"suspensions": ("suspended", DECEASED_EVENT), "resumptions": ("resumed",)}
+# the file the payment system already acts on to stop one (kind `deceased`, dated by the date of death: deaths.py),
+# and so is its withdrawal (kind `death_withdrawn`: a death recorded by mistake), after it in `event_id` order.
+EXPORTS: dict[str, tuple[str, ...]] = {
+    "suspensions": ("suspended", DECEASED_EVENT, DEATH_WITHDRAWN_EVENT),
+    "resumptions": ("resumed",),
+}
 # event_id last: added after the others, so that a reader by column position still finds them where they were.
 EVENT_COLUMNS = ("external_id", "id_masked", "name", "kind", "on_date", "suspended_since", "event_id")
 # The `since` a payment file may be asked for: the bureau's midnight of any such day is a representable instant.

@@ -56,6 +56,9 @@ class ImportReport:
     # Records whose ID number the file changed (external id, the masked numbers before and after, and whether
     # an enrolled face was dropped): each is audited on its own.
     identity_changed: list[dict[str, Any]] = field(default_factory=list)
+    # Records held as deceased whose row gives a living status: the death stands (only a supervisor withdraws one,
+    # in the console: service/certification/deaths.py), so the report names them (their external ids).
+    death_kept: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,5 +71,6 @@ class ImportReport:
             "grace_dated": self.grace_dated,
             "encoding": self.encoding,
             "identity_changed": len(self.identity_changed),
+            "death_kept": self.death_kept,
             "rejected_rows": self.rejected,
         }

@@ -133,10 +133,14 @@ def upsert(
     _store(keyring, b, row, digest, household)
     # The roster is the benefit system's word on deaths and on certifications made before this service. A death of
     # a record held as living writes the payment system's row as any other death (deaths.py; no date in the file).
+    # A living status does not lift a death on record (docs/security.md Part R): only a supervisor withdraws one
+    # (deaths.withdraw_death); the report names the record, so the benefit system's correction is not lost unseen.
     if new:
         b.status = row.status
     elif row.status == BeneficiaryStatus.DECEASED:
         record_death(db, b, None, terms.today)
+    elif b.status == BeneficiaryStatus.DECEASED:
+        report.death_kept.append(b.external_id)
     _date_validity(b, row, terms, report)
     b.household = household
     if new:
@@ -185,14 +189,17 @@ def _store(keyring: Keyring, b: Beneficiary, row: RosterRow, digest: str, househ
 def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport) -> None:
     """The row's dates never shorten a validity already stored (a certification made here is newer). Of the row's
     valid_until and the validity of its last_certified_on, the later counts: a benefit system's valid_until
-    computed at its last cycle lags a certification made since."""
+    computed at its last cycle lags a certification made since. Any date of the row clears the grace mark, whether
+    or not it moves the stored date: the benefit system vouches for the person (before, a date no later than the
+    grace date left them 待首次认证 although the benefit system held them certified)."""
     until = row.valid_until
     if row.last_certified_on is not None:
         certified_until = valid_until(row.last_certified_on, terms.rules, row.region, row.birth_date)
         until = max(until, certified_until) if until is not None else certified_until
+    if until is not None:
+        b.grace_dated = False  # the benefit system vouches for this person: "never shorten" is about the date
     if until is not None and (b.valid_until is None or until > b.valid_until):
         b.valid_until = until
-        b.grace_dated = False  # the benefit system vouches for this date
     certified = row.last_certified_on
     if certified is not None and (b.last_certified_on is None or certified > b.last_certified_on):
         b.last_certified_on = certified

@@ -20,6 +20,7 @@ from service.certification.cycle import (
     cycle_state,
     record_certification,
     run_cycle,
+    state_of,
     valid_until,
 )
 from service.certification.models import Beneficiary, CycleEvent
@@ -168,6 +169,26 @@ def test_a_new_import_is_neither_overdue_nor_suspended_until_its_grace_date(ctx:
         dt.date(2027, 4, 2),
         dt.date(2026, 12, 5),
     ]
+
+
+def test_a_benefit_system_date_before_the_grace_date_clears_the_grace_mark(ctx: ServiceContext, db: Session) -> None:
+    """Before: the mark was cleared only by a date later than the grace date, so a person the benefit system dated
+    80 days ahead (the grace: 90) stayed 待首次认证 although it vouched for them. The stored date never shortens."""
+    imported_on = dt.date(2026, 12, 4)
+    terms = ImportTerms(imported_on, RULES, grace_days=90)
+    rows = [
+        {"external_id": "UNTIL", "id_number": factories.id_number(seq=401), "name": "周桂芳"},
+        {"external_id": "CERTIFIED", "id_number": factories.id_number(seq=402), "name": "吴国华"},
+    ]
+    assert import_roster(db, ctx.keyring, "r1.csv", roster_csv(rows), "test", terms).grace_dated == 2
+    until, certified = by_external_id(db, "UNTIL"), by_external_id(db, "CERTIFIED")
+    assert [state_of(b, imported_on, RULES) for b in (until, certified)] == [CycleState.AWAITING_FIRST] * 2
+    rows[0]["valid_until"] = "2027-02-22"  # 80 days ahead, before the grace date 2027-03-04
+    rows[1]["last_certified_on"] = "2026-02-20"  # valid until 2027-02-19 by the rules: before it too
+    report = import_roster(db, ctx.keyring, "r2.csv", roster_csv(rows), "test", terms)
+    assert (report.updated, report.grace_dated) == (2, 0)
+    assert (until.valid_until, until.grace_dated) == (dt.date(2027, 3, 4), False)  # the date kept, the mark gone
+    assert [state_of(b, imported_on, RULES) for b in (until, certified)] == [CycleState.CERTIFIED] * 2
 
 
 def test_a_row_without_a_date_is_never_suspended_and_a_reimport_dates_it(ctx: ServiceContext, db: Session) -> None:

@@ -195,6 +195,10 @@ class RosterReport(ApiModel):
     grace_dated: int
     encoding: str | None = Field(description="the CSV's as read (UTF-8, UTF-8 (BOM), UTF-16, GB18030); null: XLSX")
     identity_changed: int = Field(description="records the file gave another ID number (each audited, each alerted)")
+    death_kept: list[str] = Field(
+        description="external ids of records held as deceased whose row gives a living status: the death stands "
+        "(a supervisor withdraws a death recorded by mistake in the console)"
+    )
     rejected_rows: list[dict[str, Any]]
 
 

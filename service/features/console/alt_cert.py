@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
 from service.certification.current_person import dated_for_current_person
-from service.certification.deaths import record_death
+from service.certification.deaths import record_death, withdraw_death
 from service.certification.errors import ServiceError
 from service.certification.evidence_hold import HoldReason, hold_if_stored
 from service.certification.models import (
@@ -31,6 +31,7 @@ from service.certification.models import (
     BeneficiaryStatus,
     Certification,
     CertSession,
+    CycleEvent,
     SessionDecision,
     SessionState,
     one_of_hashes,
@@ -86,13 +87,12 @@ def identity_stamp(b: Beneficiary) -> str:
 
 
 class StaleDeathForm(AltCertError):
-    """A death form rendered before the record it would change: another registration came in meanwhile."""
+    """A death form rendered before the record it would change: another registration came in meanwhile (`rec`
+    None: the record on the page is gone, a withdrawal's form finding a death from the roster since)."""
 
-    def __init__(self, rec: DeathRecord) -> None:
-        super().__init__(
-            f"该人员的死亡信息已在您打开此页面后被更新（现登记死亡日期 {rec.date_of_death.isoformat()}，"
-            f"来源：{rec.source}），本次提交未保存。请刷新页面核对后再提交。"
-        )
+    def __init__(self, rec: DeathRecord | None) -> None:
+        now = f"（现登记死亡日期 {rec.date_of_death.isoformat()}，来源：{rec.source}）" if rec is not None else ""
+        super().__init__(f"该人员的死亡信息已在您打开此页面后被更新{now}，本次提交未保存。请刷新页面核对后再提交。")
 
 
 def certify_alternative(
@@ -255,6 +255,41 @@ def mark_deceased(
         },
     )
     return alerts
+
+
+def withdraw_deceased(
+    db: Session, staff: Staff, b: Beneficiary, reason: str, seen: dt.date | None
+) -> CycleEvent | None:
+    """Withdraw `b`'s death, recorded by mistake (deaths.withdraw_death: the status it had, and the payment
+    system's row voiding the stop), by a supervisor with a `reason`, audited; the payment row, or None when none was
+    written. The console's DeathRecord goes (the page offers 登记死亡 again); its date and source stay in the audit
+    entry. `seen`: the date of death on the page when its form was rendered (None: none was): another on record
+    now is not withdrawn unseen (StaleDeathForm). A record no longer deceased changes nothing (withdrawn already)."""
+    if not reason.strip():
+        raise AltCertError("请填写撤销死亡登记的原因")
+    db.refresh(b, with_for_update=True)  # a registration or withdrawal at the same moment waits here
+    rec = db.get(DeathRecord, b.id, populate_existing=True)
+    if b.status != BeneficiaryStatus.DECEASED:
+        return None
+    if (rec.date_of_death if rec is not None else None) != seen:
+        raise StaleDeathForm(rec)
+    was = {"date_of_death": rec.date_of_death.isoformat(), "source": rec.source} if rec is not None else {}
+    event = withdraw_death(db, b)
+    if rec is not None:
+        db.delete(rec)
+    audit_chain.record(
+        db,
+        staff.actor,
+        "beneficiary.death_withdrawn",
+        audit_chain.person_target(b),
+        was
+        | {
+            "reason": reason.strip()[:500],
+            "status": str(b.status),
+            "payment_event": event.id if event is not None else None,
+        },
+    )
+    return event
 
 
 def _lock_sessions_after(db: Session, b: Beneficiary, date_of_death: dt.date) -> None:

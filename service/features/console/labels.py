@@ -26,13 +26,19 @@ STATE_ZH = {
     "awaiting_first": "待首次认证",  # dated by the first-import grace, never certified (cycle.awaiting_first)
     "due_soon": "即将到期",
     "overdue": "已逾期",
+    "awaiting_decision": "认证待审核",  # overdue, a certification made in time waiting for staff (cycle.states_of)
     "deceased": "已死亡",
     "undated": "无有效期",
     "active": "正常",
     "suspended": "暂停发放",
 }
 # The payment events on a person's page (service/certification/deaths.py for `deceased`).
-EVENT_ZH = {"suspended": "暂停发放", "resumed": "恢复发放", "deceased": "登记死亡，停止发放"}
+EVENT_ZH = {
+    "suspended": "暂停发放",
+    "resumed": "恢复发放",
+    "deceased": "登记死亡，停止发放",
+    "death_withdrawn": "撤销死亡登记，撤回停发",
+}
 DECISION_ZH: dict[str | None, str] = {
     SessionDecision.ACCEPT: "通过",
     SessionDecision.REJECT: "不通过",
@@ -112,6 +118,7 @@ AUDIT_ACTION_ZH = {
     "case.decide.final": "审核决定",
     "beneficiary.view": "查看人员",
     "beneficiary.deceased": "登记死亡",
+    "beneficiary.death_withdrawn": "撤销死亡登记",
     "certificate.copy": "打印凭证",
     "certification.revoke": "撤销认证",
     "evidence.hold": "保全认证影像",

@@ -202,6 +202,14 @@ def test_frames_larger_than_the_container_says_are_not_decoded() -> None:
     assert intake(bombs.webm(256, 256), limits) is None  # the same intake takes an honest 256x256 clip
 
 
+def test_frames_a_little_larger_than_the_container_says_are_refused_by_the_frame_check() -> None:
+    """The decoder's limit leaves room for its padding (the container's size plus 128 a side): a bitstream within
+    that room but over `max_pixels` decodes one frame and is refused by this module's own check, as too large."""
+    limits = VideoLimits(max_pixels=256 * 256)
+    assert intake(bombs.webm_hiding_frames(264, 256), limits) is ReasonCode.MEDIA_TOO_LARGE
+    assert intake(bombs.webm(256, 256), limits) is None
+
+
 REGRESSIONS = sorted((Path(__file__).parents[3] / "fuzz/regressions/video_intake").glob("*"))
 
 
@@ -246,8 +254,10 @@ def test_small_frames_at_an_absurd_rate_are_refused() -> None:
 
 @pytest.mark.parametrize(
     ("width", "height", "fps", "rotation"),
-    [(3840, 2160, 60, -90), (1080, 1920, 60, None), (1280, 720, 240, None)],
-    ids=["4k60_portrait_rotated", "1080p60_portrait", "720p240_slow_motion"],
+    [(3840, 2160, 60, -90), (2160, 3840, 30, None), (1080, 1920, 60, None), (1280, 720, 240, None)],
+    # 4k30_portrait_upright: exactly `max_pixels`, refused as corrupt before (the decoder's max_pixels counted its
+    # padded width, 2176; video.VideoReader._decoder_max_pixels).
+    ids=["4k60_portrait_rotated", "4k30_portrait_upright", "1080p60_portrait", "720p240_slow_motion"],
 )
 def test_phone_clips_at_the_highest_rates_pass_the_decode_budget(
     data_dir: Path, tmp_path: Path, width: int, height: int, fps: int, rotation: int | None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -101,6 +102,13 @@ def _list(client: TestClient, which: str, day: dt.date) -> list[tuple[str, str]]
     return [(i["external_id"], i["cycle_state"]) for i in body["items"]]
 
 
+def _cycle_on_page(client: TestClient, bid: int) -> str:
+    """The 认证周期 the console's person page shows."""
+    found = re.search(r'<b id="cycle">([^<]*)</b>', client.get(f"/console/beneficiaries/{bid}").text)
+    assert found is not None
+    return found.group(1)
+
+
 def test_a_certification_made_in_time_and_waiting_for_staff_is_not_listed_overdue(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
 ) -> None:
@@ -120,18 +128,21 @@ def test_a_certification_made_in_time_and_waiting_for_staff_is_not_listed_overdu
         )
         db.add(case)
         db.flush()
-        case_id = case.id
+        case_id, waiting_id = case.id, waiting.id
     assert _list(app_client, "overdue", today) == [("LAPSED", "overdue")]
     assert _list(app_client, "awaiting_decision", today) == [("INTIME", "awaiting_decision")]
     assert app_client.get("/api/v1/beneficiaries/INTIME", headers=ADMIN).json()["cycle_state"] == "awaiting_decision"
     login(app_client, "rev1")
     total = _dashboard(app_client)["total"]
     assert (total["overdue"], total["awaiting_decision"], total["total"]) == ("1", "1", "2")
+    # The person's page says the same (before: 已逾期, from state_of, which cannot see the session).
+    assert _cycle_on_page(app_client, waiting_id) == "认证待审核"
     run = app_client.post("/api/v1/cycle/run", params={"today": today.isoformat()}, headers=ADMIN)
     assert run.status_code == 200 and run.json()["suspended"] == 1  # LAPSED: the lists and the run agree
     factories.update(ctx, CertSession, case_id, decision=SessionDecision.REJECT)  # staff reject the case
     assert _list(app_client, "overdue", today) == [("INTIME", "overdue")]
     assert _list(app_client, "awaiting_decision", today) == []
+    assert _cycle_on_page(app_client, waiting_id) == "已逾期"
     tomorrow = (today + dt.timedelta(days=1)).isoformat()
     run = app_client.post("/api/v1/cycle/run", params={"today": tomorrow}, headers=ADMIN)
     assert run.status_code == 200 and run.json()["suspended"] == 1

@@ -12,6 +12,7 @@ from service.certification import sessions
 from service.certification.models import Beneficiary, Channel, SessionState, utcnow
 from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding
+from service.infra.clock import local_midnight, local_today
 from tests.service import factories
 from tests.service.features.wechat.h5.conftest import OPENID, App
 
@@ -86,6 +87,23 @@ def test_a_session_in_review_or_being_checked_comes_first(
         s.state, s.decision = session_state, decision
         db.commit()
     assert statuses(app, token)[binding][0] == state
+
+
+def test_an_elder_whose_certification_made_in_time_waits_for_staff_is_not_told_to_certify(app: App) -> None:
+    """The video queued at 23:30 on the last valid day, its job failed (awaiting staff; before: past the branches
+    for a session in review or being checked, the page read 认证已于…到期,请尽快认证), and one with a later session
+    of the relative's still open on top: the lists' rule (cycle.states_of), not a lapse."""
+    token, binding, elder_id = bind(app, 200)
+    last = local_today(app.ctx.settings) - dt.timedelta(days=2)
+    at = local_midnight(app.ctx.settings, last) + dt.timedelta(hours=23, minutes=30)
+    with app.ctx.db() as db:
+        b = db.get(Beneficiary, elder_id)
+        assert b is not None
+        b.valid_until = last
+        db.add(factories.session_row(elder_id, state=SessionState.FAILED, queued_at=at, created_at=at))
+        db.commit()
+    state, text = statuses(app, token)[binding]
+    assert state == "review" and "按时提交" in text and "到期" not in text, text
 
 
 def test_only_active_bindings_and_only_with_the_operator_token(app: App) -> None:
