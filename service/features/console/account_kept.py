@@ -25,7 +25,6 @@ it does not have now; one that would leave it no district (the empty scope is th
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -157,9 +156,12 @@ def todo(w: KeptWithdrawal, why: str) -> str:
 
 
 def _newer_held(db: Session, w: KeptWithdrawal) -> bool:
-    """Whether the database holds a change of `w`'s account and field made after `w` (an admin's, after the service
-    reopened, or its account created anew): its chain entry's time, or for a change redone by a restore, the time
-    of the change it redid (`withdrawn_at`), so that redoing kept changes in their order never counts as newer."""
+    """Whether the database holds a change of `w`'s account and field made after `w` by someone deciding anew (an
+    admin's, after the service reopened, or its account created anew). A kept change a restore redid is the lost
+    history replayed, not a newer decision, whatever its order: a grant followed by a narrowing, both lost, lists
+    the grant for an admin (GRANT), not as overtaken by the narrowing's redo (which it was, or not, depending on
+    whether the two fell in one second of the kept records' times). Compared to the second, as kept records are
+    timed (an account created a moment before its first change is not newer)."""
     entries = db.execute(
         select(ConsoleAuditEntry.at, ConsoleAuditEntry.detail).where(
             ConsoleAuditEntry.action.in_((*_SAME_FIELD[w.kind], "user.create")),
@@ -168,16 +170,11 @@ def _newer_held(db: Session, w: KeptWithdrawal) -> bool:
     )
     for at, detail in entries:
         detail = detail or {}
-        if detail.get("event") == w.event:
+        if detail.get("event") == w.event or detail.get("via") == "restore":
             continue
-        done = detail.get("withdrawn_at") if detail.get("via") == "restore" else None
-        if (_parsed(str(done)) if done else at) > w.when():
+        if at.replace(microsecond=0) > w.when():
             return True
     return False
-
-
-def _parsed(at: str) -> dt.datetime:
-    return dt.datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ")
 
 
 def _emptied(db: Session, w: KeptWithdrawal) -> bool:

@@ -340,19 +340,28 @@ def test_a_suspended_persons_death_row_says_since_when_payment_stopped(
     """A person already suspended when the death is registered: the row still comes (the death may be older than
     the suspension: payments before it are recovered), with the suspension's start."""
     today = local_today(ctx.settings)
+    died = today - dt.timedelta(days=50)
+    _bid, stopped = suspended_person_registered_dead(app_client, ctx, "SUSP01", died)
+    assert _payment_rows(app_client, since=today) == [("SUSP01", "deceased", died.isoformat(), stopped.isoformat())]
+
+
+def suspended_person_registered_dead(
+    client: TestClient, ctx: ServiceContext, external_id: str, died: dt.date
+) -> tuple[int, dt.date]:
+    """A person suspended 20 days ago (lapsed the day before) whose death on `died` supervisor sup1 registers on the
+    console: their id and the suspension's start."""
+    today = local_today(ctx.settings)
     stopped = today - dt.timedelta(days=20)
     with ctx.db() as db:
         b = factories.beneficiary(
             db,
             ctx.keyring,
-            external_id="SUSP01",
+            external_id=external_id,
             status="suspended",
             suspended_on=stopped,
             valid_until=today - dt.timedelta(days=21),
         )
         bid = b.id
-    died = today - dt.timedelta(days=50)
-    csrf = login(app_client, "sup1")
-    death = {"csrf": csrf, "date_of_death": died.isoformat(), "source": "民政部门"}
-    assert app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
-    assert _payment_rows(app_client, since=today) == [("SUSP01", "deceased", died.isoformat(), stopped.isoformat())]
+    death = {"csrf": login(client, "sup1"), "date_of_death": died.isoformat(), "source": "民政部门"}
+    assert client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
+    return bid, stopped

@@ -18,7 +18,7 @@ from service.features.console.models import DeathRecord
 from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.console.conftest import login
-from tests.service.features.console.test_death_registration import _payment_rows
+from tests.service.features.console.test_death_registration import _payment_rows, suspended_person_registered_dead
 
 
 def _withdraw_form(page: str) -> dict[str, str]:
@@ -78,21 +78,8 @@ def test_a_suspended_persons_withdrawn_death_leaves_them_suspended(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
 ) -> None:
     today = local_today(ctx.settings)
-    stopped = today - dt.timedelta(days=20)
-    with ctx.db() as db:
-        b = factories.beneficiary(
-            db,
-            ctx.keyring,
-            external_id="SUSP02",
-            status="suspended",
-            suspended_on=stopped,
-            valid_until=today - dt.timedelta(days=21),
-        )
-        bid = b.id
     died = today - dt.timedelta(days=5)
-    csrf = login(app_client, "sup1")
-    death = {"csrf": csrf, "date_of_death": died.isoformat(), "source": "民政部门"}
-    assert app_client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
+    bid, stopped = suspended_person_registered_dead(app_client, ctx, "SUSP02", died)
     form = _withdraw_form(app_client.get(f"/console/beneficiaries/{bid}").text) | {"reason": "误登记"}
     assert app_client.post(f"/console/beneficiaries/{bid}/deceased/withdraw", data=form).status_code == 200
     assert _status(ctx, bid) == "suspended"

@@ -207,10 +207,17 @@ def test_a_narrowing_redone_after_a_restore_gives_no_district_the_account_lacks(
     """The new-surfaces review, F2: after the dump the admin moved rev2 from 4202 to 4201 in two steps (4201 added, a
     grant; then 4202 taken away, a narrowing). Before: the narrowing was redone by setting its target scope whole, so
     rev2 saw 4201, the grant held back for an admin. Now it takes away only 4202; that leaves rev2 no district (the
-    empty scope is the whole jurisdiction), so the account is disabled instead, and both changes are listed."""
+    empty scope is the whole jurisdiction), so the account is disabled instead, and both changes are listed. The
+    clock steps 0.7 s a reading: the two changes fall in different seconds of the kept records' times (the
+    narrowing's redo counted as newer than the grant then, listing it `newer_change`: one CI run in a few)."""
+    import itertools
+
     from service.adapters.cli import main
+    from service.infra import clock
 
     ctx = _restorable(tmp_path, monkeypatch, {"rev2": ["4202"]})
+    start, ticks = clock.now_utc(), itertools.count()
+    monkeypatch.setattr(clock, "now_utc", lambda: start + dt.timedelta(milliseconds=700 * next(ticks)))
     _admin_does(ctx, "rev2", {"op": "scope", "scope": "4201 4202"}, {"op": "scope", "scope": "4201"})
     ctx = _restored(tmp_path, ctx)
     ctx.engine.dispose()

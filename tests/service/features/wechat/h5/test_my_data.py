@@ -279,10 +279,9 @@ def test_the_start_and_result_pages_link_to_the_page(app: App) -> None:
     assert 'href="/h5/me"' in app.client.get(f"/h5/result/{sid}").text
 
 
-def test_a_relative_withdraws_their_own_template(app: App) -> None:
-    """The relative ticked "同意保存我的人脸特征" at their real-name verification: from the same account's page they
-    withdraw it, the template of every account of theirs goes, and nothing of the elder's is shown to them."""
-    binding = bound_relative(app)
+def relative_with_a_template(app: App, binding: str) -> str:
+    """The operator of `binding`, given a stored face template (as a real-name verification with consent keeps
+    one): its id."""
     with app.ctx.db() as db:
         row = db.get(ProxyBinding, binding)
         assert row is not None
@@ -290,7 +289,13 @@ def test_a_relative_withdraws_their_own_template(app: App) -> None:
         assert op is not None
         operators.store_template(app.ctx, op, np.ones(8, dtype=np.float32), MODEL)
         db.commit()
-        op_id = op.id
+        return op.id
+
+
+def test_a_relative_withdraws_their_own_template(app: App) -> None:
+    """The relative ticked "同意保存我的人脸特征" at their real-name verification: from the same account's page they
+    withdraw it, the template of every account of theirs goes, and nothing of the elder's is shown to them."""
+    op_id = relative_with_a_template(app, bound_relative(app))
     app.client.cookies.set(identity.COOKIE, identity.mint(app.ctx, "openid-relative"))
     page = app.client.get("/h5/me").text
     assert 'id="relative-template"' in page and "李*英" not in page and 'id="withdraw"' not in page
@@ -311,15 +316,7 @@ def test_a_channel_keys_account_for_the_same_openid_is_not_the_pages(app: App) -
     app's openid is only what the app said, not shown to be this WeChat user's (Part BV). The page showed that
     template as this account's and its form deleted it; the page shows none now and the form answers as for an
     unknown account, the app's template kept."""
-    binding = bound_relative(app, client="api:0badc0de")
-    with app.ctx.db() as db:
-        row = db.get(ProxyBinding, binding)
-        assert row is not None
-        op = db.get(ProxyOperator, row.operator_id)
-        assert op is not None
-        operators.store_template(app.ctx, op, np.ones(8, dtype=np.float32), MODEL)
-        db.commit()
-        op_id = op.id
+    op_id = relative_with_a_template(app, bound_relative(app, client="api:0badc0de"))
     app.client.cookies.set(identity.COOKIE, identity.mint(app.ctx, "openid-relative"))
     page = app.client.get("/h5/me").text
     assert 'id="relative-template"' not in page
