@@ -55,6 +55,16 @@ SIZE = (320, 240)
 FPS = 15
 OPENID = "openid-guidance"
 LEAD_S = 4.0
+# Seconds of LIVE_VIDEO that perform the challenge (the server's mesh signals, the head at rest at yaw 14°,
+# pitch 2°): turned left (yaw 31-39°) from 2.8 to 3.5 s, right (-26°) from 3.8 to 4.3 s, nodding (pitch 17-21°)
+# from 4.15 to 4.45 s, at rest again by 4.9 s. NOD is played at half speed: a loaded machine analysing a few
+# frames a second still sees it on two frames in a row.
+ACTIONS_SEGMENT = (2.8, 5.0)
+NOD = (4.0, 4.6)
+# The segment's repeats after the lead: whenever the page starts watching an action (3 s, re-prompted once),
+# a whole repeat (under 3 s) shows it. Played once, the clip's one nod came 0.13 s after its turn right: a
+# confirmation late by a frame or two left the nod unseen (a CI run, 2026-12-07).
+REPEATS = 6
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
@@ -66,17 +76,34 @@ class Site:
     fields: CardFields
 
 
-def clip_frames(video: Path, size: tuple[int, int] = SIZE, fps: int = FPS) -> list[np.ndarray]:
-    """The dev clip at `fps` and `size` (BGR)."""
-    frames: list[np.ndarray] = []
+def timed_frames(video: Path, size: tuple[int, int] = SIZE, fps: int = FPS) -> list[tuple[float, np.ndarray]]:
+    """The dev clip at most `fps` frames a second and `size` (BGR), each with its time (s) in the clip."""
+    frames: list[tuple[float, np.ndarray]] = []
     with av.open(str(video)) as container:
         next_t = 0.0
         for frame in container.decode(video=0):
-            if float(frame.time or 0.0) + 1e-6 < next_t:
+            t = float(frame.time or 0.0)
+            if t + 1e-6 < next_t:
                 continue
             next_t += 1.0 / fps
-            frames.append(cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_AREA))
+            frames.append((t, cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_AREA)))
     return frames
+
+
+def clip_frames(video: Path, size: tuple[int, int] = SIZE, fps: int = FPS) -> list[np.ndarray]:
+    """The dev clip at `fps` and `size` (BGR)."""
+    return [f for _, f in timed_frames(video, size, fps)]
+
+
+def challenge_frames(video: Path) -> list[np.ndarray]:
+    """The clip's ACTIONS_SEGMENT (turn left, turn right, nod, back at rest), its nod at half speed."""
+    timed = timed_frames(video)
+
+    def between(start: float, end: float) -> list[np.ndarray]:
+        return [f for t, f in timed if start <= t < end]
+
+    start, end = ACTIONS_SEGMENT
+    return between(start, NOD[0]) + [f for f in between(*NOD) for _ in range(2)] + between(NOD[1], end)
 
 
 def write_y4m(frames: list[np.ndarray], out: Path, fps: int = FPS) -> Path:
@@ -238,10 +265,11 @@ def test_right_framing_turns_green_and_starts_by_itself(site: Site, frames: list
 
 
 @pytest.fixture(scope="module")
-def browser(frames: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """The clip that performs the challenge, after LEAD_S of its first frame: the face at rest while the page
-    loads its model and waits for a steady face (guided) or counts down (fallback)."""
-    y4m = write_y4m([frames[0]] * int(LEAD_S * FPS) + frames, tmp_path_factory.mktemp("camera") / "clip.y4m")
+def browser(frames: list[np.ndarray], data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """The challenge segment REPEATS times, after LEAD_S of the clip's first frame: the face at rest while the
+    page loads its model and waits for a steady face (guided) or counts down (fallback)."""
+    camera = [frames[0]] * int(LEAD_S * FPS) + challenge_frames(data_dir / LIVE_VIDEO) * REPEATS
+    y4m = write_y4m(camera, tmp_path_factory.mktemp("camera") / "clip.y4m")
     with launched_chromium(*CAMERA_ARGS, f"--use-file-for-fake-video-capture={y4m}") as b:
         yield b
 
