@@ -17,6 +17,7 @@ MEDIA_CODES = {
     ReasonCode.MEDIA_TOO_LARGE,
     ReasonCode.VIDEO_TOO_SHORT,
     ReasonCode.VIDEO_TOO_LONG,
+    ReasonCode.VIDEO_FRAME_RATE_TOO_HIGH,
 }
 # The service's refusals of a whole roster file (the HTTP layer answers them 415 / 422 / 413); a row's problems are
 # returned as row errors, never raised.

@@ -47,6 +47,9 @@ class ReasonCode(enum.StrEnum):
     MEDIA_TOO_LARGE = "MEDIA_TOO_LARGE"
     VIDEO_TOO_SHORT = "VIDEO_TOO_SHORT"
     VIDEO_TOO_LONG = "VIDEO_TOO_LONG"
+    # More frames per second than any camera's recording (VideoLimits.max_fps, a slow-motion mode past it): its own
+    # code, not MEDIA_UNSUPPORTED, whose 文件格式不支持 told the citizen their (accepted) file type was the fault.
+    VIDEO_FRAME_RATE_TOO_HIGH = "VIDEO_FRAME_RATE_TOO_HIGH"
     BENEFICIARY_DECEASED = "BENEFICIARY_DECEASED"
     # The roster gave the record another ID number after the session was opened: its card and video are the
     # previous number's person's, and certify nobody now (service/certification/current_person.py).
@@ -111,6 +114,7 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.MEDIA_TOO_LARGE: "文件过大,请重新拍摄",
     ReasonCode.VIDEO_TOO_SHORT: "视频太短,请重新录制",
     ReasonCode.VIDEO_TOO_LONG: "视频太长,请重新录制",
+    ReasonCode.VIDEO_FRAME_RATE_TOO_HIGH: "视频帧率过高,请用手机相机的普通录像模式重新录制,不要使用慢动作",
     ReasonCode.BENEFICIARY_DECEASED: "该人员已登记死亡,无法认证",
     ReasonCode.IDENTITY_CHANGED: "该档案登记的身份证号已变更,本次认证未通过,请持本人现用身份证重新认证",
     # Neutral on purpose, as FACE_CLOSER_TO_RELATIVE's: the citizen is not told of a revocation here.
@@ -171,6 +175,7 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.MEDIA_TOO_LARGE: "文件过大",
     ReasonCode.VIDEO_TOO_SHORT: "视频过短",
     ReasonCode.VIDEO_TOO_LONG: "视频过长",
+    ReasonCode.VIDEO_FRAME_RATE_TOO_HIGH: "视频帧率过高（超出相机录像的帧率）",
     ReasonCode.BENEFICIARY_DECEASED: "名册登记已死亡",
     ReasonCode.IDENTITY_CHANGED: "视频录制后名册变更了该档案的身份证号（视频是变更前人员的）",
     ReasonCode.TEMPLATE_DROPPED: "比对所用的人脸模板在处理期间因认证被撤销（冒领或错误受理）而删除，机器通过不作数",

@@ -32,6 +32,7 @@ from pipelines.liveness import LivenessChecker, LivenessConfig, LivenessResult, 
 from pipelines.liveness.duplicates import check_and_record
 from pipelines.media import decode_image
 from pipelines.reasons import ReasonCode
+from pipelines.stop import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +106,18 @@ class Certifier:
         today: dt.date | None = None,
     ) -> CertificationReport:
         """``today``: the date the card's validity is judged on (the service gives the bureau's calendar date the
-        media were sent on); None: this machine's own date (the offline commands)."""
+        media were sent on); None: this machine's own date (the offline commands). Inside a ``pipelines.stop`` scope
+        the run stops (``Stopped``) between its stages and within the video's decode once the scope says so."""
         stage_errors: list[ReasonCode] = []
         t0 = time.perf_counter()
         id_card = self._read_card(card, stage_errors, today)
         t1 = time.perf_counter()
+        checkpoint()
         live = self.liveness.check(video, actions)
         if fingerprints is not None and check_and_record(fingerprints, live.video_sha256, live.frame_hashes):
             stage_errors.append(ReasonCode.VIDEO_DUPLICATE)
         t2 = time.perf_counter()
+        checkpoint()
         probes = [f.observation for f in live.best_frames if f.observation is not None]
         card_match = self._match_card(id_card, probes, stage_errors)
         template_match = self._match_template(template, probes)

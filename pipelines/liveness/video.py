@@ -26,6 +26,7 @@ from pipelines.errors import MediaError
 from pipelines.liveness.replay import BinnedHasher, frame_thumb
 from pipelines.reasons import ReasonCode
 from pipelines.sniff import sniff
+from pipelines.stop import ShouldStop, checkpoint, current
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class DecodeBudget:
         seconds = min(seconds, self.limits.max_duration_s + 0.5) + self.limits.budget_allowance_s
         if self.packets > self.limits.max_fps * seconds:
             raise MediaError(
-                ReasonCode.MEDIA_UNSUPPORTED,
+                ReasonCode.VIDEO_FRAME_RATE_TOO_HIGH,
                 f"{self.packets} frames in {seconds:.2f} s of video: more than {self.limits.max_fps:g} per second",
             )
         if self.pixels > self.limits.max_pixel_rate * seconds:
@@ -186,11 +187,17 @@ def _analysis_size(width: int, height: int, side: int) -> tuple[int, int]:
 
 
 class VideoReader:
-    """Opens and validates one video; ``frames()`` yields the sampled frames and fills ``info``."""
+    """Opens and validates one video; ``frames()`` yields the sampled frames and fills ``info``.
 
-    def __init__(self, data: bytes, limits: VideoLimits, sampling: SamplingConfig) -> None:
+    ``should_stop`` (default: the check of the caller's ``pipelines.stop`` scope, kept here so that the decoding
+    thread of ``BackgroundFrames`` checks it too) is asked before each packet is decoded: ``Stopped`` once true."""
+
+    def __init__(
+        self, data: bytes, limits: VideoLimits, sampling: SamplingConfig, should_stop: ShouldStop | None = None
+    ) -> None:
         self.limits = limits
         self.sampling = sampling
+        self.should_stop = should_stop if should_stop is not None else current()
         self.hasher = BinnedHasher()
         self._size = len(data)
         self.container = _open(data)
@@ -331,6 +338,8 @@ class VideoReader:
         """The stream's frames, every packet charged to the clip's `DecodeBudget` before it is decoded."""
         budget = DecodeBudget(self.limits, self.info.width, self.info.height)
         for packet in self.container.demux(stream):
+            if self.should_stop is not None:
+                checkpoint(self.should_stop)  # a safe point: between two packets nothing is half done
             if packet.size:  # not the demuxer's final empty packet (which flushes the decoder)
                 budget.charge(packet)
             for frame in packet.decode():
@@ -483,6 +492,8 @@ class BackgroundFrames:
                 if isinstance(item, BaseException):
                     raise item
                 if isinstance(item, Frame):
+                    if self.reader.should_stop is not None:
+                        checkpoint(self.reader.should_stop)  # the analysis of each frame, as slow as its decode
                     yield item
         finally:
             self.close()

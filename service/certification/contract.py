@@ -14,7 +14,7 @@ The pipelines' types are imported for type checking only: the decision runner pu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -246,6 +246,15 @@ class RevokedHook(Protocol):
     def __call__(self, db: Session, session_id: str, actor: str, target: str, /) -> None: ...
 
 
+class OpenCaseSource(Protocol):
+    """A feature's open requests that wait for the office (a citizen's request for a home visit or a manual review:
+    service/features/console/assist.py), for those of ``beneficiary_ids`` who have one: ``(beneficiary_id,
+    filed_at)`` per request (naive UTC). The cycle's one "made in time" rule (cycle.being_decided) shelters a person
+    whose request was filed in the lapsed validity, as it shelters a video waiting for staff (docs/security.md)."""
+
+    def __call__(self, db: Session, beneficiary_ids: Sequence[int], /) -> Iterable[tuple[int, dt.datetime]]: ...
+
+
 class PersonHashSource(Protocol):
     """The ID-number look-up hash a feature's rows already carry for a person, among ``hashes`` (the number's under
     every signing key in use, the current one first); None when they carry none. A roster row created while a
@@ -279,6 +288,7 @@ class FeatureHooks:
     reapply: dict[str, ReapplyHook] = field(default_factory=dict)  # keyed by the withdrawal's audit action
     revocations: dict[str, RevokedHook] = field(default_factory=dict)
     person_hashes: dict[str, PersonHashSource] = field(default_factory=dict)  # the first that knows one wins
+    open_cases: dict[str, OpenCaseSource] = field(default_factory=dict)  # cycle.being_decided reads them all
     gauges: dict[str, Collector] = field(default_factory=dict)  # a feature's gauges, added to /metrics at scrape time
     installed: bool = False
 
@@ -292,6 +302,11 @@ class FeatureHooks:
                 "no features installed on this ServiceContext: call service.features.install.install_features(ctx)"
             )
         return self
+
+    def case_sources(self) -> tuple[OpenCaseSource, ...]:
+        """The installed features' open requests, what the cycle's rule reads beside the sessions (`cases` of
+        cycle.run_cycle and cycle.states_of)."""
+        return tuple(self.require_installed().open_cases.values())
 
     def revise(
         self, ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport

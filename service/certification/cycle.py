@@ -16,6 +16,7 @@ import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
@@ -33,6 +34,9 @@ from service.certification.models import (
     in_force,
 )
 from service.infra.clock import local_date
+
+if TYPE_CHECKING:
+    from service.certification.contract import OpenCaseSource
 
 log = logging.getLogger(__name__)
 # Ids per IN (...) of the run's queries: well under SQLite's and PostgreSQL's parameter limits.
@@ -180,13 +184,20 @@ class CycleSpikeError(ServiceError):
 
 
 def run_cycle(
-    db: Session, today: dt.date, rules: CycleRules, guard: SuspensionGuard | None = None, force: bool = False
+    db: Session,
+    today: dt.date,
+    rules: CycleRules,
+    guard: SuspensionGuard | None = None,
+    force: bool = False,
+    *,
+    cases: Sequence[OpenCaseSource],
 ) -> list[int]:
     """Suspend every active beneficiary whose certification lapsed before `today`. Idempotent.
 
     Never one with a certification valid on `today` (of the record's present person: made since its last change
     of ID number), whatever the beneficiary row says, nor one whose certification is still being decided
-    (`being_decided`: queued, running, in staff review or failed awaiting staff), nor one without any
+    (`being_decided`: queued, running, in staff review or failed awaiting staff, or an open request for a home
+    visit or a manual review filed in time: `cases`, ctx.hooks.case_sources()), nor one without any
     date: a row whose validity is NULL is suspended only when certifications of theirs exist (all lapsed, each
     with its date on the beneficiary page); one that never had a date (``CycleState.UNDATED``) never is. The
     rows are locked (PostgreSQL): a certification committed meanwhile is seen, and one applied later waits and
@@ -213,7 +224,7 @@ def run_cycle(
         .order_by(Beneficiary.id)  # many rows of one table: in a fixed order (service/certification/lock_order.py)
         .with_for_update()
     ).all()
-    waiting = being_decided(db, lapsed, rules, today)
+    waiting = being_decided(db, lapsed, rules, today, cases)
     lapsed = [b for b in lapsed if b.id not in waiting]
     if guard is not None and lapsed:
         active = db.scalar(
@@ -240,17 +251,23 @@ def run_cycle(
     return [b.id for b in lapsed]
 
 
-def being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules, today: dt.date) -> set[int]:
+def being_decided(
+    db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules, today: dt.date, cases: Sequence[OpenCaseSource]
+) -> set[int]:
     """Those of `lapsed` with a certification made in time that the service has not decided yet: its video queued
     in the lapsed validity (after the last certification, on or before the last valid day in the bureau's
-    calendar: 00:10 in Beijing is the next day), its session opened since the record's last change of ID number
-    (service/certification/current_person.py), and the job queued,
-    running, in staff review or failed awaiting staff. They wait for the office, not the reverse: no suspension
-    for the backlog, and the run after a rejection suspends them. A session started after the lapse shelters
-    nobody, nor an earlier cycle's case left unsettled, nor one undecided for more than `due_soon_days` past the
-    last valid day (the office's backlog is bounded; a session that certifies nobody, such as an elder's consent
-    to a relative, which the core cannot tell apart, shelters no longer than that either). The one rule: the run
-    leaves them unsuspended, and the lists and the dashboard show them apart from the overdue (`states_of`)."""
+    calendar: 00:10 in Beijing is the next day; queued: when the upload that queued it began, sessions.upload),
+    its session opened since the record's last change of ID number (service/certification/current_person.py), and
+    the job queued, running, in staff review or failed awaiting staff; or a request of theirs for a home visit or a
+    manual review (`cases`: the features' open requests, ctx.hooks.case_sources()) filed in that validity, for
+    the present person, and still open: the office's backlog as much. They wait for the office, not the reverse:
+    no suspension for the backlog, and the run after a rejection (a request answered without a certification)
+    suspends them. A session started or a request filed after the lapse shelters nobody, nor an earlier cycle's
+    case left unsettled, nor one undecided for more than `due_soon_days` past the last valid day (the office's
+    backlog is bounded; a session that certifies nobody, such as an elder's consent to a relative, which the core
+    cannot tell apart, shelters no longer than that either, nor does a request anyone knowing a name and number
+    can file). The one rule: the run leaves them unsuspended, and the lists and the dashboard show them apart from
+    the overdue (`states_of`)."""
     window = {
         b.id: b for b in lapsed if b.valid_until is not None and (today - b.valid_until).days <= rules.due_soon_days
     }
@@ -262,10 +279,12 @@ def being_decided(db: Session, lapsed: Sequence[Beneficiary], rules: CycleRules,
         query = select(CertSession.beneficiary_id, queued_at, CertSession.created_at).where(
             CertSession.beneficiary_id.in_(chunk), undecided
         )
-        for bid, queued, opened in db.execute(query):
-            if bid is None or queued is None or not made_for_current_person(window[bid], opened):
+        found: list[tuple[int | None, dt.datetime | None, dt.datetime]] = [(*row,) for row in db.execute(query)]
+        found += [(bid, filed, filed) for source in cases for bid, filed in source(db, chunk)]
+        for bid, made, opened in found:
+            if bid is None or made is None or not made_for_current_person(window[bid], opened):
                 continue  # the record's previous person's (opened before its last change of ID number)
-            if _in_lapsed_validity(window[bid], queued, rules):
+            if _in_lapsed_validity(window[bid], made, rules):
                 waiting.add(bid)
     return waiting
 
@@ -276,22 +295,26 @@ def undecided_sql() -> ColumnElement[bool]:
     return CertSession.state.in_((SessionState.QUEUED, SessionState.PROCESSING)) | awaiting_staff()
 
 
-def _in_lapsed_validity(b: Beneficiary, queued: dt.datetime, rules: CycleRules) -> bool:
-    """Whether a video queued at `queued` (naive UTC) was made for `b`'s validity that just lapsed."""
-    day = local_date(rules, queued)
+def _in_lapsed_validity(b: Beneficiary, made: dt.datetime, rules: CycleRules) -> bool:
+    """Whether a video queued (or a request filed) at `made` (naive UTC) was made for `b`'s validity that just
+    lapsed."""
+    day = local_date(rules, made)
     if b.valid_until is None or day > b.valid_until:
         return False
     # Not made for an earlier cycle (that one was certified since).
     return b.last_certified_on is None or day > b.last_certified_on
 
 
-def states_of(db: Session, people: Sequence[Beneficiary], today: dt.date, rules: CycleRules) -> dict[int, CycleState]:
+def states_of(
+    db: Session, people: Sequence[Beneficiary], today: dt.date, rules: CycleRules, *, cases: Sequence[OpenCaseSource]
+) -> dict[int, CycleState]:
     """`state_of` each of `people` (by id), where an active person overdue whose certification made in time is
-    still being decided (`being_decided`: the run does not suspend them) is AWAITING_DECISION, not OVERDUE: the
-    office's own backlog, not a person who failed to certify."""
+    still being decided (`being_decided`: the run does not suspend them; `cases`: ctx.hooks.case_sources(), the
+    open requests for a home visit or a manual review) is AWAITING_DECISION, not OVERDUE: the office's own backlog,
+    not a person who failed to certify."""
     states = {b.id: state_of(b, today, rules) for b in people}
     overdue = [b for b in people if states[b.id] is CycleState.OVERDUE and b.status == BeneficiaryStatus.ACTIVE]
-    for bid in being_decided(db, overdue, rules, today) if overdue else set():
+    for bid in being_decided(db, overdue, rules, today, cases) if overdue else set():
         states[bid] = CycleState.AWAITING_DECISION
     return states
 

@@ -100,7 +100,7 @@ def daily_run(
         cut_back_carried(db, ctx.rules)
     with ctx.db() as db:
         try:
-            ids = run_cycle(db, day, ctx.rules, guard, force=force)
+            ids = run_cycle(db, day, ctx.rules, guard, force=force, cases=ctx.hooks.case_sources())
         except CycleSpikeError as exc:
             db.rollback()
             metrics.CYCLE_REFUSED.inc()

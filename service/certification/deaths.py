@@ -17,6 +17,9 @@ withdrawn by `withdraw_death`, the one way back (a supervisor in the console, al
 record returns to the status it had (suspended if it was suspended when it died, else active) and the payment
 system gets a row of kind `death_withdrawn` in the same file, dated by the death it withdraws: the stop and the
 recovery are void. Before, nothing reversed a death, and the stop row claimed back a living person's pension.
+A withdrawal stands against the roster's same statement (`roster_death_withdrawn`): a roster row still saying
+`deceased`, as at its last import, carries no date of death, so it cannot be told from the death withdrawn; a
+`deceased` after the roster said living (or its first) is a new death and applies.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEvent
+from service.certification.models import Beneficiary, BeneficiaryStatus, Certification, CertSession, CycleEvent
+from service.infra.clock import HasTimeZone, local_date
 
 DECEASED_EVENT = "deceased"
 DEATH_WITHDRAWN_EVENT = "death_withdrawn"  # the person's `deceased` row in force is void (recorded by mistake)
@@ -79,8 +83,46 @@ def withdraw_death(db: Session, b: Beneficiary) -> CycleEvent | None:
     return event
 
 
+def roster_death_withdrawn(b: Beneficiary, said: str | None) -> bool:
+    """Whether a roster row saying `deceased` for `b` is the death a supervisor withdrew: `b` is living and the
+    roster said `deceased` at its last import of the row too (`said`: its `roster_status` before this import), so
+    this is the same roster statement, which carries no date of death and cannot be told from the death withdrawn
+    (before, the next import that changed the row killed the person again, with a new stop row): it does not
+    apply, and the import names the record (`death_withdrawn_kept`). A `deceased` after the roster said living, or
+    the roster's first (the death withdrawn was a console one), is a new statement and applies (`record_death`: a
+    new row, as any death after a withdrawal); so does one whose last word is not known (None: imported before
+    migration 0027). Before, any roster `deceased` after a withdrawal was held back: a real death was dropped and
+    the pension kept being paid."""
+    return b.status in LIVING and said == BeneficiaryStatus.DECEASED
+
+
 def _latest(db: Session, b: Beneficiary) -> CycleEvent | None:
     """`b`'s latest death row or withdrawal of one: the death in force, if it is a `deceased` row."""
     kinds = (DECEASED_EVENT, DEATH_WITHDRAWN_EVENT)
     query = select(CycleEvent).where(CycleEvent.beneficiary_id == b.id, CycleEvent.kind.in_(kinds))
     return db.scalar(query.order_by(CycleEvent.id.desc()).limit(1))
+
+
+def made_on(zone: HasTimeZone, cert: Certification, s: CertSession | None) -> dt.date:
+    """The day the person certified, what "certified after death" is judged by: a video's, the bureau's day of
+    the upload that queued it (`queued_at`: its arrival, sessions.upload), not the day the office decided it (a staff
+    accept of a video made while the person lived may come days later: `certified_on`, Part AT); a staff
+    certification's (no upload), its `certified_on`: the counter, home-visit or evidence date. Never after
+    `certified_on` (what lets `made_after` pre-select by it)."""
+    if s is None or s.queued_at is None:
+        return cert.certified_on
+    return min(cert.certified_on, local_date(zone, s.queued_at))
+
+
+def made_after(
+    db: Session, zone: HasTimeZone, beneficiary_id: int, date_of_death: dt.date
+) -> list[tuple[Certification, dt.date]]:
+    """The certifications of the person made after `date_of_death` (`made_on`), each with that day, by id."""
+    query = (
+        select(Certification, CertSession)
+        .join(CertSession, CertSession.id == Certification.session_id)
+        .where(Certification.beneficiary_id == beneficiary_id, Certification.certified_on > date_of_death)
+        .order_by(Certification.id)
+    )
+    made = ((c, made_on(zone, c, s)) for c, s in db.execute(query).all())
+    return [(c, day) for c, day in made if day > date_of_death]

@@ -172,7 +172,7 @@ def release_hold(
     if not in_force(hold, utcnow()):
         raise ServiceError("EVIDENCE_HOLD_ENDED", f"evidence hold {hold.id} has ended already")
     asked, who = release_ask(db, hold), mask_text(actor)[:64]
-    detail = {"hold": hold.id, "session": hold.session_id, "note": text[:200]}
+    detail = _release_detail(hold, text)
     if asked is None:
         audit(db, actor, RELEASE_ASKED, target, detail)
         return hold
@@ -183,6 +183,24 @@ def release_hold(
     hold.released_at, hold.released_by, hold.release_note = utcnow(), who, mask_text(text)
     audit(db, actor, RELEASED, target, detail | {"asked_by": asked.actor})
     return hold
+
+
+def ask_release(db: Session, hold: EvidenceHold, note: str, actor: str, target: str) -> bool:
+    """The service's own first word on releasing `hold` early, for a hold whose cause it has seen end (a death
+    withdrawn as recorded by mistake, service/features/console/alt_cert.py): `release_hold`'s request, recorded as
+    `actor`'s, so that a second supervisor's confirmation releases it; the hold stays in force meanwhile (one
+    person alone never lets the purge delete held evidence, Part BC). Whether a request was recorded: none for a
+    hold no longer in force or one with a request waiting already (whoever made it, the second supervisor answers
+    it). No lock: a request is one trail entry, and one recorded beside a release at the same moment asks nothing
+    (a request counts only for a hold in force)."""
+    if not in_force(hold, utcnow()) or release_ask(db, hold) is not None:
+        return False
+    audit(db, actor, RELEASE_ASKED, target, _release_detail(hold, checked_note(note, "EVIDENCE_RELEASE_NOTE")))
+    return True
+
+
+def _release_detail(hold: EvidenceHold, text: str) -> dict[str, object]:
+    return {"hold": hold.id, "session": hold.session_id, "note": text[:200]}
 
 
 def release_ask(db: Session, hold: EvidenceHold, now: dt.datetime | None = None) -> ReleaseAsk | None:

@@ -113,6 +113,9 @@ class Beneficiary(Base):
     template_model: Mapped[str | None] = mapped_column(String(64))
     template_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     roster_digest: Mapped[str] = mapped_column(String(64), default="")
+    # The status word the roster's last import of the row gave (roster_upsert): whether a roster `deceased` is the
+    # death a supervisor withdrew (deaths.roster_death_withdrawn). None: not known (imported before migration 0027).
+    roster_status: Mapped[str | None] = mapped_column(String(16))
     # The benefit system's household (户) identifier, from the roster: whose enrolled faces are relatives'
     # (service/features/proxy/relatives.py). None: not known.
     household: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -12,7 +12,8 @@ import csv
 import datetime as dt
 import io
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -26,6 +27,9 @@ from service.certification.regions import region_name
 from service.certification.roster_file import spreadsheet_safe
 from service.infra.clock import HasTimeZone, local_midnight
 from service.infra.storage import MediaStorage
+
+if TYPE_CHECKING:
+    from service.certification.contract import OpenCaseSource
 
 # The most records one audit entry of a list read names (`audit_shown`): a whole list (everyone overdue in a
 # jurisdiction, tens of thousands) is named over several entries, each the size of a console page's.
@@ -51,10 +55,13 @@ EXPORT_COLUMNS = (
 )
 
 
-def views(db: Session, people: list[Beneficiary], today: dt.date, rules: CycleRules) -> list[dict[str, Any]]:
+def views(
+    db: Session, people: list[Beneficiary], today: dt.date, rules: CycleRules, *, cases: Sequence[OpenCaseSource]
+) -> list[dict[str, Any]]:
     """The API's view of each of `people` on `today`, their cycle states by the one rule (cycle.states_of: a grace
-    date is `awaiting_first`, a case in time still with the office `awaiting_decision`)."""
-    states = states_of(db, people, today, rules)
+    date is `awaiting_first`, a case in time still with the office `awaiting_decision`; `cases`: the features' open
+    requests, ctx.hooks.case_sources())."""
+    states = states_of(db, people, today, rules, cases=cases)
     return [view(b, states[b.id]) for b in people]
 
 
@@ -76,9 +83,12 @@ def view(b: Beneficiary, state: CycleState) -> dict[str, Any]:
     }
 
 
-def status_list(db: Session, which: str, today: dt.date, rules: CycleRules) -> list[Beneficiary]:
+def status_list(
+    db: Session, which: str, today: dt.date, rules: CycleRules, *, cases: Sequence[OpenCaseSource]
+) -> list[Beneficiary]:
     """The people of list `which` (LISTS) on `today`. `overdue` leaves out those whose certification made in time
-    is still being decided: they are `awaiting_decision` (the daily run does not suspend them either)."""
+    is still being decided, or whose request for a home visit or a manual review filed in time is open (`cases`,
+    ctx.hooks.case_sources()): they are `awaiting_decision` (the daily run does not suspend them either)."""
     # Never certified first, then the longest lapsed: the same order on SQLite and PostgreSQL.
     q = select(Beneficiary).order_by(Beneficiary.valid_until.asc().nulls_first(), Beneficiary.external_id)
     if which == "suspended":
@@ -86,7 +96,7 @@ def status_list(db: Session, which: str, today: dt.date, rules: CycleRules) -> l
     active = list(db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.ACTIVE)))
     want = CycleState(which)
     dated = [b for b in active if cycle_state(b.status, b.valid_until, today, rules) is _BY_DATE[want]]
-    states = states_of(db, dated, today, rules)
+    states = states_of(db, dated, today, rules, cases=cases)
     return [b for b in dated if states[b.id] is want]
 
 

@@ -59,6 +59,9 @@ class ImportReport:
     # Records held as deceased whose row gives a living status: the death stands (only a supervisor withdraws one,
     # in the console: service/certification/deaths.py), so the report names them (their external ids).
     death_kept: list[str] = field(default_factory=list)
+    # Records whose death a supervisor withdrew and whose row still says `deceased`, as at its last import (no date
+    # of death: the death withdrawn, deaths.roster_death_withdrawn): they stay living, and the report names them.
+    death_withdrawn_kept: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,5 +75,6 @@ class ImportReport:
             "encoding": self.encoding,
             "identity_changed": len(self.identity_changed),
             "death_kept": self.death_kept,
+            "death_withdrawn_kept": self.death_withdrawn_kept,
             "rejected_rows": self.rejected,
         }

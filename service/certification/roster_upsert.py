@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.certification import idnumber
 from service.certification.cycle import valid_until
-from service.certification.deaths import record_death
+from service.certification.deaths import record_death, roster_death_withdrawn
 from service.certification.models import Beneficiary, BeneficiaryStatus, one_of_hashes
 from service.certification.roster_identity import identity_changed, new_hash, same_number, zeroed_by_spreadsheet
 from service.certification.roster_rows import RosterRow, date_problems
@@ -130,13 +130,19 @@ def upsert(
     if existing is None or existing.id_hash not in hashes:
         # Kept when the same number's under a previous key: the rekey moves it with the relatives' copies of it.
         b.id_hash = new_hash(db, hashes, terms)
+    said = b.roster_status  # the roster's word at its last import of the row (None: new, or not known)
     _store(keyring, b, row, digest, household)
     # The roster is the benefit system's word on deaths and on certifications made before this service. A death of
     # a record held as living writes the payment system's row as any other death (deaths.py; no date in the file).
     # A living status does not lift a death on record (docs/security.md Part R): only a supervisor withdraws one
     # (deaths.withdraw_death); the report names the record, so the benefit system's correction is not lost unseen.
+    # Nor does a row still saying `deceased`, as at its last import, undo a withdrawal (the same statement, with no
+    # date: the death withdrawn); the report names that record too. A `deceased` after the roster said living is a
+    # new death. An unchanged row (skipped above by its digest, which holds the status) is the same statement.
     if new:
         b.status = row.status
+    elif row.status == BeneficiaryStatus.DECEASED and roster_death_withdrawn(b, said):
+        report.death_withdrawn_kept.append(b.external_id)
     elif row.status == BeneficiaryStatus.DECEASED:
         record_death(db, b, None, terms.today)
     elif b.status == BeneficiaryStatus.DECEASED:
@@ -176,7 +182,8 @@ def _unchanged(row: RosterRow, stored: Stored, hashes: tuple[str, ...]) -> bool:
 
 
 def _store(keyring: Keyring, b: Beneficiary, row: RosterRow, digest: str, household: str | None) -> None:
-    """The row's fields on the record (its number sealed, its digest with the household it leaves stored)."""
+    """The row's fields on the record (its number sealed, its digest with the household it leaves stored, its
+    status word as the roster's last)."""
     b.id_enc = keyring.encrypt_field(row.id_number, "beneficiary.id_number")
     b.id_masked = mask_id(row.id_number)
     b.name = row.name
@@ -184,6 +191,7 @@ def _store(keyring: Keyring, b: Beneficiary, row: RosterRow, digest: str, househ
     b.birth_date = row.birth_date
     b.benefit_types = row.benefit_types
     b.roster_digest = digest
+    b.roster_status = row.status  # what the roster said: deaths.roster_death_withdrawn reads it at the next import
 
 
 def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport) -> None:

@@ -273,8 +273,9 @@ def upload(
 
     Re-sending the same request id with the same content is answered as before without storing anything again;
     the same request id with other content is refused (409 IDEMPOTENCY_MISMATCH), never silently dropped.
-    `arrived_at`: when the server began receiving the upload (its clock, never the client's; None: now), the
-    instant the challenge's expiry is judged at (`_check_nonce`).
+    `arrived_at`: when the server began receiving the upload (its clock, never the client's; None: now): the
+    upload's instant (`began`), the one the challenge's expiry is judged at (`_check_nonce`) and the one stamped as
+    `nonce_used_at` and `queued_at`, which the cycle's "made in time" rule reads (docs/security.md Part AU).
     """
     if replayed(s, kind, request_id, data, nonce):
         return False
@@ -287,6 +288,7 @@ def upload(
     now = utcnow()
     if now > s.expires_at:
         raise ServiceError("SESSION_EXPIRED", "session expired")
+    began = _began_at(now, arrived_at)
     settings = ctx.settings
     allowed = settings.uploads.image_types if card else settings.uploads.video_types
     limit = upload_limit(settings.uploads, kind)
@@ -301,7 +303,7 @@ def upload(
         _check_image(data)
     else:
         _check_video(data)
-        _check_nonce(s, nonce, now, arrived_at, settings.certification.challenge_ttl_s)
+        _check_nonce(s, nonce, now, began, settings.certification.challenge_ttl_s)
         if already_uploaded(db, digest):  # exact re-uploads only: near-duplicates are the worker's (duplicates.py)
             raise ServiceError(ReasonCode.VIDEO_DUPLICATE, "this video was already submitted")
         _probe_video(data)
@@ -319,13 +321,13 @@ def upload(
         else:
             s.video_key, s.video_request_id, s.video_sha256 = key, request_id, digest
             s.video_content_type = base_type
-            s.nonce_used_at = now
+            s.nonce_used_at = began
             _record_fingerprint(db, s, digest)
         audit(db, "session:" + s.id[:8], f"upload.{kind}", s.id, {"bytes": len(data), "sha256": digest})
         queued = bool(s.id_card_key and s.video_key)
         if queued:
             s.state = SessionState.QUEUED
-            s.queued_at = now
+            s.queued_at = began  # begun before midnight on the last valid day: made in time (Part AU)
         db.flush()  # database errors (server gone, constraint) surface here, while the media can be removed
     except Exception:
         # The row will not point at the media: remove it rather than leave an orphan (best effort).
@@ -395,10 +397,14 @@ def _discard(ctx: ServiceContext, key: str) -> None:
         log.warning("could not remove orphan media %s", key)
 
 
-def _check_nonce(
-    s: CertSession, nonce: str | None, now: dt.datetime, arrived_at: dt.datetime | None, ttl_s: int
-) -> None:
-    """This session's nonce, unused, and the upload begun before the challenge ended: judged at `arrived_at` (when
+def _began_at(now: dt.datetime, arrived_at: dt.datetime | None) -> dt.datetime:
+    """The upload's instant (naive UTC, as the rows store it): when the server began receiving the request
+    (`arrived_at`, its own clock), never later than `now`; `now` when the caller took no arrival stamp."""
+    return now if arrived_at is None else min(arrived_at.astimezone(dt.UTC).replace(tzinfo=None), now)
+
+
+def _check_nonce(s: CertSession, nonce: str | None, now: dt.datetime, began: dt.datetime, ttl_s: int) -> None:
+    """This session's nonce, unused, and the upload begun before the challenge ended: judged at `began` (when
     the server began receiving it), not `now`, so a video started in time on a slow network, or waiting for a free
     API thread, is not refused for the time its body took. Still arriving more than `ttl_s` (CHALLENGE_TTL_S) after
     the challenge's end, it is refused all the same: a body trickled in cannot stretch the time to make a video of
@@ -407,7 +413,6 @@ def _check_nonce(
         raise ServiceError(ServiceCode.NONCE_REUSED, "nonce does not belong to this session")
     if s.nonce_used_at is not None:
         raise ServiceError(ServiceCode.NONCE_REUSED, "nonce already used")
-    began = now if arrived_at is None else min(arrived_at.astimezone(dt.UTC).replace(tzinfo=None), now)
     if began > s.nonce_expires_at:
         raise ServiceError(ServiceCode.NONCE_EXPIRED, "challenge expired")
     if now > s.nonce_expires_at + dt.timedelta(seconds=ttl_s):

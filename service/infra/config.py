@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.infra.ratelimit import parse_rate
@@ -312,6 +312,9 @@ class WorkerSettings(BaseSettings):
     # one) its pool process is killed and replaced, and the job handed back the same way. The first job of a pool
     # process also loads the models. Keep the hard limit below job_lease_s (the worker warns at start otherwise: a
     # task still running when its lease ends is announced again by the sweep). Equal limits: no soft phase.
+    # The embedded workers (process / thread) stop a job at the soft limit too, at the pipeline's next safe point
+    # (cooperative: service/adapters/workers/job_limit.py), and give it up the same way; they warn at start unless
+    # it is below job_lease_s.
     task_soft_time_limit_s: float = 240.0
     task_time_limit_s: float = 270.0
 
@@ -427,6 +430,16 @@ class CertificationSettings(BaseSettings):
         return ttl
 
 
+class WeChatTemplate(BaseModel):
+    """A template obtained today (类目模板) with its key mapping: template key (`thing1`, `time2`, …) → the message's
+    field (`name`, `due_date`, `next_step`, …). Checked when the channel is built (wechat/template_fit.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    keys: dict[str, str] = Field(min_length=1)
+
+
 class WeChatSettings(BaseSettings):
     """WeChat official-account channel (docs/wechat.md); an empty app id switches it off."""
 
@@ -442,7 +455,9 @@ class WeChatSettings(BaseSettings):
     encoding_aes_key: str = ""
     api_base_url: str = "https://api.weixin.qq.com/"
     oauth_base_url: str = "https://open.weixin.qq.com/connect/"
-    templates: dict[str, str] = Field(default_factory=dict)  # result / due_soon / overdue → template id
+    # Notice kind → template: an id alone (a historic template, the classic keyword1-3 form) or {"id", "keys"}
+    # (docs/wechat.md, "Template messages").
+    templates: dict[str, str | WeChatTemplate] = Field(default_factory=dict)
     schedule_s: float = 60.0  # token refresh + notifications (embedded schedule and Celery beat)
     notify_max_attempts: int = 5
     # Reminders (due soon, overdue, suspended) sent a day at most, spread evenly over the reminder hours; those not

@@ -16,6 +16,7 @@ from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, Certification, Channel, SessionState
 from service.certification.sessions import create_session
 from service.features.wechat.messages import decision_message
+from service.features.wechat.template_fit import fit
 from service.infra import clock
 from service.infra.config import Settings
 from tests.service import factories
@@ -57,7 +58,7 @@ def test_a_staff_accept_at_0730_china_time_is_dated_that_day(ctx: ServiceContext
         cert = db.scalar(select(Certification).where(Certification.beneficiary_id == b.id))
         assert cert is not None and cert.certified_on == LOCAL_DAY
         message = decision_message(db, s, b, True, "https://x.test", ctx.settings)
-        assert message is not None and message.data["keyword3"] == "2026年12月5日"
+        assert message is not None and fit("date3", "decided_on", message.fields["decided_on"]) == "2026年12月5日"
 
 
 def test_the_daily_run_and_the_registry_use_the_bureaus_today(

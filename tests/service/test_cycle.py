@@ -70,13 +70,13 @@ def test_full_cycle_suspends_then_resumes(ctx: ServiceContext, db: Session) -> N
     assert b.valid_until == dt.date(2026, 3, 14)
 
     # The daily run changes nothing while the certification holds, due soon included.
-    assert run_cycle(db, dt.date(2026, 3, 1), RULES) == []
+    assert run_cycle(db, dt.date(2026, 3, 1), RULES, cases=()) == []
     assert b.status == "active"
     # The day after expiry: suspended, with an event for the payment system.
-    assert run_cycle(db, dt.date(2026, 3, 15), RULES) == [b.id]
+    assert run_cycle(db, dt.date(2026, 3, 15), RULES, cases=()) == [b.id]
     assert (b.status, b.suspended_on) == ("suspended", dt.date(2026, 3, 15))
     # Running again the same day is idempotent.
-    assert run_cycle(db, dt.date(2026, 3, 15), RULES) == []
+    assert run_cycle(db, dt.date(2026, 3, 15), RULES, cases=()) == []
 
     until = record_certification(db, b, dt.date(2026, 4, 2), RULES)
     assert (b.status, until, b.suspended_on) == ("active", dt.date(2027, 4, 1), None)
@@ -89,7 +89,7 @@ def test_full_cycle_suspends_then_resumes(ctx: ServiceContext, db: Session) -> N
 
 def test_deceased_are_never_suspended(ctx: ServiceContext, db: Session) -> None:
     b = factories.beneficiary(db, ctx.keyring, status="deceased", valid_until=dt.date(2020, 1, 1))
-    assert b.id not in run_cycle(db, dt.date(2026, 1, 1), RULES)
+    assert b.id not in run_cycle(db, dt.date(2026, 1, 1), RULES, cases=())
     assert b.status == "deceased"
 
 
@@ -157,12 +157,12 @@ def test_a_new_import_is_neither_overdue_nor_suspended_until_its_grace_date(ctx:
 
     # The first night suspends only the one whose own date lapsed; the others hold until their dates pass.
     guard = SuspensionGuard()
-    assert run_cycle(db, imported_on + dt.timedelta(days=1), RULES, guard) == [lapsed.id]
+    assert run_cycle(db, imported_on + dt.timedelta(days=1), RULES, guard, cases=()) == [lapsed.id]
     assert cycle_state(new.status, new.valid_until, dt.date(2027, 2, 3), RULES) is CycleState.DUE_SOON
-    assert run_cycle(db, dt.date(2027, 3, 4), RULES, guard) == []
-    assert run_cycle(db, dt.date(2027, 3, 5), RULES, guard) == [new.id]
-    assert run_cycle(db, dt.date(2027, 3, 10), RULES, guard) == [cert.id]
-    assert run_cycle(db, dt.date(2027, 4, 2), RULES, guard) == [start.id]
+    assert run_cycle(db, dt.date(2027, 3, 4), RULES, guard, cases=()) == []
+    assert run_cycle(db, dt.date(2027, 3, 5), RULES, guard, cases=()) == [new.id]
+    assert run_cycle(db, dt.date(2027, 3, 10), RULES, guard, cases=()) == [cert.id]
+    assert run_cycle(db, dt.date(2027, 4, 2), RULES, guard, cases=()) == [start.id]
     assert [b.suspended_on for b in (new, cert, start, lapsed)] == [
         dt.date(2027, 3, 5),
         dt.date(2027, 3, 10),
@@ -196,8 +196,8 @@ def test_a_row_without_a_date_is_never_suspended_and_a_reimport_dates_it(ctx: Se
     old = [factories.beneficiary(db, ctx.keyring, name=f"旧名册{i}", valid_until=None) for i in range(12)]
     far = dt.date(2035, 1, 1)
     assert all(cycle_state(b.status, b.valid_until, far, RULES) is CycleState.UNDATED for b in old)
-    assert run_cycle(db, far, RULES, SuspensionGuard()) == []
-    assert run_cycle(db, far, RULES, SuspensionGuard(), force=True) == []
+    assert run_cycle(db, far, RULES, SuspensionGuard(), cases=()) == []
+    assert run_cycle(db, far, RULES, SuspensionGuard(), force=True, cases=()) == []
     assert {b.status for b in old} == {"active"}
 
     # The next import that touches one gives it the grace date (the benefit system vouched for it again).
@@ -217,8 +217,8 @@ def test_a_row_without_a_date_is_never_suspended_and_a_reimport_dates_it(ctx: Se
     )
     assert (report.updated, report.grace_dated) == (1, 1)
     assert b.valid_until == dt.date(2027, 1, 3)
-    assert run_cycle(db, dt.date(2027, 1, 3), RULES) == []
-    assert run_cycle(db, dt.date(2027, 1, 4), RULES) == [b.id]
+    assert run_cycle(db, dt.date(2027, 1, 3), RULES, cases=()) == []
+    assert run_cycle(db, dt.date(2027, 1, 4), RULES, cases=()) == [b.id]
 
 
 def test_the_api_import_dates_new_people_and_the_cycle_run_leaves_them(client: TestClient, ctx: ServiceContext) -> None:

@@ -69,7 +69,7 @@ def test_a_cycle_start_long_before_the_import_still_gives_the_grace_from_the_imp
     assert jan.valid_until == IMPORTED_ON + dt.timedelta(days=90)  # counted from the import, not from January
     assert later.valid_until == dt.date(2027, 4, 1)  # a start ahead of the import still counts from itself
     assert cycle_state(jan.status, jan.valid_until, IMPORTED_ON, RULES) is CycleState.CERTIFIED
-    assert run_cycle(db, IMPORTED_ON + dt.timedelta(days=1), RULES) == []
+    assert run_cycle(db, IMPORTED_ON + dt.timedelta(days=1), RULES, cases=()) == []
     assert jan.status == "active"
     # The same file again changes nothing.
     again = import_roster(db, ctx.keyring, "roster.csv", roster_csv(rows), "test", terms)
@@ -142,7 +142,7 @@ def test_a_birthday_month_certification_made_when_reminded_counts_for_the_next_y
     until = record_certification(db, b, reminded_on, rules)
     assert until == dt.date(2027, 2, 28)
     assert cycle_state(b.status, b.valid_until, reminded_on, rules) is CycleState.CERTIFIED
-    assert run_cycle(db, dt.date(2026, 3, 1), rules) == []
+    assert run_cycle(db, dt.date(2026, 3, 1), rules, cases=()) == []
     # Earlier in the year the rule is unchanged: to the end of this year's birth month.
     assert record_certification(
         db,
@@ -176,7 +176,7 @@ def test_a_row_s_last_certification_counts_even_when_its_valid_until_is_older(ct
     assert lag is not None and ahead is not None
     assert (lag.valid_until, lag.last_certified_on) == (dt.date(2027, 8, 31), dt.date(2026, 9, 1))
     assert ahead.valid_until == dt.date(2027, 12, 31)  # the later of the two, whichever column gives it
-    assert run_cycle(db, IMPORTED_ON + dt.timedelta(days=1), RULES) == []
+    assert run_cycle(db, IMPORTED_ON + dt.timedelta(days=1), RULES, cases=()) == []
 
 
 def test_a_date_years_ahead_is_refused_not_a_500_nor_a_pension_never_due(ctx: ServiceContext, db: Session) -> None:
@@ -224,7 +224,7 @@ def test_a_pensioner_who_certified_in_time_is_not_suspended_while_the_office_dec
         db.add(factories.session_row(b.id, id=f"cycle-{name}", queued_at=queued, **fields))
         people[name] = b
     db.flush()
-    suspended = run_cycle(db, last_day + dt.timedelta(days=1), RULES)
+    suspended = run_cycle(db, last_day + dt.timedelta(days=1), RULES, cases=())
     assert sorted(suspended) == sorted([people["rejected"].id, people["late"].id])
     assert {n: b.status for n, b in people.items()} == {
         "review": "active",
@@ -238,7 +238,7 @@ def test_a_pensioner_who_certified_in_time_is_not_suspended_while_the_office_dec
     assert s is not None
     s.decision = SessionDecision.REJECT
     db.flush()
-    assert run_cycle(db, last_day + dt.timedelta(days=4), RULES) == [people["review"].id]
+    assert run_cycle(db, last_day + dt.timedelta(days=4), RULES, cases=()) == [people["review"].id]
 
 
 def test_only_a_case_made_for_the_lapsed_validity_and_decided_soon_shelters(ctx: ServiceContext, db: Session) -> None:
@@ -257,9 +257,9 @@ def test_only_a_case_made_for_the_lapsed_validity_and_decided_soon_shelters(ctx:
     in_time = factories.beneficiary(db, ctx.keyring, valid_until=last_day, last_certified_on=dt.date(2025, 3, 1))
     db.add(factories.session_row(in_time.id, id="cycle-in-time", queued_at=dt.datetime(2026, 2, 27, 2), **review))
     db.flush()
-    assert sorted(run_cycle(db, last_day + dt.timedelta(days=1), RULES)) == sorted([old_cycle.id, changed.id])
+    assert sorted(run_cycle(db, last_day + dt.timedelta(days=1), RULES, cases=())) == sorted([old_cycle.id, changed.id])
     assert in_time.status == "active"
     # The office's backlog shelters for `due_soon_days` past the last valid day, not for ever: an undecided case
     # (or a session that certifies nobody, an elder's consent to a relative) no longer holds the suspension off.
-    assert run_cycle(db, last_day + dt.timedelta(days=RULES.due_soon_days), RULES) == []
-    assert run_cycle(db, last_day + dt.timedelta(days=RULES.due_soon_days + 1), RULES) == [in_time.id]
+    assert run_cycle(db, last_day + dt.timedelta(days=RULES.due_soon_days), RULES, cases=()) == []
+    assert run_cycle(db, last_day + dt.timedelta(days=RULES.due_soon_days + 1), RULES, cases=()) == [in_time.id]

@@ -202,7 +202,7 @@ def test_a_certificate_made_from_an_earlier_video_reads_superseded(ctx: ServiceC
 def test_a_certification_made_from_an_earlier_video_keeps_nobody_from_suspension(ctx: ServiceContext) -> None:
     _cert_id, bid, grace = _certified_through_the_old_accept(ctx)
     with ctx.db() as db:
-        assert run_cycle(db, grace + dt.timedelta(days=1), ctx.rules) == [bid]
+        assert run_cycle(db, grace + dt.timedelta(days=1), ctx.rules, cases=ctx.hooks.case_sources()) == [bid]
 
 
 def test_a_staff_accept_waits_for_a_roster_change_and_is_refused(pg_ctx: ServiceContext) -> None:  # noqa: F811

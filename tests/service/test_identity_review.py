@@ -115,7 +115,7 @@ def test_the_cycle_counts_the_earlier_certification_again_once_confirmed(
     after_grace = local_today(ctx.settings) + dt.timedelta(days=ctx.settings.cycle.new_import_grace_days + 1)
     assert after_grace < until
     with ctx.db() as db:
-        assert run_cycle(db, after_grace, ctx.rules) == [_record(ctx, waiting[0]).id]
+        assert run_cycle(db, after_grace, ctx.rules, cases=ctx.hooks.case_sources()) == [_record(ctx, waiting[0]).id]
 
 
 def test_a_live_binding_is_not_given_back_to_an_elder_recorded_dead_since(

@@ -334,7 +334,7 @@ def test_a_roster_import_and_the_cycle_run_over_the_same_people_do_not_deadlock(
 
     def cycle_run() -> object:
         with ctx.db() as db:
-            return run_cycle(db, local_today(ctx.settings), ctx.rules)
+            return run_cycle(db, local_today(ctx.settings), ctx.rules, cases=ctx.hooks.case_sources())
 
     cycle, suspended = running(cycle_run)
     importer.join(30)

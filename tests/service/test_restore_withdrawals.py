@@ -30,6 +30,7 @@ from service.certification.withdrawal_records import read_withdrawals
 from service.certification.withdrawal_replay import reapply_withdrawals
 from service.features.console.auth import Role, Staff
 from service.features.console.template_erasure import withdraw_at_counter
+from service.infra.security import mask_text
 from tests.service import factories
 
 
@@ -149,11 +150,13 @@ def test_a_counter_withdrawal_of_a_person_keyed_by_id_number_the_dump_holds_is_n
     assert entries(ctx, AuditEntry, "template.withdrawn") == []  # audited once, at the counter
 
 
+@pytest.mark.parametrize("keyed_by_id_number", [False, True], ids=["external_id", "id_number"])
 def test_the_console_command_does_a_withdrawal_again_on_a_real_file_restore(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], keyed_by_id_number: bool
 ) -> None:
     """A real SQLite file copied back over the database after the person withdrew on "我的信息": `console
-    record-restore` erases the template again and says so; run again, it does nothing twice."""
+    record-restore` erases the template again and says so; run again, it does nothing twice. A person keyed by an ID
+    number is named masked, as the withdrawal's log line names them (Part CU "Left": the clear number was printed)."""
     import service.schema
     from service.adapters.cli import main
     from service.infra.config import Settings
@@ -166,10 +169,11 @@ def test_the_console_command_does_a_withdrawal_again_on_a_real_file_restore(
         return ServiceContext(Settings(var_dir=tmp_path), schema=service.schema.metadata)
 
     ctx = context()
+    number = factories.id_number(region="420106", seq=11)
     with ctx.db() as db:
-        b = factories.beneficiary(db, ctx.keyring)
+        b = factories.beneficiary(db, ctx.keyring, **({"external_id": number} if keyed_by_id_number else {}))
         factories.enrol_template(ctx.keyring, b, np.ones(8, dtype=np.float32), "test-model")
-        bid = b.id
+        bid, external_id = b.id, b.external_id
     ctx.engine.dispose()
     shutil.copy(tmp_path / "pension_cert.db", tmp_path / "dump.db")  # last night's backup
     ctx = context()
@@ -181,8 +185,11 @@ def test_the_console_command_does_a_withdrawal_again_on_a_real_file_restore(
     shutil.copy(tmp_path / "dump.db", tmp_path / "pension_cert.db")  # the restore
 
     assert main(["console", "record-restore", "--reason", "磁盘故障，恢复前一晚的备份"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    out = json.loads(printed)
     assert [w["kind"] for w in out["withdrawals_redone"]] == [WITHDRAWN_ACTION], out
+    assert out["withdrawals_redone"][0]["target"] == mask_text(external_id)  # the log line's `audit …` target
+    assert number not in printed
     assert main(["console", "record-restore", "--reason", "磁盘故障，恢复前一晚的备份"]) == 0
     assert json.loads(capsys.readouterr().out)["withdrawals_redone"] == []
     ctx = context()

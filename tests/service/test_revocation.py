@@ -112,14 +112,14 @@ def test_revoking_the_only_certification_lets_the_next_run_suspend(ctx: ServiceC
     fraud = today - dt.timedelta(days=5)
     cid, _ = _certify(ctx, bid, fraud)
     with ctx.db() as db:
-        assert run_cycle(db, today, ctx.rules) == []
+        assert run_cycle(db, today, ctx.rules, cases=ctx.hooks.case_sources()) == []
     done = _revoke(ctx, cid)
     assert done.counted and done.valid_until == lapsed and done.last_certified_on is None
     b = _row(ctx, bid)
     assert b.status == "active"  # nothing suspended by the revocation itself: the run does it
     assert cycle_state(b.status, b.valid_until, today, ctx.rules) is CycleState.OVERDUE
     with ctx.db() as db:
-        assert run_cycle(db, today, ctx.rules) == [bid]
+        assert run_cycle(db, today, ctx.rules, cases=ctx.hooks.case_sources()) == [bid]
 
 
 def test_the_validity_falls_back_to_the_certifications_left(ctx: ServiceContext) -> None:
@@ -132,7 +132,7 @@ def test_the_validity_falls_back_to_the_certifications_left(ctx: ServiceContext)
     done = _revoke(ctx, cid, reason="wrong_accept", note="复查发现视频中为他人")
     assert (done.valid_until, done.last_certified_on) == (genuine_until, today - dt.timedelta(days=300))
     with ctx.db() as db:
-        assert run_cycle(db, today, ctx.rules) == []  # still covered by the genuine one
+        assert run_cycle(db, today, ctx.rules, cases=ctx.hooks.case_sources()) == []  # still covered by the genuine one
     # A later date from elsewhere (the roster's own) is not shortened by revoking an earlier certification.
     other = _person(ctx)
     late, _ = _certify(ctx, other, today - dt.timedelta(days=20))

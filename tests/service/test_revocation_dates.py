@@ -41,7 +41,7 @@ def test_a_same_person_finding_does_not_bring_back_a_revoked_validity(ctx: Servi
     assert grace is not None and grace > lapsed
     assert (b.valid_until, done.valid_until, b.last_certified_on) == (grace, grace, None)
     with ctx.db() as db:  # lapsed when the grace date ends (the fraud's year gave nothing)
-        assert run_cycle(db, grace + dt.timedelta(days=1), ctx.rules) == [bid]
+        assert run_cycle(db, grace + dt.timedelta(days=1), ctx.rules, cases=ctx.hooks.case_sources()) == [bid]
 
 
 def test_a_late_entered_certification_leaves_its_own_validity(ctx: ServiceContext) -> None:
@@ -61,7 +61,7 @@ def test_a_late_entered_certification_leaves_its_own_validity(ctx: ServiceContex
         late = db.scalars(select(Certification).where(Certification.beneficiary_id == bid, in_force())).one()
         assert late.valid_until == own
         assert check_code(db, ctx.keyring, late.code, own + dt.timedelta(days=1))[1].status is CertificateStatus.EXPIRED
-        assert run_cycle(db, own + dt.timedelta(days=1), ctx.rules) == [bid]
+        assert run_cycle(db, own + dt.timedelta(days=1), ctx.rules, cases=ctx.hooks.case_sources()) == [bid]
 
 
 def test_a_late_entry_stores_its_own_validity_and_the_record_keeps_the_later_one(ctx: ServiceContext) -> None:
@@ -96,7 +96,7 @@ def test_a_late_entry_stored_with_the_frauds_date_is_cut_back_by_the_revocation(
     own = valid_until(seen, ctx.rules, b.region, b.birth_date)
     assert factories.update(ctx, Certification, late).valid_until == own == b.valid_until
     with ctx.db() as db:
-        assert run_cycle(db, own + dt.timedelta(days=1), ctx.rules) == [bid]
+        assert run_cycle(db, own + dt.timedelta(days=1), ctx.rules, cases=ctx.hooks.case_sources()) == [bid]
 
 
 def test_with_nothing_left_the_validity_goes_back_to_what_it_was(ctx: ServiceContext) -> None:

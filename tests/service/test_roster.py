@@ -246,10 +246,10 @@ def test_the_previous_persons_certification_keeps_nobody_s_benefit_running(
     assert changed.identity_since is not None and kept.identity_since is None
     after_grace = TERMS.today + dt.timedelta(days=91)
     assert changed.valid_until is not None and changed.valid_until < after_grace
-    assert run_cycle(db, after_grace, TERMS.rules) == [changed.id]
+    assert run_cycle(db, after_grace, TERMS.rules, cases=()) == [changed.id]
     assert changed.status == "suspended" and kept.status == "active"
     # The new person certifies: that certification is theirs and counts.
     _certified(db, changed.id, after_grace, dt.date(2027, 8, 31))
     changed.status, changed.suspended_on, changed.valid_until = "active", None, None  # as if the row lagged
     db.flush()
-    assert run_cycle(db, after_grace + dt.timedelta(days=1), TERMS.rules) == []
+    assert run_cycle(db, after_grace + dt.timedelta(days=1), TERMS.rules, cases=()) == []

@@ -228,6 +228,7 @@ def _restored(args: argparse.Namespace) -> int:
     from service.certification.withdrawal_replay import reapply_withdrawals
     from service.features.console import account_kept
     from service.features.console.audit_chain import record
+    from service.infra.security import mask_text
     from service.infra.storage import StorageError
 
     with ctx.db() as db:
@@ -250,8 +251,12 @@ def _restored(args: argparse.Namespace) -> int:
             refused = "run it again once it takes writes: the rerun completes this restore, never records a second"
             raise _storage_failure(exc, unreadable, refused) from None
         # The withdrawals (and staff accounts' rights taken away) later than the dump, done again (each audited; a
-        # rerun skips those done); the accounts' grants, never redone, listed for an admin.
-        redone = [{"kind": w.kind, "target": w.target, "at": w.at} for w in reapply_withdrawals(db, ctx, withdrawals)]
+        # rerun skips those done); the accounts' grants, never redone, listed for an admin. A person keyed by an ID
+        # number is named masked, as the withdrawal's `audit` log line names them (the runbook matches the two).
+        redone = [
+            {"kind": w.kind, "target": mask_text(w.target), "at": w.at}
+            for w in reapply_withdrawals(db, ctx, withdrawals)
+        ]
         # `why`: a grant (an account's creation or confirmation among them), a newer change the database holds (not
         # redone), a narrowing that disabled the account; `todo`: what is done by hand, and where.
         grants = [

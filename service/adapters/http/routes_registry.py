@@ -58,7 +58,7 @@ def get_beneficiary(
         # details, where a number-like one is masked).
         audit_read(db, actor, MISS, "-", {"by": "external_id", "asked": asked(external_id)})
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    (row,) = registry.views(db, [b], _day(today, ctx.settings), ctx.rules)
+    (row,) = registry.views(db, [b], _day(today, ctx.settings), ctx.rules, cases=ctx.hooks.case_sources())
     view = BeneficiaryView.model_validate(row)
     audit_read(db, actor, "beneficiary.read", b.external_id, {"by": "external_id"})
     return view
@@ -94,7 +94,7 @@ def find_beneficiary(ctx: Ctx, db: DB, actor: ApiClient, id_number: str, today: 
         # "Is this number a pensioner?" asked of many numbers is the oracle to see: audited, without the number.
         audit_read(db, actor, MISS, "-", {"by": "id_number"})
         raise NotFoundError("beneficiary", "BENEFICIARY_UNKNOWN")
-    (row,) = registry.views(db, [b], _day(today, ctx.settings), ctx.rules)
+    (row,) = registry.views(db, [b], _day(today, ctx.settings), ctx.rules, cases=ctx.hooks.case_sources())
     view = BeneficiaryView.model_validate(row)
     audit_read(db, actor, "beneficiary.read", b.external_id, {"by": "id_number"})
     return view
@@ -113,8 +113,9 @@ def get_list(
     if which not in registry.LISTS:
         raise ServiceError("NOT_FOUND", f"list must be one of {registry.LISTS}")
     day = _day(today, ctx.settings)
-    people = registry.status_list(db, which, day, ctx.rules)
-    rows = registry.views(db, people, day, ctx.rules)
+    cases = ctx.hooks.case_sources()  # open requests for a home visit or a manual review (cycle.being_decided)
+    people = registry.status_list(db, which, day, ctx.rules, cases=cases)
+    rows = registry.views(db, people, day, ctx.rules, cases=cases)
     shown = [person_ref(b.external_id, b.id) for b in people]
     registry.audit_shown(db, actor, "list.read", which, {"people": len(rows), "format": format}, shown)
     if format == "csv":

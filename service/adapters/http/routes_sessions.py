@@ -144,8 +144,10 @@ def upload_id_card(
     session_id: SessionId,
     request_id: RequestId,
     file: Annotated[UploadFile, File()],
+    arrived_at: Arrival,
 ) -> SessionStatus:
-    return _upload(ctx, db, session_id, token, UploadKind.ID_CARD, file, request_id, None, None)
+    # The card may be the upload that queues the session: stamped with its arrival, as the video (Part AU).
+    return _upload(ctx, db, session_id, token, UploadKind.ID_CARD, file, request_id, None, arrived_at)
 
 
 @router.post(

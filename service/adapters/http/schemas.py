@@ -199,6 +199,11 @@ class RosterReport(ApiModel):
         description="external ids of records held as deceased whose row gives a living status: the death stands "
         "(a supervisor withdraws a death recorded by mistake in the console)"
     )
+    death_withdrawn_kept: list[str] = Field(
+        description="external ids of records whose death a supervisor withdrew and whose row still says deceased, "
+        "as at its last import (no date of death: the death withdrawn); they stay living (a death since is "
+        "registered in the console; a row saying deceased after the roster said living applies)"
+    )
     rejected_rows: list[dict[str, Any]]
 
 

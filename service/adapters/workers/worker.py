@@ -10,7 +10,7 @@ back at once and is replaced.
 Each thread has a name of its own (``<process heartbeat name>:t<slot>.<serial>``, a replacement a new one): its
 claims carry it (``worker_id``), its log lines and its heartbeat row, which alone vouches for the jobs it claims
 (``worker_process``). A thread that dies stops beating, so its job is free once its row is stale even if nobody
-hands it back; the others' beats do not keep it.
+hands it back; the others' beats do not keep it. Each job runs under a time limit below its lease (job_limit.py).
 """
 
 from __future__ import annotations
@@ -23,13 +23,22 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
+from pipelines.stop import Stopped, stop_when
+from service.adapters.workers.job_limit import Deadline, time_limit_s, warn_if_past_lease
 from service.adapters.workers.supervisor import Supervisor
 from service.certification import heartbeat as heartbeats
 from service.certification.context import ServiceContext
 from service.certification.contract import Certifier
 from service.certification.heartbeat import Heartbeat
 from service.certification.models import CertSession, SessionState
-from service.certification.processing import OUTAGE_RETRIES, claim, outage_backoff, process, worker_name
+from service.certification.processing import (
+    OUTAGE_RETRIES,
+    claim,
+    give_up_timed_out,
+    outage_backoff,
+    process,
+    worker_name,
+)
 from service.features.install import install_features
 from service.infra.config import CertificationSettings
 from service.infra.observability import bind_session, metrics
@@ -112,8 +121,16 @@ class PollingWorker:
         self._holding[me] = sid  # left in place if this thread dies: the supervisor hands the job back
         try:
             with bind_session(sid):  # every log line of this job carries its session id
-                process(self.ctx, self._factory(), sid, name)
+                certifier = self._factory()  # loading the models (a process's first job) is not the job's time
+                with stop_when(Deadline(time_limit_s(self.ctx.settings)).passed):
+                    process(self.ctx, certifier, sid, name, interrupts=(Stopped,))
             self._local.outages = 0
+        except Stopped:
+            # Past its time limit, before its lease ends: the pipeline stopped at its next safe point and the job
+            # is given up here (an attempt spent, the reason recorded), not left to be taken by another worker
+            # while this one still decodes (job_limit.py).
+            limit = time_limit_s(self.ctx.settings)
+            give_up_timed_out(self.ctx, sid, name, f"the job ran past its time limit ({limit:g} s)")
         except Exception:
             # A database outage, in practice (process() puts back every other failure, an attempt spent): the
             # job is taken back without spending an attempt, after a back-off (at once made a tight loop of log
@@ -132,6 +149,7 @@ class PollingWorker:
     def run_forever(self) -> None:
         name = getattr(self._local, "name", self.name)
         log.info("worker %s polling %s", name, self.ctx.engine.url.render_as_string(hide_password=True))
+        warn_if_past_lease(self.ctx.settings)
         observability = self.ctx.settings.observability  # a worker of its own (0: off; embedded: via the API)
         metrics.serve_port(
             observability.metrics_port, observability.metrics_token, self.ctx.settings.env == "production"

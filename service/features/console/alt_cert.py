@@ -23,15 +23,15 @@ from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
 from service.certification.current_person import dated_for_current_person
-from service.certification.deaths import record_death, withdraw_death
+from service.certification.deaths import made_after, record_death, withdraw_death
 from service.certification.errors import ServiceError
-from service.certification.evidence_hold import HoldReason, hold_if_stored
+from service.certification.evidence_hold import MAX_NOTE_CHARS, HoldReason, ask_release, hold_if_stored
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
-    Certification,
     CertSession,
     CycleEvent,
+    EvidenceHold,
     SessionDecision,
     SessionState,
     one_of_hashes,
@@ -42,13 +42,14 @@ from service.features.console import accounts, audit_chain, scope
 from service.features.console.alert_review import raise_for_import, raise_if_recertified
 from service.features.console.auth import Staff
 from service.features.console.models import AltCertification, ConsoleAlert, DeathRecord
-from service.infra.clock import local_today
-from service.infra.security import mask_id, new_token, normalise_id, token_hash
+from service.infra.clock import HasTimeZone, local_today
+from service.infra.security import mask_id, mask_text, new_token, normalise_id, token_hash
 
 KINDS = ("counter", "home_visit", "activity")
 EVIDENCE_COLUMNS = ("event_date", "source", "reference")
 MAX_EVIDENCE_ROWS = 100_000
 DEATH_ALERT = "certified_after_death"  # a certification accepted after the recorded date of death
+WITHDRAWN = "death_withdrawn"  # a DEATH_ALERT's detail: closed by the withdrawal of the death that raised it
 FORM_KEY = "form"  # the evidence's key for the token of the console form that recorded it
 
 
@@ -200,9 +201,11 @@ def mark_deceased(
     seen_source: str | None = None,
     *,
     hold_days: int,
+    zone: HasTimeZone,
 ) -> list[ConsoleAlert]:
-    """Block further certification; alert on every certification accepted after the date of death (someone
-    certified for a dead person: fraud or a wrong death record, either way a person must look), once per
+    """Block further certification; alert on every certification made after the date of death (someone certified
+    for a dead person: fraud or a wrong death record, either way a person must look; made: the day of the video's
+    upload, deaths.made_on, in the bureau's calendar `zone`, not the day staff accepted it), once per
     certification however often the death is registered (a double submit, a second tab, a corrected date), and
     hold each one's media for `hold_days` (EVIDENCE_HOLD_DAYS; evidence_hold.py): the purge would otherwise delete
     the video of the very certification under suspicion while its alert is open.
@@ -218,7 +221,7 @@ def mark_deceased(
     # The sessions of the certifications dated after the death first (their media may be held below), then the
     # person's row, re-read (service/certification/lock_order.py): a second registration at the same moment waits
     # here, then sees the first's record (the same one: nothing to do; another: refused).
-    _lock_sessions_after(db, b, date_of_death)
+    _lock_sessions_after(db, zone, b, date_of_death)
     db.refresh(b, with_for_update=True)
     # populate_existing: the record as committed now, not as this unit may have loaded it before the lock.
     rec = db.get(DeathRecord, b.id, populate_existing=True)
@@ -239,7 +242,7 @@ def mark_deceased(
         )
     else:
         rec.date_of_death, rec.source, rec.recorded_by = date_of_death, source.strip(), staff.id
-    alerts = _late_certification_alerts(db, b, date_of_death)
+    alerts = _late_certification_alerts(db, zone, b, date_of_death)
     held = sum(_hold_evidence(db, staff, b, alert, hold_days) for alert in alerts)
     db.add_all(alerts)
     audit_chain.record(
@@ -277,6 +280,7 @@ def withdraw_deceased(
     event = withdraw_death(db, b)
     if rec is not None:
         db.delete(rec)
+    closed, asked = _close_death_alerts(db, staff, b, reason.strip())
     audit_chain.record(
         db,
         staff.actor,
@@ -287,16 +291,40 @@ def withdraw_deceased(
             "reason": reason.strip()[:500],
             "status": str(b.status),
             "payment_event": event.id if event is not None else None,
+            "alerts_closed": closed,
+            "hold_release_asked": asked,
         },
     )
     return event
 
 
-def _lock_sessions_after(db: Session, b: Beneficiary, date_of_death: dt.date) -> None:
-    """Lock the sessions of `b`'s certifications dated after `date_of_death`, by id (before the person's row)."""
-    late = select(Certification.session_id).where(
-        Certification.beneficiary_id == b.id, Certification.certified_on > date_of_death
+def _close_death_alerts(db: Session, staff: Staff, b: Beneficiary, reason: str) -> tuple[int, int]:
+    """Close the open `certified_after_death` alerts of `b` (a certification after a death that is withdrawn is no
+    longer under suspicion), each audited as handled by the withdrawal (`alert.resolve`, `death_withdrawn`), and ask
+    the release of the evidence holds they placed: the withdrawing supervisor's request, a second supervisor's
+    confirmation releasing them (evidence_hold.ask_release: one person alone, a withdrawal being one supervisor's
+    act, never lets the purge delete held evidence). Before, both stayed open for a supervisor to find on the alerts
+    page. How many alerts were closed and releases asked. `b`'s row locked (the alerts after it, as
+    alert_review.resolve_alert takes them)."""
+    query = select(ConsoleAlert).where(
+        ConsoleAlert.beneficiary_id == b.id, ConsoleAlert.kind == DEATH_ALERT, ConsoleAlert.resolved.is_(False)
     )
+    alerts = db.scalars(query.order_by(ConsoleAlert.id).with_for_update()).all()
+    note = mask_text(f"死亡登记已撤销：{reason}")[:MAX_NOTE_CHARS]
+    asked = 0
+    for a in alerts:
+        a.resolved = True
+        a.detail = {**a.detail, "resolved_by": staff.username, "resolve_note": note, WITHDRAWN: True}
+        audit_chain.record(db, staff.actor, "alert.resolve", str(a.id), {"kind": a.kind, "note": note, WITHDRAWN: True})
+        hold = db.get(EvidenceHold, a.detail["hold"]) if "hold" in a.detail else None
+        if hold is not None and ask_release(db, hold, note, staff.actor, b.external_id):
+            asked += 1
+    return len(alerts), asked
+
+
+def _lock_sessions_after(db: Session, zone: HasTimeZone, b: Beneficiary, date_of_death: dt.date) -> None:
+    """Lock the sessions of `b`'s certifications made after `date_of_death`, by id (before the person's row)."""
+    late = [c.session_id for c, _ in made_after(db, zone, b.id, date_of_death)]
     db.scalars(select(CertSession.id).where(CertSession.id.in_(late)).order_by(CertSession.id).with_for_update()).all()
 
 
@@ -305,22 +333,25 @@ def _hold_evidence(db: Session, staff: Staff, b: Beneficiary, alert: ConsoleAler
     the alert says what became of them: held, already purged, or none stored (a counter certification). Whether
     a hold was placed."""
     session_id = str(alert.detail["session"])
-    note = f"死亡日期 {alert.detail['date_of_death']} 后仍认证通过（{alert.detail['certified_on']}），待核实"
+    died, made, certified = (alert.detail[k] for k in ("date_of_death", "made_on", "certified_on"))
+    note = f"死亡日期 {died} 后仍认证通过（认证材料提交日期 {made}，认证日期 {certified}），待核实"
     state, hold = hold_if_stored(db, session_id, HoldReason.INVESTIGATION, staff.actor, b.external_id, note, hold_days)
     alert.detail = {**alert.detail, "evidence": state.value} | ({"hold": hold.id} if hold is not None else {})
     return hold is not None
 
 
-def _late_certification_alerts(db: Session, b: Beneficiary, date_of_death: dt.date) -> list[ConsoleAlert]:
-    """An alert for each certification of `b` dated after `date_of_death` not alerted yet."""
-    late = db.scalars(
-        select(Certification).where(Certification.beneficiary_id == b.id, Certification.certified_on > date_of_death)
-    ).all()
-    raised = {
+def _late_certification_alerts(
+    db: Session, zone: HasTimeZone, b: Beneficiary, date_of_death: dt.date
+) -> list[ConsoleAlert]:
+    """An alert for each certification of `b` made after `date_of_death` (deaths.made_on: a video made while the
+    person lived, accepted by staff after the death, is none) not alerted yet."""
+    late = made_after(db, zone, b.id, date_of_death)
+    raised = {  # an alert a withdrawal closed was about the death withdrawn: a death registered again raises anew
         str(a.detail.get("session"))
         for a in db.scalars(
             select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == b.id, ConsoleAlert.kind == DEATH_ALERT)
         )
+        if not a.detail.get(WITHDRAWN)
     }
     return [
         ConsoleAlert(
@@ -328,11 +359,12 @@ def _late_certification_alerts(db: Session, b: Beneficiary, date_of_death: dt.da
             beneficiary_id=b.id,
             detail={
                 "date_of_death": date_of_death.isoformat(),
+                "made_on": made_on.isoformat(),
                 "certified_on": c.certified_on.isoformat(),
                 "session": c.session_id,
             },
         )
-        for c in late
+        for c, made_on in late
         if c.session_id not in raised
     ]
 

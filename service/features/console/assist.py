@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,6 +87,30 @@ def open_request(db: Session, beneficiary_id: int, openid: str) -> AssistRequest
             AssistRequest.status == AssistStatus.OPEN,
         )
     )
+
+
+def open_sql() -> ColumnElement[bool]:
+    """A request still open: staff owe it a home visit or a review (what `open_cases` reads, and the dashboard's
+    pre-filter of the people it reads)."""
+    return AssistRequest.status == AssistStatus.OPEN
+
+
+def open_cases(db: Session, beneficiary_ids: Sequence[int]) -> list[tuple[int, dt.datetime]]:
+    """The open requests of these people as the cycle reads them (contract.OpenCaseSource, registered by
+    install_features): (person, filed at). One filed by the last valid day, for the record's present person,
+    shelters them from the daily run's suspension as a video waiting for staff does (cycle.being_decided, bounded
+    the same way: `due_soon_days` past that day); closed (certified or answered), it shelters nobody."""
+    query = select(AssistRequest.beneficiary_id, AssistRequest.created_at).where(
+        AssistRequest.beneficiary_id.in_(beneficiary_ids), open_sql()
+    )
+    return [(bid, filed) for bid, filed in db.execute(query).all()]
+
+
+def open_kind(db: Session, beneficiary_id: int) -> str | None:
+    """What the person's earliest open request asks for, in Chinese (上门认证, 人工审核); None when none is open."""
+    query = select(AssistRequest.kind).where(AssistRequest.beneficiary_id == beneficiary_id, open_sql())
+    kind = db.scalar(query.order_by(AssistRequest.id).limit(1))
+    return KINDS_ZH.get(kind) if kind is not None else None
 
 
 def submit(

@@ -32,8 +32,9 @@ from service.certification.models import (
     SessionDecision,
 )
 from service.features.console import scope
+from service.features.console.assist import open_cases, open_sql
 from service.features.console.auth import Staff
-from service.features.console.models import ReviewDecision
+from service.features.console.models import AssistRequest, ReviewDecision
 from service.features.console.review_queue import open_case_filter, waiting_since
 
 # "undated": no validity date (rows from before imports dated everyone): never suspended, shown so staff date them.
@@ -183,10 +184,13 @@ def _awaiting_decision(
     db: Session, rules: CycleRules, today: dt.date, area: ColumnElement[str], staff: Staff | None
 ) -> Counter[str]:
     """By region, the active overdue people whose certification made in time is still being decided (the cycle's
-    one rule, `states_of`): only those lapsed within `due_soon_days` with an undecided session can be
-    (cycle.being_decided), so only they are read (a campaign's overdue would be thousands of rows)."""
+    one rule, `states_of`): only those lapsed within `due_soon_days` with an undecided session or an open request
+    for a home visit or a manual review can be (cycle.being_decided; the requests are this feature's own, the
+    source install_features registers), so only they are read (a campaign's overdue would be thousands of rows)."""
     lapsed = (Beneficiary.valid_until < today) & (Beneficiary.valid_until >= today - dt.timedelta(rules.due_soon_days))
-    undecided = exists().where(CertSession.beneficiary_id == Beneficiary.id, undecided_sql())
+    undecided = exists().where(CertSession.beneficiary_id == Beneficiary.id, undecided_sql()) | exists().where(
+        AssistRequest.beneficiary_id == Beneficiary.id, open_sql()
+    )
     rows = db.execute(
         select(area, Beneficiary).where(
             Beneficiary.status == BeneficiaryStatus.ACTIVE,
@@ -195,7 +199,7 @@ def _awaiting_decision(
             scope.region_filter(staff, Beneficiary.region),
         )
     ).all()
-    states = states_of(db, [b for _, b in rows], today, rules)
+    states = states_of(db, [b for _, b in rows], today, rules, cases=(open_cases,))
     return Counter(region for region, b in rows if states[b.id] is CycleState.AWAITING_DECISION)
 
 

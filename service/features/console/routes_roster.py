@@ -200,7 +200,7 @@ def _person_page(
         today = local_today(ctx.settings)
         # The one rule of the lists, the API view and the dashboard: a certification made in time that waits for
         # staff reads 认证待审核, not 已逾期 (cycle.states_of sees the sessions; state_of alone cannot).
-        state = states_of(db, [b], today, ctx.rules)[b.id]
+        state = states_of(db, [b], today, ctx.rules, cases=ctx.hooks.case_sources())[b.id]
     return no_store(
         render(
             request,
@@ -280,7 +280,9 @@ def deceased(
             settings = ctx_of(request).settings
             today = local_today(settings)
             hold_days = settings.storage.evidence_hold_days  # the media of a certification dated after it: held
-            mark_deceased(db, staff, b, when, source[:500], today, seen, recorded_source, hold_days=hold_days)
+            mark_deceased(
+                db, staff, b, when, source[:500], today, seen, recorded_source, hold_days=hold_days, zone=settings
+            )
     except ValueError:
         return redirect(f"/beneficiaries/{bid}?e=date")
     except StaleDeathForm as exc:

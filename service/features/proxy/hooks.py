@@ -40,6 +40,7 @@ from service.features.proxy.bindings import (
     to_rule,
 )
 from service.features.proxy.claim_retention import erase_unverified_claims
+from service.features.proxy.deceased_relatives import end_bindings_of_the_deceased
 from service.features.proxy.elder_bindings import ENDED_BY_ELDER, reapply_end
 from service.features.proxy.errors import ProxyServiceError
 from service.features.proxy.holds import BLAMELESS, hold, no_longer_bound, why_not_bound
@@ -103,6 +104,7 @@ def install(ctx: ServiceContext) -> None:
     ctx.hooks.identity_confirmations["proxy"] = restore_for_same_person  # a typo corrected: they are given back
     ctx.hooks.upkeep["proxy"] = expire_pending  # daily: bindings unconsented past the window expire
     ctx.hooks.upkeep["proxy.deceased"] = erase_templates_of_the_deceased  # daily: a dead relative's template goes
+    ctx.hooks.upkeep["proxy.deceased_bindings"] = end_bindings_of_the_deceased  # daily: and their bindings end
     ctx.hooks.upkeep["proxy.claims"] = erase_unverified_claims  # daily: a purged, unaccepted claim's number goes
     ctx.hooks.reapply[ENDED_BY_ELDER] = reapply_end  # after a restore: a binding the elder ended ends again
     ctx.hooks.reapply[OPERATOR_WITHDRAWN] = reapply_withdrawal  # after a restore: a relative's withdrawal again

@@ -21,7 +21,8 @@ class WeChatConfig:
     deadline_s: float = DEADLINE_S
     # Refresh the access token when it has less than this left (WeChat tokens live 7200 s).
     token_refresh_margin_s: int = 300
-    templates: dict[str, str] = field(default_factory=dict)  # "result", "due_soon", "overdue" → template id
+    # "result", "due_soon", "overdue" → template id (the key mappings: settings, template_fit.keys_of)
+    templates: dict[str, str] = field(default_factory=dict)
     certify_menu_key: str = "CERTIFY"
     # The official account's EncodingAESKey (43 characters): pushes are encrypted and signed as a whole (安全模式,
     # service/features/wechat/safe_mode.py); empty: plain-text mode, whose signature does not cover the body.

@@ -1,9 +1,15 @@
 """What each WeChat template message says: one title naming what was decided (or is due) for whom, and every
-keyword filled with a real value, never a placeholder (issue 21). The mapping kind → template → keywords → when
-sent → recipient is documented in docs/wechat.md ("Template messages").
+field filled with a real value, never a placeholder (issue 21). The mapping kind → template → fields → when sent →
+recipient is documented in docs/wechat.md ("Template messages").
 
-Every message uses the same fields: ``first`` (the title), ``keyword1`` (the person concerned), ``keyword2``,
-``keyword3`` and ``remark`` (what to do next). Composition only reads the database; notify.py decides whether a
+A message is composed of SEMANTIC fields (`FIELDS_OF`): ``title``, ``name`` (the person concerned), ``status`` (the
+outcome or state in words), ``state`` (the same as one word of PHRASES, for a template's ``phrase`` key),
+``due_date`` or ``decided_on`` (the date that matters), ``detail``, ``next_step`` (what to do now) and ``ref`` (the
+session's or request's number, digits and letters only). A text field may hold shorter wordings after the full one
+(each still saying what to do: a template key of 20 characters takes the first that fits, never a text cut
+mid-word). Which field goes into which key of the bureau's template: its mapping in WECHAT_TEMPLATES, else the
+kind's classic form (`CLASSIC`: WeChat no longer shows ``first``/``remark``, so what matters is in keyword1-3);
+fitted to the key's type by template_fit.py. Composition only reads the database; notify.py decides whether a
 message is due at all.
 """
 
@@ -12,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -19,11 +26,44 @@ from service.certification.models import Beneficiary, BeneficiaryStatus, CertSes
 from service.features.console.assist import KINDS_ZH
 from service.features.console.models import AssistOutcome, AssistRequest
 from service.features.proxy.models import ProxySession, ProxySessionKind, subject_of
-from service.infra.clock import HasTimeZone, local_date
+from service.infra.clock import HasTimeZone
 
 # A kind without a template id of its own is sent with this one (same fields), so a deployment configured with
 # the three original templates keeps working: staff decisions look like results, suspensions like overdue notices.
 TEMPLATE_FALLBACK = {"review": "result", "suspended": "overdue", "assist": "result", "revoked": "overdue"}
+
+# Every text field a notice may have; dates are `due_date` (by when to certify) and `decided_on` (when it was decided).
+Value = str | tuple[str, ...] | dt.date | dt.datetime
+TEXT_FIELDS = frozenset({"title", "name", "status", "state", "detail", "next_step", "ref"})
+DATE_FIELDS = frozenset({"due_date", "decided_on"})
+# The words a `phrase` key may take (≤ 5 Chinese characters): a notice's `state` is always one of them.
+PHRASES = frozenset({"已通过", "未通过", "待审核", "需重新认证", "即将到期", "已到期", "已暂停", "已撤销", "已办结"})
+_DECIDED = frozenset({"title", "name", "status", "state", "decided_on", "detail", "next_step", "ref"})
+_DUE = frozenset({"title", "name", "status", "state", "due_date", "detail", "next_step"})
+FIELDS_OF: dict[str, frozenset[str]] = {
+    "result": _DECIDED,
+    "review": _DECIDED,
+    "assist": _DECIDED,
+    "due_soon": _DUE,
+    "overdue": _DUE,
+    "suspended": _DUE,
+    "revoked": _DUE,
+}
+# The classic form (a template id alone in WECHAT_TEMPLATES): WeChat drops `first` and `remark` (sent, never shown),
+# so the name, the outcome or date, and the next step are in keyword1-3 (20 characters each on historic templates).
+_CLASSIC_DECIDED = {"first": "title", "keyword1": "name", "keyword2": "status", "keyword3": "next_step"}
+_CLASSIC_DUE = {"first": "title", "keyword1": "name", "keyword2": "due_date", "keyword3": "next_step"}
+# A decision's `remark` repeats the next step in full (keyword3 holds its 20-character wording); a revocation's date
+# may be missing, so its keyword2 is what happened and the date is in the next step.
+CLASSIC: dict[str, dict[str, str]] = {
+    "result": {**_CLASSIC_DECIDED, "remark": "next_step"},
+    "review": {**_CLASSIC_DECIDED, "remark": "next_step"},
+    "assist": {**_CLASSIC_DECIDED, "remark": "next_step"},
+    "due_soon": {**_CLASSIC_DUE, "remark": "detail"},
+    "overdue": {**_CLASSIC_DUE, "remark": "detail"},
+    "suspended": {**_CLASSIC_DUE, "remark": "detail"},
+    "revoked": {**_CLASSIC_DECIDED, "remark": "next_step"},
+}
 
 # What a decision means, by what the session was for. "self" and "certification" certify a pensioner.
 _ACCEPT, _REJECT, _RETRY = SessionDecision.ACCEPT, SessionDecision.REJECT, SessionDecision.RETRY
@@ -32,6 +72,7 @@ OUTCOME: dict[str, dict[str, str]] = {
     "verification": {_ACCEPT: "实名核验通过", _REJECT: "实名核验未通过", _RETRY: "需要重新核验"},
     "consent": {_ACCEPT: "授权已确认", _REJECT: "授权未确认", _RETRY: "需要重新录制授权视频"},
 }
+STATE: dict[str, str] = {_ACCEPT: "已通过", _REJECT: "未通过", _RETRY: "需重新认证", SessionDecision.REVIEW: "待审核"}
 UNDER_REVIEW = "已提交人工审核"
 SUBJECT = {
     "certification": "{name}的待遇资格认证",
@@ -43,11 +84,20 @@ PROXY_SUBJECT = "{name}的待遇资格认证(家属代办)"
 
 @dataclass(frozen=True)
 class Message:
-    data: dict[str, str]
+    """`fields`: semantic field → value (a tuple: the full wording, then shorter ones); `classic`: the kind's
+    classic key → field."""
+
+    fields: dict[str, Value]
     url: str
+    classic: dict[str, str]
 
 
-def template_kind(kind: str, templates: Mapping[str, str]) -> str:
+def _titled(name: str, title: str) -> tuple[str, str]:
+    """A title and its short form without the name (the name has a key of its own)."""
+    return (title, title.removeprefix(f"{name}的"))
+
+
+def template_kind(kind: str, templates: Mapping[str, object]) -> str:
     """The template a notice of `kind` is sent with (see TEMPLATE_FALLBACK)."""
     return kind if templates.get(kind) else TEMPLATE_FALLBACK.get(kind, kind)
 
@@ -62,6 +112,12 @@ def session_kind(db: Session, s: CertSession) -> tuple[str, bool]:
     if ps is None:
         return "certification", False
     return str(ps.kind), ps.kind == ProxySessionKind.CERTIFICATION.value
+
+
+def _local(tz: HasTimeZone, at: dt.datetime) -> dt.datetime:
+    """The bureau's wall-clock time of an instant (a naive datetime is UTC, as stored)."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    return aware.astimezone(ZoneInfo(tz.time_zone))
 
 
 def decision_message(
@@ -86,15 +142,17 @@ def decision_message(
         return None
     subject = (PROXY_SUBJECT if by_relative else SUBJECT[kind]).format(name=name)
     title = f"{subject}：人工审核结果" if staff else f"{subject}结果"
-    decided = s.decided_at or s.created_at
-    data = {
-        "first": title,
-        "keyword1": name,
-        "keyword2": outcome,
-        "keyword3": zh_date(local_date(tz, decided)),  # the bureau's date, not UTC's
-        "remark": _next_step(kind, decision, b, staff),
+    fields: dict[str, Value] = {
+        "title": _titled(name, title),
+        "name": name,
+        "status": outcome,
+        "state": STATE[decision],
+        "decided_on": _local(tz, s.decided_at or s.created_at),  # the bureau's date, not UTC's
+        "detail": _titled(name, subject),
+        "next_step": _next_step(kind, decision, b, staff),
+        "ref": s.id.replace("-", ""),  # 32 hex digits: a character_string key's limit
     }
-    return Message(data, f"{base}/h5/result/{s.id}")
+    return Message(fields, f"{base}/h5/result/{s.id}", CLASSIC["result"])
 
 
 # A reject's next step. A relative's own real-name check is nobody's pension: no home visit, no certification.
@@ -103,24 +161,42 @@ MACHINE_REJECT = "点击查看原因。可在光线充足处重新认证,或到�
 STAFF_REJECT = "经工作人员审核,本次认证未通过。可重新认证,或到社保经办窗口办理、申请上门认证。"
 VERIFICATION_REJECT = "点击查看原因。可返回“为家人认证”重新核验,或到社保经办窗口办理。"
 STAFF_VERIFICATION_REJECT = "经工作人员审核,本次实名核验未通过。可返回“为家人认证”重新核验,或到社保经办窗口办理。"
+REVIEWING = "工作人员将尽快审核,审核结果将另行通知。"
+RETAKE = "工作人员请您重新录制视频,点击进入重新认证。"
+# The same next steps in 20 characters at most, for a key that takes no more (a historic keyword, a `thing`).
+SHORT = {
+    MACHINE_REJECT: "点击查看原因,可重新认证或申请上门认证",
+    STAFF_REJECT: "审核未通过,可重新认证或到社保窗口办理",
+    VERIFICATION_REJECT: "点击查看原因,可重新核验或到窗口办理",
+    STAFF_VERIFICATION_REJECT: "可重新核验或到社保窗口办理",
+    RETAKE: "请点击进入,重新录制视频认证",
+}
 
 
-def _next_step(kind: str, decision: str, b: Beneficiary | None, staff: bool) -> str:
+def _step(full: str, *short: str) -> tuple[str, ...]:
+    return (full, *short, *([SHORT[full]] if full in SHORT else []))
+
+
+def _next_step(kind: str, decision: str, b: Beneficiary | None, staff: bool) -> tuple[str, ...]:
     if decision == SessionDecision.REVIEW:
-        return "工作人员将尽快审核,审核结果将另行通知。"
+        return _step(REVIEWING)
     if decision == SessionDecision.RETRY:
-        return "工作人员请您重新录制视频,点击进入重新认证。"
+        return _step(RETAKE)
     if decision == SessionDecision.REJECT and kind == "verification":
-        return STAFF_VERIFICATION_REJECT if staff else VERIFICATION_REJECT
+        return _step(STAFF_VERIFICATION_REJECT if staff else VERIFICATION_REJECT)
     if decision == SessionDecision.REJECT:
-        return STAFF_REJECT if staff else MACHINE_REJECT
+        return _step(STAFF_REJECT if staff else MACHINE_REJECT)
     if kind == "verification":
-        return "您现在可以为家人办理代办认证。"
+        return _step("您现在可以为家人办理代办认证。")
     if kind == "consent" and b is not None:
-        return f"现在可以为{b.name}办理代办认证。"
+        return _step(f"现在可以为{b.name}办理代办认证。", "现在可以办理代办认证")
     if b is not None and b.valid_until is not None:
-        return f"本次认证有效期至{zh_date(b.valid_until)}。"
-    return "点击查看详情。"
+        return _valid_until(b.valid_until)
+    return _step("点击查看详情。")
+
+
+def _valid_until(until: dt.date) -> tuple[str, ...]:
+    return _step(f"本次认证有效期至{zh_date(until)}。", f"有效期至{zh_date(until)}")
 
 
 def reminder_message(kind: str, b: Beneficiary, base: str) -> Message | None:
@@ -129,27 +205,36 @@ def reminder_message(kind: str, b: Beneficiary, base: str) -> Message | None:
     if until is None:
         return None
     name, day = b.name, zh_date(until)
+    fields: dict[str, Value]
     if kind == "due_soon":
-        data = {
-            "first": f"{name}的待遇资格认证即将到期",
-            "keyword3": "待遇正常发放",
-            "remark": f"请在{day}前完成认证,以免影响待遇发放。",
+        fields = {
+            "title": _titled(name, f"{name}的待遇资格认证即将到期"),
+            "status": "即将到期",
+            "state": "即将到期",
+            "detail": "待遇正常发放",
+            "next_step": _step(f"请在{day}前完成认证,以免影响待遇发放。", f"请在{day}前完成认证"),
         }
     elif kind == "overdue":
-        data = {
-            "first": f"{name}的待遇资格认证已到期",
-            "keyword3": "待遇仍正常发放,逾期未认证将暂停发放",
-            "remark": "请尽快完成认证。",
+        fields = {
+            "title": _titled(name, f"{name}的待遇资格认证已到期"),
+            "status": "已到期",
+            "state": "已到期",
+            "detail": "待遇仍正常发放,逾期未认证将暂停发放",
+            "next_step": _step("请尽快完成认证,逾期未认证将暂停发放。"),
         }
     elif kind == "suspended" and b.suspended_on is not None:
-        data = {
-            "first": f"{name}的待遇已暂停发放",
-            "keyword3": f"自{zh_date(b.suspended_on)}起暂停发放",
-            "remark": "完成认证后将恢复发放,暂停期间的待遇按规定补发。",
+        fields = {
+            "title": _titled(name, f"{name}的待遇已暂停发放"),
+            "status": "待遇已暂停发放",
+            "state": "已暂停",
+            "detail": f"自{zh_date(b.suspended_on)}起暂停发放",
+            "next_step": _step(
+                "待遇已暂停发放,完成认证后将恢复发放,暂停期间的待遇按规定补发。", "待遇已暂停,完成认证后恢复发放"
+            ),
         }
     else:
         return None
-    return Message({"keyword1": name, "keyword2": day, **data}, f"{base}/h5/")
+    return Message({"name": name, "due_date": until, **fields}, f"{base}/h5/", CLASSIC[kind])
 
 
 def revocation_message(b: Beneficiary, certified_on: dt.date, today: dt.date, base: str) -> Message:
@@ -157,21 +242,50 @@ def revocation_message(b: Beneficiary, certified_on: dt.date, today: dt.date, ba
     by the validity recomputed without it (a date already past, a suspension, or no date said as they are)."""
     until = b.valid_until
     if until is None:
-        day, remark = "请尽快重新认证", "请尽快重新完成认证,以免影响待遇发放。"
+        step = _step("请尽快重新完成认证,以免影响待遇发放。")
     elif b.status == BeneficiaryStatus.SUSPENDED:
-        day, remark = zh_date(until), "待遇已暂停发放,请尽快重新认证,完成认证后将恢复发放。"
+        step = _step("待遇已暂停发放,请尽快重新认证,完成认证后将恢复发放。", "待遇已暂停,请尽快重新认证")
     elif until >= today:
-        day, remark = zh_date(until), f"请在{zh_date(until)}前重新完成认证,以免影响待遇发放。"
+        step = _step(f"请在{zh_date(until)}前重新完成认证,以免影响待遇发放。", f"请在{zh_date(until)}前重新完成认证")
     else:
-        day, remark = zh_date(until), f"认证有效期已于{zh_date(until)}届满,请尽快重新认证,逾期未认证将暂停发放。"
-    data = {
-        "first": f"{b.name}的待遇资格认证已被撤销",
-        "keyword1": b.name,
-        "keyword2": day,
-        "keyword3": f"{zh_date(certified_on)}的认证已被经办机构撤销",
-        "remark": remark,
+        step = _step(
+            f"认证有效期已于{zh_date(until)}届满,请尽快重新认证,逾期未认证将暂停发放。", "有效期已届满,请尽快重新认证"
+        )
+    on = zh_date(certified_on)
+    fields: dict[str, Value] = {
+        "title": _titled(b.name, f"{b.name}的待遇资格认证已被撤销"),
+        "name": b.name,
+        "status": (f"{on}的认证已被经办机构撤销", f"{on}的认证已被撤销", "此前的认证已被撤销"),
+        "state": "已撤销",
+        "detail": f"{on}的认证已被经办机构撤销",
+        "next_step": step,
     }
-    return Message(data, f"{base}/h5/")
+    if until is not None:
+        fields["due_date"] = until
+    return Message(fields, f"{base}/h5/", CLASSIC["revoked"])
+
+
+def relative_revocation_message(b: Beneficiary, today: dt.date, base: str) -> Message:
+    """What a relative reads of a revocation of `b`'s certification (relatives_told.py): certify `b` again, by the
+    date if it is still ahead (a date already past, a suspension or no date: "as soon as possible", the payment's
+    state not said)."""
+    until = b.valid_until
+    if until is not None and until >= today:
+        day = zh_date(until)
+        step = _step(f"请在{day}前为其重新办理认证,或陪同本人到社保经办窗口办理。", f"请在{day}前为其重新认证")
+    else:
+        step = _step("请尽快为其重新办理认证,或陪同本人到社保经办窗口办理。", "请尽快为其重新办理认证")
+    fields: dict[str, Value] = {
+        "title": (f"您绑定的家属{b.name}的待遇资格认证已被撤销", "家属的待遇资格认证已被撤销"),  # whoever made it
+        "name": b.name,
+        "status": "此前的一次认证已被经办机构撤销",
+        "state": "已撤销",
+        "detail": "此前的一次认证已被经办机构撤销",
+        "next_step": step,
+    }
+    if until is not None and until >= today:
+        fields["due_date"] = until
+    return Message(fields, f"{base}/h5/", CLASSIC["revoked"])
 
 
 def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZone) -> Message | None:
@@ -180,16 +294,21 @@ def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZon
     if req.closed_at is None or req.kind not in KINDS_ZH:
         return None
     if req.outcome == AssistOutcome.CERTIFIED and b.valid_until is not None:
-        outcome, remark = "已完成认证", f"本次认证有效期至{zh_date(b.valid_until)}。"
+        outcome, step = "已完成认证", _valid_until(b.valid_until)
     elif req.outcome == AssistOutcome.ANSWERED and req.outcome_note:
-        outcome, remark = "已处理", f"工作人员答复:{req.outcome_note}"
+        # The reply is the message: its shorter form is the reply alone, never a part of it (template_fit.py).
+        outcome, step = "已处理", (f"工作人员答复:{req.outcome_note}", req.outcome_note)
     else:
         return None
-    data = {
-        "first": f"{b.name}的{KINDS_ZH[req.kind]}申请已办结",
-        "keyword1": b.name,
-        "keyword2": outcome,
-        "keyword3": zh_date(local_date(tz, req.closed_at)),
-        "remark": remark,
+    matter = f"{b.name}的{KINDS_ZH[req.kind]}申请"
+    fields: dict[str, Value] = {
+        "title": _titled(b.name, f"{matter}已办结"),
+        "name": b.name,
+        "status": outcome,
+        "state": "已办结",
+        "decided_on": _local(tz, req.closed_at),
+        "detail": _titled(b.name, matter),
+        "next_step": step,
+        "ref": str(req.id),
     }
-    return Message(data, f"{base}/h5/")
+    return Message(fields, f"{base}/h5/", CLASSIC["assist"])

@@ -30,7 +30,15 @@ from service.features.wechat.messages import (
     session_kind,
 )
 from service.features.wechat.models import WeChatNotice, WeChatSessionLink
-from service.features.wechat.notice_queue import ASSIST, STAFF_DECISION, busy, reminder_kind, reminder_ref
+from service.features.wechat.notice_queue import (
+    ASSIST,
+    OVERDUE,
+    STAFF_DECISION,
+    busy,
+    person_reminder_ref,
+    reminder_kind,
+    sheltered,
+)
 from service.features.wechat.revoked import REVOKED, revoked_message
 
 
@@ -55,9 +63,16 @@ def superseded(db: Session, s: CertSession, openid: str) -> bool:
     return any(session_kind(db, other)[0] == kind for other in later)
 
 
-def busy_for(db: Session, notice: WeChatNotice) -> bool:
+def busy_for(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.date) -> bool:
+    """Not now: a session of the notice's person is under way, or (an overdue reminder) the cycle's rule shelters
+    them (notice_queue.sheltered: a request filed in time after the notice was recorded, before it is sent)."""
     b_id = notice.ref.partition(":")[0]
-    return b_id.isdigit() and busy(db, int(b_id), utcnow())
+    if not b_id.isdigit():
+        return False
+    if busy(db, int(b_id), utcnow()):
+        return True
+    b = db.get(Beneficiary, int(b_id)) if notice.kind == OVERDUE else None
+    return b is not None and b.id in sheltered(db, ctx, [b], today)
 
 
 def compose(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.date) -> Message | None:
@@ -81,7 +96,7 @@ def compose(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.da
         return assist_message(req, b, base, ctx.settings)
     b_id = notice.ref.partition(":")[0]
     b = db.get(Beneficiary, int(b_id)) if b_id.isdigit() else None
-    if b is None or b.valid_until is None or reminder_ref(b.id, b.valid_until) != notice.ref:
+    if b is None or person_reminder_ref(b, today, ctx.rules) != notice.ref:
         return None  # certified since (a new period) or the date was corrected
     if reminder_kind(b, today, ctx.rules) != notice.kind:
         return None  # no longer due, or due as another kind now (that one has its own notice)

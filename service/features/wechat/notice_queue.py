@@ -5,19 +5,29 @@ schedulers there are (notify.py: the whole; notice_send.py delivers them, notice
 Reminders are correct by construction (issue 21): only to the openid that certified the person themselves
 through the H5 pages (an accepted self session, not one merely opened), only for a real, lapsing or lapsed
 validity date, a suspension notice only when the status is really ``suspended``, never while a session of that
-person is in flight or awaits review.
+person is in flight or awaits review, nor the overdue one while the cycle's rule shelters them (`sheltered`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import weakref
+from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, String, and_, case, cast, exists, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
-from service.certification.cycle import CycleRules, CycleState, add_months, cycle_bounds, cycle_state, in_cycle_state
+from service.certification.cycle import (
+    CycleRules,
+    CycleState,
+    add_months,
+    being_decided,
+    cycle_bounds,
+    cycle_state,
+    in_cycle_state,
+)
 from service.certification.models import (
     Beneficiary,
     BeneficiaryStatus,
@@ -59,25 +69,40 @@ def _record(db: Session, kind: str, ref: str, openid: str) -> bool:
 # run recorded it, `suspended_on`): the one definition `reminder_kind` (a person loaded) and `reminder_sql` (the
 # notice run's query) both read.
 SUSPENDED = "suspended"
+OVERDUE = "overdue"
 REMINDERS = (
     ("due_soon", BeneficiaryStatus.ACTIVE, CycleState.DUE_SOON),
-    ("overdue", BeneficiaryStatus.ACTIVE, CycleState.OVERDUE),
+    (OVERDUE, BeneficiaryStatus.ACTIVE, CycleState.OVERDUE),
     (SUSPENDED, BeneficiaryStatus.SUSPENDED, CycleState.OVERDUE),
 )
 
 
 def reminder_floor(today: dt.date, rules: CycleRules) -> dt.date:
-    """The earliest validity date reminded of on `today`: not one that lapsed more than a validity period ago. Its
-    reminders were due all that year, and a run tells whoever is due whatever the gap (a schedule stopped for
-    months tells on resuming); without a floor the run every minute walked the index entries of everyone ever
-    suspended, more each year (docs/security.md, Part CP)."""
+    """The earliest validity date the run every minute reads (`reminder_sql`), a validity period back: without a
+    floor it walked the index entries of everyone ever suspended, more each year (docs/security.md, Part CP). An
+    earlier date is still reminded of, once per cycle (`reminder_date`), by a walk once a day (`lapsed_long_ago`)."""
     return add_months(today, -rules.validity_months)
+
+
+def reminder_date(until: dt.date, today: dt.date, rules: CycleRules) -> dt.date:
+    """The date a reminder of validity date `until` is about on `today`: the period its notice is recorded once for
+    (`reminder_ref`). `until` itself; for a date that lapsed more than a validity period ago (a schedule stopped that
+    long, a revocation that put back such a date), its latest anniversary by whole validity periods, not before
+    `reminder_floor`: such a person is told once a cycle. Before (Part CT's floor), never: a person suspended over a
+    year ago and never told was never reminded."""
+    floor, months = reminder_floor(today, rules), rules.validity_months
+    if until >= floor:
+        return until
+    periods = ((floor.year - until.year) * 12 + floor.month - until.month) // months  # exact, or one short
+    while add_months(until, periods * months) < floor:
+        periods += 1
+    return add_months(until, periods * months)
 
 
 def reminder_kind(b: Beneficiary, today: dt.date, rules: CycleRules) -> str | None:
     """The reminder `b` is due on `today`, if any (`REMINDERS`): due_soon / overdue (still paid) / suspended."""
-    if b.valid_until is None or b.valid_until < reminder_floor(today, rules):
-        return None  # undated: nothing true to remind of (service/certification/cycle.py); long lapsed: see above
+    if b.valid_until is None:
+        return None  # undated: nothing true to remind of (service/certification/cycle.py)
     state = cycle_state(b.status, b.valid_until, today, rules)
     for kind, status, when in REMINDERS:
         if b.status == status and state is when and (kind != SUSPENDED or b.suspended_on is not None):
@@ -85,19 +110,24 @@ def reminder_kind(b: Beneficiary, today: dt.date, rules: CycleRules) -> str | No
     return None
 
 
-def reminder_sql(today: dt.date, rules: CycleRules) -> tuple[ColumnElement[bool], ColumnElement[str]]:
+def reminder_sql(
+    today: dt.date, rules: CycleRules, *, long_ago: bool = False
+) -> tuple[ColumnElement[bool], ColumnElement[str]]:
     """`reminder_kind` as SQL on `beneficiaries`, from the same `REMINDERS` and dates: (the person is owed a
-    reminder, which). The first condition bounds the (status, valid_until) index's range, from `reminder_floor`
-    to the reminder horizon, so the query reads that window only, not everyone ever past their date."""
+    reminder, which). The first condition bounds the (status, valid_until) index's range: from `reminder_floor` to
+    the reminder horizon, so the run every minute reads that window only, not everyone ever past their date; or
+    (`long_ago`: the walk once a day) the dates before the floor. The two ranges together are `reminder_kind`'s."""
     whens = []
     for kind, status, when in REMINDERS:
         owed = (Beneficiary.status == status) & in_cycle_state(when, today, rules)
         whens.append((owed & Beneficiary.suspended_on.is_not(None) if kind == SUSPENDED else owed, literal(kind)))
-    window = and_(
-        Beneficiary.status.in_(sorted({status for _, status, _ in REMINDERS})),
-        Beneficiary.valid_until >= reminder_floor(today, rules),
-        Beneficiary.valid_until < cycle_bounds(today, rules)[1],
+    floor = reminder_floor(today, rules)
+    dates = (
+        Beneficiary.valid_until < floor
+        if long_ago
+        else (Beneficiary.valid_until >= floor) & (Beneficiary.valid_until < cycle_bounds(today, rules)[1])
     )
+    window = and_(Beneficiary.status.in_(sorted({status for _, status, _ in REMINDERS})), dates)
     return and_(window, or_(*(owed for owed, _ in whens))), case(*whens)
 
 
@@ -120,6 +150,12 @@ def reminder_ref(beneficiary_id: int, until: dt.date) -> str:
     return f"{beneficiary_id}:{until.isoformat()}"
 
 
+def person_reminder_ref(b: Beneficiary, today: dt.date, rules: CycleRules) -> str | None:
+    """The ref of `b`'s reminder on `today` (None: undated): its period's, `reminder_date`, so a date that lapsed long
+    ago re-arms each cycle. Recorded by the run, checked again when the notice is sent (notice_message.compose)."""
+    return None if b.valid_until is None else reminder_ref(b.id, reminder_date(b.valid_until, today, rules))
+
+
 def maybe_due(db: Session, today: dt.date, rules: CycleRules) -> ColumnElement[bool]:
     """A condition on `beneficiaries`: the person may be owed a reminder today. Their date is within the reminder
     window (`reminder_sql`: an index on (status, valid_until) bounds it), they were certified from the H5 pages at
@@ -133,7 +169,6 @@ def maybe_due(db: Session, today: dt.date, rules: CycleRules) -> ColumnElement[b
         else cast(Beneficiary.valid_until, String)  # SQLite keeps a date as its ISO text
     )
     ref = cast(Beneficiary.id, String) + literal(":") + day  # reminder_ref in SQL
-    linked = select(CertSession.id).join(WeChatSessionLink, WeChatSessionLink.session_id == CertSession.id)
     return and_(
         owed,
         # Told already, at an account of the person's: one that made a revoked certification of them is not theirs
@@ -141,13 +176,25 @@ def maybe_due(db: Session, today: dt.date, rules: CycleRules) -> ColumnElement[b
         ~exists().where(
             WeChatNotice.kind == kind, WeChatNotice.ref == ref, ~made_a_revoked_session(WeChatNotice.openid)
         ),
-        exists(
-            linked.where(
-                CertSession.beneficiary_id == Beneficiary.id,
-                CertSession.channel == Channel.SELF,
-                CertSession.decision == SessionDecision.ACCEPT,
-            )
-        ),
+        _certified_from_h5(),
+    )
+
+
+def lapsed_long_ago(today: dt.date, rules: CycleRules) -> ColumnElement[bool]:
+    """A condition on `beneficiaries`: the person's date lapsed before `reminder_floor`, they are owed a reminder of
+    it (`reminder_sql`) and were certified from the H5 pages. Whether this cycle's is told already is read per batch
+    (`_queue_reminders`: its ref is the date's anniversary, `reminder_date`); walked once a day (`queue_notices`)."""
+    return and_(reminder_sql(today, rules, long_ago=True)[0], _certified_from_h5())
+
+
+def _certified_from_h5() -> ColumnElement[bool]:
+    linked = select(CertSession.id).join(WeChatSessionLink, WeChatSessionLink.session_id == CertSession.id)
+    return exists(
+        linked.where(
+            CertSession.beneficiary_id == Beneficiary.id,
+            CertSession.channel == Channel.SELF,
+            CertSession.decision == SessionDecision.ACCEPT,
+        )
     )
 
 
@@ -164,6 +211,15 @@ def _busy(db: Session, ids: list[int], now: dt.datetime) -> set[int]:
     """Which of persons `ids` are `busy`, in one statement."""
     q = select(CertSession.beneficiary_id).where(CertSession.beneficiary_id.in_(ids), in_flight(now)).distinct()
     return {bid for bid in db.scalars(q) if bid is not None}
+
+
+def sheltered(db: Session, ctx: ServiceContext, people: Sequence[Beneficiary], today: dt.date) -> set[int]:
+    """Which of `people`, owed the `overdue` reminder, the cycle's one rule shelters (cycle.being_decided: a video
+    made or a home-visit / manual-review request filed in time, not decided yet): not told to certify at once while
+    the lists, the person page and the family page say the office is deciding (before, a request filed in time
+    still brought 认证已到期…请尽快完成认证 the next day). Not now: once it is answered without a certification,
+    the reminder is due again."""
+    return being_decided(db, people, ctx.rules, today, ctx.hooks.case_sources())
 
 
 def queue_notices(db: Session, ctx: ServiceContext, today: dt.date) -> int:
@@ -191,10 +247,23 @@ def queue_notices(db: Session, ctx: ServiceContext, today: dt.date) -> int:
     candidates = db.scalars(
         select(Beneficiary.id).where(maybe_due(db, today, ctx.rules)).order_by(Beneficiary.valid_until, Beneficiary.id)
     ).all()
+    if _long_ago_walked.get(ctx) != today:  # once a day: every minute it read everyone ever suspended (Part CP)
+        candidates = [*candidates, *_lapsed_long_ago(db, ctx, today)]
     for i in range(0, len(candidates), BATCH):
         n += _queue_reminders(db, ctx, today, [b for b in candidates[i : i + BATCH] if b not in told], now)
         db.commit()
+    _long_ago_walked[ctx] = today
     return n
+
+
+# The bureau's day of this process's last walk of the dates lapsed long ago, per context: a reminder of such a date is
+# due once a cycle, and its anniversary moves by days, so one walk a day finds each in time.
+_long_ago_walked: weakref.WeakKeyDictionary[ServiceContext, dt.date] = weakref.WeakKeyDictionary()
+
+
+def _lapsed_long_ago(db: Session, ctx: ServiceContext, today: dt.date) -> Sequence[int]:
+    query = select(Beneficiary.id).where(lapsed_long_ago(today, ctx.rules))
+    return db.scalars(query.order_by(Beneficiary.valid_until, Beneficiary.id)).all()
 
 
 def _queue_reminders(db: Session, ctx: ServiceContext, today: dt.date, ids: list[int], now: dt.datetime) -> int:
@@ -206,12 +275,14 @@ def _queue_reminders(db: Session, ctx: ServiceContext, today: dt.date, ids: list
         if b_id not in owners:
             continue
         openid, b = owners[b_id]
-        kind = reminder_kind(b, today, ctx.rules)
-        if kind is None or b.valid_until is None:
+        kind, ref = reminder_kind(b, today, ctx.rules), person_reminder_ref(b, today, ctx.rules)
+        if kind is None or ref is None:
             continue
-        due.append(((kind, reminder_ref(b.id, b.valid_until), openid), b.id))
+        due.append(((kind, ref, openid), b.id))
     known = _recorded(db, [notice for notice, _ in due])
     occupied = _busy(db, [b_id for notice, b_id in due if notice not in known], now)
+    overdue = [owners[b_id][1] for notice, b_id in due if notice[0] == OVERDUE and notice not in known]
+    occupied |= sheltered(db, ctx, overdue, today)
     return sum(_record(db, *notice) for notice, b_id in due if notice not in known and b_id not in occupied)
 
 

@@ -33,6 +33,7 @@ from service.features.wechat.models import NoticeStatus, WeChatNotice
 from service.features.wechat.notice_message import busy_for, compose
 from service.features.wechat.quota import REMINDER_HOURS, REMINDERS
 from service.features.wechat.revoked import REVOKED
+from service.features.wechat.template_fit import TemplateFitError, keys_of, render
 from service.infra import clock
 from service.infra.clock import HasTimeZone, local_today
 
@@ -51,6 +52,11 @@ ANSWER_LOST = "may have been delivered (WeChat's answer lost)"
 # cannot cut (name resolution before the request, a frozen process or VM) and costs only a later listing; staff are
 # told it may have been delivered.
 STALE_CLAIM = dt.timedelta(minutes=15)
+# How `last_error` of a notice whose message cannot be made valid for its template begins (template_fit.py).
+UNFIT = "模板字段不符合微信规则"
+# WeChat refusing a value of the message ("argument invalid! data.phrase3.value invalid"): sent again it fails alike,
+# so it is given up at once (staff send it again once the template configuration is fixed).
+BAD_VALUE = 47003
 SEND_DEADLINE = dt.timedelta(seconds=DEADLINE_S)  # one home: config.DEADLINE_S (WeChatConfig.deadline_s)
 if SEND_DEADLINE * 4 > STALE_CLAIM:
     raise RuntimeError("the WeChat sender's deadline must stay well under STALE_CLAIM (a quarter of it at most)")
@@ -187,8 +193,9 @@ def _claim(
         notice = db.get(WeChatNotice, notice_id) if claimed.rowcount else None
         if notice is None:
             return None
-        if notice.kind in DAYTIME and busy_for(db, notice):
-            # A session of this person is under way: not now, and not lost either (the next run looks again).
+        if notice.kind in DAYTIME and busy_for(db, ctx, notice, today):
+            # A session of this person is under way, or a request filed in time shelters them: not now, and not
+            # lost either (the next run looks again).
             notice.status, notice.attempts = NoticeStatus.PENDING, notice.attempts - 1
             return None
         message = compose(db, ctx, notice, today)
@@ -224,9 +231,14 @@ def _deliver_batch(
         if claimed is None:
             continue
         openid, kind, message, claimed_at = claimed
+        template = template_kind(kind, ctx.settings.wechat.templates)
         try:
-            template = template_kind(kind, ctx.settings.wechat.templates)
-            msgid = api.send_template(openid, template, message.data, message.url)
+            data = render(message, keys_of(ctx.settings.wechat.templates, template))
+        except TemplateFitError as exc:
+            _unfit(ctx, (notice_id, claimed_at), exc, run)
+            continue
+        try:
+            msgid = api.send_template(openid, template, data, message.url)
         except WeChatError as exc:
             log.warning("wechat notice %s (%s) not sent: %s", notice_id, kind, exc)
             if not _not_sent(ctx, api, (notice_id, claimed_at), exc, run):
@@ -241,6 +253,21 @@ def _deliver_batch(
         run.suspect.clear()  # a send answered: not the account's configuration
         allowance.spend(kind in REMINDERS)
     return True
+
+
+def _unfit(ctx: ServiceContext, claim: tuple[int, dt.datetime], exc: TemplateFitError, run: NoticeRun) -> None:
+    """A message that cannot be made valid for its template (template_fit.py) is not sent blindly: failed at once,
+    with the reason for staff (staff_notices.py), not retried (it would fail alike until the template is changed)."""
+    notice_id, claimed_at = claim
+    log.error("wechat notice %s not sent: its message does not fit the template (%s)", notice_id, exc)
+    with ctx.db() as db:
+        done: CursorResult[Any] = db.execute(  # type: ignore[assignment]
+            update(WeChatNotice)
+            .where(_owned(notice_id, claimed_at))
+            .values(status=NoticeStatus.FAILED, last_error=f"{UNFIT}: {exc}"[:500])
+            .execution_options(synchronize_session=False)
+        )
+    run.failed += bool(done.rowcount)
 
 
 def _not_sent(
@@ -275,7 +302,7 @@ def _record_refusal(
             status, error = NoticeStatus.SENDING, f"{ANSWER_LOST}: {exc}"[:500]
         elif stop:  # nothing wrong with the notice: put back as it was, no attempt spent
             status, attempts = NoticeStatus.PENDING, attempts - 1
-        elif attempts < ctx.settings.wechat.notify_max_attempts and exc.errcode not in quota.UNREACHABLE:
+        elif attempts < ctx.settings.wechat.notify_max_attempts and exc.errcode not in (*quota.UNREACHABLE, BAD_VALUE):
             status = NoticeStatus.PENDING
         done: CursorResult[Any] = db.execute(  # type: ignore[assignment]
             update(WeChatNotice)

@@ -1,5 +1,5 @@
 """Who is told of a revoked certification of a person who has no WeChat account of their own, and what they read
-(docs/security.md, Part BL; the notice itself: revoked.py).
+(docs/security.md, Part BL; the notice itself: revoked.py, its words: messages.relative_revocation_message).
 
 A person certified only through relatives (代认证) has no own account (accounts.py: a relative's proxy session is
 never the person's), so the notice of a revocation reached nobody and the next daily run suspended the pension
@@ -21,12 +21,10 @@ certification was made (another relative, the counter, the person themselves).
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.certification.models import Beneficiary, Certification, CertSession, in_force
+from service.certification.models import Certification, CertSession, in_force
 from service.certification.revocation import RevokeReason
 from service.features.proxy.bindings import persons_of
 from service.features.proxy.models import (
@@ -36,7 +34,6 @@ from service.features.proxy.models import (
     ProxyOperator,
     ProxySession,
 )
-from service.features.wechat.messages import Message, zh_date
 from service.features.wechat.models import WeChatSessionLink
 
 
@@ -99,21 +96,3 @@ def _bindings_in_force(db: Session, beneficiary_id: int) -> list[str]:
     persons = persons_of(db, makers | {b.operator_id for b in live})
     barred = {persons[op] for op in makers} | {persons[b.operator_id] for b in live if b.locked or b.flagged}
     return [b.id for b in live if b.status == BindingStatus.ACTIVE and persons[b.operator_id] not in barred]
-
-
-def relative_revocation_message(b: Beneficiary, today: dt.date, base: str) -> Message:
-    """What a relative reads of a revocation of `b`'s certification: certify `b` again, by the date if it is still
-    ahead (a date already past, a suspension or no date: "as soon as possible", the payment's state not said)."""
-    until = b.valid_until
-    if until is not None and until >= today:
-        day, remark = zh_date(until), f"请在{zh_date(until)}前为其重新办理认证,或陪同本人到社保经办窗口办理。"
-    else:
-        day, remark = "请尽快重新认证", "请尽快为其重新办理认证,或陪同本人到社保经办窗口办理。"
-    data = {
-        "first": f"您绑定的家属{b.name}的待遇资格认证已被撤销",  # whoever made the revoked one
-        "keyword1": b.name,
-        "keyword2": day,
-        "keyword3": "此前的一次认证已被经办机构撤销",
-        "remark": remark,
-    }
-    return Message(data, f"{base}/h5/")

@@ -48,9 +48,9 @@ from service.certification.models import (
 from service.certification.revocation import ACTION as REVOKED_ACTION
 from service.certification.revocation import NoticeState, RevokeReason
 from service.features.wechat.accounts import own_account
-from service.features.wechat.messages import Message, revocation_message
+from service.features.wechat.messages import Message, relative_revocation_message, revocation_message
 from service.features.wechat.models import NoticeStatus, WeChatNotice
-from service.features.wechat.relatives_told import relative_revocation_message, relatives_to_tell
+from service.features.wechat.relatives_told import relatives_to_tell
 
 REVOKED = "revoked"  # notice kind; ref "<person id>:cert<certification id>"
 TOLD_REASONS = frozenset({RevokeReason.WRONG_ACCEPT.value, RevokeReason.OTHER.value})

@@ -10,13 +10,19 @@ from service.features.wechat.config import WeChatConfig
 from service.features.wechat.oauth import OAuthFlow
 from service.features.wechat.safe_mode import SafeMode
 from service.features.wechat.server import MessageHandler
+from service.features.wechat.template_fit import check as check_templates
+from service.features.wechat.template_fit import template_id
 from service.features.wechat.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from service.infra.config import Settings
 
 
 def wechat_config(settings: Settings) -> WeChatConfig | None:
+    """None when the channel is off. Refuses (template_fit.TemplateConfigError: the API and its schedule do not
+    start, a Celery worker's WeChat tick fails alike) a WECHAT_TEMPLATES mapping that would fail sends or hide the
+    next step."""
     if not settings.wechat.app_id:
         return None
+    check_templates(settings.wechat.templates)
     return WeChatConfig(
         app_id=settings.wechat.app_id,
         app_secret=settings.wechat.app_secret,
@@ -24,7 +30,7 @@ def wechat_config(settings: Settings) -> WeChatConfig | None:
         public_base_url=settings.public_base_url,
         api_base_url=settings.wechat.api_base_url,
         oauth_base_url=settings.wechat.oauth_base_url,
-        templates=dict(settings.wechat.templates),
+        templates={kind: template_id(entry) for kind, entry in settings.wechat.templates.items()},
         encoding_aes_key=settings.wechat.encoding_aes_key,
     )
 

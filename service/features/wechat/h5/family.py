@@ -22,6 +22,7 @@ from service.certification.context import ServiceContext
 from service.certification.cycle import CycleState, states_of
 from service.certification.errors import NotFoundError, ServiceError
 from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState
+from service.features.console.assist import open_kind
 from service.features.proxy import copies, operators
 from service.features.proxy.models import BindingStatus, ProxyBinding
 from service.features.wechat.h5 import identity
@@ -51,8 +52,12 @@ def elder_status(
         return "review", "正在人工审核,结果会通过公众号通知"
     # The one rule of the lists and the console (cycle.states_of): a certification made in time that waits for staff
     # (a failed job among them, which the branches above do not see) is no lapse; a grace date is no certification.
-    state = states_of(db, [b], today, ctx.rules)[b.id]
+    state = states_of(db, [b], today, ctx.rules, cases=ctx.hooks.case_sources())[b.id]
     if state is CycleState.AWAITING_DECISION:
+        # A request for a home visit or a manual review filed in time is being handled, not a video in review.
+        asked = open_kind(db, b.id)
+        if asked is not None:
+            return "review", f"{asked}申请已按时提交,正在办理,结果会通过公众号通知"
         return "review", "认证材料已按时提交,正在人工审核,结果会通过公众号通知"
     to_certify = state not in (CycleState.CERTIFIED, CycleState.DECEASED)
     if to_certify and requester is not None and attempts.attempts_left(db, ctx, b.id, requester) == 0:

@@ -17,7 +17,7 @@ from pipelines.names import same_name
 from pipelines.reasons import ReasonCode
 from service.adapters.http.deps import DB, Ctx, SessionId, SessionToken
 from service.adapters.http.errors import error_body
-from service.adapters.http.upload import read_limited
+from service.adapters.http.upload import arrived_at, read_limited
 from service.certification import attempts, sessions, uploads
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode
@@ -230,8 +230,10 @@ def _store_card(
             raise _CardRefused(problems)
 
     try:
+        # Stamped with the request's arrival (it may queue the session: `queued_at`, docs/security.md Part AU).
+        began = arrived_at(request)
         view = uploads.store_upload(
-            db, ctx, session_id, token, UploadKind.ID_CARD, lambda: data, ctype, rid, None, check_card
+            db, ctx, session_id, token, UploadKind.ID_CARD, lambda: data, ctype, rid, None, check_card, began
         )
     except _CardRefused as refused:
         return _problem_response(refused.problems)

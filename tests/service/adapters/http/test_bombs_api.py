@@ -107,3 +107,18 @@ def test_a_video_of_thousands_of_4k_frames_is_refused_at_upload(client: TestClie
     assert r.json()["error"]["code"] == "MEDIA_TOO_LARGE" and r.json()["error"]["message"] == "文件过大,请重新拍摄"
     assert _uploads(client, s)["video"] is False
     assert not ctx.storage.exists(f"sessions/{s['session_id']}/video")
+
+
+def test_a_video_refused_for_its_frame_rate_is_told_so_not_that_its_format_is_unsupported(
+    client: TestClient, ctx: ServiceContext
+) -> None:
+    """2,000 small frames per second (no camera's rate): refused by the upload probe. Before, the answer was 415
+    `MEDIA_UNSUPPORTED`, 文件格式不支持: wrong (an MP4 is accepted) and no help to film again. Now its own code and a
+    sentence saying what to do."""
+    s = _card_session(client, ctx)
+    r = put_video(client, s, bombs.frame_bomb(320, 240, 4000, 2000), ctype="video/mp4")
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "VIDEO_FRAME_RATE_TOO_HIGH", error
+    assert error["message"] == "视频帧率过高,请用手机相机的普通录像模式重新录制,不要使用慢动作", error
+    assert _uploads(client, s)["video"] is False

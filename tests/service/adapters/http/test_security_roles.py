@@ -255,7 +255,7 @@ def test_a_certification_applied_during_the_cycle_run_resumes_the_beneficiary(
             s.state, s.decision, s.decided_at = "decided", "accept", utcnow()
             bid, sid = b.id, s.id
         cycle = ctx.session_factory()
-        assert run_cycle(cycle, day, ctx.rules) == [bid]
+        assert run_cycle(cycle, day, ctx.rules, cases=ctx.hooks.case_sources()) == [bid]
         cycle.flush()  # the row is suspended and locked, not committed yet
         done = threading.Event()
 

@@ -18,14 +18,23 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
+from service.certification import cycle, registry
 from service.certification.context import ServiceContext
-from service.certification.models import CertSession
+from service.certification.models import Beneficiary, CertSession
 from service.features.wechat import h5
 from service.infra import clock
+from service.infra.clock import local_date
 from tests.service import factories
-from tests.service.adapters.http.helpers import beneficiary_with_number, open_session, put_video
+from tests.service.adapters.http.helpers import (
+    auth,
+    beneficiary_with_number,
+    in_wechat,
+    open_session,
+    put_card,
+    put_video,
+)
 from tests.service.conftest import API_KEY
-from tests.service.media import LIVE_VIDEO
+from tests.service.media import LIVE_VIDEO, card_for_video
 
 OPENED = dt.datetime(2031, 3, 9, 1, 0, tzinfo=dt.UTC)  # the session (and its challenge) opened
 TTL = dt.timedelta(seconds=300)  # CHALLENGE_TTL_S's default, the tests' setting
@@ -152,3 +161,80 @@ def test_the_h5_pages_send_the_video_through_the_same_rule(client: TestClient) -
     features = Path(h5.__file__).parents[2]  # service/features: the H5 pages (not in the schema) and the proxy API
     routes = [m for f in features.rglob("*.py") for m in ROUTE.findall(f.read_text())]
     assert routes and not [r for r in routes if "video" in r.lower()], routes
+
+
+LAST = dt.date(2031, 3, 9)  # the person's last valid day
+MIDNIGHT = dt.datetime(2031, 3, 9, 16, 0, tzinfo=dt.UTC)  # 00:00 Beijing on the day after LAST
+QUEUING = ["video", "card", "h5-card"]  # the upload that queues the session: the session API's two, the H5 card
+
+
+def _queue_across_midnight(
+    slow: tuple[TestClient, SlowBody], ctx: ServiceContext, data_dir: Path, queuing: str, begun: dt.timedelta
+) -> tuple[CertSession, int]:
+    """A person valid to LAST; a session opened 3 minutes before midnight (Beijing) and its first upload sent at
+    once; the upload that queues it (`queuing`) begun `begun` from midnight, its body taking 60 s."""
+    client, network = slow
+    network.now, network.arrive = MIDNIGHT - dt.timedelta(minutes=3), None
+    card, fields = card_for_video(data_dir, LIVE_VIDEO)  # the H5 card route reads the card's number
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring, id_number=fields.id_number, name=fields.name, valid_until=LAST)
+        bid = b.id
+    if queuing == "h5-card":
+        in_wechat(client, ctx)
+        r = client.post("/h5/api/sessions", json={"name": fields.name, "id_number": fields.id_number, "consent": True})
+        assert r.status_code == 200, r.text
+        s = r.json()
+    else:
+        s = open_session(client, b.external_id)
+    video = (data_dir / LIVE_VIDEO).read_bytes()
+    first = put_card(client, s, card) if queuing == "video" else put_video(client, s, video)
+    assert first.status_code == 200, first.text
+    network.arrive, network.took = MIDNIGHT + begun, dt.timedelta(seconds=60)
+    if queuing == "video":
+        r = put_video(client, s, video)
+    elif queuing == "card":
+        r = put_card(client, s, card)
+    else:
+        files = {"file": ("card.jpg", card, "image/jpeg")}
+        r = client.post(f"/h5/api/sessions/{s['session_id']}/card", headers=auth(s), files=files)
+    assert r.status_code == 200 and r.json()["state"] == "queued", r.text
+    return _row(ctx, s["session_id"]), bid
+
+
+def _next_day(ctx: ServiceContext, bid: int) -> tuple[cycle.CycleState, bool, bool]:
+    """On the day after LAST, the job still undecided: the person's state, whether lists/overdue names them and
+    whether the day's run suspends them."""
+    today = LAST + dt.timedelta(days=1)
+    with ctx.db() as db:
+        person = db.get(Beneficiary, bid)
+        assert person is not None
+        cases = ctx.hooks.case_sources()
+        state = cycle.states_of(db, [person], today, ctx.rules, cases=cases)[bid]
+        overdue = bid in [p.id for p in registry.status_list(db, "overdue", today, ctx.rules, cases=cases)]
+        return state, overdue, bid in cycle.run_cycle(db, today, ctx.rules, cases=cases)
+
+
+@pytest.mark.parametrize("queuing", QUEUING)
+def test_an_upload_begun_before_midnight_on_the_last_valid_day_is_made_in_time(
+    slow: tuple[TestClient, SlowBody], ctx: ServiceContext, data_dir: Path, queuing: str
+) -> None:
+    """Begun at 23:59:30 (Beijing) on the last valid day, its body in at 00:00:30: the session is stamped with the
+    arrival (`queued_at`, `nonce_used_at`), the instant the nonce is judged at. It was stamped when the route ran,
+    the next day: the person was listed overdue and suspended by the night's run while the job waited."""
+    row, bid = _queue_across_midnight(slow, ctx, data_dir, queuing, begun=-dt.timedelta(seconds=30))
+    arrival = (MIDNIGHT - dt.timedelta(seconds=30)).replace(tzinfo=None)
+    assert row.queued_at == arrival
+    assert local_date(ctx.settings, row.queued_at) == LAST
+    if queuing == "video":
+        assert row.nonce_used_at == arrival
+    assert _next_day(ctx, bid) == (cycle.CycleState.AWAITING_DECISION, False, False)
+
+
+@pytest.mark.parametrize("queuing", QUEUING)
+def test_an_upload_begun_after_midnight_is_the_next_days(
+    slow: tuple[TestClient, SlowBody], ctx: ServiceContext, data_dir: Path, queuing: str
+) -> None:
+    """The mirror: begun at 00:00:05 the day after the last valid day, it is late: overdue, suspended by the run."""
+    row, bid = _queue_across_midnight(slow, ctx, data_dir, queuing, begun=dt.timedelta(seconds=5))
+    assert row.queued_at == (MIDNIGHT + dt.timedelta(seconds=5)).replace(tzinfo=None)
+    assert _next_day(ctx, bid) == (cycle.CycleState.OVERDUE, True, True)

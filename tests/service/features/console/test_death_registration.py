@@ -13,16 +13,27 @@ import io
 import re
 import threading
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from service.certification import review
 from service.certification.context import ServiceContext
-from service.certification.models import Beneficiary, CertSession, CycleEvent, EvidenceHold, utcnow
+from service.certification.models import (
+    Beneficiary,
+    Certification,
+    CertSession,
+    CycleEvent,
+    EvidenceHold,
+    SessionDecision,
+    utcnow,
+)
 from service.certification.retention import storage_upkeep
 from service.features.console.alt_cert import DEATH_ALERT, AltCertError, certify_alternative, mark_deceased
 from service.features.console.auth import Role, Staff
 from service.features.console.models import ConsoleAlert, DeathRecord, StaffUser
+from service.infra import clock
 from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.conftest import ADMIN
@@ -92,7 +103,8 @@ def test_two_death_registrations_at_once_alert_once(pg_ctx: ServiceContext) -> N
 
             row = db.get(Beneficiary, bid)
             assert row is not None
-            return len(mark_deceased(db, staff, row, today - dt.timedelta(days=10), "民政部门", today, hold_days=180))
+            died = today - dt.timedelta(days=10)
+            return len(mark_deceased(db, staff, row, died, "民政部门", today, hold_days=180, zone=ctx.settings))
 
     first, first_out = running(lambda: register(True))
     assert first_wrote.wait(10)
@@ -213,7 +225,8 @@ def test_two_death_registrations_with_other_dates_at_once_keep_the_first(pg_ctx:
 
             row = db.get(Beneficiary, bid)
             assert row is not None
-            return len(mark_deceased(db, who, row, today - dt.timedelta(days=days), "民政部门", today, hold_days=180))
+            died = today - dt.timedelta(days=days)
+            return len(mark_deceased(db, who, row, died, "民政部门", today, hold_days=180, zone=ctx.settings))
 
     first, first_out = running(lambda: register(staff[0], 10, True))
     assert first_wrote.wait(10)
@@ -365,3 +378,66 @@ def suspended_person_registered_dead(
     death = {"csrf": login(client, "sup1"), "date_of_death": died.isoformat(), "source": "民政部门"}
     assert client.post(f"/console/beneficiaries/{bid}/deceased", data=death).status_code == 200
     return bid, stopped
+
+
+DIED = dt.date(2031, 3, 7)
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+@pytest.mark.parametrize(
+    ("queued", "decided", "alerted"),
+    [
+        # Filmed on 5 March, two days before the death; the staff review's backlog accepts it on 10 March.
+        (dt.datetime(2031, 3, 5, 10, 0), dt.datetime(2031, 3, 10, 10, 0), False),
+        # Queued at 23:58 on the day of death, processed after midnight: made on the day of death, not after it.
+        (dt.datetime(2031, 3, 7, 23, 58), dt.datetime(2031, 3, 8, 0, 5), False),
+        # Filmed on 8 March, the day after the death: the alert, and its media held, as before.
+        (dt.datetime(2031, 3, 8, 10, 0), dt.datetime(2031, 3, 10, 10, 0), True),
+    ],
+    ids=["made-before-accepted-after", "made-on-the-day-decided-after-midnight", "made-after"],
+)
+def test_certified_after_death_is_judged_by_the_day_the_video_was_made(
+    ctx: ServiceContext,
+    staff_users: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    queued: dt.datetime,
+    decided: dt.datetime,
+    alerted: bool,
+) -> None:
+    """死亡后仍认证通过 compared the date of death with `certified_on`, the day staff (or the machine) decided: a
+    video made while the person lived and accepted after the death raised a 冒领 suspicion against the family and
+    held the elder's media for 180 days. It is judged by the day the person made it (the bureau's day of its
+    upload, deaths.made_on), and the alert says both days. Times are Beijing's."""
+    now = {"at": queued.replace(tzinfo=BEIJING)}
+    monkeypatch.setattr(clock, "now_utc", lambda: now["at"].astimezone(dt.UTC))
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring, valid_until=dt.date(2031, 3, 20))
+        at = now["at"].astimezone(dt.UTC).replace(tzinfo=None)
+        s = factories.review_session(b.id, queued_at=at, created_at=at)
+        s.id_card_key, s.video_key = f"sessions/{s.id}/id_card", f"sessions/{s.id}/video"
+        for key in (s.id_card_key, s.video_key):
+            ctx.storage.put(key, b"media")
+        db.add(s)
+        db.flush()
+        bid, sid = b.id, s.id
+    now["at"] = decided.replace(tzinfo=BEIJING)
+    with ctx.db() as db:
+        row = db.get(CertSession, sid)
+        assert row is not None
+        review.settle(db, ctx, row, SessionDecision.ACCEPT, "rev1", "ok", "staff:rev1", case_checked=True)
+    with ctx.db() as db:
+        certified_on = db.scalars(select(Certification.certified_on).where(Certification.session_id == sid)).one()
+    assert certified_on == decided.date() > DIED  # the office's day, as Part AT dates it
+    sup = Staff(id=staff_users["sup1"], username="sup1", display_name="主管", role=Role.SUPERVISOR, csrf="x")
+    with ctx.db() as db:
+        person = db.get(Beneficiary, bid)
+        assert person is not None
+        today = dt.date(2031, 3, 12)
+        alerts = mark_deceased(db, sup, person, DIED, "民政部门", today, hold_days=180, zone=ctx.settings)
+        holds = db.scalars(select(EvidenceHold).where(EvidenceHold.session_id == sid)).all()
+        made = [(a.detail["made_on"], a.detail["certified_on"], a.detail["evidence"]) for a in alerts]
+    if alerted:
+        assert made == [(queued.date().isoformat(), decided.date().isoformat(), "held")] and len(holds) == 1
+        assert "认证材料提交日期 2031-03-08，认证日期 2031-03-10" in holds[0].note
+    else:
+        assert made == [] and holds == []

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from proxy_auth import ConsentMethod
 from service.certification.context import ServiceContext
+from service.certification.deaths import record_death
 from service.certification.models import AuditEntry, Beneficiary, CertSession, utcnow
 from service.certification.retention import storage_upkeep
 from service.features.console.identity_alerts import KIND
@@ -20,6 +21,7 @@ from service.features.console.models import ConsoleAlert
 from service.features.proxy.bindings import record_consent
 from service.features.proxy.hooks import first_proxy_certification
 from service.features.proxy.models import ENDED_STATUSES, BindingStatus, ProxyBinding
+from service.features.proxy.operators import mark_verified
 from service.infra.clock import local_today
 from service.infra.security import mask_id
 from tests.service import factories
@@ -225,3 +227,42 @@ def test_every_binding_status_reads_in_chinese_and_an_ended_one_says_to_bind_aga
         assert seen["ended"] is (status.value in ENDED_STATUSES), seen
     for lapsed in (BindingStatus.EXPIRED, BindingStatus.REVOKED):
         assert "重新绑定" in listed[ids[lapsed]]["status_zh"]
+
+
+def test_a_relative_recorded_deceased_gives_back_the_elders_slot_in_the_daily_upkeep(ctx: ServiceContext) -> None:
+    """The elder consented to two relatives (the most allowed): her husband, himself a pensioner here, and her son.
+    He dies. Before: his binding stayed active until the elder or staff ended it, so a consent to her daughter was
+    refused PROXY_LIMIT_REACHED, and whoever kept his phone could certify for her. Now the daily upkeep ends it
+    (audited), and the daughter's consent is recorded; the son's binding is untouched."""
+    today = local_today(ctx.settings)
+    hers, his = factories.id_number(region="110105", seq=511), factories.id_number(region="110105", seq=512)
+    with ctx.db() as db:
+        elder = factories.beneficiary(db, ctx.keyring, id_number=hers)
+        husband = factories.beneficiary(db, ctx.keyring, id_number=his)
+        elder_id, elder_ext, husband_id = elder.id, elder.external_id, husband.id
+        ids: dict[str, str] = {}
+        for who, number in (("husband", his), ("son", factories.id_number()), ("daughter", factories.id_number())):
+            op, row = factories.relative_binding(db, elder_id, status=BindingStatus.PENDING_CONSENT)
+            mark_verified(op, ctx.keyring.id_hash(number), mask_id(number), who)
+            ids[who] = row.id
+        for who in ("husband", "son"):
+            consented = db.get(ProxyBinding, ids[who])
+            assert consented is not None
+            assert record_consent(db, consented, ConsentMethod.STAFF_APPROVAL, "s0", "test") is None
+        daughter = db.get(ProxyBinding, ids["daughter"])
+        assert daughter is not None
+        assert record_consent(db, daughter, ConsentMethod.STAFF_APPROVAL, "s0", "test") == "PROXY_LIMIT_REACHED"
+    with ctx.db() as db:
+        dead = db.get(Beneficiary, husband_id)
+        assert dead is not None and record_death(db, dead, today, today) is not None
+    assert storage_upkeep(ctx)["proxy_bindings_of_the_deceased"] == 1
+    assert storage_upkeep(ctx)["proxy_bindings_of_the_deceased"] == 0  # once
+    with ctx.db() as db:
+        rows = {row.id: row.status for row in db.scalars(select(ProxyBinding).where(ProxyBinding.id.in_(ids.values())))}
+        status = {who: str(rows[bid]) for who, bid in ids.items()}
+        assert status == {"husband": "ended", "son": "active", "daughter": "pending_consent"}
+        daughter = db.get(ProxyBinding, ids["daughter"])
+        assert daughter is not None
+        assert record_consent(db, daughter, ConsentMethod.STAFF_APPROVAL, "s1", "test") is None
+    (entry,) = _actions(ctx, "proxy.binding.relative_deceased")
+    assert (entry.actor, entry.target, entry.detail["binding"]) == ("system", elder_ext, ids["husband"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
@@ -10,6 +11,41 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+# WeChat's rules for a template key's value, by the key's type prefix (the subscription-message table its template
+# message rules point to: thing1, time2, phrase3, …); a historic template's keywordN takes 20 characters.
+_ZH = "\u4e00-\u9fff"
+_DATE = r"(\d{4}年\d{1,2}月\d{1,2}日|\d{4}-\d{2}-\d{2})"
+_TIME = r"([01]?\d|2[0-3]):[0-5]\d"
+VALUE_RULES: dict[str, re.Pattern[str]] = {
+    "thing": re.compile(r"^.{1,20}$"),
+    "keyword": re.compile(r"^.{1,20}$"),
+    "phrase": re.compile(f"^[{_ZH}]{{1,5}}$"),
+    "name": re.compile(f"^([{_ZH}·]{{1,10}}|[A-Za-z ·.]{{1,20}})$"),
+    "character_string": re.compile(r"^[\x21-\x7e]{1,32}$"),
+    "number": re.compile(r"^\d{1,32}$"),
+    "letter": re.compile(r"^[A-Za-z]{1,32}$"),
+    "symbol": re.compile(r"^[^\w\s]{1,5}$"),
+    "time": re.compile(f"^({_DATE} )?{_TIME}$"),
+    "date": re.compile(f"^{_DATE}( {_TIME})?$"),
+    "amount": re.compile(r"^[¥$€£]\d{1,10}(\.\d{1,2})?$"),
+    "phone_number": re.compile(r"^[\d+\-() ]{1,17}$"),
+    "car_number": re.compile(f"^[{_ZH}A-Z0-9]{{1,8}}$"),
+}
+DROPPED = ("first", "remark")  # since 2023 filtered out silently (errcode 0), never shown
+
+
+def invalid_key(data: dict[str, Any], keys: set[str]) -> str | None:
+    """The first key WeChat refuses (47003) in a send to a template whose keys are `keys`: one the template does not
+    have, or a value breaking its type's rule; None when every shown key is valid."""
+    for key, item in data.items():
+        if key in DROPPED:
+            continue
+        m = re.match(r"^([a-z_]+?)\d+$", key)
+        rule = VALUE_RULES.get(m.group(1)) if m else None
+        if key not in keys or rule is None or not rule.match(str(item.get("value", ""))):
+            return key
+    return None
 
 
 @dataclass
@@ -23,7 +59,12 @@ class FakeWeChatState:
     media: dict[str, bytes] = field(default_factory=dict)
     oauth_codes: dict[str, str] = field(default_factory=dict)  # code → openid (single use)
     used_codes: set[str] = field(default_factory=set)  # codes exchanged already
-    sent_templates: list[dict[str, Any]] = field(default_factory=list)
+    sent_templates: list[dict[str, Any]] = field(default_factory=list)  # each template send as posted
+    # What the person sees of each send WeChat took: the same, `first` and `remark` dropped.
+    delivered: list[dict[str, Any]] = field(default_factory=list)
+    # Template id → the keys of that template: sends to it are checked as WeChat checks them (47003); a template
+    # not listed takes anything.
+    template_keys: dict[str, set[str]] = field(default_factory=dict)
     fail_sends: int = 0  # answer this many template sends with a system error (-1 "system busy")
     template_calls: int = 0  # every template send asked for, answered or refused
     # Template sends WeChat takes before answering quota_errcode (45009: the day's quota spent; 45011: too many
@@ -203,12 +244,19 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._json({"errcode": 40003, "errmsg": "invalid openid"})
                 if json.loads(body).get("touser") in st.unsubscribed:
                     return self._json({"errcode": 43004, "errmsg": "require subscribe"})
+                sent = json.loads(body)
+                keys = st.template_keys.get(sent.get("template_id", ""))
+                bad = invalid_key(sent.get("data", {}), keys) if keys is not None else None
+                if bad is not None:
+                    return self._json({"errcode": 47003, "errmsg": f"argument invalid! data.{bad}.value invalid"})
                 if st.quota_left is not None:
                     st.quota_left -= 1
                 if st.fail_sends > 0:
                     st.fail_sends -= 1
                     return self._json({"errcode": -1, "errmsg": "system error"})
-                st.sent_templates.append(json.loads(body))
+                st.sent_templates.append(sent)
+                shown = {k: v for k, v in sent.get("data", {}).items() if k not in DROPPED}
+                st.delivered.append({**sent, "data": shown})
                 msgid = len(st.sent_templates)
                 if st.expire_tokens_after is not None and msgid == st.expire_tokens_after:
                     st.valid_tokens.clear()  # as when another system fetched a token with the same AppSecret

@@ -137,12 +137,12 @@ def _edge_people(db: Session, ctx: ServiceContext) -> dict[int, tuple[str, str |
         ("on the horizon: certified", active, horizon, None, None),
         ("certified for months", active, today + 200 * day, None, None),
         ("lapsed a validity period ago", active, floor, None, "overdue"),
-        ("lapsed before that", active, floor - day, None, None),
+        ("lapsed before that: told once a cycle", active, floor - day, None, "overdue"),
         ("suspended yesterday", suspended, today - day, today, "suspended"),
         ("suspended, not by the cycle run", suspended, today - day, None, None),
         ("suspended, dated today", suspended, today, today, None),
         ("suspended a validity period ago", suspended, floor, floor + day, "suspended"),
-        ("suspended before that", suspended, floor - day, floor, None),
+        ("suspended before that: told once a cycle", suspended, floor - day, floor, "suspended"),
         ("deceased, lapsed", deceased, today - day, None, None),
         ("deceased, due", deceased, today + day, None, None),
         ("undated", active, None, None, None),
@@ -165,8 +165,12 @@ def test_the_reminder_rule_in_sql_and_in_python_agree_on_every_edge(ctx: Service
     one it let through under another kind was read as told already."""
     today = local_today(ctx.settings)
     people = _edge_people(db, ctx)
-    owed, kind = notice_queue.reminder_sql(today, ctx.rules)
-    in_sql = {bid: k for bid, k in db.execute(select(Beneficiary.id, kind).where(owed, Beneficiary.id.in_(people)))}
+    selected: list[tuple[int, str]] = []
+    for long_ago in (False, True):  # the run's window, and the walk once a day below its floor: one or the other
+        owed, kind = notice_queue.reminder_sql(today, ctx.rules, long_ago=long_ago)
+        selected += db.execute(select(Beneficiary.id, kind).where(owed, Beneficiary.id.in_(people))).tuples()
+    in_sql = dict(selected)
+    assert len(in_sql) == len(selected), selected
     in_python = {}
     for b in db.scalars(select(Beneficiary).where(Beneficiary.id.in_(people))):
         found = notice_queue.reminder_kind(b, today, ctx.rules)
@@ -176,8 +180,9 @@ def test_the_reminder_rule_in_sql_and_in_python_agree_on_every_edge(ctx: Service
     named = {people[bid][0]: k for bid, k in in_sql.items()}
     assert in_sql == in_python == expected, named
     # And the whole candidate condition: everyone owed a reminder, nobody else (none told yet).
-    candidates = set(db.scalars(select(Beneficiary.id).where(notice_queue.maybe_due(db, today, ctx.rules))))
-    assert candidates == set(expected)
+    every_minute = set(db.scalars(select(Beneficiary.id).where(notice_queue.maybe_due(db, today, ctx.rules))))
+    once_a_day = set(db.scalars(select(Beneficiary.id).where(notice_queue.lapsed_long_ago(today, ctx.rules))))
+    assert not every_minute & once_a_day and every_minute | once_a_day == set(expected)
     assert queue_notices(db, ctx, today) == len(expected)
     recorded = {ref: k for ref, k in db.execute(select(WeChatNotice.ref, WeChatNotice.kind))}
     assert {int(ref.partition(":")[0]): k for ref, k in recorded.items()} == expected
@@ -213,3 +218,33 @@ def test_the_run_reads_the_reminder_window_by_index_not_everyone_past_their_date
     else:
         plan = "\n".join(r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(statement)))
         assert "ix_beneficiaries_status_valid_until (status=? AND valid_until>? AND valid_until<?)" in plan, plan
+
+
+def test_a_person_lapsed_over_a_validity_period_ago_is_told_once_a_cycle(ctx: ServiceContext, db: Session) -> None:
+    """Part CT's floor left out every date that lapsed more than a validity period ago: a person suspended then and
+    never told (the notice schedule stopped that long), or one a revocation put back on such a date, was never
+    reminded. Now such a date is reminded of once per cycle (its latest anniversary by whole validity periods is the
+    period recorded): the one never told is told, the one told at the suspension is told again this cycle; a run
+    later that day or a month later tells neither again."""
+    today = local_today(ctx.settings)
+    lapsed = add_months(today, -ctx.rules.validity_months) - dt.timedelta(days=30)
+    people = {}
+    for who in ("never", "told"):
+        b = factories.beneficiary(
+            db, ctx.keyring, status=BeneficiaryStatus.SUSPENDED, valid_until=lapsed, suspended_on=lapsed
+        )
+        certified_by(db, ctx, b, f"o-{who}")
+        people[b.id] = who
+    told = next(bid for bid, who in people.items() if who == "told")  # at the suspension, over a year ago
+    db.add(
+        WeChatNotice(kind="suspended", ref=notice_queue.reminder_ref(told, lapsed), openid="o-told at the suspension")
+    )
+    db.commit()
+
+    assert queue_notices(db, ctx, today) == 2  # before: 0, the date below the floor
+    this_cycle = notice_queue.reminder_date(lapsed, today, ctx.rules)
+    assert lapsed < this_cycle <= today
+    recorded = db.execute(select(WeChatNotice.kind, WeChatNotice.ref).where(WeChatNotice.ref != f"{told}:{lapsed}"))
+    assert sorted(recorded) == sorted(("suspended", notice_queue.reminder_ref(bid, this_cycle)) for bid in people)
+    assert queue_notices(db, ctx, today) == 0
+    assert queue_notices(db, ctx, today + dt.timedelta(days=30)) == 0  # the same cycle
