@@ -41,7 +41,7 @@ def test_0022_gives_each_account_its_first_logins_client(backend_urls: dict[str,
     engine = create_engine(url)
     try:
         with Session(engine) as db:
-            rows = dict(db.execute(select(ProxyOperator.id, ProxyOperator.client)).tuples().all())
+            rows = dict(db.execute(select(ProxyOperator.id, ProxyOperator.client)).all())
     finally:
         engine.dispose()
     assert rows == {"op-bank": "api:aaaa1111", "op-h5": "wechat-h5", "op-none": None}

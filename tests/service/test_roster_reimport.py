@@ -126,9 +126,9 @@ def test_an_unchanged_row_whose_number_another_record_holds_under_the_other_key_
         factories.beneficiary(db, before, id_number=rows[i][1], external_id=f"OTHER-{i}")
     for i in range(6, 10):  # not rekeyed: the previous key's hash; another record holds the current key's
         factories.beneficiary(db, ctx.keyring, id_number=rows[i][1], external_id=f"OTHER-{i}")
-    stored = dict(db.execute(select(Beneficiary.external_id, Beneficiary.id_hash)).tuples().all())
+    stored = dict(db.execute(select(Beneficiary.external_id, Beneficiary.id_hash)).all())
     report = import_roster(db, ctx.keyring, "r.csv", to_csv(rows, HEADER), "t", TERMS)
     assert (report.created, report.updated, report.unchanged) == (0, 0, 2), report.to_dict()
     refused = {r["external_id"]: r["errors"] for r in report.rejected}
     assert refused == {f"R{i:03d}": [f"id_number already belongs to beneficiary OTHER-{i}"] for i in range(10)}
-    assert dict(db.execute(select(Beneficiary.external_id, Beneficiary.id_hash)).tuples().all()) == stored
+    assert dict(db.execute(select(Beneficiary.external_id, Beneficiary.id_hash)).all()) == stored

@@ -8,9 +8,9 @@ outcome or state in words), ``state`` (the same as one word of PHRASES, for a te
 session's or request's number, digits and letters only). A text field may hold shorter wordings after the full one
 (each still saying what to do: a template key of 20 characters takes the first that fits, never a text cut
 mid-word). Which field goes into which key of the bureau's template: its mapping in WECHAT_TEMPLATES, else the
-kind's classic form (`CLASSIC`: WeChat no longer shows ``first``/``remark``, so what matters is in keyword1-3);
-fitted to the key's type by template_fit.py. Composition only reads the database; notify.py decides whether a
-message is due at all.
+kind's classic form (`CLASSIC`: the old layout its historic template's labels were chosen for; WeChat no longer
+shows ``first``/``remark``, so its next step is not shown and runtime.py warns); fitted to the key's type by
+template_fit.py. Composition only reads the database; notify.py decides whether a message is due at all.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ DATE_FIELDS = frozenset({"due_date", "decided_on"})
 PHRASES = frozenset({"已通过", "未通过", "待审核", "需重新认证", "即将到期", "已到期", "已暂停", "已撤销", "已办结"})
 _DECIDED = frozenset({"title", "name", "status", "state", "decided_on", "detail", "next_step", "ref"})
 _DUE = frozenset({"title", "name", "status", "state", "due_date", "detail", "next_step"})
+# What each kind ALWAYS has (template_fit.check refuses a key for any other field). A revocation's `due_date` is the
+# validity recomputed without it, past or not, but a record may have none: a `date`/`time` key cannot carry it.
 FIELDS_OF: dict[str, frozenset[str]] = {
     "result": _DECIDED,
     "review": _DECIDED,
@@ -47,23 +49,32 @@ FIELDS_OF: dict[str, frozenset[str]] = {
     "due_soon": _DUE,
     "overdue": _DUE,
     "suspended": _DUE,
-    "revoked": _DUE,
+    "revoked": _DUE - {"due_date"},
 }
-# The classic form (a template id alone in WECHAT_TEMPLATES): WeChat drops `first` and `remark` (sent, never shown),
-# so the name, the outcome or date, and the next step are in keyword1-3 (20 characters each on historic templates).
-_CLASSIC_DECIDED = {"first": "title", "keyword1": "name", "keyword2": "status", "keyword3": "next_step"}
-_CLASSIC_DUE = {"first": "title", "keyword1": "name", "keyword2": "due_date", "keyword3": "next_step"}
-# A decision's `remark` repeats the next step in full (keyword3 holds its 20-character wording); a revocation's date
-# may be missing, so its keyword2 is what happened and the date is in the next step.
+# The classic form (a template id alone in WECHAT_TEMPLATES): the layout bureaus chose their historic templates'
+# labels for before WeChat dropped `first`/`remark`, kept key for key (a label like 认证时间 must not show another
+# field): decisions show the decision date in keyword3, reminders the payment's state, a revocation (sent with the
+# overdue template, whose keyword2 is its date label) the recomputed date, or 请尽快重新认证 when the record has none.
+# The next step is only in `remark`, no longer shown: runtime.py warns the operator to map the template.
+_CLASSIC_DECIDED = {"first": "title", "keyword1": "name", "keyword2": "status", "keyword3": "decided_on"}
+_CLASSIC_DUE = {"first": "title", "keyword1": "name", "keyword2": "due_date", "keyword3": "detail"}
 CLASSIC: dict[str, dict[str, str]] = {
     "result": {**_CLASSIC_DECIDED, "remark": "next_step"},
     "review": {**_CLASSIC_DECIDED, "remark": "next_step"},
     "assist": {**_CLASSIC_DECIDED, "remark": "next_step"},
-    "due_soon": {**_CLASSIC_DUE, "remark": "detail"},
-    "overdue": {**_CLASSIC_DUE, "remark": "detail"},
-    "suspended": {**_CLASSIC_DUE, "remark": "detail"},
-    "revoked": {**_CLASSIC_DECIDED, "remark": "next_step"},
+    "due_soon": {**_CLASSIC_DUE, "remark": "next_step"},
+    "overdue": {**_CLASSIC_DUE, "remark": "next_step"},
+    "suspended": {**_CLASSIC_DUE, "remark": "next_step"},
+    "revoked": {
+        "first": "title",
+        "keyword1": "name",
+        "keyword2": "due_date",
+        "keyword3": "status",
+        "remark": "next_step",
+    },
 }
+# A revocation's `due_date` when the record has no validity date (the classic keyword2 said so before).
+NO_DATE = "请尽快重新认证"
 
 # What a decision means, by what the session was for. "self" and "certification" certify a pensioner.
 _ACCEPT, _REJECT, _RETRY = SessionDecision.ACCEPT, SessionDecision.REJECT, SessionDecision.RETRY
@@ -260,8 +271,7 @@ def revocation_message(b: Beneficiary, certified_on: dt.date, today: dt.date, ba
         "detail": f"{on}的认证已被经办机构撤销",
         "next_step": step,
     }
-    if until is not None:
-        fields["due_date"] = until
+    fields["due_date"] = until if until is not None else NO_DATE
     return Message(fields, f"{base}/h5/", CLASSIC["revoked"])
 
 
@@ -283,9 +293,13 @@ def relative_revocation_message(b: Beneficiary, today: dt.date, base: str) -> Me
         "detail": "此前的一次认证已被经办机构撤销",
         "next_step": step,
     }
-    if until is not None and until >= today:
-        fields["due_date"] = until
+    # The date while it is ahead; else, as the classic keyword2 said it, 请尽快重新认证 (a relative is not told a
+    # lapsed date or the payment's state). Never a `date` key's: messages.FIELDS_OF.
+    fields["due_date"] = until if until is not None and until >= today else NO_DATE
     return Message(fields, f"{base}/h5/", CLASSIC["revoked"])
+
+
+REPLIED = "工作人员已回复,请点击查看"  # a reply's shown next step when the reply itself is over 20 characters
 
 
 def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZone) -> Message | None:
@@ -293,11 +307,14 @@ def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZon
     staff member's reply). None while the request is open."""
     if req.closed_at is None or req.kind not in KINDS_ZH:
         return None
+    url = f"{base}/h5/"
     if req.outcome == AssistOutcome.CERTIFIED and b.valid_until is not None:
         outcome, step = "已完成认证", _valid_until(b.valid_until)
     elif req.outcome == AssistOutcome.ANSWERED and req.outcome_note:
-        # The reply is the message: its shorter form is the reply alone, never a part of it (template_fit.py).
-        outcome, step = "已处理", (f"工作人员答复:{req.outcome_note}", req.outcome_note)
+        # A reply (up to assist.MAX_REPLY) is never cut: a 20-character key shows it alone when it fits, else the
+        # fixed wording, and the link opens the page with the full reply (h5/requests.py, `reply_page`).
+        outcome, step = "已处理", (f"工作人员答复:{req.outcome_note}", req.outcome_note, REPLIED)
+        url = f"{base}/h5/reply/{req.id}"
     else:
         return None
     matter = f"{b.name}的{KINDS_ZH[req.kind]}申请"
@@ -311,4 +328,4 @@ def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZon
         "next_step": step,
         "ref": str(req.id),
     }
-    return Message(fields, f"{base}/h5/", CLASSIC["assist"])
+    return Message(fields, url, CLASSIC["assist"])

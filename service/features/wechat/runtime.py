@@ -3,6 +3,8 @@ token store (Redis when the scale-out broker is Redis, in-process otherwise), OA
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass
 
 from service.features.wechat.client import WeChatApi
@@ -15,6 +17,8 @@ from service.features.wechat.template_fit import template_id
 from service.features.wechat.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from service.infra.config import Settings
 
+log = logging.getLogger(__name__)
+
 
 def wechat_config(settings: Settings) -> WeChatConfig | None:
     """None when the channel is off. Refuses (template_fit.TemplateConfigError: the API and its schedule do not
@@ -23,6 +27,7 @@ def wechat_config(settings: Settings) -> WeChatConfig | None:
     if not settings.wechat.app_id:
         return None
     check_templates(settings.wechat.templates)
+    _warn_classic(tuple(sorted(k for k, entry in settings.wechat.templates.items() if isinstance(entry, str))))
     return WeChatConfig(
         app_id=settings.wechat.app_id,
         app_secret=settings.wechat.app_secret,
@@ -33,6 +38,19 @@ def wechat_config(settings: Settings) -> WeChatConfig | None:
         templates={kind: template_id(entry) for kind, entry in settings.wechat.templates.items()},
         encoding_aes_key=settings.wechat.encoding_aes_key,
     )
+
+
+@functools.cache
+def _warn_classic(kinds: tuple[str, ...]) -> None:
+    """Once per process and configuration: a kind in the classic form keeps its old layout (messages.CLASSIC),
+    whose title and next step are in first/remark, which WeChat no longer shows."""
+    if kinds:
+        log.warning(
+            "WECHAT_TEMPLATES: %s in the classic form (a template id alone): WeChat no longer shows first/remark, so "
+            "the title and the next step are not shown; obtain a category template and configure the mapped form "
+            '{"id": ..., "keys": {...}} (docs/wechat.md, "Template messages")',
+            ", ".join(kinds),
+        )
 
 
 def token_store(settings: Settings) -> TokenStore:

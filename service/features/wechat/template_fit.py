@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 
+from pipelines.names import HAN, MIDDLE_DOT
 from service.features.wechat.messages import (
     DATE_FIELDS,
     FIELDS_OF,
@@ -33,7 +34,9 @@ from service.infra.config import WeChatTemplate
 
 _KEY = re.compile(r"^([a-z_]+?)(\d+)$")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
-_NAME_CJK = re.compile(r"^[\u4e00-\u9fff·•]+$")  # 汉字, with the middle dot of minority names (阿依古丽·买买提)
+# 汉字 as the project defines them (every CJK block and 〇: pipelines/names.HAN), with the middle dot of minority
+# names (阿依古丽·买买提); counted as characters (code points), 刘䶮 and 王𠮷 are two.
+_NAME_CJK = re.compile(f"^[{HAN}{MIDDLE_DOT}•]+$")
 _LETTERS = re.compile(r"^[A-Za-z ·.'-]+$")
 _NO_CJK = re.compile(r"^[\x21-\x7e]+$")  # digits, letters, symbols: no Chinese, no spaces
 THING_MAX = 20  # thing, and a historic template's keyword
@@ -102,7 +105,7 @@ def check(templates: Mapping[str, str | WeChatTemplate]) -> dict[str, dict[str, 
         users = [k for k in FIELDS_OF if k == template or (TEMPLATE_FALLBACK.get(k) == template and k not in templates)]
         if not users:
             faults.append(f"[{template}] is no notice kind (kinds: {', '.join(FIELDS_OF)})")
-        faults += [f"[{template}] {fault}" for fault in _faults(keys, users)]
+        faults += [f"[{template}] {fault}" for fault in _faults(keys, users, template)]
         out[template] = keys
     if faults:
         raise TemplateConfigError(
@@ -111,7 +114,7 @@ def check(templates: Mapping[str, str | WeChatTemplate]) -> dict[str, dict[str, 
     return out
 
 
-def _faults(keys: Mapping[str, str], kinds: list[str]) -> list[str]:
+def _faults(keys: Mapping[str, str], kinds: list[str], template: str) -> list[str]:
     faults = []
     for key, field in keys.items():
         kind = key_type(key)
@@ -129,7 +132,12 @@ def _faults(keys: Mapping[str, str], kinds: list[str]) -> list[str]:
                 f"key {key}: a {kind} key cannot carry {field} (it takes: {', '.join(sorted(ACCEPTS[kind]))})"
             )
         else:
-            faults += [f"key {key}: a {k} notice has no {field}" for k in kinds if field not in FIELDS_OF[k]]
+            faults += [
+                f"key {key}: a {k} notice does not always have {field}"
+                + ("" if k == template else f" (give {k} a template of its own without it)")
+                for k in kinds
+                if field not in FIELDS_OF[k]
+            ]
     if "next_step" not in keys.values():
         faults.append("no key carries next_step: the pensioner would not be told what to do")
     return faults

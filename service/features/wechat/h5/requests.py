@@ -39,7 +39,8 @@ from service.certification.models import (
     beneficiary_of,
 )
 from service.features.console.assist import KINDS_ZH, AssistError, check_form, offered_kinds, open_request, submit
-from service.features.console.inputs import BadInput, check_inputs
+from service.features.console.inputs import BadInput, RowId, check_inputs
+from service.features.console.models import AssistOutcome, AssistRequest
 from service.features.proxy import operators
 from service.features.proxy.models import ENDED_STATUSES, ProxyBinding, ProxySession, ProxySessionKind
 from service.features.wechat.h5 import identity, roster_told
@@ -229,6 +230,21 @@ def _show(ctx: Ctx, db: DB, request: Request, session: str, binding: str) -> Res
     existing = open_request(db, subject.beneficiary.id, openid) if subject is not None else None
     last = _last_person(db, openid) if not (session or binding) else None
     return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=existing, last=last)
+
+
+@router.get("/reply/{request_id}")
+def reply_page(ctx: Ctx, db: DB, request: Request, request_id: RowId) -> Response:
+    """Staff's full reply to a request, which the closing notice links to (its 20-character key shows it only when
+    it fits: messages.assist_message): only to the WeChat user who filed it, as the notice went to them alone."""
+    openid = identity.openid_from(ctx, request)
+    if openid is None:
+        return login(ctx, request)
+    req = db.get(AssistRequest, request_id)
+    if req is None or req.openid != openid or req.outcome != AssistOutcome.ANSWERED or not req.outcome_note:
+        return message(request, "未找到答复", "请从公众号消息重新进入,或拨打经办机构电话咨询。", status=404)
+    b = db.get(Beneficiary, req.beneficiary_id)
+    who = f"{b.name}的" if b is not None else ""
+    return message(request, f"{who}{KINDS_ZH.get(req.kind, '')}申请:工作人员答复", req.outcome_note)
 
 
 # The answer to a typed name and number that finds no one to file for: an unknown person, a name that does not

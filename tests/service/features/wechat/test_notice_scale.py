@@ -168,7 +168,7 @@ def test_the_reminder_rule_in_sql_and_in_python_agree_on_every_edge(ctx: Service
     selected: list[tuple[int, str]] = []
     for long_ago in (False, True):  # the run's window, and the walk once a day below its floor: one or the other
         owed, kind = notice_queue.reminder_sql(today, ctx.rules, long_ago=long_ago)
-        selected += db.execute(select(Beneficiary.id, kind).where(owed, Beneficiary.id.in_(people))).tuples()
+        selected += db.execute(select(Beneficiary.id, kind).where(owed, Beneficiary.id.in_(people))).all()
     in_sql = dict(selected)
     assert len(in_sql) == len(selected), selected
     in_python = {}

@@ -134,8 +134,8 @@ def test_reminders_only_to_people_really_due_every_keyword_real(
         "first": "赵淑珍的待遇资格认证即将到期",
         "keyword1": "赵淑珍",
         "keyword2": "2026年12月2日",
-        "keyword3": "请在2026年12月2日前完成认证",  # the next step in a shown keyword: WeChat drops `remark`
-        "remark": "待遇正常发放",
+        "keyword3": "待遇正常发放",
+        "remark": "请在2026年12月2日前完成认证,以免影响待遇发放。",
     }
     # Overdue but still paid: the notice says so, and nothing about a suspension.
     assert got["o-late"]["template_id"] == "tpl-overdue"
@@ -143,8 +143,8 @@ def test_reminders_only_to_people_really_due_every_keyword_real(
         "first": "钱德明的待遇资格认证已到期",
         "keyword1": "钱德明",
         "keyword2": "2026年11月19日",
-        "keyword3": "请尽快完成认证,逾期未认证将暂停发放。",
-        "remark": "待遇仍正常发放,逾期未认证将暂停发放",
+        "keyword3": "待遇仍正常发放,逾期未认证将暂停发放",
+        "remark": "请尽快完成认证,逾期未认证将暂停发放。",
     }
     # Really suspended: both dates. No "suspended" template configured here, so the overdue one carries it.
     assert got["o-off"]["template_id"] == "tpl-overdue"
@@ -152,8 +152,8 @@ def test_reminders_only_to_people_really_due_every_keyword_real(
         "first": "李玉兰的待遇已暂停发放",
         "keyword1": "李玉兰",
         "keyword2": "2026年10月13日",
-        "keyword3": "待遇已暂停,完成认证后恢复发放",
-        "remark": "自2026年10月14日起暂停发放",
+        "keyword3": "自2026年10月14日起暂停发放",
+        "remark": "待遇已暂停发放,完成认证后将恢复发放,暂停期间的待遇按规定补发。",
     }
     for _ in range(3):  # the schedule runs again and again (and the next day)
         again = run_notifications(ctx, api, TODAY + day)
@@ -260,7 +260,7 @@ def test_result_message_once_with_retries_and_a_record(ctx: ServiceContext, db: 
         "first": "张秀英的待遇资格认证结果",
         "keyword1": "张秀英",
         "keyword2": "认证通过",
-        "keyword3": "本次认证有效期至2027年11月21日。",  # the next step in a shown keyword: WeChat drops `remark`
+        "keyword3": zh(yesterday.date() + dt.timedelta(days=1)),  # 17:30 UTC is the next morning in China
         "remark": "本次认证有效期至2027年11月21日。",
     }
 

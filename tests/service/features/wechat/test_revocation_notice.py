@@ -89,9 +89,8 @@ def test_the_persons_own_account_learns_the_new_date(ctx: ServiceContext, db: Se
     assert values(msg) == {
         "first": "赵淑珍的待遇资格认证已被撤销",
         "keyword1": "赵淑珍",
-        # What happened and the next step in shown keywords, 20 characters each (WeChat drops `first`/`remark`).
-        "keyword2": f"{zh(TODAY - 10 * DAY)}的认证已被撤销",
-        "keyword3": f"请在{zh(b.valid_until)}前重新完成认证",
+        "keyword2": zh(b.valid_until),
+        "keyword3": f"{zh(TODAY - 10 * DAY)}的认证已被撤销",  # 22 characters in full: its 20-character wording
         "remark": f"请在{zh(b.valid_until)}前重新完成认证,以免影响待遇发放。",
     }
     assert run_notifications(ctx, channel(ctx).api, TODAY + DAY).sent == 0  # once
@@ -111,8 +110,8 @@ def test_a_validity_already_past_says_so(
     run_notifications(ctx, channel(ctx).api, TODAY)
     past = f"认证有效期已于{zh(b.valid_until)}届满,请尽快重新认证,逾期未认证将暂停发放。"
     # Only the notice: the ordinary overdue reminder, due too now, is held back the day the notice goes.
-    sent = [(m["touser"], values(m)["first"], values(m)["keyword3"], values(m)["remark"]) for m in _sent(fake_wx)]
-    assert sent == [("o-own", "钱德明的待遇资格认证已被撤销", "有效期已届满,请尽快重新认证", past)]
+    sent = [(m["touser"], values(m)["first"], values(m)["keyword2"], values(m)["remark"]) for m in _sent(fake_wx)]
+    assert sent == [("o-own", "钱德明的待遇资格认证已被撤销", zh(b.valid_until), past)]
     monkeypatch.setattr(clock, "now_utc", lambda: daytime + DAY)
     run_notifications(ctx, channel(ctx).api, TODAY + DAY)  # the next day: the reminder as for anyone overdue
     assert [(m["touser"], m["template_id"]) for m in _sent(fake_wx)[1:]] == [("o-own", "tpl-overdue")]

@@ -94,9 +94,8 @@ def test_a_proxy_only_persons_revocation_is_told_to_the_relative_bound_in_force(
     assert values(msg) == {
         "first": "您绑定的家属周秀英的待遇资格认证已被撤销",
         "keyword1": "周秀英",
-        # What happened and the next step in shown keywords (WeChat drops `first`/`remark`).
-        "keyword2": "此前的一次认证已被经办机构撤销",
-        "keyword3": f"请在{day}前为其重新认证",
+        "keyword2": day,
+        "keyword3": "此前的一次认证已被经办机构撤销",
         "remark": f"请在{day}前为其重新办理认证,或陪同本人到社保经办窗口办理。",
     }
     state = db.scalar(select(Certification.notice_state).where(Certification.id == cid))
@@ -114,7 +113,7 @@ def test_a_relative_is_told_nothing_of_a_suspension(ctx: ServiceContext, db: Ses
     (msg,) = _sent(fake_wx)
     text = "".join(values(msg).values())
     assert msg["touser"] == "o-son" and "暂停" not in text and "届满" not in text
-    assert values(msg)["keyword3"] == "请尽快为其重新办理认证"
+    assert values(msg)["keyword2"] == "请尽快重新认证"
 
 
 def test_impersonation_is_told_to_no_relative(ctx: ServiceContext, db: Session, fake_wx: FakeWeChat) -> None:

@@ -8,6 +8,7 @@ server checks as WeChat does once told a template's keys (fake_wechat.invalid_ke
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,19 +19,21 @@ from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession, utcnow
-from service.features.wechat.messages import PHRASES
+from service.features.wechat.messages import CLASSIC, PHRASES
 from service.features.wechat.models import NoticeStatus, WeChatNotice
 from service.features.wechat.notice_send import UNFIT
 from service.features.wechat.notify import run_notifications
-from service.features.wechat.runtime import build_channel
+from service.features.wechat.runtime import _warn_classic, build_channel
 from service.features.wechat.template_fit import TemplateConfigError, TemplateFitError, fit
+from service.infra.clock import local_date
 from service.infra.config import Settings
 from tests.service import factories
 from tests.service.features.wechat.conftest import wechat_settings
 from tests.service.features.wechat.fake_wechat import FakeWeChat
 from tests.service.features.wechat.test_decision_notices import channel_api, decide, make_case
-from tests.service.features.wechat.test_notify import TODAY, certified_by, channel, zh
-from tests.service.features.wechat.test_revocation_notice import _person_certified_twice, _revoke
+from tests.service.features.wechat.test_notify import LAST_YEAR, TODAY, certified_by, channel, zh
+from tests.service.features.wechat.test_revocation_notice import _certification, _person_certified_twice, _revoke
+from tests.service.features.wechat.test_revocation_notice_relatives import _relative
 
 pytestmark = pytest.mark.usefixtures("daytime")
 DAY = dt.timedelta(days=1)
@@ -165,12 +168,32 @@ def test_a_staff_decision_and_a_revocation_with_category_templates_show_their_ne
     assert fake_wx.state.template_calls == len(fake_wx.state.delivered)  # none refused
 
 
-def test_the_classic_format_delivers_the_essential_text_in_shown_keywords(
+# docs/wechat.md's classic table before b28035f (the labels bureaus chose their historic templates for): per kind,
+# keyword1-3 and remark. A revocation is sent with the overdue template: its keyword2 is that template's date label.
+OLD_CLASSIC = {
+    "result": ("name", "status", "decided_on", "next_step"),  # the person, the outcome, the decision date
+    "review": ("name", "status", "decided_on", "next_step"),
+    "assist": ("name", "status", "decided_on", "next_step"),  # 已完成认证 / 已处理, the closing date
+    "due_soon": ("name", "due_date", "detail", "next_step"),  # the valid-until date, the payment's state
+    "overdue": ("name", "due_date", "detail", "next_step"),
+    "suspended": ("name", "due_date", "detail", "next_step"),
+    "revoked": ("name", "due_date", "status", "next_step"),  # the recomputed date, what was revoked
+}
+
+
+def test_the_classic_form_keeps_the_old_layout_of_each_kind() -> None:
+    """A historic template's labels were chosen for the old layout: each keyword keeps its meaning (b28035f had
+    moved the next step into keyword3, under a label like 认证时间, and a revocation's status under 到期日期)."""
+    got = {k: (m["keyword1"], m["keyword2"], m["keyword3"], m["remark"]) for k, m in CLASSIC.items()}
+    assert got == OLD_CLASSIC
+    assert all(m["first"] == "title" for m in CLASSIC.values())
+
+
+def test_the_classic_form_delivers_the_old_values_fitted_to_20_characters(
     ctx: ServiceContext, db: Session, fake_wx: FakeWeChat, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A template id alone (a historic template): keyword1-3 of 20 characters at most carry the name, the date or
-    outcome and the next step; before, the next step was in `remark` (dropped) and a revocation's keyword3 was 22
-    characters."""
+    """A template id alone: keyword1-3 as before, each 20 characters at most (a revocation's status in its shorter
+    wording), the next step in `remark`."""
     classic = {"result": "tpl-result", "due_soon": "tpl-due", "overdue": "tpl-overdue"}
     monkeypatch.setattr(ctx.settings.wechat, "templates", classic)
     for tid in classic.values():
@@ -179,19 +202,101 @@ def test_the_classic_format_delivers_the_essential_text_in_shown_keywords(
     certified_by(db, ctx, due, "o-due")
     rejected = factories.beneficiary(db, ctx.keyring, name="孙立群", valid_until=TODAY + 10 * DAY)
     s = db.get(CertSession, certified_by(db, ctx, rejected, "o-result", when=utcnow() - dt.timedelta(hours=1)))
-    assert s is not None
+    assert s is not None and s.decided_at is not None
     s.decision, s.reasons = "reject", ["FACE_MISMATCH"]
     db.commit()
     run = run_notifications(ctx, channel(ctx).api, TODAY)
     assert (run.sent, fake_wx.state.template_calls) == (2, 2)
     assert _shown(fake_wx, "tpl-due") == [
-        {"keyword1": "赵淑珍", "keyword2": "2026年12月2日", "keyword3": "请在2026年12月2日前完成认证"}
+        {"keyword1": "赵淑珍", "keyword2": "2026年12月2日", "keyword3": "待遇正常发放"}
     ]
-    assert _shown(fake_wx, "tpl-result") == [
-        {"keyword1": "孙立群", "keyword2": "认证未通过", "keyword3": "点击查看原因,可重新认证或申请上门认证"}
-    ]
+    decided = zh(local_date(ctx.settings, s.decided_at))
+    assert _shown(fake_wx, "tpl-result") == [{"keyword1": "孙立群", "keyword2": "认证未通过", "keyword3": decided}]
     sent = {m["template_id"]: m["data"] for m in fake_wx.state.sent_templates}
-    assert sent["tpl-due"]["first"]["value"] == "赵淑珍的待遇资格认证即将到期"  # sent, dropped by WeChat
+    assert sent["tpl-due"]["remark"]["value"] == "请在2026年12月2日前完成认证,以免影响待遇发放。"  # sent, not shown
+    b, cid = _person_certified_twice(ctx, db, "o-own", "o-wrong")
+    _revoke(ctx, db, cid, "wrong_accept")
+    db.refresh(b)
+    assert b.valid_until is not None
+    run_notifications(ctx, channel(ctx).api, TODAY)
+    [revoked] = _shown(fake_wx, "tpl-overdue")  # the overdue template's date label shows the recomputed date
+    assert revoked == {
+        "keyword1": "赵淑珍",
+        "keyword2": zh(b.valid_until),
+        "keyword3": f"{zh(TODAY - 10 * DAY)}的认证已被撤销",
+    }
+
+
+def test_a_kind_in_the_classic_form_is_warned_of_once(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _warn_classic.cache_clear()
+    monkeypatch.setattr(ctx.settings.wechat, "templates", {**ctx.settings.wechat.templates, "result": "tpl-result"})
+    with caplog.at_level(logging.WARNING, logger="service.features.wechat.runtime"):
+        build_channel(ctx.settings)
+        build_channel(ctx.settings)
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "service.features.wechat.runtime"]
+    assert "result in the classic form" in warning and "first/remark" in warning and "docs/wechat.md" in warning
+    caplog.clear()
+    monkeypatch.setattr(
+        ctx.settings.wechat, "templates", {k: v for k, v in ctx.settings.wechat.templates.items() if k != "result"}
+    )
+    build_channel(ctx.settings)  # every kind mapped (this module's CATEGORY): nothing to warn of
+    assert [r for r in caplog.records if r.name == "service.features.wechat.runtime"] == []
+
+
+# docs/wechat.md's worked example: `revoked` has a template of its own without a date key (the overdue one's
+# date2 cannot carry a revocation's date: a record may have none, a relative is not told a lapsed one).
+WORKED: dict[str, dict[str, Any]] = {
+    "due_soon": {"id": "Xc3due", "keys": {"thing1": "name", "date2": "due_date", "thing3": "next_step"}},
+    "overdue": {
+        "id": "Xc3over",
+        "keys": {"name1": "name", "date2": "due_date", "phrase3": "state", "thing4": "next_step"},
+    },
+    "revoked": {"id": "Xc3rev", "keys": {"name1": "name", "thing2": "status", "thing3": "next_step"}},
+    "result": {
+        "id": "Xc3res",
+        "keys": {"thing1": "title", "name2": "name", "phrase3": "state", "time4": "decided_on", "thing5": "next_step"},
+    },
+}
+
+
+def test_a_revocation_through_a_date_key_is_refused_at_start(
+    ctx: ServiceContext, fake_wx: FakeWeChat, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The worked example as it was (revoked falling back to overdue's date2): a relative's notice of a lapsed
+    date had no due_date and failed; now refused when the channel is built, naming the fix."""
+    old = {k: v for k, v in WORKED.items() if k != "revoked"}
+    monkeypatch.setattr(ctx.settings.wechat, "templates", _read(fake_wx, tmp_path, old))
+    with pytest.raises(
+        TemplateConfigError,
+        match=r"\[overdue\] key date2: a revoked notice does not always have due_date \(give revoked a template",
+    ):
+        build_channel(ctx.settings)
+
+
+def test_the_worked_example_tells_a_relative_of_a_revocation_after_the_date_lapsed(
+    ctx: ServiceContext, db: Session, fake_wx: FakeWeChat, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The reviewer's case: a person certified only through relatives, the son's certification lapsed five days
+    ago, the daughter's revoked: the son is told (before: failed, 模板字段date2需要的内容(due_date)本条通知没有)."""
+    for entry in WORKED.values():
+        fake_wx.state.template_keys[entry["id"]] = set(entry["keys"])
+    monkeypatch.setattr(ctx.settings.wechat, "templates", _read(fake_wx, tmp_path, WORKED))
+    elder = factories.beneficiary(db, ctx.keyring, name="周秀英", valid_until=TODAY + 300 * DAY)
+    _, by_son = _relative(db, ctx, elder, "o-son")
+    _certification(db, elder, by_son, LAST_YEAR.date(), TODAY - 5 * DAY)
+    _, by_daughter = _relative(db, ctx, elder, "o-daughter", when=LAST_YEAR + 360 * DAY)
+    cid = _certification(db, elder, by_daughter, TODAY - 3 * DAY, TODAY + 362 * DAY)
+    _revoke(ctx, db, cid, "wrong_accept")
+    db.refresh(elder)
+    assert elder.valid_until == TODAY - 5 * DAY
+    run = run_notifications(ctx, channel(ctx).api, TODAY)
+    assert run.failed == 0
+    assert [m["touser"] for m in fake_wx.state.delivered if m["template_id"] == "Xc3rev"] == ["o-son"]
+    assert _shown(fake_wx, "Xc3rev") == [
+        {"name1": "周秀英", "thing2": "此前的一次认证已被经办机构撤销", "thing3": "请尽快为其重新办理认证"}
+    ]
 
 
 def _read(fake: FakeWeChat, tmp_path: Path, templates: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +315,10 @@ def _due(**keys: str) -> dict[str, Any]:
         (_due(thingy1="name", thing3="next_step"), r"key thingy1: unknown key type 'thingy'"),
         (_due(phrase1="status", thing3="next_step"), r"key phrase1: a phrase key cannot carry status"),
         (_due(date1="name", thing3="next_step"), r"key date1: a date key cannot carry name"),
-        (_due(character_string1="ref", thing3="next_step"), r"key character_string1: a due_soon notice has no ref"),
+        (
+            _due(character_string1="ref", thing3="next_step"),
+            r"key character_string1: a due_soon notice does not always have ref",
+        ),
         (_due(amount1="name", thing3="next_step"), r"key amount1: no notice has a value of type amount"),
         (_due(first="title", thing3="next_step"), r"key first: WeChat no longer shows first/remark"),
         (_due(thing1="name", date2="due_date"), r"no key carries next_step"),
@@ -280,6 +388,17 @@ def test_a_phrase_only_from_the_vocabulary_and_a_character_string_never_chinese(
     assert fit("time2", "decided_on", dt.datetime(2027, 3, 9, 15, 1)) == "2027年3月9日 15:01"
     with pytest.raises(TemplateFitError, match="需要日期"):
         fit("date2", "due_date", "请尽快重新认证")
+
+
+def test_a_name_with_a_rare_character_fits_a_name_key() -> None:
+    """汉字 as the project defines them (pipelines/names.HAN: Extensions A-H and 〇), counted as characters: these
+    names were refused as "over 10 characters" (the key took U+4E00-9FFF only)."""
+    for name in ("刘䶮", "王𠮷", "陈𬌗", "〇", "李〇芳", "阿依古丽·买买提"):
+        assert fit("name2", "name", name) == name
+    assert fit("name2", "name", "𠮷" * 10) == "𠮷" * 10  # ten characters, whatever their UTF-16 length
+    for name in ("𠮷" * 11, "李ㄅ"):  # too long; a character no name has
+        with pytest.raises(TemplateFitError, match="姓名不截断"):
+            fit("name2", "name", name)
 
 
 def test_a_name_that_cannot_fit_a_name_key_is_never_cut_the_notice_fails_for_staff(

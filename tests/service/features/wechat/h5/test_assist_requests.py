@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -40,6 +41,7 @@ from service.features.wechat.models import WeChatSessionLink, WeChatUser
 from service.features.wechat.notify import run_notifications
 from service.features.wechat.runtime import build_channel
 from service.infra.clock import local_today
+from service.infra.config import WeChatTemplate
 from tests.service import factories
 from tests.service.features.wechat.conftest import wechat_settings
 from tests.service.features.wechat.fake_wechat import FakeWeChat
@@ -356,7 +358,7 @@ def test_staff_certify_from_the_request_and_the_citizen_gets_one_message(w: Worl
         "first": f"{NAME}的上门认证申请已办结",
         "keyword1": NAME,
         "keyword2": "已完成认证",
-        "keyword3": f"本次认证有效期至{zh(until)}。",  # the next step in a shown keyword: WeChat drops `remark`
+        "keyword3": zh(local_today(w.ctx.settings)),
         "remark": f"本次认证有效期至{zh(until)}。",
     }
     assert run_notifications(w.ctx, channel.api).sent == 0  # once only
@@ -378,6 +380,50 @@ def test_staff_answer_without_certifying_and_the_reply_is_sent(w: World) -> None
     assert values(msg)["keyword2"] == "已处理" and values(msg)["remark"] == "工作人员答复:视频清晰,请明天再试一次"
     # A new request is possible once the first is closed.
     assert apply(w, failed_session(w))[0] == 200 and len(open_requests(w)) == 1
+
+
+def test_a_long_staff_reply_reaches_the_person_on_the_page_the_notice_opens(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply of 26 characters (the console takes 100): the notice's 20-character key shows a fixed wording and the
+    link opens the full reply, for the WeChat user who asked only (before: failed, 模板字段…限20个字, nobody told)."""
+    keys = {"name1": "name", "phrase2": "state", "thing3": "next_step"}
+    templates = {**w.ctx.settings.wechat.templates, "assist": WeChatTemplate(id="cat-assist", keys=keys)}
+    monkeypatch.setattr(w.ctx.settings.wechat, "templates", templates)
+    w.fake.state.template_keys["cat-assist"] = set(keys)
+    assert apply(w, failed_session(w), kind="manual_review")[0] == 200
+    [req] = open_requests(w)
+    staff = TestClient(w.client.app)
+    csrf = console_login(staff)
+    reply = "视频不够清晰,请在光线充足处重录,或到社保窗口办理。"
+    assert len(reply) == 26
+    staff.post(f"/console/requests/{req.id}/close", data={"csrf": csrf, "reply": reply})
+    channel = build_channel(w.ctx.settings)
+    assert channel is not None
+    run = run_notifications(w.ctx, channel.api)
+    assert run.failed == 0  # the failed session's own result notice is sent too
+    [msg] = [m for m in w.fake.state.delivered if m["template_id"] == "cat-assist"]
+    shown = {k: str(v["value"]) for k, v in msg["data"].items()}
+    assert msg["touser"] == OPENID and shown == {
+        "name1": NAME,
+        "phrase2": "已办结",
+        "thing3": "工作人员已回复,请点击查看",
+    }
+    path = urlsplit(msg["url"]).path
+    assert path == f"/h5/reply/{req.id}"
+    page = w.client.get(path)
+    assert page.status_code == 200 and reply in html.unescape(page.text)
+    other = TestClient(w.client.app)  # another WeChat user: not theirs to read
+    other.cookies.set(identity.COOKIE, identity.mint(w.ctx, OTHER))
+    assert other.get(path).status_code == 404 and reply not in html.unescape(other.get(path).text)
+    assert w.client.get(f"/h5/reply/{2**40}").status_code == 422  # no integer column holds it: never a 500
+    # A short reply is shown itself, in full where it fits.
+    assert apply(w, failed_session(w), kind="manual_review")[0] == 200
+    [again] = open_requests(w)
+    staff.post(f"/console/requests/{again.id}/close", data={"csrf": csrf, "reply": "视频清晰,请明天再试一次"})
+    assert run_notifications(w.ctx, channel.api).failed == 0
+    last = [m for m in w.fake.state.delivered if m["template_id"] == "cat-assist"][-1]
+    assert last["data"]["thing3"]["value"] == "工作人员答复:视频清晰,请明天再试一次"
 
 
 def test_dates_are_the_bureaus(w: World) -> None:
