@@ -364,7 +364,7 @@ def test_every_proxy_action_is_audited_with_the_operator(client: TestClient, ctx
 
 def _all(ctx: ServiceContext) -> list[AuditEntry]:
     with ctx.db() as db:
-        return list(db.scalars(select(AuditEntry)))
+        return list(db.scalars(select(AuditEntry).order_by(AuditEntry.id)))
 
 
 def test_nobody_is_their_own_proxy(client: TestClient, ctx: ServiceContext) -> None:
