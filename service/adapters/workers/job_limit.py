@@ -46,7 +46,6 @@ class Deadline:
     """A job's time limit from now, on the monotonic clock; ``passed`` is the check the pipelines' scope asks."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self._at = time.monotonic() + seconds
 
     def passed(self) -> bool:
