@@ -129,7 +129,7 @@ def test_a_job_past_its_time_limit_on_its_last_attempt_goes_to_staff_with_the_re
     sid = queued(ctx, clip)
     t0 = time.monotonic()
     assert PollingWorker(ctx, certifier_factory=lambda: cast(Certifier, Decoding()), name="w1").run_once()
-    assert time.monotonic() - t0 < 3.0  # stopped at the limit, not run to its end
+    assert time.monotonic() - t0 < 6.0  # stopped at the limit, not run to its end (about 14 s)
     with ctx.db() as db:
         s = db.get(CertSession, sid)
         assert s is not None
