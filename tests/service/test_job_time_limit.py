@@ -163,13 +163,18 @@ def test_a_log_write_stalled_past_the_limit_leaves_no_lock_held(
     w.job_lease_s, w.task_soft_time_limit_s, w.job_retry_backoff_s = 30, 0.5, 0.0
     sid = queued(ctx, clip)
 
+    holding = threading.Event()
+
     def stalled_write() -> None:
         with log_handler.lock:  # type: ignore[union-attr]
+            holding.set()
             time.sleep(1.5)
 
     stalled = threading.Thread(target=stalled_write)
     stalled.start()
-    time.sleep(0.05)
+    # The job starts only once the write holds the lock (a fixed 0.05 s let a loaded machine start the job first:
+    # its line then went through, and it decoded at the real speed against its 0.5 s limit).
+    assert holding.wait(30)
     # The job runs in this thread, which outlives it as a worker thread does its jobs (a thread that ends may pass
     # its id to the next one, and a lock it left held would look like that one's own).
     assert PollingWorker(ctx, certifier_factory=lambda: cast(Certifier, Decoding()), name="w-1").run_once()
@@ -182,6 +187,6 @@ def test_a_log_write_stalled_past_the_limit_leaves_no_lock_held(
         assert s.last_error.startswith("JobTimeLimitExceededError"), s.last_error
     other = threading.Thread(target=lambda: job_log.info("another thread's line"), daemon=True)
     other.start()
-    other.join(3)
+    other.join(30)  # one line: a hung thread stays hung, a loaded machine's slow one is not taken for it
     assert not other.is_alive(), "another thread hung on the handler's lock"
     assert "another thread's line" in cast(io.StringIO, cast(logging.StreamHandler[Any], log_handler).stream).getvalue()

@@ -304,7 +304,11 @@ def test_an_unconfirmed_account_is_refused_as_second_person_by_every_rule(
 
 def _chain(ctx: ServiceContext, action: str) -> list[ConsoleAuditEntry]:
     with ctx.db() as db:
-        return list(db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == action)))
+        return list(
+            db.scalars(
+                select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == action).order_by(ConsoleAuditEntry.seq)
+            )
+        )
 
 
 def _puppet_of_admin(ctx: ServiceContext, staff_users: dict[str, int], name: str = "sup2") -> Staff:

@@ -189,7 +189,9 @@ def test_views_of_cases_are_audited_one_row_per_view(
     for path in ("card/0", "frame/0", "frame/1"):
         app_client.get(f"/console/cases/{sid}/img/{path}")
     with ctx.db() as db:
-        rows = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.target == sid)).all()
+        rows = db.scalars(
+            select(ConsoleAuditEntry).where(ConsoleAuditEntry.target == sid).order_by(ConsoleAuditEntry.seq)
+        ).all()
         assert [(e.actor, e.action) for e in rows] == [("staff:rev2", "case.image"), ("staff:rev2", "case.view")]
         s = db.get(CertSession, sid)
         assert s is not None and s.result is not None
@@ -200,7 +202,9 @@ def test_views_of_cases_are_audited_one_row_per_view(
     login(other, "rev1")
     other.get(f"/console/cases/{sid}/img/card/0")
     with ctx.db() as db:
-        rows = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.target == sid)).all()
+        rows = db.scalars(
+            select(ConsoleAuditEntry).where(ConsoleAuditEntry.target == sid).order_by(ConsoleAuditEntry.seq)
+        ).all()
         assert [(e.actor, e.action) for e in rows][-1] == ("staff:rev1", "case.image")
 
 

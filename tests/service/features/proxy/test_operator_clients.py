@@ -215,7 +215,9 @@ def test_the_h5_pages_point_a_withdrawn_apps_relative_to_what_is_left_and_take_n
     assert "申请上门认证" in told and "经办窗口" in told and "请在该应用中" not in told
     assert "token" not in r.text and made.json()["operator_id"] not in r.text
     with ctx.db() as db:
-        refused = db.scalars(select(AuditEntry).where(AuditEntry.action == operators.LOGIN_REFUSED)).all()
+        refused = db.scalars(
+            select(AuditEntry).where(AuditEntry.action == operators.LOGIN_REFUSED).order_by(AuditEntry.id)
+        ).all()
         assert [e.detail["reason"] for e in refused] == ["another client's account", "its client is withdrawn"]
         op = db.get(ProxyOperator, made.json()["operator_id"])
         assert op is not None and op.client != operators.H5_CLIENT  # still the app's: nothing moved

@@ -39,6 +39,9 @@ AT = china(22, 10, 0)
 DEADLINE_S = 1.0
 # The fake trickles 400 spaces at 0.05 s each: 20 s per answer, every gap far under the client's 10-s read timeout.
 TRICKLED_S = 20.0
+# A run cut at its deadline ends within this: the deadline and the run's own work, which a loaded machine makes
+# several times slower (2 s over the deadline was too tight for it); still far under the trickle it was cut from.
+CUT_S = DEADLINE_S + 7.0
 
 
 def _api(ctx: ServiceContext) -> WeChatApi:
@@ -71,7 +74,7 @@ def test_a_trickled_answer_to_a_send_gives_up_at_the_deadline_and_goes_to_staff_
     started = time.monotonic()
     run = run_notifications(ctx, api, DAY, AT)
     took = time.monotonic() - started
-    assert took < DEADLINE_S + 2.0 < TRICKLED_S, took
+    assert took < CUT_S < TRICKLED_S / 2, took
     assert len(fake_wx.state.sent_templates) == 1  # WeChat took it: it may well have been delivered
     notice = _notice(db, "o-trickle")
     # Over for good within the deadline: a lost answer (never resent by itself; staff settle it at once, with the
@@ -94,7 +97,7 @@ def test_a_trickled_token_fetch_gives_up_at_the_deadline_and_the_notice_waits_un
     started = time.monotonic()
     run = run_notifications(ctx, api, DAY, AT)
     took = time.monotonic() - started
-    assert took < DEADLINE_S + 2.0 < TRICKLED_S, took
+    assert took < CUT_S < TRICKLED_S / 2, took
     notice = _notice(db, "o-token")
     assert (run.sent, notice.status, notice.attempts, fake_wx.state.template_calls) == (0, NoticeStatus.PENDING, 0, 0)
     assert api.store.get("wechat:access_token") is None  # the half-read token was not kept

@@ -100,7 +100,11 @@ def test_supervisors_see_the_stuck_notices_of_their_region_in_chinese_and_every_
     login(reviewer, "rev1")
     assert reviewer.get("/console/wechat-notices").status_code == 403
     with ctx.db() as s:
-        views = s.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "wechat_notices.view")).all()
+        views = s.scalars(
+            select(ConsoleAuditEntry)
+            .where(ConsoleAuditEntry.action == "wechat_notices.view")
+            .order_by(ConsoleAuditEntry.seq)
+        ).all()
     assert [v.actor for v in views] == ["staff:sup1", "staff:sup2", "staff:sup2"]
     assert views[2].detail["beneficiary_id"] == bid
     assert views[0].detail["shown"] == [failed.id]
