@@ -38,6 +38,7 @@ from service.features.wechat.h5.cardcheck import CardChecker  # noqa: E402
 from service.features.wechat.models import WeChatSessionLink  # noqa: E402
 from service.features.wechat.notify import run_notifications  # noqa: E402
 from service.features.wechat.runtime import build_channel  # noqa: E402
+from service.infra.clock import local_today  # noqa: E402
 from service.infra.config import Settings, settings_from_flat  # noqa: E402
 from tests.service.features.wechat.fake_wechat import FakeWeChat  # noqa: E402
 from tests.service.media import LIVE_VIDEO, card_for_video  # noqa: E402
@@ -119,12 +120,12 @@ def bench_card_check(ctx: ServiceContext, data_dir: Path, repeat: int) -> dict[s
     id_hash = ctx.keyring.id_hash(fields.id_number)
     t0 = time.perf_counter()
     checker = CardChecker(None)
-    problems = checker.problems(card, id_hash, ctx.keyring)  # loads the reader
+    problems = checker.problems(card, id_hash, ctx.keyring, local_today(ctx.settings))  # loads the reader
     first = time.perf_counter() - t0
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        checker.problems(card, id_hash, ctx.keyring)
+        checker.problems(card, id_hash, ctx.keyring, local_today(ctx.settings))
         times.append(time.perf_counter() - t)
     return {
         "first_call_incl_model_load_s": round(first, 3),

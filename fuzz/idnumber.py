@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import atheris  # type: ignore[import-untyped]
 
 with atheris.instrument_imports(include=["service.certification.idnumber", "pipelines.idnumber"]):
@@ -10,11 +12,13 @@ with atheris.instrument_imports(include=["service.certification.idnumber", "pipe
 
 from fuzz.harness import main
 
+DAY = dt.date(2026, 5, 1)  # both checkers judge on one day, fixed so that a finding replays alike on any day
+
 
 def test_one_input(data: bytes) -> None:
     text = atheris.FuzzedDataProvider(data).ConsumeUnicodeNoSurrogates(40)
-    problem = idnumber.validate(text)
-    check = check_number(text)
+    problem = idnumber.validate(text, DAY)
+    check = check_number(text, DAY)
     if problem is None and not (check.format_ok and check.checksum_ok):
         raise RuntimeError(f"service accepts {text!r}, the card checker does not: {check}")
     if check.format_ok and check.checksum_ok and check.date_ok and problem is not None and "check digit" in problem:

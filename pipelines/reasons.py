@@ -189,6 +189,26 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
 }
 
 
+# Card problems that do not stop a decision on their own when the number still reads and validates
+# (pipelines/decision/rules.py): notes beside the decision, not its cause.
+CARD_SOFT: frozenset[ReasonCode] = frozenset({ReasonCode.ID_TOO_BLURRY, ReasonCode.ID_GLARE, ReasonCode.ID_CUT_OFF})
+
+
+def staff_may_overrule(code: str, *, number_matched: bool = False) -> bool:
+    """Whether a machine reject for `code` is one a member of staff watching the video may overrule (a citizen's
+    request for a manual review: service/features/console/assist_video.py): what the person did in front of the
+    camera, an action of the challenge not done or done out of order (a stroke patient who cannot turn her head,
+    CHALLENGE_*), or the capture (light, blur, a face too small: CAPTURE_*); and the card notes the machine itself
+    lets pass when the number reads (CARD_SOFT), only when `number_matched` (the card's number was read and
+    compared with the person's: a glare or blur that hid the number is reported instead of ID_NUMBER_UNREADABLE,
+    and then nobody compared the card with the roster). Never the passive liveness (SPOOF_*: a photo, a screen or
+    a recording replayed, the signature of a relative replaying a deceased pensioner's video, whose face matches),
+    nor a finding about whose face, card or record it is (FACE_*, the other ID_* codes, VIDEO_DUPLICATE,
+    IDENTITY_CHANGED, BENEFICIARY_DECEASED, the proxy codes), nor a video the machine could not read (MEDIA_*,
+    VIDEO_TOO_*, MODEL_UNAVAILABLE): a person settles those at the counter or a home visit."""
+    return code.startswith(("CHALLENGE_", "CAPTURE_")) or (number_matched and code in CARD_SOFT)
+
+
 def needs_new_card(code: str) -> bool:
     """Whether a session that failed for `code` cannot lend its ID card photo to the next attempt: the photo itself
     was the problem (the card checks, ID_*), or the record names another ID number now (IDENTITY_CHANGED: the card

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pipelines.decision.result import Decision, Outcome
 from pipelines.face_match import Band, MatchResult
-from pipelines.reasons import ReasonCode
+from pipelines.reasons import CARD_SOFT, ReasonCode
 
 
 class IdCardLike(Protocol):
@@ -40,8 +40,8 @@ class LivenessLike(Protocol):
     def passive_score(self) -> float: ...
 
 
-# Card problems that do not stop a decision on their own when the number still reads and validates.
-CARD_SOFT = frozenset({ReasonCode.ID_TOO_BLURRY, ReasonCode.ID_GLARE, ReasonCode.ID_CUT_OFF})
+# CARD_SOFT (pipelines/reasons.py, where the request page's overrule reads it too): card problems that do not
+# stop a decision on their own when the number still reads and validates.
 # Conflicting evidence: a person decides.
 CARD_REVIEW = frozenset({ReasonCode.ID_FIELDS_INCONSISTENT})
 

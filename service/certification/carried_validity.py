@@ -37,6 +37,7 @@ def cut_back_carried(db: Session, rules: CycleRules) -> int:
     carried = exists().where(
         later.beneficiary_id == Certification.beneficiary_id,
         later.revoked_at.is_(None),
+        later.own_validity.is_(False),  # a row stored with its own validity carries none (revocation.cut_back)
         later.certified_on < Certification.certified_on,  # entered for an earlier day: only such a row carries it
         later.valid_until >= Certification.valid_until,
     )

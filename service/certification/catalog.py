@@ -129,6 +129,9 @@ PROXY_MESSAGES_ZH: dict[str, str] = {
     # A bind of an elder the relative's account is bound to already (a retried request): the binding is there.
     "PROXY_ALREADY_BOUND": "您已绑定该老人,无需重复绑定",
     "PROXY_BINDING_LOCKED": "多次认证未通过,该绑定已锁定,请联系经办机构人工审核",
+    # Staff lifting a lock from the console's person page (service/features/console/binding_unlock.py).
+    "PROXY_UNLOCK_NOTE": "请填写解除锁定的理由(不超过 500 字)",
+    "PROXY_UNLOCK_FLAGGED": "代办人曾本人出镜,该绑定须由主管核实后解除锁定",
     "PROXY_RELATIONSHIP": "请选择您与老人的关系",
     # A relative's typed (not photographed) ID number that is no valid number: corrected by typing, no photo.
     "PROXY_ID_NUMBER": "身份证号码有误,请核对后重新填写",

@@ -49,9 +49,10 @@ class LivenessCheck(Protocol):
 
 
 class CardReader(Protocol):
-    """The ID-card reader: one decoded BGR photo → side, fields, number and the problems found."""
+    """The ID-card reader: one decoded BGR photo → side, fields, number and the problems found, its dates (the birth
+    date the number encodes, the validity) judged on `today`, the bureau's date."""
 
-    def read(self, image_bgr: np.ndarray) -> IdCardResult: ...
+    def read(self, image_bgr: np.ndarray, today: dt.date) -> IdCardResult: ...
 
 
 class Certifier(Protocol):
@@ -122,6 +123,16 @@ class AcceptHook(Protocol):
     when the session certifies nobody; may raise a ServiceError to refuse the accept outright."""
 
     def __call__(self, db: Session, s: CertSession, subject: Beneficiary | None, /) -> bool: ...
+
+
+class CertifiedHook(Protocol):
+    """Called in the transaction that certified ``subject`` through session ``s`` (`processing.accept_session`: a
+    video accepted by the machine or by staff, a counter or home-visit certification, activity evidence), once the
+    certification is recorded. What the feature kept open for the person until they were certified ends there (the
+    console closes their open requests for a home visit or a manual review: service/features/console/assist.py).
+    Locks nothing it would wait for: the beneficiary is held (lock_order.py)."""
+
+    def __call__(self, db: Session, ctx: ServiceContext, s: CertSession, subject: Beneficiary, /) -> None: ...
 
 
 class SettleGuard(Protocol):
@@ -255,6 +266,15 @@ class OpenCaseSource(Protocol):
     def __call__(self, db: Session, beneficiary_ids: Sequence[int], /) -> Iterable[tuple[int, dt.datetime]]: ...
 
 
+class KeptMediaSource(Protocol):
+    """Which of the sessions ``session_ids`` (final, past the retention period) a feature's open request still waits
+    on: staff owe the person a look at that video (a request for a manual review, 人工审核: service/features/console/
+    assist_video.py). The retention purge (service/certification/retention.py) keeps their media until no installed
+    feature names them; the first run after that takes them."""
+
+    def __call__(self, db: Session, session_ids: Sequence[str], /) -> Iterable[str]: ...
+
+
 class PersonHashSource(Protocol):
     """The ID-number look-up hash a feature's rows already carry for a person, among ``hashes`` (the number's under
     every signing key in use, the current one first); None when they carry none. A roster row created while a
@@ -277,6 +297,7 @@ class FeatureHooks:
     holds: dict[str, HoldHook] = field(default_factory=dict)
     decided: dict[str, DecidedHook] = field(default_factory=dict)
     accept: dict[str, AcceptHook] = field(default_factory=dict)
+    certified: dict[str, CertifiedHook] = field(default_factory=dict)  # after the certification is recorded
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     requesters: dict[str, RequesterSource] = field(default_factory=dict)  # the first that knows a session wins
     claims: dict[str, ClaimSource] = field(default_factory=dict)  # the first that knows a session wins
@@ -289,6 +310,7 @@ class FeatureHooks:
     revocations: dict[str, RevokedHook] = field(default_factory=dict)
     person_hashes: dict[str, PersonHashSource] = field(default_factory=dict)  # the first that knows one wins
     open_cases: dict[str, OpenCaseSource] = field(default_factory=dict)  # cycle.being_decided reads them all
+    kept_media: dict[str, KeptMediaSource] = field(default_factory=dict)  # the retention purge reads them all
     gauges: dict[str, Collector] = field(default_factory=dict)  # a feature's gauges, added to /metrics at scrape time
     installed: bool = False
 
@@ -307,6 +329,12 @@ class FeatureHooks:
         """The installed features' open requests, what the cycle's rule reads beside the sessions (`cases` of
         cycle.run_cycle and cycle.states_of)."""
         return tuple(self.require_installed().open_cases.values())
+
+    def media_kept(self, db: Session, session_ids: Sequence[str]) -> set[str]:
+        """Those of ``session_ids`` whose media an installed feature still waits on (KeptMediaSource), all asked.
+        Refused on a context without features: its purge would delete the video a request waits on."""
+        sources = self.require_installed().kept_media.values()
+        return {sid for source in sources for sid in source(db, session_ids)} if session_ids else set()
 
     def revise(
         self, ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport
@@ -339,6 +367,11 @@ class FeatureHooks:
             if found is not None:
                 return found
         return None
+
+    def person_certified(self, db: Session, ctx: ServiceContext, s: CertSession, subject: Beneficiary) -> None:
+        """Every feature's share of a certification just recorded (CertifiedHook)."""
+        for hook in self.require_installed().certified.values():
+            hook(db, ctx, s, subject)
 
     def check_settle(self, db: Session, s: CertSession) -> None:
         """Every guard may refuse a staff decision on ``s`` taken outside the case's own flow."""

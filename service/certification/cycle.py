@@ -154,6 +154,40 @@ def awaiting_first_sql() -> ColumnElement[bool]:
     return Beneficiary.grace_dated & Beneficiary.last_certified_on.is_(None)
 
 
+def stopped_by_roster(b: Beneficiary) -> bool:
+    """Whether the benefit system's roster last said `suspended` for `b` while this service holds `b` active
+    (`roster_status`: it stopped paying them here, e.g. transferred out, 转出). The cycle does not chase such a
+    record: no reminders (WeChat notice_queue), not on the due-soon or overdue lists (registry.status_list), not
+    suspended by the cycle run (no payment row from a bureau that no longer pays them: `run_cycle`). Its status
+    stays this service's (Part R: a certification or a person decides a payment here); the import names it
+    (`suspension_not_applied`), and a later `active` row puts it back in the cycle.
+
+    For a record suspended here the roster's `suspended` is, as a rule, this service's own suspension echoed (the
+    benefit system stopped paying on our exports/suspensions.csv row): it stops nothing, and the person keeps their
+    `suspended` notice (how payment resumes). The resume that answers it clears it (`resume`): before, the stale
+    word kept a person certified and resumed here out of every later reminder, list and suspension until a file
+    said `active`."""
+    return b.status == BeneficiaryStatus.ACTIVE and b.roster_status == BeneficiaryStatus.SUSPENDED
+
+
+def stopped_by_roster_sql() -> ColumnElement[bool]:
+    """`stopped_by_roster` as an SQL condition on beneficiaries (NULL, not known, is not stopped)."""
+    said = func.coalesce(Beneficiary.roster_status, "") == BeneficiaryStatus.SUSPENDED.value
+    return (Beneficiary.status == BeneficiaryStatus.ACTIVE) & said
+
+
+def resume(db: Session, b: Beneficiary, on_date: dt.date) -> None:
+    """Lift this service's suspension of `b` (a `resumed` row for the payment system, paying back from
+    `suspended_on`). A roster `suspended` stored meanwhile was our suspension echoed (`stopped_by_roster`): the
+    resume answers it, so it is cleared (not known until the roster's next word) and the person is back in the
+    cycle. The same roster word in a later file is an unchanged row (its digest) and stays cleared."""
+    db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=on_date, suspended_since=b.suspended_on))
+    b.status = BeneficiaryStatus.ACTIVE
+    b.suspended_on = None
+    if b.roster_status == BeneficiaryStatus.SUSPENDED:
+        b.roster_status = None
+
+
 def state_of(b: Beneficiary, today: dt.date, rules: CycleRules) -> CycleState:
     """`cycle_state` of a stored record: the way a page, a list or a view reads a person's state."""
     return cycle_state(b.status, b.valid_until, today, rules, first_pending=awaiting_first(b))
@@ -199,7 +233,8 @@ def run_cycle(
     (`being_decided`: queued, running, in staff review or failed awaiting staff, or an open request for a home
     visit or a manual review filed in time: `cases`, ctx.hooks.case_sources()), nor one without any
     date: a row whose validity is NULL is suspended only when certifications of theirs exist (all lapsed, each
-    with its date on the beneficiary page); one that never had a date (``CycleState.UNDATED``) never is. The
+    with its date on the beneficiary page); one that never had a date (``CycleState.UNDATED``) never is; nor one
+    the benefit system stopped paying here (`stopped_by_roster`). The
     rows are locked (PostgreSQL): a certification committed meanwhile is seen, and one applied later waits and
     resumes.
     Raises CycleSpikeError, changing nothing, when `guard` refuses the count (unless `force`).
@@ -220,6 +255,7 @@ def run_cycle(
             Beneficiary.status == BeneficiaryStatus.ACTIVE,
             (Beneficiary.valid_until < today) | (Beneficiary.valid_until.is_(None) & ever_certified),
             ~certified_today,
+            ~stopped_by_roster_sql(),  # the benefit system stopped paying them here: not ours to stop
         )
         .order_by(Beneficiary.id)  # many rows of one table: in a fixed order (service/certification/lock_order.py)
         .with_for_update()
@@ -332,7 +368,5 @@ def record_certification(
     b.last_certified_on = max(certified_on, b.last_certified_on) if b.last_certified_on else certified_on
     b.valid_until = max(new_until, b.valid_until) if b.valid_until else new_until
     if b.status == BeneficiaryStatus.SUSPENDED and b.valid_until >= (today or certified_on):
-        db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=certified_on, suspended_since=b.suspended_on))
-        b.status = BeneficiaryStatus.ACTIVE
-        b.suspended_on = None
+        resume(db, b, certified_on)
     return b.valid_until

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.contract import FeatureHooks, IdentityConfirmed
-from service.certification.cycle import CycleRules
+from service.certification.cycle import CycleRules, resume
 from service.certification.errors import ServiceError
-from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus, CycleEvent
+from service.certification.models import AuditEntry, Beneficiary, BeneficiaryStatus
 from service.certification.revocation import revalidate_all
 from service.infra.security import mask_text
 
@@ -94,8 +94,7 @@ def confirm_same_person(
     b.grace_dated = bool(change.get("grace_dated_before", b.grace_dated))
     resumed = b.status == BeneficiaryStatus.SUSPENDED and b.valid_until is not None and b.valid_until >= today
     if resumed:  # suspended only for the grace date the change gave
-        db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=today, suspended_since=b.suspended_on))
-        b.status, b.suspended_on = BeneficiaryStatus.ACTIVE, None
+        resume(db, b, today)
     db.flush()
     restored = hooks.identity_confirmed(db, IdentityConfirmed(b.id, b.external_id, import_id, actor))
     detail = {

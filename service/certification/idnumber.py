@@ -44,8 +44,10 @@ def age_on(birth: dt.date, today: dt.date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
-def validate(number: str, today: dt.date | None = None) -> str | None:
-    """None when valid, else what is wrong (format first, then birth date, check digit and region)."""
+def validate(number: str, today: dt.date) -> str | None:
+    """None when valid, else what is wrong (format first, then birth date, check digit and region). `today`: the
+    bureau's date (service/infra/clock.local_today), required: a birth date up to it is valid, and the machine's (UTC)
+    date is the day before Beijing's from 16:00 to 24:00 UTC, which refused a number born on the bureau's today."""
     check = check_number(number, today)
     if not check.format_ok:
         return FORMAT

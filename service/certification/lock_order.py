@@ -38,7 +38,11 @@ Who takes what, in this order (docs/security.md, Part L):
   consent the elder then the binding (`staff_binding`); staff unlock the binding alone;
 - the console (service/features/console): an alternative certification (at the counter, a home visit, an assistance
   request: the request first) the beneficiary, before inserting its session (`alt_cert.certify_alternative`, then
-  `accept_session` on the row it holds); a death registration the beneficiary; a supervisor's finding on a roster
+  `accept_session` on the row it holds); every certification (`processing.accept_session`, however made) then the
+  person's open requests (`assist.close_on_certification`), the one step against the order, taken with SKIP LOCKED
+  so it never waits: a request the request page holds is closing anyway; the request page's 视频审核通过
+  (`assist_video.accept_video`) the request, then the session and the beneficiary (`review.settle`); a death
+  registration the beneficiary; a supervisor's finding on a roster
   change of ID number (`identity_alerts.settle_identity_alert`) the beneficiary, then its alert (`console_alerts`,
   a table no other transaction locks with these), then, for a same-person finding, every account of the relatives
   concerned by id and the record's bindings (`proxy.identity.restore_for_same_person`); a supervisor's revocation of

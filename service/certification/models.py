@@ -210,6 +210,11 @@ class Certification(Base):
     # schedule settles it, whatever the gap (service/features/wechat/revoked.py). None: not revoked, or revoked
     # before migration 0018.
     notice_state: Mapped[str | None] = mapped_column(String(8), index=True)
+    # `valid_until` is this certification's own validity, as the rules and the record's region gave it when it was
+    # accepted (processing.accept_session): it carries no other certification's date, so a revocation never cuts it
+    # (revocation.cut_back), whatever the region or the rules now. False: stored before migration 0028, when a row
+    # entered late may have stored the record's latest date instead.
+    own_validity: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
 
 
 def in_force() -> ColumnElement[bool]:

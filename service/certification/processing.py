@@ -479,3 +479,4 @@ def accept_session(
             "valid_until_before": before.isoformat() if before else None,
         },
     )
+    ctx.hooks.person_certified(db, ctx, s, b)  # e.g. the person's open requests for a home visit are answered

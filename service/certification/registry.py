@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit, person_ref
-from service.certification.cycle import CycleRules, CycleState, cycle_state, states_of
+from service.certification.cycle import CycleRules, CycleState, cycle_state, states_of, stopped_by_roster_sql
 from service.certification.deaths import DEATH_WITHDRAWN_EVENT, DECEASED_EVENT
 from service.certification.errors import ServiceError
 from service.certification.models import Beneficiary, BeneficiaryStatus, CycleEvent, utcnow
@@ -93,7 +93,8 @@ def status_list(
     q = select(Beneficiary).order_by(Beneficiary.valid_until.asc().nulls_first(), Beneficiary.external_id)
     if which == "suspended":
         return list(db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.SUSPENDED)))
-    active = list(db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.ACTIVE)))
+    # Not one the benefit system stopped paying here (cycle.stopped_by_roster): nobody chases them.
+    active = list(db.scalars(q.where(Beneficiary.status == BeneficiaryStatus.ACTIVE, ~stopped_by_roster_sql())))
     want = CycleState(which)
     dated = [b for b in active if cycle_state(b.status, b.valid_until, today, rules) is _BY_DATE[want]]
     states = states_of(db, dated, today, rules, cases=cases)

@@ -1,7 +1,8 @@
 """Retention: raw media (ID-card photo, video) are deleted a configurable number of days after the final
 decision, with the text read off the card photo. Decisions, scores, hashes and audit entries stay; the session
 records when its media went; media a supervisor holds as evidence stay until the hold ends
-(service/certification/evidence_hold.py). The face template of a person recorded as deceased is erased."""
+(service/certification/evidence_hold.py), and so do those a feature's open request waits on (a manual review's
+video: contract.KeptMediaSource). The face template of a person recorded as deceased is erased."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ CARD_TEXT = ("name", "sex", "ethnicity", "birth_date", "address", "issuing_autho
 # The same text among the reader's diagnostics (pipelines/id_card): the birth date as printed, an ethnicity snapped
 # to the nearest name ("田→回"), the parts of the address it corrected.
 CHECK_TEXT = ("birth_text", "ethnicity_snapped", "address_corrected")
+# The purge runs once a day (the daily run from CYCLE_RUN_HOUR, Celery beat's storage upkeep at its UPKEEP_HOUR, each
+# on an hourly tick), and the citizens' pages promise the media go within RETENTION_DAYS of the decision
+# (h5/templates/certify.html, my_data.html: 认证完成后 30 天内删除). So each run also deletes what would pass the period
+# before the next run, a day and the tick's hour ahead; before, media decided just after a run lived a day longer.
+PURGE_AHEAD = dt.timedelta(days=1, hours=1)
 
 
 def expire_sessions(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
@@ -59,14 +65,16 @@ def expire_sessions(ctx: ServiceContext, now: dt.datetime | None = None) -> int:
 
 
 def purge_media(ctx: ServiceContext, now: dt.datetime | None = None, batch: int = 500) -> int:
-    """Delete the media of every session finally decided more than `retention_days` ago (never of a case awaiting
-    staff, nor media a supervisor's hold keeps as evidence: service/certification/evidence_hold.py), ``batch``
-    sessions per transaction until none is left. Idempotent; returns the count.
+    """Delete the media of every session finally decided more than `retention_days` ago, or that will be before the
+    next daily run (`PURGE_AHEAD`; never later than ``now``) — never of a case awaiting staff, nor media a
+    supervisor's hold keeps as evidence (service/certification/evidence_hold.py), nor the video an open request
+    asks staff to watch (`_kept`) — ``batch`` sessions per transaction until none is left. Idempotent; returns the
+    count.
 
     All of them, not one batch a day: a province decides far more than 500 sessions a day, and media left past
     the retention period are biometric data kept without a purpose."""
     now = now or utcnow()
-    cutoff = now - dt.timedelta(days=ctx.settings.storage.retention_days)
+    cutoff = min(now, now - dt.timedelta(days=ctx.settings.storage.retention_days) + PURGE_AHEAD)
     total = refused = 0
     after = ""  # session ids in ascending order, each looked at once per run (a refused one is not asked again)
     while True:
@@ -113,9 +121,9 @@ def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, bat
             # (SQLite serialises transactions; it renders no FOR UPDATE.)
             .with_for_update(skip_locked=True)
         ).all()
-        held = _held_now(db, [s.id for s in sessions], now)
+        kept = _kept(ctx, db, [s.id for s in sessions], now)
         for s in sessions:
-            if s.id in held:
+            if s.id in kept:
                 continue
             if not _delete_media(ctx, s):
                 refused += 1
@@ -126,6 +134,15 @@ def _purge_batch(ctx: ServiceContext, cutoff: dt.datetime, now: dt.datetime, bat
         if purged:
             audit(db, "system", "retention.purge", cutoff.date().isoformat(), {"sessions": purged})
     return _BatchRun(len(sessions), purged, refused, sessions[-1].id if sessions else after)
+
+
+def _kept(ctx: ServiceContext, db: Session, ids: list[str], now: dt.datetime) -> set[str]:
+    """Which of the sessions just locked keep their media, besides the selection's own rule (`awaiting_staff`):
+    a hold in force (`_held_now`), and a video a feature's open request waits on (FeatureHooks.media_kept: a
+    request for a manual review, 人工审核, promises the person that staff watch it and that they need not film
+    again; purged, the review had nothing to look at). Kept while the request is open, taken by the first run
+    after it is closed."""
+    return _held_now(db, ids, now) | ctx.hooks.media_kept(db, ids)
 
 
 def _held_now(db: Session, ids: list[str], now: dt.datetime) -> set[str]:

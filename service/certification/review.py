@@ -1,4 +1,6 @@
-"""Staff review: a person settles a `review` decision (or a job that failed) as accept or reject.
+"""Staff review: a person settles a `review` decision (or a job that failed) as accept or reject; asked from a
+citizen's request for a manual review, a machine reject a person may overrule is accepted the same way
+(`overrulable`, `settle`'s `overrule`).
 
 The reviewer's decision is recorded next to the machine's (which is kept), and an accept applies the cycle
 exactly as an automatic one does. Every staff decision (accept, reject, or the console's retake request) tells
@@ -8,11 +10,11 @@ notifiers the features registered (ctx.hooks; the WeChat feature's for sessions 
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy.orm import Session
 
-from pipelines.reasons import ReasonCode
+from pipelines.reasons import ReasonCode, staff_may_overrule
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import InvalidInputError, ServiceError
@@ -80,6 +82,36 @@ def accept_needs_second(db: Session, s: CertSession) -> list[str]:
     return why
 
 
+def overrulable(s: CertSession) -> bool:
+    """Whether staff may accept `s` although the machine rejected it (`settle`'s `overrule`: a citizen's request for
+    a manual review of that video, service/features/console/assist_video.py): the machine's own reject (no staff
+    decision on it), of a video the person or a relative sent (not a staff record), every reason of which a person
+    watching the video may overrule (pipelines.reasons.staff_may_overrule: the challenge, the capture; a soft card
+    note only beside a number the machine read and matched, `card_number_matched`). Whose face it is stays the
+    machine's and the second person's rule: `settle` asks `accept_needs_second` as for any accept."""
+    reasons = s.reasons or []
+    matched = card_number_matched(s.result or {})
+    return (
+        s.state == SessionState.DECIDED
+        and s.decision == SessionDecision.REJECT
+        and s.channel != Channel.STAFF
+        and "review" not in (s.result or {})
+        and bool(reasons)
+        and all(staff_may_overrule(r, number_matched=matched) for r in reasons)
+    )
+
+
+def card_number_matched(result: dict[str, Any]) -> bool:
+    """Whether the stored decision shows the card's number read and compared with the person's: the reader's
+    result (`id_card`, kept through the retention purge, the number masked) holds a number that validates. The
+    decision then compared it with the person's (processing._subject always names it) and a mismatch is a reason
+    of its own (ID_NUMBER_MISMATCH, never overrulable). A glare or blur that hid the number is reported instead of
+    ID_NUMBER_UNREADABLE with no number stored; a result without the reader's (a media error, a row written by
+    hand or before results kept it) shows nothing and reads as not matched."""
+    card = result.get("id_card")
+    return isinstance(card, dict) and bool(card.get("id_number")) and card.get("id_number_valid") is True
+
+
 def lock_person(db: Session, s: CertSession) -> None:
     """Lock `s`'s beneficiary before a staff accept asks `accept_needs_second` (after the session and its review
     claim: lock_order.py; `accept_session` then finds it held). A revocation as 冒领 holds that row until it commits
@@ -123,6 +155,7 @@ def settle(
     case_checked: bool = False,
     request_key: str | None = None,
     aliases: tuple[str, ...] = (),
+    overrule: bool = False,
 ) -> Settled:
     """Apply a staff decision. ``case_checked``: the caller is the flow that holds the case (the console, which has
     checked the claim and the second decision itself); any other caller (the operator API) passes the features'
@@ -134,7 +167,11 @@ def settle(
 
     An accept is refused (`processing.accept_session`: IDENTITY_CHANGED, nothing written) when the roster gave the
     record another ID number after the session was opened: the video is the previous number's person's. A reject
-    stays open, and a supervisor's same-person finding (identity_review.py) makes the accept possible again."""
+    stays open, and a supervisor's same-person finding (identity_review.py) makes the accept possible again.
+
+    ``overrule``: an accept of a machine reject a person may overrule (`overrulable`), asked from a citizen's
+    request for a manual review; its caller does not hold the case (``case_checked`` False): the features' guards
+    and the second-person rule apply as to any accept."""
     # Lock and re-read the row first (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers): two
     # settles at once (the operator API and the console, two API calls) both saw the open case and the later
     # one overwrote the earlier decision, e.g. a reject written over an accept whose certification stayed.
@@ -145,8 +182,10 @@ def settle(
     if key is not None and first_request(db, REVIEW_ACTION, s.id, key, asked, (actor, *aliases)) is not None:
         return _settled(s, replayed=True)
     reviewable = (
-        s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW
-    ) or s.state == SessionState.FAILED
+        (s.state == SessionState.DECIDED and s.decision == SessionDecision.REVIEW)
+        or s.state == SessionState.FAILED
+        or (overrule and decision == SessionDecision.ACCEPT and overrulable(s))
+    )
     if not reviewable:
         raise ServiceError("SESSION_STATE", f"session is {s.state}/{s.decision}: nothing to review")
     if decision not in (SessionDecision.ACCEPT, SessionDecision.REJECT):
@@ -167,6 +206,8 @@ def settle(
     if decision == SessionDecision.ACCEPT:
         accept_session(db, ctx, s, b, local_date(ctx.settings, s.decided_at), None)  # the bureau's date
     detail = {"decision": decision, "reviewer": reviewer}
+    if record["machine_decision"] == SessionDecision.REJECT:
+        detail["overrules"] = SessionDecision.REJECT.value  # the machine's reject, overruled (`overrulable`)
     audit(db, actor, REVIEW_ACTION, s.id, detail if key is None else {**detail, "request": key, "asked": asked})
     notify_decision(db, ctx, s)
     return _settled(s, replayed=False)

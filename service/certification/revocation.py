@@ -264,12 +264,14 @@ def cut_back(
     """Each of `standing` that may carry `revoked`'s date cut back to its own validity; (row, date it had) of each
     cut. A row entered late before each row stored its own validity (processing.accept_session) carries the
     record's latest date then, the revoked one's maybe: cut back to its own, or the cycle run and the public check
-    go on by the revoked one's date. Only a row that may carry it: rules changed since do not shorten another
-    certificate. The one home of the cut: a revocation (`revalidate`) and the daily run's repair of the rows a
-    revocation made before this rule left uncut (carried_validity.py)."""
+    go on by the revoked one's date. Only a row that may carry it: one stored with its own validity
+    (`own_validity`, every row since migration 0028) carries none, so a move to a region under another rule, or
+    rules changed since, do not shorten a genuine certificate (before, its validity was recomputed with today's
+    region and rules). The one home of the cut: a revocation (`revalidate`) and the daily run's repair of the rows
+    a revocation made before this rule left uncut (carried_validity.py)."""
     cut: list[tuple[Certification, dt.date]] = []
     for c in standing:
-        if c.valid_until >= revoked.valid_until:
+        if not c.own_validity and c.valid_until >= revoked.valid_until:
             own = valid_until(c.certified_on, rules, b.region, b.birth_date)
             if own < c.valid_until:
                 cut.append((c, c.valid_until))

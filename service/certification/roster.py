@@ -8,12 +8,15 @@ code uses are all importable from here.
 
 Rows are upserted by the benefit system's ``external_id``; re-importing the same file changes nothing
 (each row's digest is stored), and every rejected row is reported with its line number and reasons.
-Columns: external_id, id_number, name, region (optional: the number's first 6 digits), benefit_types
-(separated by ``;``), status (optional, default active), valid_until (optional ISO date), household (optional:
-the benefit system's household id; beneficiaries sharing one are relatives for the kinship face rule, see
+Columns: external_id, id_number, name, region (optional: for a new record the number's place of residence; a blank
+cell or a file without the column keeps an existing record's region), benefit_types (separated by ``;``), status
+(optional, default active; ``suspended`` for an existing record held active keeps its status but takes it out of
+the cycle, cycle.stopped_by_roster, and the report names it; for one suspended here it is our suspension echoed),
+valid_until (optional ISO date), household (optional: the benefit
+system's household id; beneficiaries sharing one are relatives for the kinship face rule, see
 service/features/proxy/relatives.py), last_certified_on (optional ISO date: the person's last certification in the
-benefit system; the cycle rules give the validity), cycle_start (optional ISO date: this person's cycle start). For a
-survivor pension the id_number and name are the dependant's: the dependant is the one who certifies.
+benefit system; the cycle rules give the validity), cycle_start (optional ISO date: this person's cycle start). For
+a survivor pension the id_number and name are the dependant's: the dependant is the one who certifies.
 
 The whole file is read and validated before anything is written, and every stored record it names is locked in
 id order first (PostgreSQL; service/certification/lock_order.py): an import and the cycle run, or two imports
@@ -22,8 +25,12 @@ listing the same people in other orders, then wait for each other instead of dea
 Every active person leaves the import with a validity date a person can see and check (issue 21): the later of
 the row's valid_until and the validity of its last_certified_on, else (for a new person, or one stored without a
 date) the cycle start (the row's, else the import's; one before the import date counts from the import date)
-plus ``Settings.new_import_grace_days``. A person imported today is therefore never overdue today, and never
-suspended by tonight's cycle run.
+plus ``Settings.new_import_grace_days``. A new person whose row's date is earlier than ``due_soon_days - 1`` days
+from the import (lapsed, or lapsing soon: transferred in with their previous bureau's date) is given that date
+instead, a floor (due soon, reminded; named in the report, ``lapsed_on_import``). A person imported today is
+therefore never overdue, nor suspended by the cycle run, within ``due_soon_days - 1`` days. A later cycle start for a
+person still awaiting a first certification moves their grace date later (never earlier); one the run already
+suspended keeps the date and the suspension, named in the report (``suspension_kept``).
 
 A row that gives an existing record (same external_id) another ID number hands the record to that number's
 person: the face enrolled for the old number goes, the old person's certification no longer counts (the record is
@@ -72,7 +79,7 @@ def import_roster(
     report = ImportReport(filename=filename)
     table = open_table(filename, data)
     report.encoding = table.encoding
-    lines = read_rows(table.rows)
+    lines = read_rows(table.rows, terms.today)
     stored = lock_records(db, keyring, [row for _, row, _ in lines if row is not None])
     seen_ext: set[str] = set()
     seen_id: set[str] = set()

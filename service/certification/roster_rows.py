@@ -67,13 +67,17 @@ class RosterRow:
     household: str | None = None
     last_certified_on: dt.date | None = None
     cycle_start: dt.date | None = None
+    # False: the file has no region column, or the row's cell is blank. `region` is then the number's place of
+    # residence, a new record's region; an existing record keeps its stored one (roster_upsert.kept_region).
+    region_given: bool = True
 
-    def digest(self, household: str | None) -> str:
-        """Of every stored field; `household` is the one the row leaves stored (see `roster_upsert.upsert`)."""
+    def digest(self, household: str | None, region: str) -> str:
+        """Of every stored field; `household` and `region` are the ones the row leaves stored (see
+        `roster_upsert.upsert`)."""
         payload: list[Any] = [
             self.id_number,
             self.name,
-            self.region,
+            region,
             self.benefit_types,
             self.status,
             str(self.valid_until),
@@ -91,7 +95,9 @@ class RosterRow:
 Line = tuple[int, RosterRow | None, dict[str, Any] | None]
 
 
-def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list[str]]:
+def validate_row(line: int, raw: dict[str, str], today: dt.date) -> tuple[RosterRow | None, list[str]]:
+    """The row read from its cells, or what is wrong with it. `today`: the import's date, the bureau's
+    (ImportTerms.today), up to which the ID number's birth date is valid."""
     errors: list[str] = []
     ext = _external_id_cell(raw)
     if raw.get(EXTRA_CELLS):  # the cells beyond the header were dropped: the row is not what staff typed
@@ -102,7 +108,7 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
         errors.append(EXTERNAL_ID_SPREADSHEET)
     number = _id_cell(raw)
     birth: dt.date | None = None
-    problem = idnumber.validate(number)
+    problem = idnumber.validate(number, today)
     if problem and idnumber.damaged_by_spreadsheet(number):
         problem = idnumber.SPREADSHEET  # not "check digit": the digits are gone, the cell must become text
     if problem:
@@ -143,12 +149,13 @@ def validate_row(line: int, raw: dict[str, str]) -> tuple[RosterRow | None, list
         return None, errors
     row = RosterRow(line, ext, number, name, region, sorted(set(types)), status, until, birth, household)
     row.last_certified_on, row.cycle_start = certified, start
+    row.region_given = bool(raw.get("region", "").strip())
     return row, []
 
 
 def _region(raw: dict[str, str], number: str, problem: str | None, errors: list[str]) -> str:
-    """The row's region cell, else the number's place of residence (an invalid number is refused anyway: its
-    region is not looked for)."""
+    """The row's region cell, else the number's place of residence, a new record's (an existing one keeps its
+    stored region: `RosterRow.region_given`; an invalid number is refused anyway: its region is not looked for)."""
     implied = number[:6] if problem else idnumber.residence_region(number) or ""
     region = raw.get("region", "").strip() or implied
     if problem == idnumber.SPREADSHEET and not raw.get("region", "").strip():
@@ -182,14 +189,14 @@ def _date(raw: dict[str, str], column: str, errors: list[str]) -> dt.date | None
     return day
 
 
-def read_rows(rows: Iterator[tuple[int, dict[str, str]]]) -> list[Line]:
+def read_rows(rows: Iterator[tuple[int, dict[str, str]]], today: dt.date) -> list[Line]:
     """Every non-empty row: (line, the valid row, None) or (line, None, its report entry); MAX_ROWS is checked
-    before anything is written."""
+    before anything is written. `today`: the import's date (validate_row)."""
     lines: list[Line] = []
     for n, (line, raw) in enumerate(rows):
         if n >= MAX_ROWS:
             raise ServiceError("ROSTER_TOO_LARGE", f"more than {MAX_ROWS} rows")
-        row, errors = validate_row(line, raw)
+        row, errors = validate_row(line, raw, today)
         if row is not None:
             lines.append((line, row, None))
             continue

@@ -36,6 +36,20 @@ class ImportTerms:
         start = row.cycle_start or self.cycle_start or self.today
         return first_valid_until(max(start, self.today), self.grace_days)
 
+    def arrival_valid_until(self) -> dt.date:
+        """The earliest last valid day of a new active record the row dates (a person transferred in with their
+        previous bureau's date; roster_upsert raises an earlier one to it): due soon from the import (reminded,
+        on the due-soon list), overdue only after `due_soon_days` (cycle.cycle_state: a date `due_soon_days`
+        ahead would read certified)."""
+        return self.today + dt.timedelta(days=max(self.rules.due_soon_days - 1, 0))
+
+    def named_first_valid_until(self, row: RosterRow) -> dt.date | None:
+        """The grace date of the cycle start the row (else the import) names, for a record still awaiting its first
+        certification: a postponed first campaign moves it later (roster_upsert; never earlier). None: none named
+        (an import with no cycle start does not move it: each later file would add the grace again)."""
+        start = row.cycle_start or self.cycle_start
+        return first_valid_until(start, self.grace_days) if start is not None else None
+
 
 def import_terms(ctx: ServiceContext, cycle_start: dt.date | None = None) -> ImportTerms:
     """The terms of an import made now with the service's settings."""
@@ -62,6 +76,17 @@ class ImportReport:
     # Records whose death a supervisor withdrew and whose row still says `deceased`, as at its last import (no date
     # of death: the death withdrawn, deaths.roster_death_withdrawn): they stay living, and the report names them.
     death_withdrawn_kept: list[str] = field(default_factory=list)
+    # Records held active whose row says `suspended` (the benefit system stopped paying them, e.g. transferred
+    # out): the status is not applied, the cycle no longer chases them (cycle.stopped_by_roster); named here.
+    suspension_not_applied: list[str] = field(default_factory=list)
+    # New records whose row's date had lapsed or lapses before `ImportTerms.arrival_valid_until` (a person
+    # transferred in with their previous bureau's date): given that date (due soon, not overdue within
+    # `due_soon_days` of the import); their external ids.
+    lapsed_on_import: list[str] = field(default_factory=list)
+    # Records never certified that the cycle run suspended on their first grace date, whose row postpones the first
+    # campaign (a later cycle start, still ahead): the suspension and the date stay (a resume is a certification's
+    # decision, Part R), and the report names them for staff to tell the person.
+    suspension_kept: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,5 +101,8 @@ class ImportReport:
             "identity_changed": len(self.identity_changed),
             "death_kept": self.death_kept,
             "death_withdrawn_kept": self.death_withdrawn_kept,
+            "suspension_not_applied": self.suspension_not_applied,
+            "lapsed_on_import": self.lapsed_on_import,
+            "suspension_kept": self.suspension_kept,
             "rejected_rows": self.rejected,
         }

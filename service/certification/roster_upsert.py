@@ -10,6 +10,7 @@ that gives its record another number is a change of ID number (roster_identity.p
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification import idnumber
-from service.certification.cycle import valid_until
+from service.certification.cycle import awaiting_first, valid_until
 from service.certification.deaths import record_death, roster_death_withdrawn
 from service.certification.models import Beneficiary, BeneficiaryStatus, one_of_hashes
 from service.certification.roster_identity import identity_changed, new_hash, same_number, zeroed_by_spreadsheet
@@ -39,6 +40,7 @@ class Stored:
     id: int
     digest: str
     household: str | None
+    region: str
     id_hash: str
     # No other record holds the number under another signing key in use (True with one key; False: not known).
     alone: bool = True
@@ -61,11 +63,11 @@ def lock_records(db: Session, keyring: Keyring, rows: list[RosterRow]) -> dict[s
     unchanged: dict[str, tuple[str, ...]] = {}  # several keys in use: the number's hashes of a row as stored
     columns = (Beneficiary.id, Beneficiary.external_id, Beneficiary.roster_digest, Beneficiary.household)
     for chunk in _chunks(sorted(by_ext)):
-        read = select(*columns, Beneficiary.id_hash).where(Beneficiary.external_id.in_(chunk))
-        for bid, ext, digest, household, id_hash in db.execute(read):
-            found[ext] = Stored(bid, digest, household, id_hash, alone=not keyring.rotating)
+        read = select(*columns, Beneficiary.region, Beneficiary.id_hash).where(Beneficiary.external_id.in_(chunk))
+        for bid, ext, digest, household, region, id_hash in db.execute(read):
+            found[ext] = Stored(bid, digest, household, region, id_hash, alone=not keyring.rotating)
             row = by_ext[ext]
-            if row.digest(kept_household(row, household)) != digest:
+            if row.digest(kept_household(row, household), kept_region(row, region)) != digest:
                 ids.add(bid)
             elif keyring.rotating:
                 unchanged[ext] = keyring.id_hashes(row.id_number)
@@ -91,6 +93,13 @@ def _alone(db: Session, found: dict[str, Stored], unchanged: dict[str, tuple[str
 def kept_household(row: RosterRow, stored: str | None) -> str | None:
     """The household a row leaves stored: an empty cell clears it, a file without the column keeps it."""
     return stored if row.household is None else (row.household or None)
+
+
+def kept_region(row: RosterRow, stored: str | None) -> str:
+    """The region a row leaves stored: the row's cell, else (no column, or a blank cell) the stored one. The
+    number's place of residence only for a new record: a file without the column (a mid-year file of dates) moved
+    everyone to their birthplace's district, out of their own district staff's scope."""
+    return row.region if row.region_given or stored is None else stored
 
 
 def _chunks(items: list[_Key]) -> Iterator[list[_Key]]:
@@ -120,7 +129,8 @@ def upsert(
     if existing is not None and existing.id_hash not in hashes and zeroed_by_spreadsheet(keyring, existing, row):
         return [idnumber.SPREADSHEET]  # not another person: the face and the certification stay
     household = kept_household(row, existing.household if existing is not None else None)
-    digest = row.digest(household)
+    region = kept_region(row, existing.region if existing is not None else None)
+    digest = row.digest(household, region)
     if existing is not None and existing.roster_digest == digest:
         report.unchanged += 1
         return []
@@ -131,7 +141,7 @@ def upsert(
         # Kept when the same number's under a previous key: the rekey moves it with the relatives' copies of it.
         b.id_hash = new_hash(db, hashes, terms)
     said = b.roster_status  # the roster's word at its last import of the row (None: new, or not known)
-    _store(keyring, b, row, digest, household)
+    _store(keyring, b, row, digest, region)
     # The roster is the benefit system's word on deaths and on certifications made before this service. A death of
     # a record held as living writes the payment system's row as any other death (deaths.py; no date in the file).
     # A living status does not lift a death on record (docs/security.md Part R): only a supervisor withdraws one
@@ -147,7 +157,12 @@ def upsert(
         record_death(db, b, None, terms.today)
     elif b.status == BeneficiaryStatus.DECEASED:
         report.death_kept.append(b.external_id)
-    _date_validity(b, row, terms, report)
+    elif row.status == BeneficiaryStatus.SUSPENDED and b.status == BeneficiaryStatus.ACTIVE:
+        # A roster `suspended` (transferred out, 转出) leaves the status (only a certification or a person decides
+        # a payment here: Part R) but takes the record out of the cycle (cycle.stopped_by_roster: `roster_status`).
+        # Before, it was an unnamed `updated`: reminded, listed overdue, then suspended with a payment row.
+        report.suspension_not_applied.append(b.external_id)
+    _date_validity(b, row, terms, report, new)
     b.household = household
     if new:
         db.add(b)
@@ -178,23 +193,23 @@ def _unchanged(row: RosterRow, stored: Stored, hashes: tuple[str, ...]) -> bool:
     (`test_roster_reimport.py`)."""
     if not stored.alone or stored.id_hash not in hashes:
         return False
-    return stored.digest == row.digest(kept_household(row, stored.household))
+    return stored.digest == row.digest(kept_household(row, stored.household), kept_region(row, stored.region))
 
 
-def _store(keyring: Keyring, b: Beneficiary, row: RosterRow, digest: str, household: str | None) -> None:
-    """The row's fields on the record (its number sealed, its digest with the household it leaves stored, its
-    status word as the roster's last)."""
+def _store(keyring: Keyring, b: Beneficiary, row: RosterRow, digest: str, region: str) -> None:
+    """The row's fields on the record (its number sealed, its digest with the household and the region it leaves
+    stored, its status word as the roster's last)."""
     b.id_enc = keyring.encrypt_field(row.id_number, "beneficiary.id_number")
     b.id_masked = mask_id(row.id_number)
     b.name = row.name
-    b.region = row.region
+    b.region = region
     b.birth_date = row.birth_date
     b.benefit_types = row.benefit_types
     b.roster_digest = digest
     b.roster_status = row.status  # what the roster said: deaths.roster_death_withdrawn reads it at the next import
 
 
-def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport) -> None:
+def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport, new: bool) -> None:
     """The row's dates never shorten a validity already stored (a certification made here is newer). Of the row's
     valid_until and the validity of its last_certified_on, the later counts: a benefit system's valid_until
     computed at its last cycle lags a certification made since. Any date of the row clears the grace mark, whether
@@ -202,16 +217,51 @@ def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: I
     grace date left them 待首次认证 although the benefit system held them certified)."""
     until = row.valid_until
     if row.last_certified_on is not None:
-        certified_until = valid_until(row.last_certified_on, terms.rules, row.region, row.birth_date)
+        certified_until = valid_until(row.last_certified_on, terms.rules, b.region, row.birth_date)
         until = max(until, certified_until) if until is not None else certified_until
     if until is not None:
         b.grace_dated = False  # the benefit system vouches for this person: "never shorten" is about the date
+    if new and until is not None and until < terms.arrival_valid_until() and b.status == BeneficiaryStatus.ACTIVE:
+        # A new record whose row's date has lapsed or lapses within the window (transferred in with their previous
+        # bureau's date): overdue on the day of the import, or days after it, and suspended with a payment row,
+        # hardly reminded. The window is a floor (before, only a date already lapsed got it: one ending tomorrow
+        # was suspended two nights later); named in the report for staff to act on.
+        until = terms.arrival_valid_until()
+        report.lapsed_on_import.append(b.external_id)
     if until is not None and (b.valid_until is None or until > b.valid_until):
         b.valid_until = until
     certified = row.last_certified_on
     if certified is not None and (b.last_certified_on is None or certified > b.last_certified_on):
         b.last_certified_on = certified
-    if b.valid_until is None and b.status == BeneficiaryStatus.ACTIVE:
-        b.valid_until = terms.first_valid_until(row)
+    if b.status == BeneficiaryStatus.ACTIVE:
+        _grace(b, row, terms, report, until is None)
+    elif b.status == BeneficiaryStatus.SUSPENDED and until is None and awaiting_first(b):
+        _postponed_after_suspension(b, row, terms, report)
+
+
+def _grace(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport, undated_row: bool) -> None:
+    """The first-import grace date of an active record nothing dates; `undated_row`: the row gives no date."""
+    if b.valid_until is None:
+        first: dt.date | None = terms.first_valid_until(row)
+    elif undated_row and awaiting_first(b):
+        # A postponed first campaign (a later cycle start) moves the grace date of people never certified: before,
+        # they were reminded and suspended on the old date (the import said `updated`).
+        first = terms.named_first_valid_until(row)
+    else:
+        return
+    if first is not None and (b.valid_until is None or first > b.valid_until):
+        b.valid_until = first
         b.grace_dated = True  # nothing vouches for it: the person awaits a first certification (cycle.awaiting_first)
         report.grace_dated += 1
+
+
+def _postponed_after_suspension(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport) -> None:
+    """A postponed first campaign (a later grace date still ahead) for a record never certified that the cycle run
+    already suspended on the old grace date. Its date and its suspension stay: lifting it is a resume, a payment
+    decision that only a certification (the person's, or one staff record at the counter or a home visit: it
+    resumes at once) makes here, never a roster row (docs/security.md Part R); a later date without the resume
+    would only take away the person's `suspended` notice (how payment resumes). Before, an unnamed `updated`:
+    the report now names it (`suspension_kept`) so staff tell the person."""
+    first = terms.named_first_valid_until(row)
+    if first is not None and b.valid_until is not None and first > b.valid_until and first >= terms.today:
+        report.suspension_kept.append(b.external_id)

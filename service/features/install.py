@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from service.certification.context import ServiceContext
 from service.features.console import account_kept, audit_chain
-from service.features.console.assist import erase_closed_contacts, open_cases
+from service.features.console.assist import close_on_certification, erase_closed_contacts, open_cases
+from service.features.console.assist_video import videos_awaited
 from service.features.console.identity_alerts import raise_identity_alert
 from service.features.console.review_queue import held_in_console
 from service.features.console.revoke_outside import lock_revoked_binding
@@ -18,8 +19,9 @@ from service.features.wechat import notify as wechat
 
 def install_features(ctx: ServiceContext) -> ServiceContext:
     """Register the proxy feature's decision hooks, the WeChat notifier and the console's settle guard,
-    roster-change alert, revocation hook and open requests on ``ctx.hooks``; idempotent (hooks are keyed by
-    name), so a context passed through several roots is installed once in effect."""
+    roster-change alert, revocation hook, open requests (the videos they wait on kept from the purge) and their
+    closing by a certification on ``ctx.hooks``; idempotent (hooks are keyed by name), so a context passed through
+    several roots is installed once in effect."""
     proxy.install(ctx)
     wechat.install(ctx)
     ctx.hooks.settle_guards["console"] = held_in_console
@@ -28,6 +30,8 @@ def install_features(ctx: ServiceContext) -> ServiceContext:
     ctx.hooks.upkeep["console.audit"] = audit_chain.daily_check  # daily, before the anchor: a cut log is an ALERT
     ctx.hooks.revocations["console"] = lock_revoked_binding  # a revocation from outside: a relative's binding locked
     ctx.hooks.open_cases["console"] = open_cases  # a home visit or review asked for in time: no suspension meanwhile
+    ctx.hooks.certified["console"] = close_on_certification  # a certification answers the person's open requests
+    ctx.hooks.kept_media["console"] = videos_awaited  # the purge keeps the video an open manual review waits on
     for kind in account_kept.KINDS:  # after a restore: a staff account's rights taken away again
         ctx.hooks.reapply[kind] = account_kept.redo
     ctx.hooks.mark_installed()

@@ -133,7 +133,9 @@ def test_a_new_import_is_neither_overdue_nor_suspended_until_its_grace_date(ctx:
             "name": "郑秀兰",
             "cycle_start": "2027-01-01",
         },
-        # The benefit system says this certification ran out in June: a date anyone can check on the page.
+        # The benefit system says this certification ran out in June (a person transferred in with their previous
+        # bureau's date): due soon from the import, named in the report (before: overdue that day, suspended that
+        # night, never reminded).
         {
             "external_id": "LAPSED",
             "id_number": factories.id_number(seq=next(n)),
@@ -142,22 +144,23 @@ def test_a_new_import_is_neither_overdue_nor_suspended_until_its_grace_date(ctx:
         },
     ]
     report = import_roster(db, ctx.keyring, "roster.csv", roster_csv(rows), "test", terms)
-    assert (report.created, report.grace_dated, report.rejected) == (4, 2, [])
+    assert (report.created, report.grace_dated, report.rejected, report.lapsed_on_import) == (4, 2, [], ["LAPSED"])
     new, cert, start, lapsed = (by_external_id(db, r["external_id"]) for r in rows)
     assert new.valid_until == dt.date(2027, 3, 4)  # the import day + 90 days
     assert (cert.valid_until, cert.last_certified_on) == (dt.date(2027, 3, 9), dt.date(2026, 3, 10))
     assert start.valid_until == dt.date(2027, 4, 1)  # its own cycle start + 90 days
-    assert lapsed.valid_until == dt.date(2026, 6, 30)
+    assert lapsed.valid_until == dt.date(2027, 1, 2)  # the import day + due_soon_days - 1
     assert [cycle_state(b.status, b.valid_until, imported_on, RULES) for b in (new, cert, start, lapsed)] == [
         CycleState.CERTIFIED,
         CycleState.CERTIFIED,
         CycleState.CERTIFIED,
-        CycleState.OVERDUE,
+        CycleState.DUE_SOON,
     ]
 
-    # The first night suspends only the one whose own date lapsed; the others hold until their dates pass.
+    # The first night suspends nobody; each holds until their date passes.
     guard = SuspensionGuard()
-    assert run_cycle(db, imported_on + dt.timedelta(days=1), RULES, guard, cases=()) == [lapsed.id]
+    assert run_cycle(db, imported_on + dt.timedelta(days=1), RULES, guard, cases=()) == []
+    assert run_cycle(db, dt.date(2027, 1, 3), RULES, guard, cases=()) == [lapsed.id]
     assert cycle_state(new.status, new.valid_until, dt.date(2027, 2, 3), RULES) is CycleState.DUE_SOON
     assert run_cycle(db, dt.date(2027, 3, 4), RULES, guard, cases=()) == []
     assert run_cycle(db, dt.date(2027, 3, 5), RULES, guard, cases=()) == [new.id]
@@ -167,7 +170,7 @@ def test_a_new_import_is_neither_overdue_nor_suspended_until_its_grace_date(ctx:
         dt.date(2027, 3, 5),
         dt.date(2027, 3, 10),
         dt.date(2027, 4, 2),
-        dt.date(2026, 12, 5),
+        dt.date(2027, 1, 3),
     ]
 
 

@@ -52,7 +52,7 @@ def test_a_production_celery_worker_or_beat_on_a_superuser_is_refused(
 
     def start(env: str) -> None:
         settings = make_settings(tmp_path, env=env, database_url=url)
-        monkeypatch.setattr(common, "settings_problems", lambda: (settings, []))  # the environment's settings
+        monkeypatch.setattr(common, "settings_problems", lambda sends=False: (settings, []))  # the environment's
         monkeypatch.setattr(tasks, "get_settings", lambda: settings)
         tasks.checked_settings()
 

@@ -5,6 +5,7 @@ around a real selfie video's face (accept), a card of another person (reject), a
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,7 +57,12 @@ def test_accept_resumes_benefit_and_issues_verifiable_certificate(
     row = ["E2E-1", fields.id_number, fields.name, "", "enterprise_pension;nursing_care", "", "2025-01-31"]
     r = client.post("/api/v1/roster", files={"file": ("r.csv", roster([row]), "text/csv")}, headers=ADMIN)
     assert r.json()["created"] == 1
-    assert client.post("/api/v1/cycle/run", headers=ADMIN).json()["suspended"] == 1  # lapsed since January 2025
+    # Lapsed since January 2025: due soon from the import (a date lapsed before it: ImportTerms.arrival_valid_until),
+    # suspended by the run after that window.
+    assert r.json()["lapsed_on_import"] == ["E2E-1"]
+    window_end = client.get("/api/v1/beneficiaries/E2E-1").json()["valid_until"]
+    after = (dt.date.fromisoformat(window_end) + dt.timedelta(days=1)).isoformat()
+    assert client.post("/api/v1/cycle/run", params={"today": after}, headers=ADMIN).json()["suspended"] == 1
 
     s, result = certify(client, "E2E-1", card, (data_dir / LIVE_VIDEO).read_bytes())
     assert result["decision"] == "accept", result

@@ -53,7 +53,7 @@ ROSTER_SENTENCE = {
 
 def _roster_problems(number: str) -> list[str]:
     raw = {"external_id": "P000001", "id_number": number, "name": "张秀英", "benefit_types": "enterprise_pension"}
-    row, errors = validate_row(2, raw)
+    row, errors = validate_row(2, raw, TODAY)
     assert (row is None) == bool(errors)
     return errors
 
@@ -76,7 +76,7 @@ def test_a_division_newer_than_stdnum_is_named_from_the_maintained_table() -> No
 def test_a_valid_number_reads_the_same_birth_date_on_both_paths() -> None:
     number = _number("61011319351004747")
     raw = {"external_id": "P1", "id_number": number, "name": "王", "benefit_types": "enterprise_pension"}
-    row, errors = validate_row(2, raw)
+    row, errors = validate_row(2, raw, TODAY)
     assert errors == [] and row is not None
     assert row.birth_date == check_number(number).birth_date == dt.date(1935, 10, 4)
 

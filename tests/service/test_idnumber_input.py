@@ -20,6 +20,7 @@ from service.infra.security import normalise_id
 from tests.service import factories
 
 NUMBER = factories.id_number(region="420106", birth=dt.date(1941, 7, 21), seq=469)
+DAY = dt.date(2026, 5, 1)  # the import's (the bureau's) date: every birth date here is long before it
 FULL_WIDTH = NUMBER.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
 VARIANTS = [
     FULL_WIDTH,
@@ -32,7 +33,7 @@ VARIANTS = [
 @pytest.mark.parametrize("typed", VARIANTS)
 def test_a_roster_row_with_a_typed_variant_is_imported_under_the_printed_number(typed: str) -> None:
     raw = {"external_id": "P1", "id_number": typed, "name": "张秀英", "benefit_types": "enterprise_pension"}
-    row, errors = validate_row(2, raw)
+    row, errors = validate_row(2, raw, DAY)
     assert errors == [] and row is not None
     assert row.id_number == NUMBER and row.region == "420106"
 
@@ -52,11 +53,11 @@ def test_a_taiwan_residents_permit_number_is_imported() -> None:
         "benefit_types": "enterprise_pension",
         "region": "350203",
     }
-    row, errors = validate_row(2, raw)
+    row, errors = validate_row(2, raw, DAY)
     assert errors == [] and row is not None and row.region == "350203"
     # The permit's number names no place of residence: without the region column the row placed its holder in
     # "830000", outside every region-scoped account, birthday-month region and dashboard city (whole-diff review).
-    row, errors = validate_row(2, {**raw, "region": ""})
+    row, errors = validate_row(2, {**raw, "region": ""}, DAY)
     assert row is None and errors == [
         "region is required for a residence permit number (it names no place of residence)"
     ]
@@ -66,5 +67,5 @@ def test_a_taiwan_residents_permit_number_is_imported() -> None:
 def test_a_foreign_residents_number_is_placed_in_its_issuing_province() -> None:
     body = "91115619480305002"  # 9, Beijing (11), nationality 156, then the birth date and a sequence
     raw = {"external_id": "P3", "id_number": body + idnumber.check_digit(body), "name": "JOHN SMITH"}
-    row, errors = validate_row(2, {**raw, "benefit_types": "enterprise_pension"})
+    row, errors = validate_row(2, {**raw, "benefit_types": "enterprise_pension"}, DAY)
     assert errors == [] and row is not None and row.region == "110000"  # not "911156"

@@ -62,7 +62,10 @@ def test_every_session_past_retention_is_purged_in_one_run(store_ctx: ServiceCon
             assert row is not None and row.media_purged_at is not None
     assert all(ctx.storage.exists(k) for k in recent[0][1])  # still within its retention period
     with ctx.db() as db:
-        audits = db.scalars(select(AuditEntry).where(AuditEntry.action == "retention.purge")).all()
+        # In the order written (PostgreSQL returns rows in any order): the slice below is this run's entries.
+        audits = db.scalars(
+            select(AuditEntry).where(AuditEntry.action == "retention.purge").order_by(AuditEntry.id)
+        ).all()
         assert len(audits) - audits_before >= 3 and all(a.detail["sessions"] <= 3 for a in audits[audits_before:])
     assert purge_media(ctx, now, batch=3) == 0  # idempotent
     if isinstance(ctx.storage, S3EncryptedStorage):
@@ -115,3 +118,23 @@ def test_one_object_that_cannot_be_deleted_holds_up_neither_the_others_nor_the_u
     with ctx.db() as db:
         row = db.get(CertSession, stuck_id)
         assert row is not None and row.media_purged_at is not None
+
+
+def test_the_daily_purge_deletes_what_would_pass_retention_before_the_next_run(ctx: ServiceContext) -> None:
+    """The citizens' pages promise 照片和视频在认证完成后 30 天内删除 (RETENTION_DAYS), and the purge runs once a day
+    (the daily run; Celery beat's storage upkeep). Before, a run took only what had passed the period: a session
+    decided just after a run kept its media until the run a day later, up to 31 days. Now each run takes what would
+    pass the period before the next run (`PURGE_AHEAD`): a session 20 hours short of it goes; one 3 days short stays."""
+    assert isinstance(ctx.storage, LocalEncryptedStorage)
+    days, now = ctx.settings.storage.retention_days, utcnow()
+    ((soon, soon_keys),) = _decided_sessions(ctx, 1, now - dt.timedelta(days=days) + dt.timedelta(hours=20))
+    ((later, later_keys),) = _decided_sessions(ctx, 1, now - dt.timedelta(days=days - 3))
+    storage_upkeep(ctx, now)
+    assert not any(ctx.storage.exists(k) for k in soon_keys)
+    assert all(ctx.storage.exists(k) for k in later_keys)
+    with ctx.db() as db:
+        purged = {sid: (row.media_purged_at is not None) for sid in (soon, later) if (row := db.get(CertSession, sid))}
+    assert purged == {soon: True, later: False}
+    # The next day's run (within PURGE_AHEAD) takes the other before it passes the period.
+    storage_upkeep(ctx, now + dt.timedelta(days=2, hours=1))
+    assert not any(ctx.storage.exists(k) for k in later_keys)

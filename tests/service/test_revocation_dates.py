@@ -90,7 +90,8 @@ def test_a_late_entry_stored_with_the_frauds_date_is_cut_back_by_the_revocation(
     fraud, _ = _certify(ctx, bid, today - dt.timedelta(days=5))
     seen = today - dt.timedelta(days=200)
     late = _late_entry(ctx, bid, seen)
-    factories.update(ctx, Certification, late, valid_until=_row(ctx, bid).valid_until)
+    # As such a row was stored (before migration 0028 no row was marked as holding its own validity).
+    factories.update(ctx, Certification, late, valid_until=_row(ctx, bid).valid_until, own_validity=False)
     _revoke(ctx, fraud)
     b = _row(ctx, bid)
     own = valid_until(seen, ctx.rules, b.region, b.birth_date)
@@ -131,7 +132,8 @@ def test_a_late_entry_a_revocation_before_part_bz_left_with_the_frauds_date_is_c
     seen = today - dt.timedelta(days=200)
     late = _late_entry(ctx, bid, seen)
     _revoke(ctx, fraud)
-    factories.update(ctx, Certification, late, valid_until=frauds_date)  # as the revocation then left the row
+    # As the revocation then left the row (unmarked: stored before migration 0028).
+    factories.update(ctx, Certification, late, valid_until=frauds_date, own_validity=False)
     b = _row(ctx, bid)
     own = valid_until(seen, ctx.rules, b.region, b.birth_date)
     assert b.valid_until == own and frauds_date is not None and frauds_date > own
@@ -163,7 +165,7 @@ def test_the_daily_run_leaves_a_late_entry_sheltered_by_a_certification_in_force
     seen = today - dt.timedelta(days=200)
     late = _late_entry(ctx, bid, seen)
     carried = _row(ctx, bid).valid_until
-    factories.update(ctx, Certification, late, valid_until=carried)
+    factories.update(ctx, Certification, late, valid_until=carried, own_validity=False)
     assert daily_run(ctx, "test", today).suspended == 0
     assert factories.update(ctx, Certification, late).valid_until == carried
 

@@ -127,6 +127,7 @@ def test_a_header_missing_a_column_still_names_it(ctx: ServiceContext, db: Sessi
 
 NUMBER = factories.id_number(region="420106", birth=dt.date(1941, 7, 21), seq=469)
 ROW = {"external_id": "P1", "name": "张秀英", "benefit_types": "enterprise_pension"}
+DAY = dt.date(2026, 5, 1)  # the import's (the bureau's) date: every birth date here is long before it
 
 
 def _damaged() -> str:
@@ -137,7 +138,7 @@ def _damaged() -> str:
 @pytest.mark.parametrize("cell", ["4.20106E+17", "4.20106194107215E+17", "4.20106e+17", "_damaged"])
 def test_an_id_number_damaged_by_excel_is_refused_asking_for_a_text_column(cell: str) -> None:
     cell = _damaged() if cell == "_damaged" else cell
-    row, errors = validate_row(2, ROW | {"id_number": cell})
+    row, errors = validate_row(2, ROW | {"id_number": cell}, DAY)
     assert row is None and len(errors) == 1, errors
     assert errors[0].startswith("id_number was changed by a spreadsheet"), errors
     assert "文本" in roster_problem_zh(errors[0]) and "校验位" not in roster_problem_zh(errors[0])
@@ -156,18 +157,20 @@ def _with_x() -> str:
     ],
 )
 def test_spreadsheet_text_markers_around_an_id_number_are_dropped(cell: str) -> None:
-    row, errors = validate_row(2, ROW | {"id_number": cell})
+    row, errors = validate_row(2, ROW | {"id_number": cell}, DAY)
     assert errors == [] and row is not None and row.id_number == NUMBER
 
 
 def test_a_lower_case_x_and_a_quoted_external_id_are_read() -> None:
     number = _with_x()
-    row, errors = validate_row(2, ROW | {"id_number": "'" + number.lower(), "external_id": '="00012345678901234567"'})
+    row, errors = validate_row(
+        2, ROW | {"id_number": "'" + number.lower(), "external_id": '="00012345678901234567"'}, DAY
+    )
     assert errors == [] and row is not None
     assert (row.id_number, row.external_id) == (number, "00012345678901234567")
-    _, errors = validate_row(2, ROW | {"id_number": NUMBER, "external_id": "1.23457E+19"})
+    _, errors = validate_row(2, ROW | {"id_number": NUMBER, "external_id": "1.23457E+19"}, DAY)
     assert errors == [EXTERNAL_ID_SPREADSHEET] and "文本" in roster_problem_zh(errors[0])
-    _, errors = validate_row(2, ROW | {"id_number": NUMBER, "external_id": '=HYPERLINK("http://x")'})
+    _, errors = validate_row(2, ROW | {"id_number": NUMBER, "external_id": '=HYPERLINK("http://x")'}, DAY)
     assert any("formula" in e for e in errors)  # only the plain ="…" text form is unwrapped
 
 
@@ -182,12 +185,12 @@ def test_exports_neutralise_cells_that_start_like_a_formula(ctx: ServiceContext,
 @pytest.mark.parametrize("cell", ["2026/6/30", "2026/06/30", "2026-6-30", " 2026/6/30 ", "2026年6月30日"])
 def test_a_date_as_chinese_excel_saves_it_is_read(cell: str) -> None:
     """Excel re-saves a date cell as it shows it: 2026/6/30 (a Chinese Windows' short format) or 2026年6月30日."""
-    row, errors = validate_row(2, ROW | {"id_number": NUMBER, "valid_until": cell, "cycle_start": cell})
+    row, errors = validate_row(2, ROW | {"id_number": NUMBER, "valid_until": cell, "cycle_start": cell}, DAY)
     assert errors == [] and row is not None
     assert row.valid_until == row.cycle_start == dt.date(2026, 6, 30)
 
 
 @pytest.mark.parametrize("cell", ["6/30/2026", "30/6/2026", "2026/6-30", "2026/2/30", "2026年6月30", "26/6/30"])
 def test_a_date_in_an_ambiguous_or_impossible_form_is_still_refused(cell: str) -> None:
-    _, errors = validate_row(2, ROW | {"id_number": NUMBER, "valid_until": cell})
+    _, errors = validate_row(2, ROW | {"id_number": NUMBER, "valid_until": cell}, DAY)
     assert errors == ["valid_until must be YYYY-MM-DD"]

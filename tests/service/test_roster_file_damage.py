@@ -31,7 +31,7 @@ def damage_passing_check() -> tuple[str, str]:
     for seq in range(1, 999):
         number = factories.id_number(region="420106", birth=dt.date(1950, 3, 14), seq=seq)
         damaged = number[:15] + "000"
-        if damaged != number and idnumber.validate(damaged) is None:
+        if damaged != number and idnumber.validate(damaged, TERMS.today) is None:
             return number, damaged
     raise LookupError("no such number")
 
@@ -40,7 +40,7 @@ def damage_failing_check() -> tuple[str, str]:
     for seq in range(1, 999):
         number = factories.id_number(region="420106", birth=dt.date(1948, 8, 2), seq=seq)
         damaged = number[:15] + "000"
-        if damaged != number and idnumber.validate(damaged) is not None:
+        if damaged != number and idnumber.validate(damaged, TERMS.today) is not None:
             return number, damaged
     raise LookupError("no such number")
 
@@ -176,6 +176,7 @@ def test_excels_text_marker_is_dropped_from_the_external_id_too() -> None:
         2,
         {"external_id": "'00012345", "id_number": "'" + number, "name": "张三"}
         | {"benefit_types": "enterprise_pension"},
+        TERMS.today,
     )
     assert errors == [] and parsed is not None
     assert (parsed.external_id, parsed.id_number) == ("00012345", number)

@@ -25,7 +25,7 @@ from service.adapters.http.errors import http_status
 from service.certification.errors import ServiceError
 from service.certification.roster import FORMULA_START, MAX_COLUMNS, read_table, validate_row
 from service.certification.roster_file import spreadsheet_text
-from tests.service.test_roster import HEADER, card_rows
+from tests.service.test_roster import HEADER, TERMS, card_rows
 
 CODES = {("ROSTER_FORMAT", 422), ("ROSTER_FORMAT", 415), ("ROSTER_TOO_LARGE", 413)}
 CELL = st.one_of(
@@ -49,7 +49,7 @@ def real_files(real_rows: list[list[str]]) -> dict[bool, bytes]:
 def parse(name: str, data: bytes) -> list[tuple[int, list[str]]] | ServiceError:
     """(line, errors) of every row, or the coded refusal of the whole file."""
     try:
-        return [(line, validate_row(line, raw)[1]) for line, raw in read_table(name, data)]
+        return [(line, validate_row(line, raw, TERMS.today)[1]) for line, raw in read_table(name, data)]
     except ServiceError as exc:
         assert (exc.code, http_status(exc)) in CODES, exc
         return exc

@@ -169,7 +169,7 @@ def test_access_log_line_with_an_id_number_is_written_masked(
     its args with None, AccessFormatter then failed to unpack them and the line was lost to a traceback."""
     logger, buf = access_log
     number = factories.id_number(region="110105", birth=dt.date(1949, 12, 31))
-    assert idnumber.validate(number) is None  # a real number: valid check digit
+    assert idnumber.validate(number, dt.date(2026, 5, 1)) is None  # a real number: valid check digit
     install_log_masking()
     path = f"/api/v1/beneficiaries?id_number={number}&today=2026"
     logger.info('%s - "%s %s HTTP/%s" %d', "203.0.113.9:51234", "GET", path, "1.1", 200)

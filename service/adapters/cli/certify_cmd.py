@@ -85,7 +85,7 @@ class _Beneficiaries:
         if not beneficiary:
             return None, None
         number = normalise_id(beneficiary)
-        if idnumber.validate(number) is None:
+        if idnumber.validate(number, bureau_today(bureau_zone())) is None:  # born up to the bureau's today: a number
             return number, None
         # Lazy: the database layer loads only for an external_id.
         from sqlalchemy import select
@@ -118,11 +118,11 @@ class _Beneficiaries:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Bureau:
+class Bureau:
     time_zone: str  # an IANA name, checked (clock.HasTimeZone)
 
 
-def _bureau() -> _Bureau:
+def bureau_zone() -> Bureau:
     """The bureau's time zone read by the service's settings (PENSION_CERT_TIME_ZONE in any case, its default and
     its check: config.TimeZoneSettings), alone: the offline command needs no other setting. An unknown zone:
     CliError, exit 4, the line `load_settings` would print."""
@@ -131,13 +131,13 @@ def _bureau() -> _Bureau:
     from service.infra.config import TimeZoneSettings  # lazy: pydantic-settings, once the command runs
 
     try:
-        return _Bureau(TimeZoneSettings().time_zone)
+        return Bureau(TimeZoneSettings().time_zone)
     except ValidationError as exc:
         lines = validation_lines(TimeZoneSettings, exc)
         raise CliError("\n".join(lines), EXIT_CONFIG, code="CONFIG_INVALID") from None
 
 
-def _bureau_today(bureau: _Bureau) -> dt.date:
+def bureau_today(bureau: Bureau) -> dt.date:
     from service.infra.clock import local_today  # lazy: as every import of a handler
 
     return local_today(bureau)  # the service's clock, in the bureau's zone
@@ -161,7 +161,7 @@ def _certify_one(
     video: Path,
     challenge: str | None,
     beneficiary: str | None,
-    bureau: _Bureau,
+    bureau: Bureau,
 ) -> dict[str, Any]:
     """One certification, the card judged on the bureau's today; raises CliError / PipelineError for input it
     cannot certify from."""
@@ -173,7 +173,7 @@ def _certify_one(
     require_media(video, "video")
     expected, template = people.expected(beneficiary)
     # Decoded here, not inside the run: an unreadable card is an input error (exit 2), like an unreadable video.
-    report = certifier.run(load_image(card), video, actions, expected, template, today=_bureau_today(bureau))
+    report = certifier.run(load_image(card), video, actions, expected, template, today=bureau_today(bureau))
     operator_match = None
     if args.proxy_operator_video is not None:
         from service.features.proxy.offline import apply_proxy_rules
@@ -199,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
         require_media(path, kind)
     if args.proxy_operator_video is not None:
         require_media(args.proxy_operator_video, "video")
-    bureau = _bureau()  # before the models load: a settings mistake answers at once
+    bureau = bureau_zone()  # before the models load: a settings mistake answers at once
     from pipelines.decision.runner import Certifier  # lazy: every model of the pack
 
     certifier = Certifier(args.pack)
@@ -213,7 +213,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     ``detail``, and the batch goes on. Exit 0 once every row has its line; a problem that is no row's (invalid
     settings, the database unavailable) stops the batch with its own exit code."""
     rows = read_csv_rows(args.batch, BATCH_COLUMNS)
-    bureau = _bureau()  # each row's card judged on the bureau's day it is certified (a batch may pass midnight)
+    bureau = bureau_zone()  # each row's card judged on the bureau's day it is certified (a batch may pass midnight)
     from pipelines.decision.runner import Certifier  # lazy: every model of the pack, loaded once for the batch
 
     certifier = Certifier(args.pack)

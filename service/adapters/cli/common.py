@@ -209,10 +209,15 @@ def setting_line(variable: str, problem: str) -> str:
     return f"{variable}: {problem}" + (f"; fix: {fix}" if fix and fix not in problem else "")
 
 
-def settings_problems() -> tuple[Any, list[str]]:
+def settings_problems(sends: bool = False) -> tuple[Any, list[str]]:
     """The service settings from the environment and every problem found, one line per problem naming the
     variable and the fix (the settings are None when they cannot be built at all). `serve`, `worker` and any
-    command that opens the service database call it (through ``load_settings``) before starting anything."""
+    command that opens the service database call it (through ``load_settings``) before starting anything.
+
+    ``sends``: the entry points that send WeChat messages (`serve`, `worker`, the Celery worker and beat:
+    tasks.checked_settings) also check the WECHAT_TEMPLATES mapping. The other commands never send one: a mapping
+    the API would refuse must not stop the nightly `cycle-run` (suspensions, the purge, the audit anchor), a
+    `revoke`, a `rekey` or `console record-restore` (as H5_AUDIO_DIR stops only `serve`)."""
     import os
 
     from pydantic import ValidationError
@@ -257,6 +262,8 @@ def settings_problems() -> tuple[Any, list[str]]:
     problem = _calibration_problem(Path(calibration)) if calibration else ""
     if problem:
         problems.append(setting_line("PENSION_CERT_FACE_CALIBRATION", problem))
+    if sends:
+        problems += _sending_problems(settings)
     if settings.env != "development":
         for variable in settings.dev_default_secrets():
             problems.append(setting_line(variable, f"the public development default is refused in {settings.env}"))
@@ -278,6 +285,15 @@ def validation_lines(owner: Any, exc: Any) -> list[str]:
         variable = variable_name(owner, "_".join(str(p) for p in err["loc"]))
         lines.append(setting_line(variable, err["msg"] + shown_input(variable, err.get("input"))))
     return lines
+
+
+def _sending_problems(settings: Settings) -> list[str]:
+    """The settings only a sender reads: the template mapping, by the API's own start-up check of it."""
+    from service.features.wechat.runtime import template_problem  # lazy: the WeChat feature, for senders only
+    from service.features.wechat.template_fit import VARIABLE
+
+    problem = template_problem(settings)
+    return [setting_line(VARIABLE, problem)] if problem else []
 
 
 def _console_problems() -> list[str]:
@@ -306,9 +322,10 @@ def _calibration_problem(path: Path) -> str:
     return ""
 
 
-def load_settings() -> Any:
-    """The validated service settings, or CliError(EXIT_CONFIG) listing every problem, one per line."""
-    settings, problems = settings_problems()
+def load_settings(sends: bool = False) -> Any:
+    """The validated service settings, or CliError(EXIT_CONFIG) listing every problem, one per line (``sends``: a
+    command that sends WeChat messages, `settings_problems`)."""
+    settings, problems = settings_problems(sends)
     if problems:
         raise CliError("invalid settings:\n  " + "\n  ".join(problems), EXIT_CONFIG, code="CONFIG_INVALID")
     # The same checks get_settings() makes (all passed above, so it raises nothing): it also logs the warnings,

@@ -31,8 +31,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run_read(args: argparse.Namespace) -> int:
     from pipelines.id_card import IdCardReader  # lazy: the OCR models load only when the command runs
     from pipelines.media import load_image
+    from service.adapters.cli.certify_cmd import bureau_today, bureau_zone
     from service.certification.processing import redact  # lazy: the service's one masking of a card's read
 
+    bureau = bureau_zone()  # before the models load: an unknown time zone answers at once (exit 4)
     reader = IdCardReader(args.pack)
     failures = 0
     for path in args.images:
@@ -53,7 +55,10 @@ def _run_read(args: argparse.Namespace) -> int:
             )
             emit(out)
             continue
-        result = reader.read_emblem(image) if args.emblem else reader.read(image)
+        # The validity and the number's birth date judged on the bureau's day, as the service judges them (not the
+        # machine's, the day before Beijing's from 16:00 to 24:00 UTC).
+        today = bureau_today(bureau)
+        result = reader.read_emblem(image, today) if args.emblem else reader.read(image, today)
         read = result.to_dict()
         out.update(read if args.show_number else redact(read))  # masked as the service stores and shows it
         emit(out)

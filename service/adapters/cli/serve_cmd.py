@@ -94,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     install_log_masking()
     sock = bind_port(args.host, args.port)  # first: a port in use is said at once, not after loading the models
-    settings: Settings = load_settings()  # every settings problem, one line each, exit 4
+    settings: Settings = load_settings(sends=True)  # every settings problem, one line each, exit 4
     exposed = dev_secrets_off_loopback(settings, sock.getsockname()[0])
     if exposed:
         sock.close()
@@ -280,7 +280,7 @@ def _worker(args: argparse.Namespace) -> int:
     from service.infra.observability.logs import install_log_masking
 
     install_log_masking()
-    settings: Settings = load_settings()  # every settings problem, one line each, exit 4
+    settings: Settings = load_settings(sends=True)  # every settings problem, one line each, exit 4
     # Every model file present and sound, as `serve` and the Celery worker check it: `--once` with nothing queued
     # loaded no model, and failed each job it found (docs/security.md, Part AS).
     check_models(settings.certification.model_pack)

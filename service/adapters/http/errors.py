@@ -143,6 +143,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "PROXY_ACCOUNT_IN_APP": 403,  # the same refusal, to the H5 pages: the account is a channel key's
     "PROXY_ACCOUNT_APP_WITHDRAWN": 403,  # the same, where that key is no longer in force (its app withdrawn)
     "PROXY_BINDING_HELD": 409,  # a decision's reason, never raised
+    "PROXY_UNLOCK_NOTE": 422,  # the console's 解除锁定 form without its note (binding_unlock.py)
+    "PROXY_UNLOCK_FLAGGED": 403,  # a flagged binding's lock, asked by staff who are not a supervisor
     # Assisted certification requests (service.certification.catalog.ASSIST_MESSAGES_ZH): a form problem is 422.
     "ASSIST_KIND": 422,
     "ASSIST_PHONE": 422,

@@ -204,6 +204,22 @@ class RosterReport(ApiModel):
         "as at its last import (no date of death: the death withdrawn); they stay living (a death since is "
         "registered in the console; a row saying deceased after the roster said living applies)"
     )
+    suspension_not_applied: list[str] = Field(
+        description="external ids of records held active whose row says suspended (e.g. transferred out): the "
+        "status is not applied (only a certification or staff decide a payment here), but the cycle no longer "
+        "chases them (no reminders, not on the due-soon or overdue lists, not suspended by the cycle run) until a "
+        "row says active again",
+    )
+    lapsed_on_import: list[str] = Field(
+        description="external ids of new records whose row's date had lapsed or ends within due_soon_days - 1 "
+        "days of the import (e.g. transferred in with their previous bureau's date): valid for due_soon_days - 1 "
+        "days from the import (due soon, reminded), not overdue before",
+    )
+    suspension_kept: list[str] = Field(
+        description="external ids of records never certified that the cycle run suspended on their first grace "
+        "date, whose row postpones the first campaign (a later cycle_start, still ahead): the suspension and the "
+        "date stay (only a certification resumes a payment here); tell the person to certify",
+    )
     rejected_rows: list[dict[str, Any]]
 
 

@@ -161,7 +161,7 @@ def checked_settings() -> Settings:
     from service.adapters.cli.common import EXIT_CONFIG, outage_error, settings_problems  # lazy: the CLI's checks
     from service.infra.db.engine import make_engine  # lazy: as above
 
-    settings, problems = settings_problems()
+    settings, problems = settings_problems(sends=True)  # the worker runs the WeChat tick beat schedules
     if problems:
         sys.stderr.write("pension-cert: CONFIG_INVALID: invalid settings:\n  " + "\n  ".join(problems) + "\n")
         raise SystemExit(EXIT_CONFIG)

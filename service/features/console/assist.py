@@ -15,14 +15,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, utcnow
+from service.certification.models import Beneficiary, BeneficiaryStatus, Certification, CertSession, utcnow
 from service.features.console import audit_chain
 from service.features.console.alt_cert import certify_alternative
 from service.features.console.auth import Staff
@@ -79,13 +79,26 @@ def offered_kinds(reviewed: bool) -> tuple[AssistKind, ...]:
 
 def open_request(db: Session, beneficiary_id: int, openid: str) -> AssistRequest | None:
     """The request this requester has open for this person (another requester's is not theirs to see or to be
-    blocked by: anyone who knows a name and number can file one)."""
+    blocked by: anyone who knows a name and number can file one), filed since the person's last certification: one
+    a certification answered (`answered_sql`) is no request of this cycle, whatever its row says (the H5 page told
+    "正在办理" over a certification, and refused this year's request filed in time)."""
     return db.scalar(
         select(AssistRequest).where(
             AssistRequest.beneficiary_id == beneficiary_id,
             AssistRequest.openid == openid,
-            AssistRequest.status == AssistStatus.OPEN,
+            open_sql(),
+            ~answered_sql(),
         )
+    )
+
+
+def answered_sql() -> ColumnElement[bool]:
+    """A request filed before a certification of its person was recorded: that certification answered it. The rule
+    `close_on_certification` applies as the certification is made; this reads it for a request it never saw (one
+    left open before it existed)."""
+    return exists().where(
+        Certification.beneficiary_id == AssistRequest.beneficiary_id,
+        Certification.created_at > AssistRequest.created_at,
     )
 
 
@@ -107,8 +120,11 @@ def open_cases(db: Session, beneficiary_ids: Sequence[int]) -> list[tuple[int, d
 
 
 def open_kind(db: Session, beneficiary_id: int) -> str | None:
-    """What the person's earliest open request asks for, in Chinese (上门认证, 人工审核); None when none is open."""
-    query = select(AssistRequest.kind).where(AssistRequest.beneficiary_id == beneficiary_id, open_sql())
+    """What the person's earliest open request asks for, in Chinese (上门认证, 人工审核); None when none is open (one
+    a certification answered since counts as none: `answered_sql`)."""
+    query = select(AssistRequest.kind).where(
+        AssistRequest.beneficiary_id == beneficiary_id, open_sql(), ~answered_sql()
+    )
     kind = db.scalar(query.order_by(AssistRequest.id).limit(1))
     return KINDS_ZH.get(kind) if kind is not None else None
 
@@ -135,6 +151,7 @@ def submit(
         raise AssistError("ASSIST_DECEASED")
     if open_request(db, b.id, openid) is not None:
         raise AssistError("ASSIST_OPEN")
+    _close_answered(db, b, openid)  # one of an earlier cycle would hold the one open request of this requester
     req = AssistRequest(
         beneficiary_id=b.id,
         kind=asked,
@@ -161,12 +178,56 @@ def close(
         raise AssistError("ASSIST_CLOSED")
     if outcome == AssistOutcome.ANSWERED and not reply.strip():
         raise AssistError("ASSIST_REPLY")
-    req.status, req.outcome, req.outcome_note = AssistStatus.CLOSED, outcome, reply.strip()[:MAX_REPLY] or None
-    req.closed_by, req.closed_at = staff.id, utcnow()
+    _closed(db, req, outcome, reply.strip()[:MAX_REPLY] or None, staff, {})
+    ctx.hooks.request_closed(db, req.id, req.openid)
+
+
+def _closed(
+    db: Session,
+    req: AssistRequest,
+    outcome: AssistOutcome,
+    note: str | None,
+    staff: Staff | None,
+    detail: dict[str, Any],
+) -> None:
+    """`req` closed as `outcome`, audited (`staff` None: by the service's own rule, `close_on_certification`)."""
+    req.status, req.outcome, req.outcome_note = AssistStatus.CLOSED, outcome, note
+    req.closed_by, req.closed_at = (staff.id if staff else None), utcnow()
     b = db.get(Beneficiary, req.beneficiary_id)
     target = audit_chain.person_target(b) if b is not None else str(req.beneficiary_id)
-    audit_chain.record(db, staff.actor, "assist.close", target, {"request": req.id, "outcome": outcome})
-    ctx.hooks.request_closed(db, req.id, req.openid)
+    actor = staff.actor if staff else "system"
+    audit_chain.record(db, actor, "assist.close", target, {"request": req.id, "outcome": outcome, **detail})
+
+
+def close_on_certification(db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary) -> None:
+    """A certification of `b` (any way: a video the machine or staff accepted, the counter or a home visit recorded
+    on the person page, activity evidence; processing.accept_session calls it through ctx.hooks.certified) answers
+    every request of theirs still open: each is closed as certified and whoever asked told once (its closing
+    notice), as when staff certify from the request. Before, only staff closing it from the request page did: the
+    H5 page kept telling a person certified at the counter "正在办理", and next year it refused their request filed
+    on the last valid day as already filed, a request Part DC's shelter ignored (filed before that certification):
+    suspended. Rows another transaction holds are skipped (SKIP LOCKED): the request page closing one at this moment
+    (it locks the request before the person: lock_order.py); one it leaves open reads as answered (`answered_sql`)."""
+    query = (
+        select(AssistRequest)
+        .where(AssistRequest.beneficiary_id == b.id, open_sql())
+        .order_by(AssistRequest.id)
+        .with_for_update(skip_locked=True)
+    )
+    for req in db.scalars(query).all():
+        _closed(db, req, AssistOutcome.CERTIFIED, None, None, {"session": s.id})
+        ctx.hooks.request_closed(db, req.id, req.openid)
+
+
+def _close_answered(db: Session, b: Beneficiary, openid: str) -> None:
+    """This requester's open request for `b` that a certification answered since (`answered_sql`: left open before
+    `close_on_certification` existed), closed as certified without a message (the requester is filing anew now): it
+    would hold the one open request per person and requester, and the new one could not be stored."""
+    query = select(AssistRequest).where(
+        AssistRequest.beneficiary_id == b.id, AssistRequest.openid == openid, open_sql(), answered_sql()
+    )
+    for req in db.scalars(query.with_for_update()).all():
+        _closed(db, req, AssistOutcome.CERTIFIED, None, None, {"superseded": True})
 
 
 def certify_and_close(
@@ -179,16 +240,18 @@ def certify_and_close(
     evidence: str,
     seen_identity: str | None = None,
 ) -> None:
-    """The alternative certification the request led to (counter / home visit), then the request is closed.
-    `seen_identity`: the form's record stamp as rendered (alt_cert.certify_alternative)."""
+    """The alternative certification the request led to (counter / home visit), and the request closed by this
+    member of staff (first: the certification then closes the person's other open requests,
+    `close_on_certification`; a refusal rolls both back). `seen_identity`: the form's record stamp as rendered
+    (alt_cert.certify_alternative)."""
     if req.status != AssistStatus.OPEN:
         raise AssistError("ASSIST_CLOSED")
     b = db.get(Beneficiary, req.beneficiary_id)
     if b is None:
         raise AssistError("ASSIST_CLOSED")
+    close(db, ctx, staff, req, AssistOutcome.CERTIFIED, "")
     note = {"note": evidence.strip()[:1000], "request": req.id}
     certify_alternative(db, ctx, b, kind, on_date, staff, note, seen_identity=seen_identity)
-    close(db, ctx, staff, req, AssistOutcome.CERTIFIED, "")
 
 
 def erase_closed_contacts(ctx: ServiceContext, at: dt.datetime) -> dict[str, int]:

@@ -20,6 +20,7 @@ from service.certification.evidence_hold import HoldReason
 from service.certification.models import BenefitType, CertSession, SessionDecision, SessionState
 from service.certification.revocation import RevokeReason
 from service.certification.roster import MAX_YEARS_AHEAD
+from service.features.console.binding_unlock import unlock_offer
 
 STATE_ZH = {
     "certified": "已认证",
@@ -124,6 +125,7 @@ AUDIT_ACTION_ZH = {
     "evidence.hold": "保全认证影像",
     "evidence.release": "解除影像保全",
     "evidence.release.ask": "申请解除影像保全（待另一位主管确认）",
+    "proxy.binding.unlocked": "解除代办绑定锁定",
     "roster.search": "名册查询",
     "roster.import": "名册导入",
     "evidence.import": "行为数据导入",
@@ -350,4 +352,5 @@ GLOBALS = {
     "benefit_label": benefit_label,
     "audit_action_label": audit_action_label,
     "roster_problem_zh": roster_problem_zh,
+    "unlock_offer": unlock_offer,
 }

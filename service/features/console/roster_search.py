@@ -17,6 +17,7 @@ full-width letter, a compatibility ideograph) is also compared with the typed te
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -82,13 +83,14 @@ class Found(NamedTuple):
     more: bool
 
 
-def search(db: Session, keyring: Keyring, staff: Staff, q: str) -> Found:
-    """`_search`, its LIMIT + 1st record read only to tell that more match."""
-    kind, rows = _search(db, keyring, staff, q)
+def search(db: Session, keyring: Keyring, staff: Staff, q: str, today: dt.date) -> Found:
+    """`_search`, its LIMIT + 1st record read only to tell that more match. `today`: the bureau's date
+    (service/infra/clock.local_today), up to which a number's birth date is valid (idnumber.validate)."""
+    kind, rows = _search(db, keyring, staff, q, today)
     return Found(kind, rows[:LIMIT], len(rows) > LIMIT)
 
 
-def _search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, Sequence[Beneficiary]]:
+def _search(db: Session, keyring: Keyring, staff: Staff, q: str, today: dt.date) -> tuple[str, Sequence[Beneficiary]]:
     """The kind of query `q` is and the records it finds in `staff`'s scope (LIMIT + 1 at most, by name). A valid ID
     number, however typed (full-width, in groups, 15 digits), is looked up by its keyed hash; when no one has that
     number, text typed in ASCII is an external id after all: a 15-digit all-digit external id may also be a valid
@@ -100,7 +102,7 @@ def _search(db: Session, keyring: Keyring, staff: Staff, q: str) -> tuple[str, S
         return db.scalars(select(Beneficiary).where(*where, in_scope).order_by(Beneficiary.name).limit(LIMIT + 1)).all()
 
     number = normalise_id(q)
-    if len(number) == 18 and idnumber.validate(number) is None:
+    if len(number) == 18 and idnumber.validate(number, today) is None:
         by_number = found(one_of_hashes(Beneficiary.id_hash, keyring.id_hashes(number)))  # any signing key in use
         if by_number or not q.isascii():
             return "id_number", by_number

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from service.certification.models import Beneficiary, CertSession
+from service.certification.models import Beneficiary
 from service.features.console import access_log, audit_chain, scope
 from service.features.console.alt_cert import AltCertError, StaleIdentityForm, identity_stamp
 from service.features.console.alt_cert_form import RefusedForm, refused_form
 from service.features.console.assist import KINDS_ZH, OUTCOMES_ZH, AssistError, certify_and_close, close
+from service.features.console.assist_video import VideoRefused, accept_video, check_video, recent_attempts
 from service.features.console.auth import Staff
 from service.features.console.inputs import RowId
 from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus
@@ -22,7 +23,6 @@ from service.features.console.web import CurrentStaff, check_csrf, ctx_of, no_st
 from service.infra.clock import local_today
 
 router = APIRouter()  # mounted under the console prefix by routes_alt
-RECENT_SESSIONS = 10
 ERRORS = {
     "certify": "认证未记录：请选择方式、填写日期（不晚于今天）和核验情况",
     "reply": "请填写给申请人的答复",
@@ -66,20 +66,23 @@ def request_page(request: Request, staff: CurrentStaff, rid: RowId) -> Response:
 
 
 def _request_page(
-    request: Request, staff: Staff, rid: int, error: str | None, refused: RefusedForm | None = None
+    request: Request,
+    staff: Staff,
+    rid: int,
+    error: str | None,
+    refused: RefusedForm | None = None,
+    status: int = 200,
+    video_note: str = "",
 ) -> Response:
-    """One request's page; `refused`: its certification form refused, the reason shown and the fields kept."""
+    """One request's page; `refused`: its certification form refused, the reason shown and the fields kept;
+    `error` with `status`: another form refused (`video_note`: the 视频审核通过 form's note, kept)."""
     with unit(request) as db:
         found = scope.request(db, staff, rid)  # out of the staff member's scope: as missing
         if found is None:
             return render(request, "message.html", staff, status=404, message="申请不存在", back="/requests")
         req, b = found
-        attempts = db.scalars(
-            select(CertSession)
-            .where(CertSession.beneficiary_id == b.id)
-            .order_by(CertSession.created_at.desc())
-            .limit(RECENT_SESSIONS)
-        ).all()
+        attempts = recent_attempts(db, b.id)
+        video = check_video(db, req, attempts)  # the video staff may accept from here, or why not
         audit_chain.record(db, staff.actor, "assist.view", audit_chain.person_target(b), {"request": req.id})
     # Pre-filled from the request: a home visit is recorded as one; a manual review leaves the way to staff.
     prefill_kind = "home_visit" if req.kind == AssistKind.HOME_VISIT else ""  # alt_cert.KINDS' home visit
@@ -93,7 +96,7 @@ def _request_page(
             request,
             "request.html",
             staff,
-            status=refused.status if refused else 200,
+            status=refused.status if refused else status,
             req=req,
             b=b,
             attempts=attempts,
@@ -106,6 +109,8 @@ def _request_page(
             error=error,
             refused=refused,
             prefill_date=refused.on_date if refused else None,
+            video=video,
+            video_note=video_note,
         )
     )
 
@@ -143,6 +148,31 @@ def certify(
         return _request_page(request, staff, rid, None, refused_form(exc, kind, on_date, evidence))
     except AssistError as exc:
         return redirect(f"/requests/{rid}?e={'closed' if exc.code == 'ASSIST_CLOSED' else 'certify'}")
+    return redirect(f"/requests/{rid}")
+
+
+@router.post("/requests/{rid}/overrule")
+def accept_request_video(
+    request: Request,
+    staff: CurrentStaff,
+    rid: RowId,
+    session: Annotated[str, Form(max_length=36)] = "",
+    note: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """视频审核通过: the video the page showed (`session`) accepted, which closes the request as certified
+    (service/features/console/assist_video.py)."""
+    check_csrf(staff, csrf)
+    try:
+        with unit(request) as db:
+            found = scope.request(db, staff, rid, for_update=True)
+            if found is None:
+                return redirect("/requests")
+            accept_video(db, ctx_of(request), staff, found[0], session, note)
+    except VideoRefused as exc:
+        return _request_page(request, staff, rid, f"视频审核未保存：{exc.message}", status=409, video_note=note)
+    except AssistError:
+        return redirect(f"/requests/{rid}?e=closed")
     return redirect(f"/requests/{rid}")
 
 

@@ -91,7 +91,8 @@ def search(
     q = q.strip()[:64]
     ctx = ctx_of(request)
     with unit(request) as db:
-        kind, results, more = roster_search.search(db, ctx.keyring, staff, q) if q else ("external_id", [], False)
+        day = local_today(ctx.settings)  # a number's birth date is valid up to the bureau's today
+        kind, results, more = roster_search.search(db, ctx.keyring, staff, q, day) if q else ("external_id", [], False)
         if q and not results and kind != "name":
             # A lookup of one person by number: someone outside the scope reads as not found. A scoped account's
             # miss is audited whether or not the person exists elsewhere (the log names the kind of number, or
@@ -283,12 +284,8 @@ def deceased(
             mark_deceased(
                 db, staff, b, when, source[:500], today, seen, recorded_source, hold_days=hold_days, zone=settings
             )
-    except ValueError:
-        return redirect(f"/beneficiaries/{bid}?e=date")
-    except StaleDeathForm as exc:
-        return render(request, "message.html", staff, status=409, message=exc.message, back=f"/beneficiaries/{bid}")
-    except AltCertError:
-        return redirect(f"/beneficiaries/{bid}?e=deceased")
+    except (ValueError, AltCertError) as exc:
+        return _death_form_refused(request, staff, bid, exc, "deceased")
     return redirect(f"/beneficiaries/{bid}")
 
 
@@ -310,13 +307,20 @@ def death_withdrawal(
             if b is None:
                 return redirect("/roster")
             withdraw_deceased(db, staff, b, reason, seen)
-    except ValueError:
-        return redirect(f"/beneficiaries/{bid}?e=date")
-    except StaleDeathForm as exc:
-        return render(request, "message.html", staff, status=409, message=exc.message, back=f"/beneficiaries/{bid}")
-    except AltCertError:
-        return redirect(f"/beneficiaries/{bid}?e=withdraw")
+    except (ValueError, AltCertError) as exc:
+        return _death_form_refused(request, staff, bid, exc, "withdraw")
     return redirect(f"/beneficiaries/{bid}")
+
+
+def _death_form_refused(
+    request: Request, staff: Staff, bid: int, exc: ValueError | AltCertError, refused: str
+) -> Response:
+    """The one answer to a refused death registration or withdrawal: a form rendered before the record changed
+    (StaleDeathForm) is its own 409 page naming what is on record now; a date that is no date returns to the page
+    with 日期无效 (`e=date`); the form's other refusals with its own line (`e=<refused>`, ERRORS)."""
+    if isinstance(exc, StaleDeathForm):
+        return render(request, "message.html", staff, status=409, message=exc.message, back=f"/beneficiaries/{bid}")
+    return redirect(f"/beneficiaries/{bid}?e={refused if isinstance(exc, AltCertError) else 'date'}")
 
 
 @router.post("/beneficiaries/{bid}/certify")

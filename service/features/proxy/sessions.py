@@ -51,6 +51,7 @@ from service.features.proxy.models import (
 )
 from service.features.proxy.operators import actor
 from service.features.proxy.policy import proxy_policy
+from service.infra.clock import local_today
 from service.infra.security import mask_id, normalise_id
 
 
@@ -71,7 +72,7 @@ def open_verification(
         db.commit()  # the refusal is on record even though the request fails (nothing else was written)
         raise ProxyServiceError("PROXY_OPERATOR_VERIFIED", "operator already verified; identity changes go to staff")
     number = normalise_id(id_number)
-    problem = idnumber.validate(number)
+    problem = idnumber.validate(number, local_today(ctx.settings))  # born up to the bureau's today
     if problem is not None:
         # Typed, not read from a photo: the card reason ("请核对后重拍") would ask for a photo nobody took.
         raise ServiceError("PROXY_ID_NUMBER", problem)

@@ -231,7 +231,10 @@ def reminder_message(kind: str, b: Beneficiary, base: str) -> Message | None:
             "status": "已到期",
             "state": "已到期",
             "detail": "待遇仍正常发放,逾期未认证将暂停发放",
-            "next_step": _step("请尽快完成认证,逾期未认证将暂停发放。"),
+            # The way on without filming too (/h5/ links the request form), in a 20-character key as well.
+            "next_step": _step(
+                "请尽快完成认证,逾期未认证将暂停发放;行动不便可申请上门认证。", "请尽快认证,行动不便可申请上门认证"
+            ),
         }
     elif kind == "suspended" and b.suspended_on is not None:
         fields = {
@@ -263,12 +266,15 @@ def revocation_message(b: Beneficiary, certified_on: dt.date, today: dt.date, ba
             f"认证有效期已于{zh_date(until)}届满,请尽快重新认证,逾期未认证将暂停发放。", "有效期已届满,请尽快重新认证"
         )
     on = zh_date(certified_on)
+    # What was revoked, dated: 21 characters and more in full (any date), so `detail` too carries the shorter
+    # wordings a 20-character key takes.
+    revoked = (f"{on}的认证已被经办机构撤销", f"{on}的认证已被撤销", "此前的认证已被撤销")
     fields: dict[str, Value] = {
         "title": _titled(b.name, f"{b.name}的待遇资格认证已被撤销"),
         "name": b.name,
-        "status": (f"{on}的认证已被经办机构撤销", f"{on}的认证已被撤销", "此前的认证已被撤销"),
+        "status": revoked,
         "state": "已撤销",
-        "detail": f"{on}的认证已被经办机构撤销",
+        "detail": revoked,
         "next_step": step,
     }
     fields["due_date"] = until if until is not None else NO_DATE

@@ -32,8 +32,8 @@ from service.features.wechat.messages import (
 from service.features.wechat.models import WeChatNotice, WeChatSessionLink
 from service.features.wechat.notice_queue import (
     ASSIST,
-    OVERDUE,
     STAFF_DECISION,
+    TO_CERTIFY,
     busy,
     person_reminder_ref,
     reminder_kind,
@@ -64,14 +64,15 @@ def superseded(db: Session, s: CertSession, openid: str) -> bool:
 
 
 def busy_for(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.date) -> bool:
-    """Not now: a session of the notice's person is under way, or (an overdue reminder) the cycle's rule shelters
-    them (notice_queue.sheltered: a request filed in time after the notice was recorded, before it is sent)."""
+    """Not now: a session of the notice's person is under way, or (a reminder to certify: due_soon, overdue) the
+    cycle's rule shelters them (notice_queue.sheltered: a request filed in time after the notice was recorded,
+    before it is sent)."""
     b_id = notice.ref.partition(":")[0]
     if not b_id.isdigit():
         return False
     if busy(db, int(b_id), utcnow()):
         return True
-    b = db.get(Beneficiary, int(b_id)) if notice.kind == OVERDUE else None
+    b = db.get(Beneficiary, int(b_id)) if notice.kind in TO_CERTIFY else None
     return b is not None and b.id in sheltered(db, ctx, [b], today)
 
 

@@ -5,7 +5,8 @@ schedulers there are (notify.py: the whole; notice_send.py delivers them, notice
 Reminders are correct by construction (issue 21): only to the openid that certified the person themselves
 through the H5 pages (an accepted self session, not one merely opened), only for a real, lapsing or lapsed
 validity date, a suspension notice only when the status is really ``suspended``, never while a session of that
-person is in flight or awaits review, nor the overdue one while the cycle's rule shelters them (`sheltered`).
+person is in flight or awaits review, nor one telling them to certify (`due_soon`, `overdue`) while the cycle's
+rule shelters them (`sheltered`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from service.certification.cycle import (
     cycle_bounds,
     cycle_state,
     in_cycle_state,
+    stopped_by_roster,
+    stopped_by_roster_sql,
 )
 from service.certification.models import (
     Beneficiary,
@@ -70,11 +73,17 @@ def _record(db: Session, kind: str, ref: str, openid: str) -> bool:
 # notice run's query) both read.
 SUSPENDED = "suspended"
 OVERDUE = "overdue"
+DUE_SOON = "due_soon"
 REMINDERS = (
-    ("due_soon", BeneficiaryStatus.ACTIVE, CycleState.DUE_SOON),
+    (DUE_SOON, BeneficiaryStatus.ACTIVE, CycleState.DUE_SOON),
     (OVERDUE, BeneficiaryStatus.ACTIVE, CycleState.OVERDUE),
     (SUSPENDED, BeneficiaryStatus.SUSPENDED, CycleState.OVERDUE),
 )
+
+
+# The reminders that tell the person to certify (by their date: 请在…前完成认证; at once: 请尽快完成认证), held while
+# `sheltered` says the office is deciding what they filed in time. A suspension's says only how payment resumes.
+TO_CERTIFY = frozenset({DUE_SOON, OVERDUE})
 
 
 def reminder_floor(today: dt.date, rules: CycleRules) -> dt.date:
@@ -103,6 +112,8 @@ def reminder_kind(b: Beneficiary, today: dt.date, rules: CycleRules) -> str | No
     """The reminder `b` is due on `today`, if any (`REMINDERS`): due_soon / overdue (still paid) / suspended."""
     if b.valid_until is None:
         return None  # undated: nothing true to remind of (service/certification/cycle.py)
+    if stopped_by_roster(b):
+        return None  # the benefit system stopped paying them here (transferred out): nothing of ours to remind of
     state = cycle_state(b.status, b.valid_until, today, rules)
     for kind, status, when in REMINDERS:
         if b.status == status and state is when and (kind != SUSPENDED or b.suspended_on is not None):
@@ -127,7 +138,8 @@ def reminder_sql(
         if long_ago
         else (Beneficiary.valid_until >= floor) & (Beneficiary.valid_until < cycle_bounds(today, rules)[1])
     )
-    window = and_(Beneficiary.status.in_(sorted({status for _, status, _ in REMINDERS})), dates)
+    statuses = Beneficiary.status.in_(sorted({status for _, status, _ in REMINDERS}))
+    window = and_(statuses, dates, ~stopped_by_roster_sql())  # `reminder_kind`'s cycle.stopped_by_roster
     return and_(window, or_(*(owed for owed, _ in whens))), case(*whens)
 
 
@@ -214,11 +226,12 @@ def _busy(db: Session, ids: list[int], now: dt.datetime) -> set[int]:
 
 
 def sheltered(db: Session, ctx: ServiceContext, people: Sequence[Beneficiary], today: dt.date) -> set[int]:
-    """Which of `people`, owed the `overdue` reminder, the cycle's one rule shelters (cycle.being_decided: a video
-    made or a home-visit / manual-review request filed in time, not decided yet): not told to certify at once while
-    the lists, the person page and the family page say the office is deciding (before, a request filed in time
-    still brought 认证已到期…请尽快完成认证 the next day). Not now: once it is answered without a certification,
-    the reminder is due again."""
+    """Which of `people`, owed a reminder to certify (TO_CERTIFY), the cycle's one rule shelters (cycle.being_decided:
+    a video made or a home-visit / manual-review request filed in the validity, since the last certification, not
+    decided yet; for a date still ahead, the validity now running): not told to certify while the office decides
+    what they filed (before, a request filed in time still brought 认证已到期…请尽快完成认证 the next day, and one filed
+    before the date 请在…前完成认证 while staff arranged the visit). Not now: once it is answered without a
+    certification, the reminder is due again."""
     return being_decided(db, people, ctx.rules, today, ctx.hooks.case_sources())
 
 
@@ -281,8 +294,8 @@ def _queue_reminders(db: Session, ctx: ServiceContext, today: dt.date, ids: list
         due.append(((kind, ref, openid), b.id))
     known = _recorded(db, [notice for notice, _ in due])
     occupied = _busy(db, [b_id for notice, b_id in due if notice not in known], now)
-    overdue = [owners[b_id][1] for notice, b_id in due if notice[0] == OVERDUE and notice not in known]
-    occupied |= sheltered(db, ctx, overdue, today)
+    to_certify = [owners[b_id][1] for notice, b_id in due if notice[0] in TO_CERTIFY and notice not in known]
+    occupied |= sheltered(db, ctx, to_certify, today)
     return sum(_record(db, *notice) for notice, b_id in due if notice not in known and b_id not in occupied)
 
 

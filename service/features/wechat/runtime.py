@@ -12,18 +12,32 @@ from service.features.wechat.config import WeChatConfig
 from service.features.wechat.oauth import OAuthFlow
 from service.features.wechat.safe_mode import SafeMode
 from service.features.wechat.server import MessageHandler
+from service.features.wechat.template_fit import TemplateConfigError, template_id
 from service.features.wechat.template_fit import check as check_templates
-from service.features.wechat.template_fit import template_id
 from service.features.wechat.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from service.infra.config import Settings
 
 log = logging.getLogger(__name__)
 
 
+def template_problem(settings: Settings) -> str:
+    """Why WECHAT_TEMPLATES cannot be used ('' when it can, or the channel is off): the check `wechat_config` makes,
+    run among the senders' settings checks (cli/common.settings_problems with ``sends``) so that `serve`, `worker`
+    and the Celery worker and beat (tasks.checked_settings) refuse to start on it with one settings line, not a
+    WeChat tick failing each time. The other commands never send and do not ask it."""
+    if not settings.wechat.app_id:
+        return ""
+    try:
+        check_templates(settings.wechat.templates)
+    except TemplateConfigError as exc:
+        return exc.problem
+    return ""
+
+
 def wechat_config(settings: Settings) -> WeChatConfig | None:
     """None when the channel is off. Refuses (template_fit.TemplateConfigError: the API and its schedule do not
-    start, a Celery worker's WeChat tick fails alike) a WECHAT_TEMPLATES mapping that would fail sends or hide the
-    next step."""
+    start; the commands and the Celery worker and beat refuse it earlier, `template_problem`) a WECHAT_TEMPLATES
+    mapping that would fail sends or hide the next step."""
     if not settings.wechat.app_id:
         return None
     check_templates(settings.wechat.templates)

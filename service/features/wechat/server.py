@@ -1,6 +1,8 @@
 """The official account's server URL: signature check (GET verification and every POST) and message handling.
 
-Menu click / subscribe → a link to the certification page; everything else → a short help text.
+Menu click / subscribe → a link to the certification page; everything else → a short help text. Each answer also
+links the request for a home visit (/h5/apply): a person who knows they cannot film (blind, bedridden, unable to
+move their head) asks for it without failing first.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from wechatpy import create_reply, parse_message
 from service.features.wechat.config import WeChatConfig
 
 WELCOME = "欢迎关注!每年一次的待遇资格认证可在手机上完成:拍身份证、录一段短视频,一分钟即可。"
-HELP = "请点击菜单“资格认证”开始认证;为家人代认证请选择“为家人认证”。"
+HELP = "请点击菜单“资格认证”开始认证;为家人代认证请选择“为家人认证”。行动不便可申请上门认证。"
 
 
 # Past this a push is not a WeChat message (they are a few hundred bytes); refused before it is parsed.
@@ -70,6 +72,13 @@ class MessageHandler:
     def certify_link(self) -> str:
         return f'<a href="{self.config.public_base_url.rstrip("/")}/h5/">点击开始资格认证</a>'
 
+    def apply_link(self) -> str:
+        """The request form (/h5/apply: it asks for whom, and whether a manual review or a home visit)."""
+        return f'行动不便的,可<a href="{self.config.public_base_url.rstrip("/")}/h5/apply">申请上门认证</a>'
+
+    def links(self) -> str:
+        return f"{self.certify_link()}\n{self.apply_link()}"
+
     def reply(self, xml: bytes | str) -> str:
         """The XML answer to one pushed message or event (plain; safe mode seals it); BadMessageError otherwise."""
         msg = parse_push(xml)
@@ -82,8 +91,8 @@ class MessageHandler:
         if msg.type == "event":
             event = getattr(msg, "event", "")
             if event == "subscribe":
-                return str(create_reply(f"{WELCOME}\n{self.certify_link()}", msg).render())
+                return str(create_reply(f"{WELCOME}\n{self.links()}", msg).render())
             if event == "click" and getattr(msg, "key", "") == self.config.certify_menu_key:
-                return str(create_reply(self.certify_link(), msg).render())
+                return str(create_reply(self.links(), msg).render())
             return "success"  # other events need no answer; WeChat expects "success" or an empty body
-        return str(create_reply(f"{HELP}\n{self.certify_link()}", msg).render())
+        return str(create_reply(f"{HELP}\n{self.links()}", msg).render())

@@ -59,12 +59,19 @@ ACCEPTS: dict[str, frozenset[str]] = {
 # WeChat's other types: no notice has such a value (a sum of money, a plate number…).
 NO_VALUE = frozenset({"number", "letter", "symbol", "amount", "phone_number", "car_number"})
 DROPPED = frozenset({"first", "remark"})  # sent in the classic form, never shown since 2023
+VARIABLE = "PENSION_CERT_WECHAT_TEMPLATES"
 
 
 class TemplateConfigError(ValueError):
-    """WECHAT_TEMPLATES cannot be used: refused when the channel is built (the process does not start)."""
+    """WECHAT_TEMPLATES cannot be used: refused when the channel is built and among the settings checks of `serve`,
+    `worker` and the Celery worker and beat (the process does not start). `problem`: the faults without the
+    variable's name, for the settings line that names it."""
 
     code = "WECHAT_TEMPLATES_INVALID"
+
+    def __init__(self, faults: list[str]) -> None:
+        self.problem = "cannot be used (docs/wechat.md, “Template messages”): " + "; ".join(faults)
+        super().__init__(f"{VARIABLE} {self.problem}")
 
 
 class TemplateFitError(ValueError):
@@ -108,9 +115,7 @@ def check(templates: Mapping[str, str | WeChatTemplate]) -> dict[str, dict[str, 
         faults += [f"[{template}] {fault}" for fault in _faults(keys, users, template)]
         out[template] = keys
     if faults:
-        raise TemplateConfigError(
-            "PENSION_CERT_WECHAT_TEMPLATES cannot be used (docs/wechat.md, “Template messages”): " + "; ".join(faults)
-        )
+        raise TemplateConfigError(faults)
     return out
 
 

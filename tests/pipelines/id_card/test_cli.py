@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -70,3 +71,38 @@ def test_emblem_flag(idcard_dir: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert out["issuing_authority"] == "四川省成都市锦江分局"
     assert out["valid_until"] == "2020-12-12" and out["expired"] is True
     assert out["errors"] == ["ID_EXPIRED"]
+
+
+@pytest.mark.parametrize(
+    ("instant", "expired"),
+    [
+        (dt.datetime(2020, 12, 11, 17, 30, tzinfo=dt.UTC), False),  # 2020-12-12 01:30 in Beijing: its last day
+        (dt.datetime(2020, 12, 12, 15, 59, tzinfo=dt.UTC), False),  # 23:59 there
+        (dt.datetime(2020, 12, 12, 16, 0, tzinfo=dt.UTC), True),  # 2020-12-13 00:00 there
+    ],
+)
+def test_the_emblem_is_judged_on_the_bureaus_day(
+    idcard_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    instant: dt.datetime,
+    expired: bool,
+) -> None:
+    """A card valid to 2020-12-12 is valid on that day in Beijing and expired from its midnight there, whatever the
+    machine's date (docs/security.md, Part DF): the command judged it on the machine's own date, the day
+    before Beijing's from 16:00 to 24:00 UTC, so a card whose last day had ended in Beijing still read as valid
+    until 08:00 there (and here, the machine's date being years later, every case read as expired)."""
+    import cv2
+
+    from service.infra import clock
+
+    monkeypatch.setattr(clock, "now_utc", lambda: instant)
+    page = cv2.imread(str(idcard_dir / "samples" / "idcard_generator_result_color.jpg"))
+    assert page is not None
+    path = tmp_path / "emblem.png"
+    cv2.imwrite(str(path), page[page.shape[0] // 2 :])
+    assert main(["id-card", "read", "--emblem", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid_until"] == "2020-12-12" and out["expired"] is expired
+    assert out["errors"] == (["ID_EXPIRED"] if expired else [])

@@ -8,6 +8,7 @@ photo's sha256 so the second check does not run the OCR again."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 import time
@@ -85,10 +86,13 @@ class CardChecker:
                 self._reader = IdCardReader(self.pack)
             return self._reader
 
-    def read(self, data: bytes, cached: bool = True) -> CardRead:
+    def read(self, data: bytes, today: dt.date, cached: bool = True) -> CardRead:
         """The portrait side's problems, or its name and number; with `cached`, the same photo is read once per
-        CACHE_TTL_S (off for the bench, which times the OCR itself)."""
-        key = hashlib.sha256(data).hexdigest()
+        CACHE_TTL_S (off for the bench, which times the OCR itself). `today`: the bureau's date
+        (service/infra/clock.local_today), up to which the number's birth date is valid: the reader's own default,
+        the machine's date, is the day before Beijing's from 16:00 to 24:00 UTC and refused a number born on the
+        bureau's today (ID_CHECKSUM_FAILED, "请重拍"). A read is kept for the day it was judged on."""
+        key = f"{hashlib.sha256(data).hexdigest()}:{today.isoformat()}"
         read = self._cached(key) if cached else None
         if read is None:
             try:  # what the header refuses (size, format, a JPEG's scans) never waits for nor holds a slot
@@ -98,16 +102,19 @@ class CardChecker:
             if not self._slots.acquire(timeout=self._wait_s):
                 raise CardReaderBusy()
             try:
-                read = _ocr(data, self.reader)
+                read = _ocr(data, self.reader, today)
             finally:
                 self._slots.release()
             self._remember(key, read)
         return read
 
-    def problems(self, data: bytes, id_hash: str, keyring: Keyring, cached: bool = False) -> list[ReasonCode]:
+    def problems(
+        self, data: bytes, id_hash: str, keyring: Keyring, today: dt.date, cached: bool = False
+    ) -> list[ReasonCode]:
         """Problems of this photo as the portrait side of the card with this ID-number hash; empty if fine.
-        `cached`: reuse the read of the card-first page (the same bytes it read a moment ago)."""
-        read = self.read(data, cached)
+        `today`: the bureau's date (`read`). `cached`: reuse the read of the card-first page (the same bytes it read
+        a moment ago)."""
+        read = self.read(data, today, cached)
         if read.problems:
             return list(read.problems)
         if id_hash not in keyring.id_hashes(read.id_number or ""):  # stored under any signing key in use
@@ -140,12 +147,12 @@ def card_checker(request: Request, pack: str | None, slots: int = DEFAULT_CARD_R
     return checker
 
 
-def _ocr(data: bytes, reader: Callable[[], CardReader]) -> CardRead:
+def _ocr(data: bytes, reader: Callable[[], CardReader], today: dt.date) -> CardRead:
     try:
         image = decode_image(data, ID_CARD_IMAGE_LIMITS)  # a larger picture is refused from its header
     except MediaError as exc:
         return CardRead((exc.reason,))
-    result = reader().read(image)
+    result = reader().read(image, today)
     problems = [e for e in RETAKE if e in result.errors]
     if not problems and result.side != "portrait":
         problems = [ReasonCode.ID_WRONG_SIDE]

@@ -21,6 +21,7 @@ from service.adapters.http.upload import read_limited
 from service.certification.errors import ServiceError
 from service.features.wechat.h5 import identity
 from service.features.wechat.h5.cardcheck import card_checker
+from service.infra.clock import local_today
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -41,7 +42,8 @@ def card_read(ctx: Ctx, request: Request, file: Annotated[UploadFile, File()]) -
     if not ctx.settings.h5.card_check:  # no reader in the API: the page asks for name and number instead
         raise ServiceError("CARD_READ_DISABLED", "the card is read after the upload")
     data = read_limited(file, ctx.settings.uploads.max_image_bytes)
-    read = card_checker(request, ctx.settings.certification.model_pack, ctx.settings.h5.card_reads).read(data)
+    checker = card_checker(request, ctx.settings.certification.model_pack, ctx.settings.h5.card_reads)
+    read = checker.read(data, local_today(ctx.settings))  # a number born on the bureau's today is valid
     if read.problems:
         return problem_response(list(read.problems))
     return JSONResponse({"name": read.name or "", "id_number": read.id_number})

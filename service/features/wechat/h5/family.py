@@ -36,6 +36,18 @@ IN_FLIGHT = (SessionState.QUEUED, SessionState.PROCESSING)
 
 
 LIMIT_TEXT = "今日认证次数已达上限,明天可再试;也可申请人工审核或上门认证"
+# The states that ask the relative to certify: a locked binding replaces only these with "locked" (the lock says why
+# they cannot). An elder certified another way (a home visit), in review or being checked keeps their line, and the
+# certificate link a certified elder's line carries; before, "已锁定" hid a valid certification.
+TO_DO = frozenset(
+    {
+        "limit",
+        CycleState.DUE_SOON.value,
+        CycleState.OVERDUE.value,
+        CycleState.AWAITING_FIRST.value,
+        CycleState.UNDATED.value,
+    }
+)
 
 
 def elder_status(
@@ -88,7 +100,7 @@ def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
         if b is None:
             continue
         state, text = elder_status(db, ctx, b, today, operators.actor(op))
-        if row.locked:  # staff must look at the failures first: the same next step as the daily limit
+        if row.locked and state in TO_DO:  # staff must look at the failures first: the same next step as the limit
             state, text = "locked", message_zh("PROXY_BINDING_LOCKED")
         out.append(
             {

@@ -55,7 +55,7 @@ templates.globals["static_url"] = static_url
 
 def render(request: Request, name: str, status: int = 200, jssdk: bool = False, **values: Any) -> HTMLResponse:
     # Every page knows the spoken prompts (body data-voice): h5.js speaks them where the page loads it.
-    values.setdefault("voice", voice.PROMPTS)
+    values.setdefault("voice", voice.PAGE_PROMPTS)
     values.setdefault(
         "elder_mode", False
     )  # body data-elder: the roster's default of elder mode (service/features/wechat/h5/elder.py)

@@ -22,7 +22,7 @@ from service.certification.models import (
     certification_revoked,
 )
 from service.features.proxy.models import ProxySession
-from service.features.wechat.h5 import recovery, roster_told
+from service.features.wechat.h5 import recovery, roster_told, voice
 from service.features.wechat.h5.elder import is_elder
 from service.infra.clock import local_today
 
@@ -44,16 +44,19 @@ def staff_decision(s: CertSession) -> str | None:
     return str(decision) if decision is not None and s.decision == decision else None
 
 
-def shown_reasons(db: Session, ctx: ServiceContext, openid: str, s: CertSession, b: Beneficiary | None) -> list[str]:
-    """The citizen texts of the session's reasons. A recorded death only to whom roster_told.py allows (a self
-    session is opened by anyone who types a name and number: Part BP); a reason that describes the review the case
-    went to ("请耐心等待审核结果") not once staff have decided it."""
+def shown_reasons(
+    db: Session, ctx: ServiceContext, openid: str, s: CertSession, b: Beneficiary | None
+) -> list[tuple[str, str | None]]:
+    """The citizen texts of the session's reasons, each with the prompt key that speaks it (voice.reason_key; None:
+    shown, not spoken). A recorded death only to whom roster_told.py allows (a self session is opened by anyone who
+    types a name and number: Part BP); a reason that describes the review the case went to ("请耐心等待审核结果")
+    not once staff have decided it."""
     codes = [r for r in s.reasons or [] if catalog.is_known(r)]
     if staff_decision(s) is not None:
         codes = [r for r in codes if r not in TELLS_OF_REVIEW]
     if ReasonCode.BENEFICIARY_DECEASED in codes and (b is None or not roster_told.may_read_status(db, ctx, openid, b)):
         codes = [r for r in codes if r != ReasonCode.BENEFICIARY_DECEASED]
-    return [catalog.message_zh(r) for r in codes]
+    return [(catalog.message_zh(r), voice.reason_key(r)) for r in codes]
 
 
 def _ended(b: Beneficiary | None, s: CertSession) -> bool:
@@ -71,6 +74,7 @@ def result_context(db: Session, ctx: ServiceContext, openid: str, s: CertSession
         "s": s,
         "pending": s.state not in (SessionState.DECIDED, SessionState.FAILED, SessionState.EXPIRED),
         "reasons": shown_reasons(db, ctx, openid, s, b),
+        "voice": voice.PROMPTS,  # the reasons' prompts too (other pages carry voice.PAGE_PROMPTS)
         "staff": staff_decision(s),
         "kind": kind,
         "valid_until": b.valid_until if b is not None else None,

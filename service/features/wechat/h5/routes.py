@@ -72,7 +72,7 @@ def entry(ctx: Ctx, request: Request) -> Response:
     """From the account's menu: known browser → start page; otherwise WeChat OAuth (snsapi_base) first."""
     if identity.openid_from(ctx, request) is None:
         return login(ctx, request)
-    return render(request, "start.html", proxy_enabled=_proxy_enabled(request))
+    return render(request, "start.html", proxy_enabled=_proxy_enabled(request), phone=ctx.settings.bureau_phone)
 
 
 @router.get("/oauth/callback")
@@ -225,7 +225,7 @@ def _store_card(
         id_hash = holder.id_hash
         db.rollback()  # no transaction held open during the OCR (seconds)
         checker = card_checker(request, ctx.settings.certification.model_pack, ctx.settings.h5.card_reads)
-        problems = checker.problems(photo, id_hash, ctx.keyring, cached=True)
+        problems = checker.problems(photo, id_hash, ctx.keyring, local_today(ctx.settings), cached=True)
         if problems:
             raise _CardRefused(problems)
 

@@ -21,12 +21,15 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from pipelines.liveness.challenge import PROMPTS_ZH
+from pipelines.reasons import MESSAGES_ZH
 from service.adapters.http.deps import Ctx
 from service.features.wechat.h5.vendor import HINTS
 from service.infra.config import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+
+REASON = "reason_"  # the prefix of a reason code's prompt key
 
 # The pinned prompt list: key → what is said (short: the text on screen stays longer).
 PROMPTS: dict[str, str] = {
@@ -52,11 +55,30 @@ PROMPTS: dict[str, str] = {
     "retry": "工作人员请您重新录制视频。",
     "expired": "认证已超时,可以重新认证。",
     "timeout": "认证已超时,点继续认证。",
-    "limit": "今天的认证次数用完了,明天再试。",
+    # The daily limit names the way on that needs no video (the page's help.html link): on the last valid day a
+    # request filed today shelters the person, a try tomorrow does not (docs/security.md Part DC).
+    "limit": "今天的次数用完了。明天再试,或申请上门认证。",
+    "verify_limit": "今天的核验次数用完了,明天再试。",  # a relative's own real-name check: no visit for that
     **{f"action_{key}": text for key, text in PROMPTS_ZH.items()},
     # The live face guidance's hints (service/features/wechat/h5/vendor.py).
     **{f"guide_{key}": text for key, text in HINTS.items()},
+    # Each reason a citizen may read, in the words of its one home (pipelines/reasons.py MESSAGES_ZH): the result
+    # page speaks its heading, then its reasons (templates/result.html), so the reason on screen is heard too.
+    **{f"{REASON}{code.value.lower()}": f"{text}。" for code, text in MESSAGES_ZH.items()},
 }
+
+# What every page carries (body data-voice): the reasons' prompts only on the result page, the one page that lists
+# reasons (result_view.result_context), which they would otherwise triple the size of on every page.
+PAGE_PROMPTS: dict[str, str] = {key: text for key, text in PROMPTS.items() if not key.startswith(REASON)}
+
+
+def reason_key(code: str) -> str | None:
+    """The prompt key that speaks reason `code` (a citizen message of pipelines/reasons.py); None for a code with
+    none (the service's own codes: the page shows their text, unspoken)."""
+    key = f"{REASON}{code.lower()}"
+    return key if key in PROMPTS else None
+
+
 MEDIA_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
 ESPEAK = "espeak-ng"
 VOICE = "cmn"  # espeak-ng's Mandarin

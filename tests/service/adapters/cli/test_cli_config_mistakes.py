@@ -455,3 +455,45 @@ def test_a_postgresql_database_holding_only_an_unrelated_table_is_refused(
     assert_clean(proc.stderr)
     assert "SCHEMA_NOT_MIGRATED" in proc.stderr and "alembic upgrade head" in proc.stderr, proc.stderr
     assert _tables(url) == {"spatial_ref_sys"}  # nothing made behind the migrations' back
+
+
+def test_the_celery_worker_and_beat_refuse_a_template_mapping_the_api_refuses(cli: CliRunner, tmp_path: Path) -> None:
+    """WECHAT_TEMPLATES naming a field a key's type cannot carry: the API refused to start (runtime.wechat_config),
+    but the Celery worker and beat started and failed every WeChat tick with a traceback. Now the same check refuses
+    them at start, one settings line; `serve` and `worker` alike, and a valid mapping starts. The commands that never
+    send run on: the check was first put among every command's settings checks, and the nightly `cycle-run`
+    (suspensions, the purge, the audit anchor), `revoke`, `rekey` and `console record-restore` refused alike."""
+    bad = '{"due_soon": {"id": "cat-due", "keys": {"thing1": "name", "phrase2": "status", "thing3": "next_step"}}}'
+    env = {
+        "PENSION_CERT_VAR_DIR": str(tmp_path / "var"),
+        "PENSION_CERT_WORKER_MODE": "celery",
+        "PENSION_CERT_BROKER_URL": "redis://127.0.0.1:1/0",
+        "PENSION_CERT_WECHAT_APP_ID": "wx-test-app",
+        "PENSION_CERT_WECHAT_APP_SECRET": "test-secret",
+        "PENSION_CERT_WECHAT_TOKEN": "servertoken0123456789",
+        "PENSION_CERT_WECHAT_TEMPLATES": bad,
+    }
+    said = "cannot be used (docs/wechat.md, “Template messages”): [due_soon] key phrase2: a phrase key cannot carry"
+    schedule = str(tmp_path / "beat-schedule")
+    beat = [sys.executable, "-m", "celery", "-A", "service.adapters.workers.tasks", "beat", "--schedule", schedule]
+    for proc in (
+        _celery_worker(env),
+        subprocess.run(beat, env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False),
+        cli("serve", "--port", "0", env=env, timeout=60),
+        cli("worker", "--once", env=env, timeout=60),
+    ):
+        assert proc.returncode == EXIT_CONFIG, proc.stderr
+        assert said in refused(proc.stderr, "PENSION_CERT_WECHAT_TEMPLATES")
+    nightly = cli("cycle-run", env=env, timeout=120)
+    assert nightly.returncode == 0 and "suspended" in nightly.stdout, nightly.stderr
+    good = bad.replace('"phrase2": "status"', '"date2": "due_date"')
+    code = "from service.adapters.workers.tasks import checked_settings; checked_settings(); print('checked')"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env, "PENSION_CERT_WECHAT_TEMPLATES": good},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "checked", proc.stderr

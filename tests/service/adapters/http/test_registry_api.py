@@ -7,11 +7,13 @@ import datetime as dt
 import io
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.certification.context import ServiceContext
 from service.certification.models import AuditEntry
+from service.infra import clock
 from tests.service.conftest import ADMIN
 from tests.service.test_roster import card_rows, to_csv
 
@@ -29,15 +31,19 @@ def test_api_key_required(client: TestClient) -> None:
     assert r.json()["error"]["message"]  # a Chinese message for every error
 
 
-def test_roster_lookup_lists_and_exports(client: TestClient, data_dir: Path) -> None:
+def test_roster_lookup_lists_and_exports(client: TestClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = card_rows(data_dir, 4)
     rows[0][6] = "2026-01-10"  # certified until 10 Jan
     rows[1][6] = "2026-02-20"
     rows[2][6] = "2025-11-30"  # lapsed in November 2025 (an import without a date is never overdue: test_cycle.py)
     rows[3][5] = "deceased"
-    report = upload_roster(client, to_csv(rows))
-    assert report["created"] == 4 and report["rejected"] == 0
-    assert upload_roster(client, to_csv(rows))["unchanged"] == 4
+    # Imported on 1 December 2025 (the days below are simulated after it): P00002, lapsed before the import, is due
+    # soon from it until 30 December (ImportTerms.arrival_valid_until: tests/service/test_roster_moves.py).
+    with monkeypatch.context() as held:
+        held.setattr(clock, "now_utc", lambda: dt.datetime(2025, 12, 1, 2, tzinfo=dt.UTC))
+        report = upload_roster(client, to_csv(rows))
+        assert report["created"] == 4 and report["rejected"] == 0 and report["lapsed_on_import"] == ["P00002"]
+        assert upload_roster(client, to_csv(rows))["unchanged"] == 4
 
     b = client.get("/api/v1/beneficiaries/P00000", params={"today": "2025-12-20"}).json()
     assert b["cycle_state"] == "due_soon" and b["id_masked"].count("*") == 10
@@ -47,7 +53,7 @@ def test_roster_lookup_lists_and_exports(client: TestClient, data_dir: Path) -> 
     assert client.get("/api/v1/beneficiaries/NOPE").status_code == 404
 
     due = client.get("/api/v1/lists/due_soon", params={"today": "2025-12-20"}, headers=ADMIN).json()
-    assert [i["external_id"] for i in due["items"]] == ["P00000"]
+    assert [i["external_id"] for i in due["items"]] == ["P00002", "P00000"]  # P00002: its window after the import
     overdue = client.get("/api/v1/lists/overdue", params={"today": "2026-01-15"}, headers=ADMIN).json()
     assert [i["external_id"] for i in overdue["items"]] == ["P00002", "P00000"]  # longest lapsed first
 

@@ -39,11 +39,12 @@ def test_dashboard_and_beneficiary_page_follow_the_cycle_state(
     roster = (
         "external_id,id_number,name,benefit_types,valid_until\n"
         f"WH-NEW,{numbers[0]},刘淑贞,enterprise_pension,\n"  # new, no date: the grace
-        f"WH-LAPSED,{numbers[1]},黄德胜,enterprise_pension,{lapsed}\n"  # the benefit system's lapsed date
+        # The benefit system's date, lapsed (transferred in): due soon from the import, not overdue on its day.
+        f"WH-LAPSED,{numbers[1]},黄德胜,enterprise_pension,{lapsed}\n"
     ).encode()
     with ctx.db() as db:
         report = import_roster(db, ctx.keyring, "roster.csv", roster, "test", import_terms(ctx))
-        assert (report.created, report.grace_dated) == (2, 1)
+        assert (report.created, report.grace_dated, report.lapsed_on_import) == (2, 1, ["WH-LAPSED"])
         old = factories.beneficiary(db, ctx.keyring, id_number=factories.id_number(region="420106"), name="旧记录")
         ids = {
             ext: db.scalar(select(Beneficiary.id).where(Beneficiary.external_id == ext))
@@ -53,15 +54,10 @@ def test_dashboard_and_beneficiary_page_follow_the_cycle_state(
 
     login(app_client, "rev1")
     row = _dashboard(app_client)["4201"]
-    assert (row["certified"], row["awaiting_first"], row["overdue"], row["undated"], row["total"]) == (
-        "0",
-        "1",
-        "1",
-        "1",
-        "3",
-    )
+    counts = ("certified", "awaiting_first", "due_soon", "overdue", "undated", "total")
+    assert tuple(row[c] for c in counts) == ("0", "1", "1", "0", "1", "3")
     assert _cycle_label(app_client, ids["WH-NEW"]) == "待首次认证"
-    assert _cycle_label(app_client, ids["WH-LAPSED"]) == "已逾期"
+    assert _cycle_label(app_client, ids["WH-LAPSED"]) == "即将到期"
     assert _cycle_label(app_client, ids["OLD"]) == "无有效期"
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
 import uuid
 from pathlib import Path
@@ -14,11 +15,13 @@ from openpyxl import Workbook  # type: ignore[import-untyped]  # no stubs (as in
 from sqlalchemy import select
 
 from service.certification.context import ServiceContext
+from service.certification.cycle import run_cycle
 from service.certification.models import Beneficiary
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import roster_search
 from service.features.console.models import ConsoleAlert
 from service.features.proxy.models import ProxyBinding, ProxyOperator, ProxyOperatorIdentity
+from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.console.conftest import login
 from tests.service.test_roster import HEADER, card_rows, to_csv
@@ -220,3 +223,45 @@ def test_a_name_search_past_the_limit_says_more_exist_and_keeps_the_query(
     whole = app_client.post("/console/roster/search", data={"q": enough, "csrf": csrf}).text
     assert whole.count('<tr><td><a href="/console/beneficiaries/') == roster_search.LIMIT
     assert 'id="more"' not in whole and f'value="{enough}"' in whole
+
+
+def test_the_import_report_names_a_roster_suspension_and_a_lapsed_newcomer(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], data_dir: Path
+) -> None:
+    """The records a roster `suspended` takes out of the cycle, and the new ones whose date had lapsed (given a
+    short window), are named on 导入结果 in Chinese (docs/security.md, Part "moves")."""
+    today = local_today(ctx.settings)
+    rows = card_rows(data_dir, 2)
+    rows[0][6] = (today + dt.timedelta(days=60)).isoformat()
+    csrf = login(app_client, "sup1")
+    assert 'id="created">1<' in import_file(app_client, csrf, "r.csv", to_csv(rows[:1]))
+    rows[0][5] = "suspended"  # transferred out
+    rows[1][6] = (today - dt.timedelta(days=400)).isoformat()  # transferred in with the previous bureau's date
+    page = html.unescape(import_file(app_client, csrf, "r.csv", to_csv(rows)))
+    stopped = page.split('id="suspension-not-applied">', 1)[1].split("</p>", 1)[0]
+    lapsed = page.split('id="lapsed-on-import">', 1)[1].split("</p>", 1)[0]
+    assert stopped.startswith("以下人员名册填写为暂停") and stopped.endswith(rows[0][0])
+    assert lapsed.startswith("以下新增人员名册中的认证日期已过期") and lapsed.endswith(rows[1][0])
+
+
+def test_the_import_report_names_a_suspension_kept_after_a_postponed_first_campaign(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], data_dir: Path
+) -> None:
+    """A person never certified whom the daily run suspended on the first grace date, whose row then postpones the
+    first campaign, stays suspended (a resume is a certification's decision) and is named on 导入结果 in Chinese
+    (docs/security.md, Part "moves, second look")."""
+    today = local_today(ctx.settings)
+    header = [*HEADER[:5], "cycle_start"]
+    row = [*card_rows(data_dir, 1)[0][:5], today.isoformat()]
+    csrf = login(app_client, "sup1")
+    assert 'id="created">1<' in import_file(app_client, csrf, "r.csv", to_csv([row], header))
+    with ctx.db() as db:  # the grace date passed and the daily run suspended them
+        b = db.scalars(select(Beneficiary).where(Beneficiary.external_id == row[0])).one()
+        b.valid_until = today - dt.timedelta(days=1)
+        db.flush()
+        assert run_cycle(db, today, ctx.rules, cases=ctx.hooks.case_sources()) == [b.id]
+    row[-1] = (today + dt.timedelta(days=30)).isoformat()  # the first campaign postponed
+    page = html.unescape(import_file(app_client, csrf, "r.csv", to_csv([row], header)))
+    kept = page.split('id="suspension-kept">', 1)[1].split("</p>", 1)[0]
+    assert kept.startswith("以下人员从未完成认证") and kept.endswith(row[0])
+    assert beneficiary_by_ext(ctx, row[0]).status == "suspended"

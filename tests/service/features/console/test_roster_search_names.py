@@ -23,6 +23,7 @@ from service.certification.roster import ImportTerms, import_roster
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import roster_search
 from service.features.console.auth import Role, Staff
+from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.console.conftest import login
 from tests.service.test_roster import to_csv
@@ -293,9 +294,10 @@ def test_a_long_name_is_found_behind_more_names_of_its_beginning_than_one_read_h
             factories.beneficiary(db, ctx.keyring, name="钟丽" + given, id_number=number)
         target = factories.beneficiary(db, ctx.keyring, name="钟丽华").id
         db.flush()
-        kind, found, _ = roster_search.search(db, ctx.keyring, staff, "钟丽华")
+        today = local_today(ctx.settings)
+        kind, found, _ = roster_search.search(db, ctx.keyring, staff, "钟丽华", today)
         assert kind == "name" and [b.id for b in found] == [target]
-        _, found, _ = roster_search.search(db, ctx.keyring, staff, "钟丽")  # no open path: every one, by name
+        _, found, _ = roster_search.search(db, ctx.keyring, staff, "钟丽", today)  # no open path: every one, by name
         assert len(found) == len(others) + 1
 
 

@@ -17,6 +17,8 @@ from sqlalchemy import select
 from service.certification import idnumber
 from service.certification.context import ServiceContext
 from service.certification.staff_audit import ConsoleAuditEntry
+from service.infra import clock
+from service.infra.clock import local_today
 from service.infra.security import normalise_id
 from tests.service import factories
 from tests.service.features.console.conftest import login
@@ -34,7 +36,7 @@ def last_search(ctx: ServiceContext) -> ConsoleAuditEntry:
 def test_a_15_digit_external_id_that_is_also_a_valid_old_number_is_found(
     app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
 ) -> None:
-    assert idnumber.validate(normalise_id(LOOKS_LIKE_A_NUMBER)) is None
+    assert idnumber.validate(normalise_id(LOOKS_LIKE_A_NUMBER), local_today(ctx.settings)) is None
     with ctx.db() as db:
         factories.beneficiary(db, ctx.keyring, external_id=LOOKS_LIKE_A_NUMBER, name="赵桂芝")
     csrf = login(app_client, "rev1")
@@ -74,4 +76,21 @@ def test_a_number_typed_in_groups_full_width_or_old_finds_its_holder(
     csrf = login(app_client, "rev1")
     page = app_client.post("/console/roster/search", data={"q": typing(number), "csrf": csrf}).text
     assert ext in page and "孙玉梅" in page
+    assert last_search(ctx).target == "id_number"
+
+
+def test_a_number_born_on_the_bureaus_today_is_searched_as_a_number(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Judged on the bureau's today, not the machine's (docs/security.md, Part DF): the clock held at
+    2099-03-09 17:30 UTC, 2099-03-10 in Beijing, a day the machine's date has not reached (as every day from 16:00
+    to 24:00 UTC, when it is the day before Beijing's). The number was searched as an external id and its holder
+    not found."""
+    monkeypatch.setattr(clock, "now_utc", lambda: dt.datetime(2099, 3, 9, 17, 30, tzinfo=dt.UTC))
+    number = factories.id_number(region="420106", birth=dt.date(2099, 3, 10), seq=31)
+    with ctx.db() as db:
+        ext = factories.beneficiary(db, ctx.keyring, id_number=number, name="周春梅").external_id
+    csrf = login(app_client, "rev1")
+    page = app_client.post("/console/roster/search", data={"q": number, "csrf": csrf}).text
+    assert ext in page and "周春梅" in page
     assert last_search(ctx).target == "id_number"

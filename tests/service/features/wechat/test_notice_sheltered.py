@@ -101,3 +101,56 @@ def test_an_overdue_reminder_recorded_before_the_request_was_seen_waits_until_it
     deliver(ctx, api, today)  # the reminder, and the message answering the request (its own notice)
     db.expire_all()
     assert _overdue(db) == [("o-elder2", NoticeStatus.SENT)] and sent_to(fake_wx, "tpl-overdue") == ["o-elder2"]
+
+
+def _due_soon(db: Session) -> list[tuple[str, str]]:
+    rows = db.execute(select(WeChatNotice.openid, WeChatNotice.status).where(WeChatNotice.kind == "due_soon"))
+    return [(str(openid), str(status)) for openid, status in rows]
+
+
+def _due_in_ten_days(db: Session, ctx: ServiceContext, ext: str, openid: str) -> tuple[Beneficiary, dt.date]:
+    """A person whose validity ends in ten days (即将到期), who certified last year from their own WeChat `openid`."""
+    today = local_today(ctx.settings)
+    b = factories.beneficiary(db, ctx.keyring, external_id=ext, valid_until=today + dt.timedelta(days=10))
+    certified_by(db, ctx, b, openid)
+    return b, today
+
+
+def _ask_home_visit_now(db: Session, ctx: ServiceContext, b: Beneficiary, openid: str) -> AssistRequest:
+    """A home-visit request filed from the H5 page now, before the date (in time)."""
+    req = assist.submit(db, b, "home_visit", "13800138000", "卧床,无法拍视频", openid, f"wechat:{openid}")
+    db.commit()
+    return req
+
+
+def test_no_due_soon_reminder_while_a_request_filed_before_the_date_is_open(ctx: ServiceContext, db: Session) -> None:
+    """The elder asked for a home visit ten days before the date: 请在…前完成认证 would tell them to do by a date what
+    they told the office they cannot do, while staff arrange the visit. Before: recorded and sent the same day (only
+    `overdue` read the rule). Answered without a certification: the reminder is due again."""
+    b, today = _due_in_ten_days(db, ctx, "ELDER3", "o-elder3")
+    req = _ask_home_visit_now(db, ctx, b, "o-elder3")
+    queue_notices(db, ctx, today)
+    db.commit()
+    assert _due_soon(db) == []
+    _answer(db, ctx, req)
+    queue_notices(db, ctx, today)
+    db.commit()
+    assert _due_soon(db) == [("o-elder3", NoticeStatus.PENDING)]
+
+
+def test_a_due_soon_reminder_recorded_before_the_request_was_seen_waits_until_it_is_answered(
+    ctx: ServiceContext, db: Session, fake_wx: FakeWeChat
+) -> None:
+    b, today = _due_in_ten_days(db, ctx, "ELDER4", "o-elder4")
+    db.commit()
+    with ctx.db() as unit:
+        assert queue_notices(unit, ctx, today) == 1  # recorded before the request was filed
+    req = _ask_home_visit_now(db, ctx, b, "o-elder4")
+    api = channel(ctx).api
+    run = deliver(ctx, api, today)
+    assert (run.sent, run.cancelled) == (0, 0)  # not now, and not lost
+    assert _due_soon(db) == [("o-elder4", NoticeStatus.PENDING)] and sent_to(fake_wx, "tpl-due") == []
+    _answer(db, ctx, req)
+    deliver(ctx, api, today)
+    db.expire_all()
+    assert _due_soon(db) == [("o-elder4", NoticeStatus.SENT)] and sent_to(fake_wx, "tpl-due") == ["o-elder4"]

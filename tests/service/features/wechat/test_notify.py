@@ -144,7 +144,7 @@ def test_reminders_only_to_people_really_due_every_keyword_real(
         "keyword1": "钱德明",
         "keyword2": "2026年11月19日",
         "keyword3": "待遇仍正常发放,逾期未认证将暂停发放",
-        "remark": "请尽快完成认证,逾期未认证将暂停发放。",
+        "remark": "请尽快完成认证,逾期未认证将暂停发放;行动不便可申请上门认证。",
     }
     # Really suspended: both dates. No "suspended" template configured here, so the overdue one carries it.
     assert got["o-off"]["template_id"] == "tpl-overdue"

@@ -111,7 +111,7 @@ def test_each_reminder_and_result_with_a_category_template_is_delivered_valid_wi
             "name1": "钱德明",
             "date2": "2026年11月19日",
             "phrase3": "已到期",
-            "thing4": "请尽快完成认证,逾期未认证将暂停发放。",
+            "thing4": "请尽快认证,行动不便可申请上门认证",  # the 20-character wording: still names the visit
         }
     ]
     assert _shown(fake_wx, "cat-susp") == [

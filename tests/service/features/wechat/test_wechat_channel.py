@@ -23,6 +23,7 @@ from service.features.wechat import (
 )
 from service.features.wechat.client import TOKEN_KEY
 from service.features.wechat.oauth import OAUTH_CODE_USED, OAuthStateError
+from service.features.wechat.server import HELP
 from tests.service.features.wechat.fake_wechat import FakeWeChat
 
 TOKEN = "server-url-token"
@@ -81,6 +82,20 @@ def test_subscribe_and_menu_click_reply_with_the_certification_link(wx: FakeWeCh
         "<MsgType>text</MsgType><Content>你好</Content><MsgId>1</MsgId></xml>"
     )
     assert "资格认证" in text and "openid-2" in text
+
+
+def test_help_welcome_and_the_menu_name_the_home_visit(wx: FakeWeChat) -> None:
+    """Before: every answer linked only /h5/; a person who knows they cannot film (blind, bedridden) found the
+    request for a home visit only after failing a video. HELP names it, and each answer links the form."""
+    assert "上门认证" in HELP
+    handler = MessageHandler(config_for(wx))
+    text = handler.reply(
+        "<xml><ToUserName>gh</ToUserName><FromUserName>openid-2</FromUserName><CreateTime>1</CreateTime>"
+        "<MsgType>text</MsgType><Content>怎么办</Content><MsgId>2</MsgId></xml>"
+    )
+    for answer in (text, handler.reply(event_xml("subscribe")), handler.reply(event_xml("CLICK", "CERTIFY"))):
+        assert '<a href="https://cert.example.test/h5/apply">申请上门认证</a>' in answer, answer
+        assert '<a href="https://cert.example.test/h5/">点击开始资格认证</a>' in answer, answer
 
 
 def test_oauth_round_trip_and_state_mismatch(wx: FakeWeChat) -> None:

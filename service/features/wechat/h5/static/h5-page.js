@@ -62,7 +62,7 @@
   // Spoken prompts (service/features/wechat/h5/voice.py): the browser's zh-CN voice where it has one, else the project's audio
   // file of the prompt; muted by the visible button (remembered), replayed by the other. Text stays on screen.
   var VOICE = JSON.parse(document.body.dataset.voice || "{}");
-  var lastSpoken = null, player = null;
+  var lastSpoken = null, player = null, playing = 0;
   function muted() { return localStorage.getItem("h5muted") === "1"; }
   function zhVoice() {
     if (!window.speechSynthesis || !window.SpeechSynthesisUtterance) { return null; }
@@ -72,24 +72,35 @@
     }
     return null;
   }
-  function speak(key) {
-    if (!VOICE[key]) { return; }
-    lastSpoken = key;
+  // One key, or several said one after the other (the result page: its heading, then each reason shown).
+  function speak(keys) {
+    keys = [].concat(keys).filter(function (k) { return VOICE[k]; });
+    if (!keys.length) { return; }
+    lastSpoken = keys;
     if (muted()) { return; }
-    document.body.dataset.spoken = key;
-    var voice = zhVoice();
+    document.body.dataset.spoken = keys[0];
+    var voice = zhVoice(), run = ++playing;
     if (voice) {
       window.speechSynthesis.cancel();
-      var u = new window.SpeechSynthesisUtterance(VOICE[key]); u.voice = voice; u.lang = "zh-CN"; u.rate = 0.9;
-      window.speechSynthesis.speak(u);
+      keys.forEach(function (key) {  // queued by the browser, in order
+        var u = new window.SpeechSynthesisUtterance(VOICE[key]); u.voice = voice; u.lang = "zh-CN"; u.rate = 0.9;
+        window.speechSynthesis.speak(u);
+      });
       return;
     }
     if (!player) { player = new Audio(); }
-    player.pause(); player.src = "/h5/audio/" + key;
-    var played = player.play();
-    if (played && played.catch) { played.catch(function () {}); } // autoplay refused: the replay button remains
+    var queue = keys.slice();
+    function next() {
+      if (run !== playing || !queue.length) { return; } // a later prompt (or mute) took over
+      player.src = "/h5/audio/" + queue.shift();
+      var played = player.play();
+      if (played && played.catch) { played.catch(function () {}); } // autoplay refused: the replay button remains
+    }
+    player.onended = next;
+    player.pause(); next();
   }
   function stopSpeaking() {
+    playing++;
     if (window.speechSynthesis) { window.speechSynthesis.cancel(); }
     if (player) { player.pause(); }
   }

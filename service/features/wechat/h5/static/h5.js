@@ -11,9 +11,9 @@
   H5.elderByDefault(document.body.dataset.elder === "yes");
   var resultBox = $("result");
   if (resultBox) {
-    // The prompt the page's heading names (templates/result.html): what is said is what is shown.
-    var voiced = resultBox.querySelector("[data-voice]");
-    if (voiced) { speak(voiced.dataset.voice); }
+    // The prompts the page's heading and then its reasons name (templates/result.html): what is said is shown.
+    var voiced = resultBox.querySelectorAll("[data-voice]");
+    if (voiced.length) { speak(Array.prototype.map.call(voiced, function (el) { return el.dataset.voice; })); }
   }
 
   var app = $("app");

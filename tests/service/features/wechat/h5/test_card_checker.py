@@ -3,6 +3,7 @@ load the OCR models at start), then kept on the app's state with its reader and 
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import threading
 import time
@@ -29,6 +30,7 @@ def _photo(shade: int) -> bytes:
 # Two photos whose header passes (the checker refuses a non-image before it takes a slot), read as their names.
 FIRST, SECOND = _photo(10), _photo(200)
 NAMES = {FIRST: "first", SECOND: "second"}
+DAY = dt.date(2026, 3, 10)  # the bureau's date the photos are read on (no number here depends on it)
 
 
 def _request(state: SimpleNamespace) -> Request:
@@ -44,7 +46,7 @@ def test_one_checker_per_app_made_on_first_use() -> None:
 
 def test_the_reader_loads_only_for_a_photo_that_decodes() -> None:
     checker = CardChecker(None)
-    read = checker.read(b"not an image at all")
+    read = checker.read(b"not an image at all", DAY)
     assert read.problems == (ReasonCode.MEDIA_UNSUPPORTED,)
     assert checker._reader is None  # nothing to read: the OCR models stay unloaded
 
@@ -53,7 +55,7 @@ def test_a_card_photo_over_16_megapixels_is_refused_from_its_header() -> None:
     """Under the general 40 MP bomb limit, but no card photo: refused before decoding (this one's pixels are not
     there: decoding it would have answered MEDIA_CORRUPT), the reader not loaded (review: workload 2)."""
     checker = CardChecker(None)
-    assert checker.read(bombs.png_bomb(5000, 3400)).problems == (ReasonCode.MEDIA_TOO_LARGE,)
+    assert checker.read(bombs.png_bomb(5000, 3400), DAY).problems == (ReasonCode.MEDIA_TOO_LARGE,)
     assert checker._reader is None
 
 
@@ -66,13 +68,13 @@ class HeldRead:
     finish: threading.Event = field(default_factory=threading.Event)
 
     def start(self, monkeypatch: pytest.MonkeyPatch) -> threading.Thread:
-        def slow_ocr(data: bytes, _reader: object) -> CardRead:
+        def slow_ocr(data: bytes, _reader: object, _today: dt.date) -> CardRead:
             self.running.set()
             assert self.finish.wait(10)
             return CardRead((), name="张三", id_number=NAMES[data])
 
         monkeypatch.setattr(cardcheck, "_ocr", slow_ocr)
-        first = threading.Thread(target=self.checker.read, args=(FIRST,))
+        first = threading.Thread(target=self.checker.read, args=(FIRST, DAY))
         first.start()
         assert self.running.wait(10)
         return first
@@ -86,13 +88,13 @@ def test_card_reads_beyond_the_processs_slots_are_refused_after_a_short_wait(mon
     first = held.start(monkeypatch)
     started = time.monotonic()
     with pytest.raises(CardReaderBusy) as busy:
-        held.checker.read(SECOND)
+        held.checker.read(SECOND, DAY)
     assert 0.4 < time.monotonic() - started < 5 and busy.value.code == "BUSY"
     assert busy.value.message_zh == "系统繁忙,请稍后再试"
     held.finish.set()
     first.join(10)
-    assert held.checker.read(FIRST).id_number == "first"  # cached
-    assert held.checker.read(SECOND).id_number == "second"  # the slot is free again
+    assert held.checker.read(FIRST, DAY).id_number == "first"  # cached
+    assert held.checker.read(SECOND, DAY).id_number == "second"  # the slot is free again
 
 
 def test_a_photo_waiting_for_a_slot_that_frees_in_time_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,7 +103,7 @@ def test_a_photo_waiting_for_a_slot_that_frees_in_time_is_read(monkeypatch: pyte
     held = HeldRead(CardChecker(None, slots=1, wait_s=10))
     first = held.start(monkeypatch)
     threading.Timer(0.3, held.finish.set).start()
-    assert held.checker.read(SECOND).id_number == "second"
+    assert held.checker.read(SECOND, DAY).id_number == "second"
     first.join(10)
 
 
@@ -113,7 +115,7 @@ def test_a_photo_its_header_refuses_is_answered_without_waiting_for_a_slot(monke
     held = HeldRead(CardChecker(None, slots=1, wait_s=2))
     first = held.start(monkeypatch)
     cpu = time.process_time()
-    read = held.checker.read(bomb)
+    read = held.checker.read(bomb, DAY)
     # The slot stays held throughout: a read that waited for it would have been answered BUSY after wait_s.
     assert read.problems == (ReasonCode.MEDIA_UNSUPPORTED,)
     assert time.process_time() - cpu < 2  # a hang guard: its decode took 10.8 CPU-s

@@ -4,23 +4,27 @@ card check; the read reveals nothing of the roster, and the server still checks 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
+import cv2
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 import service.schema
 from fuzz import bombs
-from pipelines.id_card.synthetic import CardFields
+from pipelines.id_card.synthetic import CardFields, PhotoConfig, photograph, portrait_from_face, render_card
 from pipelines.reasons import ReasonCode
 from service.adapters.http.app import create_app
 from service.certification.context import ServiceContext
 from service.certification.models import CertSession
 from service.features.wechat.h5 import cardcheck, identity
 from service.features.wechat.h5.elder import is_elder
+from service.infra import clock
 from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.wechat.conftest import wechat_settings
@@ -114,6 +118,39 @@ def test_the_read_says_only_what_the_photo_shows(app: App, card: tuple[bytes, Ca
     assert bad["status"] == 422
     error = bad["error"]
     assert isinstance(error, dict) and error["code"] == ReasonCode.MEDIA_UNSUPPORTED.value and error["message"]
+
+
+def _card_born_on(data_dir: Path, birth: dt.date) -> tuple[bytes, str]:
+    """The sample card (the demo video's face) of a person born on `birth`: its printed birth date and number."""
+    from service.adapters.cli.demo import video_frame
+
+    _, fields = card_for_video(data_dir, LIVE_VIDEO)
+    number = factories.id_number(region=fields.id_number[:6], birth=birth, seq=11 if fields.sex == "男" else 12)
+    frame = video_frame(data_dir / LIVE_VIDEO, 0.5)
+    h, w = frame.shape[:2]
+    portrait = portrait_from_face(frame[int(h * 0.05) : int(h * 0.95), int(w * 0.2) : int(w * 0.8)])
+    flat = render_card(dataclasses.replace(fields, birth_date=birth, id_number=number), portrait, data_dir)
+    mild = PhotoConfig(any_rotation=False, max_blur_sigma=0.5, glare_prob=0.0, shadow_prob=0.0)
+    image, _, _ = photograph(flat, np.random.default_rng(7), mild, rotation=2.0)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes(), number
+
+
+def test_a_card_of_someone_born_on_the_bureaus_today_is_read(
+    app: App, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The number's birth date is judged on the bureau's today (docs/security.md, Part DF), not the
+    machine's: the clock held at 2099-03-09 17:30 UTC, 2099-03-10 01:30 in Beijing, a day the machine's date has not
+    reached (as every day from 16:00 to 24:00 UTC, when it is the day before Beijing's). The read answered 422
+    ID_CHECKSUM_FAILED, "请重拍", for a sharp photo of a valid card; a birth date after the bureau's today still is."""
+    monkeypatch.setattr(clock, "now_utc", lambda: dt.datetime(2099, 3, 9, 17, 30, tzinfo=dt.UTC))
+    app.client.cookies.set(identity.COOKIE, identity.mint(app.ctx, OPENID))  # minted on the held clock
+    data, number = _card_born_on(data_dir, dt.date(2099, 3, 10))
+    got = read(app.client, data)
+    assert got["status"] == 200 and got["id_number"] == number, got
+    future, _ = _card_born_on(data_dir, dt.date(2099, 3, 11))
+    refused = read(app.client, future)
+    error = cast(dict[str, object], refused["error"])
+    assert refused["status"] == 422 and error["code"] == ReasonCode.ID_CHECKSUM_FAILED.value, refused
 
 
 def test_the_read_needs_the_wechat_login(app: App) -> None:

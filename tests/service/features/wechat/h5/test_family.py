@@ -10,6 +10,7 @@ import pytest
 
 from service.certification import sessions
 from service.certification.models import Beneficiary, Channel, SessionState, utcnow
+from service.features.console.alt_cert import certify_alternative
 from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding
 from service.infra.clock import local_midnight, local_today
@@ -113,3 +114,24 @@ def test_only_active_bindings_and_only_with_the_operator_token(app: App) -> None
     assert active in got and pending not in got
     r = app.client.get("/h5/api/family/elders")
     assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_a_locked_binding_of_an_elder_certified_by_a_home_visit_reads_certified(app: App) -> None:
+    """Before: the lock replaced every line, so after staff recorded a home visit the page still read 多次认证未通过,
+    该绑定已锁定 and offered no certificate (the script links it for `certified` only). The lock replaces only the
+    lines that ask the relative to certify; staff lift it with the console's 解除锁定 (a home visit does not)."""
+    token, binding, elder_id = bind(app, -3)  # overdue
+    factories.update(app.ctx, ProxyBinding, binding, failures=3, locked=True)
+    assert statuses(app, token)[binding] == ("locked", "多次认证未通过,该绑定已锁定,请联系经办机构人工审核")
+    today = local_today(app.ctx.settings)
+    with app.ctx.db() as db:
+        b = db.get(Beneficiary, elder_id)
+        assert b is not None
+        certify_alternative(db, app.ctx, b, "home_visit", today, None, {"note": "上门见到本人"})
+        db.commit()
+        until = b.valid_until
+    assert until is not None and until > today
+    state, text = statuses(app, token)[binding]
+    assert state == "certified" and text == f"已认证,有效期至{until.year}年{until.month}月{until.day}日"
+    assert factories.update(app.ctx, ProxyBinding, binding).locked is True  # staff decide, not the home visit
+    assert app.client.get(f"/h5/family/bindings/{binding}/certificate.png").status_code == 200  # what the link opens

@@ -443,3 +443,50 @@ def test_a_hint_repeated_frame_after_frame_is_not_announced_again(site: Site, br
     assert page.inner_text("#action-text") == "请靠近一点"
     assert page.evaluate("() => window.a11yWrites") == 1
     context.close()
+
+
+def test_the_home_visit_is_a_44_px_link_on_the_start_page_and_the_card_step(site: Site, browser: Browser) -> None:
+    """Before: the request form was reachable only after a failure (a result, the timeout and limit steps): not from
+    the menu's start page, nor from the card step, where a blind user whose card photo keeps failing stays. Both
+    now show the help block's link, a target of 44 px or more, to the plain form (it asks for whom)."""
+    page = open_page(browser, site, "/h5/", PHONE_VIEW)
+    link = page.locator('a.apply-link[href="/h5/apply"]')
+    box = link.bounding_box()
+    assert link.is_visible() and link.inner_text() == "申请人工审核或上门认证"
+    assert box is not None and box["width"] >= TARGET_PX and box["height"] >= TARGET_PX, box
+    page.context.close()
+    page = page_ready(start_page(browser, site, "/h5/certify?mode=self", PHONE_VIEW), "/h5/")  # steps as the flow shows
+    page.check("#consent")
+    page.click("#consent-next")
+    page.wait_for_selector("#step-card:not([hidden])")
+    link = page.locator('#step-card a.apply-link[href="/h5/apply"]')
+    box = link.bounding_box()
+    assert link.is_visible() and box is not None and min(box["width"], box["height"]) >= TARGET_PX, box
+    link.click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith("/h5/apply") and page.locator("form").count() >= 1  # the form itself, for whom asked
+    page.context.close()
+
+
+# Every prompt the page plays, in order, each "played to its end" at once (no sound card, no autoplay here): what
+# h5-page.js asks the audio element for (Chromium has no zh-CN speech voice here, so the audio files are used).
+PLAYED = """() => { window.played = [];
+  HTMLMediaElement.prototype.play = function () { const el = this;
+    window.played.push(el.src.split("/h5/audio/")[1]);
+    setTimeout(() => el.dispatchEvent(new Event("ended")), 10); return Promise.resolve(); }; }"""
+
+
+def test_a_failed_result_speaks_its_heading_then_each_reason(site: Site, browser: Browser) -> None:
+    """Before: only the heading was spoken (认证未通过…); the reason on screen (人脸与证件照片不一致, 光线太暗…) never
+    was, and a person relying on the voice repeated the same mistake. Now the heading, then each reason listed."""
+    context = browser.new_context(viewport=PHONE_VIEW, locale="zh-CN")
+    context.add_init_script(f"({PLAYED})()")
+    context.add_cookies([{"name": identity.COOKIE, "value": identity.mint(site.ctx, OPENID), "url": site.base}])
+    page = context.new_page()
+    page.goto(f"{site.base}/h5/result/{site.results['reject']}")
+    heading = page.get_attribute("#result h1", "data-voice")
+    assert heading in ("reject", "limit") and page.inner_text("#reasons") == "人脸与证件照片不一致"
+    page.wait_for_function("() => window.played.length >= 2")
+    page.wait_for_timeout(200)  # nothing more follows
+    assert page.evaluate("() => window.played") == [heading, "reason_face_mismatch"]
+    context.close()

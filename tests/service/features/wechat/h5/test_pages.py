@@ -4,6 +4,7 @@ only on the capture page; the card and video buttons are real buttons, the actio
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from service.certification.models import Beneficiary, Channel, utcnow
 from service.features.proxy.models import ProxySession
@@ -11,7 +12,7 @@ from service.features.wechat.models import WeChatSessionLink
 from service.infra.observability.headers import H5_BASE_CSP, H5_CSP
 from service.infra.security import ID_INPUT_MAX
 from tests.service import factories
-from tests.service.features.wechat.h5.conftest import OPENID, App
+from tests.service.features.wechat.h5.conftest import OPENID, PHONE, App
 
 JWEIXIN = '<script src="https://res.wx.qq.com/open/js/jweixin-1.6.0.js"></script>'
 
@@ -62,3 +63,25 @@ def test_only_the_persons_own_result_page_promises_a_reminder(app: App) -> None:
     relative = app.client.get(f"/h5/result/{_accepted(app, OPENID, proxy=True)}").text
     assert "认证通过" in relative and "2027年12月1日" in relative
     assert "提醒您" not in relative and "请记下到期日" in relative and "李秀英" in relative
+
+
+def _step(html: str, step: str) -> str:
+    """The markup of one step of the capture page (`<section … id="step-…">` to its end)."""
+    m = re.search(rf'<section class="card step" id="{step}"[^>]*>(.*?)</section>', html, re.S)
+    assert m is not None, step
+    return m.group(1)
+
+
+def test_a_home_visit_is_offered_before_any_failure(app: App) -> None:
+    """Before: the request form (/h5/apply) was reachable only after a failed video, a timeout or the daily limit; a
+    blind or bedridden person, or one whose card photo kept failing, never reached it. The start page (the menu's
+    link) and the card step now carry the help block, with the bureau's phone; a relative's own real-name check
+    (nobody's pension to visit) does not."""
+    start = app.client.get("/h5/").text
+    assert '<a class="btn apply-link" href="/h5/apply">申请人工审核或上门认证</a>' in start
+    assert "上门认证" in start and f'href="tel:{PHONE}"' in start
+    card = _step(app.client.get("/h5/certify?mode=self").text, "step-card")
+    assert '<a class="btn apply-link" href="/h5/apply">申请人工审核或上门认证</a>' in card
+    assert "apply-link" in _step(app.client.get("/h5/certify?mode=proxy").text, "step-card")
+    assert "apply-link" not in _step(app.client.get("/h5/certify?mode=verify").text, "step-card")
+    assert app.client.get("/h5/apply").status_code == 200  # what the link opens: the form, asking for whom

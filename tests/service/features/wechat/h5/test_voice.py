@@ -4,6 +4,8 @@ var_dir), a bureau's own recording replaces a key's, and every key the page spea
 from __future__ import annotations
 
 import datetime as dt
+import html
+import json
 import re
 import shutil
 from pathlib import Path
@@ -13,6 +15,7 @@ import av
 import pytest
 
 from pipelines.liveness.challenge import PROMPTS_ZH
+from pipelines.reasons import MESSAGES_ZH
 from service.certification import attempts
 from service.certification.models import Beneficiary, Certification, Channel, utcnow
 from service.certification.sessions import create_session
@@ -40,9 +43,10 @@ def test_every_prompt_key_has_audio(app: App) -> None:
         assert r.status_code == 200, key
         assert r.headers["content-type"] == "audio/mpeg", key
         assert 1_000 < len(r.content) < 60_000, (key, len(r.content))  # a few KB: speech, not silence
-    for key in voice.PROMPTS:  # real speech of a plausible length for its text
+    for key, text in voice.PROMPTS.items():  # real speech of a plausible length for its text
         path = voice.generated_path(app.ctx.settings, key)
-        assert 0.5 < duration_s(path) < 12, key
+        # espeak-ng says about two characters a second: a reason's full message (up to 35) takes longer than 12 s
+        assert 0.5 < duration_s(path) < max(12, len(text) / 2), key
 
 
 def test_the_challenge_actions_and_the_steps_of_the_page_are_all_on_the_list() -> None:
@@ -171,3 +175,40 @@ def test_each_result_heading_speaks_what_it_shows(app: App) -> None:
     m = re.search(r"<h1[^>]*data-voice=\"([a-z_]+)\"", page)
     assert m is not None and m.group(1) == "limit" and 'id="limit"' in page
     assert "明天" in voice.PROMPTS["limit"] and "再试一次" not in voice.PROMPTS["limit"]
+    # Before: "明天再试" alone; the screen offers a home visit (help.html), and on the last valid day only a request
+    # filed today shelters the person (Part DC). The voice names it too.
+    assert "上门认证" in voice.PROMPTS["limit"] and 'href="/h5/apply/' in page
+    # Then the reason on screen, spoken after the heading (before: never spoken).
+    assert _spoken_reasons(page) == [("reason_capture_too_dark", "光线太暗,请到明亮处重拍")]
+    assert _page_prompts(page)["reason_capture_too_dark"] == "光线太暗,请到明亮处重拍。"  # what h5-page.js says
+    assert not [k for k in _page_prompts(app.client.get("/h5/").text) if k.startswith("reason_")]  # result page only
+    app.client.cookies.set(identity.COOKIE, identity.mint(app.ctx, OPENID))
+    reject = app.client.get(f"/h5/result/{cases['reject'][0]}").text
+    assert _spoken_reasons(reject) == [("reason_face_mismatch", "人脸与证件照片不一致")]
+
+
+def _page_prompts(page: str) -> dict[str, str]:
+    """The prompts a page carries (body data-voice), key → text: the page speaks only these."""
+    m = re.search(r"<body data-voice='([^']*)'", page)
+    assert m is not None, "no prompts on the page"
+    prompts: dict[str, str] = json.loads(html.unescape(m.group(1)))
+    return prompts
+
+
+def _spoken_reasons(page: str) -> list[tuple[str, str]]:
+    """The reasons a result page lists, each with the prompt key its item names (h5.js speaks them after the
+    heading, in order)."""
+    m = re.search(r'<ul class="list" id="reasons">(.*?)</ul>', page, re.S)
+    assert m is not None, "no reasons listed"
+    items = re.findall(r"<li([^>]*)>([^<]*)</li>", m.group(1))
+    return [("".join(re.findall(r'data-voice="([a-z_]+)"', attrs)), text) for attrs, text in items]
+
+
+def test_every_citizen_reason_has_a_prompt_in_its_own_words() -> None:
+    """Each reason of the one home of citizens' messages (pipelines/reasons.py) is on the pinned list, generated
+    from its text (a changed message is a changed prompt, and a new file: generated_path hashes the text)."""
+    for code, text in MESSAGES_ZH.items():
+        key = voice.reason_key(code)
+        assert key is not None and voice.PROMPTS[key].rstrip("。") == text, code
+    assert voice.reason_key("RATE_LIMITED") is None  # a service code: shown, not spoken
+    # That the page says them, heading first: test_h5_accessibility.py, test_a_failed_result_speaks_its_heading_…
