@@ -166,7 +166,9 @@ def stopped_by_roster(b: Beneficiary) -> bool:
     benefit system stopped paying on our exports/suspensions.csv row): it stops nothing, and the person keeps their
     `suspended` notice (how payment resumes). The resume that answers it clears it (`resume`): before, the stale
     word kept a person certified and resumed here out of every later reminder, list and suspension until a file
-    said `active`."""
+    said `active`. After that resume, the roster's `suspended` is still our echo until it says another word once
+    (`RESUMED_HERE`, `roster_word`): the benefit system takes time to act on our `resumed` row, and its next file
+    may say `suspended` with another column changed (e.g. our certification's date)."""
     return b.status == BeneficiaryStatus.ACTIVE and b.roster_status == BeneficiaryStatus.SUSPENDED
 
 
@@ -176,16 +178,29 @@ def stopped_by_roster_sql() -> ColumnElement[bool]:
     return (Beneficiary.status == BeneficiaryStatus.ACTIVE) & said
 
 
+# `roster_status` after a resume here answered the roster's echo of our suspension (never a roster word): the
+# roster's `suspended` is that echo until the roster says another word (`roster_word`).
+RESUMED_HERE = "resumed"
+
+
+def roster_word(stored: str | None, said: str) -> str:
+    """What a roster row saying `said` leaves in `roster_status` (`stored`: what it holds). A `suspended` after our
+    resume answered the echo (`RESUMED_HERE`) is still that echo and keeps the mark; any other word replaces it.
+    Before, the resume cleared the word, and the next file still saying `suspended` with another column changed
+    took the resumed person out of the cycle again and named them as transferred out (`suspension_not_applied`)."""
+    return RESUMED_HERE if stored == RESUMED_HERE and said == BeneficiaryStatus.SUSPENDED else said
+
+
 def resume(db: Session, b: Beneficiary, on_date: dt.date) -> None:
     """Lift this service's suspension of `b` (a `resumed` row for the payment system, paying back from
     `suspended_on`). A roster `suspended` stored meanwhile was our suspension echoed (`stopped_by_roster`): the
-    resume answers it, so it is cleared (not known until the roster's next word) and the person is back in the
-    cycle. The same roster word in a later file is an unchanged row (its digest) and stays cleared."""
+    resume answers it and marks it `RESUMED_HERE`, so the person is back in the cycle and the roster's `suspended`
+    stays our echo, in an unchanged file or a changed one, until it says another word (`roster_word`)."""
     db.add(CycleEvent(beneficiary_id=b.id, kind="resumed", on_date=on_date, suspended_since=b.suspended_on))
     b.status = BeneficiaryStatus.ACTIVE
     b.suspended_on = None
     if b.roster_status == BeneficiaryStatus.SUSPENDED:
-        b.roster_status = None
+        b.roster_status = RESUMED_HERE
 
 
 def state_of(b: Beneficiary, today: dt.date, rules: CycleRules) -> CycleState:

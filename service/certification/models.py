@@ -114,7 +114,10 @@ class Beneficiary(Base):
     template_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     roster_digest: Mapped[str] = mapped_column(String(64), default="")
     # The status word the roster's last import of the row gave (roster_upsert): whether a roster `deceased` is the
-    # death a supervisor withdrew (deaths.roster_death_withdrawn). None: not known (imported before migration 0027).
+    # death a supervisor withdrew (deaths.roster_death_withdrawn), whether the benefit system stopped paying a
+    # person held active (`suspended`: cycle.stopped_by_roster). Or "resumed" (cycle.RESUMED_HERE, never a roster
+    # word): a resume here answered the roster's echo of our suspension, and its `suspended` stays that echo until
+    # it says another word (cycle.roster_word). None: not known (imported before migration 0027).
     roster_status: Mapped[str | None] = mapped_column(String(16))
     # The benefit system's household (户) identifier, from the roster: whose enrolled faces are relatives'
     # (service/features/proxy/relatives.py). None: not known.

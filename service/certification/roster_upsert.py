@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification import idnumber
-from service.certification.cycle import awaiting_first, valid_until
+from service.certification.cycle import awaiting_first, roster_word, stopped_by_roster, valid_until
 from service.certification.deaths import record_death, roster_death_withdrawn
 from service.certification.models import Beneficiary, BeneficiaryStatus, one_of_hashes
 from service.certification.roster_identity import identity_changed, new_hash, same_number, zeroed_by_spreadsheet
@@ -157,10 +157,11 @@ def upsert(
         record_death(db, b, None, terms.today)
     elif b.status == BeneficiaryStatus.DECEASED:
         report.death_kept.append(b.external_id)
-    elif row.status == BeneficiaryStatus.SUSPENDED and b.status == BeneficiaryStatus.ACTIVE:
+    elif stopped_by_roster(b):
         # A roster `suspended` (transferred out, 转出) leaves the status (only a certification or a person decides
         # a payment here: Part R) but takes the record out of the cycle (cycle.stopped_by_roster: `roster_status`).
-        # Before, it was an unnamed `updated`: reminded, listed overdue, then suspended with a payment row.
+        # Before, it was an unnamed `updated`: reminded, listed overdue, then suspended with a payment row. Not
+        # our suspension's echo after our resume (`cycle.roster_word` kept the mark: not stopped, not named).
         report.suspension_not_applied.append(b.external_id)
     _date_validity(b, row, terms, report, new)
     b.household = household
@@ -206,7 +207,9 @@ def _store(keyring: Keyring, b: Beneficiary, row: RosterRow, digest: str, region
     b.birth_date = row.birth_date
     b.benefit_types = row.benefit_types
     b.roster_digest = digest
-    b.roster_status = row.status  # what the roster said: deaths.roster_death_withdrawn reads it at the next import
+    # What the roster said (deaths.roster_death_withdrawn reads it at the next import), or still our resume's mark
+    # while it repeats our suspension's echo (cycle.roster_word).
+    b.roster_status = roster_word(b.roster_status, row.status)
 
 
 def _date_validity(b: Beneficiary, row: RosterRow, terms: ImportTerms, report: ImportReport, new: bool) -> None:

@@ -142,7 +142,7 @@ def test_our_suspension_echoed_by_the_roster_leaves_a_resumed_person_in_the_cycl
     """Before: the roster's `suspended` that repeats this service's own suspension (the benefit system stopped paying
     on our exports/suspensions.csv row) took the person out of the cycle for good: once they certified here and were
     resumed, no list, reminder or suspension reached them until a file said `active`. It is our suspension echoed:
-    it stops nothing, and the resume clears it (cycle.stopped_by_roster, cycle.resume; the reminders:
+    it stops nothing, and the resume answers it (cycle.stopped_by_roster, cycle.resume; the reminders:
     tests/service/features/wechat/test_roster_stopped.py)."""
     header = ["external_id", "id_number", "name", "region", "benefit_types", "status", "valid_until"]
     row = [
@@ -166,13 +166,57 @@ def test_our_suspension_echoed_by_the_roster_leaves_a_resumed_person_in_the_cycl
     ) == [b]
     until = record_certification(db, b, dt.date(2026, 7, 1), TERMS.rules, dt.date(2026, 7, 1))
     db.flush()
-    assert (b.status, b.roster_status, stopped_by_roster(b)) == ("active", None, False)
+    assert (b.status, b.roster_status, stopped_by_roster(b)) == ("active", "resumed", False)
     # The same file again is the same statement (unchanged): the person stays in the cycle.
     assert import_roster(db, ctx.keyring, "r2.csv", to_csv([row], header), "t", TERMS).unchanged == 1
     soon, lapsed = until - dt.timedelta(days=5), until + dt.timedelta(days=10)
     assert status_list(db, "due_soon", soon, TERMS.rules, cases=cases) == [b]
     assert status_list(db, "overdue", lapsed, TERMS.rules, cases=cases) == [b]
     assert run_cycle(db, lapsed, TERMS.rules, cases=cases) == [b.id]
+
+
+def test_our_echo_in_a_changed_row_after_the_resume_leaves_the_person_in_the_cycle(
+    ctx: ServiceContext, db: Session
+) -> None:
+    """Before: the resume cleared the roster's word, so the benefit system's next file, still saying `suspended`
+    (it had not yet acted on our `resumed` row) but with another column changed (the date of our certification), was
+    taken as a new transfer-out: the person left the cycle again and was named in `suspension_not_applied`. The
+    roster's `suspended` stays our echo until it says another word once (cycle.roster_word); after an `active`, a
+    `suspended` is a real stop again."""
+    header = ["external_id", "id_number", "name", "region", "benefit_types", "status", "valid_until"]
+    row = [
+        "S2",
+        factories.id_number("420106", seq=902),
+        "王秀兰",
+        "420106",
+        "enterprise_pension",
+        "active",
+        "2026-06-11",
+    ]
+    import_roster(db, ctx.keyring, "r.csv", to_csv([row], header), "t", TERMS)
+    b = db.scalars(select(Beneficiary).where(Beneficiary.external_id == "S2")).one()
+    cases = ctx.hooks.case_sources()
+    assert run_cycle(db, dt.date(2026, 6, 12), TERMS.rules, cases=cases) == [b.id]  # our suspension
+    row[5] = "suspended"  # the echo
+    import_roster(db, ctx.keyring, "r2.csv", to_csv([row], header), "t", TERMS)
+    until = record_certification(db, b, dt.date(2026, 7, 1), TERMS.rules, dt.date(2026, 7, 1))
+    db.flush()
+    row[6] = until.isoformat()  # the benefit system took our certification's date, not yet our `resumed` row
+    report = import_roster(db, ctx.keyring, "r3.csv", to_csv([row], header), "t", TERMS)
+    assert (report.updated, report.suspension_not_applied) == (1, [])
+    assert (b.status, b.roster_status, stopped_by_roster(b)) == ("active", "resumed", False)
+    soon, lapsed = until - dt.timedelta(days=5), until + dt.timedelta(days=10)
+    assert status_list(db, "due_soon", soon, TERMS.rules, cases=cases) == [b]
+    assert status_list(db, "overdue", lapsed, TERMS.rules, cases=cases) == [b]
+    # The roster says `active` once (it acted on our `resumed` row); a `suspended` after that is a real stop.
+    row[5] = "active"
+    assert import_roster(db, ctx.keyring, "r4.csv", to_csv([row], header), "t", TERMS).suspension_not_applied == []
+    assert b.roster_status == "active"
+    row[5] = "suspended"
+    stop = import_roster(db, ctx.keyring, "r5.csv", to_csv([row], header), "t", TERMS)
+    assert (stop.suspension_not_applied, b.roster_status, stopped_by_roster(b)) == (["S2"], "suspended", True)
+    assert status_list(db, "overdue", lapsed, TERMS.rules, cases=cases) == []
+    assert run_cycle(db, lapsed, TERMS.rules, cases=cases) == []
 
 
 def test_the_arrival_window_is_a_floor_for_every_new_record(ctx: ServiceContext, db: Session) -> None:

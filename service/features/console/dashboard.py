@@ -22,6 +22,7 @@ from service.certification.cycle import (
     awaiting_first_sql,
     cycle_state,
     states_of,
+    stopped_by_roster_sql,
     undecided_sql,
 )
 from service.certification.models import (
@@ -40,12 +41,15 @@ from service.features.console.review_queue import open_case_filter, waiting_sinc
 # "undated": no validity date (rows from before imports dated everyone): never suspended, shown so staff date them.
 # "awaiting_first": dated by the first-import grace, never certified; "awaiting_decision": overdue by the date, a
 # certification made in time still with the office (the run does not suspend them): service/certification/cycle.py.
+# "stopped_by_roster": held active here, the roster says the benefit system stopped paying them (transferred out):
+# out of the cycle (cycle.stopped_by_roster), so on no list and in none of the states the cycle chases.
 COLUMNS = (
     "certified",
     "awaiting_first",
     "due_soon",
     "overdue",
     "awaiting_decision",
+    "stopped_by_roster",
     "suspended",
     "deceased",
     "undated",
@@ -56,6 +60,7 @@ COLUMN_ZH = {
     "due_soon": "即将到期",
     "overdue": "逾期",
     "awaiting_decision": "认证待审核",
+    "stopped_by_roster": "名册已停发",
     "suspended": "暂停发放",
     "deceased": "死亡",
     "undated": "无有效期",
@@ -66,6 +71,7 @@ COLORS = {
     "due_soon": "#f9a825",
     "overdue": "#c62828",
     "awaiting_decision": "#ef9a9a",
+    "stopped_by_roster": "#bcaaa4",
     "suspended": "#6a1b9a",
     "deceased": "#616161",
     "undated": "#90a4ae",
@@ -158,21 +164,25 @@ def _by_region(
 ) -> dict[str, Counter[str]]:
     """Cycle states by region: counted by the database per region, status, date and whether the date is a grace's
     (a few thousand groups), not read one row per person; then the overdue whose certification made in time is
-    still being decided (`_awaiting_decision`) moved to their own column."""
+    still being decided (`_awaiting_decision`) moved to their own column. Those the roster stopped
+    (cycle.stopped_by_roster, the one rule of the lists, the reminders and the run) count in their own column:
+    before, they were counted due soon or overdue, figures the overdue list could not show."""
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
     area = func.substr(Beneficiary.region, 1, region_digits)
-    pending = awaiting_first_sql()
+    pending, stopped = awaiting_first_sql(), stopped_by_roster_sql()
     roster = (
-        select(area, Beneficiary.status, Beneficiary.valid_until, pending, func.count())
+        select(area, Beneficiary.status, Beneficiary.valid_until, pending, stopped, func.count())
         .where(scope.region_filter(staff, Beneficiary.region))
-        .group_by(area, Beneficiary.status, Beneficiary.valid_until, pending)
+        .group_by(area, Beneficiary.status, Beneficiary.valid_until, pending, stopped)
     )
-    for region, status, until, first, count in db.execute(roster):
+    for region, status, until, first, halted, count in db.execute(roster):
         state = cycle_state(status, until, today, rules, first_pending=bool(first))
         # Suspended counts separately: overdue and already off the payroll.
         key = "suspended" if status == BeneficiaryStatus.SUSPENDED else state.value
         if state is CycleState.DECEASED:
             key = "deceased"
+        elif halted:
+            key = "stopped_by_roster"
         by_region[region][key] += count
     for region, count in _awaiting_decision(db, rules, today, area, staff).items():
         by_region[region]["overdue"] -= count
@@ -194,6 +204,7 @@ def _awaiting_decision(
     rows = db.execute(
         select(area, Beneficiary).where(
             Beneficiary.status == BeneficiaryStatus.ACTIVE,
+            ~stopped_by_roster_sql(),  # counted in their own column, not overdue
             lapsed,
             undecided,
             scope.region_filter(staff, Beneficiary.region),

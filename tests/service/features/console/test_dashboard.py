@@ -9,11 +9,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from pipelines.decision.runner import Certifier
 from service.certification.context import ServiceContext
+from service.certification.registry import status_list
+from service.features.console import dashboard
 from service.features.proxy import operators
 from service.features.proxy.sessions import open_verification
+from service.infra.clock import local_today, now_utc
 from tests.service import factories
 from tests.service.features.console.conftest import Sample, login, make_case
 
@@ -80,3 +84,30 @@ def test_counts_by_region_backlog_and_exports(
     labels = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert "山东省济南市" in labels and not any(label.isdigit() and len(label) == 4 for label in labels)
     assert app_client.get("/console/dashboard/nothing.svg").status_code == 404
+
+
+def test_a_person_the_roster_stopped_is_counted_in_their_own_column(ctx: ServiceContext, db: Session) -> None:
+    """Before: `_by_region` took the state from the status and the date alone, so a person held active whom the
+    roster says the benefit system stopped paying (transferred out: cycle.stopped_by_roster) was counted 逾期 or
+    即将到期 on the page and in dashboard.csv, while the overdue and due-soon lists, the reminders and the run
+    leave them out. Now they count under 名册已停发 (`stopped_by_roster`), and the total still adds up."""
+    today = local_today(ctx.settings)
+    for days in (-3, 5):  # lapsed three days ago; due in five days
+        factories.beneficiary(
+            db,
+            ctx.keyring,
+            id_number=factories.id_number(region="420106"),
+            region="420106",
+            valid_until=today + dt.timedelta(days=days),
+            roster_status="suspended",
+        )
+    cases = ctx.hooks.case_sources()
+    assert status_list(db, "overdue", today, ctx.rules, cases=cases) == []
+    assert status_list(db, "due_soon", today, ctx.rules, cases=cases) == []
+    st = dashboard.compute(db, ctx.rules, now_utc(), 4, today=today)
+    row = st.by_region["4201"]
+    assert (row["overdue"], row["due_soon"], row["stopped_by_roster"], sum(row.values())) == (0, 0, 2, 2)
+    table = list(csv.reader(io.StringIO(dashboard.to_csv(st))))
+    rows = {r[0]: dict(zip(table[0], r, strict=False)) for r in table[1:] if r}
+    assert (rows["4201"]["overdue"], rows["4201"]["due_soon"], rows["4201"]["stopped_by_roster"]) == ("0", "0", "2")
+    assert rows["total"]["stopped_by_roster"] == "2" and rows["total"]["total"] == "2"
