@@ -34,6 +34,7 @@ import service.schema  # noqa: E402
 from service.adapters.http.app import create_app  # noqa: E402
 from service.certification.context import ServiceContext  # noqa: E402
 from service.certification.models import Beneficiary, CertSession, Channel, SessionState  # noqa: E402
+from service.features.install import install_features  # noqa: E402
 from service.features.wechat.h5.cardcheck import CardChecker  # noqa: E402
 from service.features.wechat.models import WeChatSessionLink  # noqa: E402
 from service.features.wechat.notify import run_notifications  # noqa: E402
@@ -148,15 +149,16 @@ def bench_jssdk(ctx: ServiceContext) -> dict[str, Any]:
     return {"calls": 200, "median_ms": round(statistics.median(times) * 1000, 2), "max_ms": round(max(times) * 1000, 2)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reminders", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "wechat.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     data_dir = Path(os.environ.get("PENSION_CERT_DATA_DIR", REPO.parent / "shared" / "data"))
     with tempfile.TemporaryDirectory() as tmp, FakeWeChat() as fake:
-        ctx = ServiceContext(settings_for(fake, Path(tmp)), schema=service.schema.metadata)
+        # The features' hooks (the reminders ask which people an open request shelters): as `serve` builds it.
+        ctx = install_features(ServiceContext(settings_for(fake, Path(tmp)), schema=service.schema.metadata))
         out = {
             "machine": {
                 "platform": platform.platform(),
