@@ -91,13 +91,17 @@ def overrulable(s: CertSession) -> bool:
     machine's and the second person's rule: `settle` asks `accept_needs_second` as for any accept."""
     reasons = s.reasons or []
     matched = card_number_matched(s.result or {})
+    return machine_reject(s) and bool(reasons) and all(staff_may_overrule(r, number_matched=matched) for r in reasons)
+
+
+def machine_reject(s: CertSession) -> bool:
+    """Whether `s` is the machine's own reject: decided `reject`, with no staff decision on it (`review` in its
+    result), of a video the person or a relative sent (not a staff record)."""
     return (
         s.state == SessionState.DECIDED
         and s.decision == SessionDecision.REJECT
         and s.channel != Channel.STAFF
         and "review" not in (s.result or {})
-        and bool(reasons)
-        and all(staff_may_overrule(r, number_matched=matched) for r in reasons)
     )
 
 

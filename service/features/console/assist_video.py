@@ -29,11 +29,9 @@ from service.certification.models import (
     BeneficiaryStatus,
     Certification,
     CertSession,
-    Channel,
     SessionDecision,
-    SessionState,
 )
-from service.certification.review import overrulable, settle
+from service.certification.review import machine_reject, overrulable, settle
 from service.features.console import audit_chain
 from service.features.console.assist import AssistError, answered_sql, close, open_sql
 from service.features.console.auth import Staff
@@ -97,15 +95,6 @@ def _certifies_person(db: Session, s: CertSession, beneficiary_id: int) -> bool:
     return s.beneficiary_id == beneficiary_id and (proxy is None or proxy.kind == ProxySessionKind.CERTIFICATION)
 
 
-def _machine_reject(s: CertSession) -> bool:
-    return (
-        s.state == SessionState.DECIDED
-        and s.decision == SessionDecision.REJECT
-        and s.channel != Channel.STAFF
-        and "review" not in (s.result or {})
-    )
-
-
 def video_of(db: Session, req: AssistRequest, attempts: Sequence[CertSession]) -> CertSession | None:
     """The video request `req` is about: the session it names, else the person's latest machine-rejected session
     of their own or a relative's among `attempts` (`recent_attempts`: the request page's list)."""
@@ -113,7 +102,7 @@ def video_of(db: Session, req: AssistRequest, attempts: Sequence[CertSession]) -
         named = db.get(CertSession, req.session_id)
         return named if named is not None and _certifies_person(db, named, req.beneficiary_id) else None
     return next(
-        (s for s in attempts if _machine_reject(s) and _certifies_person(db, s, req.beneficiary_id)),
+        (s for s in attempts if machine_reject(s) and _certifies_person(db, s, req.beneficiary_id)),
         None,
     )
 
@@ -150,7 +139,7 @@ def check_video(db: Session, req: AssistRequest, attempts: Sequence[CertSession]
         return VideoCheck(s, BEFORE_CERTIFIED)
     if s.media_purged_at is not None:  # nothing left to watch: an accept would rest on no video
         return VideoCheck(s, PURGED)
-    if not _machine_reject(s):
+    if not machine_reject(s):
         return VideoCheck(s, NOT_MACHINE_REJECT)
     if not overrulable(s):
         labels = "、".join(reason_label(r) for r in s.reasons or [])
