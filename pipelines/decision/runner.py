@@ -30,6 +30,7 @@ from pipelines.face_match.pooling import pooled_template
 from pipelines.id_card import IdCardReader, IdCardResult
 from pipelines.liveness import LivenessChecker, LivenessConfig, LivenessResult, VideoFingerprintStore
 from pipelines.liveness.duplicates import check_and_record
+from pipelines.liveness.light import LightSequence
 from pipelines.media import decode_image
 from pipelines.reasons import ReasonCode
 from pipelines.stop import checkpoint
@@ -104,16 +105,18 @@ class Certifier:
         template: Template | None = None,
         fingerprints: VideoFingerprintStore | None = None,
         today: dt.date | None = None,
+        light: LightSequence | None = None,
     ) -> CertificationReport:
         """``today``: the date the card's validity is judged on (the service gives the bureau's calendar date the
         media were sent on); None: this machine's own date (the offline commands). Inside a ``pipelines.stop`` scope
-        the run stops (``Stopped``) between its stages and within the video's decode once the scope says so."""
+        the run stops (``Stopped``) between its stages and within the video's decode once the scope says so.
+        ``light``: the screen-light sequence the capture page showed (None: none was issued)."""
         stage_errors: list[ReasonCode] = []
         t0 = time.perf_counter()
         id_card = self._read_card(card, stage_errors, today)
         t1 = time.perf_counter()
         checkpoint()
-        live = self.liveness.check(video, actions)
+        live = self.liveness.check(video, actions, light)
         if fingerprints is not None and check_and_record(fingerprints, live.video_sha256, live.frame_hashes):
             stage_errors.append(ReasonCode.VIDEO_DUPLICATE)
         t2 = time.perf_counter()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pipelines.liveness.challenge import ACTIONS, Challenge, issue_challenge, parse_actions
     from pipelines.liveness.checker import LivenessChecker, LivenessConfig
     from pipelines.liveness.duplicates import InMemoryVideoFingerprintStore, VideoFingerprintStore
+    from pipelines.liveness.light import LightSequence, issue_light_sequence, parse_light
     from pipelines.liveness.result import BestFrame, LivenessResult
     from pipelines.liveness.video import SamplingConfig, VideoLimits
 
@@ -33,6 +34,9 @@ _HOMES: dict[str, str] = {
     "LivenessConfig": "checker",
     "InMemoryVideoFingerprintStore": "duplicates",
     "VideoFingerprintStore": "duplicates",
+    "LightSequence": "light",
+    "issue_light_sequence": "light",
+    "parse_light": "light",
     "BestFrame": "result",
     "LivenessResult": "result",
     "SamplingConfig": "video",
@@ -47,6 +51,7 @@ __all__ = [
     "BestFrame",
     "Challenge",
     "InMemoryVideoFingerprintStore",
+    "LightSequence",
     "LivenessChecker",
     "LivenessConfig",
     "LivenessResult",
@@ -54,7 +59,9 @@ __all__ = [
     "VideoFingerprintStore",
     "VideoLimits",
     "issue_challenge",
+    "issue_light_sequence",
     "parse_actions",
+    "parse_light",
 ]
 
 

@@ -29,6 +29,7 @@ from pipelines.liveness.duplicates import (
 from pipelines.liveness.findings import FindingRules, collect_findings
 from pipelines.liveness.fusion import Findings, Fused, Verdict, fuse
 from pipelines.liveness.keyframes import best_frames
+from pipelines.liveness.light import LightSequence
 from pipelines.liveness.motion import MotionConfig
 from pipelines.liveness.passive import PassiveCalibration, PassiveScorer
 from pipelines.liveness.result import LivenessResult
@@ -142,12 +143,14 @@ class LivenessChecker:
         self,
         video: bytes | Path | str,
         challenge_actions: Sequence[str] | str | None = None,
+        light: LightSequence | None = None,
     ) -> LivenessResult:
         """Analyse one video: tracking → scoring → reasons → fusion. Raises MediaError only for undecodable or
         out-of-limit media.
 
         The challenge's nonce is the service's to check (service.certification.sessions: single use, expiry),
-        before the video reaches the checker."""
+        before the video reaches the checker. ``light``: the screen-light sequence the capture page showed
+        (:mod:`pipelines.liveness.light`), None when none was issued."""
         t_all, cpu_all = time.perf_counter(), time.thread_time()
         requested = parse_actions(
             challenge_actions
