@@ -69,13 +69,19 @@ class CertificationReport:
 
 class Certifier:
     def __init__(
-        self, pack: ModelPack | str | None = None, config: DecisionConfig | None = None, face_calibration: str = ""
+        self,
+        pack: ModelPack | str | None = None,
+        config: DecisionConfig | None = None,
+        face_calibration: str = "",
+        light_mode: str = "observe",
     ) -> None:
         """``face_calibration``: the face-match calibration file (a deployment's own copy); empty: the stage's
-        default (PENSION_CERT_FACE_CALIBRATION, else the shipped file)."""
+        default (PENSION_CERT_FACE_CALIBRATION, else the shipped file). ``light_mode``: the screen-light
+        challenge's mode (``LivenessConfig.light_mode``)."""
         self.pack = pack if isinstance(pack, ModelPack) else load_pack(pack)
         self.config = config or DecisionConfig()
         self.face_calibration = face_calibration
+        self.light_mode = light_mode
 
     @cached_property
     def matcher(self) -> FaceMatcher:
@@ -90,7 +96,8 @@ class Certifier:
     def liveness(self) -> LivenessChecker:
         # Duplicate videos are checked here, per run, against the caller's store (see `run`), not in the
         # checker's process-wide memory: a job redone after a crash must not count as its own duplicate.
-        return LivenessChecker(self.pack, LivenessConfig(check_duplicates=False), matcher=self.matcher)
+        config = LivenessConfig(check_duplicates=False, light_mode=self.light_mode)
+        return LivenessChecker(self.pack, config, matcher=self.matcher)
 
     def warm_up(self) -> None:
         """Load every model now (a worker does this once at start, not on its first job)."""

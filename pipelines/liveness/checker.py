@@ -65,6 +65,9 @@ class LivenessConfig:
     check_duplicates: bool = True
     # Decode and analyse key frames on worker threads, overlapping the face mesh (uses the second core).
     decode_thread: bool = True
+    # The screen-light challenge (pipelines.liveness.light): "observe" measures and reports the face's response
+    # without letting it change the verdict; "enforce" makes a pass need it.
+    light_mode: str = "observe"
 
 
 class LivenessChecker:
