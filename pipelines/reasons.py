@@ -42,6 +42,11 @@ class ReasonCode(enum.StrEnum):
     CHALLENGE_WRONG_ORDER = "CHALLENGE_WRONG_ORDER"
     CHALLENGE_EXTRA_ACTIONS = "CHALLENGE_EXTRA_ACTIONS"
     VIDEO_DUPLICATE = "VIDEO_DUPLICATE"
+    # The screen-light challenge (pipelines/liveness/light_response.py), in its "enforce" mode: the face did not
+    # follow the screen's colours (a retake: too bright a room, too dim a screen, the face too far), or the face
+    # and the background followed them alike (a flat screen filling the view: to staff).
+    LIGHT_NOT_SEEN = "LIGHT_NOT_SEEN"
+    LIGHT_FLAT = "LIGHT_FLAT"
     MEDIA_UNSUPPORTED = "MEDIA_UNSUPPORTED"
     MEDIA_CORRUPT = "MEDIA_CORRUPT"
     MEDIA_TOO_LARGE = "MEDIA_TOO_LARGE"
@@ -109,6 +114,9 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.CHALLENGE_WRONG_ORDER: "动作顺序不正确,请按提示重新录制",
     ReasonCode.CHALLENGE_EXTRA_ACTIONS: "视频中有许多未要求的动作,已转工作人员审核",
     ReasonCode.VIDEO_DUPLICATE: "视频重复提交,请重新录制",
+    ReasonCode.LIGHT_NOT_SEEN: "未看到屏幕颜色照在脸上,请在室内、调亮手机屏幕、脸靠近屏幕后重拍",
+    # Neutral, as FACE_CLOSER_TO_RELATIVE's: the citizen learns that a person checks, not what the machine suspects.
+    ReasonCode.LIGHT_FLAT: "视频需人工核实,已转工作人员审核,请耐心等待审核结果",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件已损坏,请重新上传",
     ReasonCode.MEDIA_TOO_LARGE: "文件过大,请重新拍摄",
@@ -137,6 +145,7 @@ TELLS_OF_REVIEW: frozenset[ReasonCode] = frozenset(
         ReasonCode.CHALLENGE_EXTRA_ACTIONS,
         ReasonCode.PROXY_BINDING_HELD,
         ReasonCode.TEMPLATE_DROPPED,
+        ReasonCode.LIGHT_FLAT,
     }
 )
 
@@ -170,6 +179,8 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.CHALLENGE_WRONG_ORDER: "动作顺序错误",
     ReasonCode.CHALLENGE_EXTRA_ACTIONS: "视频可完成大多数随机动作组合（疑似预录视频）",
     ReasonCode.VIDEO_DUPLICATE: "视频重复提交",
+    ReasonCode.LIGHT_NOT_SEEN: "未见屏幕光照在脸上（炫彩活体未通过）",
+    ReasonCode.LIGHT_FLAT: "屏幕光同样照亮人脸和背景（疑似屏幕翻拍）",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件损坏",
     ReasonCode.MEDIA_TOO_LARGE: "文件过大",
@@ -203,9 +214,11 @@ def staff_may_overrule(code: str, *, number_matched: bool = False) -> bool:
     compared with the person's: a glare or blur that hid the number is reported instead of ID_NUMBER_UNREADABLE,
     and then nobody compared the card with the roster). Never the passive liveness (SPOOF_*: a photo, a screen or
     a recording replayed, the signature of a relative replaying a deceased pensioner's video, whose face matches),
-    nor a finding about whose face, card or record it is (FACE_*, the other ID_* codes, VIDEO_DUPLICATE,
-    IDENTITY_CHANGED, BENEFICIARY_DECEASED, the proxy codes), nor a video the machine could not read (MEDIA_*,
-    VIDEO_TOO_*, MODEL_UNAVAILABLE): a person settles those at the counter or a home visit."""
+    nor the screen-light challenge's findings (LIGHT_*: the face did not answer the screen's colours, or a flat
+    surface did, the evidence against a replayed video), nor a finding about whose face, card or record it is
+    (FACE_*, the other ID_* codes, VIDEO_DUPLICATE, IDENTITY_CHANGED, BENEFICIARY_DECEASED, the proxy codes), nor
+    a video the machine could not read (MEDIA_*, VIDEO_TOO_*, MODEL_UNAVAILABLE): a person settles those at the
+    counter or a home visit."""
     return code.startswith(("CHALLENGE_", "CAPTURE_")) or (number_matched and code in CARD_SOFT)
 
 

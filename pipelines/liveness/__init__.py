@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pipelines.liveness.checker import LivenessChecker, LivenessConfig
     from pipelines.liveness.duplicates import InMemoryVideoFingerprintStore, VideoFingerprintStore
     from pipelines.liveness.light import LightSequence, issue_light_sequence, parse_light
+    from pipelines.liveness.light_response import LightResponse, LightStatus
     from pipelines.liveness.result import BestFrame, LivenessResult
     from pipelines.liveness.video import SamplingConfig, VideoLimits
 
@@ -37,6 +38,8 @@ _HOMES: dict[str, str] = {
     "LightSequence": "light",
     "issue_light_sequence": "light",
     "parse_light": "light",
+    "LightResponse": "light_response",
+    "LightStatus": "light_response",
     "BestFrame": "result",
     "LivenessResult": "result",
     "SamplingConfig": "video",
@@ -51,7 +54,9 @@ __all__ = [
     "BestFrame",
     "Challenge",
     "InMemoryVideoFingerprintStore",
+    "LightResponse",
     "LightSequence",
+    "LightStatus",
     "LivenessChecker",
     "LivenessConfig",
     "LivenessResult",

@@ -30,6 +30,7 @@ from pipelines.liveness.findings import FindingRules, collect_findings
 from pipelines.liveness.fusion import Findings, Fused, Verdict, fuse
 from pipelines.liveness.keyframes import best_frames
 from pipelines.liveness.light import LightSequence
+from pipelines.liveness.light_response import LightRules, analyse_light
 from pipelines.liveness.motion import MotionConfig
 from pipelines.liveness.passive import PassiveCalibration, PassiveScorer
 from pipelines.liveness.result import LivenessResult
@@ -39,6 +40,8 @@ from pipelines.liveness.video import SamplingConfig, VideoInfo, VideoLimits, Vid
 from pipelines.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
+
+LIGHT_MODES = ("observe", "enforce")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class LivenessChecker:
         matcher: FaceMatcher | None = None,
         fingerprint_store: VideoFingerprintStore | None = None,
         calibration: PassiveCalibration | None = None,
+        light_rules: LightRules | None = None,
     ) -> None:
         self.pack = pack or (matcher.pack if matcher is not None else load_pack())
         self.config = config or LivenessConfig()
@@ -94,6 +98,9 @@ class LivenessChecker:
                 f"liveness calibration fuses {', '.join(fusion.names)}, the pack has {', '.join(self.passive.names)}",
             )
         self.fingerprints: VideoFingerprintStore = fingerprint_store or InMemoryVideoFingerprintStore()
+        if self.config.light_mode not in LIGHT_MODES:
+            raise ValueError(f"light_mode must be one of {', '.join(LIGHT_MODES)}, got {self.config.light_mode!r}")
+        self.light_rules = light_rules or LightRules.load()
 
     @property
     def passive_threshold(self) -> float:
@@ -165,14 +172,20 @@ class LivenessChecker:
         track, info = self._run_tracker(data, requested)
         scores = score_track(track, requested, self._scoring_config())
         duplicate = self.config.check_duplicates and check_and_record(self.fingerprints, sha, track.hashes)
-        findings = collect_findings(track, requested, scores, self._finding_rules(), duplicate)
+        t_light = time.perf_counter()
+        response = None if light is None else analyse_light(track.colours, light, self.light_rules)
+        enforced = response is not None and self.config.light_mode == "enforce"
+        findings = collect_findings(track, requested, scores, self._finding_rules(), duplicate, response, enforced)
         fused = fuse(findings)
         timings = {
             **scores.timings,
+            **({"light": (time.perf_counter() - t_light) * 1000} if response is not None else {}),
             "total": (time.perf_counter() - t_all) * 1000,
             "main_thread_cpu": (time.thread_time() - cpu_all) * 1000,
         }
-        return self._result(track, info, sha, requested, scores, findings, fused, timings)
+        result = self._result(track, info, sha, requested, scores, findings, fused, timings)
+        result.light, result.light_mode = response, self.config.light_mode
+        return result
 
     def _run_tracker(self, data: bytes, requested: Sequence[str]) -> tuple[Track, VideoInfo]:
         sampling = self.config.sampling
@@ -247,4 +260,5 @@ class LivenessChecker:
             models=self.model_versions(),
             calibration_version=self.calibration.version,
             passive_by_model=dict(zip(self.passive.names, scores.passive_by_model, strict=False)),
+            colour_samples=track.colours,
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pipelines.liveness.actions import MAX_CHALLENGE_COVERAGE
 from pipelines.liveness.capture import CaptureConfig, capture_reasons, scene_reasons
 from pipelines.liveness.fusion import Findings
+from pipelines.liveness.light_response import LightResponse
 from pipelines.liveness.scoring import Scores
 from pipelines.liveness.tracking import Track
 from pipelines.reasons import ReasonCode
@@ -48,8 +49,11 @@ def collect_findings(
     scores: Scores,
     rules: FindingRules,
     duplicate: bool,
+    light: LightResponse | None = None,
+    light_enforced: bool = False,
 ) -> Findings:
-    """Every signal's finding: hard reasons in their fixed order, the capture's retake reasons, the scores."""
+    """Every signal's finding: hard reasons in their fixed order, the capture's retake reasons, the scores, and
+    the screen-light response (``light_enforced``: whether a pass needs it seen, the checker's "enforce" mode)."""
     face = face_reasons(track, scores, rules)
     capture = capture_reasons([k.capture for k in scores.passive_keys], rules.capture)
     if ReasonCode.FACE_NOT_FOUND in face:
@@ -68,4 +72,6 @@ def collect_findings(
         challenge_extra=bool(requested) and scores.challenge_coverage >= MAX_CHALLENGE_COVERAGE,
         motion_live=scores.motion.live,
         passive_measured=bool(scores.passive_keys),
+        light=None if light is None else light.status.value,
+        light_enforced=light_enforced and light is not None,
     )

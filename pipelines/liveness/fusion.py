@@ -11,13 +11,21 @@ Order of the rules (the first that applies decides, and names the signal that dr
 3. A video that performs most of the challenges that could have been drawn (a recording that fits any
    challenge) goes to staff review (driver ``challenge``, ``CHALLENGE_EXTRA_ACTIONS``), whatever the passive
    score, unless that score is a clear spoof (below the review floor).
-4. A passive score at or above the pass threshold passes (driver ``all_signals``).
+4. A passive score at or above the pass threshold passes (driver ``all_signals``) — in the screen-light
+   challenge's "enforce" mode only when the face's response to the screen's colours was seen
+   (:mod:`pipelines.liveness.light_response`): a face and background that follow the colours alike (a flat
+   surface filling the view: a screen replaying a video) go to staff review with ``LIGHT_FLAT``, a response not
+   seen (or a clip that ended before enough of the sequence) asks for a retake with ``LIGHT_NOT_SEEN`` (driver
+   ``light``). In "observe" mode (the default) the response is reported and never changes the verdict. The
+   light cannot turn any other rule's outcome into a pass: a print held close reflects it too.
 5. A failing passive score on a poor capture (too dark, back-lit, blurred, face too small) asks for a retake
    with the capture's reason codes (driver ``capture``): the networks' score is not evidence there.
 6. A borderline passive score (between the review floor and the pass threshold) with the challenge performed
    and live (non-rigid) motion goes to staff review with the evidence (driver ``passive_borderline``).
 7. Anything else is a spoof: ``SPOOF_SUSPECTED`` (driver ``passive``). A clear spoof score (below the review
    floor) always lands here, whatever else the video shows.
+
+An enforced ``LIGHT_FLAT`` is listed with the other spoof evidence of any review or rejection.
 """
 
 from __future__ import annotations
@@ -62,6 +70,10 @@ class Findings:
     # The video performs most of the challenges that could have been drawn, not only the one that was (a
     # recording made to fit any challenge): pipelines.liveness.actions.MAX_CHALLENGE_COVERAGE.
     challenge_extra: bool = False
+    # The screen-light response's status (pipelines.liveness.light_response.LightStatus; None: no sequence), and
+    # whether a pass needs it "seen" (the checker's light_mode "enforce").
+    light: str | None = None
+    light_enforced: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,20 @@ def _spoof_findings(f: Findings) -> list[ReasonCode]:
         out.append(ReasonCode.SPOOF_RIGID_MOTION)
     if f.passive_measured and f.passive_score < f.pass_threshold and not f.capture:
         out.append(ReasonCode.SPOOF_SUSPECTED)
-    return out
+    return out + _light_findings(f)
+
+
+def _light_findings(f: Findings) -> list[ReasonCode]:
+    return [ReasonCode.LIGHT_FLAT] if f.light_enforced and f.light == "flat" else []
+
+
+def _pass_or_light(f: Findings) -> Fused:
+    """Rule 4: every other signal passes; in "enforce" mode the screen's light must also be seen on the face."""
+    if not f.light_enforced or f.light == "seen":
+        return Fused(Verdict.PASS, "all_signals", [])
+    if f.light == "flat":
+        return Fused(Verdict.REVIEW, "light", [ReasonCode.LIGHT_FLAT])
+    return Fused(Verdict.RETAKE, "light", [ReasonCode.LIGHT_NOT_SEEN])
 
 
 def fuse(f: Findings) -> Fused:
@@ -98,9 +123,9 @@ def fuse(f: Findings) -> Fused:
         # Not refused outright (a person may repeat movements), not passed either: a person looks at it.
         return Fused(Verdict.REVIEW, "challenge", [ReasonCode.CHALLENGE_EXTRA_ACTIONS, *spoof])
     if f.passive_score >= f.pass_threshold:
-        return Fused(Verdict.PASS, "all_signals", [])
+        return _pass_or_light(f)
     if f.capture:
         return Fused(Verdict.RETAKE, "capture", list(f.capture))
     if f.passive_score >= f.review_floor and f.challenge_performed and f.motion_live is True:
-        return Fused(Verdict.REVIEW, "passive_borderline", [ReasonCode.SPOOF_SUSPECTED])
-    return Fused(Verdict.REJECT, "passive", [ReasonCode.SPOOF_SUSPECTED])
+        return Fused(Verdict.REVIEW, "passive_borderline", [ReasonCode.SPOOF_SUSPECTED, *_light_findings(f)])
+    return Fused(Verdict.REJECT, "passive", [ReasonCode.SPOOF_SUSPECTED, *_light_findings(f)])

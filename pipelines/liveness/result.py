@@ -10,6 +10,7 @@ import numpy as np
 from pipelines.face_match import FaceObservation
 from pipelines.liveness.actions import ActionEvent, ActionEvidence
 from pipelines.liveness.fusion import Verdict
+from pipelines.liveness.light_response import ColourSample, LightResponse
 from pipelines.reasons import ReasonCode
 
 
@@ -62,6 +63,12 @@ class LivenessResult:
     calibration_version: str = ""
     # Each anti-spoofing model's own score on the passive frames (model name → score); passive_score is the mean.
     passive_by_model: dict[str, float] = field(default_factory=dict)
+    # The screen-light challenge: the face's response to the sequence the page showed (None: none was issued),
+    # and the mode it was judged in ("observe": reported only; "enforce": a pass needs it seen).
+    light: LightResponse | None = None
+    light_mode: str = "observe"
+    # Every tracked frame's face and background colours (not in the JSON: the evaluation reuses them).
+    colour_samples: list[ColourSample] = field(default_factory=list, repr=False)
 
     def to_dict(self, verbose: bool = False) -> dict[str, Any]:
         """The JSON answer. ``verbose`` adds the per-frame perceptual hashes (~3 KB): replay detection stores
@@ -96,6 +103,7 @@ class LivenessResult:
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
             "models": self.models,
             "calibration_version": self.calibration_version,
+            "light": None if self.light is None else {**self.light.to_dict(), "mode": self.light_mode},
         }
         if verbose:
             out["frame_hashes"] = [f"{h:064x}" for h in self.frame_hashes]

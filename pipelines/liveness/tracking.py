@@ -20,6 +20,7 @@ from models.detectors import Detection
 from pipelines.face_match import FaceMatcher, FaceObservation
 from pipelines.face_match.matcher import prominence
 from pipelines.liveness.capture import CaptureStats, measure_capture
+from pipelines.liveness.light_response import ColourSample, sample_colours
 from pipelines.liveness.passive import PassiveScorer, mean_score
 from pipelines.liveness.signals import FaceSignals, measure
 from pipelines.liveness.video import BackgroundFrames, Frame, VideoReader
@@ -60,6 +61,8 @@ class Track:
     mesh_points: list[np.ndarray] = field(default_factory=list)
     # Mean grey level of every sampled frame (an 8-px grid): tells a dark room from an empty one.
     frame_luma: list[float] = field(default_factory=list)
+    # The face's skin and the background's mean colours of every tracked frame, for the screen-light challenge.
+    colours: list[ColourSample] = field(default_factory=list)
     key_frames: list[KeyFrame] = field(default_factory=list)
     hashes: list[int] = field(default_factory=list)
     n_frames: int = 0
@@ -116,7 +119,8 @@ class FaceTracker:
         try:
             for frame in frames:
                 track.n_frames += 1
-                track.frame_luma.append(float(frame.image[::8, ::8].mean()))
+                grid = frame.image[::8, ::8]
+                track.frame_luma.append(float(grid.mean()))
                 due = frame.t >= next_key and len(jobs) < cfg.max_key_frames
                 dets: list[Detection] | None = None
                 if box is None and frame.t >= retry_at:
@@ -138,6 +142,7 @@ class FaceTracker:
                 else:
                     track.signals.append(measure(mesh.points, frame.t, mesh.presence))
                     track.mesh_points.append(np.array(mesh.points[:, :2], dtype=np.float32))
+                    track.colours.append(sample_colours(frame.image, track.mesh_points[-1], frame.t, grid))
                     box = mesh.bbox()
             track.timings_ms["track_wall"] = (time.perf_counter() - wall0) * 1000
             track.timings_ms["track_main_cpu"] = (time.thread_time() - cpu0) * 1000

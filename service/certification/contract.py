@@ -14,7 +14,7 @@ The pipelines' types are imported for type checking only: the decision runner pu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from pipelines.decision.runner import Template as Template
     from pipelines.face_match import FaceMatcher
     from pipelines.id_card import IdCardResult
-    from pipelines.liveness import LivenessResult, VideoFingerprintStore
+    from pipelines.liveness import LightSequence, LivenessResult, VideoFingerprintStore
     from service.certification.context import ServiceContext
     from service.certification.models import Beneficiary, CertSession
     from service.certification.withdrawal_records import KeptWithdrawal
@@ -74,6 +74,7 @@ class Certifier(Protocol):
         template: Template | None = None,
         fingerprints: VideoFingerprintStore | None = None,
         today: dt.date | None = None,  # the card's validity is judged on it: the bureau's date the media were sent
+        light: LightSequence | None = None,  # the screen-light sequence the capture page showed; None: none issued
     ) -> CertificationReport: ...
 
 
@@ -177,8 +178,10 @@ class Notifier(Protocol):
         """A staff decision on session ``s`` (accept, reject, or a retake request)."""
         ...
 
-    def request_closed(self, db: Session, request_id: int, openid: str) -> int:
-        """A citizen's manual-review / home-visit request ``request_id``, asked from ``openid``, was closed."""
+    def request_closed(self, db: Session, request_id: int, openid: str, certified_by: str | None = None) -> int:
+        """A citizen's manual-review / home-visit request ``request_id``, asked from ``openid``, was closed.
+        ``certified_by``: the session whose certification closed it (a video accepted, by the machine or staff),
+        whose own result or staff-decision message may already tell ``openid`` (one event, one message)."""
         ...
 
 
@@ -268,11 +271,23 @@ class OpenCaseSource(Protocol):
 
 class KeptMediaSource(Protocol):
     """Which of the sessions ``session_ids`` (final, past the retention period) a feature's open request still waits
-    on: staff owe the person a look at that video (a request for a manual review, 人工审核: service/features/console/
-    assist_video.py). The retention purge (service/certification/retention.py) keeps their media until no installed
+    on as of ``now`` (naive UTC: the purge's own time): staff owe the person a look at that video (a request for a
+    manual review, 人工审核: service/features/console/assist_video.py), for a bounded time (the feature's setting,
+    read from ``ctx``). The retention purge (service/certification/retention.py) keeps their media until no installed
     feature names them; the first run after that takes them."""
 
-    def __call__(self, db: Session, session_ids: Sequence[str], /) -> Iterable[str]: ...
+    def __call__(
+        self, db: Session, ctx: ServiceContext, session_ids: Sequence[str], now: dt.datetime, /
+    ) -> Iterable[str]: ...
+
+
+class RevocationKeptSource(Protocol):
+    """Which of the accounts ``openids`` a revocation of person ``beneficiary_id``'s certification is not for (the
+    maker of a revoked session, a relative whose binding is locked or flagged: service/features/wechat/
+    relatives_told.py, the rule of the revocation's own notice). The console reopens the requests a revoked
+    certification had answered (service/features/console/assist.py) for the other requesters only."""
+
+    def __call__(self, db: Session, beneficiary_id: int, openids: Collection[str], /) -> set[str]: ...
 
 
 class PersonHashSource(Protocol):
@@ -311,6 +326,7 @@ class FeatureHooks:
     person_hashes: dict[str, PersonHashSource] = field(default_factory=dict)  # the first that knows one wins
     open_cases: dict[str, OpenCaseSource] = field(default_factory=dict)  # cycle.being_decided reads them all
     kept_media: dict[str, KeptMediaSource] = field(default_factory=dict)  # the retention purge reads them all
+    revocation_kept: dict[str, RevocationKeptSource] = field(default_factory=dict)  # all asked, their union
     gauges: dict[str, Collector] = field(default_factory=dict)  # a feature's gauges, added to /metrics at scrape time
     installed: bool = False
 
@@ -330,11 +346,11 @@ class FeatureHooks:
         cycle.run_cycle and cycle.states_of)."""
         return tuple(self.require_installed().open_cases.values())
 
-    def media_kept(self, db: Session, session_ids: Sequence[str]) -> set[str]:
-        """Those of ``session_ids`` whose media an installed feature still waits on (KeptMediaSource), all asked.
-        Refused on a context without features: its purge would delete the video a request waits on."""
+    def media_kept(self, db: Session, ctx: ServiceContext, session_ids: Sequence[str], now: dt.datetime) -> set[str]:
+        """Those of ``session_ids`` whose media an installed feature still waits on as of ``now`` (KeptMediaSource),
+        all asked. Refused on a context without features: its purge would delete the video a request waits on."""
         sources = self.require_installed().kept_media.values()
-        return {sid for source in sources for sid in source(db, session_ids)} if session_ids else set()
+        return {sid for source in sources for sid in source(db, ctx, session_ids, now)} if session_ids else set()
 
     def revise(
         self, ctx: ServiceContext, session_id: str, certifier: Certifier, report: CertificationReport
@@ -395,6 +411,14 @@ class FeatureHooks:
             counts.update(hook(db, confirmed))
         return counts
 
+    def kept_from_revocation(self, db: Session, beneficiary_id: int, openids: Collection[str]) -> set[str]:
+        """The accounts among ``openids`` that a revocation of the person's certification is not for, as every
+        installed feature knows them (RevocationKeptSource)."""
+        if not openids:
+            return set()
+        sources = self.require_installed().revocation_kept.values()
+        return {o for source in sources for o in source(db, beneficiary_id, openids)}
+
     def revoked(self, db: Session, session_id: str, actor: str, target: str) -> None:
         """Every feature's share of a revocation asked for outside the console (RevokedHook)."""
         for hook in self.require_installed().revocations.values():
@@ -411,5 +435,6 @@ class FeatureHooks:
     def staff_decision(self, db: Session, s: CertSession) -> int:
         return sum(n.staff_decision(db, s) for n in self.require_installed().notifiers.values())
 
-    def request_closed(self, db: Session, request_id: int, openid: str) -> int:
-        return sum(n.request_closed(db, request_id, openid) for n in self.require_installed().notifiers.values())
+    def request_closed(self, db: Session, request_id: int, openid: str, certified_by: str | None = None) -> int:
+        notifiers = self.require_installed().notifiers.values()
+        return sum(n.request_closed(db, request_id, openid, certified_by) for n in notifiers)

@@ -55,6 +55,10 @@ class CycleState(enum.StrEnum):
     # Overdue by the date, but a certification made in time waits for the office (`being_decided`): the run does not
     # suspend them. Only `states_of` gives it (it reads the sessions); `cycle_state` says OVERDUE.
     AWAITING_DECISION = "awaiting_decision"
+    # Held active here, but the roster says the benefit system stopped paying them (`stopped_by_roster`): whatever
+    # the date, the cycle does not chase them (no list, reminder or suspension), so no view says 即将到期 or 已逾期.
+    # `state_of` gives it (it reads the record's roster word); `cycle_state`, by status and date, does not.
+    STOPPED_BY_ROSTER = "stopped_by_roster"
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,12 @@ def resume(db: Session, b: Beneficiary, on_date: dt.date) -> None:
 
 
 def state_of(b: Beneficiary, today: dt.date, rules: CycleRules) -> CycleState:
-    """`cycle_state` of a stored record: the way a page, a list or a view reads a person's state."""
+    """`cycle_state` of a stored record: the way a page, a list or a view reads a person's state. One the roster
+    stopped is STOPPED_BY_ROSTER whatever their date (`stopped_by_roster`, the rule the lists, the reminders, the run
+    and the dashboard's column follow): before, the person page, the API's view and the family page still said due
+    soon or overdue while the dashboard counted them 名册已停发 and no list or reminder had them."""
+    if stopped_by_roster(b):
+        return CycleState.STOPPED_BY_ROSTER
     return cycle_state(b.status, b.valid_until, today, rules, first_pending=awaiting_first(b))
 
 

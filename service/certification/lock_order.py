@@ -39,16 +39,20 @@ Who takes what, in this order (docs/security.md, Part L):
 - the console (service/features/console): an alternative certification (at the counter, a home visit, an assistance
   request: the request first) the beneficiary, before inserting its session (`alt_cert.certify_alternative`, then
   `accept_session` on the row it holds); every certification (`processing.accept_session`, however made) then the
-  person's open requests (`assist.close_on_certification`), the one step against the order, taken with SKIP LOCKED
+  person's open requests (`assist.close_on_certification`), a step against the order, taken with SKIP LOCKED
   so it never waits: a request the request page holds is closing anyway; the request page's 视频审核通过
-  (`assist_video.accept_video`) the request, then the session and the beneficiary (`review.settle`); a death
+  (`assist_video.accept_video`) the request, then the session and the beneficiary (`review.settle`); a citizen's
+  manual-review request from the H5 form (`assist.submit`, then `assist_video.hold_video`) the request, then its
+  video's session (FOR SHARE: a purge deleting that video is waited for, then seen); a death
   registration the beneficiary; a supervisor's finding on a roster
   change of ID number (`identity_alerts.settle_identity_alert`) the beneficiary, then its alert (`console_alerts`,
   a table no other transaction locks with these), then, for a same-person finding, every account of the relatives
   concerned by id and the record's bindings (`proxy.identity.restore_for_same_person`); a supervisor's revocation of
   a certification (`revocation.revoke_certification`) the certification's session (the media it may hold as
   evidence), the beneficiary, then the certification (a table no other transaction locks with these), then, for a
-  relative's proxy certification, its binding (`console.revoke`); a supervisor's hold on a session's media or its
+  relative's proxy certification, its binding (`console.revoke`), then the requests it answered, reopened
+  (`assist.reopen_on_revocation`, the other step against the order: SKIP LOCKED, a request a page holds this
+  moment stays closed); a supervisor's hold on a session's media or its
   release (`evidence_hold`) the session, then the hold (`evidence_holds`, a table no other transaction locks);
 - the person withdrawing the consent to keep their face template (`template_withdrawal.withdraw_template`, from
   the H5 "我的信息" page or the console's counter action) their sessions not yet accepted (by id), then the person;

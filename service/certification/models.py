@@ -148,6 +148,10 @@ class CertSession(Base):
     channel: Mapped[str] = mapped_column(String(8))
     token_hash: Mapped[str] = mapped_column(String(64), index=True)
     actions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The screen-light sequence issued with the challenge (pipelines.liveness.light.LightSequence.to_dict): the
+    # colours the capture page shows while recording, handed to the certifier with the video. None: none issued
+    # (PENSION_CERT_LIGHT_CHALLENGE=off, or a session opened before migration 0029).
+    light: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     nonce: Mapped[str] = mapped_column(String(64), unique=True)
     nonce_expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
     nonce_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from pipelines.decision.result import Outcome
 from pipelines.errors import PipelineError
 from pipelines.reasons import ReasonCode
-from service.certification import heartbeat, job_order
+from service.certification import heartbeat, job_order, sessions
 from service.certification.audit import audit
 from service.certification.catalog import ServiceCode, message_zh
 from service.certification.certificates import issue_code
@@ -224,7 +224,7 @@ def _process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker:
         subject = _subject(db, ctx, s)
         if subject is None or s.id_card_key is None or s.video_key is None:
             return False
-        actions, consent = list(s.actions), s.template_consent
+        actions, consent, light = list(s.actions), s.template_consent, sessions.light_of(s)
         card_key, video_key = s.id_card_key, s.video_key
         expected, template, fingerprints = subject
         # The card's validity is judged on the bureau's date the person sent it (not the server's: 00:00-08:00 in
@@ -232,7 +232,9 @@ def _process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker:
         sent_on = local_date(ctx.settings, s.queued_at) if s.queued_at is not None else local_today(ctx.settings)
     try:
         card, video = ctx.storage.get(card_key), ctx.storage.get(video_key)
-        report = certifier.run(card, video, actions, expected, template, fingerprints, sent_on)
+        # The screen-light sequence positionally, as the protocol orders it (Certifier.run): it measures the face's
+        # response, and the result (the decision's liveness entry) is stored with the session below.
+        report = certifier.run(card, video, actions, expected, template, fingerprints, sent_on, light)
         metrics.observe_report(report.timings)
         report = ctx.hooks.revise(ctx, session_id, certifier, report)
         result = redact(report.to_dict())

@@ -1,8 +1,8 @@
 """Retention: raw media (ID-card photo, video) are deleted a configurable number of days after the final
 decision, with the text read off the card photo. Decisions, scores, hashes and audit entries stay; the session
 records when its media went; media a supervisor holds as evidence stay until the hold ends
-(service/certification/evidence_hold.py), and so do those a feature's open request waits on (a manual review's
-video: contract.KeptMediaSource). The face template of a person recorded as deceased is erased."""
+(service/certification/evidence_hold.py), and so do those a feature's open request waits on, for a bounded time (a
+manual review's video: contract.KeptMediaSource). The face template of a person recorded as deceased is erased."""
 
 from __future__ import annotations
 
@@ -140,9 +140,10 @@ def _kept(ctx: ServiceContext, db: Session, ids: list[str], now: dt.datetime) ->
     """Which of the sessions just locked keep their media, besides the selection's own rule (`awaiting_staff`):
     a hold in force (`_held_now`), and a video a feature's open request waits on (FeatureHooks.media_kept: a
     request for a manual review, 人工审核, promises the person that staff watch it and that they need not film
-    again; purged, the review had nothing to look at). Kept while the request is open, taken by the first run
-    after it is closed."""
-    return _held_now(db, ids, now) | ctx.hooks.media_kept(db, ids)
+    again; purged, the review had nothing to look at). Kept while the request is open, for a bounded time (the
+    feature's: REVIEW_VIDEO_HOLD_DAYS), taken by the first run after it is closed or that time is over. A request
+    stored after this read waits for these rows' locks and finds the media gone (assist_video.hold_video)."""
+    return _held_now(db, ids, now) | ctx.hooks.media_kept(db, ctx, ids, now)
 
 
 def _held_now(db: Session, ids: list[str], now: dt.datetime) -> set[str]:

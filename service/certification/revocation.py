@@ -85,6 +85,19 @@ def revoked_as_fraud(db: Session, beneficiary_id: int) -> bool:
     return db.scalar(found.limit(1)) is not None
 
 
+def revoked_as_impersonation(db: Session, beneficiary_id: int) -> bool:
+    """Whether a certification of the person was revoked as 冒领 / 他人代替: whoever is bound to them, or asked
+    for them, may be whoever collected. The bureau's investigation decides what they hear: no revocation notice to
+    a relative (wechat/relatives_told.py) and no request given back to staff (console/assist.py,
+    `reopen_on_revocation`), after any revocation of that person."""
+    found = select(Certification.id).where(
+        Certification.beneficiary_id == beneficiary_id,
+        ~in_force(),
+        Certification.revoke_reason == RevokeReason.IMPERSONATION.value,
+    )
+    return db.scalar(found.limit(1)) is not None
+
+
 @dataclass(frozen=True)
 class Revoked:
     """What a revocation changed. `counted`: the certification was the record's present person's (one made

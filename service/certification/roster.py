@@ -8,8 +8,9 @@ code uses are all importable from here.
 
 Rows are upserted by the benefit system's ``external_id``; re-importing the same file changes nothing
 (each row's digest is stored), and every rejected row is reported with its line number and reasons.
-Columns: external_id, id_number, name, region (optional: for a new record the number's place of residence; a blank
-cell or a file without the column keeps an existing record's region), benefit_types (separated by ``;``), status
+Columns: external_id, id_number, name, region (optional: for a new record the number's place of residence, and
+required for a new record of a residence permit's number, which names none; a blank cell or a file without the
+column keeps an existing record's region), benefit_types (separated by ``;``), status
 (optional, default active; ``suspended`` for an existing record held active keeps its status but takes it out of
 the cycle, cycle.stopped_by_roster, and the report names it; for one suspended here it is our suspension echoed),
 valid_until (optional ISO date), household (optional: the benefit

@@ -153,17 +153,23 @@ def validate_row(line: int, raw: dict[str, str], today: dt.date) -> tuple[Roster
     return row, []
 
 
+# Staff scopes, the birthday-month regions and the dashboard go by region: 830000 would fit none of them. Asked of a
+# new record only (roster_upsert.upsert): an existing one keeps its stored region (`RosterRow.region_given`).
+REGION_REQUIRED = "region is required for a residence permit number (it names no place of residence)"
+
+
 def _region(raw: dict[str, str], number: str, problem: str | None, errors: list[str]) -> str:
     """The row's region cell, else the number's place of residence, a new record's (an existing one keeps its
-    stored region: `RosterRow.region_given`; an invalid number is refused anyway: its region is not looked for)."""
+    stored region: `RosterRow.region_given`; an invalid number is refused anyway: its region is not looked for).
+    Empty for a residence permit's number (港澳台居民居住证: it names no place) without a cell: the file cannot say
+    whether the record exists, so the refusal of a new one without a region is `roster_upsert.upsert`'s. Before, the
+    row was refused here, also for a stored record whose region the row would have kept: a mid-year file of dates
+    without the optional column refused every permit holder in it."""
     implied = number[:6] if problem else idnumber.residence_region(number) or ""
     region = raw.get("region", "").strip() or implied
     if problem == idnumber.SPREADSHEET and not raw.get("region", "").strip():
         pass  # the region would have come from the number's digits, which the spreadsheet changed
-    elif not region:
-        # Staff scopes, the birthday-month regions and the dashboard go by region: 830000 would fit none of them.
-        errors.append("region is required for a residence permit number (it names no place of residence)")
-    elif not (region.isdigit() and 2 <= len(region) <= 12):
+    elif region and not (region.isdigit() and 2 <= len(region) <= 12):
         errors.append("region must be a numeric division code")
     return region
 

@@ -23,7 +23,7 @@ from service.certification.cycle import awaiting_first, roster_word, stopped_by_
 from service.certification.deaths import record_death, roster_death_withdrawn
 from service.certification.models import Beneficiary, BeneficiaryStatus, one_of_hashes
 from service.certification.roster_identity import identity_changed, new_hash, same_number, zeroed_by_spreadsheet
-from service.certification.roster_rows import RosterRow, date_problems
+from service.certification.roster_rows import REGION_REQUIRED, RosterRow, date_problems
 from service.certification.roster_terms import ImportReport, ImportTerms
 from service.infra.security import Keyring, mask_id
 
@@ -130,6 +130,8 @@ def upsert(
         return [idnumber.SPREADSHEET]  # not another person: the face and the certification stay
     household = kept_household(row, existing.household if existing is not None else None)
     region = kept_region(row, existing.region if existing is not None else None)
+    if not region:  # a new record of a residence permit's number, no region given (roster_rows.REGION_REQUIRED)
+        return [REGION_REQUIRED]
     digest = row.digest(household, region)
     if existing is not None and existing.roster_digest == digest:
         report.unchanged += 1

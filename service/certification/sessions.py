@@ -15,6 +15,7 @@ import io
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
@@ -22,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipelines.errors import MediaError
-from pipelines.liveness import issue_challenge, parse_actions
+from pipelines.liveness import LightSequence, issue_challenge, issue_light_sequence, parse_actions
 from pipelines.liveness.video import probe_video
 from pipelines.media import ID_CARD_IMAGE_LIMITS, check_before_decoding
 from pipelines.reasons import ReasonCode
@@ -181,6 +182,7 @@ def _new_session(
         channel=channel.value,
         token_hash=token_hash(token),
         actions=list(challenge.actions),
+        light=_light_sequence(ctx),
         nonce=challenge.nonce,
         nonce_expires_at=challenge.expires_at.astimezone(dt.UTC).replace(tzinfo=None),
         expires_at=now + dt.timedelta(seconds=ctx.settings.certification.session_ttl_s),
@@ -192,6 +194,31 @@ def _new_session(
     subject = b.external_id if b is not None else None
     audit(db, actor, "session.create", s.id, {"beneficiary": subject, "channel": channel.value})
     return NewSession(s, token)
+
+
+def _light_sequence(ctx: ServiceContext) -> dict[str, Any] | None:
+    """A fresh screen-light sequence for a new session (docs/wechat.md, "The screen-light challenge"); None when
+    PENSION_CERT_LIGHT_CHALLENGE is off.
+
+    Drawn anew for every session, never reused as `unused_challenge` reuses the actions: fishing for a sequence
+    by opening sessions gains an attacker nothing, since whatever the sequence, only a real face a few decades of
+    centimetres from the screen reflects it; a video prepared in advance follows none."""
+    if ctx.settings.certification.light_challenge == "off":
+        return None
+    return issue_light_sequence().to_dict()
+
+
+def light_of(s: CertSession) -> LightSequence | None:
+    """The session's screen-light sequence for the certifier; None when it was issued none. A stored value that is
+    not a sequence (a row edited by hand, a later version's form) is logged and taken as none: the video is then
+    analysed as without the challenge, never failed for it."""
+    if s.light is None:
+        return None
+    try:
+        return LightSequence.from_dict(s.light)
+    except (ValueError, TypeError, AttributeError) as exc:
+        log.warning("session %s: stored light sequence unreadable, analysed without it: %s", s.id, exc)
+        return None
 
 
 def get_session(db: Session, session_id: str, for_update: bool = False) -> CertSession:
@@ -424,7 +451,7 @@ def status_view(s: CertSession) -> dict[str, object]:
         "session_id": s.id,
         "state": s.state,
         "channel": s.channel,
-        "challenge": {"actions": s.actions, "expires_at": s.nonce_expires_at.isoformat() + "Z"},
+        "challenge": {"actions": s.actions, "expires_at": s.nonce_expires_at.isoformat() + "Z", "light": s.light},
         "uploads": {"id_card": s.id_card_key is not None, "video": s.video_key is not None},
         "decision": s.decision,
         "reasons": s.reasons,

@@ -6,6 +6,8 @@ Every composition root calls `install_features` on the context it built: the HTT
 
 from __future__ import annotations
 
+from functools import partial
+
 from service.certification.context import ServiceContext
 from service.features.console import account_kept, audit_chain
 from service.features.console.assist import close_on_certification, erase_closed_contacts, open_cases
@@ -28,7 +30,8 @@ def install_features(ctx: ServiceContext) -> ServiceContext:
     ctx.hooks.identity_changes["console"] = raise_identity_alert  # a roster change of ID number: an alert
     ctx.hooks.upkeep["console"] = erase_closed_contacts  # daily: closed requests' phone numbers go after retention
     ctx.hooks.upkeep["console.audit"] = audit_chain.daily_check  # daily, before the anchor: a cut log is an ALERT
-    ctx.hooks.revocations["console"] = lock_revoked_binding  # a revocation from outside: a relative's binding locked
+    # A revocation from outside: a relative's binding locked, the requests it answered reopened.
+    ctx.hooks.revocations["console"] = partial(lock_revoked_binding, ctx.hooks)
     ctx.hooks.open_cases["console"] = open_cases  # a home visit or review asked for in time: no suspension meanwhile
     ctx.hooks.certified["console"] = close_on_certification  # a certification answers the person's open requests
     ctx.hooks.kept_media["console"] = videos_awaited  # the purge keeps the video an open manual review waits on

@@ -261,6 +261,11 @@ class StorageSettings(BaseSettings):
     # keeps them from the purge this long after it was placed; a supervisor places a new one to keep them longer.
     # Bounded: biometric data are never kept without an end (PIPL).
     evidence_hold_days: int = Field(default=180, ge=1, le=1095)
+    # The video an open request for a manual review (人工审核) waits on is kept from the purge at most this long
+    # after the request was filed (service/features/console/assist_hold.py): staff who never act on a request must
+    # not keep a citizen's face video without an end. Then the purge takes it and the request waits for a home visit
+    # or the counter.
+    review_video_hold_days: int = Field(default=30, ge=1, le=365)
 
 
 class UploadSettings(BaseSettings):
@@ -383,6 +388,12 @@ class CertificationSettings(BaseSettings):
     challenge_ttl_s: int = Field(default=300, gt=0)
     # A fixed action challenge (e.g. a staff counter's routine, or tests); empty: random 2-3 actions.
     challenge_actions: list[str] = Field(default_factory=list)
+    # The screen-light challenge (pipelines/liveness/light.py; docs/wechat.md, "The screen-light challenge"): each
+    # session is issued a random sequence of screen colours the capture page shows while it records, and the
+    # pipeline measures whether the face follows it (a video replayed on a monitor cannot). "observe": issued,
+    # shown, measured and recorded, the verdict unchanged (a pilot gathers real figures first); "enforce": a pass
+    # needs the response (the certifier's light_mode); "off": no sequence issued.
+    light_challenge: Literal["off", "observe", "enforce"] = "observe"
     # At least twice challenge_ttl_s: a video begun before the challenge ended is taken up to challenge_ttl_s past
     # its end (docs/security.md Part AU); a session ending sooner refused it as expired (Part AX).
     session_ttl_s: int = 3600

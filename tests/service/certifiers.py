@@ -17,7 +17,7 @@ from pipelines.decision.result import Decision, Outcome
 from pipelines.decision.runner import CertificationReport, Certifier, Template
 from pipelines.face_match import FaceMatcher
 from pipelines.id_card import IdCardReader, IdCardResult
-from pipelines.liveness import LivenessChecker, LivenessConfig, LivenessResult
+from pipelines.liveness import LightSequence, LivenessChecker, LivenessConfig, LivenessResult
 from pipelines.reasons import ReasonCode
 
 
@@ -34,6 +34,7 @@ class FixedCertifier:
     outcome: Outcome = Outcome.ACCEPT
     runs: int = 0
     expected: list[str | None] = field(default_factory=list)
+    lights: list[LightSequence | None] = field(default_factory=list)  # the screen-light sequence of each run
 
     def run(
         self,
@@ -44,9 +45,11 @@ class FixedCertifier:
         template: Template | None = None,
         fingerprints: object = None,
         today: object = None,
+        light: LightSequence | None = None,
     ) -> CertificationReport:
         self.runs += 1
         self.expected.append(expected_id_number)
+        self.lights.append(light)
         return CertificationReport(fixed_decision(self.outcome), None, None, None, None, None, {})
 
 
@@ -68,16 +71,23 @@ class _RememberingReader(IdCardReader):
 class _RememberingLiveness(LivenessChecker):
     """The real liveness checker, each distinct video (and challenge) analysed once per test process."""
 
-    def __init__(self, matcher: FaceMatcher) -> None:
-        super().__init__(matcher.pack, LivenessConfig(check_duplicates=False), matcher=matcher)
-        self._checks: dict[tuple[str, str], LivenessResult] = {}
+    def __init__(self, matcher: FaceMatcher, light_mode: str = "observe") -> None:
+        config = LivenessConfig(check_duplicates=False, light_mode=light_mode)
+        super().__init__(matcher.pack, config, matcher=matcher)
+        self._checks: dict[tuple[str, str, str], LivenessResult] = {}
 
-    def check(self, video: bytes | Path | str, challenge_actions: Sequence[str] | str | None = None) -> LivenessResult:
+    def check(
+        self,
+        video: bytes | Path | str,
+        challenge_actions: Sequence[str] | str | None = None,
+        light: LightSequence | None = None,
+    ) -> LivenessResult:
         data = video if isinstance(video, bytes) else Path(video).read_bytes()
         plain = challenge_actions is None or isinstance(challenge_actions, str)
-        key = (hashlib.sha256(data).hexdigest(), repr(challenge_actions if plain else list(challenge_actions or ())))
+        asked = repr(challenge_actions if plain else list(challenge_actions or ()))
+        key = (hashlib.sha256(data).hexdigest(), asked, repr(light))  # the light's response is part of the result
         if key not in self._checks:
-            self._checks[key] = super().check(video, challenge_actions)
+            self._checks[key] = super().check(video, challenge_actions, light)
         return copy.deepcopy(self._checks[key])
 
 
@@ -96,4 +106,4 @@ class RememberingCertifier(Certifier):
     @cached_property
     def liveness(self) -> LivenessChecker:
         # Constructed as Certifier.liveness constructs it (duplicates are the run's to check, against its store).
-        return _RememberingLiveness(self.matcher)
+        return _RememberingLiveness(self.matcher, self.light_mode)

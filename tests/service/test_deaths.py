@@ -129,6 +129,7 @@ class _EnrollingCertifier:
         template: Template | None = None,
         fingerprints: object = None,
         today: object = None,
+        light: object = None,
     ) -> CertificationReport:
         self.given.append(template)
         seen = Template(np.full(512, 0.5, np.float32), "test-recognizer")

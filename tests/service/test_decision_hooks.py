@@ -57,7 +57,7 @@ class RecordingNotifier:
         self.decisions.append((s.id, s.decision))
         return 1
 
-    def request_closed(self, db: Session, request_id: int, openid: str) -> int:
+    def request_closed(self, db: Session, request_id: int, openid: str, certified_by: str | None = None) -> int:
         return 0
 
 

@@ -15,6 +15,7 @@ import pytest
 from service.certification import idnumber
 from service.certification.context import ServiceContext
 from service.certification.roster import validate_row
+from service.certification.roster_rows import REGION_REQUIRED
 from service.features.console.labels import roster_problem_zh
 from service.infra.security import normalise_id
 from tests.service import factories
@@ -57,11 +58,11 @@ def test_a_taiwan_residents_permit_number_is_imported() -> None:
     assert errors == [] and row is not None and row.region == "350203"
     # The permit's number names no place of residence: without the region column the row placed its holder in
     # "830000", outside every region-scoped account, birthday-month region and dashboard city (whole-diff review).
+    # The row now reads with no region and none given: a stored record keeps its own, a new one is refused by the
+    # import (test_roster_moves.py: test_a_residence_permit_holder_keeps_their_region_in_a_file_without_the_column).
     row, errors = validate_row(2, {**raw, "region": ""}, DAY)
-    assert row is None and errors == [
-        "region is required for a residence permit number (it names no place of residence)"
-    ]
-    assert roster_problem_zh(errors[0]).startswith("港澳台居民居住证号码不含居住地")
+    assert errors == [] and row is not None and (row.region, row.region_given) == ("", False)
+    assert roster_problem_zh(REGION_REQUIRED).startswith("港澳台居民居住证号码不含居住地")
 
 
 def test_a_foreign_residents_number_is_placed_in_its_issuing_province() -> None:

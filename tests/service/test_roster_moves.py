@@ -10,11 +10,13 @@ from dataclasses import replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.certification import idnumber
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleState, record_certification, run_cycle, state_of, stopped_by_roster
 from service.certification.models import Beneficiary, CycleEvent
 from service.certification.registry import status_list
 from service.certification.roster import import_roster
+from service.certification.roster_rows import REGION_REQUIRED
 from tests.service import factories
 from tests.service.test_roster import TERMS, to_csv
 
@@ -280,3 +282,43 @@ def test_a_postponed_first_campaign_names_a_person_already_suspended(ctx: Servic
     )
     record_certification(db, p1, day, TERMS.rules, day)
     assert p1.status == "active"
+
+
+def test_a_residence_permit_holder_keeps_their_region_in_a_file_without_the_column(
+    ctx: ServiceContext, db: Session
+) -> None:
+    """A Taiwan resident's permit (830000…: no place of residence in the number), stored in 厦门 思明区 by the full
+    file. Before: a later file of dates without the optional region column, or with the cell blank, refused the row
+    ("region is required for a residence permit number"): the date the benefit system sent never reached the
+    record, as for no other pensioner (an ID card's row keeps its stored region, Part DH). A new record of a permit
+    without a region is still refused: nothing would place it."""
+    body = "83000019480305002"
+    permit = body + idnumber.check_digit(body)
+    full = [["T1", permit, "林淑芬", "350203", "enterprise_pension", "2026-09-01"]]
+    assert import_roster(db, ctx.keyring, "full.csv", to_csv(full, FULL), "t", TERMS).created == 1
+    dates = ["external_id", "id_number", "name", "benefit_types", "valid_until"]
+    later = import_roster(
+        db,
+        ctx.keyring,
+        "dates.csv",
+        to_csv([["T1", permit, "林淑芬", "enterprise_pension", "2026-10-01"]], dates),
+        "t",
+        TERMS,
+    )
+    assert (later.updated, later.rejected) == (1, []), later.to_dict()
+    blank = import_roster(
+        db,
+        ctx.keyring,
+        "blank.csv",
+        to_csv([["T1", permit, "林淑芬", "", "enterprise_pension", "2026-10-01"]], FULL),
+        "t",
+        TERMS,
+    )
+    assert (blank.unchanged, blank.rejected) == (1, []), blank.to_dict()
+    b = db.scalars(select(Beneficiary).where(Beneficiary.external_id == "T1")).one()
+    assert (b.region, b.valid_until) == ("350203", dt.date(2026, 10, 1))
+    other = "83000019500101003"
+    newcomer = [["T2", other + idnumber.check_digit(other), "陈美玲", "enterprise_pension", "2026-10-01"]]
+    refused = import_roster(db, ctx.keyring, "new.csv", to_csv(newcomer, dates), "t", TERMS)
+    assert refused.created == 0 and [r["errors"] for r in refused.rejected] == [[REGION_REQUIRED]]
+    assert region_of(db, "T2") is None

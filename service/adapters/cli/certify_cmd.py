@@ -34,6 +34,7 @@ from service.adapters.cli.common import (
     require_media,
     validation_lines,
 )
+from service.adapters.cli.liveness_cmd import LIGHT_HELP, LIGHT_MODE_HELP, light_or_fail
 from service.certification.errors import ServiceError
 
 if TYPE_CHECKING:  # imported where used: building the parser must not load numpy, OpenCV or onnxruntime
@@ -41,7 +42,7 @@ if TYPE_CHECKING:  # imported where used: building the parser must not load nump
     from service.certification.context import ServiceContext
 
 SUMMARY_KEYS = ("decision", "reasons", "messages", "scores", "thresholds", "model_versions", "references")
-BATCH_COLUMNS = ("id_card", "video")  # required; optional: challenge, beneficiary_id
+BATCH_COLUMNS = ("id_card", "video")  # required; optional: challenge, light, beneficiary_id
 CLI_ACTOR = "cli:certify"  # audit actor of the command's reads of the service database
 
 
@@ -51,11 +52,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--video", type=Path, metavar="VIDEO", help="selfie video with the actions")
     p.add_argument("--challenge", metavar="ACTIONS", help="actions asked, in order, e.g. blink,turn_left")
     p.add_argument("--beneficiary-id", metavar="ID", help="expected ID number, or external_id in the database")
+    p.add_argument("--light", metavar="COLOURS", help=LIGHT_HELP)
+    p.add_argument("--light-mode", choices=("observe", "enforce"), default="observe", help=LIGHT_MODE_HELP)
     p.add_argument(
         "--batch",
         type=Path,
         metavar="CSV",
-        help="CSV with columns id_card,video (optional challenge, beneficiary_id): one JSON line per row",
+        help="CSV with columns id_card,video (optional challenge, light, beneficiary_id): one JSON line per row",
     )
     p.add_argument("--root", type=Path, default=Path("."), help="directory the --batch CSV paths are relative to")
     p.add_argument("--pack", help="model pack")
@@ -162,6 +165,7 @@ def _certify_one(
     challenge: str | None,
     beneficiary: str | None,
     bureau: Bureau,
+    light_text: str | None = None,
 ) -> dict[str, Any]:
     """One certification, the card judged on the bureau's today; raises CliError / PipelineError for input it
     cannot certify from."""
@@ -169,11 +173,14 @@ def _certify_one(
     from service.certification.processing import redact  # lazy: the service's one masking of a stored result
 
     actions = actions_or_fail(challenge)
+    light = light_or_fail(light_text)
     require_media(card, "image")
     require_media(video, "video")
     expected, template = people.expected(beneficiary)
     # Decoded here, not inside the run: an unreadable card is an input error (exit 2), like an unreadable video.
-    report = certifier.run(load_image(card), video, actions, expected, template, today=bureau_today(bureau))
+    report = certifier.run(
+        load_image(card), video, actions, expected, template, today=bureau_today(bureau), light=light
+    )
     operator_match = None
     if args.proxy_operator_video is not None:
         from service.features.proxy.offline import apply_proxy_rules
@@ -195,6 +202,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.batch is not None:
         return _run_batch(args)
     actions_or_fail(args.challenge)  # usage errors first, before any model loads
+    light_or_fail(args.light)
     for path, kind in ((args.id_card, "image"), (args.video, "video")):
         require_media(path, kind)
     if args.proxy_operator_video is not None:
@@ -202,9 +210,13 @@ def _run(args: argparse.Namespace) -> int:
     bureau = bureau_zone()  # before the models load: a settings mistake answers at once
     from pipelines.decision.runner import Certifier  # lazy: every model of the pack
 
-    certifier = Certifier(args.pack)
+    certifier = Certifier(args.pack, light_mode=args.light_mode)
     people = _Beneficiaries()
-    emit(_certify_one(certifier, people, args, args.id_card, args.video, args.challenge, args.beneficiary_id, bureau))
+    emit(
+        _certify_one(
+            certifier, people, args, args.id_card, args.video, args.challenge, args.beneficiary_id, bureau, args.light
+        )
+    )
     return 0
 
 
@@ -216,7 +228,8 @@ def _run_batch(args: argparse.Namespace) -> int:
     bureau = bureau_zone()  # each row's card judged on the bureau's day it is certified (a batch may pass midnight)
     from pipelines.decision.runner import Certifier  # lazy: every model of the pack, loaded once for the batch
 
-    certifier = Certifier(args.pack)
+    light_or_fail(args.light)  # a usage error before the models load
+    certifier = Certifier(args.pack, light_mode=args.light_mode)
     people = _Beneficiaries()
     for row in rows:
         head: dict[str, Any] = {"id_card": row["id_card"], "video": row["video"]}
@@ -230,6 +243,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                 row.get("challenge") or args.challenge,
                 row.get("beneficiary_id") or args.beneficiary_id,
                 bureau,
+                row.get("light") or args.light,
             )
         except (CliError, ServiceError) as exc:  # a domain refusal (the operator's video) is reported alike
             error = exc if isinstance(exc, CliError) else as_cli_error(exc)

@@ -54,10 +54,23 @@ PNG: dict[str, Any] = {
 EXACT: RouteOptions = {"response_model_exclude_unset": True}
 
 
+class LightChallenge(ApiModel):
+    """The screen-light challenge (docs/wechat.md, "The screen-light challenge"): while recording, the capture page
+    fills the screen around the face with each colour in turn; the face's response is measured from the video."""
+
+    colours: list[str] = Field(description="the colours' names, in the order shown")
+    rgb: list[list[int]] = Field(description="each colour as sRGB [r, g, b], 0-255, in the same order")
+    step_ms: int = Field(description="how long each colour stays on screen, in milliseconds")
+    start_ms: int = Field(description="when the first colour shows, in milliseconds after the recording starts")
+
+
 class Challenge(ApiModel):
     actions: list[str] = Field(description="the actions to perform in the video, in order")
     nonce: str = Field(description="sent back with the video upload")
     expires_at: str = Field(description="UTC, ISO 8601 with Z")
+    light: LightChallenge | None = Field(
+        description="the colours to show while recording, timed from the recorder's start; null: none issued"
+    )
 
 
 class SessionCreated(ApiModel):
@@ -84,7 +97,10 @@ def certificate_view(name: str, id_masked: str, cert: Certification, st: Standin
 def session_created(new: NewSession) -> SessionCreated:
     """The answer to every route that opens a session (the citizen's API, the proxy API)."""
     s = new.session
-    challenge = Challenge(actions=s.actions, nonce=s.nonce, expires_at=s.nonce_expires_at.isoformat() + "Z")
+    light = LightChallenge.model_validate(s.light) if s.light is not None else None
+    challenge = Challenge(
+        actions=s.actions, nonce=s.nonce, expires_at=s.nonce_expires_at.isoformat() + "Z", light=light
+    )
     return SessionCreated(
         session_id=s.id, token=new.token, challenge=challenge, expires_at=s.expires_at.isoformat() + "Z"
     )
@@ -93,6 +109,7 @@ def session_created(new: NewSession) -> SessionCreated:
 class ChallengeView(ApiModel):
     actions: list[str]
     expires_at: str
+    light: LightChallenge | None = Field(description="the colours to show while recording; null: none issued")
 
 
 class Uploads(ApiModel):
@@ -233,7 +250,9 @@ class BeneficiaryView(ApiModel):
     status: str
     cycle_state: str = Field(
         description="certified, awaiting_first (dated by the first-import grace, never certified), due_soon, overdue, "
-        "awaiting_decision (overdue, a certification made in time still being decided), deceased or undated"
+        "awaiting_decision (overdue, a certification made in time still being decided), stopped_by_roster (held "
+        "active, the roster says the benefit system stopped paying them, e.g. transferred out: the cycle does not "
+        "chase them), deceased or undated"
     )
     valid_until: str | None
     last_certified_on: str | None

@@ -51,7 +51,8 @@ _CERTIFIER_LOCK = threading.Lock()
 
 def shared_certifier(settings: CertificationSettings | None = None) -> Certifier:
     """The process-wide Certifier: models load once per worker process, on first use, with the settings' model
-    pack and face-match calibration file (default: the environment's)."""
+    pack, face-match calibration file and screen-light mode (default: the environment's). The Celery worker
+    (tasks.py) and the embedded ones (serve) all build it here."""
     global _CERTIFIER
     with _CERTIFIER_LOCK:
         if _CERTIFIER is None:
@@ -59,7 +60,9 @@ def shared_certifier(settings: CertificationSettings | None = None) -> Certifier
             from pipelines.decision.runner import Certifier as PackCertifier  # lazy: the model libraries
 
             cert = settings or CertificationSettings()
-            certifier = PackCertifier(cert.model_pack, face_calibration=cert.face_calibration)
+            # The screen-light challenge: "off" issues no sequence; one issued before is measured as in "observe".
+            light_mode = "enforce" if cert.light_challenge == "enforce" else "observe"
+            certifier = PackCertifier(cert.model_pack, face_calibration=cert.face_calibration, light_mode=light_mode)
             certifier.warm_up()
             _CERTIFIER = certifier
         return _CERTIFIER

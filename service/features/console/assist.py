@@ -15,14 +15,25 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
 from service.certification.context import ServiceContext
+from service.certification.contract import FeatureHooks
+from service.certification.current_person import made_for_current_person
 from service.certification.errors import ServiceError
-from service.certification.models import Beneficiary, BeneficiaryStatus, Certification, CertSession, utcnow
+from service.certification.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    Certification,
+    CertSession,
+    in_force,
+    utcnow,
+)
+from service.certification.revocation import revoked_as_impersonation
+from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import audit_chain
 from service.features.console.alt_cert import certify_alternative
 from service.features.console.auth import Staff
@@ -34,7 +45,7 @@ from service.features.console.models import (
     AssistStatus,
     ConsoleAlert,
 )
-from service.infra.security import mask_values
+from service.infra.security import mask_text, mask_values
 
 # Keyed by str as well: the stored column and the form hold the plain values.
 KINDS_ZH: dict[str, str] = {AssistKind.MANUAL_REVIEW: "人工审核", AssistKind.HOME_VISIT: "上门认证"}
@@ -44,6 +55,7 @@ _PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}\d{7,8}")
 MAX_NOTE = 200
 PHONE_ERASED = "(联系电话已按期删除)"  # what a copy of a request's phone reads as once the request's is erased
 MAX_REPLY = 100  # the reply goes into a WeChat template message: short
+CLOSE_ACTION = "assist.close"  # the audit entry of a closing (`_closed`); `closed_by` reads it
 
 
 class AssistError(ServiceError):
@@ -93,12 +105,14 @@ def open_request(db: Session, beneficiary_id: int, openid: str) -> AssistRequest
 
 
 def answered_sql() -> ColumnElement[bool]:
-    """A request filed before a certification of its person was recorded: that certification answered it. The rule
-    `close_on_certification` applies as the certification is made; this reads it for a request it never saw (one
-    left open before it existed)."""
+    """A request filed before a certification of its person was recorded, one still in force: that certification
+    answered it. The rule `close_on_certification` applies as the certification is made; this reads it for a request
+    it never saw (one left open before it existed). A revoked certification answers nothing (`reopen_on_revocation`
+    gives its request back to staff)."""
     return exists().where(
         Certification.beneficiary_id == AssistRequest.beneficiary_id,
         Certification.created_at > AssistRequest.created_at,
+        in_force(),
     )
 
 
@@ -171,15 +185,23 @@ def submit(
 
 
 def close(
-    db: Session, ctx: ServiceContext, staff: Staff, req: AssistRequest, outcome: AssistOutcome, reply: str
+    db: Session,
+    ctx: ServiceContext,
+    staff: Staff,
+    req: AssistRequest,
+    outcome: AssistOutcome,
+    reply: str,
+    certified_by: str | None = None,
 ) -> None:
-    """Close ``req`` (certified / answered) and queue the message to whoever asked, in the caller's transaction."""
+    """Close ``req`` (certified / answered) and queue the message to whoever asked, in the caller's transaction.
+    `certified_by`: the video session whose accept certifies the person (`assist_video.accept_video`): its own
+    message to the same account tells it (contract.Notifier.request_closed)."""
     if req.status != AssistStatus.OPEN:
         raise AssistError("ASSIST_CLOSED")
     if outcome == AssistOutcome.ANSWERED and not reply.strip():
         raise AssistError("ASSIST_REPLY")
     _closed(db, req, outcome, reply.strip()[:MAX_REPLY] or None, staff, {})
-    ctx.hooks.request_closed(db, req.id, req.openid)
+    ctx.hooks.request_closed(db, req.id, req.openid, certified_by)
 
 
 def _closed(
@@ -196,7 +218,7 @@ def _closed(
     b = db.get(Beneficiary, req.beneficiary_id)
     target = audit_chain.person_target(b) if b is not None else str(req.beneficiary_id)
     actor = staff.actor if staff else "system"
-    audit_chain.record(db, actor, "assist.close", target, {"request": req.id, "outcome": outcome, **detail})
+    audit_chain.record(db, actor, CLOSE_ACTION, target, {"request": req.id, "outcome": outcome, **detail})
 
 
 def close_on_certification(db: Session, ctx: ServiceContext, s: CertSession, b: Beneficiary) -> None:
@@ -206,8 +228,10 @@ def close_on_certification(db: Session, ctx: ServiceContext, s: CertSession, b: 
     notice), as when staff certify from the request. Before, only staff closing it from the request page did: the
     H5 page kept telling a person certified at the counter "正在办理", and next year it refused their request filed
     on the last valid day as already filed, a request Part DC's shelter ignored (filed before that certification):
-    suspended. Rows another transaction holds are skipped (SKIP LOCKED): the request page closing one at this moment
-    (it locks the request before the person: lock_order.py); one it leaves open reads as answered (`answered_sql`)."""
+    suspended. A requester whose account sent `s` is told by `s`'s own message, not a second time
+    (contract.Notifier.request_closed). Rows another transaction holds are skipped (SKIP LOCKED): the request page
+    closing one at this moment (it locks the request before the person: lock_order.py); one it leaves open reads as
+    answered (`answered_sql`)."""
     query = (
         select(AssistRequest)
         .where(AssistRequest.beneficiary_id == b.id, open_sql())
@@ -216,7 +240,103 @@ def close_on_certification(db: Session, ctx: ServiceContext, s: CertSession, b: 
     )
     for req in db.scalars(query).all():
         _closed(db, req, AssistOutcome.CERTIFIED, None, None, {"session": s.id})
-        ctx.hooks.request_closed(db, req.id, req.openid)
+        ctx.hooks.request_closed(db, req.id, req.openid, s.id)  # not twice to the account that sent `s`
+
+
+REOPEN_ACTION = "assist.reopen"
+
+
+def reopen_on_revocation(db: Session, hooks: FeatureHooks, session_id: str, actor: str) -> list[int]:
+    """The certification of session `session_id` was just revoked (the console's two supervisors, or the operator
+    API and `pension-cert revoke`, through ctx.hooks.revocations): the requests it closed are open again, for staff
+    to arrange the visit or the review the person asked for. Before, they stayed closed as certified: the person
+    told to certify again by the revocation's notice, a bedridden pensioner whose home visit was recorded on the
+    wrong record (错误受理) among them, had to file anew, and until then staff owed them nothing. Which requests
+    (`_to_reopen`): those this certification closed (`closed_by`), no other certification in force answers
+    (`answered_sql`), filed for the record's present person, the latest of each requester (one open request per
+    person and requester; none when they have filed anew), not one from an account the revocation is not for
+    (`hooks.kept_from_revocation`, the WeChat feature's relatives_told rule: the maker of a revoked session, a
+    relative whose binding is locked or flagged). None after a certification that counted for nobody (made before
+    the record's ID number changed), none
+    for a person recorded deceased, and none for a person any of whose certifications was revoked as 冒领 (the
+    requester may be whoever collected; the bureau's investigation decides what the family hears, as for its
+    notice: wechat/revoked.py). No message: the revocation's notice tells the person. Taken after the person's
+    row, so with SKIP LOCKED as `close_on_certification` (lock_order.py); audited `assist.reopen`. The ids
+    reopened."""
+    cert = db.scalar(select(Certification).where(Certification.session_id == session_id))
+    if cert is None or cert.revoke_reason is None:
+        return []
+    b, s = db.get(Beneficiary, cert.beneficiary_id), db.get(CertSession, cert.session_id)
+    if b is None or s is None or b.status == BeneficiaryStatus.DECEASED:
+        return []
+    if not made_for_current_person(b, s.created_at) or revoked_as_impersonation(db, b.id):
+        return []
+    reopened: list[int] = []
+    for req in _to_reopen(db, hooks, b, session_id):
+        req.status, req.outcome, req.outcome_note = AssistStatus.OPEN, None, None
+        req.closed_by, req.closed_at = None, None
+        detail = {"request": req.id, "certification": cert.id, "reason": cert.revoke_reason}
+        audit_chain.record(db, actor, REOPEN_ACTION, audit_chain.person_target(b), detail)
+        reopened.append(req.id)
+    db.flush()  # before a later statement of the unit reads the requests (the open one per requester)
+    return reopened
+
+
+def _to_reopen(db: Session, hooks: FeatureHooks, b: Beneficiary, session_id: str) -> list[AssistRequest]:
+    """The requests `reopen_on_revocation` gives back to staff, locked (the latest of each requester first)."""
+    closed = closed_by(db, b, session_id)
+    if not closed:
+        return []
+    query = (
+        select(AssistRequest)
+        .where(
+            AssistRequest.id.in_(closed),
+            AssistRequest.beneficiary_id == b.id,
+            AssistRequest.status == AssistStatus.CLOSED,
+            AssistRequest.outcome == AssistOutcome.CERTIFIED,
+            ~answered_sql(),
+        )
+        .order_by(AssistRequest.id.desc())
+        .with_for_update(skip_locked=True)
+    )
+    # Filed before the roster gave the record another ID number: the previous holder's request, not this person's.
+    found = [req for req in db.scalars(query).all() if made_for_current_person(b, req.created_at)]
+    kept = hooks.kept_from_revocation(db, b.id, {req.openid for req in found})
+    held = set(db.scalars(select(AssistRequest.openid).where(AssistRequest.beneficiary_id == b.id, open_sql())))
+    chosen: list[AssistRequest] = []
+    for req in found:
+        if req.openid in kept or req.openid in held:  # held: filed anew since, or a later one of theirs chosen
+            continue
+        held.add(req.openid)
+        chosen.append(req)
+    return chosen
+
+
+def closed_by(db: Session, b: Beneficiary, session_id: str) -> set[int]:
+    """The ids of person `b`'s requests that the certification of session `session_id` closed, as each way of
+    closing one records it: the certification's own rule (`close_on_certification`: its `assist.close` entry names
+    the session), 视频审核通过 on the request page (assist_video.accept_video: its `case.decide.final` entry on the
+    session names the request) and 记录认证并办结 (`certify_and_close`: the certification's evidence names the
+    request). Not a request closed by another certification that no longer answers it: a later revocation of
+    another certification gave back the request a 冒领 certification had closed."""
+    recorded = mask_text(session_id)[:64]  # as the audit chain stores a text (audit_chain.record)
+    e = ConsoleAuditEntry
+    closings = select(e.detail).where(
+        e.target == audit_chain.person_target(b), e.action == CLOSE_ACTION, e.detail["session"].as_string() == recorded
+    )
+    decided = select(e.detail).where(e.target == recorded, e.action == "case.decide.final")
+    alt = select(AltCertification.evidence).where(AltCertification.session_id == session_id)
+    found = [*db.scalars(closings), *db.scalars(decided), *db.scalars(alt)]
+    return {d["request"] for d in found if isinstance(d, dict) and isinstance(d.get("request"), int)}
+
+
+def closing_number(db: Session, request_id: int) -> int:
+    """Which closing of request `request_id` its present one is (or its next, while it is open): the first, and one
+    more each time a revocation reopened it (`reopen_on_revocation`'s audit entries). Each closing has its own
+    notice (notice_queue.assist_ref)."""
+    e = ConsoleAuditEntry
+    reopened = select(func.count()).where(e.action == REOPEN_ACTION, e.detail["request"].as_integer() == request_id)
+    return 1 + (db.scalar(reopened) or 0)
 
 
 def _close_answered(db: Session, b: Beneficiary, openid: str) -> None:

@@ -15,7 +15,8 @@ person's latest certification (a second certification from superseded evidence).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -34,6 +35,7 @@ from service.certification.models import (
 from service.certification.review import machine_reject, overrulable, settle
 from service.features.console import audit_chain
 from service.features.console.assist import AssistError, answered_sql, close, open_sql
+from service.features.console.assist_hold import hold_cutoff
 from service.features.console.auth import Staff
 from service.features.console.labels import reason_label
 from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus, ReviewDecision
@@ -88,40 +90,95 @@ def recent_attempts(db: Session, beneficiary_id: int) -> Sequence[CertSession]:
     return db.scalars(query.order_by(CertSession.created_at.desc()).limit(RECENT_SESSIONS)).all()
 
 
-def _certifies_person(db: Session, s: CertSession, beneficiary_id: int) -> bool:
+def _certifies_person(
+    db: Session, s: CertSession, beneficiary_id: int, proxies: Mapping[str, ProxySession] | None = None
+) -> bool:
     """A session whose accept certifies the request's person: theirs, and not an elder's consent to a relative nor a
-    relative's own verification (the proxy feature's accept of those certifies nobody)."""
-    proxy = db.get(ProxySession, s.id)
+    relative's own verification (the proxy feature's accept of those certifies nobody). `proxies`: the proxy rows
+    of the sessions looked at, read already (`videos_awaited`: a session absent from it has none)."""
+    proxy = db.get(ProxySession, s.id) if proxies is None else proxies.get(s.id)
     return s.beneficiary_id == beneficiary_id and (proxy is None or proxy.kind == ProxySessionKind.CERTIFICATION)
 
 
-def video_of(db: Session, req: AssistRequest, attempts: Sequence[CertSession]) -> CertSession | None:
+def video_of(
+    db: Session,
+    req: AssistRequest,
+    attempts: Sequence[CertSession],
+    proxies: Mapping[str, ProxySession] | None = None,
+) -> CertSession | None:
     """The video request `req` is about: the session it names, else the person's latest machine-rejected session
     of their own or a relative's among `attempts` (`recent_attempts`: the request page's list)."""
     if req.session_id is not None:
         named = db.get(CertSession, req.session_id)
-        return named if named is not None and _certifies_person(db, named, req.beneficiary_id) else None
+        return named if named is not None and _certifies_person(db, named, req.beneficiary_id, proxies) else None
     return next(
-        (s for s in attempts if machine_reject(s) and _certifies_person(db, s, req.beneficiary_id)),
+        (s for s in attempts if machine_reject(s) and _certifies_person(db, s, req.beneficiary_id, proxies)),
         None,
     )
 
 
-def videos_awaited(db: Session, session_ids: Sequence[str]) -> set[str]:
+def videos_awaited(db: Session, ctx: ServiceContext, session_ids: Sequence[str], now: dt.datetime) -> set[str]:
     """Which of `session_ids` an open request for a manual review waits on (contract.KeptMediaSource, registered by
     install_features): the video `video_of` finds for it, the one staff are asked to watch. The retention purge
     keeps their media while the request is open (one a certification answered since waits on nothing:
-    `answered_sql`); the first run after it is closed takes them."""
+    `answered_sql`), for at most `REVIEW_VIDEO_HOLD_DAYS` after it was filed (assist_hold.hold_cutoff); the first run
+    after it is closed or its hold ended takes them. A fixed number of statements for the whole batch (before: the
+    recent attempts and the proxy row read again for every request)."""
     persons = select(CertSession.beneficiary_id).where(CertSession.id.in_(session_ids))
     query = select(AssistRequest).where(
         AssistRequest.kind == AssistKind.MANUAL_REVIEW,
         open_sql(),
         ~answered_sql(),
+        AssistRequest.created_at >= hold_cutoff(ctx.settings, now),
         AssistRequest.beneficiary_id.in_(persons),
     )
+    requests = db.scalars(query).all()
+    if not requests:
+        return set()
+    attempts = _recent_attempts_of(db, {req.beneficiary_id for req in requests})
+    named = {req.session_id for req in requests if req.session_id is not None}
+    db.scalars(select(CertSession).where(CertSession.id.in_(named))).all()  # into the session: `video_of`'s get
+    looked_at = named | {s.id for listed in attempts.values() for s in listed}
+    proxies = {p.session_id: p for p in db.scalars(select(ProxySession).where(ProxySession.session_id.in_(looked_at)))}
     asked = set(session_ids)
-    found = (video_of(db, req, recent_attempts(db, req.beneficiary_id)) for req in db.scalars(query).all())
+    found = (video_of(db, req, attempts.get(req.beneficiary_id, []), proxies) for req in requests)
     return {s.id for s in found if s is not None and s.id in asked}
+
+
+def _recent_attempts_of(db: Session, beneficiary_ids: set[int]) -> dict[int, list[CertSession]]:
+    """`recent_attempts` of each of these people, in one statement."""
+    rank = func.row_number().over(partition_by=CertSession.beneficiary_id, order_by=CertSession.created_at.desc())
+    ranked = select(CertSession.id, rank.label("rank")).where(CertSession.beneficiary_id.in_(beneficiary_ids))
+    recent = ranked.subquery()
+    query = (
+        select(CertSession)
+        .join(recent, recent.c.id == CertSession.id)
+        .where(recent.c.rank <= RECENT_SESSIONS)
+        .order_by(CertSession.created_at.desc())
+    )
+    by_person: dict[int, list[CertSession]] = {}
+    for s in db.scalars(query).all():
+        by_person.setdefault(s.beneficiary_id or 0, []).append(s)
+    return by_person
+
+
+def hold_video(db: Session, req: AssistRequest) -> None:
+    """The video a manual-review request just stored (`assist.submit`, in its transaction) waits on, locked (FOR
+    SHARE) and read again: refused (ASSIST_VIDEO_PURGED) when its media are gone. A purge run holding that row
+    (retention._purge_batch: it read which videos requests wait on before this request existed) is waited for and
+    its deletion seen; a row this locks first is skipped by the purge (SKIP LOCKED) until the request is committed,
+    and the next run keeps it. Before, a request committed while the purge ran was stored on a deleted video: the
+    person told 不用再拍, the request page then saying it was deleted. The lock order holds: the request, then the
+    session (lock_order.py)."""
+    if req.kind != AssistKind.MANUAL_REVIEW:
+        return
+    s = video_of(db, req, recent_attempts(db, req.beneficiary_id))
+    if s is None:
+        return  # nothing to keep: the request page says so (NO_VIDEO)
+    locked = select(CertSession).where(CertSession.id == s.id).with_for_update(read=True)
+    s = db.scalars(locked.execution_options(populate_existing=True)).one()
+    if s.media_purged_at is not None:
+        raise AssistError("ASSIST_VIDEO_PURGED")
 
 
 def check_video(db: Session, req: AssistRequest, attempts: Sequence[CertSession]) -> VideoCheck:
@@ -183,7 +240,7 @@ def accept_video(
     s = found.session
     # The request first (the lock order: the request page holds it), then the session and the person (`settle`);
     # closed first, so the certification's own rule closes only the person's other requests.
-    close(db, ctx, staff, req, AssistOutcome.CERTIFIED, "")
+    close(db, ctx, staff, req, AssistOutcome.CERTIFIED, "", certified_by=s.id)  # one message: the decision's
     db.add(ReviewDecision(session_id=s.id, user_id=staff.id, stage="final", decision="accept", reason=note))
     try:
         settle(db, ctx, s, SessionDecision.ACCEPT, staff.username, note, staff.actor, overrule=True)

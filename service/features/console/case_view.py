@@ -91,6 +91,31 @@ def score_rows(result: dict[str, Any]) -> list[ScoreRow]:
     return rows
 
 
+# The screen-light challenge's result (the decision's liveness entry `light`, pipelines/liveness/light.py): whether
+# the face followed the colours the capture page showed. One line of evidence beside the actions.
+LIGHT_ZH = {
+    "seen": "脸部随屏幕颜色变化",
+    "not_seen": "未见变化",
+    "flat": "脸与背景同样变化（疑似翻拍）",
+    "too_short": "录像太短，未能判断",
+}
+LIGHT_NOT_ISSUED_ZH = "未发出"
+
+
+def light_evidence(result: dict[str, Any]) -> str | None:
+    """The screen-light line of a decision, in Chinese; None for a decision without a liveness analysis (a failed
+    job, undecodable media). A session issued no sequence (LIGHT_CHALLENGE off, or opened before it) reads 未发出;
+    a status this page does not know is shown as recorded."""
+    live = result.get("liveness")
+    if not isinstance(live, dict):
+        return None
+    light = live.get("light")
+    status = light.get("status") if isinstance(light, dict) else None
+    if not isinstance(status, str):
+        return LIGHT_NOT_ISSUED_ZH
+    return LIGHT_ZH.get(status, status)
+
+
 def review_reasons(s: CertSession) -> list[str]:
     """Why the case is in the queue, in Chinese: the decision's reason codes, then the notes that sent it to a
     person without a code (first proxy certification, the stricter proxy line, no operator template), then a

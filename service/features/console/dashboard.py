@@ -182,7 +182,7 @@ def _by_region(
         if state is CycleState.DECEASED:
             key = "deceased"
         elif halted:
-            key = "stopped_by_roster"
+            key = CycleState.STOPPED_BY_ROSTER.value  # as cycle.state_of names them on the person page and the API
         by_region[region][key] += count
     for region, count in _awaiting_decision(db, rules, today, area, staff).items():
         by_region[region]["overdue"] -= count

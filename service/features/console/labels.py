@@ -28,6 +28,7 @@ STATE_ZH = {
     "due_soon": "即将到期",
     "overdue": "已逾期",
     "awaiting_decision": "认证待审核",  # overdue, a certification made in time waiting for staff (cycle.states_of)
+    "stopped_by_roster": "名册已停发",  # held active, the roster says the benefit system stopped paying: cycle.state_of
     "deceased": "已死亡",
     "undated": "无有效期",
     "active": "正常",
@@ -136,6 +137,7 @@ AUDIT_ACTION_ZH = {
     "assist.list": "查看群众申请",
     "assist.view": "查看群众申请详情",
     "assist.close": "办结群众申请",
+    "assist.reopen": "认证撤销，重新受理群众申请",
     "alert.resolve": "处理预警",
     "alert.resolve.refused": "处理预警被拒（须由登记人以外的主管核实）",
     "dashboard.export": "导出统计",

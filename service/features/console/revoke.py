@@ -15,12 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.audit import audit
+from service.certification.contract import FeatureHooks
 from service.certification.cycle import CycleRules
 from service.certification.errors import InvalidInputError, NotFoundError
 from service.certification.evidence_hold import HoldReason, place_hold, release_ask, release_hold
 from service.certification.models import CertSession, EvidenceHold
 from service.certification.revocation import Revoked, revoke_by_two
 from service.features.console import accounts, audit_chain, scope
+from service.features.console.assist import reopen_on_revocation
 from service.features.console.auth import Staff
 from service.features.proxy.models import ProxyBinding, ProxySession, ProxySessionKind
 from service.infra.security import mask_text
@@ -41,6 +43,7 @@ def revoke_from_console(
     note: str,
     rules: CycleRules,
     hold_days: int,
+    hooks: FeatureHooks,
 ) -> Revoked | bool | None:
     """Ask to revoke certification `certification_id` of person `bid`, or confirm another supervisor's request
     (revoked then: `revocation.revoke_by_two`, two supervisors), in the unit of work: the revocation, True when
@@ -65,6 +68,7 @@ def revoke_from_console(
         audit_chain.record(db, staff.actor, ASK_ACTION, audit_chain.person_target(b), detail)
         return True
     binding = _lock_binding(db, done.session_id, staff.actor, b.external_id)
+    reopen_on_revocation(db, hooks, done.session_id, staff.actor)  # the requests it answered go back to staff
     detail = {
         "certification": done.certification_id,
         "reason": reason,

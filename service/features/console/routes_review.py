@@ -25,6 +25,7 @@ from service.features.console.case_media import CaseImage
 from service.features.console.case_view import (
     IDENTITY_CHANGED_REFUSAL_ZH,
     identity_changed_since,
+    light_evidence,
     review_reasons,
     score_rows,
 )
@@ -334,6 +335,7 @@ def _case_view(
             why=review_reasons(s),
             identity_changed=identity_changed_since(s, b),
             scores=score_rows(result),
+            light=light_evidence(result),
             media_kept=s.media_purged_at is None and ctx is not None,
             claim_ttl_min=cfg.claim_ttl_s // 60,
             reclaim_at=reclaim,

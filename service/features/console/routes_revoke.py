@@ -67,7 +67,7 @@ def revoke(
         staff,
         bid,
         "认证记录不存在",
-        lambda db: revoke_from_console(db, staff, bid, cid, reason, note, ctx.rules, days),
+        lambda db: revoke_from_console(db, staff, bid, cid, reason, note, ctx.rules, days, ctx.hooks),
     )
 
 

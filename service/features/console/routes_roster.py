@@ -190,7 +190,13 @@ def _person_page(
             .order_by(ProxyBinding.created_at)
         ).all()
         death = db.get(DeathRecord, bid)
-        alerts = db.scalars(select(ConsoleAlert).where(ConsoleAlert.beneficiary_id == bid)).all()
+        # In the order they were raised, as the history below reads (without an order, PostgreSQL returns an alert
+        # resolved or merged since after the later ones: its rewritten row moved).
+        alerts = db.scalars(
+            select(ConsoleAlert)
+            .where(ConsoleAlert.beneficiary_id == bid)
+            .order_by(ConsoleAlert.created_at, ConsoleAlert.id)
+        ).all()
         # The sessions' media: held (until when), deleted, none (service/certification/evidence_hold.py).
         shown = [s.id for s in sessions] + [c.session_id for c in certs]
         evidence = evidence_of(db, shown, utcnow(), ctx.settings.storage.evidence_hold_days)

@@ -20,6 +20,7 @@ from service.certification.models import (
     beneficiary_of,
     utcnow,
 )
+from service.features.console.assist import closing_number
 from service.features.console.models import AssistRequest
 from service.features.wechat.accounts import own_account
 from service.features.wechat.messages import (
@@ -34,6 +35,7 @@ from service.features.wechat.notice_queue import (
     ASSIST,
     STAFF_DECISION,
     TO_CERTIFY,
+    assist_closing,
     busy,
     person_reminder_ref,
     reminder_kind,
@@ -90,10 +92,13 @@ def compose(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.da
     if notice.kind == REVOKED:
         return revoked_message(db, notice.ref, notice.openid, today, base)
     if notice.kind == ASSIST:
-        req = db.get(AssistRequest, int(notice.ref)) if notice.ref.isdigit() else None
+        closing = assist_closing(notice.ref)
+        req = db.get(AssistRequest, closing[0]) if closing is not None else None
         b = db.get(Beneficiary, req.beneficiary_id) if req is not None else None
-        if req is None or b is None or req.closed_at is None:
+        if closing is None or req is None or b is None or req.closed_at is None:
             return None
+        if closing_number(db, req.id) != closing[1]:
+            return None  # an earlier closing's, the request reopened since: the present closing has its own notice
         return assist_message(req, b, base, ctx.settings)
     b_id = notice.ref.partition(":")[0]
     b = db.get(Beneficiary, int(b_id)) if b_id.isdigit() else None

@@ -40,6 +40,7 @@ from service.certification.models import (
     SessionState,
     utcnow,
 )
+from service.features.console.assist import closing_number
 from service.features.wechat.accounts import made_a_revoked_session, own_accounts
 from service.features.wechat.models import WeChatNotice, WeChatSessionLink
 from service.features.wechat.revoked import REVOKED, revocations_to_tell, told_today
@@ -48,7 +49,7 @@ from service.infra import clock
 # Only recent decisions are scanned for result messages: the scan stays small as sessions accumulate.
 RESULT_WINDOW = dt.timedelta(days=7)
 STAFF_DECISION = "review"  # notice kind of a staff decision on a review case (ref: the session id)
-ASSIST = "assist"  # a citizen's manual-review / home-visit request closed by staff (ref: the request id)
+ASSIST = "assist"  # a citizen's manual-review / home-visit request closed (ref: `assist_ref`, the request id)
 # Reminders per transaction of the run (`queue_notices`), and persons per look-up.
 BATCH = 500
 
@@ -325,7 +326,33 @@ def queue_staff_decision(db: Session, s: CertSession) -> int:
     return int(_record(db, STAFF_DECISION, s.id, link.openid))
 
 
-def queue_assist_closed(db: Session, request_id: int, openid: str) -> int:
+def queue_assist_closed(db: Session, request_id: int, openid: str, certified_by: str | None = None) -> int:
     """One message to the openid that asked, when staff close a manual-review / home-visit request; in the
-    caller's transaction (the message exists exactly when the closing does)."""
-    return int(_record(db, ASSIST, str(request_id), openid))
+    caller's transaction (the message exists exactly when the closing does). None when `certified_by`, the session
+    whose certification closed the request, was sent from this same openid: its own message (the staff decision,
+    `queue_staff_decision`, or the machine's result, `queue_notices`) already says 已通过 with the new date, and an
+    accept is always told (notice_message.superseded). Before, a video accepted from the request page (视频审核通过)
+    sent the requester two messages for one event, 人工审核结果 已通过 and 人工审核申请已办结 已完成认证, both with
+    the same date. A requester on another account (a relative's request for the person's own video, or the
+    person's for a relative's) is still told by the closing."""
+    if certified_by is not None:
+        link = db.get(WeChatSessionLink, certified_by)
+        if link is not None and link.openid == openid:
+            return 0
+    return int(_record(db, ASSIST, assist_ref(request_id, closing_number(db, request_id)), openid))
+
+
+def assist_ref(request_id: int, closing: int) -> str:
+    """The ref of the notice of request `request_id`'s `closing`-th closing (assist.closing_number): the request's
+    id, as it always was, for its first; `<id>:<n>` for a request a revocation reopened, closed again. Before, the
+    ref was the id alone, recorded already by the first closing: the reply to a reopened request, or the news of
+    the second home visit, reached nobody."""
+    return str(request_id) if closing <= 1 else f"{request_id}:{closing}"
+
+
+def assist_closing(ref: str) -> tuple[int, int] | None:
+    """(request id, closing) of an `assist_ref`; None for a ref of no such form."""
+    rid, colon, n = ref.partition(":")
+    if not rid.isdigit() or (colon and not n.isdigit()):
+        return None
+    return int(rid), int(n) if colon else 1

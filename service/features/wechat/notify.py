@@ -34,6 +34,7 @@ from service.features.wechat.notice_queue import (
     reminder_kind,
 )
 from service.features.wechat.notice_send import DAYTIME, NoticeRun, deliver, reminder_hours
+from service.features.wechat.relatives_told import kept_from_revocation
 from service.features.wechat.requesters import account_requesters
 from service.infra import clock
 from service.infra.clock import local_today
@@ -68,14 +69,15 @@ class WeChatNotifier:
     def staff_decision(self, db: Session, s: CertSession) -> int:
         return queue_staff_decision(db, s)
 
-    def request_closed(self, db: Session, request_id: int, openid: str) -> int:
-        return queue_assist_closed(db, request_id, openid)
+    def request_closed(self, db: Session, request_id: int, openid: str, certified_by: str | None = None) -> int:
+        return queue_assist_closed(db, request_id, openid, certified_by)
 
 
 def install(ctx: ServiceContext) -> None:
     """Register the WeChat notifier on the core (called by service.features.install.install_features)."""
     ctx.hooks.notifiers["wechat"] = WeChatNotifier()
     ctx.hooks.requesters["wechat"] = account_requesters  # after the proxy's: an operator's session is theirs
+    ctx.hooks.revocation_kept["wechat"] = kept_from_revocation  # no request reopened for whom a revocation is not
 
 
 def run_notifications(

@@ -32,7 +32,7 @@ from service.features.console.auth import Staff
 from service.features.console.models import AssistRequest
 from service.features.proxy.models import ProxyClaim, subject_of
 from service.features.wechat.models import NoticeStatus, WeChatNotice
-from service.features.wechat.notice_queue import ASSIST, STAFF_DECISION
+from service.features.wechat.notice_queue import ASSIST, STAFF_DECISION, assist_closing
 from service.features.wechat.notice_send import ANSWER_LOST, answer_unknown, is_answer_unknown
 from service.features.wechat.quota import UNREACHABLE
 from service.infra.security import mask_text
@@ -103,7 +103,8 @@ def _person(db: Session, notice: WeChatNotice) -> Beneficiary | ProxyClaim | Non
         s = db.get(CertSession, notice.ref)
         return subject_of(db, s) if s is not None else None
     if notice.kind == ASSIST:
-        req = db.get(AssistRequest, int(notice.ref)) if notice.ref.isdigit() else None
+        closing = assist_closing(notice.ref)
+        req = db.get(AssistRequest, closing[0]) if closing is not None else None
         return db.get(Beneficiary, req.beneficiary_id) if req is not None else None
     b_id = notice.ref.partition(":")[0]
     return db.get(Beneficiary, int(b_id)) if b_id.isdigit() else None
@@ -132,7 +133,10 @@ def _stuck_query(staff: Staff, beneficiary_id: int | None) -> Select[WeChatNotic
         .outerjoin(CertSession, n.kind.in_(SESSION_KINDS) & (CertSession.id == n.ref))
         .outerjoin(s_b, s_b.id == CertSession.beneficiary_id)
         .outerjoin(ProxyClaim, ProxyClaim.session_id == CertSession.id)
-        .outerjoin(AssistRequest, (n.kind == ASSIST) & (rest == "") & (AssistRequest.id == _leading_id(n.ref)))
+        .outerjoin(
+            AssistRequest,
+            (n.kind == ASSIST) & ((rest == "") | rest.startswith(":")) & (AssistRequest.id == _leading_id(n.ref)),
+        )
         .outerjoin(r_b, r_b.id == AssistRequest.beneficiary_id)
         .outerjoin(
             p_b,

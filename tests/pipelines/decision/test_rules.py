@@ -9,6 +9,7 @@ import pytest
 
 from pipelines.decision import Evidence, Outcome, decide
 from pipelines.decision.runner import CertificationReport, Certifier
+from pipelines.liveness.fusion import Verdict
 from pipelines.reasons import ReasonCode
 from tests.service.media import LIVE_ACTIONS, LIVE_VIDEO, card_for_video
 
@@ -97,3 +98,21 @@ def test_template_is_the_stronger_reference(report: CertificationReport) -> None
     low = dataclasses.replace(m, similarity=th.review - 0.2, band=th.band(th.review - 0.2))
     d = decide(evidence(report, card_match=low, template_match=low))
     assert d.outcome is Outcome.REJECT and ReasonCode.FACE_MISMATCH in d.reasons
+
+
+@pytest.mark.parametrize(
+    ("verdict", "reason", "outcome"),
+    [("retake", ReasonCode.LIGHT_NOT_SEEN, Outcome.REJECT), ("review", ReasonCode.LIGHT_FLAT, Outcome.REVIEW)],
+)
+def test_the_screen_light_verdicts_reach_the_decision_with_their_code(
+    report: CertificationReport, verdict: str, reason: ReasonCode, outcome: Outcome
+) -> None:
+    """An enforced screen-light finding (pipelines/liveness/fusion.py): a retake is not an accept (the citizen
+    reads the hint), a flat response goes to a person; the notes say the light drove it."""
+    assert report.liveness is not None
+    live = dataclasses.replace(
+        report.liveness, passed=False, verdict=Verdict(verdict), driver="light", reasons=[reason]
+    )
+    decision = decide(evidence(report, liveness=live))
+    assert (decision.outcome, decision.reasons) == (outcome, [reason])
+    assert decision.notes == [f"liveness {verdict}: driven by light"]

@@ -36,6 +36,7 @@ IN_FLIGHT = (SessionState.QUEUED, SessionState.PROCESSING)
 
 
 LIMIT_TEXT = "今日认证次数已达上限,明天可再试;也可申请人工审核或上门认证"
+STOPPED_TEXT = "名册显示待遇已停止在本地发放(如已转出),无需在此认证;如有疑问请联系社保经办机构"
 # The states that ask the relative to certify: a locked binding replaces only these with "locked" (the lock says why
 # they cannot). An elder certified another way (a home visit), in review or being checked keeps their line, and the
 # certificate link a certified elder's line carries; before, "已锁定" hid a valid certification.
@@ -71,7 +72,7 @@ def elder_status(
         if asked is not None:
             return "review", f"{asked}申请已按时提交,正在办理,结果会通过公众号通知"
         return "review", "认证材料已按时提交,正在人工审核,结果会通过公众号通知"
-    to_certify = state not in (CycleState.CERTIFIED, CycleState.DECEASED)
+    to_certify = state not in (CycleState.CERTIFIED, CycleState.DECEASED, CycleState.STOPPED_BY_ROSTER)
     if to_certify and requester is not None and attempts.attempts_left(db, ctx, b.id, requester) == 0:
         return "limit", LIMIT_TEXT
     until = zh_date(b.valid_until) if b.valid_until else ""  # as the messages write it: 2027年3月1日
@@ -82,6 +83,9 @@ def elder_status(
         CycleState.OVERDUE: f"认证已于{until}到期,请尽快认证",
         CycleState.UNDATED: "暂无认证记录",
         CycleState.DECEASED: "已登记死亡",
+        # The roster says the benefit system stopped paying here (e.g. transferred out): nobody asks for a
+        # certification here (cycle.state_of); before, the line still said 请在…前完成认证 or 认证已于…到期.
+        CycleState.STOPPED_BY_ROSTER: STOPPED_TEXT,
     }[state]
     return str(state), text
 

@@ -72,6 +72,7 @@ def my_data_page(ctx: Ctx, db: DB, request: Request, done: str = "") -> Response
         done=DONE.get(done),
         form=form_token(ctx, openid),
         retention_days=ctx.settings.storage.retention_days,
+        hold_days=ctx.settings.storage.review_video_hold_days,  # a manual review's video (console/assist_hold.py)
         phone=ctx.settings.bureau_phone,
     )
 

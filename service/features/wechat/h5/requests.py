@@ -37,8 +37,11 @@ from service.certification.models import (
     Channel,
     SessionDecision,
     beneficiary_of,
+    utcnow,
 )
 from service.features.console.assist import KINDS_ZH, AssistError, check_form, offered_kinds, open_request, submit
+from service.features.console.assist_hold import hold_ended
+from service.features.console.assist_video import hold_video
 from service.features.console.inputs import BadInput, RowId, check_inputs
 from service.features.console.models import AssistOutcome, AssistRequest
 from service.features.proxy import operators
@@ -192,6 +195,9 @@ def _page(request: Request, ctx: ServiceContext, openid: str, status: int = 200,
     values["own"] = done is not None and done.openid == openid
     subject = values.get("subject")
     values["offered"] = offered_kinds(subject is not None and subject.reviewed)
+    # A manual review left open past its video's hold (assist_hold.py): the video is deleted, no longer 不用再拍.
+    values["video_expired"] = done is not None and hold_ended(ctx.settings, done, utcnow())
+    values["hold_days"] = ctx.settings.storage.review_video_hold_days
     return render(
         request,
         "apply.html",
@@ -288,6 +294,7 @@ def apply_submit(
         actor = attempts.wechat_requester(ctx, openid)
         about = (subject.session_id, subject.by_relative, subject.reviewed)
         req = submit(db, subject.beneficiary, kind, phone, note, openid, actor, *about)
+        hold_video(db, req)  # a manual review of a video a purge is deleting this moment: refused, not stored
         db.commit()
     except AssistError as exc:
         db.rollback()

@@ -39,6 +39,9 @@ PROMPTS: dict[str, str] = {
     "card_retake": "照片没拍好,请重新拍身份证。",
     "confirm": "是您本人吗?请核对姓名和身份证号。",
     "video": "请把脸放进框里,点开始录制。",
+    # Said after "video" when the session carries a screen-light sequence (h5-capture.js): the colours only light a
+    # face that is close to a bright screen (docs/wechat.md, "The screen-light challenge"). Also the page's text.
+    "light": "录像时屏幕会变换颜色,请调亮屏幕,脸对准屏幕。",
     "uploading": "正在上传,请稍候。",
     # The capture page's wait and the result page's "正在核验": the essentials of their text (espeak-ng: ~10 s).
     "wait": "视频已保存,正在排队。不用重拍,结果会发微信消息。",

@@ -45,3 +45,23 @@ def test_certify_bad_input_is_a_message_not_a_traceback(
     assert code == 2 and "unknown action" in err
     code, _, err = run(capsys, "certify", "--id-card", str(tmp_path / "none.jpg"), "--video", card)
     assert code == 2 and "no such file" in err
+
+
+def test_certify_reports_the_light_response_and_enforces_it_when_asked(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--light`: the clip was filmed with no screen light. Observed, the decision is the one without it (the
+    stage's `light` in --full); enforced, the liveness stage asks for a retake and the decision does not accept."""
+    card, fields = card_for_video(data_dir, LIVE_VIDEO)
+    card_path = tmp_path / "card.jpg"
+    card_path.write_bytes(card)
+    video = str(data_dir / LIVE_VIDEO)
+    args = ["certify", "--id-card", str(card_path), "--video", video, "--challenge", ",".join(LIVE_ACTIONS)]
+    args += ["--beneficiary-id", fields.id_number, "--light", "red,blue,green,white,red,green"]
+    code, out, _ = run(capsys, *args, "--full")
+    assert code == 0 and out is not None and (out["decision"], out["reasons"]) == ("accept", [])
+    live = out["liveness"]
+    assert isinstance(live, dict) and live["light"]["mode"] == "observe"
+    assert live["light"]["status"] in ("not_seen", "too_short")
+    code, out, _ = run(capsys, *args, "--light-mode", "enforce")
+    assert code == 0 and out is not None and out["decision"] == "reject" and out["reasons"] == ["LIGHT_NOT_SEEN"]

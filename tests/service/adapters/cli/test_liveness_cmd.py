@@ -71,3 +71,41 @@ def test_corrupt_video_exits_with_input_error(tmp_path: Path, capsys: pytest.Cap
 def test_unknown_action_is_rejected(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["liveness", str(data_dir / "videos/liveportrait_driving_d0.mp4"), "--challenge", "smile"]) == 2
     assert "smile" in capsys.readouterr().err
+
+
+def test_light_flag_reports_the_response_and_enforce_asks_for_a_retake(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--light`: the colours the page showed. This real clip was filmed with no screen light: in observe mode the
+    response is reported and the verdict is the one without `--light`; in enforce mode it asks for a retake."""
+    video = str(data_dir / "videos/liveportrait_driving_d13.mp4")
+    colours = "red,blue,green,white,red,green"
+    assert main(["liveness", video]) == 0
+    (plain,) = _lines(capsys)
+    assert plain["light"] is None
+    assert main(["liveness", video, "--light", colours]) == 0
+    (observed,) = _lines(capsys)
+    light = observed["light"]
+    assert isinstance(light, dict) and light["status"] == "not_seen" and light["mode"] == "observe"
+    assert light["sequence"]["colours"] == colours.split(",")
+    assert (observed["verdict"], observed["reasons"]) == (plain["verdict"], plain["reasons"]) == ("pass", [])
+    assert set(observed) == set(plain)  # every field of the contract kept
+    assert main(["liveness", video, "--light", colours, "--light-mode", "enforce"]) == 0
+    (enforced,) = _lines(capsys)
+    assert (enforced["verdict"], enforced["driver"], enforced["reasons"]) == ("retake", "light", ["LIGHT_NOT_SEEN"])
+    assert enforced["passed"] is False
+    assert enforced["messages"] == ["未看到屏幕颜色照在脸上,请在室内、调亮手机屏幕、脸靠近屏幕后重拍"]
+
+
+def test_a_bad_light_sequence_is_a_usage_error_before_any_model_loads(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = str(data_dir / "videos/liveportrait_driving_d13.mp4")
+    card = str(data_dir / "idcard/synthetic/card_000.jpg")
+    for args, text in (
+        (["liveness", video, "--light", "purple,red"], "unknown light colour(s) ['purple']"),
+        (["certify", "--id-card", card, "--video", video, "--light", "red"], "a light sequence has 2..12 colours"),
+    ):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert "BAD_LIGHT: " in err and text in err and "Traceback" not in err, err

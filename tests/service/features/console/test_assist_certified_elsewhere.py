@@ -16,7 +16,7 @@ from service.certification.context import ServiceContext
 from service.certification.staff_audit import ConsoleAuditEntry
 from service.features.console import assist
 from service.features.console.models import AssistRequest
-from service.features.wechat.models import WeChatNotice
+from service.features.wechat.models import WeChatNotice, WeChatSessionLink
 from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.console.conftest import api_settle, login
@@ -108,3 +108,25 @@ def test_a_request_answered_without_a_certification_stays_answered(
         assert [(r.outcome, r.outcome_note) for r in rows] == [("answered", "请到柜台办理"), ("certified", None)]
         notices = db.scalars(select(WeChatNotice.ref).where(WeChatNotice.kind == "assist")).all()
         assert sorted(int(ref) for ref in notices) == rids
+
+
+def test_the_account_that_sent_the_accepted_video_is_told_once(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The person's own video, sent from their account (a review case the operator API accepts): their account is
+    told by the decision's message alone (已通过, the new date), not a second time by the closing of their own
+    request; the daughter's request, from her account, is closed with its message. Before: two messages to the
+    person for the one certification."""
+    bid, rids = _requests_of(ctx)
+    with ctx.db() as db:
+        s = factories.review_session(bid)
+        db.add(s)
+        db.flush()
+        db.add(WeChatSessionLink(session_id=s.id, openid=OWN))
+        sid = s.id
+    assert api_settle(app_client, sid, "accept") == (200, "")
+    with ctx.db() as db:
+        rows = db.scalars(select(AssistRequest).where(AssistRequest.id.in_(rids)).order_by(AssistRequest.id)).all()
+        assert [(r.status, r.outcome) for r in rows] == [("closed", "certified")] * 2
+        notices = db.execute(select(WeChatNotice.kind, WeChatNotice.ref, WeChatNotice.openid)).all()
+        assert sorted(tuple(n) for n in notices) == [("assist", str(rids[1]), DAUGHTER), ("review", sid, OWN)]

@@ -3,25 +3,34 @@
 machine reject is final, so its media went at the end of the retention period (a day ahead of it since PURGE_AHEAD),
 the request still open, and the request page still offered 视频审核通过 on a video that no longer existed. Now the
 purge keeps the video the request waits on (assist_video.videos_awaited, through FeatureHooks.kept_media) until the
-request is closed, and the page refuses a purged one. SQLite and PostgreSQL (the `ctx` fixture's backends)."""
+request is closed or its hold ends (console/assist_hold.py), and the page refuses a purged one; a request filed while
+the purge deletes its video is refused. SQLite and PostgreSQL (the `ctx` fixture's backends)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from httpx import Response
+from sqlalchemy import event, select
 
+from service.adapters.http.app import create_app
 from service.certification import retention
+from service.certification.catalog import message_zh
 from service.certification.context import ServiceContext
 from service.certification.models import Beneficiary, Certification, CertSession, utcnow
 from service.features.console import assist
-from service.features.console.assist_video import PURGED, check_video, recent_attempts
+from service.features.console.assist_video import PURGED, check_video, recent_attempts, videos_awaited
 from service.features.console.models import AssistRequest, AssistStatus
+from service.features.wechat.h5 import identity
+from service.features.wechat.models import WeChatSessionLink
 from tests.service import factories
 from tests.service.features.console.conftest import login
 from tests.service.features.console.test_assist_video_review import OPENID, _accept, _rejected
+from tests.service.test_races import pg_ctx, started  # noqa: F401  (the two-transaction PostgreSQL context)
 
 
 def _aged_with_media(ctx: ServiceContext, sid: str, decided: dt.datetime) -> list[str]:
@@ -110,3 +119,117 @@ def test_the_request_page_refuses_a_video_whose_media_were_purged(
         req = db.get(AssistRequest, rid)
         assert req is not None and req.status == AssistStatus.OPEN
         assert db.scalars(select(Certification).where(Certification.beneficiary_id == bid)).all() == []
+
+
+def _filed(ctx: ServiceContext, rid: int, at: dt.datetime) -> None:
+    with ctx.db() as db:
+        req = db.get(AssistRequest, rid)
+        assert req is not None
+        req.created_at = at
+
+
+def test_an_open_request_keeps_its_video_no_longer_than_its_hold(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: a request staff never acted on kept the citizen's face video for as long as it stayed open. Now the
+    hold ends REVIEW_VIDEO_HOLD_DAYS after the request was filed (a day ahead, as the purge's own period): the run
+    takes the video, the request stays open for a home visit or the counter, the list marks it and the request page
+    refuses 视频审核通过 on it."""
+    bid, sid, rid = _rejected(ctx, ["CHALLENGE_MISSING_ACTION"])
+    now = utcnow()
+    hold = ctx.settings.storage.review_video_hold_days
+    keys = _aged_with_media(ctx, sid, now - dt.timedelta(days=ctx.settings.storage.retention_days + hold + 2))
+    _filed(ctx, rid, now - dt.timedelta(days=hold - 2))  # two days of the hold left
+    retention.purge_media(ctx, now)
+    assert not _purged(ctx, sid, keys)
+    csrf = login(app_client, "rev1")
+    assert "视频已过保存期限" not in app_client.get("/console/requests").text
+    _filed(ctx, rid, now - dt.timedelta(days=hold))  # the hold ends before the next daily run
+    retention.purge_media(ctx, now)
+    assert _purged(ctx, sid, keys), "the video of a request past its hold was kept"
+    assert "视频已过保存期限" in app_client.get("/console/requests").text  # marked for staff
+    page = app_client.get(f"/console/requests/{rid}").text
+    assert 'id="video-form"' not in page and PURGED in page
+    assert _accept(app_client, csrf, rid, sid).startswith("409")
+    with ctx.db() as db:
+        req = db.get(AssistRequest, rid)
+        assert req is not None and req.status == AssistStatus.OPEN  # a home visit or the counter is still owed
+        assert db.scalars(select(Certification).where(Certification.beneficiary_id == bid)).all() == []
+
+
+def test_the_purge_reads_the_requests_videos_in_a_fixed_number_of_statements(ctx: ServiceContext) -> None:
+    """Before: `videos_awaited` read each open request's recent attempts (and each video's proxy row) one statement
+    per request, in every batch of the purge. Now the same few statements whatever the number of requests."""
+
+    def statements(n: int) -> int:
+        ids = [_rejected(ctx, ["CHALLENGE_MISSING_ACTION"])[1] for _ in range(n)]
+        seen: list[str] = []
+
+        def count(*args: object) -> None:
+            seen.append(str(args[2]))
+
+        with ctx.db() as db:
+            event.listen(db.get_bind(), "before_cursor_execute", count)
+            try:
+                awaited = videos_awaited(db, ctx, ids, utcnow())
+            finally:
+                event.remove(db.get_bind(), "before_cursor_execute", count)
+        assert awaited == set(ids)
+        return len(seen)
+
+    assert 0 < statements(2) == statements(12)
+
+
+def _h5_form_post(client: TestClient, sid: str, named: bool, number: str) -> dict[str, str]:
+    """The H5 form's fields for a manual review of `sid` (named: from the failed result's link) or, from the plain
+    form, of the person typed (the video then is their latest machine reject)."""
+    page = client.get(f"/h5/apply/{sid}" if named else "/h5/apply").text
+    token = page.split('name="token" value="', 1)[1].split('"', 1)[0]
+    data = {"token": token, "kind": "manual_review", "phone": "13800138000", "note": "中风后头不能左转"}
+    return data | ({"session": sid} if named else {"name": "王秀兰", "id_number": number})
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["named-session", "latest-reject"])
+def test_a_request_filed_while_the_purge_deletes_its_video_is_refused(pg_ctx: ServiceContext, named: bool) -> None:  # noqa: F811
+    """PostgreSQL, two transactions: the purge has read which videos requests wait on (none for this one yet) and is
+    deleting it when the person files a manual review of it from the H5 form. Before: the request was stored (at
+    once, or once the purge committed) on a deleted video, the person told 不用再拍, the request page then saying it
+    was deleted. Now the form waits for the purge's row lock, sees the media gone and refuses in words; nothing is
+    stored. A request filed first would be seen by the purge (the existing test above)."""
+    ctx = pg_ctx
+    number = factories.id_number()
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring, name="王秀兰", id_number=number)
+        s = factories.review_session(b.id, decision="reject", reasons=["CHALLENGE_MISSING_ACTION"])
+        s.result = factories.review_result(decision="reject", reasons=["CHALLENGE_MISSING_ACTION"])
+        db.add(s)
+        db.flush()
+        db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
+        sid = s.id
+    keys = _aged_with_media(ctx, sid, utcnow() - dt.timedelta(days=ctx.settings.storage.retention_days + 2))
+    deleting, go = threading.Event(), threading.Event()
+    real_delete = ctx.storage.delete
+
+    def slow_delete(key: str, every_version: bool = True) -> bool:
+        deleting.set()
+        go.wait(10)
+        return real_delete(key, every_version)
+
+    with TestClient(create_app(ctx=ctx)) as client:
+        client.cookies.set(identity.COOKIE, identity.mint(ctx, OPENID))
+        data = _h5_form_post(client, sid, named, number)
+        ctx.storage.delete = slow_delete  # type: ignore[method-assign]
+        purge, purged = started(lambda: retention.purge_media(ctx))
+        assert deleting.wait(10)
+        filing, filed = started(lambda: client.post("/h5/apply", data=data))
+        time.sleep(0.5)  # the form reaches the session's row (or, before, commits) while the purge holds it
+        go.set()
+        purge.join(30)
+        filing.join(30)
+    assert purged == [1] and _purged(ctx, sid, keys)
+    [answer] = filed
+    assert isinstance(answer, Response)
+    with ctx.db() as db:
+        stored = db.scalars(select(AssistRequest).where(AssistRequest.beneficiary_id == b.id)).all()
+    assert stored == [], "a manual review was stored on a video the purge deleted"
+    assert answer.status_code == 409 and message_zh("ASSIST_VIDEO_PURGED") in answer.text

@@ -91,12 +91,37 @@ def test_a_video_rejected_for_a_missing_action_is_accepted_from_the_request(
         assert entry.actor == "staff:rev1" and entry.detail["overrules"] == "reject"
         trail = db.scalars(select(ConsoleAuditEntry).where(ConsoleAuditEntry.action == "case.decide.final")).all()
         assert [(e.target, e.detail["request"]) for e in trail] == [(sid, rid)]
+        # One event, one message: the staff decision's (人工审核结果 已通过, the new date), not the request's
+        # closing too (test_an_accept_from_the_request_page_tells_each_account_once).
         notices = db.execute(select(WeChatNotice.kind, WeChatNotice.ref, WeChatNotice.openid)).all()
-        assert sorted(tuple(n) for n in notices) == [("assist", str(rid), OPENID), ("review", sid, OPENID)]
+        assert sorted(tuple(n) for n in notices) == [("review", sid, OPENID)]
     again = _accept(app_client, csrf, rid, sid)  # a second click: the request is closed, nothing done twice
     assert "该申请已办结" in again
     with ctx.db() as db:
         assert len(db.scalars(select(Certification).where(Certification.beneficiary_id == bid)).all()) == 1
+
+
+def test_an_accept_from_the_request_page_tells_each_account_once(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """Before: the person who filed the request from the WeChat account that sent the video got two messages for
+    the one accept, the staff decision (人工审核结果：已通过，有效期至…) and the request's closing (人工审核申请已办结：
+    已完成认证，有效期至…). Now that account reads the decision only; the daughter's own request for the same person,
+    closed by the certification, still tells her (her account sent no video)."""
+    bid, sid, rid = _rejected(ctx, ["CHALLENGE_MISSING_ACTION"])
+    with ctx.db() as db:
+        b = db.get(Beneficiary, bid)
+        assert b is not None
+        daughter = assist.submit(db, b, "home_visit", "13900139000", "母亲中风", "openid-daughter", "wechat:d")
+        db.flush()
+        other = daughter.id
+    csrf = login(app_client, "rev1")
+    assert _accept(app_client, csrf, rid, sid).startswith("200")
+    with ctx.db() as db:
+        notices = db.execute(select(WeChatNotice.kind, WeChatNotice.ref, WeChatNotice.openid)).all()
+        assert sorted(tuple(n) for n in notices) == [("assist", str(other), "openid-daughter"), ("review", sid, OPENID)]
+        closed = db.scalars(select(AssistRequest.status).where(AssistRequest.id.in_((rid, other)))).all()
+        assert closed == ["closed", "closed"]
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from service.features.proxy import operators
 from service.features.proxy.sessions import open_verification
 from service.infra.clock import local_today, now_utc
 from tests.service import factories
+from tests.service.conftest import ADMIN
 from tests.service.features.console.conftest import Sample, login, make_case
 
 
@@ -111,3 +112,24 @@ def test_a_person_the_roster_stopped_is_counted_in_their_own_column(ctx: Service
     rows = {r[0]: dict(zip(table[0], r, strict=False)) for r in table[1:] if r}
     assert (rows["4201"]["overdue"], rows["4201"]["due_soon"], rows["4201"]["stopped_by_roster"]) == ("0", "0", "2")
     assert rows["total"]["stopped_by_roster"] == "2" and rows["total"]["total"] == "2"
+
+
+def test_a_person_the_roster_stopped_reads_the_same_on_the_person_page_and_the_api(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """The same two people as above: the dashboard counts them 名册已停发. Before, the person page's 认证周期 still
+    read 已逾期 / 即将到期 and the API's `cycle_state` `overdue` / `due_soon` (cycle.state_of went by the date
+    alone), though no list, reminder or run chases them. Now every view reads the state from the one rule."""
+    today = local_today(ctx.settings)
+    people = []
+    with ctx.db() as db:
+        for days in (-3, 5):
+            b = factories.beneficiary(db, ctx.keyring, valid_until=today + dt.timedelta(days=days))
+            b.roster_status = "suspended"
+            people.append((b.id, b.external_id))
+    login(app_client, "sup1")
+    for bid, ext in people:
+        page = app_client.get(f"/console/beneficiaries/{bid}").text
+        assert '认证周期：<b id="cycle">名册已停发</b>' in page
+        view = app_client.get(f"/api/v1/beneficiaries/{ext}", headers=ADMIN).json()
+        assert view["cycle_state"] == "stopped_by_roster", view

@@ -317,6 +317,7 @@ def test_the_listing_filters_by_region_and_person_in_sql_whatever_the_other_regi
     mine = [
         _failed(db, "result", own_session, "o-w"),
         _failed(db, "assist", str(own_req.id), "o-w"),
+        _failed(db, "assist", f"{own_req.id}:2", "o-w"),  # its second closing (reopened by a revocation)
         _failed(db, "due_soon", f"{wuhan.id}:2026-12-09", "o-w"),
         _failed(db, "revoked", f"{wuhan.id}:cert-1", "o-w"),
     ]

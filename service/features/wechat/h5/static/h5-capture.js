@@ -88,6 +88,53 @@
       if (key !== lastHint && Date.now() - hintSpoken > 2000) { speak("guide_" + key); hintSpoken = Date.now(); }
       lastHint = key;
     }
+    // The screen-light challenge (docs/wechat.md, "The screen-light challenge"): while recording, the screen around
+    // the oval takes each colour of the session's sequence in turn, `start_ms` after the recorder's own start event
+    // and `step_ms` each: the server looks for the face's response at those times of the video, so neither the tap
+    // nor the countdown may shift them. Nothing changes for a session without one.
+    var MIN_STEP_MS = 400;  // at most 2.5 changes a second (WCAG 2.3.1: three flashes); the server issues 800 ms
+    function lightOf() {
+      var s = flow.session(), l = s && s.challenge && s.challenge.light;
+      // A sequence the page cannot show within the flash limit is not shown at all.
+      if (!l || !l.rgb || !l.rgb.length || !(l.step_ms >= MIN_STEP_MS) || !(l.start_ms >= 0)) { return null; }
+      return l;
+    }
+    var lit = false;  // a colour is on screen
+    function paint(l, i) {
+      var layer = $("light"), oval = document.querySelector(".oval");
+      if (!layer) { return; }
+      if (i === null) {
+        if (!lit) { return; }
+        lit = false; layer.hidden = true; layer.style.backgroundColor = "";
+        if (oval) { oval.style.boxShadow = ""; }
+        document.body.classList.remove("lit"); delete app.dataset.light;
+        return;
+      }
+      var colour = "rgb(" + l.rgb[i].join(", ") + ")";
+      lit = true; layer.style.backgroundColor = colour; layer.hidden = false;
+      if (oval) { oval.style.boxShadow = "0 0 0 999px " + colour; }  // the stage around the face, lit too
+      document.body.classList.add("lit"); app.dataset.light = (l.colours && l.colours[i]) || String(i);
+    }
+    function lightShow(mine) {
+      var l = lightOf();
+      if (!l) { return; }
+      var n = l.rgb.length, end = l.start_ms + l.step_ms * n;
+      mine.lightEnd = Date.now() + end;  // the take is not cut before the last colour ends (record: cut)
+      // Each change timed from this one instant (no drift from chained timers); cleared with the take.
+      for (var i = 0; i < n; i++) {
+        timer(paint.bind(null, l, i), l.start_ms + i * l.step_ms);
+      }
+      timer(function () { paint(l, null); }, end);
+    }
+    // Entering the video step: the line (and its spoken prompt) asking for a bright screen and the face close,
+    // only when the session carries a sequence; then the camera. Said after the step's own prompt (a tap before
+    // it is said cuts it short, with the rest of the prompts: the line stays on screen).
+    function enter() {
+      var light = !!lightOf();
+      $("light-note").hidden = !light;
+      if (light) { speak(["video", "light"]); }
+      startCamera();
+    }
     // A timer of the take in progress (cleared with it); repeating when `every`.
     function timer(fn, ms, every) {
       var id = (every ? setInterval : setTimeout)(fn, ms);
@@ -109,6 +156,7 @@
     function endTake() {
       if (take) { take.timers.forEach(function (id) { clearInterval(id); }); }
       take = null;
+      paint(null, null);  // the screen back to normal, whatever ended the take
     }
     function interrupted(reason) {
       var t = take;
@@ -200,18 +248,26 @@
         stopCamera();
         flow.upload();
       };
+      // The colours start from the recorder's own start (its first frame), not from this call or the tap.
+      rec.onstart = function () { if (take === mine) { lightShow(mine); } };
       rec.start(500);
       // Live confirmation only after the page saw the face right (auto-start); a tap keeps the fixed timing.
       if (live) { live.recording(); app.dataset.recordStart = String(Date.now()); } else if (guide) { guide.stop(); }
       var actions = flow.session().challenge.actions, i = 0;
-      function cut() {
+      function cut(force) {
         if (take !== mine) { return; }
+        // A quick take (actions confirmed live) waits for the last colour: the server measures the whole sequence.
+        var wait = mine.lightEnd ? mine.lightEnd - Date.now() : 0;
+        if (!force && wait > 0) {
+          $("action-text").textContent = "请继续看着屏幕"; $("countdown").textContent = "";
+          return void timer(function () { cut(true); }, wait);
+        }
         if (live) { live.stop(); }
         mine.finished = true; endTake(); rec.stop();
       }
       // Never longer than the server takes (VIDEO_TOO_LONG): a slow person's re-prompted, late-seen actions and
       // their tails could pass it (3 + 3 + 1 s each); the tail or the last wait is cut short instead.
-      if (clipMaxS) { timer(cut, clipMaxS * 1000); }
+      if (clipMaxS) { timer(function () { cut(true); }, clipMaxS * 1000); }
       function next() {
         if (take !== mine) { return; }
         if (i >= actions.length) { return cut(); }  // cut at the last action
@@ -227,6 +283,6 @@
       next();
     }
 
-    return { startCamera: startCamera };
+    return { startCamera: startCamera, enter: enter };
   };
 })();

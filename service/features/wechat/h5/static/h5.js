@@ -68,7 +68,7 @@
       goStep(step);
     }
     function goStep(step) {
-      if (step === "video") { show("step-video"); camera.startCamera(); }
+      if (step === "video") { show("step-video"); camera.enter(); }
       else if (step === "wait") { show("step-wait"); sending.poll(); }
       else { show("step-card"); setupWx(); }
     }

@@ -30,7 +30,7 @@ from service.certification.models import (
     SessionState,
     utcnow,
 )
-from service.certification.retention import storage_upkeep
+from service.certification.retention import purge_media, storage_upkeep
 from service.certification.sessions import create_session
 from service.features.console.auth import Role, hash_password
 from service.features.console.models import AltCertification, AssistRequest, ConsoleAlert, StaffUser
@@ -603,3 +603,36 @@ def test_no_copy_of_the_phone_outlives_the_requests_erasure(w: World) -> None:
         digits = re.sub(r"\D", "", text)
         assert "13800138000" not in digits and f"依据公众号申请 #{req.id}(上门认证)。" in text
         assert "已致电 (联系电话已按期删除) 约定上门,见到本人" in text
+
+
+def test_a_manual_review_of_a_video_already_purged_is_refused(w: World) -> None:
+    """Before: the form stored a manual review (人工审核, 不用再拍) of a video the retention purge had deleted; staff
+    found nothing to watch. Now it is refused in words and nothing stored; a home visit is still taken."""
+    sid = failed_session(w)
+    with w.ctx.db() as db:
+        s = db.get(CertSession, sid)
+        assert s is not None
+        s.decided_at = utcnow() - dt.timedelta(days=w.ctx.settings.storage.retention_days + 2)
+    assert purge_media(w.ctx) == 1
+    status, text = apply(w, sid, kind="manual_review")
+    assert (status, open_requests(w)) == (409, []), "a manual review of a deleted video was stored"
+    assert "视频已过保存期限并已删除,无法人工审核" in html.unescape(text)
+    status, _ = apply(w, sid)  # the home visit the refusal points to
+    assert status == 200 and [r.kind for r in open_requests(w)] == ["home_visit"]
+
+
+def test_a_manual_review_past_its_videos_hold_tells_the_person_the_video_went(w: World) -> None:
+    """The form says how long the video is kept for the review; once a request staff left open is past that hold
+    (console/assist_hold.py: the purge takes the video), its page no longer says 不用再拍视频 but that the video was
+    deleted and staff arrange a visit. Before: 也不用再拍视频, for as long as the request stayed open."""
+    sid = failed_session(w)
+    hold = w.ctx.settings.storage.review_video_hold_days
+    page, _ = form(w, f"/h5/apply/{sid}")
+    assert f"视频保留到审核办结,最长自申请之日起 {hold} 天" in page
+    status, text = apply(w, sid, kind="manual_review")
+    assert status == 200 and "也不用再拍视频" in text and "apply-video-expired" not in text
+    with w.ctx.db() as db:
+        for req in db.scalars(select(AssistRequest)):
+            req.created_at = utcnow() - dt.timedelta(days=hold)
+    page = w.client.get(f"/h5/apply/{sid}").text
+    assert 'id="apply-video-expired"' in page and "也不用再拍视频" not in page

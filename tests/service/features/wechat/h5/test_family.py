@@ -135,3 +135,14 @@ def test_a_locked_binding_of_an_elder_certified_by_a_home_visit_reads_certified(
     assert state == "certified" and text == f"已认证,有效期至{until.year}年{until.month}月{until.day}日"
     assert factories.update(app.ctx, ProxyBinding, binding).locked is True  # staff decide, not the home visit
     assert app.client.get(f"/h5/family/bindings/{binding}/certificate.png").status_code == 200  # what the link opens
+
+
+@pytest.mark.parametrize("days", [-3, 10])
+def test_an_elder_the_roster_stopped_is_not_asked_to_certify(app: App, days: int) -> None:
+    """The roster says the benefit system stopped paying the elder here (transferred out: cycle.stopped_by_roster):
+    the dashboard counts them 名册已停发 and no reminder asks them to certify. Before, the family page still told the
+    relative 认证已于…到期,请尽快认证 (or 请在…前完成认证); now it says why nothing is asked."""
+    token, binding, elder = bind(app, days)
+    factories.update(app.ctx, Beneficiary, elder, roster_status="suspended")
+    state, text = statuses(app, token)[binding]
+    assert state == "stopped_by_roster" and "无需在此认证" in text and "到期" not in text and "完成认证" not in text

@@ -1,0 +1,29 @@
+"""How long an open request for a manual review (人工审核) keeps its video from the retention purge.
+
+The purge (service/certification/retention.py) keeps the video such a request waits on (assist_video.videos_awaited,
+contract.KeptMediaSource): staff promised the person to watch it. Before, it kept it for as long as the request
+stayed open, so a request staff never acted on kept the citizen's face video without an end, against the pages'
+照片和视频…天内删除. Now the hold ends `REVIEW_VIDEO_HOLD_DAYS` after the request was filed (with the purge's own day
+ahead, retention.PURGE_AHEAD: the next run would be a day late); the next run takes the video. The request stays
+open (staff still owe a home visit or the counter): the console's list marks it (视频已过保存期限), the request page
+refuses 视频审核通过 on the purged video (assist_video.PURGED), and the person's H5 page says so (`hold_ended`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from service.certification.retention import PURGE_AHEAD
+from service.features.console.models import AssistKind, AssistRequest
+from service.infra.config import Settings
+
+
+def hold_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:
+    """Requests filed before this no longer keep their video (the purge's own rule for its period: what would pass
+    the hold before the next daily run goes now; never later than ``now``)."""
+    return min(now, now - dt.timedelta(days=settings.storage.review_video_hold_days) + PURGE_AHEAD)
+
+
+def hold_ended(settings: Settings, req: AssistRequest, now: dt.datetime) -> bool:
+    """Whether `req` is a manual review whose video the purge no longer keeps for it (`hold_cutoff`)."""
+    return req.kind == AssistKind.MANUAL_REVIEW and req.created_at < hold_cutoff(settings, now)
