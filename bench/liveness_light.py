@@ -52,6 +52,7 @@ from pipelines.liveness.evaluation.light import random_sequences  # noqa: E402
 from pipelines.liveness.light import LightSequence  # noqa: E402
 from pipelines.liveness.light_response import (  # noqa: E402
     CALIBRATION_PATH,
+    DECODE_FROM,
     ColourSample,
     LightResponse,
     LightRules,
@@ -69,8 +70,8 @@ FOLDS = 5
 # ------------------------------------------------------------------------------------------------------ records
 
 
-# The analysis never reads past the sequence's end (5.3 s) plus the latest lag searched (1.5 s).
-KEEP_S = 7.0
+# The analysis never reads past the sequence's end (6.9 s for 8 steps) plus the latest lag searched (1.5 s).
+KEEP_S = 8.5
 
 
 def pack_samples(samples: Iterable[ColourSample]) -> list[list[float]]:
@@ -141,13 +142,16 @@ def chance_scores(records: Sequence[dict[str, Any]], rules: LightRules, k: int) 
     return out
 
 
-def choose_threshold(scores: Sequence[float], target: float) -> float:
-    """The smallest threshold (3 decimals) at which at most ``target`` of the draws reach it."""
+def choose_threshold(scores: Sequence[float], target: float, floor: float = 0.0) -> float:
+    """The smallest threshold (3 decimals, not under ``floor``) at which at most ``target`` of the draws reach it.
+    The evaluation's floor is the analysis' own (``DECODE_FROM``: under it no colour is read back, so nothing is
+    "seen" whatever the threshold): when fewer than ``target`` of the draws can read "seen" at all, the floor is the
+    threshold in force, and the calibration says so rather than a 0 that does not act."""
     values = np.sort(np.asarray(scores, dtype=float))[::-1]
     allowed = int(np.floor(target * len(values)))
     if allowed >= len(values) or not np.isfinite(values[allowed]):
-        return 0.0
-    return max(0.0, float(np.ceil((values[allowed] + 1e-9) * 1000) / 1000))
+        return floor
+    return max(floor, float(np.ceil((values[allowed] + 1e-9) * 1000) / 1000))
 
 
 def subject_folds(subjects: Sequence[str], k: int, seed: int) -> dict[str, int]:
@@ -191,7 +195,7 @@ def evaluate_chance(
     thresholds = []
     for f in range(FOLDS):
         cal = [s for key, ss in scores.items() if fold_of[key] != f for s in ss]
-        thr = choose_threshold(cal, target)
+        thr = choose_threshold(cal, target, DECODE_FROM)
         thresholds.append(thr)
         for key, ss in scores.items():
             if fold_of[key] != f:
@@ -214,7 +218,7 @@ def evaluate_chance(
             "clips_with_any_seen": sum(1 for _, e, _ in rows if e),
             "subject_bootstrap_95": _bootstrap(per_subject, seed),
         }
-    deployed = choose_threshold([s for ss in scores.values() for s in ss], target)
+    deployed = choose_threshold([s for ss in scores.values() for s in ss], target, DECODE_FROM)
     too_short = sorted(r["key"] for r in records if r["key"] not in scores)
     return {
         "draws_per_clip": k,
@@ -276,6 +280,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def calibration_entry(report: dict[str, Any], version: str) -> dict[str, Any]:
     chance = report["chance"]
+    floor = (
+        f"; the analysis' floor ({DECODE_FROM}, under which no colour is read back): fewer than the target of the "
+        "draws can read 'seen' at any threshold"
+        if chance["deployed_threshold"] == DECODE_FROM
+        else ""
+    )
     return {
         "version": version,
         **report["rules"],
@@ -283,7 +293,7 @@ def calibration_entry(report: dict[str, Any], version: str) -> dict[str, Any]:
             f"smallest threshold at which at most {chance['choice_target']:.1%} of {chance['draws_per_clip']} "
             f"random sequences per clip read 'seen' on {chance['clips']} real clips recorded without screen light "
             f"({chance['subjects']} subjects); held out by subject-disjoint folds: "
-            f"{chance['held_out']['all']['rate']:.2%} (bench/results/liveness_light.json)"
+            f"{chance['held_out']['all']['rate']:.2%} (bench/results/liveness_light.json){floor}"
         ),
         "target": "a clip carrying no response is read 'seen' for at most 1 % of random sequences",
     }
@@ -427,7 +437,7 @@ def sensitivity_runs(
     from pipelines.liveness.evaluation.light import Injection, face_masks, inject, read_clip
 
     fps = 30
-    frames = read_clip(path, 6.6, fps)  # the sequence ends at 5.3 s; the lags searched reach 1.5 s past it
+    frames = read_clip(path, KEEP_S, fps)  # the sequence ends at 6.9 s; the lags searched reach 1.5 s past it
     times = [i / fps for i in range(len(frames))]
     if len(frames) < 4.9 * fps:
         return []  # shorter than the sequence needs (too_short, not a measure of sensitivity)
@@ -521,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", type=Path, default=REPO / "bench/results/liveness_light.json")
     ev.add_argument("--write-calibration", action="store_true")
+    ev.add_argument("--version", help="the calibration's version (default: today's date, .1)")
     args = ap.parse_args(argv)
     if args.cmd == "samples":
         return score_samples(args)
@@ -530,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if args.write_calibration:
-        entry = calibration_entry(report, dt.date.today().isoformat() + ".1")
+        entry = calibration_entry(report, args.version or dt.date.today().isoformat() + ".1")
         args.calibration.write_text(json.dumps(entry, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(
         json.dumps(

@@ -47,6 +47,10 @@ class ReasonCode(enum.StrEnum):
     # and the background followed them alike (a flat screen filling the view: to staff).
     LIGHT_NOT_SEEN = "LIGHT_NOT_SEEN"
     LIGHT_FLAT = "LIGHT_FLAT"
+    # Under "enforce", the session's stored sequence could not be read back, so the video was analysed without the
+    # light check: the machine's accept goes to staff instead (service/certification/processing.py), never a pass
+    # without the check the mode requires.
+    LIGHT_UNREADABLE = "LIGHT_UNREADABLE"
     MEDIA_UNSUPPORTED = "MEDIA_UNSUPPORTED"
     MEDIA_CORRUPT = "MEDIA_CORRUPT"
     MEDIA_TOO_LARGE = "MEDIA_TOO_LARGE"
@@ -117,6 +121,7 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     ReasonCode.LIGHT_NOT_SEEN: "未看到屏幕颜色照在脸上,请在室内、调亮手机屏幕、脸靠近屏幕后重拍",
     # Neutral, as FACE_CLOSER_TO_RELATIVE's: the citizen learns that a person checks, not what the machine suspects.
     ReasonCode.LIGHT_FLAT: "视频需人工核实,已转工作人员审核,请耐心等待审核结果",
+    ReasonCode.LIGHT_UNREADABLE: "视频需人工核实,已转工作人员审核,请耐心等待审核结果",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件已损坏,请重新上传",
     ReasonCode.MEDIA_TOO_LARGE: "文件过大,请重新拍摄",
@@ -146,6 +151,7 @@ TELLS_OF_REVIEW: frozenset[ReasonCode] = frozenset(
         ReasonCode.PROXY_BINDING_HELD,
         ReasonCode.TEMPLATE_DROPPED,
         ReasonCode.LIGHT_FLAT,
+        ReasonCode.LIGHT_UNREADABLE,
     }
 )
 
@@ -181,6 +187,7 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.VIDEO_DUPLICATE: "视频重复提交",
     ReasonCode.LIGHT_NOT_SEEN: "未见屏幕光照在脸上（炫彩活体未通过）",
     ReasonCode.LIGHT_FLAT: "屏幕光同样照亮人脸和背景（疑似屏幕翻拍）",
+    ReasonCode.LIGHT_UNREADABLE: "本次的屏幕光线序列无法读取，未做炫彩活体核验，须人工核实",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件损坏",
     ReasonCode.MEDIA_TOO_LARGE: "文件过大",

@@ -9,27 +9,42 @@ prepared replay cannot have been made for (docs/liveness.md, "The screen-light c
 This module holds the sequence the service issues and the page shows (data only, no model): drawn like the action
 challenge, with a ``SystemRandom`` unless a test seeds it. The page changes colour at most 1.25 times a second,
 below the three flashes a second of WCAG 2.3.1.
+
+The space is what stops a replay prepared in advance: :func:`sequence_count` sequences, 1,959,510 for 8 steps of
+7 colours (6 steps of 4 gave 960, and a replay tinted for one of them came up after ~742 free session opens, or
+all 960 could be rendered beforehand). At the per-person rate limit of session opens over all requesters (120 an
+hour), fishing for one prepared sequence takes ~980,000 opens on average (~340 days), and a day of opens meets it
+with a chance of 0.15 %; rendering every variant means ~2 million tinted videos. The start is not drawn: the
+analysis searches the lag over 1.8 s, so a random start within it would add nothing an attacker must match. What
+the space cannot answer is a face tinted live, after the sequence is shown (docs/liveness.md, "The
+screen-light challenge").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from random import Random, SystemRandom
 from typing import Any
 
 # sRGB of each colour the page may show. Saturated enough for the face's chromaticity to move, not pure
-# primaries: a full-screen pure red is harsh for the eyes of the elderly this page is for.
+# primaries: a full-screen pure red is harsh for the eyes of the elderly this page is for. Yellow, cyan and
+# magenta move it in directions of their own (each at least 0.7 from the others and from white in log R/G,
+# log B/G per unit of light), so each step reads back as one colour among seven.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (255, 72, 72),
     "green": (72, 235, 72),
     "blue": (72, 96, 255),
     "white": (255, 255, 255),
+    "yellow": (255, 220, 56),
+    "cyan": (56, 220, 255),
+    "magenta": (235, 72, 235),
 }
 # Seconds each colour stays on screen; seconds after the recording starts when the first colour shows.
 STEP_S = 0.8
 START_S = 0.5
-N_STEPS = 6
+N_STEPS = 8
 # Limits on a sequence read back from storage or a request (a caller's error beyond them, not the video's).
 _MAX_STEPS = 12
 _STEP_RANGE_S = (0.4, 2.0)
@@ -89,6 +104,13 @@ def parse_light(text: str | None) -> LightSequence | None:
     if not text:
         return None
     return LightSequence(tuple(c.strip() for c in text.split(",") if c.strip()))
+
+
+def sequence_count(n_steps: int = N_STEPS, n_colours: int = len(COLOURS)) -> int:
+    """How many sequences :func:`issue_light_sequence` can draw: no colour twice in a row, less the ones that
+    alternate two colours (k·(k−1) of them; one colour alone cannot follow the first rule)."""
+    others = n_colours - 1
+    return n_colours * math.prod([others] * (n_steps - 1)) - n_colours * others
 
 
 def issue_light_sequence(rng: Random | None = None, n_steps: int = N_STEPS) -> LightSequence:

@@ -89,6 +89,10 @@ class LightRules:
     """The analysis' parameters and the calibrated threshold (``light_calibration.json``)."""
 
     threshold: float = 0.6
+    # "flat" needs the face and the background each to correlate at least this much: its own value, since the seen
+    # threshold may fall to DECODE_FROM where the read-back alone keeps chance down, and a flat reading (a review)
+    # needs no read-back to stop it.
+    flat_threshold: float = 0.6
     # "seen" needs the background's gain under this share of the face's; "flat" above it.
     max_background_ratio: float = 0.5
     # Steps of the sequence with at least two tracked frames, at the lag read; a clip must also last until that
@@ -301,7 +305,7 @@ def _response(
     j = int(np.nanargmax(table["rho"][i]))
     v = {name: float(table[name][i, j]) for name in _FIELDS}
     covered = int(lags[j].covered.sum())
-    matched = _steps_matched(lags[j], shifts[i], v["gain"]) if v["rho"] >= _DECODE_FROM else 0
+    matched = _steps_matched(lags[j], shifts[i], v["gain"]) if v["rho"] >= DECODE_FROM else 0
     status = LightStatus.SEEN if _seen(v, matched == covered, rules) else LightStatus.NOT_SEEN
     if status is LightStatus.NOT_SEEN:
         # A flat surface: face and background follow the sequence alike, at the lag the face follows it best
@@ -332,7 +336,7 @@ def _response(
 
 
 _END_SLACK_S = 0.2  # a clip may end this much before min_steps steps were shown (its last frame's time)
-_DECODE_FROM = 0.3  # under this correlation nothing is read "seen": the colours are not read back
+DECODE_FROM = 0.3  # under this correlation nothing is read "seen": the colours are not read back
 
 
 def _steps_matched(lag: _Lag, shifts: np.ndarray, gain: float) -> int:
@@ -365,4 +369,4 @@ def _seen(v: dict[str, float], steps_read_back: bool, rules: LightRules) -> bool
 
 def _flat(v: dict[str, float], rules: LightRules) -> bool:
     """The face and the background each follow the sequence, the background as much as the face (or more)."""
-    return v["face_rho"] >= rules.threshold and v["back_rho"] >= rules.threshold and not _quiet(v, rules)
+    return v["face_rho"] >= rules.flat_threshold and v["back_rho"] >= rules.flat_threshold and not _quiet(v, rules)

@@ -225,6 +225,9 @@ def _process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker:
         if subject is None or s.id_card_key is None or s.video_key is None:
             return False
         actions, consent, light = list(s.actions), s.template_consent, sessions.light_of(s)
+        unread = sessions.light_unreadable(s)
+        if unread:
+            log.warning("session %s: stored light sequence unreadable, analysed without it", s.id)
         card_key, video_key = s.id_card_key, s.video_key
         expected, template, fingerprints = subject
         # The card's validity is judged on the bureau's date the person sent it (not the server's: 00:00-08:00 in
@@ -249,8 +252,29 @@ def _process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker:
         metrics.JOB_RETRIES.inc()
         _release(ctx, session_id, worker, exc)
         return True
+    outcome, reasons, result = _unchecked_light(ctx, unread, outcome, reasons, result)
     kept = new_template if consent else None
     return _apply(ctx, session_id, worker, outcome, reasons, result, kept, compared=template)
+
+
+def _unchecked_light(
+    ctx: ServiceContext, unread: bool, outcome: Outcome, reasons: list[str], result: dict[str, object]
+) -> tuple[Outcome, list[str], dict[str, object]]:
+    """The decision of a session whose issued screen-light sequence could not be read back (`unread`,
+    sessions.light_unreadable), analysed without it. Its liveness entry says so (the case page: 已发出，无法读取, not
+    未发出). Under LIGHT_CHALLENGE enforce the machine's accept (or review) goes to staff with LIGHT_UNREADABLE: the
+    mode requires the check, and a pass without it was fail-open. A reject stays one: it certifies nobody."""
+    if not unread:
+        return outcome, reasons, result
+    enforced = ctx.settings.certification.light_challenge == "enforce"
+    live = result.get("liveness")
+    if isinstance(live, dict) and live.get("light") is None:
+        light = {"status": "unreadable", "mode": "enforce" if enforced else "observe"}
+        result = {**result, "liveness": {**live, "light": light}}
+    if not enforced or outcome is Outcome.REJECT:
+        return outcome, reasons, result
+    reasons = [*reasons, ReasonCode.LIGHT_UNREADABLE.value]
+    return Outcome.REVIEW, reasons, _recorded(result, Outcome.REVIEW, reasons)
 
 
 def _subject(

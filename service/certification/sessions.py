@@ -200,25 +200,43 @@ def _light_sequence(ctx: ServiceContext) -> dict[str, Any] | None:
     """A fresh screen-light sequence for a new session (docs/wechat.md, "The screen-light challenge"); None when
     PENSION_CERT_LIGHT_CHALLENGE is off.
 
-    Drawn anew for every session, never reused as `unused_challenge` reuses the actions: fishing for a sequence
-    by opening sessions gains an attacker nothing, since whatever the sequence, only a real face a few decades of
-    centimetres from the screen reflects it; a video prepared in advance follows none."""
+    Drawn anew for every session, never reused as `unused_challenge` reuses the actions: a sequence kept until a
+    video is sent could be seen in one session and a replay tinted for it offline before the next. Fishing for a
+    sequence a replay was tinted for in advance, by opening sessions, is what the size of the space answers
+    (`pipelines.liveness.light.sequence_count`: about two million, a year of opens at the per-person rate limit)."""
     if ctx.settings.certification.light_challenge == "off":
         return None
     return issue_light_sequence().to_dict()
 
 
 def light_of(s: CertSession) -> LightSequence | None:
-    """The session's screen-light sequence for the certifier; None when it was issued none. A stored value that is
-    not a sequence (a row edited by hand, a later version's form) is logged and taken as none: the video is then
-    analysed as without the challenge, never failed for it."""
+    """The session's screen-light sequence: the one reader of the stored value, for the API's answers
+    (`light_challenge`), the worker and the case page alike, so a form one of them reads (colours only, default
+    timing) is read the same by all. None when it was issued none, or when the stored value is not a sequence (a row
+    edited by hand, a later version's form: `light_unreadable`), never an error: the session's answers and its
+    job go on, and the worker decides what an unread sequence means (processing._unchecked_light)."""
     if s.light is None:
         return None
     try:
         return LightSequence.from_dict(s.light)
-    except (ValueError, TypeError, AttributeError) as exc:
-        log.warning("session %s: stored light sequence unreadable, analysed without it: %s", s.id, exc)
+    except (ValueError, TypeError, AttributeError):
         return None
+
+
+def light_unreadable(s: CertSession) -> bool:
+    """Whether the session was issued a sequence that `light_of` cannot read back."""
+    return s.light is not None and light_of(s) is None
+
+
+def light_challenge(ctx: ServiceContext, s: CertSession) -> dict[str, Any] | None:
+    """`challenge.light` as every answer gives it (the session's status, the routes that open one): the stored
+    sequence read back by `light_of`, in the page's form, and `enforced`, whether a pass needs the face to follow it
+    (LIGHT_CHALLENGE enforce, as the workers' certifier is built): a page that cannot show the colours (the phone's
+    camera app) then offers the help path instead. None: none issued, or unreadable (nothing the page could show)."""
+    sequence = light_of(s)
+    if sequence is None:
+        return None
+    return {**sequence.to_dict(), "enforced": ctx.settings.certification.light_challenge == "enforce"}
 
 
 def get_session(db: Session, session_id: str, for_update: bool = False) -> CertSession:
@@ -446,12 +464,13 @@ def _check_nonce(s: CertSession, nonce: str | None, now: dt.datetime, began: dt.
         raise ServiceError(ServiceCode.NONCE_EXPIRED, f"challenge expired: the upload took too long (over {ttl_s} s)")
 
 
-def status_view(s: CertSession) -> dict[str, object]:
+def status_view(ctx: ServiceContext, s: CertSession) -> dict[str, object]:
+    challenge = {"actions": s.actions, "expires_at": s.nonce_expires_at.isoformat() + "Z"}
     return {
         "session_id": s.id,
         "state": s.state,
         "channel": s.channel,
-        "challenge": {"actions": s.actions, "expires_at": s.nonce_expires_at.isoformat() + "Z", "light": s.light},
+        "challenge": {**challenge, "light": light_challenge(ctx, s)},
         "uploads": {"id_card": s.id_card_key is not None, "video": s.video_key is not None},
         "decision": s.decision,
         "reasons": s.reasons,

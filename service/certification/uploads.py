@@ -54,7 +54,7 @@ def store_upload(
 
 
 def _answer(db: Session, ctx: ServiceContext, s: CertSession, queued: bool) -> dict[str, object]:
-    view = sessions.status_view(s)
+    view = sessions.status_view(ctx, s)
     db.commit()
     if queued:
         ctx.enqueue(s.id)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.liveness_light import choose_threshold, main, pack_samples, unpack_samples
-from pipelines.liveness.light_response import ColourSample, LightRules
+from bench.liveness_light import choose_threshold, main, pack_samples, read_records, unpack_samples
+from pipelines.liveness.light import COLOURS, N_STEPS, LightSequence
+from pipelines.liveness.light_response import DECODE_FROM, ColourSample, LightRules
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench/results"
 
@@ -30,6 +31,16 @@ def test_the_threshold_is_the_smallest_that_keeps_chance_under_the_target() -> N
     assert sum(s >= 0.701 for s in scores) == 2
     assert choose_threshold(scores, 0.0) == 0.901
     assert choose_threshold([float("-inf")] * 10, 0.01) == 0.0
+    # Where too few draws can read "seen" at all, the analysis' own floor is the threshold in force, and is said.
+    assert choose_threshold([float("-inf")] * 10, 0.01, DECODE_FROM) == DECODE_FROM
+    assert choose_threshold(scores, 0.02, 0.75) == 0.75
+
+
+def test_the_sensitivity_records_were_made_for_the_sequences_the_service_issues() -> None:
+    records = read_records([RESULTS / "liveness_light.sensitivity.jsonl.gz"])
+    sequences = [LightSequence.from_dict(r["sequence"]) for r in records]
+    assert {len(s.colours) for s in sequences} == {N_STEPS}
+    assert {c for s in sequences for c in s.colours} == set(COLOURS)
 
 
 def test_samples_keep_their_form_through_the_records() -> None:

@@ -56,7 +56,9 @@ def test_a_new_session_is_issued_a_light_sequence_the_api_gives_and_the_row_keep
     sequence = LightSequence.from_dict(light)  # the form the pipeline reads back
     assert light["colours"] == list(sequence.colours) and light["rgb"] == [list(COLOURS[c]) for c in light["colours"]]
     assert light["step_ms"] == 800 and light["start_ms"] == 500
-    assert _stored(ctx, s["session_id"]).light == light  # stored with the session: what the worker hands on
+    assert light["enforced"] is (mode == "enforce")  # the page offers no camera app under enforce (h5-capture.js)
+    stored = {k: v for k, v in light.items() if k != "enforced"}  # the setting's, read when answering
+    assert _stored(ctx, s["session_id"]).light == stored  # stored with the session: what the worker hands on
     assert _status(client, s)["challenge"]["light"] == light  # the session's status shows it again (a reload)
 
 
@@ -135,7 +137,7 @@ def test_a_stored_sequence_that_cannot_be_read_is_taken_as_none_not_a_failed_job
 ) -> None:
     certifier = FixedCertifier()
     sid = _queued(ctx, light=stored)
-    with caplog.at_level(logging.WARNING, logger="service.certification.sessions"):
+    with caplog.at_level(logging.WARNING, logger="service.certification.processing"):
         _run(ctx, certifier, sid)
     s = _stored(ctx, sid)
     assert certifier.lights == [None]

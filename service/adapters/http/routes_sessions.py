@@ -88,7 +88,7 @@ def create_session(ctx: Ctx, db: DB, caller: ApiCaller, body: SessionCreate) -> 
         )
         raise
     db.commit()
-    return session_created(new)
+    return session_created(ctx, new)
 
 
 def _asked_by(body: SessionCreate) -> dict[str, str]:
@@ -223,7 +223,7 @@ def list_outcomes(
 def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> SessionStatus:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
-    view = sessions.status_view(s)
+    view = sessions.status_view(ctx, s)
     if s.state == SessionState.QUEUED:
         db.commit()  # ends this request's transaction (SQLite: BEGIN IMMEDIATE) before the heartbeat read
         view.update(sessions.processing_outlook(ctx))
@@ -239,7 +239,7 @@ def get_status(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> 
 def get_result(ctx: Ctx, db: DB, token: SessionToken, session_id: SessionId) -> SessionResult:
     s = sessions.get_session(db, session_id)
     sessions.check_token(s, token, ctx.settings.certification.session_ttl_s)
-    view = sessions.status_view(s)
+    view = sessions.status_view(ctx, s)
     view["result"] = with_deprecated_names(s.result) if s.state == SessionState.DECIDED else None
     return SessionResult.model_validate(view)
 

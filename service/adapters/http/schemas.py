@@ -16,9 +16,11 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.certification.certificates import verify_url
+from service.certification.sessions import light_challenge
 
 if TYPE_CHECKING:
     from service.certification.certificates import Standing
+    from service.certification.context import ServiceContext
     from service.certification.models import Certification
     from service.certification.sessions import NewSession
 
@@ -62,6 +64,11 @@ class LightChallenge(ApiModel):
     rgb: list[list[int]] = Field(description="each colour as sRGB [r, g, b], 0-255, in the same order")
     step_ms: int = Field(description="how long each colour stays on screen, in milliseconds")
     start_ms: int = Field(description="when the first colour shows, in milliseconds after the recording starts")
+    enforced: bool = Field(
+        False,
+        description="whether a pass needs the face to follow the colours (LIGHT_CHALLENGE enforce): a client that "
+        "cannot show them (a phone's own camera app) must not send a video, but send the person to staff",
+    )
 
 
 class Challenge(ApiModel):
@@ -94,10 +101,11 @@ def certificate_view(name: str, id_masked: str, cert: Certification, st: Standin
     )
 
 
-def session_created(new: NewSession) -> SessionCreated:
+def session_created(ctx: ServiceContext, new: NewSession) -> SessionCreated:
     """The answer to every route that opens a session (the citizen's API, the proxy API)."""
     s = new.session
-    light = LightChallenge.model_validate(s.light) if s.light is not None else None
+    shown = light_challenge(ctx, s)  # the one reader of the stored sequence, as the status and the worker read it
+    light = LightChallenge.model_validate(shown) if shown is not None else None
     challenge = Challenge(
         actions=s.actions, nonce=s.nonce, expires_at=s.nonce_expires_at.isoformat() + "Z", light=light
     )

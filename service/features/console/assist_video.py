@@ -53,10 +53,13 @@ NOT_MACHINE_REJECT = "该视频认证不是机器拒绝的（已通过、待审�
 NO_NOTE = "请填写审核意见（视频中看到的情况）"
 STALE = "您打开此页面后，该申请对应的视频认证记录已有变化，本次审核未保存。请刷新页面核对后再提交"
 DECEASED = "该人员已登记死亡，不能认证"
-# After the machine's reasons: only what the person did in front of the camera is a person's to overrule.
+# After the machine's reasons: only what the person did in front of the camera is a person's to overrule. The screen's
+# colours not seen on the face (LIGHT_NOT_SEEN) is named: its citizen message reads like a capture condition, but a
+# video made before the session (a replay) shows exactly that, and watching it cannot tell the two apart
+# (pipelines.reasons.staff_may_overrule).
 NOT_OVERRULABLE = (
-    "不能凭查看视频改判（只有未完成动作或拍摄条件的原因可以；疑似非真人、翻拍或证件号码未读出须当面核实本人），"
-    "请安排上门或柜台认证"
+    "不能凭查看视频改判（只有未完成动作或拍摄条件的原因可以；疑似非真人、翻拍、脸上未见屏幕颜色（可能是事先录好的视频）"
+    "或证件号码未读出须当面核实本人），请安排上门或柜台认证"
 )
 # The staleness rule (assist.answered_sql, as the request list and the retention purge read it): a certification
 # recorded after the request was filed answered it; a video older than the person's latest certification is

@@ -98,6 +98,8 @@ LIGHT_ZH = {
     "not_seen": "未见变化",
     "flat": "脸与背景同样变化（疑似翻拍）",
     "too_short": "录像太短，未能判断",
+    # Issued, but the stored sequence could not be read back (processing._unchecked_light): analysed without it.
+    "unreadable": "已发出，无法读取（未做光线核验）",
 }
 LIGHT_NOT_ISSUED_ZH = "未发出"
 

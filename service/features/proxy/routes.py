@@ -131,7 +131,7 @@ def login(ctx: Ctx, db: DB, caller: ApiCaller, body: OperatorLogin) -> OperatorT
 def verification(ctx: Ctx, db: DB, op: Operator, body: VerificationBody) -> SessionCreated:
     new = sessions.open_verification(db, ctx, op, body.id_number, body.name, body.template_consent)
     db.commit()
-    return session_created(new)
+    return session_created(ctx, new)
 
 
 def binding_view(db: Session, row: ProxyBinding) -> BindingView:
@@ -242,7 +242,7 @@ def consent(
     row = bindings.own_binding(db, op, binding_id, for_update=True)
     new = sessions.open_consent(db, ctx, op, row)
     db.commit()
-    return session_created(new)
+    return session_created(ctx, new)
 
 
 class UnlockBody(BaseModel):
@@ -276,7 +276,7 @@ def open_session(ctx: Ctx, db: DB, op: Operator, binding_id: BindingId) -> Sessi
     row = bindings.own_binding(db, op, binding_id, for_update=True)
     new = sessions.open_certification(db, ctx, op, row)
     db.commit()
-    return session_created(new)
+    return session_created(ctx, new)
 
 
 @router.get(

@@ -4,8 +4,11 @@ place in the verdict (pipelines/liveness/fusion.py)."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
+from random import Random
 
 import av
 import numpy as np
@@ -16,14 +19,16 @@ from pipelines.face_match import FaceMatcher
 from pipelines.liveness import LivenessChecker, LivenessConfig
 from pipelines.liveness.evaluation.light import Injection, face_masks, inject, random_sequences
 from pipelines.liveness.fusion import Findings, Verdict, fuse
-from pipelines.liveness.light import LightSequence
+from pipelines.liveness.light import COLOURS, N_STEPS, LightSequence, issue_light_sequence, sequence_count
 from pipelines.liveness.light_response import LightStatus, analyse_light, analyse_many
 from pipelines.liveness.result import LivenessResult
 from pipelines.reasons import ReasonCode, staff_may_overrule
+from service.infra.config import RateLimitSettings
+from service.infra.ratelimit import parse_rate
 from tests.pipelines.liveness.videos import read_frames, write_video
 
 CLIP = "videos/liveportrait_driving_d13.mp4"  # a real selfie-style clip: a man in an office, portrait, 11.7 s
-SEQ = LightSequence(("red", "blue", "green", "white", "red", "green"))
+SEQ = LightSequence(("red", "cyan", "green", "magenta", "white", "yellow", "blue", "green"))  # ends at 6.9 s
 AMPLITUDE = 0.04  # the face's chromaticity moves by about 4 % (bench/results/liveness_light.json: all seen there)
 
 
@@ -32,13 +37,13 @@ class Clips:
     plain: Path  # no screen light at all
     lit: Path  # SEQ reflected on the face (a tenth of it on the room), as a live face would
     flat: Path  # SEQ tinting the whole frame alike, as a screen replaying a video under the phone's light
-    short: Path  # the lit clip cut at 3 s: the sequence ends at 5.3 s
+    short: Path  # the lit clip cut at 3 s: the sequence ends at 6.9 s
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, matcher: FaceMatcher) -> Clips:
     out = tmp_path_factory.mktemp("light")
-    frames = read_frames(data_dir / CLIP, 0.0, 6.6)
+    frames = read_frames(data_dir / CLIP, 0.0, 8.6)  # the sequence's end, the lag injected and the slack
     with av.open(str(data_dir / CLIP)) as container:
         fps = round(float(container.streams.video[0].average_rate or 30))
     times = [i / fps for i in range(len(frames))]
@@ -160,3 +165,26 @@ def test_the_light_gates_only_a_pass_and_never_overrules_a_rejection() -> None:
 def test_staff_cannot_overrule_the_light_codes() -> None:
     assert not staff_may_overrule(ReasonCode.LIGHT_NOT_SEEN)
     assert not staff_may_overrule(ReasonCode.LIGHT_FLAT, number_matched=True)
+
+
+def test_the_sequence_space_is_too_large_to_fish_for_or_to_render_beforehand() -> None:
+    # The count is the generator's own rule (no colour twice in a row, at least three colours), enumerated where
+    # that is cheap.
+    for n in (3, 4, 5):
+        rule = [
+            s
+            for s in itertools.product(COLOURS, repeat=n)
+            if all(a != b for a, b in itertools.pairwise(s)) and len(set(s)) >= 3
+        ]
+        assert sequence_count(n) == len(rule)
+    # The generator draws from all of it: 8 steps of 7 colours, and 2,000 draws barely repeat (960 sequences did).
+    draws = [issue_light_sequence(Random(i)).colours for i in range(2000)]
+    assert {len(d) for d in draws} == {N_STEPS} and {c for d in draws for c in d} == set(COLOURS)
+    assert len(set(draws)) >= 1990
+    assert sequence_count() == 1_959_510
+    # An attacker opening sessions for one person at the rate limit over all requesters for a day, waiting for the
+    # sequence a replay was tinted for, meets it with a chance under 1 %.
+    rate = parse_rate(RateLimitSettings().beneficiary_all)
+    assert rate is not None
+    opens_a_day = rate.count * 86_400 // rate.seconds
+    assert 1 - math.pow(1 - 1 / sequence_count(), opens_a_day) < 0.01

@@ -262,5 +262,5 @@ def start_self_session(
 
 def session_answer(db: Session, ctx: ServiceContext, new: sessions.NewSession) -> dict[str, Any]:
     """What the page needs to go on: the session, its token and challenge, and the requester's tries left."""
-    opened = session_created(new).model_dump(exclude={"expires_at"})  # the API's answer, less the session's expiry
+    opened = session_created(ctx, new).model_dump(exclude={"expires_at"})  # the API's answer, less the session's expiry
     return {**opened, "attempts_left": attempts_left(db, ctx, new.session)}

@@ -39,7 +39,7 @@
       $("record").hidden = true; $("camera-retry").hidden = true;  // "开始录制" once there is a camera to record
       stopCamera(); started = false; lastHint = null; delete app.dataset.confirmed;
       if (guide) { guide.stop(); guide = null; }
-      if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) { return fallback(); }
+      if (!canRecord()) { return fallback(); }
       // The recorder's bitrate the server publishes (guidance.json): a clip no larger than its analysis needs.
       if (window.H5Guidance) { window.H5Guidance.recorderBits().then(function (b) { recorderBits = b; }); }
       // The longest clip the server takes (guidance.json `capture.max_s`): the recording stops there.
@@ -55,7 +55,8 @@
         if (mine !== cameras) { return st.getTracks().forEach(function (t) { t.stop(); }); }
         stream = st; $("preview").srcObject = st;
         st.getVideoTracks().forEach(function (t) { t.onended = function () { interrupted("camera"); }; });
-        $("video-fallback").hidden = true; $("record").hidden = false; startGuide();
+        $("video-fallback").hidden = true; $("light-help").hidden = true; $("light-note").hidden = !lightOf();
+        $("record").hidden = false; startGuide();
       }, function (err) { if (mine === cameras) { cameraRefused(err); } });
     }
     // Refused (no permission) or busy (another app has it): said, and tried again on a tap; the phone's own
@@ -65,7 +66,9 @@
       var text = CAMERA_REFUSED[err && err.name];
       if (text) { say("video-feedback", text); $("camera-retry").hidden = false; }
     }
-    $("camera-retry").onclick = function () { say("video-feedback", "", true); $("video-fallback").hidden = true; startCamera(); };
+    $("camera-retry").onclick = function () {
+      say("video-feedback", "", true); $("video-fallback").hidden = true; $("light-help").hidden = true; startCamera();
+    };
     // Live face guidance (guidance.js, advisory): framing hints, then each action confirmed before the next.
     // Where it cannot run, guide stays null and the page records as before.
     var guide = null, started = false, lastHint = null, hintSpoken = 0;
@@ -130,7 +133,7 @@
     // only when the session carries a sequence; then the camera. Said after the step's own prompt (a tap before
     // it is said cuts it short, with the rest of the prompts: the line stays on screen).
     function enter() {
-      var light = !!lightOf();
+      var light = !!lightOf() && canRecord();  // the camera app (fallback) shows no colours: not asked for
       $("light-note").hidden = !light;
       if (light) { speak(["video", "light"]); }
       startCamera();
@@ -198,10 +201,27 @@
         timer(function () { onDone(true); }, guide.config.confirm.tail_s * 1000);  // the server sees it whole
       });
     }
+    function canRecord() {
+      return !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia && window.MediaRecorder);
+    }
+    // The page cannot record (no recorder, the camera refused): the phone's own camera app (the file input), which
+    // shows none of the screen's colours, so the light line goes. Under LIGHT_CHALLENGE enforce (`light.enforced`)
+    // its video could only be rejected (LIGHT_NOT_SEEN, a counted failure, a retake that cannot work): the help
+    // path instead, 申请人工审核或上门认证 and the counter, with why (NO_LIGHT); "重新打开摄像头" stays where offered.
+    var NO_LIGHT = "本手机无法在此页面录像(或未允许使用摄像头),不能显示认证所需的屏幕颜色,用手机相机录的视频无法通过认证。" +
+      "请申请人工审核或上门认证,也可以携带身份证到社保经办窗口办理。";
     function fallback() {
       endTake(); stopCamera();
-      $("record").hidden = true; $("video-fallback").hidden = false;
-      $("action-text").textContent = "请录制视频,依次:" + flow.session().challenge.actions.map(function (a) { return prompts[a] || a; }).join(",");
+      var l = lightOf(), enforced = !!(l && l.enforced), s = flow.session();
+      $("light-note").hidden = true;
+      $("record").hidden = true; $("video-fallback").hidden = enforced; $("light-help").hidden = !enforced;
+      if (enforced) {
+        var link = $("light-apply");
+        if (link && s.session_id) { link.href = "/h5/apply/" + encodeURIComponent(s.session_id); }
+        $("action-text").textContent = NO_LIGHT;
+        return;
+      }
+      $("action-text").textContent = "请录制视频,依次:" + s.challenge.actions.map(function (a) { return prompts[a] || a; }).join(",");
     }
     $("video-fallback").onclick = function () { $("video-file").click(); };
     $("video-file").onchange = function () {
