@@ -168,6 +168,10 @@ ASSIST_MESSAGES_ZH: dict[str, str] = {
     "ASSIST_DECEASED": "该人员已登记死亡,不能申请",
     "ASSIST_REVIEWED": "工作人员已审核过本次视频,不再重复审核;可申请上门认证,或携带身份证到社保经办窗口办理",
     "ASSIST_CLOSED": "该申请已办结",
+    # No video staff may accept (none recorded, or a reject no one may overrule): assist.offered_kinds.
+    "ASSIST_NO_VIDEO": (
+        "本次认证没有工作人员可以审核通过的视频,无法人工审核;请申请上门认证,或携带身份证到社保经办窗口办理"
+    ),
     # The video a manual review would look at was deleted past its retention period (assist_video.hold_video).
     "ASSIST_VIDEO_PURGED": (
         "该次认证的视频已过保存期限并已删除,无法人工审核;请申请上门认证,或携带身份证到社保经办窗口办理"

@@ -153,6 +153,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "ASSIST_DECEASED": 409,
     "ASSIST_REVIEWED": 409,
     "ASSIST_CLOSED": 409,
+    "ASSIST_NO_VIDEO": 409,
     "ASSIST_VIDEO_PURGED": 409,
     # The WeChat channel and the H5 pages.
     "WECHAT_DISABLED": 404,

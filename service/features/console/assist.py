@@ -81,12 +81,14 @@ def check_form(kind: str, phone: str) -> tuple[AssistKind, str]:
     return AssistKind(kind), normalise_phone(phone)
 
 
-def offered_kinds(reviewed: bool) -> tuple[AssistKind, ...]:
+def offered_kinds(reviewed: bool, video: bool = True) -> tuple[AssistKind, ...]:
     """What a citizen may ask for (the one home of the rule: the H5 form offers these, `submit` takes no other).
     `reviewed`: staff rejected the session the request names. Their review has just happened; asking for another
     would re-queue the rejected video. A home visit (or the counter) is the next step then (docs/security.md
-    Part BY)."""
-    return (AssistKind.HOME_VISIT,) if reviewed else (AssistKind.MANUAL_REVIEW, AssistKind.HOME_VISIT)
+    Part BY). `video`: there is a video staff may accept (assist_video.reviewable, the request page's own rule):
+    none (the page could not record) or a reject no one may overrule by watching (LIGHT_NOT_SEEN, a spoof) would
+    promise a review that cannot end in a certification (docs/security.md Part DP)."""
+    return (AssistKind.HOME_VISIT,) if reviewed or not video else (AssistKind.MANUAL_REVIEW, AssistKind.HOME_VISIT)
 
 
 def open_request(db: Session, beneficiary_id: int, openid: str) -> AssistRequest | None:
@@ -154,13 +156,14 @@ def submit(
     session_id: str | None = None,
     by_relative: bool = False,
     reviewed: bool = False,
+    video: bool = True,
 ) -> AssistRequest:
     """Store a citizen's request: one open request per person and requester (a second one from the same WeChat
     user is refused; another user's request for the same person is stored beside it, for staff to see both).
-    `reviewed`: staff rejected session `session_id` (`offered_kinds`)."""
+    `reviewed`: staff rejected session `session_id`; `video`: there is a video staff may accept (`offered_kinds`)."""
     asked, number = check_form(kind, phone)
-    if asked not in offered_kinds(reviewed):
-        raise AssistError("ASSIST_REVIEWED")
+    if asked not in offered_kinds(reviewed, video):
+        raise AssistError("ASSIST_REVIEWED" if reviewed else "ASSIST_NO_VIDEO")
     if b.status == BeneficiaryStatus.DECEASED:
         raise AssistError("ASSIST_DECEASED")
     if open_request(db, b.id, openid) is not None:

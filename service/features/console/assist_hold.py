@@ -6,13 +6,16 @@ stayed open, so a request staff never acted on kept the citizen's face video wit
 照片和视频…天内删除. Now the hold ends `REVIEW_VIDEO_HOLD_DAYS` after the request was filed (with the purge's own day
 ahead, retention.PURGE_AHEAD: the next run would be a day late); the next run takes the video. The request stays
 open (staff still owe a home visit or the counter): the console's list marks it (视频已过保存期限), the request page
-refuses 视频审核通过 on the purged video (assist_video.PURGED), and the person's H5 page says so (`hold_ended`).
+refuses 视频审核通过 on the purged video (assist_video.PURGED), and the person's H5 page says so (`hold_ended`), once
+the video the request page would show is gone: the age alone said so of a request whose video is kept on its own
+(the person's newer reject, an evidence hold; docs/security.md Part DP).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from service.certification.models import CertSession
 from service.certification.retention import PURGE_AHEAD
 from service.features.console.models import AssistKind, AssistRequest
 from service.infra.config import Settings
@@ -24,6 +27,8 @@ def hold_cutoff(settings: Settings, now: dt.datetime) -> dt.datetime:
     return min(now, now - dt.timedelta(days=settings.storage.review_video_hold_days) + PURGE_AHEAD)
 
 
-def hold_ended(settings: Settings, req: AssistRequest, now: dt.datetime) -> bool:
-    """Whether `req` is a manual review whose video the purge no longer keeps for it (`hold_cutoff`)."""
-    return req.kind == AssistKind.MANUAL_REVIEW and req.created_at < hold_cutoff(settings, now)
+def hold_ended(settings: Settings, req: AssistRequest, video: CertSession | None, now: dt.datetime) -> bool:
+    """Whether `req` is a manual review whose video the purge no longer keeps for it (`hold_cutoff`) and is gone:
+    `video` (assist_video.video_of: what the request page shows) purged, or none."""
+    aged = req.kind == AssistKind.MANUAL_REVIEW and req.created_at < hold_cutoff(settings, now)
+    return aged and (video is None or video.media_purged_at is not None)

@@ -35,12 +35,13 @@ from service.certification.models import (
 from service.certification.review import machine_reject, overrulable, settle
 from service.features.console import audit_chain
 from service.features.console.assist import AssistError, answered_sql, close, open_sql
-from service.features.console.assist_hold import hold_cutoff
+from service.features.console.assist_hold import hold_cutoff, hold_ended
 from service.features.console.auth import Staff
 from service.features.console.labels import reason_label
 from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus, ReviewDecision
 from service.features.console.review_queue import second_needed_zh
 from service.features.proxy.models import ProxySession, ProxySessionKind
+from service.infra.config import Settings
 
 RECENT_SESSIONS = 10  # the attempts the request page lists (and among which the video to review is found)
 MAX_NOTE = 1000  # as a review decision's reason
@@ -111,13 +112,39 @@ def video_of(
 ) -> CertSession | None:
     """The video request `req` is about: the session it names, else the person's latest machine-rejected session
     of their own or a relative's among `attempts` (`recent_attempts`: the request page's list)."""
-    if req.session_id is not None:
-        named = db.get(CertSession, req.session_id)
-        return named if named is not None and _certifies_person(db, named, req.beneficiary_id, proxies) else None
+    return _video(db, req.beneficiary_id, req.session_id, attempts, proxies)
+
+
+def _video(
+    db: Session,
+    beneficiary_id: int,
+    session_id: str | None,
+    attempts: Sequence[CertSession],
+    proxies: Mapping[str, ProxySession] | None = None,
+) -> CertSession | None:
+    """`video_of` for a request of `beneficiary_id` naming `session_id`, filed or about to be (`reviewable`)."""
+    if session_id is not None:
+        named = db.get(CertSession, session_id)
+        return named if named is not None and _certifies_person(db, named, beneficiary_id, proxies) else None
     return next(
-        (s for s in attempts if machine_reject(s) and _certifies_person(db, s, req.beneficiary_id, proxies)),
+        (s for s in attempts if machine_reject(s) and _certifies_person(db, s, beneficiary_id, proxies)),
         None,
     )
+
+
+def reviewable(db: Session, beneficiary_id: int, session_id: str | None) -> bool:
+    """Whether a manual review asked now (of `session_id`, else the person's latest reject: `video_of`) is of a video
+    staff may accept (assist.offered_kinds): one was recorded, and it is no machine reject staff may never overrule
+    by watching it (review.overrulable: LIGHT_NOT_SEEN, a spoof; `check_video` refuses those on the request page).
+    Before, the form offered 人工审核 (不用再拍) on a session with no video (the capture page's help where it cannot
+    record under LIGHT_CHALLENGE enforce) and after such a reject: a review that could only end in a refusal. A
+    purged video counts: `hold_video` answers it (ASSIST_VIDEO_PURGED)."""
+    s = _video(db, beneficiary_id, session_id, recent_attempts(db, beneficiary_id))
+    if s is None:
+        return False
+    if s.media_purged_at is not None:
+        return True
+    return s.video_key is not None and (not machine_reject(s) or overrulable(s))
 
 
 def videos_awaited(db: Session, ctx: ServiceContext, session_ids: Sequence[str], now: dt.datetime) -> set[str]:
@@ -146,6 +173,14 @@ def videos_awaited(db: Session, ctx: ServiceContext, session_ids: Sequence[str],
     asked = set(session_ids)
     found = (video_of(db, req, attempts.get(req.beneficiary_id, []), proxies) for req in requests)
     return {s.id for s in found if s is not None and s.id in asked}
+
+
+def video_gone(db: Session, settings: Settings, req: AssistRequest, now: dt.datetime) -> bool:
+    """assist_hold.hold_ended of `req` and the video the request page shows (`video_of`), read only for a request
+    past its hold (the console's list reads every open request)."""
+    if not hold_ended(settings, req, None, now):
+        return False
+    return hold_ended(settings, req, video_of(db, req, recent_attempts(db, req.beneficiary_id)), now)
 
 
 def _recent_attempts_of(db: Session, beneficiary_ids: set[int]) -> dict[int, list[CertSession]]:

@@ -15,8 +15,7 @@ from service.features.console import access_log, audit_chain, scope
 from service.features.console.alt_cert import AltCertError, StaleIdentityForm, identity_stamp
 from service.features.console.alt_cert_form import RefusedForm, refused_form
 from service.features.console.assist import KINDS_ZH, OUTCOMES_ZH, AssistError, certify_and_close, close
-from service.features.console.assist_hold import hold_ended
-from service.features.console.assist_video import VideoRefused, accept_video, check_video, recent_attempts
+from service.features.console.assist_video import VideoRefused, accept_video, check_video, recent_attempts, video_gone
 from service.features.console.auth import Staff
 from service.features.console.inputs import RowId
 from service.features.console.models import AssistKind, AssistOutcome, AssistRequest, AssistStatus
@@ -48,9 +47,10 @@ def requests_page(request: Request, staff: CurrentStaff) -> Response:
         shown = [b.external_id for _, b in open_rows + closed_rows]  # who saw whose phone number
         people = [b.id for _, b in open_rows + closed_rows]  # each counts on their 查阅记录 (Part BK)
         access_log.record_list(db, staff.actor, "assist.list", "-", {"open": len(open_rows), "shown": shown}, people)
-    # A manual review whose video the purge no longer keeps (assist_hold.py): overdue, now a home visit or the counter.
-    settings, now = ctx_of(request).settings, utcnow()
-    expired = {r.id for r, _ in open_rows if hold_ended(settings, r, now)}
+        # A manual review whose video the purge no longer keeps and took (assist_hold.py): now a home visit or the
+        # counter.
+        settings, now = ctx_of(request).settings, utcnow()
+        expired = {r.id for r, _ in open_rows if video_gone(db, settings, r, now)}
     return no_store(
         render(
             request,

@@ -40,8 +40,7 @@ from service.certification.models import (
     utcnow,
 )
 from service.features.console.assist import KINDS_ZH, AssistError, check_form, offered_kinds, open_request, submit
-from service.features.console.assist_hold import hold_ended
-from service.features.console.assist_video import hold_video
+from service.features.console.assist_video import hold_video, reviewable, video_gone
 from service.features.console.inputs import BadInput, RowId, check_inputs
 from service.features.console.models import AssistOutcome, AssistRequest
 from service.features.proxy import operators
@@ -80,6 +79,8 @@ class Subject:
     # Staff rejected the session the screen names, or the person's latest attempt (`_reviewed`): the review has just
     # happened, the form offers a home visit only.
     reviewed: bool = False
+    # There is a video staff may accept (assist_video.reviewable, read by `_reviewed`): else a home visit only.
+    video: bool = True
 
 
 def _form_token(ctx: ServiceContext, openid: str) -> str:
@@ -127,7 +128,8 @@ def _reviewed(db: Session, subject: Subject) -> Subject:
     """The subject, `reviewed` also when staff rejected the person's latest attempt. A manual review is of the
     person's recorded videos (the console's request page lists their attempts, 查看视频): a post that names no
     session, or an older one (a hand-made form, the typed name and number, the person's own plain form), would
-    otherwise send the video staff just rejected back to them (`assist.offered_kinds`, docs/security.md Part CB)."""
+    otherwise send the video staff just rejected back to them (`assist.offered_kinds`, docs/security.md Part CB).
+    `video` read too: no video staff may accept, no 人工审核 (Part DP)."""
     latest = db.scalar(
         select(CertSession)
         .where(CertSession.beneficiary_id == subject.beneficiary.id, CertSession.channel != Channel.STAFF)
@@ -135,7 +137,8 @@ def _reviewed(db: Session, subject: Subject) -> Subject:
         .limit(1)
     )
     rejected = latest is not None and staff_decision(latest) == SessionDecision.REJECT
-    return replace(subject, reviewed=True) if rejected and not subject.reviewed else subject
+    video = reviewable(db, subject.beneficiary.id, subject.session_id)
+    return replace(subject, reviewed=subject.reviewed or rejected, video=video)
 
 
 def _subject(db: Session, ctx: ServiceContext, openid: str, session_id: str, binding_id: str = "") -> Subject | None:
@@ -185,7 +188,9 @@ def _chosen_subject(
     return _typed_subject(db, ctx, openid, name, id_number)
 
 
-def _page(request: Request, ctx: ServiceContext, openid: str, status: int = 200, **values: Any) -> Response:
+def _page(
+    request: Request, ctx: ServiceContext, db: Session, openid: str, status: int = 200, **values: Any
+) -> Response:
     values.setdefault("error", None)
     values.setdefault("form", {})
     values.setdefault("binding", "")
@@ -194,9 +199,9 @@ def _page(request: Request, ctx: ServiceContext, openid: str, status: int = 200,
     # The contact phone of a request is shown only to whoever gave it (a relative may see the elder's request).
     values["own"] = done is not None and done.openid == openid
     subject = values.get("subject")
-    values["offered"] = offered_kinds(subject is not None and subject.reviewed)
-    # A manual review left open past its video's hold (assist_hold.py): the video is deleted, no longer 不用再拍.
-    values["video_expired"] = done is not None and hold_ended(ctx.settings, done, utcnow())
+    values["offered"] = offered_kinds(subject is not None and subject.reviewed, subject is None or subject.video)
+    # A manual review left open past its video's hold (assist_hold.py) and that video deleted: no longer 不用再拍.
+    values["video_expired"] = done is not None and video_gone(db, ctx.settings, done, utcnow())
     values["hold_days"] = ctx.settings.storage.review_video_hold_days
     return render(
         request,
@@ -235,7 +240,7 @@ def _show(ctx: Ctx, db: DB, request: Request, session: str, binding: str) -> Res
         return message(request, *NOT_YOURS, status=404)
     existing = open_request(db, subject.beneficiary.id, openid) if subject is not None else None
     last = _last_person(db, openid) if not (session or binding) else None
-    return _page(request, ctx, openid, subject=subject, session=session, binding=binding, done=existing, last=last)
+    return _page(request, ctx, db, openid, subject=subject, session=session, binding=binding, done=existing, last=last)
 
 
 @router.get("/reply/{request_id}")
@@ -286,13 +291,13 @@ def apply_submit(
     typed = subject is None  # the plain form: the user said who
     last = _last_person(db, openid) if typed else None
     form = {"kind": kind, "phone": phone, "note": note, "name": name, "who": who}
-    page = _Answer(request, ctx, openid, session, binding, form, last)
+    page = _Answer(request, ctx, db, openid, session, binding, form, last)
     try:
         check_form(kind, phone)  # before any look-up: a form error reads the same for every name and number
         if subject is None:
             subject = _reviewed(db, _chosen_subject(db, ctx, openid, last if who == LAST else None, name, id_number))
         actor = attempts.wechat_requester(ctx, openid)
-        about = (subject.session_id, subject.by_relative, subject.reviewed)
+        about = (subject.session_id, subject.by_relative, subject.reviewed, subject.video)
         req = submit(db, subject.beneficiary, kind, phone, note, openid, actor, *about)
         hold_video(db, req)  # a manual review of a video a purge is deleting this moment: refused, not stored
         db.commit()
@@ -313,6 +318,7 @@ class _Answer:
 
     request: Request
     ctx: ServiceContext
+    db: Session
     openid: str
     session: str
     binding: str
@@ -321,7 +327,7 @@ class _Answer:
 
     def show(self, status: int, **values: Any) -> Response:
         where = {"session": self.session, "binding": self.binding, "last": self.last}
-        return _page(self.request, self.ctx, self.openid, status, **where, **values)
+        return _page(self.request, self.ctx, self.db, self.openid, status, **where, **values)
 
 
 def _unknown(db: Session, ctx: ServiceContext, page: _Answer, target: str, why: str) -> Response:

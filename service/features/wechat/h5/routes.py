@@ -295,7 +295,16 @@ def result_page(ctx: Ctx, db: DB, request: Request, session_id: str) -> Response
 
 
 # The pages' own files (static/): the script in parts, h5-page.js first and h5.js last (templates/*.html).
-STATIC_FILES = ("h5.css", "guidance.js", "h5-page.js", "h5-family.js", "h5-capture.js", "h5-upload.js", "h5.js")
+STATIC_FILES = (
+    "h5.css",
+    "guidance.js",
+    "h5-page.js",
+    "h5-family.js",
+    "h5-light.js",
+    "h5-capture.js",
+    "h5-upload.js",
+    "h5.js",
+)
 
 
 @router.get("/static/{name}")

@@ -157,6 +157,42 @@ def test_an_open_request_keeps_its_video_no_longer_than_its_hold(
         assert db.scalars(select(Certification).where(Certification.beneficiary_id == bid)).all() == []
 
 
+def test_a_request_past_its_hold_is_marked_only_once_the_video_it_shows_is_gone(
+    app_client: TestClient, ctx: ServiceContext, staff_users: dict[str, int]
+) -> None:
+    """A request naming no session (the plain form) shows the person's latest machine reject: one made after it was
+    filed keeps its media for its own retention period. Before, the list marked the request 视频已过保存期限 once its
+    hold had ended (its age alone) while the request page showed that video, not purged; now only once it is."""
+    bid, sid, rid = _rejected(ctx, ["CHALLENGE_MISSING_ACTION"])
+    now = utcnow()
+    hold, kept = ctx.settings.storage.review_video_hold_days, ctx.settings.storage.retention_days
+    with ctx.db() as db:
+        req = db.get(AssistRequest, rid)
+        first = db.get(CertSession, sid)
+        assert req is not None and first is not None
+        req.session_id = None  # the plain form: the latest machine reject
+        first.created_at = now - dt.timedelta(days=kept + hold + 2)
+        newer = factories.review_session(bid, decision="reject", reasons=["CHALLENGE_MISSING_ACTION"])
+        newer.created_at = now - dt.timedelta(days=10)  # tried again after filing: 20 more days of its own
+        db.add(newer)
+    _aged_with_media(ctx, sid, now - dt.timedelta(days=kept + hold + 2))
+    newer_keys = _aged_with_media(ctx, newer.id, now - dt.timedelta(days=10))
+    _filed(ctx, rid, now - dt.timedelta(days=hold))  # the request's hold has ended
+    retention.purge_media(ctx, now)
+    assert not _purged(ctx, newer.id, newer_keys)
+    login(app_client, "rev1")
+    assert "视频已过保存期限" not in app_client.get("/console/requests").text  # its video is still there to watch
+    with ctx.db() as db:
+        req = db.get(AssistRequest, rid)
+        assert req is not None
+        check = check_video(db, req, recent_attempts(db, bid))
+        assert check.session is not None and check.session.id == newer.id and check.refusal != PURGED
+    _aged_with_media(ctx, newer.id, now - dt.timedelta(days=kept + 2))  # its own retention over
+    retention.purge_media(ctx, now)
+    assert _purged(ctx, newer.id, newer_keys)
+    assert "视频已过保存期限" in app_client.get("/console/requests").text
+
+
 def test_the_purge_reads_the_requests_videos_in_a_fixed_number_of_statements(ctx: ServiceContext) -> None:
     """Before: `videos_awaited` read each open request's recent attempts (and each video's proxy row) one statement
     per request, in every batch of the purge. Now the same few statements whatever the number of requests."""

@@ -56,6 +56,8 @@
         stream = st; $("preview").srcObject = st;
         st.getVideoTracks().forEach(function (t) { t.onended = function () { interrupted("camera"); }; });
         $("video-fallback").hidden = true; $("light-help").hidden = true; $("light-note").hidden = !lightOf();
+        // The fallback's instruction (cannot record here) no longer holds: the step's own, as on entry.
+        if (helpShown) { helpShown = false; $("action-text").textContent = FACE_IN_OVAL; }
         $("record").hidden = false; startGuide();
       }, function (err) { if (mine === cameras) { cameraRefused(err); } });
     }
@@ -91,33 +93,8 @@
       if (key !== lastHint && Date.now() - hintSpoken > 2000) { speak("guide_" + key); hintSpoken = Date.now(); }
       lastHint = key;
     }
-    // The screen-light challenge (docs/wechat.md, "The screen-light challenge"): while recording, the screen around
-    // the oval takes each colour of the session's sequence in turn, `start_ms` after the recorder's own start event
-    // and `step_ms` each: the server looks for the face's response at those times of the video, so neither the tap
-    // nor the countdown may shift them. Nothing changes for a session without one.
-    var MIN_STEP_MS = 400;  // at most 2.5 changes a second (WCAG 2.3.1: three flashes); the server issues 800 ms
-    function lightOf() {
-      var s = flow.session(), l = s && s.challenge && s.challenge.light;
-      // A sequence the page cannot show within the flash limit is not shown at all.
-      if (!l || !l.rgb || !l.rgb.length || !(l.step_ms >= MIN_STEP_MS) || !(l.start_ms >= 0)) { return null; }
-      return l;
-    }
-    var lit = false;  // a colour is on screen
-    function paint(l, i) {
-      var layer = $("light"), oval = document.querySelector(".oval");
-      if (!layer) { return; }
-      if (i === null) {
-        if (!lit) { return; }
-        lit = false; layer.hidden = true; layer.style.backgroundColor = "";
-        if (oval) { oval.style.boxShadow = ""; }
-        document.body.classList.remove("lit"); delete app.dataset.light;
-        return;
-      }
-      var colour = "rgb(" + l.rgb[i].join(", ") + ")";
-      lit = true; layer.style.backgroundColor = colour; layer.hidden = false;
-      if (oval) { oval.style.boxShadow = "0 0 0 999px " + colour; }  // the stage around the face, lit too
-      document.body.classList.add("lit"); app.dataset.light = (l.colours && l.colours[i]) || String(i);
-    }
+    // The screen-light challenge (h5-light.js): the session's sequence, or null; the painter of its colours.
+    var lightOf = function () { return H5.lightOf(flow.session()); }, paint = H5.lightPainter(app);
     function lightShow(mine) {
       var l = lightOf();
       if (!l) { return; }
@@ -207,18 +184,25 @@
     // The page cannot record (no recorder, the camera refused): the phone's own camera app (the file input), which
     // shows none of the screen's colours, so the light line goes. Under LIGHT_CHALLENGE enforce (`light.enforced`)
     // its video could only be rejected (LIGHT_NOT_SEEN, a counted failure, a retake that cannot work): the help
-    // path instead, 申请人工审核或上门认证 and the counter, with why (NO_LIGHT); "重新打开摄像头" stays where offered.
+    // path instead, with why (NO_LIGHT); "重新打开摄像头" stays where offered. A home visit or the counter: with no
+    // video there is nothing for a manual review to watch (assist.offered_kinds offers none). A relative's own
+    // real-name check (mode verify) has no request form: another phone, or the counter (NO_LIGHT_VERIFY).
+    var FACE_IN_OVAL = "请把脸放进椭圆框内";  // the step's instruction on entry (certify.html #action-text)
     var NO_LIGHT = "本手机无法在此页面录像(或未允许使用摄像头),不能显示认证所需的屏幕颜色,用手机相机录的视频无法通过认证。" +
-      "请申请人工审核或上门认证,也可以携带身份证到社保经办窗口办理。";
+      "请申请上门认证,或携带身份证到社保经办窗口办理。";
+    var NO_LIGHT_VERIFY = "本手机无法在此页面录像(或未允许使用摄像头),不能显示核验所需的屏幕颜色,用手机相机录的视频无法通过核验。" +
+      "请换一部能在此页面录像的手机重新核验,或携带身份证到社保经办窗口办理。";
+    var helpShown = false;  // the fallback's instruction is on screen (a camera started later replaces it)
     function fallback() {
       endTake(); stopCamera();
       var l = lightOf(), enforced = !!(l && l.enforced), s = flow.session();
-      $("light-note").hidden = true;
+      $("light-note").hidden = true; helpShown = true;
       $("record").hidden = true; $("video-fallback").hidden = enforced; $("light-help").hidden = !enforced;
       if (enforced) {
-        var link = $("light-apply");
+        var link = $("light-apply"), call = $("light-call"), verify = app.dataset.mode === "verify";
         if (link && s.session_id) { link.href = "/h5/apply/" + encodeURIComponent(s.session_id); }
-        $("action-text").textContent = NO_LIGHT;
+        var phone = verify && call && call.href ? "也可以拨打下方电话咨询。" : "";
+        $("action-text").textContent = (verify ? NO_LIGHT_VERIFY : NO_LIGHT) + phone;
         return;
       }
       $("action-text").textContent = "请录制视频,依次:" + s.challenge.actions.map(function (a) { return prompts[a] || a; }).join(",");

@@ -31,6 +31,15 @@ from tests.service.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[5]
 CAPTURE_JS = ROOT / "service/features/wechat/h5/static/h5-capture.js"
+# Loaded before it on the page (certify.html): the screen-light helpers it calls.
+LIGHT_JS = ROOT / "service/features/wechat/h5/static/h5-light.js"
+
+
+def capture_code() -> str:
+    """The capture step's scripts as the page loads them, in order."""
+    return LIGHT_JS.read_text() + "\n" + CAPTURE_JS.read_text()
+
+
 LABELS = ROOT / "tests/pipelines/liveness/data/action_labels.json"
 HEAD_MOVES = ("turn_left", "turn_right", "nod")  # the movements that take longest to reach their threshold
 HALF_SPEED = 2.0
@@ -178,7 +187,7 @@ def most_actions() -> int:
 
 def recorded_take(mode: str, actions: list[str], tmp_path: Path) -> dict[str, Any]:
     config = vendor.guidance_config(ModelStore(), tmp_path)
-    given = {"code": CAPTURE_JS.read_text(), "config": config, "actions": actions, "mode": mode}
+    given = {"code": capture_code(), "config": config, "actions": actions, "mode": mode}
     done = subprocess.run(
         ["node", "-e", TAKE], input=json.dumps(given), capture_output=True, text=True, timeout=60, check=False
     )

@@ -29,6 +29,7 @@ def _decided(app: App, decision: str, proxy: bool) -> str:
         assert b is not None
         s = factories.session_row(b.id, state="decided", decision="review", decided_at=utcnow())
         s.channel, s.reasons = (Channel.PROXY if proxy else Channel.SELF), ["FACE_MISMATCH"]
+        s.video_key = f"sessions/{s.id}/video"  # a video to review (assist_video.reviewable)
         db.add(s)
         db.flush()
         if proxy:
@@ -46,10 +47,11 @@ def _decided(app: App, decision: str, proxy: bool) -> str:
 
 def _machine_rejected(app: App) -> str:
     """A self certification of the app's person, linked to the logged-in openid, the machine rejected (no staff
-    decision)."""
+    decision) for a reason staff may overrule, its video stored (a manual review of it is offered:
+    assist_video.reviewable)."""
     with app.ctx.db() as db:
         s = factories.session_row(app.beneficiary_id, state="decided", decision="reject", decided_at=utcnow())
-        s.reasons = ["FACE_MISMATCH"]
+        s.reasons, s.video_key = ["CHALLENGE_MISSING_ACTION"], f"sessions/{s.id}/video"
         db.add(s)
         db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
         db.commit()

@@ -82,13 +82,17 @@ def w(tmp_path: Path) -> Iterator[World]:
             yield World(client, ctx, fake, bid)
 
 
-def failed_session(w: World, openid: str = OPENID, channel: Channel = Channel.SELF) -> str:
-    """A rejected self session of the test's beneficiary, opened from `openid`'s WeChat."""
+def failed_session(
+    w: World, openid: str = OPENID, channel: Channel = Channel.SELF, reason: str = "CHALLENGE_MISSING_ACTION"
+) -> str:
+    """A rejected self session of the test's beneficiary, opened from `openid`'s WeChat: its video stored, rejected
+    for `reason` (by default one staff may overrule: the form offers a manual review of it, assist.offered_kinds)."""
     with w.ctx.db() as db:
         b = db.get(Beneficiary, w.beneficiary_id)
         assert b is not None
         s = create_session(db, w.ctx, b, channel, False, "test").session
-        s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "reject", ["SPOOF_SUSPECTED"], utcnow()
+        s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "reject", [reason], utcnow()
+        s.video_key = f"sessions/{s.id}/video.mp4"
         db.add(WeChatSessionLink(session_id=s.id, openid=openid))
         return s.id
 
@@ -635,4 +639,82 @@ def test_a_manual_review_past_its_videos_hold_tells_the_person_the_video_went(w:
         for req in db.scalars(select(AssistRequest)):
             req.created_at = utcnow() - dt.timedelta(days=hold)
     page = w.client.get(f"/h5/apply/{sid}").text
+    assert 'id="apply-video-expired"' not in page  # past its hold, but not yet taken by the purge (Part DP)
+    _taken_by_the_purge(w, sid)
+    page = w.client.get(f"/h5/apply/{sid}").text
     assert 'id="apply-video-expired"' in page and "也不用再拍视频" not in page
+
+
+def _taken_by_the_purge(w: World, sid: str) -> None:
+    """Session `sid` decided past the retention period, and the daily purge run: its media are gone."""
+    with w.ctx.db() as db:
+        s = db.get(CertSession, sid)
+        assert s is not None
+        s.decided_at = utcnow() - dt.timedelta(days=w.ctx.settings.storage.retention_days + 2)
+    purge_media(w.ctx)
+    with w.ctx.db() as db:
+        s = db.get(CertSession, sid)
+        assert s is not None and s.media_purged_at is not None
+
+
+def _plain_manual_review(w: World) -> tuple[int, str]:
+    """The plain form (no session named: the start page, the daily limit), the person typed."""
+    return apply(w, "", kind="manual_review", who="", name=NAME, id_number=factories.id_number(seq=7))
+
+
+def _offers_a_home_visit_only(w: World, sid: str) -> None:
+    """The form for `sid` offers no 人工审核 and says why; a hand-made post of one is refused (409, in Chinese),
+    nothing stored; the home visit is taken."""
+    page, _ = form(w, f"/h5/apply/{sid}")
+    assert 'value="manual_review"' not in page and 'id="apply-no-video"' in page, page
+    status, text = apply(w, sid, kind="manual_review")
+    assert status == 409 and "无法人工审核" in html.unescape(text) and "也不用再拍视频" not in text
+    assert open_requests(w) == []
+    assert apply(w, sid, kind="home_visit")[0] == 200
+
+
+def test_a_session_without_a_video_offers_a_home_visit_not_a_manual_review(w: World) -> None:
+    """The capture page's help where it cannot record under LIGHT_CHALLENGE enforce links the session in progress:
+    it has no video. Before, the form offered and took 人工审核 (不用再拍): staff had nothing to watch (Part DP)."""
+    w.ctx.settings.certification.light_challenge = "enforce"
+    with w.ctx.db() as db:
+        b = db.get(Beneficiary, w.beneficiary_id)
+        assert b is not None
+        sid = create_session(db, w.ctx, b, Channel.SELF, False, "test").session.id
+        db.add(WeChatSessionLink(session_id=sid, openid=OPENID))
+    _offers_a_home_visit_only(w, sid)
+
+
+@pytest.mark.parametrize("reason", ["LIGHT_NOT_SEEN", "SPOOF_SUSPECTED"])
+def test_a_reject_no_one_may_overrule_offers_a_home_visit_not_a_manual_review(w: World, reason: str) -> None:
+    """A reject staff may never accept by watching the video (review.overrulable; the request page refuses it):
+    before, the form offered 人工审核 (不用再拍) all the same, on the named session and on the plain form."""
+    sid = failed_session(w, reason=reason)
+    status, text = _plain_manual_review(w)
+    assert status == 409 and "无法人工审核" in html.unescape(text) and open_requests(w) == []
+    _offers_a_home_visit_only(w, sid)
+
+
+def test_the_page_says_the_video_went_only_once_the_video_it_waits_on_is_purged(w: World) -> None:
+    """A plain-form request waits on the person's latest machine reject (assist_video.video_of): one made after it
+    was filed is kept for its own retention period. Before, the page said 视频已过保存期限并已删除 once the request's
+    hold had ended, the video still there for staff to watch (Part DP)."""
+    first = failed_session(w)
+    assert _plain_manual_review(w)[0] == 200
+    hold = w.ctx.settings.storage.review_video_hold_days
+    with w.ctx.db() as db:
+        for req in db.scalars(select(AssistRequest)):
+            req.created_at = utcnow() - dt.timedelta(days=hold)
+        s = db.get(CertSession, first)
+        assert s is not None
+        s.created_at = utcnow() - dt.timedelta(days=hold + 1)  # made before the request was filed
+    _taken_by_the_purge(w, first)
+    newer = failed_session(w)  # tried again since: the video the request now shows
+    with w.ctx.db() as db:
+        s = db.get(CertSession, newer)
+        assert s is not None
+        s.created_at = s.decided_at = utcnow() - dt.timedelta(days=10)
+    purge_media(w.ctx)
+    assert 'id="apply-video-expired"' not in w.client.get(f"/h5/apply/{newer}").text
+    _taken_by_the_purge(w, newer)
+    assert 'id="apply-video-expired"' in w.client.get(f"/h5/apply/{newer}").text

@@ -64,8 +64,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
             sid = ""
             for _ in range(3):  # three rejections today: the daily limit
                 s = create_session(db, ctx, b, Channel.SELF, False, "test").session
-                s.state, s.decision, s.reasons = SessionState.DECIDED, "reject", ["SPOOF_SUSPECTED"]
-                s.decided_at, sid = utcnow(), s.id
+                # A reason staff may overrule, the video stored: the form offers 人工审核 (assist_video.reviewable).
+                s.state, s.decision, s.reasons = SessionState.DECIDED, "reject", ["CHALLENGE_MISSING_ACTION"]
+                s.decided_at, sid, s.video_key = utcnow(), s.id, f"sessions/{s.id}/video"
                 db.add(WeChatSessionLink(session_id=s.id, openid=OPENID))
             db.add(
                 StaffUser(

@@ -18,7 +18,7 @@ import pytest
 from models.store import ModelStore
 from pipelines.liveness import issue_light_sequence
 from service.features.wechat.h5 import vendor
-from tests.service.features.wechat.h5.test_action_window import CAPTURE_JS, TAKE
+from tests.service.features.wechat.h5.test_action_window import TAKE, capture_code
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node runs the page's script")
 START_EVENT_MS = 400  # from MediaRecorder.start() to its start event
@@ -53,7 +53,7 @@ LIGHT_TAKE = (
 
 def light_take(mode: str, actions: list[str], light: dict[str, Any] | None, tmp_path: Path) -> dict[str, Any]:
     config = vendor.guidance_config(ModelStore(), tmp_path)
-    given = {"code": CAPTURE_JS.read_text(), "config": config, "actions": actions, "mode": mode, "light": light}
+    given = {"code": capture_code(), "config": config, "actions": actions, "mode": mode, "light": light}
     done = subprocess.run(
         ["node", "-e", LIGHT_TAKE], input=json.dumps(given), capture_output=True, text=True, timeout=60, check=False
     )

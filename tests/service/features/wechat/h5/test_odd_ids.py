@@ -43,7 +43,7 @@ def test_a_nul_in_any_value_of_the_assistance_pages_is_refused_not_a_server_erro
         assert page.status_code == 422 and page.json()["error"]["code"] == "FIELD_INVALID", (path, page.text[:200])
     form = client.get("/h5/apply").text
     token = form.split('name="token" value="')[1].split('"')[0]
-    good = {"kind": "manual_review", "phone": "13800000000", "token": token, "name": "李秀英", "note": "上午在家"}
+    good = {"kind": "home_visit", "phone": "13800000000", "token": token, "name": "李秀英", "note": "上午在家"}
     good["id_number"] = factories.id_number(seq=7)
     for field in ("session", "binding", "note", "name", "id_number", "phone", "kind", "token"):
         body = {**good, field: good.get(field, "") + "a\x00b"}

@@ -25,7 +25,7 @@ MAX_LINES = 300  # the project's guide: modules of a few hundred lines
 PARTS = {
     "/h5/": [],
     "/h5/family": ["h5-family.js"],
-    "/h5/certify?mode=self": ["guidance.js", "h5-capture.js", "h5-upload.js"],
+    "/h5/certify?mode=self": ["guidance.js", "h5-light.js", "h5-capture.js", "h5-upload.js"],
 }
 
 
