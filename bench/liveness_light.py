@@ -233,6 +233,18 @@ def evaluate_chance(
     }
 
 
+def steps_shown(samples: Sequence[ColourSample], seq: LightSequence, lag_s: float, rules: LightRules) -> int:
+    """Steps of ``seq`` with at least two frames away from a change of colour, at the lag it was injected with:
+    fewer than ``min_steps`` and the clip ended before enough of the sequence was shown (a 5-s clip with a late
+    lag), which the page's takes, recorded past the sequence's end, never do."""
+    t = np.array([s.t for s in samples if s.background is not None])
+    phase = (t - seq.start_s - lag_s) / seq.step_s
+    away = np.abs(phase - np.round(phase)) * seq.step_s >= rules.guard_s
+    idx = np.floor(phase[away]).astype(int)
+    idx = idx[(idx >= 0) & (idx < len(seq.colours))]
+    return int((np.bincount(idx, minlength=len(seq.colours)) >= 2).sum())
+
+
 def evaluate_sensitivity(records: Sequence[dict[str, Any]], rules: LightRules, wrong_k: int) -> dict[str, Any]:
     cells: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     wrong = [0, 0]
@@ -243,6 +255,9 @@ def evaluate_sensitivity(records: Sequence[dict[str, Any]], rules: LightRules, w
         cell = f"{r['kind']}/{r['condition']}/{r['amplitude']}"
         cells[cell][status] += 1
         cells[cell]["n"] += 1
+        if steps_shown(samples, seq, float(r.get("lag_s", 0.0)), rules) >= rules.min_steps:
+            cells[cell]["shown"] += 1
+            cells[cell]["shown_seen"] += status == LightStatus.SEEN.value
         if r["kind"] == "face":
             others = [s for s in clip_sequences(r["key"] + "/wrong", wrong_k) if s.colours != seq.colours]
             wrong[0] += sum(1 for x in analyse_many(samples, others, rules) if x.status is LightStatus.SEEN)
@@ -252,8 +267,10 @@ def evaluate_sensitivity(records: Sequence[dict[str, Any]], rules: LightRules, w
         n = c["n"]
         analysable = n - c.get("too_short", 0)
         table[cell] = {
-            "statuses": {k: v for k, v in sorted(c.items()) if k != "n"},
+            "statuses": {k: v for k, v in sorted(c.items()) if k not in ("n", "shown", "shown_seen")},
             "seen": _rate(c.get("seen", 0), analysable),
+            # the clips that lasted until min_steps steps were shown at the injected lag, as a page's take does
+            "seen_when_shown": _rate(c.get("shown_seen", 0), c.get("shown", 0)),
             "n": n,
         }
     return {"cells": table, "wrong_sequence_seen": _rate(wrong[0], wrong[1])}

@@ -5,7 +5,8 @@ around mesh points on the forehead, nose bridge and cheeks; no eyes, mouth or ha
 frame outside the face box widened, and outside everything below it: the shoulders are as near the screen as
 the face). :func:`analyse_light` turns them into log-chromaticity (log R/G, log B/G), takes the face minus the
 background (a camera's white balance and exposure act on both alike, so they cancel), removes a slow quadratic
-drift, and correlates what is left with the chromaticity shift each shown colour would cause, the sequence
+drift (fitted on the sequence and the frames just before and after it; frames at a change of colour left out),
+and correlates what is left with the chromaticity shift each shown colour would cause, the sequence
 shifted by a lag searched around its start (the recorder starts a little before or after the page's clock). The
 face alone and the background alone are correlated too, at the same lag: a flat surface filling the view (a
 screen replaying a video under the phone's light) follows the sequence in both alike.
@@ -100,7 +101,15 @@ class LightRules:
     min_steps: int = 5
     lag_min_s: float = -0.3
     lag_max_s: float = 1.5
-    lag_step_s: float = 0.1  # frames are sampled 1/6 s apart
+    # Frames are sampled 1/6 s apart: a lag 0.05 s off the true one puts no frame outside the guard below in
+    # the wrong step.
+    lag_step_s: float = 0.05
+    # The drift fit also takes the frames up to this long before the first colour and after the last (no colour
+    # on screen there): anchored on both sides, it takes less of the first and last steps' shift.
+    pad_s: float = 1.0
+    # Frames this close to a change of colour are left out: a frame exposed across the change (the display's
+    # refresh, the exposure, a rolling shutter) holds some of both colours.
+    guard_s: float = 0.05
     version: str = "uncalibrated"
 
     @classmethod
@@ -181,10 +190,11 @@ def chromaticity(bgr: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Lag:
-    """One lag's window: the samples inside the sequence, their step, and the drift-removing projection."""
+    """One lag's window: the samples inside the sequence and around it, their step, and the drift-removing
+    projection."""
 
     lag: float
-    idx: np.ndarray  # the step of each sample inside the window
+    idx: np.ndarray  # the step of each sample; len(colours) (the "no colour" step) before and after the sequence
     covered: np.ndarray  # the steps with at least two samples
     residual: np.ndarray  # (n, n): I minus the projection on a quadratic in time
     ys: tuple[np.ndarray, np.ndarray, np.ndarray]  # face minus background, face, background; drift removed
@@ -192,18 +202,25 @@ class _Lag:
 
 def _lags(t: np.ndarray, ys: Sequence[np.ndarray], seq: LightSequence, rules: LightRules) -> list[_Lag]:
     out: list[_Lag] = []
+    n_steps = len(seq.colours)
     n_lags = round((rules.lag_max_s - rules.lag_min_s) / rules.lag_step_s) + 1
     for lag in np.linspace(rules.lag_min_s, rules.lag_max_s, n_lags):
-        idx = np.floor((t - seq.start_s - lag) / seq.step_s).astype(int)
-        rows = np.flatnonzero((idx >= 0) & (idx < len(seq.colours)))
-        covered = np.bincount(idx[rows], minlength=len(seq.colours)) >= 2
+        phase = (t - seq.start_s - lag) / seq.step_s
+        idx = np.floor(phase).astype(int)
+        change = np.round(phase)  # the nearest change of colour (0: the first shows, n_steps: the last ends)
+        near_change = (np.abs(phase - change) * seq.step_s < rules.guard_s) & (change >= 0) & (change <= n_steps)
+        padded = (phase >= -rules.pad_s / seq.step_s) & (phase < n_steps + rules.pad_s / seq.step_s)
+        rows = np.flatnonzero(padded & ~near_change)
+        inside = idx[rows][(idx[rows] >= 0) & (idx[rows] < n_steps)]
+        covered = np.bincount(inside, minlength=n_steps) >= 2
         if covered.sum() < rules.min_steps:
             continue
         tau = (t[rows] - t[rows].mean()) / max(float(np.ptp(t[rows])), 1e-6)
         basis = np.stack([np.ones_like(tau), tau, tau * tau], axis=1)
         residual = np.eye(len(rows)) - basis @ np.linalg.pinv(basis)
         drift_free = (residual @ ys[0][rows], residual @ ys[1][rows], residual @ ys[2][rows])
-        out.append(_Lag(float(lag), idx[rows], covered, residual, drift_free))
+        step = np.where((idx[rows] >= 0) & (idx[rows] < n_steps), idx[rows], n_steps)
+        out.append(_Lag(float(lag), step, covered, residual, drift_free))
     return out
 
 
@@ -268,7 +285,8 @@ def _analyse_group(
     lags = _lags(t, (face - back, face, back), first, rules)
     if not lags:
         return short
-    shifts = np.array([[expected_shift(c) for c in s.colours] for s in seqs])  # (K, steps, 2)
+    # (K, steps + 1, 2): the last step is the screen before and after the sequence, no colour (no shift)
+    shifts = np.array([[*(expected_shift(c) for c in s.colours), (0.0, 0.0)] for s in seqs])
     table = _table(lags, seqs, shifts)
     return [
         short[i] if np.isnan(table["rho"][i]).all() else _response(seq, i, lags, shifts, table, len(kept), rules)
