@@ -10,6 +10,7 @@ service, puts them into decisions and its own errors (proxy_auth.decision, proxy
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 
 class ReasonCode(enum.StrEnum):
@@ -51,6 +52,9 @@ class ReasonCode(enum.StrEnum):
     # light check: the machine's accept goes to staff instead (service/certification/processing.py), never a pass
     # without the check the mode requires.
     LIGHT_UNREADABLE = "LIGHT_UNREADABLE"
+    # Under "enforce", the session was issued no sequence (opened while the challenge was off): analysed without the
+    # light check, so the machine's accept goes to staff as for LIGHT_UNREADABLE.
+    LIGHT_NOT_ISSUED = "LIGHT_NOT_ISSUED"
     MEDIA_UNSUPPORTED = "MEDIA_UNSUPPORTED"
     MEDIA_CORRUPT = "MEDIA_CORRUPT"
     MEDIA_TOO_LARGE = "MEDIA_TOO_LARGE"
@@ -122,6 +126,7 @@ MESSAGES_ZH: dict[ReasonCode, str] = {
     # Neutral, as FACE_CLOSER_TO_RELATIVE's: the citizen learns that a person checks, not what the machine suspects.
     ReasonCode.LIGHT_FLAT: "视频需人工核实,已转工作人员审核,请耐心等待审核结果",
     ReasonCode.LIGHT_UNREADABLE: "视频需人工核实,已转工作人员审核,请耐心等待审核结果",
+    ReasonCode.LIGHT_NOT_ISSUED: "视频需人工核实,已转工作人员审核,请耐心等待审核结果",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件已损坏,请重新上传",
     ReasonCode.MEDIA_TOO_LARGE: "文件过大,请重新拍摄",
@@ -152,6 +157,7 @@ TELLS_OF_REVIEW: frozenset[ReasonCode] = frozenset(
         ReasonCode.TEMPLATE_DROPPED,
         ReasonCode.LIGHT_FLAT,
         ReasonCode.LIGHT_UNREADABLE,
+        ReasonCode.LIGHT_NOT_ISSUED,
     }
 )
 
@@ -188,6 +194,7 @@ STAFF_LABELS_ZH: dict[ReasonCode, str] = {
     ReasonCode.LIGHT_NOT_SEEN: "未见屏幕光照在脸上（炫彩活体未通过）",
     ReasonCode.LIGHT_FLAT: "屏幕光同样照亮人脸和背景（疑似屏幕翻拍）",
     ReasonCode.LIGHT_UNREADABLE: "本次的屏幕光线序列无法读取，未做炫彩活体核验，须人工核实",
+    ReasonCode.LIGHT_NOT_ISSUED: "会话开启时未启用炫彩活体（未发出屏幕光线序列），未做该核验，须人工核实",
     ReasonCode.MEDIA_UNSUPPORTED: "文件格式不支持",
     ReasonCode.MEDIA_CORRUPT: "文件损坏",
     ReasonCode.MEDIA_TOO_LARGE: "文件过大",
@@ -234,3 +241,11 @@ def needs_new_card(code: str) -> bool:
     was the problem (the card checks, ID_*), or the record names another ID number now (IDENTITY_CHANGED: the card
     is the previous number's person's)."""
     return code.startswith("ID_") or code == ReasonCode.IDENTITY_CHANGED
+
+
+def screen_light_advice(codes: Iterable[str]) -> bool:
+    """Whether the advice for the next take is the screen-light challenge's (indoors, the screen bright, the face
+    near it) rather than the usual one (a well-lit place): the face did not follow the screen's colours
+    (LIGHT_NOT_SEEN), and bright light is what drowns them. The result page's line and the result notice both
+    ask here."""
+    return ReasonCode.LIGHT_NOT_SEEN in codes

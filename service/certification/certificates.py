@@ -213,19 +213,34 @@ def _stored_exactly(db: Session, code: str) -> Certification | None:
 COPY_ACTION = "certificate.copy"
 
 
-def latest_copy(db: Session, b: Beneficiary, today: dt.date) -> tuple[Certification, Standing]:
-    """The certificate `b` (or a relative bound to them) may have again, by an identity that outlasts the session's
-    token (a reviewed case is accepted long after it ends): the latest of theirs valid today. When none is, refused
-    as `require_valid` refuses the latest one (revoked, expired, ...); NOT_FOUND when never certified."""
-    certs = db.scalars(
-        select(Certification)
-        .where(Certification.beneficiary_id == b.id)
-        .order_by(Certification.certified_on.desc(), Certification.id.desc())
-    ).all()
+def _certifications(db: Session, b: Beneficiary) -> list[Certification]:
+    query = select(Certification).where(Certification.beneficiary_id == b.id)
+    return list(db.scalars(query.order_by(Certification.certified_on.desc(), Certification.id.desc())).all())
+
+
+def valid_copy(db: Session, b: Beneficiary, today: dt.date) -> tuple[Certification, Standing] | None:
+    """The latest of `b`'s certifications valid today (`standing`), which `latest_copy` serves; None: none is (a page
+    then offers no link to a copy it would refuse)."""
+    return _first_valid(db, _certifications(db, b), today)
+
+
+def _first_valid(db: Session, certs: list[Certification], today: dt.date) -> tuple[Certification, Standing] | None:
     for cert in certs:
         st = standing(db, cert, today)
         if st.valid:
             return cert, st
+    return None
+
+
+def latest_copy(db: Session, b: Beneficiary, today: dt.date) -> tuple[Certification, Standing]:
+    """The certificate `b` (or a relative bound to them) may have again, by an identity that outlasts the session's
+    token (a reviewed case is accepted long after it ends): the latest of theirs valid today (`valid_copy`). When
+    none is, refused as `require_valid` refuses the latest one (revoked, expired, ...); NOT_FOUND when never
+    certified."""
+    certs = _certifications(db, b)
+    found = _first_valid(db, certs, today)
+    if found is not None:
+        return found
     if not certs:
         raise NotFoundError("certificate (no accepted certification)")
     return certs[0], require_valid(db, certs[0], today)

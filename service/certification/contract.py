@@ -184,6 +184,12 @@ class Notifier(Protocol):
         whose own result or staff-decision message may already tell ``openid`` (one event, one message)."""
         ...
 
+    def review_video_purged(self, db: Session, request_id: int, openid: str) -> int:
+        """The video an open manual-review request ``request_id``, asked from ``openid``, waited on was deleted by the
+        retention purge once the request's hold ended (service/features/console/assist_hold_end.py): the requester
+        is told once, whatever how often this is called."""
+        ...
+
 
 class RequesterSource(Protocol):
     """Who asked for these sessions, as one feature records it (the daily failure limits are per requester,
@@ -438,3 +444,7 @@ class FeatureHooks:
     def request_closed(self, db: Session, request_id: int, openid: str, certified_by: str | None = None) -> int:
         notifiers = self.require_installed().notifiers.values()
         return sum(n.request_closed(db, request_id, openid, certified_by) for n in notifiers)
+
+    def review_video_purged(self, db: Session, request_id: int, openid: str) -> int:
+        notifiers = self.require_installed().notifiers.values()
+        return sum(n.review_video_purged(db, request_id, openid) for n in notifiers)

@@ -182,6 +182,14 @@ class CertSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+def newest_first() -> tuple[ColumnElement[Any], ...]:
+    """The order of sessions "latest first" (a person's latest attempt, the request page's list): by when opened,
+    then, for two opened in the same instant (a batch, the clock's resolution), the one still undecided or decided
+    later first, then the id, so that every read ranks them alike (before, such a pair came back in any order: the
+    attempt a request page showed, and the one its decision was checked against, could differ between reads)."""
+    return (CertSession.created_at.desc(), CertSession.decided_at.desc().nulls_first(), CertSession.id.desc())
+
+
 def awaiting_staff() -> ColumnElement[bool]:
     """A case staff have not settled yet: a `review` decision, or a job that failed. Its media are the evidence
     the reviewer looks at (kept, however old, until a person decides: service/certification/retention.py), and its

@@ -225,8 +225,8 @@ def _process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker:
         if subject is None or s.id_card_key is None or s.video_key is None:
             return False
         actions, consent, light = list(s.actions), s.template_consent, sessions.light_of(s)
-        unread = sessions.light_unreadable(s)
-        if unread:
+        issued = s.light is not None  # whether the page was given a sequence to show (read once: `light`)
+        if issued and light is None:
             log.warning("session %s: stored light sequence unreadable, analysed without it", s.id)
         card_key, video_key = s.id_card_key, s.video_key
         expected, template, fingerprints = subject
@@ -252,28 +252,31 @@ def _process(ctx: ServiceContext, certifier: Certifier, session_id: str, worker:
         metrics.JOB_RETRIES.inc()
         _release(ctx, session_id, worker, exc)
         return True
-    outcome, reasons, result = _unchecked_light(ctx, unread, outcome, reasons, result)
+    outcome, reasons, result = _unchecked_light(ctx, issued, light is not None, outcome, reasons, result)
     kept = new_template if consent else None
     return _apply(ctx, session_id, worker, outcome, reasons, result, kept, compared=template)
 
 
 def _unchecked_light(
-    ctx: ServiceContext, unread: bool, outcome: Outcome, reasons: list[str], result: dict[str, object]
+    ctx: ServiceContext, issued: bool, read: bool, outcome: Outcome, reasons: list[str], result: dict[str, object]
 ) -> tuple[Outcome, list[str], dict[str, object]]:
-    """The decision of a session whose issued screen-light sequence could not be read back (`unread`,
-    sessions.light_unreadable), analysed without it. Its liveness entry says so (the case page: 已发出，无法读取, not
-    未发出). Under LIGHT_CHALLENGE enforce the machine's accept (or review) goes to staff with LIGHT_UNREADABLE: the
-    mode requires the check, and a pass without it was fail-open. A reject stays one: it certifies nobody."""
-    if not unread:
-        return outcome, reasons, result
+    """The decision of a session analysed without its screen-light sequence: one was issued and could not be read
+    back (`sessions.light_of`), or none was issued (the session was opened while LIGHT_CHALLENGE was off, and the
+    mode became enforce before its video was processed). Its liveness entry says which (the case page: 已发出，无法读取
+    or 开启时未发出). Under enforce the machine's accept (or review) goes to staff, with LIGHT_UNREADABLE or
+    LIGHT_NOT_ISSUED: the mode requires the check, and a pass without it was fail-open. A reject stays one: it
+    certifies nobody. In observe (or off) a session issued none keeps its verdict and its entry, as before."""
     enforced = ctx.settings.certification.light_challenge == "enforce"
+    if read or not (issued or enforced):
+        return outcome, reasons, result
     live = result.get("liveness")
     if isinstance(live, dict) and live.get("light") is None:
-        light = {"status": "unreadable", "mode": "enforce" if enforced else "observe"}
+        light = {"status": "unreadable" if issued else "not_issued", "mode": "enforce" if enforced else "observe"}
         result = {**result, "liveness": {**live, "light": light}}
     if not enforced or outcome is Outcome.REJECT:
         return outcome, reasons, result
-    reasons = [*reasons, ReasonCode.LIGHT_UNREADABLE.value]
+    code = ReasonCode.LIGHT_UNREADABLE if issued else ReasonCode.LIGHT_NOT_ISSUED
+    reasons = [*reasons, code.value]
     return Outcome.REVIEW, reasons, _recorded(result, Outcome.REVIEW, reasons)
 
 

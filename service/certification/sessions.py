@@ -213,7 +213,7 @@ def light_of(s: CertSession) -> LightSequence | None:
     """The session's screen-light sequence: the one reader of the stored value, for the API's answers
     (`light_challenge`), the worker and the case page alike, so a form one of them reads (colours only, default
     timing) is read the same by all. None when it was issued none, or when the stored value is not a sequence (a row
-    edited by hand, a later version's form: `light_unreadable`), never an error: the session's answers and its
+    edited by hand, a later version's form), never an error: the session's answers and its
     job go on, and the worker decides what an unread sequence means (processing._unchecked_light)."""
     if s.light is None:
         return None
@@ -221,11 +221,6 @@ def light_of(s: CertSession) -> LightSequence | None:
         return LightSequence.from_dict(s.light)
     except (ValueError, TypeError, AttributeError):
         return None
-
-
-def light_unreadable(s: CertSession) -> bool:
-    """Whether the session was issued a sequence that `light_of` cannot read back."""
-    return s.light is not None and light_of(s) is None
 
 
 def light_challenge(ctx: ServiceContext, s: CertSession) -> dict[str, Any] | None:

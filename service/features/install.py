@@ -11,6 +11,7 @@ from functools import partial
 from service.certification.context import ServiceContext
 from service.features.console import account_kept, audit_chain
 from service.features.console.assist import close_on_certification, erase_closed_contacts, open_cases
+from service.features.console.assist_hold_end import hold_upkeep
 from service.features.console.assist_video import videos_awaited
 from service.features.console.identity_alerts import raise_identity_alert
 from service.features.console.review_queue import held_in_console
@@ -29,6 +30,7 @@ def install_features(ctx: ServiceContext) -> ServiceContext:
     ctx.hooks.settle_guards["console"] = held_in_console
     ctx.hooks.identity_changes["console"] = raise_identity_alert  # a roster change of ID number: an alert
     ctx.hooks.upkeep["console"] = erase_closed_contacts  # daily: closed requests' phone numbers go after retention
+    ctx.hooks.upkeep["console.review_hold"] = hold_upkeep  # daily, after the purge: a manual review's video ending
     ctx.hooks.upkeep["console.audit"] = audit_chain.daily_check  # daily, before the anchor: a cut log is an ALERT
     # A revocation from outside: a relative's binding locked, the requests it answered reopened.
     ctx.hooks.revocations["console"] = partial(lock_revoked_binding, ctx.hooks)

@@ -266,6 +266,9 @@ class StorageSettings(BaseSettings):
     # not keep a citizen's face video without an end. Then the purge takes it and the request waits for a home visit
     # or the counter.
     review_video_hold_days: int = Field(default=30, ge=1, le=365)
+    # Supervisors are warned this many days before that hold ends on a request still open (a console alert,
+    # service/features/console/assist_hold_end.py): the video is still there to watch.
+    review_video_warn_days: int = Field(default=3, ge=1, le=30)
 
 
 class UploadSettings(BaseSettings):

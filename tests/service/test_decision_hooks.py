@@ -60,6 +60,9 @@ class RecordingNotifier:
     def request_closed(self, db: Session, request_id: int, openid: str, certified_by: str | None = None) -> int:
         return 0
 
+    def review_video_purged(self, db: Session, request_id: int, openid: str) -> int:
+        return 0
+
 
 def queued(ctx: ServiceContext, db: Session, s: CertSession) -> str:
     s.id_card_key, s.video_key = f"sessions/{s.id}/id_card", f"sessions/{s.id}/video"

@@ -115,12 +115,22 @@ def test_a_readable_colours_only_sequence_reaches_the_certifier_under_enforce(ct
     assert (_stored(ctx, sid).decision, _stored(ctx, sid).reasons) == ("accept", [])
 
 
-def test_a_real_take_whose_sequence_cannot_be_read_goes_to_staff_and_the_case_page_says_why(
-    ctx: ServiceContext, real_certifier: RememberingCertifier, data_dir: Path
-) -> None:
+@pytest.mark.parametrize(
+    ("stored", "code", "entry", "line"),
+    [
+        ("red,blue", "LIGHT_UNREADABLE", "unreadable", "已发出，无法读取（未做光线核验）"),
+        (None, "LIGHT_NOT_ISSUED", "not_issued", "会话开启时未发出（未做光线核验）"),
+    ],
+    ids=["unreadable", "not-issued"],
+)
+def test_a_real_take_analysed_without_its_sequence_goes_to_staff_and_the_case_page_says_why(
+    ctx: ServiceContext, real_certifier: RememberingCertifier, data_dir: Path, stored: object, code: str, entry: str,
+    line: str,
+) -> None:  # fmt: skip
     """The real pipeline on the dev set's genuine take: accepted by the machine without a sequence, so under enforce
-    it goes to staff with LIGHT_UNREADABLE; the decision's liveness entry and the case page say the sequence was
-    issued and could not be read (before: 未发出, and certified)."""
+    it goes to staff with LIGHT_UNREADABLE (a sequence issued and not read back) or LIGHT_NOT_ISSUED (none issued:
+    opened while the challenge was off); the decision's liveness entry and the case page say which (before: 未发出,
+    and certified)."""
     ctx.settings.certification.light_challenge = "enforce"
     card, fields = card_for_video(data_dir, LIVE_VIDEO)
     with ctx.db() as db:
@@ -129,17 +139,54 @@ def test_a_real_take_whose_sequence_cannot_be_read_goes_to_staff_and_the_case_pa
         upload(db, ctx, s, UploadKind.ID_CARD, card, "image/jpeg", uuid.uuid4().hex)
         upload(db, ctx, s, UploadKind.VIDEO, (data_dir / LIVE_VIDEO).read_bytes(), "video/mp4", uuid.uuid4().hex,
                nonce=s.nonce)  # fmt: skip
-        s.light = "red,blue"  # type: ignore[assignment]
+        s.light = stored  # type: ignore[assignment]
         sid, bid = s.id, b.id
     _run(ctx, real_certifier, sid)
-    stored = _stored(ctx, sid)
-    result: dict[str, Any] = stored.result or {}
-    assert (stored.decision, stored.reasons) == ("review", ["LIGHT_UNREADABLE"]), stored.reasons
-    assert result["decision"] == "review" and result["liveness"]["light"] == {"status": "unreadable", "mode": "enforce"}
-    assert light_evidence(result) == "已发出，无法读取（未做光线核验）"
+    row = _stored(ctx, sid)
+    result: dict[str, Any] = row.result or {}
+    assert (row.decision, row.reasons) == ("review", [code]), row.reasons
+    assert result["decision"] == "review" and result["liveness"]["light"] == {"status": entry, "mode": "enforce"}
+    assert light_evidence(result) == line
     assert not _certified(ctx, bid)
 
 
 def _certified(ctx: ServiceContext, beneficiary_id: int) -> bool:
     with ctx.db() as db:
         return db.scalar(select(Certification.id).where(Certification.beneficiary_id == beneficiary_id)) is not None
+
+
+def test_under_enforce_a_session_opened_while_the_challenge_was_off_goes_to_staff_not_certified_unchecked(
+    ctx: ServiceContext,
+) -> None:
+    """The mode turned from off to enforce while a session was open: its page showed no colours, so the video
+    carries no light check. Before, the machine's accept certified it; now staff look (LIGHT_NOT_ISSUED), and the
+    decision's liveness entry and the case page say none was issued."""
+    ctx.settings.certification.light_challenge = "off"
+    sid = _queued(ctx)
+    assert _stored(ctx, sid).light is None  # off issues none
+    ctx.settings.certification.light_challenge = "enforce"
+    certifier = FixedCertifier()
+    _run(ctx, certifier, sid)
+    s = _stored(ctx, sid)
+    assert certifier.lights == [None]
+    assert (s.decision, s.reasons, s.job_attempts, s.last_error) == ("review", ["LIGHT_NOT_ISSUED"], 1, None)
+    result: dict[str, Any] = s.result or {}
+    assert result["decision"] == "review" and result["reasons"] == ["LIGHT_NOT_ISSUED"]
+    assert s.beneficiary_id is not None and not _certified(ctx, s.beneficiary_id)
+
+
+@pytest.mark.parametrize("mode", ["off", "observe"])
+def test_outside_enforce_a_session_issued_no_sequence_keeps_the_machines_verdict(
+    ctx: ServiceContext, mode: str
+) -> None:
+    ctx.settings.certification.light_challenge = "off"
+    sid = _queued(ctx)
+    ctx.settings.certification.light_challenge = mode  # type: ignore[assignment]
+    _run(ctx, FixedCertifier(), sid)
+    assert (_stored(ctx, sid).decision, _stored(ctx, sid).reasons) == ("accept", [])
+
+
+def test_the_case_page_says_a_session_was_issued_no_sequence_when_enforce_sent_it_to_staff() -> None:
+    not_issued = {"liveness": {"light": {"status": "not_issued", "mode": "enforce"}}}
+    assert light_evidence(not_issued) == "会话开启时未发出（未做光线核验）"
+    assert light_evidence({"liveness": {"light": None}}) == "未发出"  # off or observe: as before

@@ -31,6 +31,7 @@ from service.certification.models import (
     Certification,
     CertSession,
     SessionDecision,
+    newest_first,
 )
 from service.certification.review import machine_reject, overrulable, settle
 from service.features.console import audit_chain
@@ -89,9 +90,10 @@ class VideoCheck:
 
 
 def recent_attempts(db: Session, beneficiary_id: int) -> Sequence[CertSession]:
-    """The person's latest sessions, newest first: what the request page lists."""
+    """The person's latest sessions, newest first (`newest_first`, as `_recent_attempts_of`): what the request page
+    lists."""
     query = select(CertSession).where(CertSession.beneficiary_id == beneficiary_id)
-    return db.scalars(query.order_by(CertSession.created_at.desc()).limit(RECENT_SESSIONS)).all()
+    return db.scalars(query.order_by(*newest_first()).limit(RECENT_SESSIONS)).all()
 
 
 def _certifies_person(
@@ -184,15 +186,16 @@ def video_gone(db: Session, settings: Settings, req: AssistRequest, now: dt.date
 
 
 def _recent_attempts_of(db: Session, beneficiary_ids: set[int]) -> dict[int, list[CertSession]]:
-    """`recent_attempts` of each of these people, in one statement."""
-    rank = func.row_number().over(partition_by=CertSession.beneficiary_id, order_by=CertSession.created_at.desc())
+    """`recent_attempts` of each of these people, in one statement, in its order (`newest_first`: two attempts
+    opened in the same instant ranked alike on every read, so the purge keeps the video the request page shows)."""
+    rank = func.row_number().over(partition_by=CertSession.beneficiary_id, order_by=newest_first())
     ranked = select(CertSession.id, rank.label("rank")).where(CertSession.beneficiary_id.in_(beneficiary_ids))
     recent = ranked.subquery()
     query = (
         select(CertSession)
         .join(recent, recent.c.id == CertSession.id)
         .where(recent.c.rank <= RECENT_SESSIONS)
-        .order_by(CertSession.created_at.desc())
+        .order_by(*newest_first())
     )
     by_person: dict[int, list[CertSession]] = {}
     for s in db.scalars(query).all():

@@ -100,6 +100,8 @@ LIGHT_ZH = {
     "too_short": "录像太短，未能判断",
     # Issued, but the stored sequence could not be read back (processing._unchecked_light): analysed without it.
     "unreadable": "已发出，无法读取（未做光线核验）",
+    # None issued (opened while the challenge was off) and processed under enforce: to staff, LIGHT_NOT_ISSUED.
+    "not_issued": "会话开启时未发出（未做光线核验）",
 }
 LIGHT_NOT_ISSUED_ZH = "未发出"
 

@@ -18,6 +18,7 @@ from service.features.console.alert_review import (
     resolve_alert,
 )
 from service.features.console.alt_cert import DEATH_ALERT, AltCertError, EvidenceReport, import_evidence
+from service.features.console.assist_hold_end import ALERT as REVIEW_VIDEO_EXPIRING
 from service.features.console.identity_alerts import FINDING_REFUSALS, FINDINGS, settle_identity_alert
 from service.features.console.identity_alerts import KIND as IDENTITY_CHANGED
 from service.features.console.inputs import RowId
@@ -45,6 +46,7 @@ ALERT_KIND_ZH = {
     RECERTIFIED: "冒领撤销后又由工作人员认证",
     STAFF_CERTIFIED: "工作人员办理的认证待复核",
     EVIDENCE_IMPORTED: "活动轨迹凭证导入待复核",
+    REVIEW_VIDEO_EXPIRING: "人工审核视频即将删除",
 }
 
 

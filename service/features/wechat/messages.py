@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from pipelines.reasons import screen_light_advice
 from service.certification.models import Beneficiary, BeneficiaryStatus, CertSession, SessionDecision
 from service.features.console.assist import KINDS_ZH
 from service.features.console.models import AssistOutcome, AssistRequest
@@ -30,14 +31,22 @@ from service.infra.clock import HasTimeZone
 
 # A kind without a template id of its own is sent with this one (same fields), so a deployment configured with
 # the three original templates keeps working: staff decisions look like results, suspensions like overdue notices.
-TEMPLATE_FALLBACK = {"review": "result", "suspended": "overdue", "assist": "result", "revoked": "overdue"}
+TEMPLATE_FALLBACK = {
+    "review": "result",
+    "suspended": "overdue",
+    "assist": "result",
+    "assist_video": "result",
+    "revoked": "overdue",
+}
 
 # Every text field a notice may have; dates are `due_date` (by when to certify) and `decided_on` (when it was decided).
 Value = str | tuple[str, ...] | dt.date | dt.datetime
 TEXT_FIELDS = frozenset({"title", "name", "status", "state", "detail", "next_step", "ref"})
 DATE_FIELDS = frozenset({"due_date", "decided_on"})
 # The words a `phrase` key may take (≤ 5 Chinese characters): a notice's `state` is always one of them.
-PHRASES = frozenset({"已通过", "未通过", "待审核", "需重新认证", "即将到期", "已到期", "已暂停", "已撤销", "已办结"})
+PHRASES = frozenset(
+    {"已通过", "未通过", "待审核", "需重新认证", "即将到期", "已到期", "已暂停", "已撤销", "已办结", "视频已删除"}
+)
 _DECIDED = frozenset({"title", "name", "status", "state", "decided_on", "detail", "next_step", "ref"})
 _DUE = frozenset({"title", "name", "status", "state", "due_date", "detail", "next_step"})
 # What each kind ALWAYS has (template_fit.check refuses a key for any other field). A revocation's `due_date` is the
@@ -46,6 +55,7 @@ FIELDS_OF: dict[str, frozenset[str]] = {
     "result": _DECIDED,
     "review": _DECIDED,
     "assist": _DECIDED,
+    "assist_video": _DECIDED,
     "due_soon": _DUE,
     "overdue": _DUE,
     "suspended": _DUE,
@@ -62,6 +72,7 @@ CLASSIC: dict[str, dict[str, str]] = {
     "result": {**_CLASSIC_DECIDED, "remark": "next_step"},
     "review": {**_CLASSIC_DECIDED, "remark": "next_step"},
     "assist": {**_CLASSIC_DECIDED, "remark": "next_step"},
+    "assist_video": {**_CLASSIC_DECIDED, "remark": "next_step"},
     "due_soon": {**_CLASSIC_DUE, "remark": "next_step"},
     "overdue": {**_CLASSIC_DUE, "remark": "next_step"},
     "suspended": {**_CLASSIC_DUE, "remark": "next_step"},
@@ -160,7 +171,7 @@ def decision_message(
         "state": STATE[decision],
         "decided_on": _local(tz, s.decided_at or s.created_at),  # the bureau's date, not UTC's
         "detail": _titled(name, subject),
-        "next_step": _next_step(kind, decision, b, staff),
+        "next_step": _next_step(kind, s, decision, b, staff),
         "ref": s.id.replace("-", ""),  # 32 hex digits: a character_string key's limit
     }
     return Message(fields, f"{base}/h5/result/{s.id}", CLASSIC["result"])
@@ -169,6 +180,8 @@ def decision_message(
 # A reject's next step. A relative's own real-name check is nobody's pension: no home visit, no certification.
 # After a staff reject the page shows no reason of the review itself (h5/result_view.py): none is promised.
 MACHINE_REJECT = "点击查看原因。可在光线充足处重新认证,或到社保经办窗口办理、申请上门认证。"
+# A reject for the screen's colours not seen on the face: bright light drowns them, so not "光线充足处".
+LIGHT_REJECT = "点击查看原因。可在室内调亮手机屏幕、脸靠近屏幕后重新认证,或到社保经办窗口办理、申请上门认证。"
 STAFF_REJECT = "经工作人员审核,本次认证未通过。可重新认证,或到社保经办窗口办理、申请上门认证。"
 VERIFICATION_REJECT = "点击查看原因。可返回“为家人认证”重新核验,或到社保经办窗口办理。"
 STAFF_VERIFICATION_REJECT = "经工作人员审核,本次实名核验未通过。可返回“为家人认证”重新核验,或到社保经办窗口办理。"
@@ -177,6 +190,7 @@ RETAKE = "工作人员请您重新录制视频,点击进入重新认证。"
 # The same next steps in 20 characters at most, for a key that takes no more (a historic keyword, a `thing`).
 SHORT = {
     MACHINE_REJECT: "点击查看原因,可重新认证或申请上门认证",
+    LIGHT_REJECT: "点击查看原因,调亮屏幕后重新认证",
     STAFF_REJECT: "审核未通过,可重新认证或到社保窗口办理",
     VERIFICATION_REJECT: "点击查看原因,可重新核验或到窗口办理",
     STAFF_VERIFICATION_REJECT: "可重新核验或到社保窗口办理",
@@ -188,15 +202,17 @@ def _step(full: str, *short: str) -> tuple[str, ...]:
     return (full, *short, *([SHORT[full]] if full in SHORT else []))
 
 
-def _next_step(kind: str, decision: str, b: Beneficiary | None, staff: bool) -> tuple[str, ...]:
+def _next_step(kind: str, s: CertSession, decision: str, b: Beneficiary | None, staff: bool) -> tuple[str, ...]:
     if decision == SessionDecision.REVIEW:
         return _step(REVIEWING)
     if decision == SessionDecision.RETRY:
         return _step(RETAKE)
     if decision == SessionDecision.REJECT and kind == "verification":
         return _step(STAFF_VERIFICATION_REJECT if staff else VERIFICATION_REJECT)
+    if decision == SessionDecision.REJECT and staff:
+        return _step(STAFF_REJECT)
     if decision == SessionDecision.REJECT:
-        return _step(STAFF_REJECT if staff else MACHINE_REJECT)
+        return _step(LIGHT_REJECT if screen_light_advice(s.reasons or []) else MACHINE_REJECT)
     if kind == "verification":
         return _step("您现在可以为家人办理代办认证。")
     if kind == "consent" and b is not None:
@@ -335,3 +351,27 @@ def assist_message(req: AssistRequest, b: Beneficiary, base: str, tz: HasTimeZon
         "ref": str(req.id),
     }
     return Message(fields, url, CLASSIC["assist"])
+
+
+def video_purged_message(
+    req: AssistRequest, b: Beneficiary, purged_at: dt.datetime, hold_days: int, base: str, tz: HasTimeZone
+) -> Message:
+    """The video a manual-review request (still open) waited on was deleted once its hold of `hold_days` ended
+    (console/assist_hold_end.py): staff can no longer review it; a home visit or the counter is the way on (the H5
+    request page says the same)."""
+    matter = f"{b.name}的人工审核申请"
+    step = (
+        f"视频自申请之日起最长保留{hold_days}天,现已删除,工作人员无法再查看。"
+        "工作人员会与您联系安排上门认证,也可携带身份证到社保经办窗口办理。"
+    )
+    fields: dict[str, Value] = {
+        "title": _titled(b.name, f"{matter}：视频已删除"),
+        "name": b.name,
+        "status": "视频已按保存期限删除",
+        "state": "视频已删除",
+        "decided_on": _local(tz, purged_at),
+        "detail": _titled(b.name, matter),
+        "next_step": _step(step, "视频已删除,可上门认证或到窗口办理"),
+        "ref": str(req.id),
+    }
+    return Message(fields, f"{base}/h5/", CLASSIC["assist_video"])

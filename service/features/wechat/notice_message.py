@@ -21,7 +21,9 @@ from service.certification.models import (
     utcnow,
 )
 from service.features.console.assist import closing_number
-from service.features.console.models import AssistRequest
+from service.features.console.assist_hold import hold_ended
+from service.features.console.assist_video import recent_attempts, video_of
+from service.features.console.models import AssistRequest, AssistStatus
 from service.features.wechat.accounts import own_account
 from service.features.wechat.messages import (
     Message,
@@ -29,10 +31,12 @@ from service.features.wechat.messages import (
     decision_message,
     reminder_message,
     session_kind,
+    video_purged_message,
 )
 from service.features.wechat.models import WeChatNotice, WeChatSessionLink
 from service.features.wechat.notice_queue import (
     ASSIST,
+    ASSIST_VIDEO,
     STAFF_DECISION,
     TO_CERTIFY,
     assist_closing,
@@ -40,6 +44,7 @@ from service.features.wechat.notice_queue import (
     person_reminder_ref,
     reminder_kind,
     sheltered,
+    video_purged_request,
 )
 from service.features.wechat.revoked import REVOKED, revoked_message
 
@@ -100,6 +105,8 @@ def compose(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.da
         if closing_number(db, req.id) != closing[1]:
             return None  # an earlier closing's, the request reopened since: the present closing has its own notice
         return assist_message(req, b, base, ctx.settings)
+    if notice.kind == ASSIST_VIDEO:
+        return _video_purged(db, ctx, notice, base)
     b_id = notice.ref.partition(":")[0]
     b = db.get(Beneficiary, int(b_id)) if b_id.isdigit() else None
     if b is None or person_reminder_ref(b, today, ctx.rules) != notice.ref:
@@ -112,3 +119,18 @@ def compose(db: Session, ctx: ServiceContext, notice: WeChatNotice, today: dt.da
         # the person's name and dates (accounts.py, the one rule).
         return None
     return reminder_message(notice.kind, b, base)
+
+
+def _video_purged(db: Session, ctx: ServiceContext, notice: WeChatNotice, base: str) -> Message | None:
+    """The message of an ASSIST_VIDEO notice while it is true: the request still open (closed since, its closing's
+    own message tells the outcome), and the video its page shows deleted after the hold (none newer to watch)."""
+    rid = video_purged_request(notice.ref)
+    req = db.get(AssistRequest, rid) if rid is not None else None
+    b = db.get(Beneficiary, req.beneficiary_id) if req is not None else None
+    if req is None or b is None or req.status != AssistStatus.OPEN:
+        return None
+    video = video_of(db, req, recent_attempts(db, req.beneficiary_id))
+    if video is None or video.media_purged_at is None or not hold_ended(ctx.settings, req, video, utcnow()):
+        return None
+    hold = ctx.settings.storage.review_video_hold_days
+    return video_purged_message(req, b, video.media_purged_at, hold, base, ctx.settings)

@@ -41,6 +41,7 @@ from service.certification.models import (
     utcnow,
 )
 from service.features.console.assist import closing_number
+from service.features.console.models import AssistRequest
 from service.features.wechat.accounts import made_a_revoked_session, own_accounts
 from service.features.wechat.models import WeChatNotice, WeChatSessionLink
 from service.features.wechat.revoked import REVOKED, revocations_to_tell, told_today
@@ -50,6 +51,9 @@ from service.infra import clock
 RESULT_WINDOW = dt.timedelta(days=7)
 STAFF_DECISION = "review"  # notice kind of a staff decision on a review case (ref: the session id)
 ASSIST = "assist"  # a citizen's manual-review / home-visit request closed (ref: `assist_ref`, the request id)
+# The video an open manual-review request waited on deleted after its hold (ref: `video_purged_ref`, the person's id
+# first, as a reminder's: held at night and while a session of theirs is under way, notice_send.DAYTIME).
+ASSIST_VIDEO = "assist_video"
 # Reminders per transaction of the run (`queue_notices`), and persons per look-up.
 BATCH = 500
 
@@ -356,3 +360,23 @@ def assist_closing(ref: str) -> tuple[int, int] | None:
     if not rid.isdigit() or (colon and not n.isdigit()):
         return None
     return int(rid), int(n) if colon else 1
+
+
+def queue_video_purged(db: Session, request_id: int, openid: str) -> int:
+    """One message to the openid that filed manual-review request `request_id`, once the retention purge deleted the
+    video it waited on, its hold over and the request still open (console/assist_hold_end.py): the review it was
+    promised cannot happen, a home visit or the counter can. Idempotent (one notice per request and account)."""
+    req = db.get(AssistRequest, request_id)
+    if req is None:
+        return 0
+    return int(_record(db, ASSIST_VIDEO, video_purged_ref(req.beneficiary_id, req.id), openid))
+
+
+def video_purged_ref(beneficiary_id: int, request_id: int) -> str:
+    return f"{beneficiary_id}:req{request_id}"
+
+
+def video_purged_request(ref: str) -> int | None:
+    """The request id of a `video_purged_ref`; None for a ref of no such form."""
+    rid = ref.partition(":")[2].removeprefix("req")
+    return int(rid) if rid.isdigit() else None

@@ -31,6 +31,7 @@ from service.features.wechat.errors import WeChatAnswerLostError, WeChatError
 from service.features.wechat.messages import Message, template_kind
 from service.features.wechat.models import NoticeStatus, WeChatNotice
 from service.features.wechat.notice_message import busy_for, compose
+from service.features.wechat.notice_queue import ASSIST_VIDEO
 from service.features.wechat.quota import REMINDER_HOURS, REMINDERS
 from service.features.wechat.revoked import REVOKED
 from service.features.wechat.template_fit import TemplateFitError, keys_of, render
@@ -40,8 +41,9 @@ from service.infra.clock import HasTimeZone, local_today
 log = logging.getLogger(__name__)
 
 # Held at night and while a session of the person is under way, as reminders are: the notice of a revoked
-# certification too (the bureau's doing, not the person's; revoked.py). Its ref starts with the person's id.
-DAYTIME = (*REMINDERS, REVOKED)
+# certification too (the bureau's doing, not the person's; revoked.py), and of a manual review's video deleted after
+# its hold (the daily purge runs at night). Their refs start with the person's id.
+DAYTIME = (*REMINDERS, REVOKED, ASSIST_VIDEO)
 # How `last_error` of a notice left in `sending` for a lost answer begins: staff settle those by hand
 # (staff_notices.py); a `sending` notice without it is being sent now.
 ANSWER_LOST = "may have been delivered (WeChat's answer lost)"

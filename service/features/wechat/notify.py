@@ -31,6 +31,7 @@ from service.features.wechat.notice_queue import (
     queue_assist_closed,
     queue_notices,
     queue_staff_decision,
+    queue_video_purged,
     reminder_kind,
 )
 from service.features.wechat.notice_send import DAYTIME, NoticeRun, deliver, reminder_hours
@@ -62,15 +63,19 @@ __all__ = [
 
 
 class WeChatNotifier:
-    """The WeChat channel's `Notifier` (service/certification/contract.py): staff decisions and closed requests
-    are queued as notices here and delivered by the schedule (`run_notifications`). Queuing does not need the
-    WeChat settings: a notice only exists for a person who used the H5 pages, and it waits for delivery."""
+    """The WeChat channel's `Notifier` (service/certification/contract.py): staff decisions, closed requests and a
+    manual review's video deleted after its hold are queued as notices here and delivered by the schedule
+    (`run_notifications`). Queuing does not need the WeChat settings: a notice only exists for a person who used the
+    H5 pages, and it waits for delivery."""
 
     def staff_decision(self, db: Session, s: CertSession) -> int:
         return queue_staff_decision(db, s)
 
     def request_closed(self, db: Session, request_id: int, openid: str, certified_by: str | None = None) -> int:
         return queue_assist_closed(db, request_id, openid, certified_by)
+
+    def review_video_purged(self, db: Session, request_id: int, openid: str) -> int:
+        return queue_video_purged(db, request_id, openid)
 
 
 def install(ctx: ServiceContext) -> None:

@@ -32,7 +32,7 @@ from service.features.console.auth import Staff
 from service.features.console.models import AssistRequest
 from service.features.proxy.models import ProxyClaim, subject_of
 from service.features.wechat.models import NoticeStatus, WeChatNotice
-from service.features.wechat.notice_queue import ASSIST, STAFF_DECISION, assist_closing
+from service.features.wechat.notice_queue import ASSIST, ASSIST_VIDEO, STAFF_DECISION, assist_closing
 from service.features.wechat.notice_send import ANSWER_LOST, answer_unknown, is_answer_unknown
 from service.features.wechat.quota import UNREACHABLE
 from service.infra.security import mask_text
@@ -41,6 +41,7 @@ KIND_ZH = {
     "result": "认证结果",
     STAFF_DECISION: "人工审核结果",
     ASSIST: "申请办结通知",
+    ASSIST_VIDEO: "人工审核视频删除通知",
     "due_soon": "即将到期提醒",
     "overdue": "逾期提醒",
     "suspended": "暂停发放通知",

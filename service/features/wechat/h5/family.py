@@ -2,7 +2,8 @@
 more tries today (the relative's daily limit, or the binding locked after repeated failures: the page then
 offers the assist request and the bureau's phone), so the relative sees at a glance whether anything is to be
 done (the proxy API itself stays about bindings); and, while a certification is in force, the elder's certificate copy
-behind the binding (`copies.elder_copy`, the proxy API's rule), by the WeChat login alone."""
+behind the binding (`copies.elder_copy`, the proxy API's rule), by the WeChat login alone: also under an elder the
+roster stopped here (transferred out) while a certificate of theirs is valid today (`certificates.valid_copy`)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from sqlalchemy.orm import Session
 from service.adapters.http.deps import DB, Ctx, SessionToken
 from service.certification import attempts
 from service.certification.catalog import message_zh
-from service.certification.certificates import VOID_CODES, certificate_png
+from service.certification.certificates import VOID_CODES, certificate_png, valid_copy
 from service.certification.context import ServiceContext
 from service.certification.cycle import CycleState, states_of
 from service.certification.errors import NotFoundError, ServiceError
-from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState
+from service.certification.models import Beneficiary, CertSession, SessionDecision, SessionState, newest_first
 from service.features.console.assist import open_kind
 from service.features.proxy import copies, operators
 from service.features.proxy.models import BindingStatus, ProxyBinding
@@ -56,9 +57,7 @@ def elder_status(
 ) -> tuple[str, str]:
     """(state, Chinese line) for one elder: checking / review first (a result is coming), then the cycle, where
     an elder still to certify whom `requester` may not try again today is "limit"."""
-    latest = db.scalar(
-        select(CertSession).where(CertSession.beneficiary_id == b.id).order_by(CertSession.created_at.desc()).limit(1)
-    )
+    latest = db.scalar(select(CertSession).where(CertSession.beneficiary_id == b.id).order_by(*newest_first()).limit(1))
     if latest is not None and latest.state in IN_FLIGHT:
         return "checking", "认证材料正在核验"
     if latest is not None and latest.state == SessionState.DECIDED and latest.decision == SessionDecision.REVIEW:
@@ -90,6 +89,16 @@ def elder_status(
     return str(state), text
 
 
+def links_certificate(db: Session, b: Beneficiary, state: str, today: dt.date) -> bool:
+    """Whether the elder's line links their certificate copy (`elder_certificate_png`): a certified elder's; and one
+    the roster stopped here whose certification is still in force, by the rule the copy is served by
+    (`certificates.valid_copy`, `latest_copy`'s). Before, a stopped line lost the link, though the copy was still
+    served: a relative who had to show it (to the new bureau after a transfer) could not find it."""
+    if state == CycleState.CERTIFIED.value:
+        return True
+    return state == CycleState.STOPPED_BY_ROSTER.value and valid_copy(db, b, today) is not None
+
+
 @router.get("/api/family/elders")
 def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
     """The status of the elders of the caller's active bindings (operator token, as for the proxy API)."""
@@ -112,6 +121,7 @@ def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
                 "state": state,
                 "text": text,
                 "valid_until": b.valid_until.isoformat() if b.valid_until else None,
+                "certificate": links_certificate(db, b, state, today),
             }
         )
     return {"elders": out}

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipelines.reasons import TELLS_OF_REVIEW, ReasonCode
+from pipelines.reasons import TELLS_OF_REVIEW, ReasonCode, screen_light_advice
 from service.certification import catalog
 from service.certification.context import ServiceContext
 from service.certification.models import (
@@ -65,6 +65,10 @@ def _ended(b: Beneficiary | None, s: CertSession) -> bool:
     return deceased or ReasonCode.BENEFICIARY_DECEASED in (s.reasons or [])
 
 
+RETAKE_ADVICE = "请在光线充足处正对镜头。"
+RETAKE_LIGHT_ADVICE = "请在室内调亮手机屏幕,脸靠近屏幕。"
+
+
 def result_context(db: Session, ctx: ServiceContext, openid: str, s: CertSession) -> dict[str, Any]:
     """The template's values for `s`, viewed by `openid` (the account the session is linked to)."""
     b = beneficiary_of(db, s)
@@ -83,6 +87,8 @@ def result_context(db: Session, ctx: ServiceContext, openid: str, s: CertSession
         # No try offered where none can succeed (a death: "继续认证" and typing again answer as unknown).
         "retry_offered": not ended,
         "attempts_left": 0 if ended else recovery.attempts_left(db, ctx, s),
+        # The line under the tries left: where to take the next one (not a bright place after LIGHT_NOT_SEEN).
+        "advice": RETAKE_LIGHT_ADVICE if screen_light_advice(s.reasons or []) else RETAKE_ADVICE,
         # Family sessions continue too (recovery.reopen_family); other channels' sessions only show their result;
         # a session already continued (a later one of this account for the person) not again.
         "again": (kind is not None or s.channel == Channel.SELF)

@@ -294,3 +294,41 @@ def test_a_relatives_failed_real_name_check_is_told_its_own_next_step(
     got = values(msg)
     assert got["keyword2"] == "实名核验未通过"
     assert "上门认证" not in got["remark"] and "重新核验" in got["remark"], got["remark"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "remark", "line"),
+    [
+        (
+            "LIGHT_NOT_SEEN",
+            "点击查看原因。可在室内调亮手机屏幕、脸靠近屏幕后重新认证,或到社保经办窗口办理、申请上门认证。",
+            "请在室内调亮手机屏幕,脸靠近屏幕。",
+        ),
+        (
+            "CAPTURE_TOO_DARK",
+            "点击查看原因。可在光线充足处重新认证,或到社保经办窗口办理、申请上门认证。",
+            "请在光线充足处正对镜头。",
+        ),
+    ],
+    ids=["screen-light", "dark"],
+)
+def test_a_machine_reject_advises_the_next_take_by_its_reason(
+    client: TestClient, ctx: ServiceContext, db: Session, fake_wx: FakeWeChat, reason: str, remark: str, line: str
+) -> None:
+    """The screen's colours not seen on the face (LIGHT_NOT_SEEN, under LIGHT_CHALLENGE enforce): bright light is
+    what drowns them. Before, the message and the page under the tries left both said to go where the light is
+    bright (在光线充足处), against the reason's own text; now both say indoors, the screen bright, the face near."""
+    b = factories.beneficiary(db, ctx.keyring, name=PENSIONER, valid_until=dt.date.today() + dt.timedelta(days=3))
+    s = create_session(db, ctx, b, Channel.SELF, consent=False, actor="test").session
+    s.state, s.decision, s.reasons, s.decided_at = SessionState.DECIDED, "reject", [reason], utcnow()
+    db.add(WeChatSessionLink(session_id=s.id, openid="o-pensioner"))
+    db.commit()
+    assert run_notifications(ctx, channel_api(ctx)).sent == 1
+    [msg] = fake_wx.state.sent_templates
+    assert values(msg)["remark"] == remark
+    client.cookies.set(identity.COOKIE, identity.mint(ctx, "o-pensioner"))
+    page = client.get(f"/h5/result/{s.id}")
+    assert page.status_code == 200, page.text
+    attempts = re.search(r'<p class="big" id="attempts-left">(.*?)</p>', page.text)
+    assert attempts is not None and attempts.group(1).endswith(line), page.text
+    assert ("光线充足" in page.text) is (reason != "LIGHT_NOT_SEEN")

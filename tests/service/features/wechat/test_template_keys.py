@@ -174,6 +174,7 @@ OLD_CLASSIC = {
     "result": ("name", "status", "decided_on", "next_step"),  # the person, the outcome, the decision date
     "review": ("name", "status", "decided_on", "next_step"),
     "assist": ("name", "status", "decided_on", "next_step"),  # 已完成认证 / 已处理, the closing date
+    "assist_video": ("name", "status", "decided_on", "next_step"),  # sent with the result template: its date, the purge
     "due_soon": ("name", "due_date", "detail", "next_step"),  # the valid-until date, the payment's state
     "overdue": ("name", "due_date", "detail", "next_step"),
     "suspended": ("name", "due_date", "detail", "next_step"),

@@ -57,8 +57,9 @@
           var p = document.createElement("p"); p.className = "elder-status " + e.state; p.dataset.state = e.state;
           p.textContent = e.text; li.insertBefore(p, li.children[1] || null);
           if (e.state === "limit" || e.state === "locked") { offerHelp(li, ""); }
-          // Certified: the elder's certificate copy behind this binding (family.py, by the WeChat login alone).
-          if (e.state === "certified") {
+          // The elder's certificate copy behind this binding (family.py, by the WeChat login alone): certified, or
+          // stopped here by the roster (transferred out) with a certification still valid (e.certificate).
+          if (e.certificate) {
             var copy = document.createElement("a"); copy.className = "btn certificate-elder";
             copy.href = "/h5/family/bindings/" + encodeURIComponent(e.binding_id) + "/certificate.png";
             copy.textContent = "查看" + li.dataset.name + "的认证凭证(可保存、打印,带核验二维码)";

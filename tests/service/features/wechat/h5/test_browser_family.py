@@ -24,6 +24,7 @@ from service.features.console.alt_cert import certify_alternative
 from service.features.console.models import AssistRequest
 from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding, ProxySession, ProxySessionKind
+from service.features.wechat.h5.family import STOPPED_TEXT
 from service.features.wechat.models import WeChatSessionLink
 from service.infra.clock import local_today
 from tests.service import factories
@@ -286,6 +287,36 @@ def test_a_certified_elders_copy_is_linked_from_the_family_page(site: Site, brow
         copy.click()
     r = got.value
     assert r.status == 200 and r.headers["content-type"] == "image/png"
+
+
+def test_an_elder_the_roster_stopped_keeps_the_link_to_a_valid_certificate(site: Site, browser: Browser) -> None:
+    """Transferred out (the roster stopped paying them here): the line says so and, while the elder's certification
+    is in force, still links its copy (the new bureau may ask for it); an elder stopped, never certified: no link."""
+    openid = "openid-family-stopped"
+    with site.ctx.db() as db:
+        moved = factories.beneficiary(db, site.ctx.keyring, name="孙秀珍", id_number=factories.id_number(seq=621))
+        certify_alternative(db, site.ctx, moved, "counter", local_today(site.ctx.settings), None, {})
+        never = factories.beneficiary(db, site.ctx.keyring, name="孙德福", id_number=factories.id_number(seq=622))
+        moved.roster_status = never.roster_status = "suspended"
+        db.commit()
+        moved_id, never_id = moved.id, never.id
+    _, moved_binding = bound_relative(site, openid, moved_id)
+    _, never_binding = bound_relative(site, openid, never_id)
+    site.fake.state.browser_openid = openid
+    page = browser.new_context(viewport=PHONE, locale="zh-CN").new_page()
+    page.goto(site.base + "/h5/family")
+    page.wait_for_selector(f'li.binding[data-binding="{never_binding}"] .elder-status')
+    moved_li = page.locator(f'li.binding[data-binding="{moved_binding}"]')
+    assert moved_li.locator(".elder-status").inner_text() == STOPPED_TEXT
+    copy = moved_li.locator("a.certificate-elder")  # the lines are written together: all there, or none
+    assert copy.count() == 1 and copy.get_attribute("href") == f"/h5/family/bindings/{moved_binding}/certificate.png"
+    never_li = page.locator(f'li.binding[data-binding="{never_binding}"]')
+    assert never_li.locator(".elder-status").inner_text() == STOPPED_TEXT
+    assert never_li.locator("a.certificate-elder").count() == 0
+    shot(page, "family-stopped-certificate-link")
+    with page.expect_response(lambda r: r.url.endswith("/certificate.png")) as got:
+        copy.click()
+    assert got.value.status == 200 and got.value.headers["content-type"] == "image/png"
 
 
 def test_a_withdrawn_apps_relative_is_told_the_ways_left(site: Site, browser: Browser) -> None:

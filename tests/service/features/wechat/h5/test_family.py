@@ -90,6 +90,22 @@ def test_a_session_in_review_or_being_checked_comes_first(
     assert statuses(app, token)[binding][0] == state
 
 
+def test_of_two_sessions_opened_in_one_instant_the_one_still_being_checked_comes_first(app: App) -> None:
+    """Two sessions with one `created_at` (a batch, the clock's resolution): the latest is read by
+    `models.newest_first` (undecided or decided later first, then the id), not in whatever order the database
+    returns a tie; the line says 正在核验 however the rows were stored."""
+    token, binding, elder_id = bind(app, 200)
+    at = utcnow().replace(microsecond=0)
+    with app.ctx.db() as db:
+        decided = {"state": SessionState.DECIDED, "decision": "review", "decided_at": at, "created_at": at}
+        db.add(factories.session_row(elder_id, id="ffffffff-0000-4000-8000-000000000001", **decided))
+        db.add(
+            factories.session_row(elder_id, id="00000000-0000-4000-8000-000000000002", state="queued", created_at=at)
+        )
+        db.commit()
+    assert statuses(app, token)[binding] == ("checking", "认证材料正在核验")
+
+
 def test_an_elder_whose_certification_made_in_time_waits_for_staff_is_not_told_to_certify(app: App) -> None:
     """The video queued at 23:30 on the last valid day, its job failed (awaiting staff; before: past the branches
     for a session in review or being checked, the page read 认证已于…到期,请尽快认证), and one with a later session

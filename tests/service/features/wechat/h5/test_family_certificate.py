@@ -19,6 +19,7 @@ from service.certification.revocation import revoke_certification
 from service.features.proxy import operators
 from service.features.proxy.models import BindingStatus, ProxyBinding
 from service.features.wechat.h5 import identity
+from service.features.wechat.h5.family import STOPPED_TEXT
 from service.infra.clock import local_today
 from tests.service import factories
 from tests.service.features.wechat.h5.conftest import OPENID, App
@@ -118,3 +119,54 @@ def test_pending_consent_and_a_revoked_certificate_say_why(app: App) -> None:
     r = app.client.get(_url(binding))
     assert r.status_code == 409 and "该凭证已被经办机构撤销" in r.text
     assert "冒用" not in r.text  # the reason is the office's
+
+
+def _elders(app: App) -> dict[str, dict[str, object]]:
+    """/h5/api/family/elders for OPENID's relative (a new login's token: the latest counts), by binding id."""
+    with app.ctx.db() as db:
+        token = operators.login(db, app.ctx, "wechat", OPENID, operators.H5_CLIENT).token
+        db.commit()
+    r = app.client.get("/h5/api/family/elders", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return {str(e["binding_id"]): e for e in r.json()["elders"]}
+
+
+def _stopped_by_roster(app: App, binding_id: str) -> None:
+    """The roster says the benefit system stopped paying the binding's elder here (transferred out)."""
+    row = factories.update(app.ctx, ProxyBinding, binding_id)
+    factories.update(app.ctx, Beneficiary, row.beneficiary_id, roster_status="suspended")
+
+
+def test_an_elder_the_roster_stopped_keeps_the_link_to_a_certificate_still_valid(app: App) -> None:
+    """Found by review: the line of an elder the roster stopped here (a transfer out) said 名册显示待遇已停止… and lost
+    the certificate link, though the copy was still served: the relative who must show it to the new bureau could
+    not find it. Now the line keeps the link while a certificate is valid today (the rule the copy is served by)."""
+    binding = bound_elder(app)
+    certified(app, binding)
+    assert _elders(app)[binding]["certificate"] is True  # certified: linked, as before
+    _stopped_by_roster(app, binding)
+    line = _elders(app)[binding]
+    assert (line["state"], line["text"], line["certificate"]) == ("stopped_by_roster", STOPPED_TEXT, True)
+    r = app.client.get(_url(binding))  # what the link opens
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content[:4] == b"\x89PNG"
+    script = app.client.get("/h5/static/h5-family.js").text  # the page links what the list says to link
+    assert "if (e.certificate) {" in script and 'e.state === "certified"' not in script
+
+
+def test_an_elder_the_roster_stopped_without_a_valid_certificate_gets_no_link(app: App) -> None:
+    """Never certified, revoked or expired: the line says why nothing is asked and links nothing (the link would
+    open a refusal: 暂无有效的认证凭证)."""
+    never = bound_elder(app)
+    revoked, expired = bound_elder(app), bound_elder(app)
+    revoked_id, expired_id = certified(app, revoked), certified(app, expired)
+    with app.ctx.db() as db:
+        revoke_certification(db, app.ctx.rules, revoked_id, "impersonation", "冒用", "staff:sup1", hold_days=180)
+        db.commit()
+    factories.update(app.ctx, Certification, expired_id, valid_until=local_today(app.ctx.settings) - dt.timedelta(1))
+    for binding in (never, revoked, expired):
+        _stopped_by_roster(app, binding)
+    lines = _elders(app)
+    for binding, status in ((never, 404), (revoked, 409), (expired, 409)):
+        line = lines[binding]
+        assert (line["state"], line["certificate"]) == ("stopped_by_roster", False), line
+        assert app.client.get(_url(binding)).status_code == status
