@@ -70,8 +70,10 @@ FOLDS = 5
 # ------------------------------------------------------------------------------------------------------ records
 
 
-# The analysis never reads past the sequence's end (6.9 s for 8 steps) plus the latest lag searched (1.5 s).
-KEEP_S = 8.5
+# The analysis never reads past the sequence's end (6.9 s for 8 steps), the latest lag searched (1.5 s) and the
+# drift fit's pad (1 s). The committed records were cut at 8.5 s, before the pad: the frames they lack changed no
+# figure (cutting the chance records at 7.0 s reads the same count).
+KEEP_S = 9.4
 
 
 def pack_samples(samples: Iterable[ColourSample]) -> list[list[float]]:
@@ -454,7 +456,7 @@ def sensitivity_runs(
     from pipelines.liveness.evaluation.light import Injection, face_masks, inject, read_clip
 
     fps = 30
-    frames = read_clip(path, KEEP_S, fps)  # the sequence ends at 6.9 s; the lags searched reach 1.5 s past it
+    frames = read_clip(path, KEEP_S, fps)  # the sequence ends at 6.9 s; lags and pad reach 2.5 s past it
     times = [i / fps for i in range(len(frames))]
     if len(frames) < 4.9 * fps:
         return []  # shorter than the sequence needs (too_short, not a measure of sensitivity)

@@ -101,9 +101,9 @@ class LightRules:
     min_steps: int = 5
     lag_min_s: float = -0.3
     lag_max_s: float = 1.5
-    # Frames are sampled 1/6 s apart: a lag 0.05 s off the true one puts no frame outside the guard below in
-    # the wrong step.
-    lag_step_s: float = 0.05
+    # A lag searched in these steps is at most half of one off the true one: no frame outside the guard below is
+    # then counted in the wrong step (a finer grid read no more on the committed records, at twice the cost).
+    lag_step_s: float = 0.1
     # The drift fit also takes the frames up to this long before the first colour and after the last (no colour
     # on screen there): anchored on both sides, it takes less of the first and last steps' shift.
     pad_s: float = 1.0
@@ -111,6 +111,15 @@ class LightRules:
     # refresh, the exposure, a rolling shutter) holds some of both colours.
     guard_s: float = 0.05
     version: str = "uncalibrated"
+
+    def __post_init__(self) -> None:
+        # The values come from a calibration file: one a maintainer got wrong is refused when it is loaded, with
+        # what is wrong, not as a division by zero (or every take too short) in the middle of a worker's job.
+        if not (self.lag_step_s > 0 and self.lag_max_s >= self.lag_min_s and self.min_steps >= 1):
+            raise ValueError(f"light rules: bad lag search or min_steps ({self})")
+        # A guard over a quarter of the shortest step a sequence may have (0.4 s) would leave too few frames a step.
+        if not 0 <= self.guard_s <= 0.1 or self.pad_s < 0:
+            raise ValueError(f"light rules: guard_s must be in [0, 0.1] s and pad_s >= 0 ({self})")
 
     @classmethod
     def load(cls, path: Path | None = None) -> LightRules:

@@ -6,6 +6,7 @@ the analysis' own model of a reflection, with seeded sensor noise: what each rul
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -112,3 +113,15 @@ def test_the_drift_fit_takes_the_frames_up_to_pad_s_around_the_sequence_and_no_f
         assert numbers(analyse_light(with_frame_changed(clip, t), SEQ, unpadded)) == numbers(
             analyse_light(clip, SEQ, unpadded)
         )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"lag_step_s": 0.0}, {"lag_min_s": 1.0, "lag_max_s": 0.0}, {"guard_s": 0.3}, {"pad_s": -1.0}, {"min_steps": 0}],
+    ids=["no-lag-step", "lags-reversed", "guard-too-wide", "negative-pad", "no-steps"],
+)
+def test_a_calibration_file_with_impossible_values_is_refused_when_loaded(bad: dict[str, Any]) -> None:
+    """Found by review: a lag step of 0 divided by zero, reversed lags failed deep in numpy, and a guard wide enough
+    to leave no step two frames read every take as too short: now refused, saying which value, when loaded."""
+    with pytest.raises(ValueError, match="light rules"):
+        replace(LightRules.load(), **bad)

@@ -89,14 +89,13 @@ def elder_status(
     return str(state), text
 
 
-def links_certificate(db: Session, b: Beneficiary, state: str, today: dt.date) -> bool:
-    """Whether the elder's line links their certificate copy (`elder_certificate_png`): a certified elder's; and one
-    the roster stopped here whose certification is still in force, by the rule the copy is served by
-    (`certificates.valid_copy`, `latest_copy`'s). Before, a stopped line lost the link, though the copy was still
-    served: a relative who had to show it (to the new bureau after a transfer) could not find it."""
-    if state == CycleState.CERTIFIED.value:
-        return True
-    return state == CycleState.STOPPED_BY_ROSTER.value and valid_copy(db, b, today) is not None
+def links_certificate(db: Session, b: Beneficiary, today: dt.date) -> bool:
+    """Whether the elder's line links their certificate copy (`elder_certificate_png`): whenever the copy would be
+    served, by the rule it is served by (`certificates.valid_copy`, `latest_copy`'s), whatever the line says: a
+    certified elder's, one due soon or whose new attempt is under way, one the roster stopped here (a relative who
+    must show it to the new bureau after a transfer). Before, only a `certified` line linked it: a stopped line lost
+    it though the copy was served, and an elder dated by the roster alone linked a copy that was refused."""
+    return valid_copy(db, b, today) is not None
 
 
 @router.get("/api/family/elders")
@@ -121,7 +120,7 @@ def elders(ctx: Ctx, db: DB, token: SessionToken) -> dict[str, Any]:
                 "state": state,
                 "text": text,
                 "valid_until": b.valid_until.isoformat() if b.valid_until else None,
-                "certificate": links_certificate(db, b, state, today),
+                "certificate": links_certificate(db, b, today),
             }
         )
     return {"elders": out}

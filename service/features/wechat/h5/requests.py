@@ -37,6 +37,7 @@ from service.certification.models import (
     Channel,
     SessionDecision,
     beneficiary_of,
+    newest_first,
     utcnow,
 )
 from service.features.console.assist import KINDS_ZH, AssistError, check_form, offered_kinds, open_request, submit
@@ -133,7 +134,7 @@ def _reviewed(db: Session, subject: Subject) -> Subject:
     latest = db.scalar(
         select(CertSession)
         .where(CertSession.beneficiary_id == subject.beneficiary.id, CertSession.channel != Channel.STAFF)
-        .order_by(CertSession.created_at.desc(), CertSession.id.desc())
+        .order_by(*newest_first())  # as the console's request page and the purge rank them
         .limit(1)
     )
     rejected = latest is not None and staff_decision(latest) == SessionDecision.REJECT

@@ -120,4 +120,14 @@ def test_the_command_runs_every_features_daily_upkeep(
     monkeypatch.setattr(FeatureHooks, "daily_upkeep", spy)
     assert main(["cycle-run", "--today", DAY.isoformat()]) == 0
     assert json.loads(capsys.readouterr().out)["date"] == DAY.isoformat()
-    assert ran == [["console", "console.audit", "proxy", "proxy.claims", "proxy.deceased", "proxy.deceased_bindings"]]
+    assert ran == [
+        [
+            "console",
+            "console.audit",
+            "console.review_hold",
+            "proxy",
+            "proxy.claims",
+            "proxy.deceased",
+            "proxy.deceased_bindings",
+        ]
+    ]

@@ -60,3 +60,31 @@ def test_attempts_opened_in_one_instant_are_ranked_alike_on_every_read(ctx: Serv
             assert found is not None and found.id == ids["intended"]
         # The purge's batch read ranks them as the page does: the video it keeps is the one the page shows.
         assert videos_awaited(db, ctx, list(ids.values()), utcnow()) == {ids["intended"]}
+
+
+def test_the_h5_form_reads_the_latest_attempt_as_the_request_page_does(ctx: ServiceContext) -> None:
+    """Found by review: the H5 form's own read of the person's latest attempt (requests._reviewed: did staff just
+    reject it? then a home visit only) still ranked by `created_at`, then the id. Of two attempts opened in one
+    instant, it took the one with the higher id, a machine reject, where the request page and the purge take the
+    one decided last, the staff reject: the form offered 人工审核 of a video staff had just refused."""
+    from service.features.wechat.h5.requests import Subject, _reviewed
+
+    at = utcnow().replace(microsecond=0) - dt.timedelta(hours=1)
+    staff_rejected = "00000000-0000-4000-8000-0000000000aa"  # decided last, the lower id
+    machine_rejected = "ffffffff-0000-4000-8000-0000000000bb"
+    with ctx.db() as db:
+        b = factories.beneficiary(db, ctx.keyring, name="吴秀兰")
+        db.flush()
+        later = factories.review_session(
+            b.id, id=staff_rejected, decision="reject", reasons=REASONS, decided_at=at + dt.timedelta(minutes=9),
+            result={"review": {"decision": "reject", "machine_decision": "review"}},
+        )  # fmt: skip
+        earlier = factories.review_session(
+            b.id, id=machine_rejected, decision="reject", reasons=REASONS, decided_at=at + dt.timedelta(minutes=1)
+        )
+        for s in (later, earlier):
+            s.created_at = at
+            db.add(s)
+        db.flush()
+        assert [s.id for s in recent_attempts(db, b.id)][:1] == [staff_rejected]
+        assert _reviewed(db, Subject(b, False, None)).reviewed is True

@@ -170,3 +170,22 @@ def test_an_elder_the_roster_stopped_without_a_valid_certificate_gets_no_link(ap
         line = lines[binding]
         assert (line["state"], line["certificate"]) == ("stopped_by_roster", False), line
         assert app.client.get(_url(binding)).status_code == status
+
+
+def test_every_line_links_the_copy_exactly_when_the_copy_is_served(app: App) -> None:
+    """Found by review: the link followed the copy's rule for a stopped elder only. An elder due soon (every elder,
+    the month before the certification runs out) holds a valid certificate and got no link; an elder the roster
+    alone dated (a valid-until date, no certification here) read 已认证 and linked a copy that was refused."""
+    due, dated = bound_elder(app), bound_elder(app)
+    certified(app, due)
+    soon = local_today(app.ctx.settings) + dt.timedelta(days=10)
+    factories.update(app.ctx, Beneficiary, factories.update(app.ctx, ProxyBinding, due).beneficiary_id,
+                     valid_until=soon)  # fmt: skip
+    later = local_today(app.ctx.settings) + dt.timedelta(days=200)
+    factories.update(app.ctx, Beneficiary, factories.update(app.ctx, ProxyBinding, dated).beneficiary_id,
+                     valid_until=later)  # fmt: skip
+    lines = _elders(app)
+    assert (lines[due]["state"], lines[due]["certificate"]) == ("due_soon", True), lines[due]
+    assert app.client.get(_url(due)).status_code == 200
+    assert (lines[dated]["state"], lines[dated]["certificate"]) == ("certified", False), lines[dated]
+    assert app.client.get(_url(dated)).status_code == 404
