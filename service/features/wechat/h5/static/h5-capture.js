@@ -19,7 +19,6 @@
     // thrown away whole, never uploaded: its frozen or black stretch would only be refused as a failed attempt.
     // `cameras` counts camera starts.
     var stream = null, recorderBits = null, clipMaxS = null, take = null, cameras = 0;
-    var LIGHT_TAIL_MS = 1000;  // recorded past the last colour (pipelines/liveness/light_response.py pad_s)
     var FROZEN_MS = 5000;    // a take's own clock stopped this long: the page was frozen (a call on iOS)
     var CAMERA_REFUSED = {
       NotAllowedError: "没有打开摄像头的权限。请点“重新打开摄像头”,在弹出的提示中选“允许”;没有提示时,请在手机“设置”里允许微信使用相机。",
@@ -100,9 +99,7 @@
       var l = lightOf();
       if (!l) { return; }
       var n = l.rgb.length, end = l.start_ms + l.step_ms * n;
-      // The take is not cut before LIGHT_TAIL_MS after the last colour (record: cut): a camera shows a colour a
-      // little after the page paints it, and the analysis' drift fit reads the frames after it (pad_s).
-      mine.lightEnd = Date.now() + end + LIGHT_TAIL_MS;
+      mine.lightEnd = Date.now() + end;  // the take is not cut before the last colour ends (record: cut)
       // Each change timed from this one instant (no drift from chained timers); cleared with the take.
       for (var i = 0; i < n; i++) {
         timer(paint.bind(null, l, i), l.start_ms + i * l.step_ms);

@@ -184,13 +184,14 @@ def assert_result_page(page: Page, site: Site, session_id: str, kind: str | None
     with site.ctx.db() as db:
         s = db.get(CertSession, session_id)
         assert s is not None and s.decision in DECIDED_TEXT, (s.state if s else None, s.last_error if s else None)
-        decision = s.decision
+        decision, reasons = s.decision, s.reasons
     result = page.locator("#result")
     assert result.get_attribute("data-decision") == decision
     expected = DECIDED_TEXT[decision]
     if decision == "accept":
         expected = ACCEPTED_BY_KIND.get(kind or "", expected)
-    assert expected in page.inner_text("#result h1")
+    heading = page.inner_text("#result h1")
+    assert expected in heading, (decision, reasons, heading)  # the reasons say why a take was not accepted
 
 
 def block_jssdk(context: BrowserContext) -> list[str]:
