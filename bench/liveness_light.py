@@ -58,6 +58,7 @@ from pipelines.liveness.light_response import (  # noqa: E402
     LightRules,
     LightStatus,
     analyse_many,
+    covered_steps,
 )
 
 DEFAULT_DATA = Path(os.environ.get("PENSION_CERT_DATA_DIR", REPO.parent / "shared/data"))
@@ -236,15 +237,11 @@ def evaluate_chance(
 
 
 def steps_shown(samples: Sequence[ColourSample], seq: LightSequence, lag_s: float, rules: LightRules) -> int:
-    """Steps of ``seq`` with at least two frames away from a change of colour, at the lag it was injected with:
-    fewer than ``min_steps`` and the clip ended before enough of the sequence was shown (a 5-s clip with a late
-    lag), which the page's takes, recorded past the sequence's end, never do."""
+    """Steps of ``seq`` the analysis counts at the lag it was injected with: fewer than ``min_steps`` and the clip
+    ended before enough of the sequence was shown (a 5-s clip with a late lag), which the page's takes, recorded
+    past the sequence's end, never do."""
     t = np.array([s.t for s in samples if s.background is not None])
-    phase = (t - seq.start_s - lag_s) / seq.step_s
-    away = np.abs(phase - np.round(phase)) * seq.step_s >= rules.guard_s
-    idx = np.floor(phase[away]).astype(int)
-    idx = idx[(idx >= 0) & (idx < len(seq.colours))]
-    return int((np.bincount(idx, minlength=len(seq.colours)) >= 2).sum())
+    return int(covered_steps(t, seq, lag_s, rules).sum())
 
 
 def evaluate_sensitivity(records: Sequence[dict[str, Any]], rules: LightRules, wrong_k: int) -> dict[str, Any]:

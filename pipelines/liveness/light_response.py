@@ -209,26 +209,43 @@ class _Lag:
     ys: tuple[np.ndarray, np.ndarray, np.ndarray]  # face minus background, face, background; drift removed
 
 
+def _window(t: np.ndarray, seq: LightSequence, lag: float, rules: LightRules) -> tuple[np.ndarray, np.ndarray]:
+    """The frames read at `lag` (their rows of `t`: up to `pad_s` around the sequence, none within `guard_s` of a
+    change of colour) and each one's step (-1 before the first colour, len(colours) after the last)."""
+    n_steps = len(seq.colours)
+    phase = (t - seq.start_s - lag) / seq.step_s
+    change = np.round(phase)  # the nearest change of colour (0: the first shows, n_steps: the last ends)
+    near_change = (np.abs(phase - change) * seq.step_s < rules.guard_s) & (change >= 0) & (change <= n_steps)
+    padded = (phase >= -rules.pad_s / seq.step_s) & (phase < n_steps + rules.pad_s / seq.step_s)
+    rows = np.flatnonzero(padded & ~near_change)
+    return rows, np.clip(np.floor(phase[rows]).astype(int), -1, n_steps)
+
+
+def _covered(step: np.ndarray, n_steps: int) -> np.ndarray:
+    inside = step[(step >= 0) & (step < n_steps)]
+    return np.asarray(np.bincount(inside, minlength=n_steps) >= 2)
+
+
+def covered_steps(t: np.ndarray, seq: LightSequence, lag: float, rules: LightRules) -> np.ndarray:
+    """Which steps of `seq` frames at times `t` show at `lag`, as the analysis counts them (at least two frames
+    away from a change of colour): `min_steps` of them, or the lag is not read."""
+    return _covered(_window(t, seq, lag, rules)[1], len(seq.colours))
+
+
 def _lags(t: np.ndarray, ys: Sequence[np.ndarray], seq: LightSequence, rules: LightRules) -> list[_Lag]:
     out: list[_Lag] = []
     n_steps = len(seq.colours)
     n_lags = round((rules.lag_max_s - rules.lag_min_s) / rules.lag_step_s) + 1
     for lag in np.linspace(rules.lag_min_s, rules.lag_max_s, n_lags):
-        phase = (t - seq.start_s - lag) / seq.step_s
-        idx = np.floor(phase).astype(int)
-        change = np.round(phase)  # the nearest change of colour (0: the first shows, n_steps: the last ends)
-        near_change = (np.abs(phase - change) * seq.step_s < rules.guard_s) & (change >= 0) & (change <= n_steps)
-        padded = (phase >= -rules.pad_s / seq.step_s) & (phase < n_steps + rules.pad_s / seq.step_s)
-        rows = np.flatnonzero(padded & ~near_change)
-        inside = idx[rows][(idx[rows] >= 0) & (idx[rows] < n_steps)]
-        covered = np.bincount(inside, minlength=n_steps) >= 2
+        rows, step = _window(t, seq, float(lag), rules)
+        covered = _covered(step, n_steps)
         if covered.sum() < rules.min_steps:
             continue
         tau = (t[rows] - t[rows].mean()) / max(float(np.ptp(t[rows])), 1e-6)
         basis = np.stack([np.ones_like(tau), tau, tau * tau], axis=1)
         residual = np.eye(len(rows)) - basis @ np.linalg.pinv(basis)
         drift_free = (residual @ ys[0][rows], residual @ ys[1][rows], residual @ ys[2][rows])
-        step = np.where((idx[rows] >= 0) & (idx[rows] < n_steps), idx[rows], n_steps)
+        step = np.where(step >= 0, step, n_steps)  # before and after the sequence alike: no colour
         out.append(_Lag(float(lag), step, covered, residual, drift_free))
     return out
 

@@ -4,7 +4,8 @@
     proxy_bindings
     (then the console audit chain's advisory lock, always last: service/features/console/audit_chain.py; the
     restore records' advisory lock, restore_record.exclusive, is taken first, before any row, by `record-restore`
-    and `rewrite-kept` only; so is the console's warning run's, assist_hold_end._one_run, by the daily upkeep)
+    and `rewrite-kept` only; so is the console's warning run's, assist_hold_end.WARN_LOCK, by the daily upkeep;
+    all three taken with service/infra/db/locks.one_writer_at_a_time)
 
 A transaction may skip tables, but once it holds a row of one table it takes no row of a table earlier in the
 list. Two transactions that need the same rows then meet in the same order: one waits for the other instead of

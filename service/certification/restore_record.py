@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.audit_anchor import (
@@ -47,6 +47,7 @@ from service.certification.audit_anchor import (
 )
 from service.certification.media_refs import unreferenced_media
 from service.certification.staff_audit import ConsoleAuditEntry
+from service.infra.db.locks import one_writer_at_a_time
 from service.infra.security import mask_text
 from service.infra.storage import MediaStorage, StorageError, StorageUnavailableError, UnreadableStorageError
 
@@ -114,12 +115,8 @@ def record_restore(db: Session, storage: MediaStorage, by: str, reason: str, thr
 def exclusive(db: Session) -> None:
     """One run at a time over the restore records (`record-restore`, `rewrite-kept`), held to the caller's commit of
     its audit entry: a second run waits, then reads what the first recorded (two runs that both read the records
-    before either wrote took each other's chunk folder for a failed run's: Part BJ). Taken first, before any read.
-    PostgreSQL: a transaction-level advisory lock; SQLite: the transaction begun (BEGIN IMMEDIATE, the write lock)."""
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RESTORE_LOCK})
-    else:
-        db.connection()  # begins the transaction: BEGIN IMMEDIATE (service/infra/db/engine.py)
+    before either wrote took each other's chunk folder for a failed run's: Part BJ). Taken first, before any read."""
+    one_writer_at_a_time(db, RESTORE_LOCK)
 
 
 def _last_kept(storage: MediaStorage, last: Restore) -> list[str]:

@@ -8,7 +8,7 @@ supervisor was warned while the video could still be watched, the purge deleted 
 - `warn_holds_ending`: an open request whose video the purge may take within `REVIEW_VIDEO_WARN_DAYS` (the
   request's hold and the video's own retention both over: assist_hold.video_goes) raises one console alert
   (`ALERT`, /console/alerts) naming the request and the day its video is kept to; once per request, the runs
-  serialised (`_one_run`); marked handled as any other alert, whether or not the request was closed since;
+  serialised (one_writer_at_a_time); marked handled as any other alert, whether or not the request was closed since;
 - `tell_videos_purged`: an open request whose video the purge has taken since it was filed, its hold over
   (assist_hold.hold_ended), is told to whoever filed it once (FeatureHooks.review_video_purged: the WeChat
   notice queue, one notice per request), for videos purged in the last `TOLD_WITHIN` (the scan stays small; a
@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import ColumnElement, exists, select, text
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from service.certification.context import ServiceContext
@@ -33,6 +33,7 @@ from service.features.console.assist_video import recent_attempts, video_of
 from service.features.console.models import AssistKind, AssistRequest, ConsoleAlert
 from service.infra.clock import local_date
 from service.infra.config import Settings
+from service.infra.db.locks import one_writer_at_a_time
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,11 @@ def _warned_sql() -> ColumnElement[bool]:
     return exists().where(ConsoleAlert.kind == ALERT, ConsoleAlert.detail["request"].as_integer() == AssistRequest.id)
 
 
-def _one_run(db: Session) -> None:
-    """Two runs at once (the cycle run and Celery beat) take turns, the second reading what the first raised.
-    PostgreSQL: a transaction-level advisory lock; nobody takes it holding a row, so it waits on no one who waits on
-    it. SQLite: the transaction begun (BEGIN IMMEDIATE, the write lock)."""
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WARN_LOCK})
-    else:
-        db.connection()
-
-
 def warn_holds_ending(db: Session, settings: Settings, at: dt.datetime) -> int:
     """One `ALERT` for each open manual-review request whose video is still stored and may go before
     `REVIEW_VIDEO_WARN_DAYS` from `at`, not raised before; how many were raised."""
-    _one_run(db)
+    # Two runs at once (the cycle run and Celery beat) take turns, the second reading what the first raised.
+    one_writer_at_a_time(db, WARN_LOCK)
     ahead = at + dt.timedelta(days=settings.storage.review_video_warn_days)
     stored = exists().where(
         CertSession.beneficiary_id == AssistRequest.beneficiary_id,

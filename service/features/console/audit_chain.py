@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.certification.audit import masked_detail, person_ref
@@ -24,6 +24,7 @@ from service.certification.audit_anchor import Anchor, AnchorCheck, anchor_on_co
 from service.certification.models import Beneficiary, utcnow
 from service.certification.restore_record import kept_problem
 from service.certification.staff_audit import ConsoleAuditEntry
+from service.infra.db.locks import one_writer_at_a_time
 from service.infra.security import mask_text
 from service.infra.storage import MediaStorage, StorageError, StorageUnavailableError
 
@@ -58,10 +59,8 @@ def record(db: Session, actor: str, action: str, target: str, detail: dict[str, 
     """Append one entry in the caller's transaction; its sequence number. Details must not hold clear ID numbers
     (masked here)."""
     clean = masked_detail(detail)
-    if db.get_bind().dialect.name == "postgresql":
-        # Writers queue here until the holder's transaction ends, so each reads the committed head. (SQLite
-        # needs nothing: BEGIN IMMEDIATE already lets one writer in at a time.)
-        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
+    # Writers queue here until the holder's transaction ends, so each reads the committed head.
+    one_writer_at_a_time(db, CHAIN_LOCK)
     head = db.scalar(select(ConsoleAuditEntry).order_by(ConsoleAuditEntry.seq.desc()).limit(1))
     seq = 1 if head is None else head.seq + 1
     prev = GENESIS if head is None else head.hash

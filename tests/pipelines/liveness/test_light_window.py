@@ -18,6 +18,7 @@ from pipelines.liveness.light_response import (
     LightRules,
     LightStatus,
     analyse_light,
+    covered_steps,
     expected_shift,
 )
 
@@ -113,6 +114,23 @@ def test_the_drift_fit_takes_the_frames_up_to_pad_s_around_the_sequence_and_no_f
         assert numbers(analyse_light(with_frame_changed(clip, t), SEQ, unpadded)) == numbers(
             analyse_light(clip, SEQ, unpadded)
         )
+
+
+@pytest.mark.parametrize("seconds", [9.4, 5.0, 4.0])
+def test_covered_steps_counts_the_steps_the_analysis_reads(at_lag: LightRules, seconds: float) -> None:
+    """The window the bench's `seen_when_shown` row counts with is the analysis' own: a clip cut short shows the
+    steps before its end, and reads too_short below min_steps."""
+    clip = lit_clip(seconds=seconds)
+    covered = covered_steps(np.array([s.t for s in clip]), SEQ, LAG, at_lag)
+    # steps ended before the clip did
+    shown = min(int(np.floor((seconds - SEQ.start_s - LAG) / SEQ.step_s)), len(SEQ.colours))
+    assert shown - 1 <= int(covered.sum()) <= min(shown + 1, len(SEQ.colours))
+    assert covered[: max(shown - 1, 0)].all() and not covered[shown + 1 :].any()
+    r = analyse_light(clip, SEQ, at_lag)
+    if covered.sum() >= at_lag.min_steps:
+        assert r.status is LightStatus.SEEN and r.steps_covered == int(covered.sum())
+    else:
+        assert r.status is LightStatus.TOO_SHORT
 
 
 @pytest.mark.parametrize(
