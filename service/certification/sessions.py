@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.errors import MediaError
 from pipelines.liveness import LightSequence, issue_challenge, issue_light_sequence, parse_actions
+from pipelines.liveness.light_response import LightRules
 from pipelines.liveness.video import probe_video
 from pipelines.media import ID_CARD_IMAGE_LIMITS, check_before_decoding
 from pipelines.reasons import ReasonCode
@@ -227,11 +228,16 @@ def light_challenge(ctx: ServiceContext, s: CertSession) -> dict[str, Any] | Non
     """`challenge.light` as every answer gives it (the session's status, the routes that open one): the stored
     sequence read back by `light_of`, in the page's form, and `enforced`, whether a pass needs the face to follow it
     (LIGHT_CHALLENGE enforce, as the workers' certifier is built): a page that cannot show the colours (the phone's
-    camera app) then offers the help path instead. None: none issued, or unreadable (nothing the page could show)."""
+    camera app) then offers the help path instead; `record_after_ms`, how long the take goes on after the last colour.
+    None: none issued, or unreadable (nothing the page could show)."""
     sequence = light_of(s)
     if sequence is None:
         return None
-    return {**sequence.to_dict(), "enforced": ctx.settings.certification.light_challenge == "enforce"}
+    # The analysis reads the frames up to pad_s after the last colour (its drift fit, a camera's latency): a take
+    # cut when the last colour ends on the page's clock would hold none of them.
+    after_ms = round(LightRules.load().pad_s * 1000)
+    enforced = ctx.settings.certification.light_challenge == "enforce"
+    return {**sequence.to_dict(), "record_after_ms": after_ms, "enforced": enforced}
 
 
 def get_session(db: Session, session_id: str, for_update: bool = False) -> CertSession:

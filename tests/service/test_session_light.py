@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from pipelines.decision.result import Outcome
 from pipelines.liveness import LightSequence
 from pipelines.liveness.light import COLOURS
+from pipelines.liveness.light_response import LightRules
 from service.adapters.workers import worker
 from service.certification import processing
 from service.certification.context import ServiceContext
@@ -57,7 +58,9 @@ def test_a_new_session_is_issued_a_light_sequence_the_api_gives_and_the_row_keep
     assert light["colours"] == list(sequence.colours) and light["rgb"] == [list(COLOURS[c]) for c in light["colours"]]
     assert light["step_ms"] == 800 and light["start_ms"] == 500
     assert light["enforced"] is (mode == "enforce")  # the page offers no camera app under enforce (h5-capture.js)
-    stored = {k: v for k, v in light.items() if k != "enforced"}  # the setting's, read when answering
+    # the take goes on past the last colour as long as the analysis reads frames there (h5-capture.js)
+    assert light["record_after_ms"] == round(LightRules.load().pad_s * 1000) == 1000
+    stored = {k: v for k, v in light.items() if k not in ("enforced", "record_after_ms")}  # read when answering
     assert _stored(ctx, s["session_id"]).light == stored  # stored with the session: what the worker hands on
     assert _status(client, s)["challenge"]["light"] == light  # the session's status shows it again (a reload)
 

@@ -56,7 +56,7 @@ def test_every_answer_of_the_session_reads_its_stored_light_as_the_worker_does(
     _store(ctx, s["session_id"], stored)
     expected = None
     if stored is COLOURS_ONLY:
-        expected = {**LightSequence.from_dict(COLOURS_ONLY).to_dict(), "enforced": False}
+        expected = {**LightSequence.from_dict(COLOURS_ONLY).to_dict(), "record_after_ms": 1000, "enforced": False}
     assert _status(client, s)["challenge"]["light"] == expected
     answered = put_card(client, s, card)
     assert answered.status_code == 200, answered.text
@@ -79,6 +79,7 @@ def test_the_answer_that_opens_a_session_reads_the_light_through_the_one_reader(
     if stored is COLOURS_ONLY:
         assert light is not None and light.model_dump() == {
             **LightSequence.from_dict(COLOURS_ONLY).to_dict(),
+            "record_after_ms": 1000,
             "enforced": True,
         }
     else:

@@ -64,6 +64,11 @@ class LightChallenge(ApiModel):
     rgb: list[list[int]] = Field(description="each colour as sRGB [r, g, b], 0-255, in the same order")
     step_ms: int = Field(description="how long each colour stays on screen, in milliseconds")
     start_ms: int = Field(description="when the first colour shows, in milliseconds after the recording starts")
+    record_after_ms: int = Field(
+        0,
+        description="how long to go on recording after the last colour ends, in milliseconds: the analysis reads "
+        "the frames there (a camera shows a colour a little after the screen does)",
+    )
     enforced: bool = Field(
         False,
         description="whether a pass needs the face to follow the colours (LIGHT_CHALLENGE enforce): a client that "

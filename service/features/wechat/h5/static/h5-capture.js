@@ -99,7 +99,8 @@
       var l = lightOf();
       if (!l) { return; }
       var n = l.rgb.length, end = l.start_ms + l.step_ms * n;
-      mine.lightEnd = Date.now() + end;  // the take is not cut before the last colour ends (record: cut)
+      // The take is not cut before `record_after_ms` past the last colour (record: cut): the analysis reads that.
+      mine.lightEnd = Date.now() + end + H5.lightAfter(l);
       // Each change timed from this one instant (no drift from chained timers); cleared with the take.
       for (var i = 0; i < n; i++) {
         timer(paint.bind(null, l, i), l.start_ms + i * l.step_ms);

@@ -15,6 +15,10 @@
     return l;
   };
 
+  // How long the take goes on after the last colour (the server's `record_after_ms`, at most 3 s): a camera shows a
+  // colour a little after the screen does, and the analysis reads the frames after the sequence as well.
+  H5.lightAfter = function (l) { return Math.min(Math.max(Number(l.record_after_ms) || 0, 0), 3000); };
+
   // paint(l, i) shows colour i of sequence l on the layer and around the oval; paint(l, null) takes it away.
   H5.lightPainter = function (app) {
     var lit = false;  // a colour is on screen

@@ -55,7 +55,10 @@ class Site:
 
 def make_y4m(video: Path, out: Path, lead_s: float = 3.0, fps: int = 15, size: tuple[int, int] = (320, 240)) -> Path:
     """The dev video as a raw Y4M camera feed: `lead_s` of its first frame (the page's countdown), then the
-    video itself, so the recording after the countdown sees the actions from the start."""
+    video itself, so the recording after the countdown sees the actions from the start, then the video backwards.
+    Chromium plays the file in a loop: played back to its first frame, the feed never jumps from the video's last
+    frame to its first. A take of the fixed timing (5 s an action: 15 s) is longer than the video (11.7 s), and a
+    jump inside it read as another face (FACE_CHANGED_IN_VIDEO) when CI's load moved the take's start."""
     frames: list[np.ndarray] = []
     with av.open(str(video)) as container:
         next_t = 0.0
@@ -65,7 +68,7 @@ def make_y4m(video: Path, out: Path, lead_s: float = 3.0, fps: int = 15, size: t
                 continue
             next_t += 1.0 / fps
             frames.append(cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_AREA))
-    frames = [frames[0]] * int(lead_s * fps) + frames
+    frames = [frames[0]] * int(lead_s * fps) + frames + frames[-2:0:-1]
     w, h = size
     with out.open("wb") as fh:
         fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())

@@ -2,8 +2,9 @@
 with its fake camera against the real app (uvicorn, SQLite, the fake WeChat server): while recording, the screen
 around the oval shows the session's colours in order, each `step_ms`, the first `start_ms` after the recorder's own
 start event (the server looks for the face's response at those times of the video), then returns to normal; the take
-is not cut before the last colour ends. A session without a sequence changes nothing. The colours change at most
-three times in any second (WCAG 2.3.1). The video upload is answered by the test: what is checked is the page."""
+is not cut before `record_after_ms` past the last colour. A session without a sequence changes nothing. The colours
+change at most three times in any second (WCAG 2.3.1). The video upload is answered by the test: what is checked is
+the page."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, Route, ViewportSize
 
 import service.schema
+from pipelines.liveness.light_response import LightRules
 from service.adapters.http.app import create_app
 from service.certification import sessions
 from service.certification.context import ServiceContext
@@ -122,7 +124,8 @@ def handed_session(site: Site, light: bool) -> tuple[str, dict[str, Any] | None]
         answer = recovery.session_answer(db, site.ctx, new)
         db.commit()
     stored = new.session.light  # the page's bootstrap carries the stored sequence, and whether it is enforced
-    assert answer["challenge"]["light"] == (None if stored is None else {**stored, "enforced": False})
+    served = None if stored is None else {**stored, "record_after_ms": 1000, "enforced": False}
+    assert answer["challenge"]["light"] == served
     return json.dumps({**answer, "card_kept": True}), new.session.light
 
 
@@ -209,8 +212,8 @@ def test_the_colours_show_in_order_timed_from_the_recorders_start(take: Take) ->
     for i, change in enumerate(changes):
         due = light["start_ms"] + i * light["step_ms"]  # the last change (i == n): the end of the sequence
         assert abs((change[1] - t0) - due) <= SLACK_MS, (i, change[1] - t0, due)
-    # The take (5 s of actions) waited for the last colour to end: the server sees the whole sequence.
-    end = light["start_ms"] + n * light["step_ms"]
+    # The take (5 s of actions) went on `record_after_ms` (as served: the analysis' pad_s) past the last colour.
+    end = light["start_ms"] + n * light["step_ms"] + round(LightRules.load().pad_s * 1000)
     assert stopped[0] - t0 >= end - SLACK_MS / 5, (stopped[0] - t0, end)
 
 

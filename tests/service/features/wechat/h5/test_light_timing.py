@@ -2,8 +2,9 @@
 h5-capture.js under node, with test_action_window.py's stand-ins for the browser, and a recorder whose `start` event
 comes 400 ms after `start()` is called (a slow phone). Each colour must show `start_ms + i x step_ms` after that
 event, exactly (the analysis looks for the response at those times of the video, timed from its first frame); the
-screen returns to normal after the last; a guided take whose actions are confirmed at once is not cut before the
-last colour ends. The browser test (test_browser_light.py) checks the same on Chromium's real timers, with slack."""
+screen returns to normal after the last; a guided take whose actions are confirmed at once is not cut before
+`record_after_ms` (as the server serves it: the analysis' pad_s) past the last colour. The browser test
+(test_browser_light.py) checks the same on Chromium's real timers, with slack."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from models.store import ModelStore
 from pipelines.liveness import issue_light_sequence
+from pipelines.liveness.light_response import LightRules
 from service.features.wechat.h5 import vendor
 from tests.service.features.wechat.h5.test_action_window import TAKE, capture_code
 
@@ -88,15 +90,31 @@ def test_each_colour_shows_at_its_time_after_the_recorders_start_event(tmp_path:
     assert out["stop"] >= expected[-1][0]
 
 
-def test_a_guided_take_that_ends_sooner_waits_for_the_last_colour(tmp_path: Path) -> None:
+AFTER_MS = round(LightRules.load().pad_s * 1000)  # the server's record_after_ms (sessions.light_challenge)
+
+
+@pytest.mark.parametrize(
+    ("after", "recorded_after"),
+    [(AFTER_MS, AFTER_MS), (None, 0), (-50, 0), ("x", 0), (60_000, 3000)],
+    ids=["served", "older-server", "negative", "not-a-number", "capped"],
+)
+def test_a_guided_take_that_ends_sooner_waits_past_the_last_colour(
+    tmp_path: Path, after: object, recorded_after: int
+) -> None:
     """A guided take of one action (the harness's slowest person: seen on the re-prompt, about 7 s) under a sequence
-    of 2 s a colour (12.5 s): the recording is stopped when the last colour ends, not when the action was seen."""
-    light = {**issue_light_sequence().to_dict(), "step_ms": 2000}
+    of 2 s a colour (12.5 s): the recording is stopped `record_after_ms` after the last colour ends, not when the
+    action was seen. Found by review: it stopped when the last colour ended on the page's clock, and a camera that
+    shows a colour a little after the page paints it could end the take inside the last step, with none of the
+    frames after the sequence that the analysis' drift fit reads. A value the page cannot use is taken as 0, and
+    over 3 s as 3 s."""
+    light: dict[str, Any] = {**issue_light_sequence().to_dict(), "step_ms": 2000}
+    if after is not None:
+        light["record_after_ms"] = after
     out = light_take("guided", ["turn_left"], light, tmp_path)
     end = out["event"] + light["start_ms"] + len(light["colours"]) * light["step_ms"]
     assert out["confirmed"] == "turn_left"  # the action was seen, well before the end
     assert out["lightLog"][-1] == [end, "", ""]
-    assert out["stop"] == end
+    assert out["stop"] == end + recorded_after
 
 
 def test_no_light_no_change(tmp_path: Path) -> None:
