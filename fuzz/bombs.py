@@ -1,6 +1,7 @@
 """Small files that claim to be huge: image, video and XLSX bombs, and a runner that measures their cost.
 
-Each builder returns bytes of a few kilobytes whose header declares an enormous picture, frame or sheet.
+Most builders return bytes of a few kilobytes whose header declares an enormous picture, frame or sheet; two
+return a small picture split into millions of parts (`jpeg_segment_bomb`, `png_chunk_bomb`).
 ``python -m fuzz.bombs`` feeds every bomb to its parser in a fresh process and prints, as JSON, the reason
 code and the process's peak-memory growth (``ru_maxrss``): intake must refuse them before decoding.
 """
@@ -143,6 +144,50 @@ def jpeg_scan_bomb(width: int, height: int, scans: int) -> bytes:
     return data[:end] + dht + empty_ac * scans + b"\xff\xd9"
 
 
+def jpeg_segment_bomb(segments: int, size: tuple[int, int] = (800, 500)) -> bytes:
+    """A small baseline JPEG with `segments` empty comment segments (4 bytes each) after its start: Pillow reads
+    each segment before the first scan in Python, one call each (3.5 million in 14 MB took 11.5 CPU-s to decode)."""
+    data = bytes(_image("JPEG", size))
+    return data[:2] + b"\xff\xfe\x00\x02" * segments + data[2:]
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_chunk_bomb(chunks: int, size: tuple[int, int] = (800, 500)) -> bytes:
+    """A small PNG with `chunks` empty private chunks (12 bytes each) before its image data: Pillow reads each one
+    in Python (1.1 million in 14 MB took 13 CPU-s of the API's upload check)."""
+    data = bytes(_image("PNG", size))
+    at = data.index(b"IDAT") - 4
+    return data[:at] + _png_chunk(b"quUX", b"") * chunks + data[at:]
+
+
+def png_in_small_chunks(size: tuple[int, int], chunk: int) -> bytes:
+    """A real PNG (noise: its image data does not shrink) whose image data is split into chunks of `chunk` bytes,
+    as some encoders write it."""
+    buf = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buf, format="PNG")
+    data = buf.getvalue()
+    at = data.index(b"IDAT") - 4
+    body = b"".join(
+        data[i + 8 : i + 8 + struct.unpack(">I", data[i : i + 4])[0]]
+        for i in _png_chunk_offsets(data)
+        if data[i + 4 : i + 8] == b"IDAT"
+    )
+    idat = b"".join(_png_chunk(b"IDAT", body[i : i + chunk]) for i in range(0, len(body), chunk))
+    return data[:at] + idat + _png_chunk(b"IEND", b"")
+
+
+def _png_chunk_offsets(data: bytes) -> list[int]:
+    out, pos = [], 8
+    while pos + 8 <= len(data):
+        out.append(pos)
+        pos += 12 + struct.unpack(">I", data[pos : pos + 4])[0]
+    return out
+
+
 def _xlsx(sheet_xml: Callable[[zipfile.ZipFile], None] | None = None, rows: int = 2) -> bytes:
     """A real roster workbook; ``sheet_xml`` replaces the first sheet's XML (written in streaming mode)."""
     from openpyxl import Workbook  # type: ignore[import-untyped]
@@ -256,6 +301,8 @@ BOMBS: dict[str, dict[str, Callable[[], bytes]]] = {
         "jpeg_65500x65500": lambda: jpeg_bomb(65500, 65500),
         "jpeg_10000x5000": lambda: jpeg_bomb(10_000, 5000),
         "webp_16383x16383": lambda: webp_bomb(16383, 16383),
+        "jpeg_3500000_comments": lambda: jpeg_segment_bomb(3_500_000),
+        "png_1100000_chunks": lambda: png_chunk_bomb(1_100_000),
     },
     "videos": {
         "vp8_16383x16383": lambda: vp8_declaring(16383, 16383),

@@ -54,17 +54,64 @@ def jpeg_scans(data: bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
     counted up to `stop_after` + 1: segments are skipped by their length (an EXIF thumbnail's own scans are inside
     one), entropy-coded data up to the next marker (a regular expression, so a hostile 10 MB scan costs milliseconds
     too). Stops at the first EOI."""
-    scans, pos = 0, 2
-    while scans <= stop_after and (m := _MARKER.search(data, pos)) is not None:
+    return _jpeg_walk(data, 1 << 62, stop_after + 1)[1]
+
+
+def _jpeg_walk(data: bytes, max_segments: int, max_scans: int) -> tuple[int, int]:
+    """(segments, scans) of a JPEG's first image, walking its markers until EOI or either count is reached."""
+    segments, scans, pos = 0, 0, 2
+    while segments < max_segments and scans < max_scans and (m := _MARKER.search(data, pos)) is not None:
         at, marker = m.start(), data[m.start() + 1]
         if marker == _EOI:
             break
         if marker == _SOI or at + 4 > len(data):
             pos = at + 2
             continue
+        segments += 1
         scans += marker == _SOS
         pos = at + 2 + int.from_bytes(data[at + 2 : at + 4], "big")  # past the segment (a scan's data follows SOS)
-    return scans
+    return segments, scans
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Segments a JPEG, chunks a PNG may hold: 256, and one more per KiB of file. Pillow reads a JPEG's segments up to
+# its first scan, and every chunk of a PNG, in Python, one call each: a 14 MB JPEG of 3.5 million empty 4-byte
+# comments cost 11.5 CPU-s to decode (14 s in the API's upload check), a 14 MB PNG of 1.1 million empty chunks 13 s
+# (fuzz/bombs.py; docs/security.md, Part DR). A camera's JPEG has tens of segments; a PNG encoder splits its image
+# data into chunks of 8 KiB (libpng) to 64 KiB (Pillow): a 15-MiB PNG in 8-KiB chunks has about 1,900, under the
+# 15,616 allowed at that size, and one in 1-KiB chunks still fits.
+_PARTS_BASE, _BYTES_PER_PART = 256, 1024
+
+
+def parts_limit(n_bytes: int) -> int:
+    """How many JPEG segments or PNG chunks a file of `n_bytes` may hold."""
+    return _PARTS_BASE + n_bytes // _BYTES_PER_PART
+
+
+def png_chunks(data: bytes, stop_after: int) -> int:
+    """The PNG's chunks up to IEND (or the file's end), counting no further than `stop_after` + 1."""
+    pos, n = len(_PNG_SIGNATURE), 0
+    while pos + 8 <= len(data) and n <= stop_after:
+        n += 1
+        if data[pos + 4 : pos + 8] == b"IEND":
+            break
+        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+    return n
+
+
+def jpeg_segments(data: bytes, stop_after: int) -> int:
+    """The JPEG's marker segments up to EOI (scans included), counting no further than `stop_after` + 1."""
+    return _jpeg_walk(data, stop_after + 1, 1 << 62)[0]
+
+
+def check_parts(data: bytes) -> None:
+    """A JPEG or PNG split into more parts than `parts_limit` allows is refused before Pillow opens it (what it
+    would cost is in the parts, not the pixels); MediaError MEDIA_UNSUPPORTED, as for too many JPEG scans."""
+    limit = parts_limit(len(data))
+    if data.startswith(_PNG_SIGNATURE) and png_chunks(data, limit) > limit:
+        raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"PNG of more than {limit} chunks")
+    if data[:2] == b"\xff\xd8" and jpeg_segments(data, limit) > limit:
+        raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"JPEG of more than {limit} segments")
 
 
 def check_before_decoding(img: Image.Image, data: bytes, limits: ImageLimits) -> None:
@@ -107,6 +154,7 @@ def open_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Image
         raise MediaError(ReasonCode.MEDIA_CORRUPT, "empty file")
     if len(data) > limits.max_bytes:
         raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"{len(data)} bytes > {limits.max_bytes}")
+    check_parts(data)
     with _media_errors(data):
         img = Image.open(io.BytesIO(data))
         check_before_decoding(img, data, limits)

@@ -26,7 +26,7 @@ from pipelines.errors import MediaError
 from pipelines.liveness import LightSequence, issue_challenge, issue_light_sequence, parse_actions
 from pipelines.liveness.light_response import LightRules
 from pipelines.liveness.video import probe_video
-from pipelines.media import ID_CARD_IMAGE_LIMITS, check_before_decoding
+from pipelines.media import ID_CARD_IMAGE_LIMITS, check_before_decoding, check_parts
 from pipelines.reasons import ReasonCode
 from pipelines.sniff import accepted_type
 from service.certification import attempts
@@ -269,6 +269,7 @@ def check_token(s: CertSession, token: str | None, ttl_s: int, now: dt.datetime 
 
 def _check_image(data: bytes) -> None:
     try:
+        check_parts(data)  # before Pillow reads them, one call each
         with Image.open(io.BytesIO(data)) as img:
             img.verify()
             # The pipeline's header checks (format, pixels, JPEG scans), before decoding it in full below.

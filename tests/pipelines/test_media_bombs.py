@@ -17,7 +17,15 @@ from PIL import Image
 
 from fuzz import bombs
 from pipelines.errors import MediaError
-from pipelines.media import ID_CARD_IMAGE_LIMITS, MAX_JPEG_SCANS, decode_image, jpeg_scans
+from pipelines.media import (
+    ID_CARD_IMAGE_LIMITS,
+    MAX_JPEG_SCANS,
+    decode_image,
+    jpeg_scans,
+    jpeg_segments,
+    parts_limit,
+    png_chunks,
+)
 from pipelines.reasons import ReasonCode
 
 BOMBS: dict[str, Callable[[], bytes]] = {
@@ -72,3 +80,47 @@ def test_real_progressive_and_baseline_jpegs_are_decoded(data_dir: Path) -> None
     assert decode_image(progressive.getvalue(), ID_CARD_IMAGE_LIMITS).shape == decode_image(card).shape
     at_limit = bombs.jpeg_scan_bomb(640, 480, MAX_JPEG_SCANS - 1)
     assert jpeg_scans(at_limit) == MAX_JPEG_SCANS and decode_image(at_limit).shape == (480, 640, 3)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: bombs.jpeg_segment_bomb(3_500_000), lambda: bombs.png_chunk_bomb(1_100_000)],
+    ids=["jpeg-3.5M-comments", "png-1.1M-chunks"],
+)
+def test_a_picture_in_millions_of_parts_is_refused_before_pillow_reads_them(make: Callable[[], bytes]) -> None:
+    """14 MB: a card photo by its size. Pillow reads each JPEG segment before the first scan and each PNG chunk in
+    Python, one call each: 11.5 and 13 CPU-s (the API's upload check opens the card twice). Refused from a count
+    of the parts, before Pillow opens the file."""
+    data = make()
+    assert 13_000_000 < len(data) <= ID_CARD_IMAGE_LIMITS.max_bytes
+    start = time.process_time()
+    with pytest.raises(MediaError) as info:
+        decode_image(data, ID_CARD_IMAGE_LIMITS)
+    assert info.value.reason is ReasonCode.MEDIA_UNSUPPORTED
+    assert time.process_time() - start < 0.5
+
+
+def _jpeg_at(segments: int) -> bytes:
+    """A 640x480 JPEG of exactly `segments` marker segments, comments added."""
+    base = bombs.jpeg_segment_bomb(0, (640, 480))
+    return bombs.jpeg_segment_bomb(segments - jpeg_segments(base, 10**6), (640, 480))
+
+
+def test_the_parts_limit_is_exact_and_far_above_what_encoders_write(data_dir: Path) -> None:
+    """256 parts and one per KiB: a JPEG at the limit decodes, one segment more is refused; a PNG whose image data
+    is split in 1-KiB chunks (smaller than any common encoder's) decodes; the dev data's largest PNG (a scan in
+    8-KiB chunks) and every test photo stay far below."""
+    n = 200
+    while jpeg_segments(at := _jpeg_at(n + 1), 10**6) <= parts_limit(len(at)):
+        n += 1
+    at_limit = _jpeg_at(n)
+    assert jpeg_segments(at_limit, 10**6) == n == parts_limit(len(at_limit))
+    assert decode_image(at_limit).shape == (480, 640, 3)
+    with pytest.raises(MediaError) as info:
+        decode_image(_jpeg_at(n + 1))
+    assert info.value.reason is ReasonCode.MEDIA_UNSUPPORTED
+    small_chunks = bombs.png_in_small_chunks((800, 500), 1024)
+    assert png_chunks(small_chunks, 10**6) > 256 and decode_image(small_chunks).shape == (500, 800, 3)
+    scan = (data_dir / "idcard/template/empty.png").read_bytes()
+    assert png_chunks(scan, 10**6) < parts_limit(len(scan)) / 5
+    decode_image(scan)
