@@ -105,19 +105,25 @@ def jpeg_segments(data: bytes, stop_after: int) -> int:
 
 
 def check_parts(data: bytes) -> None:
-    """A JPEG or PNG split into more parts than `parts_limit` allows is refused before Pillow opens it (what it
-    would cost is in the parts, not the pixels); MediaError MEDIA_UNSUPPORTED, as for too many JPEG scans."""
+    """What a JPEG or PNG costs in its parts, not its pixels, refused before Pillow opens it: more segments or
+    chunks than `parts_limit` allows, or a JPEG of more than `MAX_JPEG_SCANS` scans (one walk of its markers);
+    MediaError MEDIA_UNSUPPORTED. Run first by the pipeline's intake (`open_image`) and the card photo's upload
+    (service/certification/sessions.py)."""
     limit = parts_limit(len(data))
     if data.startswith(_PNG_SIGNATURE) and png_chunks(data, limit) > limit:
         raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"PNG of more than {limit} chunks")
-    if data[:2] == b"\xff\xd8" and jpeg_segments(data, limit) > limit:
-        raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"JPEG of more than {limit} segments")
+    if data[:2] == b"\xff\xd8":
+        segments, scans = _jpeg_walk(data, limit + 1, MAX_JPEG_SCANS + 1)
+        if segments > limit:
+            raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"JPEG of more than {limit} segments")
+        if scans > MAX_JPEG_SCANS:
+            raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"JPEG of more than {MAX_JPEG_SCANS} scans")
 
 
-def check_before_decoding(img: Image.Image, data: bytes, limits: ImageLimits) -> None:
-    """What an image may cost, from its header, before a pixel is decoded: its format, its size in pixels and, for a
-    JPEG, its number of scans (`MAX_JPEG_SCANS`); MediaError otherwise. The one check of the pipeline's intake
-    (`decode_image`) and of the card photo's upload (service/certification/sessions.py)."""
+def check_before_decoding(img: Image.Image, limits: ImageLimits) -> None:
+    """What an image may cost, from its header, before a pixel is decoded: its format and its size in pixels (its
+    parts and a JPEG's scans: `check_parts`, before it was opened); MediaError otherwise. The one check of the
+    pipeline's intake (`decode_image`) and of the card photo's upload (service/certification/sessions.py)."""
     if img.format not in ALLOWED_IMAGE_FORMATS:
         raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"image format {img.format}")
     width, height = img.size
@@ -125,8 +131,6 @@ def check_before_decoding(img: Image.Image, data: bytes, limits: ImageLimits) ->
         raise MediaError(ReasonCode.MEDIA_TOO_LARGE, f"{width}x{height} pixels")
     if min(width, height) < limits.min_side:
         raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"{width}x{height} is too small")
-    if img.format in ("JPEG", "MPO") and (scans := jpeg_scans(data)) > MAX_JPEG_SCANS:
-        raise MediaError(ReasonCode.MEDIA_UNSUPPORTED, f"JPEG of {scans} scans (more than {MAX_JPEG_SCANS})")
 
 
 @contextmanager
@@ -148,7 +152,8 @@ def _media_errors(data: bytes) -> Iterator[None]:
 
 
 def open_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Image.Image:
-    """The image opened and checked from its header (`check_before_decoding`), no pixel decoded: milliseconds,
+    """The image opened and checked from its parts and header (`check_parts`, `check_before_decoding`), no pixel
+    decoded: milliseconds,
     whatever the file (the H5 card read runs it before taking one of its few slots); MediaError otherwise."""
     if len(data) == 0:
         raise MediaError(ReasonCode.MEDIA_CORRUPT, "empty file")
@@ -157,7 +162,7 @@ def open_image(data: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Image
     check_parts(data)
     with _media_errors(data):
         img = Image.open(io.BytesIO(data))
-        check_before_decoding(img, data, limits)
+        check_before_decoding(img, limits)
     return img
 
 

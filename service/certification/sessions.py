@@ -269,11 +269,11 @@ def check_token(s: CertSession, token: str | None, ttl_s: int, now: dt.datetime 
 
 def _check_image(data: bytes) -> None:
     try:
-        check_parts(data)  # before Pillow reads them, one call each
+        check_parts(data)  # a JPEG's segments and scans, a PNG's chunks: before Pillow reads them, one call each
         with Image.open(io.BytesIO(data)) as img:
             img.verify()
-            # The pipeline's header checks (format, pixels, JPEG scans), before decoding it in full below.
-            check_before_decoding(img, data, ID_CARD_IMAGE_LIMITS)
+            # The pipeline's header checks (format, pixels), before decoding it in full below.
+            check_before_decoding(img, ID_CARD_IMAGE_LIMITS)
     except Image.DecompressionBombError as exc:  # raised from the header alone; was a 500 (found by the bomb tests)
         raise ServiceError(ReasonCode.MEDIA_TOO_LARGE, "image dimensions too large") from exc
     except MediaError as exc:
