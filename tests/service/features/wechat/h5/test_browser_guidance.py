@@ -211,15 +211,18 @@ def open_video_step(
     site: Site | tuple[str, ServiceContext],
     session: dict[str, object],
     refuse: Callable[[Route], None] | None = None,
+    init_script: str | None = None,
 ) -> Page:
     """The capture page of `site` (or of (base URL, context)) at its video step with `session`; `refuse`
-    answers the onnxruntime-web requests."""
+    answers the onnxruntime-web requests; `init_script` runs in every page before the page's own scripts."""
     base, ctx = (site.base, site.ctx) if isinstance(site, Site) else site
     context = browser.new_context(viewport=PHONE, locale="zh-CN")
     context.add_cookies([{"name": identity.COOKIE, "value": identity.mint(ctx, OPENID), "url": base}])
     context.route("https://res.wx.qq.com/**", lambda route: route.abort())
     if refuse is not None:
         context.route("**/h5/static/vendor/**", refuse)
+    if init_script is not None:
+        context.add_init_script(init_script)
     page = context.new_page()
     page.goto(base + "/h5/")
     # The family pages hand a session over the same way (h5.js "h5session"): straight to the video step.

@@ -57,15 +57,18 @@ LEAD_S = 1.5  # the resting frame before the segment in each loop: a steady face
 CHALLENGE_REASONS = {ReasonCode.CHALLENGE_MISSING_ACTION.value, ReasonCode.CHALLENGE_WRONG_ORDER.value}
 
 
-# Every text #action-text shows, with the page's clock (ms), kept by the page itself as it changes.
-WATCH_PROMPTS = """() => {
+# Every text #action-text shows, with the page's clock (ms), kept by the page itself as it changes, from before the
+# page's own scripts run (an init script). Installed after the page had loaded, a loaded CI machine once saw the
+# page start recording and confirm the blink before the watch began: its first entry was the tick, not the prompt.
+WATCH_PROMPTS = """document.addEventListener("DOMContentLoaded", () => {
   const el = document.getElementById("action-text");
+  if (!el) { return; }  // another page (the start page, first)
   window.promptsShown = [[performance.now(), el.textContent]];
   new MutationObserver(() => {
     const last = window.promptsShown[window.promptsShown.length - 1][1];
     if (el.textContent !== last) { window.promptsShown.push([performance.now(), el.textContent]); }
   }).observe(el, { childList: true, characterData: true, subtree: true });
-}"""
+});"""
 
 
 def prompts_shown(page: Page) -> list[tuple[float, str]]:
@@ -107,8 +110,7 @@ def browser(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def test_blink_and_open_mouth_are_confirmed_live_and_found_by_the_server(site: Site, browser: Browser) -> None:
     session = session_with_card(site)
     assert session["challenge"]["actions"] == CHALLENGE  # type: ignore[index]
-    page = open_video_step(browser, site, session)
-    page.evaluate(WATCH_PROMPTS)
+    page = open_video_step(browser, site, session, init_script=WATCH_PROMPTS)
     wait_attr(page, "#app[data-guidance='on']")
     wait_attr(page, "#app[data-record-start]", 60)  # started by itself on the steady resting face
     wait_attr(page, f"#app[data-confirmed='{BLINK}']", 30)
@@ -120,6 +122,7 @@ def test_blink_and_open_mouth_are_confirmed_live_and_found_by_the_server(site: S
     # blink, held TAIL_S (the server sees the blink whole), then, and only then, the mouth prompt, then its tick.
     texts = [text for _, text in shown]
     blink, mouth = PROMPTS_ZH[BLINK], PROMPTS_ZH[OPEN_MOUTH]
+    assert any(text.endswith(blink) and not text.startswith("✓") for text in texts), texts  # watched from the start
     blink_done = next(i for i, text in enumerate(texts) if text.startswith("✓") and text.endswith(blink))
     mouth_asked = next(i for i, text in enumerate(texts) if text.endswith(mouth) and not text.startswith("✓"))
     mouth_done = next(i for i, text in enumerate(texts) if text.startswith("✓") and text.endswith(mouth))
