@@ -8,6 +8,6 @@ echo "== mypy" && mypy
 # cores, as about a third of the suite's time is spent waiting, not computing (browsers recording in real time,
 # servers starting, fault tests' deadlines): on two cores three workers took the whole run from 24 to 18 minutes.
 # PYTEST_WORKERS=0 runs it in one process. Work stealing: a worker that ran out of tests takes some of another's
-# queue, so the run does not end on one worker's tail of slow tests (on two cores, the same day: 1,544 s with it
-# on an idle machine, 1,647 s without).
+# queue, so the run does not end on one worker's tail of slow tests (two cores, one day, idle: 1,544 and 1,615 s
+# with it, 1,647 s without: a few per cent at most).
 echo "== pytest" && pytest -q -n "${PYTEST_WORKERS:-$(($(nproc) + 1))}" --dist worksteal --durations=20 "$@"
